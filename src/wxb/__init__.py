@@ -1,0 +1,48 @@
+"""wxb: neural networks as explicit linear algebra.
+
+A dense layer is Z = W·X + b, then A = f(Z); learning is the chain of error terms
+δ⁽ˡ⁾ = (W⁽ˡ⁺¹⁾ᵀ·δ⁽ˡ⁺¹⁾) ⊙ f′(Z⁽ˡ⁾), with ∂L/∂W⁽ˡ⁾ = δ⁽ˡ⁾·A⁽ˡ⁻¹⁾ᵀ and ∂L/∂b⁽ˡ⁾ = δ⁽ˡ⁾.
+"""
+
+__version__ = "0.1.0"
+
+from wxb import errors, nn, ops, optim
+from wxb.errors import (
+    ConfigError,
+    DataError,
+    ModelFileError,
+    ShapeError,
+    TrainingError,
+    WxbError,
+)
+from wxb.io import load, save
+from wxb.random import manual_seed
+from wxb.step import GraphStep, PlannedStep, make_step
+from wxb.tensor import Tensor, graph, no_grad
+from wxb.train import History, evaluate, fit
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "GraphStep",
+    "History",
+    "ModelFileError",
+    "PlannedStep",
+    "ShapeError",
+    "Tensor",
+    "TrainingError",
+    "WxbError",
+    "__version__",
+    "errors",
+    "evaluate",
+    "fit",
+    "graph",
+    "load",
+    "make_step",
+    "manual_seed",
+    "nn",
+    "no_grad",
+    "ops",
+    "optim",
+    "save",
+]

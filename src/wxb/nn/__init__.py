@@ -1,0 +1,44 @@
+"""Layers, models and losses."""
+
+from wxb.nn import functional
+from wxb.nn.layers import (
+    ACTIVATIONS,
+    GELU,
+    Activation,
+    Dense,
+    Dropout,
+    Identity,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Standardize,
+    Tanh,
+)
+from wxb.nn.losses import LOSSES, BCEWithLogitsLoss, CrossEntropyLoss, Loss, MSELoss, get_loss
+from wxb.nn.module import Module, Parameter, Sequential
+
+__all__ = [
+    "ACTIVATIONS",
+    "GELU",
+    "LOSSES",
+    "Activation",
+    "BCEWithLogitsLoss",
+    "CrossEntropyLoss",
+    "Dense",
+    "Dropout",
+    "Identity",
+    "LeakyReLU",
+    "Loss",
+    "MSELoss",
+    "Module",
+    "Parameter",
+    "ReLU",
+    "Sequential",
+    "Sigmoid",
+    "Softmax",
+    "Standardize",
+    "Tanh",
+    "functional",
+    "get_loss",
+]

@@ -1,0 +1,241 @@
+"""Layers: Dense (Z = W·X + b), activations (A = f(Z)), Dropout, Standardize."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from wxb import ops
+from wxb.backend import resolve_dtype
+from wxb.errors import ConfigError, DataError
+from wxb.nn.module import Module, Parameter
+from wxb.random import as_generator
+from wxb.tensor import Tensor
+
+INITS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal")
+
+
+def init_weight(
+    shape: tuple[int, int], init: str, rng: np.random.Generator, dtype: np.dtype
+) -> np.ndarray:
+    """Glorot (Xavier) keeps Var(Z) ≈ Var(X) for tanh/sigmoid; He doubles it for ReLU."""
+    fan_out, fan_in = shape
+    if init == "glorot_uniform":
+        limit = math.sqrt(6.0 / (fan_in + fan_out))
+        return rng.uniform(-limit, limit, size=shape).astype(dtype)
+    if init == "glorot_normal":
+        return (rng.standard_normal(shape) * math.sqrt(2.0 / (fan_in + fan_out))).astype(dtype)
+    if init == "he_uniform":
+        limit = math.sqrt(6.0 / fan_in)
+        return rng.uniform(-limit, limit, size=shape).astype(dtype)
+    if init == "he_normal":
+        return (rng.standard_normal(shape) * math.sqrt(2.0 / fan_in)).astype(dtype)
+    raise ConfigError(f"init must be one of {', '.join(INITS)}; got {init!r}")
+
+
+def _positive_int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"{what} must be a positive integer; got {value!r}")
+    return int(value)
+
+
+class Dense(Module):
+    """Z = W·X + b with W of shape (out_features, in_features), as the seed writes it.
+
+    Inputs are rows (B, in_features); the product is computed as X·Wᵀ, which is
+    the seed's W·X on columns, with no copy (BLAS reads Wᵀ as a view).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        init: str = "glorot_uniform",
+        seed: int | np.random.Generator | None = None,
+        dtype: object = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_features = _positive_int(in_features, "Dense in_features")
+        self.out_features = _positive_int(out_features, "Dense out_features")
+        self.init = init
+        self.name = name
+        dt = resolve_dtype(dtype)
+        rng = as_generator(seed)
+        self.weight = Parameter(init_weight((self.out_features, self.in_features), init, rng, dt))
+        self.bias = Parameter(np.zeros(self.out_features, dtype=dt)) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dtype != self.weight.dtype:
+            raise DataError(
+                f"{self.label}: X is {x.dtype} but W is {self.weight.dtype}; "
+                f"cast the data or the model (model.to('{x.dtype}'))"
+            )
+        z = ops.linear_map(x, self.weight, where=self.label)
+        return ops.add_bias(z, self.bias) if self.bias is not None else z
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "type": "Dense",
+            "name": self.name,
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "bias": self.bias is not None,
+        }
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
+
+
+class Activation(Module):
+    """A = f(Z), element-wise (Softmax: row-wise). The kernel holds f and f′."""
+
+    def __init__(self, kernel: ops.ActivationKernel, name: str | None = None) -> None:
+        super().__init__()
+        self.kernel = kernel
+        self.name = name
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ops.activation(x, self.kernel)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": type(self).__name__, "name": self.name}
+
+
+class Identity(Activation):
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__(ops.Identity(), name)
+
+
+class Sigmoid(Activation):
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__(ops.Sigmoid(), name)
+
+
+class Tanh(Activation):
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__(ops.Tanh(), name)
+
+
+class ReLU(Activation):
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__(ops.ReLU(), name)
+
+
+class LeakyReLU(Activation):
+    def __init__(self, negative_slope: float = 0.01, name: str | None = None) -> None:
+        if not 0 <= negative_slope < 1:
+            raise ConfigError(f"LeakyReLU negative_slope must be in [0, 1); got {negative_slope}")
+        super().__init__(ops.LeakyReLU(float(negative_slope)), name)
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "negative_slope": self.kernel.negative_slope}
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.kernel.negative_slope}"
+
+
+class GELU(Activation):
+    def __init__(self, approximate: str = "none", name: str | None = None) -> None:
+        if approximate not in ("none", "tanh"):
+            raise ConfigError(f"GELU approximate must be 'none' or 'tanh'; got {approximate!r}")
+        super().__init__(ops.GELU(approximate), name)
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "approximate": self.kernel.approximate}
+
+
+class Softmax(Activation):
+    """Row-wise softmax. For training a classifier, prefer CrossEntropyLoss on logits."""
+
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__(ops.Softmax(), name)
+
+
+ACTIVATIONS: dict[str, type[Activation]] = {
+    "identity": Identity,
+    "sigmoid": Sigmoid,
+    "tanh": Tanh,
+    "relu": ReLU,
+    "leaky_relu": LeakyReLU,
+    "gelu": GELU,
+    "softmax": Softmax,
+}
+
+
+class Dropout(Module):
+    """Inverted dropout: in training, zero each unit with probability p, scale the rest."""
+
+    def __init__(
+        self,
+        p: float = 0.5,
+        *,
+        seed: int | np.random.Generator | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ConfigError(f"Dropout p must be in [0, 1); got {p}")
+        self.p = float(p)
+        self.rng = as_generator(seed)
+        self.name = name
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0:
+            return x
+        return ops.dropout(x, self.p, self.rng)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "Dropout", "name": self.name, "p": self.p}
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Standardize(Module):
+    """X ↦ (X − mean) / scale with fixed, saved statistics (not trained)."""
+
+    def __init__(
+        self,
+        mean: object,
+        scale: object,
+        *,
+        dtype: object = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__()
+        dt = resolve_dtype(dtype)
+        mean = np.asarray(mean, dtype=dt).reshape(-1)
+        scale = np.asarray(scale, dtype=dt).reshape(-1)
+        if mean.shape != scale.shape:
+            raise ConfigError(f"Standardize: mean {mean.shape} and scale {scale.shape} differ")
+        if not np.all(scale > 0):
+            raise ConfigError("Standardize: every scale must be > 0")
+        self.register_buffer("mean", mean)
+        self.register_buffer("scale", scale)
+        self.name = name
+
+    @classmethod
+    def fit(cls, X: np.ndarray, name: str | None = "standardize") -> Standardize:
+        """Statistics from training data; constant columns keep scale 1."""
+        scale = X.std(axis=0)
+        scale[scale == 0] = 1
+        return cls(X.mean(axis=0), scale, dtype=X.dtype, name=name)
+
+    @property
+    def in_features(self) -> int:
+        return self.mean.shape[0]
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise DataError(
+                f"{self.label}: needs X with {self.in_features} features; got shape {x.shape}"
+            )
+        return ops.mul(ops.sub(x, self.mean), 1.0 / self.scale)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "Standardize", "name": self.name, "features": self.in_features}

@@ -1,0 +1,75 @@
+"""Losses L(ŷ, y). Each returns a scalar Tensor whose backward gives δ⁽ᴸ⁾'s ∂L/∂ŷ.
+
+Reductions: ``"mean"`` divides by the batch size B (for BCEWithLogitsLoss, by the
+number of elements, as PyTorch does); ``"sum"`` does not divide.
+"""
+
+from __future__ import annotations
+
+from wxb import ops
+from wxb.errors import ConfigError
+from wxb.tensor import Tensor
+
+
+class Loss:
+    kernel: ops.LossKernel
+
+    def __init__(self, reduction: str = "mean") -> None:
+        if reduction not in ("mean", "sum"):
+            raise ConfigError(f"{type(self).__name__} reduction must be 'mean' or 'sum'")
+        self.reduction = reduction
+
+    def __call__(self, output: Tensor, target: object) -> Tensor:
+        return ops.loss(output, target, self.kernel)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(reduction={self.reduction!r})"
+
+
+class MSELoss(Loss):
+    """The seed's L = ½(ŷ − y)², summed over the outputs of a sample.
+
+    With ``reduction="mean"`` it is averaged over the B samples of the batch:
+    L = (1/B) Σᵢ ½‖ŷᵢ − yᵢ‖², so ∂L/∂ŷ = (ŷ − y)/B, the seed's δ⁽ᴸ⁾ before ⊙ f′(Z).
+    (PyTorch's ``MSELoss`` averages (ŷ − y)² over all elements instead: for C outputs
+    it equals 2/C times this loss.)
+    """
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.kernel = ops.MSEKernel(reduction)
+
+
+class CrossEntropyLoss(Loss):
+    """Softmax and cross-entropy on logits, fused and stable: −Σ y log softmax(z).
+
+    Targets are class indices (B,) or class probabilities (B, C); the mean is
+    over the B samples. δ⁽ᴸ⁾ = (softmax(Z) − Y)/B.
+    """
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.kernel = ops.CrossEntropyKernel(reduction)
+
+
+class BCEWithLogitsLoss(Loss):
+    """Sigmoid and binary cross-entropy on logits, stable; targets in [0, 1], output's shape."""
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.kernel = ops.BCEWithLogitsKernel(reduction)
+
+
+LOSSES: dict[str, type[Loss]] = {
+    "mse": MSELoss,
+    "cross_entropy": CrossEntropyLoss,
+    "bce_with_logits": BCEWithLogitsLoss,
+}
+
+
+def get_loss(loss: str | Loss) -> Loss:
+    if isinstance(loss, Loss):
+        return loss
+    if loss not in LOSSES:
+        raise ConfigError(f"loss must be one of {', '.join(LOSSES)}; got {loss!r}")
+    return LOSSES[loss]()

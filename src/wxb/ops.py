@@ -1,0 +1,521 @@
+"""Primitives of the seed: each forward sits beside its backward rule.
+
+Arrays hold one sample per row, as users hand them over: X is (B, n). The seed
+writes the same products on columns; each rule says which seed equation it is.
+Row form:    Z = X·Wᵀ + b         ∂L/∂W = δᵀ·X         ∂L/∂X = δ·W
+Seed form:   Z = W·X + b          ∂L/∂W = δ·Xᵀ         ∂L/∂X = Wᵀ·δ
+
+Element-wise work goes through small in-place kernels (``ActivationKernel``,
+``LossKernel``) that write into a given ``out`` buffer; the graph ops below call
+them with fresh buffers, and the planned training step (``wxb.step``) calls the
+very same kernels with buffers it allocated once. One implementation, two users.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from wxb.backend import xp
+from wxb.errors import DataError, ShapeError
+from wxb.tensor import Tensor
+
+
+def as_tensor(value: object, like: Tensor | None = None) -> Tensor:
+    if isinstance(value, Tensor):
+        return value
+    dtype = like.dtype if like is not None else None
+    return Tensor(xp.asarray(value, dtype=dtype) if dtype is not None else value)
+
+
+def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum a broadcast gradient back down to the operand's shape."""
+    while grad.ndim > len(shape):
+        grad = grad.sum(axis=0)
+    for axis, size in enumerate(shape):
+        if size == 1 and grad.shape[axis] != 1:
+            grad = grad.sum(axis=axis, keepdims=True)
+    return grad
+
+
+# ---------------------------------------------------------------------------------
+# Matrix products
+# ---------------------------------------------------------------------------------
+def matmul(a: object, b: object) -> Tensor:
+    """C = A·B for A (m×n), B (n×p): O(mnp) multiply-adds."""
+    a, b = as_tensor(a), as_tensor(b)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+        raise ShapeError(
+            f"matmul: A·B needs A (m×n) and B (n×p); got A {_dims(a.shape)} and B {_dims(b.shape)}"
+        )
+    A, B = a.data, b.data
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return g @ B.T, A.T @ g  # ∂L/∂A = G·Bᵀ, ∂L/∂B = Aᵀ·G
+
+    return Tensor.from_op(A @ B, "matmul", (a, b), backward)
+
+
+def linear_map(x: Tensor, weight: Tensor, where: str = "Dense") -> Tensor:
+    """The seed's W·X for W (m×n) and a batch X (n×B), computed on rows as X·Wᵀ."""
+    m, n = weight.shape
+    if x.ndim != 2 or x.shape[1] != n:
+        got = x.shape[1] if x.ndim == 2 else f"an array of shape {x.shape}"
+        raise ShapeError(
+            f"{where}: Z = W·X + b needs X with {n} features (W is {m}×{n}); got {got}"
+        )
+    X, W = x.data, weight.data
+
+    def backward(delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # seed: ∂L/∂A⁽ˡ⁻¹⁾ = W⁽ˡ⁾ᵀ·δ⁽ˡ⁾ (rows: δ·W);  ∂L/∂W⁽ˡ⁾ = δ⁽ˡ⁾·A⁽ˡ⁻¹⁾ᵀ (rows: δᵀ·X)
+        return delta @ W, delta.T @ X
+
+    return Tensor.from_op(X @ W.T, "W·X", (x, weight), backward)
+
+
+def add_bias(z: Tensor, bias: Tensor) -> Tensor:
+    """Z + b with b (m) broadcast over the batch."""
+    if z.ndim != 2 or bias.shape != (z.shape[1],):
+        raise ShapeError(f"add_bias: Z {_dims(z.shape)} and b {_dims(bias.shape)} do not match")
+
+    def backward(delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return delta, delta.sum(axis=0)  # seed: ∂L/∂b⁽ˡ⁾ = δ⁽ˡ⁾, summed over the batch
+
+    return Tensor.from_op(z.data + bias.data, "+b", (z, bias), backward)
+
+
+def transpose(a: Tensor) -> Tensor:
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (g.T,)
+
+    return Tensor.from_op(a.data.T, "transpose", (a,), backward)
+
+
+# ---------------------------------------------------------------------------------
+# Element-wise arithmetic and reductions
+# ---------------------------------------------------------------------------------
+def add(a: object, b: object) -> Tensor:
+    a = as_tensor(a)
+    b = as_tensor(b, a)
+    a_shape, b_shape = a.shape, b.shape
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return _unbroadcast(g, a_shape), _unbroadcast(g, b_shape)
+
+    return Tensor.from_op(_broadcasting(np.add, a, b), "+", (a, b), backward)
+
+
+def sub(a: object, b: object) -> Tensor:
+    a = as_tensor(a)
+    b = as_tensor(b, a)
+    a_shape, b_shape = a.shape, b.shape
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return _unbroadcast(g, a_shape), _unbroadcast(-g, b_shape)
+
+    return Tensor.from_op(_broadcasting(np.subtract, a, b), "-", (a, b), backward)
+
+
+def mul(a: object, b: object) -> Tensor:
+    """Element-wise product ⊙ (a scalar is broadcast)."""
+    a = as_tensor(a)
+    b = as_tensor(b, a)
+    A, B = a.data, b.data
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return _unbroadcast(g * B, A.shape), _unbroadcast(g * A, B.shape)
+
+    return Tensor.from_op(_broadcasting(np.multiply, a, b), "⊙", (a, b), backward)
+
+
+def _broadcasting(ufunc: np.ufunc, a: Tensor, b: Tensor) -> np.ndarray:
+    try:
+        return ufunc(a.data, b.data)
+    except ValueError:
+        raise ShapeError(
+            f"{ufunc.__name__}: shapes {a.shape} and {b.shape} do not broadcast"
+        ) from None
+
+
+def sum(a: Tensor, axis: int | None = None) -> Tensor:
+    shape = a.shape
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        if axis is not None:
+            g = np.expand_dims(g, axis)
+        return (np.broadcast_to(g, shape),)
+
+    return Tensor.from_op(np.asarray(a.data.sum(axis=axis)), "Σ", (a,), backward)
+
+
+def mean(a: Tensor, axis: int | None = None) -> Tensor:
+    count = a.data.size if axis is None else a.shape[axis]
+    return mul(sum(a, axis), 1.0 / count)
+
+
+# ---------------------------------------------------------------------------------
+# Activations A = f(Z): in-place kernels, and the graph op that uses them
+# ---------------------------------------------------------------------------------
+class ActivationKernel(Protocol):
+    name: str
+
+    def forward(self, z: np.ndarray, out: np.ndarray) -> np.ndarray: ...
+
+    def backward(
+        self, z: np.ndarray, a: np.ndarray, grad: np.ndarray, out: np.ndarray
+    ) -> np.ndarray:
+        """out = grad ⊙ f′(z): the seed's δ = ∂L/∂A ⊙ f′(Z)."""
+        ...
+
+
+class Identity:
+    name = "identity"
+
+    def forward(self, z, out):
+        np.copyto(out, z)
+        return out
+
+    def backward(self, z, a, grad, out):
+        np.copyto(out, grad)  # f′ = 1
+        return out
+
+
+class Sigmoid:
+    name = "sigmoid"
+
+    def forward(self, z, out):  # σ(z) = 1 / (1 + e^(−z))
+        with np.errstate(over="ignore"):  # e^(−z) = inf gives σ = 0, the right limit
+            np.negative(z, out=out)
+            np.exp(out, out=out)
+        out += 1
+        np.reciprocal(out, out=out)
+        return out
+
+    def backward(self, z, a, grad, out):  # σ′ = σ(1 − σ)
+        np.subtract(1, a, out=out)
+        out *= a
+        out *= grad
+        return out
+
+
+class Tanh:
+    name = "tanh"
+
+    def forward(self, z, out):
+        return np.tanh(z, out=out)
+
+    def backward(self, z, a, grad, out):  # tanh′ = 1 − tanh²
+        np.multiply(a, a, out=out)
+        np.subtract(1, out, out=out)
+        out *= grad
+        return out
+
+
+class ReLU:
+    name = "relu"
+
+    def forward(self, z, out):  # max(0, z)
+        return np.maximum(z, 0, out=out)
+
+    def backward(self, z, a, grad, out):  # f′ = 1 where z > 0, else 0; sign(a) is exactly that
+        np.sign(a, out=out)
+        out *= grad
+        return out
+
+
+@dataclass(frozen=True)
+class LeakyReLU:
+    negative_slope: float = 0.01
+    name: str = "leaky_relu"
+
+    def forward(self, z, out):  # max(z, αz) for 0 ≤ α < 1
+        np.multiply(z, self.negative_slope, out=out)
+        return np.maximum(out, z, out=out)
+
+    def backward(self, z, a, grad, out):  # f′ = 1 where z > 0, else α
+        alpha = self.negative_slope
+        np.greater(z, 0, out=out)  # 1.0 / 0.0
+        out *= 1 - alpha
+        out += alpha
+        out *= grad
+        return out
+
+
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2 * math.pi)
+
+
+@dataclass(frozen=True)
+class GELU:
+    """GELU(z) = z·Φ(z); ``approximate="tanh"`` uses the tanh formula, as PyTorch does."""
+
+    approximate: str = "none"
+    name: str = "gelu"
+
+    def forward(self, z, out):
+        if self.approximate == "tanh":
+            np.multiply(0.5 * z, 1 + np.tanh(_GELU_C * (z + 0.044715 * z**3)), out=out)
+        else:
+            np.multiply(z, _normal_cdf(z), out=out)
+        return out
+
+    def backward(self, z, a, grad, out):
+        if self.approximate == "tanh":
+            inner = _GELU_C * (z + 0.044715 * z**3)
+            t = np.tanh(inner)
+            d_inner = _GELU_C * (1 + 3 * 0.044715 * z**2)
+            np.multiply(0.5 * (1 + t) + 0.5 * z * (1 - t * t) * d_inner, grad, out=out)
+        else:  # d/dz z·Φ(z) = Φ(z) + z·φ(z)
+            pdf = np.exp(-0.5 * z * z) * _INV_SQRT_2PI
+            np.multiply(_normal_cdf(z) + z * pdf, grad, out=out)
+        return out
+
+
+_GELU_C = math.sqrt(2 / math.pi)
+
+
+def _normal_cdf(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1 + erf(z * _SQRT_HALF))
+
+
+_ERF_SPLIT = 2.5
+_ERF_TERMS = 40
+_ERF_TAYLOR = [(-1) ** k / (math.factorial(k) * (2 * k + 1)) for k in range(_ERF_TERMS + 1)]
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """The error function to ~1e-15 relative, vectorised (NumPy has none built in).
+
+    |x| < 2.5: the Maclaurin series; beyond: erfc by its continued fraction,
+    erfc(x) = e^(−x²)/√π · 1/(x + (1/2)/(x + (2/2)/(x + (3/2)/(x + …)))).
+    """
+    x = np.asarray(x)
+    ax = np.abs(x)
+    result = np.empty_like(ax)
+    near = ax < _ERF_SPLIT
+    xs = ax[near]
+    x2 = xs * xs
+    series = np.zeros_like(xs)
+    for coefficient in reversed(_ERF_TAYLOR):
+        series *= x2
+        series += coefficient
+    result[near] = (2 / math.sqrt(math.pi)) * xs * series
+    xf = ax[~near]
+    tail = np.zeros_like(xf)
+    for k in range(_ERF_TERMS, 0, -1):
+        tail = (k / 2) / (xf + tail)
+    result[~near] = 1 - np.exp(-xf * xf) / (math.sqrt(math.pi) * (xf + tail))
+    return np.copysign(result, x)
+
+
+def softmax_rows(z: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, shifted by the row max so e^z never overflows."""
+    np.subtract(z, z.max(axis=-1, keepdims=True), out=out)
+    np.exp(out, out=out)
+    out /= out.sum(axis=-1, keepdims=True)
+    return out
+
+
+class Softmax:
+    name = "softmax"
+
+    def forward(self, z, out):
+        return softmax_rows(z, out)
+
+    def backward(self, z, a, grad, out):  # Jacobian-vector product: s ⊙ (g − Σ g⊙s)
+        np.multiply(grad, a, out=out)
+        dot = out.sum(axis=-1, keepdims=True)
+        np.subtract(grad, dot, out=out)
+        out *= a
+        return out
+
+
+def activation(z: Tensor, kernel: ActivationKernel) -> Tensor:
+    """A = f(Z), with the kernel's f′ for the backward pass."""
+    Z = z.data
+    A = kernel.forward(Z, np.empty_like(Z))
+
+    def backward(grad: np.ndarray) -> tuple[np.ndarray]:
+        return (kernel.backward(Z, A, grad, np.empty_like(Z)),)  # δ = ∂L/∂A ⊙ f′(Z)
+
+    return Tensor.from_op(A, kernel.name, (z,), backward)
+
+
+def sigmoid(z: Tensor) -> Tensor:
+    return activation(as_tensor(z), Sigmoid())
+
+
+def relu(z: Tensor) -> Tensor:
+    return activation(as_tensor(z), ReLU())
+
+
+def tanh(z: Tensor) -> Tensor:
+    return activation(as_tensor(z), Tanh())
+
+
+def leaky_relu(z: Tensor, negative_slope: float = 0.01) -> Tensor:
+    return activation(as_tensor(z), LeakyReLU(negative_slope))
+
+
+def gelu(z: Tensor, approximate: str = "none") -> Tensor:
+    return activation(as_tensor(z), GELU(approximate))
+
+
+def softmax(z: Tensor) -> Tensor:
+    return activation(as_tensor(z), Softmax())
+
+
+def dropout_mask(rng: np.random.Generator, p: float, out: np.ndarray) -> np.ndarray:
+    """Inverted dropout: keep with probability 1 − p and scale by 1/(1 − p)."""
+    rng.random(out=out) if out.dtype == np.float64 else rng.random(dtype=out.dtype, out=out)
+    np.greater_equal(out, p, out=out)
+    out *= 1.0 / (1.0 - p)
+    return out
+
+
+def dropout(x: Tensor, p: float, rng: np.random.Generator) -> Tensor:
+    mask = dropout_mask(rng, p, np.empty_like(x.data))
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (g * mask,)
+
+    return Tensor.from_op(x.data * mask, "dropout", (x,), backward)
+
+
+# ---------------------------------------------------------------------------------
+# Losses: value and ∂L/∂output in one kernel
+# ---------------------------------------------------------------------------------
+class LossKernel(Protocol):
+    name: str
+
+    def value_and_grad(
+        self, output: np.ndarray, target: np.ndarray, grad_out: np.ndarray | None
+    ) -> float:
+        """Return the loss; when grad_out is given, write ∂L/∂output into it."""
+        ...
+
+
+@dataclass(frozen=True)
+class MSEKernel:
+    """The seed's L = ½(ŷ − y)², summed over outputs; ``mean`` averages over samples."""
+
+    reduction: str = "mean"
+    name: str = "mse"
+
+    def value_and_grad(self, output, target, grad_out):
+        scale = 1.0 / output.shape[0] if self.reduction == "mean" else 1.0
+        diff = output - target
+        value = 0.5 * scale * float(np.vdot(diff, diff))
+        if grad_out is not None:  # ∇ŷ L = (ŷ − y), over the batch size for the mean
+            np.multiply(diff, scale, out=grad_out)
+        return value
+
+
+@dataclass(frozen=True)
+class CrossEntropyKernel:
+    """Softmax and cross-entropy fused: stable, and δ⁽ᴸ⁾ = softmax(Z) − Y directly.
+
+    Targets are class indices (B,) or probabilities (B, C).
+    """
+
+    reduction: str = "mean"
+    name: str = "cross_entropy"
+
+    def value_and_grad(self, output, target, grad_out):
+        batch = output.shape[0]
+        scale = 1.0 / batch if self.reduction == "mean" else 1.0
+        shifted = output - output.max(axis=1, keepdims=True)
+        log_norm = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        log_probs = shifted - log_norm
+        if target.ndim == 1:
+            value = -scale * float(log_probs[np.arange(batch), target].sum())
+        else:
+            value = -scale * float(np.vdot(target, log_probs))
+        if grad_out is not None:  # δ⁽ᴸ⁾ = softmax(Z) − Y, over the batch size for the mean
+            np.exp(log_probs, out=grad_out)
+            if target.ndim == 1:
+                grad_out[np.arange(batch), target] -= 1
+            else:
+                grad_out -= target
+            grad_out *= scale
+        return value
+
+
+@dataclass(frozen=True)
+class BCEWithLogitsKernel:
+    """Binary cross-entropy on logits z: max(z,0) − z·y + log(1 + e^(−|z|)), stable."""
+
+    reduction: str = "mean"
+    name: str = "bce_with_logits"
+
+    def value_and_grad(self, output, target, grad_out):
+        scale = 1.0 / output.size if self.reduction == "mean" else 1.0
+        terms = np.maximum(output, 0) - output * target + np.log1p(np.exp(-np.abs(output)))
+        value = scale * float(terms.sum())
+        if grad_out is not None:  # δ⁽ᴸ⁾ = σ(z) − y
+            Sigmoid().forward(output, grad_out)
+            grad_out -= target
+            grad_out *= scale
+        return value
+
+
+def check_loss_target(kernel: LossKernel, output: np.ndarray, target: np.ndarray) -> None:
+    """Shape and range checks between a model's output and the targets, before any work."""
+    where = f"{kernel.name} loss"
+    if output.shape[0] != target.shape[0]:
+        raise ShapeError(
+            f"{where}: output has {output.shape[0]} samples but target has {target.shape[0]}"
+        )
+    if isinstance(kernel, CrossEntropyKernel):
+        if output.ndim != 2:
+            raise ShapeError(f"{where}: needs logits of shape (B, C); got {output.shape}")
+        classes = output.shape[1]
+        if target.ndim == 1:
+            if target.dtype.kind not in "iu":
+                raise DataError(
+                    f"{where}: class-index targets must be integers; got {target.dtype}"
+                )
+            if target.size and (target.min() < 0 or target.max() >= classes):
+                bad = target.max() if target.max() >= classes else target.min()
+                raise DataError(
+                    f"{where}: target holds class {bad} but the model has {classes} outputs "
+                    f"(classes 0..{classes - 1})"
+                )
+            return
+    if target.shape != output.shape:
+        raise ShapeError(f"{where}: target shape {target.shape} != output shape {output.shape}")
+
+
+def loss(output: Tensor, target: object, kernel: LossKernel) -> Tensor:
+    """Scalar loss L(output, target) whose backward is the kernel's ∂L/∂output."""
+    out = output.data
+    tgt = target.data if isinstance(target, Tensor) else np.asarray(target)
+    if tgt.dtype.kind == "f" and tgt.dtype != out.dtype:
+        tgt = tgt.astype(out.dtype)
+    check_loss_target(kernel, out, tgt)
+    grad = np.empty_like(out) if output.requires_grad else None
+    value = kernel.value_and_grad(out, tgt, grad)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (grad * g,)
+
+    return Tensor.from_op(np.asarray(value, dtype=out.dtype), kernel.name, (output,), backward)
+
+
+def mse_loss(output: Tensor, target: object, reduction: str = "mean") -> Tensor:
+    return loss(output, target, MSEKernel(reduction))
+
+
+def cross_entropy(output: Tensor, target: object, reduction: str = "mean") -> Tensor:
+    return loss(output, target, CrossEntropyKernel(reduction))
+
+
+def bce_with_logits(output: Tensor, target: object, reduction: str = "mean") -> Tensor:
+    return loss(output, target, BCEWithLogitsKernel(reduction))
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    return "×".join(str(s) for s in shape) if shape else "scalar"

@@ -1,0 +1,168 @@
+"""A training step: forward, loss, backward, update.
+
+``GraphStep`` works for any model: it records the graph and calls ``backward()``.
+``PlannedStep`` runs the same kernels for a ``Sequential`` of Dense, activation,
+Dropout and Standardize layers, straight through the seed's equations, into
+buffers allocated on the first step and reused after it:
+
+    forward   Z⁽ˡ⁾ = W⁽ˡ⁾·A⁽ˡ⁻¹⁾ + b⁽ˡ⁾,  A⁽ˡ⁾ = f(Z⁽ˡ⁾)
+    output    δ⁽ᴸ⁾ = ∇_A L ⊙ f′(Z⁽ᴸ⁾)
+    backward  δ⁽ˡ⁾ = (W⁽ˡ⁺¹⁾ᵀ·δ⁽ˡ⁺¹⁾) ⊙ f′(Z⁽ˡ⁾)
+    gradients ∂L/∂W⁽ˡ⁾ = δ⁽ˡ⁾·A⁽ˡ⁻¹⁾ᵀ,  ∂L/∂b⁽ˡ⁾ = Σ_batch δ⁽ˡ⁾
+
+Both give the same loss, gradients and weights (tests check it).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from wxb import ops
+from wxb.nn.layers import Activation, Dense, Dropout, Standardize
+from wxb.nn.losses import Loss
+from wxb.nn.module import Module, Sequential
+from wxb.optim import Optimizer, clip_grad_norm_
+from wxb.tensor import Tensor
+
+
+class GraphStep:
+    """One step through the recorded graph: works for any Module."""
+
+    def __init__(
+        self, model: Module, loss: Loss, optimizer: Optimizer, clip_norm: float | None = None
+    ) -> None:
+        self.model, self.loss, self.optimizer, self.clip_norm = model, loss, optimizer, clip_norm
+
+    def __call__(self, X: np.ndarray, y: np.ndarray) -> float:
+        """Returns the batch loss; a non-finite loss is returned before any update."""
+        self.optimizer.zero_grad()
+        output = self.model(Tensor(X))
+        self.output = output.data  # before the update: fit's running accuracy reads it
+        value = self.loss(output, y)
+        if not math.isfinite(float(value.data)):
+            return float(value.data)
+        value.backward()
+        if self.clip_norm is not None:
+            clip_grad_norm_(self.optimizer.params, self.clip_norm)
+        self.optimizer.step()
+        return float(value.data)
+
+
+class PlannedStep:
+    """One step of a Sequential MLP with every buffer planned once and reused."""
+
+    LAYERS = (Dense, Activation, Dropout, Standardize)
+
+    @classmethod
+    def supports(cls, model: Module) -> bool:
+        return isinstance(model, Sequential) and all(isinstance(m, cls.LAYERS) for m in model)
+
+    def __init__(
+        self, model: Sequential, loss: Loss, optimizer: Optimizer, clip_norm: float | None = None
+    ) -> None:
+        if not self.supports(model):
+            raise TypeError("PlannedStep needs a Sequential of Dense/activation/Dropout layers")
+        self.model, self.loss, self.optimizer, self.clip_norm = model, loss, optimizer, clip_norm
+        self.layers = [m for m in model if not (isinstance(m, Dropout) and m.p == 0)]
+        # Layer i needs ∂L/∂(its input) only if some layer before it has parameters.
+        self.needs_input_grad = []
+        trainable_before = False
+        for layer in self.layers:
+            self.needs_input_grad.append(trainable_before)
+            trainable_before |= isinstance(layer, Dense)
+        self.capacity = 0
+        self.inverse_scales: dict[int, np.ndarray] = {}
+
+    def _plan(self, X: np.ndarray) -> None:
+        """Allocate every buffer for batches of up to len(X) rows."""
+        batch, width, dtype = len(X), X.shape[1], X.dtype
+        self.outputs, self.input_grads, self.masks = [], [], {}
+        for i, layer in enumerate(self.layers):
+            in_width = width
+            if isinstance(layer, Dense):
+                width = layer.out_features
+            self.outputs.append(np.empty((batch, width), dtype))
+            self.input_grads.append(
+                np.empty((batch, in_width), dtype) if self.needs_input_grad[i] else None
+            )
+            if isinstance(layer, Dropout):
+                self.masks[i] = np.empty((batch, width), dtype)
+            if isinstance(layer, Standardize):
+                self.inverse_scales[i] = 1.0 / layer.scale
+        self.loss_grad = np.empty((batch, width), dtype)
+        for p in self.optimizer.params:
+            p.grad = np.empty_like(p.data)
+        self.grads = {id(p): p.grad for p in self.optimizer.params}
+        self.capacity, self.dtype = batch, dtype
+
+    def __call__(self, X: np.ndarray, y: np.ndarray) -> float:
+        batch = len(X)
+        if batch > self.capacity or X.dtype != self.dtype:
+            self._plan(X)
+        # -- forward: keep each layer's input and output (views of planned buffers) ----
+        inputs, x = [], X
+        for i, layer in enumerate(self.layers):
+            out = self.outputs[i][:batch]
+            inputs.append(x)
+            if isinstance(layer, Dense):  # Z = W·X + b, on rows: X·Wᵀ + b
+                np.matmul(x, layer.weight.data.T, out=out)
+                if layer.bias is not None:
+                    out += layer.bias.data
+            elif isinstance(layer, Activation):  # A = f(Z)
+                layer.kernel.forward(x, out)
+            elif isinstance(layer, Dropout):
+                mask = ops.dropout_mask(layer.rng, layer.p, self.masks[i][:batch])
+                np.multiply(x, mask, out=out)
+            else:  # Standardize
+                np.subtract(x, layer.mean, out=out)
+                out *= self.inverse_scales[i]
+            x = out
+        # -- loss and ∇_A L ----------------------------------------------------------------
+        self.output = x
+        grad = self.loss_grad[:batch]
+        ops.check_loss_target(self.loss.kernel, x, y)
+        value = self.loss.kernel.value_and_grad(x, y, grad)
+        if not math.isfinite(value):
+            return value
+        # -- backward: the δ chain, in reverse -----------------------------------------------
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer, x_in = self.layers[i], inputs[i]
+            if isinstance(layer, Dense):
+                delta = grad  # δ⁽ˡ⁾ for this layer's Z
+                # ∂L/∂W = δ·Aᵀ (rows: δᵀ·X);  ∂L/∂b = Σ_batch δ
+                np.matmul(delta.T, x_in, out=self.grads[id(layer.weight)])
+                if layer.bias is not None:
+                    np.sum(delta, axis=0, out=self.grads[id(layer.bias)])
+                if not self.needs_input_grad[i]:
+                    break
+                # ∂L/∂A⁽ˡ⁻¹⁾ = Wᵀ·δ (rows: δ·W)
+                grad = np.matmul(delta, layer.weight.data, out=self.input_grads[i][:batch])
+            elif not self.needs_input_grad[i]:
+                break
+            elif isinstance(layer, Activation):  # δ = ∂L/∂A ⊙ f′(Z)
+                grad = layer.kernel.backward(
+                    x_in, self.outputs[i][:batch], grad, self.input_grads[i][:batch]
+                )
+            elif isinstance(layer, Dropout):
+                grad = np.multiply(grad, self.masks[i][:batch], out=self.input_grads[i][:batch])
+            else:  # Standardize
+                grad = np.multiply(grad, self.inverse_scales[i], out=self.input_grads[i][:batch])
+        for p in self.optimizer.params:  # the user may have called zero_grad()
+            p.grad = self.grads[id(p)]
+        if self.clip_norm is not None:
+            clip_grad_norm_(self.optimizer.params, self.clip_norm)
+        self.optimizer.step()
+        return value
+
+
+def make_step(
+    model: Module, loss: Loss, optimizer: Optimizer, clip_norm: float | None = None
+) -> GraphStep | PlannedStep:
+    """The planned step where the model allows it, else the graph step."""
+    if PlannedStep.supports(model) and {id(p) for p in optimizer.params} == {
+        id(p) for p in model.parameters()
+    }:
+        return PlannedStep(model, loss, optimizer, clip_norm)
+    return GraphStep(model, loss, optimizer, clip_norm)

@@ -1,0 +1,290 @@
+"""``wxb.fit``: mini-batches, validation, metrics, early stopping, history, progress."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import numpy as np
+
+from wxb import data as wdata
+from wxb.errors import ConfigError, TrainingError
+from wxb.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss, get_loss
+from wxb.nn.module import Module
+from wxb.optim import SCHEDULES, LRSchedule, Optimizer, get_optimizer
+from wxb.random import as_generator
+from wxb.step import make_step
+from wxb.tensor import Tensor, no_grad
+
+
+@dataclass
+class History:
+    """Per-epoch figures, keyed as Keras does: loss, accuracy, val_loss, val_accuracy, lr."""
+
+    history: dict[str, list[float]] = field(default_factory=dict)
+    best_epoch: int | None = None
+    stopped_early: bool = False
+    path: str = ""  # "planned" or "graph": which training step ran
+
+    def record(self, **values: float) -> None:
+        for key, value in values.items():
+            self.history.setdefault(key, []).append(float(value))
+
+    @property
+    def epochs(self) -> int:
+        return len(self.history.get("loss", []))
+
+    def __getitem__(self, key: str) -> list[float]:
+        return self.history[key]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "history": self.history,
+            "best_epoch": self.best_epoch,
+            "stopped_early": self.stopped_early,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+
+class ProgressBar:
+    """One line per epoch, redrawn in place; silent unless writing to a terminal."""
+
+    def __init__(self, epochs: int, steps: int, stream: TextIO, enabled: bool) -> None:
+        self.epochs, self.steps, self.stream, self.enabled = epochs, steps, stream, enabled
+        self.last_draw = 0.0
+
+    def update(self, epoch: int, step: int, loss: float) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self.last_draw < 0.1 and step < self.steps):
+            return
+        self.last_draw = now
+        width = 24
+        filled = width * step // self.steps
+        bar = "█" * filled + "·" * (width - filled)
+        self.stream.write(
+            f"\repoch {epoch}/{self.epochs} {bar} {step}/{self.steps}  loss {loss:.4f}"
+        )
+        self.stream.flush()
+
+    def end_epoch(self, epoch: int, figures: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        text = "  ".join(f"{k} {v:.4f}" for k, v in figures.items())
+        self.stream.write(f"\repoch {epoch}/{self.epochs}  {text}\033[K\n")
+        self.stream.flush()
+
+
+def _prepare_targets(model: Module, loss: Loss, y: object, dtype: np.dtype, where: str):
+    """Targets in the form the loss kernel takes, checked against the model's outputs."""
+    outputs = _output_width(model)
+    if isinstance(loss, CrossEntropyLoss):
+        y_arr = np.asarray(y)
+        if y_arr.ndim == 2 and y_arr.shape[1] > 1:  # class probabilities
+            return wdata.as_targets(y_arr, dtype, y_arr.shape[1], where)
+        return wdata.as_class_indices(y_arr, outputs, where)
+    if outputs is None:  # a model without Dense layers: take the targets' own width
+        y_arr = np.asarray(y)
+        outputs = 1 if y_arr.ndim == 1 else y_arr.shape[-1]
+    return wdata.as_targets(y, dtype, outputs, where)
+
+
+def _output_width(model: Module) -> int | None:
+    for module in reversed([m for _, m in model.named_modules()]):
+        if hasattr(module, "out_features"):
+            return int(module.out_features)
+    return None
+
+
+def evaluate(
+    model: Module, X: np.ndarray, y: np.ndarray, loss: Loss, batch_size: int = 4096
+) -> dict[str, float]:
+    """Loss (and accuracy for classification losses) in eval mode, without a graph."""
+    was_training = model.training
+    model.eval()
+    total, correct = 0.0, 0
+    try:
+        with no_grad():
+            for start in range(0, len(X), batch_size):
+                xb, yb = X[start : start + batch_size], y[start : start + batch_size]
+                out = model(Tensor(xb)).data
+                total += float(loss(Tensor(out), yb).data) * len(xb)
+                correct += _correct(loss, out, yb)
+    finally:
+        model.train(was_training)
+    figures = {"loss": total / len(X)}
+    if isinstance(loss, (CrossEntropyLoss, BCEWithLogitsLoss)):
+        figures["accuracy"] = correct / _label_count(loss, y)
+    return figures
+
+
+def _label_count(loss: Loss, y: np.ndarray) -> int:
+    return len(y) if isinstance(loss, CrossEntropyLoss) else y.size
+
+
+def _correct(loss: Loss, out: np.ndarray, y: np.ndarray) -> int:
+    if isinstance(loss, CrossEntropyLoss):
+        labels = y if y.ndim == 1 else y.argmax(axis=1)
+        return int((out.argmax(axis=1) == labels).sum())
+    if isinstance(loss, BCEWithLogitsLoss):
+        return int(((out > 0) == (y > 0.5)).sum())
+    return 0
+
+
+def fit(
+    model: Module,
+    X: object,
+    y: object,
+    *,
+    loss: str | Loss = "cross_entropy",
+    optimizer: str | Optimizer = "adam",
+    lr: float | None = None,
+    epochs: int = 10,
+    batch_size: int = 32,
+    validation_split: float = 0.0,
+    validation_data: tuple[object, object] | None = None,
+    shuffle: bool = True,
+    seed: int | np.random.Generator | None = None,
+    early_stopping: int | None = None,
+    min_delta: float = 0.0,
+    restore_best_weights: bool = True,
+    lr_schedule: str | LRSchedule | None = None,
+    clip_grad_norm: float | None = None,
+    verbose: bool | str = "auto",
+    stream: TextIO | None = None,
+) -> History:
+    """Train ``model`` on rows ``X`` with targets ``y``; returns a :class:`History`.
+
+    - ``loss``: "cross_entropy" (y = class indices 0..C−1), "mse", "bce_with_logits", or a Loss.
+    - ``optimizer``: "adam", "adamw", "sgd", or an Optimizer built on ``model.parameters()``.
+    - ``validation_split``: fraction of (X, y) held out, taken after a seeded shuffle;
+      or pass ``validation_data=(X_val, y_val)``.
+    - ``early_stopping``: patience in epochs on val_loss (or loss without validation);
+      the best weights are restored at the end when ``restore_best_weights``.
+    - ``lr_schedule``: "step", "cosine", "invscaling", or an LRSchedule; stepped per epoch.
+    - ``seed``: drives shuffling and the split; the same seed gives the same run, bit for bit.
+    - ``verbose``: "auto" draws a progress bar only when ``stream`` is a terminal.
+
+    A loss that becomes NaN or infinite raises :class:`TrainingError` naming the epoch
+    and step; the model is left with the weights of the last epoch that ended finite
+    (the initial weights if it was the first).
+    """
+    loss_fn = get_loss(loss)
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ConfigError(f"epochs must be a positive integer; got {epochs!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer; got {batch_size!r}")
+    dtype = model.dtype
+    X_arr = wdata.as_features(X, dtype, "X")
+    y_arr = _prepare_targets(model, loss_fn, y, dtype, "y")
+    wdata.check_lengths(X_arr, y_arr)
+    rng = as_generator(seed)
+
+    if validation_data is not None:
+        X_val = wdata.as_features(validation_data[0], dtype, "validation X")
+        y_val = _prepare_targets(model, loss_fn, validation_data[1], dtype, "validation y")
+        wdata.check_lengths(X_val, y_val, "validation data")
+    elif validation_split:
+        stratify = y_arr if y_arr.ndim == 1 else None
+        kept, held = wdata.split_indices(len(X_arr), validation_split, rng, stratify)
+        X_arr, X_val = X_arr[kept], X_arr[held]
+        y_arr, y_val = y_arr[kept], y_arr[held]
+    else:
+        X_val = y_val = None
+
+    opt = (
+        optimizer
+        if isinstance(optimizer, Optimizer)
+        else get_optimizer(optimizer, model.parameters(), lr=lr)
+    )
+    schedule = _make_schedule(lr_schedule, opt, epochs)
+    step = make_step(model, loss_fn, opt, clip_grad_norm)
+    history = History(path="planned" if type(step).__name__ == "PlannedStep" else "graph")
+
+    n = len(X_arr)
+    batch_size = min(batch_size, n)
+    steps_per_epoch = math.ceil(n / batch_size)
+    out_stream = stream if stream is not None else sys.stderr
+    show = verbose is True or (verbose == "auto" and _is_terminal(out_stream))
+    bar = ProgressBar(epochs, steps_per_epoch, out_stream, show)
+
+    # Batches are gathered into planned buffers: a step allocates nothing new.
+    x_batch = np.empty((batch_size, X_arr.shape[1]), dtype)
+    y_batch = np.empty((batch_size, *y_arr.shape[1:]), y_arr.dtype)
+    order = np.arange(n)
+    last_good = model.state_dict()
+    monitor = "val_loss" if X_val is not None else "loss"
+    best_value, best_state, waited = math.inf, None, 0
+
+    model.train()
+    for epoch in range(1, epochs + 1):
+        if shuffle:
+            rng.shuffle(order)
+        total, correct = 0.0, 0
+        for index in range(steps_per_epoch):
+            rows = order[index * batch_size : (index + 1) * batch_size]
+            xb, yb = x_batch[: len(rows)], y_batch[: len(rows)]
+            np.take(X_arr, rows, axis=0, out=xb)
+            np.take(y_arr, rows, axis=0, out=yb)
+            value = step(xb, yb)
+            if not math.isfinite(value):
+                model.load_state_dict(last_good)
+                restored = f"end of epoch {epoch - 1}" if epoch > 1 else "their initial values"
+                raise TrainingError(
+                    f"the loss became {value} at epoch {epoch}, step {index + 1}; "
+                    f"weights restored to {restored}. Try a smaller learning rate "
+                    "or gradient clipping (clip_grad_norm)"
+                )
+            total += value * len(rows)
+            correct += _correct(loss_fn, step.output, yb)  # running accuracy, as Keras reports
+            bar.update(epoch, index + 1, value)
+        figures: dict[str, float] = {"loss": total / n}
+        if isinstance(loss_fn, (CrossEntropyLoss, BCEWithLogitsLoss)):
+            figures["accuracy"] = correct / _label_count(loss_fn, y_arr)
+        if X_val is not None:
+            val = evaluate(model, X_val, y_val, loss_fn)
+            figures.update({f"val_{k}": v for k, v in val.items()})
+        figures["lr"] = opt.lr
+        history.record(**figures)
+        bar.end_epoch(epoch, figures)
+        last_good = model.state_dict()
+        if figures[monitor] < best_value - min_delta:
+            best_value, waited, history.best_epoch = figures[monitor], 0, epoch
+            if early_stopping is not None and restore_best_weights:
+                best_state = last_good
+        else:
+            waited += 1
+            if early_stopping is not None and waited >= early_stopping:
+                history.stopped_early = True
+                break
+        if schedule is not None:
+            schedule.step()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return history
+
+
+def _make_schedule(
+    schedule: str | LRSchedule | None, optimizer: Optimizer, epochs: int
+) -> LRSchedule | None:
+    if schedule is None or isinstance(schedule, LRSchedule):
+        return schedule
+    if schedule == "step":
+        return SCHEDULES["step"](optimizer, step_size=max(1, epochs // 3))
+    if schedule == "cosine":
+        return SCHEDULES["cosine"](optimizer, T_max=epochs)
+    if schedule == "invscaling":
+        return SCHEDULES["invscaling"](optimizer)
+    raise ConfigError(f"lr_schedule must be one of {', '.join(SCHEDULES)}; got {schedule!r}")
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
