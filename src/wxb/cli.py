@@ -235,6 +235,7 @@ def run_train(args: argparse.Namespace) -> None:
             raise ConfigError(f"--loss {loss} is for classification; regression uses mse")
         y_model = y.astype(np.float64).reshape(-1, 1)
         outputs, stratify = 1, None
+        y_mean, y_scale = y_model.mean(), y_model.std() or 1.0
 
     rng = np.random.default_rng(args.seed)
     train_rows, test_rows = wdata.split_indices(len(X), args.test_split, rng, stratify)
@@ -249,10 +250,13 @@ def run_train(args: argparse.Namespace) -> None:
         args.seed,
         dtype,
     )
+    y_train = y_model[train_rows]
+    if task == "regression":  # train on standardized targets (see unscale_output)
+        y_train = (y_train - y_mean) / y_scale
     history = fit(
         model,
         X_train,
-        y_model[train_rows],
+        y_train,
         loss=loss,
         optimizer=make_optimizer(args, model),
         epochs=args.epochs,
@@ -264,6 +268,8 @@ def run_train(args: argparse.Namespace) -> None:
         clip_grad_norm=args.clip_grad_norm,
         verbose=False if args.quiet else "auto",
     )
+    if task == "regression":
+        unscale_output(model.output, y_mean, y_scale)
     model.info = info
     figures = report(model, X[test_rows], y_model[test_rows], loss, task)
     info["test"] = figures
@@ -283,6 +289,16 @@ def run_train(args: argparse.Namespace) -> None:
     )
     print("test " + ", ".join(f"{k} {v:.4f}" for k, v in figures.items()))
     print(f"saved model to {output}")
+
+
+def unscale_output(layer: Dense, mean: float, scale: float) -> None:
+    """Fold y = scale·ŷ + mean into the output layer: W ← scale·W, b ← scale·b + mean.
+
+    The model then predicts in the target's own units, with no extra layer.
+    """
+    layer.weight.data *= scale
+    layer.bias.data *= scale
+    layer.bias.data += mean
 
 
 def make_optimizer(args: argparse.Namespace, model: Sequential):
@@ -350,7 +366,8 @@ def run_eval(args: argparse.Namespace) -> None:
     model = load(args.model)
     info = model.info
     target = args.target or info.get("target")
-    dataset = wdata.read_data(args.data, target if not str(args.data).endswith(".npz") else None)
+    csv_target = None if str(args.data).lower().endswith(".npz") else target
+    dataset = wdata.read_data(args.data, csv_target, info.get("feature_names"))
     if dataset.y is None:
         raise DataError(f"{args.data}: no target column {target!r} to evaluate against")
     X = features_for(model, dataset)
@@ -370,7 +387,7 @@ def run_eval(args: argparse.Namespace) -> None:
 
 def run_predict(args: argparse.Namespace) -> None:
     model = load(args.model)
-    dataset = wdata.read_data(args.input)
+    dataset = wdata.read_data(args.input, features=model.info.get("feature_names"))
     X = features_for(model, dataset)
     out = model.predict(X)
     info = model.info

@@ -136,8 +136,14 @@ def load_digits() -> Dataset:
     return Dataset(bunch.data.astype(np.float64), bunch.target, names, "digit", "built-in digits")
 
 
-def read_data(path: str | Path, target: str | None = None) -> Dataset:
-    """A CSV file (with a header row; ``target`` names the label column) or an NPZ (X, y)."""
+def read_data(
+    path: str | Path, target: str | None = None, features: list[str] | None = None
+) -> Dataset:
+    """A CSV file (with a header row; ``target`` names the label column) or an NPZ (X, y).
+
+    For CSV, ``features`` picks the feature columns by name (others are ignored);
+    by default every column but the target is a feature.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
@@ -145,7 +151,7 @@ def read_data(path: str | Path, target: str | None = None) -> Dataset:
     if suffix == ".npz":
         return read_npz(path)
     if suffix in (".csv", ".txt", ".tsv"):
-        return read_csv(path, target)
+        return read_csv(path, target, features)
     raise DataError(f"{path}: unknown data format {suffix!r}; use .csv or .npz")
 
 
@@ -166,7 +172,7 @@ def read_npz(path: Path) -> Dataset:
     return Dataset(X, y, names, "y" if y is not None else None, str(path))
 
 
-def read_csv(path: Path, target: str | None = None) -> Dataset:
+def read_csv(path: Path, target: str | None = None, features: list[str] | None = None) -> Dataset:
     """Numeric feature columns; the target column may hold strings (class names)."""
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
@@ -188,7 +194,13 @@ def read_csv(path: Path, target: str | None = None) -> Dataset:
             raise DataError(
                 f"{path}, line {number}: {len(row)} values but the header has {len(header)}"
             )
-    feature_names = [name for name in header if name != target]
+    if features is None:
+        feature_names = [name for name in header if name != target]
+    else:
+        missing = [name for name in features if name not in header]
+        if missing:
+            raise DataError(f"{path}: missing feature column(s) {', '.join(map(repr, missing))}")
+        feature_names = list(features)
     columns = {name: [row[i].strip() for row in body] for i, name in enumerate(header)}
     X = np.empty((len(body), len(feature_names)), dtype=np.float64)
     for j, name in enumerate(feature_names):

@@ -407,10 +407,9 @@ class MSEKernel:
 
     def value_and_grad(self, output, target, grad_out):
         scale = 1.0 / output.shape[0] if self.reduction == "mean" else 1.0
-        diff = output - target
+        diff = np.subtract(output, target, out=_workspace(output, grad_out))
         value = 0.5 * scale * float(np.vdot(diff, diff))
-        if grad_out is not None:  # ∇ŷ L = (ŷ − y), over the batch size for the mean
-            np.multiply(diff, scale, out=grad_out)
+        diff *= scale  # ∇ŷ L = (ŷ − y), over the batch size for the mean
         return value
 
 
@@ -418,7 +417,8 @@ class MSEKernel:
 class CrossEntropyKernel:
     """Softmax and cross-entropy fused: stable, and δ⁽ᴸ⁾ = softmax(Z) − Y directly.
 
-    Targets are class indices (B,) or probabilities (B, C).
+    Targets are class indices (B,) or probabilities (B, C). With z_max the row
+    maximum and s = Σ e^(z − z_max), −log softmax(z)_c = z_max + log s − z_c.
     """
 
     reduction: str = "mean"
@@ -427,21 +427,23 @@ class CrossEntropyKernel:
     def value_and_grad(self, output, target, grad_out):
         batch = output.shape[0]
         scale = 1.0 / batch if self.reduction == "mean" else 1.0
-        shifted = output - output.max(axis=1, keepdims=True)
-        log_norm = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        log_probs = shifted - log_norm
+        row_max = output.max(axis=1, keepdims=True)
+        exps = np.subtract(output, row_max, out=_workspace(output, grad_out))
+        np.exp(exps, out=exps)
+        sums = exps.sum(axis=1, keepdims=True)
+        log_norm = np.log(sums) + row_max  # z_max + log s, one per row
         if target.ndim == 1:
-            value = -scale * float(log_probs[np.arange(batch), target].sum())
+            rows = np.arange(batch)
+            value = float(log_norm.sum() - output[rows, target].sum())
         else:
-            value = -scale * float(np.vdot(target, log_probs))
-        if grad_out is not None:  # δ⁽ᴸ⁾ = softmax(Z) − Y, over the batch size for the mean
-            np.exp(log_probs, out=grad_out)
-            if target.ndim == 1:
-                grad_out[np.arange(batch), target] -= 1
-            else:
-                grad_out -= target
-            grad_out *= scale
-        return value
+            value = float(np.vdot(target.sum(axis=1), log_norm) - np.vdot(target, output))
+        exps /= sums  # softmax(Z); δ⁽ᴸ⁾ = softmax(Z) − Y, over the batch size for the mean
+        if target.ndim == 1:
+            exps[rows, target] -= 1
+        else:
+            exps -= target
+        exps *= scale
+        return scale * value
 
 
 @dataclass(frozen=True)
@@ -453,13 +455,22 @@ class BCEWithLogitsKernel:
 
     def value_and_grad(self, output, target, grad_out):
         scale = 1.0 / output.size if self.reduction == "mean" else 1.0
-        terms = np.maximum(output, 0) - output * target + np.log1p(np.exp(-np.abs(output)))
-        value = scale * float(terms.sum())
-        if grad_out is not None:  # δ⁽ᴸ⁾ = σ(z) − y
-            Sigmoid().forward(output, grad_out)
-            grad_out -= target
-            grad_out *= scale
-        return value
+        work = _workspace(output, grad_out)
+        positive = float(np.maximum(output, 0, out=work).sum())
+        agreement = float(np.multiply(output, target, out=work).sum())
+        np.abs(output, out=work)
+        np.negative(work, out=work)
+        np.exp(work, out=work)
+        softplus = float(np.log1p(work, out=work).sum())
+        Sigmoid().forward(output, work)  # δ⁽ᴸ⁾ = σ(z) − y
+        work -= target
+        work *= scale
+        return scale * (positive - agreement + softplus)
+
+
+def _workspace(output: np.ndarray, grad_out: np.ndarray | None) -> np.ndarray:
+    """The gradient buffer doubles as scratch space; without one, a fresh array."""
+    return grad_out if grad_out is not None else np.empty_like(output)
 
 
 def check_loss_target(kernel: LossKernel, output: np.ndarray, target: np.ndarray) -> None:

@@ -114,7 +114,9 @@ class Tensor:
         return self.data
 
     def item(self) -> float:
-        return float(self.data)
+        if self.data.size != 1:
+            raise ShapeError(f"item() needs a tensor with one element; got shape {self.shape}")
+        return float(self.data.item())
 
     def detach(self) -> Tensor:
         return Tensor(self.data)

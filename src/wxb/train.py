@@ -222,48 +222,49 @@ def fit(
     best_value, best_state, waited = math.inf, None, 0
 
     model.train()
-    for epoch in range(1, epochs + 1):
-        if shuffle:
-            rng.shuffle(order)
-        total, correct = 0.0, 0
-        for index in range(steps_per_epoch):
-            rows = order[index * batch_size : (index + 1) * batch_size]
-            xb, yb = x_batch[: len(rows)], y_batch[: len(rows)]
-            np.take(X_arr, rows, axis=0, out=xb)
-            np.take(y_arr, rows, axis=0, out=yb)
-            value = step(xb, yb)
-            if not math.isfinite(value):
-                model.load_state_dict(last_good)
-                restored = f"end of epoch {epoch - 1}" if epoch > 1 else "their initial values"
-                raise TrainingError(
-                    f"the loss became {value} at epoch {epoch}, step {index + 1}; "
-                    f"weights restored to {restored}. Try a smaller learning rate "
-                    "or gradient clipping (clip_grad_norm)"
-                )
-            total += value * len(rows)
-            correct += _correct(loss_fn, step.output, yb)  # running accuracy, as Keras reports
-            bar.update(epoch, index + 1, value)
-        figures: dict[str, float] = {"loss": total / n}
-        if isinstance(loss_fn, (CrossEntropyLoss, BCEWithLogitsLoss)):
-            figures["accuracy"] = correct / _label_count(loss_fn, y_arr)
-        if X_val is not None:
-            val = evaluate(model, X_val, y_val, loss_fn)
-            figures.update({f"val_{k}": v for k, v in val.items()})
-        figures["lr"] = opt.lr
-        history.record(**figures)
-        bar.end_epoch(epoch, figures)
-        last_good = model.state_dict()
-        if figures[monitor] < best_value - min_delta:
-            best_value, waited, history.best_epoch = figures[monitor], 0, epoch
-            if early_stopping is not None and restore_best_weights:
-                best_state = last_good
-        else:
-            waited += 1
-            if early_stopping is not None and waited >= early_stopping:
-                history.stopped_early = True
-                break
-        if schedule is not None:
-            schedule.step()
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught, by name
+        for epoch in range(1, epochs + 1):
+            if shuffle:
+                rng.shuffle(order)
+            total, correct = 0.0, 0
+            for index in range(steps_per_epoch):
+                rows = order[index * batch_size : (index + 1) * batch_size]
+                xb, yb = x_batch[: len(rows)], y_batch[: len(rows)]
+                np.take(X_arr, rows, axis=0, out=xb)
+                np.take(y_arr, rows, axis=0, out=yb)
+                value = step(xb, yb)
+                if not math.isfinite(value):
+                    model.load_state_dict(last_good)
+                    restored = f"end of epoch {epoch - 1}" if epoch > 1 else "their initial values"
+                    raise TrainingError(
+                        f"the loss became {value} at epoch {epoch}, step {index + 1}; "
+                        f"weights restored to {restored}. Try a smaller learning rate "
+                        "or gradient clipping (clip_grad_norm)"
+                    )
+                total += value * len(rows)
+                correct += _correct(loss_fn, step.output, yb)  # running accuracy, as Keras reports
+                bar.update(epoch, index + 1, value)
+            figures: dict[str, float] = {"loss": total / n}
+            if isinstance(loss_fn, (CrossEntropyLoss, BCEWithLogitsLoss)):
+                figures["accuracy"] = correct / _label_count(loss_fn, y_arr)
+            if X_val is not None:
+                val = evaluate(model, X_val, y_val, loss_fn)
+                figures.update({f"val_{k}": v for k, v in val.items()})
+            figures["lr"] = opt.lr
+            history.record(**figures)
+            bar.end_epoch(epoch, figures)
+            last_good = model.state_dict()
+            if figures[monitor] < best_value - min_delta:
+                best_value, waited, history.best_epoch = figures[monitor], 0, epoch
+                if early_stopping is not None and restore_best_weights:
+                    best_state = last_good
+            else:
+                waited += 1
+                if early_stopping is not None and waited >= early_stopping:
+                    history.stopped_early = True
+                    break
+            if schedule is not None:
+                schedule.step()
     if best_state is not None:
         model.load_state_dict(best_state)
     return history

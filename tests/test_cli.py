@@ -1,0 +1,349 @@
+"""The wxb command: the main job, eval, predict, and one-line errors with status 2."""
+
+import csv
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import wxb
+from wxb.cli import main
+
+WXB = [sys.executable, "-m", "wxb.cli"]
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def write_csv(path: Path, header, rows):
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def labelled_csv(path, rng, n=150):
+    """Three named classes separated in 4 features."""
+    names = np.array(["setosa", "versicolor", "virginica"])
+    centres = rng.normal(scale=3, size=(3, 4))
+    y = rng.integers(0, 3, size=n)
+    X = centres[y] + rng.normal(scale=0.5, size=(n, 4))
+    rows = [[*(str(float(v)) for v in x), names[k]] for x, k in zip(X, y, strict=True)]
+    return write_csv(path, ["a", "b", "c", "d", "species"], rows), X, names[y]
+
+
+@pytest.mark.slow
+def test_default_train_reaches_97_percent_and_reloads_identically(tmp_path):
+    result = subprocess.run([*WXB, "train"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    accuracy = float(re.search(r"test loss [\d.]+, accuracy ([\d.]+)", result.stdout).group(1))
+    assert accuracy >= 0.97
+    assert "saved model to model.safetensors" in result.stdout
+    assert result.stderr == ""  # not a terminal: no progress bar
+    model = wxb.load(tmp_path / "model.safetensors")
+    assert model.info["test"]["accuracy"] == pytest.approx(accuracy, abs=1e-4)
+
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    first = model.predict(digits.data)
+    again = wxb.load(tmp_path / "model.safetensors").predict(digits.data)
+    assert np.array_equal(first, again)
+    assert (first.argmax(axis=1) == digits.target).mean() >= 0.97
+
+
+def test_train_eval_predict_on_a_csv_with_named_classes(tmp_path, rng, capsys):
+    data, X, labels = labelled_csv(tmp_path / "iris.csv", rng)
+    model_path = tmp_path / "out" / "iris.safetensors"
+    code, out, _ = run_cli(
+        capsys,
+        "train",
+        "--data",
+        str(data),
+        "--target",
+        "species",
+        "--hidden",
+        "16",
+        "--epochs",
+        "30",
+        "-o",
+        str(model_path),
+        "--history",
+        str(tmp_path / "h.json"),
+    )
+    assert code == 0 and model_path.exists() and (tmp_path / "h.json").exists()
+    assert "accuracy" in out
+    model = wxb.load(model_path)
+    assert model.info["classes"] == ["setosa", "versicolor", "virginica"]
+    assert model.info["feature_names"] == ["a", "b", "c", "d"]
+
+    code, out, _ = run_cli(capsys, "eval", str(model_path), "--data", str(data))
+    assert code == 0
+    assert float(re.search(r"accuracy ([\d.]+)", out).group(1)) > 0.9
+
+    # predict reads features by name: reorder the columns, drop the target
+    shuffled = write_csv(
+        tmp_path / "new.csv", ["d", "c", "b", "a"], [[str(float(v)) for v in x[::-1]] for x in X]
+    )
+    out_csv = tmp_path / "pred.csv"
+    code, _, err = run_cli(
+        capsys, "predict", str(model_path), str(shuffled), "-o", str(out_csv), "--proba"
+    )
+    assert code == 0 and "wrote 150 predictions" in err
+    rows = list(csv.DictReader(out_csv.open()))
+    assert list(rows[0]) == ["prediction", "p_setosa", "p_versicolor", "p_virginica"]
+    predicted = np.array([r["prediction"] for r in rows])
+    assert (predicted == labels).mean() > 0.9
+    probabilities = np.array([[float(r[k]) for k in list(r)[1:]] for r in rows])
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-6)
+
+
+def test_regression_and_npz(tmp_path, rng, capsys):
+    X = rng.normal(size=(200, 3))
+    y = X @ np.array([1.5, -2.0, 0.5]) + 0.1 * rng.normal(size=200)
+    np.savez(tmp_path / "reg.npz", X=X, y=y)
+    model_path = tmp_path / "reg.safetensors"
+    code, out, _ = run_cli(
+        capsys,
+        "train",
+        "--data",
+        str(tmp_path / "reg.npz"),
+        "--epochs",
+        "100",
+        "--lr",
+        "0.01",
+        "--hidden",
+        "16",
+        "-o",
+        str(model_path),
+    )
+    assert code == 0, out
+    r2 = float(re.search(r"r2 ([-\d.]+)", out).group(1))
+    assert r2 > 0.9
+    code, out, _ = run_cli(capsys, "predict", str(model_path), str(tmp_path / "reg.npz"))
+    values = np.array([float(v) for v in out.split()[1:]])
+    assert np.corrcoef(values, y)[0, 1] > 0.95
+
+
+# ---------------------------------------------------------------------------------
+# Errors: one line, status 2, and an existing model file left as it was
+# ---------------------------------------------------------------------------------
+@pytest.fixture
+def existing_model(tmp_path, rng):
+    model = wxb.nn.Sequential(wxb.nn.Dense(4, 3, seed=0))
+    model.info = {
+        "task": "classification",
+        "classes": ["x", "y", "z"],
+        "feature_names": ["a", "b", "c", "d"],
+        "target": "species",
+        "loss": "cross_entropy",
+    }
+    path = wxb.save(model, tmp_path / "existing.safetensors")
+    return path, path.read_bytes()
+
+
+def assert_one_line_error(code, out, err, pattern):
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("wxb: error: "), err
+    assert "Traceback" not in err
+    assert re.search(pattern, err), err
+
+
+BAD_CSVS = {
+    "nan": (
+        ["a", "b", "c", "d", "species"],
+        [["1", "2", "nan", "4", "x"]] * 5,
+        r"line 2, column 'c': nan is not a finite number",
+    ),
+    "inf": (
+        ["a", "b", "c", "d", "species"],
+        [["1", "inf", "3", "4", "x"]] * 5,
+        r"line 2, column 'b': inf is not a finite number",
+    ),
+    "text": (
+        ["a", "b", "c", "d", "species"],
+        [["1", "2", "3", "four", "x"]] * 5,
+        r"line 2, column 'd': 'four', not a number",
+    ),
+    "blank": (
+        ["a", "b", "c", "d", "species"],
+        [["1", "", "3", "4", "x"]] * 5,
+        r"line 2, column 'b': an empty value",
+    ),
+    "no_target": (
+        ["a", "b", "c", "d", "kind"],
+        [["1", "2", "3", "4", "x"]] * 5,
+        r"no column 'species'",
+    ),
+    "header_only": (["a", "b", "c", "d", "species"], [], r"no data rows"),
+    "ragged": (
+        ["a", "b", "c", "d", "species"],
+        [["1", "2", "3", "x"]] * 5,
+        r"line 2: 4 values but the header has 5",
+    ),
+    "one_class": (
+        ["a", "b", "c", "d", "species"],
+        [["1", "2", "3", "4", "x"]] * 5,
+        r"single class",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CSVS))
+def test_train_refuses_bad_csv_and_keeps_the_existing_model(tmp_path, capsys, existing_model, case):
+    path, before = existing_model
+    header, rows, pattern = BAD_CSVS[case]
+    data = write_csv(tmp_path / f"{case}.csv", header, rows)
+    code, out, err = run_cli(
+        capsys, "train", "--data", str(data), "--target", "species", "-o", str(path)
+    )
+    assert_one_line_error(code, out, err, pattern)
+    assert path.read_bytes() == before
+
+
+def test_train_refuses_missing_and_empty_files(tmp_path, capsys, existing_model):
+    path, before = existing_model
+    cases = {
+        str(tmp_path / "absent.csv"): "no such file",
+        str(write_empty(tmp_path / "empty.csv")): "the file is empty",
+        str(write_empty(tmp_path / "data.json")): "unknown data format",
+    }
+    for data, pattern in cases.items():
+        code, out, err = run_cli(
+            capsys, "train", "--data", data, "--target", "species", "-o", str(path)
+        )
+        assert_one_line_error(code, out, err, pattern)
+    np.savez(tmp_path / "mismatch.npz", X=np.zeros((5, 2)), y=np.zeros(4))
+    code, out, err = run_cli(
+        capsys, "train", "--data", str(tmp_path / "mismatch.npz"), "-o", str(path)
+    )
+    assert_one_line_error(code, out, err, "X has 5 samples but y has 4")
+    assert path.read_bytes() == before
+
+
+def write_empty(path):
+    path.write_text("")
+    return path
+
+
+def test_divergence_exits_2_naming_epoch_and_step_and_keeps_the_model(
+    tmp_path, rng, capsys, existing_model
+):
+    path, before = existing_model
+    data, *_ = labelled_csv(tmp_path / "d.csv", rng)
+    code, out, err = run_cli(
+        capsys,
+        "train",
+        "--data",
+        str(data),
+        "--target",
+        "species",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e30",
+        "-o",
+        str(path),
+    )
+    assert_one_line_error(code, out, err, r"the loss became (nan|inf) at epoch \d+, step \d+")
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "argv,pattern",
+    [
+        (["train", "--hidden", "12,x"], r"--hidden takes sizes like 128,64"),
+        (["train", "--epochs", "0"], r"--epochs must be ≥ 1"),
+        (["train", "--optimizer", "rmsprop"], r"invalid choice: 'rmsprop'"),
+        (["train", "--momentum", "0.9"], r"--momentum is an SGD option"),
+        (["train", "--bogus"], r"unrecognized arguments: --bogus"),
+        (["explode"], r"invalid choice: 'explode'"),
+    ],
+)
+def test_bad_options_exit_2_with_one_line(capsys, tmp_path, existing_model, argv, pattern):
+    path, before = existing_model
+    with pytest.raises(SystemExit) if argv[-1] in ("rmsprop", "--bogus", "explode") else _nothing():
+        code, out, err = run_cli(capsys, *argv, *(["-o", str(path)] if argv[0] == "train" else []))
+        assert_one_line_error(code, out, err, pattern)
+    if argv[-1] in ("rmsprop", "--bogus", "explode"):
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and re.search(pattern, err), err
+    assert path.read_bytes() == before
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_eval_refuses_unseen_labels_and_missing_columns(tmp_path, capsys, existing_model):
+    path, before = existing_model
+    unseen = write_csv(
+        tmp_path / "u.csv",
+        ["a", "b", "c", "d", "species"],
+        [["1", "2", "3", "4", "x"], ["1", "2", "3", "4", "dragon"]],
+    )
+    code, out, err = run_cli(capsys, "eval", str(path), "--data", str(unseen))
+    assert_one_line_error(code, out, err, r"label 'dragon' in data row 2 is not a class")
+    missing = write_csv(tmp_path / "m.csv", ["a", "b", "d", "species"], [["1", "2", "4", "x"]])
+    code, out, err = run_cli(capsys, "predict", str(path), str(missing))
+    assert_one_line_error(code, out, err, r"missing feature column\(s\) 'c'")
+    np.savez(tmp_path / "narrow.npz", X=np.zeros((3, 3)))
+    code, out, err = run_cli(capsys, "predict", str(path), str(tmp_path / "narrow.npz"))
+    assert_one_line_error(code, out, err, r"3 features but the model takes 4")
+    assert path.read_bytes() == before
+
+
+def test_corrupt_and_foreign_model_files_exit_2(tmp_path, capsys, existing_model, rng):
+    path, before = existing_model
+    data = write_csv(tmp_path / "d.csv", ["a", "b", "c", "d"], [["1", "2", "3", "4"]])
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(before[:-7])
+    foreign = tmp_path / "foreign.safetensors"
+    from safetensors.numpy import save_file
+
+    save_file({"w": np.zeros(2, np.float32)}, foreign)
+    for model_file, pattern in (
+        (corrupt, "corrupt or truncated"),
+        (foreign, "not a wxb model"),
+        (tmp_path / "none.safetensors", "no such model file"),
+    ):
+        code, out, err = run_cli(capsys, "predict", str(model_file), str(data))
+        assert_one_line_error(code, out, err, pattern)
+    assert path.read_bytes() == before
+
+
+def test_the_installed_command_prints_one_line_without_traceback(tmp_path):
+    result = subprocess.run(
+        [*WXB, "eval", str(tmp_path / "x.safetensors"), "--data", "y.csv"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    help_text = subprocess.run([*WXB, "train", "--help"], capture_output=True, text=True).stdout
+    for option in (
+        "--data",
+        "--target",
+        "--hidden",
+        "--activation",
+        "--loss",
+        "--optimizer",
+        "--lr",
+        "--epochs",
+        "--batch-size",
+        "--seed",
+        "--dtype",
+        "--output",
+    ):
+        assert option in help_text

@@ -1,0 +1,213 @@
+"""fit: batches, validation, metrics, early stopping, determinism, divergence."""
+
+import io
+
+import numpy as np
+import pytest
+
+import wxb
+from wxb.nn import Dense, ReLU, Sequential, Tanh
+
+
+def blobs(rng, n=300, features=5, classes=3):
+    centres = rng.normal(scale=4, size=(classes, features))
+    y = rng.integers(0, classes, size=n)
+    X = centres[y] + rng.normal(size=(n, features))
+    return X, y
+
+
+def mlp(features, hidden, outputs, seed, dtype="float32"):
+    return Sequential(
+        Dense(features, hidden, seed=seed, dtype=dtype),
+        ReLU(),
+        Dense(hidden, outputs, seed=seed + 1, dtype=dtype),
+    )
+
+
+def test_fit_learns_separable_classes_and_records_history(rng):
+    X, y = blobs(rng)
+    model = mlp(5, 16, 3, seed=int(rng.integers(1000)))
+    history = wxb.fit(
+        model, X, y, epochs=30, batch_size=16, lr=0.01, validation_split=0.2, seed=0, verbose=False
+    )
+    assert history.epochs == 30
+    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr"}
+    assert history["loss"][-1] < history["loss"][0]
+    assert history["val_accuracy"][-1] > 0.9
+    predicted = model.predict(X).argmax(axis=1)
+    assert (predicted == y).mean() > 0.9
+
+
+def test_same_seed_gives_the_same_run_bit_for_bit(rng):
+    X, y = blobs(rng)
+    runs = []
+    for _ in range(2):
+        model = mlp(5, 8, 3, seed=7)
+        history = wxb.fit(
+            model, X, y, epochs=4, batch_size=10, validation_split=0.25, seed=3, verbose=False
+        )
+        runs.append((history.history, [p.data.copy() for p in model.parameters()]))
+    assert runs[0][0] == runs[1][0]
+    for a, b in zip(runs[0][1], runs[1][1], strict=True):
+        assert np.array_equal(a, b)
+    other = mlp(5, 8, 3, seed=7)
+    different = wxb.fit(
+        other, X, y, epochs=4, batch_size=10, validation_split=0.25, seed=4, verbose=False
+    )
+    assert different.history != runs[0][0]
+
+
+def test_manual_seed_drives_initialisation():
+    wxb.manual_seed(11)
+    first = Dense(4, 3).weight.data.copy()
+    wxb.manual_seed(11)
+    assert np.array_equal(Dense(4, 3).weight.data, first)
+
+
+def test_early_stopping_restores_the_best_weights(rng):
+    X, y = blobs(rng, n=120)
+    X_val, y_val = blobs(rng, n=60)  # other centres: validation loss soon rises
+    model = mlp(5, 32, 3, seed=1)
+    history = wxb.fit(
+        model,
+        X,
+        y,
+        epochs=200,
+        batch_size=8,
+        lr=0.05,
+        validation_data=(X_val, y_val),
+        early_stopping=3,
+        seed=0,
+        verbose=False,
+    )
+    assert history.stopped_early
+    best = history.best_epoch
+    assert history["val_loss"][best - 1] == min(history["val_loss"])
+    assert history.epochs == best + 3
+    restored = wxb.evaluate(model, X_val.astype(np.float32), y_val, wxb.nn.CrossEntropyLoss())
+    assert restored["loss"] == pytest.approx(history["val_loss"][best - 1], rel=1e-5)
+
+
+def test_divergence_stops_with_epoch_and_step_and_keeps_last_good_weights(rng):
+    X, y = blobs(rng, n=64)
+    model = mlp(5, 8, 3, seed=2, dtype="float64")
+    initial = model.state_dict()
+    with pytest.raises(wxb.TrainingError, match=r"epoch 1, step \d+"):
+        wxb.fit(
+            model,
+            X * 1e150,
+            y,
+            epochs=3,
+            batch_size=8,
+            optimizer="sgd",
+            lr=1e10,
+            seed=0,
+            verbose=False,
+        )
+    for name, array in model.state_dict().items():
+        assert np.array_equal(array, initial[name]), name
+
+
+def test_divergence_after_first_epoch_restores_the_previous_epoch(rng):
+    X, y = blobs(rng, n=64)
+    model = mlp(5, 8, 3, seed=2, dtype="float64")
+    after_epoch_1 = {}
+
+    class Exploding(wxb.optim.SGD):
+        def step(self):
+            super().step()
+            if self.steps == 8:  # last step of epoch 1 (8 steps per epoch)
+                after_epoch_1.update(model.state_dict())
+            if self.steps == 9:  # first step of epoch 2: the next loss is NaN
+                for p in self.params:
+                    p.data *= np.inf
+
+    opt = Exploding(model.parameters(), lr=0.01)
+    with pytest.raises(wxb.TrainingError, match="epoch 2, step 2.*end of epoch 1"):
+        wxb.fit(model, X, y, epochs=3, batch_size=8, optimizer=opt, seed=0, verbose=False)
+    for name, array in model.state_dict().items():
+        assert np.array_equal(array, after_epoch_1[name]), name
+
+
+def test_progress_bar_draws_on_a_terminal_and_stays_quiet_otherwise(rng):
+    X, y = blobs(rng, n=40)
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    quiet, loud = io.StringIO(), Terminal()
+    wxb.fit(mlp(5, 4, 3, 0), X, y, epochs=2, batch_size=8, stream=quiet, verbose="auto")
+    wxb.fit(mlp(5, 4, 3, 0), X, y, epochs=2, batch_size=8, stream=loud, verbose="auto")
+    assert quiet.getvalue() == ""
+    assert "epoch 2/2" in loud.getvalue() and "loss" in loud.getvalue()
+
+
+def test_regression_with_mse_and_bce_with_logits(rng):
+    X = rng.normal(size=(200, 3))
+    w = rng.normal(size=(3, 2))
+    y = np.tanh(X @ w)
+    model = Sequential(Dense(3, 16, seed=0), Tanh(), Dense(16, 2, seed=1))
+    history = wxb.fit(model, X, y, loss="mse", epochs=40, batch_size=20, lr=0.01, verbose=False)
+    assert "accuracy" not in history.history
+    assert history["loss"][-1] < 0.2 * history["loss"][0]
+
+    labels = (X @ w[:, :1] > 0).astype(float)
+    binary = Sequential(Dense(3, 8, seed=0), Tanh(), Dense(8, 1, seed=1))
+    history = wxb.fit(binary, X, labels, loss="bce_with_logits", epochs=30, lr=0.02, verbose=False)
+    assert history["accuracy"][-1] > 0.9
+
+
+def test_schedules_and_clipping_run_through_fit(rng):
+    X, y = blobs(rng, n=50)
+    for schedule in ("step", "cosine", "invscaling"):
+        history = wxb.fit(
+            mlp(5, 4, 3, 0),
+            X,
+            y,
+            epochs=6,
+            lr=0.1,
+            optimizer="sgd",
+            lr_schedule=schedule,
+            clip_grad_norm=1.0,
+            verbose=False,
+        )
+        assert history["lr"][0] == 0.1 and history["lr"][-1] < 0.1
+
+
+@pytest.mark.parametrize(
+    "X,y,message",
+    [
+        ([[1.0, np.nan]], [0], r"X has nan at row 0, column 1"),
+        ([[1.0, np.inf], [1.0, 2.0]], [0, 1], r"X has inf at row 0, column 1"),
+        ([["a", "b"]], [0], r"X must hold numbers"),
+        (np.empty((0, 2)), [], r"X is empty"),
+        ([[1.0, 2.0], [3.0, 4.0]], [0], r"X has 2 samples but y has 1"),
+        ([[1.0, 2.0]], [5], r"y holds class 5 but the model has 3 outputs"),
+        ([[1.0, 2.0]], [-1], r"negative label"),
+        ([[1.0, 2.0]], ["cat"], r"y must hold integer class labels"),
+        ([[1.0, 2.0]], [0.5], r"non-integer class labels"),
+        ([1.0, 2.0], [0], r"X must be 2-D"),
+    ],
+)
+def test_bad_data_is_refused_before_any_work(X, y, message):
+    model = mlp(2, 4, 3, seed=0)
+    before = model.state_dict()
+    with pytest.raises(wxb.DataError, match=message):
+        wxb.fit(model, X, y, epochs=1, verbose=False)
+    for name, array in model.state_dict().items():
+        assert np.array_equal(array, before[name])
+
+
+def test_bad_options_are_config_errors():
+    model = mlp(2, 4, 3, seed=0)
+    X, y = np.zeros((4, 2)), np.zeros(4, dtype=int)
+    for options, message in (
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": -1}, "batch_size"),
+        ({"loss": "hinge"}, "loss must be one of"),
+        ({"optimizer": "rmsprop"}, "optimizer must be one of"),
+        ({"lr_schedule": "linear"}, "lr_schedule"),
+    ):
+        with pytest.raises(wxb.ConfigError, match=message):
+            wxb.fit(model, X, y, verbose=False, **options)

@@ -1,0 +1,140 @@
+"""Model files: exact round trips, atomic writes, refusal of foreign or corrupt files."""
+
+import json
+import struct
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file, save_file
+
+import wxb
+from wxb.nn import GELU, Dense, Dropout, LeakyReLU, ReLU, Sequential, Sigmoid, Standardize, Tanh
+
+
+def random_model(rng, dtype):
+    n, h1, h2, c = (int(v) for v in rng.integers(2, 12, size=4))
+    model = Sequential(
+        Standardize(rng.normal(size=n), rng.uniform(0.5, 2, size=n), dtype=dtype),
+        Dense(n, h1, seed=int(rng.integers(1 << 30)), dtype=dtype, name="hidden1"),
+        LeakyReLU(0.2),
+        Dropout(0.3),
+        Dense(h1, h2, seed=int(rng.integers(1 << 30)), dtype=dtype),
+        GELU("tanh"),
+        Tanh(),
+        Dense(h2, c, bias=False, dtype=dtype),
+        Sigmoid(),
+    )
+    model.info = {"task": "classification", "classes": ["a", "b"], "feature_names": ["x"] * n}
+    return model, n
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_saved_model_reloads_to_identical_predictions(tmp_path, rng, dtype):
+    model, n = random_model(rng, dtype)
+    path = wxb.save(model, tmp_path / "model.safetensors")
+    loaded = wxb.load(path)
+    X = rng.normal(size=(17, n))
+    assert np.array_equal(loaded.predict(X), model.predict(X))
+    assert loaded.dtype == np.dtype(dtype)
+    assert loaded.info == model.info
+    assert [type(m) for m in loaded] == [type(m) for m in model]
+    assert loaded.hidden1.in_features == n
+    assert loaded[2].kernel.negative_slope == 0.2
+
+
+def test_file_is_plain_safetensors_readable_by_the_safetensors_library(tmp_path, rng):
+    model, _ = random_model(rng, "float32")
+    path = wxb.save(model, tmp_path / "m.safetensors")
+    tensors = load_file(path)
+    assert set(tensors) == set(model.state_dict())
+    assert np.array_equal(tensors["hidden1.weight"], model.hidden1.weight.data)
+    length = struct.unpack("<Q", path.read_bytes()[:8])[0]
+    metadata = json.loads(path.read_bytes()[8 : 8 + length])["__metadata__"]
+    assert json.loads(metadata["architecture"])["type"] == "Sequential"
+
+
+def test_save_replaces_atomically_and_leaves_no_temporary_files(tmp_path, rng):
+    model, _ = random_model(rng, "float32")
+    path = tmp_path / "m.safetensors"
+    wxb.save(model, path)
+    first = path.read_bytes()
+    model.hidden1.weight.data += 1
+    wxb.save(model, path)
+    assert path.read_bytes() != first
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+
+
+def test_a_failed_save_leaves_the_existing_file_intact(tmp_path, rng, monkeypatch):
+    model, _ = random_model(rng, "float32")
+    path = tmp_path / "m.safetensors"
+    wxb.save(model, path)
+    good = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("os.fsync", crash)
+    with pytest.raises(OSError, match="disk full"):
+        wxb.save(model, path)
+    assert path.read_bytes() == good
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+
+
+def test_unsaveable_module_is_a_config_error(tmp_path):
+    class Custom(wxb.nn.Module):
+        pass
+
+    with pytest.raises(wxb.ConfigError, match="Custom cannot be saved"):
+        wxb.save(Sequential(Dense(2, 2), Custom()), tmp_path / "x.safetensors")
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_foreign_corrupt_and_missing_files_are_model_file_errors(tmp_path, rng):
+    model, _ = random_model(rng, "float32")
+    good = wxb.save(model, tmp_path / "good.safetensors").read_bytes()
+
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": np.zeros(3, np.float32)}, foreign)
+    with pytest.raises(wxb.ModelFileError, match="not a wxb model"):
+        wxb.load(foreign)
+
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(good[: len(good) - 10])
+    with pytest.raises(wxb.ModelFileError, match="corrupt or truncated"):
+        wxb.load(truncated)
+
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(rng.bytes(64))
+    with pytest.raises(wxb.ModelFileError, match="not a safetensors file"):
+        wxb.load(garbage)
+
+    pickled = tmp_path / "model.pkl"
+    pickled.write_bytes(b"\x80\x04\x95" + rng.bytes(40))
+    with pytest.raises(wxb.ModelFileError):
+        wxb.load(pickled)
+
+    with pytest.raises(wxb.ModelFileError, match="no such model file"):
+        wxb.load(tmp_path / "absent.safetensors")
+
+
+def test_weights_that_do_not_fit_the_architecture_are_refused(tmp_path, rng):
+    model, _ = random_model(rng, "float32")
+    path = wxb.save(model, tmp_path / "m.safetensors")
+    tensors = load_file(path)
+    length = struct.unpack("<Q", path.read_bytes()[:8])[0]
+    metadata = json.loads(path.read_bytes()[8 : 8 + length])["__metadata__"]
+    tensors["hidden1.weight"] = np.zeros((1, 1), np.float32)
+    bad = tmp_path / "bad.safetensors"
+    save_file(tensors, bad, metadata=metadata)
+    with pytest.raises(wxb.ModelFileError, match="do not fit"):
+        wxb.load(bad)
+
+
+def test_loading_does_not_advance_the_global_generator(tmp_path, rng):
+    model, _ = random_model(rng, "float32")
+    path = wxb.save(model, tmp_path / "m.safetensors")
+    wxb.manual_seed(5)
+    expected = Dense(3, 3).weight.data.copy()
+    wxb.manual_seed(5)
+    wxb.load(path)
+    assert np.array_equal(Dense(3, 3).weight.data, expected)

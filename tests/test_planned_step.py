@@ -1,0 +1,143 @@
+"""The planned training step computes exactly what the recorded graph computes."""
+
+import copy
+import itertools
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import wxb
+from wxb.nn import ACTIVATIONS, BCEWithLogitsLoss, CrossEntropyLoss, Dense, Dropout, MSELoss
+from wxb.nn import Sequential, Standardize
+from wxb.optim import SGD, Adam, AdamW
+from wxb.step import GraphStep, PlannedStep, make_step
+
+ACTIVATION_NAMES = sorted(ACTIVATIONS)
+LOSSES = {"mse": MSELoss, "cross_entropy": CrossEntropyLoss, "bce": BCEWithLogitsLoss}
+OPTIMIZERS = {
+    "sgd": lambda p: SGD(p, lr=0.05),
+    "sgd_momentum": lambda p: SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-3),
+    "sgd_nesterov": lambda p: SGD(p, lr=0.05, momentum=0.9, nesterov=True),
+    "adam": lambda p: Adam(p, lr=1e-2, weight_decay=1e-3),
+    "adamw": lambda p: AdamW(p, lr=1e-2),
+}
+
+
+def make_problem(rng, activation, loss_name, dtype, dropout=0.0, standardize=False):
+    n, h, c = (int(v) for v in rng.integers(2, 9, size=3))
+    seed = int(rng.integers(1 << 31))
+    layers = []
+    if standardize:
+        layers.append(Standardize(rng.normal(size=n), rng.uniform(0.5, 2, size=n), dtype=dtype))
+    layers += [Dense(n, h, seed=seed, dtype=dtype), ACTIVATIONS[activation]()]
+    if dropout:
+        layers.append(Dropout(dropout, seed=seed))
+    layers += [Dense(h, c, seed=seed + 1, dtype=dtype)]
+    model = Sequential(*layers)
+    batch = int(rng.integers(3, 12))
+    X = rng.normal(size=(batch * 3, n)).astype(dtype)
+    if loss_name == "cross_entropy":
+        y = rng.integers(0, c, size=batch * 3)
+    elif loss_name == "bce":
+        y = rng.integers(0, 2, size=(batch * 3, c)).astype(dtype)
+    else:
+        y = rng.normal(size=(batch * 3, c)).astype(dtype)
+    return model, X, y, batch
+
+
+def run(step_cls, model, loss_name, optimizer_name, X, y, batch, steps=4):
+    model = copy.deepcopy(model)
+    optimizer = OPTIMIZERS[optimizer_name](model.parameters())
+    step = step_cls(model, LOSSES[loss_name](), optimizer)
+    losses, grads = [], []
+    for i in range(steps):
+        rows = slice((i * batch) % len(X), (i * batch) % len(X) + batch)
+        losses.append(step(X[rows], y[rows]))
+        grads.append([p.grad.copy() for p in model.parameters()])
+    return losses, grads, [p.data.copy() for p in model.parameters()]
+
+
+@pytest.mark.parametrize(
+    "activation,loss_name,optimizer_name",
+    list(itertools.product(ACTIVATION_NAMES, LOSSES, OPTIMIZERS)),
+)
+def test_planned_step_equals_graph_step(rng, activation, loss_name, optimizer_name):
+    for dtype, rtol in (("float64", 1e-12), ("float32", 1e-5)):
+        model, X, y, batch = make_problem(rng, activation, loss_name, dtype)
+        graph = run(GraphStep, model, loss_name, optimizer_name, X, y, batch)
+        planned = run(PlannedStep, model, loss_name, optimizer_name, X, y, batch)
+        np.testing.assert_allclose(planned[0], graph[0], rtol=rtol)
+        for g_planned, g_graph in zip(planned[1], graph[1], strict=True):
+            for a, b in zip(g_planned, g_graph, strict=True):
+                np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * 1e-3)
+        for a, b in zip(planned[2], graph[2], strict=True):
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * 1e-3)
+
+
+@pytest.mark.parametrize("loss_name", list(LOSSES))
+def test_planned_step_with_dropout_and_standardize_equals_graph(rng, loss_name):
+    model, X, y, batch = make_problem(
+        rng, "relu", loss_name, "float64", dropout=0.3, standardize=True
+    )
+    graph = run(GraphStep, model, loss_name, "adam", X, y, batch)
+    planned = run(PlannedStep, model, loss_name, "adam", X, y, batch)
+    np.testing.assert_allclose(planned[0], graph[0], rtol=1e-12)
+    for a, b in zip(planned[2], graph[2], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
+def test_fit_uses_planned_step_and_matches_graph_fit(rng):
+    """fit takes the planned path for Sequential MLPs; the graph path gives the same run."""
+    model, X, y, _ = make_problem(rng, "tanh", "cross_entropy", "float64")
+    planned_model = copy.deepcopy(model)
+    history = wxb.fit(planned_model, X, y, epochs=3, batch_size=5, seed=1, verbose=False)
+    assert history.path == "planned"
+
+    class Wrapped(wxb.nn.Module):  # not a Sequential: fit falls back to the graph
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(x)
+
+    graph_model = Wrapped(copy.deepcopy(model))
+    graph_history = wxb.fit(graph_model, X, y, epochs=3, batch_size=5, seed=1, verbose=False)
+    assert graph_history.path == "graph"
+    np.testing.assert_allclose(history["loss"], graph_history["loss"], rtol=1e-12)
+    for a, b in zip(planned_model.parameters(), graph_model.parameters(), strict=True):
+        np.testing.assert_allclose(a.data, b.data, rtol=1e-12)
+
+
+def test_make_step_chooses_graph_for_custom_models(rng):
+    model, *_ = make_problem(rng, "relu", "mse", "float32")
+    assert isinstance(make_step(model, MSELoss(), Adam(model.parameters())), PlannedStep)
+    part = Adam(model.parameters()[:2])  # optimiser over part of the model
+    assert isinstance(make_step(model, MSELoss(), part), GraphStep)
+
+
+def test_planned_step_allocates_no_buffers_after_the_first_step(rng):
+    n, h, c, batch = 64, 256, 64, 1024
+    model = Sequential(Dense(n, h), wxb.nn.ReLU(), Dense(h, h), wxb.nn.Tanh(), Dense(h, c))
+    step = PlannedStep(model, CrossEntropyLoss(), Adam(model.parameters()))
+    X = rng.normal(size=(batch, n)).astype(np.float32)
+    y = rng.integers(0, c, size=batch)
+    for _ in range(2):
+        step(X, y)
+    buffers = [id(b) for b in step.outputs] + [id(p.grad) for p in model.parameters()]
+    # NumPy's ufuncs may take a fixed 32 KiB iteration buffer (8192 elements) and small
+    # per-row vectors; no step may allocate anything the size of a batch-sized array.
+    smallest_buffer = batch * c * 4  # 256 KiB: the smallest batch-sized array
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        for _ in range(20):
+            step(X, y)
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [id(b) for b in step.outputs] + [id(p.grad) for p in model.parameters()] == buffers
+    assert current - base < 4096, "memory grew across steps"
+    assert peak - base < smallest_buffer, f"a step allocated {peak - base} bytes"
