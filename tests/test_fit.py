@@ -123,7 +123,7 @@ def test_divergence_after_first_epoch_restores_the_previous_epoch(rng):
                     p.data *= np.inf
 
     opt = Exploding(model.parameters(), lr=0.01)
-    with pytest.raises(wxb.TrainingError, match="epoch 2, step 2.*end of epoch 1"):
+    with pytest.raises(wxb.TrainingError, match=r"epoch 2, step 2.*end of epoch 1"):
         wxb.fit(model, X, y, epochs=3, batch_size=8, optimizer=opt, seed=0, verbose=False)
     for name, array in model.state_dict().items():
         assert np.array_equal(array, after_epoch_1[name]), name

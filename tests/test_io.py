@@ -8,7 +8,7 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 import wxb
-from wxb.nn import GELU, Dense, Dropout, LeakyReLU, ReLU, Sequential, Sigmoid, Standardize, Tanh
+from wxb.nn import GELU, Dense, Dropout, LeakyReLU, Sequential, Sigmoid, Standardize, Tanh
 
 
 def random_model(rng, dtype):

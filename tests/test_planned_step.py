@@ -8,8 +8,16 @@ import numpy as np
 import pytest
 
 import wxb
-from wxb.nn import ACTIVATIONS, BCEWithLogitsLoss, CrossEntropyLoss, Dense, Dropout, MSELoss
-from wxb.nn import Sequential, Standardize
+from wxb.nn import (
+    ACTIVATIONS,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    Dense,
+    Dropout,
+    MSELoss,
+    Sequential,
+    Standardize,
+)
 from wxb.optim import SGD, Adam, AdamW
 from wxb.step import GraphStep, PlannedStep, make_step
 

@@ -31,6 +31,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"wxb: error: {message} (see 'wxb {self.prog.split()[-1]} --help')\n")
 
 
+class _DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="wxb",
@@ -40,59 +47,44 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
+    # fmt: off
     train = commands.add_parser(
         "train",
+        formatter_class=_DefaultsShown,
         help="train a classifier or regressor and save it",
         description="Train a dense network. With no options: the built-in handwritten-digits "
         "data (scikit-learn's), 80/20 stratified train/test split, prints the test accuracy "
         "and writes model.safetensors in the current folder.",
     )
-    train.add_argument("--data", metavar="PATH", help="CSV (with a header) or NPZ (X, y) file")
-    train.add_argument("--target", metavar="COLUMN", help="the CSV column to predict")
-    train.add_argument(
-        "--task",
-        choices=("auto", "classification", "regression"),
-        default="auto",
-        help="auto: classification for text or few integer labels (default: auto)",
-    )
-    train.add_argument(
-        "--hidden",
-        default=DEFAULT_HIDDEN,
-        metavar="SIZES",
-        help=f"hidden layer sizes, comma separated; 'none' for none (default: {DEFAULT_HIDDEN})",
-    )
-    train.add_argument(
-        "--activation", choices=sorted(set(ACTIVATIONS) - {"softmax"}), default="relu"
-    )
-    train.add_argument(
-        "--loss",
-        choices=("auto", *LOSSES),
-        default="auto",
-        help="auto: cross_entropy for classification, mse for regression",
-    )
-    train.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
-    train.add_argument(
-        "--lr", type=float, default=None, help="learning rate (adam: 1e-3, sgd: 0.01)"
-    )
-    train.add_argument("--momentum", type=float, default=None, help="SGD momentum")
-    train.add_argument("--weight-decay", type=float, default=None)
-    train.add_argument("--lr-schedule", choices=sorted(SCHEDULES), default=None)
-    train.add_argument("--clip-grad-norm", type=float, default=None, metavar="MAX")
-    train.add_argument("--dropout", type=float, default=0.0, help="dropout after each hidden layer")
-    train.add_argument("--epochs", type=int, default=60)
-    train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--val-split", type=float, default=0.1, help="of the training part")
-    train.add_argument("--test-split", type=float, default=0.2)
-    train.add_argument(
-        "--patience", type=int, default=10, help="early stopping on val_loss; 0 turns it off"
-    )
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    train.add_argument(
-        "-o", "--output", default="model.safetensors", metavar="PATH", help="model file to write"
-    )
-    train.add_argument("--history", metavar="PATH", help="also write the per-epoch history as JSON")
-    train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add = train.add_argument
+    add("--data", metavar="PATH", help="CSV (with a header) or NPZ (X, y); default: digits")
+    add("--target", metavar="COLUMN", help="the CSV column to predict")
+    add("--task", choices=("auto", "classification", "regression"), default="auto",
+        help="auto: classification for text or few integer labels")
+    add("--hidden", default=DEFAULT_HIDDEN, metavar="SIZES",
+        help="hidden layer sizes, comma separated; 'none' for none")
+    add("--activation", choices=sorted(set(ACTIVATIONS) - {"softmax"}), default="relu",
+        help="f in A = f(Z) for the hidden layers")
+    add("--loss", choices=("auto", *LOSSES), default="auto",
+        help="auto: cross_entropy for classification, mse for regression")
+    add("--optimizer", choices=sorted(OPTIMIZERS), default="adam", help="optimiser")
+    add("--lr", type=float, default=None, help="learning rate; default adam 1e-3, sgd 0.01")
+    add("--momentum", type=float, default=None, help="SGD momentum (sgd only)")
+    add("--weight-decay", type=float, default=None, help="L2 (adam, sgd) or decoupled (adamw)")
+    add("--lr-schedule", choices=sorted(SCHEDULES), default=None, help="per-epoch schedule")
+    add("--clip-grad-norm", type=float, default=None, metavar="MAX", help="clip ‖∇L‖ to MAX")
+    add("--dropout", type=float, default=0.0, help="dropout rate after each hidden layer")
+    add("--epochs", type=int, default=60, help="passes over the training data")
+    add("--batch-size", type=int, default=32, help="samples per mini-batch (B)")
+    add("--val-split", type=float, default=0.1, help="fraction of the training part held out")
+    add("--test-split", type=float, default=0.2, help="fraction held out for the test figures")
+    add("--patience", type=int, default=10, help="early stopping on val_loss; 0 turns it off")
+    add("--seed", type=int, default=0, help="drives splits, initialisation, shuffling, dropout")
+    add("--dtype", choices=("float32", "float64"), default="float32", help="number type")
+    add("-o", "--output", default="model.safetensors", metavar="PATH", help="model file")
+    add("--history", metavar="PATH", help="also write the per-epoch history as JSON")
+    add("-q", "--quiet", action="store_true", help="no progress bar")
+    # fmt: on
     train.set_defaults(run=run_train)
 
     evaluate_cmd = commands.add_parser(
@@ -278,7 +270,9 @@ def run_train(args: argparse.Namespace) -> None:
         from wxb.io import atomic_write
 
         atomic_write(args.history, history.to_json().encode())
-    stop = f", early stop at epoch {history.epochs}" if history.stopped_early else ""
+    stop = (
+        f" (early stop; kept the best, epoch {history.best_epoch})" if history.stopped_early else ""
+    )
     print(
         f"data: {dataset.source} ({len(X)} samples, {X.shape[1]} features); "
         f"{len(train_rows)} train, {len(test_rows)} test"
