@@ -1,0 +1,153 @@
+"""Tensor, graph inspection, modules, shape errors and dtype handling."""
+
+import numpy as np
+import pytest
+
+import wxb
+from wxb import ops
+from wxb.nn import Dense, Dropout, ReLU, Sequential, Sigmoid, Softmax, Standardize
+
+
+def test_shape_error_names_layer_equation_and_both_shapes(rng):
+    model = Sequential(Dense(784, 256, name="hidden1"), ReLU(), Dense(256, 10))
+    with pytest.raises(wxb.ShapeError) as caught:
+        model(rng.normal(size=(3, 780)).astype(np.float32))
+    assert str(caught.value) == (
+        "Dense 'hidden1': Z = W·X + b needs X with 784 features (W is 256×784); got 780"
+    )
+
+
+def test_other_shape_errors_are_clear(rng):
+    with pytest.raises(wxb.ShapeError, match=r"A \(m×n\) and B \(n×p\); got A 2×3 and B 2×3"):
+        ops.matmul(rng.normal(size=(2, 3)), rng.normal(size=(2, 3)))
+    with pytest.raises(wxb.ShapeError, match="do not broadcast"):
+        ops.add(wxb.Tensor(rng.normal(size=(2, 3))), rng.normal(size=(4,)))
+    with pytest.raises(wxb.ShapeError, match="needs a scalar loss"):
+        wxb.Tensor(rng.normal(size=3), requires_grad=True).backward()
+    with pytest.raises(wxb.ShapeError, match="output has 3 samples but target has 2"):
+        wxb.nn.MSELoss()(wxb.Tensor(np.zeros((3, 1))), np.zeros((2, 1)))
+    with pytest.raises(wxb.DataError, match="target holds class 4 but the model has 3 outputs"):
+        wxb.nn.CrossEntropyLoss()(wxb.Tensor(np.zeros((2, 3))), np.array([0, 4]))
+    with pytest.raises(wxb.ShapeError, match="missing"):
+        Dense(2, 2).load_state_dict({"weight": np.zeros((2, 2))})
+
+
+def test_dtype_mismatch_is_refused_and_models_cast(rng):
+    layer = Dense(3, 2)
+    assert layer.weight.dtype == np.float32
+    with pytest.raises(wxb.DataError, match="X is float64 but W is float32"):
+        layer(wxb.Tensor(rng.normal(size=(1, 3))))
+    model = Sequential(Standardize(np.zeros(3), np.ones(3)), layer, Sigmoid()).to("float64")
+    assert all(p.dtype == np.float64 for p in model.parameters())
+    assert model.standardize1.mean.dtype == np.float64
+    assert model(rng.normal(size=(2, 3))).dtype == np.float64
+    with pytest.raises(wxb.ConfigError, match="dtype must be one of"):
+        Dense(2, 2, dtype="int32")
+
+
+def test_graph_records_seed_operations_with_shapes(rng):
+    model = Sequential(Dense(4, 3), ReLU(), Dense(3, 2))
+    X = rng.normal(size=(5, 4)).astype(np.float32)
+    loss = wxb.nn.CrossEntropyLoss()(model(X), rng.integers(0, 2, size=5))
+    nodes = wxb.graph(loss)
+    ops_seen = [n.op for n in nodes]
+    assert ops_seen.count("W·X") == 2 and ops_seen.count("+b") == 2
+    assert ops_seen.count("parameter") == 4 and ops_seen.count("input") == 1
+    assert nodes[-1].op == "cross_entropy" and nodes[-1].shape == ()
+    by_op = {n.op: n for n in nodes}
+    assert by_op["relu"].shape == (5, 3)
+    for node in nodes:  # every edge points to an earlier node
+        assert all(i < node.id for i in node.inputs)
+    first_product = next(n for n in nodes if n.op == "W·X")
+    shapes = sorted(nodes[i].shape for i in first_product.inputs)
+    assert shapes == [(3, 4), (5, 4)]
+
+
+def test_no_grad_records_nothing_and_leaf_gradients_accumulate(rng):
+    layer = Dense(3, 2, dtype="float64")
+    X = rng.normal(size=(4, 3))
+    with wxb.no_grad():
+        out = layer(X)
+    assert not out.requires_grad and out.inputs == ()
+    wxb.nn.MSELoss()(layer(X), np.zeros((4, 2))).backward()
+    once = layer.weight.grad.copy()
+    wxb.nn.MSELoss()(layer(X), np.zeros((4, 2))).backward()
+    np.testing.assert_allclose(layer.weight.grad, 2 * once)
+    layer.zero_grad()
+    assert layer.weight.grad is None
+
+
+def test_shared_tensor_gradients_add_up(rng):
+    a = wxb.Tensor(rng.normal(size=(3,)), requires_grad=True, dtype="float64")
+    (a * a + a).sum().backward()  # d/da (a² + a) = 2a + 1
+    np.testing.assert_allclose(a.grad, 2 * a.data + 1)
+
+
+def test_deep_graph_does_not_hit_the_recursion_limit():
+    x = wxb.Tensor(np.ones(2), requires_grad=True, dtype="float64")
+    y = x
+    for _ in range(5000):
+        y = y * 1.0
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, np.ones(2))
+
+
+def test_module_api(rng):
+    model = Sequential(Dense(4, 8, name="hidden"), ReLU(), Dropout(0.5), Dense(8, 3))
+    assert [name for name, _ in model.named_parameters()] == [
+        "hidden.weight",
+        "hidden.bias",
+        "dense1.weight",
+        "dense1.bias",
+    ]
+    assert model.num_parameters() == 4 * 8 + 8 + 8 * 3 + 3
+    assert model.hidden.weight.shape == (8, 4)  # W is (out_features, in_features)
+    assert len(model) == 4 and isinstance(model[1], ReLU)
+    X = rng.normal(size=(6, 4))
+    model.eval()
+    first = model(X).data  # dropout is off in eval mode
+    assert np.array_equal(model(X).data, first)
+    model.train()
+    assert not np.array_equal(model(X).data, first)
+    with pytest.raises(wxb.ConfigError, match="two layers are named 'x'"):
+        Sequential(ReLU(name="x"), Sigmoid(name="x"))
+    with pytest.raises(wxb.ConfigError, match="positive integer"):
+        Dense(0, 3)
+    with pytest.raises(wxb.ConfigError, match="init must be one of"):
+        Dense(2, 3, init="zeros")
+
+
+def test_initialisations_have_the_promised_spread():
+    fan_in, fan_out = 400, 300
+    for init, variance in (
+        ("he_normal", 2 / fan_in),
+        ("he_uniform", 2 / fan_in),
+        ("glorot_normal", 2 / (fan_in + fan_out)),
+        ("glorot_uniform", 2 / (fan_in + fan_out)),
+    ):
+        W = Dense(fan_in, fan_out, init=init, dtype="float64").weight.data
+        assert abs(W.var() / variance - 1) < 0.05, init
+        assert abs(W.mean()) < 0.01
+
+
+def test_softmax_layer_rows_sum_to_one_even_for_huge_logits(rng):
+    Z = rng.normal(scale=1000, size=(5, 4))
+    A = Softmax()(Z).data
+    np.testing.assert_allclose(A.sum(axis=1), 1)
+    assert np.isfinite(A).all()
+
+
+def test_erf_matches_math_erf(rng):
+    import math
+
+    x = np.concatenate([rng.normal(scale=3, size=2000), [0.0, 2.5, -2.5, 30.0, -30.0]])
+    expected = np.array([math.erf(v) for v in x])
+    np.testing.assert_allclose(ops.erf(x), expected, rtol=1e-14, atol=1e-16)
+
+
+def test_predict_validates_and_batches(rng):
+    model = Sequential(Dense(3, 2))
+    X = rng.normal(size=(10, 3))
+    np.testing.assert_allclose(model.predict(X, batch_size=3), model.predict(X), rtol=1e-6)
+    with pytest.raises(wxb.DataError, match="X has nan at row 1, column 0"):
+        model.predict([[1, 2, 3], [np.nan, 0, 0]])
