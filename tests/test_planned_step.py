@@ -100,7 +100,7 @@ def test_fit_uses_planned_step_and_matches_graph_fit(rng):
     model, X, y, _ = make_problem(rng, "tanh", "cross_entropy", "float64")
     planned_model = copy.deepcopy(model)
     history = wxb.fit(planned_model, X, y, epochs=3, batch_size=5, seed=1, verbose=False)
-    assert history.path == "planned"
+    assert history.engine == "planned"
 
     class Wrapped(wxb.nn.Module):  # not a Sequential: fit falls back to the graph
         def __init__(self, inner):
@@ -112,7 +112,7 @@ def test_fit_uses_planned_step_and_matches_graph_fit(rng):
 
     graph_model = Wrapped(copy.deepcopy(model))
     graph_history = wxb.fit(graph_model, X, y, epochs=3, batch_size=5, seed=1, verbose=False)
-    assert graph_history.path == "graph"
+    assert graph_history.engine == "graph"
     np.testing.assert_allclose(history["loss"], graph_history["loss"], rtol=1e-12)
     for a, b in zip(planned_model.parameters(), graph_model.parameters(), strict=True):
         np.testing.assert_allclose(a.data, b.data, rtol=1e-12)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wxb import __version__
+from wxb import __version__, validation
 from wxb import data as wdata
 from wxb.backend import resolve_dtype
 from wxb.errors import ConfigError, DataError, WxbError
@@ -190,7 +190,7 @@ def run_train(args: argparse.Namespace) -> None:
     if args.data is not None and dataset.y is None:
         raise DataError(f"{args.data}: no target: name the label column with --target COLUMN")
     X, y = dataset.X, dataset.y
-    wdata.check_lengths(X, y, dataset.source)
+    validation.check_lengths(X, y, dataset.source)
     if len(X) < 4:
         raise DataError(f"{dataset.source}: {len(X)} samples are too few to train and test on")
 
@@ -267,9 +267,7 @@ def run_train(args: argparse.Namespace) -> None:
     info["test"] = figures
     save(model, output)
     if args.history:
-        from wxb.io import atomic_write
-
-        atomic_write(args.history, history.to_json().encode())
+        wdata.atomic_write(args.history, history.to_json().encode())
     stop = (
         f" (early stop; kept the best, epoch {history.best_epoch})" if history.stopped_early else ""
     )
@@ -308,7 +306,7 @@ def report(model, X: np.ndarray, y: np.ndarray, loss: str, task: str) -> dict[st
     """Test figures: loss and accuracy, or MSE and R² (sklearn's definition)."""
     from wxb.nn import get_loss
 
-    X = wdata.as_features(X, model.dtype)
+    X = validation.as_features(X, model.dtype)
     y = y if y.ndim == 1 else y.astype(model.dtype)
     figures = evaluate(model, X, y, get_loss(loss))
     if task == "regression":
@@ -322,23 +320,24 @@ def report(model, X: np.ndarray, y: np.ndarray, loss: str, task: str) -> dict[st
 # ---------------------------------------------------------------------------------
 # eval and predict
 # ---------------------------------------------------------------------------------
+def input_width(model) -> int | None:
+    """Features the model takes: the first layer that says."""
+    for _, module in model.named_modules():
+        if hasattr(module, "in_features"):
+            return int(module.in_features)
+    return None
+
+
 def features_for(model, dataset: wdata.Dataset) -> np.ndarray:
     """The model's feature columns, by name for CSV, by width for NPZ."""
     names = model.info.get("feature_names")
-    width = model[0].in_features if len(model) else None
-    if dataset.source.lower().endswith(".npz") or not names:
-        if dataset.X.shape[1] != width:
-            raise DataError(
-                f"{dataset.source}: {dataset.X.shape[1]} features but the model takes {width}"
-            )
-        return wdata.as_features(dataset.X, model.dtype, dataset.source)
-    missing = [n for n in names if n not in dataset.feature_names]
-    if missing:
-        raise DataError(
-            f"{dataset.source}: missing feature column(s) {', '.join(map(repr, missing))}"
-        )
-    order = [dataset.feature_names.index(n) for n in names]
-    return wdata.as_features(dataset.X[:, order], model.dtype, dataset.source)
+    width = input_width(model)
+    X = dataset.X
+    if names and not dataset.source.lower().endswith(".npz"):
+        X = X[:, [dataset.feature_names.index(n) for n in names]]
+    if width is not None and X.shape[1] != width:
+        raise DataError(f"{dataset.source}: {X.shape[1]} features but the model takes {width}")
+    return validation.as_features(X, model.dtype, dataset.source)
 
 
 def encode_labels(model, y: np.ndarray, source: str) -> np.ndarray:
@@ -365,7 +364,7 @@ def run_eval(args: argparse.Namespace) -> None:
     if dataset.y is None:
         raise DataError(f"{args.data}: no target column {target!r} to evaluate against")
     X = features_for(model, dataset)
-    wdata.check_lengths(X, dataset.y, dataset.source)
+    validation.check_lengths(X, dataset.y, dataset.source)
     task, loss = info.get("task", "classification"), info.get("loss", "cross_entropy")
     if task == "classification":
         y = encode_labels(model, dataset.y, dataset.source)
@@ -398,8 +397,11 @@ def run_predict(args: argparse.Namespace) -> None:
         if args.proba:
             header += [f"p_{c}" for c in info["classes"]]
             columns += [proba[:, k] for k in range(proba.shape[1])]
-    else:
+    elif out.shape[1] == 1:
         columns.append(out[:, 0].astype(np.float64))
+    else:  # several outputs and no class names: one column each
+        header = [f"output_{k}" for k in range(out.shape[1])]
+        columns = [out[:, k].astype(np.float64) for k in range(out.shape[1])]
     if args.output:
         wdata.write_csv(Path(args.output), header, columns)
         print(f"wrote {len(X)} predictions to {args.output}", file=sys.stderr)

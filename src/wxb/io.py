@@ -9,14 +9,13 @@ a half-written model where a good one was. Reading never unpickles anything.
 from __future__ import annotations
 
 import json
-import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from wxb.data import atomic_write
 from wxb.errors import ConfigError, ModelFileError, ShapeError, WxbError
 from wxb.nn import layers as L
 from wxb.nn.module import Module, Sequential
@@ -24,25 +23,6 @@ from wxb.nn.module import Module, Sequential
 FORMAT = "wxb"
 FORMAT_VERSION = "1"
 MAX_HEADER = 100 * 1024 * 1024
-
-
-def atomic_write(path: str | Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` via a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600; a saved file gets the usual mode
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def save(model: Module, path: str | Path) -> Path:

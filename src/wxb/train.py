@@ -12,12 +12,13 @@ from typing import Any, TextIO
 import numpy as np
 
 from wxb import data as wdata
+from wxb import validation
 from wxb.errors import ConfigError, TrainingError
 from wxb.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss, get_loss
 from wxb.nn.module import Module
 from wxb.optim import SCHEDULES, LRSchedule, Optimizer, get_optimizer
 from wxb.random import as_generator
-from wxb.step import make_step
+from wxb.step import PlannedStep, make_step
 from wxb.tensor import Tensor, no_grad
 
 
@@ -28,7 +29,7 @@ class History:
     history: dict[str, list[float]] = field(default_factory=dict)
     best_epoch: int | None = None
     stopped_early: bool = False
-    path: str = ""  # "planned" or "graph": which training step ran
+    engine: str = ""  # which training step ran: "planned" or "graph"
 
     def record(self, **values: float) -> None:
         for key, value in values.items():
@@ -86,12 +87,12 @@ def _prepare_targets(model: Module, loss: Loss, y: object, dtype: np.dtype, wher
     if isinstance(loss, CrossEntropyLoss):
         y_arr = np.asarray(y)
         if y_arr.ndim == 2 and y_arr.shape[1] > 1:  # class probabilities
-            return wdata.as_targets(y_arr, dtype, y_arr.shape[1], where)
-        return wdata.as_class_indices(y_arr, outputs, where)
+            return validation.as_targets(y_arr, dtype, y_arr.shape[1], where)
+        return validation.as_class_indices(y_arr, outputs, where)
     if outputs is None:  # a model without Dense layers: take the targets' own width
         y_arr = np.asarray(y)
         outputs = 1 if y_arr.ndim == 1 else y_arr.shape[-1]
-    return wdata.as_targets(y, dtype, outputs, where)
+    return validation.as_targets(y, dtype, outputs, where)
 
 
 def _output_width(model: Module) -> int | None:
@@ -180,15 +181,15 @@ def fit(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive integer; got {batch_size!r}")
     dtype = model.dtype
-    X_arr = wdata.as_features(X, dtype, "X")
+    X_arr = validation.as_features(X, dtype, "X")
     y_arr = _prepare_targets(model, loss_fn, y, dtype, "y")
-    wdata.check_lengths(X_arr, y_arr)
+    validation.check_lengths(X_arr, y_arr)
     rng = as_generator(seed)
 
     if validation_data is not None:
-        X_val = wdata.as_features(validation_data[0], dtype, "validation X")
+        X_val = validation.as_features(validation_data[0], dtype, "validation X")
         y_val = _prepare_targets(model, loss_fn, validation_data[1], dtype, "validation y")
-        wdata.check_lengths(X_val, y_val, "validation data")
+        validation.check_lengths(X_val, y_val, "validation data")
     elif validation_split:
         stratify = y_arr if y_arr.ndim == 1 else None
         kept, held = wdata.split_indices(len(X_arr), validation_split, rng, stratify)
@@ -204,7 +205,7 @@ def fit(
     )
     schedule = _make_schedule(lr_schedule, opt, epochs)
     step = make_step(model, loss_fn, opt, clip_grad_norm)
-    history = History(path="planned" if type(step).__name__ == "PlannedStep" else "graph")
+    history = History(engine="planned" if isinstance(step, PlannedStep) else "graph")
 
     n = len(X_arr)
     batch_size = min(batch_size, n)

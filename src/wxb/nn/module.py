@@ -10,6 +10,7 @@ import numpy as np
 from wxb.backend import resolve_dtype, xp
 from wxb.errors import ConfigError, ShapeError
 from wxb.tensor import Tensor, no_grad
+from wxb.validation import as_features
 
 
 class Parameter(Tensor):
@@ -162,8 +163,6 @@ class Module:
 
     def predict(self, X: object, batch_size: int = 4096) -> np.ndarray:
         """Outputs for rows X as a NumPy array, in eval mode, without recording a graph."""
-        from wxb.data import as_features
-
         X = as_features(X, self.dtype)
         was_training = self.training
         self.eval()

@@ -1,0 +1,99 @@
+"""Validation at the edges: refuse bad input before any work, saying what and where.
+
+Users hand over rows: X of shape (n_samples, n_features), as in NumPy,
+scikit-learn and PyTorch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from wxb.errors import DataError
+from wxb.tensor import Tensor
+
+
+# ---------------------------------------------------------------------------------
+def as_features(X: object, dtype: np.dtype | str = "float32", where: str = "X") -> np.ndarray:
+    """X as a C-contiguous 2-D float array, or a DataError that says what is wrong."""
+    if isinstance(X, Tensor):
+        X = X.data
+    try:
+        array = np.asarray(X)
+    except ValueError as exc:  # ragged lists
+        raise DataError(f"{where} is not a rectangular array: {exc}") from None
+    if array.dtype.kind not in "biuf":
+        raise DataError(
+            f"{where} must hold numbers; it holds {array.dtype} values (e.g. {array.flat[0]!r})"
+            if array.size
+            else f"{where} must hold numbers"
+        )
+    if array.ndim != 2:
+        raise DataError(f"{where} must be 2-D (samples × features); got shape {array.shape}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise DataError(f"{where} is empty (shape {array.shape})")
+    array = np.ascontiguousarray(array, dtype=dtype)
+    check_finite(array, where)
+    return array
+
+
+def check_finite(array: np.ndarray, where: str) -> None:
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        position = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+        value = array[position]
+        at = (
+            f"row {position[0]}, column {position[1]}"
+            if len(position) == 2
+            else f"index {position}"
+        )
+        raise DataError(f"{where} has {value} at {at}; remove or fill non-finite values first")
+
+
+def check_lengths(X: np.ndarray, y: np.ndarray, where: str = "") -> None:
+    if len(X) != len(y):
+        prefix = f"{where}: " if where else ""
+        raise DataError(f"{prefix}X has {len(X)} samples but y has {len(y)}; they must match")
+
+
+def as_class_indices(y: object, n_classes: int | None = None, where: str = "y") -> np.ndarray:
+    """Integer class labels 0..C−1 (floats that are whole numbers are accepted)."""
+    array = np.asarray(y)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1 or array.size == 0:
+        raise DataError(f"{where} must be a non-empty 1-D array of class labels; got {array.shape}")
+    if array.dtype.kind == "f":
+        check_finite(array, where)
+        fractional = array[array != np.round(array)]
+        if fractional.size:
+            raise DataError(f"{where} holds non-integer class labels (e.g. {fractional[0]})")
+    elif array.dtype.kind not in "iub":
+        raise DataError(
+            f"{where} must hold integer class labels 0..C−1; it holds {array.dtype} values "
+            "(the CLI encodes string labels for you)"
+        )
+    array = array.astype(np.int64)
+    if array.min() < 0:
+        raise DataError(f"{where} holds the negative label {array.min()}; classes are 0..C−1")
+    if n_classes is not None and array.max() >= n_classes:
+        raise DataError(
+            f"{where} holds class {array.max()} but the model has {n_classes} outputs "
+            f"(classes 0..{n_classes - 1})"
+        )
+    return array
+
+
+def as_targets(y: object, dtype: np.dtype | str, n_outputs: int, where: str = "y") -> np.ndarray:
+    """Real-valued targets of shape (B, n_outputs)."""
+    array = np.asarray(y)
+    if array.dtype.kind not in "biuf":
+        raise DataError(f"{where} must hold numbers; it holds {array.dtype} values")
+    if array.ndim == 1:
+        array = array.reshape(-1, 1)
+    if array.ndim != 2 or array.shape[1] != n_outputs or array.shape[0] == 0:
+        raise DataError(
+            f"{where} must have shape (samples, {n_outputs}) to match the model's outputs; "
+            f"got {np.asarray(y).shape}"
+        )
+    array = np.ascontiguousarray(array, dtype=dtype)
+    check_finite(array, where)
+    return array
