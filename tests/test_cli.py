@@ -32,7 +32,7 @@ def write_csv(path: Path, header, rows):
 def labelled_csv(path, rng, n=150):
     """Three named classes separated in 4 features."""
     names = np.array(["setosa", "versicolor", "virginica"])
-    centres = rng.normal(scale=3, size=(3, 4))
+    centres = 4 * np.eye(3, 4) + rng.normal(scale=0.3, size=(3, 4))  # ≥ 5 apart
     y = rng.integers(0, 3, size=n)
     X = centres[y] + rng.normal(scale=0.5, size=(n, 4))
     rows = [[*(str(float(v)) for v in x), names[k]] for x, k in zip(X, y, strict=True)]

@@ -198,11 +198,12 @@ def fit(
     else:
         X_val = y_val = None
 
-    opt = (
-        optimizer
-        if isinstance(optimizer, Optimizer)
-        else get_optimizer(optimizer, model.parameters(), lr=lr)
-    )
+    if isinstance(optimizer, Optimizer):
+        if lr is not None:
+            raise ConfigError("lr goes to the Optimizer when you build one; fit's lr is for names")
+        opt = optimizer
+    else:
+        opt = get_optimizer(optimizer, model.parameters(), lr=lr)
     schedule = _make_schedule(lr_schedule, opt, epochs)
     step = make_step(model, loss_fn, opt, clip_grad_norm)
     history = History(engine="planned" if isinstance(step, PlannedStep) else "graph")
@@ -223,52 +224,79 @@ def fit(
     best_value, best_state, waited = math.inf, None, 0
 
     model.train()
-    with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught, by name
-        for epoch in range(1, epochs + 1):
-            if shuffle:
-                rng.shuffle(order)
-            total, correct = 0.0, 0
-            for index in range(steps_per_epoch):
-                rows = order[index * batch_size : (index + 1) * batch_size]
-                xb, yb = x_batch[: len(rows)], y_batch[: len(rows)]
-                np.take(X_arr, rows, axis=0, out=xb)
-                np.take(y_arr, rows, axis=0, out=yb)
-                value = step(xb, yb)
-                if not math.isfinite(value):
-                    model.load_state_dict(last_good)
-                    restored = f"end of epoch {epoch - 1}" if epoch > 1 else "their initial values"
-                    raise TrainingError(
-                        f"the loss became {value} at epoch {epoch}, step {index + 1}; "
-                        f"weights restored to {restored}. Try a smaller learning rate "
-                        "or gradient clipping (clip_grad_norm)"
-                    )
-                total += value * len(rows)
-                correct += _correct(loss_fn, step.output, yb)  # running accuracy, as Keras reports
-                bar.update(epoch, index + 1, value)
-            figures: dict[str, float] = {"loss": total / n}
-            if isinstance(loss_fn, (CrossEntropyLoss, BCEWithLogitsLoss)):
-                figures["accuracy"] = correct / _label_count(loss_fn, y_arr)
-            if X_val is not None:
-                val = evaluate(model, X_val, y_val, loss_fn)
-                figures.update({f"val_{k}": v for k, v in val.items()})
-            figures["lr"] = opt.lr
-            history.record(**figures)
-            bar.end_epoch(epoch, figures)
-            last_good = model.state_dict()
-            if figures[monitor] < best_value - min_delta:
-                best_value, waited, history.best_epoch = figures[monitor], 0, epoch
-                if early_stopping is not None and restore_best_weights:
-                    best_state = last_good
-            else:
-                waited += 1
-                if early_stopping is not None and waited >= early_stopping:
-                    history.stopped_early = True
-                    break
-            if schedule is not None:
-                schedule.step()
+    for epoch in range(1, epochs + 1):
+        if shuffle:
+            rng.shuffle(order)
+        try:
+            total, correct = _train_epoch(
+                step,
+                loss_fn,
+                X_arr,
+                y_arr,
+                order,
+                x_batch,
+                y_batch,
+                lambda i, v, e=epoch: bar.update(e, i, v),
+            )
+        except _Diverged as diverged:
+            model.load_state_dict(last_good)
+            restored = f"end of epoch {epoch - 1}" if epoch > 1 else "their initial values"
+            raise TrainingError(
+                f"the loss became {diverged.value} at epoch {epoch}, step {diverged.step}; "
+                f"weights restored to {restored}. Try a smaller learning rate "
+                "or gradient clipping (clip_grad_norm)"
+            ) from None
+        figures: dict[str, float] = {"loss": total / n}
+        if isinstance(loss_fn, (CrossEntropyLoss, BCEWithLogitsLoss)):
+            figures["accuracy"] = correct / _label_count(loss_fn, y_arr)
+        if X_val is not None:
+            val = evaluate(model, X_val, y_val, loss_fn)
+            figures.update({f"val_{k}": v for k, v in val.items()})
+        figures["lr"] = opt.lr
+        history.record(**figures)
+        bar.end_epoch(epoch, figures)
+        last_good = model.state_dict()
+        if figures[monitor] < best_value - min_delta:
+            best_value, waited, history.best_epoch = figures[monitor], 0, epoch
+            if early_stopping is not None and restore_best_weights:
+                best_state = last_good
+        else:
+            waited += 1
+            if early_stopping is not None and waited >= early_stopping:
+                history.stopped_early = True
+                break
+        if schedule is not None:
+            schedule.step()
     if best_state is not None:
         model.load_state_dict(best_state)
     return history
+
+
+class _Diverged(Exception):
+    def __init__(self, step: int, value: float) -> None:
+        self.step, self.value = step, value
+
+
+def _train_epoch(step, loss_fn, X, y, order, x_batch, y_batch, progress) -> tuple[float, int]:
+    """One pass in mini-batches; returns the summed loss and the correct predictions.
+
+    Each batch is gathered into the planned buffers ``x_batch``/``y_batch``.
+    """
+    batch_size = len(x_batch)
+    total, correct = 0.0, 0
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught here, by name
+        for index, start in enumerate(range(0, len(order), batch_size), start=1):
+            rows = order[start : start + batch_size]
+            xb, yb = x_batch[: len(rows)], y_batch[: len(rows)]
+            np.take(X, rows, axis=0, out=xb)
+            np.take(y, rows, axis=0, out=yb)
+            value = step(xb, yb)
+            if not math.isfinite(value):
+                raise _Diverged(index, value)
+            total += value * len(rows)
+            correct += _correct(loss_fn, step.output, yb)  # running accuracy, as Keras reports
+            progress(index, value)
+    return total, correct
 
 
 def _make_schedule(
