@@ -146,8 +146,8 @@ def test_erf_matches_math_erf(rng):
 
 
 def test_predict_validates_and_batches(rng):
-    model = Sequential(Dense(3, 2))
+    model = Sequential(Dense(3, 2, dtype="float64"))
     X = rng.normal(size=(10, 3))
-    np.testing.assert_allclose(model.predict(X, batch_size=3), model.predict(X), rtol=1e-6)
+    np.testing.assert_allclose(model.predict(X, batch_size=3), model.predict(X), rtol=1e-12)
     with pytest.raises(wxb.DataError, match="X has nan at row 1, column 0"):
         model.predict([[1, 2, 3], [np.nan, 0, 0]])
