@@ -294,7 +294,7 @@ def test_eval_refuses_unseen_labels_and_missing_columns(tmp_path, capsys, existi
         [["1", "2", "3", "4", "x"], ["1", "2", "3", "4", "dragon"]],
     )
     code, out, err = run_cli(capsys, "eval", str(path), "--data", str(unseen))
-    assert_one_line_error(code, out, err, r"label 'dragon' in data row 2 is not a class")
+    assert_one_line_error(code, out, err, r"u.csv, line 3: label 'dragon' is not a class")
     missing = write_csv(tmp_path / "m.csv", ["a", "b", "d", "species"], [["1", "2", "4", "x"]])
     code, out, err = run_cli(capsys, "predict", str(path), str(missing))
     assert_one_line_error(code, out, err, r"missing feature column\(s\) 'c'")

@@ -6,8 +6,10 @@ User errors print one line (``wxb: error: …``) and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +30,7 @@ MAX_CLASSES_FOR_AUTO = 50
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, status 2, no usage dump
-        self.exit(2, f"wxb: error: {message} (see 'wxb {self.prog.split()[-1]} --help')\n")
+        self.exit(2, f"wxb: error: {message} (see '{self.prog} --help')\n")
 
 
 class _DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
@@ -94,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(classification) or MSE and R² (regression) of a saved model on a data file.",
     )
     evaluate_cmd.add_argument("model", metavar="MODEL")
-    evaluate_cmd.add_argument("--data", metavar="PATH", required=True)
+    evaluate_cmd.add_argument("data", metavar="DATA", nargs="?", help="CSV or NPZ with targets")
+    evaluate_cmd.add_argument("--data", dest="data_option", metavar="PATH", help="same as DATA")
     evaluate_cmd.add_argument("--target", metavar="COLUMN", help="default: the training target")
     evaluate_cmd.set_defaults(run=run_eval)
 
@@ -129,16 +132,28 @@ def parse_hidden(text: str) -> list[int]:
 
 
 def choose_task(y: np.ndarray, task: str, loss: str) -> str:
+    """Classification for text, one-hot rows, or few whole numbers; else regression."""
     if task != "auto":
         return task
     if loss in ("cross_entropy", "bce_with_logits"):
         return "classification"
     if loss == "mse":
         return "regression"
+    if y.ndim == 2:
+        return "classification" if is_one_hot(y) else "regression"
     if y.dtype.kind in "USO":
         return "classification"
     whole = np.all(y == np.round(y))
     return "classification" if whole and len(np.unique(y)) <= MAX_CLASSES_FOR_AUTO else "regression"
+
+
+def is_one_hot(y: np.ndarray) -> bool:
+    return (
+        y.ndim == 2
+        and y.dtype.kind in "biuf"
+        and bool(np.isin(y, (0, 1)).all())
+        and bool((y.sum(axis=1) == 1).all())
+    )
 
 
 def plain(value: object) -> object:
@@ -176,121 +191,228 @@ def build_model(
     return Sequential(*layers)
 
 
-def run_train(args: argparse.Namespace) -> None:
-    output = Path(args.output)
-    if output.is_dir():
-        raise ConfigError(f"--output {output} is a folder; give a file path")
+def check_train_options(args: argparse.Namespace) -> None:
+    """Every option checked before any data is read or any file is touched."""
     for name in ("epochs", "batch_size"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be ≥ 1")
-    dtype = str(resolve_dtype(args.dtype))
-    hidden = parse_hidden(args.hidden)
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be ≥ 0; got {args.seed}")
+    if args.patience < 0:
+        raise ConfigError(
+            f"--patience must be ≥ 0 (0 turns early stopping off); got {args.patience}"
+        )
+    if not 0 < args.test_split < 1:
+        raise ConfigError(
+            f"--test-split must be between 0 and 1 (exclusive); got {args.test_split}"
+        )
+    if not 0 <= args.val_split < 1:
+        raise ConfigError(
+            f"--val-split must be in [0, 1) (0 turns validation off); got {args.val_split}"
+        )
+    if args.clip_grad_norm is not None and not args.clip_grad_norm > 0:
+        raise ConfigError(f"--clip-grad-norm must be > 0; got {args.clip_grad_norm}")
+    if args.lr is not None and not args.lr > 0:
+        raise ConfigError(f"--lr must be > 0; got {args.lr}")
+    wdata.check_can_write(args.output, "model")
+    if args.history:
+        wdata.check_can_write(args.history, "history", protect=(Path(args.output),))
 
-    dataset = wdata.load_digits() if args.data is None else wdata.read_data(args.data, args.target)
-    if args.data is not None and dataset.y is None:
-        raise DataError(f"{args.data}: no target: name the label column with --target COLUMN")
-    X, y = dataset.X, dataset.y
-    validation.check_lengths(X, y, dataset.source)
-    if len(X) < 4:
-        raise DataError(f"{dataset.source}: {len(X)} samples are too few to train and test on")
 
-    task = choose_task(y, args.task, args.loss)
-    loss = (
-        args.loss
-        if args.loss != "auto"
-        else ("cross_entropy" if task == "classification" else "mse")
-    )
-    info: dict = {
-        "task": task,
-        "target": dataset.target,
-        "feature_names": dataset.feature_names,
-        "loss": loss,
-    }
+def read_training_data(args: argparse.Namespace) -> wdata.Dataset:
+    if args.data is None:
+        return wdata.load_digits()
+    is_npz = str(args.data).lower().endswith(".npz")
+    if args.target is None and not is_npz:
+        columns = wdata.read_header(args.data)
+        raise DataError(
+            f"{args.data}: name the column to predict with --target (columns: {', '.join(columns)})"
+        )
+    dataset = wdata.read_data(args.data, args.target)
+    if dataset.y is None:
+        raise DataError(f"{args.data}: no array {args.target or 'y'!r} with the targets")
+    validation.check_lengths(dataset.X, dataset.y, dataset.source)
+    if len(dataset.X) < 4:
+        raise DataError(
+            f"{dataset.source}: {len(dataset.X)} samples are too few to train and test on"
+        )
+    return dataset
+
+
+@dataclass
+class Targets:
+    """How the target column becomes what the loss takes."""
+
+    task: str
+    loss: str
+    y: np.ndarray  # class indices (B,), or (B, k) floats
+    outputs: int
+    classes: list | None = None
+    mean: np.ndarray | None = None  # regression: train on (y − mean)/scale
+    scale: np.ndarray | None = None
+
+
+def encode_targets(dataset: wdata.Dataset, task: str, loss: str) -> Targets:
+    y, source = dataset.y, dataset.source
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim > 2 or y.ndim == 0:
+        raise DataError(
+            f"{source}: targets must be one column (or one-hot rows); got shape {y.shape}"
+        )
+    task = choose_task(y, task, loss)
+    if loss == "auto":
+        loss = "cross_entropy" if task == "classification" else "mse"
     if task == "classification":
-        classes, y_encoded = np.unique(y, return_inverse=True)
-        if len(classes) < 2:
-            raise DataError(f"{dataset.source}: the target has a single class {classes[0]!r}")
-        if loss == "bce_with_logits" and len(classes) != 2:
-            raise ConfigError(
-                f"--loss bce_with_logits needs 2 classes; the target has {len(classes)}"
-            )
         if loss == "mse":
             raise ConfigError("--loss mse is for regression; use cross_entropy for classification")
-        info["classes"] = [plain(c) for c in classes]
-        outputs = 1 if loss == "bce_with_logits" else len(classes)
-        y_model = y_encoded.astype(np.float64).reshape(-1, 1) if outputs == 1 else y_encoded
-        stratify = y_encoded
-    else:
-        if y.dtype.kind not in "biuf":
-            raise DataError(f"{dataset.source}: regression needs a numeric target; got text labels")
-        if loss != "mse":
-            raise ConfigError(f"--loss {loss} is for classification; regression uses mse")
-        y_model = y.astype(np.float64).reshape(-1, 1)
-        outputs, stratify = 1, None
-        y_mean, y_scale = y_model.mean(), y_model.std() or 1.0
+        if y.ndim == 2:
+            if not is_one_hot(y):
+                raise DataError(f"{source}: 2-D targets for classification must be one-hot rows")
+            classes, indices = np.arange(y.shape[1]), y.argmax(axis=1)
+        else:
+            classes, indices = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise DataError(f"{source}: the target has a single class {plain(classes[0])!r}")
+        if len(classes) > len(y) / 2:
+            raise DataError(
+                f"{source}: {len(classes)} classes in {len(y)} samples; is this a regression "
+                "target? (use --task regression)"
+            )
+        if loss == "bce_with_logits":
+            if len(classes) != 2:
+                raise ConfigError(
+                    f"--loss bce_with_logits needs 2 classes; the target has {len(classes)}"
+                )
+            return Targets(
+                task,
+                loss,
+                indices.astype(np.float64).reshape(-1, 1),
+                1,
+                [plain(c) for c in classes],
+            )
+        return Targets(task, loss, indices, len(classes), [plain(c) for c in classes])
+    if loss != "mse":
+        raise ConfigError(f"--loss {loss} is for classification; regression uses mse")
+    y = numeric_targets(y, dataset)
+    y = y.reshape(len(y), -1)
+    scale = y.std(axis=0)
+    scale[scale == 0] = 1
+    return Targets(task, loss, y, y.shape[1], mean=y.mean(axis=0), scale=scale)
+
+
+def numeric_targets(y: np.ndarray, dataset: wdata.Dataset) -> np.ndarray:
+    if y.dtype.kind in "biuf":
+        return y.astype(np.float64)
+    for row, value in enumerate(y):
+        try:
+            float(value)
+        except ValueError:
+            raise DataError(
+                f"{dataset.source}, {dataset.row_name(row)}: target {value!r} is not a number "
+                "(a regression model needs numeric targets)"
+            ) from None
+    return y.astype(np.float64)
+
+
+def scaled(targets: Targets, y: np.ndarray) -> np.ndarray:
+    """Regression trains on standardized targets (see unscale_output); classes as they are."""
+    return (y - targets.mean) / targets.scale if targets.task == "regression" else y
+
+
+def run_train(args: argparse.Namespace) -> None:
+    check_train_options(args)
+    dtype = str(resolve_dtype(args.dtype))
+    hidden = parse_hidden(args.hidden)
+    dataset = read_training_data(args)
+    X = dataset.X
+    targets = encode_targets(dataset, args.task, args.loss)
+    stratify = targets.y if targets.task == "classification" and targets.y.ndim == 1 else None
+    if targets.loss == "bce_with_logits":
+        stratify = targets.y[:, 0]
 
     rng = np.random.default_rng(args.seed)
-    train_rows, test_rows = wdata.split_indices(len(X), args.test_split, rng, stratify)
+    train_rows, test_rows = wdata.split_indices(
+        len(X), args.test_split, rng, stratify, what="--test-split"
+    )
+    validation_data = None
+    if args.val_split:
+        fit_rows, val_rows = wdata.split_indices(
+            len(train_rows),
+            args.val_split,
+            rng,
+            None if stratify is None else stratify[train_rows],
+            what="--val-split",
+        )
+        val_rows, train_rows = train_rows[val_rows], train_rows[fit_rows]
+        validation_data = (X[val_rows].astype(dtype), scaled(targets, targets.y[val_rows]))
     X_train = X[train_rows].astype(dtype)
     model = build_model(
         X.shape[1],
         hidden,
-        outputs,
+        targets.outputs,
         args.activation,
         args.dropout,
         Standardize.fit(X_train),
         args.seed,
         dtype,
     )
-    y_train = y_model[train_rows]
-    if task == "regression":  # train on standardized targets (see unscale_output)
-        y_train = (y_train - y_mean) / y_scale
     history = fit(
         model,
         X_train,
-        y_train,
-        loss=loss,
+        scaled(targets, targets.y[train_rows]),
+        loss=targets.loss,
         optimizer=make_optimizer(args, model),
         epochs=args.epochs,
         batch_size=args.batch_size,
-        validation_split=args.val_split or 0.0,
+        validation_data=validation_data,
         seed=rng,
         early_stopping=args.patience or None,
         lr_schedule=args.lr_schedule,
         clip_grad_norm=args.clip_grad_norm,
         verbose=False if args.quiet else "auto",
     )
-    if task == "regression":
-        unscale_output(model.output, y_mean, y_scale)
-    model.info = info
-    figures = report(model, X[test_rows], y_model[test_rows], loss, task)
-    info["test"] = figures
-    save(model, output)
+    if targets.task == "regression":
+        unscale_output(model.output, targets.mean, targets.scale)
+    model.info = {
+        "task": targets.task,
+        "target": dataset.target,
+        "feature_names": dataset.feature_names,
+        "loss": targets.loss,
+        **({"classes": targets.classes} if targets.classes is not None else {}),
+    }
+    figures = report(model, X[test_rows], targets.y[test_rows], targets.loss, targets.task)
+    model.info["test"] = figures
+    save(model, args.output)
     if args.history:
         wdata.atomic_write(args.history, history.to_json().encode())
+
     stop = (
         f" (early stop; kept the best, epoch {history.best_epoch})" if history.stopped_early else ""
     )
+    sizes = "-".join(map(str, [X.shape[1], *hidden, targets.outputs]))
+    kind = f" {args.activation}" if hidden else " (linear)"
+    held = f", {len(validation_data[0])} validation" if validation_data else ""
     print(
         f"data: {dataset.source} ({len(X)} samples, {X.shape[1]} features); "
-        f"{len(train_rows)} train, {len(test_rows)} test"
+        f"{len(train_rows)} train{held}, {len(test_rows)} test"
     )
     print(
-        f"model: {X.shape[1]}-{'-'.join(map(str, [*hidden, outputs]))} {args.activation}, "
-        f"{model.num_parameters():,} parameters; {history.epochs} epochs{stop}"
+        f"model: {sizes}{kind}, {model.num_parameters():,} parameters; "
+        f"{history.epochs} epochs{stop}"
     )
     print("test " + ", ".join(f"{k} {v:.4f}" for k, v in figures.items()))
-    print(f"saved model to {output}")
+    print(f"saved model to {args.output}")
 
 
-def unscale_output(layer: Dense, mean: float, scale: float) -> None:
-    """Fold y = scale·ŷ + mean into the output layer: W ← scale·W, b ← scale·b + mean.
+def unscale_output(layer: Dense, mean: np.ndarray, scale: np.ndarray) -> None:
+    """Fold y = scale ⊙ ŷ + mean into the output layer: W ← diag(scale)·W, b ← scale ⊙ b + mean.
 
     The model then predicts in the target's own units, with no extra layer.
     """
-    layer.weight.data *= scale
-    layer.bias.data *= scale
-    layer.bias.data += mean
+    layer.weight.data *= scale.reshape(-1, 1).astype(layer.weight.dtype)
+    layer.bias.data *= scale.astype(layer.bias.dtype)
+    layer.bias.data += mean.astype(layer.bias.dtype)
 
 
 def make_optimizer(args: argparse.Namespace, model: Sequential):
@@ -309,11 +431,12 @@ def report(model, X: np.ndarray, y: np.ndarray, loss: str, task: str) -> dict[st
     X = validation.as_features(X, model.dtype)
     y = y if y.ndim == 1 else y.astype(model.dtype)
     figures = evaluate(model, X, y, get_loss(loss))
-    if task == "regression":
-        pred = model.predict(X)
-        residual = float(((pred - y) ** 2).sum())
-        spread = float(((y - y.mean(axis=0)) ** 2).sum())
-        figures = {"mse": residual / y.size, "r2": 1 - residual / spread if spread else 0.0}
+    if task == "regression":  # R² per output, averaged (scikit-learn's r2_score)
+        pred = model.predict(X).astype(np.float64)
+        residual = ((pred - y) ** 2).sum(axis=0)
+        spread = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
+        r2 = np.where(spread > 0, 1 - residual / np.where(spread > 0, spread, 1), 0.0)
+        figures = {"mse": float(residual.sum() / y.size), "r2": float(r2.mean())}
     return figures
 
 
@@ -340,75 +463,85 @@ def features_for(model, dataset: wdata.Dataset) -> np.ndarray:
     return validation.as_features(X, model.dtype, dataset.source)
 
 
-def encode_labels(model, y: np.ndarray, source: str) -> np.ndarray:
+def encode_labels(model, dataset: wdata.Dataset) -> np.ndarray:
+    """Class names in the data as the model's class indices; unseen names are refused."""
     classes = model.info["classes"]
     lookup = {str(c): i for i, c in enumerate(classes)}
+    y = dataset.y
+    if y.ndim == 2 and y.shape[1] == len(classes) and is_one_hot(y):
+        return y.argmax(axis=1)
     encoded = np.empty(len(y), dtype=np.int64)
-    for row, label in enumerate(y):
+    for row, label in enumerate(y.reshape(len(y), -1)[:, 0] if y.ndim == 2 else y):
         key = str(plain(label))
         if key not in lookup:
             raise DataError(
-                f"{source}: label {key!r} in data row {row + 1} is not a class the model was "
-                f"trained on ({', '.join(map(str, classes))})"
+                f"{dataset.source}, {dataset.row_name(row)}: label {key!r} is not a class the "
+                f"model was trained on ({', '.join(map(str, classes))})"
             )
         encoded[row] = lookup[key]
     return encoded
 
 
 def run_eval(args: argparse.Namespace) -> None:
+    data = args.data or args.data_option
+    if data is None:
+        raise ConfigError("name the data to evaluate on: wxb eval MODEL DATA")
     model = load(args.model)
     info = model.info
-    target = args.target or info.get("target")
-    csv_target = None if str(args.data).lower().endswith(".npz") else target
-    dataset = wdata.read_data(args.data, csv_target, info.get("feature_names"))
+    is_npz = str(data).lower().endswith(".npz")
+    target = args.target or (None if is_npz else info.get("target"))
+    dataset = wdata.read_data(data, target, None if is_npz else info.get("feature_names"))
     if dataset.y is None:
-        raise DataError(f"{args.data}: no target column {target!r} to evaluate against")
+        raise DataError(f"{data}: no targets to evaluate against (give --target)")
     X = features_for(model, dataset)
     validation.check_lengths(X, dataset.y, dataset.source)
     task, loss = info.get("task", "classification"), info.get("loss", "cross_entropy")
     if task == "classification":
-        y = encode_labels(model, dataset.y, dataset.source)
+        y = encode_labels(model, dataset)
         if loss == "bce_with_logits":
             y = y.astype(np.float64).reshape(-1, 1)
     else:
-        y = dataset.y.astype(np.float64).reshape(-1, 1)
+        y = numeric_targets(dataset.y, dataset).reshape(len(dataset.y), -1)
     figures = report(model, X, y, loss, task)
-    print(
-        f"{args.data}: {len(X)} samples; " + ", ".join(f"{k} {v:.4f}" for k, v in figures.items())
-    )
+    print(f"{data}: {len(X)} samples; " + ", ".join(f"{k} {v:.4f}" for k, v in figures.items()))
 
 
-def run_predict(args: argparse.Namespace) -> None:
-    model = load(args.model)
-    dataset = wdata.read_data(args.input, features=model.info.get("feature_names"))
-    X = features_for(model, dataset)
-    out = model.predict(X)
+def prediction_table(model, out: np.ndarray, proba: bool) -> tuple[list[str], list[np.ndarray]]:
+    """Header and columns: class names (and probabilities), or the model's outputs."""
     info = model.info
-    header, columns = ["prediction"], []
     if info.get("task") == "classification":
         classes = np.array(info["classes"], dtype=object)
         if out.shape[1] == 1:  # one logit: P(class 1) = σ(z)
-            proba = 1 / (1 + np.exp(-out.astype(np.float64)))
-            proba = np.hstack([1 - proba, proba])
+            p1 = 1 / (1 + np.exp(-out.astype(np.float64)))
+            probabilities = np.hstack([1 - p1, p1]).astype(out.dtype)
         else:
             shifted = np.exp(out - out.max(axis=1, keepdims=True))
-            proba = shifted / shifted.sum(axis=1, keepdims=True)
-        columns.append(classes[proba.argmax(axis=1)])
-        if args.proba:
+            probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+        header, columns = ["prediction"], [classes[probabilities.argmax(axis=1)]]
+        if proba:
             header += [f"p_{c}" for c in info["classes"]]
-            columns += [proba[:, k] for k in range(proba.shape[1])]
-    elif out.shape[1] == 1:
-        columns.append(out[:, 0].astype(np.float64))
-    else:  # several outputs and no class names: one column each
-        header = [f"output_{k}" for k in range(out.shape[1])]
-        columns = [out[:, k].astype(np.float64) for k in range(out.shape[1])]
+            columns += list(probabilities.T)
+        return header, columns
+    if out.shape[1] == 1:
+        return ["prediction"], [out[:, 0]]
+    return [f"output_{k}" for k in range(out.shape[1])], list(out.T)
+
+
+def run_predict(args: argparse.Namespace) -> None:
+    if args.output:
+        protect = (Path(args.model), Path(args.input))
+        wdata.check_can_write(args.output, "predictions", protect=protect)
+    model = load(args.model)
+    is_npz = str(args.input).lower().endswith(".npz")
+    features = None if is_npz else model.info.get("feature_names")
+    dataset = wdata.read_data(args.input, features=features)
+    X = features_for(model, dataset)
+    header, columns = prediction_table(model, model.predict(X), args.proba)
     if args.output:
         wdata.write_csv(Path(args.output), header, columns)
         print(f"wrote {len(X)} predictions to {args.output}", file=sys.stderr)
     else:
-        print(",".join(header))
-        for row in zip(*columns, strict=True):
-            print(",".join(wdata._format_cell(v) for v in row))
+        sys.stdout.write(wdata.csv_text(header, columns))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -419,8 +552,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WxbError as exc:
         print(f"wxb: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `wxb predict … | head`: the reader left; stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as exc:  # unwritable output folder, disk full, …
-        print(f"wxb: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"wxb: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(
+            "wxb: error: out of memory (are the layer sizes or the data too large?)",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("wxb: interrupted", file=sys.stderr)

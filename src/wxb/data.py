@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import csv
+import errno
+import json
 import os
+import struct
 import tempfile
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from wxb.errors import DataError
+from wxb.errors import DataError, ModelFileError
 from wxb.validation import as_features, check_finite, check_lengths
 
 
@@ -24,7 +27,11 @@ class Dataset:
     feature_names: list[str]
     target: str | None = None
     source: str = ""
-    extra: dict[str, object] = field(default_factory=dict)
+    first_line: int | None = None  # CSV: the file line of the first data row
+
+    def row_name(self, row: int) -> str:
+        """Where data row ``row`` (from 0) is, as a user finds it in the file."""
+        return f"line {row + self.first_line}" if self.first_line else f"row {row}"
 
 
 # ---------------------------------------------------------------------------------
@@ -57,13 +64,14 @@ def read_data(
         raise DataError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        return read_npz(path)
+        return read_npz(path, target)
     if suffix in (".csv", ".txt", ".tsv"):
         return read_csv(path, target, features)
     raise DataError(f"{path}: unknown data format {suffix!r}; use .csv or .npz")
 
 
-def read_npz(path: Path) -> Dataset:
+def read_npz(path: Path, target: str | None = None) -> Dataset:
+    """Arrays ``X`` and (``target`` or) ``y``; nothing is ever unpickled."""
     try:
         with np.load(path, allow_pickle=False) as archive:  # never unpickle
             arrays = {key: archive[key] for key in archive.files}
@@ -73,18 +81,21 @@ def read_npz(path: Path) -> Dataset:
         raise DataError(f"{path}: NPZ needs an array named 'X' (found {sorted(arrays)})")
     X = arrays["X"]
     X = as_features(X, np.float64, where=f"{path}: X")
-    y = arrays.get("y")
+    key = target or "y"
+    if target is not None and target not in arrays:
+        raise DataError(f"{path}: no array {target!r} (found {', '.join(sorted(arrays))})")
+    y = arrays.get(key)
     if y is not None:
         check_lengths(X, y, str(path))
     names = [f"x{i}" for i in range(X.shape[1])]
-    return Dataset(X, y, names, "y" if y is not None else None, str(path))
+    return Dataset(X, y, names, key if y is not None else None, str(path))
 
 
 def read_csv(path: Path, target: str | None = None, features: list[str] | None = None) -> Dataset:
     """Numeric feature columns; the target column may hold strings (class names)."""
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
+        with path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: Excel's BOM
             rows = list(csv.reader(handle, delimiter=delimiter))
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: cannot read as UTF-8 CSV ({exc})") from None
@@ -125,7 +136,20 @@ def read_csv(path: Path, target: str | None = None, features: list[str] | None =
             check_finite(y, f"{path}: target column {target!r}")
         except ValueError:
             y = np.array(raw)  # class names
-    return Dataset(X, y, feature_names, target, str(path))
+    return Dataset(X, y, feature_names, target, str(path), first_line=2)
+
+
+def read_header(path: str | Path) -> list[str]:
+    """The column names of a CSV file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+            return [name.strip() for name in next(csv.reader(handle, delimiter=delimiter), [])]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read as UTF-8 CSV ({exc})") from None
 
 
 def _numeric_column(cells: list[str], path: Path, name: str) -> np.ndarray:
@@ -141,11 +165,29 @@ def _numeric_column(cells: list[str], path: Path, name: str) -> np.ndarray:
     return values
 
 
-def atomic_write(path: str | Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` via a temporary file and a rename."""
+def atomic_write(path: str | Path, payload: bytes) -> Path:
+    """Write ``payload`` to ``path`` via a temporary file and a rename.
+
+    A crash leaves either the old file or the new one, never half of one. A
+    symbolic link is written through (the link stays); a device or pipe such as
+    /dev/stdout is written to directly, since it cannot be renamed over.
+    Missing parent folders are created. Errors name ``path``, not the temporary.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    target = path.resolve() if path.is_symlink() else path
+    if target.exists() and not target.is_file():
+        if target.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
+        with open(target, "wb") as handle:
+            handle.write(payload)
+        return path
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+        )
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     try:
         umask = os.umask(0)
         os.umask(umask)
@@ -154,23 +196,97 @@ def atomic_write(path: str | Path, payload: bytes) -> None:
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
+        os.replace(temporary, target)
+    except BaseException as exc:
         Path(temporary).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename != str(path):
+            raise OSError(exc.errno, exc.strerror, str(path)) from None  # name the user's path
         raise
+    return path
+
+
+def check_can_write(path: str | Path, what: str, protect: tuple[Path, ...] = ()) -> Path:
+    """Before any work: ``path`` can take ``what`` without destroying something.
+
+    Refuses a folder, one of the ``protect`` files (a command's own inputs), and
+    a wxb model file that would be overwritten by anything but a model.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; give a file path for the {what}")
+    resolved = path.resolve()
+    for other in protect:
+        if resolved == Path(other).resolve():
+            raise DataError(f"{path} is also an input of this command; write the {what} elsewhere")
+    if what != "model" and path.is_file() and _is_model_file(path):
+        raise DataError(f"{path} is a wxb model file; refusing to overwrite it with the {what}")
+    folder = resolved.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not os.access(folder, os.W_OK) or (
+        resolved.parent.exists() and not _can_create_in(resolved.parent)
+    ):
+        raise DataError(f"{path}: cannot write there (folder {folder} is not writable)")
+    return path
+
+
+def _is_model_file(path: Path) -> bool:
+    try:
+        metadata = read_safetensors_header(path).get("__metadata__") or {}
+    except ModelFileError:
+        return False
+    return metadata.get("format") == "wxb"
+
+
+MAX_HEADER = 100 * 1024 * 1024
+
+
+def read_safetensors_header(path: Path) -> dict:
+    """The JSON header of a safetensors file, read without the safetensors library."""
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file")
+    with path.open("rb") as handle:
+        prefix = handle.read(8)
+        if len(prefix) < 8:
+            raise ModelFileError(f"{path}: not a model file (too short to be safetensors)")
+        (length,) = struct.unpack("<Q", prefix)
+        if length > MAX_HEADER or length > path.stat().st_size - 8:
+            raise ModelFileError(f"{path}: not a safetensors file (bad header length)")
+        try:
+            header = json.loads(handle.read(length))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise ModelFileError(f"{path}: not a safetensors file (header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{path}: not a safetensors file (header is not a JSON object)")
+    return header
+
+
+def _can_create_in(folder: Path) -> bool:
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
 def write_csv(path: Path, header: list[str], columns: list[np.ndarray]) -> None:
     """Write columns to CSV atomically (temporary file, then rename)."""
+    atomic_write(path, csv_text(header, columns).encode())
+
+
+def csv_text(header: list[str], columns: list[np.ndarray]) -> str:
+    """CSV text; numbers in the shortest form that reads back to the same value."""
     lines = [",".join(header)]
     for row in zip(*columns, strict=True):
         lines.append(",".join(_format_cell(v) for v in row))
-    atomic_write(path, ("\n".join(lines) + "\n").encode())
+    return "\n".join(lines) + "\n"
 
 
 def _format_cell(value: object) -> str:
-    if isinstance(value, (float, np.floating)):
-        return repr(float(value))
+    if isinstance(value, np.floating):
+        return str(value)  # NumPy's shortest round-trip form for the value's own precision
+    if isinstance(value, float):
+        return repr(value)
     return str(value)
 
 
@@ -182,15 +298,16 @@ def split_indices(
     fraction: float,
     rng: np.random.Generator,
     labels: np.ndarray | None = None,
+    what: str = "a split fraction",
 ) -> tuple[np.ndarray, np.ndarray]:
     """(kept, held_out) index arrays; stratified by ``labels`` when given."""
     if not 0 < fraction < 1:
-        raise DataError(f"a split fraction must be between 0 and 1; got {fraction}")
+        raise DataError(f"{what} must be between 0 and 1; got {fraction}")
     if labels is None:
         order = rng.permutation(n)
         cut = n - max(1, round(n * fraction))
         if cut < 1:
-            raise DataError(f"{n} samples are too few to hold out {fraction:.0%}")
+            raise DataError(f"{what}: {n} samples are too few to hold out {fraction:.0%}")
         return np.sort(order[:cut]), np.sort(order[cut:])
     held: list[np.ndarray] = []
     for label in np.unique(labels):
@@ -199,6 +316,6 @@ def split_indices(
         held.append(members[:take])
     held_out = np.sort(np.concatenate(held))
     if len(held_out) == 0 or len(held_out) == n:
-        raise DataError(f"{n} samples are too few to hold out {fraction:.0%}")
+        raise DataError(f"{what}: {n} samples are too few to hold out {fraction:.0%}")
     kept = np.setdiff1d(np.arange(n), held_out)
     return kept, held_out

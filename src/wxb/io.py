@@ -9,20 +9,18 @@ a half-written model where a good one was. Reading never unpickles anything.
 from __future__ import annotations
 
 import json
-import struct
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from wxb.data import atomic_write
+from wxb.data import atomic_write, read_safetensors_header
 from wxb.errors import ConfigError, ModelFileError, ShapeError, WxbError
 from wxb.nn import layers as L
 from wxb.nn.module import Module, Sequential
 
 FORMAT = "wxb"
 FORMAT_VERSION = "1"
-MAX_HEADER = 100 * 1024 * 1024
 
 
 def save(model: Module, path: str | Path) -> Path:
@@ -52,24 +50,9 @@ def _json_default(value: object) -> object:
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
-    """The safetensors header's ``__metadata__``, read and checked without safetensors."""
+    """The ``__metadata__`` of a wxb model file, checked; ModelFileError otherwise."""
     path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such model file")
-    with path.open("rb") as handle:
-        prefix = handle.read(8)
-        if len(prefix) < 8:
-            raise ModelFileError(f"{path}: not a model file (too short to be safetensors)")
-        (length,) = struct.unpack("<Q", prefix)
-        if length > MAX_HEADER or length > path.stat().st_size - 8:
-            raise ModelFileError(f"{path}: not a safetensors file (bad header length)")
-        try:
-            header = json.loads(handle.read(length))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise ModelFileError(f"{path}: not a safetensors file (header is not JSON)") from None
-    if not isinstance(header, dict):
-        raise ModelFileError(f"{path}: not a safetensors file (header is not a JSON object)")
-    metadata = header.get("__metadata__") or {}
+    metadata = read_safetensors_header(path).get("__metadata__") or {}
     if metadata.get("format") != FORMAT:
         raise ModelFileError(
             f"{path}: a safetensors file, but not a wxb model (no wxb architecture in its metadata)"

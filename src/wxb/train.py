@@ -192,7 +192,9 @@ def fit(
         validation.check_lengths(X_val, y_val, "validation data")
     elif validation_split:
         stratify = y_arr if y_arr.ndim == 1 else None
-        kept, held = wdata.split_indices(len(X_arr), validation_split, rng, stratify)
+        kept, held = wdata.split_indices(
+            len(X_arr), validation_split, rng, stratify, what="validation_split"
+        )
         X_arr, X_val = X_arr[kept], X_arr[held]
         y_arr, y_val = y_arr[kept], y_arr[held]
     else:
