@@ -347,3 +347,130 @@ def test_the_installed_command_prints_one_line_without_traceback(tmp_path):
         "--output",
     ):
         assert option in help_text
+
+
+def test_outputs_never_overwrite_a_model_or_an_input(tmp_path, rng, capsys, existing_model):
+    path, before = existing_model
+    data = write_csv(tmp_path / "d.csv", ["a", "b", "c", "d"], [["1", "2", "3", "4"]])
+    code, out, err = run_cli(capsys, "predict", str(path), str(data), "-o", str(path))
+    assert_one_line_error(code, out, err, "also an input of this command")
+    other = wxb.save(wxb.nn.Sequential(wxb.nn.Dense(4, 3)), tmp_path / "other.safetensors")
+    code, out, err = run_cli(capsys, "predict", str(path), str(data), "-o", str(other))
+    assert_one_line_error(code, out, err, "is a wxb model file; refusing to overwrite it")
+    train_data, *_ = labelled_csv(tmp_path / "t.csv", rng)
+    for history in (path, tmp_path / "new.safetensors"):
+        output = tmp_path / "new.safetensors" if history == path else history
+        code, out, err = run_cli(
+            capsys,
+            "train",
+            "--data",
+            str(train_data),
+            "--target",
+            "species",
+            "-o",
+            str(output),
+            "--history",
+            str(history),
+        )
+        assert code == 2 and err.startswith("wxb: error: ")
+    assert path.read_bytes() == before
+    assert not (tmp_path / "new.safetensors").exists()
+
+
+def test_writes_go_through_symlinks_and_name_the_users_path(tmp_path, capsys, existing_model):
+    path, _ = existing_model
+    data = write_csv(tmp_path / "d.csv", ["a", "b", "c", "d"], [["1", "2", "3", "4"]])
+    real = tmp_path / "real.csv"
+    real.write_text("old\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    code, _, _ = run_cli(capsys, "predict", str(path), str(data), "-o", str(link))
+    assert code == 0 and link.is_symlink() and real.read_text().startswith("prediction")
+    code, out, err = run_cli(
+        capsys, "predict", str(path), str(data), "-o", str(tmp_path / "d.csv" / "x.csv")
+    )
+    assert_one_line_error(code, out, err, "x.csv")
+    assert ".tmp" not in err
+
+
+@pytest.mark.parametrize(
+    "option,pattern",
+    [
+        (["--seed", "-1"], "--seed must be ≥ 0"),
+        (["--clip-grad-norm", "0"], "--clip-grad-norm must be > 0"),
+        (["--patience", "-3"], "--patience must be ≥ 0"),
+        (["--test-split", "0"], "--test-split must be between 0 and 1"),
+        (["--val-split", "1.5"], r"--val-split must be in \[0, 1\)"),
+        (["--lr", "-0.1"], "--lr must be > 0"),
+        (["--hidden", "100000000000"], "out of memory"),
+    ],
+)
+def test_out_of_range_options_exit_2_before_training(
+    tmp_path, rng, capsys, existing_model, option, pattern
+):
+    path, before = existing_model
+    data, *_ = labelled_csv(tmp_path / "d.csv", rng)
+    code, out, err = run_cli(
+        capsys, "train", "--data", str(data), "--target", "species", "-o", str(path), *option
+    )
+    assert_one_line_error(code, out, err, pattern)
+    assert path.read_bytes() == before
+
+
+def test_csv_without_target_lists_columns_and_bom_is_skipped(tmp_path, rng, capsys):
+    data, *_ = labelled_csv(tmp_path / "d.csv", rng)
+    code, out, err = run_cli(capsys, "train", "--data", str(data))
+    assert_one_line_error(code, out, err, r"--target \(columns: a, b, c, d, species\)")
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + data.read_bytes())  # as Excel's "CSV UTF-8" writes
+    model_path = tmp_path / "bom.safetensors"
+    code, out, _ = run_cli(
+        capsys,
+        "train",
+        "--data",
+        str(bom),
+        "--target",
+        "species",
+        "-o",
+        str(model_path),
+        "--epochs",
+        "2",
+    )
+    assert code == 0, out
+    assert wxb.load(model_path).info["feature_names"] == ["a", "b", "c", "d"]
+
+
+def test_one_hot_npz_targets_train_a_classifier(tmp_path, rng, capsys):
+    X = np.concatenate([rng.normal(-3, 1, size=(60, 2)), rng.normal(3, 1, size=(60, 2))])
+    y = np.repeat(np.eye(2), 60, axis=0)  # one-hot rows, as Keras users store labels
+    np.savez(tmp_path / "onehot.npz", X=X, labels=y)
+    model_path = tmp_path / "m.safetensors"
+    code, out, _ = run_cli(
+        capsys,
+        "train",
+        "--data",
+        str(tmp_path / "onehot.npz"),
+        "--target",
+        "labels",
+        "-o",
+        str(model_path),
+        "--epochs",
+        "20",
+    )
+    assert code == 0, out
+    assert float(re.search(r"accuracy ([\d.]+)", out).group(1)) > 0.9
+    assert wxb.load(model_path).info["classes"] == [0, 1]
+
+
+def test_broken_pipe_ends_quietly(tmp_path, existing_model):
+    path, _ = existing_model
+    rows = [["1", "2", "3", "4"]] * 20000
+    data = write_csv(tmp_path / "big.csv", ["a", "b", "c", "d"], rows)
+    result = subprocess.run(
+        f"{sys.executable} -m wxb.cli predict {path} {data} | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+    )
+    assert result.stdout.strip() == "prediction"
+    assert result.stderr == ""

@@ -29,7 +29,7 @@ def test_two_input_two_neuron_forward_pass(rng):
     layer.weight.data[:] = [[w11, w12], [w21, w22]]
     layer.bias.data[:] = [b1, b2]
     Z = layer(np.array([[x1, x2]]))  # one sample, as a row
-    np.testing.assert_allclose(Z.data[0], [z1, z2], rtol=1e-14)
+    np.testing.assert_allclose(Z.data[0], [z1, z2], rtol=1e-14, atol=1e-15)  # z may be ≈ 0
 
     A = Sigmoid()(Z)  # A = f(Z) = [f(z1), f(z2)]
     np.testing.assert_allclose(A.data[0], [sigmoid(z1), sigmoid(z2)], rtol=1e-14)

@@ -35,7 +35,7 @@ class _Parser(argparse.ArgumentParser):
 
 class _DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default in (None, False):
+        if action.default is None or action.default is False:  # 0 == False, but 0 is shown
             return action.help
         return super()._get_help_string(action)
 

@@ -118,6 +118,9 @@ class Tensor:
             raise ShapeError(f"item() needs a tensor with one element; got shape {self.shape}")
         return float(self.data.item())
 
+    def __float__(self) -> float:
+        return self.item()
+
     def detach(self) -> Tensor:
         return Tensor(self.data)
 
