@@ -149,3 +149,23 @@ def test_planned_step_allocates_no_buffers_after_the_first_step(rng):
     assert [id(b) for b in step.outputs] + [id(p.grad) for p in model.parameters()] == buffers
     assert current - base < 4096, "memory grew across steps"
     assert peak - base < smallest_buffer, f"a step allocated {peak - base} bytes"
+
+
+def test_planned_step_respects_eval_mode_dropout(rng):
+    model, X, y, batch = make_problem(rng, "relu", "mse", "float64", dropout=0.5)
+    model.eval()  # Dropout is the identity in eval mode, in both paths
+    graph = run(GraphStep, model, "mse", "sgd", X, y, batch)
+    planned = run(PlannedStep, model, "mse", "sgd", X, y, batch)
+    np.testing.assert_allclose(planned[0], graph[0], rtol=1e-12)
+    for a, b in zip(planned[2], graph[2], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
+def test_layers_with_their_own_forward_take_the_graph_path(rng):
+    class Scaled(Dense):
+        def forward(self, x):
+            return super().forward(x) * 2.0
+
+    model = Sequential(Scaled(3, 2, dtype="float64"))
+    assert not PlannedStep.supports(model)
+    assert isinstance(make_step(model, MSELoss(), SGD(model.parameters())), GraphStep)

@@ -57,7 +57,7 @@ class PlannedStep:
 
     @classmethod
     def supports(cls, model: Module) -> bool:
-        return isinstance(model, Sequential) and all(isinstance(m, cls.LAYERS) for m in model)
+        return isinstance(model, Sequential) and all(_is_stock(m, cls.LAYERS) for m in model)
 
     def __init__(
         self, model: Sequential, loss: Loss, optimizer: Optimizer, clip_norm: float | None = None
@@ -73,7 +73,6 @@ class PlannedStep:
             self.needs_input_grad.append(trainable_before)
             trainable_before |= isinstance(layer, Dense)
         self.capacity = 0
-        self.inverse_scales: dict[int, np.ndarray] = {}
 
     def _plan(self, X: np.ndarray) -> None:
         """Allocate every buffer for batches of up to len(X) rows."""
@@ -89,8 +88,6 @@ class PlannedStep:
             )
             if isinstance(layer, Dropout):
                 self.masks[i] = np.empty((batch, width), dtype)
-            if isinstance(layer, Standardize):
-                self.inverse_scales[i] = 1.0 / layer.scale
         self.loss_grad = np.empty((batch, width), dtype)
         for p in self.optimizer.params:
             p.grad = np.empty_like(p.data)
@@ -102,7 +99,7 @@ class PlannedStep:
         if batch > self.capacity or X.dtype != self.dtype:
             self._plan(X)
         # -- forward: keep each layer's input and output (views of planned buffers) ----
-        inputs, x = [], X
+        inputs, x, factors = [], X, {}  # factors: what each Dropout/Standardize multiplies by
         for i, layer in enumerate(self.layers):
             out = self.outputs[i][:batch]
             inputs.append(x)
@@ -113,11 +110,15 @@ class PlannedStep:
             elif isinstance(layer, Activation):  # A = f(Z)
                 layer.kernel.forward(x, out)
             elif isinstance(layer, Dropout):
-                mask = ops.dropout_mask(layer.rng, layer.p, self.masks[i][:batch])
-                np.multiply(x, mask, out=out)
-            else:  # Standardize
+                if layer.training:
+                    factors[i] = ops.dropout_mask(layer.rng, layer.p, self.masks[i][:batch])
+                else:  # eval mode: dropout is the identity
+                    factors[i] = 1.0
+                np.multiply(x, factors[i], out=out)
+            else:  # Standardize: (X − mean) / scale
+                factors[i] = 1.0 / layer.scale
                 np.subtract(x, layer.mean, out=out)
-                out *= self.inverse_scales[i]
+                out *= factors[i]
             x = out
         # -- loss and ∇_A L ----------------------------------------------------------------
         self.output = x
@@ -145,16 +146,19 @@ class PlannedStep:
                 grad = layer.kernel.backward(
                     x_in, self.outputs[i][:batch], grad, self.input_grads[i][:batch]
                 )
-            elif isinstance(layer, Dropout):
-                grad = np.multiply(grad, self.masks[i][:batch], out=self.input_grads[i][:batch])
-            else:  # Standardize
-                grad = np.multiply(grad, self.inverse_scales[i], out=self.input_grads[i][:batch])
+            else:  # Dropout, Standardize: an element-wise factor
+                grad = np.multiply(grad, factors[i], out=self.input_grads[i][:batch])
         for p in self.optimizer.params:  # the user may have called zero_grad()
             p.grad = self.grads[id(p)]
         if self.clip_norm is not None:
             clip_grad_norm_(self.optimizer.params, self.clip_norm)
         self.optimizer.step()
         return value
+
+
+def _is_stock(module: Module, kinds: tuple[type, ...]) -> bool:
+    """One of ``kinds`` whose forward is not overridden (the plan would not run it)."""
+    return any(isinstance(module, kind) and type(module).forward is kind.forward for kind in kinds)
 
 
 def make_step(
