@@ -418,7 +418,7 @@ class CrossEntropyKernel:
     """Softmax and cross-entropy fused: stable, and δ⁽ᴸ⁾ = softmax(Z) − Y directly.
 
     Targets are class indices (B,) or probabilities (B, C). With z_max the row
-    maximum and s = Σ e^(z − z_max), −log softmax(z)_c = z_max + log s − z_c.
+    maximum and s = Σ e^(z − z_max), −log softmax(z)_c = log s − (z_c − z_max).
     """
 
     reduction: str = "mean"
@@ -427,16 +427,22 @@ class CrossEntropyKernel:
     def value_and_grad(self, output, target, grad_out):
         batch = output.shape[0]
         scale = 1.0 / batch if self.reduction == "mean" else 1.0
-        row_max = output.max(axis=1, keepdims=True)
-        exps = np.subtract(output, row_max, out=_workspace(output, grad_out))
-        np.exp(exps, out=exps)
-        sums = exps.sum(axis=1, keepdims=True)
-        log_norm = np.log(sums) + row_max  # z_max + log s, one per row
+        # Work on z − z_max, so the loss rounds at its own scale, not the logits'.
+        shifted = np.subtract(
+            output, output.max(axis=1, keepdims=True), out=_workspace(output, grad_out)
+        )
         if target.ndim == 1:
             rows = np.arange(batch)
-            value = float(log_norm.sum() - output[rows, target].sum())
+            picked = float(shifted[rows, target].sum())
         else:
-            value = float(np.vdot(target.sum(axis=1), log_norm) - np.vdot(target, output))
+            picked = float(np.vdot(target, shifted))
+        exps = np.exp(shifted, out=shifted)
+        sums = exps.sum(axis=1, keepdims=True)
+        log_sums = np.log(sums)
+        if target.ndim == 1:
+            value = float(log_sums.sum()) - picked
+        else:
+            value = float(np.vdot(target.sum(axis=1), log_sums)) - picked
         exps /= sums  # softmax(Z); δ⁽ᴸ⁾ = softmax(Z) − Y, over the batch size for the mean
         if target.ndim == 1:
             exps[rows, target] -= 1

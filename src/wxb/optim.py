@@ -216,7 +216,10 @@ class StepLR(LRSchedule):
 
 
 class CosineAnnealingLR(LRSchedule):
-    """η_min + (η − η_min)·(1 + cos(π·epoch / T_max))/2."""
+    """η_min + (η − η_min)·(1 + cos(π·epoch / T_max))/2, as PyTorch's closed form.
+
+    Past T_max the cosine goes on (the rate rises again), as in PyTorch.
+    """
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:
         super().__init__(optimizer)
@@ -225,7 +228,7 @@ class CosineAnnealingLR(LRSchedule):
         self.T_max, self.eta_min = T_max, eta_min
 
     def lr_at(self, epoch: int) -> float:
-        cosine = (1 + math.cos(math.pi * min(epoch, self.T_max) / self.T_max)) / 2
+        cosine = (1 + math.cos(math.pi * epoch / self.T_max)) / 2
         return self.eta_min + (self.base_lr - self.eta_min) * cosine
 
 
