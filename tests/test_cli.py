@@ -73,6 +73,8 @@ def test_train_eval_predict_on_a_csv_with_named_classes(tmp_path, rng, capsys):
         "16",
         "--epochs",
         "30",
+        "--lr",
+        "0.01",  # 120 steps: enough at this rate for well-separated classes
         "-o",
         str(model_path),
         "--history",
@@ -247,8 +249,10 @@ def test_divergence_exits_2_naming_epoch_and_step_and_keeps_the_model(
         "species",
         "--optimizer",
         "sgd",
+        "--activation",
+        "tanh",  # no dead units: the huge steps must reach the output
         "--lr",
-        "1e30",
+        "1e38",
         "-o",
         str(path),
     )
@@ -474,3 +478,52 @@ def test_broken_pipe_ends_quietly(tmp_path, existing_model):
     )
     assert result.stdout.strip() == "prediction"
     assert result.stderr == ""
+
+
+def test_eval_and_predict_a_model_saved_from_python_without_info(tmp_path, rng, capsys):
+    model = wxb.nn.Sequential(wxb.nn.Dense(2, 3, seed=1), wxb.nn.ReLU(), wxb.nn.Dense(3, 3))
+    path = wxb.save(model, tmp_path / "plain.safetensors")
+    X, y = rng.normal(size=(10, 2)), rng.integers(0, 3, size=10)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    code, out, err = run_cli(capsys, "eval", str(path), str(tmp_path / "d.npz"))
+    assert code == 0, err
+    expected = wxb.evaluate(model, X, y, "cross_entropy")
+    assert f"accuracy {expected['accuracy']:.4f}" in out
+    code, out, err = run_cli(capsys, "predict", str(path), str(tmp_path / "d.npz"))
+    predicted = [int(v) for v in out.split()[1:]]
+    assert predicted == model.predict(X).argmax(axis=1).tolist()
+
+
+def test_train_never_writes_over_its_own_data(tmp_path, rng, capsys):
+    data, *_ = labelled_csv(tmp_path / "d.csv", rng)
+    before = data.read_bytes()
+    for extra in (["-o", str(data)], ["--history", str(data)]):
+        code, out, err = run_cli(
+            capsys, "train", "--data", str(data), "--target", "species", *extra
+        )
+        assert_one_line_error(code, out, err, "also an input of this command")
+    assert data.read_bytes() == before
+
+
+def test_bad_targets_are_named(tmp_path, capsys):
+    rows = [["1", "2", "3", "4", "1.5"], ["2", "3", "4", "5", "nan"]] * 4
+    data = write_csv(tmp_path / "t.csv", ["a", "b", "c", "d", "price"], rows)
+    code, out, err = run_cli(
+        capsys,
+        "train",
+        "--data",
+        str(data),
+        "--target",
+        "price",
+        "-o",
+        str(tmp_path / "m.safetensors"),
+    )
+    assert_one_line_error(code, out, err, r"line 3, target column 'price': nan")
+    np.savez(tmp_path / "scalar.npz", X=np.zeros((4, 2)), y=np.array(3.0))
+    np.savez(tmp_path / "complex.npz", X=np.zeros((4, 2)), y=np.ones(4) * 1j)
+    for name in ("scalar.npz", "complex.npz"):
+        code, out, err = run_cli(
+            capsys, "train", "--data", str(tmp_path / name), "-o", str(tmp_path / "m.safetensors")
+        )
+        assert_one_line_error(code, out, err, "targets 'y' must be an array of numbers or labels")
+    assert not (tmp_path / "m.safetensors").exists()

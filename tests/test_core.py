@@ -140,9 +140,12 @@ def test_softmax_layer_rows_sum_to_one_even_for_huge_logits(rng):
 def test_erf_matches_math_erf(rng):
     import math
 
-    x = np.concatenate([rng.normal(scale=3, size=2000), [0.0, 2.5, -2.5, 30.0, -30.0]])
+    tiny = rng.normal(size=50) * 10.0 ** rng.integers(-300, -1, size=50)
+    x = np.concatenate([rng.normal(scale=3, size=2000), tiny, [0.0, 2.5, -2.5, 30.0, -30.0]])
     expected = np.array([math.erf(v) for v in x])
-    np.testing.assert_allclose(ops.erf(x), expected, rtol=1e-14, atol=1e-16)
+    np.testing.assert_allclose(ops.erf(x), expected, rtol=1e-14, atol=1e-300)
+    expected_c = np.array([math.erfc(v) for v in x])  # erfc keeps its precision where tiny
+    np.testing.assert_allclose(ops.erfc(x), expected_c, rtol=1e-12, atol=1e-300)
 
 
 def test_predict_validates_and_batches(rng):

@@ -436,7 +436,9 @@ def test_cross_entropy_of_shifted_logits_matches_torch(seeded, dtype, target_kin
         ours = ops.cross_entropy(wxb.Tensor(z), t).item()
         where = f"{dtype}, shift {shift:.6g}, logits {z!r}, target {t!r}"
         assert_close(seeded, f"{where}: loss vs exact", ours, exact, tol)
-        assert_close(seeded, f"{where}: loss vs torch (exact {exact!r})", ours, theirs, tol)
+        # PyTorch's float32 loss can itself be ~1e-4 off where the loss is ≈ 0: allow that.
+        slack = tol + relative_error(theirs, exact)
+        assert_close(seeded, f"{where}: loss vs torch (exact {exact!r})", ours, theirs, slack)
 
 
 @pytest.mark.parametrize(

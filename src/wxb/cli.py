@@ -14,14 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from wxb import __version__, validation
+from wxb import __version__, ops, validation
 from wxb import data as wdata
 from wxb.backend import resolve_dtype
 from wxb.errors import ConfigError, DataError, WxbError
 from wxb.io import load, save
 from wxb.nn import ACTIVATIONS, LOSSES, Dense, Dropout, Sequential, Standardize
+from wxb.nn.layers import standard_scale
+from wxb.nn.module import input_width, output_width
 from wxb.optim import OPTIMIZERS, SCHEDULES, get_optimizer
-from wxb.random import as_generator
 from wxb.train import evaluate, fit
 
 DEFAULT_HIDDEN = "512"
@@ -172,10 +173,9 @@ def build_model(
     activation: str,
     dropout: float,
     standardize: Standardize,
-    seed: int,
+    rng: np.random.Generator,
     dtype: str,
 ) -> Sequential:
-    rng = as_generator(seed)
     init = "he_uniform" if activation in ("relu", "leaky_relu", "gelu") else "glorot_uniform"
     layers: list = [standardize]
     width = n_features
@@ -214,9 +214,10 @@ def check_train_options(args: argparse.Namespace) -> None:
         raise ConfigError(f"--clip-grad-norm must be > 0; got {args.clip_grad_norm}")
     if args.lr is not None and not args.lr > 0:
         raise ConfigError(f"--lr must be > 0; got {args.lr}")
-    wdata.check_can_write(args.output, "model")
+    inputs = (Path(args.data),) if args.data else ()
+    wdata.check_can_write(args.output, "model", protect=inputs)
     if args.history:
-        wdata.check_can_write(args.history, "history", protect=(Path(args.output),))
+        wdata.check_can_write(args.history, "history", protect=(*inputs, Path(args.output)))
 
 
 def read_training_data(args: argparse.Namespace) -> wdata.Dataset:
@@ -296,9 +297,7 @@ def encode_targets(dataset: wdata.Dataset, task: str, loss: str) -> Targets:
         raise ConfigError(f"--loss {loss} is for classification; regression uses mse")
     y = numeric_targets(y, dataset)
     y = y.reshape(len(y), -1)
-    scale = y.std(axis=0)
-    scale[scale == 0] = 1
-    return Targets(task, loss, y, y.shape[1], mean=y.mean(axis=0), scale=scale)
+    return Targets(task, loss, y, y.shape[1])
 
 
 def numeric_targets(y: np.ndarray, dataset: wdata.Dataset) -> np.ndarray:
@@ -307,7 +306,7 @@ def numeric_targets(y: np.ndarray, dataset: wdata.Dataset) -> np.ndarray:
     for row, value in enumerate(y):
         try:
             float(value)
-        except ValueError:
+        except (ValueError, TypeError):
             raise DataError(
                 f"{dataset.source}, {dataset.row_name(row)}: target {value!r} is not a number "
                 "(a regression model needs numeric targets)"
@@ -335,6 +334,8 @@ def run_train(args: argparse.Namespace) -> None:
     train_rows, test_rows = wdata.split_indices(
         len(X), args.test_split, rng, stratify, what="--test-split"
     )
+    if targets.task == "regression":  # statistics of the training part only
+        targets.mean, targets.scale = standard_scale(targets.y[train_rows])
     validation_data = None
     if args.val_split:
         fit_rows, val_rows = wdata.split_indices(
@@ -354,7 +355,7 @@ def run_train(args: argparse.Namespace) -> None:
         args.activation,
         args.dropout,
         Standardize.fit(X_train),
-        args.seed,
+        rng,  # one generator from --seed: the splits above, then initialisation
         dtype,
     )
     history = fit(
@@ -443,14 +444,6 @@ def report(model, X: np.ndarray, y: np.ndarray, loss: str, task: str) -> dict[st
 # ---------------------------------------------------------------------------------
 # eval and predict
 # ---------------------------------------------------------------------------------
-def input_width(model) -> int | None:
-    """Features the model takes: the first layer that says."""
-    for _, module in model.named_modules():
-        if hasattr(module, "in_features"):
-            return int(module.in_features)
-    return None
-
-
 def features_for(model, dataset: wdata.Dataset) -> np.ndarray:
     """The model's feature columns, by name for CSV, by width for NPZ."""
     names = model.info.get("feature_names")
@@ -463,15 +456,27 @@ def features_for(model, dataset: wdata.Dataset) -> np.ndarray:
     return validation.as_features(X, model.dtype, dataset.source)
 
 
-def encode_labels(model, dataset: wdata.Dataset) -> np.ndarray:
+def model_task(model) -> tuple[str, str, list]:
+    """(task, loss, classes) from the model's info; for a model saved from Python
+    without info: several outputs mean classes 0..C−1, one output means regression."""
+    info = model.info
+    width = output_width(model) or 1
+    task = info.get("task") or ("classification" if width > 1 else "regression")
+    loss = info.get("loss") or ("cross_entropy" if task == "classification" else "mse")
+    classes = info.get("classes") or list(range(2 if loss == "bce_with_logits" else width))
+    return task, loss, classes
+
+
+def encode_labels(classes: list, dataset: wdata.Dataset) -> np.ndarray:
     """Class names in the data as the model's class indices; unseen names are refused."""
-    classes = model.info["classes"]
     lookup = {str(c): i for i, c in enumerate(classes)}
     y = dataset.y
     if y.ndim == 2 and y.shape[1] == len(classes) and is_one_hot(y):
         return y.argmax(axis=1)
+    if y.ndim != 1:
+        raise DataError(f"{dataset.source}: class labels must be one column; got shape {y.shape}")
     encoded = np.empty(len(y), dtype=np.int64)
-    for row, label in enumerate(y.reshape(len(y), -1)[:, 0] if y.ndim == 2 else y):
+    for row, label in enumerate(y):
         key = str(plain(label))
         if key not in lookup:
             raise DataError(
@@ -487,17 +492,21 @@ def run_eval(args: argparse.Namespace) -> None:
     if data is None:
         raise ConfigError("name the data to evaluate on: wxb eval MODEL DATA")
     model = load(args.model)
-    info = model.info
     is_npz = str(data).lower().endswith(".npz")
-    target = args.target or (None if is_npz else info.get("target"))
-    dataset = wdata.read_data(data, target, None if is_npz else info.get("feature_names"))
+    target = args.target or (None if is_npz else model.info.get("target"))
+    if target is None and not is_npz:
+        columns = wdata.read_header(data)
+        raise DataError(
+            f"{data}: name the target column with --target (columns: {', '.join(columns)})"
+        )
+    dataset = wdata.read_data(data, target, None if is_npz else model.info.get("feature_names"))
     if dataset.y is None:
         raise DataError(f"{data}: no targets to evaluate against (give --target)")
     X = features_for(model, dataset)
     validation.check_lengths(X, dataset.y, dataset.source)
-    task, loss = info.get("task", "classification"), info.get("loss", "cross_entropy")
+    task, loss, classes = model_task(model)
     if task == "classification":
-        y = encode_labels(model, dataset)
+        y = encode_labels(classes, dataset)
         if loss == "bce_with_logits":
             y = y.astype(np.float64).reshape(-1, 1)
     else:
@@ -508,18 +517,17 @@ def run_eval(args: argparse.Namespace) -> None:
 
 def prediction_table(model, out: np.ndarray, proba: bool) -> tuple[list[str], list[np.ndarray]]:
     """Header and columns: class names (and probabilities), or the model's outputs."""
-    info = model.info
-    if info.get("task") == "classification":
-        classes = np.array(info["classes"], dtype=object)
-        if out.shape[1] == 1:  # one logit: P(class 1) = σ(z)
-            p1 = 1 / (1 + np.exp(-out.astype(np.float64)))
-            probabilities = np.hstack([1 - p1, p1]).astype(out.dtype)
+    task, _, classes = model_task(model)
+    if task == "classification":
+        if out.shape[1] == 1:  # one logit z: P(class 1) = σ(z)
+            p1 = ops.Sigmoid().forward(out, np.empty_like(out))
+            probabilities = np.hstack([1 - p1, p1])
         else:
-            shifted = np.exp(out - out.max(axis=1, keepdims=True))
-            probabilities = shifted / shifted.sum(axis=1, keepdims=True)
-        header, columns = ["prediction"], [classes[probabilities.argmax(axis=1)]]
+            probabilities = ops.softmax_rows(out, np.empty_like(out))
+        names = np.array(classes, dtype=object)
+        header, columns = ["prediction"], [names[probabilities.argmax(axis=1)]]
         if proba:
-            header += [f"p_{c}" for c in info["classes"]]
+            header += [f"p_{c}" for c in classes]
             columns += list(probabilities.T)
         return header, columns
     if out.shape[1] == 1:

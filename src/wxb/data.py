@@ -86,6 +86,13 @@ def read_npz(path: Path, target: str | None = None) -> Dataset:
         raise DataError(f"{path}: no array {target!r} (found {', '.join(sorted(arrays))})")
     y = arrays.get(key)
     if y is not None:
+        if y.ndim == 0 or y.dtype.kind not in "biufU":
+            raise DataError(
+                f"{path}: targets {key!r} must be an array of numbers or labels; "
+                f"got {y.dtype} of shape {y.shape}"
+            )
+        if y.dtype.kind == "f":
+            check_finite(y, f"{path}: {key}")
         check_lengths(X, y, str(path))
     names = [f"x{i}" for i in range(X.shape[1])]
     return Dataset(X, y, names, key if y is not None else None, str(path))
@@ -133,9 +140,14 @@ def read_csv(path: Path, target: str | None = None, features: list[str] | None =
                 raise DataError(f"{path}, line {line}: empty value in target column {target!r}")
         try:
             y = np.array([float(cell) for cell in raw])
-            check_finite(y, f"{path}: target column {target!r}")
         except ValueError:
             y = np.array(raw)  # class names
+        else:
+            for line, value in enumerate(y, start=2):
+                if not np.isfinite(value):
+                    raise DataError(
+                        f"{path}, line {line}, target column {target!r}: {raw[line - 2]}"
+                    )
     return Dataset(X, y, feature_names, target, str(path), first_line=2)
 
 

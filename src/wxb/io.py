@@ -16,7 +16,7 @@ import numpy as np
 
 from wxb.data import atomic_write, read_safetensors_header
 from wxb.errors import ConfigError, ModelFileError, ShapeError, WxbError
-from wxb.nn import layers as L
+from wxb.nn import layers
 from wxb.nn.module import Module, Sequential
 
 FORMAT = "wxb"
@@ -89,7 +89,10 @@ def load(path: str | Path) -> Module:
         if len(dtypes) == 1:
             model.to(dtypes.pop())
         model.load_state_dict(tensors)
-    except (ShapeError, ConfigError, KeyError, TypeError) as exc:
+        for _, module in model.named_modules():
+            if isinstance(module, layers.Standardize) and not np.all(module.scale > 0):
+                raise ConfigError(f"{module.label}: every scale must be > 0")
+    except (ShapeError, ConfigError, KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(
             f"{path}: the weights do not fit the saved architecture ({exc})"
         ) from None
@@ -109,19 +112,19 @@ def build(config: dict[str, Any]) -> Module:
     if kind == "Sequential":
         return Sequential(*(build(layer) for layer in config["layers"]))
     if kind == "Dense":
-        return L.Dense(
+        return layers.Dense(
             config["in_features"], config["out_features"], config["bias"], seed=0, name=name
         )
     if kind == "Dropout":
-        return L.Dropout(config["p"], seed=0, name=name)
+        return layers.Dropout(config["p"], name=name)  # masks from wxb's generator, as when built
     if kind == "Standardize":
         n = config["features"]
-        return L.Standardize(np.zeros(n), np.ones(n), name=name)
+        return layers.Standardize(np.zeros(n), np.ones(n), name=name)
     if kind == "LeakyReLU":
-        return L.LeakyReLU(config["negative_slope"], name=name)
+        return layers.LeakyReLU(config["negative_slope"], name=name)
     if kind == "GELU":
-        return L.GELU(config["approximate"], name=name)
-    activation = {cls.__name__: cls for cls in L.ACTIVATIONS.values()}.get(kind)
+        return layers.GELU(config["approximate"], name=name)
+    activation = {cls.__name__: cls for cls in layers.ACTIVATIONS.values()}.get(kind)
     if activation is None:
         raise ConfigError(f"unknown layer type {kind!r}")
     return activation(name=name)

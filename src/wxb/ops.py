@@ -89,7 +89,7 @@ def add_bias(z: Tensor, bias: Tensor) -> Tensor:
 
 def transpose(a: Tensor) -> Tensor:
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
-        return (g.T,)
+        return (g.T,)  # ∂L/∂A = (∂L/∂Aᵀ)ᵀ
 
     return Tensor.from_op(a.data.T, "transpose", (a,), backward)
 
@@ -97,35 +97,42 @@ def transpose(a: Tensor) -> Tensor:
 # ---------------------------------------------------------------------------------
 # Element-wise arithmetic and reductions
 # ---------------------------------------------------------------------------------
-def add(a: object, b: object) -> Tensor:
+def _operands(a: object, b: object) -> tuple[Tensor, Tensor]:
+    """Both as tensors; a plain number or array takes the other operand's dtype."""
+    if not isinstance(a, Tensor) and isinstance(b, Tensor):
+        return as_tensor(a, b), b
     a = as_tensor(a)
-    b = as_tensor(b, a)
+    return a, as_tensor(b, a)
+
+
+def add(a: object, b: object) -> Tensor:
+    a, b = _operands(a, b)
     a_shape, b_shape = a.shape, b.shape
 
     def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # ∂(A + B)/∂A = ∂(A + B)/∂B = 1, summed over broadcast axes (as for ∂L/∂b)
         return _unbroadcast(g, a_shape), _unbroadcast(g, b_shape)
 
     return Tensor.from_op(_broadcasting(np.add, a, b), "+", (a, b), backward)
 
 
 def sub(a: object, b: object) -> Tensor:
-    a = as_tensor(a)
-    b = as_tensor(b, a)
+    a, b = _operands(a, b)
     a_shape, b_shape = a.shape, b.shape
 
     def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return _unbroadcast(g, a_shape), _unbroadcast(-g, b_shape)
+        return _unbroadcast(g, a_shape), _unbroadcast(-g, b_shape)  # ∂(A − B)/∂B = −1
 
     return Tensor.from_op(_broadcasting(np.subtract, a, b), "-", (a, b), backward)
 
 
 def mul(a: object, b: object) -> Tensor:
     """Element-wise product ⊙ (a scalar is broadcast)."""
-    a = as_tensor(a)
-    b = as_tensor(b, a)
+    a, b = _operands(a, b)
     A, B = a.data, b.data
 
     def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # ∂(A ⊙ B)/∂A = B: the same product rule as δ = ∂L/∂A ⊙ f′(Z)
         return _unbroadcast(g * B, A.shape), _unbroadcast(g * A, B.shape)
 
     return Tensor.from_op(_broadcasting(np.multiply, a, b), "⊙", (a, b), backward)
@@ -144,7 +151,7 @@ def sum(a: Tensor, axis: int | None = None) -> Tensor:
     shape = a.shape
 
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
-        if axis is not None:
+        if axis is not None:  # each summed element gets the sum's gradient (as ∂L/∂b = Σ δ)
             g = np.expand_dims(g, axis)
         return (np.broadcast_to(g, shape),)
 
@@ -231,16 +238,21 @@ class LeakyReLU:
     negative_slope: float = 0.01
     name: str = "leaky_relu"
 
-    def forward(self, z, out):  # max(z, αz) for 0 ≤ α < 1
-        np.multiply(z, self.negative_slope, out=out)
-        return np.maximum(out, z, out=out)
+    def forward(self, z, out):  # z where z > 0, else αz
+        self._slope(z, out)
+        out *= z
+        return out
 
     def backward(self, z, a, grad, out):  # f′ = 1 where z > 0, else α
+        self._slope(z, out)
+        out *= grad
+        return out
+
+    def _slope(self, z, out):
         alpha = self.negative_slope
         np.greater(z, 0, out=out)  # 1.0 / 0.0
         out *= 1 - alpha
         out += alpha
-        out *= grad
         return out
 
 
@@ -269,7 +281,7 @@ class GELU:
             d_inner = _GELU_C * (1 + 3 * 0.044715 * z**2)
             np.multiply(0.5 * (1 + t) + 0.5 * z * (1 - t * t) * d_inner, grad, out=out)
         else:  # d/dz z·Φ(z) = Φ(z) + z·φ(z)
-            pdf = np.exp(-0.5 * z * z) * _INV_SQRT_2PI
+            pdf = (np.exp(-0.5 * z.astype(np.float64) ** 2) * _INV_SQRT_2PI).astype(z.dtype)
             np.multiply(_normal_cdf(z) + z * pdf, grad, out=out)
         return out
 
@@ -278,37 +290,53 @@ _GELU_C = math.sqrt(2 / math.pi)
 
 
 def _normal_cdf(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1 + erf(z * _SQRT_HALF))
+    """Φ(z) = ½·erfc(−z/√2), in float64 (no cancellation in the lower tail), cast back."""
+    return (0.5 * erfc(-np.asarray(z, dtype=np.float64) * _SQRT_HALF)).astype(z.dtype)
 
 
 _ERF_SPLIT = 2.5
 _ERF_TERMS = 40
+_ERFC_SPLIT, _ERFC_TERMS = 2.0, 80  # the fraction converges more slowly nearer 0
 _ERF_TAYLOR = [(-1) ** k / (math.factorial(k) * (2 * k + 1)) for k in range(_ERF_TERMS + 1)]
 
 
 def erf(x: np.ndarray) -> np.ndarray:
-    """The error function to ~1e-15 relative, vectorised (NumPy has none built in).
-
-    |x| < 2.5: the Maclaurin series; beyond: erfc by its continued fraction,
-    erfc(x) = e^(−x²)/√π · 1/(x + (1/2)/(x + (2/2)/(x + (3/2)/(x + …)))).
-    """
-    x = np.asarray(x)
+    """The error function to ~1e-15 relative in float64, vectorised (NumPy has none)."""
+    x = np.asarray(x, dtype=np.float64)
     ax = np.abs(x)
-    result = np.empty_like(ax)
     near = ax < _ERF_SPLIT
-    xs = ax[near]
-    x2 = xs * xs
-    series = np.zeros_like(xs)
+    result = np.empty_like(ax)
+    result[near] = _erf_series(ax[near])
+    result[~near] = 1 - _erfc_fraction(ax[~near], _ERF_TERMS)
+    return np.copysign(result, x)
+
+
+def erfc(x: np.ndarray) -> np.ndarray:
+    """1 − erf(x), accurate also where it is tiny (large positive x)."""
+    x = np.asarray(x, dtype=np.float64)
+    far = x >= _ERFC_SPLIT
+    result = np.empty_like(x)
+    result[~far] = 1 - erf(x[~far])  # erf ≤ 0.9954 here: no catastrophic cancellation
+    result[far] = _erfc_fraction(x[far], _ERFC_TERMS)
+    return result
+
+
+def _erf_series(x: np.ndarray) -> np.ndarray:
+    """erf for 0 ≤ x < 2.5: its Maclaurin series, 2/√π · Σ (−1)ᵏ x^(2k+1) / (k!(2k+1))."""
+    x2 = x * x
+    series = np.zeros_like(x)
     for coefficient in reversed(_ERF_TAYLOR):
         series *= x2
         series += coefficient
-    result[near] = (2 / math.sqrt(math.pi)) * xs * series
-    xf = ax[~near]
-    tail = np.zeros_like(xf)
-    for k in range(_ERF_TERMS, 0, -1):
-        tail = (k / 2) / (xf + tail)
-    result[~near] = 1 - np.exp(-xf * xf) / (math.sqrt(math.pi) * (xf + tail))
-    return np.copysign(result, x)
+    return (2 / math.sqrt(math.pi)) * x * series
+
+
+def _erfc_fraction(x: np.ndarray, terms: int = 40) -> np.ndarray:
+    """erfc for x ≥ 2: e^(−x²)/√π · 1/(x + (1/2)/(x + (2/2)/(x + (3/2)/(x + …))))."""
+    tail = np.zeros_like(x)
+    for k in range(terms, 0, -1):
+        tail = (k / 2) / (x + tail)
+    return np.exp(-x * x) / (math.sqrt(math.pi) * (x + tail))
 
 
 def softmax_rows(z: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -380,7 +408,7 @@ def dropout(x: Tensor, p: float, rng: np.random.Generator) -> Tensor:
     mask = dropout_mask(rng, p, np.empty_like(x.data))
 
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
-        return (g * mask,)
+        return (g * mask,)  # δ ⊙ mask: dropped units pass no error back
 
     return Tensor.from_op(x.data * mask, "dropout", (x,), backward)
 
@@ -433,20 +461,22 @@ class CrossEntropyKernel:
         )
         if target.ndim == 1:
             rows = np.arange(batch)
-            picked = float(shifted[rows, target].sum())
+            picked = float(shifted[rows, target].sum(dtype=np.float64))
         else:
             picked = float(np.vdot(target, shifted))
         exps = np.exp(shifted, out=shifted)
-        sums = exps.sum(axis=1, keepdims=True)
+        sums = exps.sum(axis=1, keepdims=True, dtype=np.float64)  # float64: log s ≈ 0 stays exact
         log_sums = np.log(sums)
         if target.ndim == 1:
             value = float(log_sums.sum()) - picked
         else:
-            value = float(np.vdot(target.sum(axis=1), log_sums)) - picked
-        exps /= sums  # softmax(Z); δ⁽ᴸ⁾ = softmax(Z) − Y, over the batch size for the mean
-        if target.ndim == 1:
+            mass = target.sum(axis=1, keepdims=True)  # Σ_c y_c, 1 for probabilities
+            value = float(np.vdot(mass, log_sums)) - picked
+        exps /= sums  # softmax(Z)
+        if target.ndim == 1:  # δ⁽ᴸ⁾ = softmax(Z) − Y, over the batch size for the mean
             exps[rows, target] -= 1
-        else:
+        else:  # δ⁽ᴸ⁾ = (Σ_c y_c)·softmax(Z) − Y
+            exps *= mass
             exps -= target
         exps *= scale
         return scale * value
@@ -508,6 +538,7 @@ def check_loss_target(kernel: LossKernel, output: np.ndarray, target: np.ndarray
 
 def loss(output: Tensor, target: object, kernel: LossKernel) -> Tensor:
     """Scalar loss L(output, target) whose backward is the kernel's ∂L/∂output."""
+    output = as_tensor(output)
     out = output.data
     tgt = target.data if isinstance(target, Tensor) else np.asarray(target)
     if tgt.dtype.kind == "f" and tgt.dtype != out.dtype:
@@ -517,7 +548,7 @@ def loss(output: Tensor, target: object, kernel: LossKernel) -> Tensor:
     value = kernel.value_and_grad(out, tgt, grad)
 
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
-        return (grad * g,)
+        return (grad * g,)  # ∇_ŷ L, the first factor of δ⁽ᴸ⁾ = ∇_A L ⊙ f′(Z⁽ᴸ⁾)
 
     return Tensor.from_op(np.asarray(value, dtype=out.dtype), kernel.name, (output,), backward)
 
@@ -536,3 +567,19 @@ def bce_with_logits(output: Tensor, target: object, reduction: str = "mean") -> 
 
 def _dims(shape: tuple[int, ...]) -> str:
     return "×".join(str(s) for s in shape) if shape else "scalar"
+
+
+# ---------------------------------------------------------------------------------
+# Operators on Tensor, defined here so that tensor.py needs nothing above it
+# ---------------------------------------------------------------------------------
+Tensor.__matmul__ = lambda self, other: matmul(self, other)
+Tensor.__rmatmul__ = lambda self, other: matmul(other, self)
+Tensor.__add__ = Tensor.__radd__ = lambda self, other: add(self, other)
+Tensor.__sub__ = lambda self, other: sub(self, other)
+Tensor.__rsub__ = lambda self, other: sub(other, self)
+Tensor.__mul__ = Tensor.__rmul__ = lambda self, other: mul(self, other)
+Tensor.__truediv__ = lambda self, other: mul(self, 1.0 / other)
+Tensor.__neg__ = lambda self: mul(self, -1.0)
+Tensor.T = property(transpose)
+Tensor.sum = lambda self, axis=None: sum(self, axis)
+Tensor.mean = lambda self, axis=None: mean(self, axis)

@@ -13,19 +13,25 @@ from collections.abc import Iterable
 import numpy as np
 
 from wxb.errors import ConfigError
-from wxb.nn.module import Parameter
+from wxb.nn.module import Module, Parameter
 
 
 class Optimizer:
     def __init__(self, params: Iterable[Parameter], lr: float) -> None:
+        name = type(self).__name__
+        if isinstance(params, Module):
+            raise ConfigError(f"{name} takes model.parameters(), not the model itself")
         self.params = list(params)
         if not self.params:
-            raise ConfigError(f"{type(self).__name__}: got no parameters to optimise")
-        if not lr > 0:
-            raise ConfigError(f"{type(self).__name__}: lr must be > 0; got {lr}")
-        self.lr = float(lr)
+            raise ConfigError(f"{name}: got no parameters to optimise")
+        for p in self.params:
+            if not isinstance(p, Parameter):
+                raise ConfigError(f"{name} takes wxb Parameters (model.parameters()); got {p!r}")
+        self.lr = _positive_number(lr, f"{name} lr")
         self.initial_lr = self.lr
-        self.steps = 0
+        self.steps = 0  # calls of step()
+        self.param_steps = [0] * len(self.params)  # updates of each parameter (as PyTorch's)
+        self._largest = max(p.data.size for p in self.params)
         self._scratch: tuple[np.ndarray, np.ndarray] | None = None
 
     def zero_grad(self) -> None:
@@ -33,9 +39,8 @@ class Optimizer:
             p.grad = None
 
     def _scratch_for(self, p: Parameter) -> tuple[np.ndarray, np.ndarray]:
-        size = max(q.data.size for q in self.params)
         if self._scratch is None or self._scratch[0].dtype != p.dtype:
-            self._scratch = (np.empty(size, p.dtype), np.empty(size, p.dtype))
+            self._scratch = (np.empty(self._largest, p.dtype), np.empty(self._largest, p.dtype))
         a, b = self._scratch
         return a[: p.data.size].reshape(p.shape), b[: p.data.size].reshape(p.shape)
 
@@ -43,6 +48,7 @@ class Optimizer:
         self.steps += 1
         for index, p in enumerate(self.params):
             if p.grad is not None:
+                self.param_steps[index] += 1
                 self._update(index, p, p.grad, *self._scratch_for(p))
 
     def _update(
@@ -59,6 +65,14 @@ class Optimizer:
         np.multiply(p.data, decay, out=out)
         out += grad
         return out
+
+
+def _positive_number(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise ConfigError(f"{what} must be a number; got {value!r}")
+    if not value > 0 or not math.isfinite(value):
+        raise ConfigError(f"{what} must be > 0; got {value}")
+    return float(value)
 
 
 class SGD(Optimizer):
@@ -88,7 +102,9 @@ class SGD(Optimizer):
         update = g
         if self.momentum:
             v = self.velocity[index]
-            if v is None or v.dtype != p.dtype:
+            if v is not None and v.dtype != p.dtype:  # the model was cast: keep the state
+                v = self.velocity[index] = v.astype(p.dtype)
+            if v is None:
                 v = self.velocity[index] = g.copy()  # first step: v = g
             else:  # v ← μ·v + (1 − dampening)·g
                 v *= self.momentum
@@ -121,8 +137,14 @@ class Adam(Optimizer):
         weight_decay: float = 0.0,
     ) -> None:
         super().__init__(params, lr)
-        if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
-            raise ConfigError(f"{type(self).__name__}: betas must be in [0, 1); got {betas}")
+        if not (
+            isinstance(betas, (tuple, list))
+            and len(betas) == 2
+            and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)
+        ):
+            raise ConfigError(
+                f"{type(self).__name__}: betas must be two numbers in [0, 1); got {betas!r}"
+            )
         if weight_decay < 0:
             raise ConfigError(f"{type(self).__name__}: weight_decay must be ≥ 0")
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
@@ -137,9 +159,12 @@ class Adam(Optimizer):
         else:
             g = self._with_weight_decay(p, grad, self.weight_decay, s2)
         m, v = self.moment1[index], self.moment2[index]
-        if m is None or m.dtype != p.dtype:
+        if m is None:
             m = self.moment1[index] = np.zeros_like(p.data)
             v = self.moment2[index] = np.zeros_like(p.data)
+        elif m.dtype != p.dtype:  # the model was cast: keep the moments
+            m = self.moment1[index] = m.astype(p.dtype)
+            v = self.moment2[index] = v.astype(p.dtype)
         m -= g  # m ← β₁·m + (1 − β₁)·g, written as β₁·(m − g) + g
         m *= beta1
         m += g
@@ -147,7 +172,7 @@ class Adam(Optimizer):
         s1 *= 1 - beta2
         v *= beta2
         v += s1
-        t = self.steps
+        t = self.param_steps[index]
         step_size = self.lr / (1 - beta1**t)
         np.sqrt(v, out=s1)  # denominator √v̂ + ε, with v̂ = v/(1 − β₂ᵗ)
         s1 *= 1 / math.sqrt(1 - beta2**t)
@@ -193,6 +218,10 @@ class LRSchedule:
         self.base_lr = optimizer.initial_lr
         self.epoch = 0
 
+    def start(self) -> None:
+        """Set the rate for epoch 0 (a schedule starts from the optimiser's initial rate)."""
+        self.optimizer.lr = self.lr_at(0)
+
     def lr_at(self, epoch: int) -> float:
         raise NotImplementedError
 
@@ -210,6 +239,7 @@ class StepLR(LRSchedule):
         if step_size < 1:
             raise ConfigError("StepLR: step_size must be ≥ 1")
         self.step_size, self.gamma = step_size, gamma
+        self.start()
 
     def lr_at(self, epoch: int) -> float:
         return self.base_lr * self.gamma ** (epoch // self.step_size)
@@ -226,6 +256,7 @@ class CosineAnnealingLR(LRSchedule):
         if T_max < 1:
             raise ConfigError("CosineAnnealingLR: T_max must be ≥ 1")
         self.T_max, self.eta_min = T_max, eta_min
+        self.start()
 
     def lr_at(self, epoch: int) -> float:
         cosine = (1 + math.cos(math.pi * epoch / self.T_max)) / 2
@@ -238,6 +269,7 @@ class InverseScalingLR(LRSchedule):
     def __init__(self, optimizer: Optimizer, power: float = 0.5) -> None:
         super().__init__(optimizer)
         self.power = power
+        self.start()
 
     def lr_at(self, epoch: int) -> float:
         return self.base_lr / (epoch + 1) ** self.power

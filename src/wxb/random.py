@@ -18,10 +18,6 @@ def manual_seed(seed: int) -> np.random.Generator:
     return _generator
 
 
-def default_generator() -> np.random.Generator:
-    return _generator
-
-
 def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
     """A generator from a seed, an existing generator, or wxb's default one."""
     if seed is None:

@@ -20,9 +20,10 @@ import math
 import numpy as np
 
 from wxb import ops
+from wxb.errors import ConfigError, DataError, ShapeError
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
 from wxb.nn.losses import Loss
-from wxb.nn.module import Module, Sequential
+from wxb.nn.module import Module, Sequential, input_width
 from wxb.optim import Optimizer, clip_grad_norm_
 from wxb.tensor import Tensor
 
@@ -57,15 +58,25 @@ class PlannedStep:
 
     @classmethod
     def supports(cls, model: Module) -> bool:
-        return isinstance(model, Sequential) and all(_is_stock(m, cls.LAYERS) for m in model)
+        """A Sequential of stock layers whose parameters are not shared between layers."""
+        if not isinstance(model, Sequential) or not all(_is_stock(m, cls.LAYERS) for m in model):
+            return False
+        slots = [p for m in model for p in m._parameters.values()]
+        return len({id(p) for p in slots}) == len(slots)
 
     def __init__(
         self, model: Sequential, loss: Loss, optimizer: Optimizer, clip_norm: float | None = None
     ) -> None:
         if not self.supports(model):
-            raise TypeError("PlannedStep needs a Sequential of Dense/activation/Dropout layers")
+            raise ConfigError(
+                "PlannedStep needs a Sequential of Dense, activation, Dropout and Standardize "
+                "layers with unshared parameters; use GraphStep (or make_step) for this model"
+            )
+        if {id(p) for p in optimizer.params} != {id(p) for p in model.parameters()}:
+            raise ConfigError("PlannedStep needs an optimiser over exactly model.parameters()")
         self.model, self.loss, self.optimizer, self.clip_norm = model, loss, optimizer, clip_norm
-        self.layers = [m for m in model if not (isinstance(m, Dropout) and m.p == 0)]
+        self.layers = list(model)
+        self.in_features = input_width(model)
         # Layer i needs ∂L/∂(its input) only if some layer before it has parameters.
         self.needs_input_grad = []
         trainable_before = False
@@ -94,9 +105,31 @@ class PlannedStep:
         self.grads = {id(p): p.grad for p in self.optimizer.params}
         self.capacity, self.dtype = batch, dtype
 
+    def _check(self, X: np.ndarray) -> None:
+        if X.ndim != 2 or len(X) == 0:
+            raise DataError(f"a training batch must be a non-empty 2-D array; got shape {X.shape}")
+        first = next((m for m in self.layers if isinstance(m, Dense)), None)
+        if first is not None and X.dtype != first.weight.dtype:
+            raise DataError(
+                f"{first.label}: X is {X.dtype} but W is {first.weight.dtype}; "
+                f"cast the data or the model (model.to('{X.dtype}'))"
+            )
+        if self.in_features is not None and X.shape[1] != self.in_features:
+            if isinstance(first, Dense) and first is self.layers[0]:
+                m, n = first.weight.shape
+                raise ShapeError(
+                    f"{first.label}: Z = W·X + b needs X with {n} features (W is {m}×{n}); "
+                    f"got {X.shape[1]}"
+                )
+            raise ShapeError(f"the model takes {self.in_features} features; got {X.shape[1]}")
+
     def __call__(self, X: np.ndarray, y: np.ndarray) -> float:
+        self._check(X)
         batch = len(X)
-        if batch > self.capacity or X.dtype != self.dtype:
+        recast = self.capacity and any(  # model.to(dtype) since the plan
+            self.grads[id(p)].dtype != p.dtype for p in self.optimizer.params
+        )
+        if recast or batch > self.capacity or X.dtype != self.dtype:
             self._plan(X)
         # -- forward: keep each layer's input and output (views of planned buffers) ----
         inputs, x, factors = [], X, {}  # factors: what each Dropout/Standardize multiplies by
@@ -110,7 +143,7 @@ class PlannedStep:
             elif isinstance(layer, Activation):  # A = f(Z)
                 layer.kernel.forward(x, out)
             elif isinstance(layer, Dropout):
-                if layer.training:
+                if layer.training and layer.p > 0:
                     factors[i] = ops.dropout_mask(layer.rng, layer.p, self.masks[i][:batch])
                 else:  # eval mode: dropout is the identity
                     factors[i] = 1.0

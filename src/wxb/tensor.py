@@ -137,61 +137,8 @@ class Tensor:
     def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
         return self.data if dtype is None else self.data.astype(dtype)
 
-    # Operators delegate to wxb.ops (imported lazily: ops builds on this module).
-    def __matmul__(self, other: object) -> Tensor:
-        from wxb import ops
-
-        return ops.matmul(self, other)
-
-    def __add__(self, other: object) -> Tensor:
-        from wxb import ops
-
-        return ops.add(self, other)
-
-    __radd__ = __add__
-
-    def __sub__(self, other: object) -> Tensor:
-        from wxb import ops
-
-        return ops.sub(self, other)
-
-    def __rsub__(self, other: object) -> Tensor:
-        from wxb import ops
-
-        return ops.sub(other, self)
-
-    def __mul__(self, other: object) -> Tensor:
-        from wxb import ops
-
-        return ops.mul(self, other)
-
-    __rmul__ = __mul__
-
-    def __truediv__(self, other: float) -> Tensor:
-        from wxb import ops
-
-        return ops.mul(self, 1.0 / other)
-
-    def __neg__(self) -> Tensor:
-        from wxb import ops
-
-        return ops.mul(self, -1.0)
-
-    @property
-    def T(self) -> Tensor:
-        from wxb import ops
-
-        return ops.transpose(self)
-
-    def sum(self, axis: int | None = None) -> Tensor:
-        from wxb import ops
-
-        return ops.sum(self, axis)
-
-    def mean(self, axis: int | None = None) -> Tensor:
-        from wxb import ops
-
-        return ops.mean(self, axis)
+    # Arithmetic operators (@ + - * / .T .sum() .mean()) are attached by wxb.ops,
+    # which builds on this module: a module knows only those beneath it.
 
     # -- the reverse walk -------------------------------------------------------------
     def backward(self, grad: object = None) -> None:

@@ -15,7 +15,7 @@ from wxb import data as wdata
 from wxb import validation
 from wxb.errors import ConfigError, TrainingError
 from wxb.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss, get_loss
-from wxb.nn.module import Module
+from wxb.nn.module import Module, output_width
 from wxb.optim import SCHEDULES, LRSchedule, Optimizer, get_optimizer
 from wxb.random import as_generator
 from wxb.step import PlannedStep, make_step
@@ -83,7 +83,7 @@ class ProgressBar:
 
 def _prepare_targets(model: Module, loss: Loss, y: object, dtype: np.dtype, where: str):
     """Targets in the form the loss kernel takes, checked against the model's outputs."""
-    outputs = _output_width(model)
+    outputs = output_width(model)
     if isinstance(loss, CrossEntropyLoss):
         y_arr = np.asarray(y)
         if y_arr.ndim == 2 and y_arr.shape[1] > 1:  # class probabilities
@@ -95,17 +95,24 @@ def _prepare_targets(model: Module, loss: Loss, y: object, dtype: np.dtype, wher
     return validation.as_targets(y, dtype, outputs, where)
 
 
-def _output_width(model: Module) -> int | None:
-    for module in reversed([m for _, m in model.named_modules()]):
-        if hasattr(module, "out_features"):
-            return int(module.out_features)
-    return None
-
-
 def evaluate(
+    model: Module,
+    X: object,
+    y: object,
+    loss: str | Loss = "cross_entropy",
+    batch_size: int = 4096,
+) -> dict[str, float]:
+    """Loss (and accuracy for classification losses) of ``model`` on (X, y), in eval mode."""
+    loss_fn = get_loss(loss)
+    X_arr = validation.as_features(X, model.dtype, "X")
+    y_arr = _prepare_targets(model, loss_fn, y, model.dtype, "y")
+    validation.check_lengths(X_arr, y_arr)
+    return _evaluate(model, X_arr, y_arr, loss_fn, _whole(batch_size, "batch_size"))
+
+
+def _evaluate(
     model: Module, X: np.ndarray, y: np.ndarray, loss: Loss, batch_size: int = 4096
 ) -> dict[str, float]:
-    """Loss (and accuracy for classification losses) in eval mode, without a graph."""
     was_training = model.training
     model.eval()
     total, correct = 0.0, 0
@@ -114,14 +121,38 @@ def evaluate(
             for start in range(0, len(X), batch_size):
                 xb, yb = X[start : start + batch_size], y[start : start + batch_size]
                 out = model(Tensor(xb)).data
-                total += float(loss(Tensor(out), yb).data) * len(xb)
+                total += _batch_total(loss, float(loss(Tensor(out), yb).data), len(xb))
                 correct += _correct(loss, out, yb)
     finally:
         model.train(was_training)
-    figures = {"loss": total / len(X)}
+    figures = {"loss": _epoch_figure(loss, total, len(X))}
     if isinstance(loss, (CrossEntropyLoss, BCEWithLogitsLoss)):
         figures["accuracy"] = correct / _label_count(loss, y)
     return figures
+
+
+def _batch_total(loss: Loss, value: float, rows: int) -> float:
+    return value if loss.reduction == "sum" else value * rows
+
+
+def _epoch_figure(loss: Loss, total: float, rows: int) -> float:
+    """An epoch's loss as the loss reduces: the mean over its samples, or the sum."""
+    return total if loss.reduction == "sum" else total / rows
+
+
+def _whole(value: object, what: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"{what} must be an integer ≥ {minimum}; got {value!r}")
+    return int(value)
+
+
+def _number(value: object, what: str, low: float, high: float = math.inf) -> float:
+    """A real number in [low, high)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"{what} must be a number; got {value!r}")
+    if not low <= value < high:
+        raise ConfigError(f"{what} must be in [{low}, {high}); got {value}")
+    return float(value)
 
 
 def _label_count(loss: Loss, y: np.ndarray) -> int:
@@ -169,6 +200,9 @@ def fit(
       the best weights are restored at the end when ``restore_best_weights``.
     - ``lr_schedule``: "step", "cosine", "invscaling", or an LRSchedule; stepped per epoch.
     - ``seed``: drives shuffling and the split; the same seed gives the same run, bit for bit.
+    - ``History`` figures: ``loss`` as the loss reduces it ("mean": over the epoch's
+      samples; "sum": summed over the epoch), ``accuracy`` running over the epoch's
+      batches (as Keras reports), ``val_*`` on the validation data after the epoch.
     - ``verbose``: "auto" draws a progress bar only when ``stream`` is a terminal.
 
     A loss that becomes NaN or infinite raises :class:`TrainingError` naming the epoch
@@ -176,10 +210,18 @@ def fit(
     (the initial weights if it was the first).
     """
     loss_fn = get_loss(loss)
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ConfigError(f"epochs must be a positive integer; got {epochs!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size must be a positive integer; got {batch_size!r}")
+    epochs = _whole(epochs, "epochs")
+    batch_size = _whole(batch_size, "batch_size")
+    validation_split = _number(validation_split, "validation_split", 0.0, 1.0)
+    min_delta = _number(min_delta, "min_delta", 0.0)
+    if early_stopping is not None:
+        early_stopping = _whole(early_stopping, "early_stopping (patience)")
+    if clip_grad_norm is not None:
+        clip_grad_norm = _number(clip_grad_norm, "clip_grad_norm", 0.0)
+        if clip_grad_norm == 0:
+            raise ConfigError("clip_grad_norm must be > 0")
+    if seed is not None and not isinstance(seed, (int, np.integer, np.random.Generator)):
+        raise ConfigError(f"seed must be an integer or a numpy Generator; got {seed!r}")
     dtype = model.dtype
     X_arr = validation.as_features(X, dtype, "X")
     y_arr = _prepare_targets(model, loss_fn, y, dtype, "y")
@@ -187,6 +229,8 @@ def fit(
     rng = as_generator(seed)
 
     if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ConfigError("validation_data must be a pair (X_val, y_val)")
         X_val = validation.as_features(validation_data[0], dtype, "validation X")
         y_val = _prepare_targets(model, loss_fn, validation_data[1], dtype, "validation y")
         validation.check_lengths(X_val, y_val, "validation data")
@@ -203,6 +247,9 @@ def fit(
     if isinstance(optimizer, Optimizer):
         if lr is not None:
             raise ConfigError("lr goes to the Optimizer when you build one; fit's lr is for names")
+        own = {id(p) for p in model.parameters()}
+        if not all(id(p) in own for p in optimizer.params):
+            raise ConfigError("the optimiser holds parameters that are not this model's")
         opt = optimizer
     else:
         opt = get_optimizer(optimizer, model.parameters(), lr=lr)
@@ -248,15 +295,21 @@ def fit(
                 f"weights restored to {restored}. Try a smaller learning rate "
                 "or gradient clipping (clip_grad_norm)"
             ) from None
-        figures: dict[str, float] = {"loss": total / n}
+        figures: dict[str, float] = {"loss": _epoch_figure(loss_fn, total, n)}
         if isinstance(loss_fn, (CrossEntropyLoss, BCEWithLogitsLoss)):
             figures["accuracy"] = correct / _label_count(loss_fn, y_arr)
         if X_val is not None:
-            val = evaluate(model, X_val, y_val, loss_fn)
+            val = _evaluate(model, X_val, y_val, loss_fn)
             figures.update({f"val_{k}": v for k, v in val.items()})
         figures["lr"] = opt.lr
         history.record(**figures)
         bar.end_epoch(epoch, figures)
+        if not all(np.isfinite(p.data).all() for p in model.parameters()):
+            model.load_state_dict(last_good)
+            raise TrainingError(
+                f"the weights became infinite or NaN at the end of epoch {epoch}; weights "
+                "restored to the epoch before. Try a smaller learning rate or clip_grad_norm"
+            )
         last_good = model.state_dict()
         if figures[monitor] < best_value - min_delta:
             best_value, waited, history.best_epoch = figures[monitor], 0, epoch
@@ -295,7 +348,7 @@ def _train_epoch(step, loss_fn, X, y, order, x_batch, y_batch, progress) -> tupl
             value = step(xb, yb)
             if not math.isfinite(value):
                 raise _Diverged(index, value)
-            total += value * len(rows)
+            total += _batch_total(loss_fn, value, len(rows))
             correct += _correct(loss_fn, step.output, yb)  # running accuracy, as Keras reports
             progress(index, value)
     return total, correct

@@ -127,9 +127,13 @@ class ReLU(Activation):
 
 
 class LeakyReLU(Activation):
+    """z where z > 0, else α·z (any finite α, as in PyTorch)."""
+
     def __init__(self, negative_slope: float = 0.01, name: str | None = None) -> None:
-        if not 0 <= negative_slope < 1:
-            raise ConfigError(f"LeakyReLU negative_slope must be in [0, 1); got {negative_slope}")
+        if not isinstance(negative_slope, (int, float)) or not math.isfinite(negative_slope):
+            raise ConfigError(
+                f"LeakyReLU negative_slope must be a finite number: {negative_slope!r}"
+            )
         super().__init__(ops.LeakyReLU(float(negative_slope)), name)
 
     def config(self) -> dict[str, Any]:
@@ -178,11 +182,17 @@ class Dropout(Module):
         name: str | None = None,
     ) -> None:
         super().__init__()
-        if not 0 <= p < 1:
-            raise ConfigError(f"Dropout p must be in [0, 1); got {p}")
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+            raise ConfigError(f"Dropout p must be a number in [0, 1); got {p!r}")
         self.p = float(p)
-        self.rng = as_generator(seed)
+        self._own_rng = None if seed is None else as_generator(seed)
         self.name = name
+
+    @property
+    def rng(self) -> np.random.Generator:
+        """Its own generator if given a seed; else wxb's default one, as it is now
+        (so ``wxb.manual_seed`` after building the model still governs the masks)."""
+        return self._own_rng if self._own_rng is not None else as_generator(None)
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0:
@@ -194,6 +204,18 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+def standard_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and standard deviations, computed in float64.
+
+    A column that never changes keeps scale 1: its spread is 0 exactly (np.ptp),
+    while its standard deviation may be rounding noise that would blow it up.
+    """
+    values = np.asarray(X, dtype=np.float64)
+    mean, scale = values.mean(axis=0), values.std(axis=0)
+    scale[(np.ptp(values, axis=0) == 0) | (scale == 0)] = 1
+    return mean, scale
 
 
 class Standardize(Module):
@@ -221,10 +243,9 @@ class Standardize(Module):
 
     @classmethod
     def fit(cls, X: np.ndarray, name: str | None = "standardize") -> Standardize:
-        """Statistics from training data; constant columns keep scale 1."""
-        scale = X.std(axis=0)
-        scale[scale == 0] = 1
-        return cls(X.mean(axis=0), scale, dtype=X.dtype, name=name)
+        """Statistics from training data (see ``standard_scale``)."""
+        mean, scale = standard_scale(X)
+        return cls(mean, scale, dtype=X.dtype, name=name)
 
     @property
     def in_features(self) -> int:

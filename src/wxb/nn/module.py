@@ -20,6 +20,7 @@ class Parameter(Tensor):
 
     def __init__(self, data: object, *, dtype: object = None, name: str | None = None) -> None:
         super().__init__(data, requires_grad=True, dtype=dtype, name=name)
+        self.data = self.data.copy()  # own the memory: updates must not reach the caller's array
 
     def __repr__(self) -> str:
         return f"Parameter(shape={self.shape}, dtype={self.dtype})"
@@ -68,9 +69,13 @@ class Module:
             yield from child.named_modules(f"{prefix}.{key}" if prefix else key)
 
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
+        """Each parameter once, under its first name (a shared one is not stepped twice)."""
+        seen: set[int] = set()
         for path, module in self.named_modules():
             for key, param in module._parameters.items():
-                yield (f"{path}.{key}" if path else key), param
+                if id(param) not in seen:
+                    seen.add(id(param))
+                    yield (f"{path}.{key}" if path else key), param
 
     def parameters(self) -> list[Parameter]:
         return [p for _, p in self.named_parameters()]
@@ -234,3 +239,19 @@ class Sequential(Module):
 
     def config(self) -> dict[str, Any]:
         return {"type": "Sequential", "layers": [layer.config() for layer in self.layers]}
+
+
+def input_width(model: Module) -> int | None:
+    """Features the model takes: from the first module that says (``in_features``)."""
+    for _, module in model.named_modules():
+        if hasattr(module, "in_features"):
+            return int(module.in_features)
+    return None
+
+
+def output_width(model: Module) -> int | None:
+    """Outputs the model gives: from the last module that says (``out_features``)."""
+    for _, module in reversed(list(model.named_modules())):
+        if hasattr(module, "out_features"):
+            return int(module.out_features)
+    return None

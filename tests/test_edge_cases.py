@@ -1,0 +1,312 @@
+"""Edge cases found in review: each once produced a wrong number or a raw traceback."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+import wxb
+from wxb import ops
+from wxb.nn import CrossEntropyLoss, Dense, Dropout, MSELoss, ReLU, Sequential, Standardize, Tanh
+from wxb.optim import SGD, Adam, StepLR
+from wxb.step import GraphStep, PlannedStep, make_step
+
+
+def mlp(rng, dtype="float64", sizes=(4, 6, 3)):
+    seed = int(rng.integers(1 << 30))
+    return Sequential(
+        Dense(sizes[0], sizes[1], seed=seed, dtype=dtype),
+        Tanh(),
+        Dense(sizes[1], sizes[2], seed=seed + 1, dtype=dtype),
+    )
+
+
+# -- numerics ---------------------------------------------------------------------------
+def test_cross_entropy_gradient_for_targets_that_do_not_sum_to_one(rng):
+    z = rng.normal(size=(5, 4))
+    targets = rng.uniform(0, 2, size=(5, 4)) * (rng.random((5, 4)) < 0.6)
+    ours = wxb.Tensor(z, requires_grad=True)
+    ops.cross_entropy(ours, targets).backward()
+    theirs = torch.tensor(z, requires_grad=True)
+    torch.nn.functional.cross_entropy(theirs, torch.tensor(targets)).backward()
+    np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_adam_counts_steps_per_parameter_as_pytorch(rng):
+    weights = [rng.normal(size=3) for _ in range(3)]
+    ours = [wxb.nn.Parameter(w, dtype="float64") for w in weights]
+    theirs = [torch.tensor(w, requires_grad=True) for w in weights]
+    opt_ours, opt_theirs = Adam(ours, lr=0.1), torch.optim.Adam(theirs, lr=0.1)
+    for step in range(6):
+        for index, (p, q) in enumerate(zip(ours, theirs, strict=True)):
+            frozen = index == 2 and step < 3  # no gradient for the first three steps
+            grad = None if frozen else rng.normal(size=3)
+            p.grad = grad
+            q.grad = None if frozen else torch.tensor(grad)
+        opt_ours.step()
+        opt_theirs.step()
+    for p, q in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-12)
+
+
+def test_a_plain_number_takes_the_tensors_dtype():
+    t = wxb.Tensor(np.zeros(2), requires_grad=True)  # float64
+    assert (0.1 - t).data[0] == 0.1
+    assert ops.add(0.1, t).data[0] == 0.1
+    assert ops.mul(0.1, t + 1).data[0] == 0.1
+
+
+def test_a_constant_column_keeps_scale_one_even_when_its_std_is_rounding_noise():
+    X = np.column_stack([np.linspace(0, 1, 50), np.full(50, 0.1)]).astype(np.float32)
+    layer = Standardize.fit(X)
+    assert layer.scale[1] == 1.0
+
+
+def test_leaky_relu_with_any_slope_matches_pytorch(rng):
+    z = rng.normal(size=(4, 5))
+    for slope in (2.0, -0.5, 0.2):
+        ours = wxb.Tensor(z, requires_grad=True)
+        ops.leaky_relu(ours, slope).sum().backward()
+        theirs = torch.tensor(z, requires_grad=True)
+        torch.nn.functional.leaky_relu(theirs, slope).sum().backward()
+        np.testing.assert_allclose(
+            ops.leaky_relu(wxb.Tensor(z), slope).data,
+            torch.nn.functional.leaky_relu(torch.tensor(z), slope),
+        )
+        np.testing.assert_allclose(ours.grad, theirs.grad.numpy())
+
+
+def test_exact_gelu_is_accurate_in_float32_lower_tail(rng):
+    z = np.concatenate([rng.uniform(-6, -2, size=200), rng.normal(size=200)])
+    exact = ops.gelu(wxb.Tensor(z)).data  # float64
+    single = ops.gelu(wxb.Tensor(z.astype(np.float32))).data
+    error = np.abs(single - exact) / np.maximum(np.abs(exact), 1e-30)
+    assert error.max() < 1e-5
+
+
+def test_fit_and_evaluate_report_sum_reductions_as_sums(rng):
+    model = mlp(rng)
+    X, y = rng.normal(size=(40, 4)), rng.integers(0, 3, size=40)
+    total = wxb.evaluate(model, X, y, CrossEntropyLoss("sum"))["loss"]
+    mean = wxb.evaluate(model, X, y, CrossEntropyLoss("mean"))["loss"]
+    assert total == pytest.approx(40 * mean, rel=1e-12)
+    history = wxb.fit(
+        model,
+        X,
+        y,
+        loss=CrossEntropyLoss("sum"),
+        epochs=1,
+        lr=1e-12,
+        validation_data=(X, y),
+        verbose=False,
+    )
+    assert history["val_loss"][0] == pytest.approx(total, rel=1e-6)
+
+
+def test_a_new_schedule_starts_from_the_initial_rate(rng):
+    model = mlp(rng)
+    opt = SGD(model.parameters(), lr=0.1)
+    StepLR(opt, step_size=1, gamma=0.1).step()
+    assert opt.lr == pytest.approx(0.01)
+    StepLR(opt, step_size=1, gamma=0.1)
+    assert opt.lr == pytest.approx(0.1)
+
+
+# -- the planned step against the graph ---------------------------------------------------
+def test_shared_weights_are_stepped_once_as_in_pytorch(rng):
+    first, second = Dense(3, 3, dtype="float64"), Dense(3, 3, dtype="float64")
+    second.weight = first.weight  # tied
+    model = Sequential(first, Tanh(), second)
+    assert len(model.parameters()) == 3
+    assert not PlannedStep.supports(model)
+    X, y = rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
+    twin = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Tanh(), torch.nn.Linear(3, 3))
+    twin = twin.double()
+    with torch.no_grad():
+        twin[0].weight.copy_(torch.tensor(first.weight.data))
+        twin[0].bias.copy_(torch.tensor(first.bias.data))
+        twin[2].weight = twin[0].weight
+        twin[2].bias.copy_(torch.tensor(second.bias.data))
+    step = make_step(model, MSELoss(), SGD(model.parameters(), lr=0.1))
+    assert isinstance(step, GraphStep)
+    step(X, y)
+    opt = torch.optim.SGD(twin.parameters(), lr=0.1)
+    out = twin(torch.tensor(X))
+    (0.5 * ((out - torch.tensor(y)) ** 2).sum(1).mean()).backward()
+    opt.step()
+    np.testing.assert_allclose(first.weight.data, twin[0].weight.detach().numpy(), rtol=1e-12)
+
+
+def test_planned_step_refuses_optimisers_over_other_parameters(rng):
+    model = mlp(rng)
+    with pytest.raises(wxb.ConfigError, match=r"exactly model\.parameters"):
+        PlannedStep(model, MSELoss(), SGD(model[2].parameters()))
+    extra = wxb.nn.Parameter(np.zeros(3))
+    with pytest.raises(wxb.ConfigError, match=r"exactly model\.parameters"):
+        PlannedStep(model, MSELoss(), SGD([*model.parameters(), extra]))
+    assert isinstance(make_step(model, MSELoss(), SGD(model[2].parameters())), GraphStep)
+
+
+def test_planned_step_checks_its_input_like_the_graph(rng):
+    model = mlp(rng, sizes=(4, 6, 3))
+    step = PlannedStep(model, MSELoss(), SGD(model.parameters()))
+    y = rng.normal(size=(5, 3))
+    with pytest.raises(wxb.ShapeError, match=r"needs X with 4 features \(W is 6×4\); got 3"):
+        step(rng.normal(size=(5, 3)), y)
+    with pytest.raises(wxb.DataError, match="X is float32 but W is float64"):
+        step(rng.normal(size=(5, 4)).astype(np.float32), y)
+    with pytest.raises(wxb.DataError, match="non-empty 2-D"):
+        step(np.zeros((0, 4)), y[:0])
+
+
+def test_planned_step_follows_changes_made_after_planning(rng):
+    model = Sequential(
+        Dense(4, 6, dtype="float64", seed=1),
+        ReLU(),
+        Dropout(0.0, seed=3),
+        Dense(6, 2, dtype="float64", seed=2),
+    )
+    X, y = rng.normal(size=(8, 4)), rng.normal(size=(8, 2))
+    planned_model, graph_model = copy.deepcopy(model), copy.deepcopy(model)
+    planned = PlannedStep(planned_model, MSELoss(), SGD(planned_model.parameters(), lr=0.1))
+    graph = GraphStep(graph_model, MSELoss(), SGD(graph_model.parameters(), lr=0.1))
+    assert planned(X, y) == pytest.approx(graph(X, y), rel=1e-12)
+    planned_model[2].p = graph_model[2].p = 0.5  # dropout switched on after planning
+    assert planned(X, y) == pytest.approx(graph(X, y), rel=1e-12)
+    planned_model.to("float32")  # recast after planning: buffers are planned anew
+    graph_model.to("float32")
+    X32, y32 = X.astype(np.float32), y.astype(np.float32)
+    assert planned(X32, y32) == pytest.approx(graph(X32, y32), rel=1e-5)
+    assert all(p.grad.dtype == np.float32 for p in planned_model.parameters())
+
+
+def test_casting_the_model_keeps_the_optimiser_state(rng):
+    model = mlp(rng, dtype="float32")
+    opt = Adam(model.parameters(), lr=1e-3)
+    X, y = rng.normal(size=(8, 4)).astype(np.float32), rng.integers(0, 3, size=8)
+    step = make_step(model, CrossEntropyLoss(), opt)
+    for _ in range(5):
+        step(X, y)
+    moments = [m.copy() for m in opt.moment1]
+    model.to("float64")
+    make_step(model, CrossEntropyLoss(), opt)(X.astype(np.float64), y)
+    for before, after in zip(moments, opt.moment1, strict=True):
+        assert after.dtype == np.float64
+        assert np.abs(after).sum() > 0.5 * np.abs(before).sum()  # continued, not restarted
+
+
+# -- fit ------------------------------------------------------------------------------------
+def test_weights_that_overflow_at_an_epochs_end_are_not_kept(rng):
+    model = mlp(rng)
+    initial = model.state_dict()
+    X, y = rng.normal(size=(16, 4)), rng.integers(0, 3, size=16)
+
+    class OverflowsLast(SGD):
+        def step(self):
+            super().step()
+            if self.steps == 2:  # the last step of epoch 1: finite loss, infinite weights
+                self.params[0].data *= np.inf
+
+    with pytest.raises(wxb.TrainingError, match="end of epoch 1"):
+        wxb.fit(
+            model,
+            X,
+            y,
+            epochs=3,
+            batch_size=8,
+            verbose=False,
+            optimizer=OverflowsLast(model.parameters(), lr=0.01),
+        )
+    for name, array in model.state_dict().items():
+        assert np.array_equal(array, initial[name])
+
+
+def test_manual_seed_governs_dropout_layers_built_before_it(rng):
+    model = Sequential(Dense(4, 16), ReLU(), Dropout(0.5), Dense(16, 3))
+    start = model.state_dict()
+    X, y = rng.normal(size=(32, 4)), rng.integers(0, 3, size=32)
+    runs = []
+    for _ in range(2):
+        model.load_state_dict(start)
+        wxb.manual_seed(0)
+        runs.append(wxb.fit(model, X, y, epochs=2, batch_size=8, verbose=False).history)
+    assert runs[0] == runs[1]
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"lr": "0.1"}, "lr must be a number"),
+        ({"validation_split": "0.2"}, "validation_split must be a number"),
+        ({"seed": "abc"}, "seed must be an integer"),
+        ({"validation_data": ([[0.0] * 4],)}, "validation_data must be a pair"),
+        ({"early_stopping": -1}, "early_stopping"),
+        ({"clip_grad_norm": -1.0}, "clip_grad_norm"),
+        ({"clip_grad_norm": 0}, "clip_grad_norm"),
+        ({"min_delta": "x"}, "min_delta"),
+    ],
+)
+def test_fit_refuses_wrong_types_with_config_errors(rng, options, message):
+    model = mlp(rng)
+    X, y = rng.normal(size=(8, 4)), rng.integers(0, 3, size=8)
+    with pytest.raises(wxb.ConfigError, match=message):
+        wxb.fit(model, X, y, verbose=False, **options)
+
+
+def test_numpy_integers_are_fine_for_epochs_and_batch_size(rng):
+    model = mlp(rng)
+    X, y = rng.normal(size=(8, 4)), rng.integers(0, 3, size=8)
+    history = wxb.fit(model, X, y, epochs=np.int64(2), batch_size=np.int64(4), verbose=False)
+    assert history.epochs == 2
+
+
+def test_optimisers_take_parameters_not_models(rng):
+    model, other = mlp(rng), mlp(rng)
+    with pytest.raises(wxb.ConfigError, match=r"model\.parameters"):
+        SGD(model)
+    with pytest.raises(wxb.ConfigError, match="betas"):
+        Adam(model.parameters(), betas=0.9)
+    with pytest.raises(wxb.ConfigError, match="Dropout p"):
+        Dropout("0.5")
+    X, y = rng.normal(size=(8, 4)), rng.integers(0, 3, size=8)
+    with pytest.raises(wxb.ConfigError, match="not this model's"):
+        wxb.fit(model, X, y, optimizer=SGD(other.parameters()), verbose=False)
+
+
+def test_losses_and_evaluate_take_numpy_arrays_and_names(rng):
+    model = mlp(rng)
+    X, y = rng.normal(size=(6, 4)), rng.integers(0, 3, size=6)
+    value = CrossEntropyLoss()(model.predict(X), y)
+    assert np.isfinite(float(value))
+    assert wxb.evaluate(model, X.tolist(), y.tolist(), "cross_entropy")["loss"] == pytest.approx(
+        float(value), rel=1e-12
+    )
+    with pytest.raises(wxb.DataError, match="empty"):
+        wxb.evaluate(model, np.zeros((0, 4)), [], "cross_entropy")
+
+
+def test_parameters_own_their_memory():
+    array = np.zeros((2, 2))
+    p = wxb.nn.Parameter(array, dtype="float64")
+    p.data += 1
+    assert array.sum() == 0
+
+
+def test_loading_refuses_impossible_standardize_statistics(tmp_path, rng):
+    model = Sequential(Standardize(np.zeros(3), np.ones(3)), Dense(3, 2))
+    path = wxb.save(model, tmp_path / "m.safetensors")
+    from safetensors.numpy import load_file, save_file
+
+    tensors = load_file(path)
+    metadata = wxb.io.read_metadata(path)
+    tensors["standardize1.scale"] = np.zeros(3, np.float32)
+    save_file(tensors, tmp_path / "zero.safetensors", metadata=metadata)
+    with pytest.raises(wxb.ModelFileError, match="scale must be > 0"):
+        wxb.load(tmp_path / "zero.safetensors")
+    broken = dict(
+        metadata, architecture=metadata["architecture"].replace('"features": 3', '"features": -1')
+    )
+    save_file(load_file(path), tmp_path / "neg.safetensors", metadata=broken)
+    with pytest.raises(wxb.ModelFileError):
+        wxb.load(tmp_path / "neg.safetensors")
