@@ -13,15 +13,18 @@ Tolerances (relative error ‖a − b‖ / max(‖a‖, ‖b‖), per tensor):
   rounding acts on rather than their own (see ``loss_scale`` and
   ``assert_gradients_close``): a loss near 0 (the difference of O(|z|) numbers) and,
   in float32, a gradient tensor that is a sum with cancellation.
-* float32 after several optimiser steps, ``FLOAT32_STEPS_TOLERANCE`` = 1e-4, for
-  the losses and gradients of steps 2.. and for the final weights. After the first
+* float32 after several optimiser steps: 1e-4 (``FLOAT32_STEPS_TOLERANCE``) for the
+  final weights and 5e-4 (``FLOAT32_LATER_GRADIENTS_TOLERANCE``) for the losses and
+  gradients of steps 2.. . After the first
   update the two runs no longer share weights: each step adds its own ~1e-7
   roundings, and the next gradients see them amplified by the network's curvature;
   Adam divides by √v̂, so an entry whose gradient is small gets an O(lr) step from
   a gradient with a large relative error. Measured over ~3,000 random runs of
   ``test_optimizer_steps_match_torch``: weights ≤ 7e-6, later-step gradients
-  ≤ 3.5e-5 (1e-4 leaves ~3x room), while a wrong rule (a missing bias correction,
-  momentum, dampening or decay term) typically moves weights by 1e-3 or more.
+  ≤ 3.5e-5; but about one case in 2,000 reached 1.2e-4 (a nearly vanishing bias
+  gradient under Nesterov momentum), hence 5e-4 for those. A wrong rule (a missing
+  bias correction, momentum, dampening or decay term) typically moves weights by
+  1e-3 or more.
   float64 checks every rule to 1e-10 in any case.
 """
 
@@ -57,8 +60,10 @@ from wxb.optim import SGD, Adam, AdamW, CosineAnnealingLR, StepLR, clip_grad_nor
 from wxb.step import PlannedStep
 
 TOLERANCE = {"float64": 1e-10, "float32": 1e-5}
-FLOAT32_STEPS_TOLERANCE = 1e-4
+FLOAT32_STEPS_TOLERANCE = 1e-4  # the weights after several steps
+FLOAT32_LATER_GRADIENTS_TOLERANCE = 5e-4  # losses and gradients of steps 2..
 STEPS_TOLERANCE = {"float64": 1e-10, "float32": FLOAT32_STEPS_TOLERANCE}
+LATER_STEPS_TOLERANCE = {"float64": 1e-10, "float32": FLOAT32_LATER_GRADIENTS_TOLERANCE}
 TORCH_DTYPE = {"float64": torch.float64, "float32": torch.float32}
 DTYPES = ["float64", "float32"]
 PATHS = ["graph", "planned"]
@@ -357,7 +362,7 @@ def run_steps(seeded, path, dtype, model, twin, loss_name, widths, make_optimize
         )
         # A step's loss and gradients come from weights that already differ by the
         # earlier steps' roundings: within one step's tolerance only on the first.
-        step_tol = tol if step == 1 else STEPS_TOLERANCE[dtype]
+        step_tol = tol if step == 1 else LATER_STEPS_TOLERANCE[dtype]
         at = f"{where}, step {step}"
         assert_close(seeded, f"{at}: loss", our_value, their_value, step_tol, scale)
         if path == "graph" or kw.get("clip_norm") is None:
