@@ -23,11 +23,11 @@ them; this happens in a few percent of draws.
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Callable
 
 import numpy as np
 import pytest
+from conftest import Seeded
 
 import wxb
 from wxb import ops
@@ -43,25 +43,6 @@ KINK_GAP = 1e-3  # relu/leaky_relu inputs are kept at least this far from 0
 # ---------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------
-class Seeded:
-    """A generator built from a fresh seed, and the message that replays it."""
-
-    def __init__(self) -> None:
-        replay = os.environ.get("WXB_TEST_SEED")
-        self.seed = int(replay) if replay else np.random.SeedSequence().entropy
-        self.rng = np.random.default_rng(self.seed)
-
-    def msg(self, what: str) -> str:
-        return f"{what} (seed {self.seed}; replay with WXB_TEST_SEED={self.seed})"
-
-
-@pytest.fixture
-def seeded() -> Seeded:
-    s = Seeded()
-    print(f"seed: {s.seed}")
-    return s
-
-
 def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
     diff = float(np.linalg.norm(analytic - numeric))
     return diff / max(float(np.linalg.norm(analytic) + np.linalg.norm(numeric)), TINY)

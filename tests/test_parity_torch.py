@@ -33,12 +33,12 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import Seeded
 
 import wxb
 from wxb import ops
@@ -78,25 +78,6 @@ STEPS = 5
 # ---------------------------------------------------------------------------------
 # Seeds, comparison
 # ---------------------------------------------------------------------------------
-class Seeded:
-    """A generator built from a fresh seed, and the message that replays it."""
-
-    def __init__(self) -> None:
-        replay = os.environ.get("WXB_TEST_SEED")
-        self.seed = int(replay) if replay else np.random.SeedSequence().entropy
-        self.rng = np.random.default_rng(self.seed)
-
-    def msg(self, what: str) -> str:
-        return f"{what} (seed {self.seed}; replay with WXB_TEST_SEED={self.seed})"
-
-
-@pytest.fixture
-def seeded() -> Seeded:
-    s = Seeded()
-    print(f"seed: {s.seed}")
-    return s
-
-
 def numpy_of(value) -> np.ndarray:
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().numpy().astype(np.float64)
