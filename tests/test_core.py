@@ -67,7 +67,9 @@ def test_no_grad_records_nothing_and_leaf_gradients_accumulate(rng):
     layer = Dense(3, 2, dtype="float64")
     X = rng.normal(size=(4, 3))
     with wxb.no_grad():
+        assert not wxb.is_grad_enabled()
         out = layer(X)
+    assert wxb.is_grad_enabled()
     assert not out.requires_grad and out.inputs == ()
     wxb.nn.MSELoss()(layer(X), np.zeros((4, 2))).backward()
     once = layer.weight.grad.copy()

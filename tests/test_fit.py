@@ -16,6 +16,22 @@ def blobs(rng, n=300, features=5, classes=3):
     return X, y
 
 
+def exploding_sgd(model, after_step, snapshot=None):
+    """SGD that makes every weight infinite after step ``after_step``; with
+    ``snapshot=(k, dict)``, it first copies the weights after step k into the dict."""
+
+    class Exploding(wxb.optim.SGD):
+        def step(self):
+            super().step()
+            if snapshot is not None and self.steps == snapshot[0]:
+                snapshot[1].update(model.state_dict())
+            if self.steps == after_step:
+                for p in self.params:
+                    p.data *= np.inf
+
+    return Exploding(model.parameters(), lr=0.01)
+
+
 def mlp(features, hidden, outputs, seed, dtype="float32"):
     return Sequential(
         Dense(features, hidden, seed=seed, dtype=dtype),
@@ -93,15 +109,7 @@ def test_divergence_stops_with_epoch_and_step_and_keeps_last_good_weights(rng):
     X, y = blobs(rng, n=64)
     model = mlp(5, 8, 3, seed=2, dtype="float64")
     initial = model.state_dict()
-
-    class Exploding(wxb.optim.SGD):
-        def step(self):
-            super().step()
-            if self.steps == 3:  # the loss of step 4 is NaN
-                for p in self.params:
-                    p.data *= np.inf
-
-    opt = Exploding(model.parameters(), lr=0.01)
+    opt = exploding_sgd(model, after_step=3)  # the loss of step 4 is NaN
     with pytest.raises(wxb.TrainingError, match=r"epoch 1, step 4.*their initial values"):
         wxb.fit(model, X, y, epochs=3, batch_size=8, optimizer=opt, seed=0, verbose=False)
     for name, array in model.state_dict().items():
@@ -112,17 +120,8 @@ def test_divergence_after_first_epoch_restores_the_previous_epoch(rng):
     X, y = blobs(rng, n=64)
     model = mlp(5, 8, 3, seed=2, dtype="float64")
     after_epoch_1 = {}
-
-    class Exploding(wxb.optim.SGD):
-        def step(self):
-            super().step()
-            if self.steps == 8:  # last step of epoch 1 (8 steps per epoch)
-                after_epoch_1.update(model.state_dict())
-            if self.steps == 9:  # first step of epoch 2: the next loss is NaN
-                for p in self.params:
-                    p.data *= np.inf
-
-    opt = Exploding(model.parameters(), lr=0.01)
+    # 8 steps per epoch: keep the weights after step 8, explode after step 9 (epoch 2)
+    opt = exploding_sgd(model, after_step=9, snapshot=(8, after_epoch_1))
     with pytest.raises(wxb.TrainingError, match=r"epoch 2, step 2.*end of epoch 1"):
         wxb.fit(model, X, y, epochs=3, batch_size=8, optimizer=opt, seed=0, verbose=False)
     for name, array in model.state_dict().items():

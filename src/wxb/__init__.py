@@ -18,7 +18,7 @@ from wxb.errors import (
 from wxb.io import load, save
 from wxb.random import manual_seed
 from wxb.step import GraphStep, PlannedStep, make_step
-from wxb.tensor import Tensor, graph, no_grad
+from wxb.tensor import Tensor, graph, is_grad_enabled, no_grad
 from wxb.train import History, evaluate, fit
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "evaluate",
     "fit",
     "graph",
+    "is_grad_enabled",
     "load",
     "make_step",
     "manual_seed",

@@ -19,7 +19,7 @@ from wxb import data as wdata
 from wxb.backend import resolve_dtype
 from wxb.errors import ConfigError, DataError, WxbError
 from wxb.io import load, save
-from wxb.nn import ACTIVATIONS, LOSSES, Dense, Dropout, Sequential, Standardize
+from wxb.nn import ACTIVATIONS, LOSSES, Dense, Dropout, Sequential, Standardize, get_loss
 from wxb.nn.layers import standard_scale
 from wxb.nn.module import input_width, output_width
 from wxb.optim import OPTIMIZERS, SCHEDULES, get_optimizer
@@ -427,8 +427,6 @@ def make_optimizer(args: argparse.Namespace, model: Sequential):
 
 def report(model, X: np.ndarray, y: np.ndarray, loss: str, task: str) -> dict[str, float]:
     """Test figures: loss and accuracy, or MSE and R² (sklearn's definition)."""
-    from wxb.nn import get_loss
-
     X = validation.as_features(X, model.dtype)
     y = y if y.ndim == 1 else y.astype(model.dtype)
     figures = evaluate(model, X, y, get_loss(loss))

@@ -77,6 +77,7 @@ class PlannedStep:
         self.model, self.loss, self.optimizer, self.clip_norm = model, loss, optimizer, clip_norm
         self.layers = list(model)
         self.in_features = input_width(model)
+        self.first_dense = next((m for m in self.layers if isinstance(m, Dense)), None)
         # Layer i needs ∂L/∂(its input) only if some layer before it has parameters.
         self.needs_input_grad = []
         trainable_before = False
@@ -108,7 +109,7 @@ class PlannedStep:
     def _check(self, X: np.ndarray) -> None:
         if X.ndim != 2 or len(X) == 0:
             raise DataError(f"a training batch must be a non-empty 2-D array; got shape {X.shape}")
-        first = next((m for m in self.layers if isinstance(m, Dense)), None)
+        first = self.first_dense
         if first is not None and X.dtype != first.weight.dtype:
             raise DataError(
                 f"{first.label}: X is {X.dtype} but W is {first.weight.dtype}; "
