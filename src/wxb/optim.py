@@ -1,22 +1,88 @@
 """Optimisers, in order of increasing complexity; learning-rate schedules; clipping.
 
-Every update is in place on ``param.data``. Temporaries live in two scratch
-buffers sized once to the largest parameter, so a step allocates nothing after
-the first. The update rules follow PyTorch's, so results can be compared.
+Every update is in place on ``param.data``. The optimiser gathers its parameters
+into one flat buffer (each ``p.data`` becomes a view of it, with the same
+values) and keeps its state (velocity, moments) flat beside it, so one update
+rule runs over every parameter at once instead of once per array. The flat
+arrays are walked in cache-sized chunks, and on several threads when they are
+large, because the update is bound by memory traffic, not arithmetic.
+Temporaries live in per-thread scratch buffers allocated once, so a step
+allocates nothing after the first. The update rules follow PyTorch's, so
+results can be compared.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from wxb.errors import ConfigError
 from wxb.nn.module import Module, Parameter
 
+CHUNK = 1 << 17  # elements per pass: the chunk of every array an update touches stays in cache
+THREADED_FROM = 1 << 21  # below this many elements, threads cost more than they save
+_pool: ThreadPoolExecutor | None = None
+
+
+def update_threads() -> int:
+    """Threads for large updates: the cores this process may use, at most 8."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(8, cores or 1))
+
+
+def _thread_pool() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(update_threads() - 1 or 1, thread_name_prefix="wxb-update")
+    return _pool
+
+
+class FlatParameters:
+    """Parameters of one dtype in one contiguous array; each ``p.data`` is a view of it.
+
+    ``grad`` is a flat gradient buffer of the same layout: the planned training
+    step writes ∂L/∂W straight into its views, and other gradients are copied in.
+    """
+
+    def __init__(self, params: list[Parameter]) -> None:
+        dtype = params[0].dtype
+        sizes = [p.data.size for p in params]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
+        self.data = np.empty(self.offsets[-1], dtype)
+        self.grad = np.empty(self.offsets[-1], dtype)
+        self.views = self.split(self.data, params)
+        self.grad_views = self.split(self.grad, params)
+        for p, view in zip(params, self.views, strict=True):
+            np.copyto(view, p.data)
+            p.data = view
+
+    @classmethod
+    def possible(cls, params: list[Parameter]) -> bool:
+        """One dtype and no parameter listed twice."""
+        return len({p.dtype for p in params}) == 1 and len({id(p) for p in params}) == len(params)
+
+    def split(self, flat: np.ndarray, params: list[Parameter]) -> list[np.ndarray]:
+        o = self.offsets
+        return [flat[o[i] : o[i + 1]].reshape(p.shape) for i, p in enumerate(params)]
+
+    def intact(self, params: list[Parameter]) -> bool:
+        """False once something replaced a ``p.data`` (``model.to(dtype)``, an assignment)."""
+        return all(p.data is view for p, view in zip(params, self.views, strict=True))
+
 
 class Optimizer:
+    """Base: validation, flat buffers, and the walk of an update rule over them.
+
+    A subclass names its per-parameter state (``state_names``) and writes
+    ``_rule``: the update of one contiguous stretch of parameters.
+    """
+
+    state_names: tuple[str, ...] = ()  # e.g. the Adam moments, one array per parameter
+
     def __init__(self, params: Iterable[Parameter], lr: float) -> None:
         name = type(self).__name__
         if isinstance(params, Module):
@@ -31,40 +97,133 @@ class Optimizer:
         self.initial_lr = self.lr
         self.steps = 0  # calls of step()
         self.param_steps = [0] * len(self.params)  # updates of each parameter (as PyTorch's)
-        self._largest = max(p.data.size for p in self.params)
-        self._scratch: tuple[np.ndarray, np.ndarray] | None = None
+        self.flat: FlatParameters | None = None
+        self._flat_state: dict[str, np.ndarray] = {}
+        self._scratch: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _init_state(self) -> None:
+        """Zeroed state for every parameter, then everything packed flat. Subclasses call it."""
+        for state in self.state_names:
+            setattr(self, state, [np.zeros_like(p.data) for p in self.params])
+        self._pack()
+
+    def _pack(self) -> None:
+        """(Re)gather parameters and state into flat buffers, keeping their values.
+
+        Runs at construction and again when a ``p.data`` was replaced (``model.to``
+        casts: the state is cast with it, so training continues where it was).
+        """
+        self._scratch = {}
+        if not FlatParameters.possible(self.params):
+            self.flat, self._flat_state = None, {}
+            for state in self.state_names:  # one array per parameter, in its dtype
+                arrays = getattr(self, state)
+                cast = [a.astype(p.dtype) for a, p in zip(arrays, self.params, strict=True)]
+                setattr(self, state, cast)
+            return
+        self.flat = FlatParameters(self.params)
+        for state in self.state_names:
+            flat_state = np.empty_like(self.flat.data)
+            views = self.flat.split(flat_state, self.params)
+            for view, array in zip(views, getattr(self, state), strict=True):
+                np.copyto(view, array, casting="unsafe")
+            self._flat_state[state] = flat_state
+            setattr(self, state, views)
+
+    def grad_buffers(self) -> list[np.ndarray] | None:
+        """Views of the flat gradient buffer, one per parameter, for a step to write into."""
+        if self.flat is not None and not self.flat.intact(self.params):
+            self._pack()
+        return None if self.flat is None else self.flat.grad_views
 
     def zero_grad(self) -> None:
         for p in self.params:
             p.grad = None
 
-    def _scratch_for(self, p: Parameter) -> tuple[np.ndarray, np.ndarray]:
-        if self._scratch is None or self._scratch[0].dtype != p.dtype:
-            self._scratch = (np.empty(self._largest, p.dtype), np.empty(self._largest, p.dtype))
-        a, b = self._scratch
-        return a[: p.data.size].reshape(p.shape), b[: p.data.size].reshape(p.shape)
-
     def step(self) -> None:
         self.steps += 1
-        for index, p in enumerate(self.params):
+        if self.flat is not None and not self.flat.intact(self.params):
+            self._pack()  # a cast or an assigned p.data since the last step
+        elif self.flat is None and FlatParameters.possible(self.params):
+            self._pack()  # the dtypes were mixed and now agree
+        flat, steps = self.flat, self.param_steps
+        every_grad = all(p.grad is not None for p in self.params)
+        if flat is not None and every_grad and min(steps) == max(steps):
+            # One update over the flat buffers: gradients not already in place are copied in.
+            for p, view in zip(self.params, flat.grad_views, strict=True):
+                if p.grad is not view:
+                    np.copyto(view, p.grad, casting="same_kind")
+            self.param_steps = [steps[0] + 1] * len(steps)
+            states = [self._flat_state[s] for s in self.state_names]
+            self._walk(flat.data, flat.grad, states, self.param_steps[0])
+            return
+        for index, p in enumerate(self.params):  # some gradient is missing: one by one
             if p.grad is not None:
                 self.param_steps[index] += 1
-                self._update(index, p, p.grad, *self._scratch_for(p))
+                for s in self.state_names:  # the model was cast: keep the state, in its dtype
+                    if getattr(self, s)[index].dtype != p.dtype:
+                        getattr(self, s)[index] = getattr(self, s)[index].astype(p.dtype)
+                states = [getattr(self, s)[index] for s in self.state_names]
+                self._walk(p.data, p.grad, states, self.param_steps[index])
 
-    def _update(
-        self, index: int, p: Parameter, grad: np.ndarray, s1: np.ndarray, s2: np.ndarray
+    def _walk(self, data: np.ndarray, grad: np.ndarray, states: list, t: int) -> None:
+        """Apply ``_rule`` in cache-sized chunks; large arrays are split across threads."""
+        arrays = [data, grad, *states]
+        if not all(a.flags.c_contiguous for a in arrays):  # an odd user array: in one piece
+            self._rule(data, grad, states, t, *self._scratch_for(0, data.shape, data.dtype))
+            return
+        flat = [a.reshape(-1) for a in arrays]
+        size = data.size
+        threads = update_threads() if size >= THREADED_FROM else 1
+        if threads == 1:
+            self._walk_range(flat, t, 0, size, 0)
+            return
+        bounds = [size * k // threads for k in range(threads + 1)]
+        pending = [
+            _thread_pool().submit(self._walk_range, flat, t, bounds[k], bounds[k + 1], k)
+            for k in range(1, threads)
+        ]
+        self._walk_range(flat, t, bounds[0], bounds[1], 0)
+        for job in pending:
+            job.result()
+
+    def _walk_range(self, flat: list, t: int, start: int, stop: int, worker: int) -> None:
+        s1, s2 = self._scratch_for(worker, (min(CHUNK, stop - start),), flat[0].dtype)
+        for a in range(start, stop, CHUNK):
+            b = min(a + CHUNK, stop)
+            data, grad, *states = (x[a:b] for x in flat)
+            self._rule(data, grad, states, t, s1[: b - a], s2[: b - a])
+
+    def _scratch_for(self, worker: int, shape: tuple, dtype: np.dtype) -> tuple:
+        """Two scratch arrays per worker, grown when needed, never per step."""
+        size = math.prod(shape)
+        s = self._scratch.get(worker)
+        if s is None or s[0].dtype != dtype or s[0].size < size:
+            s = self._scratch[worker] = (np.empty(size, dtype), np.empty(size, dtype))
+        return s[0][:size].reshape(shape), s[1][:size].reshape(shape)
+
+    def _rule(
+        self,
+        data: np.ndarray,
+        grad: np.ndarray,
+        states: list,
+        t: int,
+        s1: np.ndarray,
+        s2: np.ndarray,
     ) -> None:
+        """Update ``data`` in place from ``grad``; ``t`` is this update's number (1, 2, …)."""
         raise NotImplementedError
 
-    def _with_weight_decay(
-        self, p: Parameter, grad: np.ndarray, decay: float, out: np.ndarray
-    ) -> np.ndarray:
-        """g + λ·W (L2 regularisation coupled into the gradient)."""
-        if not decay:
-            return grad
-        np.multiply(p.data, decay, out=out)
-        out += grad
-        return out
+
+def _with_weight_decay(
+    data: np.ndarray, grad: np.ndarray, decay: float, out: np.ndarray
+) -> np.ndarray:
+    """g + λ·W (L2 regularisation coupled into the gradient)."""
+    if not decay:
+        return grad
+    np.multiply(data, decay, out=out)
+    out += grad
+    return out
 
 
 def _positive_number(value: object, what: str) -> float:
@@ -95,17 +254,16 @@ class SGD(Optimizer):
             raise ConfigError("SGD: Nesterov momentum needs momentum > 0 and dampening = 0")
         self.momentum, self.dampening = momentum, dampening
         self.nesterov, self.weight_decay = nesterov, weight_decay
-        self.velocity: list[np.ndarray | None] = [None] * len(self.params)
+        self.state_names = ("velocity",) if momentum else ()
+        self._init_state()
 
-    def _update(self, index, p, grad, s1, s2):
-        g = self._with_weight_decay(p, grad, self.weight_decay, s2)
+    def _rule(self, data, grad, states, t, s1, s2):
+        g = _with_weight_decay(data, grad, self.weight_decay, s2)
         update = g
         if self.momentum:
-            v = self.velocity[index]
-            if v is not None and v.dtype != p.dtype:  # the model was cast: keep the state
-                v = self.velocity[index] = v.astype(p.dtype)
-            if v is None:
-                v = self.velocity[index] = g.copy()  # first step: v = g
+            (v,) = states
+            if t == 1:  # first update: v = g
+                np.copyto(v, g)
             else:  # v ← μ·v + (1 − dampening)·g
                 v *= self.momentum
                 if self.dampening:
@@ -120,13 +278,14 @@ class SGD(Optimizer):
             else:
                 update = v
         np.multiply(update, self.lr, out=s1)
-        p.data -= s1
+        data -= s1
 
 
 class Adam(Optimizer):
     """Adam: bias-corrected first and second moments of g; L2 weight decay in the gradient."""
 
     decoupled = False
+    state_names = ("moment1", "moment2")
 
     def __init__(
         self,
@@ -148,38 +307,31 @@ class Adam(Optimizer):
         if weight_decay < 0:
             raise ConfigError(f"{type(self).__name__}: weight_decay must be ≥ 0")
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
-        self.moment1: list[np.ndarray | None] = [None] * len(self.params)
-        self.moment2: list[np.ndarray | None] = [None] * len(self.params)
+        self._init_state()
 
-    def _update(self, index, p, grad, s1, s2):
+    def _rule(self, data, grad, states, t, s1, s2):
         beta1, beta2 = self.betas
+        m, v = states
         if self.decoupled:  # AdamW: W ← W − η·λ·W, apart from the gradient
-            p.data *= 1 - self.lr * self.weight_decay
+            data *= 1 - self.lr * self.weight_decay
             g = grad
         else:
-            g = self._with_weight_decay(p, grad, self.weight_decay, s2)
-        m, v = self.moment1[index], self.moment2[index]
-        if m is None:
-            m = self.moment1[index] = np.zeros_like(p.data)
-            v = self.moment2[index] = np.zeros_like(p.data)
-        elif m.dtype != p.dtype:  # the model was cast: keep the moments
-            m = self.moment1[index] = m.astype(p.dtype)
-            v = self.moment2[index] = v.astype(p.dtype)
+            g = _with_weight_decay(data, grad, self.weight_decay, s2)
         m -= g  # m ← β₁·m + (1 − β₁)·g, written as β₁·(m − g) + g
         m *= beta1
         m += g
-        np.multiply(g, g, out=s1)  # v ← β₂·v + (1 − β₂)·g²
-        s1 *= 1 - beta2
+        np.multiply(g, 1 - beta2, out=s1)  # v ← β₂·v + (1 − β₂)·g²
+        s1 *= g
         v *= beta2
         v += s1
-        t = self.param_steps[index]
-        step_size = self.lr / (1 - beta1**t)
-        np.sqrt(v, out=s1)  # denominator √v̂ + ε, with v̂ = v/(1 − β₂ᵗ)
-        s1 *= 1 / math.sqrt(1 - beta2**t)
-        s1 += self.eps
+        # W ← W − η/(1 − β₁ᵗ) · m/(√v/c + ε) with c = √(1 − β₂ᵗ); as c·m/(√v + ε·c),
+        # which saves a pass over the array.
+        c = math.sqrt(1 - beta2**t)
+        np.sqrt(v, out=s1)
+        s1 += self.eps * c
         np.divide(m, s1, out=s1)
-        s1 *= step_size
-        p.data -= s1
+        s1 *= self.lr / (1 - beta1**t) * c
+        data -= s1
 
 
 class AdamW(Adam):

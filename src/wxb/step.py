@@ -101,10 +101,20 @@ class PlannedStep:
             if isinstance(layer, Dropout):
                 self.masks[i] = np.empty((batch, width), dtype)
         self.loss_grad = np.empty((batch, width), dtype)
-        for p in self.optimizer.params:
-            p.grad = np.empty_like(p.data)
-        self.grads = {id(p): p.grad for p in self.optimizer.params}
+        self._grad_views = None
+        self._find_grad_buffers()
         self.capacity, self.dtype = batch, dtype
+
+    def _find_grad_buffers(self) -> None:
+        """Where ∂L/∂W goes: the optimiser's flat gradient buffer, so its update reads it there."""
+        views = self.optimizer.grad_buffers()
+        if views is not None and views is self._grad_views:
+            return
+        params = self.optimizer.params
+        if views is None:
+            views = [np.empty_like(p.data) for p in params]
+        self._grad_views = views
+        self.grads = {id(p): g for p, g in zip(params, views, strict=True)}
 
     def _check(self, X: np.ndarray) -> None:
         if X.ndim != 2 or len(X) == 0:
@@ -132,6 +142,8 @@ class PlannedStep:
         )
         if recast or batch > self.capacity or X.dtype != self.dtype:
             self._plan(X)
+        else:
+            self._find_grad_buffers()
         # -- forward: keep each layer's input and output (views of planned buffers) ----
         inputs, x, factors = [], X, {}  # factors: what each Dropout/Standardize multiplies by
         for i, layer in enumerate(self.layers):
@@ -169,7 +181,7 @@ class PlannedStep:
                 # ∂L/∂W = δ·Aᵀ (rows: δᵀ·X);  ∂L/∂b = Σ_batch δ
                 np.matmul(delta.T, x_in, out=self.grads[id(layer.weight)])
                 if layer.bias is not None:
-                    np.sum(delta, axis=0, out=self.grads[id(layer.bias)])
+                    ops.sum_over_batch(delta, out=self.grads[id(layer.bias)])
                 if not self.needs_input_grad[i]:
                     break
                 # ∂L/∂A⁽ˡ⁻¹⁾ = Wᵀ·δ (rows: δ·W)

@@ -1,0 +1,190 @@
+"""The fast path's shortcuts change how the work is done, never what is computed.
+
+- The optimiser's one update over a flat buffer, in cache-sized chunks and on
+  threads, gives bit for bit the weights of one update per parameter array.
+- ``backward()`` hands a fresh gradient array to a leaf without copying it, but
+  never one that another tensor also holds.
+- The bias gradient as 1ᵀ·δ equals the sum over the batch.
+"""
+
+import numpy as np
+import pytest
+
+import wxb
+from wxb import ops, optim
+from wxb.nn import CrossEntropyLoss, Dense, ReLU, Sequential, Tanh
+from wxb.nn.module import Parameter
+from wxb.optim import SGD, Adam, AdamW, FlatParameters
+from wxb.tensor import Tensor
+
+OPTIMIZERS = {
+    "sgd": lambda p: SGD(p, lr=0.05),
+    "sgd_momentum": lambda p: SGD(p, lr=0.05, momentum=0.9, dampening=0.1, weight_decay=1e-3),
+    "sgd_nesterov": lambda p: SGD(p, lr=0.05, momentum=0.9, nesterov=True),
+    "adam": lambda p: Adam(p, lr=1e-2, weight_decay=1e-3),
+    "adamw": lambda p: AdamW(p, lr=1e-2),
+}
+
+
+def random_params(rng, dtype="float64"):
+    shapes = [tuple(int(d) for d in rng.integers(1, 40, size=int(rng.integers(1, 3))))]
+    shapes += [(int(rng.integers(1, 300)),) for _ in range(int(rng.integers(1, 5)))]
+    return [Parameter(rng.normal(size=s), dtype=dtype) for s in shapes]
+
+
+def clone(params):
+    return [Parameter(p.data.copy()) for p in params]
+
+
+def run_updates(opt, params, grads):
+    for step_grads in grads:
+        opt.zero_grad()
+        for p, g in zip(params, step_grads, strict=True):
+            p.grad = g.copy()
+        opt.step()
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_flat_chunked_threaded_update_equals_one_array_at_a_time(rng, monkeypatch, name, dtype):
+    params = random_params(rng, dtype)
+    grads = [[rng.normal(size=p.shape).astype(dtype) for p in params] for _ in range(4)]
+    expected_params = clone(params)
+    monkeypatch.setattr(FlatParameters, "possible", classmethod(lambda cls, ps: False))
+    expected = OPTIMIZERS[name](expected_params)
+    run_updates(expected, expected_params, grads)  # one array at a time, whole
+    assert expected.flat is None
+    monkeypatch.undo()
+
+    # Tiny chunks and a low threading threshold: every boundary case is walked.
+    monkeypatch.setattr(optim, "CHUNK", int(rng.integers(1, 64)))
+    monkeypatch.setattr(optim, "THREADED_FROM", int(rng.integers(1, 200)))
+    monkeypatch.setattr(optim, "update_threads", lambda: int(rng.integers(2, 5)))
+    flat_params = clone(params)
+    flat = OPTIMIZERS[name](flat_params)
+    assert flat.flat is not None
+    run_updates(flat, flat_params, grads)
+    for a, b in zip(flat_params, expected_params, strict=True):
+        assert a.dtype == b.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_parameters_become_views_of_one_buffer_with_their_values(rng):
+    params = random_params(rng)
+    before = [p.data.copy() for p in params]
+    opt = Adam(params)
+    for p, values, view in zip(params, before, opt.flat.views, strict=True):
+        assert p.data is view and np.shares_memory(p.data, opt.flat.data)
+        np.testing.assert_array_equal(p.data, values)
+    assert opt.flat.data.size == sum(v.size for v in before)
+
+
+def test_an_assigned_parameter_array_is_kept_and_trained(rng):
+    params = random_params(rng)
+    opt = SGD(params, lr=0.5)
+    replacement = rng.normal(size=params[0].shape)
+    params[0].data = replacement.copy()  # the user rebinds .data, as PyTorch allows
+    grad = rng.normal(size=params[0].shape)
+    for p in params:
+        p.grad = np.zeros(p.shape)
+    params[0].grad = grad.copy()
+    opt.step()
+    np.testing.assert_allclose(params[0].data, replacement - 0.5 * grad, rtol=1e-14)
+    assert params[0].data is opt.flat.views[0]  # packed again
+
+
+def test_a_parameter_without_gradient_is_not_stepped_and_counts_its_own_steps(rng):
+    params = random_params(rng)
+    params = params if len(params) > 1 else params + random_params(rng)
+    opt = Adam(params, lr=0.1)
+    frozen = params[0].data.copy()
+    for _ in range(3):
+        for p in params:
+            p.grad = rng.normal(size=p.shape)
+        params[0].grad = None
+        opt.step()
+    np.testing.assert_array_equal(params[0].data, frozen)
+    assert opt.param_steps[0] == 0 and opt.param_steps[1:] == [3] * (len(params) - 1)
+    # Its first update later is a first Adam step, |ΔW| = lr·|g|/(|g| + ε), as in PyTorch.
+    for p in params:
+        p.grad = rng.normal(size=p.shape)
+    g = np.abs(params[0].grad)
+    opt.step()
+    np.testing.assert_allclose(np.abs(params[0].data - frozen), 0.1 * g / (g + 1e-8), rtol=1e-9)
+
+
+def test_hand_loop_and_planned_step_give_the_same_weights_on_a_flat_optimiser(rng):
+    def build():
+        return Sequential(Dense(6, 9, seed=3, dtype="float64"), Tanh(), Dense(9, 4, seed=4))
+
+    X, y = rng.normal(size=(10, 6)), rng.integers(0, 4, size=10)
+    hand_model, planned_model = build().to("float64"), build().to("float64")
+    hand_opt, planned_opt = Adam(hand_model.parameters()), Adam(planned_model.parameters())
+    step = wxb.PlannedStep(planned_model, CrossEntropyLoss(), planned_opt)
+    loss_fn = CrossEntropyLoss()
+    for _ in range(3):
+        hand_opt.zero_grad()
+        value = loss_fn(hand_model(X), y)
+        value.backward()
+        hand_opt.step()
+        assert step(X, y) == pytest.approx(float(value), rel=1e-12)
+    for a, b in zip(hand_model.parameters(), planned_model.parameters(), strict=True):
+        np.testing.assert_allclose(a.data, b.data, rtol=1e-12)
+    # the planned step wrote its gradients where the optimiser reads them: no copy
+    assert all(
+        p.grad is g for p, g in zip(planned_opt.params, planned_opt.flat.grad_views, strict=True)
+    )
+
+
+def test_leaves_never_share_a_gradient_array(rng):
+    a = Tensor(rng.normal(size=(3, 4)), requires_grad=True)
+    b = Tensor(rng.normal(size=(3, 4)), requires_grad=True)
+    total = ops.add(a, b)  # the backward of + hands the same δ to both inputs
+    ops.sum(total).backward()
+    assert not np.shares_memory(a.grad, b.grad)
+    a.grad *= 5  # an in-place change (clipping does this) must not reach b
+    np.testing.assert_array_equal(b.grad, np.ones((3, 4)))
+    np.testing.assert_array_equal(a.grad, 5 * np.ones((3, 4)))
+
+
+def test_a_retained_gradient_is_not_handed_to_a_leaf(rng):
+    x = Tensor(rng.normal(size=(2, 3)), requires_grad=True)
+    middle = ops.mul(x, 1.0).retain_grad()
+    ops.sum(ops.add(middle, 0.0)).backward()
+    assert not np.shares_memory(middle.grad, x.grad)
+    x.grad *= 0
+    np.testing.assert_array_equal(middle.grad, np.ones((2, 3)))
+
+
+def test_a_callers_seed_gradient_is_never_kept_by_a_leaf(rng):
+    x = Tensor(rng.normal(size=(2, 3)), requires_grad=True)
+    seed = rng.normal(size=(2, 3))
+    ops.add(x, 0.0).backward(seed)
+    assert not np.shares_memory(x.grad, seed)
+    np.testing.assert_array_equal(x.grad, seed)
+
+
+def test_bias_gradient_as_ones_product_equals_the_batch_sum(rng):
+    for dtype, rtol in (("float64", 1e-13), ("float32", 1e-5)):
+        delta = rng.normal(size=(int(rng.integers(1, 300)), int(rng.integers(1, 50))))
+        delta = delta.astype(dtype)
+        out = np.empty(delta.shape[1], dtype)
+        result = ops.sum_over_batch(delta, out=out)
+        assert result is out and out.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(out, delta.sum(axis=0, dtype=np.float64), rtol=rtol, atol=rtol)
+
+
+def test_hand_loop_relu_network_learns(rng):
+    """A smoke check of the whole hand-written loop on the fast paths."""
+    X = rng.normal(size=(200, 5)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    model = Sequential(Dense(5, 16, seed=int(rng.integers(1000))), ReLU(), Dense(16, 2))
+    opt, loss_fn = Adam(model.parameters(), lr=0.05), CrossEntropyLoss()
+    first = None
+    for _ in range(60):
+        opt.zero_grad()
+        value = loss_fn(model(X), y)
+        first = float(value) if first is None else first
+        value.backward()
+        opt.step()
+    assert float(value) < 0.3 * first
