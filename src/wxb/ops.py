@@ -82,9 +82,23 @@ def add_bias(z: Tensor, bias: Tensor) -> Tensor:
         raise ShapeError(f"add_bias: Z {_dims(z.shape)} and b {_dims(bias.shape)} do not match")
 
     def backward(delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return delta, delta.sum(axis=0)  # seed: ∂L/∂b⁽ˡ⁾ = δ⁽ˡ⁾, summed over the batch
+        return delta, sum_over_batch(delta)  # seed: ∂L/∂b⁽ˡ⁾ = δ⁽ˡ⁾, summed over the batch
 
     return Tensor.from_op(z.data + bias.data, "+b", (z, bias), backward)
+
+
+_ones: dict[tuple[int, np.dtype], np.ndarray] = {}
+
+
+def sum_over_batch(delta: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Σ over rows as the product 1ᵀ·δ: BLAS's gemv is several times faster than a reduction."""
+    key = (len(delta), delta.dtype)
+    ones = _ones.get(key)
+    if ones is None:
+        if len(_ones) > 64:  # many batch sizes: start over rather than grow
+            _ones.clear()
+        ones = _ones[key] = np.ones(len(delta), delta.dtype)
+    return np.matmul(ones, delta, out=out)
 
 
 def transpose(a: Tensor) -> Tensor:
@@ -227,8 +241,8 @@ class ReLU:
     def forward(self, z, out):  # max(0, z)
         return np.maximum(z, 0, out=out)
 
-    def backward(self, z, a, grad, out):  # f′ = 1 where z > 0, else 0; sign(a) is exactly that
-        np.sign(a, out=out)
+    def backward(self, z, a, grad, out):  # f′ = 1 where z > 0, else 0: exactly where a > 0
+        np.greater(a, 0, out=out)
         out *= grad
         return out
 
@@ -548,7 +562,8 @@ def loss(output: Tensor, target: object, kernel: LossKernel) -> Tensor:
     value = kernel.value_and_grad(out, tgt, grad)
 
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
-        return (grad * g,)  # ∇_ŷ L, the first factor of δ⁽ᴸ⁾ = ∇_A L ⊙ f′(Z⁽ᴸ⁾)
+        # ∇_ŷ L, the first factor of δ⁽ᴸ⁾ = ∇_A L ⊙ f′(Z⁽ᴸ⁾); scaled when L is not the root
+        return (grad if g == 1 else grad * g,)
 
     return Tensor.from_op(np.asarray(value, dtype=out.dtype), kernel.name, (output,), backward)
 

@@ -164,20 +164,33 @@ class Tensor:
                     f"backward(grad): grad has shape {seed.shape}, tensor has {self.shape}"
                 )
         grads: dict[int, np.ndarray] = {id(self): seed}
+        # How often each gradient array was handed out: a leaf may keep an array as
+        # its .grad without a copy only if nothing else holds it (or a view of it).
+        handed: dict[int, int] = {id(seed): 2}  # the seed may be the caller's own array
         for node in reversed(topological_order(self)):
             g = grads.pop(id(node), None)
             if g is None:
                 continue
             if node._backward is None:  # a leaf
-                node.grad = g.copy() if node.grad is None else node.grad + g
+                if node.grad is not None:
+                    node.grad = node.grad + g
+                elif g.base is None and handed.get(id(g)) == 1 and g.flags.writeable:
+                    node.grad = g
+                    handed[id(g)] = 2
+                else:
+                    node.grad = g.copy()
                 continue
             if node.retains_grad:
                 node.grad = g
+                handed[id(g)] = 2
             for parent, pg in zip(node.inputs, node._backward(g), strict=True):
                 if pg is None or not parent.requires_grad:
                     continue
                 key = id(parent)
-                grads[key] = pg if key not in grads else grads[key] + pg
+                if key in grads:
+                    pg = grads[key] + pg
+                grads[key] = pg
+                handed[id(pg)] = handed.get(id(pg), 0) + 1
 
 
 def topological_order(root: Tensor) -> list[Tensor]:

@@ -120,8 +120,8 @@ class Module:
 
     @property
     def dtype(self) -> np.dtype:
-        params = self.parameters()
-        return params[0].dtype if params else resolve_dtype(None)
+        first = next(self.named_parameters(), None)
+        return first[1].dtype if first is not None else resolve_dtype(None)
 
     # -- state ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
