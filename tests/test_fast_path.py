@@ -7,6 +7,8 @@
 - The bias gradient as 1ᵀ·δ equals the sum over the batch.
 """
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -188,3 +190,114 @@ def test_hand_loop_relu_network_learns(rng):
         value.backward()
         opt.step()
     assert float(value) < 0.3 * first
+
+
+# -- the planned stack behind the hand-written loop ------------------------------------------
+def mlp(rng, dtype="float64", dropout=False):
+    seed = int(rng.integers(1 << 30))
+    layers = [Dense(5, 7, seed=seed, dtype=dtype), Tanh()]
+    if dropout:
+        layers.append(wxb.nn.Dropout(0.3, seed=seed))
+    return Sequential(*layers, Dense(7, 3, seed=seed + 1, dtype=dtype))
+
+
+def grads_of(model, X, y):
+    model.zero_grad()
+    CrossEntropyLoss()(model(X), y).backward()
+    return [p.grad.copy() for p in model.parameters()]
+
+
+def test_planned_graph_records_the_same_nodes_as_layer_by_layer(rng):
+    model = Sequential(
+        wxb.nn.Standardize(rng.normal(size=5), rng.uniform(1, 2, size=5)), *mlp(rng, "float32")
+    )
+    X, y = rng.normal(size=(4, 5)).astype(np.float32), rng.integers(0, 3, size=4)
+    planned = wxb.graph(CrossEntropyLoss()(model(X), y))
+    model.use_plan = False
+    layered = wxb.graph(CrossEntropyLoss()(model(X), y))
+    assert [(n.op, n.shape, n.inputs) for n in planned] == [
+        (n.op, n.shape, n.inputs) for n in layered
+    ]
+
+
+def test_two_forwards_then_one_backward_gets_both_gradients(rng):
+    model = mlp(rng)
+    X1, X2 = rng.normal(size=(4, 5)), rng.normal(size=(6, 5))
+    y1, y2 = rng.integers(0, 3, size=4), rng.integers(0, 3, size=6)
+    loss_fn = CrossEntropyLoss()
+    total = ops.add(loss_fn(model(X1), y1), loss_fn(model(X2), y2))
+    total.backward()
+    planned = [p.grad.copy() for p in model.parameters()]
+    model.use_plan = False
+    expected = [
+        a + b for a, b in zip(grads_of(model, X1, y1), grads_of(model, X2, y2), strict=True)
+    ]
+    for a, b in zip(planned, expected, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_gradients_accumulate_without_zero_grad_as_in_pytorch(rng):
+    model = mlp(rng)
+    X, y = rng.normal(size=(5, 5)), rng.integers(0, 3, size=5)
+    once = grads_of(model, X, y)
+    CrossEntropyLoss()(model(X), y).backward()  # no zero_grad: adds
+    for p, g in zip(model.parameters(), once, strict=True):
+        np.testing.assert_allclose(p.grad, 2 * g, rtol=1e-12)
+
+
+def test_an_output_kept_by_the_user_survives_the_next_forward(rng):
+    model = mlp(rng)
+    X = rng.normal(size=(5, 5))
+    first = model(X)
+    kept = first.data.copy()
+    CrossEntropyLoss()(first, rng.integers(0, 3, size=5)).backward()
+    model(rng.normal(size=(5, 5)))
+    np.testing.assert_array_equal(first.data, kept)
+
+
+def test_backward_twice_through_reused_buffers_is_refused(rng):
+    model = mlp(rng)
+    X, y = rng.normal(size=(5, 5)), rng.integers(0, 3, size=5)
+    loss = CrossEntropyLoss()(model(X), y)
+    loss.backward()
+    with pytest.raises(wxb.TrainingError, match="once per forward"):
+        loss.backward()
+
+
+def test_input_gradients_and_frozen_weights_take_the_layer_path(rng):
+    model = mlp(rng)
+    X = Tensor(rng.normal(size=(4, 5)), requires_grad=True)
+    y = rng.integers(0, 3, size=4)
+    CrossEntropyLoss()(model(X), y).backward()
+    assert X.grad is not None and X.grad.shape == (4, 5)
+    model.zero_grad()
+    model[0].weight.requires_grad = False
+    CrossEntropyLoss()(model(X.data), y).backward()
+    assert model[0].weight.grad is None and model[0].bias.grad is not None
+
+
+def test_eval_mode_dropout_and_no_grad_need_no_plan(rng):
+    model = mlp(rng, dropout=True)
+    X = rng.normal(size=(4, 5))
+    model.eval()
+    with wxb.no_grad():
+        inference = model(X)
+    assert not inference.requires_grad
+    np.testing.assert_allclose(model(X).data, inference.data, rtol=1e-15)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 33])
+def test_no_grad_inference_equals_layer_by_layer(rng, batch):
+    model = Sequential(
+        wxb.nn.Standardize(rng.normal(size=5), rng.uniform(1, 2, size=5), dtype="float64"),
+        *mlp(rng, dropout=True),
+    )
+    X = rng.normal(size=(batch, 5))
+    for training in (False, True):  # training mode: Dropout draws masks, as layer by layer
+        model.train(training)
+        reference = copy.deepcopy(model)
+        reference.use_plan = False
+        with wxb.no_grad():
+            for _ in range(2):
+                np.testing.assert_allclose(model(X).data, reference(X).data, rtol=1e-12)
+    np.testing.assert_allclose(model.predict(X), reference.predict(X), rtol=1e-12)

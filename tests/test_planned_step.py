@@ -54,8 +54,15 @@ def make_problem(rng, activation, loss_name, dtype, dropout=0.0, standardize=Fal
     return model, X, y, batch
 
 
-def run(step_cls, model, loss_name, optimizer_name, X, y, batch, steps=4):
+def run(step_cls, model, loss_name, optimizer_name, X, y, batch, steps=4, use_plan=True):
+    """Losses, gradients and final weights of a few steps.
+
+    ``GraphStep`` is the loop a user writes (zero_grad, forward, loss, backward,
+    step); with ``use_plan=False`` the Sequential records its graph layer by layer,
+    the reference every planned path is compared with.
+    """
     model = copy.deepcopy(model)
+    model.use_plan = use_plan
     optimizer = OPTIMIZERS[optimizer_name](model.parameters())
     step = step_cls(model, LOSSES[loss_name](), optimizer)
     losses, grads = [], []
@@ -73,14 +80,16 @@ def run(step_cls, model, loss_name, optimizer_name, X, y, batch, steps=4):
 def test_planned_step_equals_graph_step(rng, activation, loss_name, optimizer_name):
     for dtype, rtol in (("float64", 1e-12), ("float32", 1e-5)):
         model, X, y, batch = make_problem(rng, activation, loss_name, dtype)
-        graph = run(GraphStep, model, loss_name, optimizer_name, X, y, batch)
+        graph = run(GraphStep, model, loss_name, optimizer_name, X, y, batch, use_plan=False)
         planned = run(PlannedStep, model, loss_name, optimizer_name, X, y, batch)
-        np.testing.assert_allclose(planned[0], graph[0], rtol=rtol)
-        for g_planned, g_graph in zip(planned[1], graph[1], strict=True):
-            for a, b in zip(g_planned, g_graph, strict=True):
+        hand_loop = run(GraphStep, model, loss_name, optimizer_name, X, y, batch)
+        for fast in (planned, hand_loop):
+            np.testing.assert_allclose(fast[0], graph[0], rtol=rtol)
+            for g_fast, g_graph in zip(fast[1], graph[1], strict=True):
+                for a, b in zip(g_fast, g_graph, strict=True):
+                    np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * 1e-3)
+            for a, b in zip(fast[2], graph[2], strict=True):
                 np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * 1e-3)
-        for a, b in zip(planned[2], graph[2], strict=True):
-            np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * 1e-3)
 
 
 @pytest.mark.parametrize("loss_name", list(LOSSES))
@@ -88,11 +97,12 @@ def test_planned_step_with_dropout_and_standardize_equals_graph(rng, loss_name):
     model, X, y, batch = make_problem(
         rng, "relu", loss_name, "float64", dropout=0.3, standardize=True
     )
-    graph = run(GraphStep, model, loss_name, "adam", X, y, batch)
-    planned = run(PlannedStep, model, loss_name, "adam", X, y, batch)
-    np.testing.assert_allclose(planned[0], graph[0], rtol=1e-12)
-    for a, b in zip(planned[2], graph[2], strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    graph = run(GraphStep, model, loss_name, "adam", X, y, batch, use_plan=False)
+    for fast_path in (PlannedStep, GraphStep):
+        fast = run(fast_path, model, loss_name, "adam", X, y, batch)
+        np.testing.assert_allclose(fast[0], graph[0], rtol=1e-12)
+        for a, b in zip(fast[2], graph[2], strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
 
 
 def test_fit_uses_planned_step_and_matches_graph_fit(rng):
@@ -154,7 +164,7 @@ def test_planned_step_allocates_no_buffers_after_the_first_step(rng):
 def test_planned_step_respects_eval_mode_dropout(rng):
     model, X, y, batch = make_problem(rng, "relu", "mse", "float64", dropout=0.5)
     model.eval()  # Dropout is the identity in eval mode, in both paths
-    graph = run(GraphStep, model, "mse", "sgd", X, y, batch)
+    graph = run(GraphStep, model, "mse", "sgd", X, y, batch, use_plan=False)
     planned = run(PlannedStep, model, "mse", "sgd", X, y, batch)
     np.testing.assert_allclose(planned[0], graph[0], rtol=1e-12)
     for a, b in zip(planned[2], graph[2], strict=True):

@@ -17,7 +17,8 @@ import numpy as np
 from wxb.data import atomic_write, read_safetensors_header
 from wxb.errors import ConfigError, ModelFileError, ShapeError, WxbError
 from wxb.nn import layers
-from wxb.nn.module import Module, Sequential
+from wxb.nn.module import Module
+from wxb.nn.sequential import Sequential
 
 FORMAT = "wxb"
 FORMAT_VERSION = "1"

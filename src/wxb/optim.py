@@ -56,9 +56,10 @@ class FlatParameters:
         self.grad = np.empty(self.offsets[-1], dtype)
         self.views = self.split(self.data, params)
         self.grad_views = self.split(self.grad, params)
-        for p, view in zip(params, self.views, strict=True):
+        for p, view, grad_view in zip(params, self.views, self.grad_views, strict=True):
             np.copyto(view, p.data)
             p.data = view
+            p.grad_buffer = grad_view  # the planned path writes ∂L/∂p here: no copy later
 
     @classmethod
     def possible(cls, params: list[Parameter]) -> bool:

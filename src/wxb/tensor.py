@@ -43,6 +43,7 @@ class Tensor:
     """An array plus, when it came out of an operation, the record of that operation."""
 
     __slots__ = (
+        "__weakref__",
         "_backward",
         "data",
         "grad",

@@ -16,7 +16,8 @@ from wxb.nn.layers import (
     Tanh,
 )
 from wxb.nn.losses import LOSSES, BCEWithLogitsLoss, CrossEntropyLoss, Loss, MSELoss, get_loss
-from wxb.nn.module import Module, Parameter, Sequential
+from wxb.nn.module import Module, Parameter
+from wxb.nn.sequential import Sequential
 
 __all__ = [
     "ACTIVATIONS",

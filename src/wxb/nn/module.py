@@ -14,13 +14,18 @@ from wxb.validation import as_features
 
 
 class Parameter(Tensor):
-    """A tensor the optimiser updates: ``.data`` and ``.grad`` are backend arrays."""
+    """A tensor the optimiser updates: ``.data`` and ``.grad`` are backend arrays.
 
-    __slots__ = ()
+    ``grad_buffer`` is where the optimiser would like ∂L/∂p written (a view of its
+    flat gradient buffer); the planned path writes there and sets ``.grad`` to it.
+    """
+
+    __slots__ = ("grad_buffer",)
 
     def __init__(self, data: object, *, dtype: object = None, name: str | None = None) -> None:
         super().__init__(data, requires_grad=True, dtype=dtype, name=name)
         self.data = self.data.copy()  # own the memory: updates must not reach the caller's array
+        self.grad_buffer: np.ndarray | None = None
 
     def __repr__(self) -> str:
         return f"Parameter(shape={self.shape}, dtype={self.dtype})"
@@ -198,47 +203,6 @@ class Module:
     def label(self) -> str:
         """How errors and explanations refer to this module: its name, or its type."""
         return f"{type(self).__name__} '{self.name}'" if self.name else type(self).__name__
-
-
-class Sequential(Module):
-    """Layers applied in order. Unnamed layers are named by type: dense1, relu1, dense2, …"""
-
-    def __init__(self, *layers: Module) -> None:
-        super().__init__()
-        counts: dict[str, int] = {}
-        for index, layer in enumerate(layers):
-            if not isinstance(layer, Module):
-                raise ConfigError(
-                    f"Sequential: item {index} is {type(layer).__name__}, not a wxb.nn.Module"
-                )
-            if layer.name is None:
-                kind = type(layer).__name__.lower()
-                counts[kind] = counts.get(kind, 0) + 1
-                layer.name = f"{kind}{counts[kind]}"
-            if layer.name in self._modules:
-                raise ConfigError(f"Sequential: two layers are named {layer.name!r}")
-            setattr(self, layer.name, layer)
-
-    @property
-    def layers(self) -> list[Module]:
-        return list(self._modules.values())
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self.layers)
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __getitem__(self, index: int) -> Module:
-        return self.layers[index]
-
-    def forward(self, x: Tensor) -> Tensor:
-        for layer in self._modules.values():
-            x = layer(x)
-        return x
-
-    def config(self) -> dict[str, Any]:
-        return {"type": "Sequential", "layers": [layer.config() for layer in self.layers]}
 
 
 def input_width(model: Module) -> int | None:

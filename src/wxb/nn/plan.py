@@ -1,0 +1,212 @@
+"""The planned stack: a Sequential of stock layers run straight through the seed's equations.
+
+Buffers for every Z, A and δ are allocated for the largest batch seen and reused
+after it, so a training step allocates nothing once it has run:
+
+    forward   Z⁽ˡ⁾ = W⁽ˡ⁾·A⁽ˡ⁻¹⁾ + b⁽ˡ⁾,  A⁽ˡ⁾ = f(Z⁽ˡ⁾)
+    backward  δ⁽ˡ⁾ = (W⁽ˡ⁺¹⁾ᵀ·δ⁽ˡ⁺¹⁾) ⊙ f′(Z⁽ˡ⁾)
+    gradients ∂L/∂W⁽ˡ⁾ = δ⁽ˡ⁾·A⁽ˡ⁻¹⁾ᵀ,  ∂L/∂b⁽ˡ⁾ = Σ_batch δ⁽ˡ⁾ (as 1ᵀ·δ, one gemv)
+
+The element-wise work goes through the same kernels as the graph's ops, so both
+paths compute the same numbers. Two users: ``Sequential.forward`` (the loop a
+user writes: the recorded graph keeps its per-layer nodes, and one fused node
+runs the whole backward) and ``wxb.step.PlannedStep`` (``fit``).
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from wxb import ops
+from wxb.errors import DataError, ShapeError
+from wxb.nn.layers import Activation, Dense, Dropout, Standardize
+from wxb.nn.module import Module, Parameter, input_width
+
+STOCK_LAYERS = (Dense, Activation, Dropout, Standardize)
+
+
+def is_plannable(layers: list[Module]) -> bool:
+    """Stock layers (their forward not overridden) whose parameters are not shared."""
+    if not layers or not all(_is_stock(m) for m in layers):
+        return False
+    slots = [p for m in layers for p in m._parameters.values()]
+    return len({id(p) for p in slots}) == len(slots)
+
+
+def _is_stock(module: Module) -> bool:
+    return any(
+        isinstance(module, kind) and type(module).forward is kind.forward for kind in STOCK_LAYERS
+    )
+
+
+class StackPlan:
+    """Buffers and the forward/backward equations of one stack of stock layers."""
+
+    def __init__(self, layers: list[Module]) -> None:
+        self.layers = list(layers)
+        self.own_grads: dict[int, np.ndarray] = {}  # for parameters no optimiser packed
+        self.in_features = next(
+            (input_width(m) for m in self.layers if input_width(m) is not None), None
+        )
+        self.first_dense = next((m for m in self.layers if isinstance(m, Dense)), None)
+        # Layer i needs ∂L/∂(its input) only if some layer before it has parameters.
+        self.needs_input_grad = []
+        trainable_before = False
+        for layer in self.layers:
+            self.needs_input_grad.append(trainable_before)
+            trainable_before |= isinstance(layer, Dense)
+        self.capacity, self.dtype = 0, None
+        self._claim: weakref.ref | None = None  # the recorded graph using the buffers
+        self._token: object = None
+
+    # -- checks ---------------------------------------------------------------------------
+    def fits(self, X: np.ndarray) -> bool:
+        """Whether a batch can run planned (if not, the layer-by-layer path gives the error)."""
+        first = self.first_dense
+        return (
+            X.ndim == 2
+            and len(X) > 0
+            and (self.in_features is None or X.shape[1] == self.in_features)
+            and (first is None or X.dtype == first.weight.dtype)
+        )
+
+    def check(self, X: np.ndarray) -> None:
+        """The errors the layers would raise, for a batch handed to the planned path."""
+        if X.ndim != 2 or len(X) == 0:
+            raise DataError(f"a training batch must be a non-empty 2-D array; got shape {X.shape}")
+        first = self.first_dense
+        if first is not None and X.dtype != first.weight.dtype:
+            raise DataError(
+                f"{first.label}: X is {X.dtype} but W is {first.weight.dtype}; "
+                f"cast the data or the model (model.to('{X.dtype}'))"
+            )
+        if self.in_features is not None and X.shape[1] != self.in_features:
+            if isinstance(first, Dense) and first is self.layers[0]:
+                m, n = first.weight.shape
+                raise ShapeError(
+                    f"{first.label}: Z = W·X + b needs X with {n} features (W is {m}×{n}); "
+                    f"got {X.shape[1]}"
+                )
+            raise ShapeError(f"the model takes {self.in_features} features; got {X.shape[1]}")
+
+    # -- buffers ----------------------------------------------------------------------------
+    def _allocate(self, batch: int, width: int, dtype: np.dtype) -> None:
+        """Every buffer for batches of up to ``batch`` rows."""
+        self.outputs, self.input_grads, self.masks = [], [], {}
+        for i, layer in enumerate(self.layers):
+            in_width = width
+            if isinstance(layer, Dense):
+                width = layer.out_features
+            self.outputs.append(np.empty((batch, width), dtype))
+            self.input_grads.append(
+                np.empty((batch, in_width), dtype) if self.needs_input_grad[i] else None
+            )
+            if isinstance(layer, Dropout):
+                self.masks[i] = np.empty((batch, width), dtype)
+        self.capacity, self.dtype = batch, dtype
+
+    def _ensure(self, X: np.ndarray) -> None:
+        if len(X) > self.capacity or X.dtype != self.dtype:
+            self._allocate(len(X), X.shape[1], X.dtype)
+
+    # -- the equations --------------------------------------------------------------------------
+    def forward(self, X: np.ndarray, fresh_output: bool = False) -> np.ndarray:
+        """Run every layer into its buffer; the last into a new array if ``fresh_output``
+        (the caller keeps it past the next forward)."""
+        self._ensure(X)
+        batch, last = len(X), len(self.layers) - 1
+        # Each layer's input and output, and what each Dropout/Standardize multiplied by.
+        self.inputs, self.results, self.factors, x = [], [], {}, X
+        for i, layer in enumerate(self.layers):
+            out = self.outputs[i][:batch]
+            if i == last and fresh_output:
+                out = np.empty_like(out)
+            self.inputs.append(x)
+            if isinstance(layer, Dense):  # Z = W·X + b, on rows: X·Wᵀ + b
+                if batch == 1:  # one sample: the seed's W·x itself, a matrix-vector product
+                    np.matmul(layer.weight.data, x[0], out=out[0])
+                else:
+                    np.matmul(x, layer.weight.data.T, out=out)
+                if layer.bias is not None:
+                    out += layer.bias.data
+            elif isinstance(layer, Activation):  # A = f(Z)
+                layer.kernel.forward(x, out)
+            elif isinstance(layer, Dropout):
+                if layer.training and layer.p > 0:
+                    self.factors[i] = ops.dropout_mask(layer.rng, layer.p, self.masks[i][:batch])
+                else:  # eval mode: dropout is the identity
+                    self.factors[i] = 1.0
+                np.multiply(x, self.factors[i], out=out)
+            else:  # Standardize: (X − mean) / scale
+                self.factors[i] = 1.0 / layer.scale
+                np.subtract(x, layer.mean, out=out)
+                out *= self.factors[i]
+            self.results.append(out)
+            x = out
+        self.output = x
+        return x
+
+    # -- which recorded graph may use the buffers -------------------------------------------
+    def pending(self) -> bool:
+        """Whether a recorded graph still waits to run backward through these buffers."""
+        return self._claim is not None and self._claim() is not None
+
+    def claim(self, node: object, token: object) -> None:
+        self._claim, self._token = weakref.ref(node), token
+
+    def claimed_by(self, token: object) -> bool:
+        return self._token is token
+
+    def release(self) -> None:
+        self._claim = self._token = None
+
+    def backward(self, grad: np.ndarray) -> None:
+        """The δ chain, in reverse, from ∂L/∂output; fills ``p.grad`` of every parameter.
+
+        A gradient goes where the optimiser reads it (``p.grad_buffer``) when there
+        is one, and adds to ``p.grad`` when that is already set (PyTorch's accumulation).
+        """
+        batch = len(grad)
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer, x_in = self.layers[i], self.inputs[i]
+            if isinstance(layer, Dense):
+                delta = grad  # δ⁽ˡ⁾ for this layer's Z
+                # ∂L/∂W = δ·Aᵀ (rows: δᵀ·X);  ∂L/∂b = Σ_batch δ
+                weight_grad = self._grad_slot(layer.weight)
+                np.matmul(delta.T, x_in, out=weight_grad)
+                self._grad_done(layer.weight, weight_grad)
+                if layer.bias is not None:
+                    bias_grad = self._grad_slot(layer.bias)
+                    ops.sum_over_batch(delta, out=bias_grad)
+                    self._grad_done(layer.bias, bias_grad)
+                if not self.needs_input_grad[i]:
+                    break
+                # ∂L/∂A⁽ˡ⁻¹⁾ = Wᵀ·δ (rows: δ·W)
+                grad = np.matmul(delta, layer.weight.data, out=self.input_grads[i][:batch])
+            elif not self.needs_input_grad[i]:
+                break
+            elif isinstance(layer, Activation):  # δ = ∂L/∂A ⊙ f′(Z)
+                grad = layer.kernel.backward(
+                    x_in, self.results[i], grad, self.input_grads[i][:batch]
+                )
+            else:  # Dropout, Standardize: an element-wise factor
+                grad = np.multiply(grad, self.factors[i], out=self.input_grads[i][:batch])
+
+    def _grad_slot(self, p: Parameter) -> np.ndarray:
+        """Where this step's ∂L/∂p is written."""
+        if p.grad is None:
+            home = p.grad_buffer
+            if home is not None and home.shape == p.shape and home.dtype == p.dtype:
+                return home
+        own = self.own_grads.get(id(p))
+        if own is None or own.shape != p.shape or own.dtype != p.dtype:
+            own = self.own_grads[id(p)] = np.empty_like(p.data)
+        return own if p.grad is not own else np.empty_like(own)  # rare: accumulating on own
+
+    def _grad_done(self, p: Parameter, slot: np.ndarray) -> None:
+        if p.grad is None:
+            p.grad = slot
+        else:
+            p.grad += slot

@@ -1,0 +1,178 @@
+"""Sequential: layers applied in order, with the planned stack while it trains.
+
+When a graph is recorded (``loss.backward()`` will follow) and every layer is a
+stock one, ``forward`` runs the planned stack (``wxb.nn.plan``): the same
+per-layer nodes are recorded (W·X, +b, relu, …) so the graph reads as the
+seed draws it, but their arrays live in reused buffers, and the last node's
+backward runs the whole δ chain at once, writing each ∂L/∂W where the optimiser
+reads it. The hand-written loop then costs what ``fit``'s step costs.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from wxb.errors import ConfigError, TrainingError
+from wxb.nn.layers import Activation, Dense, Dropout
+from wxb.nn.module import Module
+from wxb.nn.plan import StackPlan, is_plannable
+from wxb.tensor import Tensor, is_grad_enabled
+
+MAX_PENDING_GRAPHS = 4  # plans kept per model; beyond, graphs are recorded layer by layer
+
+
+class _Plans:
+    """The plans of one Sequential: for recorded graphs (a few may be pending) and inference."""
+
+    def __init__(self, key: tuple) -> None:
+        self.key = key  # (layers, parameters) they were made for
+        self.plannable = is_plannable(list(key[0]))
+        self.training: list[StackPlan] = []
+        self.inference: StackPlan | None = None
+
+
+_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Sequential → _Plans
+
+
+class Sequential(Module):
+    """Layers applied in order. Unnamed layers are named by type: dense1, relu1, dense2, …
+
+    ``use_plan = False`` records the graph layer by layer instead of through the
+    planned stack (the same numbers, more allocation; tests compare the two).
+    """
+
+    use_plan = True
+
+    def __init__(self, *layers: Module) -> None:
+        super().__init__()
+        counts: dict[str, int] = {}
+        for index, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise ConfigError(
+                    f"Sequential: item {index} is {type(layer).__name__}, not a wxb.nn.Module"
+                )
+            if layer.name is None:
+                kind = type(layer).__name__.lower()
+                counts[kind] = counts.get(kind, 0) + 1
+                layer.name = f"{kind}{counts[kind]}"
+            if layer.name in self._modules:
+                raise ConfigError(f"Sequential: two layers are named {layer.name!r}")
+            setattr(self, layer.name, layer)
+
+    @property
+    def layers(self) -> list[Module]:
+        return list(self._modules.values())
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self.layers)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __getitem__(self, index: int) -> Module:
+        return self.layers[index]
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.use_plan and not x.requires_grad:
+            if is_grad_enabled():
+                plan = self._free_plan()
+                if plan is not None and plan.fits(x.data):
+                    return _record(plan, x)
+            else:  # inference: straight through, no graph
+                plan = self._inference_plan()
+                if plan is not None and plan.fits(x.data):
+                    return Tensor(plan.forward(x.data, fresh_output=True))
+        for layer in self._modules.values():  # layer by layer (also what raises the errors)
+            x = layer(x)
+        return x
+
+    def _plans(self) -> _Plans:
+        """This model's plans, made again when its layers or parameters were replaced."""
+        layers = tuple(self._modules.values())
+        params = tuple(p for m in layers for p in m._parameters.values())
+        plans = _PLANS.get(self)
+        if plans is None or plans.key != (layers, params):
+            plans = _PLANS[self] = _Plans((layers, params))
+        return plans
+
+    def _inference_plan(self) -> StackPlan | None:
+        """A plan of its own for no-grad calls, so they never touch a pending graph's buffers."""
+        plans = self._plans()
+        if plans.plannable and plans.inference is None:
+            plans.inference = StackPlan(list(self._modules.values()))
+        return plans.inference
+
+    def _free_plan(self) -> StackPlan | None:
+        """A plan whose buffers no pending graph holds, for a stack of stock layers."""
+        plans = self._plans()
+        if not plans.plannable or not all(p.requires_grad for p in plans.key[1]):
+            return None
+        for plan in plans.training:
+            if not plan.pending():
+                return plan
+        if len(plans.training) < MAX_PENDING_GRAPHS:
+            plans.training.append(StackPlan(list(self._modules.values())))
+            return plans.training[-1]
+        return None  # many graphs are waiting for backward(): record this one layer by layer
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "Sequential", "layers": [layer.config() for layer in self.layers]}
+
+
+def _no_gradient(count: int):
+    """Backward of a node inside the planned stack: the last node does the whole chain."""
+    nothing = (None,) * count
+    return lambda g: nothing
+
+
+def _record(plan: StackPlan, x: Tensor) -> Tensor:
+    """Run the plan and record its nodes; the last one's backward runs ``plan.backward``."""
+    plan.forward(x.data, fresh_output=True)
+    steps = []  # (array, op, extra inputs), in the order the layers' own ops record them
+    for i, layer in enumerate(plan.layers):
+        data = plan.results[i]
+        if isinstance(layer, Dense):
+            steps.append((data, "W·X", (layer.weight,)))
+            if layer.bias is not None:
+                steps.append((data, "+b", (layer.bias,)))
+        elif isinstance(layer, Activation):
+            steps.append((data, layer.kernel.name, ()))
+        elif isinstance(layer, Dropout):
+            if layer.training and layer.p > 0:
+                steps.append((data, "dropout", ()))
+        else:  # Standardize: (X − mean) ⊙ (1/scale), as its graph ops record it
+            steps.append((data, "-", (Tensor(layer.mean),)))
+            steps.append((data, "⊙", (Tensor(plan.factors[i]),)))
+    if not steps:  # e.g. only eval-mode Dropout: the output is the input
+        return Tensor(plan.output)
+    token = object()  # this graph's claim on the plan's buffers
+    node = x
+    for j, (data, op, extra) in enumerate(steps):
+        inputs = (node, *extra)
+        if j == len(steps) - 1:  # the output: a fresh array, and the whole backward
+            node = Tensor.from_op(plan.output, op, inputs, _planned_backward(plan, token, inputs))
+        else:
+            node = Tensor.from_op(data, op, inputs, _no_gradient(len(inputs)))
+    if node.requires_grad:
+        plan.claim(node, token)
+    return node
+
+
+def _planned_backward(plan: StackPlan, token: object, inputs: tuple):
+    nothing = (None,) * len(inputs)
+
+    def backward(g: np.ndarray) -> tuple[None, ...]:
+        if not plan.claimed_by(token):
+            raise TrainingError(
+                "backward() through a Sequential whose buffers a later forward has reused: "
+                "call backward() once per forward, before the model runs again on a batch"
+            )
+        plan.backward(g)
+        plan.release()
+        return nothing
+
+    return backward
