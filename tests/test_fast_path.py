@@ -60,10 +60,10 @@ def test_flat_chunked_threaded_update_equals_one_array_at_a_time(rng, monkeypatc
 
     # Tiny chunks and a low threading threshold: every boundary case is walked.
     monkeypatch.setattr(optim, "CHUNK", int(rng.integers(1, 64)))
-    monkeypatch.setattr(optim, "THREADED_FROM", int(rng.integers(1, 200)))
     monkeypatch.setattr(optim, "update_threads", lambda: int(rng.integers(2, 5)))
     flat_params = clone(params)
     flat = OPTIMIZERS[name](flat_params)
+    flat.threaded_from = int(rng.integers(1, 200))
     assert flat.flat is not None
     run_updates(flat, flat_params, grads)
     for a, b in zip(flat_params, expected_params, strict=True):
