@@ -301,3 +301,17 @@ def test_no_grad_inference_equals_layer_by_layer(rng, batch):
             for _ in range(2):
                 np.testing.assert_allclose(model(X).data, reference(X).data, rtol=1e-12)
     np.testing.assert_allclose(model.predict(X), reference.predict(X), rtol=1e-12)
+
+
+def test_more_pending_graphs_than_plans_still_get_their_gradients(rng):
+    model = mlp(rng)
+    batches = [(rng.normal(size=(3, 5)), rng.integers(0, 3, size=3)) for _ in range(7)]
+    losses = [CrossEntropyLoss()(model(X), y) for X, y in batches]  # all waiting at once
+    for loss in reversed(losses):
+        loss.backward()
+    planned = [p.grad.copy() for p in model.parameters()]
+    model.use_plan = False
+    per_batch = [grads_of(model, X, y) for X, y in batches]
+    expected = [sum(parts) for parts in zip(*per_batch, strict=True)]
+    for a, b in zip(planned, expected, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
