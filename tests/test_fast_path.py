@@ -315,3 +315,14 @@ def test_more_pending_graphs_than_plans_still_get_their_gradients(rng):
     expected = [sum(parts) for parts in zip(*per_batch, strict=True)]
     for a, b in zip(planned, expected, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_a_replaced_parameter_is_trained_by_the_planned_stack(rng):
+    model = mlp(rng)
+    X, y = rng.normal(size=(4, 5)), rng.integers(0, 3, size=4)
+    grads_of(model, X, y)  # plans made for the old parameters
+    model[0].weight = Parameter(rng.normal(size=(7, 5)))
+    planned = grads_of(model, X, y)
+    model.use_plan = False
+    for a, b in zip(planned, grads_of(model, X, y), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12)

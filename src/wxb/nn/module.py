@@ -31,6 +31,15 @@ class Parameter(Tensor):
         return f"Parameter(shape={self.shape}, dtype={self.dtype})"
 
 
+_structure_version = 0  # grows whenever any module gains or loses a parameter or sub-module
+
+
+def structure_version() -> int:
+    """A number that changes whenever some module's parameters or sub-modules change
+    (cached plans compare it instead of walking the model on every call)."""
+    return _structure_version
+
+
 class Module:
     """Base of layers and models. Parameters and sub-modules are plain attributes.
 
@@ -50,10 +59,14 @@ class Module:
         self.info: dict[str, Any] = {}
 
     def __setattr__(self, key: str, value: object) -> None:
+        global _structure_version
         if "_parameters" not in self.__dict__:
             raise ConfigError(f"{type(self).__name__}.__init__ must call super().__init__() first")
         for table in (self._parameters, self._modules, self._buffers):
-            table.pop(key, None)
+            if table.pop(key, None) is not None:
+                _structure_version += 1
+        if isinstance(value, (Parameter, Module)):
+            _structure_version += 1
         if isinstance(value, Parameter):
             self._parameters[key] = value
         elif isinstance(value, Module):
@@ -65,6 +78,14 @@ class Module:
         object.__setattr__(self, key, array)
 
     # -- what the model holds --------------------------------------------------------
+    def _module_list(self) -> list[Module]:
+        """Every module of the tree (self first), cached until the structure changes."""
+        cached = self.__dict__.get("_modules_cache")
+        if cached is None or cached[0] != _structure_version:
+            cached = (_structure_version, [m for _, m in self.named_modules()])
+            object.__setattr__(self, "_modules_cache", cached)
+        return cached[1]
+
     def children(self) -> Iterator[Module]:
         yield from self._modules.values()
 
@@ -174,13 +195,20 @@ class Module:
     def predict(self, X: object, batch_size: int = 4096) -> np.ndarray:
         """Outputs for rows X as a NumPy array, in eval mode, without recording a graph."""
         X = as_features(X, self.dtype)
-        was_training = self.training
-        self.eval()
+        modules = self._module_list()
+        modes = [m.training for m in modules]
+        if any(modes):
+            self.eval()
         try:
             with no_grad():
-                parts = [self(X[i : i + batch_size]).data for i in range(0, len(X), batch_size)]
+                parts = [
+                    self(Tensor(X[i : i + batch_size])).data for i in range(0, len(X), batch_size)
+                ]
         finally:
-            self.train(was_training)
+            for module, training in zip(modules, modes, strict=True):
+                object.__setattr__(module, "training", training)
+        if len(parts) == 1:
+            return parts[0]
         return np.concatenate(parts) if parts else xp.empty((0,), dtype=self.dtype)
 
     # -- description ---------------------------------------------------------------------

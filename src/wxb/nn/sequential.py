@@ -18,7 +18,7 @@ import numpy as np
 
 from wxb.errors import ConfigError, TrainingError
 from wxb.nn.layers import Activation, Dense, Dropout
-from wxb.nn.module import Module
+from wxb.nn.module import Module, structure_version
 from wxb.nn.plan import StackPlan, is_plannable
 from wxb.tensor import Tensor, is_grad_enabled
 
@@ -30,6 +30,7 @@ class _Plans:
 
     def __init__(self, key: tuple) -> None:
         self.key = key  # (layers, parameters) they were made for
+        self.version = -1  # the structure_version() at which the key was last checked
         self.plannable = is_plannable(list(key[0]))
         self.training: list[StackPlan] = []
         self.inference: StackPlan | None = None
@@ -92,11 +93,15 @@ class Sequential(Module):
 
     def _plans(self) -> _Plans:
         """This model's plans, made again when its layers or parameters were replaced."""
+        plans = _PLANS.get(self)
+        version = structure_version()
+        if plans is not None and plans.version == version:
+            return plans
         layers = tuple(self._modules.values())
         params = tuple(p for m in layers for p in m._parameters.values())
-        plans = _PLANS.get(self)
         if plans is None or plans.key != (layers, params):
             plans = _PLANS[self] = _Plans((layers, params))
+        plans.version = version
         return plans
 
     def _inference_plan(self) -> StackPlan | None:
