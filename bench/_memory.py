@@ -1,0 +1,101 @@
+"""Memory of training runs, measured inside a fresh process (``run.py --memory-child``).
+
+Linux only: resident sizes come from /proc/self/status. The peak (VmHWM) is reset to
+the current size right before training (``/proc/self/clear_refs``), so what imports
+and data creation briefly held does not count; the extra peak is VmHWM − VmRSS then.
+"""
+
+from __future__ import annotations
+
+import resource
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+from _workloads import TRAINING_PATHS, Config, TrainingStep, random_batch, torch_loop
+
+STATUS = Path("/proc/self/status")
+
+
+def available() -> bool:
+    return STATUS.exists()
+
+
+def resident_kib() -> dict[str, int]:
+    """VmRSS (now) and VmHWM (peak) of this process, in KiB."""
+    sizes = {}
+    for line in STATUS.read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            sizes[key] = int(value.split()[0])
+    return sizes
+
+
+def reset_peak() -> bool:
+    """Set VmHWM back to VmRSS; False where the kernel does not allow it."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def training_step(
+    path: str, config: Config, optimizer: str, X: np.ndarray, y: np.ndarray
+) -> TrainingStep:
+    """A contender's step on the batch (X, y); PyTorch keeps its own initial weights here,
+    so no wxb model is built in its process."""
+    if path == "torch":
+        return torch_loop(config, optimizer, X, y, same_weights=False)
+    return TRAINING_PATHS[path](config, optimizer, X, y)
+
+
+def peak(path: str, config: Config, optimizer: str, steps: int) -> dict[str, object]:
+    """Extra peak resident size of ``steps`` training steps above the size before them.
+
+    The batch is made before the baseline is read; the model, optimiser and every
+    buffer of training come after it.
+    """
+    X, y = random_batch(config)
+    baseline = resident_kib()["VmRSS"]
+    peak_was_reset = reset_peak()
+    step = training_step(path, config, optimizer, X, y)
+    for _ in range(steps):
+        loss = step()
+    sizes = resident_kib()
+    return {
+        "path": path,
+        "steps": steps,
+        "baseline_rss_kib": baseline,
+        "peak_rss_kib": sizes["VmHWM"],
+        "final_rss_kib": sizes["VmRSS"],
+        "extra_peak_kib": sizes["VmHWM"] - baseline,
+        "peak_was_reset": peak_was_reset,
+        "ru_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "final_loss": loss,
+    }
+
+
+def growth(
+    path: str, config: Config, optimizer: str, steps: int, early: int = 10
+) -> dict[str, object]:
+    """Traced Python/NumPy memory and resident size after step ``early`` and after the last."""
+    step = training_step(path, config, optimizer, *random_batch(config))
+    tracemalloc.start()
+    for index in range(1, steps + 1):
+        step()
+        if index == early:
+            traced_early, rss_early = tracemalloc.get_traced_memory()[0], resident_kib()["VmRSS"]
+    traced_end, rss_end = tracemalloc.get_traced_memory()[0], resident_kib()["VmRSS"]
+    tracemalloc.stop()
+    return {
+        "path": path,
+        "early_step": early,
+        "steps": steps,
+        "traced_early_bytes": traced_early,
+        "traced_end_bytes": traced_end,
+        "traced_delta_bytes": traced_end - traced_early,
+        "rss_early_kib": rss_early,
+        "rss_end_kib": rss_end,
+        "rss_delta_kib": rss_end - rss_early,
+    }

@@ -1,0 +1,88 @@
+"""The benchmark suite runs end to end (quick mode, tiny config) and writes its JSON.
+
+It checks the shape of the results, never how fast anything was.
+"""
+
+import json
+import math
+import subprocess
+import sys
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAINING_HEADER = ["config", "optimizer", "rate floor ms", "BLAS floor ms", "BLAS ×rate"]
+
+
+def positive(value: object) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def table_headers(markdown: str) -> list[list[str]]:
+    """The header cells of every Markdown table: a row followed by a |---| rule."""
+    lines = markdown.splitlines()
+    return [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line, rule in pairwise(lines)
+        if line.startswith("|") and set(rule.replace(" ", "")) <= set("|-:") and "-" in rule
+    ]
+
+
+@pytest.mark.slow
+def test_quick_benchmark_runs_and_writes_results(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    command = [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--configs", "tiny"]
+    done = subprocess.run(
+        [*command, "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+
+    headers = table_headers(done.stdout)
+    assert any(h[: len(TRAINING_HEADER)] == TRAINING_HEADER for h in headers), done.stdout
+    assert len(headers) >= 5  # GEMM, training, inference, fit, memory
+
+    results = json.loads(out.read_text())
+    for section in ("machine", "settings", "gemm", "training", "inference", "fit", "memory"):
+        assert section in results, section
+    assert results["quick"] is True
+    assert results["checks"] == {"losses_finite": True}
+
+    assert {g["dtype"] for g in results["gemm"]} == {"float32", "float64"}
+    assert all(positive(g["median_s"]) and positive(g["gflops"]) for g in results["gemm"])
+
+    assert [(r["config"], r["optimizer"]) for r in results["training"]] == [
+        ("tiny", "SGD"),
+        ("tiny", "Adam"),
+    ]
+    for row in results["training"]:
+        assert positive(row["rate_floor_s"])
+        assert set(row["timings"]) == {"blas_floor", "wxb_step", "wxb_hand", "torch"}
+        for timing in row["timings"].values():
+            assert positive(timing["median_s"]) and timing["inner"] >= 1
+            rounds = timing["per_round_s"]
+            assert len(rounds) == results["settings"]["training"]["rounds"]
+            assert all(positive(t) for t in rounds)
+        assert all(math.isfinite(loss) for loss in row["final_loss"].values())
+
+    assert [r["rows"] for r in results["inference"]] == [1, 1024]
+    for row in results["inference"]:
+        assert all(positive(t) for t in row["median_s"].values())
+
+    assert [f["workload"] for f in results["fit"]] == ["digits", "mnist-sized"]
+    for row in results["fit"]:
+        assert positive(row["wxb_s_per_epoch"]) and positive(row["sklearn_s_per_epoch"])
+        assert 0 <= row["wxb_test_accuracy"] <= 1 and 0 <= row["sklearn_test_accuracy"] <= 1
+
+    memory = results["memory"]
+    if "skipped" not in memory:  # Linux only
+        assert [p["path"] for p in memory["peak"]] == ["wxb_step", "wxb_hand", "torch"]
+        assert all(p["extra_peak_kib"] >= 0 for p in memory["peak"])
+        assert [g["path"] for g in memory["growth"]] == ["wxb_step", "wxb_hand"]
+        assert positive(memory["math_needs_bytes"]["total"])
