@@ -146,8 +146,10 @@ class Module:
 
     @property
     def dtype(self) -> np.dtype:
-        first = next(self.named_parameters(), None)
-        return first[1].dtype if first is not None else resolve_dtype(None)
+        for module in self._module_list():
+            for p in module._parameters.values():
+                return p.dtype
+        return resolve_dtype(None)
 
     # -- state ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
