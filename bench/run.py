@@ -669,7 +669,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: fewer rounds, no large")
     parser.add_argument(
-        "--json", type=Path, default=HERE / "results" / "latest.json", help="where to write"
+        "--json",
+        type=Path,
+        default=HERE / "results" / "latest.json",
+        help="where to write the results (default: bench/results/latest.json)",
     )
     parser.add_argument(
         "--configs",

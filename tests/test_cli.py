@@ -235,6 +235,7 @@ def write_empty(path):
     return path
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # one line: no NumPy overflow warnings
 def test_divergence_exits_2_naming_epoch_and_step_and_keeps_the_model(
     tmp_path, rng, capsys, existing_model
 ):
@@ -527,3 +528,14 @@ def test_bad_targets_are_named(tmp_path, capsys):
         )
         assert_one_line_error(code, out, err, "targets 'y' must be an array of numbers or labels")
     assert not (tmp_path / "m.safetensors").exists()
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # a NumPy overflow warning fails this test
+def test_weights_that_overflow_during_validation_still_give_one_line(tmp_path, rng, capsys):
+    data = tmp_path / "d.npz"
+    np.savez(data, X=rng.normal(size=(150, 4)), y=rng.integers(0, 3, size=150))
+    code, out, err = run_cli(
+        capsys, "train", "--data", str(data), "--optimizer", "sgd", "--lr", "1e6", "-q",
+        "-o", str(tmp_path / "m.safetensors"),
+    )  # fmt: skip
+    assert_one_line_error(code, out, err, r"the loss became (nan|inf) at epoch \d+")

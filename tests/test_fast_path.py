@@ -176,6 +176,18 @@ def test_bias_gradient_as_ones_product_equals_the_batch_sum(rng):
         np.testing.assert_allclose(out, delta.sum(axis=0, dtype=np.float64), rtol=rtol, atol=rtol)
 
 
+def test_zero_grad_can_zero_in_place_as_pytorch_offers(rng):
+    params = random_params(rng)
+    opt = SGD(params, lr=0.1)
+    for p in params:
+        p.grad = rng.normal(size=p.shape)
+    kept = [p.grad for p in params]
+    opt.zero_grad(set_to_none=False)
+    assert all(p.grad is g and not g.any() for p, g in zip(params, kept, strict=True))
+    opt.zero_grad()
+    assert all(p.grad is None for p in params)
+
+
 def test_hand_loop_relu_network_learns(rng):
     """A smoke check of the whole hand-written loop on the fast paths."""
     X = rng.normal(size=(200, 5)).astype(np.float32)
@@ -260,7 +272,27 @@ def test_backward_twice_through_reused_buffers_is_refused(rng):
     X, y = rng.normal(size=(5, 5)), rng.integers(0, 3, size=5)
     loss = CrossEntropyLoss()(model(X), y)
     loss.backward()
-    with pytest.raises(wxb.TrainingError, match="once per forward"):
+    with pytest.raises(wxb.TrainingError, match="a second time"):
+        loss.backward()
+    stale = CrossEntropyLoss()(model(X), y)
+    model(X)  # reuses the buffers while `stale` waits
+    model(X)
+    for _ in range(3):
+        CrossEntropyLoss()(model(X), y)
+    # more waiting graphs than plans: `stale`'s plan was not taken, so it still works
+    stale.backward()
+
+
+def test_a_graph_whose_buffers_a_later_forward_reused_is_refused(rng):
+    model = mlp(rng)
+    X, y = rng.normal(size=(5, 5)), rng.integers(0, 3, size=5)
+    first = CrossEntropyLoss()(model(X), y)
+    del first  # dropped without backward: its plan is free again …
+    output = model(X)
+    loss = CrossEntropyLoss()(output, y)
+    loss.backward()
+    model(X)  # … and after this backward, a new forward takes the plan
+    with pytest.raises(wxb.TrainingError, match="a later forward has reused"):
         loss.backward()
 
 

@@ -210,3 +210,12 @@ def test_bad_options_are_config_errors():
     ):
         with pytest.raises(wxb.ConfigError, match=message):
             wxb.fit(model, X, y, verbose=False, **options)
+
+
+def test_history_reads_like_a_dict(rng):
+    X, y = rng.normal(size=(40, 3)).astype(np.float32), rng.integers(0, 2, size=40)
+    model = Sequential(Dense(3, 2))
+    history = wxb.fit(model, X, y, epochs=2, validation_split=0.25, verbose=False)
+    assert "val_accuracy" in history and "nonsense" not in history
+    assert list(history) == list(history.keys()) == list(history.history)
+    assert len(history["loss"]) == 2

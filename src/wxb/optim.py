@@ -139,9 +139,13 @@ class Optimizer:
             self._pack()
         return None if self.flat is None else self.flat.grad_views
 
-    def zero_grad(self) -> None:
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradients (PyTorch's default), or with ``set_to_none=False`` zero them."""
         for p in self.params:
-            p.grad = None
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad[...] = 0
 
     def step(self) -> None:
         self.steps += 1

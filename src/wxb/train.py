@@ -6,6 +6,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Iterator, KeysView
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -41,6 +42,15 @@ class History:
 
     def __getitem__(self, key: str) -> list[float]:
         return self.history[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.history
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.history)
+
+    def keys(self) -> KeysView[str]:
+        return self.history.keys()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -116,8 +126,8 @@ def _evaluate(
     was_training = model.training
     model.eval()
     total, correct = 0.0, 0
-    try:
-        with no_grad():
+    try:  # weights that overflow give a non-finite figure, which the caller reports
+        with no_grad(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for start in range(0, len(X), batch_size):
                 xb, yb = X[start : start + batch_size], y[start : start + batch_size]
                 out = model(Tensor(xb)).data
@@ -277,23 +287,26 @@ def fit(
         if shuffle:
             rng.shuffle(order)
         try:
-            total, correct = _train_epoch(
-                step,
-                loss_fn,
-                X_arr,
-                y_arr,
-                order,
-                x_batch,
-                y_batch,
-                lambda i, v, e=epoch: bar.update(e, i, v),
-            )
+            # Overflow on the way to a NaN loss is reported as one TrainingError below,
+            # not as NumPy warnings from inside the engine.
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                total, correct = _train_epoch(
+                    step,
+                    loss_fn,
+                    X_arr,
+                    y_arr,
+                    order,
+                    x_batch,
+                    y_batch,
+                    lambda i, v, e=epoch: bar.update(e, i, v),
+                )
         except _Diverged as diverged:
             model.load_state_dict(last_good)
             restored = f"end of epoch {epoch - 1}" if epoch > 1 else "their initial values"
             raise TrainingError(
                 f"the loss became {diverged.value} at epoch {epoch}, step {diverged.step}; "
                 f"weights restored to {restored}. Try a smaller learning rate "
-                "or gradient clipping (clip_grad_norm)"
+                "or gradient clipping (clip_grad_norm=…, or --clip-grad-norm)"
             ) from None
         figures: dict[str, float] = {"loss": _epoch_figure(loss_fn, total, n)}
         if isinstance(loss_fn, (CrossEntropyLoss, BCEWithLogitsLoss)):
@@ -308,7 +321,7 @@ def fit(
             model.load_state_dict(last_good)
             raise TrainingError(
                 f"the weights became infinite or NaN at the end of epoch {epoch}; weights "
-                "restored to the epoch before. Try a smaller learning rate or clip_grad_norm"
+                "restored to the epoch before. Try a smaller learning rate or gradient clipping"
             )
         last_good = model.state_dict()
         if figures[monitor] < best_value - min_delta:

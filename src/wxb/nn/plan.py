@@ -60,6 +60,7 @@ class StackPlan:
         self.capacity, self.dtype = 0, None
         self._claim: weakref.ref | None = None  # the recorded graph using the buffers
         self._token: object = None
+        self._released: object = None  # the token of the graph that last ran backward
 
     # -- checks ---------------------------------------------------------------------------
     def fits(self, X: np.ndarray) -> bool:
@@ -154,13 +155,17 @@ class StackPlan:
         return self._claim is not None and self._claim() is not None
 
     def claim(self, node: object, token: object) -> None:
-        self._claim, self._token = weakref.ref(node), token
+        self._claim, self._token, self._released = weakref.ref(node), token, None
 
     def claimed_by(self, token: object) -> bool:
         return self._token is token
 
+    def released_by(self, token: object) -> bool:
+        """Whether the graph holding ``token`` ran its backward and nothing ran since."""
+        return self._released is token
+
     def release(self) -> None:
-        self._claim = self._token = None
+        self._released, self._claim, self._token = self._token, None, None
 
     def backward(self, grad: np.ndarray) -> None:
         """The δ chain, in reverse, from ∂L/∂output; fills ``p.grad`` of every parameter.

@@ -173,7 +173,10 @@ def _planned_backward(plan: StackPlan, token: object, inputs: tuple):
     def backward(g: np.ndarray) -> tuple[None, ...]:
         if not plan.claimed_by(token):
             raise TrainingError(
-                "backward() through a Sequential whose buffers a later forward has reused: "
+                "backward() through this graph a second time: its buffers are released after "
+                "the first backward (as PyTorch frees a graph); run the forward again"
+                if plan.released_by(token)
+                else "backward() through a Sequential whose buffers a later forward has reused: "
                 "call backward() once per forward, before the model runs again on a batch"
             )
         plan.backward(g)
