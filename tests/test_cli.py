@@ -1,6 +1,7 @@
 """The wxb command: the main job, eval, predict, and one-line errors with status 2."""
 
 import csv
+import json
 import re
 import subprocess
 import sys
@@ -539,3 +540,20 @@ def test_weights_that_overflow_during_validation_still_give_one_line(tmp_path, r
         "-o", str(tmp_path / "m.safetensors"),
     )  # fmt: skip
     assert_one_line_error(code, out, err, r"the loss became (nan|inf) at epoch \d+")
+
+
+def test_diagnose_writes_per_layer_figures_into_the_history(tmp_path, rng, capsys):
+    data, *_ = labelled_csv(tmp_path / "d.csv", rng)
+    history = tmp_path / "h.json"
+    code, _out, err = run_cli(
+        capsys, "train", "--data", str(data), "--target", "species", "--epochs", "3",
+        "--hidden", "8,8", "--diagnose", "--history", str(history), "-q",
+        "-o", str(tmp_path / "m.safetensors"),
+    )  # fmt: skip
+    assert code == 0, err
+    saved = json.loads(history.read_text())
+    assert [d["epoch"] for d in saved["diagnostics"]] == [1, 2, 3]
+    layers = saved["diagnostics"][0]["layers"]
+    assert len(layers) == 3 and all(layer["weight_norm"] > 0 for layer in layers)
+    assert layers[0]["dead_fraction"] is not None  # ReLU hidden layers by default
+    assert all(line.startswith("wxb: warning: ") for line in err.splitlines())

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--dtype", choices=("float32", "float64"), default="float32", help="number type")
     add("-o", "--output", default="model.safetensors", metavar="PATH", help="model file")
     add("--history", metavar="PATH", help="also write the per-epoch history as JSON")
+    add("--diagnose", action="store_true",
+        help="per epoch: norms of W, ∂L/∂W and δ per layer, dead ReLU and saturated units "
+        "(into --history); warn when δ vanishes or explodes")
     add("-q", "--quiet", action="store_true", help="no progress bar")
     # fmt: on
     train.set_defaults(run=run_train)
@@ -358,21 +362,26 @@ def run_train(args: argparse.Namespace) -> None:
         rng,  # one generator from --seed: the splits above, then initialisation
         dtype,
     )
-    history = fit(
-        model,
-        X_train,
-        scaled(targets, targets.y[train_rows]),
-        loss=targets.loss,
-        optimizer=make_optimizer(args, model),
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        validation_data=validation_data,
-        seed=rng,
-        early_stopping=args.patience or None,
-        lr_schedule=args.lr_schedule,
-        clip_grad_norm=args.clip_grad_norm,
-        verbose=False if args.quiet else "auto",
-    )
+    with warnings.catch_warnings():  # diagnostics are printed below, one line each
+        warnings.simplefilter("ignore", RuntimeWarning)
+        history = fit(
+            model,
+            X_train,
+            scaled(targets, targets.y[train_rows]),
+            loss=targets.loss,
+            optimizer=make_optimizer(args, model),
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            validation_data=validation_data,
+            seed=rng,
+            early_stopping=args.patience or None,
+            lr_schedule=args.lr_schedule,
+            clip_grad_norm=args.clip_grad_norm,
+            verbose=False if args.quiet else "auto",
+            diagnose=args.diagnose,
+        )
+    for message in history.warnings:
+        print(f"wxb: warning: {message}", file=sys.stderr)
     if targets.task == "regression":
         unscale_output(model.output, targets.mean, targets.scale)
     model.info = {

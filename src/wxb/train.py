@@ -6,6 +6,7 @@ import json
 import math
 import sys
 import time
+import warnings
 from collections.abc import Iterator, KeysView
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -14,6 +15,7 @@ import numpy as np
 
 from wxb import data as wdata
 from wxb import validation
+from wxb.diagnose import layer_reports, warnings_for
 from wxb.errors import ConfigError, TrainingError
 from wxb.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss, get_loss
 from wxb.nn.module import Module, output_width
@@ -31,6 +33,10 @@ class History:
     best_epoch: int | None = None
     stopped_early: bool = False
     engine: str = ""  # which training step ran: "planned" or "graph"
+    # With fit(diagnose=True): per epoch, each Dense layer's norms and unit figures
+    # (wxb.diagnose.LayerReport as dicts), and the warnings they raised.
+    diagnostics: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def record(self, **values: float) -> None:
         for key, value in values.items():
@@ -53,11 +59,14 @@ class History:
         return self.history.keys()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        figures: dict[str, Any] = {
             "history": self.history,
             "best_epoch": self.best_epoch,
             "stopped_early": self.stopped_early,
         }
+        if self.diagnostics:
+            figures.update(diagnostics=self.diagnostics, warnings=self.warnings)
+        return figures
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -199,6 +208,7 @@ def fit(
     clip_grad_norm: float | None = None,
     verbose: bool | str = "auto",
     stream: TextIO | None = None,
+    diagnose: bool = False,
 ) -> History:
     """Train ``model`` on rows ``X`` with targets ``y``; returns a :class:`History`.
 
@@ -214,6 +224,10 @@ def fit(
       samples; "sum": summed over the epoch), ``accuracy`` running over the epoch's
       batches (as Keras reports), ``val_*`` on the validation data after the epoch.
     - ``verbose``: "auto" draws a progress bar only when ``stream`` is a terminal.
+    - ``diagnose``: after each epoch, a pass over the first 256 training rows records, per
+      Dense layer, ‖W‖, ‖∂L/∂W‖, ‖δ‖, dead ReLU and saturated sigmoid/tanh fractions
+      (``History.diagnostics``), and warns once per kind when δ vanishes or explodes
+      through the chain of f′(Z) factors (``History.warnings``). Needs a Sequential.
 
     A loss that becomes NaN or infinite raises :class:`TrainingError` naming the epoch
     and step; the model is left with the weights of the last epoch that ended finite
@@ -264,6 +278,8 @@ def fit(
     else:
         opt = get_optimizer(optimizer, model.parameters(), lr=lr)
     schedule = _make_schedule(lr_schedule, opt, epochs)
+    if diagnose and not list(getattr(model, "layers", [])):
+        raise ConfigError("fit(diagnose=True) needs a Sequential model (its layers in order)")
     step = make_step(model, loss_fn, opt, clip_grad_norm)
     history = History(engine="planned" if isinstance(step, PlannedStep) else "graph")
 
@@ -316,6 +332,8 @@ def fit(
             figures.update({f"val_{k}": v for k, v in val.items()})
         figures["lr"] = opt.lr
         history.record(**figures)
+        if diagnose:
+            _diagnose_epoch(history, epoch, model, X_arr[:256], y_arr[:256], loss_fn)
         bar.end_epoch(epoch, figures)
         if not all(np.isfinite(p.data).all() for p in model.parameters()):
             model.load_state_dict(last_good)
@@ -338,6 +356,20 @@ def fit(
     if best_state is not None:
         model.load_state_dict(best_state)
     return history
+
+
+def _diagnose_epoch(
+    history: History, epoch: int, model: Module, X: np.ndarray, y: np.ndarray, loss: Loss
+) -> None:
+    """Record the layers' figures; warn (once per kind) when they say δ vanishes or explodes."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        reports = layer_reports(model, X, y, loss)
+    history.diagnostics.append({"epoch": epoch, "layers": [r.to_dict() for r in reports]})
+    for message in warnings_for(reports):
+        kind = message.split(":")[0].split("×")[0]  # "δ shrinks 10⁴", "dense1", …
+        if not any(seen.split(": ", 1)[1].startswith(kind) for seen in history.warnings):
+            history.warnings.append(f"epoch {epoch}: {message}")
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
 class _Diverged(Exception):

@@ -1,0 +1,133 @@
+"""Training diagnostics in the seed's terms: norms of W, ∂L/∂W and δ per layer, dead
+ReLU units, saturated sigmoid/tanh units, and warnings when δ vanishes or explodes.
+
+δ⁽ˡ⁾ = (W⁽ˡ⁺¹⁾ᵀ·δ⁽ˡ⁺¹⁾) ⊙ f′(Z⁽ˡ⁾): each layer multiplies the error by Wᵀ and by
+f′(Z). Where f′ is near 0 (a saturated sigmoid, a dead ReLU) or W is large, the
+product shrinks or grows geometrically from the output back to the first layer.
+The diagnostic pass records the graph layer by layer, keeping each Z's gradient
+(δ), on a fixed batch; it leaves the parameters' gradients as they were.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from wxb.errors import ConfigError
+from wxb.nn.layers import Activation, Dense, ReLU, Sigmoid, Tanh
+from wxb.nn.losses import Loss
+from wxb.nn.module import Module
+from wxb.tensor import Tensor
+
+SATURATED = 0.01  # |f′(Z)| below this: the unit passes (almost) no error back
+VANISHING = 1e4  # ‖δ‖ shrinking (or growing) this much from the last layer to the first
+
+
+@dataclass
+class LayerReport:
+    """One Dense layer's figures on the diagnostic batch."""
+
+    layer: str
+    weight_norm: float  # ‖W‖ (Frobenius)
+    weight_grad_norm: float  # ‖∂L/∂W‖
+    delta_norm: float  # ‖δ‖ = ‖∂L/∂Z‖ over the batch
+    activation: str | None = None  # the activation applied to this layer's Z, if any
+    dead_fraction: float | None = None  # ReLU: units that are 0 for every row
+    saturated_fraction: float | None = None  # sigmoid/tanh: entries with |f′(Z)| < 0.01
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def layer_reports(model: Module, X: np.ndarray, y: np.ndarray, loss: Loss) -> list[LayerReport]:
+    """Forward and backward through ``model`` (a Sequential) on (X, y), layer by layer."""
+    layers = list(getattr(model, "layers", []))
+    if not layers:
+        raise ConfigError("diagnostics need a Sequential model (its layers in order)")
+    saved = {id(p): p.grad for p in model.parameters()}
+    for p in model.parameters():
+        p.grad = None
+    try:
+        x, denses, activation_of = Tensor(X), [], {}
+        for layer in layers:
+            out = layer(x)
+            if isinstance(layer, Dense):
+                out.retain_grad()
+                denses.append((layer, out))
+            elif isinstance(layer, Activation) and denses:
+                activation_of[id(denses[-1][0])] = (layer, out.data)
+            x = out
+        loss(x, y).backward()
+        reports = []
+        for layer, z in denses:
+            report = LayerReport(
+                layer=layer.name or "dense",
+                weight_norm=_norm(layer.weight.data),
+                weight_grad_norm=_norm(layer.weight.grad),
+                delta_norm=_norm(z.grad),
+            )
+            if id(layer) in activation_of:
+                act, a = activation_of[id(layer)]
+                report.activation = act.kernel.name
+                if isinstance(act, ReLU):
+                    report.dead_fraction = float(np.mean(np.all(a <= 0, axis=0)))
+                elif isinstance(act, Sigmoid):  # σ′ = σ(1 − σ)
+                    report.saturated_fraction = float(np.mean(a * (1 - a) < SATURATED))
+                elif isinstance(act, Tanh):  # tanh′ = 1 − tanh²
+                    report.saturated_fraction = float(np.mean(1 - a * a < SATURATED))
+            reports.append(report)
+        return reports
+    finally:
+        for p in model.parameters():
+            p.grad = saved[id(p)]
+
+
+def _norm(array: np.ndarray | None) -> float:
+    return 0.0 if array is None else float(np.sqrt(np.vdot(array, array).real))
+
+
+def warnings_for(reports: list[LayerReport]) -> list[str]:
+    """What the figures say, in the seed's terms; empty for a healthy network."""
+    found = []
+    if len(reports) >= 2:
+        last, first = reports[-1], reports[0]
+        where = f"from layer {len(reports)} ({last.layer}) to layer 1 ({first.layer})"
+        saturated = [r for r in reports if (r.saturated_fraction or 0) > 0.5]
+        dead = [r for r in reports if (r.dead_fraction or 0) > 0.5]
+        if last.delta_norm > 0 and first.delta_norm <= last.delta_norm / VANISHING:
+            factor = _power_of_ten(last.delta_norm / max(first.delta_norm, 1e-300))
+            cause = (
+                f"{saturated[0].activation} saturation (|f′(Z)| < {SATURATED} in "
+                f"{saturated[0].saturated_fraction:.0%} of {saturated[0].layer}), "
+                "consider ReLU or smaller initial weights"
+                if saturated
+                else "each f′(Z) and Wᵀ factor shrinks it; consider ReLU, or other initial weights"
+            )
+            found.append(f"δ shrinks {factor}× {where}: {cause}")
+        elif first.delta_norm >= last.delta_norm * VANISHING:
+            factor = _power_of_ten(first.delta_norm / max(last.delta_norm, 1e-300))
+            found.append(
+                f"δ grows {factor}× {where}: the Wᵀ factors are large; consider smaller "
+                "initial weights, gradient clipping or a smaller learning rate"
+            )
+        elif saturated:  # δ held up (large W can offset small f′), but most units are flat
+            r = saturated[0]
+            found.append(
+                f"{r.layer}: {r.activation} saturation, |f′(Z)| < {SATURATED} in "
+                f"{r.saturated_fraction:.0%} of its units (they pass almost no δ back); "
+                "consider ReLU or smaller initial weights"
+            )
+        for r in dead:
+            found.append(
+                f"{r.layer}: {r.dead_fraction:.0%} of its ReLU units never fire on the batch "
+                "(f′ = 0 there: no δ passes); consider a smaller learning rate or LeakyReLU"
+            )
+    return found
+
+
+def _power_of_ten(ratio: float) -> str:
+    exponent = math.floor(math.log10(ratio)) if ratio > 0 else 0
+    digits = str(exponent).translate(str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻"))
+    return f"10{digits}"

@@ -1,0 +1,106 @@
+"""Diagnostics: the figures are the engine's own, and the warnings fire when, and only
+when, δ vanishes through saturated units."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import wxb
+from wxb.diagnose import layer_reports, warnings_for
+from wxb.nn import CrossEntropyLoss, Dense, ReLU, Sequential, Sigmoid, Tanh
+
+
+def blobs(rng, n=300, features=8, classes=3):
+    centers = rng.normal(scale=3, size=(classes, features))
+    y = rng.integers(0, classes, size=n)
+    return (centers[y] + rng.normal(size=(n, features))).astype(np.float32), y
+
+
+def test_reports_match_norms_computed_independently(rng):
+    X, y = blobs(rng)
+    model = Sequential(Dense(8, 16), Tanh(), Dense(16, 3))
+    before = [p.grad for p in model.parameters()]
+    reports = layer_reports(model, X, y, CrossEntropyLoss())
+    assert [p.grad for p in model.parameters()] == before  # gradients left as they were
+    # Independent: torch computes ∂L/∂W and δ = ∂L/∂Z for the same weights and batch.
+    torch = pytest.importorskip("torch")
+    W1, b1 = (
+        torch.tensor(model[0].weight.data, requires_grad=True),
+        torch.tensor(model[0].bias.data),
+    )
+    W2, b2 = (
+        torch.tensor(model[2].weight.data, requires_grad=True),
+        torch.tensor(model[2].bias.data),
+    )
+    Z1 = torch.tensor(X) @ W1.T + b1
+    Z1.retain_grad()
+    A1 = torch.tanh(Z1)
+    Z2 = A1 @ W2.T + b2
+    Z2.retain_grad()
+    torch.nn.functional.cross_entropy(Z2, torch.tensor(y)).backward()
+    expected = [(W1, Z1), (W2, Z2)]
+    for report, (W, Z) in zip(reports, expected, strict=True):
+        assert report.weight_norm == pytest.approx(float(W.detach().norm()), rel=1e-5)
+        assert report.weight_grad_norm == pytest.approx(float(W.grad.norm()), rel=1e-4)
+        assert report.delta_norm == pytest.approx(float(Z.grad.norm()), rel=1e-4)
+    a = A1.detach().numpy()
+    assert reports[0].saturated_fraction == pytest.approx(np.mean(1 - a * a < 0.01))
+
+
+def test_saturated_sigmoid_network_warns_and_a_healthy_relu_one_does_not(rng):
+    X, y = blobs(rng)
+    seed = int(rng.integers(1 << 30))
+    layers = []
+    for i, (n, m) in enumerate([(8, 64), (64, 64), (64, 64), (64, 64)]):
+        layers += [Dense(n, m, seed=seed + i, init="he_normal"), Sigmoid()]
+    saturated = Sequential(*layers, Dense(64, 3, seed=seed + 9))
+    for layer in list(saturated)[:-1]:  # large biases: every sigmoid sits near 1, σ′ ≈ 0
+        if isinstance(layer, Dense):
+            layer.bias.data[:] = 12
+    with pytest.warns(RuntimeWarning, match="δ shrinks 10.*sigmoid saturation"):
+        history = wxb.fit(saturated, X, y, epochs=2, diagnose=True, verbose=False, seed=1)
+    assert len(history.diagnostics) == 2 and len(history.warnings) >= 1
+    assert "sigmoid saturation" in history.warnings[0]
+    assert history.to_dict()["warnings"] == history.warnings
+
+    healthy = Sequential(Dense(8, 32, seed=seed), ReLU(), Dense(32, 32), ReLU(), Dense(32, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        history = wxb.fit(healthy, X, y, epochs=3, diagnose=True, verbose=False, seed=1)
+    assert history.warnings == [] and len(history.diagnostics) == 3
+    assert all(r["dead_fraction"] is not None for r in history.diagnostics[-1]["layers"][:2])
+
+
+def test_saturation_without_vanishing_delta_is_still_reported(rng):
+    X, y = blobs(rng)
+    model = Sequential(Dense(8, 64), Sigmoid(), Dense(64, 64), Sigmoid(), Dense(64, 3))
+    for layer in (model[0], model[2]):  # huge weights: saturated, yet Wᵀ keeps δ large
+        layer.weight.data *= 40
+    reports = layer_reports(model, X, y, CrossEntropyLoss())
+    assert reports[0].saturated_fraction > 0.5
+    assert any("sigmoid saturation" in w for w in warnings_for(reports))
+
+
+def test_dead_relu_layer_is_reported(rng):
+    X, y = blobs(rng)
+    model = Sequential(Dense(8, 16), ReLU(), Dense(16, 3))
+    model[0].bias.data[:] = -1e3  # every unit below zero for every row: dead
+    reports = layer_reports(model, X, y, CrossEntropyLoss())
+    assert reports[0].dead_fraction == 1.0
+    assert any("never fire" in w for w in warnings_for(reports))
+
+
+def test_diagnose_needs_a_sequential(rng):
+    X, y = blobs(rng)
+
+    class Wrapped(wxb.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = Dense(8, 3)
+
+        def forward(self, x):
+            return self.inner(x)
+
+    with pytest.raises(wxb.ConfigError, match="needs a Sequential"):
+        wxb.fit(Wrapped(), X, y, epochs=1, diagnose=True, verbose=False)
