@@ -557,3 +557,31 @@ def test_diagnose_writes_per_layer_figures_into_the_history(tmp_path, rng, capsy
     assert len(layers) == 3 and all(layer["weight_norm"] > 0 for layer in layers)
     assert layers[0]["dead_fraction"] is not None  # ReLU hidden layers by default
     assert all(line.startswith("wxb: warning: ") for line in err.splitlines())
+
+
+def test_explain_without_a_model_works_the_seed_examples_and_cross_checks(capsys):
+    code, out, err = run_cli(capsys, "explain")
+    assert code == 0, err
+    assert "Z = W·X + b = [[0.5, -0.2], [0.1, 0.4]]·[1.0, 2.0] + [0.1, -0.1] = [0.2, 0.8]" in out
+    assert out.count("agree to 1e-12") == 2 and "DISAGREE" not in out
+    code, out, _ = run_cli(capsys, "explain", "--format", "md")
+    assert code == 0 and out.count("$$") >= 20
+
+
+def test_explain_a_trained_model_on_rows_of_its_data(tmp_path, rng, capsys):
+    data, *_ = labelled_csv(tmp_path / "d.csv", rng)
+    model = tmp_path / "m.safetensors"
+    code, _, err = run_cli(
+        capsys, "train", "--data", str(data), "--target", "species", "--hidden", "5",
+        "--epochs", "2", "-q", "-o", str(model),
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "explain", str(model), "--data", str(data), "--rows", "3")
+    assert code == 0, err
+    assert "(5×4)·(4×3)" in out  # W⁽¹⁾ (m×n) · X (n×B) in column notation, B = 3
+    assert "2·m·n·B = 2·5·4·3 = 120" in out
+    assert "δ⁽¹⁾ = ∂L/∂Z⁽¹⁾" in out and "∂L/∂W⁽²⁾" in out
+    code, out, err = run_cli(capsys, "explain", str(model), "--data", str(data), "--sample", "999")
+    assert_one_line_error(code, out, err, r"--sample 999 but it has 150 rows")
+    code, out, err = run_cli(capsys, "explain", str(model))
+    assert_one_line_error(code, out, err, r"name the rows to explain on")

@@ -19,6 +19,7 @@ from wxb import __version__, ops, validation
 from wxb import data as wdata
 from wxb.backend import resolve_dtype
 from wxb.errors import ConfigError, DataError, WxbError
+from wxb.explain import explain_model, explain_seed
 from wxb.io import load, save
 from wxb.nn import ACTIVATIONS, LOSSES, Dense, Dropout, Sequential, Standardize, get_loss
 from wxb.nn.layers import standard_scale
@@ -118,6 +119,24 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("-o", "--output", metavar="OUT.csv")
     predict.add_argument("--proba", action="store_true", help="add a probability column per class")
     predict.set_defaults(run=run_predict)
+
+    explain = commands.add_parser(
+        "explain",
+        formatter_class=_DefaultsShown,
+        help="the seed's equations with numbers: its examples, or a model on samples",
+        description="With no MODEL: the seed's two worked examples computed with numbers, "
+        "cross-checked against wxb's backward(). With MODEL: Z = W·X + b, A = f(Z), the loss "
+        "and the δ chain of that model on rows of --data (the built-in digits for a model "
+        "trained on them), with shapes in the seed's column notation and FLOPs.",
+    )
+    explain.add_argument("model", metavar="MODEL", nargs="?")
+    explain.add_argument("--data", metavar="PATH", help="CSV or NPZ; targets give the backward")
+    explain.add_argument("--target", metavar="COLUMN", help="default: the training target")
+    explain.add_argument("--sample", type=int, default=0, metavar="ROW", help="first row")
+    explain.add_argument("--rows", type=int, default=1, metavar="B", help="rows from --sample")
+    explain.add_argument("--format", choices=("text", "md"), default="text",
+                         help="md: Markdown with the equations in LaTeX")  # fmt: skip
+    explain.set_defaults(run=run_explain)
     return parser
 
 
@@ -520,6 +539,48 @@ def run_eval(args: argparse.Namespace) -> None:
         y = numeric_targets(dataset.y, dataset).reshape(len(dataset.y), -1)
     figures = report(model, X, y, loss, task)
     print(f"{data}: {len(X)} samples; " + ", ".join(f"{k} {v:.4f}" for k, v in figures.items()))
+
+
+def run_explain(args: argparse.Namespace) -> None:
+    fmt = "markdown" if args.format == "md" else "text"
+    if args.model is None:
+        if args.data is not None:
+            raise ConfigError("--data needs a MODEL: wxb explain MODEL --data PATH")
+        print(explain_seed(fmt).render())
+        return
+    if args.rows < 1 or args.sample < 0:
+        raise ConfigError("--rows must be ≥ 1 and --sample ≥ 0")
+    model = load(args.model)
+    dataset = explain_data(model, args)
+    X = features_for(model, dataset)
+    if args.sample >= len(X):
+        raise DataError(f"{dataset.source}: --sample {args.sample} but it has {len(X)} rows")
+    rows = slice(args.sample, args.sample + args.rows)
+    y, loss = None, None
+    if dataset.y is not None:
+        task, loss, classes = model_task(model)
+        if task == "classification":
+            y = encode_labels(classes, dataset)
+            if loss == "bce_with_logits":
+                y = y.astype(np.float64).reshape(-1, 1)
+        else:
+            y = numeric_targets(dataset.y, dataset).reshape(len(dataset.y), -1)
+        y = y[rows]
+    print(explain_model(model, X[rows], y, loss, sample_rows=None, fmt=fmt).render())
+
+
+def explain_data(model, args: argparse.Namespace) -> wdata.Dataset:
+    """Rows to explain on: --data, or the built-in digits for a model that takes 64 features."""
+    if args.data is None:
+        if input_width(model) != 64:
+            raise ConfigError("name the rows to explain on: wxb explain MODEL --data PATH")
+        return wdata.load_digits()
+    is_npz = str(args.data).lower().endswith(".npz")
+    target = args.target or (None if is_npz else model.info.get("target"))
+    if target is not None and not is_npz and target not in wdata.read_header(args.data):
+        target = None  # rows without targets: the forward pass only
+    features = None if is_npz else model.info.get("feature_names")
+    return wdata.read_data(args.data, target, features)
 
 
 def prediction_table(model, out: np.ndarray, proba: bool) -> tuple[list[str], list[np.ndarray]]:

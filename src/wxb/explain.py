@@ -1,0 +1,839 @@
+"""Walkthroughs in the seed's notation: every number wxb computes, shown as the seed writes it.
+
+``explain_seed()`` works the seed's two examples with concrete numbers (the seed
+leaves them symbolic), line by line: equation, numbers substituted, result; then
+checks that wxb's own graph gives the same gradients. ``explain_model()`` does
+the same for a real model on a sample or a small batch: Z = W·X + b with shapes
+in column notation and FLOPs, A = f(Z) with statistics, the loss, and the
+backward pass δ⁽ˡ⁾, ∂L/∂W⁽ˡ⁾, ∂L/∂b⁽ˡ⁾ as ``loss.backward()`` computed them.
+
+Users hand over rows (X is B×n); the engine computes on rows. What is shown here
+is always the seed's column notation: X is n×B, Z and δ are m×B.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from wxb import ops
+from wxb.errors import ConfigError, DataError
+from wxb.nn.layers import Activation, Dense, Dropout, Standardize
+from wxb.nn.losses import CrossEntropyLoss, Loss, get_loss
+from wxb.nn.module import Module, Parameter
+from wxb.nn.sequential import Sequential
+from wxb.tensor import Tensor
+from wxb.validation import as_class_indices, as_features, as_targets
+
+FORMATS = ("text", "markdown")
+AGREEMENT = 1e-12  # the seed's cross-check: hand computation and engine, both in float64
+MAX_SHOWN = 16  # arrays with more elements are summarised (shape, norm, min/mean/max)
+
+
+# ---------------------------------------------------------------------------------
+# What an explanation is made of
+# ---------------------------------------------------------------------------------
+@dataclass
+class Step:
+    """One line of a walkthrough: equation, the same with numbers (or shapes), the result.
+
+    ``name`` is a stable key for programs and tests (``"net.delta2"``, ``"dense1.Z"``);
+    ``value`` is the result in column notation; ``facts`` holds the numbers the note
+    mentions (shapes, FLOPs, norms, statistics) so they need no parsing.
+    """
+
+    name: str
+    equation: str
+    substituted: str
+    value: np.ndarray | float
+    latex: str = ""
+    substituted_latex: str = ""
+    note: str = ""
+    group: str = ""
+    facts: dict[str, object] = field(default_factory=dict)
+    check: bool = False  # a cross-check against the engine: its note is the verdict
+
+
+@dataclass
+class Section:
+    title: str
+    intro: list[str]
+    steps: list[Step]
+
+
+@dataclass
+class Explanation:
+    """Structured steps plus two renderings: ``text()`` for terminals, ``markdown()`` for docs."""
+
+    title: str
+    sections: list[Section]
+    fmt: str = "text"
+
+    @property
+    def steps(self) -> list[Step]:
+        return [step for section in self.sections for step in section.steps]
+
+    def step(self, name: str) -> Step:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(f"no step named {name!r}; steps: {', '.join(s.name for s in self.steps)}")
+
+    def render(self) -> str:
+        """The rendering ``fmt`` asked for."""
+        return self.markdown() if self.fmt == "markdown" else self.text()
+
+    __str__ = render
+
+    def text(self) -> str:
+        lines = [self.title, "=" * len(self.title)]
+        for number, section in enumerate(self.sections, 1):
+            lines += ["", f"{number}. {section.title}"]
+            lines += [f"   {line}" for line in section.intro]
+            group = ""
+            lines.append("")
+            for step in section.steps:
+                if step.group and step.group != group:
+                    group = step.group
+                    _blank(lines)
+                    lines.append(f"   [{group}]")
+                lines.append(f"   {_text_line(step)}")
+                if step.note:
+                    lines += [f"       {part}" for part in step.note.split("\n")]
+        return "\n".join(lines) + "\n"
+
+    def markdown(self) -> str:
+        lines = [f"# {self.title}"]
+        for number, section in enumerate(self.sections, 1):
+            lines += ["", f"## {number}. {section.title}", ""]
+            lines += [f"{line}  " for line in section.intro]
+            group = ""
+            for step in section.steps:
+                if step.group and step.group != group:
+                    group = step.group
+                    _blank(lines)
+                    lines.append(f"### {group}")
+                _blank(lines)
+                if step.check:
+                    lines.append(f"**Cross-check** with {step.equation}:")
+                else:
+                    lines += ["$$", _latex_line(step), "$$"]
+                if step.note:
+                    lines += [""] + [f"- {part}" for part in step.note.split("\n")]
+        return "\n".join(lines) + "\n"
+
+
+def _blank(lines: list[str]) -> None:
+    """One empty line between blocks, never two."""
+    if lines and lines[-1] != "":
+        lines.append("")
+
+
+def _text_line(step: Step) -> str:
+    if step.check:
+        return f"Cross-check with {step.equation}:"
+    parts = [step.equation, step.substituted, _fmt_text(step.value)]
+    return " = ".join(part for part in parts if part)
+
+
+def _latex_line(step: Step) -> str:
+    parts = [step.latex or step.equation, step.substituted_latex, _fmt_latex(step.value)]
+    return " = ".join(part for part in parts if part)
+
+
+def _check_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise ConfigError(f"explain format must be one of {', '.join(FORMATS)}; got {fmt!r}")
+    return fmt
+
+
+# ---------------------------------------------------------------------------------
+# Numbers as text and as LaTeX
+# ---------------------------------------------------------------------------------
+def _num(x: float | np.ndarray) -> str:
+    """Six significant digits; whole numbers keep a '.0' so they read as reals (labels don't)."""
+    if np.asarray(x).dtype.kind in "iub":
+        return str(int(x))
+    x = float(x)
+    if x == 0:
+        return "0.0"
+    text = f"{x:.6g}"
+    return text if any(c in text for c in ".einf") else f"{text}.0"
+
+
+def _fmt_text(value: np.ndarray | float) -> str:
+    array = np.asarray(value)
+    if array.ndim == 0:
+        return _num(array)
+    if array.size > MAX_SHOWN:
+        return f"({_dims(array.shape)} array)"
+    if array.ndim == 1:
+        return "[" + ", ".join(_num(v) for v in array) + "]"
+    return "[" + ", ".join(_fmt_text(row) for row in array) + "]"
+
+
+def _fmt_latex(value: np.ndarray | float) -> str:
+    """Scalars as numbers, vectors as columns (the seed's vectors), matrices as bmatrix."""
+    array = np.asarray(value)
+    if array.ndim == 0:
+        return _num(array)
+    if array.size > MAX_SHOWN:
+        return r"\text{(" + _dims(array.shape, r" \times ") + " array)}"
+    rows = array.reshape(-1, 1) if array.ndim == 1 else array
+    body = r" \\ ".join(" & ".join(_num(v) for v in row) for row in rows)
+    return rf"\begin{{bmatrix}} {body} \end{{bmatrix}}"
+
+
+def _operand(x: float) -> str:
+    """A scalar inside an expression: negatives in parentheses, as one writes them by hand."""
+    return f"({_num(x)})" if x < 0 else _num(x)
+
+
+def _dims(shape: Sequence[int], times: str = "×") -> str:
+    return times.join(str(s) for s in shape)
+
+
+def _sup(index: int | str) -> str:
+    """⁽ˡ⁾ for a layer index, as the seed writes it."""
+    digits = str.maketrans("0123456789L", "⁰¹²³⁴⁵⁶⁷⁸⁹ᴸ")
+    return f"⁽{str(index).translate(digits)}⁾"
+
+
+def _max_difference(pairs: Sequence[tuple[object, object]]) -> float:
+    return max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in pairs)
+
+
+def _agreement(difference: float) -> str:
+    if difference <= AGREEMENT:
+        return f"max |difference| = {difference:.1e}: agree to {AGREEMENT:g}"
+    return f"max |difference| = {difference:.1e}: DISAGREE (more than {AGREEMENT:g})"
+
+
+# ---------------------------------------------------------------------------------
+# The seed's two worked examples, with numbers
+# ---------------------------------------------------------------------------------
+# The seed leaves its examples symbolic; these small numbers make every line checkable
+# by hand. Example 1 is chosen so that Z comes out round: Z = [0.2, 0.8].
+SEED_LAYER = {
+    "W": np.array([[0.5, -0.2], [0.1, 0.4]]),
+    "X": np.array([1.0, 2.0]),
+    "b": np.array([0.1, -0.1]),
+}
+# Example 2 (one input, one hidden neuron, one output, f = σ): z⁽¹⁾ comes out as 1.0.
+SEED_NETWORK = {"x": 1.5, "y": 1.0, "w1": 0.8, "b1": -0.2, "w2": 1.2, "b2": 0.3}
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+def explain_seed(fmt: str = "text") -> Explanation:
+    """The seed's two examples worked with numbers, so a reader can redo each line by hand,
+    and a check that wxb's own graph gives the same numbers (reported, not assumed)."""
+    return Explanation(
+        "The seed's worked examples, with numbers (float64)",
+        [_seed_layer_section(), _seed_network_section()],
+        _check_format(fmt),
+    )
+
+
+def _seed_layer_section() -> Section:
+    W, X, b = SEED_LAYER["W"], SEED_LAYER["X"], SEED_LAYER["b"]
+    Z = W @ X + b
+    A = 1.0 / (1.0 + np.exp(-Z))
+    steps = [
+        Step(
+            "layer.Z",
+            "Z = W·X + b",
+            f"{_fmt_text(W)}·{_fmt_text(X)} + {_fmt_text(b)}",
+            Z,
+            r"\mathbf{Z} = \mathbf{W} \cdot \mathbf{X} + \mathbf{b}",
+            rf"{_fmt_latex(W)} \cdot {_fmt_latex(X)} + {_fmt_latex(b)}",
+            note=f"z₁ = w₁₁x₁ + w₁₂x₂ + b₁ = {_sum_text(W[0], X, b[0])}\n"
+            f"z₂ = w₂₁x₁ + w₂₂x₂ + b₂ = {_sum_text(W[1], X, b[1])}",
+        ),
+        Step(
+            "layer.A",
+            "A = f(Z) = σ(Z)",
+            "[" + ", ".join(f"σ({_num(z)})" for z in Z) + "]",
+            A,
+            r"\mathbf{A} = f(\mathbf{Z}) = \sigma(\mathbf{Z})",
+            _fmt_latex_column([rf"\sigma({_num(z)})" for z in Z]),
+            note="σ(z) = 1/(1 + e^(−z))",
+        ),
+    ]
+    # The same layer in wxb: Dense(2, 2) then Sigmoid, on X as one row.
+    layer = Dense(2, 2, dtype="float64")
+    layer.weight.data[:] = W
+    layer.bias.data[:] = b
+    engine_Z = layer(Tensor(X.reshape(1, -1), dtype="float64"))
+    engine_A = ops.sigmoid(engine_Z)
+    difference = _max_difference([(engine_Z.data[0], Z), (engine_A.data[0], A)])
+    steps.append(
+        Step(
+            "layer.check",
+            "wxb's Dense(2, 2) and Sigmoid, on X as one row",
+            "",
+            difference,
+            note=f"Z: by hand {_fmt_text(Z)}, wxb {_fmt_text(engine_Z.data[0])}\n"
+            f"A: by hand {_fmt_text(A)}, wxb {_fmt_text(engine_A.data[0])}\n"
+            f"{_agreement(difference)}",
+            facts={"agree": difference <= AGREEMENT, "max_difference": difference},
+            check=True,
+        )
+    )
+    intro = [
+        "One layer, two inputs, two neurons; f = σ (the seed leaves f open).",
+        f"W = {_fmt_text(W)}, X = {_fmt_text(X)}, b = {_fmt_text(b)} (chosen so Z is round).",
+    ]
+    return Section("Forward pass of one layer: Z = W·X + b, A = f(Z)", intro, steps)
+
+
+def _sum_text(row: np.ndarray, x: np.ndarray, bias: float) -> str:
+    terms = " + ".join(f"{_operand(w)}·{_operand(v)}" for w, v in zip(row, x, strict=True))
+    return f"{terms} + {_operand(bias)} = {_num(row @ x + bias)}"
+
+
+def _fmt_latex_column(entries: list[str]) -> str:
+    return r"\begin{bmatrix} " + r" \\ ".join(entries) + r" \end{bmatrix}"
+
+
+def _seed_network_section() -> Section:
+    p = SEED_NETWORK
+    x, y, w1, b1, w2, b2 = p["x"], p["y"], p["w1"], p["b1"], p["w2"], p["b2"]
+    # Forward, exactly as the seed writes it.
+    z1 = w1 * x + b1
+    a1 = _sigmoid(z1)
+    z2 = w2 * a1 + b2
+    y_hat = _sigmoid(z2)
+    loss = 0.5 * (y_hat - y) ** 2
+    # Backward: the seed's four steps (and the biases: ∂L/∂b⁽ˡ⁾ = δ⁽ˡ⁾).
+    f_prime_z2 = y_hat * (1 - y_hat)  # σ′(z) = σ(z)(1 − σ(z))
+    delta2 = (y_hat - y) * f_prime_z2
+    grad_w2 = delta2 * a1
+    f_prime_z1 = a1 * (1 - a1)
+    delta1 = w2 * delta2 * f_prime_z1
+    grad_w1 = delta1 * x
+
+    def step(name: str, equation: str, latex: str, substituted: str, value: float) -> Step:
+        return Step(name, equation, substituted, value, latex, _latex_numbers(substituted))
+
+    steps = [
+        step("net.z1", "z⁽¹⁾ = w⁽¹⁾x + b⁽¹⁾", r"z^{(1)} = w^{(1)} x + b^{(1)}",
+             f"{_num(w1)}·{_num(x)} + {_operand(b1)}", z1),
+        step("net.a1", "a⁽¹⁾ = f(z⁽¹⁾) = σ(z⁽¹⁾)", r"a^{(1)} = f(z^{(1)}) = \sigma(z^{(1)})",
+             f"1/(1 + e^(−{_operand(z1)}))", a1),
+        step("net.z2", "z⁽²⁾ = w⁽²⁾a⁽¹⁾ + b⁽²⁾", r"z^{(2)} = w^{(2)} a^{(1)} + b^{(2)}",
+             f"{_num(w2)}·{_num(a1)} + {_operand(b2)}", z2),
+        step("net.y_hat", "ŷ = f(z⁽²⁾) = σ(z⁽²⁾)", r"\hat{y} = f(z^{(2)}) = \sigma(z^{(2)})",
+             f"1/(1 + e^(−{_operand(z2)}))", y_hat),
+        step("net.loss", "L = ½(ŷ − y)²", r"\mathcal{L} = \frac{1}{2} (\hat{y} - y)^2",
+             f"½({_num(y_hat)} − {_operand(y)})²", loss),
+        step("net.f_prime_z2", "f′(z⁽²⁾) = σ(z⁽²⁾)(1 − σ(z⁽²⁾)) = ŷ(1 − ŷ)",
+             r"f'(z^{(2)}) = \hat{y} (1 - \hat{y})",
+             f"{_num(y_hat)}·(1 − {_num(y_hat)})", f_prime_z2),
+        step("net.delta2", "δ⁽²⁾ = (ŷ − y)·f′(z⁽²⁾)",
+             r"\delta^{(2)} = (\hat{y} - y) \cdot f'(z^{(2)})",
+             f"({_num(y_hat)} − {_operand(y)})·{_num(f_prime_z2)}", delta2),
+        step("net.dL/dw2", "∂L/∂w⁽²⁾ = δ⁽²⁾·a⁽¹⁾",
+             r"\frac{\partial \mathcal{L}}{\partial w^{(2)}} = \delta^{(2)} \cdot a^{(1)}",
+             f"{_operand(delta2)}·{_num(a1)}", grad_w2),
+        step("net.dL/db2", "∂L/∂b⁽²⁾ = δ⁽²⁾",
+             r"\frac{\partial \mathcal{L}}{\partial b^{(2)}} = \delta^{(2)}", "", delta2),
+        step("net.f_prime_z1", "f′(z⁽¹⁾) = σ(z⁽¹⁾)(1 − σ(z⁽¹⁾)) = a⁽¹⁾(1 − a⁽¹⁾)",
+             r"f'(z^{(1)}) = a^{(1)} (1 - a^{(1)})",
+             f"{_num(a1)}·(1 − {_num(a1)})", f_prime_z1),
+        step("net.delta1", "δ⁽¹⁾ = w⁽²⁾δ⁽²⁾·f′(z⁽¹⁾)",
+             r"\delta^{(1)} = w^{(2)} \delta^{(2)} \cdot f'(z^{(1)})",
+             f"{_num(w2)}·{_operand(delta2)}·{_num(f_prime_z1)}", delta1),
+        step("net.dL/dw1", "∂L/∂w⁽¹⁾ = δ⁽¹⁾·x",
+             r"\frac{\partial \mathcal{L}}{\partial w^{(1)}} = \delta^{(1)} \cdot x",
+             f"{_operand(delta1)}·{_num(x)}", grad_w1),
+        step("net.dL/db1", "∂L/∂b⁽¹⁾ = δ⁽¹⁾",
+             r"\frac{\partial \mathcal{L}}{\partial b^{(1)}} = \delta^{(1)}", "", delta1),
+    ]  # fmt: skip
+    by_hand = [delta2, grad_w2, delta2, delta1, grad_w1, delta1]
+    engine = _seed_network_in_wxb(x, y, w1, b1, w2, b2)
+    difference = _max_difference(list(zip(by_hand, engine, strict=True)))
+    labels = ["δ⁽²⁾", "∂L/∂w⁽²⁾", "∂L/∂b⁽²⁾", "δ⁽¹⁾", "∂L/∂w⁽¹⁾", "∂L/∂b⁽¹⁾"]
+    both = "\n".join(
+        f"{label}: by hand {_num(h)}, wxb {_num(e)}"
+        for label, h, e in zip(labels, by_hand, engine, strict=True)
+    )
+    steps.append(
+        Step(
+            "net.check",
+            "wxb's graph (Tensor, linear_map, add_bias, sigmoid, mse_loss) and backward()",
+            "",
+            difference,
+            note=f"{both}\n{_agreement(difference)}",
+            check=True,
+            facts={
+                "agree": difference <= AGREEMENT,
+                "max_difference": difference,
+                "engine": dict(zip(labels, engine, strict=True)),
+            },
+        )
+    )
+    intro = [
+        "One input x, one hidden neuron, one output neuron; f = σ; L = ½(ŷ − y)².",
+        f"x = {_num(x)}, y = {_num(y)}, w⁽¹⁾ = {_num(w1)}, b⁽¹⁾ = {_num(b1)}, "
+        f"w⁽²⁾ = {_num(w2)}, b⁽²⁾ = {_num(b2)} (chosen so z⁽¹⁾ = 1).",
+    ]
+    return Section(
+        "End to end: forward pass, loss and the four backpropagation steps", intro, steps
+    )
+
+
+def _latex_numbers(text: str) -> str:
+    """A substituted line (plain numbers and operators) in LaTeX."""
+    for plain, latex in (("·", r" \cdot "), ("−", "-"), ("½", r"\tfrac{1}{2}"), ("²", "^2")):
+        text = text.replace(plain, latex)
+    if "e^(" in text:  # 1/(1 + e^(−z)) → \frac{1}{1 + e^{-z}}
+        exponent = text[text.index("e^(") + 3 : text.rindex("))")]
+        text = rf"\frac{{1}}{{1 + e^{{{exponent}}}}}"
+    return text
+
+
+def _seed_network_in_wxb(
+    x: float, y: float, w1: float, b1: float, w2: float, b2: float
+) -> list[float]:
+    """δ⁽²⁾, ∂L/∂w⁽²⁾, ∂L/∂b⁽²⁾, δ⁽¹⁾, ∂L/∂w⁽¹⁾, ∂L/∂b⁽¹⁾ from the engine's graph."""
+    W1, B1 = Parameter([[w1]], dtype="float64"), Parameter([b1], dtype="float64")
+    W2, B2 = Parameter([[w2]], dtype="float64"), Parameter([b2], dtype="float64")
+    X = Tensor([[x]], dtype="float64")
+    Z1 = ops.add_bias(ops.linear_map(X, W1), B1).retain_grad()
+    Z2 = ops.add_bias(ops.linear_map(ops.sigmoid(Z1), W2), B2).retain_grad()
+    ops.mse_loss(ops.sigmoid(Z2), [[y]]).backward()  # mean over B = 1: ½(ŷ − y)²
+    return [float(t.grad.item()) for t in (Z2, W2, B2, Z1, W1, B1)]
+
+
+# ---------------------------------------------------------------------------------
+# A model, on a sample or a small batch
+# ---------------------------------------------------------------------------------
+@dataclass
+class _Symbol:
+    """A quantity's name as text and as LaTeX: Z⁽¹⁾ and \\mathbf{Z}^{(1)}."""
+
+    text: str
+    latex: str
+
+
+def _symbol(letter: str, layer: int | None = None, bold: bool = True) -> _Symbol:
+    latex = rf"\mathbf{{{letter}}}" if bold else letter
+    if layer is None:
+        return _Symbol(letter, latex)
+    return _Symbol(f"{letter}{_sup(layer)}", rf"{latex}^{{({layer})}}")
+
+
+def _transposed(latex: str) -> str:
+    r"""Aᵀ in LaTeX the way the seed writes it: \mathbf{A}^{(1)T}, or \mathbf{X}^T."""
+    return latex[:-1] + "T}" if latex.endswith(")}") else latex + "^T"
+
+
+def _layers(model: Module) -> list[Module]:
+    """The layers in the order they run, nested Sequentials flattened."""
+    if isinstance(model, Sequential):
+        return [leaf for layer in model.layers for leaf in _layers(layer)]
+    return [model]
+
+
+def _stats(array: np.ndarray, zeros: bool) -> tuple[str, dict[str, float]]:
+    values = array.astype(np.float64)
+    facts = {"min": float(values.min()), "mean": float(values.mean()), "max": float(values.max())}
+    if zeros:
+        facts["zero_fraction"] = float(np.mean(values == 0))
+    text = f"min {_num(facts['min'])}, mean {_num(facts['mean'])}, max {_num(facts['max'])}"
+    if zeros:
+        text += f", zeros {facts['zero_fraction']:.1%}"
+    return text, facts
+
+
+def _describe(layer: Module) -> str:
+    if isinstance(layer, Dense):
+        return f"{layer.name or 'dense'}: Dense {layer.in_features}→{layer.out_features}"
+    return f"{layer.name or type(layer).__name__.lower()}: {type(layer).__name__}"
+
+
+def explain_model(
+    model: Module,
+    X: object,
+    y: object = None,
+    loss: str | Loss | None = None,
+    sample_rows: int | None = 4,
+    *,
+    fmt: str = "text",
+) -> Explanation:
+    """Each layer's Z = W·X + b and A = f(Z) on the first ``sample_rows`` rows of X (all
+    rows if None), in column notation with shapes, FLOPs and statistics; given targets
+    ``y``, the loss and the backward pass (δ⁽ˡ⁾, ∂L/∂W⁽ˡ⁾, ∂L/∂b⁽ˡ⁾) from wxb's own graph.
+
+    Dropout is off (eval mode), so the numbers are those of a prediction. The
+    model's dtype is used as is; its parameters' ``.grad`` are left as they were.
+    ``loss`` defaults to cross-entropy when the model has more than one output and
+    ``y`` holds integer class labels, else to MSE (the seed's ½(ŷ − y)², mean over B).
+    """
+    _check_format(fmt)
+    if sample_rows is not None and (isinstance(sample_rows, bool) or sample_rows < 1):
+        raise ConfigError(f"sample_rows must be a positive integer or None; got {sample_rows!r}")
+    dtype = model.dtype
+    rows = np.asarray(X.data if isinstance(X, Tensor) else X)
+    if rows.ndim == 1:  # one sample
+        rows = rows.reshape(1, -1)
+    total = len(rows)
+    rows = as_features(rows[:sample_rows] if sample_rows is not None else rows, dtype)
+    batch = len(rows)
+    layers = _layers(model)
+
+    modules = [m for _, m in model.named_modules()]
+    modes = [m.training for m in modules]
+    params = model.parameters()
+    saved_grads = [p.grad for p in params]
+    model.eval()
+    try:
+        for p in params:
+            p.grad = None
+        forward, output, retained, inputs = _forward_steps(layers, Tensor(rows), batch)
+        sections = [forward]
+        if y is not None:
+            loss_fn, target = _loss_and_target(loss, y, output, total, batch)
+            value = loss_fn(output, target)
+            value.backward()
+            sections += _backward_sections(layers, loss_fn, value, target, retained, inputs)
+    finally:
+        for p, grad in zip(params, saved_grads, strict=True):
+            p.grad = grad
+        for module, training in zip(modules, modes, strict=True):
+            object.__setattr__(module, "training", training)
+
+    shown = f"the first {batch} of {total} rows of X" if batch < total else "every row of X"
+    architecture = ", ".join(_describe(layer) for layer in layers)
+    n = rows.shape[1]
+    forward.intro = [
+        f"Model: {architecture}.",
+        f"dtype {dtype}; B = {batch}, {shown}; column notation: X is n×B = {n}×{batch}, "
+        f"W⁽ˡ⁾ is m×n, Z⁽ˡ⁾ and A⁽ˡ⁾ are m×B.",
+        "Dropout is off (eval mode). FLOPs of W·X count 2·m·n·B (a multiply and an add each).",
+        *forward.intro,
+    ]
+    return Explanation(f"wxb explain: {type(model).__name__} on {batch} sample(s)", sections, fmt)
+
+
+def _forward_steps(
+    layers: list[Module], x: Tensor, batch: int
+) -> tuple[Section, Tensor, dict[int, Tensor], dict[int, _Symbol]]:
+    """Run the layers one by one (keeping each Dense's Z for its δ) and describe each."""
+    steps: list[Step] = []
+    retained: dict[int, Tensor] = {}  # layer position → its Z
+    inputs: dict[int, _Symbol] = {}  # layer position → the symbol of what it reads
+    current = _symbol("X")
+    dense_index = 0
+    total_flops = 0
+    for position, layer in enumerate(layers):
+        group = _describe(layer)
+        key = layer.name or f"layer{position + 1}"
+        inputs[position] = current
+        if isinstance(layer, Dense):
+            dense_index += 1
+            l = dense_index  # noqa: E741 (the seed's layer index)
+            m, n = layer.out_features, layer.in_features
+            x = layer(x).retain_grad()
+            retained[position] = x
+            flops = 2 * m * n * batch
+            total_flops += flops
+            Z = x.data.T  # column notation: m×B
+            Wsym, Zsym, bsym = _symbol("W", l), _symbol("Z", l), _symbol("b", l)
+            stats, facts = _stats(Z, zeros=False)
+            bias_text = f" + {bsym.text}" if layer.bias is not None else ""
+            bias_latex = f" + {bsym.latex}" if layer.bias is not None else ""
+            shapes = f"({m}×{n})·({n}×{batch})" + (f" + ({m})" if layer.bias is not None else "")
+            steps.append(
+                Step(
+                    f"{key}.Z",
+                    f"{Zsym.text} = {Wsym.text}·{current.text}{bias_text}",
+                    shapes,
+                    Z,
+                    rf"{Zsym.latex} = {Wsym.latex} \cdot {current.latex}{bias_latex}",
+                    shapes.replace("×", r" \times ").replace("·", r" \cdot "),
+                    note=f"{Zsym.text}: {m}×{batch}; {stats}\n"
+                    f"FLOPs of {Wsym.text}·{current.text}: 2·m·n·B = 2·{m}·{n}·{batch} = {flops}",
+                    group=group,
+                    facts={
+                        "W_shape": (m, n),
+                        "X_shape": (n, batch),
+                        "Z_shape": (m, batch),
+                        "flops": flops,
+                        **facts,
+                    },
+                )
+            )
+            current = Zsym
+        elif isinstance(layer, Activation):
+            kernel = layer.kernel.name
+            Asym = _symbol("A", dense_index)
+            x = layer(x)
+            A = x.data.T
+            stats, facts = _stats(A, zeros=kernel == "relu")
+            steps.append(
+                Step(
+                    f"{key}.A",
+                    f"{Asym.text} = f({current.text}) = {kernel}({current.text})",
+                    "",
+                    A,
+                    rf"{Asym.latex} = f({current.latex}) = \mathrm{{{kernel}}}({current.latex})",
+                    note=f"{Asym.text}: {_dims(A.shape)}; {stats}",
+                    group=group,
+                    facts={"A_shape": A.shape, **facts},
+                )
+            )
+            current = Asym
+        elif isinstance(layer, Dropout):
+            continue  # eval mode: the identity
+        else:
+            standardize = isinstance(layer, Standardize)
+            Hsym = _Symbol("X̂", r"\hat{\mathbf{X}}") if standardize else _symbol("H", position)
+            how = f"({current.text} − mean)/scale" if standardize else f"{key}({current.text})"
+            x = layer(x)
+            H = x.data.T
+            stats, facts = _stats(H, zeros=False)
+            steps.append(
+                Step(
+                    f"{key}.out",
+                    f"{Hsym.text} = {how}",
+                    "",
+                    H,
+                    rf"{Hsym.latex} = \text{{{key}}}({current.latex})",
+                    note=f"{Hsym.text}: {_dims(H.shape)}; {stats}",
+                    group=group,
+                    facts={"shape": H.shape, **facts},
+                )
+            )
+            current = Hsym
+    intro = [f"Forward FLOPs of the products W·X: {total_flops}."]
+    section = Section("Forward pass: Z = W·X + b, A = f(Z), layer by layer", intro, steps)
+    return section, x, retained, inputs
+
+
+def _loss_and_target(
+    loss: str | Loss | None,
+    y: object,
+    output: Tensor,
+    total: int,
+    batch: int,
+) -> tuple[Loss, np.ndarray]:
+    """The loss (the default as documented on explain_model) and y checked for it."""
+    target = np.asarray(y)
+    if target.ndim == 0:
+        target = target.reshape(1)
+    if len(target) != total:
+        raise DataError(f"y has {len(target)} samples but X has {total}; they must match")
+    target = target[:batch]
+    outputs = output.shape[1]
+    if loss is None:
+        integer = target.dtype.kind in "iu" and target.ndim == 1
+        loss = "cross_entropy" if outputs > 1 and integer else "mse"
+    loss_fn = get_loss(loss)
+    if isinstance(loss_fn, CrossEntropyLoss) and target.ndim == 1:
+        return loss_fn, as_class_indices(target, outputs)
+    return loss_fn, as_targets(target, output.dtype, outputs)
+
+
+_LOSS_EQUATIONS: dict[str, tuple[str, str, str]] = {
+    # kernel name → (text, LaTeX, ∂L/∂ŷ as δ⁽ᴸ⁾'s first factor)
+    "mse": (
+        "L = (1/B)·Σᵢ ½‖ŷᵢ − yᵢ‖²",
+        r"\mathcal{L} = \frac{1}{B} \sum_i \frac{1}{2} \lVert \hat{y}_i - y_i \rVert^2",
+        "(Ŷ − Y)/B",
+    ),
+    "cross_entropy": (
+        "L = −(1/B)·Σᵢ log softmax(zᵢ)[yᵢ]",
+        r"\mathcal{L} = -\frac{1}{B} \sum_i \log \mathrm{softmax}(z_i)_{y_i}",
+        "(softmax(Z) − Y)/B",
+    ),
+    "bce_with_logits": (
+        "L = mean of −[y log σ(z) + (1 − y) log(1 − σ(z))]",
+        r"\mathcal{L} = -\mathrm{mean}\,[y \log \sigma(z) + (1 - y) \log(1 - \sigma(z))]",
+        "(σ(Z) − Y)/(B·C)",
+    ),
+}
+
+
+def _backward_sections(
+    layers: list[Module],
+    loss_fn: Loss,
+    value: Tensor,
+    target: np.ndarray,
+    retained: dict[int, Tensor],
+    inputs: dict[int, _Symbol],
+) -> list[Section]:
+    """The loss, then δ⁽ˡ⁾, ∂L/∂W⁽ˡ⁾ and ∂L/∂b⁽ˡ⁾ from the last Dense layer to the first."""
+    batch = len(target)
+    kernel = loss_fn.kernel.name
+    text, latex, output_grad = _LOSS_EQUATIONS.get(kernel, (f"L = {kernel}(Ŷ, Y)", "", "∂L/∂Ŷ"))
+    reduction = getattr(loss_fn, "reduction", "mean")
+    if reduction == "sum":  # no 1/B anywhere
+        text = text.replace("(1/B)·", "").replace("mean of", "sum of")
+        latex = latex.replace(r"rac{1}{B} ", "").replace(r"\mathrm{mean}", r"\mathrm{sum}")
+        output_grad = output_grad.replace("/B", "").replace("/(B·C)", "")
+    targets = f"; y = {_fmt_text(target.T)}" if target.size <= MAX_SHOWN else ""
+    loss_step = Step(
+        "loss",
+        text,
+        "",
+        value.item(),
+        latex,
+        note=f"{type(loss_fn).__name__}(reduction={reduction!r}) on B = {batch}{targets}",
+    )
+    loss_section = Section("Loss", [], [loss_step])
+
+    dense_positions = [i for i, layer in enumerate(layers) if isinstance(layer, Dense)]
+    steps: list[Step] = []
+    for rank in range(len(dense_positions) - 1, -1, -1):
+        position = dense_positions[rank]
+        layer: Dense = layers[position]  # type: ignore[assignment]
+        l = rank + 1  # noqa: E741 (the seed's layer index)
+        m, n = layer.out_features, layer.in_features
+        group = _describe(layer)
+        key = layer.name or f"layer{position + 1}"
+        delta = retained[position].grad.T  # ∂L/∂Z⁽ˡ⁾ in column notation: m×B
+        dsym, Zsym = _symbol("δ", l, bold=False), _symbol("Z", l)
+        dsym.latex = rf"\delta^{{({l})}}"
+        after = [
+            lay
+            for lay in layers[
+                position + 1 : dense_positions[rank + 1]
+                if rank + 1 < len(dense_positions)
+                else None
+            ]
+            if not isinstance(lay, Dropout)
+        ]
+        equation, equation_latex, shapes = _delta_equation(
+            l,
+            after,
+            rank == len(dense_positions) - 1,
+            output_grad,
+            m,
+            batch,
+            layers,
+            dense_positions,
+        )
+        norm = float(np.linalg.norm(delta.astype(np.float64)))
+        steps.append(
+            Step(
+                f"{key}.delta",
+                f"{dsym.text} = ∂L/∂{Zsym.text} = {equation}",
+                shapes,
+                delta,
+                rf"{dsym.latex} = \frac{{\partial \mathcal{{L}}}}{{\partial {Zsym.latex}}}"
+                + (f" = {equation_latex}" if equation_latex else ""),
+                shapes.replace("×", r" \times ").replace("·", r" \cdot ").replace("⊙", r" \odot "),
+                note=f"{dsym.text}: {m}×{batch}; ‖{dsym.text}‖ = {_num(norm)}",
+                group=group,
+                facts={"shape": (m, batch), "norm": norm},
+            )
+        )
+        prev = inputs[position]
+        grad_W = layer.weight.grad
+        norm_W = float(np.linalg.norm(grad_W.astype(np.float64)))
+        flops = 2 * m * n * batch
+        shapes_W = f"({m}×{batch})·({batch}×{n})"
+        steps.append(
+            Step(
+                f"{key}.dL/dW",
+                f"∂L/∂W{_sup(l)} = {dsym.text}·{prev.text}ᵀ",
+                shapes_W,
+                grad_W,
+                rf"\frac{{\partial \mathcal{{L}}}}{{\partial \mathbf{{W}}^{{({l})}}}} = "
+                rf"{dsym.latex} \cdot {_transposed(prev.latex)}",
+                shapes_W.replace("×", r" \times ").replace("·", r" \cdot "),
+                note=f"∂L/∂W{_sup(l)}: {m}×{n}; ‖∂L/∂W{_sup(l)}‖_F = {_num(norm_W)}; "
+                f"FLOPs 2·m·n·B = 2·{m}·{n}·{batch} = {flops}",
+                group=group,
+                facts={"shape": (m, n), "norm": norm_W, "flops": flops},
+            )
+        )
+        if layer.bias is not None:
+            grad_b = layer.bias.grad
+            norm_b = float(np.linalg.norm(grad_b.astype(np.float64)))
+            steps.append(
+                Step(
+                    f"{key}.dL/db",
+                    f"∂L/∂b{_sup(l)} = {dsym.text}·1 (Σ over the batch)",
+                    f"({m}×{batch})·({batch})",
+                    grad_b,
+                    rf"\frac{{\partial \mathcal{{L}}}}{{\partial \mathbf{{b}}^{{({l})}}}} = "
+                    rf"\sum_{{\text{{batch}}}} {dsym.latex}",
+                    rf"({m} \times {batch}) \cdot ({batch})",
+                    note=f"∂L/∂b{_sup(l)}: {m}; ‖∂L/∂b{_sup(l)}‖ = {_num(norm_b)}",
+                    group=group,
+                    facts={"shape": (m,), "norm": norm_b},
+                )
+            )
+    intro = [
+        "δ⁽ˡ⁾ = ∂L/∂Z⁽ˡ⁾ and the gradients below are what loss.backward() left in wxb's graph.",
+    ]
+    return [loss_section, Section("Backward pass: δ⁽ˡ⁾, ∂L/∂W⁽ˡ⁾, ∂L/∂b⁽ˡ⁾", intro, steps)]
+
+
+def _delta_equation(
+    l: int,  # noqa: E741 (the seed's layer index)
+    after: list[Module],
+    is_last: bool,
+    output_grad: str,
+    m: int,
+    batch: int,
+    layers: list[Module],
+    dense_positions: list[int],
+) -> tuple[str, str, str]:
+    """The seed's equation for δ⁽ˡ⁾, given what lies between Z⁽ˡ⁾ and the next Dense (or L)."""
+    activation = after[0] if len(after) == 1 and isinstance(after[0], Activation) else None
+    Z = f"Z{_sup(l)}"
+    Z_latex = rf"\mathbf{{Z}}^{{({l})}}"
+    if is_last:
+        if not after:
+            latex = _latex_words(output_grad).replace(r"(\mathbf{Z})", f"({Z_latex})")
+            return output_grad.replace("(Z)", f"({Z})"), latex, ""
+        if activation is not None:
+            f = activation.kernel.name
+            return (
+                f"∇_A L ⊙ {f}′({Z})",
+                rf"\nabla_{{\mathbf{{A}}}} \mathcal{{L}} \odot \mathrm{{{f}}}'({Z_latex})",
+                "",
+            )
+        return "chain rule through " + ", ".join(_describe(x) for x in after), "", ""
+    upper = layers[dense_positions[l]]  # Dense l + 1
+    k = upper.out_features
+    W, d = f"W{_sup(l + 1)}ᵀ", f"δ{_sup(l + 1)}"
+    W_latex = rf"\mathbf{{W}}^{{({l + 1})T}} \cdot \delta^{{({l + 1})}}"
+    product_shapes = f"({m}×{k})·({k}×{batch})"
+    if not after:
+        return f"{W}·{d}", W_latex, product_shapes
+    if activation is not None:
+        f = activation.kernel.name
+        return (
+            f"({W}·{d}) ⊙ {f}′({Z})",
+            rf"({W_latex}) \odot \mathrm{{{f}}}'({Z_latex})",
+            f"{product_shapes} ⊙ ({m}×{batch})",
+        )
+    return "chain rule through " + ", ".join(_describe(x) for x in after), "", ""
+
+
+_LATEX_WORDS = {
+    "softmax": r"\mathrm{softmax}",
+    "Ŷ": r"\hat{\mathbf{Y}}",
+    "Y": r"\mathbf{Y}",
+    "Z": r"\mathbf{Z}",
+    "σ": r"\sigma",
+    "−": "-",
+    "·": r" \cdot ",
+}
+
+
+def _latex_words(text: str) -> str:
+    """A short formula such as (softmax(Z) − Y)/B in LaTeX, one token at a time."""
+    pattern = "|".join(re.escape(word) for word in _LATEX_WORDS)
+    return re.sub(pattern, lambda match: _LATEX_WORDS[match.group(0)], text)

@@ -1,0 +1,280 @@
+"""wxb.explain: every number it shows is the engine's, and redoes by hand.
+
+The seed's examples are recomputed here twice: with plain Python floats and
+math.exp (an independent hand computation), and with wxb's layers. A model's
+walkthrough is checked against PyTorch's gradients and against shapes and FLOPs
+counted here.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import wxb
+from wxb import explain
+from wxb.errors import ConfigError
+from wxb.explain import explain_model, explain_seed
+from wxb.nn import Dense, MSELoss, ReLU, Sequential, Sigmoid, Tanh
+
+
+def sigmoid(z: float) -> float:
+    return 1 / (1 + math.exp(-z))
+
+
+# ---------------------------------------------------------------------------------
+# The seed's examples
+# ---------------------------------------------------------------------------------
+def test_seed_layer_example_matches_a_hand_computation():
+    (w11, w12), (w21, w22) = (0.5, -0.2), (0.1, 0.4)
+    x1, x2 = 1.0, 2.0
+    b1, b2 = 0.1, -0.1
+    z1 = w11 * x1 + w12 * x2 + b1
+    z2 = w21 * x1 + w22 * x2 + b2
+
+    shown = explain_seed()
+    np.testing.assert_allclose(shown.step("layer.Z").value, [z1, z2], rtol=1e-15, atol=1e-16)
+    np.testing.assert_allclose(shown.step("layer.A").value, [sigmoid(z1), sigmoid(z2)], rtol=1e-15)
+    assert shown.step("layer.Z").substituted == (
+        "[[0.5, -0.2], [0.1, 0.4]]·[1.0, 2.0] + [0.1, -0.1]"
+    )
+
+
+def test_seed_network_example_matches_a_hand_computation():
+    x, y, w1, b1, w2, b2 = 1.5, 1.0, 0.8, -0.2, 1.2, 0.3
+    z1 = w1 * x + b1
+    a1 = sigmoid(z1)
+    z2 = w2 * a1 + b2
+    y_hat = sigmoid(z2)
+    loss = 0.5 * (y_hat - y) ** 2
+    delta2 = (y_hat - y) * y_hat * (1 - y_hat)  # (ŷ − y)·σ′(z⁽²⁾)
+    delta1 = w2 * delta2 * a1 * (1 - a1)  # w⁽²⁾δ⁽²⁾·σ′(z⁽¹⁾)
+    expected = {
+        "net.z1": z1,
+        "net.a1": a1,
+        "net.z2": z2,
+        "net.y_hat": y_hat,
+        "net.loss": loss,
+        "net.delta2": delta2,
+        "net.dL/dw2": delta2 * a1,
+        "net.dL/db2": delta2,
+        "net.delta1": delta1,
+        "net.dL/dw1": delta1 * x,
+        "net.dL/db1": delta1,
+    }
+    shown = explain_seed()
+    for name, value in expected.items():
+        assert math.isclose(shown.step(name).value, value, rel_tol=1e-14), name
+
+
+def test_seed_numbers_are_what_the_engine_computes():
+    shown = explain_seed()
+
+    layer = Sequential(Dense(2, 2, dtype="float64"), Sigmoid())
+    layer.load_state_dict({"dense1.weight": [[0.5, -0.2], [0.1, 0.4]], "dense1.bias": [0.1, -0.1]})
+    Z = layer.dense1(wxb.Tensor([[1.0, 2.0]], dtype="float64"))
+    np.testing.assert_allclose(shown.step("layer.Z").value, Z.data[0], rtol=1e-14, atol=1e-16)
+    np.testing.assert_allclose(shown.step("layer.A").value, layer.sigmoid1(Z).data[0], rtol=1e-14)
+
+    network = Sequential(
+        Dense(1, 1, dtype="float64"), Sigmoid(), Dense(1, 1, dtype="float64"), Sigmoid()
+    )
+    network.load_state_dict(
+        {
+            "dense1.weight": [[0.8]],
+            "dense1.bias": [-0.2],
+            "dense2.weight": [[1.2]],
+            "dense2.bias": [0.3],
+        }
+    )
+    network.use_plan = False  # layer by layer, so δ = ∂L/∂Z of each Dense can be kept
+    z1 = network.dense1(wxb.Tensor([[1.5]], dtype="float64")).retain_grad()
+    z2 = network.dense2(network.sigmoid1(z1)).retain_grad()
+    y_hat = network.sigmoid2(z2)
+    loss = MSELoss()(y_hat, [[1.0]])
+    loss.backward()
+    engine = {
+        "net.z1": z1.item(),
+        "net.z2": z2.item(),
+        "net.y_hat": y_hat.item(),
+        "net.loss": loss.item(),
+        "net.delta2": z2.grad.item(),
+        "net.dL/dw2": network.dense2.weight.grad.item(),
+        "net.dL/db2": network.dense2.bias.grad.item(),
+        "net.delta1": z1.grad.item(),
+        "net.dL/dw1": network.dense1.weight.grad.item(),
+        "net.dL/db1": network.dense1.bias.grad.item(),
+    }
+    for name, value in engine.items():
+        assert math.isclose(shown.step(name).value, value, rel_tol=1e-12), name
+
+
+def test_seed_cross_check_is_computed_and_reports_disagreement(monkeypatch):
+    shown = explain_seed()
+    for name in ("layer.check", "net.check"):
+        check = shown.step(name)
+        assert check.facts["agree"] and check.value <= 1e-12
+    assert shown.text().count("agree to 1e-12") == 2
+
+    real = explain._seed_network_in_wxb
+    monkeypatch.setattr(
+        explain, "_seed_network_in_wxb", lambda *args: [g + 1e-6 for g in real(*args)]
+    )
+    broken = explain_seed()
+    assert not broken.step("net.check").facts["agree"]
+    assert "DISAGREE" in broken.text()
+
+
+def test_seed_renderings_show_each_equation_and_value():
+    shown = explain_seed()
+    text = shown.text()
+    assert "Z = W·X + b = [[0.5, -0.2], [0.1, 0.4]]·[1.0, 2.0] + [0.1, -0.1] = [0.2, 0.8]" in text
+    assert "A = f(Z) = σ(Z) = [σ(0.2), σ(0.8)] = [0.549834, 0.689974]" in text
+    for step in shown.steps:
+        assert step.equation in text
+        if not step.check:
+            assert explain._fmt_text(step.value) in text, step.name
+
+    markdown = shown.markdown()
+    equations = [step for step in shown.steps if not step.check]
+    assert markdown.count("$$\n") == 2 * len(equations)
+    assert r"\mathbf{Z} = \mathbf{W} \cdot \mathbf{X} + \mathbf{b}" in markdown
+    assert r"\delta^{(1)} = w^{(2)} \delta^{(2)} \cdot f'(z^{(1)})" in markdown
+    assert r"\begin{bmatrix} 0.2 \\ 0.8 \end{bmatrix}" in markdown
+    for step in equations:
+        assert step.latex in markdown
+        assert explain._fmt_latex(step.value) in markdown
+
+    assert explain_seed("markdown").render() == markdown
+    assert str(shown) == text
+    with pytest.raises(ConfigError, match="format"):
+        explain_seed("html")
+
+
+# ---------------------------------------------------------------------------------
+# A model
+# ---------------------------------------------------------------------------------
+def _torch_twin(model: Sequential) -> torch.nn.Sequential:
+    """The same float64 network in PyTorch: W is (out, in) in both."""
+    twin = []
+    for layer in model.layers:
+        if isinstance(layer, Dense):
+            linear = torch.nn.Linear(layer.in_features, layer.out_features).double()
+            with torch.no_grad():
+                linear.weight.copy_(torch.from_numpy(layer.weight.data))
+                linear.bias.copy_(torch.from_numpy(layer.bias.data))
+            twin.append(linear)
+        else:
+            twin.append({"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}[layer.kernel.name]())
+    return torch.nn.Sequential(*twin)
+
+
+def test_explain_model_matches_torch_gradients_shapes_and_flops(rng, tmp_path):
+    n, hidden, classes, batch = (int(v) for v in rng.integers(2, 7, size=4))
+    built = Sequential(Dense(n, hidden, seed=rng), ReLU(), Dense(hidden, classes, seed=rng))
+    built.to("float64")
+    for p in built.parameters():
+        p.data[:] = rng.normal(size=p.shape)
+    model = wxb.load(wxb.save(built, tmp_path / "model.safetensors"))
+    X = rng.normal(size=(batch, n))
+    y = rng.integers(0, classes, size=batch)
+
+    shown = explain_model(model, X, y, sample_rows=None)
+
+    twin = _torch_twin(model)
+    zs = []
+    h = torch.from_numpy(X)
+    for module in twin:
+        h = module(h)
+        if isinstance(module, torch.nn.Linear):
+            h.retain_grad()
+            zs.append(h)
+    loss = torch.nn.functional.cross_entropy(h, torch.from_numpy(y))
+    loss.backward()
+    assert math.isclose(shown.step("loss").value, loss.item(), rel_tol=1e-12)
+
+    for index, (name, linear, z) in enumerate(
+        zip(("dense1", "dense2"), twin[::2], zs, strict=True)
+    ):
+        m, k = linear.weight.shape
+        Z = shown.step(f"{name}.Z")
+        assert Z.facts["W_shape"] == (m, k)
+        assert Z.facts["X_shape"] == (k, batch)
+        assert Z.facts["Z_shape"] == (m, batch) == Z.value.shape  # column notation: m×B
+        assert Z.facts["flops"] == 2 * m * k * batch
+        assert f"({m}×{k})·({k}×{batch})" in Z.substituted
+        np.testing.assert_allclose(Z.value, z.detach().numpy().T, rtol=1e-12)
+
+        grad_W = shown.step(f"{name}.dL/dW")
+        assert grad_W.facts["shape"] == (m, k)
+        norm_W = torch.linalg.norm(linear.weight.grad).item()
+        assert math.isclose(grad_W.facts["norm"], norm_W, rel_tol=1e-12)
+        assert f"‖∂L/∂W{explain._sup(index + 1)}‖_F = {explain._num(norm_W)}" in shown.text()
+
+        delta = shown.step(f"{name}.delta")
+        assert delta.facts["shape"] == (m, batch) == delta.value.shape
+        np.testing.assert_allclose(delta.value, z.grad.numpy().T, rtol=1e-10, atol=1e-15)
+        norm_b = torch.linalg.norm(linear.bias.grad).item()
+        assert math.isclose(shown.step(f"{name}.dL/db").facts["norm"], norm_b, rel_tol=1e-12)
+
+    A = shown.step("relu1.A")
+    assert math.isclose(A.facts["zero_fraction"], float(np.mean(A.value == 0)))
+    assert "dtype float64" in shown.text()
+    assert f"X is n×B = {n}×{batch}" in shown.text()
+    assert "(softmax(Z⁽²⁾) − Y)/B" in shown.text()
+    markdown = shown.markdown()
+    assert r"\mathbf{Z}^{(1)} = \mathbf{W}^{(1)} \cdot \mathbf{X} + \mathbf{b}^{(1)}" in markdown
+    assert r"\delta^{(2)} \cdot \mathbf{A}^{(1)T}" in markdown
+
+
+def test_explain_model_defaults_to_mse_and_matches_the_layer_by_layer_graph(rng):
+    model = Sequential(Dense(3, 4, seed=rng), Tanh(), Dense(4, 1, seed=rng))  # float32
+    X = rng.normal(size=(10, 3))
+    y = rng.normal(size=10)
+    before = [p.grad for p in model.parameters()]
+    model.train()
+
+    shown = explain_model(model, X, y, sample_rows=3)
+
+    assert "B = 3, the first 3 of 10 rows of X" in shown.text()
+    assert "dtype float32" in shown.text()
+    assert "MSELoss" in shown.text()
+    assert shown.step("dense2.Z").facts["flops"] == 2 * 1 * 4 * 3
+    assert [p.grad for p in model.parameters()] == before  # the model's own .grad untouched
+    assert model.training and model.dense1.training  # its mode restored
+
+    model.use_plan = False
+    loss = MSELoss()(model(X[:3].astype(np.float32)), y[:3].reshape(-1, 1))
+    loss.backward()
+    assert math.isclose(shown.step("loss").value, loss.item(), rel_tol=1e-6)
+    for name in ("dense1", "dense2"):
+        layer = getattr(model, name)
+        expected = float(np.linalg.norm(layer.weight.grad.astype(np.float64)))
+        assert math.isclose(shown.step(f"{name}.dL/dW").facts["norm"], expected, rel_tol=1e-6)
+        assert shown.step(f"{name}.dL/dW").value.dtype == np.float32
+
+
+def test_explain_model_without_targets_shows_the_forward_pass_only(rng):
+    model = Sequential(Dense(4, 3, seed=rng), ReLU(), Dense(3, 2, seed=rng))
+    shown = explain_model(model, rng.normal(size=4), fmt="markdown")  # one sample, 1-D
+    assert [s.name for s in shown.steps] == ["dense1.Z", "relu1.A", "dense2.Z"]
+    assert shown.step("dense1.Z").facts["Z_shape"] == (3, 1)
+    assert str(shown) == shown.markdown()
+    assert "$$" in str(shown)
+
+
+def test_explain_model_walks_standardize_dropout_and_an_output_activation(rng):
+    from wxb.nn import Dropout, Standardize
+
+    X = rng.normal(size=(6, 3))
+    model = Sequential(
+        Standardize.fit(X), Dense(3, 5, seed=rng), Dropout(0.5), Sigmoid(), Dense(5, 2, seed=rng)
+    )
+    shown = explain_model(model, X, rng.normal(size=(6, 2)), loss=MSELoss(reduction="sum"))
+    text = shown.text()
+    assert "Z⁽¹⁾ = W⁽¹⁾·X̂ + b⁽¹⁾" in text
+    assert "δ⁽¹⁾ = ∂L/∂Z⁽¹⁾ = (W⁽²⁾ᵀ·δ⁽²⁾) ⊙ sigmoid′(Z⁽¹⁾)" in text
+    assert "δ⁽²⁾ = ∂L/∂Z⁽²⁾ = (Ŷ − Y) = " in text  # a sum: no 1/B
+    assert "L = Σᵢ ½‖ŷᵢ − yᵢ‖²" in text
+    assert shown.step("dense1.Z").facts["X_shape"] == (3, 4)  # sample_rows=4 by default
