@@ -585,3 +585,28 @@ def test_explain_a_trained_model_on_rows_of_its_data(tmp_path, rng, capsys):
     assert_one_line_error(code, out, err, r"--sample 999 but it has 150 rows")
     code, out, err = run_cli(capsys, "explain", str(model))
     assert_one_line_error(code, out, err, r"name the rows to explain on")
+
+
+def test_summary_and_diagrams_of_a_saved_model(tmp_path, rng, capsys):
+    data, *_ = labelled_csv(tmp_path / "d.csv", rng)
+    model = tmp_path / "m.safetensors"
+    code, _, err = run_cli(
+        capsys, "train", "--data", str(data), "--target", "species", "--hidden", "6",
+        "--epochs", "1", "-q", "-o", str(model),
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "summary", str(model), "--no-floor", "--batch-size", "8")
+    assert code == 0, err
+    params = 4 * 6 + 6 + 6 * 3 + 3  # W⁽¹⁾ 6×4, b⁽¹⁾, W⁽²⁾ 3×6, b⁽²⁾: counted here by hand
+    assert f"Total params: {params}" in out and "Rate floor" not in out
+    code, out, _ = run_cli(capsys, "summary", str(model), "--format", "md")
+    assert code == 0 and out.count("\n|") >= 4  # a Markdown table: header, rule, rows
+    assert "Rate floor" in out
+    for kind in ("architecture", "forward", "backward", "graph"):
+        code, out, err = run_cli(capsys, "diagram", str(model), "--kind", kind)
+        assert code == 0, err
+        assert out.startswith("flowchart "), out
+    code, out, _ = run_cli(capsys, "diagram", str(model), "--kind", "forward", "--format", "md")
+    assert out.startswith("```mermaid\nflowchart TD") and out.rstrip().endswith("```")
+    code, out, err = run_cli(capsys, "summary", str(model), "--batch-size", "0")
+    assert_one_line_error(code, out, err, r"--batch-size must be ≥ 1")

@@ -6,7 +6,7 @@ A dense layer is Z = W·X + b, then A = f(Z); learning is the chain of error ter
 
 __version__ = "0.1.0"
 
-from wxb import errors, nn, ops, optim
+from wxb import describe, errors, nn, ops, optim
 from wxb.errors import (
     ConfigError,
     DataError,
@@ -33,6 +33,7 @@ __all__ = [
     "TrainingError",
     "WxbError",
     "__version__",
+    "describe",
     "errors",
     "evaluate",
     "fit",

@@ -18,6 +18,13 @@ import numpy as np
 from wxb import __version__, ops, validation
 from wxb import data as wdata
 from wxb.backend import resolve_dtype
+from wxb.describe import (
+    architecture_diagram,
+    backward_diagram,
+    forward_diagram,
+    graph_diagram,
+    summary,
+)
 from wxb.errors import ConfigError, DataError, WxbError
 from wxb.explain import explain_model, explain_seed
 from wxb.io import load, save
@@ -137,6 +144,37 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--format", choices=("text", "md"), default="text",
                          help="md: Markdown with the equations in LaTeX")  # fmt: skip
     explain.set_defaults(run=run_explain)
+
+    summary_cmd = commands.add_parser(
+        "summary",
+        formatter_class=_DefaultsShown,
+        help="per-layer parameters, FLOPs and activation memory of a saved model",
+        description="One row per layer: output shape, parameters, forward and training FLOPs "
+        "per sample, activation memory; totals; and the floor of a training step at "
+        "--batch-size from this machine's measured GEMM rate.",
+    )
+    summary_cmd.add_argument("model", metavar="MODEL")
+    summary_cmd.add_argument("--batch-size", type=int, default=32, metavar="B")
+    summary_cmd.add_argument("--format", choices=("text", "md"), default="text")
+    summary_cmd.add_argument("--no-floor", action="store_true",
+                             help="skip the GEMM-rate measurement (about a second)")  # fmt: skip
+    summary_cmd.set_defaults(run=run_summary)
+
+    diagram = commands.add_parser(
+        "diagram",
+        formatter_class=_DefaultsShown,
+        help="Mermaid diagrams of a saved model, in the seed's notation",
+        description="architecture: the layers with their sizes; forward / backward: the flow "
+        "of Z = W·X + b, A = f(Z) and of the δ chain with shapes for a batch of B; graph: "
+        "the computational graph recorded by one training step on a random batch of B.",
+    )
+    diagram.add_argument("model", metavar="MODEL")
+    diagram.add_argument("--kind", choices=("architecture", "forward", "backward", "graph"),
+                         default="architecture")  # fmt: skip
+    diagram.add_argument("--batch-size", type=int, default=32, metavar="B")
+    diagram.add_argument("--format", choices=("mermaid", "md"), default="mermaid",
+                         help="md: inside a ```mermaid fence, for Markdown")  # fmt: skip
+    diagram.set_defaults(run=run_diagram)
     return parser
 
 
@@ -539,6 +577,37 @@ def run_eval(args: argparse.Namespace) -> None:
         y = numeric_targets(dataset.y, dataset).reshape(len(dataset.y), -1)
     figures = report(model, X, y, loss, task)
     print(f"{data}: {len(X)} samples; " + ", ".join(f"{k} {v:.4f}" for k, v in figures.items()))
+
+
+def run_summary(args: argparse.Namespace) -> None:
+    if args.batch_size < 1:
+        raise ConfigError("--batch-size must be ≥ 1")
+    model = load(args.model)
+    table = model.summary(args.batch_size) if not args.no_floor else summary(model, args.batch_size)
+    print(table.markdown() if args.format == "md" else table.text())
+
+
+def run_diagram(args: argparse.Namespace) -> None:
+    if args.batch_size < 1:
+        raise ConfigError("--batch-size must be ≥ 1")
+    model = load(args.model)
+    if args.kind == "architecture":
+        text = architecture_diagram(model)
+    elif args.kind == "forward":
+        text = forward_diagram(model, args.batch_size)
+    elif args.kind == "backward":
+        text = backward_diagram(model, args.batch_size)
+    else:  # one training step's recorded graph, on random rows of the right shape
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((args.batch_size, input_width(model) or 1)).astype(model.dtype)
+        _, loss, classes = model_task(model)
+        if loss == "cross_entropy":
+            y = rng.integers(0, len(classes), size=args.batch_size)
+        else:
+            y = rng.standard_normal((args.batch_size, output_width(model) or 1))
+            y = (y > 0).astype(model.dtype) if loss == "bce_with_logits" else y.astype(model.dtype)
+        text = graph_diagram(get_loss(loss)(model(X), y), model)
+    print(f"```mermaid\n{text}\n```" if args.format == "md" else text)
 
 
 def run_explain(args: argparse.Namespace) -> None:

@@ -1,0 +1,701 @@
+"""A model described as the seed writes it: a summary table with its FLOPs, and Mermaid diagrams.
+
+``summary`` counts what a training step costs before anything runs: parameters,
+the GEMM FLOPs of Z = W·X + b and of backpropagation, the activations a step
+keeps, and — given a GEMM rate — the time no implementation can beat on that
+machine (the rate floor). The diagrams draw the same model in the seed's
+notation (W⁽ˡ⁾ m×n, X and δ⁽ˡ⁾ with B columns), as plain Mermaid text that
+GitHub renders: ``architecture_diagram``, ``forward_diagram``,
+``backward_diagram`` and ``graph_diagram`` (a recorded graph, from ``wxb.graph``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from wxb.backend import resolve_dtype
+from wxb.errors import ConfigError
+from wxb.nn.layers import Activation, Dense, Dropout, Standardize
+from wxb.nn.module import Module, input_width
+from wxb.tensor import Tensor, graph, topological_order
+
+STOCK_LAYERS = (Dense, Activation, Dropout, Standardize)
+
+
+# -- the model as a list of layers ------------------------------------------------------------
+@dataclass
+class _Layer:
+    """One leaf layer with what flows through it, per sample."""
+
+    path: str
+    module: Module
+    width_in: int | None
+    width_out: int | None
+    index: int  # l of the Dense layer it is (Dense), or of the last Dense before it (0: none)
+    needs_input_grad: bool  # a layer with parameters comes before it (mirrors the planned stack)
+
+
+@dataclass
+class _Group:
+    """A container (a nested Sequential or a custom module): drawn as a subgraph."""
+
+    path: str
+    module: Module
+    items: list[_Layer | _Group] = field(default_factory=list)
+
+
+def _is_container(module: Module) -> bool:
+    return not isinstance(module, STOCK_LAYERS) and bool(module._modules)
+
+
+def _structure(model: Module) -> list[_Layer | _Group]:
+    """The model's layers in order, nested Sequentials (and containers) as groups."""
+    state = {"width": input_width(model), "dense": 0, "trainable": False}
+
+    def leaf(path: str, module: Module) -> _Layer:
+        width_in = state["width"]
+        if isinstance(module, Dense):
+            state["dense"] += 1
+            width_out: int | None = module.out_features
+        elif isinstance(module, Standardize):
+            width_out = module.in_features
+        elif isinstance(module, (Activation, Dropout)):
+            width_out = width_in
+        else:  # a custom leaf: what it returns is unknown
+            width_out = None
+        layer = _Layer(path, module, width_in, width_out, state["dense"], state["trainable"])
+        state["width"] = width_out
+        state["trainable"] |= bool(module._parameters)
+        return layer
+
+    def walk(module: Module, prefix: str) -> list[_Layer | _Group]:
+        items: list[_Layer | _Group] = []
+        for key, child in module._modules.items():
+            path = f"{prefix}.{key}" if prefix else key
+            if _is_container(child):
+                items.append(_Group(path, child, walk(child, path)))
+            else:
+                items.append(leaf(path, child))
+        return items
+
+    if _is_container(model):
+        return walk(model, "")
+    return [leaf(model.name or type(model).__name__.lower(), model)]
+
+
+def _flatten(items: list[_Layer | _Group]) -> list[_Layer]:
+    layers: list[_Layer] = []
+    for item in items:
+        layers.extend(_flatten(item.items) if isinstance(item, _Group) else [item])
+    return layers
+
+
+# -- summary ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LayerRow:
+    """One layer of a summary; every figure is per sample (multiply by B for a batch)."""
+
+    name: str
+    type: str
+    output_shape: tuple[int, ...] | None  # None: a custom layer whose output wxb cannot know
+    parameters: int
+    forward_flops: int
+    training_flops: int
+    activation_bytes: int
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a model holds and what one training step costs, before anything runs.
+
+    ``parameters`` counts each parameter once (a shared one is listed under every
+    layer that uses it but counted once here). FLOP and byte totals are per sample;
+    the ``*_per_batch`` properties multiply by ``batch_size``.
+    """
+
+    model_type: str
+    rows: list[LayerRow]
+    dtype: np.dtype
+    batch_size: int
+    parameters: int
+    parameter_bytes: int
+    gemm_rate: float | None = None  # FLOP/s of a large GEMM on this machine, if known
+
+    @property
+    def forward_flops(self) -> int:
+        return sum(row.forward_flops for row in self.rows)
+
+    @property
+    def training_flops(self) -> int:
+        return sum(row.training_flops for row in self.rows)
+
+    @property
+    def activation_bytes(self) -> int:
+        return sum(row.activation_bytes for row in self.rows)
+
+    @property
+    def forward_flops_per_batch(self) -> int:
+        return self.forward_flops * self.batch_size
+
+    @property
+    def training_flops_per_batch(self) -> int:
+        return self.training_flops * self.batch_size
+
+    @property
+    def activation_bytes_per_batch(self) -> int:
+        return self.activation_bytes * self.batch_size
+
+    @property
+    def rate_floor_s(self) -> float | None:
+        """Seconds one training step needs at least: its GEMM FLOPs at the machine's GEMM rate."""
+        if self.gemm_rate is None:
+            return None
+        return self.training_flops_per_batch / self.gemm_rate
+
+    def _cells(self) -> tuple[list[str], list[list[str]]]:
+        head = [
+            "Layer (type)",
+            "Output shape",
+            "Params",
+            "Forward FLOPs",
+            "Training FLOPs",
+            "Activations",
+        ]
+        body = [
+            [
+                f"{row.name} ({row.type})",
+                _shape(row.output_shape),
+                f"{row.parameters:,}",
+                f"{row.forward_flops:,}",
+                f"{row.training_flops:,}",
+                _bytes(row.activation_bytes),
+            ]
+            for row in self.rows
+        ]
+        return head, body
+
+    def _totals(self) -> list[str]:
+        b = self.batch_size
+        lines = [
+            f"Total params: {self.parameters:,} "
+            f"({_bytes(self.parameter_bytes)}, {self.dtype.name})",
+            f"Per sample: forward {_si(self.forward_flops)}FLOP, "
+            f"training {_si(self.training_flops)}FLOP, "
+            f"activations {_bytes(self.activation_bytes)}",
+            f"Per batch of {b}: forward {_si(self.forward_flops_per_batch)}FLOP, "
+            f"training {_si(self.training_flops_per_batch)}FLOP, "
+            f"activations {_bytes(self.activation_bytes_per_batch)}",
+        ]
+        floor = self.rate_floor_s
+        if floor is not None and self.gemm_rate is not None:
+            lines.append(
+                f"Rate floor: {_si(self.training_flops_per_batch)}FLOP / "
+                f"{_si(self.gemm_rate)}FLOP/s = {_seconds(floor)} per training step (batch {b})"
+            )
+        return lines
+
+    def text(self) -> str:
+        """An aligned table for a terminal, as Keras prints one, with the FLOPs and the floor."""
+        head, body = self._cells()
+        widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
+
+        def line(cells: list[str]) -> str:
+            first = cells[0].ljust(widths[0])
+            rest = (cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True))
+            return "  ".join([first, *rest]).rstrip()
+
+        rule = len(line(head))
+        out = [f"Model: {self.model_type}", "─" * rule, line(head), "═" * rule]
+        out += [line(cells) for cells in body]
+        out += ["═" * rule, *self._totals()]
+        out.append(
+            "FLOPs count W·X, ∂L/∂W and ∂L/∂X (2mn each) and +b, ∂L/∂b (m each); "
+            "element-wise work as 0."
+        )
+        return "\n".join(out) + "\n"
+
+    def markdown(self) -> str:
+        """The same table in Markdown (GitHub), totals as a list below it."""
+        head, body = self._cells()
+        out = [
+            "| " + " | ".join(head) + " |",
+            "|" + "|".join([":---", *["---:"] * (len(head) - 1)]) + "|",
+        ]
+        out += ["| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |" for cells in body]
+        out.append("")
+        out += [f"- {line}" for line in self._totals()]
+        return "\n".join(out) + "\n"
+
+    def __str__(self) -> str:
+        return self.text()
+
+
+def summary(model: Module, batch_size: int = 32, gemm_rate: float | None = None) -> Summary:
+    """Parameters, FLOPs and activation memory of ``model``, per layer and in total.
+
+    Rows: one per layer of a Sequential (nested Sequentials are expanded); for
+    another Module, its sub-modules in registration order.
+
+    FLOPs (per sample; a multiply-add is 2): Dense m×n costs 2mn for W·X plus m
+    for +b forward. Training adds ∂L/∂W = δ·Aᵀ (2mn) and ∂L/∂b (m), and
+    ∂L/∂X = Wᵀ·δ (2mn) except in the first layer with parameters: nothing before
+    it needs a gradient, and wxb's planned backward stops there. Element-wise work
+    (activations, Dropout, Standardize, f′) is counted as 0: it is O(m) beside
+    the O(mn) GEMMs, and memory-bound rather than FLOP-bound.
+
+    Activation memory (per sample): what a training step keeps for each layer,
+    its output row (width × the model's dtype size; the planned stack holds one
+    such buffer per layer, Dense's W·X and +b sharing it), plus Dropout's mask of
+    the same size when p > 0. Gradient buffers (δ), the input batch, parameters
+    and optimiser state are not counted; nor is the output of a custom layer, whose
+    width wxb cannot know (its shape shows as ?).
+
+    ``gemm_rate`` (FLOP/s, e.g. from ``measure_gemm_rate(model.dtype)``) adds the
+    rate floor: training FLOPs per batch / rate, the least time a step can take.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise ConfigError(f"summary batch_size must be a positive integer; got {batch_size!r}")
+    if batch_size < 1:
+        raise ConfigError(f"summary batch_size must be a positive integer; got {batch_size!r}")
+    if gemm_rate is not None and not (math.isfinite(gemm_rate) and gemm_rate > 0):
+        raise ConfigError(f"summary gemm_rate must be a positive number (FLOP/s); got {gemm_rate}")
+    dtype = model.dtype
+    rows = [_row(layer, dtype.itemsize) for layer in _flatten(_structure(model))]
+    params = model.parameters()
+    return Summary(
+        model_type=type(model).__name__,
+        rows=rows,
+        dtype=dtype,
+        batch_size=int(batch_size),
+        parameters=int(sum(p.data.size for p in params)),
+        parameter_bytes=int(sum(p.data.nbytes for p in params)),
+        gemm_rate=None if gemm_rate is None else float(gemm_rate),
+    )
+
+
+def _row(layer: _Layer, itemsize: int) -> LayerRow:
+    module = layer.module
+    forward = training = 0
+    if isinstance(module, Dense):
+        m, n = module.out_features, module.in_features
+        bias = m if module.bias is not None else 0
+        forward = 2 * m * n + bias
+        training = forward + 2 * m * n + bias  # + ∂L/∂W = δ·Aᵀ, ∂L/∂b = Σ δ
+        if layer.needs_input_grad:
+            training += 2 * m * n  # ∂L/∂X = Wᵀ·δ
+    width = layer.width_out
+    kept = 0
+    if width is not None:
+        kept = width * itemsize
+        if isinstance(module, Dropout) and module.p > 0:
+            kept *= 2  # the output and the mask
+    return LayerRow(
+        name=layer.path,
+        type=type(module).__name__,
+        output_shape=None if width is None else (width,),
+        parameters=int(sum(p.data.size for p in module.parameters())),
+        forward_flops=forward,
+        training_flops=training,
+        activation_bytes=kept,
+    )
+
+
+def measure_gemm_rate(dtype: object = None, size: int = 1024, repeats: int = 5) -> float:
+    """FLOP/s of one size×size product with NumPy's BLAS (median of ``repeats`` runs).
+
+    A large square GEMM runs near the machine's peak, so training FLOPs divided
+    by this rate is a floor no implementation of the step beats.
+    """
+    dt = resolve_dtype(dtype)
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size)).astype(dt)
+    b = rng.standard_normal((size, size)).astype(dt)
+    out = np.empty((size, size), dtype=dt)
+    np.matmul(a, b, out=out)  # warm-up: BLAS threads started, pages touched
+    times = []
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        np.matmul(a, b, out=out)
+        times.append(time.perf_counter() - start)
+    return 2.0 * size**3 / max(statistics.median(times), 1e-9)
+
+
+def _shape(shape: tuple[int, ...] | None) -> str:
+    if shape is None:
+        return "?"
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _si(value: float) -> str:
+    """1234567 → '1.23 M' (followed by the unit)."""
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {prefix}"
+    return f"{value:.3g} "
+
+
+def _bytes(count: int) -> str:
+    for factor, unit in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if count >= factor:
+            return f"{count / factor:.1f} {unit}"
+    return f"{count} B"
+
+
+def _seconds(seconds: float) -> str:
+    if seconds >= 1:
+        return f"{seconds:.3g} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.3g} ms"
+    return f"{seconds * 1e6:.3g} µs"
+
+
+# -- Mermaid ----------------------------------------------------------------------------------
+_SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _sup(index: int | str) -> str:
+    """3 → ⁽³⁾, the seed's layer index."""
+    return "⁽" + str(index).translate(_SUPERSCRIPT) + "⁾"
+
+
+def _escape(text: str) -> str:
+    """Text safe inside a quoted Mermaid label: no quote, and no HTML from user names."""
+    return (
+        text.replace("#", "#35;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+    )
+
+
+class _Flowchart:
+    """Mermaid flowchart text: nodes are declared first (inside their subgraphs), edges after,
+    so an edge never moves a node into another subgraph."""
+
+    SHAPES: ClassVar[dict[str, tuple[str, str]]] = {
+        "box": ('["', '"]'),
+        "stadium": ('(["', '"])'),
+        "decision": ('{"', '"}'),
+    }
+
+    def __init__(self, direction: str) -> None:
+        self.nodes = [f"flowchart {direction}"]
+        self.edges: list[str] = []
+        self.depth = 1
+
+    def node(self, node_id: str, *lines: str, shape: str = "box") -> str:
+        start, stop = self.SHAPES[shape]
+        label = "<br>".join(_escape(line) for line in lines)
+        self.nodes.append("    " * self.depth + f"{node_id}{start}{label}{stop}")
+        return node_id
+
+    def edge(self, source: str, target: str, label: str | None = None) -> None:
+        arrow = "-->" if label is None else f'-->|"{_escape(label)}"|'
+        self.edges.append(f"    {source} {arrow} {target}")
+
+    def chain(self, ids: list[str]) -> None:
+        for source, target in itertools.pairwise(ids):
+            self.edge(source, target)
+
+    @contextmanager
+    def subgraph(self, group_id: str, label: str) -> Iterator[None]:
+        self.nodes.append("    " * self.depth + f'subgraph {group_id}["{_escape(label)}"]')
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+            self.nodes.append("    " * self.depth + "end")
+
+    def text(self) -> str:
+        return "\n".join(self.nodes + self.edges) + "\n"
+
+
+def _dim(value: int | None) -> str:
+    return "?" if value is None else str(value)
+
+
+def _columns(batch_size: int | None) -> str:
+    if batch_size is None:
+        return "B"
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise ConfigError(f"batch_size must be a positive integer or None; got {batch_size!r}")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer or None; got {batch_size!r}")
+    return str(int(batch_size))
+
+
+def _kernel_name(module: Activation) -> str:
+    return str(getattr(module.kernel, "name", type(module).__name__.lower()))
+
+
+def architecture_diagram(model: Module) -> str:
+    """The layers left to right, with W⁽ˡ⁾'s m×n, b⁽ˡ⁾, activations and widths on the edges;
+    nested Sequentials (and other containers) are subgraphs."""
+    chart = _Flowchart("LR")
+    structure = _structure(model)
+    layers = _flatten(structure)
+    ids: list[str] = [
+        chart.node("in0", "Input A⁽⁰⁾ = X", f"{_dim(input_width(model))} features", shape="stadium")
+    ]
+    counter = {"leaf": 0, "group": 0}
+    previous: dict[str, _Layer | None] = {"layer": None}
+
+    def draw(items: list[_Layer | _Group]) -> None:
+        for item in items:
+            if isinstance(item, _Group):
+                counter["group"] += 1
+                with chart.subgraph(f"grp{counter['group']}", _module_title(item)):
+                    draw(item.items)
+                continue
+            counter["leaf"] += 1
+            node_id = f"lay{counter['leaf']}"
+            module = item.module
+            if isinstance(module, Dense):
+                m, n, sup = module.out_features, module.in_features, _sup(item.index)
+                bias = f"b{sup} {m}" if module.bias is not None else "no bias"
+                params = sum(p.data.size for p in module.parameters())
+                chart.node(
+                    node_id,
+                    f"{item.path} · Dense",
+                    f"W{sup} {m}×{n}, {bias}",
+                    f"{params:,} parameters",
+                )
+            elif isinstance(module, Activation):
+                name = _kernel_name(module)
+                before = previous["layer"]
+                lines = [name]
+                if isinstance(before, _Layer) and isinstance(before.module, Dense):
+                    sup = _sup(item.index)
+                    lines.append(f"A{sup} = {name}(Z{sup})")
+                chart.node(node_id, *lines, shape="decision")
+            elif isinstance(module, Dropout):
+                chart.node(node_id, f"{item.path} · Dropout", f"p = {module.p:g}")
+            elif isinstance(module, Standardize):
+                chart.node(node_id, f"{item.path} · Standardize", "(X − μ) / σ")
+            else:
+                chart.node(node_id, f"{item.path} · {type(module).__name__}")
+            ids.append(node_id)
+            previous["layer"] = item
+
+    draw(structure)
+    last = layers[-1] if layers else None
+    width = last.width_out if last is not None else input_width(model)
+    final = _sup(last.index if last is not None else 0)
+    ids.append(chart.node("res0", f"Output A{final}", f"{_dim(width)} outputs", shape="stadium"))
+    widths = [input_width(model), *[layer.width_out for layer in layers]]
+    for (source, target), w in zip(itertools.pairwise(ids), widths, strict=True):
+        chart.edge(source, target, None if w is None else str(w))
+    return chart.text()
+
+
+def _module_title(group: _Group) -> str:
+    return f"{group.path} · {type(group.module).__name__}"
+
+
+def _dense_blocks(layers: list[_Layer]) -> tuple[list[_Layer], list[tuple[_Layer, list[_Layer]]]]:
+    """Layers before the first Dense, then each Dense with the layers that follow it."""
+    before: list[_Layer] = []
+    blocks: list[tuple[_Layer, list[_Layer]]] = []
+    for layer in layers:
+        if isinstance(layer.module, Dense):
+            blocks.append((layer, []))
+        elif blocks:
+            blocks[-1][1].append(layer)
+        else:
+            before.append(layer)
+    return before, blocks
+
+
+def _forward_op(layer: _Layer, z: str) -> tuple[str, str]:
+    """The label of a non-Dense layer in the forward flow, and its node shape."""
+    module = layer.module
+    if isinstance(module, Activation):
+        return f"{_kernel_name(module)}({z})", "decision"
+    if isinstance(module, Dropout):
+        if module.p == 0:
+            return "Dropout p = 0: unchanged", "box"
+        return f"Dropout: ⊙ M / (1 − {module.p:g})", "box"
+    if isinstance(module, Standardize):
+        return "Standardize: (X − μ) / σ", "box"
+    return f"{layer.path} · {type(module).__name__}", "box"
+
+
+def forward_diagram(model: Module, batch_size: int | None = None) -> str:
+    """The forward pass as the seed draws it, one subgraph per Dense layer:
+    A⁽ˡ⁻¹⁾ → W⁽ˡ⁾·A⁽ˡ⁻¹⁾ → +b⁽ˡ⁾ → Z⁽ˡ⁾ → f → A⁽ˡ⁾, …, → loss. Shapes are the seed's
+    columns (W m×n, A n×B); ``batch_size`` fills in B."""
+    cols = _columns(batch_size)
+    chart = _Flowchart("TD")
+    before, blocks = _dense_blocks(_flatten(_structure(model)))
+    n0 = _dim(input_width(model))
+    if before:
+        ids = [chart.node("in0", "Input X", f"{n0}×{cols}", shape="stadium")]
+        for k, layer in enumerate(before, start=1):
+            label, shape = _forward_op(layer, "X")
+            ids.append(chart.node(f"pre{k}", label, shape=shape))
+        ids.append(chart.node("act0", "A⁽⁰⁾", f"{_dim(before[-1].width_out)}×{cols}"))
+    else:
+        ids = [chart.node("in0", "Input X = A⁽⁰⁾", f"{n0}×{cols}", shape="stadium")]
+    for dense, after in blocks:
+        module = dense.module
+        assert isinstance(module, Dense)
+        idx, m, n = dense.index, module.out_features, module.in_features
+        sup, prev = _sup(idx), _sup(idx - 1)
+        with chart.subgraph(f"lay{idx}", f"Layer {idx}: {dense.path}"):
+            ids.append(
+                chart.node(
+                    f"mul{idx}", f"W{sup}·A{prev}", f"({m}×{n})·({n}×{cols})", shape="decision"
+                )
+            )
+            if module.bias is not None:
+                ids.append(
+                    chart.node(f"add{idx}", f"+ b{sup}", f"b{sup} {m}×1, over {cols} columns")
+                )
+            ids.append(chart.node(f"pre{idx}z", f"Z{sup}", f"{m}×{cols}"))
+            for k, layer in enumerate(after, start=1):
+                label, shape = _forward_op(layer, f"Z{sup}" if k == 1 else "·")
+                ids.append(chart.node(f"fn{idx}x{k}", label, shape=shape))
+            width = _dim(after[-1].width_out if after else m)
+            a_label = f"A{sup}" if after else f"A{sup} = Z{sup}"
+            ids.append(chart.node(f"act{idx}", a_label, f"{width}×{cols}"))
+    last = _sup(blocks[-1][0].index if blocks else 0)
+    ids.append(chart.node("loss", f"Loss L(A{last}, Y)", "scalar", shape="stadium"))
+    chart.chain(ids)
+    return chart.text()
+
+
+def _backward_op(layer: _Layer, z: str) -> str:
+    """The label of a non-Dense layer's backward step (what the error is multiplied by)."""
+    module = layer.module
+    if isinstance(module, Activation):
+        name = _kernel_name(module)
+        if name == "softmax":
+            return f"softmax Jacobian at {z}: A ⊙ (g − Σ g ⊙ A)"
+        return f"⊙ {name}′({z})"
+    if isinstance(module, Dropout):
+        return "Dropout p = 0: δ unchanged" if module.p == 0 else f"⊙ M / (1 − {module.p:g})"
+    if isinstance(module, Standardize):
+        return "⊙ 1/σ"
+    return f"backward of {layer.path} · {type(module).__name__}"
+
+
+def _delta_label(idx: int, after: list[_Layer], incoming: str) -> str:
+    """δ⁽ˡ⁾ as the seed writes it when one activation follows the layer, else ∂L/∂Z⁽ˡ⁾."""
+    sup = _sup(idx)
+    if not after:
+        return f"δ{sup} = {incoming}"
+    only = after[0].module
+    if len(after) == 1 and isinstance(only, Activation) and _kernel_name(only) != "softmax":
+        product = f"({incoming})" if "·" in incoming else incoming
+        return f"δ{sup} = {product} ⊙ {_kernel_name(only)}′(Z{sup})"
+    return f"δ{sup} = ∂L/∂Z{sup}"
+
+
+def backward_diagram(model: Module, batch_size: int | None = None) -> str:
+    """Backpropagation as the seed writes it: loss → δ⁽ᴸ⁾ → ∂L/∂W⁽ᴸ⁾, ∂L/∂b⁽ᴸ⁾ and
+    W⁽ᴸ⁾ᵀ·δ⁽ᴸ⁾ ⊙ f′(Z⁽ᴸ⁻¹⁾) = δ⁽ᴸ⁻¹⁾, …, down to the first layer with parameters, which
+    computes no W⁽¹⁾ᵀ·δ⁽¹⁾ (the input needs no gradient: wxb's planned backward stops
+    there). Then the optimiser step. Shapes in columns (δ⁽ˡ⁾ m×B)."""
+    cols = _columns(batch_size)
+    chart = _Flowchart("TD")
+    _, blocks = _dense_blocks(_flatten(_structure(model)))
+    chart.node("loss", "Loss L", "scalar", shape="stadium")
+    if not blocks:
+        chart.node("grd0", "No parameters: nothing to learn")
+        chart.edge("loss", "grd0")
+        return chart.text()
+    top, after_top = blocks[-1]
+    top_sup = _sup(top.index)
+    width = _dim(after_top[-1].width_out if after_top else top.width_out)
+    chart.node("grd0", f"∇_A L = ∂L/∂A{top_sup}", f"{width}×{cols}")
+    chart.edge("loss", "grd0")
+    source, incoming = "grd0", "∇_A L"
+    gradients: list[str] = []
+    first_trainable = blocks[0][0]
+    for dense, after in reversed(blocks):
+        module = dense.module
+        assert isinstance(module, Dense)
+        idx, m, n = dense.index, module.out_features, module.in_features
+        sup = _sup(idx)
+        with chart.subgraph(f"lay{idx}", f"Layer {idx}: {dense.path}"):
+            for k, layer in enumerate(reversed(after), start=1):
+                node = chart.node(f"fn{idx}x{k}", _backward_op(layer, f"Z{sup}"), shape="decision")
+                chart.edge(source, node)
+                source = node
+            delta = chart.node(f"dlt{idx}", _delta_label(idx, after, incoming), f"{m}×{cols}")
+            chart.edge(source, delta)
+            prev = _sup(idx - 1)
+            chart.node(
+                f"gw{idx}", f"∂L/∂W{sup} = δ{sup}·A{prev}ᵀ", f"({m}×{cols})·({cols}×{n}) = {m}×{n}"
+            )
+            chart.edge(delta, f"gw{idx}")
+            gradients.append(f"gw{idx}")
+            if module.bias is not None:
+                chart.node(f"gb{idx}", f"∂L/∂b{sup} = Σ δ{sup} over {cols} columns", f"{m}×1")
+                chart.edge(delta, f"gb{idx}")
+                gradients.append(f"gb{idx}")
+            if dense is not first_trainable:
+                chart.node(
+                    f"prop{idx}",
+                    f"W{sup}ᵀ·δ{sup}",
+                    f"({n}×{m})·({m}×{cols}) = {n}×{cols}",
+                    shape="decision",
+                )
+                chart.edge(delta, f"prop{idx}")
+                source, incoming = f"prop{idx}", f"W{sup}ᵀ·δ{sup}"
+    chart.node("upd", "Update weights and biases", "optimiser step on every ∂L/∂W, ∂L/∂b")
+    for gradient in gradients:
+        chart.edge(gradient, "upd")
+    return chart.text()
+
+
+def graph_diagram(root: Tensor, model: Module | None = None) -> str:
+    """The graph recorded up to ``root`` (e.g. the loss of one training step), from
+    ``wxb.graph``: one node per operation with its result's shape (wxb's rows, B×n),
+    leaves (inputs, parameters) as rounded nodes, one edge per input link. With
+    ``model``, parameters are labelled by their names (dense1.weight, …)."""
+    nodes = graph(root)
+    names: dict[int, str] = {}
+    if model is not None:
+        by_id = {id(p): name for name, p in model.named_parameters()}
+        tensors = topological_order(root)
+        if len(tensors) == len(nodes):
+            names = {i: by_id[id(t)] for i, t in enumerate(tensors) if id(t) in by_id}
+    chart = _Flowchart("TD")
+    for node in nodes:
+        shape = "×".join(str(d) for d in node.shape) if node.shape else "scalar"
+        title = names.get(node.id) or node.name or node.op
+        if node.op in ("input", "parameter"):
+            kind = node.op if title == node.op else f"{node.op} {title}"
+            chart.node(f"t{node.id}", kind, shape, shape="stadium")
+        else:
+            chart.node(f"t{node.id}", title if title == node.op else f"{node.op} ({title})", shape)
+        for source in node.inputs:
+            chart.edge(f"t{source}", f"t{node.id}")
+    return chart.text()
+
+
+_measured_rates: dict[str, float] = {}
+
+
+def _module_summary(self: Module, batch_size: int = 32, gemm_rate: float | None = None) -> Summary:
+    """``model.summary()``: the per-layer table, with the floor of a training step at
+    ``batch_size`` from this machine's GEMM rate (measured once per process and dtype)."""
+    if gemm_rate is None:
+        dtype = str(resolve_dtype(self.dtype))
+        if dtype not in _measured_rates:
+            _measured_rates[dtype] = measure_gemm_rate(dtype)
+        gemm_rate = _measured_rates[dtype]
+    return summary(self, batch_size, gemm_rate)
+
+
+# A method on every Module, attached here (as ops attaches Tensor's operators): the
+# description builds on the modules, so module.py does not import it.
+Module.summary = _module_summary

@@ -1,0 +1,412 @@
+"""wxb.describe: summary figures against independent arithmetic on the layer shapes, and
+every Mermaid diagram against a strict grammar (the subset of Mermaid that describe emits)."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+import wxb
+from wxb import describe
+from wxb.errors import ConfigError
+from wxb.nn import (
+    GELU,
+    Dense,
+    Dropout,
+    Identity,
+    LeakyReLU,
+    Module,
+    MSELoss,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Softmax,
+    Standardize,
+    Tanh,
+)
+
+ACTIVATIONS = [ReLU, Tanh, Sigmoid, LeakyReLU, GELU, Identity, Softmax]
+
+
+# -- random models with an independent record of their shapes -----------------------------------
+@dataclass
+class Spec:
+    """What the test built, layer by layer, to compute expectations without wxb.describe."""
+
+    kind: str  # "dense", "activation", "dropout", "standardize"
+    width_out: int
+    m: int = 0
+    n: int = 0
+    bias: bool = False
+    p: float = 0.0
+
+
+@dataclass
+class Built:
+    model: Sequential
+    specs: list[Spec]
+    dtype: np.dtype
+    input_width: int
+    nested: int = 0
+    layers: list[Module] = field(default_factory=list)
+
+
+def random_model(rng: np.random.Generator, nest: bool | None = None) -> Built:
+    dtype = np.dtype(rng.choice(["float32", "float64"]))
+    width = n0 = int(rng.integers(1, 40))
+    layers: list[Module] = []
+    specs: list[Spec] = []
+    if rng.random() < 0.4:
+        mean, scale = rng.normal(size=width), rng.uniform(0.5, 2.0, size=width)
+        layers.append(Standardize(mean, scale, dtype=dtype))
+        specs.append(Spec("standardize", width))
+    if rng.random() < 0.2:
+        layers.append(ACTIVATIONS[rng.integers(len(ACTIVATIONS))]())
+        specs.append(Spec("activation", width))
+    for _ in range(int(rng.integers(1, 6))):
+        m, bias = int(rng.integers(1, 40)), bool(rng.random() < 0.7)
+        layers.append(Dense(width, m, bias=bias, dtype=dtype, seed=rng))
+        specs.append(Spec("dense", m, m=m, n=width, bias=bias))
+        width = m
+        if rng.random() < 0.7:
+            layers.append(ACTIVATIONS[rng.integers(len(ACTIVATIONS))]())
+            specs.append(Spec("activation", width))
+        if rng.random() < 0.3:
+            p = float(rng.choice([0.0, 0.2, 0.5]))
+            layers.append(Dropout(p, seed=rng))
+            specs.append(Spec("dropout", width, p=p))
+    nested = 0
+    top = list(layers)
+    if (rng.random() < 0.5) if nest is None else nest:
+        i = int(rng.integers(0, len(layers)))
+        j = int(rng.integers(i + 1, len(layers) + 1))
+        top = [*layers[:i], Sequential(*layers[i:j]), *layers[j:]]
+        nested = 1
+    return Built(Sequential(*top), specs, dtype, n0, nested, layers)
+
+
+def expected_rows(built: Built) -> list[dict]:
+    """Per-layer figures from the shapes alone (the counting rules of describe's docstring)."""
+    rows, trainable_before = [], False
+    itemsize = built.dtype.itemsize
+    for spec in built.specs:
+        params = forward = training = 0
+        if spec.kind == "dense":
+            mn, bias = spec.m * spec.n, spec.m if spec.bias else 0
+            params = mn + bias
+            forward = 2 * mn + bias
+            training = forward + 2 * mn + bias + (2 * mn if trainable_before else 0)
+            trainable_before = True
+        kept = spec.width_out * itemsize * (2 if spec.kind == "dropout" and spec.p > 0 else 1)
+        rows.append(
+            {
+                "parameters": params,
+                "forward_flops": forward,
+                "training_flops": training,
+                "activation_bytes": kept,
+                "output_shape": (spec.width_out,),
+            }
+        )
+    return rows
+
+
+# -- summary ------------------------------------------------------------------------------------
+def test_summary_counts_match_independent_arithmetic(rng: np.random.Generator) -> None:
+    for _ in range(25):
+        built = random_model(rng)
+        batch = int(rng.integers(1, 300))
+        s = describe.summary(built.model, batch_size=batch)
+        expected = expected_rows(built)
+        assert len(s.rows) == len(expected)
+        for row, want, layer in zip(s.rows, expected, built.layers, strict=True):
+            got = {key: getattr(row, key) for key in want}
+            assert got == want, (row.name, built.model)
+            assert row.type == type(layer).__name__
+        assert s.parameters == sum(p.data.size for p in built.model.parameters())
+        assert s.parameters == sum(r["parameters"] for r in expected)
+        assert s.parameter_bytes == s.parameters * built.dtype.itemsize
+        forward = sum(r["forward_flops"] for r in expected)
+        training = sum(r["training_flops"] for r in expected)
+        assert (s.forward_flops, s.training_flops) == (forward, training)
+        assert s.forward_flops_per_batch == forward * batch
+        assert s.training_flops_per_batch == training * batch
+        assert s.activation_bytes_per_batch == sum(r["activation_bytes"] for r in expected) * batch
+        assert s.rate_floor_s is None and "Rate floor" not in s.text()
+
+
+def test_rate_floor_is_training_flops_per_batch_over_rate(rng: np.random.Generator) -> None:
+    built = random_model(rng)
+    batch, rate = int(rng.integers(1, 1000)), float(rng.uniform(1e8, 1e12))
+    s = describe.summary(built.model, batch_size=batch, gemm_rate=rate)
+    training = sum(r["training_flops"] for r in expected_rows(built))
+    assert s.rate_floor_s == pytest.approx(training * batch / rate, rel=1e-12)
+    assert "Rate floor" in s.text() and "Rate floor" in s.markdown()
+
+
+def test_summary_of_a_two_layer_mlp_by_hand() -> None:
+    model = Sequential(Dense(784, 256), ReLU(), Dense(256, 10))
+    s = describe.summary(model, batch_size=32, gemm_rate=1e9)
+    assert [r.name for r in s.rows] == ["dense1", "relu1", "dense2"]
+    assert [r.output_shape for r in s.rows] == [(256,), (256,), (10,)]
+    assert s.parameters == 784 * 256 + 256 + 256 * 10 + 10 == 203_530
+    # dense1: W·X, +b, ∂L/∂W, ∂L/∂b (no ∂L/∂X); dense2 also ∂L/∂X
+    assert s.training_flops == (4 * 784 * 256 + 2 * 256) + (6 * 256 * 10 + 2 * 10)
+    assert s.rate_floor_s == pytest.approx(s.training_flops * 32 / 1e9)
+
+
+def test_summary_of_a_custom_module_lists_its_submodules_in_order(rng: np.random.Generator) -> None:
+    n, h, c = (int(v) for v in rng.integers(1, 30, size=3))
+
+    class Net(Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = Dense(n, h)
+            self.act = Tanh()
+            self.head = Sequential(Dense(h, c, bias=False), Sigmoid())
+
+        def forward(self, x: wxb.Tensor) -> wxb.Tensor:
+            return self.head(self.act(self.encoder(x)))
+
+    s = describe.summary(Net())
+    assert [r.name for r in s.rows] == ["encoder", "act", "head.dense1", "head.sigmoid1"]
+    assert [r.parameters for r in s.rows] == [n * h + h, 0, h * c, 0]
+    assert s.training_flops == (4 * n * h + 2 * h) + 6 * h * c
+
+
+def test_summary_tables_are_aligned_and_complete(rng: np.random.Generator) -> None:
+    built = random_model(rng, nest=True)
+    s = describe.summary(built.model, gemm_rate=1e10)
+    text = s.text().splitlines()
+    rules = [i for i, line in enumerate(text) if set(line) == {"═"}]
+    assert len(rules) == 2
+    table = [text[rules[0] - 1], *text[rules[0] + 1 : rules[1]]]
+    assert len({len(line) for line in table}) == 1  # right-aligned columns end together
+    assert len(table) == len(s.rows) + 1
+    assert f"Total params: {s.parameters:,}" in s.text()
+    md = s.markdown().splitlines()
+    rows = [line for line in md if line.startswith("|")]
+    assert len(rows) == len(s.rows) + 2
+    assert len({line.count("|") for line in rows}) == 1
+    for row in s.rows:
+        assert row.name in s.text() and row.name in s.markdown()
+
+
+def test_summary_refuses_nonsense() -> None:
+    model = Sequential(Dense(3, 2))
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ConfigError):
+            describe.summary(model, batch_size=bad)  # type: ignore[arg-type]
+    for rate in (0.0, -1.0, math.inf, math.nan):
+        with pytest.raises(ConfigError):
+            describe.summary(model, gemm_rate=rate)
+
+
+def test_measure_gemm_rate_returns_a_rate() -> None:
+    rate = describe.measure_gemm_rate("float64", size=16, repeats=1)
+    assert math.isfinite(rate) and rate > 0
+
+
+# -- Mermaid: a strict grammar for what describe emits -------------------------------------------
+ID = r"[A-Za-z][A-Za-z0-9_]*"
+LABEL = r'"([^"]*)"'
+NODE_FORMS = {
+    "box": re.compile(rf"({ID})\[{LABEL}\]"),
+    "stadium": re.compile(rf"({ID})\(\[{LABEL}\]\)"),
+    "decision": re.compile(rf"({ID})\{{{LABEL}\}}"),
+}
+EDGE = re.compile(rf"({ID}) -->(?:\|{LABEL}\|)? ({ID})")
+SUBGRAPH = re.compile(rf"subgraph ({ID})\[{LABEL}\]")
+RESERVED = {"end", "graph", "flowchart", "subgraph", "style", "class", "classdef", "click"}
+RESERVED |= {"linkstyle", "default", "direction", "call", "href"}
+
+
+@dataclass
+class Chart:
+    direction: str
+    nodes: dict[str, tuple[str, str]] = field(default_factory=dict)  # id → (shape, label)
+    edges: list[tuple[str, str, str | None]] = field(default_factory=list)
+    subgraphs: dict[str, str] = field(default_factory=dict)
+
+    def labels(self) -> list[str]:
+        return [label for _, label in self.nodes.values()]
+
+
+def check_label(label: str, line: str) -> None:
+    assert label.strip(), f"empty label: {line!r}"
+    assert '"' not in label
+    assert "<" not in label.replace("<br>", "") and ">" not in label.replace("<br>", ""), line
+
+
+def parse_mermaid(text: str) -> Chart:
+    """Accept exactly: ``flowchart LR|TD``, then node definitions, edges and subgraphs."""
+    assert text.endswith("\n") and not text.endswith("\n\n")
+    first, *rest = text[:-1].split("\n")
+    header = re.fullmatch(r"flowchart (LR|TD)", first)
+    assert header, f"first line: {first!r}"
+    chart, depth, declared = Chart(header.group(1)), 0, []
+    for line in rest:
+        assert line == line.rstrip() and line.strip(), f"blank or trailing space: {line!r}"
+        body = line.strip()
+        if body == "end":
+            depth -= 1
+            assert depth >= 0, "end without subgraph"
+            continue
+        if match := SUBGRAPH.fullmatch(body):
+            check_label(match.group(2), line)
+            chart.subgraphs[match.group(1)] = match.group(2)
+            declared.append(match.group(1))
+            depth += 1
+            continue
+        if match := EDGE.fullmatch(body):
+            if match.group(2) is not None:
+                check_label(match.group(2), line)
+            chart.edges.append((match.group(1), match.group(3), match.group(2)))
+            continue
+        for shape, form in NODE_FORMS.items():
+            if match := form.fullmatch(body):
+                check_label(match.group(2), line)
+                chart.nodes[match.group(1)] = (shape, match.group(2))
+                declared.append(match.group(1))
+                break
+        else:
+            raise AssertionError(f"not a node, edge or subgraph: {line!r}")
+    assert depth == 0, "unbalanced subgraphs"
+    assert len(declared) == len(set(declared)), "an id is declared twice"
+    assert not {d.lower() for d in declared} & RESERVED, declared
+    for source, target, _ in chart.edges:
+        assert source in chart.nodes or source in chart.subgraphs, f"undefined {source}"
+        assert target in chart.nodes or target in chart.subgraphs, f"undefined {target}"
+    return chart
+
+
+def test_the_grammar_rejects_what_mermaid_would_choke_on() -> None:
+    good = 'flowchart LR\n    a1["x"]\n    b{"y"}\n    a1 -->|"3"| b\n'
+    parse_mermaid(good)
+    for bad in (
+        'graph LR\n    a["x"]\n',
+        'flowchart LR\n    a["say "hi""]\n',
+        'flowchart LR\n    a["x"]\n    a --> b\n',
+        'flowchart LR\n    subgraph s["g"]\n    a["x"]\n',
+        'flowchart LR\n    1a["x"]\n',
+        'flowchart LR\n    end["x"]\n',
+        "flowchart LR\n    a[x]\n",
+    ):
+        with pytest.raises(AssertionError):
+            parse_mermaid(bad)
+
+
+def sup(index: int) -> str:
+    digits = "⁰¹²³⁴⁵⁶⁷⁸⁹"
+    return "⁽" + "".join(digits[int(d)] for d in str(index)) + "⁾"
+
+
+def dense_specs(built: Built) -> list[Spec]:
+    return [s for s in built.specs if s.kind == "dense"]
+
+
+def test_architecture_diagram(rng: np.random.Generator) -> None:
+    for _ in range(10):
+        built = random_model(rng)
+        chart = parse_mermaid(describe.architecture_diagram(built.model))
+        assert chart.direction == "LR"
+        dense = dense_specs(built)
+        assert sum("· Dense" in label for label in chart.labels()) == len(dense)
+        for index, spec in enumerate(dense, start=1):
+            assert any(f"W{sup(index)} {spec.m}×{spec.n}" in x for x in chart.labels())
+        assert len(chart.nodes) == len(built.specs) + 2  # input, layers, output
+        assert len(chart.edges) == len(chart.nodes) - 1
+        assert chart.edges[0][2] == str(built.input_width)
+        assert chart.edges[-1][2] == str(built.specs[-1].width_out)
+        assert len(chart.subgraphs) == built.nested
+
+
+def is_single_path(chart: Chart) -> bool:
+    sources = [s for s, _, _ in chart.edges]
+    targets = [t for _, t, _ in chart.edges]
+    starts = set(chart.nodes) - set(targets)
+    return (
+        len(set(sources)) == len(sources)
+        and len(set(targets)) == len(targets)
+        and len(starts) == 1
+        and len(chart.edges) == len(chart.nodes) - 1
+    )
+
+
+def test_forward_diagram(rng: np.random.Generator) -> None:
+    for _ in range(10):
+        built = random_model(rng)
+        batch = int(rng.integers(1, 500))
+        chart = parse_mermaid(describe.forward_diagram(built.model, batch_size=batch))
+        dense = dense_specs(built)
+        products = [x for x in chart.labels() if x.startswith("W⁽") and "·A⁽" in x]
+        assert len(products) == len(dense) == len(chart.subgraphs)
+        for index, (spec, label) in enumerate(zip(dense, products, strict=True), start=1):
+            assert label.startswith(f"W{sup(index)}·A{sup(index - 1)}")
+            assert f"({spec.m}×{spec.n})·({spec.n}×{batch})" in label
+            assert any(x == f"Z{sup(index)}<br>{spec.m}×{batch}" for x in chart.labels())
+        biases = [x for x in chart.labels() if x.startswith("+ b⁽")]
+        assert len(biases) == sum(s.bias for s in dense)
+        assert is_single_path(chart)  # X → … → loss, one chain
+        assert chart.edges[-1][1] == "loss"
+    symbolic = parse_mermaid(describe.forward_diagram(built.model))
+    assert any("×B" in x for x in symbolic.labels())
+
+
+def test_backward_diagram(rng: np.random.Generator) -> None:
+    for _ in range(10):
+        built = random_model(rng)
+        batch = int(rng.integers(1, 500))
+        chart = parse_mermaid(describe.backward_diagram(built.model, batch_size=batch))
+        dense = dense_specs(built)
+        labels = chart.labels()
+        weight_grads = [x for x in labels if x.startswith("∂L/∂W")]
+        bias_grads = [x for x in labels if x.startswith("∂L/∂b")]
+        propagations = [x for x in labels if x.startswith("W⁽") and "ᵀ·δ" in x]
+        deltas = [x for x in labels if x.startswith("δ⁽")]
+        assert len(weight_grads) == len(deltas) == len(dense) == len(chart.subgraphs)
+        assert len(bias_grads) == sum(s.bias for s in dense)
+        assert len(propagations) == len(dense) - 1  # not below the first layer with parameters
+        for index, spec in enumerate(dense, start=1):
+            assert f"∂L/∂W{sup(index)} = δ{sup(index)}·A{sup(index - 1)}ᵀ" in "\n".join(labels)
+            assert f"= {spec.m}×{spec.n}" in weight_grads[len(dense) - index]
+            assert deltas[len(dense) - index].endswith(f"<br>{spec.m}×{batch}")
+        gradients = {i for i, (_, x) in chart.nodes.items() if x.startswith("∂L/∂")}
+        assert {s for s, t, _ in chart.edges if t == "upd"} == gradients
+
+
+def test_graph_diagram_has_a_node_per_op_and_an_edge_per_input(rng: np.random.Generator) -> None:
+    for use_plan in (True, False):
+        for _ in range(5):
+            built = random_model(rng)
+            built.model.use_plan = use_plan
+            batch = int(rng.integers(1, 20))
+            X = rng.normal(size=(batch, built.input_width)).astype(built.dtype)
+            target = rng.normal(size=(batch, built.specs[-1].width_out)).astype(built.dtype)
+            loss = MSELoss()(built.model(X), target)
+            nodes = wxb.graph(loss)
+            for model in (None, built.model):
+                chart = parse_mermaid(describe.graph_diagram(loss, model))
+                assert len(chart.nodes) == len(nodes)
+                assert len(chart.edges) == sum(len(n.inputs) for n in nodes)
+                for node in nodes:
+                    shape = "×".join(map(str, node.shape)) if node.shape else "scalar"
+                    assert chart.nodes[f"t{node.id}"][1].endswith(f"<br>{shape}")
+                    assert node.op in chart.nodes[f"t{node.id}"][1]
+            named = parse_mermaid(describe.graph_diagram(loss, built.model)).labels()
+            for name, _ in built.model.named_parameters():
+                assert sum(x.startswith(f"parameter {name}<br>") for x in named) == 1
+
+
+def test_names_with_quotes_and_markup_stay_inside_labels() -> None:
+    model = Sequential(Dense(4, 3, name='say "hi" <b>#1;</b>'), ReLU(), Dense(3, 2))
+    for text in (
+        describe.architecture_diagram(model),
+        describe.forward_diagram(model, 8),
+        describe.backward_diagram(model, 8),
+    ):
+        parse_mermaid(text)
+        assert "#quot;" in text
