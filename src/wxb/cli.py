@@ -6,6 +6,7 @@ User errors print one line (``wxb: error: …``) and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import warnings
@@ -32,6 +33,7 @@ from wxb.nn import ACTIVATIONS, LOSSES, Dense, Dropout, Sequential, Standardize,
 from wxb.nn.layers import standard_scale
 from wxb.nn.module import input_width, output_width
 from wxb.optim import OPTIMIZERS, SCHEDULES, get_optimizer
+from wxb.plots import check_history, plot_history
 from wxb.train import evaluate, fit
 
 DEFAULT_HIDDEN = "512"
@@ -95,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--dtype", choices=("float32", "float64"), default="float32", help="number type")
     add("-o", "--output", default="model.safetensors", metavar="PATH", help="model file")
     add("--history", metavar="PATH", help="also write the per-epoch history as JSON")
+    add("--plots", metavar="DIR",
+        help="write loss/accuracy (and --diagnose) curves as PNG files into DIR")
     add("--diagnose", action="store_true",
         help="per epoch: norms of W, ∂L/∂W and δ per layer, dead ReLU and saturated units "
         "(into --history); warn when δ vanishes or explodes")
@@ -175,6 +179,18 @@ def build_parser() -> argparse.ArgumentParser:
     diagram.add_argument("--format", choices=("mermaid", "md"), default="mermaid",
                          help="md: inside a ```mermaid fence, for Markdown")  # fmt: skip
     diagram.set_defaults(run=run_diagram)
+
+    plot = commands.add_parser(
+        "plot",
+        formatter_class=_DefaultsShown,
+        help="PNG curves of a training history (from wxb train --history)",
+        description="loss.png and accuracy.png (training and validation per epoch), and "
+        "diagnostics.png (per-layer ‖W‖, ‖∂L/∂W‖, ‖δ‖, dead/saturated units) when the run "
+        "used --diagnose. Needs matplotlib (pip install 'wxb[plots]').",
+    )
+    plot.add_argument("history", metavar="HISTORY", help="the JSON of wxb train --history")
+    plot.add_argument("-o", "--output", metavar="DIR", default="plots")
+    plot.set_defaults(run=run_plot)
     return parser
 
 
@@ -279,6 +295,19 @@ def check_train_options(args: argparse.Namespace) -> None:
     wdata.check_can_write(args.output, "model", protect=inputs)
     if args.history:
         wdata.check_can_write(args.history, "history", protect=(*inputs, Path(args.output)))
+    if args.plots:
+        check_plot_folder(args.plots)
+
+
+def check_plot_folder(folder: str) -> None:
+    """Before any work: the plots' folder is a folder (or can be made) and matplotlib is here."""
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise DataError(f"{folder} is a file; --plots and -o of wxb plot take a folder")
+    try:
+        import matplotlib  # noqa: F401  (an optional extra)
+    except ImportError:
+        raise ConfigError("plots need matplotlib: pip install 'wxb[plots]'") from None
 
 
 def read_training_data(args: argparse.Namespace) -> wdata.Dataset:
@@ -453,6 +482,8 @@ def run_train(args: argparse.Namespace) -> None:
     save(model, args.output)
     if args.history:
         wdata.atomic_write(args.history, history.to_json().encode())
+    if args.plots:
+        plot_history(history.to_dict(), args.plots)
 
     stop = (
         f" (early stop; kept the best, epoch {history.best_epoch})" if history.stopped_early else ""
@@ -577,6 +608,16 @@ def run_eval(args: argparse.Namespace) -> None:
         y = numeric_targets(dataset.y, dataset).reshape(len(dataset.y), -1)
     figures = report(model, X, y, loss, task)
     print(f"{data}: {len(X)} samples; " + ", ".join(f"{k} {v:.4f}" for k, v in figures.items()))
+
+
+def run_plot(args: argparse.Namespace) -> None:
+    check_plot_folder(args.output)
+    try:
+        record = json.loads(Path(args.history).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{args.history}: not a JSON history ({exc})") from None
+    for path in plot_history(check_history(record, args.history), args.output):
+        print(f"wrote {path}")
 
 
 def run_summary(args: argparse.Namespace) -> None:

@@ -1,0 +1,115 @@
+"""PNG plots of a training history: the loss and metric curves, and the per-layer
+diagnostics of ``fit(diagnose=True)`` (‖W‖, ‖∂L/∂W‖, ‖δ‖, dead and saturated units).
+
+matplotlib is an optional extra (``pip install 'wxb[plots]'``); it is imported
+only here, with the Agg backend, so plots need no screen.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from wxb.data import atomic_write
+from wxb.errors import ConfigError, DataError
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise ConfigError("plots need matplotlib: pip install 'wxb[plots]'") from None
+    matplotlib.use("Agg")  # files only, no window
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def check_history(record: Any, source: str = "history") -> dict[str, Any]:
+    """A History's dict (``History.to_dict()`` or its JSON) with at least one epoch."""
+    figures = record.get("history") if isinstance(record, dict) else None
+    if not isinstance(figures, dict) or not figures.get("loss"):
+        raise DataError(f"{source}: not a wxb history (no per-epoch 'loss'); write one with "
+                        "wxb train --history PATH")  # fmt: skip
+    return record
+
+
+def plot_history(record: dict[str, Any], folder: str | Path) -> list[Path]:
+    """Write loss.png, accuracy.png (if there is one) and diagnostics.png (if recorded)
+    into ``folder``; returns the paths written."""
+    plt = _pyplot()
+    record = check_history(record)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    figures = record["history"]
+    written = [_save(plt, _curves(plt, figures, "loss", "Loss per epoch"), folder / "loss.png")]
+    if "accuracy" in figures:
+        chart = _curves(plt, figures, "accuracy", "Accuracy per epoch")
+        written.append(_save(plt, chart, folder / "accuracy.png"))
+    if record.get("diagnostics"):
+        chart = _diagnostics(plt, record["diagnostics"], record.get("warnings", []))
+        written.append(_save(plt, chart, folder / "diagnostics.png"))
+    return written
+
+
+def _curves(plt, figures: dict[str, list[float]], key: str, title: str):
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    epochs = range(1, len(figures[key]) + 1)
+    ax.plot(epochs, figures[key], marker="o", markersize=3, label=f"training {key}")
+    if f"val_{key}" in figures:
+        ax.plot(epochs, figures[f"val_{key}"], marker="o", markersize=3, label=f"validation {key}")
+    ax.set(title=title, xlabel="epoch", ylabel=key)
+    if key == "loss" and min(figures[key]) > 0:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def _diagnostics(plt, diagnostics: list[dict[str, Any]], warnings: list[str]):
+    """One panel per figure, one line per Dense layer, over the epochs."""
+    epochs = [d["epoch"] for d in diagnostics]
+    layers = [layer["layer"] for layer in diagnostics[0]["layers"]]
+    panels = [
+        ("weight_norm", "‖W‖", True),
+        ("weight_grad_norm", "‖∂L/∂W‖", True),
+        ("delta_norm", "‖δ‖ = ‖∂L/∂Z‖", True),
+        ("unit_fraction", "dead ReLU / saturated units", False),
+    ]
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7), dpi=110)
+    for ax, (key, label, log) in zip(axes.flat, panels, strict=True):
+        for index, name in enumerate(layers):
+            series = [_unit_fraction(d["layers"][index]) if key == "unit_fraction"
+                      else d["layers"][index][key] for d in diagnostics]  # fmt: skip
+            if any(v is not None for v in series):
+                ax.plot(epochs, series, marker="o", markersize=3, label=f"{index + 1}: {name}")
+        ax.set(title=label, xlabel="epoch")
+        if log:
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(-0.05, 1.05)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    title = "Per-layer diagnostics"
+    if warnings:  # "epoch 1: δ shrinks 10⁸× from … to …: cause" → its middle part
+        parts = warnings[0].split(": ")
+        title += f" — {parts[0]}: {parts[1] if len(parts) > 1 else ''}"
+        title += f" (+{len(warnings) - 1} more warnings)" if len(warnings) > 1 else ""
+    fig.suptitle(title, fontsize="medium")
+    fig.tight_layout()
+    return fig
+
+
+def _unit_fraction(layer: dict[str, Any]) -> float | None:
+    dead, saturated = layer.get("dead_fraction"), layer.get("saturated_fraction")
+    return dead if dead is not None else saturated
+
+
+def _save(plt, fig, path: Path) -> Path:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    atomic_write(path, buffer.getvalue())
+    return path
