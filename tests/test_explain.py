@@ -13,9 +13,9 @@ import pytest
 import torch
 
 import wxb
-from wxb import explain
+from wxb import explanation as explain
 from wxb.errors import ConfigError
-from wxb.explain import explain_model, explain_seed
+from wxb.explanation import explain_model, explain_seed
 from wxb.nn import Dense, MSELoss, ReLU, Sequential, Sigmoid, Tanh
 
 
@@ -278,3 +278,12 @@ def test_explain_model_walks_standardize_dropout_and_an_output_activation(rng):
     assert "δ⁽²⁾ = ∂L/∂Z⁽²⁾ = (Ŷ − Y) = " in text  # a sum: no 1/B
     assert "L = Σᵢ ½‖ŷᵢ − yᵢ‖²" in text
     assert shown.step("dense1.Z").facts["X_shape"] == (3, 4)  # sample_rows=4 by default
+
+
+def test_wxb_explain_is_the_seed_examples_or_a_model(rng):
+    assert wxb.explain().text() == explain_seed().text()
+    model = wxb.nn.Sequential(wxb.nn.Dense(3, 2, dtype="float64"))
+    X, y = rng.normal(size=(2, 3)), rng.integers(0, 2, size=2)
+    assert wxb.explain(model, X, y).text() == explain_model(model, X, y).text()
+    with pytest.raises(wxb.ConfigError, match="needs rows"):
+        wxb.explain(model)

@@ -15,6 +15,7 @@ from wxb.errors import (
     TrainingError,
     WxbError,
 )
+from wxb.explanation import explain
 from wxb.io import load, save
 from wxb.random import manual_seed
 from wxb.step import GraphStep, PlannedStep, make_step
@@ -36,6 +37,7 @@ __all__ = [
     "describe",
     "errors",
     "evaluate",
+    "explain",
     "fit",
     "graph",
     "is_grad_enabled",

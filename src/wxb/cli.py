@@ -27,7 +27,7 @@ from wxb.describe import (
     summary,
 )
 from wxb.errors import ConfigError, DataError, WxbError
-from wxb.explain import explain_model, explain_seed
+from wxb.explanation import explain_model, explain_seed
 from wxb.io import load, save
 from wxb.nn import ACTIVATIONS, LOSSES, Dense, Dropout, Sequential, Standardize, get_loss
 from wxb.nn.layers import standard_scale

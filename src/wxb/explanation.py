@@ -837,3 +837,23 @@ def _latex_words(text: str) -> str:
     """A short formula such as (softmax(Z) − Y)/B in LaTeX, one token at a time."""
     pattern = "|".join(re.escape(word) for word in _LATEX_WORDS)
     return re.sub(pattern, lambda match: _LATEX_WORDS[match.group(0)], text)
+
+
+def explain(
+    model: Module | None = None,
+    X: object = None,
+    y: object = None,
+    loss: str | Loss | None = None,
+    sample_rows: int | None = 4,
+    *,
+    fmt: str = "text",
+) -> Explanation:
+    """``wxb.explain()``: the seed's worked examples; ``wxb.explain(model, X, y)``: that
+    model on rows of X, layer by layer (see ``explain_seed`` and ``explain_model``)."""
+    if model is None:
+        if X is not None or y is not None:
+            raise ConfigError("wxb.explain(X=...) needs a model: wxb.explain(model, X, y)")
+        return explain_seed(fmt)
+    if X is None:
+        raise ConfigError("wxb.explain(model) needs rows to run on: wxb.explain(model, X, y)")
+    return explain_model(model, X, y, loss, sample_rows, fmt=fmt)
