@@ -98,13 +98,20 @@ def warnings_for(reports: list[LayerReport]) -> list[str]:
         dead = [r for r in reports if (r.dead_fraction or 0) > 0.5]
         if last.delta_norm > 0 and first.delta_norm <= last.delta_norm / VANISHING:
             factor = _power_of_ten(last.delta_norm / max(first.delta_norm, 1e-300))
-            cause = (
-                f"{saturated[0].activation} saturation (|f′(Z)| < {SATURATED} in "
-                f"{saturated[0].saturated_fraction:.0%} of {saturated[0].layer}), "
-                "consider ReLU or smaller initial weights"
-                if saturated
-                else "each f′(Z) and Wᵀ factor shrinks it; consider ReLU, or other initial weights"
-            )
+            squashing = [r for r in reports if r.activation == "sigmoid"]
+            if saturated:
+                cause = (
+                    f"{saturated[0].activation} saturation (|f′(Z)| < {SATURATED} in "
+                    f"{saturated[0].saturated_fraction:.0%} of {saturated[0].layer}), "
+                    "consider ReLU or smaller initial weights"
+                )
+            elif squashing:
+                cause = (
+                    f"sigmoid's f′(Z) ≤ 0.25 multiplies δ at each of {len(squashing)} layers; "
+                    "consider ReLU or fewer layers"
+                )
+            else:
+                cause = "each f′(Z) and Wᵀ factor shrinks it; consider ReLU or other initial W"
             found.append(f"δ shrinks {factor}× {where}: {cause}")
         elif first.delta_norm >= last.delta_norm * VANISHING:
             factor = _power_of_ten(first.delta_norm / max(last.delta_norm, 1e-300))
