@@ -104,3 +104,21 @@ def test_diagnose_needs_a_sequential(rng):
 
     with pytest.raises(wxb.ConfigError, match="needs a Sequential"):
         wxb.fit(Wrapped(), X, y, epochs=1, diagnose=True, verbose=False)
+
+
+def test_diagnostics_do_not_change_the_training_run(rng):
+    X, y = blobs(rng)
+    seed = int(rng.integers(1 << 30))
+
+    def run(diagnose):
+        model = Sequential(
+            Dense(8, 16, seed=seed), ReLU(), wxb.nn.Dropout(0.3, seed=seed), Dense(16, 3, seed=1)
+        )
+        history = wxb.fit(model, X, y, epochs=3, diagnose=diagnose, verbose=False, seed=seed)
+        return history, [p.data.copy() for p in model.parameters()], model.training
+
+    plain, diagnosed = run(False), run(True)
+    assert plain[0].history == diagnosed[0].history
+    for a, b in zip(plain[1], diagnosed[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert diagnosed[2] is True  # back in training mode

@@ -5,7 +5,9 @@ ReLU units, saturated sigmoid/tanh units, and warnings when δ vanishes or explo
 f′(Z). Where f′ is near 0 (a saturated sigmoid, a dead ReLU) or W is large, the
 product shrinks or grows geometrically from the output back to the first layer.
 The diagnostic pass records the graph layer by layer, keeping each Z's gradient
-(δ), on a fixed batch; it leaves the parameters' gradients as they were.
+(δ), on a fixed batch, in eval mode (Dropout off, no random mask drawn); it leaves
+the parameters' gradients and the modules' modes as they were, so a run with
+diagnostics trains exactly as one without.
 """
 
 from __future__ import annotations
@@ -47,8 +49,10 @@ def layer_reports(model: Module, X: np.ndarray, y: np.ndarray, loss: Loss) -> li
     if not layers:
         raise ConfigError("diagnostics need a Sequential model (its layers in order)")
     saved = {id(p): p.grad for p in model.parameters()}
+    modes = [(m, m.training) for _, m in model.named_modules()]
     for p in model.parameters():
         p.grad = None
+    model.eval()  # Dropout off: the figures are the network's own, and no mask is drawn
     try:
         x, denses, activation_of = Tensor(X), [], {}
         for layer in layers:
@@ -82,6 +86,8 @@ def layer_reports(model: Module, X: np.ndarray, y: np.ndarray, loss: Loss) -> li
     finally:
         for p in model.parameters():
             p.grad = saved[id(p)]
+        for module, training in modes:
+            object.__setattr__(module, "training", training)
 
 
 def _norm(array: np.ndarray | None) -> float:
