@@ -610,3 +610,22 @@ def test_summary_and_diagrams_of_a_saved_model(tmp_path, rng, capsys):
     assert out.startswith("```mermaid\nflowchart TD") and out.rstrip().endswith("```")
     code, out, err = run_cli(capsys, "summary", str(model), "--batch-size", "0")
     assert_one_line_error(code, out, err, r"--batch-size must be ≥ 1")
+
+
+def test_explain_refuses_a_misspelled_target_and_plots_need_a_folder_of_their_own(
+    tmp_path, rng, capsys
+):
+    data, *_ = labelled_csv(tmp_path / "d.csv", rng)
+    model = tmp_path / "m.safetensors"
+    assert main(["train", "--data", str(data), "--target", "species", "--epochs", "1",
+                 "-q", "-o", str(model)]) == 0  # fmt: skip
+    capsys.readouterr()
+    code, out, err = run_cli(capsys, "explain", str(model), "--data", str(data), "--target", "x")
+    assert_one_line_error(code, out, err, r"no column 'x'")
+    same = tmp_path / "same"
+    code, out, err = run_cli(
+        capsys, "train", "--data", str(data), "--target", "species", "--epochs", "1", "-q",
+        "--history", str(same), "--plots", str(same), "-o", str(tmp_path / "n.safetensors"),
+    )  # fmt: skip
+    assert_one_line_error(code, out, err, r"--plots names a folder")
+    assert not same.exists() and not (tmp_path / "n.safetensors").exists()

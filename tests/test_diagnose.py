@@ -122,3 +122,25 @@ def test_diagnostics_do_not_change_the_training_run(rng):
     for a, b in zip(plain[1], diagnosed[1], strict=True):
         np.testing.assert_array_equal(a, b)
     assert diagnosed[2] is True  # back in training mode
+
+
+def test_each_kind_of_warning_is_given_once_whatever_its_figures(rng, monkeypatch):
+    import wxb.train as train
+    from wxb.diagnose import LayerReport
+
+    history = wxb.History()
+    for epoch, ratio in enumerate([1e5, 1e6, 1e7, 1e8], start=1):
+        reports = [LayerReport("dense1", 1.0, 1.0, 1.0 / ratio), LayerReport("dense2", 1.0, 1, 1)]
+        monkeypatch.setattr(train, "layer_reports", lambda *args, r=reports: r)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            train._diagnose_epoch(history, epoch, None, None, None, None)
+        assert len(caught) == (1 if epoch == 1 else 0)
+    assert len(history.warnings) == 1 and history.warnings[0].startswith("epoch 1: δ shrinks 10⁵×")
+
+
+def test_nested_sequentials_are_opened_up(rng):
+    X, y = blobs(rng)
+    model = Sequential(Sequential(Dense(8, 6), ReLU()), Dense(6, 3))
+    reports = layer_reports(model, X, y, CrossEntropyLoss())
+    assert len(reports) == 2 and reports[0].dead_fraction is not None

@@ -297,6 +297,9 @@ def check_train_options(args: argparse.Namespace) -> None:
         wdata.check_can_write(args.history, "history", protect=(*inputs, Path(args.output)))
     if args.plots:
         check_plot_folder(args.plots)
+        others = [Path(p).resolve() for p in (args.output, args.history) if p]
+        if Path(args.plots).resolve() in others:
+            raise DataError(f"{args.plots}: --plots names a folder; give it a path of its own")
 
 
 def check_plot_folder(folder: str) -> None:
@@ -639,6 +642,7 @@ def run_diagram(args: argparse.Namespace) -> None:
     elif args.kind == "backward":
         text = backward_diagram(model, args.batch_size)
     else:  # one training step's recorded graph, on random rows of the right shape
+        model.train()  # as in training: Dropout records its mask
         rng = np.random.default_rng(0)
         X = rng.standard_normal((args.batch_size, input_width(model) or 1)).astype(model.dtype)
         _, loss, classes = model_task(model)
@@ -687,8 +691,16 @@ def explain_data(model, args: argparse.Namespace) -> wdata.Dataset:
         return wdata.load_digits()
     is_npz = str(args.data).lower().endswith(".npz")
     target = args.target or (None if is_npz else model.info.get("target"))
-    if target is not None and not is_npz and target not in wdata.read_header(args.data):
-        target = None  # rows without targets: the forward pass only
+    if (
+        target is not None
+        and not is_npz
+        and target not in (columns := wdata.read_header(args.data))
+    ):
+        if args.target:  # named by the user: a typo, not rows without targets
+            raise DataError(
+                f"{args.data}: no column {args.target!r} (columns: {', '.join(columns)})"
+            )
+        target = None  # the training target is absent: the forward pass only
     features = None if is_npz else model.info.get("feature_names")
     return wdata.read_data(args.data, target, features)
 

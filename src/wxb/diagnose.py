@@ -45,7 +45,7 @@ class LayerReport:
 
 def layer_reports(model: Module, X: np.ndarray, y: np.ndarray, loss: Loss) -> list[LayerReport]:
     """Forward and backward through ``model`` (a Sequential) on (X, y), layer by layer."""
-    layers = list(getattr(model, "layers", []))
+    layers = _flat_layers(model)
     if not layers:
         raise ConfigError("diagnostics need a Sequential model (its layers in order)")
     saved = {id(p): p.grad for p in model.parameters()}
@@ -88,6 +88,14 @@ def layer_reports(model: Module, X: np.ndarray, y: np.ndarray, loss: Loss) -> li
             p.grad = saved[id(p)]
         for module, training in modes:
             object.__setattr__(module, "training", training)
+
+
+def _flat_layers(model: Module) -> list[Module]:
+    """A Sequential's layers in order, nested Sequentials opened up."""
+    flat = []
+    for layer in getattr(model, "layers", []):
+        flat.extend(_flat_layers(layer) if hasattr(layer, "layers") else [layer])
+    return flat
 
 
 def _norm(array: np.ndarray | None) -> float:

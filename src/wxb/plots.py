@@ -91,7 +91,8 @@ def _diagnostics(plt, diagnostics: list[dict[str, Any]], warnings: list[str]):
         else:
             ax.set_ylim(-0.05, 1.05)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
+        if ax.get_legend_handles_labels()[0]:  # no ReLU/sigmoid/tanh layer: nothing to label
+            ax.legend(fontsize="small")
     title = "Per-layer diagnostics"
     if warnings:  # "epoch 1: δ shrinks 10⁸× from … to …: cause" → its middle part
         parts = warnings[0].split(": ")

@@ -366,10 +366,17 @@ def _diagnose_epoch(
         reports = layer_reports(model, X, y, loss)
     history.diagnostics.append({"epoch": epoch, "layers": [r.to_dict() for r in reports]})
     for message in warnings_for(reports):
-        kind = message.split(":")[0].split("×")[0]  # "δ shrinks 10⁴", "dense1", …
-        if not any(seen.split(": ", 1)[1].startswith(kind) for seen in history.warnings):
+        kind = _warning_kind(message)
+        if not any(_warning_kind(seen.split(": ", 1)[1]) == kind for seen in history.warnings):
             history.warnings.append(f"epoch {epoch}: {message}")
             warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+def _warning_kind(message: str) -> str:
+    """What a diagnostic warning is about, whatever its figures: "δ shrinks", "dense2: …"."""
+    if message.startswith(("δ shrinks", "δ grows")):
+        return message[:9]
+    return message.split(":")[0] + (": dead" if "never fire" in message else ": saturated")
 
 
 class _Diverged(Exception):
