@@ -156,3 +156,16 @@ def test_predict_validates_and_batches(rng):
     np.testing.assert_allclose(model.predict(X, batch_size=3), model.predict(X), rtol=1e-12)
     with pytest.raises(wxb.DataError, match="X has nan at row 1, column 0"):
         model.predict([[1, 2, 3], [np.nan, 0, 0]])
+
+
+def test_evaluating_and_gradients_set_aside_give_everything_back(rng):
+    model = Sequential(Dense(3, 4), Dropout(0.5), Dense(4, 2))
+    model[1].eval()  # modes may differ between modules: each gets its own back
+    grads = [rng.normal(size=p.shape) for p in model.parameters()]
+    for p, g in zip(model.parameters(), grads, strict=True):
+        p.grad = g
+    with model.evaluating(), model.gradients_set_aside():
+        assert not any(m.training for _, m in model.named_modules())
+        assert all(p.grad is None for p in model.parameters())
+    assert [m.training for m in model] == [True, False, True] and model.training
+    assert all(p.grad is g for p, g in zip(model.parameters(), grads, strict=True))

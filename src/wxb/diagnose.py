@@ -48,12 +48,8 @@ def layer_reports(model: Module, X: np.ndarray, y: np.ndarray, loss: Loss) -> li
     layers = _flat_layers(model)
     if not layers:
         raise ConfigError("diagnostics need a Sequential model (its layers in order)")
-    saved = {id(p): p.grad for p in model.parameters()}
-    modes = [(m, m.training) for _, m in model.named_modules()]
-    for p in model.parameters():
-        p.grad = None
-    model.eval()  # Dropout off: the figures are the network's own, and no mask is drawn
-    try:
+    # Eval mode: Dropout off, so the figures are the network's own and no mask is drawn.
+    with model.evaluating(), model.gradients_set_aside():
         x, denses, activation_of = Tensor(X), [], {}
         for layer in layers:
             out = layer(x)
@@ -83,11 +79,6 @@ def layer_reports(model: Module, X: np.ndarray, y: np.ndarray, loss: Loss) -> li
                     report.saturated_fraction = float(np.mean(1 - a * a < SATURATED))
             reports.append(report)
         return reports
-    finally:
-        for p in model.parameters():
-            p.grad = saved[id(p)]
-        for module, training in modes:
-            object.__setattr__(module, "training", training)
 
 
 def _flat_layers(model: Module) -> list[Module]:

@@ -489,14 +489,7 @@ def explain_model(
     batch = len(rows)
     layers = _layers(model)
 
-    modules = [m for _, m in model.named_modules()]
-    modes = [m.training for m in modules]
-    params = model.parameters()
-    saved_grads = [p.grad for p in params]
-    model.eval()
-    try:
-        for p in params:
-            p.grad = None
+    with model.evaluating(), model.gradients_set_aside():
         forward, output, retained, inputs = _forward_steps(layers, Tensor(rows), batch)
         sections = [forward]
         if y is not None:
@@ -504,11 +497,6 @@ def explain_model(
             value = loss_fn(output, target)
             value.backward()
             sections += _backward_sections(layers, loss_fn, value, target, retained, inputs)
-    finally:
-        for p, grad in zip(params, saved_grads, strict=True):
-            p.grad = grad
-        for module, training in zip(modules, modes, strict=True):
-            object.__setattr__(module, "training", training)
 
     shown = f"the first {batch} of {total} rows of X" if batch < total else "every row of X"
     architecture = ", ".join(_describe(layer) for layer in layers)

@@ -132,18 +132,15 @@ def evaluate(
 def _evaluate(
     model: Module, X: np.ndarray, y: np.ndarray, loss: Loss, batch_size: int = 4096
 ) -> dict[str, float]:
-    was_training = model.training
-    model.eval()
     total, correct = 0.0, 0
-    try:  # weights that overflow give a non-finite figure, which the caller reports
-        with no_grad(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            for start in range(0, len(X), batch_size):
-                xb, yb = X[start : start + batch_size], y[start : start + batch_size]
-                out = model(Tensor(xb)).data
-                total += _batch_total(loss, float(loss(Tensor(out), yb).data), len(xb))
-                correct += _correct(loss, out, yb)
-    finally:
-        model.train(was_training)
+    # Weights that overflow give a non-finite figure, which the caller reports.
+    overflow_ok = np.errstate(over="ignore", invalid="ignore", divide="ignore")
+    with model.evaluating(), no_grad(), overflow_ok:
+        for start in range(0, len(X), batch_size):
+            xb, yb = X[start : start + batch_size], y[start : start + batch_size]
+            out = model(Tensor(xb)).data
+            total += _batch_total(loss, float(loss(Tensor(out), yb).data), len(xb))
+            correct += _correct(loss, out, yb)
     figures = {"loss": _epoch_figure(loss, total, len(X))}
     if isinstance(loss, (CrossEntropyLoss, BCEWithLogitsLoss)):
         figures["accuracy"] = correct / _label_count(loss, y)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -194,21 +195,38 @@ class Module:
             x = Tensor(np.asarray(x, dtype=self.dtype))
         return self.forward(x)
 
-    def predict(self, X: object, batch_size: int = 4096) -> np.ndarray:
-        """Outputs for rows X as a NumPy array, in eval mode, without recording a graph."""
-        X = as_features(X, self.dtype)
+    @contextmanager
+    def evaluating(self) -> Iterator[Module]:
+        """Eval mode inside the block (Dropout off); every module's own mode back after it."""
         modules = self._module_list()
         modes = [m.training for m in modules]
         if any(modes):
             self.eval()
         try:
-            with no_grad():
-                parts = [
-                    self(Tensor(X[i : i + batch_size])).data for i in range(0, len(X), batch_size)
-                ]
+            yield self
         finally:
             for module, training in zip(modules, modes, strict=True):
                 object.__setattr__(module, "training", training)
+
+    @contextmanager
+    def gradients_set_aside(self) -> Iterator[Module]:
+        """Parameters start the block without gradients and get theirs back after it: a
+        look at ∂L/∂W (explain, diagnostics) leaves a training step's gradients alone."""
+        params = self.parameters()
+        saved = [p.grad for p in params]
+        for p in params:
+            p.grad = None
+        try:
+            yield self
+        finally:
+            for p, grad in zip(params, saved, strict=True):
+                p.grad = grad
+
+    def predict(self, X: object, batch_size: int = 4096) -> np.ndarray:
+        """Outputs for rows X as a NumPy array, in eval mode, without recording a graph."""
+        X = as_features(X, self.dtype)
+        with self.evaluating(), no_grad():
+            parts = [self(Tensor(X[i : i + batch_size])).data for i in range(0, len(X), batch_size)]
         if len(parts) == 1:
             return parts[0]
         return np.concatenate(parts) if parts else xp.empty((0,), dtype=self.dtype)
