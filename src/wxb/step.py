@@ -23,7 +23,7 @@ from wxb import ops
 from wxb.errors import ConfigError
 from wxb.nn.losses import Loss
 from wxb.nn.module import Module
-from wxb.nn.plan import StackPlan, is_plannable
+from wxb.nn.plan import StackPlan, unplannable_reason
 from wxb.nn.sequential import Sequential
 from wxb.optim import Optimizer, clip_grad_norm_
 from wxb.tensor import Tensor
@@ -56,20 +56,36 @@ class PlannedStep:
     """One step of a Sequential MLP with every buffer planned once and reused."""
 
     @classmethod
+    def why_not(cls, model: Module, optimizer: Optimizer | None = None) -> str | None:
+        """None when this step computes exactly what ``model``'s forward does and trains
+        exactly what the optimiser holds; else the reason (``make_step`` then takes GraphStep)."""
+        if not isinstance(model, Sequential):
+            return f"the model is a {type(model).__name__}, not a Sequential"
+        kind = type(model)
+        if kind.forward is not Sequential.forward or kind.__call__ is not Module.__call__:
+            return f"{kind.__name__} overrides forward or __call__"
+        reason = unplannable_reason(list(model))
+        if reason is not None:
+            return reason
+        if optimizer is not None:
+            trainable = {id(p) for p in model.parameters() if p.requires_grad}
+            if {id(p) for p in optimizer.params} != trainable:
+                return "the optimiser does not hold exactly the model's trainable parameters"
+        return None
+
+    @classmethod
     def supports(cls, model: Module) -> bool:
-        """A Sequential of stock layers whose parameters are not shared between layers."""
-        return isinstance(model, Sequential) and is_plannable(list(model))
+        """A plain Sequential of stock layers whose parameters are not shared."""
+        return cls.why_not(model) is None
 
     def __init__(
         self, model: Sequential, loss: Loss, optimizer: Optimizer, clip_norm: float | None = None
     ) -> None:
-        if not self.supports(model):
+        reason = self.why_not(model, optimizer)
+        if reason is not None:
             raise ConfigError(
-                "PlannedStep needs a Sequential of Dense, activation, Dropout and Standardize "
-                "layers with unshared parameters; use GraphStep (or make_step) for this model"
+                f"PlannedStep cannot run this model: {reason}; use GraphStep (or make_step)"
             )
-        if {id(p) for p in optimizer.params} != {id(p) for p in model.parameters()}:
-            raise ConfigError("PlannedStep needs an optimiser over exactly model.parameters()")
         self.model, self.loss, self.optimizer, self.clip_norm = model, loss, optimizer, clip_norm
         self.plan = StackPlan(list(model))
         self.loss_grad: np.ndarray | None = None
@@ -108,9 +124,7 @@ class PlannedStep:
 def make_step(
     model: Module, loss: Loss, optimizer: Optimizer, clip_norm: float | None = None
 ) -> GraphStep | PlannedStep:
-    """The planned step where the model allows it, else the graph step."""
-    if PlannedStep.supports(model) and {id(p) for p in optimizer.params} == {
-        id(p) for p in model.parameters()
-    }:
+    """The planned step where it computes exactly what the model does, else the graph step."""
+    if PlannedStep.why_not(model, optimizer) is None:
         return PlannedStep(model, loss, optimizer, clip_norm)
     return GraphStep(model, loss, optimizer, clip_norm)

@@ -8,6 +8,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator, KeysView
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -16,11 +17,11 @@ import numpy as np
 from wxb import data as wdata
 from wxb import validation
 from wxb.diagnose import layer_reports, warnings_for
-from wxb.errors import ConfigError, TrainingError
+from wxb.errors import ConfigError, DataError, ShapeError, TrainingError
 from wxb.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss, get_loss
-from wxb.nn.module import Module, output_width
+from wxb.nn.module import Module
 from wxb.optim import SCHEDULES, LRSchedule, Optimizer, get_optimizer
-from wxb.random import as_generator
+from wxb.random import as_generator, drawing_from
 from wxb.step import PlannedStep, make_step
 from wxb.tensor import Tensor, no_grad
 
@@ -33,6 +34,7 @@ class History:
     best_epoch: int | None = None
     stopped_early: bool = False
     engine: str = ""  # which training step ran: "planned" or "graph"
+    engine_reason: str | None = None  # with "graph": why the planned step could not run
     # With fit(diagnose=True): per epoch, each Dense layer's norms and unit figures
     # (wxb.diagnose.LayerReport as dicts), and the warnings they raised.
     diagnostics: list[dict[str, Any]] = field(default_factory=list)
@@ -100,18 +102,42 @@ class ProgressBar:
         self.stream.flush()
 
 
-def _prepare_targets(model: Module, loss: Loss, y: object, dtype: np.dtype, where: str):
-    """Targets in the form the loss kernel takes, checked against the model's outputs."""
-    outputs = output_width(model)
+def output_shape(model: Module, X: np.ndarray, where: str = "X") -> tuple[int, ...]:
+    """The shape of the model's output for one row of X (from a forward pass in eval mode,
+    whatever the model's code): bad input fails here, before any training."""
+    with model.evaluating(), no_grad():
+        out = model(Tensor(X[:1]))
+    if not isinstance(out, Tensor):
+        raise ConfigError(
+            f"{type(model).__name__}.forward returned {type(out).__name__}; fit, evaluate "
+            "and predict need it to return one Tensor"
+        )
+    if out.ndim not in (1, 2) or out.shape[0] != 1:
+        raise ShapeError(
+            f"the model turns one row of {where} into shape {out.shape}; fit and evaluate "
+            "need one output row per input row, (B,) or (B, outputs)"
+        )
+    return out.shape[1:]
+
+
+def _prepare_targets(
+    model: Module, loss: Loss, y: object, dtype: np.dtype, X: np.ndarray, where: str
+) -> np.ndarray:
+    """Targets in the form the loss kernel takes, checked against the model's outputs
+    (their width is found by running the model on X's first row)."""
+    shape = output_shape(model, X, "X" if where == "y" else f"{where.split()[0]} X")
+    outputs = shape[0] if shape else 1
     if isinstance(loss, CrossEntropyLoss):
+        if not shape:
+            raise ShapeError(
+                "cross_entropy needs the model to give (B, classes) logits; it gives (B,)"
+            )
         y_arr = np.asarray(y)
         if y_arr.ndim == 2 and y_arr.shape[1] > 1:  # class probabilities
-            return validation.as_targets(y_arr, dtype, y_arr.shape[1], where)
+            return validation.as_targets(y_arr, dtype, outputs, where)
         return validation.as_class_indices(y_arr, outputs, where)
-    if outputs is None:  # a model without Dense layers: take the targets' own width
-        y_arr = np.asarray(y)
-        outputs = 1 if y_arr.ndim == 1 else y_arr.shape[-1]
-    return validation.as_targets(y, dtype, outputs, where)
+    targets = validation.as_targets(y, dtype, outputs, where)
+    return targets if shape else targets[:, 0]
 
 
 def evaluate(
@@ -123,10 +149,11 @@ def evaluate(
 ) -> dict[str, float]:
     """Loss (and accuracy for classification losses) of ``model`` on (X, y), in eval mode."""
     loss_fn = get_loss(loss)
+    batch_size = _whole(batch_size, "batch_size")
     X_arr = validation.as_features(X, model.dtype, "X")
-    y_arr = _prepare_targets(model, loss_fn, y, model.dtype, "y")
+    y_arr = _prepare_targets(model, loss_fn, y, model.dtype, X_arr, "y")
     validation.check_lengths(X_arr, y_arr)
-    return _evaluate(model, X_arr, y_arr, loss_fn, _whole(batch_size, "batch_size"))
+    return _evaluate(model, X_arr, y_arr, loss_fn, batch_size)
 
 
 def _evaluate(
@@ -243,9 +270,13 @@ def fit(
             raise ConfigError("clip_grad_norm must be > 0")
     if seed is not None and not isinstance(seed, (int, np.integer, np.random.Generator)):
         raise ConfigError(f"seed must be an integer or a numpy Generator; got {seed!r}")
+    if validation_data is not None and validation_split:
+        raise ConfigError(
+            "give validation_data or validation_split, not both (validation_split would be ignored)"
+        )
     dtype = model.dtype
     X_arr = validation.as_features(X, dtype, "X")
-    y_arr = _prepare_targets(model, loss_fn, y, dtype, "y")
+    y_arr = _prepare_targets(model, loss_fn, y, dtype, X_arr, "y")
     validation.check_lengths(X_arr, y_arr)
     rng = as_generator(seed)
 
@@ -253,7 +284,11 @@ def fit(
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ConfigError("validation_data must be a pair (X_val, y_val)")
         X_val = validation.as_features(validation_data[0], dtype, "validation X")
-        y_val = _prepare_targets(model, loss_fn, validation_data[1], dtype, "validation y")
+        if X_val.shape[1] != X_arr.shape[1]:
+            raise DataError(
+                f"validation X has {X_val.shape[1]} features but X has {X_arr.shape[1]}"
+            )
+        y_val = _prepare_targets(model, loss_fn, validation_data[1], dtype, X_val, "validation y")
         validation.check_lengths(X_val, y_val, "validation data")
     elif validation_split:
         stratify = y_arr if y_arr.ndim == 1 else None
@@ -273,12 +308,21 @@ def fit(
             raise ConfigError("the optimiser holds parameters that are not this model's")
         opt = optimizer
     else:
-        opt = get_optimizer(optimizer, model.parameters(), lr=lr)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        if not trainable:
+            raise ConfigError("the model has no trainable parameters (requires_grad is False)")
+        opt = get_optimizer(optimizer, trainable, lr=lr)
     schedule = _make_schedule(lr_schedule, opt, epochs)
     if diagnose and not list(getattr(model, "layers", [])):
         raise ConfigError("fit(diagnose=True) needs a Sequential model (its layers in order)")
     step = make_step(model, loss_fn, opt, clip_grad_norm)
-    history = History(engine="planned" if isinstance(step, PlannedStep) else "graph")
+    planned = isinstance(step, PlannedStep)
+    history = History(engine="planned" if planned else "graph")
+    if not planned:
+        history.engine_reason = PlannedStep.why_not(model, opt)
+    # With a seed, Dropout layers without a generator of their own draw their masks
+    # from one made from it: the same seed gives the same run, bit for bit.
+    masks = rng.spawn(1)[0] if seed is not None else None  # spawn: rng's own draws unchanged
 
     n = len(X_arr)
     batch_size = min(batch_size, n)
@@ -296,60 +340,61 @@ def fit(
     best_value, best_state, waited = math.inf, None, 0
 
     model.train()
-    for epoch in range(1, epochs + 1):
-        if shuffle:
-            rng.shuffle(order)
-        try:
-            # Overflow on the way to a NaN loss is reported as one TrainingError below,
-            # not as NumPy warnings from inside the engine.
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                total, correct = _train_epoch(
-                    step,
-                    loss_fn,
-                    X_arr,
-                    y_arr,
-                    order,
-                    x_batch,
-                    y_batch,
-                    lambda i, v, e=epoch: bar.update(e, i, v),
+    with drawing_from(masks) if masks is not None else nullcontext():
+        for epoch in range(1, epochs + 1):
+            if shuffle:
+                rng.shuffle(order)
+            try:
+                # Overflow on the way to a NaN loss is reported as one TrainingError below,
+                # not as NumPy warnings from inside the engine.
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    total, correct = _train_epoch(
+                        step,
+                        loss_fn,
+                        X_arr,
+                        y_arr,
+                        order,
+                        x_batch,
+                        y_batch,
+                        lambda i, v, e=epoch: bar.update(e, i, v),
+                    )
+            except _Diverged as diverged:
+                model.load_state_dict(last_good)
+                restored = f"end of epoch {epoch - 1}" if epoch > 1 else "their initial values"
+                raise TrainingError(
+                    f"the loss became {diverged.value} at epoch {epoch}, step {diverged.step}; "
+                    f"weights restored to {restored}. Try a smaller learning rate "
+                    "or gradient clipping (clip_grad_norm=…, or --clip-grad-norm)"
+                ) from None
+            figures: dict[str, float] = {"loss": _epoch_figure(loss_fn, total, n)}
+            if isinstance(loss_fn, (CrossEntropyLoss, BCEWithLogitsLoss)):
+                figures["accuracy"] = correct / _label_count(loss_fn, y_arr)
+            if X_val is not None:
+                val = _evaluate(model, X_val, y_val, loss_fn)
+                figures.update({f"val_{k}": v for k, v in val.items()})
+            figures["lr"] = opt.lr
+            history.record(**figures)
+            if diagnose:
+                _diagnose_epoch(history, epoch, model, X_arr[:256], y_arr[:256], loss_fn)
+            bar.end_epoch(epoch, figures)
+            if not all(np.isfinite(p.data).all() for p in model.parameters()):
+                model.load_state_dict(last_good)
+                raise TrainingError(
+                    f"the weights became infinite or NaN at the end of epoch {epoch}; weights "
+                    "restored to the epoch before. Try a smaller learning rate or gradient clipping"
                 )
-        except _Diverged as diverged:
-            model.load_state_dict(last_good)
-            restored = f"end of epoch {epoch - 1}" if epoch > 1 else "their initial values"
-            raise TrainingError(
-                f"the loss became {diverged.value} at epoch {epoch}, step {diverged.step}; "
-                f"weights restored to {restored}. Try a smaller learning rate "
-                "or gradient clipping (clip_grad_norm=…, or --clip-grad-norm)"
-            ) from None
-        figures: dict[str, float] = {"loss": _epoch_figure(loss_fn, total, n)}
-        if isinstance(loss_fn, (CrossEntropyLoss, BCEWithLogitsLoss)):
-            figures["accuracy"] = correct / _label_count(loss_fn, y_arr)
-        if X_val is not None:
-            val = _evaluate(model, X_val, y_val, loss_fn)
-            figures.update({f"val_{k}": v for k, v in val.items()})
-        figures["lr"] = opt.lr
-        history.record(**figures)
-        if diagnose:
-            _diagnose_epoch(history, epoch, model, X_arr[:256], y_arr[:256], loss_fn)
-        bar.end_epoch(epoch, figures)
-        if not all(np.isfinite(p.data).all() for p in model.parameters()):
-            model.load_state_dict(last_good)
-            raise TrainingError(
-                f"the weights became infinite or NaN at the end of epoch {epoch}; weights "
-                "restored to the epoch before. Try a smaller learning rate or gradient clipping"
-            )
-        last_good = model.state_dict()
-        if figures[monitor] < best_value - min_delta:
-            best_value, waited, history.best_epoch = figures[monitor], 0, epoch
-            if early_stopping is not None and restore_best_weights:
-                best_state = last_good
-        else:
-            waited += 1
-            if early_stopping is not None and waited >= early_stopping:
-                history.stopped_early = True
-                break
-        if schedule is not None:
-            schedule.step()
+            last_good = model.state_dict()
+            if figures[monitor] < best_value - min_delta:
+                best_value, waited, history.best_epoch = figures[monitor], 0, epoch
+                if early_stopping is not None and restore_best_weights:
+                    best_state = last_good
+            else:
+                waited += 1
+                if early_stopping is not None and waited >= early_stopping:
+                    history.stopped_early = True
+                    break
+            if schedule is not None:
+                schedule.step()
     if best_state is not None:
         model.load_state_dict(best_state)
     return history

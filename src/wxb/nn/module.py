@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -14,31 +16,65 @@ from wxb.tensor import Tensor, no_grad
 from wxb.validation import as_features
 
 
+class GradHome(Protocol):
+    """What owns a parameter's ``grad_buffer`` (the optimiser's flat gradient buffer)."""
+
+    def free_grad_view(self, index: int) -> np.ndarray: ...
+
+
 class Parameter(Tensor):
     """A tensor the optimiser updates: ``.data`` and ``.grad`` are backend arrays.
 
     ``grad_buffer`` is where the optimiser would like ∂L/∂p written (a view of its
-    flat gradient buffer); the planned path writes there and sets ``.grad`` to it.
+    flat gradient buffer, owned by ``grad_home``); the planned path writes there
+    and sets ``.grad`` to it, but only through ``free_grad_buffer()``.
     """
 
-    __slots__ = ("grad_buffer",)
+    __slots__ = ("grad_buffer", "grad_home", "grad_index")
 
     def __init__(self, data: object, *, dtype: object = None, name: str | None = None) -> None:
         super().__init__(data, requires_grad=True, dtype=dtype, name=name)
         self.data = self.data.copy()  # own the memory: updates must not reach the caller's array
         self.grad_buffer: np.ndarray | None = None
+        self.grad_home: GradHome | None = None
+        self.grad_index = 0
+
+    def free_grad_buffer(self) -> np.ndarray | None:
+        """Where a backward may write a new ∂L/∂p: the optimiser's view, which its owner
+        first replaces if anything outside still holds it (a gradient a user kept from
+        an earlier step must not be overwritten), or None without an optimiser."""
+        home = self.grad_home
+        if home is None:
+            return None
+        view = home.free_grad_view(self.grad_index)
+        return view if view.shape == self.shape and view.dtype == self.dtype else None
 
     def __repr__(self) -> str:
         return f"Parameter(shape={self.shape}, dtype={self.dtype})"
 
 
-_structure_version = 0  # grows whenever any module gains or loses a parameter or sub-module
+# Grows whenever any module gains or loses a parameter or sub-module; next() on a
+# count is atomic, so two threads changing two models never hand out the same number.
+_structure_counter = itertools.count(1)
+_structure_version = 0
 
 
 def structure_version() -> int:
     """A number that changes whenever some module's parameters or sub-modules change
     (cached plans compare it instead of walking the model on every call)."""
     return _structure_version
+
+
+def _structure_changed() -> None:
+    global _structure_version
+    _structure_version = next(_structure_counter)
+
+
+_thread = threading.local()  # per thread: whether `evaluating()` forces eval mode
+
+
+def _forced_eval() -> bool:
+    return getattr(_thread, "eval_depth", 0) > 0
 
 
 class Module:
@@ -48,8 +84,8 @@ class Module:
     trained (e.g. the mean and scale of ``Standardize``).
     """
 
-    training: bool = True
     name: str | None = None
+    _training: bool = True
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", {})
@@ -59,15 +95,25 @@ class Module:
         self.name = None
         self.info: dict[str, Any] = {}
 
+    @property
+    def training(self) -> bool:
+        """Training mode (Dropout active): the module's own mode, unless this thread is
+        inside ``evaluating()``, which turns it off for this thread only."""
+        return self._training and not _forced_eval()
+
+    @training.setter
+    def training(self, mode: bool) -> None:
+        object.__setattr__(self, "_training", bool(mode))
+
     def __setattr__(self, key: str, value: object) -> None:
-        global _structure_version
         if "_parameters" not in self.__dict__:
             raise ConfigError(f"{type(self).__name__}.__init__ must call super().__init__() first")
+        changed = isinstance(value, (Parameter, Module))
         for table in (self._parameters, self._modules, self._buffers):
             if table.pop(key, None) is not None:
-                _structure_version += 1
-        if isinstance(value, (Parameter, Module)):
-            _structure_version += 1
+                changed = True
+        if changed:
+            _structure_changed()
         if isinstance(value, Parameter):
             self._parameters[key] = value
         elif isinstance(value, Module):
@@ -122,7 +168,7 @@ class Module:
     # -- modes and dtype ----------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
         for _, module in self.named_modules():
-            object.__setattr__(module, "training", mode)
+            module.training = mode
         return self
 
     def eval(self) -> Module:
@@ -187,26 +233,29 @@ class Module:
                 np.copyto(module._buffers[key], array, casting="same_kind")
 
     # -- calling -------------------------------------------------------------------------
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, *inputs: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} defines no forward()")
 
-    def __call__(self, x: object) -> Tensor:
-        if not isinstance(x, Tensor):
-            x = Tensor(np.asarray(x, dtype=self.dtype))
-        return self.forward(x)
+    def __call__(self, *inputs: Any, **kwargs: Any) -> Any:
+        """``forward`` on the inputs; NumPy arrays and lists become Tensors of the model's dtype."""
+        return self.forward(*(self.as_input(x) for x in inputs), **kwargs)
+
+    def as_input(self, x: object) -> object:
+        """An array-like input as a Tensor of the model's dtype; anything else as it is."""
+        if isinstance(x, Tensor) or not isinstance(x, (np.ndarray, list, tuple)):
+            return x
+        return Tensor(np.asarray(x, dtype=self.dtype))
 
     @contextmanager
     def evaluating(self) -> Iterator[Module]:
-        """Eval mode inside the block (Dropout off); every module's own mode back after it."""
-        modules = self._module_list()
-        modes = [m.training for m in modules]
-        if any(modes):
-            self.eval()
+        """Eval mode inside the block (Dropout off), for this thread only: no module's own
+        mode is changed, so another thread training or predicting at the same time is
+        not affected (``predict``, ``evaluate`` and fit's validation pass use it)."""
+        _thread.eval_depth = getattr(_thread, "eval_depth", 0) + 1
         try:
             yield self
         finally:
-            for module, training in zip(modules, modes, strict=True):
-                object.__setattr__(module, "training", training)
+            _thread.eval_depth -= 1
 
     @contextmanager
     def gradients_set_aside(self) -> Iterator[Module]:
@@ -223,7 +272,15 @@ class Module:
                 p.grad = grad
 
     def predict(self, X: object, batch_size: int = 4096) -> np.ndarray:
-        """Outputs for rows X as a NumPy array, in eval mode, without recording a graph."""
+        """Outputs for rows X as a NumPy array, in eval mode, without recording a graph.
+
+        Safe to call from several threads at once on one model (each thread runs with
+        buffers of its own), as long as no thread trains or changes the model meanwhile.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+            raise ConfigError(f"predict batch_size must be a positive integer; got {batch_size!r}")
+        if batch_size < 1:
+            raise ConfigError(f"predict batch_size must be a positive integer; got {batch_size}")
         X = as_features(X, self.dtype)
         with self.evaluating(), no_grad():
             parts = [self(Tensor(X[i : i + batch_size])).data for i in range(0, len(X), batch_size)]

@@ -27,16 +27,34 @@ from wxb.nn.module import Module, Parameter, input_width
 STOCK_LAYERS = (Dense, Activation, Dropout, Standardize)
 
 
-def is_plannable(layers: list[Module]) -> bool:
-    """Stock layers (their forward not overridden) whose parameters are not shared."""
-    if not layers or not all(_is_stock(m) for m in layers):
-        return False
+def unplannable_reason(layers: list[Module]) -> str | None:
+    """None when the planned stack computes exactly what the layers' own forwards
+    compute; else why it cannot (the layer-by-layer path then runs, and raises any error)."""
+    if not layers:
+        return "it has no layers"
+    for layer in layers:
+        if not _is_stock(layer):
+            return f"{layer.label} is not a stock layer (its class overrides forward or __call__)"
     slots = [p for m in layers for p in m._parameters.values()]
-    return len({id(p) for p in slots}) == len(slots)
+    if len({id(p) for p in slots}) != len(slots):
+        return "some layers share parameters"
+    arrays = [p.data for p in slots] + [a for m in layers for a in m._buffers.values()]
+    if len({a.dtype for a in arrays}) > 1:
+        return "its parameters are of mixed dtypes"
+    width = None
+    for layer in layers:
+        takes = input_width(layer)
+        if takes is not None and width is not None and takes != width:
+            return f"{layer.label} takes {takes} features but the layer before gives {width}"
+        if isinstance(layer, Dense):
+            width = layer.out_features
+        elif takes is not None:
+            width = takes
+    return None
 
 
 def _is_stock(module: Module) -> bool:
-    return any(
+    return type(module).__call__ is Module.__call__ and any(
         isinstance(module, kind) and type(module).forward is kind.forward for kind in STOCK_LAYERS
     )
 
@@ -46,17 +64,17 @@ class StackPlan:
 
     def __init__(self, layers: list[Module]) -> None:
         self.layers = list(layers)
-        self.own_grads: dict[int, np.ndarray] = {}  # for parameters no optimiser packed
         self.in_features = next(
             (input_width(m) for m in self.layers if input_width(m) is not None), None
         )
         self.first_dense = next((m for m in self.layers if isinstance(m, Dense)), None)
-        # Layer i needs ∂L/∂(its input) only if some layer before it has parameters.
-        self.needs_input_grad = []
-        trainable_before = False
+        # Layer i may need ∂L/∂(its input) only if some layer before it has parameters
+        # (whether they are trainable is read at each backward: they may be frozen later).
+        self.has_input_grad = []
+        dense_before = False
         for layer in self.layers:
-            self.needs_input_grad.append(trainable_before)
-            trainable_before |= isinstance(layer, Dense)
+            self.has_input_grad.append(dense_before)
+            dense_before |= isinstance(layer, Dense)
         self.capacity, self.dtype = 0, None
         self._claim: weakref.ref | None = None  # the recorded graph using the buffers
         self._token: object = None
@@ -102,7 +120,7 @@ class StackPlan:
                 width = layer.out_features
             self.outputs.append(np.empty((batch, width), dtype))
             self.input_grads.append(
-                np.empty((batch, in_width), dtype) if self.needs_input_grad[i] else None
+                np.empty((batch, in_width), dtype) if self.has_input_grad[i] else None
             )
             if isinstance(layer, Dropout):
                 self.masks[i] = np.empty((batch, width), dtype)
@@ -168,29 +186,31 @@ class StackPlan:
         self._released, self._claim, self._token = self._token, None, None
 
     def backward(self, grad: np.ndarray) -> None:
-        """The δ chain, in reverse, from ∂L/∂output; fills ``p.grad`` of every parameter.
+        """The δ chain, in reverse, from ∂L/∂output; fills ``p.grad`` of every parameter
+        that requires one, and stops below the first layer with a trainable parameter.
 
-        A gradient goes where the optimiser reads it (``p.grad_buffer``) when there
-        is one, and adds to ``p.grad`` when that is already set (PyTorch's accumulation).
+        A new gradient goes where the optimiser reads it (``p.free_grad_buffer()``) when
+        there is one; a gradient already set is added to, as PyTorch accumulates.
         """
         batch = len(grad)
+        trainable_below = self._trainable_below()
         for i in range(len(self.layers) - 1, -1, -1):
             layer, x_in = self.layers[i], self.inputs[i]
             if isinstance(layer, Dense):
                 delta = grad  # δ⁽ˡ⁾ for this layer's Z
-                # ∂L/∂W = δ·Aᵀ (rows: δᵀ·X);  ∂L/∂b = Σ_batch δ
-                weight_grad = self._grad_slot(layer.weight)
-                np.matmul(delta.T, x_in, out=weight_grad)
-                self._grad_done(layer.weight, weight_grad)
-                if layer.bias is not None:
+                if layer.weight.requires_grad:  # ∂L/∂W = δ·Aᵀ (rows: δᵀ·X)
+                    weight_grad = self._grad_slot(layer.weight)
+                    np.matmul(delta.T, x_in, out=weight_grad)
+                    self._grad_done(layer.weight, weight_grad)
+                if layer.bias is not None and layer.bias.requires_grad:  # ∂L/∂b = Σ_batch δ
                     bias_grad = self._grad_slot(layer.bias)
                     ops.sum_over_batch(delta, out=bias_grad)
                     self._grad_done(layer.bias, bias_grad)
-                if not self.needs_input_grad[i]:
+                if not trainable_below[i]:
                     break
                 # ∂L/∂A⁽ˡ⁻¹⁾ = Wᵀ·δ (rows: δ·W)
                 grad = np.matmul(delta, layer.weight.data, out=self.input_grads[i][:batch])
-            elif not self.needs_input_grad[i]:
+            elif not trainable_below[i]:
                 break
             elif isinstance(layer, Activation):  # δ = ∂L/∂A ⊙ f′(Z)
                 grad = layer.kernel.backward(
@@ -199,19 +219,29 @@ class StackPlan:
             else:  # Dropout, Standardize: an element-wise factor
                 grad = np.multiply(grad, self.factors[i], out=self.input_grads[i][:batch])
 
-    def _grad_slot(self, p: Parameter) -> np.ndarray:
-        """Where this step's ∂L/∂p is written."""
-        if p.grad is None:
-            home = p.grad_buffer
-            if home is not None and home.shape == p.shape and home.dtype == p.dtype:
-                return home
-        own = self.own_grads.get(id(p))
-        if own is None or own.shape != p.shape or own.dtype != p.dtype:
-            own = self.own_grads[id(p)] = np.empty_like(p.data)
-        return own if p.grad is not own else np.empty_like(own)  # rare: accumulating on own
+    def _trainable_below(self) -> list[bool]:
+        """For each layer, whether a layer before it has a parameter that requires grad."""
+        below, found = [], False
+        for layer in self.layers:
+            below.append(found)
+            found = found or any(p.requires_grad for p in layer._parameters.values())
+        return below
 
-    def _grad_done(self, p: Parameter, slot: np.ndarray) -> None:
+    @staticmethod
+    def _grad_slot(p: Parameter) -> np.ndarray:
+        """Where this backward writes ∂L/∂p: the optimiser's buffer for a new gradient,
+        else a new array (an existing ``.grad`` is added to after, never written over)."""
+        if p.grad is None:
+            home = p.free_grad_buffer()
+            if home is not None:
+                return home
+        return np.empty_like(p.data)
+
+    @staticmethod
+    def _grad_done(p: Parameter, slot: np.ndarray) -> None:
         if p.grad is None:
             p.grad = slot
-        else:
-            p.grad += slot
+        elif p.grad is p.grad_buffer and p.free_grad_buffer() is p.grad:
+            p.grad += slot  # the optimiser's own buffer, held by nobody else: in place
+        else:  # PyTorch also adds out of place when someone else may hold the gradient
+            p.grad = p.grad + slot

@@ -10,6 +10,7 @@ reads it. The hand-written loop then costs what ``fit``'s step costs.
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -19,7 +20,7 @@ import numpy as np
 from wxb.errors import ConfigError, TrainingError
 from wxb.nn.layers import Activation, Dense, Dropout
 from wxb.nn.module import Module, structure_version
-from wxb.nn.plan import StackPlan, is_plannable
+from wxb.nn.plan import StackPlan, unplannable_reason
 from wxb.tensor import Tensor, is_grad_enabled
 
 MAX_PENDING_GRAPHS = 4  # plans kept per model; beyond, graphs are recorded layer by layer
@@ -31,9 +32,18 @@ class _Plans:
     def __init__(self, key: tuple) -> None:
         self.key = key  # (layers, parameters) they were made for
         self.version = -1  # the structure_version() at which the key was last checked
-        self.plannable = is_plannable(list(key[0]))
+        self.reason = unplannable_reason(list(key[0]))  # None: the plan computes forward
         self.training: list[StackPlan] = []
-        self.inference: StackPlan | None = None
+        self._inference = threading.local()  # one per thread: predict may run in several
+
+    @property
+    def inference(self) -> StackPlan | None:
+        if self.reason is not None:
+            return None
+        plan = getattr(self._inference, "plan", None)
+        if plan is None:
+            plan = self._inference.plan = StackPlan(list(self.key[0]))
+        return plan
 
 
 _PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Sequential → _Plans
@@ -48,20 +58,33 @@ class Sequential(Module):
 
     use_plan = True
 
-    def __init__(self, *layers: Module) -> None:
+    def __init__(self, *layers: Module, name: str | None = None) -> None:
         super().__init__()
+        self.name = name
         counts: dict[str, int] = {}
+        placed: dict[int, str] = {}  # id(layer) → its key, for a layer given twice
         for index, layer in enumerate(layers):
             if not isinstance(layer, Module):
                 raise ConfigError(
                     f"Sequential: item {index} is {type(layer).__name__}, not a wxb.nn.Module"
                 )
+            if id(layer) in placed:  # the same layer again: shared weights, as in PyTorch
+                key = f"{placed[id(layer)]}_{index}"
+                setattr(self, key, layer)
+                continue
             if layer.name is None:
                 kind = type(layer).__name__.lower()
                 counts[kind] = counts.get(kind, 0) + 1
+                while f"{kind}{counts[kind]}" in self._modules:
+                    counts[kind] += 1
                 layer.name = f"{kind}{counts[kind]}"
             if layer.name in self._modules:
-                raise ConfigError(f"Sequential: two layers are named {layer.name!r}")
+                first = list(self._modules).index(layer.name)
+                raise ConfigError(
+                    f"Sequential: two layers are named {layer.name!r} (items {first} and "
+                    f"{index}); give them different names"
+                )
+            placed[id(layer)] = layer.name
             setattr(self, layer.name, layer)
 
     @property
@@ -78,18 +101,26 @@ class Sequential(Module):
         return self.layers[index]
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.use_plan and not x.requires_grad:
+        x = self.as_input(x)
+        if self.use_plan and isinstance(x, Tensor) and not x.requires_grad:
             if is_grad_enabled():
                 plan = self._free_plan()
                 if plan is not None and plan.fits(x.data):
                     return _record(plan, x)
             else:  # inference: straight through, no graph
-                plan = self._inference_plan()
+                plan = self._plans().inference
                 if plan is not None and plan.fits(x.data):
                     return Tensor(plan.forward(x.data, fresh_output=True))
         for layer in self._modules.values():  # layer by layer (also what raises the errors)
             x = layer(x)
         return x
+
+    def why_not_planned(self) -> str | None:
+        """None when calls of this model run the planned stack; else the reason they go
+        layer by layer (the numbers are the same; the planned stack is faster)."""
+        if not self.use_plan:
+            return "use_plan is False"
+        return self._plans().reason
 
     def _plans(self) -> _Plans:
         """This model's plans, made again when its layers or parameters were replaced."""
@@ -104,17 +135,10 @@ class Sequential(Module):
         plans.version = version
         return plans
 
-    def _inference_plan(self) -> StackPlan | None:
-        """A plan of its own for no-grad calls, so they never touch a pending graph's buffers."""
-        plans = self._plans()
-        if plans.plannable and plans.inference is None:
-            plans.inference = StackPlan(list(self._modules.values()))
-        return plans.inference
-
     def _free_plan(self) -> StackPlan | None:
         """A plan whose buffers no pending graph holds, for a stack of stock layers."""
         plans = self._plans()
-        if not plans.plannable or not all(p.requires_grad for p in plans.key[1]):
+        if plans.reason is not None:
             return None
         for plan in plans.training:
             if not plan.pending():
@@ -125,7 +149,11 @@ class Sequential(Module):
         return None  # many graphs are waiting for backward(): record this one layer by layer
 
     def config(self) -> dict[str, Any]:
-        return {"type": "Sequential", "layers": [layer.config() for layer in self.layers]}
+        return {
+            "type": "Sequential",
+            "name": self.name,
+            "layers": [layer.config() for layer in self.layers],
+        }
 
 
 def _no_gradient(count: int):
