@@ -266,7 +266,7 @@ def read_safetensors_header(path: Path) -> dict:
             raise ModelFileError(f"{path}: not a safetensors file (bad header length)")
         try:
             header = json.loads(handle.read(length))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (ValueError, RecursionError):  # not JSON, a huge number, absurd nesting
             raise ModelFileError(f"{path}: not a safetensors file (header is not JSON)") from None
     if not isinstance(header, dict):
         raise ModelFileError(f"{path}: not a safetensors file (header is not a JSON object)")

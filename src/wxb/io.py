@@ -4,11 +4,22 @@ architecture and ``model.info`` (task, class names, feature names) needed to use
 Writes are atomic: the bytes go to a temporary file in the same folder, are
 flushed to disk, and only then renamed over the target, so a crash never leaves
 a half-written model where a good one was. Reading never unpickles anything.
+
+``save`` stores only what ``load`` rebuilds exactly: modules whose type is one of
+``STOCK_TYPES`` (a subclass would load as its base class and compute something
+else, so it is refused before anything is written). Parameters shared between
+layers (tied weights) are stored once, under their first name, and the metadata
+records the ties (``"ties": {"dense3.weight": "dense1.weight"}``) so ``load``
+shares them again. ``load`` checks the architecture against the stored tensors'
+header, without recursion and before allocating anything, so a hand-edited file
+is refused with ModelFileError, never MemoryError or RecursionError.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +34,82 @@ from wxb.nn.sequential import Sequential
 FORMAT = "wxb"
 FORMAT_VERSION = "1"
 
+MAX_DEPTH = 64  # Sequentials nested in one another
+MAX_MODULES = 100_000
 
+# The types load rebuilds, by the name the architecture gives them.
+STOCK_TYPES: dict[str, type[Module]] = {
+    "Sequential": Sequential,
+    "Dense": layers.Dense,
+    "Dropout": layers.Dropout,
+    "Standardize": layers.Standardize,
+    **{cls.__name__: cls for cls in layers.ACTIVATIONS.values()},
+}
+# Fields of each type's config() besides "type" and the optional "name".
+_FIELDS: dict[str, tuple[str, ...]] = {
+    "Sequential": ("layers",),
+    "Dense": ("in_features", "out_features", "bias"),
+    "Dropout": ("p",),
+    "Standardize": ("features",),
+    "LeakyReLU": ("negative_slope",),
+    "GELU": ("approximate",),
+}
+FILE_DTYPES = {"F32": np.dtype(np.float32), "F64": np.dtype(np.float64)}
+_FILE_CODES = {dtype: code for code, dtype in FILE_DTYPES.items()}
+_MAX_NDIM = 8  # stored tensors are 1-D or 2-D; more is refused before any arithmetic
+
+
+class _Invalid(Exception):
+    """What is wrong with an architecture: ModelFileError from load, ConfigError from save."""
+
+
+# ---------------------------------------------------------------------------------
+# Saving
+# ---------------------------------------------------------------------------------
 def save(model: Module, path: str | Path) -> Path:
-    """Save weights, architecture and ``model.info`` to one .safetensors file."""
+    """Save weights, architecture and ``model.info`` to one .safetensors file.
+
+    Raises ConfigError, writing nothing, for a model ``load`` could not rebuild
+    exactly (a module of a type of its own or a subclass of a stock one, a mix
+    of float32 and float64, …).
+    """
     from safetensors.numpy import save as safetensors_bytes
 
-    architecture = model.config()  # raises ConfigError for modules it cannot rebuild
-    tensors = {name: np.ascontiguousarray(array) for name, array in model.state_dict().items()}
+    _check_saveable(model)
+    architecture = model.config()
+    state = model.state_dict()
+    ties = _ties(model)
+    dtypes = {array.dtype for array in state.values()}
+    odd = sorted(str(d) for d in dtypes if d not in _FILE_CODES)
+    if odd:
+        raise ConfigError(
+            f"cannot save a model holding {', '.join(odd)} arrays: model files hold float32 "
+            "or float64 (cast it with model.to('float32') or model.to('float64'))"
+        )
+    if len(dtypes) > 1:
+        raise ConfigError(
+            "cannot save a model that mixes float32 and float64 arrays: it would not load "
+            "back the same; cast it to one with model.to('float32') or model.to('float64')"
+        )
+    stored = {name: (_FILE_CODES[a.dtype], tuple(a.shape)) for name, a in state.items()}
+    try:  # what load will check: a model that passes here loads back
+        _check_architecture(architecture, stored, ties)
+    except _Invalid as exc:
+        raise ConfigError(f"cannot save this model: {exc}") from None
+    try:
+        info = json.dumps(model.info, default=_json_default)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"cannot save model.info: {exc}") from None
     metadata = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "architecture": json.dumps(architecture),
-        "info": json.dumps(model.info, default=_json_default),
+        "info": info,
         "dtype": str(model.dtype),
     }
+    if ties:
+        metadata["ties"] = json.dumps(ties)
+    tensors = {name: np.ascontiguousarray(array) for name, array in state.items()}
     path = Path(path)
     atomic_write(path, safetensors_bytes(tensors, metadata=metadata))
     return path
@@ -50,11 +123,145 @@ def _json_default(value: object) -> object:
     raise TypeError(f"model.info holds {type(value).__name__}, which JSON cannot store")
 
 
+def _where(path: str) -> str:
+    return f"module '{path}'" if path else "the model itself"
+
+
+def _check_saveable(model: object) -> None:
+    """Every module of the model is one ``load`` rebuilds exactly; ConfigError naming the
+    first that is not (its dotted path and class). Walks without recursion."""
+    if not isinstance(model, Module):
+        raise ConfigError(f"wxb.save needs a wxb.nn.Module; got {type(model).__name__}")
+    stack: list[tuple[str, Module, tuple[int, ...]]] = [("", model, ())]
+    count = 0
+    while stack:
+        path, module, ancestors = stack.pop()
+        count += 1
+        if count > MAX_MODULES:
+            raise ConfigError(f"cannot save a model of more than {MAX_MODULES:,} modules")
+        cls = type(module)
+        if STOCK_TYPES.get(cls.__name__) is not cls:
+            raise ConfigError(_unsaveable_message(path, module))
+        where = _where(path)
+        overridden = [key for key in ("forward", "__call__") if key in vars(module)]
+        if overridden:
+            raise ConfigError(
+                f"cannot save {where} ({cls.__name__}): its {overridden[0]} was replaced on "
+                f"the instance, and the file would load as a plain {cls.__name__}"
+            )
+        if isinstance(module, layers.Activation) and type(module.kernel) is not type(cls().kernel):
+            raise ConfigError(
+                f"cannot save {where} ({cls.__name__}): its kernel was replaced by "
+                f"{type(module.kernel).__name__}, and the file would load a plain {cls.__name__}"
+            )
+        params, buffers = set(module._parameters), set(module._buffers)
+        expected_params: set[str] = set()
+        expected_buffers: set[str] = set()
+        if cls is layers.Dense:
+            expected_params = {"weight"} | ({"bias"} if module.bias is not None else set())
+        elif cls is layers.Standardize:
+            expected_buffers = {"mean", "scale"}
+            if not np.all(module.scale > 0):
+                raise ConfigError(f"cannot save {where} (Standardize): every scale must be > 0")
+        if params != expected_params or buffers != expected_buffers:
+            extra = sorted((params - expected_params) | (buffers - expected_buffers))
+            raise ConfigError(
+                f"cannot save {where} ({cls.__name__}): it holds "
+                + (f"arrays {extra} that" if extra else "other arrays than")
+                + f" a {cls.__name__} saves; the file would not load back the same"
+            )
+        children = list(module._modules.items())
+        if cls is not Sequential:
+            if children:
+                raise ConfigError(
+                    f"cannot save {where} ({cls.__name__}): it holds sub-modules "
+                    f"({', '.join(key for key, _ in children)}), which a {cls.__name__} "
+                    "does not save"
+                )
+            continue
+        if len(ancestors) >= MAX_DEPTH:
+            raise ConfigError(f"cannot save {where}: Sequentials nested more than {MAX_DEPTH} deep")
+        inside = (*ancestors, id(module))
+        placed: dict[int, str] = {}  # id(layer) → its key: a layer given twice is shared
+        walk = []
+        for index, (key, child) in enumerate(children):
+            child_path = _join(path, key)
+            if id(child) in inside:
+                raise ConfigError(f"cannot save {_where(child_path)}: it contains itself")
+            if id(child) in placed:  # Sequential's key for a layer given again
+                fits = key == f"{placed[id(child)]}_{index}"
+            else:
+                fits = key == child.name
+                placed[id(child)] = key
+            if not fits:
+                raise ConfigError(
+                    f"cannot save {_where(child_path)} ({type(child).__name__}): it is named "
+                    f"{child.name!r} but sits in the Sequential as {key!r} (renamed or added "
+                    "after the Sequential was built), so the file would not load back the same"
+                )
+            walk.append((child_path, child, inside))
+        stack.extend(reversed(walk))  # reversed onto the stack: walked in order
+
+
+def _unsaveable_message(path: str, module: Module) -> str:
+    cls = type(module)
+    stock = ", ".join(STOCK_TYPES)
+    base = next((b for b in cls.__mro__[1:] if STOCK_TYPES.get(b.__name__) is b), None)
+    if base is not None:
+        why = (
+            f"it subclasses {base.__name__}, and wxb.load would rebuild it as a plain "
+            f"{base.__name__} without its own code, which computes something else"
+        )
+    elif isinstance(module, layers.Activation):
+        why = f"it is an activation of its own, which wxb.load cannot rebuild (it rebuilds {stock})"
+    else:
+        why = f"it is a module of its own, which wxb.load cannot rebuild (it rebuilds {stock})"
+    return (
+        f"{cls.__name__} cannot be saved ({_where(path)}, class "
+        f"{cls.__module__}.{cls.__qualname__}): {why}. Save the weights alone instead, "
+        "safetensors.numpy.save_file(model.state_dict(), path), and rebuild the model "
+        "in code before model.load_state_dict(safetensors.numpy.load_file(path))"
+    )
+
+
+def _ties(model: Module) -> dict[str, str]:
+    """Each parameter slot holding a parameter met earlier → that parameter's first name
+    (the name ``state_dict`` stores it under)."""
+    first: dict[int, str] = {}
+    ties: dict[str, str] = {}
+    for path, module in model.named_modules():
+        for key, param in module._parameters.items():
+            name = _join(path, key)
+            if id(param) in first:
+                ties[name] = first[id(param)]
+            else:
+                first[id(param)] = name
+    return ties
+
+
+# ---------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------
 def read_metadata(path: str | Path) -> dict[str, str]:
     """The ``__metadata__`` of a wxb model file, checked; ModelFileError otherwise."""
     path = Path(path)
-    metadata = read_safetensors_header(path).get("__metadata__") or {}
-    if metadata.get("format") != FORMAT:
+    return _metadata(path, _read_header(path))
+
+
+def _read_header(path: Path) -> dict:
+    try:
+        return read_safetensors_header(path)
+    except RecursionError:
+        raise ModelFileError(f"{path}: not a safetensors file (header nested too deeply)") from None
+    except ValueError as exc:
+        if isinstance(exc, ModelFileError):
+            raise
+        raise ModelFileError(f"{path}: not a safetensors file (header: {exc})") from None
+
+
+def _metadata(path: Path, header: dict) -> dict[str, str]:
+    metadata = header.get("__metadata__") or {}
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise ModelFileError(
             f"{path}: a safetensors file, but not a wxb model (no wxb architecture in its metadata)"
         )
@@ -63,29 +270,126 @@ def read_metadata(path: str | Path) -> dict[str, str]:
             f"{path}: wxb model format version {metadata.get('format_version')!r}; "
             f"this wxb reads version {FORMAT_VERSION}"
         )
+    odd = sorted(str(key) for key, value in metadata.items() if not isinstance(value, str))
+    if odd:
+        raise ModelFileError(f"{path}: metadata {', '.join(odd)} must be text (JSON strings)")
     return metadata
 
 
+def _json_field(path: Path, metadata: dict[str, str], key: str, default: object) -> Any:
+    text = metadata.get(key)
+    if text is None:
+        if default is None:
+            raise ModelFileError(f"{path}: the {key} in its metadata is missing")
+        return default
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ModelFileError(f"{path}: the {key} in its metadata is nested too deeply") from None
+    except ValueError:  # JSONDecodeError, or an integer of thousands of digits
+        raise ModelFileError(f"{path}: the {key} in its metadata is not JSON") from None
+
+
+def _data_length(path: Path) -> int:
+    """Bytes after the header (the header itself was checked by read_safetensors_header)."""
+    with path.open("rb") as handle:
+        (length,) = struct.unpack("<Q", handle.read(8))
+    return path.stat().st_size - 8 - length
+
+
+def _stored_tensors(path: Path, header: dict) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """name → (dtype code, shape) of each tensor in the header, checked against the file's
+    size and wxb's dtypes, reading no tensor data."""
+    data_length = _data_length(path)
+    stored: dict[str, tuple[str, tuple[int, ...]]] = {}
+    spans: list[tuple[int, int, str]] = []
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        what = f"{path}: tensor {name!r}"
+        if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= set(entry):
+            raise ModelFileError(f"{what} is not described by dtype, shape and data_offsets")
+        dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+        if not isinstance(dtype, str) or dtype not in FILE_DTYPES:
+            raise ModelFileError(
+                f"{what} is {dtype!r}; wxb model files hold F32 or F64 tensors only"
+            )
+        if (
+            not isinstance(shape, list)
+            or len(shape) > _MAX_NDIM
+            or not all(_is_count(n) for n in shape)
+        ):
+            raise ModelFileError(f"{what} has shape {_short(shape)}, not a list of sizes ≥ 0")
+        if not isinstance(offsets, list) or len(offsets) != 2 or not all(map(_is_count, offsets)):
+            raise ModelFileError(f"{what} has data_offsets {_short(offsets)}, not [begin, end]")
+        begin, end = offsets
+        if end < begin or end > data_length:
+            raise ModelFileError(
+                f"{path}: corrupt or truncated safetensors data (tensor {name!r} lies at bytes "
+                f"{begin}–{end} of {data_length})"
+            )
+        if end - begin != math.prod(shape) * FILE_DTYPES[dtype].itemsize:
+            raise ModelFileError(
+                f"{what}: shape {shape} of {dtype} does not take the {end - begin} bytes it has"
+            )
+        stored[name] = (dtype, tuple(shape))
+        spans.append((begin, end, name))
+    position = 0
+    for begin, end, name in sorted(spans):
+        if begin != position:
+            raise ModelFileError(
+                f"{path}: corrupt safetensors data (tensor {name!r} starts at byte {begin}, "
+                f"not {position})"
+            )
+        position = end
+    if position != data_length:
+        raise ModelFileError(
+            f"{path}: corrupt safetensors data ({data_length - position} bytes belong to no tensor)"
+        )
+    return stored
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _short(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def load(path: str | Path) -> Module:
-    """Rebuild the model saved at ``path``; predictions equal the saved model's exactly."""
+    """Rebuild the model saved at ``path``; predictions equal the saved model's exactly.
+
+    The file is checked before anything is built: ModelFileError, naming the file
+    and what is wrong, for anything but a model ``save`` wrote.
+    """
     from safetensors import SafetensorError
     from safetensors.numpy import load as safetensors_load
 
     path = Path(path)
-    metadata = read_metadata(path)
+    header = _read_header(path)
+    metadata = _metadata(path, header)
+    architecture = _json_field(path, metadata, "architecture", None)
+    info = _json_field(path, metadata, "info", {})
+    ties = _json_field(path, metadata, "ties", {})
+    stored = _stored_tensors(path, header)
     try:
-        architecture = json.loads(metadata["architecture"])
-        info = json.loads(metadata.get("info", "{}"))
-    except (KeyError, json.JSONDecodeError):
-        raise ModelFileError(
-            f"{path}: the architecture in its metadata is missing or not JSON"
-        ) from None
+        _check_architecture(architecture, stored, ties)
+    except _Invalid as exc:
+        raise ModelFileError(f"{path}: {exc}") from None
     try:
         tensors = safetensors_load(path.read_bytes())
     except (SafetensorError, ValueError, OSError) as exc:
         raise ModelFileError(f"{path}: corrupt or truncated safetensors data ({exc})") from None
+    found = {name: (_FILE_CODES.get(a.dtype), a.shape) for name, a in tensors.items()}
+    if found != stored:
+        raise ModelFileError(
+            f"{path}: the tensors read differ from its header (changed while read, or ambiguous)"
+        )
     try:
-        model = build(architecture)
+        model = _build(architecture)
+        _tie(model, ties)
         dtypes = {a.dtype for a in tensors.values()}
         if len(dtypes) == 1:
             model.to(dtypes.pop())
@@ -104,14 +408,46 @@ def load(path: str | Path) -> Module:
     return model
 
 
+def _tie(model: Module, ties: dict[str, str]) -> None:
+    """Put the same Parameter object into every slot the saved model shared it in."""
+    modules = dict(model.named_modules())
+    for tied, target in ties.items():
+        owner, _, key = tied.rpartition(".")
+        source, _, source_key = target.rpartition(".")
+        setattr(modules[owner], key, modules[source]._parameters[source_key])
+
+
+# ---------------------------------------------------------------------------------
+# Architecture: checked without recursion, then built
+# ---------------------------------------------------------------------------------
 def build(config: dict[str, Any]) -> Module:
     """A module from its ``config()``, with placeholder weights (a fixed seed: loading
-    a model never advances wxb's global random generator)."""
-    if not isinstance(config, dict) or "type" not in config:
-        raise ConfigError(f"not a layer description: {config!r}")
+    a model never advances wxb's global random generator). ConfigError for a
+    description that is not one ``save`` writes."""
+    try:
+        _layout(config)
+    except _Invalid as exc:
+        raise ConfigError(f"not a layer description: {exc}") from None
+    return _build(config)
+
+
+def _build(config: dict[str, Any]) -> Module:
+    """``build`` of a checked description (depth ≤ MAX_DEPTH, so recursion is safe)."""
     kind, name = config["type"], config.get("name")
     if kind == "Sequential":
-        return Sequential(*(build(layer) for layer in config["layers"]))
+        built: dict[str, Module] = {}  # a name met again is the same layer given again
+        children = []
+        for layer in config["layers"]:
+            key = layer.get("name")
+            if key is None:
+                children.append(_build(layer))
+                continue
+            if key not in built:
+                built[key] = _build(layer)
+            children.append(built[key])
+        model = Sequential(*children)
+        model.name = name
+        return model
     if kind == "Dense":
         return layers.Dense(
             config["in_features"], config["out_features"], config["bias"], seed=0, name=name
@@ -125,7 +461,230 @@ def build(config: dict[str, Any]) -> Module:
         return layers.LeakyReLU(config["negative_slope"], name=name)
     if kind == "GELU":
         return layers.GELU(config["approximate"], name=name)
-    activation = {cls.__name__: cls for cls in layers.ACTIVATIONS.values()}.get(kind)
-    if activation is None:
-        raise ConfigError(f"unknown layer type {kind!r}")
-    return activation(name=name)
+    return STOCK_TYPES[kind](name=name)
+
+
+def _check_architecture(
+    architecture: object,
+    stored: dict[str, tuple[str, tuple[int, ...]]],
+    ties: object,
+) -> None:
+    """The architecture is one ``build`` makes, its ties are sound, and the stored tensors
+    are exactly the ones the built model holds (names, shapes, one dtype)."""
+    slots, buffers, shared = _layout(architecture)
+    if not isinstance(ties, dict):
+        raise _Invalid(f"its ties are {type(ties).__name__}, not a JSON object")
+    order = {name: index for index, name in enumerate(slots)}
+    for tied, target in ties.items():
+        tie = f"tie {_short(tied)} → {_short(target)}"
+        if not isinstance(target, str):
+            raise _Invalid(f"{tie}: the target is not a parameter name")
+        for name in (tied, target):
+            if name not in slots:
+                raise _Invalid(f"{tie}: the architecture has no parameter {_short(name)}")
+        if target in ties or target == tied:
+            raise _Invalid(f"{tie}: the target must be a parameter stored under its own name")
+        if order[target] > order[tied]:
+            raise _Invalid(f"{tie}: a shared parameter is stored under its first name")
+        if slots[tied] != slots[target]:
+            raise _Invalid(f"{tie}: shapes {slots[tied]} and {slots[target]} differ")
+    for slot, same in shared.items():  # a layer given twice holds its parameters twice
+        first = ties.get(same, same)
+        if ties.get(slot) != first:
+            raise _Invalid(
+                f"parameter {slot!r} belongs to a layer given twice, so the ties must "
+                f"share it with {first!r}"
+            )
+    expected = {name: shape for name, shape in slots.items() if name not in ties}
+    expected.update(buffers)
+    missing = sorted(set(expected) - set(stored))
+    extra = sorted(set(stored) - set(expected))
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing {_names(missing)}")
+        if extra:
+            parts.append(f"holds {_names(extra)}, which the architecture has no place for")
+        raise _Invalid(f"the tensors do not fit the architecture: {'; '.join(parts)}")
+    for name, shape in expected.items():
+        if stored[name][1] != shape:
+            raise _Invalid(
+                f"the tensors do not fit the architecture: {name!r} has shape "
+                f"{list(stored[name][1])}, the architecture needs {list(shape)}"
+            )
+    codes = sorted({code for code, _ in stored.values()})
+    if len(codes) > 1:
+        raise _Invalid(f"its tensors mix {' and '.join(codes)}; a wxb model has one dtype")
+
+
+def _names(names: list[str], limit: int = 5) -> str:
+    shown = ", ".join(_short(n, 60) for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+Shapes = dict[str, tuple[int, ...]]
+
+
+def _layout(architecture: object) -> tuple[Shapes, Shapes, dict[str, str]]:
+    """What the built model will hold, every field checked, without recursion:
+
+    - its parameter slots (dotted name → shape, in ``named_modules`` order, each
+      slot of a shared parameter included),
+    - its buffers (dotted name → shape),
+    - for the slots of a layer given twice to one Sequential (the same object
+      again, which ``build`` reproduces), the slot they share (its first name).
+    """
+    slots: Shapes = {}
+    buffers: Shapes = {}
+    shared: dict[str, str] = {}
+    # (description, dotted prefix, where in the JSON, depth, for a layer given again the
+    # description of its first place, and (first prefix, this prefix) inside such a layer)
+    stack: list[tuple] = [(architecture, "", "architecture", 0, None, None)]
+    count = 0
+
+    def slot(prefix: str, key: str, shape: tuple[int, ...], alias: tuple | None) -> None:
+        dotted = _join(prefix, key)
+        slots[dotted] = shape
+        if alias is not None:  # the same parameter as at the layer's first place
+            same = alias[0] + dotted[len(alias[1]) :]
+            shared[dotted] = shared.get(same, same)
+
+    while stack:
+        item, prefix, where, depth, again, alias = stack.pop()
+        count += 1
+        kind, node = _kind(item, where)
+        if again is not None and node != again:  # ``again`` was checked: nested ≤ 64 deep
+            raise _Invalid(f"{where}: two different layers are named {node.get('name')!r}")
+        name = node.get("name")
+        if name is not None and not isinstance(name, str):
+            raise _Invalid(f"{where}: name {_short(name)} is not text")
+        if kind == "Sequential":
+            if depth >= MAX_DEPTH:
+                raise _Invalid(f"{where}: Sequentials nested more than {MAX_DEPTH} deep")
+            children = node["layers"]
+            if not isinstance(children, list):
+                raise _Invalid(f"{where}: layers is {type(children).__name__}, not a list")
+            if count + len(stack) + len(children) > MAX_MODULES:
+                raise _Invalid(f"more than {MAX_MODULES:,} modules")
+            walk = []
+            for index, (key, first) in enumerate(_child_keys(children, where)):
+                child_prefix = _join(prefix, key)
+                same, inner = None, alias
+                if first is not None:  # the layer at ``first`` again: its slots are shared
+                    same = children[first]
+                    inner = (_join(prefix, same["name"]), child_prefix)
+                child_where = f"{where}.layers[{index}]"
+                walk.append((children[index], child_prefix, child_where, depth + 1, same, inner))
+            stack.extend(reversed(walk))  # reversed onto the stack: walked in order
+        elif kind == "Dense":
+            n_in = _positive(node, "in_features", where)
+            n_out = _positive(node, "out_features", where)
+            if not isinstance(node["bias"], bool):
+                raise _Invalid(f"{where}: bias {_short(node['bias'])} is not true or false")
+            slot(prefix, "weight", (n_out, n_in), alias)
+            if node["bias"]:
+                slot(prefix, "bias", (n_out,), alias)
+        elif kind == "Standardize":
+            n = _positive(node, "features", where)
+            buffers[_join(prefix, "mean")] = buffers[_join(prefix, "scale")] = (n,)
+        elif kind == "Dropout":
+            p = node["p"]
+            if not _is_number(p) or not 0 <= p < 1:
+                raise _Invalid(f"{where}: Dropout p {_short(p)} is not a number in [0, 1)")
+        elif kind == "LeakyReLU":
+            slope = node["negative_slope"]
+            if not _is_number(slope):
+                raise _Invalid(f"{where}: negative_slope {_short(slope)} is not a finite number")
+        elif kind == "GELU" and node["approximate"] not in ("none", "tanh"):
+            raise _Invalid(
+                f"{where}: approximate {_short(node['approximate'])} is not 'none' or 'tanh'"
+            )
+    return slots, buffers, shared
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _kind(node: object, where: str) -> tuple[str, dict]:
+    """The checked type of a layer description (a JSON object with a known "type" and
+    exactly that type's fields), and the description."""
+    if not isinstance(node, dict):
+        raise _Invalid(f"{where}: {_short(node)} is not a layer description (a JSON object)")
+    kind = node.get("type")
+    if not isinstance(kind, str) or kind not in STOCK_TYPES:
+        raise _Invalid(
+            f"{where}: unknown layer type {_short(kind)} (wxb rebuilds {', '.join(STOCK_TYPES)})"
+        )
+    fields = _FIELDS.get(kind, ())
+    missing = [key for key in fields if key not in node]
+    if missing:
+        raise _Invalid(f"{where}: {kind} without {', '.join(missing)}")
+    unknown = sorted(str(key) for key in node if key not in ("type", "name", *fields))
+    if unknown:
+        raise _Invalid(f"{where}: {kind} with unknown field(s) {_names(unknown)}")
+    return kind, node
+
+
+def _child_keys(children: list, where: str) -> list[tuple[str, int | None]]:
+    """The key Sequential's constructor gives each layer (its name; unnamed: dense1,
+    relu1, …; a layer given again: name_index), and for a layer given again the index
+    of its first place. A name met twice means the same layer given twice."""
+    counts: dict[str, int] = {}
+    keys: list[tuple[str, int | None]] = []
+    taken: set[str] = set()
+    named: dict[str, int] = {}  # explicit name → index of its first place
+    for index, child in enumerate(children):
+        at = f"{where}.layers[{index}]"
+        kind, node = _kind(child, at)
+        name = node.get("name")
+        first = None
+        if name is None:
+            lower = kind.lower()
+            counts[lower] = counts.get(lower, 0) + 1
+            while f"{lower}{counts[lower]}" in taken:
+                counts[lower] += 1
+            key = f"{lower}{counts[lower]}"
+        elif not isinstance(name, str) or not _is_layer_name(name):
+            raise _Invalid(
+                f"{at}: name {_short(name)} cannot name a layer (text without dots, not empty, "
+                "not starting with '_', not an attribute of Sequential)"
+            )
+        elif name in named:  # the same layer again (checked equal when walked)
+            first = named[name]
+            key = f"{name}_{index}"
+        else:
+            key = name
+            named[name] = index
+        if key in taken:
+            raise _Invalid(f"{where}: two layers are named {key!r}")
+        taken.add(key)
+        keys.append((key, first))
+    return keys
+
+
+def _is_layer_name(name: str) -> bool:
+    return (
+        bool(name)
+        and "." not in name
+        and not name.startswith("_")
+        and not hasattr(Sequential, name)
+        and name != "info"
+    )
+
+
+def _positive(node: dict, key: str, where: str) -> int:
+    value = node[key]
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise _Invalid(f"{where}: {key} {_short(value)} is not a positive integer")
+    return value
+
+
+def _is_number(value: object) -> bool:
+    """A finite int or float (not a bool; not an int too large for a float)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False

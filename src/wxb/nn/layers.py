@@ -79,6 +79,11 @@ class Dense(Module):
         return ops.add_bias(z, self.bias) if self.bias is not None else z
 
     def config(self) -> dict[str, Any]:
+        if type(self) is not Dense:  # the file would rebuild a plain Dense without its code
+            raise ConfigError(
+                f"{type(self).__name__} cannot be saved: it subclasses Dense, and a model "
+                "file rebuilds only a plain Dense"
+            )
         return {
             "type": "Dense",
             "name": self.name,
@@ -103,6 +108,11 @@ class Activation(Module):
         return ops.activation(x, self.kernel)
 
     def config(self) -> dict[str, Any]:
+        if type(self) not in ACTIVATIONS.values():  # a file holds only what load rebuilds
+            raise ConfigError(
+                f"{type(self).__name__} cannot be saved: a model file rebuilds only the "
+                f"activations {', '.join(cls.__name__ for cls in ACTIVATIONS.values())}"
+            )
         return {"type": type(self).__name__, "name": self.name}
 
 
@@ -200,6 +210,11 @@ class Dropout(Module):
         return ops.dropout(x, self.p, self.rng)
 
     def config(self) -> dict[str, Any]:
+        if type(self) is not Dropout:
+            raise ConfigError(
+                f"{type(self).__name__} cannot be saved: it subclasses Dropout, and a model "
+                "file rebuilds only a plain Dropout"
+            )
         return {"type": "Dropout", "name": self.name, "p": self.p}
 
     def extra_repr(self) -> str:
@@ -259,4 +274,9 @@ class Standardize(Module):
         return ops.mul(ops.sub(x, self.mean), 1.0 / self.scale)
 
     def config(self) -> dict[str, Any]:
+        if type(self) is not Standardize:
+            raise ConfigError(
+                f"{type(self).__name__} cannot be saved: it subclasses Standardize, and a "
+                "model file rebuilds only a plain Standardize"
+            )
         return {"type": "Standardize", "name": self.name, "features": self.in_features}

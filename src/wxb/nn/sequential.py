@@ -70,6 +70,8 @@ class Sequential(Module):
                 )
             if id(layer) in placed:  # the same layer again: shared weights, as in PyTorch
                 key = f"{placed[id(layer)]}_{index}"
+                while key in self._modules or any(m.name == key for m in layers):
+                    key += "_"
                 setattr(self, key, layer)
                 continue
             if layer.name is None:
