@@ -19,7 +19,14 @@ from wxb.explanation import explain
 from wxb.io import load, save
 from wxb.random import manual_seed
 from wxb.step import GraphStep, PlannedStep, make_step
-from wxb.tensor import Tensor, graph, is_grad_enabled, no_grad
+from wxb.tensor import (
+    Tensor,
+    enable_grad,
+    graph,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 from wxb.train import History, evaluate, fit
 
 __all__ = [
@@ -35,6 +42,7 @@ __all__ = [
     "WxbError",
     "__version__",
     "describe",
+    "enable_grad",
     "errors",
     "evaluate",
     "explain",
@@ -49,4 +57,5 @@ __all__ = [
     "ops",
     "optim",
     "save",
+    "set_grad_enabled",
 ]

@@ -14,6 +14,7 @@ very same kernels with buffers it allocated once. One implementation, two users.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -21,7 +22,7 @@ import numpy as np
 
 from wxb.backend import xp
 from wxb.errors import DataError, ShapeError
-from wxb.tensor import Tensor
+from wxb.tensor import UFUNC_OPS, Tensor, is_grad_enabled
 
 
 def as_tensor(value: object, like: Tensor | None = None) -> Tensor:
@@ -32,13 +33,13 @@ def as_tensor(value: object, like: Tensor | None = None) -> Tensor:
 
 
 def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Sum a broadcast gradient back down to the operand's shape."""
+    """Sum a broadcast gradient back down to the operand's shape (an array, 0-d included)."""
     while grad.ndim > len(shape):
         grad = grad.sum(axis=0)
     for axis, size in enumerate(shape):
         if size == 1 and grad.shape[axis] != 1:
             grad = grad.sum(axis=axis, keepdims=True)
-    return grad
+    return np.asarray(grad)  # 0-d arithmetic gives NumPy scalars: .grad must be an array
 
 
 # ---------------------------------------------------------------------------------
@@ -46,7 +47,7 @@ def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 # ---------------------------------------------------------------------------------
 def matmul(a: object, b: object) -> Tensor:
     """C = A·B for A (m×n), B (n×p): O(mnp) multiply-adds."""
-    a, b = as_tensor(a), as_tensor(b)
+    a, b = _operands(a, b)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
         raise ShapeError(
             f"matmul: A·B needs A (m×n) and B (n×p); got A {_dims(a.shape)} and B {_dims(b.shape)}"
@@ -152,29 +153,171 @@ def mul(a: object, b: object) -> Tensor:
     return Tensor.from_op(_broadcasting(np.multiply, a, b), "⊙", (a, b), backward)
 
 
+def div(a: object, b: object) -> Tensor:
+    """Element-wise quotient A / B (a scalar is broadcast)."""
+    a, b = _operands(a, b)
+    A, B = a.data, b.data
+    a_needs, b_needs = a.requires_grad, b.requires_grad
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        # ∂(A / B)/∂A = 1/B, ∂(A / B)/∂B = −A/B²
+        ga = _unbroadcast(g / B, A.shape) if a_needs else None
+        gb = _unbroadcast(-g * A / (B * B), B.shape) if b_needs else None
+        return ga, gb
+
+    return Tensor.from_op(_broadcasting(np.true_divide, a, b), "/", (a, b), backward)
+
+
+def power(a: object, b: object) -> Tensor:
+    """Element-wise power A^B: ``x ** 2``, ``x ** y``, ``2 ** x``."""
+    a, b = _operands(a, b)
+    A, B = a.data, b.data
+    a_needs, b_needs = a.requires_grad, b.requires_grad
+    out = _broadcasting(np.power, a, b)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        ga = gb = None
+        # inf and nan where A^(B−1) or log A has them, as PyTorch gives; no warnings
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if a_needs:  # ∂(A^B)/∂A = B·A^(B−1), and 0 where B = 0 (as PyTorch)
+                ga = _unbroadcast(g * np.where(B == 0, 0, B * np.power(A, B - 1)), A.shape)
+            if b_needs:  # ∂(A^B)/∂B = A^B·log A, and 0 where A = 0 ≤ B (as PyTorch)
+                gb = _unbroadcast(g * np.where((A == 0) & (B >= 0), 0, out * np.log(A)), B.shape)
+        return ga, gb
+
+    return Tensor.from_op(out, "^", (a, b), backward)
+
+
 def _broadcasting(ufunc: np.ufunc, a: Tensor, b: Tensor) -> np.ndarray:
     try:
-        return ufunc(a.data, b.data)
+        out = ufunc(a.data, b.data)
     except ValueError:
         raise ShapeError(
             f"{ufunc.__name__}: shapes {a.shape} and {b.shape} do not broadcast"
         ) from None
+    return out if type(out) is np.ndarray else np.asarray(out)  # 0-d operands give scalars
 
 
-def sum(a: Tensor, axis: int | None = None) -> Tensor:
-    shape = a.shape
+def exp(a: object) -> Tensor:
+    a = as_tensor(a)
+    E = np.exp(a.data)
 
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
-        if axis is not None:  # each summed element gets the sum's gradient (as ∂L/∂b = Σ δ)
+        return (g * E,)  # (e^A)′ = e^A
+
+    return Tensor.from_op(E, "exp", (a,), backward)
+
+
+def log(a: object) -> Tensor:
+    a = as_tensor(a)
+    A = a.data
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (g / A,)  # (log A)′ = 1/A
+
+    return Tensor.from_op(np.log(A), "log", (a,), backward)
+
+
+def sqrt(a: object) -> Tensor:
+    a = as_tensor(a)
+    S = np.sqrt(a.data)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        with np.errstate(divide="ignore"):  # √0: an infinite slope, as PyTorch gives
+            return (g / (2 * S),)  # (√A)′ = 1/(2√A)
+
+    return Tensor.from_op(S, "√", (a,), backward)
+
+
+def absolute(a: object) -> Tensor:
+    a = as_tensor(a)
+    A = a.data
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (g * np.sign(A),)  # |A|′ = sign(A), 0 at 0 (as PyTorch)
+
+    return Tensor.from_op(np.abs(A), "abs", (a,), backward)
+
+
+def negative(a: object) -> Tensor:
+    return mul(a, -1.0)
+
+
+def sum(a: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+    shape = a.shape
+    axis = tuple(axis) if isinstance(axis, list) else axis
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        if axis is not None and not keepdims:  # put the summed axes back, as size 1
             g = np.expand_dims(g, axis)
+        # each summed element gets the sum's gradient (as ∂L/∂b = Σ δ)
         return (np.broadcast_to(g, shape),)
 
-    return Tensor.from_op(np.asarray(a.data.sum(axis=axis)), "Σ", (a,), backward)
+    total = a.data.sum(axis=axis, keepdims=keepdims)
+    return Tensor.from_op(np.asarray(total), "Σ", (a,), backward)
 
 
-def mean(a: Tensor, axis: int | None = None) -> Tensor:
-    count = a.data.size if axis is None else a.shape[axis]
-    return mul(sum(a, axis), 1.0 / count)
+def mean(a: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+    total = sum(a, axis, keepdims)  # NumPy checks the axes first
+    if axis is None:
+        count = a.data.size
+    else:
+        axes = (axis,) if isinstance(axis, (int, np.integer)) else axis
+        count = math.prod(a.shape[i] for i in axes)
+    return mul(total, 1.0 / count)
+
+
+def reshape(a: Tensor, *shape: int | tuple[int, ...]) -> Tensor:
+    """The same values in another shape: ``x.reshape(2, -1)`` or ``x.reshape((2, -1))``."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    original = a.shape
+    try:
+        data = a.data.reshape(shape)
+    except ValueError:
+        raise ShapeError(f"reshape: {_dims(original)} cannot become {shape}") from None
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (g.reshape(original),)  # reshaping moves no value: ∂L/∂A is G reshaped back
+
+    return Tensor.from_op(data, "reshape", (a,), backward)
+
+
+def index(a: Tensor, key: object) -> Tensor:
+    """``a[key]``: integers, slices, index arrays, boolean masks, as NumPy indexes."""
+    key = _index_key(key)
+    A = a.data
+    chosen = np.asarray(A[key])  # an array even for a single element
+    repeats = _is_advanced(key)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        # ∂L/∂A: G where A was picked, 0 elsewhere; an element picked twice gets both
+        grad = np.zeros_like(A)
+        if repeats:
+            np.add.at(grad, key, g)
+        else:
+            grad[key] = g
+        return (grad,)
+
+    return Tensor.from_op(chosen, "index", (a,), backward)
+
+
+def _index_key(key: object) -> object:
+    """The key with tensors as their arrays and lists as arrays (fixed at the forward)."""
+    if isinstance(key, tuple):
+        return tuple(_index_key(k) for k in key)
+    if isinstance(key, Tensor):
+        return key.data
+    if isinstance(key, list):
+        return np.asarray(key)
+    return key
+
+
+def _is_advanced(key: object) -> bool:
+    """Whether NumPy indexes with arrays here (the same element may be picked twice)."""
+    parts = key if isinstance(key, tuple) else (key,)
+    basic = (int, np.integer, slice, type(None), type(Ellipsis))
+    return any(isinstance(k, bool) or not isinstance(k, basic) for k in parts)
 
 
 # ---------------------------------------------------------------------------------
@@ -439,6 +582,10 @@ class LossKernel(Protocol):
         """Return the loss; when grad_out is given, write ∂L/∂output into it."""
         ...
 
+    def target_grad(self, output: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """∂L/∂target, for a target that is itself computed (e.g. another model's output)."""
+        ...
+
 
 @dataclass(frozen=True)
 class MSEKernel:
@@ -453,6 +600,12 @@ class MSEKernel:
         value = 0.5 * scale * float(np.vdot(diff, diff))
         diff *= scale  # ∇ŷ L = (ŷ − y), over the batch size for the mean
         return value
+
+    def target_grad(self, output, target):  # ∇_y L = −(ŷ − y), scaled as ∇ŷ L
+        scale = 1.0 / output.shape[0] if self.reduction == "mean" else 1.0
+        grad = np.subtract(target, output)
+        grad *= scale
+        return grad
 
 
 @dataclass(frozen=True)
@@ -495,6 +648,14 @@ class CrossEntropyKernel:
         exps *= scale
         return scale * value
 
+    def target_grad(self, output, target):  # ∂L/∂y = −log softmax(z), scaled
+        scale = 1.0 / output.shape[0] if self.reduction == "mean" else 1.0
+        shifted = output - output.max(axis=1, keepdims=True)
+        sums = np.exp(shifted).sum(axis=1, keepdims=True, dtype=np.float64)
+        grad = np.subtract(np.log(sums).astype(output.dtype), shifted, out=shifted)
+        grad *= scale
+        return grad
+
 
 @dataclass(frozen=True)
 class BCEWithLogitsKernel:
@@ -516,6 +677,10 @@ class BCEWithLogitsKernel:
         work -= target
         work *= scale
         return scale * (positive - agreement + softplus)
+
+    def target_grad(self, output, target):  # ∂L/∂y = −z, scaled
+        scale = 1.0 / output.size if self.reduction == "mean" else 1.0
+        return output * -scale
 
 
 def _workspace(output: np.ndarray, grad_out: np.ndarray | None) -> np.ndarray:
@@ -551,21 +716,36 @@ def check_loss_target(kernel: LossKernel, output: np.ndarray, target: np.ndarray
 
 
 def loss(output: Tensor, target: object, kernel: LossKernel) -> Tensor:
-    """Scalar loss L(output, target) whose backward is the kernel's ∂L/∂output."""
+    """Scalar loss L(output, target) whose backward is the kernel's ∂L/∂output.
+
+    A target tensor that requires grad (another model's output, say) is an input too,
+    and gets ∂L/∂target; class indices have none.
+    """
     output = as_tensor(output)
     out = output.data
     tgt = target.data if isinstance(target, Tensor) else np.asarray(target)
     if tgt.dtype.kind == "f" and tgt.dtype != out.dtype:
         tgt = tgt.astype(out.dtype)
     check_loss_target(kernel, out, tgt)
-    grad = np.empty_like(out) if output.requires_grad else None
+    recording = is_grad_enabled()
+    grad = np.empty_like(out) if recording and output.requires_grad else None
     value = kernel.value_and_grad(out, tgt, grad)
+    learned_target = (
+        recording and isinstance(target, Tensor) and target.requires_grad and tgt.dtype.kind == "f"
+    )
 
-    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+    def backward(g: np.ndarray) -> tuple[np.ndarray | None, ...]:
         # ∇_ŷ L, the first factor of δ⁽ᴸ⁾ = ∇_A L ⊙ f′(Z⁽ᴸ⁾); scaled when L is not the root
-        return (grad if g == 1 else grad * g,)
+        output_grad = grad if grad is None or g == 1 else grad * g
+        if not learned_target:
+            return (output_grad,)
+        target_grad = kernel.target_grad(out, tgt).astype(target.dtype, copy=False)
+        if g != 1:
+            target_grad *= g
+        return output_grad, target_grad
 
-    return Tensor.from_op(np.asarray(value, dtype=out.dtype), kernel.name, (output,), backward)
+    inputs = (output, target) if learned_target else (output,)
+    return Tensor.from_op(np.asarray(value, dtype=out.dtype), kernel.name, inputs, backward)
 
 
 def mse_loss(output: Tensor, target: object, reduction: str = "mean") -> Tensor:
@@ -587,14 +767,45 @@ def _dims(shape: tuple[int, ...]) -> str:
 # ---------------------------------------------------------------------------------
 # Operators on Tensor, defined here so that tensor.py needs nothing above it
 # ---------------------------------------------------------------------------------
+def _iterate(self: Tensor) -> Iterator[Tensor]:
+    if self.ndim == 0:
+        raise TypeError("iteration over a 0-d tensor")
+    return (index(self, i) for i in range(len(self)))
+
+
 Tensor.__matmul__ = lambda self, other: matmul(self, other)
 Tensor.__rmatmul__ = lambda self, other: matmul(other, self)
 Tensor.__add__ = Tensor.__radd__ = lambda self, other: add(self, other)
 Tensor.__sub__ = lambda self, other: sub(self, other)
 Tensor.__rsub__ = lambda self, other: sub(other, self)
 Tensor.__mul__ = Tensor.__rmul__ = lambda self, other: mul(self, other)
-Tensor.__truediv__ = lambda self, other: mul(self, 1.0 / other)
-Tensor.__neg__ = lambda self: mul(self, -1.0)
+Tensor.__truediv__ = lambda self, other: div(self, other)
+Tensor.__rtruediv__ = lambda self, other: div(other, self)
+Tensor.__pow__ = lambda self, other: power(self, other)
+Tensor.__rpow__ = lambda self, other: power(other, self)
+Tensor.__neg__ = negative
+Tensor.__getitem__ = index
+Tensor.__iter__ = _iterate
 Tensor.T = property(transpose)
-Tensor.sum = lambda self, axis=None: sum(self, axis)
-Tensor.mean = lambda self, axis=None: mean(self, axis)
+Tensor.reshape = reshape
+Tensor.exp, Tensor.log, Tensor.sqrt, Tensor.abs = exp, log, sqrt, absolute
+Tensor.sum = lambda self, axis=None, keepdims=False: sum(self, axis, keepdims)
+Tensor.mean = lambda self, axis=None, keepdims=False: mean(self, axis, keepdims)
+
+# NumPy on the left (array * tensor, np.float64(2) * tensor, np.exp(tensor)) lands in
+# Tensor.__array_ufunc__, which runs these so the graph goes on.
+UFUNC_OPS.update(
+    {
+        np.add: add,
+        np.subtract: sub,
+        np.multiply: mul,
+        np.true_divide: div,
+        np.power: power,
+        np.matmul: matmul,
+        np.negative: negative,
+        np.exp: exp,
+        np.log: log,
+        np.sqrt: sqrt,
+        np.absolute: absolute,
+    }
+)

@@ -10,33 +10,81 @@ topologically and walks it in reverse, which is the chain rule of the seed:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from wxb.backend import resolve_dtype, xp
-from wxb.errors import ShapeError
+from wxb.backend import DTYPES, resolve_dtype, xp
+from wxb.errors import DataError, ShapeError, TrainingError
 
 BackwardRule = Callable[[np.ndarray], Sequence["np.ndarray | None"]]
 
-_grad_enabled = True
+
+class _GradMode(threading.local):
+    """Grad mode per thread, as PyTorch keeps it: one thread's no_grad() leaves the
+    others recording. Class attributes are what every new thread starts with."""
+
+    enabled = True
+    retain_graph = False  # True while a backward(retain_graph=True) runs its rules
+
+
+_mode = _GradMode()
 
 
 @contextmanager
 def no_grad() -> Iterator[None]:
-    """Run operations without recording them (inference, evaluation)."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, False
+    """Run operations without recording them (inference, evaluation), in this thread."""
+    previous, _mode.enabled = _mode.enabled, False
     try:
         yield
     finally:
-        _grad_enabled = previous
+        _mode.enabled = previous
+
+
+@contextmanager
+def enable_grad() -> Iterator[None]:
+    """Record operations inside the block, even within a no_grad() block."""
+    previous, _mode.enabled = _mode.enabled, True
+    try:
+        yield
+    finally:
+        _mode.enabled = previous
+
+
+class set_grad_enabled:  # PyTorch's name: a function and a context manager at once
+    """``set_grad_enabled(False)`` switches recording off in this thread at once; used as
+    ``with set_grad_enabled(mode):`` it puts the previous mode back after the block."""
+
+    def __init__(self, mode: bool) -> None:
+        self.previous, _mode.enabled = _mode.enabled, bool(mode)
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: object) -> None:
+        _mode.enabled = self.previous
 
 
 def is_grad_enabled() -> bool:
-    return _grad_enabled
+    return _mode.enabled
+
+
+def is_retaining_graph() -> bool:
+    """Whether the backward() now running was asked to keep the graph (retain_graph=True):
+    a backward rule that releases buffers of its own should keep them then."""
+    return _mode.retain_graph
+
+
+# What NumPy may compute on a tensor: ops.py fills in the differentiable ufuncs (np.add
+# → ops.add, …); comparisons and tests have no gradient and give plain boolean arrays.
+UFUNC_OPS: dict[np.ufunc, Callable[..., Tensor]] = {}
+_BOOLEAN_UFUNCS = frozenset(
+    {np.equal, np.not_equal, np.less, np.less_equal, np.greater, np.greater_equal}
+    | {np.isfinite, np.isnan, np.isinf, np.signbit}
+)
 
 
 class Tensor:
@@ -45,6 +93,7 @@ class Tensor:
     __slots__ = (
         "__weakref__",
         "_backward",
+        "_freed",
         "data",
         "grad",
         "inputs",
@@ -64,7 +113,13 @@ class Tensor:
     ) -> None:
         if isinstance(data, Tensor):
             data = data.data
-        if dtype is None and isinstance(data, np.ndarray) and data.dtype.kind == "f":
+        if dtype is None and isinstance(data, np.ndarray) and data.dtype.kind in "fc":
+            if data.dtype.name not in DTYPES:  # float16, longdouble, complex
+                raise DataError(
+                    f"Tensor: {data.dtype} arrays are not supported; wxb computes in "
+                    f"{' or '.join(DTYPES)} (cast with array.astype(np.float32), or pass "
+                    "dtype='float32')"
+                )
             array = data
         else:
             array = xp.asarray(data, dtype=resolve_dtype(dtype))
@@ -76,6 +131,7 @@ class Tensor:
         self.op: str | None = None
         self.inputs: tuple[Tensor, ...] = ()
         self._backward: BackwardRule | None = None
+        self._freed = False
 
     # -- construction by operations -------------------------------------------------
     @classmethod
@@ -89,7 +145,8 @@ class Tensor:
         out.retains_grad = False
         out.name = None
         out.op = op
-        needs = _grad_enabled and any(t.requires_grad for t in inputs)
+        out._freed = False
+        needs = _mode.enabled and any(t.requires_grad for t in inputs)
         out.requires_grad = needs
         out.inputs = inputs if needs else ()
         out._backward = backward if needs else None
@@ -136,16 +193,51 @@ class Tensor:
         return f"Tensor(shape={self.shape}, dtype={self.dtype}{op}{grad})"
 
     def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
-        return self.data if dtype is None else self.data.astype(dtype)
+        if dtype is not None:
+            return self.data.astype(dtype)
+        return self.data.copy() if copy else self.data
 
-    # Arithmetic operators (@ + - * / .T .sum() .mean()) are attached by wxb.ops,
-    # which builds on this module: a module knows only those beneath it.
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: object, **kwargs: object):
+        """NumPy's hook for ``array * tensor``, ``np.float64(2) * tensor``, ``np.exp(tensor)``.
+
+        Without it NumPy would turn the tensor into an array and return an array: the
+        graph cut without a word. Differentiable ufuncs run as wxb ops; comparisons give
+        boolean arrays (no gradient to lose); anything else is refused.
+        """
+        if method == "__call__" and not kwargs:
+            if ufunc in UFUNC_OPS:
+                return UFUNC_OPS[ufunc](*inputs)
+            if ufunc in _BOOLEAN_UFUNCS:
+                return ufunc(*(x.data if isinstance(x, Tensor) else x for x in inputs))
+        name = f"np.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
+        raise TypeError(
+            f"{name} on a wxb Tensor would return an array and cut the graph: use the "
+            "tensor's own operations (+ - * / ** @, .exp(), .log(), .sqrt(), .abs(), .sum(), "
+            f"wxb.ops), or {name}(tensor.data) for an array without gradients"
+        )
+
+    def __lt__(self, other: object) -> np.ndarray:  # comparisons: masks, no gradient
+        return np.less(self.data, other.data if isinstance(other, Tensor) else other)
+
+    def __le__(self, other: object) -> np.ndarray:
+        return np.less_equal(self.data, other.data if isinstance(other, Tensor) else other)
+
+    def __gt__(self, other: object) -> np.ndarray:
+        return np.greater(self.data, other.data if isinstance(other, Tensor) else other)
+
+    def __ge__(self, other: object) -> np.ndarray:
+        return np.greater_equal(self.data, other.data if isinstance(other, Tensor) else other)
+
+    # Arithmetic operators (@ + - * / ** .T .sum() .mean(), indexing, reshape) are
+    # attached by wxb.ops, which builds on this module: a module knows only those beneath it.
 
     # -- the reverse walk -------------------------------------------------------------
-    def backward(self, grad: object = None) -> None:
+    def backward(self, grad: object = None, retain_graph: bool = False) -> None:
         """Fill ``.grad`` of every leaf (and retained) tensor that this one depends on.
 
         Leaf gradients accumulate, as in PyTorch: call ``zero_grad()`` between steps.
+        Afterwards the graph counts as freed, as PyTorch frees it: a second backward
+        through it raises, unless the first was ``backward(retain_graph=True)``.
         """
         if not self.requires_grad:
             raise ShapeError(
@@ -164,34 +256,71 @@ class Tensor:
                 raise ShapeError(
                     f"backward(grad): grad has shape {seed.shape}, tensor has {self.shape}"
                 )
+        order = topological_order(self)
+        # Through a freed part, only freed rules run (they ran before and have no effect
+        # but an error of their own, such as the planned stack's), and the first
+        # gradient about to be stored raises instead: nothing is counted twice.
+        freed = any(node._freed for node in order)
+        previous, _mode.retain_graph = _mode.retain_graph, retain_graph
+        try:
+            self._walk(order, seed, caller_seed=grad is not None, freed=freed)
+        finally:
+            _mode.retain_graph = previous
+        if freed:
+            raise _second_backward_error()
+        if not retain_graph:
+            for node in order:
+                if node._backward is not None:
+                    node._freed = True
+
+    def _walk(self, order: list[Tensor], seed: np.ndarray, caller_seed: bool, freed: bool) -> None:
         grads: dict[int, np.ndarray] = {id(self): seed}
         # How often each gradient array was handed out: a leaf may keep an array as
         # its .grad without a copy only if nothing else holds it (or a view of it).
         handed: dict[int, int] = {id(seed): 2}  # the seed may be the caller's own array
-        for node in reversed(topological_order(self)):
+        for node in reversed(order):
             g = grads.pop(id(node), None)
             if g is None:
                 continue
             if node._backward is None:  # a leaf
+                if freed:
+                    raise _second_backward_error()
                 if node.grad is not None:
-                    node.grad = node.grad + g
+                    node.grad = np.asarray(node.grad + g)  # 0-d arrays add up to a scalar
                 elif g.base is None and handed.get(id(g)) == 1 and g.flags.writeable:
                     node.grad = g
                     handed[id(g)] = 2
                 else:
                     node.grad = g.copy()
                 continue
-            if node.retains_grad:
-                node.grad = g
-                handed[id(g)] = 2
+            if freed and not node._freed:
+                continue
+            if node.retains_grad:  # accumulates across backward calls, as a leaf's does
+                if freed:
+                    raise _second_backward_error()
+                if node.grad is not None:
+                    node.grad = np.asarray(node.grad + g)
+                else:
+                    node.grad = g.copy() if g is seed and caller_seed else g
+                    handed[id(g)] = 2
             for parent, pg in zip(node.inputs, node._backward(g), strict=True):
                 if pg is None or not parent.requires_grad:
                     continue
+                if not isinstance(pg, np.ndarray):  # a NumPy scalar from a 0-d product
+                    pg = xp.asarray(pg, dtype=parent.dtype)
                 key = id(parent)
                 if key in grads:
-                    pg = grads[key] + pg
+                    pg = np.asarray(grads[key] + pg)
                 grads[key] = pg
                 handed[id(pg)] = handed.get(id(pg), 0) + 1
+
+
+def _second_backward_error() -> TrainingError:
+    return TrainingError(
+        "backward() through this graph a second time: its nodes were freed by the first "
+        "backward (as PyTorch frees a graph). Pass retain_graph=True to the first "
+        "backward() to go through the graph again, or run the forward again"
+    )
 
 
 def topological_order(root: Tensor) -> list[Tensor]:

@@ -1,4 +1,5 @@
-"""Losses L(ŷ, y). Each returns a scalar Tensor whose backward gives δ⁽ᴸ⁾'s ∂L/∂ŷ.
+"""Losses L(ŷ, y). Each returns a scalar Tensor whose backward gives δ⁽ᴸ⁾'s ∂L/∂ŷ,
+and ∂L/∂y too when the target is a tensor that requires grad (another model's output).
 
 Reductions: ``"mean"`` divides by the batch size B (for BCEWithLogitsLoss, by the
 number of elements, as PyTorch does); ``"sum"`` does not divide.

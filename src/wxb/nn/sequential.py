@@ -21,7 +21,7 @@ from wxb.errors import ConfigError, TrainingError
 from wxb.nn.layers import Activation, Dense, Dropout
 from wxb.nn.module import Module, structure_version
 from wxb.nn.plan import StackPlan, unplannable_reason
-from wxb.tensor import Tensor, is_grad_enabled
+from wxb.tensor import Tensor, is_grad_enabled, is_retaining_graph
 
 MAX_PENDING_GRAPHS = 4  # plans kept per model; beyond, graphs are recorded layer by layer
 
@@ -210,7 +210,8 @@ def _planned_backward(plan: StackPlan, token: object, inputs: tuple):
                 "call backward() once per forward, before the model runs again on a batch"
             )
         plan.backward(g)
-        plan.release()
+        if not is_retaining_graph():  # backward(retain_graph=True) may run it again
+            plan.release()
         return nothing
 
     return backward

@@ -1,0 +1,606 @@
+"""What a PyTorch user types on wxb tensors, checked against PyTorch in float64.
+
+Each test draws its inputs fresh (the ``rng`` fixture prints its seed; replay with
+``WXB_TEST_SEED=<seed>``) and builds the same computation in torch, whose autograd
+is the independent reference for every gradient.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import wxb
+from wxb import ops
+from wxb.nn import BCEWithLogitsLoss, CrossEntropyLoss, Dense, MSELoss, Parameter
+from wxb.optim import SGD, clip_grad_norm_
+from wxb.tensor import Tensor, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+
+RTOL = 1e-10  # float64 on both sides: only the order of summation differs
+
+
+def close(actual, expected, rtol: float = RTOL) -> None:
+    expected = expected.detach().numpy() if isinstance(expected, torch.Tensor) else expected
+    np.testing.assert_allclose(np.asarray(actual), expected, rtol=rtol, atol=1e-12)
+
+
+def pair(array: np.ndarray) -> tuple[Tensor, torch.Tensor]:
+    """The same float64 leaf in wxb and in torch, both requiring grad."""
+    return Tensor(array, requires_grad=True), torch.tensor(array, requires_grad=True)
+
+
+def dims(rng, count: int) -> tuple[int, ...]:
+    return tuple(int(d) for d in rng.integers(2, 6, size=count))
+
+
+# -- 1. NumPy on the left of a tensor --------------------------------------------------------
+LEFT_OPERATORS = {
+    "*": lambda w, x: w * x,
+    "+": lambda w, x: w + x,
+    "-": lambda w, x: w - x,
+    "/": lambda w, x: w / x,
+}
+
+
+@pytest.mark.parametrize("symbol", sorted(LEFT_OPERATORS))
+def test_an_array_on_the_left_keeps_the_graph(rng, symbol):
+    apply = LEFT_OPERATORS[symbol]
+    shape = dims(rng, 2)
+    w = rng.uniform(0.5, 2.0, size=shape)
+    x, tx = pair(rng.uniform(0.5, 2.0, size=shape))
+    r = rng.normal(size=shape)
+    out = apply(w, x)
+    assert isinstance(out, Tensor) and out.requires_grad and out.dtype == np.float64
+    (out * r).sum().backward()
+    (apply(torch.tensor(w), tx) * torch.tensor(r)).sum().backward()
+    close(out.data, apply(torch.tensor(w), tx.detach()))
+    close(x.grad, tx.grad)
+
+
+def test_an_array_matmul_on_the_left_keeps_the_graph(rng):
+    m, n, p = dims(rng, 3)
+    w = rng.normal(size=(m, n))
+    x, tx = pair(rng.normal(size=(n, p)))
+    out = w @ x
+    assert isinstance(out, Tensor) and out.requires_grad
+    r = rng.normal(size=(m, p))
+    (out * r).sum().backward()
+    ((torch.tensor(w) @ tx) * torch.tensor(r)).sum().backward()
+    close(x.grad, tx.grad)
+
+
+@pytest.mark.parametrize("scalar_type", [np.float64, np.float32, np.int64, np.int32, np.int8])
+@pytest.mark.parametrize("symbol", sorted(LEFT_OPERATORS))
+def test_a_numpy_scalar_on_the_left_keeps_the_graph(rng, scalar_type, symbol):
+    apply = LEFT_OPERATORS[symbol]
+    if np.issubdtype(scalar_type, np.floating):
+        value = scalar_type(rng.uniform(0.5, 3.0))
+    else:
+        value = scalar_type(rng.integers(1, 9))
+    shape = dims(rng, 2)
+    for dtype in ("float64", "float32"):
+        data = rng.uniform(0.5, 2.0, size=shape)
+        x = Tensor(data, requires_grad=True, dtype=dtype)
+        tx = torch.tensor(data, requires_grad=True)
+        out = apply(value, x)
+        assert isinstance(out, Tensor), f"{scalar_type.__name__} {symbol} Tensor"
+        assert out.requires_grad and out.dtype == np.dtype(dtype)  # the tensor's dtype wins
+        out.sum().backward()
+        apply(float(value), tx).sum().backward()
+        close(x.grad, tx.grad, rtol=RTOL if dtype == "float64" else 1e-5)
+
+
+def test_np_asarray_still_gives_the_tensors_array(rng):
+    x = Tensor(rng.normal(size=dims(rng, 2)), requires_grad=True)
+    assert np.asarray(x) is x.data
+    assert np.asarray(x, dtype=np.float32).dtype == np.float32
+    copied = np.array(x, copy=True)
+    assert not np.shares_memory(copied, x.data)
+    np.testing.assert_array_equal(copied, x.data)
+
+
+def test_numpy_ufuncs_run_as_ops_or_are_refused(rng):
+    x, tx = pair(rng.uniform(0.5, 2.0, size=dims(rng, 2)))
+    r = rng.normal(size=x.shape)
+    out = np.exp(x) + np.log(x) + np.sqrt(x) + np.abs(-x) + np.power(x, 3)
+    assert isinstance(out, Tensor) and out.requires_grad
+    (out * r).sum().backward()
+    reference = tx.exp() + tx.log() + tx.sqrt() + (-tx).abs() + tx**3
+    (reference * torch.tensor(r)).sum().backward()
+    close(out.data, reference)
+    close(x.grad, tx.grad)
+    with pytest.raises(TypeError, match=r"np\.sin .*cut the graph.*np\.sin\(tensor\.data\)"):
+        np.sin(x)
+    with pytest.raises(TypeError, match=r"np\.add\.reduce"):
+        np.add.reduce(x)
+    with pytest.raises(TypeError, match="cut the graph"):
+        np.multiply(x, 2.0, out=np.empty(x.shape))
+    # comparisons have no gradient to lose: plain boolean arrays, from either side
+    threshold = rng.normal(size=x.shape)
+    np.testing.assert_array_equal(threshold < x, threshold < x.data)
+    np.testing.assert_array_equal(x >= 1.0, x.data >= 1.0)
+    np.testing.assert_array_equal(np.isfinite(x), np.ones(x.shape, bool))
+
+
+# -- 2. a target that is itself computed ---------------------------------------------------
+def twin_dense(rng, n: int, m: int) -> tuple[Dense, torch.nn.Linear]:
+    layer = Dense(n, m, seed=rng, dtype="float64")
+    layer.bias.data[...] = rng.normal(size=m)
+    twin = torch.nn.Linear(n, m, dtype=torch.float64)
+    with torch.no_grad():
+        twin.weight.copy_(torch.tensor(layer.weight.data))
+        twin.bias.copy_(torch.tensor(layer.bias.data))
+    return layer, twin
+
+
+def assert_same_gradients(layer: Dense, twin: torch.nn.Linear) -> None:
+    close(layer.weight.grad, twin.weight.grad)
+    close(layer.bias.grad, twin.bias.grad)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_mse_between_two_models_sends_gradient_to_both(rng, reduction):
+    batch, n, m = dims(rng, 3)
+    a, ta = twin_dense(rng, n, m)
+    b, tb = twin_dense(rng, n, m)
+    X = rng.normal(size=(batch, n))
+    loss = MSELoss(reduction)(a(X), b(X))
+    loss.backward()
+    # wxb's MSE is ½‖ŷ − y‖² per sample, averaged over the batch (not over elements)
+    diff = ta(torch.tensor(X)) - tb(torch.tensor(X))
+    expected = 0.5 * (diff**2).sum() / (batch if reduction == "mean" else 1)
+    expected.backward()
+    close(loss.data, expected)
+    assert_same_gradients(a, ta)
+    assert_same_gradients(b, tb)
+
+
+def test_mse_target_gradient_without_an_output_gradient(rng):
+    batch, n, m = dims(rng, 3)
+    b, tb = twin_dense(rng, n, m)
+    X, fixed = rng.normal(size=(batch, n)), rng.normal(size=(batch, m))
+    MSELoss()(Tensor(fixed), b(X)).backward()
+    (0.5 * ((torch.tensor(fixed) - tb(torch.tensor(X))) ** 2).sum() / batch).backward()
+    assert_same_gradients(b, tb)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_bce_with_logits_sends_gradient_to_a_target_tensor(rng, reduction):
+    batch, n, m = dims(rng, 3)
+    a, ta = twin_dense(rng, n, m)
+    b, tb = twin_dense(rng, n, m)
+    X = rng.normal(size=(batch, n))
+    loss = BCEWithLogitsLoss(reduction)(a(X), ops.sigmoid(b(X)))
+    (loss * 3.0).backward()  # not the root: the seed scales both gradients
+    tX = torch.tensor(X)
+    expected = F.binary_cross_entropy_with_logits(
+        ta(tX), torch.sigmoid(tb(tX)), reduction=reduction
+    )
+    (expected * 3.0).backward()
+    close(loss.data, expected)
+    assert_same_gradients(a, ta)
+    assert_same_gradients(b, tb)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_cross_entropy_sends_gradient_to_probability_targets(rng, reduction):
+    batch, n, classes = dims(rng, 3)
+    a, ta = twin_dense(rng, n, classes)
+    b, tb = twin_dense(rng, n, classes)
+    X = rng.normal(size=(batch, n)) * 3
+    loss = CrossEntropyLoss(reduction)(a(X), ops.softmax(b(X)))
+    loss.backward()
+    tX = torch.tensor(X)
+    # −Σ p·log softmax(z), written out so the reference does not hinge on F.cross_entropy
+    expected = -(torch.softmax(tb(tX), dim=1) * torch.log_softmax(ta(tX), dim=1)).sum()
+    (expected / batch if reduction == "mean" else expected).backward()
+    assert_same_gradients(a, ta)
+    assert_same_gradients(b, tb)
+
+
+def test_class_index_targets_and_constant_targets_are_no_inputs(rng):
+    batch, n, classes = dims(rng, 3)
+    a, ta = twin_dense(rng, n, classes)
+    X, y = rng.normal(size=(batch, n)), rng.integers(0, classes, size=batch)
+    loss = CrossEntropyLoss()(a(X), y)
+    assert len(loss.inputs) == 1
+    loss.backward()
+    F.cross_entropy(ta(torch.tensor(X)), torch.tensor(y)).backward()
+    assert_same_gradients(a, ta)
+    target = Tensor(rng.normal(size=(batch, classes)))  # requires no grad: stays a constant
+    assert len(MSELoss()(a(X), target).inputs) == 1
+    with no_grad():  # nothing recorded, whatever the target
+        assert not MSELoss()(a(X), Tensor(target.data, requires_grad=True)).requires_grad
+
+
+# -- 3. a scalar parameter's gradient is a 0-d array ---------------------------------------
+SCALAR_EXPRESSIONS = {
+    "p·x summed": lambda p, x: (p * x).sum(),
+    "p·3": lambda p, x: p * 3.0,
+    "p·p": lambda p, x: p * p,
+    "p + p − p": lambda p, x: p + p - p,
+    "Σp": lambda p, x: p.sum(),
+    "mean p": lambda p, x: p.mean(),
+    "p²": lambda p, x: p**2,
+    "p / 3": lambda p, x: p / 3.0,
+    "3 / p": lambda p, x: 3.0 / p,
+    "exp p": lambda p, x: p.exp(),
+    "mse(p·x)": None,
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCALAR_EXPRESSIONS))
+def test_a_scalar_parameter_gets_a_0d_array_gradient(rng, name):
+    value = float(rng.uniform(0.5, 2.0))
+    x_data = rng.normal(size=dims(rng, 2))
+    p = Parameter(np.array(value), dtype="float64")
+    tp = torch.tensor(value, dtype=torch.float64, requires_grad=True)
+    x, tx = Tensor(x_data), torch.tensor(x_data)
+    target = rng.normal(size=x_data.shape)
+    for _ in range(2):  # the second pass accumulates: still an array
+        if SCALAR_EXPRESSIONS[name] is None:
+            MSELoss()(p * x, target).backward()
+            (0.5 * ((tp * tx - torch.tensor(target)) ** 2).sum() / len(x_data)).backward()
+        else:
+            SCALAR_EXPRESSIONS[name](p, x).backward()
+            SCALAR_EXPRESSIONS[name](tp, tx).backward()
+        assert type(p.grad) is np.ndarray and p.grad.shape == ()
+        close(p.grad, tp.grad)
+
+
+def test_clipping_and_zeroing_reach_a_scalar_parameters_gradient(rng):
+    value, factor = (float(v) for v in rng.uniform(1.0, 3.0, size=2))
+    w_data = rng.normal(size=dims(rng, 2))
+    p, w = Parameter(np.array(value), dtype="float64"), Parameter(w_data, dtype="float64")
+    tp = torch.tensor(value, dtype=torch.float64, requires_grad=True)
+    tw = torch.tensor(w_data, requires_grad=True)
+    ((p * w).sum() * factor).backward()
+    ((tp * tw).sum() * factor).backward()
+    assert type(p.grad) is np.ndarray and p.grad.shape == ()
+    held = p.grad
+    max_norm = float(rng.uniform(0.01, 0.1))  # below the norm: clipping scales
+    total = clip_grad_norm_([p, w], max_norm)
+    expected = torch.nn.utils.clip_grad_norm_([tp, tw], max_norm)
+    close(total, expected)
+    assert p.grad is held  # scaled in place, as the planned path's gradient views need
+    close(p.grad, tp.grad, rtol=1e-6)  # torch divides by norm + 1e-6 too
+    close(w.grad, tw.grad, rtol=1e-6)
+    optimizer = SGD([p, w], lr=0.1)
+    optimizer.zero_grad(set_to_none=False)
+    assert type(p.grad) is np.ndarray and p.grad.shape == () and p.grad == 0
+    assert not w.grad.any()
+
+
+# -- 4. operators and methods ---------------------------------------------------------------
+def check_against_torch(rng, build, *arrays) -> None:
+    """build(*tensors) in wxb and in torch; outputs and every input's gradient agree."""
+    ours = [Tensor(a, requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    out, expected = build(*ours), build(*theirs)
+    assert isinstance(out, Tensor) and out.shape == tuple(expected.shape)
+    close(out.data, expected)
+    r = rng.normal(size=out.shape)
+    (out * r).sum().backward()
+    (expected * torch.tensor(r)).sum().backward()
+    for mine, reference in zip(ours, theirs, strict=True):
+        close(mine.grad, reference.grad)
+
+
+def test_division_on_both_sides(rng):
+    rows, cols = dims(rng, 2)
+    a = rng.uniform(0.5, 2.0, size=(rows, cols)) * rng.choice([-1, 1], size=(rows, cols))
+    b = rng.uniform(0.5, 2.0, size=cols)  # broadcast over the rows
+    number = float(rng.uniform(0.5, 3.0))
+    check_against_torch(rng, lambda x, y: x / y, a, b)
+    check_against_torch(rng, lambda x, y: y / x, a, b)
+    check_against_torch(rng, lambda x: number / x, a)
+    check_against_torch(rng, lambda x: x / number, a)
+
+
+def test_power(rng):
+    shape = dims(rng, 2)
+    positive, signed = rng.uniform(0.5, 2.0, size=shape), rng.normal(size=shape)
+    exponent = float(rng.uniform(-2.0, 3.0))
+    check_against_torch(rng, lambda x: x**2, signed)
+    check_against_torch(rng, lambda x: x**3 - x**-1, positive)
+    check_against_torch(rng, lambda x: x**exponent, positive)
+    check_against_torch(rng, lambda x, y: x**y, positive, signed)
+    base = float(rng.uniform(0.5, 3.0))
+    check_against_torch(rng, lambda x: base**x, signed)
+    with_zeros = np.where(rng.random(size=shape) < 0.5, 0.0, signed)
+    exponents = rng.uniform(1.0, 3.0, size=shape)
+    check_against_torch(rng, lambda x: -(x**0), with_zeros)  # 0·0⁻¹: 0, not nan
+    check_against_torch(rng, lambda x, y: x**y, np.abs(with_zeros), exponents)  # 0^y·log 0: 0
+
+
+def test_indexing(rng):
+    rows, cols = (int(d) for d in rng.integers(3, 7, size=2))
+    data = rng.normal(size=(rows, cols))
+    i = int(rng.integers(-rows, rows))
+    picks = rng.integers(0, rows, size=2 * rows)  # repeats: their gradients must add up
+    keys = {
+        "t[i]": i,
+        "t[i, j]": (i, cols - 1),
+        "t[:, 1:3]": (slice(None), slice(1, 3)),
+        "t[1:, ::2]": (slice(1, None), slice(None, None, 2)),
+        "t[..., 0]": (Ellipsis, 0),
+        "t[None, i]": (None, i),
+        "t[picks]": picks,
+        "t[list]": picks.tolist(),
+        "t[mask]": rng.random(size=(rows, cols)) < 0.5,
+        "t[row_mask]": rng.random(size=rows) < 0.5,
+        "t[rows, cols]": (rng.integers(0, rows, size=5), rng.integers(0, cols, size=5)),
+        "t[picks, 1:]": (picks, slice(1, None)),
+    }
+
+    def for_torch(key):
+        if isinstance(key, tuple):
+            return tuple(for_torch(k) for k in key)
+        return torch.tensor(key) if isinstance(key, np.ndarray) else key
+
+    for name, key in keys.items():
+        ours = Tensor(data, requires_grad=True)
+        theirs = torch.tensor(data, requires_grad=True)
+        out, expected = ours[key], theirs[for_torch(key)]
+        assert out.shape == tuple(expected.shape), name
+        close(out.data, expected)
+        r = rng.normal(size=out.shape)
+        (out * r).sum().backward()
+        (expected * torch.tensor(r)).sum().backward()
+        close(ours.grad, theirs.grad)
+
+
+def test_iterating_a_tensor_gives_its_rows_with_gradients(rng):
+    data = rng.normal(size=dims(rng, 2))
+    x = Tensor(data, requires_grad=True)
+    weights = rng.normal(size=len(data))
+    total = Tensor(0.0, dtype="float64")
+    for weight, row in zip(weights, x, strict=True):
+        total = total + weight * row.sum()
+    total.backward()
+    np.testing.assert_allclose(x.grad, np.repeat(weights[:, None], data.shape[1], axis=1))
+    with pytest.raises(TypeError, match="0-d"):
+        iter(Tensor(1.0))
+
+
+def test_reshape(rng):
+    a, b, c = dims(rng, 3)
+    data = rng.normal(size=(a, b, c))
+    check_against_torch(rng, lambda x: x.reshape(a * b, c), data)
+    check_against_torch(rng, lambda x: x.reshape((c, -1)), data)
+    check_against_torch(rng, lambda x: x.reshape(-1), data)
+    with pytest.raises(wxb.ShapeError, match="reshape"):
+        Tensor(data).reshape(a * b * c + 1)
+
+
+def reduction(method: str, axis, keepdims: bool):
+    """x.sum / x.mean over ``axis``, in wxb's words (axis, keepdims) or torch's (dim, keepdim)."""
+
+    def build(x):
+        if isinstance(x, Tensor):
+            return getattr(x, method)(axis=axis, keepdims=keepdims)
+        dim = tuple(range(x.ndim)) if axis is None else axis
+        return getattr(x, method)(dim=dim, keepdim=keepdims)
+
+    return build
+
+
+def test_sum_and_mean_over_several_axes(rng):
+    data = rng.normal(size=dims(rng, 3))
+    for axis in [None, 0, -1, (0, 2), (-1, -2), [1, 2], (0, 1, 2)]:
+        for keepdims in (False, True):
+            check_against_torch(rng, reduction("sum", axis, keepdims), data)
+            check_against_torch(rng, reduction("mean", axis, keepdims), data)
+
+
+def test_exp_log_sqrt_abs(rng):
+    shape = dims(rng, 2)
+    positive, signed = rng.uniform(0.1, 3.0, size=shape), rng.normal(size=shape)
+    check_against_torch(rng, lambda x: x.exp(), signed)
+    check_against_torch(rng, lambda x: x.log(), positive)
+    check_against_torch(rng, lambda x: x.sqrt(), positive)
+    check_against_torch(rng, lambda x: x.abs(), signed)
+    check_against_torch(rng, lambda x: (x * x).sqrt().log().exp() - x.abs(), signed)
+
+
+# -- 5. a second backward, retain_graph and retained gradients ----------------------------
+class TwoLayers(wxb.nn.Module):
+    """A custom module: its graph is recorded op by op, never through the planned stack."""
+
+    def __init__(self, first: Dense, second: Dense) -> None:
+        super().__init__()
+        self.first, self.second = first, second
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.second(ops.tanh(self.first(x)))
+
+
+def custom_model_and_twin(rng):
+    batch, n, h, m = dims(rng, 4)
+    first, t_first = twin_dense(rng, n, h)
+    second, t_second = twin_dense(rng, h, m)
+    X, y = rng.normal(size=(batch, n)), rng.normal(size=(batch, m))
+    model = TwoLayers(first, second)
+
+    def torch_loss():
+        out = t_second(torch.tanh(t_first(torch.tensor(X))))
+        return 0.5 * ((out - torch.tensor(y)) ** 2).sum() / batch
+
+    return (first, second), (t_first, t_second), MSELoss()(model(X), y), torch_loss
+
+
+def test_a_second_backward_through_a_freed_graph_raises(rng):
+    layers, twins, loss, torch_loss = custom_model_and_twin(rng)
+    loss.backward()
+    torch_loss().backward()
+    with pytest.raises(wxb.TrainingError, match=r"a second time.*retain_graph=True"):
+        loss.backward()
+    for layer, twin in zip(layers, twins, strict=True):  # not doubled by the refused pass
+        assert_same_gradients(layer, twin)
+    with pytest.raises(wxb.TrainingError, match="retain_graph=True"):
+        (loss * 2.0).backward()  # a new node over the freed graph: refused as well
+
+
+def test_retain_graph_lets_backward_run_again_and_accumulate(rng):
+    layers, twins, loss, torch_loss = custom_model_and_twin(rng)
+    reference = torch_loss()
+    passes = int(rng.integers(2, 4))
+    for _ in range(passes - 1):
+        loss.backward(retain_graph=True)
+        reference.backward(retain_graph=True)
+    loss.backward()
+    reference.backward()
+    for layer, twin in zip(layers, twins, strict=True):
+        assert_same_gradients(layer, twin)
+    with pytest.raises(wxb.TrainingError, match="retain_graph=True"):
+        loss.backward(retain_graph=True)  # the last pass freed it
+
+
+def test_a_layer_by_layer_sequential_refuses_a_second_backward(rng):
+    model = wxb.nn.Sequential(Dense(3, 4, seed=rng), wxb.nn.ReLU(), Dense(4, 2, seed=rng))
+    model.use_plan = False
+    loss = CrossEntropyLoss()(model(rng.normal(size=(5, 3))), rng.integers(0, 2, size=5))
+    loss.backward()
+    grads = [p.grad.copy() for p in model.parameters()]
+    with pytest.raises(wxb.TrainingError, match="retain_graph=True"):
+        loss.backward()
+    for p, grad in zip(model.parameters(), grads, strict=True):
+        np.testing.assert_array_equal(p.grad, grad)
+
+
+def test_a_retained_gradient_accumulates_like_torchs(rng):
+    x_data = rng.normal(size=dims(rng, 2))
+    x, tx = pair(x_data)
+    middle = ops.tanh(x * 2.0).retain_grad()
+    t_middle = torch.tanh(tx * 2.0)
+    t_middle.retain_grad()
+    weights = rng.normal(size=x_data.shape)
+    loss = (middle * middle * weights).sum()
+    t_loss = (t_middle * t_middle * torch.tensor(weights)).sum()
+    loss.backward(retain_graph=True)
+    t_loss.backward(retain_graph=True)
+    loss.backward()
+    t_loss.backward()
+    close(middle.grad, t_middle.grad)
+    close(x.grad, tx.grad)
+    assert not np.shares_memory(middle.grad, x.grad)
+    kept = middle.grad.copy()
+    x.grad *= 0  # an in-place change to the leaf's gradient must not reach the retained one
+    np.testing.assert_array_equal(middle.grad, kept)
+
+
+def test_a_retained_root_does_not_keep_the_callers_seed(rng):
+    x = Tensor(rng.normal(size=(3, 2)), requires_grad=True)
+    out = (x * 2.0).retain_grad()
+    seed = rng.normal(size=(3, 2))
+    out.backward(seed)
+    assert not np.shares_memory(out.grad, seed)
+    np.testing.assert_array_equal(out.grad, seed)
+
+
+# -- 6. grad mode per thread ----------------------------------------------------------------
+def test_grad_mode_is_kept_per_thread(rng):
+    barrier = threading.Barrier(2, timeout=30)  # a broken order fails, never hangs
+    seen: dict[str, list[bool]] = {"first": [], "second": []}
+    errors: list[BaseException] = []
+    x = Tensor(rng.normal(size=3), requires_grad=True)
+
+    def record(who: str) -> None:
+        recorded = (x * 2.0).requires_grad
+        assert recorded == is_grad_enabled()
+        seen[who].append(recorded)
+
+    def first() -> None:  # enters first, leaves first: the order that broke a global flag
+        try:
+            with no_grad():
+                record("first")
+                barrier.wait()  # 1: the second thread enters its block
+                barrier.wait()  # 2
+            record("first")
+            barrier.wait()  # 3: the second thread looks while still inside
+            barrier.wait()  # 4
+        except BaseException as error:  # the main thread reports it
+            errors.append(error)
+            barrier.abort()
+
+    def second() -> None:
+        try:
+            barrier.wait()  # 1
+            with no_grad():
+                record("second")
+                barrier.wait()  # 2: the first thread leaves its block
+                barrier.wait()  # 3
+                record("second")
+            barrier.wait()  # 4
+            record("second")
+        except BaseException as error:
+            errors.append(error)
+            barrier.abort()
+
+    threads = [threading.Thread(target=job, daemon=True) for job in (first, second)]
+    with no_grad():  # the main thread's mode is its own too
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert not is_grad_enabled()
+    assert not errors, errors
+    assert seen == {"first": [False, True], "second": [False, False, True]}
+    assert is_grad_enabled() and (x * 2.0).requires_grad
+
+
+def test_a_new_thread_starts_with_grad_enabled():
+    seen = []
+    with no_grad():
+        thread = threading.Thread(target=lambda: seen.append(is_grad_enabled()), daemon=True)
+        thread.start()
+        thread.join(timeout=30)
+    assert seen == [True]
+
+
+def test_enable_grad_and_set_grad_enabled(rng):
+    x = Tensor(rng.normal(size=3), requires_grad=True)
+    with no_grad():
+        with enable_grad():
+            assert (x * 2.0).requires_grad
+        assert not (x * 2.0).requires_grad
+    with set_grad_enabled(False):
+        assert not (x * 2.0).requires_grad
+        with set_grad_enabled(True):
+            assert (x * 2.0).requires_grad
+        assert not is_grad_enabled()
+    assert is_grad_enabled()
+    set_grad_enabled(False)  # as a plain call: switches at once, as PyTorch's does
+    try:
+        assert not (x * 2.0).requires_grad
+    finally:
+        set_grad_enabled(True)
+    assert (x * 2.0).requires_grad
+
+
+# -- 7. dtypes -------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float16, np.longdouble, np.complex128])
+def test_unsupported_float_arrays_are_refused_with_the_supported_dtypes(rng, dtype):
+    if np.dtype(dtype) == np.float64:  # longdouble is float64 on some platforms
+        pytest.skip("longdouble is float64 here")
+    data = rng.normal(size=dims(rng, 2)).astype(dtype)
+    with pytest.raises(wxb.DataError, match=r"float32 or float64.*astype\(np\.float32\)"):
+        Tensor(data)
+    with pytest.raises(wxb.DataError, match="float32 or float64"):
+        Parameter(data)
+    if dtype is not np.complex128:  # an explicit dtype is a cast the user asked for
+        cast = Tensor(data, dtype="float32")
+        assert cast.dtype == np.float32
+        np.testing.assert_array_equal(cast.data, data.astype(np.float32))
+
+
+def test_integer_and_listed_data_take_the_default_dtype(rng):
+    ints = rng.integers(-5, 5, size=dims(rng, 2))
+    assert Tensor(ints).dtype == np.float32
+    np.testing.assert_array_equal(Tensor(ints).data, ints)
+    assert Tensor(ints.tolist()).dtype == np.float32
+    assert Tensor(rng.normal(size=3)).dtype == np.float64  # a float64 array stays float64
