@@ -9,12 +9,18 @@ large, because the update is bound by memory traffic, not arithmetic.
 Temporaries live in per-thread scratch buffers allocated once, so a step
 allocates nothing after the first. The update rules follow PyTorch's, so
 results can be compared.
+
+Parameter groups are PyTorch's: ``param_groups`` is a list of dicts, each with
+its own hyperparameters. The groups lie one after another in the one flat
+buffer, and each group's stretch is walked with that group's values, so one
+group (the common case) is exactly one walk over everything.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -22,6 +28,7 @@ import numpy as np
 
 from wxb.errors import ConfigError
 from wxb.nn.module import Module, Parameter
+from wxb.tensor import Tensor
 
 CHUNK = 1 << 17  # elements per pass: the chunk of every array an update touches stays in cache
 _pool: ThreadPoolExecutor | None = None
@@ -45,20 +52,53 @@ class FlatParameters:
 
     ``grad`` is a flat gradient buffer of the same layout: the planned training
     step writes ∂L/∂W straight into its views, and other gradients are copied in.
+    It owns those views (``p.grad_home``), and hands one out for a new gradient
+    only while nothing outside holds it: a gradient a user kept from an earlier
+    step, or a view of one, makes it start a new buffer rather than overwrite it.
     """
 
     def __init__(self, params: list[Parameter]) -> None:
         dtype = params[0].dtype
         sizes = [p.data.size for p in params]
+        self.params = params
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
         self.data = np.empty(self.offsets[-1], dtype)
-        self.grad = np.empty(self.offsets[-1], dtype)
         self.views = self.split(self.data, params)
-        self.grad_views = self.split(self.grad, params)
-        for p, view, grad_view in zip(params, self.views, self.grad_views, strict=True):
+        for p, view in zip(params, self.views, strict=True):
             np.copyto(view, p.data)
             p.data = view
-            p.grad_buffer = grad_view  # the planned path writes ∂L/∂p here: no copy later
+        self._new_grad()
+
+    def _new_grad(self) -> None:
+        self.grad = np.empty_like(self.data)
+        self.grad_views = self.split(self.grad, self.params)
+        for i, p in enumerate(self.params):  # the planned path writes ∂L/∂p here: no copy later
+            p.grad_buffer, p.grad_home, p.grad_index = self.grad_views[i], self, i
+        # Reference counts while nothing outside holds the buffer (the same code measures
+        # them later: PyTorch's AccumulateGrad decides in-place work by a use count too).
+        self._free_flat = self._flat_holders()
+        self._free_views = [self._view_holders(i) for i in range(len(self.params))]
+
+    def _flat_holders(self) -> int:
+        return sys.getrefcount(self.grad)  # each view of it, a user's included, counts
+
+    def _view_holders(self, i: int) -> int:
+        view = self.grad_views[i]
+        return sys.getrefcount(view) - (self.params[i].grad is view)
+
+    def free_grad_view(self, i: int) -> np.ndarray:
+        """Parameter i's view, after starting a new buffer if anything outside holds it."""
+        if self._view_holders(i) > self._free_views[i] or self._flat_holders() > self._free_flat:
+            self._new_grad()
+        return self.grad_views[i]
+
+    def ensure_free(self) -> None:
+        """Start a new buffer if anything outside holds any view (before copying gradients in)."""
+        free = self._free_views
+        if self._flat_holders() > self._free_flat or any(
+            self._view_holders(i) > free[i] for i in range(len(free))
+        ):
+            self._new_grad()
 
     @classmethod
     def possible(cls, params: list[Parameter]) -> bool:
@@ -74,47 +114,206 @@ class FlatParameters:
         return all(p.data is view for p, view in zip(params, self.views, strict=True))
 
 
-class Optimizer:
-    """Base: validation, flat buffers, and the walk of an update rule over them.
+class _GroupValue:
+    """A hyperparameter read as an attribute (``optimizer.lr``): the first group's value.
 
-    A subclass names its per-parameter state (``state_names``) and writes
-    ``_rule``: the update of one contiguous stretch of parameters.
+    Setting it sets every group's value (checked first), as PyTorch users write
+    ``for g in optimizer.param_groups: g["lr"] = value``.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, optimizer: Optimizer | None, owner: type | None = None) -> object:
+        if optimizer is None:
+            return self
+        return optimizer.param_groups[0][self.name]
+
+    def __set__(self, optimizer: Optimizer, value: object) -> None:
+        where = type(optimizer).__name__
+        checked = []
+        for group in optimizer.param_groups:
+            trial = {**group, self.name: value}
+            optimizer._check_group(trial, where)
+            checked.append(trial[self.name])
+        for group, value in zip(optimizer.param_groups, checked, strict=True):
+            group[self.name] = value
+
+
+class Optimizer:
+    """Base: parameter groups, validation, flat buffers, and the walk of an update rule.
+
+    ``params`` is an iterable of Parameters (one group) or a list of dicts, PyTorch's
+    parameter groups: ``{"params": [...], "lr": ..., ...}``, a missing key taking the
+    constructor's value (``defaults``). ``param_groups`` holds those dicts; a change
+    to one (``g["lr"] *= 0.1``) takes effect at the next step, checked as at
+    construction except that a learning rate may have reached 0 (a schedule's end).
+    ``params`` is every parameter, group after group.
+
+    A subclass names its per-parameter state (``state_names``), its hyperparameters
+    (``hyperparameters``, checked by ``_check_group``) and writes ``_rule``: the
+    update of one contiguous stretch of parameters with one group's values.
     """
 
     state_names: tuple[str, ...] = ()  # e.g. the Adam moments, one array per parameter
+    hyperparameters: tuple[str, ...] = ("lr",)
+    counters: tuple[str, ...] = ("param_steps",)  # per-parameter counts, one list each
     # Below this many elements, handing chunks to threads costs more than it saves
     # (measured on a 2-core machine: SGD's two passes gain from 2M, Adam's twelve from 256K).
     threaded_from = 1 << 21
+    lr = _GroupValue()
 
-    def __init__(self, params: Iterable[Parameter], lr: float) -> None:
+    def __init__(self, params: Iterable[Parameter] | Iterable[dict], lr: float, **defaults) -> None:
         name = type(self).__name__
         if isinstance(params, Module):
             raise ConfigError(f"{name} takes model.parameters(), not the model itself")
-        self.params = list(params)
-        if not self.params:
+        if isinstance(params, Tensor):
+            raise ConfigError(f"{name} takes an iterable of Parameters; got one {params!r}")
+        if isinstance(params, dict):
+            raise ConfigError(f"{name}: parameter groups go in a list: [{{'params': ...}}, ...]")
+        if isinstance(params, (set, frozenset)):
+            raise ConfigError(f"{name} takes an ordered list of Parameters, not a set")
+        if isinstance(params, (str, bytes)) or not isinstance(params, Iterable):
+            raise ConfigError(f"{name} takes model.parameters(); got {params!r}")
+        items = list(params)
+        if not items:
             raise ConfigError(f"{name}: got no parameters to optimise")
-        for p in self.params:
-            if not isinstance(p, Parameter):
-                raise ConfigError(f"{name} takes wxb Parameters (model.parameters()); got {p!r}")
-        self.lr = _positive_number(lr, f"{name} lr")
-        self.initial_lr = self.lr
+        self.defaults = {"lr": lr, **defaults}
+        self._check_group(self.defaults, name)
+        self.param_groups: list[dict] = []
+        self.params: list[Parameter] = []
+        self._bounds: list[tuple[int, int]] = []  # each group's stretch of self.params
+        self._checked: list[tuple] = []  # each group's hyperparameters as last checked
+        for counter in self.counters:
+            setattr(self, counter, [])
         self.steps = 0  # calls of step()
-        self.param_steps = [0] * len(self.params)  # updates of each parameter (as PyTorch's)
         self.flat: FlatParameters | None = None
         self._flat_state: dict[str, np.ndarray] = {}
         self._scratch: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        groups = items if isinstance(items[0], dict) else [{"params": items}]
+        for group in groups:
+            self._add_group(group)
+        if not self.params:
+            raise ConfigError(f"{name}: got no parameters to optimise")
+        self._init_state()
+
+    # -- parameter groups -----------------------------------------------------------------
+    def add_param_group(self, group: dict) -> None:
+        """Add a group (PyTorch's ``add_param_group``); its state starts at zero."""
+        start = len(self.params)
+        self._add_group(group)
+        for state in self.state_names:
+            getattr(self, state).extend(np.zeros_like(p.data) for p in self.params[start:])
+        self._pack()
+
+    def _add_group(self, group: object) -> None:
+        name, index = type(self).__name__, len(self.param_groups)
+        where = f"{name} param_groups[{index}]"
+        if not isinstance(group, dict):
+            raise ConfigError(
+                f"{name} takes Parameters or parameter-group dicts, not a mix; got {group!r}"
+            )
+        if "params" not in group:
+            raise ConfigError(f"{where} has no 'params'")
+        group = dict(group)
+        params = group["params"]
+        if isinstance(params, Module):
+            raise ConfigError(f"{where}: 'params' takes model.parameters(), not the model itself")
+        if isinstance(params, (set, frozenset)):
+            raise ConfigError(f"{where}: 'params' must be an ordered list, not a set")
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, (str, bytes, dict)) or not isinstance(params, Iterable):
+            raise ConfigError(f"{where}: 'params' must be a list of Parameters; got {params!r}")
+        params = list(params)
+        for p in params:
+            if isinstance(p, dict):
+                raise ConfigError(
+                    f"{name} takes Parameters or parameter-group dicts, not a mix; got {p!r}"
+                )
+            if not isinstance(p, Parameter):
+                raise ConfigError(f"{name} takes wxb Parameters (model.parameters()); got {p!r}")
+        if len({id(p) for p in params}) != len(params):
+            raise ConfigError(f"{where} lists a parameter twice")
+        held = {id(p) for p in self.params}
+        for p in params:
+            if id(p) in held:
+                raise ConfigError(f"{where}: {p!r} is already in another parameter group")
+        group["params"] = params
+        for key, value in self.defaults.items():
+            group.setdefault(key, value)
+        self._check_group(group, where)
+        start = len(self.params)
+        self.params.extend(params)
+        for counter in self.counters:
+            getattr(self, counter).extend([0] * len(params))
+        self._bounds.append((start, len(self.params)))
+        self.param_groups.append(group)
+        self._checked.append(self._values(group))
+
+    def _check_group(self, group: dict, where: str, *, annealed: bool = False) -> None:
+        """Refuse a bad hyperparameter (``where``: whose, for the message); store it as float.
+
+        ``annealed``: a rate a schedule brought to 0 is allowed (PyTorch's cosine ends there).
+        """
+        what = f"{where} lr"
+        if annealed:
+            group["lr"] = _non_negative(group.get("lr"), what)
+        else:
+            group["lr"] = _positive_number(group.get("lr"), what)
+
+    def _values(self, group: dict) -> tuple:
+        return tuple(map(group.get, self.hyperparameters))
+
+    def _groups(self) -> list[dict]:
+        """The groups, each checked again if its values changed since."""
+        groups, bounds, keys = self.param_groups, self._bounds, self.hyperparameters
+        if len(groups) != len(bounds):
+            raise self._edited_by_hand()
+        checked = self._checked
+        for index, group in enumerate(groups):
+            start, stop = bounds[index]
+            if len(group["params"]) != stop - start:
+                raise self._edited_by_hand()
+            if tuple(map(group.get, keys)) != checked[index]:
+                where = f"{type(self).__name__} param_groups[{index}]"
+                self._check_group(group, where, annealed=True)
+                checked[index] = self._values(group)
+        return groups
+
+    def _edited_by_hand(self) -> ConfigError:
+        return ConfigError(
+            f"{type(self).__name__}: parameters were added to or removed from "
+            "param_groups by hand; use add_param_group"
+        )
+
+    # -- state and the flat buffers ----------------------------------------------------------
+    def _wanted_states(self) -> tuple[str, ...]:
+        """The state the groups need now (SGD: a velocity once some group has momentum)."""
+        return type(self).state_names
 
     def _init_state(self) -> None:
-        """Zeroed state for every parameter, then everything packed flat. Subclasses call it."""
+        """Zeroed state for every parameter, then everything packed flat."""
+        self.state_names = self._wanted_states()
         for state in self.state_names:
             setattr(self, state, [np.zeros_like(p.data) for p in self.params])
         self._pack()
+
+    def _ensure_states(self) -> None:
+        """Zeroed state for what a group's changed values now need (kept once made)."""
+        missing = [s for s in self._wanted_states() if s not in self.state_names]
+        if missing:
+            for state in missing:
+                setattr(self, state, [np.zeros_like(p.data) for p in self.params])
+            self.state_names = (*self.state_names, *missing)
+            self._pack()
 
     def _pack(self) -> None:
         """(Re)gather parameters and state into flat buffers, keeping their values.
 
         Runs at construction and again when a ``p.data`` was replaced (``model.to``
-        casts: the state is cast with it, so training continues where it was).
+        casts: the state is cast with it, so training continues where it was). The
+        groups lie one after another in the one buffer, each a contiguous stretch.
         """
         self._scratch = {}
         if not FlatParameters.possible(self.params):
@@ -125,6 +324,7 @@ class Optimizer:
                 setattr(self, state, cast)
             return
         self.flat = FlatParameters(self.params)
+        self._flat_state = {}
         for state in self.state_names:
             flat_state = np.empty_like(self.flat.data)
             views = self.flat.split(flat_state, self.params)
@@ -144,62 +344,95 @@ class Optimizer:
         for p in self.params:
             if set_to_none or p.grad is None:
                 p.grad = None
-            else:
+            elif isinstance(p.grad, np.ndarray):
                 p.grad[...] = 0
+            else:  # a NumPy scalar a user assigned to a 0-d parameter: not writable in place
+                p.grad = np.zeros_like(p.grad)
+
+    # -- the update -------------------------------------------------------------------------
+    def _advance(self, live: list[int], group: dict) -> list[int]:
+        """Count this update of each parameter in ``live``; the ``t`` each is updated with."""
+        steps = self.param_steps
+        for i in live:
+            steps[i] += 1
+        return [steps[i] for i in live]
 
     def step(self) -> None:
+        """Update every parameter that has a gradient and ``requires_grad``, group by group.
+
+        A group whose parameters all have gradients and the same step count is updated
+        in one walk over its stretch of the flat buffers; otherwise parameter by parameter.
+        """
+        groups = self._groups()
         self.steps += 1
         if self.flat is not None and not self.flat.intact(self.params):
             self._pack()  # a cast or an assigned p.data since the last step
         elif self.flat is None and FlatParameters.possible(self.params):
             self._pack()  # the dtypes were mixed and now agree
-        flat, steps = self.flat, self.param_steps
-        every_grad = all(p.grad is not None for p in self.params)
-        if flat is not None and every_grad and min(steps) == max(steps):
-            # One update over the flat buffers: gradients not already in place are copied in.
-            for p, view in zip(self.params, flat.grad_views, strict=True):
-                if p.grad is not view:
-                    np.copyto(view, p.grad, casting="same_kind")
-            self.param_steps = [steps[0] + 1] * len(steps)
-            states = [self._flat_state[s] for s in self.state_names]
-            self._walk(flat.data, flat.grad, states, self.param_steps[0])
-            return
-        for index, p in enumerate(self.params):  # some gradient is missing: one by one
-            if p.grad is not None:
-                self.param_steps[index] += 1
+        if self._wanted_states() != self.state_names:
+            self._ensure_states()
+        flat, params = self.flat, self.params
+        for group, (start, stop) in zip(groups, self._bounds, strict=True):
+            live = [
+                i
+                for i in range(start, stop)
+                if params[i].grad is not None and params[i].requires_grad  # PyTorch: grad None
+            ]
+            if not live:
+                continue
+            clocks = self._advance(live, group)
+            if flat is not None and len(live) == stop - start and min(clocks) == max(clocks):
+                # One update over the group's stretch: gradients not already in place are copied.
+                if any(params[i].grad is not flat.grad_views[i] for i in live):
+                    flat.ensure_free()  # a kept gradient must not be written over
+                views = flat.grad_views
+                for i in live:
+                    if params[i].grad is not views[i]:
+                        np.copyto(views[i], params[i].grad, casting="same_kind")
+                del views
+                states = [self._flat_state[s] for s in self.state_names]
+                data, grad = flat.data, flat.grad
+                if stop - start != len(params):  # one group of several: its stretch
+                    a, b = flat.offsets[start], flat.offsets[stop]
+                    data, grad, states = data[a:b], grad[a:b], [x[a:b] for x in states]
+                self._walk(data, grad, states, clocks[0], group)
+                del data, grad, states  # a later group's ensure_free() must not count them
+                continue
+            for i, t in zip(live, clocks, strict=True):  # one by one
+                p = params[i]
                 for s in self.state_names:  # the model was cast: keep the state, in its dtype
-                    if getattr(self, s)[index].dtype != p.dtype:
-                        getattr(self, s)[index] = getattr(self, s)[index].astype(p.dtype)
-                states = [getattr(self, s)[index] for s in self.state_names]
-                self._walk(p.data, p.grad, states, self.param_steps[index])
+                    if getattr(self, s)[i].dtype != p.dtype:
+                        getattr(self, s)[i] = getattr(self, s)[i].astype(p.dtype)
+                states = [getattr(self, s)[i] for s in self.state_names]
+                self._walk(p.data, p.grad, states, t, group)
 
-    def _walk(self, data: np.ndarray, grad: np.ndarray, states: list, t: int) -> None:
+    def _walk(self, data: np.ndarray, grad: np.ndarray, states: list, t: int, h: dict) -> None:
         """Apply ``_rule`` in cache-sized chunks; large arrays are split across threads."""
         arrays = [data, grad, *states]
         if not all(a.flags.c_contiguous for a in arrays):  # an odd user array: in one piece
-            self._rule(data, grad, states, t, *self._scratch_for(0, data.shape, data.dtype))
+            self._rule(data, grad, states, t, *self._scratch_for(0, data.shape, data.dtype), h)
             return
         flat = [a.reshape(-1) for a in arrays]
         size = data.size
         threads = update_threads() if size >= self.threaded_from else 1
         if threads == 1:
-            self._walk_range(flat, t, 0, size, 0)
+            self._walk_range(flat, t, h, 0, size, 0)
             return
         bounds = [size * k // threads for k in range(threads + 1)]
         pending = [
-            _thread_pool().submit(self._walk_range, flat, t, bounds[k], bounds[k + 1], k)
+            _thread_pool().submit(self._walk_range, flat, t, h, bounds[k], bounds[k + 1], k)
             for k in range(1, threads)
         ]
-        self._walk_range(flat, t, bounds[0], bounds[1], 0)
+        self._walk_range(flat, t, h, bounds[0], bounds[1], 0)
         for job in pending:
             job.result()
 
-    def _walk_range(self, flat: list, t: int, start: int, stop: int, worker: int) -> None:
+    def _walk_range(self, flat: list, t: int, h: dict, start: int, stop: int, worker: int) -> None:
         s1, s2 = self._scratch_for(worker, (min(CHUNK, stop - start),), flat[0].dtype)
         for a in range(start, stop, CHUNK):
             b = min(a + CHUNK, stop)
             data, grad, *states = (x[a:b] for x in flat)
-            self._rule(data, grad, states, t, s1[: b - a], s2[: b - a])
+            self._rule(data, grad, states, t, s1[: b - a], s2[: b - a], h)
 
     def _scratch_for(self, worker: int, shape: tuple, dtype: np.dtype) -> tuple:
         """Two scratch arrays per worker, grown when needed, never per step."""
@@ -217,8 +450,10 @@ class Optimizer:
         t: int,
         s1: np.ndarray,
         s2: np.ndarray,
+        h: dict,
     ) -> None:
-        """Update ``data`` in place from ``grad``; ``t`` is this update's number (1, 2, …)."""
+        """Update ``data`` in place from ``grad`` with group ``h``'s hyperparameters;
+        ``t`` is this update's number (1, 2, …)."""
         raise NotImplementedError
 
 
@@ -233,20 +468,58 @@ def _with_weight_decay(
     return out
 
 
-def _positive_number(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+def _number(value: object, what: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, float, np.floating, np.integer)
+    ):
         raise ConfigError(f"{what} must be a number; got {value!r}")
+    return float(value)
+
+
+def _positive_number(value: object, what: str) -> float:
+    value = _number(value, what)
     if not value > 0 or not math.isfinite(value):
         raise ConfigError(f"{what} must be > 0; got {value}")
-    return float(value)
+    return value
+
+
+def _non_negative(value: object, what: str) -> float:
+    value = _number(value, what)
+    if not value >= 0 or not math.isfinite(value):
+        raise ConfigError(f"{what} must be ≥ 0 and finite; got {value}")
+    return value
+
+
+def _fraction(value: object, what: str, *, one: bool) -> float:
+    """A number in [0, 1], or in [0, 1) when ``one`` is False."""
+    value = _number(value, what)
+    if not (0 <= value <= 1 if one else 0 <= value < 1):
+        raise ConfigError(f"{what} must be in [0, 1{']' if one else ')'}; got {value}")
+    return value
+
+
+def _positive_int(value: object, what: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ConfigError(f"{what} must be a positive integer; got {value!r}")
+    if value < 1:
+        raise ConfigError(f"{what} must be a positive integer; got {value}")
+    return int(value)
 
 
 class SGD(Optimizer):
     """W ← W − η·g, with optional momentum (heavy-ball or Nesterov) and weight decay."""
 
+    hyperparameters = ("lr", "momentum", "dampening", "nesterov", "weight_decay")
+    # momentum updates of each parameter: the first sets v = g (PyTorch's new momentum_buffer)
+    counters = ("param_steps", "momentum_steps")
+    momentum = _GroupValue()
+    dampening = _GroupValue()
+    nesterov = _GroupValue()
+    weight_decay = _GroupValue()
+
     def __init__(
         self,
-        params: Iterable[Parameter],
+        params: Iterable[Parameter] | Iterable[dict],
         lr: float = 0.01,
         momentum: float = 0.0,
         *,
@@ -254,37 +527,68 @@ class SGD(Optimizer):
         nesterov: bool = False,
         weight_decay: float = 0.0,
     ) -> None:
-        super().__init__(params, lr)
-        if momentum < 0 or weight_decay < 0:
-            raise ConfigError("SGD: momentum and weight_decay must be ≥ 0")
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ConfigError("SGD: Nesterov momentum needs momentum > 0 and dampening = 0")
-        self.momentum, self.dampening = momentum, dampening
-        self.nesterov, self.weight_decay = nesterov, weight_decay
-        self.state_names = ("velocity",) if momentum else ()
-        self._init_state()
+        super().__init__(
+            params,
+            lr,
+            momentum=momentum,
+            dampening=dampening,
+            nesterov=nesterov,
+            weight_decay=weight_decay,
+        )
 
-    def _rule(self, data, grad, states, t, s1, s2):
-        g = _with_weight_decay(data, grad, self.weight_decay, s2)
+    def _check_group(self, group: dict, where: str, *, annealed: bool = False) -> None:
+        super()._check_group(group, where, annealed=annealed)
+        group["momentum"] = _fraction(group.get("momentum"), f"{where} momentum", one=True)
+        group["dampening"] = _fraction(group.get("dampening"), f"{where} dampening", one=True)
+        group["weight_decay"] = _non_negative(group.get("weight_decay"), f"{where} weight_decay")
+        nesterov = group.get("nesterov")
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise ConfigError(f"{where} nesterov must be True or False; got {nesterov!r}")
+        group["nesterov"] = bool(nesterov)
+        if nesterov and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ConfigError(
+                f"{where}: Nesterov momentum needs momentum > 0 and dampening = 0; got "
+                f"momentum {group['momentum']}, dampening {group['dampening']}"
+            )
+
+    def _wanted_states(self) -> tuple[str, ...]:
+        if self.state_names:  # the velocity, once made, is kept
+            return self.state_names
+        return ("velocity",) if any(g["momentum"] for g in self.param_groups) else ()
+
+    def _advance(self, live: list[int], group: dict) -> list[int]:
+        steps = self.param_steps
+        for i in live:
+            steps[i] += 1
+        if not group["momentum"]:
+            return [0] * len(live)  # stateless: any walk gives the same result
+        counts = self.momentum_steps
+        for i in live:
+            counts[i] += 1
+        return [counts[i] for i in live]
+
+    def _rule(self, data, grad, states, t, s1, s2, h):
+        g = _with_weight_decay(data, grad, h["weight_decay"], s2)
         update = g
-        if self.momentum:
+        momentum = h["momentum"]
+        if momentum:
             (v,) = states
             if t == 1:  # first update: v = g
                 np.copyto(v, g)
             else:  # v ← μ·v + (1 − dampening)·g
-                v *= self.momentum
-                if self.dampening:
-                    np.multiply(g, 1 - self.dampening, out=s1)
+                v *= momentum
+                if h["dampening"]:
+                    np.multiply(g, 1 - h["dampening"], out=s1)
                     v += s1
                 else:
                     v += g
-            if self.nesterov:  # look ahead: g + μ·v
-                np.multiply(v, self.momentum, out=s1)
+            if h["nesterov"]:  # look ahead: g + μ·v
+                np.multiply(v, momentum, out=s1)
                 s1 += g
                 update = s1
             else:
                 update = v
-        np.multiply(update, self.lr, out=s1)
+        np.multiply(update, h["lr"], out=s1)
         data -= s1
 
 
@@ -293,38 +597,40 @@ class Adam(Optimizer):
 
     decoupled = False
     state_names = ("moment1", "moment2")
+    hyperparameters = ("lr", "betas", "eps", "weight_decay")
     threaded_from = 1 << 18
+    betas = _GroupValue()
+    eps = _GroupValue()
+    weight_decay = _GroupValue()
 
     def __init__(
         self,
-        params: Iterable[Parameter],
+        params: Iterable[Parameter] | Iterable[dict],
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
     ) -> None:
-        super().__init__(params, lr)
-        if not (
-            isinstance(betas, (tuple, list))
-            and len(betas) == 2
-            and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)
-        ):
-            raise ConfigError(
-                f"{type(self).__name__}: betas must be two numbers in [0, 1); got {betas!r}"
-            )
-        if weight_decay < 0:
-            raise ConfigError(f"{type(self).__name__}: weight_decay must be ≥ 0")
-        self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
-        self._init_state()
+        super().__init__(params, lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
-    def _rule(self, data, grad, states, t, s1, s2):
-        beta1, beta2 = self.betas
+    def _check_group(self, group: dict, where: str, *, annealed: bool = False) -> None:
+        super()._check_group(group, where, annealed=annealed)
+        betas = group.get("betas")
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+            raise ConfigError(f"{where} betas must be two numbers in [0, 1); got {betas!r}")
+        group["betas"] = tuple(_fraction(b, f"{where} betas", one=False) for b in betas)
+        group["eps"] = _non_negative(group.get("eps"), f"{where} eps")
+        group["weight_decay"] = _non_negative(group.get("weight_decay"), f"{where} weight_decay")
+
+    def _rule(self, data, grad, states, t, s1, s2, h):
+        beta1, beta2 = h["betas"]
+        lr = h["lr"]
         m, v = states
         if self.decoupled:  # AdamW: W ← W − η·λ·W, apart from the gradient
-            data *= 1 - self.lr * self.weight_decay
+            data *= 1 - lr * h["weight_decay"]
             g = grad
         else:
-            g = _with_weight_decay(data, grad, self.weight_decay, s2)
+            g = _with_weight_decay(data, grad, h["weight_decay"], s2)
         m -= g  # m ← β₁·m + (1 − β₁)·g, written as β₁·(m − g) + g
         m *= beta1
         m += g
@@ -336,9 +642,9 @@ class Adam(Optimizer):
         # which saves a pass over the array.
         c = math.sqrt(1 - beta2**t)
         np.sqrt(v, out=s1)
-        s1 += self.eps * c
+        s1 += h["eps"] * c
         np.divide(m, s1, out=s1)
-        s1 *= self.lr / (1 - beta1**t) * c
+        s1 *= lr / (1 - beta1**t) * c
         data -= s1
 
 
@@ -349,7 +655,7 @@ class AdamW(Adam):
 
     def __init__(
         self,
-        params: Iterable[Parameter],
+        params: Iterable[Parameter] | Iterable[dict],
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
@@ -373,21 +679,46 @@ def get_optimizer(name: str | Optimizer, params: Iterable[Parameter], **options)
 # Learning-rate schedules: call .step() once per epoch
 # ---------------------------------------------------------------------------------
 class LRSchedule:
+    """Sets each group's lr from that group's own starting rate, as PyTorch's schedulers.
+
+    The starting rate is the group's ``initial_lr``, written into the group by the
+    first schedule made on the optimiser (its lr then), so a second schedule starts
+    from the same rate. A group added later starts from its lr when first seen.
+    """
+
     def __init__(self, optimizer: Optimizer) -> None:
+        if not isinstance(optimizer, Optimizer):
+            raise ConfigError(f"{type(self).__name__} takes a wxb optimiser; got {optimizer!r}")
         self.optimizer = optimizer
-        self.base_lr = optimizer.initial_lr
+        self.base_lrs: list[float] = []
         self.epoch = 0
 
-    def start(self) -> None:
-        """Set the rate for epoch 0 (a schedule starts from the optimiser's initial rate)."""
-        self.optimizer.lr = self.lr_at(0)
+    @property
+    def base_lr(self) -> float:
+        """The first group's starting rate."""
+        return self._bases()[0]
 
-    def lr_at(self, epoch: int) -> float:
+    def _bases(self) -> list[float]:
+        for group in self.optimizer.param_groups[len(self.base_lrs) :]:
+            self.base_lrs.append(group.setdefault("initial_lr", group["lr"]))
+        return self.base_lrs
+
+    def start(self) -> None:
+        """Set the rates for epoch 0 (a schedule starts from each group's initial rate)."""
+        self._set(0)
+
+    def lr_at(self, epoch: int, base_lr: float | None = None) -> float:
+        """The rate at ``epoch`` of a group starting at ``base_lr`` (the first group's)."""
         raise NotImplementedError
 
+    def _set(self, epoch: int) -> None:
+        for group, base in zip(self.optimizer.param_groups, self._bases(), strict=True):
+            group["lr"] = self.lr_at(epoch, base)
+
     def step(self) -> float:
+        """Next epoch's rates; returns the first group's."""
         self.epoch += 1
-        self.optimizer.lr = self.lr_at(self.epoch)
+        self._set(self.epoch)
         return self.optimizer.lr
 
 
@@ -396,13 +727,13 @@ class StepLR(LRSchedule):
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
         super().__init__(optimizer)
-        if step_size < 1:
-            raise ConfigError("StepLR: step_size must be ≥ 1")
-        self.step_size, self.gamma = step_size, gamma
+        self.step_size = _positive_int(step_size, "StepLR step_size")
+        self.gamma = _positive_number(gamma, "StepLR gamma")
         self.start()
 
-    def lr_at(self, epoch: int) -> float:
-        return self.base_lr * self.gamma ** (epoch // self.step_size)
+    def lr_at(self, epoch: int, base_lr: float | None = None) -> float:
+        base = self.base_lr if base_lr is None else base_lr
+        return base * self.gamma ** (epoch // self.step_size)
 
 
 class CosineAnnealingLR(LRSchedule):
@@ -413,14 +744,14 @@ class CosineAnnealingLR(LRSchedule):
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:
         super().__init__(optimizer)
-        if T_max < 1:
-            raise ConfigError("CosineAnnealingLR: T_max must be ≥ 1")
-        self.T_max, self.eta_min = T_max, eta_min
+        self.T_max = _positive_int(T_max, "CosineAnnealingLR T_max")
+        self.eta_min = _non_negative(eta_min, "CosineAnnealingLR eta_min")
         self.start()
 
-    def lr_at(self, epoch: int) -> float:
+    def lr_at(self, epoch: int, base_lr: float | None = None) -> float:
+        base = self.base_lr if base_lr is None else base_lr
         cosine = (1 + math.cos(math.pi * epoch / self.T_max)) / 2
-        return self.eta_min + (self.base_lr - self.eta_min) * cosine
+        return self.eta_min + (base - self.eta_min) * cosine
 
 
 class InverseScalingLR(LRSchedule):
@@ -428,25 +759,35 @@ class InverseScalingLR(LRSchedule):
 
     def __init__(self, optimizer: Optimizer, power: float = 0.5) -> None:
         super().__init__(optimizer)
-        self.power = power
+        self.power = _non_negative(power, "InverseScalingLR power")
         self.start()
 
-    def lr_at(self, epoch: int) -> float:
-        return self.base_lr / (epoch + 1) ** self.power
+    def lr_at(self, epoch: int, base_lr: float | None = None) -> float:
+        base = self.base_lr if base_lr is None else base_lr
+        return base / (epoch + 1) ** self.power
 
 
 SCHEDULES = {"step": StepLR, "cosine": CosineAnnealingLR, "invscaling": InverseScalingLR}
 
 
-def clip_grad_norm_(params: Iterable[Parameter], max_norm: float) -> float:
+def clip_grad_norm_(params: Parameter | Iterable[Parameter], max_norm: float) -> float:
     """Scale all gradients in place so their joint L2 norm is at most max_norm.
 
+    Takes one Parameter or an iterable of them; those without a gradient are skipped.
     Returns the norm before clipping (as ``torch.nn.utils.clip_grad_norm_``).
     """
-    grads = [p.grad for p in params if p.grad is not None]
-    total = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
+    max_norm = _number(max_norm, "clip_grad_norm_ max_norm")
+    if not max_norm >= 0:
+        raise ConfigError(f"clip_grad_norm_ max_norm must be ≥ 0; got {max_norm}")
+    if isinstance(params, Tensor):
+        params = [params]
+    params = [p for p in params if p.grad is not None]
+    total = math.sqrt(sum(float(np.vdot(p.grad, p.grad)) for p in params))
     factor = max_norm / (total + 1e-6)
     if factor < 1:
-        for g in grads:
-            g *= factor
+        for p in params:
+            if isinstance(p.grad, np.ndarray):
+                p.grad *= factor  # in place, as PyTorch: the planned path's views stay put
+            else:  # a NumPy scalar a user assigned to a 0-d parameter
+                p.grad = p.grad * factor
     return total

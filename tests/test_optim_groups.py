@@ -1,0 +1,574 @@
+"""Parameter groups, hyperparameter checks, clipping and frozen parameters, against PyTorch.
+
+Every comparison is in float64 on random parameters, gradients and settings drawn
+fresh each run (the seed is printed; ``WXB_TEST_SEED`` replays it).
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import wxb
+from wxb import ops, optim
+from wxb.errors import ConfigError
+from wxb.nn import CrossEntropyLoss, Dense, Sequential, Tanh
+from wxb.nn.module import Parameter
+from wxb.optim import (
+    SGD,
+    Adam,
+    AdamW,
+    CosineAnnealingLR,
+    FlatParameters,
+    InverseScalingLR,
+    StepLR,
+    clip_grad_norm_,
+)
+
+RTOL, ATOL = 1e-10, 1e-13  # float64, a few steps: rounding of differently ordered sums
+OURS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
+THEIRS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def random_arrays(rng, count):
+    """Arrays of random shapes: matrices, vectors and now and then a 0-d one."""
+    shapes = []
+    for _ in range(count):
+        kind = rng.integers(3)
+        shapes.append(
+            () if kind == 0 else tuple(int(d) for d in rng.integers(1, 9, size=int(kind)))
+        )
+    return [rng.normal(size=s) for s in shapes]
+
+
+def twins(arrays):
+    ours = [Parameter(a, dtype="float64") for a in arrays]
+    theirs = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in arrays]
+    return ours, theirs
+
+
+def settings(rng, name, defaults=False):
+    """Random hyperparameters for one group of optimiser ``name``; some keys left out."""
+    options = {"lr": float(rng.uniform(1e-3, 5e-2))}
+    if name == "sgd":
+        options["momentum"] = float(rng.choice([0.0, rng.uniform(0.5, 0.95)]))
+        if options["momentum"] and not defaults and rng.random() < 0.5:
+            options["nesterov"] = True
+        elif options["momentum"] and not defaults:
+            options["dampening"] = float(rng.uniform(0, 0.5))
+    else:
+        options["betas"] = (float(rng.uniform(0.8, 0.95)), float(rng.uniform(0.99, 0.9999)))
+        options["eps"] = float(10 ** rng.uniform(-10, -6))
+    options["weight_decay"] = float(rng.choice([0.0, rng.uniform(1e-3, 0.1)]))
+    kept = {k: v for k, v in options.items() if k in ("lr", "nesterov") or rng.random() < 0.7}
+    if "nesterov" in kept:  # Nesterov needs the group's own momentum
+        kept["momentum"] = options["momentum"]
+    return kept
+
+
+def grouping(rng, name, n, groups=None):
+    """A random split of ``n`` parameters into groups: (bounds, group settings, defaults)."""
+    if groups is None:
+        groups = int(rng.integers(2, min(4, n) + 1))
+    cuts = sorted(int(c) for c in rng.choice(np.arange(1, n), size=groups - 1, replace=False))
+    bounds = list(zip([0, *cuts], [*cuts, n], strict=True))
+    return bounds, [settings(rng, name) for _ in bounds], settings(rng, name, defaults=True)
+
+
+def build(cls, params, split):
+    bounds, specs, defaults = split
+    return cls(
+        [{"params": params[a:b], **spec} for (a, b), spec in zip(bounds, specs, strict=True)],
+        **defaults,
+    )
+
+
+def grouped(rng, name, ours, theirs, groups=None):
+    """The same random grouping of the parameters for both; returns both optimisers."""
+    split = grouping(rng, name, len(ours), groups)
+    return build(OURS[name], ours, split), build(THEIRS[name], theirs, split)
+
+
+def set_grads(rng, ours, theirs, missing=0.0):
+    """The same random gradient on both sides; each is None with probability ``missing``."""
+    for p, q in zip(ours, theirs, strict=True):
+        if rng.random() < missing:
+            p.grad, q.grad = None, None
+        else:
+            g = rng.normal(size=p.shape)
+            p.grad = g.copy() if g.ndim else np.float64(g)  # a 0-d gradient: a NumPy scalar
+            q.grad = torch.tensor(g, dtype=torch.float64)
+
+
+def assert_same(seeded, ours, theirs, where):
+    for i, (p, q) in enumerate(zip(ours, theirs, strict=True)):
+        np.testing.assert_allclose(
+            p.data, q.detach().numpy(), rtol=RTOL, atol=ATOL, err_msg=seeded.msg(f"{where}: #{i}")
+        )
+
+
+# -- parameter groups ------------------------------------------------------------------------
+@pytest.mark.parametrize("name", list(OURS))
+def test_parameter_groups_match_torch(seeded, name):
+    rng = seeded.rng
+    ours, theirs = twins(random_arrays(rng, int(rng.integers(3, 8))))
+    opt, ref = grouped(rng, name, ours, theirs)
+    assert len(opt.param_groups) == len(ref.param_groups)
+    for ours_group, theirs_group in zip(opt.param_groups, ref.param_groups, strict=True):
+        for key in opt.hyperparameters:  # missing keys took the constructor's values
+            assert ours_group[key] == pytest.approx(theirs_group[key]), key
+    assert [id(p) for g in opt.param_groups for p in g["params"]] == [id(p) for p in ours]
+    assert opt.params == ours
+    for step in range(6):
+        set_grads(rng, ours, theirs, missing=0.25 if step in (2, 3) else 0.0)
+        opt.step()
+        ref.step()
+        assert_same(seeded, ours, theirs, f"{name} step {step + 1}")
+
+
+@pytest.mark.parametrize("name", list(OURS))
+def test_edited_group_values_take_effect_at_the_next_step(seeded, name):
+    rng = seeded.rng
+    ours, theirs = twins(random_arrays(rng, int(rng.integers(3, 7))))
+    opt, ref = grouped(rng, name, ours, theirs)
+    for step in range(5):
+        if step == 2:
+            factor = float(rng.uniform(0.05, 0.5))
+            for a, b in zip(opt.param_groups, ref.param_groups, strict=True):
+                a["lr"] *= factor
+                b["lr"] *= factor
+            wd = float(rng.uniform(0, 0.1))
+            opt.param_groups[-1]["weight_decay"] = ref.param_groups[-1]["weight_decay"] = wd
+        set_grads(rng, ours, theirs)
+        opt.step()
+        ref.step()
+        assert_same(seeded, ours, theirs, f"{name} step {step + 1}")
+
+
+def test_momentum_turned_on_later_starts_its_velocity_as_torch(seeded):
+    """PyTorch makes a momentum buffer at a parameter's first momentum update: v = g."""
+    rng = seeded.rng
+    ours, theirs = twins(random_arrays(rng, 4))
+    lr = float(rng.uniform(0.01, 0.1))
+    opt = SGD([{"params": ours[:2]}, {"params": ours[2:], "momentum": 0.9}], lr=lr)
+    ref = torch.optim.SGD([{"params": theirs[:2]}, {"params": theirs[2:], "momentum": 0.9}], lr=lr)
+    for step in range(6):
+        if step == 2:
+            for g in (opt.param_groups[0], ref.param_groups[0]):
+                g["momentum"], g["dampening"] = 0.8, 0.3
+        set_grads(rng, ours, theirs, missing=0.3 if step == 3 else 0.0)
+        opt.step()
+        ref.step()
+        assert_same(seeded, ours, theirs, f"step {step + 1}")
+
+
+@pytest.mark.parametrize("name", list(OURS))
+def test_add_param_group_matches_torch(seeded, name):
+    rng = seeded.rng
+    ours, theirs = twins(random_arrays(rng, 5))
+    opt, ref = grouped(rng, name, ours[:3], theirs[:3], groups=2)
+    for step in range(5):
+        if step == 2:
+            spec = settings(rng, name)
+            opt.add_param_group({"params": ours[3:], **spec})
+            ref.add_param_group({"params": theirs[3:], **spec})
+            assert opt.params == ours and opt.param_steps[3:] == [0, 0]
+        set_grads(rng, ours[: len(opt.params)], theirs[: len(opt.params)])
+        opt.step()
+        ref.step()
+        assert_same(seeded, ours, theirs, f"{name} step {step + 1}")
+
+
+@pytest.mark.parametrize("name", ["sgd_momentum", "adam", "adamw"])
+def test_grouped_flat_chunked_threaded_update_equals_one_array_at_a_time(rng, monkeypatch, name):
+    """With several groups, each group's walk over its stretch of the flat buffer gives
+    bit for bit the weights of one update per array."""
+    kind = "sgd" if name.startswith("sgd") else name
+    arrays = random_arrays(rng, int(rng.integers(3, 8)))
+    split = grouping(rng, kind, len(arrays))
+    if name == "sgd_momentum":
+        split[2]["momentum"] = 0.9
+    grads = [[rng.normal(size=a.shape) for a in arrays] for _ in range(4)]
+
+    def run(flat: bool):
+        params = [Parameter(a, dtype="float64") for a in arrays]
+        opt = build(OURS[kind], params, split)
+        assert (opt.flat is not None) == flat
+        opt.threaded_from = int(rng.integers(1, 50))
+        for step_grads in grads:
+            for p, g in zip(params, step_grads, strict=True):
+                p.grad = g.copy()
+            opt.step()
+        return params
+
+    monkeypatch.setattr(FlatParameters, "possible", classmethod(lambda cls, ps: False))
+    expected = run(flat=False)
+    monkeypatch.undo()
+    monkeypatch.setattr(optim, "CHUNK", int(rng.integers(1, 16)))
+    monkeypatch.setattr(optim, "update_threads", lambda: int(rng.integers(2, 5)))
+    for a, b in zip(run(flat=True), expected, strict=True):
+        np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_one_group_given_as_a_dict_is_the_plain_list_bit_for_bit(rng):
+    arrays = random_arrays(rng, 4)
+    grads = [[rng.normal(size=a.shape) for a in arrays] for _ in range(3)]
+    runs = []
+    for as_groups in (False, True):
+        params = [Parameter(a, dtype="float64") for a in arrays]
+        opt = Adam([{"params": params}] if as_groups else params, lr=0.01, weight_decay=1e-3)
+        for step_grads in grads:
+            for p, g in zip(params, step_grads, strict=True):
+                p.grad = g.copy()
+            opt.step()
+        runs.append(params)
+    for a, b in zip(*runs, strict=True):
+        np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_groups_share_one_flat_buffer_and_every_parameter_has_its_gradient_view(rng):
+    params = [Parameter(a, dtype="float64") for a in random_arrays(rng, 5)]
+    opt = Adam([{"params": params[:2]}, {"params": params[2:], "lr": 0.1}])
+    views = opt.grad_buffers()
+    assert views is not None and len(views) == len(params)
+    for p, view in zip(params, views, strict=True):
+        assert p.grad_buffer is view and view.shape == p.shape
+        assert np.shares_memory(view, opt.flat.grad) and np.shares_memory(p.data, opt.flat.data)
+
+
+def test_lr_attribute_reads_the_first_group_and_sets_every_group(rng):
+    params = [Parameter(a, dtype="float64") for a in random_arrays(rng, 3)]
+    opt = SGD([{"params": params[:1], "lr": 0.5}, {"params": params[1:]}], lr=0.1)
+    assert opt.lr == 0.5 and opt.param_groups[1]["lr"] == 0.1
+    opt.lr = 0.2
+    assert [g["lr"] for g in opt.param_groups] == [0.2, 0.2]
+    with pytest.raises(ConfigError, match=r"lr must be > 0; got -1"):
+        opt.lr = -1
+    assert [g["lr"] for g in opt.param_groups] == [0.2, 0.2]
+    opt.momentum = 0.9  # the same for the other hyperparameters
+    assert [g["momentum"] for g in opt.param_groups] == [0.9, 0.9]
+
+
+def test_planned_step_and_hand_loop_agree_with_groups(rng):
+    def build():
+        seed = 7
+        return Sequential(Dense(5, 8, seed=seed, dtype="float64"), Tanh(), Dense(8, 3, seed=8))
+
+    X, y = rng.normal(size=(12, 5)), rng.integers(0, 3, size=12)
+    models = [build().to("float64"), build().to("float64")]
+    opts = [
+        Adam([{"params": m[0].parameters(), "lr": 0.05}, {"params": m[2].parameters()}], lr=0.01)
+        for m in models
+    ]
+    planned = wxb.PlannedStep(models[1], CrossEntropyLoss(), opts[1])
+    loss_fn = CrossEntropyLoss()
+    for _ in range(3):
+        opts[0].zero_grad()
+        value = loss_fn(models[0](X), y)
+        value.backward()
+        opts[0].step()
+        assert planned(X, y) == pytest.approx(float(value), rel=1e-12)
+    for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        np.testing.assert_allclose(a.data, b.data, rtol=1e-12)
+
+
+def test_fit_takes_a_grouped_optimiser_and_its_schedule_keeps_the_ratio(rng):
+    model = Sequential(Dense(4, 6, dtype="float64"), Tanh(), Dense(6, 3, dtype="float64"))
+    X, y = rng.normal(size=(24, 4)), rng.integers(0, 3, size=24)
+    opt = SGD([{"params": model[0].parameters(), "lr": 0.02}, {"params": model[2].parameters()}])
+    history = wxb.fit(
+        model, X, y, optimizer=opt, epochs=4, batch_size=8, lr_schedule="step", verbose=False
+    )
+    assert len(history.history["loss"]) == 4
+    first, second = (g["lr"] for g in opt.param_groups)
+    assert first == pytest.approx(2 * second, rel=1e-12) and first < 0.02
+
+
+# -- learning-rate schedules -----------------------------------------------------------------
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+@pytest.mark.parametrize("schedule", ["step", "cosine"])
+def test_schedules_scale_each_groups_own_rate_as_torch(seeded, name, schedule):
+    rng = seeded.rng
+    ours, theirs = twins(random_arrays(rng, 4))
+    opt, ref = grouped(rng, name, ours, theirs, groups=2)
+    opt.param_groups[1]["lr"] = ref.param_groups[1]["lr"] = 10 * opt.param_groups[0]["lr"]
+    if schedule == "step":
+        step_size, gamma = int(rng.integers(1, 4)), float(rng.uniform(0.1, 0.9))
+        mine = StepLR(opt, step_size, gamma)
+        theirs_sched = torch.optim.lr_scheduler.StepLR(ref, step_size, gamma)
+        epochs = int(rng.integers(6, 12))
+    else:
+        T_max = int(rng.integers(2, 10))
+        eta_min = float(rng.uniform(0, 0.5) * opt.param_groups[0]["lr"])
+        mine = CosineAnnealingLR(opt, T_max, eta_min)
+        theirs_sched = torch.optim.lr_scheduler.CosineAnnealingLR(ref, T_max, eta_min)
+        epochs = T_max
+    bases = [g["initial_lr"] for g in ref.param_groups]
+    assert [g["initial_lr"] for g in opt.param_groups] == bases
+    for epoch in range(1, epochs + 1):
+        set_grads(rng, ours, theirs)
+        opt.step()
+        ref.step()
+        returned = mine.step()
+        theirs_sched.step()
+        assert returned == opt.lr == opt.param_groups[0]["lr"]
+        for i, (a, b) in enumerate(zip(opt.param_groups, ref.param_groups, strict=True)):
+            assert abs(a["lr"] - b["lr"]) <= 1e-12 * bases[i], seeded.msg(
+                f"{schedule} epoch {epoch} group {i}: wxb {a['lr']}, torch {b['lr']}"
+            )
+    assert_same(seeded, ours, theirs, f"{name} {schedule} after {epochs} epochs")
+
+
+def test_inverse_scaling_and_a_second_schedule_start_from_each_groups_initial_rate(rng):
+    params = [Parameter(a, dtype="float64") for a in random_arrays(rng, 3)]
+    opt = SGD([{"params": params[:1], "lr": 0.4}, {"params": params[1:]}], lr=0.1)
+    power = float(rng.uniform(0.1, 1))
+    schedule = InverseScalingLR(opt, power)
+    for epoch in range(1, 4):
+        schedule.step()
+        expected = [0.4 / (epoch + 1) ** power, 0.1 / (epoch + 1) ** power]
+        assert [g["lr"] for g in opt.param_groups] == pytest.approx(expected, rel=1e-14)
+    StepLR(opt, step_size=1)
+    assert [g["lr"] for g in opt.param_groups] == [0.4, 0.1]
+
+
+# -- hyperparameter checks -------------------------------------------------------------------
+def one_param():
+    return [Parameter(np.zeros(3), dtype="float64")]
+
+
+REFUSED = [
+    # (optimiser, options, words in the message, PyTorch refuses it too)
+    ("adam", {"eps": -1.0}, r"Adam eps must be ≥ 0 and finite; got -1\.0", True),
+    ("adam", {"eps": math.inf}, r"Adam eps .*got inf", False),
+    ("adamw", {"eps": math.nan}, r"AdamW eps .*got nan", False),
+    ("adam", {"betas": (1.0, 0.9)}, r"Adam betas must be in \[0, 1\); got 1\.0", True),
+    ("adam", {"betas": (0.9, -0.1)}, r"Adam betas .*got -0\.1", True),
+    ("adam", {"betas": (0.9, 0.99, 0.9)}, r"Adam betas must be two numbers", False),
+    ("adam", {"weight_decay": -1.0}, r"Adam weight_decay must be ≥ 0 and finite; got -1", True),
+    ("adamw", {"weight_decay": math.inf}, r"AdamW weight_decay .*got inf", False),
+    ("adam", {"lr": -1.0}, r"Adam lr must be > 0; got -1", True),
+    ("adam", {"lr": math.nan}, r"Adam lr must be > 0; got nan", True),
+    ("adam", {"lr": 0.0}, r"Adam lr must be > 0; got 0", False),
+    ("adam", {"lr": math.inf}, r"Adam lr must be > 0; got inf", False),
+    ("adam", {"lr": "0.1"}, r"Adam lr must be a number; got '0\.1'", False),
+    ("sgd", {"lr": True}, r"SGD lr must be a number; got True", False),
+    ("sgd", {"momentum": -0.1}, r"SGD momentum must be in \[0, 1\]; got -0\.1", True),
+    ("sgd", {"momentum": 1.5}, r"SGD momentum must be in \[0, 1\]; got 1\.5", False),
+    ("sgd", {"dampening": -1.0}, r"SGD dampening must be in \[0, 1\]; got -1", False),
+    ("sgd", {"dampening": 2.0}, r"SGD dampening .*got 2", False),
+    ("sgd", {"weight_decay": -1.0}, r"SGD weight_decay must be ≥ 0 and finite; got -1", True),
+    ("sgd", {"nesterov": True}, r"Nesterov momentum needs momentum > 0", True),
+    ("sgd", {"nesterov": True, "momentum": 0.9, "dampening": 0.1}, r"dampening 0\.1", True),
+    ("sgd", {"nesterov": "yes", "momentum": 0.9}, r"nesterov must be True or False", False),
+]
+
+
+@pytest.mark.parametrize("name,options,message,torch_too", REFUSED)
+def test_bad_hyperparameters_are_refused(name, options, message, torch_too):
+    with pytest.raises(ConfigError, match=message):
+        OURS[name](one_param(), **options)
+    if torch_too:
+        with pytest.raises(ValueError):
+            THEIRS[name]([torch.zeros(3, requires_grad=True)], **{"lr": 0.1, **options})
+
+
+@pytest.mark.parametrize("name,options,message,torch_too", REFUSED)
+def test_bad_hyperparameters_in_a_group_are_refused(name, options, message, torch_too):
+    message = message.replace(f"{OURS[name].__name__} ", f"{OURS[name].__name__} param_groups.1. ")
+    message = message.replace("Nesterov", "param_groups.1.: Nesterov")
+    with pytest.raises(ConfigError, match=message):
+        OURS[name]([{"params": one_param()}, {"params": one_param(), **options}])
+
+
+def test_a_bad_value_written_into_a_group_is_refused_at_the_next_step(rng):
+    params = one_param()
+    opt = Adam([{"params": params}], lr=0.1)
+    params[0].grad = rng.normal(size=3)
+    opt.param_groups[0]["eps"] = -1.0
+    with pytest.raises(ConfigError, match=r"Adam param_groups\[0\] eps .*got -1"):
+        opt.step()
+    np.testing.assert_array_equal(params[0].data, np.zeros(3))
+    opt.param_groups[0]["eps"] = 1e-8
+    opt.param_groups[0]["lr"] = 0.0  # a schedule may end at 0: allowed once set
+    opt.step()
+    np.testing.assert_array_equal(params[0].data, np.zeros(3))
+
+
+def test_malformed_groups_are_refused():
+    a, b = one_param(), one_param()
+    with pytest.raises(ConfigError, match="another parameter group"):
+        SGD([{"params": a}, {"params": [*b, *a]}])
+    opt = SGD([{"params": a}])
+    with pytest.raises(ConfigError, match="another parameter group"):
+        opt.add_param_group({"params": a})
+    with pytest.raises(ConfigError, match="lists a parameter twice"):
+        SGD([{"params": [*a, *a]}])
+    with pytest.raises(ConfigError, match="has no 'params'"):
+        SGD([{"lr": 0.1}])
+    with pytest.raises(ConfigError, match="not a set"):
+        SGD([{"params": set(a)}])
+    with pytest.raises(ConfigError, match="in a list"):
+        SGD({"params": a})
+    with pytest.raises(ConfigError, match="not a mix"):
+        SGD([*a, {"params": b}])
+    with pytest.raises(ConfigError, match="no parameters"):
+        SGD([{"params": []}])
+    with pytest.raises(ConfigError, match=r"param_groups\[1\] momentum"):
+        opt.add_param_group({"params": b, "momentum": -1})
+    assert len(opt.param_groups) == 1 and opt.params == a
+    opt.param_groups[0]["params"].append(b[0])  # by hand: refused at the next step
+    with pytest.raises(ConfigError, match="add_param_group"):
+        opt.step()
+
+
+SCHEDULE_REFUSED = [
+    (StepLR, {"step_size": 1, "gamma": -1.0}, r"StepLR gamma must be > 0; got -1"),
+    (StepLR, {"step_size": 1, "gamma": 0.0}, r"StepLR gamma must be > 0; got 0"),
+    (StepLR, {"step_size": 1, "gamma": math.inf}, r"StepLR gamma must be > 0; got inf"),
+    (StepLR, {"step_size": 0}, r"StepLR step_size must be a positive integer; got 0"),
+    (StepLR, {"step_size": 1.5}, r"StepLR step_size must be a positive integer; got 1\.5"),
+    (StepLR, {"step_size": True}, r"StepLR step_size must be a positive integer; got True"),
+    (CosineAnnealingLR, {"T_max": 0}, r"T_max must be a positive integer; got 0"),
+    (CosineAnnealingLR, {"T_max": 2.5}, r"T_max must be a positive integer; got 2\.5"),
+    (CosineAnnealingLR, {"T_max": 3, "eta_min": -1.0}, r"eta_min must be ≥ 0 and finite; got -1"),
+    (
+        InverseScalingLR,
+        {"power": -0.5},
+        r"InverseScalingLR power must be ≥ 0 and finite; got -0\.5",
+    ),
+    (InverseScalingLR, {"power": math.nan}, r"power must be ≥ 0 and finite; got nan"),
+]
+
+
+@pytest.mark.parametrize("schedule,options,message", SCHEDULE_REFUSED)
+def test_bad_schedule_settings_are_refused(schedule, options, message):
+    opt = SGD(one_param(), lr=0.1)
+    with pytest.raises(ConfigError, match=message):
+        schedule(opt, **options)
+    assert opt.lr == 0.1
+
+
+# -- clipping and zeroing ----------------------------------------------------------------------
+@pytest.mark.parametrize("regime", ["clipped", "unclipped"])
+def test_clip_grad_norm_with_a_scalar_parameter_and_a_missing_gradient_matches_torch(
+    seeded, regime
+):
+    rng = seeded.rng
+    arrays = [rng.normal(), *random_arrays(rng, int(rng.integers(2, 5)))]  # first: 0-d
+    ours, theirs = twins(arrays)
+    set_grads(rng, ours, theirs)
+    skipped = int(rng.integers(1, len(ours)))
+    ours[skipped].grad, theirs[skipped].grad = None, None
+    assert isinstance(ours[0].grad, np.generic)
+    norm = math.sqrt(sum(float(np.vdot(p.grad, p.grad)) for p in ours if p.grad is not None))
+    max_norm = norm * float(rng.uniform(0.05, 0.9) if regime == "clipped" else rng.uniform(1.1, 3))
+    returned = clip_grad_norm_(ours, max_norm)
+    expected = torch.nn.utils.clip_grad_norm_(theirs, max_norm)
+    assert returned == pytest.approx(float(expected), rel=1e-13)
+    assert ours[skipped].grad is None
+    for i, (p, q) in enumerate(zip(ours, theirs, strict=True)):
+        if p.grad is not None:
+            np.testing.assert_allclose(
+                p.grad, q.grad.numpy(), rtol=1e-13, err_msg=seeded.msg(f"#{i}")
+            )
+
+
+def test_clip_grad_norm_takes_one_parameter_as_torch(seeded):
+    rng = seeded.rng
+    for shape in [(), (int(rng.integers(1, 9)), 3)]:
+        (p,), (q,) = twins([rng.normal(size=shape)])
+        g = rng.normal(size=shape)
+        p.grad = g.copy() if g.ndim else np.float64(g)
+        q.grad = torch.tensor(g, dtype=torch.float64)
+        max_norm = float(np.linalg.norm(g)) * 0.5
+        assert clip_grad_norm_(p, max_norm) == pytest.approx(
+            float(torch.nn.utils.clip_grad_norm_(q, max_norm)), rel=1e-13
+        )
+        np.testing.assert_allclose(p.grad, q.grad.numpy(), rtol=1e-13)
+    with pytest.raises(ConfigError, match="max_norm must be ≥ 0; got -1"):
+        clip_grad_norm_(p, -1.0)
+
+
+def test_a_scalar_parameter_found_by_backward_is_clipped_and_zeroed(rng):
+    scale = Parameter(np.float64(rng.uniform(1, 2)), dtype="float64")
+    weights = Parameter(rng.normal(size=4), dtype="float64")
+    x = wxb.Tensor(rng.normal(size=4))
+    ops.sum(ops.mul(ops.mul(x, weights), scale)).backward()
+    before = float(scale.grad)
+    opt = SGD([scale, weights], lr=0.1)
+    total = clip_grad_norm_(opt.params, 1e-3)
+    assert float(scale.grad) == pytest.approx(before * 1e-3 / (total + 1e-6), rel=1e-12)
+    opt.zero_grad(set_to_none=False)
+    assert float(scale.grad) == 0 and not weights.grad.any()
+
+
+def test_zero_grad_in_place_for_a_numpy_scalar_gradient(rng):
+    params = [Parameter(np.float64(1.0), dtype="float64"), Parameter(rng.normal(size=3))]
+    opt = Adam(params)
+    params[0].grad, params[1].grad = np.float64(2.5), rng.normal(size=3)
+    kept = params[1].grad
+    opt.zero_grad(set_to_none=False)
+    assert float(params[0].grad) == 0.0 and params[0].grad.shape == ()
+    assert params[1].grad is kept and not kept.any()
+
+
+@pytest.mark.parametrize("name", list(OURS))
+def test_scalar_parameters_are_stepped_as_torch(seeded, name):
+    rng = seeded.rng
+    ours, theirs = twins([rng.normal(), *random_arrays(rng, 3)])
+    opt, ref = grouped(rng, name, ours, theirs, groups=2)
+    for step in range(4):
+        set_grads(rng, ours, theirs, missing=0.3 if step == 2 else 0.0)
+        opt.step()
+        ref.step()
+        assert_same(seeded, ours, theirs, f"{name} step {step + 1}")
+
+
+# -- frozen parameters -----------------------------------------------------------------------
+def test_a_frozen_layer_is_left_alone_and_the_rest_match_torch(seeded):
+    rng = seeded.rng
+    widths = [int(w) for w in rng.integers(2, 8, size=4)]
+    layers = []
+    for i in range(3):
+        layers.append(Dense(widths[i], widths[i + 1], dtype="float64", seed=int(rng.integers(99))))
+        layers.append(Tanh())
+    model = Sequential(*layers[:-1])
+    twin = torch.nn.Sequential(
+        *[torch.nn.Linear(widths[i], widths[i + 1], dtype=torch.float64) for i in range(3)]
+    )
+    torch_layers = [twin[0], torch.nn.Tanh(), twin[1], torch.nn.Tanh(), twin[2]]
+    with torch.no_grad():
+        for ours_layer, theirs_layer in zip(model[0:5:2], twin, strict=True):
+            ours_layer.bias.data[...] = rng.normal(scale=0.3, size=ours_layer.bias.shape)
+            theirs_layer.weight.copy_(torch.from_numpy(ours_layer.weight.data.copy()))
+            theirs_layer.bias.copy_(torch.from_numpy(ours_layer.bias.data.copy()))
+    frozen = int(rng.integers(3))
+    model[2 * frozen].weight.requires_grad = False
+    twin[frozen].weight.requires_grad_(False)
+    kept = model[2 * frozen].weight.data.copy()
+    lr = float(rng.uniform(1e-3, 3e-2))
+    opt = Adam(model.parameters(), lr=lr, weight_decay=1e-3)
+    ref = torch.optim.Adam(twin.parameters(), lr=lr, weight_decay=1e-3)
+    loss_fn = CrossEntropyLoss()
+    for _ in range(3):
+        X = rng.normal(size=(int(rng.integers(2, 9)), widths[0]))
+        y = rng.integers(0, widths[-1], size=len(X))
+        opt.zero_grad()
+        loss_fn(model(X), y).backward()
+        if rng.random() < 0.5:  # a stale gradient on the frozen weight is ignored too
+            model[2 * frozen].weight.grad = rng.normal(size=kept.shape)
+        opt.step()
+        ref.zero_grad()
+        out = torch.from_numpy(X)
+        for layer in torch_layers:
+            out = layer(out)
+        torch.nn.functional.cross_entropy(out, torch.from_numpy(y)).backward()
+        ref.step()
+    np.testing.assert_array_equal(model[2 * frozen].weight.data, kept)
+    for (name, p), q in zip(model.named_parameters(), twin.parameters(), strict=True):
+        np.testing.assert_allclose(
+            p.data, q.detach().numpy(), rtol=RTOL, atol=ATOL, err_msg=seeded.msg(name)
+        )
