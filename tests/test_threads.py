@@ -1,0 +1,129 @@
+"""Threads: inference on one shared model while other threads train their own.
+
+What is safe (docs/architecture.md, "Threads"): any number of threads may call
+``predict`` or run the model under ``no_grad`` on one model at once, and threads may
+train models of their own; a model being trained is not shared. Grad mode and
+``evaluating()`` are per thread, as in PyTorch.
+"""
+
+import threading
+
+import numpy as np
+
+import wxb
+from wxb.nn import CrossEntropyLoss, Dense, Dropout, Module, ReLU, Sequential, Tanh
+from wxb.optim import Adam
+from wxb.random import drawing_from
+
+CALLS = 1500  # per inference thread
+
+
+class Gate(Module):
+    """A custom module (graph path), with Dropout that must be off in inference."""
+
+    def __init__(self, n, seed):
+        super().__init__()
+        self.a = Dense(n, 12, seed=seed)
+        self.b = Dense(n, 12, seed=seed + 1)
+        self.drop = Dropout(0.5)
+        self.out = Dense(12, 3, seed=seed + 2)
+
+    def forward(self, x):
+        return self.out(self.drop(wxb.ops.tanh(self.a(x)) * wxb.ops.sigmoid(self.b(x))))
+
+
+def make_trainee(n, seed):
+    return Sequential(
+        Dense(n, 16, seed=seed),
+        ReLU(),
+        Dropout(0.3),
+        Dense(16, 16, seed=seed + 1),
+        Tanh(),
+        Dense(16, 3, seed=seed + 2),
+    )
+
+
+def train(model, X, y, seed):
+    """fit for the planned step, then a hand-written loop for the recorded graph."""
+    wxb.fit(model, X, y, epochs=2, batch_size=16, seed=seed, verbose=False)
+    opt = Adam(model.parameters(), lr=0.01)
+    model.train()
+    with drawing_from(np.random.default_rng(seed)):  # this thread's Dropout masks
+        for start in range(0, len(X), 16):
+            opt.zero_grad()
+            loss = CrossEntropyLoss()(model(X[start : start + 16]), y[start : start + 16])
+            loss.backward()
+            opt.step()
+    return [p.data.copy() for p in model.parameters()]
+
+
+def test_inference_threads_and_training_threads_do_not_disturb_each_other(seeded):
+    rng = seeded.rng
+    n = 7
+    seed = int(rng.integers(1 << 20))
+    shared = Sequential(Dense(n, 32, seed=seed), ReLU(), Dropout(0.5), Dense(32, 3, seed=seed + 1))
+    gate = Gate(n, seed + 5)
+    shared.train()  # left in training mode: predict must still switch Dropout off
+    gate.train()
+    inputs = [rng.normal(size=(int(rng.integers(1, 40)), n)).astype(np.float32) for _ in range(16)]
+    with shared.evaluating(), wxb.no_grad():
+        expected_shared = [shared.predict(x) for x in inputs]
+        expected_gate = [gate(x).data.copy() for x in inputs]
+
+    jobs = []
+    for k in range(3):
+        X = rng.normal(size=(96, n)).astype(np.float32)
+        y = rng.integers(0, 3, size=96)
+        jobs.append((X, y, seed + 100 * (k + 1)))
+    # Single-threaded runs first: the reference for the threaded ones.
+    alone = [train(make_trainee(n, s), X, y, s) for X, y, s in jobs]
+
+    start = threading.Barrier(3 + 2 + len(jobs))
+    failures: list[str] = []
+    trained: dict[int, list[np.ndarray]] = {}
+
+    def infer(worker: int) -> None:
+        local = np.random.default_rng(seeded.seed + worker)
+        start.wait()
+        for call in range(CALLS):
+            i = int(local.integers(len(inputs)))
+            if call % 2:
+                got, want = shared.predict(inputs[i]), expected_shared[i]
+            else:
+                with gate.evaluating(), wxb.no_grad():
+                    got, want = gate(inputs[i]).data, expected_gate[i]
+            if not np.array_equal(got, want):
+                failures.append(f"inference worker {worker}, call {call}: output differs")
+                return
+
+    def toggle(worker: int) -> None:
+        start.wait()
+        for call in range(CALLS):
+            if not wxb.is_grad_enabled():
+                failures.append(f"grad worker {worker}: grad mode off outside no_grad, {call}")
+                return
+            with wxb.no_grad():
+                if wxb.is_grad_enabled():
+                    failures.append(f"grad worker {worker}: grad mode on inside no_grad")
+                    return
+
+    def trainer(k: int) -> None:
+        X, y, s = jobs[k]
+        model = make_trainee(n, s)
+        start.wait()
+        trained[k] = train(model, X, y, s)
+
+    threads = [threading.Thread(target=infer, args=(w,)) for w in range(3)]
+    threads += [threading.Thread(target=toggle, args=(w,)) for w in range(2)]
+    threads += [threading.Thread(target=trainer, args=(k,)) for k in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not any(t.is_alive() for t in threads), seeded.msg("a thread hung")
+    assert not failures, seeded.msg("; ".join(failures[:5]))
+    assert wxb.is_grad_enabled()
+    for k, weights in enumerate(alone):
+        for a, b in zip(weights, trained[k], strict=True):
+            assert np.array_equal(a, b), seeded.msg(f"trainer {k} differs from its lone run")
+    assert shared.training and shared[2].training  # nobody's mode was changed

@@ -1,0 +1,332 @@
+"""Off the well-tested path: subclasses, frozen parameters, kept gradients, seeds,
+layers that do not chain. Each test is a defect a user met; each compares with
+PyTorch or with wxb's own layer-by-layer reference, on fresh random data."""
+
+import numpy as np
+import pytest
+import torch
+
+import wxb
+from wxb.nn import CrossEntropyLoss, Dense, Dropout, Module, MSELoss, ReLU, Sequential, Tanh
+from wxb.optim import SGD, Adam
+
+
+def twin(model: Sequential) -> torch.nn.Sequential:
+    """The same stack in PyTorch, float64, with the same weights."""
+    layers = []
+    for layer in model:
+        if isinstance(layer, Dense):
+            linear = torch.nn.Linear(layer.in_features, layer.out_features, layer.bias is not None)
+            with torch.no_grad():
+                linear.weight.copy_(torch.from_numpy(layer.weight.data.astype(np.float64)))
+                if layer.bias is not None:
+                    linear.bias.copy_(torch.from_numpy(layer.bias.data.astype(np.float64)))
+            layers.append(linear)
+        else:
+            layers.append({"relu": torch.nn.ReLU(), "tanh": torch.nn.Tanh()}[layer.kernel.name])
+    return torch.nn.Sequential(*layers).double()
+
+
+def half_mse(out, y):  # wxb's MSELoss: ½ Σ (ŷ − y)² over outputs, mean over the batch
+    return 0.5 * ((out - y) ** 2).sum() / len(out)
+
+
+class Residual(Sequential):
+    def forward(self, x):
+        return x + super().forward(x)
+
+
+def test_fit_runs_a_sequential_subclass_through_its_own_forward(rng):
+    n, batch = 5, 16
+    model = Residual(Dense(n, 7, seed=int(rng.integers(1 << 30))), Tanh(), Dense(7, n)).double()
+    reference = twin(model)
+    X, y = rng.normal(size=(batch, n)), rng.normal(size=(batch, n))
+    history = wxb.fit(
+        model,
+        X,
+        y,
+        loss="mse",
+        optimizer=SGD(model.parameters(), lr=0.1),
+        epochs=3,
+        batch_size=batch,
+        shuffle=False,
+        verbose=False,
+    )
+    assert history.engine == "graph" and "overrides forward" in history.engine_reason
+    opt = torch.optim.SGD(reference.parameters(), lr=0.1)
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    for _ in range(3):
+        opt.zero_grad()
+        loss = half_mse(Xt + reference(Xt), yt)
+        loss.backward()
+        opt.step()
+    assert np.allclose(history["loss"][-1], loss.item(), rtol=1e-10)
+    final = half_mse(Xt + reference(Xt), yt).item()
+    assert np.isclose(wxb.evaluate(model, X, y, loss="mse")["loss"], final, rtol=1e-10)
+
+
+def test_fit_leaves_frozen_parameters_alone_and_trains_the_rest_as_pytorch(rng):
+    n, c, batch = 6, 3, 12
+    model = Sequential(Dense(n, 8, seed=int(rng.integers(1 << 30))), ReLU(), Dense(8, c)).double()
+    model[0].weight.requires_grad = False
+    frozen = model[0].weight.data.copy()
+    reference = twin(model)
+    reference[0].weight.requires_grad_(False)
+    X, y = rng.normal(size=(batch, n)), rng.integers(0, c, size=batch)
+    history = wxb.fit(
+        model,
+        X,
+        y,
+        optimizer="adam",
+        lr=0.01,
+        epochs=4,
+        batch_size=batch,
+        shuffle=False,
+        verbose=False,
+    )
+    assert history.engine == "planned"  # the planned step knows frozen parameters
+    assert np.array_equal(model[0].weight.data, frozen)
+    opt = torch.optim.Adam([p for p in reference.parameters() if p.requires_grad], lr=0.01)
+    for _ in range(4):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(
+            reference(torch.from_numpy(X)), torch.from_numpy(y)
+        ).backward()
+        opt.step()
+    for mine, theirs in zip(model.parameters(), reference.parameters(), strict=True):
+        assert np.allclose(mine.data, theirs.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("use_plan", [True, False])
+def test_hand_loop_with_a_frozen_layer_matches_pytorch(rng, use_plan):
+    n, batch = 4, 10
+    model = Sequential(
+        Dense(n, 6, seed=int(rng.integers(1 << 30))), Tanh(), Dense(6, 6), Tanh(), Dense(6, 2)
+    ).double()
+    model.use_plan = use_plan
+    model[2].weight.requires_grad = False
+    model[2].bias.requires_grad = False
+    reference = twin(model)
+    for p in reference[2].parameters():
+        p.requires_grad_(False)
+    X, y = rng.normal(size=(batch, n)), rng.normal(size=(batch, 2))
+    loss = MSELoss()(model(X), y)
+    loss.backward()
+    half_mse(reference(torch.from_numpy(X)), torch.from_numpy(y)).backward()
+    for mine, theirs in zip(model.parameters(), reference.parameters(), strict=True):
+        if not theirs.requires_grad:
+            assert mine.grad is None
+        else:
+            assert np.allclose(mine.grad, theirs.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_a_gradient_kept_from_an_earlier_step_is_never_overwritten(rng):
+    n, batch = 5, 8
+    model = Sequential(Dense(n, 6, seed=int(rng.integers(1 << 30))), ReLU(), Dense(6, 3)).double()
+    opt = Adam(model.parameters(), lr=0.01)
+    kept = []
+    for step in range(3):
+        X, y = rng.normal(size=(batch, n)), rng.integers(0, 3, size=batch)
+        opt.zero_grad()
+        CrossEntropyLoss()(model(X), y).backward()
+        if step == 0:
+            kept = [p.grad for p in model.parameters()]  # as a user logs them
+            copies = [g.copy() for g in kept]
+            view = model[0].weight.grad.reshape(-1)  # a view of a gradient, kept too
+            view_copy = view.copy()
+        opt.step()
+    for g, c in zip(kept, copies, strict=True):
+        assert np.array_equal(g, c)
+    assert np.array_equal(view, view_copy)
+
+
+def test_a_backward_between_a_users_backward_and_step_leaves_pending_gradients(rng):
+    n, batch = 5, 8
+    model = Sequential(Dense(n, 6, seed=int(rng.integers(1 << 30))), ReLU(), Dense(6, 3)).double()
+    opt = SGD(model.parameters(), lr=0.1)
+    X, y = rng.normal(size=(batch, n)), rng.integers(0, 3, size=batch)
+    opt.zero_grad()
+    CrossEntropyLoss()(model(X), y).backward()
+    pending = [p.grad.copy() for p in model.parameters()]
+    wxb.explain(model, rng.normal(size=(3, n)), rng.integers(0, 3, size=3))  # runs a backward
+    assert all(np.array_equal(p.grad, g) for p, g in zip(model.parameters(), pending, strict=True))
+    before = [p.data.copy() for p in model.parameters()]
+    opt.step()
+    for p, b, g in zip(model.parameters(), before, pending, strict=True):
+        assert np.allclose(p.data, b - 0.1 * g, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_free_gradient_buffers_are_reused_and_only_held_ones_replaced(rng, monkeypatch, groups):
+    renewals = []
+    new_grad = wxb.optim.FlatParameters._new_grad
+    monkeypatch.setattr(
+        wxb.optim.FlatParameters, "_new_grad", lambda self: (renewals.append(1), new_grad(self))
+    )
+    model = Sequential(Dense(4, 5, seed=int(rng.integers(1 << 30))), ReLU(), Dense(5, 2)).double()
+    params = model.parameters()
+    opt = SGD(params if groups == 1 else [{"params": params[:2]}, {"params": params[2:]}], lr=0.1)
+    made = len(renewals)
+
+    def step(graph: bool) -> None:
+        model.use_plan = not graph  # the graph path copies gradients into the flat buffer
+        opt.zero_grad()
+        MSELoss()(model(rng.normal(size=(6, 4))), rng.normal(size=(6, 2))).backward()
+        opt.step()
+
+    for graph in (True, False, True, False):
+        step(graph)
+        assert graph or all(p.grad is p.grad_buffer for p in model.parameters())
+    assert len(renewals) == made  # nothing held: the same buffer every step
+    kept = model[2].bias.grad  # the optimiser's own view, after a planned step
+    step(False)
+    assert len(renewals) == made + 1 and kept is not model[2].bias.grad
+    del kept
+    step(True)
+    step(False)
+    assert len(renewals) == made + 1
+
+
+def test_fit_with_a_seed_is_reproducible_with_dropout(rng):
+    n, c = 6, 3
+    X, y = rng.normal(size=(64, n)), rng.integers(0, c, size=64)
+    seed = int(rng.integers(1 << 30))
+
+    def run():
+        wxb.manual_seed(int(rng.integers(1 << 30)))  # the global generator differs each run
+        model = Sequential(Dense(n, 16, seed=seed), ReLU(), Dropout(0.5), Dense(16, c, seed=seed))
+        history = wxb.fit(model, X, y, epochs=3, batch_size=16, seed=seed, verbose=False)
+        return history["loss"], [p.data.copy() for p in model.parameters()]
+
+    (loss1, w1), (loss2, w2) = run(), run()
+    assert loss1 == loss2
+    assert all(np.array_equal(a, b) for a, b in zip(w1, w2, strict=True))
+
+
+def test_layers_that_do_not_chain_raise_the_documented_shape_error(rng):
+    model = Sequential(Dense(4, 8), ReLU(), Dense(9, 3))
+    X = rng.normal(size=(5, 4)).astype(np.float32)
+    message = r"dense2.*Z = W·X \+ b needs X with 9 features \(W is 3×9\); got 8"
+    with pytest.raises(wxb.ShapeError, match=message):
+        model(X)
+    with pytest.raises(wxb.ShapeError, match=message):
+        model.predict(X)
+    with pytest.raises(wxb.ShapeError, match=message):
+        wxb.fit(model, X, rng.integers(0, 3, size=5), epochs=1, verbose=False)
+    assert "takes 9 features" in model.why_not_planned()
+
+
+class TwoHeads(Module):
+    """Attributes in an order that says nothing about the output's width."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.head = Dense(8, 3)
+        self.body = Dense(n, 8)
+
+    def forward(self, x):
+        return self.head(wxb.ops.relu(self.body(x)))
+
+
+def test_fit_and_evaluate_find_a_custom_modules_output_width_by_running_it(rng):
+    n = 5
+    model = TwoHeads(n)
+    X, y = rng.normal(size=(20, n)), rng.integers(0, 3, size=20)
+    history = wxb.fit(model, X, y, epochs=2, batch_size=10, verbose=False)
+    assert history.engine == "graph"
+    assert set(wxb.evaluate(model, X, y)) == {"loss", "accuracy"}
+    with pytest.raises(wxb.DataError, match="class 3 but the model has 3 outputs"):
+        wxb.evaluate(model, X, np.full(20, 3))
+
+
+def test_validation_data_of_the_wrong_width_is_refused_before_training(rng):
+    model = Sequential(Dense(4, 3, seed=int(rng.integers(1 << 30))))
+    before = [p.data.copy() for p in model.parameters()]
+    X, y = rng.normal(size=(10, 4)), rng.integers(0, 3, size=10)
+    with pytest.raises(wxb.DataError, match="validation X has 5 features but X has 4"):
+        wxb.fit(model, X, y, validation_data=(rng.normal(size=(4, 5)), y[:4]), verbose=False)
+    with pytest.raises(wxb.DataError, match="validation y"):
+        wxb.fit(model, X, y, validation_data=(X[:4], np.full(4, 7)), verbose=False)
+    assert all(np.array_equal(p.data, b) for p, b in zip(model.parameters(), before, strict=True))
+
+
+def test_validation_split_beside_validation_data_is_refused(rng):
+    model = Sequential(Dense(4, 3))
+    X, y = rng.normal(size=(10, 4)), rng.integers(0, 3, size=10)
+    with pytest.raises(wxb.ConfigError, match="not both"):
+        wxb.fit(model, X, y, validation_split=0.2, validation_data=(X, y), verbose=False)
+
+
+@pytest.mark.parametrize("size", [0, -1, 2.5, True])
+def test_predict_refuses_a_batch_size_that_is_not_a_positive_integer(rng, size):
+    model = Sequential(Dense(3, 2))
+    with pytest.raises(wxb.ConfigError, match="batch_size"):
+        model.predict(rng.normal(size=(4, 3)), batch_size=size)
+
+
+def test_the_same_layer_twice_in_a_sequential_shares_its_weights_as_in_pytorch(rng):
+    d = Dense(4, 4, seed=int(rng.integers(1 << 30)))
+    model = Sequential(d, Tanh(), d).double()
+    assert model.layers[0] is model.layers[2] and len(model.parameters()) == 2
+    reference = torch.nn.Sequential(twin(Sequential(d))[0], torch.nn.Tanh())
+    reference.append(reference[0])
+    X, y = rng.normal(size=(6, 4)), rng.normal(size=(6, 4))
+    MSELoss()(model(X), y).backward()
+    half_mse(reference(torch.from_numpy(X)), torch.from_numpy(y)).backward()
+    assert np.allclose(d.weight.grad, reference[0].weight.grad.numpy(), rtol=1e-10)
+    assert "share parameters" in model.why_not_planned()
+
+
+def test_two_layers_with_one_name_get_an_error_that_says_so():
+    with pytest.raises(wxb.ConfigError, match=r"two layers are named 'a' \(items 0 and 1\)"):
+        Sequential(Dense(2, 2, name="a"), Dense(2, 2, name="a"))
+
+
+def test_sequential_forward_takes_arrays_and_modules_take_several_inputs(rng):
+    model = Sequential(Dense(3, 2, seed=int(rng.integers(1 << 30))))
+    X = rng.normal(size=(4, 3)).astype(np.float32)
+    assert np.array_equal(model.forward(X).data, model(X).data)
+
+    class Pair(Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = Dense(3, 2), Dense(5, 2)
+
+        def forward(self, x, z, *, scale=1.0):
+            return self.a(x) + self.b(z) * scale
+
+    pair = Pair()
+    Z = rng.normal(size=(4, 5))
+    out = pair(X, Z, scale=2.0)
+    expected = pair.a(X).data + 2.0 * pair.b(Z.astype(np.float32)).data
+    assert np.allclose(out.data, expected, rtol=1e-6)
+
+
+def test_mixed_dtype_layers_give_the_same_error_on_both_paths(rng):
+    model = Sequential(Dense(3, 4), ReLU(), Dense(4, 2, dtype="float64"))
+    X = rng.normal(size=(5, 3)).astype(np.float32)
+    assert model.why_not_planned() == "its parameters are of mixed dtypes"
+    for use_plan in (True, False):
+        model.use_plan = use_plan
+        with pytest.raises(wxb.DataError, match="X is float32 but W is float64"):
+            model(X)
+        with pytest.raises(wxb.DataError, match="X is float32 but W is float64"):
+            model.predict(X)
+
+
+@pytest.mark.parametrize("use_plan", [True, False])
+def test_retain_graph_runs_a_sequentials_backward_twice_as_pytorch(rng, use_plan):
+    model = Sequential(Dense(3, 5, seed=int(rng.integers(1 << 30))), Tanh(), Dense(5, 2)).double()
+    model.use_plan = use_plan
+    reference = twin(model)
+    X, y = rng.normal(size=(7, 3)), rng.normal(size=(7, 2))
+    loss = MSELoss()(model(X), y)
+    loss.backward(retain_graph=True)
+    loss.backward()
+    with pytest.raises(wxb.TrainingError):
+        loss.backward()
+    torch_loss = half_mse(reference(torch.from_numpy(X)), torch.from_numpy(y))
+    torch_loss.backward(retain_graph=True)
+    torch_loss.backward()
+    for mine, theirs in zip(model.parameters(), reference.parameters(), strict=True):
+        assert np.allclose(mine.grad, theirs.grad.numpy(), rtol=1e-10, atol=1e-12)
