@@ -76,28 +76,27 @@ class FlatParameters:
             p.grad_buffer, p.grad_home, p.grad_index = self.grad_views[i], self, i
         # Reference counts while nothing outside holds the buffer (the same code measures
         # them later: PyTorch's AccumulateGrad decides in-place work by a use count too).
-        self._free_flat = self._flat_holders()
-        self._free_views = [self._view_holders(i) for i in range(len(self.params))]
+        self._free = self._holders()
 
-    def _flat_holders(self) -> int:
-        return sys.getrefcount(self.grad)  # each view of it, a user's included, counts
-
-    def _view_holders(self, i: int) -> int:
-        view = self.grad_views[i]
-        return sys.getrefcount(view) - (self.params[i].grad is view)
+    def _holders(self) -> tuple[int, list[int]]:
+        """References to the flat gradient buffer (each view of it, a user's included,
+        holds one) and to each parameter's view, not counting its own ``.grad``."""
+        return sys.getrefcount(self.grad), [
+            sys.getrefcount(view) - (p.grad is view)
+            for p, view in zip(self.params, self.grad_views, strict=True)
+        ]
 
     def free_grad_view(self, i: int) -> np.ndarray:
         """Parameter i's view, after starting a new buffer if anything outside holds it."""
-        if self._view_holders(i) > self._free_views[i] or self._flat_holders() > self._free_flat:
-            self._new_grad()
+        self.ensure_free()
         return self.grad_views[i]
 
     def ensure_free(self) -> None:
-        """Start a new buffer if anything outside holds any view (before copying gradients in)."""
-        free = self._free_views
-        if self._flat_holders() > self._free_flat or any(
-            self._view_holders(i) > free[i] for i in range(len(free))
-        ):
+        """Start a new gradient buffer if anything outside holds the buffer or a view of it
+        (before a backward writes new gradients into it, or a step copies them in)."""
+        flat, views = self._holders()
+        free_flat, free_views = self._free
+        if flat > free_flat or any(n > free for n, free in zip(views, free_views, strict=True)):
             self._new_grad()
 
     @classmethod

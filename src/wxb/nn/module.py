@@ -21,6 +21,8 @@ class GradHome(Protocol):
 
     def free_grad_view(self, index: int) -> np.ndarray: ...
 
+    def ensure_free(self) -> None: ...
+
 
 class Parameter(Tensor):
     """A tensor the optimiser updates: ``.data`` and ``.grad`` are backend arrays.

@@ -64,6 +64,8 @@ class StackPlan:
 
     def __init__(self, layers: list[Module]) -> None:
         self.layers = list(layers)
+        self.layer_params = [list(m._parameters.values()) for m in self.layers]
+        self.params = [p for params in self.layer_params for p in params]
         self.in_features = next(
             (input_width(m) for m in self.layers if input_width(m) is not None), None
         )
@@ -194,6 +196,9 @@ class StackPlan:
         """
         batch = len(grad)
         trainable_below = self._trainable_below()
+        homes = {id(p.grad_home): p.grad_home for p in self.params if p.grad_home is not None}
+        for home in homes.values():
+            home.ensure_free()  # a gradient kept from an earlier step is never written over
         for i in range(len(self.layers) - 1, -1, -1):
             layer, x_in = self.layers[i], self.inputs[i]
             if isinstance(layer, Dense):
@@ -222,19 +227,18 @@ class StackPlan:
     def _trainable_below(self) -> list[bool]:
         """For each layer, whether a layer before it has a parameter that requires grad."""
         below, found = [], False
-        for layer in self.layers:
+        for params in self.layer_params:
             below.append(found)
-            found = found or any(p.requires_grad for p in layer._parameters.values())
+            found = found or any(p.requires_grad for p in params)
         return below
 
     @staticmethod
     def _grad_slot(p: Parameter) -> np.ndarray:
-        """Where this backward writes ∂L/∂p: the optimiser's buffer for a new gradient,
-        else a new array (an existing ``.grad`` is added to after, never written over)."""
-        if p.grad is None:
-            home = p.free_grad_buffer()
-            if home is not None:
-                return home
+        """Where this backward writes ∂L/∂p: the optimiser's buffer (checked free above)
+        for a new gradient, else a new array (an existing ``.grad`` is added to after)."""
+        home = p.grad_buffer
+        if p.grad is None and home is not None and home.shape == p.shape and home.dtype == p.dtype:
+            return home
         return np.empty_like(p.data)
 
     @staticmethod
