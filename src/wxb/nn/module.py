@@ -240,6 +240,9 @@ class Module:
 
     def __call__(self, *inputs: Any, **kwargs: Any) -> Any:
         """``forward`` on the inputs; NumPy arrays and lists become Tensors of the model's dtype."""
+        if len(inputs) == 1 and not kwargs:  # the common call, without building tuples
+            x = inputs[0]
+            return self.forward(x if isinstance(x, Tensor) else self.as_input(x))
         return self.forward(*(self.as_input(x) for x in inputs), **kwargs)
 
     def as_input(self, x: object) -> object:

@@ -103,7 +103,8 @@ class Sequential(Module):
         return self.layers[index]
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.as_input(x)
+        if not isinstance(x, Tensor):
+            x = self.as_input(x)
         if self.use_plan and isinstance(x, Tensor) and not x.requires_grad:
             if is_grad_enabled():
                 plan = self._free_plan()
