@@ -140,10 +140,10 @@ def test_shared_weights_are_stepped_once_as_in_pytorch(rng):
 
 def test_planned_step_refuses_optimisers_over_other_parameters(rng):
     model = mlp(rng)
-    with pytest.raises(wxb.ConfigError, match=r"does not hold exactly the model.s trainable parameters"):
+    with pytest.raises(wxb.ConfigError, match=r"exactly the model.s trainable parameters"):
         PlannedStep(model, MSELoss(), SGD(model[2].parameters()))
     extra = wxb.nn.Parameter(np.zeros(3))
-    with pytest.raises(wxb.ConfigError, match=r"does not hold exactly the model.s trainable parameters"):
+    with pytest.raises(wxb.ConfigError, match=r"exactly the model.s trainable parameters"):
         PlannedStep(model, MSELoss(), SGD([*model.parameters(), extra]))
     assert isinstance(make_step(model, MSELoss(), SGD(model[2].parameters())), GraphStep)
 

@@ -357,7 +357,7 @@ class Optimizer:
         return [steps[i] for i in live]
 
     def step(self) -> None:
-        """Update every parameter that has a gradient and ``requires_grad``, group by group.
+        """Update every parameter that has a gradient, group by group.
 
         A group whose parameters all have gradients and the same step count is updated
         in one walk over its stretch of the flat buffers; otherwise parameter by parameter.
@@ -372,11 +372,9 @@ class Optimizer:
             self._ensure_states()
         flat, params = self.flat, self.params
         for group, (start, stop) in zip(groups, self._bounds, strict=True):
-            live = [
-                i
-                for i in range(start, stop)
-                if params[i].grad is not None and params[i].requires_grad  # PyTorch: grad None
-            ]
+            # As PyTorch: every parameter with a gradient is stepped, a frozen one that
+            # still holds a gradient included (its weight decay and momentum act).
+            live = [i for i in range(start, stop) if params[i].grad is not None]
             if not live:
                 continue
             clocks = self._advance(live, group)

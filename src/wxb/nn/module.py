@@ -182,7 +182,8 @@ class Module:
         for _, module in self.named_modules():
             for p in module._parameters.values():
                 p.data = p.data.astype(target)
-                p.grad = None
+                if p.grad is not None:  # kept and cast, as PyTorch's .to() keeps gradients
+                    p.grad = p.grad.astype(target)
             for key, array in list(module._buffers.items()):
                 module.register_buffer(key, array.astype(target))
         return self

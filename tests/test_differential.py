@@ -1,0 +1,708 @@
+"""Differential tests: models a user could write, against their PyTorch twins.
+
+Hypothesis draws whole models (``user_models.user_models()``: Sequentials, subclasses
+with their own forward, custom Modules with residuals, shared and tied layers, bare
+Parameters, branch arithmetic, NumPy constants and ufuncs, batch statistics, indexing,
+learnable 0-d gains, frozen parameters, (B,) outputs, two inputs), a loss (every wxb
+loss, mean and sum; the object, the function, or the formula written in tensor
+operations), an optimiser (SGD with momentum, Adam, AdamW; random settings; one or two
+parameter groups, or two optimisers) and data. PyTorch 2.13 runs the same model with
+the same weights; everything is float64 and must agree to rtol = atol = 1e-10:
+
+* one pass: the outputs, the loss, every parameter's gradient (one that torch leaves
+  without a gradient, a frozen one, has none in wxb either), the inputs' gradients, a
+  retained output gradient; or ``output.backward(G)``;
+* three steps of the hand-written loop, written in the ways people write it
+  (``opt.zero_grad()``, ``model.zero_grad()`` or ``set_to_none=False``; one
+  ``backward()``, gradient accumulation, a sum of two or five losses, a scaled loss,
+  ``retain_graph=True``; inference or a dropped forward between forward and backward;
+  clipping; a learning-rate change or a schedule; ``add_param_group``; parameters
+  frozen and unfrozen between steps; ``load_state_dict``, ``double()``; train or eval
+  mode): the losses, the clipped norms, the gradients, the rates and the weights;
+* ``wxb.fit`` (an optimiser instance, no shuffling, one or two epochs, a schedule,
+  clipping, validation data; then fit again, or a step by hand) against the same steps
+  in PyTorch: the weights, and History's loss, accuracy, val_loss and lr; then
+  ``wxb.evaluate``;
+* ``model.predict`` (whole and in chunks) and no-grad and eval-mode calls against the
+  twin in eval mode;
+* a loss whose target is another model's output (distillation): gradients to both;
+* every expression and hand-written loss the generator knows, each on its own (an
+  expression wxb.Tensor cannot compute is kept out of generated models, and fails
+  here by name).
+
+Where wxb deliberately differs from PyTorch, the torch side computes wxb's documented
+definition (``MSELoss``: (1/B) Σᵢ ½‖ŷᵢ − yᵢ‖²). A failure prints the falsifying
+example (the model as code, the loss, the optimiser, every other draw) and a
+``@reproduce_failure`` blob. ``WXB_DIFF_EXAMPLES=<n>`` sets the examples per test
+(default 100: about 20 s on 2 cores when everything passes; shrinking a failure adds
+up to a minute; e.g. 2000 for a long hunt).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, Phase, assume, given, settings
+from hypothesis import strategies as st
+from user_models import (
+    CONSTANTS,
+    GAINS,
+    LOSS_NAMES,
+    MATRIX_OPERANDS,
+    MIXES,
+    OPERANDS,
+    SEEDS,
+    SQUEEZES,
+    TRANSFORMS,
+    ApplySpec,
+    BranchesSpec,
+    ConstantSpec,
+    DenseSpec,
+    GainSpec,
+    LossCase,
+    SqueezeSpec,
+    UserModel,
+    build_user_model,
+    optimizers,
+    user_models,
+)
+
+import wxb
+from wxb.nn import functional as wf
+
+RTOL = ATOL = 1e-10
+EXAMPLES = int(os.environ.get("WXB_DIFF_EXAMPLES", "100"))
+DIFFERENTIAL = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,  # nothing written into the checkout; replay with the printed blob
+    print_blob=True,
+    # no "explain" phase: it reruns a shrunk failure many times for its comments
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+STEPS = 3
+TOO_LARGE = 1e8  # a draw whose torch loss exceeds this diverges: rounding decides it
+
+
+# ---------------------------------------------------------------------------------
+# Comparison
+# ---------------------------------------------------------------------------------
+def as_numpy(value) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().numpy()
+    if isinstance(value, wxb.Tensor):
+        return np.asarray(value.data)
+    return np.asarray(value)
+
+
+def check(what: str, ours, theirs) -> None:
+    a, b = as_numpy(ours), as_numpy(theirs)
+    assert a.shape == b.shape, f"{what}: wxb has shape {a.shape}, torch {b.shape}"
+    np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL, err_msg=f"{what} (wxb vs torch)")
+
+
+def check_gradients(case: UserModel, where: str) -> None:
+    """Every parameter's gradient; where torch has none (frozen), wxb has none either."""
+    for name, p, q in case.params:
+        if q.grad is None:
+            assert p.grad is None, f"{where}: {name} has a gradient in wxb, none in torch"
+        else:
+            assert p.grad is not None, f"{where}: {name} has no gradient in wxb"
+            check(f"{where}: ∂L/∂{name}", p.grad, q.grad)
+
+
+def check_weights(case: UserModel, where: str) -> None:
+    for name, p, q in case.params:
+        check(f"{where}: {name}", p.data, q)
+
+
+def to_torch(array) -> torch.Tensor:
+    return torch.from_numpy(np.array(array))
+
+
+def moderate(value) -> bool:
+    """A finite loss of sane size: beyond, the draw diverges and rounding decides."""
+    v = float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+    return math.isfinite(v) and abs(v) < TOO_LARGE
+
+
+# ---------------------------------------------------------------------------------
+# One forward and backward pass
+# ---------------------------------------------------------------------------------
+@DIFFERENTIAL
+@given(case=user_models(), data=st.data())
+def test_one_pass_matches_torch(case: UserModel, data) -> None:
+    """Outputs, loss and every gradient (parameters, and inputs when they require one)."""
+    loss = data.draw(case.losses(), label="loss")
+    batch = data.draw(st.integers(1, 8), label="batch")
+    rng = np.random.default_rng(data.draw(SEEDS, label="data seed"))
+    inputs_need_grad = data.draw(st.booleans(), label="inputs require grad")
+    target_tensor = loss.name != "cross_entropy" and data.draw(
+        st.booleans(), label="target as wxb.Tensor"
+    )
+    seed_output = data.draw(st.booleans(), label="output.backward(G) instead of a loss")
+    xs, y = case.inputs(rng, batch), case.targets(loss, rng, batch)
+
+    assert {id(p) for p in case.wxb_model.parameters()} == {id(p) for _, p, _ in case.params}
+    assert len(list(case.torch_model.parameters())) == len(case.params), (
+        "wxb's parameters() and torch's differ in number"
+    )
+
+    txs = [to_torch(x).requires_grad_(inputs_need_grad) for x in xs]
+    t_out = case.torch_model(*txs)
+    t_out.retain_grad()
+    G = rng.normal(size=tuple(t_out.shape))
+    t_value = loss.torch(t_out, to_torch(y))
+    assume(moderate(t_value))
+    if seed_output:
+        t_out.backward(to_torch(G))
+    else:
+        t_value.backward()
+
+    wxs = [wxb.Tensor(x.copy(), requires_grad=True) if inputs_need_grad else x.copy() for x in xs]
+    out = case.wxb_model(*wxs)
+    check("output", out, t_out)
+    out.retain_grad()
+    if seed_output:
+        out.backward(G.copy())
+    else:
+        value = loss.wxb_fn()(out, wxb.Tensor(y.copy()) if target_tensor else y.copy())
+        check("loss", value, t_value)
+        value.backward()
+    check_gradients(case, "one pass")
+    assert out.grad is not None, "output.retain_grad(): no gradient kept"
+    check("∂L/∂output (retain_grad)", out.grad, t_out.grad)
+    if inputs_need_grad:
+        for i, (x, tx) in enumerate(zip(wxs, txs, strict=True)):
+            assert x.grad is not None, f"input {i} got no gradient in wxb"
+            check(f"∂L/∂input{i}", x.grad, tx.grad)
+
+
+# ---------------------------------------------------------------------------------
+# The hand-written training loop
+# ---------------------------------------------------------------------------------
+ZEROING = ["opt.zero_grad()", "model.zero_grad()", "opt.zero_grad(set_to_none=False)"]
+BACKWARD = {  # how the step's loss goes backward, and how many batches it reads
+    "loss.backward()": 1,
+    "(0.5 * loss).backward()": 1,
+    "loss.backward(retain_graph=True); loss.backward()": 1,
+    "loss1.backward(); loss2.backward()": 2,  # gradient accumulation
+    "(loss1 + loss2).backward()": 2,  # two forwards pending at once
+    "sum(five losses).backward()": 5,  # more pending forwards than wxb keeps plans for
+}
+BETWEEN = [  # what else runs between the forward and the backward
+    None,
+    "model.predict(X2)",
+    "with wxb.no_grad(): model(X2)",
+    "model(X2), its result dropped",
+]
+BEFORE_STEP = [  # done to both models before a step
+    None,
+    "model.load_state_dict(initial state)",
+    "model.double()",
+]
+ARRANGEMENTS = [
+    "one optimiser",
+    "two parameter groups",
+    "two optimisers",
+    "add_param_group before step 2",
+]
+LR_CHANGES = [None, "opt.lr = opt.lr / 2", "for g in opt.param_groups: g['lr'] /= 2"]
+
+
+def backward_pass(how: str, model, loss_fn, batches, between=None) -> list:
+    """Forward and backward as ``how`` says; returns the losses it computed.
+    ``between()`` runs after the forwards, before the backward."""
+    values = [loss_fn(model(*xs), y) for xs, y in batches]
+    if between is not None:
+        between()
+    if how == "loss.backward()":
+        values[0].backward()
+    elif how == "(0.5 * loss).backward()":
+        (0.5 * values[0]).backward()
+    elif how.startswith("loss.backward(retain_graph=True)"):
+        values[0].backward(retain_graph=True)
+        values[0].backward()
+    elif how == "loss1.backward(); loss2.backward()":
+        values[0].backward()
+        values[1].backward()
+    elif how == "(loss1 + loss2).backward()":
+        (values[0] + values[1]).backward()
+    else:
+        total = values[0]
+        for value in values[1:]:
+            total = total + value
+        total.backward()
+    return values
+
+
+def run_between(what: str | None, model, xs: list) -> None:
+    """Inference (or a dropped forward) on other rows while a graph waits for backward."""
+    if what == "model.predict(X2)":
+        model.predict(*xs)
+    elif what == "with wxb.no_grad(): model(X2)":
+        with wxb.no_grad():
+            model(*xs)
+    elif what == "model(X2), its result dropped":
+        model(*xs)
+
+
+@DIFFERENTIAL
+@given(case=user_models(eval_dropout=True), data=st.data())
+def test_hand_written_loop_matches_torch(case: UserModel, data) -> None:
+    """opt.zero_grad(); loss = loss_fn(model(X), y); loss.backward(); opt.step() — ×3,
+    in the variants people write."""
+    n_params = len(case.params)
+    loss = data.draw(case.losses(), label="loss")
+    opt_case = data.draw(optimizers(), label="optimizer")
+    which = data.draw(st.sampled_from(["all", "trainable"]), label="optimised parameters")
+    arrangement = "one optimiser"
+    if n_params > 1:
+        arrangement = data.draw(st.sampled_from(ARRANGEMENTS), label="arrangement")
+    if arrangement != "one optimiser":
+        first = data.draw(
+            st.sets(st.sampled_from(range(n_params)), min_size=1, max_size=n_params - 1),
+            label="first group or optimiser (indices)",
+        )
+    if arrangement == "two optimisers":
+        second_opt = data.draw(optimizers(), label="second optimizer")
+    zeroing = data.draw(st.sampled_from(ZEROING), label="zeroing")
+    how = data.draw(st.sampled_from(list(BACKWARD)), label="backward")
+    clip = data.draw(st.none() | st.floats(0.05, 2.0), label="clip_grad_norm_ max_norm")
+    lr_change = data.draw(st.sampled_from(LR_CHANGES), label="before step 2")
+    schedule = None
+    if lr_change is None and not arrangement.startswith("add_param_group"):
+        schedule = data.draw(
+            st.none()
+            | st.tuples(st.just("StepLR"), st.integers(1, 2), st.floats(0.1, 0.9))
+            | st.tuples(
+                st.just("CosineAnnealingLR"), st.integers(1, 4), st.sampled_from([0.0, 1e-3])
+            ),
+            label="schedule stepped after each step",
+        )
+    toggles = data.draw(
+        st.lists(
+            st.sets(st.sampled_from(range(n_params)), max_size=2), min_size=STEPS, max_size=STEPS
+        ),
+        label="requires_grad flipped before each step (indices)",
+    )
+    eval_mode = not case.trains_deterministically or data.draw(st.booleans(), label="eval()")
+    between = data.draw(st.sampled_from(BETWEEN), label="between forward and backward")
+    if between == "model.predict(X2)" and case.n_inputs != 1:
+        between = None
+    before = data.draw(st.sampled_from(BEFORE_STEP), label="before step 3")
+    sizes = data.draw(
+        st.lists(
+            st.lists(st.integers(1, 8), min_size=BACKWARD[how], max_size=BACKWARD[how]),
+            min_size=STEPS,
+            max_size=STEPS,
+        ),
+        label="batch sizes",
+    )
+    rng = np.random.default_rng(data.draw(SEEDS, label="data seed"))
+    steps = [[(case.inputs(rng, b), case.targets(loss, rng, b)) for b in step] for step in sizes]
+
+    # The optimisers, the same on both sides
+    chosen = [i for i, (_, _, q) in enumerate(case.params) if which == "all" or q.requires_grad]
+    assume(chosen)
+    ours = [case.params[i][1] for i in chosen]
+    theirs = [case.params[i][2] for i in chosen]
+    if arrangement == "one optimiser":
+        w_opts, t_opts = [opt_case.wxb(ours)], [opt_case.torch(theirs)]
+    else:
+        one = [k for k, i in enumerate(chosen) if i in first]
+        two = [k for k, i in enumerate(chosen) if i not in first]
+        assume(one and two)
+        w1, w2 = [ours[k] for k in one], [ours[k] for k in two]
+        t1, t2 = [theirs[k] for k in one], [theirs[k] for k in two]
+        if arrangement == "two parameter groups":
+            w_opts, t_opts = [opt_case.wxb(w1, w2)], [opt_case.torch(t1, t2)]
+        elif arrangement.startswith("add_param_group"):
+            w_opts, t_opts = [opt_case.wxb(w1)], [opt_case.torch(t1)]
+        else:
+            w_opts = [opt_case.wxb(w1), second_opt.wxb(w2)]
+            t_opts = [opt_case.torch(t1), second_opt.torch(t2)]
+
+    w_schedules, t_schedules = [], []
+    if schedule is not None:
+        kind, *args = schedule
+        w_schedules = [getattr(wxb.optim, kind)(o, *args) for o in w_opts]
+        t_schedules = [getattr(torch.optim.lr_scheduler, kind)(o, *args) for o in t_opts]
+
+    model, twin = case.wxb_model, case.torch_model
+    model.train(not eval_mode)
+    twin.train(not eval_mode)
+    loss_fn = loss.wxb_fn()
+    initial = model.state_dict()
+    t_initial = [q.detach().clone() for _, _, q in case.params]
+    others = case.inputs(rng, 3)
+    for step, batches in enumerate(steps, start=1):
+        at = f"step {step}"
+        if step == 3 and before == "model.load_state_dict(initial state)":
+            model.load_state_dict(initial)
+            with torch.no_grad():
+                for (_, _, q), value in zip(case.params, t_initial, strict=True):
+                    q.copy_(value)
+        elif step == 3 and before == "model.double()":
+            model.double()  # already float64: a cast all the same (new arrays)
+        for i in toggles[step - 1]:
+            _, p, q = case.params[i]
+            p.requires_grad = not p.requires_grad
+            q.requires_grad_(not q.requires_grad)
+        if not any(q.requires_grad for _, _, q in case.params):  # nothing to train: undo
+            for i in toggles[step - 1]:
+                _, p, q = case.params[i]
+                p.requires_grad = not p.requires_grad
+                q.requires_grad_(not q.requires_grad)
+        if step == 2 and arrangement.startswith("add_param_group"):
+            w_opts[0].add_param_group(opt_case.second_group(w2))
+            t_opts[0].add_param_group(opt_case.second_group(t2))
+        if step == 2 and lr_change is not None:
+            for w_opt, t_opt in zip(w_opts, t_opts, strict=True):
+                if lr_change.startswith("opt.lr"):
+                    w_opt.lr = w_opt.lr / 2
+                    rate = t_opt.param_groups[0]["lr"] / 2
+                    for g in t_opt.param_groups:  # wxb: opt.lr sets every group's rate
+                        g["lr"] = rate
+                else:
+                    for g in w_opt.param_groups:
+                        g["lr"] /= 2
+                    for g in t_opt.param_groups:
+                        g["lr"] /= 2
+        # zero_grad
+        if zeroing == "model.zero_grad()":
+            model.zero_grad()
+            twin.zero_grad()
+        else:
+            none = zeroing == "opt.zero_grad()"
+            for w_opt, t_opt in zip(w_opts, t_opts, strict=True):
+                w_opt.zero_grad(set_to_none=none)
+                t_opt.zero_grad(set_to_none=none)
+        # forward and backward: torch first (a divergent draw is dropped)
+        t_batches = [([to_torch(x) for x in xs], to_torch(y)) for xs, y in batches]
+        t_values = backward_pass(how, twin, loss.torch, t_batches)
+        assume(all(moderate(v) for v in t_values))
+        values = backward_pass(
+            how, model, loss_fn, batches, lambda: run_between(between, model, others)
+        )
+        for k, (value, t_value) in enumerate(zip(values, t_values, strict=True)):
+            check(f"{at}: loss {k + 1}", value, t_value)
+        check_gradients(case, f"{at}: after backward")
+        if clip is not None:
+            norm = wxb.optim.clip_grad_norm_(ours, clip)
+            t_norm = torch.nn.utils.clip_grad_norm_(theirs, clip)
+            check(f"{at}: clip_grad_norm_ returned", norm, t_norm)
+            check_gradients(case, f"{at}: after clipping")
+        for w_opt, t_opt in zip(w_opts, t_opts, strict=True):
+            w_opt.step()
+            t_opt.step()
+        check_weights(case, f"{at}: after opt.step()")
+        for i, (w_schedule, t_schedule) in enumerate(zip(w_schedules, t_schedules, strict=True)):
+            w_schedule.step()
+            t_schedule.step()
+            groups = zip(w_opts[i].param_groups, t_opts[i].param_groups, strict=True)
+            for k, (g, tg) in enumerate(groups):
+                check(
+                    f"{at}: optimiser {i}, group {k}: lr after the schedule's step",
+                    g["lr"],
+                    tg["lr"],
+                )
+
+
+# ---------------------------------------------------------------------------------
+# wxb.fit and wxb.evaluate
+# ---------------------------------------------------------------------------------
+def scheduled_lr(schedule: str | None, base: float, epoch: int, epochs: int) -> float:
+    """The rate of epoch ``epoch`` (0-based) under fit's named schedules, as documented."""
+    if schedule == "step":  # StepLR(step_size=max(1, epochs // 3), gamma=0.1)
+        return base * 0.1 ** (epoch // max(1, epochs // 3))
+    if schedule == "cosine":  # CosineAnnealingLR(T_max=epochs)
+        return base * (1 + math.cos(math.pi * epoch / epochs)) / 2
+    if schedule == "invscaling":  # InverseScalingLR(power=0.5)
+        return base / (epoch + 1) ** 0.5
+    return base
+
+
+def torch_evaluate(case: UserModel, loss, X, y) -> dict[str, float]:
+    """What wxb.evaluate reports, from the twin in eval mode."""
+    twin = case.torch_model
+    mode = twin.training
+    twin.eval()
+    with torch.no_grad():
+        out = twin(to_torch(X))
+        figures = {"loss": float(loss.torch_library(out, to_torch(y)))}
+    twin.train(mode)
+    correct = correct_predictions(loss, out, y)
+    if correct is not None:
+        figures["accuracy"] = correct / (len(y) if loss.name.startswith("cross") else y.size)
+    return figures
+
+
+def correct_predictions(loss, out: torch.Tensor, y: np.ndarray) -> int | None:
+    out = out.detach().numpy()
+    if loss.name.startswith("cross_entropy"):
+        labels = y if y.ndim == 1 else y.argmax(axis=1)
+        return int((out.argmax(axis=1) == labels).sum())
+    if loss.name == "bce_with_logits":
+        return int(((out > 0) == (y > 0.5)).sum())
+    return None
+
+
+@DIFFERENTIAL
+@given(case=user_models(n_inputs=1), data=st.data())
+def test_fit_matches_torch(case: UserModel, data) -> None:
+    """fit(..., optimizer=<instance>, shuffle=False) takes the same steps as PyTorch on
+    the same batches, in order, and reports the same figures."""
+    loss = data.draw(case.losses(), label="loss")
+    opt_case = data.draw(optimizers(), label="optimizer")
+    which = data.draw(st.sampled_from(["all", "trainable"]), label="optimised parameters")
+    n = data.draw(st.integers(1, 12), label="rows")
+    batch_size = data.draw(st.integers(1, 8), label="batch_size")
+    epochs = data.draw(st.integers(1, 2), label="epochs")
+    schedule = data.draw(st.sampled_from([None, "step", "cosine", "invscaling"]), label="lr")
+    clip = data.draw(st.none() | st.floats(0.05, 2.0), label="clip_grad_norm")
+    n_val = data.draw(st.none() | st.integers(1, 6), label="validation rows")
+    x_form = data.draw(st.sampled_from(["float64", "float32", "list"]), label="X as")
+    rng = np.random.default_rng(data.draw(SEEDS, label="data seed"))
+    X, y = rng.normal(size=(n, case.input_width)), case.targets(loss, rng, n)
+    y_fit = y
+    if loss.name in ("mse", "bce_with_logits") and case.output_width == 1:
+        if data.draw(st.booleans(), label="y reshaped, (n,) ↔ (n, 1)"):
+            y_fit = y[:, None] if case.vector_output else y[:, 0]
+    if x_form == "float32":
+        X = X.astype(np.float32)
+    X_fit = X.tolist() if x_form == "list" else X
+    X = X.astype(np.float64)  # what both train on
+    val = None
+    if n_val is not None:
+        val = (
+            rng.normal(size=(n_val, case.input_width)),
+            case.targets(loss, rng, n_val),
+        )
+
+    then = data.draw(
+        st.sampled_from([None, "fit again", "one hand-written step"]), label="after fit"
+    )
+
+    ours = [p for _, p, q in case.params if which == "all" or q.requires_grad]
+    theirs = [q for _, _, q in case.params if which == "all" or q.requires_grad]
+    t_opt = opt_case.torch(theirs)
+    w_opt = opt_case.wxb(ours)
+    base = t_opt.param_groups[0]["lr"]
+    rows = min(batch_size, n)
+
+    def torch_fit() -> dict[str, list[float]]:
+        """PyTorch through the batches fit takes, in order; the figures History keeps."""
+        expected: dict[str, list[float]] = {"loss": [], "lr": []}
+        for epoch in range(epochs):
+            lr = scheduled_lr(schedule, base, epoch, epochs)
+            for g in t_opt.param_groups:
+                g["lr"] = lr
+            case.torch_model.train()
+            total, correct = 0.0, 0
+            for start in range(0, n, rows):
+                xb, yb = X[start : start + rows], y[start : start + rows]
+                t_opt.zero_grad()
+                out = case.torch_model(to_torch(xb))
+                t_value = loss.torch_library(out, to_torch(yb))
+                assume(moderate(t_value))
+                t_value.backward()
+                if clip is not None:
+                    torch.nn.utils.clip_grad_norm_(theirs, clip)
+                t_opt.step()
+                total += t_value.item() * (len(xb) if loss.reduction == "mean" else 1)
+                correct += correct_predictions(loss, out, yb) or 0
+            expected["loss"].append(total / n if loss.reduction == "mean" else total)
+            expected["lr"].append(lr)
+            if correct_predictions(loss, out, yb) is not None:
+                count = n if loss.name.startswith("cross") else y.size
+                expected.setdefault("accuracy", []).append(correct / count)
+            if val is not None:
+                for key, value in torch_evaluate(case, loss, *val).items():
+                    expected.setdefault(f"val_{key}", []).append(value)
+        if schedule is not None:  # fit steps the schedule after the last epoch too
+            for g in t_opt.param_groups:
+                g["lr"] = scheduled_lr(schedule, base, epochs, epochs)
+        return expected
+
+    def wxb_fit():
+        return wxb.fit(
+            case.wxb_model,
+            X_fit,
+            y_fit.copy(),
+            loss=loss.wxb(),
+            optimizer=w_opt,
+            epochs=epochs,
+            batch_size=batch_size,
+            shuffle=False,
+            lr_schedule=schedule,
+            clip_grad_norm=clip,
+            validation_data=val,
+        )
+
+    calls = 2 if then == "fit again" else 1
+    for call in range(1, calls + 1):
+        expected = torch_fit()
+        history = wxb_fit()
+        at = f"fit call {call} with {opt_case!r}"
+        check_weights(case, at)
+        for key, values in expected.items():
+            assert key in history, f"History has no {key!r}"
+            check(f"{at}: History[{key!r}]", history[key], values)
+    if then == "one hand-written step":  # the same optimiser, by hand, after fit
+        t_opt.zero_grad()
+        loss.torch(case.torch_model(to_torch(X)), to_torch(y)).backward()
+        t_opt.step()
+        w_opt.zero_grad()
+        loss.wxb_fn()(case.wxb_model(X_fit), y.copy()).backward()
+        w_opt.step()
+        check_weights(case, "a hand-written step after fit")
+    figures = wxb.evaluate(case.wxb_model, X, y_fit, loss=loss.wxb())
+    for key, value in torch_evaluate(case, loss, X, y).items():
+        check(f"evaluate(...)[{key!r}]", figures[key], value)
+
+
+# ---------------------------------------------------------------------------------
+# Inference
+# ---------------------------------------------------------------------------------
+@DIFFERENTIAL
+@given(case=user_models(n_inputs=1, eval_dropout=True), data=st.data())
+def test_predict_matches_torch_eval(case: UserModel, data) -> None:
+    """predict(X) (in chunks too), no_grad calls and eval-mode calls = torch in eval mode."""
+    n = data.draw(st.integers(1, 12), label="rows")
+    chunk = data.draw(st.none() | st.integers(1, 5), label="predict batch_size")
+    x_form = data.draw(st.sampled_from(["float64", "float32", "list"]), label="X as")
+    rng = np.random.default_rng(data.draw(SEEDS, label="data seed"))
+    X = rng.normal(size=(n, case.input_width))
+    if x_form == "float32":
+        X = X.astype(np.float32)
+    X_in = X.tolist() if x_form == "list" else X
+    X = X.astype(np.float64)
+    with torch.no_grad():
+        expected = case.torch_model.eval()(to_torch(X))
+        # predict runs chunk by chunk: a model with batch statistics sees each chunk alone
+        step = n if chunk is None else chunk
+        chunked = torch.cat(
+            [case.torch_model(to_torch(X[i : i + step])) for i in range(0, n, step)]
+        )
+
+    model = case.wxb_model
+    predicted = model.predict(X_in) if chunk is None else model.predict(X_in, batch_size=chunk)
+    assert isinstance(predicted, np.ndarray), f"predict returned {type(predicted).__name__}"
+    check("predict(X)", predicted, chunked)
+    assert all(m.training for _, m in model.named_modules()), "predict left eval mode on"
+    model.eval()
+    with wxb.no_grad():
+        check("model(X) in eval mode under no_grad", model(X_in), expected)
+    check("model(X) in eval mode, recording a graph", model(X_in), expected)
+
+
+# ---------------------------------------------------------------------------------
+# A target that is itself a model's output
+# ---------------------------------------------------------------------------------
+@DIFFERENTIAL
+@given(data=st.data())
+def test_loss_against_another_models_output(data) -> None:
+    """loss_fn(student(X), teacher(X)): ∂L/∂ reaches the teacher too, unless detached.
+    For cross-entropy the target is softmax(teacher(X)) (distillation)."""
+    student = data.draw(user_models(n_inputs=1), label="student")
+    teacher = data.draw(
+        user_models(
+            n_inputs=1,
+            input_width=student.input_width,
+            output_width=student.output_width,
+            vector_output=student.vector_output,
+        ),
+        label="teacher",
+    )
+    names = ["mse", "bce_with_logits"] + ["cross_entropy_prob"] * (student.output_width > 1)
+    loss = data.draw(student.losses(names), label="loss")
+    detach = data.draw(st.booleans(), label="teacher(X).detach()")
+    batch = data.draw(st.integers(1, 8), label="batch")
+    X = np.random.default_rng(data.draw(SEEDS, label="data seed")).normal(
+        size=(batch, student.input_width)
+    )
+
+    t_target = teacher.torch_model(to_torch(X))
+    if loss.name == "cross_entropy_prob":
+        t_target = torch.softmax(t_target, dim=1)
+    if detach:
+        t_target = t_target.detach()
+    t_value = loss.torch(student.torch_model(to_torch(X)), t_target)
+    assume(moderate(t_value))
+    t_value.backward()
+
+    target = teacher.wxb_model(X.copy())
+    if loss.name == "cross_entropy_prob":
+        target = wf.softmax(target)
+    if detach:
+        target = target.detach()
+    value = loss.wxb_fn()(student.wxb_model(X.copy()), target)
+    check("loss", value, t_value)
+    value.backward()
+    check_gradients(student, "student")
+    check_gradients(teacher, "teacher")
+
+
+# ---------------------------------------------------------------------------------
+# Every expression the generator knows, each on its own
+# ---------------------------------------------------------------------------------
+EXPRESSIONS = (
+    [("mix", m, None) for m in MIXES]
+    + [
+        ("operand", op, c)
+        for op in OPERANDS
+        for c in CONSTANTS
+        if (op in MATRIX_OPERANDS) == (c == "matrix (w, w)")
+    ]
+    + [("transform", t, None) for t in TRANSFORMS]
+    + [("squeeze", form, None) for form in SQUEEZES]
+    + [("gain", op, shape) for op in GAINS for shape in ("0-d", "vector")]
+)
+
+
+@pytest.mark.parametrize(("kind", "expression", "option"), EXPRESSIONS)
+def test_expressions_a_user_writes(kind: str, expression: str, option: str | None) -> None:
+    """Each expression in a custom Module's forward: the output and every gradient.
+    (An expression wxb.Tensor cannot compute is kept out of generated models: here it
+    fails by name.)"""
+    if kind == "mix":
+        spec = BranchesSpec(DenseSpec(3, 4), DenseSpec(3, 4, bias=False), expression)
+    elif kind == "operand":
+        spec = ConstantSpec(DenseSpec(3, 4), expression, option, seed=5)
+    elif kind == "transform":
+        spec = ApplySpec(DenseSpec(3, 4), expression, seed=5)
+    elif kind == "squeeze":
+        spec = SqueezeSpec(DenseSpec(3, 1 if "reshape" in expression else 4), expression)
+    else:
+        spec = GainSpec(DenseSpec(3, 4), option == "0-d", expression)
+    case = build_user_model(spec, seed=7)
+    X = np.random.default_rng(7).normal(size=(5, 3))
+    t_out = case.torch_model(to_torch(X))
+    (t_out * t_out).sum().backward()
+    out = case.wxb_model(X)
+    check("output", out, t_out)
+    (out * out).sum().backward()
+    check_gradients(case, expression)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_losses_written_by_hand(name: str, reduction: str) -> None:
+    """A loss written in tensor operations (indexing, exp, log, abs, NumPy targets on
+    the left) against torch's own loss: value and gradients."""
+    loss = LossCase(name, reduction, "by hand")
+    case = build_user_model(DenseSpec(3, 4), seed=7)
+    rng = np.random.default_rng(7)
+    X, y = rng.normal(size=(5, 3)), loss.targets(rng, 5, 4)
+    t_value = loss.torch_library(case.torch_model(to_torch(X)), to_torch(y))
+    t_value.backward()
+    value = loss.wxb_fn()(case.wxb_model(X), y)
+    check("loss", value, t_value)
+    value.backward()
+    check_gradients(case, repr(loss))
