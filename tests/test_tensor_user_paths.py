@@ -95,12 +95,23 @@ def test_a_numpy_scalar_on_the_left_keeps_the_graph(rng, scalar_type, symbol):
 
 
 def test_np_asarray_still_gives_the_tensors_array(rng):
-    x = Tensor(rng.normal(size=dims(rng, 2)), requires_grad=True)
+    x = Tensor(rng.normal(size=dims(rng, 2)))
     assert np.asarray(x) is x.data
     assert np.asarray(x, dtype=np.float32).dtype == np.float32
     copied = np.array(x, copy=True)
     assert not np.shares_memory(copied, x.data)
     np.testing.assert_array_equal(copied, x.data)
+
+
+def test_numpy_functions_refuse_a_tensor_that_requires_grad(rng):
+    """np.dot, np.clip, np.where… are not ufuncs: through __array__ they would return an
+    array and cut the graph without a word; PyTorch refuses numpy() on such a tensor."""
+    p = Tensor(rng.normal(size=(3,)), requires_grad=True)
+    W = rng.normal(size=(2, 3))
+    for call in (lambda: np.dot(W, p), lambda: np.clip(p, 0, 1), lambda: np.asarray(p)):
+        with pytest.raises(TypeError, match="cannot become a NumPy array"):
+            call()
+    assert np.array_equal(np.dot(W, p.detach()), W @ p.data)  # detached: an array is fine
 
 
 def test_numpy_ufuncs_run_as_ops_or_are_refused(rng):

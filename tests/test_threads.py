@@ -66,7 +66,7 @@ def test_inference_threads_and_training_threads_do_not_disturb_each_other(seeded
     shared.train()  # left in training mode: predict must still switch Dropout off
     gate.train()
     inputs = [rng.normal(size=(int(rng.integers(1, 40)), n)).astype(np.float32) for _ in range(16)]
-    with shared.evaluating(), wxb.no_grad():
+    with shared.evaluating(), gate.evaluating(), wxb.no_grad():
         expected_shared = [shared.predict(x) for x in inputs]
         expected_gate = [gate(x).data.copy() for x in inputs]
 

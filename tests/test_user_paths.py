@@ -330,3 +330,38 @@ def test_retain_graph_runs_a_sequentials_backward_twice_as_pytorch(rng, use_plan
     torch_loss.backward()
     for mine, theirs in zip(model.parameters(), reference.parameters(), strict=True):
         assert np.allclose(mine.grad, theirs.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_evaluating_one_model_leaves_other_models_in_training_mode(rng):
+    teacher = Sequential(Dense(4, 4, seed=int(rng.integers(1 << 30))), Dropout(0.5))
+    student = Sequential(Dense(4, 4, seed=int(rng.integers(1 << 30))), Dropout(0.5))
+    X = np.ones((64, 4), dtype=np.float32)
+    with teacher.evaluating():
+        assert not teacher[1].training and student[1].training
+        with wxb.no_grad():
+            dropped = (student(X).data == 0).mean()
+    assert 0.2 < dropped < 0.8  # the student's Dropout still drops about half
+    assert teacher[1].training
+
+
+def test_retained_graph_gives_a_fresh_gradient_after_zeroing_in_place(rng):
+    p = wxb.nn.Parameter(rng.normal(size=3), dtype="float64")
+    y = rng.normal(size=3)
+    opt = SGD([p], lr=0.1)
+    loss = 0.5 * ((p - y) ** 2).sum()
+    loss.backward(retain_graph=True)
+    opt.zero_grad(set_to_none=False)
+    loss.backward()
+    assert np.allclose(p.grad, p.data - y, rtol=1e-12)
+
+
+@pytest.mark.parametrize("use_plan", [True, False])
+def test_backward_after_a_step_changed_the_weights_raises_as_pytorch(rng, use_plan):
+    model = Sequential(Dense(3, 4, seed=int(rng.integers(1 << 30))), Tanh(), Dense(4, 2)).double()
+    model.use_plan = use_plan
+    opt = SGD(model.parameters(), lr=0.1)
+    loss = MSELoss()(model(rng.normal(size=(5, 3))), rng.normal(size=(5, 2)))
+    loss.backward(retain_graph=True)
+    opt.step()
+    with pytest.raises(wxb.TrainingError, match="modified in place"):
+        loss.backward()

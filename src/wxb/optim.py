@@ -377,6 +377,8 @@ class Optimizer:
             live = [i for i in range(start, stop) if params[i].grad is not None]
             if not live:
                 continue
+            for i in live:  # graphs recorded before this update may not run backward after it
+                params[i]._version += 1
             clocks = self._advance(live, group)
             if flat is not None and len(live) == stop - start and min(clocks) == max(clocks):
                 # One update over the group's stretch: gradients not already in place are copied.

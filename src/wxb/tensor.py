@@ -94,6 +94,8 @@ class Tensor:
         "__weakref__",
         "_backward",
         "_freed",
+        "_saved_versions",
+        "_version",
         "data",
         "grad",
         "inputs",
@@ -132,6 +134,8 @@ class Tensor:
         self.inputs: tuple[Tensor, ...] = ()
         self._backward: BackwardRule | None = None
         self._freed = False
+        self._version = 0  # bumped by in-place updates (optimizer.step, load_state_dict)
+        self._saved_versions: tuple[int, ...] | None = None
 
     # -- construction by operations -------------------------------------------------
     @classmethod
@@ -146,10 +150,14 @@ class Tensor:
         out.name = None
         out.op = op
         out._freed = False
+        out._version = 0
         needs = _mode.enabled and any(t.requires_grad for t in inputs)
         out.requires_grad = needs
         out.inputs = inputs if needs else ()
         out._backward = backward if needs else None
+        # The inputs' versions now: backward refuses if one was updated in place since
+        # (a step between forward and backward would give gradients of other weights).
+        out._saved_versions = tuple(t._version for t in inputs) if needs else None
         return out
 
     # -- array-like surface -------------------------------------------------------------
@@ -193,6 +201,12 @@ class Tensor:
         return f"Tensor(shape={self.shape}, dtype={self.dtype}{op}{grad})"
 
     def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+        if self.requires_grad:  # np.dot(W, t), np.clip(t, …): the result would cut the graph
+            raise TypeError(
+                "a wxb Tensor that requires grad cannot become a NumPy array: NumPy's result "
+                "would carry no gradient. Use the tensor's own operations (@ + - * / **, "
+                "wxb.ops), or tensor.data (tensor.detach()) for an array without gradients"
+            )
         if dtype is not None:
             return self.data.astype(dtype)
         return self.data.copy() if copy else self.data
@@ -261,6 +275,7 @@ class Tensor:
         # but an error of their own, such as the planned stack's), and the first
         # gradient about to be stored raises instead: nothing is counted twice.
         freed = any(node._freed for node in order)
+        _check_versions(order)
         previous, _mode.retain_graph = _mode.retain_graph, retain_graph
         try:
             self._walk(order, seed, caller_seed=grad is not None, freed=freed)
@@ -287,7 +302,12 @@ class Tensor:
                     raise _second_backward_error()
                 if node.grad is not None:
                     node.grad = np.asarray(node.grad + g)  # 0-d arrays add up to a scalar
-                elif g.base is None and handed.get(id(g)) == 1 and g.flags.writeable:
+                elif (
+                    g.base is None
+                    and handed.get(id(g)) == 1
+                    and g.flags.writeable
+                    and not _mode.retain_graph  # a kept graph hands the same array out again
+                ):
                     node.grad = g
                     handed[id(g)] = 2
                 else:
@@ -313,6 +333,22 @@ class Tensor:
                     pg = np.asarray(grads[key] + pg)
                 grads[key] = pg
                 handed[id(pg)] = handed.get(id(pg), 0) + 1
+
+
+def _check_versions(order: list[Tensor]) -> None:
+    """PyTorch's check: no tensor a recorded operation read was updated in place since."""
+    for node in order:
+        saved = node._saved_versions
+        if saved is None:
+            continue
+        for parent, version in zip(node.inputs, saved, strict=True):
+            if parent._version != version:
+                what = f"a {parent.shape} parameter" if parent.op is None else "a tensor"
+                raise TrainingError(
+                    f"backward(): {what} that the recorded {node.op!r} needs was modified in "
+                    "place since the forward (optimizer.step() or load_state_dict() between "
+                    "forward and backward); run the forward again after the update"
+                )
 
 
 def _second_backward_error() -> TrainingError:

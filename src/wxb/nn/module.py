@@ -72,11 +72,12 @@ def _structure_changed() -> None:
     _structure_version = next(_structure_counter)
 
 
-_thread = threading.local()  # per thread: whether `evaluating()` forces eval mode
+_thread = threading.local()  # per thread: the modules `evaluating()` holds in eval mode
 
 
-def _forced_eval() -> bool:
-    return getattr(_thread, "eval_depth", 0) > 0
+def _forced_eval(module: Module) -> bool:
+    held = getattr(_thread, "evaluating", None)
+    return bool(held) and id(module) in held
 
 
 class Module:
@@ -101,7 +102,7 @@ class Module:
     def training(self) -> bool:
         """Training mode (Dropout active): the module's own mode, unless this thread is
         inside ``evaluating()``, which turns it off for this thread only."""
-        return self._training and not _forced_eval()
+        return self._training and not _forced_eval(self)
 
     @training.setter
     def training(self, mode: bool) -> None:
@@ -231,6 +232,7 @@ class Module:
                 raise ShapeError(f"{name}: shape {array.shape} does not fit {target_shape}")
             if name in own:
                 np.copyto(own[name].data, array, casting="same_kind")
+                own[name]._version += 1
             else:
                 module, key = buffers[name]
                 np.copyto(module._buffers[key], array, casting="same_kind")
@@ -254,14 +256,22 @@ class Module:
 
     @contextmanager
     def evaluating(self) -> Iterator[Module]:
-        """Eval mode inside the block (Dropout off), for this thread only: no module's own
-        mode is changed, so another thread training or predicting at the same time is
-        not affected (``predict``, ``evaluate`` and fit's validation pass use it)."""
-        _thread.eval_depth = getattr(_thread, "eval_depth", 0) + 1
+        """Eval mode for this model's modules inside the block (Dropout off), in this thread
+        only: no module's own flag is changed, so another thread training or predicting
+        at the same time, and other models in this thread, are not affected (``predict``,
+        ``evaluate`` and fit's validation pass use it)."""
+        held = _thread.__dict__.setdefault("evaluating", {})  # id → nesting depth
+        modules = self._module_list()
+        for module in modules:
+            held[id(module)] = held.get(id(module), 0) + 1
         try:
             yield self
         finally:
-            _thread.eval_depth -= 1
+            for module in modules:
+                if held[id(module)] == 1:
+                    del held[id(module)]
+                else:
+                    held[id(module)] -= 1
 
     @contextmanager
     def gradients_set_aside(self) -> Iterator[Module]:
