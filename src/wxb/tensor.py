@@ -32,6 +32,7 @@ class _GradMode(threading.local):
 
 
 _mode = _GradMode()
+_FLOAT_TYPES = frozenset(d.type for d in DTYPES.values())  # dtype.name is slow to read
 
 
 @contextmanager
@@ -116,7 +117,7 @@ class Tensor:
         if isinstance(data, Tensor):
             data = data.data
         if dtype is None and isinstance(data, np.ndarray) and data.dtype.kind in "fc":
-            if data.dtype.name not in DTYPES:  # float16, longdouble, complex
+            if data.dtype.type not in _FLOAT_TYPES:  # float16, longdouble, complex
                 raise DataError(
                     f"Tensor: {data.dtype} arrays are not supported; wxb computes in "
                     f"{' or '.join(DTYPES)} (cast with array.astype(np.float32), or pass "
