@@ -121,11 +121,10 @@ def output_shape(model: Module, X: np.ndarray, where: str = "X") -> tuple[int, .
 
 
 def _prepare_targets(
-    model: Module, loss: Loss, y: object, dtype: np.dtype, X: np.ndarray, where: str
+    loss: Loss, y: object, dtype: np.dtype, shape: tuple[int, ...], where: str
 ) -> np.ndarray:
-    """Targets in the form the loss kernel takes, checked against the model's outputs
-    (their width is found by running the model on X's first row)."""
-    shape = output_shape(model, X, "X" if where == "y" else f"{where.split()[0]} X")
+    """Targets in the form the loss kernel takes, checked against the model's output
+    ``shape`` per row (from ``output_shape``)."""
     outputs = shape[0] if shape else 1
     if isinstance(loss, CrossEntropyLoss):
         if not shape:
@@ -151,7 +150,7 @@ def evaluate(
     loss_fn = get_loss(loss)
     batch_size = _whole(batch_size, "batch_size")
     X_arr = validation.as_features(X, model.dtype, "X")
-    y_arr = _prepare_targets(model, loss_fn, y, model.dtype, X_arr, "y")
+    y_arr = _prepare_targets(loss_fn, y, model.dtype, output_shape(model, X_arr), "y")
     validation.check_lengths(X_arr, y_arr)
     return _evaluate(model, X_arr, y_arr, loss_fn, batch_size)
 
@@ -276,7 +275,8 @@ def fit(
         )
     dtype = model.dtype
     X_arr = validation.as_features(X, dtype, "X")
-    y_arr = _prepare_targets(model, loss_fn, y, dtype, X_arr, "y")
+    shape = output_shape(model, X_arr)  # one forward of one row, before any training
+    y_arr = _prepare_targets(loss_fn, y, dtype, shape, "y")
     validation.check_lengths(X_arr, y_arr)
     rng = as_generator(seed)
 
@@ -288,7 +288,7 @@ def fit(
             raise DataError(
                 f"validation X has {X_val.shape[1]} features but X has {X_arr.shape[1]}"
             )
-        y_val = _prepare_targets(model, loss_fn, validation_data[1], dtype, X_val, "validation y")
+        y_val = _prepare_targets(loss_fn, validation_data[1], dtype, shape, "validation y")
         validation.check_lengths(X_val, y_val, "validation data")
     elif validation_split:
         stratify = y_arr if y_arr.ndim == 1 else None
