@@ -26,7 +26,7 @@ from wxb.describe import (
     graph_diagram,
     summary,
 )
-from wxb.errors import ConfigError, DataError, WxbError
+from wxb.errors import ConfigError, DataError, TrainingInterrupted, WxbError
 from wxb.explanation import explain_model, explain_seed
 from wxb.io import load, save
 from wxb.nn import ACTIVATIONS, LOSSES, Dense, Dropout, Sequential, Standardize, get_loss
@@ -102,6 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("--diagnose", action="store_true",
         help="per epoch: norms of W, ∂L/∂W and δ per layer, dead ReLU and saturated units "
         "(into --history); warn when δ vanishes or explodes")
+    add("--checkpoint-dir", metavar="DIR",
+        help="write checkpoints into DIR (each epoch, or each --checkpoint-every steps); "
+        "Ctrl-C then stops after the current step with a checkpoint")
+    add("--checkpoint-every", type=int, default=None, metavar="N",
+        help="a checkpoint every N training steps instead of each epoch")
+    add("--keep-checkpoints", type=int, default=2, metavar="K", help="checkpoints kept in DIR")
+    add("--resume", action="store_true",
+        help="continue from the newest good checkpoint in --checkpoint-dir, bit for bit "
+        "(starts afresh when DIR holds none); --epochs may change, nothing else")
     add("-q", "--quiet", action="store_true", help="no progress bar")
     # fmt: on
     train.set_defaults(run=run_train)
@@ -291,6 +300,14 @@ def check_train_options(args: argparse.Namespace) -> None:
         raise ConfigError(f"--clip-grad-norm must be > 0; got {args.clip_grad_norm}")
     if args.lr is not None and not args.lr > 0:
         raise ConfigError(f"--lr must be > 0; got {args.lr}")
+    if args.checkpoint_every is not None and args.checkpoint_every < 1:
+        raise ConfigError(f"--checkpoint-every must be ≥ 1; got {args.checkpoint_every}")
+    if args.keep_checkpoints < 1:
+        raise ConfigError(f"--keep-checkpoints must be ≥ 1; got {args.keep_checkpoints}")
+    if args.checkpoint_dir is None and (args.resume or args.checkpoint_every is not None):
+        raise ConfigError("--resume and --checkpoint-every need --checkpoint-dir DIR")
+    if args.checkpoint_dir is not None and Path(args.checkpoint_dir).is_file():
+        raise DataError(f"{args.checkpoint_dir} is a file; --checkpoint-dir takes a folder")
     inputs = (Path(args.data),) if args.data else ()
     wdata.check_can_write(args.output, "model", protect=inputs)
     if args.history:
@@ -451,38 +468,51 @@ def run_train(args: argparse.Namespace) -> None:
         rng,  # one generator from --seed: the splits above, then initialisation
         dtype,
     )
+    if args.checkpoint_dir is not None:
+        check_resume_options(args)
     with warnings.catch_warnings():  # diagnostics are printed below, one line each
         warnings.simplefilter("ignore", RuntimeWarning)
-        history = fit(
-            model,
-            X_train,
-            scaled(targets, targets.y[train_rows]),
-            loss=targets.loss,
-            optimizer=make_optimizer(args, model),
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            validation_data=validation_data,
-            seed=rng,
-            early_stopping=args.patience or None,
-            lr_schedule=args.lr_schedule,
-            clip_grad_norm=args.clip_grad_norm,
-            verbose=False if args.quiet else "auto",
-            diagnose=args.diagnose,
-        )
+        warnings.showwarning = _checkpoint_warning_line
+        try:
+            history = fit(
+                model,
+                X_train,
+                scaled(targets, targets.y[train_rows]),
+                loss=targets.loss,
+                optimizer=make_optimizer(args, model),
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                validation_data=validation_data,
+                seed=rng,
+                early_stopping=args.patience or None,
+                lr_schedule=args.lr_schedule,
+                clip_grad_norm=args.clip_grad_norm,
+                verbose=False if args.quiet else "auto",
+                diagnose=args.diagnose,
+                checkpoint_dir=args.checkpoint_dir,
+                checkpoint_every=args.checkpoint_every,
+                keep_checkpoints=args.keep_checkpoints,
+                resume=args.resume,
+            )
+        except TrainingInterrupted as stop:
+            if stop.checkpoint is not None:
+                raise Interrupted(
+                    f"interrupted at {stop.where}; checkpoint written to {stop.checkpoint}; "
+                    "to continue exactly, run the same command with --resume"
+                ) from None
+            if stop.best_state is not None:  # early stopping's best so far
+                model.load_state_dict(stop.best_state)
+            finish_model(model, args, dataset, targets, X[test_rows], targets.y[test_rows])
+            kept = "best" if stop.best_state is not None else "current"
+            raise Interrupted(
+                f"interrupted at {stop.where}; no --checkpoint-dir was set, so it cannot be "
+                f"resumed; saved the {kept} weights so far to {args.output}"
+            ) from None
     for message in history.warnings:
         print(f"wxb: warning: {message}", file=sys.stderr)
-    if targets.task == "regression":
-        unscale_output(model.output, targets.mean, targets.scale)
-    model.info = {
-        "task": targets.task,
-        "target": dataset.target,
-        "feature_names": dataset.feature_names,
-        "loss": targets.loss,
-        **({"classes": targets.classes} if targets.classes is not None else {}),
-    }
-    figures = report(model, X[test_rows], targets.y[test_rows], targets.loss, targets.task)
-    model.info["test"] = figures
-    save(model, args.output)
+    if history.resumed_from is not None:
+        print(f"resumed from {history.resumed_from}")
+    figures = finish_model(model, args, dataset, targets, X[test_rows], targets.y[test_rows])
     if args.history:
         wdata.atomic_write(args.history, history.to_json().encode())
     if args.plots:
@@ -504,6 +534,67 @@ def run_train(args: argparse.Namespace) -> None:
     )
     print("test " + ", ".join(f"{k} {v:.4f}" for k, v in figures.items()))
     print(f"saved model to {args.output}")
+
+
+def finish_model(model, args, dataset, targets: Targets, X_test, y_test) -> dict[str, float]:
+    """Targets back in their units, what the model needs to be used, test figures; saved."""
+    if targets.task == "regression":
+        unscale_output(model.output, targets.mean, targets.scale)
+    model.info = {
+        "task": targets.task,
+        "target": dataset.target,
+        "feature_names": dataset.feature_names,
+        "loss": targets.loss,
+        **({"classes": targets.classes} if targets.classes is not None else {}),
+    }
+    figures = report(model, X_test, y_test, targets.loss, targets.task)
+    model.info["test"] = figures
+    save(model, args.output)
+    return figures
+
+
+# The options of wxb train that a resumed run may change: they decide nothing in the run.
+_FREE_OPTIONS = {
+    "epochs", "output", "history", "plots", "quiet", "checkpoint_dir", "checkpoint_every",
+    "keep_checkpoints", "resume", "run", "command",
+}  # fmt: skip
+OPTIONS_FILE = "train-options.json"
+
+
+def check_resume_options(args: argparse.Namespace) -> None:
+    """With --resume: refuse options that differ from the run in the folder, by name.
+    Otherwise record them there for a later resume."""
+    options = {k: v for k, v in sorted(vars(args).items()) if k not in _FREE_OPTIONS}
+    path = Path(args.checkpoint_dir) / OPTIONS_FILE
+    if args.resume and path.is_file():
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            saved = None  # unreadable: fit still compares the run itself
+        if isinstance(saved, dict):
+            differ = [
+                f"--{k.replace('_', '-')} was {saved.get(k)!r}, now {options.get(k)!r}"
+                for k in sorted(set(saved) | set(options))
+                if saved.get(k) != options.get(k)
+            ]
+            if differ:
+                raise ConfigError(f"cannot resume from {args.checkpoint_dir}: " + "; ".join(differ))
+        return
+    if not args.resume and any(Path(args.checkpoint_dir).glob("step-*.json")):
+        raise ConfigError(
+            f"{args.checkpoint_dir} already holds checkpoints of a run; add --resume to "
+            "continue it, or give another --checkpoint-dir"
+        )
+    wdata.atomic_write(path, json.dumps(options, indent=1).encode())
+
+
+def _checkpoint_warning_line(message, category, *args, **kwargs) -> None:
+    """Warnings during wxb train as one line each."""
+    print(f"wxb: warning: {message}", file=sys.stderr)
+
+
+class Interrupted(WxbError):
+    """Ctrl-C stopped wxb train: one line, exit status 130."""
 
 
 def unscale_output(layer: Dense, mean: np.ndarray, scale: np.ndarray) -> None:
@@ -747,6 +838,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.run(args)
+    except Interrupted as exc:
+        print(f"wxb: {exc}", file=sys.stderr)
+        return 130
     except WxbError as exc:
         print(f"wxb: error: {exc}", file=sys.stderr)
         return 2

@@ -209,12 +209,28 @@ def atomic_write(path: str | Path, payload: bytes) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, target)
+        fsync_folder(target.parent)  # the rename itself survives a power cut
     except BaseException as exc:
         Path(temporary).unlink(missing_ok=True)
         if isinstance(exc, OSError) and exc.errno is not None and exc.filename != str(path):
             raise OSError(exc.errno, exc.strerror, str(path)) from None  # name the user's path
         raise
     return path
+
+
+def fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries (a rename or a removal in it) to disk, where the system can."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. Windows: folders cannot be opened; renames there are durable anyway
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.EBADF, errno.ENOTSUP):  # unsupported there
+            raise
+    finally:
+        os.close(fd)
 
 
 def check_can_write(path: str | Path, what: str, protect: tuple[Path, ...] = ()) -> Path:

@@ -28,3 +28,24 @@ class ModelFileError(WxbError, ValueError):
 
 class TrainingError(WxbError, RuntimeError):
     """Training could not go on (the loss became NaN or infinite)."""
+
+
+class CheckpointError(WxbError, RuntimeError):
+    """A checkpoint could not be written; training stopped, earlier checkpoints intact."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped ``fit`` after a whole step; ``str()`` says where and how to resume.
+
+    A KeyboardInterrupt, so scripts stop as they expect. ``where``: "epoch 3, step 5
+    of 40" or "the end of epoch 2"; ``checkpoint``: the file written (None without a
+    checkpoint folder); ``history``: the figures so far; ``best_state``: early
+    stopping's best weights so far (None without).
+    """
+
+    def __init__(
+        self, message: str, where: str, checkpoint=None, history=None, best_state=None
+    ) -> None:
+        super().__init__(message)
+        self.where, self.checkpoint = where, checkpoint
+        self.history, self.best_state = history, best_state

@@ -30,6 +30,8 @@ from wxb.errors import ConfigError
 from wxb.nn.module import Module, Parameter
 from wxb.tensor import Tensor
 
+# Per-parameter counters under the names PyTorch's state dicts give them.
+COUNTER_KEYS = {"param_steps": "step", "momentum_steps": "momentum_step"}
 CHUNK = 1 << 17  # elements per pass: the chunk of every array an update touches stays in cache
 _pool: ThreadPoolExecutor | None = None
 
@@ -155,6 +157,7 @@ class Optimizer:
     """
 
     state_names: tuple[str, ...] = ()  # e.g. the Adam moments, one array per parameter
+    possible_states: tuple[str, ...] = ()  # every state it may make (SGD: velocity, with momentum)
     hyperparameters: tuple[str, ...] = ("lr",)
     counters: tuple[str, ...] = ("param_steps",)  # per-parameter counts, one list each
     # Below this many elements, handing chunks to threads costs more than it saves
@@ -348,6 +351,101 @@ class Optimizer:
             else:  # a NumPy scalar a user assigned to a 0-d parameter: not writable in place
                 p.grad = np.zeros_like(p.grad)
 
+    # -- state: save and restore ------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything the next step depends on, as PyTorch lays it out: ``state`` maps each
+        parameter's index to its step count(s) and state arrays (copies: velocity, or Adam's
+        moment1/moment2), ``param_groups`` holds each group's hyperparameters with ``params``
+        as indices. Plain Python values and NumPy arrays, no objects."""
+        state = {}
+        for i in range(len(self.params)):
+            entry: dict = {COUNTER_KEYS[c]: getattr(self, c)[i] for c in self.counters}
+            entry.update({s: np.array(getattr(self, s)[i], copy=True) for s in self.state_names})
+            state[i] = entry
+        groups = []
+        for group, (start, stop) in zip(self.param_groups, self._bounds, strict=True):
+            values = {k: v for k, v in group.items() if k != "params"}
+            groups.append({**values, "params": list(range(start, stop))})
+        return {"state": state, "param_groups": groups, "steps": self.steps}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Continue from ``state_dict()`` of an optimiser of the same kind over parameters of
+        the same shapes, grouped the same way. Checked whole before anything changes."""
+        name = type(self).__name__
+        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= state_dict.keys():
+            raise ConfigError(f"{name}.load_state_dict takes a dict from state_dict()")
+        groups, state = state_dict["param_groups"], state_dict["state"]
+        if not isinstance(groups, list) or len(groups) != len(self.param_groups):
+            raise ConfigError(
+                f"{name}.load_state_dict: the state has {_count(groups)} parameter groups; "
+                f"this optimiser has {len(self.param_groups)}"
+            )
+        checked = []
+        for index, (group, (start, stop)) in enumerate(zip(groups, self._bounds, strict=True)):
+            where = f"{name}.load_state_dict param_groups[{index}]"
+            if not isinstance(group, dict) or list(group.get("params", ())) != list(
+                range(start, stop)
+            ):
+                raise ConfigError(
+                    f"{where}: its parameters are not this group's "
+                    f"({stop - start} parameters, indices {start}..{stop - 1})"
+                )
+            values = {k: v for k, v in group.items() if k != "params"}
+            unknown = set(values) - {*self.hyperparameters, "initial_lr"}
+            if unknown:
+                raise ConfigError(f"{where}: unknown settings {sorted(unknown)}")
+            self._check_group(values, where, annealed=True)
+            if "initial_lr" in values:
+                values["initial_lr"] = _non_negative(values["initial_lr"], f"{where} initial_lr")
+            checked.append(values)
+        if not isinstance(state, dict):
+            raise ConfigError(f"{name}.load_state_dict: 'state' must map indices to dicts")
+        keys = {COUNTER_KEYS[c] for c in self.counters}
+        arrays: dict[str, list] = {}
+        counts: dict[str, list[int]] = {c: [] for c in self.counters}
+        for i, p in enumerate(self.params):
+            entry = state.get(i, state.get(str(i)))
+            where = f"{name}.load_state_dict state[{i}]"
+            if not isinstance(entry, dict):
+                raise ConfigError(f"{where}: missing (parameter of shape {p.shape})")
+            for counter in self.counters:
+                counts[counter].append(_count_value(entry.get(COUNTER_KEYS[counter]), f"{where}"))
+            for key, value in entry.items():
+                if key in keys:
+                    continue
+                if key not in self.possible_states:
+                    raise ConfigError(f"{where}: unknown state {key!r}")
+                value = np.asarray(value)
+                if value.shape != p.shape or value.dtype.kind != "f":
+                    raise ConfigError(
+                        f"{where} {key}: shape {value.shape} {value.dtype}; the parameter "
+                        f"is {p.shape} {p.dtype}"
+                    )
+                arrays.setdefault(key, []).append(value)
+        for key, values in arrays.items():
+            if len(values) != len(self.params):
+                raise ConfigError(f"{name}.load_state_dict: {key!r} is missing for some parameters")
+        steps = _count_value(state_dict.get("steps", 0), f"{name}.load_state_dict steps")
+        for s in self.state_names:
+            if s not in arrays:
+                raise ConfigError(f"{name}.load_state_dict: the state has no {s!r}")
+        # Checked: now change.
+        for group, values in zip(self.param_groups, checked, strict=True):
+            group.update(values)
+        self._checked = [self._values(g) for g in self.param_groups]
+        for counter, values in counts.items():
+            setattr(self, counter, values)
+        self.steps = steps
+        missing = [s for s in arrays if s not in self.state_names]
+        if missing:  # SGD's velocity, made by the saved run's momentum
+            for s in missing:
+                setattr(self, s, [np.zeros_like(p.data) for p in self.params])
+            self.state_names = (*self.state_names, *missing)
+            self._pack()
+        for s in self.state_names:
+            for target, value in zip(getattr(self, s), arrays[s], strict=True):
+                np.copyto(target, value, casting="same_kind")
+
     # -- the update -------------------------------------------------------------------------
     def _advance(self, live: list[int], group: dict) -> list[int]:
         """Count this update of each parameter in ``live``; the ``t`` each is updated with."""
@@ -456,6 +554,17 @@ class Optimizer:
         raise NotImplementedError
 
 
+def _count(value: object) -> object:
+    return len(value) if isinstance(value, list) else repr(value)
+
+
+def _count_value(value: object, what: str) -> int:
+    """A step count from a state dict: a whole number ≥ 0."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ConfigError(f"{what}: a step count must be a whole number ≥ 0; got {value!r}")
+    return int(value)
+
+
 def _with_weight_decay(
     data: np.ndarray, grad: np.ndarray, decay: float, out: np.ndarray
 ) -> np.ndarray:
@@ -509,6 +618,7 @@ class SGD(Optimizer):
     """W ← W − η·g, with optional momentum (heavy-ball or Nesterov) and weight decay."""
 
     hyperparameters = ("lr", "momentum", "dampening", "nesterov", "weight_decay")
+    possible_states = ("velocity",)
     # momentum updates of each parameter: the first sets v = g (PyTorch's new momentum_buffer)
     counters = ("param_steps", "momentum_steps")
     momentum = _GroupValue()
@@ -595,7 +705,7 @@ class Adam(Optimizer):
     """Adam: bias-corrected first and second moments of g; L2 weight decay in the gradient."""
 
     decoupled = False
-    state_names = ("moment1", "moment2")
+    state_names = possible_states = ("moment1", "moment2")
     hyperparameters = ("lr", "betas", "eps", "weight_decay")
     threaded_from = 1 << 18
     betas = _GroupValue()
@@ -713,6 +823,46 @@ class LRSchedule:
     def _set(self, epoch: int) -> None:
         for group, base in zip(self.optimizer.param_groups, self._bases(), strict=True):
             group["lr"] = self.lr_at(epoch, base)
+
+    def state_dict(self) -> dict:
+        """As PyTorch's schedulers: every setting and counter but the optimiser, plain values."""
+        state = {k: v for k, v in vars(self).items() if k != "optimizer"}
+        return {**state, "base_lrs": list(self.base_lrs), "type": type(self).__name__}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from ``state_dict()`` of a schedule of the same kind. The rates
+        themselves live in the optimiser's state (its groups' ``lr``)."""
+        name = type(self).__name__
+        if not isinstance(state, dict) or state.get("type", name) != name:
+            kind = state.get("type") if isinstance(state, dict) else type(state).__name__
+            raise ConfigError(f"{name}.load_state_dict: the state is of a {kind}")
+        values = {k: v for k, v in state.items() if k != "type"}
+        mine = {k for k in vars(self) if k != "optimizer"}
+        if set(values) != mine:
+            raise ConfigError(
+                f"{name}.load_state_dict: the state holds {sorted(values)}; expected {sorted(mine)}"
+            )
+        for key, value in values.items():
+            what = f"{name}.load_state_dict {key}"
+            if key == "base_lrs":
+                if not isinstance(value, list):
+                    raise ConfigError(f"{what} must be a list of rates; got {value!r}")
+                values[key] = [_non_negative(v, what) for v in value]
+            elif key in ("epoch",):
+                values[key] = _count_value(value, what)
+            elif isinstance(getattr(self, key), int):
+                values[key] = _positive_int(value, what)
+            else:
+                values[key] = _non_negative(value, what)
+        vars(self).update(values)
+
+    def settings(self) -> dict:
+        """What decides its rates, besides the starting rates and the epoch."""
+        skip = {"optimizer", "base_lrs", "epoch"}
+        return {
+            "type": type(self).__name__,
+            **{k: v for k, v in vars(self).items() if k not in skip},
+        }
 
     def step(self) -> float:
         """Next epoch's rates; returns the first group's."""

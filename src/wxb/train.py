@@ -4,20 +4,32 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator, KeysView
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 
+from wxb import checkpoint as ckpt
 from wxb import data as wdata
 from wxb import validation
 from wxb.diagnose import layer_reports, warnings_for
-from wxb.errors import ConfigError, DataError, ShapeError, TrainingError
+from wxb.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    ShapeError,
+    TrainingError,
+    TrainingInterrupted,
+)
 from wxb.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss, get_loss
 from wxb.nn.module import Module
 from wxb.optim import SCHEDULES, LRSchedule, Optimizer, get_optimizer
@@ -35,6 +47,7 @@ class History:
     stopped_early: bool = False
     engine: str = ""  # which training step ran: "planned" or "graph"
     engine_reason: str | None = None  # with "graph": why the planned step could not run
+    resumed_from: str | None = None  # with resume=True: the checkpoint the run went on from
     # With fit(diagnose=True): per epoch, each Dense layer's norms and unit figures
     # (wxb.diagnose.LayerReport as dicts), and the warnings they raised.
     diagnostics: list[dict[str, Any]] = field(default_factory=list)
@@ -72,6 +85,17 @@ class History:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, figures: dict[str, Any]) -> History:
+        """The inverse of ``to_dict`` (a checkpoint's history)."""
+        return cls(
+            history={k: [float(v) for v in vs] for k, vs in figures["history"].items()},
+            best_epoch=figures.get("best_epoch"),
+            stopped_early=bool(figures.get("stopped_early")),
+            diagnostics=list(figures.get("diagnostics", [])),
+            warnings=list(figures.get("warnings", [])),
+        )
 
 
 class ProgressBar:
@@ -232,6 +256,10 @@ def fit(
     verbose: bool | str = "auto",
     stream: TextIO | None = None,
     diagnose: bool = False,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    keep_checkpoints: int = 2,
+    resume: bool = False,
 ) -> History:
     """Train ``model`` on rows ``X`` with targets ``y``; returns a :class:`History`.
 
@@ -269,6 +297,8 @@ def fit(
             raise ConfigError("clip_grad_norm must be > 0")
     if seed is not None and not isinstance(seed, (int, np.integer, np.random.Generator)):
         raise ConfigError(f"seed must be an integer or a numpy Generator; got {seed!r}")
+    if checkpoint_dir is None and (resume or checkpoint_every is not None):
+        raise ConfigError("resume and checkpoint_every need a checkpoint_dir")
     if validation_data is not None and validation_split:
         raise ConfigError(
             "give validation_data or validation_split, not both (validation_split would be ignored)"
@@ -334,41 +364,92 @@ def fit(
     # Batches are gathered into planned buffers: a step allocates nothing new.
     x_batch = np.empty((batch_size, X_arr.shape[1]), dtype)
     y_batch = np.empty((batch_size, *y_arr.shape[1:]), y_arr.dtype)
-    order = np.arange(n)
-    last_good = model.state_dict()
+    loop = _Loop(order=np.arange(n), last_good=model.state_dict())
     monitor = "val_loss" if X_val is not None else "loss"
-    best_value, best_state, waited = math.inf, None, 0
 
+    saver: _Saver | None = None
+    if checkpoint_dir is not None:
+        run = {
+            "data": {
+                "X": ckpt.fingerprint(X_arr),
+                "y": ckpt.fingerprint(y_arr),
+                "validation": None
+                if X_val is None
+                else [ckpt.fingerprint(X_val), ckpt.fingerprint(y_val)],
+            },
+            "architecture": ckpt.architecture(model),
+            "loss": {"type": type(loss_fn).__name__, "reduction": loss_fn.reduction},
+            "optimizer": _optimizer_settings(opt),
+            "batch_size": batch_size,
+            "shuffle": bool(shuffle),
+            "seed": None
+            if seed is None
+            else "generator"
+            if isinstance(seed, np.random.Generator)
+            else int(seed),
+            "validation_split": validation_split,
+            "early_stopping": early_stopping,
+            "min_delta": min_delta,
+            "restore_best_weights": bool(restore_best_weights),
+            "clip_grad_norm": clip_grad_norm,
+            "diagnose": bool(diagnose),
+            "schedule": lr_schedule
+            if isinstance(lr_schedule, str) or lr_schedule is None
+            else schedule.settings(),
+        }
+        saver = _Saver(
+            ckpt.CheckpointFolder(checkpoint_dir, keep_checkpoints),
+            checkpoint_every,
+            run,
+            ckpt.numeric_setup(dtype, history.engine),
+            *ckpt.generators(model, [("shuffle", rng), ("dropout_masks", masks)]),
+        )
+        if resume:
+            found = saver.folder.latest()
+            if found is not None:
+                history = saver.restore(found, model, opt, schedule, loop, epochs, history)
+        elif saver.folder.listed():
+            raise ConfigError(
+                f"{checkpoint_dir} already holds checkpoints of a run; pass resume=True to "
+                "continue it, or give another folder"
+            )
+
+    interrupts = _Interrupts()
     model.train()
-    with drawing_from(masks) if masks is not None else nullcontext():
-        for epoch in range(1, epochs + 1):
-            if shuffle:
-                rng.shuffle(order)
+    with drawing_from(masks) if masks is not None else nullcontext(), interrupts:
+        while not loop.finished and loop.epoch <= epochs:
+            epoch = loop.epoch
+            if shuffle and loop.step == 0:
+                rng.shuffle(loop.order)
+
+            def after_step(value: float, epoch: int = epoch) -> bool:
+                """Progress, a checkpoint when due; True stops the epoch (Ctrl-C)."""
+                bar.update(epoch, loop.step, value)
+                if loop.step == steps_per_epoch:  # the epoch's end does the rest
+                    return False
+                if saver is not None and saver.due(loop.global_step(steps_per_epoch)):
+                    saver.write(loop, model, opt, schedule, history, epochs, steps_per_epoch)
+                return interrupts.requested
+
             try:
                 # Overflow on the way to a NaN loss is reported as one TrainingError below,
                 # not as NumPy warnings from inside the engine.
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                    total, correct = _train_epoch(
-                        step,
-                        loss_fn,
-                        X_arr,
-                        y_arr,
-                        order,
-                        x_batch,
-                        y_batch,
-                        lambda i, v, e=epoch: bar.update(e, i, v),
-                    )
+                    whole = _train_epoch(step, loss_fn, X_arr, y_arr, loop, x_batch, y_batch,
+                                         after_step)  # fmt: skip
             except _Diverged as diverged:
-                model.load_state_dict(last_good)
+                model.load_state_dict(loop.last_good)
                 restored = f"end of epoch {epoch - 1}" if epoch > 1 else "their initial values"
                 raise TrainingError(
                     f"the loss became {diverged.value} at epoch {epoch}, step {diverged.step}; "
                     f"weights restored to {restored}. Try a smaller learning rate "
                     "or gradient clipping (clip_grad_norm=…, or --clip-grad-norm)"
                 ) from None
-            figures: dict[str, float] = {"loss": _epoch_figure(loss_fn, total, n)}
+            if not whole:  # Ctrl-C: stop after this step
+                _stop(saver, loop, model, opt, schedule, history, epochs, steps_per_epoch)
+            figures: dict[str, float] = {"loss": _epoch_figure(loss_fn, loop.total, n)}
             if isinstance(loss_fn, (CrossEntropyLoss, BCEWithLogitsLoss)):
-                figures["accuracy"] = correct / _label_count(loss_fn, y_arr)
+                figures["accuracy"] = loop.correct / _label_count(loss_fn, y_arr)
             if X_val is not None:
                 val = _evaluate(model, X_val, y_val, loss_fn)
                 figures.update({f"val_{k}": v for k, v in val.items()})
@@ -378,26 +459,269 @@ def fit(
                 _diagnose_epoch(history, epoch, model, X_arr[:256], y_arr[:256], loss_fn)
             bar.end_epoch(epoch, figures)
             if not all(np.isfinite(p.data).all() for p in model.parameters()):
-                model.load_state_dict(last_good)
+                model.load_state_dict(loop.last_good)
                 raise TrainingError(
                     f"the weights became infinite or NaN at the end of epoch {epoch}; weights "
                     "restored to the epoch before. Try a smaller learning rate or gradient clipping"
                 )
-            last_good = model.state_dict()
-            if figures[monitor] < best_value - min_delta:
-                best_value, waited, history.best_epoch = figures[monitor], 0, epoch
+            loop.last_good = model.state_dict()
+            if figures[monitor] < loop.best_value - min_delta:
+                loop.best_value, loop.waited, history.best_epoch = figures[monitor], 0, epoch
                 if early_stopping is not None and restore_best_weights:
-                    best_state = last_good
+                    loop.best_state = loop.last_good
             else:
-                waited += 1
-                if early_stopping is not None and waited >= early_stopping:
-                    history.stopped_early = True
-                    break
-            if schedule is not None:
+                loop.waited += 1
+                if early_stopping is not None and loop.waited >= early_stopping:
+                    history.stopped_early = loop.finished = True
+            if schedule is not None and not loop.finished:
                 schedule.step()
-    if best_state is not None:
-        model.load_state_dict(best_state)
+            loop.end_epoch()
+            if saver is not None and (
+                saver.due(loop.global_step(steps_per_epoch), epoch_end=True)
+                or loop.finished
+                or loop.epoch > epochs
+                or interrupts.requested
+            ):
+                saver.write(loop, model, opt, schedule, history, epochs, steps_per_epoch)
+            if interrupts.requested and not loop.finished and loop.epoch <= epochs:
+                _stop(saver, loop, model, opt, schedule, history, epochs, steps_per_epoch)
+    if loop.best_state is not None:
+        model.load_state_dict(loop.best_state)
     return history
+
+
+@dataclass
+class _Loop:
+    """Where a run is and what it has decided: all of it goes into a checkpoint."""
+
+    order: np.ndarray  # the rows in this epoch's order (shuffled in place, epoch after epoch)
+    last_good: dict[str, np.ndarray]  # weights at the end of the last finite epoch
+    epoch: int = 1  # the epoch under way (1-based)
+    step: int = 0  # steps of it done
+    total: float = 0.0  # its summed loss so far
+    correct: int = 0  # its correct predictions so far
+    best_value: float = math.inf  # early stopping's best monitored figure
+    waited: int = 0  # epochs since it improved
+    best_state: dict[str, np.ndarray] | None = None
+    finished: bool = False  # stopped early
+
+    def global_step(self, steps_per_epoch: int) -> int:
+        return (self.epoch - 1) * steps_per_epoch + self.step
+
+    def end_epoch(self) -> None:
+        self.epoch, self.step, self.total, self.correct = self.epoch + 1, 0, 0.0, 0
+
+
+class _Interrupts:
+    """Ctrl-C during fit: the first asks to stop after the current step; the second stops
+    at once. Installed only in the main thread, and only over Python's own handler."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous: object = None
+
+    def __enter__(self) -> _Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+                self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:  # the second: at once
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
+
+
+def _stop(saver, loop, model, opt, schedule, history, epochs, steps) -> None:
+    """After Ctrl-C: a checkpoint (when a folder is set), then TrainingInterrupted."""
+    where = f"epoch {loop.epoch}, step {loop.step} of {steps}"
+    if loop.step == 0:
+        where = f"the end of epoch {loop.epoch - 1}"
+    path = None
+    if saver is not None:
+        path = saver.last
+        if saver.last_step != loop.global_step(steps):
+            path = saver.write(loop, model, opt, schedule, history, epochs, steps)
+        message = (
+            f"interrupted at {where}; checkpoint written to {path}; run the same again "
+            "with resume=True (wxb train: --resume) to continue exactly"
+        )
+    else:
+        message = (
+            f"interrupted at {where}; no checkpoint folder was set (checkpoint_dir, "
+            "--checkpoint-dir), so it cannot be resumed; the model keeps its weights"
+        )
+    raise TrainingInterrupted(message, where, path, history, loop.best_state)
+
+
+def _optimizer_settings(opt: Optimizer) -> dict:
+    """The optimiser's kind and each group's starting settings (what a resume must match)."""
+    groups = []
+    for group in opt.param_groups:
+        values = {k: v for k, v in group.items() if k not in ("params", "lr", "initial_lr")}
+        values["lr"] = group.get("initial_lr", group["lr"])
+        values["size"] = len(group["params"])
+        groups.append(json.loads(json.dumps(values)))
+    return {"type": type(opt).__name__, "groups": groups}
+
+
+class _Saver:
+    """Writes fit's checkpoints and restores a run from one."""
+
+    def __init__(self, folder, every, run, setup, generators, roles) -> None:
+        self.folder: ckpt.CheckpointFolder = folder
+        if every is not None:
+            every = _whole(every, "checkpoint_every")
+        self.every, self.run, self.setup = every, run, setup
+        self.generators, self.roles = generators, roles
+        self.run["generators"] = roles
+        self.last: Path | None = None
+        self.last_step: int | None = None  # the global step of self.last
+
+    def due(self, global_step: int, epoch_end: bool = False) -> bool:
+        """Every ``every`` steps; without it, at each epoch's end."""
+        return epoch_end if self.every is None else global_step % self.every == 0
+
+    def write(self, loop, model, opt, schedule, history, epochs, steps_per_epoch) -> Path:
+        arrays = {f"model.{k}": v for k, v in model.state_dict().items()}
+        arrays.update({f"last_good.{k}": v for k, v in loop.last_good.items()})
+        if loop.best_state is not None:
+            arrays.update({f"best.{k}": v for k, v in loop.best_state.items()})
+        arrays["order"] = loop.order
+        state = opt.state_dict()
+        counters = {}
+        for i, entry in state["state"].items():
+            counters[str(i)] = {k: v for k, v in entry.items() if not isinstance(v, np.ndarray)}
+            for k, v in entry.items():
+                if isinstance(v, np.ndarray):
+                    arrays[f"optimizer.{k}.{i}"] = v
+        meta = {
+            "position": {
+                "epoch": loop.epoch,
+                "step": loop.step,
+                "global_step": loop.global_step(steps_per_epoch),
+                "steps_per_epoch": steps_per_epoch,
+                "epochs": epochs,
+                "finished": loop.finished,
+            },
+            "loop": {
+                "total": loop.total,
+                "correct": loop.correct,
+                "best_value": None if math.isinf(loop.best_value) else loop.best_value,
+                "waited": loop.waited,
+                "best_state": loop.best_state is not None,
+            },
+            "history": history.to_dict(),
+            "optimizer": {
+                "param_groups": state["param_groups"],
+                "steps": state["steps"],
+                "counters": counters,
+            },
+            "schedule": None if schedule is None else schedule.state_dict(),
+            "generators": [ckpt.generator_state(g) for g in self.generators],
+            "run": self.run,
+            "setup": self.setup,
+        }
+        try:
+            self.last = self.folder.write(loop.global_step(steps_per_epoch), arrays, meta)
+            self.last_step = loop.global_step(steps_per_epoch)
+        except (OSError, ckpt.CheckpointFileError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            where = getattr(exc, "filename", None) or self.folder.folder
+            kept = f"{self.last} is intact" if self.last else "earlier checkpoints are intact"
+            raise CheckpointError(
+                f"could not write a checkpoint ({where}: {reason}); training stopped at "
+                f"epoch {loop.epoch}, step {loop.step}; {kept}"
+            ) from exc
+        return self.last
+
+    def restore(self, found, model, opt, schedule, loop, epochs, history) -> History:
+        meta = found.meta
+        where = f"cannot resume from {found.path}"
+        differences = _differences(meta.get("run", {}), self.run)
+        if differences:
+            raise ConfigError(f"{where}: {'; '.join(differences)}")
+        position = meta["position"]
+        done = position["epoch"] - 1
+        if epochs < done:
+            raise ConfigError(f"{where}: it has trained {done} epochs already; epochs is {epochs}")
+        changed = ckpt.setup_differences(meta.get("setup", {}), self.setup)
+        if changed:
+            warnings.warn(
+                "resuming on a different numeric setup (" + "; ".join(changed) + "): the "
+                "result will match an uninterrupted run only to rounding",
+                ckpt.CheckpointWarning,
+                stacklevel=3,
+            )
+        if schedule is not None and meta["schedule"] is not None:
+            saved = {k: v for k, v in meta["schedule"].items() if k not in ("epoch", "base_lrs")}
+            if saved != schedule.settings():
+                warnings.warn(
+                    f"epochs changed from {position['epochs']} to {epochs}: the learning-rate "
+                    f"schedule keeps its settings from the checkpoint ({_settings(saved)})",
+                    ckpt.CheckpointWarning,
+                    stacklevel=3,
+                )
+            schedule.load_state_dict(meta["schedule"])
+        model.load_state_dict(found.part("model"))
+        state = {
+            int(i): {**counts, **{k: found.arrays[f"optimizer.{k}.{i}"]
+                                  for k in opt.possible_states
+                                  if f"optimizer.{k}.{i}" in found.arrays}}
+            for i, counts in meta["optimizer"]["counters"].items()
+        }  # fmt: skip
+        opt.load_state_dict(
+            {
+                "state": state,
+                "param_groups": meta["optimizer"]["param_groups"],
+                "steps": meta["optimizer"]["steps"],
+            }
+        )
+        for role, index in self.roles.items():
+            ckpt.set_generator_state(self.generators[index], meta["generators"][index], role)
+        saved_loop = meta["loop"]
+        loop.epoch, loop.step = position["epoch"], position["step"]
+        loop.finished = position["finished"]
+        loop.total, loop.correct = saved_loop["total"], saved_loop["correct"]
+        best = saved_loop["best_value"]
+        loop.best_value = math.inf if best is None else best
+        loop.waited = saved_loop["waited"]
+        loop.order = found.arrays["order"].copy()
+        loop.last_good = found.part("last_good")
+        loop.best_state = found.part("best") if saved_loop["best_state"] else None
+        self.last, self.last_step = found.path, position["global_step"]
+        restored = History.from_dict(meta["history"])
+        restored.engine, restored.engine_reason = history.engine, history.engine_reason
+        restored.resumed_from = str(found.path)
+        return restored
+
+
+def _differences(saved: dict, now: dict) -> list[str]:
+    """What differs between the checkpoint's run and this one, named for a person."""
+    names = {
+        "data": "the training or validation data differ",
+        "architecture": "the model's architecture differs",
+        "generators": "the model's random generators are shared differently",
+    }
+    found = []
+    for key in sorted(set(saved) | set(now)):
+        if saved.get(key) == json.loads(json.dumps(now.get(key))):
+            continue
+        if key in names:
+            found.append(names[key])
+        else:
+            found.append(f"{key} differs (checkpoint {saved.get(key)!r}, now {now.get(key)!r})")
+    return found
+
+
+def _settings(values: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in values.items() if k != "type")
 
 
 def _diagnose_epoch(
@@ -426,26 +750,29 @@ class _Diverged(Exception):
         self.step, self.value = step, value
 
 
-def _train_epoch(step, loss_fn, X, y, order, x_batch, y_batch, progress) -> tuple[float, int]:
-    """One pass in mini-batches; returns the summed loss and the correct predictions.
+def _train_epoch(step, loss_fn, X, y, loop: _Loop, x_batch, y_batch, after_step) -> bool:
+    """The epoch's mini-batches from ``loop.step`` on, ``loop``'s sums kept step by step.
 
-    Each batch is gathered into the planned buffers ``x_batch``/``y_batch``.
+    Each batch is gathered into the planned buffers ``x_batch``/``y_batch``. Returns
+    False when ``after_step`` asked to stop before the epoch's end.
     """
     batch_size = len(x_batch)
-    total, correct = 0.0, 0
+    order = loop.order
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught here, by name
-        for index, start in enumerate(range(0, len(order), batch_size), start=1):
+        for start in range(loop.step * batch_size, len(order), batch_size):
             rows = order[start : start + batch_size]
             xb, yb = x_batch[: len(rows)], y_batch[: len(rows)]
             np.take(X, rows, axis=0, out=xb)
             np.take(y, rows, axis=0, out=yb)
             value = step(xb, yb)
             if not math.isfinite(value):
-                raise _Diverged(index, value)
-            total += _batch_total(loss_fn, value, len(rows))
-            correct += _correct(loss_fn, step.output, yb)  # running accuracy, as Keras reports
-            progress(index, value)
-    return total, correct
+                raise _Diverged(loop.step + 1, value)
+            loop.total += _batch_total(loss_fn, value, len(rows))
+            loop.correct += _correct(loss_fn, step.output, yb)  # running, as Keras reports
+            loop.step += 1
+            if after_step(value):
+                return False
+    return True
 
 
 def _make_schedule(

@@ -1,0 +1,282 @@
+"""Checkpoints: everything a training run needs to continue, bit for bit.
+
+A checkpoint folder holds, per checkpoint, two files named by the global step:
+
+    step-000000120.safetensors   the arrays: model.*, optimizer.<state>.<i>, best.*,
+                                 last_good.*, order (the current epoch's shuffled rows)
+    step-000000120.json          everything else, plain JSON: position, history,
+                                 optimiser and schedule settings, generator states,
+                                 what the run was (to refuse a mismatched resume),
+                                 the numeric setup, and the sha256 of the arrays file
+
+Each file is written atomically (temporary file, fsync, rename, fsync of the
+folder), the arrays first and the JSON last: a checkpoint is complete when its
+JSON parses and names the checksum its arrays file has. Older checkpoints beyond
+``keep`` are removed only after a newer one was written and read back intact,
+JSON first, so a removal cut short leaves an incomplete checkpoint that a
+resume skips, never a complete one that lies. Nothing here unpickles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wxb.data import atomic_write, fsync_folder
+from wxb.errors import ConfigError, WxbError
+from wxb.nn.module import Module
+
+FORMAT = "wxb-checkpoint"
+FORMAT_VERSION = 1
+_NAME = re.compile(r"^step-(\d{9,})\.json$")
+_STRAY = re.compile(r"^\.step-\d{9,}\.(json|safetensors)\..*\.tmp$")  # atomic_write's temporaries
+
+
+class CheckpointWarning(UserWarning):
+    """A damaged or partial checkpoint was skipped, or a resume runs on a different setup."""
+
+
+@dataclass
+class Checkpoint:
+    """One complete checkpoint: its JSON fields and its arrays."""
+
+    path: Path  # the JSON file
+    meta: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+
+    def part(self, prefix: str) -> dict[str, np.ndarray]:
+        """The arrays stored under ``prefix.``, by their names after it."""
+        cut = len(prefix) + 1
+        return {k[cut:]: v for k, v in self.arrays.items() if k.startswith(prefix + ".")}
+
+
+class CheckpointFolder:
+    """The checkpoints of one run in one folder; keeps the newest ``keep``."""
+
+    def __init__(self, folder: str | os.PathLike, keep: int = 2) -> None:
+        self.folder = Path(folder)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise ConfigError(f"{self.folder} is a file; checkpoint_dir takes a folder")
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise ConfigError(f"keep_checkpoints must be an integer ≥ 1; got {keep!r}")
+        self.keep = keep
+
+    def listed(self) -> list[tuple[int, Path]]:
+        """(global step, JSON path) of every checkpoint JSON here, oldest first."""
+        if not self.folder.is_dir():
+            return []
+        found = []
+        for entry in self.folder.iterdir():
+            match = _NAME.match(entry.name)
+            if match:
+                found.append((int(match.group(1)), entry))
+        return sorted(found)
+
+    def latest(self) -> Checkpoint | None:
+        """The newest complete checkpoint; damaged or partial ones are skipped with a warning."""
+        for _, path in reversed(self.listed()):
+            try:
+                return read(path)
+            except WxbError as exc:
+                warnings.warn(f"skipped checkpoint {path}: {exc}", CheckpointWarning, stacklevel=3)
+        return None
+
+    def write(self, step: int, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
+        """Write one checkpoint, verify it, then remove the oldest beyond ``keep``."""
+        from safetensors.numpy import save as safetensors_bytes
+
+        stem = f"step-{step:09d}"
+        tensors_path = self.folder / f"{stem}.safetensors"
+        json_path = self.folder / f"{stem}.json"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.remove_strays()
+        payload = safetensors_bytes({k: np.ascontiguousarray(v) for k, v in arrays.items()})
+        digest = hashlib.sha256(payload).hexdigest()
+        atomic_write(tensors_path, payload)
+        record = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "arrays": tensors_path.name,
+            "sha256": digest,
+            **meta,
+        }
+        atomic_write(json_path, json.dumps(record, indent=1).encode())
+        read(json_path)  # read back: a checkpoint counts once it verifies
+        self._prune(keep_path=json_path)
+        return json_path
+
+    def _prune(self, keep_path: Path) -> None:
+        listed = self.listed()
+        for _, path in listed[: max(0, len(listed) - self.keep)]:
+            if path == keep_path:
+                continue
+            path.unlink(missing_ok=True)  # the JSON first: what is left is seen as partial
+            path.with_suffix(".safetensors").unlink(missing_ok=True)
+        # Arrays files whose JSON is gone (a write or a removal cut short) are partial.
+        named = {path.with_suffix(".safetensors") for _, path in self.listed()}
+        for entry in self.folder.glob("step-*.safetensors"):
+            if entry not in named:
+                entry.unlink(missing_ok=True)
+        fsync_folder(self.folder)
+
+    def remove_strays(self) -> None:
+        """Temporary files a killed writer left behind (only wxb's own)."""
+        if self.folder.is_dir():
+            for entry in self.folder.iterdir():
+                if _STRAY.match(entry.name):
+                    entry.unlink(missing_ok=True)
+
+
+def read(path: Path) -> Checkpoint:
+    """A checkpoint from its JSON path, checked whole; CheckpointFileError says what is wrong."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load as safetensors_load
+
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointFileError(f"its JSON cannot be read ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointFileError("its JSON is not a wxb checkpoint")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointFileError(
+            f"format version {meta.get('format_version')!r}; this wxb reads {FORMAT_VERSION}"
+        )
+    name = meta.get("arrays")
+    if not isinstance(name, str) or Path(name).name != name:
+        raise CheckpointFileError("its JSON names no arrays file")
+    try:
+        payload = (path.parent / name).read_bytes()
+    except OSError as exc:
+        raise CheckpointFileError(f"its arrays file cannot be read ({exc.strerror})") from None
+    if hashlib.sha256(payload).hexdigest() != meta.get("sha256"):
+        raise CheckpointFileError(f"{name} does not match the checksum in its JSON")
+    try:
+        arrays = safetensors_load(payload)
+    except (SafetensorError, ValueError) as exc:
+        raise CheckpointFileError(f"{name} cannot be read ({exc})") from None
+    return Checkpoint(path, meta, arrays)
+
+
+class CheckpointFileError(WxbError, ValueError):
+    """A checkpoint that is partial, damaged, or not a wxb checkpoint."""
+
+
+# ---------------------------------------------------------------------------------
+# What the run is, what decides its bits, and its random generators
+# ---------------------------------------------------------------------------------
+def fingerprint(array: np.ndarray) -> str:
+    """A digest of an array's shape, dtype and bytes: different data, different digest."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{array.shape}{array.dtype.str}".encode())
+    digest.update(np.ascontiguousarray(array).data)
+    return digest.hexdigest()
+
+
+def architecture(model: Module) -> Any:
+    """The model's config where it has one; else its modules' types and its arrays' shapes."""
+    try:
+        return json.loads(json.dumps(model.config()))
+    except (WxbError, TypeError, ValueError):
+        modules = [[path, type(m).__name__] for path, m in model.named_modules()]
+        arrays = [[k, list(v.shape), str(v.dtype)] for k, v in model.state_dict().items()]
+        return {"modules": modules, "arrays": arrays}
+
+
+def numeric_setup(dtype: np.dtype, engine: str) -> dict[str, Any]:
+    """What decides a run's bits besides its inputs: a resume elsewhere matches to rounding."""
+    from wxb import __version__
+
+    setup: dict[str, Any] = {
+        "wxb": __version__,
+        "numpy": np.__version__,
+        "dtype": str(dtype),
+        "engine": engine,
+        "machine": platform.machine(),
+    }
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # an optional package (it comes with scikit-learn)
+        setup["blas"] = "unknown (threadpoolctl is not installed)"
+    else:
+        setup["blas"] = [
+            {k: pool.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
+            for pool in threadpool_info()
+            if pool.get("user_api") == "blas"
+        ]
+    return setup
+
+
+def setup_differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """The setup entries that differ, as 'name: saved → now'."""
+    return [
+        f"{key}: {saved.get(key)!r} → {now.get(key)!r}"
+        for key in sorted(set(saved) | set(now))
+        if saved.get(key) != now.get(key)
+    ]
+
+
+def generators(
+    model: Module, named: list[tuple[str, np.random.Generator | None]]
+) -> tuple[list[np.random.Generator], dict[str, int]]:
+    """Every random generator a run draws from: ``named`` ones (shuffling, dropout masks)
+    and any a module holds as an attribute (a Dropout's own). Each distinct generator
+    once; roles map each use to its index, so sharing is restored as it was."""
+    found: list[np.random.Generator] = []
+    roles: dict[str, int] = {}
+    uses = [(role, g) for role, g in named if g is not None]
+    for path, module in model.named_modules():
+        for attr, value in vars(module).items():
+            if isinstance(value, np.random.Generator):
+                uses.append((f"{path or 'model'}.{attr}", value))
+    for role, generator in uses:
+        index = next((i for i, seen in enumerate(found) if seen is generator), None)
+        if index is None:
+            index = len(found)
+            found.append(generator)
+        roles[role] = index
+    return found, roles
+
+
+def generator_state(generator: np.random.Generator) -> dict:
+    """The bit generator's state as plain JSON (arrays as lists with their dtype)."""
+    return _plain(generator.bit_generator.state)
+
+
+def set_generator_state(generator: np.random.Generator, state: dict, role: str) -> None:
+    kind = type(generator.bit_generator).__name__
+    if not isinstance(state, dict) or state.get("bit_generator") != kind:
+        saved = state.get("bit_generator") if isinstance(state, dict) else None
+        raise ConfigError(f"the generator for {role} is a {kind}; the checkpoint's was {saved}")
+    try:
+        generator.bit_generator.state = _arrays(state)
+    except (TypeError, ValueError, KeyError) as exc:
+        message = f"the state of the generator for {role} is damaged ({exc})"
+        raise CheckpointFileError(message) from None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return {"__ndarray__": value.tolist(), "dtype": str(value.dtype)}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _arrays(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"__ndarray__", "dtype"}:
+            return np.array(value["__ndarray__"], dtype=value["dtype"])
+        return {k: _arrays(v) for k, v in value.items()}
+    return value
