@@ -8,11 +8,13 @@ __version__ = "0.1.0"
 
 from wxb import describe, errors, nn, ops, optim
 from wxb.errors import (
+    CheckpointError,
     ConfigError,
     DataError,
     ModelFileError,
     ShapeError,
     TrainingError,
+    TrainingInterrupted,
     WxbError,
 )
 from wxb.explanation import explain
@@ -30,6 +32,7 @@ from wxb.tensor import (
 from wxb.train import History, evaluate, fit
 
 __all__ = [
+    "CheckpointError",
     "ConfigError",
     "DataError",
     "GraphStep",
@@ -39,6 +42,7 @@ __all__ = [
     "ShapeError",
     "Tensor",
     "TrainingError",
+    "TrainingInterrupted",
     "WxbError",
     "__version__",
     "describe",

@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import re
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from wxb.data import atomic_write, fsync_folder
-from wxb.errors import ConfigError, WxbError
+from wxb.errors import ConfigError, DataError, WxbError
 from wxb.nn.module import Module
 
 FORMAT = "wxb-checkpoint"
@@ -69,6 +70,17 @@ class CheckpointFolder:
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
             raise ConfigError(f"keep_checkpoints must be an integer ≥ 1; got {keep!r}")
         self.keep = keep
+
+    def check_writable(self) -> None:
+        """Before any training: the folder exists (or is made) and takes a file."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.folder):
+                pass
+        except OSError as exc:
+            raise DataError(
+                f"{self.folder}: cannot write checkpoints there ({exc.strerror or exc})"
+            ) from None
 
     def listed(self) -> list[tuple[int, Path]]:
         """(global step, JSON path) of every checkpoint JSON here, oldest first."""

@@ -404,6 +404,7 @@ def fit(
             ckpt.numeric_setup(dtype, history.engine),
             *ckpt.generators(model, [("shuffle", rng), ("dropout_masks", masks)]),
         )
+        saver.folder.check_writable()
         if resume:
             found = saver.folder.latest()
             if found is not None:
