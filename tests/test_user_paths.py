@@ -365,3 +365,45 @@ def test_backward_after_a_step_changed_the_weights_raises_as_pytorch(rng, use_pl
     opt.step()
     with pytest.raises(wxb.TrainingError, match="modified in place"):
         loss.backward()
+
+
+@pytest.mark.parametrize("where", ["model", "layer"])
+def test_a_forward_assigned_on_an_instance_is_what_trains_and_predicts(rng, where):
+    """``model.forward = …`` (or a layer's) is what Module.__call__ runs: the planned
+    stack, which would skip it, must step aside, also after a plan was already made."""
+    n, batch = 5, 16
+    model = Sequential(Dense(n, 7, seed=int(rng.integers(1 << 30))), Tanh(), Dense(7, n)).double()
+    reference = twin(model)
+    X, y = rng.normal(size=(batch, n)), rng.normal(size=(batch, n))
+    model.predict(X)  # a plan exists before the assignment
+    target = model if where == "model" else model[0]
+    original = target.forward
+    target.forward = lambda x: original(x) * 2.0
+    history = wxb.fit(
+        model,
+        X,
+        y,
+        loss="mse",
+        optimizer=SGD(model.parameters(), lr=0.05),
+        epochs=3,
+        batch_size=batch,
+        shuffle=False,
+        verbose=False,
+    )
+    assert history.engine == "graph" and "forward of its own" in history.engine_reason
+    first = reference[0]
+    opt = torch.optim.SGD(reference.parameters(), lr=0.05)
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+
+    def run(x):
+        if where == "model":
+            return reference(x) * 2.0
+        return reference[2](reference[1](first(x) * 2.0))
+
+    for _ in range(3):
+        opt.zero_grad()
+        loss = half_mse(run(Xt), yt)
+        loss.backward()
+        opt.step()
+    assert np.allclose(history["loss"][-1], loss.item(), rtol=1e-10)
+    assert np.allclose(model.predict(X), run(Xt).detach().numpy(), rtol=1e-10)

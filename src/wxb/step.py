@@ -64,6 +64,8 @@ class PlannedStep:
         kind = type(model)
         if kind.forward is not Sequential.forward or kind.__call__ is not Module.__call__:
             return f"{kind.__name__} overrides forward or __call__"
+        if "forward" in vars(model):  # model.forward = … on the instance
+            return "the model was given a forward of its own"
         reason = unplannable_reason(list(model))
         if reason is not None:
             return reason

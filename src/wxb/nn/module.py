@@ -111,7 +111,8 @@ class Module:
     def __setattr__(self, key: str, value: object) -> None:
         if "_parameters" not in self.__dict__:
             raise ConfigError(f"{type(self).__name__}.__init__ must call super().__init__() first")
-        changed = isinstance(value, (Parameter, Module))
+        # A forward set on the instance changes what the module computes, as a new layer would.
+        changed = isinstance(value, (Parameter, Module)) or key == "forward"
         for table in (self._parameters, self._modules, self._buffers):
             if table.pop(key, None) is not None:
                 changed = True

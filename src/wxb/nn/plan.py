@@ -34,7 +34,10 @@ def unplannable_reason(layers: list[Module]) -> str | None:
         return "it has no layers"
     for layer in layers:
         if not _is_stock(layer):
-            return f"{layer.label} is not a stock layer (its class overrides forward or __call__)"
+            return (
+                f"{layer.label} is not a stock layer (its class overrides forward or __call__, "
+                "or it was given a forward of its own)"
+            )
     slots = [p for m in layers for p in m._parameters.values()]
     if len({id(p) for p in slots}) != len(slots):
         return "some layers share parameters"
@@ -54,6 +57,8 @@ def unplannable_reason(layers: list[Module]) -> str | None:
 
 
 def _is_stock(module: Module) -> bool:
+    if "forward" in vars(module):  # model.forward = … on the instance: Module.__call__ runs it
+        return False
     return type(module).__call__ is Module.__call__ and any(
         isinstance(module, kind) and type(module).forward is kind.forward for kind in STOCK_LAYERS
     )

@@ -30,7 +30,7 @@ class _Plans:
     """The plans of one Sequential: for recorded graphs (a few may be pending) and inference."""
 
     def __init__(self, key: tuple) -> None:
-        self.key = key  # (layers, parameters) they were made for
+        self.key = key  # (layers, parameters, forwards set on instances) they were made for
         self.version = -1  # the structure_version() at which the key was last checked
         self.reason = unplannable_reason(list(key[0]))  # None: the plan computes forward
         self.training: list[StackPlan] = []
@@ -133,8 +133,9 @@ class Sequential(Module):
             return plans
         layers = tuple(self._modules.values())
         params = tuple(p for m in layers for p in m._parameters.values())
-        if plans is None or plans.key != (layers, params):
-            plans = _PLANS[self] = _Plans((layers, params))
+        own_forwards = tuple(vars(m).get("forward") for m in layers)  # layer.forward = …
+        if plans is None or plans.key != (layers, params, own_forwards):
+            plans = _PLANS[self] = _Plans((layers, params, own_forwards))
         plans.version = version
         return plans
 
