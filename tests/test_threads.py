@@ -127,3 +127,39 @@ def test_inference_threads_and_training_threads_do_not_disturb_each_other(seeded
         for a, b in zip(weights, trained[k], strict=True):
             assert np.array_equal(a, b), seeded.msg(f"trainer {k} differs from its lone run")
     assert shared.training and shared[2].training  # nobody's mode was changed
+
+
+def test_fit_in_another_thread_leaves_signals_alone_and_checkpoints(tmp_path):
+    """Signal handlers belong to the main thread: fit elsewhere installs none, and still
+    checkpoints and resumes exactly."""
+    import signal
+
+    rng = np.random.default_rng()
+    n, rows, seed = int(rng.integers(3, 9)), int(rng.integers(40, 120)), int(rng.integers(1000))
+    X = rng.standard_normal((rows, n))
+    y = rng.integers(0, 3, rows)
+    before = signal.getsignal(signal.SIGINT)
+    seen, results = {"thread": [], "main": []}, {}
+
+    def train(name, **options):
+        model = make_trainee(n, seed)
+        original = model.forward
+
+        def watched(x):
+            seen[name].append(signal.getsignal(signal.SIGINT))
+            return original(x)
+
+        model.forward = watched  # graph path; records the handler in force during fit
+        results[name] = (model, wxb.fit(model, X, y, epochs=3, batch_size=8, seed=seed, **options))
+
+    worker = threading.Thread(target=train, args=("thread",), kwargs={"checkpoint_dir": tmp_path})
+    worker.start()
+    worker.join()
+    train("main")
+    assert seen["thread"] and all(handler is before for handler in seen["thread"])
+    if before is signal.default_int_handler:  # the main thread's fit installs its own
+        assert seen["main"][-1] is not before  # (its first forward, a probe, comes before)
+    assert signal.getsignal(signal.SIGINT) is before  # and puts it back
+    assert sorted(p.name for p in tmp_path.glob("step-*.json"))  # it checkpointed
+    a, b = results["thread"][0].state_dict(), results["main"][0].state_dict()
+    assert all(np.array_equal(a[k], b[k]) for k in a), f"seed {seed}"

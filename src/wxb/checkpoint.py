@@ -220,11 +220,16 @@ def numeric_setup(dtype: np.dtype, engine: str) -> dict[str, Any]:
     except ImportError:  # an optional package (it comes with scikit-learn)
         setup["blas"] = "unknown (threadpoolctl is not installed)"
     else:
-        setup["blas"] = [
-            {k: pool.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
-            for pool in threadpool_info()
-            if pool.get("user_api") == "blas"
+        pools = [pool for pool in threadpool_info() if pool.get("user_api") == "blas"]
+        # NumPy's own BLAS does wxb's products; others (SciPy's) come and go with imports.
+        home = Path(np.__file__).parent
+        own = [
+            p for p in pools if Path(p.get("filepath", "")).parent.name in (home.name, "numpy.libs")
         ]
+        keys = ("internal_api", "version", "architecture", "num_threads")
+        setup["blas"] = sorted(
+            ([{k: pool.get(k) for k in keys} for pool in own or pools]), key=json.dumps
+        )
     return setup
 
 
