@@ -554,9 +554,10 @@ def finish_model(model, args, dataset, targets: Targets, X_test, y_test) -> dict
 
 
 # The options of wxb train that a resumed run may change: they decide nothing in the run.
+# (--data may name the same file by another path: fit compares the data's contents.)
 _FREE_OPTIONS = {
     "epochs", "output", "history", "plots", "quiet", "checkpoint_dir", "checkpoint_every",
-    "keep_checkpoints", "resume", "run", "command",
+    "keep_checkpoints", "resume", "run", "command", "data",
 }  # fmt: skip
 OPTIONS_FILE = "train-options.json"
 
