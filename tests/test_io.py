@@ -138,3 +138,29 @@ def test_loading_does_not_advance_the_global_generator(tmp_path, rng):
     wxb.manual_seed(5)
     wxb.load(path)
     assert np.array_equal(Dense(3, 3).weight.data, expected)
+
+
+def test_the_same_model_saved_in_two_processes_gives_the_same_bytes(tmp_path, rng):
+    """A file's bytes follow from its contents alone (the safetensors library orders its
+    metadata differently per process), so identical runs can be checked with sha256sum."""
+    import subprocess
+    import sys
+
+    sizes = [int(s) for s in rng.integers(1, 9, size=3)]
+    seed = int(rng.integers(1 << 30))
+    script = (
+        "import sys, wxb\n"
+        "from wxb.nn import Dense, Sequential, Tanh\n"
+        f"m = Sequential(Dense({sizes[0]}, {sizes[1]}, seed={seed}), Tanh(), "
+        f"Dense({sizes[1]}, {sizes[2]}, seed={seed + 1}))\n"
+        "m.info = {'task': 'regression', 'feature_names': list('abcdefgh'), 'target': 'y'}\n"
+        "wxb.save(m, sys.argv[1])\n"
+    )
+    paths = [tmp_path / f"run{i}.safetensors" for i in range(3)]
+    for path in paths:
+        subprocess.run([sys.executable, "-c", script, str(path)], check=True)
+    first = paths[0].read_bytes()
+    assert all(p.read_bytes() == first for p in paths[1:]), f"sizes {sizes}, seed {seed}"
+    loaded = load_file(paths[0])  # and the library reads what we write
+    model = wxb.load(paths[0])
+    assert all(np.array_equal(loaded[k], v) for k, v in model.state_dict().items())

@@ -32,14 +32,15 @@ from typing import Any
 
 import numpy as np
 
-from wxb.data import atomic_write, fsync_folder
+from wxb.data import atomic_write, fsync_folder, safetensors_bytes
 from wxb.errors import ConfigError, DataError, WxbError
 from wxb.nn.module import Module
 
 FORMAT = "wxb-checkpoint"
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^step-(\d{9,})\.json$")
-_STRAY = re.compile(r"^\.step-\d{9,}\.(json|safetensors)\..*\.tmp$")  # atomic_write's temporaries
+# Temporaries of atomic_write (".NAME.XXXXXXXX.tmp") a killed writer left in the folder.
+_STRAY = re.compile(r"^\.(step-\d{9,}\.(json|safetensors)|[\w-]+\.json)\.\w{8}\.tmp$")
 
 
 class CheckpointWarning(UserWarning):
@@ -104,8 +105,6 @@ class CheckpointFolder:
 
     def write(self, step: int, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
         """Write one checkpoint, verify it, then remove the oldest beyond ``keep``."""
-        from safetensors.numpy import save as safetensors_bytes
-
         stem = f"step-{step:09d}"
         tensors_path = self.folder / f"{stem}.safetensors"
         json_path = self.folder / f"{stem}.json"
@@ -141,7 +140,8 @@ class CheckpointFolder:
         fsync_folder(self.folder)
 
     def remove_strays(self) -> None:
-        """Temporary files a killed writer left behind (only wxb's own)."""
+        """Temporary files a killed writer left behind (only wxb's own: checkpoints, and
+        JSON such as wxb train's options)."""
         if self.folder.is_dir():
             for entry in self.folder.iterdir():
                 if _STRAY.match(entry.name):

@@ -267,6 +267,47 @@ def _is_model_file(path: Path) -> bool:
 
 
 MAX_HEADER = 100 * 1024 * 1024
+SAFETENSORS_DTYPES = {
+    np.dtype(np.float64): "F64",
+    np.dtype(np.float32): "F32",
+    np.dtype(np.float16): "F16",
+    np.dtype(np.int64): "I64",
+    np.dtype(np.int32): "I32",
+    np.dtype(np.uint8): "U8",
+    np.dtype(np.bool_): "BOOL",
+}
+
+
+def safetensors_bytes(
+    tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None
+) -> bytes:
+    """A safetensors file's bytes, the same bytes for the same arrays and metadata.
+
+    (The safetensors library orders the metadata differently in each process, so two
+    identical runs would write files that differ.) Layout per the format: 8-byte
+    little-endian header length, the JSON header padded with spaces to 8 bytes, then
+    each tensor's little-endian C-order bytes, by name.
+    """
+    header: dict[str, object] = {}
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in sorted(metadata.items())}
+    parts, offset = [], 0
+    for name in sorted(tensors):
+        array = np.asarray(tensors[name])
+        code = SAFETENSORS_DTYPES.get(array.dtype.newbyteorder("="))
+        if code is None:
+            raise ValueError(f"{name}: safetensors files here hold no {array.dtype} arrays")
+        data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+        header[name] = {
+            "dtype": code,
+            "shape": list(array.shape),
+            "data_offsets": [offset, offset + len(data)],
+        }
+        parts.append(data)
+        offset += len(data)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return b"".join([struct.pack("<Q", len(text)), text, *parts])
 
 
 def read_safetensors_header(path: Path) -> dict:

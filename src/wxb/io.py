@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from wxb.data import atomic_write, read_safetensors_header
+from wxb.data import atomic_write, read_safetensors_header, safetensors_bytes
 from wxb.errors import ConfigError, ModelFileError, ShapeError, WxbError
 from wxb.nn import layers
 from wxb.nn.module import Module
@@ -73,8 +73,6 @@ def save(model: Module, path: str | Path) -> Path:
     exactly (a module of a type of its own or a subclass of a stock one, a mix
     of float32 and float64, …).
     """
-    from safetensors.numpy import save as safetensors_bytes
-
     _check_saveable(model)
     architecture = model.config()
     state = model.state_dict()
