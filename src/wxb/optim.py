@@ -374,6 +374,9 @@ class Optimizer:
         name = type(self).__name__
         if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= state_dict.keys():
             raise ConfigError(f"{name}.load_state_dict takes a dict from state_dict()")
+        unknown = set(state_dict) - {"state", "param_groups", "steps"}
+        if unknown:
+            raise ConfigError(f"{name}.load_state_dict: unknown entries {sorted(unknown)}")
         groups, state = state_dict["param_groups"], state_dict["state"]
         if not isinstance(groups, list) or len(groups) != len(self.param_groups):
             raise ConfigError(
@@ -400,6 +403,13 @@ class Optimizer:
             checked.append(values)
         if not isinstance(state, dict):
             raise ConfigError(f"{name}.load_state_dict: 'state' must map indices to dicts")
+        indices = {str(i) for i in range(len(self.params))}
+        extra = sorted(str(k) for k in state if str(k) not in indices)
+        if extra:
+            raise ConfigError(
+                f"{name}.load_state_dict: state for parameters {extra[:5]} it does not have "
+                f"({len(self.params)} parameters)"
+            )
         keys = {COUNTER_KEYS[c] for c in self.counters}
         arrays: dict[str, list] = {}
         counts: dict[str, list[int]] = {c: [] for c in self.counters}
@@ -431,6 +441,8 @@ class Optimizer:
                 raise ConfigError(f"{name}.load_state_dict: the state has no {s!r}")
         # Checked: now change.
         for group, values in zip(self.param_groups, checked, strict=True):
+            if "initial_lr" not in values:  # the groups are replaced, as PyTorch does
+                group.pop("initial_lr", None)
             group.update(values)
         self._checked = [self._values(g) for g in self.param_groups]
         for counter, values in counts.items():
@@ -845,8 +857,9 @@ class LRSchedule:
         for key, value in values.items():
             what = f"{name}.load_state_dict {key}"
             if key == "base_lrs":
-                if not isinstance(value, list):
-                    raise ConfigError(f"{what} must be a list of rates; got {value!r}")
+                groups = len(self.optimizer.param_groups)
+                if not isinstance(value, list) or len(value) != groups:
+                    raise ConfigError(f"{what} must be a list of {groups} rates; got {value!r}")
                 values[key] = [_non_negative(v, what) for v in value]
             elif key in ("epoch",):
                 values[key] = _count_value(value, what)

@@ -636,9 +636,14 @@ class _Saver:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             where = getattr(exc, "filename", None) or self.folder.folder
             kept = f"{self.last} is intact" if self.last else "earlier checkpoints are intact"
+            at = (
+                f"epoch {loop.epoch}, step {loop.step}"
+                if loop.step
+                else f"the end of epoch {loop.epoch - 1}"
+            )
             raise CheckpointError(
-                f"could not write a checkpoint ({where}: {reason}); training stopped at "
-                f"epoch {loop.epoch}, step {loop.step}; {kept}"
+                f"could not write a checkpoint ({where}: {reason}); "
+                f"training stopped at {at}; {kept}"
             ) from exc
         return self.last
 
@@ -649,9 +654,12 @@ class _Saver:
         if differences:
             raise ConfigError(f"{where}: {'; '.join(differences)}")
         position = meta["position"]
-        done = position["epoch"] - 1
-        if epochs < done:
-            raise ConfigError(f"{where}: it has trained {done} epochs already; epochs is {epochs}")
+        done = position["epoch"] - 1  # whole epochs; more when it is inside the next
+        if epochs < done or (epochs == done and position["step"] > 0):
+            trained = f"{done} epochs" + (
+                f" and {position['step']} steps" if position["step"] else ""
+            )
+            raise ConfigError(f"{where}: it has trained {trained} already; epochs is {epochs}")
         changed = ckpt.setup_differences(meta.get("setup", {}), self.setup)
         if changed:
             warnings.warn(
