@@ -385,8 +385,8 @@ def _corruptions(rng, state: dict, kind: str) -> dict[str, tuple[dict, str]]:
     out["unknown state key"] = (s, "unknown state 'bogus'")
 
     s = copy.deepcopy(state)
-    s["param_groups"][-1]["bogus"] = 1.0
-    out["unknown group setting"] = (s, "unknown settings")
+    s["param_groups"][-1]["weight_decay"] = "strong"
+    out["a setting that is not a number"] = (s, "weight_decay")
 
     s = copy.deepcopy(state)
     s["state"][which]["step"] = -int(rng.integers(1, 5))
@@ -1057,6 +1057,10 @@ def _damage(how: str, json_path: Path, rng) -> None:
         meta = json.loads(json_path.read_text())
         meta["format_version"] = 99
         json_path.write_text(json.dumps(meta))
+    elif how == "edited JSON":  # valid JSON, one figure changed: its own checksum says so
+        meta = json.loads(json_path.read_text())
+        meta["optimizer"]["param_groups"][0]["lr"] *= 1 + float(rng.uniform(0.01, 1))
+        json_path.write_text(json.dumps(meta, indent=1))
     elif how == "unreadable arrays, matching checksum":
         junk = rng.bytes(int(rng.integers(8, 300)))
         arrays.write_bytes(junk)
@@ -1074,7 +1078,7 @@ DAMAGES = [
     "garbage JSON",
     "JSON cut short",
     "JSON not a checkpoint",
-    "future format",
+    "edited JSON",
     "unreadable arrays, matching checksum",
 ]
 
@@ -1330,3 +1334,78 @@ def test_load_state_dict_refuses_unknown_entries_and_replaces_groups_as_pytorch(
     opt.load_state_dict(saved)
     assert "initial_lr" not in opt.param_groups[0], seeded.msg("group not replaced")
     assert opt.lr == saved["param_groups"][0]["lr"]
+    # A key of the user's own (PyTorch keeps them: a group's "name") comes back as it was.
+    saved["param_groups"][0]["name"] = "all"
+    opt.load_state_dict(saved)
+    assert opt.param_groups[0]["name"] == "all"
+
+
+def test_a_checkpoint_from_a_newer_wxb_is_refused_not_skipped(seeded, tmp_path):
+    """Not damaged: skipping it would start afresh and in time overwrite it."""
+    rng = seeded.rng
+    run = Run(rng, opt="adam")
+    msg = seeded.msg(run.describe())
+    folder = tmp_path / "run"
+    run.fit(folder, checkpoint_every=int(rng.integers(1, 4)))
+    newest = checkpoints(folder)[-1]
+    _damage("future format", newest, rng)
+    before = folder_bytes(folder)
+    with pytest.raises(ConfigError, match="newer wxb") as refused:
+        run.fit(folder, resume=True)
+    assert str(newest) in str(refused.value), msg
+    assert folder_bytes(folder) == before, msg
+
+
+def test_a_folder_in_use_by_another_run_is_refused(seeded, tmp_path):
+    rng = seeded.rng
+    run = Run(rng, opt="adam")
+    folder = tmp_path / "run"
+    with ckpt.CheckpointFolder(folder).lock():  # as a run in another process holds it
+        with pytest.raises(ConfigError, match="in use by another training run"):
+            run.fit(folder)
+        assert not checkpoints(folder), seeded.msg("the refused run wrote")
+    assert_same_run(run.fit(), run.fit(folder), seeded.msg(run.describe()))  # free again
+
+
+class Scaled(Module):
+    """A custom module with a setting of its own (no config())."""
+
+    def __init__(self, n, classes, factor, seed):
+        super().__init__()
+        self.factor = factor
+        self.dense = Dense(n, classes, seed=seed)
+
+    def forward(self, x):
+        return self.dense(x) * self.factor
+
+
+def test_a_resume_with_other_frozen_parameters_or_module_settings_is_refused(seeded, tmp_path):
+    rng = seeded.rng
+    n, classes, seed = int(rng.integers(2, 7)), int(rng.integers(2, 5)), int(rng.integers(1000))
+    X, y = blobs(rng, int(rng.integers(40, 90)), n, classes)
+    msg = seeded.msg(f"{n} features, {classes} classes, seed {seed}")
+
+    def stack(frozen):
+        model = Sequential(Dense(n, 6, seed=seed), Tanh(), Dense(6, 6), Tanh(), Dense(6, classes))
+        model[frozen].weight.requires_grad = False
+        return model
+
+    first = int(rng.choice([0, 2]))
+    folder = tmp_path / "frozen"
+    wxb.fit(stack(first), X, y, epochs=2, batch_size=8, seed=seed, checkpoint_dir=folder)
+    with pytest.raises(ConfigError, match="trainable") as refused:
+        wxb.fit(stack(2 - first), X, y, epochs=3, batch_size=8, seed=seed,
+                checkpoint_dir=folder, resume=True)  # fmt: skip
+    frozen_now = "dense1.weight" if first else "dense2.weight"  # trainable then, not now
+    checkpoint_part = str(refused.value).split("now [")[0]
+    assert (
+        frozen_now in checkpoint_part and frozen_now not in str(refused.value).split("now [")[-1]
+    ), msg
+
+    factor = float(rng.uniform(0.5, 2))
+    folder = tmp_path / "custom"
+    wxb.fit(Scaled(n, classes, factor, seed), X, y, epochs=2, batch_size=8, seed=seed,
+            checkpoint_dir=folder)  # fmt: skip
+    with pytest.raises(ConfigError, match="architecture"):
+        wxb.fit(Scaled(n, classes, factor * 1.5, seed), X, y, epochs=3, batch_size=8,
+                seed=seed, checkpoint_dir=folder, resume=True)  # fmt: skip

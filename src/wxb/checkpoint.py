@@ -21,18 +21,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import re
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from wxb.data import atomic_write, fsync_folder, safetensors_bytes
+from wxb.data import atomic_write, fsync_folder, safetensors_parts
 from wxb.errors import ConfigError, DataError, WxbError
 from wxb.nn.module import Module
 
@@ -95,41 +98,81 @@ class CheckpointFolder:
         return sorted(found)
 
     def latest(self) -> Checkpoint | None:
-        """The newest complete checkpoint; damaged or partial ones are skipped with a warning."""
+        """The newest complete checkpoint; damaged or partial ones are skipped with a warning.
+
+        One written by a newer wxb (a later format) is refused, not skipped: it is not
+        damaged, and starting afresh would in time overwrite it.
+        """
         for _, path in reversed(self.listed()):
             try:
                 return read(path)
+            except NewerFormatError as exc:
+                raise ConfigError(f"cannot resume from {path}: {exc}") from None
             except WxbError as exc:
                 warnings.warn(f"skipped checkpoint {path}: {exc}", CheckpointWarning, stacklevel=3)
         return None
 
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """One run per folder: a second one is refused while the first holds the lock (an
+        advisory lock on the folder itself, which the system drops when the holder dies,
+        however it dies; no file is made)."""
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks here
+            yield
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.folder, os.O_RDONLY)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise ConfigError(
+                    f"{self.folder} is in use by another training run; give this one "
+                    "another checkpoint folder"
+                ) from None
+            yield
+        finally:
+            os.close(fd)  # closing drops the lock
+
     def write(self, step: int, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
-        """Write one checkpoint, verify it, then remove the oldest beyond ``keep``."""
+        """Write one checkpoint, verify it, then remove the oldest beyond ``keep``.
+
+        The arrays are streamed to disk (no copy of them is made) while being hashed,
+        then read back and hashed again; the JSON, with its own checksum, comes last.
+        """
         stem = f"step-{step:09d}"
         tensors_path = self.folder / f"{stem}.safetensors"
         json_path = self.folder / f"{stem}.json"
         self.folder.mkdir(parents=True, exist_ok=True)
         self.remove_strays()
-        payload = safetensors_bytes({k: np.ascontiguousarray(v) for k, v in arrays.items()})
-        digest = hashlib.sha256(payload).hexdigest()
-        atomic_write(tensors_path, payload)
+        parts = safetensors_parts(arrays)
+        digest = hashlib.sha256()
+        for part in parts:
+            digest.update(part)
+        atomic_write(tensors_path, parts)
+        del parts
+        if _file_sha256(tensors_path) != digest.hexdigest():
+            raise CheckpointFileError(f"{tensors_path} reads back other bytes than were written")
         record = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "arrays": tensors_path.name,
-            "sha256": digest,
-            **meta,
+            "sha256": digest.hexdigest(),
+            **_encode_floats(meta),
         }
-        atomic_write(json_path, json.dumps(record, indent=1).encode())
-        read(json_path)  # read back: a checkpoint counts once it verifies
-        self._prune(keep_path=json_path)
+        record["json_sha256"] = _json_digest(record)
+        atomic_write(json_path, json.dumps(record, indent=1, allow_nan=False).encode())
+        _read_json(json_path)  # read back: a checkpoint counts once it verifies
+        self._prune(step)
         return json_path
 
-    def _prune(self, keep_path: Path) -> None:
-        listed = self.listed()
-        for _, path in listed[: max(0, len(listed) - self.keep)]:
-            if path == keep_path:
-                continue
+    def _prune(self, newest: int) -> None:
+        """Keep the newest ``keep`` up to step ``newest``. Later ones (damaged, skipped by
+        the resume that led here) are left alone until this run overwrites them."""
+        older = [path for step, path in self.listed() if step < newest]
+        for path in older[: max(0, len(older) - (self.keep - 1))]:
             path.unlink(missing_ok=True)  # the JSON first: what is left is seen as partial
             path.with_suffix(".safetensors").unlink(missing_ok=True)
         # Arrays files whose JSON is gone (a write or a removal cut short) are partial.
@@ -148,21 +191,47 @@ class CheckpointFolder:
                     entry.unlink(missing_ok=True)
 
 
-def read(path: Path) -> Checkpoint:
-    """A checkpoint from its JSON path, checked whole; CheckpointFileError says what is wrong."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load as safetensors_load
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
+
+def _json_digest(record: dict) -> str:
+    """The checksum of a checkpoint's JSON: of its canonical form, without this field."""
+    body = {k: v for k, v in record.items() if k != "json_sha256"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _read_json(path: Path) -> dict:
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointFileError(f"its JSON cannot be read ({exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointFileError("its JSON is not a wxb checkpoint")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointFileError(
-            f"format version {meta.get('format_version')!r}; this wxb reads {FORMAT_VERSION}"
+    version = meta.get("format_version")
+    if isinstance(version, int) and version > FORMAT_VERSION:
+        raise NewerFormatError(
+            f"it is in checkpoint format {version}, from a newer wxb; this one reads "
+            f"{FORMAT_VERSION}"
         )
+    if version != FORMAT_VERSION:
+        raise CheckpointFileError(f"format version {version!r}; this wxb reads {FORMAT_VERSION}")
+    if meta.get("json_sha256") != _json_digest(meta):
+        raise CheckpointFileError("its JSON does not match its checksum (edited or damaged)")
+    return meta
+
+
+def read(path: Path) -> Checkpoint:
+    """A checkpoint from its JSON path, checked whole; CheckpointFileError says what is wrong."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load as safetensors_load
+
+    meta = _read_json(path)
     name = meta.get("arrays")
     if not isinstance(name, str) or Path(name).name != name:
         raise CheckpointFileError("its JSON names no arrays file")
@@ -176,11 +245,36 @@ def read(path: Path) -> Checkpoint:
         arrays = safetensors_load(payload)
     except (SafetensorError, ValueError) as exc:
         raise CheckpointFileError(f"{name} cannot be read ({exc})") from None
-    return Checkpoint(path, meta, arrays)
+    return Checkpoint(path, _decode_floats(meta), arrays)
+
+
+def _encode_floats(value: Any) -> Any:
+    """Strict JSON: NaN and ±inf (a diverging figure in the history) as tagged strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"__float__": repr(value)}
+    if isinstance(value, dict):
+        return {k: _encode_floats(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode_floats(v) for v in value]
+    return value
+
+
+def _decode_floats(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"__float__"}:
+            return float(value["__float__"])
+        return {k: _decode_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode_floats(v) for v in value]
+    return value
 
 
 class CheckpointFileError(WxbError, ValueError):
     """A checkpoint that is partial, damaged, or not a wxb checkpoint."""
+
+
+class NewerFormatError(CheckpointFileError):
+    """A checkpoint from a newer wxb."""
 
 
 # ---------------------------------------------------------------------------------
@@ -194,14 +288,42 @@ def fingerprint(array: np.ndarray) -> str:
     return digest.hexdigest()
 
 
+def state_digest(state: dict[str, np.ndarray]) -> str:
+    """One digest of named arrays (a model's weights)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name in sorted(state):
+        digest.update(name.encode())
+        digest.update(fingerprint(state[name]).encode())
+    return digest.hexdigest()
+
+
 def architecture(model: Module) -> Any:
-    """The model's config where it has one; else its modules' types and its arrays' shapes."""
-    try:
-        return json.loads(json.dumps(model.config()))
-    except (WxbError, TypeError, ValueError):
-        modules = [[path, type(m).__name__] for path, m in model.named_modules()]
-        arrays = [[k, list(v.shape), str(v.dtype)] for k, v in model.state_dict().items()]
-        return {"modules": modules, "arrays": arrays}
+    """Every module's path, type and settings (its ``config()`` where it has one, else its
+    plain attributes), and the arrays' names, shapes and dtypes."""
+    modules = []
+    for path, module in model.named_modules():
+        try:
+            settings = json.loads(json.dumps(module.config()))
+        except (WxbError, TypeError, ValueError):
+            settings = plain_settings(module)
+        modules.append([path, type(module).__name__, settings])
+    arrays = [[k, list(v.shape), str(v.dtype)] for k, v in model.state_dict().items()]
+    return {"modules": modules, "arrays": arrays}
+
+
+def plain_settings(thing: object) -> dict[str, Any]:
+    """An object's public attributes that are plain values (numbers, strings, flags,
+    None, and lists or tuples of them): a custom module's or loss's settings."""
+    plain = (bool, int, float, str, type(None))
+    found = {"type": type(thing).__name__}
+    for key, value in sorted(vars(thing).items()):
+        if key.startswith("_"):  # private: caches, modes, counters
+            continue
+        if isinstance(value, plain) or (
+            isinstance(value, (list, tuple)) and all(isinstance(v, plain) for v in value)
+        ):
+            found[key] = list(value) if isinstance(value, tuple) else value
+    return _encode_floats(found)
 
 
 def numeric_setup(dtype: np.dtype, engine: str) -> dict[str, Any]:

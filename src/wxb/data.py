@@ -177,8 +177,9 @@ def _numeric_column(cells: list[str], path: Path, name: str) -> np.ndarray:
     return values
 
 
-def atomic_write(path: str | Path, payload: bytes) -> Path:
-    """Write ``payload`` to ``path`` via a temporary file and a rename.
+def atomic_write(path: str | Path, payload: bytes | list[bytes | memoryview]) -> Path:
+    """Write ``payload`` (bytes, or pieces written in turn) to ``path`` via a temporary
+    file and a rename.
 
     A crash leaves either the old file or the new one, never half of one. A
     symbolic link is written through (the link stays); a device or pipe such as
@@ -191,7 +192,7 @@ def atomic_write(path: str | Path, payload: bytes) -> Path:
         if target.is_dir():
             raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
         with open(target, "wb") as handle:
-            handle.write(payload)
+            _write_all(handle, payload)
         return path
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -205,7 +206,7 @@ def atomic_write(path: str | Path, payload: bytes) -> Path:
         os.umask(umask)
         os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600; a saved file gets the usual mode
         with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
+            _write_all(handle, payload)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, target)
@@ -216,6 +217,11 @@ def atomic_write(path: str | Path, payload: bytes) -> Path:
             raise OSError(exc.errno, exc.strerror, str(path)) from None  # name the user's path
         raise
     return path
+
+
+def _write_all(handle, payload: bytes | list[bytes | memoryview]) -> None:
+    for piece in [payload] if isinstance(payload, (bytes, bytearray)) else payload:
+        handle.write(piece)
 
 
 def fsync_folder(folder: Path) -> None:
@@ -278,26 +284,28 @@ SAFETENSORS_DTYPES = {
 }
 
 
-def safetensors_bytes(
+def safetensors_parts(
     tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None
-) -> bytes:
-    """A safetensors file's bytes, the same bytes for the same arrays and metadata.
-
-    (The safetensors library orders the metadata differently in each process, so two
-    identical runs would write files that differ.) Layout per the format: 8-byte
-    little-endian header length, the JSON header padded with spaces to 8 bytes, then
-    each tensor's little-endian C-order bytes, by name.
+) -> list[bytes | memoryview]:
+    """A safetensors file as the pieces to write one after another: the same bytes for
+    the same arrays and metadata, and no copy of an array already little-endian and
+    C-ordered. (The safetensors library orders the metadata differently in each
+    process, so two identical runs would write files that differ.) Layout per the
+    format: 8-byte little-endian header length, the JSON header padded with spaces to
+    8 bytes, then each tensor's bytes, by name.
     """
     header: dict[str, object] = {}
     if metadata:
         header["__metadata__"] = {str(k): str(v) for k, v in sorted(metadata.items())}
-    parts, offset = [], 0
+    parts: list[bytes | memoryview] = []
+    offset = 0
     for name in sorted(tensors):
         array = np.asarray(tensors[name])
         code = SAFETENSORS_DTYPES.get(array.dtype.newbyteorder("="))
         if code is None:
             raise ValueError(f"{name}: safetensors files here hold no {array.dtype} arrays")
-        data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+        data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+        data = memoryview(data.reshape(-1).view(np.uint8))
         header[name] = {
             "dtype": code,
             "shape": list(array.shape),
@@ -307,7 +315,14 @@ def safetensors_bytes(
         offset += len(data)
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
-    return b"".join([struct.pack("<Q", len(text)), text, *parts])
+    return [struct.pack("<Q", len(text)), text, *parts]
+
+
+def safetensors_bytes(
+    tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None
+) -> bytes:
+    """``safetensors_parts`` joined: the whole file's bytes."""
+    return b"".join(safetensors_parts(tensors, metadata))
 
 
 def read_safetensors_header(path: Path) -> dict:

@@ -393,10 +393,9 @@ class Optimizer:
                     f"{where}: its parameters are not this group's "
                     f"({stop - start} parameters, indices {start}..{stop - 1})"
                 )
+            # Keys beyond the hyperparameters (a group's "name", …) come back as they are,
+            # as PyTorch keeps them.
             values = {k: v for k, v in group.items() if k != "params"}
-            unknown = set(values) - {*self.hyperparameters, "initial_lr"}
-            if unknown:
-                raise ConfigError(f"{where}: unknown settings {sorted(unknown)}")
             self._check_group(values, where, annealed=True)
             if "initial_lr" in values:
                 values["initial_lr"] = _non_negative(values["initial_lr"], f"{where} initial_lr")
@@ -564,6 +563,30 @@ class Optimizer:
         """Update ``data`` in place from ``grad`` with group ``h``'s hyperparameters;
         ``t`` is this update's number (1, 2, …)."""
         raise NotImplementedError
+
+
+def _like(current: object, value: object, what: str) -> object:
+    """A saved setting of the same kind as the one it replaces (a tuple comes back from
+    JSON as a list, and is made a tuple again)."""
+    if isinstance(current, (bool, np.bool_)):
+        ok = isinstance(value, (bool, np.bool_))
+    elif isinstance(current, (int, np.integer)):
+        ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    elif isinstance(current, (float, np.floating)):
+        ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+            value, (bool, np.bool_)
+        )
+        value = float(value) if ok else value
+    elif isinstance(current, (tuple, list)):
+        ok = isinstance(value, (tuple, list))
+        value = type(current)(value) if ok else value
+    elif current is None or isinstance(current, str):
+        ok = value is None or isinstance(value, (str, int, float, bool, list))
+    else:
+        ok = True
+    if not ok:
+        raise ConfigError(f"{what} must be like {current!r}; got {value!r}")
+    return value
 
 
 def _count(value: object) -> object:
@@ -838,6 +861,7 @@ class LRSchedule:
 
     def state_dict(self) -> dict:
         """As PyTorch's schedulers: every setting and counter but the optimiser, plain values."""
+        self._bases()  # a group added since the last step has its starting rate too
         state = {k: v for k, v in vars(self).items() if k != "optimizer"}
         return {**state, "base_lrs": list(self.base_lrs), "type": type(self).__name__}
 
@@ -857,17 +881,19 @@ class LRSchedule:
         for key, value in values.items():
             what = f"{name}.load_state_dict {key}"
             if key == "base_lrs":
-                groups = len(self.optimizer.param_groups)
+                groups = len(self._bases())
                 if not isinstance(value, list) or len(value) != groups:
                     raise ConfigError(f"{what} must be a list of {groups} rates; got {value!r}")
                 values[key] = [_non_negative(v, what) for v in value]
-            elif key in ("epoch",):
+            elif key == "epoch":
                 values[key] = _count_value(value, what)
-            elif isinstance(getattr(self, key), int):
-                values[key] = _positive_int(value, what)
             else:
-                values[key] = _non_negative(value, what)
+                values[key] = _like(getattr(self, key), value, what)
+        self._check_settings(values, f"{name}.load_state_dict")
         vars(self).update(values)
+
+    def _check_settings(self, values: dict, where: str) -> None:
+        """Refuse settings this kind of schedule cannot run with (subclasses say which)."""
 
     def settings(self) -> dict:
         """What decides its rates, besides the starting rates and the epoch."""
@@ -893,6 +919,10 @@ class StepLR(LRSchedule):
         self.gamma = _positive_number(gamma, "StepLR gamma")
         self.start()
 
+    def _check_settings(self, values: dict, where: str) -> None:
+        _positive_int(values["step_size"], f"{where} step_size")
+        _positive_number(values["gamma"], f"{where} gamma")
+
     def lr_at(self, epoch: int, base_lr: float | None = None) -> float:
         base = self.base_lr if base_lr is None else base_lr
         return base * self.gamma ** (epoch // self.step_size)
@@ -910,6 +940,10 @@ class CosineAnnealingLR(LRSchedule):
         self.eta_min = _non_negative(eta_min, "CosineAnnealingLR eta_min")
         self.start()
 
+    def _check_settings(self, values: dict, where: str) -> None:
+        _positive_int(values["T_max"], f"{where} T_max")
+        _non_negative(values["eta_min"], f"{where} eta_min")
+
     def lr_at(self, epoch: int, base_lr: float | None = None) -> float:
         base = self.base_lr if base_lr is None else base_lr
         cosine = (1 + math.cos(math.pi * epoch / self.T_max)) / 2
@@ -923,6 +957,9 @@ class InverseScalingLR(LRSchedule):
         super().__init__(optimizer)
         self.power = _non_negative(power, "InverseScalingLR power")
         self.start()
+
+    def _check_settings(self, values: dict, where: str) -> None:
+        _non_negative(values["power"], f"{where} power")
 
     def lr_at(self, epoch: int, base_lr: float | None = None) -> float:
         base = self.base_lr if base_lr is None else base_lr

@@ -11,7 +11,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator, KeysView
-from contextlib import nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -378,8 +378,9 @@ def fit(
                 else [ckpt.fingerprint(X_val), ckpt.fingerprint(y_val)],
             },
             "architecture": ckpt.architecture(model),
-            "loss": {"type": type(loss_fn).__name__, "reduction": loss_fn.reduction},
-            "optimizer": _optimizer_settings(opt),
+            "trainable": [name for name, p in model.named_parameters() if p.requires_grad],
+            "loss": ckpt.plain_settings(loss_fn),
+            "optimizer": _optimizer_settings(opt, model),
             "batch_size": batch_size,
             "shuffle": bool(shuffle),
             "seed": None
@@ -404,20 +405,26 @@ def fit(
             ckpt.numeric_setup(dtype, history.engine),
             *ckpt.generators(model, [("shuffle", rng), ("dropout_masks", masks)]),
         )
+        saver.start = ckpt.state_digest(loop.last_good)  # the weights it starts from
         saver.folder.check_writable()
-        if resume:
-            found = saver.folder.latest()
-            if found is not None:
-                history = saver.restore(found, model, opt, schedule, loop, epochs, history)
-        elif saver.folder.listed():
-            raise ConfigError(
-                f"{checkpoint_dir} already holds checkpoints of a run; pass resume=True to "
-                "continue it, or give another folder"
-            )
 
     interrupts = _Interrupts()
     model.train()
-    with drawing_from(masks) if masks is not None else nullcontext(), interrupts:
+    with ExitStack() as context:
+        if saver is not None:
+            context.enter_context(saver.folder.lock())
+            if resume:
+                found = saver.folder.latest()
+                if found is not None:
+                    history = saver.restore(found, model, opt, schedule, loop, epochs, history)
+            elif saver.folder.listed():
+                raise ConfigError(
+                    f"{checkpoint_dir} already holds checkpoints of a run; pass resume=True "
+                    "to continue it, or give another folder"
+                )
+        if masks is not None:
+            context.enter_context(drawing_from(masks))
+        context.enter_context(interrupts)
         while not loop.finished and loop.epoch <= epochs:
             epoch = loop.epoch
             if shuffle and loop.step == 0:
@@ -484,7 +491,7 @@ def fit(
                 or interrupts.requested
             ):
                 saver.write(loop, model, opt, schedule, history, epochs, steps_per_epoch)
-            if interrupts.requested and not loop.finished and loop.epoch <= epochs:
+            if interrupts.requested:  # also after the last epoch: the caller asked to stop
                 _stop(saver, loop, model, opt, schedule, history, epochs, steps_per_epoch)
     if loop.best_state is not None:
         model.load_state_dict(loop.best_state)
@@ -561,14 +568,16 @@ def _stop(saver, loop, model, opt, schedule, history, epochs, steps) -> None:
     raise TrainingInterrupted(message, where, path, history, loop.best_state)
 
 
-def _optimizer_settings(opt: Optimizer) -> dict:
-    """The optimiser's kind and each group's starting settings (what a resume must match)."""
+def _optimizer_settings(opt: Optimizer, model: Module) -> dict:
+    """The optimiser's kind and each group's parameters (by name) and starting settings
+    (what a resume must match)."""
+    names = {id(p): name for name, p in model.named_parameters()}
     groups = []
     for group in opt.param_groups:
         values = {k: v for k, v in group.items() if k not in ("params", "lr", "initial_lr")}
         values["lr"] = group.get("initial_lr", group["lr"])
-        values["size"] = len(group["params"])
-        groups.append(json.loads(json.dumps(values)))
+        values["params"] = [names.get(id(p), "?") for p in group["params"]]
+        groups.append(json.loads(json.dumps(values, default=repr)))
     return {"type": type(opt).__name__, "groups": groups}
 
 
@@ -580,6 +589,7 @@ class _Saver:
         if every is not None:
             every = _whole(every, "checkpoint_every")
         self.every, self.run, self.setup = every, run, setup
+        self.start = None  # digest of the weights this fit started from (set by fit)
         self.generators, self.roles = generators, roles
         self.run["generators"] = roles
         self.last: Path | None = None
@@ -590,10 +600,17 @@ class _Saver:
         return epoch_end if self.every is None else global_step % self.every == 0
 
     def write(self, loop, model, opt, schedule, history, epochs, steps_per_epoch) -> Path:
+        # Weights stored once each: at an epoch's end the model's are last_good, and the
+        # best are often last_good (the same dict) too.
         arrays = {f"model.{k}": v for k, v in model.state_dict().items()}
-        arrays.update({f"last_good.{k}": v for k, v in loop.last_good.items()})
+        last_good = "model" if loop.step == 0 else "stored"
+        if last_good == "stored":
+            arrays.update({f"last_good.{k}": v for k, v in loop.last_good.items()})
+        best = None
         if loop.best_state is not None:
-            arrays.update({f"best.{k}": v for k, v in loop.best_state.items()})
+            best = "last_good" if loop.best_state is loop.last_good else "stored"
+            if best == "stored":
+                arrays.update({f"best.{k}": v for k, v in loop.best_state.items()})
         arrays["order"] = loop.order
         state = opt.state_dict()
         counters = {}
@@ -616,8 +633,10 @@ class _Saver:
                 "correct": loop.correct,
                 "best_value": None if math.isinf(loop.best_value) else loop.best_value,
                 "waited": loop.waited,
-                "best_state": loop.best_state is not None,
+                "last_good": last_good,
+                "best_state": best,
             },
+            "start": self.start,
             "history": history.to_dict(),
             "optimizer": {
                 "param_groups": state["param_groups"],
@@ -648,6 +667,8 @@ class _Saver:
         return self.last
 
     def restore(self, found, model, opt, schedule, loop, epochs, history) -> History:
+        """Check the checkpoint against this run, then put its state in place: all of it,
+        or (on any error) none of it."""
         meta = found.meta
         where = f"cannot resume from {found.path}"
         differences = _differences(meta.get("run", {}), self.run)
@@ -666,19 +687,66 @@ class _Saver:
                 "resuming on a different numeric setup (" + "; ".join(changed) + "): the "
                 "result will match an uninterrupted run only to rounding",
                 ckpt.CheckpointWarning,
-                stacklevel=3,
+                stacklevel=4,
+            )
+        if meta.get("start") != self.start:
+            warnings.warn(
+                f"resuming from {found.path}: the model's weights differ from those that run "
+                "started from, and are replaced by the checkpoint's (resume=True continues "
+                "the run in the folder; to train a trained model further, give another folder)",
+                ckpt.CheckpointWarning,
+                stacklevel=4,
             )
         if schedule is not None and meta["schedule"] is not None:
             saved = {k: v for k, v in meta["schedule"].items() if k not in ("epoch", "base_lrs")}
-            if saved != schedule.settings():
+            if saved != json.loads(json.dumps(schedule.settings())):
                 warnings.warn(
                     f"epochs changed from {position['epochs']} to {epochs}: the learning-rate "
                     f"schedule keeps its settings from the checkpoint ({_settings(saved)})",
                     ckpt.CheckpointWarning,
-                    stacklevel=3,
+                    stacklevel=4,
                 )
-            schedule.load_state_dict(meta["schedule"])
-        model.load_state_dict(found.part("model"))
+        before = (
+            model.state_dict(),
+            opt.state_dict(),
+            None if schedule is None else schedule.state_dict(),
+            [ckpt.generator_state(g) for g in self.generators],
+        )
+        try:
+            self._put_in_place(found, model, opt, schedule)
+        except BaseException:
+            model.load_state_dict(before[0])
+            opt.load_state_dict(before[1])
+            if schedule is not None:
+                schedule.load_state_dict(before[2])
+            for generator, state in zip(self.generators, before[3], strict=True):
+                ckpt.set_generator_state(generator, state, "rollback")
+            raise
+        saved_loop = meta["loop"]
+        loop.epoch, loop.step = position["epoch"], position["step"]
+        loop.finished = position["finished"]
+        loop.total, loop.correct = saved_loop["total"], saved_loop["correct"]
+        best = saved_loop["best_value"]
+        loop.best_value = math.inf if best is None else best
+        loop.waited = saved_loop["waited"]
+        loop.order = found.arrays["order"].copy()
+        stored = found.part("model")
+        loop.last_good = stored if saved_loop["last_good"] == "model" else found.part("last_good")
+        kept = saved_loop["best_state"]
+        loop.best_state = {
+            None: None,
+            "last_good": loop.last_good,
+            "stored": found.part("best") if kept == "stored" else None,
+        }[kept]
+        self.start = meta.get("start")  # later checkpoints name the run's own start
+        self.last, self.last_step = found.path, position["global_step"]
+        restored = History.from_dict(meta["history"])
+        restored.engine, restored.engine_reason = history.engine, history.engine_reason
+        restored.resumed_from = str(found.path)
+        return restored
+
+    def _put_in_place(self, found, model, opt, schedule) -> None:
+        meta = found.meta
         state = {
             int(i): {**counts, **{k: found.arrays[f"optimizer.{k}.{i}"]
                                   for k in opt.possible_states
@@ -692,23 +760,11 @@ class _Saver:
                 "steps": meta["optimizer"]["steps"],
             }
         )
+        if schedule is not None and meta["schedule"] is not None:
+            schedule.load_state_dict(meta["schedule"])
+        model.load_state_dict(found.part("model"))
         for role, index in self.roles.items():
             ckpt.set_generator_state(self.generators[index], meta["generators"][index], role)
-        saved_loop = meta["loop"]
-        loop.epoch, loop.step = position["epoch"], position["step"]
-        loop.finished = position["finished"]
-        loop.total, loop.correct = saved_loop["total"], saved_loop["correct"]
-        best = saved_loop["best_value"]
-        loop.best_value = math.inf if best is None else best
-        loop.waited = saved_loop["waited"]
-        loop.order = found.arrays["order"].copy()
-        loop.last_good = found.part("last_good")
-        loop.best_state = found.part("best") if saved_loop["best_state"] else None
-        self.last, self.last_step = found.path, position["global_step"]
-        restored = History.from_dict(meta["history"])
-        restored.engine, restored.engine_reason = history.engine, history.engine_reason
-        restored.resumed_from = str(found.path)
-        return restored
 
 
 def _differences(saved: dict, now: dict) -> list[str]:
@@ -717,6 +773,8 @@ def _differences(saved: dict, now: dict) -> list[str]:
         "data": "the training or validation data differ",
         "architecture": "the model's architecture differs",
         "generators": "the model's random generators are shared differently",
+        "trainable": f"the trainable (not frozen) parameters differ (checkpoint "
+        f"{saved.get('trainable')}, now {now.get('trainable')})",
     }
     found = []
     for key in sorted(set(saved) | set(now)):
