@@ -11,12 +11,11 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from wxb import __version__, ops, validation
+from wxb import __version__, validation
 from wxb import data as wdata
 from wxb.backend import resolve_dtype
 from wxb.describe import (
@@ -34,10 +33,20 @@ from wxb.nn.layers import standard_scale
 from wxb.nn.module import input_width, output_width
 from wxb.optim import OPTIMIZERS, SCHEDULES, get_optimizer
 from wxb.plots import check_history, plot_history
+from wxb.prepare import (
+    Targets,
+    encode_labels,
+    encode_targets,
+    features_for,
+    model_task,
+    numeric_targets,
+    prediction_table,
+    scaled,
+    unscale_output,
+)
 from wxb.train import evaluate, fit
 
 DEFAULT_HIDDEN = "512"
-MAX_CLASSES_FOR_AUTO = 50
 
 
 class _Parser(argparse.ArgumentParser):
@@ -218,40 +227,6 @@ def parse_hidden(text: str) -> list[int]:
     return sizes
 
 
-def choose_task(y: np.ndarray, task: str, loss: str) -> str:
-    """Classification for text, one-hot rows, or few whole numbers; else regression."""
-    if task != "auto":
-        return task
-    if loss in ("cross_entropy", "bce_with_logits"):
-        return "classification"
-    if loss == "mse":
-        return "regression"
-    if y.ndim == 2:
-        return "classification" if is_one_hot(y) else "regression"
-    if y.dtype.kind in "USO":
-        return "classification"
-    whole = np.all(y == np.round(y))
-    return "classification" if whole and len(np.unique(y)) <= MAX_CLASSES_FOR_AUTO else "regression"
-
-
-def is_one_hot(y: np.ndarray) -> bool:
-    return (
-        y.ndim == 2
-        and y.dtype.kind in "biuf"
-        and bool(np.isin(y, (0, 1)).all())
-        and bool((y.sum(axis=1) == 1).all())
-    )
-
-
-def plain(value: object) -> object:
-    """A label as JSON will store it (whole-number floats become ints)."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
 def build_model(
     n_features: int,
     hidden: list[int],
@@ -348,85 +323,6 @@ def read_training_data(args: argparse.Namespace) -> wdata.Dataset:
             f"{dataset.source}: {len(dataset.X)} samples are too few to train and test on"
         )
     return dataset
-
-
-@dataclass
-class Targets:
-    """How the target column becomes what the loss takes."""
-
-    task: str
-    loss: str
-    y: np.ndarray  # class indices (B,), or (B, k) floats
-    outputs: int
-    classes: list | None = None
-    mean: np.ndarray | None = None  # regression: train on (y − mean)/scale
-    scale: np.ndarray | None = None
-
-
-def encode_targets(dataset: wdata.Dataset, task: str, loss: str) -> Targets:
-    y, source = dataset.y, dataset.source
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim > 2 or y.ndim == 0:
-        raise DataError(
-            f"{source}: targets must be one column (or one-hot rows); got shape {y.shape}"
-        )
-    task = choose_task(y, task, loss)
-    if loss == "auto":
-        loss = "cross_entropy" if task == "classification" else "mse"
-    if task == "classification":
-        if loss == "mse":
-            raise ConfigError("--loss mse is for regression; use cross_entropy for classification")
-        if y.ndim == 2:
-            if not is_one_hot(y):
-                raise DataError(f"{source}: 2-D targets for classification must be one-hot rows")
-            classes, indices = np.arange(y.shape[1]), y.argmax(axis=1)
-        else:
-            classes, indices = np.unique(y, return_inverse=True)
-        if len(classes) < 2:
-            raise DataError(f"{source}: the target has a single class {plain(classes[0])!r}")
-        if len(classes) > len(y) / 2:
-            raise DataError(
-                f"{source}: {len(classes)} classes in {len(y)} samples; is this a regression "
-                "target? (use --task regression)"
-            )
-        if loss == "bce_with_logits":
-            if len(classes) != 2:
-                raise ConfigError(
-                    f"--loss bce_with_logits needs 2 classes; the target has {len(classes)}"
-                )
-            return Targets(
-                task,
-                loss,
-                indices.astype(np.float64).reshape(-1, 1),
-                1,
-                [plain(c) for c in classes],
-            )
-        return Targets(task, loss, indices, len(classes), [plain(c) for c in classes])
-    if loss != "mse":
-        raise ConfigError(f"--loss {loss} is for classification; regression uses mse")
-    y = numeric_targets(y, dataset)
-    y = y.reshape(len(y), -1)
-    return Targets(task, loss, y, y.shape[1])
-
-
-def numeric_targets(y: np.ndarray, dataset: wdata.Dataset) -> np.ndarray:
-    if y.dtype.kind in "biuf":
-        return y.astype(np.float64)
-    for row, value in enumerate(y):
-        try:
-            float(value)
-        except (ValueError, TypeError):
-            raise DataError(
-                f"{dataset.source}, {dataset.row_name(row)}: target {value!r} is not a number "
-                "(a regression model needs numeric targets)"
-            ) from None
-    return y.astype(np.float64)
-
-
-def scaled(targets: Targets, y: np.ndarray) -> np.ndarray:
-    """Regression trains on standardized targets (see unscale_output); classes as they are."""
-    return (y - targets.mean) / targets.scale if targets.task == "regression" else y
 
 
 def run_train(args: argparse.Namespace) -> None:
@@ -598,16 +494,6 @@ class Interrupted(WxbError):
     """Ctrl-C stopped wxb train: one line, exit status 130."""
 
 
-def unscale_output(layer: Dense, mean: np.ndarray, scale: np.ndarray) -> None:
-    """Fold y = scale ⊙ ŷ + mean into the output layer: W ← diag(scale)·W, b ← scale ⊙ b + mean.
-
-    The model then predicts in the target's own units, with no extra layer.
-    """
-    layer.weight.data *= scale.reshape(-1, 1).astype(layer.weight.dtype)
-    layer.bias.data *= scale.astype(layer.bias.dtype)
-    layer.bias.data += mean.astype(layer.bias.dtype)
-
-
 def make_optimizer(args: argparse.Namespace, model: Sequential):
     options = {"lr": args.lr, "weight_decay": args.weight_decay}
     if args.momentum is not None:
@@ -634,49 +520,6 @@ def report(model, X: np.ndarray, y: np.ndarray, loss: str, task: str) -> dict[st
 # ---------------------------------------------------------------------------------
 # eval and predict
 # ---------------------------------------------------------------------------------
-def features_for(model, dataset: wdata.Dataset) -> np.ndarray:
-    """The model's feature columns, by name for CSV, by width for NPZ."""
-    names = model.info.get("feature_names")
-    width = input_width(model)
-    X = dataset.X
-    if names and not dataset.source.lower().endswith(".npz"):
-        X = X[:, [dataset.feature_names.index(n) for n in names]]
-    if width is not None and X.shape[1] != width:
-        raise DataError(f"{dataset.source}: {X.shape[1]} features but the model takes {width}")
-    return validation.as_features(X, model.dtype, dataset.source)
-
-
-def model_task(model) -> tuple[str, str, list]:
-    """(task, loss, classes) from the model's info; for a model saved from Python
-    without info: several outputs mean classes 0..C−1, one output means regression."""
-    info = model.info
-    width = output_width(model) or 1
-    task = info.get("task") or ("classification" if width > 1 else "regression")
-    loss = info.get("loss") or ("cross_entropy" if task == "classification" else "mse")
-    classes = info.get("classes") or list(range(2 if loss == "bce_with_logits" else width))
-    return task, loss, classes
-
-
-def encode_labels(classes: list, dataset: wdata.Dataset) -> np.ndarray:
-    """Class names in the data as the model's class indices; unseen names are refused."""
-    lookup = {str(c): i for i, c in enumerate(classes)}
-    y = dataset.y
-    if y.ndim == 2 and y.shape[1] == len(classes) and is_one_hot(y):
-        return y.argmax(axis=1)
-    if y.ndim != 1:
-        raise DataError(f"{dataset.source}: class labels must be one column; got shape {y.shape}")
-    encoded = np.empty(len(y), dtype=np.int64)
-    for row, label in enumerate(y):
-        key = str(plain(label))
-        if key not in lookup:
-            raise DataError(
-                f"{dataset.source}, {dataset.row_name(row)}: label {key!r} is not a class the "
-                f"model was trained on ({', '.join(map(str, classes))})"
-            )
-        encoded[row] = lookup[key]
-    return encoded
-
-
 def run_eval(args: argparse.Namespace) -> None:
     data = args.data or args.data_option
     if data is None:
@@ -795,26 +638,6 @@ def explain_data(model, args: argparse.Namespace) -> wdata.Dataset:
         target = None  # the training target is absent: the forward pass only
     features = None if is_npz else model.info.get("feature_names")
     return wdata.read_data(args.data, target, features)
-
-
-def prediction_table(model, out: np.ndarray, proba: bool) -> tuple[list[str], list[np.ndarray]]:
-    """Header and columns: class names (and probabilities), or the model's outputs."""
-    task, _, classes = model_task(model)
-    if task == "classification":
-        if out.shape[1] == 1:  # one logit z: P(class 1) = σ(z)
-            p1 = ops.Sigmoid().forward(out, np.empty_like(out))
-            probabilities = np.hstack([1 - p1, p1])
-        else:
-            probabilities = ops.softmax_rows(out, np.empty_like(out))
-        names = np.array(classes, dtype=object)
-        header, columns = ["prediction"], [names[probabilities.argmax(axis=1)]]
-        if proba:
-            header += [f"p_{c}" for c in classes]
-            columns += list(probabilities.T)
-        return header, columns
-    if out.shape[1] == 1:
-        return ["prediction"], [out[:, 0]]
-    return [f"output_{k}" for k in range(out.shape[1])], list(out.T)
 
 
 def run_predict(args: argparse.Namespace) -> None:
