@@ -198,6 +198,21 @@ def build_parser() -> argparse.ArgumentParser:
                          help="md: inside a ```mermaid fence, for Markdown")  # fmt: skip
     diagram.set_defaults(run=run_diagram)
 
+    export = commands.add_parser(
+        "export",
+        formatter_class=_DefaultsShown,
+        help="write a saved model as an ONNX file (extra: onnx)",
+        description="An ONNX graph for onnxruntime and other runtimes: input 'input' of shape "
+        "(batch, features) in the model's dtype, taking raw features (Standardize is inside), "
+        "output 'output' as wxb's predict gives it (logits for classifiers); class and feature "
+        "names in its metadata. Needs the onnx package (pip install 'wxb[onnx]').",
+    )
+    export.add_argument("model", metavar="MODEL")
+    export.add_argument("-o", "--output", metavar="OUT.onnx",
+                        help="default: MODEL with the suffix .onnx")  # fmt: skip
+    export.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
+    export.set_defaults(run=run_export)
+
     plot = commands.add_parser(
         "plot",
         formatter_class=_DefaultsShown,
@@ -546,6 +561,17 @@ def run_eval(args: argparse.Namespace) -> None:
         y = numeric_targets(dataset.y, dataset).reshape(len(dataset.y), -1)
     figures = report(model, X, y, loss, task)
     print(f"{data}: {len(X)} samples; " + ", ".join(f"{k} {v:.4f}" for k, v in figures.items()))
+
+
+def run_export(args: argparse.Namespace) -> None:
+    output = Path(args.output) if args.output else Path(args.model).with_suffix(".onnx")
+    wdata.check_can_write(output, "ONNX file", protect=(Path(args.model),))
+    from wxb.onnx import export  # the onnx package is imported only when exporting
+
+    model = load(args.model)
+    export(model, output, opset=args.opset)
+    width = input_width(model)
+    print(f"wrote {output} (ONNX: input (batch, {width or 'features'}) {model.dtype})")
 
 
 def run_plot(args: argparse.Namespace) -> None:

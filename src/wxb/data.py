@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import io
 import json
 import os
 import struct
@@ -359,11 +360,14 @@ def write_csv(path: Path, header: list[str], columns: list[np.ndarray]) -> None:
 
 
 def csv_text(header: list[str], columns: list[np.ndarray]) -> str:
-    """CSV text; numbers in the shortest form that reads back to the same value."""
-    lines = [",".join(header)]
+    """CSV text; numbers in the shortest form that reads back to the same value; a cell
+    holding a comma, quote or line break quoted, as every CSV reader expects."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(header)
     for row in zip(*columns, strict=True):
-        lines.append(",".join(_format_cell(v) for v in row))
-    return "\n".join(lines) + "\n"
+        writer.writerow([_format_cell(v) for v in row])
+    return text.getvalue()
 
 
 def _format_cell(value: object) -> str:

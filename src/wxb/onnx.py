@@ -1,0 +1,481 @@
+"""ONNX export: a wxb model as an ONNX graph any ONNX runtime can run, without wxb.
+
+    wxb.onnx.export(model, "model.onnx")
+
+The graph takes ``input`` of shape (batch, features) — the batch dimension is
+dynamic — in the model's dtype (float32 or float64), and gives ``output``: what
+``model.predict`` gives (logits for a classifier trained on logits). It holds
+only standard ONNX operators of the default domain, with the weights as
+initializers:
+
+- Dense          Z = W·X + b on rows: Gemm(X, W, b, transB=1) (no C without a bias)
+- Standardize    (X − mean) ⊙ (1/scale): Sub, then Mul by the reciprocal, which is
+                 what wxb itself computes (``1.0 / scale`` in the model's dtype)
+- Dropout        nothing (the export is for inference; wxb's predict skips it too)
+- Identity       nothing
+- Sigmoid, Tanh, ReLU, Softmax   Sigmoid, Tanh, Relu, Softmax(axis=-1)
+- LeakyReLU(α)   Z ⊙ Where(Z > 0, 1, α), with wxb's own slope arithmetic
+- GELU('tanh')   composed from Mul/Add/Tanh as wxb writes it
+- GELU('none')   Z ⊙ Φ(Z). float32: ½·Z·(1 + Erf(Z/√2)). float64: onnxruntime has
+                 no float64 Erf, so Φ(Z) = ½·erfc(−Z/√2) is composed from
+                 Mul/Add/Div/Exp/Where with the series and continued fraction that
+                 ``wxb.ops.erfc`` evaluates (agreeing with wxb to ~1e-15)
+- Sequential     flattened, nested ones too; a layer given twice and parameters
+                 shared between layers become one initializer
+
+GELU is composed rather than the opset-20 ``Gelu`` operator so that the default
+opset (17) serves older runtimes too. Any opset from 13 to the installed onnx's
+newest may be asked for; every operator used is unchanged since opset 13.
+
+The model's ``info`` goes into the file's metadata_props: ``task``, ``target``,
+``loss`` (text), ``classes`` and ``feature_names`` (JSON), and ``wxb_version``;
+the producer is "wxb".
+
+Anything that is not a stock layer (a module of its own, a subclass that
+replaces ``forward`` or ``__call__``, a forward set on an instance, an
+activation with a kernel of its own) is refused with ConfigError naming its
+path and class, before anything is written. The file is checked with
+``onnx.checker.check_model`` and written atomically (``wxb.data.atomic_write``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wxb import ops
+from wxb.data import atomic_write
+from wxb.errors import ConfigError
+from wxb.nn.layers import Activation, Dense, Dropout, Standardize
+from wxb.nn.module import Module
+from wxb.nn.sequential import Sequential
+
+DEFAULT_OPSET = 17
+MIN_OPSET = 13  # Softmax on the last axis, Gemm with an optional C
+MAX_DEPTH = 64  # Sequentials nested in one another (as wxb.save allows)
+
+_KERNELS = (ops.Identity, ops.Sigmoid, ops.Tanh, ops.ReLU, ops.LeakyReLU, ops.GELU, ops.Softmax)
+_STOCK = (Sequential, Dense, Dropout, Standardize, Activation)
+
+
+def _onnx() -> Any:
+    try:
+        import onnx
+    except ImportError:
+        raise ConfigError("ONNX export needs the onnx package: pip install 'wxb[onnx]'") from None
+    return onnx
+
+
+def export(model: Module, path: str | Path, *, opset: int | None = None) -> Path:
+    """Write ``model`` as an ONNX file at ``path`` and return the path.
+
+    ``opset``: the ONNX opset to target (default 17; 13 up to the installed onnx's
+    newest). Raises ConfigError, writing nothing, for a model with a module that is
+    not a stock wxb layer, layers whose widths do not chain, or a mix of dtypes;
+    OSError when the file cannot be written (nothing half-written is left).
+    """
+    onnx = _onnx()
+    opset = _check_opset(opset, onnx.defs.onnx_opset_version())
+    layers = _flatten(model)
+    dtype = _dtype(model, layers)
+    graph = _Graph(onnx, dtype)
+    n_features, n_outputs = graph.add_layers(layers)
+    proto = graph.model(n_features, n_outputs, opset, _metadata(model))
+    onnx.checker.check_model(proto, full_check=True)
+    path = Path(path)
+    atomic_write(path, proto.SerializeToString())
+    return path
+
+
+# ---------------------------------------------------------------------------------
+# What the model computes: its stock layers, in order
+# ---------------------------------------------------------------------------------
+def _check_opset(opset: object, newest: int) -> int:
+    if opset is None:
+        return min(DEFAULT_OPSET, newest)
+    if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)):
+        raise ConfigError(f"opset must be an integer; got {opset!r}")
+    if not MIN_OPSET <= opset <= newest:
+        raise ConfigError(
+            f"opset must be from {MIN_OPSET} to {newest} (the installed onnx's newest); got {opset}"
+        )
+    return int(opset)
+
+
+def _where(path: str) -> str:
+    return f"module '{path}'" if path else "the model itself"
+
+
+def _refuse(path: str, module: object, why: str) -> ConfigError:
+    cls = type(module)
+    return ConfigError(
+        f"cannot export {_where(path)} ({cls.__module__}.{cls.__qualname__}) to ONNX: {why}"
+    )
+
+
+def _stock_kind(module: Module) -> type[Module] | None:
+    """The stock layer type whose forward this module runs unchanged, or None."""
+    if any(key in vars(module) for key in ("forward", "__call__")):
+        return None
+    cls = type(module)
+    if cls.__call__ is not Module.__call__:
+        return None
+    for kind in _STOCK:
+        if isinstance(module, kind) and cls.forward is kind.forward:
+            return kind
+    return None
+
+
+def _flatten(model: object) -> list[tuple[str, Module]]:
+    """The leaf layers the model runs, in order, with their dotted paths; ConfigError for
+    anything that is not a stock layer. Walks without recursion."""
+    if not isinstance(model, Module):
+        raise ConfigError(f"wxb.onnx.export needs a wxb.nn.Module; got {type(model).__name__}")
+    leaves: list[tuple[str, Module]] = []
+    stack: list[tuple[str, Module, tuple[int, ...]]] = [("", model, ())]
+    while stack:
+        path, module, ancestors = stack.pop()
+        kind = _stock_kind(module)
+        if kind is None:
+            own = [key for key in ("forward", "__call__") if key in vars(module)]
+            if own:
+                why = f"its {own[0]} was replaced on the instance"
+            elif isinstance(module, _STOCK):
+                base = next(k for k in _STOCK if isinstance(module, k))
+                why = f"it subclasses {base.__name__} and replaces forward or __call__"
+            else:
+                why = "it is a module of its own, not a stock wxb layer"
+            raise _refuse(
+                path,
+                module,
+                f"{why}; ONNX export handles only Sequential, Dense, Standardize, Dropout "
+                "and wxb's activations",
+            )
+        if kind is not Sequential:
+            if kind is Activation and type(module.kernel) not in _KERNELS:
+                raise _refuse(
+                    path,
+                    module,
+                    f"its activation kernel {type(module.kernel).__qualname__} is not one of "
+                    "wxb's own",
+                )
+            leaves.append((path, module))
+            continue
+        if len(ancestors) >= MAX_DEPTH:
+            raise _refuse(path, module, f"Sequentials nested more than {MAX_DEPTH} deep")
+        inside = (*ancestors, id(module))
+        walk = []
+        for key, child in module._modules.items():
+            child_path = f"{path}.{key}" if path else key
+            if id(child) in inside:
+                raise _refuse(child_path, child, "it contains itself")
+            walk.append((child_path, child, inside))
+        stack.extend(reversed(walk))  # reversed onto the stack: walked in order
+    return leaves
+
+
+def _dtype(model: Module, layers: list[tuple[str, Module]]) -> np.dtype:
+    """The one dtype of the arrays the layers use (the model's dtype when none has any)."""
+    dtypes = set()
+    for _, layer in layers:
+        if isinstance(layer, Dense):
+            dtypes.add(layer.weight.dtype)
+            if layer.bias is not None:
+                dtypes.add(layer.bias.dtype)
+        elif isinstance(layer, Standardize):
+            dtypes.update((layer.mean.dtype, layer.scale.dtype))
+    dtypes = {np.dtype(d) for d in dtypes} or {np.dtype(model.dtype)}
+    odd = sorted(str(d) for d in dtypes if d not in (np.float32, np.float64))
+    if odd:
+        raise ConfigError(
+            f"cannot export a model holding {', '.join(odd)} arrays: cast it with "
+            "model.to('float32') or model.to('float64')"
+        )
+    if len(dtypes) > 1:
+        raise ConfigError(
+            "cannot export a model that mixes float32 and float64 arrays (wxb cannot run it "
+            "either): cast it with model.to('float32') or model.to('float64')"
+        )
+    return dtypes.pop()
+
+
+def _metadata(model: Module) -> dict[str, str]:
+    from wxb import __version__
+
+    info = model.info if isinstance(model.info, dict) else {}
+    props = {"wxb_version": __version__}
+    for key in ("task", "target", "loss"):
+        value = info.get(key)
+        if value is not None:
+            props[key] = value if isinstance(value, str) else _json(value, key)
+    for key in ("classes", "feature_names"):
+        if info.get(key) is not None:
+            props[key] = _json(info[key], key)
+    return props
+
+
+def _json(value: object, key: str) -> str:
+    def default(item: object) -> object:
+        if isinstance(item, np.generic):
+            return item.item()
+        if isinstance(item, np.ndarray):
+            return item.tolist()
+        raise TypeError(f"model.info[{key!r}] holds {type(item).__name__}, which JSON cannot store")
+
+    try:
+        return json.dumps(value, default=default)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"cannot export model.info: {exc}") from None
+
+
+# ---------------------------------------------------------------------------------
+# The graph
+# ---------------------------------------------------------------------------------
+_SQRT_HALF = math.sqrt(0.5)
+_GELU_C = math.sqrt(2 / math.pi)
+_TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)
+_SQRT_PI = math.sqrt(math.pi)
+
+
+class _Graph:
+    """Nodes and initializers of one export, built layer by layer."""
+
+    def __init__(self, onnx: Any, dtype: np.dtype) -> None:
+        self.onnx, self.dtype = onnx, np.dtype(dtype)
+        self.nodes: list = []
+        self.initializers: list = []
+        self.arrays: dict[int, str] = {}  # id(array or Parameter) → initializer name
+        self.constants: dict[tuple[str, float], str] = {}  # scalar constants, shared
+        self.names: set[str] = {"input", "output"}
+
+    # -- names, initializers, nodes ------------------------------------------------------
+    def name(self, wanted: str) -> str:
+        name, n = wanted, 1
+        while name in self.names:
+            n += 1
+            name = f"{wanted}_{n}"
+        self.names.add(name)
+        return name
+
+    def initializer(self, key: object, array: np.ndarray, wanted: str) -> str:
+        """An initializer for ``array``; the same ``key`` (a shared parameter) gives one."""
+        if key is not None and id(key) in self.arrays:
+            return self.arrays[id(key)]
+        name = self.name(wanted)
+        data = np.ascontiguousarray(np.asarray(array, dtype=self.dtype))
+        self.initializers.append(self.onnx.numpy_helper.from_array(data, name))
+        if key is not None:  # the model holds the key alive: its id stays its own
+            self.arrays[id(key)] = name
+        return name
+
+    def const(self, value: float) -> str:
+        """A scalar constant of the model's dtype, as wxb's arithmetic rounds it."""
+        scalar = self.dtype.type(value)
+        key = (self.dtype.name, scalar.tobytes().hex())
+        if key not in self.constants:
+            self.constants[key] = self.initializer(
+                None, np.array(scalar), f"const_{float(scalar)!r}"
+            )
+        return self.constants[key]
+
+    def node(self, op: str, inputs: list[str], where: str, **attrs: Any) -> str:
+        out = self.name(f"{where}/{op}")
+        self.nodes.append(self.onnx.helper.make_node(op, inputs, [out], name=out, **attrs))
+        return out
+
+    # -- layers --------------------------------------------------------------------------
+    def add_layers(self, layers: list[tuple[str, Module]]) -> tuple[int | None, int | None]:
+        """Every layer's nodes; the model's input and output widths (None: any)."""
+        x, width, n_features = "input", None, None
+        for path, layer in layers:
+            takes = None
+            if isinstance(layer, Dense):
+                takes = self._dense_width(path, layer)
+            elif isinstance(layer, Standardize):
+                takes = self._standardize_width(path, layer)
+            if takes is not None:
+                if width is None and n_features is None:
+                    n_features = takes
+                elif width is not None and takes != width:
+                    raise _refuse(
+                        path, layer, f"it takes {takes} features but the layer before gives {width}"
+                    )
+            x, width = self._layer(path, layer, x, width)
+        if x == "input":
+            self.nodes.append(
+                self.onnx.helper.make_node("Identity", [x], ["output"], name="output")
+            )
+        else:
+            for node in self.nodes:  # the last value is the graph's output
+                node.output[:] = ["output" if v == x else v for v in node.output]
+        return n_features, width
+
+    @staticmethod
+    def _dense_width(path: str, layer: Dense) -> int:
+        weight, bias = layer.weight, layer.bias
+        if weight.ndim != 2:
+            raise _refuse(path, layer, f"its weight has shape {weight.shape}, not (out, in)")
+        if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+            raise _refuse(path, layer, f"its bias has shape {bias.shape}; W is {weight.shape}")
+        return int(weight.shape[1])
+
+    @staticmethod
+    def _standardize_width(path: str, layer: Standardize) -> int:
+        mean, scale = np.asarray(layer.mean), np.asarray(layer.scale)
+        if mean.ndim != 1 or mean.shape != scale.shape:
+            raise _refuse(path, layer, f"mean {mean.shape} and scale {scale.shape} do not fit")
+        return int(mean.shape[0])
+
+    def _layer(self, path: str, layer: Module, x: str, width: int | None) -> tuple[str, int | None]:
+        where = path or type(layer).__name__.lower()
+        if isinstance(layer, Dense):
+            w = self.initializer(layer.weight, layer.weight.data, f"{where}.weight")
+            inputs = [x, w]
+            if layer.bias is not None:
+                inputs.append(self.initializer(layer.bias, layer.bias.data, f"{where}.bias"))
+            return self.node("Gemm", inputs, where, transB=1), int(layer.weight.shape[0])
+        if isinstance(layer, Standardize):
+            mean = self.initializer(layer.mean, layer.mean, f"{where}.mean")
+            factor = 1.0 / np.asarray(layer.scale)  # exactly wxb's factor, in its dtype
+            inv = self.initializer(None, factor, f"{where}.reciprocal_scale")
+            centred = self.node("Sub", [x, mean], where)
+            return self.node("Mul", [centred, inv], where), int(np.asarray(layer.mean).shape[0])
+        if isinstance(layer, Dropout):
+            return x, width
+        return self._activation(layer.kernel, x, where), width
+
+    def _activation(self, kernel: object, x: str, where: str) -> str:
+        if isinstance(kernel, ops.Identity):
+            return x
+        if isinstance(kernel, ops.Sigmoid):
+            return self.node("Sigmoid", [x], where)
+        if isinstance(kernel, ops.Tanh):
+            return self.node("Tanh", [x], where)
+        if isinstance(kernel, ops.ReLU):
+            return self.node("Relu", [x], where)
+        if isinstance(kernel, ops.Softmax):
+            return self.node("Softmax", [x], where, axis=-1)
+        if isinstance(kernel, ops.LeakyReLU):
+            # wxb: slope = [z > 0]·(1 − α) + α, rounded in the dtype; A = slope ⊙ Z
+            alpha = kernel.negative_slope
+            t = self.dtype.type
+            positive = self.const(t(t(1 - alpha) + t(alpha)))
+            slope = self.node(
+                "Where",
+                [self.node("Greater", [x, self.const(0.0)], where), positive, self.const(alpha)],
+                where,
+            )
+            return self.node("Mul", [x, slope], where)
+        if isinstance(kernel, ops.GELU):
+            if kernel.approximate == "tanh":
+                return self._gelu_tanh(x, where)
+            if kernel.approximate == "none":
+                return self._gelu_erf(x, where)
+        raise ConfigError(f"{where}: no ONNX form for the activation {kernel!r}")  # unreachable
+
+    def _gelu_tanh(self, z: str, where: str) -> str:
+        # ½z · (1 + tanh(√(2/π)·(z + 0.044715·z³))), in wxb's order
+        half_z = self.node("Mul", [z, self.const(0.5)], where)
+        cube = self.node("Mul", [self.node("Mul", [z, z], where), z], where)
+        inner = self.node("Add", [z, self.node("Mul", [cube, self.const(0.044715)], where)], where)
+        t = self.node("Tanh", [self.node("Mul", [inner, self.const(_GELU_C)], where)], where)
+        return self.node("Mul", [half_z, self.node("Add", [t, self.const(1.0)], where)], where)
+
+    def _gelu_erf(self, z: str, where: str) -> str:
+        if self.dtype == np.float32:  # ½z · (1 + erf(z/√2)): the runtime's float Erf
+            erf = self.node("Erf", [self.node("Mul", [z, self.const(_SQRT_HALF)], where)], where)
+            half_z = self.node("Mul", [z, self.const(0.5)], where)
+            return self.node(
+                "Mul", [half_z, self.node("Add", [erf, self.const(1.0)], where)], where
+            )
+        # float64 (no Erf kernel for it in onnxruntime): z · ½·erfc(t), t = −z/√2, as
+        # wxb.ops.erfc: t ≥ 2: the continued fraction; else 1 − erf(t), where
+        # erf(t) = sign(t)·(series(|t|) for |t| < 2.5, else 1 − fraction(|t|)).
+        t = self.node("Neg", [self.node("Mul", [z, self.const(_SQRT_HALF)], where)], where)
+        a = self.node("Abs", [t], where)
+        fraction = self._erfc_fraction(a, where)  # = fraction(t) where t ≥ 2
+        erf_abs = self.node(
+            "Where",
+            [
+                self.node("Less", [a, self.const(ops._ERF_SPLIT)], where),
+                self._erf_series(a, where),
+                self.node("Sub", [self.const(1.0), fraction], where),
+            ],
+            where,
+        )
+        erf = self.node(
+            "Where",
+            [
+                self.node("Less", [t, self.const(0.0)], where),
+                self.node("Neg", [erf_abs], where),
+                erf_abs,
+            ],
+            where,
+        )
+        erfc = self.node(
+            "Where",
+            [
+                self.node("GreaterOrEqual", [t, self.const(ops._ERFC_SPLIT)], where),
+                fraction,
+                self.node("Sub", [self.const(1.0), erf], where),
+            ],
+            where,
+        )
+        cdf = self.node("Mul", [self.const(0.5), erfc], where)
+        return self.node("Mul", [z, cdf], where)
+
+    def _erf_series(self, x: str, where: str) -> str:
+        """2/√π · x · Σ (−1)ᵏ x^(2k+1)/(k!(2k+1)) by Horner's rule, as wxb.ops._erf_series."""
+        x2 = self.node("Mul", [x, x], where)
+        coefficients = list(reversed(ops._ERF_TAYLOR))
+        series = self.const(coefficients[0])  # 0·x² + c: the first step of wxb's loop
+        for c in coefficients[1:]:
+            series = self.node("Add", [self.node("Mul", [series, x2], where), self.const(c)], where)
+        scaled = self.node("Mul", [x, self.const(_TWO_OVER_SQRT_PI)], where)
+        return self.node("Mul", [scaled, series], where)
+
+    def _erfc_fraction(self, x: str, where: str) -> str:
+        """e^(−x²)/√π · 1/(x + (1/2)/(x + (2/2)/(x + …))), as wxb.ops._erfc_fraction."""
+        terms = ops._ERFC_TERMS
+        tail = self.node("Div", [self.const(terms / 2), x], where)  # (k/2)/(x + 0)
+        for k in range(terms - 1, 0, -1):
+            tail = self.node("Div", [self.const(k / 2), self.node("Add", [x, tail], where)], where)
+        gauss = self.node(
+            "Exp", [self.node("Neg", [self.node("Mul", [x, x], where)], where)], where
+        )
+        scaled = self.node("Mul", [self.const(_SQRT_PI), self.node("Add", [x, tail], where)], where)
+        return self.node("Div", [gauss, scaled], where)
+
+    # -- the model -----------------------------------------------------------------------
+    def model(
+        self, n_features: int | None, n_outputs: int | None, opset: int, props: dict[str, str]
+    ) -> Any:
+        helper = self.onnx.helper
+        elem = helper.np_dtype_to_tensor_dtype(self.dtype)
+        shape_in = ["batch", n_features if n_features is not None else "features"]
+        if n_outputs is None:  # no layer sets a width: outputs as wide as the input
+            shape_out = list(shape_in)
+        else:
+            shape_out = ["batch", n_outputs]
+        graph = helper.make_graph(
+            self.nodes,
+            "wxb",
+            [helper.make_tensor_value_info("input", elem, shape_in)],
+            [helper.make_tensor_value_info("output", elem, shape_out)],
+            initializer=self.initializers,
+        )
+        imports = [helper.make_opsetid("", opset)]
+        proto = helper.make_model(
+            graph,
+            opset_imports=imports,
+            producer_name="wxb",
+            producer_version=props["wxb_version"],
+            doc_string="Exported from wxb: input (batch, features) → output, as model.predict",
+        )
+        proto.ir_version = helper.find_min_ir_version_for(imports)
+        helper.set_model_props(proto, props)
+        return proto
