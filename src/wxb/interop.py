@@ -1,0 +1,558 @@
+"""Model interchange: wxb ⇄ PyTorch, and scikit-learn's MLPs → wxb.
+
+- ``to_torch(model)``: a ``torch.nn.Sequential`` computing what the wxb model
+  computes, with copies of its weights, in its dtype. Each ``Dense`` (W of shape
+  (out, in), as ``torch.nn.Linear`` stores it) becomes a ``Linear``; activations,
+  ``Dropout`` and nested Sequentials become their PyTorch twins; ``Standardize``
+  becomes ``TorchStandardize``, a small module with the same buffers and formula.
+  Layer names become the keys of the torch Sequential, so the two state dicts
+  use the same names ("dense1.weight", …).
+- ``from_torch(seq)``: the way back, for a ``torch.nn.Sequential`` (nested ones
+  too) of Linear, Identity, ReLU, Sigmoid, Tanh, LeakyReLU, GELU, Softmax(dim=1),
+  Dropout and ``TorchStandardize``; anything else is refused by its path.
+- ``from_sklearn(est)``: a fitted ``MLPClassifier`` or ``MLPRegressor`` as a wxb
+  Sequential giving its *decision values* (the output layer before its output
+  activation: logits for a classifier), with ``model.info`` saying how to read
+  them (task, loss, classes, feature names).
+
+Training flags (``module.training``) and frozen parameters (``requires_grad``)
+carry over both ways; Dropout's own seed does not (PyTorch draws from its own
+generator). PyTorch and scikit-learn are imported inside these functions only:
+``import wxb`` never imports them.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+import numpy as np
+
+from wxb.backend import resolve_dtype
+from wxb.errors import ConfigError
+from wxb.nn import layers
+from wxb.nn.module import Module
+from wxb.nn.sequential import Sequential
+
+__all__ = ["from_sklearn", "from_torch", "to_torch"]
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+# ---------------------------------------------------------------------------------
+# The PyTorch twin of Standardize (its class is made on first use: no torch import here)
+# ---------------------------------------------------------------------------------
+@functools.cache
+def _torch_standardize_class() -> type:
+    import torch
+
+    class TorchStandardize(torch.nn.Module):
+        """X ↦ (X − mean) ⊙ (1/scale) with fixed buffers: wxb's ``Standardize`` in PyTorch."""
+
+        def __init__(self, mean: torch.Tensor, scale: torch.Tensor) -> None:
+            super().__init__()
+            if mean.ndim != 1 or mean.shape != scale.shape:
+                raise ConfigError(
+                    f"TorchStandardize: mean {tuple(mean.shape)} and scale "
+                    f"{tuple(scale.shape)} must be vectors of one length"
+                )
+            self.register_buffer("mean", mean)
+            self.register_buffer("scale", scale)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return (x - self.mean) * (1.0 / self.scale)  # as wxb: the reciprocal, then ⊙
+
+        def extra_repr(self) -> str:
+            return f"features={self.mean.shape[0]}"
+
+    TorchStandardize.__module__ = __name__  # pickles as wxb.interop.TorchStandardize
+    TorchStandardize.__qualname__ = "TorchStandardize"
+    globals()["TorchStandardize"] = TorchStandardize
+    return TorchStandardize
+
+
+def __getattr__(name: str) -> Any:  # PEP 562: wxb.interop.TorchStandardize imports torch
+    if name == "TorchStandardize":
+        return _torch_standardize_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _import_torch():
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a test dependency here
+        raise ConfigError("PyTorch is not installed (pip install torch)") from None
+    return torch
+
+
+# ---------------------------------------------------------------------------------
+# wxb → PyTorch
+# ---------------------------------------------------------------------------------
+_ACTIVATION_TYPES = tuple(layers.ACTIVATIONS.values())
+
+
+def _where(path: str) -> str:
+    return f"module '{path}'" if path else "the model itself"
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def to_torch(model: Module):
+    """An equivalent ``torch.nn.Sequential`` with copies of the model's weights.
+
+    In the model's dtype (float32 or float64); layer names become the Sequential's
+    keys; a layer given twice stays one shared torch module. Raises ConfigError,
+    naming the module's path and class, for anything without a PyTorch twin here
+    (a module of its own, a subclass of a stock layer, a forward set on an
+    instance) or a model mixing float32 and float64.
+    """
+    if not isinstance(model, Module):
+        raise ConfigError(f"to_torch needs a wxb.nn.Module; got {type(model).__name__}")
+    _check_convertible(model)
+    dtype = _model_dtype(model)
+    torch = _import_torch()
+    tdtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[dtype]
+    made: dict[int, Any] = {}  # id(wxb module) → its torch twin: shared layers stay shared
+    root = _to_torch(model, "", torch, tdtype, made)
+    if isinstance(root, torch.nn.Sequential):
+        return root
+    out = torch.nn.Sequential(root)  # a single layer: wrapped, as the return type promises
+    out.training = root.training
+    return out
+
+
+def _check_convertible(model: Module) -> None:
+    """Every module is a stock one to_torch knows (exact class, no forward of its own)."""
+    for path, module in model.named_modules():
+        cls = type(module)
+        stock = (Sequential, layers.Dense, layers.Dropout, layers.Standardize, *_ACTIVATION_TYPES)
+        if cls not in stock:
+            base = next((b for b in cls.__mro__[1:] if b in stock), None)
+            why = (
+                f"it subclasses {base.__name__}, and its own code has no PyTorch twin"
+                if base is not None
+                else "it is a module of its own, which has no PyTorch twin here"
+            )
+            raise ConfigError(
+                f"to_torch: cannot convert {_where(path)} ({cls.__name__}): {why}; to_torch "
+                "converts Sequential, Dense, Dropout, Standardize and the activations "
+                + ", ".join(c.__name__ for c in _ACTIVATION_TYPES)
+            )
+        if "forward" in vars(module) or "__call__" in vars(module):
+            raise ConfigError(
+                f"to_torch: cannot convert {_where(path)} ({cls.__name__}): its forward was "
+                f"replaced on the instance, and the PyTorch twin would compute a plain "
+                f"{cls.__name__}"
+            )
+        if isinstance(module, layers.Activation) and type(module.kernel) is not type(
+            _stock_kernel(cls)
+        ):
+            raise ConfigError(
+                f"to_torch: cannot convert {_where(path)} ({cls.__name__}): its kernel was "
+                f"replaced by {type(module.kernel).__name__}"
+            )
+        if cls is not Sequential and module._modules:
+            raise ConfigError(
+                f"to_torch: cannot convert {_where(path)} ({cls.__name__}): it holds "
+                f"sub-modules ({', '.join(module._modules)}), which its twin would not run"
+            )
+
+
+@functools.cache
+def _stock_kernel(cls: type) -> object:
+    return cls().kernel
+
+
+def _model_dtype(model: Module) -> np.dtype:
+    """The one dtype of the model's parameters and buffers (float32 or float64)."""
+    dtypes = {p.data.dtype for p in model.parameters()}
+    dtypes |= {a.dtype for _, a in model.named_buffers()}
+    odd = sorted(str(d) for d in dtypes if d not in _FLOATS)
+    if odd:
+        raise ConfigError(
+            f"to_torch: the model holds {', '.join(odd)} arrays; cast it with "
+            "model.to('float32') or model.to('float64')"
+        )
+    if len(dtypes) > 1:
+        raise ConfigError(
+            "to_torch: the model mixes float32 and float64 arrays; cast it to one with "
+            "model.to('float32') or model.to('float64')"
+        )
+    return dtypes.pop() if dtypes else np.dtype(resolve_dtype(None))
+
+
+def _tensor(torch, array: np.ndarray, tdtype):
+    return torch.from_numpy(np.array(array, copy=True, order="C")).to(tdtype)
+
+
+def _to_torch(module: Module, path: str, torch, tdtype, made: dict[int, Any]):
+    if id(module) in made:
+        return made[id(module)]
+    nn = torch.nn
+    if isinstance(module, Sequential):
+        children: dict[str, Any] = {}
+        for index, (key, child) in enumerate(module._modules.items()):
+            twin = _to_torch(child, _join(path, key), torch, tdtype, made)
+            children[_torch_key(key, index, children, nn)] = twin
+        out = nn.Sequential()
+        for key, twin in children.items():
+            out.add_module(key, twin)
+    elif isinstance(module, layers.Dense):
+        out = nn.utils.skip_init(  # no random init: torch's generator is left alone
+            nn.Linear,
+            module.in_features,
+            module.out_features,
+            bias=module.bias is not None,
+            dtype=tdtype,
+        )
+        with torch.no_grad():
+            out.weight.copy_(_tensor(torch, module.weight.data, tdtype))
+            if module.bias is not None:
+                out.bias.copy_(_tensor(torch, module.bias.data, tdtype))
+        out.weight.requires_grad_(module.weight.requires_grad)
+        if module.bias is not None:
+            out.bias.requires_grad_(module.bias.requires_grad)
+    elif isinstance(module, layers.Dropout):
+        out = nn.Dropout(module.p)
+    elif isinstance(module, layers.Standardize):
+        cls = _torch_standardize_class()
+        out = cls(_tensor(torch, module.mean, tdtype), _tensor(torch, module.scale, tdtype))
+    elif isinstance(module, layers.LeakyReLU):
+        out = nn.LeakyReLU(module.kernel.negative_slope)
+    elif isinstance(module, layers.GELU):
+        out = nn.GELU(approximate=module.kernel.approximate)
+    elif isinstance(module, layers.Softmax):
+        out = nn.Softmax(dim=1)
+    else:
+        simple = {
+            layers.Identity: nn.Identity,
+            layers.Sigmoid: nn.Sigmoid,
+            layers.Tanh: nn.Tanh,
+            layers.ReLU: nn.ReLU,
+        }
+        out = simple[type(module)]()  # _check_convertible let only these through
+    out.training = module.training
+    made[id(module)] = out
+    return out
+
+
+def _torch_key(key: str, index: int, taken: dict[str, Any], nn) -> str:
+    """The wxb key, where PyTorch accepts it (no dots, not an attribute of its
+    Sequential); else the index, as PyTorch would name it."""
+    if key and "." not in key and not hasattr(nn.Sequential, key) and key not in taken:
+        return key
+    key = str(index)
+    while key in taken:
+        key += "_"
+    return key
+
+
+# ---------------------------------------------------------------------------------
+# PyTorch → wxb
+# ---------------------------------------------------------------------------------
+def from_torch(seq) -> Sequential:
+    """A wxb Sequential computing what the ``torch.nn.Sequential`` ``seq`` computes.
+
+    Reads (nested) Sequentials of Linear, Identity, ReLU, Sigmoid, Tanh,
+    LeakyReLU, GELU, Softmax over dim 1 (or -1), Dropout and ``TorchStandardize``,
+    copying the weights; the dtype is the weights' (float32 or float64). Keys
+    that are valid wxb names (not PyTorch's "0", "1", …) become the layers' names.
+    Raises ConfigError naming the module's path and class for anything else.
+    """
+    torch = _import_torch()
+    if type(seq) is not torch.nn.Sequential:
+        raise ConfigError(
+            f"from_torch needs a torch.nn.Sequential; got {type(seq).__name__}"
+            + (
+                " (a subclass, whose forward may differ)"
+                if isinstance(seq, torch.nn.Sequential)
+                else ""
+            )
+        )
+    for path, module in seq.named_modules():  # what is refused, before the dtypes are read
+        reason = _torch_refusal(module, torch.nn) if path else None
+        if reason is not None:
+            raise ConfigError(
+                f"from_torch: cannot convert module '{path}' ({type(module).__name__}): {reason}"
+            )
+    dtype = _torch_dtype(seq, torch)
+    made: dict[int, Module] = {}
+    return _from_torch(seq, "", torch, dtype, made)
+
+
+_READS = (
+    "wxb reads Sequential, Linear, Identity, ReLU, Sigmoid, Tanh, LeakyReLU, GELU, "
+    "Softmax(dim=1), Dropout and TorchStandardize"
+)
+
+
+def _torch_refusal(module, nn) -> str | None:
+    """Why ``module`` has no wxb twin, or None."""
+    cls = type(module)
+    simple = (nn.Linear, nn.Dropout, nn.LeakyReLU, nn.GELU, nn.Identity, nn.ReLU, nn.Sigmoid)
+    if cls in (*simple, nn.Tanh) or cls is _standardize_class_if_made():
+        return "it holds sub-modules, which wxb would not run" if module._modules else None
+    if cls is nn.Sequential:
+        return None
+    if cls is nn.Softmax:
+        if module.dim in (1, -1):
+            return None
+        return (
+            f"it is over dim={module.dim}; wxb's Softmax is over the features of each row "
+            "(give dim=1 or -1)"
+        )
+    if issubclass(cls, (*simple, nn.Tanh, nn.Sequential, nn.Softmax)):
+        return f"{_READS} (subclasses refused: their forward may differ)"
+    return _READS
+
+
+def _torch_dtype(seq, torch) -> np.dtype:
+    names = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
+    found: dict[Any, str] = {}
+    for name, tensor in [*seq.named_parameters(), *seq.named_buffers()]:
+        found.setdefault(tensor.dtype, name)
+    odd = [f"{name} is {dt}" for dt, name in found.items() if dt not in names]
+    if odd:
+        raise ConfigError(
+            f"from_torch: {odd[0]}; wxb models are float32 or float64 (cast the module "
+            "with .float() or .double() first)"
+        )
+    if len(found) > 1:
+        shown = ", ".join(f"{name} is {dt}" for dt, name in found.items())
+        raise ConfigError(
+            f"from_torch: the module mixes dtypes ({shown}); cast it with .float() or .double()"
+        )
+    return names[next(iter(found))] if found else np.dtype(resolve_dtype(None))
+
+
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+
+
+def _wxb_name(key: str) -> str | None:
+    """A torch key as a wxb layer name, or None (an index, or not a usable name)."""
+    if not _NAME.match(key) or key == "info" or hasattr(Sequential, key):
+        return None
+    return key
+
+
+def _name_layers(kids: list[Module], keys: list[str]) -> None:
+    """Names for the layers met here first: their keys where those are names no other
+    layer of this Sequential has; else by kind (dense1, relu1, …) around the taken ones.
+    (Layers met before, in a nested Sequential or shared, keep the name they have.)"""
+    taken = {kid.name for kid in kids if kid.name is not None}
+    fresh = [(kid, key) for kid, key in zip(kids, keys, strict=True) if kid.name is None]
+    unnamed = []
+    for kid, key in fresh:
+        if kid.name is not None:  # the same layer again, named at its first place
+            continue
+        name = _wxb_name(key)
+        if name is None or name in taken:
+            unnamed.append(kid)
+            continue
+        kid.name = name
+        taken.add(name)
+    counts: dict[str, int] = {}
+    for kid in unnamed:
+        if kid.name is not None:
+            continue
+        kind = type(kid).__name__.lower()
+        counts[kind] = counts.get(kind, 0) + 1
+        while f"{kind}{counts[kind]}" in taken:
+            counts[kind] += 1
+        kid.name = f"{kind}{counts[kind]}"
+        taken.add(kid.name)
+
+
+def _numpy(tensor, dtype: np.dtype, where: str) -> np.ndarray:
+    if tensor.device.type == "meta":
+        raise ConfigError(f"from_torch: {where} holds meta tensors, which have no values")
+    return tensor.detach().to("cpu").numpy().astype(dtype, copy=True)
+
+
+def _from_torch(module, path: str, torch, dtype, made: dict[int, Module]) -> Module:
+    if id(module) in made:
+        return made[id(module)]
+    nn = torch.nn
+    cls = type(module)
+    where = f"module '{path}'" if path else "the Sequential itself"
+    label = f"{where} ({cls.__name__})"
+    if cls is nn.Sequential:
+        kids: list[Module] = []
+        for key, child in module._modules.items():
+            if child is None:
+                raise ConfigError(f"from_torch: {_where(_join(path, key))} is None")
+            kids.append(_from_torch(child, _join(path, key), torch, dtype, made))
+        _name_layers(kids, list(module._modules))
+        out: Module = Sequential(*kids)
+    elif cls is nn.Linear:
+        weight = _numpy(module.weight, dtype, label)
+        out = layers.Dense(
+            module.in_features,
+            module.out_features,
+            module.bias is not None,
+            seed=0,
+            dtype=dtype,
+        )
+        np.copyto(out.weight.data, weight)
+        out.weight.requires_grad = module.weight.requires_grad
+        if module.bias is not None:
+            np.copyto(out.bias.data, _numpy(module.bias, dtype, label))
+            out.bias.requires_grad = module.bias.requires_grad
+    elif cls is nn.Dropout:
+        try:
+            out = layers.Dropout(module.p)
+        except ConfigError as exc:
+            raise ConfigError(f"from_torch: {label}: {exc}") from None
+    elif cls is _standardize_class_if_made():
+        mean = _numpy(module.mean, dtype, label)
+        scale = _numpy(module.scale, dtype, label)
+        try:
+            out = layers.Standardize(mean, scale, dtype=dtype)
+        except ConfigError as exc:
+            raise ConfigError(f"from_torch: {label}: {exc}") from None
+    elif cls is nn.LeakyReLU:
+        out = layers.LeakyReLU(float(module.negative_slope))
+    elif cls is nn.GELU:
+        out = layers.GELU(module.approximate)
+    elif cls is nn.Softmax:
+        out = layers.Softmax()
+    elif cls in (nn.Identity, nn.ReLU, nn.Sigmoid, nn.Tanh):
+        twin = {
+            nn.Identity: layers.Identity,
+            nn.ReLU: layers.ReLU,
+            nn.Sigmoid: layers.Sigmoid,
+            nn.Tanh: layers.Tanh,
+        }[cls]
+        out = twin()
+    else:  # pragma: no cover - _torch_refusal let only the types above through
+        raise ConfigError(f"from_torch: cannot convert {label}: {_READS}")
+    out.training = module.training
+    made[id(module)] = out
+    return out
+
+
+def _standardize_class_if_made() -> type | None:
+    """TorchStandardize if some call made it (an instance of it exists only then)."""
+    return globals().get("TorchStandardize")
+
+
+# ---------------------------------------------------------------------------------
+# scikit-learn → wxb
+# ---------------------------------------------------------------------------------
+_SKLEARN_ACTIVATIONS = {
+    "identity": layers.Identity,
+    "logistic": layers.Sigmoid,
+    "tanh": layers.Tanh,
+    "relu": layers.ReLU,
+}
+
+
+def _plain(value: object) -> object:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def from_sklearn(est, dtype: object = None) -> Sequential:
+    """A wxb Sequential giving the decision values of a fitted MLPClassifier or MLPRegressor.
+
+    Hidden layers are Dense (W = ``coefs_[i]ᵀ``, b = ``intercepts_[i]``) then the
+    estimator's activation; the output layer is a Dense without activation, so
+    the model gives the values before scikit-learn's output activation:
+
+    - MLPRegressor: the predictions (one column per output).
+    - MLPClassifier, several classes: logits; softmax gives ``predict_proba``, the
+      argmax indexes ``info["classes"]``; ``info["loss"] = "cross_entropy"``.
+    - MLPClassifier, two classes: ONE logit z, P(classes[1]) = σ(z);
+      ``info["loss"] = "bce_with_logits"``.
+    - MLPClassifier, multilabel: one logit per label, σ of each gives its
+      probability; ``info["multilabel"] = True``, loss "bce_with_logits".
+
+    ``model.info`` also holds task ("classification"/"regression"), n_features
+    and, when the estimator saw them, feature_names. dtype: that of ``coefs_``
+    by default (scikit-learn's float64, or float32), or the one given.
+    """
+    try:
+        from sklearn.neural_network import MLPClassifier, MLPRegressor
+    except ImportError:
+        raise ConfigError(
+            f"from_sklearn needs scikit-learn's MLPClassifier or MLPRegressor; got "
+            f"{type(est).__name__} (and scikit-learn is not installed)"
+        ) from None
+    if not isinstance(est, (MLPClassifier, MLPRegressor)):
+        raise ConfigError(
+            f"from_sklearn reads a fitted sklearn.neural_network.MLPClassifier or "
+            f"MLPRegressor; got {type(est).__name__}"
+            + (
+                " (pass the pipeline's last step and put its scaling in front, e.g. as "
+                "wxb.nn.Standardize)"
+                if hasattr(est, "steps")
+                else ""
+            )
+        )
+    kind = type(est).__name__
+    if not hasattr(est, "coefs_") or not hasattr(est, "intercepts_"):
+        raise ConfigError(f"from_sklearn: this {kind} is not fitted; call fit() first")
+    coefs, intercepts = list(est.coefs_), list(est.intercepts_)
+    if not coefs or len(coefs) != len(intercepts):
+        raise ConfigError(f"from_sklearn: this {kind} holds no layers (is it fitted?)")
+    if est.activation not in _SKLEARN_ACTIVATIONS:
+        raise ConfigError(f"from_sklearn: unknown activation {est.activation!r}")
+    out_activation = est.out_activation_
+    expected = {"softmax", "logistic"} if isinstance(est, MLPClassifier) else {"identity"}
+    if out_activation not in expected:
+        raise ConfigError(
+            f"from_sklearn: this {kind}'s output activation is {out_activation!r}"
+            + (
+                " (loss='poisson': predictions are exp of the output)"
+                if out_activation == "exp"
+                else ""
+            )
+            + f"; wxb reads {' or '.join(sorted(expected))}"
+        )
+    if dtype is None:
+        found = np.asarray(coefs[0]).dtype
+        dt = found if found in _FLOATS else np.dtype(np.float64)
+    else:
+        dt = np.dtype(resolve_dtype(dtype))
+
+    stack: list[Module] = []
+    for i, (W, b) in enumerate(zip(coefs, intercepts, strict=True)):
+        W, b = np.asarray(W), np.asarray(b).reshape(-1)
+        if W.ndim != 2 or b.shape != (W.shape[1],):
+            raise ConfigError(
+                f"from_sklearn: layer {i} has coefs {W.shape} and intercepts {b.shape}"
+            )
+        if stack and W.shape[0] != stack[-2].out_features:
+            raise ConfigError(
+                f"from_sklearn: layer {i} takes {W.shape[0]} inputs, not {stack[-2].out_features}"
+            )
+        dense = layers.Dense(W.shape[0], W.shape[1], seed=0, dtype=dt)
+        np.copyto(dense.weight.data, W.T, casting="unsafe")  # coefs_ is (in, out); W is (out, in)
+        np.copyto(dense.bias.data, b, casting="unsafe")
+        stack.append(dense)
+        if i < len(coefs) - 1:
+            stack.append(_SKLEARN_ACTIVATIONS[est.activation]())
+    model = Sequential(*stack)
+
+    info: dict[str, Any] = {}
+    if isinstance(est, MLPClassifier):
+        classes = [_plain(c) for c in est.classes_]
+        # one logistic output per class: multilabel (binary has one output for two classes)
+        multilabel = out_activation == "logistic" and coefs[-1].shape[1] > 1
+        info["task"] = "classification"
+        info["loss"] = "cross_entropy" if out_activation == "softmax" else "bce_with_logits"
+        info["classes"] = classes
+        if multilabel:
+            info["multilabel"] = True
+    else:
+        info["task"] = "regression"
+        info["loss"] = "mse"
+    info["n_features"] = int(coefs[0].shape[0])
+    names = getattr(est, "feature_names_in_", None)
+    if names is not None:
+        info["feature_names"] = [str(_plain(n)) for n in names]
+    info["source"] = f"sklearn.neural_network.{kind}"
+    model.info = info
+    return model
