@@ -547,3 +547,48 @@ def test_from_sklearn_refuses_unfitted_and_other_estimators():
         return
     with pytest.raises(ConfigError, match=r"'exp'.*poisson"):
         interop.from_sklearn(poisson)
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_a_sklearn_estimator_becomes_wxbs_and_keeps_training_as_sklearn(seeded, kind, solver):
+    """estimator_from_sklearn: the same predictions at once, and after a warm-start fit
+    of both, the same weights (scikit-learn's rules, float64)."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    from wxb.interop import estimator_from_sklearn
+
+    rng = seeded.rng
+    n, features = int(rng.integers(40, 120)), int(rng.integers(2, 8))
+    X = rng.normal(size=(n, features))
+    if kind == "regression":
+        y, cls = X @ rng.normal(size=features) + rng.normal(scale=0.1, size=n), MLPRegressor
+    else:
+        classes = 2 if kind == "binary" else int(rng.integers(3, 5))
+        y, cls = np.array(list("abcd"))[rng.integers(0, classes, size=n)], MLPClassifier
+        y[:classes] = np.array(list("abcd"))[:classes]
+    options = {
+        "hidden_layer_sizes": (int(rng.integers(3, 12)),),
+        "solver": solver,
+        "max_iter": int(rng.integers(2, 6)),
+        "random_state": int(rng.integers(1 << 30)),
+        "alpha": float(rng.uniform(0, 1e-2)),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        theirs = cls(**options).fit(X, y)
+        ours = estimator_from_sklearn(theirs)
+        msg = seeded.msg(f"{kind}, {options}")
+        assert np.array_equal(ours.predict(X), theirs.predict(X)), msg
+        for est in (theirs, ours):
+            est.set_params(warm_start=True)
+            est.fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_ and ours.t_ == theirs.t_, msg
+    for a, b in zip(
+        ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_, strict=True
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=msg)
+    assert ours.loss_curve_ == pytest.approx(theirs.loss_curve_, rel=1e-10), msg

@@ -556,3 +556,22 @@ def from_sklearn(est, dtype: object = None) -> Sequential:
     info["source"] = f"sklearn.neural_network.{kind}"
     model.info = info
     return model
+
+
+def estimator_from_sklearn(est, dtype: object = None):
+    """A fitted scikit-learn MLPClassifier/MLPRegressor as wxb's estimator of the same
+    name, fitted the same (parameters, weights, classes, training records): set
+    ``warm_start=True`` and ``fit`` to keep training it, as scikit-learn would."""
+    from sklearn.exceptions import NotFittedError
+
+    from wxb import sklearn as wxb_sklearn
+
+    kind = type(est).__name__
+    if kind not in ("MLPClassifier", "MLPRegressor"):
+        raise ConfigError(
+            f"estimator_from_sklearn takes a fitted MLPClassifier or MLPRegressor; got {kind}"
+        )
+    try:
+        return getattr(wxb_sklearn, kind).from_sklearn(est, dtype=dtype)
+    except NotFittedError as exc:
+        raise ConfigError(f"estimator_from_sklearn: the {kind} is not fitted ({exc})") from None

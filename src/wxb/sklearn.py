@@ -80,6 +80,7 @@ commonly do: ``sklearn.base._fit_context`` (parameter validation),
 
 from __future__ import annotations
 
+import copy
 import warnings
 from itertools import pairwise
 from numbers import Real
@@ -856,6 +857,42 @@ class _BaseMLP(BaseEstimator):
             info["feature_names"] = [str(name) for name in self.feature_names_in_]
         net.info = info
         return net
+
+    @classmethod
+    def from_sklearn(cls, fitted: BaseEstimator, dtype: object = None) -> _BaseMLP:
+        """This estimator, fitted as scikit-learn's ``fitted`` MLP is: the same parameters,
+        weights, classes and training records (``n_iter_``, ``t_``, ``loss_curve_``, …), so
+        ``warm_start=True`` and ``fit`` go on training as scikit-learn's would. (scikit-learn
+        starts a new optimiser at each ``fit``; its ``partial_fit`` state is not carried.)"""
+        check_is_fitted(fitted)
+        mine = cls()
+        if type(fitted).__name__ != cls.__name__ or is_classifier(fitted) != is_classifier(mine):
+            raise TypeError(
+                f"{cls.__name__}.from_sklearn takes a fitted scikit-learn {cls.__name__}"
+            )
+        params = {k: v for k, v in fitted.get_params().items() if k in mine.get_params()}
+        est = cls(**params, dtype=dtype)
+        weights_dtype = np.dtype(dtype) if dtype is not None else fitted.coefs_[0].dtype
+        est.n_features_in_ = fitted.n_features_in_
+        if hasattr(fitted, "feature_names_in_"):
+            est.feature_names_in_ = fitted.feature_names_in_
+        if is_classifier(est):
+            est._label_binarizer = copy.deepcopy(fitted._label_binarizer)
+            est.classes_ = est._label_binarizer.classes_
+        layer_units = [fitted.n_features_in_, *(c.shape[1] for c in fitted.coefs_)]
+        est._random_state = check_random_state(fitted.random_state)
+        est._initialize(np.empty((0, layer_units[-1])), layer_units, weights_dtype)
+        est.coefs_ = [np.asarray(c, dtype=weights_dtype) for c in fitted.coefs_]
+        est.intercepts_ = [np.asarray(b, dtype=weights_dtype) for b in fitted.intercepts_]
+        for name in ("n_iter_", "t_", "loss_", "best_loss_", "validation_scores_",
+                     "best_validation_score_", "_no_improvement_count"):  # fmt: skip
+            if hasattr(fitted, name):
+                value = getattr(fitted, name)
+                setattr(est, name, list(value) if isinstance(value, list) else value)
+        if hasattr(fitted, "loss_curve_"):
+            est.loss_curve_ = [float(v) for v in fitted.loss_curve_]
+        est._best_params = est._flat_params().copy()
+        return est
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
