@@ -32,3 +32,40 @@ def test_unscale_output_folds_the_target_scale_into_the_last_layer(rng):
     expected = model.predict(X) * scale + mean
     prepare.unscale_output(model[0], mean, scale)
     assert np.allclose(model.predict(X), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["multilabel", "poisson"])
+def test_wxb_predict_gives_what_the_estimator_predicts(tmp_path, rng, capsys, kind):
+    """Models from wxb.sklearn keep their meaning in the CLI: a multilabel model's 0/1
+    label columns, a Poisson regressor's exp(z); wxb eval says it cannot score them."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    from wxb.cli import main
+    from wxb.sklearn import MLPClassifier, MLPRegressor
+
+    n, features = int(rng.integers(40, 100)), int(rng.integers(2, 6))
+    X = rng.normal(size=(n, features))
+    if kind == "multilabel":
+        y = (X @ rng.normal(size=(features, 3)) > 0).astype(int)
+        est = MLPClassifier(hidden_layer_sizes=(8,), max_iter=20, random_state=0)
+    else:
+        y = rng.poisson(np.exp(X @ rng.normal(scale=0.3, size=features)))
+        est = MLPRegressor(hidden_layer_sizes=(8,), loss="poisson", max_iter=20, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    model_path, data = tmp_path / "m.safetensors", tmp_path / "x.npz"
+    wxb.save(est.to_wxb(), model_path)
+    np.savez(data, X=X, y=y)
+    assert main(["predict", str(model_path), str(data)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    table = np.array([line.split(",") for line in lines[1:]], dtype=float)
+    if kind == "multilabel":
+        assert lines[0] == "prediction_0,prediction_1,prediction_2"
+        assert np.array_equal(table, est.predict(X))
+    else:
+        np.testing.assert_allclose(table[:, 0], est.predict(X), rtol=1e-12)
+    assert main(["eval", str(model_path), str(data)]) == 2
+    assert "does not evaluate" in capsys.readouterr().err

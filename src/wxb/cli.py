@@ -38,6 +38,7 @@ from wxb.prepare import (
     encode_labels,
     encode_targets,
     features_for,
+    is_multilabel,
     model_task,
     numeric_targets,
     prediction_table,
@@ -553,6 +554,11 @@ def run_eval(args: argparse.Namespace) -> None:
     X = features_for(model, dataset)
     validation.check_lengths(X, dataset.y, dataset.source)
     task, loss, classes = model_task(model)
+    if is_multilabel(model) or model.info.get("link"):
+        raise ConfigError(
+            f"{args.model}: wxb eval does not evaluate a multilabel or Poisson model yet "
+            "(wxb predict does predict with it)"
+        )
     if task == "classification":
         y = encode_labels(classes, dataset)
         if loss == "bce_with_logits":

@@ -174,6 +174,11 @@ def model_task(model) -> tuple[str, str, list]:
     return task, loss, classes
 
 
+def is_multilabel(model) -> bool:
+    """A model whose outputs are independent labels (scikit-learn's multilabel MLP)."""
+    return model.info.get("task") == "multilabel" or bool(model.info.get("multilabel"))
+
+
 def encode_labels(classes: list, dataset: wdata.Dataset) -> np.ndarray:
     """Class names in the data as the model's class indices; unseen names are refused."""
     lookup = {str(c): i for i, c in enumerate(classes)}
@@ -195,8 +200,21 @@ def encode_labels(classes: list, dataset: wdata.Dataset) -> np.ndarray:
 
 
 def prediction_table(model, out: np.ndarray, proba: bool) -> tuple[list[str], list[np.ndarray]]:
-    """Header and columns: class names (and probabilities), or the model's outputs."""
+    """Header and columns: class names (and probabilities), or the model's outputs.
+
+    A multilabel model (from scikit-learn) gives one 0/1 column per label (σ(z) > ½, as
+    scikit-learn's indicator matrix); a log-link regressor (Poisson) gives exp(z)."""
     task, _, classes = model_task(model)
+    if is_multilabel(model):
+        p = ops.Sigmoid().forward(out, np.empty_like(out))
+        header = [f"prediction_{c}" for c in classes]
+        columns = list((p > 0.5).astype(np.int64).T)
+        if proba:
+            header += [f"p_{c}" for c in classes]
+            columns += list(p.T)
+        return header, columns
+    if model.info.get("link") == "log":
+        out = np.exp(out)
     if task == "classification":
         if out.shape[1] == 1:  # one logit z: P(class 1) = σ(z)
             p1 = ops.Sigmoid().forward(out, np.empty_like(out))
