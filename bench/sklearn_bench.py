@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import sklearn
 import threadpoolctl
+from _tables import num, table
 from _timing import SETTLE_S
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
@@ -206,28 +207,6 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def num(value: float, digits: int = 3) -> str:
-    """``digits`` significant digits, without exponent notation."""
-    if value == 0 or not math.isfinite(value):
-        return f"{value:g}"
-    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
-    return f"{value:.{decimals}f}"
-
-
-def table(headers: list[str], rows: list[list[str]], text_columns: int = 2) -> str:
-    widths = [max(len(c) for c in column) for column in zip(headers, *rows, strict=True)]
-    rules = ["-" * w if i < text_columns else "-" * (w - 1) + ":" for i, w in enumerate(widths)]
-
-    def line(cells: list[str]) -> str:
-        padded = [
-            c.ljust(w) if i < text_columns else c.rjust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ]
-        return "| " + " | ".join(padded) + " |"
-
-    return "\n".join([line(headers), line(rules), *(line(row) for row in rows)])
-
-
 def render(results: list[dict[str, object]]) -> str:
     headers = [
         "workload",
@@ -260,7 +239,7 @@ def render(results: list[dict[str, object]]) -> str:
         ]
         for r in results
     ]
-    return table(headers, rows)
+    return table(headers, rows, text_columns=2)
 
 
 def machine() -> dict[str, object]:

@@ -18,6 +18,7 @@ import numpy as np
 from wxb import __version__, validation
 from wxb import data as wdata
 from wxb.backend import resolve_dtype
+from wxb.checkpoint import CheckpointFolder
 from wxb.describe import (
     architecture_diagram,
     backward_diagram,
@@ -493,7 +494,7 @@ def check_resume_options(args: argparse.Namespace) -> None:
             if differ:
                 raise ConfigError(f"cannot resume from {args.checkpoint_dir}: " + "; ".join(differ))
         return
-    if not args.resume and any(Path(args.checkpoint_dir).glob("step-*.json")):
+    if not args.resume and CheckpointFolder(args.checkpoint_dir).listed():
         raise ConfigError(
             f"{args.checkpoint_dir} already holds checkpoints of a run; add --resume to "
             "continue it, or give another --checkpoint-dir"

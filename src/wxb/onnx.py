@@ -51,7 +51,7 @@ from wxb import ops
 from wxb.data import atomic_write
 from wxb.errors import ConfigError
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
-from wxb.nn.module import Module
+from wxb.nn.module import Module, stock_kind
 from wxb.nn.sequential import Sequential
 
 DEFAULT_OPSET = 17
@@ -117,19 +117,6 @@ def _refuse(path: str, module: object, why: str) -> ConfigError:
     )
 
 
-def _stock_kind(module: Module) -> type[Module] | None:
-    """The stock layer type whose forward this module runs unchanged, or None."""
-    if any(key in vars(module) for key in ("forward", "__call__")):
-        return None
-    cls = type(module)
-    if cls.__call__ is not Module.__call__:
-        return None
-    for kind in _STOCK:
-        if isinstance(module, kind) and cls.forward is kind.forward:
-            return kind
-    return None
-
-
 def _flatten(model: object) -> list[tuple[str, Module]]:
     """The leaf layers the model runs, in order, with their dotted paths; ConfigError for
     anything that is not a stock layer. Walks without recursion."""
@@ -139,7 +126,7 @@ def _flatten(model: object) -> list[tuple[str, Module]]:
     stack: list[tuple[str, Module, tuple[int, ...]]] = [("", model, ())]
     while stack:
         path, module, ancestors = stack.pop()
-        kind = _stock_kind(module)
+        kind = stock_kind(module, _STOCK)
         if kind is None:
             own = [key for key in ("forward", "__call__") if key in vars(module)]
             if own:

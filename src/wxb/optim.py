@@ -600,6 +600,16 @@ def _count_value(value: object, what: str) -> int:
     return int(value)
 
 
+def check_adam_group(group: dict, where: str) -> None:
+    """Adam's settings in a group: two betas in [0, 1), eps and weight_decay ≥ 0."""
+    betas = group.get("betas")
+    if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+        raise ConfigError(f"{where} betas must be two numbers in [0, 1); got {betas!r}")
+    group["betas"] = tuple(_fraction(b, f"{where} betas", one=False) for b in betas)
+    group["eps"] = _non_negative(group.get("eps"), f"{where} eps")
+    group["weight_decay"] = _non_negative(group.get("weight_decay"), f"{where} weight_decay")
+
+
 def _with_weight_decay(
     data: np.ndarray, grad: np.ndarray, decay: float, out: np.ndarray
 ) -> np.ndarray:
@@ -759,12 +769,7 @@ class Adam(Optimizer):
 
     def _check_group(self, group: dict, where: str, *, annealed: bool = False) -> None:
         super()._check_group(group, where, annealed=annealed)
-        betas = group.get("betas")
-        if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
-            raise ConfigError(f"{where} betas must be two numbers in [0, 1); got {betas!r}")
-        group["betas"] = tuple(_fraction(b, f"{where} betas", one=False) for b in betas)
-        group["eps"] = _non_negative(group.get("eps"), f"{where} eps")
-        group["weight_decay"] = _non_negative(group.get("weight_decay"), f"{where} weight_decay")
+        check_adam_group(group, where)
 
     def _rule(self, data, grad, states, t, s1, s2, h):
         beta1, beta2 = h["betas"]

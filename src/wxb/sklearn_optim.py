@@ -34,7 +34,7 @@ import numpy as np
 
 from wxb.errors import ConfigError
 from wxb.nn.module import Parameter
-from wxb.optim import Optimizer, _fraction, _GroupValue, _non_negative
+from wxb.optim import Optimizer, _fraction, _GroupValue, _with_weight_decay, check_adam_group
 
 
 def _groups(weights: Sequence[Parameter], biases: Sequence[Parameter]) -> list[dict]:
@@ -158,12 +158,8 @@ class SklearnSGD(_SklearnRule):
 
     def _rule(self, data, grad, states, t, s1, s2, h):
         # scikit-learn's `momentum * velocity - learning_rate * grad`, the same roundings
-        momentum, lr, l2 = h["momentum"], h["lr"], h["l2"]
-        g = grad
-        if l2:  # g + (α/B)·W
-            np.multiply(data, l2, out=s2)
-            s2 += grad
-            g = s2
+        momentum, lr = h["momentum"], h["lr"]
+        g = _with_weight_decay(data, grad, h["l2"], s2)  # g + (α/B)·W
         (v,) = states
         v *= momentum  # v ← μ·v − η·g
         np.multiply(g, lr, out=s1)
@@ -216,12 +212,7 @@ class SklearnAdam(_SklearnRule):
 
     def _check_group(self, group: dict, where: str, *, annealed: bool = False) -> None:
         super()._check_group(group, where, annealed=annealed)
-        betas = group.get("betas")
-        if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
-            raise ConfigError(f"{where} betas must be two numbers in [0, 1); got {betas!r}")
-        group["betas"] = tuple(_fraction(b, f"{where} betas", one=False) for b in betas)
-        group["eps"] = _non_negative(group.get("eps"), f"{where} eps")
-        group["weight_decay"] = _non_negative(group.get("weight_decay"), f"{where} weight_decay")
+        check_adam_group(group, where)
 
     def extra_state(self) -> dict:
         return {**super().extra_state(), "decoupled": self.decoupled}
@@ -239,11 +230,7 @@ class SklearnAdam(_SklearnRule):
         m, v = states
         if self.decoupled and h["weight_decay"]:  # AdamW: W ← W·(1 − η·λ)
             data *= 1 - lr * h["weight_decay"]
-        g = grad
-        if l2:  # g + (α/B)·W
-            np.multiply(data, l2, out=s2)
-            s2 += grad
-            g = s2
+        g = _with_weight_decay(data, grad, l2, s2)  # g + (α/B)·W
         m *= beta1
         np.multiply(g, 1 - beta1, out=s1)
         m += s1

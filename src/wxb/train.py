@@ -602,7 +602,9 @@ class _Saver:
     def write(self, loop, model, opt, schedule, history, epochs, steps_per_epoch) -> Path:
         # Weights stored once each: at an epoch's end the model's are last_good, and the
         # best are often last_good (the same dict) too.
-        arrays = {f"model.{k}": v for k, v in model.state_dict().items()}
+        # The arrays themselves, not copies: they are written out before training goes on.
+        arrays = {f"model.{k}": p.data for k, p in model.named_parameters()}
+        arrays.update({f"model.{k}": a for k, a in model.named_buffers()})
         last_good = "model" if loop.step == 0 else "stored"
         if last_good == "stored":
             arrays.update({f"last_good.{k}": v for k, v in loop.last_good.items()})

@@ -327,6 +327,21 @@ class Module:
         return f"{type(self).__name__} '{self.name}'" if self.name else type(self).__name__
 
 
+def stock_kind(module: Module, kinds: tuple[type[Module], ...]) -> type[Module] | None:
+    """The type among ``kinds`` whose forward ``module`` runs unchanged: its class keeps
+    that type's forward and Module's __call__, and no forward was set on the instance.
+    None otherwise (a subclass with code of its own computes something else)."""
+    if "forward" in vars(module) or "__call__" in vars(module):
+        return None
+    cls = type(module)
+    if cls.__call__ is not Module.__call__:
+        return None
+    for kind in kinds:
+        if isinstance(module, kind) and cls.forward is kind.forward:
+            return kind
+    return None
+
+
 def input_width(model: Module) -> int | None:
     """Features the model takes: from the first module that says (``in_features``)."""
     for _, module in model.named_modules():

@@ -22,7 +22,7 @@ import numpy as np
 from wxb import ops
 from wxb.errors import DataError, ShapeError
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
-from wxb.nn.module import Module, Parameter, input_width
+from wxb.nn.module import Module, Parameter, input_width, stock_kind
 
 STOCK_LAYERS = (Dense, Activation, Dropout, Standardize)
 
@@ -57,11 +57,7 @@ def unplannable_reason(layers: list[Module]) -> str | None:
 
 
 def _is_stock(module: Module) -> bool:
-    if "forward" in vars(module):  # model.forward = … on the instance: Module.__call__ runs it
-        return False
-    return type(module).__call__ is Module.__call__ and any(
-        isinstance(module, kind) and type(module).forward is kind.forward for kind in STOCK_LAYERS
-    )
+    return stock_kind(module, STOCK_LAYERS) is not None
 
 
 class StackPlan:
