@@ -1059,7 +1059,7 @@ def _damage(how: str, json_path: Path, rng) -> None:
         json_path.write_text(json.dumps(meta))
     elif how == "edited JSON":  # valid JSON, one figure changed: its own checksum says so
         meta = json.loads(json_path.read_text())
-        meta["optimizer"]["param_groups"][0]["lr"] *= 1 + float(rng.uniform(0.01, 1))
+        meta["loop"]["waited"] += int(rng.integers(1, 5))  # (a rate may be 0: × would not edit)
         json_path.write_text(json.dumps(meta, indent=1))
     elif how == "unreadable arrays, matching checksum":
         junk = rng.bytes(int(rng.integers(8, 300)))
