@@ -20,6 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
+from wxb import kernels
 from wxb.backend import xp
 from wxb.errors import DataError, ShapeError
 from wxb.tensor import UFUNC_OPS, Tensor, is_grad_enabled
@@ -335,83 +336,53 @@ class ActivationKernel(Protocol):
         ...
 
 
-class Identity:
-    name = "identity"
+class _Pointwise:
+    """An activation the kernels know by code: f and f′ in one pass each (wxb.kernels)."""
+
+    code: int
+    alpha = 0.0
 
     def forward(self, z, out):
-        np.copyto(out, z)
-        return out
+        return kernels.activation_forward(self.code, z, out, self.alpha)
 
     def backward(self, z, a, grad, out):
-        np.copyto(out, grad)  # f′ = 1
-        return out
+        return kernels.activation_backward(self.code, z, a, grad, out, self.alpha)
 
 
-class Sigmoid:
+class Identity(_Pointwise):
+    name = "identity"
+    code = kernels.IDENTITY  # f′ = 1
+
+
+class Sigmoid(_Pointwise):
     name = "sigmoid"
-
-    def forward(self, z, out):  # σ(z) = 1 / (1 + e^(−z))
-        with np.errstate(over="ignore"):  # e^(−z) = inf gives σ = 0, the right limit
-            np.negative(z, out=out)
-            np.exp(out, out=out)
-        out += 1
-        np.reciprocal(out, out=out)
-        return out
-
-    def backward(self, z, a, grad, out):  # σ′ = σ(1 − σ)
-        np.subtract(1, a, out=out)
-        out *= a
-        out *= grad
-        return out
+    code = kernels.SIGMOID  # σ(z) = 1 / (1 + e^(−z)), σ′ = σ(1 − σ)
 
 
-class Tanh:
+class Tanh(_Pointwise):
     name = "tanh"
-
-    def forward(self, z, out):
-        return np.tanh(z, out=out)
-
-    def backward(self, z, a, grad, out):  # tanh′ = 1 − tanh²
-        np.multiply(a, a, out=out)
-        np.subtract(1, out, out=out)
-        out *= grad
-        return out
+    code = kernels.TANH  # tanh′ = 1 − tanh²
 
 
-class ReLU:
+class ReLU(_Pointwise):
     name = "relu"
-
-    def forward(self, z, out):  # max(0, z)
-        return np.maximum(z, 0, out=out)
-
-    def backward(self, z, a, grad, out):  # f′ = 1 where z > 0, else 0: exactly where a > 0
-        np.greater(a, 0, out=out)
-        out *= grad
-        return out
+    code = kernels.RELU  # max(0, z); f′ = 1 where z > 0, else 0: exactly where a > 0
 
 
 @dataclass(frozen=True)
-class LeakyReLU:
+class LeakyReLU(_Pointwise):
     negative_slope: float = 0.01
     name: str = "leaky_relu"
+    code = kernels.LEAKY_RELU  # z where z > 0, else αz; f′ = 1 where z > 0, else α
 
-    def forward(self, z, out):  # z where z > 0, else αz
-        self._slope(z, out)
-        out *= z
-        return out
+    @property
+    def alpha(self) -> float:
+        return self.negative_slope
 
-    def backward(self, z, a, grad, out):  # f′ = 1 where z > 0, else α
-        self._slope(z, out)
-        out *= grad
-        return out
 
-    def _slope(self, z, out):
-        alpha = self.negative_slope
-        np.greater(z, 0, out=out)  # 1.0 / 0.0
-        out *= 1 - alpha
-        out += alpha
-        return out
-
+# Kernels the planned stack may run in one pass with the bias before them (exact types:
+# a subclass may compute something else).
+BIAS_FUSABLE = (Identity, Sigmoid, Tanh, ReLU, LeakyReLU)
 
 _SQRT_HALF = math.sqrt(0.5)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2 * math.pi)
@@ -622,29 +593,23 @@ class CrossEntropyKernel:
     def value_and_grad(self, output, target, grad_out):
         batch = output.shape[0]
         scale = 1.0 / batch if self.reduction == "mean" else 1.0
+        if target.ndim == 1:  # δ⁽ᴸ⁾ = softmax(Z) − Y, over the batch size for the mean
+            return scale * kernels.cross_entropy_indices(
+                output, target, _workspace(output, grad_out), scale
+            )
         # Work on z − z_max, so the loss rounds at its own scale, not the logits'.
         shifted = np.subtract(
             output, output.max(axis=1, keepdims=True), out=_workspace(output, grad_out)
         )
-        if target.ndim == 1:
-            rows = np.arange(batch)
-            picked = float(shifted[rows, target].sum(dtype=np.float64))
-        else:
-            picked = float(np.vdot(target, shifted))
+        picked = float(np.vdot(target, shifted))
         exps = np.exp(shifted, out=shifted)
         sums = exps.sum(axis=1, keepdims=True, dtype=np.float64)  # float64: log s ≈ 0 stays exact
         log_sums = np.log(sums)
-        if target.ndim == 1:
-            value = float(log_sums.sum()) - picked
-        else:
-            mass = target.sum(axis=1, keepdims=True)  # Σ_c y_c, 1 for probabilities
-            value = float(np.vdot(mass, log_sums)) - picked
+        mass = target.sum(axis=1, keepdims=True)  # Σ_c y_c, 1 for probabilities
+        value = float(np.vdot(mass, log_sums)) - picked
         exps /= sums  # softmax(Z)
-        if target.ndim == 1:  # δ⁽ᴸ⁾ = softmax(Z) − Y, over the batch size for the mean
-            exps[rows, target] -= 1
-        else:  # δ⁽ᴸ⁾ = (Σ_c y_c)·softmax(Z) − Y
-            exps *= mass
-            exps -= target
+        exps *= mass  # δ⁽ᴸ⁾ = (Σ_c y_c)·softmax(Z) − Y
+        exps -= target
         exps *= scale
         return scale * value
 

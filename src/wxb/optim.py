@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from wxb import kernels
 from wxb.errors import ConfigError
 from wxb.nn.module import Module, Parameter
 from wxb.tensor import Tensor
@@ -610,17 +611,6 @@ def check_adam_group(group: dict, where: str) -> None:
     group["weight_decay"] = _non_negative(group.get("weight_decay"), f"{where} weight_decay")
 
 
-def _with_weight_decay(
-    data: np.ndarray, grad: np.ndarray, decay: float, out: np.ndarray
-) -> np.ndarray:
-    """g + λ·W (L2 regularisation coupled into the gradient)."""
-    if not decay:
-        return grad
-    np.multiply(data, decay, out=out)
-    out += grad
-    return out
-
-
 def _number(value: object, what: str) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(
         value, (int, float, np.floating, np.integer)
@@ -722,28 +712,11 @@ class SGD(Optimizer):
         return [counts[i] for i in live]
 
     def _rule(self, data, grad, states, t, s1, s2, h):
-        g = _with_weight_decay(data, grad, h["weight_decay"], s2)
-        update = g
-        momentum = h["momentum"]
-        if momentum:
-            (v,) = states
-            if t == 1:  # first update: v = g
-                np.copyto(v, g)
-            else:  # v ← μ·v + (1 − dampening)·g
-                v *= momentum
-                if h["dampening"]:
-                    np.multiply(g, 1 - h["dampening"], out=s1)
-                    v += s1
-                else:
-                    v += g
-            if h["nesterov"]:  # look ahead: g + μ·v
-                np.multiply(v, momentum, out=s1)
-                s1 += g
-                update = s1
-            else:
-                update = v
-        np.multiply(update, h["lr"], out=s1)
-        data -= s1
+        kernels.sgd(
+            data, grad, states[0] if h["momentum"] else None, s1, s2,
+            lr=h["lr"], momentum=h["momentum"], dampening=h["dampening"],
+            nesterov=h["nesterov"], weight_decay=h["weight_decay"], first=t == 1,
+        )  # fmt: skip
 
 
 class Adam(Optimizer):
@@ -773,28 +746,11 @@ class Adam(Optimizer):
 
     def _rule(self, data, grad, states, t, s1, s2, h):
         beta1, beta2 = h["betas"]
-        lr = h["lr"]
         m, v = states
-        if self.decoupled:  # AdamW: W ← W − η·λ·W, apart from the gradient
-            data *= 1 - lr * h["weight_decay"]
-            g = grad
-        else:
-            g = _with_weight_decay(data, grad, h["weight_decay"], s2)
-        m -= g  # m ← β₁·m + (1 − β₁)·g, written as β₁·(m − g) + g
-        m *= beta1
-        m += g
-        np.multiply(g, 1 - beta2, out=s1)  # v ← β₂·v + (1 − β₂)·g²
-        s1 *= g
-        v *= beta2
-        v += s1
-        # W ← W − η/(1 − β₁ᵗ) · m/(√v/c + ε) with c = √(1 − β₂ᵗ); as c·m/(√v + ε·c),
-        # which saves a pass over the array.
-        c = math.sqrt(1 - beta2**t)
-        np.sqrt(v, out=s1)
-        s1 += h["eps"] * c
-        np.divide(m, s1, out=s1)
-        s1 *= lr / (1 - beta1**t) * c
-        data -= s1
+        kernels.adam(
+            data, grad, m, v, s1, s2, t=t, lr=h["lr"], beta1=beta1, beta2=beta2,
+            eps=h["eps"], weight_decay=h["weight_decay"], decoupled=self.decoupled,
+        )  # fmt: skip
 
 
 class AdamW(Adam):

@@ -27,14 +27,14 @@ OpenBLAS runs it on its thread pool, which then thrashes against the matrix prod
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 
+from wxb import kernels
 from wxb.errors import ConfigError
 from wxb.nn.module import Parameter
-from wxb.optim import Optimizer, _fraction, _GroupValue, _with_weight_decay, check_adam_group
+from wxb.optim import Optimizer, _fraction, _GroupValue, check_adam_group
 
 
 def _groups(weights: Sequence[Parameter], biases: Sequence[Parameter]) -> list[dict]:
@@ -158,18 +158,10 @@ class SklearnSGD(_SklearnRule):
 
     def _rule(self, data, grad, states, t, s1, s2, h):
         # scikit-learn's `momentum * velocity - learning_rate * grad`, the same roundings
-        momentum, lr = h["momentum"], h["lr"]
-        g = _with_weight_decay(data, grad, h["l2"], s2)  # g + (α/B)·W
-        (v,) = states
-        v *= momentum  # v ← μ·v − η·g
-        np.multiply(g, lr, out=s1)
-        v -= s1
-        if h["nesterov"]:  # W ← W + (μ·v − η·g)
-            np.multiply(v, momentum, out=s2)
-            s2 -= s1
-            data += s2
-        else:  # W ← W + v
-            data += v
+        kernels.sklearn_sgd(
+            data, grad, states[0], s1, s2,
+            lr=h["lr"], momentum=h["momentum"], nesterov=h["nesterov"], l2=h["l2"],
+        )  # fmt: skip
 
 
 class SklearnAdam(_SklearnRule):
@@ -226,24 +218,11 @@ class SklearnAdam(_SklearnRule):
         # scikit-learn's expressions, the same operations in the same order:
         # β₁·m + (1 − β₁)·g, β₂·v + (1 − β₂)·g², W + (−η_t·m)/(√v + ε)
         beta1, beta2 = h["betas"]
-        lr, l2 = h["lr"], h["l2"]
         m, v = states
-        if self.decoupled and h["weight_decay"]:  # AdamW: W ← W·(1 − η·λ)
-            data *= 1 - lr * h["weight_decay"]
-        g = _with_weight_decay(data, grad, l2, s2)  # g + (α/B)·W
-        m *= beta1
-        np.multiply(g, 1 - beta1, out=s1)
-        m += s1
-        np.multiply(g, g, out=s1)
-        s1 *= 1 - beta2
-        v *= beta2
-        v += s1
-        step = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)  # η_t, bias corrections folded
-        np.sqrt(v, out=s1)
-        s1 += h["eps"]
-        np.multiply(m, -step, out=s2)
-        s2 /= s1
-        data += s2
+        kernels.sklearn_adam(
+            data, grad, m, v, s1, s2, t=t, lr=h["lr"], beta1=beta1, beta2=beta2, eps=h["eps"],
+            l2=h["l2"], weight_decay=h["weight_decay"] if self.decoupled else 0.0,
+        )  # fmt: skip
 
 
 class FlatBuffer(_SklearnRule):

@@ -7,10 +7,11 @@ after it, so a training step allocates nothing once it has run:
     backward  δ⁽ˡ⁾ = (W⁽ˡ⁺¹⁾ᵀ·δ⁽ˡ⁺¹⁾) ⊙ f′(Z⁽ˡ⁾)
     gradients ∂L/∂W⁽ˡ⁾ = δ⁽ˡ⁾·A⁽ˡ⁻¹⁾ᵀ,  ∂L/∂b⁽ˡ⁾ = Σ_batch δ⁽ˡ⁾ (as 1ᵀ·δ, one gemv)
 
-The element-wise work goes through the same kernels as the graph's ops, so both
-paths compute the same numbers. Two users: ``Sequential.forward`` (the loop a
-user writes: the recorded graph keeps its per-layer nodes, and one fused node
-runs the whole backward) and ``wxb.step.PlannedStep`` (``fit``).
+The element-wise work goes through the same kernels as the graph's ops
+(wxb.kernels), so both paths compute the same numbers; a Dense layer followed by a
+pointwise activation adds its bias and applies f in one pass. Two users:
+``Sequential.forward`` (the loop a user writes: the recorded graph keeps its
+per-layer nodes, and one fused node runs the whole backward) and ``wxb.step.PlannedStep`` (``fit``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import weakref
 
 import numpy as np
 
-from wxb import ops
+from wxb import kernels, ops
 from wxb.errors import DataError, ShapeError
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
 from wxb.nn.module import Module, Parameter, input_width, stock_kind
@@ -141,18 +142,32 @@ class StackPlan:
         batch, last = len(X), len(self.layers) - 1
         # Each layer's input and output, and what each Dropout/Standardize multiplied by.
         self.inputs, self.results, self.factors, x = [], [], {}, X
+        fused_into = None  # the activation's output, when the Dense before it ran both
         for i, layer in enumerate(self.layers):
             out = self.outputs[i][:batch]
             if i == last and fresh_output:
                 out = np.empty_like(out)
             self.inputs.append(x)
-            if isinstance(layer, Dense):  # Z = W·X + b, on rows: X·Wᵀ + b
+            if fused_into is not None:  # A = f(Z) was computed with the bias
+                out, fused_into = fused_into, None
+            elif isinstance(layer, Dense):  # Z = W·X + b, on rows: X·Wᵀ + b
                 if batch == 1:  # one sample: the seed's W·x itself, a matrix-vector product
                     np.matmul(layer.weight.data, x[0], out=out[0])
                 else:
                     np.matmul(x, layer.weight.data.T, out=out)
                 if layer.bias is not None:
-                    out += layer.bias.data
+                    after = self.layers[i + 1] if i < last else None
+                    if isinstance(after, Activation) and type(after.kernel) in ops.BIAS_FUSABLE:
+                        # Z ← Z + b and A = f(Z) in one pass, into the activation's buffer
+                        fused_into = self.outputs[i + 1][:batch]
+                        if i + 1 == last and fresh_output:
+                            fused_into = np.empty_like(fused_into)
+                        kernel = after.kernel
+                        kernels.bias_activation(
+                            kernel.code, out, layer.bias.data, fused_into, kernel.alpha
+                        )
+                    else:
+                        out += layer.bias.data
             elif isinstance(layer, Activation):  # A = f(Z)
                 layer.kernel.forward(x, out)
             elif isinstance(layer, Dropout):

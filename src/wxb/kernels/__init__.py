@@ -1,0 +1,217 @@
+"""The element-wise kernels of a training step, each one pass over memory.
+
+Between the matrix products a step runs element-wise work: the bias and the
+activation after Z = W·X, δ = ∂L/∂A ⊙ f′(Z) before the next product, the loss's
+δ⁽ᴸ⁾, and the optimiser's update of every parameter. As NumPy expressions each is
+several passes (Adam's update is twelve); as compiled loops each is one.
+
+One interface, two implementations that compute the same numbers:
+
+- ``wxb.kernels.compiled``: numba loops (the ``fast`` extra), compiled on first use
+  and cached on disk; the one used when numba is installed;
+- ``wxb.kernels.reference``: NumPy, always present.
+
+``WXB_KERNELS=numpy`` (or ``use("numpy")``) switches the compiled route off;
+``WXB_KERNELS=compiled`` insists on it. Arrays the compiled loops do not take
+(other dtypes, non-contiguous views) go through NumPy whatever the route.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from types import ModuleType
+
+import numpy as np
+
+from wxb.errors import ConfigError
+from wxb.kernels import reference
+from wxb.kernels.reference import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
+
+__all__ = [
+    "IDENTITY",
+    "LEAKY_RELU",
+    "RELU",
+    "SIGMOID",
+    "TANH",
+    "activation_backward",
+    "activation_forward",
+    "adam",
+    "bias_activation",
+    "cross_entropy_indices",
+    "route",
+    "sgd",
+    "sklearn_adam",
+    "sklearn_sgd",
+    "use",
+]
+
+ROUTES = ("auto", "compiled", "numpy")
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_lock = threading.Lock()
+_compiled: ModuleType | None = None  # the compiled module, while that route is on
+_chosen: str | None = None  # the route after _load(); None until the first kernel call
+_why_numpy = ""
+
+
+def use(setting: str) -> str:
+    """Choose the route: "auto" (compiled when numba imports), "compiled" (an error
+    when it cannot) or "numpy". Returns the route now in use."""
+    global _chosen, _compiled
+    if setting not in ROUTES:
+        raise ConfigError(f"kernels must be one of {', '.join(ROUTES)}; got {setting!r}")
+    with _lock:
+        _chosen, _compiled = None, None
+        _load(setting)
+    return route()
+
+
+def route() -> str:
+    """The route in use: "compiled (numba X.Y)" or "numpy (why)"."""
+    if _chosen is None:
+        _load_once()
+    if _compiled is not None:
+        return f"compiled (numba {_compiled.numba.__version__})"
+    return f"numpy ({_why_numpy})"
+
+
+def _load_once() -> ModuleType | None:
+    with _lock:
+        if _chosen is None:
+            _load(os.environ.get("WXB_KERNELS", "auto").strip().lower() or "auto")
+    return _compiled
+
+
+def _load(setting: str) -> None:
+    global _chosen, _compiled, _why_numpy
+    if setting not in ROUTES:
+        raise ConfigError(f"WXB_KERNELS must be one of {', '.join(ROUTES)}; got {setting!r}")
+    _chosen, _compiled = setting, None
+    if setting == "numpy":
+        _why_numpy = "switched off" if "WXB_KERNELS" not in os.environ else "WXB_KERNELS=numpy"
+        return
+    try:
+        from wxb.kernels import compiled
+    except Exception as error:  # numba missing, or refusing this NumPy: NumPy serves
+        if setting == "compiled":
+            raise ConfigError(f"the compiled kernels need numba ({error})") from error
+        _why_numpy = f"numba unavailable: {error}"
+        return
+    _compiled = compiled
+
+
+def _impl(*arrays: np.ndarray) -> ModuleType:
+    """The compiled module when it is on and takes these arrays, else the reference."""
+    compiled = _compiled if _chosen is not None else _load_once()
+    if compiled is None:
+        return reference
+    dtype = arrays[0].dtype
+    for a in arrays:
+        if a.dtype != dtype or not a.flags.c_contiguous:
+            return reference
+    return compiled if dtype in _FLOATS else reference
+
+
+def _flat(*arrays: np.ndarray) -> list[np.ndarray]:
+    return [a.reshape(-1) for a in arrays]
+
+
+# -- activations: A = f(Z) and δ = ∂L/∂A ⊙ f′(Z) -------------------------------------------
+def _activation_scalars(dtype: np.dtype, alpha: float) -> tuple:
+    kind = dtype.type
+    return kind(alpha), kind(1 - alpha), kind(1)
+
+
+def activation_forward(code: int, z: np.ndarray, out: np.ndarray, alpha: float = 0.0):
+    """A = f(Z) into ``out`` (``alpha``: LeakyReLU's negative slope)."""
+    impl = _impl(z, out)
+    scalars = _activation_scalars(z.dtype, alpha)
+    if impl is reference:
+        return reference.activation_forward(code, *scalars, z, out)
+    impl.activation_forward(code, *scalars, *_flat(z, out))
+    return out
+
+
+def activation_backward(
+    code: int, z: np.ndarray, a: np.ndarray, grad: np.ndarray, out: np.ndarray, alpha: float = 0.0
+):
+    """δ = ∂L/∂A ⊙ f′(Z) into ``out``, from Z, A = f(Z) and ∂L/∂A."""
+    impl = _impl(z, a, grad, out)
+    scalars = _activation_scalars(z.dtype, alpha)
+    if impl is reference or z.shape != grad.shape or a.shape != grad.shape:
+        return reference.activation_backward(code, *scalars, z, a, grad, out)
+    impl.activation_backward(code, *scalars, *_flat(z, a, grad, out))
+    return out
+
+
+def bias_activation(
+    code: int, z: np.ndarray, bias: np.ndarray, out: np.ndarray, alpha: float = 0.0
+):
+    """Z ← Z + b (b broadcast over the rows), then A = f(Z) into ``out``: one pass."""
+    impl = _impl(z, bias, out)
+    if z.ndim != 2 or bias.shape != z.shape[1:]:
+        impl = reference
+    return impl.bias_activation(code, *_activation_scalars(z.dtype, alpha), z, bias, out)
+
+
+# -- the loss ------------------------------------------------------------------------------
+def cross_entropy_indices(
+    z: np.ndarray, target: np.ndarray, grad: np.ndarray, scale: float
+) -> float:
+    """Softmax cross-entropy on class indices: δ⁽ᴸ⁾ = (softmax(Z) − Y)·scale into
+    ``grad`` (Z's shape); returns Σ over rows of −log softmax(z)_target, unscaled."""
+    impl = _impl(z, grad)
+    if impl is not reference and not (
+        target.ndim == 1 and target.dtype.kind in "iu" and target.flags.c_contiguous
+    ):
+        impl = reference
+    return float(impl.cross_entropy_indices(z, target, grad, z.dtype.type(scale)))
+
+
+# -- optimiser updates, in place over flat arrays ---------------------------------------------
+def adam(data, grad, m, v, s1, s2, *, t, lr, beta1, beta2, eps, weight_decay, decoupled):
+    """PyTorch's Adam (and AdamW, ``decoupled``) for update number ``t``. The bias
+    corrections are folded: W ← W − η/(1 − β₁ᵗ)·c·m/(√v + ε·c) with c = √(1 − β₂ᵗ),
+    which is η·m̂/(√v̂ + ε) with one pass fewer."""
+    kind = data.dtype.type
+    c = math.sqrt(1 - beta2**t)
+    shrink = 1 - lr * weight_decay if decoupled else 1.0
+    decay = 0.0 if decoupled else weight_decay
+    _impl(data, grad, m, v).adam(
+        data, grad, m, v, s1, s2,
+        kind(shrink), kind(decay), kind(beta1), kind(beta2), kind(1 - beta2),
+        kind(eps * c), kind(lr / (1 - beta1**t) * c),
+    )  # fmt: skip
+
+
+def sgd(data, grad, velocity, s1, s2, *, lr, momentum, dampening, nesterov, weight_decay, first):
+    """PyTorch's SGD; ``first``: the velocity's first update (v = g)."""
+    kind = data.dtype.type
+    arrays = (data, grad) if velocity is None else (data, grad, velocity)
+    if velocity is None:
+        velocity = s1  # never read: momentum is 0
+    _impl(*arrays).sgd(
+        data, grad, velocity, s1, s2, kind(weight_decay), kind(lr), kind(momentum),
+        kind(1 - dampening), bool(nesterov), bool(first),
+    )  # fmt: skip
+
+
+def sklearn_sgd(data, grad, velocity, s1, s2, *, lr, momentum, nesterov, l2):
+    """scikit-learn's SGD: v ← μ·v − η·(g + l2·W); W ← W + v (or its Nesterov form)."""
+    kind = data.dtype.type
+    _impl(data, grad, velocity).sklearn_sgd(
+        data, grad, velocity, s1, s2, kind(l2), kind(lr), kind(momentum), bool(nesterov)
+    )
+
+
+def sklearn_adam(data, grad, m, v, s1, s2, *, t, lr, beta1, beta2, eps, l2, weight_decay):
+    """scikit-learn's Adam, its bias corrections folded into the step η_t; with
+    ``weight_decay`` λ the weights first shrink by W ← W·(1 − η·λ) (solver "adamw")."""
+    kind = data.dtype.type
+    step = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
+    _impl(data, grad, m, v).sklearn_adam(
+        data, grad, m, v, s1, s2,
+        kind(1 - lr * weight_decay), kind(l2), kind(beta1), kind(1 - beta1), kind(beta2),
+        kind(1 - beta2), kind(eps), kind(-step),
+    )  # fmt: skip

@@ -1,0 +1,178 @@
+"""The compiled implementation of wxb.kernels: numba loops, one pass over memory each.
+
+Every loop computes, element by element, the operations of its NumPy twin in
+wxb.kernels.reference, in the same order and the same dtype (the scalars arrive in
+the arrays' dtype), so the two agree to rounding: exactly, except where a
+transcendental function (exp, tanh) comes from a different library.
+
+Importing this module imports numba (a few tenths of a second); the loops are
+compiled on their first call, per dtype, and cached on disk where that is possible.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import numba
+
+from wxb.kernels.reference import IDENTITY, LEAKY_RELU, RELU, SIGMOID
+
+_OPTIONS = {"nogil": True, "error_model": "numpy", "boundscheck": False}
+_lock = threading.Lock()
+
+
+def _jit(function):
+    """numba's dispatcher for ``function``, built on first call; cached on disk when a
+    cache folder is writable (numba refuses ``cache=True`` when none is)."""
+    compiled = None
+
+    def call(*args):
+        nonlocal compiled
+        if compiled is None:
+            with _lock:
+                if compiled is None:
+                    try:
+                        compiled = numba.njit(cache=True, **_OPTIONS)(function)
+                    except RuntimeError:  # no writable cache folder: compile for this process
+                        compiled = numba.njit(cache=False, **_OPTIONS)(function)
+        return compiled(*args)
+
+    call.__name__ = call.__qualname__ = function.__name__
+    call.__doc__ = function.__doc__
+    return call
+
+
+# -- activations ----------------------------------------------------------------------------
+@numba.njit(inline="always", **_OPTIONS)
+def _f(code, alpha, one_minus_alpha, one, x):
+    # ``one`` is 1 in x's dtype: an integer literal would make numba compute in float64.
+    if code == IDENTITY:
+        return x
+    if code == RELU:  # NumPy's maximum keeps NaN: only x < 0 becomes 0
+        return one - one if x < 0 else x
+    if code == LEAKY_RELU:
+        return ((one_minus_alpha + alpha) if x > 0 else alpha) * x
+    if code == SIGMOID:
+        return one / (math.exp(-x) + one)
+    return math.tanh(x)
+
+
+@numba.njit(inline="always", **_OPTIONS)
+def _f_prime_times(code, alpha, one_minus_alpha, one, z, a, g):
+    if code == IDENTITY:
+        return g
+    if code == RELU:  # 0·NaN = NaN, as NumPy's 0/1 mask times g
+        return (one if a > 0 else one - one) * g
+    if code == LEAKY_RELU:
+        return ((one_minus_alpha + alpha) if z > 0 else alpha) * g
+    if code == SIGMOID:
+        return ((one - a) * a) * g
+    return (one - a * a) * g
+
+
+def _activation_forward(code, alpha, one_minus_alpha, one, z, out):
+    for i in range(z.size):
+        out[i] = _f(code, alpha, one_minus_alpha, one, z[i])
+
+
+def _activation_backward(code, alpha, one_minus_alpha, one, z, a, grad, out):
+    for i in range(grad.size):
+        out[i] = _f_prime_times(code, alpha, one_minus_alpha, one, z[i], a[i], grad[i])
+
+
+def _bias_activation(code, alpha, one_minus_alpha, one, z, bias, out):
+    rows, cols = z.shape
+    for r in range(rows):
+        for j in range(cols):
+            x = z[r, j] + bias[j]
+            z[r, j] = x
+            out[r, j] = _f(code, alpha, one_minus_alpha, one, x)
+
+
+# -- the loss ----------------------------------------------------------------------------------
+def _cross_entropy_indices(z, target, grad, scale):
+    total = 0.0
+    rows, cols = z.shape
+    for r in range(rows):
+        top = z[r, 0]
+        for j in range(1, cols):
+            x = z[r, j]
+            if x > top or x != x:  # NaN wins, as in NumPy's max
+                top = x
+        s = 0.0  # float64, as NumPy's sum(dtype=float64)
+        for j in range(cols):
+            e = math.exp(z[r, j] - top)
+            grad[r, j] = e
+            s += e
+        c = target[r]
+        total += math.log(s) - (z[r, c] - top)
+        for j in range(cols):
+            grad[r, j] = grad[r, j] / s
+        grad[r, c] -= 1
+        for j in range(cols):
+            grad[r, j] *= scale
+    return total
+
+
+# -- optimisers ------------------------------------------------------------------------------
+def _adam(data, grad, m, v, s1, s2, shrink, decay, beta1, beta2, one_minus_beta2, eps_c, step_c):
+    for i in range(data.size):
+        w = data[i] * shrink if shrink != 1 else data[i]
+        g = w * decay + grad[i] if decay != 0 else grad[i]
+        mi = (m[i] - g) * beta1 + g
+        vi = v[i] * beta2 + (g * one_minus_beta2) * g
+        m[i] = mi
+        v[i] = vi
+        data[i] = w - mi / (math.sqrt(vi) + eps_c) * step_c
+
+
+def _sgd(data, grad, velocity, s1, s2, decay, lr, momentum, keep, nesterov, first):
+    for i in range(data.size):
+        w = data[i]
+        g = w * decay + grad[i] if decay != 0 else grad[i]
+        update = g
+        if momentum != 0:
+            if first:
+                vi = g
+            elif keep != 1:
+                vi = velocity[i] * momentum + g * keep
+            else:
+                vi = velocity[i] * momentum + g
+            velocity[i] = vi
+            update = vi * momentum + g if nesterov else vi
+        data[i] = w - update * lr
+
+
+def _sklearn_sgd(data, grad, velocity, s1, s2, decay, lr, momentum, nesterov):
+    for i in range(data.size):
+        w = data[i]
+        g = w * decay + grad[i] if decay != 0 else grad[i]
+        step = g * lr
+        vi = velocity[i] * momentum - step
+        velocity[i] = vi
+        data[i] = w + (vi * momentum - step) if nesterov else w + vi
+
+
+def _sklearn_adam(
+    data, grad, m, v, s1, s2, shrink, decay, beta1, one_minus_beta1, beta2, one_minus_beta2,
+    eps, minus_step,
+):  # fmt: skip
+    for i in range(data.size):
+        w = data[i] * shrink if shrink != 1 else data[i]
+        g = w * decay + grad[i] if decay != 0 else grad[i]
+        mi = m[i] * beta1 + g * one_minus_beta1
+        vi = v[i] * beta2 + (g * g) * one_minus_beta2
+        m[i] = mi
+        v[i] = vi
+        data[i] = w + (mi * minus_step) / (math.sqrt(vi) + eps)
+
+
+activation_forward = _jit(_activation_forward)
+activation_backward = _jit(_activation_backward)
+bias_activation = _jit(_bias_activation)
+cross_entropy_indices = _jit(_cross_entropy_indices)
+adam = _jit(_adam)
+sgd = _jit(_sgd)
+sklearn_sgd = _jit(_sklearn_sgd)
+sklearn_adam = _jit(_sklearn_adam)

@@ -1,0 +1,173 @@
+"""The NumPy implementation of wxb.kernels: always present, and the one the compiled
+kernels are tested against. Each function computes, operation by operation and in
+the same order, what its compiled twin computes in one pass.
+
+Scalars arrive already derived (1 − β₂, η/(1 − β₁ᵗ)·c, …) and in the arrays' dtype,
+so both implementations round the same values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Activation codes shared with the compiled kernels.
+IDENTITY, RELU, LEAKY_RELU, SIGMOID, TANH = range(5)
+
+
+# -- activations: A = f(Z) and δ = ∂L/∂A ⊙ f′(Z) ------------------------------------------
+def _leaky_slope(z, alpha, one_minus_alpha, out):
+    np.greater(z, 0, out=out)  # 1.0 where z > 0, else 0.0
+    out *= one_minus_alpha
+    out += alpha
+    return out
+
+
+def activation_forward(code, alpha, one_minus_alpha, one, z, out):
+    if code == IDENTITY:
+        np.copyto(out, z)
+    elif code == RELU:  # max(0, z)
+        np.maximum(z, 0, out=out)
+    elif code == LEAKY_RELU:  # z where z > 0, else αz
+        _leaky_slope(z, alpha, one_minus_alpha, out)
+        out *= z
+    elif code == SIGMOID:  # σ(z) = 1 / (1 + e^(−z)); e^(−z) = inf gives σ = 0, the limit
+        with np.errstate(over="ignore"):
+            np.negative(z, out=out)
+            np.exp(out, out=out)
+        out += 1
+        np.reciprocal(out, out=out)
+    else:
+        np.tanh(z, out=out)
+    return out
+
+
+def activation_backward(code, alpha, one_minus_alpha, one, z, a, grad, out):
+    if code == IDENTITY:  # f′ = 1
+        np.copyto(out, grad)
+        return out
+    if code == RELU:  # f′ = 1 where z > 0, else 0: exactly where a > 0
+        np.greater(a, 0, out=out)
+    elif code == LEAKY_RELU:  # f′ = 1 where z > 0, else α
+        _leaky_slope(z, alpha, one_minus_alpha, out)
+    elif code == SIGMOID:  # σ′ = σ(1 − σ)
+        np.subtract(1, a, out=out)
+        out *= a
+    else:  # tanh′ = 1 − tanh²
+        np.multiply(a, a, out=out)
+        np.subtract(1, out, out=out)
+    out *= grad
+    return out
+
+
+def bias_activation(code, alpha, one_minus_alpha, one, z, bias, out):
+    """Z ← Z + b, then A = f(Z) into ``out``."""
+    z += bias
+    return activation_forward(code, alpha, one_minus_alpha, one, z, out)
+
+
+# -- the loss: softmax and cross-entropy on class indices ----------------------------------
+def cross_entropy_indices(z, target, grad, scale):
+    """δ⁽ᴸ⁾ = (softmax(Z) − Y)·scale into ``grad``; returns Σ −log softmax(z)_target
+    (unscaled, float64). Works on z − z_max, so the loss rounds at its own scale."""
+    rows = np.arange(len(z))
+    shifted = np.subtract(z, z.max(axis=1, keepdims=True), out=grad)
+    picked = float(shifted[rows, target].sum(dtype=np.float64))
+    exps = np.exp(shifted, out=shifted)
+    sums = exps.sum(axis=1, keepdims=True, dtype=np.float64)  # float64: log s ≈ 0 stays exact
+    value = float(np.log(sums).sum()) - picked
+    exps /= sums  # softmax(Z)
+    exps[rows, target] -= 1
+    exps *= scale
+    return value
+
+
+# -- optimiser updates, in place over flat arrays ---------------------------------------------
+def _coupled(data, grad, decay, out):
+    """g + λ·W (L2 regularisation coupled into the gradient)."""
+    if not decay:
+        return grad
+    np.multiply(data, decay, out=out)
+    out += grad
+    return out
+
+
+def adam(data, grad, m, v, s1, s2, shrink, decay, beta1, beta2, one_minus_beta2, eps_c, step_c):
+    """PyTorch's Adam and AdamW. W ← W·shrink (AdamW's decoupled decay; 1 for Adam),
+    g ← g + λ·W, m ← β₁·(m − g) + g, v ← β₂·v + (1 − β₂)·g², W ← W − step_c·m/(√v + ε·c)."""
+    if shrink != 1:
+        data *= shrink
+    g = _coupled(data, grad, decay, s2)
+    m -= g  # m ← β₁·m + (1 − β₁)·g, written as β₁·(m − g) + g
+    m *= beta1
+    m += g
+    np.multiply(g, one_minus_beta2, out=s1)
+    s1 *= g
+    v *= beta2
+    v += s1
+    np.sqrt(v, out=s1)
+    s1 += eps_c
+    np.divide(m, s1, out=s1)
+    s1 *= step_c
+    data -= s1
+
+
+def sgd(data, grad, velocity, s1, s2, decay, lr, momentum, keep, nesterov, first):
+    """PyTorch's SGD: g ← g + λ·W; with momentum v = g on the first update, then
+    v ← μ·v + keep·g (keep = 1 − dampening); W ← W − η·(g + μ·v if Nesterov else v)."""
+    g = _coupled(data, grad, decay, s2)
+    update = g
+    if momentum:
+        if first:
+            np.copyto(velocity, g)
+        else:
+            velocity *= momentum
+            if keep != 1:
+                np.multiply(g, keep, out=s1)
+                velocity += s1
+            else:
+                velocity += g
+        if nesterov:
+            np.multiply(velocity, momentum, out=s1)
+            s1 += g
+            update = s1
+        else:
+            update = velocity
+    np.multiply(update, lr, out=s1)
+    data -= s1
+
+
+def sklearn_sgd(data, grad, velocity, s1, s2, decay, lr, momentum, nesterov):
+    """scikit-learn's SGD: v ← μ·v − η·g; W ← W + (μ·v − η·g if Nesterov else v)."""
+    g = _coupled(data, grad, decay, s2)
+    velocity *= momentum
+    np.multiply(g, lr, out=s1)
+    velocity -= s1
+    if nesterov:
+        np.multiply(velocity, momentum, out=s2)
+        s2 -= s1
+        data += s2
+    else:
+        data += velocity
+
+
+def sklearn_adam(
+    data, grad, m, v, s1, s2, shrink, decay, beta1, one_minus_beta1, beta2, one_minus_beta2,
+    eps, minus_step,
+):  # fmt: skip
+    """scikit-learn's Adam: m ← β₁·m + (1 − β₁)·g, v ← β₂·v + (1 − β₂)·g²,
+    W ← W + (−η_t·m)/(√v + ε); W·shrink first for solver "adamw"."""
+    if shrink != 1:
+        data *= shrink
+    g = _coupled(data, grad, decay, s2)
+    m *= beta1
+    np.multiply(g, one_minus_beta1, out=s1)
+    m += s1
+    np.multiply(g, g, out=s1)
+    s1 *= one_minus_beta2
+    v *= beta2
+    v += s1
+    np.sqrt(v, out=s1)
+    s1 += eps
+    np.multiply(m, minus_step, out=s2)
+    s2 /= s1
+    data += s2
