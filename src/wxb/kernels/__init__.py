@@ -152,7 +152,8 @@ def bias_activation(
     impl = _impl(z, bias, out)
     if z.ndim != 2 or bias.shape != z.shape[1:]:
         impl = reference
-    return impl.bias_activation(code, *_activation_scalars(z.dtype, alpha), z, bias, out)
+    impl.bias_activation(code, *_activation_scalars(z.dtype, alpha), z, bias, out)
+    return out
 
 
 # -- the loss ------------------------------------------------------------------------------
