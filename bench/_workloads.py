@@ -149,7 +149,94 @@ def torch_loop(
     return step
 
 
+def jax_available() -> str | None:
+    """JAX's version when it imports (the bench extra), else None."""
+    try:
+        import jax
+    except Exception:  # not installed, or broken: the benchmark runs without it
+        return None
+    return jax.__version__
+
+
+def jax_step(config: Config, optimizer: str, X: np.ndarray, y: np.ndarray) -> TrainingStep:
+    """One ``jax.jit``-compiled function for the whole step: forward, cross-entropy, its
+    gradient and the update (PyTorch's SGD and Adam rules), from the wxb models' initial
+    weights. Its buffers are donated, so XLA updates them in place."""
+    import jax
+    import jax.numpy as jnp
+
+    layers = [m for m in wxb_model(config.dims) if isinstance(m, nn.Dense)]
+    params = [(jnp.asarray(d.weight.data), jnp.asarray(d.bias.data)) for d in layers]
+    lr = LEARNING_RATES[optimizer]
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+
+    def loss_fn(params, X, y):
+        a = X
+        for index, (W, b) in enumerate(params):
+            if index:
+                a = jax.nn.relu(a)
+            a = a @ W.T + b
+        log_soft = jax.nn.log_softmax(a, axis=1)
+        return -jnp.mean(jnp.take_along_axis(log_soft, y[:, None], axis=1))
+
+    def sgd(params, state, X, y):
+        loss, grads = jax.value_and_grad(loss_fn)(params, X, y)
+        params = jax.tree_util.tree_map(lambda p, g: p - lr * g, params, grads)
+        return params, state, loss
+
+    def adam(params, state, X, y):
+        loss, grads = jax.value_and_grad(loss_fn)(params, X, y)
+        m, v, t = state
+        t = t + 1
+        m = jax.tree_util.tree_map(lambda m, g: beta1 * m + (1 - beta1) * g, m, grads)
+        v = jax.tree_util.tree_map(lambda v, g: beta2 * v + (1 - beta2) * g * g, v, grads)
+        c1, c2 = 1 - beta1**t, 1 - beta2**t
+        params = jax.tree_util.tree_map(
+            lambda p, m, v: p - lr * (m / c1) / (jnp.sqrt(v / c2) + eps), params, m, v
+        )
+        return params, (m, v, t), loss
+
+    if optimizer == "Adam":
+        zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+        state: object = (zeros, jax.tree_util.tree_map(jnp.zeros_like, params), jnp.float32(0))
+        update = jax.jit(adam, donate_argnums=(0, 1))
+    else:
+        state = ()
+        update = jax.jit(sgd, donate_argnums=(0, 1))
+    X_j, y_j = jnp.asarray(X), jnp.asarray(y.astype(np.int32))
+    held = [params, state]
+
+    def step() -> float:
+        held[0], held[1], loss = update(held[0], held[1], X_j, y_j)
+        return float(loss)  # waits for the result, as the others' float(loss) does
+
+    return step
+
+
 TRAINING_PATHS = {"wxb_step": wxb_fit_step, "wxb_hand": wxb_hand_loop, "torch": torch_loop}
+if jax_available():
+    TRAINING_PATHS["jax"] = jax_step
+
+
+def numpy_inference_floor(model: nn.Sequential, rows: int) -> Callable[[np.ndarray], None]:
+    """The bare NumPy forward of a Dense/ReLU stack: each layer's product (gemv for one
+    row), bias and activation into preallocated arrays, with no checks and no dispatch."""
+    dense = [m for m in model if isinstance(m, nn.Dense)]
+    outs = [np.empty((rows, d.out_features), FLOAT) for d in dense]
+    last = len(dense) - 1
+
+    def run(x: np.ndarray) -> None:
+        for index, (d, out) in enumerate(zip(dense, outs, strict=True)):
+            if rows == 1:
+                np.matmul(d.weight.data, x[0], out=out[0])
+            else:
+                np.matmul(x, d.weight.data.T, out=out)
+            out += d.bias.data
+            if index < last:
+                np.maximum(out, 0, out=out)
+            x = out
+
+    return run
 
 
 def blas_floor(config: Config, seed: int = 2) -> Callable[[], None]:

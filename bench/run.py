@@ -41,7 +41,9 @@ from _workloads import (
     Split,
     blas_floor,
     digits_split,
+    jax_available,
     math_needs,
+    numpy_inference_floor,
     random_batch,
     teacher_split,
     torch_model,
@@ -62,7 +64,12 @@ NAMES = {
     "wxb_step": "wxb fit step",
     "wxb_hand": "wxb hand loop",
     "torch": "PyTorch eager",
+    "jax": "JAX jit",
 }
+PEERS = [path for path in TRAINING_PATHS if path in ("torch", "jax")]
+# Set on the project's machines so that old OpenBLAS builds pick a safe kernel; a
+# user's machine does not set them, and they can halve the GEMM rate.
+FORCING_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,33 @@ def numpy_blas() -> dict[str, object]:
     blas = [pool for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
     own = [pool for pool in blas if Path(pool["filepath"]).parent.name.startswith("numpy")]
     return (own or blas or [{}])[0]
+
+
+def native_blas_kernel() -> str | None:
+    """The kernel OpenBLAS picks with the forcing variables unset (in a subprocess)."""
+    env = {k: v for k, v in os.environ.items() if k not in FORCING_VARIABLES}
+    code = (
+        "import numpy, threadpoolctl, pathlib\n"
+        "pools = [p for p in threadpoolctl.threadpool_info() if p['user_api'] == 'blas']\n"
+        "own = [p for p in pools if pathlib.Path(p['filepath']).parent.name.startswith('numpy')]\n"
+        "print(((own or pools or [{}])[0]).get('architecture'))"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True,
+            timeout=120, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None
+
+
+def blas_forcing() -> dict[str, object]:
+    """Which forcing variables are set, the kernel in use, and the one OpenBLAS would pick."""
+    forced = {k: os.environ[k] for k in FORCING_VARIABLES if k in os.environ}
+    in_use = numpy_blas().get("architecture")
+    native = native_blas_kernel() if forced else in_use
+    return {"variables": forced, "kernel": in_use, "native_kernel": native}
 
 
 def cpu_model() -> str:
@@ -174,6 +208,9 @@ def machine_info() -> dict[str, object]:
         "wxb": wxb.__version__,
         "wxb_git": git_revision(),
         "threadpools": threadpoolctl.threadpool_info(),
+        "blas_forcing": blas_forcing(),
+        "jax": jax_available(),
+        "wxb_kernels": wxb.kernels.route(),
     }
 
 
@@ -227,8 +264,9 @@ def bench_training(configs: list[Config], gemm_rate: float, plan: Plan) -> list[
                     "median_s": median,
                     "x_blas_floor": {k: v / median["blas_floor"] for k, v in median.items()},
                     "x_rate_floor": {k: v / rate_floor for k, v in median.items()},
-                    "torch_over_wxb": {
-                        path: median["torch"] / median[path] for path in ("wxb_step", "wxb_hand")
+                    "peer_over_wxb": {
+                        peer: {p: median[peer] / median[p] for p in ("wxb_step", "wxb_hand")}
+                        for peer in PEERS
                     },
                     "final_loss": losses,
                     "losses_finite": all(math.isfinite(v) for v in losses.values()),
@@ -262,6 +300,7 @@ def bench_inference(configs: list[Config], plan: Plan) -> list[dict[str, object]
             x_torch = torch.from_numpy(x)
             timings = interleave(
                 {
+                    "numpy_floor": partial(numpy_inference_floor(model, rows), x),
                     "wxb_predict": partial(model.predict, x),
                     "wxb_no_grad": partial(wxb_no_grad, model, x),
                     "torch": partial(torch_inference, reference, x_torch),
@@ -280,6 +319,11 @@ def bench_inference(configs: list[Config], plan: Plan) -> list[dict[str, object]
                         path: median["torch"] / median[path]
                         for path in ("wxb_predict", "wxb_no_grad")
                     },
+                    "x_numpy_floor": {
+                        path: median[path] / median["numpy_floor"]
+                        for path in ("wxb_predict", "wxb_no_grad")
+                    },
+                    "predict_over_no_grad": median["wxb_predict"] / median["wxb_no_grad"],
                     "max_abs_diff_vs_torch": float(difference.max()),
                     "timings": {name: timing.to_dict() for name, timing in timings.items()},
                 }
@@ -416,7 +460,7 @@ def bench_memory(settings: Settings, threads: int) -> dict[str, object]:
     """Extra peak RSS of training against what the math needs; growth over many steps."""
     needs = math_needs(CONFIGS[MEMORY_CONFIG], MEMORY_OPTIMIZER)
     peaks = []
-    for path in TRAINING_PATHS:
+    for path in ("wxb_step", "wxb_hand", "torch"):
         progress(f"memory peak {path}")
         result = memory_child_result("peak", path, settings.memory_steps, threads)
         result["extra_over_needs"] = result["extra_peak_kib"] * KIB / needs["total"]
@@ -450,6 +494,21 @@ def render_header(
 ) -> str:
     blas = info["blas"]
     training = settings.training
+    forcing = info["blas_forcing"]
+    if not forcing["variables"]:
+        kernel_note = f"- BLAS kernel: {forcing['kernel']}, OpenBLAS's own choice"
+    elif forcing["native_kernel"] == forcing["kernel"]:
+        kernel_note = (
+            f"- BLAS kernel: {forcing['kernel']}; {forcing['variables']} set, but OpenBLAS "
+            "picks the same kernel without them"
+        )
+    else:
+        kernel_note = (
+            f"- **BLAS kernel FORCED: {forcing['kernel']} by {forcing['variables']}; OpenBLAS "
+            f"would pick {forcing['native_kernel']}. These figures understate the machine: "
+            "rerun with --native-blas.**"
+        )
+    jax = f"; JAX {info['jax']}" if info["jax"] else "; JAX not installed (the bench extra)"
     return "\n".join(
         [
             "# wxb benchmark" + (" (quick)" if quick else ""),
@@ -458,8 +517,10 @@ def render_header(
             f"{info['usable_cores']} usable",
             f"- NumPy {info['numpy']}; BLAS: {blas['name']} {blas['version']} "
             f"({blas['library']}, {blas['architecture']}), {blas['threads']} threads",
+            kernel_note,
             f"- PyTorch {info['torch']}, {info['torch_threads']} threads; "
-            f"scikit-learn {info['sklearn']}",
+            f"scikit-learn {info['sklearn']}{jax}",
+            f"- wxb's element-wise kernels: {info['wxb_kernels']}",
             f"- wxb {info['wxb']} (git {info['wxb_git']}); Python {info['python']}",
             f"- timing: median per-call time over {training.rounds} interleaved rounds, "
             f"each ≥ {training.turn_s * 1e3:g} ms per contender, after warm-up; each turn "
@@ -480,9 +541,10 @@ def render_gemm(results: list[dict[str, object]]) -> str:
 def render_training(results: list[dict[str, object]]) -> str:
     headers = ["config", "optimizer", "rate floor ms", "BLAS floor ms", "BLAS ×rate"]
     for path in TRAINING_PATHS:
-        short = {"wxb_step": "wxb step", "wxb_hand": "wxb hand", "torch": "torch"}[path]
+        short = {"wxb_step": "wxb step", "wxb_hand": "wxb hand"}.get(path, path)
         headers += [f"{short} ms", "×BLAS", "×rate"]
-    headers += ["torch/wxb step", "torch/wxb hand"]
+    for peer in PEERS:
+        headers += [f"{peer}/wxb step", f"{peer}/wxb hand"]
     rows = []
     for r in results:
         median, x_blas, x_rate = r["median_s"], r["x_blas_floor"], r["x_rate_floor"]
@@ -495,7 +557,8 @@ def render_training(results: list[dict[str, object]]) -> str:
         ]
         for path in TRAINING_PATHS:
             row += [num(median[path] * 1e3), ratio(x_blas[path]), ratio(x_rate[path])]
-        row += [ratio(r["torch_over_wxb"][p]) for p in ("wxb_step", "wxb_hand")]
+        for peer in PEERS:
+            row += [ratio(r["peer_over_wxb"][peer][p]) for p in ("wxb_step", "wxb_hand")]
         rows.append(row)
     bad = [f"{r['config']} {r['optimizer']}" for r in results if not r["losses_finite"]]
     check = f"NOT finite in: {', '.join(bad)}" if bad else "all finite"
@@ -503,25 +566,34 @@ def render_training(results: list[dict[str, object]]) -> str:
         "## Training step (float32, cross-entropy, one fixed batch)\n\n"
         + table(headers, rows, text_columns=2)
         + "\n\n×BLAS, ×rate: time over the BLAS floor, over the rate floor. "
-        "torch/wxb > 1: wxb is faster.\n"
-        + f"Losses after warm-up (wxb step, wxb hand, torch): {check}."
+        "peer/wxb > 1: wxb is faster.\n"
+        + f"Losses after warm-up ({', '.join(TRAINING_PATHS)}): {check}."
     )
 
 
 def render_inference(results: list[dict[str, object]]) -> str:
-    headers = ["config", "rows", "wxb predict µs", "wxb no_grad µs", "torch µs"]
+    headers = ["config", "rows", "NumPy floor µs", "wxb predict µs", "wxb no_grad µs"]
+    headers += ["torch µs", "no_grad ×floor", "predict/no_grad"]
     headers += ["torch/wxb predict", "torch/wxb no_grad"]
+    contenders = ("numpy_floor", "wxb_predict", "wxb_no_grad", "torch")
     rows = [
         [
             f"{r['config']} {r['architecture']}",
             str(r["rows"]),
-            *(num(r["median_s"][p] * 1e6) for p in ("wxb_predict", "wxb_no_grad", "torch")),
+            *(num(r["median_s"][p] * 1e6) for p in contenders),
+            ratio(r["x_numpy_floor"]["wxb_no_grad"]),
+            ratio(r["predict_over_no_grad"]),
             ratio(r["torch_over_wxb"]["wxb_predict"]),
             ratio(r["torch_over_wxb"]["wxb_no_grad"]),
         ]
         for r in results
     ]
-    return "## Inference latency (eval mode)\n\n" + table(headers, rows)
+    return (
+        "## Inference latency (eval mode)\n\n"
+        + table(headers, rows)
+        + "\n\nNumPy floor: each layer's product, bias and ReLU into preallocated arrays, "
+        "no checks. torch: `inference_mode`."
+    )
 
 
 def render_fit(results: list[dict[str, object]]) -> str:
@@ -660,6 +732,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--threads", type=positive_int, help="BLAS and torch threads (default: the BLAS's own)"
     )
+    parser.add_argument(
+        "--native-blas",
+        action="store_true",
+        help=f"rerun without {' and '.join(FORCING_VARIABLES)}, so OpenBLAS picks its own kernel",
+    )
     parser.add_argument("--memory-child", choices=("peak", "growth"), help=argparse.SUPPRESS)
     parser.add_argument("--path", choices=tuple(TRAINING_PATHS), help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=positive_int, help=argparse.SUPPRESS)
@@ -721,6 +798,10 @@ def run_suite(args: argparse.Namespace, threads: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.native_blas and any(k in os.environ for k in FORCING_VARIABLES):
+        # The variables are read when OpenBLAS loads: start again without them.
+        env = {k: v for k, v in os.environ.items() if k not in FORCING_VARIABLES}
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
     threads = args.threads or numpy_blas().get("num_threads") or 1
     with threadpoolctl.threadpool_limits(limits=threads):
         torch.set_num_threads(threads)

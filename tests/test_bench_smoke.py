@@ -63,7 +63,9 @@ def test_quick_benchmark_runs_and_writes_results(tmp_path: Path) -> None:
     ]
     for row in results["training"]:
         assert positive(row["rate_floor_s"])
-        assert set(row["timings"]) == {"blas_floor", "wxb_step", "wxb_hand", "torch"}
+        peers = {"torch", "jax"} if results["machine"]["jax"] else {"torch"}
+        assert set(row["timings"]) == {"blas_floor", "wxb_step", "wxb_hand"} | peers
+        assert set(row["peer_over_wxb"]) == peers
         for timing in row["timings"].values():
             assert positive(timing["median_s"]) and timing["inner"] >= 1
             rounds = timing["per_round_s"]
@@ -73,7 +75,10 @@ def test_quick_benchmark_runs_and_writes_results(tmp_path: Path) -> None:
 
     assert [r["rows"] for r in results["inference"]] == [1, 1024]
     for row in results["inference"]:
+        assert set(row["median_s"]) == {"numpy_floor", "wxb_predict", "wxb_no_grad", "torch"}
         assert all(positive(t) for t in row["median_s"].values())
+    forcing = results["machine"]["blas_forcing"]
+    assert forcing["kernel"] and forcing["native_kernel"]
 
     assert [f["workload"] for f in results["fit"]] == ["digits", "mnist-sized"]
     for row in results["fit"]:
