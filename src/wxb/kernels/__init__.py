@@ -107,10 +107,12 @@ def _impl(*arrays: np.ndarray) -> ModuleType:
     if compiled is None:
         return reference
     dtype = arrays[0].dtype
+    if dtype not in _FLOATS:
+        return reference
     for a in arrays:
         if a.dtype != dtype or not a.flags.c_contiguous:
             return reference
-    return compiled if dtype in _FLOATS else reference
+    return compiled
 
 
 def _flat(*arrays: np.ndarray) -> list[np.ndarray]:
@@ -118,9 +120,19 @@ def _flat(*arrays: np.ndarray) -> list[np.ndarray]:
 
 
 # -- activations: A = f(Z) and δ = ∂L/∂A ⊙ f′(Z) -------------------------------------------
+_scalars: dict[tuple[np.dtype, float], tuple] = {}
+
+
 def _activation_scalars(dtype: np.dtype, alpha: float) -> tuple:
-    kind = dtype.type
-    return kind(alpha), kind(1 - alpha), kind(1)
+    """α, 1 − α and 1 in the arrays' dtype (few distinct: kept)."""
+    key = (dtype, alpha)
+    found = _scalars.get(key)
+    if found is None:
+        if len(_scalars) > 256:
+            _scalars.clear()
+        kind = dtype.type
+        found = _scalars[key] = (kind(alpha), kind(1 - alpha), kind(1))
+    return found
 
 
 def activation_forward(code: int, z: np.ndarray, out: np.ndarray, alpha: float = 0.0):

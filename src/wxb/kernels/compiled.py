@@ -12,35 +12,22 @@ compiled on their first call, per dtype, and cached on disk where that is possib
 from __future__ import annotations
 
 import math
-import threading
 
 import numba
 
 from wxb.kernels.reference import IDENTITY, LEAKY_RELU, RELU, SIGMOID
 
 _OPTIONS = {"nogil": True, "error_model": "numpy", "boundscheck": False}
-_lock = threading.Lock()
 
 
 def _jit(function):
-    """numba's dispatcher for ``function``, built on first call; cached on disk when a
-    cache folder is writable (numba refuses ``cache=True`` when none is)."""
-    compiled = None
-
-    def call(*args):
-        nonlocal compiled
-        if compiled is None:
-            with _lock:
-                if compiled is None:
-                    try:
-                        compiled = numba.njit(cache=True, **_OPTIONS)(function)
-                    except RuntimeError:  # no writable cache folder: compile for this process
-                        compiled = numba.njit(cache=False, **_OPTIONS)(function)
-        return compiled(*args)
-
-    call.__name__ = call.__qualname__ = function.__name__
-    call.__doc__ = function.__doc__
-    return call
+    """numba's dispatcher for ``function`` (compiled at its first call with each dtype),
+    cached on disk when a cache folder is writable: numba refuses ``cache=True`` at this
+    point when none is (a read-only install), and the loops then compile per process."""
+    try:
+        return numba.njit(cache=True, **_OPTIONS)(function)
+    except RuntimeError:
+        return numba.njit(cache=False, **_OPTIONS)(function)
 
 
 # -- activations ----------------------------------------------------------------------------
