@@ -40,6 +40,7 @@ __all__ = [
     "adam",
     "bias_activation",
     "cross_entropy_indices",
+    "one_pass",
     "route",
     "sgd",
     "sklearn_adam",
@@ -99,6 +100,12 @@ def _load(setting: str) -> None:
         _why_numpy = f"numba unavailable: {error}"
         return
     _compiled = compiled
+
+
+def one_pass() -> bool:
+    """Whether contiguous float arrays go through the compiled loops (one pass each, so a
+    caller need not cut them into cache-sized chunks as NumPy's several passes want)."""
+    return (_compiled if _chosen is not None else _load_once()) is not None
 
 
 def _impl(*arrays: np.ndarray) -> ModuleType:
