@@ -179,3 +179,88 @@ def test_layers_with_their_own_forward_take_the_graph_path(rng):
     model = Sequential(Scaled(3, 2, dtype="float64"))
     assert not PlannedStep.supports(model)
     assert isinstance(make_step(model, MSELoss(), SGD(model.parameters())), GraphStep)
+
+
+def _two_updates(rng, make_optimizer, dtype, frozen_first: bool):
+    """The same model trained by PlannedStep (each layer updated as its δ is done) and by
+    the plan's backward followed by one optimizer.step(): weights and state after a
+    few steps."""
+    n, h, c = (int(x) for x in rng.integers(2, 20, size=3))
+    batch = int(rng.integers(1, 12))
+    X = rng.normal(size=(batch, n)).astype(dtype)
+    y = rng.integers(0, c, size=batch)
+    results = []
+    for pieces in (True, False):
+        model = Sequential(
+            Dense(n, h, seed=1, dtype=dtype),
+            wxb.nn.Tanh(),
+            Dense(h, h, seed=2, dtype=dtype),
+            wxb.nn.ReLU(),
+            Dense(h, c, seed=3, dtype=dtype),
+        )
+        if frozen_first:
+            for p in model[0].parameters():
+                p.requires_grad = False
+        opt = make_optimizer([p for p in model.parameters() if p.requires_grad])
+        step = PlannedStep(model, CrossEntropyLoss(), opt)
+        for _ in range(4):
+            if pieces:
+                step(X, y)
+                continue
+            x = step.plan.forward(X)
+            grad = np.empty_like(x)
+            step.loss.kernel.value_and_grad(x, y, grad)
+            opt.zero_grad()
+            step.plan.backward(grad)
+            opt.step()
+        results.append(([p.data.copy() for p in model.parameters()], opt.state_dict()))
+    return results
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("frozen_first", [False, True])
+@pytest.mark.parametrize(
+    "make_optimizer",
+    [
+        lambda p: wxb.optim.SGD(p, lr=0.05),
+        lambda p: wxb.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-2),
+        lambda p: Adam(p, lr=1e-2, weight_decay=1e-3),
+        lambda p: wxb.optim.AdamW(p, lr=1e-2),
+        lambda p: Adam([{"params": p[:2], "lr": 1e-3}, {"params": p[2:]}], lr=1e-2),
+    ],
+    ids=["sgd", "sgd-nesterov", "adam", "adamw", "adam-groups"],
+)
+def test_layer_by_layer_updates_equal_one_step(rng, make_optimizer, dtype, frozen_first):
+    (pieces, pieces_state), (whole, whole_state) = _two_updates(
+        rng, make_optimizer, dtype, frozen_first
+    )
+    for a, b in zip(pieces, whole, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert pieces_state["steps"] == whole_state["steps"]
+    for i, state in whole_state["state"].items():
+        for key, value in state.items():
+            np.testing.assert_array_equal(pieces_state["state"][i][key], value, err_msg=key)
+
+
+def test_begin_step_leaves_a_subclass_step_to_run(rng):
+    calls = []
+
+    class Counting(wxb.optim.SGD):
+        def step(self):
+            calls.append(1)
+            super().step()
+
+    model = Sequential(Dense(3, 4, seed=1), wxb.nn.ReLU(), Dense(4, 2, seed=2))
+    opt = Counting(model.parameters(), lr=0.1)
+    assert opt.begin_step() is None
+    step = PlannedStep(model, CrossEntropyLoss(), opt)
+    step(rng.normal(size=(5, 3)).astype(np.float32), rng.integers(0, 2, size=5))
+    assert calls == [1]
+
+
+def test_begin_step_declines_when_a_parameter_gets_no_gradient():
+    model = Sequential(Dense(3, 4, seed=1), wxb.nn.ReLU(), Dense(4, 2, seed=2))
+    opt = Adam(model.parameters())
+    model[0].weight.requires_grad = False  # frozen after the optimiser was made
+    assert opt.begin_step() is None
+    assert opt.steps == 0
