@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -514,58 +514,6 @@ class Optimizer:
                         getattr(self, s)[i] = getattr(self, s)[i].astype(p.dtype)
                 states = [getattr(self, s)[i] for s in self.state_names]
                 self._walk(p.data, p.grad, states, t, group)
-
-    def begin_step(self) -> Callable[[list[Parameter] | None], None] | None:
-        """``step()`` in pieces, for a backward that finishes one layer at a time: does the
-        step's bookkeeping now and returns ``update(params)``, which applies the update to
-        those parameters once their gradients are in the flat buffer; ``update()`` at the
-        end updates every parameter not updated yet. An update is element by element, so
-        the pieces give exactly what one ``step()`` gives; each runs while its gradient
-        and weights are still in cache.
-
-        None when this step cannot be cut so (a subclass with a step() of its own, a
-        parameter that will get no gradient, no flat buffer, step counts that differ
-        within a group): call ``step()`` after the
-        backward instead. Use only where the backward writes every parameter's gradient
-        into ``p.grad_buffer`` (the planned stack) and nothing reads them in between.
-        """
-        if type(self).step is not Optimizer.step:  # a subclass's own step() must run
-            return None
-        params = self.params
-        flat = self.flat
-        if flat is None or not flat.intact(params) or not all(p.requires_grad for p in params):
-            return None
-        if self._wanted_states() != self.state_names:
-            return None
-        groups = self._groups()
-        counters = [getattr(self, c) for c in self.counters]
-        for start, stop in self._bounds:
-            for counts in counters:
-                if stop > start and min(counts[start:stop]) != max(counts[start:stop]):
-                    return None
-        # The bookkeeping of step(), for every parameter.
-        self.steps += 1
-        for p in params:  # graphs recorded before this update may not run backward after it
-            p._version += 1
-        walks = {}  # parameter index → (its group, the update's t)
-        for group, (start, stop) in zip(groups, self._bounds, strict=True):
-            if stop > start:
-                t = self._advance(list(range(start, stop)), group)[0]
-                walks.update((i, (group, t)) for i in range(start, stop))
-        offsets, index = flat.offsets, {id(p): i for i, p in enumerate(params)}
-        states = [self._flat_state[s] for s in self.state_names]
-
-        def update(some: list[Parameter] | None = None) -> None:
-            """Update ``some`` parameters (those not updated yet); None: all the rest."""
-            todo = sorted(walks) if some is None else sorted(index.get(id(p), -1) for p in some)
-            for i in todo:
-                if i not in walks:
-                    continue
-                group, t = walks.pop(i)
-                a, b = offsets[i], offsets[i + 1]
-                self._walk(flat.data[a:b], flat.grad[a:b], [x[a:b] for x in states], t, group)
-
-        return update
 
     def _walk(self, data: np.ndarray, grad: np.ndarray, states: list, t: int, h: dict) -> None:
         """Apply ``_rule`` in cache-sized chunks; large arrays are split across threads."""

@@ -663,12 +663,8 @@ class _BaseMLP(BaseEstimator):
                     accumulated_loss += batch_loss * rows
                     optimizer.set_l2(0.0 if self.solver == "adamw" else self.alpha / sw_sum)
                     optimizer.zero_grad()
-                    update = optimizer.begin_step()  # each layer's update as its δ is done
-                    plan.backward(work.delta[:rows], update)
-                    if update is None:
-                        optimizer.step()
-                    else:
-                        update()
+                    plan.backward(work.delta[:rows])
+                    optimizer.step()
 
                 self.n_iter_ += 1
                 self.loss_ = accumulated_loss / X_train.shape[0]

@@ -111,13 +111,6 @@ class PlannedStep:
         if not math.isfinite(value):
             return value
         self.optimizer.zero_grad()  # the δ chain writes ∂L/∂W where the optimiser reads it
-        # Each layer's update right after its gradients, while they are in cache (clipping
-        # needs every gradient first).
-        update = self.optimizer.begin_step() if self.clip_norm is None else None
-        if update is not None:
-            plan.backward(grad, update)
-            update()  # any parameter the chain did not reach
-            return value
         plan.backward(grad)
         if self.clip_norm is not None:
             clip_grad_norm_(self.optimizer.params, self.clip_norm)

@@ -17,7 +17,6 @@ per-layer nodes, and one fused node runs the whole backward) and ``wxb.step.Plan
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
 
 import numpy as np
 
@@ -204,15 +203,12 @@ class StackPlan:
     def release(self) -> None:
         self._released, self._claim, self._token = self._token, None, None
 
-    def backward(self, grad: np.ndarray, layer_done: Callable[[list], None] | None = None) -> None:
+    def backward(self, grad: np.ndarray) -> None:
         """The δ chain, in reverse, from ∂L/∂output; fills ``p.grad`` of every parameter
         that requires one, and stops below the first layer with a trainable parameter.
 
         A new gradient goes where the optimiser reads it (``p.free_grad_buffer()``) when
         there is one; a gradient already set is added to, as PyTorch accumulates.
-        ``layer_done(params)`` is called as soon as a Dense layer's gradients are final
-        and its weights are no longer needed (the optimiser's ``begin_step`` updates them
-        then, while they are in cache).
         """
         batch = len(grad)
         trainable_below = self._trainable_below()
@@ -231,12 +227,10 @@ class StackPlan:
                     bias_grad = self._grad_slot(layer.bias)
                     ops.sum_over_batch(delta, out=bias_grad)
                     self._grad_done(layer.bias, bias_grad)
-                if trainable_below[i]:  # ∂L/∂A⁽ˡ⁻¹⁾ = Wᵀ·δ (rows: δ·W)
-                    grad = np.matmul(delta, layer.weight.data, out=self.input_grads[i][:batch])
-                if layer_done is not None:
-                    layer_done(self.layer_params[i])
                 if not trainable_below[i]:
                     break
+                # ∂L/∂A⁽ˡ⁻¹⁾ = Wᵀ·δ (rows: δ·W)
+                grad = np.matmul(delta, layer.weight.data, out=self.input_grads[i][:batch])
             elif not trainable_below[i]:
                 break
             elif isinstance(layer, Activation):  # δ = ∂L/∂A ⊙ f′(Z)
