@@ -87,7 +87,8 @@ def test_quick_benchmark_runs_and_writes_results(tmp_path: Path) -> None:
 
     memory = results["memory"]
     if "skipped" not in memory:  # Linux only
-        assert [p["path"] for p in memory["peak"]] == ["wxb_step", "wxb_hand", "torch"]
+        paths = [p["path"] for p in memory["peak"]]
+        assert paths == ["wxb_step", "wxb_step_numpy", "wxb_hand", "torch"]
         assert all(p["extra_peak_kib"] >= 0 for p in memory["peak"])
         assert [g["path"] for g in memory["growth"]] == ["wxb_step", "wxb_hand"]
         assert positive(memory["math_needs_bytes"]["total"])
