@@ -300,6 +300,8 @@ class Module:
             raise ConfigError(f"predict batch_size must be a positive integer; got {batch_size}")
         X = as_features(X, self.dtype)
         with self.evaluating(), no_grad():
+            if 0 < len(X) <= batch_size:  # one batch (one row, often): no slicing or joining
+                return self(Tensor(X)).data
             parts = [self(Tensor(X[i : i + batch_size])).data for i in range(0, len(X), batch_size)]
         if len(parts) == 1:
             return parts[0]
