@@ -352,3 +352,24 @@ def test_reference_is_what_the_numpy_route_runs(route):
     route("numpy")
     z = np.array([[-1.0, 0.5]])
     assert kernels._impl(z) is reference
+
+
+def test_without_numba_the_numpy_route_serves_and_says_why():
+    """numba missing (or refusing this NumPy: its import raises): NumPy computes, and
+    insisting on the compiled route is a clear error."""
+    code = """
+        import sys
+        sys.modules["numba"] = None  # import numba now raises ImportError
+        import numpy as np
+        from wxb import kernels
+        z = np.array([[-1.0, 2.0]])
+        out = kernels.activation_forward(kernels.RELU, z, np.empty_like(z))
+        print(kernels.route(), out.tolist())
+        """
+    done = run_python(code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("numpy (numba unavailable:")
+    assert done.stdout.strip().endswith("[[0.0, 2.0]]")
+    insisted = run_python(code, WXB_KERNELS="compiled")
+    assert insisted.returncode != 0
+    assert "the compiled kernels need numba" in insisted.stderr
