@@ -2,7 +2,7 @@
 and PyTorch, inference latency, full fits against scikit-learn, and (each in a fresh
 subprocess) memory.
 
-    .venv/bin/python bench/run.py            # full run, about 4 minutes on 2 idle cores
+    .venv/bin/python bench/run.py --native-blas   # full run, 7–11 minutes on 2 cores
     .venv/bin/python bench/run.py --quick    # smoke run, under a minute
 
 Prints a Markdown table per section and writes every figure, raw per-round times
