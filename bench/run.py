@@ -1,9 +1,10 @@
-"""wxb's benchmark suite, in one process: GEMM rates, training steps against their floors
-and PyTorch, inference latency, full fits against scikit-learn, and (each in a fresh
+"""wxb's benchmark suite, in one process: GEMM rates, training steps against their floors,
+PyTorch eager and a JAX jit step (when JAX is installed), inference latency against a
+bare-NumPy floor and PyTorch, full fits against scikit-learn, and (each in a fresh
 subprocess) memory.
 
     .venv/bin/python bench/run.py --native-blas   # full run, 7–11 minutes on 2 cores
-    .venv/bin/python bench/run.py --quick    # smoke run, under a minute
+    .venv/bin/python bench/run.py --quick          # smoke run, about a minute
 
 Prints a Markdown table per section and writes every figure, raw per-round times
 included, as JSON (default bench/results/latest.json). See bench/README.md.
