@@ -373,3 +373,23 @@ def test_without_numba_the_numpy_route_serves_and_says_why():
     insisted = run_python(code, WXB_KERNELS="compiled")
     assert insisted.returncode != 0
     assert "the compiled kernels need numba" in insisted.stderr
+    # caught once, it is raised again: no later call falls back to NumPy quietly
+    again = run_python(
+        """
+        import sys
+        sys.modules["numba"] = None
+        import numpy as np
+        from wxb import kernels
+        from wxb.errors import ConfigError
+        z = np.ones((1, 2))
+        for _ in range(2):
+            try:
+                kernels.activation_forward(kernels.RELU, z, np.empty_like(z))
+                print("computed")
+            except ConfigError:
+                print("refused")
+        """,
+        WXB_KERNELS="compiled",
+    )
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.split() == ["refused", "refused"]

@@ -90,12 +90,14 @@ def _load(setting: str) -> None:
         raise ConfigError(f"WXB_KERNELS must be one of {', '.join(ROUTES)}; got {setting!r}")
     _chosen, _compiled = setting, None
     if setting == "numpy":
-        _why_numpy = "switched off" if "WXB_KERNELS" not in os.environ else "WXB_KERNELS=numpy"
+        by_environment = os.environ.get("WXB_KERNELS", "").strip().lower() == "numpy"
+        _why_numpy = "WXB_KERNELS=numpy" if by_environment else "switched off"
         return
     try:
         from wxb.kernels import compiled
     except Exception as error:  # numba missing, or refusing this NumPy: NumPy serves
-        if setting == "compiled":
+        if setting == "compiled":  # insisted on: every kernel call says so, none falls back
+            _chosen = None
             raise ConfigError(f"the compiled kernels need numba ({error})") from error
         _why_numpy = f"numba unavailable: {error}"
         return
