@@ -393,3 +393,51 @@ def test_without_numba_the_numpy_route_serves_and_says_why():
     )
     assert again.returncode == 0, again.stderr
     assert again.stdout.split() == ["refused", "refused"]
+
+
+@pytest.mark.parametrize("setting", ["numpy", "compiled"])
+def test_a_subclass_rule_keeps_chunks_and_scratch_of_their_shape(route, rng, setting):
+    """A user's own NumPy ``_rule`` (written to the documented contract: scratch shaped
+    like the stretch it gets) still gets cache-sized chunks on the compiled route, over
+    a buffer larger than one chunk; only the stock rules run in one pass."""
+    route(setting)
+
+    class Plain(wxb.optim.SGD):
+        def _rule(self, data, grad, states, t, s1, s2, h):
+            assert s1.shape == data.shape
+            np.multiply(grad, h["lr"], out=s1)
+            data -= s1
+
+    size = wxb.optim.CHUNK * 2 + int(rng.integers(1, 1000))
+    start = rng.standard_normal(size)
+    grad = rng.standard_normal(size)
+    results = []
+    for cls in (Plain, wxb.optim.SGD):
+        p = nn.Parameter(start.copy())
+        opt = cls([p], lr=0.1)
+        p.grad = grad.copy()
+        opt.step()
+        results.append(p.data.copy())
+    np.testing.assert_array_equal(results[0], start - 0.1 * grad)
+    np.testing.assert_array_equal(results[1], results[0])
+
+
+def test_a_replaced_activation_kernel_is_not_fused_with_the_bias(route, rng):
+    """An Activation whose kernel a user replaced (a subclass of a stock kernel with its
+    own forward) runs that kernel in the planned stack, not the fused bias + ReLU."""
+    route("compiled")
+
+    class ReLU6(wxb.ops.ReLU):
+        def forward(self, z, out):
+            return np.clip(z, 0, 6, out=out)
+
+    X = (rng.standard_normal((9, 4)) * 10).astype(np.float32)
+    act = nn.ReLU()
+    act.kernel = ReLU6()
+    model = nn.Sequential(nn.Dense(4, 5, seed=1), act, nn.Dense(5, 3, seed=2))
+    assert model.why_not_planned() is None
+    with wxb.no_grad():
+        planned = model(X).data
+    hidden = np.clip(X @ model[0].weight.data.T + model[0].bias.data, 0, 6)
+    expected = hidden @ model[2].weight.data.T + model[2].bias.data
+    np.testing.assert_allclose(planned, expected, rtol=1e-5, atol=1e-5)

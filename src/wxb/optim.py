@@ -516,34 +516,39 @@ class Optimizer:
                 self._walk(p.data, p.grad, states, t, group)
 
     def _walk(self, data: np.ndarray, grad: np.ndarray, states: list, t: int, h: dict) -> None:
-        """Apply ``_rule`` in cache-sized chunks; large arrays are split across threads."""
+        """Apply ``_rule`` in cache-sized chunks (in one pass where the rule is a compiled
+        kernel's); large arrays are split across threads."""
         arrays = [data, grad, *states]
         if not all(a.flags.c_contiguous for a in arrays):  # an odd user array: in one piece
             self._rule(data, grad, states, t, *self._scratch_for(0, data.shape, data.dtype), h)
             return
         flat = [a.reshape(-1) for a in arrays]
         size = data.size
+        # A subclass's own _rule keeps the chunks and the scratch of its chunk's shape.
+        one_pass = getattr(type(self)._rule, "calls_kernel", False) and kernels.one_pass()
         # A compiled rule is one pass, bound by memory: threads pay only on large arrays
         # (2-core machine: Adam from about 2M elements; SGD never gained).
-        start_threads = (
-            max(self.threaded_from, 1 << 21) if kernels.one_pass() else self.threaded_from
-        )
+        start_threads = max(self.threaded_from, 1 << 21) if one_pass else self.threaded_from
         threads = update_threads() if size >= start_threads else 1
         if threads == 1:
-            self._walk_range(flat, t, h, 0, size, 0)
+            self._walk_range(flat, t, h, 0, size, 0, one_pass)
             return
         bounds = [size * k // threads for k in range(threads + 1)]
         pending = [
-            _thread_pool().submit(self._walk_range, flat, t, h, bounds[k], bounds[k + 1], k)
+            _thread_pool().submit(
+                self._walk_range, flat, t, h, bounds[k], bounds[k + 1], k, one_pass
+            )
             for k in range(1, threads)
         ]
-        self._walk_range(flat, t, h, bounds[0], bounds[1], 0)
+        self._walk_range(flat, t, h, bounds[0], bounds[1], 0, one_pass)
         for job in pending:
             job.result()
 
-    def _walk_range(self, flat: list, t: int, h: dict, start: int, stop: int, worker: int) -> None:
+    def _walk_range(
+        self, flat: list, t: int, h: dict, start: int, stop: int, worker: int, one_pass: bool
+    ) -> None:
         s1, s2 = self._scratch_for(worker, (min(CHUNK, stop - start),), flat[0].dtype)
-        if kernels.one_pass():  # a compiled rule: one pass over the range, no scratch
+        if one_pass:  # a compiled kernel: one pass over the range, the scratch unused
             data, grad, *states = (x[start:stop] for x in flat)
             self._rule(data, grad, states, t, s1, s2, h)
             return
@@ -618,6 +623,13 @@ def check_adam_group(group: dict, where: str) -> None:
     group["betas"] = tuple(_fraction(b, f"{where} betas", one=False) for b in betas)
     group["eps"] = _non_negative(group.get("eps"), f"{where} eps")
     group["weight_decay"] = _non_negative(group.get("weight_decay"), f"{where} weight_decay")
+
+
+def calls_kernel(rule):
+    """Marks a ``_rule`` that only calls a wxb.kernels update: element-wise, so it may run
+    over a whole range in one pass (compiled) instead of cache-sized chunks."""
+    rule.calls_kernel = True
+    return rule
 
 
 def _number(value: object, what: str) -> float:
@@ -720,6 +732,7 @@ class SGD(Optimizer):
             counts[i] += 1
         return [counts[i] for i in live]
 
+    @calls_kernel
     def _rule(self, data, grad, states, t, s1, s2, h):
         kernels.sgd(
             data, grad, states[0] if h["momentum"] else None, s1, s2,
@@ -753,6 +766,7 @@ class Adam(Optimizer):
         super()._check_group(group, where, annealed=annealed)
         check_adam_group(group, where)
 
+    @calls_kernel
     def _rule(self, data, grad, states, t, s1, s2, h):
         beta1, beta2 = h["betas"]
         m, v = states

@@ -34,7 +34,7 @@ import numpy as np
 from wxb import kernels
 from wxb.errors import ConfigError
 from wxb.nn.module import Parameter
-from wxb.optim import Optimizer, _fraction, _GroupValue, check_adam_group
+from wxb.optim import Optimizer, _fraction, _GroupValue, calls_kernel, check_adam_group
 
 
 def _groups(weights: Sequence[Parameter], biases: Sequence[Parameter]) -> list[dict]:
@@ -156,6 +156,7 @@ class SklearnSGD(_SklearnRule):
             print(msg + f" Setting learning rate to {self.lr:f}")
         return False
 
+    @calls_kernel
     def _rule(self, data, grad, states, t, s1, s2, h):
         # scikit-learn's `momentum * velocity - learning_rate * grad`, the same roundings
         kernels.sklearn_sgd(
@@ -214,6 +215,7 @@ class SklearnAdam(_SklearnRule):
         self.decoupled = state["decoupled"]
         self.kind = "adamw" if self.decoupled else "adam"
 
+    @calls_kernel
     def _rule(self, data, grad, states, t, s1, s2, h):
         # scikit-learn's expressions, the same operations in the same order:
         # β₁·m + (1 − β₁)·g, β₂·v + (1 − β₂)·g², W + (−η_t·m)/(√v + ε)
