@@ -159,26 +159,18 @@ def assert_one_line_error(code, out, err, pattern):
     assert re.search(pattern, err), err
 
 
+TWO_CLASSES = [["1", "2", "3", "4", "x"], ["2", "1", "4", "3", "y"]] * 3
+
 BAD_CSVS = {
-    "nan": (
-        ["a", "b", "c", "d", "species"],
-        [["1", "2", "nan", "4", "x"]] * 5,
-        r"line 2, column 'c': nan is not a finite number",
-    ),
     "inf": (
         ["a", "b", "c", "d", "species"],
-        [["1", "inf", "3", "4", "x"]] * 5,
+        [["1", "inf", "3", "4", "x"], *TWO_CLASSES],
         r"line 2, column 'b': inf is not a finite number",
     ),
-    "text": (
+    "text": (  # one word in a column of numbers: a typo or an unmarked missing value
         ["a", "b", "c", "d", "species"],
-        [["1", "2", "3", "four", "x"]] * 5,
-        r"line 2, column 'd': 'four', not a number",
-    ),
-    "blank": (
-        ["a", "b", "c", "d", "species"],
-        [["1", "", "3", "4", "x"]] * 5,
-        r"line 2, column 'b': an empty value",
+        [*TWO_CLASSES, ["1", "2", "3", "four", "x"], *TWO_CLASSES],
+        r"line 8, column 'd': 'four' is not a number .*--na-values 'four'",
     ),
     "no_target": (
         ["a", "b", "c", "d", "kind"],
@@ -195,6 +187,16 @@ BAD_CSVS = {
         ["a", "b", "c", "d", "species"],
         [["1", "2", "3", "4", "x"]] * 5,
         r"single class",
+    ),
+    "duplicate_names": (
+        ["a", "b", "a", "d", "species"],
+        TWO_CLASSES,
+        r"column names must differ; repeated: 'a' \(columns 1, 3\)",
+    ),
+    "all_targets_missing": (
+        ["a", "b", "c", "d", "species"],
+        [["1", "2", "3", "4", "NA"]] * 5,
+        r"no row has a target value",
     ),
 }
 
@@ -297,13 +299,13 @@ def test_eval_refuses_unseen_labels_and_missing_columns(tmp_path, capsys, existi
     unseen = write_csv(
         tmp_path / "u.csv",
         ["a", "b", "c", "d", "species"],
-        [["1", "2", "3", "4", "x"], ["1", "2", "3", "4", "dragon"]],
+        [["1", "2", "3", "4", "x"], ["1", "2", "3", "4", "dragon"]] * 6,
     )
     code, out, err = run_cli(capsys, "eval", str(path), "--data", str(unseen))
     assert_one_line_error(code, out, err, r"u.csv, line 3: label 'dragon' is not a class")
     missing = write_csv(tmp_path / "m.csv", ["a", "b", "d", "species"], [["1", "2", "4", "x"]])
     code, out, err = run_cli(capsys, "predict", str(path), str(missing))
-    assert_one_line_error(code, out, err, r"missing feature column\(s\) 'c'")
+    assert_one_line_error(code, out, err, r"missing column\(s\) 'c' the model was trained on")
     np.savez(tmp_path / "narrow.npz", X=np.zeros((3, 3)))
     code, out, err = run_cli(capsys, "predict", str(path), str(tmp_path / "narrow.npz"))
     assert_one_line_error(code, out, err, r"3 features but the model takes 4")
@@ -508,6 +510,7 @@ def test_train_never_writes_over_its_own_data(tmp_path, rng, capsys):
 
 
 def test_bad_targets_are_named(tmp_path, capsys):
+    # the only rows with a target all hold 1.5: nothing to learn (the others are dropped)
     rows = [["1", "2", "3", "4", "1.5"], ["2", "3", "4", "5", "nan"]] * 4
     data = write_csv(tmp_path / "t.csv", ["a", "b", "c", "d", "price"], rows)
     code, out, err = run_cli(
@@ -520,7 +523,8 @@ def test_bad_targets_are_named(tmp_path, capsys):
         "-o",
         str(tmp_path / "m.safetensors"),
     )
-    assert_one_line_error(code, out, err, r"line 3, target column 'price': nan")
+    assert_one_line_error(code, out, err, r"the target has the same value 1.5 in every row")
+    assert "dropped 4 rows with no target (line 3, line 5, line 7 and 1 more)" in out
     np.savez(tmp_path / "scalar.npz", X=np.zeros((4, 2)), y=np.array(3.0))
     np.savez(tmp_path / "complex.npz", X=np.zeros((4, 2)), y=np.ones(4) * 1j)
     for name in ("scalar.npz", "complex.npz"):

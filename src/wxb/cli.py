@@ -19,6 +19,7 @@ from wxb import __version__, validation
 from wxb import data as wdata
 from wxb.backend import resolve_dtype
 from wxb.checkpoint import CheckpointFolder
+from wxb.columns import TableEncoder
 from wxb.describe import (
     architecture_diagram,
     backward_diagram,
@@ -29,23 +30,41 @@ from wxb.describe import (
 from wxb.errors import ConfigError, DataError, TrainingInterrupted, WxbError
 from wxb.explanation import explain_model, explain_seed
 from wxb.io import load, save
+from wxb.metrics import (
+    classification_figures,
+    count_overlap,
+    format_classification,
+    format_regression,
+    pack_fingerprints,
+    regression_figures,
+    row_fingerprints,
+    unpack_fingerprints,
+)
 from wxb.nn import ACTIVATIONS, LOSSES, Dense, Dropout, Sequential, Standardize, get_loss
 from wxb.nn.layers import standard_scale
 from wxb.nn.module import input_width, output_width
 from wxb.optim import OPTIMIZERS, SCHEDULES, get_optimizer
 from wxb.plots import check_history, plot_history
 from wxb.prepare import (
+    MIN_EPOCHS,
+    MIN_PATIENCE,
+    MIN_STEPS,
+    TableData,
     Targets,
+    default_schedule,
     encode_labels,
     encode_targets,
     features_for,
     is_multilabel,
+    model_encoder,
     model_task,
     numeric_targets,
     prediction_table,
     scaled,
+    training_table,
     unscale_output,
 )
+from wxb.tables import Table, read_table
 from wxb.train import evaluate, fit
 
 DEFAULT_HIDDEN = "512"
@@ -82,8 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
         "and writes model.safetensors in the current folder.",
     )
     add = train.add_argument
-    add("--data", metavar="PATH", help="CSV (with a header) or NPZ (X, y); default: digits")
-    add("--target", metavar="COLUMN", help="the CSV column to predict")
+    add("--data", metavar="PATH",
+        help="CSV (a header row; also .tsv/.gz/.zst), Parquet, Feather, NPY or NPZ; "
+        "default: digits")
+    add("--target", metavar="COLUMN", action="append",
+        help="the column to predict; several (repeat, or a,b) for multi-output regression")
+    add("--features", metavar="COLUMNS", help="use only these columns as features (a,b,c)")
+    add("--drop", metavar="COLUMNS", help="columns that are not features (a,b)")
+    add("--id-column", metavar="COLUMN",
+        help="a row identifier: never a feature; wxb predict writes it beside each prediction")
     add("--task", choices=("auto", "classification", "regression"), default="auto",
         help="auto: classification for text or few integer labels")
     add("--hidden", default=DEFAULT_HIDDEN, metavar="SIZES",
@@ -99,11 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("--lr-schedule", choices=sorted(SCHEDULES), default=None, help="per-epoch schedule")
     add("--clip-grad-norm", type=float, default=None, metavar="MAX", help="clip ‖∇L‖ to MAX")
     add("--dropout", type=float, default=0.0, help="dropout rate after each hidden layer")
-    add("--epochs", type=int, default=60, help="passes over the training data")
+    add("--epochs", type=int, default=None,
+        help="passes over the training data; default: enough for at least "
+        f"{MIN_STEPS} steps (and at least {MIN_EPOCHS} epochs), early stopping doing the rest")
     add("--batch-size", type=int, default=32, help="samples per mini-batch (B)")
     add("--val-split", type=float, default=0.1, help="fraction of the training part held out")
     add("--test-split", type=float, default=0.2, help="fraction held out for the test figures")
-    add("--patience", type=int, default=10, help="early stopping on val_loss; 0 turns it off")
+    add("--patience", type=int, default=None,
+        help="early stopping on val_loss after this many epochs without progress; 0 turns it "
+        f"off; default: {MIN_PATIENCE} epochs, more when epochs are few steps each")
     add("--seed", type=int, default=0, help="drives splits, initialisation, shuffling, dropout")
     add("--dtype", choices=("float32", "float64"), default="float32", help="number type")
     add("-o", "--output", default="model.safetensors", metavar="PATH", help="model file")
@@ -122,20 +152,29 @@ def build_parser() -> argparse.ArgumentParser:
     add("--resume", action="store_true",
         help="continue from the newest good checkpoint in --checkpoint-dir, bit for bit "
         "(starts afresh when DIR holds none); --epochs may change, nothing else")
+    add("--fingerprint", action="store_true",
+        help="store a fingerprint of each training row in the model, so wxb eval can warn "
+        "when it is given training rows (anyone holding the model can then test whether a "
+        "row was trained on)")
     add("-q", "--quiet", action="store_true", help="no progress bar")
     # fmt: on
+    add_read_options(train)
     train.set_defaults(run=run_train)
 
     evaluate_cmd = commands.add_parser(
         "eval",
         help="evaluate a saved model on labelled data",
-        description="Loss and accuracy "
-        "(classification) or MSE and R² (regression) of a saved model on a data file.",
+        description="Classification: loss, accuracy, per-class precision, recall and F1, and "
+        "the confusion matrix. Regression: MSE, MAE, RMSE and R². Warns when the rows were "
+        "training rows (for a model trained with --fingerprint). Rows without a target are "
+        "left out, with a count.",
     )
     evaluate_cmd.add_argument("model", metavar="MODEL")
-    evaluate_cmd.add_argument("data", metavar="DATA", nargs="?", help="CSV or NPZ with targets")
+    evaluate_cmd.add_argument("data", metavar="DATA", nargs="?", help="a table with targets")
     evaluate_cmd.add_argument("--data", dest="data_option", metavar="PATH", help="same as DATA")
-    evaluate_cmd.add_argument("--target", metavar="COLUMN", help="default: the training target")
+    evaluate_cmd.add_argument("--target", metavar="COLUMN", action="append",
+                              help="default: the training target")  # fmt: skip
+    add_read_options(evaluate_cmd)
     evaluate_cmd.set_defaults(run=run_eval)
 
     predict = commands.add_parser(
@@ -145,10 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("model", metavar="MODEL")
     predict.add_argument(
-        "input", metavar="INPUT", help="CSV with the training feature columns, or NPZ"
+        "input", metavar="INPUT", help="a table with the training feature columns (by name)"
     )
     predict.add_argument("-o", "--output", metavar="OUT.csv")
-    predict.add_argument("--proba", action="store_true", help="add a probability column per class")
+    predict.add_argument("--proba", action="store_true",
+                         help="add a probability column per class (classifiers)")  # fmt: skip
+    add_read_options(predict)
     predict.set_defaults(run=run_predict)
 
     explain = commands.add_parser(
@@ -162,11 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("model", metavar="MODEL", nargs="?")
     explain.add_argument("--data", metavar="PATH", help="CSV or NPZ; targets give the backward")
-    explain.add_argument("--target", metavar="COLUMN", help="default: the training target")
+    explain.add_argument("--target", metavar="COLUMN", action="append",
+                         help="default: the training target")  # fmt: skip
     explain.add_argument("--sample", type=int, default=0, metavar="ROW", help="first row")
     explain.add_argument("--rows", type=int, default=1, metavar="B", help="rows from --sample")
     explain.add_argument("--format", choices=("text", "md"), default="text",
                          help="md: Markdown with the equations in LaTeX")  # fmt: skip
+    add_read_options(explain)
     explain.set_defaults(run=run_explain)
 
     summary_cmd = commands.add_parser(
@@ -229,6 +272,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_read_options(command: argparse.ArgumentParser) -> None:
+    group = command.add_argument_group("reading the data")
+    add = group.add_argument
+    # fmt: off
+    add("--sep", metavar="CHAR", help="CSV delimiter (default: sniffed from the file; \\t for tab)")
+    add("--na-values", metavar="VALUES",
+        help="more cell values meaning missing, comma separated (always: empty, NA, N/A, NaN, "
+        "null, None, ?)")
+    add("--encoding", default="utf-8", help="the CSV file's text encoding (e.g. latin-1)")
+    add("--comment", metavar="CHAR", help="skip CSV lines that start with CHAR")
+    add("--x-array", metavar="NAME", help="NPZ: the array of features (default X)")
+    add("--y-array", metavar="NAME", help="NPZ: the array of targets (default y)")
+    # fmt: on
+
+
+def read_options(args: argparse.Namespace, path: object = None) -> dict:
+    """read_table's options from the command line. For an NPZ, --target may name the
+    array of targets (as --y-array does)."""
+    y_array = args.y_array
+    given = getattr(args, "target", None)
+    if y_array is None and given and len(given) == 1 and str(path).lower().endswith(".npz"):
+        y_array = given[0]
+    sep = args.sep
+    if sep in ("\\t", "tab"):
+        sep = "\t"
+    na_values = [v.strip() for v in (args.na_values or "").split(",") if v.strip()]
+    return {
+        "sep": sep,
+        "na_values": na_values,
+        "encoding": args.encoding,
+        "comment": args.comment,
+        "x_array": args.x_array,
+        "y_array": y_array,
+    }
+
+
+def column_list(text: str | None) -> list[str] | None:
+    return None if text is None else [name.strip() for name in text.split(",") if name.strip()]
+
+
+def target_names(given: list[str] | None, table: Table) -> list[str]:
+    """--target as given (repeated, or a,b where no column has that name)."""
+    names: list[str] = []
+    for item in given or []:
+        if item not in table and table.default_targets and table.default_targets[0] == f"{item}0":
+            names += table.default_targets  # an NPZ's 2-D target array, one column each
+            continue
+        names += [item] if item in table or "," not in item else column_list(item) or []
+    return names
+
+
 # ---------------------------------------------------------------------------------
 # train
 # ---------------------------------------------------------------------------------
@@ -272,11 +366,11 @@ def build_model(
 def check_train_options(args: argparse.Namespace) -> None:
     """Every option checked before any data is read or any file is touched."""
     for name in ("epochs", "batch_size"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be ≥ 1")
     if args.seed < 0:
         raise ConfigError(f"--seed must be ≥ 0; got {args.seed}")
-    if args.patience < 0:
+    if args.patience is not None and args.patience < 0:
         raise ConfigError(
             f"--patience must be ≥ 0 (0 turns early stopping off); got {args.patience}"
         )
@@ -322,55 +416,78 @@ def check_plot_folder(folder: str) -> None:
         raise ConfigError("plots need matplotlib: pip install 'wxb[plots]'") from None
 
 
-def read_training_data(args: argparse.Namespace) -> wdata.Dataset:
+def read_training_data(args: argparse.Namespace) -> TableData | wdata.Dataset:
     if args.data is None:
+        if args.features or args.drop or args.id_column:
+            raise ConfigError("--features, --drop and --id-column need --data")
         return wdata.load_digits()
-    is_npz = str(args.data).lower().endswith(".npz")
-    if args.target is None and not is_npz:
-        columns = wdata.read_header(args.data)
+    table = read_table(args.data, **read_options(args, args.data))
+    targets = target_names(args.target, table) or table.default_targets
+    if not targets:
+        if str(args.data).lower().endswith(".npz"):
+            raise DataError(f"{args.data}: no array {args.y_array or 'y'!r} with the targets")
+        else:
+            raise DataError(
+                f"{args.data}: name the column to predict with --target (columns: "
+                f"{', '.join(table.names)})"
+            )
+    data = training_table(
+        table, targets, column_list(args.features), column_list(args.drop) or (), args.id_column
+    )
+    if data.table.n_rows < 4:
         raise DataError(
-            f"{args.data}: name the column to predict with --target (columns: {', '.join(columns)})"
+            f"{data.source}: {data.table.n_rows} samples are too few to train and test on"
         )
-    dataset = wdata.read_data(args.data, args.target)
-    if dataset.y is None:
-        raise DataError(f"{args.data}: no array {args.target or 'y'!r} with the targets")
-    validation.check_lengths(dataset.X, dataset.y, dataset.source)
-    if len(dataset.X) < 4:
-        raise DataError(
-            f"{dataset.source}: {len(dataset.X)} samples are too few to train and test on"
-        )
-    return dataset
+    return data
 
 
 def run_train(args: argparse.Namespace) -> None:
     check_train_options(args)
     dtype = str(resolve_dtype(args.dtype))
     hidden = parse_hidden(args.hidden)
-    dataset = read_training_data(args)
-    X = dataset.X
-    targets = encode_targets(dataset, args.task, args.loss)
+    data = read_training_data(args)
+    for line in getattr(data, "notes", []):
+        print(line)
+    for message in getattr(data, "warnings", []):
+        print(f"wxb: warning: {message}", file=sys.stderr)
+    targets = encode_targets(data, args.task, args.loss)
+    for message in targets.warnings:
+        print(f"wxb: warning: {message}", file=sys.stderr)
+    n_rows = len(targets.y)
     stratify = targets.y if targets.task == "classification" and targets.y.ndim == 1 else None
     if targets.loss == "bce_with_logits":
         stratify = targets.y[:, 0]
 
     rng = np.random.default_rng(args.seed)
     train_rows, test_rows = wdata.split_indices(
-        len(X), args.test_split, rng, stratify, what="--test-split"
+        n_rows, args.test_split, rng, stratify, what="--test-split"
     )
     if targets.task == "regression":  # statistics of the training part only
         targets.mean, targets.scale = standard_scale(targets.y[train_rows])
-    validation_data = None
+    fit_rows, val_rows = train_rows, None
     if args.val_split:
-        fit_rows, val_rows = wdata.split_indices(
+        kept, held = wdata.split_indices(
             len(train_rows),
             args.val_split,
             rng,
             None if stratify is None else stratify[train_rows],
             what="--val-split",
         )
-        val_rows, train_rows = train_rows[val_rows], train_rows[fit_rows]
-        validation_data = (X[val_rows].astype(dtype), scaled(targets, targets.y[val_rows]))
-    X_train = X[train_rows].astype(dtype)
+        val_rows, fit_rows = train_rows[held], train_rows[kept]
+    if isinstance(data, TableData):  # fill values and categories from the training rows
+        encoder = TableEncoder.fit(data.table, data.features, fit_rows)
+        X = encoder.transform(data.table, dtype)
+        data.encoder = encoder
+    else:
+        X = data.X.astype(dtype)
+    validation.check_finite(X, data.source)
+    validation_data = None
+    if val_rows is not None:
+        validation_data = (X[val_rows], scaled(targets, targets.y[val_rows]))
+    X_train = X[fit_rows]
+    epochs, patience = default_schedule(len(fit_rows), args.batch_size)
+    epochs = args.epochs if args.epochs is not None else epochs
+    patience = args.patience if args.patience is not None else patience
     model = build_model(
         X.shape[1],
         hidden,
@@ -390,14 +507,14 @@ def run_train(args: argparse.Namespace) -> None:
             history = fit(
                 model,
                 X_train,
-                scaled(targets, targets.y[train_rows]),
+                scaled(targets, targets.y[fit_rows]),
                 loss=targets.loss,
                 optimizer=make_optimizer(args, model),
-                epochs=args.epochs,
+                epochs=epochs,
                 batch_size=args.batch_size,
                 validation_data=validation_data,
                 seed=rng,
-                early_stopping=args.patience or None,
+                early_stopping=patience or None,
                 lr_schedule=args.lr_schedule,
                 clip_grad_norm=args.clip_grad_norm,
                 verbose=False if args.quiet else "auto",
@@ -415,7 +532,7 @@ def run_train(args: argparse.Namespace) -> None:
                 ) from None
             if stop.best_state is not None:  # early stopping's best so far
                 model.load_state_dict(stop.best_state)
-            finish_model(model, args, dataset, targets, X[test_rows], targets.y[test_rows])
+            finish_model(model, args, data, targets, X, (fit_rows, test_rows))
             kept = "best" if stop.best_state is not None else "current"
             raise Interrupted(
                 f"interrupted at {stop.where}; no --checkpoint-dir was set, so it cannot be "
@@ -425,7 +542,7 @@ def run_train(args: argparse.Namespace) -> None:
         print(f"wxb: warning: {message}", file=sys.stderr)
     if history.resumed_from is not None:
         print(f"resumed from {history.resumed_from}")
-    figures = finish_model(model, args, dataset, targets, X[test_rows], targets.y[test_rows])
+    figures = finish_model(model, args, data, targets, X, (fit_rows, test_rows))
     if args.history:
         wdata.atomic_write(args.history, history.to_json().encode())
     if args.plots:
@@ -436,11 +553,15 @@ def run_train(args: argparse.Namespace) -> None:
     )
     sizes = "-".join(map(str, [X.shape[1], *hidden, targets.outputs]))
     kind = f" {args.activation}" if hidden else " (linear)"
-    held = f", {len(validation_data[0])} validation" if validation_data else ""
-    print(
-        f"data: {dataset.source} ({len(X)} samples, {X.shape[1]} features); "
-        f"{len(train_rows)} train{held}, {len(test_rows)} test"
+    held = f", {len(val_rows)} validation" if val_rows is not None else ""
+    columns = (
+        "" if X.shape[1] == len(features_of(data)) else f" from {len(features_of(data))} columns"
     )
+    print(
+        f"data: {data.source} ({len(X)} samples, {X.shape[1]} features{columns}); "
+        f"{len(fit_rows)} train{held}, {len(test_rows)} test"
+    )
+    print(f"task: {targets.reason}")
     print(
         f"model: {sizes}{kind}, {model.num_parameters():,} parameters; "
         f"{history.epochs} epochs{stop}"
@@ -449,18 +570,31 @@ def run_train(args: argparse.Namespace) -> None:
     print(f"saved model to {args.output}")
 
 
-def finish_model(model, args, dataset, targets: Targets, X_test, y_test) -> dict[str, float]:
+def features_of(data: TableData | wdata.Dataset) -> list[str]:
+    return data.features if isinstance(data, TableData) else data.feature_names
+
+
+def finish_model(model, args, data, targets: Targets, X, rows) -> dict[str, float]:
     """Targets back in their units, what the model needs to be used, test figures; saved."""
+    fit_rows, test_rows = rows
     if targets.task == "regression":
         unscale_output(model.output, targets.mean, targets.scale)
-    model.info = {
+    info = {
         "task": targets.task,
-        "target": dataset.target,
-        "feature_names": dataset.feature_names,
+        "target": data.target,
+        "feature_names": features_of(data),
         "loss": targets.loss,
         **({"classes": targets.classes} if targets.classes is not None else {}),
     }
-    figures = report(model, X_test, y_test, targets.loss, targets.task)
+    if isinstance(data, TableData):
+        info["targets"] = data.targets
+        info["table"] = data.encoder.to_json()
+        if data.id_column:
+            info["id_column"] = data.id_column
+    if args.fingerprint:
+        info["training_rows"] = pack_fingerprints(row_fingerprints(X[fit_rows]))
+    model.info = info
+    figures = report(model, X[test_rows], targets.y[test_rows], targets.loss, targets.task)
     model.info["test"] = figures
     save(model, args.output)
     return figures
@@ -542,32 +676,61 @@ def run_eval(args: argparse.Namespace) -> None:
     if data is None:
         raise ConfigError("name the data to evaluate on: wxb eval MODEL DATA")
     model = load(args.model)
-    is_npz = str(data).lower().endswith(".npz")
-    target = args.target or (None if is_npz else model.info.get("target"))
-    if target is None and not is_npz:
-        columns = wdata.read_header(data)
-        raise DataError(
-            f"{data}: name the target column with --target (columns: {', '.join(columns)})"
-        )
-    dataset = wdata.read_data(data, target, None if is_npz else model.info.get("feature_names"))
-    if dataset.y is None:
-        raise DataError(f"{data}: no targets to evaluate against (give --target)")
-    X = features_for(model, dataset)
-    validation.check_lengths(X, dataset.y, dataset.source)
-    task, loss, classes = model_task(model)
     if is_multilabel(model) or model.info.get("link"):
         raise ConfigError(
             f"{args.model}: wxb eval does not evaluate a multilabel or Poisson model yet "
             "(wxb predict does predict with it)"
         )
+    table = read_table(data, **read_options(args, data))
+    labelled = labelled_rows(model, table, args.target, data)
+    X = features_for(model, labelled.table)
+    task, loss, classes = model_task(model)
     if task == "classification":
-        y = encode_labels(classes, dataset)
+        y = encode_labels(classes, labelled)
         if loss == "bce_with_logits":
             y = y.astype(np.float64).reshape(-1, 1)
     else:
-        y = numeric_targets(dataset.y, dataset).reshape(len(dataset.y), -1)
+        y = numeric_targets(labelled.y, labelled).reshape(len(labelled.y), -1)
+    for line in labelled.notes:
+        print(line)
+    stored = model.info.get("training_rows")
+    if stored is not None:
+        seen = count_overlap(unpack_fingerprints(stored), X)
+        if seen:
+            print(
+                f"wxb: warning: {seen} of {len(X)} rows ({seen / len(X):.0%}) were training "
+                "rows; these figures overstate how the model does on new data",
+                file=sys.stderr,
+            )
     figures = report(model, X, y, loss, task)
     print(f"{data}: {len(X)} samples; " + ", ".join(f"{k} {v:.4f}" for k, v in figures.items()))
+    output = model.predict(X)
+    if task == "classification":
+        predicted = (
+            (output[:, 0] > 0).astype(np.int64) if output.shape[1] == 1 else output.argmax(1)
+        )
+        truth = y[:, 0].astype(np.int64) if y.ndim == 2 else y
+        print(format_classification(classification_figures(truth, predicted, classes)))
+    else:
+        print(format_regression(regression_figures(y, output.astype(np.float64))))
+
+
+def labelled_rows(model, table: Table, given: list[str] | None, data: object) -> TableData:
+    """The table's rows that have a target, with the targets read (the training target
+    by default)."""
+    targets = target_names(given, table) or model.info.get("targets")
+    if not targets:
+        target = model.info.get("target")
+        targets = [target] if target and target in table else table.default_targets
+    if not targets or any(name not in table for name in targets):
+        absent = [name for name in targets if name not in table]
+        what = f"no column {absent[0]!r}; " if absent else ""
+        raise DataError(
+            f"{data}: {what}name the target column with --target (columns: "
+            f"{', '.join(table.names)})"
+        )
+    features = [n for n in model_encoder(model, table).columns if n in table]
+    return training_table(table, targets, features or None)
 
 
 def run_export(args: argparse.Namespace) -> None:
@@ -633,44 +796,53 @@ def run_explain(args: argparse.Namespace) -> None:
     if args.rows < 1 or args.sample < 0:
         raise ConfigError("--rows must be ≥ 1 and --sample ≥ 0")
     model = load(args.model)
-    dataset = explain_data(model, args)
-    X = features_for(model, dataset)
-    if args.sample >= len(X):
-        raise DataError(f"{dataset.source}: --sample {args.sample} but it has {len(X)} rows")
+    data = explain_data(model, args)
+    source = data.source
     rows = slice(args.sample, args.sample + args.rows)
+    n_rows = data.X.shape[0] if isinstance(data, wdata.Dataset) else data.n_rows
+    if args.sample >= n_rows:
+        raise DataError(f"{source}: --sample {args.sample} but it has {n_rows} rows")
+    if isinstance(data, Table):
+        data = data.take(np.arange(n_rows)[rows])
+        labelled = None
+        if _has_targets(model, data, args.target):
+            labelled = labelled_rows(model, data, args.target, args.data)
+            if labelled.table.n_rows != data.n_rows:
+                raise DataError(f"{source}: the rows explained must have a target value")
+        X = features_for(model, data)
+    else:
+        X = features_for(model, data)[rows]
+        labelled = wdata.Dataset(X, data.y[rows], data.feature_names, data.target, source)
     y, loss = None, None
-    if dataset.y is not None:
+    if labelled is not None and labelled.y is not None:
         task, loss, classes = model_task(model)
         if task == "classification":
-            y = encode_labels(classes, dataset)
+            y = encode_labels(classes, labelled)
             if loss == "bce_with_logits":
                 y = y.astype(np.float64).reshape(-1, 1)
         else:
-            y = numeric_targets(dataset.y, dataset).reshape(len(dataset.y), -1)
-        y = y[rows]
-    print(explain_model(model, X[rows], y, loss, sample_rows=None, fmt=fmt).render())
+            y = numeric_targets(labelled.y, labelled).reshape(len(labelled.y), -1)
+    print(explain_model(model, X, y, loss, sample_rows=None, fmt=fmt).render())
 
 
-def explain_data(model, args: argparse.Namespace) -> wdata.Dataset:
+def _has_targets(model, table: Table, given: list[str] | None) -> bool:
+    """Targets to explain the backward with: --target, or the training target when the
+    rows have it (without it, the forward pass only)."""
+    if given:
+        for name in target_names(given, table):
+            table[name]
+        return True
+    targets = model.info.get("targets") or [model.info.get("target")]
+    return all(name is not None and name in table for name in targets)
+
+
+def explain_data(model, args: argparse.Namespace) -> Table | wdata.Dataset:
     """Rows to explain on: --data, or the built-in digits for a model that takes 64 features."""
     if args.data is None:
         if input_width(model) != 64:
             raise ConfigError("name the rows to explain on: wxb explain MODEL --data PATH")
         return wdata.load_digits()
-    is_npz = str(args.data).lower().endswith(".npz")
-    target = args.target or (None if is_npz else model.info.get("target"))
-    if (
-        target is not None
-        and not is_npz
-        and target not in (columns := wdata.read_header(args.data))
-    ):
-        if args.target:  # named by the user: a typo, not rows without targets
-            raise DataError(
-                f"{args.data}: no column {args.target!r} (columns: {', '.join(columns)})"
-            )
-        target = None  # the training target is absent: the forward pass only
-    features = None if is_npz else model.info.get("feature_names")
-    return wdata.read_data(args.data, target, features)
+    return read_table(args.data, **read_options(args, args.data))
 
 
 def run_predict(args: argparse.Namespace) -> None:
@@ -678,11 +850,15 @@ def run_predict(args: argparse.Namespace) -> None:
         protect = (Path(args.model), Path(args.input))
         wdata.check_can_write(args.output, "predictions", protect=protect)
     model = load(args.model)
-    is_npz = str(args.input).lower().endswith(".npz")
-    features = None if is_npz else model.info.get("feature_names")
-    dataset = wdata.read_data(args.input, features=features)
-    X = features_for(model, dataset)
+    task, _, _ = model_task(model)
+    if args.proba and task != "classification":
+        raise ConfigError(f"--proba is for classifiers; {args.model} is a {task} model")
+    table = read_table(args.input, **read_options(args, args.input))
+    X = features_for(model, table)
     header, columns = prediction_table(model, model.predict(X), args.proba)
+    id_column = model.info.get("id_column")
+    if id_column and id_column in table:  # row order is kept: each row's id beside it
+        header, columns = [id_column, *header], [table[id_column].values, *columns]
     if args.output:
         wdata.write_csv(Path(args.output), header, columns)
         print(f"wrote {len(X)} predictions to {args.output}", file=sys.stderr)

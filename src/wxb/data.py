@@ -1,4 +1,7 @@
-"""Data in and out: the built-in data set, CSV/NPZ readers, atomic writes, splits."""
+"""Data in and out: the built-in data set, atomic writes, CSV writing, splits.
+
+Reading tables (CSV, Parquet, Feather, NPY/NPZ, DataFrames) is ``wxb.tables``.
+"""
 
 from __future__ import annotations
 
@@ -9,30 +12,26 @@ import json
 import os
 import struct
 import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from wxb.errors import DataError, ModelFileError
-from wxb.validation import as_features, check_finite, check_lengths
 
 
 @dataclass
 class Dataset:
-    """Features and (optionally) targets read from a file, with the names they came with."""
+    """Features and (optionally) targets as arrays, with their names (the built-in digits)."""
 
     X: np.ndarray
     y: np.ndarray | None
     feature_names: list[str]
     target: str | None = None
     source: str = ""
-    first_line: int | None = None  # CSV: the file line of the first data row
 
     def row_name(self, row: int) -> str:
-        """Where data row ``row`` (from 0) is, as a user finds it in the file."""
-        return f"line {row + self.first_line}" if self.first_line else f"row {row}"
+        return f"row {row}"
 
 
 # ---------------------------------------------------------------------------------
@@ -50,132 +49,6 @@ def load_digits() -> Dataset:
     bunch = sklearn_digits()
     names = [f"pixel_{r}_{c}" for r in range(8) for c in range(8)]
     return Dataset(bunch.data.astype(np.float64), bunch.target, names, "digit", "built-in digits")
-
-
-def read_data(
-    path: str | Path, target: str | None = None, features: list[str] | None = None
-) -> Dataset:
-    """A CSV file (with a header row; ``target`` names the label column) or an NPZ (X, y).
-
-    For CSV, ``features`` picks the feature columns by name (others are ignored);
-    by default every column but the target is a feature.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    if suffix == ".npz":
-        return read_npz(path, target)
-    if suffix in (".csv", ".txt", ".tsv"):
-        return read_csv(path, target, features)
-    raise DataError(f"{path}: unknown data format {suffix!r}; use .csv or .npz")
-
-
-def read_npz(path: Path, target: str | None = None) -> Dataset:
-    """Arrays ``X`` and (``target`` or) ``y``; nothing is ever unpickled."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:  # never unpickle
-            arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path}: not a readable NPZ file ({exc})") from None
-    if "X" not in arrays:
-        raise DataError(f"{path}: NPZ needs an array named 'X' (found {sorted(arrays)})")
-    X = arrays["X"]
-    X = as_features(X, np.float64, where=f"{path}: X")
-    key = target or "y"
-    if target is not None and target not in arrays:
-        raise DataError(f"{path}: no array {target!r} (found {', '.join(sorted(arrays))})")
-    y = arrays.get(key)
-    if y is not None:
-        if y.ndim == 0 or y.dtype.kind not in "biufU":
-            raise DataError(
-                f"{path}: targets {key!r} must be an array of numbers or labels; "
-                f"got {y.dtype} of shape {y.shape}"
-            )
-        if y.dtype.kind == "f":
-            check_finite(y, f"{path}: {key}")
-        check_lengths(X, y, str(path))
-    names = [f"x{i}" for i in range(X.shape[1])]
-    return Dataset(X, y, names, key if y is not None else None, str(path))
-
-
-def read_csv(path: Path, target: str | None = None, features: list[str] | None = None) -> Dataset:
-    """Numeric feature columns; the target column may hold strings (class names)."""
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: Excel's BOM
-            rows = list(csv.reader(handle, delimiter=delimiter))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read as UTF-8 CSV ({exc})") from None
-    rows = [row for row in rows if any(cell.strip() for cell in row)]
-    if not rows:
-        raise DataError(f"{path}: the file is empty")
-    header = [name.strip() for name in rows[0]]
-    body = rows[1:]
-    if not body:
-        raise DataError(f"{path}: has a header but no data rows")
-    if target is not None and target not in header:
-        raise DataError(f"{path}: no column {target!r} (columns: {', '.join(header)})")
-    for number, row in enumerate(body, start=2):
-        if len(row) != len(header):
-            raise DataError(
-                f"{path}, line {number}: {len(row)} values but the header has {len(header)}"
-            )
-    if features is None:
-        feature_names = [name for name in header if name != target]
-    else:
-        missing = [name for name in features if name not in header]
-        if missing:
-            raise DataError(f"{path}: missing feature column(s) {', '.join(map(repr, missing))}")
-        feature_names = list(features)
-    columns = {name: [row[i].strip() for row in body] for i, name in enumerate(header)}
-    X = np.empty((len(body), len(feature_names)), dtype=np.float64)
-    for j, name in enumerate(feature_names):
-        X[:, j] = _numeric_column(columns[name], path, name)
-    check_finite(X, str(path))
-    y = None
-    if target is not None:
-        raw = columns[target]
-        for line, cell in enumerate(raw, start=2):
-            if cell == "":
-                raise DataError(f"{path}, line {line}: empty value in target column {target!r}")
-        try:
-            y = np.array([float(cell) for cell in raw])
-        except ValueError:
-            y = np.array(raw)  # class names
-        else:
-            for line, value in enumerate(y, start=2):
-                if not np.isfinite(value):
-                    raise DataError(
-                        f"{path}, line {line}, target column {target!r}: {raw[line - 2]}"
-                    )
-    return Dataset(X, y, feature_names, target, str(path), first_line=2)
-
-
-def read_header(path: str | Path) -> list[str]:
-    """The column names of a CSV file."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-            return [name.strip() for name in next(csv.reader(handle, delimiter=delimiter), [])]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read as UTF-8 CSV ({exc})") from None
-
-
-def _numeric_column(cells: list[str], path: Path, name: str) -> np.ndarray:
-    values = np.empty(len(cells))
-    for line, cell in enumerate(cells, start=2):
-        try:
-            values[line - 2] = float(cell)
-        except ValueError:
-            what = "an empty value" if cell == "" else f"{cell!r}, not a number"
-            raise DataError(f"{path}, line {line}, column {name!r}: {what}") from None
-        if not np.isfinite(values[line - 2]):
-            raise DataError(f"{path}, line {line}, column {name!r}: {cell} is not a finite number")
-    return values
 
 
 def atomic_write(path: str | Path, payload: bytes | list[bytes | memoryview]) -> Path:

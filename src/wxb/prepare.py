@@ -15,17 +15,32 @@ task from at most ``MAX_CLASSES_FOR_AUTO`` distinct whole numbers
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from wxb import data as wdata
 from wxb import ops, validation
+from wxb.columns import TableEncoder, choose_features
 from wxb.errors import ConfigError, DataError
 from wxb.nn import Dense
 from wxb.nn.module import input_width, output_width
+from wxb.tables import Column, Table
 
 MAX_CLASSES_FOR_AUTO = 50
+# The default schedule (wxb train without --epochs/--patience): see default_schedule.
+MIN_STEPS = 2000
+MIN_EPOCHS = 60
+MIN_PATIENCE = 10
+
+
+def default_schedule(n_fit_rows: int, batch_size: int) -> tuple[int, int]:
+    """(epochs, patience) when not given: at least MIN_STEPS steps, so that a small table
+    is trained enough, with early stopping (on the validation loss) doing the rest."""
+    steps_per_epoch = max(1, -(-n_fit_rows // batch_size))
+    epochs = max(MIN_EPOCHS, -(-MIN_STEPS // steps_per_epoch))
+    return epochs, MIN_PATIENCE
 
 
 def choose_task(y: np.ndarray, task: str, loss: str) -> str:
@@ -63,6 +78,85 @@ def plain(value: object) -> object:
 
 
 @dataclass
+class TableData:
+    """A table ready to train on: rows with a target, the feature columns, the targets'
+    values, the identifiers, and what was noticed on the way (to print)."""
+
+    table: Table
+    features: list[str]
+    targets: list[str]
+    y: np.ndarray
+    ids: np.ndarray | None = None
+    id_column: str | None = None
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    encoder: TableEncoder | None = None  # fitted on the training rows by whoever splits
+
+    @property
+    def source(self) -> str:
+        return self.table.source
+
+    def row_name(self, row: int) -> str:
+        return self.table.row_name(row)
+
+    @property
+    def target(self) -> str:
+        return ",".join(self.targets)
+
+
+def training_table(
+    table: Table,
+    targets: Sequence[str],
+    features: Sequence[str] | None = None,
+    drop: Sequence[str] = (),
+    id_column: str | None = None,
+) -> TableData:
+    """Choose the features (``columns.choose_features``), drop rows whose target is
+    missing (never a class), and read the targets: text or booleans as labels, numbers
+    as numbers (several target columns: numbers, one output each)."""
+    if not targets:
+        raise DataError(f"{table.source}: name the column to predict (columns: "
+                        f"{', '.join(table.names)})")  # fmt: skip
+    roles = choose_features(table, targets, features, drop, id_column)
+    missing = np.zeros(table.n_rows, dtype=bool)
+    for name in targets:
+        missing |= table[name].missing
+    notes = []
+    if missing.any():
+        dropped = np.flatnonzero(missing)
+        notes.append(
+            f"dropped {len(dropped)} row{'s' * (len(dropped) > 1)} with no target "
+            f"({table.row_names(dropped)})"
+        )
+        table = table.take(np.flatnonzero(~missing))
+        if table.n_rows == 0:
+            raise DataError(f"{table.source}: no row has a target value")
+    if len(targets) == 1:
+        y = target_values(table[targets[0]])
+    else:
+        for name in targets:
+            if table[name].kind != "number":
+                raise DataError(
+                    f"{table.source}: several target columns are for regression; "
+                    f"{name!r} holds {table[name].kind} values"
+                )
+        y = np.column_stack([table[name].values.astype(np.float64) for name in targets])
+    ids = table[id_column].values if id_column else None
+    return TableData(table, roles.features, list(targets), y, ids, id_column, notes, roles.warnings)
+
+
+def target_values(column: Column) -> np.ndarray:
+    """A target column's values: text and booleans as labels, numbers as they are."""
+    if column.kind == "text":
+        return column.values.astype(str)
+    if column.kind == "bool":
+        return np.where(column.values > 0.5, "True", "False")
+    if column.kind == "date":
+        raise DataError(f"target column {column.name!r} holds dates")
+    return column.values
+
+
+@dataclass
 class Targets:
     """How the target column becomes what the loss takes."""
 
@@ -73,9 +167,11 @@ class Targets:
     classes: list | None = None
     mean: np.ndarray | None = None  # regression: train on (y − mean)/scale
     scale: np.ndarray | None = None
+    reason: str = ""  # why this task: "classification (3 text labels)"
+    warnings: list[str] = field(default_factory=list)
 
 
-def encode_targets(dataset: wdata.Dataset, task: str, loss: str) -> Targets:
+def encode_targets(dataset: wdata.Dataset | TableData, task: str, loss: str) -> Targets:
     y, source = dataset.y, dataset.source
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
@@ -83,7 +179,9 @@ def encode_targets(dataset: wdata.Dataset, task: str, loss: str) -> Targets:
         raise DataError(
             f"{source}: targets must be one column (or one-hot rows); got shape {y.shape}"
         )
-    task = choose_task(y, task, loss)
+    chosen = choose_task(y, task, loss)
+    reason = task_reason(y, chosen, task, loss)
+    task = chosen
     if loss == "auto":
         loss = "cross_entropy" if task == "classification" else "mse"
     if task == "classification":
@@ -102,24 +200,56 @@ def encode_targets(dataset: wdata.Dataset, task: str, loss: str) -> Targets:
                 f"{source}: {len(classes)} classes in {len(y)} samples; is this a regression "
                 "target? (use --task regression)"
             )
+        counts = np.bincount(indices, minlength=len(classes))
+        rare = [plain(classes[k]) for k in np.flatnonzero(counts < 2)]
+        warnings = []
+        if rare:
+            warnings.append(
+                f"class{'es' * (len(rare) > 1)} {', '.join(map(repr, rare[:5]))}"
+                f"{' …' if len(rare) > 5 else ''} ha{'ve' if len(rare) > 1 else 's'} a single "
+                "row: too few to learn or to be in both the training and the test part"
+            )
+        names = [plain(c) for c in classes]
         if loss == "bce_with_logits":
             if len(classes) != 2:
                 raise ConfigError(
                     f"--loss bce_with_logits needs 2 classes; the target has {len(classes)}"
                 )
-            return Targets(
-                task,
-                loss,
-                indices.astype(np.float64).reshape(-1, 1),
-                1,
-                [plain(c) for c in classes],
-            )
-        return Targets(task, loss, indices, len(classes), [plain(c) for c in classes])
+            y01 = indices.astype(np.float64).reshape(-1, 1)
+            return Targets(task, loss, y01, 1, names, reason=reason, warnings=warnings)
+        return Targets(task, loss, indices, len(classes), names, reason=reason, warnings=warnings)
     if loss != "mse":
         raise ConfigError(f"--loss {loss} is for classification; regression uses mse")
     y = numeric_targets(y, dataset)
     y = y.reshape(len(y), -1)
-    return Targets(task, loss, y, y.shape[1])
+    constant = np.flatnonzero((y == y[0]).all(axis=0))
+    if len(constant):
+        raise DataError(
+            f"{source}: the target has the same value {plain(y[0, constant[0]])!r} in every row; "
+            "there is nothing to learn"
+        )
+    return Targets(task, loss, y, y.shape[1], reason=reason)
+
+
+def task_reason(y: np.ndarray, chosen: str, task: str, loss: str) -> str:
+    """Why the task is what it is, for a person: 'classification (3 text labels)'."""
+    if task != "auto":
+        return f"{chosen} (as --task asked)"
+    if loss != "auto":
+        return f"{chosen} (as --loss {loss} implies)"
+    if y.ndim == 2:
+        if chosen == "classification":
+            return f"classification (one-hot rows over {y.shape[1]} classes)"
+        return f"regression ({y.shape[1]} target columns)"
+    distinct = len(np.unique(y))
+    if y.dtype.kind in "USO":
+        return f"{chosen} ({distinct} text labels)"
+    if chosen == "classification":
+        return (
+            f"classification ({distinct} distinct whole numbers, at most "
+            f"{MAX_CLASSES_FOR_AUTO}; --task regression to predict them as numbers)"
+        )
+    return f"regression ({distinct} distinct numbers)"
 
 
 def numeric_targets(y: np.ndarray, dataset: wdata.Dataset) -> np.ndarray:
@@ -151,16 +281,43 @@ def unscale_output(layer: Dense, mean: np.ndarray, scale: np.ndarray) -> None:
     layer.bias.data += mean.astype(layer.bias.dtype)
 
 
-def features_for(model, dataset: wdata.Dataset) -> np.ndarray:
-    """The model's feature columns, by name for CSV, by width for NPZ."""
-    names = model.info.get("feature_names")
+def features_for(model, data: Table | wdata.Dataset) -> np.ndarray:
+    """The network's input matrix for ``data``: the model's table stage applied to its
+    columns by name (a model without one takes its feature columns by name as they
+    are; a model without feature names, the table's columns in order)."""
+    if isinstance(data, wdata.Dataset):  # the built-in digits
+        X = data.X
+    else:
+        encoder = model_encoder(model, data)
+        if data.positional and not all(name in data for name in encoder.columns):
+            if not encoder.is_plain:
+                raise DataError(
+                    f"{data.source}: an array has no column names, and the model reads named "
+                    f"columns ({', '.join(encoder.columns[:5])}, …) through its table stage"
+                )
+            names = [n for n in data.names if n not in data.default_targets]
+            encoder = TableEncoder.plain(names)  # numbers by position, as the model had them
+        X = encoder.transform(data, model.dtype)
     width = input_width(model)
-    X = dataset.X
-    if names and not dataset.source.lower().endswith(".npz"):
-        X = X[:, [dataset.feature_names.index(n) for n in names]]
     if width is not None and X.shape[1] != width:
-        raise DataError(f"{dataset.source}: {X.shape[1]} features but the model takes {width}")
-    return validation.as_features(X, model.dtype, dataset.source)
+        raise DataError(f"{_source(data)}: {X.shape[1]} features but the model takes {width}")
+    return validation.as_features(X, model.dtype, _source(data))
+
+
+def model_encoder(model, table: Table) -> TableEncoder:
+    """The model's table stage (saved in its info), or a plain one by feature names."""
+    stage = model.info.get("table")
+    if stage is not None:
+        return TableEncoder.from_json(stage)
+    names = model.info.get("feature_names")
+    if names:
+        return TableEncoder.plain(names)
+    targets = {model.info.get("target"), *table.default_targets}
+    return TableEncoder.plain([n for n in table.names if n not in targets])
+
+
+def _source(data: Table | wdata.Dataset) -> str:
+    return data.source
 
 
 def model_task(model) -> tuple[str, str, list]:

@@ -1,0 +1,316 @@
+"""From a table's columns to the network's input matrix, and the roles columns play.
+
+``TableEncoder`` is the table-to-matrix stage saved inside a model file: missing
+numbers filled with the training median (and a 0/1 "was missing" column where
+training rows had gaps), text and boolean columns one-hot encoded (a category not
+seen in training gives all zeros, as scikit-learn's ``handle_unknown="ignore"``).
+It runs once on the data before training, so ``fit`` keeps its planned step, and
+again on raw rows at predict time. Standardisation stays in the network
+(``Standardize``), where explain and ONNX already show it.
+
+``choose_features`` decides which columns are features: never the targets or the
+identifier, never a column that looks like a row ID unless named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from wxb.errors import DataError
+from wxb.tables import Column, Table, refuse_stray_text
+
+MISSING = "(missing)"  # how a missing text cell is named in messages and one-hot names
+MANY_CATEGORIES = 100
+
+
+# ---------------------------------------------------------------------------------
+# Column roles
+# ---------------------------------------------------------------------------------
+@dataclass
+class Roles:
+    """Which columns are features, and what was noticed while choosing them."""
+
+    features: list[str]
+    warnings: list[str] = field(default_factory=list)
+
+
+def choose_features(
+    table: Table,
+    targets: Sequence[str] = (),
+    features: Sequence[str] | None = None,
+    drop: Sequence[str] = (),
+    id_column: str | None = None,
+) -> Roles:
+    """Feature columns: ``features`` as named, or every column but the targets, the
+    ``id_column`` and ``drop`` — leaving out, with a warning, columns that look like
+    row identifiers (whole numbers or text unique per row, or whole numbers in order)."""
+    for name in [*targets, *drop, *([id_column] if id_column else []), *(features or [])]:
+        table[name]
+    roles = set(targets) | set(drop) | ({id_column} if id_column else set())
+    if features is not None:
+        clash = [name for name in features if name in roles]
+        if clash:
+            raise DataError(
+                f"{table.source}: {', '.join(map(repr, clash))} cannot be a feature and also "
+                "a target, the --id-column or dropped"
+            )
+        if len(set(features)) != len(features):
+            raise DataError(f"{table.source}: a column is named twice in the features")
+        chosen = list(features)
+        warnings: list[str] = []
+    else:
+        chosen, warnings = [], []
+        for name in table.names:
+            if name in roles:
+                continue
+            why = looks_like_id(table[name], table.n_rows)
+            if why:
+                warnings.append(
+                    f"column {name!r} looks like a row identifier ({why}); left out of the "
+                    f"features. Use it with --features, name it with --id-column {name} to "
+                    f"carry it into predictions, or --drop {name} to silence this"
+                )
+                continue
+            chosen.append(name)
+    if not chosen:
+        raise DataError(f"{table.source}: no feature columns are left")
+    for name in chosen:
+        column = table[name]
+        refuse_stray_text(column, table)
+        if column.kind == "date":
+            example = next((str(v) for v in column.values if not np.isnat(v)), "")
+            raise DataError(
+                f"{table.source}: column {name!r} holds dates (e.g. {example[:19]}); "
+                f"drop it (--drop {name}) or turn it into numbers (e.g. days since a start) first"
+            )
+        if column.kind == "text":
+            count = len({v for v in column.values if v is not None})
+            if count > MANY_CATEGORIES:
+                warnings.append(
+                    f"column {name!r} is text with {count} distinct values: {count} one-hot "
+                    "inputs; drop it (--drop) if it is free text or an identifier"
+                )
+    return Roles(chosen, warnings)
+
+
+def looks_like_id(column: Column, n_rows: int) -> str:
+    """Why ``column`` looks like a row identifier, or ''. Float columns are unique per
+    row too and are never flagged."""
+    if n_rows < 10 or column.missing.any():
+        return ""
+    if column.kind == "text":
+        unique = len(set(column.values))
+        return "text unique per row" if unique == n_rows else ""
+    if column.kind != "number" or not column.integer:
+        return ""
+    values = column.values
+    if len(np.unique(values)) == n_rows:
+        return "whole numbers unique per row"
+    steps = np.diff(values)
+    monotonic = bool((steps >= 0).all() or (steps <= 0).all())
+    if monotonic and len(np.unique(values)) >= 10:
+        return "whole numbers in order"
+    return ""
+
+
+# ---------------------------------------------------------------------------------
+# The table-to-matrix stage
+# ---------------------------------------------------------------------------------
+@dataclass
+class ColumnRule:
+    """How one raw column becomes one or more input columns of the network."""
+
+    name: str
+    kind: str  # "number", "bool" or "text"
+    fill: Any  # the value a missing cell takes: a median, or the most frequent value
+    indicator: bool = False  # add a 0/1 column "name missing"
+    categories: list[str] | None = None  # text: one input per category, in this order
+
+    @property
+    def outputs(self) -> list[str]:
+        names = (
+            [f"{self.name}={c}" for c in self.categories] if self.kind == "text" else [self.name]
+        )
+        return names + ([f"{self.name} missing"] if self.indicator else [])
+
+    def to_json(self) -> dict[str, Any]:
+        record = {"name": self.name, "kind": self.kind, "fill": self.fill}
+        if self.indicator:
+            record["indicator"] = True
+        if self.categories is not None:
+            record["categories"] = self.categories
+        return record
+
+
+class TableEncoder:
+    """Raw table columns → the float matrix a network takes, with fitted fill values
+    and categories. ``to_json``/``from_json`` put it in a model file's info."""
+
+    def __init__(self, rules: list[ColumnRule]):
+        self.rules = rules
+
+    @property
+    def columns(self) -> list[str]:
+        """The raw columns it reads, in order."""
+        return [rule.name for rule in self.rules]
+
+    @property
+    def outputs(self) -> list[str]:
+        """The names of the matrix's columns: the network's inputs."""
+        return [name for rule in self.rules for name in rule.outputs]
+
+    @property
+    def is_plain(self) -> bool:
+        """Numbers in, the same numbers out: nothing to fill or encode."""
+        return all(r.kind == "number" and not r.indicator for r in self.rules)
+
+    @classmethod
+    def fit(cls, table: Table, features: Sequence[str], rows: np.ndarray | None = None):
+        """Fill values and categories from ``rows`` of ``table`` (the training rows)."""
+        rules = []
+        for name in features:
+            column = table[name]
+            part = column if rows is None else column.take(rows)
+            missing = part.missing
+            present = part.values[~missing]
+            if len(present) == 0:
+                raise DataError(
+                    f"{table.source}: column {name!r} has no values in the training rows; "
+                    f"drop it (--drop {name})"
+                )
+            if column.kind == "text":
+                categories, counts = np.unique(present.astype(str), return_counts=True)
+                fill = str(categories[np.argmax(counts)])
+                rules.append(
+                    ColumnRule(
+                        name, "text", fill, bool(missing.any()), [str(c) for c in categories]
+                    )
+                )
+            elif column.kind == "bool":
+                fill = float(np.mean(present) > 0.5)
+                rules.append(ColumnRule(name, "bool", fill, bool(missing.any())))
+            elif column.kind == "number":
+                fill = float(np.median(present.astype(np.float64)))
+                rules.append(ColumnRule(name, "number", fill, bool(missing.any())))
+            else:
+                raise DataError(f"{table.source}: column {name!r} ({column.kind}) is not a feature")
+        return cls(rules)
+
+    def transform(self, table: Table, dtype: Any = np.float32) -> np.ndarray:
+        """The matrix (rows × outputs) for ``table``'s columns, found by name."""
+        absent = [name for name in self.columns if name not in table]
+        if absent:
+            raise DataError(
+                f"{table.source}: missing column(s) {', '.join(map(repr, absent))} the model "
+                f"was trained on (it has: {', '.join(table.names)})"
+            )
+        X = np.empty((table.n_rows, len(self.outputs)), dtype=dtype)
+        j = 0
+        for rule in self.rules:
+            j = self._write(rule, table, X, j)
+        return X
+
+    def _write(self, rule: ColumnRule, table: Table, X: np.ndarray, j: int) -> int:
+        column = table[rule.name]
+        missing = column.missing
+        if rule.kind == "text":
+            if column.kind not in ("text", "number", "bool"):
+                raise DataError(f"{table.source}: column {rule.name!r} must be text here")
+            values = column.values
+            if column.kind != "text":  # e.g. codes read as numbers this time: compare as text
+                values = np.array(
+                    [None if m else _plain_text(v) for v, m in zip(values, missing, strict=True)],
+                    dtype=object,
+                )
+            index = {c: k for k, c in enumerate(rule.categories or [])}
+            codes = np.fromiter(
+                (index.get(rule.fill if v is None else v, -1) for v in values),
+                dtype=np.int64,
+                count=len(values),
+            )
+            width = len(index)
+            block = X[:, j : j + width]
+            block[...] = 0
+            known = codes >= 0
+            block[np.flatnonzero(known), codes[known]] = 1
+            j += width
+        else:
+            if column.kind == "text":
+                raise DataError(
+                    f"{table.source}, {table.row_name(_first_text(column))}, column "
+                    f"{rule.name!r}: {column.values[_first_text(column)]!r} is text; the model "
+                    f"reads numbers there"
+                )
+            if column.kind == "date":
+                raise DataError(f"{table.source}: column {rule.name!r} holds dates, not numbers")
+            values = column.values
+            if missing.any():
+                values = np.where(missing, rule.fill, values)
+            X[:, j] = values
+            j += 1
+        if rule.indicator:
+            X[:, j] = missing
+            j += 1
+        return j
+
+    def to_json(self) -> dict[str, Any]:
+        return {"columns": [rule.to_json() for rule in self.rules]}
+
+    @classmethod
+    def from_json(cls, record: object, where: str = "model") -> TableEncoder:
+        try:
+            rules = [
+                ColumnRule(
+                    str(r["name"]),
+                    r["kind"],
+                    r["fill"] if r["kind"] == "text" else float(r["fill"]),
+                    bool(r.get("indicator", False)),
+                    [str(c) for c in r["categories"]] if r["kind"] == "text" else None,
+                )
+                for r in record["columns"]  # type: ignore[index]
+            ]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"{where}: its table stage is malformed ({exc!r})") from None
+        if any(r.kind not in ("number", "bool", "text") for r in rules):
+            raise DataError(f"{where}: its table stage names an unknown column kind")
+        return cls(rules)
+
+    @classmethod
+    def plain(cls, names: Sequence[str]) -> TableEncoder:
+        """Number columns taken as they are (a model trained without a table stage)."""
+        return cls([ColumnRule(name, "number", float("nan")) for name in names])
+
+    def describe(self) -> list[str]:
+        """One line per raw column: what it becomes."""
+        lines = []
+        for rule in self.rules:
+            fill = f"missing → {rule.fill!r}" if rule.kind == "text" else f"missing → {rule.fill:g}"
+            if rule.kind == "text":
+                what = f"text → one-hot over {len(rule.categories or [])} categories"
+            elif rule.kind == "bool":
+                what = "boolean → 0/1"
+            else:
+                what = "number"
+            extra = " (+ a 0/1 'missing' input)" if rule.indicator else ""
+            lines.append(f"{rule.name}: {what}; {fill}{extra}")
+        return lines
+
+
+def _plain_text(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _first_text(column: Column) -> int:
+    for row, value in enumerate(column.values):
+        if value is not None:
+            try:
+                float(value)
+            except ValueError:
+                return row
+    return 0

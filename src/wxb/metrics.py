@@ -1,0 +1,271 @@
+"""Evaluation figures (classification, regression) as JSON-able dicts, their terminal text,
+and row fingerprints that tell whether evaluated rows were among the training rows."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+import numpy as np
+
+from wxb.errors import DataError
+
+_MASK64 = (1 << 64) - 1
+_NAME_WIDTH = 12  # class names longer than this are cut in the text tables
+
+
+# --------------------------------------------------------------------------- classification
+
+
+def _class_indices(y: np.ndarray, name: str, n_classes: int) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise DataError(f"{name} must be 1-D class indices, got shape {y.shape}")
+    if y.dtype.kind not in "iub":
+        # Float labels such as 2.0 are fine; 2.5 is not a class index.
+        if y.dtype.kind != "f" or not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+            raise DataError(f"{name} must hold integer class indices, got dtype {y.dtype}")
+    y = y.astype(np.int64)
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise DataError(
+            f"{name} holds class indices {y.min()}..{y.max()}, expected 0..{n_classes - 1}"
+        )
+    return y
+
+
+def _divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den with 0.0 where den == 0 (scikit-learn's zero_division=0), silently."""
+    out = np.zeros(num.shape, dtype=np.float64)
+    np.divide(num, den, out=out, where=den != 0)
+    return out
+
+
+def classification_figures(y_true: np.ndarray, y_pred: np.ndarray, classes: list) -> dict:
+    """Accuracy, per-class precision/recall/F1/support, macro and weighted F1, confusion.
+
+    ``y_true`` and ``y_pred`` are class indices 0..C-1 with C = ``len(classes)``. Keys:
+    ``accuracy``, ``per_class`` (dicts with ``class``, ``precision``, ``recall``, ``f1``,
+    ``support``), ``macro_f1``, ``weighted_f1``, ``confusion`` (rows true, columns predicted).
+    Like scikit-learn's defaults, ``macro_f1`` averages over the classes that occur in
+    ``y_true`` or ``y_pred``; a class that is neither present nor predicted is listed with
+    zeros but does not drag the average down.
+    """
+    n_classes = len(classes)
+    if n_classes == 0:
+        raise DataError("classes is empty; at least one class is needed")
+    y_true = _class_indices(y_true, "y_true", n_classes)
+    y_pred = _class_indices(y_pred, "y_pred", n_classes)
+    if y_true.shape != y_pred.shape:
+        raise DataError(f"y_true has {y_true.size} rows but y_pred has {y_pred.size}")
+    if y_true.size == 0:
+        raise DataError("no rows to evaluate")
+
+    # One bincount over the pair code gives the whole confusion matrix at once.
+    confusion = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes)
+    confusion = confusion.reshape(n_classes, n_classes)
+    tp = np.diag(confusion).astype(np.float64)
+    support = confusion.sum(axis=1)
+    predicted = confusion.sum(axis=0)
+
+    precision = _divide(tp, predicted)
+    recall = _divide(tp, support)
+    # 2·tp / (2·tp + fp + fn), the form scikit-learn uses; equals 2PR/(P+R).
+    f1 = _divide(2.0 * tp, (support + predicted).astype(np.float64))
+
+    seen = (support + predicted) > 0
+    macro_f1 = float(f1[seen].mean())
+    weighted_f1 = float((f1 * support).sum() / support.sum())
+
+    per_class = [
+        {
+            "class": classes[k],
+            "precision": float(precision[k]),
+            "recall": float(recall[k]),
+            "f1": float(f1[k]),
+            "support": int(support[k]),
+        }
+        for k in range(n_classes)
+    ]
+    return {
+        "accuracy": float(np.mean(y_true == y_pred)),
+        "per_class": per_class,
+        "macro_f1": macro_f1,
+        "weighted_f1": weighted_f1,
+        "confusion": confusion.astype(int).tolist(),
+    }
+
+
+# --------------------------------------------------------------------------- regression
+
+
+def _regression_array(y: np.ndarray, name: str) -> np.ndarray:
+    y = np.asarray(y, dtype=np.float64)
+    if y.ndim == 1:
+        y = y[:, None]
+    if y.ndim != 2:
+        raise DataError(f"{name} must be 1-D or 2-D (rows, outputs), got shape {y.shape}")
+    if not np.all(np.isfinite(y)):
+        raise DataError(f"{name} holds NaN or infinite values")
+    return y
+
+
+def regression_figures(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
+    """MAE, RMSE and R² averaged uniformly over outputs, as scikit-learn does.
+
+    Keys: ``mae``, ``rmse``, ``r2``, and ``per_output`` (dicts with ``mae``, ``rmse``,
+    ``r2``) when there are several outputs. R² of a constant true column is 1.0 when the
+    predictions are exact and 0.0 otherwise (scikit-learn's force_finite rule); a single
+    row counts as constant.
+    """
+    t = _regression_array(y_true, "y_true")
+    p = _regression_array(y_pred, "y_pred")
+    if t.shape != p.shape:
+        raise DataError(f"y_true has shape {t.shape} but y_pred has shape {p.shape}")
+    if t.shape[0] == 0:
+        raise DataError("no rows to evaluate")
+
+    err = t - p
+    mae = np.mean(np.abs(err), axis=0)
+    rmse = np.sqrt(np.mean(err * err, axis=0))  # per output, then averaged, like sklearn
+    ss_res = np.sum(err * err, axis=0)
+    ss_tot = np.sum((t - t.mean(axis=0)) ** 2, axis=0)
+    # Test constancy exactly: the mean of equal values can round, leaving a tiny ss_tot.
+    constant = np.all(t == t[0], axis=0)
+    r2 = np.where(ss_res == 0, 1.0, 0.0)
+    varying = ~constant & (ss_tot > 0)
+    r2[varying] = 1.0 - ss_res[varying] / ss_tot[varying]
+
+    figures = {"mae": float(mae.mean()), "rmse": float(rmse.mean()), "r2": float(r2.mean())}
+    if t.shape[1] > 1:
+        figures["per_output"] = [
+            {"mae": float(a), "rmse": float(b), "r2": float(c)}
+            for a, b, c in zip(mae, rmse, r2, strict=True)
+        ]
+    return figures
+
+
+# --------------------------------------------------------------------------- text
+
+
+def _short(name: object) -> str:
+    text = str(name)
+    return text if len(text) <= _NAME_WIDTH else text[: _NAME_WIDTH - 3] + "..."
+
+
+def format_classification(figures: dict) -> str:
+    """Terminal text for ``classification_figures``: summary line, table, confusion matrix."""
+    rows = figures["per_class"]
+    names = [_short(row["class"]) for row in rows]
+    lines = [f"accuracy {figures['accuracy']:.4f}, macro F1 {figures['macro_f1']:.4f}", ""]
+
+    w = max([len("class"), *map(len, names)])
+    s = max(len("support"), *(len(str(row["support"])) for row in rows))
+    lines.append(f"{'class':<{w}}  {'precision':>9}  {'recall':>6}  {'F1':>6}  {'support':>{s}}")
+    for name, row in zip(names, rows, strict=True):
+        lines.append(
+            f"{name:<{w}}  {row['precision']:>9.4f}  {row['recall']:>6.4f}  "
+            f"{row['f1']:>6.4f}  {row['support']:>{s}d}"
+        )
+
+    corner = "true \\ predicted"
+    confusion = figures["confusion"]
+    w = max([len(corner), *map(len, names)])
+    c = max([*map(len, names), *(len(str(v)) for r in confusion for v in r)])
+    lines += ["", f"{corner:<{w}}" + "".join(f"  {n:>{c}}" for n in names)]
+    for name, counts in zip(names, confusion, strict=True):
+        lines.append(f"{name:<{w}}" + "".join(f"  {v:>{c}d}" for v in counts))
+    return "\n".join(lines)
+
+
+def format_regression(figures: dict) -> str:
+    """Terminal text for ``regression_figures``: one line, plus one per output when several."""
+
+    def line(f: dict) -> str:
+        return f"MAE {f['mae']:.4g}, RMSE {f['rmse']:.4g}, R² {f['r2']:.4g}"
+
+    lines = [line(figures)]
+    for k, f in enumerate(figures.get("per_output", [])):
+        lines.append(f"  output {k}: {line(f)}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- fingerprints
+
+
+def _splitmix64(x: int) -> int:
+    """splitmix64 finaliser on a Python int, for deriving the per-column constants."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser on uint64 arrays: a bijection with full avalanche."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def row_fingerprints(X: np.ndarray) -> np.ndarray:
+    """A uint64 per row of ``X`` from the row's exact float64 values.
+
+    -0.0 and 0.0 hash alike, as do all NaNs. Changing one value of a row (even by one ulp)
+    always changes its fingerprint, since every step is a bijection in that value; other
+    collisions are as likely as for a random 64-bit value (about n²/2⁶⁵ for n rows).
+    """
+    X = np.array(X, dtype=np.float64, order="C", copy=True)
+    if X.ndim != 2:
+        raise DataError(f"X must be 2-D (rows, columns), got shape {X.shape}")
+    X[X == 0.0] = 0.0  # -0.0 == 0.0, so this writes +0.0 over both
+    X[np.isnan(X)] = np.nan  # one bit pattern for every NaN payload and sign
+    bits = X.view(np.uint64)
+    n, m = X.shape
+
+    with np.errstate(over="ignore"):
+        # Start from the column count so a row padded with zeros is a different row.
+        h = np.full(n, _splitmix64(m ^ 0x5851F42D4C957F2D), dtype=np.uint64)
+        for j in range(m):
+            # Odd per-column multiplier: the same value in another column mixes differently,
+            # so permuting columns changes the fingerprint.
+            key = np.uint64(_splitmix64(0xA0761D6478BD642F + j) | 1)
+            v = _mix(bits[:, j] * key)
+            h = ((h << np.uint64(27)) | (h >> np.uint64(37))) ^ v  # rotate, then xor
+            h = h * np.uint64(0x9E3779B97F4A7C15)
+        return _mix(h)
+
+
+def pack_fingerprints(h: np.ndarray) -> str:
+    """Sorted unique fingerprints as base64 ASCII of little-endian uint64 bytes."""
+    unique = np.unique(np.asarray(h, dtype=np.uint64).ravel())
+    return base64.b64encode(unique.astype("<u8").tobytes()).decode("ascii")
+
+
+def unpack_fingerprints(text: str) -> np.ndarray:
+    """The sorted uint64 array that ``pack_fingerprints`` wrote; DataError on bad text."""
+    if not isinstance(text, str):
+        raise DataError(f"fingerprints must be a base64 string, got {type(text).__name__}")
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise DataError(f"fingerprints are not valid base64 ({exc})") from None
+    if len(raw) % 8:
+        raise DataError(
+            f"fingerprints decode to {len(raw)} bytes, not a multiple of 8 (one uint64 each)"
+        )
+    # np.unique sorts, so hand-edited or concatenated text still works with searchsorted.
+    return np.unique(np.frombuffer(raw, dtype="<u8").astype(np.uint64))
+
+
+def count_overlap(fingerprints: np.ndarray, X: np.ndarray) -> int:
+    """How many rows of ``X`` have their fingerprint in ``fingerprints`` (sorted uint64)."""
+    known = np.asarray(fingerprints, dtype=np.uint64).ravel()
+    h = row_fingerprints(X)
+    if known.size == 0 or h.size == 0:
+        return 0
+    if np.any(known[1:] < known[:-1]):  # O(n) check; sort only when the caller did not
+        known = np.sort(known)
+    idx = np.minimum(np.searchsorted(known, h), known.size - 1)
+    return int(np.count_nonzero(known[idx] == h))

@@ -1,0 +1,691 @@
+"""Tables in: CSV (delimiter sniffed, compressed or not), Parquet, Feather/Arrow, NPY/NPZ,
+and pandas or pyarrow tables, read through pyarrow into named, typed columns.
+
+A ``Table`` is what every reader returns: columns by name, each a number, boolean,
+text or date column with its missing cells marked. Nothing here decides what a
+column is *for* (feature, target, identifier): that is ``wxb.columns``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wxb.errors import DataError
+
+# Cells read as missing in every text format, as pandas reads them, and '?' (the UCI
+# repository's habit). ``na_values`` adds to these.
+NA_VALUES = (
+    "", "NA", "N/A", "n/a", "na", "NaN", "nan", "-NaN", "-nan", "NULL", "null", "None",
+    "none", "<NA>", "#N/A", "#N/A N/A", "#NA", "?",
+)  # fmt: skip
+CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".data")
+COMPRESSED = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".zstd": "zstd", ".lz4": "lz4"}
+PARQUET_SUFFIXES = (".parquet", ".pq")
+ARROW_SUFFIXES = (".feather", ".arrow", ".ipc")
+KINDS = ("number", "bool", "text", "date")
+
+
+@dataclass
+class Column:
+    """One column: ``values`` is float (NaN where missing) or int64 for numbers and
+    booleans (0/1), an object array of str (None where missing) for text, and
+    datetime64 for dates."""
+
+    name: str
+    kind: str
+    values: np.ndarray
+    integer: bool = False  # numbers that are all whole (an integer type in the file)
+
+    @property
+    def missing(self) -> np.ndarray:
+        if self.kind == "text":
+            return np.array([v is None for v in self.values], dtype=bool)
+        if self.values.dtype.kind == "f":
+            return np.isnan(self.values)
+        if self.values.dtype.kind == "M":
+            return np.isnat(self.values)
+        return np.zeros(len(self.values), dtype=bool)
+
+    def take(self, rows: np.ndarray) -> Column:
+        return Column(self.name, self.kind, self.values[rows], self.integer)
+
+
+@dataclass
+class Table:
+    """Named columns of equal length, and where they came from."""
+
+    columns: dict[str, Column]
+    source: str = "table"
+    n_rows: int = 0
+    line_of_row: Any = field(default=None, repr=False)  # row → file line, for messages
+    default_targets: list[str] = field(default_factory=list)  # an NPZ's y array
+    positional: bool = False  # columns named x0, x1, … by wxb (an array): order is all
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.columns)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.columns
+
+    def __getitem__(self, name: str) -> Column:
+        if name not in self.columns:
+            raise DataError(
+                f"{self.source}: no column {name!r} (columns: {', '.join(self.columns)})"
+            )
+        return self.columns[name]
+
+    def row_name(self, row: int) -> str:
+        """Where data row ``row`` (from 0) is, as a user finds it in the file."""
+        if self.line_of_row is not None:
+            return f"line {self.line_of_row(row)}"
+        return f"row {row}"
+
+    def take(self, rows: np.ndarray) -> Table:
+        """The table's rows ``rows`` (row names then count in the new table)."""
+        rows = np.asarray(rows)
+        columns = {name: column.take(rows) for name, column in self.columns.items()}
+        lines = None
+        if self.line_of_row is not None:
+            old = self.line_of_row
+
+            def lines(row: int) -> int | str:
+                return old(int(rows[row]))
+
+        return Table(columns, self.source, len(rows), lines, self.default_targets, self.positional)
+
+    def row_names(self, rows: np.ndarray, limit: int = 3) -> str:
+        """'line 4, line 9 and 2 more' for the first few of ``rows``."""
+        named = [self.row_name(int(r)) for r in rows[:limit]]
+        more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
+        return ", ".join(named) + more
+
+
+# ---------------------------------------------------------------------------------
+# Front door
+# ---------------------------------------------------------------------------------
+def read_table(
+    source: object,
+    *,
+    sep: str | None = None,
+    na_values: Iterable[str] = (),
+    encoding: str = "utf-8",
+    comment: str | None = None,
+    decimal: str | None = None,
+    x_array: str | None = None,
+    y_array: str | None = None,
+    float32: bool = False,
+) -> Table:
+    """A ``Table`` from a path or from a pandas DataFrame, pyarrow Table, dict of
+    columns or 2-D NumPy array.
+
+    Paths: CSV (``.csv``, ``.tsv``, ``.txt``, ``.data``, optionally ``.gz``/``.bz2``/
+    ``.zst``; delimiter sniffed unless ``sep``), Parquet, Feather/Arrow, ``.npy``
+    (a 2-D array; columns x0, x1, …) and ``.npz`` (``x_array``, default ``X``, and
+    ``y_array``, default ``y``, which becomes the column ``y``). ``float32``: read
+    number columns as float32 where the format allows (half the memory).
+    """
+    if isinstance(source, (str, Path)):
+        return read_path(
+            Path(source),
+            sep=sep,
+            na_values=na_values,
+            encoding=encoding,
+            comment=comment,
+            decimal=decimal,
+            x_array=x_array,
+            y_array=y_array,
+            float32=float32,
+        )
+    return from_object(source)
+
+
+def is_tabular(X: object) -> bool:
+    """A pandas DataFrame, a pyarrow Table or a dict of columns (not an array)."""
+    kind = type(X).__module__.split(".")[0]
+    return isinstance(X, dict) or (kind in ("pandas", "pyarrow") and hasattr(X, "columns"))
+
+
+def from_object(data: object, source: str = "table") -> Table:
+    """A Table from a pandas DataFrame, a pyarrow Table, a dict of columns or a 2-D array."""
+    if isinstance(data, Table):
+        return data
+    module = type(data).__module__.split(".")[0]
+    pa = _pyarrow()
+    if module == "pandas" and hasattr(data, "columns"):
+        names = [str(c) for c in data.columns]
+        _refuse_duplicates(names, source)
+        try:
+            arrow = pa.Table.from_pandas(data, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
+            raise DataError(f"{source}: a column cannot be read ({exc})") from None
+        return check_values(from_arrow(arrow, source))
+    if module == "pyarrow" and hasattr(data, "column_names"):
+        return check_values(from_arrow(data, source))
+    if isinstance(data, dict):
+        columns = {}
+        for name, values in data.items():
+            array = np.asarray(values)
+            if array.ndim != 1:
+                raise DataError(f"{source}: column {name!r} must be 1-D; got shape {array.shape}")
+            columns[str(name)] = _column_from_numpy(str(name), array, source)
+        return check_values(_checked(columns, source))
+    array = np.asarray(data)
+    if array.ndim == 1:
+        array = array.reshape(-1, 1)
+    if array.ndim != 2:
+        raise DataError(f"{source} must be 2-D (samples × features); got shape {array.shape}")
+    return from_matrix(array, source)
+
+
+def from_matrix(array: np.ndarray, source: str, prefix: str = "x") -> Table:
+    """Columns x0, x1, … of a 2-D array (views: nothing is copied)."""
+    columns = {
+        f"{prefix}{j}": _column_from_numpy(f"{prefix}{j}", array[:, j], source)
+        for j in range(array.shape[1])
+    }
+    table = check_values(_checked(columns, source))
+    table.positional = True
+    return table
+
+
+def read_path(path: Path, **options: Any) -> Table:
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; give a data file")
+    suffixes = [s.lower() for s in path.suffixes]
+    last = suffixes[-1] if suffixes else ""
+    inner = suffixes[-2] if last in COMPRESSED and len(suffixes) > 1 else last
+    if last == ".npz":
+        return read_npz(path, options["x_array"], options["y_array"])
+    if last == ".npy":
+        return read_npy(path)
+    if last in PARQUET_SUFFIXES:
+        return read_parquet(path)
+    if last in ARROW_SUFFIXES:
+        return read_feather(path)
+    if inner in CSV_SUFFIXES or (last in COMPRESSED and inner not in (".npy", ".npz")):
+        return read_csv(path, compression=COMPRESSED.get(last), **_csv_options(options))
+    raise DataError(
+        f"{path}: unknown data format {last!r}; use CSV (.csv, .tsv, .txt, also .gz/.zst), "
+        "Parquet (.parquet), Feather (.feather/.arrow), .npy or .npz"
+    )
+
+
+def _csv_options(options: dict[str, Any]) -> dict[str, Any]:
+    keys = ("sep", "na_values", "encoding", "comment", "decimal", "float32")
+    return {k: options[k] for k in keys}
+
+
+# ---------------------------------------------------------------------------------
+# CSV
+# ---------------------------------------------------------------------------------
+def read_csv(
+    path: Path,
+    *,
+    compression: str | None = None,
+    sep: str | None = None,
+    na_values: Iterable[str] = (),
+    encoding: str = "utf-8",
+    comment: str | None = None,
+    decimal: str | None = None,
+    float32: bool = False,
+) -> Table:
+    """A CSV file with a header row, through pyarrow's multi-threaded reader.
+
+    Number columns are read straight to their final type (float32 when asked) from
+    a first look at the file, so a large file is held once, not as text and then as
+    numbers. A row with too many or too few cells is reported by its line.
+    """
+    pa, pcsv = _pyarrow(), _pyarrow_csv()
+    source = str(path)
+    sample = _sample(path, compression, encoding)
+    if sep is None:
+        sep = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else _sniff(sample)
+    if len(sep) != 1:
+        raise DataError(f"--sep must be one character; got {sep!r}")
+    if decimal is None:  # '1,5;2,25': the comma is the decimal mark where ';' separates
+        decimal = "," if sep == ";" and _comma_decimals(sample) else "."
+    stream: Any = path if compression is None else _pyarrow().input_stream(str(path), compression)
+    if comment is not None:
+        stream = _without_comments(path, compression, comment)
+    null_values = list(dict.fromkeys([*NA_VALUES, *na_values]))
+    bad_rows: list[Any] = []
+
+    def on_bad_row(row: Any) -> str:
+        bad_rows.append(row)
+        return "skip"
+
+    parse = pcsv.ParseOptions(delimiter=sep, invalid_row_handler=on_bad_row)
+    read = pcsv.ReadOptions(encoding=encoding, block_size=1 << 20)
+    types = _first_look_types(stream, read, parse, null_values, decimal, float32, source)
+    header = list(types)
+    _refuse_duplicates(header, source)
+    if isinstance(stream, io.BytesIO):
+        stream.seek(0)
+    elif compression is not None:
+        stream = pa.input_stream(str(path), compression)
+    while True:  # a column that is not what its first block said is read again as text
+        convert = pcsv.ConvertOptions(
+            column_types=types,
+            null_values=null_values,
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+            decimal_point=decimal,
+        )
+        try:
+            arrow = pcsv.read_csv(stream, read_options=read, parse_options=parse,
+                                  convert_options=convert)  # fmt: skip
+            break
+        except pa.ArrowInvalid as exc:
+            column = _failed_column(str(exc), header)
+            if column is None or pa.types.is_string(types[column]):
+                raise DataError(f"{source}: cannot read as CSV ({_arrow_message(exc)})") from None
+            types[column] = pa.string()
+            bad_rows.clear()
+            if isinstance(stream, io.BytesIO):
+                stream.seek(0)
+            elif compression is not None:
+                stream = pa.input_stream(str(path), compression)
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{source}: not {encoding} text ({exc}); give --encoding") from None
+    if bad_rows:
+        first = bad_rows[0]
+        line = _line_of_text(path, compression, encoding, first.text, comment)
+        where = f"line {line}" if line else "a line"
+        raise DataError(
+            f"{source}, {where}: {first.actual_columns} values but the header has "
+            f"{first.expected_columns} ({len(bad_rows)} such line{'s' * (len(bad_rows) > 1)})"
+        )
+    if arrow.num_rows == 0:
+        raise DataError(f"{source}: has a header but no data rows")
+    table = from_arrow(arrow, source)
+    table.line_of_row = _LineFinder(path, compression, encoding, comment)
+    return check_values(table)
+
+
+def check_values(table: Table) -> Table:
+    """Refuse infinite numbers, naming the first by row (or line) and column."""
+    for column in table.columns.values():
+        if column.kind == "number" and column.values.dtype.kind == "f":
+            infinite = np.isinf(column.values)
+            if infinite.any():
+                row = int(np.flatnonzero(infinite)[0])
+                raise DataError(
+                    f"{table.source}, {table.row_name(row)}, column {column.name!r}: "
+                    f"{column.values[row]} is not a finite number"
+                )
+    return table
+
+
+def _first_look_types(stream, read, parse, null_values, decimal, float32, source) -> dict:
+    """Column types from the file's first block; floats as float32 when asked."""
+    pa, pcsv = _pyarrow(), _pyarrow_csv()
+    convert = _pyarrow_csv().ConvertOptions(
+        null_values=null_values, strings_can_be_null=True, decimal_point=decimal
+    )
+    try:
+        reader = pcsv.open_csv(stream, read_options=read, parse_options=parse,
+                               convert_options=convert)  # fmt: skip
+        schema = reader.schema
+        reader.close()
+    except pa.ArrowInvalid as exc:
+        message = _arrow_message(exc)
+        if "Empty CSV file" in message:
+            raise DataError(f"{source}: the file is empty") from None
+        raise DataError(f"{source}: cannot read as CSV ({message})") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{source}: cannot read the text ({exc}); give --encoding") from None
+    types = {}
+    for position, item in enumerate(schema):
+        name = item.name.strip() or f"Unnamed: {position}"
+        if name in types:
+            raise DataError(_duplicate_message([*types, name], source))
+        kind = item.type
+        if pa.types.is_null(kind):
+            kind = pa.float64()  # all missing in the first block: numbers or text, see below
+        elif pa.types.is_floating(kind):
+            kind = pa.float32() if float32 else pa.float64()
+        types[name] = kind
+    if [item.name for item in schema] != list(types):  # renamed: read with the new names
+        read.column_names = list(types)
+        read.skip_rows = 1
+    return types
+
+
+def _failed_column(message: str, header: list[str]) -> str | None:
+    """The column pyarrow names in 'In CSV column #3: CSV conversion error …'."""
+    marker = "In CSV column #"
+    if marker not in message:
+        return None
+    digits = message.split(marker, 1)[1].split(":", 1)[0]
+    return header[int(digits)] if digits.isdigit() and int(digits) < len(header) else None
+
+
+def _arrow_message(exc: Exception) -> str:
+    return str(exc).splitlines()[0]
+
+
+def _sample(path: Path, compression: str | None, encoding: str, size: int = 1 << 16) -> str:
+    try:
+        with _pyarrow().input_stream(str(path), compression) as stream:
+            raw = stream.read(size)
+    except (OSError, _pyarrow().ArrowInvalid) as exc:
+        raise DataError(f"{path}: cannot read ({exc})") from None
+    return raw.decode(encoding, errors="replace").lstrip("\ufeff")
+
+
+def _sniff(sample: str) -> str:
+    lines = [line for line in sample.splitlines()[:50] if line.strip()]
+    if not lines:
+        return ","
+    try:
+        return csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
+def _comma_decimals(sample: str) -> bool:
+    import re
+
+    body = sample.splitlines()[1:50]
+    return bool(body) and sum(bool(re.search(r"(^|;)-?\d+,\d+(;|$)", line)) for line in body) > 0
+
+
+def _without_comments(path: Path, compression: str | None, comment: str) -> io.BytesIO:
+    """The file without its comment lines (pyarrow's reader has no such option)."""
+    marker = comment.encode()
+    with _pyarrow().input_stream(str(path), compression) as stream:
+        lines = stream.read().splitlines(keepends=True)
+    return io.BytesIO(b"".join(line for line in lines if not line.lstrip().startswith(marker)))
+
+
+class _LineFinder:
+    """Row → file line, found when a message needs it by re-reading the file with
+    Python's csv module (which counts quoted line breaks, blank and comment lines)."""
+
+    def __init__(self, path: Path, compression: str | None, encoding: str, comment: str | None):
+        self.path, self.compression, self.encoding, self.comment = (
+            path, compression, encoding, comment,
+        )  # fmt: skip
+
+    def __call__(self, row: int) -> int | str:
+        for index, line in enumerate(self._record_lines()):
+            if index == row + 1:  # record 0 is the header
+                return line
+        return f"? (row {row})"
+
+    def _record_lines(self):
+        with _pyarrow().input_stream(str(self.path), self.compression) as stream:
+            text = io.TextIOWrapper(io.BytesIO(stream.read()), self.encoding, newline="")
+            reader = csv.reader(text)
+            start = 1
+            for record in reader:
+                if record and any(cell.strip() for cell in record):
+                    first = record[0].lstrip()
+                    if not (self.comment and first.startswith(self.comment)):
+                        yield start
+                start = reader.line_num + 1
+
+
+def _line_of_text(path, compression, encoding, text: str | None, comment) -> int | None:
+    if not text:
+        return None
+    with _pyarrow().input_stream(str(path), compression) as stream:
+        lines = stream.read().decode(encoding, errors="replace").splitlines()
+    for number, line in enumerate(lines, start=1):
+        if line == text:
+            return number
+    return None
+
+
+def refuse_stray_text(column: Column, table: Table) -> None:
+    """A text column whose cells are nearly all numbers holds a typo or an unmarked
+    missing value: name the first such cell instead of learning the column as text."""
+    if column.kind != "text":
+        return
+    present = [i for i, v in enumerate(column.values) if v is not None]
+    if not present:
+        return
+    bad = []
+    for i in present:
+        try:
+            float(column.values[i])
+        except ValueError:
+            bad.append(i)
+            if len(bad) > len(present) // 10:
+                return  # text, not numbers with a stray word
+    if not bad:
+        return  # numbers written as quoted text elsewhere: read as numbers below
+    row = bad[0]
+    raise DataError(
+        f"{table.source}, {table.row_name(row)}, column {column.name!r}: "
+        f"{column.values[row]!r} is not a number (the column's other values are); "
+        f"if it marks a missing value, add --na-values {column.values[row]!r}"
+    )
+
+
+# ---------------------------------------------------------------------------------
+# Parquet, Feather, NPY, NPZ
+# ---------------------------------------------------------------------------------
+def read_parquet(path: Path) -> Table:
+    pa = _pyarrow()
+    try:
+        import pyarrow.parquet as pq
+
+        arrow = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise DataError(f"{path}: not a readable Parquet file ({_arrow_message(exc)})") from None
+    return check_values(from_arrow(arrow, str(path)))
+
+
+def read_feather(path: Path) -> Table:
+    pa = _pyarrow()
+    try:
+        import pyarrow.feather as feather
+
+        arrow = feather.read_table(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise DataError(
+            f"{path}: not a readable Feather/Arrow file ({_arrow_message(exc)})"
+        ) from None
+    return check_values(from_arrow(arrow, str(path)))
+
+
+def read_npy(path: Path) -> Table:
+    """A 2-D array, memory-mapped (columns x0, x1, …); never unpickled."""
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable .npy file ({exc})") from None
+    if array.ndim == 1:
+        array = array.reshape(-1, 1)
+    if array.ndim != 2 or array.dtype.kind not in "biuf":
+        raise DataError(
+            f"{path}: a .npy table is a 2-D array of numbers; got {array.dtype} {array.shape}"
+        )
+    return from_matrix(array, str(path))
+
+
+def read_npz(path: Path, x_array: str | None = None, y_array: str | None = None) -> Table:
+    """Arrays ``x_array`` (default X: columns x0, x1, …) and ``y_array`` (default y:
+    column ``y``, or y0, y1, … for a 2-D array); nothing is ever unpickled."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = list(archive.files)
+            x_name = x_array or "X"
+            if x_name not in names:
+                hint = "" if x_array else "; name it with --x-array"
+                raise DataError(
+                    f"{path}: no array {x_name!r} (found {', '.join(sorted(names))}){hint}"
+                )
+            X = archive[x_name]
+            y_name = y_array or "y"
+            if y_array is not None and y_name not in names:
+                raise DataError(f"{path}: no array {y_name!r} (found {', '.join(sorted(names))})")
+            y = archive[y_name] if y_name in names else None
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: not a readable NPZ file ({exc})") from None
+    if X.ndim == 1:
+        X = X.reshape(-1, 1)
+    if X.ndim != 2 or X.dtype.kind not in "biuf":
+        raise DataError(f"{path}: {x_name} must be a 2-D array of numbers; got {X.dtype} {X.shape}")
+    table = from_matrix(X, str(path))
+    if y is not None:
+        if y.ndim == 0 or y.ndim > 2 or y.dtype.kind not in "biufUb":
+            raise DataError(
+                f"{path}: targets {y_name!r} must be an array of numbers or labels; "
+                f"got {y.dtype} of shape {y.shape}"
+            )
+        if len(y) != len(X):
+            raise DataError(
+                f"{path}: {x_name} has {len(X)} samples but {y_name} has {len(y)}; they must match"
+            )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim == 1:
+            table.columns[y_name] = _column_from_numpy(y_name, y, str(path))
+            table.default_targets = [y_name]
+        else:
+            for j in range(y.shape[1]):
+                table.columns[f"{y_name}{j}"] = _column_from_numpy(
+                    f"{y_name}{j}", y[:, j], str(path)
+                )
+            table.default_targets = [f"{y_name}{j}" for j in range(y.shape[1])]
+        _checked(table.columns, str(path))
+    return table
+
+
+# ---------------------------------------------------------------------------------
+# Arrow and NumPy columns to ``Column``
+# ---------------------------------------------------------------------------------
+def from_arrow(arrow: Any, source: str) -> Table:
+    """Columns of a pyarrow Table, each converted and released in turn (one copy)."""
+    pa = _pyarrow()
+    names = [str(name).strip() for name in arrow.column_names]
+    names = [name or f"Unnamed: {i}" for i, name in enumerate(names)]
+    _refuse_duplicates(names, source)
+    columns: dict[str, Column] = {}
+    for name in names:
+        chunked = arrow.column(0)
+        arrow = arrow.remove_column(0)  # the converted column's buffers go with it
+        columns[name] = _column_from_arrow(name, chunked, source, pa)
+        del chunked
+    return _checked(columns, source)
+
+
+def _column_from_arrow(name: str, chunked: Any, source: str, pa: Any) -> Column:
+    kind = chunked.type
+    if pa.types.is_dictionary(kind):
+        chunked = chunked.cast(kind.value_type)
+        kind = chunked.type
+    if pa.types.is_null(kind):
+        return Column(name, "number", np.full(len(chunked), np.nan))
+    if pa.types.is_integer(kind):
+        if chunked.null_count:
+            return Column(name, "number", _to_numpy(chunked.cast(pa.float64())), integer=True)
+        return Column(name, "number", _to_numpy(chunked).astype(np.int64, copy=False), True)
+    if pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        if pa.types.is_decimal(kind) or pa.types.is_float16(kind):
+            chunked = chunked.cast(pa.float64())
+        values = _to_numpy(chunked)
+        if chunked.null_count:
+            values = np.where(_to_numpy(chunked.is_null()), np.nan, values)
+        return _number_column(name, values, source)
+    if pa.types.is_boolean(kind):
+        values = _to_numpy(chunked.cast(pa.float64()))
+        return Column(name, "bool", values)
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return Column(name, "text", _to_numpy(chunked))
+    if pa.types.is_temporal(kind):
+        if pa.types.is_date(kind):
+            chunked = chunked.cast(pa.timestamp("s"))
+        return Column(name, "date", _to_numpy(chunked))
+    raise DataError(f"{source}: column {name!r} holds {kind} values, which wxb cannot use")
+
+
+def _to_numpy(chunked: Any) -> np.ndarray:
+    if chunked.num_chunks == 1:
+        return chunked.chunk(0).to_numpy(zero_copy_only=False)
+    return chunked.to_numpy()
+
+
+def _number_column(name: str, values: np.ndarray, source: str) -> Column:
+    return Column(name, "number", values)
+
+
+def _column_from_numpy(name: str, array: np.ndarray, source: str) -> Column:
+    kind = array.dtype.kind
+    if kind == "b":
+        return Column(name, "bool", array.astype(np.float64))
+    if kind in "iu":
+        return Column(name, "number", array.astype(np.int64, copy=False), integer=True)
+    if kind == "f":
+        return _number_column(name, array, source)
+    if kind == "M":
+        return Column(name, "date", array)
+    if kind in "USO":
+        values = np.array([_text_or_none(v) for v in array], dtype=object)
+        numbers = _all_numbers(values)
+        if numbers is not None:
+            return Column(name, "number", numbers)
+        return Column(name, "text", values)
+    raise DataError(f"{source}: column {name!r} holds {array.dtype} values, which wxb cannot use")
+
+
+def _text_or_none(value: object) -> str | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    text = str(value)
+    return None if text.strip() in NA_VALUES else text
+
+
+def _all_numbers(values: np.ndarray) -> np.ndarray | None:
+    try:
+        return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+    except ValueError:
+        return None
+
+
+def _checked(columns: dict[str, Column], source: str) -> Table:
+    lengths = {len(c.values) for c in columns.values()}
+    if len(lengths) > 1:
+        raise DataError(f"{source}: columns of different lengths ({sorted(lengths)})")
+    if not columns:
+        raise DataError(f"{source}: no columns")
+    return Table(columns, source, lengths.pop())
+
+
+def _refuse_duplicates(names: list[str], source: str) -> None:
+    if len(set(names)) != len(names):
+        raise DataError(_duplicate_message(names, source))
+
+
+def _duplicate_message(names: list[str], source: str) -> str:
+    seen: dict[str, list[int]] = {}
+    for position, name in enumerate(names, start=1):
+        seen.setdefault(name, []).append(position)
+    twice = {n: p for n, p in seen.items() if len(p) > 1}
+    listed = "; ".join(f"{n!r} (columns {', '.join(map(str, p))})" for n, p in twice.items())
+    return f"{source}: column names must differ; repeated: {listed}. Rename them in the header"
+
+
+def _pyarrow() -> Any:
+    import pyarrow  # a core dependency, imported when a table is read (import wxb stays quick)
+
+    return pyarrow
+
+
+def _pyarrow_csv() -> Any:
+    import pyarrow.csv
+
+    return pyarrow.csv
