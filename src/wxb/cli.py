@@ -19,7 +19,7 @@ from wxb import __version__, validation
 from wxb import data as wdata
 from wxb.backend import resolve_dtype
 from wxb.checkpoint import CheckpointFolder
-from wxb.columns import TableEncoder
+from wxb.columns import TableEncoder, explain_row
 from wxb.describe import (
     architecture_diagram,
     backward_diagram,
@@ -248,7 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_DefaultsShown,
         help="write a saved model as an ONNX file (extra: onnx)",
         description="An ONNX graph for onnxruntime and other runtimes: input 'input' of shape "
-        "(batch, features) in the model's dtype, taking raw features (Standardize is inside), "
+        "(batch, features) in the model's dtype, taking raw features (Standardize is inside); "
+        "a model whose table stage encodes text or fills gaps with indicators takes one input "
+        "per column instead (numbers with NaN for missing, text with '' for missing); "
         "output 'output' as wxb's predict gives it (logits for classifiers); class and feature "
         "names in its metadata. Needs the onnx package (pip install 'wxb[onnx]').",
     )
@@ -740,6 +742,15 @@ def run_export(args: argparse.Namespace) -> None:
 
     model = load(args.model)
     export(model, output, opset=args.opset)
+    stage = model.info.get("table")
+    if stage is not None and not TableEncoder.from_json(stage).is_plain:
+        columns = TableEncoder.from_json(stage).columns
+        print(
+            f"wrote {output} (ONNX: one input per column, {len(columns)} in all, each "
+            f"(batch, 1): numbers {model.dtype} with NaN for missing, text as strings with '' "
+            "for missing)"
+        )
+        return
     width = input_width(model)
     print(f"wrote {output} (ONNX: input (batch, {width or 'features'}) {model.dtype})")
 
@@ -822,6 +833,14 @@ def run_explain(args: argparse.Namespace) -> None:
                 y = y.astype(np.float64).reshape(-1, 1)
         else:
             y = numeric_targets(labelled.y, labelled).reshape(len(labelled.y), -1)
+    stage = model.info.get("table")
+    if isinstance(data, Table) and stage is not None:
+        encoder = TableEncoder.from_json(stage)
+        if not encoder.is_plain:  # raw row → X: what the network's first layer reads
+            lines = explain_row(encoder, data, 0)
+            print(f"Table stage (saved in the model) on row {args.sample}: {len(encoder.columns)} "
+                  f"columns → X of {len(encoder.outputs)} inputs")  # fmt: skip
+            print("\n".join(f"  {line}" for line in lines) + "\n")
     print(explain_model(model, X, y, loss, sample_rows=None, fmt=fmt).render())
 
 

@@ -300,6 +300,37 @@ class TableEncoder:
         return lines
 
 
+def explain_row(encoder: TableEncoder, table: Table, row: int) -> list[str]:
+    """For a person: what the table stage makes of row ``row``, column by column."""
+    X = encoder.transform(table.take(np.array([row])), np.float64)[0]
+    lines, j = [], 0
+    for rule in encoder.rules:
+        column = table[rule.name]
+        value = column.values[row]
+        missing = bool(column.missing[row])
+        if missing:
+            shown = MISSING
+        elif rule.kind == "text":
+            shown = repr(value)
+        else:
+            shown = str(bool(value)) if column.kind == "bool" else f"{value:g}"
+        if rule.kind == "text":
+            width = len(rule.categories or [])
+            hot = np.flatnonzero(X[j : j + width])
+            what = f"{rule.name}={rule.categories[hot[0]]} = 1" if len(hot) else "all 0 (unseen)"
+            extra = f" (missing: the most frequent, {rule.fill!r})" if missing else ""
+            lines.append(f"{rule.name} = {shown} → one-hot over {width}: {what}{extra}")
+            j += width
+        else:
+            extra = " (missing: the training " + ("median)" if rule.kind == "number" else "mode)")
+            lines.append(f"{rule.name} = {shown} → {X[j]:g}{extra if missing else ''}")
+            j += 1
+        if rule.indicator:
+            lines.append(f"{rule.name} missing → {X[j]:g}")
+            j += 1
+    return lines
+
+
 def _plain_text(value: object) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
@@ -314,3 +345,35 @@ def _first_text(column: Column) -> int:
             except ValueError:
                 return row
     return 0
+
+
+# ---------------------------------------------------------------------------------
+# A model's inputs from a table
+# ---------------------------------------------------------------------------------
+def model_encoder(info: dict[str, Any], table: Table) -> TableEncoder:
+    """The table stage saved in a model's info, or a plain one by its feature names (a
+    model trained without a stage); without names, every column but the targets."""
+    stage = info.get("table")
+    if stage is not None:
+        return TableEncoder.from_json(stage)
+    names = info.get("feature_names")
+    if names:
+        return TableEncoder.plain(names)
+    targets = {info.get("target"), *table.default_targets}
+    return TableEncoder.plain([n for n in table.names if n not in targets])
+
+
+def table_matrix(info: dict[str, Any], table: Table, dtype: Any) -> np.ndarray:
+    """The network's input matrix for ``table``: columns by name through the model's
+    table stage; an array's unnamed columns (x0, x1, …) by position when the model
+    reads plain numbers."""
+    encoder = model_encoder(info, table)
+    if table.positional and not all(name in table for name in encoder.columns):
+        if not encoder.is_plain:
+            raise DataError(
+                f"{table.source}: an array has no column names, and the model reads named "
+                f"columns ({', '.join(encoder.columns[:5])}, …) through its table stage"
+            )
+        names = [n for n in table.names if n not in table.default_targets]
+        encoder = TableEncoder.plain(names)  # numbers by position, as the model had them
+    return encoder.transform(table, dtype)

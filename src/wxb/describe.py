@@ -23,6 +23,7 @@ from typing import ClassVar
 import numpy as np
 
 from wxb.backend import resolve_dtype
+from wxb.columns import TableEncoder
 from wxb.errors import ConfigError
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
 from wxb.nn.module import Module, input_width
@@ -129,6 +130,7 @@ class Summary:
     parameters: int
     parameter_bytes: int
     gemm_rate: float | None = None  # FLOP/s of a large GEMM on this machine, if known
+    table_stage: list[str] = field(default_factory=list)  # raw columns → inputs, if any
 
     @property
     def forward_flops(self) -> int:
@@ -214,7 +216,7 @@ class Summary:
             return "  ".join([first, *rest]).rstrip()
 
         rule = len(line(head))
-        out = [f"Model: {self.model_type}", "─" * rule, line(head), "═" * rule]
+        out = [f"Model: {self.model_type}", *self.table_stage, "─" * rule, line(head), "═" * rule]
         out += [line(cells) for cells in body]
         out += ["═" * rule, *self._totals()]
         out.append(
@@ -226,7 +228,10 @@ class Summary:
     def markdown(self) -> str:
         """The same table in Markdown (GitHub), totals as a list below it."""
         head, body = self._cells()
+        stage = [f"- {line.strip()}" for line in self.table_stage]
         out = [
+            *stage,
+            *([""] if stage else []),
             "| " + " | ".join(head) + " |",
             "|" + "|".join([":---", *["---:"] * (len(head) - 1)]) + "|",
         ]
@@ -279,7 +284,30 @@ def summary(model: Module, batch_size: int = 32, gemm_rate: float | None = None)
         parameters=int(sum(p.data.size for p in params)),
         parameter_bytes=int(sum(p.data.nbytes for p in params)),
         gemm_rate=None if gemm_rate is None else float(gemm_rate),
+        table_stage=table_stage_lines(model),
     )
+
+
+MAX_STAGE_LINES = 12  # a wide table's stage folds: the first columns, then a count
+
+
+def table_stage_lines(model: Module) -> list[str]:
+    """What the model's table stage (saved in its info) does to each raw column."""
+    stage = getattr(model, "info", {}).get("table")
+    if stage is None:
+        return []
+    encoder = TableEncoder.from_json(stage)
+    if encoder.is_plain:
+        return []
+    lines = encoder.describe()
+    head = (
+        f"Table stage (before the network): {len(encoder.columns)} columns → "
+        f"{len(encoder.outputs)} inputs"
+    )
+    shown = [f"  {line}" for line in lines[:MAX_STAGE_LINES]]
+    if len(lines) > MAX_STAGE_LINES:
+        shown.append(f"  … and {len(lines) - MAX_STAGE_LINES} more columns")
+    return [head, *shown]
 
 
 def _row(layer: _Layer, itemsize: int) -> LayerRow:
@@ -444,6 +472,12 @@ def architecture_diagram(model: Module) -> str:
     ids: list[str] = [
         chart.node("in0", "Input A⁽⁰⁾ = X", f"{_dim(input_width(model))} features", shape="stadium")
     ]
+    stage = table_stage_lines(model)
+    if stage:  # raw columns → X: filled, one-hot encoded
+        columns, inputs = stage[0].split(": ", 1)[1].split(" → ")
+        chart.node("tab0", "Table stage", f"{columns} → {inputs}", "fill gaps, one-hot text",
+                   shape="stadium")  # fmt: skip
+        chart.edge("tab0", "in0", None)
     counter = {"leaf": 0, "group": 0}
     previous: dict[str, _Layer | None] = {"layer": None}
 

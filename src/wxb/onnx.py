@@ -31,6 +31,33 @@ The model's ``info`` goes into the file's metadata_props: ``task``, ``target``,
 ``loss`` (text), ``classes`` and ``feature_names`` (JSON), and ``wxb_version``;
 the producer is "wxb".
 
+A model whose ``info`` holds a table stage (``info["table"]``, see
+``wxb.columns.TableEncoder``) takes its raw columns, and the file's metadata holds
+the stage as ``table`` (JSON). A stage of numbers only, without "missing"
+indicators, keeps the one ``input`` (batch, columns), its NaN cells filled with
+each column's fill value as wxb fills them. Any other stage takes one input per
+raw column instead, each of shape (batch, 1), named as the column (a name ONNX
+cannot take, the empty one or ``output``, gets a suffix; metadata ``table_inputs``
+maps column → input):
+
+- number and bool columns: the model's dtype (bool as 0/1); NaN marks a missing cell
+- text columns: strings; the empty string "" marks a missing cell (None cannot be
+  fed). A category not seen in training gives all zeros, as in wxb
+
+The stage is built as wxb's ``TableEncoder.transform`` computes it, then Concat
+(axis 1, in the encoder's order) feeds the layers:
+
+- number, bool   float32: ai.onnx.ml Imputer (NaN → fill); float64: Where(IsNaN(x),
+                 fill, x), as onnxruntime has no float64 Imputer and a float32 one
+                 would round the values. Then, with an indicator, Cast(IsNaN(x))
+- text           ai.onnx.ml OneHotEncoder over categories + [""] (zeros=1), Flatten,
+                 and MatMul by a 0/1 matrix that maps the "" slot onto the fill
+                 category (and the indicator column); float32, Cast for float64
+
+A file with these ai.onnx.ml operators imports that domain (version 3) too. A
+stage with "" as a category is refused (ConfigError): "" could not mean both that
+category and a missing cell.
+
 Anything that is not a stock layer (a module of its own, a subclass that
 replaces ``forward`` or ``__call__``, a forward set on an instance, an
 activation with a kernel of its own) is refused with ConfigError naming its
@@ -57,6 +84,7 @@ from wxb.nn.sequential import Sequential
 DEFAULT_OPSET = 17
 MIN_OPSET = 13  # Softmax on the last axis, Gemm with an optional C
 MAX_DEPTH = 64  # Sequentials nested in one another (as wxb.save allows)
+ML_DOMAIN, ML_OPSET = "ai.onnx.ml", 3  # Imputer and OneHotEncoder are unchanged since 1
 
 _KERNELS = (ops.Identity, ops.Sigmoid, ops.Tanh, ops.ReLU, ops.LeakyReLU, ops.GELU, ops.Softmax)
 _STOCK = (Sequential, Dense, Dropout, Standardize, Activation)
@@ -75,16 +103,37 @@ def export(model: Module, path: str | Path, *, opset: int | None = None) -> Path
 
     ``opset``: the ONNX opset to target (default 17; 13 up to the installed onnx's
     newest). Raises ConfigError, writing nothing, for a model with a module that is
-    not a stock wxb layer, layers whose widths do not chain, or a mix of dtypes;
-    OSError when the file cannot be written (nothing half-written is left).
+    not a stock wxb layer, layers whose widths do not chain, a mix of dtypes, or a
+    table stage (``model.info["table"]``) that is malformed or does not fit; OSError
+    when the file cannot be written (nothing half-written is left).
     """
     onnx = _onnx()
     opset = _check_opset(opset, onnx.defs.onnx_opset_version())
     layers = _flatten(model)
     dtype = _dtype(model, layers)
-    graph = _Graph(onnx, dtype)
-    n_features, n_outputs = graph.add_layers(layers)
-    proto = graph.model(n_features, n_outputs, opset, _metadata(model))
+    stage = _table_stage(model)
+    if stage is None:
+        graph = _Graph(onnx, dtype)
+        n_features, n_outputs = graph.add_layers(layers)
+        proto = graph.model(n_features, n_outputs, opset, _metadata(model))
+    else:
+        if stage.is_plain:  # numbers as they are: the one input, holes filled
+            graph = _Graph(onnx, dtype)
+            x, width, inputs = graph.add_plain_table(stage)
+        else:
+            graph = _Graph(onnx, dtype, reserved=("output",))
+            x, width, inputs = graph.add_table(stage)
+        n_features, n_outputs = graph.add_layers(layers, x)
+        if n_features is not None and n_features != width:
+            raise ConfigError(
+                f"cannot export: the model's table stage gives {width} inputs but the network "
+                f"takes {n_features}"
+            )
+        props = _metadata(model)
+        props["table"] = _json(stage.to_json(), "table")
+        if inputs is not None:
+            props["table_inputs"] = _json(inputs, "table")
+        proto = graph.model(width, n_outputs, opset, props)
     onnx.checker.check_model(proto, full_check=True)
     path = Path(path)
     atomic_write(path, proto.SerializeToString())
@@ -190,6 +239,31 @@ def _dtype(model: Module, layers: list[tuple[str, Module]]) -> np.dtype:
     return dtypes.pop()
 
 
+def _table_stage(model: Module) -> Any:
+    """The model's TableEncoder (``info["table"]``), or None; ConfigError if malformed."""
+    info = model.info if isinstance(model.info, dict) else {}
+    if info.get("table") is None:
+        return None
+    from wxb.columns import TableEncoder
+    from wxb.errors import DataError
+
+    try:
+        stage = TableEncoder.from_json(info["table"], "model.info")
+    except DataError as exc:
+        raise ConfigError(f"cannot export: {exc}") from None
+    for rule in stage.rules:
+        if rule.kind != "text":
+            continue
+        if "" in rule.categories:
+            raise ConfigError(
+                f"cannot export: text column {rule.name!r} has the empty string as a category; "
+                'the ONNX graph reads "" as a missing cell'
+            )
+        if len(set(rule.categories)) != len(rule.categories):
+            raise ConfigError(f"cannot export: text column {rule.name!r} repeats a category")
+    return stage
+
+
 def _metadata(model: Module) -> dict[str, str]:
     from wxb import __version__
 
@@ -231,13 +305,17 @@ _SQRT_PI = math.sqrt(math.pi)
 class _Graph:
     """Nodes and initializers of one export, built layer by layer."""
 
-    def __init__(self, onnx: Any, dtype: np.dtype) -> None:
+    def __init__(
+        self, onnx: Any, dtype: np.dtype, reserved: tuple[str, ...] = ("input", "output")
+    ) -> None:
         self.onnx, self.dtype = onnx, np.dtype(dtype)
         self.nodes: list = []
         self.initializers: list = []
         self.arrays: dict[int, str] = {}  # id(array or Parameter) → initializer name
         self.constants: dict[tuple[str, float], str] = {}  # scalar constants, shared
-        self.names: set[str] = {"input", "output"}
+        self.names: set[str] = set(reserved)
+        self.inputs: list | None = None  # a table stage's inputs (else the one "input")
+        self.per_column = False  # one input per raw column
 
     # -- names, initializers, nodes ------------------------------------------------------
     def name(self, wanted: str) -> str:
@@ -248,12 +326,15 @@ class _Graph:
         self.names.add(name)
         return name
 
-    def initializer(self, key: object, array: np.ndarray, wanted: str) -> str:
-        """An initializer for ``array``; the same ``key`` (a shared parameter) gives one."""
+    def initializer(
+        self, key: object, array: np.ndarray, wanted: str, dtype: np.dtype | None = None
+    ) -> str:
+        """An initializer for ``array`` (in the model's dtype unless ``dtype``); the same
+        ``key`` (a shared parameter) gives one."""
         if key is not None and id(key) in self.arrays:
             return self.arrays[id(key)]
         name = self.name(wanted)
-        data = np.ascontiguousarray(np.asarray(array, dtype=self.dtype))
+        data = np.ascontiguousarray(np.asarray(array, dtype=dtype or self.dtype))
         self.initializers.append(self.onnx.numpy_helper.from_array(data, name))
         if key is not None:  # the model holds the key alive: its id stays its own
             self.arrays[id(key)] = name
@@ -274,10 +355,88 @@ class _Graph:
         self.nodes.append(self.onnx.helper.make_node(op, inputs, [out], name=out, **attrs))
         return out
 
+    # -- the table stage ------------------------------------------------------------------
+    def add_table(self, stage: Any) -> tuple[str, int, dict[str, str]]:
+        """One graph input per raw column, encoded and concatenated as
+        ``TableEncoder.transform`` does: the matrix's name, its width, column → input."""
+        helper, tensor = self.onnx.helper, self.onnx.TensorProto
+        elem = helper.np_dtype_to_tensor_dtype(self.dtype)
+        names: dict[str, str] = {}
+        for column in stage.columns:  # names ONNX takes as they are keep them
+            if column and column not in self.names:
+                names[column] = self.name(column)
+        for column in stage.columns:
+            if column not in names:
+                names[column] = self.name(column or "column")
+        self.inputs, self.per_column = [], True
+        pieces: list[str] = []
+        for rule in stage.rules:
+            x, where = names[rule.name], f"table.{rule.name}"
+            kind = tensor.STRING if rule.kind == "text" else elem
+            self.inputs.append(helper.make_tensor_value_info(x, kind, ["batch", 1]))
+            if rule.kind == "text":
+                pieces.append(self._one_hot(rule, x, where))
+                continue
+            pieces.append(self._fill(x, [float(rule.fill)], where))
+            if rule.indicator:
+                pieces.append(self.node("Cast", [self.node("IsNaN", [x], where)], where, to=elem))
+        matrix = self.node("Concat", pieces, "table", axis=1)
+        return matrix, len(stage.outputs), {c: names[c] for c in stage.columns}
+
+    def add_plain_table(self, stage: Any) -> tuple[str, int, None]:
+        """Numbers only, no indicators: the one ``input`` (batch, columns), NaN filled."""
+        helper, width = self.onnx.helper, len(stage.columns)
+        elem = helper.np_dtype_to_tensor_dtype(self.dtype)
+        self.inputs = [helper.make_tensor_value_info("input", elem, ["batch", width])]
+        return self._fill("input", [float(r.fill) for r in stage.rules], "table"), width, None
+
+    def _fill(self, x: str, fills: list[float], where: str) -> str:
+        """NaN in column j of ``x`` → ``fills[j]``."""
+        if all(math.isnan(f) for f in fills):  # nothing to fill with
+            return x
+        if self.dtype == np.float32:
+            return self.node(
+                "Imputer",
+                [x],
+                where,
+                domain=ML_DOMAIN,
+                imputed_value_floats=fills,
+                replaced_value_float=math.nan,
+            )
+        if len(fills) == 1:
+            fill = self.const(fills[0])
+        else:
+            fill = self.initializer(None, np.array(fills), f"{where}.fill")
+        return self.node("Where", [self.node("IsNaN", [x], where), fill, x], where)
+
+    def _one_hot(self, rule: Any, x: str, where: str) -> str:
+        # one-hot over categories + [""], then "" (missing) → the fill's column (+ indicator)
+        categories = list(rule.categories)
+        k = len(categories)
+        hot = self.node(
+            "OneHotEncoder", [x], where, domain=ML_DOMAIN, cats_strings=[*categories, ""], zeros=1
+        )
+        flat = self.node("Flatten", [hot], where, axis=1)
+        slots = np.zeros((k + 1, k + int(rule.indicator)), dtype=np.float32)
+        slots[:k, :k] = np.eye(k, dtype=np.float32)
+        if rule.fill in categories:
+            slots[k, categories.index(rule.fill)] = 1
+        if rule.indicator:
+            slots[k, k] = 1
+        mapped = self.node(
+            "MatMul", [flat, self.initializer(None, slots, f"{where}.slots", np.float32)], where
+        )
+        if self.dtype == np.float32:
+            return mapped
+        elem = self.onnx.helper.np_dtype_to_tensor_dtype(self.dtype)
+        return self.node("Cast", [mapped], where, to=elem)
+
     # -- layers --------------------------------------------------------------------------
-    def add_layers(self, layers: list[tuple[str, Module]]) -> tuple[int | None, int | None]:
-        """Every layer's nodes; the model's input and output widths (None: any)."""
-        x, width, n_features = "input", None, None
+    def add_layers(
+        self, layers: list[tuple[str, Module]], x: str = "input"
+    ) -> tuple[int | None, int | None]:
+        """Every layer's nodes from ``x``; the model's input and output widths (None: any)."""
+        start, width, n_features = x, None, None
         for path, layer in layers:
             takes = None
             if isinstance(layer, Dense):
@@ -292,7 +451,7 @@ class _Graph:
                         path, layer, f"it takes {takes} features but the layer before gives {width}"
                     )
             x, width = self._layer(path, layer, x, width)
-        if x == "input":
+        if x == start:
             self.nodes.append(
                 self.onnx.helper.make_node("Identity", [x], ["output"], name="output")
             )
@@ -439,7 +598,11 @@ class _Graph:
 
     # -- the model -----------------------------------------------------------------------
     def model(
-        self, n_features: int | None, n_outputs: int | None, opset: int, props: dict[str, str]
+        self,
+        n_features: int | None,
+        n_outputs: int | None,
+        opset: int,
+        props: dict[str, str],
     ) -> Any:
         helper = self.onnx.helper
         elem = helper.np_dtype_to_tensor_dtype(self.dtype)
@@ -448,20 +611,31 @@ class _Graph:
             shape_out = list(shape_in)
         else:
             shape_out = ["batch", n_outputs]
+        if self.per_column:
+            inputs = self.inputs
+            doc = (
+                'Exported from wxb: one input per table column (batch, 1), NaN or "" where '
+                "missing → output, as model.predict on the encoded table"
+            )
+        else:
+            inputs = self.inputs or [helper.make_tensor_value_info("input", elem, shape_in)]
+            doc = "Exported from wxb: input (batch, features) → output, as model.predict"
         graph = helper.make_graph(
             self.nodes,
             "wxb",
-            [helper.make_tensor_value_info("input", elem, shape_in)],
+            inputs,
             [helper.make_tensor_value_info("output", elem, shape_out)],
             initializer=self.initializers,
         )
         imports = [helper.make_opsetid("", opset)]
+        if any(node.domain == ML_DOMAIN for node in self.nodes):
+            imports.append(helper.make_opsetid(ML_DOMAIN, ML_OPSET))
         proto = helper.make_model(
             graph,
             opset_imports=imports,
             producer_name="wxb",
             producer_version=props["wxb_version"],
-            doc_string="Exported from wxb: input (batch, features) → output, as model.predict",
+            doc_string=doc,
         )
         proto.ir_version = helper.find_min_ir_version_for(imports)
         helper.set_model_props(proto, props)

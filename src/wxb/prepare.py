@@ -22,7 +22,8 @@ import numpy as np
 
 from wxb import data as wdata
 from wxb import ops, validation
-from wxb.columns import TableEncoder, choose_features
+from wxb.columns import TableEncoder, choose_features, table_matrix
+from wxb.columns import model_encoder as columns_model_encoder
 from wxb.errors import ConfigError, DataError
 from wxb.nn import Dense
 from wxb.nn.module import input_width, output_width
@@ -282,22 +283,9 @@ def unscale_output(layer: Dense, mean: np.ndarray, scale: np.ndarray) -> None:
 
 
 def features_for(model, data: Table | wdata.Dataset) -> np.ndarray:
-    """The network's input matrix for ``data``: the model's table stage applied to its
-    columns by name (a model without one takes its feature columns by name as they
-    are; a model without feature names, the table's columns in order)."""
-    if isinstance(data, wdata.Dataset):  # the built-in digits
-        X = data.X
-    else:
-        encoder = model_encoder(model, data)
-        if data.positional and not all(name in data for name in encoder.columns):
-            if not encoder.is_plain:
-                raise DataError(
-                    f"{data.source}: an array has no column names, and the model reads named "
-                    f"columns ({', '.join(encoder.columns[:5])}, …) through its table stage"
-                )
-            names = [n for n in data.names if n not in data.default_targets]
-            encoder = TableEncoder.plain(names)  # numbers by position, as the model had them
-        X = encoder.transform(data, model.dtype)
+    """The network's input matrix for ``data``: its columns by name through the model's
+    table stage (``columns.table_matrix``), checked against the network's width."""
+    X = data.X if isinstance(data, wdata.Dataset) else table_matrix(model.info, data, model.dtype)
     width = input_width(model)
     if width is not None and X.shape[1] != width:
         raise DataError(f"{_source(data)}: {X.shape[1]} features but the model takes {width}")
@@ -305,15 +293,7 @@ def features_for(model, data: Table | wdata.Dataset) -> np.ndarray:
 
 
 def model_encoder(model, table: Table) -> TableEncoder:
-    """The model's table stage (saved in its info), or a plain one by feature names."""
-    stage = model.info.get("table")
-    if stage is not None:
-        return TableEncoder.from_json(stage)
-    names = model.info.get("feature_names")
-    if names:
-        return TableEncoder.plain(names)
-    targets = {model.info.get("target"), *table.default_targets}
-    return TableEncoder.plain([n for n in table.names if n not in targets])
+    return columns_model_encoder(model.info, table)
 
 
 def _source(data: Table | wdata.Dataset) -> str:

@@ -270,6 +270,7 @@ def read_csv(
     types = _first_look_types(stream, read, parse, null_values, decimal, float32, source)
     header = list(types)
     _refuse_duplicates(header, source)
+    bad_rows.clear()  # the first look reported its block's rows already
     if isinstance(stream, io.BytesIO):
         stream.seek(0)
     elif compression is not None:
@@ -302,9 +303,14 @@ def read_csv(
         first = bad_rows[0]
         line = _line_of_text(path, compression, encoding, first.text, comment)
         where = f"line {line}" if line else "a line"
+        hint = ""
+        opening = sample.lstrip()[:1]
+        if comment is None and first.expected_columns == 1 and opening in "#%;/!":
+            hint = f"; if the first line is a comment, add --comment '{opening}'"
         raise DataError(
             f"{source}, {where}: {first.actual_columns} values but the header has "
             f"{first.expected_columns} ({len(bad_rows)} such line{'s' * (len(bad_rows) > 1)})"
+            f"{hint}"
         )
     if arrow.num_rows == 0:
         raise DataError(f"{source}: has a header but no data rows")
@@ -605,6 +611,10 @@ def _column_from_arrow(name: str, chunked: Any, source: str, pa: Any) -> Column:
         values = _to_numpy(chunked.cast(pa.float64()))
         return Column(name, "bool", values)
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        import pyarrow.compute as pc
+
+        blank = pc.equal(pc.utf8_trim_whitespace(chunked), "")  # '' is missing, as in a CSV
+        chunked = pc.if_else(blank, pa.scalar(None, kind), chunked)
         return Column(name, "text", _to_numpy(chunked))
     if pa.types.is_temporal(kind):
         if pa.types.is_date(kind):

@@ -11,7 +11,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from wxb.backend import resolve_dtype, xp
+from wxb.columns import table_matrix
 from wxb.errors import ConfigError, ShapeError
+from wxb.tables import from_object, is_tabular
 from wxb.tensor import Tensor, no_grad
 from wxb.validation import as_features
 
@@ -291,6 +293,10 @@ class Module:
     def predict(self, X: object, batch_size: int = 4096) -> np.ndarray:
         """Outputs for rows X as a NumPy array, in eval mode, without recording a graph.
 
+        X may also be a table (a pandas DataFrame, a pyarrow Table, a dict of columns):
+        its columns are then taken by name, as the model was trained on them, through
+        the model's table stage (fill values, one-hot encoding) when it has one.
+
         Safe to call from several threads at once on one model (each thread runs with
         buffers of its own), as long as no thread trains or changes the model meanwhile.
         """
@@ -298,6 +304,8 @@ class Module:
             raise ConfigError(f"predict batch_size must be a positive integer; got {batch_size!r}")
         if batch_size < 1:
             raise ConfigError(f"predict batch_size must be a positive integer; got {batch_size}")
+        if is_tabular(X):  # a DataFrame, pyarrow Table or dict: its columns by name
+            X = table_matrix(self.info, from_object(X), self.dtype)
         X = as_features(X, self.dtype)
         with self.evaluating(), no_grad():
             if 0 < len(X) <= batch_size:  # one batch (one row, often): no slicing or joining
