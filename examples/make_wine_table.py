@@ -2,13 +2,12 @@
 have (an ID column, cultivar names, a text column, gaps marked three ways, semicolons with
 decimal commas, a comment line). The README's "Your own table" walks through it.
 
-    python examples/make_wine_table.py     # needs scikit-learn and pandas
+    python examples/make_wine_table.py     # needs scikit-learn (and pandas, for as_frame)
 """
 
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from sklearn.datasets import load_wine
 
 rng = np.random.default_rng(2026)
