@@ -21,6 +21,7 @@ from wxb.explanation import explain
 from wxb.io import load, save
 from wxb.random import manual_seed
 from wxb.step import GraphStep, PlannedStep, make_step
+from wxb.tables import read_table
 from wxb.tensor import (
     Tensor,
     enable_grad,
@@ -60,6 +61,7 @@ __all__ = [
     "no_grad",
     "ops",
     "optim",
+    "read_table",
     "save",
     "set_grad_enabled",
 ]

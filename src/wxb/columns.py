@@ -67,6 +67,7 @@ def choose_features(
         for name in table.names:
             if name in roles:
                 continue
+            refuse_stray_text(table[name], table)  # a typo in numbers is not an identifier
             why = looks_like_id(table[name], table.n_rows)
             if why:
                 warnings.append(
@@ -99,20 +100,20 @@ def choose_features(
 
 def looks_like_id(column: Column, n_rows: int) -> str:
     """Why ``column`` looks like a row identifier, or ''. Float columns are unique per
-    row too and are never flagged."""
-    if n_rows < 10 or column.missing.any():
+    row too and are never flagged. A few missing cells do not hide an identifier."""
+    missing = column.missing
+    present = column.values[~missing]
+    if len(present) < 10 or len(present) < 0.9 * n_rows:
         return ""
     if column.kind == "text":
-        unique = len(set(column.values))
-        return "text unique per row" if unique == n_rows else ""
+        return "text unique per row" if len(set(present)) == len(present) else ""
     if column.kind != "number" or not column.integer:
         return ""
-    values = column.values
-    if len(np.unique(values)) == n_rows:
+    distinct = len(np.unique(present))
+    if distinct == len(present):
         return "whole numbers unique per row"
-    steps = np.diff(values)
-    monotonic = bool((steps >= 0).all() or (steps <= 0).all())
-    if monotonic and len(np.unique(values)) >= 10:
+    steps = np.diff(present)
+    if distinct >= 10 and bool((steps >= 0).all() or (steps <= 0).all()):
         return "whole numbers in order"
     return ""
 
