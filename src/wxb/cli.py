@@ -423,7 +423,8 @@ def read_training_data(args: argparse.Namespace) -> TableData | wdata.Dataset:
         if args.features or args.drop or args.id_column:
             raise ConfigError("--features, --drop and --id-column need --data")
         return wdata.load_digits()
-    table = read_table(args.data, **read_options(args, args.data))
+    float32 = args.dtype == "float32"  # numbers read straight to the model's dtype
+    table = read_table(args.data, **read_options(args, args.data), float32=float32)
     targets = target_names(args.target, table) or table.default_targets
     if not targets:
         if str(args.data).lower().endswith(".npz"):
@@ -683,7 +684,7 @@ def run_eval(args: argparse.Namespace) -> None:
             f"{args.model}: wxb eval does not evaluate a multilabel or Poisson model yet "
             "(wxb predict does predict with it)"
         )
-    table = read_table(data, **read_options(args, data))
+    table = read_table(data, **read_options(args, data), float32=model.dtype == np.float32)
     labelled = labelled_rows(model, table, args.target, data)
     X = features_for(model, labelled.table)
     task, loss, classes = model_task(model)
@@ -861,7 +862,8 @@ def explain_data(model, args: argparse.Namespace) -> Table | wdata.Dataset:
         if input_width(model) != 64:
             raise ConfigError("name the rows to explain on: wxb explain MODEL --data PATH")
         return wdata.load_digits()
-    return read_table(args.data, **read_options(args, args.data))
+    float32 = model.dtype == np.float32
+    return read_table(args.data, **read_options(args, args.data), float32=float32)
 
 
 def run_predict(args: argparse.Namespace) -> None:
@@ -872,7 +874,9 @@ def run_predict(args: argparse.Namespace) -> None:
     task, _, _ = model_task(model)
     if args.proba and task != "classification":
         raise ConfigError(f"--proba is for classifiers; {args.model} is a {task} model")
-    table = read_table(args.input, **read_options(args, args.input))
+    table = read_table(
+        args.input, **read_options(args, args.input), float32=model.dtype == np.float32
+    )
     X = features_for(model, table)
     header, columns = prediction_table(model, model.predict(X), args.proba)
     id_column = model.info.get("id_column")

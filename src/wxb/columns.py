@@ -175,9 +175,9 @@ class TableEncoder:
         rules = []
         for name in features:
             column = table[name]
-            part = column if rows is None else column.take(rows)
+            part = column if rows is None else column.take(rows)  # a copy of its own
             missing = part.missing
-            present = part.values[~missing]
+            present = part.values[~missing] if missing.any() else part.values
             if len(present) == 0:
                 raise DataError(
                     f"{table.source}: column {name!r} has no values in the training rows; "
@@ -195,7 +195,8 @@ class TableEncoder:
                 fill = float(np.mean(present) > 0.5)
                 rules.append(ColumnRule(name, "bool", fill, bool(missing.any())))
             elif column.kind == "number":
-                fill = float(np.median(present.astype(np.float64)))
+                own = present is not column.values  # a copy: the median may reorder it
+                fill = float(np.median(present, overwrite_input=own))
                 rules.append(ColumnRule(name, "number", fill, bool(missing.any())))
             else:
                 raise DataError(f"{table.source}: column {name!r} ({column.kind}) is not a feature")
@@ -209,15 +210,31 @@ class TableEncoder:
                 f"{table.source}: missing column(s) {', '.join(map(repr, absent))} the model "
                 f"was trained on (it has: {', '.join(table.names)})"
             )
+        pieces = [piece for rule in self.rules for piece in self._pieces(rule, table)]
         X = np.empty((table.n_rows, len(self.outputs)), dtype=dtype)
-        j = 0
-        for rule in self.rules:
-            j = self._write(rule, table, X, j)
+        for start in range(0, table.n_rows, self.BLOCK_ROWS):  # X's rows stay in cache
+            block = X[start : start + self.BLOCK_ROWS]
+            j = 0
+            for values, width in pieces:
+                part = values[start : start + self.BLOCK_ROWS]
+                if width is None:  # one input: the values
+                    block[:, j] = part
+                    j += 1
+                else:  # one-hot: category codes, -1 for none of them
+                    block[:, j : j + width] = 0
+                    known = np.flatnonzero(part >= 0)
+                    block[known, j + part[known]] = 1
+                    j += width
         return X
 
-    def _write(self, rule: ColumnRule, table: Table, X: np.ndarray, j: int) -> int:
+    BLOCK_ROWS = 8192
+
+    def _pieces(self, rule: ColumnRule, table: Table) -> list[tuple[np.ndarray, int | None]]:
+        """What ``rule`` writes: (values, None) for one input, (codes, k) for k one-hot
+        inputs; then the 0/1 missing indicator if the rule has one."""
         column = table[rule.name]
         missing = column.missing
+        pieces: list[tuple[np.ndarray, int | None]] = []
         if rule.kind == "text":
             if column.kind not in ("text", "number", "bool"):
                 raise DataError(f"{table.source}: column {rule.name!r} must be text here")
@@ -233,30 +250,23 @@ class TableEncoder:
                 dtype=np.int64,
                 count=len(values),
             )
-            width = len(index)
-            block = X[:, j : j + width]
-            block[...] = 0
-            known = codes >= 0
-            block[np.flatnonzero(known), codes[known]] = 1
-            j += width
+            pieces.append((codes, len(index)))
         else:
             if column.kind == "text":
+                row = _first_text(column)
                 raise DataError(
-                    f"{table.source}, {table.row_name(_first_text(column))}, column "
-                    f"{rule.name!r}: {column.values[_first_text(column)]!r} is text; the model "
-                    f"reads numbers there"
+                    f"{table.source}, {table.row_name(row)}, column {rule.name!r}: "
+                    f"{column.values[row]!r} is text; the model reads numbers there"
                 )
             if column.kind == "date":
                 raise DataError(f"{table.source}: column {rule.name!r} holds dates, not numbers")
             values = column.values
             if missing.any():
                 values = np.where(missing, rule.fill, values)
-            X[:, j] = values
-            j += 1
+            pieces.append((values, None))
         if rule.indicator:
-            X[:, j] = missing
-            j += 1
-        return j
+            pieces.append((missing, None))
+        return pieces
 
     def to_json(self) -> dict[str, Any]:
         return {"columns": [rule.to_json() for rule in self.rules]}

@@ -210,9 +210,9 @@ def read_path(path: Path, **options: Any) -> Table:
     if last == ".npy":
         return read_npy(path)
     if last in PARQUET_SUFFIXES:
-        return read_parquet(path)
+        return read_parquet(path, float32=options["float32"])
     if last in ARROW_SUFFIXES:
-        return read_feather(path)
+        return read_feather(path, float32=options["float32"])
     if inner in CSV_SUFFIXES or (last in COMPRESSED and inner not in (".npy", ".npz")):
         return read_csv(path, compression=COMPRESSED.get(last), **_csv_options(options))
     raise DataError(
@@ -483,28 +483,61 @@ def refuse_stray_text(column: Column, table: Table) -> None:
 # ---------------------------------------------------------------------------------
 # Parquet, Feather, NPY, NPZ
 # ---------------------------------------------------------------------------------
-def read_parquet(path: Path) -> Table:
+def read_parquet(path: Path, float32: bool = False) -> Table:
+    """A Parquet file, a few columns at a time: each group decoded, converted and
+    released before the next, so the file's float64 columns are never all held."""
     pa = _pyarrow()
-    try:
-        import pyarrow.parquet as pq
+    import pyarrow.parquet as pq
 
-        arrow = pq.read_table(path)
+    try:
+        handle = pq.ParquetFile(path)
+        names = handle.schema_arrow.names
     except (OSError, pa.ArrowInvalid) as exc:
         raise DataError(f"{path}: not a readable Parquet file ({_arrow_message(exc)})") from None
-    return check_values(from_arrow(arrow, str(path)))
+
+    def read(group: list[str]) -> Any:
+        return handle.read(columns=group)
+
+    return _read_in_groups(path, "Parquet", names, read, float32)
 
 
-def read_feather(path: Path) -> Table:
+def read_feather(path: Path, float32: bool = False) -> Table:
+    """A Feather (Arrow IPC) file, a few columns at a time, as ``read_parquet``."""
     pa = _pyarrow()
-    try:
-        import pyarrow.feather as feather
+    import pyarrow.feather as feather
 
-        arrow = feather.read_table(path)
+    try:
+        names = feather.read_table(path, columns=[], memory_map=True).schema.names
+        if not names:
+            names = pa.ipc.open_file(path).schema.names
     except (OSError, pa.ArrowInvalid) as exc:
         raise DataError(
             f"{path}: not a readable Feather/Arrow file ({_arrow_message(exc)})"
         ) from None
-    return check_values(from_arrow(arrow, str(path)))
+
+    def read(group: list[str]) -> Any:
+        return feather.read_table(path, columns=group, memory_map=True)
+
+    return _read_in_groups(path, "Feather/Arrow", names, read, float32)
+
+
+COLUMN_GROUPS = 5  # a columnar file is read in this many groups of columns
+
+
+def _read_in_groups(path: Path, what: str, names: list[str], read, float32: bool) -> Table:
+    pa = _pyarrow()
+    _refuse_duplicates([str(n).strip() for n in names], str(path))
+    size = max(1, -(-len(names) // COLUMN_GROUPS))
+    columns: dict[str, Column] = {}
+    for start in range(0, len(names), size):
+        group = names[start : start + size]
+        try:
+            arrow = read(group)
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise DataError(f"{path}: not a readable {what} file ({_arrow_message(exc)})") from None
+        columns.update(from_arrow(arrow, str(path), float32).columns)
+        del arrow
+    return check_values(_checked(columns, str(path)))
 
 
 def read_npy(path: Path) -> Table:
@@ -574,8 +607,9 @@ def read_npz(path: Path, x_array: str | None = None, y_array: str | None = None)
 # ---------------------------------------------------------------------------------
 # Arrow and NumPy columns to ``Column``
 # ---------------------------------------------------------------------------------
-def from_arrow(arrow: Any, source: str) -> Table:
-    """Columns of a pyarrow Table, each converted and released in turn (one copy)."""
+def from_arrow(arrow: Any, source: str, float32: bool = False) -> Table:
+    """Columns of a pyarrow Table, each converted and released in turn (one copy);
+    floats as float32 when asked."""
     pa = _pyarrow()
     names = [str(name).strip() for name in arrow.column_names]
     names = [name or f"Unnamed: {i}" for i, name in enumerate(names)]
@@ -584,8 +618,12 @@ def from_arrow(arrow: Any, source: str) -> Table:
     for name in names:
         chunked = arrow.column(0)
         arrow = arrow.remove_column(0)  # the converted column's buffers go with it
+        if float32 and pa.types.is_float64(chunked.type):
+            chunked = chunked.cast(pa.float32())
         columns[name] = _column_from_arrow(name, chunked, source, pa)
         del chunked
+    del arrow
+    pa.default_memory_pool().release_unused()  # freed Arrow buffers back to the system
     return _checked(columns, source)
 
 
