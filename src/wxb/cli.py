@@ -49,6 +49,7 @@ from wxb.prepare import (
     MIN_EPOCHS,
     MIN_PATIENCE,
     MIN_STEPS,
+    PATIENCE_STEPS,
     TableData,
     Targets,
     default_schedule,
@@ -127,13 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--dropout", type=float, default=0.0, help="dropout rate after each hidden layer")
     add("--epochs", type=int, default=None,
         help="passes over the training data; default: enough for at least "
-        f"{MIN_STEPS} steps (and at least {MIN_EPOCHS} epochs), early stopping doing the rest")
+        f"{MIN_STEPS} steps and {MIN_EPOCHS} epochs, early stopping doing the rest")
     add("--batch-size", type=int, default=32, help="samples per mini-batch (B)")
     add("--val-split", type=float, default=0.1, help="fraction of the training part held out")
     add("--test-split", type=float, default=0.2, help="fraction held out for the test figures")
     add("--patience", type=int, default=None,
         help="early stopping on val_loss after this many epochs without progress; 0 turns it "
-        f"off; default: {MIN_PATIENCE} epochs, more when epochs are few steps each")
+        f"off; default: {PATIENCE_STEPS} steps' worth of epochs (at least {MIN_PATIENCE})")
     add("--seed", type=int, default=0, help="drives splits, initialisation, shuffling, dropout")
     add("--dtype", choices=("float32", "float64"), default="float32", help="number type")
     add("-o", "--output", default="model.safetensors", metavar="PATH", help="model file")
@@ -350,7 +351,7 @@ def build_model(
     rng: np.random.Generator,
     dtype: str,
 ) -> Sequential:
-    init = "he_uniform" if activation in ("relu", "leaky_relu", "gelu") else "glorot_uniform"
+    init = "glorot_uniform"  # as Keras and scikit-learn: better on small tables than He's
     layers: list = [standardize]
     width = n_features
     for index, size in enumerate(hidden, start=1):

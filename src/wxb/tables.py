@@ -249,6 +249,10 @@ def read_csv(
     pa, pcsv = _pyarrow(), _pyarrow_csv()
     source = str(path)
     sample = _sample(path, compression, encoding)
+    if comment is not None:  # the delimiter and the decimal mark come from the data lines
+        sample = "\n".join(
+            line for line in sample.splitlines() if not line.lstrip().startswith(comment)
+        )
     if sep is None:
         sep = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else _sniff(sample)
     if len(sep) != 1:
