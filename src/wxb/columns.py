@@ -14,7 +14,9 @@ identifier, never a column that looks like a row ID unless named.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,35 +173,18 @@ class TableEncoder:
 
     @classmethod
     def fit(cls, table: Table, features: Sequence[str], rows: np.ndarray | None = None):
-        """Fill values and categories from ``rows`` of ``table`` (the training rows)."""
-        rules = []
+        """Fill values and categories from ``rows`` of ``table`` (the training rows).
+
+        Columns are fitted in threads: a median's partition releases the GIL, and a
+        million-row table's twenty medians are most of the stage's cost."""
         for name in features:
-            column = table[name]
-            part = column if rows is None else column.take(rows)  # a copy of its own
-            missing = part.missing
-            present = part.values[~missing] if missing.any() else part.values
-            if len(present) == 0:
-                raise DataError(
-                    f"{table.source}: column {name!r} has no values in the training rows; "
-                    f"drop it (--drop {name})"
-                )
-            if column.kind == "text":
-                categories, counts = np.unique(present.astype(str), return_counts=True)
-                fill = str(categories[np.argmax(counts)])
-                rules.append(
-                    ColumnRule(
-                        name, "text", fill, bool(missing.any()), [str(c) for c in categories]
-                    )
-                )
-            elif column.kind == "bool":
-                fill = float(np.mean(present) > 0.5)
-                rules.append(ColumnRule(name, "bool", fill, bool(missing.any())))
-            elif column.kind == "number":
-                own = present is not column.values  # a copy: the median may reorder it
-                fill = float(np.median(present, overwrite_input=own))
-                rules.append(ColumnRule(name, "number", fill, bool(missing.any())))
-            else:
-                raise DataError(f"{table.source}: column {name!r} ({column.kind}) is not a feature")
+            table[name]  # names a missing column before any work
+        workers = min(len(features), os.cpu_count() or 1, 8)
+        if workers > 1 and table.n_rows >= 100_000:
+            with ThreadPoolExecutor(workers) as pool:
+                rules = list(pool.map(lambda name: _fit_rule(table, name, rows), features))
+        else:
+            rules = [_fit_rule(table, name, rows) for name in features]
         return cls(rules)
 
     def transform(self, table: Table, dtype: Any = np.float32) -> np.ndarray:
@@ -309,6 +294,31 @@ class TableEncoder:
             extra = " (+ a 0/1 'missing' input)" if rule.indicator else ""
             lines.append(f"{rule.name}: {what}; {fill}{extra}")
         return lines
+
+
+def _fit_rule(table: Table, name: str, rows: np.ndarray | None) -> ColumnRule:
+    """One column's rule: its fill value (median, or the most frequent value), whether
+    it gets a missing indicator (it had gaps in the training rows), its categories."""
+    column = table[name]
+    part = column if rows is None else column.take(rows)  # a copy of its own
+    missing = part.missing
+    present = part.values[~missing] if missing.any() else part.values
+    if len(present) == 0:
+        raise DataError(
+            f"{table.source}: column {name!r} has no values in the training rows; "
+            f"drop it (--drop {name})"
+        )
+    gaps = bool(missing.any())
+    if column.kind == "text":
+        categories, counts = np.unique(present.astype(str), return_counts=True)
+        fill = str(categories[np.argmax(counts)])
+        return ColumnRule(name, "text", fill, gaps, [str(c) for c in categories])
+    if column.kind == "bool":
+        return ColumnRule(name, "bool", float(np.mean(present) > 0.5), gaps)
+    if column.kind == "number":
+        own = present is not column.values  # a copy: the median may reorder it
+        return ColumnRule(name, "number", float(np.median(present, overwrite_input=own)), gaps)
+    raise DataError(f"{table.source}: column {name!r} ({column.kind}) is not a feature")
 
 
 def explain_row(encoder: TableEncoder, table: Table, row: int) -> list[str]:

@@ -1,0 +1,285 @@
+"""Default `wxb train` against scikit-learn's MLP on small tables: test scores over seeds.
+
+    .venv/bin/python bench/table_defaults.py                  # about 2 minutes on 2 cores
+    .venv/bin/python bench/table_defaults.py --seeds 2 --datasets iris,wine
+    .venv/bin/python bench/table_defaults.py --wxb-args "--epochs 300 --patience 30"
+
+For each data set (scikit-learn's iris, wine, breast cancer and diabetes, written to a
+CSV with pandas; the target column is ``target``) and each seed S = 0..seeds−1:
+
+- wxb: ``wxb train --data CSV --target target --seed S -q -o TMP`` in a subprocess,
+  with its default options (plus ``--wxb-args``); the test score is the saved model's
+  ``info["test"]`` (accuracy for classification, R² for regression). "wxb s" is the
+  subprocess's wall time, start-up and imports included.
+- scikit-learn: the same test rows (wxb's first split,
+  ``wxb.data.split_indices(n, test_split, np.random.default_rng(S), labels)``, stratified
+  by class for classification), trained on all the other rows: ``StandardScaler`` fitted on
+  them, then ``MLPClassifier``/``MLPRegressor(random_state=S, max_iter=5000)``, defaults
+  otherwise (hidden 100, Adam, lr 1e-3, alpha 1e-4, its own tol/n_iter_no_change) —
+  trained to convergence; the table says whether any ``ConvergenceWarning`` fired.
+
+A data set passes when wxb's mean test score over the seeds is at least scikit-learn's.
+``--datasets digits`` adds the built-in digits (``wxb train`` with no ``--data``).
+Prints a Markdown table; writes every figure, per seed, as JSON
+(default bench/results/table_defaults.json, which git ignores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import sklearn
+from _tables import table
+from sklearn import datasets as skdata
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.preprocessing import StandardScaler
+
+import wxb
+from wxb.data import split_indices
+
+HERE = Path(__file__).resolve().parent
+TEST_SPLIT = 0.2  # wxb train's default --test-split
+MAX_ITER = 5000
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    loader: Callable | None  # a sklearn.datasets loader; None: wxb's built-in digits
+    task: str  # "classification" or "regression"
+
+    @property
+    def metric(self) -> str:
+        return "accuracy" if self.task == "classification" else "r2"
+
+
+TABLES = {
+    "iris": Table("iris", skdata.load_iris, "classification"),
+    "wine": Table("wine", skdata.load_wine, "classification"),
+    "breast_cancer": Table("breast_cancer", skdata.load_breast_cancer, "classification"),
+    "diabetes": Table("diabetes", skdata.load_diabetes, "regression"),
+    "digits": Table("digits", None, "classification"),
+}
+DEFAULT_TABLES = "iris,wine,breast_cancer,diabetes"
+
+
+def load(work: Table, folder: Path) -> tuple[np.ndarray, np.ndarray, Path | None]:
+    """(X, y, the CSV wxb reads); the CSV is None for the built-in digits."""
+    if work.loader is None:
+        bunch = skdata.load_digits()
+        return bunch.data.astype(np.float64), bunch.target, None
+    frame = work.loader(as_frame=True).frame
+    path = folder / f"{work.name}.csv"
+    frame.to_csv(path, index=False)
+    X = frame.drop(columns="target").to_numpy(np.float64)
+    return X, frame["target"].to_numpy(), path
+
+
+def wxb_command() -> list[str]:
+    """The wxb entry point beside this interpreter, else ``python -m wxb.cli``."""
+    script = Path(sys.executable).with_name("wxb")
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script)]
+    return [sys.executable, "-m", "wxb.cli"]
+
+
+def run_wxb(csv: Path | None, seed: int, extra: list[str], folder: Path) -> dict[str, object]:
+    """One ``wxb train``: its test figures, epochs run and wall time."""
+    model = folder / f"model-{seed}.safetensors"
+    history = folder / f"history-{seed}.json"
+    data = [] if csv is None else ["--data", str(csv), "--target", "target"]
+    command = [*wxb_command(), "train", *data, "--seed", str(seed), "-q"]
+    command += ["-o", str(model), "--history", str(history), *extra]
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{shlex.join(command)} failed ({done.returncode}):\n{done.stderr}")
+    info = wxb.load(model).info
+    record = json.loads(history.read_text())
+    rows = re.search(r"(\d+) test\b", done.stdout)  # "data: … 120 train, 30 test"
+    return {
+        "test_rows": int(rows.group(1)) if rows else None,
+        "test": info["test"],
+        "task": info["task"],
+        "epochs": len(record["history"]["loss"]),
+        "best_epoch": record["best_epoch"],
+        "stopped_early": record["stopped_early"],
+        "seconds": seconds,
+    }
+
+
+def run_sklearn(work: Table, X: np.ndarray, y: np.ndarray, seed: int) -> dict[str, object]:
+    """scikit-learn's MLP on wxb's train rows (all of them), scored on wxb's test rows."""
+    labels = np.unique(y, return_inverse=True)[1] if work.task == "classification" else None
+    train, test = split_indices(len(X), TEST_SPLIT, np.random.default_rng(seed), labels)
+    scaler = StandardScaler().fit(X[train])
+    cls = MLPClassifier if work.task == "classification" else MLPRegressor
+    estimator = cls(random_state=seed, max_iter=MAX_ITER)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        start = time.perf_counter()
+        estimator.fit(scaler.transform(X[train]), y[train])
+        seconds = time.perf_counter() - start
+    predicted = estimator.predict(scaler.transform(X[test]))
+    score = accuracy_score if work.task == "classification" else r2_score
+    return {
+        "score": float(score(y[test], predicted)),
+        "test_rows": len(test),
+        "n_iter": int(estimator.n_iter_),
+        "converged": not any(issubclass(w.category, ConvergenceWarning) for w in caught),
+        "seconds": seconds,
+    }
+
+
+def bench(work: Table, seeds: int, extra: list[str], folder: Path) -> dict[str, object]:
+    X, y, csv = load(work, folder)
+    runs = []
+    for seed in range(seeds):
+        ours = run_wxb(csv, seed, extra, folder)
+        if ours["task"] != work.task:
+            raise RuntimeError(f"wxb took {work.name} for {ours['task']}, not {work.task}")
+        theirs = run_sklearn(work, X, y, seed)
+        if ours["test_rows"] != theirs["test_rows"]:
+            raise RuntimeError(
+                f"{work.name}: wxb tests on {ours['test_rows']} rows, "
+                f"scikit-learn on {theirs['test_rows']}"
+            )
+        runs.append({"seed": seed, "wxb": ours, "sklearn": theirs})
+        progress(
+            f"  {work.name} seed {seed}: wxb {ours['test'][work.metric]:.4f} "
+            f"({ours['epochs']} epochs, {ours['seconds']:.1f} s), "
+            f"sklearn {theirs['score']:.4f} ({theirs['n_iter']} iterations)"
+        )
+    ours_scores = [r["wxb"]["test"][work.metric] for r in runs]
+    theirs_scores = [r["sklearn"]["score"] for r in runs]
+    return {
+        "data": work.name,
+        "rows": len(X),
+        "features": X.shape[1],
+        "metric": work.metric,
+        "test_rows": runs[0]["sklearn"]["test_rows"],
+        "wxb_mean": statistics.fmean(ours_scores),
+        "wxb_sd": statistics.stdev(ours_scores) if seeds > 1 else 0.0,
+        "sklearn_mean": statistics.fmean(theirs_scores),
+        "sklearn_sd": statistics.stdev(theirs_scores) if seeds > 1 else 0.0,
+        "wxb_mean_s": statistics.fmean(r["wxb"]["seconds"] for r in runs),
+        "wxb_mean_epochs": statistics.fmean(r["wxb"]["epochs"] for r in runs),
+        "sklearn_mean_s": statistics.fmean(r["sklearn"]["seconds"] for r in runs),
+        "sklearn_all_converged": all(r["sklearn"]["converged"] for r in runs),
+        "passes": statistics.fmean(ours_scores) >= statistics.fmean(theirs_scores),
+        "runs": runs,
+    }
+
+
+# -- report ------------------------------------------------------------------------------
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def render(results: list[dict[str, object]]) -> str:
+    headers = [
+        "data",
+        "rows",
+        "metric",
+        "wxb (mean ± sd)",
+        "scikit-learn (mean ± sd)",
+        "passes",
+        "wxb epochs",
+        "wxb s",
+        "sklearn s",
+        "sklearn converged",
+    ]
+    rows = [
+        [
+            r["data"],
+            str(r["rows"]),
+            "R²" if r["metric"] == "r2" else r["metric"],
+            f"{r['wxb_mean']:.4f} ± {r['wxb_sd']:.4f}",
+            f"{r['sklearn_mean']:.4f} ± {r['sklearn_sd']:.4f}",
+            "yes" if r["passes"] else "**no**",
+            f"{r['wxb_mean_epochs']:.0f}",
+            f"{r['wxb_mean_s']:.1f}",
+            f"{r['sklearn_mean_s']:.1f}",
+            "all" if r["sklearn_all_converged"] else "**not all**",
+        ]
+        for r in results
+    ]
+    return table(headers, rows, text_columns=3)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default: 5)")
+    parser.add_argument(
+        "--datasets",
+        default=DEFAULT_TABLES,
+        help=f"comma separated, from {', '.join(TABLES)} (default: {DEFAULT_TABLES})",
+    )
+    parser.add_argument(
+        "--wxb-args", default="", help='extra wxb train options, e.g. "--epochs 300"'
+    )
+    parser.add_argument("--json", type=Path, default=HERE / "results" / "table_defaults.json")
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.datasets.split(",") if n.strip()]
+    unknown = [n for n in names if n not in TABLES]
+    if unknown:
+        parser.error(f"unknown data sets {unknown}; choose from {', '.join(TABLES)}")
+    if args.seeds < 1:
+        parser.error("--seeds must be ≥ 1")
+    extra = shlex.split(args.wxb_args)
+    load_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    print(
+        f"# default `wxb train` vs scikit-learn {sklearn.__version__} MLP: test score, "
+        f"{args.seeds} seeds\n\n"
+        f"- wxb {wxb.__version__}, options: {shlex.join(extra) or '(defaults)'}\n"
+        f"- scikit-learn: StandardScaler, hidden (100,), Adam, lr 1e-3, alpha 1e-4, "
+        f"max_iter {MAX_ITER}, on the rows wxb does not test on; load average at the "
+        f"start: {load_start}\n"
+    )
+    started = time.perf_counter()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="wxb-table-") as tmp:
+        for name in names:
+            progress(name)
+            results.append(bench(TABLES[name], args.seeds, extra, Path(tmp)))
+    print(render(results))
+    failed = [r["data"] for r in results if not r["passes"]]
+    print(f"\n{'all pass' if not failed else 'below scikit-learn: ' + ', '.join(failed)}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "argv": sys.argv if argv is None else argv,
+        "wxb_args": extra,
+        "seeds": args.seeds,
+        "wxb": wxb.__version__,
+        "sklearn": sklearn.__version__,
+        "load_average_start": load_start,
+        "load_average_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "elapsed_s": time.perf_counter() - started,
+        "results": results,
+    }
+    args.json.write_text(json.dumps(record, indent=1, default=float))
+    progress(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
