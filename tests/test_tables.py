@@ -841,7 +841,10 @@ def test_several_targets_train_a_two_output_regression(tmp_path, seeded, capsys,
     assert "task: regression (2 target columns)" in out, seeded.msg(out)
     code, out, err = run_cli(capsys, "predict", model_path, data)
     assert code == 0, seeded.msg(err)
-    assert list(pd.read_csv(io.StringIO(out)).columns) == ["output_0", "output_1"]
+    predicted = pd.read_csv(io.StringIO(out))
+    assert list(predicted.columns) == ["prediction_a", "prediction_b"]  # named by target
+    expected = model.predict(frame)
+    np.testing.assert_allclose(predicted.to_numpy(), expected, rtol=1e-6, err_msg=seeded.msg(""))
 
 
 # ---------------------------------------------------------------------------------

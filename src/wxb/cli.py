@@ -181,7 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser(
         "predict",
         help="predict for the rows of a CSV/NPZ file",
-        description="Write one prediction per input row as CSV (to -o, or to standard output).",
+        description="Write one prediction per input row as CSV (to -o, or to standard output), "
+        "in the input's order, with the model's --id-column first when the input has it. The "
+        "input's columns are found by name; gaps and unseen categories go through the model's "
+        "table stage.",
     )
     predict.add_argument("model", metavar="MODEL")
     predict.add_argument(

@@ -373,6 +373,9 @@ def prediction_table(model, out: np.ndarray, proba: bool) -> tuple[list[str], li
         return header, columns
     if out.shape[1] == 1:
         return ["prediction"], [out[:, 0]]
+    names = model.info.get("targets") or []
+    if len(names) == out.shape[1]:  # several target columns: each prediction by its name
+        return [f"prediction_{name}" for name in names], list(out.T)
     return [f"output_{k}" for k in range(out.shape[1])], list(out.T)
 
 
