@@ -404,7 +404,8 @@ def test_eval_warns_when_given_training_rows_of_a_fingerprinted_model(tmp_path, 
 
     code, _, err = run_cli(capsys, "eval", model_path, data)
     assert code == 0, seeded.msg(err)
-    assert re.search(rf"\b{fit} of {n} rows .*were training rows", err), seeded.msg(err)
+    # the rows fitted on and the validation rows early stopping used: all seen in training
+    assert re.search(rf"\b{fit + val} of {n} rows .*were training rows", err), seeded.msg(err)
 
     fresh = regression_frame(rng, int(rng.integers(20, 60)))
     fresh_path = tmp_path / "fresh.csv"
@@ -416,7 +417,9 @@ def test_eval_warns_when_given_training_rows_of_a_fingerprinted_model(tmp_path, 
     mixed.to_csv(fresh_path, index=False)
     code, _, err = run_cli(capsys, "eval", model_path, fresh_path)
     assert code == 0, seeded.msg(err)
-    assert re.search(rf"\b{fit} of {len(mixed)} rows .*were training rows", err), seeded.msg(err)
+    assert re.search(rf"\b{fit + val} of {len(mixed)} rows .*were training rows", err), seeded.msg(
+        err
+    )
 
     plain, _, _ = train(capsys, seeded, data, "--target", "y", model=tmp_path / "plain.safetensors")
     assert "training_rows" not in wxb.load(plain).info
@@ -867,3 +870,212 @@ def test_the_task_is_printed_with_its_reason(tmp_path, seeded, capsys):
     distinct = frame["value"].nunique()
     _, out, _ = train(capsys, seeded, data, "--target", "value", "--drop", "label")
     assert f"task: regression ({distinct} distinct numbers)" in out, seeded.msg(out)
+
+
+# ---------------------------------------------------------------------------------
+# Found in review: the same rows read alike everywhere, and one line for bad input
+# ---------------------------------------------------------------------------------
+def test_the_models_own_missing_markers_apply_at_predict(tmp_path, seeded, capsys):
+    rng = seeded.rng
+    n = int(rng.integers(80, 160))
+    X = rng.normal(size=(n, 2))
+    frame = pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "y": (X[:, 0] > 0).astype(int)})
+    frame.loc[rng.choice(n, 8, replace=False), "b"] = -999
+    data = tmp_path / "na.csv"
+    frame.to_csv(data, index=False)
+    model, _, _ = train(capsys, seeded, data, "--target", "y", "--na-values=-999")
+    rule = TableEncoder.from_json(wxb.load(model).info["table"]).rules[1]
+    assert rule.indicator, seeded.msg("-999 was not read as missing in training")
+    rows = tmp_path / "rows.csv"
+    pd.DataFrame({"a": [0.3, 0.3], "b": [-999, np.nan]}).to_csv(rows, index=False)
+    code, out, err = run_cli(capsys, "predict", model, rows, "--proba")  # no --na-values
+    assert code == 0, seeded.msg(err)
+    table = pd.read_csv(io.StringIO(out))
+    assert table.iloc[0].tolist() == table.iloc[1].tolist(), seeded.msg(out)  # -999 is a gap
+    frame_rows = pd.DataFrame({"a": [0.3, 0.3], "b": [-999.0, np.nan]})
+    outputs = wxb.load(model).predict(frame_rows)  # from Python too
+    np.testing.assert_array_equal(outputs[0], outputs[1], err_msg=seeded.msg(""))
+
+
+def test_whole_numbers_then_a_decimal_far_down_stay_numbers(tmp_path, seeded, capsys):
+    rng = seeded.rng
+    n = 120_000  # past pyarrow's first block
+    price = rng.integers(1, 500, size=n).astype(object)
+    price[n - int(rng.integers(2, 10))] = 12.5
+    frame = pd.DataFrame({"price": price, "y": rng.integers(0, 2, size=n)})
+    data = tmp_path / "late.csv"
+    frame.to_csv(data, index=False)
+    table = read_table(data)
+    assert table["price"].kind == "number", seeded.msg(table["price"].kind)
+    np.testing.assert_array_equal(table["price"].values, frame["price"].astype(float))
+
+
+def test_numbers_stored_as_text_in_parquet_are_numbers(tmp_path, seeded):
+    rng = seeded.rng
+    values = rng.normal(size=50).round(3)
+    path = tmp_path / "s.parquet"
+    pd.DataFrame({"v": [str(v) for v in values], "y": rng.integers(0, 2, 50)}).to_parquet(path)
+    table = read_table(path)
+    data = wxb.prepare.training_table(table, ["y"])
+    assert data.features == ["v"] and table["v"].kind == "number", seeded.msg(table["v"].kind)
+    np.testing.assert_allclose(table["v"].values, values)
+
+
+def test_text_categories_that_look_like_numbers_match_at_predict(tmp_path, seeded, capsys):
+    rng = seeded.rng
+    codes = np.array(["02134", "10001", "K1A", "07030", "1.0", "2.50"])
+    n = 120
+    zips = codes[rng.integers(0, len(codes), size=n)]
+    zips[: len(codes)] = codes  # every category in the training rows
+    frame = pd.DataFrame({"zip": zips, "x": rng.normal(size=n), "y": rng.integers(0, 2, n)})
+    data = tmp_path / "zips.csv"
+    frame.to_csv(data, index=False)
+    model, _, _ = train(capsys, seeded, data, "--target", "y", "--test-split", "0.05",
+                        "--val-split", "0")  # fmt: skip
+    stage = TableEncoder.from_json(wxb.load(model).info["table"])
+    numeric = ["02134", "10001", "07030", "1.0", "2.50"]
+    rows = tmp_path / "rows.csv"
+    rows.write_text("zip,x\n" + "".join(f"{z},0.5\n" for z in numeric))
+    table = read_table(rows, as_text=stage.text_columns)
+    X = stage.transform(table)
+    start = stage.outputs.index(f"zip={stage.rules[0].categories[0]}")
+    hot = X[:, start : start + len(stage.rules[0].categories)]
+    picked = [stage.rules[0].categories[k] for k in hot.argmax(axis=1)]
+    assert (hot.sum(axis=1) == 1).all() and picked == numeric, seeded.msg(f"{picked}")
+    code, out, err = run_cli(capsys, "predict", model, rows, "--proba")
+    assert code == 0, seeded.msg(err)
+    expected = wxb.load(model).predict(X)
+    got = pd.read_csv(io.StringIO(out))[["p_0", "p_1"]].to_numpy()
+    z = expected - expected.max(axis=1, keepdims=True)
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(got, p, rtol=1e-5, err_msg=seeded.msg(""))
+
+
+def test_a_dataframe_reads_missing_markers_as_a_csv_does(tmp_path, seeded):
+    rng = seeded.rng
+    n = 60
+    frame = pd.DataFrame({"c": rng.choice(["red", "blue", "?", "NA"], n), "x": rng.normal(size=n)})
+    data = tmp_path / "m.csv"
+    frame.to_csv(data, index=False)
+    from_csv, from_frame = read_table(data), from_object(frame)
+    assert list(from_csv["c"].missing) == list(from_frame["c"].missing), seeded.msg("")
+    assert from_frame["c"].missing.sum() == frame["c"].isin(["?", "NA"]).sum()
+
+
+def test_a_column_mostly_numbers_with_many_words_warns(tmp_path, seeded, capsys):
+    rng = seeded.rng
+    n = 100
+    ages = rng.integers(18, 90, size=n).astype(object)
+    ages[rng.choice(n, 20, replace=False)] = "unknown"
+    frame = pd.DataFrame({"age": ages, "x": rng.normal(size=n), "y": rng.integers(0, 2, n)})
+    data = tmp_path / "ages.csv"
+    frame.to_csv(data, index=False)
+    _, _, err = train(capsys, seeded, data, "--target", "y")
+    assert "column 'age' is read as text: 80% of its cells are numbers" in err, seeded.msg(err)
+    assert "--na-values 'unknown'" in err, seeded.msg(err)
+
+
+def test_a_word_among_numeric_targets_is_one_line(tmp_path, seeded, capsys):
+    rng = seeded.rng
+    n = 80
+    rating = rng.integers(1, 6, size=n).astype(object)
+    rating[rng.choice(n, 3, replace=False)] = "n.a."
+    frame = pd.DataFrame({"x": rng.normal(size=n), "rating": rating})
+    data = tmp_path / "r.csv"
+    frame.to_csv(data, index=False)
+    code, _, err = run_cli(capsys, "train", "--data", data, "--target", "rating", *FAST)
+    assert_one_line_error(code, err, r"column 'rating': 'n.a.' is not a number .*--na-values",
+                          seeded.msg)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "argv, pattern",
+    [
+        (["--target", "y", "--target", "y"], "a target column is named twice"),
+        (["--target", "y,y"], "a target column is named twice"),
+        (["--target", "y", "--id-column", "y"], "cannot be the --id-column and a target"),
+    ],
+)
+def test_a_target_twice_or_as_the_id_is_refused(tmp_path, seeded, capsys, argv, pattern):
+    rng = seeded.rng
+    frame = pd.DataFrame({"x": rng.normal(size=40), "y": rng.integers(0, 2, 40)})
+    data = tmp_path / "t.csv"
+    frame.to_csv(data, index=False)
+    code, _, err = run_cli(capsys, "train", "--data", data, *argv, *FAST)
+    assert_one_line_error(code, err, pattern, seeded.msg)
+
+
+def test_ids_are_written_exactly_as_read(tmp_path, seeded, capsys):
+    rng = seeded.rng
+    n = 60
+    ids = [f"{int(v):05d}" for v in rng.choice(99999, n, replace=False)]
+    ids[0] = "123456789012"  # beyond float32
+    frame = pd.DataFrame({"sku": ids, "x": rng.normal(size=n), "y": rng.integers(0, 2, n)})
+    data = tmp_path / "sku.csv"
+    frame.to_csv(data, index=False)
+    model, _, _ = train(capsys, seeded, data, "--target", "y", "--id-column", "sku")
+    rows = tmp_path / "rows.csv"
+    rows.write_text("sku,x\n" + f"{ids[0]},0.1\n" + f"{ids[1]},0.2\n" + ",0.3\n")
+    code, out, err = run_cli(capsys, "predict", model, rows)
+    assert code == 0, seeded.msg(err)
+    written = [line.split(",")[0] for line in out.splitlines()[1:]]
+    assert written == [ids[0], ids[1], ""], seeded.msg(out)
+
+
+def test_a_float32_model_keeps_its_class_labels_exact(tmp_path, seeded, capsys):
+    rng = seeded.rng
+    n = 80
+    frame = pd.DataFrame({"x": rng.normal(size=n), "y": rng.choice([0.1, 0.3], n)})
+    data = tmp_path / "f.csv"
+    frame.to_csv(data, index=False)
+    model, _, _ = train(capsys, seeded, data, "--target", "y", "--task", "classification")
+    assert wxb.load(model).info["classes"] == [0.1, 0.3], seeded.msg("")
+
+
+def test_an_array_wider_than_the_model_is_refused(tmp_path, seeded, capsys):
+    rng = seeded.rng
+    np.savez(tmp_path / "t.npz", X=rng.normal(size=(60, 3)), y=rng.integers(0, 2, 60))
+    model, _, _ = train(capsys, seeded, tmp_path / "t.npz")
+    np.save(tmp_path / "wide.npy", rng.normal(size=(5, 4)))
+    code, _, err = run_cli(capsys, "predict", model, tmp_path / "wide.npy")
+    assert_one_line_error(code, err, "4 features but the model takes 3", seeded.msg)
+
+
+def test_a_row_of_gaps_counts_as_a_line(tmp_path, seeded, capsys):
+    rng = seeded.rng
+    lines = ["a,b,y"] + [f"{rng.normal():.3f},{rng.normal():.3f},{i % 2}" for i in range(30)]
+    bad = int(rng.integers(5, 25))
+    lines.insert(3, ",,1")  # a row of gaps before the bad one
+    lines[bad] = f"{rng.normal():.3f},oops,1"
+    data = tmp_path / "g.csv"
+    data.write_text("\n".join(lines) + "\n")
+    code, _, err = run_cli(capsys, "train", "--data", data, "--target", "y", *FAST)
+    assert_one_line_error(code, err, rf"line {bad + 1}, column 'b': 'oops'", seeded.msg)
+
+
+def test_encoding_trouble_is_one_line(tmp_path, seeded, capsys):
+    data = tmp_path / "latin.csv"
+    data.write_bytes("café,b,y\n1,2,0\n3,4,1\n".encode("latin-1"))
+    code, _, err = run_cli(capsys, "train", "--data", data, "--target", "y", *FAST)
+    assert_one_line_error(code, err, r"not utf-8 text .*--encoding", seeded.msg)
+    code, _, err = run_cli(capsys, "train", "--data", data, "--target", "y", "--encoding",
+                           "nope", *FAST)  # fmt: skip
+    assert_one_line_error(code, err, r"--encoding 'nope' is not an encoding", seeded.msg)
+
+
+def test_times_of_day_are_one_line(tmp_path, seeded, capsys):
+    import datetime
+
+    rng = seeded.rng
+    n = 30
+    frame = pd.DataFrame(
+        {
+            "t": [datetime.time(int(h), 0) for h in rng.integers(0, 24, n)],
+            "x": rng.normal(size=n),
+            "y": rng.integers(0, 2, n),
+        }
+    )
+    path = tmp_path / "t.parquet"
+    frame.to_parquet(path)
+    code, _, err = run_cli(capsys, "train", "--data", path, "--target", "y", *FAST)
+    assert_one_line_error(code, err, r"column 't' holds times of day; drop it", seeded.msg)

@@ -19,7 +19,7 @@ from wxb import __version__, validation
 from wxb import data as wdata
 from wxb.backend import resolve_dtype
 from wxb.checkpoint import CheckpointFolder
-from wxb.columns import TableEncoder, explain_row
+from wxb.columns import TableEncoder, explain_row, model_encoder, reading_for
 from wxb.describe import (
     architecture_diagram,
     backward_diagram,
@@ -57,7 +57,6 @@ from wxb.prepare import (
     encode_targets,
     features_for,
     is_multilabel,
-    model_encoder,
     model_task,
     numeric_targets,
     prediction_table,
@@ -180,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser(
         "predict",
-        help="predict for the rows of a CSV/NPZ file",
+        help="predict for the rows of a table (CSV, Parquet, Feather, NPY, NPZ)",
         description="Write one prediction per input row as CSV (to -o, or to standard output), "
         "in the input's order, with the model's --id-column first when the input has it. The "
         "input's columns are found by name; gaps and unseen categories go through the model's "
@@ -206,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
         "trained on them), with shapes in the seed's column notation and FLOPs.",
     )
     explain.add_argument("model", metavar="MODEL", nargs="?")
-    explain.add_argument("--data", metavar="PATH", help="CSV or NPZ; targets give the backward")
+    explain.add_argument("--data", metavar="PATH", help="a table; targets give the backward")
     explain.add_argument("--target", metavar="COLUMN", action="append",
                          help="default: the training target")  # fmt: skip
     explain.add_argument("--sample", type=int, default=0, metavar="ROW", help="first row")
@@ -253,8 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a saved model as an ONNX file (extra: onnx)",
         description="An ONNX graph for onnxruntime and other runtimes: input 'input' of shape "
         "(batch, features) in the model's dtype, taking raw features (Standardize is inside); "
-        "a model whose table stage encodes text or fills gaps with indicators takes one input "
-        "per column instead (numbers with NaN for missing, text with '' for missing); "
+        "a model whose table stage encodes text or booleans or adds missing indicators takes "
+        "one input per column instead (numbers with NaN for missing, text with '' for "
+        "missing); "
         "output 'output' as wxb's predict gives it (logits for classifiers); class and feature "
         "names in its metadata. Needs the onnx package (pip install 'wxb[onnx]').",
     )
@@ -293,9 +293,10 @@ def add_read_options(command: argparse.ArgumentParser) -> None:
     # fmt: on
 
 
-def read_options(args: argparse.Namespace, path: object = None) -> dict:
-    """read_table's options from the command line. For an NPZ, --target may name the
-    array of targets (as --y-array does)."""
+def read_options(args: argparse.Namespace, path: object = None, model=None) -> dict:
+    """read_table's options from the command line, and a model's own (its text and
+    identifier columns as text, its missing markers, its targets in float64). For an
+    NPZ, --target may name the array of targets (as --y-array does)."""
     y_array = args.y_array
     given = getattr(args, "target", None)
     if y_array is None and given and len(given) == 1 and str(path).lower().endswith(".npz"):
@@ -304,7 +305,7 @@ def read_options(args: argparse.Namespace, path: object = None) -> dict:
     if sep in ("\\t", "tab"):
         sep = "\t"
     na_values = [v.strip() for v in (args.na_values or "").split(",") if v.strip()]
-    return {
+    options = {
         "sep": sep,
         "na_values": na_values,
         "encoding": args.encoding,
@@ -312,6 +313,16 @@ def read_options(args: argparse.Namespace, path: object = None) -> dict:
         "x_array": args.x_array,
         "y_array": y_array,
     }
+    if model is not None:
+        own = reading_for(model.info)
+        options["na_values"] = [*own["na_values"], *na_values]
+        options["as_text"] = own["as_text"]
+        options["keep_float64"] = [
+            *own["keep_float64"],
+            *(column_list(",".join(given or [])) or []),
+        ]
+        options["float32"] = model.dtype == np.float32
+    return options
 
 
 def column_list(text: str | None) -> list[str] | None:
@@ -428,7 +439,14 @@ def read_training_data(args: argparse.Namespace) -> TableData | wdata.Dataset:
             raise ConfigError("--features, --drop and --id-column need --data")
         return wdata.load_digits()
     float32 = args.dtype == "float32"  # numbers read straight to the model's dtype
-    table = read_table(args.data, **read_options(args, args.data), float32=float32)
+    given = column_list(",".join(args.target or [])) or []
+    table = read_table(
+        args.data,
+        **read_options(args, args.data),
+        float32=float32,
+        keep_float64=[*given, *(args.target or [])],  # targets in full precision
+        as_text=[args.id_column] if args.id_column else [],  # identifiers exactly as written
+    )
     targets = target_names(args.target, table) or table.default_targets
     if not targets:
         if str(args.data).lower().endswith(".npz"):
@@ -483,6 +501,7 @@ def run_train(args: argparse.Namespace) -> None:
         val_rows, fit_rows = train_rows[held], train_rows[kept]
     if isinstance(data, TableData):  # fill values and categories from the training rows
         encoder = TableEncoder.fit(data.table, data.features, fit_rows)
+        encoder.na_values = read_options(args)["na_values"]  # predict treats them alike
         X = encoder.transform(data.table, dtype)
         data.encoder = encoder
     else:
@@ -539,7 +558,7 @@ def run_train(args: argparse.Namespace) -> None:
                 ) from None
             if stop.best_state is not None:  # early stopping's best so far
                 model.load_state_dict(stop.best_state)
-            finish_model(model, args, data, targets, X, (fit_rows, test_rows))
+            finish_model(model, args, data, targets, X, (train_rows, test_rows))
             kept = "best" if stop.best_state is not None else "current"
             raise Interrupted(
                 f"interrupted at {stop.where}; no --checkpoint-dir was set, so it cannot be "
@@ -549,7 +568,7 @@ def run_train(args: argparse.Namespace) -> None:
         print(f"wxb: warning: {message}", file=sys.stderr)
     if history.resumed_from is not None:
         print(f"resumed from {history.resumed_from}")
-    figures = finish_model(model, args, data, targets, X, (fit_rows, test_rows))
+    figures = finish_model(model, args, data, targets, X, (train_rows, test_rows))
     if args.history:
         wdata.atomic_write(args.history, history.to_json().encode())
     if args.plots:
@@ -583,7 +602,7 @@ def features_of(data: TableData | wdata.Dataset) -> list[str]:
 
 def finish_model(model, args, data, targets: Targets, X, rows) -> dict[str, float]:
     """Targets back in their units, what the model needs to be used, test figures; saved."""
-    fit_rows, test_rows = rows
+    seen_rows, test_rows = rows
     if targets.task == "regression":
         unscale_output(model.output, targets.mean, targets.scale)
     info = {
@@ -598,8 +617,8 @@ def finish_model(model, args, data, targets: Targets, X, rows) -> dict[str, floa
         info["table"] = data.encoder.to_json()
         if data.id_column:
             info["id_column"] = data.id_column
-    if args.fingerprint:
-        info["training_rows"] = pack_fingerprints(row_fingerprints(X[fit_rows]))
+    if args.fingerprint:  # every row training saw: fitted on, or early-stopped on
+        info["training_rows"] = pack_fingerprints(row_fingerprints(X[seen_rows]))
     model.info = info
     figures = report(model, X[test_rows], targets.y[test_rows], targets.loss, targets.task)
     model.info["test"] = figures
@@ -688,7 +707,7 @@ def run_eval(args: argparse.Namespace) -> None:
             f"{args.model}: wxb eval does not evaluate a multilabel or Poisson model yet "
             "(wxb predict does predict with it)"
         )
-    table = read_table(data, **read_options(args, data), float32=model.dtype == np.float32)
+    table = read_table(data, **read_options(args, data, model))
     labelled = labelled_rows(model, table, args.target, data)
     X = features_for(model, labelled.table)
     task, loss, classes = model_task(model)
@@ -736,7 +755,7 @@ def labelled_rows(model, table: Table, given: list[str] | None, data: object) ->
             f"{data}: {what}name the target column with --target (columns: "
             f"{', '.join(table.names)})"
         )
-    features = [n for n in model_encoder(model, table).columns if n in table]
+    features = [n for n in model_encoder(model.info, table).columns if n in table]
     return training_table(table, targets, features or None)
 
 
@@ -866,8 +885,7 @@ def explain_data(model, args: argparse.Namespace) -> Table | wdata.Dataset:
         if input_width(model) != 64:
             raise ConfigError("name the rows to explain on: wxb explain MODEL --data PATH")
         return wdata.load_digits()
-    float32 = model.dtype == np.float32
-    return read_table(args.data, **read_options(args, args.data), float32=float32)
+    return read_table(args.data, **read_options(args, args.data, model))
 
 
 def run_predict(args: argparse.Namespace) -> None:
@@ -878,9 +896,7 @@ def run_predict(args: argparse.Namespace) -> None:
     task, _, _ = model_task(model)
     if args.proba and task != "classification":
         raise ConfigError(f"--proba is for classifiers; {args.model} is a {task} model")
-    table = read_table(
-        args.input, **read_options(args, args.input), float32=model.dtype == np.float32
-    )
+    table = read_table(args.input, **read_options(args, args.input, model))
     X = features_for(model, table)
     header, columns = prediction_table(model, model.predict(X), args.proba)
     id_column = model.info.get("id_column")

@@ -2,7 +2,7 @@
 
 ``TableEncoder`` is the table-to-matrix stage saved inside a model file: missing
 numbers filled with the training median (and a 0/1 "was missing" column where
-training rows had gaps), text and boolean columns one-hot encoded (a category not
+training rows had gaps), booleans as 0/1, text one-hot encoded (a category not
 seen in training gives all zeros, as scikit-learn's ``handle_unknown="ignore"``).
 It runs once on the data before training, so ``fit`` keeps its planned step, and
 again on raw rows at predict time. Standardisation stays in the network
@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from wxb.errors import DataError
-from wxb.tables import Column, Table, refuse_stray_text
+from wxb.tables import Column, Table, text_as_numbers
 
-MISSING = "(missing)"  # how a missing text cell is named in messages and one-hot names
+MISSING = "(missing)"  # how explain shows a missing cell
 MANY_CATEGORIES = 100
 
 
@@ -52,7 +52,21 @@ def choose_features(
     row identifiers (whole numbers or text unique per row, or whole numbers in order)."""
     for name in [*targets, *drop, *([id_column] if id_column else []), *(features or [])]:
         table[name]
+    if len(set(targets)) != len(targets):
+        raise DataError(f"{table.source}: a target column is named twice")
+    if id_column in targets:
+        raise DataError(f"{table.source}: {id_column!r} cannot be the --id-column and a target")
     roles = set(targets) | set(drop) | ({id_column} if id_column else set())
+    noticed: list[str] = []
+
+    def numbers_checked(name: str) -> Column:
+        """The column, as numbers if its text is numbers; a typo among numbers refused."""
+        column, warning = text_as_numbers(table[name], table)
+        table.columns[name] = column
+        if warning and warning not in noticed:
+            noticed.append(warning)
+        return column
+
     if features is not None:
         clash = [name for name in features if name in roles]
         if clash:
@@ -69,8 +83,7 @@ def choose_features(
         for name in table.names:
             if name in roles:
                 continue
-            refuse_stray_text(table[name], table)  # a typo in numbers is not an identifier
-            why = looks_like_id(table[name], table.n_rows)
+            why = looks_like_id(numbers_checked(name), table.n_rows)  # a typo is no ID
             if why:
                 warnings.append(
                     f"column {name!r} looks like a row identifier ({why}); left out of the "
@@ -81,9 +94,9 @@ def choose_features(
             chosen.append(name)
     if not chosen:
         raise DataError(f"{table.source}: no feature columns are left")
+    warnings = [*noticed, *warnings]
     for name in chosen:
-        column = table[name]
-        refuse_stray_text(column, table)
+        column = numbers_checked(name)
         if column.kind == "date":
             example = next((str(v) for v in column.values if not np.isnat(v)), "")
             raise DataError(
@@ -97,7 +110,7 @@ def choose_features(
                     f"column {name!r} is text with {count} distinct values: {count} one-hot "
                     "inputs; drop it (--drop) if it is free text or an identifier"
                 )
-    return Roles(chosen, warnings)
+    return Roles(chosen, list(dict.fromkeys([*warnings, *noticed])))
 
 
 def looks_like_id(column: Column, n_rows: int) -> str:
@@ -153,8 +166,24 @@ class TableEncoder:
     """Raw table columns → the float matrix a network takes, with fitted fill values
     and categories. ``to_json``/``from_json`` put it in a model file's info."""
 
-    def __init__(self, rules: list[ColumnRule]):
+    def __init__(self, rules: list[ColumnRule], na_values: Sequence[str] = ()):
         self.rules = rules
+        self.na_values = [str(v) for v in na_values]  # the user's own missing markers
+
+    @property
+    def text_columns(self) -> list[str]:
+        """The columns it reads as text: read them as text, exactly as written."""
+        return [rule.name for rule in self.rules if rule.kind == "text"]
+
+    def _numeric_markers(self) -> np.ndarray:
+        """The user's markers that are numbers (-999): missing in number columns too."""
+        numbers = []
+        for marker in self.na_values:
+            try:
+                numbers.append(float(marker))
+            except ValueError:
+                continue
+        return np.array(numbers)
 
     @property
     def columns(self) -> list[str]:
@@ -219,6 +248,9 @@ class TableEncoder:
         inputs; then the 0/1 missing indicator if the rule has one."""
         column = table[rule.name]
         missing = column.missing
+        markers = self._numeric_markers()
+        if column.kind == "number" and len(markers):  # the user's -999: missing here too
+            missing = missing | np.isin(column.values, markers)
         pieces: list[tuple[np.ndarray, int | None]] = []
         if rule.kind == "text":
             if column.kind not in ("text", "number", "bool"):
@@ -226,7 +258,10 @@ class TableEncoder:
             values = column.values
             if column.kind != "text":  # e.g. codes read as numbers this time: compare as text
                 values = np.array(
-                    [None if m else _plain_text(v) for v, m in zip(values, missing, strict=True)],
+                    [
+                        None if m else _plain_text(v, column.kind)
+                        for v, m in zip(values, missing, strict=True)
+                    ],
                     dtype=object,
                 )
             index = {c: k for k, c in enumerate(rule.categories or [])}
@@ -237,11 +272,17 @@ class TableEncoder:
             )
             pieces.append((codes, len(index)))
         else:
-            if column.kind == "text":
+            if column.kind == "text":  # numbers stored as text are numbers; a word is not
                 row = _first_text(column)
-                raise DataError(
-                    f"{table.source}, {table.row_name(row)}, column {rule.name!r}: "
-                    f"{column.values[row]!r} is text; the model reads numbers there"
+                if row >= 0:
+                    raise DataError(
+                        f"{table.source}, {table.row_name(row)}, column {rule.name!r}: "
+                        f"{column.values[row]!r} is text; the model reads numbers there"
+                    )
+                column = Column(
+                    column.name,
+                    "number",
+                    np.array([np.nan if v is None else float(v) for v in column.values]),
                 )
             if column.kind == "date":
                 raise DataError(f"{table.source}: column {rule.name!r} holds dates, not numbers")
@@ -254,7 +295,10 @@ class TableEncoder:
         return pieces
 
     def to_json(self) -> dict[str, Any]:
-        return {"columns": [rule.to_json() for rule in self.rules]}
+        record: dict[str, Any] = {"columns": [rule.to_json() for rule in self.rules]}
+        if self.na_values:
+            record["na_values"] = self.na_values
+        return record
 
     @classmethod
     def from_json(cls, record: object, where: str = "model") -> TableEncoder:
@@ -273,7 +317,10 @@ class TableEncoder:
             raise DataError(f"{where}: its table stage is malformed ({exc!r})") from None
         if any(r.kind not in ("number", "bool", "text") for r in rules):
             raise DataError(f"{where}: its table stage names an unknown column kind")
-        return cls(rules)
+        markers = record.get("na_values", []) if isinstance(record, dict) else []
+        if not isinstance(markers, list):
+            raise DataError(f"{where}: its table stage is malformed (na_values)")
+        return cls(rules, markers)
 
     @classmethod
     def plain(cls, names: Sequence[str]) -> TableEncoder:
@@ -352,20 +399,25 @@ def explain_row(encoder: TableEncoder, table: Table, row: int) -> list[str]:
     return lines
 
 
-def _plain_text(value: object) -> str:
-    if isinstance(value, float) and value.is_integer():
+def _plain_text(value: object, kind: str = "number") -> str:
+    """A number or boolean cell as the text a CSV would hold (best effort: '02134' read
+    as a number cannot come back; the CLI reads a model's text columns as text)."""
+    if kind == "bool":
+        return "True" if value else "False"
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
         return str(int(value))
     return str(value)
 
 
 def _first_text(column: Column) -> int:
+    """The first row whose cell is not a number, or -1."""
     for row, value in enumerate(column.values):
         if value is not None:
             try:
                 float(value)
             except ValueError:
                 return row
-    return 0
+    return -1
 
 
 # ---------------------------------------------------------------------------------
@@ -389,12 +441,31 @@ def table_matrix(info: dict[str, Any], table: Table, dtype: Any) -> np.ndarray:
     table stage; an array's unnamed columns (x0, x1, …) by position when the model
     reads plain numbers."""
     encoder = model_encoder(info, table)
-    if table.positional and not all(name in table for name in encoder.columns):
-        if not encoder.is_plain:
-            raise DataError(
-                f"{table.source}: an array has no column names, and the model reads named "
-                f"columns ({', '.join(encoder.columns[:5])}, …) through its table stage"
-            )
+    if table.positional:  # an array: its columns by position, all of them
         names = [n for n in table.names if n not in table.default_targets]
-        encoder = TableEncoder.plain(names)  # numbers by position, as the model had them
+        if len(names) != len(encoder.columns):
+            raise DataError(
+                f"{table.source}: {len(names)} features but the model takes {len(encoder.columns)}"
+            )
+        if not all(name in table for name in encoder.columns):
+            if not encoder.is_plain:
+                raise DataError(
+                    f"{table.source}: an array has no column names, and the model reads named "
+                    f"columns ({', '.join(encoder.columns[:5])}, …) through its table stage"
+                )
+            encoder = TableEncoder.plain(names)  # numbers by position, as the model had them
     return encoder.transform(table, dtype)
+
+
+def reading_for(info: dict[str, Any]) -> dict[str, Any]:
+    """How to read rows for a model: its text columns as text, its identifier as text,
+    its own missing markers, its targets in float64."""
+    stage = info.get("table")
+    encoder = TableEncoder.from_json(stage) if stage is not None else None
+    as_text = [*(encoder.text_columns if encoder else []), *filter(None, [info.get("id_column")])]
+    targets = info.get("targets") or [info.get("target")]
+    return {
+        "na_values": encoder.na_values if encoder else [],
+        "as_text": as_text,
+        "keep_float64": [t for t in targets if t],
+    }

@@ -244,6 +244,8 @@ def csv_text(header: list[str], columns: list[np.ndarray]) -> str:
 
 
 def _format_cell(value: object) -> str:
+    if value is None:  # a missing identifier: an empty cell, as CSV writes a gap
+        return ""
     if isinstance(value, np.floating):
         return str(value)  # NumPy's shortest round-trip form for the value's own precision
     if isinstance(value, float):

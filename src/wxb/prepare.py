@@ -23,11 +23,10 @@ import numpy as np
 from wxb import data as wdata
 from wxb import ops, validation
 from wxb.columns import TableEncoder, choose_features, table_matrix
-from wxb.columns import model_encoder as columns_model_encoder
 from wxb.errors import ConfigError, DataError
 from wxb.nn import Dense
 from wxb.nn.module import input_width, output_width
-from wxb.tables import Column, Table
+from wxb.tables import Column, Table, text_as_numbers
 
 MAX_CLASSES_FOR_AUTO = 50
 # The default schedule (wxb train without --epochs/--patience): see default_schedule.
@@ -140,10 +139,11 @@ def training_table(
         if table.n_rows == 0:
             raise DataError(f"{table.source}: no row has a target value")
     if len(targets) == 1:
-        y = target_values(table[targets[0]])
+        column, _ = text_as_numbers(table[targets[0]], table)  # 'n.a.' among numbers: refused
+        y = target_values(column)
     else:
         for name in targets:
-            if table[name].kind != "number":
+            if table[name].kind not in ("number", "bool"):
                 raise DataError(
                     f"{table.source}: several target columns are for regression; "
                     f"{name!r} holds {table[name].kind} values"
@@ -295,16 +295,8 @@ def features_for(model, data: Table | wdata.Dataset) -> np.ndarray:
     X = data.X if isinstance(data, wdata.Dataset) else table_matrix(model.info, data, model.dtype)
     width = input_width(model)
     if width is not None and X.shape[1] != width:
-        raise DataError(f"{_source(data)}: {X.shape[1]} features but the model takes {width}")
-    return validation.as_features(X, model.dtype, _source(data))
-
-
-def model_encoder(model, table: Table) -> TableEncoder:
-    return columns_model_encoder(model.info, table)
-
-
-def _source(data: Table | wdata.Dataset) -> str:
-    return data.source
+        raise DataError(f"{data.source}: {X.shape[1]} features but the model takes {width}")
+    return validation.as_features(X, model.dtype, data.source)
 
 
 def model_task(model) -> tuple[str, str, list]:

@@ -8,6 +8,7 @@ column is *for* (feature, target, identifier): that is ``wxb.columns``.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import zipfile
@@ -30,14 +31,13 @@ CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".data")
 COMPRESSED = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".zstd": "zstd", ".lz4": "lz4"}
 PARQUET_SUFFIXES = (".parquet", ".pq")
 ARROW_SUFFIXES = (".feather", ".arrow", ".ipc")
-KINDS = ("number", "bool", "text", "date")
 
 
 @dataclass
 class Column:
-    """One column: ``values`` is float (NaN where missing) or int64 for numbers and
-    booleans (0/1), an object array of str (None where missing) for text, and
-    datetime64 for dates."""
+    """One column: ``values`` is float (NaN where missing) or int64 for numbers, float
+    0/1 (NaN where missing) for booleans, an object array of str (None where missing)
+    for text, and datetime64 for dates."""
 
     name: str
     kind: str
@@ -123,6 +123,8 @@ def read_table(
     x_array: str | None = None,
     y_array: str | None = None,
     float32: bool = False,
+    as_text: Iterable[str] = (),
+    keep_float64: Iterable[str] = (),
 ) -> Table:
     """A ``Table`` from a path or from a pandas DataFrame, pyarrow Table, dict of
     columns or 2-D NumPy array.
@@ -131,21 +133,40 @@ def read_table(
     ``.zst``; delimiter sniffed unless ``sep``), Parquet, Feather/Arrow, ``.npy``
     (a 2-D array; columns x0, x1, …) and ``.npz`` (``x_array``, default ``X``, and
     ``y_array``, default ``y``, which becomes the column ``y``). ``float32``: read
-    number columns as float32 where the format allows (half the memory).
+    number columns as float32 where the format allows (half the memory), except the
+    ``keep_float64`` ones (targets, identifiers). ``as_text``: columns read as text,
+    exactly as written (a model's categories and identifiers: '02134' stays '02134').
+    Text cells that are a missing marker (``NA_VALUES`` and ``na_values``) are missing
+    whatever the source.
     """
+    columns = Reading(tuple(na_values), float32, frozenset(as_text), frozenset(keep_float64))
     if isinstance(source, (str, Path)):
         return read_path(
             Path(source),
             sep=sep,
-            na_values=na_values,
             encoding=encoding,
             comment=comment,
             decimal=decimal,
             x_array=x_array,
             y_array=y_array,
-            float32=float32,
+            reading=columns,
         )
-    return from_object(source)
+    return from_object(source, reading=columns)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How columns are read whatever the format: more missing markers, float32 numbers
+    (but not ``keep_float64``), and columns kept as text."""
+
+    na_values: tuple[str, ...] = ()
+    float32: bool = False
+    as_text: frozenset[str] = frozenset()
+    keep_float64: frozenset[str] = frozenset()
+
+    @property
+    def markers(self) -> list[str]:
+        return list(dict.fromkeys([*NA_VALUES, *self.na_values]))
 
 
 def is_tabular(X: object) -> bool:
@@ -154,8 +175,9 @@ def is_tabular(X: object) -> bool:
     return isinstance(X, dict) or (kind in ("pandas", "pyarrow") and hasattr(X, "columns"))
 
 
-def from_object(data: object, source: str = "table") -> Table:
+def from_object(data: object, source: str = "table", reading: Reading | None = None) -> Table:
     """A Table from a pandas DataFrame, a pyarrow Table, a dict of columns or a 2-D array."""
+    reading = reading or Reading()
     if isinstance(data, Table):
         return data
     module = type(data).__module__.split(".")[0]
@@ -167,16 +189,16 @@ def from_object(data: object, source: str = "table") -> Table:
             arrow = pa.Table.from_pandas(data, preserve_index=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
             raise DataError(f"{source}: a column cannot be read ({exc})") from None
-        return check_values(from_arrow(arrow, source))
+        return check_values(from_arrow(arrow, source, reading))
     if module == "pyarrow" and hasattr(data, "column_names"):
-        return check_values(from_arrow(data, source))
+        return check_values(from_arrow(data, source, reading))
     if isinstance(data, dict):
         columns = {}
         for name, values in data.items():
             array = np.asarray(values)
             if array.ndim != 1:
                 raise DataError(f"{source}: column {name!r} must be 1-D; got shape {array.shape}")
-            columns[str(name)] = _column_from_numpy(str(name), array, source)
+            columns[str(name)] = _column_from_numpy(str(name), array, source, reading.markers)
         return check_values(_checked(columns, source))
     array = np.asarray(data)
     if array.ndim == 1:
@@ -205,14 +227,15 @@ def read_path(path: Path, **options: Any) -> Table:
     suffixes = [s.lower() for s in path.suffixes]
     last = suffixes[-1] if suffixes else ""
     inner = suffixes[-2] if last in COMPRESSED and len(suffixes) > 1 else last
+    reading = options["reading"]
     if last == ".npz":
         return read_npz(path, options["x_array"], options["y_array"])
     if last == ".npy":
         return read_npy(path)
     if last in PARQUET_SUFFIXES:
-        return read_parquet(path, float32=options["float32"])
+        return read_parquet(path, reading)
     if last in ARROW_SUFFIXES:
-        return read_feather(path, float32=options["float32"])
+        return read_feather(path, reading)
     if inner in CSV_SUFFIXES or (last in COMPRESSED and inner not in (".npy", ".npz")):
         return read_csv(path, compression=COMPRESSED.get(last), **_csv_options(options))
     raise DataError(
@@ -222,7 +245,7 @@ def read_path(path: Path, **options: Any) -> Table:
 
 
 def _csv_options(options: dict[str, Any]) -> dict[str, Any]:
-    keys = ("sep", "na_values", "encoding", "comment", "decimal", "float32")
+    keys = ("sep", "encoding", "comment", "decimal", "reading")
     return {k: options[k] for k in keys}
 
 
@@ -234,11 +257,10 @@ def read_csv(
     *,
     compression: str | None = None,
     sep: str | None = None,
-    na_values: Iterable[str] = (),
     encoding: str = "utf-8",
     comment: str | None = None,
     decimal: str | None = None,
-    float32: bool = False,
+    reading: Reading | None = None,
 ) -> Table:
     """A CSV file with a header row, through pyarrow's multi-threaded reader.
 
@@ -247,7 +269,12 @@ def read_csv(
     numbers. A row with too many or too few cells is reported by its line.
     """
     pa, pcsv = _pyarrow(), _pyarrow_csv()
+    reading = reading or Reading()
     source = str(path)
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise DataError(f"--encoding {encoding!r} is not an encoding Python knows") from None
     sample = _sample(path, compression, encoding)
     if comment is not None:  # the delimiter and the decimal mark come from the data lines
         sample = "\n".join(
@@ -262,7 +289,7 @@ def read_csv(
     stream: Any = path if compression is None else _pyarrow().input_stream(str(path), compression)
     if comment is not None:
         stream = _without_comments(path, compression, comment)
-    null_values = list(dict.fromkeys([*NA_VALUES, *na_values]))
+    null_values = reading.markers
     bad_rows: list[Any] = []
 
     def on_bad_row(row: Any) -> str:
@@ -271,7 +298,7 @@ def read_csv(
 
     parse = pcsv.ParseOptions(delimiter=sep, invalid_row_handler=on_bad_row)
     read = pcsv.ReadOptions(encoding=encoding, block_size=1 << 20)
-    types = _first_look_types(stream, read, parse, null_values, decimal, float32, source)
+    types = _first_look_types(stream, read, parse, null_values, decimal, reading, source)
     header = list(types)
     _refuse_duplicates(header, source)
     bad_rows.clear()  # the first look reported its block's rows already
@@ -295,14 +322,21 @@ def read_csv(
             column = _failed_column(str(exc), header)
             if column is None or pa.types.is_string(types[column]):
                 raise DataError(f"{source}: cannot read as CSV ({_arrow_message(exc)})") from None
-            types[column] = pa.string()
+            if pa.types.is_integer(types[column]):  # whole numbers, then a 12.5: numbers
+                wide = column in reading.keep_float64 or not reading.float32
+                types[column] = pa.float64() if wide else pa.float32()
+            else:
+                types[column] = pa.string()
             bad_rows.clear()
             if isinstance(stream, io.BytesIO):
                 stream.seek(0)
             elif compression is not None:
                 stream = pa.input_stream(str(path), compression)
         except UnicodeDecodeError as exc:
-            raise DataError(f"{source}: not {encoding} text ({exc}); give --encoding") from None
+            raise DataError(
+                f"{source}: not {encoding} text ({exc.reason} at byte {exc.start}); give "
+                "--encoding (e.g. latin-1)"
+            ) from None
     if bad_rows:
         first = bad_rows[0]
         line = _line_of_text(path, compression, encoding, first.text, comment)
@@ -318,7 +352,7 @@ def read_csv(
         )
     if arrow.num_rows == 0:
         raise DataError(f"{source}: has a header but no data rows")
-    table = from_arrow(arrow, source)
+    table = from_arrow(arrow, source, reading)
     table.line_of_row = _LineFinder(path, compression, encoding, comment)
     return check_values(table)
 
@@ -337,8 +371,9 @@ def check_values(table: Table) -> Table:
     return table
 
 
-def _first_look_types(stream, read, parse, null_values, decimal, float32, source) -> dict:
-    """Column types from the file's first block; floats as float32 when asked."""
+def _first_look_types(stream, read, parse, null_values, decimal, reading, source) -> dict:
+    """Column types from the file's first block: floats as float32 when asked (but not
+    ``keep_float64``), ``as_text`` columns as text."""
     pa, pcsv = _pyarrow(), _pyarrow_csv()
     convert = _pyarrow_csv().ConvertOptions(
         null_values=null_values, strings_can_be_null=True, decimal_point=decimal
@@ -348,25 +383,31 @@ def _first_look_types(stream, read, parse, null_values, decimal, float32, source
                                convert_options=convert)  # fmt: skip
         schema = reader.schema
         reader.close()
+        fields = [(item.name, item.type) for item in schema]
     except pa.ArrowInvalid as exc:
         message = _arrow_message(exc)
         if "Empty CSV file" in message:
             raise DataError(f"{source}: the file is empty") from None
         raise DataError(f"{source}: cannot read as CSV ({message})") from None
     except UnicodeDecodeError as exc:
-        raise DataError(f"{source}: cannot read the text ({exc}); give --encoding") from None
+        raise DataError(
+            f"{source}: not {read.encoding} text ({exc.reason} at byte {exc.start}); give "
+            "--encoding (e.g. latin-1)"
+        ) from None
     types = {}
-    for position, item in enumerate(schema):
-        name = item.name.strip() or f"Unnamed: {position}"
+    for position, (raw, kind) in enumerate(fields):
+        name = raw.strip() or f"Unnamed: {position}"
         if name in types:
             raise DataError(_duplicate_message([*types, name], source))
-        kind = item.type
-        if pa.types.is_null(kind):
+        if name in reading.as_text:
+            kind = pa.string()
+        elif pa.types.is_null(kind):
             kind = pa.float64()  # all missing in the first block: numbers or text, see below
         elif pa.types.is_floating(kind):
-            kind = pa.float32() if float32 else pa.float64()
+            wide = not reading.float32 or name in reading.keep_float64
+            kind = pa.float64() if wide else pa.float32()
         types[name] = kind
-    if [item.name for item in schema] != list(types):  # renamed: read with the new names
+    if [raw for raw, _ in fields] != list(types):  # renamed: read with the new names
         read.column_names = list(types)
         read.skip_rows = 1
     return types
@@ -427,11 +468,13 @@ class _LineFinder:
         self.path, self.compression, self.encoding, self.comment = (
             path, compression, encoding, comment,
         )  # fmt: skip
+        self.lines: list[int] | None = None
 
     def __call__(self, row: int) -> int | str:
-        for index, line in enumerate(self._record_lines()):
-            if index == row + 1:  # record 0 is the header
-                return line
+        if self.lines is None:  # one pass over the file, kept for the next message
+            self.lines = list(self._record_lines())
+        if row + 1 < len(self.lines):  # record 0 is the header
+            return self.lines[row + 1]
         return f"? (row {row})"
 
     def _record_lines(self):
@@ -440,7 +483,7 @@ class _LineFinder:
             reader = csv.reader(text)
             start = 1
             for record in reader:
-                if record and any(cell.strip() for cell in record):
+                if record:  # a blank line is no row; ',,' is a row of gaps (as pyarrow reads)
                     first = record[0].lstrip()
                     if not (self.comment and first.startswith(self.comment)):
                         yield start
@@ -458,36 +501,53 @@ def _line_of_text(path, compression, encoding, text: str | None, comment) -> int
     return None
 
 
-def refuse_stray_text(column: Column, table: Table) -> None:
-    """A text column whose cells are nearly all numbers holds a typo or an unmarked
-    missing value: name the first such cell instead of learning the column as text."""
+def _is_code(text: str) -> bool:
+    """'02134', '007': digits with a leading zero are a code (a zip, an ID), not a number."""
+    text = text.strip().lstrip("+-")
+    return len(text) > 1 and text[0] == "0" and text[1].isdigit()
+
+
+def text_as_numbers(column: Column, table: Table) -> tuple[Column, str]:
+    """A text column that holds numbers: as a number column when every cell is a
+    number (e.g. numbers stored as strings in Parquet); refused, naming the first
+    word, when all but a few cells are (a typo or an unmarked missing value); kept as
+    text with a warning when most are. Returns the column and the warning ('' if none)."""
     if column.kind != "text":
-        return
+        return column, ""
     present = [i for i, v in enumerate(column.values) if v is not None]
-    if not present:
-        return
+    if not present or any(_is_code(column.values[i]) for i in present):
+        return column, ""  # '02134': codes written with digits, not numbers
+    numbers = np.full(len(column.values), np.nan)
     bad = []
     for i in present:
         try:
-            float(column.values[i])
+            numbers[i] = float(column.values[i])
         except ValueError:
             bad.append(i)
-            if len(bad) > len(present) // 10:
-                return  # text, not numbers with a stray word
     if not bad:
-        return  # numbers written as quoted text elsewhere: read as numbers below
-    row = bad[0]
-    raise DataError(
-        f"{table.source}, {table.row_name(row)}, column {column.name!r}: "
-        f"{column.values[row]!r} is not a number (the column's other values are); "
-        f"if it marks a missing value, add --na-values {column.values[row]!r}"
-    )
+        if not np.isfinite(numbers[present]).all():
+            return column, ""  # 'inf' or 'nan' spelled out: leave it to be text
+        return Column(column.name, "number", numbers), ""
+    share = 1 - len(bad) / len(present)
+    word = column.values[bad[0]]
+    if len(bad) <= len(present) // 10:
+        raise DataError(
+            f"{table.source}, {table.row_name(bad[0])}, column {column.name!r}: "
+            f"{word!r} is not a number (the column's other values are); if it marks a "
+            f"missing value, add --na-values {word!r}"
+        )
+    if share >= 0.5:
+        return column, (
+            f"column {column.name!r} is read as text: {share:.0%} of its cells are numbers, "
+            f"the rest words such as {word!r}; if they mean missing, add --na-values {word!r}"
+        )
+    return column, ""
 
 
 # ---------------------------------------------------------------------------------
 # Parquet, Feather, NPY, NPZ
 # ---------------------------------------------------------------------------------
-def read_parquet(path: Path, float32: bool = False) -> Table:
+def read_parquet(path: Path, reading: Reading | None = None) -> Table:
     """A Parquet file, a few columns at a time: each group decoded, converted and
     released before the next, so the file's float64 columns are never all held."""
     pa = _pyarrow()
@@ -502,10 +562,10 @@ def read_parquet(path: Path, float32: bool = False) -> Table:
     def read(group: list[str]) -> Any:
         return handle.read(columns=group)
 
-    return _read_in_groups(path, "Parquet", names, read, float32)
+    return _read_in_groups(path, "Parquet", names, read, reading or Reading())
 
 
-def read_feather(path: Path, float32: bool = False) -> Table:
+def read_feather(path: Path, reading: Reading | None = None) -> Table:
     """A Feather (Arrow IPC) file, a few columns at a time, as ``read_parquet``."""
     pa = _pyarrow()
     import pyarrow.feather as feather
@@ -522,13 +582,13 @@ def read_feather(path: Path, float32: bool = False) -> Table:
     def read(group: list[str]) -> Any:
         return feather.read_table(path, columns=group, memory_map=True)
 
-    return _read_in_groups(path, "Feather/Arrow", names, read, float32)
+    return _read_in_groups(path, "Feather/Arrow", names, read, reading or Reading())
 
 
 COLUMN_GROUPS = 5  # a columnar file is read in this many groups of columns
 
 
-def _read_in_groups(path: Path, what: str, names: list[str], read, float32: bool) -> Table:
+def _read_in_groups(path: Path, what: str, names: list[str], read, reading: Reading) -> Table:
     pa = _pyarrow()
     _refuse_duplicates([str(n).strip() for n in names], str(path))
     size = max(1, -(-len(names) // COLUMN_GROUPS))
@@ -539,7 +599,7 @@ def _read_in_groups(path: Path, what: str, names: list[str], read, float32: bool
             arrow = read(group)
         except (OSError, pa.ArrowInvalid) as exc:
             raise DataError(f"{path}: not a readable {what} file ({_arrow_message(exc)})") from None
-        columns.update(from_arrow(arrow, str(path), float32).columns)
+        columns.update(from_arrow(arrow, str(path), reading).columns)
         del arrow
     return check_values(_checked(columns, str(path)))
 
@@ -611,10 +671,10 @@ def read_npz(path: Path, x_array: str | None = None, y_array: str | None = None)
 # ---------------------------------------------------------------------------------
 # Arrow and NumPy columns to ``Column``
 # ---------------------------------------------------------------------------------
-def from_arrow(arrow: Any, source: str, float32: bool = False) -> Table:
-    """Columns of a pyarrow Table, each converted and released in turn (one copy);
-    floats as float32 when asked."""
+def from_arrow(arrow: Any, source: str, reading: Reading | None = None) -> Table:
+    """Columns of a pyarrow Table, each converted and released in turn (one copy)."""
     pa = _pyarrow()
+    reading = reading or Reading()
     names = [str(name).strip() for name in arrow.column_names]
     names = [name or f"Unnamed: {i}" for i, name in enumerate(names)]
     _refuse_duplicates(names, source)
@@ -622,19 +682,51 @@ def from_arrow(arrow: Any, source: str, float32: bool = False) -> Table:
     for name in names:
         chunked = arrow.column(0)
         arrow = arrow.remove_column(0)  # the converted column's buffers go with it
-        if float32 and pa.types.is_float64(chunked.type):
-            chunked = chunked.cast(pa.float32())
-        columns[name] = _column_from_arrow(name, chunked, source, pa)
+        if name in reading.as_text and not _is_text(chunked.type, pa):
+            chunked = chunked.cast(pa.string())
+        elif pa.types.is_float64(chunked.type) and reading.float32:
+            if name not in reading.keep_float64:
+                chunked = chunked.cast(pa.float32())
+        column = _column_from_arrow(name, chunked, source, pa, reading.markers)
+        columns[name] = _numeric_markers_missing(column, reading)
         del chunked
     del arrow
     pa.default_memory_pool().release_unused()  # freed Arrow buffers back to the system
     return _checked(columns, source)
 
 
-def _column_from_arrow(name: str, chunked: Any, source: str, pa: Any) -> Column:
+def _numeric_markers_missing(column: Column, reading: Reading) -> Column:
+    """The user's markers that are numbers (--na-values -999) are gaps in number
+    columns whatever the file wrote (-999, -999.0)."""
+    numbers = []
+    for marker in reading.na_values:
+        try:
+            numbers.append(float(marker))
+        except ValueError:
+            continue
+    if column.kind != "number" or not numbers:
+        return column
+    marked = np.isin(column.values, numbers)
+    if not marked.any():
+        return column
+    wide = column.values.dtype.kind in "iu"
+    values = column.values.astype(np.float64) if wide else column.values.copy()
+    values[marked] = np.nan
+    return Column(column.name, "number", values, column.integer)
+
+
+def _is_text(kind: Any, pa: Any) -> bool:
+    view = getattr(pa.types, "is_string_view", lambda _: False)
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or view(kind)
+
+
+def _column_from_arrow(name: str, chunked: Any, source: str, pa: Any, markers: list[str]) -> Column:
     kind = chunked.type
     if pa.types.is_dictionary(kind):
         chunked = chunked.cast(kind.value_type)
+        kind = chunked.type
+    if _is_text(kind, pa) and not pa.types.is_string(kind):
+        chunked = chunked.cast(pa.string())
         kind = chunked.type
     if pa.types.is_null(kind):
         return Column(name, "number", np.full(len(chunked), np.nan))
@@ -648,20 +740,26 @@ def _column_from_arrow(name: str, chunked: Any, source: str, pa: Any) -> Column:
         values = _to_numpy(chunked)
         if chunked.null_count:
             values = np.where(_to_numpy(chunked.is_null()), np.nan, values)
-        return _number_column(name, values, source)
+        return Column(name, "number", values)
     if pa.types.is_boolean(kind):
-        values = _to_numpy(chunked.cast(pa.float64()))
-        return Column(name, "bool", values)
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return Column(name, "bool", _to_numpy(chunked.cast(pa.float64())))
+    if pa.types.is_string(kind):
         import pyarrow.compute as pc
 
-        blank = pc.equal(pc.utf8_trim_whitespace(chunked), "")  # '' is missing, as in a CSV
-        chunked = pc.if_else(blank, pa.scalar(None, kind), chunked)
+        trimmed = pc.utf8_trim_whitespace(chunked)  # a marker is missing, whatever the source
+        marked = pc.is_in(trimmed, value_set=pa.array(markers, pa.string()))
+        chunked = pc.if_else(marked, pa.scalar(None, pa.string()), chunked)
         return Column(name, "text", _to_numpy(chunked))
-    if pa.types.is_temporal(kind):
+    if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
         if pa.types.is_date(kind):
             chunked = chunked.cast(pa.timestamp("s"))
         return Column(name, "date", _to_numpy(chunked))
+    if pa.types.is_time(kind) or pa.types.is_duration(kind):
+        what = "times of day" if pa.types.is_time(kind) else "durations"
+        raise DataError(
+            f"{source}: column {name!r} holds {what}; drop it (--drop {name}) or turn it into "
+            "numbers (e.g. seconds) first"
+        )
     raise DataError(f"{source}: column {name!r} holds {kind} values, which wxb cannot use")
 
 
@@ -671,22 +769,21 @@ def _to_numpy(chunked: Any) -> np.ndarray:
     return chunked.to_numpy()
 
 
-def _number_column(name: str, values: np.ndarray, source: str) -> Column:
-    return Column(name, "number", values)
-
-
-def _column_from_numpy(name: str, array: np.ndarray, source: str) -> Column:
+def _column_from_numpy(
+    name: str, array: np.ndarray, source: str, markers: Iterable[str] = NA_VALUES
+) -> Column:
     kind = array.dtype.kind
     if kind == "b":
         return Column(name, "bool", array.astype(np.float64))
     if kind in "iu":
         return Column(name, "number", array.astype(np.int64, copy=False), integer=True)
     if kind == "f":
-        return _number_column(name, array, source)
+        return Column(name, "number", array)
     if kind == "M":
         return Column(name, "date", array)
     if kind in "USO":
-        values = np.array([_text_or_none(v) for v in array], dtype=object)
+        missing = set(markers)
+        values = np.array([_text_or_none(v, missing) for v in array], dtype=object)
         numbers = _all_numbers(values)
         if numbers is not None:
             return Column(name, "number", numbers)
@@ -694,11 +791,11 @@ def _column_from_numpy(name: str, array: np.ndarray, source: str) -> Column:
     raise DataError(f"{source}: column {name!r} holds {array.dtype} values, which wxb cannot use")
 
 
-def _text_or_none(value: object) -> str | None:
+def _text_or_none(value: object, markers: set[str]) -> str | None:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
     text = str(value)
-    return None if text.strip() in NA_VALUES else text
+    return None if text.strip() in markers else text
 
 
 def _all_numbers(values: np.ndarray) -> np.ndarray | None:
