@@ -18,7 +18,7 @@ from wxb.columns import ColumnRule, TableEncoder
 from wxb.errors import ConfigError
 from wxb.nn import Dense, Identity, ReLU, Sequential, Standardize, Tanh
 from wxb.onnx import export
-from wxb.tables import from_object
+from wxb.tables import Reading, from_object
 
 TOLERANCE = {"float32": 1e-5, "float64": 1e-10}
 ELEM_TYPES = {"float32": onnx.TensorProto.FLOAT, "float64": onnx.TensorProto.DOUBLE}
@@ -326,3 +326,37 @@ def test_stages_the_graph_cannot_carry_are_refused(tmp_path, case, match):
     with pytest.raises(ConfigError, match=match):
         export(model, tmp_path / "model.onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_missing_markers_read_as_wxb_reads_them(tmp_path, seeded, dtype):
+    """'NA', '?' in a text input and the model's own numeric marker (-999) in a number
+    input are gaps in the graph, as they are when wxb reads a file."""
+    rng = seeded.rng
+    model, enc = table_model(rng, dtype)
+    enc.na_values = ["-999"]
+    model.info["table"] = enc.to_json()
+    runner = session(export(model, tmp_path / "m.onnx"))
+    table = from_object(raw_columns(rng, int(rng.integers(20, 60))))
+    marked = feeds(table, enc, dtype)
+    blank = feeds(table, enc, dtype)
+    rows = rng.choice(table.n_rows, size=max(1, table.n_rows // 4), replace=False)
+    for rule in enc.rules:
+        if rule.kind == "text":
+            marked[rule.name][rows] = rng.choice(["NA", "?", "N/A", "null"], len(rows))[:, None]
+            blank[rule.name][rows] = ""
+        else:
+            marked[rule.name][rows] = -999
+            blank[rule.name][rows] = np.nan
+    (got,) = runner.run(["output"], marked)
+    (want,) = runner.run(["output"], blank)
+    np.testing.assert_array_equal(got, want, err_msg=seeded.msg(""))
+    # and wxb itself on the same cells, as its reader would give them
+    columns = {name: values[:, 0] for name, values in marked.items()}
+    for rule in enc.rules:
+        if rule.kind != "text":
+            columns[rule.name] = columns[rule.name].astype(np.float64)
+    wxb_table = from_object(columns, reading=Reading(na_values=("-999",)))
+    expected = model.predict(enc.transform(wxb_table, dtype))
+    tol = TOLERANCE[dtype]
+    np.testing.assert_allclose(got, expected, rtol=tol, atol=tol, err_msg=seeded.msg(""))

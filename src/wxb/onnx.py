@@ -40,9 +40,12 @@ raw column instead, each of shape (batch, 1), named as the column (a name ONNX
 cannot take, the empty one or ``output``, gets a suffix; metadata ``table_inputs``
 maps column → input):
 
-- number and bool columns: the model's dtype (bool as 0/1); NaN marks a missing cell
+- number and bool columns: the model's dtype (bool as 0/1); NaN marks a missing cell,
+  and so does a number among the model's own missing markers (``--na-values -999``)
 - text columns: strings; the empty string "" marks a missing cell (None cannot be
-  fed). A category not seen in training gives all zeros, as in wxb
+  fed), and so do the markers wxb reads as missing ('NA', '?', 'null', …; a cell of
+  spaces only is not one here). A category not seen in training gives all zeros, as
+  in wxb
 
 The stage is built as wxb's ``TableEncoder.transform`` computes it, then Concat
 (axis 1, in the encoder's order) feeds the layers:
@@ -50,9 +53,10 @@ The stage is built as wxb's ``TableEncoder.transform`` computes it, then Concat
 - number, bool   float32: ai.onnx.ml Imputer (NaN → fill); float64: Where(IsNaN(x),
                  fill, x), as onnxruntime has no float64 Imputer and a float32 one
                  would round the values. Then, with an indicator, Cast(IsNaN(x))
-- text           ai.onnx.ml OneHotEncoder over categories + [""] (zeros=1), Flatten,
-                 and MatMul by a 0/1 matrix that maps the "" slot onto the fill
-                 category (and the indicator column); float32, Cast for float64
+- text           ai.onnx.ml OneHotEncoder over categories + [""] + the markers
+                 (zeros=1), Flatten, and MatMul by a 0/1 matrix that maps those
+                 slots onto the fill category (and the indicator column); float32,
+                 Cast for float64
 
 A file with these ai.onnx.ml operators imports that domain (version 3) too. A
 stage with "" as a category is refused (ConfigError): "" could not mean both that
@@ -80,6 +84,7 @@ from wxb.errors import ConfigError
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
 from wxb.nn.module import Module, stock_kind
 from wxb.nn.sequential import Sequential
+from wxb.tables import NA_VALUES
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 13  # Softmax on the last axis, Gemm with an optional C
@@ -370,13 +375,17 @@ class _Graph:
                 names[column] = self.name(column or "column")
         self.inputs, self.per_column = [], True
         pieces: list[str] = []
+        markers = list(dict.fromkeys([*NA_VALUES, *stage.na_values]))
         for rule in stage.rules:
             x, where = names[rule.name], f"table.{rule.name}"
             kind = tensor.STRING if rule.kind == "text" else elem
             self.inputs.append(helper.make_tensor_value_info(x, kind, ["batch", 1]))
             if rule.kind == "text":
-                pieces.append(self._one_hot(rule, x, where))
+                pieces.append(self._one_hot(rule, x, where, markers))
                 continue
+            for number in _numbers(stage.na_values):  # the model's -999: a gap, as in wxb
+                marked = self.node("Equal", [x, self.const(number)], where)
+                x = self.node("Where", [marked, self.const(math.nan), x], where)
             pieces.append(self._fill(x, [float(rule.fill)], where))
             if rule.indicator:
                 pieces.append(self.node("Cast", [self.node("IsNaN", [x], where)], where, to=elem))
@@ -409,20 +418,23 @@ class _Graph:
             fill = self.initializer(None, np.array(fills), f"{where}.fill")
         return self.node("Where", [self.node("IsNaN", [x], where), fill, x], where)
 
-    def _one_hot(self, rule: Any, x: str, where: str) -> str:
-        # one-hot over categories + [""], then "" (missing) → the fill's column (+ indicator)
+    def _one_hot(self, rule: Any, x: str, where: str, markers: list[str]) -> str:
+        # one-hot over categories + [""] + the missing markers wxb reads ('NA', '?', …),
+        # then each missing slot → the fill's column (+ indicator)
         categories = list(rule.categories)
         k = len(categories)
+        missing = [m for m in dict.fromkeys(["", *markers]) if m not in categories]
         hot = self.node(
-            "OneHotEncoder", [x], where, domain=ML_DOMAIN, cats_strings=[*categories, ""], zeros=1
-        )
+            "OneHotEncoder", [x], where, domain=ML_DOMAIN, cats_strings=[*categories, *missing],
+            zeros=1,
+        )  # fmt: skip
         flat = self.node("Flatten", [hot], where, axis=1)
-        slots = np.zeros((k + 1, k + int(rule.indicator)), dtype=np.float32)
+        slots = np.zeros((k + len(missing), k + int(rule.indicator)), dtype=np.float32)
         slots[:k, :k] = np.eye(k, dtype=np.float32)
         if rule.fill in categories:
-            slots[k, categories.index(rule.fill)] = 1
+            slots[k:, categories.index(rule.fill)] = 1
         if rule.indicator:
-            slots[k, k] = 1
+            slots[k:, k] = 1
         mapped = self.node(
             "MatMul", [flat, self.initializer(None, slots, f"{where}.slots", np.float32)], where
         )
@@ -640,3 +652,14 @@ class _Graph:
         proto.ir_version = helper.find_min_ir_version_for(imports)
         helper.set_model_props(proto, props)
         return proto
+
+
+def _numbers(markers: list[str]) -> list[float]:
+    """The missing markers that are numbers."""
+    numbers = []
+    for marker in markers:
+        try:
+            numbers.append(float(marker))
+        except ValueError:
+            continue
+    return numbers
