@@ -1079,3 +1079,18 @@ def test_times_of_day_are_one_line(tmp_path, seeded, capsys):
     frame.to_parquet(path)
     code, _, err = run_cli(capsys, "train", "--data", path, "--target", "y", *FAST)
     assert_one_line_error(code, err, r"column 't' holds times of day; drop it", seeded.msg)
+
+
+def test_explaining_a_row_without_its_target_is_one_line(tmp_path, seeded, capsys):
+    rng = seeded.rng
+    n = 40
+    frame = pd.DataFrame({"a": rng.normal(size=n), "y": rng.choice(["x", "z"], n)})
+    gap = int(rng.integers(1, n - 1))
+    frame.loc[gap, "y"] = None
+    data = tmp_path / "e.csv"
+    frame.to_csv(data, index=False)
+    model, _, _ = train(capsys, seeded, data, "--target", "y")
+    code, _, err = run_cli(capsys, "explain", model, "--data", data, "--sample", gap)
+    assert_one_line_error(code, err, rf"row {gap}'s target is missing", seeded.msg)
+    code, out, err = run_cli(capsys, "explain", model, "--data", data, "--sample", gap - 1)
+    assert code == 0 and "Backward pass" in out, seeded.msg(err)

@@ -841,9 +841,20 @@ def run_explain(args: argparse.Namespace) -> None:
         data = data.take(np.arange(n_rows)[rows])
         labelled = None
         if _has_targets(model, data, args.target):
-            labelled = labelled_rows(model, data, args.target, args.data)
-            if labelled.table.n_rows != data.n_rows:
-                raise DataError(f"{source}: the rows explained must have a target value")
+            try:
+                labelled = labelled_rows(model, data, args.target, args.data)
+            except DataError as exc:
+                if "no row has a target value" not in str(exc):
+                    raise
+                labelled = None
+            if labelled is None or labelled.table.n_rows != data.n_rows:
+                first = args.sample
+                raise DataError(
+                    f"{source}: row {first}'s target is missing; explain the forward pass of "
+                    "such a row from a file without the target column, or pick another --sample"
+                    if args.rows == 1
+                    else f"{source}: some of rows {first}–{first + args.rows - 1} have no target"
+                )
         X = features_for(model, data)
     else:
         X = features_for(model, data)[rows]
