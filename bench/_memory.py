@@ -9,35 +9,14 @@ from __future__ import annotations
 
 import resource
 import tracemalloc
-from pathlib import Path
 
 import numpy as np
+from _machine import STATUS, reset_peak, resident_kib
 from _workloads import TRAINING_PATHS, Config, TrainingStep, random_batch, torch_loop
-
-STATUS = Path("/proc/self/status")
 
 
 def available() -> bool:
     return STATUS.exists()
-
-
-def resident_kib() -> dict[str, int]:
-    """VmRSS (now) and VmHWM (peak) of this process, in KiB."""
-    sizes = {}
-    for line in STATUS.read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            sizes[key] = int(value.split()[0])
-    return sizes
-
-
-def reset_peak() -> bool:
-    """Set VmHWM back to VmRSS; False where the kernel does not allow it."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
 
 
 def training_step(

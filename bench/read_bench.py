@@ -44,6 +44,7 @@ import pyarrow as pa
 import pyarrow.compute
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
+from _machine import STATUS, cpu_model, load_average, reset_peak, resident_kib
 from _tables import num, table
 
 import wxb
@@ -51,7 +52,6 @@ from wxb.columns import TableEncoder
 from wxb.tables import read_table
 
 HERE = Path(__file__).resolve().parent
-STATUS = Path("/proc/self/status")
 FEATURES = [f"f{j}" for j in range(20)]
 FORMATS = {"csv": "data.csv", "parquet": "data.parquet"}
 TIME_TARGET = 1.5  # × the faster peer's own read
@@ -150,25 +150,6 @@ def peer_call(key: str, fmt: str) -> str:
 
 
 # -- one measurement (child process) -----------------------------------------------------
-def resident_kib() -> dict[str, int]:
-    """VmRSS (now) and VmHWM (peak) of this process, in KiB."""
-    sizes = {}
-    for line in STATUS.read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            sizes[key] = int(value.split()[0])
-    return sizes
-
-
-def reset_peak() -> bool:
-    """Set VmHWM back to VmRSS; False where the kernel does not allow it."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
 def child(key: str, fmt: str, path: Path) -> dict[str, object]:
     """Everything is imported at module level, before the baseline."""
     call = CONTENDERS[key][1]
@@ -349,17 +330,9 @@ def render_phases(summary: list[dict[str, object]]) -> str:
 
 
 def machine() -> dict[str, object]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.partition(":")[2].strip()
-                break
-    except OSError:
-        pass
     usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "logical_cores": os.cpu_count(),
         "usable_cores": len(usable) if usable else os.cpu_count(),
         "python": platform.python_version(),
@@ -369,7 +342,7 @@ def machine() -> dict[str, object]:
         "pyarrow_threads": pa.cpu_count(),
         "pyarrow_memory_pool": pa.default_memory_pool().backend_name,
         "wxb": wxb.__version__,
-        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "load_average": load_average(),
     }
 
 
@@ -443,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         "repeats": args.repeats,
         "files": {fmt: {"path": str(p), "bytes": p.stat().st_size} for fmt, p in paths.items()},
         "machine": info,
-        "load_average_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "load_average_end": load_average(),
         "elapsed_s": time.perf_counter() - started,
         "results": summary,
     }

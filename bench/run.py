@@ -33,6 +33,7 @@ import numpy as np
 import sklearn
 import threadpoolctl
 import torch
+from _machine import cpu_model, load_average
 from _tables import num, table
 from _timing import SETTLE_S, Plan, interleave, repeat_calls
 from _workloads import (
@@ -152,24 +153,6 @@ def blas_forcing() -> dict[str, object]:
     in_use = numpy_blas().get("architecture")
     native = native_blas_kernel() if forced else in_use
     return {"variables": forced, "kernel": in_use, "native_kernel": native}
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def load_average() -> list[float] | None:
-    """The 1, 5 and 15-minute load averages, where the platform has them."""
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except (AttributeError, OSError):
-        return None
 
 
 def git_revision() -> str | None:

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import sklearn
 import threadpoolctl
+from _machine import cpu_model, load_average
 from _tables import num, table
 from _timing import SETTLE_S
 from sklearn.datasets import load_digits
@@ -244,17 +245,9 @@ def render(results: list[dict[str, object]]) -> str:
 
 def machine() -> dict[str, object]:
     blas = [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.partition(":")[2].strip()
-                break
-    except OSError:
-        pass
     usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "usable_cores": len(usable) if usable else os.cpu_count(),
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -264,7 +257,7 @@ def machine() -> dict[str, object]:
         ],
         "sklearn": sklearn.__version__,
         "wxb": wxb.__version__,
-        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "load_average": load_average(),
     }
 
 
@@ -302,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "quick": args.quick,
         "machine": info,
-        "load_average_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "load_average_end": load_average(),
         "results": results,
     }
     args.json.write_text(json.dumps(record, indent=1, default=float))

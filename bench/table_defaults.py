@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 import sklearn
+from _machine import load_average
 from _tables import table
 from sklearn import datasets as skdata
 from sklearn.exceptions import ConvergenceWarning
@@ -245,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds < 1:
         parser.error("--seeds must be ≥ 1")
     extra = shlex.split(args.wxb_args)
-    load_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    load_start = load_average()
     print(
         f"# default `wxb train` vs scikit-learn {sklearn.__version__} MLP: test score, "
         f"{args.seeds} seeds\n\n"
@@ -272,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         "wxb": wxb.__version__,
         "sklearn": sklearn.__version__,
         "load_average_start": load_start,
-        "load_average_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "load_average_end": load_average(),
         "elapsed_s": time.perf_counter() - started,
         "results": results,
     }

@@ -1,0 +1,48 @@
+"""What a benchmark says about the machine and its own process: the CPU, the load,
+resident memory (Linux: /proc/self/status). Imports nothing heavy, so a fresh child
+process can measure its baseline with it."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+STATUS = Path("/proc/self/status")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15-minute load averages, where the platform has them."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def resident_kib() -> dict[str, int]:
+    """VmRSS (now) and VmHWM (peak) of this process, in KiB."""
+    sizes = {}
+    for line in STATUS.read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            sizes[key] = int(value.split()[0])
+    return sizes
+
+
+def reset_peak() -> bool:
+    """Set VmHWM back to VmRSS; False where the kernel does not allow it."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
