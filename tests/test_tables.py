@@ -1094,3 +1094,44 @@ def test_explaining_a_row_without_its_target_is_one_line(tmp_path, seeded, capsy
     assert_one_line_error(code, err, rf"row {gap}'s target is missing", seeded.msg)
     code, out, err = run_cli(capsys, "explain", model, "--data", data, "--sample", gap - 1)
     assert code == 0 and "Backward pass" in out, seeded.msg(err)
+
+
+def test_user_written_models_take_a_dataframe_by_column_name(seeded):
+    """Module.predict on a table is the model's own: a Sequential subclass with its own
+    forward, a Module with tied and frozen parameters, in two threads at once."""
+    import threading
+
+    from user_models import ResidualSequential, TiedPair
+
+    from wxb.nn import Dense, ReLU
+
+    rng = seeded.rng
+    width = 4
+    names = [f"c{j}" for j in range(width)]
+    residual = ResidualSequential(
+        Dense(width, width, seed=rng), ReLU(), Dense(width, width, seed=rng)
+    )
+    tied = TiedPair(Dense(width, width, seed=rng), Dense(width, width, seed=rng), ReLU(), True)
+    tied.first.bias.requires_grad = False  # frozen
+    n = int(rng.integers(5, 40))
+    X = rng.normal(size=(n, width)).astype(np.float32)
+    frame = pd.DataFrame(X, columns=names)
+    shuffled = frame[list(rng.permutation(names))].assign(extra=rng.normal(size=n))
+    for model in (residual, tied):
+        want = model.predict(X)
+        # no names stored: the columns in order, as NumPy gives them
+        np.testing.assert_array_equal(model.predict(frame), want, err_msg=seeded.msg(""))
+        model.info = {"feature_names": names}  # names stored: taken by name, extras ignored
+        results: list[np.ndarray] = []
+        threads = [
+            threading.Thread(target=lambda m=model, out=results: out.append(m.predict(shuffled)))
+            for _ in range(2)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for got in results:
+            np.testing.assert_array_equal(got, want, err_msg=seeded.msg(type(model).__name__))
+        with pytest.raises(wxb.DataError, match="missing column"):
+            model.predict(frame.drop(columns=[names[1]]))

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from wxb.errors import DataError
-from wxb.tables import Column, Table, text_as_numbers
+from wxb.tables import Column, Table, numeric_markers, text_as_numbers
 
 MISSING = "(missing)"  # how explain shows a missing cell
 MANY_CATEGORIES = 100
@@ -175,16 +175,6 @@ class TableEncoder:
         """The columns it reads as text: read them as text, exactly as written."""
         return [rule.name for rule in self.rules if rule.kind == "text"]
 
-    def _numeric_markers(self) -> np.ndarray:
-        """The user's markers that are numbers (-999): missing in number columns too."""
-        numbers = []
-        for marker in self.na_values:
-            try:
-                numbers.append(float(marker))
-            except ValueError:
-                continue
-        return np.array(numbers)
-
     @property
     def columns(self) -> list[str]:
         """The raw columns it reads, in order."""
@@ -248,8 +238,8 @@ class TableEncoder:
         inputs; then the 0/1 missing indicator if the rule has one."""
         column = table[rule.name]
         missing = column.missing
-        markers = self._numeric_markers()
-        if column.kind == "number" and len(markers):  # the user's -999: missing here too
+        markers = numeric_markers(self.na_values)
+        if column.kind == "number" and markers:  # the user's -999: missing here too
             missing = missing | np.isin(column.values, markers)
         pieces: list[tuple[np.ndarray, int | None]] = []
         if rule.kind == "text":

@@ -84,7 +84,7 @@ from wxb.errors import ConfigError
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
 from wxb.nn.module import Module, stock_kind
 from wxb.nn.sequential import Sequential
-from wxb.tables import NA_VALUES
+from wxb.tables import NA_VALUES, numeric_markers
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 13  # Softmax on the last axis, Gemm with an optional C
@@ -383,7 +383,7 @@ class _Graph:
             if rule.kind == "text":
                 pieces.append(self._one_hot(rule, x, where, markers))
                 continue
-            for number in _numbers(stage.na_values):  # the model's -999: a gap, as in wxb
+            for number in numeric_markers(stage.na_values):  # the model's -999: a gap, as in wxb
                 marked = self.node("Equal", [x, self.const(number)], where)
                 x = self.node("Where", [marked, self.const(math.nan), x], where)
             pieces.append(self._fill(x, [float(rule.fill)], where))
@@ -652,14 +652,3 @@ class _Graph:
         proto.ir_version = helper.find_min_ir_version_for(imports)
         helper.set_model_props(proto, props)
         return proto
-
-
-def _numbers(markers: list[str]) -> list[float]:
-    """The missing markers that are numbers."""
-    numbers = []
-    for marker in markers:
-        try:
-            numbers.append(float(marker))
-        except ValueError:
-            continue
-    return numbers

@@ -695,15 +695,20 @@ def from_arrow(arrow: Any, source: str, reading: Reading | None = None) -> Table
     return _checked(columns, source)
 
 
-def _numeric_markers_missing(column: Column, reading: Reading) -> Column:
-    """The user's markers that are numbers (--na-values -999) are gaps in number
-    columns whatever the file wrote (-999, -999.0)."""
+def numeric_markers(markers: Iterable[str]) -> list[float]:
+    """The missing markers that are numbers (--na-values -999): gaps in number columns
+    too, whatever the file wrote (-999, -999.0)."""
     numbers = []
-    for marker in reading.na_values:
+    for marker in markers:
         try:
             numbers.append(float(marker))
         except ValueError:
             continue
+    return numbers
+
+
+def _numeric_markers_missing(column: Column, reading: Reading) -> Column:
+    numbers = numeric_markers(reading.na_values)
     if column.kind != "number" or not numbers:
         return column
     marked = np.isin(column.values, numbers)
