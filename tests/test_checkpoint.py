@@ -1189,6 +1189,24 @@ def test_keep_checkpoints_keeps_exactly_the_newest(seeded, tmp_path):
     assert newest.meta["history"]["history"] == history.history, msg
 
 
+def test_a_resume_removes_checkpoints_a_killed_run_left_beyond_keep(seeded, tmp_path, monkeypatch):
+    """A kill between a checkpoint's write and its pruning leaves one too many; the resume
+    prunes, even when it has nothing left to train (CI found 3 kept with keep 2)."""
+    rng = seeded.rng
+    keep = int(rng.integers(1, 3))
+    run = Run(rng, opt="sgd_momentum", dropout="fit", split=True, stop="forced")
+    msg = seeded.msg(f"{run.describe()}; keep {keep}")
+    folder = tmp_path / "run"
+    with monkeypatch.context() as patch:  # every pruning cut short
+        patch.setattr(ckpt.CheckpointFolder, "prune", lambda self, newest: None)
+        first = run.fit(folder, checkpoint_every=1, keep_checkpoints=keep)
+    written = assert_complete_and_no_orphans(folder, msg)
+    assert len(written) > keep, msg
+    again = run.fit(folder, resume=True, keep_checkpoints=keep)
+    assert_same_run(first, again, msg)
+    assert assert_complete_and_no_orphans(folder, msg) == written[-keep:], msg
+
+
 # =====================================================================================
 # 6. Full disks
 # =====================================================================================

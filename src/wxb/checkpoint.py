@@ -165,12 +165,16 @@ class CheckpointFolder:
         record["json_sha256"] = _json_digest(record)
         atomic_write(json_path, json.dumps(record, indent=1, allow_nan=False).encode())
         _read_json(json_path)  # read back: a checkpoint counts once it verifies
-        self._prune(step)
+        self.prune(step)
         return json_path
 
-    def _prune(self, newest: int) -> None:
+    def prune(self, newest: int) -> None:
         """Keep the newest ``keep`` up to step ``newest``. Later ones (damaged, skipped by
-        the resume that led here) are left alone until this run overwrites them."""
+        the resume that led here) are left alone until this run overwrites them.
+
+        Called after each write, and on resuming: a run killed between a write and its
+        pruning leaves one checkpoint too many, which a resume with nothing left to
+        train would otherwise never remove."""
         older = [path for step, path in self.listed() if step < newest]
         for path in older[: max(0, len(older) - (self.keep - 1))]:
             path.unlink(missing_ok=True)  # the JSON first: what is left is seen as partial

@@ -417,6 +417,7 @@ def fit(
                 found = saver.folder.latest()
                 if found is not None:
                     history = saver.restore(found, model, opt, schedule, loop, epochs, history)
+                    saver.folder.prune(found.meta["position"]["global_step"])
             elif saver.folder.listed():
                 raise ConfigError(
                     f"{checkpoint_dir} already holds checkpoints of a run; pass resume=True "
