@@ -27,6 +27,7 @@ from wxb.describe import (
     graph_diagram,
     summary,
 )
+from wxb.distributed import Ranks, launched_rank, launched_ranks
 from wxb.errors import ConfigError, DataError, TrainingInterrupted, WxbError
 from wxb.explanation import explain_model, explain_seed
 from wxb.io import load, save
@@ -98,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a classifier or regressor and save it",
         description="Train a dense network. With no options: the built-in handwritten-digits "
         "data (scikit-learn's), 80/20 stratified train/test split, prints the test accuracy "
-        "and writes model.safetensors in the current folder.",
+        "and writes model.safetensors in the current folder. Under `mpiexec -n K` (the "
+        "mpi extra) it trains data-parallel: each batch split across the K ranks, the "
+        "same result as one process; rank 0 writes the files.",
     )
     add = train.add_argument
     add("--data", metavar="PATH",
@@ -467,6 +470,9 @@ def read_training_data(args: argparse.Namespace) -> TableData | wdata.Dataset:
 
 
 def run_train(args: argparse.Namespace) -> None:
+    ranks = Ranks() if launched_ranks() > 1 else None  # under mpiexec -n K: data parallel
+    if ranks is not None and not ranks.leader:  # rank 0 alone prints
+        sys.stdout = sys.stderr = open(os.devnull, "w")
     check_train_options(args)
     dtype = str(resolve_dtype(args.dtype))
     hidden = parse_hidden(args.hidden)
@@ -525,7 +531,7 @@ def run_train(args: argparse.Namespace) -> None:
         dtype,
     )
     if args.checkpoint_dir is not None:
-        check_resume_options(args)
+        check_resume_options(args, writes=ranks is None or ranks.leader)
     with warnings.catch_warnings():  # diagnostics are printed below, one line each
         warnings.simplefilter("ignore", RuntimeWarning)
         warnings.showwarning = _checkpoint_warning_line
@@ -549,6 +555,7 @@ def run_train(args: argparse.Namespace) -> None:
                 checkpoint_every=args.checkpoint_every,
                 keep_checkpoints=args.keep_checkpoints,
                 resume=args.resume,
+                distributed=ranks or False,
             )
         except TrainingInterrupted as stop:
             if stop.checkpoint is not None:
@@ -558,12 +565,16 @@ def run_train(args: argparse.Namespace) -> None:
                 ) from None
             if stop.best_state is not None:  # early stopping's best so far
                 model.load_state_dict(stop.best_state)
+            if ranks is not None and not ranks.leader:
+                raise Interrupted(f"interrupted at {stop.where}") from None
             finish_model(model, args, data, targets, X, (train_rows, test_rows))
             kept = "best" if stop.best_state is not None else "current"
             raise Interrupted(
                 f"interrupted at {stop.where}; no --checkpoint-dir was set, so it cannot be "
                 f"resumed; saved the {kept} weights so far to {args.output}"
             ) from None
+    if ranks is not None and not ranks.leader:  # rank 0 writes the model and the history
+        return
     for message in history.warnings:
         print(f"wxb: warning: {message}", file=sys.stderr)
     if history.resumed_from is not None:
@@ -635,7 +646,7 @@ _FREE_OPTIONS = {
 OPTIONS_FILE = "train-options.json"
 
 
-def check_resume_options(args: argparse.Namespace) -> None:
+def check_resume_options(args: argparse.Namespace, writes: bool = True) -> None:
     """With --resume: refuse options that differ from the run in the folder, by name.
     Otherwise record them there for a later resume."""
     options = {k: v for k, v in sorted(vars(args).items()) if k not in _FREE_OPTIONS}
@@ -659,7 +670,8 @@ def check_resume_options(args: argparse.Namespace) -> None:
             f"{args.checkpoint_dir} already holds checkpoints of a run; add --resume to "
             "continue it, or give another --checkpoint-dir"
         )
-    wdata.atomic_write(path, json.dumps(options, indent=1).encode())
+    if writes:  # rank 0 alone, in a distributed run
+        wdata.atomic_write(path, json.dumps(options, indent=1).encode())
 
 
 def _checkpoint_warning_line(message, category, *args, **kwargs) -> None:
@@ -923,29 +935,34 @@ def run_predict(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    errors = sys.stderr  # kept: the ranks other than 0 silence sys.stderr while training
+    wxb = "wxb:" if launched_rank() == 0 else f"wxb: rank {launched_rank()}:"
     try:
+        if launched_ranks() > 1 and args.run is not run_train:
+            raise ConfigError("under mpiexec only wxb train runs (on every rank); run this "
+                              "command in one process")  # fmt: skip
         args.run(args)
     except Interrupted as exc:
-        print(f"wxb: {exc}", file=sys.stderr)
+        print(f"{wxb} {exc}", file=errors)
         return 130
     except WxbError as exc:
-        print(f"wxb: error: {exc}", file=sys.stderr)
+        print(f"{wxb} error: {exc}", file=errors)
         return 2
     except BrokenPipeError:  # `wxb predict … | head`: the reader left; stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except OSError as exc:  # unwritable output folder, disk full, …
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"wxb: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        print(f"{wxb} error: {where}{exc.strerror or exc}", file=errors)
         return 2
     except MemoryError:
         print(
-            "wxb: error: out of memory (are the layer sizes or the data too large?)",
-            file=sys.stderr,
+            f"{wxb} error: out of memory (are the layer sizes or the data too large?)",
+            file=errors,
         )
         return 2
     except KeyboardInterrupt:
-        print("wxb: interrupted", file=sys.stderr)
+        print(f"{wxb} interrupted", file=errors)
         return 130
     return 0
 

@@ -20,7 +20,9 @@ import math
 import numpy as np
 
 from wxb import ops
+from wxb.distributed import GradientSum
 from wxb.errors import ConfigError
+from wxb.nn.layers import Dense
 from wxb.nn.losses import Loss
 from wxb.nn.module import Module
 from wxb.nn.plan import StackPlan, unplannable_reason
@@ -29,13 +31,33 @@ from wxb.optim import Optimizer, clip_grad_norm_
 from wxb.tensor import Tensor
 
 
-class GraphStep:
+class _Update:
+    """The end of a step, shared by both steps: the distributed sum, clipping, the update."""
+
+    reducer: GradientSum | None
+    optimizer: Optimizer
+    clip_norm: float | None
+
+    def _update(self, value: float, output: np.ndarray | None, y: np.ndarray | None) -> float:
+        """Sum the gradients over the ranks (distributed), clip, and step."""
+        if self.reducer is not None:
+            value = self.reducer.finish(value, output, y)  # the global batch's loss
+            if not math.isfinite(value):
+                return value
+        if self.clip_norm is not None:
+            clip_grad_norm_(self.optimizer.params, self.clip_norm)
+        self.optimizer.step()
+        return value
+
+
+class GraphStep(_Update):
     """One step through the recorded graph: works for any Module."""
 
     def __init__(
         self, model: Module, loss: Loss, optimizer: Optimizer, clip_norm: float | None = None
     ) -> None:
         self.model, self.loss, self.optimizer, self.clip_norm = model, loss, optimizer, clip_norm
+        self.reducer: GradientSum | None = None  # set by a distributed fit
 
     def __call__(self, X: np.ndarray, y: np.ndarray) -> float:
         """Returns the batch loss; a non-finite loss is returned before any update."""
@@ -43,16 +65,20 @@ class GraphStep:
         output = self.model(Tensor(X))
         self.output = output.data  # before the update: fit's running accuracy reads it
         value = self.loss(output, y)
-        if not math.isfinite(float(value.data)):
+        if self.reducer is None and not math.isfinite(float(value.data)):
             return float(value.data)
         value.backward()
-        if self.clip_norm is not None:
-            clip_grad_norm_(self.optimizer.params, self.clip_norm)
-        self.optimizer.step()
-        return float(value.data)
+        return self._update(float(value.data), self.output, y)
+
+    def contribute_nothing(self) -> float:
+        """A distributed step in which this rank holds no row of the batch: zero
+        gradients into the sum, then the same update as the other ranks."""
+        self.optimizer.zero_grad()
+        self.output = None
+        return self._update(0.0, None, None)
 
 
-class PlannedStep:
+class PlannedStep(_Update):
     """One step of a Sequential MLP with every buffer planned once and reused."""
 
     @classmethod
@@ -91,6 +117,7 @@ class PlannedStep:
         self.model, self.loss, self.optimizer, self.clip_norm = model, loss, optimizer, clip_norm
         self.plan = StackPlan(list(model))
         self.loss_grad: np.ndarray | None = None
+        self.reducer: GradientSum | None = None  # set by a distributed fit
 
     def __call__(self, X: np.ndarray, y: np.ndarray) -> float:
         plan = self.plan
@@ -108,14 +135,35 @@ class PlannedStep:
         grad = self.loss_grad[: len(x)]
         ops.check_loss_target(self.loss.kernel, x, y)
         value = self.loss.kernel.value_and_grad(x, y, grad)
-        if not math.isfinite(value):
+        reducer = self.reducer
+        if reducer is None and not math.isfinite(value):
             return value
+        if reducer is not None and reducer.scale != 1.0:
+            grad *= reducer.scale  # this rank's share of the global batch's mean loss
         self.optimizer.zero_grad()  # the δ chain writes ∂L/∂W where the optimiser reads it
-        plan.backward(grad)
-        if self.clip_norm is not None:
-            clip_grad_norm_(self.optimizer.params, self.clip_norm)
-        self.optimizer.step()
-        return value
+        plan.backward(grad, None if reducer is None else reducer.layer_done)
+        return self._update(value, x, y)
+
+    def contribute_nothing(self) -> float:
+        """A distributed step in which this rank holds no row of the batch: zero
+        gradients, summed layer by layer as a backward would, then the same update."""
+        self.optimizer.zero_grad()
+        self.output = None
+        trainable = {id(p) for p in self.optimizer.params}
+        for layer, params in zip(
+            reversed(self.plan.layers), reversed(self.plan.layer_params), strict=True
+        ):
+            if not isinstance(layer, Dense):
+                continue
+            for p in params:
+                if p.requires_grad and id(p) in trainable:
+                    home = p.grad_buffer
+                    p.grad = home if home is not None and home.shape == p.shape else None
+                    if p.grad is None:
+                        p.grad = np.zeros_like(p.data)
+                    p.grad[...] = 0
+            self.reducer.layer_done(params)
+        return self._update(0.0, None, None)
 
     @property
     def outputs(self) -> list[np.ndarray]:

@@ -22,6 +22,7 @@ from wxb import checkpoint as ckpt
 from wxb import data as wdata
 from wxb import validation
 from wxb.diagnose import layer_reports, warnings_for
+from wxb.distributed import GradientSum, Ranks, RanksStopped
 from wxb.errors import (
     CheckpointError,
     ConfigError,
@@ -30,6 +31,7 @@ from wxb.errors import (
     TrainingError,
     TrainingInterrupted,
 )
+from wxb.nn.layers import Dropout
 from wxb.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss, get_loss
 from wxb.nn.module import Module
 from wxb.optim import SCHEDULES, LRSchedule, Optimizer, get_optimizer
@@ -180,18 +182,33 @@ def evaluate(
 
 
 def _evaluate(
-    model: Module, X: np.ndarray, y: np.ndarray, loss: Loss, batch_size: int = 4096
+    model: Module,
+    X: np.ndarray,
+    y: np.ndarray,
+    loss: Loss,
+    batch_size: int = 4096,
+    ranks: Ranks | None = None,
 ) -> dict[str, float]:
+    """The loss (and accuracy) over all of X; in a distributed run each rank takes its
+    share of the rows and the sums are added over the ranks."""
     total, correct = 0.0, 0
+    rows = len(X)
+    if ranks is not None:
+        share = ranks.share(len(X))
+        X, y_part = X[share], y[share]
+    else:
+        y_part = y
     # Weights that overflow give a non-finite figure, which the caller reports.
     overflow_ok = np.errstate(over="ignore", invalid="ignore", divide="ignore")
     with model.evaluating(), no_grad(), overflow_ok:
         for start in range(0, len(X), batch_size):
-            xb, yb = X[start : start + batch_size], y[start : start + batch_size]
+            xb, yb = X[start : start + batch_size], y_part[start : start + batch_size]
             out = model(Tensor(xb)).data
             total += _batch_total(loss, float(loss(Tensor(out), yb).data), len(xb))
             correct += _correct(loss, out, yb)
-    figures = {"loss": _epoch_figure(loss, total, len(X))}
+    if ranks is not None:
+        total, correct = ranks.sum_numbers(total, correct, what="the validation sums")
+    figures = {"loss": _epoch_figure(loss, total, rows)}
     if isinstance(loss, (CrossEntropyLoss, BCEWithLogitsLoss)):
         figures["accuracy"] = correct / _label_count(loss, y)
     return figures
@@ -260,6 +277,7 @@ def fit(
     checkpoint_every: int | None = None,
     keep_checkpoints: int = 2,
     resume: bool = False,
+    distributed: bool | Ranks = False,
 ) -> History:
     """Train ``model`` on rows ``X`` with targets ``y``; returns a :class:`History`.
 
@@ -283,7 +301,47 @@ def fit(
     A loss that becomes NaN or infinite raises :class:`TrainingError` naming the epoch
     and step; the model is left with the weights of the last epoch that ended finite
     (the initial weights if it was the first).
+
+    ``distributed``: run as one of the ranks of an MPI job (``mpiexec -n K python …``;
+    True takes MPI's world, or pass a :class:`wxb.distributed.Ranks`). Every rank
+    passes the same data and settings; each global batch of ``batch_size`` rows is
+    split across the ranks, the gradients are summed over them, and every rank ends
+    with the same weights as one process with the same batch size (to rounding).
+    Rank 0 writes the checkpoints and draws the progress bar. A rank that dies or
+    hangs stops the job within ``Ranks.timeout`` seconds (WXB_MPI_TIMEOUT, default 30).
     """
+    ranks = _ranks(distributed)
+    if ranks is None:
+        return _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
+                    validation_data, shuffle, seed, early_stopping, min_delta,
+                    restore_best_weights, lr_schedule, clip_grad_norm, verbose, stream,
+                    diagnose, checkpoint_dir, checkpoint_every, keep_checkpoints, resume,
+                    None)  # fmt: skip
+    try:
+        return _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
+                    validation_data, shuffle, seed, early_stopping, min_delta,
+                    restore_best_weights, lr_schedule, clip_grad_norm, verbose, stream,
+                    diagnose, checkpoint_dir, checkpoint_every, keep_checkpoints, resume,
+                    ranks)  # fmt: skip
+    except RanksStopped as stopped:  # the others may be blocked in MPI: end them all
+        ranks.abort(stopped, 2)
+        raise
+
+
+def _ranks(distributed: bool | Ranks) -> Ranks | None:
+    if isinstance(distributed, Ranks):
+        return distributed
+    if distributed is True:
+        return Ranks()
+    if distributed is not False:
+        raise ConfigError(f"distributed must be True, False or a Ranks; got {distributed!r}")
+    return None
+
+
+def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
+         validation_data, shuffle, seed, early_stopping, min_delta, restore_best_weights,
+         lr_schedule, clip_grad_norm, verbose, stream, diagnose, checkpoint_dir,
+         checkpoint_every, keep_checkpoints, resume, ranks: Ranks | None) -> History:  # fmt: skip
     loss_fn = get_loss(loss)
     epochs = _whole(epochs, "epochs")
     batch_size = _whole(batch_size, "batch_size")
@@ -297,6 +355,8 @@ def fit(
             raise ConfigError("clip_grad_norm must be > 0")
     if seed is not None and not isinstance(seed, (int, np.integer, np.random.Generator)):
         raise ConfigError(f"seed must be an integer or a numpy Generator; got {seed!r}")
+    if ranks is not None:
+        seed = _same_seed(ranks, seed)
     if checkpoint_dir is None and (resume or checkpoint_every is not None):
         raise ConfigError("resume and checkpoint_every need a checkpoint_dir")
     if validation_data is not None and validation_split:
@@ -347,6 +407,16 @@ def fit(
         raise ConfigError("fit(diagnose=True) needs a Sequential model (its layers in order)")
     step = make_step(model, loss_fn, opt, clip_grad_norm)
     planned = isinstance(step, PlannedStep)
+    if ranks is not None:
+        _refuse_dropout(model)
+        _same_start(ranks, model)
+        step.reducer = GradientSum(
+            ranks,
+            opt,
+            mean_loss=loss_fn.reduction != "sum",
+            count_correct=lambda output, yb: _correct(loss_fn, output, yb),
+            scale_in_step=planned,
+        )
     history = History(engine="planned" if planned else "graph")
     if not planned:
         history.engine_reason = PlannedStep.why_not(model, opt)
@@ -359,6 +429,7 @@ def fit(
     steps_per_epoch = math.ceil(n / batch_size)
     out_stream = stream if stream is not None else sys.stderr
     show = verbose is True or (verbose == "auto" and _is_terminal(out_stream))
+    show = show and (ranks is None or ranks.leader)  # one progress bar
     bar = ProgressBar(epochs, steps_per_epoch, out_stream, show)
 
     # Batches are gathered into planned buffers: a step allocates nothing new.
@@ -406,18 +477,22 @@ def fit(
             *ckpt.generators(model, [("shuffle", rng), ("dropout_masks", masks)]),
         )
         saver.start = ckpt.state_digest(loop.last_good)  # the weights it starts from
-        saver.folder.check_writable()
+        saver.writes = ranks is None or ranks.leader  # rank 0 alone writes
+        if saver.writes:
+            saver.folder.check_writable()
 
     interrupts = _Interrupts()
     model.train()
     with ExitStack() as context:
         if saver is not None:
-            context.enter_context(saver.folder.lock())
+            if saver.writes:
+                context.enter_context(saver.folder.lock())
             if resume:
-                found = saver.folder.latest()
+                found = _latest(saver, ranks)
                 if found is not None:
                     history = saver.restore(found, model, opt, schedule, loop, epochs, history)
-                    saver.folder.prune(found.meta["position"]["global_step"])
+                    if saver.writes:
+                        saver.folder.prune(found.meta["position"]["global_step"])
             elif saver.folder.listed():
                 raise ConfigError(
                     f"{checkpoint_dir} already holds checkpoints of a run; pass resume=True "
@@ -434,6 +509,9 @@ def fit(
             def after_step(value: float, epoch: int = epoch) -> bool:
                 """Progress, a checkpoint when due; True stops the epoch (Ctrl-C)."""
                 bar.update(epoch, loop.step, value)
+                if step.reducer is not None:  # a Ctrl-C on any rank stops them all
+                    step.reducer.stop_requested |= interrupts.requested
+                    interrupts.requested = step.reducer.stop_requested
                 if loop.step == steps_per_epoch:  # the epoch's end does the rest
                     return False
                 if saver is not None and saver.due(loop.global_step(steps_per_epoch)):
@@ -460,7 +538,7 @@ def fit(
             if isinstance(loss_fn, (CrossEntropyLoss, BCEWithLogitsLoss)):
                 figures["accuracy"] = loop.correct / _label_count(loss_fn, y_arr)
             if X_val is not None:
-                val = _evaluate(model, X_val, y_val, loss_fn)
+                val = _evaluate(model, X_val, y_val, loss_fn, ranks=ranks)
                 figures.update({f"val_{k}": v for k, v in val.items()})
             figures["lr"] = opt.lr
             history.record(**figures)
@@ -473,6 +551,11 @@ def fit(
                     f"the weights became infinite or NaN at the end of epoch {epoch}; weights "
                     "restored to the epoch before. Try a smaller learning rate or gradient clipping"
                 )
+            if ranks is not None:
+                ranks.where = f"the end of epoch {epoch}"
+                ranks.check_same([p.data for p in model.parameters()], "the weights")
+                if ranks.sum_numbers(interrupts.requested, what="the stop check")[0]:
+                    interrupts.requested = True
             loop.last_good = model.state_dict()
             if figures[monitor] < loop.best_value - min_delta:
                 loop.best_value, loop.waited, history.best_epoch = figures[monitor], 0, epoch
@@ -595,12 +678,15 @@ class _Saver:
         self.run["generators"] = roles
         self.last: Path | None = None
         self.last_step: int | None = None  # the global step of self.last
+        self.writes = True  # False on the ranks other than 0 of a distributed run
 
     def due(self, global_step: int, epoch_end: bool = False) -> bool:
         """Every ``every`` steps; without it, at each epoch's end."""
         return epoch_end if self.every is None else global_step % self.every == 0
 
     def write(self, loop, model, opt, schedule, history, epochs, steps_per_epoch) -> Path:
+        if not self.writes:
+            return self.last
         # Weights stored once each: at an epoch's end the model's are last_good, and the
         # best are often last_good (the same dict) too.
         # The arrays themselves, not copies: they are written out before training goes on.
@@ -828,17 +914,26 @@ def _train_epoch(step, loss_fn, X, y, loop: _Loop, x_batch, y_batch, after_step)
     """
     batch_size = len(x_batch)
     order = loop.order
+    reducer = step.reducer  # distributed: this rank's share of each batch
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught here, by name
         for start in range(loop.step * batch_size, len(order), batch_size):
             rows = order[start : start + batch_size]
+            batch_rows = len(rows)
+            if reducer is not None:
+                rows = rows[reducer.ranks.share(batch_rows)]
+                reducer.begin(len(rows), batch_rows)
+                reducer.ranks.where = f"epoch {loop.epoch}, step {loop.step + 1}"
             xb, yb = x_batch[: len(rows)], y_batch[: len(rows)]
             np.take(X, rows, axis=0, out=xb)
             np.take(y, rows, axis=0, out=yb)
-            value = step(xb, yb)
+            value = step(xb, yb) if len(rows) else step.contribute_nothing()
             if not math.isfinite(value):
                 raise _Diverged(loop.step + 1, value)
-            loop.total += _batch_total(loss_fn, value, len(rows))
-            loop.correct += _correct(loss_fn, step.output, yb)  # running, as Keras reports
+            loop.total += _batch_total(loss_fn, value, batch_rows)
+            if reducer is not None:  # the global batch's, summed with its loss
+                loop.correct += reducer.correct
+            else:  # running, as Keras reports
+                loop.correct += _correct(loss_fn, step.output, yb)
             loop.step += 1
             if after_step(value):
                 return False
@@ -864,3 +959,47 @@ def _is_terminal(stream: TextIO) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def _same_seed(ranks: Ranks, seed: int | np.random.Generator | None) -> int | np.random.Generator:
+    """One seed for every rank: the same shuffles and splits. Rank 0 draws one if none
+    was given; generators must be in the same state on every rank."""
+    if seed is None:
+        return ranks.agree(int(np.random.SeedSequence().entropy % (1 << 63)), "the seed")
+    if isinstance(seed, np.random.Generator):
+        state = json.dumps(seed.bit_generator.state, sort_keys=True, default=str)
+        ranks.check_same([np.frombuffer(state.encode(), np.uint8)], "the seed generators")
+    else:
+        ranks.check_same([np.array([int(seed)], np.int64)], "the seeds")
+    return seed
+
+
+def _refuse_dropout(model: Module) -> None:
+    for _, module in model.named_modules():
+        if isinstance(module, Dropout) and module.p > 0:
+            raise ConfigError(
+                f"{module.label}: dropout in a distributed run is not supported yet (its masks "
+                "would depend on which rank holds a row); train without it, or in one process"
+            )
+
+
+def _same_start(ranks: Ranks, model: Module) -> None:
+    """Rank 0's weights and buffers on every rank."""
+    arrays = [p.data for p in model.parameters()] + [a for _, a in model.named_buffers()]
+    for array in arrays:
+        if array.flags.c_contiguous and array.flags.writeable:
+            ranks.broadcast_(array, "the initial weights")
+        else:
+            copy = ranks.broadcast_(np.ascontiguousarray(array).copy(), "the initial weights")
+            np.copyto(array, copy)
+
+
+def _latest(saver: _Saver, ranks: Ranks | None) -> Any:
+    """The checkpoint to resume from: rank 0's choice, read by every rank."""
+    if ranks is None:
+        return saver.folder.latest()
+    found = saver.folder.latest() if ranks.leader else None
+    path = ranks.agree(None if found is None else str(found.path), "the checkpoint to resume")
+    if path is None or ranks.leader:
+        return found
+    return ckpt.read(Path(path))

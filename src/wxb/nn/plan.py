@@ -17,6 +17,7 @@ per-layer nodes, and one fused node runs the whole backward) and ``wxb.step.Plan
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 
 import numpy as np
 
@@ -203,12 +204,14 @@ class StackPlan:
     def release(self) -> None:
         self._released, self._claim, self._token = self._token, None, None
 
-    def backward(self, grad: np.ndarray) -> None:
+    def backward(self, grad: np.ndarray, layer_done: Callable[[list], None] | None = None) -> None:
         """The δ chain, in reverse, from ∂L/∂output; fills ``p.grad`` of every parameter
         that requires one, and stops below the first layer with a trainable parameter.
 
         A new gradient goes where the optimiser reads it (``p.free_grad_buffer()``) when
         there is one; a gradient already set is added to, as PyTorch accumulates.
+        ``layer_done`` is told each Dense layer's parameters once their gradients are
+        written (a distributed run starts summing them across ranks there).
         """
         batch = len(grad)
         trainable_below = self._trainable_below()
@@ -227,6 +230,8 @@ class StackPlan:
                     bias_grad = self._grad_slot(layer.bias)
                     ops.sum_over_batch(delta, out=bias_grad)
                     self._grad_done(layer.bias, bias_grad)
+                if layer_done is not None:
+                    layer_done(self.layer_params[i])
                 if not trainable_below[i]:
                     break
                 # ∂L/∂A⁽ˡ⁻¹⁾ = Wᵀ·δ (rows: δ·W)

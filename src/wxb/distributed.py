@@ -1,0 +1,283 @@
+"""Data-parallel training over MPI: K ranks, one global batch of B rows split across them.
+
+Each rank runs forward and backward on its share of the batch; the gradients are
+summed across ranks in the flat gradient buffer (one ``Iallreduce`` per Dense layer,
+started as soon as the backward pass has that layer's ∂L/∂W and ∂L/∂b, so the
+reduction of the later layers overlaps the backward of the earlier ones); every rank
+then applies the same update to the same weights. Because each rank's loss gradient is
+scaled by its share of the batch (b_k / B), the sum is the gradient of the global
+batch's mean loss: one process with batch B computes the same, to rounding.
+
+Progress of a non-blocking collective happens only inside MPI calls: the backward pass
+polls (``MPI_Testall``) after each layer, and every wait polls until a deadline, so a
+rank that died or hangs stops the job within ``timeout`` seconds (``MPI_Abort``) rather
+than leaving the others blocked.
+
+mpi4py is imported only here, and only when a run is distributed (``pip install
+'wxb[mpi]'`` brings mpi4py and the MPICH library as wheels).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import zlib
+from collections.abc import Callable, Iterable
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+
+from wxb.errors import ConfigError, WxbError
+
+DEFAULT_TIMEOUT = 30.0  # seconds a rank waits on the others before it stops the job
+# What mpiexec sets in each process it starts: MPICH/Intel MPI (PMI), Open MPI, PMIx.
+_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE")
+
+
+class RanksStopped(WxbError):
+    """The other ranks did not answer in time, or disagree: the job cannot go on."""
+
+
+def launched_ranks() -> int:
+    """How many processes mpiexec started this job with (1 when not under mpiexec)."""
+    for name in _SIZE_VARIABLES:
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return 1
+
+
+def launched_rank() -> int:
+    """This process's rank as mpiexec set it (0 when not under mpiexec)."""
+    for name in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK"):
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return 0
+
+
+def timeout_from_environment() -> float:
+    """WXB_MPI_TIMEOUT (seconds), else DEFAULT_TIMEOUT."""
+    value = os.environ.get("WXB_MPI_TIMEOUT")
+    if value is None:
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise ConfigError(f"WXB_MPI_TIMEOUT must be a number of seconds > 0; got {value!r}")
+    return seconds
+
+
+def _mpi() -> Any:
+    try:
+        from mpi4py import MPI
+    except ImportError as exc:
+        raise ConfigError(
+            f"distributed training needs mpi4py and an MPI library: pip install 'wxb[mpi]' ({exc})"
+        ) from None
+    return MPI
+
+
+class Ranks:
+    """The processes of one data-parallel run (MPI's COMM_WORLD by default)."""
+
+    def __init__(self, comm: Any = None, timeout: float | None = None) -> None:
+        self.MPI = _mpi()
+        self.comm = comm if comm is not None else self.MPI.COMM_WORLD
+        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        self.timeout = timeout_from_environment() if timeout is None else float(timeout)
+        if not self.timeout > 0:
+            raise ConfigError(f"the MPI timeout must be > 0 seconds; got {timeout!r}")
+        self.where = "start"  # what the run is doing, for the timeout's message
+        self._pending: list[Any] = []
+
+    @property
+    def leader(self) -> bool:
+        """Rank 0: the one that writes files and draws the progress bar."""
+        return self.rank == 0
+
+    # -- the batch -------------------------------------------------------------------------
+    def share(self, n: int) -> slice:
+        """This rank's rows of a batch of ``n``: contiguous, sizes differ by at most one."""
+        return slice(n * self.rank // self.size, n * (self.rank + 1) // self.size)
+
+    # -- waiting, with a deadline -------------------------------------------------------------
+    def wait(self, requests: list[Any], what: str) -> None:
+        """Poll until every request completes; past the deadline, stop the job."""
+        MPI = self.MPI
+        if not requests or MPI.Request.Testall(requests):
+            return
+        start = time.monotonic()
+        pause = 0.0
+        while not MPI.Request.Testall(requests):
+            waited = time.monotonic() - start
+            if waited > self.timeout:
+                raise RanksStopped(
+                    f"rank {self.rank} of {self.size}: no answer from the other ranks for "
+                    f"{self.timeout:g} s during {what} at {self.where} (a rank died or hangs; "
+                    "mpiexec names it if it died)"
+                )
+            if waited > 0.05:  # a long wait: stop spinning a core
+                pause = min(0.01, pause + 0.0005)
+                time.sleep(pause)
+
+    # -- collectives ----------------------------------------------------------------------------
+    def sum_(self, array: np.ndarray, what: str = "a sum") -> np.ndarray:
+        """Sum ``array`` over the ranks, in place."""
+        self.wait([self.comm.Iallreduce(self.MPI.IN_PLACE, array, op=self.MPI.SUM)], what)
+        return array
+
+    def broadcast_(self, array: np.ndarray, what: str = "a broadcast") -> np.ndarray:
+        """Rank 0's ``array`` on every rank, in place."""
+        self.wait([self.comm.Ibcast(array, root=0)], what)
+        return array
+
+    def sum_numbers(self, *values: float, what: str = "a sum") -> list[float]:
+        return [float(v) for v in self.sum_(np.array(values, np.float64), what)]
+
+    def gather_numbers(self, value: int, what: str) -> list[int]:
+        """One whole number from each rank, on every rank (rank order)."""
+        out = np.empty(self.size, np.int64)
+        mine = np.array([value], np.int64)
+        self.wait([self.comm.Iallgather(mine, out)], what)
+        return [int(v) for v in out]
+
+    def agree(self, value: Any, what: str) -> Any:
+        """Rank 0's ``value`` (a plain Python object) on every rank."""
+        self.wait([], what)
+        return self.comm.bcast(value, root=0)
+
+    # -- the gradient buckets ---------------------------------------------------------------------
+    def start_sum(self, array: np.ndarray) -> None:
+        """Begin summing ``array`` in place (a bucket of gradients); ``finish`` waits."""
+        self._pending.append(self.comm.Iallreduce(self.MPI.IN_PLACE, array, op=self.MPI.SUM))
+
+    def progress(self) -> None:
+        """Let the started sums move on (MPI progresses them only inside its calls)."""
+        if self._pending:
+            self.MPI.Request.Testall(self._pending)
+
+    def finish(self, what: str) -> None:
+        pending, self._pending = self._pending, []
+        self.wait(pending, what)
+
+    # -- the same weights everywhere --------------------------------------------------------------
+    def check_same(self, arrays: Iterable[np.ndarray], what: str) -> None:
+        """Stop when the ranks' ``arrays`` differ (a checksum of their bytes)."""
+        checksum = 0
+        for array in arrays:
+            checksum = zlib.crc32(np.ascontiguousarray(array).view(np.uint8), checksum)
+        sums = self.gather_numbers(checksum, f"the check of {what}")
+        differ = [r for r, s in enumerate(sums) if s != sums[0]]
+        if differ:
+            raise RanksStopped(
+                f"{what} differ between rank 0 and rank{'s' if len(differ) > 1 else ''} "
+                f"{', '.join(map(str, differ))}; the ranks must train the same model"
+            )
+
+    def abort(self, error: BaseException, code: int = 2) -> None:
+        """Stop every rank: print the error (one line) and call MPI_Abort."""
+        message = str(error) or type(error).__name__
+        print(f"wxb: rank {self.rank}: {message}", file=sys.__stderr__, flush=True)
+        self.comm.Abort(code)
+
+
+class GradientSum:
+    """Sums a step's gradients over the ranks: the gradient of the global batch's loss.
+
+    ``layer_done`` (called by the planned backward after each Dense layer) starts the sum
+    of that layer's stretch of the flat gradient buffer at once; ``finish`` sums what is
+    left, one parameter at a time in the optimiser's order, and waits for all of it, then
+    sums the step's loss and correct count. Every rank starts the same sums in the same
+    order: which ones a layer starts depends only on the model, never on the data.
+    """
+
+    def __init__(
+        self,
+        ranks: Ranks,
+        optimizer: Any,
+        mean_loss: bool,
+        count_correct: Callable[[np.ndarray, np.ndarray], int],
+        scale_in_step: bool,
+    ) -> None:
+        self.ranks, self.optimizer = ranks, optimizer
+        self.mean_loss, self.count_correct = mean_loss, count_correct
+        self.scale_in_step = scale_in_step  # the planned step scales ∇_A L (cheaper)
+        self.scale = 1.0
+        self.correct = 0
+        self.stop_requested = False  # this rank's Ctrl-C; after a step: any rank's
+        self._reduced: set[int] = set()
+        self._span: dict[int, tuple[int, int]] = {}
+        self._layout: int | None = None
+
+    def begin(self, rows: int, batch_rows: int) -> None:
+        """A step on ``rows`` of this rank's of a global batch of ``batch_rows``."""
+        self.optimizer.grad_buffers()  # re-gathered if the model was cast
+        flat = self.optimizer.flat
+        if flat is not None and id(flat) != self._layout:
+            self._span = {
+                id(p): (flat.offsets[i], flat.offsets[i + 1]) for i, p in enumerate(flat.params)
+            }
+            self._layout = id(flat)
+        # ∂(Σ_k b_k/B · mean_k)/∂w is the global mean's gradient; a summed loss needs none.
+        self.scale = rows / batch_rows if self.mean_loss else 1.0
+        self._reduced = set()
+
+    def _bucket(self, params: list[Any]) -> np.ndarray | None:
+        """The one stretch of the flat gradient buffer ``params`` fill, if they fill one."""
+        flat = self.optimizer.flat
+        if flat is None or not params or any(id(p) not in self._span for p in params):
+            return None
+        spans = sorted(self._span[id(p)] for p in params)
+        if any(stop != start for (_, stop), (start, _) in pairwise(spans)):
+            return None
+        return flat.grad[spans[0][0] : spans[-1][1]]
+
+    def layer_done(self, layer_params: list[Any]) -> None:
+        """One Dense layer's gradients are ready: start summing its stretch of the buffer."""
+        trainable = {id(p) for p in self.optimizer.params}
+        params = [p for p in layer_params if id(p) in trainable]
+        bucket = self._bucket(params)
+        if bucket is not None:
+            start = bucket.__array_interface__["data"][0]
+            if all(p.grad is not None and _starts_within(p.grad, bucket, start) for p in params):
+                if not self.scale_in_step and self.scale != 1.0:
+                    bucket *= self.scale
+                self.ranks.start_sum(bucket)
+                self._reduced.update(id(p) for p in params)
+            else:  # a gradient kept elsewhere (accumulated by hand): summed in finish
+                pass
+        self.ranks.progress()
+
+    def finish(self, value: float, output: np.ndarray | None, y: np.ndarray | None) -> float:
+        """Sum what is left and wait; returns the global batch's loss (its ``correct`` too)."""
+        for p in self.optimizer.params:
+            if id(p) in self._reduced:
+                continue
+            if p.grad is None:  # no gradient here: it adds nothing to the others'
+                p.grad = np.zeros_like(p.data)
+            elif not self.scale_in_step and self.scale != 1.0:
+                p.grad = p.grad * self.scale
+            elif not (p.grad.flags.c_contiguous and p.grad.flags.writeable):
+                p.grad = np.ascontiguousarray(p.grad).copy()
+            self.ranks.start_sum(p.grad)
+        correct = 0 if output is None else self.count_correct(output, y)
+        part = value * (self.scale if self.mean_loss else 1.0)
+        if output is None:
+            part = 0.0
+        self.ranks.finish("the sum of the gradients")
+        total, self.correct, stop = self.ranks.sum_numbers(
+            part, correct, float(self.stop_requested), what="the sum of the loss"
+        )
+        self.correct = int(self.correct)
+        self.stop_requested = stop > 0
+        return total
+
+
+def _starts_within(grad: np.ndarray, bucket: np.ndarray, start: int) -> bool:
+    address = grad.__array_interface__["data"][0]
+    return start <= address < start + bucket.nbytes

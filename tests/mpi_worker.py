@@ -1,0 +1,94 @@
+"""Run under ``mpiexec -n K python tests/mpi_worker.py SPEC.json``: every case in the spec
+is trained with ``wxb.fit(..., distributed=True)``; each rank writes its final weights
+(``rank{r}-{case}.npz``) and history (``rank{r}-{case}.json``) to the spec's folder.
+
+The same ``build``/``fit_case`` run the single-process references in
+tests/test_distributed.py, so both sides train exactly the same thing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import wxb
+from wxb import nn
+
+
+class Scaled(nn.Sequential):
+    """A Sequential with a forward of its own: trained through the recorded graph."""
+
+    def forward(self, x):
+        return super().forward(x) * 1.0
+
+
+def build(case: dict) -> nn.Sequential:
+    """The case's model, with the initial weights stored beside the data."""
+    sizes, layers = case["sizes"], []
+    for i, (m, n) in enumerate(itertools.pairwise(sizes)):
+        layers.append(nn.Dense(m, n))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU() if case["activation"] == "relu" else nn.Tanh())
+    model = (Scaled if case["graph"] else nn.Sequential)(*layers)
+    model = model.to(case["dtype"])
+    with np.load(case["weights"], allow_pickle=False) as stored:
+        model.load_state_dict({k: stored[k] for k in stored.files})
+    if case["frozen_first"]:
+        for p in layers[0].parameters():
+            p.requires_grad = False
+    return model
+
+
+def optimizer_for(case: dict, model: nn.Sequential):
+    spec = case["optimizer"]
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if spec["name"] == "sgd":
+        return wxb.optim.SGD(
+            trainable, lr=spec["lr"], momentum=spec["momentum"], nesterov=spec["nesterov"],
+            weight_decay=spec["weight_decay"],
+        )  # fmt: skip
+    kind = wxb.optim.Adam if spec["name"] == "adam" else wxb.optim.AdamW
+    return kind(trainable, lr=spec["lr"], weight_decay=spec["weight_decay"])
+
+
+def fit_case(case: dict, distributed: bool, **extra) -> tuple[nn.Sequential, wxb.History]:
+    with np.load(case["data"], allow_pickle=False) as data:
+        X, y = data["X"], data["y"]
+        validation = (data["X_val"], data["y_val"]) if "X_val" in data.files else None
+    model = build(case)
+    kwargs = dict(case["fit"])
+    kwargs.update(extra)
+    history = wxb.fit(
+        model,
+        X,
+        y,
+        optimizer=optimizer_for(case, model),
+        validation_data=validation,
+        verbose=False,
+        distributed=distributed,
+        **kwargs,
+    )
+    return model, history
+
+
+def main() -> None:
+    spec = json.loads(Path(sys.argv[1]).read_text())
+    folder = Path(spec["folder"])
+    from wxb.distributed import Ranks
+
+    rank = Ranks().rank
+    (folder / f"pid-{rank}").write_text(str(os.getpid()))
+    for name, case in spec["cases"].items():
+        model, history = fit_case(case, True, **spec.get("extra", {}))
+        state = {k: np.asarray(v) for k, v in model.state_dict().items()}
+        np.savez(folder / f"rank{rank}-{name}.npz", **state)
+        (folder / f"rank{rank}-{name}.json").write_text(history.to_json())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,296 @@
+"""Data-parallel training under ``mpiexec -n 2`` against one process (tests/mpi_worker.py).
+
+The suite starts MPI jobs itself; without mpi4py or an ``mpiexec`` beside this Python
+(``pip install -e '.[mpi]'``, which the dev extra includes) the tests are skipped with
+that reason.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mpi_worker import fit_case
+
+import wxb
+
+HERE = Path(__file__).resolve().parent
+MPIEXEC = Path(sys.executable).with_name("mpiexec")
+try:
+    import mpi4py  # noqa: F401
+
+    MISSING = None if MPIEXEC.is_file() else f"no mpiexec beside {sys.executable}"
+except ImportError:
+    MISSING = "mpi4py is not installed (pip install -e '.[mpi]')"
+pytestmark = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
+
+RANKS = 2
+
+
+def environment(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "OMPI_", "PMIX_"))}
+    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", **extra)
+    return env
+
+
+def mpiexec(args: list[str], ranks: int = RANKS, timeout: float = 300, **env: str):
+    command = [str(MPIEXEC), "-n", str(ranks), *args]
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, env=environment(**env)
+    )
+
+
+def random_case(rng: np.random.Generator, folder: Path, name: str, **override) -> dict:
+    """A random network, data set and fit, written to ``folder``; ``override`` fixes parts."""
+    dtype = override.pop("dtype", str(rng.choice(["float32", "float64"])))
+    rows = int(rng.integers(40, 160))
+    hidden = [int(rng.integers(3, 17)) for _ in range(rng.integers(1, 3))]
+    sizes = [int(rng.integers(2, 9)), *hidden]
+    classes = int(rng.integers(2, 5))
+    sizes.append(classes)
+    X = rng.standard_normal((rows, sizes[0])).astype(dtype)
+    y = rng.integers(0, classes, rows)
+    data = {"X": X, "y": y}
+    if rng.random() < 0.5:  # validation rows, split across the ranks for the figures
+        val = int(rng.integers(3, 40))
+        data["X_val"] = rng.standard_normal((val, sizes[0])).astype(dtype)
+        data["y_val"] = rng.integers(0, classes, val)
+    np.savez(folder / f"{name}-data.npz", **data)
+    case = {
+        "sizes": sizes,
+        "activation": str(rng.choice(["relu", "tanh"])),
+        "dtype": dtype,
+        "graph": bool(rng.random() < 0.3),
+        "frozen_first": bool(len(sizes) > 3 and rng.random() < 0.3),
+        "data": str(folder / f"{name}-data.npz"),
+        "weights": str(folder / f"{name}-weights.npz"),
+        "optimizer": {
+            "name": str(rng.choice(["sgd", "adam", "adamw"])),
+            "lr": float(rng.uniform(0.003, 0.05)),
+            "momentum": float(rng.choice([0.0, 0.9])),
+            "nesterov": False,
+            "weight_decay": float(rng.choice([0.0, 1e-3])),
+        },
+        "fit": {
+            "loss": "cross_entropy",
+            "epochs": int(rng.integers(2, 5)),
+            # Up to more rows than a batch has: the last batch can leave a rank empty.
+            "batch_size": int(rng.integers(3, 40)),
+            "seed": int(rng.integers(0, 2**31)),
+            "shuffle": bool(rng.random() < 0.8),
+            "clip_grad_norm": float(rng.uniform(0.5, 2)) if rng.random() < 0.3 else None,
+            "lr_schedule": str(rng.choice(["cosine", "step"])) if rng.random() < 0.3 else None,
+        },
+    }
+    case["optimizer"]["nesterov"] = case["optimizer"]["momentum"] > 0 and bool(rng.random() < 0.5)
+    for key, value in override.items():
+        if key in case["fit"]:
+            case["fit"][key] = value
+        else:
+            case[key] = value
+    case["optimizer"].update(override.get("optimizer", {}))
+    # The initial weights: one draw, used by every rank and by the reference.
+    state = {}
+    for i, (m, n) in enumerate(itertools.pairwise(sizes)):
+        state[f"dense{i + 1}.weight"] = (rng.standard_normal((n, m)) * 0.5).astype(dtype)
+        state[f"dense{i + 1}.bias"] = (rng.standard_normal(n) * 0.1).astype(dtype)
+    np.savez(folder / f"{name}-weights.npz", **state)
+    return case
+
+
+def run_cases(folder: Path, cases: dict, ranks: int = RANKS, **extra):
+    spec = {"folder": str(folder), "cases": cases, "extra": extra}
+    (folder / "spec.json").write_text(json.dumps(spec))
+    done = mpiexec([sys.executable, str(HERE / "mpi_worker.py"), str(folder / "spec.json")], ranks)
+    said = f"{done.stdout}\n{done.stderr}"
+    assert done.returncode == 0, f"mpiexec failed ({done.returncode}):\n{said}"
+    return done
+
+
+def rank_result(folder: Path, rank: int, name: str):
+    with np.load(folder / f"rank{rank}-{name}.npz") as stored:
+        state = {k: stored[k] for k in stored.files}
+    history = json.loads((folder / f"rank{rank}-{name}.json").read_text())
+    return state, history
+
+
+def assert_close_states(got: dict, want: dict, dtype: str, msg: str) -> None:
+    rtol = 1e-12 if dtype == "float64" else 1e-5
+    for key in want:
+        scale = max(1.0, float(np.max(np.abs(want[key]))))
+        error = float(np.max(np.abs(got[key].astype(np.float64) - want[key])))
+        assert error <= rtol * scale * 10, f"{msg}: {key} differs by {error:.3g} (max {scale:.3g})"
+
+
+def test_ranks_train_what_one_process_trains(seeded, tmp_path):
+    """Random networks, optimisers, batch sizes (uneven shares, empty ones), validation
+    data, schedules, clipping, frozen layers, both engines: 2 ranks = 1 process."""
+    rng = seeded.rng
+    cases = {f"c{i}": random_case(rng, tmp_path, f"c{i}") for i in range(8)}
+    run_cases(tmp_path, cases)
+    for name, case in cases.items():
+        msg = seeded.msg(f"{name}: {json.dumps(case)}")
+        model, history = fit_case(case, False)
+        want = {k: np.asarray(v, np.float64) for k, v in model.state_dict().items()}
+        first, first_history = rank_result(tmp_path, 0, name)
+        for rank in range(RANKS):
+            state, hist = rank_result(tmp_path, rank, name)
+            for key in first:  # every rank ends with the same weights, bit for bit
+                assert np.array_equal(state[key], first[key]), f"{msg}: rank {rank} {key}"
+            assert hist["history"] == first_history["history"], msg
+        assert_close_states(first, want, case["dtype"], msg)
+        ours, theirs = first_history["history"], history.history
+        assert ours.keys() == theirs.keys(), msg
+        for key in ours:  # training and validation figures over all the rows
+            np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-4, atol=1e-6, err_msg=msg)
+
+
+def test_a_checkpoint_of_two_ranks_resumes_in_one_and_back(seeded, tmp_path):
+    rng = seeded.rng
+    case = random_case(rng, tmp_path, "r", dtype="float64", lr_schedule=None, graph=False)
+    case["fit"].update(epochs=4)
+    msg = seeded.msg(json.dumps(case))
+    reference, _ = fit_case(case, False)
+    want = {k: np.asarray(v) for k, v in reference.state_dict().items()}
+    # Two ranks for 2 epochs, then one process resumes to 4.
+    folder = tmp_path / "two-then-one"
+    run_cases(tmp_path, {"first": case}, checkpoint_dir=str(folder), epochs=2)
+    assert sorted(p.name for p in folder.iterdir() if p.suffix == ".json"), msg
+    model, history = fit_case(case, False, checkpoint_dir=folder, resume=True)
+    assert history.resumed_from is not None, msg
+    assert_close_states({k: np.asarray(v) for k, v in model.state_dict().items()}, want,
+                        "float64", f"{msg}: 2 ranks, then 1")  # fmt: skip
+    # One process for 2 epochs, then two ranks resume to 4.
+    folder = tmp_path / "one-then-two"
+    fit_case(case, False, checkpoint_dir=folder, epochs=2)
+    run_cases(tmp_path, {"second": case}, checkpoint_dir=str(folder), resume=True)
+    state, _ = rank_result(tmp_path, 0, "second")
+    assert_close_states(state, want, "float64", f"{msg}: 1, then 2 ranks")
+
+
+def write_table(path: Path, rng: np.random.Generator, rows: int, features: int) -> None:
+    X = rng.standard_normal((rows, features))
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(int)
+    lines = [",".join([*(f"f{i}" for i in range(features)), "label"])]
+    lines += [",".join([*(f"{v:.6g}" for v in row), str(t)]) for row, t in zip(X, y, strict=True)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_wxb_train_under_mpiexec_writes_once_and_matches_one_process(seeded, tmp_path):
+    rng = seeded.rng
+    table = tmp_path / "table.csv"
+    write_table(table, rng, int(rng.integers(150, 400)), int(rng.integers(2, 8)))
+    seed = str(int(rng.integers(0, 2**31)))
+    common = ["train", "--data", str(table), "--target", "label", "--seed", seed,
+              "--epochs", "3", "--hidden", "16", "--dtype", "float64"]  # fmt: skip
+    two = tmp_path / "two"
+    done = mpiexec([str(Path(sys.executable).with_name("wxb")), *common, "-o",
+                    str(two / "model.safetensors"), "--history", str(two / "history.json"),
+                    "--checkpoint-dir", str(two / "ckpt")])  # fmt: skip
+    msg = seeded.msg(f"wxb {' '.join(common)}: {done.stdout}\n{done.stderr}")
+    assert done.returncode == 0, msg
+    assert done.stdout.count("saved model to") == 1, msg  # rank 0 alone prints
+    assert sorted(p.name for p in two.iterdir()) == ["ckpt", "history.json", "model.safetensors"]
+    one = tmp_path / "one"
+    alone = subprocess.run(
+        [str(Path(sys.executable).with_name("wxb")), *common, "-o", str(one / "model.safetensors"),
+         "--history", str(one / "history.json")],
+        capture_output=True, text=True, env=environment(), timeout=300,
+    )  # fmt: skip
+    assert alone.returncode == 0, alone.stderr
+    assert done.stdout.splitlines()[-2] == alone.stdout.splitlines()[-2], msg  # test figures
+    a, b = wxb.load(two / "model.safetensors"), wxb.load(one / "model.safetensors")
+    for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
+        np.testing.assert_allclose(p.data, q.data, rtol=1e-10, atol=1e-12, err_msg=f"{msg}: {name}")
+
+
+def test_other_commands_refuse_to_run_under_mpiexec(tmp_path):
+    done = mpiexec([str(Path(sys.executable).with_name("wxb")), "summary", "x.safetensors"])
+    assert done.returncode != 0
+    assert "under mpiexec only wxb train runs" in done.stderr
+
+
+def long_case(rng: np.random.Generator, folder: Path) -> dict:
+    """A run of several seconds on two ranks, checkpointed every few steps."""
+    # float64 and a moderate rate: the resumed run is compared with an uninterrupted one
+    # after ~1000 steps, and float32 rounding (other shares, other BLAS threads) would grow.
+    case = random_case(rng, folder, "long", dtype="float64", graph=False, lr_schedule=None)
+    case["optimizer"]["lr"] = float(rng.uniform(0.001, 0.01))
+    rows, features = 6000, 64
+    X = rng.standard_normal((rows, features))
+    y = rng.integers(0, 3, rows)
+    np.savez(folder / "long-data.npz", X=X, y=y)
+    sizes = [features, 256, 256, 3]
+    state = {}
+    for i, (m, n) in enumerate(itertools.pairwise(sizes)):
+        state[f"dense{i + 1}.weight"] = rng.standard_normal((n, m)) / np.sqrt(m)
+        state[f"dense{i + 1}.bias"] = np.zeros(n)
+    np.savez(folder / "long-weights.npz", **state)
+    case.update(sizes=sizes, frozen_first=False, activation="relu")
+    case["fit"].update(epochs=6, batch_size=32, clip_grad_norm=None)
+    return case
+
+
+def wait_for(condition, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {seconds} s for {what}"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("fault", ["killed", "hangs"])
+def test_a_rank_that_dies_or_hangs_stops_the_job_in_bounded_time(seeded, tmp_path, fault):
+    """Rank 1 is killed (SIGKILL) or stopped (SIGSTOP) mid-run, after a checkpoint: the
+    job ends within the bound with a message, and the checkpoint resumes to the end."""
+    rng = seeded.rng
+    case = long_case(rng, tmp_path)
+    msg = seeded.msg(f"rank 1 {fault}")
+    folder = tmp_path / "ckpt"
+    spec = {"folder": str(tmp_path), "cases": {"long": case},
+            "extra": {"checkpoint_dir": str(folder), "checkpoint_every": 10}}  # fmt: skip
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    bound = 5.0  # WXB_MPI_TIMEOUT for the test; the default is 30 s
+    command = [str(MPIEXEC), "-n", "2", sys.executable, str(HERE / "mpi_worker.py"),
+               str(tmp_path / "spec.json")]  # fmt: skip
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env=environment(WXB_MPI_TIMEOUT=str(bound)))  # fmt: skip
+    try:
+        wait_for(lambda: (tmp_path / "pid-1").is_file(), 120, "rank 1 to start")
+        wait_for(lambda: folder.is_dir() and any(folder.glob("step-*.json")), 120, "a checkpoint")
+        pid = int((tmp_path / "pid-1").read_text())
+        os.kill(pid, signal.SIGKILL if fault == "killed" else signal.SIGSTOP)
+        hit = time.monotonic()
+        stdout, stderr = job.communicate(timeout=bound + 30)
+        said = stdout + stderr  # mpiexec reports a killed rank on its stdout
+        took = time.monotonic() - hit
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.communicate()
+        if fault == "hangs":
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, UnboundLocalError):
+                pass
+    assert job.returncode != 0, msg
+    assert took < bound + 15, f"{msg}: the job took {took:.1f} s to end"
+    if fault == "hangs":
+        assert "no answer from the other ranks" in said, f"{msg}: {said}"
+    else:  # mpiexec names the process that died
+        assert "BAD TERMINATION" in said and "EXIT CODE: 9" in said, f"{msg}: {said}"
+    assert not (tmp_path / "rank0-long.npz").exists(), f"{msg}: the job finished first"
+    # The last checkpoint loads, and resumes (here in one process) to the uninterrupted end.
+    model, history = fit_case(case, False, checkpoint_dir=folder, checkpoint_every=10, resume=True)
+    assert history.resumed_from is not None, msg
+    reference, _ = fit_case(case, False)
+    want = {k: np.asarray(v, np.float64) for k, v in reference.state_dict().items()}
+    got = {k: np.asarray(v) for k, v in model.state_dict().items()}
+    assert_close_states(got, want, "float32", msg)  # float64, after ~1000 steps: 1e-5
