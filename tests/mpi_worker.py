@@ -34,6 +34,8 @@ def build(case: dict) -> nn.Sequential:
         layers.append(nn.Dense(m, n))
         if i < len(sizes) - 2:
             layers.append(nn.ReLU() if case["activation"] == "relu" else nn.Tanh())
+            if case.get("dropout", 0) > 0:  # masks by data row: the same on any rank
+                layers.append(nn.Dropout(case["dropout"], seed=case.get("dropout_seed")))
     model = (Scaled if case["graph"] else nn.Sequential)(*layers)
     model = model.to(case["dtype"])
     with np.load(case["weights"], allow_pickle=False) as stored:

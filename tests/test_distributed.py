@@ -70,6 +70,8 @@ def random_case(rng: np.random.Generator, folder: Path, name: str, **override) -
         "dtype": dtype,
         "graph": bool(rng.random() < 0.3),
         "frozen_first": bool(len(sizes) > 3 and rng.random() < 0.3),
+        "dropout": float(rng.uniform(0.1, 0.5)) if rng.random() < 0.5 else 0.0,
+        "dropout_seed": int(rng.integers(0, 2**31)) if rng.random() < 0.3 else None,
         "data": str(folder / f"{name}-data.npz"),
         "weights": str(folder / f"{name}-weights.npz"),
         "optimizer": {
@@ -132,7 +134,8 @@ def assert_close_states(got: dict, want: dict, dtype: str, msg: str) -> None:
 
 def test_ranks_train_what_one_process_trains(seeded, tmp_path):
     """Random networks, optimisers, batch sizes (uneven shares, empty ones), validation
-    data, schedules, clipping, frozen layers, both engines: 2 ranks = 1 process."""
+    data, schedules, clipping, frozen layers, dropout (the run's seed or a layer's own),
+    both engines: 2 ranks = 1 process."""
     rng = seeded.rng
     cases = {f"c{i}": random_case(rng, tmp_path, f"c{i}") for i in range(8)}
     run_cases(tmp_path, cases)

@@ -23,6 +23,7 @@ import numpy as np
 from wxb import kernels
 from wxb.backend import xp
 from wxb.errors import DataError, ShapeError
+from wxb.random import row_masks
 from wxb.tensor import UFUNC_OPS, Tensor, is_grad_enabled
 
 
@@ -525,8 +526,13 @@ def softmax(z: Tensor) -> Tensor:
 
 
 def dropout_mask(rng: np.random.Generator, p: float, out: np.ndarray) -> np.ndarray:
-    """Inverted dropout: keep with probability 1 − p and scale by 1/(1 − p)."""
-    rng.random(out=out) if out.dtype == np.float64 else rng.random(dtype=out.dtype, out=out)
+    """Inverted dropout: keep with probability 1 − p and scale by 1/(1 − p).
+
+    Inside ``fit`` the draws come by row (``wxb.random.RowMasks``): the same mask for a
+    data row at a step however the batch is split across processes."""
+    source = row_masks()
+    if source is None or not source.fill(rng, out):
+        rng.random(out=out) if out.dtype == np.float64 else rng.random(dtype=out.dtype, out=out)
     np.greater_equal(out, p, out=out)
     out *= 1.0 / (1.0 - p)
     return out

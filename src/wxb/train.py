@@ -35,7 +35,7 @@ from wxb.nn.layers import Dropout
 from wxb.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss, get_loss
 from wxb.nn.module import Module
 from wxb.optim import SCHEDULES, LRSchedule, Optimizer, get_optimizer
-from wxb.random import as_generator, drawing_from
+from wxb.random import RowMasks, as_generator, drawing_from, masks_by_row, row_masks
 from wxb.step import PlannedStep, make_step
 from wxb.tensor import Tensor, no_grad
 
@@ -408,7 +408,6 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     step = make_step(model, loss_fn, opt, clip_grad_norm)
     planned = isinstance(step, PlannedStep)
     if ranks is not None:
-        _refuse_dropout(model)
         _same_start(ranks, model)
         step.reducer = GradientSum(
             ranks,
@@ -423,6 +422,9 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     # With a seed, Dropout layers without a generator of their own draw their masks
     # from one made from it: the same seed gives the same run, bit for bit.
     masks = rng.spawn(1)[0] if seed is not None else None  # spawn: rng's own draws unchanged
+    # In training steps the masks go by data row (a counter-based generator keyed from
+    # those generators, drawn now): the same for one process and for K ranks.
+    by_row = _row_masks(model, masks)
 
     n = len(X_arr)
     batch_size = min(batch_size, n)
@@ -500,6 +502,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
                 )
         if masks is not None:
             context.enter_context(drawing_from(masks))
+        context.enter_context(masks_by_row(by_row))
         context.enter_context(interrupts)
         while not loop.finished and loop.epoch <= epochs:
             epoch = loop.epoch
@@ -915,6 +918,8 @@ def _train_epoch(step, loss_fn, X, y, loop: _Loop, x_batch, y_batch, after_step)
     batch_size = len(x_batch)
     order = loop.order
     reducer = step.reducer  # distributed: this rank's share of each batch
+    by_row = row_masks()
+    steps_per_epoch = math.ceil(len(order) / batch_size)
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught here, by name
         for start in range(loop.step * batch_size, len(order), batch_size):
             rows = order[start : start + batch_size]
@@ -926,7 +931,11 @@ def _train_epoch(step, loss_fn, X, y, loop: _Loop, x_batch, y_batch, after_step)
             xb, yb = x_batch[: len(rows)], y_batch[: len(rows)]
             np.take(X, rows, axis=0, out=xb)
             np.take(y, rows, axis=0, out=yb)
+            if by_row is not None:
+                by_row.start(loop.global_step(steps_per_epoch), rows)
             value = step(xb, yb) if len(rows) else step.contribute_nothing()
+            if by_row is not None:
+                by_row.stop()
             if not math.isfinite(value):
                 raise _Diverged(loop.step + 1, value)
             loop.total += _batch_total(loss_fn, value, batch_rows)
@@ -974,15 +983,6 @@ def _same_seed(ranks: Ranks, seed: int | np.random.Generator | None) -> int | np
     return seed
 
 
-def _refuse_dropout(model: Module) -> None:
-    for _, module in model.named_modules():
-        if isinstance(module, Dropout) and module.p > 0:
-            raise ConfigError(
-                f"{module.label}: dropout in a distributed run is not supported yet (its masks "
-                "would depend on which rank holds a row); train without it, or in one process"
-            )
-
-
 def _same_start(ranks: Ranks, model: Module) -> None:
     """Rank 0's weights and buffers on every rank."""
     arrays = [p.data for p in model.parameters()] + [a for _, a in model.named_buffers()]
@@ -1003,3 +1003,18 @@ def _latest(saver: _Saver, ranks: Ranks | None) -> Any:
     if path is None or ranks.leader:
         return found
     return ckpt.read(Path(path))
+
+
+def _row_masks(model: Module, masks: np.random.Generator | None) -> RowMasks:
+    """Keys for the masks by row: one from the run's mask generator (wxb's default one
+    without a seed), and one per Dropout generator of its own, each drawn once here."""
+
+    def key(generator: np.random.Generator) -> int:
+        return int(generator.integers(0, 1 << 63))
+
+    own = {}
+    for _, module in model.named_modules():
+        generator = getattr(module, "_own_rng", None)
+        if isinstance(module, Dropout) and generator is not None and id(generator) not in own:
+            own[id(generator)] = key(generator)
+    return RowMasks(key(masks if masks is not None else as_generator(None)), own)

@@ -1,0 +1,72 @@
+"""Dropout masks by data row (wxb.random.RowMasks): what makes K ranks equal one process."""
+
+import numpy as np
+import pytest
+
+from wxb.random import RowMasks
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_rows_draws_do_not_depend_on_its_batch(seeded, dtype):
+    rng = seeded.rng
+    source = RowMasks(int(rng.integers(0, 1 << 63)))
+    rows = rng.permutation(1000)[: int(rng.integers(2, 60))]
+    width, step = int(rng.integers(1, 40)), int(rng.integers(0, 10_000))
+    whole = np.empty((len(rows), width), dtype)
+    source.start(step, rows)
+    assert source.fill(None, whole)
+    cut = int(rng.integers(1, len(rows)))  # two ranks' shares, in another order
+    for part in (rows[cut:], rows[:cut][::-1]):
+        got = np.empty((len(part), width), dtype)
+        source.start(step, part)
+        source.fill(None, got)
+        for i, row in enumerate(part):
+            assert np.array_equal(got[i], whole[list(rows).index(row)]), seeded.msg("row draws")
+
+
+def test_steps_draws_keys_and_generators_give_other_streams(seeded):
+    rng = seeded.rng
+    key = int(rng.integers(0, 1 << 63))
+    rows = np.arange(64)
+    own = np.random.default_rng(0)
+
+    def draw(source, step, skip=0, generator=None):
+        out = np.empty((64, 32))
+        source.start(step, rows)
+        for _ in range(skip + 1):
+            source.fill(generator, out)
+        return out
+
+    base = draw(RowMasks(key), 5)
+    others = [
+        draw(RowMasks(key), 6),  # the next step
+        draw(RowMasks(key), 5, skip=1),  # the second Dropout of the step
+        draw(RowMasks(key ^ 1), 5),  # another run's seed
+        draw(RowMasks(key, {id(own): key ^ 2}), 5, generator=own),  # a layer's own seed
+    ]
+    for other in others:  # independent streams: about half the draws on each side of 0.5
+        agree = np.mean((base < 0.5) == (other < 0.5))
+        assert 0.4 < agree < 0.6, seeded.msg(f"streams agree on {agree:.2f} of the draws")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_draws_are_uniform_on_zero_one(seeded, dtype):
+    rng = seeded.rng
+    source = RowMasks(int(rng.integers(0, 1 << 63)))
+    out = np.empty((2000, 100), dtype)
+    source.start(int(rng.integers(0, 1 << 20)), np.arange(2000) + int(rng.integers(0, 1 << 30)))
+    source.fill(None, out)
+    assert out.min() >= 0 and out.max() < 1
+    counts = np.histogram(out, bins=10, range=(0, 1))[0]
+    expected = out.size / 10  # 20,000 a bin: a chi-square of 9 degrees, 1e-6 tail at ~50
+    chi2 = float(np.sum((counts - expected) ** 2 / expected))
+    assert chi2 < 50, seeded.msg(f"chi-square {chi2:.1f} over 10 bins")
+
+
+def test_outside_a_step_nothing_is_drawn_by_row():
+    source = RowMasks(1)
+    assert not source.fill(None, np.empty((3, 4)))  # never started
+    source.start(0, np.arange(3))
+    assert not source.fill(None, np.empty((5, 4)))  # another batch (a diagnostic pass)
+    source.stop()
+    assert not source.fill(None, np.empty((3, 4)))
