@@ -3,7 +3,19 @@
 import numpy as np
 import pytest
 
+from wxb import kernels
+from wxb.kernels import reference
 from wxb.random import RowMasks
+
+
+def fill(source: RowMasks, generator, out: np.ndarray) -> bool:
+    """What Dropout does inside fit: the draw's seed from the source, the values from
+    the kernel (compiled, or NumPy with WXB_KERNELS=numpy)."""
+    drawn = source.draw(generator, out)
+    if drawn is None:
+        return False
+    kernels.row_uniform(*drawn, out)
+    return True
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -14,12 +26,12 @@ def test_a_rows_draws_do_not_depend_on_its_batch(seeded, dtype):
     width, step = int(rng.integers(1, 40)), int(rng.integers(0, 10_000))
     whole = np.empty((len(rows), width), dtype)
     source.start(step, rows)
-    assert source.fill(None, whole)
+    assert fill(source, None, whole)
     cut = int(rng.integers(1, len(rows)))  # two ranks' shares, in another order
     for part in (rows[cut:], rows[:cut][::-1]):
         got = np.empty((len(part), width), dtype)
         source.start(step, part)
-        source.fill(None, got)
+        fill(source, None, got)
         for i, row in enumerate(part):
             assert np.array_equal(got[i], whole[list(rows).index(row)]), seeded.msg("row draws")
 
@@ -34,7 +46,7 @@ def test_steps_draws_keys_and_generators_give_other_streams(seeded):
         out = np.empty((64, 32))
         source.start(step, rows)
         for _ in range(skip + 1):
-            source.fill(generator, out)
+            fill(source, generator, out)
         return out
 
     base = draw(RowMasks(key), 5)
@@ -55,7 +67,7 @@ def test_the_draws_are_uniform_on_zero_one(seeded, dtype):
     source = RowMasks(int(rng.integers(0, 1 << 63)))
     out = np.empty((2000, 100), dtype)
     source.start(int(rng.integers(0, 1 << 20)), np.arange(2000) + int(rng.integers(0, 1 << 30)))
-    source.fill(None, out)
+    fill(source, None, out)
     assert out.min() >= 0 and out.max() < 1
     counts = np.histogram(out, bins=10, range=(0, 1))[0]
     expected = out.size / 10  # 20,000 a bin: a chi-square of 9 degrees, 1e-6 tail at ~50
@@ -65,8 +77,19 @@ def test_the_draws_are_uniform_on_zero_one(seeded, dtype):
 
 def test_outside_a_step_nothing_is_drawn_by_row():
     source = RowMasks(1)
-    assert not source.fill(None, np.empty((3, 4)))  # never started
+    assert not fill(source, None, np.empty((3, 4)))  # never started
     source.start(0, np.arange(3))
-    assert not source.fill(None, np.empty((5, 4)))  # another batch (a diagnostic pass)
+    assert not fill(source, None, np.empty((5, 4)))  # another batch (a diagnostic pass)
     source.stop()
-    assert not source.fill(None, np.empty((3, 4)))
+    assert not fill(source, None, np.empty((3, 4)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_compiled_and_numpy_draws_are_the_same_bits(seeded, dtype):
+    rng = seeded.rng
+    rows = rng.integers(0, 1 << 40, int(rng.integers(1, 50)))
+    base = int(rng.integers(0, 1 << 63)) * 2 + int(rng.integers(0, 2))
+    width = int(rng.integers(1, 70))
+    want = reference.row_uniform(rows, base, np.empty((len(rows), width), dtype))
+    got = kernels.row_uniform(rows, base, np.empty((len(rows), width), dtype))
+    assert np.array_equal(got, want), seeded.msg("row_uniform")

@@ -531,7 +531,10 @@ def dropout_mask(rng: np.random.Generator, p: float, out: np.ndarray) -> np.ndar
     Inside ``fit`` the draws come by row (``wxb.random.RowMasks``): the same mask for a
     data row at a step however the batch is split across processes."""
     source = row_masks()
-    if source is None or not source.fill(rng, out):
+    drawn = None if source is None else source.draw(rng, out)
+    if drawn is not None:
+        kernels.row_uniform(*drawn, out)
+    else:
         rng.random(out=out) if out.dtype == np.float64 else rng.random(dtype=out.dtype, out=out)
     np.greater_equal(out, p, out=out)
     out *= 1.0 / (1.0 - p)

@@ -50,15 +50,14 @@ def drawing_from(generator: np.random.Generator) -> Iterator[np.random.Generator
 
 # -- dropout masks by row ----------------------------------------------------------------
 _GOLDEN = 0x9E3779B97F4A7C15
-_MIX1, _MIX2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
 _WORD = (1 << 64) - 1
 
 
 def _splitmix(value: int) -> int:
     """SplitMix64's finaliser on one Python int (mod 2⁶⁴)."""
     z = (value + _GOLDEN) & _WORD
-    z = ((z ^ (z >> 30)) * _MIX1) & _WORD
-    z = ((z ^ (z >> 27)) * _MIX2) & _WORD
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _WORD
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _WORD
     return z ^ (z >> 31)
 
 
@@ -75,37 +74,24 @@ class RowMasks:
 
     def __init__(self, key: int, own: dict[int, int] | None = None) -> None:
         self.key, self.own = key, dict(own or {})
-        self.step, self.draw, self.rows = 0, 0, None
+        self.step, self.draws, self.rows = 0, 0, None
 
     def start(self, step: int, rows: np.ndarray) -> None:
         """Masks for training step ``step`` (0-based, over the run) on data rows ``rows``."""
-        self.step, self.draw, self.rows = step, 0, rows
+        self.step, self.draws, self.rows = step, 0, rows
 
     def stop(self) -> None:
         self.rows = None  # outside a step, Dropout draws from its generator as usual
 
-    def fill(self, rng: np.random.Generator, out: np.ndarray) -> bool:
-        """Uniform [0, 1) draws into ``out`` (rows × units); False outside a step."""
+    def draw(self, rng: np.random.Generator, out: np.ndarray) -> tuple[np.ndarray, int] | None:
+        """(the rows, the draw's 64-bit seed) for a mask of ``out``'s shape (rows × units),
+        to be filled by ``wxb.kernels.row_uniform``; None outside a step."""
         if self.rows is None or out.ndim != 2 or len(out) != len(self.rows):
-            return False
+            return None
         key = self.own.get(id(rng), self.key)
-        base = _splitmix(_splitmix(key ^ (self.step * _GOLDEN & _WORD)) ^ self.draw)
-        self.draw += 1  # the next Dropout of this step: another stream
-        width = out.shape[1]
-        z = self.rows.astype(np.uint64)[:, None] * np.uint64(width)
-        z = z + np.arange(width, dtype=np.uint64)
-        z *= np.uint64(_GOLDEN)
-        z += np.uint64(base)  # uint64 arithmetic wraps, as the hash wants
-        z ^= z >> np.uint64(30)
-        z *= np.uint64(_MIX1)
-        z ^= z >> np.uint64(27)
-        z *= np.uint64(_MIX2)
-        z ^= z >> np.uint64(31)
-        if out.dtype == np.float32:  # 24 random bits: every float32 in [0, 1) on a 2⁻²⁴ grid
-            np.multiply(z >> np.uint64(40), np.float32(2.0**-24), out=out, casting="unsafe")
-        else:
-            np.multiply(z >> np.uint64(11), 2.0**-53, out=out, casting="unsafe")
-        return True
+        base = _splitmix(_splitmix(key ^ (self.step * _GOLDEN & _WORD)) ^ self.draws)
+        self.draws += 1  # the next Dropout of this step: another stream
+        return self.rows, base
 
 
 @contextmanager

@@ -237,3 +237,16 @@ def sklearn_adam(data, grad, m, v, s1, s2, *, t, lr, beta1, beta2, eps, l2, weig
         kind(1 - lr * weight_decay), kind(l2), kind(beta1), kind(1 - beta1), kind(beta2),
         kind(1 - beta2), kind(eps), kind(-step),
     )  # fmt: skip
+
+
+# -- dropout masks by row ---------------------------------------------------------------------
+def row_uniform(rows: np.ndarray, base: int, out: np.ndarray) -> np.ndarray:
+    """Uniform [0, 1) draws into ``out`` (rows × units), each a hash of ``base`` and
+    (row, unit): what ``wxb.random.RowMasks`` hands out, the same on any process."""
+    impl = _impl(out)
+    if impl is not reference and (out.ndim != 2 or rows.dtype.kind not in "iu"):
+        impl = reference
+    if impl is reference:
+        return reference.row_uniform(rows, base, out)
+    impl.row_uniform(rows, np.uint64(base), out, out.dtype == np.float32)
+    return out

@@ -15,7 +15,7 @@ import math
 
 import numba
 
-from wxb.kernels.reference import IDENTITY, LEAKY_RELU, RELU, SIGMOID
+from wxb.kernels.reference import GOLDEN, IDENTITY, LEAKY_RELU, MIX1, MIX2, RELU, SIGMOID
 
 _OPTIONS = {"nogil": True, "error_model": "numpy", "boundscheck": False}
 
@@ -155,6 +155,22 @@ def _sklearn_adam(
         data[i] = w + (mi * minus_step) / (math.sqrt(vi) + eps)
 
 
+def _row_uniform(rows, base, out, single):
+    width = out.shape[1]
+    golden, mix1, mix2 = numba.uint64(GOLDEN), numba.uint64(MIX1), numba.uint64(MIX2)
+    s30, s27, s31 = numba.uint64(30), numba.uint64(27), numba.uint64(31)
+    top = numba.uint64(40) if single else numba.uint64(11)
+    unit = 2.0**-24 if single else 2.0**-53
+    for i in range(out.shape[0]):
+        start = numba.uint64(rows[i]) * numba.uint64(width)
+        for j in range(width):
+            z = (start + numba.uint64(j)) * golden + base
+            z = (z ^ (z >> s30)) * mix1
+            z = (z ^ (z >> s27)) * mix2
+            z = z ^ (z >> s31)
+            out[i, j] = (z >> top) * unit
+
+
 activation_forward = _jit(_activation_forward)
 activation_backward = _jit(_activation_backward)
 bias_activation = _jit(_bias_activation)
@@ -163,3 +179,4 @@ adam = _jit(_adam)
 sgd = _jit(_sgd)
 sklearn_sgd = _jit(_sklearn_sgd)
 sklearn_adam = _jit(_sklearn_adam)
+row_uniform = _jit(_row_uniform)

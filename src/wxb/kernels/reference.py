@@ -171,3 +171,27 @@ def sklearn_adam(
     np.multiply(m, minus_step, out=s2)
     s2 /= s1
     data += s2
+
+
+# -- dropout masks by row: uniform draws from a counter-based hash ----------------------------
+GOLDEN, MIX1, MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+
+
+def row_uniform(rows, base, out):
+    """out[i, j] = U(hash(base + (rows[i]·width + j)·φ)), SplitMix64's finaliser, in
+    [0, 1): the top 24 bits (float32) or 53 bits (float64) of the hash."""
+    width = out.shape[1]
+    z = rows.astype(np.uint64)[:, None] * np.uint64(width)
+    z = z + np.arange(width, dtype=np.uint64)
+    z *= np.uint64(GOLDEN)
+    z += np.uint64(base)  # uint64 arithmetic wraps, as the hash wants
+    z ^= z >> np.uint64(30)
+    z *= np.uint64(MIX1)
+    z ^= z >> np.uint64(27)
+    z *= np.uint64(MIX2)
+    z ^= z >> np.uint64(31)
+    if out.dtype == np.float32:
+        np.multiply(z >> np.uint64(40), np.float32(2.0**-24), out=out, casting="unsafe")
+    else:
+        np.multiply(z >> np.uint64(11), 2.0**-53, out=out, casting="unsafe")
+    return out
