@@ -297,3 +297,19 @@ def test_a_rank_that_dies_or_hangs_stops_the_job_in_bounded_time(seeded, tmp_pat
     want = {k: np.asarray(v, np.float64) for k, v in reference.state_dict().items()}
     got = {k: np.asarray(v) for k, v in model.state_dict().items()}
     assert_close_states(got, want, "float32", msg)  # float64, after ~1000 steps: 1e-5
+
+
+@pytest.mark.parametrize("variable", ["MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE"])
+def test_ranks_on_one_machine_share_its_cores_for_the_update(monkeypatch, variable):
+    """mpiexec often binds nothing: K ranks each sizing their update threads by every
+    core would run K times too many threads."""
+    from wxb import optim
+
+    monkeypatch.delenv("MPI_LOCALNRANKS", raising=False)
+    monkeypatch.delenv("OMPI_COMM_WORLD_LOCAL_SIZE", raising=False)
+    alone = optim.update_threads()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert alone == max(1, min(8, cores))
+    for local in (2, 3, 64):
+        monkeypatch.setenv(variable, str(local))
+        assert optim.update_threads() == max(1, min(8, cores // local)), local

@@ -37,10 +37,21 @@ CHUNK = 1 << 17  # elements per pass: the chunk of every array an update touches
 _pool: ThreadPoolExecutor | None = None
 
 
+# What mpiexec sets to the number of its processes on this machine (MPICH, Open MPI).
+_LOCAL_RANKS = ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE")
+
+
 def update_threads() -> int:
-    """Threads for large updates: the cores this process may use, at most 8."""
+    """Threads for large updates: the cores this process may use, at most 8; under
+    mpiexec, which often binds nothing, the ranks on this machine share them."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(8, cores or 1))
+    cores = cores or 1
+    for name in _LOCAL_RANKS:
+        local = os.environ.get(name, "")
+        if local.isdigit() and int(local) > 1:
+            cores = cores // int(local)
+            break
+    return max(1, min(8, cores))
 
 
 def _thread_pool() -> ThreadPoolExecutor:

@@ -150,6 +150,9 @@ class PlannedStep(_Update):
         self.optimizer.zero_grad()
         self.output = None
         trainable = {id(p) for p in self.optimizer.params}
+        homes = {id(p.grad_home): p.grad_home for p in self.plan.params if p.grad_home is not None}
+        for home in homes.values():  # as backward: a gradient a user kept is not written over
+            home.ensure_free()
         for layer, params in zip(
             reversed(self.plan.layers), reversed(self.plan.layer_params), strict=True
         ):
