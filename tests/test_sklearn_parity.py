@@ -151,9 +151,15 @@ def _copied_pair(rng, task: str, params: dict, X, y, classes, sample_weight=None
     """Both estimators built by a one-epoch fit (different random states), then the same
     random weights and fresh records in both; warm_start on from here."""
     sk_cls, our_cls = pair_classes(task)
-    build = {**params, "max_iter": 1}
+    # The one-epoch build only makes the estimators; its weights are replaced below. A
+    # tiny rate keeps it finite whatever the drawn parameters (scikit-learn's own fit
+    # from its own initial weights can diverge: a Poisson loss, a linear output).
+    lr = params.get("learning_rate_init", sk_cls().get_params()["learning_rate_init"])
+    build = {**params, "max_iter": 1, "learning_rate_init": 1e-9}
     ref = sk_cls(**build, random_state=1).fit(X, y)
     ours = our_cls(**build, random_state=2).fit(X, y)
+    for est in (ref, ours):  # fit (not partial_fit) comes next: its optimiser takes this rate
+        est.set_params(learning_rate_init=lr)
     coefs = [rng.uniform(-0.5, 0.5, c.shape) for c in ref.coefs_]
     intercepts = [rng.uniform(-0.5, 0.5, b.shape) for b in ref.intercepts_]
     ref.coefs_ = [c.copy() for c in coefs]
