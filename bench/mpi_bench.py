@@ -19,11 +19,13 @@ stdin, so that every contender is interleaved with every other one, round after 
   one core, and with K threads on K cores (threadpoolctl);
 - one MPI job (``mpiexec -n K … --child ranks``), each rank with 1 BLAS thread
   (OPENBLAS_NUM_THREADS=1 and threadpoolctl) pinned to a core of its own, holding
-  "K×1": the step ``wxb.fit`` runs distributed (``GradientSum``: each Dense layer's
-  Iallreduce starts from the backward pass as soon as that layer's gradients exist);
-  "K×1 deferred": the same sums, the same buckets, all started only after the
-  backward pass; and "comm": those sums alone, on gradients already computed, with no
-  forward or backward at all.
+  "K×1": the step ``wxb.fit`` runs distributed on one machine (``GradientSum`` with
+  ``SharedGradients``: the flat gradient buffers in MPI shared memory, summed slice by
+  slice after the backward pass); "K×1 Allreduce": the same with WXB_MPI_SHARED=0, as
+  across machines (each Dense layer's Iallreduce starts from the backward pass as soon
+  as that layer's gradients exist); "K×1 deferred": those Iallreduce sums, the same
+  buckets, all started only after the backward pass; and "comm": those sums alone, on
+  gradients already computed, with no forward or backward at all.
 
 Every contender drives the step the way ``wxb.train._train_epoch`` does: each rank takes
 ``ranks.share(B)`` rows, ``reducer.begin(rows, B)``, ``step(xb, yb)``. The waits are
@@ -185,8 +187,12 @@ def child_main(args: argparse.Namespace) -> None:
         opt.step = timed_update  # the step calls optimizer.step(): this one
         return model, opt, step
 
-    def reducer_for(kind: type, opt: Any, meter: Meter) -> Any:
+    def reducer_for(kind: type, opt: Any, meter: Meter, shared: bool = True) -> Any:
+        """``shared``: the sums in shared memory (wxb's default on one machine), else by
+        Iallreduce per layer, as across machines (WXB_MPI_SHARED=0)."""
+        os.environ["WXB_MPI_SHARED"] = "1" if shared else "0"
         reducer = kind(ranks, opt, mean_loss=True, count_correct=count_correct, scale_in_step=True)
+        os.environ.pop("WXB_MPI_SHARED")
         finish = reducer.finish
 
         def timed_finish(value: float, output: Any, y: Any) -> float:
@@ -220,10 +226,14 @@ def child_main(args: argparse.Namespace) -> None:
             else:
                 share = ranks.share(B)
                 xb, yb = np.ascontiguousarray(X[share]), y[share].copy()
-                for label, kind in ((f"{K}x1", GradientSum), (f"{K}x1-deferred", DeferredSum)):
+                for label, kind, shared in (
+                    (f"{K}x1", GradientSum, True),
+                    (f"{K}x1-allreduce", GradientSum, False),
+                    (f"{K}x1-deferred", DeferredSum, False),
+                ):
                     meter = Meter()
                     model, opt, step = build(config, optimizer, meter)
-                    step.reducer = reducer_for(kind, opt, meter)
+                    step.reducer = reducer_for(kind, opt, meter, shared)
 
                     def run(step: Any = step, xb: Any = xb, yb: Any = yb, B: int = B) -> float:
                         step.reducer.begin(len(xb), B)
@@ -236,7 +246,7 @@ def child_main(args: argparse.Namespace) -> None:
                 model, opt, step = build(config, "SGD", meter)
                 step(xb, yb)  # no reducer yet: fills the flat gradient buffer
                 opt.flat.grad[...] = 0
-                reducer = reducer_for(GradientSum, opt, meter)
+                reducer = reducer_for(GradientSum, opt, meter, shared=False)
                 layers = zip(step.plan.layers, step.plan.layer_params, strict=True)
                 dense = [params for layer, params in layers if isinstance(layer, Dense)]
 
@@ -600,6 +610,7 @@ def run_parent(args: argparse.Namespace) -> int:
             ("single", "1x1"),
             ("single", f"1x{K}"),
             ("ranks", f"{K}x1"),
+            ("ranks", f"{K}x1-allreduce"),
             ("ranks", f"{K}x1-deferred"),
             ("ranks", "comm"),
         ]
@@ -683,6 +694,7 @@ def summarise(case: str, turns: dict[str, list], K: int) -> dict[str, Any]:
     per = {label: [breakdown(t, r) for r in range(ranks_of[label])] for label, t in turns.items()}
     T = {label: p[0]["step_s"] for label, p in per.items()}
     t11, tk1, deferred = T["1x1"], T[f"{K}x1"], T[f"{K}x1-deferred"]
+    allreduce = T[f"{K}x1-allreduce"]
     wait = max(p["wait_s"] for p in per[f"{K}x1"])
     return {
         "config": config,
@@ -693,12 +705,13 @@ def summarise(case: str, turns: dict[str, list], K: int) -> dict[str, Any]:
         "speedup_vs_1xK": T[f"1x{K}"] / tk1,
         "speedup_vs_1x1": t11 / tk1,
         "efficiency_without_wait": t11 / (K * (tk1 - wait)),
+        "allreduce_efficiency": t11 / (K * allreduce),
         "overlap": {
-            "step_s": tk1,
+            "step_s": allreduce,
             "deferred_step_s": deferred,
-            "saved_s": deferred - tk1,
+            "saved_s": deferred - allreduce,
             "comm_alone_s": T["comm"],
-            "hidden_share": (deferred - tk1) / T["comm"],
+            "hidden_share": (deferred - allreduce) / T["comm"],
         },
     }
 
@@ -707,7 +720,7 @@ def checks(results: dict[str, Any], K: int) -> dict[str, Any]:
     """The ranks' losses in warm-up against one process's, and the ranks' weights."""
     worst = 0.0
     for losses in results["warmup_losses"].values():
-        for label in (f"{K}x1", f"{K}x1-deferred"):
+        for label in (f"{K}x1", f"{K}x1-allreduce", f"{K}x1-deferred"):
             for a, b in zip(losses["1x1"], losses[label], strict=True):
                 worst = max(worst, abs(a - b) / max(abs(a), 1e-30))
     return {
@@ -791,6 +804,8 @@ def render(results: dict[str, Any], settings: Settings) -> str:
                 pct(r0[0]["update_share"]),
                 pct(s["per_rank"]["1x1"][0]["update_share"]),
                 f"{s['efficiency_without_wait']:.2f}",
+                num(T[f"{K}x1-allreduce"] * 1e3),
+                f"{s['allreduce_efficiency']:.2f}",
             ]
         )
     scaling = table(
@@ -806,6 +821,8 @@ def render(results: dict[str, Any], settings: Settings) -> str:
             f"{K}×1 update",
             "1×1 update",
             "efficiency w/o wait",
+            f"{K}×1 Allreduce ms",
+            "Allreduce efficiency",
         ],
         rows,
         text_columns=2,
@@ -822,7 +839,7 @@ def render(results: dict[str, Any], settings: Settings) -> str:
                 num(o["saved_s"] * 1e3),
                 num(o["comm_alone_s"] * 1e3),
                 pct(o["hidden_share"]),
-                " / ".join(num(r["wait_s"] * 1e3) for r in per[f"{K}x1"]),
+                " / ".join(num(r["wait_s"] * 1e3) for r in per[f"{K}x1-allreduce"]),
                 " / ".join(num(r["wait_s"] * 1e3) for r in per[f"{K}x1-deferred"]),
                 " / ".join(num(r["wait_s"] * 1e3) for r in per["comm"]),
             ]
@@ -845,7 +862,7 @@ def render(results: dict[str, Any], settings: Settings) -> str:
     )
     rows = []
     for s in results["summary"]:
-        for label in (f"{K}x1", f"{K}x1-deferred"):
+        for label in (f"{K}x1", f"{K}x1-allreduce", f"{K}x1-deferred"):
             for rank, r in enumerate(s["per_rank"][label]):
                 rows.append(
                     [

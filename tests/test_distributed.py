@@ -108,10 +108,11 @@ def random_case(rng: np.random.Generator, folder: Path, name: str, **override) -
     return case
 
 
-def run_cases(folder: Path, cases: dict, ranks: int = RANKS, **extra):
+def run_cases(folder: Path, cases: dict, ranks: int = RANKS, env: dict | None = None, **extra):
     spec = {"folder": str(folder), "cases": cases, "extra": extra}
     (folder / "spec.json").write_text(json.dumps(spec))
-    done = mpiexec([sys.executable, str(HERE / "mpi_worker.py"), str(folder / "spec.json")], ranks)
+    worker = [sys.executable, str(HERE / "mpi_worker.py"), str(folder / "spec.json")]
+    done = mpiexec(worker, ranks, **(env or {}))
     said = f"{done.stdout}\n{done.stderr}"
     assert done.returncode == 0, f"mpiexec failed ({done.returncode}):\n{said}"
     return done
@@ -132,13 +133,16 @@ def assert_close_states(got: dict, want: dict, dtype: str, msg: str) -> None:
         assert error <= rtol * scale * 10, f"{msg}: {key} differs by {error:.3g} (max {scale:.3g})"
 
 
-def test_ranks_train_what_one_process_trains(seeded, tmp_path):
+@pytest.mark.parametrize("shared", ["1", "0"])
+def test_ranks_train_what_one_process_trains(seeded, tmp_path, shared):
     """Random networks, optimisers, batch sizes (uneven shares, empty ones), validation
     data, schedules, clipping, frozen layers, dropout (the run's seed or a layer's own),
-    both engines: 2 ranks = 1 process."""
+    both engines: 2 ranks = 1 process. The planned step's gradients are summed in shared
+    memory (WXB_MPI_SHARED=1, the default on one machine) or by Iallreduce per layer (0,
+    as across machines); the graph step's always by Iallreduce."""
     rng = seeded.rng
     cases = {f"c{i}": random_case(rng, tmp_path, f"c{i}") for i in range(8)}
-    run_cases(tmp_path, cases)
+    run_cases(tmp_path, cases, env={"WXB_MPI_SHARED": shared})
     for name, case in cases.items():
         msg = seeded.msg(f"{name}: {json.dumps(case)}")
         model, history = fit_case(case, False)

@@ -146,6 +146,9 @@ class Ranks:
         self.wait([self.comm.Iallgather(mine, out)], what)
         return [int(v) for v in out]
 
+    def barrier(self, what: str, comm: Any = None) -> None:
+        self.wait([(comm or self.comm).Ibarrier()], what)
+
     def agree(self, value: Any, what: str) -> Any:
         """Rank 0's ``value`` (a plain Python object) on every rank."""
         self.wait([], what)
@@ -186,6 +189,79 @@ class Ranks:
         self.comm.Abort(code)
 
 
+class SharedGradients:
+    """The flat gradient buffers of ranks that share one machine, in shared memory (an
+    MPI window): each rank sums its slice of everyone's buffer in place, then copies
+    the others' summed slices. ~4× faster than an Allreduce of the same bytes here
+    (5.7 against 24 ms for large's 33.7 MB): no copies into and out of MPI's buffers."""
+
+    def __init__(self, ranks: Ranks, flat: Any) -> None:
+        MPI = ranks.MPI
+        self.ranks, self.flat = ranks, flat
+        n, item = flat.grad.size, flat.grad.itemsize
+        self.window = MPI.Win.Allocate_shared(n * item, item, comm=ranks.comm)
+        self.buffers = []
+        for rank in range(ranks.size):
+            memory, _ = self.window.Shared_query(rank)
+            self.buffers.append(np.frombuffer(memory, flat.grad.dtype, count=n))
+        self.window.Lock_all()  # one passive epoch: Sync orders the loads and stores
+        self.mine = self.buffers[ranks.rank]
+        self.mine[...] = flat.grad
+        flat.use_grad_buffer(self.mine)  # the backward writes ∂L/∂W straight in here
+        k, size = ranks.rank, ranks.size
+        self.slices = [slice(n * r // size, n * (r + 1) // size) for r in range(size)]
+        self.own = self.slices[k]
+
+    @classmethod
+    def possible(cls, ranks: Ranks) -> bool:
+        """Whether every rank runs on this machine (one shared-memory node)."""
+        node = ranks.comm.Split_type(ranks.MPI.COMM_TYPE_SHARED)
+        try:
+            return node.Get_size() == ranks.size
+        finally:
+            node.Free()
+
+    def holds(self, optimizer: Any) -> bool:
+        """Whether the optimiser still reads its gradients from the shared buffer (a
+        cast model, or a gradient a user kept, gives it a new buffer of its own)."""
+        return optimizer.flat is self.flat and self.flat.grad is self.mine
+
+    def sum_(self) -> None:
+        """Every rank's buffer becomes the sum of all of them."""
+        ranks, window = self.ranks, self.window
+        window.Sync()
+        ranks.barrier("the sum of the gradients")  # every buffer written
+        window.Sync()
+        own = self.mine[self.own]
+        for rank, buffer in enumerate(self.buffers):
+            if rank != ranks.rank:
+                np.add(own, buffer[self.own], out=own)
+        window.Sync()
+        ranks.barrier("the sum of the gradients")  # every slice summed
+        window.Sync()
+        for rank, buffer in enumerate(self.buffers):
+            if rank != ranks.rank:
+                part = self.slices[rank]
+                self.mine[part] = buffer[part]
+        window.Sync()
+        ranks.barrier("the sum of the gradients")  # read before anyone writes again
+
+    def close(self) -> None:
+        """Back to a private buffer (the gradients kept), then free the window: every
+        rank calls it, at the same point."""
+        own = self.mine.copy()
+        views = {id(v): i for i, v in enumerate(self.flat.grad_views)}
+        held = [(p, views.get(id(p.grad))) for p in self.flat.params]
+        if self.flat.grad is self.mine:
+            self.flat.use_grad_buffer(own)
+            for p, index in held:
+                if index is not None:
+                    p.grad = self.flat.grad_views[index]
+        self.buffers, self.mine = [], None
+        self.window.Unlock_all()
+        self.window.Free()
+
+
 class GradientSum:
     """Sums a step's gradients over the ranks: the gradient of the global batch's loss.
 
@@ -213,6 +289,16 @@ class GradientSum:
         self._reduced: set[int] = set()
         self._span: dict[int, tuple[int, int]] = {}
         self._layout: int | None = None
+        self.shared: SharedGradients | None = None
+        flat = optimizer.flat
+        if (
+            scale_in_step
+            and flat is not None
+            and ranks.size > 1
+            and SharedGradients.possible(ranks)
+        ):
+            if os.environ.get("WXB_MPI_SHARED", "1") != "0":  # 0: Allreduce, to compare
+                self.shared = SharedGradients(ranks, flat)
 
     def begin(self, rows: int, batch_rows: int) -> None:
         """A step on ``rows`` of this rank's of a global batch of ``batch_rows``."""
@@ -239,6 +325,8 @@ class GradientSum:
 
     def layer_done(self, layer_params: list[Any]) -> None:
         """One Dense layer's gradients are ready: start summing its stretch of the buffer."""
+        if self.shared is not None and self.shared.holds(self.optimizer):
+            return  # summed in shared memory in finish: nothing to start
         trainable = {id(p) for p in self.optimizer.params}
         params = [p for p in layer_params if id(p) in trainable]
         bucket = self._bucket(params)
@@ -255,6 +343,17 @@ class GradientSum:
 
     def finish(self, value: float, output: np.ndarray | None, y: np.ndarray | None) -> float:
         """Sum what is left and wait; returns the global batch's loss (its ``correct`` too)."""
+        if self.shared is not None and self.shared.holds(self.optimizer):
+            flat = self.shared.flat
+            for i, p in enumerate(flat.params):
+                view = flat.grad_views[i]
+                if p.grad is None:  # no gradient here: zeros into the sum
+                    view[...] = 0
+                elif p.grad is not view:
+                    np.copyto(view, p.grad)
+                p.grad = view
+            self.shared.sum_()
+            self._reduced = {id(p) for p in flat.params}
         for p in self.optimizer.params:
             if id(p) in self._reduced:
                 continue
@@ -276,6 +375,12 @@ class GradientSum:
         self.correct = int(self.correct)
         self.stop_requested = stop > 0
         return total
+
+    def close(self) -> None:
+        """After the run, on every rank: the shared gradient memory is let go."""
+        if self.shared is not None:
+            self.shared.close()
+            self.shared = None
 
 
 def _starts_within(grad: np.ndarray, bucket: np.ndarray, start: int) -> bool:

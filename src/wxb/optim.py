@@ -84,7 +84,12 @@ class FlatParameters:
         self._new_grad()
 
     def _new_grad(self) -> None:
-        self.grad = np.empty_like(self.data)
+        self.use_grad_buffer(np.empty_like(self.data))
+
+    def use_grad_buffer(self, buffer: np.ndarray) -> None:
+        """Gradients go into ``buffer`` (flat, this layout) from now on: a new array, or
+        memory the ranks of a distributed run on one machine all see."""
+        self.grad = buffer
         self.grad_views = self.split(self.grad, self.params)
         for i, p in enumerate(self.params):  # the planned path writes ∂L/∂p here: no copy later
             p.grad_buffer, p.grad_home, p.grad_index = self.grad_views[i], self, i

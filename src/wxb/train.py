@@ -486,6 +486,8 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     interrupts = _Interrupts()
     model.train()
     with ExitStack() as context:
+        if step.reducer is not None:
+            context.push(_closing(step.reducer))
         if saver is not None:
             if saver.writes:
                 context.enter_context(saver.folder.lock())
@@ -1018,3 +1020,16 @@ def _row_masks(model: Module, masks: np.random.Generator | None) -> RowMasks:
         if isinstance(module, Dropout) and generator is not None and id(generator) not in own:
             own[id(generator)] = key(generator)
     return RowMasks(key(masks if masks is not None else as_generator(None)), own)
+
+
+def _closing(reducer: GradientSum):
+    """An exit for fit's ExitStack: the ranks let go of their shared memory together,
+    when they end together (a finished run, a global stop, a divergence all see); after
+    an error on one rank alone the others are ended by MPI_Abort, and nothing is freed."""
+
+    def close(kind, error, trace) -> bool:
+        if kind is None or issubclass(kind, (TrainingError, TrainingInterrupted)):
+            reducer.close()
+        return False
+
+    return close
