@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
         "data (scikit-learn's), 80/20 stratified train/test split, prints the test accuracy "
         "and writes model.safetensors in the current folder. Under `mpiexec -n K` (the "
         "mpi extra) it trains data-parallel: each batch split across the K ranks, the "
-        "same result as one process; rank 0 writes the files.",
+        "same result as one process to rounding; rank 0 prints and writes the files (the "
+        "other commands run in one process only).",
     )
     add = train.add_argument
     add("--data", metavar="PATH",
@@ -154,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--keep-checkpoints", type=int, default=2, metavar="K", help="checkpoints kept in DIR")
     add("--resume", action="store_true",
         help="continue from the newest good checkpoint in --checkpoint-dir, bit for bit "
-        "(starts afresh when DIR holds none); --epochs may change, nothing else")
+        "(starts afresh when DIR holds none); what decides the run may not change, "
+        "--epochs may, and so may -o, --history, --plots, -q and the checkpoint settings")
     add("--fingerprint", action="store_true",
         help="store a fingerprint of each training row in the model, so wxb eval can warn "
         "when it is given training rows (anyone holding the model can then test whether a "
