@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from wxb import kernels
-from wxb.errors import ConfigError
+from wxb.errors import ConfigError, WxbError
 from wxb.nn.module import Module, Parameter
 from wxb.tensor import Tensor
 
@@ -85,6 +85,15 @@ class FlatParameters:
 
     def _new_grad(self) -> None:
         self.use_grad_buffer(np.empty_like(self.data))
+
+    def use_data_buffer(self, buffer: np.ndarray) -> None:
+        """The parameters' values move into ``buffer`` (flat, this layout): memory the
+        ranks of a distributed run on one machine share."""
+        np.copyto(buffer, self.data)
+        self.data = buffer
+        self.views = self.split(buffer, self.params)
+        for p, view in zip(self.params, self.views, strict=True):
+            p.data = view
 
     def use_grad_buffer(self, buffer: np.ndarray) -> None:
         """Gradients go into ``buffer`` (flat, this layout) from now on: a new array, or
@@ -208,6 +217,9 @@ class Optimizer:
         self.steps = 0  # calls of step()
         self.flat: FlatParameters | None = None
         self._flat_state: dict[str, np.ndarray] = {}
+        # (start, stop, buffer): update only that stretch of the flat buffers while they
+        # are ``buffer`` (ranks sharing the weights each update their own stretch)
+        self.shard: tuple[int, int, np.ndarray] | None = None
         self._scratch: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         groups = items if isinstance(items[0], dict) else [{"params": items}]
         for group in groups:
@@ -357,6 +369,13 @@ class Optimizer:
         if self.flat is not None and not self.flat.intact(self.params):
             self._pack()
         return None if self.flat is None else self.flat.grad_views
+
+    def use_state_buffers(self, buffers: dict[str, np.ndarray]) -> None:
+        """Each state's flat values move into the given buffer (shared memory)."""
+        for name, buffer in buffers.items():
+            np.copyto(buffer, self._flat_state[name])
+            self._flat_state[name] = buffer
+            setattr(self, name, self.flat.split(buffer, self.params))
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the gradients (PyTorch's default), or with ``set_to_none=False`` zero them."""
@@ -517,12 +536,20 @@ class Optimizer:
                 del views
                 states = [self._flat_state[s] for s in self.state_names]
                 data, grad = flat.data, flat.grad
-                if stop - start != len(params):  # one group of several: its stretch
-                    a, b = flat.offsets[start], flat.offsets[stop]
+                a, b = flat.offsets[start], flat.offsets[stop]
+                if self.shard is not None and self.shard[2] is flat.data:
+                    a, b = max(a, self.shard[0]), min(b, self.shard[1])  # this rank's part
+                    if a >= b:
+                        continue
+                if (a, b) != (0, data.size):  # one group of several, or a shard: its stretch
                     data, grad, states = data[a:b], grad[a:b], [x[a:b] for x in states]
                 self._walk(data, grad, states, clocks[0], group)
                 del data, grad, states  # a later group's ensure_free() must not count them
                 continue
+            if self.shard is not None and flat is not None and self.shard[2] is flat.data:
+                raise WxbError(  # another rank updates the rest of these shared weights
+                    "a distributed update that shares its weights must step whole groups"
+                )
             for i, t in zip(live, clocks, strict=True):  # one by one
                 p = params[i]
                 for s in self.state_names:  # the model was cast: keep the state, in its dtype

@@ -47,6 +47,8 @@ class _Update:
         if self.clip_norm is not None:
             clip_grad_norm_(self.optimizer.params, self.clip_norm)
         self.optimizer.step()
+        if self.reducer is not None and self.reducer.shared is not None:
+            self.reducer.shared.updated()  # every rank's slice of the shared weights written
         return value
 
 

@@ -409,13 +409,6 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     planned = isinstance(step, PlannedStep)
     if ranks is not None:
         _same_start(ranks, model)
-        step.reducer = GradientSum(
-            ranks,
-            opt,
-            mean_loss=loss_fn.reduction != "sum",
-            count_correct=lambda output, yb: _correct(loss_fn, output, yb),
-            scale_in_step=planned,
-        )
     history = History(engine="planned" if planned else "graph")
     if not planned:
         history.engine_reason = PlannedStep.why_not(model, opt)
@@ -486,8 +479,6 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     interrupts = _Interrupts()
     model.train()
     with ExitStack() as context:
-        if step.reducer is not None:
-            context.push(_closing(step.reducer))
         if saver is not None:
             if saver.writes:
                 context.enter_context(saver.folder.lock())
@@ -502,6 +493,15 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
                     f"{checkpoint_dir} already holds checkpoints of a run; pass resume=True "
                     "to continue it, or give another folder"
                 )
+        if ranks is not None:  # after a restore: it may have given the optimiser new buffers
+            step.reducer = GradientSum(
+                ranks,
+                opt,
+                mean_loss=loss_fn.reduction != "sum",
+                count_correct=lambda output, yb: _correct(loss_fn, output, yb),
+                scale_in_step=planned,
+            )
+            context.push(_closing(step.reducer))
         if masks is not None:
             context.enter_context(drawing_from(masks))
         context.enter_context(masks_by_row(by_row))
