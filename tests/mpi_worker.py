@@ -43,12 +43,17 @@ def build(case: dict) -> nn.Sequential:
     if case["frozen_first"]:
         for p in layers[0].parameters():
             p.requires_grad = False
+    if case.get("replaced"):  # a p.data replaced after the optimiser is built (see fit_case)
+        model.replaced = True
     return model
 
 
 def optimizer_for(case: dict, model: nn.Sequential):
     spec = case["optimizer"]
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    # "frozen_in_optimizer": the optimiser holds a frozen layer too (its parameters get no
+    # gradient, so no update, not even weight decay)
+    every = case.get("frozen_in_optimizer", False)
+    trainable = [p for p in model.parameters() if p.requires_grad or every]
     if spec["name"] == "sgd":
         return wxb.optim.SGD(
             trainable, lr=spec["lr"], momentum=spec["momentum"], nesterov=spec["nesterov"],
@@ -63,13 +68,17 @@ def fit_case(case: dict, distributed: bool, **extra) -> tuple[nn.Sequential, wxb
         X, y = data["X"], data["y"]
         validation = (data["X_val"], data["y_val"]) if "X_val" in data.files else None
     model = build(case)
+    optimizer = optimizer_for(case, model)
+    if case.get("replaced"):  # new arrays for the weights, after the optimiser was built
+        for p in model.parameters():
+            p.data = p.data * 1.0
     kwargs = dict(case["fit"])
     kwargs.update(extra)
     history = wxb.fit(
         model,
         X,
         y,
-        optimizer=optimizer_for(case, model),
+        optimizer=optimizer,
         validation_data=validation,
         verbose=False,
         distributed=distributed,

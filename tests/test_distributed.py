@@ -70,6 +70,8 @@ def random_case(rng: np.random.Generator, folder: Path, name: str, **override) -
         "dtype": dtype,
         "graph": bool(rng.random() < 0.3),
         "frozen_first": bool(len(sizes) > 3 and rng.random() < 0.3),
+        "frozen_in_optimizer": bool(rng.random() < 0.5),
+        "replaced": bool(rng.random() < 0.2),
         "dropout": float(rng.uniform(0.1, 0.5)) if rng.random() < 0.5 else 0.0,
         "dropout_seed": int(rng.integers(0, 2**31)) if rng.random() < 0.3 else None,
         "data": str(folder / f"{name}-data.npz"),
@@ -136,10 +138,12 @@ def assert_close_states(got: dict, want: dict, dtype: str, msg: str) -> None:
 @pytest.mark.parametrize("shared", ["1", "0"])
 def test_ranks_train_what_one_process_trains(seeded, tmp_path, shared):
     """Random networks, optimisers, batch sizes (uneven shares, empty ones), validation
-    data, schedules, clipping, frozen layers, dropout (the run's seed or a layer's own),
-    both engines: 2 ranks = 1 process. The planned step's gradients are summed in shared
-    memory (WXB_MPI_SHARED=1, the default on one machine) or by Iallreduce per layer (0,
-    as across machines); the graph step's always by Iallreduce."""
+    data, schedules, clipping, frozen layers (in the optimiser or not: no gradient, no
+    update, not even weight decay), weights replaced after the optimiser was built,
+    dropout (the run's seed or a layer's own), both engines: 2 ranks = 1 process. The
+    planned step's gradients are summed in shared memory (WXB_MPI_SHARED=1, the default
+    on one machine) or by Iallreduce per layer (0, as across machines); the graph step's
+    always by Iallreduce."""
     rng = seeded.rng
     cases = {f"c{i}": random_case(rng, tmp_path, f"c{i}") for i in range(8)}
     run_cases(tmp_path, cases, env={"WXB_MPI_SHARED": shared})

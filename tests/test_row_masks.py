@@ -93,3 +93,34 @@ def test_the_compiled_and_numpy_draws_are_the_same_bits(seeded, dtype):
     want = reference.row_uniform(rows, base, np.empty((len(rows), width), dtype))
     got = kernels.row_uniform(rows, base, np.empty((len(rows), width), dtype))
     assert np.array_equal(got, want), seeded.msg("row_uniform")
+
+
+def test_a_resume_on_the_same_model_draws_the_same_masks(seeded, tmp_path):
+    """A Dropout with its own seed keys its masks from its construction, not from its
+    generator's state at each fit: a resume on the very model that was stopped (its
+    generator moved on) trains as the uninterrupted run."""
+    import wxb
+    from wxb import nn
+
+    rng = seeded.rng
+    X, y = rng.standard_normal((64, 4)), rng.integers(0, 3, 64)
+    seed, own = int(rng.integers(0, 2**31)), int(rng.integers(0, 2**31))
+
+    def build():
+        model = nn.Sequential(
+            nn.Dense(4, 16), nn.ReLU(), nn.Dropout(0.5, seed=own), nn.Dense(16, 3)
+        )
+        model.load_state_dict(start)
+        return model
+
+    start = nn.Sequential(nn.Dense(4, 16), nn.ReLU(), nn.Dropout(0.5), nn.Dense(16, 3)).state_dict()
+    kw = dict(
+        loss="cross_entropy", optimizer="sgd", lr=0.1, batch_size=16, seed=seed, verbose=False
+    )
+    reference = build()
+    wxb.fit(reference, X, y, epochs=3, **kw)
+    model = build()
+    wxb.fit(model, X, y, epochs=1, checkpoint_dir=tmp_path, **kw)
+    wxb.fit(model, X, y, epochs=3, checkpoint_dir=tmp_path, resume=True, **kw)
+    for (name, p), q in zip(model.named_parameters(), reference.parameters(), strict=True):
+        assert np.array_equal(p.data, q.data), seeded.msg(name)

@@ -19,6 +19,7 @@ mpi4py is imported only here, and only when a run is distributed (``pip install
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -150,9 +151,13 @@ class Ranks:
         self.wait([(comm or self.comm).Ibarrier()], what)
 
     def agree(self, value: Any, what: str) -> Any:
-        """Rank 0's ``value`` (a plain Python object) on every rank."""
-        self.wait([], what)
-        return self.comm.bcast(value, root=0)
+        """Rank 0's ``value`` (JSON-able) on every rank; the waits time out like any."""
+        data = json.dumps(value).encode() if self.leader else b""
+        size = np.array([len(data)], np.int64)
+        self.broadcast_(size, what)
+        buffer = np.frombuffer(data, np.uint8).copy() if self.leader else np.empty(size[0], "u1")
+        self.broadcast_(buffer, what)
+        return json.loads(buffer.tobytes().decode())
 
     # -- the gradient buckets ---------------------------------------------------------------------
     def start_sum(self, array: np.ndarray) -> None:
@@ -185,7 +190,9 @@ class Ranks:
     def abort(self, error: BaseException, code: int = 2) -> None:
         """Stop every rank: print the error (one line) and call MPI_Abort."""
         message = str(error) or type(error).__name__
-        print(f"wxb: rank {self.rank}: {message}", file=sys.__stderr__, flush=True)
+        named = isinstance(error, RanksStopped) and message.startswith("rank ")
+        prefix = "wxb:" if named else f"wxb: rank {self.rank}:"  # RanksStopped names it
+        print(f"{prefix} {message}", file=sys.__stderr__, flush=True)
         self.comm.Abort(code)
 
 
@@ -212,9 +219,26 @@ class SharedGradients:
         k, size = ranks.rank, ranks.size
         self.slices = [slice(n * r // size, n * (r + 1) // size) for r in range(size)]
         self.own = self.slices[k]
-        # One copy of the weights and the optimiser's state, in rank 0's segment of a
-        # second window: each rank updates its own slice of it (when every rank ran the
-        # whole update, the ranks' updates fought over the memory bus).
+        self.state_window = self.data = None
+        if self.steps_whole(optimizer):
+            self._share_weights(ranks, optimizer)
+
+    @staticmethod
+    def steps_whole(optimizer: Any) -> bool:
+        """Whether each group's parameters have one step count (so a step walks the
+        group's stretch at once, and a slice of it can be one rank's)."""
+        for counter in optimizer.counters:
+            counts = getattr(optimizer, counter)
+            if any(len(set(counts[a:b])) > 1 for a, b in optimizer._bounds):
+                return False
+        return True
+
+    def _share_weights(self, ranks: Ranks, optimizer: Any) -> None:
+        """One copy of the weights and the optimiser's state, in rank 0's segment of a
+        second window: each rank updates its own slice of it (when every rank ran the
+        whole update, the ranks' updates fought over the memory bus)."""
+        MPI, flat = ranks.MPI, self.flat
+        n, item, dtype = flat.data.size, flat.data.itemsize, flat.data.dtype
         names = list(optimizer.state_names)
         whole = n * item * (1 + len(names)) if ranks.rank == 0 else 0
         self.state_window = MPI.Win.Allocate_shared(whole, item, comm=ranks.comm)
@@ -251,7 +275,8 @@ class SharedGradients:
 
     def updated(self) -> None:
         """After each rank updated its slice of the shared weights: all of them written."""
-        if self.optimizer.shard is not None and self.optimizer.shard[2] is self.flat.data:
+        shard = self.optimizer.shard
+        if self.data is not None and shard is not None and shard[2] is self.flat.data:
             self.state_window.Sync()
             self.ranks.barrier("the update")
             self.state_window.Sync()
@@ -281,13 +306,12 @@ class SharedGradients:
         windows: every rank calls it, at the same point."""
         optimizer = self.optimizer
         optimizer.shard = None
-        if self.flat.data is self.data:
+        if self.data is not None and optimizer.flat is self.flat and self.flat.data is self.data:
             self.flat.use_data_buffer(self.data.copy())
             optimizer.use_state_buffers(
                 {name: optimizer._flat_state[name].copy() for name in optimizer.state_names}
             )
         self.data = None
-        self.state_window.Unlock_all()
         own = self.mine.copy()
         views = {id(v): i for i, v in enumerate(self.flat.grad_views)}
         held = [(p, views.get(id(p.grad))) for p in self.flat.params]
@@ -297,10 +321,14 @@ class SharedGradients:
                 if index is not None:
                     p.grad = self.flat.grad_views[index]
         self.buffers, self.mine = [], None
-        self.window.Unlock_all()
+        # Everything above was this rank's own; the rest is collective, and a rank that
+        # never comes makes the barrier time out (RanksStopped: the job is aborted).
         self.ranks.barrier("letting the shared memory go")  # nobody reads it any more
+        self.window.Unlock_all()
         self.window.Free()
-        self.state_window.Free()
+        if self.state_window is not None:
+            self.state_window.Unlock_all()
+            self.state_window.Free()
 
 
 class GradientSum:
@@ -326,12 +354,15 @@ class GradientSum:
         self.scale_in_step = scale_in_step  # the planned step scales ∇_A L (cheaper)
         self.scale = 1.0
         self.correct = 0
-        self.stop_requested = False  # this rank's Ctrl-C; after a step: any rank's
+        self.local_stop = False  # this rank's Ctrl-C, summed with the next step's loss
+        self.stop_everywhere = False  # after a step: whether any rank asked to stop
         self._reduced: set[int] = set()
         self._span: dict[int, tuple[int, int]] = {}
         self._layout: int | None = None
         self.shared: SharedGradients | None = None
+        optimizer.grad_buffers()  # repacked first if a p.data was replaced or cast
         flat = optimizer.flat
+        ranks.barrier("setting up the run")  # every rank got here: the rest cannot hang
         if (
             scale_in_step
             and flat is not None
@@ -395,10 +426,13 @@ class GradientSum:
                 p.grad = view
             self.shared.sum_()
             self._reduced = {id(p) for p in flat.params}
-        for p in self.optimizer.params:
-            if id(p) in self._reduced:
-                continue
-            if p.grad is None:  # no gradient here: it adds nothing to the others'
+        params = [p for p in self.optimizer.params if id(p) not in self._reduced]
+        if params:  # which parameters have a gradient on some rank: the others stay None
+            have = np.array([p.grad is not None for p in params], np.int64)
+            self.ranks.sum_(have, "which gradients exist")
+            params = [p for p, n in zip(params, have, strict=True) if n > 0]
+        for p in params:
+            if p.grad is None:  # no gradient here, some elsewhere: zeros into the sum
                 p.grad = np.zeros_like(p.data)
             elif not self.scale_in_step and self.scale != 1.0:
                 p.grad = p.grad * self.scale
@@ -411,10 +445,10 @@ class GradientSum:
             part = 0.0
         self.ranks.finish("the sum of the gradients")
         total, self.correct, stop = self.ranks.sum_numbers(
-            part, correct, float(self.stop_requested), what="the sum of the loss"
+            part, correct, float(self.local_stop), what="the sum of the loss"
         )
         self.correct = int(self.correct)
-        self.stop_requested = stop > 0
+        self.stop_everywhere = stop > 0
         return total
 
     def close(self) -> None:

@@ -9,6 +9,8 @@ training steps they come by data row from ``RowMasks``, keyed from that generato
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,6 +61,13 @@ def _splitmix(value: int) -> int:
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _WORD
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _WORD
     return z ^ (z >> 31)
+
+
+def key_of(generator: np.random.Generator) -> int:
+    """A 63-bit key from a generator's state, without drawing from it (the same key
+    however often it is asked, and the generator's own draws unchanged)."""
+    state = json.dumps(generator.bit_generator.state, sort_keys=True, default=str)
+    return int.from_bytes(hashlib.sha256(state.encode()).digest()[:8], "little") >> 1
 
 
 class RowMasks:

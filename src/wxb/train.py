@@ -35,7 +35,7 @@ from wxb.nn.layers import Dropout
 from wxb.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss, get_loss
 from wxb.nn.module import Module
 from wxb.optim import SCHEDULES, LRSchedule, Optimizer, get_optimizer
-from wxb.random import RowMasks, as_generator, drawing_from, masks_by_row, row_masks
+from wxb.random import RowMasks, as_generator, drawing_from, key_of, masks_by_row, row_masks
 from wxb.step import PlannedStep, make_step
 from wxb.tensor import Tensor, no_grad
 
@@ -514,9 +514,15 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             def after_step(value: float, epoch: int = epoch) -> bool:
                 """Progress, a checkpoint when due; True stops the epoch (Ctrl-C)."""
                 bar.update(epoch, loop.step, value)
-                if step.reducer is not None:  # a Ctrl-C on any rank stops them all
-                    step.reducer.stop_requested |= interrupts.requested
-                    interrupts.requested = step.reducer.stop_requested
+                if step.reducer is not None:  # a Ctrl-C on any rank stops them all, together:
+                    step.reducer.local_stop = interrupts.requested  # summed in the next step
+                    if loop.step == steps_per_epoch:
+                        return False  # the epoch's end sums it
+                    if step.reducer.stop_everywhere:  # any rank's, as of the last step
+                        interrupts.requested = True
+                    if saver is not None and saver.due(loop.global_step(steps_per_epoch)):
+                        saver.write(loop, model, opt, schedule, history, epochs, steps_per_epoch)
+                    return step.reducer.stop_everywhere
                 if loop.step == steps_per_epoch:  # the epoch's end does the rest
                     return False
                 if saver is not None and saver.due(loop.global_step(steps_per_epoch)):
@@ -550,7 +556,10 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             if diagnose:
                 _diagnose_epoch(history, epoch, model, X_arr[:256], y_arr[:256], loss_fn)
             bar.end_epoch(epoch, figures)
-            if not all(np.isfinite(p.data).all() for p in model.parameters()):
+            finite = all(np.isfinite(p.data).all() for p in model.parameters())
+            if ranks is not None:  # decided together: a restore writes the shared weights
+                finite = not ranks.sum_numbers(not finite, what="the check of the weights")[0]
+            if not finite:
                 model.load_state_dict(loop.last_good)
                 raise TrainingError(
                     f"the weights became infinite or NaN at the end of epoch {epoch}; weights "
@@ -1008,8 +1017,9 @@ def _latest(saver: _Saver, ranks: Ranks | None) -> Any:
 
 
 def _row_masks(model: Module, masks: np.random.Generator | None) -> RowMasks:
-    """Keys for the masks by row: one from the run's mask generator (wxb's default one
-    without a seed), and one per Dropout generator of its own, each drawn once here."""
+    """Keys for the masks by row: one drawn here from the run's mask generator (wxb's
+    default one without a seed), and one per Dropout with a generator of its own, fixed
+    when the layer was made (from its generator's state, without drawing)."""
 
     def key(generator: np.random.Generator) -> int:
         return int(generator.integers(0, 1 << 63))
@@ -1018,18 +1028,18 @@ def _row_masks(model: Module, masks: np.random.Generator | None) -> RowMasks:
     for _, module in model.named_modules():
         generator = getattr(module, "_own_rng", None)
         if isinstance(module, Dropout) and generator is not None and id(generator) not in own:
-            own[id(generator)] = key(generator)
+            fixed = getattr(module, "_row_key", None)  # set at construction: resumes alike
+            own[id(generator)] = fixed if fixed is not None else key_of(generator)
     return RowMasks(key(masks if masks is not None else as_generator(None)), own)
 
 
 def _closing(reducer: GradientSum):
-    """An exit for fit's ExitStack: the ranks let go of their shared memory together,
-    when they end together (a finished run, a global stop, a divergence all see); after
-    an error on one rank alone the others are ended by MPI_Abort, and nothing is freed."""
+    """An exit for fit's ExitStack, however fit ends: the weights, state and gradients
+    go back to this rank's own memory, then the ranks let go of the shared memory
+    together (a barrier that times out when a rank never comes: then MPI_Abort)."""
 
     def close(kind, error, trace) -> bool:
-        if kind is None or issubclass(kind, (TrainingError, TrainingInterrupted)):
-            reducer.close()
+        reducer.close()  # its waits time out if a rank never comes (then MPI_Abort)
         return False
 
     return close

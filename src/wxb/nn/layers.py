@@ -11,7 +11,7 @@ from wxb import ops
 from wxb.backend import resolve_dtype
 from wxb.errors import ConfigError, DataError
 from wxb.nn.module import Module, Parameter
-from wxb.random import as_generator
+from wxb.random import as_generator, key_of
 from wxb.tensor import Tensor
 
 INITS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal")
@@ -196,6 +196,9 @@ class Dropout(Module):
             raise ConfigError(f"Dropout p must be a number in [0, 1); got {p!r}")
         self.p = float(p)
         self._own_rng = None if seed is None else as_generator(seed)
+        # Inside fit, masks go by data row under a key: this one, fixed at construction,
+        # so a resume (even on this same layer, its generator since moved on) draws alike.
+        self._row_key = None if self._own_rng is None else key_of(self._own_rng)
         self.name = name
 
     @property
