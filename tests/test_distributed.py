@@ -321,3 +321,26 @@ def test_ranks_on_one_machine_share_its_cores_for_the_update(monkeypatch, variab
     for local in (2, 3, 64):
         monkeypatch.setenv(variable, str(local))
         assert optim.update_threads() == max(1, min(8, cores // local)), local
+
+
+def test_ranks_given_other_data_are_stopped_by_name(seeded, tmp_path):
+    """Each rank reads its own copy of the data: a rank given other rows of the same
+    shape would train a mixture without a word."""
+    script = tmp_path / "other_data.py"
+    seed = int(seeded.rng.integers(0, 2**31))
+    script.write_text(
+        "import numpy as np, wxb\n"
+        "from wxb import nn\n"
+        "from wxb.distributed import Ranks\n"
+        "ranks = Ranks()\n"
+        f"rng = np.random.default_rng({seed} + ranks.rank)\n"
+        "X, y = rng.standard_normal((64, 4)), rng.integers(0, 3, 64)\n"
+        "wxb.fit(nn.Sequential(nn.Dense(4, 3)), X, y, loss='cross_entropy', epochs=1,\n"
+        "        seed=1, verbose=False, distributed=ranks)\n"
+        "print('finished', ranks.rank)\n"
+    )
+    done = mpiexec([sys.executable, str(script)], timeout=120)
+    said = done.stdout + done.stderr
+    assert done.returncode != 0, seeded.msg(said)
+    assert "the training data differ between rank 0 and rank 1" in said, seeded.msg(said)
+    assert "finished" not in said, seeded.msg(said)

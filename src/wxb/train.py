@@ -409,6 +409,10 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     planned = isinstance(step, PlannedStep)
     if ranks is not None:
         _same_start(ranks, model)
+        # The same data on every rank (a sample of it: its shape, first and last rows);
+        # other data of the same length would train silently on a mixture.
+        sample = [np.array(X_arr.shape), X_arr[:64], X_arr[-64:], y_arr[:64], y_arr[-64:]]
+        ranks.check_same([np.ascontiguousarray(a) for a in sample], "the training data")
     history = History(engine="planned" if planned else "graph")
     if not planned:
         history.engine_reason = PlannedStep.why_not(model, opt)
