@@ -101,6 +101,7 @@ def test_a_resume_on_the_same_model_draws_the_same_masks(seeded, tmp_path):
     generator moved on) trains as the uninterrupted run."""
     import wxb
     from wxb import nn
+    from wxb.checkpoint import CheckpointWarning
 
     rng = seeded.rng
     X, y = rng.standard_normal((64, 4)), rng.integers(0, 3, 64)
@@ -121,6 +122,28 @@ def test_a_resume_on_the_same_model_draws_the_same_masks(seeded, tmp_path):
     wxb.fit(reference, X, y, epochs=3, **kw)
     model = build()
     wxb.fit(model, X, y, epochs=1, checkpoint_dir=tmp_path, **kw)
-    wxb.fit(model, X, y, epochs=3, checkpoint_dir=tmp_path, resume=True, **kw)
+    # its weights are the stopped run's now, not its start: fit says so, and resumes
+    with pytest.warns(CheckpointWarning, match="differ from those that run started from"):
+        wxb.fit(model, X, y, epochs=3, checkpoint_dir=tmp_path, resume=True, **kw)
     for (name, p), q in zip(model.named_parameters(), reference.parameters(), strict=True):
         assert np.array_equal(p.data, q.data), seeded.msg(name)
+
+
+def test_masks_of_inputs_with_more_axes_also_go_by_row(seeded):
+    """A Dropout on rows × channels × units: each row's mask is still its own."""
+    from wxb import ops
+    from wxb.random import masks_by_row
+
+    rng = seeded.rng
+    source = RowMasks(int(rng.integers(0, 1 << 63)))
+    rows = rng.permutation(500)[: int(rng.integers(2, 30))]
+    shape = (len(rows), int(rng.integers(1, 5)), int(rng.integers(1, 7)))
+    p, step = float(rng.uniform(0.1, 0.9)), int(rng.integers(0, 1000))
+    with masks_by_row(source):
+        source.start(step, rows)
+        whole = ops.dropout_mask(None, p, np.empty(shape))
+        cut = int(rng.integers(1, len(rows)))
+        source.start(step, rows[cut:])
+        part = ops.dropout_mask(None, p, np.empty((len(rows) - cut, *shape[1:])))
+    assert np.array_equal(part, whole[cut:]), seeded.msg("masks by row, 3-D")
+    assert set(np.unique(whole)) <= {0.0, 1.0 / (1.0 - p)}, seeded.msg("mask values")

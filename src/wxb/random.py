@@ -93,9 +93,10 @@ class RowMasks:
         self.rows = None  # outside a step, Dropout draws from its generator as usual
 
     def draw(self, rng: np.random.Generator, out: np.ndarray) -> tuple[np.ndarray, int] | None:
-        """(the rows, the draw's 64-bit seed) for a mask of ``out``'s shape (rows × units),
-        to be filled by ``wxb.kernels.row_uniform``; None outside a step."""
-        if self.rows is None or out.ndim != 2 or len(out) != len(self.rows):
+        """(the rows, the draw's 64-bit seed) for a mask of ``out``'s shape (rows first,
+        then units in any number of axes), to be filled by ``wxb.kernels.row_uniform``
+        on its rows × units view; None outside a step."""
+        if self.rows is None or out.ndim < 2 or len(out) != len(self.rows):
             return None
         key = self.own.get(id(rng), self.key)
         base = _splitmix(_splitmix(key ^ (self.step * _GOLDEN & _WORD)) ^ self.draws)

@@ -658,8 +658,9 @@ def _stop(saver, loop, model, opt, schedule, history, epochs, steps) -> None:
         path = saver.last
         if saver.last_step != loop.global_step(steps):
             path = saver.write(loop, model, opt, schedule, history, epochs, steps)
+        written = f"checkpoint written to {path}" if saver.writes else "rank 0 wrote a checkpoint"
         message = (
-            f"interrupted at {where}; checkpoint written to {path}; run the same again "
+            f"interrupted at {where}; {written}; run the same again "
             "with resume=True (wxb train: --resume) to continue exactly"
         )
     else:
