@@ -64,6 +64,11 @@ def random_case(rng: np.random.Generator, folder: Path, name: str, **override) -
         data["X_val"] = rng.standard_normal((val, sizes[0])).astype(dtype)
         data["y_val"] = rng.integers(0, classes, val)
     np.savez(folder / f"{name}-data.npz", **data)
+    on_disk = bool(rng.random() < 0.5)  # the ranks memory-map X (the reference does not)
+    if on_disk:
+        np.save(folder / f"{name}-X.npy", X)
+        if "X_val" in data:
+            np.save(folder / f"{name}-X_val.npy", data["X_val"])
     case = {
         "sizes": sizes,
         "activation": str(rng.choice(["relu", "tanh"])),
@@ -75,6 +80,8 @@ def random_case(rng: np.random.Generator, folder: Path, name: str, **override) -
         "dropout": float(rng.uniform(0.1, 0.5)) if rng.random() < 0.5 else 0.0,
         "dropout_seed": int(rng.integers(0, 2**31)) if rng.random() < 0.3 else None,
         "data": str(folder / f"{name}-data.npz"),
+        "on_disk": str(folder / f"{name}-X.npy") if on_disk else None,
+        "on_disk_val": str(folder / f"{name}-X_val.npy") if on_disk else None,
         "weights": str(folder / f"{name}-weights.npz"),
         "optimizer": {
             "name": str(rng.choice(["sgd", "adam", "adamw"])),
@@ -94,6 +101,8 @@ def random_case(rng: np.random.Generator, folder: Path, name: str, **override) -
             "lr_schedule": str(rng.choice(["cosine", "step"])) if rng.random() < 0.3 else None,
         },
     }
+    if "X_val" not in data and rng.random() < 0.5:  # held out by fit, from the same rows
+        case["fit"]["validation_split"] = float(rng.uniform(0.1, 0.3))
     case["optimizer"]["nesterov"] = case["optimizer"]["momentum"] > 0 and bool(rng.random() < 0.5)
     for key, value in override.items():
         if key in case["fit"]:
@@ -344,3 +353,33 @@ def test_ranks_given_other_data_are_stopped_by_name(seeded, tmp_path):
     assert done.returncode != 0, seeded.msg(said)
     assert "the training data differ between rank 0 and rank 1" in said, seeded.msg(said)
     assert "finished" not in said, seeded.msg(said)
+
+
+def test_ranks_read_a_memory_mapped_x_without_copying_it(seeded, tmp_path):
+    """X memory-mapped from a .npy stays on disk: each rank holds index lists and its
+    batches, never a copy of X, and the run equals one process's from memory."""
+    rng = seeded.rng
+    case = random_case(rng, tmp_path, "big", dtype="float32", graph=False, dropout=0.2)
+    rows, features = int(rng.integers(70_000, 90_000)), 256
+    X = rng.standard_normal((rows, features)).astype("float32")
+    y = (X[:, 0] > 0).astype(int)
+    np.savez(tmp_path / "big-data.npz", X=X, y=y)
+    np.save(tmp_path / "big-X.npy", X)
+    sizes = [features, 16, 2]
+    state = {}
+    for i, (m, n) in enumerate(itertools.pairwise(sizes)):
+        state[f"dense{i + 1}.weight"] = (rng.standard_normal((n, m)) / np.sqrt(m)).astype("f4")
+        state[f"dense{i + 1}.bias"] = np.zeros(n, "f4")
+    np.savez(tmp_path / "big-weights.npz", **state)
+    case.update(sizes=sizes, frozen_first=False, on_disk=str(tmp_path / "big-X.npy"))
+    case["fit"].update(epochs=1, batch_size=256, validation_split=0.2, clip_grad_norm=None)
+    msg = seeded.msg(json.dumps(case))
+    run_cases(tmp_path, {"big": case}, checkpoint_dir=str(tmp_path / "ckpt"))
+    for rank in range(RANKS):
+        peak = int((tmp_path / f"rank{rank}-big-peak").read_text())
+        # A copy of the training rows alone would be 0.8 of X's size.
+        assert peak < 0.25 * X.nbytes, f"{msg}: rank {rank} held {peak} bytes, X {X.nbytes}"
+    model, _ = fit_case(case, False)
+    got, _ = rank_result(tmp_path, 0, "big")
+    want = {k: np.asarray(v, np.float64) for k, v in model.state_dict().items()}
+    assert_close_states(got, want, "float32", msg)

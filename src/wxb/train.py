@@ -188,27 +188,31 @@ def _evaluate(
     loss: Loss,
     batch_size: int = 4096,
     ranks: Ranks | None = None,
+    rows: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """The loss (and accuracy) over all of X; in a distributed run each rank takes its
-    share of the rows and the sums are added over the ranks."""
+    """The loss (and accuracy) over all of X (or X's ``rows``); in a distributed run each
+    rank takes its share of the rows and the sums are added over the ranks."""
     total, correct = 0.0, 0
-    rows = len(X)
-    if ranks is not None:
-        share = ranks.share(len(X))
-        X, y_part = X[share], y[share]
+    count = len(y)
+    part = ranks.share(count) if ranks is not None else slice(0, count)
+    y_part = y[part]
+    if rows is None:
+        X = X[part]
     else:
-        y_part = y
+        rows = rows[part]
     # Weights that overflow give a non-finite figure, which the caller reports.
     overflow_ok = np.errstate(over="ignore", invalid="ignore", divide="ignore")
     with model.evaluating(), no_grad(), overflow_ok:
-        for start in range(0, len(X), batch_size):
-            xb, yb = X[start : start + batch_size], y_part[start : start + batch_size]
+        for start in range(0, len(y_part), batch_size):
+            end = start + batch_size
+            xb = X[start:end] if rows is None else np.take(X, rows[start:end], axis=0)
+            yb = y_part[start:end]
             out = model(Tensor(xb)).data
             total += _batch_total(loss, float(loss(Tensor(out), yb).data), len(xb))
             correct += _correct(loss, out, yb)
     if ranks is not None:
         total, correct = ranks.sum_numbers(total, correct, what="the validation sums")
-    figures = {"loss": _epoch_figure(loss, total, rows)}
+    figures = {"loss": _epoch_figure(loss, total, count)}
     if isinstance(loss, (CrossEntropyLoss, BCEWithLogitsLoss)):
         figures["accuracy"] = correct / _label_count(loss, y)
     return figures
@@ -364,16 +368,25 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             "give validation_data or validation_split, not both (validation_split would be ignored)"
         )
     dtype = model.dtype
-    X_arr = validation.as_features(X, dtype, "X")
+    X_arr = validation.as_features(X, dtype, "X", check=ranks is None)
+    if ranks is not None:
+        _check_finite_together(X_arr, "X", ranks)
     shape = output_shape(model, X_arr)  # one forward of one row, before any training
     y_arr = _prepare_targets(loss_fn, y, dtype, shape, "y")
     validation.check_lengths(X_arr, y_arr)
     rng = as_generator(seed)
+    # A memory-mapped X stays on disk: the rows that train and validate are then lists of
+    # its rows, and each rank reads only those its share of a batch takes.
+    train_rows = val_rows = None
 
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ConfigError("validation_data must be a pair (X_val, y_val)")
-        X_val = validation.as_features(validation_data[0], dtype, "validation X")
+        X_val = validation.as_features(validation_data[0], dtype, "validation X", check=False)
+        if ranks is None:
+            validation.check_finite(X_val, "validation X")
+        else:
+            _check_finite_together(X_val, "validation X", ranks)
         if X_val.shape[1] != X_arr.shape[1]:
             raise DataError(
                 f"validation X has {X_val.shape[1]} features but X has {X_arr.shape[1]}"
@@ -385,7 +398,10 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         kept, held = wdata.split_indices(
             len(X_arr), validation_split, rng, stratify, what="validation_split"
         )
-        X_arr, X_val = X_arr[kept], X_arr[held]
+        if isinstance(X_arr, np.memmap):
+            X_val, train_rows, val_rows = X_arr, kept, held
+        else:
+            X_arr, X_val = X_arr[kept], X_arr[held]
         y_arr, y_val = y_arr[kept], y_arr[held]
     else:
         X_val = y_val = None
@@ -423,7 +439,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     # those generators, drawn now): the same for one process and for K ranks.
     by_row = _row_masks(model, masks)
 
-    n = len(X_arr)
+    n = len(y_arr)
     batch_size = min(batch_size, n)
     steps_per_epoch = math.ceil(n / batch_size)
     out_stream = stream if stream is not None else sys.stderr
@@ -441,11 +457,11 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     if checkpoint_dir is not None:
         run = {
             "data": {
-                "X": ckpt.fingerprint(X_arr),
+                "X": _digest_rows(X_arr, train_rows, ranks),
                 "y": ckpt.fingerprint(y_arr),
                 "validation": None
                 if X_val is None
-                else [ckpt.fingerprint(X_val), ckpt.fingerprint(y_val)],
+                else [_digest_rows(X_val, val_rows, ranks), ckpt.fingerprint(y_val)],
             },
             "architecture": ckpt.architecture(model),
             "trainable": [name for name, p in model.named_parameters() if p.requires_grad],
@@ -538,7 +554,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
                 # not as NumPy warnings from inside the engine.
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                     whole = _train_epoch(step, loss_fn, X_arr, y_arr, loop, x_batch, y_batch,
-                                         after_step)  # fmt: skip
+                                         after_step, train_rows)  # fmt: skip
             except _Diverged as diverged:
                 model.load_state_dict(loop.last_good)
                 restored = f"end of epoch {epoch - 1}" if epoch > 1 else "their initial values"
@@ -553,12 +569,13 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             if isinstance(loss_fn, (CrossEntropyLoss, BCEWithLogitsLoss)):
                 figures["accuracy"] = loop.correct / _label_count(loss_fn, y_arr)
             if X_val is not None:
-                val = _evaluate(model, X_val, y_val, loss_fn, ranks=ranks)
+                val = _evaluate(model, X_val, y_val, loss_fn, ranks=ranks, rows=val_rows)
                 figures.update({f"val_{k}": v for k, v in val.items()})
             figures["lr"] = opt.lr
             history.record(**figures)
             if diagnose:
-                _diagnose_epoch(history, epoch, model, X_arr[:256], y_arr[:256], loss_fn)
+                first = X_arr[:256] if train_rows is None else X_arr[train_rows[:256]]
+                _diagnose_epoch(history, epoch, model, first, y_arr[:256], loss_fn)
             bar.end_epoch(epoch, figures)
             finite = all(np.isfinite(p.data).all() for p in model.parameters())
             if ranks is not None:  # decided together: a restore writes the shared weights
@@ -925,11 +942,13 @@ class _Diverged(Exception):
         self.step, self.value = step, value
 
 
-def _train_epoch(step, loss_fn, X, y, loop: _Loop, x_batch, y_batch, after_step) -> bool:
+def _train_epoch(step, loss_fn, X, y, loop: _Loop, x_batch, y_batch, after_step,
+                 X_rows=None) -> bool:  # fmt: skip
     """The epoch's mini-batches from ``loop.step`` on, ``loop``'s sums kept step by step.
 
-    Each batch is gathered into the planned buffers ``x_batch``/``y_batch``. Returns
-    False when ``after_step`` asked to stop before the epoch's end.
+    Each batch is gathered into the planned buffers ``x_batch``/``y_batch``; row i of the
+    training data is ``X[X_rows[i]]`` when X stays on disk. Returns False when
+    ``after_step`` asked to stop before the epoch's end.
     """
     batch_size = len(x_batch)
     order = loop.order
@@ -945,7 +964,7 @@ def _train_epoch(step, loss_fn, X, y, loop: _Loop, x_batch, y_batch, after_step)
                 reducer.begin(len(rows), batch_rows)
                 reducer.ranks.where = f"epoch {loop.epoch}, step {loop.step + 1}"
             xb, yb = x_batch[: len(rows)], y_batch[: len(rows)]
-            np.take(X, rows, axis=0, out=xb)
+            np.take(X, rows if X_rows is None else X_rows[rows], axis=0, out=xb)
             np.take(y, rows, axis=0, out=yb)
             if by_row is not None:
                 by_row.start(loop.global_step(steps_per_epoch), rows)
@@ -1036,6 +1055,39 @@ def _row_masks(model: Module, masks: np.random.Generator | None) -> RowMasks:
             fixed = getattr(module, "_row_key", None)  # set at construction: resumes alike
             own[id(generator)] = fixed if fixed is not None else key_of(generator)
     return RowMasks(key(masks if masks is not None else as_generator(None)), own)
+
+
+def _check_finite_together(X: np.ndarray, where: str, ranks: Ranks) -> None:
+    """Each rank checks its share of X's rows (a memory-mapped X is read once, in parts);
+    a non-finite value stops every rank with the same message."""
+    part = ranks.share(len(X))
+    found = validation.first_non_finite(X[part])
+    rows = ranks.gather_numbers(
+        -1 if found is None else part.start + found[0], f"the check of {where}"
+    )
+    bad = [row for row in rows if row >= 0]
+    if bad:
+        validation.check_finite(X[min(bad) : min(bad) + 1], where, first_row=min(bad))
+
+
+def _digest_rows(X: np.ndarray, rows: np.ndarray | None, ranks: Ranks | None) -> str:
+    """A digest of ``X[rows]`` (all of X without ``rows``) for the checkpoints' run record.
+
+    Hashed in blocks of about 1 MiB; with ranks, each rank hashes every K-th block, so a
+    memory-mapped X is read once, in parts, and the digest is the same for any K.
+    """
+    count = len(X) if rows is None else len(rows)
+    per_block = max(1, (1 << 20) // max(1, X[:1].nbytes))
+    starts = range(0, count, per_block)
+    blocks = np.zeros(len(starts), np.int64)
+    rank, size = (0, 1) if ranks is None else (ranks.rank, ranks.size)
+    for b in range(rank, len(starts), size):
+        part = slice(starts[b], starts[b] + per_block)
+        block = X[part] if rows is None else np.take(X, rows[part], axis=0)
+        blocks[b] = np.frombuffer(bytes.fromhex(ckpt.fingerprint(block))[:8], np.int64)[0]
+    if ranks is not None:  # each block's digest comes from one rank, zeros from the rest
+        ranks.sum_(blocks, "the digest of the training data")
+    return ckpt.fingerprint(np.array([count, *X.shape[1:]], np.int64)) + ckpt.fingerprint(blocks)
 
 
 def _closing(reducer: GradientSum):

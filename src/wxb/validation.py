@@ -13,8 +13,15 @@ from wxb.tensor import Tensor
 
 
 # ---------------------------------------------------------------------------------
-def as_features(X: object, dtype: np.dtype | str = "float32", where: str = "X") -> np.ndarray:
-    """X as a C-contiguous 2-D float array, or a DataError that says what is wrong."""
+def as_features(
+    X: object, dtype: np.dtype | str = "float32", where: str = "X", check: bool = True
+) -> np.ndarray:
+    """X as a 2-D float array, or a DataError that says what is wrong.
+
+    A C-contiguous copy in ``dtype``, except a memory-mapped array (``np.load(path,
+    mmap_mode="r")``) already in ``dtype``: it stays on disk, and training reads the rows
+    its batches take. ``check=False`` leaves the check of finite values to the caller.
+    """
     if isinstance(X, Tensor):
         X = X.data
     try:
@@ -31,21 +38,46 @@ def as_features(X: object, dtype: np.dtype | str = "float32", where: str = "X") 
         raise DataError(f"{where} must be 2-D (samples × features); got shape {array.shape}")
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise DataError(f"{where} is empty (shape {array.shape})")
-    array = np.ascontiguousarray(array, dtype=dtype)
-    check_finite(array, where)
+    if isinstance(X, np.memmap) and array.dtype == np.dtype(dtype):
+        array = X  # still a memmap (np.asarray gave a plain view): fit keeps it on disk
+    else:
+        array = np.ascontiguousarray(array, dtype=dtype)
+    if check:
+        check_finite(array, where)
     return array
 
 
-def check_finite(array: np.ndarray, where: str) -> None:
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
-        position = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
-        value = array[position]
-        at = (
-            f"row {position[0]}, column {position[1]}"
-            if len(position) == 2
-            else f"index {position}"
-        )
-        raise DataError(f"{where} has {value} at {at}; remove or fill non-finite values first")
+def first_non_finite(array: np.ndarray) -> tuple[int, ...] | None:
+    """The position of the first NaN or infinity in ``array``, or None.
+
+    Goes through the rows in blocks of about a million values, so a memory-mapped array
+    is read once with little memory, and no temporary as large as the array is made.
+    """
+    if array.dtype.kind != "f" or array.size == 0:
+        return None
+    per_row = max(1, array[:1].size)
+    block = max(1, (1 << 20) // per_row)
+    for start in range(0, len(array), block):
+        part = array[start : start + block]
+        if not np.isfinite(part).all():
+            position = tuple(int(i) for i in np.argwhere(~np.isfinite(part))[0])
+            return (position[0] + start, *position[1:])
+    return None
+
+
+def check_finite(array: np.ndarray, where: str, first_row: int = 0) -> None:
+    """A DataError naming the first non-finite value (rows counted from ``first_row``)."""
+    position = first_non_finite(array)
+    if position is None:
+        return
+    value = array[position]
+    row = position[0] + first_row
+    at = (
+        f"row {row}, column {position[1]}"
+        if len(position) == 2
+        else f"index {(row, *position[1:])}"
+    )
+    raise DataError(f"{where} has {value} at {at}; remove or fill non-finite values first")
 
 
 def check_lengths(X: np.ndarray, y: np.ndarray, where: str = "") -> None:
