@@ -1427,3 +1427,43 @@ def test_a_resume_with_other_frozen_parameters_or_module_settings_is_refused(see
     with pytest.raises(ConfigError, match="architecture"):
         wxb.fit(Scaled(n, classes, factor * 1.5, seed), X, y, epochs=3, batch_size=8,
                 seed=seed, checkpoint_dir=folder, resume=True)  # fmt: skip
+
+
+@pytest.mark.parametrize("engine", ["planned", "graph"])
+def test_a_run_without_a_seed_resumes_with_the_same_dropout_masks(seeded, tmp_path, engine):
+    """Without a seed the masks' key comes from wxb's default generator, whose state a
+    resumed run cannot rebuild: the checkpoint carries it."""
+    rng = seeded.rng
+    n, c, rows = int(rng.integers(2, 6)), 3, int(rng.integers(30, 90))
+    X, y = rng.normal(size=(rows, n)), rng.integers(0, c, size=rows)
+    init, default = int(rng.integers(1 << 30)), int(rng.integers(1 << 30))
+    batch, epochs = int(rng.integers(4, 16)), int(rng.integers(3, 6))
+    msg = seeded.msg(f"{engine}, batch {batch}, epochs {epochs}")
+
+    def run(folder=None, **extra):
+        model = Sequential(Dense(n, 12, seed=init), Tanh(), Dropout(0.4), Dense(12, c, seed=init))
+        model.use_plan = engine == "planned"
+        kwargs = dict(epochs=epochs, batch_size=batch, verbose=False, optimizer="adam")
+        kwargs.update(extra)
+        if folder is not None:
+            kwargs["checkpoint_dir"] = folder
+        return wxb.fit(model.double(), X, y, **kwargs), model
+
+    wxb.manual_seed(default)
+    reference = run()
+    wxb.manual_seed(default)
+    run(tmp_path / "ckpt", epochs=1)
+    wxb.manual_seed(int(rng.integers(1 << 30)))  # the default generator is elsewhere now
+    resumed = run(tmp_path / "ckpt", resume=True)
+    assert resumed[0].resumed_from is not None, msg
+    assert_same_run(reference, resumed, msg)
+
+
+def test_a_run_without_a_seed_and_a_validation_split_is_refused_with_the_reason(seeded, tmp_path):
+    rng = seeded.rng
+    X, y = rng.normal(size=(60, 3)), rng.integers(0, 2, size=60)
+    model = Sequential(Dense(3, 2))
+    wxb.fit(model, X, y, epochs=1, validation_split=0.2, verbose=False, checkpoint_dir=tmp_path)
+    with pytest.raises(ConfigError, match="without a seed, validation_split holds out other rows"):
+        wxb.fit(model, X, y, epochs=2, validation_split=0.2, verbose=False,
+                checkpoint_dir=tmp_path, resume=True)  # fmt: skip

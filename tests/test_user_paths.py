@@ -140,6 +140,31 @@ def test_a_gradient_kept_from_an_earlier_step_is_never_overwritten(rng):
     assert np.array_equal(view, view_copy)
 
 
+@pytest.mark.parametrize("how", ["T", "reshape", "row", "whole"])
+def test_one_view_of_a_gradient_kept_after_a_planned_step_is_never_overwritten(rng, how):
+    """One view of a view (its base is the flat buffer, not the parameter's view): the
+    buffer's own reference count must notice it."""
+    n, batch = int(rng.integers(2, 7)), int(rng.integers(2, 9))
+    model = Sequential(Dense(n, 6, seed=int(rng.integers(1 << 30))), ReLU(), Dense(6, 3)).double()
+    step = wxb.make_step(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.1))
+    assert isinstance(step, wxb.PlannedStep)
+    step(rng.normal(size=(batch, n)), rng.integers(0, 3, size=batch))
+    grad = model[2].weight.grad
+    if how == "T":
+        held = grad.T
+    elif how == "reshape":
+        held = grad.reshape(-1)
+    elif how == "row":
+        held = grad[0]
+    else:
+        held = grad
+    del grad
+    copy = held.copy()
+    for _ in range(2):
+        step(rng.normal(size=(batch, n)), rng.integers(0, 3, size=batch))
+    assert np.array_equal(held, copy)
+
+
 def test_a_backward_between_a_users_backward_and_step_leaves_pending_gradients(rng):
     n, batch = 5, 8
     model = Sequential(Dense(n, 6, seed=int(rng.integers(1 << 30))), ReLU(), Dense(6, 3)).double()

@@ -23,6 +23,7 @@ import json
 import os
 import sys
 import time
+import traceback
 import zlib
 from collections.abc import Callable, Iterable
 from itertools import pairwise
@@ -192,6 +193,8 @@ class Ranks:
         message = str(error) or type(error).__name__
         named = isinstance(error, RanksStopped) and message.startswith("rank ")
         prefix = "wxb:" if named else f"wxb: rank {self.rank}:"  # RanksStopped names it
+        if not isinstance(error, (WxbError, OSError, KeyboardInterrupt)):  # a bug: where
+            traceback.print_exception(error, file=sys.__stderr__)
         print(f"{prefix} {message}", file=sys.__stderr__, flush=True)
         self.comm.Abort(code)
 
@@ -215,7 +218,8 @@ class SharedGradients:
         self.window.Lock_all()  # one passive epoch: Sync orders the loads and stores
         self.mine = self.buffers[ranks.rank]
         self.mine[...] = flat.grad
-        flat.use_grad_buffer(self.mine)  # the backward writes ∂L/∂W straight in here
+        flat.grad = self.mine  # the backward writes ∂L/∂W straight in here
+        flat.adopt_grad_buffer()
         k, size = ranks.rank, ranks.size
         self.slices = [slice(n * r // size, n * (r + 1) // size) for r in range(size)]
         self.own = self.slices[k]
@@ -312,11 +316,11 @@ class SharedGradients:
                 {name: optimizer._flat_state[name].copy() for name in optimizer.state_names}
             )
         self.data = None
-        own = self.mine.copy()
         views = {id(v): i for i, v in enumerate(self.flat.grad_views)}
         held = [(p, views.get(id(p.grad))) for p in self.flat.params]
         if self.flat.grad is self.mine:
-            self.flat.use_grad_buffer(own)
+            self.flat.grad = self.mine.copy()
+            self.flat.adopt_grad_buffer()
             for p, index in held:
                 if index is not None:
                     p.grad = self.flat.grad_views[index]

@@ -84,7 +84,8 @@ class FlatParameters:
         self._new_grad()
 
     def _new_grad(self) -> None:
-        self.use_grad_buffer(np.empty_like(self.data))
+        self.grad = np.empty_like(self.data)
+        self.adopt_grad_buffer()
 
     def use_data_buffer(self, buffer: np.ndarray) -> None:
         """The parameters' values move into ``buffer`` (flat, this layout): memory the
@@ -95,10 +96,12 @@ class FlatParameters:
         for p, view in zip(self.params, self.views, strict=True):
             p.data = view
 
-    def use_grad_buffer(self, buffer: np.ndarray) -> None:
-        """Gradients go into ``buffer`` (flat, this layout) from now on: a new array, or
-        memory the ranks of a distributed run on one machine all see."""
-        self.grad = buffer
+    def adopt_grad_buffer(self) -> None:
+        """Gradients go into ``self.grad`` (flat, this layout; just assigned) from now on:
+        a new array, or memory the ranks of a distributed run on one machine all see.
+
+        No argument: the references are counted here, and an argument (or a caller's
+        temporary) would be counted as a holder that later goes away, hiding a user's."""
         self.grad_views = self.split(self.grad, self.params)
         for i, p in enumerate(self.params):  # the planned path writes ∂L/∂p here: no copy later
             p.grad_buffer, p.grad_home, p.grad_index = self.grad_views[i], self, i

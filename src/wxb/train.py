@@ -359,6 +359,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             raise ConfigError("clip_grad_norm must be > 0")
     if seed is not None and not isinstance(seed, (int, np.integer, np.random.Generator)):
         raise ConfigError(f"seed must be an integer or a numpy Generator; got {seed!r}")
+    given_seed = seed  # what the checkpoints record: a drawn one differs at each start
     if ranks is not None:
         seed = _same_seed(ranks, seed)
     if checkpoint_dir is None and (resume or checkpoint_every is not None):
@@ -434,10 +435,12 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         history.engine_reason = PlannedStep.why_not(model, opt)
     # With a seed, Dropout layers without a generator of their own draw their masks
     # from one made from it: the same seed gives the same run, bit for bit.
-    masks = rng.spawn(1)[0] if seed is not None else None  # spawn: rng's own draws unchanged
+    # (Not for a seed drawn by rank 0: the generators a run saves stay those of a run
+    # without one, so it resumes on any number of ranks.)
+    masks = rng.spawn(1)[0] if given_seed is not None else None  # rng's own draws unchanged
     # In training steps the masks go by data row (a counter-based generator keyed from
     # those generators, drawn now): the same for one process and for K ranks.
-    by_row = _row_masks(model, masks)
+    by_row = _row_masks(model, masks, rng)
 
     n = len(y_arr)
     batch_size = min(batch_size, n)
@@ -470,10 +473,10 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             "batch_size": batch_size,
             "shuffle": bool(shuffle),
             "seed": None
-            if seed is None
+            if given_seed is None
             else "generator"
-            if isinstance(seed, np.random.Generator)
-            else int(seed),
+            if isinstance(given_seed, np.random.Generator)
+            else int(given_seed),
             "validation_split": validation_split,
             "early_stopping": early_stopping,
             "min_delta": min_delta,
@@ -492,6 +495,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             *ckpt.generators(model, [("shuffle", rng), ("dropout_masks", masks)]),
         )
         saver.start = ckpt.state_digest(loop.last_good)  # the weights it starts from
+        saver.row_masks = by_row
         saver.writes = ranks is None or ranks.leader  # rank 0 alone writes
         if saver.writes:
             saver.folder.check_writable()
@@ -715,6 +719,7 @@ class _Saver:
         self.last: Path | None = None
         self.last_step: int | None = None  # the global step of self.last
         self.writes = True  # False on the ranks other than 0 of a distributed run
+        self.row_masks: RowMasks | None = None  # fit's masks by row: their key is saved
 
     def due(self, global_step: int, epoch_end: bool = False) -> bool:
         """Every ``every`` steps; without it, at each epoch's end."""
@@ -770,6 +775,9 @@ class _Saver:
             },
             "schedule": None if schedule is None else schedule.state_dict(),
             "generators": [ckpt.generator_state(g) for g in self.generators],
+            # Without a seed the key came from the state of wxb's default generator,
+            # which a resumed run cannot rebuild.
+            "row_masks_key": None if self.row_masks is None else self.row_masks.key,
             "run": self.run,
             "setup": self.setup,
         }
@@ -865,6 +873,8 @@ class _Saver:
         }[kept]
         self.start = meta.get("start")  # later checkpoints name the run's own start
         self.last, self.last_step = found.path, position["global_step"]
+        if self.row_masks is not None and meta.get("row_masks_key") is not None:
+            self.row_masks.key = int(meta["row_masks_key"])
         restored = History.from_dict(meta["history"])
         restored.engine, restored.engine_reason = history.engine, history.engine_reason
         restored.resumed_from = str(found.path)
@@ -905,7 +915,12 @@ def _differences(saved: dict, now: dict) -> list[str]:
     for key in sorted(set(saved) | set(now)):
         if saved.get(key) == json.loads(json.dumps(now.get(key))):
             continue
-        if key in names:
+        if key == "data" and now.get("seed") is None and now.get("validation_split"):
+            found.append(
+                "the training or validation data differ (without a seed, validation_split "
+                "holds out other rows each run: give fit a seed to resume such a run)"
+            )
+        elif key in names:
             found.append(names[key])
         else:
             found.append(f"{key} differs (checkpoint {saved.get(key)!r}, now {now.get(key)!r})")
@@ -1040,21 +1055,22 @@ def _latest(saver: _Saver, ranks: Ranks | None) -> Any:
     return ckpt.read(Path(path))
 
 
-def _row_masks(model: Module, masks: np.random.Generator | None) -> RowMasks:
-    """Keys for the masks by row: one drawn here from the run's mask generator (wxb's
-    default one without a seed), and one per Dropout with a generator of its own, fixed
-    when the layer was made (from its generator's state, without drawing)."""
-
-    def key(generator: np.random.Generator) -> int:
-        return int(generator.integers(0, 1 << 63))
-
+def _row_masks(
+    model: Module, masks: np.random.Generator | None, shuffles: np.random.Generator
+) -> RowMasks:
+    """Keys for the masks by row: one drawn here from the run's mask generator (without a
+    seed, one from the state of the shuffles' generator, wxb's default one or the seed
+    rank 0 drew, which is not drawn from: layers made later get the weights they would
+    have got), and one per Dropout with a generator of its own, fixed when the layer
+    was made (from its state, likewise)."""
     own = {}
     for _, module in model.named_modules():
         generator = getattr(module, "_own_rng", None)
         if isinstance(module, Dropout) and generator is not None and id(generator) not in own:
             fixed = getattr(module, "_row_key", None)  # set at construction: resumes alike
             own[id(generator)] = fixed if fixed is not None else key_of(generator)
-    return RowMasks(key(masks if masks is not None else as_generator(None)), own)
+    key = int(masks.integers(0, 1 << 63)) if masks is not None else key_of(shuffles)
+    return RowMasks(key, own)
 
 
 def _check_finite_together(X: np.ndarray, where: str, ranks: Ranks) -> None:
@@ -1091,11 +1107,17 @@ def _digest_rows(X: np.ndarray, rows: np.ndarray | None, ranks: Ranks | None) ->
 
 
 def _closing(reducer: GradientSum):
-    """An exit for fit's ExitStack, however fit ends: the weights, state and gradients
-    go back to this rank's own memory, then the ranks let go of the shared memory
-    together (a barrier that times out when a rank never comes: then MPI_Abort)."""
+    """An exit for fit's ExitStack. When fit ends on every rank at once (it finished, a
+    stop they agreed on, a loss or weights they all found non-finite), the weights,
+    state and gradients go back to this rank's own memory, then the ranks let go of the
+    shared memory together. On any other error (this rank's own, such as a checkpoint
+    that could not be written, or a rank that stopped answering) the others may be
+    waiting in a collective that never comes: the job is aborted at once, with this
+    error's message, rather than after another timeout that names something else."""
 
     def close(kind, error, trace) -> bool:
+        if error is not None and not isinstance(error, (TrainingInterrupted, TrainingError)):
+            reducer.ranks.abort(error)
         reducer.close()  # its waits time out if a rank never comes (then MPI_Abort)
         return False
 
