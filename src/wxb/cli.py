@@ -11,6 +11,7 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,7 @@ from wxb.prepare import (
     training_table,
     unscale_output,
 )
+from wxb.report import check_history_matches, read_history, write_report
 from wxb.tables import Table, read_table
 from wxb.train import evaluate, fit
 
@@ -142,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--dtype", choices=("float32", "float64"), default="float32", help="number type")
     add("-o", "--output", default="model.safetensors", metavar="PATH", help="model file")
     add("--history", metavar="PATH", help="also write the per-epoch history as JSON")
+    add("--report", metavar="PATH",
+        help="also write wxb report's HTML page of the model and its training (with the "
+        "first test row walked through)")
     add("--plots", metavar="DIR",
         help="write loss/accuracy (and --diagnose) curves as PNG files into DIR")
     add("--diagnose", action="store_true",
@@ -268,6 +273,35 @@ def build_parser() -> argparse.ArgumentParser:
                         help="default: MODEL with the suffix .onnx")  # fmt: skip
     export.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
     export.set_defaults(run=run_export)
+
+    report_cmd = commands.add_parser(
+        "report",
+        formatter_class=_DefaultsShown,
+        help="one self-contained HTML page of a model and its training",
+        description="The model's info, its architecture, forward and backward diagrams "
+        "(rendered), the summary table with this machine's rate floor, the walk-through of "
+        "one sample (wxb explain's numbers, the equations typeset, each Z, A, δ and ∂L/∂W as "
+        "a heat-map and a histogram) and, with --history, the loss and accuracy curves and "
+        "the per-layer diagnostics. One HTML file that opens offline: everything it needs "
+        "is inside it.",
+    )
+    report_cmd.add_argument("model", metavar="MODEL")
+    report_cmd.add_argument("--history", metavar="HISTORY",
+                            help="the JSON of wxb train --history for this model")  # fmt: skip
+    report_cmd.add_argument("--data", metavar="PATH",
+                            help="rows for the walk-through (default: the built-in digits for "
+                            "a model trained on them; else no walk-through)")  # fmt: skip
+    report_cmd.add_argument("--target", metavar="COLUMN", action="append",
+                            help="default: the training target")  # fmt: skip
+    report_cmd.add_argument("--sample", type=int, default=0, metavar="ROW",
+                            help="the row of --data to walk through")  # fmt: skip
+    report_cmd.add_argument("--batch-size", type=int, default=32, metavar="B",
+                            help="B of the summary and the diagrams")  # fmt: skip
+    report_cmd.add_argument("--no-floor", action="store_true",
+                            help="skip the GEMM-rate measurement (about a second)")  # fmt: skip
+    report_cmd.add_argument("-o", "--output", metavar="OUT.html", default="report.html")
+    add_read_options(report_cmd)
+    report_cmd.set_defaults(run=run_report)
 
     plot = commands.add_parser(
         "plot",
@@ -420,9 +454,12 @@ def check_train_options(args: argparse.Namespace) -> None:
     wdata.check_can_write(args.output, "model", protect=inputs)
     if args.history:
         wdata.check_can_write(args.history, "history", protect=(*inputs, Path(args.output)))
+    if args.report:
+        written = (Path(args.output), *([Path(args.history)] if args.history else []))
+        wdata.check_can_write(args.report, "report", protect=(*inputs, *written))
     if args.plots:
         check_plot_folder(args.plots)
-        others = [Path(p).resolve() for p in (args.output, args.history) if p]
+        others = [Path(p).resolve() for p in (args.output, args.history, args.report) if p]
         if Path(args.plots).resolve() in others:
             raise DataError(f"{args.plots}: --plots names a folder; give it a path of its own")
 
@@ -586,6 +623,19 @@ def run_train(args: argparse.Namespace) -> None:
         wdata.atomic_write(args.history, history.to_json().encode())
     if args.plots:
         plot_history(history.to_dict(), args.plots)
+    if args.report:  # the first test row walked through: a row the model did not learn from
+        first = test_rows[:1]
+        write_report(
+            model,
+            args.report,
+            history=history.to_dict(),
+            X=X[first],
+            y=targets.y[first],
+            loss=targets.loss,
+            data_source=f"{data.source} (its first test row)",
+            sample_label=int(first[0]),
+            model_path=args.output,
+        )
 
     stop = (
         f" (early stop; kept the best, epoch {history.best_epoch})" if history.stopped_early else ""
@@ -607,6 +657,8 @@ def run_train(args: argparse.Namespace) -> None:
     )
     print("test " + ", ".join(f"{k} {v:.4f}" for k, v in figures.items()))
     print(f"saved model to {args.output}")
+    if args.report:
+        print(f"wrote the report to {args.report}")
 
 
 def features_of(data: TableData | wdata.Dataset) -> list[str]:
@@ -630,6 +682,14 @@ def finish_model(model, args, data, targets: Targets, X, rows) -> dict[str, floa
         info["table"] = data.encoder.to_json()
         if data.id_column:
             info["id_column"] = data.id_column
+    # What the model was trained on, for wxb report: the source and the split's sizes.
+    info["data"] = {
+        "source": str(data.source),
+        "rows": len(X),
+        "train_rows": len(seen_rows),
+        "test_rows": len(test_rows),
+    }
+    info["wxb_version"] = __version__
     if args.fingerprint:  # every row training saw: fitted on, or early-stopped on
         info["training_rows"] = pack_fingerprints(row_fingerprints(X[seen_rows]))
     model.info = info
@@ -642,8 +702,8 @@ def finish_model(model, args, data, targets: Targets, X, rows) -> dict[str, floa
 # The options of wxb train that a resumed run may change: they decide nothing in the run.
 # (--data may name the same file by another path: fit compares the data's contents.)
 _FREE_OPTIONS = {
-    "epochs", "output", "history", "plots", "quiet", "checkpoint_dir", "checkpoint_every",
-    "keep_checkpoints", "resume", "run", "command", "data",
+    "epochs", "output", "history", "plots", "report", "quiet", "checkpoint_dir",
+    "checkpoint_every", "keep_checkpoints", "resume", "run", "command", "data",
 }  # fmt: skip
 OPTIONS_FILE = "train-options.json"
 
@@ -835,6 +895,39 @@ def run_diagram(args: argparse.Namespace) -> None:
     print(f"```mermaid\n{text}\n```" if args.format == "md" else text)
 
 
+def run_report(args: argparse.Namespace) -> None:
+    if args.batch_size < 1 or args.sample < 0:
+        raise ConfigError("--batch-size must be ≥ 1 and --sample ≥ 0")
+    inputs = [Path(p) for p in (args.model, args.history, args.data) if p]
+    wdata.check_can_write(args.output, "report", protect=tuple(inputs))
+    model = load(args.model)
+    if args.history is not None:  # checked before the data is read or the GEMM measured
+        check_history_matches(model, read_history(args.history), args.history)
+    rows = None
+    if args.data is not None or input_width(model) == 64:
+        args.rows = 1
+        rows = explain_rows(model, explain_data(model, args), args)
+    elif args.target:
+        raise ConfigError("--target needs --data: the rows to walk through")
+    write_report(
+        model,
+        args.output,
+        history=args.history,
+        X=None if rows is None else rows.X,
+        y=None if rows is None else rows.y,
+        loss=None if rows is None else rows.loss,
+        data_source=None if rows is None else rows.source,
+        sample_label=args.sample,
+        row_stage=None if rows is None else rows.stage,
+        batch_size=args.batch_size,
+        floor=not args.no_floor,
+        model_path=args.model,
+    )
+    size = Path(args.output).stat().st_size
+    walk = f"row {args.sample} of {rows.source}" if rows is not None else "no rows (give --data)"
+    print(f"wrote {args.output} ({size / 1e6:.1f} MB; walk-through: {walk})")
+
+
 def run_explain(args: argparse.Namespace) -> None:
     fmt = "markdown" if args.format == "md" else "text"
     if args.model is None:
@@ -845,7 +938,27 @@ def run_explain(args: argparse.Namespace) -> None:
     if args.rows < 1 or args.sample < 0:
         raise ConfigError("--rows must be ≥ 1 and --sample ≥ 0")
     model = load(args.model)
-    data = explain_data(model, args)
+    rows = explain_rows(model, explain_data(model, args), args)
+    if rows.stage:
+        print("\n".join(rows.stage) + "\n")
+    print(explain_model(model, rows.X, rows.y, rows.loss, sample_rows=None, fmt=fmt).render())
+
+
+@dataclass
+class ExplainRows:
+    """Rows --sample … --sample + --rows − 1 as the network reads them (X), their targets
+    as the loss takes them (None: the forward pass only), and how the table stage made
+    the first of them from its raw columns (empty for plain numbers)."""
+
+    X: np.ndarray
+    y: np.ndarray | None
+    loss: str | None
+    stage: list[str]
+    source: str
+
+
+def explain_rows(model, data: Table | wdata.Dataset, args: argparse.Namespace) -> ExplainRows:
+    """The rows wxb explain and wxb report walk through (args: sample, rows, target)."""
     source = data.source
     rows = slice(args.sample, args.sample + args.rows)
     n_rows = data.X.shape[0] if isinstance(data, wdata.Dataset) else data.n_rows
@@ -882,15 +995,18 @@ def run_explain(args: argparse.Namespace) -> None:
                 y = y.astype(np.float64).reshape(-1, 1)
         else:
             y = numeric_targets(labelled.y, labelled).reshape(len(labelled.y), -1)
+    stage_lines: list[str] = []
     stage = model.info.get("table")
     if isinstance(data, Table) and stage is not None:
         encoder = TableEncoder.from_json(stage)
         if not encoder.is_plain:  # raw row → X: what the network's first layer reads
             lines = explain_row(encoder, data, 0)
-            print(f"Table stage (saved in the model) on row {args.sample}: {len(encoder.columns)} "
-                  f"columns → X of {len(encoder.outputs)} inputs")  # fmt: skip
-            print("\n".join(f"  {line}" for line in lines) + "\n")
-    print(explain_model(model, X, y, loss, sample_rows=None, fmt=fmt).render())
+            stage_lines = [
+                f"Table stage (saved in the model) on row {args.sample}: "
+                f"{len(encoder.columns)} columns → X of {len(encoder.outputs)} inputs",
+                *(f"  {line}" for line in lines),
+            ]
+    return ExplainRows(X, y, loss, stage_lines, str(source))
 
 
 def _has_targets(model, table: Table, given: list[str] | None) -> bool:

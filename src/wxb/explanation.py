@@ -182,7 +182,8 @@ def _fmt_latex(value: np.ndarray | float) -> str:
     if array.ndim == 0:
         return _num(array)
     if array.size > MAX_SHOWN:
-        return r"\text{(" + _dims(array.shape, r" \times ") + " array)}"
+        # \times is math: it stands outside the \text{…} (inside, KaTeX and LaTeX refuse it)
+        return r"(" + _dims(array.shape, r" \times ") + r"\text{ array})"
     rows = array.reshape(-1, 1) if array.ndim == 1 else array
     body = r" \\ ".join(" & ".join(_num(v) for v in row) for row in rows)
     return rf"\begin{{bmatrix}} {body} \end{{bmatrix}}"
