@@ -20,7 +20,7 @@ shot() {  # page, png, window height; offline, as the browser test opens it
 }
 shot digits.html digits.png 40000
 shot deep.html deep.png 40000
-# The top of the digits page; the training section (the last one) of the deep network's.
+# The top of the digits page and its walk-through; the training section (the last one) of the deep network's.
 ${PYTHON:-python3} - "$images" <<'PY'
 import sys
 import numpy as np
@@ -33,6 +33,8 @@ def content_end(image):
 
 digits = Image.open("digits.png").convert("RGB")
 digits.crop((0, 0, 1200, 3000)).convert("P", palette=Image.ADAPTIVE).save(f"{sys.argv[1]}/report-digits.png", optimize=True)
+# The walk-through's forward pass and first backward steps (below the summary; by eye).
+digits.crop((0, 3470, 1200, 6000)).convert("P", palette=Image.ADAPTIVE).save(f"{sys.argv[1]}/report-walkthrough.png", optimize=True)
 deep = Image.open("deep.png").convert("RGB")
 end = content_end(deep)
 deep.crop((0, end - 2450, 1200, end)).convert("P", palette=Image.ADAPTIVE).save(f"{sys.argv[1]}/report-deep-sigmoid.png", optimize=True)

@@ -176,16 +176,27 @@ def _fmt_text(value: np.ndarray | float) -> str:
     return "[" + ", ".join(_fmt_text(row) for row in array) + "]"
 
 
+def _latex_num(x: float | np.ndarray) -> str:
+    """``_num`` in LaTeX: 4.2e-08 as 4.2 \times 10^{-8} (an "e" in math is a variable)."""
+    text = _num(x)
+    if "inf" in text or "nan" in text:
+        return text.replace("inf", r"\infty").replace("nan", r"\text{NaN}")
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        return rf"{mantissa} \times 10^{{{int(exponent)}}}"
+    return text
+
+
 def _fmt_latex(value: np.ndarray | float) -> str:
     """Scalars as numbers, vectors as columns (the seed's vectors), matrices as bmatrix."""
     array = np.asarray(value)
     if array.ndim == 0:
-        return _num(array)
+        return _latex_num(array)
     if array.size > MAX_SHOWN:
         # \times is math: it stands outside the \text{…} (inside, KaTeX and LaTeX refuse it)
         return r"(" + _dims(array.shape, r" \times ") + r"\text{ array})"
     rows = array.reshape(-1, 1) if array.ndim == 1 else array
-    body = r" \\ ".join(" & ".join(_num(v) for v in row) for row in rows)
+    body = r" \\ ".join(" & ".join(_latex_num(v) for v in row) for row in rows)
     return rf"\begin{{bmatrix}} {body} \end{{bmatrix}}"
 
 
