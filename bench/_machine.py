@@ -1,6 +1,7 @@
 """What a benchmark says about the machine and its own process: the CPU, the load,
-resident memory (Linux: /proc/self/status). Imports nothing heavy, so a fresh child
-process can measure its baseline with it."""
+resident memory (Linux: /proc/self/status), the BLAS that NumPy loaded and the
+variables that force OpenBLAS's kernel. Imports nothing heavy (threadpoolctl only
+inside ``numpy_blas``), so a fresh child process can measure its baseline with it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import platform
 from pathlib import Path
 
 STATUS = Path("/proc/self/status")
+# Set on the project's machines so that old OpenBLAS builds pick a safe kernel; a
+# user's machine does not set them, and they can halve the GEMM rate.
+FORCING_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
 def cpu_model() -> str:
@@ -19,6 +23,15 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def numpy_blas() -> dict[str, object]:
+    """threadpoolctl's record of the BLAS that NumPy loaded (the first BLAS if unsure)."""
+    import threadpoolctl
+
+    blas = [pool for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
+    own = [pool for pool in blas if Path(pool["filepath"]).parent.name.startswith("numpy")]
+    return (own or blas or [{}])[0]
 
 
 def load_average() -> list[float] | None:

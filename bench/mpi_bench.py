@@ -56,11 +56,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-from _machine import cpu_model, load_average
+from _args import at_least_two, names, positive_int
+from _machine import FORCING_VARIABLES, cpu_model, load_average, numpy_blas
 from _tables import num, table
 
 HERE = Path(__file__).resolve().parent
-FORCING_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 OPTIMIZERS = ("SGD", "Adam")
 CONFIG_NAMES = ("tiny", "small", "medium", "large")  # _workloads.CONFIGS (not imported here)
@@ -299,7 +299,7 @@ def child_main(args: argparse.Namespace) -> None:
             if contender.get("warmup", True):
                 losses[label] = values
         warmup[f"{name}:{optimizer}"] = losses
-    info = child_info(np, threadpoolctl, wxb, update_threads, ranks)
+    info = child_info(np, wxb, update_threads, ranks)
     if ranks is not None:
         info["ranks"] = ranks.comm.gather(info["process"], root=0)
     if ranks is None or ranks.leader:
@@ -335,13 +335,9 @@ def child_main(args: argparse.Namespace) -> None:
         send(out, {"end": True, "same_weights": same})
 
 
-def child_info(
-    np: Any, threadpoolctl: Any, wxb: Any, update_threads: Callable, ranks: Any
-) -> dict[str, Any]:
+def child_info(np: Any, wxb: Any, update_threads: Callable, ranks: Any) -> dict[str, Any]:
     """The BLAS this process loaded, its environment's forcing variables, MPI's make-up."""
-    pools = [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
-    own = [p for p in pools if Path(p["filepath"]).parent.name.startswith("numpy")]
-    blas = (own or pools or [{}])[0]
+    blas = numpy_blas()
     info: dict[str, Any] = {
         "numpy": np.__version__,
         "blas": {k: blas.get(k) for k in ("internal_api", "version", "architecture", "prefix")},
@@ -951,33 +947,6 @@ def render(results: dict[str, Any], settings: Settings) -> str:
 
 
 # -- arguments -------------------------------------------------------------------------
-def names(allowed: tuple[str, ...]) -> Callable[[str], list[str]]:
-    def parse(text: str) -> list[str]:
-        chosen = [n.strip() for n in text.split(",") if n.strip()]
-        unknown = [n for n in chosen if n not in allowed]
-        if unknown or not chosen:
-            raise argparse.ArgumentTypeError(
-                f"unknown {', '.join(unknown) or text!r}; choose from {', '.join(allowed)}"
-            )
-        return chosen
-
-    return parse
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be ≥ 1; got {value}")
-    return value
-
-
-def at_least_two(text: str) -> int:
-    value = int(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"must be ≥ 2; got {value}")
-    return value
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(

@@ -33,7 +33,8 @@ import numpy as np
 import sklearn
 import threadpoolctl
 import torch
-from _machine import cpu_model, load_average
+from _args import names, positive_int
+from _machine import FORCING_VARIABLES, cpu_model, load_average, numpy_blas
 from _tables import num, table
 from _timing import SETTLE_S, Plan, interleave, repeat_calls
 from _workloads import (
@@ -70,9 +71,6 @@ NAMES = {
     "jax": "JAX jit",
 }
 PEERS = [path for path in TRAINING_PATHS if path in ("torch", "jax")]
-# Set on the project's machines so that old OpenBLAS builds pick a safe kernel; a
-# user's machine does not set them, and they can halve the GEMM rate.
-FORCING_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
 @dataclass(frozen=True)
@@ -121,13 +119,6 @@ QUICK = Settings(
 
 
 # -- the machine ---------------------------------------------------------------------------
-def numpy_blas() -> dict[str, object]:
-    """threadpoolctl's record of the BLAS that NumPy loaded (the first BLAS if unsure)."""
-    blas = [pool for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
-    own = [pool for pool in blas if Path(pool["filepath"]).parent.name.startswith("numpy")]
-    return (own or blas or [{}])[0]
-
-
 def native_blas_kernel() -> str | None:
     """The kernel OpenBLAS picks with the forcing variables unset (in a subprocess)."""
     env = {k: v for k, v in os.environ.items() if k not in FORCING_VARIABLES}
@@ -694,23 +685,6 @@ def save(results: dict[str, object], path: Path) -> None:
     path.write_text(json.dumps(results, indent=1, default=plain) + "\n")
 
 
-def config_names(text: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in CONFIGS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown config {', '.join(unknown) or text!r}; choose from {', '.join(CONFIGS)}"
-        )
-    return names
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be ≥ 1; got {value}")
-    return value
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: fewer rounds, no large")
@@ -722,7 +696,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--configs",
-        type=config_names,
+        type=names(CONFIGS, "config"),
         help=f"comma-separated, from {','.join(CONFIGS)} (default: all; --quick: not large)",
     )
     parser.add_argument(

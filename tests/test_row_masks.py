@@ -86,13 +86,21 @@ def test_outside_a_step_nothing_is_drawn_by_row():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_compiled_and_numpy_draws_are_the_same_bits(seeded, dtype):
+    """The numba loop itself against its NumPy twin, whatever route WXB_KERNELS picks
+    (under WXB_KERNELS=numpy, kernels.row_uniform is the NumPy twin)."""
+    pytest.importorskip("numba", reason="the compiled row_uniform kernel needs numba")
+    from wxb.kernels import compiled
+
     rng = seeded.rng
     rows = rng.integers(0, 1 << 40, int(rng.integers(1, 50)))
     base = int(rng.integers(0, 1 << 63)) * 2 + int(rng.integers(0, 2))
     width = int(rng.integers(1, 70))
     want = reference.row_uniform(rows, base, np.empty((len(rows), width), dtype))
-    got = kernels.row_uniform(rows, base, np.empty((len(rows), width), dtype))
-    assert np.array_equal(got, want), seeded.msg("row_uniform")
+    got = np.empty((len(rows), width), dtype)
+    compiled.row_uniform(rows, np.uint64(base), got, got.dtype == np.float32)
+    assert np.array_equal(got, want), seeded.msg("row_uniform, compiled against NumPy")
+    routed = kernels.row_uniform(rows, base, np.empty((len(rows), width), dtype))
+    assert np.array_equal(routed, want), seeded.msg("row_uniform, the route in use")
 
 
 def test_a_resume_on_the_same_model_draws_the_same_masks(seeded, tmp_path):

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import numpy as np
 
 _generator = np.random.default_rng()
-_thread = threading.local()  # per thread: the generator drawing_from() put in place
+_thread = threading.local()  # per thread: what drawing_from() and masks_by_row() put in place
 
 
 def manual_seed(seed: int) -> np.random.Generator:
@@ -39,15 +39,23 @@ def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
 
 
 @contextmanager
+def _thread_override(attribute: str, value: object) -> Iterator[None]:
+    """``_thread.<attribute>`` is ``value`` inside the block, in this thread only; the
+    previous value (None where there was none) comes back after it, however it ends."""
+    previous = getattr(_thread, attribute, None)
+    setattr(_thread, attribute, value)
+    try:
+        yield
+    finally:
+        setattr(_thread, attribute, previous)
+
+
+@contextmanager
 def drawing_from(generator: np.random.Generator) -> Iterator[np.random.Generator]:
     """Draws that would come from the default generator come from ``generator``, in
     this thread only, inside the block."""
-    previous = getattr(_thread, "generator", None)
-    _thread.generator = generator
-    try:
+    with _thread_override("generator", generator):
         yield generator
-    finally:
-        _thread.generator = previous
 
 
 # -- dropout masks by row ----------------------------------------------------------------
@@ -107,12 +115,8 @@ class RowMasks:
 @contextmanager
 def masks_by_row(source: RowMasks) -> Iterator[RowMasks]:
     """Dropout masks in this thread come from ``source`` inside the block (``fit``)."""
-    previous = getattr(_thread, "row_masks", None)
-    _thread.row_masks = source
-    try:
+    with _thread_override("row_masks", source):
         yield source
-    finally:
-        _thread.row_masks = previous
 
 
 def row_masks() -> RowMasks | None:
