@@ -4,7 +4,10 @@ Each rank runs forward and backward on its share of the batch; the gradients are
 summed across ranks in the flat gradient buffer (one ``Iallreduce`` per Dense layer,
 started as soon as the backward pass has that layer's ∂L/∂W and ∂L/∂b, so the
 reduction of the later layers overlaps the backward of the earlier ones); every rank
-then applies the same update to the same weights. Because each rank's loss gradient is
+then applies the same update to the same weights. Ranks on one machine training the
+planned step instead sum in shared memory (``SharedGradients``) and, when every
+parameter group steps whole, keep one shared copy of the weights and the optimiser's
+state, each rank updating its own slice. Because each rank's loss gradient is
 scaled by its share of the batch (b_k / B), the sum is the gradient of the global
 batch's mean loss: one process with batch B computes the same, to rounding.
 
@@ -202,8 +205,8 @@ class Ranks:
 class SharedGradients:
     """The flat gradient buffers of ranks that share one machine, in shared memory (an
     MPI window): each rank sums its slice of everyone's buffer in place, then copies
-    the others' summed slices. ~4× faster than an Allreduce of the same bytes here
-    (5.7 against 24 ms for large's 33.7 MB): no copies into and out of MPI's buffers."""
+    the others' summed slices; no copies into and out of MPI's buffers, as an
+    Allreduce makes (docs/scaling.md has the measured difference)."""
 
     def __init__(self, ranks: Ranks, optimizer: Any) -> None:
         MPI = ranks.MPI
@@ -400,7 +403,10 @@ class GradientSum:
         return flat.grad[spans[0][0] : spans[-1][1]]
 
     def layer_done(self, layer_params: list[Any]) -> None:
-        """One Dense layer's gradients are ready: start summing its stretch of the buffer."""
+        """One Dense layer's gradients are ready: start summing its stretch of the buffer.
+
+        Called by the planned step only (its ∇_A L is scaled already), on every rank for
+        the same layers, an empty share included (``contribute_nothing``)."""
         if self.shared is not None and self.shared.holds(self.optimizer):
             return  # summed in shared memory in finish: nothing to start
         trainable = {id(p) for p in self.optimizer.params}
@@ -408,13 +414,10 @@ class GradientSum:
         bucket = self._bucket(params)
         if bucket is not None:
             start = bucket.__array_interface__["data"][0]
+            # (else a gradient kept elsewhere, accumulated by hand: summed in finish)
             if all(p.grad is not None and _starts_within(p.grad, bucket, start) for p in params):
-                if not self.scale_in_step and self.scale != 1.0:
-                    bucket *= self.scale
                 self.ranks.start_sum(bucket)
                 self._reduced.update(id(p) for p in params)
-            else:  # a gradient kept elsewhere (accumulated by hand): summed in finish
-                pass
         self.ranks.progress()
 
     def finish(self, value: float, output: np.ndarray | None, y: np.ndarray | None) -> float:
@@ -444,9 +447,7 @@ class GradientSum:
                 p.grad = np.ascontiguousarray(p.grad).copy()
             self.ranks.start_sum(p.grad)
         correct = 0 if output is None else self.count_correct(output, y)
-        part = value * (self.scale if self.mean_loss else 1.0)
-        if output is None:
-            part = 0.0
+        part = 0.0 if output is None else value * (self.scale if self.mean_loss else 1.0)
         self.ranks.finish("the sum of the gradients")
         total, self.correct, stop = self.ranks.sum_numbers(
             part, correct, float(self.local_stop), what="the sum of the loss"

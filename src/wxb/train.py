@@ -430,6 +430,9 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         # other data of the same length would train silently on a mixture.
         sample = [np.array(X_arr.shape), X_arr[:64], X_arr[-64:], y_arr[:64], y_arr[-64:]]
         ranks.check_same([np.ascontiguousarray(a) for a in sample], "the training data")
+        if validation_data is not None:  # summed over the ranks' shares: the same rows too
+            sample = [np.array(X_val.shape), X_val[:64], X_val[-64:], y_val[:64], y_val[-64:]]
+            ranks.check_same([np.ascontiguousarray(a) for a in sample], "the validation data")
     history = History(engine="planned" if planned else "graph")
     if not planned:
         history.engine_reason = PlannedStep.why_not(model, opt)
@@ -592,7 +595,10 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
                 )
             if ranks is not None:
                 ranks.where = f"the end of epoch {epoch}"
-                ranks.check_same([p.data for p in model.parameters()], "the weights")
+                ranks.check_same(  # buffers too: a module that updates one in training
+                    [p.data for p in model.parameters()] + [a for _, a in model.named_buffers()],
+                    "the weights",
+                )
                 if ranks.sum_numbers(interrupts.requested, what="the stop check")[0]:
                     interrupts.requested = True
             loop.last_good = model.state_dict()
@@ -1028,8 +1034,8 @@ def _same_seed(ranks: Ranks, seed: int | np.random.Generator | None) -> int | np
     if isinstance(seed, np.random.Generator):
         state = json.dumps(seed.bit_generator.state, sort_keys=True, default=str)
         ranks.check_same([np.frombuffer(state.encode(), np.uint8)], "the seed generators")
-    else:
-        ranks.check_same([np.array([int(seed)], np.int64)], "the seeds")
+    else:  # as text: any whole number, 2⁶³ and beyond too
+        ranks.check_same([np.frombuffer(str(int(seed)).encode(), np.uint8)], "the seeds")
     return seed
 
 
@@ -1040,7 +1046,7 @@ def _same_start(ranks: Ranks, model: Module) -> None:
         if array.flags.c_contiguous and array.flags.writeable:
             ranks.broadcast_(array, "the initial weights")
         else:
-            copy = ranks.broadcast_(np.ascontiguousarray(array).copy(), "the initial weights")
+            copy = ranks.broadcast_(np.array(array, order="C"), "the initial weights")
             np.copyto(array, copy)
 
 
