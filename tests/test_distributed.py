@@ -416,3 +416,30 @@ def test_a_run_without_a_seed_resumes_on_two_ranks_and_on_one(seeded, tmp_path):
     # The same run from the same checkpoint: the rest of it alike, on 2 ranks or 1.
     assert_close_states(two, {k: np.asarray(v) for k, v in model.state_dict().items()},
                         "float64", msg)  # fmt: skip
+
+
+def test_a_dropout_whose_mask_cannot_go_by_row_stops_the_ranks_by_name(seeded, tmp_path):
+    """Dropout on a transposed input (features × rows): one process draws it from the
+    layer's generator, which K ranks cannot reproduce; refused rather than different."""
+    script = tmp_path / "transposed.py"
+    seed = int(seeded.rng.integers(0, 2**31))
+    script.write_text(
+        "import numpy as np, wxb\n"
+        "from wxb import nn\n"
+        "class Across(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.dense, self.drop = nn.Dense(4, 3), nn.Dropout(0.5)\n"
+        "    def forward(self, x):\n"
+        "        return self.drop(self.dense(x).T).T\n"
+        f"rng = np.random.default_rng({seed})\n"
+        "X, y = rng.standard_normal((64, 4)), rng.integers(0, 3, 64)\n"
+        "wxb.fit(Across(), X, y, loss='cross_entropy', epochs=1, batch_size=16, seed=1,\n"
+        "        verbose=False, distributed=True)\n"
+        "print('finished')\n"
+    )
+    done = mpiexec([sys.executable, str(script)], timeout=120)
+    said = done.stdout + done.stderr
+    assert done.returncode != 0, seeded.msg(said)
+    assert "its mask cannot be drawn by data row" in said, seeded.msg(said)
+    assert "finished" not in said, seeded.msg(said)

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from wxb.errors import ConfigError
+
 _generator = np.random.default_rng()
 _thread = threading.local()  # per thread: what drawing_from() and masks_by_row() put in place
 
@@ -92,6 +94,9 @@ class RowMasks:
     def __init__(self, key: int, own: dict[int, int] | None = None) -> None:
         self.key, self.own = key, dict(own or {})
         self.step, self.draws, self.rows = 0, 0, None
+        # Distributed: a mask that cannot go by row is an error (each rank would draw its
+        # own, unlike one process), not a fall-back to the layer's generator.
+        self.by_row_only = False
 
     def start(self, step: int, rows: np.ndarray) -> None:
         """Masks for training step ``step`` (0-based, over the run) on data rows ``rows``."""
@@ -104,7 +109,16 @@ class RowMasks:
         """(the rows, the draw's 64-bit seed) for a mask of ``out``'s shape (rows first,
         then units in any number of axes), to be filled by ``wxb.kernels.row_uniform``
         on its rows × units view; None outside a step."""
-        if self.rows is None or out.ndim < 2 or len(out) != len(self.rows):
+        if self.rows is None:
+            return None
+        if out.ndim < 2 or len(out) != len(self.rows):
+            if self.by_row_only:
+                raise ConfigError(
+                    f"a Dropout in a distributed fit got an input of shape {out.shape}, whose "
+                    f"first axis is not the batch's {len(self.rows)} rows: its mask cannot be "
+                    "drawn by data row, so the ranks would not drop what one process drops "
+                    "(apply Dropout to rows × features)"
+                )
             return None
         key = self.own.get(id(rng), self.key)
         base = _splitmix(_splitmix(key ^ (self.step * _GOLDEN & _WORD)) ^ self.draws)

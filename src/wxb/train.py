@@ -444,6 +444,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     # In training steps the masks go by data row (a counter-based generator keyed from
     # those generators, drawn now): the same for one process and for K ranks.
     by_row = _row_masks(model, masks, rng)
+    by_row.by_row_only = ranks is not None
 
     n = len(y_arr)
     batch_size = min(batch_size, n)
