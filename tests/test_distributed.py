@@ -443,3 +443,41 @@ def test_a_dropout_whose_mask_cannot_go_by_row_stops_the_ranks_by_name(seeded, t
     assert done.returncode != 0, seeded.msg(said)
     assert "its mask cannot be drawn by data row" in said, seeded.msg(said)
     assert "finished" not in said, seeded.msg(said)
+
+
+def test_an_error_on_one_rank_ends_the_job_at_once_with_that_error(seeded, tmp_path):
+    """A user's forward that fails on rank 1 only, mid-run: the other rank waits in a
+    collective that never comes, and the job ends now, with rank 1's error and where it
+    happened, not after the timeout with a message about something else."""
+    script = tmp_path / "one_rank_fails.py"
+    seed = int(seeded.rng.integers(0, 2**31))
+    failing_step = int(seeded.rng.integers(2, 8))
+    script.write_text(
+        "import numpy as np, wxb\n"
+        "from wxb import nn\n"
+        "from wxb.distributed import Ranks\n"
+        "ranks = Ranks()\n"
+        "class Fails(nn.Sequential):\n"
+        "    calls = 0\n"
+        "    def forward(self, x):\n"
+        "        Fails.calls += 1\n"
+        f"        if ranks.rank == 1 and Fails.calls == {failing_step}:\n"
+        "            raise ZeroDivisionError('the user forward failed here')\n"
+        "        return super().forward(x)\n"
+        f"rng = np.random.default_rng({seed})\n"
+        "X, y = rng.standard_normal((256, 4)), rng.integers(0, 3, 256)\n"
+        "wxb.fit(Fails(nn.Dense(4, 3)), X, y, loss='cross_entropy', epochs=2, batch_size=16,\n"
+        "        seed=1, verbose=False, distributed=ranks,\n"
+        f"        checkpoint_dir={str(tmp_path / 'c')!r}, checkpoint_every=1)\n"
+        "print('finished', ranks.rank)\n"
+    )
+    start = time.monotonic()
+    done = mpiexec([sys.executable, str(script)], timeout=120, WXB_MPI_TIMEOUT="60")
+    took = time.monotonic() - start
+    said = done.stdout + done.stderr
+    msg = seeded.msg(said)
+    assert done.returncode != 0, msg
+    assert "wxb: rank 1: the user forward failed here" in said, msg
+    assert "ZeroDivisionError" in said and "Traceback" in said, msg  # a bug: where it is
+    assert "finished" not in said, msg
+    assert took < 30, f"{msg}: took {took:.1f} s (the timeout is 60 s)"

@@ -98,6 +98,7 @@ class Ranks:
         if not self.timeout > 0:
             raise ConfigError(f"the MPI timeout must be > 0 seconds; got {timeout!r}")
         self.where = "start"  # what the run is doing, for the timeout's message
+        self.failed: BaseException | None = None  # this rank's own error in training
         self._pending: list[Any] = []
 
     @property

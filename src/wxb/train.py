@@ -327,8 +327,12 @@ def fit(
                     restore_best_weights, lr_schedule, clip_grad_norm, verbose, stream,
                     diagnose, checkpoint_dir, checkpoint_every, keep_checkpoints, resume,
                     ranks)  # fmt: skip
-    except RanksStopped as stopped:  # the others may be blocked in MPI: end them all
-        ranks.abort(stopped, 2)
+    except BaseException as error:
+        # A rank that stopped answering, or this rank's own error during training (see
+        # _closing): the others may be blocked in MPI, so end them all. Here, once fit's
+        # contexts have let go (the checkpoint folder's lock among them).
+        if isinstance(error, RanksStopped) or ranks.failed is error:
+            ranks.abort(error, 2)
         raise
 
 
@@ -1119,12 +1123,14 @@ def _closing(reducer: GradientSum):
     state and gradients go back to this rank's own memory, then the ranks let go of the
     shared memory together. On any other error (this rank's own, such as a checkpoint
     that could not be written, or a rank that stopped answering) the others may be
-    waiting in a collective that never comes: the job is aborted at once, with this
-    error's message, rather than after another timeout that names something else."""
+    waiting in a collective that never comes: nothing collective is tried, and ``fit``
+    aborts the job with this error's message, rather than after another timeout that
+    names something else."""
 
     def close(kind, error, trace) -> bool:
         if error is not None and not isinstance(error, (TrainingInterrupted, TrainingError)):
-            reducer.ranks.abort(error)
+            reducer.ranks.failed = error  # fit aborts the job once its contexts are closed
+            return False
         reducer.close()  # its waits time out if a rank never comes (then MPI_Abort)
         return False
 
