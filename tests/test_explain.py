@@ -287,3 +287,42 @@ def test_wxb_explain_is_the_seed_examples_or_a_model(rng):
     assert wxb.explain(model, X, y).text() == explain_model(model, X, y).text()
     with pytest.raises(wxb.ConfigError, match="needs rows"):
         wxb.explain(model)
+
+
+def test_a_sequential_with_a_forward_of_its_own_is_one_step_with_its_own_output(rng):
+    """Its layers in order would compute something else: shown as one step whose value
+    is the model's own output, never the list's."""
+
+    class SkipsTheActivation(Sequential):
+        def forward(self, x):
+            return self[2](self[0](x))
+
+    n, hidden, classes = (int(v) for v in rng.integers(2, 7, size=3))
+    model = SkipsTheActivation(Dense(n, hidden, seed=rng), Tanh(), Dense(hidden, classes, seed=rng))
+    X, y = rng.normal(size=(1, n)), rng.integers(0, classes, size=1)
+    shown = explain_model(model.double(), X, y, sample_rows=None)
+    forward = [s for s in shown.sections[0].steps]
+    assert len(forward) == 1
+    np.testing.assert_allclose(forward[0].value, model.predict(X).T, rtol=1e-12)
+    assert "has a forward of its own" in shown.text()
+    out = torch.from_numpy(model.predict(X))
+    loss = torch.nn.functional.cross_entropy(out, torch.from_numpy(y))
+    assert math.isclose(shown.step("loss").value, loss.item(), rel_tol=1e-12)
+
+
+def test_frozen_layers_are_explained_with_their_gradients_and_stay_frozen(rng):
+    n, hidden, classes, batch = (int(v) for v in rng.integers(2, 7, size=4))
+    seed = int(rng.integers(1 << 30))
+    frozen = Sequential(Dense(n, hidden, seed=seed), ReLU(), Dense(hidden, classes, seed=seed + 1))
+    free = Sequential(Dense(n, hidden, seed=seed), ReLU(), Dense(hidden, classes, seed=seed + 1))
+    which = int(rng.integers(0, 2)) * 2  # the first or the last Dense
+    for p in frozen[which].parameters():
+        p.requires_grad = False
+    X, y = rng.normal(size=(batch, n)), rng.integers(0, classes, size=batch)
+    shown = explain_model(frozen.double(), X, y, sample_rows=None)
+    want = explain_model(free.double(), X, y, sample_rows=None)
+    for name in ("dense1.dL/dW", "dense1.dL/db", "dense2.dL/dW", "dense2.delta"):
+        np.testing.assert_allclose(shown.step(name).value, want.step(name).value, rtol=1e-12)
+    assert all(not p.requires_grad and p.grad is None for p in frozen[which].parameters())
+    name = "dense1" if which == 0 else "dense2"
+    assert f"Frozen (requires_grad False): {name}.weight, {name}.bias;" in shown.text()

@@ -97,3 +97,12 @@ def test_a_non_finite_value_on_disk_is_named_by_row_and_column(seeded, tmp_path)
     mapped = np.load(tmp_path / "X.npy", mmap_mode="r")
     with pytest.raises(wxb.DataError, match=rf"X has .* at row {row}, column {column};"):
         train(nn.Sequential(nn.Dense(features, 2)), mapped, np.zeros(rows, int), epochs=1)
+
+
+def test_a_memory_mapped_x_of_another_dtype_is_copied_with_a_warning(seeded, tmp_path):
+    rng = seeded.rng
+    X = rng.standard_normal((50, 3))  # float64 on disk, a float32 model
+    np.save(tmp_path / "X.npy", X)
+    mapped = np.load(tmp_path / "X.npy", mmap_mode="r")
+    with pytest.warns(RuntimeWarning, match="copied into memory to convert it"):
+        train(nn.Sequential(nn.Dense(3, 2)), mapped, rng.integers(0, 2, 50), epochs=1)

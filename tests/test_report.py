@@ -312,3 +312,31 @@ def test_bad_input_is_one_line_and_status_2(trained, tmp_path, capsys, case):
     assert out.read_text() == "an earlier report"  # nothing already on disk is lost
     assert model.read_bytes() == before
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_64_input_model_not_trained_on_digits_is_not_walked_through_digits(tmp_path, rng, capsys):
+    """The built-in digits serve only a model trained on them: another model with 64
+    inputs gets no walk-through from `wxb report`, and `wxb explain` asks for --data."""
+    model = Sequential(Dense(64, 3, seed=int(rng.integers(1 << 30))))
+    model.info = {"task": "classification", "loss": "cross_entropy", "classes": ["a", "b", "c"],
+                  "data": {"source": "houses.csv", "rows": 100}}  # fmt: skip
+    path = wxb.save(model, tmp_path / "m.safetensors")
+    assert main(["report", str(path), "-o", str(tmp_path / "r.html")]) == 0
+    assert "walk-through: no rows (give --data)" in capsys.readouterr().out
+    page = _Page((tmp_path / "r.html").read_text())
+    assert not page.data().get("steps")
+    assert main(["explain", str(path)]) == 2
+    said = capsys.readouterr().err.strip().splitlines()
+    assert len(said) == 1 and "name the rows to explain on" in said[0]
+
+
+def test_a_step_with_no_finite_entry_is_said_and_the_rest_still_drawn(rng):
+    model = Sequential(Dense(3, 4, seed=int(rng.integers(1 << 30))), Tanh(), Dense(4, 2))
+    model[0].weight.data[...] = np.inf  # a diverged model: Z⁽¹⁾ is all ±inf or NaN
+    X = rng.normal(size=(1, 3))
+    page = report_html(model, X=X, y=rng.integers(0, 2, size=1), gemm_rate=1e10)
+    steps = _Page(page).data()["steps"]
+    assert any("histogram" not in step and step["nonfinite"] for step in steps)
+    assert "no finite entry to count" in page
+    histograms = re.findall(r"<svg class='chart histogram' data-step='(\d+)'>", page)
+    assert [int(i) for i in histograms] == [i for i, s in enumerate(steps) if "histogram" in s]

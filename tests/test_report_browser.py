@@ -17,7 +17,7 @@ import pytest
 
 import wxb
 from wxb.cli import main
-from wxb.nn import Dense, Sequential, Sigmoid
+from wxb.nn import Dense, Sequential, Sigmoid, Standardize
 
 pytestmark = pytest.mark.browser
 
@@ -168,7 +168,14 @@ def test_the_digits_report_renders_offline(chromium, tmp_path, rng):
 
 
 def test_hostile_names_stay_text_in_the_browser(chromium, tmp_path, rng):
-    model = Sequential(Dense(4, 6, seed=1, name="hidden1"), Sigmoid(), Dense(6, 3, name="output"))
+    # Layer names reach Mermaid labels, LaTeX's \text{…} and attributes.
+    odd = "my_norm #1 {50%} $&^~\\ <i id=injected>"
+    model = Sequential(
+        Standardize.fit(rng.normal(size=(20, 4)), name=odd),
+        Dense(4, 6, seed=1, name="hidden1"),
+        Sigmoid(name="</div><i id=injected>"),
+        Dense(6, 3, name="output"),
+    )
     names = ["</script><b id=injected>x", "<img id=injected src=x onerror=alert(1)>", "a&b"]
     model.info = {
         "task": "classification",

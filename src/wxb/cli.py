@@ -285,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the per-layer diagnostics. One HTML file that opens offline: everything it needs "
         "is inside it.",
     )
-    report_cmd.add_argument("model", metavar="MODEL")
+    report_cmd.add_argument("model", metavar="MODEL", help="a model file wxb saved")
     report_cmd.add_argument("--history", metavar="HISTORY",
                             help="the JSON of wxb train --history for this model")  # fmt: skip
     report_cmd.add_argument("--data", metavar="PATH",
@@ -299,7 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help="B of the summary and the diagrams")  # fmt: skip
     report_cmd.add_argument("--no-floor", action="store_true",
                             help="skip the GEMM-rate measurement (about a second)")  # fmt: skip
-    report_cmd.add_argument("-o", "--output", metavar="OUT.html", default="report.html")
+    report_cmd.add_argument("-o", "--output", metavar="OUT.html", default="report.html",
+                            help="the page to write")  # fmt: skip
     add_read_options(report_cmd)
     report_cmd.set_defaults(run=run_report)
 
@@ -657,8 +658,10 @@ def run_train(args: argparse.Namespace) -> None:
     )
     print("test " + ", ".join(f"{k} {v:.4f}" for k, v in figures.items()))
     print(f"saved model to {args.output}")
-    if args.report:
-        print(f"wrote the report to {args.report}")
+    if args.report:  # as wxb report says it
+        size = Path(args.report).stat().st_size / 1e6
+        print(f"wrote {args.report} ({size:.1f} MB; walk-through: row {int(test_rows[0])} "
+              f"of {data.source}, its first test row)")  # fmt: skip
 
 
 def features_of(data: TableData | wdata.Dataset) -> list[str]:
@@ -896,15 +899,17 @@ def run_diagram(args: argparse.Namespace) -> None:
 
 
 def run_report(args: argparse.Namespace) -> None:
-    if args.batch_size < 1 or args.sample < 0:
-        raise ConfigError("--batch-size must be ≥ 1 and --sample ≥ 0")
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be ≥ 1; got {args.batch_size}")
+    if args.sample < 0:
+        raise ConfigError(f"--sample must be ≥ 0; got {args.sample}")
     inputs = [Path(p) for p in (args.model, args.history, args.data) if p]
     wdata.check_can_write(args.output, "report", protect=tuple(inputs))
     model = load(args.model)
     if args.history is not None:  # checked before the data is read or the GEMM measured
         check_history_matches(model, read_history(args.history), args.history)
     rows = None
-    if args.data is not None or input_width(model) == 64:
+    if args.data is not None or trained_on_digits(model):
         args.rows = 1
         rows = explain_rows(model, explain_data(model, args), args)
     elif args.target:
@@ -1020,11 +1025,25 @@ def _has_targets(model, table: Table, given: list[str] | None) -> bool:
     return all(name is not None and name in table for name in targets)
 
 
+def trained_on_digits(model) -> bool:
+    """Whether the model was trained on the built-in digits (as its file says; a file
+    that does not say: 64 inputs named as the digits' pixels, or not named)."""
+    source = (model.info.get("data") or {}).get("source")
+    if source is not None:
+        return source == "built-in digits"
+    names = model.info.get("feature_names")
+    digits = wdata.load_digits()
+    return input_width(model) == 64 and (names is None or list(names) == digits.feature_names)
+
+
 def explain_data(model, args: argparse.Namespace) -> Table | wdata.Dataset:
-    """Rows to explain on: --data, or the built-in digits for a model that takes 64 features."""
+    """Rows to explain on: --data, or the built-in digits for a model trained on them."""
     if args.data is None:
-        if input_width(model) != 64:
-            raise ConfigError("name the rows to explain on: wxb explain MODEL --data PATH")
+        if not trained_on_digits(model):
+            raise ConfigError(
+                f"name the rows to explain on: wxb {args.command} MODEL --data PATH "
+                "(the built-in digits serve only a model trained on them)"
+            )
         return wdata.load_digits()
     return read_table(args.data, **read_options(args, args.data, model))
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,7 +25,7 @@ from wxb import ops
 from wxb.errors import ConfigError, DataError
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
 from wxb.nn.losses import CrossEntropyLoss, Loss, get_loss
-from wxb.nn.module import Module, Parameter
+from wxb.nn.module import Module, Parameter, stock_kind
 from wxb.nn.sequential import Sequential
 from wxb.tensor import Tensor
 from wxb.validation import as_class_indices, as_features, as_targets
@@ -448,10 +449,26 @@ def _transposed(latex: str) -> str:
 
 
 def _layers(model: Module) -> list[Module]:
-    """The layers in the order they run, nested Sequentials flattened."""
-    if isinstance(model, Sequential):
+    """The layers in the order they run, nested Sequentials flattened; a Sequential
+    subclass with a forward of its own is one step (its layers in order would compute
+    something else)."""
+    if stock_kind(model, (Sequential,)) is Sequential:
         return [leaf for layer in model.layers for leaf in _layers(layer)]
     return [model]
+
+
+@contextmanager
+def _every_parameter_requiring_grad(model: Module) -> Iterator[list[str]]:
+    """Frozen parameters get a gradient inside the block (the δ chain passes through
+    them all the same); the names of those that were frozen."""
+    frozen = [(name, p) for name, p in model.named_parameters() if not p.requires_grad]
+    for _, p in frozen:
+        p.requires_grad = True
+    try:
+        yield [name for name, _ in frozen]
+    finally:
+        for _, p in frozen:
+            p.requires_grad = False
 
 
 def _stats(array: np.ndarray, zeros: bool) -> tuple[str, dict[str, float]]:
@@ -501,7 +518,12 @@ def explain_model(
     batch = len(rows)
     layers = _layers(model)
 
-    with model.evaluating(), model.gradients_set_aside():
+    with (
+        model.evaluating(),
+        model.gradients_set_aside(),
+        _every_parameter_requiring_grad(model) as frozen,
+        np.errstate(over="ignore", invalid="ignore", divide="ignore"),  # shown as inf, NaN
+    ):
         forward, output, retained, inputs = _forward_steps(layers, Tensor(rows), batch)
         sections = [forward]
         if y is not None:
@@ -520,6 +542,16 @@ def explain_model(
         "Dropout is off (eval mode). FLOPs of W·X count 2·m·n·B (a multiply and an add each).",
         *forward.intro,
     ]
+    if layers == [model] and len(list(model.named_modules())) > 1:
+        forward.intro.append(
+            f"{type(model).__name__} has a forward of its own: it is one step here (its "
+            "layers in order would compute something else), with no δ chain through it."
+        )
+    if frozen:
+        forward.intro.append(
+            f"Frozen (requires_grad False): {', '.join(frozen)}; their ∂L/∂W and ∂L/∂b are "
+            "shown as backward computes them, and training leaves them as they are."
+        )
     return Explanation(f"wxb explain: {type(model).__name__} on {batch} sample(s)", sections, fmt)
 
 
@@ -606,7 +638,7 @@ def _forward_steps(
                     f"{Hsym.text} = {how}",
                     "",
                     H,
-                    rf"{Hsym.latex} = \text{{{key}}}({current.latex})",
+                    rf"{Hsym.latex} = \text{{{_latex_escaped(key)}}}({current.latex})",
                     note=f"{Hsym.text}: {_dims(H.shape)}; {stats}",
                     group=group,
                     facts={"shape": H.shape, **facts},
@@ -831,6 +863,18 @@ _LATEX_WORDS = {
     "−": "-",
     "·": r" \cdot ",
 }
+
+
+_LATEX_SPECIAL = {c: "\\" + c for c in "#$%&_{}"} | {
+    "\\": r"\textbackslash{}",
+    "^": r"\textasciicircum{}",
+    "~": r"\textasciitilde{}",
+}
+
+
+def _latex_escaped(name: str) -> str:
+    """A user's name (a layer's) inside \text{…}: its special characters as characters."""
+    return "".join(_LATEX_SPECIAL.get(c, c) for c in name)
 
 
 def _latex_words(text: str) -> str:

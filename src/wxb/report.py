@@ -482,7 +482,7 @@ class _Page:
         title = f"wxb report: {Path(self.model_path).name if self.model_path else 'model'}"
         body = [
             f"<header><h1>{_esc(title)}</h1>",
-            f"<p class='sub'>Made by wxb {_esc(__version__)} on {_esc(platform.node() or '?')} "
+            f"<p class='sub'>Made by wxb {_esc(__version__)} on {_esc(_machine())} "
             f"({_esc(platform.machine())}, {_esc(platform.python_implementation())} "
             f"{_esc(platform.python_version())}). Z = W·X + b, A = f(Z), and the δ chain.</p>",
             self._nav(),
@@ -626,10 +626,7 @@ class _Page:
         if t.gemm_rate is None:
             totals += "<li>Rate floor: not measured (no GEMM rate).</li>"
         else:
-            totals += (
-                f"<li>Measured on {_esc(platform.node() or 'this machine')}, the machine that "
-                "made this report.</li>"
-            )
+            totals += f"<li>Measured on {_esc(_machine())}, the machine that made this report.</li>"
         return (
             "<section id='summary'><h2>Summary</h2>"
             "<p class='note'>As <code>wxb summary</code> gives it: per sample, FLOPs count W·X, "
@@ -689,9 +686,14 @@ class _Page:
             )
         charts = ""
         if shown["shape"]:
+            histogram = (  # none when no entry is finite (a diverged model): said instead
+                f"<svg class='chart histogram' data-step='{index}'></svg>"
+                if "histogram" in shown
+                else "<p class='note'>no finite entry to count</p>"
+            )
             charts = (
                 f"<div class='charts'><canvas class='heatmap' data-step='{index}'></canvas>"
-                f"<svg class='chart histogram' data-step='{index}'></svg></div>"
+                f"{histogram}</div>"
             )
         return (
             f"<div class='step' id='step-{index}' data-name='{_esc(step.name)}'>"
@@ -773,6 +775,11 @@ class _Page:
 def _constant_lr(figures: dict[str, list]) -> str:
     rates = set(figures.get("lr", []))
     return f"; learning rate {next(iter(rates)):g} throughout" if len(rates) == 1 else ""
+
+
+def _machine() -> str:
+    """The machine in words, without its host name (the page is made to be shared)."""
+    return f"{platform.system() or 'an unknown system'} {platform.machine()}".strip()
 
 
 def _warnings(warnings: list[str]) -> str:

@@ -6,6 +6,8 @@ scikit-learn and PyTorch.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from wxb.errors import DataError
@@ -41,6 +43,14 @@ def as_features(
     if isinstance(X, np.memmap) and array.dtype == np.dtype(dtype):
         array = X  # still a memmap (np.asarray gave a plain view): fit keeps it on disk
     else:
+        if isinstance(X, np.memmap):  # a file larger than memory would not fit: say why
+            warnings.warn(
+                f"{where} is a memory-mapped {array.dtype} array and the model is "
+                f"{np.dtype(dtype)}: it is copied into memory to convert it (save it as "
+                f"{np.dtype(dtype)} to keep it on disk)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         array = np.ascontiguousarray(array, dtype=dtype)
     if check:
         check_finite(array, where)

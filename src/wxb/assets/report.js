@@ -35,21 +35,20 @@
     for (var i = 0; i < raw.length; i++) cells[i] = (raw.charCodeAt(i) << 24) >> 24;
     return cells;
   }
-  function colour(q, signed) {
+  function colour(q) {  // red positive, blue negative, white 0, as the page says
     if (q === -128) return [238, 238, 238];
     var t = q / 127;
-    if (!signed) { t = Math.max(t, 0); return [255 - 219 * t, 255 - 169 * t, 255 - 89 * t]; }
     if (t >= 0) return [255, 255 - 190 * t, 255 - 200 * t];
     return [255 + 219 * t, 255 + 160 * t, 255 + 60 * t];
   }
   function heatmap(canvas, step) {
-    var g = step.grid, cells = decode(g), signed = step.min < 0;
+    var g = step.grid, cells = decode(g);
     var size = Math.max(3, Math.min(18, Math.floor(320 / Math.max(g.rows, g.cols))));
     canvas.width = g.cols; canvas.height = g.rows;
     canvas.style.width = (g.cols * size) + 'px'; canvas.style.height = (g.rows * size) + 'px';
     var ctx = canvas.getContext('2d'), image = ctx.createImageData(g.cols, g.rows);
     for (var i = 0; i < cells.length; i++) {
-      var c = colour(cells[i], signed);
+      var c = colour(cells[i]);
       image.data[4 * i] = c[0]; image.data[4 * i + 1] = c[1]; image.data[4 * i + 2] = c[2];
       image.data[4 * i + 3] = 255;
     }
@@ -61,8 +60,8 @@
     canvas.addEventListener('mousemove', function (e) {
       var r = canvas.getBoundingClientRect();
       var col = Math.floor((e.clientX - r.left) / size), row = Math.floor((e.clientY - r.top) / size);
+      if (col < 0 || col >= g.cols || row < 0 || row >= g.rows) return hideTip();
       var q = cells[row * g.cols + col];
-      if (q === undefined) return hideTip();
       showTip(e, (block > 1 ? 'block ' : 'entry ') + '(' + row + ', ' + col + '): ' +
               (q === -128 ? 'empty' : '≈ ' + fmt(q / 127 * g.scale)));
     });
