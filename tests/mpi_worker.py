@@ -80,6 +80,10 @@ def fit_case(case: dict, distributed: bool, **extra) -> tuple[nn.Sequential, wxb
             p.data = p.data * 1.0
     kwargs = dict(case["fit"])
     kwargs.update(extra)
+    reduction = kwargs.pop("reduction", "mean")
+    kind = {"cross_entropy": nn.CrossEntropyLoss, "mse": nn.MSELoss,
+            "bce_with_logits": nn.BCEWithLogitsLoss}[kwargs["loss"]]  # fmt: skip
+    kwargs["loss"] = kind(reduction=reduction)
     history = wxb.fit(
         model,
         X,

@@ -57,12 +57,24 @@ def random_case(rng: np.random.Generator, folder: Path, name: str, **override) -
     classes = int(rng.integers(2, 5))
     sizes.append(classes)
     X = rng.standard_normal((rows, sizes[0])).astype(dtype)
-    y = rng.integers(0, classes, rows)
+    # The loss: classes, or targets for each output (values, or 0/1 for logits' BCE).
+    loss = override.pop("loss", None) or str(
+        rng.choice(["cross_entropy", "cross_entropy", "mse", "bce_with_logits"])
+    )
+
+    def targets(count: int) -> np.ndarray:
+        if loss == "cross_entropy":
+            return rng.integers(0, classes, count)
+        if loss == "mse":
+            return rng.standard_normal((count, classes)).astype(dtype)
+        return rng.integers(0, 2, (count, classes)).astype(dtype)
+
+    y = targets(rows)
     data = {"X": X, "y": y}
     if rng.random() < 0.5:  # validation rows, split across the ranks for the figures
         val = int(rng.integers(3, 40))
         data["X_val"] = rng.standard_normal((val, sizes[0])).astype(dtype)
-        data["y_val"] = rng.integers(0, classes, val)
+        data["y_val"] = targets(val)
     np.savez(folder / f"{name}-data.npz", **data)
     on_disk = bool(rng.random() < 0.5)  # the ranks memory-map X (the reference does not)
     if on_disk:
@@ -91,7 +103,9 @@ def random_case(rng: np.random.Generator, folder: Path, name: str, **override) -
             "weight_decay": float(rng.choice([0.0, 1e-3])),
         },
         "fit": {
-            "loss": "cross_entropy",
+            "loss": loss,
+            # A summed loss: no 1/B, and the ranks' sums add up to one process's.
+            "reduction": str(rng.choice(["mean", "mean", "sum"])),
             "epochs": int(rng.integers(2, 5)),
             # Up to more rows than a batch has: the last batch can leave a rank empty.
             "batch_size": int(rng.integers(3, 40)),
@@ -104,6 +118,8 @@ def random_case(rng: np.random.Generator, folder: Path, name: str, **override) -
     if "X_val" not in data and rng.random() < 0.5:  # held out by fit, from the same rows
         case["fit"]["validation_split"] = float(rng.uniform(0.1, 0.3))
     case["optimizer"]["nesterov"] = case["optimizer"]["momentum"] > 0 and bool(rng.random() < 0.5)
+    if case["fit"]["reduction"] == "sum":  # the gradient of a sum is B times the mean's
+        case["optimizer"]["lr"] /= case["fit"]["batch_size"]
     for key, value in override.items():
         if key in case["fit"]:
             case["fit"][key] = value
@@ -144,24 +160,25 @@ def assert_close_states(got: dict, want: dict, dtype: str, msg: str) -> None:
         assert error <= rtol * scale * 10, f"{msg}: {key} differs by {error:.3g} (max {scale:.3g})"
 
 
-@pytest.mark.parametrize("shared", ["1", "0"])
-def test_ranks_train_what_one_process_trains(seeded, tmp_path, shared):
-    """Random networks, optimisers, batch sizes (uneven shares, empty ones), validation
-    data, schedules, clipping, frozen layers (in the optimiser or not: no gradient, no
-    update, not even weight decay), weights replaced after the optimiser was built,
-    dropout (the run's seed or a layer's own), both engines: 2 ranks = 1 process. The
-    planned step's gradients are summed in shared memory (WXB_MPI_SHARED=1, the default
-    on one machine) or by Iallreduce per layer (0, as across machines); the graph step's
-    always by Iallreduce."""
+@pytest.mark.parametrize(("shared", "ranks"), [("1", 2), ("0", 2), ("1", 3)])
+def test_ranks_train_what_one_process_trains(seeded, tmp_path, shared, ranks):
+    """Random networks, optimisers, losses (cross-entropy, MSE, BCE; mean or sum), batch
+    sizes (uneven shares, empty ones), validation data, schedules, clipping, frozen
+    layers (in the optimiser or not: no gradient, no update, not even weight decay),
+    weights replaced after the optimiser was built, dropout (the run's seed or a layer's
+    own), both engines, X in memory or memory-mapped: K ranks = 1 process. The planned
+    step's gradients are summed in shared memory (WXB_MPI_SHARED=1, the default on one
+    machine) or by Iallreduce per layer (0, as across machines); the graph step's always
+    by Iallreduce."""
     rng = seeded.rng
-    cases = {f"c{i}": random_case(rng, tmp_path, f"c{i}") for i in range(8)}
-    run_cases(tmp_path, cases, env={"WXB_MPI_SHARED": shared})
+    cases = {f"c{i}": random_case(rng, tmp_path, f"c{i}") for i in range(8 if ranks == 2 else 4)}
+    run_cases(tmp_path, cases, ranks=ranks, env={"WXB_MPI_SHARED": shared})
     for name, case in cases.items():
         msg = seeded.msg(f"{name}: {json.dumps(case)}")
         model, history = fit_case(case, False)
         want = {k: np.asarray(v, np.float64) for k, v in model.state_dict().items()}
         first, first_history = rank_result(tmp_path, 0, name)
-        for rank in range(RANKS):
+        for rank in range(ranks):
             state, hist = rank_result(tmp_path, rank, name)
             for key in first:  # every rank ends with the same weights, bit for bit
                 assert np.array_equal(state[key], first[key]), f"{msg}: rank {rank} {key}"
@@ -242,7 +259,8 @@ def long_case(rng: np.random.Generator, folder: Path) -> dict:
     """A run of several seconds on two ranks, checkpointed every few steps."""
     # float64 and a moderate rate: the resumed run is compared with an uninterrupted one
     # after ~1000 steps, and float32 rounding (other shares, other BLAS threads) would grow.
-    case = random_case(rng, folder, "long", dtype="float64", graph=False, lr_schedule=None)
+    case = random_case(rng, folder, "long", dtype="float64", graph=False, lr_schedule=None,
+                       loss="cross_entropy", reduction="mean")  # fmt: skip
     case["optimizer"]["lr"] = float(rng.uniform(0.001, 0.01))
     rows, features = 6000, 64
     X = rng.standard_normal((rows, features))
@@ -366,7 +384,8 @@ def test_ranks_read_a_memory_mapped_x_without_copying_it(seeded, tmp_path):
     """X memory-mapped from a .npy stays on disk: each rank holds index lists and its
     batches, never a copy of X, and the run equals one process's from memory."""
     rng = seeded.rng
-    case = random_case(rng, tmp_path, "big", dtype="float32", graph=False, dropout=0.2)
+    case = random_case(rng, tmp_path, "big", dtype="float32", graph=False, dropout=0.2,
+                       loss="cross_entropy", reduction="mean")  # fmt: skip
     rows, features = int(rng.integers(70_000, 90_000)), 256
     X = rng.standard_normal((rows, features)).astype("float32")
     y = (X[:, 0] > 0).astype(int)
