@@ -66,7 +66,8 @@ from wxb.prepare import (
     training_table,
     unscale_output,
 )
-from wxb.report import check_history_matches, read_history, write_report
+from wxb.report import check_history_matches, read_history
+from wxb.report import report as write_page
 from wxb.tables import Table, read_table
 from wxb.train import evaluate, fit
 
@@ -626,9 +627,9 @@ def run_train(args: argparse.Namespace) -> None:
         plot_history(history.to_dict(), args.plots)
     if args.report:  # the first test row walked through: a row the model did not learn from
         first = test_rows[:1]
-        write_report(
+        write_page(
             model,
-            args.report,
+            path=args.report,
             history=history.to_dict(),
             X=X[first],
             y=targets.y[first],
@@ -914,9 +915,9 @@ def run_report(args: argparse.Namespace) -> None:
         rows = explain_rows(model, explain_data(model, args), args)
     elif args.target:
         raise ConfigError("--target needs --data: the rows to walk through")
-    write_report(
+    write_page(
         model,
-        args.output,
+        path=args.output,
         history=args.history,
         X=None if rows is None else rows.X,
         y=None if rows is None else rows.y,

@@ -163,7 +163,8 @@ class Summary:
             return None
         return self.training_flops_per_batch / self.gemm_rate
 
-    def _cells(self) -> tuple[list[str], list[list[str]]]:
+    def cells(self) -> tuple[list[str], list[list[str]]]:
+        """The table's head and rows, as text."""
         head = [
             "Layer (type)",
             "Output shape",
@@ -185,7 +186,8 @@ class Summary:
         ]
         return head, body
 
-    def _totals(self) -> list[str]:
+    def totals(self) -> list[str]:
+        """The lines under the table: totals, per sample and per batch, the floor."""
         b = self.batch_size
         lines = [
             f"Total params: {self.parameters:,} "
@@ -207,7 +209,7 @@ class Summary:
 
     def text(self) -> str:
         """An aligned table for a terminal, as Keras prints one, with the FLOPs and the floor."""
-        head, body = self._cells()
+        head, body = self.cells()
         widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
 
         def line(cells: list[str]) -> str:
@@ -218,7 +220,7 @@ class Summary:
         rule = len(line(head))
         out = [f"Model: {self.model_type}", *self.table_stage, "─" * rule, line(head), "═" * rule]
         out += [line(cells) for cells in body]
-        out += ["═" * rule, *self._totals()]
+        out += ["═" * rule, *self.totals()]
         out.append(
             "FLOPs count W·X, ∂L/∂W and ∂L/∂X (2mn each) and +b, ∂L/∂b (m each); "
             "element-wise work as 0."
@@ -227,7 +229,7 @@ class Summary:
 
     def markdown(self) -> str:
         """The same table in Markdown (GitHub), totals as a list below it."""
-        head, body = self._cells()
+        head, body = self.cells()
         stage = [f"- {line.strip()}" for line in self.table_stage]
         out = [
             *stage,
@@ -237,7 +239,7 @@ class Summary:
         ]
         out += ["| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |" for cells in body]
         out.append("")
-        out += [f"- {line}" for line in self._totals()]
+        out += [f"- {line}" for line in self.totals()]
         return "\n".join(out) + "\n"
 
     def __str__(self) -> str:

@@ -122,7 +122,7 @@ class Explanation:
                 if step.check:
                     lines.append(f"**Cross-check** with {step.equation}:")
                 else:
-                    lines += ["$$", _latex_line(step), "$$"]
+                    lines += ["$$", latex_line(step), "$$"]
                 if step.note:
                     lines += [""] + [f"- {part}" for part in step.note.split("\n")]
         return "\n".join(lines) + "\n"
@@ -141,7 +141,8 @@ def _text_line(step: Step) -> str:
     return " = ".join(part for part in parts if part)
 
 
-def _latex_line(step: Step) -> str:
+def latex_line(step: Step) -> str:
+    """The step as one LaTeX equation: symbols = numbers substituted = the value."""
     parts = [step.latex or step.equation, step.substituted_latex, _fmt_latex(step.value)]
     return " = ".join(part for part in parts if part)
 
@@ -448,12 +449,12 @@ def _transposed(latex: str) -> str:
     return latex[:-1] + "T}" if latex.endswith(")}") else latex + "^T"
 
 
-def _layers(model: Module) -> list[Module]:
+def layers_in_order(model: Module) -> list[Module]:
     """The layers in the order they run, nested Sequentials flattened; a Sequential
     subclass with a forward of its own is one step (its layers in order would compute
     something else)."""
     if stock_kind(model, (Sequential,)) is Sequential:
-        return [leaf for layer in model.layers for leaf in _layers(layer)]
+        return [leaf for layer in model.layers for leaf in layers_in_order(layer)]
     return [model]
 
 
@@ -516,7 +517,7 @@ def explain_model(
     total = len(rows)
     rows = as_features(rows[:sample_rows] if sample_rows is not None else rows, dtype)
     batch = len(rows)
-    layers = _layers(model)
+    layers = layers_in_order(model)
 
     with (
         model.evaluating(),

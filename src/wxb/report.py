@@ -39,7 +39,7 @@ from wxb.describe import (
     table_stage_lines,
 )
 from wxb.errors import ConfigError, DataError
-from wxb.explanation import Explanation, Step, _latex_line, _layers, explain_model
+from wxb.explanation import Explanation, Step, explain_model, latex_line, layers_in_order
 from wxb.io import load
 from wxb.nn.layers import Activation, Dense
 from wxb.nn.module import Module
@@ -73,6 +73,9 @@ def report(
     gemm_rate: float | None = None,
     floor: bool = True,
     data_source: str | None = None,
+    sample_label: int | None = None,
+    row_stage: list[str] | None = None,
+    model_path: str | Path | None = None,
 ) -> Path:
     """Write one self-contained HTML page of ``model`` (a Module or a model file) to
     ``path``, atomically; returns the path.
@@ -84,41 +87,10 @@ def report(
     forward pass only. ``loss`` defaults to the model's own (its info). The summary
     table is for a batch of ``batch_size``; its rate floor uses ``gemm_rate`` (FLOP/s)
     or, with ``floor`` and no rate given, a GEMM measured on this machine (a second).
+    What the command line knows besides: the row's number in its file
+    (``sample_label``), how the table stage made it (``row_stage``), the model's file
+    (``model_path``, which the page names and the write never replaces).
     """
-    return write_report(
-        model,
-        path,
-        history=history,
-        X=X,
-        y=y,
-        sample=sample,
-        loss=loss,
-        batch_size=batch_size,
-        gemm_rate=gemm_rate,
-        floor=floor,
-        data_source=data_source,
-    )
-
-
-def write_report(
-    model: Module | str | Path,
-    path: str | Path,
-    *,
-    history: History | dict[str, Any] | str | Path | None = None,
-    X: object = None,
-    y: object = None,
-    sample: int = 0,
-    loss: str | None = None,
-    batch_size: int = 32,
-    gemm_rate: float | None = None,
-    floor: bool = True,
-    data_source: str | None = None,
-    sample_label: int | None = None,
-    row_stage: list[str] | None = None,
-    model_path: str | Path | None = None,
-) -> Path:
-    """``report`` with what the command line knows besides: the row's number in its file
-    (``sample_label``), how the table stage made it (``row_stage``), the model's file."""
     path = Path(path)
     if isinstance(model, (str, Path)):
         model_path = model
@@ -213,7 +185,7 @@ def check_history_matches(model: Module, record: dict[str, Any], source: str = "
     model's Dense layers, their ‖W‖ at some epoch is the model's (the output layer's
     aside for a regressor, whose target scaling is folded into it after training), and
     it has an accuracy exactly when the model is a classifier."""
-    denses = [layer for layer in _layers(model) if isinstance(layer, Dense)]
+    denses = [layer for layer in layers_in_order(model) if isinstance(layer, Dense)]
     names = [layer.name or "dense" for layer in denses]
     task = model.info.get("task")
     if task is not None and ("accuracy" in record["history"]) != (task == "classification"):
@@ -290,7 +262,7 @@ def _fprime_facts(model: Module, explanation: Explanation) -> dict[str, dict[str
     """For each activation step, f′(Z) from its A (σ′ = A(1 − A), tanh′ = 1 − A²,
     ReLU′ = [A > 0]): the factor the δ chain multiplies by there."""
     kinds = {}
-    for position, layer in enumerate(_layers(model)):
+    for position, layer in enumerate(layers_in_order(model)):
         if isinstance(layer, Activation):
             kinds[f"{layer.name or f'layer{position + 1}'}.A"] = layer.kernel.name
     facts = {}
@@ -590,7 +562,7 @@ class _Page:
     # -- summary --------------------------------------------------------------------
     def _summary(self) -> str:
         t = self.table
-        head, body = t._cells()
+        head, body = t.cells()
         self.data["summary"] = {
             "batch_size": t.batch_size,
             "parameters": t.parameters,
@@ -622,7 +594,7 @@ class _Page:
         if len(body) > FOLD_ROWS:  # a long layer list folds
             shown = f"{len(body)} layers: show the table"
             table = f"<details><summary>{shown}</summary>{table}</details>"
-        totals = "".join(f"<li>{_esc(line)}</li>" for line in t._totals())
+        totals = "".join(f"<li>{_esc(line)}</li>" for line in t.totals())
         if t.gemm_rate is None:
             totals += "<li>Rate floor: not measured (no GEMM rate).</li>"
         else:
@@ -674,7 +646,7 @@ class _Page:
     def _step_card(self, step: Step, cap: int, fprime: dict[str, Any] | None) -> str:
         index = len(self.data["steps"])
         shown = summarise(step.value, cap)
-        entry = {"name": step.name, "latex": _latex_line(step), **shown}
+        entry = {"name": step.name, "latex": latex_line(step), **shown}
         if fprime:
             entry["fprime"] = fprime
         self.data["steps"].append(entry)
@@ -697,7 +669,7 @@ class _Page:
             )
         return (
             f"<div class='step' id='step-{index}' data-name='{_esc(step.name)}'>"
-            f"<div class='tex' data-display='1'>{_esc(_latex_line(step))}</div>"
+            f"<div class='tex' data-display='1'>{_esc(latex_line(step))}</div>"
             + "".join(f"<p class='note'>{n}</p>" for n in notes)
             + charts
             + "</div>"
