@@ -144,3 +144,25 @@ def test_nested_sequentials_are_opened_up(rng):
     model = Sequential(Sequential(Dense(8, 6), ReLU()), Dense(6, 3))
     reports = layer_reports(model, X, y, CrossEntropyLoss())
     assert len(reports) == 2 and reports[0].dead_fraction is not None
+
+
+def test_diagnostics_refuse_a_sequential_with_a_forward_of_its_own(rng):
+    """Its layers in order would compute something else: figures of another network."""
+    from wxb.nn import Dense, Sequential, Tanh
+
+    class SkipsTheActivation(Sequential):
+        def forward(self, x):
+            return self[2](self[0](x))
+
+    model = SkipsTheActivation(Dense(3, 4), Tanh(), Dense(4, 2))
+    X, y = rng.normal(size=(20, 3)), rng.integers(0, 2, size=20)
+    with pytest.raises(wxb.ConfigError, match="forward of its own"):
+        wxb.fit(model, X, y, epochs=1, diagnose=True, verbose=False)
+
+    class OnlyAddsAMethod(Sequential):  # runs Sequential's forward: diagnosed as usual
+        def width(self):
+            return 4
+
+    history = wxb.fit(OnlyAddsAMethod(Dense(3, 4), Tanh(), Dense(4, 2)), X, y, epochs=1,
+                      diagnose=True, verbose=False)  # fmt: skip
+    assert [layer["layer"] for layer in history.diagnostics[0]["layers"]] == ["dense1", "dense2"]

@@ -21,6 +21,7 @@ from wxb.errors import ConfigError
 from wxb.nn.layers import Activation, Dense, ReLU, Sigmoid, Tanh
 from wxb.nn.losses import Loss
 from wxb.nn.module import Module
+from wxb.nn.sequential import layers_in_order
 from wxb.tensor import Tensor
 
 SATURATED = 0.01  # |f′(Z)| below this: the unit passes (almost) no error back
@@ -45,9 +46,12 @@ class LayerReport:
 
 def layer_reports(model: Module, X: np.ndarray, y: np.ndarray, loss: Loss) -> list[LayerReport]:
     """Forward and backward through ``model`` (a Sequential) on (X, y), layer by layer."""
-    layers = _flat_layers(model)
-    if not layers:
-        raise ConfigError("diagnostics need a Sequential model (its layers in order)")
+    layers = layers_in_order(model)
+    if layers == [model]:
+        raise ConfigError(
+            "diagnostics need a Sequential model that runs its layers in order (one with a "
+            "forward of its own computes something else)"
+        )
     # Eval mode: Dropout off, so the figures are the network's own and no mask is drawn.
     with model.evaluating(), model.gradients_set_aside():
         x, denses, activation_of = Tensor(X), [], {}
@@ -79,14 +83,6 @@ def layer_reports(model: Module, X: np.ndarray, y: np.ndarray, loss: Loss) -> li
                     report.saturated_fraction = float(np.mean(1 - a * a < SATURATED))
             reports.append(report)
         return reports
-
-
-def _flat_layers(model: Module) -> list[Module]:
-    """A Sequential's layers in order, nested Sequentials opened up."""
-    flat = []
-    for layer in getattr(model, "layers", []):
-        flat.extend(_flat_layers(layer) if hasattr(layer, "layers") else [layer])
-    return flat
 
 
 def _norm(array: np.ndarray | None) -> float:

@@ -25,8 +25,8 @@ from wxb import ops
 from wxb.errors import ConfigError, DataError
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
 from wxb.nn.losses import CrossEntropyLoss, Loss, get_loss
-from wxb.nn.module import Module, Parameter, stock_kind
-from wxb.nn.sequential import Sequential
+from wxb.nn.module import Module, Parameter
+from wxb.nn.sequential import layers_in_order
 from wxb.tensor import Tensor
 from wxb.validation import as_class_indices, as_features, as_targets
 
@@ -447,15 +447,6 @@ def _symbol(letter: str, layer: int | None = None, bold: bool = True) -> _Symbol
 def _transposed(latex: str) -> str:
     r"""Aᵀ in LaTeX the way the seed writes it: \mathbf{A}^{(1)T}, or \mathbf{X}^T."""
     return latex[:-1] + "T}" if latex.endswith(")}") else latex + "^T"
-
-
-def layers_in_order(model: Module) -> list[Module]:
-    """The layers in the order they run, nested Sequentials flattened; a Sequential
-    subclass with a forward of its own is one step (its layers in order would compute
-    something else)."""
-    if stock_kind(model, (Sequential,)) is Sequential:
-        return [leaf for layer in model.layers for leaf in layers_in_order(layer)]
-    return [model]
 
 
 @contextmanager

@@ -39,10 +39,11 @@ from wxb.describe import (
     table_stage_lines,
 )
 from wxb.errors import ConfigError, DataError
-from wxb.explanation import Explanation, Step, explain_model, latex_line, layers_in_order
+from wxb.explanation import Explanation, Step, explain_model, latex_line
 from wxb.io import load
 from wxb.nn.layers import Activation, Dense
 from wxb.nn.module import Module
+from wxb.nn.sequential import layers_in_order
 from wxb.plots import check_history
 from wxb.prepare import model_task
 from wxb.train import History

@@ -34,6 +34,7 @@ from wxb.errors import (
 from wxb.nn.layers import Dropout
 from wxb.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss, get_loss
 from wxb.nn.module import Module
+from wxb.nn.sequential import layers_in_order
 from wxb.optim import SCHEDULES, LRSchedule, Optimizer, get_optimizer
 from wxb.random import RowMasks, as_generator, drawing_from, key_of, masks_by_row, row_masks
 from wxb.step import PlannedStep, make_step
@@ -424,8 +425,11 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             raise ConfigError("the model has no trainable parameters (requires_grad is False)")
         opt = get_optimizer(optimizer, trainable, lr=lr)
     schedule = _make_schedule(lr_schedule, opt, epochs)
-    if diagnose and not list(getattr(model, "layers", [])):
-        raise ConfigError("fit(diagnose=True) needs a Sequential model (its layers in order)")
+    if diagnose and layers_in_order(model) == [model]:
+        raise ConfigError(
+            "fit(diagnose=True) needs a Sequential model that runs its layers in order (one "
+            "with a forward of its own computes something else)"
+        )
     step = make_step(model, loss_fn, opt, clip_grad_norm)
     planned = isinstance(step, PlannedStep)
     if ranks is not None:

@@ -19,7 +19,7 @@ import numpy as np
 
 from wxb.errors import ConfigError, TrainingError
 from wxb.nn.layers import Activation, Dense, Dropout
-from wxb.nn.module import Module, structure_version
+from wxb.nn.module import Module, stock_kind, structure_version
 from wxb.nn.plan import StackPlan, unplannable_reason
 from wxb.tensor import Tensor, is_grad_enabled, is_retaining_graph
 
@@ -158,6 +158,15 @@ class Sequential(Module):
             "name": self.name,
             "layers": [layer.config() for layer in self.layers],
         }
+
+
+def layers_in_order(model: Module) -> list[Module]:
+    """The layers ``model`` runs, in order, nested Sequentials opened up; a module that is
+    not a Sequential running Sequential's own forward (a subclass with a forward of its
+    own, any other Module) is one layer: its parts in order would compute something else."""
+    if stock_kind(model, (Sequential,)) is Sequential:
+        return [leaf for layer in model.layers for leaf in layers_in_order(layer)]
+    return [model]
 
 
 def _no_gradient(count: int):
