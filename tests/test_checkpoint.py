@@ -1431,8 +1431,8 @@ def test_a_resume_with_other_frozen_parameters_or_module_settings_is_refused(see
 
 @pytest.mark.parametrize("engine", ["planned", "graph"])
 def test_a_run_without_a_seed_resumes_with_the_same_dropout_masks(seeded, tmp_path, engine):
-    """Without a seed the masks' key comes from wxb's default generator, whose state a
-    resumed run cannot rebuild: the checkpoint carries it."""
+    """Without a seed the masks' key is drawn from wxb's default generator, whose state
+    a resumed run cannot rebuild: the checkpoint carries it."""
     rng = seeded.rng
     n, c, rows = int(rng.integers(2, 6)), 3, int(rng.integers(30, 90))
     X, y = rng.normal(size=(rows, n)), rng.integers(0, c, size=rows)
@@ -1467,3 +1467,39 @@ def test_a_run_without_a_seed_and_a_validation_split_is_refused_with_the_reason(
     with pytest.raises(ConfigError, match="without a seed, validation_split holds out other rows"):
         wxb.fit(model, X, y, epochs=2, validation_split=0.2, verbose=False,
                 checkpoint_dir=tmp_path, resume=True)  # fmt: skip
+
+
+@pytest.mark.parametrize("validation", ["none", "split", "data"])
+def test_a_checkpoint_with_whole_array_data_digests_still_resumes(
+    seeded, tmp_path, monkeypatch, validation
+):
+    """Checkpoints written before the data digests went by blocks of rows described the
+    data by one digest of each whole array; the same data is recognised in them."""
+    rng = seeded.rng
+    n, c, rows = int(rng.integers(2, 6)), 3, int(rng.integers(40, 90))
+    X, y = rng.normal(size=(rows, n)), rng.integers(0, c, size=rows)
+    extra = {
+        "none": {},
+        "split": {"validation_split": 0.2},
+        "data": {"validation_data": (rng.normal(size=(9, n)), rng.integers(0, c, 9))},
+    }
+    kwargs = dict(epochs=3, batch_size=8, seed=int(rng.integers(1 << 30)), verbose=False,
+                  **extra[validation])  # fmt: skip
+    init = int(rng.integers(1 << 30))
+
+    def model():
+        return Sequential(Dense(n, 6, seed=init), Tanh(), Dense(6, c, seed=init + 1))
+
+    reference = model()
+    wxb.fit(reference, X, y, **kwargs)
+    earlier = lambda A, rows, ranks: ckpt.fingerprint(A if rows is None else A[rows])  # noqa: E731
+    monkeypatch.setattr(wxb.train, "_digest_rows", earlier)
+    wxb.fit(model(), X, y, checkpoint_dir=tmp_path, **{**kwargs, "epochs": 1})
+    monkeypatch.undo()
+    resumed = model()
+    history = wxb.fit(resumed, X, y, checkpoint_dir=tmp_path, resume=True, **kwargs)
+    assert history.resumed_from is not None
+    assert same_weights(reference, resumed) == [], seeded.msg(validation)
+    # and other data is still told apart
+    with pytest.raises(ConfigError, match="data differ"):
+        wxb.fit(model(), X + 1, y, checkpoint_dir=tmp_path, resume=True, **kwargs)

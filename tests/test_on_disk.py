@@ -26,13 +26,26 @@ def train(model, X, y, **fit):
     return wxb.fit(model, X, y, verbose=False, **fit)
 
 
-def test_memory_mapped_x_trains_exactly_as_the_array_in_memory(seeded, tmp_path):
+def on_disk(X: np.ndarray, folder, layout: str) -> np.ndarray:
+    """X written to a .npy and memory-mapped: as it is, in Fortran order, or as the first
+    columns of a wider file (a view whose rows are not contiguous)."""
+    if layout == "fortran":
+        np.save(folder / "X.npy", np.asfortranarray(X))
+    elif layout == "columns":
+        np.save(folder / "X.npy", np.hstack([X, np.ones((len(X), 3), X.dtype)]))
+    else:
+        np.save(folder / "X.npy", X)
+    mapped = np.load(folder / "X.npy", mmap_mode="r")
+    return mapped[:, : X.shape[1]] if layout == "columns" else mapped
+
+
+@pytest.mark.parametrize("layout", ["rows", "fortran", "columns"])
+def test_memory_mapped_x_trains_exactly_as_the_array_in_memory(seeded, tmp_path, layout):
     rng = seeded.rng
     dtype = str(rng.choice(["float32", "float64"]))
     rows, features, classes = int(rng.integers(60, 400)), int(rng.integers(2, 12)), 3
     X = rng.standard_normal((rows, features)).astype(dtype)
     y = rng.integers(0, classes, rows)
-    np.save(tmp_path / "X.npy", X)
     fit = {
         "epochs": int(rng.integers(2, 5)),
         "batch_size": int(rng.integers(4, 50)),
@@ -48,12 +61,12 @@ def test_memory_mapped_x_trains_exactly_as_the_array_in_memory(seeded, tmp_path)
 
     in_memory = network(np.random.default_rng(init), features, classes, dtype, dropout)
     want = train(in_memory, X, y, checkpoint_dir=tmp_path / "memory", **fit)
-    on_disk = network(np.random.default_rng(init), features, classes, dtype, dropout)
-    mapped = np.load(tmp_path / "X.npy", mmap_mode="r")
-    got = train(on_disk, mapped, y, checkpoint_dir=tmp_path / "disk", **fit)
+    on_disk_model = network(np.random.default_rng(init), features, classes, dtype, dropout)
+    mapped = on_disk(X, tmp_path, layout)
+    got = train(on_disk_model, mapped, y, checkpoint_dir=tmp_path / "disk", **fit)
 
     for key, value in in_memory.state_dict().items():
-        assert np.array_equal(on_disk.state_dict()[key], value), f"{msg}: {key}"
+        assert np.array_equal(on_disk_model.state_dict()[key], value), f"{msg}: {key}"
     assert got.history == want.history, msg
     assert got.diagnostics == want.diagnostics, msg
     # The checkpoints describe the same data: a run from memory resumes from disk.

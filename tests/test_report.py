@@ -13,7 +13,7 @@ from wxb.cli import main
 from wxb.describe import summary
 from wxb.errors import DataError
 from wxb.nn import Dense, Sequential, Sigmoid, Standardize, Tanh
-from wxb.report import dequantised, report_html
+from wxb.reporting import dequantised, report_html
 
 
 class _Page(html.parser.HTMLParser):

@@ -432,3 +432,17 @@ def test_a_forward_assigned_on_an_instance_is_what_trains_and_predicts(rng, wher
         opt.step()
     assert np.allclose(history["loss"][-1], loss.item(), rtol=1e-10)
     assert np.allclose(model.predict(X), run(Xt).detach().numpy(), rtol=1e-10)
+
+
+def test_fits_without_a_seed_draw_other_dropout_masks(rng):
+    """Nothing else draws (no shuffle, no split): the masks' key must still differ."""
+    n, c = 5, 3
+    X, y = rng.normal(size=(32, n)), rng.integers(0, c, size=32)
+    seed = int(rng.integers(1 << 30))
+
+    def run():
+        model = Sequential(Dense(n, 16, seed=seed), ReLU(), Dropout(0.5), Dense(16, c, seed=seed))
+        wxb.fit(model, X, y, epochs=1, batch_size=8, shuffle=False, verbose=False)
+        return model[0].weight.data.copy()
+
+    assert not np.array_equal(run(), run())

@@ -20,7 +20,7 @@ from wxb.errors import (
 from wxb.explanation import explain
 from wxb.io import load, save
 from wxb.random import manual_seed
-from wxb.report import report  # the function: wxb.report(model, history, X, y, path=…)
+from wxb.reporting import report  # wxb.report(model, history, X, y, path=…)
 from wxb.step import GraphStep, PlannedStep, make_step
 from wxb.tables import read_table
 from wxb.tensor import (

@@ -66,8 +66,8 @@ from wxb.prepare import (
     training_table,
     unscale_output,
 )
-from wxb.report import check_history_matches, read_history
-from wxb.report import report as write_page
+from wxb.reporting import check_history_matches, read_history
+from wxb.reporting import report as write_page
 from wxb.tables import Table, read_table
 from wxb.train import evaluate, fit
 

@@ -451,7 +451,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     masks = rng.spawn(1)[0] if given_seed is not None else None  # rng's own draws unchanged
     # In training steps the masks go by data row (a counter-based generator keyed from
     # those generators, drawn now): the same for one process and for K ranks.
-    by_row = _row_masks(model, masks, rng)
+    by_row = _row_masks(model, masks, rng, distributed=ranks is not None)
     by_row.by_row_only = ranks is not None
 
     n = len(y_arr)
@@ -508,6 +508,19 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         )
         saver.start = ckpt.state_digest(loop.last_good)  # the weights it starts from
         saver.row_masks = by_row
+
+        def whole_array_digests() -> dict:
+            """The data as checkpoints before block digests described it (whole arrays)."""
+            rows_of = lambda A, rows: A if rows is None else A[rows]  # noqa: E731
+            return {
+                "X": ckpt.fingerprint(rows_of(X_arr, train_rows)),
+                "y": ckpt.fingerprint(y_arr),
+                "validation": None
+                if X_val is None
+                else [ckpt.fingerprint(rows_of(X_val, val_rows)), ckpt.fingerprint(y_val)],
+            }
+
+        saver.whole_array_digests = whole_array_digests
         saver.writes = ranks is None or ranks.leader  # rank 0 alone writes
         if saver.writes:
             saver.folder.check_writable()
@@ -606,7 +619,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
                 ranks.where = f"the end of epoch {epoch}"
                 ranks.check_same(  # buffers too: a module that updates one in training
                     [p.data for p in model.parameters()] + [a for _, a in model.named_buffers()],
-                    "the weights",
+                    "the weights or buffers",
                 )
                 if ranks.sum_numbers(interrupts.requested, what="the stop check")[0]:
                     interrupts.requested = True
@@ -735,6 +748,7 @@ class _Saver:
         self.last_step: int | None = None  # the global step of self.last
         self.writes = True  # False on the ranks other than 0 of a distributed run
         self.row_masks: RowMasks | None = None  # fit's masks by row: their key is saved
+        self.whole_array_digests: Any = None  # the data as earlier checkpoints described it
 
     def due(self, global_step: int, epoch_end: bool = False) -> bool:
         """Every ``every`` steps; without it, at each epoch's end."""
@@ -819,7 +833,11 @@ class _Saver:
         or (on any error) none of it."""
         meta = found.meta
         where = f"cannot resume from {found.path}"
-        differences = _differences(meta.get("run", {}), self.run)
+        now = self.run
+        saved_data = meta.get("run", {}).get("data") or {}
+        if len(str(saved_data.get("X", ""))) == 32:  # a whole-array digest: an earlier wxb's
+            now = {**self.run, "data": self.whole_array_digests()}
+        differences = _differences(meta.get("run", {}), now)
         if differences:
             raise ConfigError(f"{where}: {'; '.join(differences)}")
         position = meta["position"]
@@ -1071,20 +1089,27 @@ def _latest(saver: _Saver, ranks: Ranks | None) -> Any:
 
 
 def _row_masks(
-    model: Module, masks: np.random.Generator | None, shuffles: np.random.Generator
+    model: Module,
+    masks: np.random.Generator | None,
+    shuffles: np.random.Generator,
+    distributed: bool,
 ) -> RowMasks:
     """Keys for the masks by row: one drawn here from the run's mask generator (without a
-    seed, one from the state of the shuffles' generator, wxb's default one or the seed
-    rank 0 drew, which is not drawn from: layers made later get the weights they would
-    have got), and one per Dropout with a generator of its own, fixed when the layer
-    was made (from its state, likewise)."""
+    seed: from wxb's default generator in one process; distributed, from the state of
+    the seed rank 0 drew, the same on every rank), and one per Dropout with a generator
+    of its own, fixed when the layer was made (from its state, without drawing)."""
     own = {}
     for _, module in model.named_modules():
         generator = getattr(module, "_own_rng", None)
         if isinstance(module, Dropout) and generator is not None and id(generator) not in own:
             fixed = getattr(module, "_row_key", None)  # set at construction: resumes alike
             own[id(generator)] = fixed if fixed is not None else key_of(generator)
-    key = int(masks.integers(0, 1 << 63)) if masks is not None else key_of(shuffles)
+    if masks is not None:
+        key = int(masks.integers(0, 1 << 63))
+    elif distributed:  # the seed rank 0 drew: fresh each run, and the same on every rank
+        key = key_of(shuffles)
+    else:  # a draw, so that runs without a seed differ (the checkpoints keep the key)
+        key = int(as_generator(None).integers(0, 1 << 63))
     return RowMasks(key, own)
 
 

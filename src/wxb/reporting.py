@@ -259,16 +259,17 @@ def _walkthrough(model: Module, X: object, y: object, sample: int, loss: str | N
     return explain_model(model, rows[sample : sample + 1], target, loss, sample_rows=None)
 
 
-def _fprime_facts(model: Module, explanation: Explanation) -> dict[str, dict[str, float]]:
-    """For each activation step, f′(Z) from its A (σ′ = A(1 − A), tanh′ = 1 − A²,
-    ReLU′ = [A > 0]): the factor the δ chain multiplies by there."""
-    kinds = {}
-    for position, layer in enumerate(layers_in_order(model)):
-        if isinstance(layer, Activation):
-            kinds[f"{layer.name or f'layer{position + 1}'}.A"] = layer.kernel.name
+def _fprime_facts(model: Module, explanation: Explanation) -> dict[int, dict[str, float]]:
+    """For each activation step (by its id), f′(Z) from its A (σ′ = A(1 − A), tanh′ =
+    1 − A², ReLU′ = [A > 0]): the factor the δ chain multiplies by there. The forward's
+    A steps and the model's Activation layers pair in order (names may repeat across
+    nested Sequentials)."""
+    activations = [layer for layer in layers_in_order(model) if isinstance(layer, Activation)]
+    forward = explanation.sections[0].steps if explanation.sections else []
+    steps = [step for step in forward if step.name.endswith(".A")]
     facts = {}
-    for step in explanation.steps:
-        kind = kinds.get(step.name)
+    for step, layer in zip(steps, activations, strict=False):
+        kind = layer.kernel.name
         A = np.asarray(step.value, dtype=np.float64)
         if kind == "sigmoid":
             fprime = A * (1 - A)
@@ -278,7 +279,7 @@ def _fprime_facts(model: Module, explanation: Explanation) -> dict[str, dict[str
             fprime = (A > 0).astype(np.float64)
         else:
             continue
-        facts[step.name] = {
+        facts[id(step)] = {
             "kind": kind,
             "mean": float(fprime.mean()),
             "small": float(np.mean(np.abs(fprime) < 0.01)),
@@ -632,7 +633,7 @@ class _Page:
             groups = _grouped([s for s in section.steps if not s.check])
             for index, (group, members) in enumerate(groups):
                 cards = "".join(
-                    self._step_card(step, cap, fprime.get(step.name)) for step in members
+                    self._step_card(step, cap, fprime.get(id(step))) for step in members
                 )
                 if not group:
                     parts.append(cards)
