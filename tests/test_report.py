@@ -340,3 +340,24 @@ def test_a_step_with_no_finite_entry_is_said_and_the_rest_still_drawn(rng):
     assert "no finite entry to count" in page
     histograms = re.findall(r"<svg class='chart histogram' data-step='(\d+)'>", page)
     assert [int(i) for i in histograms] == [i for i, s in enumerate(steps) if "histogram" in s]
+
+
+def test_f_prime_figures_are_each_activations_own_when_names_repeat(rng):
+    """Nested Sequentials name their layers alike (sigmoid1 twice): each A step's f′(Z)
+    is its own layer's, σ′ = A(1 − A), computed here from the step's A."""
+    seed = int(rng.integers(1 << 30))
+    model = Sequential(
+        Sequential(Dense(3, 5, seed=seed), Sigmoid()), Dense(5, 4, seed=seed + 1), Sigmoid(),
+        Dense(4, 2, seed=seed + 2),
+    ).double()  # fmt: skip
+    X = rng.normal(size=(1, 3))
+    steps = _Page(report_html(model, X=X, y=rng.integers(0, 2, 1), gemm_rate=1e10)).data()["steps"]
+    shown = [s for s in steps if "fprime" in s]
+    assert [s["name"] for s in shown] == ["sigmoid1.A", "sigmoid1.A"]
+    layers = wxb.nn.sequential.layers_in_order(model)
+    x, want = X, []
+    for layer in layers:
+        x = layer(wxb.Tensor(x)).data
+        if isinstance(layer, Sigmoid):
+            want.append(float(np.mean(x * (1 - x))))
+    np.testing.assert_allclose([s["fprime"]["mean"] for s in shown], want, rtol=1e-6)
