@@ -197,9 +197,12 @@ class Ranks:
         message = str(error) or type(error).__name__
         named = isinstance(error, RanksStopped) and message.startswith("rank ")
         prefix = "wxb:" if named else f"wxb: rank {self.rank}:"  # RanksStopped names it
+        text = f"{prefix} {message}\n"
         if not isinstance(error, (WxbError, OSError, KeyboardInterrupt)):  # a bug: where
-            traceback.print_exception(error, file=sys.__stderr__)
-        print(f"{prefix} {message}", file=sys.__stderr__, flush=True)
+            text = "".join(traceback.format_exception(error)) + text
+        sys.__stderr__.write(text)  # one write: the line does not trail the traceback
+        sys.__stderr__.flush()
+        time.sleep(0.3)  # mpiexec forwards it before MPI_Abort ends the ranks (lost otherwise)
         self.comm.Abort(code)
 
 
