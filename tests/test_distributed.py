@@ -398,9 +398,11 @@ def test_ranks_read_a_memory_mapped_x_without_copying_it(seeded, tmp_path):
         state[f"dense{i + 1}.bias"] = np.zeros(n, "f4")
     np.savez(tmp_path / "big-weights.npz", **state)
     case.update(sizes=sizes, frozen_first=False, on_disk=str(tmp_path / "big-X.npy"))
-    # 60–70 steps at a modest rate: float32 rounding (sums in another order) stays small.
+    # 60–70 steps of SGD at a modest rate: float32 rounding (sums in another order) stays
+    # small. (Adam turns it into steps of order lr where a gradient is near 0: 5e-4 to 9e-3
+    # here; the same case in float64 agrees to 1e-11.)
     case["fit"].update(epochs=1, batch_size=1024, validation_split=0.2, clip_grad_norm=None)
-    case["optimizer"].update(lr=float(rng.uniform(0.001, 0.01)))
+    case["optimizer"].update(name="sgd", lr=float(rng.uniform(0.001, 0.01)))
     msg = seeded.msg(json.dumps(case))
     run_cases(tmp_path, {"big": case}, checkpoint_dir=str(tmp_path / "ckpt"))
     for rank in range(RANKS):
