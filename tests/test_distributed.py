@@ -353,14 +353,24 @@ def test_ranks_on_one_machine_share_its_cores_for_the_update(monkeypatch, variab
         assert optim.update_threads() == max(1, min(8, cores // local)), local
 
 
+def failed_job(script: Path, source: str, **env: str) -> str:
+    """Run ``source`` (which prints "finished" at its end) on 2 ranks; it must fail before
+    that. What the job said, for the caller's checks."""
+    script.write_text(source)
+    done = mpiexec([sys.executable, str(script)], timeout=120, **env)
+    said = done.stdout + done.stderr
+    assert done.returncode != 0 and "finished" not in said, said
+    return said
+
+
 @pytest.mark.parametrize("which", ["training", "validation"])
 def test_ranks_given_other_data_are_stopped_by_name(seeded, tmp_path, which):
     """Each rank reads its own copy of the data: a rank given other rows of the same
     shape would train a mixture (or sum validation figures over a mixture) without a
     word."""
-    script = tmp_path / "other_data.py"
     seed = int(seeded.rng.integers(0, 2**31))
-    script.write_text(
+    said = failed_job(
+        tmp_path / "other_data.py",
         "import numpy as np, wxb\n"
         "from wxb import nn\n"
         "from wxb.distributed import Ranks\n"
@@ -371,13 +381,9 @@ def test_ranks_given_other_data_are_stopped_by_name(seeded, tmp_path, which):
         "X, y = rng.standard_normal((64, 4)), rng.integers(0, 3, 64)\n"
         "wxb.fit(nn.Sequential(nn.Dense(4, 3)), X, y, loss='cross_entropy', epochs=1,\n"
         "        seed=1, verbose=False, distributed=ranks, validation_data=(Xv, yv))\n"
-        "print('finished', ranks.rank)\n"
+        "print('finished', ranks.rank)\n",
     )
-    done = mpiexec([sys.executable, str(script)], timeout=120)
-    said = done.stdout + done.stderr
-    assert done.returncode != 0, seeded.msg(said)
     assert f"the {which} data differ between rank 0 and rank 1" in said, seeded.msg(said)
-    assert "finished" not in said, seeded.msg(said)
 
 
 def test_ranks_read_a_memory_mapped_x_without_copying_it(seeded, tmp_path):
@@ -442,9 +448,9 @@ def test_a_run_without_a_seed_resumes_on_two_ranks_and_on_one(seeded, tmp_path):
 def test_a_dropout_whose_mask_cannot_go_by_row_stops_the_ranks_by_name(seeded, tmp_path):
     """Dropout on a transposed input (features × rows): one process draws it from the
     layer's generator, which K ranks cannot reproduce; refused rather than different."""
-    script = tmp_path / "transposed.py"
     seed = int(seeded.rng.integers(0, 2**31))
-    script.write_text(
+    said = failed_job(
+        tmp_path / "transposed.py",
         "import numpy as np, wxb\n"
         "from wxb import nn\n"
         "class Across(nn.Module):\n"
@@ -457,23 +463,20 @@ def test_a_dropout_whose_mask_cannot_go_by_row_stops_the_ranks_by_name(seeded, t
         "X, y = rng.standard_normal((64, 4)), rng.integers(0, 3, 64)\n"
         "wxb.fit(Across(), X, y, loss='cross_entropy', epochs=1, batch_size=16, seed=1,\n"
         "        verbose=False, distributed=True)\n"
-        "print('finished')\n"
+        "print('finished')\n",
     )
-    done = mpiexec([sys.executable, str(script)], timeout=120)
-    said = done.stdout + done.stderr
-    assert done.returncode != 0, seeded.msg(said)
     assert "its mask cannot be drawn by data row" in said, seeded.msg(said)
-    assert "finished" not in said, seeded.msg(said)
 
 
 def test_an_error_on_one_rank_ends_the_job_at_once_with_that_error(seeded, tmp_path):
     """A user's forward that fails on rank 1 only, mid-run: the other rank waits in a
     collective that never comes, and the job ends now, with rank 1's error and where it
     happened, not after the timeout with a message about something else."""
-    script = tmp_path / "one_rank_fails.py"
     seed = int(seeded.rng.integers(0, 2**31))
     failing_step = int(seeded.rng.integers(2, 8))
-    script.write_text(
+    start = time.monotonic()
+    said = failed_job(
+        tmp_path / "one_rank_fails.py",
         "import numpy as np, wxb\n"
         "from wxb import nn\n"
         "from wxb.distributed import Ranks\n"
@@ -490,15 +493,11 @@ def test_an_error_on_one_rank_ends_the_job_at_once_with_that_error(seeded, tmp_p
         "wxb.fit(Fails(nn.Dense(4, 3)), X, y, loss='cross_entropy', epochs=2, batch_size=16,\n"
         "        seed=1, verbose=False, distributed=ranks,\n"
         f"        checkpoint_dir={str(tmp_path / 'c')!r}, checkpoint_every=1)\n"
-        "print('finished', ranks.rank)\n"
+        "print('finished', ranks.rank)\n",
+        WXB_MPI_TIMEOUT="60",
     )
-    start = time.monotonic()
-    done = mpiexec([sys.executable, str(script)], timeout=120, WXB_MPI_TIMEOUT="60")
     took = time.monotonic() - start
-    said = done.stdout + done.stderr
     msg = seeded.msg(said)
-    assert done.returncode != 0, msg
     assert "wxb: rank 1: the user forward failed here" in said, msg
     assert "ZeroDivisionError" in said and "Traceback" in said, msg  # a bug: where it is
-    assert "finished" not in said, msg
     assert took < 30, f"{msg}: took {took:.1f} s (the timeout is 60 s)"
