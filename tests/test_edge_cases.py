@@ -310,3 +310,26 @@ def test_loading_refuses_impossible_standardize_statistics(tmp_path, rng):
     save_file(load_file(path), tmp_path / "neg.safetensors", metadata=broken)
     with pytest.raises(wxb.ModelFileError):
         wxb.load(tmp_path / "neg.safetensors")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("shape", [(1, 7), (300, 5000)])  # one call; several blocks
+def test_the_finite_check_names_the_first_bad_value_wherever_it_is(rng, bad, shape):
+    from wxb.validation import as_features, first_non_finite
+
+    X = rng.normal(size=shape).astype(np.float32)
+    assert first_non_finite(X) is None
+    row, col = int(rng.integers(shape[0])), int(rng.integers(shape[1]))
+    X[row, col] = bad
+    assert first_non_finite(X) == (row, col)
+    with pytest.raises(wxb.DataError, match=rf"X has {bad} at row {row}, column {col}"):
+        as_features(X, np.float32)
+
+
+def test_finite_values_whose_sum_overflows_are_not_taken_for_infinities(rng):
+    from wxb.validation import as_features, first_non_finite
+
+    X = np.full((3, 4), np.finfo(np.float32).max / 2, dtype=np.float32)
+    X[1, 2] = -rng.uniform(1, 2)
+    assert first_non_finite(X) is None
+    assert as_features(X, np.float32) is X  # right dtype and layout: no copy

@@ -593,6 +593,34 @@ def test_enable_grad_and_set_grad_enabled(rng):
     assert (x * 2.0).requires_grad
 
 
+def test_no_grad_as_a_decorator_and_one_instance_entered_inside_itself(rng):
+    x = Tensor(rng.normal(size=3), requires_grad=True)
+
+    @no_grad()
+    def depth(n):  # recursion: each call has its own block, as with PyTorch's decorator
+        assert not (x * 2.0).requires_grad
+        if n:
+            depth(n - 1)
+        assert not is_grad_enabled()
+        return n
+
+    assert depth(3) == 3 and is_grad_enabled()
+    switch = no_grad()
+    with switch:
+        with switch:
+            assert not is_grad_enabled()
+        assert not is_grad_enabled()
+    assert is_grad_enabled()
+    with no_grad():
+        with enable_grad() as inner:
+            assert inner is None and (x * 2.0).requires_grad
+        assert not is_grad_enabled()
+    with pytest.raises(KeyError):
+        with no_grad():
+            raise KeyError("a failing block still puts the mode back")
+    assert is_grad_enabled()
+
+
 # -- 7. dtypes -------------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", [np.float16, np.longdouble, np.complex128])
 def test_unsupported_float_arrays_are_refused_with_the_supported_dtypes(rng, dtype):

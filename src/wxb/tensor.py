@@ -11,8 +11,8 @@ topologically and walks it in reverse, which is the chain rule of the seed:
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import ContextDecorator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,24 +35,37 @@ _mode = _GradMode()
 _FLOAT_TYPES = frozenset(d.type for d in DTYPES.values())  # dtype.name is slow to read
 
 
-@contextmanager
-def no_grad() -> Iterator[None]:
+class _GradSwitch(ContextDecorator):
+    """Recording on or off inside a block (or a decorated function), in this thread; the
+    mode before it comes back after. A class, not a generator: predict enters one per
+    call, and a generator's context costs several times as much."""
+
+    mode = True
+
+    def __init__(self) -> None:
+        self._previous: list[bool] = []  # one instance may be entered again inside itself
+
+    def __enter__(self) -> None:
+        self._previous.append(_mode.enabled)
+        _mode.enabled = self.mode
+
+    def __exit__(self, *exc_info: object) -> None:
+        _mode.enabled = self._previous.pop()
+
+    def _recreate_cm(self) -> _GradSwitch:
+        return type(self)()  # each call of a decorated function keeps its own previous mode
+
+
+class no_grad(_GradSwitch):
     """Run operations without recording them (inference, evaluation), in this thread."""
-    previous, _mode.enabled = _mode.enabled, False
-    try:
-        yield
-    finally:
-        _mode.enabled = previous
+
+    mode = False
 
 
-@contextmanager
-def enable_grad() -> Iterator[None]:
+class enable_grad(_GradSwitch):
     """Record operations inside the block, even within a no_grad() block."""
-    previous, _mode.enabled = _mode.enabled, True
-    try:
-        yield
-    finally:
-        _mode.enabled = previous
+
+    mode = True
 
 
 class set_grad_enabled:  # PyTorch's name: a function and a context manager at once

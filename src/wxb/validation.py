@@ -26,6 +26,17 @@ def as_features(
     """
     if isinstance(X, Tensor):
         X = X.data
+    if (  # the usual input, already right (predict's one row): only the finite check
+        type(X) is np.ndarray
+        and X.dtype == dtype
+        and X.ndim == 2
+        and X.shape[0]
+        and X.shape[1]
+        and X.flags.c_contiguous
+    ):
+        if check:
+            check_finite(X, where)
+        return X
     try:
         array = np.asarray(X)
     except ValueError as exc:  # ragged lists

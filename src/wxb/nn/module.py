@@ -257,24 +257,12 @@ class Module:
             return x
         return Tensor(np.asarray(x, dtype=self.dtype))
 
-    @contextmanager
-    def evaluating(self) -> Iterator[Module]:
+    def evaluating(self) -> _Evaluating:
         """Eval mode for this model's modules inside the block (Dropout off), in this thread
         only: no module's own flag is changed, so another thread training or predicting
         at the same time, and other models in this thread, are not affected (``predict``,
         ``evaluate`` and fit's validation pass use it)."""
-        held = _thread.__dict__.setdefault("evaluating", {})  # id → nesting depth
-        modules = self._module_list()
-        for module in modules:
-            held[id(module)] = held.get(id(module), 0) + 1
-        try:
-            yield self
-        finally:
-            for module in modules:
-                if held[id(module)] == 1:
-                    del held[id(module)]
-                else:
-                    held[id(module)] -= 1
+        return _Evaluating(self)
 
     @contextmanager
     def gradients_set_aside(self) -> Iterator[Module]:
@@ -336,6 +324,28 @@ class Module:
     def label(self) -> str:
         """How errors and explanations refer to this module: its name, or its type."""
         return f"{type(self).__name__} '{self.name}'" if self.name else type(self).__name__
+
+
+class _Evaluating:
+    """``Module.evaluating()``'s block: a class, as predict enters one per call."""
+
+    def __init__(self, model: Module) -> None:
+        self.model = model
+
+    def __enter__(self) -> Module:
+        held = _thread.__dict__.setdefault("evaluating", {})  # id → nesting depth
+        self.modules = self.model._module_list()
+        for module in self.modules:
+            held[id(module)] = held.get(id(module), 0) + 1
+        return self.model
+
+    def __exit__(self, *exc_info: object) -> None:
+        held = _thread.evaluating
+        for module in self.modules:
+            if held[id(module)] == 1:
+                del held[id(module)]
+            else:
+                held[id(module)] -= 1
 
 
 def stock_kind(module: Module, kinds: tuple[type[Module], ...]) -> type[Module] | None:
