@@ -163,3 +163,41 @@ def test_fit_in_another_thread_leaves_signals_alone_and_checkpoints(tmp_path):
     assert sorted(p.name for p in tmp_path.glob("step-*.json"))  # it checkpointed
     a, b = results["thread"][0].state_dict(), results["main"][0].state_dict()
     assert all(np.array_equal(a[k], b[k]) for k in a), f"seed {seed}"
+
+
+def test_forwards_that_record_a_graph_on_one_shared_model_in_several_threads(rng):
+    """As each PyTorch forward has tensors of its own: outputs, losses and gradients of
+    forwards recorded at once in several threads on one Sequential are each thread's own."""
+    model = Sequential(Dense(8, 64, seed=1), Tanh(), Dense(64, 3, seed=2))
+    batches = [rng.standard_normal((int(rng.integers(1, 200)), 8)).astype(np.float32)
+               for _ in range(3)]  # fmt: skip
+    targets = [rng.integers(0, 3, len(X)) for X in batches]
+    loss_fn = CrossEntropyLoss()
+
+    def alone(X, y):
+        out = model(X)
+        x_in = wxb.Tensor(X, requires_grad=True)  # ∂L/∂X: per call, nothing shared
+        loss = loss_fn(model(x_in), y)
+        loss.backward()
+        return out.data.copy(), float(loss.data), x_in.grad.copy()
+
+    want = [alone(X, y) for X, y in zip(batches, targets, strict=True)]
+    wrong, errors = [], []
+
+    def work(k):
+        try:
+            for _ in range(150):
+                got = alone(batches[k], targets[k])
+                for a, b in zip(got, want[k], strict=True):
+                    if not np.allclose(a, b, rtol=1e-6, atol=1e-7):
+                        wrong.append(k)
+        except Exception as error:  # an assertion in a thread would be lost
+            errors.append(repr(error))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    assert not wrong, f"{len(wrong)} results differ from the single-threaded ones"

@@ -27,22 +27,32 @@ MAX_PENDING_GRAPHS = 4  # plans kept per model; beyond, graphs are recorded laye
 
 
 class _Plans:
-    """The plans of one Sequential: for recorded graphs (a few may be pending) and inference."""
+    """The plans of one Sequential: for recorded graphs (a few may be pending) and
+    inference. Each thread has plans of its own, as each PyTorch forward has tensors of
+    its own: two threads running one model must not write into the same buffers."""
 
     def __init__(self, key: tuple) -> None:
         self.key = key  # (layers, parameters, forwards set on instances) they were made for
         self.version = -1  # the structure_version() at which the key was last checked
         self.reason = unplannable_reason(list(key[0]))  # None: the plan computes forward
-        self.training: list[StackPlan] = []
-        self._inference = threading.local()  # one per thread: predict may run in several
+        self._per_thread = threading.local()
+
+    @property
+    def training(self) -> list[StackPlan]:
+        """This thread's plans for recorded graphs."""
+        plans = getattr(self._per_thread, "training", None)
+        if plans is None:
+            plans = self._per_thread.training = []
+        return plans
 
     @property
     def inference(self) -> StackPlan | None:
+        """This thread's plan for calls without a graph (no_grad, predict)."""
         if self.reason is not None:
             return None
-        plan = getattr(self._inference, "plan", None)
+        plan = getattr(self._per_thread, "inference", None)
         if plan is None:
-            plan = self._inference.plan = StackPlan(list(self.key[0]))
+            plan = self._per_thread.inference = StackPlan(list(self.key[0]))
         return plan
 
 
