@@ -446,3 +446,83 @@ def test_fits_without_a_seed_draw_other_dropout_masks(rng):
         return model[0].weight.data.copy()
 
     assert not np.array_equal(run(), run())
+
+
+# -- changing a model after it was built ----------------------------------------------------
+def test_a_layer_replaced_by_assignment_keeps_its_place_as_in_pytorch(rng):
+    from wxb.nn import Sigmoid
+
+    model = Sequential(Dense(4, 5, seed=1), Tanh(), Dense(5, 3, seed=2)).double()
+    X = rng.normal(size=(int(rng.integers(1, 9)), 4))
+    model(X)  # plans made for the old layers
+    reference = twin(model)
+    model.tanh1 = Sigmoid()
+    reference[1] = torch.nn.Sigmoid()
+    assert list(model._modules) == ["dense1", "tanh1", "dense2"]
+    want = reference(torch.from_numpy(X)).detach().numpy()
+    np.testing.assert_allclose(model.predict(X), want, rtol=1e-12)
+    np.testing.assert_allclose(model(X).data, want, rtol=1e-12)
+    new = Dense(4, 5, seed=3).double()
+    model.dense1 = new  # same shape: it would chain anywhere, so only the order shows it
+    with torch.no_grad():
+        reference[0].weight.copy_(torch.from_numpy(new.weight.data))
+        reference[0].bias.copy_(torch.from_numpy(new.bias.data))
+    assert model[0] is new
+    with torch.no_grad():
+        want = reference(torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(model.predict(X), want, rtol=1e-12)
+    dense = model[2]
+    dense.weight = wxb.nn.Parameter(rng.normal(size=(3, 5)))
+    assert [name for name, _ in dense.named_parameters()] == ["weight", "bias"]
+
+
+def test_del_removes_a_layer_or_parameter_as_in_pytorch(rng):
+    model = Sequential(Dense(3, 4, seed=1), Tanh(), Dense(4, 2, seed=2)).double()
+    X = rng.normal(size=(5, 3))
+    model(X)
+    del model.tanh1
+    assert list(model._modules) == ["dense1", "dense2"]
+    reference = twin(model)  # Dense, Dense
+    np.testing.assert_allclose(model.predict(X), reference(torch.from_numpy(X)).detach().numpy())
+    dense = Dense(3, 3)
+    del dense.bias
+    assert [name for name, _ in dense.named_parameters()] == ["weight"]
+    with pytest.raises(AttributeError):
+        dense.bias  # noqa: B018
+
+
+def test_assigning_an_array_to_a_parameter_is_refused_and_to_a_buffer_kept(rng):
+    from wxb.nn import Standardize
+
+    dense = Dense(3, 2)
+    with pytest.raises(wxb.ConfigError, match=r"weight is a parameter: assign a wxb.nn.Parameter"):
+        dense.weight = rng.normal(size=(2, 3))
+    assert [name for name, _ in dense.named_parameters()] == ["weight", "bias"]
+    layer = Standardize(np.zeros(3), np.ones(3))
+    mean = rng.normal(size=3).astype(np.float32)
+    layer.mean = mean
+    assert layer.state_dict()["mean"] is not mean and np.array_equal(
+        layer.state_dict()["mean"], mean
+    )
+    assert list(layer._buffers) == ["mean", "scale"]
+
+
+def test_one_layer_cast_after_the_model_ran_is_refused_as_on_the_graph_path(rng):
+    model = Sequential(Dense(4, 6, seed=1), Tanh(), Dense(6, 3, seed=2)).double()
+    X = rng.normal(size=(5, 4))
+    CrossEntropyLoss()(model(X), rng.integers(0, 3, 5)).backward()
+    model[2].to("float32")
+    assert "mixed dtypes" in model.why_not_planned()
+    with pytest.raises(wxb.DataError):
+        model(X)
+
+
+def test_a_float64_model_without_parameters_computes_in_float64(rng):
+    from wxb.nn import Standardize
+
+    mean, scale = np.array([1000.0]), np.array([1e-3])
+    model = Sequential(Standardize(mean, scale, dtype="float64"))
+    X = 1000 + rng.uniform(0, 1e-3, size=(4, 1))
+    assert model.dtype == np.float64
+    np.testing.assert_allclose(model.predict(X), (X - mean) / scale, rtol=1e-12)
+    np.testing.assert_allclose(model(X).data, (X - mean) / scale, rtol=1e-12)

@@ -113,21 +113,50 @@ class Module:
     def __setattr__(self, key: str, value: object) -> None:
         if "_parameters" not in self.__dict__:
             raise ConfigError(f"{type(self).__name__}.__init__ must call super().__init__() first")
-        # A forward set on the instance changes what the module computes, as a new layer would.
-        changed = isinstance(value, (Parameter, Module)) or key == "forward"
+        params, modules, buffers = self._parameters, self._modules, self._buffers
+        if isinstance(value, (Parameter, Module)):
+            # A name already held keeps its place, as in PyTorch: a Sequential's layer
+            # replaced by assignment stays where it was in the order.
+            own, others = (params, (modules, buffers)) if isinstance(value, Parameter) else (
+                modules, (params, buffers))  # fmt: skip
+            for table in others:
+                table.pop(key, None)
+            own[key] = value
+            _structure_changed()
+        elif value is None:  # ``layer.bias = None``: the parameter (module, buffer) is gone
+            if any(table.pop(key, None) is not None for table in (params, modules, buffers)):
+                _structure_changed()
+        elif key in params or key in modules:
+            kind, wanted = ("parameter", "Parameter") if key in params else ("module", "Module")
+            hint = f" (to change its values in place: {key}.data[...] = …)" if key in params else ""
+            raise ConfigError(
+                f"{self.label}.{key} is a {kind}: assign a wxb.nn.{wanted} or None, not a "
+                f"{type(value).__name__}{hint}"
+            )
+        elif key in buffers:  # a buffer keeps its place and stays saved with the model
+            if not isinstance(value, np.ndarray):
+                raise ConfigError(
+                    f"{self.label}.{key} is a buffer: assign a NumPy array or None, not a "
+                    f"{type(value).__name__}"
+                )
+            buffers[key] = value
+            _structure_changed()
+        elif key == "forward":  # a forward set on the instance changes what it computes
+            _structure_changed()
+        object.__setattr__(self, key, value)
+
+    def __delattr__(self, key: str) -> None:
+        """``del module.name`` removes a parameter, sub-module or buffer, as in PyTorch."""
         for table in (self._parameters, self._modules, self._buffers):
             if table.pop(key, None) is not None:
-                changed = True
-        if changed:
+                _structure_changed()
+        if key == "forward" and "forward" in self.__dict__:
             _structure_changed()
-        if isinstance(value, Parameter):
-            self._parameters[key] = value
-        elif isinstance(value, Module):
-            self._modules[key] = value
-        object.__setattr__(self, key, value)
+        object.__delattr__(self, key)
 
     def register_buffer(self, key: str, array: np.ndarray) -> None:
         self._buffers[key] = array
+        _structure_changed()  # its dtype may differ from the others' (plans check that)
         object.__setattr__(self, key, array)
 
     # -- what the model holds --------------------------------------------------------
@@ -190,6 +219,7 @@ class Module:
                     p.grad = p.grad.astype(target)
             for key, array in list(module._buffers.items()):
                 module.register_buffer(key, array.astype(target))
+        _structure_changed()  # plans made for the old dtypes are made again
         return self
 
     def double(self) -> Module:
@@ -200,9 +230,16 @@ class Module:
 
     @property
     def dtype(self) -> np.dtype:
-        for module in self._module_list():
+        """The dtype inputs are cast to: the first parameter's, else the first float
+        buffer's (a model of Standardize alone), else float32."""
+        modules = self._module_list()
+        for module in modules:
             for p in module._parameters.values():
                 return p.dtype
+        for module in modules:
+            for array in module._buffers.values():
+                if array.dtype.kind == "f":
+                    return array.dtype
         return resolve_dtype(None)
 
     # -- state ---------------------------------------------------------------------------

@@ -146,6 +146,8 @@ class Sequential(Module):
         own_forwards = tuple(vars(m).get("forward") for m in layers)  # layer.forward = …
         if plans is None or plans.key != (layers, params, own_forwards):
             plans = _PLANS[self] = _Plans((layers, params, own_forwards))
+        else:  # the same layers and parameters, perhaps in other dtypes now (.to())
+            plans.reason = unplannable_reason(list(layers))
         plans.version = version
         return plans
 
