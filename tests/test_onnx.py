@@ -465,3 +465,16 @@ def test_the_cli_refuses_bad_input_with_one_line(tmp_path, rng, capsys, bad):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("wxb: error: "), err
     assert not output.exists()
+
+
+def test_a_float64_model_without_parameters_exports_in_float64(tmp_path, rng):
+    from wxb.nn import Sequential, Softmax, Standardize
+
+    mean, scale = rng.normal(size=3) * 1000, rng.uniform(1e-3, 1e-2, size=3)
+    model = Sequential(Standardize(mean, scale, dtype="float64"), Softmax())
+    X = mean + rng.normal(size=(5, 3)) * 1e-3
+    path = wxb.onnx.export(model, tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(path))
+    assert session.get_inputs()[0].type == "tensor(double)"
+    got = session.run(None, {session.get_inputs()[0].name: X})[0]
+    np.testing.assert_allclose(got, model.predict(X), rtol=1e-12)

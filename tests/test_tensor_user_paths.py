@@ -7,6 +7,7 @@ is the independent reference for every gradient.
 
 from __future__ import annotations
 
+import re
 import threading
 
 import numpy as np
@@ -643,3 +644,121 @@ def test_integer_and_listed_data_take_the_default_dtype(rng):
     np.testing.assert_array_equal(Tensor(ints).data, ints)
     assert Tensor(ints.tolist()).dtype == np.float32
     assert Tensor(rng.normal(size=3)).dtype == np.float64  # a float64 array stays float64
+
+
+# -- 8. in-place operators, comparisons, truth ------------------------------------------------
+IN_PLACE = {
+    "+=": lambda t, x: t.__iadd__(x),
+    "-=": lambda t, x: t.__isub__(x),
+    "*=": lambda t, x: t.__imul__(x),
+    "/=": lambda t, x: t.__itruediv__(x),
+}
+
+
+def test_a_hand_written_update_under_no_grad_changes_the_model_as_in_pytorch(rng):
+    n, m, lr = *dims(rng, 2), float(rng.uniform(0.01, 0.5))
+    layer, twin = twin_dense(rng, n, m)
+    X = rng.normal(size=(int(rng.integers(1, 6)), n))
+    for step in range(3):
+        if step == 2:  # an optimiser holds the parameters in its flat buffer now
+            SGD(layer.parameters(), lr=lr)
+        for p in layer.parameters():
+            p.grad = None
+        twin.zero_grad()
+        (layer(X) ** 2).sum().backward()
+        (twin(torch.tensor(X)) ** 2).sum().backward()
+        with no_grad():
+            for p in layer.parameters():
+                p -= lr * p.grad
+        with torch.no_grad():
+            for p in twin.parameters():
+                p -= lr * p.grad
+        close(layer.weight.data, twin.weight)
+        close(layer.bias.data, twin.bias)
+    close(layer(X).data, twin(torch.tensor(X)))
+
+
+@pytest.mark.parametrize("symbol", list(IN_PLACE))
+def test_in_place_operators_change_the_tensor_and_every_name_for_it(rng, symbol):
+    shape = dims(rng, 2)
+    data, other = rng.uniform(0.5, 2, size=shape), rng.uniform(0.5, 2, size=shape[1:])
+    t, alias = Tensor(data.copy()), None
+    alias = t
+    reference = torch.tensor(data)
+    result = IN_PLACE[symbol](t, other)
+    IN_PLACE[symbol](reference, torch.tensor(other))
+    assert result is t and alias is t
+    close(t.data, reference)
+    close(IN_PLACE[symbol](t, Tensor(other)).data, IN_PLACE[symbol](reference, torch.tensor(other)))
+    with pytest.raises(wxb.ShapeError, match=f"in-place {re.escape(symbol)}"):
+        IN_PLACE[symbol](Tensor(other), data)  # the result would be larger than the tensor
+
+
+def test_in_place_operators_are_refused_where_they_would_lose_a_gradient(rng):
+    w, torch_w = pair(rng.normal(size=3))
+    with pytest.raises(wxb.TrainingError, match="in-place"):
+        w += 1.0
+    with pytest.raises(RuntimeError, match="in-place"):
+        torch_w += 1.0  # PyTorch refuses it on a leaf too
+    h = w * 2.0
+    with pytest.raises(wxb.TrainingError, match="in-place"):
+        h += 1.0  # PyTorch records it; wxb refuses rather than cut the graph
+    plain = Tensor(rng.normal(size=3))
+    with pytest.raises(wxb.TrainingError, match="in-place"):
+        plain += w  # plain would have to join the graph
+    x = Tensor(rng.normal(size=3))
+    y = (w * x).sum()  # ∂y/∂w reads x
+    x *= 2.0
+    with pytest.raises(wxb.TrainingError, match="modified in place"):
+        y.backward()
+    with no_grad():
+        w += 1.0  # an update, as optimisers make
+    assert w._version == 1
+
+
+def test_comparisons_give_masks_and_tensors_hash_by_identity(rng):
+    data = rng.integers(0, 3, size=dims(rng, 2)).astype(np.float64)
+    t, reference = Tensor(data), torch.tensor(data)
+    np.testing.assert_array_equal(t == 0, (reference == 0).numpy())
+    np.testing.assert_array_equal(t != 1, (reference != 1).numpy())
+    np.testing.assert_array_equal(t == Tensor(data), np.ones(data.shape, bool))
+    assert int((t == 0).sum()) == int((reference == 0).sum())
+    assert t[t == 0].shape == tuple(reference[reference == 0].shape)
+    same = Tensor(data)
+    assert {t: "t", same: "same"}[same] == "same" and len({t, same, t}) == 2
+
+
+def test_truth_of_a_tensor_as_pytorch(rng):
+    for value in (0.0, -0.0, 1.0, float(rng.normal())):
+        assert bool(Tensor(np.array([value]))) == bool(torch.tensor([value]))
+        assert bool(Tensor(np.array(value))) == bool(torch.tensor(value))
+    with pytest.raises(ValueError, match="ambiguous"):
+        bool(Tensor(rng.normal(size=dims(rng, 1))))
+    with pytest.raises(ValueError, match="ambiguous"):
+        bool(Tensor(np.zeros(0)))
+
+
+def test_abs_and_the_mean_of_nothing_as_pytorch(rng):
+    w, torch_w = pair(rng.normal(size=dims(rng, 2)))
+    abs(w).sum().backward()
+    abs(torch_w).sum().backward()
+    close(w.grad, torch_w.grad)
+    empty = np.zeros((0, 3))
+    assert np.isnan(Tensor(empty).mean().data) and torch.tensor(empty).mean().isnan()
+    close(Tensor(empty).mean(axis=0).data, torch.tensor(empty).mean(dim=0))
+
+
+def test_numpy_float_scalars_keep_their_dtype_and_leaves_get_gradients_in_theirs(rng):
+    value = float(rng.normal())
+    for scalar in (np.float64(value), np.float32(value)):
+        assert Tensor(scalar).dtype == torch.tensor(scalar).numpy().dtype
+        assert float(Tensor(scalar).data) == float(scalar)
+    a = Tensor(rng.normal(size=3).astype(np.float32), requires_grad=True)
+    b = Tensor(rng.normal(size=3), requires_grad=True)  # float64
+    ta, tb = torch.tensor(a.data, requires_grad=True), torch.tensor(b.data, requires_grad=True)
+    for _ in range(2):  # the second backward adds to the first gradient
+        (a * b).sum().backward()
+        (ta * tb).sum().backward()
+    assert a.grad.dtype == np.float32 and b.grad.dtype == np.float64
+    close(a.grad, ta.grad, rtol=1e-6)
+    close(b.grad, tb.grad, rtol=1e-6)

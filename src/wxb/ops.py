@@ -22,7 +22,7 @@ import numpy as np
 
 from wxb import kernels
 from wxb.backend import xp
-from wxb.errors import DataError, ShapeError
+from wxb.errors import DataError, ShapeError, TrainingError
 from wxb.random import row_masks
 from wxb.tensor import UFUNC_OPS, Tensor, is_grad_enabled
 
@@ -266,7 +266,7 @@ def mean(a: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = 
     else:
         axes = (axis,) if isinstance(axis, (int, np.integer)) else axis
         count = math.prod(a.shape[i] for i in axes)
-    return mul(total, 1.0 / count)
+    return mul(total, 1.0 / count if count else math.nan)  # the mean of nothing: NaN
 
 
 def reshape(a: Tensor, *shape: int | tuple[int, ...]) -> Tensor:
@@ -761,6 +761,46 @@ Tensor.__rtruediv__ = lambda self, other: div(other, self)
 Tensor.__pow__ = lambda self, other: power(self, other)
 Tensor.__rpow__ = lambda self, other: power(other, self)
 Tensor.__neg__ = negative
+Tensor.__abs__ = lambda self: absolute(self)
+
+
+def _in_place(ufunc: np.ufunc, symbol: str):
+    """``t += x`` and its kin change t itself, as PyTorch's do: a parameter updated by
+    hand (``p -= lr * p.grad`` under no_grad) must change in the model, where Python's
+    fallback (``t = t - x``) would bind a new tensor to the name and leave it as it was."""
+
+    def apply(self: Tensor, other: object) -> Tensor:
+        other_grad = isinstance(other, Tensor) and other.requires_grad
+        if is_grad_enabled() and (self.requires_grad or other_grad):
+            what = (
+                "a tensor that requires grad"
+                if self.requires_grad
+                else "a tensor, from one that requires grad"
+            )
+            raise TrainingError(
+                f"in-place {symbol} on {what} while the graph is recorded: PyTorch refuses it "
+                "on a parameter, and wxb records no in-place operation. Update parameters "
+                f"inside `with wxb.no_grad():`, or write t = t {symbol[0]} x for a new tensor"
+            )
+        value = other.data if isinstance(other, Tensor) else other
+        if not self.data.flags.writeable:
+            raise DataError(f"in-place {symbol}: the tensor's array is read-only")
+        try:  # the result's shape must be the tensor's: it cannot grow by broadcasting
+            ufunc(self.data, value, out=self.data, casting="same_kind")
+        except ValueError as exc:
+            shape = self.shape
+            raise ShapeError(f"in-place {symbol} on a tensor of shape {shape}: {exc}") from None
+        self._version += 1  # a graph recorded before reads other values now: its backward refuses
+        return self
+
+    return apply
+
+
+Tensor.__iadd__ = _in_place(np.add, "+=")
+Tensor.__isub__ = _in_place(np.subtract, "-=")
+Tensor.__imul__ = _in_place(np.multiply, "*=")
+Tensor.__itruediv__ = _in_place(np.true_divide, "/=")
+Tensor.__ipow__ = _in_place(np.power, "**=")
 Tensor.__getitem__ = index
 Tensor.__iter__ = _iterate
 Tensor.T = property(transpose)

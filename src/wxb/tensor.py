@@ -129,14 +129,15 @@ class Tensor:
     ) -> None:
         if isinstance(data, Tensor):
             data = data.data
-        if dtype is None and isinstance(data, np.ndarray) and data.dtype.kind in "fc":
+        # A float array, or a NumPy float scalar (np.float64(x), as PyTorch), keeps its dtype.
+        if dtype is None and isinstance(data, (np.ndarray, np.inexact)) and data.dtype.kind in "fc":
             if data.dtype.type not in _FLOAT_TYPES:  # float16, longdouble, complex
                 raise DataError(
                     f"Tensor: {data.dtype} arrays are not supported; wxb computes in "
                     f"{' or '.join(DTYPES)} (cast with array.astype(np.float32), or pass "
                     "dtype='float32')"
                 )
-            array = data
+            array = data if isinstance(data, np.ndarray) else np.asarray(data)
         else:
             array = xp.asarray(data, dtype=resolve_dtype(dtype))
         self.data: np.ndarray = array
@@ -256,6 +257,24 @@ class Tensor:
     def __ge__(self, other: object) -> np.ndarray:
         return np.greater_equal(self.data, other.data if isinstance(other, Tensor) else other)
 
+    def __eq__(self, other: object) -> np.ndarray:  # type: ignore[override]
+        """Element-wise, as NumPy and PyTorch compare (``t == 0`` is a mask)."""
+        return np.equal(self.data, other.data if isinstance(other, Tensor) else other)
+
+    def __ne__(self, other: object) -> np.ndarray:  # type: ignore[override]
+        return np.not_equal(self.data, other.data if isinstance(other, Tensor) else other)
+
+    __hash__ = object.__hash__  # by identity, as PyTorch's: tensors as dict keys
+
+    def __bool__(self) -> bool:
+        """The truth of a one-element tensor, as PyTorch's; several elements are ambiguous."""
+        if self.data.size != 1:
+            raise ValueError(
+                f"the truth value of a tensor of shape {self.shape} is ambiguous: use "
+                "(t != 0).any() or .all()"
+            )
+        return bool(self.data.reshape(-1)[0])
+
     # Arithmetic operators (@ + - * / ** .T .sum() .mean(), indexing, reshape) are
     # attached by wxb.ops, which builds on this module: a module knows only those beneath it.
 
@@ -314,6 +333,9 @@ class Tensor:
             if node._backward is None:  # a leaf
                 if freed:
                     raise _second_backward_error()
+                if g.dtype != node.data.dtype:  # from a graph of another dtype: the leaf's own
+                    g = g.astype(node.data.dtype)
+                    handed[id(g)] = 1
                 if node.grad is not None:
                     node.grad = np.asarray(node.grad + g)  # 0-d arrays add up to a scalar
                 elif (

@@ -144,8 +144,9 @@ class Sequential(Module):
         layers = tuple(self._modules.values())
         params = tuple(p for m in layers for p in m._parameters.values())
         own_forwards = tuple(vars(m).get("forward") for m in layers)  # layer.forward = …
-        if plans is None or plans.key != (layers, params, own_forwards):
-            plans = _PLANS[self] = _Plans((layers, params, own_forwards))
+        key = (layers, params, own_forwards)
+        if plans is None or not all(map(_same_objects, plans.key, key)):
+            plans = _PLANS[self] = _Plans(key)
         else:  # the same layers and parameters, perhaps in other dtypes now (.to())
             plans.reason = unplannable_reason(list(layers))
         plans.version = version
@@ -170,6 +171,11 @@ class Sequential(Module):
             "name": self.name,
             "layers": [layer.config() for layer in self.layers],
         }
+
+
+def _same_objects(a: tuple, b: tuple) -> bool:
+    """By identity: a tuple's == would compare parameters element-wise, as tensors compare."""
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
 
 
 def layers_in_order(model: Module) -> list[Module]:
