@@ -780,7 +780,7 @@ def _in_place(ufunc: np.ufunc, symbol: str):
             raise TrainingError(
                 f"in-place {symbol} on {what} while the graph is recorded: PyTorch refuses it "
                 "on a parameter, and wxb records no in-place operation. Update parameters "
-                f"inside `with wxb.no_grad():`, or write t = t {symbol[0]} x for a new tensor"
+                f"inside `with wxb.no_grad():`, or write t = t {symbol[:-1]} x for a new tensor"
             )
         value = other.data if isinstance(other, Tensor) else other
         if not self.data.flags.writeable:
