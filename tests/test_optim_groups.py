@@ -570,3 +570,42 @@ def test_a_frozen_layer_is_left_alone_and_the_rest_match_torch(seeded):
         np.testing.assert_allclose(
             p.data, q.detach().numpy(), rtol=RTOL, atol=ATOL, err_msg=seeded.msg(name)
         )
+
+
+def test_a_group_added_during_a_step_schedule_follows_pytorch(rng):
+    from wxb.optim import StepLR
+
+    step_size, gamma = int(rng.integers(1, 4)), float(rng.uniform(0.1, 0.9))
+    added_at, lr, extra_lr = int(rng.integers(0, 8)), float(rng.uniform(0.1, 1)), 0.7
+    w = [Parameter(np.zeros(2)), Parameter(np.zeros(2))]
+    tw = [torch.zeros(2, requires_grad=True), torch.zeros(2, requires_grad=True)]
+    opt, torch_opt = SGD([w[0]], lr=lr), torch.optim.SGD([tw[0]], lr=lr)
+    schedule = StepLR(opt, step_size, gamma)
+    torch_schedule = torch.optim.lr_scheduler.StepLR(torch_opt, step_size, gamma)
+    for epoch in range(12):
+        if epoch == added_at:
+            opt.add_param_group({"params": [w[1]], "lr": extra_lr})
+            torch_opt.add_param_group({"params": [tw[1]], "lr": extra_lr})
+        got = [g["lr"] for g in opt.param_groups]
+        np.testing.assert_allclose(got, [g["lr"] for g in torch_opt.param_groups], rtol=1e-12)
+        opt.step()
+        torch_opt.step()
+        schedule.step()
+        torch_schedule.step()
+
+
+@pytest.mark.parametrize("kind", ["cosine", "invscaling"])
+def test_a_group_added_later_keeps_its_rate_through_the_epoch_it_joined(rng, kind):
+    from wxb.optim import SCHEDULES
+
+    opt = SGD([Parameter(np.zeros(2))], lr=float(rng.uniform(0.1, 1)))
+    schedule = SCHEDULES[kind](opt, **({"T_max": 10} if kind == "cosine" else {}))
+    for _ in range(int(rng.integers(1, 5))):
+        schedule.step()
+    opt.add_param_group({"params": [Parameter(np.zeros(2))], "lr": 0.5})
+    first = schedule.lr_at(schedule.epoch, 1.0)
+    schedule.step()
+    ratio = schedule.lr_at(schedule.epoch, 1.0) / first  # the first group's change
+    # Both are multiplicative (the cosine with η_min = 0): the new group, kept at 0.5
+    # through the epoch it joined, moves by the same factor as the first group.
+    np.testing.assert_allclose(opt.param_groups[1]["lr"], 0.5 * ratio, rtol=1e-12)

@@ -857,7 +857,9 @@ class LRSchedule:
 
     The starting rate is the group's ``initial_lr``, written into the group by the
     first schedule made on the optimiser (its lr then), so a second schedule starts
-    from the same rate. A group added later starts from its lr when first seen.
+    from the same rate. A group added later keeps its lr through the epoch it was
+    added in and follows the schedule from there (as PyTorch's StepLR does): its
+    starting rate is the one the schedule would have brought to that lr by then.
     """
 
     def __init__(self, optimizer: Optimizer) -> None:
@@ -874,8 +876,16 @@ class LRSchedule:
 
     def _bases(self) -> list[float]:
         for group in self.optimizer.param_groups[len(self.base_lrs) :]:
-            self.base_lrs.append(group.setdefault("initial_lr", group["lr"]))
+            lr = group.setdefault("initial_lr", group["lr"])
+            self.base_lrs.append(self._base_reaching(lr, self.epoch) if self.epoch else lr)
         return self.base_lrs
+
+    def _base_reaching(self, lr: float, epoch: int) -> float:
+        """The starting rate whose schedule is at ``lr`` at ``epoch``: every schedule here
+        is a·base + c at a given epoch (γ^k; 1/(e+1)^p; a cosine between η_min and base)."""
+        c = self.lr_at(epoch, 0.0)
+        a = self.lr_at(epoch, 1.0) - c
+        return (lr - c) / a if a > 0 else lr  # a = 0: the cosine's trough, where all meet
 
     def start(self) -> None:
         """Set the rates for epoch 0 (a schedule starts from each group's initial rate)."""
@@ -935,6 +945,7 @@ class LRSchedule:
 
     def step(self) -> float:
         """Next epoch's rates; returns the first group's."""
+        self._bases()  # a group added during this epoch: its lr is this epoch's rate
         self.epoch += 1
         self._set(self.epoch)
         return self.optimizer.lr
