@@ -633,3 +633,36 @@ def test_explain_refuses_a_misspelled_target_and_plots_need_a_folder_of_their_ow
     )  # fmt: skip
     assert_one_line_error(code, out, err, r"--plots names a folder")
     assert not same.exists() and not (tmp_path / "n.safetensors").exists()
+
+
+def test_regression_figures_use_the_targets_as_given_not_rounded_to_float32(tmp_path, capsys, rng):
+    """Targets near 1e8 round to multiples of 8 in float32: the figures must not."""
+    from sklearn.metrics import r2_score
+
+    x = rng.standard_normal((300, 2))
+    y = 1e8 + 3 * x[:, 0] - x[:, 1] + 0.1 * rng.standard_normal(300)
+    data = write_csv(tmp_path / "big.csv", ["a", "b", "y"], np.column_stack([x, y]).tolist())
+    model_path = tmp_path / "big.safetensors"
+    train = ["train", "--data", str(data), "--target", "y", "--hidden", "8", "--epochs", "5"]
+    code, out, _ = run_cli(capsys, *train, "-o", str(model_path), "-q")
+    assert code == 0, out
+    code, out, _ = run_cli(capsys, "eval", str(model_path), str(data))
+    assert code == 0, out
+    model = wxb.load(model_path)
+    import pandas as pd
+
+    pred = model.predict(pd.read_csv(data)[["a", "b"]]).astype(np.float64).ravel()
+    want = r2_score(y, pred)
+    shown = float(re.search(r"\br2 ([-\d.e+]+)", out).group(1))
+    assert abs(shown - want) <= 1e-3 * max(1.0, abs(want)), (shown, want, out)
+    mse = float(re.search(r"\bmse ([-\d.e+]+)", out).group(1))
+    np.testing.assert_allclose(mse, np.mean((pred - y) ** 2), rtol=1e-3)
+
+
+def test_r2_of_a_constant_target_is_not_a_huge_negative_number(rng):
+    from wxb.cli import report
+    from wxb.nn import Dense, Sequential
+
+    model = Sequential(Dense(2, 1, dtype="float64"))
+    X, y = rng.normal(size=(3, 2)), np.full((3, 1), 0.1)
+    assert report(model, X, y, "mse", "regression")["r2"] == 0.0  # scikit-learn's finite rule

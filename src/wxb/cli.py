@@ -761,15 +761,15 @@ def make_optimizer(args: argparse.Namespace, model: Sequential):
 def report(model, X: np.ndarray, y: np.ndarray, loss: str, task: str) -> dict[str, float]:
     """Test figures: loss and accuracy, or MSE and R² (sklearn's definition)."""
     X = validation.as_features(X, model.dtype)
+    if task == "regression":  # against the targets as given: rounding them to the model's
+        # float32 would move both figures (targets near 1e8 round in steps of 8)
+        y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+        pred = model.predict(X).astype(np.float64).reshape(len(y), -1)
+        residual = ((pred - y) ** 2).sum()
+        r2 = regression_figures(y, pred)["r2"]  # per output, averaged; a constant column exactly
+        return {"mse": float(residual / y.size), "r2": r2}
     y = y if y.ndim == 1 else y.astype(model.dtype)
-    figures = evaluate(model, X, y, get_loss(loss))
-    if task == "regression":  # R² per output, averaged (scikit-learn's r2_score)
-        pred = model.predict(X).astype(np.float64)
-        residual = ((pred - y) ** 2).sum(axis=0)
-        spread = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
-        r2 = np.where(spread > 0, 1 - residual / np.where(spread > 0, spread, 1), 0.0)
-        figures = {"mse": float(residual.sum() / y.size), "r2": float(r2.mean())}
-    return figures
+    return evaluate(model, X, y, get_loss(loss))
 
 
 # ---------------------------------------------------------------------------------
