@@ -666,3 +666,35 @@ def test_r2_of_a_constant_target_is_not_a_huge_negative_number(rng):
     model = Sequential(Dense(2, 1, dtype="float64"))
     X, y = rng.normal(size=(3, 2)), np.full((3, 1), 0.1)
     assert report(model, X, y, "mse", "regression")["r2"] == 0.0  # scikit-learn's finite rule
+
+
+def test_text_categories_that_look_like_numbers_are_found_when_read_as_numbers(
+    tmp_path, capsys, rng
+):
+    """A column of '1.0', '2.0' and 'beta' is text in training; a file without 'beta'
+    reads it as numbers: 1.0 must still be the category '1.0', not an unseen '1'."""
+    import pandas as pd
+
+    n = 240
+    version = rng.choice(["1.0", "2.0", "beta"], n)
+    x = rng.standard_normal(n)
+    label = np.where((version == "1.0") | ((version == "beta") & (x > 0)), "A", "B")
+    frame = pd.DataFrame({"x": x, "ver": version, "y": label})
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    numbers_only = frame[version != "beta"]
+    numbers_only.to_csv(tmp_path / "eval.csv", index=False)
+    model_path = tmp_path / "m.safetensors"
+    train = ["train", "--data", str(tmp_path / "train.csv"), "--target", "y", "--hidden", "8"]
+    code, out, _ = run_cli(capsys, *train, "--epochs", "60", "-o", str(model_path), "-q")
+    assert code == 0, out
+    model = wxb.load(model_path)
+    as_text = model.predict(numbers_only[["x", "ver"]])  # the training file's reading
+    as_numbers = model.predict(pd.read_csv(tmp_path / "eval.csv")[["x", "ver"]])
+    assert pd.read_csv(tmp_path / "eval.csv")["ver"].dtype.kind == "f"
+    np.testing.assert_allclose(as_numbers, as_text, rtol=1e-6)
+    code, out, _ = run_cli(capsys, "eval", str(model_path), str(tmp_path / "eval.csv"))
+    assert code == 0, out
+    classes = np.array(model.info["classes"])
+    want = np.mean(classes[np.argmax(as_text, axis=1)] == numbers_only["y"].to_numpy())
+    shown = float(re.search(r"accuracy ([\d.]+)", out).group(1))
+    assert abs(shown - want) < 1e-3, out

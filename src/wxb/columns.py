@@ -260,6 +260,13 @@ class TableEncoder:
                 dtype=np.int64,
                 count=len(values),
             )
+            unseen = np.flatnonzero(codes < 0)
+            if len(unseen) and column.kind != "bool":  # '1' for a category '1.0'?
+                by_number = _categories_by_number(rule.categories or [])
+                for row in unseen if by_number else ():
+                    category = by_number.get(_as_number(values[row]))
+                    if category is not None:
+                        codes[row] = index[category]
             pieces.append((codes, len(index)))
         else:
             if column.kind == "text":  # numbers stored as text are numbers; a word is not
@@ -387,6 +394,25 @@ def explain_row(encoder: TableEncoder, table: Table, row: int) -> list[str]:
             lines.append(f"{rule.name} missing → {X[j]:g}")
             j += 1
     return lines
+
+
+def _categories_by_number(categories: list[str]) -> dict[float, str]:
+    """The categories that read as numbers, by their value: a column of '1.0', '2.0' and
+    'beta' read as numbers in another file (or a DataFrame of floats) must still find
+    '1.0' for 1.0, which comes back as the text '1'."""
+    found: dict[float, str] = {}
+    for category in categories:
+        number = _as_number(category)
+        if number is not None and np.isfinite(number):
+            found.setdefault(number, category)
+    return found
+
+
+def _as_number(value: object) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _plain_text(value: object, kind: str = "number") -> str:
