@@ -166,3 +166,19 @@ def test_diagnostics_refuse_a_sequential_with_a_forward_of_its_own(rng):
     history = wxb.fit(OnlyAddsAMethod(Dense(3, 4), Tanh(), Dense(4, 2)), X, y, epochs=1,
                       diagnose=True, verbose=False)  # fmt: skip
     assert [layer["layer"] for layer in history.diagnostics[0]["layers"]] == ["dense1", "dense2"]
+
+
+def test_a_frozen_first_layer_keeps_its_delta_and_raises_no_false_warning(rng):
+    seed = int(rng.integers(1 << 30))
+    model = Sequential(Dense(4, 8, seed=seed, dtype="float64"), Tanh(),
+                       Dense(8, 3, seed=seed + 1, dtype="float64"))  # fmt: skip
+    X, y = rng.normal(size=(20, 4)), rng.integers(0, 3, 20)
+    trainable = layer_reports(model, X, y, CrossEntropyLoss())
+    for p in model[0].parameters():
+        p.requires_grad = False
+    frozen = layer_reports(model, X, y, CrossEntropyLoss())
+    assert frozen[0].delta_norm > 0
+    for a, b in zip(frozen, trainable, strict=True):
+        np.testing.assert_allclose(a.delta_norm, b.delta_norm, rtol=1e-12)
+    assert warnings_for(frozen) == warnings_for(trainable)
+    assert all(not p.requires_grad and p.grad is None for p in model[0].parameters())

@@ -20,7 +20,7 @@ import numpy as np
 from wxb.errors import ConfigError
 from wxb.nn.layers import Activation, Dense, ReLU, Sigmoid, Tanh
 from wxb.nn.losses import Loss
-from wxb.nn.module import Module
+from wxb.nn.module import Module, every_parameter_requiring_grad
 from wxb.nn.sequential import layers_in_order
 from wxb.tensor import Tensor
 
@@ -53,7 +53,9 @@ def layer_reports(model: Module, X: np.ndarray, y: np.ndarray, loss: Loss) -> li
             "forward of its own computes something else)"
         )
     # Eval mode: Dropout off, so the figures are the network's own and no mask is drawn.
-    with model.evaluating(), model.gradients_set_aside():
+    # Frozen layers too: δ passes through them all the same, and a frozen first layer
+    # must not read as a vanished δ.
+    with model.evaluating(), model.gradients_set_aside(), every_parameter_requiring_grad(model):
         x, denses, activation_of = Tensor(X), [], {}
         for layer in layers:
             out = layer(x)

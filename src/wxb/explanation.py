@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,7 +24,7 @@ from wxb import ops
 from wxb.errors import ConfigError, DataError
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
 from wxb.nn.losses import CrossEntropyLoss, Loss, get_loss
-from wxb.nn.module import Module, Parameter
+from wxb.nn.module import Module, Parameter, every_parameter_requiring_grad
 from wxb.nn.sequential import layers_in_order
 from wxb.tensor import Tensor
 from wxb.validation import as_class_indices, as_features, as_targets
@@ -449,20 +448,6 @@ def _transposed(latex: str) -> str:
     return latex[:-1] + "T}" if latex.endswith(")}") else latex + "^T"
 
 
-@contextmanager
-def _every_parameter_requiring_grad(model: Module) -> Iterator[list[str]]:
-    """Frozen parameters get a gradient inside the block (the δ chain passes through
-    them all the same); the names of those that were frozen."""
-    frozen = [(name, p) for name, p in model.named_parameters() if not p.requires_grad]
-    for _, p in frozen:
-        p.requires_grad = True
-    try:
-        yield [name for name, _ in frozen]
-    finally:
-        for _, p in frozen:
-            p.requires_grad = False
-
-
 def _stats(array: np.ndarray, zeros: bool) -> tuple[str, dict[str, float]]:
     values = array.astype(np.float64)
     facts = {"min": float(values.min()), "mean": float(values.mean()), "max": float(values.max())}
@@ -513,7 +498,7 @@ def explain_model(
     with (
         model.evaluating(),
         model.gradients_set_aside(),
-        _every_parameter_requiring_grad(model) as frozen,
+        every_parameter_requiring_grad(model) as frozen,
         np.errstate(over="ignore", invalid="ignore", divide="ignore"),  # shown as inf, NaN
     ):
         forward, output, retained, inputs = _forward_steps(layers, Tensor(rows), batch)

@@ -363,6 +363,21 @@ class Module:
         return f"{type(self).__name__} '{self.name}'" if self.name else type(self).__name__
 
 
+@contextmanager
+def every_parameter_requiring_grad(model: Module) -> Iterator[list[str]]:
+    """Frozen parameters get a gradient inside the block (the δ chain passes through
+    them all the same: explain and diagnostics show it); the names of those that were
+    frozen."""
+    frozen = [(name, p) for name, p in model.named_parameters() if not p.requires_grad]
+    for _, p in frozen:
+        p.requires_grad = True
+    try:
+        yield [name for name, _ in frozen]
+    finally:
+        for _, p in frozen:
+            p.requires_grad = False
+
+
 class _Evaluating:
     """``Module.evaluating()``'s block: a class, as predict enters one per call."""
 
