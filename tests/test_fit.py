@@ -219,3 +219,33 @@ def test_history_reads_like_a_dict(rng):
     assert "val_accuracy" in history and "nonsense" not in history
     assert list(history) == list(history.keys()) == list(history.history)
     assert len(history["loss"]) == 2
+
+
+def test_validation_split_of_a_regression_with_1d_targets_holds_out_the_fraction(rng, monkeypatch):
+    """A model whose output is (B,) with MSE: its float targets are not classes to
+    stratify by (unique floats were refused as too few; rounded ones held out too few)."""
+    from wxb import data as wdata
+
+    held_out, split = [], wdata.split_indices
+
+    def recording(*args, **kwargs):
+        kept, held = split(*args, **kwargs)
+        held_out.append(len(held))
+        return kept, held
+
+    monkeypatch.setattr(wdata, "split_indices", recording)
+
+    class Flat(wxb.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dense = wxb.nn.Dense(3, 1, seed=1, dtype="float64")
+
+        def forward(self, x):
+            return self.dense(x).reshape(-1)
+
+    n, fraction = 50, 0.2
+    X = rng.normal(size=(n, 3))
+    for y in (rng.normal(size=n), np.round(rng.normal(size=n), 1)):
+        wxb.fit(Flat(), X, y, loss="mse", epochs=1, batch_size=8, validation_split=fraction,
+                verbose=False)  # fmt: skip
+    assert held_out == [round(n * fraction)] * 2

@@ -400,7 +400,9 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         y_val = _prepare_targets(loss_fn, validation_data[1], dtype, shape, "validation y")
         validation.check_lengths(X_val, y_val, "validation data")
     elif validation_split:
-        stratify = y_arr if y_arr.ndim == 1 else None
+        # By class: class indices or 0/1 labels; a regression's numbers are no classes.
+        regression = getattr(getattr(loss_fn, "kernel", None), "name", None) == "mse"
+        stratify = y_arr if y_arr.ndim == 1 and not regression else None
         kept, held = wdata.split_indices(
             len(X_arr), validation_split, rng, stratify, what="validation_split"
         )
