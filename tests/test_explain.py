@@ -326,3 +326,15 @@ def test_frozen_layers_are_explained_with_their_gradients_and_stay_frozen(rng):
     assert all(not p.requires_grad and p.grad is None for p in frozen[which].parameters())
     name = "dense1" if which == 0 else "dense2"
     assert f"Frozen (requires_grad False): {name}.weight, {name}.bias;" in shown.text()
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_the_markdown_loss_formula_has_one_over_b_only_for_a_mean(rng, reduction):
+    from wxb.nn import CrossEntropyLoss, Dense, MSELoss, Sequential
+
+    model = Sequential(Dense(3, 2, dtype="float64"))
+    X = rng.normal(size=(4, 3))
+    for loss, y in ((MSELoss(reduction), rng.normal(size=(4, 2))),
+                    (CrossEntropyLoss(reduction), rng.integers(0, 2, 4))):  # fmt: skip
+        markdown = wxb.explain(model, X, y, loss).markdown()
+        assert (r"\frac{1}{B}" in markdown) == (reduction == "mean"), markdown

@@ -686,7 +686,7 @@ def _backward_sections(
     reduction = getattr(loss_fn, "reduction", "mean")
     if reduction == "sum":  # no 1/B anywhere
         text = text.replace("(1/B)·", "").replace("mean of", "sum of")
-        latex = latex.replace(r"rac{1}{B} ", "").replace(r"\mathrm{mean}", r"\mathrm{sum}")
+        latex = latex.replace(r"\frac{1}{B} ", "").replace(r"\mathrm{mean}", r"\mathrm{sum}")
         output_grad = output_grad.replace("/B", "").replace("/(B·C)", "")
     targets = f"; y = {_fmt_text(target.T)}" if target.size <= MAX_SHOWN else ""
     loss_step = Step(
