@@ -309,3 +309,14 @@ def test_count_overlap_matches_brute_force(draw):
     rng.shuffle(shuffled)  # unsorted input still counts right
     assert count_overlap(shuffled, mixed) == expected, f"seed {seed}"
     assert count_overlap(np.array([], dtype=np.uint64), mixed) == 0
+
+
+def test_long_class_names_stay_told_apart_in_the_text_table(rng):
+    from wxb.metrics import classification_figures, format_classification
+
+    names = np.array(["category_alpha", "category_beta", "c"])
+    y_true = rng.integers(0, 3, 30)
+    y_pred = rng.integers(0, 3, 30)
+    text = format_classification(classification_figures(y_true, y_pred, list(names)))
+    rows = [line.split()[0] for line in text.splitlines() if line.startswith(("categ", "c "))]
+    assert len(rows) == 6 and len(set(rows[:3])) == 3, text  # table, then confusion matrix

@@ -147,15 +147,22 @@ def regression_figures(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
 # --------------------------------------------------------------------------- text
 
 
-def _short(name: object) -> str:
-    text = str(name)
-    return text if len(text) <= _NAME_WIDTH else text[: _NAME_WIDTH - 3] + "..."
+def _short_names(names: list[object]) -> list[str]:
+    """Class names cut to fit the tables, as long as they stay told apart: cut names that
+    would read alike ('category_...' twice) are cut longer, up to whole."""
+    texts = [str(name) for name in names]
+    longest = max((len(t) for t in texts), default=0)
+    for width in range(_NAME_WIDTH, longest + 1):
+        cut = [t if len(t) <= width else t[: width - 3] + "..." for t in texts]
+        if len(set(cut)) == len(cut):
+            return cut
+    return texts
 
 
 def format_classification(figures: dict) -> str:
     """Terminal text for ``classification_figures``: summary line, table, confusion matrix."""
     rows = figures["per_class"]
-    names = [_short(row["class"]) for row in rows]
+    names = _short_names([row["class"] for row in rows])
     lines = [f"accuracy {figures['accuracy']:.4f}, macro F1 {figures['macro_f1']:.4f}", ""]
 
     w = max([len("class"), *map(len, names)])
