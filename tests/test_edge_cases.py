@@ -333,3 +333,24 @@ def test_finite_values_whose_sum_overflows_are_not_taken_for_infinities(rng):
     X[1, 2] = -rng.uniform(1, 2)
     assert first_non_finite(X) is None
     assert as_features(X, np.float32) is X  # right dtype and layout: no copy
+
+
+def test_a_stratified_split_holds_out_the_fraction_to_within_a_row(rng):
+    from wxb.data import split_indices
+
+    for _ in range(200):
+        classes = int(rng.integers(1, 12))
+        labels = np.repeat(np.arange(classes), rng.integers(1, 8, size=classes))
+        rng.shuffle(labels)
+        n, fraction = len(labels), float(rng.uniform(0.05, 0.6))
+        try:
+            kept, held = split_indices(
+                n, fraction, np.random.default_rng(int(rng.integers(99))), labels
+            )
+        except wxb.DataError:
+            continue  # too few rows to hold any out (or to keep any)
+        assert abs(len(held) - n * fraction) < 1 + 1e-9, (n, fraction, len(held))
+        assert len(np.intersect1d(kept, held)) == 0 and len(kept) + len(held) == n
+        for label in np.unique(labels):  # each class within a row of its own share
+            count = np.sum(labels == label)
+            assert abs(np.sum(labels[held] == label) - count * fraction) < 1 + 1e-9

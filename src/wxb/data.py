@@ -272,11 +272,26 @@ def split_indices(
         if cut < 1:
             raise DataError(f"{what}: {n} samples are too few to hold out {fraction:.0%}")
         return np.sort(order[:cut]), np.sort(order[cut:])
-    held: list[np.ndarray] = []
-    for label in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == label))
-        take = round(len(members) * fraction)
-        held.append(members[:take])
+    classes = [rng.permutation(np.flatnonzero(labels == label)) for label in np.unique(labels)]
+    quotas = np.array([len(members) * fraction for members in classes])
+    takes = np.array([round(q) for q in quotas])
+    # Each class rounds on its own; when that leaves the whole a row or more off n·fraction
+    # (ten classes of 3 rows at 0.2 held out 10, not 6), the rows that rounding added or
+    # dropped go back where the quotas' remainders say, as in a largest-remainder count.
+    if abs(takes.sum() - n * fraction) >= 1:
+        target = max(1, round(n * fraction))
+        remainder = quotas - takes
+        while takes.sum() < target:
+            room = np.where(takes < [len(m) for m in classes], remainder, -np.inf)
+            k = int(np.argmax(room))
+            takes[k] += 1
+            remainder[k] -= 1
+        while takes.sum() > target:
+            room = np.where(takes > 0, remainder, np.inf)
+            k = int(np.argmin(room))
+            takes[k] -= 1
+            remainder[k] += 1
+    held = [members[:take] for members, take in zip(classes, takes, strict=True)]
     held_out = np.sort(np.concatenate(held))
     if len(held_out) == 0 or len(held_out) == n:
         raise DataError(f"{what}: {n} samples are too few to hold out {fraction:.0%}")
