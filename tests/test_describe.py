@@ -410,3 +410,22 @@ def test_names_with_quotes_and_markup_stay_inside_labels() -> None:
     ):
         parse_mermaid(text)
         assert "#quot;" in text
+
+
+def test_summary_counts_the_training_flops_a_frozen_layer_really_costs(rng):
+    """What the planned backward does: no ∂L/∂W, ∂L/∂b for frozen parameters, and no
+    ∂L/∂X below the first trainable layer."""
+    from wxb.nn import Dense, ReLU, Sequential
+
+    n, h, c = (int(v) for v in rng.integers(2, 9, size=3))
+    model = Sequential(Dense(n, h), ReLU(), Dense(h, c))
+    for p in model[0].parameters():
+        p.requires_grad = False
+    rows = describe.summary(model).rows
+    first, second = rows[0], rows[2]
+    assert first.training_flops == first.forward_flops == 2 * h * n + h
+    assert second.training_flops == (2 * c * h + c) + (2 * c * h + c)  # forward, ∂L/∂W and b
+    model[0].bias.requires_grad = True  # a trainable bias below: ∂L/∂X of layer 2 is needed
+    rows = describe.summary(model).rows
+    assert rows[0].training_flops == (2 * h * n + h) + h
+    assert rows[2].training_flops == 2 * (2 * c * h + c) + 2 * c * h

@@ -42,7 +42,7 @@ class _Layer:
     width_in: int | None
     width_out: int | None
     index: int  # l of the Dense layer it is (Dense), or of the last Dense before it (0: none)
-    needs_input_grad: bool  # a layer with parameters comes before it (mirrors the planned stack)
+    needs_input_grad: bool  # a trainable parameter comes before it (as the planned backward)
 
 
 @dataclass
@@ -75,7 +75,7 @@ def _structure(model: Module) -> list[_Layer | _Group]:
             width_out = None
         layer = _Layer(path, module, width_in, width_out, state["dense"], state["trainable"])
         state["width"] = width_out
-        state["trainable"] |= bool(module._parameters)
+        state["trainable"] |= any(p.requires_grad for p in module._parameters.values())
         return layer
 
     def walk(module: Module, prefix: str) -> list[_Layer | _Group]:
@@ -253,9 +253,10 @@ def summary(model: Module, batch_size: int = 32, gemm_rate: float | None = None)
     another Module, its sub-modules in registration order.
 
     FLOPs (per sample; a multiply-add is 2): Dense m×n costs 2mn for W·X plus m
-    for +b forward. Training adds ∂L/∂W = δ·Aᵀ (2mn) and ∂L/∂b (m), and
-    ∂L/∂X = Wᵀ·δ (2mn) except in the first layer with parameters: nothing before
-    it needs a gradient, and wxb's planned backward stops there. Element-wise work
+    for +b forward. Training adds ∂L/∂W = δ·Aᵀ (2mn) and ∂L/∂b (m) for the
+    parameters that require grad, and ∂L/∂X = Wᵀ·δ (2mn) where a layer before has
+    a trainable parameter: below the first trainable layer nothing needs a gradient,
+    and wxb's planned backward stops there (a frozen layer is forward only). Element-wise work
     (activations, Dropout, Standardize, f′) is counted as 0: it is O(m) beside
     the O(mn) GEMMs, and memory-bound rather than FLOP-bound.
 
@@ -319,7 +320,11 @@ def _row(layer: _Layer, itemsize: int) -> LayerRow:
         m, n = module.out_features, module.in_features
         bias = m if module.bias is not None else 0
         forward = 2 * m * n + bias
-        training = forward + 2 * m * n + bias  # + ∂L/∂W = δ·Aᵀ, ∂L/∂b = Σ δ
+        training = forward
+        if module.weight.requires_grad:
+            training += 2 * m * n  # ∂L/∂W = δ·Aᵀ
+        if bias and module.bias.requires_grad:
+            training += bias  # ∂L/∂b = Σ δ
         if layer.needs_input_grad:
             training += 2 * m * n  # ∂L/∂X = Wᵀ·δ
     width = layer.width_out
