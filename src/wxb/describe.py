@@ -641,7 +641,7 @@ def _delta_label(idx: int, after: list[_Layer], incoming: str) -> str:
 
 def backward_diagram(model: Module, batch_size: int | None = None) -> str:
     """Backpropagation as the seed writes it: loss → δ⁽ᴸ⁾ → ∂L/∂W⁽ᴸ⁾, ∂L/∂b⁽ᴸ⁾ and
-    W⁽ᴸ⁾ᵀ·δ⁽ᴸ⁾ ⊙ f′(Z⁽ᴸ⁻¹⁾) = δ⁽ᴸ⁻¹⁾, …, down to the first layer with parameters, which
+    W⁽ᴸ⁾ᵀ·δ⁽ᴸ⁾ ⊙ f′(Z⁽ᴸ⁻¹⁾) = δ⁽ᴸ⁻¹⁾, …, down to the first trainable layer, which
     computes no W⁽¹⁾ᵀ·δ⁽¹⁾ (the input needs no gradient: wxb's planned backward stops
     there). Then the optimiser step. Shapes in columns (δ⁽ˡ⁾ m×B)."""
     cols = _columns(batch_size)
