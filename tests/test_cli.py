@@ -243,7 +243,12 @@ def test_divergence_exits_2_naming_epoch_and_step_and_keeps_the_model(
     tmp_path, rng, capsys, existing_model
 ):
     path, before = existing_model
-    data, *_ = labelled_csv(tmp_path / "d.csv", rng)
+    # Labels drawn apart from the features: no weights fit them, so the loss never reaches
+    # 0 and the huge steps must overflow (separable data could be fit exactly instead).
+    X = rng.normal(size=(150, 4))
+    labels = rng.choice(["setosa", "versicolor", "virginica"], 150)
+    rows = [[*x, label] for x, label in zip(X.tolist(), labels, strict=True)]
+    data = write_csv(tmp_path / "d.csv", ["a", "b", "c", "d", "species"], rows)
     code, out, err = run_cli(
         capsys,
         "train",

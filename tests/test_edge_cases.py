@@ -354,3 +354,21 @@ def test_a_stratified_split_holds_out_the_fraction_to_within_a_row(rng):
         for label in np.unique(labels):  # each class within a row of its own share
             count = np.sum(labels == label)
             assert abs(np.sum(labels[held] == label) - count * fraction) < 1 + 1e-9
+
+
+def test_a_stratified_split_draws_which_classes_give_the_odd_rows(rng):
+    """Equal remainders are broken at random (no class always first), and a class keeps
+    a row for training while another class can give one."""
+    from wxb.data import split_indices
+
+    labels = np.repeat(np.arange(10), 3)
+    held_classes = set()
+    for _ in range(40):
+        _, held = split_indices(30, 0.2, np.random.default_rng(int(rng.integers(1 << 30))), labels)
+        assert len(held) == 6
+        held_classes |= set(labels[held].tolist())
+    assert held_classes == set(range(10))
+    lonely = np.array([0] + [1] * 9)
+    for _ in range(20):
+        kept, _ = split_indices(10, 0.5, np.random.default_rng(int(rng.integers(1 << 30))), lonely)
+        assert 0 in kept  # class 0's only row trains

@@ -249,3 +249,33 @@ def test_validation_split_of_a_regression_with_1d_targets_holds_out_the_fraction
         wxb.fit(Flat(), X, y, loss="mse", epochs=1, batch_size=8, validation_split=fraction,
                 verbose=False)  # fmt: skip
     assert held_out == [round(n * fraction)] * 2
+
+
+def test_validation_split_stratifies_by_class_only(rng, monkeypatch):
+    """Class indices and 0/1 labels are classes; soft BCE targets are not."""
+    from wxb import data as wdata
+
+    seen, split = [], wdata.split_indices
+
+    def recording(n, fraction, generator, labels=None, **kwargs):
+        seen.append(labels is not None)
+        return split(n, fraction, generator, labels, **kwargs)
+
+    monkeypatch.setattr(wdata, "split_indices", recording)
+
+    class Flat(wxb.nn.Module):
+        def __init__(self, outputs):
+            super().__init__()
+            self.dense = wxb.nn.Dense(3, outputs, seed=1, dtype="float64")
+            self.flat = outputs == 1
+
+        def forward(self, x):
+            out = self.dense(x)
+            return out.reshape(-1) if self.flat else out
+
+    X = rng.normal(size=(40, 3))
+    fit = dict(epochs=1, batch_size=8, validation_split=0.25, verbose=False)
+    wxb.fit(Flat(3), X, rng.integers(0, 3, 40), loss="cross_entropy", **fit)
+    wxb.fit(Flat(1), X, rng.integers(0, 2, 40).astype(float), loss="bce_with_logits", **fit)
+    wxb.fit(Flat(1), X, rng.uniform(0.1, 0.9, 40), loss="bce_with_logits", **fit)
+    assert seen == [True, True, False]

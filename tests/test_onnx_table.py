@@ -360,3 +360,27 @@ def test_missing_markers_read_as_wxb_reads_them(tmp_path, seeded, dtype):
     expected = model.predict(enc.transform(wxb_table, dtype))
     tol = TOLERANCE[dtype]
     np.testing.assert_allclose(got, expected, rtol=tol, atol=tol, err_msg=seeded.msg(""))
+
+
+def test_categories_that_read_as_numbers_are_found_alike_in_wxb_and_onnx(tmp_path, rng):
+    """'1.0' is found for the texts a number brings ('1', '1.0'); '+1', '1_0' and a long
+    code that rounds to the same float are not categories; wxb and onnxruntime agree."""
+    long_code = "12345678901234567890"
+    train = pa.table({"code": pa.array(["1.0", "2.5", "beta", long_code] * 10)})
+    enc = TableEncoder.fit(from_object(train), ["code"])
+    X = enc.transform(from_object(train), np.float32)
+    model = network(rng, X, "float32")
+    model.info = {"table": enc.to_json(), "feature_names": enc.outputs,
+                  "task": "classification", "classes": ["a", "b", "c"],
+                  "loss": "cross_entropy"}  # fmt: skip
+    asked = ["1", "1.0", "2.5", "beta", "+1", "1_0", "12345678901234567891", "3"]
+    table = from_object(pa.table({"code": pa.array(asked)}))
+    encoded = enc.transform(table, np.float32)
+    slot = {c: k for k, c in enumerate(enc.rules[0].categories)}
+    want_hot = [slot["1.0"], slot["1.0"], slot["2.5"], slot["beta"], None, None, None, None]
+    for row, k in enumerate(want_hot):
+        hot = encoded[row, : len(slot)]
+        assert (hot.sum() == 0) if k is None else (hot[k] == 1 and hot.sum() == 1), asked[row]
+    path = export(model, tmp_path / "m.onnx")
+    got = session(path).run(None, feeds(table, enc, np.float32))[0]
+    np.testing.assert_allclose(got, model.predict(encoded), rtol=1e-5, atol=1e-6)

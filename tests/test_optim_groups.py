@@ -609,3 +609,38 @@ def test_a_group_added_later_keeps_its_rate_through_the_epoch_it_joined(rng, kin
     # Both are multiplicative (the cosine with η_min = 0): the new group, kept at 0.5
     # through the epoch it joined, moves by the same factor as the first group.
     np.testing.assert_allclose(opt.param_groups[1]["lr"], 0.5 * ratio, rtol=1e-12)
+
+
+def test_a_late_group_copying_another_groups_settings_follows_its_own_lr(rng):
+    from wxb.optim import StepLR
+
+    gamma = float(rng.uniform(0.2, 0.8))
+    p1, p2 = Parameter(np.zeros(2)), Parameter(np.zeros(2))
+    t1, t2 = torch.zeros(2, requires_grad=True), torch.zeros(2, requires_grad=True)
+    opt, torch_opt = SGD([p1], lr=1.0), torch.optim.SGD([t1], lr=1.0)
+    schedule = StepLR(opt, 1, gamma)
+    torch_schedule = torch.optim.lr_scheduler.StepLR(torch_opt, 1, gamma)
+    for _ in range(2):
+        opt.step(), torch_opt.step(), schedule.step(), torch_schedule.step()
+    opt.add_param_group({**opt.param_groups[0], "params": [p2]})  # initial_lr copied too
+    torch_opt.add_param_group({**torch_opt.param_groups[0], "params": [t2]})
+    for _ in range(3):
+        opt.step(), torch_opt.step(), schedule.step(), torch_schedule.step()
+        np.testing.assert_allclose(
+            [g["lr"] for g in opt.param_groups], [g["lr"] for g in torch_opt.param_groups]
+        )
+
+
+def test_a_late_group_below_the_cosines_floor_keeps_a_state_that_loads(rng):
+    from wxb.optim import CosineAnnealingLR
+
+    opt = SGD([Parameter(np.zeros(2))], lr=0.1)
+    schedule = CosineAnnealingLR(opt, T_max=10, eta_min=0.05)
+    for _ in range(5):
+        schedule.step()
+    opt.add_param_group({"params": [Parameter(np.zeros(2))], "lr": 0.01})
+    schedule.step()
+    state = schedule.state_dict()
+    assert min(state["base_lrs"]) >= 0
+    schedule.load_state_dict(state)
+    assert all(g["lr"] >= 0 for g in opt.param_groups)

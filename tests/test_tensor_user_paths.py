@@ -762,3 +762,43 @@ def test_numpy_float_scalars_keep_their_dtype_and_leaves_get_gradients_in_theirs
     assert a.grad.dtype == np.float32 and b.grad.dtype == np.float64
     close(a.grad, ta.grad, rtol=1e-6)
     close(b.grad, tb.grad, rtol=1e-6)
+
+
+def test_a_change_through_a_view_or_detach_counts_for_the_tensor_as_in_pytorch(rng):
+    """Views share their base's version (as PyTorch's share one counter): a graph that read
+    W refuses backward after W changed through W.detach(), W.T, W[0] or W.reshape()."""
+    changes = {
+        "detach": lambda W: W.detach().__iadd__(10.0),
+        "T": lambda W: W.T.__isub__(1.0),
+        "row": lambda W: W[0].__imul__(2.0),
+        "reshape": lambda W: W.reshape(-1).__itruediv__(3.0),
+        "setitem": lambda W: W.__setitem__((0, 0), 7.0),
+    }
+    for name, change in changes.items():
+        W = Tensor(rng.normal(size=(2, 3)), requires_grad=True)
+        x = Tensor(rng.normal(size=(4, 3)), requires_grad=True)
+        y = (x @ W.T).sum()
+        before = W.data.copy()
+        with no_grad():
+            change(W)
+        assert not np.array_equal(W.data, before), name  # the change reached W itself
+        with pytest.raises(wxb.TrainingError, match="modified in place"):
+            y.backward()
+
+
+def test_setting_items_of_a_parameter_under_no_grad_as_in_pytorch(rng):
+    data = rng.normal(size=(3, 4))
+    p, torch_p = Parameter(data.copy()), torch.nn.Parameter(torch.tensor(data))
+    row, value = int(rng.integers(3)), float(rng.normal())
+    with no_grad():
+        p[row] += value
+        p[:, 1] = 0.0
+    with torch.no_grad():
+        torch_p[row] += value
+        torch_p[:, 1] = 0.0
+    close(p.data, torch_p)
+    with pytest.raises(wxb.TrainingError, match=r"in-place|t\[\.\.\.\] = x"):
+        p[0] += 1.0
+    with pytest.raises(wxb.TrainingError, match=r"t\[\.\.\.\] = x"):
+        p[0] = 1.0
+    close(p.data, torch_p)  # nothing half-done

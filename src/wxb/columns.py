@@ -262,9 +262,9 @@ class TableEncoder:
             )
             unseen = np.flatnonzero(codes < 0)
             if len(unseen) and column.kind != "bool":  # '1' for a category '1.0'?
-                by_number = _categories_by_number(rule.categories or [])
-                for row in unseen if by_number else ():
-                    category = by_number.get(_as_number(values[row]))
+                aliases = category_aliases(rule.categories or [])
+                for row in unseen if aliases else ():
+                    category = aliases.get(values[row])
                     if category is not None:
                         codes[row] = index[category]
             pieces.append((codes, len(index)))
@@ -396,23 +396,31 @@ def explain_row(encoder: TableEncoder, table: Table, row: int) -> list[str]:
     return lines
 
 
-def _categories_by_number(categories: list[str]) -> dict[float, str]:
-    """The categories that read as numbers, by their value: a column of '1.0', '2.0' and
-    'beta' read as numbers in another file (or a DataFrame of floats) must still find
-    '1.0' for 1.0, which comes back as the text '1'."""
-    found: dict[float, str] = {}
+def category_aliases(categories: list[str]) -> dict[str, str]:
+    """The other texts of the categories that read as numbers, to the category: the text
+    a number takes when another file or a DataFrame brings the column as numbers ('1'
+    and '1.0' for a category '1.0'). Exact strings, so the ONNX export can list them too;
+    a text two categories would share is nobody's."""
+    aliases: dict[str, str] = {}
+    shared: set[str] = set()
+    known = set(categories)
     for category in categories:
-        number = _as_number(category)
-        if number is not None and np.isfinite(number):
-            found.setdefault(number, category)
-    return found
-
-
-def _as_number(value: object) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
+        if not isinstance(category, str) or category != category.strip() or "_" in category:
+            continue
+        try:
+            number = float(category)
+        except ValueError:
+            continue
+        if not np.isfinite(number):
+            continue
+        forms = {str(number)} | ({str(int(number))} if number.is_integer() else set())
+        for form in forms - known:
+            if aliases.get(form, category) != category:
+                shared.add(form)
+            aliases[form] = category
+    for form in shared:
+        del aliases[form]
+    return aliases
 
 
 def _plain_text(value: object, kind: str = "number") -> str:

@@ -281,14 +281,19 @@ def split_indices(
     if abs(takes.sum() - n * fraction) >= 1:
         target = max(1, round(n * fraction))
         remainder = quotas - takes
+        sizes = np.array([len(members) for members in classes])
+        rank = rng.permutation(len(classes))  # equal remainders: no class always first
         while takes.sum() < target:
-            room = np.where(takes < [len(m) for m in classes], remainder, -np.inf)
-            k = int(np.argmax(room))
+            # A class keeps a row for training while another can give one.
+            room = takes < sizes - 1
+            if not room.any():
+                room = takes < sizes
+            k = np.lexsort((rank, -np.where(room, remainder, -np.inf)))[0]
             takes[k] += 1
             remainder[k] -= 1
         while takes.sum() > target:
-            room = np.where(takes > 0, remainder, np.inf)
-            k = int(np.argmin(room))
+            room = takes > 0
+            k = np.lexsort((rank, np.where(room, remainder, np.inf)))[0]
             takes[k] -= 1
             remainder[k] += 1
     held = [members[:take] for members, take in zip(classes, takes, strict=True)]

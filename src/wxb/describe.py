@@ -641,9 +641,11 @@ def _delta_label(idx: int, after: list[_Layer], incoming: str) -> str:
 
 def backward_diagram(model: Module, batch_size: int | None = None) -> str:
     """Backpropagation as the seed writes it: loss → δ⁽ᴸ⁾ → ∂L/∂W⁽ᴸ⁾, ∂L/∂b⁽ᴸ⁾ and
-    W⁽ᴸ⁾ᵀ·δ⁽ᴸ⁾ ⊙ f′(Z⁽ᴸ⁻¹⁾) = δ⁽ᴸ⁻¹⁾, …, down to the first trainable layer, which
-    computes no W⁽¹⁾ᵀ·δ⁽¹⁾ (the input needs no gradient: wxb's planned backward stops
-    there). Then the optimiser step. Shapes in columns (δ⁽ˡ⁾ m×B)."""
+    W⁽ᴸ⁾ᵀ·δ⁽ᴸ⁾ ⊙ f′(Z⁽ᴸ⁻¹⁾) = δ⁽ᴸ⁻¹⁾, …, down to the first Dense layer, which
+    computes no W⁽¹⁾ᵀ·δ⁽¹⁾ (the input needs no gradient). Then the optimiser step.
+    Shapes in columns (δ⁽ˡ⁾ m×B). Frozen layers are drawn as trained ones (the planned
+    backward skips their ∂L/∂W, and stops below the first trainable layer; ``summary``
+    counts that)."""
     cols = _columns(batch_size)
     chart = _Flowchart("TD")
     _, blocks = _dense_blocks(_flatten(_structure(model)))

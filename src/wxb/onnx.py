@@ -45,7 +45,8 @@ maps column → input):
 - text columns: strings; the empty string "" marks a missing cell (None cannot be
   fed), and so do the markers wxb reads as missing ('NA', '?', 'null', …; a cell of
   spaces only is not one here). A category not seen in training gives all zeros, as
-  in wxb
+  in wxb; a category that reads as a number is also found by the texts a number
+  brings ('1' for '1.0', as ``columns.category_aliases`` lists them), as in wxb
 
 The stage is built as wxb's ``TableEncoder.transform`` computes it, then Concat
 (axis 1, in the encoder's order) feeds the layers:
@@ -79,6 +80,7 @@ from typing import Any
 import numpy as np
 
 from wxb import ops
+from wxb.columns import category_aliases
 from wxb.data import atomic_write
 from wxb.errors import ConfigError
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
@@ -424,17 +426,20 @@ class _Graph:
         categories = list(rule.categories)
         k = len(categories)
         missing = [m for m in dict.fromkeys(["", *markers]) if m not in categories]
-        hot = self.node(
-            "OneHotEncoder", [x], where, domain=ML_DOMAIN, cats_strings=[*categories, *missing],
-            zeros=1,
-        )  # fmt: skip
+        # a number's other texts ('1' for '1.0'), as TableEncoder finds them
+        aliases = {a: c for a, c in category_aliases(categories).items() if a not in missing}
+        texts = [*categories, *aliases, *missing]
+        hot = self.node("OneHotEncoder", [x], where, domain=ML_DOMAIN, cats_strings=texts, zeros=1)
         flat = self.node("Flatten", [hot], where, axis=1)
-        slots = np.zeros((k + len(missing), k + int(rule.indicator)), dtype=np.float32)
+        slots = np.zeros((len(texts), k + int(rule.indicator)), dtype=np.float32)
         slots[:k, :k] = np.eye(k, dtype=np.float32)
+        for row, category in enumerate(aliases.values(), start=k):
+            slots[row, categories.index(category)] = 1
+        gaps = k + len(aliases)
         if rule.fill in categories:
-            slots[k:, categories.index(rule.fill)] = 1
+            slots[gaps:, categories.index(rule.fill)] = 1
         if rule.indicator:
-            slots[k:, k] = 1
+            slots[gaps:, k] = 1
         mapped = self.node(
             "MatMul", [flat, self.initializer(None, slots, f"{where}.slots", np.float32)], where
         )

@@ -24,7 +24,7 @@ from wxb import kernels
 from wxb.backend import xp
 from wxb.errors import DataError, ShapeError, TrainingError
 from wxb.random import row_masks
-from wxb.tensor import UFUNC_OPS, Tensor, is_grad_enabled
+from wxb.tensor import UFUNC_OPS, Tensor, is_grad_enabled, root_of
 
 
 def as_tensor(value: object, like: Tensor | None = None) -> Tensor:
@@ -108,7 +108,15 @@ def transpose(a: Tensor) -> Tensor:
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
         return (g.T,)  # ∂L/∂A = (∂L/∂Aᵀ)ᵀ
 
-    return Tensor.from_op(a.data.T, "transpose", (a,), backward)
+    return _view_of(a, Tensor.from_op(a.data.T, "transpose", (a,), backward))
+
+
+def _view_of(source: Tensor, out: Tensor) -> Tensor:
+    """``out``, marked as a view of ``source`` when its array is a view of source's: a
+    later in-place change through either counts for both (tensor.version_of)."""
+    if out.data.base is not None and np.may_share_memory(out.data, source.data):
+        out._base = source
+    return out
 
 
 # ---------------------------------------------------------------------------------
@@ -282,7 +290,7 @@ def reshape(a: Tensor, *shape: int | tuple[int, ...]) -> Tensor:
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
         return (g.reshape(original),)  # reshaping moves no value: ∂L/∂A is G reshaped back
 
-    return Tensor.from_op(data, "reshape", (a,), backward)
+    return _view_of(a, Tensor.from_op(data, "reshape", (a,), backward))
 
 
 def index(a: Tensor, key: object) -> Tensor:
@@ -301,7 +309,7 @@ def index(a: Tensor, key: object) -> Tensor:
             grad[key] = g
         return (grad,)
 
-    return Tensor.from_op(chosen, "index", (a,), backward)
+    return _view_of(a, Tensor.from_op(chosen, "index", (a,), backward))
 
 
 def _index_key(key: object) -> object:
@@ -790,10 +798,37 @@ def _in_place(ufunc: np.ufunc, symbol: str):
         except ValueError as exc:
             shape = self.shape
             raise ShapeError(f"in-place {symbol} on a tensor of shape {shape}: {exc}") from None
-        self._version += 1  # a graph recorded before reads other values now: its backward refuses
+        _changed(self)
         return self
 
     return apply
+
+
+def _changed(t: Tensor) -> None:
+    """A graph recorded before reads other values now: its backward refuses (the array's
+    owner counts the change, so every view of it sees it)."""
+    t._version += 1
+    root = root_of(t)
+    if root is not t:
+        root._version += 1
+
+
+def _set_item(self: Tensor, key: object, value: object) -> None:
+    """``t[key] = x``, and the last part of ``t[key] += x``: in place, as PyTorch's."""
+    value_grad = isinstance(value, Tensor) and value.requires_grad
+    if is_grad_enabled() and (self.requires_grad or value_grad):
+        raise TrainingError(
+            "t[...] = x on a tensor that requires grad (or from one) while the graph is "
+            "recorded: wxb records no in-place operation. Update parameters inside "
+            "`with wxb.no_grad():`"
+        )
+    if not self.data.flags.writeable:
+        raise DataError("t[...] = x: the tensor's array is read-only")
+    try:
+        self.data[_index_key(key)] = value.data if isinstance(value, Tensor) else value
+    except ValueError as exc:
+        raise ShapeError(f"t[...] = x on a tensor of shape {self.shape}: {exc}") from None
+    _changed(self)
 
 
 Tensor.__iadd__ = _in_place(np.add, "+=")
@@ -802,6 +837,7 @@ Tensor.__imul__ = _in_place(np.multiply, "*=")
 Tensor.__itruediv__ = _in_place(np.true_divide, "/=")
 Tensor.__ipow__ = _in_place(np.power, "**=")
 Tensor.__getitem__ = index
+Tensor.__setitem__ = _set_item
 Tensor.__iter__ = _iterate
 Tensor.T = property(transpose)
 Tensor.reshape = reshape

@@ -876,16 +876,21 @@ class LRSchedule:
 
     def _bases(self) -> list[float]:
         for group in self.optimizer.param_groups[len(self.base_lrs) :]:
-            lr = group.setdefault("initial_lr", group["lr"])
-            self.base_lrs.append(self._base_reaching(lr, self.epoch) if self.epoch else lr)
+            initial = group.setdefault("initial_lr", group["lr"])
+            # Seen after the schedule began: from its lr now (an initial_lr it carries
+            # may be another group's, copied with the group's settings).
+            base = self._base_reaching(group["lr"], self.epoch) if self.epoch else initial
+            self.base_lrs.append(base)
         return self.base_lrs
 
     def _base_reaching(self, lr: float, epoch: int) -> float:
         """The starting rate whose schedule is at ``lr`` at ``epoch``: every schedule here
-        is a·base + c at a given epoch (γ^k; 1/(e+1)^p; a cosine between η_min and base)."""
+        is a·base + c at a given epoch (γ^k; 1/(e+1)^p; a cosine between η_min and base).
+        Where none is (the cosine's trough, or a rate below its η_min), ``lr`` itself."""
         c = self.lr_at(epoch, 0.0)
         a = self.lr_at(epoch, 1.0) - c
-        return (lr - c) / a if a > 0 else lr  # a = 0: the cosine's trough, where all meet
+        base = (lr - c) / a if a > 0 else lr
+        return base if math.isfinite(base) and base >= 0 else lr
 
     def start(self) -> None:
         """Set the rates for epoch 0 (a schedule starts from each group's initial rate)."""

@@ -107,6 +107,7 @@ class Tensor:
     __slots__ = (
         "__weakref__",
         "_backward",
+        "_base",
         "_freed",
         "_saved_versions",
         "_version",
@@ -127,8 +128,9 @@ class Tensor:
         dtype: object = None,
         name: str | None = None,
     ) -> None:
+        base = None
         if isinstance(data, Tensor):
-            data = data.data
+            base, data = data, data.data
         # A float array, or a NumPy float scalar (np.float64(x), as PyTorch), keeps its dtype.
         if dtype is None and isinstance(data, (np.ndarray, np.inexact)) and data.dtype.kind in "fc":
             if data.dtype.type not in _FLOAT_TYPES:  # float16, longdouble, complex
@@ -151,6 +153,9 @@ class Tensor:
         self._freed = False
         self._version = 0  # bumped by in-place updates (optimizer.step, load_state_dict)
         self._saved_versions: tuple[int, ...] | None = None
+        # The tensor whose array this one's is, or views (Tensor(t), t.detach(), t.T,
+        # t[0], t.reshape): an in-place change counts against it (see version_of).
+        self._base = base if base is not None and array is base.data else None
 
     # -- construction by operations -------------------------------------------------
     @classmethod
@@ -166,13 +171,14 @@ class Tensor:
         out.op = op
         out._freed = False
         out._version = 0
+        out._base = None  # ops whose result views an input's array set it (ops.py)
         needs = _mode.enabled and any(t.requires_grad for t in inputs)
         out.requires_grad = needs
         out.inputs = inputs if needs else ()
         out._backward = backward if needs else None
         # The inputs' versions now: backward refuses if one was updated in place since
         # (a step between forward and backward would give gradients of other weights).
-        out._saved_versions = tuple(t._version for t in inputs) if needs else None
+        out._saved_versions = tuple(version_of(t) for t in inputs) if needs else None
         return out
 
     # -- array-like surface -------------------------------------------------------------
@@ -203,7 +209,7 @@ class Tensor:
         return self.item()
 
     def detach(self) -> Tensor:
-        return Tensor(self.data)
+        return Tensor(self)  # the same array, no graph: changed in place, it counts for self
 
     def retain_grad(self) -> Tensor:
         """Keep ∂L/∂self in ``.grad`` after backward, though self is not a leaf."""
@@ -371,6 +377,20 @@ class Tensor:
                 handed[id(pg)] = handed.get(id(pg), 0) + 1
 
 
+def root_of(t: Tensor) -> Tensor:
+    """The tensor that owns ``t``'s array (t itself unless t views another's)."""
+    while t._base is not None:
+        t = t._base
+    return t
+
+
+def version_of(t: Tensor) -> int:
+    """How often ``t``'s array was changed in place, through ``t`` or any view of it (as
+    PyTorch's views share one version counter): a graph that read it refuses to run
+    backward after a change."""
+    return root_of(t)._version
+
+
 def _check_versions(order: list[Tensor]) -> None:
     """PyTorch's check: no tensor a recorded operation read was updated in place since."""
     for node in order:
@@ -378,7 +398,7 @@ def _check_versions(order: list[Tensor]) -> None:
         if saved is None:
             continue
         for parent, version in zip(node.inputs, saved, strict=True):
-            if parent._version != version:
+            if version_of(parent) != version:
                 what = f"a {parent.shape} parameter" if parent.op is None else "a tensor"
                 raise TrainingError(
                     f"backward(): {what} that the recorded {node.op!r} needs was modified in "

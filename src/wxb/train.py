@@ -400,9 +400,15 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         y_val = _prepare_targets(loss_fn, validation_data[1], dtype, shape, "validation y")
         validation.check_lengths(X_val, y_val, "validation data")
     elif validation_split:
-        # By class: class indices or 0/1 labels; a regression's numbers are no classes.
+        # By class: class indices or 0/1 labels; a regression's numbers (or soft
+        # targets) are no classes.
         regression = getattr(getattr(loss_fn, "kernel", None), "name", None) == "mse"
-        stratify = y_arr if y_arr.ndim == 1 and not regression else None
+        classes = (
+            y_arr.ndim == 1
+            and not regression
+            and (y_arr.dtype.kind in "iub" or bool(np.isin(y_arr, (0, 1)).all()))
+        )
+        stratify = y_arr if classes else None
         kept, held = wdata.split_indices(
             len(X_arr), validation_split, rng, stratify, what="validation_split"
         )
