@@ -351,9 +351,9 @@ def test_a_stratified_split_holds_out_the_fraction_to_within_a_row(rng):
             continue  # too few rows to hold any out (or to keep any)
         assert abs(len(held) - n * fraction) < 1 + 1e-9, (n, fraction, len(held))
         assert len(np.intersect1d(kept, held)) == 0 and len(kept) + len(held) == n
-        for label in np.unique(labels):  # each class within a row of its own share
-            count = np.sum(labels == label)
-            assert abs(np.sum(labels[held] == label) - count * fraction) < 1 + 1e-9
+        for label in np.unique(labels):  # each class near its share (a class may give
+            count = np.sum(labels == label)  # one more when the others keep a row to train)
+            assert abs(np.sum(labels[held] == label) - count * fraction) < 2
 
 
 def test_a_stratified_split_draws_which_classes_give_the_odd_rows(rng):

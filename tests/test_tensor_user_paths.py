@@ -802,3 +802,38 @@ def test_setting_items_of_a_parameter_under_no_grad_as_in_pytorch(rng):
     with pytest.raises(wxb.TrainingError, match=r"t\[\.\.\.\] = x"):
         p[0] = 1.0
     close(p.data, torch_p)  # nothing half-done
+
+
+def test_a_parameter_made_from_a_tensor_counts_its_own_changes(rng):
+    """Parameter(t) copies t's array, so it has a version counter of its own: a step on
+    it is seen by its graphs, and a change to t is not."""
+    x = Tensor(rng.normal(size=3))
+    source = Tensor(rng.normal(size=3))
+    p = Parameter(source)
+    opt = SGD([p], lr=0.1)
+    (p * x).sum().backward()
+    pending = (p * x).sum()
+    opt.step()
+    with pytest.raises(wxb.TrainingError, match="modified in place"):
+        pending.backward()
+    loss = (p * x).sum()
+    with no_grad():
+        source += 1.0
+    loss.backward()  # p's array is its own: nothing it read changed
+
+
+def test_detach_does_not_keep_the_graph_alive(rng):
+    import gc
+    import weakref
+
+    from wxb.nn import ReLU, Sequential
+
+    model = Sequential(Dense(4, 16, seed=1), ReLU(), Dense(16, 3, seed=2))
+    X = rng.normal(size=(8, 4)).astype(np.float32)
+    out = model(X)
+    kept = out.detach()
+    node = weakref.ref(out)
+    del out
+    gc.collect()
+    assert node() is None and kept.shape == (8, 3)
+    assert len(model._plans().training) == 1  # its plan is free again

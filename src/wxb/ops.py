@@ -24,7 +24,7 @@ from wxb import kernels
 from wxb.backend import xp
 from wxb.errors import DataError, ShapeError, TrainingError
 from wxb.random import row_masks
-from wxb.tensor import UFUNC_OPS, Tensor, is_grad_enabled, root_of
+from wxb.tensor import UFUNC_OPS, Tensor, is_grad_enabled
 
 
 def as_tensor(value: object, like: Tensor | None = None) -> Tensor:
@@ -112,10 +112,10 @@ def transpose(a: Tensor) -> Tensor:
 
 
 def _view_of(source: Tensor, out: Tensor) -> Tensor:
-    """``out``, marked as a view of ``source`` when its array is a view of source's: a
-    later in-place change through either counts for both (tensor.version_of)."""
+    """``out``, sharing ``source``'s version counter when its array views source's: a
+    later in-place change through either counts for both, as PyTorch's views do."""
     if out.data.base is not None and np.may_share_memory(out.data, source.data):
-        out._base = source
+        out._versions = source._versions
     return out
 
 
@@ -805,12 +805,9 @@ def _in_place(ufunc: np.ufunc, symbol: str):
 
 
 def _changed(t: Tensor) -> None:
-    """A graph recorded before reads other values now: its backward refuses (the array's
-    owner counts the change, so every view of it sees it)."""
-    t._version += 1
-    root = root_of(t)
-    if root is not t:
-        root._version += 1
+    """A graph recorded before reads other values now: its backward refuses (the counter
+    is shared with every view of the array)."""
+    t._versions[0] += 1
 
 
 def _set_item(self: Tensor, key: object, value: object) -> None:

@@ -107,10 +107,9 @@ class Tensor:
     __slots__ = (
         "__weakref__",
         "_backward",
-        "_base",
         "_freed",
         "_saved_versions",
-        "_version",
+        "_versions",
         "data",
         "grad",
         "inputs",
@@ -151,11 +150,21 @@ class Tensor:
         self.inputs: tuple[Tensor, ...] = ()
         self._backward: BackwardRule | None = None
         self._freed = False
-        self._version = 0  # bumped by in-place updates (optimizer.step, load_state_dict)
         self._saved_versions: tuple[int, ...] | None = None
-        # The tensor whose array this one's is, or views (Tensor(t), t.detach(), t.T,
-        # t[0], t.reshape): an in-place change counts against it (see version_of).
-        self._base = base if base is not None and array is base.data else None
+        # Bumped by in-place updates (optimizer.step, load_state_dict, t += x); one counter
+        # for a tensor and its views (Tensor(t), t.detach(), t.T, t[0], t.reshape), as
+        # PyTorch's views share one: a change through any of them counts for all.
+        shares = base is not None and array is base.data
+        self._versions: list[int] = base._versions if shares else [0]
+
+    @property
+    def _version(self) -> int:
+        """How often this tensor's array was changed in place (through it or a view)."""
+        return self._versions[0]
+
+    @_version.setter
+    def _version(self, value: int) -> None:
+        self._versions[0] = value
 
     # -- construction by operations -------------------------------------------------
     @classmethod
@@ -170,15 +179,14 @@ class Tensor:
         out.name = None
         out.op = op
         out._freed = False
-        out._version = 0
-        out._base = None  # ops whose result views an input's array set it (ops.py)
+        out._versions = [0]  # ops whose result views an input's array share its (ops.py)
         needs = _mode.enabled and any(t.requires_grad for t in inputs)
         out.requires_grad = needs
         out.inputs = inputs if needs else ()
         out._backward = backward if needs else None
         # The inputs' versions now: backward refuses if one was updated in place since
         # (a step between forward and backward would give gradients of other weights).
-        out._saved_versions = tuple(version_of(t) for t in inputs) if needs else None
+        out._saved_versions = tuple(t._versions[0] for t in inputs) if needs else None
         return out
 
     # -- array-like surface -------------------------------------------------------------
@@ -377,20 +385,6 @@ class Tensor:
                 handed[id(pg)] = handed.get(id(pg), 0) + 1
 
 
-def root_of(t: Tensor) -> Tensor:
-    """The tensor that owns ``t``'s array (t itself unless t views another's)."""
-    while t._base is not None:
-        t = t._base
-    return t
-
-
-def version_of(t: Tensor) -> int:
-    """How often ``t``'s array was changed in place, through ``t`` or any view of it (as
-    PyTorch's views share one version counter): a graph that read it refuses to run
-    backward after a change."""
-    return root_of(t)._version
-
-
 def _check_versions(order: list[Tensor]) -> None:
     """PyTorch's check: no tensor a recorded operation read was updated in place since."""
     for node in order:
@@ -398,7 +392,7 @@ def _check_versions(order: list[Tensor]) -> None:
         if saved is None:
             continue
         for parent, version in zip(node.inputs, saved, strict=True):
-            if version_of(parent) != version:
+            if parent._versions[0] != version:
                 what = f"a {parent.shape} parameter" if parent.op is None else "a tensor"
                 raise TrainingError(
                     f"backward(): {what} that the recorded {node.op!r} needs was modified in "

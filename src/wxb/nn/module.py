@@ -39,6 +39,7 @@ class Parameter(Tensor):
     def __init__(self, data: object, *, dtype: object = None, name: str | None = None) -> None:
         super().__init__(data, requires_grad=True, dtype=dtype, name=name)
         self.data = self.data.copy()  # own the memory: updates must not reach the caller's array
+        self._versions = [0]  # and its own version counter (not the source tensor's)
         self.grad_buffer: np.ndarray | None = None
         self.grad_home: GradHome | None = None
         self.grad_index = 0
