@@ -273,7 +273,8 @@ def split_indices(
             raise DataError(f"{what}: {n} samples are too few to hold out {fraction:.0%}")
         return np.sort(order[:cut]), np.sort(order[cut:])
     classes = [rng.permutation(np.flatnonzero(labels == label)) for label in np.unique(labels)]
-    quotas = np.array([len(members) * fraction for members in classes])
+    sizes = np.array([len(members) for members in classes])
+    quotas = sizes * fraction
     takes = np.array([round(q) for q in quotas])
     # Each class rounds on its own; when that leaves the whole a row or more off n·fraction
     # (ten classes of 3 rows at 0.2 held out 10, not 6), the rows that rounding added or
@@ -281,21 +282,18 @@ def split_indices(
     if abs(takes.sum() - n * fraction) >= 1:
         target = max(1, round(n * fraction))
         remainder = quotas - takes
-        sizes = np.array([len(members) for members in classes])
         rank = rng.permutation(len(classes))  # equal remainders: no class always first
-        while takes.sum() < target:
-            # A class keeps a row for training while another can give one.
-            room = takes < sizes - 1
-            if not room.any():
-                room = takes < sizes
-            k = np.lexsort((rank, -np.where(room, remainder, -np.inf)))[0]
-            takes[k] += 1
-            remainder[k] -= 1
-        while takes.sum() > target:
-            room = takes > 0
-            k = np.lexsort((rank, np.where(room, remainder, np.inf)))[0]
-            takes[k] -= 1
-            remainder[k] += 1
+        while (gap := target - takes.sum()) != 0:
+            if gap > 0:  # a class keeps a row for training while another can give one
+                room = takes < sizes - 1
+                room = room if room.any() else takes < sizes
+                order = np.where(room, -remainder, np.inf)  # the largest remainder first
+            else:
+                order = np.where(takes > 0, remainder, np.inf)  # the smallest first
+            k = np.lexsort((rank, order))[0]
+            step = 1 if gap > 0 else -1
+            takes[k] += step
+            remainder[k] -= step
     held = [members[:take] for members, take in zip(classes, takes, strict=True)]
     held_out = np.sort(np.concatenate(held))
     if len(held_out) == 0 or len(held_out) == n:

@@ -778,54 +778,45 @@ def _in_place(ufunc: np.ufunc, symbol: str):
     fallback (``t = t - x``) would bind a new tensor to the name and leave it as it was."""
 
     def apply(self: Tensor, other: object) -> Tensor:
-        other_grad = isinstance(other, Tensor) and other.requires_grad
-        if is_grad_enabled() and (self.requires_grad or other_grad):
-            what = (
-                "a tensor that requires grad"
-                if self.requires_grad
-                else "a tensor, from one that requires grad"
-            )
-            raise TrainingError(
-                f"in-place {symbol} on {what} while the graph is recorded: PyTorch refuses it "
-                "on a parameter, and wxb records no in-place operation. Update parameters "
-                f"inside `with wxb.no_grad():`, or write t = t {symbol[:-1]} x for a new tensor"
-            )
-        value = other.data if isinstance(other, Tensor) else other
-        if not self.data.flags.writeable:
-            raise DataError(f"in-place {symbol}: the tensor's array is read-only")
+        instead = f"write t = t {symbol[:-1]} x for a new tensor"
+        value = _writable(self, other, f"in-place {symbol}", instead)
         try:  # the result's shape must be the tensor's: it cannot grow by broadcasting
             ufunc(self.data, value, out=self.data, casting="same_kind")
         except ValueError as exc:
             shape = self.shape
             raise ShapeError(f"in-place {symbol} on a tensor of shape {shape}: {exc}") from None
-        _changed(self)
+        self._version += 1  # shared with its views: graphs that read the old values refuse
         return self
 
     return apply
 
 
-def _changed(t: Tensor) -> None:
-    """A graph recorded before reads other values now: its backward refuses (the counter
-    is shared with every view of the array)."""
-    t._versions[0] += 1
+def _writable(t: Tensor, other: object, action: str, instead: str) -> object:
+    """``other``'s array, once ``t`` may be changed in place: not while a graph is
+    recorded through ``t`` or ``other`` that requires grad (wxb records no in-place
+    operation, and a lost gradient is worse than an error), nor when it is read-only."""
+    other_grad = isinstance(other, Tensor) and other.requires_grad
+    if is_grad_enabled() and (t.requires_grad or other_grad):
+        what = "a tensor that requires grad"
+        what = what if t.requires_grad else f"a tensor, from {what}"
+        raise TrainingError(
+            f"{action} on {what} while the graph is recorded: PyTorch refuses it on a "
+            "parameter, and wxb records no in-place operation. Update parameters inside "
+            f"`with wxb.no_grad():`, or {instead}"
+        )
+    if not t.data.flags.writeable:
+        raise DataError(f"{action}: the tensor's array is read-only")
+    return other.data if isinstance(other, Tensor) else other
 
 
 def _set_item(self: Tensor, key: object, value: object) -> None:
     """``t[key] = x``, and the last part of ``t[key] += x``: in place, as PyTorch's."""
-    value_grad = isinstance(value, Tensor) and value.requires_grad
-    if is_grad_enabled() and (self.requires_grad or value_grad):
-        raise TrainingError(
-            "t[...] = x on a tensor that requires grad (or from one) while the graph is "
-            "recorded: wxb records no in-place operation. Update parameters inside "
-            "`with wxb.no_grad():`"
-        )
-    if not self.data.flags.writeable:
-        raise DataError("t[...] = x: the tensor's array is read-only")
+    value = _writable(self, value, "t[...] = x", "set the values of a copy")
     try:
-        self.data[_index_key(key)] = value.data if isinstance(value, Tensor) else value
+        self.data[_index_key(key)] = value
     except ValueError as exc:
         raise ShapeError(f"t[...] = x on a tensor of shape {self.shape}: {exc}") from None
-    _changed(self)
+    self._version += 1
 
 
 Tensor.__iadd__ = _in_place(np.add, "+=")

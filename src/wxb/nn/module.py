@@ -118,10 +118,10 @@ class Module:
         if isinstance(value, (Parameter, Module)):
             # A name already held keeps its place, as in PyTorch: a Sequential's layer
             # replaced by assignment stays where it was in the order.
-            own, others = (params, (modules, buffers)) if isinstance(value, Parameter) else (
-                modules, (params, buffers))  # fmt: skip
-            for table in others:
-                table.pop(key, None)
+            own = params if isinstance(value, Parameter) else modules
+            for table in (params, modules, buffers):
+                if table is not own:
+                    table.pop(key, None)
             own[key] = value
             _structure_changed()
         elif value is None:  # ``layer.bias = None``: the parameter (module, buffer) is gone
@@ -386,14 +386,14 @@ class _Evaluating:
         self.model = model
 
     def __enter__(self) -> Module:
-        held = _thread.__dict__.setdefault("evaluating", {})  # id → nesting depth
+        self.held = held = _thread.__dict__.setdefault("evaluating", {})  # id → nesting depth
         self.modules = self.model._module_list()
         for module in self.modules:
             held[id(module)] = held.get(id(module), 0) + 1
         return self.model
 
     def __exit__(self, *exc_info: object) -> None:
-        held = _thread.evaluating
+        held = self.held
         for module in self.modules:
             if held[id(module)] == 1:
                 del held[id(module)]
