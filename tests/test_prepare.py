@@ -65,6 +65,12 @@ def test_wxb_predict_gives_what_the_estimator_predicts(tmp_path, rng, capsys, ki
     if kind == "multilabel":
         assert lines[0] == "prediction_0,prediction_1,prediction_2"
         assert np.array_equal(table, est.predict(X))
+        # --proba: each label's probability, as predict_proba gives it
+        assert main(["predict", str(model_path), str(data), "--proba"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0] == "prediction_0,prediction_1,prediction_2,p_0,p_1,p_2"
+        table = np.array([line.split(",") for line in lines[1:]], dtype=float)
+        np.testing.assert_allclose(table[:, 3:], est.predict_proba(X), rtol=1e-12)
     else:
         np.testing.assert_allclose(table[:, 0], est.predict(X), rtol=1e-12)
     assert main(["eval", str(model_path), str(data)]) == 2

@@ -351,3 +351,103 @@ def test_verbose_prints_as_sklearn(rng, capsys):
     MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, verbose=True, random_state=0).fit(X, y)
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("Iteration 1, loss = ") and out[1].startswith("Iteration 2, loss = ")
+
+
+# -- settings changed by set_params on a fitted estimator ---------------------------------------
+def _sgd_settings(rng: np.random.Generator) -> dict:
+    """Plain SGD without early stopping: a warm-start fit depends only on the weights."""
+    return {
+        "hidden_layer_sizes": (int(rng.integers(4, 12)),),
+        "solver": "sgd",
+        "momentum": 0.0,
+        "learning_rate_init": 0.05,
+        "max_iter": int(rng.integers(2, 6)),
+        "n_iter_no_change": 1000,
+        "random_state": int(rng.integers(1 << 30)),
+        "warm_start": True,
+    }
+
+
+def test_activation_changed_after_fit_acts_as_sklearns(rng):
+    """scikit-learn reads ``activation`` at every pass: a changed one acts at predict,
+    at a warm-start fit and at partial_fit (wxb kept the layers it had built)."""
+    X, y = blobs(rng)
+    settings = _sgd_settings(rng)
+    ours, theirs = MLPClassifier(**settings).fit(X, y), SkClassifier(**settings).fit(X, y)
+    for est in (ours, theirs):
+        est.set_params(activation="tanh")
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=1e-12)
+    for step in ("fit", "partial_fit"):
+        for est in (ours, theirs):
+            getattr(est, step)(X, y)
+        np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=1e-12)
+    assert [type(m).__name__ for m in ours.to_wxb()] == ["Dense", "Tanh", "Dense"]
+
+
+def test_dropout_changed_after_fit_acts(rng):
+    """A dropout rate changed by set_params is the one the next fit trains with: switched
+    off, the fit is scikit-learn's own; switched on, the masks act, reproducibly."""
+    X, y = blobs(rng)
+    settings = _sgd_settings(rng)
+    ours = MLPClassifier(**settings, dropout=0.5).fit(X, y)
+    ours.set_params(dropout=0.0)
+    theirs = SkClassifier(**settings).fit(X, y)
+    theirs.coefs_ = [c.copy() for c in ours.coefs_]  # scikit-learn from ours' weights
+    theirs.intercepts_ = [b.copy() for b in ours.intercepts_]
+    ours.fit(X, y)
+    theirs.fit(X, y)
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=1e-12)
+    assert not any(isinstance(m, wxb.nn.Dropout) for m in ours.to_wxb())
+
+    plain, masked, again = (MLPClassifier(**settings).fit(X, y) for _ in range(3))
+    for est in (masked, again):
+        est.set_params(dropout=0.5)
+    for est in (plain, masked, again):
+        est.partial_fit(X, y)
+    assert not np.allclose(plain.coefs_[0], masked.coefs_[0])  # the masks acted
+    np.testing.assert_array_equal(masked.coefs_[0], again.coefs_[0])
+
+
+def test_pickled_copy_with_dropout_trains_on_as_the_original(rng):
+    """The masks' generators travel with a pickle or a deep copy: the copy's next epochs
+    are the original's, bit for bit (they were drawn from fresh entropy)."""
+    import copy
+
+    X, y = blobs(rng)
+    est = MLPClassifier(**FAST, dropout=0.3, random_state=int(rng.integers(1 << 30)))
+    est.set_params(warm_start=True).fit(X, y)
+    copies = [pickle.loads(pickle.dumps(est)), copy.deepcopy(est)]
+    for model in (est, *copies):
+        model.fit(X, y)
+    for other in copies:
+        np.testing.assert_array_equal(other.predict_proba(X), est.predict_proba(X))
+
+
+def test_from_sklearn_leaves_every_generator_where_it_was(rng):
+    """Converting draws nothing from the source's RandomState (a copy of it goes with the
+    wxb estimator, as clone gives) nor from NumPy's global generator; both estimators
+    then go on as scikit-learn's would."""
+    X, y = blobs(rng)
+    seed = int(rng.integers(1 << 30))
+    settings = {"hidden_layer_sizes": (8,), "max_iter": 3, "random_state": None}
+    source = SkClassifier(**settings, warm_start=True).set_params(
+        random_state=np.random.RandomState(seed)
+    )
+    source.fit(X, y)
+    untouched = SkClassifier(**settings, warm_start=True).set_params(
+        random_state=np.random.RandomState(seed)
+    )
+    untouched.fit(X, y)
+    ours = MLPClassifier.from_sklearn(source)
+    assert ours.random_state is not source.random_state
+    for est in (ours, source, untouched):
+        est.fit(X, y)
+    np.testing.assert_allclose(ours.predict_proba(X), untouched.predict_proba(X), atol=1e-12)
+    np.testing.assert_array_equal(source.predict_proba(X), untouched.predict_proba(X))
+
+    fitted = SkClassifier(**settings).fit(X, y)
+    np.random.seed(seed)
+    expected = np.random.rand()
+    np.random.seed(seed)
+    MLPClassifier.from_sklearn(fitted)
+    assert np.random.rand() == expected

@@ -103,7 +103,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from wxb.nn.layers import Dense, Dropout, ReLU, Sigmoid, Tanh
+from wxb.nn.layers import Activation, Dense, Dropout, ReLU, Sigmoid, Tanh
 from wxb.nn.layers import Identity as IdentityLayer
 from wxb.nn.plan import StackPlan
 from wxb.nn.sequential import Sequential
@@ -255,6 +255,12 @@ class _BaseMLP(BaseEstimator):
                 "biases": [layer.bias.data.copy() for layer in layers],
                 "activation": self._built_activation,
                 "dropout": self._built_dropout,
+                # where each Dropout's masks stand, so a copy trains on as the original
+                "masks": [
+                    (m._own_rng.bit_generator.state, m._row_key)
+                    for m in net
+                    if isinstance(m, Dropout)
+                ],
             }
         if optimizer is not None:
             state["_optimizer_state"] = {
@@ -279,6 +285,10 @@ class _BaseMLP(BaseEstimator):
         for layer, w, b in zip(self._dense(), weights, biases, strict=True):
             np.copyto(layer.weight.data, w)
             np.copyto(layer.bias.data, b)
+        dropouts = [m for m in self._net if isinstance(m, Dropout)]
+        for layer, (where, key) in zip(dropouts, net_state.get("masks", []), strict=False):
+            layer._own_rng.bit_generator.state = where
+            layer._row_key = key
         if optimizer_state is not None:
             kind = optimizer_state["kind"]
             optimizer = self._new_optimizer(kind)
@@ -312,6 +322,37 @@ class _BaseMLP(BaseEstimator):
         self._net.eval()
         self._plan = None
         self._optimizer = None
+        self._built_activation, self._built_dropout = activation, dropout
+
+    def _follow_settings(self, rng: np.random.RandomState | None) -> None:
+        """Rebuild the layers between the Dense ones when ``activation`` (or, with ``rng``
+        to seed new masks, ``dropout``) was changed by set_params since they were built:
+        scikit-learn reads both at every pass. The Dense layers (and the optimiser's
+        state over them) are kept."""
+        activation = self.activation
+        dropout = self.dropout if rng is not None else self._built_dropout
+        if activation == self._built_activation and dropout == self._built_dropout:
+            return
+        dense = self._dense()
+        kept_dropouts = [m for m in self._net if isinstance(m, Dropout)]
+        if dropout != self._built_dropout:
+            kept_dropouts = []
+            if dropout > 0:  # drawn as a first fit draws them, after the weights
+                masks = np.random.default_rng(int(rng.randint(np.iinfo(np.int32).max)))
+                kept_dropouts = [Dropout(dropout, seed=g) for g in masks.spawn(len(dense) - 1)]
+        kept_activations = [m for m in self._net if isinstance(m, Activation)]
+        layers = []
+        for i, layer in enumerate(dense):
+            layers.append(layer)
+            if i != len(dense) - 1:
+                same = activation == self._built_activation
+                layers.append(kept_activations[i] if same else _HIDDEN_LAYERS[activation]())
+                if kept_dropouts:
+                    layers.append(kept_dropouts[i])
+        training = self._net.training
+        self._net = Sequential(*layers)
+        self._net.train(training)
+        self._plan = None
         self._built_activation, self._built_dropout = activation, dropout
 
     def _new_optimizer(self, kind: str):
@@ -482,6 +523,7 @@ class _BaseMLP(BaseEstimator):
                     f"the network was built with layer sizes {built}; this data and "
                     f"hidden_layer_sizes need {layer_units} (set warm_start=False to start over)"
                 )
+            self._follow_settings(self._random_state)
             if self.solver in _STOCHASTIC_SOLVERS and not hasattr(self, "loss_curve_"):
                 self._init_stochastic_records()  # an lbfgs fit before: start the records
         Y = Y.astype(self._dtype)
@@ -807,6 +849,7 @@ class _BaseMLP(BaseEstimator):
         """The output layer's activations for rows X (scikit-learn's name)."""
         if check_input:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        self._follow_settings(None)
         dtype = self._dtype
         if scipy.sparse.issparse(X):
             X = X.tocsr()
@@ -839,11 +882,14 @@ class _BaseMLP(BaseEstimator):
         (``info["link"] == "log"``: the prediction is exp(output)).
         """
         check_is_fitted(self)
+        self._follow_settings(None)
         net = self._net
         info: dict = {"estimator": type(self).__name__}
         if is_classifier(self):
             multilabel = self._label_binarizer.y_type_.startswith("multilabel")
-            info["task"] = "multilabel" if multilabel else "classification"
+            info["task"] = "classification"  # as interop.from_sklearn writes it
+            if multilabel:
+                info["multilabel"] = True
             info["loss"] = (
                 "cross_entropy" if self.out_activation_ == "softmax" else ("bce_with_logits")
             )
@@ -870,7 +916,11 @@ class _BaseMLP(BaseEstimator):
             raise TypeError(
                 f"{cls.__name__}.from_sklearn takes a fitted scikit-learn {cls.__name__}"
             )
-        params = {k: v for k, v in fitted.get_params().items() if k in mine.get_params()}
+        # deep copies, as sklearn.base.clone makes: a RandomState given as random_state
+        # stays the source's own, and goes on drawing what it would have drawn
+        params = {
+            k: copy.deepcopy(v) for k, v in fitted.get_params().items() if k in mine.get_params()
+        }
         est = cls(**params, dtype=dtype)
         weights_dtype = np.dtype(dtype) if dtype is not None else fitted.coefs_[0].dtype
         est.n_features_in_ = fitted.n_features_in_
@@ -880,7 +930,9 @@ class _BaseMLP(BaseEstimator):
             est._label_binarizer = copy.deepcopy(fitted._label_binarizer)
             est.classes_ = est._label_binarizer.classes_
         layer_units = [fitted.n_features_in_, *(c.shape[1] for c in fitted.coefs_)]
-        est._random_state = check_random_state(fitted.random_state)
+        # the weights drawn here are overwritten: from a generator of their own, so that
+        # neither random_state nor NumPy's global generator moves (each fit draws anew)
+        est._random_state = np.random.RandomState(0)
         est._initialize(np.empty((0, layer_units[-1])), layer_units, weights_dtype)
         est.coefs_ = [np.asarray(c, dtype=weights_dtype) for c in fitted.coefs_]
         est.intercepts_ = [np.asarray(b, dtype=weights_dtype) for b in fitted.intercepts_]
