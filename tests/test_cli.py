@@ -503,6 +503,45 @@ def test_eval_and_predict_a_model_saved_from_python_without_info(tmp_path, rng, 
     assert predicted == model.predict(X).argmax(axis=1).tolist()
 
 
+@pytest.mark.parametrize("head", ["softmax", "sigmoid"])
+def test_a_model_that_outputs_probabilities_is_not_squashed_again(tmp_path, rng, capsys, head):
+    """A classifier whose last layer is Softmax (or Sigmoid, one output): predict --proba
+    gives its own outputs and eval the loss of those probabilities (both applied the
+    softmax or sigmoid a second time, pulling every probability toward uniform)."""
+    features = int(rng.integers(2, 6))
+    if head == "softmax":
+        k = int(rng.integers(3, 6))
+        layers, info = [wxb.nn.Dense(features, k), wxb.nn.Softmax()], {"loss": "cross_entropy"}
+        classes = list(range(k))
+    else:
+        layers, info = [wxb.nn.Dense(features, 1), wxb.nn.Sigmoid()], {"loss": "bce_with_logits"}
+        classes = ["no", "yes"]
+    model = wxb.nn.Sequential(wxb.nn.Dense(features, features), wxb.nn.Tanh(), *layers)
+    for p in model.parameters():
+        p.data[...] = rng.normal(scale=1.5, size=p.shape)  # outputs far from uniform
+    model.info = {"task": "classification", "classes": classes, **info}
+    path = wxb.save(model, tmp_path / "m.safetensors")
+    n = int(rng.integers(20, 40))
+    X = rng.normal(size=(n, features)).astype(np.float32)
+    index = rng.integers(0, len(classes), size=n)
+    np.savez(tmp_path / "d.npz", X=X, y=np.array(classes)[index])
+    out = model.predict(X).astype(np.float64)
+    p = out if head == "softmax" else np.hstack([1 - out, out])  # by hand, from the outputs
+
+    code, text, err = run_cli(capsys, "predict", str(path), str(tmp_path / "d.npz"), "--proba")
+    assert code == 0, err
+    table = [line.split(",") for line in text.splitlines()[1:]]
+    np.testing.assert_allclose(np.array([row[1:] for row in table], float), p, rtol=1e-5)
+    assert [row[0] for row in table] == [str(classes[i]) for i in p.argmax(1)]
+
+    code, text, err = run_cli(capsys, "eval", str(path), str(tmp_path / "d.npz"))
+    assert code == 0, err
+    loss = -np.log(p[np.arange(n), index]).mean()
+    figures = dict(re.findall(r"(loss|accuracy) ([0-9.]+)", text.splitlines()[0]))
+    assert float(figures["loss"]) == pytest.approx(loss, abs=1e-4)
+    assert float(figures["accuracy"]) == pytest.approx((p.argmax(1) == index).mean(), abs=1e-4)
+
+
 def test_train_never_writes_over_its_own_data(tmp_path, rng, capsys):
     data, *_ = labelled_csv(tmp_path / "d.csv", rng)
     before = data.read_bytes()

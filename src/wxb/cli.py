@@ -54,6 +54,7 @@ from wxb.prepare import (
     PATIENCE_STEPS,
     TableData,
     Targets,
+    class_logits,
     default_schedule,
     encode_labels,
     encode_targets,
@@ -62,6 +63,7 @@ from wxb.prepare import (
     model_task,
     numeric_targets,
     prediction_table,
+    probability_head,
     scaled,
     training_table,
     unscale_output,
@@ -69,6 +71,7 @@ from wxb.prepare import (
 from wxb.reporting import check_history_matches, read_history
 from wxb.reporting import report as write_page
 from wxb.tables import Table, read_table
+from wxb.tensor import Tensor
 from wxb.train import evaluate, fit
 
 DEFAULT_HIDDEN = "512"
@@ -769,7 +772,15 @@ def report(model, X: np.ndarray, y: np.ndarray, loss: str, task: str) -> dict[st
         r2 = regression_figures(y, pred)["r2"]  # per output, averaged; a constant column exactly
         return {"mse": float(residual / y.size), "r2": r2}
     y = y if y.ndim == 1 else y.astype(model.dtype)
-    return evaluate(model, X, y, get_loss(loss))
+    if probability_head(model) is None:
+        return evaluate(model, X, y, get_loss(loss))
+    # outputs that are already probabilities: the loss of their logits (applied once)
+    logits = class_logits(model, model.predict(X))
+    predicted = (logits[:, 0] > 0).astype(np.int64) if logits.shape[1] == 1 else logits.argmax(1)
+    truth = y[:, 0].astype(np.int64) if y.ndim == 2 else y
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        value = float(get_loss(loss)(Tensor(logits), y).data)
+    return {"loss": value, "accuracy": float(np.mean(predicted == truth))}
 
 
 # ---------------------------------------------------------------------------------
@@ -810,6 +821,7 @@ def run_eval(args: argparse.Namespace) -> None:
     print(f"{data}: {len(X)} samples; " + ", ".join(f"{k} {v:.4f}" for k, v in figures.items()))
     output = model.predict(X)
     if task == "classification":
+        output = class_logits(model, output)
         predicted = (
             (output[:, 0] > 0).astype(np.int64) if output.shape[1] == 1 else output.argmax(1)
         )

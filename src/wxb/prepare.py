@@ -24,7 +24,8 @@ from wxb import data as wdata
 from wxb import ops, validation
 from wxb.columns import TableEncoder, choose_features, table_matrix
 from wxb.errors import ConfigError, DataError
-from wxb.nn import Dense
+from wxb.nn import Dense, Sequential
+from wxb.nn.layers import Sigmoid, Softmax
 from wxb.nn.module import input_width, output_width
 from wxb.tables import Column, Table, text_as_numbers
 
@@ -315,6 +316,37 @@ def is_multilabel(model) -> bool:
     return model.info.get("task") == "multilabel" or bool(model.info.get("multilabel"))
 
 
+def probability_head(model) -> str | None:
+    """ "softmax" or "sigmoid" when a classifier's last layer already turns its outputs
+    into probabilities (a Keras-style deployable model), else None (it gives logits,
+    as wxb trains them). Only plain Sequentials are looked into: a subclass's own
+    forward may end elsewhere."""
+    last = model
+    while type(last) is Sequential and len(last.layers):
+        last = last.layers[-1]
+    task, loss, _ = model_task(model)
+    if task != "classification" or last is model:
+        return None
+    if isinstance(last, Softmax) and loss == "cross_entropy":
+        return "softmax"
+    if isinstance(last, Sigmoid) and loss == "bce_with_logits":
+        return "sigmoid"
+    return None
+
+
+def class_logits(model, out: np.ndarray) -> np.ndarray:
+    """A classifier's outputs as logits: as they are, or from a probability head's
+    p back to log p (softmax) or log p − log(1 − p) (sigmoid), which the softmax and the
+    sigmoid turn into p again; the losses and --proba then apply them once."""
+    head = probability_head(model)
+    if head is None:
+        return out
+    with np.errstate(divide="ignore"):
+        if head == "softmax":
+            return np.log(out)
+        return np.log(out) - np.log1p(-out)
+
+
 def encode_labels(classes: list, dataset: wdata.Dataset) -> np.ndarray:
     """Class names in the data as the model's class indices; unseen names are refused."""
     lookup = {str(c): i for i, c in enumerate(classes)}
@@ -341,6 +373,7 @@ def prediction_table(model, out: np.ndarray, proba: bool) -> tuple[list[str], li
     A multilabel model (from scikit-learn) gives one 0/1 column per label (σ(z) > ½, as
     scikit-learn's indicator matrix); a log-link regressor (Poisson) gives exp(z)."""
     task, _, classes = model_task(model)
+    out = class_logits(model, out)
     if is_multilabel(model):
         p = ops.Sigmoid().forward(out, np.empty_like(out))
         header = [f"prediction_{c}" for c in classes]
