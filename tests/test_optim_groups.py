@@ -644,3 +644,45 @@ def test_a_late_group_below_the_cosines_floor_keeps_a_state_that_loads(rng):
     assert min(state["base_lrs"]) >= 0
     schedule.load_state_dict(state)
     assert all(g["lr"] >= 0 for g in opt.param_groups)
+
+
+@pytest.mark.parametrize("name", ["adam", "sgd"])
+def test_state_loaded_after_a_cast_keeps_its_precision(rng, name):
+    """model.to("float64") after the optimiser was built, then load_state_dict: the
+    state loads in float64 (it was rounded into the float32 buffers, and the next step
+    drifted from a run whose optimiser was built after the cast; PyTorch casts it too)."""
+    X, y = rng.normal(size=(8, 4)), rng.integers(0, 3, 8)
+    settings = {"lr": 0.01, "momentum": 0.9} if name == "sgd" else {"lr": 0.01}
+
+    def network() -> Sequential:
+        return Sequential(Dense(4, 5, seed=1), Tanh(), Dense(5, 3, seed=2))
+
+    source = network().to("float64")
+    source_opt = optim.get_optimizer(name, source.parameters(), **settings)
+    for _ in range(3):
+        source_opt.zero_grad()
+        CrossEntropyLoss()(source(X), y).backward()
+        source_opt.step()
+    weights, state = source.state_dict(), source_opt.state_dict()
+
+    results = []
+    for built_before_cast in (True, False):
+        model = network()
+        if built_before_cast:
+            opt = optim.get_optimizer(name, model.parameters(), **settings)
+            model.to("float64")
+        else:
+            opt = optim.get_optimizer(name, model.to("float64").parameters(), **settings)
+        model.load_state_dict(weights)
+        opt.load_state_dict(state)
+        for i, entry in opt.state_dict()["state"].items():
+            for key, value in entry.items():
+                if isinstance(value, np.ndarray):
+                    assert value.dtype == np.float64
+                    np.testing.assert_array_equal(value, state["state"][i][key])
+        opt.zero_grad()
+        CrossEntropyLoss()(model(X), y).backward()
+        opt.step()
+        results.append(model.state_dict())
+    for key in results[0]:
+        np.testing.assert_array_equal(results[0][key], results[1][key])

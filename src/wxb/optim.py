@@ -367,6 +367,19 @@ class Optimizer:
             self._flat_state[state] = flat_state
             setattr(self, state, views)
 
+    def _follow_params(self) -> None:
+        """Gather the buffers again if the parameters changed since they were packed."""
+        if self.flat is not None and not self.flat.intact(self.params):
+            self._pack()  # a cast or an assigned p.data since the last step
+        elif self.flat is None and FlatParameters.possible(self.params):
+            self._pack()  # the dtypes were mixed and now agree
+        elif self.flat is None:  # one array per parameter: each state in its dtype
+            for state in self.state_names:
+                arrays = getattr(self, state)
+                for i, p in enumerate(self.params):
+                    if arrays[i].dtype != p.dtype:
+                        arrays[i] = arrays[i].astype(p.dtype)
+
     def grad_buffers(self) -> list[np.ndarray] | None:
         """Views of the flat gradient buffer, one per parameter, for a step to write into."""
         if self.flat is not None and not self.flat.intact(self.params):
@@ -492,6 +505,7 @@ class Optimizer:
                 setattr(self, s, [np.zeros_like(p.data) for p in self.params])
             self.state_names = (*self.state_names, *missing)
             self._pack()
+        self._follow_params()  # a model cast since: the state loads in the new dtype
         for s in self.state_names:
             for target, value in zip(getattr(self, s), arrays[s], strict=True):
                 np.copyto(target, value, casting="same_kind")
@@ -512,10 +526,7 @@ class Optimizer:
         """
         groups = self._groups()
         self.steps += 1
-        if self.flat is not None and not self.flat.intact(self.params):
-            self._pack()  # a cast or an assigned p.data since the last step
-        elif self.flat is None and FlatParameters.possible(self.params):
-            self._pack()  # the dtypes were mixed and now agree
+        self._follow_params()
         if self._wanted_states() != self.state_names:
             self._ensure_states()
         flat, params = self.flat, self.params
