@@ -164,3 +164,23 @@ def test_the_same_model_saved_in_two_processes_gives_the_same_bytes(tmp_path, rn
     loaded = load_file(paths[0])  # and the library reads what we write
     model = wxb.load(paths[0])
     assert all(np.array_equal(loaded[k], v) for k, v in model.state_dict().items())
+
+
+def test_frozen_parameters_load_frozen(tmp_path, rng):
+    """requires_grad=False survives save and load (as with torch.save(model)): the loaded
+    model trains what the saved one trains (a frozen layer came back trainable), tied
+    parameters included."""
+    width = int(rng.integers(3, 7))
+    first, last = Dense(width, width), Dense(width, 3)
+    model = Sequential(first, Tanh(), Dense(width, width), Tanh(), last)
+    model[2].weight = first.weight  # tied
+    params = model.parameters()
+    for p in params:
+        p.requires_grad = bool(rng.integers(0, 2))
+    params[0].requires_grad, params[-1].requires_grad = False, True  # one of each at least
+    loaded = wxb.load(wxb.save(model, tmp_path / "m.safetensors"))
+    assert [p.requires_grad for p in loaded.parameters()] == [p.requires_grad for p in params]
+    X, y = rng.normal(size=(40, width)).astype(np.float32), rng.integers(0, 3, 40)
+    for m in (model, loaded):
+        wxb.fit(m, X, y, epochs=2, seed=0, verbose=False)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))

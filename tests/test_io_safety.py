@@ -864,3 +864,14 @@ def test_every_model_round_trips_exactly_or_save_refuses_it(case, rows, data_see
         path, module = offenders[0]  # the first one walking the model in order
         event(f"refused: {type(module).__name__}")
         assert_refused(model, folder, rng, [type(module).__name__, where(path)])
+
+
+@pytest.mark.parametrize(
+    "frozen", ['["nothing.weight"]', '"hidden.weight"', "[1]", "[[0]]", "{}", "not json"]
+)
+def test_a_frozen_list_naming_no_parameter_is_refused(tmp_path, rng, frozen):
+    architecture, tensors, metadata = good_parts(rng)
+    path = craft(
+        tmp_path / "frozen.safetensors", architecture, tensors, {**metadata, "frozen": frozen}
+    )
+    refused(path, "frozen" if frozen != "not json" else "not JSON")

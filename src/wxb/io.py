@@ -10,7 +10,8 @@ a half-written model where a good one was. Reading never unpickles anything.
 else, so it is refused before anything is written). Parameters shared between
 layers (tied weights) are stored once, under their first name, and the metadata
 records the ties (``"ties": {"dense3.weight": "dense1.weight"}``) so ``load``
-shares them again. ``load`` checks the architecture against the stored tensors'
+shares them again; parameters with ``requires_grad`` False are listed (``"frozen"``)
+and load frozen. ``load`` checks the architecture against the stored tensors'
 header, without recursion and before allocating anything, so a hand-edited file
 is refused with ModelFileError, never MemoryError or RecursionError.
 """
@@ -107,6 +108,9 @@ def save(model: Module, path: str | Path) -> Path:
     }
     if ties:
         metadata["ties"] = json.dumps(ties)
+    frozen = [name for name, p in model.named_parameters() if not p.requires_grad]
+    if frozen:  # as torch.save(model) keeps requires_grad: a frozen layer stays frozen
+        metadata["frozen"] = json.dumps(frozen)
     tensors = {name: np.ascontiguousarray(array) for name, array in state.items()}
     path = Path(path)
     atomic_write(path, safetensors_bytes(tensors, metadata=metadata))
@@ -371,6 +375,7 @@ def load(path: str | Path) -> Module:
     architecture = _json_field(path, metadata, "architecture", None)
     info = _json_field(path, metadata, "info", {})
     ties = _json_field(path, metadata, "ties", {})
+    frozen = _json_field(path, metadata, "frozen", [])
     stored = _stored_tensors(path, header)
     try:
         _check_architecture(architecture, stored, ties)
@@ -401,6 +406,13 @@ def load(path: str | Path) -> Module:
         ) from None
     except WxbError as exc:
         raise ModelFileError(f"{path}: {exc}") from None
+    parameters = dict(model.named_parameters())
+    if not isinstance(frozen, list) or not all(
+        isinstance(name, str) and name in parameters for name in frozen
+    ):
+        raise ModelFileError(f"{path}: its list of frozen parameters names no parameter it has")
+    for name in frozen:
+        parameters[name].requires_grad = False
     model.info = info
     model.eval()
     return model
