@@ -32,6 +32,7 @@ from wxb import interop, ops
 from wxb.errors import ConfigError
 from wxb.nn import (
     GELU,
+    CrossEntropyLoss,
     Dense,
     Dropout,
     Identity,
@@ -592,3 +593,40 @@ def test_a_sklearn_estimator_becomes_wxbs_and_keeps_training_as_sklearn(seeded, 
     ):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=msg)
     assert ours.loss_curve_ == pytest.approx(theirs.loss_curve_, rel=1e-10), msg
+
+
+@pytest.mark.parametrize("direction", ["to_torch", "from_torch"])
+def test_weights_tied_between_layers_stay_tied_and_train_alike(rng, direction):
+    """b.weight = a.weight (a Parameter, not a layer, shared): the twin shares one
+    parameter too, so both train alike (it was untied: one parameter more, and after
+    three SGD steps outputs 0.25 apart)."""
+    width, tie_bias = int(rng.integers(2, 6)), bool(rng.integers(0, 2))
+    if direction == "to_torch":
+        a, b = Dense(width, width), Dense(width, width)
+        b.weight = a.weight
+        if tie_bias:
+            b.bias = a.bias
+        model = Sequential(a, Tanh(), b, Tanh(), Dense(width, 3)).to("float64")
+        twin = interop.to_torch(model)
+    else:
+        a, b = (torch.nn.Linear(width, width, dtype=torch.float64) for _ in range(2))
+        b.weight = a.weight
+        if tie_bias:
+            b.bias = a.bias
+        head = torch.nn.Linear(width, 3, dtype=torch.float64)
+        twin = torch.nn.Sequential(a, torch.nn.Tanh(), b, torch.nn.Tanh(), head)
+        model = interop.from_torch(twin)
+    assert len(list(twin.parameters())) == len(model.parameters())
+    X, y = rng.normal(size=(16, width)), rng.integers(0, 3, 16)
+    ours = wxb.optim.SGD(model.parameters(), lr=0.5)
+    theirs = torch.optim.SGD(twin.parameters(), lr=0.5)
+    for _ in range(3):
+        ours.zero_grad()
+        CrossEntropyLoss()(model(X), y).backward()
+        ours.step()
+        theirs.zero_grad()
+        torch.nn.functional.cross_entropy(twin(torch.from_numpy(X)), torch.from_numpy(y)).backward()
+        theirs.step()
+    with torch.no_grad():
+        expected = twin(torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(model.predict(X), expected, rtol=1e-10, atol=1e-12)

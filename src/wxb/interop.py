@@ -115,7 +115,8 @@ def to_torch(model: Module):
     dtype = _model_dtype(model)
     torch = _import_torch()
     tdtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[dtype]
-    made: dict[int, Any] = {}  # id(wxb module) → its torch twin: shared layers stay shared
+    # id(wxb module or Parameter) → its torch twin: shared layers and tied weights stay so
+    made: dict[int, Any] = {}
     root = _to_torch(model, "", torch, tdtype, made)
     if isinstance(root, torch.nn.Sequential):
         return root
@@ -208,13 +209,18 @@ def _to_torch(module: Module, path: str, torch, tdtype, made: dict[int, Any]):
             bias=module.bias is not None,
             dtype=tdtype,
         )
-        with torch.no_grad():
-            out.weight.copy_(_tensor(torch, module.weight.data, tdtype))
-            if module.bias is not None:
-                out.bias.copy_(_tensor(torch, module.bias.data, tdtype))
-        out.weight.requires_grad_(module.weight.requires_grad)
-        if module.bias is not None:
-            out.bias.requires_grad_(module.bias.requires_grad)
+        for key in ("weight", "bias"):
+            param = getattr(module, key)
+            if param is None:
+                continue
+            if id(param) in made:  # tied: the twin shares the one torch Parameter too
+                setattr(out, key, made[id(param)])
+                continue
+            twin = getattr(out, key)
+            with torch.no_grad():
+                twin.copy_(_tensor(torch, param.data, tdtype))
+            twin.requires_grad_(param.requires_grad)
+            made[id(param)] = twin
     elif isinstance(module, layers.Dropout):
         out = nn.Dropout(module.p)
     elif isinstance(module, layers.Standardize):
@@ -279,7 +285,7 @@ def from_torch(seq) -> Sequential:
                 f"from_torch: cannot convert module '{path}' ({type(module).__name__}): {reason}"
             )
     dtype = _torch_dtype(seq, torch)
-    made: dict[int, Module] = {}
+    made: dict[int, Any] = {}  # id(torch module or Parameter) → its wxb twin
     return _from_torch(seq, "", torch, dtype, made)
 
 
@@ -396,11 +402,17 @@ def _from_torch(module, path: str, torch, dtype, made: dict[int, Module]) -> Mod
             seed=0,
             dtype=dtype,
         )
-        np.copyto(out.weight.data, weight)
-        out.weight.requires_grad = module.weight.requires_grad
-        if module.bias is not None:
-            np.copyto(out.bias.data, _numpy(module.bias, dtype, label))
-            out.bias.requires_grad = module.bias.requires_grad
+        for key in ("weight", "bias"):
+            param = getattr(module, key)
+            if param is None:
+                continue
+            if id(param) in made:  # tied in PyTorch: one wxb Parameter in both places
+                setattr(out, key, made[id(param)])
+                continue
+            mine = getattr(out, key)
+            np.copyto(mine.data, weight if key == "weight" else _numpy(param, dtype, label))
+            mine.requires_grad = param.requires_grad
+            made[id(param)] = mine
     elif cls is nn.Dropout:
         try:
             out = layers.Dropout(module.p)
