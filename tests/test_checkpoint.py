@@ -702,6 +702,44 @@ def test_resume_from_any_checkpoint_matches_the_uninterrupted_run(seeded, tmp_pa
             assert (folder / arrays).read_bytes() == (every / arrays).read_bytes(), where
 
 
+class LegacyNoise(Module):
+    """Gaussian noise drawn from a legacy np.random.RandomState, as older code does."""
+
+    def __init__(self, n, h, c, seed):
+        super().__init__()
+        self.body, self.head = Dense(n, h, seed=seed), Dense(h, c, seed=seed + 1)
+        self.noise = np.random.RandomState(seed)
+
+    def forward(self, x):
+        h = wxb.ops.relu(self.body(x))
+        if self.training:  # normal() keeps a cached Gaussian: resumed with the state
+            h = h + self.noise.normal(scale=0.1, size=h.shape)
+        return self.head(h)
+
+
+def test_resume_restores_a_legacy_random_state_a_module_holds(seeded, tmp_path):
+    """A module's np.random.RandomState is checkpointed as a Generator is (it was left
+    where the new process put it: the resumed run drew other noise, and said nothing)."""
+    rng = seeded.rng
+    n, h, c = (int(v) for v in rng.integers(2, 9, size=3))
+    seed = int(rng.integers(1 << 30))
+    X, y = blobs(rng, int(rng.integers(40, 100)), n, c)
+    options = {"epochs": 3, "batch_size": 16, "seed": seed, "verbose": False}
+    reference = LegacyNoise(n, h, c, seed)
+    wxb.fit(reference, X, y, **options)
+    every = tmp_path / "every"
+    wxb.fit(LegacyNoise(n, h, c, seed), X, y, checkpoint_dir=every, checkpoint_every=1,
+            keep_checkpoints=10_000, **options)  # fmt: skip
+    found = checkpoints(every)
+    source = found[int(rng.integers(0, len(found) - 1))]
+    resumed = LegacyNoise(n, h, c, seed)  # its RandomState at the start, not at the step
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CheckpointWarning)
+        wxb.fit(resumed, X, y, checkpoint_dir=copy_checkpoint(source, tmp_path / "one").parent,
+                resume=True, **options)  # fmt: skip
+    assert same_weights(reference, resumed) == [], seeded.msg(source.name)
+
+
 def test_resume_with_every_epoch_checkpoints_and_default_keep(seeded, tmp_path):
     """checkpoint_every=None: a checkpoint at each epoch's end, two kept."""
     rng = seeded.rng

@@ -368,18 +368,22 @@ def setup_differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
     ]
 
 
+Random = np.random.Generator | np.random.RandomState
+
+
 def generators(
     model: Module, named: list[tuple[str, np.random.Generator | None]]
-) -> tuple[list[np.random.Generator], dict[str, int]]:
+) -> tuple[list[Random], dict[str, int]]:
     """Every random generator a run draws from: ``named`` ones (shuffling, dropout masks)
-    and any a module holds as an attribute (a Dropout's own). Each distinct generator
-    once; roles map each use to its index, so sharing is restored as it was."""
-    found: list[np.random.Generator] = []
+    and any a module holds as an attribute (a Dropout's own, or a legacy RandomState of
+    a module of one's own). Each distinct generator once; roles map each use to its
+    index, so sharing is restored as it was."""
+    found: list[Random] = []
     roles: dict[str, int] = {}
     uses = [(role, g) for role, g in named if g is not None]
     for path, module in model.named_modules():
         for attr, value in vars(module).items():
-            if isinstance(value, np.random.Generator):
+            if isinstance(value, (np.random.Generator, np.random.RandomState)):
                 uses.append((f"{path or 'model'}.{attr}", value))
     for role, generator in uses:
         index = next((i for i, seen in enumerate(found) if seen is generator), None)
@@ -390,18 +394,32 @@ def generators(
     return found, roles
 
 
-def generator_state(generator: np.random.Generator) -> dict:
-    """The bit generator's state as plain JSON (arrays as lists with their dtype)."""
+def generator_state(generator: Random) -> dict:
+    """The generator's state as plain JSON (arrays as lists with their dtype); a
+    RandomState's with its cached Gaussian, marked legacy."""
+    if isinstance(generator, np.random.RandomState):
+        return {"legacy": True, **_plain(generator.get_state(legacy=False))}
     return _plain(generator.bit_generator.state)
 
 
-def set_generator_state(generator: np.random.Generator, state: dict, role: str) -> None:
-    kind = type(generator.bit_generator).__name__
-    if not isinstance(state, dict) or state.get("bit_generator") != kind:
-        saved = state.get("bit_generator") if isinstance(state, dict) else None
+def _kind(generator: Random) -> str:
+    if isinstance(generator, np.random.RandomState):
+        return "RandomState"
+    return type(generator.bit_generator).__name__
+
+
+def set_generator_state(generator: Random, state: dict, role: str) -> None:
+    kind = _kind(generator)
+    saved = None
+    if isinstance(state, dict):
+        saved = "RandomState" if state.get("legacy") is True else state.get("bit_generator")
+    if saved != kind:
         raise ConfigError(f"the generator for {role} is a {kind}; the checkpoint's was {saved}")
     try:
-        generator.bit_generator.state = _arrays(state)
+        if isinstance(generator, np.random.RandomState):
+            generator.set_state(_arrays({k: v for k, v in state.items() if k != "legacy"}))
+        else:
+            generator.bit_generator.state = _arrays(state)
     except (TypeError, ValueError, KeyError) as exc:
         message = f"the state of the generator for {role} is damaged ({exc})"
         raise CheckpointFileError(message) from None
