@@ -1,5 +1,7 @@
 """Tensor, graph inspection, modules, shape errors and dtype handling."""
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -170,3 +172,26 @@ def test_evaluating_and_gradients_set_aside_give_everything_back(rng):
         assert all(p.grad is None for p in model.parameters())
     assert [m.training for m in model] == [True, False, True] and model.training
     assert all(p.grad is g for p, g in zip(model.parameters(), grads, strict=True))
+
+
+@pytest.mark.parametrize("fault", ["shape", "dtype"])
+def test_model_load_state_dict_refused_changes_nothing(rng, fault):
+    """A state with one bad entry is refused before anything is copied (the entries
+    before it were already written, leaving a model half one state, half the other)."""
+    widths = [int(w) for w in rng.integers(2, 6, size=4)]
+    model = Sequential(
+        *(Dense(a, b) for a, b in pairwise(widths)),
+        Standardize(rng.normal(size=widths[-1]), rng.uniform(1, 2, size=widths[-1])),
+    )
+    before = model.state_dict()
+    state = {name: array + 1 for name, array in before.items()}
+    names = list(state)
+    bad = names[int(rng.integers(1, len(names)))]  # not the first: some come before it
+    if fault == "shape":
+        state[bad] = np.zeros(state[bad].size + 1)
+    else:
+        state[bad] = state[bad].astype(np.complex64)
+    with pytest.raises((wxb.ShapeError, wxb.DataError), match=bad):
+        model.load_state_dict(state)
+    for name, array in model.state_dict().items():
+        np.testing.assert_array_equal(array, before[name], err_msg=name)

@@ -12,7 +12,7 @@ import numpy as np
 
 from wxb.backend import resolve_dtype, xp
 from wxb.columns import reading_for, table_matrix
-from wxb.errors import ConfigError, ShapeError
+from wxb.errors import ConfigError, DataError, ShapeError
 from wxb.tables import Reading, from_object, is_tabular
 from wxb.tensor import Tensor, no_grad
 from wxb.validation import as_features
@@ -262,21 +262,23 @@ class Module:
         if set(state) != expected:
             missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
             raise ShapeError(f"state does not fit the model: missing {missing}, unexpected {extra}")
+        targets = []  # every array checked before any is copied: all of it or nothing
         for name, array in state.items():
             array = np.asarray(array)
             if name in own:
-                target_shape = own[name].shape
+                target = own[name].data
             else:
                 module, key = buffers[name]
-                target_shape = module._buffers[key].shape
-            if array.shape != target_shape:
-                raise ShapeError(f"{name}: shape {array.shape} does not fit {target_shape}")
+                target = module._buffers[key]
+            if array.shape != target.shape:
+                raise ShapeError(f"{name}: shape {array.shape} does not fit {target.shape}")
+            if not np.can_cast(array.dtype, target.dtype, casting="same_kind"):
+                raise DataError(f"{name}: {array.dtype} values do not fit a {target.dtype} array")
+            targets.append((name, target, array))
+        for name, target, array in targets:
+            np.copyto(target, array, casting="same_kind")
             if name in own:
-                np.copyto(own[name].data, array, casting="same_kind")
                 own[name]._version += 1
-            else:
-                module, key = buffers[name]
-                np.copyto(module._buffers[key], array, casting="same_kind")
 
     # -- calling -------------------------------------------------------------------------
     def forward(self, *inputs: Any, **kwargs: Any) -> Any:
