@@ -1541,3 +1541,22 @@ def test_a_checkpoint_with_whole_array_data_digests_still_resumes(
     # and other data is still told apart
     with pytest.raises(ConfigError, match="data differ"):
         wxb.fit(model(), X + 1, y, checkpoint_dir=tmp_path, resume=True, **kwargs)
+
+
+def test_resume_warns_only_when_it_replaces_other_weights(seeded, tmp_path):
+    """Rerunning the stopped model (its weights are the checkpoint's) continues without a
+    word; another model's weights are replaced by the checkpoint's, with a warning."""
+    rng = seeded.rng
+    run = Run(rng, epochs=4)
+    run.fit(tmp_path, epochs=2)
+    stopped = run.model()
+    run.fit(tmp_path / "again", model=stopped, epochs=2)  # the same weights, its own folder
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CheckpointWarning)
+        run.fit(tmp_path / "again", model=stopped, resume=True)
+    other = run.model()
+    for p in other.parameters():
+        p.data += 1.0
+    with pytest.warns(CheckpointWarning, match="differ from those that run started from"):
+        run.fit(tmp_path, model=other, resume=True)
+    assert same_weights(other, stopped) == [], seeded.msg(run.describe())

@@ -863,7 +863,9 @@ class _Saver:
                 ckpt.CheckpointWarning,
                 stacklevel=4,
             )
-        if meta.get("start") != self.start:
+        if meta.get("start") != self.start and not _same_arrays(
+            model.state_dict(), found.part("model")
+        ):  # (a model stopped where the checkpoint is, rerun in its process: nothing replaced)
             warnings.warn(
                 f"resuming from {found.path}: the model's weights differ from those that run "
                 "started from, and are replaced by the checkpoint's (resume=True continues "
@@ -941,6 +943,10 @@ class _Saver:
         model.load_state_dict(found.part("model"))
         for role, index in self.roles.items():
             ckpt.set_generator_state(self.generators[index], meta["generators"][index], role)
+
+
+def _same_arrays(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
 def _differences(saved: dict, now: dict) -> list[str]:
