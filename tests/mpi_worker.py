@@ -22,10 +22,15 @@ from wxb import nn
 
 
 class Scaled(nn.Sequential):
-    """A Sequential with a forward of its own: trained through the recorded graph."""
+    """A Sequential with a forward of its own: trained through the recorded graph, with
+    a learnable 0-d gain (a scalar Parameter, as the README's custom modules have)."""
+
+    def __init__(self, *layers):
+        super().__init__(*layers)
+        self.gain = nn.Parameter(np.array(1.0))
 
     def forward(self, x):
-        return super().forward(x) * 1.0
+        return super().forward(x) * self.gain
 
 
 def build(case: dict) -> nn.Sequential:

@@ -131,6 +131,8 @@ def random_case(rng: np.random.Generator, folder: Path, name: str, **override) -
     for i, (m, n) in enumerate(itertools.pairwise(sizes)):
         state[f"dense{i + 1}.weight"] = (rng.standard_normal((n, m)) * 0.5).astype(dtype)
         state[f"dense{i + 1}.bias"] = (rng.standard_normal(n) * 0.1).astype(dtype)
+    if case["graph"]:  # Scaled's gain
+        state["gain"] = np.array(rng.uniform(0.5, 1.5), dtype)
     np.savez(folder / f"{name}-weights.npz", **state)
     return case
 
@@ -171,7 +173,10 @@ def test_ranks_train_what_one_process_trains(seeded, tmp_path, shared, ranks):
     machine) or by Iallreduce per layer (0, as across machines); the graph step's always
     by Iallreduce."""
     rng = seeded.rng
-    cases = {f"c{i}": random_case(rng, tmp_path, f"c{i}") for i in range(8 if ranks == 2 else 4)}
+    cases = {  # one graph-engine case at least: its 0-d gain takes the graph's own sum
+        f"c{i}": random_case(rng, tmp_path, f"c{i}", **({"graph": True} if i == 0 else {}))
+        for i in range(8 if ranks == 2 else 4)
+    }
     run_cases(tmp_path, cases, ranks=ranks, env={"WXB_MPI_SHARED": shared})
     for name, case in cases.items():
         msg = seeded.msg(f"{name}: {json.dumps(case)}")

@@ -279,3 +279,68 @@ def test_validation_split_stratifies_by_class_only(rng, monkeypatch):
     wxb.fit(Flat(1), X, rng.integers(0, 2, 40).astype(float), loss="bce_with_logits", **fit)
     wxb.fit(Flat(1), X, rng.uniform(0.1, 0.9, 40), loss="bce_with_logits", **fit)
     assert seen == [True, True, False]
+
+
+class Doubled(wxb.nn.MSELoss):
+    """A loss subclass with its own __call__: twice the MSE."""
+
+    def __call__(self, output, target):
+        return super().__call__(output, target) * 2.0
+
+
+def test_a_loss_subclass_with_its_own_call_is_what_fit_trains(rng):
+    """fit trains the loss's own __call__ (the planned step called the base kernel and
+    trained plain MSE, while val_loss used the override). With SGD, twice the loss at
+    lr is the plain loss at 2·lr."""
+    n, h = int(rng.integers(2, 6)), int(rng.integers(3, 8))
+    X, y = rng.normal(size=(48, n)), rng.normal(size=(48, 2))
+    lr, kw = float(rng.uniform(0.01, 0.05)), {"epochs": 3, "batch_size": 16, "seed": 1}
+
+    def network():
+        return Sequential(Dense(n, h, seed=3), Tanh(), Dense(h, 2, seed=4)).to("float64")
+
+    doubled, plain = network(), network()
+    history = wxb.fit(doubled, X, y, loss=Doubled(), optimizer="sgd", lr=lr, verbose=False,
+                      validation_split=0.25, **kw)  # fmt: skip
+    reference = wxb.fit(plain, X, y, loss="mse", optimizer="sgd", lr=2 * lr, verbose=False,
+                        validation_split=0.25, **kw)  # fmt: skip
+    assert history.engine == "graph" and "__call__" in history.engine_reason
+    np.testing.assert_allclose(history.history["loss"], 2 * np.array(reference.history["loss"]))
+    np.testing.assert_allclose(
+        history.history["val_loss"], 2 * np.array(reference.history["val_loss"])
+    )
+    np.testing.assert_allclose(doubled.predict(X), plain.predict(X), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["mse", "cross_entropy", "bce_with_logits"])
+def test_reduction_set_after_building_the_loss_is_the_one_computed(rng, kind):
+    """loss.reduction = "sum" after construction (as PyTorch allows): the loss, its
+    gradient and fit's figures are the sum's (the kernel kept the mean)."""
+    out = rng.normal(size=(6, 3))
+    target = {
+        "mse": rng.normal(size=(6, 3)),
+        "cross_entropy": rng.integers(0, 3, 6),
+        "bce_with_logits": rng.integers(0, 2, (6, 3)).astype(float),
+    }[kind]
+    changed = type(wxb.nn.get_loss(kind))()
+    changed.reduction = "sum"
+    built = type(changed)(reduction="sum")
+    values = []
+    for loss in (changed, built):
+        z = wxb.Tensor(out, requires_grad=True)
+        value = loss(z, target)
+        value.backward()
+        values.append((float(value.data), z.grad))
+    assert values[0][0] == values[1][0]
+    np.testing.assert_array_equal(values[0][1], values[1][1])
+    with pytest.raises(wxb.ConfigError, match="'mean' or 'sum'"):
+        changed.reduction = "none"
+
+
+def test_a_schedule_built_on_another_optimiser_is_refused(rng):
+    X, y = rng.normal(size=(20, 3)), rng.integers(0, 2, 20)
+    model = Sequential(Dense(3, 2))
+    other = wxb.optim.SGD(Sequential(Dense(3, 2)).parameters(), lr=0.1)
+    schedule = wxb.optim.StepLR(other, step_size=1, gamma=0.5)
+    with pytest.raises(wxb.ConfigError, match="another optimiser"):
+        wxb.fit(model, X, y, optimizer="sgd", lr_schedule=schedule, epochs=2, verbose=False)

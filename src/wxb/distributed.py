@@ -446,7 +446,7 @@ class GradientSum:
             if p.grad is None:  # no gradient here, some elsewhere: zeros into the sum
                 p.grad = np.zeros_like(p.data)
             elif not self.scale_in_step and self.scale != 1.0:
-                p.grad = p.grad * self.scale
+                p.grad = np.multiply(p.grad, self.scale, out=np.empty_like(p.grad))  # 0-d too
             elif not (p.grad.flags.c_contiguous and p.grad.flags.writeable):
                 p.grad = np.ascontiguousarray(p.grad).copy()
             self.ranks.start_sum(p.grad)

@@ -84,9 +84,12 @@ class PlannedStep(_Update):
     """One step of a Sequential MLP with every buffer planned once and reused."""
 
     @classmethod
-    def why_not(cls, model: Module, optimizer: Optimizer | None = None) -> str | None:
-        """None when this step computes exactly what ``model``'s forward does and trains
-        exactly what the optimiser holds; else the reason (``make_step`` then takes GraphStep)."""
+    def why_not(
+        cls, model: Module, optimizer: Optimizer | None = None, loss: Loss | None = None
+    ) -> str | None:
+        """None when this step computes exactly what ``model``'s forward and ``loss`` do and
+        trains exactly what the optimiser holds; else the reason (``make_step`` then takes
+        GraphStep)."""
         if not isinstance(model, Sequential):
             return f"the model is a {type(model).__name__}, not a Sequential"
         kind = type(model)
@@ -97,6 +100,9 @@ class PlannedStep(_Update):
         reason = unplannable_reason(list(model))
         if reason is not None:
             return reason
+        if loss is not None and type(loss).__call__ is not Loss.__call__:
+            # the planned step calls the loss's kernel, never its __call__
+            return f"the loss {type(loss).__name__} overrides __call__"
         if optimizer is not None:
             trainable = {id(p) for p in model.parameters() if p.requires_grad}
             if {id(p) for p in optimizer.params} != trainable:
@@ -111,7 +117,7 @@ class PlannedStep(_Update):
     def __init__(
         self, model: Sequential, loss: Loss, optimizer: Optimizer, clip_norm: float | None = None
     ) -> None:
-        reason = self.why_not(model, optimizer)
+        reason = self.why_not(model, optimizer, loss)
         if reason is not None:
             raise ConfigError(
                 f"PlannedStep cannot run this model: {reason}; use GraphStep (or make_step)"
@@ -180,6 +186,6 @@ def make_step(
     model: Module, loss: Loss, optimizer: Optimizer, clip_norm: float | None = None
 ) -> GraphStep | PlannedStep:
     """The planned step where it computes exactly what the model does, else the graph step."""
-    if PlannedStep.why_not(model, optimizer) is None:
+    if PlannedStep.why_not(model, optimizer, loss) is None:
         return PlannedStep(model, loss, optimizer, clip_norm)
     return GraphStep(model, loss, optimizer, clip_norm)

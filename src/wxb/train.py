@@ -451,7 +451,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             ranks.check_same([np.ascontiguousarray(a) for a in sample], "the validation data")
     history = History(engine="planned" if planned else "graph")
     if not planned:
-        history.engine_reason = PlannedStep.why_not(model, opt)
+        history.engine_reason = PlannedStep.why_not(model, opt, loss_fn)
     # With a seed, Dropout layers without a generator of their own draw their masks
     # from one made from it: the same seed gives the same run, bit for bit.
     # (Not for a seed drawn by rank 0: the generators a run saves stay those of a run
@@ -488,7 +488,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             },
             "architecture": ckpt.architecture(model),
             "trainable": [name for name, p in model.named_parameters() if p.requires_grad],
-            "loss": ckpt.plain_settings(loss_fn),
+            "loss": {**ckpt.plain_settings(loss_fn), "reduction": loss_fn.reduction},
             "optimizer": _optimizer_settings(opt, model),
             "batch_size": batch_size,
             "shuffle": bool(shuffle),
@@ -1049,6 +1049,11 @@ def _train_epoch(step, loss_fn, X, y, loop: _Loop, x_batch, y_batch, after_step,
 def _make_schedule(
     schedule: str | LRSchedule | None, optimizer: Optimizer, epochs: int
 ) -> LRSchedule | None:
+    if isinstance(schedule, LRSchedule) and schedule.optimizer is not optimizer:
+        raise ConfigError(
+            "lr_schedule was built on another optimiser than the one fit trains with; build "
+            "it on that optimiser (and pass the optimiser as optimizer=)"
+        )
     if schedule is None or isinstance(schedule, LRSchedule):
         return schedule
     if schedule == "step":
@@ -1082,13 +1087,21 @@ def _same_seed(ranks: Ranks, seed: int | np.random.Generator | None) -> int | np
 
 def _same_start(ranks: Ranks, model: Module) -> None:
     """Rank 0's weights and buffers on every rank."""
-    arrays = [p.data for p in model.parameters()] + [a for _, a in model.named_buffers()]
-    for array in arrays:
-        if array.flags.c_contiguous and array.flags.writeable:
+    for p in model.parameters():
+        if _writable_in_place(p.data):
+            ranks.broadcast_(p.data, "the initial weights")
+        else:  # p.data = p.data * 2 on a 0-d parameter leaves a NumPy scalar: a new array
+            p.data = ranks.broadcast_(np.array(p.data, order="C"), "the initial weights")
+    for _, array in model.named_buffers():
+        if _writable_in_place(array):
             ranks.broadcast_(array, "the initial weights")
         else:
             copy = ranks.broadcast_(np.array(array, order="C"), "the initial weights")
             np.copyto(array, copy)
+
+
+def _writable_in_place(array: object) -> bool:
+    return isinstance(array, np.ndarray) and array.flags.c_contiguous and array.flags.writeable
 
 
 def _latest(saver: _Saver, ranks: Ranks | None) -> Any:

@@ -7,6 +7,8 @@ number of elements, as PyTorch does); ``"sum"`` does not divide.
 
 from __future__ import annotations
 
+import dataclasses
+
 from wxb import ops
 from wxb.errors import ConfigError
 from wxb.tensor import Tensor
@@ -16,9 +18,26 @@ class Loss:
     kernel: ops.LossKernel
 
     def __init__(self, reduction: str = "mean") -> None:
-        if reduction not in ("mean", "sum"):
-            raise ConfigError(f"{type(self).__name__} reduction must be 'mean' or 'sum'")
         self.reduction = reduction
+
+    @property
+    def reduction(self) -> str:
+        return self._reduction
+
+    @reduction.setter
+    def reduction(self, value: str) -> None:
+        """Set later too (as in PyTorch): the kernel that computes the loss follows."""
+        if value not in ("mean", "sum"):
+            raise ConfigError(f"{type(self).__name__} reduction must be 'mean' or 'sum'")
+        kernel = getattr(self, "kernel", None)
+        if kernel is not None and getattr(kernel, "reduction", value) != value:
+            if not dataclasses.is_dataclass(kernel):
+                raise ConfigError(
+                    f"{type(self).__name__}: its kernel cannot change its reduction; "
+                    f"make a new loss with reduction={value!r}"
+                )
+            self.kernel = dataclasses.replace(kernel, reduction=value)
+        self._reduction = value
 
     def __call__(self, output: Tensor, target: object) -> Tensor:
         return ops.loss(output, target, self.kernel)
