@@ -541,6 +541,22 @@ def test_a_model_that_outputs_probabilities_is_not_squashed_again(tmp_path, rng,
     assert float(figures["loss"]) == pytest.approx(loss, abs=1e-4)
     assert float(figures["accuracy"]) == pytest.approx((p.argmax(1) == index).mean(), abs=1e-4)
 
+    # explain scores them as eval does: L of the probabilities, δ = (p − Y)/B on the logits
+    code, text, err = run_cli(
+        capsys,
+        "explain",
+        str(path),
+        "--data",
+        str(tmp_path / "d.npz"),
+        "--rows",
+        str(n),
+        "--target",
+        "y",
+    )
+    assert code == 0, err
+    shown = re.search(r"^\s*L = .* = (\S+)$", text, re.M)
+    assert float(shown.group(1)) == pytest.approx(loss, rel=1e-4), text
+
 
 def test_train_never_writes_over_its_own_data(tmp_path, rng, capsys):
     data, *_ = labelled_csv(tmp_path / "d.csv", rng)

@@ -338,3 +338,57 @@ def test_the_markdown_loss_formula_has_one_over_b_only_for_a_mean(rng, reduction
                     (CrossEntropyLoss(reduction), rng.integers(0, 2, 4))):  # fmt: skip
         markdown = wxb.explain(model, X, y, loss).markdown()
         assert (r"\frac{1}{B}" in markdown) == (reduction == "mean"), markdown
+
+
+def test_tied_weights_show_each_places_share_of_the_gradient(rng):
+    """A W (and b) used by two layers: each place shows its own δ·Aᵀ (and Σ δ), and the
+    shares add up to the parameter's gradient (each place showed the whole sum)."""
+    n, h, k, batch = (int(v) for v in rng.integers(2, 6, size=4))
+    first, second, third = Dense(n, h), Dense(h, h), Dense(h, h)
+    third.weight, third.bias = second.weight, second.bias
+    model = Sequential(first, Tanh(), second, Tanh(), third, Tanh(), Dense(h, k)).to("float64")
+    for p in model.parameters():
+        p.data[...] = rng.normal(size=p.shape)
+    X, y = rng.normal(size=(batch, n)), rng.integers(0, k, size=batch)
+    shown = explain_model(model, X, y, sample_rows=None)
+
+    rows, inputs, zs = torch.from_numpy(X), {}, {}
+    W = {id(p): torch.tensor(p.data, requires_grad=True) for p in model.parameters()}
+    for position, layer in enumerate(model.layers):
+        if isinstance(layer, Dense):
+            inputs[position] = rows
+            rows = rows @ W[id(layer.weight)].T + W[id(layer.bias)]
+            rows.retain_grad()
+            zs[position] = rows
+        else:
+            rows = torch.tanh(rows)
+    torch.nn.functional.cross_entropy(rows, torch.from_numpy(y)).backward()
+    shares = []
+    for position in (2, 4):  # the tied layers
+        name = model.layers[position].name
+        z = zs[position].grad
+        expected_W = (z.T @ inputs[position]).detach().numpy()
+        np.testing.assert_allclose(shown.step(f"{name}.dL/dW").value, expected_W, rtol=1e-10)
+        np.testing.assert_allclose(shown.step(f"{name}.dL/db").value, z.sum(0).numpy(), rtol=1e-10)
+        assert "this place's share" in shown.step(f"{name}.dL/dW").note
+        shares.append(expected_W)
+    total = W[id(second.weight)].grad.numpy()
+    np.testing.assert_allclose(shares[0] + shares[1], total, rtol=1e-10)
+    assert "share" not in shown.step(f"{first.name}.dL/dW").note
+
+
+def test_a_softmax_output_layer_shows_its_jacobian_delta(rng):
+    """δ through a Softmax layer is A ⊙ (∇_A L − Σⱼ Aⱼ(∇_A L)ⱼ), not ∇_A L ⊙ softmax′(Z)
+    element-wise (the value was right, its equation was not)."""
+    from wxb.nn import Softmax
+
+    n, k, batch = (int(v) for v in rng.integers(2, 6, size=3))
+    model = Sequential(Dense(n, k), Softmax()).to("float64")
+    X, Y = rng.normal(size=(batch, n)), rng.normal(size=(batch, k))
+    shown = explain_model(model, X, Y, loss="mse", sample_rows=None)
+    A = shown.step(f"{model.layers[1].name}.A").value  # k×B
+    g = (A - Y.T) / batch  # ∇_A of the mean ½‖A − Y‖²
+    expected = A * (g - (A * g).sum(axis=0))
+    delta = shown.step(f"{model.layers[0].name}.delta")
+    np.testing.assert_allclose(delta.value, expected, rtol=1e-10)
+    assert "Σⱼ" in delta.equation and "softmax′" not in delta.equation

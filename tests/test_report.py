@@ -361,3 +361,46 @@ def test_f_prime_figures_are_each_activations_own_when_names_repeat(rng):
         if isinstance(layer, Sigmoid):
             want.append(float(np.mean(x * (1 - x))))
     np.testing.assert_allclose([s["fprime"]["mean"] for s in shown], want, rtol=1e-6)
+
+
+def test_a_regressor_without_info_is_walked_through_with_its_mse(rng):
+    """wxb.fit records no task: a model with several real outputs is walked through with
+    explain's own default (MSE for real targets), not guessed into a classifier (the page
+    showed a negative 'cross-entropy'), and the page says the task was not recorded."""
+    n, h = int(rng.integers(2, 6)), int(rng.integers(3, 8))
+    model = Sequential(Dense(n, h), Tanh(), Dense(h, 2)).to("float64")
+    X, Y = rng.normal(size=(12, n)), rng.normal(size=(12, 2))
+    sample = int(rng.integers(0, 12))
+    text = report_html(model, None, X, Y, sample=sample, gemm_rate=1e10)
+    page = _Page(text)
+    loss = next(s for s in page.data()["steps"] if s["name"] == "loss")
+    expected = 0.5 * float(((model.predict(X[sample : sample + 1]) - Y[sample]) ** 2).sum())
+    assert loss["value"] == pytest.approx(expected, rel=1e-10)
+    assert "not recorded" in text  # the info table's Task and Loss
+
+
+def test_train_report_names_its_row_as_sample_counts_the_file(tmp_path, rng, capsys):
+    """Rows without a target are dropped before the split: the walked-through test row is
+    named by its place in the file (it was named by its place after the drop, so
+    --sample with that number walked through another row)."""
+    n = int(rng.integers(30, 50))
+    X = rng.normal(size=(n, 3))
+    labels = np.where(X[:, 0] > 0, "up", "down").astype(object)
+    labels[rng.choice(n, size=int(rng.integers(3, 8)), replace=False)] = ""  # no target
+    lines = ["a,b,c,label"] + [f"{r[0]},{r[1]},{r[2]},{t}" for r, t in zip(X, labels, strict=True)]
+    data = tmp_path / "t.csv"
+    data.write_text("\n".join(lines) + "\n")
+    model, page = tmp_path / "m.safetensors", tmp_path / "p.html"
+    code, out, err = run_cli(
+        capsys, "train", "--data", data, "--target", "label", "--epochs", "2", "-o", model,
+        "--report", page,
+    )  # fmt: skip
+    assert code == 0, err
+    row = int(re.search(r"walk-through: row (\d+) of", out).group(1))
+    assert labels[row] != ""
+    code, markdown, err = run_cli(
+        capsys, "explain", model, "--data", data, "--sample", row, "--format", "md"
+    )
+    assert code == 0, err
+    steps = _Page(page.read_text(encoding="utf-8")).data()["steps"]
+    assert [s["latex"] for s in steps] == latex_blocks(markdown)

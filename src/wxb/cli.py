@@ -628,8 +628,11 @@ def run_train(args: argparse.Namespace) -> None:
         wdata.atomic_write(args.history, history.to_json().encode())
     if args.plots:
         plot_history(history.to_dict(), args.plots)
-    if args.report:  # the first test row walked through: a row the model did not learn from
-        first = test_rows[:1]
+    # the first test row walked through (a row the model did not learn from), named as
+    # --sample counts the file's rows (rows without a target were dropped before the split)
+    first = test_rows[:1]
+    first_row = data.file_row(first[0]) if isinstance(data, TableData) else int(first[0])
+    if args.report:
         write_page(
             model,
             path=args.report,
@@ -638,7 +641,7 @@ def run_train(args: argparse.Namespace) -> None:
             y=targets.y[first],
             loss=targets.loss,
             data_source=f"{data.source} (its first test row)",
-            sample_label=int(first[0]),
+            sample_label=first_row,
             model_path=args.output,
         )
 
@@ -664,7 +667,7 @@ def run_train(args: argparse.Namespace) -> None:
     print(f"saved model to {args.output}")
     if args.report:  # as wxb report says it
         size = Path(args.report).stat().st_size / 1e6
-        print(f"wrote {args.report} ({size:.1f} MB; walk-through: row {int(test_rows[0])} "
+        print(f"wrote {args.report} ({size:.1f} MB; walk-through: row {first_row} "
               f"of {data.source}, its first test row)")  # fmt: skip
 
 
@@ -959,7 +962,11 @@ def run_explain(args: argparse.Namespace) -> None:
     rows = explain_rows(model, explain_data(model, args), args)
     if rows.stage:
         print("\n".join(rows.stage) + "\n")
-    print(explain_model(model, rows.X, rows.y, rows.loss, sample_rows=None, fmt=fmt).render())
+    probabilities = probability_head(model) is not None  # scored as wxb eval scores them
+    explanation = explain_model(
+        model, rows.X, rows.y, rows.loss, sample_rows=None, fmt=fmt, probabilities=probabilities
+    )
+    print(explanation.render())
 
 
 @dataclass

@@ -473,6 +473,7 @@ def explain_model(
     sample_rows: int | None = 4,
     *,
     fmt: str = "text",
+    probabilities: bool = False,
 ) -> Explanation:
     """Each layer's Z = W·X + b and A = f(Z) on the first ``sample_rows`` rows of X (all
     rows if None), in column notation with shapes, FLOPs and statistics; given targets
@@ -482,6 +483,9 @@ def explain_model(
     model's dtype is used as is; its parameters' ``.grad`` are left as they were.
     ``loss`` defaults to cross-entropy when the model has more than one output and
     ``y`` holds integer class labels, else to MSE (the seed's ½(ŷ − y)², mean over B).
+    ``probabilities``: the model's last layer already gives probabilities (a Softmax
+    before cross-entropy, a Sigmoid before binary cross-entropy), and L is the loss of
+    those probabilities, as wxb eval scores them: computed from their logits (log p).
     """
     _check_format(fmt)
     if sample_rows is not None and (isinstance(sample_rows, bool) or sample_rows < 1):
@@ -501,13 +505,20 @@ def explain_model(
         every_parameter_requiring_grad(model) as frozen,
         np.errstate(over="ignore", invalid="ignore", divide="ignore"),  # shown as inf, NaN
     ):
-        forward, output, retained, inputs = _forward_steps(layers, Tensor(rows), batch)
+        forward, output, retained, inputs, fed = _forward_steps(layers, Tensor(rows), batch)
         sections = [forward]
         if y is not None:
             loss_fn, target = _loss_and_target(loss, y, output, total, batch)
-            value = loss_fn(output, target)
+            scored = output
+            if probabilities:  # the logits whose softmax (or σ) is p: log p (log p − log(1 − p))
+                scored = ops.log(output)
+                if loss_fn.kernel.name == "bce_with_logits":
+                    scored = scored - ops.log(1.0 - output)
+            value = loss_fn(scored, target)
             value.backward()
-            sections += _backward_sections(layers, loss_fn, value, target, retained, inputs)
+            sections += _backward_sections(
+                layers, loss_fn, value, target, retained, inputs, fed, probabilities
+            )
 
     shown = f"the first {batch} of {total} rows of X" if batch < total else "every row of X"
     architecture = ", ".join(_describe(layer) for layer in layers)
@@ -534,10 +545,11 @@ def explain_model(
 
 def _forward_steps(
     layers: list[Module], x: Tensor, batch: int
-) -> tuple[Section, Tensor, dict[int, Tensor], dict[int, _Symbol]]:
+) -> tuple[Section, Tensor, dict[int, Tensor], dict[int, _Symbol], dict[int, np.ndarray]]:
     """Run the layers one by one (keeping each Dense's Z for its δ) and describe each."""
     steps: list[Step] = []
     retained: dict[int, Tensor] = {}  # layer position → its Z
+    fed: dict[int, np.ndarray] = {}  # layer position → the rows it read
     inputs: dict[int, _Symbol] = {}  # layer position → the symbol of what it reads
     current = _symbol("X")
     dense_index = 0
@@ -550,6 +562,7 @@ def _forward_steps(
             dense_index += 1
             l = dense_index  # noqa: E741 (the seed's layer index)
             m, n = layer.out_features, layer.in_features
+            fed[position] = x.data  # A⁽ˡ⁻¹⁾ on rows: a shared W's share of ∂L/∂W needs it
             x = layer(x).retain_grad()
             retained[position] = x
             flops = 2 * m * n * batch
@@ -624,7 +637,7 @@ def _forward_steps(
             current = Hsym
     intro = [f"Forward FLOPs of the products W·X: {total_flops}."]
     section = Section("Forward pass: Z = W·X + b, A = f(Z), layer by layer", intro, steps)
-    return section, x, retained, inputs
+    return section, x, retained, inputs, fed
 
 
 def _loss_and_target(
@@ -678,8 +691,13 @@ def _backward_sections(
     target: np.ndarray,
     retained: dict[int, Tensor],
     inputs: dict[int, _Symbol],
+    fed: dict[int, np.ndarray],
+    probabilities: bool = False,
 ) -> list[Section]:
-    """The loss, then δ⁽ˡ⁾, ∂L/∂W⁽ˡ⁾ and ∂L/∂b⁽ˡ⁾ from the last Dense layer to the first."""
+    """The loss, then δ⁽ˡ⁾, ∂L/∂W⁽ˡ⁾ and ∂L/∂b⁽ˡ⁾ from the last Dense layer to the first.
+
+    A parameter used at several places (a layer given twice, tied weights) gets the sum
+    of its uses' gradients from backward; each place shows its own use's share."""
     batch = len(target)
     kernel = loss_fn.kernel.name
     text, latex, output_grad = _LOSS_EQUATIONS.get(kernel, (f"L = {kernel}(Ŷ, Y)", "", "∂L/∂Ŷ"))
@@ -689,17 +707,21 @@ def _backward_sections(
         latex = latex.replace(r"\frac{1}{B} ", "").replace(r"\mathrm{mean}", r"\mathrm{sum}")
         output_grad = output_grad.replace("/B", "").replace("/(B·C)", "")
     targets = f"; y = {_fmt_text(target.T)}" if target.size <= MAX_SHOWN else ""
-    loss_step = Step(
-        "loss",
-        text,
-        "",
-        value.item(),
-        latex,
-        note=f"{type(loss_fn).__name__}(reduction={reduction!r}) on B = {batch}{targets}",
-    )
+    note = f"{type(loss_fn).__name__}(reduction={reduction!r}) on B = {batch}{targets}"
+    if probabilities:
+        note += (
+            "; the model's last layer gives probabilities p, so z is log p "
+            + ("(softmax(log p) = p)" if kernel == "cross_entropy" else "− log(1 − p) (σ(z) = p)")
+            + ", and L is the loss of p itself, as wxb eval scores it"
+        )
+    loss_step = Step("loss", text, "", value.item(), latex, note=note)
     loss_section = Section("Loss", [], [loss_step])
 
     dense_positions = [i for i, layer in enumerate(layers) if isinstance(layer, Dense)]
+    uses: dict[int, int] = {}  # id(parameter) → the Dense places that use it
+    for position in dense_positions:
+        for p in layers[position].parameters():
+            uses[id(p)] = uses.get(id(p), 0) + 1
     steps: list[Step] = []
     for rank in range(len(dense_positions) - 1, -1, -1):
         position = dense_positions[rank]
@@ -729,6 +751,7 @@ def _backward_sections(
             batch,
             layers,
             dense_positions,
+            probabilities,
         )
         norm = float(np.linalg.norm(delta.astype(np.float64)))
         steps.append(
@@ -746,7 +769,9 @@ def _backward_sections(
             )
         )
         prev = inputs[position]
-        grad_W = layer.weight.grad
+        shared_W = uses[id(layer.weight)] > 1
+        # δ·Aᵀ of this place alone when W is used at others too (backward summed them)
+        grad_W = (delta @ fed[position]).astype(delta.dtype) if shared_W else layer.weight.grad
         norm_W = float(np.linalg.norm(grad_W.astype(np.float64)))
         flops = 2 * m * n * batch
         shapes_W = f"({m}×{batch})·({batch}×{n})"
@@ -760,13 +785,14 @@ def _backward_sections(
                 rf"{dsym.latex} \cdot {_transposed(prev.latex)}",
                 shapes_W.replace("×", r" \times ").replace("·", r" \cdot "),
                 note=f"∂L/∂W{_sup(l)}: {m}×{n}; ‖∂L/∂W{_sup(l)}‖_F = {_num(norm_W)}; "
-                f"FLOPs 2·m·n·B = 2·{m}·{n}·{batch} = {flops}",
+                f"FLOPs 2·m·n·B = 2·{m}·{n}·{batch} = {flops}" + (_SHARED_NOTE if shared_W else ""),
                 group=group,
                 facts={"shape": (m, n), "norm": norm_W, "flops": flops},
             )
         )
         if layer.bias is not None:
-            grad_b = layer.bias.grad
+            shared_b = uses[id(layer.bias)] > 1
+            grad_b = delta.sum(axis=1) if shared_b else layer.bias.grad
             norm_b = float(np.linalg.norm(grad_b.astype(np.float64)))
             steps.append(
                 Step(
@@ -777,7 +803,8 @@ def _backward_sections(
                     rf"\frac{{\partial \mathcal{{L}}}}{{\partial \mathbf{{b}}^{{({l})}}}} = "
                     rf"\sum_{{\text{{batch}}}} {dsym.latex}",
                     rf"({m} \times {batch}) \cdot ({batch})",
-                    note=f"∂L/∂b{_sup(l)}: {m}; ‖∂L/∂b{_sup(l)}‖ = {_num(norm_b)}",
+                    note=f"∂L/∂b{_sup(l)}: {m}; ‖∂L/∂b{_sup(l)}‖ = {_num(norm_b)}"
+                    + (_SHARED_NOTE if shared_b else ""),
                     group=group,
                     facts={"shape": (m,), "norm": norm_b},
                 )
@@ -786,6 +813,12 @@ def _backward_sections(
         "δ⁽ˡ⁾ = ∂L/∂Z⁽ˡ⁾ and the gradients below are what loss.backward() left in wxb's graph.",
     ]
     return [loss_section, Section("Backward pass: δ⁽ˡ⁾, ∂L/∂W⁽ˡ⁾, ∂L/∂b⁽ˡ⁾", intro, steps)]
+
+
+_SHARED_NOTE = (
+    "; the parameter is used at other places too: this is this place's share, and the "
+    "gradient backward leaves (and the optimiser steps on) is the sum of the shares"
+)
 
 
 def _delta_equation(
@@ -797,15 +830,26 @@ def _delta_equation(
     batch: int,
     layers: list[Module],
     dense_positions: list[int],
+    probabilities: bool = False,
 ) -> tuple[str, str, str]:
     """The seed's equation for δ⁽ˡ⁾, given what lies between Z⁽ˡ⁾ and the next Dense (or L)."""
     activation = after[0] if len(after) == 1 and isinstance(after[0], Activation) else None
     Z = f"Z{_sup(l)}"
     Z_latex = rf"\mathbf{{Z}}^{{({l})}}"
+    softmax = activation is not None and activation.kernel.name == "softmax"
     if is_last:
-        if not after:
+        if not after or (probabilities and activation is not None):
+            # (with probabilities, log p's softmax (σ) is p: δ is the loss's own on Z)
             latex = _latex_words(output_grad).replace(r"(\mathbf{Z})", f"({Z_latex})")
             return output_grad.replace("(Z)", f"({Z})"), latex, ""
+        if softmax:  # softmax′ is a Jacobian: A ⊙ (g − Σⱼ Aⱼ gⱼ), per column
+            A, A_latex = f"A{_sup(l)}", rf"\mathbf{{A}}^{{({l})}}"
+            return (
+                f"{A} ⊙ (∇_A L − Σⱼ {A}ⱼ·(∇_A L)ⱼ)",
+                rf"{A_latex} \odot (\nabla_{{\mathbf{{A}}}} \mathcal{{L}} - "
+                rf"\textstyle\sum_j {A_latex}_j (\nabla_{{\mathbf{{A}}}} \mathcal{{L}})_j)",
+                "",
+            )
         if activation is not None:
             f = activation.kernel.name
             return (
@@ -821,6 +865,13 @@ def _delta_equation(
     product_shapes = f"({m}×{k})·({k}×{batch})"
     if not after:
         return f"{W}·{d}", W_latex, product_shapes
+    if softmax:  # a Jacobian, as above, with g = Wᵀ·δ
+        A = f"A{_sup(l)}"
+        return (
+            f"{A} ⊙ (g − Σⱼ {A}ⱼ·gⱼ), g = {W}·{d}",
+            "",
+            f"{product_shapes}, ⊙ ({m}×{batch})",
+        )
     if activation is not None:
         f = activation.kernel.name
         return (

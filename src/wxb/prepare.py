@@ -99,6 +99,11 @@ class TableData:
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     encoder: TableEncoder | None = None  # fitted on the training rows by whoever splits
+    file_rows: np.ndarray | None = None  # each row's index in the file (rows were dropped)
+
+    def file_row(self, row: int) -> int:
+        """Row ``row`` of these rows as ``--sample`` counts the file's rows."""
+        return int(row if self.file_rows is None else self.file_rows[row])
 
     @property
     def source(self) -> str:
@@ -126,7 +131,7 @@ def training_table(
         raise DataError(f"{table.source}: name the column to predict (columns: "
                         f"{', '.join(table.names)})")  # fmt: skip
     roles = choose_features(table, targets, features, drop, id_column)
-    missing = np.zeros(table.n_rows, dtype=bool)
+    missing, file_rows = np.zeros(table.n_rows, dtype=bool), None
     for name in targets:
         missing |= table[name].missing
     notes = []
@@ -136,7 +141,8 @@ def training_table(
             f"dropped {len(dropped)} row{'s' * (len(dropped) > 1)} with no target "
             f"({table.row_names(dropped)})"
         )
-        table = table.take(np.flatnonzero(~missing))
+        file_rows = np.flatnonzero(~missing)
+        table = table.take(file_rows)
         if table.n_rows == 0:
             raise DataError(f"{table.source}: no row has a target value")
     if len(targets) == 1:
@@ -151,7 +157,10 @@ def training_table(
                 )
         y = np.column_stack([table[name].values.astype(np.float64) for name in targets])
     ids = table[id_column].values if id_column else None
-    return TableData(table, roles.features, list(targets), y, ids, id_column, notes, roles.warnings)
+    return TableData(
+        table, roles.features, list(targets), y, ids, id_column, notes, roles.warnings,
+        file_rows=file_rows,
+    )  # fmt: skip
 
 
 def target_values(column: Column) -> np.ndarray:

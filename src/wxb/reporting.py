@@ -45,7 +45,7 @@ from wxb.nn.layers import Activation, Dense
 from wxb.nn.module import Module
 from wxb.nn.sequential import layers_in_order
 from wxb.plots import check_history
-from wxb.prepare import model_task
+from wxb.prepare import model_task, probability_head
 from wxb.train import History
 
 MAX_GRID = 64  # a heat-map shows at most 64×64 cells: block means of a bigger matrix
@@ -254,9 +254,19 @@ def _walkthrough(model: Module, X: object, y: object, sample: int, loss: str | N
         if target.ndim == 0 or len(target) != len(rows):
             raise DataError(f"y has {target.size} samples but X has {len(rows)}; they must match")
         target = target[sample : sample + 1]
-        if loss is None:
-            loss = model_task(model)[1]
-    return explain_model(model, rows[sample : sample + 1], target, loss, sample_rows=None)
+        info = getattr(model, "info", None) or {}
+        if loss is None and (info.get("loss") or info.get("task")):
+            loss = model_task(model)[1]  # else explain's own default, which reads y
+    # a last Softmax (Sigmoid) before the model's own loss: scored as probabilities
+    probabilities = probability_head(model) is not None and loss == model_task(model)[1]
+    return explain_model(
+        model,
+        rows[sample : sample + 1],
+        target,
+        loss,
+        sample_rows=None,
+        probabilities=probabilities,
+    )
 
 
 def _fprime_facts(model: Module, explanation: Explanation) -> dict[int, dict[str, float]]:
@@ -505,6 +515,8 @@ class _Page:
             size = Path(self.model_path).stat().st_size if Path(self.model_path).is_file() else 0
             rows.append(("Model file", f"{_esc(self.model_path)} ({size:,} bytes)"))
         task, loss, classes = model_task(self.model)
+        if not (info.get("task") or info.get("loss")):  # a guess from the output's width
+            task, loss = "not recorded (the model's info has none)", "not recorded"
         rows.append(("Task", _esc(task)))
         rows.append(("Loss", _esc(loss)))
         targets = info.get("targets") or ([info["target"]] if info.get("target") else [])
