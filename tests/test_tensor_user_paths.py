@@ -837,3 +837,31 @@ def test_detach_does_not_keep_the_graph_alive(rng):
     gc.collect()
     assert node() is None and kept.shape == (8, 3)
     assert len(model._plans().training) == 1  # its plan is free again
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # np.matrix's own
+def test_a_numpy_matrix_becomes_a_plain_tensor(rng):
+    """np.matrix (what scipy.sparse's todense() gives) keeps its own * and indexing: a
+    Tensor of one broadcast t[:, 0] + v into a matrix and doubled the gradient."""
+    values = rng.normal(size=(int(rng.integers(2, 5)), 3))
+    v = rng.normal(size=len(values))
+    results = []
+    for data in (values, np.asmatrix(values)):
+        t = wxb.Tensor(data, requires_grad=True)
+        out = t[:, 0] + v
+        out.sum().backward()
+        assert type(t.data) is np.ndarray
+        results.append((out.data, t.grad))
+    np.testing.assert_array_equal(results[1][0], results[0][0])
+    np.testing.assert_array_equal(results[1][1], results[0][1])
+
+
+@pytest.mark.parametrize("order", [">i8", ">i4", "<i4"])
+def test_class_indices_in_any_byte_order(rng, order):
+    """Big-endian class indices (from a file written on another machine) give the loss
+    native ones give (the compiled loop refused them with a numba typing error)."""
+    z = rng.normal(size=(int(rng.integers(2, 9)), 4))
+    y = rng.integers(0, 4, len(z))
+    loss = wxb.nn.CrossEntropyLoss()
+    expected = float(loss(wxb.Tensor(z), y).data)
+    assert float(loss(wxb.Tensor(z), y.astype(order)).data) == expected

@@ -175,6 +175,14 @@ def is_tabular(X: object) -> bool:
     return isinstance(X, dict) or (kind in ("pandas", "pyarrow") and hasattr(X, "columns"))
 
 
+def column_names(X: object) -> list[str]:
+    """The column names of a table ``is_tabular`` accepts, in its order."""
+    if isinstance(X, dict):
+        return [str(name) for name in X]
+    names = getattr(X, "column_names", None)  # pyarrow
+    return [str(name) for name in (names if names is not None else X.columns)]
+
+
 def from_object(data: object, source: str = "table", reading: Reading | None = None) -> Table:
     """A Table from a pandas DataFrame, a pyarrow Table, a dict of columns or a 2-D array."""
     reading = reading or Reading()

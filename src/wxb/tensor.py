@@ -138,7 +138,8 @@ class Tensor:
                     f"{' or '.join(DTYPES)} (cast with array.astype(np.float32), or pass "
                     "dtype='float32')"
                 )
-            array = data if isinstance(data, np.ndarray) else np.asarray(data)
+            # np.matrix and other subclasses: a plain view (a matrix's * and [:, 0] differ)
+            array = data if type(data) is np.ndarray else np.asarray(data)
         else:
             array = xp.asarray(data, dtype=resolve_dtype(dtype))
         self.data: np.ndarray = array

@@ -38,6 +38,7 @@ from wxb.nn.sequential import layers_in_order
 from wxb.optim import SCHEDULES, LRSchedule, Optimizer, get_optimizer
 from wxb.random import RowMasks, as_generator, drawing_from, key_of, masks_by_row, row_masks
 from wxb.step import PlannedStep, make_step
+from wxb.tables import column_names, is_tabular
 from wxb.tensor import Tensor, no_grad
 
 
@@ -288,6 +289,9 @@ def fit(
 
     - ``loss``: "cross_entropy" (y = class indices 0..C−1), "mse", "bce_with_logits", or a Loss.
     - ``optimizer``: "adam", "adamw", "sgd", or an Optimizer built on ``model.parameters()``.
+    - ``X`` as a table (a pandas DataFrame, a pyarrow Table): its column names go into
+      ``model.info["feature_names"]``, and ``predict`` then takes a table's columns by
+      name; a later fit on other columns, or in another order, is refused.
     - ``validation_split``: fraction of (X, y) held out, taken after a seeded shuffle;
       or pass ``validation_data=(X_val, y_val)``.
     - ``early_stopping``: patience in epochs on val_loss (or loss without validation);
@@ -374,6 +378,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             "give validation_data or validation_split, not both (validation_split would be ignored)"
         )
     dtype = model.dtype
+    names = _feature_names(model, X, "X")
     X_arr = validation.as_features(X, dtype, "X", check=ranks is None)
     if ranks is not None:
         _check_finite_together(X_arr, "X", ranks)
@@ -388,6 +393,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ConfigError("validation_data must be a pair (X_val, y_val)")
+        _feature_names(model, validation_data[0], "validation X", names)
         X_val = validation.as_features(validation_data[0], dtype, "validation X", check=False)
         if ranks is None:
             validation.check_finite(X_val, "validation X")
@@ -943,6 +949,26 @@ class _Saver:
         model.load_state_dict(found.part("model"))
         for role, index in self.roles.items():
             ckpt.set_generator_state(self.generators[index], meta["generators"][index], role)
+
+
+def _feature_names(
+    model: Module, X: object, what: str, expected: list[str] | None = None
+) -> list[str] | None:
+    """A table's column names, recorded in ``model.info`` at its first fit, so predict
+    takes a DataFrame's columns by name (as scikit-learn's feature_names_in_); a table
+    whose names or order differ from those the model was trained on is refused."""
+    if not is_tabular(X) or model.info.get("table"):  # (a table stage has its own names)
+        return None
+    names = column_names(X)
+    known = expected or model.info.get("feature_names")
+    if known is None:
+        model.info["feature_names"] = names
+    elif known is not None and names != list(known):
+        raise DataError(
+            f"{what}'s columns {names[:8]} are not those the model was trained on, in that "
+            f"order ({list(known)[:8]}); select them as df[names]"
+        )
+    return names
 
 
 def _same_arrays(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:

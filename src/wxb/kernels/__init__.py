@@ -184,6 +184,8 @@ def cross_entropy_indices(
     """Softmax cross-entropy on class indices: δ⁽ᴸ⁾ = (softmax(Z) − Y)·scale into
     ``grad`` (Z's shape); returns Σ over rows of −log softmax(z)_target, unscaled."""
     impl = _impl(z, grad)
+    if not target.dtype.isnative:  # big-endian indices: native ones, as the loop takes
+        target = target.astype(target.dtype.newbyteorder("="))
     if impl is not reference and not (
         target.ndim == 1 and target.dtype.kind in "iu" and target.flags.c_contiguous
     ):
@@ -244,7 +246,9 @@ def row_uniform(rows: np.ndarray, base: int, out: np.ndarray) -> np.ndarray:
     """Uniform [0, 1) draws into ``out`` (rows × units), each a hash of ``base`` and
     (row, unit): what ``wxb.random.RowMasks`` hands out, the same on any process."""
     impl = _impl(out)
-    if impl is not reference and (out.ndim != 2 or rows.dtype.kind not in "iu"):
+    if impl is not reference and (
+        out.ndim != 2 or rows.dtype.kind not in "iu" or not rows.dtype.isnative
+    ):
         impl = reference
     if impl is reference:
         return reference.row_uniform(rows, base, out)
