@@ -526,3 +526,12 @@ def test_a_float64_model_without_parameters_computes_in_float64(rng):
     assert model.dtype == np.float64
     np.testing.assert_allclose(model.predict(X), (X - mean) / scale, rtol=1e-12)
     np.testing.assert_allclose(model(X).data, (X - mean) / scale, rtol=1e-12)
+
+
+def test_calling_a_model_on_a_dataframe_says_what_to_do_instead(rng):
+    pd = pytest.importorskip("pandas")
+    model = Sequential(Dense(2, 2))
+    table = pd.DataFrame(rng.normal(size=(3, 2)), columns=["a", "b"])
+    with pytest.raises(wxb.DataError, match=r"model.predict\(table\)"):
+        model(table)
+    np.testing.assert_array_equal(model.predict(table), model.predict(table.to_numpy()))

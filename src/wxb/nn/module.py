@@ -294,6 +294,12 @@ class Module:
     def as_input(self, x: object) -> object:
         """An array-like input as a Tensor of the model's dtype; anything else as it is."""
         if isinstance(x, Tensor) or not isinstance(x, (np.ndarray, list, tuple)):
+            if is_tabular(x) and not isinstance(x, dict):  # (a dict may be a forward's own)
+                raise DataError(
+                    f"{type(self).__name__} takes an array or a Tensor, not a "
+                    f"{type(x).__name__}: model.predict(table) takes its columns by name "
+                    "(or pass table.to_numpy())"
+                )
             return x
         return Tensor(np.asarray(x, dtype=self.dtype))
 
