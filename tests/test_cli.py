@@ -558,6 +558,28 @@ def test_a_model_that_outputs_probabilities_is_not_squashed_again(tmp_path, rng,
     assert float(shown.group(1)) == pytest.approx(loss, rel=1e-4), text
 
 
+def test_a_saturated_probability_head_gives_finite_figures(tmp_path, rng, capsys):
+    """Outputs of exactly 1.0 (or 0.0) from a Sigmoid head: eval's loss stays finite
+    (the logits of such p were infinite, and the loss NaN), and explain's δ too."""
+    model = wxb.nn.Sequential(wxb.nn.Dense(2, 1), wxb.nn.Sigmoid())
+    model[0].weight.data[...] = [[60.0, 0.0]]  # |z| ≥ 60 on these rows: p rounds to 0 or 1
+    model.info = {"task": "classification", "classes": [0, 1], "loss": "bce_with_logits"}
+    path = wxb.save(model, tmp_path / "m.safetensors")
+    X = np.column_stack([rng.choice([-1.0, 1.0], size=8), rng.normal(size=8)])
+    np.savez(tmp_path / "d.npz", X=X.astype(np.float32), y=(X[:, 0] > 0).astype(int))
+    code, text, err = run_cli(capsys, "eval", str(path), str(tmp_path / "d.npz"))
+    assert code == 0, err
+    figures = dict(re.findall(r"(loss|accuracy) ([0-9.naife+-]+)", text.splitlines()[0]))
+    assert np.isfinite(float(figures["loss"])) and float(figures["loss"]) < 1e-6, text
+    assert float(figures["accuracy"]) == 1.0
+    code, text, err = run_cli(
+        capsys, "explain", str(path), "--data", str(tmp_path / "d.npz"), "--rows", "8",
+        "--target", "y",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "nan" not in text.lower()
+
+
 def test_train_never_writes_over_its_own_data(tmp_path, rng, capsys):
     data, *_ = labelled_csv(tmp_path / "d.csv", rng)
     before = data.read_bytes()

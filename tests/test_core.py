@@ -195,3 +195,17 @@ def test_model_load_state_dict_refused_changes_nothing(rng, fault):
         model.load_state_dict(state)
     for name, array in model.state_dict().items():
         np.testing.assert_array_equal(array, before[name], err_msg=name)
+
+
+def test_load_state_dict_into_a_scalar_parameter_made_a_numpy_scalar(rng):
+    """p.data = p.data * 2 on a 0-d parameter leaves a NumPy scalar; loading a state
+    still writes every entry (np.copyto failed midway, after others were written)."""
+    gain = wxb.nn.Parameter(np.array(1.0))
+    model = Sequential(Dense(3, 2))
+    model.gain = gain
+    gain.data = gain.data * 2
+    state = {k: np.asarray(v) + rng.normal() for k, v in model.state_dict().items()}
+    model.load_state_dict(state)
+    for name, array in model.state_dict().items():
+        np.testing.assert_array_equal(array, state[name], err_msg=name)
+    assert isinstance(gain.data, np.ndarray)

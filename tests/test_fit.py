@@ -369,3 +369,32 @@ def test_fit_on_a_dataframe_records_its_columns_and_predict_takes_them_by_name(r
     plain = Sequential(Dense(3, 2))
     wxb.fit(plain, X.to_numpy(), y, epochs=1, verbose=False)
     assert "feature_names" not in plain.info
+
+
+def test_a_refused_fit_records_no_column_names(rng):
+    """The names go into model.info once the data is accepted: a fit refused for a
+    wrong column (the target left in) must not make the right columns refused next."""
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame(rng.normal(size=(20, 4)), columns=["a", "b", "c", "price"])
+    y = rng.normal(size=20)
+    model = Sequential(Dense(3, 1))
+    with pytest.raises(wxb.ShapeError):
+        wxb.fit(model, X, y, loss="mse", epochs=1, verbose=False)
+    assert "feature_names" not in model.info
+    wxb.fit(model, X[["a", "b", "c"]], y, loss="mse", epochs=1, verbose=False)
+    assert model.info["feature_names"] == ["a", "b", "c"]
+
+
+def test_a_loss_pickles_with_its_reduction(rng):
+    import pickle
+
+    loss = wxb.nn.CrossEntropyLoss()
+    loss.reduction = "sum"
+    copy = pickle.loads(pickle.dumps(loss))
+    assert copy.reduction == "sum" and copy.kernel.reduction == "sum"
+    # as a wxb before `reduction` became a property pickled it (a plain attribute)
+    old = wxb.nn.MSELoss.__new__(wxb.nn.MSELoss)
+    old.__setstate__({"reduction": "sum", "kernel": wxb.nn.MSELoss("sum").kernel})
+    z, t = rng.normal(size=(4, 2)), rng.normal(size=(4, 2))
+    assert old.reduction == "sum"
+    assert float(old(wxb.Tensor(z), t).data) == float(wxb.nn.MSELoss("sum")(wxb.Tensor(z), t).data)

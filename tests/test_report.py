@@ -404,3 +404,20 @@ def test_train_report_names_its_row_as_sample_counts_the_file(tmp_path, rng, cap
     assert code == 0, err
     steps = _Page(page.read_text(encoding="utf-8")).data()["steps"]
     assert [s["latex"] for s in steps] == latex_blocks(markdown)
+
+
+def test_a_softmax_headed_model_without_info_is_walked_through_as_eval_scores_it(rng):
+    """No info, a Softmax last layer: the walk-through's loss is −log p[y] of the model's
+    own probabilities (the page applied softmax twice, as explain and eval do not)."""
+    from wxb.nn import Softmax
+
+    n, k = int(rng.integers(2, 6)), int(rng.integers(3, 6))
+    model = Sequential(Dense(n, k), Softmax()).to("float64")
+    for p in model.parameters():
+        p.data[...] = rng.normal(scale=2, size=p.shape)
+    X, y = rng.normal(size=(6, n)), rng.integers(0, k, 6)
+    sample = int(rng.integers(0, 6))
+    page = _Page(report_html(model, None, X, y, sample=sample, gemm_rate=1e10))
+    loss = next(s for s in page.data()["steps"] if s["name"] == "loss")
+    p = model.predict(X[sample : sample + 1])[0]
+    assert loss["value"] == pytest.approx(-np.log(p[y[sample]]), rel=1e-10)

@@ -505,16 +505,14 @@ def explain_model(
         every_parameter_requiring_grad(model) as frozen,
         np.errstate(over="ignore", invalid="ignore", divide="ignore"),  # shown as inf, NaN
     ):
-        forward, output, retained, inputs, fed = _forward_steps(layers, Tensor(rows), batch)
+        forward, output, retained, inputs, fed, logits = _forward_steps(layers, Tensor(rows), batch)
         sections = [forward]
         if y is not None:
             loss_fn, target = _loss_and_target(loss, y, output, total, batch)
-            scored = output
-            if probabilities:  # the logits whose softmax (or σ) is p: log p (log p − log(1 − p))
-                scored = ops.log(output)
-                if loss_fn.kernel.name == "bce_with_logits":
-                    scored = scored - ops.log(1.0 - output)
-            value = loss_fn(scored, target)
+            # The loss of p = softmax(z) (σ(z)) is the loss on z itself: softmax(z) is the
+            # p whose log it takes (exactly, with no log of a p rounded to 0 or 1).
+            probabilities = probabilities and isinstance(layers[-1], Activation)
+            value = loss_fn(logits if probabilities else output, target)
             value.backward()
             sections += _backward_sections(
                 layers, loss_fn, value, target, retained, inputs, fed, probabilities
@@ -545,7 +543,7 @@ def explain_model(
 
 def _forward_steps(
     layers: list[Module], x: Tensor, batch: int
-) -> tuple[Section, Tensor, dict[int, Tensor], dict[int, _Symbol], dict[int, np.ndarray]]:
+) -> tuple[Section, Tensor, dict[int, Tensor], dict[int, _Symbol], dict[int, np.ndarray], Tensor]:
     """Run the layers one by one (keeping each Dense's Z for its δ) and describe each."""
     steps: list[Step] = []
     retained: dict[int, Tensor] = {}  # layer position → its Z
@@ -554,7 +552,9 @@ def _forward_steps(
     current = _symbol("X")
     dense_index = 0
     total_flops = 0
+    last_input = x
     for position, layer in enumerate(layers):
+        last_input = x  # what the last layer reads: a probability head's logits
         group = _describe(layer)
         key = layer.name or f"layer{position + 1}"
         inputs[position] = current
@@ -637,7 +637,7 @@ def _forward_steps(
             current = Hsym
     intro = [f"Forward FLOPs of the products W·X: {total_flops}."]
     section = Section("Forward pass: Z = W·X + b, A = f(Z), layer by layer", intro, steps)
-    return section, x, retained, inputs, fed
+    return section, x, retained, inputs, fed, last_input
 
 
 def _loss_and_target(
@@ -710,9 +710,9 @@ def _backward_sections(
     note = f"{type(loss_fn).__name__}(reduction={reduction!r}) on B = {batch}{targets}"
     if probabilities:
         note += (
-            "; the model's last layer gives probabilities p, so z is log p "
-            + ("(softmax(log p) = p)" if kernel == "cross_entropy" else "− log(1 − p) (σ(z) = p)")
-            + ", and L is the loss of p itself, as wxb eval scores it"
+            "; the model's last layer gives probabilities p = "
+            + ("softmax(z)" if kernel == "cross_entropy" else "σ(z)")
+            + ", so L, the loss of p itself as wxb eval scores it, is computed from z"
         )
     loss_step = Step("loss", text, "", value.item(), latex, note=note)
     loss_section = Section("Loss", [], [loss_step])

@@ -350,10 +350,13 @@ def class_logits(model, out: np.ndarray) -> np.ndarray:
     head = probability_head(model)
     if head is None:
         return out
-    with np.errstate(divide="ignore"):
-        if head == "softmax":
-            return np.log(out)
-        return np.log(out) - np.log1p(-out)
+    # p of exactly 0 (or 1) would give infinite logits and a NaN loss: the nearest
+    # representable p instead (the loss then stays finite, and as large as p allows)
+    tiny = np.finfo(out.dtype).tiny
+    if head == "softmax":
+        return np.log(np.maximum(out, tiny))
+    p = np.clip(out, tiny, np.nextafter(out.dtype.type(1), out.dtype.type(0)))
+    return np.log(p) - np.log1p(-p)
 
 
 def encode_labels(classes: list, dataset: wdata.Dataset) -> np.ndarray:

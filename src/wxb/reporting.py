@@ -255,7 +255,7 @@ def _walkthrough(model: Module, X: object, y: object, sample: int, loss: str | N
             raise DataError(f"y has {target.size} samples but X has {len(rows)}; they must match")
         target = target[sample : sample + 1]
         info = getattr(model, "info", None) or {}
-        if loss is None and (info.get("loss") or info.get("task")):
+        if loss is None and (info.get("loss") or info.get("task") or probability_head(model)):
             loss = model_task(model)[1]  # else explain's own default, which reads y
     # a last Softmax (Sigmoid) before the model's own loss: scored as probabilities
     probabilities = probability_head(model) is not None and loss == model_task(model)[1]

@@ -455,6 +455,8 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         if validation_data is not None:  # summed over the ranks' shares: the same rows too
             sample = [np.array(X_val.shape), X_val[:64], X_val[-64:], y_val[:64], y_val[-64:]]
             ranks.check_same([np.ascontiguousarray(a) for a in sample], "the validation data")
+    if names is not None and "feature_names" not in model.info:  # its inputs were accepted
+        model.info["feature_names"] = names
     history = History(engine="planned" if planned else "graph")
     if not planned:
         history.engine_reason = PlannedStep.why_not(model, opt, loss_fn)
@@ -954,16 +956,15 @@ class _Saver:
 def _feature_names(
     model: Module, X: object, what: str, expected: list[str] | None = None
 ) -> list[str] | None:
-    """A table's column names, recorded in ``model.info`` at its first fit, so predict
-    takes a DataFrame's columns by name (as scikit-learn's feature_names_in_); a table
-    whose names or order differ from those the model was trained on is refused."""
+    """A table's column names, which fit records in ``model.info`` once the data is
+    accepted, so predict takes a DataFrame's columns by name (as scikit-learn's
+    feature_names_in_); a table whose names or order differ from those the model was
+    trained on (or from X's, ``expected``) is refused."""
     if not is_tabular(X) or model.info.get("table"):  # (a table stage has its own names)
         return None
     names = column_names(X)
     known = expected or model.info.get("feature_names")
-    if known is None:
-        model.info["feature_names"] = names
-    elif known is not None and names != list(known):
+    if known is not None and names != list(known):
         raise DataError(
             f"{what}'s columns {names[:8]} are not those the model was trained on, in that "
             f"order ({list(known)[:8]}); select them as df[names]"
@@ -980,7 +981,8 @@ def _differences(saved: dict, now: dict) -> list[str]:
     names = {
         "data": "the training or validation data differ",
         "architecture": "the model's architecture differs",
-        "generators": "the model's random generators are shared differently",
+        "generators": "the model's random generators differ (shared differently, or "
+        "some were not saved by the wxb that wrote the checkpoint)",
         "trainable": f"the trainable (not frozen) parameters differ (checkpoint "
         f"{saved.get('trainable')}, now {now.get('trainable')})",
     }

@@ -42,6 +42,19 @@ class Loss:
     def __call__(self, output: Tensor, target: object) -> Tensor:
         return ops.loss(output, target, self.kernel)
 
+    def __setstate__(self, state: dict) -> None:
+        """A Loss pickled before ``reduction`` became a property kept it as an attribute."""
+        if "reduction" in state:
+            state = {**state, "_reduction": state["reduction"]}
+            del state["reduction"]
+        self.__dict__.update(state)
+
+    def __getstate__(self) -> dict:
+        """Pickled with ``reduction`` under its own name, as older wxb reads it too."""
+        state = dict(self.__dict__)
+        state["reduction"] = state.pop("_reduction")
+        return state
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(reduction={self.reduction!r})"
 

@@ -266,7 +266,7 @@ class Module:
         for name, array in state.items():
             array = np.asarray(array)
             if name in own:
-                target = own[name].data
+                target = np.asarray(own[name].data)  # (p.data = p.data * 2 leaves a 0-d scalar)
             else:
                 module, key = buffers[name]
                 target = module._buffers[key]
@@ -276,6 +276,8 @@ class Module:
                 raise DataError(f"{name}: {array.dtype} values do not fit a {target.dtype} array")
             targets.append((name, target, array))
         for name, target, array in targets:
+            if name in own and not isinstance(own[name].data, np.ndarray):
+                own[name].data = target  # the scalar's array, written below
             np.copyto(target, array, casting="same_kind")
             if name in own:
                 own[name]._version += 1
