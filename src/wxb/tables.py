@@ -762,9 +762,11 @@ def _column_from_arrow(name: str, chunked: Any, source: str, pa: Any, markers: l
     if pa.types.is_string(kind):
         import pyarrow.compute as pc
 
-        trimmed = pc.utf8_trim_whitespace(chunked)  # a marker is missing, whatever the source
+        # Text without the spaces around it: "a, b" files put one after each comma, and
+        # " red" from one file must be the category "red" of another
+        trimmed = pc.utf8_trim_whitespace(chunked)
         marked = pc.is_in(trimmed, value_set=pa.array(markers, pa.string()))
-        chunked = pc.if_else(marked, pa.scalar(None, pa.string()), chunked)
+        chunked = pc.if_else(marked, pa.scalar(None, pa.string()), trimmed)
         return Column(name, "text", _to_numpy(chunked))
     if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
         if pa.types.is_date(kind):
@@ -810,8 +812,8 @@ def _column_from_numpy(
 def _text_or_none(value: object, markers: set[str]) -> str | None:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
-    text = str(value)
-    return None if text.strip() in markers else text
+    text = str(value).strip()  # as a file's text cells: without the spaces around them
+    return None if text in markers else text
 
 
 def _all_numbers(values: np.ndarray) -> np.ndarray | None:
