@@ -278,7 +278,7 @@ def numeric_targets(y: np.ndarray, dataset: wdata.Dataset) -> np.ndarray:
             float(value)
         except (ValueError, TypeError):
             raise DataError(
-                f"{dataset.source}, {dataset.row_name(row)}: target {value!r} is not a number "
+                f"{dataset.source}, {dataset.row_name(row)}: target {str(value)!r} is not a number "
                 "(a regression model needs numeric targets)"
             ) from None
     return y.astype(np.float64)
