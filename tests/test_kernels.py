@@ -441,3 +441,35 @@ def test_a_replaced_activation_kernel_is_not_fused_with_the_bias(route, rng):
     hidden = np.clip(X @ model[0].weight.data.T + model[0].bias.data, 0, 6)
     expected = hidden @ model[2].weight.data.T + model[2].bias.data
     np.testing.assert_allclose(planned, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_threads_that_load_the_kernels_at_once_all_take_the_route_chosen():
+    """The first kernel calls come from several threads at once (a fresh process, fits
+    in threads): every call takes the route the process chose (a thread arriving while
+    numba was importing took the NumPy kernels, and its fit drifted in the 7th digit)."""
+    done = run_python(
+        """
+        import threading, numpy as np
+        from wxb import kernels
+        used, start = [], threading.Barrier(4)
+        original = kernels._impl
+        def spy(*arrays):
+            module = original(*arrays)
+            used.append(module.__name__)
+            return module
+        kernels._impl = spy
+        def call():
+            start.wait()
+            for _ in range(50):
+                z = np.ones((4, 3))
+                kernels.activation_forward(kernels.TANH, z, np.empty_like(z))
+        threads = [threading.Thread(target=call) for _ in range(4)]
+        for t in threads: t.start()
+        for t in threads: t.join()
+        print(sorted(set(used)), kernels.route().split()[0])
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    modules, route = done.stdout.rsplit(" ", 1)
+    expected = "wxb.kernels.compiled" if route.strip() == "compiled" else "wxb.kernels.reference"
+    assert modules == str([expected]), done.stdout

@@ -88,20 +88,24 @@ def _load(setting: str) -> None:
     global _chosen, _compiled, _why_numpy
     if setting not in ROUTES:
         raise ConfigError(f"WXB_KERNELS must be one of {', '.join(ROUTES)}; got {setting!r}")
-    _chosen, _compiled = setting, None
+    # _chosen is set last: other threads read _compiled without the lock once it is set
+    # (set first, a thread calling a kernel during numba's import took the NumPy route)
+    _chosen, _compiled = None, None
     if setting == "numpy":
         by_environment = os.environ.get("WXB_KERNELS", "").strip().lower() == "numpy"
         _why_numpy = "WXB_KERNELS=numpy" if by_environment else "switched off"
+        _chosen = setting
         return
     try:
         from wxb.kernels import compiled
     except Exception as error:  # numba missing, or refusing this NumPy: NumPy serves
         if setting == "compiled":  # insisted on: every kernel call says so, none falls back
-            _chosen = None
             raise ConfigError(f"the compiled kernels need numba ({error})") from error
         _why_numpy = f"numba unavailable: {error}"
+        _chosen = setting
         return
     _compiled = compiled
+    _chosen = setting
 
 
 def one_pass() -> bool:
