@@ -9,6 +9,7 @@ train models of their own; a model being trained is not shared. Grad mode and
 import threading
 
 import numpy as np
+import pytest
 
 import wxb
 from wxb.nn import CrossEntropyLoss, Dense, Dropout, Module, ReLU, Sequential, Tanh
@@ -201,3 +202,40 @@ def test_forwards_that_record_a_graph_on_one_shared_model_in_several_threads(rng
         thread.join(timeout=120)
     assert not errors, errors
     assert not wrong, f"{len(wrong)} results differ from the single-threaded ones"
+
+
+@pytest.mark.parametrize("path", ["planned", "planned, with an optimiser", "layer by layer"])
+def test_backwards_in_several_threads_add_every_share_into_the_gradients(rng, path):
+    """Threads each run forward and backward on their own rows of one model, without
+    zero_grad: every parameter's .grad is the sum of all their shares (read, add and
+    write raced, and whole shares were lost: 199 for 200). Big enough products, and
+    several tries, for the threads to overlap."""
+    threads, rounds = 4, 10
+    model = Sequential(Dense(128, 256), Tanh(), Dense(256, 10)).to("float64")
+    model.use_plan = path != "layer by layer"
+    if path == "planned, with an optimiser":
+        Adam(model.parameters())  # its flat gradient buffer is where backward writes
+    shards = [(rng.normal(size=(64, 128)), rng.integers(0, 10, 64)) for _ in range(threads)]
+
+    def work(X, y, start=None) -> None:
+        if start is not None:
+            start.wait()
+        for _ in range(rounds):
+            CrossEntropyLoss()(model(X), y).backward()
+
+    for X, y in shards:  # one after another
+        work(X, y)
+    expected = {name: p.grad.copy() for name, p in model.named_parameters()}
+    for attempt in range(8):
+        for p in model.parameters():
+            p.grad = None
+        start = threading.Barrier(threads)
+        workers = [threading.Thread(target=work, args=(X, y, start)) for X, y in shards]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        for name, p in model.named_parameters():
+            np.testing.assert_allclose(
+                p.grad, expected[name], rtol=1e-9, atol=1e-12, err_msg=f"{name}, try {attempt}"
+            )

@@ -32,6 +32,9 @@ class _GradMode(threading.local):
 
 
 _mode = _GradMode()
+# Held while a backward adds into parameters' .grad: backwards of graphs recorded in
+# several threads on one model each add their share (read, add, write), none lost.
+GRAD_LOCK = threading.RLock()
 _FLOAT_TYPES = frozenset(d.type for d in DTYPES.values())  # dtype.name is slow to read
 
 
@@ -351,18 +354,19 @@ class Tensor:
                 if g.dtype != node.data.dtype:  # from a graph of another dtype: the leaf's own
                     g = g.astype(node.data.dtype)
                     handed[id(g)] = 1
-                if node.grad is not None:
-                    node.grad = np.asarray(node.grad + g)  # 0-d arrays add up to a scalar
-                elif (
-                    g.base is None
-                    and handed.get(id(g)) == 1
-                    and g.flags.writeable
-                    and not _mode.retain_graph  # a kept graph hands the same array out again
-                ):
-                    node.grad = g
-                    handed[id(g)] = 2
-                else:
-                    node.grad = g.copy()
+                with GRAD_LOCK:
+                    if node.grad is not None:
+                        node.grad = np.asarray(node.grad + g)  # 0-d arrays add up to a scalar
+                    elif (
+                        g.base is None
+                        and handed.get(id(g)) == 1
+                        and g.flags.writeable
+                        and not _mode.retain_graph  # a kept graph hands the array out again
+                    ):
+                        node.grad = g
+                        handed[id(g)] = 2
+                    else:
+                        node.grad = g.copy()
                 continue
             if freed and not node._freed:
                 continue

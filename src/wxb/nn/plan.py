@@ -16,6 +16,7 @@ per-layer nodes, and one fused node runs the whole backward) and ``wxb.step.Plan
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Callable
 
@@ -65,8 +66,11 @@ def _is_stock(module: Module) -> bool:
 class StackPlan:
     """Buffers and the forward/backward equations of one stack of stock layers."""
 
-    def __init__(self, layers: list[Module]) -> None:
+    def __init__(self, layers: list[Module], grad_lock: threading.RLock | None = None) -> None:
         self.layers = list(layers)
+        # held while backward writes the parameters' .grad: the plans of other threads
+        # on the same model share it (their backwards add into the same gradients)
+        self._grad_lock = grad_lock or threading.RLock()
         self.layer_params = [list(m._parameters.values()) for m in self.layers]
         self.params = [p for params in self.layer_params for p in params]
         self.in_features = next(
@@ -213,6 +217,10 @@ class StackPlan:
         ``layer_done`` is told each Dense layer's parameters once their gradients are
         written (a distributed run starts summing them across ranks there).
         """
+        with self._grad_lock:
+            self._backward(grad, layer_done)
+
+    def _backward(self, grad: np.ndarray, layer_done: Callable[[list], None] | None) -> None:
         batch = len(grad)
         trainable_below = self._trainable_below()
         homes = {id(p.grad_home): p.grad_home for p in self.params if p.grad_home is not None}

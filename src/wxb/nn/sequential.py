@@ -21,7 +21,7 @@ from wxb.errors import ConfigError, TrainingError
 from wxb.nn.layers import Activation, Dense, Dropout
 from wxb.nn.module import Module, stock_kind, structure_version
 from wxb.nn.plan import StackPlan, unplannable_reason
-from wxb.tensor import Tensor, is_grad_enabled, is_retaining_graph
+from wxb.tensor import GRAD_LOCK, Tensor, is_grad_enabled, is_retaining_graph
 
 MAX_PENDING_GRAPHS = 4  # plans kept per model; beyond, graphs are recorded layer by layer
 
@@ -161,7 +161,9 @@ class Sequential(Module):
             if not plan.pending():
                 return plan
         if len(plans.training) < MAX_PENDING_GRAPHS:
-            plans.training.append(StackPlan(list(self._modules.values())))
+            # GRAD_LOCK: a recorded graph's backward, here or in any thread, adds into the
+            # parameters' .grad under it (the graph's own leaves too, tied weights included)
+            plans.training.append(StackPlan(list(self._modules.values()), GRAD_LOCK))
             return plans.training[-1]
         return None  # many graphs are waiting for backward(): record this one layer by layer
 
