@@ -807,3 +807,30 @@ def test_spaces_after_the_delimiter_do_not_make_other_categories(tmp_path, rng, 
         assert code == 0, err
         predictions.append(out)
     assert predictions[0] == predictions[1]
+
+
+def test_a_model_file_with_spaced_categories_reads_them_as_text_is_read_now(tmp_path, rng, capsys):
+    """A model trained before text cells were trimmed may hold ' red': its categories
+    load trimmed too, so it predicts the same file as the model trained now."""
+    n = 60
+    x, color = rng.normal(size=n), rng.choice(["red", "blue"], size=n)
+    y = x + (color == "red") * 3
+    data = tmp_path / "d.csv"
+    rows = zip(x, color, y, strict=True)
+    data.write_text("x,color,y\n" + "".join(f"{a},{b},{c}\n" for a, b, c in rows))
+    model_path = tmp_path / "m.safetensors"
+    code, out, err = run_cli(capsys, "train", "--data", str(data), "--target", "y",
+                             "--epochs", "2", "-o", str(model_path))  # fmt: skip
+    assert code == 0, err
+    model = wxb.load(model_path)
+    for rule in model.info["table"]["columns"]:
+        if rule["kind"] == "text":
+            rule["categories"] = [" " + c for c in rule["categories"]]
+            rule["fill"] = " " + rule["fill"]
+    old = wxb.save(model, tmp_path / "old.safetensors")
+    outputs = []
+    for path in (model_path, old):
+        code, out, err = run_cli(capsys, "predict", str(path), str(data))
+        assert code == 0, err
+        outputs.append(out)
+    assert outputs[0] == outputs[1]

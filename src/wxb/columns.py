@@ -304,9 +304,12 @@ class TableEncoder:
                 ColumnRule(
                     str(r["name"]),
                     r["kind"],
-                    r["fill"] if r["kind"] == "text" else float(r["fill"]),
+                    # text as read now, without surrounding spaces (older files may hold them)
+                    (r["fill"].strip() if isinstance(r["fill"], str) else r["fill"])
+                    if r["kind"] == "text"
+                    else float(r["fill"]),
                     bool(r.get("indicator", False)),
-                    [str(c) for c in r["categories"]] if r["kind"] == "text" else None,
+                    [str(c).strip() for c in r["categories"]] if r["kind"] == "text" else None,
                 )
                 for r in record["columns"]  # type: ignore[index]
             ]
