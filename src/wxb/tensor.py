@@ -32,8 +32,8 @@ class _GradMode(threading.local):
 
 
 _mode = _GradMode()
-# Held while a backward adds into parameters' .grad: backwards of graphs recorded in
-# several threads on one model each add their share (read, add, write), none lost.
+# Held while a backward adds into a parameter's .grad (read, add, write; no user code
+# inside): backwards in several threads on one model each add their share, none lost.
 GRAD_LOCK = threading.RLock()
 _FLOAT_TYPES = frozenset(d.type for d in DTYPES.values())  # dtype.name is slow to read
 

@@ -26,6 +26,7 @@ from wxb import kernels, ops
 from wxb.errors import DataError, ShapeError
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
 from wxb.nn.module import Module, Parameter, input_width, stock_kind
+from wxb.tensor import GRAD_LOCK
 
 STOCK_LAYERS = (Dense, Activation, Dropout, Standardize)
 
@@ -68,8 +69,8 @@ class StackPlan:
 
     def __init__(self, layers: list[Module], grad_lock: threading.RLock | None = None) -> None:
         self.layers = list(layers)
-        # held while backward writes the parameters' .grad: the plans of other threads
-        # on the same model share it (their backwards add into the same gradients)
+        # held through backward: the plans of other threads on the same model share it
+        # (both would take the optimiser's one gradient buffer, or add into one .grad)
         self._grad_lock = grad_lock or threading.RLock()
         self.layer_params = [list(m._parameters.values()) for m in self.layers]
         self.params = [p for params in self.layer_params for p in params]
@@ -272,9 +273,10 @@ class StackPlan:
 
     @staticmethod
     def _grad_done(p: Parameter, slot: np.ndarray) -> None:
-        if p.grad is None:
-            p.grad = slot
-        elif p.grad is p.grad_buffer and p.free_grad_buffer() is p.grad:
-            p.grad += slot  # the optimiser's own buffer, held by nobody else: in place
-        else:  # PyTorch also adds out of place when someone else may hold the gradient
-            p.grad = p.grad + slot
+        with GRAD_LOCK:  # as a graph's leaves add theirs: a tied weight may get both
+            if p.grad is None:
+                p.grad = slot
+            elif p.grad is p.grad_buffer and p.free_grad_buffer() is p.grad:
+                p.grad += slot  # the optimiser's own buffer, held by nobody else: in place
+            else:  # PyTorch also adds out of place when someone else may hold the gradient
+                p.grad = p.grad + slot

@@ -21,7 +21,7 @@ from wxb.errors import ConfigError, TrainingError
 from wxb.nn.layers import Activation, Dense, Dropout
 from wxb.nn.module import Module, stock_kind, structure_version
 from wxb.nn.plan import StackPlan, unplannable_reason
-from wxb.tensor import GRAD_LOCK, Tensor, is_grad_enabled, is_retaining_graph
+from wxb.tensor import Tensor, is_grad_enabled, is_retaining_graph
 
 MAX_PENDING_GRAPHS = 4  # plans kept per model; beyond, graphs are recorded layer by layer
 
@@ -36,6 +36,7 @@ class _Plans:
         self.version = -1  # the structure_version() at which the key was last checked
         self.reason = unplannable_reason(list(key[0]))  # None: the plan computes forward
         self._per_thread = threading.local()
+        self.grad_lock = threading.RLock()  # this model's training plans, in every thread
 
     @property
     def training(self) -> list[StackPlan]:
@@ -161,9 +162,8 @@ class Sequential(Module):
             if not plan.pending():
                 return plan
         if len(plans.training) < MAX_PENDING_GRAPHS:
-            # GRAD_LOCK: a recorded graph's backward, here or in any thread, adds into the
-            # parameters' .grad under it (the graph's own leaves too, tied weights included)
-            plans.training.append(StackPlan(list(self._modules.values()), GRAD_LOCK))
+            # one lock for the backwards of this model's graphs, whichever thread runs them
+            plans.training.append(StackPlan(list(self._modules.values()), plans.grad_lock))
             return plans.training[-1]
         return None  # many graphs are waiting for backward(): record this one layer by layer
 
