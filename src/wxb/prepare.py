@@ -317,6 +317,8 @@ def model_task(model) -> tuple[str, str, list]:
     task = info.get("task") or ("classification" if width > 1 else "regression")
     loss = info.get("loss") or ("cross_entropy" if task == "classification" else "mse")
     classes = info.get("classes") or list(range(2 if loss == "bce_with_logits" else width))
+    # text as read now, without surrounding spaces (a model from before may hold ' lo')
+    classes = [c.strip() if isinstance(c, str) else c for c in classes]
     return task, loss, classes
 
 

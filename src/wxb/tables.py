@@ -767,6 +767,14 @@ def _column_from_arrow(name: str, chunked: Any, source: str, pa: Any, markers: l
         trimmed = pc.utf8_trim_whitespace(chunked)
         marked = pc.is_in(trimmed, value_set=pa.array(markers, pa.string()))
         chunked = pc.if_else(marked, pa.scalar(None, pa.string()), trimmed)
+        lowered = pc.utf8_lower(chunked)
+        boolean = pc.is_in(lowered, value_set=pa.array(["true", "false"]))
+        if (
+            chunked.null_count < len(chunked)
+            and pc.all(pc.or_kleene(pc.is_null(lowered), boolean)).as_py()
+        ):  # ' True' cells: the booleans the reader reads without the spaces
+            truth = pc.if_else(pc.equal(lowered, "true"), 1.0, 0.0)
+            return Column(name, "bool", _to_numpy(pc.if_else(pc.is_null(chunked), None, truth)))
         return Column(name, "text", _to_numpy(chunked))
     if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
         if pa.types.is_date(kind):
@@ -805,6 +813,10 @@ def _column_from_numpy(
         numbers = _all_numbers(values)
         if numbers is not None:
             return Column(name, "number", numbers)
+        given = {v.lower() for v in values if v is not None}
+        if given and given <= {"true", "false"}:  # as the file reader reads them
+            truth = [np.nan if v is None else float(v.lower() == "true") for v in values]
+            return Column(name, "bool", np.array(truth))
         return Column(name, "text", values)
     raise DataError(f"{source}: column {name!r} holds {array.dtype} values, which wxb cannot use")
 
