@@ -398,3 +398,25 @@ def test_a_loss_pickles_with_its_reduction(rng):
     z, t = rng.normal(size=(4, 2)), rng.normal(size=(4, 2))
     assert old.reduction == "sum"
     assert float(old(wxb.Tensor(z), t).data) == float(wxb.nn.MSELoss("sum")(wxb.Tensor(z), t).data)
+
+
+def test_fit_takes_a_dataframe_of_nullable_numbers(rng):
+    """pandas' nullable Float64/Int64 columns are numbers to fit, as to predict (fit said
+    they held object values); a pd.NA is a gap, refused by its row and column."""
+    pd = pytest.importorskip("pandas")
+    values = rng.normal(size=(30, 2))
+    df = pd.DataFrame(
+        {
+            "a": pd.array(values[:, 0], dtype="Float64"),
+            "b": pd.array(rng.integers(0, 5, 30), dtype="Int64"),
+        }
+    )
+    y = rng.integers(0, 2, 30)
+    models = [Sequential(Dense(2, 2, seed=1)) for _ in range(2)]
+    wxb.fit(models[0], df, y, epochs=2, seed=0, verbose=False)
+    plain = df.astype({"a": "float64", "b": "int64"})
+    wxb.fit(models[1], plain, y, epochs=2, seed=0, verbose=False)
+    np.testing.assert_array_equal(models[0].predict(df), models[1].predict(plain))
+    df.loc[3, "b"] = pd.NA
+    with pytest.raises(wxb.DataError, match="row 3, column 1"):
+        wxb.fit(Sequential(Dense(2, 2)), df, y, epochs=1, verbose=False)

@@ -37,6 +37,15 @@ def as_features(
         if check:
             check_finite(X, where)
         return X
+    if (
+        type(X).__module__.split(".")[0] == "pandas"
+        and hasattr(X, "dtypes")
+        and not all(isinstance(kind, np.dtype) for kind in X.dtypes)
+    ):
+        try:  # nullable Float64/Int64 columns: numbers, pd.NA a gap (refused as NaN below)
+            X = X.to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError):
+            pass  # text or categories: named below as they are
     try:
         array = np.asarray(X)
     except ValueError as exc:  # ragged lists
