@@ -239,3 +239,42 @@ def test_backwards_in_several_threads_add_every_share_into_the_gradients(rng, pa
             np.testing.assert_allclose(
                 p.grad, expected[name], rtol=1e-9, atol=1e-12, err_msg=f"{name}, try {attempt}"
             )
+
+
+class _TanhByAutogradInThreads:
+    """A custom activation whose f′ comes from wxb's own autograd, run in a pool."""
+
+    name = "tanh_by_autograd"
+
+    def forward(self, z, out):
+        return np.tanh(z, out=out)
+
+    @staticmethod
+    def _derivative(z):
+        t = wxb.Tensor(z.copy(), requires_grad=True)
+        wxb.ops.tanh(t).sum().backward()
+        return t.grad
+
+    def backward(self, z, a, grad, out):
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(2) as pool:
+            parts = list(pool.map(self._derivative, np.array_split(z, 2)))
+        return np.multiply(grad, np.concatenate(parts), out=out)
+
+
+def test_a_kernel_whose_backward_waits_on_other_threads_backwards_finishes(rng):
+    """The planned backward holds its model's lock, never the one other backwards take
+    (held through the whole backward, it deadlocked this kernel's pool)."""
+    from wxb.nn import Activation, MSELoss
+
+    model = Sequential(Dense(4, 8), Activation(_TanhByAutogradInThreads()), Dense(8, 1))
+    reference = Sequential(Dense(4, 8), Tanh(), Dense(8, 1))
+    reference.load_state_dict(model.state_dict())
+    X, y = rng.normal(size=(16, 4)).astype(np.float32), np.zeros((16, 1), np.float32)
+    done = threading.Thread(target=lambda: MSELoss()(model(X), y).backward(), daemon=True)
+    done.start()
+    done.join(60)
+    assert not done.is_alive(), "the backward did not finish"
+    MSELoss()(reference(X), y).backward()
+    np.testing.assert_allclose(model[0].weight.grad, reference[0].weight.grad, rtol=1e-5)
