@@ -75,3 +75,25 @@ def test_wxb_predict_gives_what_the_estimator_predicts(tmp_path, rng, capsys, ki
         np.testing.assert_allclose(table[:, 0], est.predict(X), rtol=1e-12)
     assert main(["eval", str(model_path), str(data)]) == 2
     assert "does not evaluate" in capsys.readouterr().err
+
+
+def test_a_probability_head_is_the_last_layer_the_model_runs(rng):
+    """A Softmax at the end of a nested Sequential is a head; a model with a forward of
+    its own is not looked into (its last layer may not be what it returns)."""
+    from wxb.nn import Dense, Sequential, Softmax
+
+    class OwnForward(Sequential):
+        def forward(self, x):
+            return self.layers[0](x)  # the logits: the Softmax it holds is never run
+
+    info = {"task": "classification", "loss": "cross_entropy", "classes": [0, 1, 2]}
+    nested = Sequential(Dense(4, 3), Sequential(Dense(3, 3), Softmax()))
+    own = OwnForward(Dense(4, 3), Softmax())
+    for model in (nested, own):
+        model.info = dict(info)
+    assert prepare.probability_head(nested) == "softmax"
+    assert prepare.probability_head(own) is None
+    out = own.predict(rng.normal(size=(5, 4)))
+    np.testing.assert_array_equal(prepare.class_logits(own, out), out)  # logits as they are
+    nested.info["loss"] = "mse"
+    assert prepare.probability_head(nested) is None

@@ -62,6 +62,7 @@ from wxb.prepare import (
     is_multilabel,
     model_task,
     numeric_targets,
+    predicted_classes,
     prediction_table,
     probability_head,
     scaled,
@@ -779,7 +780,7 @@ def report(model, X: np.ndarray, y: np.ndarray, loss: str, task: str) -> dict[st
         return evaluate(model, X, y, get_loss(loss))
     # outputs that are already probabilities: the loss of their logits (applied once)
     logits = class_logits(model, model.predict(X))
-    predicted = (logits[:, 0] > 0).astype(np.int64) if logits.shape[1] == 1 else logits.argmax(1)
+    predicted = predicted_classes(logits)
     truth = y[:, 0].astype(np.int64) if y.ndim == 2 else y
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         value = float(get_loss(loss)(Tensor(logits), y).data)
@@ -824,10 +825,7 @@ def run_eval(args: argparse.Namespace) -> None:
     print(f"{data}: {len(X)} samples; " + ", ".join(f"{k} {v:.4f}" for k, v in figures.items()))
     output = model.predict(X)
     if task == "classification":
-        output = class_logits(model, output)
-        predicted = (
-            (output[:, 0] > 0).astype(np.int64) if output.shape[1] == 1 else output.argmax(1)
-        )
+        predicted = predicted_classes(class_logits(model, output))
         truth = y[:, 0].astype(np.int64) if y.ndim == 2 else y
         print(format_classification(classification_figures(truth, predicted, classes)))
     else:

@@ -24,9 +24,10 @@ from wxb import data as wdata
 from wxb import ops, validation
 from wxb.columns import TableEncoder, choose_features, table_matrix
 from wxb.errors import ConfigError, DataError
-from wxb.nn import Dense, Sequential
+from wxb.nn import Dense
 from wxb.nn.layers import Sigmoid, Softmax
 from wxb.nn.module import input_width, output_width
+from wxb.nn.sequential import layers_in_order
 from wxb.tables import Column, Table, text_as_numbers
 
 MAX_CLASSES_FOR_AUTO = 50
@@ -330,11 +331,9 @@ def is_multilabel(model) -> bool:
 def probability_head(model) -> str | None:
     """ "softmax" or "sigmoid" when a classifier's last layer already turns its outputs
     into probabilities (a Keras-style deployable model), else None (it gives logits,
-    as wxb trains them). Only plain Sequentials are looked into: a subclass's own
-    forward may end elsewhere."""
-    last = model
-    while type(last) is Sequential and len(last.layers):
-        last = last.layers[-1]
+    as wxb trains them). The last of ``layers_in_order``: a module with a forward of
+    its own is its own last layer."""
+    last = layers_in_order(model)[-1]
     task, loss, _ = model_task(model)
     if task != "classification" or last is model:
         return None
@@ -359,6 +358,13 @@ def class_logits(model, out: np.ndarray) -> np.ndarray:
         return np.log(np.maximum(out, tiny))
     p = np.clip(out, tiny, np.nextafter(out.dtype.type(1), out.dtype.type(0)))
     return np.log(p) - np.log1p(-p)
+
+
+def predicted_classes(logits: np.ndarray) -> np.ndarray:
+    """Class indices from a classifier's logits: z > 0 for one output, else the argmax."""
+    if logits.shape[1] == 1:
+        return (logits[:, 0] > 0).astype(np.int64)
+    return logits.argmax(axis=1)
 
 
 def encode_labels(classes: list, dataset: wdata.Dataset) -> np.ndarray:

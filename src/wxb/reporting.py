@@ -254,11 +254,13 @@ def _walkthrough(model: Module, X: object, y: object, sample: int, loss: str | N
         if target.ndim == 0 or len(target) != len(rows):
             raise DataError(f"y has {target.size} samples but X has {len(rows)}; they must match")
         target = target[sample : sample + 1]
+    head, own_loss = probability_head(model), model_task(model)[1]
+    if target is not None:
         info = getattr(model, "info", None) or {}
-        if loss is None and (info.get("loss") or info.get("task") or probability_head(model)):
-            loss = model_task(model)[1]  # else explain's own default, which reads y
+        if loss is None and (info.get("loss") or info.get("task") or head):
+            loss = own_loss  # else explain's own default, which reads y
     # a last Softmax (Sigmoid) before the model's own loss: scored as probabilities
-    probabilities = probability_head(model) is not None and loss == model_task(model)[1]
+    probabilities = head is not None and loss == own_loss
     return explain_model(
         model,
         rows[sample : sample + 1],

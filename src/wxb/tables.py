@@ -169,6 +169,9 @@ class Reading:
         return list(dict.fromkeys([*NA_VALUES, *self.na_values]))
 
 
+BOOLEAN_TEXT = ("true", "false")  # a text column of only these (any case) is booleans
+
+
 def is_tabular(X: object) -> bool:
     """A pandas DataFrame, a pyarrow Table or a dict of columns (not an array)."""
     kind = type(X).__module__.split(".")[0]
@@ -768,7 +771,7 @@ def _column_from_arrow(name: str, chunked: Any, source: str, pa: Any, markers: l
         marked = pc.is_in(trimmed, value_set=pa.array(markers, pa.string()))
         chunked = pc.if_else(marked, pa.scalar(None, pa.string()), trimmed)
         lowered = pc.utf8_lower(chunked)
-        boolean = pc.is_in(lowered, value_set=pa.array(["true", "false"]))
+        boolean = pc.is_in(lowered, value_set=pa.array(BOOLEAN_TEXT))
         if (
             chunked.null_count < len(chunked)
             and pc.all(pc.or_kleene(pc.is_null(lowered), boolean)).as_py()
@@ -814,7 +817,7 @@ def _column_from_numpy(
         if numbers is not None:
             return Column(name, "number", numbers)
         given = {v.lower() for v in values if v is not None}
-        if given and given <= {"true", "false"}:  # as the file reader reads them
+        if given and given <= set(BOOLEAN_TEXT):  # as the file reader reads them
             truth = [np.nan if v is None else float(v.lower() == "true") for v in values]
             return Column(name, "bool", np.array(truth))
         return Column(name, "text", values)

@@ -22,7 +22,9 @@ class Loss:
 
     @property
     def reduction(self) -> str:
-        return self._reduction
+        # kept in the instance's dict under its own name: pickles and vars(loss) (a
+        # checkpoint's loss settings) read it as before it was a property
+        return self.__dict__["reduction"]
 
     @reduction.setter
     def reduction(self, value: str) -> None:
@@ -37,23 +39,10 @@ class Loss:
                     f"make a new loss with reduction={value!r}"
                 )
             self.kernel = dataclasses.replace(kernel, reduction=value)
-        self._reduction = value
+        self.__dict__["reduction"] = value
 
     def __call__(self, output: Tensor, target: object) -> Tensor:
         return ops.loss(output, target, self.kernel)
-
-    def __setstate__(self, state: dict) -> None:
-        """A Loss pickled before ``reduction`` became a property kept it as an attribute."""
-        if "reduction" in state:
-            state = {**state, "_reduction": state["reduction"]}
-            del state["reduction"]
-        self.__dict__.update(state)
-
-    def __getstate__(self) -> dict:
-        """Pickled with ``reduction`` under its own name, as older wxb reads it too."""
-        state = dict(self.__dict__)
-        state["reduction"] = state.pop("_reduction")
-        return state
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(reduction={self.reduction!r})"
