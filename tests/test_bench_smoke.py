@@ -10,6 +10,7 @@ import sys
 from itertools import pairwise
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,3 +93,25 @@ def test_quick_benchmark_runs_and_writes_results(tmp_path: Path) -> None:
         assert all(p["extra_peak_kib"] >= 0 for p in memory["peak"])
         assert [g["path"] for g in memory["growth"]] == ["wxb_step", "wxb_hand"]
         assert positive(memory["math_needs_bytes"]["total"])
+
+
+def test_table_defaults_runs_the_seeds_asked_for(tmp_path: Path) -> None:
+    # --first-seed lets a change be tried on seeds other than the reported 0..4
+    first = int(np.random.default_rng().integers(5, 1000))
+    out = tmp_path / "t.json"
+    command = [sys.executable, str(ROOT / "bench" / "table_defaults.py"), "--datasets", "iris"]
+    command += ["--seeds", "2", "--first-seed", str(first), "--json", str(out)]
+    command += ["--wxb-args", "--epochs 2 --patience 0"]
+    done = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert f"seeds {first}–{first + 1}" in done.stdout
+    results = json.loads(out.read_text())
+    assert results["seeds"] == [first, first + 1]
+    (iris,) = results["results"]
+    assert [r["seed"] for r in iris["runs"]] == [first, first + 1]
+    for run in iris["runs"]:
+        assert run["wxb"]["epochs"] == 2
+        assert run["wxb"]["test_rows"] == run["sklearn"]["test_rows"] == 30
+        assert 0.0 <= run["sklearn"]["score"] <= 1.0
