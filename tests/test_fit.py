@@ -421,3 +421,26 @@ def test_fit_takes_a_dataframe_of_nullable_numbers(rng):
     df.loc[3, "b"] = pd.NA
     with pytest.raises(wxb.DataError, match="row 3, column 1"):
         wxb.fit(Sequential(Dense(2, 2)), df, y, epochs=1, verbose=False)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("shuffle", "no"),
+        ("restore_best_weights", "no"),
+        ("diagnose", "no"),
+        ("resume", 0.5),
+        ("verbose", 2),
+        ("verbose", "yes"),
+    ],
+)
+def test_a_switch_given_something_other_than_true_or_false_is_refused(rng, option, value):
+    # shuffle="no" shuffled and restore_best_weights="no" restored: any truthy value read as True
+    model = Sequential(Dense(3, 2))
+    before = [p.data.copy() for p in model.parameters()]
+    X, y = rng.normal(size=(12, 3)), rng.integers(0, 2, 12)
+    with pytest.raises(wxb.ConfigError, match=rf"{option}.* must be True or False; got"):
+        wxb.fit(model, X, y, epochs=1, **{option: value})
+    for p, b in zip(model.parameters(), before, strict=True):
+        np.testing.assert_array_equal(p.data, b)
+    wxb.fit(model, X, y, epochs=1, shuffle=np.bool_(False), verbose=0)  # NumPy's and Keras's

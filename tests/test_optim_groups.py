@@ -686,3 +686,111 @@ def test_state_loaded_after_a_cast_keeps_its_precision(rng, name):
         results.append(model.state_dict())
     for key in results[0]:
         np.testing.assert_array_equal(results[0][key], results[1][key])
+
+
+# -- what a PyTorch user writes that wxb does not implement, or edits by hand -------------------
+@pytest.mark.parametrize(
+    ("name", "flag"), [("sgd", "maximize"), ("adam", "maximize"), ("adamw", "amsgrad")]
+)
+@pytest.mark.parametrize("when", ["built", "edited"])
+def test_a_torch_flag_wxb_does_not_implement_is_refused_not_ignored(rng, name, flag, when):
+    # in a group dict it used to pass, and the optimiser minimised (or ran plain Adam)
+    params = one_param()
+    if when == "built":
+        with pytest.raises(ConfigError, match=rf"param_groups\[0\] {flag}=True: .* no '{flag}'"):
+            OURS[name]([{"params": params, flag: True}], lr=0.1)
+        return
+    opt = OURS[name]([{"params": params, flag: False}], lr=0.1)  # PyTorch's default: fine
+    params[0].grad = rng.normal(size=3)
+    opt.step()
+    before = params[0].data.copy()
+    opt.param_groups[0][flag] = True
+    with pytest.raises(ConfigError, match=rf"{flag}=True"):
+        opt.step()
+    np.testing.assert_array_equal(params[0].data, before)
+
+
+@pytest.mark.parametrize("name", list(OURS))
+def test_a_parameter_swapped_into_a_group_by_hand_is_refused(rng, name):
+    # the count was the same, so the old parameter went on being stepped and the new one not
+    old, new = Parameter(rng.normal(size=4)), Parameter(rng.normal(size=4))
+    opt = OURS[name]([old], lr=0.1)
+    opt.param_groups[0]["params"][0] = new
+    new.grad = rng.normal(size=4)
+    kept = old.data.copy(), new.data.copy()
+    with pytest.raises(ConfigError, match="replaced in param_groups by hand"):
+        opt.step()
+    np.testing.assert_array_equal(old.data, kept[0])
+    np.testing.assert_array_equal(new.data, kept[1])
+
+
+@pytest.mark.parametrize("name", list(OURS))
+@pytest.mark.parametrize("grad_shape", [(3,), (), (1, 3), (2, 3, 1)])
+def test_a_gradient_of_another_shape_is_refused_not_broadcast(rng, name, grad_shape):
+    # NumPy spread a (3,) gradient over every row of the (2, 3) weight
+    w = Parameter(rng.normal(size=(2, 3)), name="weight")
+    opt = OURS[name]([w], lr=0.1)
+    w.grad = rng.normal(size=grad_shape)
+    before = w.data.copy()
+    with pytest.raises(ConfigError, match=r"weight, shape \(2, 3\)\) has a gradient of shape"):
+        opt.step()
+    np.testing.assert_array_equal(w.data, before)
+    w.grad = rng.normal(size=(2, 3))  # the right shape steps
+    opt.step()
+    assert not np.array_equal(w.data, before)
+
+
+def test_sgd_state_saved_without_momentum_loads_into_one_built_with_it_as_torch(seeded):
+    rng = seeded.rng
+    start = rng.normal(size=5)
+    ours, theirs = twins([start])
+    lr, momentum = float(rng.uniform(0.01, 0.1)), float(rng.uniform(0.5, 0.95))
+    a, ta = SGD(ours, lr=lr), torch.optim.SGD(theirs, lr=lr)
+    set_grads(rng, ours, theirs)
+    a.step(), ta.step()
+    b = SGD(ours, lr=lr, momentum=momentum)  # refused: "the state has no 'velocity'"
+    tb = torch.optim.SGD(theirs, lr=lr, momentum=momentum)
+    b.load_state_dict(a.state_dict())
+    tb.load_state_dict(ta.state_dict())
+    assert b.param_groups[0]["momentum"] == tb.param_groups[0]["momentum"] == 0
+    for step in range(3):
+        if step == 1:  # momentum switched on again: the velocity starts from the gradient
+            b.param_groups[0]["momentum"] = tb.param_groups[0]["momentum"] = momentum
+        set_grads(rng, ours, theirs)
+        b.step(), tb.step()
+        assert_same(seeded, ours, theirs, f"step {step}")
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs", "options"),
+    [
+        (StepLR, torch.optim.lr_scheduler.StepLR, {"step_size": 2, "gamma": 0.5}),
+        (CosineAnnealingLR, torch.optim.lr_scheduler.CosineAnnealingLR, {"T_max": 7}),
+    ],
+)
+def test_a_schedule_rebuilt_for_a_resume_keeps_the_loaded_rate_as_torch(
+    seeded, ours, theirs, options
+):
+    # PyTorch's order: optimiser, its state, schedule, its state. The new schedule set
+    # the rate back to epoch 0's and loading its state did not set it again.
+    rng = seeded.rng
+    params, tparams = twins([rng.normal(size=4)])
+    lr = float(rng.uniform(0.05, 0.5))
+    opt, topt = SGD(params, lr=lr), torch.optim.SGD(tparams, lr=lr)
+    sched, tsched = ours(opt, **options), theirs(topt, **options)
+    for _ in range(int(rng.integers(1, 6))):
+        set_grads(rng, params, tparams)
+        opt.step(), topt.step()
+        sched.step(), tsched.step()
+    opt2, topt2 = SGD(params, lr=lr), torch.optim.SGD(tparams, lr=lr)
+    opt2.load_state_dict(opt.state_dict())
+    topt2.load_state_dict(topt.state_dict())
+    sched2, tsched2 = ours(opt2, **options), theirs(topt2, **options)
+    sched2.load_state_dict(sched.state_dict())
+    tsched2.load_state_dict(tsched.state_dict())
+    assert math.isclose(opt2.lr, topt2.param_groups[0]["lr"], rel_tol=1e-12), seeded.msg()
+    for _ in range(2):
+        set_grads(rng, params, tparams)
+        opt2.step(), topt2.step()
+        sched2.step(), tsched2.step()
+        assert_same(seeded, params, tparams, "after the resume")

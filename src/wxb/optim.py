@@ -19,6 +19,7 @@ group (the common case) is exactly one walk over everything.
 from __future__ import annotations
 
 import math
+import operator
 import os
 import sys
 from collections.abc import Iterable
@@ -188,6 +189,9 @@ class Optimizer:
     state_names: tuple[str, ...] = ()  # e.g. the Adam moments, one array per parameter
     possible_states: tuple[str, ...] = ()  # every state it may make (SGD: velocity, with momentum)
     hyperparameters: tuple[str, ...] = ("lr",)
+    # PyTorch group flags that change the update and that wxb does not implement: refused
+    # when true, never ignored (False, as PyTorch's default, is fine)
+    unsupported_flags: tuple[str, ...] = ("maximize",)
     counters: tuple[str, ...] = ("param_steps",)  # per-parameter counts, one list each
     # Below this many elements, handing chunks to threads costs more than it saves
     # (measured on a 2-core machine: SGD's two passes gain from 2M, Adam's twelve from 256K).
@@ -290,6 +294,12 @@ class Optimizer:
 
         ``annealed``: a rate a schedule brought to 0 is allowed (PyTorch's cosine ends there).
         """
+        for flag in self.unsupported_flags:
+            if group.get(flag):
+                raise ConfigError(
+                    f"{where} {flag}={group[flag]!r}: {type(self).__name__} has no {flag!r}"
+                    + (" (minimise the negated loss instead)" if flag == "maximize" else "")
+                )
         what = f"{where} lr"
         if annealed:
             group["lr"] = _non_negative(group.get("lr"), what)
@@ -297,17 +307,20 @@ class Optimizer:
             group["lr"] = _positive_number(group.get("lr"), what)
 
     def _values(self, group: dict) -> tuple:
-        return tuple(map(group.get, self.hyperparameters))
+        return tuple(map(group.get, self.hyperparameters + self.unsupported_flags))
 
     def _groups(self) -> list[dict]:
         """The groups, each checked again if its values changed since."""
-        groups, bounds, keys = self.param_groups, self._bounds, self.hyperparameters
+        groups, bounds, params = self.param_groups, self._bounds, self.params
+        keys = self.hyperparameters + self.unsupported_flags
         if len(groups) != len(bounds):
             raise self._edited_by_hand()
         checked = self._checked
         for index, group in enumerate(groups):
             start, stop = bounds[index]
-            if len(group["params"]) != stop - start:
+            mine = group["params"]
+            # the same Parameters, not only as many: a swapped one would not be stepped
+            if len(mine) != stop - start or not all(map(operator.is_, mine, params[start:stop])):
                 raise self._edited_by_hand()
             if tuple(map(group.get, keys)) != checked[index]:
                 where = f"{type(self).__name__} param_groups[{index}]"
@@ -317,13 +330,17 @@ class Optimizer:
 
     def _edited_by_hand(self) -> ConfigError:
         return ConfigError(
-            f"{type(self).__name__}: parameters were added to or removed from "
-            "param_groups by hand; use add_param_group"
+            f"{type(self).__name__}: parameters were added to, removed from or replaced "
+            "in param_groups by hand; use add_param_group, or a new optimiser"
         )
 
     # -- state and the flat buffers ----------------------------------------------------------
     def _wanted_states(self) -> tuple[str, ...]:
         """The state the groups need now (SGD: a velocity once some group has momentum)."""
+        return self._states_for(self.param_groups)
+
+    def _states_for(self, groups: list[dict]) -> tuple[str, ...]:
+        """The state groups with these values need."""
         return type(self).state_names
 
     def _init_state(self) -> None:
@@ -487,9 +504,12 @@ class Optimizer:
             if len(values) != len(self.params):
                 raise ConfigError(f"{name}.load_state_dict: {key!r} is missing for some parameters")
         steps = _count_value(state_dict.get("steps", 0), f"{name}.load_state_dict steps")
-        for s in self.state_names:
+        for s in self._states_for(checked):
             if s not in arrays:
                 raise ConfigError(f"{name}.load_state_dict: the state has no {s!r}")
+        for s in self.state_names:  # kept here, not needed by the loaded groups: from zero
+            if s not in arrays:  # (SGD saved without momentum, as PyTorch's no buffer)
+                arrays[s] = [np.zeros_like(p.data) for p in self.params]
         # Checked: now change.
         for group, values in zip(self.param_groups, checked, strict=True):
             if "initial_lr" not in values:  # the groups are replaced, as PyTorch does
@@ -546,6 +566,7 @@ class Optimizer:
                 views = flat.grad_views
                 for i in live:
                     if params[i].grad is not views[i]:
+                        _check_grad_shape(params[i], i)
                         np.copyto(views[i], params[i].grad, casting="same_kind")
                 del views
                 states = [self._flat_state[s] for s in self.state_names]
@@ -566,6 +587,7 @@ class Optimizer:
                 )
             for i, t in zip(live, clocks, strict=True):  # one by one
                 p = params[i]
+                _check_grad_shape(p, i)
                 for s in self.state_names:  # the model was cast: keep the state, in its dtype
                     if getattr(self, s)[i].dtype != p.dtype:
                         getattr(self, s)[i] = getattr(self, s)[i].astype(p.dtype)
@@ -727,6 +749,16 @@ def _positive_int(value: object, what: str) -> int:
     return int(value)
 
 
+def _check_grad_shape(p: Parameter, index: int) -> None:
+    """A gradient set by hand must be the parameter's shape: NumPy would spread a (3,)
+    gradient over every row of a (2, 3) weight (PyTorch refuses the assignment)."""
+    if np.shape(p.grad) != p.shape:
+        raise ConfigError(
+            f"parameter {index} ({p.name or 'unnamed'}, shape {p.shape}) has a gradient of "
+            f"shape {np.shape(p.grad)}"
+        )
+
+
 class SGD(Optimizer):
     """W ← W − η·g, with optional momentum (heavy-ball or Nesterov) and weight decay."""
 
@@ -776,7 +808,10 @@ class SGD(Optimizer):
     def _wanted_states(self) -> tuple[str, ...]:
         if self.state_names:  # the velocity, once made, is kept
             return self.state_names
-        return ("velocity",) if any(g["momentum"] for g in self.param_groups) else ()
+        return self._states_for(self.param_groups)
+
+    def _states_for(self, groups: list[dict]) -> tuple[str, ...]:
+        return ("velocity",) if any(g["momentum"] for g in groups) else ()
 
     def _advance(self, live: list[int], group: dict) -> list[int]:
         steps = self.param_steps
@@ -804,6 +839,7 @@ class Adam(Optimizer):
     decoupled = False
     state_names = possible_states = ("moment1", "moment2")
     hyperparameters = ("lr", "betas", "eps", "weight_decay")
+    unsupported_flags = ("maximize", "amsgrad")
     threaded_from = 1 << 18
     betas = _GroupValue()
     eps = _GroupValue()
@@ -922,8 +958,8 @@ class LRSchedule:
         return {**state, "base_lrs": list(self.base_lrs), "type": type(self).__name__}
 
     def load_state_dict(self, state: dict) -> None:
-        """Continue from ``state_dict()`` of a schedule of the same kind. The rates
-        themselves live in the optimiser's state (its groups' ``lr``)."""
+        """Continue from ``state_dict()`` of a schedule of the same kind; the groups'
+        ``lr`` become the loaded epoch's rates."""
         name = type(self).__name__
         if not isinstance(state, dict) or state.get("type", name) != name:
             kind = state.get("type") if isinstance(state, dict) else type(state).__name__
@@ -947,6 +983,9 @@ class LRSchedule:
                 values[key] = _like(getattr(self, key), value, what)
         self._check_settings(values, f"{name}.load_state_dict")
         vars(self).update(values)
+        # The rates of the loaded epoch: a schedule built for the resume (PyTorch's order:
+        # optimiser, its state, schedule, its state) has just set them to epoch 0's.
+        self._set(self.epoch)
 
     def _check_settings(self, values: dict, where: str) -> None:
         """Refuse settings this kind of schedule cannot run with (subclasses say which)."""

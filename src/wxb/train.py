@@ -235,6 +235,13 @@ def _whole(value: object, what: str, minimum: int = 1) -> int:
     return int(value)
 
 
+def _flag(value: object, what: str) -> bool:
+    """True or False: "no" or 0.5 would read as true."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{what} must be True or False; got {value!r}")
+    return bool(value)
+
+
 def _number(value: object, what: str, low: float, high: float = math.inf) -> float:
     """A real number in [low, high)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
@@ -360,6 +367,14 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     batch_size = _whole(batch_size, "batch_size")
     validation_split = _number(validation_split, "validation_split", 0.0, 1.0)
     min_delta = _number(min_delta, "min_delta", 0.0)
+    shuffle = _flag(shuffle, "shuffle")
+    restore_best_weights = _flag(restore_best_weights, "restore_best_weights")
+    diagnose = _flag(diagnose, "diagnose")
+    resume = _flag(resume, "resume")
+    if type(verbose) is int and verbose in (0, 1):
+        verbose = bool(verbose)  # Keras's habit
+    if not (isinstance(verbose, str) and verbose == "auto"):
+        verbose = _flag(verbose, 'verbose (or "auto")')
     if early_stopping is not None:
         early_stopping = _whole(early_stopping, "early_stopping (patience)")
     if clip_grad_norm is not None:
