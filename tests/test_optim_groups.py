@@ -794,3 +794,37 @@ def test_a_schedule_rebuilt_for_a_resume_keeps_the_loaded_rate_as_torch(
         opt2.step(), topt2.step()
         sched2.step(), tsched2.step()
         assert_same(seeded, params, tparams, "after the resume")
+
+
+@pytest.mark.parametrize("name", list(OURS))
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_a_copied_model_and_optimiser_train_on_as_the_original(rng, name, how):
+    # each view of the flat buffer was copied as an array of its own: the copy's step
+    # updated a buffer no parameter read, and its weights never moved
+    import copy
+    import pickle
+
+    model = Sequential(Dense(4, 6, dtype="float64"), Tanh(), Dense(6, 3, dtype="float64"))
+    opt = OURS[name](model.parameters(), lr=0.05, **({"momentum": 0.9} if name == "sgd" else {}))
+    X, y = rng.normal(size=(10, 4)), rng.integers(0, 3, 10)
+    loss = CrossEntropyLoss()
+
+    def train(m, o):
+        o.zero_grad()
+        loss(m(X), y).backward()
+        o.step()
+
+    for _ in range(2):
+        train(model, opt)
+    twin, twin_opt = (
+        copy.deepcopy((model, opt))
+        if how == "deepcopy"
+        else pickle.loads(pickle.dumps((model, opt)))
+    )
+    before = [p.data.copy() for p in twin.parameters()]
+    for _ in range(3):
+        train(model, opt)
+        train(twin, twin_opt)
+    for p, q, b in zip(model.parameters(), twin.parameters(), before, strict=True):
+        assert not np.array_equal(q.data, b)
+        np.testing.assert_array_equal(q.data, p.data)

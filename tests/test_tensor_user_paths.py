@@ -865,3 +865,130 @@ def test_class_indices_in_any_byte_order(rng, order):
     loss = wxb.nn.CrossEntropyLoss()
     expected = float(loss(wxb.Tensor(z), y).data)
     assert float(loss(wxb.Tensor(z), y.astype(order)).data) == expected
+
+
+# -- a third hunt off the well-tested path ---------------------------------------------------
+@pytest.mark.parametrize("grad_mode", [False, True])
+def test_an_activation_block_reused_at_other_widths_gives_each_width(rng, grad_mode):
+    # a Sequential with no Dense takes any width: its planned buffers kept the first
+    # width's shape (stale values to the right; a wider input wrote past them)
+    from wxb.nn import Sequential, Tanh
+
+    block = Sequential(Tanh())
+    for width in [int(w) for w in rng.integers(1, 9, size=6)]:
+        X = rng.normal(size=(int(rng.integers(1, 6)), width)).astype(np.float32)
+        with set_grad_enabled(grad_mode):
+            out = block(X).data
+        np.testing.assert_array_equal(out.shape, X.shape)
+        np.testing.assert_allclose(out, np.tanh(X), rtol=1e-6, atol=1e-7)
+
+
+def test_a_dense_weight_replaced_by_another_shape_runs_planned_as_layer_by_layer(rng):
+    from wxb.nn import Sequential, Tanh
+
+    d = Dense(3, 2, dtype="float64")
+    d.weight = Parameter(rng.normal(size=(5, 3)))
+    d.bias = Parameter(rng.normal(size=5))
+    assert (d.in_features, d.out_features) == (3, 5)
+    X = rng.normal(size=(4, 3))
+    model = Sequential(d, Tanh())
+    close(model(X).data, np.tanh(X @ d.weight.data.T + d.bias.data))
+    model.dense1.weight = Parameter(rng.normal(size=(5, 4)))  # no longer chains with X's 3
+    with pytest.raises(wxb.ConfigError, match="takes 4 features but the layer before gives"):
+        wxb.save(Sequential(Dense(3, 3, dtype="float64"), model), "never-written.safetensors")
+
+
+def test_bce_loss_value_is_summed_element_by_element(rng):
+    # Σmax(z,0) − Σz·y + Σsoftplus cancelled two large sums: 1e-2 relative in float32
+    n = int(rng.integers(20_000, 70_000))
+    y = rng.integers(0, 2, size=(n, 1)).astype(np.float32)
+    z = (np.where(y == 1, 1.0, -1.0) * rng.uniform(10, 30, size=(n, 1))).astype(np.float32)
+    z[0, 0], y[0, 0] = -0.01, 1.0  # one wrong, so the loss is not all rounding
+    ours = float(BCEWithLogitsLoss("sum")(Tensor(z), y).data)
+    z64, y64 = z.astype(np.float64), y.astype(np.float64)
+    exact = float(np.sum(np.logaddexp(0.0, z64) - z64 * y64))  # log(1 + e^z) − z·y
+    assert abs(ours - exact) / exact < 1e-5
+
+
+def test_a_user_activation_kernel_that_returns_its_result_runs_planned_too(rng):
+    from wxb.nn import Activation, Sequential
+
+    class Sin:
+        name = "sin"
+
+        def forward(self, z, out):
+            return np.sin(z)  # returns A and leaves out alone
+
+        def backward(self, z, a, grad, out):
+            return grad * np.cos(z)
+
+    d = Dense(3, 4, dtype="float64")
+    model = Sequential(d, Activation(Sin()))
+    assert model.why_not_planned() is None
+    X = rng.normal(size=(5, 3))
+    expected = np.sin(X @ d.weight.data.T + d.bias.data)
+    with no_grad():
+        close(model(X).data, expected)
+    close(model(X).data, expected)
+
+
+@pytest.mark.parametrize("name", ["forward", "predict", "parameters", "layers"])
+def test_a_layer_named_like_a_sequential_method_is_refused(name):
+    from wxb.nn import Sequential, Tanh
+
+    with pytest.raises(wxb.ConfigError, match=rf"named '{name}', which is Sequential.{name}"):
+        Sequential(Dense(3, 3), Tanh(), Dense(3, 2, name=name))
+
+
+@pytest.mark.parametrize(
+    ("dtype", "a", "b"),
+    [("float32", 1e20, 1e20), ("float32", 1e-23, 1e-23), ("float64", 1e300, 1e160)],
+)
+def test_the_quotients_gradient_stays_finite_where_b_squared_does_not(rng, dtype, a, b):
+    scale = float(rng.uniform(0.5, 2.0))
+    A, B = np.array([a * scale], dtype), np.array([b], dtype)
+    ta = torch.tensor(A, requires_grad=True)
+    tb = torch.tensor(B, requires_grad=True)
+    (ta / tb).sum().backward()
+    x, w = Tensor(A, requires_grad=True), Tensor(B, requires_grad=True)
+    (x / w).sum().backward()
+    np.testing.assert_allclose(w.grad, tb.grad.numpy(), rtol=1e-6)
+    assert w.grad[0] != 0 and np.isfinite(w.grad[0])
+
+
+@pytest.mark.parametrize("loss", [MSELoss(), CrossEntropyLoss(), BCEWithLogitsLoss()])
+def test_a_loss_on_an_empty_batch_says_so(loss):
+    target = np.zeros(0, dtype=int) if isinstance(loss, CrossEntropyLoss) else np.zeros((0, 2))
+    with pytest.raises(wxb.DataError, match="holds no samples"):
+        loss(Tensor(np.zeros((0, 2))), target)
+
+
+@pytest.mark.parametrize("kind", ["tensor", "list"])
+def test_the_planned_step_takes_targets_as_the_graph_step_does(rng, kind):
+    from wxb.nn import Sequential, Tanh
+    from wxb.step import GraphStep, PlannedStep
+
+    X, Y = rng.normal(size=(6, 3)), rng.normal(size=(6, 2))
+    target = Tensor(Y) if kind == "tensor" else Y.tolist()
+    results = []
+    for step_class in (PlannedStep, GraphStep):
+        model = Sequential(
+            Dense(3, 4, seed=1, dtype="float64"), Tanh(), Dense(4, 2, seed=2, dtype="float64")
+        )
+        step = step_class(model, MSELoss(), SGD(model.parameters(), lr=0.1))
+        results.append((step(X, target), [p.data.copy() for p in model.parameters()]))
+    (planned, planned_w), (graph, graph_w) = results
+    close(planned, graph)
+    for p, g in zip(planned_w, graph_w, strict=True):
+        close(p, g)
+
+
+def test_a_slice_of_a_sequential_is_a_sequential_of_those_layers(rng):
+    from wxb.nn import ReLU, Sequential
+
+    model = Sequential(Dense(3, 5, dtype="float64"), ReLU(), Dense(5, 2, dtype="float64"))
+    body = model[:-1]
+    assert isinstance(body, Sequential)
+    assert body.layers == model.layers[:2] and body[0] is model[0]
+    X = rng.normal(size=(4, 3))
+    close(body(X).data, np.maximum(X @ model[0].weight.data.T + model[0].bias.data, 0))

@@ -30,7 +30,8 @@ from wxb.data import atomic_write, read_safetensors_header, safetensors_bytes
 from wxb.errors import ConfigError, ModelFileError, ShapeError, WxbError
 from wxb.nn import layers
 from wxb.nn.module import Module
-from wxb.nn.sequential import Sequential
+from wxb.nn.plan import width_mismatch
+from wxb.nn.sequential import Sequential, layers_in_order
 
 FORMAT = "wxb"
 FORMAT_VERSION = "1"
@@ -75,6 +76,9 @@ def save(model: Module, path: str | Path) -> Path:
     of float32 and float64, …).
     """
     _check_saveable(model)
+    mismatch = width_mismatch(layers_in_order(model))
+    if mismatch is not None:  # it could not run, here or after loading
+        raise ConfigError(f"cannot save this model: {mismatch}")
     architecture = model.config()
     state = model.state_dict()
     ties = _ties(model)

@@ -141,8 +141,13 @@ class FlatParameters:
         return [flat[o[i] : o[i + 1]].reshape(p.shape) for i, p in enumerate(params)]
 
     def intact(self, params: list[Parameter]) -> bool:
-        """False once something replaced a ``p.data`` (``model.to(dtype)``, an assignment)."""
-        return all(p.data is view for p, view in zip(params, self.views, strict=True))
+        """False once something replaced a ``p.data`` (``model.to(dtype)``, an assignment),
+        or the views are no longer views of the buffer (a deep copy or a pickle of the
+        optimiser copies each view as an array of its own: stepping the buffer would
+        leave the copy's weights where they were)."""
+        return all(p.data is view for p, view in zip(params, self.views, strict=True)) and (
+            np.may_share_memory(self.views[0], self.data)
+        )
 
 
 class _GroupValue:

@@ -129,6 +129,8 @@ class PlannedStep(_Update):
 
     def __call__(self, X: np.ndarray, y: np.ndarray) -> float:
         plan = self.plan
+        X = X.data if isinstance(X, Tensor) else np.asarray(X)
+        y = y.data if isinstance(y, Tensor) else np.asarray(y)
         plan.check(X)
         self.optimizer.grad_buffers()  # re-gathers the parameters if the model was cast
         x = plan.forward(X)
@@ -141,6 +143,8 @@ class PlannedStep(_Update):
         ):
             self.loss_grad = np.empty_like(x)
         grad = self.loss_grad[: len(x)]
+        if y.dtype.kind == "f" and y.dtype != x.dtype:
+            y = y.astype(x.dtype)  # as the loss casts it on the graph path
         ops.check_loss_target(self.loss.kernel, x, y)
         value = self.loss.kernel.value_and_grad(x, y, grad)
         reducer = self.reducer

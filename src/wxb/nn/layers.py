@@ -60,14 +60,24 @@ class Dense(Module):
         name: str | None = None,
     ) -> None:
         super().__init__()
-        self.in_features = _positive_int(in_features, "Dense in_features")
-        self.out_features = _positive_int(out_features, "Dense out_features")
+        n = _positive_int(in_features, "Dense in_features")
+        m = _positive_int(out_features, "Dense out_features")
         self.init = init
         self.name = name
         dt = resolve_dtype(dtype)
         rng = as_generator(seed)
-        self.weight = Parameter(init_weight((self.out_features, self.in_features), init, rng, dt))
-        self.bias = Parameter(np.zeros(self.out_features, dtype=dt)) if bias else None
+        self.weight = Parameter(init_weight((m, n), init, rng, dt))
+        self.bias = Parameter(np.zeros(m, dtype=dt)) if bias else None
+
+    # From W itself: a weight replaced by one of another shape changes them (PyTorch's
+    # attributes would go stale, and the planned stack sized its buffers from them).
+    @property
+    def in_features(self) -> int:
+        return int(self.weight.shape[1])
+
+    @property
+    def out_features(self) -> int:
+        return int(self.weight.shape[0])
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dtype != self.weight.dtype:

@@ -48,6 +48,11 @@ def unplannable_reason(layers: list[Module]) -> str | None:
     arrays = [p.data for p in slots] + [a for m in layers for a in m._buffers.values()]
     if len({a.dtype for a in arrays}) > 1:
         return "its parameters are of mixed dtypes"
+    return width_mismatch(layers)
+
+
+def width_mismatch(layers: list[Module]) -> str | None:
+    """Where a layer takes another width than the layer before it gives, if anywhere."""
     width = None
     for layer in layers:
         takes = input_width(layer)
@@ -85,7 +90,7 @@ class StackPlan:
         for layer in self.layers:
             self.has_input_grad.append(dense_before)
             dense_before |= isinstance(layer, Dense)
-        self.capacity, self.dtype = 0, None
+        self.capacity, self.width, self.dtype = 0, 0, None
         self._claim: weakref.ref | None = None  # the recorded graph using the buffers
         self._token: object = None
         self._released: object = None  # the token of the graph that last ran backward
@@ -124,6 +129,7 @@ class StackPlan:
     def _allocate(self, batch: int, width: int, dtype: np.dtype) -> None:
         """Every buffer for batches of up to ``batch`` rows."""
         self.outputs, self.input_grads, self.masks = [], [], {}
+        width_in = width
         for i, layer in enumerate(self.layers):
             in_width = width
             if isinstance(layer, Dense):
@@ -134,10 +140,11 @@ class StackPlan:
             )
             if isinstance(layer, Dropout):
                 self.masks[i] = np.empty((batch, width), dtype)
-        self.capacity, self.dtype = batch, dtype
+        self.capacity, self.width, self.dtype = batch, width_in, dtype
 
     def _ensure(self, X: np.ndarray) -> None:
-        if len(X) > self.capacity or X.dtype != self.dtype:
+        # the width too: a stack with no Dense or Standardize takes any width
+        if len(X) > self.capacity or X.shape[1] != self.width or X.dtype != self.dtype:
             self._allocate(len(X), X.shape[1], X.dtype)
 
     # -- the equations --------------------------------------------------------------------------
@@ -175,7 +182,9 @@ class StackPlan:
                     else:
                         out += layer.bias.data
             elif isinstance(layer, Activation):  # A = f(Z)
-                layer.kernel.forward(x, out)
+                result = layer.kernel.forward(x, out)
+                if result is not out and result is not None:  # a user kernel may return A
+                    np.copyto(out, result)
             elif isinstance(layer, Dropout):
                 if layer.training and layer.p > 0:
                     self.factors[i] = ops.dropout_mask(layer.rng, layer.p, self.masks[i][:batch])

@@ -91,6 +91,11 @@ class Sequential(Module):
                 while f"{kind}{counts[kind]}" in self._modules:
                     counts[kind] += 1
                 layer.name = f"{kind}{counts[kind]}"
+            if hasattr(type(self), layer.name):  # it would hide the method (model(X) ran it)
+                raise ConfigError(
+                    f"Sequential: item {index} is named {layer.name!r}, which is "
+                    f"Sequential.{layer.name}; give the layer another name"
+                )
             if layer.name in self._modules:
                 first = list(self._modules).index(layer.name)
                 raise ConfigError(
@@ -110,7 +115,11 @@ class Sequential(Module):
     def __len__(self) -> int:
         return len(self._modules)
 
-    def __getitem__(self, index: int) -> Module:
+    def __getitem__(self, index: int | slice) -> Module:
+        """A layer, or for a slice a Sequential of those layers (the same objects), as
+        PyTorch's: ``model[:-1]`` runs the network up to its last layer."""
+        if isinstance(index, slice):
+            return Sequential(*self.layers[index])
         return self.layers[index]
 
     def forward(self, x: Tensor) -> Tensor:
