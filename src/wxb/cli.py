@@ -847,7 +847,9 @@ def labelled_rows(model, table: Table, given: list[str] | None, data: object) ->
             f"{', '.join(table.names)})"
         )
     features = [n for n in model_encoder(model.info, table).columns if n in table]
-    return training_table(table, targets, features or None)
+    # the columns as read: the model's encoder reads each as the model learned it, as
+    # predict does ('5' and 'S' stay categories, not numbers with a typo)
+    return training_table(table, targets, features or None, read_numbers=False)
 
 
 def run_export(args: argparse.Namespace) -> None:

@@ -17,13 +17,13 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from wxb.errors import DataError
-from wxb.tables import Column, Table, numeric_markers, text_as_numbers
+from wxb.tables import Column, Table, marked_cells, numeric_markers, text_as_numbers
 
 MISSING = "(missing)"  # how explain shows a missing cell
 MANY_CATEGORIES = 100
@@ -46,6 +46,7 @@ def choose_features(
     features: Sequence[str] | None = None,
     drop: Sequence[str] = (),
     id_column: str | None = None,
+    read_numbers: bool = True,
 ) -> Roles:
     """Feature columns: ``features`` as named, or every column but the targets, the
     ``id_column`` and ``drop`` — leaving out, with a warning, columns that look like
@@ -60,7 +61,10 @@ def choose_features(
     noticed: list[str] = []
 
     def numbers_checked(name: str) -> Column:
-        """The column, as numbers if its text is numbers; a typo among numbers refused."""
+        """The column, as numbers if its text is numbers; a typo among numbers refused
+        (not with ``read_numbers=False``: a model's encoder reads each column its way)."""
+        if not read_numbers:
+            return table[name]
         column, warning = text_as_numbers(table[name], table)
         table.columns[name] = column
         if warning and warning not in noticed:
@@ -240,7 +244,7 @@ class TableEncoder:
         missing = column.missing
         markers = numeric_markers(self.na_values)
         if column.kind == "number" and markers:  # the user's -999: missing here too
-            missing = missing | np.isin(column.values, markers)
+            missing = missing | marked_cells(column.values, markers)
         pieces: list[tuple[np.ndarray, int | None]] = []
         if rule.kind == "text":
             if column.kind not in ("text", "number", "bool"):
@@ -261,8 +265,12 @@ class TableEncoder:
                 count=len(values),
             )
             unseen = np.flatnonzero(codes < 0)
-            if len(unseen) and column.kind != "bool":  # '1' for a category '1.0'?
-                aliases = category_aliases(rule.categories or [])
+            if len(unseen):
+                aliases = (
+                    category_aliases(rule.categories or [])  # '1' for a category '1.0'
+                    if column.kind != "bool"  # 'true'/'false' cells read as booleans
+                    else boolean_spellings(rule.categories or [])
+                )
                 for row in unseen if aliases else ():
                     category = aliases.get(values[row])
                     if category is not None:
@@ -399,6 +407,20 @@ def explain_row(encoder: TableEncoder, table: Table, row: int) -> list[str]:
     return lines
 
 
+def boolean_spellings(categories: list) -> dict[str, str]:
+    """'True'/'False' (how a boolean cell reads as text) to the category spelled so in
+    another case ('true', 'FALSE'): a file whose column holds only those reads as
+    booleans, though the model learned them as categories beside others."""
+    found: dict[str, str] = {}
+    for word in ("True", "False"):
+        if word in categories:
+            continue
+        same = [c for c in categories if isinstance(c, str) and c.strip().lower() == word.lower()]
+        if len(same) == 1:
+            found[word] = same[0]
+    return found
+
+
 def category_aliases(categories: list[str]) -> dict[str, str]:
     """The other texts of the categories that read as numbers, to the category: the text
     a number takes when another file or a DataFrame brings the column as numbers ('1'
@@ -474,13 +496,16 @@ def table_matrix(info: dict[str, Any], table: Table, dtype: Any) -> np.ndarray:
             raise DataError(
                 f"{table.source}: {len(names)} features but the model takes {len(encoder.columns)}"
             )
-        if not all(name in table for name in encoder.columns):
-            if not encoder.is_plain:
-                raise DataError(
-                    f"{table.source}: an array has no column names, and the model reads named "
-                    f"columns ({', '.join(encoder.columns[:5])}, …) through its table stage"
-                )
-            encoder = TableEncoder.plain(names)  # numbers by position, as the model had them
+        if encoder.is_plain:  # numbers by position, each column's fill kept
+            rules = [
+                replace(rule, name=name) for rule, name in zip(encoder.rules, names, strict=True)
+            ]
+            encoder = TableEncoder(rules, encoder.na_values)
+        elif names != encoder.columns:  # by name only where the names are the model's, in order
+            raise DataError(
+                f"{table.source}: an array has no column names, and the model reads named "
+                f"columns ({', '.join(encoder.columns[:5])}, …) through its table stage"
+            )
     return encoder.transform(table, dtype)
 
 

@@ -399,7 +399,11 @@ class _Graph:
         helper, width = self.onnx.helper, len(stage.columns)
         elem = helper.np_dtype_to_tensor_dtype(self.dtype)
         self.inputs = [helper.make_tensor_value_info("input", elem, ["batch", width])]
-        return self._fill("input", [float(r.fill) for r in stage.rules], "table"), width, None
+        x = "input"
+        for number in numeric_markers(stage.na_values):  # the model's -999: a gap, as in wxb
+            marked = self.node("Equal", [x, self.const(number)], "table")
+            x = self.node("Where", [marked, self.const(math.nan), x], "table")
+        return self._fill(x, [float(r.fill) for r in stage.rules], "table"), width, None
 
     def _fill(self, x: str, fills: list[float], where: str) -> str:
         """NaN in column j of ``x`` → ``fills[j]``."""

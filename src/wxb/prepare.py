@@ -22,7 +22,7 @@ import numpy as np
 
 from wxb import data as wdata
 from wxb import ops, validation
-from wxb.columns import TableEncoder, choose_features, table_matrix
+from wxb.columns import TableEncoder, boolean_spellings, choose_features, table_matrix
 from wxb.errors import ConfigError, DataError
 from wxb.nn import Dense
 from wxb.nn.layers import Sigmoid, Softmax
@@ -124,6 +124,7 @@ def training_table(
     features: Sequence[str] | None = None,
     drop: Sequence[str] = (),
     id_column: str | None = None,
+    read_numbers: bool = True,
 ) -> TableData:
     """Choose the features (``columns.choose_features``), drop rows whose target is
     missing (never a class), and read the targets: text or booleans as labels, numbers
@@ -131,7 +132,7 @@ def training_table(
     if not targets:
         raise DataError(f"{table.source}: name the column to predict (columns: "
                         f"{', '.join(table.names)})")  # fmt: skip
-    roles = choose_features(table, targets, features, drop, id_column)
+    roles = choose_features(table, targets, features, drop, id_column, read_numbers)
     missing, file_rows = np.zeros(table.n_rows, dtype=bool), None
     for name in targets:
         missing |= table[name].missing
@@ -370,6 +371,8 @@ def predicted_classes(logits: np.ndarray) -> np.ndarray:
 def encode_labels(classes: list, dataset: wdata.Dataset) -> np.ndarray:
     """Class names in the data as the model's class indices; unseen names are refused."""
     lookup = {str(c): i for i, c in enumerate(classes)}
+    for word, spelled in boolean_spellings([str(c) for c in classes]).items():
+        lookup[word] = lookup[spelled]  # a file of only 'true'/'false' labels reads as booleans
     y = dataset.y
     if y.ndim == 2 and y.shape[1] == len(classes) and is_one_hot(y):
         return y.argmax(axis=1)

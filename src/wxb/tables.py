@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,8 +25,8 @@ from wxb.errors import DataError
 # Cells read as missing in every text format, as pandas reads them, and '?' (the UCI
 # repository's habit). ``na_values`` adds to these.
 NA_VALUES = (
-    "", "NA", "N/A", "n/a", "na", "NaN", "nan", "-NaN", "-nan", "NULL", "null", "None",
-    "none", "<NA>", "#N/A", "#N/A N/A", "#NA", "?",
+    "", "NA", "N/A", "n/a", "NaN", "nan", "-NaN", "-nan", "NULL", "null", "None", "<NA>",
+    "#N/A", "#N/A N/A", "#NA", "?",
 )  # fmt: skip
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".data")
 COMPRESSED = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".zstd": "zstd", ".lz4": "lz4"}
@@ -68,6 +69,7 @@ class Table:
     line_of_row: Any = field(default=None, repr=False)  # row → file line, for messages
     default_targets: list[str] = field(default_factory=list)  # an NPZ's y array
     positional: bool = False  # columns named x0, x1, … by wxb (an array): order is all
+    decimal: str = "."  # the CSV's decimal mark: what text of numbers means in it
 
     @property
     def names(self) -> list[str]:
@@ -100,7 +102,10 @@ class Table:
             def lines(row: int) -> int | str:
                 return old(int(rows[row]))
 
-        return Table(columns, self.source, len(rows), lines, self.default_targets, self.positional)
+        return Table(
+            columns, self.source, len(rows), lines, self.default_targets, self.positional,
+            self.decimal,
+        )  # fmt: skip
 
     def row_names(self, rows: np.ndarray, limit: int = 3) -> str:
         """'line 4, line 9 and 2 more' for the first few of ``rows``."""
@@ -295,8 +300,8 @@ def read_csv(
         sep = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else _sniff(sample)
     if len(sep) != 1:
         raise DataError(f"--sep must be one character; got {sep!r}")
-    if decimal is None:  # '1,5;2,25': the comma is the decimal mark where ';' separates
-        decimal = "," if sep == ";" and _comma_decimals(sample) else "."
+    if decimal is None:  # '1,5;2,25': the comma is the decimal mark where ';' or a tab separates
+        decimal = "," if _comma_decimals(sample, sep) else "."
     stream: Any = path if compression is None else _pyarrow().input_stream(str(path), compression)
     if comment is not None:
         stream = _without_comments(path, compression, comment)
@@ -310,6 +315,9 @@ def read_csv(
     parse = pcsv.ParseOptions(delimiter=sep, invalid_row_handler=on_bad_row)
     read = pcsv.ReadOptions(encoding=encoding, block_size=1 << 20)
     types = _first_look_types(stream, read, parse, null_values, decimal, reading, source)
+    if read.skip_rows:  # the header is skipped, renamed: pyarrow counts empty lines before it
+        lines = sample.splitlines()
+        read.skip_rows += next((i for i, line in enumerate(lines) if line.lstrip("\ufeff")), 0)
     header = list(types)
     _refuse_duplicates(header, source)
     bad_rows.clear()  # the first look reported its block's rows already
@@ -365,6 +373,7 @@ def read_csv(
         raise DataError(f"{source}: has a header but no data rows")
     table = from_arrow(arrow, source, reading)
     table.line_of_row = _LineFinder(path, compression, encoding, comment)
+    table.decimal = decimal
     return check_values(table)
 
 
@@ -375,9 +384,14 @@ def check_values(table: Table) -> Table:
             infinite = np.isinf(column.values)
             if infinite.any():
                 row = int(np.flatnonzero(infinite)[0])
+                hint = (
+                    " (or a number beyond float32's range: read it as float64, --dtype float64)"
+                    if column.values.dtype == np.float32
+                    else ""
+                )
                 raise DataError(
                     f"{table.source}, {table.row_name(row)}, column {column.name!r}: "
-                    f"{column.values[row]} is not a finite number"
+                    f"{column.values[row]} is not a finite number{hint}"
                 )
     return table
 
@@ -456,11 +470,21 @@ def _sniff(sample: str) -> str:
         return ","
 
 
-def _comma_decimals(sample: str) -> bool:
-    import re
+def _comma_decimals(sample: str, sep: str) -> bool:
+    """Whether the data's cells write numbers with a decimal comma ('1,5'; quoted too).
 
-    body = sample.splitlines()[1:50]
-    return bool(body) and sum(bool(re.search(r"(^|;)-?\d+,\d+(;|$)", line)) for line in body) > 0
+    After ';' (the European habit) any such cell says so. After a tab a comma may also
+    group thousands ('1,234'), so only a comma followed by other than three digits
+    does, and never a file with a '1,234.5' cell."""
+    if sep not in (";", "\t"):
+        return False
+    body = "\n".join(sample.splitlines()[1:50])
+    cells = re.findall(rf'(?:^|{sep})"?-?\d+,(\d+)"?(?={sep}|$)', body, flags=re.MULTILINE)
+    if sep == ";":
+        return bool(cells)
+    if re.search(r"\d,\d{3}\.\d", body):
+        return False
+    return any(len(fraction) != 3 for fraction in cells)
 
 
 def _without_comments(path: Path, compression: str | None, comment: str) -> io.BytesIO:
@@ -518,6 +542,10 @@ def _is_code(text: str) -> bool:
     return len(text) > 1 and text[0] == "0" and text[1].isdigit()
 
 
+# 1,234.5 or 1.234,5 or 1 234: digits in groups of three after the first
+_GROUPED = re.compile(r"[-+]?\d{1,3}([,. \u00a0'_]\d{3})+([.,]\d+)?")
+
+
 def text_as_numbers(column: Column, table: Table) -> tuple[Column, str]:
     """A text column that holds numbers: as a number column when every cell is a
     number (e.g. numbers stored as strings in Parquet); refused, naming the first
@@ -530,9 +558,16 @@ def text_as_numbers(column: Column, table: Table) -> tuple[Column, str]:
         return column, ""  # '02134': codes written with digits, not numbers
     numbers = np.full(len(column.values), np.nan)
     bad = []
+    comma = table.decimal == ","
     for i in present:
+        text = column.values[i]
+        # float() takes '18_24' (1824) and, in a file whose decimal mark is ',', the
+        # '1.065' of a '.' thousands separator (1.065): neither is that number here
+        if "_" in text or (comma and "." in text):
+            bad.append(i)
+            continue
         try:
-            numbers[i] = float(column.values[i])
+            numbers[i] = float(text.replace(",", ".") if comma else text)
         except ValueError:
             bad.append(i)
     if not bad:
@@ -541,11 +576,23 @@ def text_as_numbers(column: Column, table: Table) -> tuple[Column, str]:
         return Column(column.name, "number", numbers), ""
     share = 1 - len(bad) / len(present)
     word = column.values[bad[0]]
+    grouped = sum(bool(_GROUPED.fullmatch(column.values[i].strip())) for i in bad)
+    if grouped and grouped >= len(present) // 2:
+        return column, (
+            f"column {column.name!r} is read as text: its cells are numbers written with "
+            f"thousands separators (e.g. {column.values[bad[0]]!r}); remove the separators "
+            "for it to be read as numbers"
+        )
     if len(bad) <= len(present) // 10:
+        mark = (
+            "; the file's decimal mark is ',', so a '.' in it is a thousands separator: "
+            "remove the separators"
+            if comma and "." in word
+            else f"; if it marks a missing value, add --na-values {word!r}"
+        )
         raise DataError(
             f"{table.source}, {table.row_name(bad[0])}, column {column.name!r}: "
-            f"{word!r} is not a number (the column's other values are); if it marks a "
-            f"missing value, add --na-values {word!r}"
+            f"{word!r} is not a number (the column's other values are){mark}"
         )
     if share >= 0.5:
         return column, (
@@ -721,11 +768,19 @@ def numeric_markers(markers: Iterable[str]) -> list[float]:
     return numbers
 
 
+def marked_cells(values: np.ndarray, numbers: list[float]) -> np.ndarray:
+    """Where number cells equal a marker, compared in the cells' own precision: -999.9
+    read as float32 is not the float64 -999.9."""
+    if values.dtype.kind == "f":
+        return np.isin(values, np.asarray(numbers, dtype=np.float64).astype(values.dtype))
+    return np.isin(values, numbers)
+
+
 def _numeric_markers_missing(column: Column, reading: Reading) -> Column:
     numbers = numeric_markers(reading.na_values)
     if column.kind != "number" or not numbers:
         return column
-    marked = np.isin(column.values, numbers)
+    marked = marked_cells(column.values, numbers)
     if not marked.any():
         return column
     wide = column.values.dtype.kind in "iu"
@@ -752,7 +807,7 @@ def _column_from_arrow(name: str, chunked: Any, source: str, pa: Any, markers: l
     if pa.types.is_integer(kind):
         if chunked.null_count:
             return Column(name, "number", _to_numpy(chunked.cast(pa.float64())), integer=True)
-        return Column(name, "number", _to_numpy(chunked).astype(np.int64, copy=False), True)
+        return Column(name, "number", _whole_numbers(_to_numpy(chunked)), True)
     if pa.types.is_floating(kind) or pa.types.is_decimal(kind):
         if pa.types.is_decimal(kind) or pa.types.is_float16(kind):
             chunked = chunked.cast(pa.float64())
@@ -798,6 +853,14 @@ def _to_numpy(chunked: Any) -> np.ndarray:
     return chunked.to_numpy()
 
 
+def _whole_numbers(array: np.ndarray) -> np.ndarray:
+    """Integers as int64; uint64 beyond int64's range as float64 (int64 would wrap them
+    to negative numbers)."""
+    if array.dtype == np.uint64 and array.size and array.max() > np.iinfo(np.int64).max:
+        return array.astype(np.float64)
+    return array.astype(np.int64, copy=False)
+
+
 def _column_from_numpy(
     name: str, array: np.ndarray, source: str, markers: Iterable[str] = NA_VALUES
 ) -> Column:
@@ -805,7 +868,7 @@ def _column_from_numpy(
     if kind == "b":
         return Column(name, "bool", array.astype(np.float64))
     if kind in "iu":
-        return Column(name, "number", array.astype(np.int64, copy=False), integer=True)
+        return Column(name, "number", _whole_numbers(array), integer=True)
     if kind == "f":
         return Column(name, "number", array)
     if kind == "M":
