@@ -58,6 +58,17 @@ def test_true_false_categories_beside_others_are_not_unseen_in_a_file_of_only_th
     got = predicted(capsys, model, tmp_path / "only.csv", "--proba")
     want = predicted(capsys, model, tmp_path / "mixed.csv", "--proba")[:4]
     pd.testing.assert_frame_equal(got, want)
+    ort = pytest.importorskip("onnxruntime")  # the exported model reads the same cells alike
+    code, _, err = run(capsys, "export", model, "-o", tmp_path / "m.onnx")
+    assert code == 0, err
+    feeds = {
+        "answer": only.answer.to_numpy(object).reshape(-1, 1),
+        "x": only.x.to_numpy(np.float32).reshape(-1, 1),
+    }
+    logits = ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, feeds)[0]
+    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(probabilities, got[["p_no", "p_yes"]].to_numpy(), atol=1e-5)
     # the labels too: eval of a file whose targets are only 'true'/'false'
     labels = pd.DataFrame({"a": rng.normal(size=n).round(3), "t": answer})
     labels.to_csv(tmp_path / "l.csv", index=False)

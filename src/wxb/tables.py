@@ -748,7 +748,9 @@ def from_arrow(arrow: Any, source: str, reading: Reading | None = None) -> Table
         elif pa.types.is_float64(chunked.type) and reading.float32:
             if name not in reading.keep_float64:
                 chunked = chunked.cast(pa.float32())
-        column = _column_from_arrow(name, chunked, source, pa, reading.markers)
+        column = _column_from_arrow(
+            name, chunked, source, pa, reading.markers, name in reading.as_text
+        )
         columns[name] = _numeric_markers_missing(column, reading)
         del chunked
     del arrow
@@ -794,7 +796,9 @@ def _is_text(kind: Any, pa: Any) -> bool:
     return pa.types.is_string(kind) or pa.types.is_large_string(kind) or view(kind)
 
 
-def _column_from_arrow(name: str, chunked: Any, source: str, pa: Any, markers: list[str]) -> Column:
+def _column_from_arrow(
+    name: str, chunked: Any, source: str, pa: Any, markers: list[str], as_text: bool = False
+) -> Column:
     kind = chunked.type
     if pa.types.is_dictionary(kind):
         chunked = chunked.cast(kind.value_type)
@@ -828,7 +832,8 @@ def _column_from_arrow(name: str, chunked: Any, source: str, pa: Any, markers: l
         lowered = pc.utf8_lower(chunked)
         boolean = pc.is_in(lowered, value_set=pa.array(BOOLEAN_TEXT))
         if (
-            chunked.null_count < len(chunked)
+            not as_text  # a model's categories: 'true' stays the text it learned
+            and chunked.null_count < len(chunked)
             and pc.all(pc.or_kleene(pc.is_null(lowered), boolean)).as_py()
         ):  # ' True' cells: the booleans the reader reads without the spaces
             truth = pc.if_else(pc.equal(lowered, "true"), 1.0, 0.0)
