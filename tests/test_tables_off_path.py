@@ -252,3 +252,19 @@ def test_a_number_beyond_float32_says_float64_reads_it(tmp_path, rng, capsys):
     code, _, err = run(capsys, "train", "--data", tmp_path / "f.csv", "--target", "y", *FAST)
     assert code == 2 and re.search(r"beyond float32's range.*--dtype float64", err), err
     trained(capsys, tmp_path / "f.csv", "--target", "y", "--dtype", "float64")
+
+
+@pytest.mark.parametrize("form", ["%d/%m/%Y", "%m-%d-%y", "%d.%m.%Y", "%Y/%m/%d %H:%M"])
+def test_dates_the_reader_leaves_as_text_are_refused_as_iso_dates_are(tmp_path, rng, capsys, form):
+    # they became one-hot categories: a date not seen in training was all zeros
+    n = 40
+    days = pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 9, n), unit="D")
+    frame = pd.DataFrame({"when": days.strftime(form), "x": rng.normal(size=n).round(3)})
+    frame["y"] = rng.choice(["a", "b"], n)
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    code, _, err = run(capsys, "train", "--data", tmp_path / "d.csv", "--target", "y", *FAST)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "column 'when' holds dates" in err and "--drop when" in err
+    frame["when"] = rng.choice(["1.10.12", "2.0.1", "1.9.3"], n)  # versions are no dates
+    frame.to_csv(tmp_path / "v.csv", index=False)
+    trained(capsys, tmp_path / "v.csv", "--target", "y")

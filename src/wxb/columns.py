@@ -15,6 +15,7 @@ identifier, never a column that looks like a row ID unless named.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -101,6 +102,13 @@ def choose_features(
     warnings = [*noticed, *warnings]
     for name in chosen:
         column = numbers_checked(name)
+        if column.kind == "text" and read_numbers:  # 03/12/2026: dates the reader left as text
+            example = _date_text(column)
+            if example:
+                raise DataError(
+                    f"{table.source}: column {name!r} holds dates (e.g. {example}); drop it "
+                    f"(--drop {name}) or turn it into numbers (e.g. days since a start) first"
+                )
         if column.kind == "date":
             example = next((str(v) for v in column.values if not np.isnat(v)), "")
             raise DataError(
@@ -405,6 +413,23 @@ def explain_row(encoder: TableEncoder, table: Table, row: int) -> list[str]:
             lines.append(f"{rule.name} missing → {X[j]:g}")
             j += 1
     return lines
+
+
+# 03/12/2026, 3-12-26, 2026/12/03, 03.12.2026 (a dot only before a four-digit year:
+# 1.10.12 is a version), optionally a time after
+_DATE_TEXT = re.compile(
+    r"(\d{1,2}[/-]\d{1,2}[/-](\d{2}|\d{4})|\d{1,2}\.\d{1,2}\.\d{4}|\d{4}[/.]\d{1,2}[/.]\d{1,2})"
+    r"([ T]\d{1,2}:\d{2}(:\d{2})?)?"
+)
+
+
+def _date_text(column: Column) -> str:
+    """A cell of a text column all of whose cells are dates in a form the reader does not
+    take as dates, else ''."""
+    present = [v for v in column.values if v is not None]
+    if present and all(_DATE_TEXT.fullmatch(v.strip()) for v in present):
+        return present[0]
+    return ""
 
 
 def boolean_spellings(categories: list) -> dict[str, str]:
