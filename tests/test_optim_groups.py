@@ -697,7 +697,9 @@ def test_a_torch_flag_wxb_does_not_implement_is_refused_not_ignored(rng, name, f
     # in a group dict it used to pass, and the optimiser minimised (or ran plain Adam)
     params = one_param()
     if when == "built":
-        with pytest.raises(ConfigError, match=rf"param_groups\[0\] {flag}=True: .* no '{flag}'"):
+        with pytest.raises(
+            ConfigError, match=rf"param_groups\[0\] {flag}=True: .* runs with {flag}=False"
+        ):
             OURS[name]([{"params": params, flag: True}], lr=0.1)
         return
     opt = OURS[name]([{"params": params, flag: False}], lr=0.1)  # PyTorch's default: fine
@@ -828,3 +830,13 @@ def test_a_copied_model_and_optimiser_train_on_as_the_original(rng, name, how):
     for p, q, b in zip(model.parameters(), twin.parameters(), before, strict=True):
         assert not np.array_equal(q.data, b)
         np.testing.assert_array_equal(q.data, p.data)
+
+
+def test_decoupled_weight_decay_names_the_other_optimiser(rng):
+    # Adam with PyTorch's decoupled_weight_decay=True ran L2 Adam without a word
+    with pytest.raises(ConfigError, match="use AdamW"):
+        Adam([{"params": one_param(), "decoupled_weight_decay": True}], lr=0.1)
+    with pytest.raises(ConfigError, match="use Adam for L2"):
+        AdamW([{"params": one_param(), "decoupled_weight_decay": False}], lr=0.1)
+    Adam([{"params": one_param(), "decoupled_weight_decay": False}], lr=0.1)
+    AdamW([{"params": one_param(), "decoupled_weight_decay": True}], lr=0.1)

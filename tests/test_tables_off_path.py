@@ -268,3 +268,103 @@ def test_dates_the_reader_leaves_as_text_are_refused_as_iso_dates_are(tmp_path, 
     frame["when"] = rng.choice(["1.10.12", "2.0.1", "1.9.3"], n)  # versions are no dates
     frame.to_csv(tmp_path / "v.csv", index=False)
     trained(capsys, tmp_path / "v.csv", "--target", "y")
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_text_with_commas_beside_decimal_points_does_not_make_a_decimal_comma_file(
+    tmp_path, rng, sep
+):
+    n = 30
+    x = rng.normal(size=n).round(2)
+    ranges = [f"{a},{a * 2}" for a in rng.integers(5, 50, n)]  # text such as '10,20'
+    with (tmp_path / "r.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle, delimiter=sep, quoting=csv.QUOTE_NONNUMERIC)
+        writer.writerow(["x", "range"])
+        writer.writerows(zip(x, ranges, strict=True))
+    table = read_table(tmp_path / "r.csv")
+    reference = pd.read_csv(tmp_path / "r.csv", sep=sep)
+    assert table["x"].kind == "number" and table["range"].kind == "text"
+    np.testing.assert_allclose(table["x"].values, reference["x"].to_numpy(), rtol=1e-6)
+    assert list(table["range"].values) == list(reference["range"])
+
+
+def test_a_boolean_typed_column_matches_the_categories_true_and_false(tmp_path, rng, capsys):
+    # a bool DataFrame or Parquet column reached the model's text column as 'true'/'false'
+    n = 90
+    flag = rng.choice(["True", "False", "unknown"], n)
+    y = np.where(flag == "True", "yes", "no")
+    frame = pd.DataFrame({"flag": flag, "x": rng.normal(size=n).round(3), "y": y})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    model_path, _ = trained(capsys, tmp_path / "t.csv", "--target", "y")
+    model = wxb.load(model_path)
+    truth = rng.choice([True, False], 6)
+    x = rng.normal(size=6).round(3)
+    as_text = model.predict(pd.DataFrame({"flag": [str(v) for v in truth], "x": x}))
+    as_bool = model.predict(pd.DataFrame({"flag": truth, "x": x}))
+    np.testing.assert_array_equal(as_bool, as_text)
+    pytest.importorskip("pyarrow")
+    pd.DataFrame({"flag": truth, "x": x}).to_parquet(tmp_path / "n.parquet")
+    pd.DataFrame({"flag": [str(v) for v in truth], "x": x}).to_csv(tmp_path / "n.csv", index=False)
+    pd.testing.assert_frame_equal(
+        predicted(capsys, model_path, tmp_path / "n.parquet", "--proba"),
+        predicted(capsys, model_path, tmp_path / "n.csv", "--proba"),
+    )
+
+
+def test_a_model_file_from_before_keeps_none_and_na_as_gaps(tmp_path, rng, capsys):
+    # the defaults lost 'none' and 'na'; a model trained with them must read files as it was
+    n = 80
+    colour = rng.choice(["red", "blue", "green"], n).astype(object)
+    colour[rng.choice(n, 6, replace=False)] = None
+    x = rng.normal(size=n).round(3)
+    frame = pd.DataFrame({"colour": colour, "x": x, "y": (x > 0).astype(int)})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    model_path, _ = trained(capsys, tmp_path / "t.csv", "--target", "y")
+    model = wxb.load(model_path)
+    del model.info["table"]["always_na_values"]  # as files written before it was recorded
+    wxb.save(model, tmp_path / "old.safetensors")
+    rows = pd.DataFrame({"colour": ["none", "red", "na"], "x": rng.normal(size=3).round(3)})
+    rows.to_csv(tmp_path / "words.csv", index=False)
+    rows.assign(colour=["", "red", ""]).to_csv(tmp_path / "gaps.csv", index=False)
+    old = tmp_path / "old.safetensors"
+    pd.testing.assert_frame_equal(
+        predicted(capsys, old, tmp_path / "words.csv", "--proba"),
+        predicted(capsys, old, tmp_path / "gaps.csv", "--proba"),
+    )
+    new_words = predicted(capsys, model_path, tmp_path / "words.csv", "--proba")
+    new_gaps = predicted(capsys, model_path, tmp_path / "gaps.csv", "--proba")
+    assert not new_words.iloc[[0, 2]].equals(new_gaps.iloc[[0, 2]])  # words now: unseen
+
+
+def test_predict_refuses_what_training_would_not_read_as_a_number(tmp_path, rng, capsys):
+    n = 40
+    frame = pd.DataFrame({"age": rng.integers(18, 80, n), "y": rng.normal(size=n).round(3)})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    model_path, _ = trained(capsys, tmp_path / "t.csv", "--target", "y")
+    pd.DataFrame({"age": ["18_24", "30"]}).to_csv(tmp_path / "n.csv", index=False)
+    code, _, err = run(capsys, "predict", model_path, tmp_path / "n.csv")
+    assert code == 2 and "'18_24' is text; the model reads numbers there" in err, err
+    with pytest.raises(wxb.DataError, match="'18_24' is text"):
+        wxb.load(model_path).predict(pd.DataFrame({"age": ["18_24", "30"]}))
+
+
+def test_a_dict_of_columns_reads_a_models_text_column_as_a_dataframe_does(tmp_path, rng, capsys):
+    n = 100
+    size = rng.choice(["5", "5.0", "S", "M"], n)
+    frame = pd.DataFrame({"size": size, "w": rng.normal(size=n).round(2)})
+    frame["y"] = np.where(np.isin(size, ["5", "S"]), "a", "b")
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    model = wxb.load(trained(capsys, tmp_path / "t.csv", "--target", "y")[0])
+    cells = {"size": list(rng.choice(["5", "5.0"], 4)), "w": list(rng.normal(size=4).round(2))}
+    np.testing.assert_array_equal(model.predict(cells), model.predict(pd.DataFrame(cells)))
+
+
+def test_uint64_with_a_gap_beyond_2_to_the_53_reads(tmp_path, rng):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    big = int(rng.integers(2**60, 2**63))
+    pq.write_table(pa.table({"u": pa.array([big, None, 5], pa.uint64())}), tmp_path / "u.parquet")
+    values = read_table(tmp_path / "u.parquet")["u"].values
+    np.testing.assert_array_equal(values[[0, 2]], [float(big), 5.0])
+    assert np.isnan(values[1])

@@ -956,11 +956,22 @@ def test_the_quotients_gradient_stays_finite_where_b_squared_does_not(rng, dtype
     assert w.grad[0] != 0 and np.isfinite(w.grad[0])
 
 
-@pytest.mark.parametrize("loss", [MSELoss(), CrossEntropyLoss(), BCEWithLogitsLoss()])
-def test_a_loss_on_an_empty_batch_says_so(loss):
-    target = np.zeros(0, dtype=int) if isinstance(loss, CrossEntropyLoss) else np.zeros((0, 2))
+@pytest.mark.parametrize("kind", [MSELoss, CrossEntropyLoss, BCEWithLogitsLoss])
+def test_a_loss_on_an_empty_batch_is_a_mean_of_nothing_or_a_sum_of_nothing(kind):
+    # the mean divided by zero (ZeroDivisionError); the sum is 0, as PyTorch's
+    target = np.zeros(0, dtype=int) if kind is CrossEntropyLoss else np.zeros((0, 2))
     with pytest.raises(wxb.DataError, match="holds no samples"):
-        loss(Tensor(np.zeros((0, 2))), target)
+        kind()(Tensor(np.zeros((0, 2))), target)
+    output = Tensor(np.zeros((0, 2)), requires_grad=True)
+    value = kind("sum")(output, target)
+    value.backward()
+    theirs = {
+        MSELoss: F.mse_loss,
+        CrossEntropyLoss: F.cross_entropy,
+        BCEWithLogitsLoss: F.binary_cross_entropy_with_logits,
+    }[kind](torch.zeros((0, 2)), torch.tensor(target), reduction="sum")
+    assert float(value.data) == float(theirs) == 0.0
+    assert output.grad.shape == (0, 2)
 
 
 @pytest.mark.parametrize("kind", ["tensor", "list"])

@@ -24,7 +24,17 @@ from typing import Any
 import numpy as np
 
 from wxb.errors import DataError
-from wxb.tables import Column, Table, marked_cells, numeric_markers, text_as_numbers
+from wxb.tables import (
+    NA_VALUES,
+    Column,
+    Table,
+    marked_cells,
+    number_from_text,
+    numeric_markers,
+    text_as_numbers,
+)
+
+LEGACY_NA_VALUES = ("na", "none")  # gaps until 2026-12-03 (pandas reads them as words)
 
 MISSING = "(missing)"  # how explain shows a missing cell
 MANY_CATEGORIES = 100
@@ -178,9 +188,21 @@ class TableEncoder:
     """Raw table columns → the float matrix a network takes, with fitted fill values
     and categories. ``to_json``/``from_json`` put it in a model file's info."""
 
-    def __init__(self, rules: list[ColumnRule], na_values: Sequence[str] = ()):
+    def __init__(
+        self,
+        rules: list[ColumnRule],
+        na_values: Sequence[str] = (),
+        always_na: Sequence[str] = NA_VALUES,
+    ):
         self.rules = rules
         self.na_values = [str(v) for v in na_values]  # the user's own missing markers
+        # the markers every file was read with when the model was trained
+        self.always_na = [str(v) for v in always_na]
+
+    @property
+    def markers(self) -> list[str]:
+        """Every cell text that is a gap for this model."""
+        return list(dict.fromkeys([*self.always_na, *self.na_values]))
 
     @property
     def text_columns(self) -> list[str]:
@@ -286,17 +308,17 @@ class TableEncoder:
             pieces.append((codes, len(index)))
         else:
             if column.kind == "text":  # numbers stored as text are numbers; a word is not
-                row = _first_text(column)
+                numbers = [
+                    np.nan if v is None else number_from_text(v, table.decimal)
+                    for v in column.values
+                ]
+                row = next((i for i, v in enumerate(numbers) if v is None), -1)
                 if row >= 0:
                     raise DataError(
                         f"{table.source}, {table.row_name(row)}, column {rule.name!r}: "
                         f"{column.values[row]!r} is text; the model reads numbers there"
                     )
-                column = Column(
-                    column.name,
-                    "number",
-                    np.array([np.nan if v is None else float(v) for v in column.values]),
-                )
+                column = Column(column.name, "number", np.array(numbers, dtype=np.float64))
             if column.kind == "date":
                 raise DataError(f"{table.source}: column {rule.name!r} holds dates, not numbers")
             values = column.values
@@ -311,6 +333,7 @@ class TableEncoder:
         record: dict[str, Any] = {"columns": [rule.to_json() for rule in self.rules]}
         if self.na_values:
             record["na_values"] = self.na_values
+        record["always_na_values"] = self.always_na
         return record
 
     @classmethod
@@ -334,9 +357,11 @@ class TableEncoder:
         if any(r.kind not in ("number", "bool", "text") for r in rules):
             raise DataError(f"{where}: its table stage names an unknown column kind")
         markers = record.get("na_values", []) if isinstance(record, dict) else []
-        if not isinstance(markers, list):
+        # files from before the list was recorded were read with 'na' and 'none' as gaps
+        always = record.get("always_na_values", [*NA_VALUES, *LEGACY_NA_VALUES])
+        if not isinstance(markers, list) or not isinstance(always, list):
             raise DataError(f"{where}: its table stage is malformed (na_values)")
-        return cls(rules, markers)
+        return cls(rules, markers, always)
 
     @classmethod
     def plain(cls, names: Sequence[str]) -> TableEncoder:
@@ -483,17 +508,6 @@ def _plain_text(value: object, kind: str = "number") -> str:
     return str(value)
 
 
-def _first_text(column: Column) -> int:
-    """The first row whose cell is not a number, or -1."""
-    for row, value in enumerate(column.values):
-        if value is not None:
-            try:
-                float(value)
-            except ValueError:
-                return row
-    return -1
-
-
 # ---------------------------------------------------------------------------------
 # A model's inputs from a table
 # ---------------------------------------------------------------------------------
@@ -525,7 +539,7 @@ def table_matrix(info: dict[str, Any], table: Table, dtype: Any) -> np.ndarray:
             rules = [
                 replace(rule, name=name) for rule, name in zip(encoder.rules, names, strict=True)
             ]
-            encoder = TableEncoder(rules, encoder.na_values)
+            encoder = TableEncoder(rules, encoder.na_values, encoder.always_na)
         elif names != encoder.columns:  # by name only where the names are the model's, in order
             raise DataError(
                 f"{table.source}: an array has no column names, and the model reads named "
@@ -542,7 +556,8 @@ def reading_for(info: dict[str, Any]) -> dict[str, Any]:
     as_text = [*(encoder.text_columns if encoder else []), *filter(None, [info.get("id_column")])]
     targets = info.get("targets") or [info.get("target")]
     return {
-        "na_values": encoder.na_values if encoder else [],
+        # its markers beyond today's defaults: the user's, and ones the defaults dropped
+        "na_values": [m for m in encoder.markers if m not in NA_VALUES] if encoder else [],
         "as_text": as_text,
         "keep_float64": [t for t in targets if t],
     }

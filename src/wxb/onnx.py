@@ -86,7 +86,7 @@ from wxb.errors import ConfigError
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
 from wxb.nn.module import Module, stock_kind
 from wxb.nn.sequential import Sequential
-from wxb.tables import NA_VALUES, numeric_markers
+from wxb.tables import numeric_markers
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 13  # Softmax on the last axis, Gemm with an optional C
@@ -377,7 +377,7 @@ class _Graph:
                 names[column] = self.name(column or "column")
         self.inputs, self.per_column = [], True
         pieces: list[str] = []
-        markers = list(dict.fromkeys([*NA_VALUES, *stage.na_values]))
+        markers = stage.markers
         for rule in stage.rules:
             x, where = names[rule.name], f"table.{rule.name}"
             kind = tensor.STRING if rule.kind == "text" else elem

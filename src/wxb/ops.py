@@ -680,7 +680,9 @@ def _workspace(output: np.ndarray, grad_out: np.ndarray | None) -> np.ndarray:
 def check_loss_target(kernel: LossKernel, output: np.ndarray, target: np.ndarray) -> None:
     """Shape and range checks between a model's output and the targets, before any work."""
     where = f"{kernel.name} loss"
-    if output.ndim == 0 or output.shape[0] == 0:
+    if output.ndim == 0:
+        raise DataError(f"{where}: needs outputs with a batch axis (B, …); got a 0-d value")
+    if output.shape[0] == 0 and kernel.reduction == "mean":  # a mean of nothing
         raise DataError(f"{where}: the output holds no samples (shape {output.shape})")
     if output.shape[0] != target.shape[0]:
         raise ShapeError(

@@ -28,6 +28,7 @@ OpenBLAS runs it on its thread pool, which then thrashes against the matrix prod
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 
@@ -171,6 +172,10 @@ class SklearnAdam(_SklearnRule):
 
     kind = "adam"
     hyperparameters = ("lr", "betas", "eps", "weight_decay")
+    fixed_flags: ClassVar[dict[str, tuple[bool, str]]] = {
+        **_SklearnRule.fixed_flags,
+        "amsgrad": (False, "AMSGrad is not implemented"),
+    }
     state_names = possible_states = ("moment1", "moment2")
     threaded_from = 1 << 18
     betas = _GroupValue()

@@ -214,7 +214,9 @@ def from_object(data: object, source: str = "table", reading: Reading | None = N
             array = np.asarray(values)
             if array.ndim != 1:
                 raise DataError(f"{source}: column {name!r} must be 1-D; got shape {array.shape}")
-            columns[str(name)] = _column_from_numpy(str(name), array, source, reading.markers)
+            columns[str(name)] = _column_from_numpy(
+                str(name), array, source, reading.markers, str(name) in reading.as_text
+            )
         return check_values(_checked(columns, source))
     array = np.asarray(data)
     if array.ndim == 1:
@@ -473,18 +475,22 @@ def _sniff(sample: str) -> str:
 def _comma_decimals(sample: str, sep: str) -> bool:
     """Whether the data's cells write numbers with a decimal comma ('1,5'; quoted too).
 
-    After ';' (the European habit) any such cell says so. After a tab a comma may also
-    group thousands ('1,234'), so only a comma followed by other than three digits
-    does, and never a file with a '1,234.5' cell."""
+    Looked for after ';' (the European habit) and a tab. Never when a cell writes a
+    decimal point ('0.25': a '1.065' may be a thousands group, so three digits after
+    the point say nothing). After a tab a comma may also group thousands ('1,234'),
+    so there only a comma followed by other than three digits says so."""
     if sep not in (";", "\t"):
         return False
     body = "\n".join(sample.splitlines()[1:50])
-    cells = re.findall(rf'(?:^|{sep})"?-?\d+,(\d+)"?(?={sep}|$)', body, flags=re.MULTILINE)
-    if sep == ";":
-        return bool(cells)
-    if re.search(r"\d,\d{3}\.\d", body):
+
+    def fractions(mark: str) -> list[str]:
+        cell = rf'(?:^|{sep})"?-?\d+{re.escape(mark)}(\d+)"?(?={sep}|$)'
+        return re.findall(cell, body, flags=re.MULTILINE)
+
+    commas = fractions(",")
+    if not commas or any(len(f) != 3 for f in fractions(".")):
         return False
-    return any(len(fraction) != 3 for fraction in cells)
+    return sep == ";" or any(len(f) != 3 for f in commas)
 
 
 def _without_comments(path: Path, compression: str | None, comment: str) -> io.BytesIO:
@@ -546,6 +552,18 @@ def _is_code(text: str) -> bool:
 _GROUPED = re.compile(r"[-+]?\d{1,3}([,. \u00a0'_]\d{3})+([.,]\d+)?")
 
 
+def number_from_text(text: str, decimal: str = ".") -> float | None:
+    """The number a cell writes, or None. Not float()'s own reading: it takes '18_24'
+    (1824) and, in a file whose decimal mark is ',', the '1.065' of a '.' thousands
+    separator (1.065); neither is that number here."""
+    if "_" in text or (decimal == "," and "." in text):
+        return None
+    try:
+        return float(text.replace(",", ".") if decimal == "," else text)
+    except ValueError:
+        return None
+
+
 def text_as_numbers(column: Column, table: Table) -> tuple[Column, str]:
     """A text column that holds numbers: as a number column when every cell is a
     number (e.g. numbers stored as strings in Parquet); refused, naming the first
@@ -560,16 +578,11 @@ def text_as_numbers(column: Column, table: Table) -> tuple[Column, str]:
     bad = []
     comma = table.decimal == ","
     for i in present:
-        text = column.values[i]
-        # float() takes '18_24' (1824) and, in a file whose decimal mark is ',', the
-        # '1.065' of a '.' thousands separator (1.065): neither is that number here
-        if "_" in text or (comma and "." in text):
+        number = number_from_text(column.values[i], table.decimal)
+        if number is None:
             bad.append(i)
-            continue
-        try:
-            numbers[i] = float(text.replace(",", ".") if comma else text)
-        except ValueError:
-            bad.append(i)
+        else:
+            numbers[i] = number
     if not bad:
         if not np.isfinite(numbers[present]).all():
             return column, ""  # 'inf' or 'nan' spelled out: leave it to be text
@@ -743,7 +756,11 @@ def from_arrow(arrow: Any, source: str, reading: Reading | None = None) -> Table
     for name in names:
         chunked = arrow.column(0)
         arrow = arrow.remove_column(0)  # the converted column's buffers go with it
-        if name in reading.as_text and not _is_text(chunked.type, pa):
+        if (
+            name in reading.as_text
+            and not _is_text(chunked.type, pa)
+            and not pa.types.is_boolean(chunked.type)  # True: the encoder matches 'True'/'true'
+        ):
             chunked = chunked.cast(pa.string())
         elif pa.types.is_float64(chunked.type) and reading.float32:
             if name not in reading.keep_float64:
@@ -810,7 +827,9 @@ def _column_from_arrow(
         return Column(name, "number", np.full(len(chunked), np.nan))
     if pa.types.is_integer(kind):
         if chunked.null_count:
-            return Column(name, "number", _to_numpy(chunked.cast(pa.float64())), integer=True)
+            # unsafe: above 2**53 a float64 rounds (arrow's safe cast refuses, loudly)
+            wide = chunked.cast(pa.float64(), safe=False)
+            return Column(name, "number", _to_numpy(wide), integer=True)
         return Column(name, "number", _whole_numbers(_to_numpy(chunked)), True)
     if pa.types.is_floating(kind) or pa.types.is_decimal(kind):
         if pa.types.is_decimal(kind) or pa.types.is_float16(kind):
@@ -867,7 +886,11 @@ def _whole_numbers(array: np.ndarray) -> np.ndarray:
 
 
 def _column_from_numpy(
-    name: str, array: np.ndarray, source: str, markers: Iterable[str] = NA_VALUES
+    name: str,
+    array: np.ndarray,
+    source: str,
+    markers: Iterable[str] = NA_VALUES,
+    as_text: bool = False,
 ) -> Column:
     kind = array.dtype.kind
     if kind == "b":
@@ -881,6 +904,8 @@ def _column_from_numpy(
     if kind in "USO":
         missing = set(markers)
         values = np.array([_text_or_none(v, missing) for v in array], dtype=object)
+        if as_text:  # a model's categories: '5.0' stays '5.0', 'true' stays 'true'
+            return Column(name, "text", values)
         numbers = _all_numbers(values)
         if numbers is not None:
             return Column(name, "number", numbers)
