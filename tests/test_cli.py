@@ -844,3 +844,30 @@ def test_a_model_file_with_spaced_categories_reads_them_as_text_is_read_now(
             assert code == 0, err
             outputs.append(out)
     assert outputs[:2] == outputs[2:]
+
+
+def test_a_probability_heads_loss_and_probabilities_are_exact_where_p_underflows(
+    tmp_path, rng, capsys
+):
+    # eval took log of p clamped to float32's tiny (87.3 for a true 120) and --proba printed
+    # that tiny for a p of 0; eval now scores the head's input z, as explain does
+    model = wxb.nn.Sequential(wxb.nn.Dense(2, 3), wxb.nn.Softmax())  # float32: e^−200 is 0
+    scale = float(rng.uniform(100, 150))
+    model[0].weight.data[...] = [[scale, 0.0], [-scale, 0.0], [0.0, 0.0]]
+    model[0].bias.data[...] = 0.0
+    model.info = {"task": "classification", "classes": [0, 1, 2], "loss": "cross_entropy"}
+    path = wxb.save(model, tmp_path / "m.safetensors")
+    X = np.array([[1.0, rng.normal()]], dtype=np.float32)
+    np.savez(tmp_path / "d.npz", X=X, y=np.array([1]))
+    z = X.astype(np.float64) @ model[0].weight.data.T.astype(np.float64)
+    exact = float(np.log(np.exp(z - z.max()).sum()) + z.max() - z[0, 1])  # −log softmax(z)[1]
+    code, text, err = run_cli(capsys, "eval", str(path), str(tmp_path / "d.npz"))
+    assert code == 0, err
+    shown = float(re.search(r"loss ([0-9.]+)", text).group(1))
+    assert abs(shown - exact) < 1e-3 * exact, (shown, exact)
+    code, text, err = run_cli(capsys, "predict", str(path), str(tmp_path / "d.npz"), "--proba")
+    assert code == 0, err
+    row = text.splitlines()[1].split(",")
+    shown = np.array([float(v) for v in row[1:]], dtype=np.float32)  # float32's shortest text
+    np.testing.assert_array_equal(shown, model.predict(X)[0])
+    assert shown[1] == 0.0  # p of exactly 0 printed as 0, not as float32's tiny

@@ -429,3 +429,43 @@ def test_summary_counts_the_training_flops_a_frozen_layer_really_costs(rng):
     rows = describe.summary(model).rows
     assert rows[0].training_flops == (2 * h * n + h) + h
     assert rows[2].training_flops == 2 * (2 * c * h + c) + 2 * c * h
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(999_651, "1 M"), (999.4, "999 "), (1_234_567, "1.23 M"), (999_499, "999 k")],
+)
+def test_si_rounds_before_it_chooses_the_prefix(value, shown):
+    # 999,651 FLOP printed as '1e+03 kFLOP'
+    assert describe._si(value) == shown
+
+
+def test_bytes_and_seconds_round_before_they_choose_the_unit(rng):
+    mib = 2**20
+    assert describe._bytes(mib - 16) == "1.0 MiB"  # was '1024.0 KiB'
+    assert describe._bytes(1023) == "1023 B"
+    kib = int(rng.integers(2, 1000))
+    assert describe._bytes(kib * 1024) == f"{kib}.0 KiB"
+    assert describe._seconds(0.0009996) == "1 ms"  # was '1e+03 µs'
+    assert describe._seconds(0.9996) == "1 s"
+
+
+@pytest.mark.parametrize(
+    ("fraction", "decimals", "shown"),
+    [(2559 / 2560, 1, ">99.9%"), (1 / 3000, 1, "<0.1%"), (1.0, 1, "100.0%"), (0.0, 0, "0%"),
+     (0.996, 0, ">99%"), (0.25, 0, "25%")],
+)  # fmt: skip
+def test_a_share_never_rounds_to_none_or_all_when_it_is_not(fraction, decimals, shown):
+    assert describe.percent(fraction, decimals) == shown
+
+
+def test_the_table_stage_shows_numbers_as_they_read_back(rng):
+    from wxb.columns import TableEncoder
+    from wxb.tables import from_object
+
+    price = rng.integers(1_000_000, 2_000_000, 30) + 0.75  # 1234999.75 was '1.235e+06'
+    price[0] = np.nan
+    encoder = TableEncoder.fit(from_object({"price": price}), ["price"])
+    (line,) = encoder.describe()
+    fill = float(line.split("missing → ")[1].split()[0])
+    assert fill == encoder.rules[0].fill == float(np.nanmedian(price))

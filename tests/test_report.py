@@ -421,3 +421,15 @@ def test_a_softmax_headed_model_without_info_is_walked_through_as_eval_scores_it
     loss = next(s for s in page.data()["steps"] if s["name"] == "loss")
     p = model.predict(X[sample : sample + 1])[0]
     assert loss["value"] == pytest.approx(-np.log(p[y[sample]]), rel=1e-10)
+
+
+def test_a_sigmoid_heads_f_prime_is_not_said_to_pass_delta_back(rng):
+    # the loss is taken on the head's input z, so δ⁽ᴸ⁾ = p − y and σ′ is not in the chain
+    model = Sequential(
+        Dense(3, 4, dtype="float64"), Tanh(), Dense(4, 1, dtype="float64"), Sigmoid()
+    )
+    model.info = {"task": "classification", "loss": "bce_with_logits", "classes": [0, 1]}
+    X = rng.normal(size=(5, 3))
+    page = report_html(model, X=X, y=rng.integers(0, 2, (5, 1)).astype(float), floor=False)
+    notes = re.findall(r"f′\(Z\) = (\w+)′", page)
+    assert "tanh" in notes and "sigmoid" not in notes, notes

@@ -277,4 +277,5 @@ def test_a_kernel_whose_backward_waits_on_other_threads_backwards_finishes(rng):
     done.join(60)
     assert not done.is_alive(), "the backward did not finish"
     MSELoss()(reference(X), y).backward()
-    np.testing.assert_allclose(model[0].weight.grad, reference[0].weight.grad, rtol=1e-5)
+    # float32, f′ computed two ways (1 − tanh² by autograd, by the stock kernel): rounding
+    np.testing.assert_allclose(model[0].weight.grad, reference[0].weight.grad, rtol=1e-5, atol=1e-6)

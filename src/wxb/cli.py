@@ -59,6 +59,7 @@ from wxb.prepare import (
     encode_labels,
     encode_targets,
     features_for,
+    head_logits,
     is_multilabel,
     model_task,
     numeric_targets,
@@ -778,8 +779,9 @@ def report(model, X: np.ndarray, y: np.ndarray, loss: str, task: str) -> dict[st
     y = y if y.ndim == 1 else y.astype(model.dtype)
     if probability_head(model) is None:
         return evaluate(model, X, y, get_loss(loss))
-    # outputs that are already probabilities: the loss of their logits (applied once)
-    logits = class_logits(model, model.predict(X))
+    # outputs that are already probabilities: the loss of the logits the head turned
+    # into them (exact, as explain scores it; log p is not where p rounded to 0)
+    logits = head_logits(model, X)
     predicted = predicted_classes(logits)
     truth = y[:, 0].astype(np.int64) if y.ndim == 2 else y
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):

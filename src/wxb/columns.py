@@ -372,7 +372,11 @@ class TableEncoder:
         """One line per raw column: what it becomes."""
         lines = []
         for rule in self.rules:
-            fill = f"missing → {rule.fill!r}" if rule.kind == "text" else f"missing → {rule.fill:g}"
+            fill = (
+                f"missing → {rule.fill!r}"
+                if rule.kind == "text"
+                else f"missing → {_number_text(rule.fill)}"
+            )
             if rule.kind == "text":
                 what = f"text → one-hot over {len(rule.categories or [])} categories"
             elif rule.kind == "bool":
@@ -422,7 +426,7 @@ def explain_row(encoder: TableEncoder, table: Table, row: int) -> list[str]:
         elif rule.kind == "text":
             shown = repr(value)
         else:
-            shown = str(bool(value)) if column.kind == "bool" else f"{value:g}"
+            shown = str(bool(value)) if column.kind == "bool" else _number_text(value)
         if rule.kind == "text":
             width = len(rule.categories or [])
             hot = np.flatnonzero(X[j : j + width])
@@ -432,10 +436,10 @@ def explain_row(encoder: TableEncoder, table: Table, row: int) -> list[str]:
             j += width
         else:
             extra = " (missing: the training " + ("median)" if rule.kind == "number" else "mode)")
-            lines.append(f"{rule.name} = {shown} → {X[j]:g}{extra if missing else ''}")
+            lines.append(f"{rule.name} = {shown} → {_number_text(X[j])}{extra if missing else ''}")
             j += 1
         if rule.indicator:
-            lines.append(f"{rule.name} missing → {X[j]:g}")
+            lines.append(f"{rule.name} missing → {_number_text(X[j])}")
             j += 1
     return lines
 
@@ -455,6 +459,18 @@ def _date_text(column: Column) -> str:
     if present and all(_DATE_TEXT.fullmatch(v.strip()) for v in present):
         return present[0]
     return ""
+
+
+def _number_text(value: float) -> str:
+    """A number as the shortest text that reads back as it (1234999.75, not 1.235e+06),
+    in float32 where it is one (13.02, not 13.020000457763672)."""
+    value = np.float64(value)
+    digits = len(repr(float(value)).split("e")[0].strip("-0").replace(".", ""))
+    if digits > 9 and np.float64(np.float32(value)) == value:
+        value = np.float32(value)  # a float32 model's number, held in float64: 13.02
+    if value == 0 or (1e-4 <= abs(value) < 1e16):
+        return np.format_float_positional(value, trim="-")
+    return np.format_float_scientific(value, trim="-")
 
 
 def boolean_spellings(categories: list) -> dict[str, str]:

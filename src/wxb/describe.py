@@ -371,21 +371,37 @@ def _shape(shape: tuple[int, ...] | None) -> str:
 
 
 def _si(value: float) -> str:
-    """1234567 → '1.23 M' (followed by the unit)."""
+    """1234567 → '1.23 M' (followed by the unit). Rounded before the prefix is chosen:
+    999,651 is '1 M', not '1e+03 k'."""
+    value = float(f"{value:.3g}")
     for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= factor:
             return f"{value / factor:.3g} {prefix}"
     return f"{value:.3g} "
 
 
+def percent(fraction: float, decimals: int = 1) -> str:
+    """A share as a percentage that never rounds to 0% or 100% when it is not: 2559 of
+    2560 is '>99.9%', not '100.0%'."""
+    step = 10.0**-decimals
+    shown = round(fraction * 100, decimals)
+    if 0 < fraction < 1 and shown >= 100:
+        return f">{100 - step:.{decimals}f}%"
+    if 0 < fraction < 1 and shown <= 0:
+        return f"<{step:.{decimals}f}%"
+    return f"{fraction * 100:.{decimals}f}%"
+
+
 def _bytes(count: int) -> str:
     for factor, unit in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
-        if count >= factor:
+        # the unit below would show 1024.0 or more: 1,048,560 B is '1.0 MiB', not '1024.0 KiB'
+        if round(count * 1024 / factor, 1) >= 1024:
             return f"{count / factor:.1f} {unit}"
     return f"{count} B"
 
 
 def _seconds(seconds: float) -> str:
+    seconds = float(f"{seconds:.3g}")  # 0.9996 ms is '1 ms', not '1e+03 µs'
     if seconds >= 1:
         return f"{seconds:.3g} s"
     if seconds >= 1e-3:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from wxb.describe import percent
 from wxb.errors import ConfigError
 from wxb.nn.layers import Activation, Dense, ReLU, Sigmoid, Tanh
 from wxb.nn.losses import Loss
@@ -105,7 +106,7 @@ def warnings_for(reports: list[LayerReport]) -> list[str]:
             if saturated:
                 cause = (
                     f"{saturated[0].activation} saturation (|f′(Z)| < {SATURATED} in "
-                    f"{saturated[0].saturated_fraction:.0%} of {saturated[0].layer}), "
+                    f"{percent(saturated[0].saturated_fraction, 0)} of {saturated[0].layer}), "
                     "consider ReLU or smaller initial weights"
                 )
             elif squashing:
@@ -126,13 +127,13 @@ def warnings_for(reports: list[LayerReport]) -> list[str]:
             r = saturated[0]
             found.append(
                 f"{r.layer}: {r.activation} saturation, |f′(Z)| < {SATURATED} in "
-                f"{r.saturated_fraction:.0%} of its units (they pass almost no δ back); "
+                f"{percent(r.saturated_fraction, 0)} of its units (they pass almost no δ back); "
                 "consider ReLU or smaller initial weights"
             )
         for r in dead:
             found.append(
-                f"{r.layer}: {r.dead_fraction:.0%} of its ReLU units never fire on the batch "
-                "(f′ = 0 there: no δ passes); consider a smaller learning rate or LeakyReLU"
+                f"{r.layer}: {percent(r.dead_fraction, 0)} of its ReLU units never fire on the "
+                "batch (f′ = 0 there: no δ passes); consider a smaller learning rate or LeakyReLU"
             )
     return found
 

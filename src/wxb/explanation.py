@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from wxb import ops
+from wxb.describe import percent
 from wxb.errors import ConfigError, DataError
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
 from wxb.nn.losses import CrossEntropyLoss, Loss, get_loss
@@ -455,7 +456,7 @@ def _stats(array: np.ndarray, zeros: bool) -> tuple[str, dict[str, float]]:
         facts["zero_fraction"] = float(np.mean(values == 0))
     text = f"min {_num(facts['min'])}, mean {_num(facts['mean'])}, max {_num(facts['max'])}"
     if zeros:
-        text += f", zeros {facts['zero_fraction']:.1%}"
+        text += f", zeros {percent(facts['zero_fraction'])}"
     return text, facts
 
 

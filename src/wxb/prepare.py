@@ -361,6 +361,18 @@ def class_logits(model, out: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
+def head_logits(model, X: np.ndarray) -> np.ndarray:
+    """The logits a probability head turns into p: every layer but the last, run on X
+    (eval mode, no graph). Exact where log p is not: a p that rounded to 0 has no log."""
+    from wxb.tensor import Tensor, no_grad  # the layers below prepare run the forward
+
+    x = Tensor(validation.as_features(X, model.dtype))
+    with model.evaluating(), no_grad():
+        for layer in layers_in_order(model)[:-1]:
+            x = layer(x)
+    return x.data
+
+
 def predicted_classes(logits: np.ndarray) -> np.ndarray:
     """Class indices from a classifier's logits: z > 0 for one output, else the argmax."""
     if logits.shape[1] == 1:
@@ -396,7 +408,8 @@ def prediction_table(model, out: np.ndarray, proba: bool) -> tuple[list[str], li
     A multilabel model (from scikit-learn) gives one 0/1 column per label (σ(z) > ½, as
     scikit-learn's indicator matrix); a log-link regressor (Poisson) gives exp(z)."""
     task, _, classes = model_task(model)
-    out = class_logits(model, out)
+    head = probability_head(model)
+    out = out if head is not None else class_logits(model, out)  # p as the head gave it
     if is_multilabel(model):
         p = ops.Sigmoid().forward(out, np.empty_like(out))
         header = [f"prediction_{c}" for c in classes]
@@ -408,8 +421,10 @@ def prediction_table(model, out: np.ndarray, proba: bool) -> tuple[list[str], li
     if model.info.get("link") == "log":
         out = np.exp(out)
     if task == "classification":
-        if out.shape[1] == 1:  # one logit z: P(class 1) = σ(z)
-            p1 = ops.Sigmoid().forward(out, np.empty_like(out))
+        if head == "softmax":
+            probabilities = out
+        elif out.shape[1] == 1:  # one logit z: P(class 1) = σ(z)
+            p1 = out if head == "sigmoid" else ops.Sigmoid().forward(out, np.empty_like(out))
             probabilities = np.hstack([1 - p1, p1])
         else:
             probabilities = ops.softmax_rows(out, np.empty_like(out))

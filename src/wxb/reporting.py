@@ -35,6 +35,7 @@ from wxb.describe import (
     backward_diagram,
     forward_diagram,
     measure_gemm_rate,
+    percent,
     summary,
     table_stage_lines,
 )
@@ -146,11 +147,12 @@ def report_html(
     if gemm_rate is None and floor:
         gemm_rate = measure_gemm_rate(model.dtype)
     table = summary(model, batch_size, gemm_rate)
-    walk = None
+    walk, head_scored = None, False
     if X is not None:
-        walk = _walkthrough(model, X, y, sample, loss)
+        walk, head_scored = _walkthrough(model, X, y, sample, loss)
     label = sample if sample_label is None else sample_label
     page = _Page(model, model_path, table, walk, record, label, data_source, row_stage or [])
+    page.head_scored = head_scored
     return page.html()
 
 
@@ -261,7 +263,7 @@ def _walkthrough(model: Module, X: object, y: object, sample: int, loss: str | N
             loss = own_loss  # else explain's own default, which reads y
     # a last Softmax (Sigmoid) before the model's own loss: scored as probabilities
     probabilities = head is not None and loss == own_loss
-    return explain_model(
+    walk = explain_model(
         model,
         rows[sample : sample + 1],
         target,
@@ -269,18 +271,25 @@ def _walkthrough(model: Module, X: object, y: object, sample: int, loss: str | N
         sample_rows=None,
         probabilities=probabilities,
     )
+    return walk, probabilities and target is not None
 
 
-def _fprime_facts(model: Module, explanation: Explanation) -> dict[int, dict[str, float]]:
+def _fprime_facts(
+    model: Module, explanation: Explanation, head_scored: bool = False
+) -> dict[int, dict[str, float]]:
     """For each activation step (by its id), f′(Z) from its A (σ′ = A(1 − A), tanh′ =
     1 − A², ReLU′ = [A > 0]): the factor the δ chain multiplies by there. The forward's
     A steps and the model's Activation layers pair in order (names may repeat across
-    nested Sequentials)."""
+    nested Sequentials). ``head_scored``: the loss was taken on the probability head's
+    input, so δ does not pass through the head's f′ (δ⁽ᴸ⁾ = p − y)."""
     activations = [layer for layer in layers_in_order(model) if isinstance(layer, Activation)]
+    skip = activations[-1] if head_scored and activations else None
     forward = explanation.sections[0].steps if explanation.sections else []
     steps = [step for step in forward if step.name.endswith(".A")]
     facts = {}
     for step, layer in zip(steps, activations, strict=False):
+        if layer is skip:
+            continue
         kind = layer.kernel.name
         A = np.asarray(step.value, dtype=np.float64)
         if kind == "sigmoid":
@@ -462,6 +471,7 @@ class _Page:
         self.model, self.model_path, self.table = model, model_path, table
         self.walk, self.record, self.sample = walk, record, sample
         self.data_source, self.row_stage = data_source, row_stage
+        self.head_scored = False  # the walk's loss taken on the probability head's input
         self.data: dict[str, Any] = {"version": __version__}
 
     def html(self) -> str:
@@ -626,7 +636,7 @@ class _Page:
     def _walkthrough(self) -> str:
         if self.walk is None:
             return ""
-        fprime = _fprime_facts(self.model, self.walk)
+        fprime = _fprime_facts(self.model, self.walk, self.head_scored)
         steps = [s for s in self.walk.steps if not s.check]
         cap = SMALL_GRID if len(steps) > MANY_STEPS else MAX_GRID
         where = f" of {_esc(self.data_source)}" if self.data_source else ""
@@ -670,7 +680,8 @@ class _Page:
         if fprime:
             notes.append(
                 f"f′(Z) = {_esc(fprime['kind'])}′: mean {fprime['mean']:.3g}; |f′(Z)| &lt; 0.01 "
-                f"in {fprime['small']:.0%} of the entries (δ passes back through this factor)"
+                f"in {percent(fprime['small'], 0)} of the entries (δ passes back through this "
+                "factor)"
             )
         charts = ""
         if shown["shape"]:
