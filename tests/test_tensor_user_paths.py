@@ -1003,3 +1003,112 @@ def test_a_slice_of_a_sequential_is_a_sequential_of_those_layers(rng):
     assert body.layers == model.layers[:2] and body[0] is model[0]
     X = rng.normal(size=(4, 3))
     close(body(X).data, np.maximum(X @ model[0].weight.data.T + model[0].bias.data, 0))
+
+
+@pytest.mark.parametrize("op", ["exp", "sqrt", "sigmoid", "tanh", "relu", "softmax", "base**x"])
+@pytest.mark.parametrize("how", ["no_grad", "detach"])
+def test_changing_a_result_its_backward_reads_is_refused_as_torch_does(rng, op, how):
+    # the backward read the changed values: sigmoid's gradient came out −1.0 for 0.235
+    x = Tensor(rng.uniform(0.5, 2.0, size=5), requires_grad=True)
+    apply = {
+        "exp": ops.exp, "sqrt": ops.sqrt, "sigmoid": ops.sigmoid, "tanh": ops.tanh,
+        "relu": ops.relu, "softmax": lambda t: ops.softmax(t.reshape((1, 5))),
+        "base**x": lambda t: 2.0**t,
+    }[op]  # fmt: skip
+    y = apply(x)
+    if how == "no_grad":
+        with no_grad():
+            y += 1.0
+    else:
+        view = y.detach()
+        view += 1.0
+    with pytest.raises(wxb.TrainingError, match="modified in place since the forward"):
+        y.sum().backward()
+
+
+def test_changing_a_result_its_backward_does_not_read_is_allowed_as_in_torch(rng):
+    x = Tensor(rng.normal(size=4), requires_grad=True)
+    y = x * 3.0
+    with no_grad():
+        y += 1.0
+    y.sum().backward()
+    close(x.grad, np.full(4, 3.0))
+
+
+def test_a_changed_planned_output_is_refused_when_its_last_layer_reads_it(rng):
+    from wxb.nn import Sequential, Sigmoid
+
+    model = Sequential(Dense(3, 2, dtype="float64"), Sigmoid())
+    out = model(rng.normal(size=(4, 3)))
+    with no_grad():
+        out += 1.0
+    with pytest.raises(wxb.TrainingError, match="modified in place"):
+        out.sum().backward()
+
+
+@pytest.mark.parametrize("reduction", ["none", "Mean", "avg"])
+def test_a_functional_loss_refuses_a_reduction_it_does_not_offer(rng, reduction):
+    # anything but 'mean' summed: reduction='none' gave one number, not one per sample
+    from wxb.nn import functional as F
+
+    z = Tensor(rng.normal(size=(3, 2)))
+    for loss, target in [
+        (F.bce_with_logits, rng.integers(0, 2, (3, 2)).astype(float)),
+        (F.cross_entropy, rng.integers(0, 2, 3)),
+        (F.mse_loss, rng.normal(size=(3, 2))),
+    ]:
+        with pytest.raises(wxb.ConfigError, match="reduction must be 'mean' or 'sum'"):
+            loss(z, target, reduction=reduction)
+
+
+def test_an_integer_tensor_keeps_float_operands_float(rng):
+    # t.data = [1, 3]: 0.5 was cast to the tensor's int64 and t * 0.5 gave [0, 0]
+    values = rng.integers(1, 9, 4)
+    t = Tensor(np.zeros(4))
+    t.data = values
+    close((t * 0.5).data, values * 0.5)
+    close(t.mean().data, values.mean())
+
+
+@pytest.mark.parametrize("case", ["loss buffer", "caller's seed", "shared sum"])
+def test_a_retained_gradient_is_an_array_of_its_own(rng, case):
+    w = Tensor(rng.normal(size=(3, 2)), requires_grad=True)
+    tw = torch.tensor(w.data, requires_grad=True)
+    X = rng.normal(size=(4, 3))
+    h, th = Tensor(X) @ w, torch.tensor(X) @ tw
+    h.retain_grad()
+    th.retain_grad()
+    if case == "loss buffer":
+        y = rng.normal(size=(4, 2))
+        ours, theirs = MSELoss()(h, y), 0.5 * ((th - torch.tensor(y)) ** 2).sum() / 4
+        ours.backward(retain_graph=True)
+        theirs.backward(retain_graph=True)
+        h.grad[...] = 0  # zeroing the kept gradient must not zero the next one's seed
+        th.grad.zero_()
+        w.grad, tw.grad = None, None
+        ours.backward()
+        theirs.backward()
+    elif case == "caller's seed":
+        G = rng.normal(size=(2, 4))
+        h.T.backward(G)
+        th.T.backward(torch.tensor(G))
+        G[...] = 0  # the caller reuses its array
+    else:
+        h2, th2 = h * 1.0, th * 1.0
+        h2.retain_grad()
+        th2.retain_grad()
+        (h + h2).sum().backward()
+        (th + th2).sum().backward()
+        h2.grad[...] = 0
+        th2.grad.zero_()
+    close(h.grad, th.grad)
+    close(w.grad, tw.grad)
+
+
+def test_numpy_reductions_of_a_tensor_record_the_graph(rng):
+    x = Tensor(rng.normal(size=(3, 4)), requires_grad=True)
+    total = np.sum(x) + np.mean(x, axis=0).sum()
+    total.backward()
+    close(x.grad, np.full((3, 4), 1 + 1 / 3))
+    with pytest.raises(TypeError, match="dtype=, out="):
+        np.sum(x, dtype=np.float32)

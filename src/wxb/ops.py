@@ -14,7 +14,7 @@ very same kernels with buffers it allocated once. One implementation, two users.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -22,7 +22,7 @@ import numpy as np
 
 from wxb import kernels
 from wxb.backend import xp
-from wxb.errors import DataError, ShapeError, TrainingError
+from wxb.errors import ConfigError, DataError, ShapeError, TrainingError
 from wxb.random import row_masks
 from wxb.tensor import UFUNC_OPS, Tensor, is_grad_enabled
 
@@ -30,7 +30,9 @@ from wxb.tensor import UFUNC_OPS, Tensor, is_grad_enabled
 def as_tensor(value: object, like: Tensor | None = None) -> Tensor:
     if isinstance(value, Tensor):
         return value
-    dtype = like.dtype if like is not None else None
+    # a float tensor's operands take its dtype (np.float64(2) keeps x float32); an integer
+    # one's (t.data = [1, 3]) keep theirs: 0.5 cast to int would be 0
+    dtype = like.dtype if like is not None and like.dtype.kind == "f" else None
     return Tensor(xp.asarray(value, dtype=dtype) if dtype is not None else value)
 
 
@@ -196,7 +198,7 @@ def power(a: object, b: object) -> Tensor:
                 gb = _unbroadcast(g * np.where((A == 0) & (B >= 0), 0, out * np.log(A)), B.shape)
         return ga, gb
 
-    return Tensor.from_op(out, "^", (a, b), backward)
+    return Tensor.from_op(out, "^", (a, b), backward, saves_output=b.requires_grad)
 
 
 def _broadcasting(ufunc: np.ufunc, a: Tensor, b: Tensor) -> np.ndarray:
@@ -216,7 +218,7 @@ def exp(a: object) -> Tensor:
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
         return (g * E,)  # (e^A)′ = e^A
 
-    return Tensor.from_op(E, "exp", (a,), backward)
+    return Tensor.from_op(E, "exp", (a,), backward, saves_output=True)
 
 
 def log(a: object) -> Tensor:
@@ -237,7 +239,7 @@ def sqrt(a: object) -> Tensor:
         with np.errstate(divide="ignore"):  # √0: an infinite slope, as PyTorch gives
             return (g / (2 * S),)  # (√A)′ = 1/(2√A)
 
-    return Tensor.from_op(S, "√", (a,), backward)
+    return Tensor.from_op(S, "√", (a,), backward, saves_output=True)
 
 
 def absolute(a: object) -> Tensor:
@@ -507,7 +509,7 @@ def activation(z: Tensor, kernel: ActivationKernel) -> Tensor:
     def backward(grad: np.ndarray) -> tuple[np.ndarray]:
         return (kernel.backward(Z, A, grad, np.empty_like(Z)),)  # δ = ∂L/∂A ⊙ f′(Z)
 
-    return Tensor.from_op(A, kernel.name, (z,), backward)
+    return Tensor.from_op(A, kernel.name, (z,), backward, saves_output=True)
 
 
 def sigmoid(z: Tensor) -> Tensor:
@@ -579,12 +581,21 @@ class LossKernel(Protocol):
         ...
 
 
+def _check_reduction(reduction: object, name: str) -> None:
+    """'mean' or 'sum'; another word would have summed without a word ('none' too)."""
+    if reduction not in ("mean", "sum"):
+        raise ConfigError(f"{name} loss: reduction must be 'mean' or 'sum'; got {reduction!r}")
+
+
 @dataclass(frozen=True)
 class MSEKernel:
     """The seed's L = ½(ŷ − y)², summed over outputs; ``mean`` averages over samples."""
 
     reduction: str = "mean"
     name: str = "mse"
+
+    def __post_init__(self) -> None:
+        _check_reduction(self.reduction, self.name)
 
     def value_and_grad(self, output, target, grad_out):
         scale = 1.0 / output.shape[0] if self.reduction == "mean" else 1.0
@@ -610,6 +621,9 @@ class CrossEntropyKernel:
 
     reduction: str = "mean"
     name: str = "cross_entropy"
+
+    def __post_init__(self) -> None:
+        _check_reduction(self.reduction, self.name)
 
     def value_and_grad(self, output, target, grad_out):
         batch = output.shape[0]
@@ -649,6 +663,9 @@ class BCEWithLogitsKernel:
 
     reduction: str = "mean"
     name: str = "bce_with_logits"
+
+    def __post_init__(self) -> None:
+        _check_reduction(self.reduction, self.name)
 
     def value_and_grad(self, output, target, grad_out):
         scale = 1.0 / output.size if self.reduction == "mean" else 1.0
@@ -838,8 +855,21 @@ Tensor.__iter__ = _iterate
 Tensor.T = property(transpose)
 Tensor.reshape = reshape
 Tensor.exp, Tensor.log, Tensor.sqrt, Tensor.abs = exp, log, sqrt, absolute
-Tensor.sum = lambda self, axis=None, keepdims=False: sum(self, axis, keepdims)
-Tensor.mean = lambda self, axis=None, keepdims=False: mean(self, axis, keepdims)
+
+
+def _reduction(reduce: Callable[[Tensor, object, bool], Tensor], name: str) -> Callable:
+    """t.sum(), t.mean(); also what np.sum(t), np.mean(t) call (with dtype=, out=)."""
+
+    def method(self, axis=None, keepdims=False, *, dtype=None, out=None, **unused):
+        if dtype is not None or out is not None or unused:
+            raise TypeError(f"Tensor.{name}: dtype=, out= and other NumPy options are not taken")
+        return reduce(self, axis, keepdims)
+
+    return method
+
+
+Tensor.sum = _reduction(sum, "sum")
+Tensor.mean = _reduction(mean, "mean")
 
 # NumPy on the left (array * tensor, np.float64(2) * tensor, np.exp(tensor)) lands in
 # Tensor.__array_ufunc__, which runs these so the graph goes on.

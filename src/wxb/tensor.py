@@ -111,6 +111,7 @@ class Tensor:
         "__weakref__",
         "_backward",
         "_freed",
+        "_output_version",
         "_saved_versions",
         "_versions",
         "data",
@@ -155,6 +156,7 @@ class Tensor:
         self._backward: BackwardRule | None = None
         self._freed = False
         self._saved_versions: tuple[int, ...] | None = None
+        self._output_version: int | None = None
         # Bumped by in-place updates (optimizer.step, load_state_dict, t += x); one counter
         # for a tensor and its views (Tensor(t), t.detach(), t.T, t[0], t.reshape), as
         # PyTorch's views share one: a change through any of them counts for all.
@@ -173,9 +175,16 @@ class Tensor:
     # -- construction by operations -------------------------------------------------
     @classmethod
     def from_op(
-        cls, data: np.ndarray, op: str, inputs: tuple[Tensor, ...], backward: BackwardRule
+        cls,
+        data: np.ndarray,
+        op: str,
+        inputs: tuple[Tensor, ...],
+        backward: BackwardRule,
+        saves_output: bool = False,
     ) -> Tensor:
-        """The result of primitive ``op``; records the graph edge if any input needs it."""
+        """The result of primitive ``op``; records the graph edge if any input needs it.
+        ``saves_output``: the backward reads the result itself (e^A, √A, f(Z)), so an
+        in-place change of it before backward is refused, as for an input."""
         out = cls.__new__(cls)
         out.data = data
         out.grad = None
@@ -191,6 +200,7 @@ class Tensor:
         # The inputs' versions now: backward refuses if one was updated in place since
         # (a step between forward and backward would give gradients of other weights).
         out._saved_versions = tuple(t._versions[0] for t in inputs) if needs else None
+        out._output_version = 0 if needs and saves_output else None
         return out
 
     # -- array-like surface -------------------------------------------------------------
@@ -375,9 +385,8 @@ class Tensor:
                     raise _second_backward_error()
                 if node.grad is not None:
                     node.grad = np.asarray(node.grad + g)
-                else:
-                    node.grad = g.copy() if g is seed and caller_seed else g
-                    handed[id(g)] = 2
+                else:  # its own array: g may be a loss's buffer, the caller's seed, or
+                    node.grad = g.copy()  # shared with another node's gradient
             for parent, pg in zip(node.inputs, node._backward(g), strict=True):
                 if pg is None or not parent.requires_grad:
                     continue
@@ -396,13 +405,18 @@ def _check_versions(order: list[Tensor]) -> None:
         saved = node._saved_versions
         if saved is None:
             continue
+        if node._output_version is not None and node._versions[0] != node._output_version:
+            raise TrainingError(
+                f"backward(): the result of the recorded {node.op!r}, which its backward "
+                "reads, was modified in place since the forward; change a copy instead"
+            )
         for parent, version in zip(node.inputs, saved, strict=True):
             if parent._versions[0] != version:
-                what = f"a {parent.shape} parameter" if parent.op is None else "a tensor"
+                what = f"a {parent.shape} leaf tensor" if parent.op is None else "a tensor"
                 raise TrainingError(
                     f"backward(): {what} that the recorded {node.op!r} needs was modified in "
-                    "place since the forward (optimizer.step() or load_state_dict() between "
-                    "forward and backward); run the forward again after the update"
+                    "place since the forward (by optimizer.step(), load_state_dict() or an "
+                    "in-place operation such as +=); run the forward again after the change"
                 )
 
 

@@ -229,7 +229,10 @@ def _record(plan: StackPlan, x: Tensor) -> Tensor:
     for j, (data, op, extra) in enumerate(steps):
         inputs = (node, *extra)
         if j == len(steps) - 1:  # the output: a fresh array, and the whole backward
-            node = Tensor.from_op(plan.output, op, inputs, _planned_backward(plan, token, inputs))
+            reads_output = isinstance(plan.layers[-1], Activation)  # a last f(Z): its A
+            node = Tensor.from_op(
+                plan.output, op, inputs, _planned_backward(plan, token, inputs), reads_output
+            )
         else:
             node = Tensor.from_op(data, op, inputs, _no_gradient(len(inputs)))
     if node.requires_grad:
