@@ -11,7 +11,7 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -647,9 +647,12 @@ def run_train(args: argparse.Namespace) -> None:
             model_path=args.output,
         )
 
-    stop = (
-        f" (early stop; kept the best, epoch {history.best_epoch})" if history.stopped_early else ""
+    kept = history.kept_epoch if history.kept_epoch != history.epochs else None
+    stop = "; ".join(
+        (["early stop"] if history.stopped_early else [])
+        + ([f"kept the best, epoch {kept}"] if kept else [])
     )
+    stop = f" ({stop})" if stop else ""
     sizes = "-".join(map(str, [X.shape[1], *hidden, targets.outputs]))
     kind = f" {args.activation}" if hidden else " (linear)"
     held = f", {len(val_rows)} validation" if val_rows is not None else ""
@@ -838,6 +841,15 @@ def labelled_rows(model, table: Table, given: list[str] | None, data: object) ->
     """The table's rows that have a target, with the targets read (the training target
     by default)."""
     targets = target_names(given, table) or model.info.get("targets")
+    own = model.info.get("targets") or []
+    if given and len(own) > 1:  # a multi-output model: outputs pair with its own names
+        if set(targets) == set(own):
+            targets = list(own)  # named in another order: the model's order
+        elif len(targets) != len(own):
+            raise DataError(
+                f"the model predicts {len(own)} targets ({', '.join(own)}); --target names "
+                f"{len(targets)} ({', '.join(targets)}): name all of them"
+            )
     if not targets:
         target = model.info.get("target")
         targets = [target] if target and target in table else table.default_targets
@@ -848,10 +860,17 @@ def labelled_rows(model, table: Table, given: list[str] | None, data: object) ->
             f"{data}: {what}name the target column with --target (columns: "
             f"{', '.join(table.names)})"
         )
-    features = [n for n in model_encoder(model.info, table).columns if n in table]
+    known = model.info.get("table") or model.info.get("feature_names")
+    features = [
+        n for n in model_encoder(model.info, table).columns if n in table and n not in targets
+    ]
     # the columns as read: the model's encoder reads each as the model learned it, as
     # predict does ('5' and 'S' stay categories, not numbers with a typo)
-    return training_table(table, targets, features or None, read_numbers=False)
+    labelled = training_table(table, targets, features or None, read_numbers=False)
+    if not known:  # a model without column names takes every other column, by position
+        rest = {n: c for n, c in labelled.table.columns.items() if n not in targets}
+        labelled.table = replace(labelled.table, columns=rest)
+    return labelled
 
 
 def run_export(args: argparse.Namespace) -> None:

@@ -27,7 +27,10 @@ from wxb.errors import DataError
 from wxb.tables import (
     NA_VALUES,
     Column,
+    Reading,
     Table,
+    from_object,
+    is_tabular,
     marked_cells,
     number_from_text,
     numeric_markers,
@@ -562,6 +565,16 @@ def table_matrix(info: dict[str, Any], table: Table, dtype: Any) -> np.ndarray:
                 f"columns ({', '.join(encoder.columns[:5])}, …) through its table stage"
             )
     return encoder.transform(table, dtype)
+
+
+def rows_for_model(info: dict[str, Any], X: object, dtype: Any) -> object:
+    """X as the network takes it: a table (a DataFrame, a pyarrow Table, a dict of columns)
+    by column name, through the model's table stage when it has one, as ``predict`` takes
+    it; anything else (an array) as it is."""
+    if not is_tabular(X):
+        return X
+    reading = Reading(**reading_for(info))  # as wxb predict reads a file
+    return table_matrix(info, from_object(X, reading=reading), dtype)
 
 
 def reading_for(info: dict[str, Any]) -> dict[str, Any]:

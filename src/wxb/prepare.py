@@ -429,7 +429,10 @@ def prediction_table(model, out: np.ndarray, proba: bool) -> tuple[list[str], li
         else:
             probabilities = ops.softmax_rows(out, np.empty_like(out))
         names = np.array(classes, dtype=object)
-        header, columns = ["prediction"], [names[probabilities.argmax(axis=1)]]
+        # the class by the rule eval scores (z > 0 for one logit): σ(z) of a tiny z is
+        # exactly ½ in float32, where an argmax of [1 − σ, σ] would say class 0
+        chosen = predicted_classes(out if head is None else class_logits(model, out))
+        header, columns = ["prediction"], [names[chosen]]
         if proba:
             header += [f"p_{c}" for c in classes]
             columns += list(probabilities.T)

@@ -715,9 +715,15 @@ class _Page:
         }
         epochs = len(figures["loss"])
         stop = ""
-        if record.get("best_epoch"):
-            stop = f"; the model kept is epoch {_esc(record['best_epoch'])}'s"
-            stop += " (early stop)" if record.get("stopped_early") else ""
+        # the epoch whose weights were kept (histories from before it was recorded: the
+        # best epoch where early stopping ended the run, which restored it)
+        kept = record.get(
+            "kept_epoch", record.get("best_epoch") if record.get("stopped_early") else None
+        )
+        if kept and kept != epochs:
+            stop = f"; the model kept is epoch {_esc(kept)}'s"
+        if record.get("stopped_early"):
+            stop += " (early stop)"
         parts = [
             "<section id='training'><h2>Training</h2>",
             f"<p class='note'>{epochs} epochs{stop}{_constant_lr(figures)}. Hover over a chart "

@@ -21,6 +21,7 @@ import numpy as np
 from wxb import checkpoint as ckpt
 from wxb import data as wdata
 from wxb import validation
+from wxb.columns import rows_for_model
 from wxb.diagnose import layer_reports, warnings_for
 from wxb.distributed import GradientSum, Ranks, RanksStopped
 from wxb.errors import (
@@ -31,6 +32,7 @@ from wxb.errors import (
     TrainingError,
     TrainingInterrupted,
 )
+from wxb.metrics import pack_fingerprints, row_fingerprints, unpack_fingerprints
 from wxb.nn.layers import Dropout
 from wxb.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss, get_loss
 from wxb.nn.module import Module
@@ -49,6 +51,9 @@ class History:
     history: dict[str, list[float]] = field(default_factory=dict)
     best_epoch: int | None = None
     stopped_early: bool = False
+    # the epoch whose weights the model holds at the end, when early stopping restored
+    # the best ones (None: the last epoch's)
+    kept_epoch: int | None = None
     engine: str = ""  # which training step ran: "planned" or "graph"
     engine_reason: str | None = None  # with "graph": why the planned step could not run
     resumed_from: str | None = None  # with resume=True: the checkpoint the run went on from
@@ -82,6 +87,7 @@ class History:
             "history": self.history,
             "best_epoch": self.best_epoch,
             "stopped_early": self.stopped_early,
+            "kept_epoch": self.kept_epoch,
         }
         if self.diagnostics:
             figures.update(diagnostics=self.diagnostics, warnings=self.warnings)
@@ -97,6 +103,7 @@ class History:
             history={k: [float(v) for v in vs] for k, vs in figures["history"].items()},
             best_epoch=figures.get("best_epoch"),
             stopped_early=bool(figures.get("stopped_early")),
+            kept_epoch=figures.get("kept_epoch"),
             diagnostics=list(figures.get("diagnostics", [])),
             warnings=list(figures.get("warnings", [])),
         )
@@ -177,7 +184,7 @@ def evaluate(
     """Loss (and accuracy for classification losses) of ``model`` on (X, y), in eval mode."""
     loss_fn = get_loss(loss)
     batch_size = _whole(batch_size, "batch_size")
-    X_arr = validation.as_features(X, model.dtype, "X")
+    X_arr = validation.as_features(_by_name(model, X), model.dtype, "X")
     y_arr = _prepare_targets(loss_fn, y, model.dtype, output_shape(model, X_arr), "y")
     validation.check_lengths(X_arr, y_arr)
     return _evaluate(model, X_arr, y_arr, loss_fn, batch_size)
@@ -394,7 +401,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         )
     dtype = model.dtype
     names = _feature_names(model, X, "X")
-    X_arr = validation.as_features(X, dtype, "X", check=ranks is None)
+    X_arr = validation.as_features(_through_stage(model, X), dtype, "X", check=ranks is None)
     if ranks is not None:
         _check_finite_together(X_arr, "X", ranks)
     shape = output_shape(model, X_arr)  # one forward of one row, before any training
@@ -409,7 +416,9 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ConfigError("validation_data must be a pair (X_val, y_val)")
         _feature_names(model, validation_data[0], "validation X", names)
-        X_val = validation.as_features(validation_data[0], dtype, "validation X", check=False)
+        X_val = validation.as_features(
+            _through_stage(model, validation_data[0]), dtype, "validation X", check=False
+        )
         if ranks is None:
             validation.check_finite(X_val, "validation X")
         else:
@@ -472,6 +481,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             ranks.check_same([np.ascontiguousarray(a) for a in sample], "the validation data")
     if names is not None and "feature_names" not in model.info:  # its inputs were accepted
         model.info["feature_names"] = names
+    _update_training_record(model.info, X_arr, X_val)
     history = History(engine="planned" if planned else "graph")
     if not planned:
         history.engine_reason = PlannedStep.why_not(model, opt, loss_fn)
@@ -677,6 +687,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
                 _stop(saver, loop, model, opt, schedule, history, epochs, steps_per_epoch)
     if loop.best_state is not None:
         model.load_state_dict(loop.best_state)
+        history.kept_epoch = history.best_epoch
     return history
 
 
@@ -966,6 +977,35 @@ class _Saver:
         model.load_state_dict(found.part("model"))
         for role, index in self.roles.items():
             ckpt.set_generator_state(self.generators[index], meta["generators"][index], role)
+
+
+def _update_training_record(info: dict, X: np.ndarray, X_val: np.ndarray | None) -> None:
+    """What a model file says of its training, kept true as this fit changes the weights:
+    test figures of the weights before it go (wxb report would show them as this model's),
+    and the rows this fit sees join the fingerprints wxb eval warns by."""
+    info.pop("test", None)
+    if "training_rows" in info:
+        seen = [unpack_fingerprints(info["training_rows"]), row_fingerprints(X)]
+        if X_val is not None:
+            seen.append(row_fingerprints(X_val))
+        info["training_rows"] = pack_fingerprints(np.concatenate(seen))
+
+
+def _by_name(model: Module, X: object) -> object:
+    """A table's columns by name, as predict takes them, for a model that knows its
+    columns (a table stage, or names a fit recorded); else X as it is."""
+    info = model.info
+    if is_tabular(X) and (info.get("table") or info.get("feature_names")):
+        return rows_for_model(info, X, model.dtype)
+    return X
+
+
+def _through_stage(model: Module, X: object) -> object:
+    """A table through the model's table stage (a model wxb train made), by column name:
+    its network takes the stage's output, not the raw columns in their order."""
+    if is_tabular(X) and model.info.get("table"):
+        return rows_for_model(model.info, X, model.dtype)
+    return X
 
 
 def _feature_names(

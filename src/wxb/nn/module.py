@@ -11,9 +11,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from wxb.backend import resolve_dtype, xp
-from wxb.columns import reading_for, table_matrix
+from wxb.columns import rows_for_model
 from wxb.errors import ConfigError, DataError, ShapeError
-from wxb.tables import Reading, from_object, is_tabular
+from wxb.tables import is_tabular
 from wxb.tensor import Tensor, no_grad
 from wxb.validation import as_features
 
@@ -340,9 +340,7 @@ class Module:
             raise ConfigError(f"predict batch_size must be a positive integer; got {batch_size!r}")
         if batch_size < 1:
             raise ConfigError(f"predict batch_size must be a positive integer; got {batch_size}")
-        if is_tabular(X):  # a DataFrame, pyarrow Table or dict: its columns by name
-            reading = Reading(**reading_for(self.info))  # as wxb predict reads a file
-            X = table_matrix(self.info, from_object(X, reading=reading), self.dtype)
+        X = rows_for_model(self.info, X, self.dtype)  # a table: its columns by name
         X = as_features(X, self.dtype)
         with self.evaluating(), no_grad():
             if 0 < len(X) <= batch_size:  # one batch (one row, often): no slicing or joining

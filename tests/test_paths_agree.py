@@ -1,0 +1,160 @@
+"""The same work by different paths gives the same numbers: Python and the command line,
+a DataFrame's columns in any order, continued training, and what a model file says of
+itself. Inputs are drawn fresh each run; every expectation is derived in the test."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pandas as pd
+
+import wxb
+from wxb.cli import main
+from wxb.metrics import count_overlap, unpack_fingerprints
+from wxb.nn import Dense, ReLU, Sequential, Sigmoid
+
+FAST = ("--hidden", "8", "--epochs", "4", "-q")
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def frame(rng, n=120):
+    X = rng.normal(size=(n, 3)).round(3)
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    df["label"] = np.where(X[:, 0] - 2 * X[:, 2] > 0, "up", "down")
+    return df
+
+
+def test_evaluate_and_explain_take_a_dataframes_columns_by_name(rng):
+    # they took them by position: evaluate(df[c, b, a]) gave another loss, silently
+    df = frame(rng)
+    model = Sequential(Dense(3, 8), ReLU(), Dense(8, 2))
+    y = (df["label"] == "up").to_numpy().astype(int)
+    wxb.fit(model, df[["a", "b", "c"]], y, epochs=3, seed=1, verbose=False)
+    reordered = df[["c", "b", "a"]]
+    assert wxb.evaluate(model, reordered, y) == wxb.evaluate(model, df[["a", "b", "c"]], y)
+    ours = wxb.explain(model, reordered.iloc[:1], y[:1]).step("loss").value
+    theirs = wxb.explain(model, df[["a", "b", "c"]].iloc[:1], y[:1]).step("loss").value
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_fit_on_a_cli_model_takes_a_dataframe_through_its_table_stage(tmp_path, rng, capsys):
+    # by position: fit on df[c, b, a] trained on swapped columns (loss 0.77 for 0.12)
+    df = frame(rng)
+    df.to_csv(tmp_path / "t.csv", index=False)
+    code, _, err = run(capsys, "train", "--data", tmp_path / "t.csv", "--target", "label",
+                       *FAST, "-o", tmp_path / "m.safetensors")  # fmt: skip
+    assert code == 0, err
+    y = np.searchsorted(wxb.load(tmp_path / "m.safetensors").info["classes"], df["label"])
+    losses = []
+    for order in (["a", "b", "c"], ["c", "a", "b"]):
+        model = wxb.load(tmp_path / "m.safetensors")
+        history = wxb.fit(model, df[order], y, epochs=2, seed=3, verbose=False)
+        losses.append(history["loss"])
+    assert losses[0] == losses[1]
+
+
+def test_continued_training_drops_test_figures_and_records_its_rows(tmp_path, rng, capsys):
+    df = frame(rng)
+    df.to_csv(tmp_path / "t.csv", index=False)
+    code, _, err = run(capsys, "train", "--data", tmp_path / "t.csv", "--target", "label",
+                       *FAST, "--fingerprint", "-o", tmp_path / "m.safetensors")  # fmt: skip
+    assert code == 0, err
+    model = wxb.load(tmp_path / "m.safetensors")
+    assert "test" in model.info
+    new = frame(rng, 40)
+    y = np.searchsorted(model.info["classes"], new["label"])
+    wxb.fit(model, new[["a", "b", "c"]], y, epochs=1, verbose=False)
+    assert "test" not in model.info  # figures of the weights before this fit
+    X_new = wxb.columns.rows_for_model(model.info, new[["a", "b", "c"]], np.float32)
+    known = unpack_fingerprints(model.info["training_rows"])
+    assert count_overlap(known, X_new) == len(new)
+
+
+def test_a_report_names_a_kept_epoch_only_when_weights_were_restored(tmp_path, rng, capsys):
+    df = frame(rng)
+    df.to_csv(tmp_path / "t.csv", index=False)
+    for patience, restored in (("0", False), ("2", True)):
+        history = tmp_path / f"h{patience}.json"
+        code, out, err = run(
+            capsys, "train", "--data", tmp_path / "t.csv", "--target", "label", "--hidden", "8",
+            "--epochs", "30", "--patience", patience, "--history", history,
+            "-o", tmp_path / "m.safetensors", "--report", tmp_path / "r.html",
+        )  # fmt: skip
+        assert code == 0, err
+        record = json.loads(history.read_text())
+        page = (tmp_path / "r.html").read_text()
+        epochs = len(record["history"]["loss"])
+        kept = record["kept_epoch"]
+        if not restored:  # no early stopping: the last epoch's weights, whatever was best
+            assert kept is None and "the model kept is epoch" not in page
+        elif kept != epochs:
+            assert f"kept the best, epoch {kept})" in out
+            assert f"the model kept is epoch {kept}'s" in page
+
+
+def test_eval_pairs_a_multi_output_models_outputs_with_its_own_targets(tmp_path, rng, capsys):
+    n = 120
+    X = rng.normal(size=(n, 3)).round(3)
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    df["y1"], df["y2"] = (X @ [1.0, 2.0, 0.0]).round(3), (100 * X[:, 2]).round(3)
+    df.to_csv(tmp_path / "t.csv", index=False)
+    code, _, err = run(capsys, "train", "--data", tmp_path / "t.csv", "--target", "y1,y2",
+                       *FAST, "-o", tmp_path / "m.safetensors")  # fmt: skip
+    assert code == 0, err
+    m = tmp_path / "m.safetensors"
+    _, plain, _ = run(capsys, "eval", m, tmp_path / "t.csv")
+    code, swapped, err = run(capsys, "eval", m, tmp_path / "t.csv", "--target", "y2,y1")
+    assert code == 0 and swapped == plain, err
+    code, _, err = run(capsys, "eval", m, tmp_path / "t.csv", "--target", "y1")
+    assert code == 2 and "predicts 2 targets (y1, y2)" in err
+
+
+def test_predict_and_eval_pick_the_same_class_for_a_logit_that_rounds_sigma_to_half(
+    tmp_path, rng, capsys
+):
+    model = Sequential(Dense(1, 1))
+    model[0].weight.data[...] = 1e-8  # z of 1e-8: σ(z) is exactly ½ in float32
+    model[0].bias.data[...] = 0.0
+    model.info = {"task": "classification", "classes": ["no", "yes"], "loss": "bce_with_logits",
+                  "feature_names": ["x0"], "target": "label"}  # fmt: skip
+    wxb.save(model, tmp_path / "m.safetensors")
+    x = rng.uniform(0.5, 2.0, 5)
+    pd.DataFrame({"x0": x, "label": "yes"}).to_csv(tmp_path / "d.csv", index=False)
+    code, out, err = run(capsys, "predict", tmp_path / "m.safetensors", tmp_path / "d.csv")
+    assert code == 0, err
+    assert set(pd.read_csv(io.StringIO(out)).prediction) == {"yes"}
+    code, out, err = run(capsys, "eval", tmp_path / "m.safetensors", tmp_path / "d.csv")
+    assert code == 0 and "accuracy 1.0000" in out, err
+
+
+def test_eval_of_a_model_fitted_on_arrays_leaves_the_named_target_out(tmp_path, rng, capsys):
+    X = rng.normal(size=(80, 3))
+    y = (X[:, 0] > 0).astype(int)
+    model = Sequential(Dense(3, 2))
+    wxb.fit(model, X, y, epochs=2, verbose=False)
+    wxb.save(model, tmp_path / "m.safetensors")
+    df = pd.DataFrame(X, columns=["p", "q", "r"]).assign(target=y)
+    df.to_csv(tmp_path / "d.csv", index=False)
+    code, out, err = run(capsys, "eval", tmp_path / "m.safetensors", tmp_path / "d.csv",
+                         "--target", "target")  # fmt: skip
+    assert code == 0, err
+    by_hand = np.mean(model.predict(X.astype(np.float32)).argmax(axis=1) == y)
+    assert f"accuracy {by_hand:.4f}" in out
+
+
+def test_a_sigmoid_heads_classes_follow_p(tmp_path, rng):
+    # (the probability head path of the same rule: p > ½)
+    model = Sequential(Dense(2, 1), Sigmoid())
+    model.info = {"task": "classification", "classes": [0, 1], "loss": "bce_with_logits"}
+    from wxb.prepare import prediction_table
+
+    out = model.predict(rng.normal(size=(20, 2)).astype(np.float32))
+    _, columns = prediction_table(model, out, proba=False)
+    np.testing.assert_array_equal(columns[0].astype(int), (out[:, 0] > 0.5).astype(int))
