@@ -469,3 +469,18 @@ def test_the_table_stage_shows_numbers_as_they_read_back(rng):
     (line,) = encoder.describe()
     fill = float(line.split("missing → ")[1].split()[0])
     assert fill == encoder.rules[0].fill == float(np.nanmedian(price))
+
+
+def test_stage_numbers_read_back_as_the_values_they_show(rng):
+    # 2**31 in a float64 model printed as 2147483600 (float32's digits), 1234567.125 as
+    # 1234567.1; a float32 value prints in float32's shortest digits (13.16)
+    from wxb.columns import _number_text
+
+    wide = [float(2**31), 1234567.125, *(round(float(v), int(k)) for v, k in
+            zip(rng.normal(scale=1e6, size=50), rng.integers(0, 4, 50), strict=True))]  # fmt: skip
+    for value in wide:
+        assert float(_number_text(value)) == value, value
+    for value in rng.normal(scale=100, size=50).astype(np.float32):
+        text = _number_text(value)
+        assert np.float32(float(text)) == value, (value, text)
+        assert len(text.lstrip("-").replace(".", "")) <= 10, text  # not its float64 digits

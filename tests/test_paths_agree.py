@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 import wxb
 from wxb.cli import main
@@ -158,3 +159,32 @@ def test_a_sigmoid_heads_classes_follow_p(tmp_path, rng):
     out = model.predict(rng.normal(size=(20, 2)).astype(np.float32))
     _, columns = prediction_table(model, out, proba=False)
     np.testing.assert_array_equal(columns[0].astype(int), (out[:, 0] > 0.5).astype(int))
+
+
+@pytest.mark.parametrize("head", ["sigmoid", "softmax"])
+def test_a_probability_heads_class_is_the_same_in_predict_and_eval(tmp_path, rng, capsys, head):
+    # a z of 1e-9 gives p of exactly ½: eval's accuracy took z's side, predict p's
+    from wxb.nn import Softmax
+
+    if head == "sigmoid":
+        model = Sequential(Dense(1, 1), Sigmoid())
+        model[0].weight.data[...] = 1e-9
+        loss = "bce_with_logits"
+    else:
+        model = Sequential(Dense(1, 2), Softmax())
+        model[0].weight.data[...] = [[0.0], [1e-9]]
+        loss = "cross_entropy"
+    model[0].bias.data[...] = 0.0
+    model.info = {"task": "classification", "classes": ["neg", "pos"], "loss": loss,
+                  "feature_names": ["x0"], "target": "label"}  # fmt: skip
+    wxb.save(model, tmp_path / "m.safetensors")
+    label = rng.choice(["neg", "pos"], 6)
+    pd.DataFrame({"x0": rng.uniform(0.5, 1.0, 6), "label": label}).to_csv(
+        tmp_path / "d.csv", index=False
+    )
+    code, out, err = run(capsys, "predict", tmp_path / "m.safetensors", tmp_path / "d.csv")
+    assert code == 0, err
+    guessed = pd.read_csv(io.StringIO(out)).prediction.to_numpy()
+    code, out, err = run(capsys, "eval", tmp_path / "m.safetensors", tmp_path / "d.csv")
+    assert code == 0, err
+    assert f"accuracy {np.mean(guessed == label):.4f}" in out.splitlines()[0]

@@ -785,7 +785,9 @@ def report(model, X: np.ndarray, y: np.ndarray, loss: str, task: str) -> dict[st
     # outputs that are already probabilities: the loss of the logits the head turned
     # into them (exact, as explain scores it; log p is not where p rounded to 0)
     logits = head_logits(model, X)
-    predicted = predicted_classes(logits)
+    # the class from the model's own outputs p, as predict and eval's table take it (a
+    # p of exactly ½ from a tiny z is class 0 there)
+    predicted = predicted_classes(class_logits(model, model.predict(X)))
     truth = y[:, 0].astype(np.int64) if y.ndim == 2 else y
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         value = float(get_loss(loss)(Tensor(logits), y).data)

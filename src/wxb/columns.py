@@ -465,15 +465,23 @@ def _date_text(column: Column) -> str:
 
 
 def _number_text(value: float) -> str:
-    """A number as the shortest text that reads back as it (1234999.75, not 1.235e+06),
-    in float32 where it is one (13.02, not 13.020000457763672)."""
-    value = np.float64(value)
-    digits = len(repr(float(value)).split("e")[0].strip("-0").replace(".", ""))
-    if digits > 9 and np.float64(np.float32(value)) == value:
-        value = np.float32(value)  # a float32 model's number, held in float64: 13.02
-    if value == 0 or (1e-4 <= abs(value) < 1e16):
-        return np.format_float_positional(value, trim="-")
-    return np.format_float_scientific(value, trim="-")
+    """A number as the shortest text that reads back as it (1234999.75, not 1.235e+06;
+    2147483648, not 2.14748e+09), in float32's digits where it is a float32 value (a
+    float32 cell, or a float32 model's fill held in float64: 13.02, not
+    13.020000457763672). Integers float32 holds beyond 2²⁴ print whole."""
+    exact = np.float64(value)
+    if not np.isfinite(exact):
+        return str(float(exact))
+    mantissa = repr(float(exact)).split("e")[0].lstrip("-").replace(".", "").lstrip("0")
+    # a float32's exact value in float64 digits: 13.16 is 13.15999984741211
+    artifact = len(mantissa) > (9 if isinstance(value, np.float32) else 12)
+    if artifact and abs(exact) < 2**24 and np.float64(np.float32(exact)) == exact:
+        shown: np.floating = np.float32(exact)
+    else:
+        shown = exact
+    if shown == 0 or (1e-4 <= abs(shown) < 1e16):
+        return np.format_float_positional(shown, trim="-")
+    return np.format_float_scientific(shown, trim="-")
 
 
 def boolean_spellings(categories: list) -> dict[str, str]:
