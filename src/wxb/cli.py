@@ -20,7 +20,7 @@ from wxb import __version__, validation
 from wxb import data as wdata
 from wxb.backend import resolve_dtype
 from wxb.checkpoint import CheckpointFolder
-from wxb.columns import TableEncoder, explain_row, model_encoder, reading_for
+from wxb.columns import TableEncoder, explain_row, knows_columns, model_encoder, reading_for
 from wxb.describe import (
     architecture_diagram,
     backward_diagram,
@@ -862,14 +862,13 @@ def labelled_rows(model, table: Table, given: list[str] | None, data: object) ->
             f"{data}: {what}name the target column with --target (columns: "
             f"{', '.join(table.names)})"
         )
-    known = model.info.get("table") or model.info.get("feature_names")
     features = [
         n for n in model_encoder(model.info, table).columns if n in table and n not in targets
     ]
     # the columns as read: the model's encoder reads each as the model learned it, as
     # predict does ('5' and 'S' stay categories, not numbers with a typo)
     labelled = training_table(table, targets, features or None, read_numbers=False)
-    if not known:  # a model without column names takes every other column, by position
+    if not knows_columns(model.info):  # then every other column, by position
         rest = {n: c for n, c in labelled.table.columns.items() if n not in targets}
         labelled.table = replace(labelled.table, columns=rest)
     return labelled

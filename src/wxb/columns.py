@@ -575,6 +575,18 @@ def table_matrix(info: dict[str, Any], table: Table, dtype: Any) -> np.ndarray:
     return encoder.transform(table, dtype)
 
 
+def knows_columns(info: dict[str, Any]) -> bool:
+    """Whether a model takes a table's columns by name: it has a table stage, or a fit
+    recorded the names it was trained on."""
+    return bool(info.get("table") or info.get("feature_names"))
+
+
+def rows_by_name(info: dict[str, Any], X: object, dtype: Any) -> object:
+    """``rows_for_model`` for a model that knows its columns; else X as it is (a model
+    fitted on arrays takes a table's columns by position, as an array)."""
+    return rows_for_model(info, X, dtype) if knows_columns(info) else X
+
+
 def rows_for_model(info: dict[str, Any], X: object, dtype: Any) -> object:
     """X as the network takes it: a table (a DataFrame, a pyarrow Table, a dict of columns)
     by column name, through the model's table stage when it has one, as ``predict`` takes

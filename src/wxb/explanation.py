@@ -21,14 +21,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from wxb import ops
-from wxb.columns import rows_for_model
+from wxb.columns import rows_by_name
 from wxb.describe import percent
 from wxb.errors import ConfigError, DataError
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
 from wxb.nn.losses import CrossEntropyLoss, Loss, get_loss
 from wxb.nn.module import Module, Parameter, every_parameter_requiring_grad
 from wxb.nn.sequential import layers_in_order
-from wxb.tables import is_tabular
 from wxb.tensor import Tensor
 from wxb.validation import as_class_indices, as_features, as_targets
 
@@ -494,9 +493,7 @@ def explain_model(
     if sample_rows is not None and (isinstance(sample_rows, bool) or sample_rows < 1):
         raise ConfigError(f"sample_rows must be a positive integer or None; got {sample_rows!r}")
     dtype = model.dtype
-    info = getattr(model, "info", None) or {}
-    if is_tabular(X) and (info.get("table") or info.get("feature_names")):
-        X = rows_for_model(info, X, dtype)  # a table's columns by name, as predict takes them
+    X = rows_by_name(getattr(model, "info", None) or {}, X, dtype)  # as predict takes them
     rows = np.asarray(X.data if isinstance(X, Tensor) else X)
     if rows.ndim == 1:  # one sample
         rows = rows.reshape(1, -1)

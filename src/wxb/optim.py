@@ -316,13 +316,19 @@ class Optimizer:
         else:
             group["lr"] = _positive_number(group.get("lr"), what)
 
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        # the group keys whose change is checked again at the next step (once per class,
+        # not per step; a class attribute, so optimisers pickled before have it too)
+        cls._watched = (*cls.hyperparameters, *cls.fixed_flags)
+
     def _values(self, group: dict) -> tuple:
-        return tuple(map(group.get, self.hyperparameters + tuple(self.fixed_flags)))
+        return tuple(map(group.get, self._watched))
 
     def _groups(self) -> list[dict]:
         """The groups, each checked again if its values changed since."""
         groups, bounds, params = self.param_groups, self._bounds, self.params
-        keys = self.hyperparameters + tuple(self.fixed_flags)
+        keys = self._watched
         if len(groups) != len(bounds):
             raise self._edited_by_hand()
         checked = self._checked
@@ -757,6 +763,9 @@ def _positive_int(value: object, what: str) -> int:
     if value < 1:
         raise ConfigError(f"{what} must be a positive integer; got {value}")
     return int(value)
+
+
+Optimizer._watched = (*Optimizer.hyperparameters, *Optimizer.fixed_flags)
 
 
 def _check_grad_shape(p: Parameter, index: int) -> None:

@@ -408,8 +408,7 @@ def prediction_table(model, out: np.ndarray, proba: bool) -> tuple[list[str], li
     A multilabel model (from scikit-learn) gives one 0/1 column per label (σ(z) > ½, as
     scikit-learn's indicator matrix); a log-link regressor (Poisson) gives exp(z)."""
     task, _, classes = model_task(model)
-    head = probability_head(model)
-    out = out if head is not None else class_logits(model, out)  # p as the head gave it
+    head = probability_head(model)  # its outputs are p as the head gave them
     if is_multilabel(model):
         p = ops.Sigmoid().forward(out, np.empty_like(out))
         header = [f"prediction_{c}" for c in classes]
@@ -431,7 +430,7 @@ def prediction_table(model, out: np.ndarray, proba: bool) -> tuple[list[str], li
         names = np.array(classes, dtype=object)
         # the class by the rule eval scores (z > 0 for one logit): σ(z) of a tiny z is
         # exactly ½ in float32, where an argmax of [1 − σ, σ] would say class 0
-        chosen = predicted_classes(out if head is None else class_logits(model, out))
+        chosen = predicted_classes(class_logits(model, out))
         header, columns = ["prediction"], [names[chosen]]
         if proba:
             header += [f"p_{c}" for c in classes]

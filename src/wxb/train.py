@@ -21,7 +21,7 @@ import numpy as np
 from wxb import checkpoint as ckpt
 from wxb import data as wdata
 from wxb import validation
-from wxb.columns import rows_for_model
+from wxb.columns import rows_by_name, rows_for_model
 from wxb.diagnose import layer_reports, warnings_for
 from wxb.distributed import GradientSum, Ranks, RanksStopped
 from wxb.errors import (
@@ -184,7 +184,7 @@ def evaluate(
     """Loss (and accuracy for classification losses) of ``model`` on (X, y), in eval mode."""
     loss_fn = get_loss(loss)
     batch_size = _whole(batch_size, "batch_size")
-    X_arr = validation.as_features(_by_name(model, X), model.dtype, "X")
+    X_arr = validation.as_features(rows_by_name(model.info, X, model.dtype), model.dtype, "X")
     y_arr = _prepare_targets(loss_fn, y, model.dtype, output_shape(model, X_arr), "y")
     validation.check_lengths(X_arr, y_arr)
     return _evaluate(model, X_arr, y_arr, loss_fn, batch_size)
@@ -989,15 +989,6 @@ def _update_training_record(info: dict, X: np.ndarray, X_val: np.ndarray | None)
         if X_val is not None:
             seen.append(row_fingerprints(X_val))
         info["training_rows"] = pack_fingerprints(np.concatenate(seen))
-
-
-def _by_name(model: Module, X: object) -> object:
-    """A table's columns by name, as predict takes them, for a model that knows its
-    columns (a table stage, or names a fit recorded); else X as it is."""
-    info = model.info
-    if is_tabular(X) and (info.get("table") or info.get("feature_names")):
-        return rows_for_model(info, X, model.dtype)
-    return X
 
 
 def _through_stage(model: Module, X: object) -> object:
