@@ -234,6 +234,28 @@ def test_manual_seed_governs_dropout_layers_built_before_it(rng):
     assert runs[0] == runs[1]
 
 
+@pytest.mark.parametrize("layout", ["F", "strided"])
+def test_a_dropout_mask_does_not_depend_on_the_inputs_memory_layout(rng, layout):
+    """The same seed drops the same units of the same rows whether the tensor is stored
+    by rows, by columns (a transpose, np.asfortranarray) or as a strided view (the
+    generator filled memory in its order: another element got each draw)."""
+    values = rng.normal(size=(int(rng.integers(2, 9)), int(rng.integers(2, 9))))
+    if layout == "F":
+        other = np.asfortranarray(values)
+    else:
+        other = np.repeat(values, 2, axis=1)[:, ::2]
+    assert np.array_equal(other, values) and not other.flags.c_contiguous
+    seed = int(rng.integers(1 << 30))
+    masks = []
+    for data in (values, other):
+        x = wxb.Tensor(data, requires_grad=True)
+        out = Dropout(0.5, seed=seed)(x)
+        out.sum().backward()
+        masks.append((out.data, x.grad))
+    assert np.array_equal(masks[0][0], masks[1][0])
+    assert np.array_equal(masks[0][1], masks[1][1])
+
+
 @pytest.mark.parametrize(
     "options,message",
     [

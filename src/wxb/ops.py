@@ -541,13 +541,13 @@ def dropout_mask(rng: np.random.Generator, p: float, out: np.ndarray) -> np.ndar
 
     Inside ``fit`` the draws come by row (``wxb.random.RowMasks``): the same mask for a
     data row at a step however the batch is split across processes."""
+    if not out.flags.c_contiguous:  # a generator fills memory in order: draw in rows
+        out[...] = dropout_mask(rng, p, np.empty(out.shape, out.dtype))
+        return out
     source = row_masks()
     drawn = None if source is None else source.draw(rng, out)
     if drawn is not None:  # a row's units, whatever their shape, in one run of draws
-        flat = out.reshape(len(out), -1)
-        kernels.row_uniform(*drawn, flat)
-        if not np.shares_memory(flat, out):  # out was not contiguous: reshape copied
-            out[...] = flat.reshape(out.shape)
+        kernels.row_uniform(*drawn, out.reshape(len(out), -1))
     else:
         rng.random(out=out) if out.dtype == np.float64 else rng.random(dtype=out.dtype, out=out)
     np.greater_equal(out, p, out=out)
