@@ -20,6 +20,10 @@ CSV with pandas; the target column is ``target``) and each seed S (0..4 unless
   trained to convergence; the table says whether any ``ConvergenceWarning`` fired.
 
 A data set passes when wxb's mean test score over the seeds is at least scikit-learn's.
+Both are scored on the same rows, so the table also gives the paired difference: wxb's
+score minus scikit-learn's, seed by seed, its mean with a 95 % t interval (in test rows
+a seed for classification: how many more rows wxb classified right), and the seeds wxb
+won, tied and lost. An interval that holds 0 means the seeds cannot tell the two apart.
 ``--datasets digits`` adds the built-in digits (``wxb train`` with no ``--data``).
 Prints a Markdown table; writes every figure, per seed, as JSON
 (default bench/results/table_defaults.json, which git ignores).
@@ -172,6 +176,10 @@ def bench(work: Table, seeds: range, extra: list[str], folder: Path) -> dict[str
         )
     ours_scores = [r["wxb"]["test"][work.metric] for r in runs]
     theirs_scores = [r["sklearn"]["score"] for r in runs]
+    test_rows = runs[0]["sklearn"]["test_rows"]
+    # classification: in test rows a seed (accuracy × rows is a count)
+    unit = test_rows if work.metric == "accuracy" else 1.0
+    differences = [(a - b) * unit for a, b in zip(ours_scores, theirs_scores, strict=True)]
     return {
         "data": work.name,
         "rows": len(X),
@@ -187,13 +195,40 @@ def bench(work: Table, seeds: range, extra: list[str], folder: Path) -> dict[str
         "sklearn_mean_s": statistics.fmean(r["sklearn"]["seconds"] for r in runs),
         "sklearn_all_converged": all(r["sklearn"]["converged"] for r in runs),
         "passes": statistics.fmean(ours_scores) >= statistics.fmean(theirs_scores),
+        "paired": paired(differences),
+        "paired_unit": "test rows a seed" if work.metric == "accuracy" else work.metric,
         "runs": runs,
+    }
+
+
+def paired(differences: list[float]) -> dict[str, float | int]:
+    """Mean of the per-seed differences, its 95 % t interval, and the signs' counts."""
+    n = len(differences)
+    mean = statistics.fmean(differences)
+    half = 0.0
+    if n > 1:
+        from scipy.stats import t  # scikit-learn's own dependency
+
+        half = float(t.ppf(0.975, n - 1)) * statistics.stdev(differences) / n**0.5
+    return {
+        "mean": mean,
+        "low": mean - half,
+        "high": mean + half,
+        "won": sum(d > 0 for d in differences),
+        "tied": sum(d == 0 for d in differences),
+        "lost": sum(d < 0 for d in differences),
     }
 
 
 # -- report ------------------------------------------------------------------------------
 def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def paired_text(result: dict[str, object]) -> str:
+    p, digits = result["paired"], 2 if result["metric"] == "accuracy" else 4
+    unit = " rows" if result["metric"] == "accuracy" else ""
+    return f"{p['mean']:+.{digits}f}{unit} ({p['low']:+.{digits}f}, {p['high']:+.{digits}f})"
 
 
 def render(results: list[dict[str, object]]) -> str:
@@ -204,6 +239,8 @@ def render(results: list[dict[str, object]]) -> str:
         "wxb (mean ± sd)",
         "scikit-learn (mean ± sd)",
         "passes",
+        "wxb − sklearn, paired (95 % CI)",
+        "seeds won/tied/lost",
         "wxb epochs",
         "wxb s",
         "sklearn s",
@@ -217,6 +254,8 @@ def render(results: list[dict[str, object]]) -> str:
             f"{r['wxb_mean']:.4f} ± {r['wxb_sd']:.4f}",
             f"{r['sklearn_mean']:.4f} ± {r['sklearn_sd']:.4f}",
             "yes" if r["passes"] else "**no**",
+            paired_text(r),
+            f"{r['paired']['won']}/{r['paired']['tied']}/{r['paired']['lost']}",
             f"{r['wxb_mean_epochs']:.0f}",
             f"{r['wxb_mean_s']:.1f}",
             f"{r['sklearn_mean_s']:.1f}",

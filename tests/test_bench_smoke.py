@@ -115,3 +115,15 @@ def test_table_defaults_runs_the_seeds_asked_for(tmp_path: Path) -> None:
         assert run["wxb"]["epochs"] == 2
         assert run["wxb"]["test_rows"] == run["sklearn"]["test_rows"] == 30
         assert 0.0 <= run["sklearn"]["score"] <= 1.0
+    # the paired figures: rows wxb classified right minus scikit-learn's, seed by seed
+    rows = [
+        round((r["wxb"]["test"]["accuracy"] - r["sklearn"]["score"]) * 30) for r in iris["runs"]
+    ]
+    paired = iris["paired"]
+    assert paired["mean"] == pytest.approx(np.mean(rows))
+    assert paired["low"] <= paired["mean"] <= paired["high"]
+    assert (paired["won"], paired["tied"], paired["lost"]) == (
+        sum(d > 0 for d in rows),
+        sum(d == 0 for d in rows),
+        sum(d < 0 for d in rows),
+    )
