@@ -473,6 +473,37 @@ def test_a_dropout_whose_mask_cannot_go_by_row_stops_the_ranks_by_name(seeded, t
     assert "its mask cannot be drawn by data row" in said, seeded.msg(said)
 
 
+def test_a_summed_loss_of_ones_own_is_warned_about_under_ranks(seeded, tmp_path):
+    """A loss of one's own with reduction='sum' plus a weight penalty: every rank's value
+    is summed, so the penalty counted K times (the weights 3.6 % off one process's after
+    three epochs), silently. Warned; the same loss as a mean is not."""
+    seed = int(seeded.rng.integers(0, 2**31))
+    script = tmp_path / "penalty.py"
+    script.write_text(
+        "import sys, warnings, numpy as np, wxb\n"
+        "from wxb import nn\n"
+        "class Penalised(nn.MSELoss):\n"
+        "    def __init__(self, model, reduction):\n"
+        "        super().__init__(reduction)\n"
+        "        self.model = model\n"
+        "    def __call__(self, output, target):\n"
+        "        penalty = 0.5 * (self.model[0].weight ** 2).sum()\n"
+        "        return super().__call__(output, target) + penalty\n"
+        f"rng = np.random.default_rng({seed})\n"
+        "X, y = rng.standard_normal((24, 3)), rng.standard_normal((24, 1))\n"
+        "model = nn.Sequential(nn.Dense(3, 1))\n"
+        "with warnings.catch_warnings(record=True) as said:\n"
+        "    warnings.simplefilter('always')\n"
+        "    wxb.fit(model, X, y, loss=Penalised(model, sys.argv[1]), epochs=1, batch_size=24,\n"
+        "            seed=1, verbose=False, distributed=True)\n"
+        "print(sum('counts once per rank' in str(w.message) for w in said))\n"
+    )
+    for reduction, expected in (("sum", "1"), ("mean", "0")):
+        done = mpiexec([sys.executable, str(script), reduction])
+        assert done.returncode == 0, seeded.msg(done.stderr[-3000:])
+        assert done.stdout.split() == [expected, expected], seeded.msg(done.stdout)
+
+
 def test_an_error_on_one_rank_ends_the_job_at_once_with_that_error(seeded, tmp_path):
     """A user's forward that fails on rank 1 only, mid-run: the other rank waits in a
     collective that never comes, and the job ends now, with rank 1's error and where it

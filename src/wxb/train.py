@@ -34,7 +34,7 @@ from wxb.errors import (
 )
 from wxb.metrics import pack_fingerprints, row_fingerprints, unpack_fingerprints
 from wxb.nn.layers import Dropout
-from wxb.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss, get_loss
+from wxb.nn.losses import LOSSES, BCEWithLogitsLoss, CrossEntropyLoss, Loss, get_loss
 from wxb.nn.module import Module
 from wxb.nn.sequential import layers_in_order
 from wxb.optim import SCHEDULES, LRSchedule, Optimizer, get_optimizer
@@ -329,9 +329,15 @@ def fit(
     True takes MPI's world, or pass a :class:`wxb.distributed.Ranks`). Every rank
     passes the same data and settings; each global batch of ``batch_size`` rows is
     split across the ranks, the gradients are summed over them, and every rank ends
-    with the same weights as one process with the same batch size (to rounding).
-    Rank 0 writes the checkpoints and draws the progress bar. A rank that dies or
-    hangs stops the job within ``Ranks.timeout`` seconds (WXB_MPI_TIMEOUT, default 30).
+    with the same weights as one process with the same batch size (to rounding) —
+    provided the loss is a sum or a mean over rows and the model treats each row on its
+    own: a module that uses batch statistics (``x - x.mean(0)``) sees only its rank's
+    share, and so does a weighted mean in a loss of one's own; a term that does not
+    depend on the rows (a weight penalty) counts once per rank in a loss of one's own
+    with ``reduction="sum"`` (warned; with "mean" each rank's share is weighted by its
+    rows, so it counts once). Rank 0 writes the checkpoints and draws the progress bar.
+    A rank that dies or hangs stops the job within ``Ranks.timeout`` seconds
+    (WXB_MPI_TIMEOUT, default 30).
     """
     ranks = _ranks(distributed)
     if ranks is None:
@@ -472,6 +478,15 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     planned = isinstance(step, PlannedStep)
     if ranks is not None:
         _same_start(ranks, model)
+        if loss_fn.reduction == "sum" and type(loss_fn).__call__ is not Loss.__call__:
+            warnings.warn(
+                f"{type(loss_fn).__name__} computes its own value with reduction='sum', and "
+                "a distributed fit sums every rank's: a term that does not sum over the rows "
+                "(a weight penalty, a constant) counts once per rank. Use reduction='mean' "
+                "(each rank's share is weighted by its rows) or the optimiser's weight_decay",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         # The same data on every rank (a sample of it: its shape, first and last rows);
         # other data of the same length would train silently on a mixture.
         sample = [np.array(X_arr.shape), X_arr[:64], X_arr[-64:], y_arr[:64], y_arr[-64:]]
@@ -482,6 +497,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     if names is not None and "feature_names" not in model.info:  # its inputs were accepted
         model.info["feature_names"] = names
     _update_training_record(model.info, X_arr, X_val)
+    _record_loss(model.info, loss_fn, y_arr)
     history = History(engine="planned" if planned else "graph")
     if not planned:
         history.engine_reason = PlannedStep.why_not(model, opt, loss_fn)
@@ -989,6 +1005,23 @@ def _update_training_record(info: dict, X: np.ndarray, X_val: np.ndarray | None)
         if X_val is not None:
             seen.append(row_fingerprints(X_val))
         info["training_rows"] = pack_fingerprints(np.concatenate(seen))
+
+
+def _record_loss(info: dict, loss_fn: Loss, y: np.ndarray) -> None:
+    """The stock loss this fit trains with, by name, and the task it implies, as wxb
+    train writes them: wxb eval, predict and report then read a model saved from Python
+    as it was trained (one output trained with BCE is a binary classifier, not a
+    regression; two trained with MSE are a regression, not two classes), as a Keras
+    model file keeps the loss it was compiled with. A loss of one's own says nothing."""
+    name = next((n for n, kind in LOSSES.items() if type(loss_fn) is kind), None)
+    if name is None:
+        return
+    info["loss"] = name
+    info["task"] = "regression" if name == "mse" else "classification"
+    if name == "bce_with_logits" and y.ndim == 2 and y.shape[1] > 1:
+        info["multilabel"] = True  # a sigmoid per output, as scikit-learn's multilabel MLP
+    else:
+        info.pop("multilabel", None)
 
 
 def _through_stage(model: Module, X: object) -> object:
