@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -117,6 +118,42 @@ def test_eval_pairs_a_multi_output_models_outputs_with_its_own_targets(tmp_path,
     assert code == 2 and "predicts 2 targets (y1, y2)" in err
 
 
+def test_eval_names_each_outputs_figures_and_shows_a_tiny_error(tmp_path, rng, capsys):
+    # the lines said "output 0/1" in the model's order whatever --target's order, and an
+    # MSE of 7e-9 printed as 0.0000
+    n = 160
+    X = rng.normal(size=(n, 3)).round(3)
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    df["small"] = 1e-4 * (X[:, 0] + rng.normal(scale=0.5, size=n))
+    df["big"] = 1e6 * (X[:, 2] + rng.normal(scale=0.5, size=n))
+    df.to_csv(tmp_path / "t.csv", index=False)
+    code, _, err = run(capsys, "train", "--data", tmp_path / "t.csv", "--target", "big,small",
+                       *FAST, "-o", tmp_path / "m.safetensors")  # fmt: skip
+    assert code == 0, err
+    code, out, err = run(capsys, "eval", tmp_path / "m.safetensors", tmp_path / "t.csv",
+                         "--target", "small,big")  # fmt: skip
+    assert code == 0, err
+    model = wxb.load(tmp_path / "m.safetensors")
+    z = model.predict(df[["a", "b", "c"]]).astype(np.float64)
+    for k, name in enumerate(model.info["targets"]):
+        y = df[name].to_numpy()
+        r2 = 1 - ((y - z[:, k]) ** 2).sum() / ((y - y.mean()) ** 2).sum()
+        assert f"  {name}: MAE {np.abs(y - z[:, k]).mean():.4g}" in out
+        assert f"R² {r2:.4g}" in out.split(f"  {name}: ")[1].splitlines()[0]
+    # one output, a tiny scale: the MSE in significant digits
+    code, _, err = run(capsys, "train", "--data", tmp_path / "t.csv", "--target", "small",
+                       *FAST, "-o", tmp_path / "s.safetensors")  # fmt: skip
+    assert code == 0, err
+    code, out, err = run(capsys, "eval", tmp_path / "s.safetensors", tmp_path / "t.csv",
+                         "--target", "small")  # fmt: skip
+    assert code == 0, err
+    small = wxb.load(tmp_path / "s.safetensors")
+    y = df["small"].to_numpy()
+    guess = small.predict(df.drop(columns="small")).astype(np.float64)[:, 0]  # big: a feature
+    mse = np.mean((y - guess) ** 2)
+    assert mse < 1e-6 and f"mse {mse:.4g}" in out.splitlines()[0]
+
+
 def test_predict_and_eval_pick_the_same_class_for_a_logit_that_rounds_sigma_to_half(
     tmp_path, rng, capsys
 ):
@@ -183,6 +220,49 @@ def test_eval_reads_a_model_fitted_in_python_as_its_loss_trained_it(tmp_path, rn
     else:  # a loss of its own: nothing recorded, the documented guess stands
         assert "task" not in model.info and "loss" not in model.info
         assert "R²" in out
+
+
+def test_eval_reads_text_classes_that_look_like_numbers_as_text(tmp_path, rng, capsys):
+    # an eval file holding only the codes '007' and '010' was read as numbers: '7' refused
+    n = 240
+    X = rng.normal(size=(n, 2)).round(3)
+    codes = np.array(["007", "010", "A1"])[np.digitize(X[:, 0], [-0.4, 0.4])]
+    df = pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "code": codes})
+    df.to_csv(tmp_path / "t.csv", index=False)
+    code, _, err = run(capsys, "train", "--data", tmp_path / "t.csv", "--target", "code",
+                       *FAST, "-o", tmp_path / "m.safetensors")  # fmt: skip
+    assert code == 0, err
+    some = df[df.code != "A1"].copy()
+    some.loc[some.index[0], "code"] = "NA"  # a missing target: dropped, never a class
+    some.to_csv(tmp_path / "e.csv", index=False)
+    code, out, err = run(capsys, "eval", tmp_path / "m.safetensors", tmp_path / "e.csv")
+    assert code == 0, err
+    model = wxb.load(tmp_path / "m.safetensors")
+    kept = some.iloc[1:]
+    guessed = np.array(model.info["classes"])[model.predict(kept[["a", "b"]]).argmax(axis=1)]
+    assert f"{len(kept)} samples" in out
+    assert f"accuracy {np.mean(guessed == kept.code.to_numpy()):.4f}" in out
+
+
+def test_eval_of_scikit_learns_float_classes(tmp_path, rng, capsys):
+    # classes 1.0, 2.0, 3.0 (scikit-learn keeps y's float dtype) were looked up as '1.0'
+    # while the file's labels read as '2': every row refused
+    from sklearn.neural_network import MLPClassifier
+
+    from wxb.interop import from_sklearn
+
+    X = rng.normal(size=(150, 3))
+    y = np.array([1.0, 2.0, 3.0])[np.digitize(X[:, 0], [-0.4, 0.4])]
+    theirs = MLPClassifier(hidden_layer_sizes=(8,), max_iter=300, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # not converged in 300 iterations: no matter here
+        theirs.fit(pd.DataFrame(X, columns=["x0", "x1", "x2"]), y)
+    wxb.save(from_sklearn(theirs), tmp_path / "m.safetensors")
+    pd.DataFrame(X, columns=["x0", "x1", "x2"]).assign(y=y).to_csv(tmp_path / "d.csv", index=False)
+    code, out, err = run(capsys, "eval", tmp_path / "m.safetensors", tmp_path / "d.csv",
+                         "--target", "y")  # fmt: skip
+    assert code == 0, err
+    assert f"accuracy {theirs.score(pd.DataFrame(X, columns=['x0', 'x1', 'x2']), y):.4f}" in out
 
 
 def test_a_sigmoid_heads_classes_follow_p(tmp_path, rng):

@@ -35,6 +35,7 @@ from wxb.io import load, save
 from wxb.metrics import (
     classification_figures,
     count_overlap,
+    figure_text,
     format_classification,
     format_regression,
     pack_fingerprints,
@@ -668,7 +669,7 @@ def run_train(args: argparse.Namespace) -> None:
         f"model: {sizes}{kind}, {model.num_parameters():,} parameters; "
         f"{history.epochs} epochs{stop}"
     )
-    print("test " + ", ".join(f"{k} {v:.4f}" for k, v in figures.items()))
+    print("test " + ", ".join(f"{k} {figure_text(v)}" for k, v in figures.items()))
     print(f"saved model to {args.output}")
     if args.report:  # as wxb report says it
         size = Path(args.report).stat().st_size / 1e6
@@ -829,14 +830,18 @@ def run_eval(args: argparse.Namespace) -> None:
                 file=sys.stderr,
             )
     figures = report(model, X, y, loss, task)
-    print(f"{data}: {len(X)} samples; " + ", ".join(f"{k} {v:.4f}" for k, v in figures.items()))
+    print(
+        f"{data}: {len(X)} samples; "
+        + ", ".join(f"{k} {figure_text(v)}" for k, v in figures.items())
+    )
     output = model.predict(X)
     if task == "classification":
         predicted = predicted_classes(class_logits(model, output))
         truth = y[:, 0].astype(np.int64) if y.ndim == 2 else y
         print(format_classification(classification_figures(truth, predicted, classes)))
     else:
-        print(format_regression(regression_figures(y, output.astype(np.float64))))
+        names = labelled.targets if len(labelled.targets) == y.shape[1] else None
+        print(format_regression(regression_figures(y, output.astype(np.float64)), names))
 
 
 def labelled_rows(model, table: Table, given: list[str] | None, data: object) -> TableData:

@@ -604,6 +604,9 @@ def reading_for(info: dict[str, Any]) -> dict[str, Any]:
     encoder = TableEncoder.from_json(stage) if stage is not None else None
     as_text = [*(encoder.text_columns if encoder else []), *filter(None, [info.get("id_column")])]
     targets = info.get("targets") or [info.get("target")]
+    classes = info.get("classes")
+    if classes and all(isinstance(c, str) for c in classes) and info.get("target"):
+        as_text.append(info["target"])  # its classes are text: '007' is a class, not 7
     return {
         # its markers beyond today's defaults: the user's, and ones the defaults dropped
         "na_values": [m for m in encoder.markers if m not in NA_VALUES] if encoder else [],

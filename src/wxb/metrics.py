@@ -184,15 +184,25 @@ def format_classification(figures: dict) -> str:
     return "\n".join(lines)
 
 
-def format_regression(figures: dict) -> str:
-    """Terminal text for ``regression_figures``: one line, plus one per output when several."""
+def figure_text(value: float) -> str:
+    """A loss or score for the terminal: four decimals, or four significant digits when
+    those would hide it (an MSE of 7e-9 is not 0.0000) or run long (6.7e+11)."""
+    if value == 0 or 1e-3 <= abs(value) < 1e5 or not np.isfinite(value):
+        return f"{value:.4f}"
+    return f"{value:.4g}"
+
+
+def format_regression(figures: dict, names: list[str] | None = None) -> str:
+    """Terminal text for ``regression_figures``: one line, plus one per output when
+    several, named by ``names`` (the target columns, in the outputs' order)."""
 
     def line(f: dict) -> str:
         return f"MAE {f['mae']:.4g}, RMSE {f['rmse']:.4g}, R² {f['r2']:.4g}"
 
     lines = [line(figures)]
     for k, f in enumerate(figures.get("per_output", [])):
-        lines.append(f"  output {k}: {line(f)}")
+        name = names[k] if names and len(names) > k else f"output {k}"
+        lines.append(f"  {name}: {line(f)}")
     return "\n".join(lines)
 
 

@@ -382,7 +382,8 @@ def predicted_classes(logits: np.ndarray) -> np.ndarray:
 
 def encode_labels(classes: list, dataset: wdata.Dataset) -> np.ndarray:
     """Class names in the data as the model's class indices; unseen names are refused."""
-    lookup = {str(c): i for i, c in enumerate(classes)}
+    # as the data's labels are looked up: 2.0 (scikit-learn's float classes) is '2'
+    lookup = {str(plain(c)): i for i, c in enumerate(classes)}
     for word, spelled in boolean_spellings([str(c) for c in classes]).items():
         lookup[word] = lookup[spelled]  # a file of only 'true'/'false' labels reads as booleans
     y = dataset.y
