@@ -216,7 +216,7 @@ def test_eval_reads_a_model_fitted_in_python_as_its_loss_trained_it(tmp_path, rn
         assert f"accuracy {by_hand:.4f}" in out.splitlines()[0]
     elif loss == "mse":
         r2 = 1 - ((y - z) ** 2).sum(0) / ((y - y.mean(0)) ** 2).sum(0)
-        assert f"R² {r2.mean():.4f}" in out
+        assert f"R² {r2.mean():.4g}" in out
     else:  # a loss of its own: nothing recorded, the documented guess stands
         assert "task" not in model.info and "loss" not in model.info
         assert "R²" in out
@@ -263,6 +263,32 @@ def test_eval_of_scikit_learns_float_classes(tmp_path, rng, capsys):
                          "--target", "y")  # fmt: skip
     assert code == 0, err
     assert f"accuracy {theirs.score(pd.DataFrame(X, columns=['x0', 'x1', 'x2']), y):.4f}" in out
+
+
+def test_a_sigmoid_headed_model_saved_without_info_is_scored_as_probabilities(
+    tmp_path, rng, capsys
+):
+    # the README says so; it was scored as a regression (R² of p against 0/1) and
+    # predict --proba refused it as "a regression model"
+    X = rng.normal(size=(90, 3))
+    y = (X[:, 0] - X[:, 2] > 0).astype(int)
+    model = Sequential(Dense(3, 6), ReLU(), Dense(6, 1), Sigmoid())
+    assert model.info == {}
+    wxb.save(model, tmp_path / "m.safetensors")
+    pd.DataFrame(X, columns=["p", "q", "r"]).assign(y=y).to_csv(tmp_path / "d.csv", index=False)
+    code, out, err = run(capsys, "eval", tmp_path / "m.safetensors", tmp_path / "d.csv",
+                         "--target", "y")  # fmt: skip
+    assert code == 0, err
+    p = model.predict(X.astype(np.float32)).astype(np.float64)[:, 0]
+    log_loss = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+    first = out.splitlines()[0]
+    assert f"loss {log_loss:.4f}" in first and f"accuracy {np.mean((p > 0.5) == y):.4f}" in first
+    pd.DataFrame(X, columns=["p", "q", "r"]).to_csv(tmp_path / "x.csv", index=False)
+    code, out, err = run(capsys, "predict", tmp_path / "m.safetensors", tmp_path / "x.csv",
+                         "--proba")  # fmt: skip
+    assert code == 0, err
+    shown = pd.read_csv(io.StringIO(out))
+    np.testing.assert_allclose(shown.filter(like="1").to_numpy()[:, -1], p, rtol=1e-5)
 
 
 def test_a_sigmoid_heads_classes_follow_p(tmp_path, rng):

@@ -312,12 +312,17 @@ def features_for(model, data: Table | wdata.Dataset) -> np.ndarray:
 
 
 def model_task(model) -> tuple[str, str, list]:
-    """(task, loss, classes) from the model's info; for a model saved from Python
-    without info: several outputs mean classes 0..C−1, one output means regression."""
+    """(task, loss, classes) from the model's info (``fit`` records its loss there);
+    for a model saved from Python without it: several outputs mean classes 0..C−1, one
+    output behind a ``Sigmoid`` means classes 0 and 1 as a probability (a Keras-style
+    deployable model), any other single output means regression."""
     info = model.info
     width = output_width(model) or 1
-    task = info.get("task") or ("classification" if width > 1 else "regression")
-    loss = info.get("loss") or ("cross_entropy" if task == "classification" else "mse")
+    task, loss = info.get("task"), info.get("loss")
+    if not task and not loss and width == 1 and isinstance(layers_in_order(model)[-1], Sigmoid):
+        task, loss = "classification", "bce_with_logits"
+    task = task or ("classification" if width > 1 else "regression")
+    loss = loss or ("cross_entropy" if task == "classification" else "mse")
     classes = info.get("classes") or list(range(2 if loss == "bce_with_logits" else width))
     # text as read now, without surrounding spaces (a model from before may hold ' lo')
     classes = [c.strip() if isinstance(c, str) else c for c in classes]
