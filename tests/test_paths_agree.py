@@ -291,6 +291,27 @@ def test_a_sigmoid_headed_model_saved_without_info_is_scored_as_probabilities(
     np.testing.assert_allclose(shown.filter(like="1").to_numpy()[:, -1], p, rtol=1e-5)
 
 
+def test_a_regressions_history_says_its_loss_is_on_standardized_targets(tmp_path, rng, capsys):
+    # val_loss 0.30 beside an eval mse of 1.3e12, with nothing to say why
+    X = rng.normal(size=(120, 3)).round(3)
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    df["y"] = 1e6 * (X[:, 0] + rng.normal(scale=0.3, size=120))
+    df["k"] = np.where(X[:, 1] > 0, "up", "down")
+    df.to_csv(tmp_path / "t.csv", index=False)
+    notes = {}
+    for target, drop in (("y", "k"), ("k", "y")):
+        code, _, err = run(capsys, "train", "--data", tmp_path / "t.csv", "--target", target,
+                           "--drop", drop, *FAST, "-o", tmp_path / f"{target}.safetensors",
+                           "--history", tmp_path / f"{target}.json")  # fmt: skip
+        assert code == 0, err
+        notes[target] = json.loads((tmp_path / f"{target}.json").read_text()).get("loss_note")
+    assert "standardized targets" in notes["y"] and notes["k"] is None
+    code, _, err = run(capsys, "report", tmp_path / "y.safetensors", "--history",
+                       tmp_path / "y.json", "-o", tmp_path / "y.html")  # fmt: skip
+    assert code == 0, err
+    assert "standardized targets" in (tmp_path / "y.html").read_text(encoding="utf-8")
+
+
 def test_a_sigmoid_heads_classes_follow_p(tmp_path, rng):
     # (the probability head path of the same rule: p > ½)
     model = Sequential(Dense(2, 1), Sigmoid())

@@ -78,6 +78,12 @@ from wxb.tensor import Tensor
 from wxb.train import evaluate, fit
 
 DEFAULT_HIDDEN = "512"
+# what a regression's training figures measure: the network trains on (y − mean)/sd
+REGRESSION_LOSS_NOTE = (
+    "loss and val_loss are ½·(ŷ − y)² per row on standardized targets ((y − mean)/sd, "
+    "the training part's), summed over the outputs: not the mse wxb eval gives in the "
+    "target's units"
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -627,6 +633,8 @@ def run_train(args: argparse.Namespace) -> None:
     if history.resumed_from is not None:
         print(f"resumed from {history.resumed_from}")
     figures = finish_model(model, args, data, targets, X, (train_rows, test_rows))
+    if targets.task == "regression":
+        history.loss_note = REGRESSION_LOSS_NOTE
     if args.history:
         wdata.atomic_write(args.history, history.to_json().encode())
     if args.plots:

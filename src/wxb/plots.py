@@ -43,7 +43,10 @@ def plot_history(record: dict[str, Any], folder: str | Path) -> list[Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     figures = record["history"]
-    written = [_save(plt, _curves(plt, figures, "loss", "Loss per epoch"), folder / "loss.png")]
+    title = "Loss per epoch"
+    if record.get("loss_note"):  # e.g. a regression trained on standardized targets
+        title += "\n" + _wrapped(record["loss_note"])
+    written = [_save(plt, _curves(plt, figures, "loss", title), folder / "loss.png")]
     if "accuracy" in figures:
         chart = _curves(plt, figures, "accuracy", "Accuracy per epoch")
         written.append(_save(plt, chart, folder / "accuracy.png"))
@@ -53,13 +56,20 @@ def plot_history(record: dict[str, Any], folder: str | Path) -> list[Path]:
     return written
 
 
+def _wrapped(text: str, width: int = 70) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
+
+
 def _curves(plt, figures: dict[str, list[float]], key: str, title: str):
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
     epochs = range(1, len(figures[key]) + 1)
     ax.plot(epochs, figures[key], marker="o", markersize=3, label=f"training {key}")
     if f"val_{key}" in figures:
         ax.plot(epochs, figures[f"val_{key}"], marker="o", markersize=3, label=f"validation {key}")
-    ax.set(title=title, xlabel="epoch", ylabel=key)
+    ax.set(xlabel="epoch", ylabel=key)
+    ax.set_title(title, fontsize="medium" if "\n" in title else "large")
     if key == "loss" and min(figures[key]) > 0:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)

@@ -729,7 +729,13 @@ class _Page:
             f"<p class='note'>{epochs} epochs{stop}{_constant_lr(figures)}. Hover over a chart "
             "for each epoch's figures.</p>",
             "<div class='row'><figure><figcaption>Loss per epoch</figcaption>"
-            "<svg class='chart curve' data-key='loss'></svg></figure>",
+            "<svg class='chart curve' data-key='loss'></svg>"
+            + (
+                f"<p class='note'>{_esc(record['loss_note'])}</p>"
+                if record.get("loss_note")
+                else ""
+            )
+            + "</figure>",
         ]
         if "accuracy" in figures:
             parts.append(

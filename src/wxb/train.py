@@ -61,6 +61,9 @@ class History:
     # (wxb.diagnose.LayerReport as dicts), and the warnings they raised.
     diagnostics: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # what ``loss`` measures when it is not the loss in the data's own units (wxb train's
+    # regression trains on standardized targets)
+    loss_note: str | None = None
 
     def record(self, **values: float) -> None:
         for key, value in values.items():
@@ -91,6 +94,8 @@ class History:
         }
         if self.diagnostics:
             figures.update(diagnostics=self.diagnostics, warnings=self.warnings)
+        if self.loss_note:
+            figures["loss_note"] = self.loss_note
         return figures
 
     def to_json(self) -> str:
@@ -106,6 +111,7 @@ class History:
             kept_epoch=figures.get("kept_epoch"),
             diagnostics=list(figures.get("diagnostics", [])),
             warnings=list(figures.get("warnings", [])),
+            loss_note=figures.get("loss_note"),
         )
 
 
