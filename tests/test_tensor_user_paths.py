@@ -1112,3 +1112,21 @@ def test_numpy_reductions_of_a_tensor_record_the_graph(rng):
     close(x.grad, np.full((3, 4), 1 + 1 / 3))
     with pytest.raises(TypeError, match="dtype=, out="):
         np.sum(x, dtype=np.float32)
+
+
+def test_requires_grad_turned_off_on_a_recorded_result_is_refused_at_backward(rng):
+    # the gradient through it was dropped silently (W.grad None); PyTorch refuses the
+    # assignment itself
+    W = wxb.nn.Parameter(rng.normal(size=(2, 3)))
+    h = wxb.Tensor(rng.normal(size=(4, 3))) @ W.T
+    loss = (h * 2).sum()
+    h.requires_grad = False
+    with pytest.raises(wxb.errors.ConfigError, match="only a leaf tensor allows"):
+        loss.backward()
+    assert W.grad is None
+    h.requires_grad = True  # undone: the recorded graph is whole again
+    loss.backward()
+    torch_W = torch.tensor(W.data, requires_grad=True)
+    x = torch.tensor(np.asarray(h.inputs[0].data))
+    (2 * (x @ torch_W.T)).sum().backward()
+    np.testing.assert_allclose(W.grad, torch_W.grad.numpy(), rtol=1e-12)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from wxb.backend import DTYPES, resolve_dtype, xp
-from wxb.errors import DataError, ShapeError, TrainingError
+from wxb.errors import ConfigError, DataError, ShapeError, TrainingError
 
 BackwardRule = Callable[[np.ndarray], Sequence["np.ndarray | None"]]
 
@@ -405,6 +405,12 @@ def _check_versions(order: list[Tensor]) -> None:
         saved = node._saved_versions
         if saved is None:
             continue
+        if not node.requires_grad:  # set False on a recorded result: its inputs got none
+            raise ConfigError(
+                f"backward(): requires_grad was set to False on the result of a recorded "
+                f"{node.op!r}, which only a leaf tensor allows (as in PyTorch); use "
+                "t.detach() for a tensor that is not to carry gradients"
+            )
         if node._output_version is not None and node._versions[0] != node._output_version:
             raise TrainingError(
                 f"backward(): the result of the recorded {node.op!r}, which its backward "
