@@ -3,6 +3,7 @@ every Mermaid diagram against a strict grammar (the subset of Mermaid that descr
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass, field
@@ -484,3 +485,19 @@ def test_stage_numbers_read_back_as_the_values_they_show(rng):
         text = _number_text(value)
         assert np.float32(float(text)) == value, (value, text)
         assert len(text.lstrip("-").replace(".", "")) <= 10, text  # not its float64 digits
+
+
+def test_backward_diagram_draws_no_gradient_for_frozen_parameters(rng: np.random.Generator):
+    # a frozen layer was drawn with its ∂L/∂W and the chain went on below it
+    widths = [int(w) for w in rng.integers(2, 9, size=4)]
+    model = Sequential(*[Dense(a, b) for a, b in itertools.pairwise(widths)])
+    model[0].weight.requires_grad = model[0].bias.requires_grad = False
+    model[1].weight.requires_grad = False  # its bias still learns
+    text = describe.backward_diagram(model)
+    assert "∂L/∂W⁽¹⁾" not in text and "∂L/∂b⁽¹⁾" not in text and "Layer 1" not in text
+    assert "∂L/∂W⁽²⁾" not in text and "∂L/∂b⁽²⁾" in text
+    assert "∂L/∂W⁽³⁾" in text and "W⁽³⁾ᵀ·δ⁽³⁾" in text
+    assert "W⁽²⁾ᵀ·δ⁽²⁾" not in text  # nothing below layer 2 learns
+    for p in model.parameters():
+        p.requires_grad = False
+    assert "nothing to learn" in describe.backward_diagram(model)

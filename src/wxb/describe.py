@@ -659,15 +659,19 @@ def backward_diagram(model: Module, batch_size: int | None = None) -> str:
     """Backpropagation as the seed writes it: loss → δ⁽ᴸ⁾ → ∂L/∂W⁽ᴸ⁾, ∂L/∂b⁽ᴸ⁾ and
     W⁽ᴸ⁾ᵀ·δ⁽ᴸ⁾ ⊙ f′(Z⁽ᴸ⁻¹⁾) = δ⁽ᴸ⁻¹⁾, …, down to the first Dense layer, which
     computes no W⁽¹⁾ᵀ·δ⁽¹⁾ (the input needs no gradient). Then the optimiser step.
-    Shapes in columns (δ⁽ˡ⁾ m×B). Frozen layers are drawn as trained ones (the planned
-    backward skips their ∂L/∂W, and stops below the first trainable layer; ``summary``
-    counts that)."""
+    Shapes in columns (δ⁽ˡ⁾ m×B). A frozen W or b gets no ∂L/∂W or ∂L/∂b, and the
+    chain stops at the first layer with a trainable parameter, as the backward does."""
     cols = _columns(batch_size)
     chart = _Flowchart("TD")
     _, blocks = _dense_blocks(_flatten(_structure(model)))
     chart.node("loss", "Loss L", "scalar", shape="stadium")
     if not blocks:
         chart.node("grd0", "No parameters: nothing to learn")
+        chart.edge("loss", "grd0")
+        return chart.text()
+    trainable = [b for b in blocks if any(p.requires_grad for p in b[0].module.parameters())]
+    if not trainable:
+        chart.node("grd0", "Every parameter is frozen: nothing to learn")
         chart.edge("loss", "grd0")
         return chart.text()
     top, after_top = blocks[-1]
@@ -677,8 +681,8 @@ def backward_diagram(model: Module, batch_size: int | None = None) -> str:
     chart.edge("loss", "grd0")
     source, incoming = "grd0", "∇_A L"
     gradients: list[str] = []
-    first_trainable = blocks[0][0]
-    for dense, after in reversed(blocks):
+    first_trainable = trainable[0][0]
+    for dense, after in reversed(blocks[blocks.index(trainable[0]) :]):
         module = dense.module
         assert isinstance(module, Dense)
         idx, m, n = dense.index, module.out_features, module.in_features
@@ -691,12 +695,15 @@ def backward_diagram(model: Module, batch_size: int | None = None) -> str:
             delta = chart.node(f"dlt{idx}", _delta_label(idx, after, incoming), f"{m}×{cols}")
             chart.edge(source, delta)
             prev = _sup(idx - 1)
-            chart.node(
-                f"gw{idx}", f"∂L/∂W{sup} = δ{sup}·A{prev}ᵀ", f"({m}×{cols})·({cols}×{n}) = {m}×{n}"
-            )
-            chart.edge(delta, f"gw{idx}")
-            gradients.append(f"gw{idx}")
-            if module.bias is not None:
+            if module.weight.requires_grad:
+                chart.node(
+                    f"gw{idx}",
+                    f"∂L/∂W{sup} = δ{sup}·A{prev}ᵀ",
+                    f"({m}×{cols})·({cols}×{n}) = {m}×{n}",
+                )
+                chart.edge(delta, f"gw{idx}")
+                gradients.append(f"gw{idx}")
+            if module.bias is not None and module.bias.requires_grad:
                 chart.node(f"gb{idx}", f"∂L/∂b{sup} = Σ δ{sup} over {cols} columns", f"{m}×1")
                 chart.edge(delta, f"gb{idx}")
                 gradients.append(f"gb{idx}")
