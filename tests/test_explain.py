@@ -392,3 +392,22 @@ def test_a_softmax_output_layer_shows_its_jacobian_delta(rng):
     delta = shown.step(f"{model.layers[0].name}.delta")
     np.testing.assert_allclose(delta.value, expected, rtol=1e-10)
     assert "Σⱼ" in delta.equation and "softmax′" not in delta.equation
+
+
+def test_stacked_activations_and_nested_layers_each_have_their_own_name(rng):
+    # A⁽¹⁾ = f(A⁽¹⁾) read as one symbol on both sides; two nested Sequentials gave
+    # dense1.Z twice, and step("dense1.Z") found the first
+    inner = Sequential(Dense(3, 4), ReLU(), Tanh())
+    model = Sequential(inner, Sequential(Dense(4, 4), ReLU()), Dense(4, 2)).to("float64")
+    X = rng.normal(size=(2, 3))
+    e = wxb.explain(model, X, rng.integers(0, 2, 2))
+    names = [s.name for s in e.steps]
+    assert len(names) == len(set(names))
+    first = e.step("sequential1.relu1.A")
+    assert first.equation.startswith("A⁽¹⁾₁ = f(Z⁽¹⁾)")
+    assert e.step("sequential1.tanh1.A").equation.startswith("A⁽¹⁾ = f(A⁽¹⁾₁)")
+    z1 = X @ inner[0].weight.data.T + inner[0].bias.data
+    np.testing.assert_allclose(first.value, np.maximum(z1, 0).T, rtol=1e-12)
+    second = model[1][0]
+    z2 = np.tanh(np.maximum(z1, 0)) @ second.weight.data.T + second.bias.data
+    np.testing.assert_allclose(e.step("sequential2.dense1.Z").value, z2.T, rtol=1e-12)

@@ -353,7 +353,8 @@ def test_f_prime_figures_are_each_activations_own_when_names_repeat(rng):
     X = rng.normal(size=(1, 3))
     steps = _Page(report_html(model, X=X, y=rng.integers(0, 2, 1), gemm_rate=1e10)).data()["steps"]
     shown = [s for s in steps if "fprime" in s]
-    assert [s["name"] for s in shown] == ["sigmoid1.A", "sigmoid1.A"]
+    # each named by its path in the model, so each is found by its own name
+    assert [s["name"] for s in shown] == ["sequential1.sigmoid1.A", "sigmoid1.A"]
     layers = wxb.nn.sequential.layers_in_order(model)
     x, want = X, []
     for layer in layers:
@@ -364,9 +365,10 @@ def test_f_prime_figures_are_each_activations_own_when_names_repeat(rng):
 
 
 def test_a_regressor_without_info_is_walked_through_with_its_mse(rng):
-    """wxb.fit records no task: a model with several real outputs is walked through with
-    explain's own default (MSE for real targets), not guessed into a classifier (the page
-    showed a negative 'cross-entropy'), and the page says the task was not recorded."""
+    """A model with no task recorded (built in Python, never fitted) and several real
+    outputs is walked through with explain's own default (MSE for real targets), not
+    guessed into a classifier (the page showed a negative 'cross-entropy'), and the page
+    says the task was not recorded."""
     n, h = int(rng.integers(2, 6)), int(rng.integers(3, 8))
     model = Sequential(Dense(n, h), Tanh(), Dense(h, 2)).to("float64")
     X, Y = rng.normal(size=(12, n)), rng.normal(size=(12, 2))

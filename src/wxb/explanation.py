@@ -445,6 +445,19 @@ def _symbol(letter: str, layer: int | None = None, bold: bool = True) -> _Symbol
     return _Symbol(f"{letter}{_sup(layer)}", rf"{latex}^{{({layer})}}")
 
 
+_SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
+
+def _activation_follows(layers: list[Module], position: int) -> bool:
+    """Whether another activation comes after this one before the next Dense layer."""
+    for later in layers[position + 1 :]:
+        if isinstance(later, Dense):
+            return False
+        if isinstance(later, Activation):
+            return True
+    return False
+
+
 def _transposed(latex: str) -> str:
     r"""Aᵀ in LaTeX the way the seed writes it: \mathbf{A}^{(1)T}, or \mathbf{X}^T."""
     return latex[:-1] + "T}" if latex.endswith(")}") else latex + "^T"
@@ -459,6 +472,19 @@ def _stats(array: np.ndarray, zeros: bool) -> tuple[str, dict[str, float]]:
     if zeros:
         text += f", zeros {percent(facts['zero_fraction'])}"
     return text, facts
+
+
+def _step_keys(model: Module, layers: list[Module]) -> list[str]:
+    """Each layer's name for its steps' keys: its path in the model (``block1.dense1``;
+    two nested Sequentials both have a dense1), with ``#2``, ``#3`` for a layer used
+    again."""
+    paths = {id(module): name for name, module in model.named_modules() if name}
+    keys, seen = [], {}
+    for position, layer in enumerate(layers):
+        key = paths.get(id(layer)) or layer.name or f"layer{position + 1}"
+        seen[key] = seen.get(key, 0) + 1
+        keys.append(key if seen[key] == 1 else f"{key}#{seen[key]}")
+    return keys
 
 
 def _describe(layer: Module) -> str:
@@ -508,7 +534,10 @@ def explain_model(
         every_parameter_requiring_grad(model) as frozen,
         np.errstate(over="ignore", invalid="ignore", divide="ignore"),  # shown as inf, NaN
     ):
-        forward, output, retained, inputs, fed, logits = _forward_steps(layers, Tensor(rows), batch)
+        keys = _step_keys(model, layers)
+        forward, output, retained, inputs, fed, logits = _forward_steps(
+            layers, Tensor(rows), batch, keys
+        )
         sections = [forward]
         if y is not None:
             loss_fn, target = _loss_and_target(loss, y, output, total, batch)
@@ -518,7 +547,7 @@ def explain_model(
             value = loss_fn(logits if probabilities else output, target)
             value.backward()
             sections += _backward_sections(
-                layers, loss_fn, value, target, retained, inputs, fed, probabilities
+                layers, loss_fn, value, target, retained, inputs, fed, keys, probabilities
             )
 
     shown = f"the first {batch} of {total} rows of X" if batch < total else "every row of X"
@@ -545,7 +574,7 @@ def explain_model(
 
 
 def _forward_steps(
-    layers: list[Module], x: Tensor, batch: int
+    layers: list[Module], x: Tensor, batch: int, keys: list[str]
 ) -> tuple[Section, Tensor, dict[int, Tensor], dict[int, _Symbol], dict[int, np.ndarray], Tensor]:
     """Run the layers one by one (keeping each Dense's Z for its δ) and describe each."""
     steps: list[Step] = []
@@ -554,15 +583,17 @@ def _forward_steps(
     inputs: dict[int, _Symbol] = {}  # layer position → the symbol of what it reads
     current = _symbol("X")
     dense_index = 0
+    activations = 0  # of this layer so far: A⁽ˡ⁾₁ = f(Z⁽ˡ⁾), A⁽ˡ⁾ = g(A⁽ˡ⁾₁) when stacked
     total_flops = 0
     last_input = x
     for position, layer in enumerate(layers):
         last_input = x  # what the last layer reads: a probability head's logits
         group = _describe(layer)
-        key = layer.name or f"layer{position + 1}"
+        key = keys[position]
         inputs[position] = current
         if isinstance(layer, Dense):
             dense_index += 1
+            activations = 0
             l = dense_index  # noqa: E741 (the seed's layer index)
             m, n = layer.out_features, layer.in_features
             fed[position] = x.data  # A⁽ˡ⁻¹⁾ on rows: a shared W's share of ∂L/∂W needs it
@@ -599,7 +630,13 @@ def _forward_steps(
             current = Zsym
         elif isinstance(layer, Activation):
             kernel = layer.kernel.name
+            activations += 1
             Asym = _symbol("A", dense_index)
+            if _activation_follows(layers, position):  # not this layer's last: A⁽ˡ⁾ₖ
+                Asym = _Symbol(
+                    Asym.text + str(activations).translate(_SUBSCRIPTS),
+                    rf"{Asym.latex}_{{{activations}}}",
+                )
             x = layer(x)
             A = x.data.T
             stats, facts = _stats(A, zeros=kernel == "relu")
@@ -695,6 +732,7 @@ def _backward_sections(
     retained: dict[int, Tensor],
     inputs: dict[int, _Symbol],
     fed: dict[int, np.ndarray],
+    keys: list[str],
     probabilities: bool = False,
 ) -> list[Section]:
     """The loss, then δ⁽ˡ⁾, ∂L/∂W⁽ˡ⁾ and ∂L/∂b⁽ˡ⁾ from the last Dense layer to the first.
@@ -732,7 +770,7 @@ def _backward_sections(
         l = rank + 1  # noqa: E741 (the seed's layer index)
         m, n = layer.out_features, layer.in_features
         group = _describe(layer)
-        key = layer.name or f"layer{position + 1}"
+        key = keys[position]
         delta = retained[position].grad.T  # ∂L/∂Z⁽ˡ⁾ in column notation: m×B
         dsym, Zsym = _symbol("δ", l, bold=False), _symbol("Z", l)
         dsym.latex = rf"\delta^{{({l})}}"
