@@ -368,3 +368,29 @@ def test_uint64_with_a_gap_beyond_2_to_the_53_reads(tmp_path, rng):
     values = read_table(tmp_path / "u.parquet")["u"].values
     np.testing.assert_array_equal(values[[0, 2]], [float(big), 5.0])
     assert np.isnan(values[1])
+
+
+@pytest.mark.parametrize("word", ["n.a.", "k.A.", "s.o."])
+def test_a_dotted_word_in_a_decimal_comma_file_is_offered_as_a_missing_marker(
+    tmp_path, rng, capsys, word
+):
+    # the hint said a '.' is a thousands separator there: 'remove the separators'
+    n = 40
+    values = rng.uniform(0.5, 1.5, n).round(2)
+    text = ["x;hue;label"] + [
+        f"{i};{str(v).replace('.', ',')};{'ab'[i % 2]}" for i, v in enumerate(values)
+    ]
+    row = int(rng.integers(1, n))
+    text[row + 1] = f"{row};{word};{'ab'[row % 2]}"
+    (tmp_path / "t.csv").write_text("\n".join(text) + "\n")
+    code, _, err = run(capsys, "train", "--data", tmp_path / "t.csv", "--target", "label",
+                       "--epochs", "1", "-q", "-o", tmp_path / "m.safetensors")  # fmt: skip
+    assert code == 2
+    assert f"line {row + 2}, column 'hue'" in err and f"add --na-values {word!r}" in err
+    assert "thousands" not in err
+    # digits with dots in such a file are still taken for grouped thousands
+    text[row + 1] = f"{row};1.234,5;{'ab'[row % 2]}"
+    (tmp_path / "t.csv").write_text("\n".join(text) + "\n")
+    code, _, err = run(capsys, "train", "--data", tmp_path / "t.csv", "--target", "label",
+                       "--epochs", "1", "-q", "-o", tmp_path / "m.safetensors")  # fmt: skip
+    assert code == 2 and "thousands separator" in err

@@ -550,6 +550,8 @@ def _is_code(text: str) -> bool:
 
 # 1,234.5 or 1.234,5 or 1 234: digits in groups of three after the first
 _GROUPED = re.compile(r"[-+]?\d{1,3}([,. \u00a0'_]\d{3})+([.,]\d+)?")
+# digits with dots, as 1.234,5 is written where the decimal mark is ',' ('n.a.' is a word)
+_DOTTED_NUMBER = re.compile(r"[-+]?\d[\d.]*(,\d*)?")
 
 
 def number_from_text(text: str, decimal: str = ".") -> float | None:
@@ -600,7 +602,7 @@ def text_as_numbers(column: Column, table: Table) -> tuple[Column, str]:
         mark = (
             "; the file's decimal mark is ',', so a '.' in it is a thousands separator: "
             "remove the separators"
-            if comma and "." in word
+            if comma and "." in word and _DOTTED_NUMBER.fullmatch(word.strip())
             else f"; if it marks a missing value, add --na-values {word!r}"
         )
         raise DataError(
