@@ -871,3 +871,27 @@ def test_a_probability_heads_loss_and_probabilities_are_exact_where_p_underflows
     shown = np.array([float(v) for v in row[1:]], dtype=np.float32)  # float32's shortest text
     np.testing.assert_array_equal(shown, model.predict(X)[0])
     assert shown[1] == 0.0  # p of exactly 0 printed as 0, not as float32's tiny
+
+
+def test_a_newcomers_small_mistakes_are_answered_by_the_right_command(tmp_path, rng, capsys):
+    """An unknown option points to its command's --help (it said 'wxb --help'); wxb plot
+    on a missing file says 'no such file' as the others do; one epoch is '1 epoch'; the
+    model file counts train and validation rows as wxb train prints them."""
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--hiden", "5"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "'wxb train --help'" in err and "--hiden" in err
+    assert len(err.strip().splitlines()) == 1
+    code, _, err = run_cli(capsys, "plot", str(tmp_path / "none.json"), "-o", str(tmp_path / "p"))
+    assert code == 2 and err.strip() == f"wxb: error: {tmp_path / 'none.json'}: no such file"
+    path, _, _ = labelled_csv(tmp_path / "t.csv", rng, n=int(rng.integers(60, 120)))
+    out_path = tmp_path / "m.safetensors"
+    code, out, err = run_cli(capsys, "train", "--data", str(path), "--target", "species",
+                             "--epochs", "1", "-q", "-o", str(out_path))  # fmt: skip
+    assert code == 0, err
+    assert "; 1 epoch\n" in out
+    printed = re.search(r"(\d+) train, (\d+) validation, (\d+) test", out).groups()
+    data = wxb.load(out_path).info["data"]
+    assert [data["train_rows"], data["validation_rows"], data["test_rows"]] == [
+        int(n) for n in printed
+    ]

@@ -73,7 +73,7 @@ from wxb.prepare import (
 )
 from wxb.reporting import check_history_matches, read_history
 from wxb.reporting import report as write_page
-from wxb.tables import Table, read_table
+from wxb.tables import NA_VALUES, Table, read_table
 from wxb.tensor import Tensor
 from wxb.train import evaluate, fit
 
@@ -179,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="store a fingerprint of each training row in the model, so wxb eval can warn "
         "when it is given training rows (anyone holding the model can then test whether a "
         "row was trained on)")
-    add("-q", "--quiet", action="store_true", help="no progress bar")
+    add("-q", "--quiet", action="store_true",
+        help="no progress bar (on a terminal: a bar through each epoch, then its figures)")
     # fmt: on
     add_read_options(train)
     train.set_defaults(run=run_train)
@@ -247,8 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size from this machine's measured GEMM rate.",
     )
     summary_cmd.add_argument("model", metavar="MODEL")
-    summary_cmd.add_argument("--batch-size", type=int, default=32, metavar="B")
-    summary_cmd.add_argument("--format", choices=("text", "md"), default="text")
+    summary_cmd.add_argument("--batch-size", type=int, default=32, metavar="B",
+                             help="the batch B of the memory and floor figures")  # fmt: skip
+    summary_cmd.add_argument("--format", choices=("text", "md"), default="text",
+                             help="md: a Markdown table")  # fmt: skip
     summary_cmd.add_argument("--no-floor", action="store_true",
                              help="skip the GEMM-rate measurement (about a second)")  # fmt: skip
     summary_cmd.set_defaults(run=run_summary)
@@ -263,8 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     diagram.add_argument("model", metavar="MODEL")
     diagram.add_argument("--kind", choices=("architecture", "forward", "backward", "graph"),
-                         default="architecture")  # fmt: skip
-    diagram.add_argument("--batch-size", type=int, default=32, metavar="B")
+                         default="architecture", help="which diagram")  # fmt: skip
+    diagram.add_argument("--batch-size", type=int, default=32, metavar="B",
+                         help="the batch B the shapes are drawn for")  # fmt: skip
     diagram.add_argument("--format", choices=("mermaid", "md"), default="mermaid",
                          help="md: inside a ```mermaid fence, for Markdown")  # fmt: skip
     diagram.set_defaults(run=run_diagram)
@@ -337,8 +341,8 @@ def add_read_options(command: argparse.ArgumentParser) -> None:
     # fmt: off
     add("--sep", metavar="CHAR", help="CSV delimiter (default: sniffed from the file; \\t for tab)")
     add("--na-values", metavar="VALUES",
-        help="more cell values meaning missing, comma separated (always: empty, NA, N/A, NaN, "
-        "null, None, ?)")
+        help="more cell values meaning missing, comma separated (always: empty, "
+        + ", ".join(v for v in NA_VALUES if v) + ")")
     add("--encoding", default="utf-8", help="the CSV file's text encoding (e.g. latin-1)")
     add("--comment", metavar="CHAR", help="skip CSV lines that start with CHAR")
     add("--x-array", metavar="NAME", help="NPZ: the array of features (default X)")
@@ -567,6 +571,7 @@ def run_train(args: argparse.Namespace) -> None:
         X = data.X.astype(dtype)
     validation.check_finite(X, data.source)
     validation_data = None
+    held = 0 if val_rows is None else len(val_rows)
     if val_rows is not None:
         validation_data = (X[val_rows], scaled(targets, targets.y[val_rows]))
     X_train = X[fit_rows]
@@ -620,7 +625,7 @@ def run_train(args: argparse.Namespace) -> None:
                 model.load_state_dict(stop.best_state)
             if ranks is not None and not ranks.leader:
                 raise Interrupted(f"interrupted at {stop.where}") from None
-            finish_model(model, args, data, targets, X, (train_rows, test_rows))
+            finish_model(model, args, data, targets, X, (train_rows, test_rows), held)
             kept = "best" if stop.best_state is not None else "current"
             raise Interrupted(
                 f"interrupted at {stop.where}; no --checkpoint-dir was set, so it cannot be "
@@ -632,7 +637,7 @@ def run_train(args: argparse.Namespace) -> None:
         print(f"wxb: warning: {message}", file=sys.stderr)
     if history.resumed_from is not None:
         print(f"resumed from {history.resumed_from}")
-    figures = finish_model(model, args, data, targets, X, (train_rows, test_rows))
+    figures = finish_model(model, args, data, targets, X, (train_rows, test_rows), held)
     if targets.task == "regression":
         history.loss_note = REGRESSION_LOSS_NOTE
     if args.history:
@@ -664,18 +669,18 @@ def run_train(args: argparse.Namespace) -> None:
     stop = f" ({stop})" if stop else ""
     sizes = "-".join(map(str, [X.shape[1], *hidden, targets.outputs]))
     kind = f" {args.activation}" if hidden else " (linear)"
-    held = f", {len(val_rows)} validation" if val_rows is not None else ""
+    held_text = f", {len(val_rows)} validation" if val_rows is not None else ""
     columns = (
         "" if X.shape[1] == len(features_of(data)) else f" from {len(features_of(data))} columns"
     )
     print(
         f"data: {data.source} ({len(X)} samples, {X.shape[1]} features{columns}); "
-        f"{len(fit_rows)} train{held}, {len(test_rows)} test"
+        f"{len(fit_rows)} train{held_text}, {len(test_rows)} test"
     )
     print(f"task: {targets.reason}")
     print(
         f"model: {sizes}{kind}, {model.num_parameters():,} parameters; "
-        f"{history.epochs} epochs{stop}"
+        f"{history.epochs} epoch{'s' * (history.epochs != 1)}{stop}"
     )
     print("test " + ", ".join(f"{k} {figure_text(v)}" for k, v in figures.items()))
     print(f"saved model to {args.output}")
@@ -689,8 +694,9 @@ def features_of(data: TableData | wdata.Dataset) -> list[str]:
     return data.features if isinstance(data, TableData) else data.feature_names
 
 
-def finish_model(model, args, data, targets: Targets, X, rows) -> dict[str, float]:
-    """Targets back in their units, what the model needs to be used, test figures; saved."""
+def finish_model(model, args, data, targets: Targets, X, rows, held: int = 0) -> dict[str, float]:
+    """Targets back in their units, what the model needs to be used, test figures; saved.
+    ``rows``: the rows training saw (``held`` of them for validation) and the test rows."""
     seen_rows, test_rows = rows
     if targets.task == "regression":
         unscale_output(model.output, targets.mean, targets.scale)
@@ -710,7 +716,8 @@ def finish_model(model, args, data, targets: Targets, X, rows) -> dict[str, floa
     info["data"] = {
         "source": str(data.source),
         "rows": len(X),
-        "train_rows": len(seen_rows),
+        "train_rows": len(seen_rows) - held,  # as wxb train prints them
+        "validation_rows": held,
         "test_rows": len(test_rows),
     }
     info["wxb_version"] = __version__
@@ -909,6 +916,8 @@ def run_export(args: argparse.Namespace) -> None:
 
 def run_plot(args: argparse.Namespace) -> None:
     check_plot_folder(args.output)
+    if not Path(args.history).is_file():
+        raise DataError(f"{args.history}: no such file")
     try:
         record = json.loads(Path(args.history).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -1126,7 +1135,11 @@ def run_predict(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the command's own parser: its --help lists the options
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        command = commands.choices.get(getattr(args, "command", None) or "", parser)
+        command.error(f"unrecognized arguments: {' '.join(unknown)}")
     errors = sys.stderr  # kept: the ranks other than 0 silence sys.stderr while training
     wxb = "wxb:" if launched_rank() == 0 else f"wxb: rank {launched_rank()}:"
     try:

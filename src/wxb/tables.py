@@ -58,6 +58,11 @@ class Column:
     def take(self, rows: np.ndarray) -> Column:
         return Column(self.name, self.kind, self.values[rows], self.integer)
 
+    def __repr__(self) -> str:  # not every cell: a column may hold a million
+        missing = int(self.missing.sum())
+        gaps = f", {missing} missing" if missing else ""
+        return f"Column({self.name!r}, {self.kind}, {len(self.values)} rows{gaps})"
+
 
 @dataclass
 class Table:
@@ -70,6 +75,10 @@ class Table:
     default_targets: list[str] = field(default_factory=list)  # an NPZ's y array
     positional: bool = False  # columns named x0, x1, … by wxb (an array): order is all
     decimal: str = "."  # the CSV's decimal mark: what text of numbers means in it
+
+    def __repr__(self) -> str:  # the columns' names and kinds, not every cell
+        kinds = ", ".join(f"{name}: {c.kind}" for name, c in self.columns.items())
+        return f"Table({self.source!r}, {self.n_rows} rows; {kinds})"
 
     @property
     def names(self) -> list[str]:
