@@ -501,3 +501,22 @@ def test_backward_diagram_draws_no_gradient_for_frozen_parameters(rng: np.random
     for p in model.parameters():
         p.requires_grad = False
     assert "nothing to learn" in describe.backward_diagram(model)
+
+
+def test_backward_diagram_of_frozen_dense_layers_and_a_module_that_learns(rng):
+    # "nothing to learn" was drawn while a module of the user's own still learned
+    class Scale(Module):
+        def __init__(self):
+            super().__init__()
+            self.gain = wxb.nn.Parameter(np.ones(1))
+
+        def forward(self, x):
+            return x * self.gain
+
+    model = Sequential(Dense(3, 4), ReLU(), Dense(4, 2), Scale())
+    for layer in (model[0], model[2]):
+        for p in layer.parameters():
+            p.requires_grad = False
+    text = describe.backward_diagram(model)
+    assert "nothing to learn" not in text
+    assert "δ⁽¹⁾" in text and "∂L/∂W⁽¹⁾" not in text and "∂L/∂W⁽²⁾" not in text

@@ -411,3 +411,17 @@ def test_stacked_activations_and_nested_layers_each_have_their_own_name(rng):
     second = model[1][0]
     z2 = np.tanh(np.maximum(z1, 0)) @ second.weight.data.T + second.bias.data
     np.testing.assert_allclose(e.step("sequential2.dense1.Z").value, z2.T, rtol=1e-12)
+
+
+def test_a_layer_used_twice_is_found_by_its_own_name(rng):
+    # the second registration's name (dense2_4) named both uses: step("dense2.Z") failed
+    shared = Dense(4, 4)
+    model = Sequential(Dense(3, 4), shared, ReLU(), shared, Dense(4, 2)).to("float64")
+    X = rng.normal(size=(2, 3))
+    e = wxb.explain(model, X, rng.integers(0, 2, 2))
+    first, second = e.step("dense2.Z"), e.step("dense2#2.Z")
+    z1 = X @ model[0].weight.data.T + model[0].bias.data
+    z2 = z1 @ shared.weight.data.T + shared.bias.data
+    np.testing.assert_allclose(first.value, z2.T, rtol=1e-12)
+    z3 = np.maximum(z2, 0) @ shared.weight.data.T + shared.bias.data
+    np.testing.assert_allclose(second.value, z3.T, rtol=1e-12)

@@ -187,6 +187,27 @@ def test_eval_of_a_model_fitted_on_arrays_leaves_the_named_target_out(tmp_path, 
     assert f"accuracy {by_hand:.4f}" in out
 
 
+class OwnLoss(wxb.nn.Loss):
+    """A loss of one's own (not a stock loss's subclass): fit records nothing of it."""
+
+    def __call__(self, output, target):
+        return ((output - target) ** 2).mean()
+
+
+def test_fit_records_a_stock_losss_subclass_as_that_loss(rng):
+    # a later fit with MyLoss(MSELoss) left the earlier fit's BCE record: scored as classes
+    X = rng.normal(size=(40, 3))
+    model = Sequential(Dense(3, 4), ReLU(), Dense(4, 1))
+    y = (X[:, :1] > 0).astype(float)
+    wxb.fit(model, X, y, loss="bce_with_logits", epochs=1, verbose=False)
+    assert (model.info["task"], model.info["loss"]) == ("classification", "bce_with_logits")
+    wxb.fit(model, X, X[:, :1], loss=type("MyMSE", (wxb.nn.MSELoss,), {})(), epochs=1,
+            verbose=False)  # fmt: skip
+    assert (model.info["task"], model.info["loss"]) == ("regression", "mse")
+    wxb.fit(model, X, X[:, :1], loss=OwnLoss(), epochs=1, verbose=False)
+    assert (model.info["task"], model.info["loss"]) == ("regression", "mse")  # as it was
+
+
 @pytest.mark.parametrize("loss", ["bce_with_logits", "mse", "own"])
 def test_eval_reads_a_model_fitted_in_python_as_its_loss_trained_it(tmp_path, rng, capsys, loss):
     # one output trained with BCE was scored as a regression (R² of logits against 0/1),
@@ -200,7 +221,7 @@ def test_eval_reads_a_model_fitted_in_python_as_its_loss_trained_it(tmp_path, rn
     else:
         y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(np.float64)[:, None]
         model = Sequential(Dense(3, 8), ReLU(), Dense(8, 1))
-        fitted_with = loss if loss != "own" else type("MyBCE", (wxb.nn.BCEWithLogitsLoss,), {})()
+        fitted_with = loss if loss != "own" else OwnLoss()
     wxb.fit(model, X, y, loss=fitted_with, epochs=3, seed=1, verbose=False)
     wxb.save(model, tmp_path / "m.safetensors")
     names = [f"t{j}" for j in range(y.shape[1])]
@@ -242,6 +263,26 @@ def test_eval_reads_text_classes_that_look_like_numbers_as_text(tmp_path, rng, c
     guessed = np.array(model.info["classes"])[model.predict(kept[["a", "b"]]).argmax(axis=1)]
     assert f"{len(kept)} samples" in out
     assert f"accuracy {np.mean(guessed == kept.code.to_numpy()):.4f}" in out
+
+
+@pytest.mark.parametrize("spelling", [("true", "false"), ("TRUE", "FALSE"), ("True", "False")])
+def test_eval_reads_a_boolean_target_in_any_spelling(tmp_path, rng, capsys, spelling):
+    # classes stored as 'False'/'True' made eval read the column as text: 'true' refused
+    X = rng.normal(size=(120, 2)).round(3)
+    truth = X[:, 0] + 0.3 * rng.normal(size=120) > 0
+    df = pd.DataFrame(X, columns=["a", "b"]).assign(y=np.where(truth, *spelling))
+    df.to_csv(tmp_path / "t.csv", index=False)
+    code, _, err = run(capsys, "train", "--data", tmp_path / "t.csv", "--target", "y",
+                       *FAST, "-o", tmp_path / "m.safetensors")  # fmt: skip
+    assert code == 0, err
+    model = wxb.load(tmp_path / "m.safetensors")
+    assert model.info["classes"] == ["False", "True"]
+    for other in [("true", "false"), ("TRUE", "FALSE"), ("True", "False")]:
+        df.assign(y=np.where(truth, *other)).to_csv(tmp_path / "e.csv", index=False)
+        code, out, err = run(capsys, "eval", tmp_path / "m.safetensors", tmp_path / "e.csv")
+        assert code == 0, err
+        guessed = model.predict(df[["a", "b"]]).argmax(axis=1) == 1
+        assert f"accuracy {np.mean(guessed == truth):.4f}" in out.splitlines()[0]
 
 
 def test_eval_of_scikit_learns_float_classes(tmp_path, rng, capsys):

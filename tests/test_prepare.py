@@ -97,3 +97,22 @@ def test_a_probability_head_is_the_last_layer_the_model_runs(rng):
     np.testing.assert_array_equal(prepare.class_logits(own, out), out)  # logits as they are
     nested.info["loss"] = "mse"
     assert prepare.probability_head(nested) is None
+
+
+@pytest.mark.parametrize(
+    "info,width,expected",
+    [
+        ({"loss": "bce_with_logits"}, 1, ("classification", "bce_with_logits", [0, 1])),
+        ({"task": "classification"}, 1, ("classification", "bce_with_logits", [0, 1])),
+        ({"task": "classification"}, 3, ("classification", "cross_entropy", [0, 1, 2])),
+        ({"loss": "cross_entropy"}, 3, ("classification", "cross_entropy", [0, 1, 2])),
+        ({"loss": "mse"}, 2, ("regression", "mse", [0, 1])),
+        ({}, 1, ("regression", "mse", [0])),
+    ],
+)
+def test_a_model_file_saying_only_its_loss_or_only_its_task_is_read_whole(info, width, expected):
+    # one output with info {"loss": "bce_with_logits"} read as a regression; with
+    # {"task": "classification"} as a softmax over one class
+    model = Sequential(Dense(2, width))
+    model.info = dict(info)
+    assert prepare.model_task(model) == expected

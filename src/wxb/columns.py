@@ -605,7 +605,12 @@ def reading_for(info: dict[str, Any]) -> dict[str, Any]:
     as_text = [*(encoder.text_columns if encoder else []), *filter(None, [info.get("id_column")])]
     targets = info.get("targets") or [info.get("target")]
     classes = info.get("classes")
-    if classes and all(isinstance(c, str) for c in classes) and info.get("target"):
+    if (
+        classes
+        and all(isinstance(c, str) for c in classes)
+        and not set(classes) <= {"False", "True"}  # a bool column: any spelling of it
+        and info.get("target")
+    ):
         as_text.append(info["target"])  # its classes are text: '007' is a class, not 7
     return {
         # its markers beyond today's defaults: the user's, and ones the defaults dropped

@@ -669,11 +669,16 @@ def backward_diagram(model: Module, batch_size: int | None = None) -> str:
         chart.node("grd0", "No parameters: nothing to learn")
         chart.edge("loss", "grd0")
         return chart.text()
-    trainable = [b for b in blocks if any(p.requires_grad for p in b[0].module.parameters())]
-    if not trainable:
+    if not any(p.requires_grad for p in model.parameters()):
         chart.node("grd0", "Every parameter is frozen: nothing to learn")
         chart.edge("loss", "grd0")
         return chart.text()
+    trainable = [b for b in blocks if any(p.requires_grad for p in b[0].module.parameters())]
+    in_dense = {id(p) for b in blocks for p in b[0].module.parameters()}
+    if not trainable or any(
+        p.requires_grad and id(p) not in in_dense for p in model.parameters()
+    ):  # a module of its own learns too: the chain goes down to the first Dense
+        trainable = blocks
     top, after_top = blocks[-1]
     top_sup = _sup(top.index)
     width = _dim(after_top[-1].width_out if after_top else top.width_out)

@@ -478,7 +478,10 @@ def _step_keys(model: Module, layers: list[Module]) -> list[str]:
     """Each layer's name for its steps' keys: its path in the model (``block1.dense1``;
     two nested Sequentials both have a dense1), with ``#2``, ``#3`` for a layer used
     again."""
-    paths = {id(module): name for name, module in model.named_modules() if name}
+    paths: dict[int, str] = {}
+    for name, module in model.named_modules():
+        if name:
+            paths.setdefault(id(module), name)  # a layer used again: its first name
     keys, seen = [], {}
     for position, layer in enumerate(layers):
         key = paths.get(id(layer)) or layer.name or f"layer{position + 1}"

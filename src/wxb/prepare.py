@@ -321,8 +321,12 @@ def model_task(model) -> tuple[str, str, list]:
     task, loss = info.get("task"), info.get("loss")
     if not task and not loss and width == 1 and isinstance(layers_in_order(model)[-1], Sigmoid):
         task, loss = "classification", "bce_with_logits"
+    if not task and loss:  # the one says the other
+        task = "classification" if loss in ("cross_entropy", "bce_with_logits") else "regression"
     task = task or ("classification" if width > 1 else "regression")
-    loss = loss or ("cross_entropy" if task == "classification" else "mse")
+    if not loss and task == "classification":  # one output: one logit, two classes
+        loss = "bce_with_logits" if width == 1 else "cross_entropy"
+    loss = loss or "mse"
     classes = info.get("classes") or list(range(2 if loss == "bce_with_logits" else width))
     # text as read now, without surrounding spaces (a model from before may hold ' lo')
     classes = [c.strip() if isinstance(c, str) else c for c in classes]

@@ -1018,8 +1018,9 @@ def _record_loss(info: dict, loss_fn: Loss, y: np.ndarray) -> None:
     train writes them: wxb eval, predict and report then read a model saved from Python
     as it was trained (one output trained with BCE is a binary classifier, not a
     regression; two trained with MSE are a regression, not two classes), as a Keras
-    model file keeps the loss it was compiled with. A loss of one's own says nothing."""
-    name = next((n for n, kind in LOSSES.items() if type(loss_fn) is kind), None)
+    model file keeps the loss it was compiled with. A subclass of a stock loss counts as
+    that loss; a loss of one's own leaves the record as it was."""
+    name = next((n for n, kind in LOSSES.items() if isinstance(loss_fn, kind)), None)
     if name is None:
         return
     info["loss"] = name
