@@ -840,3 +840,28 @@ def test_decoupled_weight_decay_names_the_other_optimiser(rng):
         AdamW([{"params": one_param(), "decoupled_weight_decay": False}], lr=0.1)
     Adam([{"params": one_param(), "decoupled_weight_decay": False}], lr=0.1)
     AdamW([{"params": one_param(), "decoupled_weight_decay": True}], lr=0.1)
+
+
+@pytest.mark.parametrize("kind", ["adam", "sgd_momentum"])
+def test_a_parameter_given_another_shape_through_data_is_refused_by_its_optimiser(rng, kind):
+    # the old (1, 4) moments were broadcast over every row of the new (3, 4) weight and the
+    # step went on; PyTorch refuses ("doesn't match the broadcast shape")
+    layer = wxb.nn.Dense(4, 1, dtype="float64")
+    opt = (
+        wxb.optim.Adam(layer.parameters(), lr=0.01)
+        if kind == "adam"
+        else wxb.optim.SGD(layer.parameters(), lr=0.01, momentum=0.9)
+    )
+    X = rng.normal(size=(8, 4))
+    for _ in range(2):
+        opt.zero_grad()
+        (layer(wxb.Tensor(X)) ** 2).mean().backward()
+        opt.step()
+    layer.weight.data = rng.normal(size=(3, 4))
+    layer.bias.data = np.zeros(3)
+    opt.zero_grad()
+    (layer(wxb.Tensor(X)) ** 2).mean().backward()
+    before = layer.weight.data.copy()
+    with pytest.raises(wxb.errors.ConfigError, match="make a new optimiser"):
+        opt.step()
+    assert np.array_equal(layer.weight.data, before)

@@ -383,6 +383,14 @@ class Optimizer:
         groups lie one after another in the one buffer, each a contiguous stretch.
         """
         self._scratch = {}
+        for state in self.state_names:  # PyTorch refuses too: the state has the old shape
+            for i, (a, p) in enumerate(zip(getattr(self, state), self.params, strict=True)):
+                if a.shape != p.shape:
+                    raise ConfigError(
+                        f"{type(self).__name__}: parameter {i} is {p.shape} now but its "
+                        f"{state} state is {a.shape} (its .data was given another shape "
+                        "after the optimiser was made); make a new optimiser for it"
+                    )
         if not FlatParameters.possible(self.params):
             self.flat, self._flat_state = None, {}
             for state in self.state_names:  # one array per parameter, in its dtype
@@ -410,6 +418,8 @@ class Optimizer:
             for state in self.state_names:
                 arrays = getattr(self, state)
                 for i, p in enumerate(self.params):
+                    if arrays[i].shape != p.shape:
+                        self._pack()  # which refuses it by name
                     if arrays[i].dtype != p.dtype:
                         arrays[i] = arrays[i].astype(p.dtype)
 
