@@ -307,10 +307,15 @@ def test_schedules_scale_each_groups_own_rate_as_torch(seeded, name, schedule):
         epochs = T_max
     bases = [g["initial_lr"] for g in ref.param_groups]
     assert [g["initial_lr"] for g in opt.param_groups] == bases
+    # a rate set by hand mid-run: both go on from it (wxb's closed form put it back)
+    edit_at, edited = int(rng.integers(1, epochs + 1)), int(rng.integers(0, 2))
     for epoch in range(1, epochs + 1):
         set_grads(rng, ours, theirs)
         opt.step()
         ref.step()
+        if epoch == edit_at:
+            rate = float(rng.uniform(0.2, 0.9)) * opt.param_groups[edited]["lr"]
+            opt.param_groups[edited]["lr"] = ref.param_groups[edited]["lr"] = rate
         returned = mine.step()
         theirs_sched.step()
         assert returned == opt.lr == opt.param_groups[0]["lr"]

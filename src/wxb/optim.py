@@ -1039,8 +1039,13 @@ class LRSchedule:
         }
 
     def step(self) -> float:
-        """Next epoch's rates; returns the first group's."""
-        self._bases()  # a group added during this epoch: its lr is this epoch's rate
+        """Next epoch's rates; returns the first group's. A group whose lr was set by hand
+        since the last step goes on from that rate, as PyTorch's chainable schedulers do:
+        its starting rate becomes the one this schedule would have brought to it."""
+        bases = self._bases()  # a group added during this epoch: its lr is this epoch's rate
+        for i, group in enumerate(self.optimizer.param_groups):
+            if not math.isclose(group["lr"], self.lr_at(self.epoch, bases[i]), rel_tol=1e-12):
+                bases[i] = self._base_reaching(group["lr"], self.epoch)
         self.epoch += 1
         self._set(self.epoch)
         return self.optimizer.lr
