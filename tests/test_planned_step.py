@@ -179,3 +179,36 @@ def test_layers_with_their_own_forward_take_the_graph_path(rng):
     model = Sequential(Scaled(3, 2, dtype="float64"))
     assert not PlannedStep.supports(model)
     assert isinstance(make_step(model, MSELoss(), SGD(model.parameters())), GraphStep)
+
+
+def test_a_width_or_dtype_given_through_data_reaches_the_planned_stack(rng):
+    # the buffers kept the old width (a raw NumPy "mismatch in its core dimension"), and a
+    # float32 W in a float64 model ran planned, where layer by layer refuses it
+    width = int(rng.integers(3, 7))
+    model = Sequential(Dense(4, width), wxb.nn.ReLU(), Dense(width, 2)).to("float64")
+    X, y = rng.normal(size=(16, 4)), rng.integers(0, 2, 16)
+    PlannedStep(model, CrossEntropyLoss(), Adam(model.parameters()))(X, y)
+    model(wxb.Tensor(X))  # the inference and recorded plans exist now too
+    with wxb.no_grad():
+        model(wxb.Tensor(X))
+    wider = width + int(rng.integers(1, 4))
+    model[0].weight.data = rng.normal(size=(wider, 4))
+    model[0].bias.data = rng.normal(size=wider)
+    model[2].weight.data = rng.normal(size=(2, wider))
+    reference = copy.deepcopy(model)
+    reference.use_plan = False
+    with wxb.no_grad():
+        np.testing.assert_allclose(model(X).data, reference(X).data, rtol=1e-12)
+    planned = run(PlannedStep, model, "cross_entropy", "adam", X, y, 8)
+    graph = run(GraphStep, model, "cross_entropy", "adam", X, y, 8, use_plan=False)
+    for a, b in zip(planned[2], graph[2], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    step = PlannedStep(model, CrossEntropyLoss(), Adam(model.parameters()))
+    step(X, y)
+    model[2].weight.data = model[2].weight.data.astype(np.float32)
+    with pytest.raises(wxb.errors.ConfigError, match="changed through .data"):
+        step(X, y)
+    with pytest.raises(wxb.errors.DataError, match="W is float32"):
+        model(wxb.Tensor(X))
+    with pytest.raises(wxb.errors.ConfigError, match="mixed dtypes"):
+        PlannedStep(model, CrossEntropyLoss(), Adam(model.parameters()))(X, y)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 import numpy as np
 
 from wxb import kernels, ops
-from wxb.errors import DataError, ShapeError
+from wxb.errors import ConfigError, DataError, ShapeError
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
 from wxb.nn.module import Module, Parameter, input_width, stock_kind
 from wxb.tensor import GRAD_LOCK
@@ -91,13 +91,44 @@ class StackPlan:
             self.has_input_grad.append(dense_before)
             dense_before |= isinstance(layer, Dense)
         self.capacity, self.width, self.dtype = 0, 0, None
+        # the parameters' shapes and dtypes the buffers are for (a .data assigned with
+        # another width or dtype: buffers made again, or the layer-by-layer path's error)
+        self._signature = self._parameter_signature()
+        self._arrays = [p.data for p in self.params]  # cheap to check: by identity
+        self.stale_reason: str | None = None
         self._claim: weakref.ref | None = None  # the recorded graph using the buffers
         self._token: object = None
         self._released: object = None  # the token of the graph that last ran backward
 
     # -- checks ---------------------------------------------------------------------------
+    def _parameter_signature(self) -> tuple:
+        return tuple((p.data.shape, p.data.dtype) for p in self.params)
+
+    def _follow_parameters(self) -> None:
+        """Take parameters whose .data was given another shape or dtype since the buffers
+        were made: buffers made again, or ``stale_reason`` says why the stack cannot run."""
+        for p, array in zip(self.params, self._arrays, strict=True):
+            if p.data is not array:
+                break
+        else:
+            return
+        self._arrays = [p.data for p in self.params]
+        signature = self._parameter_signature()
+        if signature == self._signature:  # other arrays of the same shapes (a repack)
+            return
+        self.stale_reason = unplannable_reason(self.layers)
+        if self.stale_reason is None:
+            self._signature = signature
+            self.in_features = next(
+                (input_width(m) for m in self.layers if input_width(m) is not None), None
+            )
+            self.capacity = 0  # every buffer again at the next batch
+
     def fits(self, X: np.ndarray) -> bool:
         """Whether a batch can run planned (if not, the layer-by-layer path gives the error)."""
+        self._follow_parameters()
+        if self.stale_reason is not None:
+            return False
         first = self.first_dense
         return (
             X.ndim == 2
@@ -108,6 +139,12 @@ class StackPlan:
 
     def check(self, X: np.ndarray) -> None:
         """The errors the layers would raise, for a batch handed to the planned path."""
+        self._follow_parameters()
+        if self.stale_reason is not None:
+            raise ConfigError(
+                f"the model's parameters were changed through .data since training began: "
+                f"{self.stale_reason}"
+            )
         if X.ndim != 2 or len(X) == 0:
             raise DataError(f"a training batch must be a non-empty 2-D array; got shape {X.shape}")
         first = self.first_dense
