@@ -322,6 +322,9 @@ def fit(
       samples; "sum": summed over the epoch), ``accuracy`` running over the epoch's
       batches (as Keras reports), ``val_*`` on the validation data after the epoch.
     - ``verbose``: "auto" draws a progress bar only when ``stream`` is a terminal.
+    - The model trains in train mode (Dropout on), whatever mode it was given in, and is
+      left in it, as a PyTorch loop leaves it: call ``model.eval()`` before using it.
+      (``predict`` and ``evaluate`` run in eval mode by themselves.)
     - ``diagnose``: after each epoch, a pass over the first 256 training rows records, per
       Dense layer, ‖W‖, ‖∂L/∂W‖, ‖δ‖, dead ReLU and saturated sigmoid/tanh fractions
       (``History.diagnostics``), and warns once per kind when δ vanishes or explodes
