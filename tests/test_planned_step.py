@@ -206,7 +206,7 @@ def test_a_width_or_dtype_given_through_data_reaches_the_planned_stack(rng):
     step = PlannedStep(model, CrossEntropyLoss(), Adam(model.parameters()))
     step(X, y)
     model[2].weight.data = model[2].weight.data.astype(np.float32)
-    with pytest.raises(wxb.errors.ConfigError, match="changed through .data"):
+    with pytest.raises(wxb.errors.ConfigError, match=r"changed through \.data"):
         step(X, y)
     with pytest.raises(wxb.errors.DataError, match="W is float32"):
         model(wxb.Tensor(X))
