@@ -1130,3 +1130,26 @@ def test_requires_grad_turned_off_on_a_recorded_result_is_refused_at_backward(rn
     x = torch.tensor(np.asarray(h.inputs[0].data))
     (2 * (x @ torch_W.T)).sum().backward()
     np.testing.assert_allclose(W.grad, torch_W.grad.numpy(), rtol=1e-12)
+
+
+def test_requires_grad_underscore_freezes_as_in_pytorch(rng):
+    # PyTorch's in-place spelling was missing (AttributeError)
+    model = wxb.nn.Sequential(Dense(3, 4), Dense(4, 2)).to("float64")
+    assert model[0].requires_grad_(False) is model[0]
+    X = rng.normal(size=(5, 3))
+    twin = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2)).double()
+    with torch.no_grad():
+        for mine, theirs in zip(model.parameters(), twin.parameters(), strict=True):
+            theirs.copy_(torch.tensor(mine.data))
+    twin[0].requires_grad_(False)
+    model(wxb.Tensor(X)).sum().backward()
+    twin(torch.tensor(X)).sum().backward()
+    for mine, theirs in zip(model.parameters(), twin.parameters(), strict=True):
+        assert (mine.grad is None) == (theirs.grad is None)
+        if theirs.grad is not None:
+            np.testing.assert_allclose(mine.grad, theirs.grad.numpy(), rtol=1e-12)
+    x = wxb.Tensor(X).requires_grad_()
+    assert x.requires_grad
+    h = x @ model[1].weight.T[:3]
+    with pytest.raises(wxb.errors.ConfigError, match="only a leaf"):
+        h.requires_grad_(False)

@@ -233,6 +233,18 @@ class Tensor:
     def detach(self) -> Tensor:
         return Tensor(self)  # the same array, no graph: changed in place, it counts for self
 
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Set ``requires_grad`` in place and return self (PyTorch's spelling). Only a
+        leaf may be turned off: a recorded result's gradient would be dropped silently;
+        ``detach()`` gives one without the graph."""
+        if not requires_grad and self._backward is not None:
+            raise ConfigError(
+                "requires_grad_(False) on the result of a recorded operation: only a leaf "
+                "tensor allows it (as in PyTorch); use t.detach()"
+            )
+        self.requires_grad = bool(requires_grad)
+        return self
+
     def retain_grad(self) -> Tensor:
         """Keep ∂L/∂self in ``.grad`` after backward, though self is not a leaf."""
         self.retains_grad = True

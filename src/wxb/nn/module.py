@@ -201,6 +201,12 @@ class Module:
         for p in self.parameters():
             p.grad = None
 
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Freeze (False) or unfreeze every parameter; returns self, as in PyTorch."""
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
     # -- modes and dtype ----------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
         for _, module in self.named_modules():
