@@ -26,6 +26,13 @@ def run(capsys, *argv):
     return code, captured.out, captured.err
 
 
+def train(capsys, data, target, model, *extra):
+    """wxb train with the FAST settings, which must succeed."""
+    code, _, err = run(capsys, "train", "--data", data, "--target", target, *FAST, *extra,
+                       "-o", model)  # fmt: skip
+    assert code == 0, err
+
+
 def frame(rng, n=120):
     X = rng.normal(size=(n, 3)).round(3)
     df = pd.DataFrame(X, columns=["a", "b", "c"])
@@ -50,9 +57,7 @@ def test_fit_on_a_cli_model_takes_a_dataframe_through_its_table_stage(tmp_path, 
     # by position: fit on df[c, b, a] trained on swapped columns (loss 0.77 for 0.12)
     df = frame(rng)
     df.to_csv(tmp_path / "t.csv", index=False)
-    code, _, err = run(capsys, "train", "--data", tmp_path / "t.csv", "--target", "label",
-                       *FAST, "-o", tmp_path / "m.safetensors")  # fmt: skip
-    assert code == 0, err
+    train(capsys, tmp_path / "t.csv", "label", tmp_path / "m.safetensors")
     y = np.searchsorted(wxb.load(tmp_path / "m.safetensors").info["classes"], df["label"])
     losses = []
     for order in (["a", "b", "c"], ["c", "a", "b"]):
@@ -65,9 +70,7 @@ def test_fit_on_a_cli_model_takes_a_dataframe_through_its_table_stage(tmp_path, 
 def test_continued_training_drops_test_figures_and_records_its_rows(tmp_path, rng, capsys):
     df = frame(rng)
     df.to_csv(tmp_path / "t.csv", index=False)
-    code, _, err = run(capsys, "train", "--data", tmp_path / "t.csv", "--target", "label",
-                       *FAST, "--fingerprint", "-o", tmp_path / "m.safetensors")  # fmt: skip
-    assert code == 0, err
+    train(capsys, tmp_path / "t.csv", "label", tmp_path / "m.safetensors", "--fingerprint")
     model = wxb.load(tmp_path / "m.safetensors")
     assert "test" in model.info
     new = frame(rng, 40)
@@ -107,9 +110,7 @@ def test_eval_pairs_a_multi_output_models_outputs_with_its_own_targets(tmp_path,
     df = pd.DataFrame(X, columns=["a", "b", "c"])
     df["y1"], df["y2"] = (X @ [1.0, 2.0, 0.0]).round(3), (100 * X[:, 2]).round(3)
     df.to_csv(tmp_path / "t.csv", index=False)
-    code, _, err = run(capsys, "train", "--data", tmp_path / "t.csv", "--target", "y1,y2",
-                       *FAST, "-o", tmp_path / "m.safetensors")  # fmt: skip
-    assert code == 0, err
+    train(capsys, tmp_path / "t.csv", "y1,y2", tmp_path / "m.safetensors")
     m = tmp_path / "m.safetensors"
     _, plain, _ = run(capsys, "eval", m, tmp_path / "t.csv")
     code, swapped, err = run(capsys, "eval", m, tmp_path / "t.csv", "--target", "y2,y1")
@@ -127,9 +128,7 @@ def test_eval_names_each_outputs_figures_and_shows_a_tiny_error(tmp_path, rng, c
     df["small"] = 1e-4 * (X[:, 0] + rng.normal(scale=0.5, size=n))
     df["big"] = 1e6 * (X[:, 2] + rng.normal(scale=0.5, size=n))
     df.to_csv(tmp_path / "t.csv", index=False)
-    code, _, err = run(capsys, "train", "--data", tmp_path / "t.csv", "--target", "big,small",
-                       *FAST, "-o", tmp_path / "m.safetensors")  # fmt: skip
-    assert code == 0, err
+    train(capsys, tmp_path / "t.csv", "big,small", tmp_path / "m.safetensors")
     code, out, err = run(capsys, "eval", tmp_path / "m.safetensors", tmp_path / "t.csv",
                          "--target", "small,big")  # fmt: skip
     assert code == 0, err
@@ -141,9 +140,7 @@ def test_eval_names_each_outputs_figures_and_shows_a_tiny_error(tmp_path, rng, c
         assert f"  {name}: MAE {np.abs(y - z[:, k]).mean():.4g}" in out
         assert f"R² {r2:.4g}" in out.split(f"  {name}: ")[1].splitlines()[0]
     # one output, a tiny scale: the MSE in significant digits
-    code, _, err = run(capsys, "train", "--data", tmp_path / "t.csv", "--target", "small",
-                       *FAST, "-o", tmp_path / "s.safetensors")  # fmt: skip
-    assert code == 0, err
+    train(capsys, tmp_path / "t.csv", "small", tmp_path / "s.safetensors")
     code, out, err = run(capsys, "eval", tmp_path / "s.safetensors", tmp_path / "t.csv",
                          "--target", "small")  # fmt: skip
     assert code == 0, err
@@ -250,9 +247,7 @@ def test_eval_reads_text_classes_that_look_like_numbers_as_text(tmp_path, rng, c
     codes = np.array(["007", "010", "A1"])[np.digitize(X[:, 0], [-0.4, 0.4])]
     df = pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "code": codes})
     df.to_csv(tmp_path / "t.csv", index=False)
-    code, _, err = run(capsys, "train", "--data", tmp_path / "t.csv", "--target", "code",
-                       *FAST, "-o", tmp_path / "m.safetensors")  # fmt: skip
-    assert code == 0, err
+    train(capsys, tmp_path / "t.csv", "code", tmp_path / "m.safetensors")
     some = df[df.code != "A1"].copy()
     some.loc[some.index[0], "code"] = "NA"  # a missing target: dropped, never a class
     some.to_csv(tmp_path / "e.csv", index=False)
@@ -272,9 +267,7 @@ def test_eval_reads_a_boolean_target_in_any_spelling(tmp_path, rng, capsys, spel
     truth = X[:, 0] + 0.3 * rng.normal(size=120) > 0
     df = pd.DataFrame(X, columns=["a", "b"]).assign(y=np.where(truth, *spelling))
     df.to_csv(tmp_path / "t.csv", index=False)
-    code, _, err = run(capsys, "train", "--data", tmp_path / "t.csv", "--target", "y",
-                       *FAST, "-o", tmp_path / "m.safetensors")  # fmt: skip
-    assert code == 0, err
+    train(capsys, tmp_path / "t.csv", "y", tmp_path / "m.safetensors")
     model = wxb.load(tmp_path / "m.safetensors")
     assert model.info["classes"] == ["False", "True"]
     for other in [("true", "false"), ("TRUE", "FALSE"), ("True", "False")]:
@@ -341,11 +334,9 @@ def test_a_regressions_history_says_its_loss_is_on_standardized_targets(tmp_path
     df.to_csv(tmp_path / "t.csv", index=False)
     notes = {}
     for target, drop in (("y", "k"), ("k", "y")):
-        code, _, err = run(capsys, "train", "--data", tmp_path / "t.csv", "--target", target,
-                           "--drop", drop, *FAST, "-o", tmp_path / f"{target}.safetensors",
-                           "--history", tmp_path / f"{target}.json")  # fmt: skip
-        assert code == 0, err
-        notes[target] = json.loads((tmp_path / f"{target}.json").read_text()).get("loss_note")
+        model, history = tmp_path / f"{target}.safetensors", tmp_path / f"{target}.json"
+        train(capsys, tmp_path / "t.csv", target, model, "--history", history, "--drop", drop)
+        notes[target] = json.loads(history.read_text()).get("loss_note")
     assert "standardized targets" in notes["y"] and notes["k"] is None
     code, _, err = run(capsys, "report", tmp_path / "y.safetensors", "--history",
                        tmp_path / "y.json", "-o", tmp_path / "y.html")  # fmt: skip

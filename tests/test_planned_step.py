@@ -208,6 +208,16 @@ def test_a_width_or_dtype_given_through_data_reaches_the_planned_stack(rng):
     model[2].weight.data = model[2].weight.data.astype(np.float32)
     with pytest.raises(wxb.errors.ConfigError, match=r"changed through \.data"):
         step(X, y)
+    kept = model[2].weight.data
+    model[2].weight.data = kept.astype(np.float64)  # undone: the step runs planned again
+    reference = copy.deepcopy(model)
+    reference.use_plan = False
+    loss = step(X, y)
+    with wxb.no_grad():
+        z = reference(X).data
+    expected = np.mean(np.log(np.exp(z).sum(1)) - z[np.arange(len(y)), y])
+    assert loss == pytest.approx(expected, rel=1e-12)
+    model[2].weight.data = kept
     with pytest.raises(wxb.errors.DataError, match="W is float32"):
         model(wxb.Tensor(X))
     with pytest.raises(wxb.errors.ConfigError, match="mixed dtypes"):

@@ -87,6 +87,10 @@ REGRESSION_LOSS_NOTE = (
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands: dict[str, argparse.ArgumentParser] = {}  # each command's parser
+
     def error(self, message: str) -> None:  # one line, status 2, no usage dump
         self.exit(2, f"wxb: error: {message} (see '{self.prog} --help')\n")
 
@@ -98,7 +102,7 @@ class _DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _Parser:
     parser = _Parser(
         prog="wxb",
         description="Neural networks as explicit linear algebra: Z = W·X + b, A = f(Z).",
@@ -332,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("history", metavar="HISTORY", help="the JSON of wxb train --history")
     plot.add_argument("-o", "--output", metavar="DIR", default="plots")
     plot.set_defaults(run=run_plot)
+    parser.commands = commands.choices
     return parser
 
 
@@ -1137,8 +1142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # said by the command's own parser: its --help lists the options
-        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        command = commands.choices.get(getattr(args, "command", None) or "", parser)
+        command = parser.commands.get(getattr(args, "command", None) or "", parser)
         command.error(f"unrecognized arguments: {' '.join(unknown)}")
     errors = sys.stderr  # kept: the ranks other than 0 silence sys.stderr while training
     wxb = "wxb:" if launched_rank() == 0 else f"wxb: rank {launched_rank()}:"

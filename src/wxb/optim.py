@@ -383,14 +383,7 @@ class Optimizer:
         groups lie one after another in the one buffer, each a contiguous stretch.
         """
         self._scratch = {}
-        for state in self.state_names:  # PyTorch refuses too: the state has the old shape
-            for i, (a, p) in enumerate(zip(getattr(self, state), self.params, strict=True)):
-                if a.shape != p.shape:
-                    raise ConfigError(
-                        f"{type(self).__name__}: parameter {i} is {p.shape} now but its "
-                        f"{state} state is {a.shape} (its .data was given another shape "
-                        "after the optimiser was made); make a new optimiser for it"
-                    )
+        self._check_state_shapes()
         if not FlatParameters.possible(self.params):
             self.flat, self._flat_state = None, {}
             for state in self.state_names:  # one array per parameter, in its dtype
@@ -408,6 +401,18 @@ class Optimizer:
             self._flat_state[state] = flat_state
             setattr(self, state, views)
 
+    def _check_state_shapes(self) -> None:
+        """PyTorch refuses a step whose state has a parameter's old shape (its .data given
+        another); copied into the new shape, the old state would be broadcast."""
+        for state in self.state_names:
+            for i, (a, p) in enumerate(zip(getattr(self, state), self.params, strict=True)):
+                if a.shape != p.shape:
+                    raise ConfigError(
+                        f"{type(self).__name__}: parameter {i} is {p.shape} now but its "
+                        f"{state} state is {a.shape} (its .data was given another shape "
+                        "after the optimiser was made); make a new optimiser for it"
+                    )
+
     def _follow_params(self) -> None:
         """Gather the buffers again if the parameters changed since they were packed."""
         if self.flat is not None and not self.flat.intact(self.params):
@@ -415,11 +420,10 @@ class Optimizer:
         elif self.flat is None and FlatParameters.possible(self.params):
             self._pack()  # the dtypes were mixed and now agree
         elif self.flat is None:  # one array per parameter: each state in its dtype
+            self._check_state_shapes()
             for state in self.state_names:
                 arrays = getattr(self, state)
                 for i, p in enumerate(self.params):
-                    if arrays[i].shape != p.shape:
-                        self._pack()  # which refuses it by name
                     if arrays[i].dtype != p.dtype:
                         arrays[i] = arrays[i].astype(p.dtype)
 

@@ -1037,9 +1037,7 @@ def _record_loss(info: dict, loss_fn: Loss, y: np.ndarray) -> None:
 def _through_stage(model: Module, X: object) -> object:
     """A table through the model's table stage (a model wxb train made), by column name:
     its network takes the stage's output, not the raw columns in their order."""
-    if is_tabular(X) and model.info.get("table"):
-        return rows_for_model(model.info, X, model.dtype)
-    return X
+    return rows_for_model(model.info, X, model.dtype) if model.info.get("table") else X
 
 
 def _feature_names(

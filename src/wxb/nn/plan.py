@@ -114,7 +114,8 @@ class StackPlan:
             return
         self._arrays = [p.data for p in self.params]
         signature = self._parameter_signature()
-        if signature == self._signature:  # other arrays of the same shapes (a repack)
+        if signature == self._signature:  # other arrays of the shapes the buffers are for
+            self.stale_reason = None  # (a repack, or a change undone)
             return
         self.stale_reason = unplannable_reason(self.layers)
         if self.stale_reason is None:
