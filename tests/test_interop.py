@@ -405,6 +405,70 @@ def test_from_torch_refuses_other_modules_naming_them():
         interop.from_torch(nn.Sequential(standardize))
 
 
+def test_from_torch_refuses_what_pytorch_runs_besides_the_forward(rng):
+    """Hooks, a forward set on the instance, and weights a hook recomputes (pruning,
+    spectral_norm) change what the torch model computes; converting them gave the bare
+    layers' numbers without a word."""
+    nn = torch.nn
+    prune = pytest.importorskip("torch.nn.utils.prune")
+
+    def model():
+        return nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+
+    def with_hook(index, kind):
+        seq = model()
+        target = seq if index is None else seq[index]
+        if kind == "pre":
+            target.register_forward_pre_hook(lambda m, args: (args[0] + 1,))
+        else:
+            target.register_forward_hook(lambda m, args, out: out * 2)
+        return seq
+
+    def with_forward():
+        seq = model()
+        seq[2].forward = lambda x: x[:, :2] * 0
+        return seq
+
+    def pruned():
+        seq = model()
+        prune.l1_unstructured(seq[0], "weight", amount=0.5)
+        return seq
+
+    cases = [
+        (with_hook(1, "post"), r"module '1' \(ReLU\): it has forward hooks"),
+        (with_hook(0, "pre"), r"module '0' \(Linear\): it has forward hooks"),
+        (with_hook(None, "post"), r"the Sequential itself \(Sequential\): it has forward hooks"),
+        (with_forward(), r"module '2' \(Linear\): its forward is set on the instance"),
+        (pruned(), r"module '0' \(Linear\): it has forward hooks"),
+        (
+            nn.Sequential(nn.utils.spectral_norm(nn.Linear(3, 4))),
+            r"module '0' \(Linear\): it has forward hooks",
+        ),
+    ]
+    for seq, pattern in cases:
+        with pytest.raises(ConfigError, match=pattern):
+            interop.from_torch(seq)
+
+    # a weight made a plain attribute again by hand, with no hook left, is still not read
+    seq = pruned()
+    seq[0]._forward_pre_hooks.clear()
+    with pytest.raises(ConfigError, match=r"its weight is not a parameter but computed"):
+        interop.from_torch(seq)
+    seq = pruned()  # the way out the message names converts, to the pruned numbers
+    prune.remove(seq[0], "weight")
+    x = torch.from_numpy(rng.normal(size=(5, 3)).astype(np.float32))
+    got = interop.from_torch(seq).predict(x.numpy())
+    np.testing.assert_allclose(got, seq(x).detach().numpy(), rtol=1e-6, atol=1e-6)
+
+    handle = torch.nn.modules.module.register_module_forward_hook(lambda m, a, o: o)
+    try:
+        with pytest.raises(ConfigError, match="a global forward hook is registered"):
+            interop.from_torch(model())
+    finally:
+        handle.remove()
+    interop.from_torch(model())  # and once removed, converts
+
+
 # ---------------------------------------------------------------------------------
 # scikit-learn → wxb
 # ---------------------------------------------------------------------------------

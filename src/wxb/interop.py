@@ -278,11 +278,15 @@ def from_torch(seq) -> Sequential:
                 else ""
             )
         )
+    hooks = _global_torch_hooks(torch)
+    if hooks:
+        raise ConfigError(f"from_torch: {hooks}, which wxb would not run (remove it first)")
     for path, module in seq.named_modules():  # what is refused, before the dtypes are read
-        reason = _torch_refusal(module, torch.nn) if path else None
+        reason = _torch_extras(module) or (_torch_refusal(module, torch.nn) if path else None)
         if reason is not None:
+            where = f"module '{path}'" if path else "the Sequential itself"
             raise ConfigError(
-                f"from_torch: cannot convert module '{path}' ({type(module).__name__}): {reason}"
+                f"from_torch: cannot convert {where} ({type(module).__name__}): {reason}"
             )
     dtype = _torch_dtype(seq, torch)
     made: dict[int, Any] = {}  # id(torch module or Parameter) → its wxb twin
@@ -293,6 +297,35 @@ _READS = (
     "wxb reads Sequential, Linear, Identity, ReLU, Sigmoid, Tanh, LeakyReLU, GELU, "
     "Softmax(dim=1), Dropout and TorchStandardize"
 )
+
+
+def _torch_extras(module) -> str | None:
+    """What PyTorch runs for ``module`` besides its class's forward (wxb would not), or
+    None. Pruning, weight_norm and spectral_norm are such: a pre-hook recomputes
+    ``weight`` at each call, so the attribute read here can be out of date."""
+    if module._forward_pre_hooks or module._forward_hooks:
+        return "it has forward hooks, which wxb would not run (remove them first)"
+    if "forward" in vars(module):
+        return "its forward is set on the instance, which wxb would not run"
+    for key in ("weight", "bias"):
+        if getattr(module, key, None) is not None and key not in module._parameters:
+            return (
+                f"its {key} is not a parameter but computed (pruning, weight_norm or "
+                "spectral_norm?); make it one first, e.g. torch.nn.utils.prune.remove"
+            )
+    return None
+
+
+def _global_torch_hooks(torch) -> str | None:
+    """PyTorch's hooks for every module's forward (register_module_forward_hook), if any."""
+    hooks = torch.nn.modules.module
+    for name, what in (
+        ("_global_forward_pre_hooks", "a global forward pre-hook is registered"),
+        ("_global_forward_hooks", "a global forward hook is registered"),
+    ):
+        if getattr(hooks, name, None):
+            return what
+    return None
 
 
 def _torch_refusal(module, nn) -> str | None:
