@@ -314,3 +314,34 @@ def test_initial_weights_match_sklearn(seeded, rng):
             ours = MLPClassifier(**params).fit(X, y)
         for a, b in zip(ours.coefs_ + ours.intercepts_, ref.coefs_ + ref.intercepts_, strict=True):
             np.testing.assert_array_equal(a, b, err_msg=seeded.msg(activation))
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_a_loss_changed_between_fits_counts_as_in_sklearn(seeded, rng, solver):
+    """set_params(loss=…) on a fitted regressor: scikit-learn computes the new loss at
+    each pass (so its stopping and L-BFGS's line search follow it) but keeps the output
+    activation of the first fit, and so does a converted copy. wxb chose the loss by
+    that activation: another loss_curve_, n_iter_ and weights, with no error."""
+    X, y, _ = make_task(rng, "poisson")
+    first, second = ("squared_error", "poisson")[:: int(rng.choice([1, -1]))]
+    params = {
+        **base_params(rng, "regression", "tanh"),
+        "solver": solver,
+        "loss": first,
+        "warm_start": True,
+        "learning_rate_init": 0.005,
+        "n_iter_no_change": 3,
+        "tol": 1e-3,
+        "max_iter": int(rng.integers(5, 30)),
+    }
+    what = f"{first} → {second} {params}"
+    ref, ours = _copied_pair(rng, "regression", params, X, y, None)
+    for est in (ref, ours):
+        est.fit(X, y)
+        est.set_params(loss=second)
+    converted = MLPRegressor.from_sklearn(ref)
+    assert converted.out_activation_ == ref.out_activation_, seeded.msg(what)
+    np.testing.assert_allclose(converted.predict(X), ref.predict(X), rtol=1e-12)
+    for est in (ref, ours):
+        est.fit(X, y)
+    assert_same_fit(ours, ref, seeded, what)

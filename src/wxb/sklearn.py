@@ -66,6 +66,9 @@ Deviations from scikit-learn (besides those extras):
 - ``partial_fit`` is unavailable for solver "lbfgs" in both estimators (scikit-learn's
   ``MLPRegressor`` offers it and then runs a whole L-BFGS fit)
 - sparse X is densified a batch at a time (for "lbfgs": whole)
+- after a ``fit`` with "lbfgs", ``partial_fit`` starts new Adam moments or SGD
+  velocities; scikit-learn goes on with those of the last stochastic fit before it,
+  made for weights that "lbfgs" has moved since
 - ``warm_start``/``partial_fit`` with layer sizes that no longer fit the network
   raise a ValueError naming both
 - ``coefs_`` and ``intercepts_`` are views of the network's parameters: writing into
@@ -557,8 +560,12 @@ class _BaseMLP(BaseEstimator):
     def _data_loss(self, P, Y, sw, T, U, V) -> float:
         """scikit-learn's LOSS_FUNCTIONS[loss](y, ŷ, sample_weight), without the L2 term;
         T, U and V are scratch arrays of P's shape. Unweighted, np.average is the mean over
-        samples: the same sums as scikit-learn's, in fewer calls."""
+        samples: the same sums as scikit-learn's, in fewer calls. Chosen by ``loss`` for a
+        regressor, as scikit-learn does at each pass: set_params(loss=…) between fits
+        changes the loss, not the output activation fitted first."""
         kind = self.out_activation_
+        if not is_classifier(self):
+            kind = "exp" if self.loss == "poisson" else "identity"
         if kind == "identity":  # ½ · mean over outputs of the (weighted) sample mean of (ŷ − y)²
             np.subtract(Y, P, out=T)
             np.multiply(T, T, out=T)
@@ -934,6 +941,7 @@ class _BaseMLP(BaseEstimator):
         # neither random_state nor NumPy's global generator moves (each fit draws anew)
         est._random_state = np.random.RandomState(0)
         est._initialize(np.empty((0, layer_units[-1])), layer_units, weights_dtype)
+        est.out_activation_ = fitted.out_activation_  # the fitted one, whatever loss says now
         est.coefs_ = [np.asarray(c, dtype=weights_dtype) for c in fitted.coefs_]
         est.intercepts_ = [np.asarray(b, dtype=weights_dtype) for b in fitted.intercepts_]
         for name in ("n_iter_", "t_", "loss_", "best_loss_", "validation_scores_",
