@@ -399,11 +399,18 @@ def test_writes_go_through_symlinks_and_name_the_users_path(tmp_path, capsys, ex
     link.symlink_to(real)
     code, _, _ = run_cli(capsys, "predict", str(path), str(data), "-o", str(link))
     assert code == 0 and link.is_symlink() and real.read_text().startswith("prediction")
-    code, out, err = run_cli(
-        capsys, "predict", str(path), str(data), "-o", str(tmp_path / "d.csv" / "x.csv")
-    )
-    assert_one_line_error(code, out, err, "x.csv")
-    assert ".tmp" not in err
+    before = data.read_bytes()
+    for below in ("x.csv", "sub/x.csv"):  # a file where a folder should be: named as such
+        code, out, err = run_cli(
+            capsys, "predict", str(path), str(data), "-o", str(tmp_path / "d.csv" / below)
+        )
+        assert_one_line_error(code, out, err, "x.csv")
+        assert "d.csv is a file, not a folder" in err and ".tmp" not in err
+        assert data.read_bytes() == before
+    for below in ("m.safetensors", "sub/m.safetensors"):  # the Python API too
+        with pytest.raises(NotADirectoryError, match=r"d\.csv is a file, not a folder"):
+            wxb.save(wxb.load(path), tmp_path / "d.csv" / below)
+        assert data.read_bytes() == before
 
 
 @pytest.mark.parametrize(

@@ -70,6 +70,13 @@ def atomic_write(path: str | Path, payload: bytes | list[bytes | memoryview]) ->
         return path
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        folder = _nearest_existing(target.parent)
+        if not folder.is_dir():  # mkdir's own error named the file as existing
+            strerror = f"{folder} is a file, not a folder"
+            raise NotADirectoryError(errno.ENOTDIR, strerror, str(path)) from None
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    try:
         fd, temporary = tempfile.mkstemp(
             prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
         )
@@ -91,6 +98,13 @@ def atomic_write(path: str | Path, payload: bytes | list[bytes | memoryview]) ->
             raise OSError(exc.errno, exc.strerror, str(path)) from None  # name the user's path
         raise
     return path
+
+
+def _nearest_existing(folder: Path) -> Path:
+    """``folder`` or the nearest of its parents that exists (it may be a file)."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
 
 
 def _write_all(handle, payload: bytes | list[bytes | memoryview]) -> None:
@@ -128,9 +142,9 @@ def check_can_write(path: str | Path, what: str, protect: tuple[Path, ...] = ())
             raise DataError(f"{path} is also an input of this command; write the {what} elsewhere")
     if what != "model" and path.is_file() and _is_model_file(path):
         raise DataError(f"{path} is a wxb model file; refusing to overwrite it with the {what}")
-    folder = resolved.parent
-    while not folder.exists():
-        folder = folder.parent
+    folder = _nearest_existing(resolved.parent)
+    if not folder.is_dir():
+        raise DataError(f"{path}: cannot write there ({folder} is a file, not a folder)")
     if not os.access(folder, os.W_OK) or (
         resolved.parent.exists() and not _can_create_in(resolved.parent)
     ):
