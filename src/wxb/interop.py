@@ -266,7 +266,9 @@ def from_torch(seq) -> Sequential:
     LeakyReLU, GELU, Softmax over dim 1 (or -1), Dropout and ``TorchStandardize``,
     copying the weights; the dtype is the weights' (float32 or float64). Keys
     that are valid wxb names (not PyTorch's "0", "1", …) become the layers' names.
-    Raises ConfigError naming the module's path and class for anything else.
+    Raises ConfigError naming the module's path and class for anything else, and for
+    what PyTorch would run besides the class's forward (forward hooks, a forward set on
+    the instance, a weight computed by pruning or spectral_norm).
     """
     torch = _import_torch()
     if type(seq) is not torch.nn.Sequential:
