@@ -326,6 +326,41 @@ def test_schedules_scale_each_groups_own_rate_as_torch(seeded, name, schedule):
     assert_same(seeded, ours, theirs, f"{name} {schedule} after {epochs} epochs")
 
 
+@pytest.mark.parametrize("schedule", ["step", "cosine"])
+def test_a_second_schedule_starts_from_a_rate_set_by_hand_as_torch(seeded, schedule):
+    """A second phase at a lower rate (a second fit with a schedule, say): the new
+    schedule went back to the first one's starting rate, ten times what was set."""
+    rng = seeded.rng
+    ours, theirs = twins(random_arrays(rng, 3))
+    opt, ref = grouped(rng, "sgd", ours, theirs, groups=2)
+
+    def schedules():
+        if schedule == "step":
+            options = {"step_size": int(rng.integers(1, 3)), "gamma": 0.5}
+            return StepLR(opt, **options), torch.optim.lr_scheduler.StepLR(ref, **options)
+        T_max = int(rng.integers(2, 6))
+        return (
+            CosineAnnealingLR(opt, T_max),
+            torch.optim.lr_scheduler.CosineAnnealingLR(ref, T_max),
+        )
+
+    for phase in range(2):
+        mine, theirs_sched = schedules()
+        for epoch in range(int(rng.integers(2, 5))):
+            for i, (a, b) in enumerate(zip(opt.param_groups, ref.param_groups, strict=True)):
+                assert math.isclose(a["lr"], b["lr"], rel_tol=1e-12), seeded.msg(
+                    f"{schedule} phase {phase} epoch {epoch} group {i}: {a['lr']} vs {b['lr']}"
+                )
+            set_grads(rng, ours, theirs)
+            opt.step()
+            ref.step()
+            mine.step()
+            theirs_sched.step()
+        for a, b in zip(opt.param_groups, ref.param_groups, strict=True):
+            a["lr"] = b["lr"] = float(rng.uniform(0.001, 0.01))  # the next phase's rate
+    assert_same(seeded, ours, theirs, f"{schedule}: two phases")
+
+
 def test_inverse_scaling_and_a_second_schedule_start_from_each_groups_initial_rate(rng):
     params = [Parameter(a, dtype="float64") for a in random_arrays(rng, 3)]
     opt = SGD([{"params": params[:1], "lr": 0.4}, {"params": params[1:]}], lr=0.1)

@@ -238,6 +238,7 @@ class Optimizer:
         # are ``buffer`` (ranks sharing the weights each update their own stretch)
         self.shard: tuple[int, int, np.ndarray] | None = None
         self._scratch: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.scheduled_lrs: dict[int, float] = {}  # group index → the rate a schedule last set
         groups = items if isinstance(items[0], dict) else [{"params": items}]
         for group in groups:
             self._add_group(group)
@@ -948,7 +949,9 @@ class LRSchedule:
 
     The starting rate is the group's ``initial_lr``, written into the group by the
     first schedule made on the optimiser (its lr then), so a second schedule starts
-    from the same rate. A group added later keeps its lr through the epoch it was
+    from the same rate; a rate set by hand since the last schedule set one is the new
+    starting rate (PyTorch's schedulers also go on from the lr they find). A group
+    added later keeps its lr through the epoch it was
     added in and follows the schedule from there (as PyTorch's StepLR does): its
     starting rate is the one the schedule would have brought to that lr by then.
     """
@@ -966,7 +969,13 @@ class LRSchedule:
         return self._bases()[0]
 
     def _bases(self) -> list[float]:
-        for group in self.optimizer.param_groups[len(self.base_lrs) :]:
+        set_last = self.optimizer.scheduled_lrs
+        for index, group in enumerate(self.optimizer.param_groups):
+            if index < len(self.base_lrs):
+                continue
+            last = set_last.get(index)
+            if last is not None and not math.isclose(group["lr"], last, rel_tol=1e-12):
+                group["initial_lr"] = group["lr"]  # set by hand since a schedule set it
             initial = group.setdefault("initial_lr", group["lr"])
             # Seen after the schedule began: from its lr now (an initial_lr it carries
             # may be another group's, copied with the group's settings).
@@ -992,8 +1001,9 @@ class LRSchedule:
         raise NotImplementedError
 
     def _set(self, epoch: int) -> None:
-        for group, base in zip(self.optimizer.param_groups, self._bases(), strict=True):
-            group["lr"] = self.lr_at(epoch, base)
+        groups = self.optimizer.param_groups
+        for index, (group, base) in enumerate(zip(groups, self._bases(), strict=True)):
+            group["lr"] = self.optimizer.scheduled_lrs[index] = self.lr_at(epoch, base)
 
     def state_dict(self) -> dict:
         """As PyTorch's schedulers: every setting and counter but the optimiser, plain values."""
