@@ -423,6 +423,35 @@ def test_fit_takes_a_dataframe_of_nullable_numbers(rng):
         wxb.fit(Sequential(Dense(2, 2)), df, y, epochs=1, verbose=False)
 
 
+@pytest.mark.parametrize("loss", ["mse", "cross_entropy", "bce_with_logits"])
+def test_fit_takes_targets_of_nullable_numbers(rng, loss):
+    """y as pandas nullable columns (what convert_dtypes gives): several Float64 columns
+    were refused as "object values", and a pd.NA in one was not named as a gap."""
+    pd = pytest.importorskip("pandas")
+    n, outputs = 30, int(rng.integers(1, 4))
+    X = rng.normal(size=(n, 3))
+    if loss == "cross_entropy":
+        y = rng.integers(0, 3, n)
+        outputs = 3
+    elif loss == "bce_with_logits":
+        y = rng.integers(0, 2, (n, outputs))
+    else:
+        y = rng.normal(size=(n, outputs))
+    kind = "Float64" if loss == "mse" else "Int64"
+    frame = pd.DataFrame(y.reshape(n, -1)).astype(kind)
+    given = frame[0] if loss == "cross_entropy" else frame
+    models = [Sequential(Dense(3, outputs, seed=1, dtype="float64")) for _ in range(2)]
+    first = wxb.fit(models[0], X, given, loss=loss, epochs=2, seed=0, verbose=False)
+    second = wxb.fit(models[1], X, y, loss=loss, epochs=2, seed=0, verbose=False)
+    assert first["loss"] == second["loss"]
+    np.testing.assert_array_equal(models[0].predict(X), models[1].predict(X))
+    row = int(rng.integers(0, n))
+    frame.iloc[row, 0] = pd.NA
+    given = frame[0] if loss == "cross_entropy" else frame
+    with pytest.raises(wxb.DataError, match=rf"y has nan at (row {row}|index \({row},\))"):
+        wxb.fit(models[0], X, given, loss=loss, epochs=1, verbose=False)
+
+
 @pytest.mark.parametrize(
     ("option", "value"),
     [

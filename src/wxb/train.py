@@ -172,7 +172,7 @@ def _prepare_targets(
             raise ShapeError(
                 "cross_entropy needs the model to give (B, classes) logits; it gives (B,)"
             )
-        y_arr = np.asarray(y)
+        y_arr = np.asarray(validation.numbers_from_pandas(y))
         if y_arr.ndim == 2 and y_arr.shape[1] > 1:  # class probabilities
             return validation.as_targets(y_arr, dtype, outputs, where)
         return validation.as_class_indices(y_arr, outputs, where)
@@ -317,6 +317,10 @@ def fit(
     - ``early_stopping``: patience in epochs on val_loss (or loss without validation);
       the best weights are restored at the end when ``restore_best_weights``.
     - ``lr_schedule``: "step", "cosine", "invscaling", or an LRSchedule; stepped per epoch.
+    - ``clip_grad_norm``: each step scales the gradients so that their joint L2 norm is at
+      most this, the norm taken over the optimiser's parameters (a PyTorch loop passes
+      ``model.parameters()`` to ``clip_grad_norm_``; the same when the optimiser holds all
+      of them).
     - ``seed``: drives shuffling and the split; the same seed gives the same run, bit for bit.
     - ``History`` figures: ``loss`` as the loss reduces it ("mean": over the epoch's
       samples; "sum": summed over the epoch), ``accuracy`` running over the epoch's

@@ -37,15 +37,7 @@ def as_features(
         if check:
             check_finite(X, where)
         return X
-    if (
-        type(X).__module__.split(".")[0] == "pandas"
-        and hasattr(X, "dtypes")
-        and not all(isinstance(kind, np.dtype) for kind in X.dtypes)
-    ):
-        try:  # nullable Float64/Int64 columns: numbers, pd.NA a gap (refused as NaN below)
-            X = X.to_numpy(dtype=np.float64, na_value=np.nan)
-        except (TypeError, ValueError):
-            pass  # text or categories: named below as they are
+    X = numbers_from_pandas(X)
     try:
         array = np.asarray(X)
     except ValueError as exc:  # ragged lists
@@ -146,9 +138,24 @@ def as_class_indices(y: object, n_classes: int | None = None, where: str = "y") 
     return array
 
 
+def numbers_from_pandas(data: object) -> object:
+    """A pandas Series or DataFrame of nullable columns (Float64, Int64, boolean: what
+    ``convert_dtypes`` gives) as a float64 array, pd.NA as NaN (refused as a gap later);
+    anything else as it is. NumPy reads several such columns as objects."""
+    dtypes = getattr(data, "dtypes", getattr(data, "dtype", None))
+    if type(data).__module__.split(".")[0] != "pandas" or dtypes is None:
+        return data
+    if all(isinstance(kind, np.dtype) for kind in np.atleast_1d(np.asarray(dtypes, object))):
+        return data
+    try:
+        return data.to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError):
+        return data  # text or categories: named by the caller as they are
+
+
 def as_targets(y: object, dtype: np.dtype | str, n_outputs: int, where: str = "y") -> np.ndarray:
     """Real-valued targets of shape (B, n_outputs)."""
-    array = np.asarray(y)
+    array = np.asarray(numbers_from_pandas(y))
     if array.dtype.kind not in "biuf":
         raise DataError(f"{where} must hold numbers; it holds {array.dtype} values")
     if array.ndim == 1:
