@@ -951,9 +951,9 @@ class LRSchedule:
     first schedule made on the optimiser (its lr then), so a second schedule starts
     from the same rate; a rate set by hand since the last schedule set one is the new
     starting rate (PyTorch's schedulers also go on from the lr they find). A group
-    added later keeps its lr through the epoch it was
-    added in and follows the schedule from there (as PyTorch's StepLR does): its
-    starting rate is the one the schedule would have brought to that lr by then.
+    added later keeps its lr through the epoch it was added in and follows the
+    schedule from there (as PyTorch's StepLR does): its starting rate is the one the
+    schedule would have brought to that lr by then.
     """
 
     def __init__(self, optimizer: Optimizer) -> None:
