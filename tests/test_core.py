@@ -209,3 +209,133 @@ def test_load_state_dict_into_a_scalar_parameter_made_a_numpy_scalar(rng):
     for name, array in model.state_dict().items():
         np.testing.assert_array_equal(array, state[name], err_msg=name)
     assert isinstance(gain.data, np.ndarray)
+
+
+# -- the Module bookkeeping, as torch.nn.Module keeps it ------------------------------
+def test_a_buffer_over_a_parameter_or_module_is_refused(rng):
+    """It was accepted: forward used the buffer, the optimiser the dead parameter, and
+    load_state_dict wrote the parameter; PyTorch refuses the name."""
+    model = Sequential(Dense(3, 2, seed=rng))
+    dense = model.dense1
+    with pytest.raises(wxb.ConfigError, match="'weight' is already a parameter"):
+        dense.register_buffer("weight", rng.normal(size=(2, 3)))
+    with pytest.raises(wxb.ConfigError, match="'dense1' is already a sub-module"):
+        model.register_buffer("dense1", np.zeros(2))
+    with pytest.raises(wxb.ConfigError, match="takes a NumPy array; got a list"):
+        dense.register_buffer("scale", [1.0, 2.0])
+    assert [name for name, _ in model.named_parameters()] == ["dense1.weight", "dense1.bias"]
+    assert not list(model.named_buffers())
+
+
+def test_a_layer_set_to_none_and_back_keeps_its_place(rng):
+    model = Sequential(Dense(3, 4, seed=rng), wxb.nn.Tanh(), Dense(4, 2, seed=rng))
+    X = rng.normal(size=(5, 3)).astype(np.float32)
+    before = model.predict(X)
+    tanh = model.tanh1
+    model.tanh1 = None
+    assert list(model._modules) == ["dense1", "dense2"]
+    model.tanh1 = tanh  # it ran after dense2: another function, silently
+    assert list(model._modules) == ["dense1", "tanh1", "dense2"]
+    np.testing.assert_array_equal(model.predict(X), before)
+    dense = model.dense1
+    dense.weight, dense.bias = None, None
+    dense.bias = wxb.nn.Parameter(np.zeros(4, np.float32))
+    dense.weight = wxb.nn.Parameter(np.ones((4, 3), np.float32))
+    assert list(dense._parameters) == ["weight", "bias"]  # the optimiser's order, too
+
+
+def test_a_cast_keeps_integer_buffers_integer(rng):
+    """An index buffer became float64 (the next forward's indexing failed), a count
+    float32 (exact only to 2^24); PyTorch casts floating point only."""
+    model = Sequential(Dense(3, 2, seed=rng))
+    order = rng.permutation(5)
+    model.dense1.register_buffer("order", order)
+    model.dense1.register_buffer("count", np.array([2**24 + 1]))
+    model.dense1.register_buffer("scale", np.ones(2, np.float32))
+    model.double()
+    state = model.state_dict()
+    assert state["dense1.order"].dtype == order.dtype
+    np.testing.assert_array_equal(state["dense1.order"], order)
+    assert state["dense1.count"][0] == 2**24 + 1
+    assert state["dense1.scale"].dtype == np.float64
+    assert model.dtype == np.float64
+
+
+def test_train_goes_through_each_childs_own_train(rng):
+    """A block that overrides train() to keep its Dropout off (a PyTorch habit) was
+    passed by: the parent set every flag itself."""
+
+    class Frozen(wxb.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.drop = Dropout(0.5)
+            self.dense = Dense(3, 3, seed=rng)
+
+        def train(self, mode=True):
+            super().train(False)
+            return self
+
+        def forward(self, x):
+            return self.dense(self.drop(x))
+
+    model = Sequential(Frozen(), Dropout(0.5))
+    model.train()
+    assert model.training and model.dropout1.training
+    assert not model.frozen1.training and not model.frozen1.drop.training
+    X = rng.normal(size=(4, 3))
+    with wxb.no_grad():
+        first = model.frozen1(X).data
+        np.testing.assert_array_equal(model.frozen1(X).data, first)  # no mask drawn
+
+
+def test_structure_versions_of_two_processes_do_not_meet():
+    """Caches keyed by the structure version are pickled with a model: the count began
+    at 0 in each process, so a cache from another one could pass for current (a Dropout
+    added after unpickling then stayed on in predict)."""
+    import subprocess
+    import sys
+
+    code = "import wxb.nn.module as m; print(m.structure_version())"
+    run = [sys.executable, "-c", code]
+    versions = [subprocess.run(run, capture_output=True, text=True, check=True) for _ in "ab"]
+    assert int(versions[0].stdout) != int(versions[1].stdout)
+
+
+def test_indices_given_after_the_input_stay_whole_numbers(rng):
+    """A second positional argument of class labels or column indices became floats of
+    the model's dtype (indexing then failed; an id above 2^24 came back rounded in a
+    float32 model); a tuple of Tensors that require grad was refused as NumPy."""
+
+    class Pick(wxb.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dense = Dense(3, 4, seed=rng)
+
+        def forward(self, x, columns, ids=None):
+            h = self.dense(x)
+            return h[:, columns], columns, ids
+
+    model = Pick()
+    X = rng.normal(size=(5, 3)).astype(np.float32)
+    full = model.dense(X).data
+    for columns in ([0, 2], np.array([3, 1]), (1,)):
+        out, seen, _ = model(X, columns)
+        np.testing.assert_array_equal(out.data, full[:, list(columns)])
+        assert np.asarray(seen).dtype.kind == "i"
+    big = np.array([2**24 + 1, 3])
+    _, _, ids = model(X, [0], big)
+    np.testing.assert_array_equal(ids, big)
+
+    class Pair(wxb.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dense = Dense(3, 2, seed=rng)
+
+        def forward(self, pair, scale):
+            a, b = pair
+            return (self.dense(a) + self.dense(b)) * scale
+
+    first = wxb.Tensor(X, requires_grad=True)
+    out = Pair()((first, X * 2), rng.normal(size=(5, 1)).astype(np.float32))
+    out.sum().backward()
+    assert first.grad is not None and out.dtype == np.float32

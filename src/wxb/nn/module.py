@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -60,8 +61,10 @@ class Parameter(Tensor):
 
 # Grows whenever any module gains or loses a parameter or sub-module; next() on a
 # count is atomic, so two threads changing two models never hand out the same number.
-_structure_counter = itertools.count(1)
-_structure_version = 0
+# It starts at a random number: a cache pickled with a model in another process holds
+# that process's numbers, which must not come up here.
+_structure_counter = itertools.count(int.from_bytes(os.urandom(7), "little") + 1)
+_structure_version = next(_structure_counter)
 
 
 def structure_version() -> int:
@@ -76,6 +79,27 @@ def _structure_changed() -> None:
 
 
 _thread = threading.local()  # per thread: the modules `evaluating()` holds in eval mode
+
+
+def _insert_in_place(table: dict, key: str, value: object, order: list[str]) -> None:
+    """``table[key] = value`` placed after the keys that came before ``key`` in ``order``
+    (the table's order when ``key`` was set to None)."""
+    before = set(order[: order.index(key)])
+    items = list(table.items())
+    place = max((i + 1 for i, (k, _) in enumerate(items) if k in before), default=0)
+    items.insert(place, (key, value))
+    table.clear()
+    table.update(items)
+
+
+def _whole_numbers(x: object) -> bool:
+    """An array, list or tuple of integers or booleans."""
+    if not isinstance(x, (np.ndarray, list, tuple)):
+        return False
+    try:
+        return np.asarray(x).dtype.kind in "biu"
+    except ValueError:  # ragged
+        return False
 
 
 def _forced_eval(module: Module) -> bool:
@@ -122,11 +146,18 @@ class Module:
             for table in (params, modules, buffers):
                 if table is not own:
                     table.pop(key, None)
-            own[key] = value
+            vacated = self.__dict__.get("_vacated", {})
+            if key not in own and key in vacated:  # set to None before: back in its place
+                _insert_in_place(own, key, value, vacated.pop(key))
+            else:
+                own[key] = value
             _structure_changed()
         elif value is None:  # ``layer.bias = None``: the parameter (module, buffer) is gone
-            if any(table.pop(key, None) is not None for table in (params, modules, buffers)):
-                _structure_changed()
+            for table in (params, modules, buffers):
+                if key in table:  # its place is kept for a later assignment, as PyTorch's
+                    self.__dict__.setdefault("_vacated", {})[key] = list(table)
+                    del table[key]
+                    _structure_changed()
         elif key in params or key in modules:
             kind, wanted = ("parameter", "Parameter") if key in params else ("module", "Module")
             hint = f" (to change its values in place: {key}.data[...] = …)" if key in params else ""
@@ -156,6 +187,18 @@ class Module:
         object.__delattr__(self, key)
 
     def register_buffer(self, key: str, array: np.ndarray) -> None:
+        """Keep ``array`` on the module as state that is saved but not trained."""
+        if key in self._parameters or key in self._modules:
+            kind = "parameter" if key in self._parameters else "sub-module"
+            raise ConfigError(
+                f"{self.label}.register_buffer: {key!r} is already a {kind} (PyTorch refuses "
+                "it too); delete it first, or choose another name"
+            )
+        if not isinstance(array, np.ndarray):
+            raise ConfigError(
+                f"{self.label}.register_buffer({key!r}, …) takes a NumPy array; got a "
+                f"{type(array).__name__}"
+            )
         self._buffers[key] = array
         _structure_changed()  # its dtype may differ from the others' (plans check that)
         object.__setattr__(self, key, array)
@@ -209,15 +252,19 @@ class Module:
 
     # -- modes and dtype ----------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
-        for _, module in self.named_modules():
-            module.training = mode
+        """Set training mode here and, through each child's own ``train``, below (a child
+        that overrides it keeps its say, as in PyTorch)."""
+        self.training = mode
+        for child in self._modules.values():
+            child.train(mode)
         return self
 
     def eval(self) -> Module:
         return self.train(False)
 
     def to(self, dtype: object) -> Module:
-        """Cast every parameter and buffer to ``dtype`` (float32 or float64), in place."""
+        """Cast every parameter and float buffer to ``dtype`` (float32 or float64), in place;
+        integer and boolean buffers (indices, counts) keep their dtype, as in PyTorch."""
         target = resolve_dtype(dtype)
         for _, module in self.named_modules():
             for p in module._parameters.values():
@@ -225,7 +272,8 @@ class Module:
                 if p.grad is not None:  # kept and cast, as PyTorch's .to() keeps gradients
                     p.grad = p.grad.astype(target)
             for key, array in list(module._buffers.items()):
-                module.register_buffer(key, array.astype(target))
+                if array.dtype.kind == "f":
+                    module.register_buffer(key, array.astype(target))
         _structure_changed()  # plans made for the old dtypes are made again
         return self
 
@@ -297,10 +345,17 @@ class Module:
         if len(inputs) == 1 and not kwargs:  # the common call, without building tuples
             x = inputs[0]
             return self.forward(x if isinstance(x, Tensor) else self.as_input(x))
-        return self.forward(*(self.as_input(x) for x in inputs), **kwargs)
+        first, *rest = inputs or (None,)
+        converted = [self.as_input(first)] if inputs else []
+        # after the first: whole numbers (indices, labels) stay as given, not rounded floats
+        converted += [x if _whole_numbers(x) else self.as_input(x) for x in rest]
+        return self.forward(*converted, **kwargs)
 
     def as_input(self, x: object) -> object:
-        """An array-like input as a Tensor of the model's dtype; anything else as it is."""
+        """An array-like input as a Tensor of the model's dtype; anything else (a Tensor, a
+        tuple or list holding Tensors) as it is."""
+        if isinstance(x, (list, tuple)) and any(isinstance(v, Tensor) for v in x):
+            return x
         if isinstance(x, Tensor) or not isinstance(x, (np.ndarray, list, tuple)):
             if is_tabular(x) and not isinstance(x, dict):  # (a dict may be a forward's own)
                 raise DataError(
