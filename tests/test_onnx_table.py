@@ -362,6 +362,23 @@ def test_missing_markers_read_as_wxb_reads_them(tmp_path, seeded, dtype):
     np.testing.assert_allclose(got, expected, rtol=tol, atol=tol, err_msg=seeded.msg(""))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_bool_columns_0_and_1_are_no_gaps_whatever_the_markers(tmp_path, seeded, dtype):
+    """--na-values 0 (or 1) marks gaps in number columns only: the graph turned every
+    False (fed as 0) into a gap too, filled with the column's most frequent value."""
+    rng = seeded.rng
+    model, enc = table_model(rng, dtype)
+    enc.na_values = ["0", "1"]
+    model.info["table"] = enc.to_json()
+    runner = session(export(model, tmp_path / "m.onnx"))
+    table = from_object(raw_columns(rng, int(rng.integers(20, 60))))
+    assert any(rule.kind == "bool" for rule in enc.rules)
+    (got,) = runner.run(["output"], feeds(table, enc, dtype))
+    want = model.predict(enc.transform(table, dtype))
+    tol = TOLERANCE[dtype]
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol, err_msg=seeded.msg(""))
+
+
 def test_categories_that_read_as_numbers_are_found_alike_in_wxb_and_onnx(tmp_path, rng):
     """'1.0' is found for the texts a number brings ('1', '1.0'); '+1', '1_0' and a long
     code that rounds to the same float are not categories; wxb and onnxruntime agree."""

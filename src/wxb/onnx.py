@@ -41,7 +41,8 @@ cannot take, the empty one or ``output``, gets a suffix; metadata ``table_inputs
 maps column → input):
 
 - number and bool columns: the model's dtype (bool as 0/1); NaN marks a missing cell,
-  and so does a number among the model's own missing markers (``--na-values -999``)
+  and so does a number among the model's own missing markers (``--na-values -999``),
+  except a bool column's 0 and 1, which are False and True whatever the markers say
 - text columns: strings; the empty string "" marks a missing cell (None cannot be
   fed), and so do the markers wxb reads as missing ('NA', '?', 'null', …; a cell of
   spaces only is not one here). A category not seen in training gives all zeros, as
@@ -385,7 +386,12 @@ class _Graph:
             if rule.kind == "text":
                 pieces.append(self._one_hot(rule, x, where, markers))
                 continue
-            for number in numeric_markers(stage.na_values):  # the model's -999: a gap, as in wxb
+            markers_here = [  # the model's -999: a gap, as in wxb; a bool's 0 and 1 are no gaps
+                m
+                for m in numeric_markers(stage.na_values)
+                if rule.kind == "number" or m not in (0, 1)
+            ]
+            for number in markers_here:
                 marked = self.node("Equal", [x, self.const(number)], where)
                 x = self.node("Where", [marked, self.const(math.nan), x], where)
             pieces.append(self._fill(x, [float(rule.fill)], where))
