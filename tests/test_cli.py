@@ -902,3 +902,35 @@ def test_a_newcomers_small_mistakes_are_answered_by_the_right_command(tmp_path, 
     assert [data["train_rows"], data["validation_rows"], data["test_rows"]] == [
         int(n) for n in printed
     ]
+
+
+def test_a_bool_column_read_as_text_at_predict_names_the_cell_that_is_no_bool(
+    tmp_path, rng, capsys
+):
+    """New rows 'true', 'false', 'yes': the error blamed the valid 'true' on line 2."""
+    flags = rng.random(60) < 0.5
+    rows = [
+        [f"{v:.3f}", str(f).lower(), "ab"[int(f)]]
+        for v, f in zip(rng.random(60), flags, strict=True)
+    ]
+    data = write_csv(tmp_path / "t.csv", ["x", "flag", "y"], rows)
+    model = tmp_path / "m.safetensors"
+    code, _, _ = run_cli(capsys, "train", "--data", str(data), "--target", "y", "--epochs",
+                         "2", "--hidden", "4", "-q", "-o", str(model))  # fmt: skip
+    assert code == 0
+    bad = write_csv(tmp_path / "bad.csv", ["x", "flag"], [["0.1", "true"], ["0.2", "false"],
+                                                         ["0.3", "yes"]])  # fmt: skip
+    code, out, err = run_cli(capsys, "predict", str(model), str(bad))
+    assert_one_line_error(code, out, err, r"line 4, column 'flag': 'yes' is text")
+    # words and 0/1 mixed read as the booleans they spell
+    mixed = write_csv(tmp_path / "mixed.csv", ["x", "flag"], [["0.1", "TRUE"], ["0.2", "0"],
+                                                             ["0.3", " false"]])  # fmt: skip
+    plain = write_csv(tmp_path / "plain.csv", ["x", "flag"], [["0.1", "true"], ["0.2", "false"],
+                                                             ["0.3", "false"]])  # fmt: skip
+    outputs = []
+    for path in (mixed, plain):
+        code, _, err = run_cli(capsys, "predict", str(model), str(path), "--proba", "-o",
+                               str(path.with_suffix(".out.csv")))  # fmt: skip
+        assert code == 0, err
+        outputs.append(path.with_suffix(".out.csv").read_text())
+    assert outputs[0] == outputs[1]

@@ -311,15 +311,20 @@ class TableEncoder:
             pieces.append((codes, len(index)))
         else:
             if column.kind == "text":  # numbers stored as text are numbers; a word is not
+                words = {"true": 1.0, "false": 0.0} if rule.kind == "bool" else {}
                 numbers = [
-                    np.nan if v is None else number_from_text(v, table.decimal)
+                    np.nan
+                    if v is None
+                    else words.get(v.strip().lower(), number_from_text(v, table.decimal))
                     for v in column.values
                 ]
                 row = next((i for i, v in enumerate(numbers) if v is None), -1)
                 if row >= 0:
                     raise DataError(
                         f"{table.source}, {table.row_name(row)}, column {rule.name!r}: "
-                        f"{column.values[row]!r} is text; the model reads numbers there"
+                        f"{column.values[row]!r} is text; the model reads "
+                        + ("true/false or 0/1" if rule.kind == "bool" else "numbers")
+                        + " there"
                     )
                 column = Column(column.name, "number", np.array(numbers, dtype=np.float64))
             if column.kind == "date":
