@@ -339,3 +339,64 @@ def test_indices_given_after_the_input_stay_whole_numbers(rng):
     out = Pair()((first, X * 2), rng.normal(size=(5, 1)).astype(np.float32))
     out.sum().backward()
     assert first.grad is not None and out.dtype == np.float32
+
+
+def test_a_module_list_registers_its_modules_and_a_plain_list_is_refused(rng):
+    """A PyTorch user's ModuleList had no wxb twin, and a plain list of layers on a
+    module was taken silently: its parameters neither trained nor saved."""
+    torch = pytest.importorskip("torch")
+    from wxb.nn import ModuleList, Tanh
+
+    class Tower(wxb.nn.Module):
+        def __init__(self, widths):
+            super().__init__()
+            self.blocks = ModuleList(
+                Dense(a, b, seed=rng, dtype="float64") for a, b in pairwise(widths)
+            )
+            self.act = Tanh()
+
+        def forward(self, x):
+            for block in self.blocks[:-1]:
+                x = self.act(block(x))
+            return self.blocks[-1](x)
+
+    widths = [int(w) for w in rng.integers(1, 6, size=int(rng.integers(2, 5)))]
+    model = Tower(widths)
+    twin = torch.nn.ModuleList(
+        torch.nn.Linear(a, b, dtype=torch.float64) for a, b in pairwise(widths)
+    )
+    for ours, theirs in zip(model.blocks, twin, strict=True):
+        theirs.weight.data = torch.tensor(ours.weight.data)
+        theirs.bias.data = torch.tensor(ours.bias.data)
+    assert list(model.state_dict()) == [f"blocks.{k}" for k in twin.state_dict()]
+    X = rng.normal(size=(4, widths[0]))
+    opt = wxb.optim.SGD(model.parameters(), lr=0.1)
+    topt = torch.optim.SGD(twin.parameters(), lr=0.1)
+    for _ in range(2):
+        opt.zero_grad()
+        (model(X) ** 2).sum().backward()
+        opt.step()
+        topt.zero_grad()
+        h = torch.tensor(X)
+        for layer in twin[:-1]:
+            h = torch.tanh(layer(h))
+        (twin[-1](h) ** 2).sum().backward()
+        topt.step()
+    for ours, theirs in zip(model.blocks, twin, strict=True):
+        np.testing.assert_allclose(ours.weight.data, theirs.weight.detach().numpy(), rtol=1e-12)
+    blocks = model.blocks
+    extra = Dense(widths[-1], 2, seed=rng, dtype="float64")
+    blocks.append(extra)
+    assert blocks[-1] is extra and len(blocks) == len(widths)
+    blocks.insert(0, Dense(widths[0], widths[0], seed=rng, dtype="float64"))
+    assert list(blocks._modules) == [str(i) for i in range(len(widths) + 1)]
+    del blocks[0]
+    assert blocks[-1] is extra and len(blocks) == len(widths)
+    with pytest.raises(wxb.ConfigError, match="has no forward"):
+        blocks(X)
+    with pytest.raises(wxb.ConfigError, match=r"not a wxb\.nn\.Module"):
+        blocks.append("dense")
+    for plain in ([Dense(2, 2)], (Dense(2, 2),), {"a": Dense(2, 2)}):
+        with pytest.raises(wxb.ConfigError, match=r"of modules is not registered.*ModuleList"):
+            model.more = plain
+    model.sizes = [1, 2]  # a list of other things stays a plain attribute

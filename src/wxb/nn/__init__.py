@@ -1,6 +1,7 @@
 """Layers, models and losses."""
 
 from wxb.nn import functional
+from wxb.nn.containers import ModuleList
 from wxb.nn.layers import (
     ACTIVATIONS,
     GELU,
@@ -33,6 +34,7 @@ __all__ = [
     "Loss",
     "MSELoss",
     "Module",
+    "ModuleList",
     "Parameter",
     "ReLU",
     "Sequential",

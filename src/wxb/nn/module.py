@@ -92,6 +92,15 @@ def _insert_in_place(table: dict, key: str, value: object, order: list[str]) -> 
     table.update(items)
 
 
+def _holds_modules(value: object) -> bool:
+    """A list, tuple or dict with a Module among its items (or values)."""
+    if isinstance(value, dict):
+        value = value.values()
+    elif not isinstance(value, (list, tuple)):
+        return False
+    return any(isinstance(item, Module) for item in value)
+
+
 def _whole_numbers(x: object) -> bool:
     """An array, list or tuple of integers or booleans."""
     if not isinstance(x, (np.ndarray, list, tuple)):
@@ -175,6 +184,12 @@ class Module:
             _structure_changed()
         elif key == "forward":  # a forward set on the instance changes what it computes
             _structure_changed()
+        elif _holds_modules(value):
+            raise ConfigError(
+                f"{self.label}.{key}: a {type(value).__name__} of modules is not registered "
+                "(their parameters would not train or be saved; PyTorch's plain lists are not "
+                "either): hold them in wxb.nn.ModuleList([...]), a Sequential, or attributes"
+            )
         object.__setattr__(self, key, value)
 
     def __delattr__(self, key: str) -> None:

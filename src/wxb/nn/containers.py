@@ -1,0 +1,85 @@
+"""``ModuleList``: modules held by index inside a module of one's own, as PyTorch's.
+
+A plain Python list of modules on a module is not registered (nor in PyTorch): its
+parameters would not reach ``parameters()``, the optimiser, ``state_dict()`` or
+``eval()``. ``Module`` refuses one for that reason and names this class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from wxb.errors import ConfigError
+from wxb.nn.module import Module
+
+
+class ModuleList(Module):
+    """Modules by index ("0", "1", … in ``state_dict``, as PyTorch names them); no
+    forward of its own: the module holding it calls them."""
+
+    def __init__(self, modules: Iterable[Module] | None = None) -> None:
+        super().__init__()
+        if modules is not None:
+            self.extend(modules)
+
+    def _checked(self, module: object, where: str) -> Module:
+        if not isinstance(module, Module):
+            raise ConfigError(f"ModuleList {where}: {type(module).__name__} is not a wxb.nn.Module")
+        return module
+
+    def _index(self, index: int) -> int:
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise TypeError(
+                f"ModuleList indices are integers or slices, not {type(index).__name__}"
+            )
+        size = len(self)
+        if not -size <= index < size:
+            raise IndexError(f"ModuleList index {index} out of range for {size} modules")
+        return index % size
+
+    def _renumber(self, modules: list[Module]) -> None:
+        for key in list(self._modules):
+            delattr(self, key)
+        for index, module in enumerate(modules):
+            setattr(self, str(index), module)
+
+    def append(self, module: Module) -> ModuleList:
+        setattr(self, str(len(self)), self._checked(module, "append"))
+        return self
+
+    def extend(self, modules: Iterable[Module]) -> ModuleList:
+        for module in modules:
+            self.append(module)
+        return self
+
+    def insert(self, index: int, module: Module) -> None:
+        modules = list(self)
+        modules.insert(index, self._checked(module, "insert"))
+        self._renumber(modules)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(list(self._modules.values()))
+
+    def __getitem__(self, index: int | slice) -> Any:
+        modules = list(self._modules.values())
+        if isinstance(index, slice):
+            return ModuleList(modules[index])
+        return modules[self._index(index)]
+
+    def __setitem__(self, index: int, module: Module) -> None:
+        setattr(self, str(self._index(index)), self._checked(module, "item"))
+
+    def __delitem__(self, index: int | slice) -> None:
+        modules = list(self)
+        del modules[index if isinstance(index, slice) else self._index(index)]
+        self._renumber(modules)
+
+    def forward(self, *inputs: Any, **kwargs: Any) -> Any:
+        raise ConfigError(
+            "a ModuleList has no forward: call its modules from the module that holds it "
+            "(for layers applied in order, use Sequential)"
+        )
