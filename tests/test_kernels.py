@@ -114,6 +114,24 @@ def test_activation_kernels_agree(route, rng, seeded, name, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_leaky_relu_passes_positive_inputs_exactly_whatever_the_slope(route, rng, dtype):
+    """z > 0 went through as ((1 − α) + α)·z: 1.00000024·z in float32 for α = −3.3, and
+    inf for the largest float64 at α = −1.2. PyTorch passes z, and a gradient of 1."""
+    for alpha in (-3.3, -1.2, -0.3, 1.3, 7.0, float(rng.uniform(-10, 10))):
+        big = np.finfo(dtype).max
+        z = np.array([[1.0, 0.5, big, -2.0]], dtype)
+        grad = np.array([[1.0, 3.0, 1.0, 1.0]], dtype)
+        for name in ("numpy", "compiled"):
+            route(name)
+            a = kernels.activation_forward(kernels.LEAKY_RELU, z, np.empty_like(z), alpha)
+            np.testing.assert_array_equal(a[0, :3], z[0, :3], err_msg=f"{name} α={alpha}")
+            assert a[0, 3] == np.array(alpha, dtype) * z[0, 3]
+            d = kernels.activation_backward(kernels.LEAKY_RELU, z, a, grad, np.empty_like(z), alpha)
+            np.testing.assert_array_equal(d[0, :3], grad[0, :3], err_msg=f"{name} α={alpha}")
+            assert d[0, 3] == np.array(alpha, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_cross_entropy_on_indices_agrees(route, rng, seeded, dtype):
     for rows, classes in [(1, 2), (1, 7), *shapes(rng)[3:]]:
         classes = max(classes, 2)

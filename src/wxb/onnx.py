@@ -14,7 +14,7 @@ initializers:
 - Dropout        nothing (the export is for inference; wxb's predict skips it too)
 - Identity       nothing
 - Sigmoid, Tanh, ReLU, Softmax   Sigmoid, Tanh, Relu, Softmax(axis=-1)
-- LeakyReLU(α)   Z ⊙ Where(Z > 0, 1, α), with wxb's own slope arithmetic
+- LeakyReLU(α)   Z ⊙ Where(Z > 0, 1, α), as wxb computes it
 - GELU('tanh')   composed from Mul/Add/Tanh as wxb writes it
 - GELU('none')   Z ⊙ Φ(Z). float32: ½·Z·(1 + Erf(Z/√2)). float64: onnxruntime has
                  no float64 Erf, so Φ(Z) = ½·erfc(−Z/√2) is composed from
@@ -533,10 +533,9 @@ class _Graph:
         if isinstance(kernel, ops.Softmax):
             return self.node("Softmax", [x], where, axis=-1)
         if isinstance(kernel, ops.LeakyReLU):
-            # wxb: slope = [z > 0]·(1 − α) + α, rounded in the dtype; A = slope ⊙ Z
+            # wxb: slope = 1 where z > 0, else α; A = slope ⊙ Z
             alpha = kernel.negative_slope
-            t = self.dtype.type
-            positive = self.const(t(t(1 - alpha) + t(alpha)))
+            positive = self.const(1.0)
             slope = self.node(
                 "Where",
                 [self.node("Greater", [x, self.const(0.0)], where), positive, self.const(alpha)],

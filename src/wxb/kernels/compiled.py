@@ -39,7 +39,7 @@ def _f(code, alpha, one_minus_alpha, one, x):
     if code == RELU:  # NumPy's maximum keeps NaN: only x < 0 becomes 0
         return one - one if x < 0 else x
     if code == LEAKY_RELU:
-        return ((one_minus_alpha + alpha) if x > 0 else alpha) * x
+        return (one if x > 0 else alpha) * x
     if code == SIGMOID:
         return one / (math.exp(-x) + one)
     return math.tanh(x)
@@ -52,7 +52,7 @@ def _f_prime_times(code, alpha, one_minus_alpha, one, z, a, g):
     if code == RELU:  # 0·NaN = NaN, as NumPy's 0/1 mask times g
         return (one if a > 0 else one - one) * g
     if code == LEAKY_RELU:
-        return ((one_minus_alpha + alpha) if z > 0 else alpha) * g
+        return (one if z > 0 else alpha) * g
     if code == SIGMOID:
         return ((one - a) * a) * g
     return (one - a * a) * g

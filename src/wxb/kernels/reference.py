@@ -16,6 +16,11 @@ IDENTITY, RELU, LEAKY_RELU, SIGMOID, TANH = range(5)
 
 # -- activations: A = f(Z) and δ = ∂L/∂A ⊙ f′(Z) ------------------------------------------
 def _leaky_slope(z, alpha, one_minus_alpha, out):
+    """1 where z > 0, else α: as [z > 0]·(1 − α) + α in place, where that sum is exactly 1
+    (every α in [−1, 1]); else through a mask (a slope beyond that range)."""
+    if one_minus_alpha + alpha != 1:
+        np.copyto(out, np.where(z > 0, out.dtype.type(1), alpha))
+        return out
     np.greater(z, 0, out=out)  # 1.0 where z > 0, else 0.0
     out *= one_minus_alpha
     out += alpha
