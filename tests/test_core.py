@@ -400,3 +400,23 @@ def test_a_module_list_registers_its_modules_and_a_plain_list_is_refused(rng):
         with pytest.raises(wxb.ConfigError, match=r"of modules is not registered.*ModuleList"):
             model.more = plain
     model.sizes = [1, 2]  # a list of other things stays a plain attribute
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_standardize_refuses_statistics_its_dtype_cannot_standardize_with(rng, dtype):
+    """A spread below 1/max of the dtype gave X·(1/scale) = ±inf, and values whose
+    variance overflows gave scale inf and every output 0, both without a word."""
+    if dtype == "float32":  # (in float64 such a spread's variance underflows: scale 1)
+        tiny = float(np.finfo(dtype).smallest_normal) / 8
+        spread = np.array([[0.0, 1.0], [tiny, 2.0]], dtype)
+        with pytest.raises(wxb.ConfigError, match=r"feature 0's .* beyond what"):
+            Standardize.fit(spread)
+    else:
+        huge = np.array([[1.0, -1.0], [2.0, 1.0]]) * np.array([1.0, 1e200])
+        with pytest.raises(wxb.ConfigError, match=r"feature 1's .* beyond what"):
+            Standardize.fit(huge)
+    with pytest.raises(wxb.ConfigError, match="NaN"):
+        Standardize(np.array([np.nan, 0.0]), np.ones(2), dtype=dtype)
+    fine = rng.normal(size=(20, 3)).astype(dtype) * 1e-3
+    out = Standardize.fit(fine).predict(fine)
+    np.testing.assert_allclose(out.std(axis=0), 1, rtol=1e-3)

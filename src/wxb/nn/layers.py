@@ -241,7 +241,8 @@ def standard_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     while its standard deviation may be rounding noise that would blow it up.
     """
     values = np.asarray(X, dtype=np.float64)
-    mean, scale = values.mean(axis=0), values.std(axis=0)
+    with np.errstate(over="ignore"):  # a variance past float64: inf, refused by Standardize
+        mean, scale = values.mean(axis=0), values.std(axis=0)
     scale[(np.ptp(values, axis=0) == 0) | (scale == 0)] = 1
     return mean, scale
 
@@ -263,8 +264,18 @@ class Standardize(Module):
         scale = np.asarray(scale, dtype=dt).reshape(-1)
         if mean.shape != scale.shape:
             raise ConfigError(f"Standardize: mean {mean.shape} and scale {scale.shape} differ")
+        if np.isnan(mean).any() or np.isnan(scale).any():
+            raise ConfigError("Standardize: the mean or scale holds NaN (NaN in the data?)")
         if not np.all(scale > 0):
             raise ConfigError("Standardize: every scale must be > 0")
+        with np.errstate(over="ignore", divide="ignore"):
+            reciprocal = 1 / scale
+        bad = np.flatnonzero(~np.isfinite(scale) | ~np.isfinite(reciprocal) | ~np.isfinite(mean))
+        if len(bad):  # X·(1/scale) would give ±inf, or (x − mean)/inf every 0
+            raise ConfigError(
+                f"Standardize: feature {bad[0]}'s mean {mean[bad[0]]:.3g} and scale "
+                f"{scale[bad[0]]:.3g} are beyond what {dt.name} can standardize with"
+            )
         self.register_buffer("mean", mean)
         self.register_buffer("scale", scale)
         self.name = name
