@@ -532,6 +532,20 @@ def test_clip_grad_norm_takes_one_parameter_as_torch(seeded):
         clip_grad_norm_(p, -1.0)
 
 
+def test_a_nan_gradient_makes_every_clipped_gradient_nan_as_torch(seeded):
+    """The NaN norm failed `factor < 1`, so the finite gradients went unclipped beside it."""
+    rng = seeded.rng
+    ours, theirs = twins([rng.normal(size=(3, 2)), rng.normal(size=4)])
+    grads = [rng.normal(size=(3, 2)), rng.normal(size=4)]
+    grads[int(rng.integers(0, 2))].flat[0] = np.nan
+    for p, q, g in zip(ours, theirs, grads, strict=True):
+        p.grad, q.grad = g.copy(), torch.tensor(g)
+    norm = clip_grad_norm_(ours, 1.0)
+    assert math.isnan(norm) and math.isnan(float(torch.nn.utils.clip_grad_norm_(theirs, 1.0)))
+    for p, q in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(p.grad, q.grad.numpy())  # NaN everywhere in both
+
+
 def test_a_scalar_parameter_found_by_backward_is_clipped_and_zeroed(rng):
     scale = Parameter(np.float64(rng.uniform(1, 2)), dtype="float64")
     weights = Parameter(rng.normal(size=4), dtype="float64")

@@ -1138,7 +1138,7 @@ def clip_grad_norm_(params: Parameter | Iterable[Parameter], max_norm: float) ->
     params = [p for p in params if p.grad is not None]
     total = math.sqrt(sum(float(np.vdot(p.grad, p.grad)) for p in params))
     factor = max_norm / (total + 1e-6)
-    if factor < 1:
+    if not factor >= 1:  # (a NaN norm makes every gradient NaN, as PyTorch's does)
         for p in params:
             if isinstance(p.grad, np.ndarray):
                 p.grad *= factor  # in place, as PyTorch: the planned path's views stay put
