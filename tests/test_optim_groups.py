@@ -5,6 +5,7 @@ fresh each run (the seed is printed; ``WXB_TEST_SEED`` replays it).
 """
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -919,3 +920,30 @@ def test_a_parameter_given_another_shape_through_data_is_refused_by_its_optimise
     with pytest.raises(wxb.errors.ConfigError, match="make a new optimiser"):
         opt.step()
     assert np.array_equal(layer.weight.data, before)
+
+
+@pytest.mark.parametrize("route", ["numpy", "compiled"])
+def test_adam_with_beta1_near_one_in_float32_as_torch(seeded, route):
+    """m ← β₁·(m − g) + g lost g − β₁·g to cancellation in float32: the first updates
+    were 5e-4 (β₁ = 0.9999) to 1.8e-2 (β₁ = 0.999999) off PyTorch's."""
+    from wxb import kernels
+
+    rng = seeded.rng
+    kernels.use(route)
+    try:
+        for beta1 in (0.9999, 0.999999, float(rng.uniform(0.99, 0.9999))):
+            start = rng.normal(size=(5, 4)).astype(np.float32)
+            ours = Parameter(start.copy())
+            theirs = torch.tensor(start.copy(), requires_grad=True)
+            opt = optim.Adam([ours], lr=1e-3, betas=(beta1, 0.999))
+            topt = torch.optim.Adam([theirs], lr=1e-3, betas=(beta1, 0.999))
+            for _ in range(3):
+                g = rng.normal(size=(5, 4)).astype(np.float32)
+                ours.grad, theirs.grad = g.copy(), torch.tensor(g)
+                opt.step()
+                topt.step()
+                moved, tmoved = ours.data - start, theirs.detach().numpy() - start
+                np.testing.assert_allclose(moved, tmoved, rtol=2e-4, atol=2e-7,
+                                           err_msg=seeded.msg(f"β₁ {beta1}"))  # fmt: skip
+    finally:
+        kernels.use(os.environ.get("WXB_KERNELS", "auto"))

@@ -208,7 +208,7 @@ def adam(data, grad, m, v, s1, s2, *, t, lr, beta1, beta2, eps, weight_decay, de
     decay = 0.0 if decoupled else weight_decay
     _impl(data, grad, m, v).adam(
         data, grad, m, v, s1, s2,
-        kind(shrink), kind(decay), kind(beta1), kind(beta2), kind(1 - beta2),
+        kind(shrink), kind(decay), kind(1 - beta1), kind(beta2), kind(1 - beta2),
         kind(eps * c), kind(lr / (1 - beta1**t) * c),
     )  # fmt: skip
 

@@ -103,11 +103,13 @@ def _cross_entropy_indices(z, target, grad, scale):
 
 
 # -- optimisers ------------------------------------------------------------------------------
-def _adam(data, grad, m, v, s1, s2, shrink, decay, beta1, beta2, one_minus_beta2, eps_c, step_c):
+def _adam(
+    data, grad, m, v, s1, s2, shrink, decay, one_minus_beta1, beta2, one_minus_beta2, eps_c, step_c
+):
     for i in range(data.size):
         w = data[i] * shrink if shrink != 1 else data[i]
         g = w * decay + grad[i] if decay != 0 else grad[i]
-        mi = (m[i] - g) * beta1 + g
+        mi = m[i] + (g - m[i]) * one_minus_beta1
         vi = v[i] * beta2 + (g * one_minus_beta2) * g
         m[i] = mi
         v[i] = vi
