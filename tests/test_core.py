@@ -420,3 +420,26 @@ def test_standardize_refuses_statistics_its_dtype_cannot_standardize_with(rng, d
     fine = rng.normal(size=(20, 3)).astype(dtype) * 1e-3
     out = Standardize.fit(fine).predict(fine)
     np.testing.assert_allclose(out.std(axis=0), 1, rtol=1e-3)
+
+
+def test_a_value_beyond_float32_is_named_not_called_inf(rng):
+    """1e39 given to a float32 model was reported as 'inf' (the cast's result), with a
+    NumPy overflow warning: the data held no inf."""
+    import warnings
+
+    X = rng.normal(size=(int(rng.integers(2, 9)), 3))
+    row, col = int(rng.integers(0, len(X))), int(rng.integers(0, 3))
+    X[row, col] = float(rng.choice([-1, 1])) * 1e39
+    model = Sequential(Dense(3, 2, seed=rng))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning either
+        y = np.zeros(len(X), int)
+        for call in (lambda: model.predict(X), lambda: wxb.fit(model, X, y, verbose=False)):
+            with pytest.raises(
+                wxb.DataError,
+                match=rf"X has -?1e\+39 at row {row}, column {col}: beyond float32's range",
+            ):
+                call()
+    X[row, col] = np.inf
+    with pytest.raises(wxb.DataError, match=rf"X has -?inf at row {row}, column {col}"):
+        model.predict(X)

@@ -63,7 +63,19 @@ def as_features(
                 RuntimeWarning,
                 stacklevel=3,
             )
-        array = np.ascontiguousarray(array, dtype=dtype)
+        given = array
+        with np.errstate(over="ignore"):  # a value past the dtype's range: named below
+            array = np.ascontiguousarray(array, dtype=dtype)
+        if check and given.dtype.kind == "f" and given.dtype.itemsize > array.dtype.itemsize:
+            position = first_non_finite(array)
+            if position is None:
+                return array  # (scanned once: check_finite below would scan again)
+            if np.isfinite(given[position]):
+                raise DataError(
+                    f"{where} has {given[position]:.6g} at row {position[0]}, column "
+                    f"{position[1]}: beyond {array.dtype.name}'s range "
+                    f"(±{float(np.finfo(array.dtype).max):.3g}); scale it, or use float64"
+                )
     if check:
         check_finite(array, where)
     return array
