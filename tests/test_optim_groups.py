@@ -336,18 +336,26 @@ def test_a_second_schedule_starts_from_a_rate_set_by_hand_as_torch(seeded, sched
     opt, ref = grouped(rng, "sgd", ours, theirs, groups=2)
 
     def schedules():
+        """Each kind's schedule, and how many epochs to compare: a cosine up to T_max
+        (past its trough PyTorch climbs back towards the first schedule's initial_lr, a
+        rate set by hand since notwithstanding)."""
         if schedule == "step":
             options = {"step_size": int(rng.integers(1, 3)), "gamma": 0.5}
-            return StepLR(opt, **options), torch.optim.lr_scheduler.StepLR(ref, **options)
+            return (
+                StepLR(opt, **options),
+                torch.optim.lr_scheduler.StepLR(ref, **options),
+                int(rng.integers(2, 5)),
+            )
         T_max = int(rng.integers(2, 6))
         return (
             CosineAnnealingLR(opt, T_max),
             torch.optim.lr_scheduler.CosineAnnealingLR(ref, T_max),
+            T_max,
         )
 
     for phase in range(2):
-        mine, theirs_sched = schedules()
-        for epoch in range(int(rng.integers(2, 5))):
+        mine, theirs_sched, epochs = schedules()
+        for epoch in range(epochs):
             for i, (a, b) in enumerate(zip(opt.param_groups, ref.param_groups, strict=True)):
                 assert math.isclose(a["lr"], b["lr"], rel_tol=1e-12), seeded.msg(
                     f"{schedule} phase {phase} epoch {epoch} group {i}: {a['lr']} vs {b['lr']}"
