@@ -950,7 +950,9 @@ class LRSchedule:
     The starting rate is the group's ``initial_lr``, written into the group by the
     first schedule made on the optimiser (its lr then), so a second schedule starts
     from the same rate; a rate set by hand since the last schedule set one is the new
-    starting rate (PyTorch's schedulers also go on from the lr they find). A group
+    starting rate (PyTorch's schedulers also go on from the lr they find; past a
+    cosine's trough, though, PyTorch's climbs back towards the first ``initial_lr``,
+    and this one towards the starting rate in use). A group
     added later keeps its lr through the epoch it was added in and follows the
     schedule from there (as PyTorch's StepLR does): its starting rate is the one the
     schedule would have brought to that lr by then.
