@@ -25,6 +25,7 @@ import numpy as np
 
 from wxb.errors import DataError
 from wxb.tables import (
+    BOOLEAN_TEXT,
     NA_VALUES,
     Column,
     Reading,
@@ -311,7 +312,7 @@ class TableEncoder:
             pieces.append((codes, len(index)))
         else:
             if column.kind == "text":  # numbers stored as text are numbers; a word is not
-                words = {"true": 1.0, "false": 0.0} if rule.kind == "bool" else {}
+                words = {w: float(w == "true") for w in BOOLEAN_TEXT} if rule.kind == "bool" else {}
                 numbers = [
                     np.nan
                     if v is None

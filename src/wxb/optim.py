@@ -952,10 +952,10 @@ class LRSchedule:
     from the same rate; a rate set by hand since the last schedule set one is the new
     starting rate (PyTorch's schedulers also go on from the lr they find; past a
     cosine's trough, though, PyTorch's climbs back towards the first ``initial_lr``,
-    and this one towards the starting rate in use). A group
-    added later keeps its lr through the epoch it was added in and follows the
-    schedule from there (as PyTorch's StepLR does): its starting rate is the one the
-    schedule would have brought to that lr by then.
+    and this one towards the starting rate in use). A group added later keeps its lr
+    through the epoch it was added in and follows the schedule from there (as
+    PyTorch's StepLR does): its starting rate is the one the schedule would have
+    brought to that lr by then.
     """
 
     def __init__(self, optimizer: Optimizer) -> None:
@@ -971,13 +971,11 @@ class LRSchedule:
         return self._bases()[0]
 
     def _bases(self) -> list[float]:
-        set_last = self.optimizer.scheduled_lrs
         for index, group in enumerate(self.optimizer.param_groups):
             if index < len(self.base_lrs):
                 continue
-            last = set_last.get(index)
-            if last is not None and not math.isclose(group["lr"], last, rel_tol=1e-12):
-                group["initial_lr"] = group["lr"]  # set by hand since a schedule set it
+            if self._set_by_hand(index, group):
+                group["initial_lr"] = group["lr"]
             initial = group.setdefault("initial_lr", group["lr"])
             # Seen after the schedule began: from its lr now (an initial_lr it carries
             # may be another group's, copied with the group's settings).
@@ -1001,6 +999,11 @@ class LRSchedule:
     def lr_at(self, epoch: int, base_lr: float | None = None) -> float:
         """The rate at ``epoch`` of a group starting at ``base_lr`` (the first group's)."""
         raise NotImplementedError
+
+    def _set_by_hand(self, index: int, group: dict) -> bool:
+        """Whether group ``index``'s lr was changed since a schedule last set it."""
+        last = self.optimizer.scheduled_lrs.get(index)
+        return last is not None and not math.isclose(group["lr"], last, rel_tol=1e-12)
 
     def _set(self, epoch: int) -> None:
         groups = self.optimizer.param_groups
@@ -1060,7 +1063,7 @@ class LRSchedule:
         its starting rate becomes the one this schedule would have brought to it."""
         bases = self._bases()  # a group added during this epoch: its lr is this epoch's rate
         for i, group in enumerate(self.optimizer.param_groups):
-            if not math.isclose(group["lr"], self.lr_at(self.epoch, bases[i]), rel_tol=1e-12):
+            if self._set_by_hand(i, group):
                 bases[i] = self._base_reaching(group["lr"], self.epoch)
         self.epoch += 1
         self._set(self.epoch)

@@ -564,7 +564,7 @@ class _BaseMLP(BaseEstimator):
         regressor, as scikit-learn does at each pass: set_params(loss=…) between fits
         changes the loss, not the output activation fitted first."""
         kind = self.out_activation_
-        if not is_classifier(self):
+        if kind in ("identity", "exp"):  # a regressor's
             kind = "exp" if self.loss == "poisson" else "identity"
         if kind == "identity":  # ½ · mean over outputs of the (weighted) sample mean of (ŷ − y)²
             np.subtract(Y, P, out=T)

@@ -7,6 +7,7 @@ parameters would not reach ``parameters()``, the optimiser, ``state_dict()`` or
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -29,10 +30,7 @@ class ModuleList(Module):
         return module
 
     def _index(self, index: int) -> int:
-        if not isinstance(index, int) or isinstance(index, bool):
-            raise TypeError(
-                f"ModuleList indices are integers or slices, not {type(index).__name__}"
-            )
+        index = operator.index(index)  # an int, or NumPy's: a TypeError for anything else
         size = len(self)
         if not -size <= index < size:
             raise IndexError(f"ModuleList index {index} out of range for {size} modules")

@@ -101,16 +101,6 @@ def _holds_modules(value: object) -> bool:
     return any(isinstance(item, Module) for item in value)
 
 
-def _whole_numbers(x: object) -> bool:
-    """An array, list or tuple of integers or booleans."""
-    if not isinstance(x, (np.ndarray, list, tuple)):
-        return False
-    try:
-        return np.asarray(x).dtype.kind in "biu"
-    except ValueError:  # ragged
-        return False
-
-
 def _forced_eval(module: Module) -> bool:
     held = getattr(_thread, "evaluating", None)
     return bool(held) and id(module) in held
@@ -360,14 +350,13 @@ class Module:
         if len(inputs) == 1 and not kwargs:  # the common call, without building tuples
             x = inputs[0]
             return self.forward(x if isinstance(x, Tensor) else self.as_input(x))
-        first, *rest = inputs or (None,)
-        converted = [self.as_input(first)] if inputs else []
         # after the first: whole numbers (indices, labels) stay as given, not rounded floats
-        converted += [x if _whole_numbers(x) else self.as_input(x) for x in rest]
+        converted = [self.as_input(x, whole_numbers_stay=i > 0) for i, x in enumerate(inputs)]
         return self.forward(*converted, **kwargs)
 
-    def as_input(self, x: object) -> object:
-        """An array-like input as a Tensor of the model's dtype; anything else (a Tensor, a
+    def as_input(self, x: object, whole_numbers_stay: bool = False) -> object:
+        """An array-like input as a Tensor of the model's dtype (with
+        ``whole_numbers_stay``, integers and booleans as given); anything else (a Tensor, a
         tuple or list holding Tensors) as it is."""
         if isinstance(x, (list, tuple)) and any(isinstance(v, Tensor) for v in x):
             return x
@@ -379,7 +368,10 @@ class Module:
                     "(or pass table.to_numpy())"
                 )
             return x
-        return Tensor(np.asarray(x, dtype=self.dtype))
+        array = np.asarray(x)
+        if whole_numbers_stay and array.dtype.kind in "biu":
+            return x
+        return Tensor(array.astype(self.dtype, copy=False))
 
     def evaluating(self) -> _Evaluating:
         """Eval mode for this model's modules inside the block (Dropout off), in this thread
