@@ -117,6 +117,16 @@ def test_eval_pairs_a_multi_output_models_outputs_with_its_own_targets(tmp_path,
     assert code == 0 and swapped == plain, err
     code, _, err = run(capsys, "eval", m, tmp_path / "t.csv", "--target", "y1")
     assert code == 2 and "predicts 2 targets (y1, y2)" in err
+    # other names pair by position: a copy of y2 under another name, in y2's place
+    df["y2_copy"] = df["y2"]
+    df.to_csv(tmp_path / "copy.csv", index=False)
+    code, renamed, err = run(capsys, "eval", m, tmp_path / "copy.csv", "--target", "y1,y2_copy")
+    expected = plain.replace("y2:", "y2_copy:").replace("/t.csv", "/copy.csv")
+    assert code == 0 and renamed == expected, err
+    # one of the model's own names out of its place scored y2's output against y1's column
+    code, out, err = run(capsys, "eval", m, tmp_path / "copy.csv", "--target", "y2_copy,y1")
+    assert code == 2 and not out
+    assert err.strip().count("\n") == 0 and "'y1' as output 2" in err and "output 1 of 2" in err
 
 
 def test_eval_names_each_outputs_figures_and_shows_a_tiny_error(tmp_path, rng, capsys):

@@ -193,15 +193,19 @@ def build_parser() -> _Parser:
         "eval",
         help="evaluate a saved model on labelled data",
         description="Classification: loss, accuracy, per-class precision, recall and F1, and "
-        "the confusion matrix. Regression: MSE, MAE, RMSE and R². Warns when the rows were "
-        "training rows (for a model trained with --fingerprint). Rows without a target are "
-        "left out, with a count.",
+        "the confusion matrix (a class never predicted, or never present, has precision or "
+        "recall 0, as scikit-learn's zero_division=0). Regression: MSE, MAE, RMSE and R² (of "
+        "a constant target: 1 when predicted exactly, else 0, as scikit-learn's force_finite; "
+        "one row counts as constant). Warns when the rows were training rows (for a model "
+        "trained with --fingerprint). Rows without a target are left out, with a count.",
     )
     evaluate_cmd.add_argument("model", metavar="MODEL")
     evaluate_cmd.add_argument("data", metavar="DATA", nargs="?", help="a table with targets")
     evaluate_cmd.add_argument("--data", dest="data_option", metavar="PATH", help="same as DATA")
     evaluate_cmd.add_argument("--target", metavar="COLUMN", action="append",
-                              help="default: the training target")  # fmt: skip
+                              help="default: the training target; a model with several "
+                              "targets pairs its outputs with its own names in any order, or "
+                              "with other names by position")  # fmt: skip
     add_read_options(evaluate_cmd)
     evaluate_cmd.set_defaults(run=run_eval)
 
@@ -877,6 +881,15 @@ def labelled_rows(model, table: Table, given: list[str] | None, data: object) ->
                 f"the model predicts {len(own)} targets ({', '.join(own)}); --target names "
                 f"{len(targets)} ({', '.join(targets)}): name all of them"
             )
+        else:  # other names pair by position; one of the model's own must sit at its place
+            for position, name in enumerate(targets):
+                if name in own and own.index(name) != position:
+                    raise DataError(
+                        f"--target names {name!r} as output {position + 1}, but the model "
+                        f"predicts it as output {own.index(name) + 1} of {len(own)} "
+                        f"({', '.join(own)}); other names pair with the outputs by position: "
+                        "give them in the model's order"
+                    )
     if not targets:
         target = model.info.get("target")
         targets = [target] if target and target in table else table.default_targets
