@@ -1153,3 +1153,52 @@ def test_requires_grad_underscore_freezes_as_in_pytorch(rng):
     h = x @ model[1].weight.T[:3]
     with pytest.raises(wxb.errors.ConfigError, match="only a leaf"):
         h.requires_grad_(False)
+
+
+UNFROZEN_AFTER = {
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: b - a,
+    "mul": lambda a, b: a * b,
+    "matmul": lambda a, b: a @ b.T,
+    "index": lambda a, b: a[[0, 0, 1]].sum() * b,
+    "div": lambda a, b: b / (a * a + 1),
+    "pow": lambda a, b: (a * a + 1) ** b,
+}
+
+
+@pytest.mark.parametrize("op", sorted(UNFROZEN_AFTER))
+def test_requires_grad_asked_for_after_the_forward_gets_no_gradient(rng, op):
+    # add, sub, mul, matmul and indexing gave the leaf a gradient; div and pow did not;
+    # PyTorch gives none: the operation did not record that input
+    f = UNFROZEN_AFTER[op]
+    A, B = rng.normal(size=(3, 3)), rng.normal(size=(3, 3))
+    a, b = Tensor(A), Tensor(B, requires_grad=True)
+    ta, tb = torch.tensor(A), torch.tensor(B, requires_grad=True)
+    out, t_out = f(a, b), f(ta, tb)
+    a.requires_grad_(True)
+    ta.requires_grad_(True)
+    out.sum().backward()
+    t_out.sum().backward()
+    assert a.grad is None and ta.grad is None
+    close(b.grad, tb.grad)
+
+
+def test_a_layer_unfrozen_after_the_forward_gets_no_gradient_from_it(rng):
+    model = wxb.nn.Sequential(Dense(3, 4), wxb.nn.ReLU(), Dense(4, 2)).to("float64")
+    twin = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    twin = twin.double()
+    with torch.no_grad():
+        for mine, theirs in zip(model.parameters(), twin.parameters(), strict=True):
+            theirs.copy_(torch.tensor(mine.data))
+    model[0].requires_grad_(False)
+    twin[0].requires_grad_(False)
+    X = rng.normal(size=(5, 3))
+    out, t_out = model(wxb.Tensor(X)), twin(torch.tensor(X))
+    model[0].requires_grad_(True)
+    twin[0].requires_grad_(True)
+    (out * out).sum().backward()
+    (t_out * t_out).sum().backward()
+    for mine, theirs in zip(model.parameters(), twin.parameters(), strict=True):
+        assert (mine.grad is None) == (theirs.grad is None)
+        if theirs.grad is not None:
+            close(mine.grad, theirs.grad)

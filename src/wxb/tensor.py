@@ -112,6 +112,7 @@ class Tensor:
         "_backward",
         "_freed",
         "_output_version",
+        "_recorded",
         "_saved_versions",
         "_versions",
         "data",
@@ -156,6 +157,7 @@ class Tensor:
         self._backward: BackwardRule | None = None
         self._freed = False
         self._saved_versions: tuple[int, ...] | None = None
+        self._recorded: tuple[bool, ...] | None = None
         self._output_version: int | None = None
         # Bumped by in-place updates (optimizer.step, load_state_dict, t += x); one counter
         # for a tensor and its views (Tensor(t), t.detach(), t.T, t[0], t.reshape), as
@@ -200,6 +202,10 @@ class Tensor:
         # The inputs' versions now: backward refuses if one was updated in place since
         # (a step between forward and backward would give gradients of other weights).
         out._saved_versions = tuple(t._versions[0] for t in inputs) if needs else None
+        # Which inputs needed a gradient when it ran: one that asks later gets none from
+        # this record, as in PyTorch (None: all of them did).
+        recorded = tuple(t.requires_grad for t in inputs) if needs else None
+        out._recorded = None if recorded is None or all(recorded) else recorded
         out._output_version = 0 if needs and saves_output else None
         return out
 
@@ -399,8 +405,11 @@ class Tensor:
                     node.grad = np.asarray(node.grad + g)
                 else:  # its own array: g may be a loss's buffer, the caller's seed, or
                     node.grad = g.copy()  # shared with another node's gradient
-            for parent, pg in zip(node.inputs, node._backward(g), strict=True):
+            recorded = node._recorded
+            for i, (parent, pg) in enumerate(zip(node.inputs, node._backward(g), strict=True)):
                 if pg is None or not parent.requires_grad:
+                    continue
+                if recorded is not None and not recorded[i]:  # asked for after the forward
                     continue
                 if not isinstance(pg, np.ndarray):  # a NumPy scalar from a 0-d product
                     pg = xp.asarray(pg, dtype=parent.dtype)

@@ -256,21 +256,34 @@ class StackPlan:
     def release(self) -> None:
         self._released, self._claim, self._token = self._token, None, None
 
-    def backward(self, grad: np.ndarray, layer_done: Callable[[list], None] | None = None) -> None:
+    def backward(
+        self,
+        grad: np.ndarray,
+        layer_done: Callable[[list], None] | None = None,
+        frozen: frozenset[int] = frozenset(),
+    ) -> None:
         """The δ chain, in reverse, from ∂L/∂output; fills ``p.grad`` of every parameter
         that requires one, and stops below the first layer with a trainable parameter.
 
         A new gradient goes where the optimiser reads it (``p.free_grad_buffer()``) when
         there is one; a gradient already set is added to, as PyTorch accumulates.
         ``layer_done`` is told each Dense layer's parameters once their gradients are
-        written (a distributed run starts summing them across ranks there).
+        written (a distributed run starts summing them across ranks there). ``frozen``:
+        the ids of parameters that did not require grad when the forward ran, which get
+        none even if they do now (as in PyTorch).
         """
         with self._grad_lock:
-            self._backward(grad, layer_done)
+            self._backward(grad, layer_done, frozen)
 
-    def _backward(self, grad: np.ndarray, layer_done: Callable[[list], None] | None) -> None:
+    def _backward(
+        self, grad: np.ndarray, layer_done: Callable[[list], None] | None, frozen: frozenset[int]
+    ) -> None:
         batch = len(grad)
-        trainable_below = self._trainable_below()
+
+        def wants(p: Parameter) -> bool:
+            return p.requires_grad and not (frozen and id(p) in frozen)
+
+        trainable_below = self._trainable_below(wants)
         homes = {id(p.grad_home): p.grad_home for p in self.params if p.grad_home is not None}
         for home in homes.values():
             home.ensure_free()  # a gradient kept from an earlier step is never written over
@@ -278,11 +291,11 @@ class StackPlan:
             layer, x_in = self.layers[i], self.inputs[i]
             if isinstance(layer, Dense):
                 delta = grad  # δ⁽ˡ⁾ for this layer's Z
-                if layer.weight.requires_grad:  # ∂L/∂W = δ·Aᵀ (rows: δᵀ·X)
+                if wants(layer.weight):  # ∂L/∂W = δ·Aᵀ (rows: δᵀ·X)
                     weight_grad = self._grad_slot(layer.weight)
                     np.matmul(delta.T, x_in, out=weight_grad)
                     self._grad_done(layer.weight, weight_grad)
-                if layer.bias is not None and layer.bias.requires_grad:  # ∂L/∂b = Σ_batch δ
+                if layer.bias is not None and wants(layer.bias):  # ∂L/∂b = Σ_batch δ
                     bias_grad = self._grad_slot(layer.bias)
                     ops.sum_over_batch(delta, out=bias_grad)
                     self._grad_done(layer.bias, bias_grad)
@@ -301,12 +314,12 @@ class StackPlan:
             else:  # Dropout, Standardize: an element-wise factor
                 grad = np.multiply(grad, self.factors[i], out=self.input_grads[i][:batch])
 
-    def _trainable_below(self) -> list[bool]:
+    def _trainable_below(self, wants: Callable[[Parameter], bool]) -> list[bool]:
         """For each layer, whether a layer before it has a parameter that requires grad."""
         below, found = [], False
         for params in self.layer_params:
             below.append(found)
-            found = found or any(p.requires_grad for p in params)
+            found = found or any(wants(p) for p in params)
         return below
 
     @staticmethod

@@ -207,6 +207,8 @@ def _no_gradient(count: int):
 def _record(plan: StackPlan, x: Tensor) -> Tensor:
     """Run the plan and record its nodes; the last one's backward runs ``plan.backward``."""
     plan.forward(x.data, fresh_output=True)
+    # parameters frozen now get no gradient from this graph if unfrozen before its backward
+    frozen = frozenset(id(p) for p in plan.params if not p.requires_grad)
     steps = []  # (array, op, extra inputs), in the order the layers' own ops record them
     for i, layer in enumerate(plan.layers):
         data = plan.results[i]
@@ -231,7 +233,11 @@ def _record(plan: StackPlan, x: Tensor) -> Tensor:
         if j == len(steps) - 1:  # the output: a fresh array, and the whole backward
             reads_output = isinstance(plan.layers[-1], Activation)  # a last f(Z): its A
             node = Tensor.from_op(
-                plan.output, op, inputs, _planned_backward(plan, token, inputs), reads_output
+                plan.output,
+                op,
+                inputs,
+                _planned_backward(plan, token, inputs, frozen),
+                reads_output,
             )
         else:
             node = Tensor.from_op(data, op, inputs, _no_gradient(len(inputs)))
@@ -240,7 +246,7 @@ def _record(plan: StackPlan, x: Tensor) -> Tensor:
     return node
 
 
-def _planned_backward(plan: StackPlan, token: object, inputs: tuple):
+def _planned_backward(plan: StackPlan, token: object, inputs: tuple, frozen: frozenset[int]):
     nothing = (None,) * len(inputs)
 
     def backward(g: np.ndarray) -> tuple[None, ...]:
@@ -252,7 +258,7 @@ def _planned_backward(plan: StackPlan, token: object, inputs: tuple):
                 else "backward() through a Sequential whose buffers a later forward has reused: "
                 "call backward() once per forward, before the model runs again on a batch"
             )
-        plan.backward(g)
+        plan.backward(g, frozen=frozen)
         if not is_retaining_graph():  # backward(retain_graph=True) may run it again
             plan.release()
         return nothing
