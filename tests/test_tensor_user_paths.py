@@ -1202,3 +1202,15 @@ def test_a_layer_unfrozen_after_the_forward_gets_no_gradient_from_it(rng):
         assert (mine.grad is None) == (theirs.grad is None)
         if theirs.grad is not None:
             close(mine.grad, theirs.grad)
+
+
+def test_an_empty_index_list_picks_no_rows(rng):
+    # a[[]] raised IndexError (the empty list became a float array); NumPy and PyTorch
+    # return no rows, and the gradient is zero
+    A = rng.normal(size=(int(rng.integers(2, 6)), 3))
+    a, ta = pair(A)
+    out, t_out = a[[]], ta[[]]
+    assert out.shape == tuple(t_out.shape) == (0, 3)
+    (a[[]].sum() + (a * 2).sum()).backward()
+    (ta[[]].sum() + (ta * 2).sum()).backward()
+    close(a.grad, ta.grad)

@@ -321,8 +321,8 @@ def _index_key(key: object) -> object:
         return tuple(_index_key(k) for k in key)
     if isinstance(key, Tensor):
         return key.data
-    if isinstance(key, list):
-        return np.asarray(key)
+    if isinstance(key, list):  # [] picks nothing (as an empty float array it is refused)
+        return np.asarray(key) if key else np.empty(0, np.intp)
     return key
 
 
