@@ -397,3 +397,64 @@ def test_a_dotted_word_in_a_decimal_comma_file_is_offered_as_a_missing_marker(
     code, _, err = run(capsys, "train", "--data", tmp_path / "t.csv", "--target", "label",
                        "--epochs", "1", "-q", "-o", tmp_path / "m.safetensors")  # fmt: skip
     assert code == 2 and "thousands separator" in err
+
+
+def test_the_categories_true_and_false_match_true_and_false_cells_as_pandas_writes_them(
+    tmp_path, rng, capsys
+):
+    # a model column of 'true'/'false'/other text; a bool column read them, but a CSV
+    # that pandas wrote from it ('True'/'False' text) missed both: every row unseen
+    n = 90
+    answer = rng.choice(["true", "false", "other"], n)
+    y = np.where(answer == "true", "yes", "no")
+    frame = pd.DataFrame({"answer": answer, "x": rng.normal(size=n).round(3), "y": y})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    model_path, _ = trained(capsys, tmp_path / "t.csv", "--target", "y")
+    truth = rng.choice([True, False], 6)
+    x = rng.normal(size=6).round(3)
+    pd.DataFrame({"answer": truth, "x": x}).to_csv(tmp_path / "bool.csv", index=False)
+    lower = pd.DataFrame({"answer": np.where(truth, "true", "false"), "x": x})
+    lower.to_csv(tmp_path / "lower.csv", index=False)  # the model's own spelling
+    want = predicted(capsys, model_path, tmp_path / "lower.csv", "--proba")
+    got = predicted(capsys, model_path, tmp_path / "bool.csv", "--proba")
+    pd.testing.assert_frame_equal(got, want)
+    model = wxb.load(model_path)
+    as_text = model.predict(pd.DataFrame({"answer": [str(v) for v in truth], "x": x}))
+    np.testing.assert_array_equal(as_text, model.predict(lower))
+    ort = pytest.importorskip("onnxruntime")  # the exported model reads 'True' alike
+    code, _, err = run(capsys, "export", model_path, "-o", tmp_path / "m.onnx")
+    assert code == 0, err
+    feeds = {
+        "answer": np.array([str(v) for v in truth], dtype=object).reshape(-1, 1),
+        "x": x.astype(np.float32).reshape(-1, 1),
+    }
+    logits = ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, feeds)[0]
+    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(probabilities, want[["p_no", "p_yes"]].to_numpy(), atol=1e-5)
+
+
+def test_a_decimal_column_meets_a_models_number_categories_as_the_numbers_it_holds(
+    tmp_path, rng, capsys
+):
+    # Parquet decimal128(6, 2) cells became the text '1.50', which no category '1.5'
+    # matched: every row unseen, one constant prediction
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    from decimal import Decimal
+
+    n = 120
+    size = rng.choice(["0.1", "1.5", "2", "x"], n)  # 'x': the column is text
+    y = np.select([size == "0.1", size == "1.5", size == "2"], [-10.0, 10.0, 20.0], 0.0)
+    frame = pd.DataFrame({"size": size, "b": rng.normal(size=n).round(3), "y": y})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    model_path, _ = trained(capsys, tmp_path / "t.csv", "--target", "y")
+    values = rng.choice(["0.1", "1.5", "2"], 8)
+    b = rng.normal(size=8).round(3)
+    pd.DataFrame({"size": values, "b": b}).to_csv(tmp_path / "p.csv", index=False)
+    cells = pa.array([Decimal(v) for v in values], pa.decimal128(6, 2))
+    pq.write_table(pa.table({"size": cells, "b": b}), tmp_path / "p.parquet")
+    pd.testing.assert_frame_equal(
+        predicted(capsys, model_path, tmp_path / "p.parquet"),
+        predicted(capsys, model_path, tmp_path / "p.csv"),
+    )

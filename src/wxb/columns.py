@@ -300,11 +300,7 @@ class TableEncoder:
             )
             unseen = np.flatnonzero(codes < 0)
             if len(unseen):
-                aliases = (
-                    category_aliases(rule.categories or [])  # '1' for a category '1.0'
-                    if column.kind != "bool"  # 'true'/'false' cells read as booleans
-                    else boolean_spellings(rule.categories or [])
-                )
+                aliases = text_aliases(rule.categories or [])
                 for row in unseen if aliases else ():
                     category = aliases.get(values[row])
                     if category is not None:
@@ -502,6 +498,13 @@ def boolean_spellings(categories: list) -> dict[str, str]:
         if len(same) == 1:
             found[word] = same[0]
     return found
+
+
+def text_aliases(categories: list) -> dict[str, str]:
+    """The other texts a category's value may come as, to the category: a number's
+    ('1' for '1.0') and a boolean's ('True' for 'true'), whether the cells are numbers,
+    booleans or text (pandas writes a bool column as True/False) this time."""
+    return {**category_aliases(categories), **boolean_spellings(categories)}
 
 
 def category_aliases(categories: list[str]) -> dict[str, str]:

@@ -46,8 +46,8 @@ maps column → input):
 - text columns: strings; the empty string "" marks a missing cell (None cannot be
   fed), and so do the markers wxb reads as missing ('NA', '?', 'null', …; a cell of
   spaces only is not one here). A category not seen in training gives all zeros, as
-  in wxb; a category that reads as a number is also found by the texts a number
-  brings ('1' for '1.0', as ``columns.category_aliases`` lists them), as in wxb
+  in wxb; a category is also found by the other texts its value may come as ('1' for
+  '1.0', 'True' for 'true', as ``columns.text_aliases`` lists them), as in wxb
 
 The stage is built as wxb's ``TableEncoder.transform`` computes it, then Concat
 (axis 1, in the encoder's order) feeds the layers:
@@ -81,7 +81,7 @@ from typing import Any
 import numpy as np
 
 from wxb import ops
-from wxb.columns import category_aliases
+from wxb.columns import text_aliases
 from wxb.data import atomic_write
 from wxb.errors import ConfigError
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
@@ -436,8 +436,9 @@ class _Graph:
         categories = list(rule.categories)
         k = len(categories)
         missing = [m for m in dict.fromkeys(["", *markers]) if m not in categories]
-        # a number's other texts ('1' for '1.0'), as TableEncoder finds them
-        aliases = {a: c for a, c in category_aliases(categories).items() if a not in missing}
+        # a number's and a boolean's other texts ('1' for '1.0', 'True' for 'true'), as
+        # TableEncoder finds them
+        aliases = {a: c for a, c in text_aliases(categories).items() if a not in missing}
         texts = [*categories, *aliases, *missing]
         hot = self.node("OneHotEncoder", [x], where, domain=ML_DOMAIN, cats_strings=texts, zeros=1)
         flat = self.node("Flatten", [hot], where, axis=1)

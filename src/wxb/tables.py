@@ -771,6 +771,7 @@ def from_arrow(arrow: Any, source: str, reading: Reading | None = None) -> Table
             name in reading.as_text
             and not _is_text(chunked.type, pa)
             and not pa.types.is_boolean(chunked.type)  # True: the encoder matches 'True'/'true'
+            and not pa.types.is_decimal(chunked.type)  # as text 1.50; as a number, 1.5
         ):
             chunked = chunked.cast(pa.string())
         elif pa.types.is_float64(chunked.type) and reading.float32:
