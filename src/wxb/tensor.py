@@ -204,8 +204,12 @@ class Tensor:
         out._saved_versions = tuple(t._versions[0] for t in inputs) if needs else None
         # Which inputs needed a gradient when it ran: one that asks later gets none from
         # this record, as in PyTorch (None: all of them did).
-        recorded = tuple(t.requires_grad for t in inputs) if needs else None
-        out._recorded = None if recorded is None or all(recorded) else recorded
+        out._recorded = None
+        if needs:
+            for t in inputs:
+                if not t.requires_grad:  # a plain loop: this runs for every recorded op
+                    out._recorded = tuple(u.requires_grad for u in inputs)
+                    break
         out._output_version = 0 if needs and saves_output else None
         return out
 
@@ -405,11 +409,14 @@ class Tensor:
                     node.grad = np.asarray(node.grad + g)
                 else:  # its own array: g may be a loss's buffer, the caller's seed, or
                     node.grad = g.copy()  # shared with another node's gradient
-            recorded = node._recorded
-            for i, (parent, pg) in enumerate(zip(node.inputs, node._backward(g), strict=True)):
+            parent_grads = node._backward(g)
+            if node._recorded is not None:  # an input that asked for a gradient only later
+                parent_grads = [
+                    pg if was else None
+                    for pg, was in zip(parent_grads, node._recorded, strict=True)
+                ]
+            for parent, pg in zip(node.inputs, parent_grads, strict=True):
                 if pg is None or not parent.requires_grad:
-                    continue
-                if recorded is not None and not recorded[i]:  # asked for after the forward
                     continue
                 if not isinstance(pg, np.ndarray):  # a NumPy scalar from a 0-d product
                     pg = xp.asarray(pg, dtype=parent.dtype)

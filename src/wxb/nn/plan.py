@@ -16,6 +16,7 @@ per-layer nodes, and one fused node runs the whole backward) and ``wxb.step.Plan
 
 from __future__ import annotations
 
+import operator
 import threading
 import weakref
 from collections.abc import Callable
@@ -27,6 +28,8 @@ from wxb.errors import ConfigError, DataError, ShapeError
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
 from wxb.nn.module import Module, Parameter, input_width, stock_kind
 from wxb.tensor import GRAD_LOCK
+
+_requires_grad = operator.attrgetter("requires_grad")
 
 STOCK_LAYERS = (Dense, Activation, Dropout, Standardize)
 
@@ -279,9 +282,11 @@ class StackPlan:
         self, grad: np.ndarray, layer_done: Callable[[list], None] | None, frozen: frozenset[int]
     ) -> None:
         batch = len(grad)
+        wants = _requires_grad
+        if frozen:
 
-        def wants(p: Parameter) -> bool:
-            return p.requires_grad and not (frozen and id(p) in frozen)
+            def wants(p: Parameter) -> bool:
+                return p.requires_grad and id(p) not in frozen
 
         trainable_below = self._trainable_below(wants)
         homes = {id(p.grad_home): p.grad_home for p in self.params if p.grad_home is not None}

@@ -204,11 +204,18 @@ def _no_gradient(count: int):
     return lambda g: nothing
 
 
+_NONE_FROZEN: frozenset[int] = frozenset()
+
+
 def _record(plan: StackPlan, x: Tensor) -> Tensor:
     """Run the plan and record its nodes; the last one's backward runs ``plan.backward``."""
     plan.forward(x.data, fresh_output=True)
     # parameters frozen now get no gradient from this graph if unfrozen before its backward
-    frozen = frozenset(id(p) for p in plan.params if not p.requires_grad)
+    frozen = _NONE_FROZEN
+    for p in plan.params:  # a plain loop: the usual answer is none
+        if not p.requires_grad:
+            frozen = frozenset(id(q) for q in plan.params if not q.requires_grad)
+            break
     steps = []  # (array, op, extra inputs), in the order the layers' own ops record them
     for i, layer in enumerate(plan.layers):
         data = plan.results[i]
