@@ -767,6 +767,8 @@ def from_arrow(arrow: Any, source: str, reading: Reading | None = None) -> Table
     for name in names:
         chunked = arrow.column(0)
         arrow = arrow.remove_column(0)  # the converted column's buffers go with it
+        if name in reading.as_text and pa.types.is_float16(chunked.type):
+            chunked = _float16_as_text(chunked, pa)
         if (
             name in reading.as_text
             and not _is_text(chunked.type, pa)
@@ -785,6 +787,14 @@ def from_arrow(arrow: Any, source: str, reading: Reading | None = None) -> Table
     del arrow
     pa.default_memory_pool().release_unused()  # freed Arrow buffers back to the system
     return _checked(columns, source)
+
+
+def _float16_as_text(chunked: Any, pa: Any) -> Any:
+    """float16 cells as the text they show: '0.1', where Arrow's cast writes float64's
+    0.0999755859375, which no category '0.1' matches."""
+    values = chunked.to_numpy()  # float16, NaN for nulls
+    texts = [None if np.isnan(v) else str(int(v)) if v.is_integer() else str(v) for v in values]
+    return pa.chunked_array([pa.array(texts, pa.string())])
 
 
 def numeric_markers(markers: Iterable[str]) -> list[float]:
