@@ -39,6 +39,16 @@ def predicted(capsys, model, data, *extra) -> pd.DataFrame:
     return pd.read_csv(io.StringIO(out))
 
 
+def onnx_probabilities(capsys, model, folder, feeds: dict) -> np.ndarray:
+    """The model exported to ONNX, run by onnxruntime on ``feeds``: its class probabilities."""
+    ort = pytest.importorskip("onnxruntime")
+    code, _, err = run(capsys, "export", model, "-o", folder / "m.onnx")
+    assert code == 0, err
+    logits = ort.InferenceSession(str(folder / "m.onnx")).run(None, feeds)[0]
+    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return probabilities / probabilities.sum(axis=1, keepdims=True)
+
+
 def test_true_false_categories_beside_others_are_not_unseen_in_a_file_of_only_them(
     tmp_path, rng, capsys
 ):
@@ -58,16 +68,11 @@ def test_true_false_categories_beside_others_are_not_unseen_in_a_file_of_only_th
     got = predicted(capsys, model, tmp_path / "only.csv", "--proba")
     want = predicted(capsys, model, tmp_path / "mixed.csv", "--proba")[:4]
     pd.testing.assert_frame_equal(got, want)
-    ort = pytest.importorskip("onnxruntime")  # the exported model reads the same cells alike
-    code, _, err = run(capsys, "export", model, "-o", tmp_path / "m.onnx")
-    assert code == 0, err
-    feeds = {
+    feeds = {  # the exported model reads the same cells alike
         "answer": only.answer.to_numpy(object).reshape(-1, 1),
         "x": only.x.to_numpy(np.float32).reshape(-1, 1),
     }
-    logits = ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, feeds)[0]
-    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    probabilities = onnx_probabilities(capsys, model, tmp_path, feeds)
     np.testing.assert_allclose(probabilities, got[["p_no", "p_yes"]].to_numpy(), atol=1e-5)
     # the labels too: eval of a file whose targets are only 'true'/'false'
     labels = pd.DataFrame({"a": rng.normal(size=n).round(3), "t": answer})
@@ -291,29 +296,6 @@ def test_text_with_commas_beside_decimal_points_does_not_make_a_decimal_comma_fi
     assert list(table["range"].values) == list(reference["range"])
 
 
-def test_a_boolean_typed_column_matches_the_categories_true_and_false(tmp_path, rng, capsys):
-    # a bool DataFrame or Parquet column reached the model's text column as 'true'/'false'
-    n = 90
-    flag = rng.choice(["True", "False", "unknown"], n)
-    y = np.where(flag == "True", "yes", "no")
-    frame = pd.DataFrame({"flag": flag, "x": rng.normal(size=n).round(3), "y": y})
-    frame.to_csv(tmp_path / "t.csv", index=False)
-    model_path, _ = trained(capsys, tmp_path / "t.csv", "--target", "y")
-    model = wxb.load(model_path)
-    truth = rng.choice([True, False], 6)
-    x = rng.normal(size=6).round(3)
-    as_text = model.predict(pd.DataFrame({"flag": [str(v) for v in truth], "x": x}))
-    as_bool = model.predict(pd.DataFrame({"flag": truth, "x": x}))
-    np.testing.assert_array_equal(as_bool, as_text)
-    pytest.importorskip("pyarrow")
-    pd.DataFrame({"flag": truth, "x": x}).to_parquet(tmp_path / "n.parquet")
-    pd.DataFrame({"flag": [str(v) for v in truth], "x": x}).to_csv(tmp_path / "n.csv", index=False)
-    pd.testing.assert_frame_equal(
-        predicted(capsys, model_path, tmp_path / "n.parquet", "--proba"),
-        predicted(capsys, model_path, tmp_path / "n.csv", "--proba"),
-    )
-
-
 def test_a_model_file_from_before_keeps_none_and_na_as_gaps(tmp_path, rng, capsys):
     # the defaults lost 'none' and 'na'; a model trained with them must read files as it was
     n = 80
@@ -399,38 +381,45 @@ def test_a_dotted_word_in_a_decimal_comma_file_is_offered_as_a_missing_marker(
     assert code == 2 and "thousands separator" in err
 
 
-def test_the_categories_true_and_false_match_true_and_false_cells_as_pandas_writes_them(
-    tmp_path, rng, capsys
+@pytest.mark.parametrize("spelling", [("True", "False"), ("true", "false")])
+def test_a_boolean_in_any_form_meets_the_models_categories_true_and_false(
+    tmp_path, rng, capsys, spelling
 ):
-    # a model column of 'true'/'false'/other text; a bool column read them, but a CSV
-    # that pandas wrote from it ('True'/'False' text) missed both: every row unseen
+    # a text column of True/False beside other words. A bool DataFrame or Parquet column
+    # reached the categories 'True'/'False' as 'true'/'false'; a CSV that pandas wrote
+    # from a bool column ('True'/'False' text) missed the categories 'true'/'false':
+    # every row unseen, in wxb and in the ONNX export
+    yes, no = spelling
     n = 90
-    answer = rng.choice(["true", "false", "other"], n)
-    y = np.where(answer == "true", "yes", "no")
+    answer = rng.choice([yes, no, "other"], n)
+    y = np.where(answer == yes, "yes", "no")
     frame = pd.DataFrame({"answer": answer, "x": rng.normal(size=n).round(3), "y": y})
     frame.to_csv(tmp_path / "t.csv", index=False)
     model_path, _ = trained(capsys, tmp_path / "t.csv", "--target", "y")
     truth = rng.choice([True, False], 6)
     x = rng.normal(size=6).round(3)
-    pd.DataFrame({"answer": truth, "x": x}).to_csv(tmp_path / "bool.csv", index=False)
-    lower = pd.DataFrame({"answer": np.where(truth, "true", "false"), "x": x})
-    lower.to_csv(tmp_path / "lower.csv", index=False)  # the model's own spelling
-    want = predicted(capsys, model_path, tmp_path / "lower.csv", "--proba")
-    got = predicted(capsys, model_path, tmp_path / "bool.csv", "--proba")
-    pd.testing.assert_frame_equal(got, want)
+    own = pd.DataFrame({"answer": np.where(truth, yes, no), "x": x})  # the model's spelling
+    own.to_csv(tmp_path / "own.csv", index=False)
+    want = predicted(capsys, model_path, tmp_path / "own.csv", "--proba")
+    booleans = pd.DataFrame({"answer": truth, "x": x})
+    booleans.to_csv(tmp_path / "bool.csv", index=False)  # pandas writes True/False
+    pd.testing.assert_frame_equal(
+        predicted(capsys, model_path, tmp_path / "bool.csv", "--proba"), want
+    )
     model = wxb.load(model_path)
-    as_text = model.predict(pd.DataFrame({"answer": [str(v) for v in truth], "x": x}))
-    np.testing.assert_array_equal(as_text, model.predict(lower))
-    ort = pytest.importorskip("onnxruntime")  # the exported model reads 'True' alike
-    code, _, err = run(capsys, "export", model_path, "-o", tmp_path / "m.onnx")
-    assert code == 0, err
+    texts = pd.DataFrame({"answer": [str(v) for v in truth], "x": x})
+    for rows in (booleans, texts):
+        np.testing.assert_array_equal(model.predict(rows), model.predict(own))
+    pytest.importorskip("pyarrow")
+    booleans.to_parquet(tmp_path / "bool.parquet")
+    pd.testing.assert_frame_equal(
+        predicted(capsys, model_path, tmp_path / "bool.parquet", "--proba"), want
+    )
     feeds = {
-        "answer": np.array([str(v) for v in truth], dtype=object).reshape(-1, 1),
+        "answer": texts.answer.to_numpy(object).reshape(-1, 1),
         "x": x.astype(np.float32).reshape(-1, 1),
     }
-    logits = ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, feeds)[0]
-    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    probabilities = onnx_probabilities(capsys, model_path, tmp_path, feeds)
     np.testing.assert_allclose(probabilities, want[["p_no", "p_yes"]].to_numpy(), atol=1e-5)
 
 
