@@ -1024,10 +1024,8 @@ def run_explain(args: argparse.Namespace) -> None:
     rows = explain_rows(model, explain_data(model, args), args)
     if rows.stage:
         print("\n".join(rows.stage) + "\n")
-    probabilities = probability_head(model) is not None  # scored as wxb eval scores them
-    explanation = explain_model(
-        model, rows.X, rows.y, rows.loss, sample_rows=None, fmt=fmt, probabilities=probabilities
-    )
+    # scored as wxb eval scores it: the model's loss, on a probability head's p itself
+    explanation = explain_model(model, rows.X, rows.y, rows.loss, sample_rows=None, fmt=fmt)
     print(explanation.render())
 
 

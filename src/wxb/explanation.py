@@ -24,9 +24,10 @@ from wxb import ops
 from wxb.columns import rows_by_name
 from wxb.describe import percent
 from wxb.errors import ConfigError, DataError
+from wxb.nn.heads import model_task, probability_head
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
 from wxb.nn.losses import CrossEntropyLoss, Loss, get_loss
-from wxb.nn.module import Module, Parameter, every_parameter_requiring_grad
+from wxb.nn.module import Module, Parameter, every_parameter_requiring_grad, is_stock
 from wxb.nn.sequential import layers_in_order
 from wxb.tensor import Tensor
 from wxb.validation import as_class_indices, as_features, as_targets
@@ -451,9 +452,9 @@ _SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 def _activation_follows(layers: list[Module], position: int) -> bool:
     """Whether another activation comes after this one before the next Dense layer."""
     for later in layers[position + 1 :]:
-        if isinstance(later, Dense):
+        if is_stock(later, Dense):
             return False
-        if isinstance(later, Activation):
+        if is_stock(later, Activation):
             return True
     return False
 
@@ -491,7 +492,7 @@ def _step_keys(model: Module, layers: list[Module]) -> list[str]:
 
 
 def _describe(layer: Module) -> str:
-    if isinstance(layer, Dense):
+    if is_stock(layer, Dense):
         return f"{layer.name or 'dense'}: Dense {layer.in_features}→{layer.out_features}"
     return f"{layer.name or type(layer).__name__.lower()}: {type(layer).__name__}"
 
@@ -504,7 +505,7 @@ def explain_model(
     sample_rows: int | None = 4,
     *,
     fmt: str = "text",
-    probabilities: bool = False,
+    probabilities: bool | None = None,
 ) -> Explanation:
     """Each layer's Z = W·X + b and A = f(Z) on the first ``sample_rows`` rows of X (all
     rows if None), in column notation with shapes, FLOPs and statistics; given targets
@@ -512,11 +513,11 @@ def explain_model(
 
     Dropout is off (eval mode), so the numbers are those of a prediction. The
     model's dtype is used as is; its parameters' ``.grad`` are left as they were.
-    ``loss`` defaults to cross-entropy when the model has more than one output and
-    ``y`` holds integer class labels, else to MSE (the seed's ½(ŷ − y)², mean over B).
-    ``probabilities``: the model's last layer already gives probabilities (a Softmax
-    before cross-entropy, a Sigmoid before binary cross-entropy), and L is the loss of
-    those probabilities, as wxb eval scores them: computed from their logits (log p).
+    ``loss`` defaults to the model's own (see ``scored_loss``), as wxb eval and wxb
+    report score it. ``probabilities``: the model's last layer already gives
+    probabilities (a Softmax before cross-entropy, a Sigmoid before binary
+    cross-entropy), and L is the loss of those probabilities, as wxb eval scores them:
+    computed from their logits (log p); None: so when the loss is the model's own.
     """
     _check_format(fmt)
     if sample_rows is not None and (isinstance(sample_rows, bool) or sample_rows < 1):
@@ -543,10 +544,11 @@ def explain_model(
         )
         sections = [forward]
         if y is not None:
+            loss, probabilities = scored_loss(model, loss, probabilities)
             loss_fn, target = _loss_and_target(loss, y, output, total, batch)
             # The loss of p = softmax(z) (σ(z)) is the loss on z itself: softmax(z) is the
             # p whose log it takes (exactly, with no log of a p rounded to 0 or 1).
-            probabilities = probabilities and isinstance(layers[-1], Activation)
+            probabilities = probabilities and is_stock(layers[-1], Activation)
             value = loss_fn(logits if probabilities else output, target)
             value.backward()
             sections += _backward_sections(
@@ -576,6 +578,24 @@ def explain_model(
     return Explanation(f"wxb explain: {type(model).__name__} on {batch} sample(s)", sections, fmt)
 
 
+def scored_loss(
+    model: Module, loss: str | Loss | None, probabilities: bool | None = None
+) -> tuple[str | Loss | None, bool]:
+    """(loss, probabilities) a walk-through scores: the model's own loss when none is
+    given and the model says it (its info, or a Softmax/Sigmoid head), else None
+    (``_loss_and_target`` then reads y); probabilities when the head gives them and the
+    loss is the model's own, unless told. One rule for wxb.explain, wxb explain and
+    wxb report, so that all three show the same L for the same row."""
+    head = probability_head(model)
+    info = getattr(model, "info", None) or {}
+    own = model_task(model)[1]
+    if loss is None and (info.get("loss") or info.get("task") or head):
+        loss = own
+    if probabilities is None:
+        probabilities = head is not None and loss == own
+    return loss, bool(probabilities)
+
+
 def _forward_steps(
     layers: list[Module], x: Tensor, batch: int, keys: list[str]
 ) -> tuple[Section, Tensor, dict[int, Tensor], dict[int, _Symbol], dict[int, np.ndarray], Tensor]:
@@ -594,7 +614,7 @@ def _forward_steps(
         group = _describe(layer)
         key = keys[position]
         inputs[position] = current
-        if isinstance(layer, Dense):
+        if is_stock(layer, Dense):
             dense_index += 1
             activations = 0
             l = dense_index  # noqa: E741 (the seed's layer index)
@@ -631,7 +651,7 @@ def _forward_steps(
                 )
             )
             current = Zsym
-        elif isinstance(layer, Activation):
+        elif is_stock(layer, Activation):
             kernel = layer.kernel.name
             activations += 1
             Asym = _symbol("A", dense_index)
@@ -656,10 +676,10 @@ def _forward_steps(
                 )
             )
             current = Asym
-        elif isinstance(layer, Dropout):
+        elif is_stock(layer, Dropout):
             continue  # eval mode: the identity
         else:
-            standardize = isinstance(layer, Standardize)
+            standardize = is_stock(layer, Standardize)
             Hsym = _Symbol("X̂", r"\hat{\mathbf{X}}") if standardize else _symbol("H", position)
             how = f"({current.text} − mean)/scale" if standardize else f"{key}({current.text})"
             x = layer(x)
@@ -761,10 +781,10 @@ def _backward_sections(
     loss_step = Step("loss", text, "", value.item(), latex, note=note)
     loss_section = Section("Loss", [], [loss_step])
 
-    dense_positions = [i for i, layer in enumerate(layers) if isinstance(layer, Dense)]
-    uses: dict[int, int] = {}  # id(parameter) → the Dense places that use it
-    for position in dense_positions:
-        for p in layers[position].parameters():
+    dense_positions = [i for i, layer in enumerate(layers) if is_stock(layer, Dense)]
+    uses: dict[int, int] = {}  # id(parameter) → the places that may use it
+    for layer in layers:  # a Dense's W inside another module (a tied decoder) counts too
+        for p in layer.parameters():
             uses[id(p)] = uses.get(id(p), 0) + 1
     steps: list[Step] = []
     for rank in range(len(dense_positions) - 1, -1, -1):
@@ -784,7 +804,7 @@ def _backward_sections(
                 if rank + 1 < len(dense_positions)
                 else None
             ]
-            if not isinstance(lay, Dropout)
+            if not is_stock(lay, Dropout)
         ]
         equation, equation_latex, shapes = _delta_equation(
             l,
@@ -877,7 +897,7 @@ def _delta_equation(
     probabilities: bool = False,
 ) -> tuple[str, str, str]:
     """The seed's equation for δ⁽ˡ⁾, given what lies between Z⁽ˡ⁾ and the next Dense (or L)."""
-    activation = after[0] if len(after) == 1 and isinstance(after[0], Activation) else None
+    activation = after[0] if len(after) == 1 and is_stock(after[0], Activation) else None
     Z = f"Z{_sup(l)}"
     Z_latex = rf"\mathbf{{Z}}^{{({l})}}"
     softmax = activation is not None and activation.kernel.name == "softmax"

@@ -25,8 +25,8 @@ from wxb import ops, validation
 from wxb.columns import TableEncoder, boolean_spellings, choose_features, table_matrix
 from wxb.errors import ConfigError, DataError
 from wxb.nn import Dense
-from wxb.nn.layers import Sigmoid, Softmax
-from wxb.nn.module import input_width, output_width
+from wxb.nn.heads import model_task, probability_head
+from wxb.nn.module import input_width
 from wxb.nn.sequential import layers_in_order
 from wxb.tables import Column, Table, text_as_numbers
 
@@ -311,47 +311,9 @@ def features_for(model, data: Table | wdata.Dataset) -> np.ndarray:
     return validation.as_features(X, model.dtype, data.source)
 
 
-def model_task(model) -> tuple[str, str, list]:
-    """(task, loss, classes) from the model's info (``fit`` records its loss there);
-    for a model saved from Python without it: several outputs mean classes 0..C−1, one
-    output behind a ``Sigmoid`` means classes 0 and 1 as a probability (a Keras-style
-    deployable model), any other single output means regression."""
-    info = model.info
-    width = output_width(model) or 1
-    task, loss = info.get("task"), info.get("loss")
-    if not task and not loss and width == 1 and isinstance(layers_in_order(model)[-1], Sigmoid):
-        task, loss = "classification", "bce_with_logits"
-    if not task and loss:  # the one says the other
-        task = "classification" if loss in ("cross_entropy", "bce_with_logits") else "regression"
-    task = task or ("classification" if width > 1 else "regression")
-    if not loss and task == "classification":  # one output: one logit, two classes
-        loss = "bce_with_logits" if width == 1 else "cross_entropy"
-    loss = loss or "mse"
-    classes = info.get("classes") or list(range(2 if loss == "bce_with_logits" else width))
-    # text as read now, without surrounding spaces (a model from before may hold ' lo')
-    classes = [c.strip() if isinstance(c, str) else c for c in classes]
-    return task, loss, classes
-
-
 def is_multilabel(model) -> bool:
     """A model whose outputs are independent labels (scikit-learn's multilabel MLP)."""
     return model.info.get("task") == "multilabel" or bool(model.info.get("multilabel"))
-
-
-def probability_head(model) -> str | None:
-    """ "softmax" or "sigmoid" when a classifier's last layer already turns its outputs
-    into probabilities (a Keras-style deployable model), else None (it gives logits,
-    as wxb trains them). The last of ``layers_in_order``: a module with a forward of
-    its own is its own last layer."""
-    last = layers_in_order(model)[-1]
-    task, loss, _ = model_task(model)
-    if task != "classification" or last is model:
-        return None
-    if isinstance(last, Softmax) and loss == "cross_entropy":
-        return "softmax"
-    if isinstance(last, Sigmoid) and loss == "bce_with_logits":
-        return "sigmoid"
-    return None
 
 
 def class_logits(model, out: np.ndarray) -> np.ndarray:

@@ -40,13 +40,13 @@ from wxb.describe import (
     table_stage_lines,
 )
 from wxb.errors import ConfigError, DataError
-from wxb.explanation import Explanation, Step, explain_model, latex_line
+from wxb.explanation import Explanation, Step, explain_model, latex_line, scored_loss
 from wxb.io import load
 from wxb.nn.layers import Activation, Dense
-from wxb.nn.module import Module
+from wxb.nn.module import Module, is_stock
 from wxb.nn.sequential import layers_in_order
 from wxb.plots import check_history
-from wxb.prepare import model_task, probability_head
+from wxb.prepare import model_task
 from wxb.train import History
 
 MAX_GRID = 64  # a heat-map shows at most 64×64 cells: block means of a bigger matrix
@@ -188,7 +188,7 @@ def check_history_matches(model: Module, record: dict[str, Any], source: str = "
     model's Dense layers, their ‖W‖ at some epoch is the model's (the output layer's
     aside for a regressor, whose target scaling is folded into it after training), and
     it has an accuracy exactly when the model is a classifier."""
-    denses = [layer for layer in layers_in_order(model) if isinstance(layer, Dense)]
+    denses = [layer for layer in layers_in_order(model) if is_stock(layer, Dense)]
     names = [layer.name or "dense" for layer in denses]
     task = model.info.get("task")
     if task is not None and ("accuracy" in record["history"]) != (task == "classification"):
@@ -250,19 +250,13 @@ def _walkthrough(model: Module, X: object, y: object, sample: int, loss: str | N
         raise ConfigError(f"report sample must be a row index ≥ 0; got {sample!r}")
     if sample >= len(rows):
         raise DataError(f"sample {sample} but X has {len(rows)} rows")
-    target = None
+    target, probabilities = None, False
     if y is not None:
         target = np.asarray(y)
         if target.ndim == 0 or len(target) != len(rows):
             raise DataError(f"y has {target.size} samples but X has {len(rows)}; they must match")
         target = target[sample : sample + 1]
-    head, own_loss = probability_head(model), model_task(model)[1]
-    if target is not None:
-        info = getattr(model, "info", None) or {}
-        if loss is None and (info.get("loss") or info.get("task") or head):
-            loss = own_loss  # else explain's own default, which reads y
-    # a last Softmax (Sigmoid) before the model's own loss: scored as probabilities
-    probabilities = head is not None and loss == own_loss
+        loss, probabilities = scored_loss(model, loss)
     walk = explain_model(
         model,
         rows[sample : sample + 1],
@@ -271,7 +265,7 @@ def _walkthrough(model: Module, X: object, y: object, sample: int, loss: str | N
         sample_rows=None,
         probabilities=probabilities,
     )
-    return walk, probabilities and target is not None
+    return walk, probabilities
 
 
 def _fprime_facts(
@@ -282,7 +276,7 @@ def _fprime_facts(
     A steps and the model's Activation layers pair in order (names may repeat across
     nested Sequentials). ``head_scored``: the loss was taken on the probability head's
     input, so δ does not pass through the head's f′ (δ⁽ᴸ⁾ = p − y)."""
-    activations = [layer for layer in layers_in_order(model) if isinstance(layer, Activation)]
+    activations = [layer for layer in layers_in_order(model) if is_stock(layer, Activation)]
     skip = activations[-1] if head_scored and activations else None
     forward = explanation.sections[0].steps if explanation.sections else []
     steps = [step for step in forward if step.name.endswith(".A")]

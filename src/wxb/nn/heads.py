@@ -1,0 +1,49 @@
+"""What a model's outputs are: the task and loss its info records (or its shape says),
+and whether its last layer already turns them into probabilities.
+
+Below the command line, the report and ``wxb.explain``, which all score a model with the
+loss it was trained with, and as probabilities when its head gives them."""
+
+from __future__ import annotations
+
+from wxb.nn.layers import Sigmoid, Softmax
+from wxb.nn.module import is_stock, output_width
+from wxb.nn.sequential import layers_in_order
+
+
+def model_task(model) -> tuple[str, str, list]:
+    """(task, loss, classes) from the model's info (``fit`` records its loss there);
+    for a model saved from Python without it: several outputs mean classes 0..C−1, one
+    output behind a ``Sigmoid`` means classes 0 and 1 as a probability (a Keras-style
+    deployable model), any other single output means regression."""
+    info = model.info
+    width = output_width(model) or 1
+    task, loss = info.get("task"), info.get("loss")
+    if not task and not loss and width == 1 and is_stock(layers_in_order(model)[-1], Sigmoid):
+        task, loss = "classification", "bce_with_logits"
+    if not task and loss:  # the one says the other
+        task = "classification" if loss in ("cross_entropy", "bce_with_logits") else "regression"
+    task = task or ("classification" if width > 1 else "regression")
+    if not loss and task == "classification":  # one output: one logit, two classes
+        loss = "bce_with_logits" if width == 1 else "cross_entropy"
+    loss = loss or "mse"
+    classes = info.get("classes") or list(range(2 if loss == "bce_with_logits" else width))
+    # text as read now, without surrounding spaces (a model from before may hold ' lo')
+    classes = [c.strip() if isinstance(c, str) else c for c in classes]
+    return task, loss, classes
+
+
+def probability_head(model) -> str | None:
+    """ "softmax" or "sigmoid" when a classifier's last layer already turns its outputs
+    into probabilities (a Keras-style deployable model), else None (it gives logits,
+    as wxb trains them). The last of ``layers_in_order``: a module with a forward of
+    its own is its own last layer."""
+    last = layers_in_order(model)[-1]
+    task, loss, _ = model_task(model)
+    if task != "classification" or last is model:
+        return None
+    if is_stock(last, Softmax) and loss == "cross_entropy":
+        return "softmax"
+    if is_stock(last, Sigmoid) and loss == "bce_with_logits":
+        return "sigmoid"
+    return None
