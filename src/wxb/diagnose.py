@@ -19,9 +19,9 @@ import numpy as np
 
 from wxb.describe import percent
 from wxb.errors import ConfigError
-from wxb.nn.layers import Activation, Dense, ReLU, Sigmoid, Tanh
+from wxb.nn.layers import Activation, Dense, Dropout, ReLU, Sigmoid, Tanh
 from wxb.nn.losses import Loss
-from wxb.nn.module import Module, every_parameter_requiring_grad
+from wxb.nn.module import Module, every_parameter_requiring_grad, is_stock
 from wxb.nn.sequential import layers_in_order
 from wxb.tensor import Tensor
 
@@ -58,13 +58,18 @@ def layer_reports(model: Module, X: np.ndarray, y: np.ndarray, loss: Loss) -> li
     # must not read as a vanished δ.
     with model.evaluating(), model.gradients_set_aside(), every_parameter_requiring_grad(model):
         x, denses, activation_of = Tensor(X), [], {}
+        on_z = None  # the Dense whose Z is x (Dropout, off in eval mode, leaves it so)
         for layer in layers:
             out = layer(x)
-            if isinstance(layer, Dense):
+            if is_stock(layer, Dense):
                 out.retain_grad()
                 denses.append((layer, out))
-            elif isinstance(layer, Activation) and denses:
-                activation_of[id(denses[-1][0])] = (layer, out.data)
+                on_z = layer
+            elif is_stock(layer, Activation) and on_z is not None:
+                activation_of[id(on_z)] = (layer, out.data)  # f(Z), not a later g(f(Z))
+                on_z = None
+            elif not is_stock(layer, Dropout):
+                on_z = None
             x = out
         loss(x, y).backward()
         reports = []

@@ -492,6 +492,13 @@ def stock_kind(module: Module, kinds: tuple[type[Module], ...]) -> type[Module] 
     return None
 
 
+def is_stock(module: Module, kind: type[Module]) -> bool:
+    """Whether ``module`` computes what ``kind``'s own forward computes (see stock_kind):
+    a subclass of Dense or Sigmoid with a forward of its own is not one, and what shows
+    or reads a layer as its stock kind must not take it for one."""
+    return stock_kind(module, (kind,)) is kind
+
+
 def input_width(model: Module) -> int | None:
     """Features the model takes: from the first module that says (``in_features``)."""
     for _, module in model.named_modules():
