@@ -500,9 +500,13 @@ def graph(root: Tensor) -> list[GraphNode]:
     index = {id(t): i for i, t in enumerate(order)}
     nodes = []
     for i, t in enumerate(order):
-        if t.op is None:
+        name = t.name
+        if not t.inputs:  # a leaf: also a result of inputs that needed no gradient,
+            # whose op was not recorded (Standardize's (X − μ)/σ): an input here
             op = "parameter" if t.requires_grad else "input"
+            if t.op is not None and name is None:
+                name = f"(from {t.op})"
         else:
             op = t.op
-        nodes.append(GraphNode(i, op, t.shape, [index[id(p)] for p in t.inputs], t.name))
+        nodes.append(GraphNode(i, op, t.shape, [index[id(p)] for p in t.inputs], name))
     return nodes
