@@ -964,6 +964,7 @@ class LRSchedule:
         self.optimizer = optimizer
         self.base_lrs: list[float] = []
         self.epoch = 0
+        self._lrs_found: list[float] = []  # each group's lr before start() set epoch 0's
 
     @property
     def base_lr(self) -> float:
@@ -994,6 +995,7 @@ class LRSchedule:
 
     def start(self) -> None:
         """Set the rates for epoch 0 (a schedule starts from each group's initial rate)."""
+        self._lrs_found = [group["lr"] for group in self.optimizer.param_groups]
         self._set(0)
 
     def lr_at(self, epoch: int, base_lr: float | None = None) -> float:
@@ -1013,18 +1015,22 @@ class LRSchedule:
     def state_dict(self) -> dict:
         """As PyTorch's schedulers: every setting and counter but the optimiser, plain values."""
         self._bases()  # a group added since the last step has its starting rate too
-        state = {k: v for k, v in vars(self).items() if k != "optimizer"}
+        state = {k: v for k, v in vars(self).items() if k != "optimizer" and k[0] != "_"}
         return {**state, "base_lrs": list(self.base_lrs), "type": type(self).__name__}
 
     def load_state_dict(self, state: dict) -> None:
-        """Continue from ``state_dict()`` of a schedule of the same kind; the groups'
-        ``lr`` become the loaded epoch's rates."""
+        """Continue from ``state_dict()`` of a schedule of the same kind. The groups' ``lr``
+        stay what the optimiser holds (as PyTorch's schedulers leave them), apart from this
+        schedule's own setting of epoch 0's rates when it was made: the rates the optimiser
+        held then come back (an optimiser resumed before the schedule was made holds the
+        saved ones). An lr other than the loaded epoch's rate counts as set by hand, and
+        the next step goes on from it, as the uninterrupted run does."""
         name = type(self).__name__
         if not isinstance(state, dict) or state.get("type", name) != name:
             kind = state.get("type") if isinstance(state, dict) else type(state).__name__
             raise ConfigError(f"{name}.load_state_dict: the state is of a {kind}")
         values = {k: v for k, v in state.items() if k != "type"}
-        mine = {k for k in vars(self) if k != "optimizer"}
+        mine = {k for k in vars(self) if k != "optimizer" and k[0] != "_"}
         if set(values) != mine:
             raise ConfigError(
                 f"{name}.load_state_dict: the state holds {sorted(values)}; expected {sorted(mine)}"
@@ -1042,9 +1048,15 @@ class LRSchedule:
                 values[key] = _like(getattr(self, key), value, what)
         self._check_settings(values, f"{name}.load_state_dict")
         vars(self).update(values)
-        # The rates of the loaded epoch: a schedule built for the resume (PyTorch's order:
-        # optimiser, its state, schedule, its state) has just set them to epoch 0's.
-        self._set(self.epoch)
+        # PyTorch's order (optimiser, its state, schedule, its state): the schedule, made
+        # last, set epoch 0's rates over the loaded ones; those come back. A group's lr
+        # changed since (the optimiser's state loaded after the schedule was made) stays.
+        found = self._lrs_found
+        for index, group in enumerate(self.optimizer.param_groups):
+            rate = self.lr_at(self.epoch, self.base_lrs[index])
+            if not self._set_by_hand(index, group) and index < len(found):
+                group["lr"] = found[index]
+            self.optimizer.scheduled_lrs[index] = rate
 
     def _check_settings(self, values: dict, where: str) -> None:
         """Refuse settings this kind of schedule cannot run with (subclasses say which)."""
@@ -1054,7 +1066,7 @@ class LRSchedule:
         skip = {"optimizer", "base_lrs", "epoch"}
         return {
             "type": type(self).__name__,
-            **{k: v for k, v in vars(self).items() if k not in skip},
+            **{k: v for k, v in vars(self).items() if k not in skip and k[0] != "_"},
         }
 
     def step(self) -> float:
