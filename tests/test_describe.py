@@ -521,3 +521,25 @@ def test_backward_diagram_of_frozen_dense_layers_and_a_module_that_learns(rng):
     text = describe.backward_diagram(model)
     assert "nothing to learn" not in text
     assert "δ⁽¹⁾" in text and "∂L/∂W⁽¹⁾" not in text and "∂L/∂W⁽²⁾" not in text
+
+
+def test_graph_diagram_shows_standardized_rows_as_an_input_feeding_the_first_product(
+    rng: np.random.Generator,
+) -> None:
+    # (X − μ)/σ needs no gradient, so its op is not recorded: the diagram drew "⊙" as an
+    # operation with nothing coming in, and no input at all
+    n, k, batch = (int(v) for v in rng.integers(2, 6, size=3))
+    model = Sequential(
+        Standardize(rng.normal(size=n), rng.uniform(0.5, 2, size=n)), Dense(n, k), ReLU()
+    )
+    X = rng.normal(size=(batch, n)).astype(np.float32)
+    loss = MSELoss()(model(X), rng.normal(size=(batch, k)).astype(np.float32))
+    chart = parse_mermaid(describe.graph_diagram(loss, model))
+    targets = {t for _, t, _ in chart.edges}
+    for node_id, (_, label) in chart.nodes.items():
+        if not label.startswith(("input", "parameter")):
+            assert node_id in targets, label  # every operation has what it reads
+    inputs = [i for i, (_, x) in chart.nodes.items() if x.startswith("input")]
+    assert [x for i, (_, x) in chart.nodes.items() if i in inputs] == [
+        f"input (from ⊙)<br>{batch}×{n}"
+    ]

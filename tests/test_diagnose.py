@@ -182,3 +182,19 @@ def test_a_frozen_first_layer_keeps_its_delta_and_raises_no_false_warning(rng):
         np.testing.assert_allclose(a.delta_norm, b.delta_norm, rtol=1e-12)
     assert warnings_for(frozen) == warnings_for(trainable)
     assert all(not p.requires_grad and p.grad is None for p in model[0].parameters())
+
+
+def test_the_activation_on_z_is_reported_when_another_follows_it(rng):
+    # Dense → Tanh → Sigmoid reported the sigmoid (applied to tanh(Z)) and its saturation
+    from wxb.nn import Dropout
+
+    X, y = blobs(rng, n=int(rng.integers(20, 60)))
+    model = Sequential(Dense(8, 12), Dropout(0.3), Tanh(), Sigmoid(), Dense(12, 3))
+    for p in model.parameters():
+        p.data[...] = rng.normal(scale=3, size=p.shape)
+    report = layer_reports(model, X, y, CrossEntropyLoss())[0]
+    Z = X.astype(np.float64) @ model[0].weight.data.T + model[0].bias.data
+    assert report.activation == "tanh"
+    saturated = np.mean(1 - np.tanh(Z) ** 2 < 0.01)
+    assert saturated > 0.05  # the case the old report missed: sigmoid of tanh is never flat
+    assert report.saturated_fraction == pytest.approx(saturated, abs=1e-6)

@@ -425,3 +425,98 @@ def test_a_layer_used_twice_is_found_by_its_own_name(rng):
     np.testing.assert_allclose(first.value, z2.T, rtol=1e-12)
     z3 = np.maximum(z2, 0) @ shared.weight.data.T + shared.bias.data
     np.testing.assert_allclose(second.value, z3.T, rtol=1e-12)
+
+
+def test_python_explain_scores_a_model_with_its_own_loss_as_eval_and_report_do(rng):
+    """wxb.explain(model, X, y) on a model with a Softmax head took cross-entropy of p as if
+    p were logits (softmax twice), and on a model trained with bce_with_logits took MSE;
+    wxb explain, report and eval score both with the model's loss (on p itself)."""
+    from wxb.nn import Softmax
+
+    n, k, batch = int(rng.integers(2, 6)), int(rng.integers(3, 6)), int(rng.integers(1, 5))
+    head = Sequential(Dense(n, 4), Sigmoid(), Dense(4, k), Softmax()).to("float64")
+    for p in head.parameters():
+        p.data[...] = 2 * rng.normal(size=p.shape)
+    X, y = rng.normal(size=(batch, n)), rng.integers(0, k, size=batch)
+    shown = wxb.explain(head, X, y, sample_rows=None)
+    p = head.predict(X)
+    np.testing.assert_allclose(shown.step("loss").value, -np.log(p[np.arange(batch), y]).mean())
+    onehot = np.eye(k)[y]
+    np.testing.assert_allclose(shown.step("dense2.delta").value, ((p - onehot) / batch).T)
+
+    binary = Sequential(Dense(n, 3), Tanh(), Dense(3, 1)).to("float64")
+    binary.info.update(task="classification", loss="bce_with_logits")
+    labels = rng.integers(0, 2, size=batch)
+    shown = wxb.explain(binary, X, labels, sample_rows=None)
+    z = torch.from_numpy(binary.predict(X).ravel())
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(
+        z, torch.from_numpy(labels.astype(np.float64))
+    )
+    np.testing.assert_allclose(shown.step("loss").value, expected.item(), rtol=1e-12)
+
+
+def test_a_weight_a_custom_module_uses_too_shows_this_places_share(rng):
+    """A tied decoder (a module of its own computing h·W) reuses the first Dense's W:
+    ∂L/∂W⁽¹⁾ = δ⁽¹⁾·Xᵀ is that place's share, not the sum backward leaves in W.grad."""
+    from wxb import ops
+    from wxb.nn import Module
+
+    class TiedDecoder(Module):
+        def __init__(self, encoder):
+            super().__init__()
+            self.encoder = encoder
+
+        def forward(self, h):
+            return ops.matmul(h, self.encoder.weight)
+
+    n, h, batch = int(rng.integers(3, 7)), int(rng.integers(2, 5)), int(rng.integers(1, 6))
+    encoder = Dense(n, h)
+    model = Sequential(encoder, Tanh(), TiedDecoder(encoder)).to("float64")
+    for p in model.parameters():
+        p.data[...] = rng.normal(size=p.shape)
+    X = rng.normal(size=(batch, n))
+    shown = explain_model(model, X, X, loss="mse", sample_rows=None)
+
+    W = torch.tensor(encoder.weight.data, requires_grad=True)
+    x = torch.from_numpy(X)
+    z = x @ W.T + torch.from_numpy(encoder.bias.data)
+    z.retain_grad()
+    out = torch.tanh(z) @ W
+    (0.5 * ((out - x) ** 2).sum() / batch).backward()
+    step = shown.step(f"{encoder.name}.dL/dW")
+    np.testing.assert_allclose(step.value, (z.grad.T @ x).numpy(), rtol=1e-10, atol=1e-14)
+    assert not np.allclose(step.value, W.grad.numpy())  # the decoder's share is not in it
+    assert "this place's share" in step.note
+
+
+def test_subclasses_with_a_forward_of_their_own_are_not_explained_as_stock_layers(rng):
+    """A Dense subclass that masks W and a Sigmoid subclass computing z·σ(z) were shown as
+    Z = W·X + b and A = sigmoid(Z) beside numbers those equations do not give."""
+    from wxb import ops
+
+    class MaskedDense(Dense):
+        def forward(self, x):
+            mask = np.tril(np.ones(self.weight.shape))
+            return ops.add_bias(ops.linear_map(x, ops.mul(self.weight, mask)), self.bias)
+
+    class Swish(Sigmoid):
+        def forward(self, x):
+            return ops.mul(x, ops.sigmoid(x))
+
+    n, k, batch = int(rng.integers(2, 5)), int(rng.integers(1, 4)), int(rng.integers(1, 5))
+    masked, swish, last = MaskedDense(n, n), Swish(), Dense(n, k)
+    model = Sequential(masked, swish, last).to("float64")
+    for p in model.parameters():
+        p.data[...] = rng.normal(size=p.shape)
+    X, Y = rng.normal(size=(batch, n)), rng.normal(size=(batch, k))
+    shown = explain_model(model, X, Y, loss="mse", sample_rows=None)
+
+    names = [step.name for step in shown.steps]
+    assert f"{masked.name}.Z" not in names and f"{swish.name}.A" not in names
+    Z = X @ (masked.weight.data * np.tril(np.ones((n, n)))).T + masked.bias.data
+    H = Z / (1 + np.exp(-Z))
+    np.testing.assert_allclose(shown.step(f"{masked.name}.out").value, Z.T, rtol=1e-12)
+    np.testing.assert_allclose(shown.step(f"{swish.name}.out").value, H.T, rtol=1e-12)
+    np.testing.assert_allclose(
+        shown.step(f"{last.name}.Z").value, (H @ last.weight.data.T + last.bias.data).T
+    )

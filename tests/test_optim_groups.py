@@ -955,3 +955,45 @@ def test_adam_with_beta1_near_one_in_float32_as_torch(seeded, route):
                                            err_msg=seeded.msg(f"β₁ {beta1}"))  # fmt: skip
     finally:
         kernels.use(os.environ.get("WXB_KERNELS", "auto"))
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs", "options"),
+    [
+        (StepLR, torch.optim.lr_scheduler.StepLR, {"step_size": 2, "gamma": 0.5}),
+        (CosineAnnealingLR, torch.optim.lr_scheduler.CosineAnnealingLR, {"T_max": 9}),
+    ],
+)
+@pytest.mark.parametrize("order", ["optimiser first", "schedule first"])
+def test_a_rate_set_by_hand_before_a_save_survives_the_resume_as_torch(
+    seeded, ours, theirs, options, order
+):
+    # The resumed schedule put its own rate back (50–80× the lowered one), where the
+    # uninterrupted run and PyTorch's resume go on from the rate set by hand.
+    rng = seeded.rng
+    params, tparams = twins([rng.normal(size=3)])
+    lr = float(rng.uniform(0.05, 0.5))
+    opt, topt = SGD(params, lr=lr), torch.optim.SGD(tparams, lr=lr)
+    sched, tsched = ours(opt, **options), theirs(topt, **options)
+    for _ in range(int(rng.integers(1, 5))):
+        set_grads(rng, params, tparams)
+        opt.step(), topt.step()
+        sched.step(), tsched.step()
+    by_hand = lr * float(rng.uniform(0.001, 0.1))
+    opt.param_groups[0]["lr"] = topt.param_groups[0]["lr"] = by_hand
+    opt2, topt2 = SGD(params, lr=lr), torch.optim.SGD(tparams, lr=lr)
+    if order == "optimiser first":  # PyTorch's order
+        opt2.load_state_dict(opt.state_dict())
+        sched2 = ours(opt2, **options)
+    else:
+        sched2 = ours(opt2, **options)
+        opt2.load_state_dict(opt.state_dict())
+    sched2.load_state_dict(sched.state_dict())
+    topt2.load_state_dict(topt.state_dict())
+    tsched2 = theirs(topt2, **options)
+    tsched2.load_state_dict(tsched.state_dict())
+    for epoch in range(4):
+        ours_lr, theirs_lr, straight = opt2.lr, topt2.param_groups[0]["lr"], opt.lr
+        assert math.isclose(ours_lr, theirs_lr, rel_tol=1e-9), seeded.msg(f"epoch {epoch}")
+        assert math.isclose(ours_lr, straight, rel_tol=1e-12), seeded.msg(f"epoch {epoch}")
+        sched.step(), sched2.step(), tsched2.step()
