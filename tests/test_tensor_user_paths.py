@@ -1214,3 +1214,35 @@ def test_an_empty_index_list_picks_no_rows(rng):
     (a[[]].sum() + (a * 2).sum()).backward()
     (ta[[]].sum() + (ta * 2).sum()).backward()
     close(a.grad, ta.grad)
+
+
+@pytest.mark.parametrize(
+    "operand",
+    [
+        lambda n, rng: rng.normal(size=n) + 1j * rng.normal(size=n),  # imaginary part dropped
+        lambda n, rng: np.array([str(v) for v in rng.integers(1, 9, size=n)]),  # parsed
+        lambda n, rng: np.array(["1970-01-03"] * n, dtype="datetime64[D]"),  # days counted
+        lambda n, rng: rng.normal(size=n) * 1e39,  # inf in float32
+        lambda n, rng: 2**200,  # a Python int: inf in float32
+    ],
+)
+def test_an_operand_a_cast_would_change_silently_is_refused_on_either_side(rng, operand):
+    # complex, text and dates became numbers (w * [1+1j, 2-1j] gave [1, 4] float32 with a
+    # warning at most), and a float64 beyond float32's range became inf
+    n = int(rng.integers(1, 5))
+    w = Tensor(rng.normal(size=n).astype(np.float32), requires_grad=True)
+    value = operand(n, rng)
+    for compute in (lambda: w * value, lambda: value * w, lambda: w + value):
+        with pytest.raises(wxb.DataError, match=r"wxb computes with real numbers|beyond float32"):
+            compute()
+    if isinstance(value, np.ndarray) and value.dtype.kind != "f":
+        with pytest.raises(wxb.DataError, match=r"real numbers|not supported"):
+            Tensor(value)
+
+
+def test_a_pandas_series_keeps_its_float64_as_its_array_does(rng):
+    pd = pytest.importorskip("pandas")
+    values = 1 + rng.uniform(1e-9, 1e-8, size=int(rng.integers(1, 6)))  # lost in float32
+    for given in (pd.Series(values), pd.DataFrame({"a": values})):
+        np.testing.assert_array_equal(Tensor(given).data.ravel(), values)
+    assert Tensor(values.tolist()).data.dtype == np.float32  # Python floats: as torch.tensor

@@ -21,10 +21,9 @@ from typing import Protocol
 import numpy as np
 
 from wxb import kernels
-from wxb.backend import xp
 from wxb.errors import ConfigError, DataError, ShapeError, TrainingError
 from wxb.random import row_masks
-from wxb.tensor import UFUNC_OPS, Tensor, is_grad_enabled
+from wxb.tensor import UFUNC_OPS, Tensor, float_array, is_grad_enabled
 
 
 def as_tensor(value: object, like: Tensor | None = None) -> Tensor:
@@ -33,7 +32,9 @@ def as_tensor(value: object, like: Tensor | None = None) -> Tensor:
     # a float tensor's operands take its dtype (np.float64(2) keeps x float32); an integer
     # one's (t.data = [1, 3]) keep theirs: 0.5 cast to int would be 0
     dtype = like.dtype if like is not None and like.dtype.kind == "f" else None
-    return Tensor(xp.asarray(value, dtype=dtype) if dtype is not None else value)
+    if dtype is None:
+        return Tensor(value)
+    return Tensor(float_array(value, dtype, "an operand of a tensor"))
 
 
 def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

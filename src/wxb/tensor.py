@@ -104,6 +104,26 @@ _BOOLEAN_UFUNCS = frozenset(
 )
 
 
+def float_array(value: object, dtype: np.dtype, where: str) -> np.ndarray:
+    """``value`` as an array of ``dtype``, refusing what the cast would change without a
+    word: complex numbers (the imaginary part dropped), text and dates (parsed, or
+    counted in days), and finite numbers beyond the dtype's range (inf in float32)."""
+    source = value if isinstance(value, np.ndarray) else np.asarray(value)
+    if source.dtype.kind in "cUSMmV":
+        raise DataError(
+            f"{where}: got {source.dtype} values; wxb computes with real numbers in "
+            f"{' or '.join(DTYPES)} (convert them first)"
+        )
+    try:
+        with np.errstate(over="raise"):
+            return xp.asarray(source, dtype=dtype)
+    except (FloatingPointError, OverflowError):  # (OverflowError: an int beyond any float)
+        raise DataError(
+            f"{where}: a value is beyond {dtype}'s range and would become inf (use a "
+            "float64 tensor, or scale the values)"
+        ) from None
+
+
 class Tensor:
     """An array plus, when it came out of an operation, the record of that operation."""
 
@@ -135,6 +155,8 @@ class Tensor:
         base = None
         if isinstance(data, Tensor):
             base, data = data, data.data
+        elif hasattr(data, "to_numpy") and not isinstance(data, np.ndarray):
+            data = data.to_numpy()  # a pandas Series or DataFrame: its float64 kept, as an array's
         # A float array, or a NumPy float scalar (np.float64(x), as PyTorch), keeps its dtype.
         if dtype is None and isinstance(data, (np.ndarray, np.inexact)) and data.dtype.kind in "fc":
             if data.dtype.type not in _FLOAT_TYPES:  # float16, longdouble, complex
@@ -146,7 +168,7 @@ class Tensor:
             # np.matrix and other subclasses: a plain view (a matrix's * and [:, 0] differ)
             array = data if type(data) is np.ndarray else np.asarray(data)
         else:
-            array = xp.asarray(data, dtype=resolve_dtype(dtype))
+            array = float_array(data, resolve_dtype(dtype), "Tensor")
         self.data: np.ndarray = array
         self.grad: np.ndarray | None = None
         self.requires_grad = requires_grad
