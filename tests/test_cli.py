@@ -510,11 +510,15 @@ def test_eval_and_predict_a_model_saved_from_python_without_info(tmp_path, rng, 
     assert predicted == model.predict(X).argmax(axis=1).tolist()
 
 
+@pytest.mark.parametrize("tail", ["none", "identity", "dropout"])
 @pytest.mark.parametrize("head", ["softmax", "sigmoid"])
-def test_a_model_that_outputs_probabilities_is_not_squashed_again(tmp_path, rng, capsys, head):
+def test_a_model_that_outputs_probabilities_is_not_squashed_again(
+    tmp_path, rng, capsys, head, tail
+):
     """A classifier whose last layer is Softmax (or Sigmoid, one output): predict --proba
     gives its own outputs and eval the loss of those probabilities (both applied the
-    softmax or sigmoid a second time, pulling every probability toward uniform)."""
+    softmax or sigmoid a second time, pulling every probability toward uniform). So too
+    when an Identity or a Dropout follows the head (it was then taken for logits)."""
     features = int(rng.integers(2, 6))
     if head == "softmax":
         k = int(rng.integers(3, 6))
@@ -523,7 +527,10 @@ def test_a_model_that_outputs_probabilities_is_not_squashed_again(tmp_path, rng,
     else:
         layers, info = [wxb.nn.Dense(features, 1), wxb.nn.Sigmoid()], {"loss": "bce_with_logits"}
         classes = ["no", "yes"]
-    model = wxb.nn.Sequential(wxb.nn.Dense(features, features), wxb.nn.Tanh(), *layers)
+    after = {"none": [], "identity": [wxb.nn.Identity()], "dropout": [wxb.nn.Dropout(0.3)]}
+    model = wxb.nn.Sequential(
+        wxb.nn.Dense(features, features), wxb.nn.Tanh(), *layers, *after[tail]
+    )
     for p in model.parameters():
         p.data[...] = rng.normal(scale=1.5, size=p.shape)  # outputs far from uniform
     model.info = {"task": "classification", "classes": classes, **info}

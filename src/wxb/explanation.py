@@ -24,7 +24,7 @@ from wxb import ops
 from wxb.columns import rows_by_name
 from wxb.describe import percent
 from wxb.errors import ConfigError, DataError
-from wxb.nn.heads import model_task, probability_head
+from wxb.nn.heads import head_index, model_task, probability_head
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
 from wxb.nn.losses import CrossEntropyLoss, Loss, get_loss
 from wxb.nn.module import Module, Parameter, every_parameter_requiring_grad, is_stock
@@ -548,8 +548,9 @@ def explain_model(
             loss_fn, target = _loss_and_target(loss, y, output, total, batch)
             # The loss of p = softmax(z) (σ(z)) is the loss on z itself: softmax(z) is the
             # p whose log it takes (exactly, with no log of a p rounded to 0 or 1).
-            probabilities = probabilities and is_stock(layers[-1], Activation)
-            value = loss_fn(logits if probabilities else output, target)
+            head = head_index(layers)  # (an Identity or Dropout after it passes p on)
+            probabilities = probabilities and is_stock(layers[head], Activation)
+            value = loss_fn(logits[head] if probabilities else output, target)
             value.backward()
             sections += _backward_sections(
                 layers, loss_fn, value, target, retained, inputs, fed, keys, probabilities
@@ -598,7 +599,9 @@ def scored_loss(
 
 def _forward_steps(
     layers: list[Module], x: Tensor, batch: int, keys: list[str]
-) -> tuple[Section, Tensor, dict[int, Tensor], dict[int, _Symbol], dict[int, np.ndarray], Tensor]:
+) -> tuple[
+    Section, Tensor, dict[int, Tensor], dict[int, _Symbol], dict[int, np.ndarray], list[Tensor]
+]:
     """Run the layers one by one (keeping each Dense's Z for its δ) and describe each."""
     steps: list[Step] = []
     retained: dict[int, Tensor] = {}  # layer position → its Z
@@ -608,9 +611,9 @@ def _forward_steps(
     dense_index = 0
     activations = 0  # of this layer so far: A⁽ˡ⁾₁ = f(Z⁽ˡ⁾), A⁽ˡ⁾ = g(A⁽ˡ⁾₁) when stacked
     total_flops = 0
-    last_input = x
+    seen: list[Tensor] = []  # what each layer reads: a probability head's logits
     for position, layer in enumerate(layers):
-        last_input = x  # what the last layer reads: a probability head's logits
+        seen.append(x)
         group = _describe(layer)
         key = keys[position]
         inputs[position] = current
@@ -700,7 +703,7 @@ def _forward_steps(
             current = Hsym
     intro = [f"Forward FLOPs of the products W·X: {total_flops}."]
     section = Section("Forward pass: Z = W·X + b, A = f(Z), layer by layer", intro, steps)
-    return section, x, retained, inputs, fed, last_input
+    return section, x, retained, inputs, fed, seen
 
 
 def _loss_and_target(

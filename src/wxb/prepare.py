@@ -25,7 +25,7 @@ from wxb import ops, validation
 from wxb.columns import TableEncoder, boolean_spellings, choose_features, table_matrix
 from wxb.errors import ConfigError, DataError
 from wxb.nn import Dense
-from wxb.nn.heads import model_task, probability_head
+from wxb.nn.heads import head_index, model_task, probability_head
 from wxb.nn.module import input_width
 from wxb.nn.sequential import layers_in_order
 from wxb.tables import Column, Table, text_as_numbers
@@ -333,13 +333,14 @@ def class_logits(model, out: np.ndarray) -> np.ndarray:
 
 
 def head_logits(model, X: np.ndarray) -> np.ndarray:
-    """The logits a probability head turns into p: every layer but the last, run on X
+    """The logits a probability head turns into p: every layer before the head, run on X
     (eval mode, no graph). Exact where log p is not: a p that rounded to 0 has no log."""
     from wxb.tensor import Tensor, no_grad  # the layers below prepare run the forward
 
     x = Tensor(validation.as_features(X, model.dtype))
+    layers = layers_in_order(model)
     with model.evaluating(), no_grad():
-        for layer in layers_in_order(model)[:-1]:
+        for layer in layers[: head_index(layers)]:
             x = layer(x)
     return x.data
 

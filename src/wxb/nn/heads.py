@@ -6,9 +6,19 @@ loss it was trained with, and as probabilities when its head gives them."""
 
 from __future__ import annotations
 
-from wxb.nn.layers import Sigmoid, Softmax
+from wxb.nn.layers import Dropout, Identity, Sigmoid, Softmax
 from wxb.nn.module import is_stock, output_width
 from wxb.nn.sequential import layers_in_order
+
+
+def head_index(layers: list) -> int:
+    """The position of the layer whose output the model gives: the last, before any
+    Identity or Dropout after it (they pass it through unchanged in eval mode), so that a
+    Softmax followed by Identity is still the probability head it is."""
+    index = len(layers) - 1
+    while index > 0 and (is_stock(layers[index], Identity) or is_stock(layers[index], Dropout)):
+        index -= 1
+    return index
 
 
 def model_task(model) -> tuple[str, str, list]:
@@ -19,7 +29,8 @@ def model_task(model) -> tuple[str, str, list]:
     info = model.info
     width = output_width(model) or 1
     task, loss = info.get("task"), info.get("loss")
-    if not task and not loss and width == 1 and is_stock(layers_in_order(model)[-1], Sigmoid):
+    layers = layers_in_order(model)
+    if not task and not loss and width == 1 and is_stock(layers[head_index(layers)], Sigmoid):
         task, loss = "classification", "bce_with_logits"
     if not task and loss:  # the one says the other
         task = "classification" if loss in ("cross_entropy", "bce_with_logits") else "regression"
@@ -38,7 +49,8 @@ def probability_head(model) -> str | None:
     into probabilities (a Keras-style deployable model), else None (it gives logits,
     as wxb trains them). The last of ``layers_in_order``: a module with a forward of
     its own is its own last layer."""
-    last = layers_in_order(model)[-1]
+    layers = layers_in_order(model)
+    last = layers[head_index(layers)]
     task, loss, _ = model_task(model)
     if task != "classification" or last is model:
         return None
