@@ -875,3 +875,18 @@ def test_a_frozen_list_naming_no_parameter_is_refused(tmp_path, rng, frozen):
         tmp_path / "frozen.safetensors", architecture, tensors, {**metadata, "frozen": frozen}
     )
     refused(path, "frozen" if frozen != "not json" else "not JSON")
+
+
+def test_info_keys_that_are_not_text_are_refused_not_merged(tmp_path, rng):
+    # JSON turned {1: 'cat', '1': 'dog'} into {'1': 'dog'} and {0: 'a'} into {'0': 'a'}:
+    # the loaded info differed from the saved one without a word
+    model = wxb.nn.Sequential(wxb.nn.Dense(2, int(rng.integers(1, 4))))
+    key = [int(rng.integers(0, 9)), True, 2.5, None][int(rng.integers(0, 4))]
+    for info in ({key: "cat", str(key): "dog"}, {"nested": [{"ok": 1}, {key: "a"}]}):
+        model.info = info
+        path = tmp_path / "m.safetensors"
+        with pytest.raises(wxb.ConfigError, match=r"key .* is not text"):
+            wxb.save(model, path)
+        assert not path.exists()
+    model.info = {"classes": [0, 1], "nested": {"deep": [1, {"x": None}]}}
+    assert wxb.load(wxb.save(model, tmp_path / "ok.safetensors")).info == model.info

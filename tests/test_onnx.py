@@ -481,3 +481,26 @@ def test_a_float64_model_without_parameters_exports_in_float64(tmp_path, rng):
     assert session.get_inputs()[0].type == "tensor(double)"
     got = session.run(None, {session.get_inputs()[0].name: X})[0]
     np.testing.assert_allclose(got, model.predict(X), rtol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 5 iterations
+def test_metadata_says_when_the_prediction_is_exp_of_the_output_or_multilabel(tmp_path, rng):
+    # a Poisson regressor's ONNX output is z where wxb predict gives exp(z), and nothing
+    # in the file said so
+    from wxb.sklearn import MLPRegressor
+
+    X = rng.normal(size=(40, 3))
+    y = rng.poisson(np.exp(0.3 * X[:, 0]))
+    model = MLPRegressor(loss="poisson", hidden_layer_sizes=(4,), max_iter=5).fit(X, y).to_wxb()
+    meta = {p.key: p.value for p in onnx.load(export(model, tmp_path / "p.onnx")).metadata_props}
+    assert meta["link"] == "log" == model.info["link"]
+    session = ort.InferenceSession(str(tmp_path / "p.onnx"), providers=["CPUExecutionProvider"])
+    z = session.run(None, {"input": X.astype(model.dtype)})[0].ravel()
+    from wxb.prepare import prediction_table
+
+    columns = prediction_table(model, model.predict(X), proba=False)[1]
+    np.testing.assert_allclose(np.exp(z), np.asarray(columns[0], float), rtol=1e-5)
+    labels = dense(rng, 3, 2, "float32")
+    labels.info = {"task": "multilabel", "multilabel": True}
+    meta = {p.key: p.value for p in onnx.load(export(labels, tmp_path / "m.onnx")).metadata_props}
+    assert json.loads(meta["multilabel"]) is True and meta["task"] == "multilabel"

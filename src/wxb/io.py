@@ -99,6 +99,7 @@ def save(model: Module, path: str | Path) -> Path:
         _check_architecture(architecture, stored, ties)
     except _Invalid as exc:
         raise ConfigError(f"cannot save this model: {exc}") from None
+    _check_info_keys(model.info, "model.info")
     try:
         info = json.dumps(model.info, default=_json_default)
     except (TypeError, ValueError) as exc:
@@ -119,6 +120,24 @@ def save(model: Module, path: str | Path) -> Path:
     path = Path(path)
     atomic_write(path, safetensors_bytes(tensors, metadata=metadata))
     return path
+
+
+def _check_info_keys(value: object, where: str) -> None:
+    """ConfigError for a dict key that is not text: JSON would turn 1 into '1' (and
+    {1: 'a', '1': 'b'} into one entry), so the loaded info would differ without a word."""
+    stack = [(value, where)]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                if not isinstance(key, str):
+                    raise ConfigError(
+                        f"cannot save {path}: its key {key!r} is not text ({type(key).__name__}); "
+                        "a model file stores text keys only (use str(key))"
+                    )
+                stack.append((inner, f"{path}[{key!r}]"))
+        elif isinstance(item, (list, tuple)):
+            stack.extend((inner, f"{path}[{i}]") for i, inner in enumerate(item))
 
 
 def _json_default(value: object) -> object:
