@@ -43,6 +43,8 @@ maps column → input):
 - number and bool columns: the model's dtype (bool as 0/1); NaN marks a missing cell,
   and so does a number among the model's own missing markers (``--na-values -999``),
   except a bool column's 0 and 1, which are False and True whatever the markers say
+  (the graph's only way to be given a boolean; wxb predict, reading a file or a table
+  whose bool column holds the declared marker 0 or 1, takes the user's word: a gap)
 - text columns: strings; the empty string "" marks a missing cell (None cannot be
   fed), and so do the markers wxb reads as missing ('NA', '?', 'null', …; a cell of
   spaces only is not one here). A category not seen in training gives all zeros, as
