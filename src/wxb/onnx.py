@@ -13,7 +13,8 @@ initializers:
                  what wxb itself computes (``1.0 / scale`` in the model's dtype)
 - Dropout        nothing (the export is for inference; wxb's predict skips it too)
 - Identity       nothing
-- Sigmoid, Tanh, ReLU, Softmax   Sigmoid, Tanh, Relu, Softmax(axis=-1)
+- Sigmoid        Reciprocal(1 + Exp(−z)), as wxb computes it
+- Tanh, ReLU, Softmax   Tanh, Relu, Softmax(axis=-1)
 - LeakyReLU(α)   Z ⊙ Where(Z > 0, 1, α), as wxb computes it
 - GELU('tanh')   composed from Mul/Add/Tanh as wxb writes it
 - GELU('none')   Z ⊙ Φ(Z). float32: ½·Z·(1 + Erf(Z/√2)). float64: onnxruntime has
@@ -530,7 +531,10 @@ class _Graph:
         if isinstance(kernel, ops.Identity):
             return x
         if isinstance(kernel, ops.Sigmoid):
-            return self.node("Sigmoid", [x], where)
+            # 1 / (1 + e^(−z)), as wxb computes it: onnxruntime's own Sigmoid is 22 % off
+            # at z = −16 in float32 and gives 0 from z = −20 (log p then −inf)
+            e = self.node("Exp", [self.node("Neg", [x], where)], where)
+            return self.node("Reciprocal", [self.node("Add", [e, self.const(1.0)], where)], where)
         if isinstance(kernel, ops.Tanh):
             return self.node("Tanh", [x], where)
         if isinstance(kernel, ops.ReLU):
