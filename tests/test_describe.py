@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import wxb
-from wxb import describe
+from wxb import describe, ops
 from wxb.errors import ConfigError
 from wxb.nn import (
     GELU,
@@ -543,3 +543,37 @@ def test_graph_diagram_shows_standardized_rows_as_an_input_feeding_the_first_pro
     assert [x for i, (_, x) in chart.nodes.items() if i in inputs] == [
         f"input (from ⊙)<br>{batch}×{n}"
     ]
+
+
+def test_a_module_of_ones_own_over_several_layers_does_not_chain_widths_it_cannot_see(
+    rng: np.random.Generator,
+) -> None:
+    # registered head first, used last: the diagram said "Input 8 features" for a model
+    # taking 3, chained the head's 2 outputs into the body, and the summary said nothing
+    from wxb.nn import Module
+
+    n, hidden, k = (int(v) for v in rng.integers(2, 9, size=3))
+
+    class Net(Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = Dense(hidden, k)
+            self.body = Dense(n, hidden)
+
+        def forward(self, x):
+            return self.head(ops.relu(self.body(x)))
+
+    model = Net()
+    assert model(rng.normal(size=(2, n)).astype(np.float32)).shape == (2, k)
+    chart = parse_mermaid(describe.architecture_diagram(model))
+    assert chart.nodes["in0"][1].endswith("<br>? features")
+    assert all(label is None for _, _, label in chart.edges)  # no width it cannot know
+    text = describe.summary(model).text()
+    assert "registration order" in text and "Net" in text.splitlines()[-1]
+    plain = Sequential(Dense(n, hidden), ReLU(), Dense(hidden, k))
+    assert "registration order" not in describe.summary(plain).text()
+    assert (
+        parse_mermaid(describe.architecture_diagram(plain))
+        .nodes["in0"][1]
+        .endswith(f"<br>{n} features")
+    )

@@ -26,7 +26,8 @@ from wxb.backend import resolve_dtype
 from wxb.columns import TableEncoder
 from wxb.errors import ConfigError
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
-from wxb.nn.module import Module, input_width
+from wxb.nn.module import Module, input_width, stock_kind
+from wxb.nn.sequential import Sequential
 from wxb.tensor import Tensor, graph, topological_order
 
 STOCK_LAYERS = (Dense, Activation, Dropout, Standardize)
@@ -43,6 +44,7 @@ class _Layer:
     width_out: int | None
     index: int  # l of the Dense layer it is (Dense), or of the last Dense before it (0: none)
     needs_input_grad: bool  # a trainable parameter comes before it (as the planned backward)
+    free: bool = False  # in a container of unknown order: what feeds it is not known
 
 
 @dataclass
@@ -58,9 +60,38 @@ def _is_container(module: Module) -> bool:
     return not isinstance(module, STOCK_LAYERS) and bool(module._modules)
 
 
+def _in_unknown_order(module: Module) -> bool:
+    """A container whose own forward runs its two or more layers (a module of one's own, a
+    ModuleList): the order is its code's, which registration order need not be."""
+    return (
+        _is_container(module)
+        and stock_kind(module, (Sequential,)) is None
+        and len(module._modules) > 1
+    )
+
+
+def unknown_order(model: Module) -> list[str]:
+    """The containers of ``model`` whose layers' order of use wxb cannot see (by path)."""
+    return [
+        name or type(model).__name__ for name, m in model.named_modules() if _in_unknown_order(m)
+    ]
+
+
+def _first_width(model: Module) -> int | None:
+    """What the model takes, unless its first layer cannot be known (see above)."""
+    node = model
+    while _is_container(node):
+        if _in_unknown_order(node):
+            return None
+        node = next(iter(node._modules.values()))
+    return input_width(model)
+
+
 def _structure(model: Module) -> list[_Layer | _Group]:
-    """The model's layers in order, nested Sequentials (and containers) as groups."""
-    state = {"width": input_width(model), "dense": 0, "trainable": False}
+    """The model's layers in order, nested Sequentials (and containers) as groups. In a
+    container of unknown order (``_in_unknown_order``) they are listed as registered,
+    and no width is carried from one to the next."""
+    state = {"width": _first_width(model), "dense": 0, "trainable": False}
 
     def leaf(path: str, module: Module) -> _Layer:
         width_in = state["width"]
@@ -74,14 +105,18 @@ def _structure(model: Module) -> list[_Layer | _Group]:
         else:  # a custom leaf: what it returns is unknown
             width_out = None
         layer = _Layer(path, module, width_in, width_out, state["dense"], state["trainable"])
+        layer.free = state["width"] is None and width_in is None
         state["width"] = width_out
         state["trainable"] |= any(p.requires_grad for p in module._parameters.values())
         return layer
 
     def walk(module: Module, prefix: str) -> list[_Layer | _Group]:
         items: list[_Layer | _Group] = []
+        unordered = _in_unknown_order(module)
         for key, child in module._modules.items():
             path = f"{prefix}.{key}" if prefix else key
+            if unordered:
+                state["width"] = None
             if _is_container(child):
                 items.append(_Group(path, child, walk(child, path)))
             else:
@@ -131,6 +166,7 @@ class Summary:
     parameter_bytes: int
     gemm_rate: float | None = None  # FLOP/s of a large GEMM on this machine, if known
     table_stage: list[str] = field(default_factory=list)  # raw columns → inputs, if any
+    unknown_order: list[str] = field(default_factory=list)  # containers: see unknown_order()
 
     @property
     def forward_flops(self) -> int:
@@ -207,6 +243,15 @@ class Summary:
             )
         return lines
 
+    def order_lines(self) -> list[str]:
+        if not self.unknown_order:
+            return []
+        return [
+            f"{', '.join(self.unknown_order)}: a forward of its own runs these layers in "
+            "the order its code says; they are listed, and ∂L/∂X counted, in registration "
+            "order, and widths between them are not known (?)"
+        ]
+
     def text(self) -> str:
         """An aligned table for a terminal, as Keras prints one, with the FLOPs and the floor."""
         head, body = self.cells()
@@ -225,6 +270,7 @@ class Summary:
             "FLOPs count W·X, ∂L/∂W and ∂L/∂X (2mn each) and +b, ∂L/∂b (m each); "
             "element-wise work as 0."
         )
+        out += self.order_lines()
         return "\n".join(out) + "\n"
 
     def markdown(self) -> str:
@@ -239,7 +285,7 @@ class Summary:
         ]
         out += ["| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |" for cells in body]
         out.append("")
-        out += [f"- {line}" for line in self.totals()]
+        out += [f"- {line}" for line in [*self.totals(), *self.order_lines()]]
         return "\n".join(out) + "\n"
 
     def __str__(self) -> str:
@@ -288,6 +334,7 @@ def summary(model: Module, batch_size: int = 32, gemm_rate: float | None = None)
         parameter_bytes=int(sum(p.data.nbytes for p in params)),
         gemm_rate=None if gemm_rate is None else float(gemm_rate),
         table_stage=table_stage_lines(model),
+        unknown_order=unknown_order(model),
     )
 
 
@@ -493,7 +540,9 @@ def architecture_diagram(model: Module) -> str:
     structure = _structure(model)
     layers = _flatten(structure)
     ids: list[str] = [
-        chart.node("in0", "Input A⁽⁰⁾ = X", f"{_dim(input_width(model))} features", shape="stadium")
+        chart.node(
+            "in0", "Input A⁽⁰⁾ = X", f"{_dim(_first_width(model))} features", shape="stadium"
+        )
     ]
     stage = table_stage_lines(model)
     if stage:  # raw columns → X: filled, one-hot encoded
@@ -543,10 +592,16 @@ def architecture_diagram(model: Module) -> str:
 
     draw(structure)
     last = layers[-1] if layers else None
-    width = last.width_out if last is not None else input_width(model)
+    # a layer of unknown order: what feeds it, and whether it gives the output, is its
+    # container's code's; no width is drawn there
+    free = last is not None and last.free
+    width = None if free else last.width_out if last is not None else _first_width(model)
     final = _sup(last.index if last is not None else 0)
     ids.append(chart.node("res0", f"Output A{final}", f"{_dim(width)} outputs", shape="stadium"))
-    widths = [input_width(model), *[layer.width_out for layer in layers]]
+    widths = [_first_width(model), *[layer.width_out for layer in layers]]
+    widths = [
+        None if (layers[k].free if k < len(layers) else free) else w for k, w in enumerate(widths)
+    ]
     for (source, target), w in zip(itertools.pairwise(ids), widths, strict=True):
         chart.edge(source, target, None if w is None else str(w))
     return chart.text()
@@ -591,7 +646,7 @@ def forward_diagram(model: Module, batch_size: int | None = None) -> str:
     cols = _columns(batch_size)
     chart = _Flowchart("TD")
     before, blocks = _dense_blocks(_flatten(_structure(model)))
-    n0 = _dim(input_width(model))
+    n0 = _dim(_first_width(model))
     if before:
         ids = [chart.node("in0", "Input X", f"{n0}×{cols}", shape="stadium")]
         for k, layer in enumerate(before, start=1):
