@@ -535,3 +535,19 @@ def test_calling_a_model_on_a_dataframe_says_what_to_do_instead(rng):
     with pytest.raises(wxb.DataError, match=r"model.predict\(table\)"):
         model(table)
     np.testing.assert_array_equal(model.predict(table), model.predict(table.to_numpy()))
+
+
+def test_to_none_keeps_the_dtype_and_float_alone_is_refused_as_ambiguous(rng):
+    # .to(dtype=None) cast a float64 model to float32 (PyTorch: no change), and "float"
+    # meant float64 (NumPy's reading) where .float() and PyTorch mean float32
+    model = Sequential(Dense(2, 3, dtype="float64"))
+    model[0].weight.data[...] = 1 + rng.uniform(1e-12, 1e-10, size=(3, 2))
+    before = model[0].weight.data.copy()
+    assert model.to(dtype=None) is model and model.dtype == np.float64
+    np.testing.assert_array_equal(model[0].weight.data, before)
+    for spelling in ("float", " Float "):
+        with pytest.raises(wxb.ConfigError, match="float32 in PyTorch and float64 in NumPy"):
+            model.to(spelling)
+        with pytest.raises(wxb.ConfigError, match="float32 in PyTorch"):
+            Dense(2, 2, dtype=spelling)
+    assert model.to("double").dtype == np.float64 and model.float().dtype == np.float32

@@ -20,6 +20,10 @@ def resolve_dtype(dtype: object) -> np.dtype:
     """Turn 'float32', np.float64, etc. into a NumPy dtype wxb supports."""
     if dtype is None:
         return DEFAULT_DTYPE
+    if isinstance(dtype, str) and dtype.strip().lower() == "float":
+        raise ConfigError(
+            "dtype 'float' is float32 in PyTorch and float64 in NumPy: write 'float32' or 'float64'"
+        )
     try:
         resolved = np.dtype(dtype)  # type: ignore[call-overload]
     except TypeError:

@@ -269,7 +269,10 @@ class Module:
 
     def to(self, dtype: object) -> Module:
         """Cast every parameter and float buffer to ``dtype`` (float32 or float64), in place;
-        integer and boolean buffers (indices, counts) keep their dtype, as in PyTorch."""
+        integer and boolean buffers (indices, counts) keep their dtype, as in PyTorch.
+        ``None`` changes nothing, as PyTorch's ``.to(dtype=None)``."""
+        if dtype is None:  # (resolve_dtype would read it as the default, float32)
+            return self
         target = resolve_dtype(dtype)
         for _, module in self.named_modules():
             for p in module._parameters.values():
