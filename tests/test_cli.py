@@ -941,3 +941,32 @@ def test_a_bool_column_read_as_text_at_predict_names_the_cell_that_is_no_bool(
         assert code == 0, err
         outputs.append(path.with_suffix(".out.csv").read_text())
     assert outputs[0] == outputs[1]
+
+
+def test_a_target_mean_the_float32_output_layer_rounds_is_warned_about(tmp_path, rng, capsys):
+    # a target near 1e8 with a spread of ~40: the mean folded into the float32 output bias
+    # rounds every saved prediction to a multiple of 8, the test MSE 4.5x the network's
+    n = 200
+    X = rng.normal(size=(n, 3))
+    spread = float(rng.uniform(20, 60))
+    offset = float(rng.uniform(0.8e8, 1.3e8))  # within [2**26, 2**27): float32 steps by 8
+    y = offset + spread * X[:, 0]
+    rows = [[*x, t, t - offset + 100] for x, t in zip(X, y, strict=True)]
+    data = write_csv(tmp_path / "big.csv", ["a", "b", "c", "big", "small"], rows)
+    common = ["--hidden", "4", "--epochs", "2", "-q"]
+    for target, dtype, warned in [
+        ("big", "float32", True),
+        ("big", "float64", False),
+        ("small", "float32", False),
+    ]:
+        path = tmp_path / f"{target}-{dtype}.safetensors"
+        drop = "small" if target == "big" else "big"
+        code, _, err = run_cli(
+            capsys, "train", "--data", str(data), "--target", target, "--drop", drop,
+            "--dtype", dtype, "-o", str(path), *common,
+        )  # fmt: skip
+        assert code == 0, err
+        assert ("rounds every prediction to a step of 8" in err) == warned, err
+        if warned:
+            predicted = wxb.load(path).predict(X.astype(np.float32)).astype(np.float64)
+            assert np.all(predicted % 8 == 0)  # what the warning says

@@ -67,6 +67,7 @@ from wxb.prepare import (
     predicted_classes,
     prediction_table,
     probability_head,
+    rounding_warnings,
     scaled,
     training_table,
     unscale_output,
@@ -708,6 +709,9 @@ def finish_model(model, args, data, targets: Targets, X, rows, held: int = 0) ->
     ``rows``: the rows training saw (``held`` of them for validation) and the test rows."""
     seen_rows, test_rows = rows
     if targets.task == "regression":
+        names = getattr(data, "targets", None) or [data.target]
+        for message in rounding_warnings(names, targets.mean, targets.scale, model.dtype):
+            print(f"wxb: warning: {message}", file=sys.stderr)
         unscale_output(model.output, targets.mean, targets.scale)
     info = {
         "task": targets.task,

@@ -301,6 +301,26 @@ def unscale_output(layer: Dense, mean: np.ndarray, scale: np.ndarray) -> None:
     layer.bias.data += mean.astype(layer.bias.dtype)
 
 
+def rounding_warnings(
+    names: Sequence[str], mean: np.ndarray, scale: np.ndarray, dtype: np.dtype
+) -> list[str]:
+    """Where folding a target's mean into the output layer (unscale_output) rounds the
+    predictions by more than a hundredth of the target's spread: a float32 bias near 1e8
+    steps by 8, and the saved model's error then exceeds the trained network's."""
+    if np.dtype(dtype) == np.float64:
+        return []
+    warnings = []
+    for name, m, s in zip(names, np.ravel(mean), np.ravel(scale), strict=False):
+        step = float(np.spacing(np.abs(np.asarray(m, dtype=dtype))))
+        if s > 0 and step > 0.01 * s:
+            warnings.append(
+                f"target {name!r}: its mean {m:.6g}, held by the {np.dtype(dtype).name} "
+                f"output layer, rounds every prediction to a step of {step:.3g} (its spread "
+                f"is {s:.3g}); --dtype float64 keeps them"
+            )
+    return warnings
+
+
 def features_for(model, data: Table | wdata.Dataset) -> np.ndarray:
     """The network's input matrix for ``data``: its columns by name through the model's
     table stage (``columns.table_matrix``), checked against the network's width."""
