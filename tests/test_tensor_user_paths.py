@@ -1235,6 +1235,11 @@ def test_an_operand_a_cast_would_change_silently_is_refused_on_either_side(rng, 
     for compute in (lambda: w * value, lambda: value * w, lambda: w + value):
         with pytest.raises(wxb.DataError, match=r"wxb computes with real numbers|beyond float32"):
             compute()
+    if not isinstance(value, np.ndarray):  # a float64 tensor takes 2**200; not 10**400
+        wide = Tensor(rng.normal(size=n), requires_grad=True)
+        np.testing.assert_array_equal((wide * value).data, wide.data * float(value))
+        with pytest.raises(wxb.DataError, match="beyond float64's range"):
+            wide * 10**400
     if isinstance(value, np.ndarray) and value.dtype.kind != "f":
         with pytest.raises(wxb.DataError, match=r"real numbers|not supported"):
             Tensor(value)

@@ -10,6 +10,7 @@ topologically and walks it in reverse, which is the chain rule of the seed:
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import ContextDecorator
@@ -36,6 +37,7 @@ _mode = _GradMode()
 # inside): backwards in several threads on one model each add their share, none lost.
 GRAD_LOCK = threading.RLock()
 _FLOAT_TYPES = frozenset(d.type for d in DTYPES.values())  # dtype.name is slow to read
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class _GradSwitch(ContextDecorator):
@@ -108,7 +110,23 @@ def float_array(value: object, dtype: np.dtype, where: str) -> np.ndarray:
     """``value`` as an array of ``dtype``, refusing what the cast would change without a
     word: complex numbers (the imaginary part dropped), text and dates (parsed, or
     counted in days), and finite numbers beyond the dtype's range (inf in float32)."""
+    kind = type(value)
+    if kind is float or kind is int:  # the common operand, checked without NumPy's help
+        big = abs(value) > _FLOAT32_MAX and (kind is int or math.isfinite(value))
+        if big and dtype == np.float32:
+            raise DataError(
+                f"{where}: a value is beyond float32's range and would become inf (use a "
+                "float64 tensor, or scale the values)"
+            )
+        try:
+            return xp.asarray(value, dtype=dtype)
+        except OverflowError:  # an int beyond any float
+            raise DataError(f"{where}: a whole number is beyond {dtype}'s range") from None
     source = value if isinstance(value, np.ndarray) else np.asarray(value)
+    if source.dtype == dtype:  # nothing to cast: nothing to check
+        return source
+    if source.dtype.kind in "biu":  # whole numbers fit either float (int64 < 3.4e38)
+        return xp.asarray(source, dtype=dtype)
     if source.dtype.kind in "cUSMmV":
         raise DataError(
             f"{where}: got {source.dtype} values; wxb computes with real numbers in "
