@@ -760,6 +760,10 @@ def loss(output: Tensor, target: object, kernel: LossKernel) -> Tensor:
 
 
 def mse_loss(output: Tensor, target: object, reduction: str = "mean") -> Tensor:
+    """The seed's L = ½‖ŷ − y‖² per sample, averaged over the B samples ("mean") or
+    summed ("sum"). Not PyTorch's ``F.mse_loss``, which averages (ŷ − y)² over all B·C
+    elements: for C outputs this is C/2 times it (half of it for one output), and so are
+    its gradients; ``2 * mse_loss(ŷ, y) / C`` is PyTorch's figure."""
     return loss(output, target, MSEKernel(reduction))
 
 
