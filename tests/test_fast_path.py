@@ -345,8 +345,11 @@ def test_more_pending_graphs_than_plans_still_get_their_gradients(rng):
     model.use_plan = False
     per_batch = [grads_of(model, X, y) for X, y in batches]
     expected = [sum(parts) for parts in zip(*per_batch, strict=True)]
-    for a, b in zip(planned, expected, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-12)
+    for a, b, parts in zip(planned, expected, zip(*per_batch, strict=True), strict=True):
+        # summed in another order: an entry that cancels to ~1e-6 from terms ~0.3 carries
+        # their rounding (1e-17), above 1e-12 of itself (a fresh-clone CI run drew one)
+        scale = max(float(np.abs(part).max()) for part in parts)
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14 * scale)
 
 
 def test_a_replaced_parameter_is_trained_by_the_planned_stack(rng):
