@@ -570,10 +570,13 @@ def test_a_module_of_ones_own_over_several_layers_does_not_chain_widths_it_canno
     assert all(label is None for _, _, label in chart.edges)  # no width it cannot know
     text = describe.summary(model).text()
     assert "registration order" in text and "Net" in text.splitlines()[-1]
-    plain = Sequential(Dense(n, hidden), ReLU(), Dense(hidden, k))
+
+    class Leaf(Module):  # a layer of one's own inside a Sequential: the order is known
+        def forward(self, x):
+            return x
+
+    plain = Sequential(Dense(n, hidden), Leaf(), Dense(hidden, k))
     assert "registration order" not in describe.summary(plain).text()
-    assert (
-        parse_mermaid(describe.architecture_diagram(plain))
-        .nodes["in0"][1]
-        .endswith(f"<br>{n} features")
-    )
+    nodes = parse_mermaid(describe.architecture_diagram(plain)).nodes
+    assert nodes["in0"][1].endswith(f"<br>{n} features")
+    assert nodes["res0"][1].endswith(f"<br>{k} outputs")

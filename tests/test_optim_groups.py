@@ -826,6 +826,21 @@ def test_sgd_state_saved_without_momentum_loads_into_one_built_with_it_as_torch(
         assert_same(seeded, ours, theirs, f"step {step}")
 
 
+def scheduled_twins(rng, ours, theirs, options, epochs):
+    """SGD on twin parameters, wxb's and torch's, each with its schedule, stepped
+    ``epochs`` times on the same gradients: (params, tparams, lr, (opt, sched), (topt,
+    tsched))."""
+    params, tparams = twins([rng.normal(size=int(rng.integers(1, 5)))])
+    lr = float(rng.uniform(0.05, 0.5))
+    opt, topt = SGD(params, lr=lr), torch.optim.SGD(tparams, lr=lr)
+    sched, tsched = ours(opt, **options), theirs(topt, **options)
+    for _ in range(epochs):
+        set_grads(rng, params, tparams)
+        opt.step(), topt.step()
+        sched.step(), tsched.step()
+    return params, tparams, lr, (opt, sched), (topt, tsched)
+
+
 @pytest.mark.parametrize(
     ("ours", "theirs", "options"),
     [
@@ -839,14 +854,9 @@ def test_a_schedule_rebuilt_for_a_resume_keeps_the_loaded_rate_as_torch(
     # PyTorch's order: optimiser, its state, schedule, its state. The new schedule set
     # the rate back to epoch 0's and loading its state did not set it again.
     rng = seeded.rng
-    params, tparams = twins([rng.normal(size=4)])
-    lr = float(rng.uniform(0.05, 0.5))
-    opt, topt = SGD(params, lr=lr), torch.optim.SGD(tparams, lr=lr)
-    sched, tsched = ours(opt, **options), theirs(topt, **options)
-    for _ in range(int(rng.integers(1, 6))):
-        set_grads(rng, params, tparams)
-        opt.step(), topt.step()
-        sched.step(), tsched.step()
+    params, tparams, lr, (opt, sched), (topt, tsched) = scheduled_twins(
+        rng, ours, theirs, options, epochs=int(rng.integers(1, 6))
+    )
     opt2, topt2 = SGD(params, lr=lr), torch.optim.SGD(tparams, lr=lr)
     opt2.load_state_dict(opt.state_dict())
     topt2.load_state_dict(topt.state_dict())
@@ -971,14 +981,9 @@ def test_a_rate_set_by_hand_before_a_save_survives_the_resume_as_torch(
     # The resumed schedule put its own rate back (50–80× the lowered one), where the
     # uninterrupted run and PyTorch's resume go on from the rate set by hand.
     rng = seeded.rng
-    params, tparams = twins([rng.normal(size=3)])
-    lr = float(rng.uniform(0.05, 0.5))
-    opt, topt = SGD(params, lr=lr), torch.optim.SGD(tparams, lr=lr)
-    sched, tsched = ours(opt, **options), theirs(topt, **options)
-    for _ in range(int(rng.integers(1, 5))):
-        set_grads(rng, params, tparams)
-        opt.step(), topt.step()
-        sched.step(), tsched.step()
+    params, tparams, lr, (opt, sched), (topt, tsched) = scheduled_twins(
+        rng, ours, theirs, options, epochs=int(rng.integers(1, 5))
+    )
     by_hand = lr * float(rng.uniform(0.001, 0.1))
     opt.param_groups[0]["lr"] = topt.param_groups[0]["lr"] = by_hand
     opt2, topt2 = SGD(params, lr=lr), torch.optim.SGD(tparams, lr=lr)

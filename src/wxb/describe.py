@@ -91,7 +91,7 @@ def _structure(model: Module) -> list[_Layer | _Group]:
     """The model's layers in order, nested Sequentials (and containers) as groups. In a
     container of unknown order (``_in_unknown_order``) they are listed as registered,
     and no width is carried from one to the next."""
-    state = {"width": _first_width(model), "dense": 0, "trainable": False}
+    state = {"width": _first_width(model), "dense": 0, "trainable": False, "free": False}
 
     def leaf(path: str, module: Module) -> _Layer:
         width_in = state["width"]
@@ -105,7 +105,7 @@ def _structure(model: Module) -> list[_Layer | _Group]:
         else:  # a custom leaf: what it returns is unknown
             width_out = None
         layer = _Layer(path, module, width_in, width_out, state["dense"], state["trainable"])
-        layer.free = state["width"] is None and width_in is None
+        layer.free, state["free"] = state["free"], False
         state["width"] = width_out
         state["trainable"] |= any(p.requires_grad for p in module._parameters.values())
         return layer
@@ -115,8 +115,8 @@ def _structure(model: Module) -> list[_Layer | _Group]:
         unordered = _in_unknown_order(module)
         for key, child in module._modules.items():
             path = f"{prefix}.{key}" if prefix else key
-            if unordered:
-                state["width"] = None
+            if unordered:  # what feeds this child is its container's code's
+                state["width"], state["free"] = None, True
             if _is_container(child):
                 items.append(_Group(path, child, walk(child, path)))
             else:
@@ -594,7 +594,7 @@ def architecture_diagram(model: Module) -> str:
     last = layers[-1] if layers else None
     # a layer of unknown order: what feeds it, and whether it gives the output, is its
     # container's code's; no width is drawn there
-    free = last is not None and last.free
+    free = (last is not None and last.free) or _in_unknown_order(model)
     width = None if free else last.width_out if last is not None else _first_width(model)
     final = _sup(last.index if last is not None else 0)
     ids.append(chart.node("res0", f"Output A{final}", f"{_dim(width)} outputs", shape="stadium"))

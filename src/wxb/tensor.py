@@ -114,14 +114,11 @@ def float_array(value: object, dtype: np.dtype, where: str) -> np.ndarray:
     if kind is float or kind is int:  # the common operand, checked without NumPy's help
         big = abs(value) > _FLOAT32_MAX and (kind is int or math.isfinite(value))
         if big and dtype == np.float32:
-            raise DataError(
-                f"{where}: a value is beyond float32's range and would become inf (use a "
-                "float64 tensor, or scale the values)"
-            )
+            raise _beyond_range(where, dtype)
         try:
             return xp.asarray(value, dtype=dtype)
         except OverflowError:  # an int beyond any float
-            raise DataError(f"{where}: a whole number is beyond {dtype}'s range") from None
+            raise _beyond_range(where, dtype) from None
     source = value if isinstance(value, np.ndarray) else np.asarray(value)
     if source.dtype == dtype:  # nothing to cast: nothing to check
         return source
@@ -136,10 +133,14 @@ def float_array(value: object, dtype: np.dtype, where: str) -> np.ndarray:
         with np.errstate(over="raise"):
             return xp.asarray(source, dtype=dtype)
     except (FloatingPointError, OverflowError):  # (OverflowError: an int beyond any float)
-        raise DataError(
-            f"{where}: a value is beyond {dtype}'s range and would become inf (use a "
-            "float64 tensor, or scale the values)"
-        ) from None
+        raise _beyond_range(where, dtype) from None
+
+
+def _beyond_range(where: str, dtype: np.dtype) -> DataError:
+    return DataError(
+        f"{where}: a value is beyond {dtype}'s range and would become inf (use a float64 "
+        "tensor, or scale the values)"
+    )
 
 
 class Tensor:
@@ -173,7 +174,7 @@ class Tensor:
         base = None
         if isinstance(data, Tensor):
             base, data = data, data.data
-        elif hasattr(data, "to_numpy") and not isinstance(data, np.ndarray):
+        elif not isinstance(data, np.ndarray) and hasattr(data, "to_numpy"):
             data = data.to_numpy()  # a pandas Series or DataFrame: its float64 kept, as an array's
         # A float array, or a NumPy float scalar (np.float64(x), as PyTorch), keeps its dtype.
         if dtype is None and isinstance(data, (np.ndarray, np.inexact)) and data.dtype.kind in "fc":

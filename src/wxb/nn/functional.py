@@ -1,8 +1,8 @@
 """Activations and losses as functions of tensors (as ``torch.nn.functional``).
 
 One name means another number: ``mse_loss`` is the seed's ½‖ŷ − y‖² averaged over the
-samples, where PyTorch's averages (ŷ − y)² over every element (C/2 times less for C
-outputs); see its docstring."""
+samples, where PyTorch's averages (ŷ − y)² over every element: for C outputs wxb's is
+C/2 times PyTorch's; see its docstring."""
 
 from wxb.ops import (
     bce_with_logits,

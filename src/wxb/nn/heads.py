@@ -47,8 +47,8 @@ def model_task(model) -> tuple[str, str, list]:
 def probability_head(model) -> str | None:
     """ "softmax" or "sigmoid" when a classifier's last layer already turns its outputs
     into probabilities (a Keras-style deployable model), else None (it gives logits,
-    as wxb trains them). The last of ``layers_in_order``: a module with a forward of
-    its own is its own last layer."""
+    as wxb trains them). The head is ``layers_in_order``'s layer at ``head_index``: a
+    module with a forward of its own is its own last layer."""
     layers = layers_in_order(model)
     last = layers[head_index(layers)]
     task, loss, _ = model_task(model)
