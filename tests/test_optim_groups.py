@@ -305,18 +305,25 @@ def test_schedules_scale_each_groups_own_rate_as_torch(seeded, name, schedule):
         eta_min = float(rng.uniform(0, 0.5) * opt.param_groups[0]["lr"])
         mine = CosineAnnealingLR(opt, T_max, eta_min)
         theirs_sched = torch.optim.lr_scheduler.CosineAnnealingLR(ref, T_max, eta_min)
-        epochs = T_max
+        epochs = 2 * T_max + int(rng.integers(1, 4))  # down, through the trough, back up
     bases = [g["initial_lr"] for g in ref.param_groups]
     assert [g["initial_lr"] for g in opt.param_groups] == bases
-    # a rate set by hand mid-run: both go on from it (wxb's closed form put it back)
-    edit_at, edited = int(rng.integers(1, epochs + 1)), int(rng.integers(0, 2))
+    # rates set by hand mid-run: both go on from them (wxb's closed form put it back).
+    # While a cosine falls, any rate (below η_min too); while it climbs, one above η_min.
+    half = epochs if schedule == "step" else T_max
+    edits = {int(rng.integers(1, half + 1)): int(rng.integers(0, 2))}
+    if schedule == "cosine":
+        edits[int(rng.integers(T_max + 1, epochs + 1))] = int(rng.integers(0, 2))
     for epoch in range(1, epochs + 1):
         set_grads(rng, ours, theirs)
         opt.step()
         ref.step()
-        if epoch == edit_at:
-            rate = float(rng.uniform(0.2, 0.9)) * opt.param_groups[edited]["lr"]
-            opt.param_groups[edited]["lr"] = ref.param_groups[edited]["lr"] = rate
+        if epoch in edits:
+            lr, floor = opt.param_groups[edits[epoch]]["lr"], 0.0
+            if schedule == "cosine" and epoch > T_max:
+                floor = eta_min
+            rate = floor + float(rng.uniform(0.2, 0.9)) * (lr - floor)
+            opt.param_groups[edits[epoch]]["lr"] = ref.param_groups[edits[epoch]]["lr"] = rate
         returned = mine.step()
         theirs_sched.step()
         assert returned == opt.lr == opt.param_groups[0]["lr"]
@@ -704,9 +711,10 @@ def test_a_late_group_below_the_cosines_floor_keeps_a_state_that_loads(rng):
     opt.add_param_group({"params": [Parameter(np.zeros(2))], "lr": 0.01})
     schedule.step()
     state = schedule.state_dict()
-    assert min(state["base_lrs"]) >= 0
     schedule.load_state_dict(state)
-    assert all(g["lr"] >= 0 for g in opt.param_groups)
+    for _ in range(30):  # through the trough and the climb after it
+        assert all(g["lr"] >= 0 for g in opt.param_groups)
+        schedule.step()
 
 
 @pytest.mark.parametrize("name", ["adam", "sgd"])
@@ -1002,3 +1010,37 @@ def test_a_rate_set_by_hand_before_a_save_survives_the_resume_as_torch(
         assert math.isclose(ours_lr, theirs_lr, rel_tol=1e-9), seeded.msg(f"epoch {epoch}")
         assert math.isclose(ours_lr, straight, rel_tol=1e-12), seeded.msg(f"epoch {epoch}")
         sched.step(), sched2.step(), tsched2.step()
+
+
+def test_a_cosine_rate_set_below_its_floor_while_it_climbs_stays_non_negative(rng):
+    """PyTorch's chained cosine takes such a rate below zero (gradient ascent); wxb's
+    climbs from it towards the rate set, and a state with a negative starting rate in
+    the climbing half is refused."""
+    from wxb.optim import CosineAnnealingLR
+
+    T_max, lr = int(rng.integers(2, 8)), float(rng.uniform(0.05, 0.5))
+    eta_min = float(rng.uniform(0.2, 0.8)) * lr
+    opt = SGD([Parameter(np.zeros(2))], lr=lr)
+    ref = torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=lr)
+    mine = CosineAnnealingLR(opt, T_max, eta_min)
+    theirs = torch.optim.lr_scheduler.CosineAnnealingLR(ref, T_max, eta_min)
+    for _ in range(T_max + 1):
+        ref.step()  # PyTorch's order (no gradients: nothing moves)
+        mine.step()
+        theirs.step()
+    # low enough that no starting rate ≥ 0 reaches it here: (1 − cos(π/T))/2 of the rise
+    rise = (1 - math.cos(math.pi / T_max)) / 2
+    set_rate = float(rng.uniform(0.01, 0.9)) * eta_min * (1 - rise)
+    opt.param_groups[0]["lr"] = ref.param_groups[0]["lr"] = set_rate
+    ours, torch_rates = [], []
+    for _ in range(T_max - 1):
+        ours.append(mine.step())
+        ref.step()
+        theirs.step()
+        torch_rates.append(ref.param_groups[0]["lr"])
+    assert min(torch_rates) < 0  # what this guards against
+    assert all(set_rate * (1 - 1e-12) <= r <= eta_min for r in ours), ours
+    state = mine.state_dict()
+    state["base_lrs"], state["epoch"] = [-abs(set_rate)], T_max + 1
+    with pytest.raises(ConfigError, match="negative starting rate"):
+        mine.load_state_dict(state)

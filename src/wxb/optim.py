@@ -950,10 +950,9 @@ class LRSchedule:
     The starting rate is the group's ``initial_lr``, written into the group by the
     first schedule made on the optimiser (its lr then), so a second schedule starts
     from the same rate; a rate set by hand since the last schedule set one is the new
-    starting rate (PyTorch's schedulers also go on from the lr they find; past a
-    cosine's trough, though, PyTorch's climbs back towards the first ``initial_lr``,
-    and this one towards the starting rate in use). A group added later keeps its lr
-    through the epoch it was added in and follows the schedule from there (as
+    starting rate (PyTorch's schedulers also go on from the lr they find). A group
+    added later keeps its lr through the epoch it was added in and follows the
+    schedule from there (as
     PyTorch's StepLR does): its starting rate is the one the schedule would have
     brought to that lr by then.
     """
@@ -987,11 +986,19 @@ class LRSchedule:
     def _base_reaching(self, lr: float, epoch: int) -> float:
         """The starting rate whose schedule is at ``lr`` at ``epoch``: every schedule here
         is a·base + c at a given epoch (γ^k; 1/(e+1)^p; a cosine between η_min and base).
-        Where none is (the cosine's trough, or a rate below its η_min), ``lr`` itself."""
+        Where none is (the cosine's trough), or where it is negative and the schedule
+        would take the rate below zero, ``lr`` itself."""
         c = self.lr_at(epoch, 0.0)
         a = self.lr_at(epoch, 1.0) - c
         base = (lr - c) / a if a > 0 else lr
-        return base if math.isfinite(base) and base >= 0 else lr
+        negative_ok = self._base_may_be_negative({**vars(self), "epoch": epoch})
+        return base if math.isfinite(base) and (base >= 0 or negative_ok) else lr
+
+    def _base_may_be_negative(self, values: dict) -> bool:
+        """Whether, with these settings, the rates from ``values["epoch"]`` on stay
+        between the rate then and a floor ≥ 0 until the next re-basing, whatever the
+        starting rate."""
+        return False
 
     def start(self) -> None:
         """Set the rates for epoch 0 (a schedule starts from each group's initial rate)."""
@@ -1041,12 +1048,19 @@ class LRSchedule:
                 groups = len(self._bases())
                 if not isinstance(value, list) or len(value) != groups:
                     raise ConfigError(f"{what} must be a list of {groups} rates; got {value!r}")
-                values[key] = [_non_negative(v, what) for v in value]
+                values[key] = [_number(v, what) for v in value]
+                if not all(math.isfinite(v) for v in values[key]):
+                    raise ConfigError(f"{what} must be finite; got {value!r}")
             elif key == "epoch":
                 values[key] = _count_value(value, what)
             else:
                 values[key] = _like(getattr(self, key), value, what)
         self._check_settings(values, f"{name}.load_state_dict")
+        if min(values["base_lrs"], default=0) < 0 and not self._base_may_be_negative(values):
+            raise ConfigError(
+                f"{name}.load_state_dict base_lrs: a negative starting rate would take the rate "
+                f"below zero from epoch {values['epoch']}; got {values['base_lrs']!r}"
+            )
         vars(self).update(values)
         # PyTorch's order (optimiser, its state, schedule, its state): the schedule, made
         # last, set epoch 0's rates over the loaded ones; those come back. A group's lr
@@ -1103,7 +1117,11 @@ class StepLR(LRSchedule):
 class CosineAnnealingLR(LRSchedule):
     """η_min + (η − η_min)·(1 + cos(π·epoch / T_max))/2, as PyTorch's closed form.
 
-    Past T_max the cosine goes on (the rate rises again), as in PyTorch.
+    Past T_max the cosine goes on (the rate rises again), as in PyTorch: from each trough
+    it climbs back towards the group's ``initial_lr``, whatever rate was set by hand
+    before the trough. A rate set by hand below η_min goes on towards η_min from below,
+    as PyTorch's does, while the cosine falls; while it climbs, this rate climbs
+    towards the rate set (PyTorch's falls on, below zero).
     """
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:
@@ -1120,6 +1138,26 @@ class CosineAnnealingLR(LRSchedule):
         base = self.base_lr if base_lr is None else base_lr
         cosine = (1 + math.cos(math.pi * epoch / self.T_max)) / 2
         return self.eta_min + (base - self.eta_min) * cosine
+
+    def _base_may_be_negative(self, values: dict) -> bool:
+        # falling towards η_min ≥ 0; the trough re-bases (step)
+        return values["epoch"] % (2 * values["T_max"]) < values["T_max"]
+
+    def step(self) -> float:
+        """Next epoch's rates. Out of a trough, as PyTorch: the rate found there plus
+        (initial_lr − η_min)·(1 − cos(π/T_max))/2, and the cosine on from that."""
+        if (self.epoch - self.T_max) % (2 * self.T_max):
+            return super().step()
+        bases = self._bases()
+        rise = (1 - math.cos(math.pi / self.T_max)) / 2
+        self.epoch += 1
+        for i, group in enumerate(self.optimizer.param_groups):
+            initial = group.get("initial_lr", bases[i])
+            bases[i] = self._base_reaching(
+                group["lr"] + (initial - self.eta_min) * rise, self.epoch
+            )
+        self._set(self.epoch)
+        return self.optimizer.lr
 
 
 class InverseScalingLR(LRSchedule):
