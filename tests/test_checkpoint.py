@@ -477,7 +477,12 @@ def test_schedule_load_refuses_another_kind_and_bad_values(seeded):
             "missing key": {k: v for k, v in before.items() if k != "epoch"},
             "negative epoch": {**before, "epoch": -1},
             "rates not a list": {**before, "base_lrs": 0.1},
-            "negative rate": {**before, "base_lrs": [-0.1]},
+            # (a cosine's negative starting rate is refused where the rate climbs below 0)
+            "negative rate": {
+                **before,
+                "base_lrs": [-0.1],
+                **({"epoch": target.T_max + 1} if mine == "cosine" else {}),
+            },
             "not a dict": [before],
         }
         for name, bad in bad_states.items():
