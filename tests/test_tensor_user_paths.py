@@ -505,6 +505,38 @@ def test_a_retained_gradient_accumulates_like_torchs(rng):
     np.testing.assert_array_equal(middle.grad, kept)
 
 
+def test_a_held_gradient_sees_later_backward_calls_add_to_it_as_in_torch(rng):
+    """``g = p.grad`` then another backward: PyTorch adds into the same tensor, so g
+    (and an array the user assigned as the gradient) holds the sum; wxb rebound a new
+    array and g kept the first backward's part."""
+    shape = dims(rng, 2)
+    x, tx = pair(rng.normal(size=shape))
+    y, ty = pair(rng.normal(size=shape))
+    weights = rng.normal(size=shape)
+    mine, theirs = rng.normal(size=shape), None
+    y.grad, ty.grad = mine, torch.tensor(mine.copy())
+    theirs = ty.grad
+    middle = ops.tanh(x * y).retain_grad()
+    t_middle = torch.tanh(tx * ty)
+    t_middle.retain_grad()
+    loss = (middle * middle * weights).sum()
+    t_loss = (t_middle * t_middle * torch.tensor(weights)).sum()
+    loss.backward(retain_graph=True)
+    t_loss.backward(retain_graph=True)
+    held, t_held = x.grad, tx.grad
+    held_middle, t_held_middle = middle.grad, t_middle.grad
+    for _ in range(int(rng.integers(1, 4))):
+        loss.backward(retain_graph=True)
+        t_loss.backward(retain_graph=True)
+    assert held is x.grad and t_held is tx.grad and theirs is ty.grad
+    close(held, t_held)
+    close(mine, theirs)
+    close(held_middle, t_held_middle)  # a retained grad is a new tensor each time
+    assert (held_middle is middle.grad) == (t_held_middle is t_middle.grad)
+    close(middle.grad, t_middle.grad)
+    close(y.grad, ty.grad)
+
+
 def test_a_retained_root_does_not_keep_the_callers_seed(rng):
     x = Tensor(rng.normal(size=(3, 2)), requires_grad=True)
     out = (x * 2.0).retain_grad()

@@ -429,7 +429,7 @@ class Tensor:
                     handed[id(g)] = 1
                 with GRAD_LOCK:
                     if node.grad is not None:
-                        node.grad = np.asarray(node.grad + g)  # 0-d arrays add up to a scalar
+                        node.grad = _accumulate(node.grad, g)
                     elif (
                         g.base is None
                         and handed.get(id(g)) == 1
@@ -446,7 +446,7 @@ class Tensor:
             if node.retains_grad:  # accumulates across backward calls, as a leaf's does
                 if freed:
                     raise _second_backward_error()
-                if node.grad is not None:
+                if node.grad is not None:  # a new array, as PyTorch's retained grad
                     node.grad = np.asarray(node.grad + g)
                 else:  # its own array: g may be a loss's buffer, the caller's seed, or
                     node.grad = g.copy()  # shared with another node's gradient
@@ -493,6 +493,21 @@ def _check_versions(order: list[Tensor]) -> None:
                     "place since the forward (by optimizer.step(), load_state_dict() or an "
                     "in-place operation such as +=); run the forward again after the change"
                 )
+
+
+def _accumulate(grad: object, g: np.ndarray) -> np.ndarray:
+    """grad + g, into ``grad`` where it is a writable array of g's shape and dtype, as
+    PyTorch accumulates: an array held as ``p.grad`` (or a view the optimiser put there)
+    sees the sum."""
+    if (
+        isinstance(grad, np.ndarray)
+        and grad.shape == g.shape
+        and grad.dtype == g.dtype
+        and grad.flags.writeable
+    ):
+        grad += g
+        return grad
+    return np.asarray(grad + g)  # 0-d arrays add up to a scalar
 
 
 def _second_backward_error() -> TrainingError:
