@@ -395,3 +395,60 @@ def test_a_stratified_split_draws_which_classes_give_the_odd_rows(rng):
     for _ in range(20):
         kept, _ = split_indices(10, 0.5, np.random.default_rng(int(rng.integers(1 << 30))), lonely)
         assert 0 in kept  # class 0's only row trains
+
+
+# -- the functional forms check what their layers check --------------------------------
+def test_functional_gelu_dropout_and_leaky_relu_refuse_what_their_layers_refuse(rng):
+    from wxb.errors import ConfigError
+    from wxb.nn import GELU, LeakyReLU
+    from wxb.nn import functional as F
+
+    x = wxb.Tensor(rng.normal(size=(int(rng.integers(1, 5)), int(rng.integers(1, 5)))))
+    refused = [
+        (lambda: F.gelu(x, approximate="Tanh"), "approximate"),  # gave the exact GELU
+        (lambda: GELU(approximate="Tanh"), "approximate"),
+        (lambda: F.dropout(x, -float(rng.uniform(0.1, 1))), "Dropout p"),  # scaled all up
+        (lambda: F.dropout(x, 1 + float(rng.uniform(0, 1))), "Dropout p"),  # gave -0
+        (lambda: F.dropout(x, 1.0), "Dropout p"),  # ZeroDivisionError
+        (lambda: F.dropout(x, float("nan")), "Dropout p"),  # gave NaN
+        (lambda: Dropout(True), "Dropout p"),
+        (lambda: F.leaky_relu(x, float("nan")), "negative_slope"),
+        (lambda: LeakyReLU(True), "negative_slope"),  # was slope 1
+    ]
+    for call, words in refused:
+        with pytest.raises(ConfigError, match=words):
+            call()
+    slope, p = np.float32(rng.uniform(-2, 2)), np.float32(rng.uniform(0, 0.9))
+    assert LeakyReLU(slope).kernel.negative_slope == float(slope)  # NumPy numbers are numbers
+    assert Dropout(p).p == float(p)
+    kept = F.dropout(x, float(p), int(rng.integers(1 << 30))).data  # a seed, or None, as rng
+    scaled = x.data / (1 - float(p))
+    np.testing.assert_allclose(kept[kept != 0], scaled[kept != 0], rtol=1e-12)
+    assert F.dropout(x, float(p)).shape == x.shape
+
+
+def test_a_loss_target_that_a_cast_would_change_or_that_means_indices_is_refused(rng):
+    """An int (B, 1) column against one logit was read as class probabilities: loss 0,
+    gradient 0 (PyTorch refuses it); a float64 target beyond float32 became inf."""
+    from wxb.errors import DataError
+    from wxb.nn import BCEWithLogitsLoss
+
+    n = int(rng.integers(2, 9))
+    one = wxb.Tensor(rng.normal(size=(n, 1)).astype(np.float32), requires_grad=True)
+    labels = rng.integers(0, 2, size=(n, 1))
+    labels[0] = 0  # a row that is not one-hot
+    with pytest.raises(DataError, match="one-hot rows; class indices go as shape"):
+        CrossEntropyLoss()(one, labels)
+    classes = int(rng.integers(2, 6))
+    z = rng.normal(size=(n, classes))
+    picked = rng.integers(0, classes, size=n)
+    for one_hot in (np.eye(classes, dtype=int)[picked], np.eye(classes, dtype=bool)[picked]):
+        ours = CrossEntropyLoss()(wxb.Tensor(z), one_hot).item()
+        theirs = torch.nn.functional.cross_entropy(torch.tensor(z), torch.tensor(picked))
+        assert ours == pytest.approx(theirs.item(), rel=1e-12)
+    big = np.full((n, 1), float(rng.uniform(1, 100)) * 1e38)
+    for loss in (MSELoss(), BCEWithLogitsLoss()):
+        with pytest.raises(DataError, match="beyond float32's range"):
+            loss(one, big)
+        with pytest.raises(DataError, match="real numbers"):
+            loss(one, np.array([["a"]] * n))

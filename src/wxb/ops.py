@@ -22,7 +22,7 @@ import numpy as np
 
 from wxb import kernels
 from wxb.errors import ConfigError, DataError, ShapeError, TrainingError
-from wxb.random import row_masks
+from wxb.random import as_generator, row_masks
 from wxb.tensor import UFUNC_OPS, Tensor, float_array, is_grad_enabled
 
 
@@ -388,6 +388,16 @@ class LeakyReLU(_Pointwise):
     name: str = "leaky_relu"
     code = kernels.LEAKY_RELU  # z where z > 0, else αz; f′ = 1 where z > 0, else α
 
+    def __post_init__(self) -> None:  # any finite α, as in PyTorch
+        slope = self.negative_slope
+        if isinstance(slope, (bool, np.bool_)) or not isinstance(
+            slope, (int, float, np.integer, np.floating)
+        ):
+            raise ConfigError(f"LeakyReLU negative_slope must be a number; got {slope!r}")
+        if not math.isfinite(slope):
+            raise ConfigError(f"LeakyReLU negative_slope must be finite; got {slope!r}")
+        object.__setattr__(self, "negative_slope", float(slope))
+
     @property
     def alpha(self) -> float:
         return self.negative_slope
@@ -407,6 +417,12 @@ class GELU:
 
     approximate: str = "none"
     name: str = "gelu"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.approximate, str) or self.approximate not in ("none", "tanh"):
+            raise ConfigError(
+                f"GELU approximate must be 'none' or 'tanh'; got {self.approximate!r}"
+            )
 
     def forward(self, z, out):
         if self.approximate == "tanh":
@@ -537,6 +553,14 @@ def softmax(z: Tensor) -> Tensor:
     return activation(as_tensor(z), Softmax())
 
 
+def check_dropout_p(p: object) -> float:
+    if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"Dropout p must be a number in [0, 1); got {p!r}")
+    if not 0 <= p < 1:
+        raise ConfigError(f"Dropout p must be a number in [0, 1); got {p!r}")
+    return float(p)
+
+
 def dropout_mask(rng: np.random.Generator, p: float, out: np.ndarray) -> np.ndarray:
     """Inverted dropout: keep with probability 1 − p and scale by 1/(1 − p).
 
@@ -556,8 +580,12 @@ def dropout_mask(rng: np.random.Generator, p: float, out: np.ndarray) -> np.ndar
     return out
 
 
-def dropout(x: Tensor, p: float, rng: np.random.Generator) -> Tensor:
-    mask = dropout_mask(rng, p, np.empty_like(x.data))
+def dropout(x: Tensor, p: float = 0.5, rng: int | np.random.Generator | None = None) -> Tensor:
+    """Inverted dropout in training; ``rng`` a generator or seed (wxb's default one if
+    None). p = 1 is refused, as by the Dropout layer (nothing would pass)."""
+    check_dropout_p(p)
+    x = as_tensor(x)
+    mask = dropout_mask(as_generator(rng), float(p), np.empty_like(x.data))
 
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
         return (g * mask,)  # δ ⊙ mask: dropped units pass no error back
@@ -722,6 +750,14 @@ def check_loss_target(kernel: LossKernel, output: np.ndarray, target: np.ndarray
                     f"(classes 0..{classes - 1})"
                 )
             return
+        if target.shape == output.shape and target.dtype.kind in "biu":
+            # whole numbers in (B, C) are one-hot rows, not class indices in a column
+            one_hot = ((target == 0) | (target == 1)).all() and (target.sum(axis=1) == 1).all()
+            if not one_hot:
+                raise DataError(
+                    f"{where}: a {target.dtype} target of shape {target.shape} must hold "
+                    "one-hot rows; class indices go as shape (B,), probabilities as floats"
+                )
     if target.shape != output.shape:
         raise ShapeError(f"{where}: target shape {target.shape} != output shape {output.shape}")
 
@@ -735,8 +771,8 @@ def loss(output: Tensor, target: object, kernel: LossKernel) -> Tensor:
     output = as_tensor(output)
     out = output.data
     tgt = target.data if isinstance(target, Tensor) else np.asarray(target)
-    if tgt.dtype.kind == "f" and tgt.dtype != out.dtype:
-        tgt = tgt.astype(out.dtype)
+    if tgt.dtype.kind not in "biu" and tgt.dtype != out.dtype:  # refuses text, 1e39 in float32
+        tgt = float_array(tgt, out.dtype, f"{kernel.name} loss target")
     check_loss_target(kernel, out, tgt)
     recording = is_grad_enabled()
     grad = np.empty_like(out) if recording and output.requires_grad else None

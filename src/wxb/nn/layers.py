@@ -150,11 +150,7 @@ class LeakyReLU(Activation):
     """z where z > 0, else α·z (any finite α, as in PyTorch)."""
 
     def __init__(self, negative_slope: float = 0.01, name: str | None = None) -> None:
-        if not isinstance(negative_slope, (int, float)) or not math.isfinite(negative_slope):
-            raise ConfigError(
-                f"LeakyReLU negative_slope must be a finite number: {negative_slope!r}"
-            )
-        super().__init__(ops.LeakyReLU(float(negative_slope)), name)
+        super().__init__(ops.LeakyReLU(negative_slope), name)  # it checks the slope
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "negative_slope": self.kernel.negative_slope}
@@ -165,9 +161,7 @@ class LeakyReLU(Activation):
 
 class GELU(Activation):
     def __init__(self, approximate: str = "none", name: str | None = None) -> None:
-        if approximate not in ("none", "tanh"):
-            raise ConfigError(f"GELU approximate must be 'none' or 'tanh'; got {approximate!r}")
-        super().__init__(ops.GELU(approximate), name)
+        super().__init__(ops.GELU(approximate), name)  # it checks ``approximate``
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "approximate": self.kernel.approximate}
@@ -202,9 +196,7 @@ class Dropout(Module):
         name: str | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
-            raise ConfigError(f"Dropout p must be a number in [0, 1); got {p!r}")
-        self.p = float(p)
+        self.p = ops.check_dropout_p(p)
         self._own_rng = None if seed is None else as_generator(seed)
         # Inside fit, masks go by data row under a key: this one, fixed at construction,
         # so a resume (even on this same layer, its generator since moved on) draws alike.
