@@ -849,6 +849,40 @@ def scheduled_twins(rng, ours, theirs, options, epochs):
     return params, tparams, lr, (opt, sched), (topt, tsched)
 
 
+@pytest.mark.parametrize("route", ["numpy", "compiled"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_adam_with_beta1_below_a_half_keeps_the_moment_as_torch(seeded, route, dtype):
+    """PyTorch's lerp computes g − β₁·(g − m) when 1 − β₁ ≥ 0.5: with β₁ = 0 the moment
+    is the gradient exactly. wxb's m + (1 − β₁)·(g − m) lost a small gradient after a
+    large one (β₁ = 0: m = 0 where g = 4e-7, and no update)."""
+    from wxb import kernels
+
+    rng = seeded.rng
+    kernels.use(route)
+    try:
+        for beta1 in (0.0, float(rng.uniform(0, 0.5))):
+            start = rng.normal(size=(3, 4)).astype(dtype)
+            ours = Parameter(start.copy())
+            theirs = torch.tensor(start.copy(), requires_grad=True)
+            betas = (beta1, float(rng.uniform(0, 0.999)))
+            opt = optim.Adam([ours], lr=0.1, betas=betas)
+            topt = torch.optim.Adam([theirs], lr=0.1, betas=betas)
+            for scale in (1e3, 1e-6, 1e-9):  # a small gradient after a large one
+                g = (rng.normal(size=(3, 4)) * scale).astype(dtype)
+                ours.grad, theirs.grad = g.copy(), torch.tensor(g)
+                opt.step()
+                topt.step()
+                msg = seeded.msg(f"β {betas}, gradients of {scale}")
+                tight = 1e-6 if dtype == "float32" else 1e-14
+                m_theirs = topt.state[theirs]["exp_avg"].numpy()
+                np.testing.assert_allclose(opt.moment1[0], m_theirs, rtol=tight, err_msg=msg)
+                np.testing.assert_allclose(
+                    ours.data - start, theirs.detach().numpy() - start, rtol=1e-4, err_msg=msg
+                )
+    finally:
+        kernels.use(os.environ.get("WXB_KERNELS", "auto"))
+
+
 @pytest.mark.parametrize(
     ("ours", "theirs", "options"),
     [

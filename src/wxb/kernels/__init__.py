@@ -206,9 +206,10 @@ def adam(data, grad, m, v, s1, s2, *, t, lr, beta1, beta2, eps, weight_decay, de
     c = math.sqrt(1 - beta2**t)
     shrink = 1 - lr * weight_decay if decoupled else 1.0
     decay = 0.0 if decoupled else weight_decay
+    weight = kind(1 - beta1)  # m ← lerp(m, g, weight); PyTorch takes 1 − weight in the dtype
     _impl(data, grad, m, v).adam(
         data, grad, m, v, s1, s2,
-        kind(shrink), kind(decay), kind(1 - beta1), kind(beta2), kind(1 - beta2),
+        kind(shrink), kind(decay), weight, kind(1) - weight, kind(beta2), kind(1 - beta2),
         kind(eps * c), kind(lr / (1 - beta1**t) * c),
     )  # fmt: skip
 

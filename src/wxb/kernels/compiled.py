@@ -104,12 +104,14 @@ def _cross_entropy_indices(z, target, grad, scale):
 
 # -- optimisers ------------------------------------------------------------------------------
 def _adam(
-    data, grad, m, v, s1, s2, shrink, decay, one_minus_beta1, beta2, one_minus_beta2, eps_c, step_c
-):
+    data, grad, m, v, s1, s2, shrink, decay, weight, one_minus_weight, beta2, one_minus_beta2,
+    eps_c, step_c,
+):  # fmt: skip
+    low = weight < 0.5  # PyTorch's lerp: exact at either end
     for i in range(data.size):
         w = data[i] * shrink if shrink != 1 else data[i]
         g = w * decay + grad[i] if decay != 0 else grad[i]
-        mi = m[i] + (g - m[i]) * one_minus_beta1
+        mi = m[i] + (g - m[i]) * weight if low else g - (g - m[i]) * one_minus_weight
         vi = v[i] * beta2 + (g * one_minus_beta2) * g
         m[i] = mi
         v[i] = vi

@@ -97,19 +97,25 @@ def _coupled(data, grad, decay, out):
 
 
 def adam(
-    data, grad, m, v, s1, s2, shrink, decay, one_minus_beta1, beta2, one_minus_beta2, eps_c, step_c
-):
+    data, grad, m, v, s1, s2, shrink, decay, weight, one_minus_weight, beta2, one_minus_beta2,
+    eps_c, step_c,
+):  # fmt: skip
     """PyTorch's Adam and AdamW. W ← W·shrink (AdamW's decoupled decay; 1 for Adam),
-    g ← g + λ·W, m ← m + (1 − β₁)·(g − m), v ← β₂·v + (1 − β₂)·g²,
+    g ← g + λ·W, m ← lerp(m, g, 1 − β₁), v ← β₂·v + (1 − β₂)·g²,
     W ← W − step_c·m/(√v + ε·c)."""
     if shrink != 1:
         data *= shrink
     g = _coupled(data, grad, decay, s2)
-    # m ← β₁·m + (1 − β₁)·g as PyTorch's lerp writes it: with β₁ near 1, β₁·(m − g) + g
-    # lost g − β₁·g to cancellation in float32 (1.8 % off at β₁ = 0.999999)
+    # m ← β₁·m + (1 − β₁)·g as PyTorch's lerp writes it: m + w·(g − m) for w < 0.5, else
+    # g − (1 − w)·(g − m), exact at either end (β₁·(m − g) + g lost g − β₁·g to
+    # cancellation in float32, 1.8 % off at β₁ = 0.999999; m + (g − m) need not be g)
     np.subtract(g, m, out=s1)
-    s1 *= one_minus_beta1
-    m += s1
+    if weight < 0.5:
+        s1 *= weight
+        m += s1
+    else:
+        s1 *= one_minus_weight
+        np.subtract(g, s1, out=m)
     np.multiply(g, one_minus_beta2, out=s1)
     s1 *= g
     v *= beta2
