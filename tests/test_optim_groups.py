@@ -1078,3 +1078,39 @@ def test_a_cosine_rate_set_below_its_floor_while_it_climbs_stays_non_negative(rn
     state["base_lrs"], state["epoch"] = [-abs(set_rate)], T_max + 1
     with pytest.raises(ConfigError, match="negative starting rate"):
         mine.load_state_dict(state)
+
+
+@pytest.mark.parametrize("how", ["set by hand", "a group added"])
+def test_sgd_state_saved_after_momentum_is_switched_on_loads_as_torchs(seeded, how):
+    """Momentum switched on and the state saved before the next step: no velocity yet
+    (PyTorch's has no momentum_buffer either); wxb refused to load it."""
+    rng = seeded.rng
+    ours, theirs = twins(random_arrays(rng, 2))
+    lr, momentum = float(rng.uniform(0.01, 0.5)), float(rng.uniform(0.1, 0.99))
+    opt = SGD(ours[:1], lr=lr)
+    ref = torch.optim.SGD(theirs[:1], lr=lr)
+    set_grads(rng, ours, theirs)
+    opt.step()
+    ref.step()
+    if how == "set by hand":
+        opt.param_groups[0]["momentum"] = ref.param_groups[0]["momentum"] = momentum
+    else:
+        opt.add_param_group({"params": ours[1:], "momentum": momentum})
+        ref.add_param_group({"params": theirs[1:], "momentum": momentum})
+    saved, t_saved = opt.state_dict(), ref.state_dict()
+    mine, theirs_again = twins([p.data.copy() for p in ours])
+    held = len(opt.param_groups)
+    opt = SGD([{"params": mine[i : i + 1]} for i in range(held)], lr=lr)
+    ref = torch.optim.SGD([{"params": theirs_again[i : i + 1]} for i in range(held)], lr=lr)
+    opt.load_state_dict(saved)
+    ref.load_state_dict(t_saved)
+    for _ in range(int(rng.integers(2, 5))):
+        set_grads(rng, mine[:held], theirs_again[:held])
+        opt.step()
+        ref.step()
+    assert_same(seeded, mine[:held], theirs_again[:held], f"momentum {how}")
+    begun = opt.state_dict()
+    for entry in begun["state"].values():
+        entry.pop("velocity", None)
+    with pytest.raises(ConfigError, match="has no 'velocity'"):
+        SGD([{"params": mine[i : i + 1]} for i in range(held)], lr=lr).load_state_dict(begun)

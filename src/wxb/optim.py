@@ -360,6 +360,11 @@ class Optimizer:
         """The state groups with these values need."""
         return type(self).state_names
 
+    def _state_started(self, state: str, counts: dict[str, list[int]]) -> bool:
+        """Whether a saved run with these counters had begun ``state`` (one it had
+        not begun may be absent: the next step starts it)."""
+        return True
+
     def _init_state(self) -> None:
         """Zeroed state for every parameter, then everything packed flat."""
         self.state_names = self._wanted_states()
@@ -536,7 +541,7 @@ class Optimizer:
                 raise ConfigError(f"{name}.load_state_dict: {key!r} is missing for some parameters")
         steps = _count_value(state_dict.get("steps", 0), f"{name}.load_state_dict steps")
         for s in self._states_for(checked):
-            if s not in arrays:
+            if s not in arrays and self._state_started(s, counts):
                 raise ConfigError(f"{name}.load_state_dict: the state has no {s!r}")
         for s in self.state_names:  # kept here, not needed by the loaded groups: from zero
             if s not in arrays:  # (SGD saved without momentum, as PyTorch's no buffer)
@@ -849,6 +854,10 @@ class SGD(Optimizer):
 
     def _states_for(self, groups: list[dict]) -> tuple[str, ...]:
         return ("velocity",) if any(g["momentum"] for g in groups) else ()
+
+    def _state_started(self, state: str, counts: dict[str, list[int]]) -> bool:
+        # momentum switched on and saved before a step: no velocity yet, as PyTorch's
+        return any(counts["momentum_steps"])
 
     def _advance(self, live: list[int], group: dict) -> list[int]:
         steps = self.param_steps
