@@ -10,6 +10,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from torch.optim import lr_scheduler as TS
 
 import wxb
 from wxb import ops, optim
@@ -1114,3 +1115,34 @@ def test_sgd_state_saved_after_momentum_is_switched_on_loads_as_torchs(seeded, h
         entry.pop("velocity", None)
     with pytest.raises(ConfigError, match="has no 'velocity'"):
         SGD([{"params": mine[i : i + 1]} for i in range(held)], lr=lr).load_state_dict(begun)
+
+
+def test_two_schedules_stepped_on_one_optimiser_compound_as_torchs(seeded):
+    """Each schedule went back to its own closed form over the rate the other had just
+    set, so one schedule's decay was lost (0.75 where PyTorch's chained rate is 0.375)."""
+    rng = seeded.rng
+    ours, theirs = twins(random_arrays(rng, 2))
+    opt, ref = grouped(rng, "sgd", ours, theirs, groups=2)
+    kinds = [str(k) for k in rng.choice(["step", "cosine"], size=2)]
+    pairs = []
+    for kind in kinds:
+        if kind == "step":
+            step_size, gamma = int(rng.integers(1, 4)), float(rng.uniform(0.1, 0.9))
+            pairs.append((StepLR(opt, step_size, gamma), TS.StepLR(ref, step_size, gamma)))
+        else:
+            # η_min 0: with a floor, another schedule can take the rate below it while the
+            # cosine climbs, where PyTorch's goes below zero (wxb's does not; tested above)
+            T_max = int(rng.integers(2, 8))
+            pairs.append((CosineAnnealingLR(opt, T_max), TS.CosineAnnealingLR(ref, T_max)))
+    for epoch in range(1, int(rng.integers(8, 20))):
+        set_grads(rng, ours, theirs)
+        opt.step()
+        ref.step()
+        for mine, torchs in pairs:
+            mine.step()
+            torchs.step()
+        for i, (a, b) in enumerate(zip(opt.param_groups, ref.param_groups, strict=True)):
+            assert a["lr"] == pytest.approx(b["lr"], rel=1e-10, abs=1e-15), seeded.msg(
+                f"{kinds} epoch {epoch} group {i}"
+            )
+    assert_same(seeded, ours, theirs, f"{kinds}")

@@ -961,9 +961,9 @@ class LRSchedule:
     from the same rate; a rate set by hand since the last schedule set one is the new
     starting rate (PyTorch's schedulers also go on from the lr they find). A group
     added later keeps its lr through the epoch it was added in and follows the
-    schedule from there (as
-    PyTorch's StepLR does): its starting rate is the one the schedule would have
-    brought to that lr by then.
+    schedule from there (as PyTorch's StepLR does): its starting rate is the one the
+    schedule would have brought to that lr by then. Several schedules stepped on one
+    optimiser compound, as PyTorch's do: each goes on from the rate the others left.
     """
 
     def __init__(self, optimizer: Optimizer) -> None:
@@ -973,6 +973,7 @@ class LRSchedule:
         self.base_lrs: list[float] = []
         self.epoch = 0
         self._lrs_found: list[float] = []  # each group's lr before start() set epoch 0's
+        self._lrs_set: dict[int, float] = {}  # group index → the rate this schedule last set
 
     @property
     def base_lr(self) -> float:
@@ -1018,15 +1019,17 @@ class LRSchedule:
         """The rate at ``epoch`` of a group starting at ``base_lr`` (the first group's)."""
         raise NotImplementedError
 
-    def _set_by_hand(self, index: int, group: dict) -> bool:
-        """Whether group ``index``'s lr was changed since a schedule last set it."""
-        last = self.optimizer.scheduled_lrs.get(index)
+    def _set_by_hand(self, index: int, group: dict, *, by: dict[int, float] | None = None) -> bool:
+        """Whether group ``index``'s lr was changed since a schedule last set it; with
+        ``by``, since that record's schedule did (by hand or by another schedule)."""
+        last = (self.optimizer.scheduled_lrs if by is None else by).get(index)
         return last is not None and not math.isclose(group["lr"], last, rel_tol=1e-12)
 
     def _set(self, epoch: int) -> None:
         groups = self.optimizer.param_groups
         for index, (group, base) in enumerate(zip(groups, self._bases(), strict=True)):
-            group["lr"] = self.optimizer.scheduled_lrs[index] = self.lr_at(epoch, base)
+            rate = self.lr_at(epoch, base)
+            group["lr"] = self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = rate
 
     def state_dict(self) -> dict:
         """As PyTorch's schedulers: every setting and counter but the optimiser, plain values."""
@@ -1077,9 +1080,9 @@ class LRSchedule:
         found = self._lrs_found
         for index, group in enumerate(self.optimizer.param_groups):
             rate = self.lr_at(self.epoch, self.base_lrs[index])
-            if not self._set_by_hand(index, group) and index < len(found):
+            if not self._set_by_hand(index, group, by=self._lrs_set) and index < len(found):
                 group["lr"] = found[index]
-            self.optimizer.scheduled_lrs[index] = rate
+            self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = rate
 
     def _check_settings(self, values: dict, where: str) -> None:
         """Refuse settings this kind of schedule cannot run with (subclasses say which)."""
@@ -1098,7 +1101,7 @@ class LRSchedule:
         its starting rate becomes the one this schedule would have brought to it."""
         bases = self._bases()  # a group added during this epoch: its lr is this epoch's rate
         for i, group in enumerate(self.optimizer.param_groups):
-            if self._set_by_hand(i, group):
+            if self._set_by_hand(i, group, by=self._lrs_set):  # or by another schedule
                 bases[i] = self._base_reaching(group["lr"], self.epoch)
         self.epoch += 1
         self._set(self.epoch)
