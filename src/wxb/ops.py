@@ -390,9 +390,7 @@ class LeakyReLU(_Pointwise):
 
     def __post_init__(self) -> None:  # any finite α, as in PyTorch
         slope = self.negative_slope
-        if isinstance(slope, (bool, np.bool_)) or not isinstance(
-            slope, (int, float, np.integer, np.floating)
-        ):
+        if not _is_number(slope):
             raise ConfigError(f"LeakyReLU negative_slope must be a number; got {slope!r}")
         if not math.isfinite(slope):
             raise ConfigError(f"LeakyReLU negative_slope must be finite; got {slope!r}")
@@ -553,10 +551,15 @@ def softmax(z: Tensor) -> Tensor:
     return activation(as_tensor(z), Softmax())
 
 
+def _is_number(value: object) -> bool:
+    """A real number, Python's or NumPy's, and not a bool."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+
+
 def check_dropout_p(p: object) -> float:
-    if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.integer, np.floating)):
-        raise ConfigError(f"Dropout p must be a number in [0, 1); got {p!r}")
-    if not 0 <= p < 1:
+    if not (_is_number(p) and 0 <= p < 1):
         raise ConfigError(f"Dropout p must be a number in [0, 1); got {p!r}")
     return float(p)
 
@@ -583,9 +586,9 @@ def dropout_mask(rng: np.random.Generator, p: float, out: np.ndarray) -> np.ndar
 def dropout(x: Tensor, p: float = 0.5, rng: int | np.random.Generator | None = None) -> Tensor:
     """Inverted dropout in training; ``rng`` a generator or seed (wxb's default one if
     None). p = 1 is refused, as by the Dropout layer (nothing would pass)."""
-    check_dropout_p(p)
+    p = check_dropout_p(p)
     x = as_tensor(x)
-    mask = dropout_mask(as_generator(rng), float(p), np.empty_like(x.data))
+    mask = dropout_mask(as_generator(rng), p, np.empty_like(x.data))
 
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
         return (g * mask,)  # δ ⊙ mask: dropped units pass no error back

@@ -1099,13 +1099,17 @@ class LRSchedule:
         """Next epoch's rates; returns the first group's. A group whose lr was set by hand
         since the last step goes on from that rate, as PyTorch's chainable schedulers do:
         its starting rate becomes the one this schedule would have brought to it."""
-        bases = self._bases()  # a group added during this epoch: its lr is this epoch's rate
-        for i, group in enumerate(self.optimizer.param_groups):
-            if self._set_by_hand(i, group, by=self._lrs_set):  # or by another schedule
-                bases[i] = self._base_reaching(group["lr"], self.epoch)
+        self._rebase(self._bases())  # a group added this epoch: its lr is this epoch's rate
         self.epoch += 1
         self._set(self.epoch)
         return self.optimizer.lr
+
+    def _rebase(self, bases: list[float]) -> None:
+        """Before a step: the starting rate of each group whose lr was changed since
+        this schedule set it (by hand or by another schedule) is the one reaching it."""
+        for i, group in enumerate(self.optimizer.param_groups):
+            if self._set_by_hand(i, group, by=self._lrs_set):
+                bases[i] = self._base_reaching(group["lr"], self.epoch)
 
 
 class StepLR(LRSchedule):
@@ -1155,21 +1159,17 @@ class CosineAnnealingLR(LRSchedule):
         # falling towards η_min ≥ 0; the trough re-bases (step)
         return values["epoch"] % (2 * values["T_max"]) < values["T_max"]
 
-    def step(self) -> float:
-        """Next epoch's rates. Out of a trough, as PyTorch: the rate found there plus
+    def _rebase(self, bases: list[float]) -> None:
+        """Out of a trough, as PyTorch: the rate found there plus
         (initial_lr − η_min)·(1 − cos(π/T_max))/2, and the cosine on from that."""
-        if (self.epoch - self.T_max) % (2 * self.T_max):
-            return super().step()
-        bases = self._bases()
+        if (self.epoch - self.T_max) % (2 * self.T_max):  # not at a trough
+            super()._rebase(bases)
+            return
         rise = (1 - math.cos(math.pi / self.T_max)) / 2
-        self.epoch += 1
         for i, group in enumerate(self.optimizer.param_groups):
             initial = group.get("initial_lr", bases[i])
-            bases[i] = self._base_reaching(
-                group["lr"] + (initial - self.eta_min) * rise, self.epoch
-            )
-        self._set(self.epoch)
-        return self.optimizer.lr
+            climbed = group["lr"] + (initial - self.eta_min) * rise
+            bases[i] = self._base_reaching(climbed, self.epoch + 1)
 
 
 class InverseScalingLR(LRSchedule):
