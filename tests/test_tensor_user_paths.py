@@ -1283,3 +1283,37 @@ def test_a_pandas_series_keeps_its_float64_as_its_array_does(rng):
     for given in (pd.Series(values), pd.DataFrame({"a": values})):
         np.testing.assert_array_equal(Tensor(given).data.ravel(), values)
     assert Tensor(values.tolist()).data.dtype == np.float32  # Python floats: as torch.tensor
+
+
+def test_gradient_accumulation_over_two_batches_in_a_model_steps_as_torch(rng):
+    """Two backward calls before a step, the first's gradient held: on a model whose
+    optimiser keeps the gradients in one flat buffer, held arrays see the sum and the
+    step takes it, as in PyTorch."""
+    n, hidden, classes = dims(rng, 3)
+    model = wxb.nn.Sequential(
+        Dense(n, hidden, dtype="float64"), wxb.nn.Tanh(), Dense(hidden, classes, dtype="float64")
+    )
+    theirs = torch.nn.Sequential(
+        torch.nn.Linear(n, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, classes)
+    ).double()
+    with torch.no_grad():
+        for mine, their in zip(model.parameters(), theirs.parameters(), strict=True):
+            their.copy_(torch.tensor(mine.data))
+    lr = float(rng.uniform(0.01, 0.5))
+    opt, ref = (
+        SGD(model.parameters(), lr=lr, momentum=0.9),
+        torch.optim.SGD(theirs.parameters(), lr=lr, momentum=0.9),
+    )
+    held = None
+    for _ in range(2):
+        X, y = rng.normal(size=(5, n)), rng.integers(0, classes, size=5)
+        CrossEntropyLoss()(model(X), y).backward()
+        F.cross_entropy(theirs(torch.tensor(X)), torch.tensor(y)).backward()
+        held = held or [p.grad for p in model.parameters()]
+    for mine, array, their in zip(model.parameters(), held, theirs.parameters(), strict=True):
+        close(mine.grad, their.grad)
+        close(array, their.grad)
+    opt.step()
+    ref.step()
+    for mine, their in zip(model.parameters(), theirs.parameters(), strict=True):
+        close(mine.data, their)

@@ -429,7 +429,7 @@ class Tensor:
                     handed[id(g)] = 1
                 with GRAD_LOCK:
                     if node.grad is not None:
-                        node.grad = _accumulate(node.grad, g)
+                        node.grad = accumulate_grad(node.grad, g)
                     elif (
                         g.base is None
                         and handed.get(id(g)) == 1
@@ -495,10 +495,10 @@ def _check_versions(order: list[Tensor]) -> None:
                 )
 
 
-def _accumulate(grad: object, g: np.ndarray) -> np.ndarray:
+def accumulate_grad(grad: object, g: np.ndarray) -> np.ndarray:
     """grad + g, into ``grad`` where it is a writable array of g's shape and dtype, as
-    PyTorch accumulates: an array held as ``p.grad`` (or a view the optimiser put there)
-    sees the sum."""
+    PyTorch's backward accumulates (in place, whoever else holds it): an array held as
+    ``p.grad`` (or a view the optimiser put there) sees the sum."""
     if (
         isinstance(grad, np.ndarray)
         and grad.shape == g.shape

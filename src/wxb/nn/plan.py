@@ -27,7 +27,7 @@ from wxb import kernels, ops
 from wxb.errors import ConfigError, DataError, ShapeError
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
 from wxb.nn.module import Module, Parameter, input_width, stock_kind
-from wxb.tensor import GRAD_LOCK
+from wxb.tensor import GRAD_LOCK, accumulate_grad
 
 _requires_grad = operator.attrgetter("requires_grad")
 
@@ -339,9 +339,4 @@ class StackPlan:
     @staticmethod
     def _grad_done(p: Parameter, slot: np.ndarray) -> None:
         with GRAD_LOCK:  # as a graph's leaves add theirs: a tied weight may get both
-            if p.grad is None:
-                p.grad = slot
-            elif p.grad is p.grad_buffer and p.free_grad_buffer() is p.grad:
-                p.grad += slot  # the optimiser's own buffer, held by nobody else: in place
-            else:  # PyTorch also adds out of place when someone else may hold the gradient
-                p.grad = p.grad + slot
+            p.grad = slot if p.grad is None else accumulate_grad(p.grad, slot)
