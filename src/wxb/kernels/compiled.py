@@ -107,11 +107,14 @@ def _adam(
     data, grad, m, v, s1, s2, shrink, decay, weight, one_minus_weight, beta2, one_minus_beta2,
     eps_c, step_c,
 ):  # fmt: skip
-    low = weight < 0.5  # PyTorch's lerp: exact at either end
+    # PyTorch's lerp, exact at either end: m + w·(g − m) for w < 0.5, else g − (1 − w)·(g − m)
+    # (written as one sum with a select, which the loop still vectorises)
+    low = weight < 0.5
+    c = weight if low else -one_minus_weight
     for i in range(data.size):
         w = data[i] * shrink if shrink != 1 else data[i]
         g = w * decay + grad[i] if decay != 0 else grad[i]
-        mi = m[i] + (g - m[i]) * weight if low else g - (g - m[i]) * one_minus_weight
+        mi = (m[i] if low else g) + (g - m[i]) * c
         vi = v[i] * beta2 + (g * one_minus_beta2) * g
         m[i] = mi
         v[i] = vi
