@@ -114,6 +114,45 @@ def test_activation_kernels_agree(route, rng, seeded, name, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "sigmoid", "tanh"])
+def test_activation_backward_matches_torch_at_nan_and_inf(route, rng, seeded, name, dtype):
+    """ReLU's f′ was a 0/1 mask times the gradient: an infinite gradient on a dead unit
+    gave NaN (PyTorch: 0), and a NaN input blocked its gradient (PyTorch passes it).
+    Each route against PyTorch's backward rule given the same Z, A and ∂L/∂A (σ and tanh
+    of another library would differ where one rounds to ±1 and the other does not)."""
+    torch = pytest.importorskip("torch")
+    aten = torch.ops.aten
+    code = CODES[name]
+    alpha = float(rng.uniform(0.01, 0.5)) if code == kernels.LEAKY_RELU else 0.0
+    shape = (int(rng.integers(8, 40)), int(rng.integers(8, 40)))
+    z = values(rng, shape, dtype)
+    grad = values(rng, shape, dtype)
+    z.reshape(-1)[:4] = [np.nan, -1.0, 0.0, -0.0]  # the cases a mask gets wrong
+    grad.reshape(-1)[:4] = [1.5, np.inf, -np.inf, np.nan]
+    for route_name in ("numpy", "compiled"):
+        route(route_name)
+        with np.errstate(invalid="ignore", over="ignore"):
+            a = kernels.activation_forward(code, z, np.empty_like(z), alpha)
+            got = kernels.activation_backward(code, z, a, grad, np.empty_like(z), alpha)
+        zt, at, gt = torch.tensor(z), torch.tensor(a), torch.tensor(grad)
+        expected = {
+            "relu": lambda: aten.threshold_backward(gt, at, 0),  # torch's rule reads A
+            "leaky_relu": lambda: aten.leaky_relu_backward(gt, zt, alpha, False),
+            "sigmoid": lambda: aten.sigmoid_backward(gt, at),
+            "tanh": lambda: aten.tanh_backward(gt, at),
+        }[name]().numpy()
+        what = seeded.msg(f"{name} {route_name}")
+        if code not in TRANSCENDENTAL:
+            np.testing.assert_array_equal(got, expected, err_msg=what)
+            continue
+        # 1 − a² in another order ((1 − a)(1 + a), fused): equal to a few ulp of ∂L/∂A
+        finite = np.isfinite(expected)
+        np.testing.assert_array_equal(got[~finite], expected[~finite], err_msg=what)
+        err = np.abs(got[finite] - expected[finite])
+        assert (err <= 4 * np.finfo(dtype).eps * np.abs(grad[finite])).all(), what
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_leaky_relu_passes_positive_inputs_exactly_whatever_the_slope(route, rng, dtype):
     """z > 0 went through as ((1 − α) + α)·z: 1.00000024·z in float32 for α = −3.3, and
     inf for the largest float64 at α = −1.2. PyTorch passes z, and a gradient of 1."""

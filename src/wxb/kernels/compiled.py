@@ -49,8 +49,8 @@ def _f(code, alpha, one_minus_alpha, one, x):
 def _f_prime_times(code, alpha, one_minus_alpha, one, z, a, g):
     if code == IDENTITY:
         return g
-    if code == RELU:  # 0·NaN = NaN, as NumPy's 0/1 mask times g
-        return (one if a > 0 else one - one) * g
+    if code == RELU:  # a select, as PyTorch's: 0 where a ≤ 0 (even for g = inf), else g
+        return one - one if a <= 0 else g
     if code == LEAKY_RELU:
         return (one if z > 0 else alpha) * g
     if code == SIGMOID:
