@@ -1317,3 +1317,48 @@ def test_gradient_accumulation_over_two_batches_in_a_model_steps_as_torch(rng):
     ref.step()
     for mine, their in zip(model.parameters(), theirs.parameters(), strict=True):
         close(mine.data, their)
+
+
+def test_an_element_picked_by_integers_is_a_view_as_in_torch(rng):
+    """``x[i, j]`` was a copy: ``v = x[1, 2]; v += 10`` under no_grad left x as it was,
+    where torch's element is a view of x."""
+    array = rng.standard_normal(dims(rng, 3))
+    x, xt = Tensor(array.copy()), torch.tensor(array.copy())
+    key = tuple(int(rng.integers(0, d)) for d in array.shape)
+    step = float(rng.uniform(1, 10))
+    with no_grad():
+        v = x[key]
+        v += step
+    with torch.no_grad():
+        vt = xt[key]
+        vt += step
+    close(x.data, xt)
+    close(v.data, vt)
+    # and the element's gradient through autograd
+    w, wt = pair(array)
+    (w[key] * w[key]).backward()
+    (wt[key] * wt[key]).backward()
+    close(w.grad, wt.grad)
+
+
+@pytest.mark.parametrize("name", ["exp", "log", "sqrt", "absolute", "dropout"])
+def test_a_zero_d_result_is_an_array_that_takes_in_place_changes(rng, name):
+    """exp/log/sqrt/abs/dropout of a 0-d tensor held a NumPy scalar: ``y += 1`` under
+    no_grad was refused as read-only, where torch adds."""
+    value = float(rng.uniform(0.5, 3))
+    x = Tensor(np.array(value))
+    f = {"dropout": lambda t: ops.dropout(t, 0.0)}.get(name, getattr(ops, name))
+    tf = {
+        "exp": torch.exp,
+        "log": torch.log,
+        "sqrt": torch.sqrt,
+        "absolute": torch.abs,
+        "dropout": lambda t: F.dropout(t, 0.0),
+    }[name]
+    y, yt = f(x), tf(torch.tensor(value, dtype=torch.float64))
+    assert isinstance(y.data, np.ndarray) and y.shape == ()
+    step = float(rng.uniform(1, 5))
+    with no_grad():
+        y += step
+    yt += step
+    close(y.data, yt)

@@ -301,7 +301,9 @@ def index(a: Tensor, key: object) -> Tensor:
     """``a[key]``: integers, slices, index arrays, boolean masks, as NumPy indexes."""
     key = _index_key(key)
     A = a.data
-    chosen = np.asarray(A[key])  # an array even for a single element
+    chosen = A[key]
+    if not isinstance(chosen, np.ndarray):  # all integers: a 0-d view, as PyTorch's, not a copy
+        chosen = A[(*key, ...) if isinstance(key, tuple) else (key, ...)]
     repeats = _is_advanced(key)
 
     def backward(g: np.ndarray) -> tuple[np.ndarray]:

@@ -229,7 +229,8 @@ class Tensor:
         ``saves_output``: the backward reads the result itself (e^A, √A, f(Z)), so an
         in-place change of it before backward is refused, as for an input."""
         out = cls.__new__(cls)
-        out.data = data
+        # NumPy's ufuncs give a scalar, not a 0-d array, for a 0-d input
+        out.data = data if isinstance(data, np.ndarray) else np.asarray(data)
         out.grad = None
         out.retains_grad = False
         out.name = None
