@@ -970,3 +970,32 @@ def test_a_target_mean_the_float32_output_layer_rounds_is_warned_about(tmp_path,
         if warned:
             predicted = wxb.load(path).predict(X.astype(np.float32)).astype(np.float64)
             assert np.all(predicted % 8 == 0)  # what the warning says
+
+
+def test_eval_finds_text_classes_that_spell_numbers_in_a_file_of_numbers(tmp_path, rng, capsys):
+    """Trained on labels '1.0', '2.5' and 'unknown' (text, for the word); a file without
+    'unknown' reads its labels as numbers, and eval refused 1.0 as "label '1' is not a
+    class". Its accuracy is the share of rows whose predicted class is the label."""
+    names = np.array(["1.0", "2.5", "unknown"])
+    centres = np.array([[4.0, 0.0], [0.0, 4.0], [0.0, 0.0]]) + rng.normal(scale=0.3, size=(3, 2))
+    y = rng.integers(0, 3, size=240)
+    X = centres[y] + rng.normal(scale=0.8, size=(240, 2))
+    rows = [[str(a), str(b), names[k]] for (a, b), k in zip(X, y, strict=True)]
+    train = write_csv(tmp_path / "train.csv", ["a", "b", "label"], rows)
+    model_path = tmp_path / "m.safetensors"
+    argv = ["train", "--data", str(train), "--target", "label", "--epochs", "3", "-o"]
+    code, _, err = run_cli(capsys, *argv, str(model_path))
+    assert code == 0, err
+    assert wxb.load(model_path).info["classes"] == list(names)
+
+    known = y < 2  # no 'unknown' row: the column reads as numbers
+    unseen = write_csv(
+        tmp_path / "eval.csv",
+        ["a", "b", "label"],
+        [r for r, k in zip(rows, known, strict=True) if k],
+    )
+    code, out, err = run_cli(capsys, "eval", str(model_path), str(unseen))
+    assert code == 0, err
+    predicted = wxb.load(model_path).predict(X[known]).argmax(axis=1)
+    expected = (predicted == y[known]).mean()
+    assert float(re.search(r"accuracy ([\d.]+)", out).group(1)) == pytest.approx(expected, abs=1e-4)

@@ -15,6 +15,7 @@ task from at most ``MAX_CLASSES_FOR_AUTO`` distinct whole numbers
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -28,7 +29,7 @@ from wxb.nn import Dense
 from wxb.nn.heads import head_index, model_task, probability_head
 from wxb.nn.module import input_width
 from wxb.nn.sequential import layers_in_order
-from wxb.tables import Column, Table, text_as_numbers
+from wxb.tables import Column, Table, number_from_text, text_as_numbers
 
 MAX_CLASSES_FOR_AUTO = 50
 # The default schedule (wxb train without --epochs/--patience): see default_schedule.
@@ -378,6 +379,16 @@ def encode_labels(classes: list, dataset: wdata.Dataset) -> np.ndarray:
     lookup = {str(plain(c)): i for i, c in enumerate(classes)}
     for word, spelled in boolean_spellings([str(c) for c in classes]).items():
         lookup[word] = lookup[spelled]  # a file of only 'true'/'false' labels reads as booleans
+    # text classes that spell numbers ('1.0' beside 'unknown'): a file without the words
+    # reads them as the numbers 1.0, looked up as '1'; an alias shared by two is not made
+    aliases: dict[str, list[int]] = {}
+    for i, c in enumerate(classes):
+        number = number_from_text(c) if isinstance(c, str) else None
+        if number is not None and math.isfinite(number):
+            aliases.setdefault(str(plain(number)), []).append(i)
+    for key, indices in aliases.items():
+        if key not in lookup and len(indices) == 1:
+            lookup[key] = indices[0]
     y = dataset.y
     if y.ndim == 2 and y.shape[1] == len(classes) and is_one_hot(y):
         return y.argmax(axis=1)
