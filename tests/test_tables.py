@@ -1135,3 +1135,36 @@ def test_user_written_models_take_a_dataframe_by_column_name(seeded):
             np.testing.assert_array_equal(got, want, err_msg=seeded.msg(type(model).__name__))
         with pytest.raises(wxb.DataError, match="missing column"):
             model.predict(frame.drop(columns=[names[1]]))
+
+
+@pytest.mark.parametrize("form", ["csv", "parquet"])
+def test_a_column_float32_would_coarsen_is_read_in_float64_and_train_warns(
+    tmp_path, seeded, capsys, form
+):
+    """A timestamp near 1.7e9 a few seconds apart: float32 holds it to a step of 128,
+    so the default float32 reading made the column one or two values, without a word.
+    The reader keeps such a column in float64, and train says the network's float32
+    input still rounds it (--dtype float64 keeps it)."""
+    rng = seeded.rng
+    n = 200
+    offset = float(rng.uniform(1e9, 2e9))
+    stamps = offset + rng.uniform(-30, 30, n)
+    small = rng.standard_normal(n)
+    target = (stamps - offset) / 10 + small
+    frame = pd.DataFrame({"stamp": stamps, "small": small, "target": target})
+    path = tmp_path / f"t.{form}"
+    if form == "csv":
+        write_columns(path, {k: [number(v) for v in frame[k]] for k in frame})
+    else:
+        frame.to_parquet(path)
+    table = read_table(path, float32=True)
+    assert table["stamp"].values.dtype == np.float64, seeded.msg(form)
+    np.testing.assert_array_equal(table["stamp"].values, stamps)
+    assert table["small"].values.dtype == np.float32  # the others still to the model's dtype
+
+    _, _, err = train(capsys, seeded, path, "--target", "target", "--task", "regression")
+    warned = [line for line in err.splitlines() if "stamp" in line]
+    assert len(warned) == 1 and "--dtype float64" in warned[0], seeded.msg(err)
+    assert "small" not in err
+    _, _, err = train(capsys, seeded, path, "--target", "target", "--dtype", "float64")
+    assert "stamp" not in err, seeded.msg(err)

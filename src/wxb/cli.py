@@ -59,6 +59,7 @@ from wxb.prepare import (
     default_schedule,
     encode_labels,
     encode_targets,
+    feature_rounding_warnings,
     features_for,
     head_logits,
     is_multilabel,
@@ -580,6 +581,8 @@ def run_train(args: argparse.Namespace) -> None:
     else:
         X = data.X.astype(dtype)
     validation.check_finite(X, data.source)
+    for message in rounded_features(data, fit_rows, dtype):
+        print(f"wxb: warning: {message}", file=sys.stderr)
     validation_data = None
     held = 0 if val_rows is None else len(val_rows)
     if val_rows is not None:
@@ -698,6 +701,18 @@ def run_train(args: argparse.Namespace) -> None:
         size = Path(args.report).stat().st_size / 1e6
         print(f"wrote {args.report} ({size:.1f} MB; walk-through: row {first_row} "
               f"of {data.source}, its first test row)")  # fmt: skip
+
+
+def rounded_features(data: TableData | wdata.Dataset, rows, dtype: str) -> list[str]:
+    """feature_rounding_warnings on up to 10,000 training rows, read again in float64."""
+    if np.dtype(dtype) == np.float64:
+        return []
+    sample = rows[:: max(1, len(rows) // 10_000)]
+    if isinstance(data, TableData):
+        X = data.encoder.transform(data.table.take(sample), np.float64)
+        return feature_rounding_warnings(data.encoder.outputs, X, np.dtype(dtype))
+    X = np.asarray(data.X[sample], dtype=np.float64)
+    return feature_rounding_warnings(data.feature_names, X, np.dtype(dtype))
 
 
 def features_of(data: TableData | wdata.Dataset) -> list[str]:

@@ -12,6 +12,7 @@ import codecs
 import csv
 import io
 import re
+import warnings
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -418,6 +419,10 @@ def _first_look_types(stream, read, parse, null_values, decimal, reading, source
         reader = pcsv.open_csv(stream, read_options=read, parse_options=parse,
                                convert_options=convert)  # fmt: skip
         schema = reader.schema
+        try:
+            first_block = reader.read_next_batch()
+        except StopIteration:
+            first_block = None
         reader.close()
         fields = [(item.name, item.type) for item in schema]
     except pa.ArrowInvalid as exc:
@@ -441,6 +446,8 @@ def _first_look_types(stream, read, parse, null_values, decimal, reading, source
             kind = pa.float64()  # all missing in the first block: numbers or text, see below
         elif pa.types.is_floating(kind):
             wide = not reading.float32 or name in reading.keep_float64
+            if not wide and first_block is not None:  # a timestamp near 1.7e9: float32 steps by 128
+                wide = float32_coarsens(first_block.column(position).to_numpy(False))
             kind = pa.float64() if wide else pa.float32()
         types[name] = kind
     if [raw for raw, _ in fields] != list(types):  # renamed: read with the new names
@@ -777,7 +784,7 @@ def from_arrow(arrow: Any, source: str, reading: Reading | None = None) -> Table
         ):
             chunked = chunked.cast(pa.string())
         elif pa.types.is_float64(chunked.type) and reading.float32:
-            if name not in reading.keep_float64:
+            if name not in reading.keep_float64 and not float32_coarsens(_sample_of(chunked)):
                 chunked = chunked.cast(pa.float32())
         column = _column_from_arrow(
             name, chunked, source, pa, reading.markers, name in reading.as_text
@@ -787,6 +794,31 @@ def from_arrow(arrow: Any, source: str, reading: Reading | None = None) -> Table
     del arrow
     pa.default_memory_pool().release_unused()  # freed Arrow buffers back to the system
     return _checked(columns, source)
+
+
+def rounding_steps(X: np.ndarray, dtype: Any) -> tuple[np.ndarray, ...]:
+    """Per column of ``X`` (or of a 1-D ``X``): its typical magnitude (the median of |x|),
+    the step ``dtype`` holds numbers of that size to, the column's spread (standard
+    deviation), all float64, ignoring NaN; and whether that step coarsens the column:
+    it exceeds a hundredth of the spread."""
+    X = np.asarray(X, dtype=np.float64)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: NaN figures
+        typical = np.nanmedian(np.abs(X), axis=0)
+        spread = np.nanstd(X, axis=0)
+        steps = np.spacing(np.abs(typical.astype(dtype))).astype(np.float64)
+    return typical, steps, spread, (spread > 0) & (steps > 0.01 * spread)
+
+
+def float32_coarsens(values: np.ndarray) -> bool:
+    """Whether float32 coarsens a column (rounding_steps): a reader then keeps it float64."""
+    return bool(rounding_steps(values, np.float32)[3])
+
+
+def _sample_of(chunked: Any, size: int = 10_000) -> np.ndarray:
+    """Up to ``size`` evenly spaced values of a float64 Arrow column, NaN for nulls."""
+    every = max(1, len(chunked) // size)
+    return chunked.take(np.arange(0, len(chunked), every)).to_numpy(zero_copy_only=False)
 
 
 def _float16_as_text(chunked: Any, pa: Any) -> Any:
