@@ -452,3 +452,51 @@ def test_a_loss_target_that_a_cast_would_change_or_that_means_indices_is_refused
             loss(one, big)
         with pytest.raises(DataError, match="real numbers"):
             loss(one, np.array([["a"]] * n))
+
+
+@pytest.mark.parametrize("shape", [(3, 0), (0, 4), ()])
+def test_softmax_of_no_values_or_of_one_is_torchs(rng, shape):
+    """Softmax over an empty last axis raised NumPy's 'zero-size array to reduction'; of a
+    0-d tensor, an AxisError. PyTorch gives the empty tensor, and 1 for a lone value."""
+    array = rng.standard_normal(shape)
+    x, xt = wxb.Tensor(array, requires_grad=True), torch.tensor(array, requires_grad=True)
+    y, yt = ops.softmax(x), torch.softmax(xt, dim=-1)
+    np.testing.assert_array_equal(y.data, yt.detach().numpy())
+    weights = rng.standard_normal(shape)
+    (y * weights).sum().backward()
+    (yt * torch.tensor(weights)).sum().backward()
+    np.testing.assert_allclose(x.grad, xt.grad.numpy(), atol=1e-15)
+
+
+def test_an_option_an_optimiser_does_not_take_is_named():
+    """get_optimizer('adam', momentum=0.9) raised Python's TypeError from Adam's
+    constructor; it is a ConfigError naming the option and those Adam takes."""
+    from wxb.optim import get_optimizer
+
+    params = list(Dense(2, 3).parameters())
+    with pytest.raises(wxb.ConfigError, match=r"adam has no option 'momentum' \(it takes lr, "):
+        get_optimizer("adam", params, momentum=0.9)
+    assert get_optimizer("sgd", params, momentum=0.9, nesterov=None).momentum == 0.9
+
+
+@pytest.mark.parametrize("form", ["int", "list", "float32"])
+def test_clip_grad_norm_takes_the_gradients_an_optimiser_takes(rng, form):
+    """A gradient set by hand as whole numbers (or a list) raised NumPy's UFuncTypeError
+    in clip_grad_norm_ (the optimisers take it); one of another shape was spread over the
+    parameter without a word. Clipped as the same gradient in float64, as torch clips it."""
+    from wxb.optim import clip_grad_norm_
+
+    values = rng.integers(-9, 10, size=5)
+    values[0] = 9  # a norm above the limit: the clip acts
+    given = {"int": values, "list": values.tolist(), "float32": values.astype(np.float32)}[form]
+    p = wxb.nn.Parameter(np.zeros(5))
+    p.grad = given
+    limit = float(rng.uniform(0.5, 2))
+    pt = torch.zeros(5, dtype=torch.float64, requires_grad=True)
+    pt.grad = torch.tensor(values, dtype=torch.float64)
+    expected = torch.nn.utils.clip_grad_norm_([pt], limit)
+    assert clip_grad_norm_([p], limit) == pytest.approx(float(expected), rel=1e-7)
+    np.testing.assert_allclose(p.grad, pt.grad.numpy(), rtol=1e-6)
+    p.grad = np.ones(4)
+    with pytest.raises(wxb.ConfigError, match=r"shape \(5,\)\) has a gradient of shape \(4,\)"):
+        clip_grad_norm_([p], limit)

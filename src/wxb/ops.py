@@ -498,6 +498,11 @@ def _erfc_fraction(x: np.ndarray, terms: int = 40) -> np.ndarray:
 
 def softmax_rows(z: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Row-wise softmax, shifted by the row max so e^z never overflows."""
+    if z.ndim == 0:  # one value: its own softmax is 1, as PyTorch's
+        out[...] = 1
+        return out
+    if z.shape[-1] == 0:  # rows of no values: nothing to compute (no max to shift by)
+        return out
     np.subtract(z, z.max(axis=-1, keepdims=True), out=out)
     np.exp(out, out=out)
     out /= out.sum(axis=-1, keepdims=True)

@@ -18,6 +18,7 @@ group (the common case) is exactly one walk over everything.
 
 from __future__ import annotations
 
+import inspect
 import math
 import operator
 import os
@@ -947,7 +948,12 @@ def get_optimizer(name: str | Optimizer, params: Iterable[Parameter], **options)
         return name
     if name not in OPTIMIZERS:
         raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {name!r}")
-    return OPTIMIZERS[name](params, **{k: v for k, v in options.items() if v is not None})
+    kind = OPTIMIZERS[name]
+    takes = [n for n in inspect.signature(kind).parameters if n != "params"]
+    unknown = [k for k, v in options.items() if v is not None and k not in takes]
+    if unknown:  # a ConfigError naming it, not Python's TypeError from the constructor
+        raise ConfigError(f"{name} has no option {unknown[0]!r} (it takes {', '.join(takes)})")
+    return kind(params, **{k: v for k, v in options.items() if v is not None})
 
 
 # ---------------------------------------------------------------------------------
@@ -1203,12 +1209,14 @@ def clip_grad_norm_(params: Parameter | Iterable[Parameter], max_norm: float) ->
     if isinstance(params, Tensor):
         params = [params]
     params = [p for p in params if p.grad is not None]
+    for index, p in enumerate(params):
+        _check_grad_shape(p, index)
     total = math.sqrt(sum(float(np.vdot(p.grad, p.grad)) for p in params))
     factor = max_norm / (total + 1e-6)
     if not factor >= 1:  # (a NaN norm makes every gradient NaN, as PyTorch's does)
         for p in params:
-            if isinstance(p.grad, np.ndarray):
+            if isinstance(p.grad, np.ndarray) and p.grad.dtype.kind == "f":
                 p.grad *= factor  # in place, as PyTorch: the planned path's views stay put
-            else:  # a NumPy scalar a user assigned to a 0-d parameter
-                p.grad = p.grad * factor
+            else:  # a NumPy scalar, list or whole numbers a user assigned by hand
+                p.grad = np.asarray(p.grad, dtype=p.dtype) * p.dtype.type(factor)
     return total
