@@ -1168,3 +1168,56 @@ def test_a_column_float32_would_coarsen_is_read_in_float64_and_train_warns(
     assert "small" not in err
     _, _, err = train(capsys, seeded, path, "--target", "target", "--dtype", "float64")
     assert "stamp" not in err, seeded.msg(err)
+
+
+def test_when_every_column_looks_like_an_identifier_the_error_names_them(tmp_path, seeded, capsys):
+    """'no feature columns are left' said nothing of the columns left out as row
+    identifiers (their warnings were never printed: the error came first)."""
+    rng = seeded.rng
+    n = int(rng.integers(30, 60))
+    order = rng.permutation(n)
+    data = write_columns(
+        tmp_path / "ids.csv",
+        {
+            "row": [str(i) for i in order],
+            "code": [f"ID{i:05d}" for i in order],
+            "y": [str(int(v)) for v in rng.integers(0, 2, n)],
+        },
+    )
+    code, _, err = run_cli(capsys, "train", "--data", data, "--target", "y", *FAST)
+    assert_one_line_error(
+        code, err, r"no feature columns are left \(the others look like row identifiers: "
+        r"'row', 'code'; name those to use with --features\)", seeded.msg,
+    )  # fmt: skip
+
+
+def test_values_near_float32s_limit_fill_and_standardize_or_name_their_column(
+    tmp_path, seeded, capsys
+):
+    """A float32 column of ±3e38 with a gap: its median, the mean of two middles in
+    float32, overflowed to inf (a NumPy warning, then the fill); standardizing it
+    overflowed x − mean to −inf and training stopped at a NaN loss. The fill is now
+    computed in float64, and train refuses the column by name (--dtype float64 trains)."""
+    rng = seeded.rng
+    n = 40
+    huge = np.where(rng.random(n) < 0.8, -3e38, 3e38)  # mean near −2e38: x − mean > 3.4e38
+    huge[:4] = [3e38, 3e38, -3e38, -3e38]
+    cells = [number(v) for v in huge]
+    for gap in rng.choice(np.arange(4, n), 2, replace=False):  # an even count: two middles
+        cells[gap] = ""
+    data = write_columns(
+        tmp_path / "big.csv",
+        {
+            "small": [number(v) for v in rng.standard_normal(n)],
+            "huge": cells,
+            "y": [str(int(v)) for v in rng.integers(0, 2, n)],
+        },
+    )
+    table = read_table(data, float32=True)
+    encoder = TableEncoder.fit(table, ["small", "huge"], np.arange(n))
+    fill = encoder.rules[1].fill
+    present = huge[np.asarray(cells) != ""]
+    assert fill == np.median(present.astype(np.float32).astype(np.float64)), seeded.msg(fill)
+    code, _, err = run_cli(capsys, "train", "--data", data, "--target", "y", *FAST)
+    assert_one_line_error(code, err, r"feature 'huge'.*beyond what float32 holds", seeded.msg)
+    train(capsys, seeded, data, "--target", "y", "--dtype", "float64")

@@ -597,7 +597,7 @@ def run_train(args: argparse.Namespace) -> None:
         targets.outputs,
         args.activation,
         args.dropout,
-        Standardize.fit(X_train),
+        Standardize.fit(X_train, feature_names=matrix_columns(data)),
         rng,  # one generator from --seed: the splits above, then initialisation
         dtype,
     )
@@ -710,13 +710,18 @@ def rounded_features(data: TableData | wdata.Dataset, rows, dtype: str) -> list[
     sample = rows[:: max(1, len(rows) // 10_000)]
     if isinstance(data, TableData):
         X = data.encoder.transform(data.table.take(sample), np.float64)
-        return feature_rounding_warnings(data.encoder.outputs, X, np.dtype(dtype))
-    X = np.asarray(data.X[sample], dtype=np.float64)
-    return feature_rounding_warnings(data.feature_names, X, np.dtype(dtype))
+    else:
+        X = np.asarray(data.X[sample], dtype=np.float64)
+    return feature_rounding_warnings(matrix_columns(data), X, np.dtype(dtype))
 
 
 def features_of(data: TableData | wdata.Dataset) -> list[str]:
     return data.features if isinstance(data, TableData) else data.feature_names
+
+
+def matrix_columns(data: TableData | wdata.Dataset) -> list[str]:
+    """The names of X's columns: a table's after its encoding ('colour=red'), once fitted."""
+    return data.encoder.outputs if isinstance(data, TableData) else data.feature_names
 
 
 def finish_model(model, args, data, targets: Targets, X, rows, held: int = 0) -> dict[str, float]:

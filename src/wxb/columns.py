@@ -86,6 +86,7 @@ def choose_features(
             noticed.append(warning)
         return column
 
+    identifiers: list[str] = []  # columns left out as row identifiers
     if features is not None:
         clash = [name for name in features if name in roles]
         if clash:
@@ -104,6 +105,7 @@ def choose_features(
                 continue
             why = looks_like_id(numbers_checked(name), table.n_rows)  # a typo is no ID
             if why:
+                identifiers.append(name)
                 warnings.append(
                     f"column {name!r} looks like a row identifier ({why}); left out of the "
                     f"features. Use it with --features, name it with --id-column {name} to "
@@ -111,8 +113,14 @@ def choose_features(
                 )
                 continue
             chosen.append(name)
-    if not chosen:
-        raise DataError(f"{table.source}: no feature columns are left")
+    if not chosen:  # say why, when every column was left out as an identifier
+        why = (
+            f" (the others look like row identifiers: {', '.join(map(repr, identifiers))}; "
+            "name those to use with --features)"
+            if identifiers
+            else ""
+        )
+        raise DataError(f"{table.source}: no feature columns are left{why}")
     warnings = [*noticed, *warnings]
     for name in chosen:
         column = numbers_checked(name)
@@ -413,8 +421,10 @@ def _fit_rule(table: Table, name: str, rows: np.ndarray | None) -> ColumnRule:
     if column.kind == "bool":
         return ColumnRule(name, "bool", float(np.mean(present) > 0.5), gaps)
     if column.kind == "number":
-        own = present is not column.values  # a copy: the median may reorder it
-        return ColumnRule(name, "number", float(np.median(present, overwrite_input=own)), gaps)
+        # in float64: float32's middle two, 3e38 each, would overflow in their mean
+        wide = present.astype(np.float64, copy=False)
+        own = wide is not column.values  # a copy: the median may reorder it
+        return ColumnRule(name, "number", float(np.median(wide, overwrite_input=own)), gaps)
     raise DataError(f"{table.source}: column {name!r} ({column.kind}) is not a feature")
 
 

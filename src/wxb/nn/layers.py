@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -239,6 +240,26 @@ def standard_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, scale
 
 
+def _feature(index: int, names: Sequence[str] | None) -> str:
+    return repr(names[index]) if names is not None else str(index)
+
+
+def _check_statistics(
+    mean: np.ndarray, scale: np.ndarray, dtype: np.dtype, names: Sequence[str] | None = None
+) -> None:
+    """Refuse a mean or scale with which X·(1/scale) would give ±inf, or (x − mean)/inf
+    every 0, in ``dtype``."""
+    with np.errstate(over="ignore", divide="ignore"):
+        reciprocal = 1 / scale
+    bad = np.flatnonzero(~np.isfinite(scale) | ~np.isfinite(reciprocal) | ~np.isfinite(mean))
+    if len(bad):
+        j = int(bad[0])
+        raise ConfigError(
+            f"Standardize: feature {_feature(j, names)}: mean {mean[j]:.3g} and scale "
+            f"{scale[j]:.3g} are beyond what {np.dtype(dtype).name} can standardize with"
+        )
+
+
 class Standardize(Module):
     """X ↦ (X − mean) / scale with fixed, saved statistics (not trained)."""
 
@@ -260,23 +281,35 @@ class Standardize(Module):
             raise ConfigError("Standardize: the mean or scale holds NaN (NaN in the data?)")
         if not np.all(scale > 0):
             raise ConfigError("Standardize: every scale must be > 0")
-        with np.errstate(over="ignore", divide="ignore"):
-            reciprocal = 1 / scale
-        bad = np.flatnonzero(~np.isfinite(scale) | ~np.isfinite(reciprocal) | ~np.isfinite(mean))
-        if len(bad):  # X·(1/scale) would give ±inf, or (x − mean)/inf every 0
-            raise ConfigError(
-                f"Standardize: feature {bad[0]}'s mean {mean[bad[0]]:.3g} and scale "
-                f"{scale[bad[0]]:.3g} are beyond what {dt.name} can standardize with"
-            )
+        _check_statistics(mean, scale, dt)
         self.register_buffer("mean", mean)
         self.register_buffer("scale", scale)
         self.name = name
 
     @classmethod
-    def fit(cls, X: np.ndarray, name: str | None = "standardize") -> Standardize:
-        """Statistics from training data (see ``standard_scale``)."""
+    def fit(
+        cls,
+        X: np.ndarray,
+        name: str | None = "standardize",
+        feature_names: Sequence[str] | None = None,
+    ) -> Standardize:
+        """Statistics from training data (see ``standard_scale``); ``feature_names`` name
+        in a message the column its dtype cannot standardize (else its index)."""
         mean, scale = standard_scale(X)
-        return cls(mean, scale, dtype=X.dtype, name=name)
+        dt = np.dtype(X.dtype)
+        _check_statistics(mean.astype(dt), scale.astype(dt), dt, feature_names)
+        # X − mean in X's dtype: 3e38 − (−1e38) is beyond float32, and the output ±inf
+        with np.errstate(over="ignore", invalid="ignore"):
+            reach = np.max(np.abs(np.asarray(X, np.float64) - mean), axis=0, initial=0.0)
+        bad = np.flatnonzero(~(reach <= np.finfo(dt).max))
+        if len(bad):
+            j = int(bad[0])
+            raise ConfigError(
+                f"Standardize: feature {_feature(j, feature_names)}: its values minus their "
+                f"mean {mean[j]:.3g} reach {reach[j]:.3g}, beyond what {dt.name} holds "
+                "(use float64)"
+            )
+        return cls(mean, scale, dtype=dt, name=name)
 
     @property
     def in_features(self) -> int:
