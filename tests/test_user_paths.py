@@ -551,3 +551,50 @@ def test_to_none_keeps_the_dtype_and_float_alone_is_refused_as_ambiguous(rng):
         with pytest.raises(wxb.ConfigError, match="float32 in PyTorch"):
             Dense(2, 2, dtype=spelling)
     assert model.to("double").dtype == np.float64 and model.float().dtype == np.float32
+
+
+@pytest.mark.parametrize("when", ["before", "after"])  # the optimiser is made
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_weights_tied_through_data_stay_tied_as_in_pytorch(rng, when, transposed, optimizer):
+    """``b.weight.data = a.weight.data`` (PyTorch's old tying idiom, or its transpose for
+    an autoencoder): the optimiser's flat buffer copied each into a slice of its own,
+    untying them, and the losses parted from PyTorch's at the second step."""
+    n = int(rng.integers(3, 7))
+    a, b = Dense(n, n, bias=False, seed=rng).double(), Dense(n, n, seed=rng).double()
+    model = Sequential(a, Tanh(), b)
+    reference = twin(model)
+    ta, tb = reference[0], reference[2]
+
+    def tie():
+        b.weight.data = a.weight.data.T if transposed else a.weight.data
+        tb.weight.data = ta.weight.data.T if transposed else ta.weight.data
+
+    make = {
+        "sgd": (SGD, torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}),
+        "adam": (Adam, torch.optim.Adam, {"lr": 0.05}),
+    }
+    ours, theirs, options = make[optimizer]
+    if when == "before":
+        tie()
+    opt, topt = ours(model.parameters(), **options), theirs(reference.parameters(), **options)
+    if when == "after":
+        X = rng.normal(size=(8, n))
+        MSELoss()(model(X), X).backward()  # a step first: the flat buffer is in use
+        opt.step()
+        half_mse(reference(torch.from_numpy(X)), torch.from_numpy(X)).backward()
+        topt.step()
+        tie()
+    for _ in range(4):
+        X, y = rng.normal(size=(8, n)), rng.normal(size=(8, n))
+        opt.zero_grad()
+        topt.zero_grad()
+        loss = MSELoss()(model(X), y)
+        loss.backward()
+        opt.step()
+        expected = half_mse(reference(torch.from_numpy(X)), torch.from_numpy(y))
+        expected.backward()
+        topt.step()
+        assert float(loss.data) == pytest.approx(expected.item(), rel=1e-10)
+        np.testing.assert_allclose(a.weight.data, ta.weight.detach().numpy(), rtol=1e-9, atol=1e-12)
+        assert np.shares_memory(a.weight.data, b.weight.data)

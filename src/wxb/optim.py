@@ -19,6 +19,7 @@ group (the common case) is exactly one walk over everything.
 from __future__ import annotations
 
 import inspect
+import itertools
 import math
 import operator
 import os
@@ -33,6 +34,11 @@ from wxb import kernels
 from wxb.errors import ConfigError, WxbError
 from wxb.nn.module import Module, Parameter
 from wxb.tensor import Tensor
+
+try:  # NumPy 2; NumPy 1 had it at the top level
+    from numpy.lib.array_utils import byte_bounds
+except ImportError:  # pragma: no cover
+    byte_bounds = np.byte_bounds
 
 # Per-parameter counters under the names PyTorch's state dicts give them.
 COUNTER_KEYS = {"param_steps": "step", "momentum_steps": "momentum_step"}
@@ -137,8 +143,13 @@ class FlatParameters:
 
     @classmethod
     def possible(cls, params: list[Parameter]) -> bool:
-        """One dtype and no parameter listed twice."""
-        return len({p.dtype for p in params}) == 1 and len({id(p) for p in params}) == len(params)
+        """One dtype, no parameter listed twice, and no two sharing memory: weights tied
+        through ``.data`` (``b.weight.data = a.weight.data``, PyTorch's old idiom) must
+        stay one array, where copying each into its own slice would untie them."""
+        if len({p.dtype for p in params}) != 1 or len({id(p) for p in params}) != len(params):
+            return False
+        spans = sorted(byte_bounds(p.data) for p in params if p.data.size)
+        return all(end <= start for (_, end), (start, _) in itertools.pairwise(spans))
 
     def split(self, flat: np.ndarray, params: list[Parameter]) -> list[np.ndarray]:
         o = self.offsets
