@@ -1362,3 +1362,41 @@ def test_a_zero_d_result_is_an_array_that_takes_in_place_changes(rng, name):
         y += step
     yt += step
     close(y.data, yt)
+
+
+def test_a_zero_d_integer_array_as_a_key_picks_a_view_as_in_torch(rng):
+    """``x[np.array(1)]`` took NumPy's reading (a fancy index: a copy); torch reads a 0-d
+    integer array as the integer, and its element is a view of x."""
+    array = rng.standard_normal(dims(rng, 2))
+    i, j = (int(rng.integers(0, d)) for d in array.shape)
+    for key in (np.array(i), (np.array(i), np.array(j)), np.array(-1)):
+        x, xt = Tensor(array.copy()), torch.tensor(array.copy())
+        with no_grad():
+            v = x[key]
+            v += 5.0
+        vt = xt[
+            tuple(torch.tensor(k) for k in key) if isinstance(key, tuple) else torch.tensor(key)
+        ]
+        vt += 5.0
+        close(x.data, xt)
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda x: x.__iadd__(1e39),
+        lambda x: x.__imul__(np.array([1e39])),
+        lambda x: x.__setitem__(0, 1e39),
+        lambda x: x.__setitem__(0, "3"),
+        lambda x: x.__iadd__(np.complex128(2 + 5j)),
+    ],
+    ids=["+= 1e39", "*= array 1e39", "[0] = 1e39", "[0] = text", "+= complex"],
+)
+def test_an_in_place_write_refuses_what_the_operation_refuses(rng, write):
+    """``x32 + 1e39`` is refused (it would become inf), and ``x + "3"``; yet ``x32 += 1e39``
+    and ``x32[0] = 1e39`` gave inf with only NumPy's warning, and ``x[0] = "3"`` stored 3."""
+    x = Tensor(rng.standard_normal(3).astype(np.float32))
+    before = x.data.copy()
+    with pytest.raises(wxb.DataError, match="float32"):
+        write(x)
+    np.testing.assert_array_equal(x.data, before)  # nothing written

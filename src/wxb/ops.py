@@ -323,7 +323,9 @@ def _index_key(key: object) -> object:
     if isinstance(key, tuple):
         return tuple(_index_key(k) for k in key)
     if isinstance(key, Tensor):
-        return key.data
+        key = key.data
+    if isinstance(key, np.ndarray) and key.ndim == 0 and key.dtype.kind in "iu":
+        return int(key)  # an integer, as PyTorch reads it (a view), not NumPy's fancy index
     if isinstance(key, list):  # [] picks nothing (as an empty float array it is refused)
         return np.asarray(key) if key else np.empty(0, np.intp)
     return key
@@ -882,7 +884,11 @@ def _writable(t: Tensor, other: object, action: str, instead: str) -> object:
         )
     if not t.data.flags.writeable:
         raise DataError(f"{action}: the tensor's array is read-only")
-    return other.data if isinstance(other, Tensor) else other
+    if isinstance(other, Tensor):
+        return other.data
+    if t.dtype.kind == "f":  # as for t + x: no text, complex, or 1e39 turned to inf in float32
+        return float_array(other, t.dtype, f"{action} on a {t.dtype} tensor")
+    return other
 
 
 def _set_item(self: Tensor, key: object, value: object) -> None:
