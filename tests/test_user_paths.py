@@ -598,3 +598,59 @@ def test_weights_tied_through_data_stay_tied_as_in_pytorch(rng, when, transposed
         assert float(loss.data) == pytest.approx(expected.item(), rel=1e-10)
         np.testing.assert_allclose(a.weight.data, ta.weight.detach().numpy(), rtol=1e-9, atol=1e-12)
         assert np.shares_memory(a.weight.data, b.weight.data)
+
+
+def test_a_layer_set_deleted_or_appended_by_index_trains_as_in_pytorch(rng):
+    """``model[1] = ReLU()`` raised TypeError (no __setitem__), as did ``del model[1]`` and
+    ``model.append(...)``; each now changes the stack as PyTorch's does, and the
+    planned path (made again for the new layers) trains as PyTorch."""
+    n = int(rng.integers(3, 7))
+    model = Sequential(Dense(n, 5, seed=rng), Tanh(), Dense(5, 5, seed=rng), ReLU()).double()
+    reference = twin(model)
+    model[1] = ReLU()
+    reference[1] = torch.nn.ReLU()
+    del model[3]
+    del reference[3]
+    tail = Dense(5, 2, seed=rng).double()
+    model.append(tail)
+    reference.append(twin(Sequential(tail))[0])
+    assert [type(m).__name__ for m in model] == ["Dense", "ReLU", "Dense", "Dense"]
+    opt, topt = SGD(model.parameters(), lr=0.1), torch.optim.SGD(reference.parameters(), lr=0.1)
+    for _ in range(3):
+        X, y = rng.normal(size=(8, n)), rng.normal(size=(8, 2))
+        opt.zero_grad()
+        topt.zero_grad()
+        loss = MSELoss()(model(X), y)
+        loss.backward()
+        opt.step()
+        expected = half_mse(reference(torch.from_numpy(X)), torch.from_numpy(y))
+        expected.backward()
+        topt.step()
+        assert float(loss.data) == pytest.approx(expected.item(), rel=1e-10)
+    with pytest.raises(IndexError, match="out of range"):
+        model[4] = ReLU()
+    with pytest.raises(wxb.ConfigError, match="not a Module"):
+        model[0] = "relu"
+
+
+def test_leaky_relu_slope_gelu_form_and_dropout_p_set_later_act_or_are_refused(rng):
+    """PyTorch's attribute names, set after construction: ``negative_slope`` was a plain
+    attribute that nothing read (the slope lives in the kernel), and ``Dropout.p = 1.5``
+    was taken (outputs all 0; 1.0 raised ZeroDivisionError later)."""
+    slope = float(rng.uniform(0.05, 0.5))
+    layer = wxb.nn.LeakyReLU()
+    layer.negative_slope = slope
+    z = rng.normal(size=(4, 3))
+    expected = torch.nn.functional.leaky_relu(torch.from_numpy(z), slope).numpy()
+    np.testing.assert_allclose(layer(wxb.Tensor(z)).data, expected, rtol=1e-15)
+    gelu = wxb.nn.GELU()
+    gelu.approximate = "tanh"
+    expected = torch.nn.functional.gelu(torch.from_numpy(z), approximate="tanh").numpy()
+    np.testing.assert_allclose(gelu(wxb.Tensor(z)).data, expected, rtol=1e-12)
+    drop = Dropout(0.2)
+    drop.p = 0.4
+    assert drop.p == 0.4
+    for bad in (1.5, 1.0, -0.1, "0.3"):
+        with pytest.raises(wxb.ConfigError, match="Dropout p"):
+            drop.p = bad
+    assert drop.p == 0.4

@@ -153,6 +153,14 @@ class LeakyReLU(Activation):
     def __init__(self, negative_slope: float = 0.01, name: str | None = None) -> None:
         super().__init__(ops.LeakyReLU(negative_slope), name)  # it checks the slope
 
+    @property
+    def negative_slope(self) -> float:
+        return self.kernel.negative_slope
+
+    @negative_slope.setter
+    def negative_slope(self, value: float) -> None:  # PyTorch's attribute: set, it acts
+        self.kernel = ops.LeakyReLU(value)
+
     def config(self) -> dict[str, Any]:
         return {**super().config(), "negative_slope": self.kernel.negative_slope}
 
@@ -163,6 +171,14 @@ class LeakyReLU(Activation):
 class GELU(Activation):
     def __init__(self, approximate: str = "none", name: str | None = None) -> None:
         super().__init__(ops.GELU(approximate), name)  # it checks ``approximate``
+
+    @property
+    def approximate(self) -> str:
+        return self.kernel.approximate
+
+    @approximate.setter
+    def approximate(self, value: str) -> None:  # PyTorch's attribute: set, it acts
+        self.kernel = ops.GELU(value)
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "approximate": self.kernel.approximate}
@@ -197,12 +213,20 @@ class Dropout(Module):
         name: str | None = None,
     ) -> None:
         super().__init__()
-        self.p = ops.check_dropout_p(p)
+        self.p = p
         self._own_rng = None if seed is None else as_generator(seed)
         # Inside fit, masks go by data row under a key: this one, fixed at construction,
         # so a resume (even on this same layer, its generator since moved on) draws alike.
         self._row_key = None if self._own_rng is None else key_of(self._own_rng)
         self.name = name
+
+    @property
+    def p(self) -> float:
+        return self._p
+
+    @p.setter
+    def p(self, value: float) -> None:  # checked when set later too, as at construction
+        self._p = ops.check_dropout_p(value)
 
     @property
     def rng(self) -> np.random.Generator:

@@ -122,6 +122,38 @@ class Sequential(Module):
             return Sequential(*self.layers[index])
         return self.layers[index]
 
+    def __setitem__(self, index: int, layer: Module) -> None:
+        """``model[1] = ReLU()``: the layer in that place replaced, as PyTorch's."""
+        if not isinstance(layer, Module):
+            raise ConfigError(f"Sequential[{index}] = …: {type(layer).__name__} is not a Module")
+        setattr(self, self._key_at(index), layer)
+
+    def __delitem__(self, index: int) -> None:
+        delattr(self, self._key_at(index))
+
+    def append(self, layer: Module) -> Sequential:
+        """The layer added at the end (named by type if unnamed), as PyTorch's."""
+        if not isinstance(layer, Module):
+            raise ConfigError(f"Sequential.append: {type(layer).__name__} is not a Module")
+        if layer.name is None:
+            kind = type(layer).__name__.lower()
+            count = 1
+            while f"{kind}{count}" in self._modules:
+                count += 1
+            layer.name = f"{kind}{count}"
+        if layer.name in self._modules or hasattr(type(self), layer.name):
+            raise ConfigError(f"Sequential.append: a layer named {layer.name!r} is there already")
+        setattr(self, layer.name, layer)
+        return self
+
+    def _key_at(self, index: int) -> str:
+        keys = list(self._modules)
+        if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
+            raise ConfigError(f"Sequential: an index is an integer; got {index!r}")
+        if not -len(keys) <= index < len(keys):
+            raise IndexError(f"Sequential index {index} out of range for {len(keys)} layers")
+        return keys[index]
+
     def forward(self, x: Tensor) -> Tensor:
         if not isinstance(x, Tensor):
             x = self.as_input(x)
