@@ -9,6 +9,7 @@ import torch
 import wxb
 from wxb.nn import CrossEntropyLoss, Dense, Dropout, Module, MSELoss, ReLU, Sequential, Tanh
 from wxb.optim import SGD, Adam
+from wxb.step import PlannedStep, make_step
 
 
 def twin(model: Sequential) -> torch.nn.Sequential:
@@ -654,3 +655,63 @@ def test_leaky_relu_slope_gelu_form_and_dropout_p_set_later_act_or_are_refused(r
         with pytest.raises(wxb.ConfigError, match="Dropout p"):
             drop.p = bad
     assert drop.p == 0.4
+
+
+@pytest.mark.parametrize("change", ["data", "parameter", "kernel"])
+def test_a_layer_changed_between_forward_and_backward_gets_the_forwards_gradient(rng, change):
+    """The planned backward read each layer as it was at backward: a weight given a new
+    array (or a new Parameter) after the forward doubled the gradient below it, and the
+    new Parameter took the gradient; torch (and the graph path) use what the forward
+    used. A kernel changed in between likewise."""
+    n = int(rng.integers(3, 7))
+    model = Sequential(Dense(n, 5, seed=rng), Tanh(), Dense(5, 2, seed=rng)).double()
+    reference = twin(model)
+    X, y = rng.normal(size=(8, n)), rng.normal(size=(8, 2))
+    loss = MSELoss()(model(X), y)
+    expected = half_mse(reference(torch.from_numpy(X)), torch.from_numpy(y))
+    old, told = model[2].weight, reference[2].weight
+    if change == "data":
+        model[2].weight.data = model[2].weight.data * 2
+        reference[2].weight.data = reference[2].weight.data * 2
+    elif change == "parameter":
+        model[2].weight = wxb.nn.Parameter(old.data * 2)
+        reference[2].weight = torch.nn.Parameter(reference[2].weight.detach() * 2)
+    else:
+        model[1] = ReLU()
+        reference[1] = torch.nn.ReLU()
+    loss.backward()
+    expected.backward()
+    np.testing.assert_allclose(model[0].weight.grad, reference[0].weight.grad.numpy(), rtol=1e-10)
+    # the gradient goes to the Parameter the forward used, as torch's
+    np.testing.assert_allclose(old.grad, told.grad.numpy(), rtol=1e-10)
+    if change == "parameter":
+        assert model[2].weight.grad is None and reference[2].weight.grad is None
+
+
+@pytest.mark.parametrize("change", ["replace", "delete", "own forward"])
+def test_a_planned_step_follows_the_layers_changed_after_it_was_made(rng, change):
+    """make_step's PlannedStep ran the layers it was made with: an activation replaced
+    or deleted later, or a forward given to a layer, kept training the old network."""
+    n = int(rng.integers(3, 7))
+    model = Sequential(Dense(n, 5, seed=rng), Tanh(), Dense(5, 5, seed=rng)).double()
+    reference = twin(model)
+    step = make_step(model, MSELoss(), SGD(model.parameters(), lr=0.1))
+    topt = torch.optim.SGD(reference.parameters(), lr=0.1)
+    assert isinstance(step, PlannedStep)
+    for k in range(3):
+        if k == 1 and change == "replace":
+            model[1] = ReLU()
+            reference[1] = torch.nn.ReLU()
+        elif k == 1 and change == "delete":
+            del model[1]
+            del reference[1]
+        elif k == 1:
+            model[1].forward = lambda x: x * 2.0
+            reference[1].forward = lambda x: x * 2.0
+        X, y = rng.normal(size=(8, n)), rng.normal(size=(8, 5))
+        value = step(X, y)
+        topt.zero_grad()
+        expected = half_mse(reference(torch.from_numpy(X)), torch.from_numpy(y))
+        expected.backward()
+        topt.step()
+        assert value == pytest.approx(expected.item(), rel=1e-10), (k, change)

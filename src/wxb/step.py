@@ -24,7 +24,7 @@ from wxb.distributed import GradientSum
 from wxb.errors import ConfigError
 from wxb.nn.layers import Dense
 from wxb.nn.losses import Loss
-from wxb.nn.module import Module
+from wxb.nn.module import Module, structure_version
 from wxb.nn.plan import StackPlan, unplannable_reason
 from wxb.nn.sequential import Sequential
 from wxb.optim import Optimizer, clip_grad_norm_
@@ -126,8 +126,39 @@ class PlannedStep(_Update):
         self.plan = StackPlan(list(model))
         self.loss_grad: np.ndarray | None = None
         self.reducer: GradientSum | None = None  # set by a distributed fit
+        # the model as planned: a layer replaced, removed or given a forward since, and the
+        # step plans again, or runs the graph (as GraphStep) where no plan computes it
+        self._version, self._layout = structure_version(), self._model_layout()
+        self._graph: GraphStep | None = None
+
+    def _model_layout(self) -> tuple:
+        layers = tuple(self.model)
+        params = tuple(p for m in layers for p in m._parameters.values())
+        forwards = tuple(vars(m).get("forward") for m in (self.model, *layers))
+        return (*layers, *params, *forwards)
+
+    def _follow_model(self) -> None:
+        """Plan again if the model's layers or parameters changed since it was planned."""
+        self._version = structure_version()
+        layout = self._model_layout()
+        if len(layout) == len(self._layout) and all(
+            a is b for a, b in zip(layout, self._layout, strict=True)
+        ):
+            return
+        self._layout = layout
+        if self.why_not(self.model, None, self.loss) is None:
+            self.plan, self._graph = StackPlan(list(self.model)), None
+        else:
+            self._graph = GraphStep(self.model, self.loss, self.optimizer, self.clip_norm)
 
     def __call__(self, X: np.ndarray, y: np.ndarray) -> float:
+        if self._version != structure_version():
+            self._follow_model()
+        if self._graph is not None:
+            self._graph.reducer, self._graph.clip_norm = self.reducer, self.clip_norm
+            value = self._graph(X, y)
+            self.output = self._graph.output
+            return value
         plan = self.plan
         X = X.data if isinstance(X, Tensor) else np.asarray(X)
         y = y.data if isinstance(y, Tensor) else np.asarray(y)
@@ -159,6 +190,11 @@ class PlannedStep(_Update):
     def contribute_nothing(self) -> float:
         """A distributed step in which this rank holds no row of the batch: zero
         gradients, summed layer by layer as a backward would, then the same update."""
+        if self._version != structure_version():
+            self._follow_model()
+        if self._graph is not None:
+            self._graph.reducer, self._graph.clip_norm = self.reducer, self.clip_norm
+            return self._graph.contribute_nothing()
         self.optimizer.zero_grad()
         self.output = None
         trainable = {id(p) for p in self.optimizer.params}

@@ -194,8 +194,10 @@ class StackPlan:
         (the caller keeps it past the next forward)."""
         self._ensure(X)
         batch, last = len(X), len(self.layers) - 1
-        # Each layer's input and output, and what each Dropout/Standardize multiplied by.
-        self.inputs, self.results, self.factors, x = [], [], {}, X
+        # Each layer's input and output, and what each Dropout/Standardize multiplied by;
+        # and what each Dense and activation computed with, for the backward to use even
+        # if the layer is given another weight or kernel before it runs (as the graph does)
+        self.inputs, self.results, self.factors, self.used, x = [], [], {}, {}, X
         fused_into = None  # the activation's output, when the Dense before it ran both
         for i, layer in enumerate(self.layers):
             out = self.outputs[i][:batch]
@@ -205,6 +207,7 @@ class StackPlan:
             if fused_into is not None:  # A = f(Z) was computed with the bias
                 out, fused_into = fused_into, None
             elif isinstance(layer, Dense):  # Z = W·X + b, on rows: X·Wᵀ + b
+                self.used[i] = (layer.weight, layer.weight.data, layer.bias)
                 if batch == 1:  # one sample: the seed's W·x itself, a matrix-vector product
                     np.matmul(layer.weight.data, x[0], out=out[0])
                 else:
@@ -216,14 +219,15 @@ class StackPlan:
                         fused_into = self.outputs[i + 1][:batch]
                         if i + 1 == last and fresh_output:
                             fused_into = np.empty_like(fused_into)
-                        kernel = after.kernel
+                        kernel = self.used[i + 1] = after.kernel
                         kernels.bias_activation(
                             kernel.code, out, layer.bias.data, fused_into, kernel.alpha
                         )
                     else:
                         out += layer.bias.data
             elif isinstance(layer, Activation):  # A = f(Z)
-                result = layer.kernel.forward(x, out)
+                kernel = self.used[i] = layer.kernel
+                result = kernel.forward(x, out)
                 if result is not out and result is not None:  # a user kernel may return A
                     np.copyto(out, result)
             elif isinstance(layer, Dropout):
@@ -295,25 +299,26 @@ class StackPlan:
         for i in range(len(self.layers) - 1, -1, -1):
             layer, x_in = self.layers[i], self.inputs[i]
             if isinstance(layer, Dense):
+                weight, weight_data, bias = self.used[i]  # as the forward ran
                 delta = grad  # δ⁽ˡ⁾ for this layer's Z
-                if wants(layer.weight):  # ∂L/∂W = δ·Aᵀ (rows: δᵀ·X)
-                    weight_grad = self._grad_slot(layer.weight)
+                if wants(weight):  # ∂L/∂W = δ·Aᵀ (rows: δᵀ·X)
+                    weight_grad = self._grad_slot(weight)
                     np.matmul(delta.T, x_in, out=weight_grad)
-                    self._grad_done(layer.weight, weight_grad)
-                if layer.bias is not None and wants(layer.bias):  # ∂L/∂b = Σ_batch δ
-                    bias_grad = self._grad_slot(layer.bias)
+                    self._grad_done(weight, weight_grad)
+                if bias is not None and wants(bias):  # ∂L/∂b = Σ_batch δ
+                    bias_grad = self._grad_slot(bias)
                     ops.sum_over_batch(delta, out=bias_grad)
-                    self._grad_done(layer.bias, bias_grad)
+                    self._grad_done(bias, bias_grad)
                 if layer_done is not None:
                     layer_done(self.layer_params[i])
                 if not trainable_below[i]:
                     break
                 # ∂L/∂A⁽ˡ⁻¹⁾ = Wᵀ·δ (rows: δ·W)
-                grad = np.matmul(delta, layer.weight.data, out=self.input_grads[i][:batch])
+                grad = np.matmul(delta, weight_data, out=self.input_grads[i][:batch])
             elif not trainable_below[i]:
                 break
             elif isinstance(layer, Activation):  # δ = ∂L/∂A ⊙ f′(Z)
-                grad = layer.kernel.backward(
+                grad = self.used[i].backward(
                     x_in, self.results[i], grad, self.input_grads[i][:batch]
                 )
             else:  # Dropout, Standardize: an element-wise factor
