@@ -42,7 +42,15 @@ from wxb.nn.module import Module
 FORMAT = "wxb-checkpoint"
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^step-(\d{9,})\.json$")
+_ARRAYS_NAME = re.compile(r"^step-\d{9,}\.safetensors$")
 # Temporaries of atomic_write (".NAME.XXXXXXXX.tmp") a killed writer left in the folder.
+
+
+def is_checkpoint_file(name: str) -> bool:
+    """Whether a file of that name in a checkpoint folder is a checkpoint's."""
+    return bool(_NAME.match(name) or _ARRAYS_NAME.match(name))
+
+
 _STRAY = re.compile(r"^\.(step-\d{9,}\.(json|safetensors)|[\w-]+\.json)\.\w{8}\.tmp$")
 
 
@@ -181,8 +189,8 @@ class CheckpointFolder:
             path.with_suffix(".safetensors").unlink(missing_ok=True)
         # Arrays files whose JSON is gone (a write or a removal cut short) are partial.
         named = {path.with_suffix(".safetensors") for _, path in self.listed()}
-        for entry in self.folder.glob("step-*.safetensors"):
-            if entry not in named:
+        for entry in self.folder.glob("step-*.safetensors"):  # only names wxb writes
+            if entry not in named and _ARRAYS_NAME.match(entry.name):
                 entry.unlink(missing_ok=True)
         fsync_folder(self.folder)
 

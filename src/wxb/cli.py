@@ -19,7 +19,7 @@ import numpy as np
 from wxb import __version__, validation
 from wxb import data as wdata
 from wxb.backend import resolve_dtype
-from wxb.checkpoint import CheckpointFolder
+from wxb.checkpoint import CheckpointFolder, is_checkpoint_file
 from wxb.columns import TableEncoder, explain_row, knows_columns, model_encoder, reading_for
 from wxb.describe import (
     architecture_diagram,
@@ -47,7 +47,7 @@ from wxb.nn import ACTIVATIONS, LOSSES, Dense, Dropout, Sequential, Standardize,
 from wxb.nn.layers import standard_scale
 from wxb.nn.module import input_width, output_width
 from wxb.optim import OPTIMIZERS, SCHEDULES, get_optimizer
-from wxb.plots import check_history, plot_history
+from wxb.plots import PLOT_FILES, plot_history
 from wxb.prepare import (
     MIN_EPOCHS,
     MIN_PATIENCE,
@@ -482,26 +482,45 @@ def check_train_options(args: argparse.Namespace) -> None:
     inputs = (Path(args.data),) if args.data else ()
     wdata.check_can_write(args.output, "model", protect=inputs)
     if args.history:
-        wdata.check_can_write(args.history, "history", protect=(*inputs, Path(args.output)))
+        wdata.check_can_write(args.history, "history", protect=inputs, written=(Path(args.output),))
+    written = [Path(p) for p in (args.output, args.history) if p]
     if args.report:
-        written = (Path(args.output), *([Path(args.history)] if args.history else []))
-        wdata.check_can_write(args.report, "report", protect=(*inputs, *written))
+        wdata.check_can_write(args.report, "report", protect=inputs, written=tuple(written))
+        written.append(Path(args.report))
     if args.plots:
-        check_plot_folder(args.plots)
-        others = [Path(p).resolve() for p in (args.output, args.history, args.report) if p]
-        if Path(args.plots).resolve() in others:
+        charts = check_plot_folder(args.plots, protect=inputs, written=tuple(written))
+        if Path(args.plots).resolve() in [p.resolve() for p in written]:
             raise DataError(f"{args.plots}: --plots names a folder; give it a path of its own")
+        written += charts
+    if args.checkpoint_dir is not None:  # the run's own files there are the checkpoints'
+        folder = Path(args.checkpoint_dir).resolve()
+        for path in written:
+            if path.resolve().parent == folder and (
+                path.name == OPTIONS_FILE or is_checkpoint_file(path.name)
+            ):
+                raise DataError(
+                    f"{path} is a file of --checkpoint-dir {args.checkpoint_dir}; "
+                    "write it elsewhere"
+                )
 
 
-def check_plot_folder(folder: str) -> None:
-    """Before any work: the plots' folder is a folder (or can be made) and matplotlib is here."""
+def check_plot_folder(
+    folder: str, protect: tuple[Path, ...] = (), written: tuple[Path, ...] = ()
+) -> list[Path]:
+    """Before any work: the plots' folder is a folder (or can be made), each chart's file
+    can be written without destroying an input, another output or a model, and matplotlib
+    is here. Returns the charts' paths."""
     path = Path(folder)
     if path.exists() and not path.is_dir():
         raise DataError(f"{folder} is a file; --plots and -o of wxb plot take a folder")
+    charts = [path / name for name in PLOT_FILES]
+    for chart in charts:
+        wdata.check_can_write(chart, "plot", protect=protect, written=written)
     try:
         import matplotlib  # noqa: F401  (an optional extra)
     except ImportError:
         raise ConfigError("plots need matplotlib: pip install 'wxb[plots]'") from None
+    return charts
 
 
 def read_training_data(args: argparse.Namespace) -> TableData | wdata.Dataset:
@@ -646,6 +665,8 @@ def run_train(args: argparse.Namespace) -> None:
             ) from None
     if ranks is not None and not ranks.leader:  # rank 0 writes the model and the history
         return
+    if args.checkpoint_dir is not None:
+        record_options(args)  # a resume of a folder without them: now accepted
     for message in history.warnings:
         print(f"wxb: warning: {message}", file=sys.stderr)
     if history.resumed_from is not None:
@@ -791,12 +812,23 @@ def check_resume_options(args: argparse.Namespace, writes: bool = True) -> None:
             if differ:
                 raise ConfigError(f"cannot resume from {args.checkpoint_dir}: " + "; ".join(differ))
         return
-    if not args.resume and CheckpointFolder(args.checkpoint_dir).listed():
+    held = CheckpointFolder(args.checkpoint_dir).listed()
+    if not args.resume and held:
         raise ConfigError(
             f"{args.checkpoint_dir} already holds checkpoints of a run; add --resume to "
             "continue it, or give another --checkpoint-dir"
         )
+    if args.resume and held:  # checkpoints without options (Python's fit wrote them):
+        return  # recorded once the resume is accepted (record_options), not before
     if writes:  # rank 0 alone, in a distributed run
+        record_options(args)
+
+
+def record_options(args: argparse.Namespace) -> None:
+    """The options a later --resume must repeat, into the checkpoint folder (if not there)."""
+    path = Path(args.checkpoint_dir) / OPTIONS_FILE
+    if not path.is_file():
+        options = {k: v for k, v in sorted(vars(args).items()) if k not in _FREE_OPTIONS}
         wdata.atomic_write(path, json.dumps(options, indent=1).encode())
 
 
@@ -957,14 +989,12 @@ def run_export(args: argparse.Namespace) -> None:
 
 
 def run_plot(args: argparse.Namespace) -> None:
-    check_plot_folder(args.output)
+    check_plot_folder(args.output, protect=(Path(args.history),))
     if not Path(args.history).is_file():
-        raise DataError(f"{args.history}: no such file")
-    try:
-        record = json.loads(Path(args.history).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{args.history}: not a JSON history ({exc})") from None
-    for path in plot_history(check_history(record, args.history), args.output):
+        what = "is a folder, not a history file" if Path(args.history).is_dir() else "no such file"
+        raise DataError(f"{args.history}: {what}")
+    record = read_history(args.history)  # checked whole: no chart is drawn from a bad one
+    for path in plot_history(record, args.output):
         print(f"wrote {path}")
 
 
@@ -1170,7 +1200,14 @@ def run_predict(args: argparse.Namespace) -> None:
         wdata.write_csv(Path(args.output), header, columns)
         print(f"wrote {len(X)} predictions to {args.output}", file=sys.stderr)
     else:
+        if sys.stdout is None:  # started with standard output closed (>&-)
+            raise DataError("standard output is closed; give -o PATH for the predictions")
         sys.stdout.write(wdata.csv_text(header, columns))
+
+
+def one_line(message: object) -> str:
+    """A message as the one line the CLI promises: a path's line break written as \\n."""
+    return str(message).replace("\r", "\\r").replace("\n", "\\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1187,17 +1224,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                               "command in one process")  # fmt: skip
         args.run(args)
     except Interrupted as exc:
-        print(f"{wxb} {exc}", file=errors)
+        print(f"{wxb} {one_line(exc)}", file=errors)
         return 130
     except WxbError as exc:
-        print(f"{wxb} error: {exc}", file=errors)
+        print(f"{wxb} error: {one_line(exc)}", file=errors)
         return 2
     except BrokenPipeError:  # `wxb predict … | head`: the reader left; stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except OSError as exc:  # unwritable output folder, disk full, …
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"{wxb} error: {where}{exc.strerror or exc}", file=errors)
+        where = f"{exc.filename}: " if exc.filename else "standard output: "
+        print(f"{wxb} error: {one_line(where)}{exc.strerror or exc}", file=errors)
         return 2
     except MemoryError:
         print(

@@ -10,6 +10,7 @@ import errno
 import io
 import json
 import os
+import stat
 import struct
 import tempfile
 from dataclasses import dataclass
@@ -61,13 +62,16 @@ def atomic_write(path: str | Path, payload: bytes | list[bytes | memoryview]) ->
     Missing parent folders are created. Errors name ``path``, not the temporary.
     """
     path = Path(path)
-    target = path.resolve() if path.is_symlink() else path
-    if target.exists() and not target.is_file():
-        if target.is_dir():
+    if path.exists() and not path.is_file():  # (through a link: /dev/stdout to a pipe)
+        if path.is_dir():
             raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
-        with open(target, "wb") as handle:
-            _write_all(handle, payload)
+        try:
+            with open(path, "wb") as handle:
+                _write_all(handle, payload)
+        except OSError as exc:  # /dev/full: name the path, not only "no space left"
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         return path
+    target = path.resolve() if path.is_symlink() else path
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -77,8 +81,11 @@ def atomic_write(path: str | Path, payload: bytes | list[bytes | memoryview]) ->
             raise NotADirectoryError(errno.ENOTDIR, strerror, str(path)) from None
         raise OSError(exc.errno, exc.strerror, str(path)) from None
     try:
+        # the temporary's name adds 14 bytes: a legal name near 255 bytes gets a short one
         fd, temporary = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+            prefix=f".{target.name}." if len(os.fsencode(target.name)) < 230 else ".wxb.",
+            suffix=".tmp",
+            dir=target.parent,
         )
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror, str(path)) from None
@@ -127,19 +134,32 @@ def fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def check_can_write(path: str | Path, what: str, protect: tuple[Path, ...] = ()) -> Path:
+def check_can_write(
+    path: str | Path, what: str, protect: tuple[Path, ...] = (), written: tuple[Path, ...] = ()
+) -> Path:
     """Before any work: ``path`` can take ``what`` without destroying something.
 
-    Refuses a folder, one of the ``protect`` files (a command's own inputs), and
-    a wxb model file that would be overwritten by anything but a model.
+    Refuses a folder (or a path that names one, ending in a separator), one of the
+    ``protect`` files (a command's own inputs) or of the ``written`` ones (its other
+    outputs), and a wxb model file that would be overwritten by anything but a model.
     """
+    if str(path).endswith(("/", os.sep)):  # Path() drops it: 'out/' would become file 'out'
+        raise DataError(f"{path} names a folder; give a file path for the {what}")
     path = Path(path)
     if path.is_dir():
         raise DataError(f"{path} is a folder; give a file path for the {what}")
-    resolved = path.resolve()
-    for other in protect:
-        if resolved == Path(other).resolve():
-            raise DataError(f"{path} is also an input of this command; write the {what} elsewhere")
+    if path.exists() and (stat.S_ISFIFO(path.stat().st_mode) or stat.S_ISCHR(path.stat().st_mode)):
+        return path  # /dev/stdout on a pipe, /dev/null: written to directly (atomic_write)
+    try:
+        resolved = path.resolve()
+    except (RuntimeError, OSError) as exc:  # a symlink loop (Python 3.11 raises RuntimeError)
+        raise DataError(f"{path}: cannot write there ({exc})") from None
+    for others, role in ((protect, "an input"), (written, "another output")):
+        for other in others:
+            if resolved == Path(other).resolve():
+                raise DataError(
+                    f"{path} is also {role} of this command; write the {what} elsewhere"
+                )
     if what != "model" and path.is_file() and _is_model_file(path):
         raise DataError(f"{path} is a wxb model file; refusing to overwrite it with the {what}")
     folder = _nearest_existing(resolved.parent)

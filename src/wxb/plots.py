@@ -35,6 +35,9 @@ def check_history(record: Any, source: str = "history") -> dict[str, Any]:
     return record
 
 
+PLOT_FILES = ("loss.png", "accuracy.png", "diagnostics.png")  # what plot_history may write
+
+
 def plot_history(record: dict[str, Any], folder: str | Path) -> list[Path]:
     """Write loss.png, accuracy.png (if there is one) and diagnostics.png (if recorded)
     into ``folder``; returns the paths written."""

@@ -174,6 +174,15 @@ def read_history(history: History | dict[str, Any] | str | Path) -> dict[str, An
     for key, values in figures.items():
         if not isinstance(values, list) or not all(_is_number_or_none(v) for v in values):
             raise DataError(f"{source}: not a wxb history ({key!r} is not a list of numbers)")
+        if len(values) != len(figures["loss"]):  # one value per epoch in every series
+            raise DataError(
+                f"{source}: not a wxb history ({key!r} has {len(values)} epochs, 'loss' "
+                f"{len(figures['loss'])})"
+            )
+    if all(v is None for v in figures["loss"]):
+        raise DataError(f"{source}: not a wxb history (no epoch has a loss)")
+    if not isinstance(record.get("loss_note", ""), str):
+        raise DataError(f"{source}: not a wxb history (its loss_note is not text)")
     diagnostics = record.get("diagnostics") or []
     if not isinstance(diagnostics, list) or not all(_is_diagnostic(d) for d in diagnostics):
         raise DataError(f"{source}: not a wxb history (its diagnostics are not per-epoch layers)")
