@@ -715,3 +715,53 @@ def test_a_planned_step_follows_the_layers_changed_after_it_was_made(rng, change
         expected.backward()
         topt.step()
         assert value == pytest.approx(expected.item(), rel=1e-10), (k, change)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_views_of_a_weight_taken_before_training_follow_it_as_in_pytorch(rng, optimizer):
+    """The optimiser copied every parameter into a flat buffer of its own and rebound
+    p.data: ``w = layer.weight.data``, ``p.detach()`` or ``p[0]`` taken before it (or
+    before wxb.fit) stayed at the initial weights, and an edit through one was lost. The
+    parameters now lie back to back from the start and are stepped where they are;
+    views stay views through a second optimiser, a momentum switched on (a re-pack of
+    the state) and ``model.to`` of the dtype it has."""
+    n = int(rng.integers(3, 7))
+    model = Sequential(Dense(n, 5, seed=rng), Tanh(), Dense(5, 2, seed=rng)).double()
+    reference = twin(model)
+    weight, tweight = model[0].weight, reference[0].weight
+    array, detached, row = weight.data, weight.detach(), weight[0]
+    tarray, tdetached, trow = tweight.data, tweight.detach(), tweight[0]
+    make = {
+        "sgd": (SGD, torch.optim.SGD, {"lr": 0.1}),
+        "adam": (Adam, torch.optim.Adam, {"lr": 0.05}),
+    }
+    ours, theirs, options = make[optimizer]
+    opt, topt = ours(model.parameters(), **options), theirs(reference.parameters(), **options)
+    with wxb.no_grad():
+        row += 0.5  # an edit through a view taken before the optimiser reaches the model
+    with torch.no_grad():
+        trow += 0.5
+    for k in range(4):
+        if k == 1:
+            opt = ours(model.parameters(), **options)  # a second optimiser, as torch's
+            topt = theirs(reference.parameters(), **options)
+        if k == 2 and optimizer == "sgd":
+            opt.param_groups[0]["momentum"] = topt.param_groups[0]["momentum"] = 0.9
+        if k == 3:
+            model.to(model.dtype)
+        X, y = rng.normal(size=(8, n)), rng.normal(size=(8, 2))
+        opt.zero_grad()
+        topt.zero_grad()
+        MSELoss()(model(X), y).backward()
+        opt.step()
+        half_mse(reference(torch.from_numpy(X)), torch.from_numpy(y)).backward()
+        topt.step()
+        for ours_view, theirs_view in (
+            (array, tarray),
+            (detached.data, tdetached),
+            (row.data, trow),
+        ):
+            np.testing.assert_allclose(
+                ours_view, theirs_view.detach().numpy(), rtol=1e-9, atol=1e-12
+            )
+    assert model[0].weight.data is array

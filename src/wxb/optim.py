@@ -70,6 +70,10 @@ def _thread_pool() -> ThreadPoolExecutor:
     return _pool
 
 
+def _address(array: np.ndarray) -> int:
+    return array.__array_interface__["data"][0]
+
+
 class FlatParameters:
     """Parameters of one dtype in one contiguous array; each ``p.data`` is a view of it.
 
@@ -85,14 +89,44 @@ class FlatParameters:
         sizes = [p.data.size for p in params]
         self.params = params
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
-        self.data = np.empty(self.offsets[-1], dtype)
-        self.views = self.split(self.data, params)
         # a view that is not empty, to tell a view of the buffer from a copy of one
         self._probe = next((i for i, size in enumerate(sizes) if size), None)
-        for p, view in zip(params, self.views, strict=True):
-            np.copyto(view, p.data)
-            p.data = view
+        stretch = self._stretch_of(params)
+        if stretch is not None:  # already back to back (wxb.nn's parameter memory): in place
+            self.data, self.views = stretch, [p.data for p in params]
+        else:  # gathered into a buffer of their own: a view of an old p.data sees no update
+            self.data = np.empty(self.offsets[-1], dtype)
+            self.views = self.split(self.data, params)
+            for p, view in zip(params, self.views, strict=True):
+                np.copyto(view, p.data)
+                p.data = view
         self._new_grad()
+
+    def _stretch_of(self, params: list[Parameter]) -> np.ndarray | None:
+        """The one contiguous stretch of memory the parameters' arrays already fill back
+        to back in this order (a view of it), or None."""
+        first = params[self._probe] if self._probe is not None else None
+        if first is None or not isinstance(first.data, np.ndarray):
+            return None
+        owner = first.data.base
+        if owner is None or owner.ndim != 1 or not owner.flags.c_contiguous:
+            return None
+        itemsize = owner.itemsize
+        start = (_address(first.data) - _address(owner)) // itemsize - self.offsets[self._probe]
+        if start < 0 or start + self.offsets[-1] > owner.size:
+            return None
+        for i, p in enumerate(params):
+            array = p.data
+            if array.size == 0:
+                continue
+            if (
+                array.base is not owner
+                or not array.flags.c_contiguous
+                or array.dtype != owner.dtype
+                or _address(array) != _address(owner) + (start + self.offsets[i]) * itemsize
+            ):
+                return None
+        return owner[start : start + self.offsets[-1]]
 
     def _new_grad(self) -> None:
         self.grad = np.empty_like(self.data)

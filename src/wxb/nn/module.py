@@ -27,6 +27,40 @@ class GradHome(Protocol):
     def ensure_free(self) -> None: ...
 
 
+class _Arena:
+    """Memory for new parameters, handed out back to back per dtype.
+
+    The parameters of a model built layer by layer then lie in one stretch, in the
+    order ``parameters()`` gives them, and the optimiser steps that stretch where it is
+    (``FlatParameters`` adopts it) rather than copying every array into a buffer of its
+    own, which would leave a view of a weight taken before (``w = layer.weight.data``,
+    ``p.detach()``) looking at an array training no longer changes. A chunk is freed
+    when no parameter in it is left; pages of it never written take no memory."""
+
+    CHUNK = 1 << 22  # elements: a model up to ~4M parameters fits in one chunk
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._free: dict[np.dtype, tuple[np.ndarray, int]] = {}  # chunk, first free element
+
+    def copy(self, array: np.ndarray) -> np.ndarray:
+        """A copy of ``array`` in the arena (a plain copy for what it does not hold)."""
+        if type(array) is not np.ndarray or array.dtype.kind != "f" or array.size == 0:
+            return array.copy()
+        size = array.size
+        with self._lock:
+            chunk, used = self._free.get(array.dtype, (None, 0))
+            if chunk is None or used + size > chunk.size:
+                chunk, used = np.empty(max(self.CHUNK, size), array.dtype), 0
+            self._free[array.dtype] = (chunk, used + size)
+        view = chunk[used : used + size].reshape(array.shape)
+        np.copyto(view, array)
+        return view
+
+
+parameter_memory = _Arena()
+
+
 class Parameter(Tensor):
     """A tensor the optimiser updates: ``.data`` and ``.grad`` are backend arrays.
 
@@ -39,7 +73,8 @@ class Parameter(Tensor):
 
     def __init__(self, data: object, *, dtype: object = None, name: str | None = None) -> None:
         super().__init__(data, requires_grad=True, dtype=dtype, name=name)
-        self.data = self.data.copy()  # own the memory: updates must not reach the caller's array
+        # its own memory (updates must not reach the caller's array), after the last one's
+        self.data = parameter_memory.copy(self.data)
         self._versions = [0]  # and its own version counter (not the source tensor's)
         self.grad_buffer: np.ndarray | None = None
         self.grad_home: GradHome | None = None
@@ -276,7 +311,9 @@ class Module:
         target = resolve_dtype(dtype)
         for _, module in self.named_modules():
             for p in module._parameters.values():
-                p.data = p.data.astype(target)
+                if p.data.dtype == target:  # as PyTorch's: no copy (a view of it stays one)
+                    continue
+                p.data = parameter_memory.copy(p.data.astype(target))
                 if p.grad is not None:  # kept and cast, as PyTorch's .to() keeps gradients
                     p.grad = p.grad.astype(target)
             for key, array in list(module._buffers.items()):
