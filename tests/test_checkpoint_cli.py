@@ -380,9 +380,11 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path, seeded
 # ---------------------------------------------------------------------------------
 # 3. Ctrl-C
 # ---------------------------------------------------------------------------------
-def interrupt_after_checkpoint(make_argv, folder, rng, epochs, every, seconds=0.0):
-    """Start ``make_argv(epochs)`` with checkpoints into ``folder``; SIGINT it once a
-    checkpoint of a drawn step exists (and, with ``seconds``, again that much later).
+def interrupt_after_checkpoint(
+    make_argv, folder, rng, epochs, every, seconds=0.0, sig=signal.SIGINT
+):
+    """Start ``make_argv(epochs)`` with checkpoints into ``folder``; send ``sig`` once a
+    checkpoint of a drawn step exists (and, with ``seconds``, SIGINT that much later).
     A run whose training had ended before the signal took hold is tried again with
     more epochs. Returns (epochs, returncode, stderr)."""
     for _ in range(5):
@@ -392,7 +394,7 @@ def interrupt_after_checkpoint(make_argv, folder, rng, epochs, every, seconds=0.
         proc = popen([*command, "-o", str(folder.parent / "unused.safetensors")])
         target = every * int(rng.integers(1, 4))
         if wait_for_checkpoint(proc, folder, target):
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(sig)
             if seconds:
                 time.sleep(seconds)
                 proc.send_signal(signal.SIGINT)
@@ -404,7 +406,10 @@ def interrupt_after_checkpoint(make_argv, folder, rng, epochs, every, seconds=0.
     pytest.fail("every run ended before its SIGINT")
 
 
-def test_sigint_writes_a_checkpoint_and_resume_is_bit_identical(tmp_path, seeded):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_sigint_writes_a_checkpoint_and_resume_is_bit_identical(tmp_path, seeded, sig):
+    """SIGTERM (a scheduler's, `kill`) stops as Ctrl-C does; it ended the run at once,
+    with no message and the steps since the last checkpoint lost."""
     rng = seeded.rng
     data = write_data(tmp_path / "data.npz", rng)
     seed, every = int(rng.integers(0, 2**31)), int(rng.integers(1, 6))
@@ -415,7 +420,7 @@ def test_sigint_writes_a_checkpoint_and_resume_is_bit_identical(tmp_path, seeded
 
     folder = tmp_path / "ck"
     epochs, code, err = interrupt_after_checkpoint(
-        make_argv, folder, rng, int(rng.integers(6, 10)), every
+        make_argv, folder, rng, int(rng.integers(6, 10)), every, sig=sig
     )
     msg = seeded.msg(f"{epochs} epochs, --checkpoint-every {every}")
     argv = make_argv(epochs)

@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -556,7 +558,23 @@ def read_training_data(args: argparse.Namespace) -> TableData | wdata.Dataset:
     return data
 
 
+def _terminate_as_interrupt(signum: int, frame: object) -> None:
+    """SIGTERM (a batch scheduler's, `kill`): stop as Ctrl-C stops, after the current
+    step with a checkpoint written, not at once with the work since the last one lost."""
+    signal.raise_signal(signal.SIGINT)
+
+
 def run_train(args: argparse.Namespace) -> None:
+    if launched_ranks() <= 1 and threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+        try:
+            return _run_train(args)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    return _run_train(args)
+
+
+def _run_train(args: argparse.Namespace) -> None:
     ranks = Ranks() if launched_ranks() > 1 else None  # under mpiexec -n K: data parallel
     if ranks is not None and not ranks.leader:  # rank 0 alone prints
         sys.stdout = sys.stderr = open(os.devnull, "w")
