@@ -8,6 +8,7 @@ chooses when a signal is sent; what a test asserts never depends on when it land
 
 import csv
 import errno
+import json
 import os
 import re
 import shutil
@@ -491,7 +492,10 @@ def test_sigint_without_checkpoint_dir_saves_the_weights(tmp_path, seeded):
     patience = int(rng.choice([0, 100_000]))  # 0: no early stopping, so no best weights
     delay = float(rng.uniform(0.8, 1.5))  # past Python's start, into training
     out = tmp_path / "out" / "model.safetensors"
+    history = tmp_path / "history.json"  # an older run's: replaced, not left beside the model
+    history.write_text('{"history": {"loss": [9.0]}}')
     argv = train_args(data, int(rng.integers(0, 2**31)), 1_000_000, "--patience", str(patience))
+    argv += ["--history", str(history)]
     for _ in range(5):
         proc = popen([*argv, "-o", str(out)])
         time.sleep(delay)
@@ -508,10 +512,13 @@ def test_sigint_without_checkpoint_dir_saves_the_weights(tmp_path, seeded):
     line = one_line(err, msg)
     match = re.fullmatch(
         rf"wxb: interrupted at {_WHERE}; no --checkpoint-dir was set, so it cannot be "
-        rf"resumed; saved the (?P<kept>best|current) weights so far to {re.escape(str(out))}",
+        rf"resumed; saved the (?P<kept>best|current) weights so far to {re.escape(str(out))} "
+        rf"and their history to {re.escape(str(history))}",
         line,
     )
     assert match, f"{msg}: {line}"
+    epochs_done = int(match["end"]) if match["end"] else int(match["epoch"]) - 1
+    assert len(json.loads(history.read_text())["history"]["loss"]) == epochs_done, msg
     had_an_epoch = bool(match["end"]) or int(match["epoch"]) > 1
     expected = "best" if patience and had_an_epoch else "current"
     assert match["kept"] == expected, f"{msg}: {line}"

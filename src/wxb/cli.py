@@ -677,9 +677,13 @@ def _run_train(args: argparse.Namespace) -> None:
                 raise Interrupted(f"interrupted at {stop.where}") from None
             finish_model(model, args, data, targets, X, (train_rows, test_rows), held)
             kept = "best" if stop.best_state is not None else "current"
+            also = ""
+            if args.history and stop.history is not None:  # not an older run's beside it
+                wdata.atomic_write(args.history, stop.history.to_json().encode())
+                also = f" and their history to {args.history}"
             raise Interrupted(
                 f"interrupted at {stop.where}; no --checkpoint-dir was set, so it cannot be "
-                f"resumed; saved the {kept} weights so far to {args.output}"
+                f"resumed; saved the {kept} weights so far to {args.output}{also}"
             ) from None
     if ranks is not None and not ranks.leader:  # rank 0 writes the model and the history
         return
