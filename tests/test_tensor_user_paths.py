@@ -1254,7 +1254,7 @@ def test_an_empty_index_list_picks_no_rows(rng):
         lambda n, rng: rng.normal(size=n) + 1j * rng.normal(size=n),  # imaginary part dropped
         lambda n, rng: np.array([str(v) for v in rng.integers(1, 9, size=n)]),  # parsed
         lambda n, rng: np.array(["1970-01-03"] * n, dtype="datetime64[D]"),  # days counted
-        lambda n, rng: rng.normal(size=n) * 1e39,  # inf in float32
+        lambda n, rng: rng.uniform(1, 9, size=n) * rng.choice([-1, 1], size=n) * 1e39,  # ±inf
         lambda n, rng: 2**200,  # a Python int: inf in float32
     ],
 )
@@ -1400,3 +1400,41 @@ def test_an_in_place_write_refuses_what_the_operation_refuses(rng, write):
     with pytest.raises(wxb.DataError, match="float32"):
         write(x)
     np.testing.assert_array_equal(x.data, before)  # nothing written
+
+
+@pytest.mark.parametrize("op", ["add", "sub", "sum", "reshape", "index", "transpose", "bias"])
+def test_an_input_no_backward_reads_may_change_in_place_before_it_as_in_torch(rng, op):
+    """Backward refused whenever an input had changed in place since the forward, even
+    where its rule reads no input value ((x + 1).sum() after x[0] -= 0.1): PyTorch runs
+    it, and the gradient is the same. One that reads it (x * y) is still refused."""
+    array = rng.standard_normal((3, 4))
+    x, xt = pair(array)
+    other = rng.standard_normal(4)
+    forms = {
+        "add": (lambda t: t + other, lambda t: t + torch.tensor(other)),
+        "sub": (lambda t: other - t, lambda t: torch.tensor(other) - t),
+        "sum": (lambda t: t.sum(), lambda t: t.sum()),
+        "reshape": (lambda t: t.reshape(4, 3), lambda t: t.reshape(4, 3)),
+        "index": (lambda t: t[1:, ::2], lambda t: t[1:, ::2]),
+        "transpose": (lambda t: t.T, lambda t: t.T),
+        "bias": (
+            lambda t: ops.add_bias(Tensor(array.copy()), t[0]),
+            lambda t: torch.tensor(array) + t[0],
+        ),
+    }
+    ours, theirs = forms[op]
+    y, yt = ours(x), theirs(xt)
+    weights = rng.standard_normal(yt.shape)
+    with no_grad():
+        x[0] -= 0.1
+    with torch.no_grad():
+        xt[0] -= 0.1
+    (y * weights).sum().backward()
+    (yt * torch.tensor(weights)).sum().backward()
+    close(x.grad, xt.grad)
+    z, _ = pair(array)
+    product = z * Tensor(other, requires_grad=True)  # z is read for the other's gradient
+    with no_grad():
+        z[0] -= 0.1
+    with pytest.raises(wxb.TrainingError, match="modified in place"):
+        product.sum().backward()

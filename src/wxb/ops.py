@@ -90,7 +90,7 @@ def add_bias(z: Tensor, bias: Tensor) -> Tensor:
     def backward(delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return delta, sum_over_batch(delta)  # seed: ∂L/∂b⁽ˡ⁾ = δ⁽ˡ⁾, summed over the batch
 
-    return Tensor.from_op(z.data + bias.data, "+b", (z, bias), backward)
+    return Tensor.from_op(z.data + bias.data, "+b", (z, bias), backward, reads_inputs=False)
 
 
 _ones: dict[tuple[int, np.dtype], np.ndarray] = {}
@@ -111,7 +111,7 @@ def transpose(a: Tensor) -> Tensor:
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
         return (g.T,)  # ∂L/∂A = (∂L/∂Aᵀ)ᵀ
 
-    return _view_of(a, Tensor.from_op(a.data.T, "transpose", (a,), backward))
+    return _view_of(a, Tensor.from_op(a.data.T, "transpose", (a,), backward, reads_inputs=False))
 
 
 def _view_of(source: Tensor, out: Tensor) -> Tensor:
@@ -141,7 +141,7 @@ def add(a: object, b: object) -> Tensor:
         # ∂(A + B)/∂A = ∂(A + B)/∂B = 1, summed over broadcast axes (as for ∂L/∂b)
         return _unbroadcast(g, a_shape), _unbroadcast(g, b_shape)
 
-    return Tensor.from_op(_broadcasting(np.add, a, b), "+", (a, b), backward)
+    return Tensor.from_op(_broadcasting(np.add, a, b), "+", (a, b), backward, reads_inputs=False)
 
 
 def sub(a: object, b: object) -> Tensor:
@@ -151,7 +151,9 @@ def sub(a: object, b: object) -> Tensor:
     def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return _unbroadcast(g, a_shape), _unbroadcast(-g, b_shape)  # ∂(A − B)/∂B = −1
 
-    return Tensor.from_op(_broadcasting(np.subtract, a, b), "-", (a, b), backward)
+    return Tensor.from_op(
+        _broadcasting(np.subtract, a, b), "-", (a, b), backward, reads_inputs=False
+    )
 
 
 def mul(a: object, b: object) -> Tensor:
@@ -268,7 +270,7 @@ def sum(a: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = F
         return (np.broadcast_to(g, shape),)
 
     total = a.data.sum(axis=axis, keepdims=keepdims)
-    return Tensor.from_op(np.asarray(total), "Σ", (a,), backward)
+    return Tensor.from_op(np.asarray(total), "Σ", (a,), backward, reads_inputs=False)
 
 
 def mean(a: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
@@ -294,7 +296,7 @@ def reshape(a: Tensor, *shape: int | tuple[int, ...]) -> Tensor:
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
         return (g.reshape(original),)  # reshaping moves no value: ∂L/∂A is G reshaped back
 
-    return _view_of(a, Tensor.from_op(data, "reshape", (a,), backward))
+    return _view_of(a, Tensor.from_op(data, "reshape", (a,), backward, reads_inputs=False))
 
 
 def index(a: Tensor, key: object) -> Tensor:
@@ -315,7 +317,7 @@ def index(a: Tensor, key: object) -> Tensor:
             grad[key] = g
         return (grad,)
 
-    return _view_of(a, Tensor.from_op(chosen, "index", (a,), backward))
+    return _view_of(a, Tensor.from_op(chosen, "index", (a,), backward, reads_inputs=False))
 
 
 def _index_key(key: object) -> object:
@@ -602,7 +604,7 @@ def dropout(x: Tensor, p: float = 0.5, rng: int | np.random.Generator | None = N
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
         return (g * mask,)  # δ ⊙ mask: dropped units pass no error back
 
-    return Tensor.from_op(x.data * mask, "dropout", (x,), backward)
+    return Tensor.from_op(x.data * mask, "dropout", (x,), backward, reads_inputs=False)
 
 
 # ---------------------------------------------------------------------------------

@@ -224,10 +224,13 @@ class Tensor:
         inputs: tuple[Tensor, ...],
         backward: BackwardRule,
         saves_output: bool = False,
+        reads_inputs: bool = True,
     ) -> Tensor:
         """The result of primitive ``op``; records the graph edge if any input needs it.
         ``saves_output``: the backward reads the result itself (e^A, √A, f(Z)), so an
-        in-place change of it before backward is refused, as for an input."""
+        in-place change of it before backward is refused, as for an input.
+        ``reads_inputs=False``: the backward reads no input's values (A + B, Σ A, a
+        reshape), so an input changed in place since does not refuse it (as PyTorch)."""
         out = cls.__new__(cls)
         # NumPy's ufuncs give a scalar, not a 0-d array, for a 0-d input
         out.data = data if isinstance(data, np.ndarray) else np.asarray(data)
@@ -243,7 +246,9 @@ class Tensor:
         out._backward = backward if needs else None
         # The inputs' versions now: backward refuses if one was updated in place since
         # (a step between forward and backward would give gradients of other weights).
-        out._saved_versions = tuple(t._versions[0] for t in inputs) if needs else None
+        out._saved_versions = (
+            tuple(t._versions[0] if reads_inputs else None for t in inputs) if needs else None
+        )
         # Which inputs needed a gradient when it ran: one that asks later gets none from
         # this record, as in PyTorch (None: all of them did).
         out._recorded = None
@@ -487,7 +492,7 @@ def _check_versions(order: list[Tensor]) -> None:
                 "reads, was modified in place since the forward; change a copy instead"
             )
         for parent, version in zip(node.inputs, saved, strict=True):
-            if parent._versions[0] != version:
+            if version is not None and parent._versions[0] != version:
                 what = f"a {parent.shape} leaf tensor" if parent.op is None else "a tensor"
                 raise TrainingError(
                     f"backward(): {what} that the recorded {node.op!r} needs was modified in "
