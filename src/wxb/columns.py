@@ -421,10 +421,14 @@ def _fit_rule(table: Table, name: str, rows: np.ndarray | None) -> ColumnRule:
     if column.kind == "bool":
         return ColumnRule(name, "bool", float(np.mean(present) > 0.5), gaps)
     if column.kind == "number":
-        # in float64: float32's middle two, 3e38 each, would overflow in their mean
+        # in float64: float32's middle two, 3e38 each, would overflow in their mean; then
+        # in the column's float32 again (13.02, as it was read, not 13.019999980926514)
         wide = present.astype(np.float64, copy=False)
         own = wide is not column.values  # a copy: the median may reorder it
-        return ColumnRule(name, "number", float(np.median(wide, overwrite_input=own)), gaps)
+        median = np.median(wide, overwrite_input=own)
+        if present.dtype == np.float32:
+            median = np.float32(median)
+        return ColumnRule(name, "number", float(median), gaps)
     raise DataError(f"{table.source}: column {name!r} ({column.kind}) is not a feature")
 
 
