@@ -92,13 +92,17 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def popen(argv: list[str]) -> subprocess.Popen:
+def _ignore_sigint() -> None:  # as a job a script starts with & finds it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def popen(argv: list[str], ignore_sigint: bool = False) -> subprocess.Popen:
     return subprocess.Popen(
         [*WXB, *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=_default_sigint,
+        preexec_fn=_ignore_sigint if ignore_sigint else _default_sigint,
     )
 
 
@@ -382,7 +386,7 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path, seeded
 # 3. Ctrl-C
 # ---------------------------------------------------------------------------------
 def interrupt_after_checkpoint(
-    make_argv, folder, rng, epochs, every, seconds=0.0, sig=signal.SIGINT
+    make_argv, folder, rng, epochs, every, seconds=0.0, sig=signal.SIGINT, ignore_sigint=False
 ):
     """Start ``make_argv(epochs)`` with checkpoints into ``folder``; send ``sig`` once a
     checkpoint of a drawn step exists (and, with ``seconds``, SIGINT that much later).
@@ -392,7 +396,7 @@ def interrupt_after_checkpoint(
         shutil.rmtree(folder, ignore_errors=True)
         command = [*make_argv(epochs), "--checkpoint-dir", str(folder)]
         command += ["--checkpoint-every", str(every), "--keep-checkpoints", "3"]
-        proc = popen([*command, "-o", str(folder.parent / "unused.safetensors")])
+        proc = popen([*command, "-o", str(folder.parent / "unused.safetensors")], ignore_sigint)
         target = every * int(rng.integers(1, 4))
         if wait_for_checkpoint(proc, folder, target):
             proc.send_signal(sig)
@@ -407,10 +411,17 @@ def interrupt_after_checkpoint(
     pytest.fail("every run ended before its SIGINT")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_sigint_writes_a_checkpoint_and_resume_is_bit_identical(tmp_path, seeded, sig):
+@pytest.mark.parametrize(
+    "sig, ignore_sigint",
+    [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGTERM, True)],
+    ids=["SIGINT", "SIGTERM", "SIGTERM, SIGINT ignored"],
+)
+def test_sigint_writes_a_checkpoint_and_resume_is_bit_identical(
+    tmp_path, seeded, sig, ignore_sigint
+):
     """SIGTERM (a scheduler's, `kill`) stops as Ctrl-C does; it ended the run at once,
-    with no message and the steps since the last checkpoint lost."""
+    with no message and the steps since the last checkpoint lost. In a job started with
+    & (SIGINT ignored) the SIGINT it raised was dropped, and kill stopped nothing."""
     rng = seeded.rng
     data = write_data(tmp_path / "data.npz", rng)
     seed, every = int(rng.integers(0, 2**31)), int(rng.integers(1, 6))
@@ -421,8 +432,9 @@ def test_sigint_writes_a_checkpoint_and_resume_is_bit_identical(tmp_path, seeded
 
     folder = tmp_path / "ck"
     epochs, code, err = interrupt_after_checkpoint(
-        make_argv, folder, rng, int(rng.integers(6, 10)), every, sig=sig
-    )
+        make_argv, folder, rng, int(rng.integers(6, 10)), every, sig=sig,
+        ignore_sigint=ignore_sigint,
+    )  # fmt: skip
     msg = seeded.msg(f"{epochs} epochs, --checkpoint-every {every}")
     argv = make_argv(epochs)
     assert code == 130, f"{msg}: exit {code}:\n{err}"

@@ -567,10 +567,18 @@ def _terminate_as_interrupt(signum: int, frame: object) -> None:
 def run_train(args: argparse.Namespace) -> None:
     if launched_ranks() <= 1 and threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+        # A job a script started with & ignores SIGINT: the SIGINT that SIGTERM raises
+        # would be dropped and `kill` would not stop it at all. Ctrl-C on a terminal goes
+        # to the foreground job only, so taking SIGINT here changes nothing for it.
+        ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        if ignored:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             return _run_train(args)
         finally:
             signal.signal(signal.SIGTERM, previous)
+            if ignored:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
     return _run_train(args)
 
 
