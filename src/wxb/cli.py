@@ -146,9 +146,11 @@ def build_parser() -> _Parser:
     add("--loss", choices=("auto", *LOSSES), default="auto",
         help="auto: cross_entropy for classification, mse for regression")
     add("--optimizer", choices=sorted(OPTIMIZERS), default="adam", help="optimiser")
-    add("--lr", type=float, default=None, help="learning rate; default adam 1e-3, sgd 0.01")
+    add("--lr", type=float, default=None,
+        help="learning rate; default adam and adamw 1e-3, sgd 0.01")
     add("--momentum", type=float, default=None, help="SGD momentum (sgd only)")
-    add("--weight-decay", type=float, default=None, help="L2 (adam, sgd) or decoupled (adamw)")
+    add("--weight-decay", type=float, default=None,
+        help="L2 (adam, sgd) or decoupled (adamw); default 0, adamw 0.01")
     add("--lr-schedule", choices=sorted(SCHEDULES), default=None, help="per-epoch schedule")
     add("--clip-grad-norm", type=float, default=None, metavar="MAX", help="clip ‖∇L‖ to MAX")
     add("--dropout", type=float, default=0.0, help="dropout rate after each hidden layer")
@@ -156,10 +158,12 @@ def build_parser() -> _Parser:
         help="passes over the training data; default: enough for at least "
         f"{MIN_STEPS} steps and {MIN_EPOCHS} epochs, early stopping doing the rest")
     add("--batch-size", type=int, default=32, help="samples per mini-batch (B)")
-    add("--val-split", type=float, default=0.1, help="fraction of the training part held out")
+    add("--val-split", type=float, default=0.1,
+        help="fraction of the training part held out for validation; 0 turns it off")
     add("--test-split", type=float, default=0.2, help="fraction held out for the test figures")
     add("--patience", type=int, default=None,
-        help="early stopping on val_loss after this many epochs without progress; 0 turns it "
+        help="early stopping on val_loss (the training loss with --val-split 0) after this "
+        "many epochs without progress; 0 turns it "
         f"off; default: {PATIENCE_STEPS} steps' worth of epochs (at least {MIN_PATIENCE})")
     add("--seed", type=int, default=0, help="drives splits, initialisation, shuffling, dropout")
     add("--dtype", choices=("float32", "float64"), default="float32", help="number type")
@@ -182,7 +186,8 @@ def build_parser() -> _Parser:
     add("--resume", action="store_true",
         help="continue from the newest good checkpoint in --checkpoint-dir, bit for bit "
         "(starts afresh when DIR holds none); what decides the run may not change, "
-        "--epochs may, and so may -o, --history, --plots, -q and the checkpoint settings")
+        "--epochs may, and so may -o, --history, --plots, --report, -q and the checkpoint "
+        "settings")
     add("--fingerprint", action="store_true",
         help="store a fingerprint of each training row in the model, so wxb eval can warn "
         "when it is given training rows (anyone holding the model can then test whether a "
@@ -225,7 +230,8 @@ def build_parser() -> _Parser:
     predict.add_argument(
         "input", metavar="INPUT", help="a table with the training feature columns (by name)"
     )
-    predict.add_argument("-o", "--output", metavar="OUT.csv")
+    predict.add_argument("-o", "--output", metavar="OUT.csv",
+                         help="the predictions as CSV (default: standard output)")  # fmt: skip
     predict.add_argument("--proba", action="store_true",
                          help="add a probability column per class (classifiers)")  # fmt: skip
     add_read_options(predict)
@@ -337,12 +343,14 @@ def build_parser() -> _Parser:
         "plot",
         formatter_class=_DefaultsShown,
         help="PNG curves of a training history (from wxb train --history)",
-        description="loss.png and accuracy.png (training and validation per epoch), and "
+        description="loss.png, and accuracy.png for a classifier (training and validation "
+        "per epoch), and "
         "diagnostics.png (per-layer ‖W‖, ‖∂L/∂W‖, ‖δ‖, dead/saturated units) when the run "
         "used --diagnose. Needs matplotlib (pip install 'wxb[plots]').",
     )
     plot.add_argument("history", metavar="HISTORY", help="the JSON of wxb train --history")
-    plot.add_argument("-o", "--output", metavar="DIR", default="plots")
+    plot.add_argument("-o", "--output", metavar="DIR", default="plots",
+                      help="the folder for the PNG files")  # fmt: skip
     plot.set_defaults(run=run_plot)
     parser.commands = commands.choices
     return parser
@@ -469,6 +477,8 @@ def check_train_options(args: argparse.Namespace) -> None:
         raise ConfigError(
             f"--val-split must be in [0, 1) (0 turns validation off); got {args.val_split}"
         )
+    if not 0 <= args.dropout < 1:
+        raise ConfigError(f"--dropout must be in [0, 1); got {args.dropout}")
     if args.clip_grad_norm is not None and not args.clip_grad_norm > 0:
         raise ConfigError(f"--clip-grad-norm must be > 0; got {args.clip_grad_norm}")
     if args.lr is not None and not args.lr > 0:
