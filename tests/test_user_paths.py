@@ -765,3 +765,39 @@ def test_views_of_a_weight_taken_before_training_follow_it_as_in_pytorch(rng, op
                 ours_view, theirs_view.detach().numpy(), rtol=1e-9, atol=1e-12
             )
     assert model[0].weight.data is array
+
+
+@pytest.mark.parametrize("source", ["frombuffer", "torch", "read-only view"])
+def test_a_parameter_on_memory_the_optimiser_cannot_adopt_trains_as_before(rng, source):
+    """The optimiser's adoption of back-to-back parameters took any ``.base``: p.data
+    on a bytes buffer or a torch tensor's memory raised AttributeError, and a view of a
+    read-only array was adopted and failed at the step; such memory is copied, as it was."""
+    values = rng.normal(size=4)
+    if source == "frombuffer":
+        data = np.frombuffer(bytearray(values.tobytes()), dtype=np.float64)
+    elif source == "torch":
+        data = torch.tensor(values).numpy()
+    else:
+        frozen = values.copy()
+        frozen.flags.writeable = False
+        data = frozen[:]
+    p = wxb.nn.Parameter(np.zeros(4))
+    p.data = data
+    opt = SGD([p], lr=0.1)
+    p.grad = np.ones(4)
+    opt.step()
+    np.testing.assert_allclose(p.data, values - 0.1)
+
+
+def test_small_parameters_kept_do_not_hold_the_memory_of_large_ones_dropped():
+    """Parameters get memory back to back from chunks; a large parameter in a chunk kept
+    alive by a small one kept after it would never be freed. Large ones have memory of
+    their own, and a chunk is at most 1M elements."""
+    from wxb.nn.module import parameter_memory
+
+    kept = []
+    for _ in range(3):
+        big = Dense(600, 600).double()  # 360K weights: above the chunk's largest
+        kept.append(Dense(2, 1).double())
+        assert big.weight.data.base is None or big.weight.data.base.size == big.weight.size
+        assert kept[-1].weight.data.base.size <= parameter_memory.CHUNK

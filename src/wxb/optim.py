@@ -108,8 +108,13 @@ class FlatParameters:
         first = params[self._probe] if self._probe is not None else None
         if first is None or not isinstance(first.data, np.ndarray):
             return None
-        owner = first.data.base
-        if owner is None or owner.ndim != 1 or not owner.flags.c_contiguous:
+        owner = first.data.base  # a memoryview, mmap or torch tensor: not adopted
+        if (
+            type(owner) is not np.ndarray
+            or owner.ndim != 1
+            or not owner.flags.c_contiguous
+            or not owner.flags.writeable
+        ):
             return None
         itemsize = owner.itemsize
         start = (_address(first.data) - _address(owner)) // itemsize - self.offsets[self._probe]

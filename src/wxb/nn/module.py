@@ -37,7 +37,12 @@ class _Arena:
     ``p.detach()``) looking at an array training no longer changes. A chunk is freed
     when no parameter in it is left; pages of it never written take no memory."""
 
-    CHUNK = 1 << 22  # elements: a model up to ~4M parameters fits in one chunk
+    # Elements. A chunk lives while any parameter in it does: a small model kept after
+    # larger ones were dropped holds at most one chunk (4 MB in float32), and a parameter
+    # above LARGEST gets memory of its own (freed with it; its model is copied into the
+    # optimiser's buffer instead, and a view of it taken before training goes stale).
+    CHUNK = 1 << 20
+    LARGEST = 1 << 18
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -45,7 +50,11 @@ class _Arena:
 
     def copy(self, array: np.ndarray) -> np.ndarray:
         """A copy of ``array`` in the arena (a plain copy for what it does not hold)."""
-        if type(array) is not np.ndarray or array.dtype.kind != "f" or array.size == 0:
+        if (
+            type(array) is not np.ndarray
+            or array.dtype.kind != "f"
+            or not 0 < array.size <= self.LARGEST
+        ):
             return array.copy()
         size = array.size
         with self._lock:
