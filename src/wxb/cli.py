@@ -570,25 +570,24 @@ def read_training_data(args: argparse.Namespace) -> TableData | wdata.Dataset:
 
 def _terminate_as_interrupt(signum: int, frame: object) -> None:
     """SIGTERM (a batch scheduler's, `kill`): stop as Ctrl-C stops, after the current
-    step with a checkpoint written, not at once with the work since the last one lost."""
-    signal.raise_signal(signal.SIGINT)
+    step with a checkpoint written (fit's handler), not at once with the work since the
+    last checkpoint lost. Where SIGINT is ignored (a job a script started with &), fit
+    installed no handler: stop at once, as Python stops on a second Ctrl-C."""
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
 
 
 def run_train(args: argparse.Namespace) -> None:
     if launched_ranks() <= 1 and threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
-        # A job a script started with & ignores SIGINT: the SIGINT that SIGTERM raises
-        # would be dropped and `kill` would not stop it at all. Ctrl-C on a terminal goes
-        # to the foreground job only, so taking SIGINT here changes nothing for it.
-        ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-        if ignored:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             return _run_train(args)
         finally:
-            signal.signal(signal.SIGTERM, previous)
-            if ignored:
-                signal.signal(signal.SIGINT, signal.SIG_IGN)
+            if previous is not None:  # None: a handler not set from Python
+                signal.signal(signal.SIGTERM, previous)
     return _run_train(args)
 
 
