@@ -37,12 +37,13 @@ class _Arena:
     ``p.detach()``) looking at an array training no longer changes. A chunk is freed
     when no parameter in it is left; pages of it never written take no memory."""
 
-    # Elements. A chunk lives while any parameter in it does: a small model kept after
-    # larger ones were dropped holds at most one chunk (4 MB in float32), and a parameter
+    # Elements. A chunk lives while any parameter in it does, so a parameter kept after
+    # others in its chunk were dropped holds the chunk (4 MB in float32): a parameter
     # above LARGEST gets memory of its own (freed with it; its model is copied into the
-    # optimiser's buffer instead, and a view of it taken before training goes stale).
+    # optimiser's buffer instead, and a view of it taken before training goes stale),
+    # so that a chunk is at least 16 parameters' worth of small ones.
     CHUNK = 1 << 20
-    LARGEST = 1 << 18
+    LARGEST = 1 << 16
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
