@@ -601,7 +601,7 @@ def test_weights_tied_through_data_stay_tied_as_in_pytorch(rng, when, transposed
         assert np.shares_memory(a.weight.data, b.weight.data)
 
 
-def test_a_layer_set_deleted_or_appended_by_index_trains_as_in_pytorch(rng):
+def test_a_layer_set_deleted_or_appended_by_index_trains_as_in_pytorch(rng, tmp_path):
     """``model[1] = ReLU()`` raised TypeError (no __setitem__), as did ``del model[1]`` and
     ``model.append(...)``; each now changes the stack as PyTorch's does, and the
     planned path (made again for the new layers) trains as PyTorch."""
@@ -632,6 +632,15 @@ def test_a_layer_set_deleted_or_appended_by_index_trains_as_in_pytorch(rng):
         model[4] = ReLU()
     with pytest.raises(wxb.ConfigError, match="not a Module"):
         model[0] = "relu"
+    with pytest.raises(wxb.ConfigError, match="named 'other' but its place is"):
+        model[1] = ReLU(name="other")
+    square = Dense(2, 2, seed=rng).double()
+    model.append(square).append(square)  # the same layer again: shared, as in the constructor
+    assert model[-1] is model[-2] is square
+    path = tmp_path / "edited.safetensors"  # the layers set by index are saved by name
+    wxb.save(model, path)
+    X = rng.normal(size=(4, n))
+    np.testing.assert_array_equal(wxb.load(path).predict(X), model.predict(X))
 
 
 def test_leaky_relu_slope_gelu_form_and_dropout_p_set_later_act_or_are_refused(rng):

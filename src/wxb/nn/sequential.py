@@ -126,7 +126,15 @@ class Sequential(Module):
         """``model[1] = ReLU()``: the layer in that place replaced, as PyTorch's."""
         if not isinstance(layer, Module):
             raise ConfigError(f"Sequential[{index}] = …: {type(layer).__name__} is not a Module")
-        setattr(self, self._key_at(index), layer)
+        key = self._key_at(index)
+        if layer.name is None:  # named after its place, as the constructor names layers
+            layer.name = key
+        elif layer.name != key:  # a saved model finds each layer by its name
+            raise ConfigError(
+                f"Sequential[{index}] = …: the layer is named {layer.name!r} but its place is "
+                f"{key!r}; give it that name, or none"
+            )
+        setattr(self, key, layer)
 
     def __delitem__(self, index: int) -> None:
         delattr(self, self._key_at(index))
@@ -135,6 +143,12 @@ class Sequential(Module):
         """The layer added at the end (named by type if unnamed), as PyTorch's."""
         if not isinstance(layer, Module):
             raise ConfigError(f"Sequential.append: {type(layer).__name__} is not a Module")
+        if any(m is layer for m in self._modules.values()):  # again: shared, as the constructor
+            key = f"{layer.name}_{len(self._modules)}"
+            while key in self._modules:
+                key += "_"
+            setattr(self, key, layer)
+            return self
         if layer.name is None:
             kind = type(layer).__name__.lower()
             count = 1
