@@ -43,7 +43,6 @@ FORMAT = "wxb-checkpoint"
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^step-(\d{9,})\.json$")
 _ARRAYS_NAME = re.compile(r"^step-\d{9,}\.safetensors$")
-# Temporaries of atomic_write (".NAME.XXXXXXXX.tmp") a killed writer left in the folder.
 
 
 def is_checkpoint_file(name: str) -> bool:
@@ -51,6 +50,7 @@ def is_checkpoint_file(name: str) -> bool:
     return bool(_NAME.match(name) or _ARRAYS_NAME.match(name))
 
 
+# Temporaries of atomic_write (".NAME.XXXXXXXX.tmp") a killed writer left in the folder.
 _STRAY = re.compile(r"^\.(step-\d{9,}\.(json|safetensors)|[\w-]+\.json)\.\w{8}\.tmp$")
 
 

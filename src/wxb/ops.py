@@ -303,8 +303,11 @@ def index(a: Tensor, key: object) -> Tensor:
     """``a[key]``: integers, slices, index arrays, boolean masks, as NumPy indexes."""
     key = _index_key(key)
     A = a.data
-    chosen = A[key]
-    if not isinstance(chosen, np.ndarray):  # all integers: a 0-d view, as PyTorch's, not a copy
+    if type(key) is int or (type(key) is tuple and all(type(k) is int for k in key)):
+        chosen = A[(*key, ...) if type(key) is tuple else (key, ...)]  # a 0-d view, as torch's
+    else:
+        chosen = A[key]
+    if isinstance(chosen, np.generic):  # integers of NumPy's own types: a view all the same
         chosen = A[(*key, ...) if isinstance(key, tuple) else (key, ...)]
     repeats = _is_advanced(key)
 

@@ -1258,9 +1258,14 @@ def clip_grad_norm_(params: Parameter | Iterable[Parameter], max_norm: float) ->
         raise ConfigError(f"clip_grad_norm_ max_norm must be ≥ 0; got {max_norm}")
     if isinstance(params, Tensor):
         params = [params]
+    params = list(params)
+    for index, p in enumerate(params):  # numbered as the caller listed them
+        if p.grad is not None:
+            try:
+                _check_grad_shape(p, index)
+            except ConfigError as exc:
+                raise ConfigError(f"clip_grad_norm_: {exc}") from None
     params = [p for p in params if p.grad is not None]
-    for index, p in enumerate(params):
-        _check_grad_shape(p, index)
     total = math.sqrt(sum(float(np.vdot(p.grad, p.grad)) for p in params))
     factor = max_norm / (total + 1e-6)
     if not factor >= 1:  # (a NaN norm makes every gradient NaN, as PyTorch's does)

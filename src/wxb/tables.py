@@ -461,15 +461,17 @@ def _coarsened_in(sample: str, types: dict, parse, null_values, decimal) -> list
         return []
     text = sample.lstrip("\n\r")
     text = text[: text.rfind("\n") + 1]  # whole lines only
-    convert = pcsv.ConvertOptions(
-        null_values=null_values, strings_can_be_null=True, decimal_point=decimal
-    )
+    names = list(types)
+    convert = pcsv.ConvertOptions(  # as floats: whole numbers first would read as int64
+        column_types={names[i]: pa.float64() for i in narrow},
+        null_values=null_values, strings_can_be_null=True, decimal_point=decimal,
+    )  # fmt: skip
     try:
-        first = pcsv.read_csv(io.BytesIO(text.encode()), parse_options=parse,
+        first = pcsv.read_csv(io.BytesIO(text.encode()), read_options=pcsv.ReadOptions(
+                              column_names=names, skip_rows=1), parse_options=parse,
                               convert_options=convert)  # fmt: skip
     except (pa.ArrowInvalid, UnicodeError):  # a quoted line break cut: no finding
         return []
-    names = list(types)
     return [
         names[i]
         for i in narrow

@@ -233,7 +233,7 @@ class Tensor:
         reshape), so an input changed in place since does not refuse it (as PyTorch)."""
         out = cls.__new__(cls)
         # NumPy's ufuncs give a scalar, not a 0-d array, for a 0-d input
-        out.data = data if isinstance(data, np.ndarray) else np.asarray(data)
+        out.data = np.asarray(data) if isinstance(data, np.generic) else data
         out.grad = None
         out.retains_grad = False
         out.name = None
