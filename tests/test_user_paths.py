@@ -32,6 +32,20 @@ def half_mse(out, y):  # wxb's MSELoss: ½ Σ (ŷ − y)² over outputs, mean ov
     return 0.5 * ((out - y) ** 2).sum() / len(out)
 
 
+def step_both(model, reference, opt, topt, X, y) -> tuple[float, float]:
+    """One hand-written step on the same batch in wxb and in torch (``reference``: a
+    module or a function of a torch tensor); both losses."""
+    opt.zero_grad()
+    topt.zero_grad()
+    loss = MSELoss()(model(X), y)
+    loss.backward()
+    opt.step()
+    expected = half_mse(reference(torch.from_numpy(X)), torch.from_numpy(y))
+    expected.backward()
+    topt.step()
+    return float(loss.data), expected.item()
+
+
 class Residual(Sequential):
     def forward(self, x):
         return x + super().forward(x)
@@ -581,22 +595,12 @@ def test_weights_tied_through_data_stay_tied_as_in_pytorch(rng, when, transposed
     opt, topt = ours(model.parameters(), **options), theirs(reference.parameters(), **options)
     if when == "after":
         X = rng.normal(size=(8, n))
-        MSELoss()(model(X), X).backward()  # a step first: the flat buffer is in use
-        opt.step()
-        half_mse(reference(torch.from_numpy(X)), torch.from_numpy(X)).backward()
-        topt.step()
+        step_both(model, reference, opt, topt, X, X)  # a step first: the flat buffer in use
         tie()
     for _ in range(4):
         X, y = rng.normal(size=(8, n)), rng.normal(size=(8, n))
-        opt.zero_grad()
-        topt.zero_grad()
-        loss = MSELoss()(model(X), y)
-        loss.backward()
-        opt.step()
-        expected = half_mse(reference(torch.from_numpy(X)), torch.from_numpy(y))
-        expected.backward()
-        topt.step()
-        assert float(loss.data) == pytest.approx(expected.item(), rel=1e-10)
+        loss, expected = step_both(model, reference, opt, topt, X, y)
+        assert loss == pytest.approx(expected, rel=1e-10)
         np.testing.assert_allclose(a.weight.data, ta.weight.detach().numpy(), rtol=1e-9, atol=1e-12)
         assert np.shares_memory(a.weight.data, b.weight.data)
 
@@ -619,15 +623,8 @@ def test_a_layer_set_deleted_or_appended_by_index_trains_as_in_pytorch(rng, tmp_
     opt, topt = SGD(model.parameters(), lr=0.1), torch.optim.SGD(reference.parameters(), lr=0.1)
     for _ in range(3):
         X, y = rng.normal(size=(8, n)), rng.normal(size=(8, 2))
-        opt.zero_grad()
-        topt.zero_grad()
-        loss = MSELoss()(model(X), y)
-        loss.backward()
-        opt.step()
-        expected = half_mse(reference(torch.from_numpy(X)), torch.from_numpy(y))
-        expected.backward()
-        topt.step()
-        assert float(loss.data) == pytest.approx(expected.item(), rel=1e-10)
+        loss, expected = step_both(model, reference, opt, topt, X, y)
+        assert loss == pytest.approx(expected, rel=1e-10)
     with pytest.raises(IndexError, match="out of range"):
         model[4] = ReLU()
     with pytest.raises(wxb.ConfigError, match="not a Module"):
@@ -727,16 +724,20 @@ def test_a_planned_step_follows_the_layers_changed_after_it_was_made(rng, change
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_views_of_a_weight_taken_before_training_follow_it_as_in_pytorch(rng, optimizer):
+@pytest.mark.parametrize("kind", ["sequential", "subclass"])
+def test_views_of_a_weight_taken_before_training_follow_it_as_in_pytorch(rng, optimizer, kind):
     """The optimiser copied every parameter into a flat buffer of its own and rebound
     p.data: ``w = layer.weight.data``, ``p.detach()`` or ``p[0]`` taken before it (or
     before wxb.fit) stayed at the initial weights, and an edit through one was lost. The
     parameters now lie back to back from the start and are stepped where they are;
     views stay views through a second optimiser, a momentum switched on (a re-pack of
-    the state) and ``model.to`` of the dtype it has."""
+    the state) and ``model.to`` of the dtype it has; also for a Sequential subclass
+    with its own forward (trained on the graph path)."""
     n = int(rng.integers(3, 7))
-    model = Sequential(Dense(n, 5, seed=rng), Tanh(), Dense(5, 2, seed=rng)).double()
+    layers = (Dense(n, 5, seed=rng), Tanh(), Dense(5, n, seed=rng))
+    model = (Sequential if kind == "sequential" else Residual)(*layers).double()
     reference = twin(model)
+    forward = reference if kind == "sequential" else (lambda t: t + reference(t))
     weight, tweight = model[0].weight, reference[0].weight
     array, detached, row = weight.data, weight.detach(), weight[0]
     tarray, tdetached, trow = tweight.data, tweight.detach(), tweight[0]
@@ -758,13 +759,9 @@ def test_views_of_a_weight_taken_before_training_follow_it_as_in_pytorch(rng, op
             opt.param_groups[0]["momentum"] = topt.param_groups[0]["momentum"] = 0.9
         if k == 3:
             model.to(model.dtype)
-        X, y = rng.normal(size=(8, n)), rng.normal(size=(8, 2))
-        opt.zero_grad()
-        topt.zero_grad()
-        MSELoss()(model(X), y).backward()
-        opt.step()
-        half_mse(reference(torch.from_numpy(X)), torch.from_numpy(y)).backward()
-        topt.step()
+        X, y = rng.normal(size=(8, n)), rng.normal(size=(8, n))
+        loss, expected = step_both(model, forward, opt, topt, X, y)
+        assert loss == pytest.approx(expected, rel=1e-10)
         for ours_view, theirs_view in (
             (array, tarray),
             (detached.data, tdetached),

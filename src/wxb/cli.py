@@ -835,7 +835,7 @@ OPTIONS_FILE = "train-options.json"
 def check_resume_options(args: argparse.Namespace, writes: bool = True) -> None:
     """With --resume: refuse options that differ from the run in the folder, by name.
     Otherwise record them there for a later resume."""
-    options = {k: v for k, v in sorted(vars(args).items()) if k not in _FREE_OPTIONS}
+    options = _decisive_options(args)
     path = Path(args.checkpoint_dir) / OPTIONS_FILE
     if args.resume and path.is_file():
         try:
@@ -867,8 +867,12 @@ def record_options(args: argparse.Namespace) -> None:
     """The options a later --resume must repeat, into the checkpoint folder (if not there)."""
     path = Path(args.checkpoint_dir) / OPTIONS_FILE
     if not path.is_file():
-        options = {k: v for k, v in sorted(vars(args).items()) if k not in _FREE_OPTIONS}
-        wdata.atomic_write(path, json.dumps(options, indent=1).encode())
+        wdata.atomic_write(path, json.dumps(_decisive_options(args), indent=1).encode())
+
+
+def _decisive_options(args: argparse.Namespace) -> dict:
+    """The options that decide a run (a resume must repeat them), by name."""
+    return {k: v for k, v in sorted(vars(args).items()) if k not in _FREE_OPTIONS}
 
 
 def _checkpoint_warning_line(message, category, *args, **kwargs) -> None:

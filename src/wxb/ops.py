@@ -303,12 +303,10 @@ def index(a: Tensor, key: object) -> Tensor:
     """``a[key]``: integers, slices, index arrays, boolean masks, as NumPy indexes."""
     key = _index_key(key)
     A = a.data
-    if type(key) is int or (type(key) is tuple and all(type(k) is int for k in key)):
+    if _is_integer(key) or (type(key) is tuple and all(map(_is_integer, key))):
         chosen = A[(*key, ...) if type(key) is tuple else (key, ...)]  # a 0-d view, as torch's
     else:
         chosen = A[key]
-    if isinstance(chosen, np.generic):  # integers of NumPy's own types: a view all the same
-        chosen = A[(*key, ...) if isinstance(key, tuple) else (key, ...)]
     repeats = _is_advanced(key)
 
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
@@ -321,6 +319,10 @@ def index(a: Tensor, key: object) -> Tensor:
         return (grad,)
 
     return _view_of(a, Tensor.from_op(chosen, "index", (a,), backward, reads_inputs=False))
+
+
+def _is_integer(k: object) -> bool:
+    return isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_))
 
 
 def _index_key(key: object) -> object:

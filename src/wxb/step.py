@@ -26,7 +26,7 @@ from wxb.nn.layers import Dense
 from wxb.nn.losses import Loss
 from wxb.nn.module import Module, structure_version
 from wxb.nn.plan import StackPlan, unplannable_reason
-from wxb.nn.sequential import Sequential
+from wxb.nn.sequential import Sequential, plan_key, same_plan_key
 from wxb.optim import Optimizer, clip_grad_norm_
 from wxb.tensor import Tensor
 
@@ -128,24 +128,16 @@ class PlannedStep(_Update):
         self.reducer: GradientSum | None = None  # set by a distributed fit
         # the model as planned: a layer replaced, removed or given a forward since, and the
         # step plans again, or runs the graph (as GraphStep) where no plan computes it
-        self._version, self._layout = structure_version(), self._model_layout()
+        self._version, self._key = structure_version(), plan_key(model)
         self._graph: GraphStep | None = None
-
-    def _model_layout(self) -> tuple:
-        layers = tuple(self.model)
-        params = tuple(p for m in layers for p in m._parameters.values())
-        forwards = tuple(vars(m).get("forward") for m in (self.model, *layers))
-        return (*layers, *params, *forwards)
 
     def _follow_model(self) -> None:
         """Plan again if the model's layers or parameters changed since it was planned."""
         self._version = structure_version()
-        layout = self._model_layout()
-        if len(layout) == len(self._layout) and all(
-            a is b for a, b in zip(layout, self._layout, strict=True)
-        ):
+        key = plan_key(self.model)
+        if same_plan_key(key, self._key):
             return
-        self._layout = layout
+        self._key = key
         if self.why_not(self.model, None, self.loss) is None:
             self.plan, self._graph = StackPlan(list(self.model)), None
         else:

@@ -127,6 +127,20 @@ class Activation(Module):
         return {"type": type(self).__name__, "name": self.name}
 
 
+class _KernelSetting:
+    """An activation kernel's setting, read and set on the layer by PyTorch's attribute
+    name; setting it makes the kernel again, which checks the value."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, layer: Activation | None, owner: type | None = None) -> Any:
+        return self if layer is None else getattr(layer.kernel, self.name)
+
+    def __set__(self, layer: Activation, value: Any) -> None:
+        layer.kernel = type(layer.kernel)(value)
+
+
 class Identity(Activation):
     def __init__(self, name: str | None = None) -> None:
         super().__init__(ops.Identity(), name)
@@ -153,13 +167,7 @@ class LeakyReLU(Activation):
     def __init__(self, negative_slope: float = 0.01, name: str | None = None) -> None:
         super().__init__(ops.LeakyReLU(negative_slope), name)  # it checks the slope
 
-    @property
-    def negative_slope(self) -> float:
-        return self.kernel.negative_slope
-
-    @negative_slope.setter
-    def negative_slope(self, value: float) -> None:  # PyTorch's attribute: set, it acts
-        self.kernel = ops.LeakyReLU(value)
+    negative_slope = _KernelSetting()
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "negative_slope": self.kernel.negative_slope}
@@ -172,13 +180,7 @@ class GELU(Activation):
     def __init__(self, approximate: str = "none", name: str | None = None) -> None:
         super().__init__(ops.GELU(approximate), name)  # it checks ``approximate``
 
-    @property
-    def approximate(self) -> str:
-        return self.kernel.approximate
-
-    @approximate.setter
-    def approximate(self, value: str) -> None:  # PyTorch's attribute: set, it acts
-        self.kernel = ops.GELU(value)
+    approximate = _KernelSetting()
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "approximate": self.kernel.approximate}

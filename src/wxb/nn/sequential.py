@@ -197,11 +197,9 @@ class Sequential(Module):
         version = structure_version()
         if plans is not None and plans.version == version:
             return plans
-        layers = tuple(self._modules.values())
-        params = tuple(p for m in layers for p in m._parameters.values())
-        own_forwards = tuple(vars(m).get("forward") for m in layers)  # layer.forward = …
-        key = (layers, params, own_forwards)
-        if plans is None or not all(map(_same_objects, plans.key, key)):
+        key = plan_key(self)
+        layers = key[0]
+        if plans is None or not same_plan_key(plans.key, key):
             plans = _PLANS[self] = _Plans(key)
         else:  # the same layers and parameters, perhaps in other dtypes now (.to())
             plans.reason = unplannable_reason(list(layers))
@@ -228,6 +226,20 @@ class Sequential(Module):
             "name": self.name,
             "layers": [layer.config() for layer in self.layers],
         }
+
+
+def plan_key(model: Sequential) -> tuple[tuple, tuple, tuple]:
+    """What a plan of ``model`` was made for: its layers, their parameters, and the
+    forwards set on the model or a layer (``layer.forward = …``); see same_plan_key."""
+    layers = tuple(model._modules.values())
+    params = tuple(p for m in layers for p in m._parameters.values())
+    own_forwards = tuple(vars(m).get("forward") for m in (model, *layers))
+    return layers, params, own_forwards
+
+
+def same_plan_key(a: tuple, b: tuple) -> bool:
+    """Two plan keys of the same objects (a plan made for one runs the other)."""
+    return all(map(_same_objects, a, b))
 
 
 def _same_objects(a: tuple, b: tuple) -> bool:
