@@ -17,7 +17,9 @@ def twin(model: Sequential) -> torch.nn.Sequential:
     layers = []
     for layer in model:
         if isinstance(layer, Dense):
-            linear = torch.nn.Linear(layer.in_features, layer.out_features, layer.bias is not None)
+            linear = torch.nn.Linear(
+                layer.in_features, layer.out_features, layer.bias is not None, dtype=torch.float64
+            )
             with torch.no_grad():
                 linear.weight.copy_(torch.from_numpy(layer.weight.data.astype(np.float64)))
                 if layer.bias is not None:
@@ -807,3 +809,117 @@ def test_small_parameters_kept_do_not_hold_the_memory_of_large_ones_dropped():
         kept.append(Dense(2, 1).double())
         assert big.weight.data.base is None or big.weight.data.base.size == big.weight.size
         assert kept[-1].weight.data.base.size <= parameter_memory.CHUNK
+
+
+def _layout(rng, kind: str, n: int) -> Sequential:
+    """A model whose parameters do not lie back to back in wxb.nn's memory."""
+    seed = int(rng.integers(1 << 30))
+    if kind == "large":  # a layer over the arena's 64K elements: memory of its own
+        wide = int(rng.integers(66_000 // n, 70_000 // n))
+        return Sequential(Dense(n, wide, seed=seed), Tanh(), Dense(wide, n, seed=seed + 1)).double()
+    if kind == "interleaved":  # two models built layer by layer, in turns
+        first, _ = Dense(n, 5, seed=seed, dtype="float64"), Dense(n, 5, dtype="float64")
+        second, _ = Dense(5, n, seed=seed + 1, dtype="float64"), Dense(5, n, dtype="float64")
+        return Sequential(first, Tanh(), second)
+    model = Sequential(Dense(n, 5, seed=seed), Tanh(), Dense(5, n, seed=seed + 1)).double()
+    for p in model.parameters():  # arrays of the user's own
+        p.data = rng.normal(size=p.shape)
+    return model
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("kind", ["large", "interleaved", "assigned"])
+def test_views_follow_training_wherever_the_parameters_lie(rng, optimizer, kind):
+    """The optimiser stepped in place only parameters lying back to back in wxb.nn's
+    memory; the others (a layer over 64K weights, models built in turns, arrays a user
+    assigned) were copied into a buffer of its own with p.data rebound, so a view taken
+    before training (``layer.weight.data``, ``detach()``, ``p[0]``) stayed at the
+    initial weights, in a hand loop and in wxb.fit alike. Values are now stepped where
+    they lie."""
+    n = int(rng.integers(3, 6))
+    model = _layout(rng, kind, n)
+    reference = twin(model)
+    first, last = model[0].weight, model[-1].weight
+    views = [first.data, first.detach(), first[0], last.data, model[-1].bias.detach()]
+    theirs_first, theirs_last = reference[0].weight, reference[-1].weight
+    tviews = [theirs_first, theirs_first[0], theirs_last, reference[-1].bias]
+    make = {
+        "sgd": (SGD, torch.optim.SGD, {"lr": 0.05, "momentum": 0.9}),
+        "adam": (Adam, torch.optim.Adam, {"lr": 0.01}),
+    }
+    ours, theirs, options = make[optimizer]
+    opt, topt = ours(model.parameters(), **options), theirs(reference.parameters(), **options)
+    for _ in range(3):
+        X, y = rng.normal(size=(8, n)), rng.normal(size=(8, n))
+        loss, expected = step_both(model, reference, opt, topt, X, y)
+        assert loss == pytest.approx(expected, rel=1e-10)
+    X, y = rng.normal(size=(8, n)), rng.normal(size=(8, n))
+    wxb.fit(model, X, y, loss="mse", optimizer=opt, epochs=1, batch_size=8, verbose=False)
+    topt.zero_grad()
+    half_mse(reference(torch.from_numpy(X)), torch.from_numpy(y)).backward()
+    topt.step()
+    want = [t.detach().numpy() for t in (tviews[0], tviews[0], tviews[1], *tviews[2:])]
+    for view, expected in zip(views, want, strict=True):
+        got = view.data if isinstance(view, wxb.Tensor) else view
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+    assert model[0].weight.data is views[0] and model[-1].weight.data is views[3]
+
+
+@pytest.mark.parametrize("large", [False, True])
+def test_weights_tied_to_a_parameter_outside_the_optimiser_stay_tied(rng, large):
+    """An autoencoder's decoder tied to its encoder through ``.data`` and left out of
+    the optimiser (frozen): the optimiser copied the encoder's weight into its own
+    buffer and the decoder kept the initial weights, so the losses parted from
+    PyTorch's at the second step."""
+    n = int(rng.integers(3, 6))
+    m = int(rng.integers(66_000 // n, 70_000 // n)) if large else int(rng.integers(3, 8))
+    seed = int(rng.integers(1 << 30))
+    encoder, decoder = Dense(n, m, seed=seed), Dense(m, n, seed=seed + 1)
+    model = Sequential(encoder, Tanh(), decoder).double()
+    reference = twin(model)
+    decoder.weight.data = encoder.weight.data.T
+    decoder.weight.requires_grad = False
+    with torch.no_grad():
+        reference[2].weight.data = reference[0].weight.data.T
+    reference[2].weight.requires_grad = False
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = Adam(trainable, lr=0.01)
+    topt = torch.optim.Adam([p for p in reference.parameters() if p.requires_grad], lr=0.01)
+    for _ in range(4):
+        X = rng.normal(size=(8, n))
+        loss, expected = step_both(model, reference, opt, topt, X, X)
+        assert loss == pytest.approx(expected, rel=1e-10)
+    assert np.shares_memory(decoder.weight.data, encoder.weight.data)
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_a_scalar_parameter_reassigned_by_arithmetic_keeps_training(rng, mixed):
+    """``gain.data = gain.data * 2`` on a 0-d parameter stores the NumPy scalar NumPy's
+    arithmetic gives; the update wrote into a copy of it and the gain stopped learning
+    (also with parameters of mixed dtypes, stepped one by one)."""
+
+    class Gained(Sequential):
+        def __init__(self, *layers):
+            super().__init__(*layers)
+            self.gain = wxb.nn.Parameter(np.array(1.0))
+
+        def forward(self, x):
+            return super().forward(x) * self.gain
+
+    n = int(rng.integers(3, 6))
+    model = Gained(Dense(n, 4, seed=int(rng.integers(1 << 30))), Tanh(), Dense(4, n)).double()
+    if mixed:  # one float32 parameter: no flat buffer, each parameter in its own dtype
+        model[0].bias.data = model[0].bias.data.astype(np.float32)
+    reference = twin(model)
+    tgain = torch.nn.Parameter(torch.tensor(1.0, dtype=torch.float64))
+    opt = SGD(model.parameters(), lr=0.1)
+    topt = torch.optim.SGD([*reference.parameters(), tgain], lr=0.1)
+    model.gain.data = model.gain.data * 2
+    with torch.no_grad():
+        tgain.mul_(2)
+    for _ in range(3):
+        X, y = rng.normal(size=(8, n)), rng.normal(size=(8, n))
+        loss, expected = step_both(model, lambda t: reference(t) * tgain, opt, topt, X, y)
+        assert loss == pytest.approx(expected, rel=1e-5 if mixed else 1e-10)
+    assert float(model.gain.data) == pytest.approx(tgain.item(), rel=1e-5)
+    assert float(model.gain.data) != 2.0

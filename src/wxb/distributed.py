@@ -214,6 +214,9 @@ class SharedGradients:
 
     def __init__(self, ranks: Ranks, optimizer: Any) -> None:
         MPI = ranks.MPI
+        if self.steps_whole(optimizer) and optimizer.flat.data is None:
+            optimizer.gathers = True  # the shared copy of the weights is one flat array
+            optimizer._pack()
         flat = optimizer.flat
         self.ranks, self.flat, self.optimizer = ranks, flat, optimizer
         n, item, dtype = flat.grad.size, flat.grad.itemsize, flat.grad.dtype

@@ -1,9 +1,10 @@
 """Optimisers, in order of increasing complexity; learning-rate schedules; clipping.
 
-Every update is in place on ``param.data``. The optimiser gathers its parameters
-into one flat buffer (each ``p.data`` becomes a view of it, with the same
-values) and keeps its state (velocity, moments) flat beside it, so one update
-rule runs over every parameter at once instead of once per array. The flat
+Every update is in place on ``param.data``, where it lies. The optimiser keeps the
+gradients and its state (velocity, moments) in flat buffers of one layout, and
+the update rule runs over each contiguous run of the parameters' memory at once
+(one run for a model ``wxb.nn`` built: its parameters lie back to back) instead
+of once per array. The flat
 arrays are walked in cache-sized chunks, and on several threads when they are
 large, because the update is bound by memory traffic, not arithmetic.
 Temporaries live in per-thread scratch buffers allocated once, so a step
@@ -26,7 +27,7 @@ import os
 import sys
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 
@@ -74,77 +75,113 @@ def _address(array: np.ndarray) -> int:
     return array.__array_interface__["data"][0]
 
 
-class FlatParameters:
-    """Parameters of one dtype in one contiguous array; each ``p.data`` is a view of it.
+def _make_steppable(p: Parameter) -> None:
+    """A ``p.data`` the update can write in place: a read-only array, or the NumPy
+    scalar ``p.data * 2`` gives on a 0-d parameter, becomes an array of its own."""
+    if type(p.data) is not np.ndarray or not p.data.flags.writeable:
+        p.data = np.array(p.data)
 
-    ``grad`` is a flat gradient buffer of the same layout: the planned training
-    step writes ∂L/∂W straight into its views, and other gradients are copied in.
-    It owns those views (``p.grad_home``), and hands one out for a new gradient
-    only while nothing outside holds it: a gradient a user kept from an earlier
-    step, or a view of one, makes it start a new buffer rather than overwrite it.
+
+def _joined(first: np.ndarray, then: np.ndarray) -> np.ndarray | None:
+    """One 1-D view over two 1-D views when ``then`` starts where ``first`` ends, in
+    the same writable 1-D array (a memoryview's, mmap's or torch tensor's memory is
+    not joined: there is no array to view it through)."""
+    owner = first.base
+    if (
+        type(owner) is not np.ndarray
+        or then.base is not owner
+        or owner.ndim != 1
+        or not owner.flags.c_contiguous
+        or not owner.flags.writeable
+        or _address(then) != _address(first) + first.nbytes
+    ):
+        return None
+    start = (_address(first) - _address(owner)) // owner.itemsize
+    return owner[start : start + first.size + then.size]
+
+
+class _Run(NamedTuple):
+    """Parameters whose values lie back to back in memory: their stretch
+    ``start:stop`` of the flat layout, and ``memory``, a 1-D view of where they are
+    (or, ``shaped``, the one parameter ``first`` that is not contiguous, as it is)."""
+
+    start: int
+    stop: int
+    memory: np.ndarray
+    first: int
+    shaped: bool
+
+
+class FlatParameters:
+    """Parameters of one dtype in one flat layout, stepped where their values lie.
+
+    The gradients (``grad``) and the optimiser's state lie in flat arrays of this
+    layout. The values are not moved: they are stepped in place, in as few ``runs``
+    of contiguous memory as they fill (one for a model whose layers ``wxb.nn`` laid
+    back to back), so a view of a weight taken before (``w = layer.weight.data``,
+    ``p.detach()``) follows training and weights tied through ``.data`` to one
+    outside the optimiser stay tied, as in PyTorch. ``data`` is the one flat array
+    of the values when they fill one stretch, else None; ``gather=True`` (what needs
+    every value in one vector: scikit-learn's L-BFGS, ranks sharing their weights)
+    copies them into a buffer of its own then, with each ``p.data`` a view of it.
+
+    The planned training step writes ∂L/∂W straight into views of ``grad``; other
+    gradients are copied in. It owns those views (``p.grad_home``), and hands one out
+    for a new gradient only while nothing outside holds it: a gradient a user kept
+    from an earlier step, or a view of one, makes it start a new buffer rather than
+    overwrite it.
     """
 
-    def __init__(self, params: list[Parameter]) -> None:
-        dtype = params[0].dtype
+    def __init__(self, params: list[Parameter], gather: bool = False) -> None:
+        dtype = self.dtype = params[0].dtype
         sizes = [p.data.size for p in params]
         self.params = params
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
-        # a view that is not empty, to tell a view of the buffer from a copy of one
-        self._probe = next((i for i, size in enumerate(sizes) if size), None)
-        stretch = self._stretch_of(params)
-        if stretch is not None:  # already back to back (wxb.nn's parameter memory): in place
-            self.data, self.views = stretch, [p.data for p in params]
-        else:  # gathered into a buffer of their own: a view of an old p.data sees no update
-            self.data = np.empty(self.offsets[-1], dtype)
-            self.views = self.split(self.data, params)
-            for p, view in zip(params, self.views, strict=True):
-                np.copyto(view, p.data)
-                p.data = view
+        for p in params:
+            _make_steppable(p)
+        self.views = [p.data for p in params]
+        self.runs = self._runs_of(params)
+        self.data: np.ndarray | None = None
+        if not self.runs:
+            self.data = np.empty(0, dtype)
+        elif len(self.runs) == 1 and not self.runs[0].shaped:
+            self.data = self.runs[0].memory
+        elif gather:
+            self.use_data_buffer(np.empty(self.offsets[-1], dtype))
         self._new_grad()
 
-    def _stretch_of(self, params: list[Parameter]) -> np.ndarray | None:
-        """The one contiguous stretch of memory the parameters' arrays already fill back
-        to back in this order (a view of it), or None."""
-        first = params[self._probe] if self._probe is not None else None
-        if first is None or not isinstance(first.data, np.ndarray):
-            return None
-        owner = first.data.base  # a memoryview, mmap or torch tensor: not adopted
-        if (
-            type(owner) is not np.ndarray
-            or owner.ndim != 1
-            or not owner.flags.c_contiguous
-            or not owner.flags.writeable
-        ):
-            return None
-        itemsize = owner.itemsize
-        start = (_address(first.data) - _address(owner)) // itemsize - self.offsets[self._probe]
-        if start < 0 or start + self.offsets[-1] > owner.size:
-            return None
+    def _runs_of(self, params: list[Parameter]) -> list[_Run]:
+        runs: list[_Run] = []
+        o = self.offsets
         for i, p in enumerate(params):
             array = p.data
             if array.size == 0:
                 continue
-            if (
-                array.base is not owner
-                or not array.flags.c_contiguous
-                or array.dtype != owner.dtype
-                or _address(array) != _address(owner) + (start + self.offsets[i]) * itemsize
-            ):
-                return None
-        return owner[start : start + self.offsets[-1]]
+            if not array.flags.c_contiguous:
+                runs.append(_Run(o[i], o[i + 1], array, i, True))
+                continue
+            flat = array.reshape(-1)  # a view: the array is contiguous
+            last = runs[-1] if runs else None
+            joined = None if last is None or last.shaped else _joined(last.memory, flat)
+            if joined is not None:
+                runs[-1] = last._replace(stop=o[i + 1], memory=joined)
+            else:
+                runs.append(_Run(o[i], o[i + 1], flat, i, False))
+        return runs
 
     def _new_grad(self) -> None:
-        self.grad = np.empty_like(self.data)
+        self.grad = np.empty(self.offsets[-1], self.dtype)
         self.adopt_grad_buffer()
 
     def use_data_buffer(self, buffer: np.ndarray) -> None:
         """The parameters' values move into ``buffer`` (flat, this layout): memory the
         ranks of a distributed run on one machine share."""
-        np.copyto(buffer, self.data)
-        self.data = buffer
-        self.views = self.split(buffer, self.params)
-        for p, view in zip(self.params, self.views, strict=True):
+        views = self.split(buffer, self.params)
+        for p, view in zip(self.params, views, strict=True):
+            np.copyto(view, p.data)
             p.data = view
+        self.data, self.views = buffer, views
+        self.runs = [_Run(0, buffer.size, buffer, 0, False)] if buffer.size else []
 
     def adopt_grad_buffer(self) -> None:
         """Gradients go into ``self.grad`` (flat, this layout; just assigned) from now on:
@@ -196,11 +233,12 @@ class FlatParameters:
 
     def intact(self, params: list[Parameter]) -> bool:
         """False once something replaced a ``p.data`` (``model.to(dtype)``, an assignment),
-        or the views are no longer views of the buffer (a deep copy or a pickle of the
-        optimiser copies each view as an array of its own: stepping the buffer would
+        or the runs no longer share the parameters' memory (a deep copy or a pickle of
+        the optimiser copies each view as an array of its own: stepping the runs would
         leave the copy's weights where they were)."""
-        return all(p.data is view for p, view in zip(params, self.views, strict=True)) and (
-            self._probe is None or np.may_share_memory(self.views[self._probe], self.data)
+        views = self.views
+        return all(p.data is view for p, view in zip(params, views, strict=True)) and all(
+            np.may_share_memory(run.memory, views[run.first]) for run in self.runs
         )
 
 
@@ -257,6 +295,9 @@ class Optimizer:
     # Below this many elements, handing chunks to threads costs more than it saves
     # (measured on a 2-core machine: SGD's two passes gain from 2M, Adam's twelve from 256K).
     threaded_from = 1 << 21
+    # Whether the parameters' values are moved into one flat buffer when they do not
+    # already fill one stretch (for what reads them as one vector); else stepped in place.
+    gathers = False
     lr = _GroupValue()
 
     def __init__(self, params: Iterable[Parameter] | Iterable[dict], lr: float, **defaults) -> None:
@@ -448,10 +489,10 @@ class Optimizer:
                 cast = [a.astype(p.dtype) for a, p in zip(arrays, self.params, strict=True)]
                 setattr(self, state, cast)
             return
-        self.flat = FlatParameters(self.params)
+        self.flat = FlatParameters(self.params, gather=self.gathers)
         self._flat_state = {}
         for state in self.state_names:
-            flat_state = np.empty_like(self.flat.data)
+            flat_state = np.empty_like(self.flat.grad)
             views = self.flat.split(flat_state, self.params)
             for view, array in zip(views, getattr(self, state), strict=True):
                 np.copyto(view, array, casting="unsafe")
@@ -663,9 +704,12 @@ class Optimizer:
                     a, b = max(a, self.shard[0]), min(b, self.shard[1])  # this rank's part
                     if a >= b:
                         continue
-                if (a, b) != (0, data.size):  # one group of several, or a shard: its stretch
-                    data, grad, states = data[a:b], grad[a:b], [x[a:b] for x in states]
-                self._walk(data, grad, states, clocks[0], group)
+                if data is not None:  # the values in one stretch: one walk
+                    if (a, b) != (0, data.size):  # one group of several, or a shard
+                        data, grad, states = data[a:b], grad[a:b], [x[a:b] for x in states]
+                    self._walk_flat([data, grad, *states], clocks[0], group)
+                else:  # a walk per run of the group's values, where they lie
+                    self._walk_runs(flat, a, b, clocks[0], group)
                 del data, grad, states  # a later group's ensure_free() must not count them
                 continue
             if self.shard is not None and flat is not None and self.shard[2] is flat.data:
@@ -675,11 +719,27 @@ class Optimizer:
             for i, t in zip(live, clocks, strict=True):  # one by one
                 p = params[i]
                 _check_grad_shape(p, i)
+                _make_steppable(p)
                 for s in self.state_names:  # the model was cast: keep the state, in its dtype
                     if getattr(self, s)[i].dtype != p.dtype:
                         getattr(self, s)[i] = getattr(self, s)[i].astype(p.dtype)
                 states = [getattr(self, s)[i] for s in self.state_names]
                 self._walk(p.data, p.grad, states, t, group)
+
+    def _walk_runs(self, flat: FlatParameters, a: int, b: int, t: int, h: dict) -> None:
+        """``_walk`` over the stretch ``a:b`` of the flat layout, run by run."""
+        grad, states = flat.grad, [self._flat_state[s] for s in self.state_names]
+        for run in flat.runs:
+            lo, hi = max(run.start, a), min(run.stop, b)
+            if lo >= hi:
+                continue
+            if run.shaped:  # one parameter, not contiguous: in its own shape
+                i = run.first
+                mine = [getattr(self, s)[i] for s in self.state_names]
+                self._walk(run.memory, flat.grad_views[i], mine, t, h)
+            else:
+                memory = run.memory[lo - run.start : hi - run.start]
+                self._walk_flat([memory, grad[lo:hi], *[x[lo:hi] for x in states]], t, h)
 
     def _walk(self, data: np.ndarray, grad: np.ndarray, states: list, t: int, h: dict) -> None:
         """Apply ``_rule`` in cache-sized chunks (in one pass where the rule is a compiled
@@ -688,13 +748,20 @@ class Optimizer:
         if not all(a.flags.c_contiguous for a in arrays):  # an odd user array: in one piece
             self._rule(data, grad, states, t, *self._scratch_for(0, data.shape, data.dtype), h)
             return
-        flat = [a.reshape(-1) for a in arrays]
-        size = data.size
+        self._walk_flat([a.reshape(-1) for a in arrays], t, h)
+
+    def _walk_flat(self, flat: list[np.ndarray], t: int, h: dict) -> None:
+        """``_walk`` over 1-D contiguous arrays of one size: data, grad, then the states."""
+        size = flat[0].size
         # A subclass's own _rule keeps the chunks and the scratch of its chunk's shape.
         one_pass = getattr(type(self)._rule, "calls_kernel", False) and kernels.one_pass()
         # A compiled rule is one pass, bound by memory: threads pay only on large arrays
         # (2-core machine: Adam from about 2M elements; SGD never gained).
         start_threads = max(self.threaded_from, 1 << 21) if one_pass else self.threaded_from
+        if one_pass and size < start_threads:  # most walks: one call, kept short (per run)
+            unused = flat[0][:0]  # the compiled loops take no scratch
+            self._rule(flat[0], flat[1], flat[2:], t, unused, unused, h)
+            return
         threads = update_threads() if size >= start_threads else 1
         if threads == 1:
             self._walk_range(flat, t, h, 0, size, 0, one_pass)

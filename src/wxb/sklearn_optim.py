@@ -50,6 +50,7 @@ class _SklearnRule(Optimizer):
     """What the scikit-learn variants share: state reset and the stopping hooks."""
 
     kind = "?"
+    gathers = True  # L-BFGS and the loss's L2 term read the weights as one vector
     schedule = "constant"
     lr_init = 1.0
     power_t = 0.5

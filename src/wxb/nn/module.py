@@ -31,17 +31,16 @@ class _Arena:
     """Memory for new parameters, handed out back to back per dtype.
 
     The parameters of a model built layer by layer then lie in one stretch, in the
-    order ``parameters()`` gives them, and the optimiser steps that stretch where it is
-    (``FlatParameters`` adopts it) rather than copying every array into a buffer of its
-    own, which would leave a view of a weight taken before (``w = layer.weight.data``,
-    ``p.detach()``) looking at an array training no longer changes. A chunk is freed
-    when no parameter in it is left; pages of it never written take no memory."""
+    order ``parameters()`` gives them, and the optimiser's update walks that stretch
+    once rather than array by array (``FlatParameters.runs``: it steps values where
+    they lie either way). A chunk is freed when no parameter in it is left; pages of it
+    never written take no memory."""
 
     # Elements. A chunk lives while any parameter in it does, so a parameter kept after
     # others in its chunk were dropped holds the chunk (4 MB in float32): a parameter
-    # above LARGEST gets memory of its own (freed with it; its model is copied into the
-    # optimiser's buffer instead, and a view of it taken before training goes stale),
-    # so that a chunk is at least 16 parameters' worth of small ones.
+    # above LARGEST gets memory of its own (freed with it; the update walks it as a run
+    # of its own, where the walk's call costs little beside its size), so that a chunk
+    # is at least 16 parameters' worth of small ones.
     CHUNK = 1 << 20
     LARGEST = 1 << 16
 
