@@ -28,7 +28,11 @@ FAST = {"hidden_layer_sizes": (12,), "max_iter": 30, "learning_rate_init": 0.02}
 
 
 def blobs(rng: np.random.Generator, n: int = 150, features: int = 5, classes: int = 3):
-    centres = rng.standard_normal((classes, features)) * 6  # well apart: thresholds hold
+    while True:  # well apart, so thresholds on the score hold (drawn again when two are near)
+        centres = rng.standard_normal((classes, features)) * 6
+        gaps = np.linalg.norm(centres[:, None] - centres[None], axis=-1)
+        if gaps[np.triu_indices(classes, 1)].min() > 8:
+            break
     y = rng.integers(0, classes, n)
     y[:classes] = np.arange(classes)
     return centres[y] + rng.standard_normal((n, features)), y
