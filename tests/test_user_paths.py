@@ -2,6 +2,9 @@
 layers that do not chain. Each test is a defect a user met; each compares with
 PyTorch or with wxb's own layer-by-layer reference, on fresh random data."""
 
+import itertools
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -923,3 +926,81 @@ def test_a_scalar_parameter_reassigned_by_arithmetic_keeps_training(rng, mixed):
         assert loss == pytest.approx(expected, rel=1e-5 if mixed else 1e-10)
     assert float(model.gain.data) == pytest.approx(tgain.item(), rel=1e-5)
     assert float(model.gain.data) != 2.0
+
+
+@pytest.fixture(params=["auto", "numpy"])
+def kernel_route(request):
+    """Each kernel route in turn (the compiled loops where numba is installed, then
+    NumPy's); the environment's afterwards."""
+    from wxb import kernels
+
+    kernels.use(request.param)
+    yield request.param
+    kernels.use(os.environ.get("WXB_KERNELS", "auto"))
+
+
+def _values_of(rng, kind: str, sizes: list[int]) -> list[np.ndarray]:
+    """float32 arrays as a user may hand them over: read from a big-endian file, or
+    views of one buffer of bytes or of float64 values."""
+    values = [rng.normal(size=size).astype(np.float32) for size in sizes]
+    if kind == "big-endian":
+        return [v.astype(">f4") for v in values]
+    blob = np.concatenate(values).view(np.uint8).copy()
+    if kind == "float64 buffer":  # the same bytes behind a float64 array (sizes sum even)
+        blob = blob.view(np.float64)
+    flat = blob.view(np.float32)
+    bounds = np.cumsum([0, *sizes])
+    return [flat[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+@pytest.mark.parametrize("kind", ["big-endian", "bytes", "float64 buffer"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_parameters_on_memory_of_another_dtype_step_as_in_pytorch(
+    rng, kernel_route, kind, optimizer
+):
+    """Stepped where they lie, float32 views of a uint8 or float64 buffer were joined as
+    one run of the buffer's dtype (a crash, or on NumPy's route garbage), and big-endian
+    values crashed the compiled route's one-call walk (NumPy's kernel wanted scratch)."""
+    sizes = [int(rng.integers(2, 6)) * 2 for _ in range(3)]
+    values = _values_of(rng, kind, sizes)
+    params = [wxb.nn.Parameter(np.zeros(size, np.float32)) for size in sizes]
+    for p, v in zip(params, values, strict=True):
+        p.data = v
+    theirs = [torch.nn.Parameter(torch.tensor(v.astype(np.float32))) for v in values]
+    make = {"sgd": (SGD, torch.optim.SGD, {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01}),
+            "adam": (Adam, torch.optim.Adam, {"lr": 0.05})}  # fmt: skip
+    ours, reference, options = make[optimizer]
+    opt, topt = ours(params, **options), reference(theirs, **options)
+    for _ in range(3):
+        grads = [rng.normal(size=size).astype(np.float32) for size in sizes]
+        for p, t, g in zip(params, theirs, grads, strict=True):
+            p.grad, t.grad = g, torch.tensor(g)
+        opt.step()
+        topt.step()
+    for p, t in zip(params, theirs, strict=True):
+        np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=1e-6, atol=1e-7)
+    if kind != "big-endian":  # stepped where they lie: the user's buffer follows
+        np.testing.assert_allclose(values[0], theirs[0].detach().numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_gradients_set_by_hand_of_another_type_step_one_by_one_as_together(rng, kernel_route):
+    """With a parameter left without a gradient the update goes parameter by parameter,
+    and a float64 gradient on a float32 parameter (``p.grad + noise``), an int one or a
+    Python float on a 0-d parameter crashed there, where the one walk casts them."""
+    n, seed = int(rng.integers(2, 6)), int(rng.integers(1 << 30))
+    results = []
+    for idle in (False, True):
+        scale = wxb.nn.Parameter(np.array(1.5, np.float32))
+        weight = wxb.nn.Parameter(np.ones(n, np.float32))
+        spare = wxb.nn.Parameter(np.ones(2, np.float32))
+        opt = Adam([scale, weight, spare], lr=0.1)
+        draw = np.random.default_rng(seed)  # the same gradients for both
+        for _ in range(2):
+            scale.grad = float(draw.normal())
+            weight.grad = draw.normal(size=n)  # float64
+            spare.grad = None if idle else np.zeros(2, np.int64)
+            opt.step()
+        results.append((scale.data.copy(), weight.data.copy()))
+    assert results[0][0] != 1.5
+    np.testing.assert_array_equal(results[1][0], results[0][0])
+    np.testing.assert_array_equal(results[1][1], results[0][1])

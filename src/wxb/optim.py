@@ -90,6 +90,8 @@ def _joined(first: np.ndarray, then: np.ndarray) -> np.ndarray | None:
     if (
         type(owner) is not np.ndarray
         or then.base is not owner
+        or owner.dtype != first.dtype  # (float32 views of a byte or float64 buffer)
+        or then.dtype != first.dtype
         or owner.ndim != 1
         or not owner.flags.c_contiguous
         or not owner.flags.writeable
@@ -724,7 +726,10 @@ class Optimizer:
                     if getattr(self, s)[i].dtype != p.dtype:
                         getattr(self, s)[i] = getattr(self, s)[i].astype(p.dtype)
                 states = [getattr(self, s)[i] for s in self.state_names]
-                self._walk(p.data, p.grad, states, t, group)
+                grad = p.grad  # one set by hand may be a float, or of another dtype:
+                if type(grad) is not np.ndarray or grad.dtype != p.data.dtype:  # cast as the
+                    grad = np.asarray(grad).astype(p.data.dtype, casting="same_kind")  # flat path
+                self._walk(p.data, grad, states, t, group)
 
     def _walk_runs(self, flat: FlatParameters, a: int, b: int, t: int, h: dict) -> None:
         """``_walk`` over the stretch ``a:b`` of the flat layout, run by run."""
@@ -758,8 +763,8 @@ class Optimizer:
         # A compiled rule is one pass, bound by memory: threads pay only on large arrays
         # (2-core machine: Adam from about 2M elements; SGD never gained).
         start_threads = max(self.threaded_from, 1 << 21) if one_pass else self.threaded_from
-        if one_pass and size < start_threads:  # most walks: one call, kept short (per run)
-            unused = flat[0][:0]  # the compiled loops take no scratch
+        if one_pass and size < start_threads and kernels.compiled_takes(*flat):
+            unused = flat[0][:0]  # most walks: one call, kept short; the loop takes no scratch
             self._rule(flat[0], flat[1], flat[2:], t, unused, unused, h)
             return
         threads = update_threads() if size >= start_threads else 1

@@ -128,6 +128,12 @@ def _impl(*arrays: np.ndarray) -> ModuleType:
     return compiled
 
 
+def compiled_takes(*arrays: np.ndarray) -> bool:
+    """Whether a kernel call on these arrays runs the compiled loop (which needs no
+    scratch), not the reference (another dtype, a mix of them, or numba off)."""
+    return _impl(*arrays) is not reference
+
+
 def _flat(*arrays: np.ndarray) -> list[np.ndarray]:
     return [a.reshape(-1) for a in arrays]
 
