@@ -30,4 +30,4 @@ def resolve_dtype(dtype: object) -> np.dtype:
         resolved = None
     if resolved is None or resolved.name not in DTYPES:
         raise ConfigError(f"dtype must be one of {sorted(DTYPES)}; got {dtype!r}")
-    return resolved
+    return DTYPES[resolved.name]  # '>f8' too: computed in the machine's byte order

@@ -742,11 +742,28 @@ def _workspace(output: np.ndarray, grad_out: np.ndarray | None) -> np.ndarray:
     return grad_out if grad_out is not None else np.empty_like(output)
 
 
+def loss_target(target: object, output: np.ndarray, kernel: LossKernel) -> np.ndarray:
+    """The targets as an array in the output's dtype (class indices as given), checked
+    against the output: text, dates, complex numbers and values beyond float32's range
+    are refused, as in any operand of a tensor."""
+    if target is None:
+        raise DataError(f"{kernel.name} loss: got no target (None)")
+    target = np.asarray(target)
+    if target.dtype.kind not in "biu" and target.dtype != output.dtype:
+        target = float_array(target, output.dtype, f"{kernel.name} loss target")
+    check_loss_target(kernel, output, target)
+    return target
+
+
 def check_loss_target(kernel: LossKernel, output: np.ndarray, target: np.ndarray) -> None:
     """Shape and range checks between a model's output and the targets, before any work."""
     where = f"{kernel.name} loss"
     if output.ndim == 0:
         raise DataError(f"{where}: needs outputs with a batch axis (B, …); got a 0-d value")
+    if target.ndim == 0:
+        raise DataError(
+            f"{where}: needs a target per sample (B, …); got the single value {target.item()!r}"
+        )
     if output.shape[0] == 0 and kernel.reduction == "mean":  # a mean of nothing
         raise DataError(f"{where}: the output holds no samples (shape {output.shape})")
     if output.shape[0] != target.shape[0]:
@@ -789,10 +806,7 @@ def loss(output: Tensor, target: object, kernel: LossKernel) -> Tensor:
     """
     output = as_tensor(output)
     out = output.data
-    tgt = target.data if isinstance(target, Tensor) else np.asarray(target)
-    if tgt.dtype.kind not in "biu" and tgt.dtype != out.dtype:  # refuses text, 1e39 in float32
-        tgt = float_array(tgt, out.dtype, f"{kernel.name} loss target")
-    check_loss_target(kernel, out, tgt)
+    tgt = loss_target(target.data if isinstance(target, Tensor) else target, out, kernel)
     recording = is_grad_enabled()
     grad = np.empty_like(out) if recording and output.requires_grad else None
     value = kernel.value_and_grad(out, tgt, grad)

@@ -64,7 +64,9 @@ class GraphStep(_Update):
     def __call__(self, X: np.ndarray, y: np.ndarray) -> float:
         """Returns the batch loss; a non-finite loss is returned before any update."""
         self.optimizer.zero_grad()
-        output = self.model(Tensor(X))
+        # a list read as NumPy reads it, as the planned step does (Tensor's own default
+        # for a list is float32, as torch.tensor's)
+        output = self.model(X if isinstance(X, Tensor) else Tensor(np.asarray(X)))
         self.output = output.data  # before the update: fit's running accuracy reads it
         value = self.loss(output, y)
         if self.reducer is None and not math.isfinite(float(value.data)):
@@ -153,7 +155,9 @@ class PlannedStep(_Update):
             return value
         plan = self.plan
         X = X.data if isinstance(X, Tensor) else np.asarray(X)
-        y = y.data if isinstance(y, Tensor) else np.asarray(y)
+        if not X.dtype.isnative:  # big-endian bytes (a file's): as the graph path reads them
+            X = X.astype(X.dtype.newbyteorder("="))
+        y = y.data if isinstance(y, Tensor) else y
         plan.check(X)
         self.optimizer.grad_buffers()  # re-gathers the parameters if the model was cast
         x = plan.forward(X)
@@ -166,9 +170,7 @@ class PlannedStep(_Update):
         ):
             self.loss_grad = np.empty_like(x)
         grad = self.loss_grad[: len(x)]
-        if y.dtype.kind == "f" and y.dtype != x.dtype:
-            y = y.astype(x.dtype)  # as the loss casts it on the graph path
-        ops.check_loss_target(self.loss.kernel, x, y)
+        y = ops.loss_target(y, x, self.loss.kernel)  # as the loss reads it on the graph path
         value = self.loss.kernel.value_and_grad(x, y, grad)
         reducer = self.reducer
         if reducer is None and not math.isfinite(value):

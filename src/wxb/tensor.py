@@ -176,6 +176,9 @@ class Tensor:
             base, data = data, data.data
         elif not isinstance(data, np.ndarray) and hasattr(data, "to_numpy"):
             data = data.to_numpy()  # a pandas Series or DataFrame: its float64 kept, as an array's
+        elif not isinstance(data, (np.ndarray, np.generic)) and getattr(data, "ndim", 0):
+            if hasattr(data, "__array__"):  # a torch tensor: its float64 kept, as an array's
+                data = np.asarray(data)
         # A float array, or a NumPy float scalar (np.float64(x), as PyTorch), keeps its dtype.
         if dtype is None and isinstance(data, (np.ndarray, np.inexact)) and data.dtype.kind in "fc":
             if data.dtype.type not in _FLOAT_TYPES:  # float16, longdouble, complex
@@ -186,6 +189,8 @@ class Tensor:
                 )
             # np.matrix and other subclasses: a plain view (a matrix's * and [:, 0] differ)
             array = data if type(data) is np.ndarray else np.asarray(data)
+            if not array.dtype.isnative:  # big-endian bytes (a file's): in the machine's order
+                array = array.astype(array.dtype.newbyteorder("="))
         else:
             array = float_array(data, resolve_dtype(dtype), "Tensor")
         self.data: np.ndarray = array

@@ -1039,9 +1039,11 @@ def _record_loss(info: dict, loss_fn: Loss, y: np.ndarray) -> None:
 
 
 def _through_stage(model: Module, X: object) -> object:
-    """A table through the model's table stage (a model wxb train made), by column name:
-    its network takes the stage's output, not the raw columns in their order."""
-    return rows_for_model(model.info, X, model.dtype) if model.info.get("table") else X
+    """A table as ``predict`` reads it: through the model's table stage (a model wxb train
+    made) by column name, its network taking the stage's output; or its columns of
+    numbers and booleans as a matrix (a DataFrame of floats beside bools, a dict of
+    columns: NumPy would read objects)."""
+    return rows_for_model(model.info, X, model.dtype) if is_tabular(X) else X
 
 
 def _feature_names(

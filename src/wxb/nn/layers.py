@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 
 from wxb import ops
-from wxb.backend import resolve_dtype
+from wxb.backend import DTYPES, resolve_dtype
 from wxb.errors import ConfigError, DataError
 from wxb.nn.module import Module, Parameter
 from wxb.random import as_generator, key_of
 from wxb.tensor import Tensor
+from wxb.validation import as_features
 
 INITS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal")
 
@@ -40,6 +41,16 @@ def _positive_int(value: object, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ConfigError(f"{what} must be a positive integer; got {value!r}")
     return int(value)
+
+
+def dtype_mismatch(label: str, x: np.dtype, w: np.dtype) -> DataError:
+    """X of another dtype than a layer's W: what to cast (the model only to a dtype wxb
+    computes in)."""
+    if x in DTYPES.values():
+        advice = f"cast the data or the model (model.to('{x}'))"
+    else:
+        advice = f"cast the data (X.astype(np.{w}))"
+    return DataError(f"{label}: X is {x} but W is {w}; {advice}")
 
 
 class Dense(Module):
@@ -82,10 +93,7 @@ class Dense(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dtype != self.weight.dtype:
-            raise DataError(
-                f"{self.label}: X is {x.dtype} but W is {self.weight.dtype}; "
-                f"cast the data or the model (model.to('{x.dtype}'))"
-            )
+            raise dtype_mismatch(self.label, x.dtype, self.weight.dtype)
         z = ops.linear_map(x, self.weight, where=self.label)
         return ops.add_bias(z, self.bias) if self.bias is not None else z
 
@@ -315,14 +323,22 @@ class Standardize(Module):
     @classmethod
     def fit(
         cls,
-        X: np.ndarray,
+        X: object,
         name: str | None = "standardize",
         feature_names: Sequence[str] | None = None,
+        dtype: object = None,
     ) -> Standardize:
-        """Statistics from training data (see ``standard_scale``); ``feature_names`` name
-        in a message the column its dtype cannot standardize (else its index)."""
+        """Statistics from training data (see ``standard_scale``): an array, a Tensor, a
+        list or a table of numbers. The buffers are in ``dtype``: by default X's own float
+        dtype, else float32, as a Tensor's. ``feature_names`` name in a message the column
+        its dtype cannot standardize (else its index)."""
+        source = X.data if isinstance(X, Tensor) else X
+        own = getattr(source, "dtype", None)
+        if dtype is None and isinstance(own, np.dtype) and own.kind == "f":
+            dtype = own  # ('>f8' too: resolved to the machine's byte order)
+        dt = resolve_dtype(dtype)
+        X = as_features(source, dt, "Standardize.fit X", check=False)
         mean, scale = standard_scale(X)
-        dt = np.dtype(X.dtype)
         _check_statistics(mean.astype(dt), scale.astype(dt), dt, feature_names)
         # X − mean in X's dtype: 3e38 − (−1e38) is beyond float32, and the output ±inf
         with np.errstate(over="ignore", invalid="ignore"):

@@ -15,7 +15,7 @@ from wxb.backend import resolve_dtype, xp
 from wxb.columns import rows_for_model
 from wxb.errors import ConfigError, DataError, ShapeError
 from wxb.tables import is_tabular
-from wxb.tensor import Tensor, no_grad
+from wxb.tensor import Tensor, float_array, no_grad
 from wxb.validation import as_features
 
 
@@ -416,11 +416,14 @@ class Module:
                     f"{type(x).__name__}: model.predict(table) takes its columns by name "
                     "(or pass table.to_numpy())"
                 )
-            return x
+            if isinstance(x, Tensor) or not (hasattr(x, "__array__") and getattr(x, "ndim", 0)):
+                return x  # a forward's own argument (a flag, a scalar, None)
+            # else an array of another library (a torch tensor): read as NumPy's
         array = np.asarray(x)
         if whole_numbers_stay and array.dtype.kind in "biu":
             return x
-        return Tensor(array.astype(self.dtype, copy=False))
+        # checked as Tensor arithmetic is: text, dates, complex, or beyond float32's range
+        return Tensor(float_array(array, self.dtype, f"{type(self).__name__} input"))
 
     def evaluating(self) -> _Evaluating:
         """Eval mode for this model's modules inside the block (Dropout off), in this thread

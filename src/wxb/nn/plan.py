@@ -25,7 +25,7 @@ import numpy as np
 
 from wxb import kernels, ops
 from wxb.errors import ConfigError, DataError, ShapeError
-from wxb.nn.layers import Activation, Dense, Dropout, Standardize
+from wxb.nn.layers import Activation, Dense, Dropout, Standardize, dtype_mismatch
 from wxb.nn.module import Module, Parameter, input_width, stock_kind
 from wxb.tensor import GRAD_LOCK, accumulate_grad
 
@@ -153,10 +153,7 @@ class StackPlan:
             raise DataError(f"a training batch must be a non-empty 2-D array; got shape {X.shape}")
         first = self.first_dense
         if first is not None and X.dtype != first.weight.dtype:
-            raise DataError(
-                f"{first.label}: X is {X.dtype} but W is {first.weight.dtype}; "
-                f"cast the data or the model (model.to('{X.dtype}'))"
-            )
+            raise dtype_mismatch(first.label, X.dtype, first.weight.dtype)
         if self.in_features is not None and X.shape[1] != self.in_features:
             if isinstance(first, Dense) and first is self.layers[0]:
                 m, n = first.weight.shape
