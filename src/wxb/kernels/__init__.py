@@ -204,20 +204,28 @@ def cross_entropy_indices(
 
 
 # -- optimiser updates, in place over flat arrays ---------------------------------------------
+_adam_last: tuple = (None, ())  # the last update's key and its scalars in the dtype
+
+
 def adam(data, grad, m, v, s1, s2, *, t, lr, beta1, beta2, eps, weight_decay, decoupled):
     """PyTorch's Adam (and AdamW, ``decoupled``) for update number ``t``. The bias
     corrections are folded: W ← W − η/(1 − β₁ᵗ)·c·m/(√v + ε·c) with c = √(1 − β₂ᵗ),
     which is η·m̂/(√v̂ + ε) with one pass fewer."""
-    kind = data.dtype.type
-    c = math.sqrt(1 - beta2**t)
-    shrink = 1 - lr * weight_decay if decoupled else 1.0
-    decay = 0.0 if decoupled else weight_decay
-    weight = kind(1 - beta1)  # m ← lerp(m, g, weight); PyTorch takes 1 − weight in the dtype
-    _impl(data, grad, m, v).adam(
-        data, grad, m, v, s1, s2,
-        kind(shrink), kind(decay), weight, kind(1) - weight, kind(beta2), kind(1 - beta2),
-        kind(eps * c), kind(lr / (1 - beta1**t) * c),
-    )  # fmt: skip
+    global _adam_last
+    key = (data.dtype, t, lr, beta1, beta2, eps, weight_decay, decoupled)
+    known, scalars = _adam_last
+    if known != key:  # (the same for every run of an update's parameters: made once)
+        kind = data.dtype.type
+        c = math.sqrt(1 - beta2**t)
+        shrink = 1 - lr * weight_decay if decoupled else 1.0
+        decay = 0.0 if decoupled else weight_decay
+        weight = kind(1 - beta1)  # m ← lerp(m, g, weight); PyTorch takes 1 − weight in the dtype
+        scalars = (
+            kind(shrink), kind(decay), weight, kind(1) - weight, kind(beta2), kind(1 - beta2),
+            kind(eps * c), kind(lr / (1 - beta1**t) * c),
+        )  # fmt: skip
+        _adam_last = (key, scalars)
+    _impl(data, grad, m, v).adam(data, grad, m, v, s1, s2, *scalars)
 
 
 def sgd(data, grad, velocity, s1, s2, *, lr, momentum, dampening, nesterov, weight_decay, first):
