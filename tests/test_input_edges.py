@@ -186,3 +186,55 @@ def test_standardize_fits_any_array_like_as_its_float_array(rng):
     assert swapped.mean.dtype == np.float64 and swapped.mean.dtype.isnative
     np.testing.assert_array_equal(swapped.mean, Standardize.fit(values).mean)
     assert Standardize.fit(counts, dtype="float64").mean.dtype == np.float64
+
+
+@pytest.mark.parametrize("kind", ["sequential", "custom"])
+def test_a_list_batch_is_read_in_the_models_dtype_on_either_step(rng, kind):
+    """A list has no dtype: make_step read one of floats as float64 and refused it on a
+    float32 model (the graph path, which took it before, too), while model(list) reads
+    it in the model's dtype."""
+    n, seed = int(rng.integers(2, 5)), int(rng.integers(1 << 30))
+    X, y = rng.normal(size=(6, n)).astype(np.float32), rng.normal(size=(6, 1)).astype(np.float32)
+    losses = []
+    for batch in (X, X.tolist()):
+        model = Sequential(Dense(n, 1, seed=seed)) if kind == "sequential" else Doubled(n, seed)
+        model.float()
+        step = wxb.make_step(model, MSELoss(), SGD(model.parameters(), lr=0.1))
+        losses.append([step(batch, y) for _ in range(2)])
+    assert losses[0] == losses[1]
+
+
+def test_fit_on_a_table_names_what_it_cannot_take(rng):
+    """Through the table reader, a complex column raised pyarrow's own error, a value
+    beyond float32 became inf without a word (then 'X has inf'), and a validation
+    table's gap was blamed on 'table'."""
+    rows = int(rng.integers(10, 20))
+    frame = pd.DataFrame({"a": rng.normal(size=rows), "b": rng.normal(size=rows)})
+    y = rng.normal(size=rows)
+    model = Sequential(Dense(2, 1))
+    with pytest.raises(wxb.DataError, match="X: a column cannot be read"):
+        wxb.fit(model, frame.assign(b=frame.b + 1j), y, loss="mse", epochs=1, verbose=False)
+    row = int(rng.integers(rows))
+    huge = frame.copy()
+    huge.loc[row, "b"] = 1e39
+    with pytest.raises(wxb.DataError, match=rf"X, row {row}, column 'b': 1e\+39 is beyond"):
+        wxb.fit(model, huge, y, loss="mse", epochs=1, verbose=False)
+    gap = frame.copy()
+    gap.loc[row, "a"] = np.inf
+    with pytest.raises(wxb.DataError, match=rf"^validation X, row {row}, column 'a'"):
+        wxb.fit(model, frame, y, validation_data=(gap, y), loss="mse", epochs=1, verbose=False)
+
+
+def test_standardize_keeps_the_float64_of_a_table_or_a_torch_tensor(rng):
+    """Standardize.fit found no numpy dtype on a DataFrame or a torch tensor and made
+    float32 buffers from float64 data (values near 1e6 lost their last digits)."""
+    values = rng.normal(size=(int(rng.integers(5, 20)), 3)) + 1e6
+    reference = Standardize.fit(values)
+    mixed = pd.DataFrame(values).assign(flag=rng.normal(size=len(values)) > 0)
+    for X in (pd.DataFrame(values), torch.from_numpy(values)):
+        fitted = Standardize.fit(X)
+        assert fitted.mean.dtype == np.float64
+        np.testing.assert_array_equal(fitted.mean, reference.mean)
+        np.testing.assert_array_equal(fitted.scale, reference.scale)
+    with_flag = Standardize.fit(mixed)  # floats beside bools: NumPy alone reads objects
+    np.testing.assert_array_equal(with_flag.mean[:3], reference.mean)

@@ -1004,3 +1004,24 @@ def test_gradients_set_by_hand_of_another_type_step_one_by_one_as_together(rng, 
     assert results[0][0] != 1.5
     np.testing.assert_array_equal(results[1][0], results[0][0])
     np.testing.assert_array_equal(results[1][1], results[0][1])
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_a_weight_assigned_in_fortran_order_steps_where_it_lies(rng, kernel_route, optimizer):
+    """A non-contiguous weight (``p.data = W.T`` of the user's own) is a run of its own,
+    stepped in its shape with its gradient's and state's views, beside runs walked flat."""
+    n, m = int(rng.integers(2, 6)), int(rng.integers(2, 6))
+    model = Sequential(Dense(n, m), Tanh(), Dense(m, n)).double()
+    own = rng.normal(size=(n, m))
+    model[0].weight.data = own.T  # Fortran order, the user's memory
+    reference = twin(model)
+    make = {"sgd": (SGD, torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}),
+            "adam": (Adam, torch.optim.Adam, {"lr": 0.05})}  # fmt: skip
+    ours, theirs, options = make[optimizer]
+    opt, topt = ours(model.parameters(), **options), theirs(reference.parameters(), **options)
+    assert opt.flat is not None and any(run.shaped for run in opt.flat.runs)
+    for _ in range(3):
+        X, y = rng.normal(size=(8, n)), rng.normal(size=(8, n))
+        loss, expected = step_both(model, reference, opt, topt, X, y)
+        assert loss == pytest.approx(expected, rel=1e-10)
+    np.testing.assert_allclose(own.T, reference[0].weight.detach().numpy(), rtol=1e-9, atol=1e-12)

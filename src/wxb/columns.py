@@ -196,6 +196,22 @@ class ColumnRule:
         return record
 
 
+def _check_range(values: np.ndarray, dtype: Any, source: str, name: str) -> None:
+    """Refuse a finite value the model's dtype would turn into ±inf (1e39 in float32)."""
+    target = np.dtype(dtype)
+    if values.dtype.kind != "f" or values.dtype.itemsize <= target.itemsize:
+        return
+    limit = float(np.finfo(target).max)
+    with np.errstate(invalid="ignore"):
+        beyond = np.flatnonzero(np.isfinite(values) & (np.abs(values) > limit))
+    if len(beyond):
+        row = int(beyond[0])
+        raise DataError(
+            f"{source}, row {row}, column {name!r}: {values[row]:.6g} is beyond "
+            f"{target.name}'s range (±{limit:.3g}); scale it, or use float64"
+        )
+
+
 class TableEncoder:
     """Raw table columns → the float matrix a network takes, with fitted fill values
     and categories. ``to_json``/``from_json`` put it in a model file's info."""
@@ -260,7 +276,12 @@ class TableEncoder:
                 f"{table.source}: missing column(s) {', '.join(map(repr, absent))} the model "
                 f"was trained on (it has: {', '.join(table.names)})"
             )
-        pieces = [piece for rule in self.rules for piece in self._pieces(rule, table)]
+        pieces = []
+        for rule in self.rules:
+            for values, width in self._pieces(rule, table):
+                if width is None:
+                    _check_range(values, dtype, table.source, rule.name)
+                pieces.append((values, width))
         X = np.empty((table.n_rows, len(self.outputs)), dtype=dtype)
         for start in range(0, table.n_rows, self.BLOCK_ROWS):  # X's rows stay in cache
             block = X[start : start + self.BLOCK_ROWS]
@@ -610,14 +631,14 @@ def rows_by_name(info: dict[str, Any], X: object, dtype: Any) -> object:
     return rows_for_model(info, X, dtype) if knows_columns(info) else X
 
 
-def rows_for_model(info: dict[str, Any], X: object, dtype: Any) -> object:
+def rows_for_model(info: dict[str, Any], X: object, dtype: Any, where: str = "table") -> object:
     """X as the network takes it: a table (a DataFrame, a pyarrow Table, a dict of columns)
     by column name, through the model's table stage when it has one, as ``predict`` takes
     it; anything else (an array) as it is."""
     if not is_tabular(X):
         return X
     reading = Reading(**reading_for(info))  # as wxb predict reads a file
-    return table_matrix(info, from_object(X, reading=reading), dtype)
+    return table_matrix(info, from_object(X, where, reading), dtype)
 
 
 def reading_for(info: dict[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from wxb.nn.module import Module, structure_version
 from wxb.nn.plan import StackPlan, unplannable_reason
 from wxb.nn.sequential import Sequential, plan_key, same_plan_key
 from wxb.optim import Optimizer, clip_grad_norm_
-from wxb.tensor import Tensor
+from wxb.tensor import Tensor, float_array
 
 
 class _Update:
@@ -52,6 +52,15 @@ class _Update:
         return value
 
 
+def batch_array(X: object, model: Module) -> np.ndarray:
+    """A batch as a step takes it: an array as it is (in the machine's byte order; its
+    dtype must be the model's), anything else (a list, a torch tensor) read as an array
+    in the model's dtype, as ``model(X)`` reads it."""
+    if isinstance(X, np.ndarray):
+        return X if X.dtype.isnative else X.astype(X.dtype.newbyteorder("="))
+    return float_array(np.asarray(X), model.dtype, "X")
+
+
 class GraphStep(_Update):
     """One step through the recorded graph: works for any Module."""
 
@@ -64,9 +73,7 @@ class GraphStep(_Update):
     def __call__(self, X: np.ndarray, y: np.ndarray) -> float:
         """Returns the batch loss; a non-finite loss is returned before any update."""
         self.optimizer.zero_grad()
-        # a list read as NumPy reads it, as the planned step does (Tensor's own default
-        # for a list is float32, as torch.tensor's)
-        output = self.model(X if isinstance(X, Tensor) else Tensor(np.asarray(X)))
+        output = self.model(X if isinstance(X, Tensor) else Tensor(batch_array(X, self.model)))
         self.output = output.data  # before the update: fit's running accuracy reads it
         value = self.loss(output, y)
         if self.reducer is None and not math.isfinite(float(value.data)):
@@ -154,9 +161,7 @@ class PlannedStep(_Update):
             self.output = self._graph.output
             return value
         plan = self.plan
-        X = X.data if isinstance(X, Tensor) else np.asarray(X)
-        if not X.dtype.isnative:  # big-endian bytes (a file's): as the graph path reads them
-            X = X.astype(X.dtype.newbyteorder("="))
+        X = X.data if isinstance(X, Tensor) else batch_array(X, self.model)
         y = y.data if isinstance(y, Tensor) else y
         plan.check(X)
         self.optimizer.grad_buffers()  # re-gathers the parameters if the model was cast

@@ -213,7 +213,7 @@ def from_object(data: object, source: str = "table", reading: Reading | None = N
         _refuse_duplicates(names, source)
         try:
             arrow = pa.Table.from_pandas(data, preserve_index=False)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError) as exc:
             raise DataError(f"{source}: a column cannot be read ({exc})") from None
         return check_values(from_arrow(arrow, source, reading))
     if module == "pyarrow" and hasattr(data, "column_names"):

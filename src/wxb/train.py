@@ -420,7 +420,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         )
     dtype = model.dtype
     names = _feature_names(model, X, "X")
-    X_arr = validation.as_features(_through_stage(model, X), dtype, "X", check=ranks is None)
+    X_arr = validation.as_features(_through_stage(model, X, "X"), dtype, "X", check=ranks is None)
     if ranks is not None:
         _check_finite_together(X_arr, "X", ranks)
     shape = output_shape(model, X_arr)  # one forward of one row, before any training
@@ -436,7 +436,10 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             raise ConfigError("validation_data must be a pair (X_val, y_val)")
         _feature_names(model, validation_data[0], "validation X", names)
         X_val = validation.as_features(
-            _through_stage(model, validation_data[0]), dtype, "validation X", check=False
+            _through_stage(model, validation_data[0], "validation X"),
+            dtype,
+            "validation X",
+            check=False,
         )
         if ranks is None:
             validation.check_finite(X_val, "validation X")
@@ -1038,12 +1041,12 @@ def _record_loss(info: dict, loss_fn: Loss, y: np.ndarray) -> None:
         info.pop("multilabel", None)
 
 
-def _through_stage(model: Module, X: object) -> object:
+def _through_stage(model: Module, X: object, where: str) -> object:
     """A table as ``predict`` reads it: through the model's table stage (a model wxb train
     made) by column name, its network taking the stage's output; or its columns of
     numbers and booleans as a matrix (a DataFrame of floats beside bools, a dict of
     columns: NumPy would read objects)."""
-    return rows_for_model(model.info, X, model.dtype) if is_tabular(X) else X
+    return rows_for_model(model.info, X, model.dtype, where) if is_tabular(X) else X
 
 
 def _feature_names(

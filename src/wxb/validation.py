@@ -152,13 +152,17 @@ def as_class_indices(y: object, n_classes: int | None = None, where: str = "y") 
 
 def numbers_from_pandas(data: object) -> object:
     """A pandas Series or DataFrame of nullable columns (Float64, Int64, boolean: what
-    ``convert_dtypes`` gives) as a float64 array, pd.NA as NaN (refused as a gap later);
-    anything else as it is. NumPy reads several such columns as objects."""
+    ``convert_dtypes`` gives) or of numbers of several dtypes (floats beside bools) as a
+    float64 array, pd.NA as NaN (refused as a gap later); anything else as it is. NumPy
+    reads such columns as objects."""
     dtypes = getattr(data, "dtypes", getattr(data, "dtype", None))
     if type(data).__module__.split(".")[0] != "pandas" or dtypes is None:
         return data
-    if all(isinstance(kind, np.dtype) for kind in np.atleast_1d(np.asarray(dtypes, object))):
-        return data
+    kinds = np.atleast_1d(np.asarray(dtypes, object))
+    if all(isinstance(kind, np.dtype) for kind in kinds):
+        if len(set(kinds)) == 1 or not all(kind.kind in "biuf" for kind in kinds):
+            return data  # one dtype, as NumPy reads it; or text, named by the caller
+        return data.to_numpy(dtype=np.float64)  # floats beside bools: NumPy reads objects
     try:
         return data.to_numpy(dtype=np.float64, na_value=np.nan)
     except (TypeError, ValueError):

@@ -14,7 +14,7 @@ from wxb.errors import ConfigError, DataError
 from wxb.nn.module import Module, Parameter
 from wxb.random import as_generator, key_of
 from wxb.tensor import Tensor
-from wxb.validation import as_features
+from wxb.validation import as_features, numbers_from_pandas
 
 INITS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal")
 
@@ -333,7 +333,9 @@ class Standardize(Module):
         dtype, else float32, as a Tensor's. ``feature_names`` name in a message the column
         its dtype cannot standardize (else its index)."""
         source = X.data if isinstance(X, Tensor) else X
-        own = getattr(source, "dtype", None)
+        if not isinstance(source, (np.ndarray, list, tuple)):  # a table, a torch tensor
+            source = np.asarray(numbers_from_pandas(source))
+        own = getattr(source, "dtype", None)  # (a list has none: float32, as a Tensor's)
         if dtype is None and isinstance(own, np.dtype) and own.kind == "f":
             dtype = own  # ('>f8' too: resolved to the machine's byte order)
         dt = resolve_dtype(dtype)
