@@ -914,6 +914,41 @@ def test_a_schedule_rebuilt_for_a_resume_keeps_the_loaded_rate_as_torch(
         assert_same(seeded, params, tparams, "after the resume")
 
 
+def test_a_cosine_resumed_back_at_its_top_goes_on_bit_for_bit(rng):
+    """A schedule made before the optimiser's state is loaded, resumed where the cosine
+    is back at its top (epoch a multiple of 2·T_max): the loaded rate, one ulp from
+    epoch 0's after the uninterrupted run's re-basing, was taken for an untouched one
+    and replaced by the starting rate, so the runs parted in the last bit."""
+    parted = 0
+    for _ in range(40):
+        lr, T = float(rng.uniform(1e-3, 0.1)), int(rng.integers(2, 8))
+        resume_at, steps = 2 * T * int(rng.integers(1, 3)), 4 * T + 3
+
+        def fresh(lr=lr, T=T):
+            opt = SGD(one_param(), lr=lr)
+            return opt, CosineAnnealingLR(opt, T_max=T)
+
+        opt, sched = fresh()
+        uninterrupted = []
+        for _ in range(steps):
+            uninterrupted.append(opt.lr)
+            sched.step()
+        opt, sched = fresh()
+        resumed = []
+        for _ in range(resume_at):
+            resumed.append(opt.lr)
+            sched.step()
+        opt2, sched2 = fresh()  # the schedule first, then both states
+        opt2.load_state_dict(opt.state_dict())
+        sched2.load_state_dict(sched.state_dict())
+        for _ in range(resume_at, steps):
+            resumed.append(opt2.lr)
+            sched2.step()
+        assert resumed == uninterrupted
+        parted += uninterrupted[resume_at] != lr  # the case: re-basing moved the top by an ulp
+    assert parted  # (0 would mean the draws never reached the case this test is about)
+
+
 @pytest.mark.parametrize("name", list(OURS))
 @pytest.mark.parametrize("how", ["deepcopy", "pickle"])
 def test_a_copied_model_and_optimiser_train_on_as_the_original(rng, name, how):

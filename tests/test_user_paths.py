@@ -1025,3 +1025,42 @@ def test_a_weight_assigned_in_fortran_order_steps_where_it_lies(rng, kernel_rout
         loss, expected = step_both(model, reference, opt, topt, X, y)
         assert loss == pytest.approx(expected, rel=1e-10)
     np.testing.assert_allclose(own.T, reference[0].weight.detach().numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_a_forward_of_ones_own_gets_integer_ids_as_given_as_in_pytorch(rng):
+    """``model(ids)`` made whole numbers in the first place a float Tensor, so an
+    embedding lookup ``self.E[ids]`` raised NumPy's IndexError (model.forward(ids)
+    worked). A forward of the user's own now gets them as given; a wxb layer it hands
+    them to still reads them as numbers."""
+
+    class Bag(Module):
+        def __init__(self, vocab, width):
+            super().__init__()
+            self.E = wxb.nn.Parameter(rng.normal(size=(vocab, width)))
+            self.head = Dense(width, 1, seed=int(rng.integers(1 << 30)), dtype="float64")
+            self.counts = Dense(vocab, 1, seed=int(rng.integers(1 << 30)), dtype="float64")
+
+        def forward(self, ids, counts=None):
+            out = self.head(self.E[ids])
+            return out if counts is None else out + self.counts(counts)
+
+    vocab, width = int(rng.integers(3, 8)), int(rng.integers(2, 5))
+    model = Bag(vocab, width)
+    ids = rng.integers(0, vocab, size=int(rng.integers(4, 10)))  # repeats: gradients add
+    counts = rng.integers(0, 4, size=(len(ids), vocab))
+    E = torch.tensor(model.E.data, requires_grad=True)
+    W = torch.tensor(model.head.weight.data, requires_grad=True)
+    b = torch.tensor(model.head.bias.data, requires_grad=True)
+    C, c = (torch.tensor(a) for a in (model.counts.weight.data, model.counts.bias.data))
+    expected = E[torch.from_numpy(ids)] @ W.T + b
+    with_counts = expected + torch.from_numpy(counts).double() @ C.T + c
+    out = model(ids)
+    np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(model(ids, counts).data, with_counts.detach().numpy(), rtol=1e-12)
+    (out * out).sum().backward()
+    (expected * expected).sum().backward()
+    np.testing.assert_allclose(model.E.grad, E.grad.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(model.head.weight.grad, W.grad.numpy(), rtol=1e-10)
+    features = rng.integers(0, 5, size=(3, vocab))  # a stock model still reads numbers
+    stack = Sequential(Dense(vocab, 2, dtype="float64"))
+    np.testing.assert_allclose(stack(features).data, stack(features.astype(float)).data)

@@ -1208,7 +1208,10 @@ class LRSchedule:
         found = self._lrs_found
         for index, group in enumerate(self.optimizer.param_groups):
             rate = self.lr_at(self.epoch, self.base_lrs[index])
-            if not self._set_by_hand(index, group, by=self._lrs_set) and index < len(found):
+            # exactly: a loaded rate one ulp from epoch 0's (a cosine back at its top) is
+            # the loaded one, carried through the uninterrupted run's re-basing
+            untouched = self._lrs_set.get(index) in (None, group["lr"])
+            if untouched and index < len(found):
                 group["lr"] = found[index]
             self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = rate
 

@@ -395,13 +395,26 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} defines no forward()")
 
     def __call__(self, *inputs: Any, **kwargs: Any) -> Any:
-        """``forward`` on the inputs; NumPy arrays and lists become Tensors of the model's dtype."""
+        """``forward`` on the inputs; NumPy arrays and lists become Tensors of the model's
+        dtype, except whole numbers (indices, labels) after the first input, or in any
+        place for a forward of the user's own (``self.E[ids]``): those stay as given, for
+        the forward to use as it means (a wxb layer it hands them to reads numbers)."""
         if len(inputs) == 1 and not kwargs:  # the common call, without building tuples
             x = inputs[0]
-            return self.forward(x if isinstance(x, Tensor) else self.as_input(x))
-        # after the first: whole numbers (indices, labels) stay as given, not rounded floats
-        converted = [self.as_input(x, whole_numbers_stay=i > 0) for i, x in enumerate(inputs)]
+            if isinstance(x, Tensor):
+                return self.forward(x)
+            return self.forward(self.as_input(x, whole_numbers_stay=self._own_forward()))
+        own = self._own_forward()
+        converted = [
+            self.as_input(x, whole_numbers_stay=own or i > 0) for i, x in enumerate(inputs)
+        ]
         return self.forward(*converted, **kwargs)
+
+    def _own_forward(self) -> bool:
+        """Whether the forward is the user's code (a subclass's, or one set on the object),
+        not a wxb layer's or container's."""
+        forward = type(self).forward
+        return "forward" in vars(self) or not forward.__module__.startswith("wxb.")
 
     def as_input(self, x: object, whole_numbers_stay: bool = False) -> object:
         """An array-like input as a Tensor of the model's dtype (with
