@@ -864,7 +864,9 @@ def test_views_follow_training_wherever_the_parameters_lie(rng, optimizer, kind)
     want = [t.detach().numpy() for t in (tviews[0], tviews[0], tviews[1], *tviews[2:])]
     for view, expected in zip(views, want, strict=True):
         got = view.data if isinstance(view, wxb.Tensor) else view
-        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+        # (Adam divides by √v: a weight whose gradients are ~0 takes BLAS's summation order
+        # over a 66K-wide layer into its last digits; a stale view is off by the updates)
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-10)
     assert model[0].weight.data is views[0] and model[-1].weight.data is views[3]
 
 
