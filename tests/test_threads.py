@@ -33,12 +33,14 @@ class Gate(Module):
         return self.out(self.drop(wxb.ops.tanh(self.a(x)) * wxb.ops.sigmoid(self.b(x))))
 
 
-def make_trainee(n, seed):
+def make_trainee(n, seed, hidden=16):
+    """``hidden`` over 64K/n: layers with memory of their own, stepped as runs of their
+    own (models built in several threads at once interleave in wxb.nn's memory too)."""
     return Sequential(
-        Dense(n, 16, seed=seed),
+        Dense(n, hidden, seed=seed),
         ReLU(),
         Dropout(0.3),
-        Dense(16, 16, seed=seed + 1),
+        Dense(hidden, 16, seed=seed + 1),
         Tanh(),
         Dense(16, 3, seed=seed + 2),
     )
@@ -75,9 +77,9 @@ def test_inference_threads_and_training_threads_do_not_disturb_each_other(seeded
     for k in range(3):
         X = rng.normal(size=(96, n)).astype(np.float32)
         y = rng.integers(0, 3, size=96)
-        jobs.append((X, y, seed + 100 * (k + 1)))
+        jobs.append((X, y, seed + 100 * (k + 1), 10_000 if k == 0 else 16))
     # Single-threaded runs first: the reference for the threaded ones.
-    alone = [train(make_trainee(n, s), X, y, s) for X, y, s in jobs]
+    alone = [train(make_trainee(n, s, h), X, y, s) for X, y, s, h in jobs]
 
     start = threading.Barrier(3 + 2 + len(jobs))
     failures: list[str] = []
@@ -109,8 +111,8 @@ def test_inference_threads_and_training_threads_do_not_disturb_each_other(seeded
                     return
 
     def trainer(k: int) -> None:
-        X, y, s = jobs[k]
-        model = make_trainee(n, s)
+        X, y, s, h = jobs[k]
+        model = make_trainee(n, s, h)
         start.wait()
         trained[k] = train(model, X, y, s)
 

@@ -832,32 +832,39 @@ def _layout(rng, kind: str, n: int) -> Sequential:
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 @pytest.mark.parametrize("kind", ["large", "interleaved", "assigned"])
-def test_views_follow_training_wherever_the_parameters_lie(rng, optimizer, kind):
+@pytest.mark.parametrize("container", ["sequential", "subclass"])
+def test_views_follow_training_wherever_the_parameters_lie(rng, optimizer, kind, container):
     """The optimiser stepped in place only parameters lying back to back in wxb.nn's
     memory; the others (a layer over 64K weights, models built in turns, arrays a user
     assigned) were copied into a buffer of its own with p.data rebound, so a view taken
     before training (``layer.weight.data``, ``detach()``, ``p[0]``) stayed at the
-    initial weights, in a hand loop and in wxb.fit alike. Values are now stepped where
-    they lie."""
+    initial weights, in a hand loop and in wxb.fit alike (planned, or through the
+    graph for a subclass with its own forward). Values are now stepped where they lie."""
     n = int(rng.integers(3, 6))
     model = _layout(rng, kind, n)
-    reference = twin(model)
+    stack = twin(model)
+    if container == "subclass":
+        model = Residual(*model)
+        reference = lambda t: t + stack(t)  # noqa: E731
+    else:
+        reference = stack
     first, last = model[0].weight, model[-1].weight
     views = [first.data, first.detach(), first[0], last.data, model[-1].bias.detach()]
-    theirs_first, theirs_last = reference[0].weight, reference[-1].weight
-    tviews = [theirs_first, theirs_first[0], theirs_last, reference[-1].bias]
+    theirs_first, theirs_last = stack[0].weight, stack[-1].weight
+    tviews = [theirs_first, theirs_first[0], theirs_last, stack[-1].bias]
     make = {
         "sgd": (SGD, torch.optim.SGD, {"lr": 0.05, "momentum": 0.9}),
         "adam": (Adam, torch.optim.Adam, {"lr": 0.01}),
     }
     ours, theirs, options = make[optimizer]
-    opt, topt = ours(model.parameters(), **options), theirs(reference.parameters(), **options)
+    opt, topt = ours(model.parameters(), **options), theirs(stack.parameters(), **options)
     for _ in range(3):
         X, y = rng.normal(size=(8, n)), rng.normal(size=(8, n))
         loss, expected = step_both(model, reference, opt, topt, X, y)
         assert loss == pytest.approx(expected, rel=1e-10)
     X, y = rng.normal(size=(8, n)), rng.normal(size=(8, n))
-    wxb.fit(model, X, y, loss="mse", optimizer=opt, epochs=1, batch_size=8, verbose=False)
+    history = wxb.fit(model, X, y, loss="mse", optimizer=opt, epochs=1, batch_size=8, verbose=False)
+    assert history.engine == ("graph" if container == "subclass" else "planned")
     topt.zero_grad()
     half_mse(reference(torch.from_numpy(X)), torch.from_numpy(y)).backward()
     topt.step()

@@ -176,8 +176,9 @@ class FlatParameters:
         self.adopt_grad_buffer()
 
     def use_data_buffer(self, buffer: np.ndarray) -> None:
-        """The parameters' values move into ``buffer`` (flat, this layout): memory the
-        ranks of a distributed run on one machine share."""
+        """The parameters' values move into ``buffer`` (flat, this layout), each ``p.data``
+        a view of it: a gathered buffer, or memory the ranks of a distributed run on one
+        machine share."""
         views = self.split(buffer, self.params)
         for p, view in zip(self.params, views, strict=True):
             np.copyto(view, p.data)
