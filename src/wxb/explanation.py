@@ -26,11 +26,11 @@ from wxb.describe import percent
 from wxb.errors import ConfigError, DataError
 from wxb.nn.heads import head_index, model_task, probability_head
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
-from wxb.nn.losses import CrossEntropyLoss, Loss, get_loss
+from wxb.nn.losses import CrossEntropyLoss, Loss, computes_its_own, get_loss
 from wxb.nn.module import Module, Parameter, every_parameter_requiring_grad, is_stock
 from wxb.nn.sequential import layers_in_order
 from wxb.tensor import Tensor
-from wxb.validation import as_class_indices, as_features, as_targets
+from wxb.validation import as_class_indices, as_features, as_own_loss_targets, as_targets
 
 FORMATS = ("text", "markdown")
 AGREEMENT = 1e-12  # the seed's cross-check: hand computation and engine, both in float64
@@ -727,6 +727,8 @@ def _loss_and_target(
     loss_fn = get_loss(loss)
     if isinstance(loss_fn, CrossEntropyLoss) and target.ndim == 1:
         return loss_fn, as_class_indices(target, outputs)
+    if computes_its_own(loss_fn):
+        return loss_fn, as_own_loss_targets(target, output.dtype, outputs)
     return loss_fn, as_targets(target, output.dtype, outputs)
 
 
@@ -766,8 +768,9 @@ def _backward_sections(
     A parameter used at several places (a layer given twice, tied weights) gets the sum
     of its uses' gradients from backward; each place shows its own use's share."""
     batch = len(target)
-    kernel = loss_fn.kernel.name
-    text, latex, output_grad = _LOSS_EQUATIONS.get(kernel, (f"L = {kernel}(Ŷ, Y)", "", "∂L/∂Ŷ"))
+    kernel = loss_fn.kernel.name if hasattr(loss_fn, "kernel") else None
+    name = kernel or getattr(loss_fn, "function", type(loss_fn).__name__)  # one's own
+    text, latex, output_grad = _LOSS_EQUATIONS.get(kernel, (f"L = {name}(Ŷ, Y)", "", "∂L/∂Ŷ"))
     reduction = getattr(loss_fn, "reduction", "mean")
     if reduction == "sum":  # no 1/B anywhere
         text = text.replace("(1/B)·", "").replace("mean of", "sum of")

@@ -34,7 +34,15 @@ from wxb.errors import (
 )
 from wxb.metrics import pack_fingerprints, row_fingerprints, unpack_fingerprints
 from wxb.nn.layers import Dropout
-from wxb.nn.losses import LOSSES, BCEWithLogitsLoss, CrossEntropyLoss, Loss, get_loss
+from wxb.nn.losses import (
+    LOSSES,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    Loss,
+    computes_its_own,
+    get_loss,
+    one_number,
+)
 from wxb.nn.module import Module
 from wxb.nn.sequential import layers_in_order
 from wxb.optim import SCHEDULES, LRSchedule, Optimizer, get_optimizer
@@ -176,8 +184,11 @@ def _prepare_targets(
         if y_arr.ndim == 2 and y_arr.shape[1] > 1:  # class probabilities
             return validation.as_targets(y_arr, dtype, outputs, where)
         return validation.as_class_indices(y_arr, outputs, where)
-    targets = validation.as_targets(y, dtype, outputs, where)
-    return targets if shape else targets[:, 0]
+    if computes_its_own(loss):
+        targets = validation.as_own_loss_targets(y, dtype, outputs, where)
+    else:
+        targets = validation.as_targets(y, dtype, outputs, where)
+    return targets[:, 0] if not shape and targets.shape[1:] == (1,) else targets
 
 
 def evaluate(
@@ -223,7 +234,8 @@ def _evaluate(
             xb = X[start:end] if rows is None else np.take(X, rows[start:end], axis=0)
             yb = y_part[start:end]
             out = model(Tensor(xb)).data
-            total += _batch_total(loss, float(loss(Tensor(out), yb).data), len(xb))
+            value = one_number(loss, loss(Tensor(out), yb))
+            total += _batch_total(loss, float(value.data), len(xb))
             correct += _correct(loss, out, yb)
     if ranks is not None:
         total, correct = ranks.sum_numbers(total, correct, what="the validation sums")
@@ -307,7 +319,11 @@ def fit(
 ) -> History:
     """Train ``model`` on rows ``X`` with targets ``y``; returns a :class:`History`.
 
-    - ``loss``: "cross_entropy" (y = class indices 0..C−1), "mse", "bce_with_logits", or a Loss.
+    - ``loss``: "cross_entropy" (y = class indices 0..C−1), "mse", "bce_with_logits", a
+      Loss, or a function ``f(output, target)`` giving the batch's mean as a scalar
+      Tensor. A loss of one's own (a function, a Loss subclass with its own __call__)
+      gets y as (B, outputs) when y has that shape, else its rows as given (class
+      indices, extra columns such as row weights), as a PyTorch loop would.
     - ``optimizer``: "adam", "adamw", "sgd", or an Optimizer built on ``model.parameters()``.
     - ``X`` as a table (a pandas DataFrame, a pyarrow Table): its column names go into
       ``model.info["feature_names"]``, and ``predict`` then takes a table's columns by
@@ -494,7 +510,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     planned = isinstance(step, PlannedStep)
     if ranks is not None:
         _same_start(ranks, model)
-        if loss_fn.reduction == "sum" and type(loss_fn).__call__ is not Loss.__call__:
+        if loss_fn.reduction == "sum" and computes_its_own(loss_fn):
             warnings.warn(
                 f"{type(loss_fn).__name__} computes its own value with reduction='sum', and "
                 "a distributed fit sums every rank's: a term that does not sum over the rows "

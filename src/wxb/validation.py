@@ -150,6 +150,27 @@ def as_class_indices(y: object, n_classes: int | None = None, where: str = "y") 
     return array
 
 
+def as_own_loss_targets(
+    y: object, dtype: np.dtype | str, n_outputs: int, where: str = "y"
+) -> np.ndarray:
+    """Targets for a loss of one's own: (B, n_outputs) as ``as_targets`` makes them when
+    they have that shape (or are (B,) for one output); else in the shape given, one per
+    row, as PyTorch's loop and Keras's fit hand them over: whole numbers as given (class
+    indices), others in the model's dtype."""
+    y = np.asarray(numbers_from_pandas(y))
+    if (y.ndim == 2 and y.shape[1] == n_outputs) or (y.ndim == 1 and n_outputs == 1):
+        return as_targets(y, dtype, n_outputs, where)
+    if y.dtype.kind not in "biuf":
+        raise DataError(f"{where} must hold numbers; it holds {y.dtype} values")
+    if y.ndim == 0 or len(y) == 0:
+        raise DataError(f"{where} must hold one target per row; got shape {y.shape}")
+    if y.dtype.kind in "iu":
+        return np.ascontiguousarray(y, dtype=y.dtype.newbyteorder("="))
+    array = np.ascontiguousarray(y, dtype=dtype)
+    check_finite(array, where)
+    return array
+
+
 def numbers_from_pandas(data: object) -> object:
     """A pandas Series or DataFrame of nullable columns (Float64, Int64, boolean: what
     ``convert_dtypes`` gives) or of numbers of several dtypes (floats beside bools) as a

@@ -8,6 +8,7 @@ number of elements, as PyTorch does); ``"sum"`` does not divide.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from wxb import ops
 from wxb.errors import ConfigError
@@ -82,6 +83,43 @@ class BCEWithLogitsLoss(Loss):
         self.kernel = ops.BCEWithLogitsKernel(reduction)
 
 
+class FunctionLoss(Loss):
+    """A function ``f(output, target)`` that returns the batch's mean loss as a scalar
+    Tensor, as a Loss (``fit(loss=f)``, as Keras takes a function for its loss). Its
+    targets reach it as given, as a loss of one's own gets them."""
+
+    def __init__(self, function: Callable[[Tensor, object], Tensor]) -> None:
+        super().__init__("mean")
+        self._function = function
+        # a plain setting, so a checkpoint records which function a run trained with
+        self.function = getattr(function, "__qualname__", type(function).__name__)
+
+    def __call__(self, output: Tensor, target: object) -> Tensor:
+        return self._function(output, target)
+
+    def __repr__(self) -> str:
+        return f"FunctionLoss({self.function})"
+
+
+def computes_its_own(loss: Loss) -> bool:
+    """Whether the loss is one of one's own: its ``__call__`` is not a stock loss's (the
+    planned step calls a stock loss's kernel; fit hands this one its targets as given)."""
+    return type(loss).__call__ is not Loss.__call__
+
+
+def one_number(loss: Loss, value: object) -> Tensor:
+    """The loss's value for a batch, refused in one line when a loss of one's own gives
+    anything but a Tensor of one number (fit and evaluate add them up per batch)."""
+    if isinstance(value, Tensor) and value.data.size == 1:
+        return value
+    got = f"shape {value.shape}" if isinstance(value, Tensor) else f"a {type(value).__name__}"
+    name = loss.function if isinstance(loss, FunctionLoss) else type(loss).__name__
+    raise ConfigError(
+        f"the loss {name} returned {got}; fit and evaluate need a Tensor of one number, "
+        "the batch's mean (reduce per-row losses with .mean())"
+    )
+
+
 LOSSES: dict[str, type[Loss]] = {
     "mse": MSELoss,
     "cross_entropy": CrossEntropyLoss,
@@ -89,9 +127,16 @@ LOSSES: dict[str, type[Loss]] = {
 }
 
 
-def get_loss(loss: str | Loss) -> Loss:
+def get_loss(loss: str | Loss | Callable[[Tensor, object], Tensor]) -> Loss:
     if isinstance(loss, Loss):
         return loss
-    if loss not in LOSSES:
-        raise ConfigError(f"loss must be one of {', '.join(LOSSES)}; got {loss!r}")
+    if isinstance(loss, type) and issubclass(loss, Loss):
+        raise ConfigError(f"loss is the class {loss.__name__}; give an instance: {loss.__name__}()")
+    if callable(loss):
+        return FunctionLoss(loss)
+    if not isinstance(loss, str) or loss not in LOSSES:
+        raise ConfigError(
+            f"loss must be one of {', '.join(LOSSES)}, a Loss, or a function "
+            f"(output, target) → Tensor; got {loss!r}"
+        )
     return LOSSES[loss]()
