@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -501,7 +501,7 @@ def explain_model(
     model: Module,
     X: object,
     y: object = None,
-    loss: str | Loss | None = None,
+    loss: str | Loss | Callable[[Tensor, object], Tensor] | None = None,
     sample_rows: int | None = 4,
     *,
     fmt: str = "text",
@@ -985,7 +985,7 @@ def explain(
     model: Module | None = None,
     X: object = None,
     y: object = None,
-    loss: str | Loss | None = None,
+    loss: str | Loss | Callable[[Tensor, object], Tensor] | None = None,
     sample_rows: int | None = 4,
     *,
     fmt: str = "text",

@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator, KeysView
+from collections.abc import Callable, Iterator, KeysView
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,7 +195,7 @@ def evaluate(
     model: Module,
     X: object,
     y: object,
-    loss: str | Loss = "cross_entropy",
+    loss: str | Loss | Callable[[Tensor, object], Tensor] = "cross_entropy",
     batch_size: int = 4096,
 ) -> dict[str, float]:
     """Loss (and accuracy for classification losses) of ``model`` on (X, y), in eval mode."""
@@ -294,7 +294,7 @@ def fit(
     X: object,
     y: object,
     *,
-    loss: str | Loss = "cross_entropy",
+    loss: str | Loss | Callable[[Tensor, object], Tensor] = "cross_entropy",
     optimizer: str | Optimizer = "adam",
     lr: float | None = None,
     epochs: int = 10,
