@@ -533,3 +533,21 @@ def test_threads_that_load_the_kernels_at_once_all_take_the_route_chosen():
     modules, route = done.stdout.rsplit(" ", 1)
     expected = "wxb.kernels.compiled" if route.strip() == "compiled" else "wxb.kernels.reference"
     assert modules == str([expected]), done.stdout
+
+
+def test_arrays_of_other_shapes_never_reach_the_loops(route, rng):
+    """The compiled loops check no bounds: an output of another shape goes to NumPy,
+    which raises, instead of being written past its end."""
+    route("compiled")
+    z = rng.standard_normal((8, 5))
+    small = np.empty((8, 3))
+    calls = [
+        lambda: kernels.activation_forward(kernels.RELU, z, small),
+        lambda: kernels.activation_backward(kernels.TANH, z, np.tanh(z), z.copy(), small),
+        lambda: kernels.bias_activation(kernels.RELU, z.copy(), np.zeros(5), small),
+        lambda: kernels.cross_entropy_indices(z, rng.integers(0, 5, 8), small, 1.0),
+        lambda: kernels.cross_entropy_indices(z, rng.integers(0, 5, 3), np.empty_like(z), 1.0),
+    ]
+    for call in calls:
+        with pytest.raises((ValueError, IndexError)):
+            call()

@@ -222,3 +222,35 @@ def test_a_width_or_dtype_given_through_data_reaches_the_planned_stack(rng):
         model(wxb.Tensor(X))
     with pytest.raises(wxb.errors.ConfigError, match="mixed dtypes"):
         PlannedStep(model, CrossEntropyLoss(), Adam(model.parameters()))(X, y)
+
+
+@pytest.mark.parametrize("loss_name", sorted(LOSSES))
+@pytest.mark.parametrize("change", ["replace", "append", "delete", "data"])
+def test_a_head_of_another_width_gets_a_loss_gradient_of_its_width(rng, loss_name, change):
+    # the ∂L/∂output buffer kept the first head's width: a raw NumPy error, or for
+    # cross-entropy the compiled loop writing the wider rows past the buffer's end
+    width = int(rng.integers(2, 5))
+    model = Sequential(Dense(4, 6), wxb.nn.Tanh(), Dense(6, width)).to("float64")
+    optimizer = SGD(model.parameters(), lr=0.1)
+    step = make_step(model, LOSSES[loss_name](), optimizer)
+    X = rng.normal(size=(16, 4))
+    step(X, rng.integers(0, width, 16) if loss_name == "cross_entropy" else X[:, :width])
+    new = width + int(rng.choice([-1, 1, 3])) if change != "delete" else 6
+    if change == "replace":
+        model[2] = Dense(6, new, dtype="float64")
+    elif change == "append":
+        model.append(Dense(width, new, dtype="float64"))
+    elif change == "delete":
+        del model[2]
+        del model[1]
+    else:  # momentum-free SGD keeps no state that would catch the shape
+        model[2].weight.data = rng.normal(size=(new, 6))
+        model[2].bias.data = rng.normal(size=new)
+    optimizer = SGD(model.parameters(), lr=0.1)
+    step.optimizer = optimizer
+    y = rng.integers(0, new, 16) if loss_name == "cross_entropy" else rng.normal(size=(16, new))
+    reference = copy.deepcopy(model)
+    expected = make_step(reference, LOSSES[loss_name](), SGD(reference.parameters(), lr=0.1))
+    assert step(X, y) == pytest.approx(expected(X, y), rel=1e-12)
+    for a, b in zip(model.parameters(), reference.parameters(), strict=True):
+        np.testing.assert_allclose(a.data, b.data, rtol=1e-12, atol=1e-15)

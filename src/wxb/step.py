@@ -171,6 +171,7 @@ class PlannedStep(_Update):
         if (
             self.loss_grad is None
             or self.loss_grad.dtype != x.dtype
+            or self.loss_grad.shape[1:] != x.shape[1:]  # a head of another width since
             or len(self.loss_grad) < len(x)
         ):
             self.loss_grad = np.empty_like(x)

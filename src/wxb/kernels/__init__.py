@@ -158,7 +158,7 @@ def activation_forward(code: int, z: np.ndarray, out: np.ndarray, alpha: float =
     """A = f(Z) into ``out`` (``alpha``: LeakyReLU's negative slope)."""
     impl = _impl(z, out)
     scalars = _activation_scalars(z.dtype, alpha)
-    if impl is reference:
+    if impl is reference or z.shape != out.shape:  # (the loops check no bounds: NumPy raises)
         return reference.activation_forward(code, *scalars, z, out)
     impl.activation_forward(code, *scalars, *_flat(z, out))
     return out
@@ -170,7 +170,7 @@ def activation_backward(
     """δ = ∂L/∂A ⊙ f′(Z) into ``out``, from Z, A = f(Z) and ∂L/∂A."""
     impl = _impl(z, a, grad, out)
     scalars = _activation_scalars(z.dtype, alpha)
-    if impl is reference or z.shape != grad.shape or a.shape != grad.shape:
+    if impl is reference or not z.shape == a.shape == grad.shape == out.shape:
         return reference.activation_backward(code, *scalars, z, a, grad, out)
     impl.activation_backward(code, *scalars, *_flat(z, a, grad, out))
     return out
@@ -181,7 +181,7 @@ def bias_activation(
 ):
     """Z ← Z + b (b broadcast over the rows), then A = f(Z) into ``out``: one pass."""
     impl = _impl(z, bias, out)
-    if z.ndim != 2 or bias.shape != z.shape[1:]:
+    if z.ndim != 2 or bias.shape != z.shape[1:] or out.shape != z.shape:
         impl = reference
     impl.bias_activation(code, *_activation_scalars(z.dtype, alpha), z, bias, out)
     return out
@@ -197,7 +197,10 @@ def cross_entropy_indices(
     if not target.dtype.isnative:  # big-endian indices: native ones, as the loop takes
         target = target.astype(target.dtype.newbyteorder("="))
     if impl is not reference and not (
-        target.ndim == 1 and target.dtype.kind in "iu" and target.flags.c_contiguous
+        target.ndim == 1
+        and target.dtype.kind in "iu"
+        and target.flags.c_contiguous
+        and grad.shape == z.shape == (len(target), z.shape[-1])  # the loop checks no bounds
     ):
         impl = reference
     return float(impl.cross_entropy_indices(z, target, grad, z.dtype.type(scale)))
