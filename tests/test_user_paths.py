@@ -160,6 +160,38 @@ def test_a_gradient_kept_from_an_earlier_step_is_never_overwritten(rng):
     assert np.array_equal(view, view_copy)
 
 
+@pytest.mark.parametrize("other", ["optimizer", "fit"])
+@pytest.mark.parametrize("planned", [False, True])
+def test_a_kept_gradient_survives_another_optimiser_over_the_same_parameters(rng, other, planned):
+    """A second optimiser takes the parameters' gradient views (p.grad_buffer) into its
+    own buffer: the first one's count of its views then dropped by one each, and the
+    user's reference made it up, so the next step wrote over the kept gradient."""
+    n, batch = int(rng.integers(2, 7)), int(rng.integers(2, 9))
+    model = Sequential(Dense(n, 6, seed=int(rng.integers(1 << 30))), ReLU(), Dense(6, 3)).double()
+    opt = SGD(model.parameters(), lr=0.1)
+    step = wxb.make_step(model, CrossEntropyLoss(), opt) if planned else None
+
+    def one_step():
+        X, y = rng.normal(size=(batch, n)), rng.integers(0, 3, size=batch)
+        if planned:
+            step(X, y)
+        else:
+            opt.zero_grad()
+            CrossEntropyLoss()(model(X), y).backward()
+            opt.step()
+
+    one_step()
+    kept = [p.grad for p in model.parameters()]
+    copies = [g.copy() for g in kept]
+    if other == "optimizer":
+        Adam(model.parameters(), lr=1e-3)  # e.g. for a later phase of training
+    else:
+        wxb.fit(model, rng.normal(size=(20, n)), rng.integers(0, 3, 20), epochs=1)
+    one_step()
+    for g, c in zip(kept, copies, strict=True):
+        np.testing.assert_array_equal(g, c)
+
+
 @pytest.mark.parametrize("how", ["T", "reshape", "row", "whole"])
 def test_one_view_of_a_gradient_kept_after_a_planned_step_is_never_overwritten(rng, how):
     """One view of a view (its base is the flat buffer, not the parameter's view): the

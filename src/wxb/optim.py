@@ -201,9 +201,11 @@ class FlatParameters:
 
     def _holders(self) -> tuple[int, list[int]]:
         """References to the flat gradient buffer (each view of it, a user's included,
-        holds one) and to each parameter's view, not counting its own ``.grad``."""
+        holds one) and to each parameter's view, not counting its own ``.grad`` or
+        ``.grad_buffer`` (which another optimiser over the parameter takes away: a
+        user's reference would then make up the count)."""
         return sys.getrefcount(self.grad), [
-            sys.getrefcount(view) - (p.grad is view)
+            sys.getrefcount(view) - (p.grad is view) - (p.grad_buffer is view)
             for p, view in zip(self.params, self.grad_views, strict=True)
         ]
 
