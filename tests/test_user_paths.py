@@ -1105,3 +1105,41 @@ def test_a_forward_of_ones_own_gets_integer_ids_as_given_as_in_pytorch(rng):
     features = rng.integers(0, 5, size=(3, vocab))  # a stock model still reads numbers
     stack = Sequential(Dense(vocab, 2, dtype="float64"))
     np.testing.assert_allclose(stack(features).data, stack(features.astype(float)).data)
+
+
+@pytest.mark.parametrize("path", ["no_grad", "graph", "step"])
+def test_a_bias_of_another_shape_is_refused_on_every_path(rng, path):
+    """A b given through .data that the rows would broadcast ((1,) over every unit): the
+    planned stack added it where the layer-by-layer path refuses it."""
+    model = Sequential(Dense(4, 6), ReLU(), Dense(6, 3)).double()
+    step = wxb.make_step(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.1))
+    X, y = rng.normal(size=(8, 4)), rng.integers(0, 3, size=8)
+    step(X, y)
+    model(X)
+    with wxb.no_grad():
+        model(X)  # every plan made, with the right b
+    model[0].bias.data = np.full(int(rng.choice([1, 5, 7])), 0.5)
+    with pytest.raises((wxb.errors.ShapeError, wxb.errors.ConfigError), match="b"):
+        if path == "no_grad":
+            with wxb.no_grad():
+                model(X)
+        elif path == "graph":
+            model(X)
+        else:
+            step(X, y)
+
+
+def test_module_zero_grad_zeroes_in_place_when_asked_as_torch():
+    rng = np.random.default_rng()
+    model = Sequential(Dense(3, 4), ReLU(), Dense(4, 2)).double()
+    twin = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    X = rng.normal(size=(5, 3))
+    model(X).sum().backward()
+    twin(torch.from_numpy(X).float()).sum().backward()
+    kept, kept_torch = model[0].weight.grad, twin[0].weight.grad
+    model.zero_grad(set_to_none=False)
+    twin.zero_grad(set_to_none=False)
+    assert model[0].weight.grad is kept and not kept.any()
+    assert twin[0].weight.grad is kept_torch and not kept_torch.any()
+    model.zero_grad()
+    assert all(p.grad is None for p in model.parameters())

@@ -33,7 +33,7 @@ import numpy as np
 
 from wxb import kernels
 from wxb.errors import ConfigError, WxbError
-from wxb.nn.module import Module, Parameter
+from wxb.nn.module import Module, Parameter, forget_gradients
 from wxb.tensor import Tensor
 
 try:  # NumPy 2; NumPy 1 had it at the top level
@@ -545,13 +545,7 @@ class Optimizer:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the gradients (PyTorch's default), or with ``set_to_none=False`` zero them."""
-        for p in self.params:
-            if set_to_none or p.grad is None:
-                p.grad = None
-            elif isinstance(p.grad, np.ndarray):
-                p.grad[...] = 0
-            else:  # a NumPy scalar a user assigned to a 0-d parameter: not writable in place
-                p.grad = np.zeros_like(p.grad)
+        forget_gradients(self.params, set_to_none)
 
     # -- state: save and restore ------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -109,6 +109,17 @@ class Parameter(Tensor):
 # that process's numbers, which must not come up here.
 _structure_counter = itertools.count(int.from_bytes(os.urandom(7), "little") + 1)
 _structure_version = next(_structure_counter)
+
+
+def forget_gradients(params: Iterable[Parameter], set_to_none: bool) -> None:
+    """Each ``p.grad`` to None, or with ``set_to_none=False`` zeroed where it lies."""
+    for p in params:
+        if set_to_none or p.grad is None:
+            p.grad = None
+        elif isinstance(p.grad, np.ndarray):
+            p.grad[...] = 0
+        else:  # a NumPy scalar a user assigned to a 0-d parameter: not writable in place
+            p.grad = np.zeros_like(p.grad)
 
 
 def structure_version() -> int:
@@ -289,9 +300,9 @@ class Module:
     def num_parameters(self) -> int:
         return int(sum(p.data.size for p in self.parameters()))
 
-    def zero_grad(self) -> None:
-        for p in self.parameters():
-            p.grad = None
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradients (PyTorch's default), or with ``set_to_none=False`` zero them."""
+        forget_gradients(self.parameters(), set_to_none)
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
         """Freeze (False) or unfreeze every parameter; returns self, as in PyTorch."""

@@ -51,6 +51,12 @@ def unplannable_reason(layers: list[Module]) -> str | None:
     arrays = [p.data for p in slots] + [a for m in layers for a in m._buffers.values()]
     if len({a.dtype for a in arrays}) > 1:
         return "its parameters are of mixed dtypes"
+    for layer in layers:  # a b given through .data that the rows would broadcast
+        if isinstance(layer, Dense) and layer.bias is not None:
+            shape = layer.bias.data.shape
+            if shape != (layer.out_features,):
+                outputs = layer.out_features
+                return f"the b of {layer.label} has shape {shape}; its W gives {outputs} outputs"
     return width_mismatch(layers)
 
 
