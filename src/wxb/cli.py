@@ -148,7 +148,7 @@ def build_parser() -> _Parser:
     add("--optimizer", choices=sorted(OPTIMIZERS), default="adam", help="optimiser")
     add("--lr", type=float, default=None,
         help="learning rate; default adam and adamw 1e-3, sgd 0.01")
-    add("--momentum", type=float, default=None, help="SGD momentum (sgd only)")
+    add("--momentum", type=float, default=None, help="SGD momentum (sgd only; default 0)")
     add("--weight-decay", type=float, default=None,
         help="L2 (adam, sgd) or decoupled (adamw); default 0, adamw 0.01")
     add("--lr-schedule", choices=sorted(SCHEDULES), default=None, help="per-epoch schedule")
@@ -200,6 +200,7 @@ def build_parser() -> _Parser:
 
     evaluate_cmd = commands.add_parser(
         "eval",
+        formatter_class=_DefaultsShown,
         help="evaluate a saved model on labelled data",
         description="Classification: loss, accuracy, per-class precision, recall and F1, and "
         "the confusion matrix (a class never predicted, or never present, has precision or "
@@ -220,6 +221,7 @@ def build_parser() -> _Parser:
 
     predict = commands.add_parser(
         "predict",
+        formatter_class=_DefaultsShown,
         help="predict for the rows of a table (CSV, Parquet, Feather, NPY, NPZ)",
         description="Write one prediction per input row as CSV (to -o, or to standard output), "
         "in the input's order, with the model's --id-column first when the input has it. The "
