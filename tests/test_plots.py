@@ -44,10 +44,15 @@ def test_wxb_plot_reads_a_history_file_and_refuses_other_files(tmp_path, rng, ca
     assert "diagnostics.png" in capsys.readouterr().out
     assert (tmp_path / "out" / "diagnostics.png").read_bytes()[:8] == PNG
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"history": {}}))
+    bad.write_text(json.dumps({"history": {"accuracy": [0.5]}}))
     assert main(["plot", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a wxb history" in err
+    empty = tmp_path / "empty.json"  # what a run stopped in its first epoch writes
+    empty.write_text(wxb.History(engine="planned").to_json())
+    assert main(["plot", str(empty)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no finished epoch" in err
     assert main(["plot", str(path), "-o", str(path)]) == 2  # a file, not a folder
     assert "is a file" in capsys.readouterr().err
     assert json.loads(path.read_text()) == json.loads(history.to_json())  # untouched

@@ -29,6 +29,11 @@ def _pyplot():
 def check_history(record: Any, source: str = "history") -> dict[str, Any]:
     """A History's dict (``History.to_dict()`` or its JSON) with at least one epoch."""
     figures = record.get("history") if isinstance(record, dict) else None
+    if isinstance(figures, dict) and not any(figures.values()):  # wxb's, stopped early on
+        raise DataError(
+            f"{source}: a history of no finished epoch (its run stopped during the first): "
+            "nothing to show"
+        )
     if not isinstance(figures, dict) or not figures.get("loss"):
         raise DataError(f"{source}: not a wxb history (no per-epoch 'loss'); write one with "
                         "wxb train --history PATH")  # fmt: skip
