@@ -281,3 +281,85 @@ def test_a_kernel_whose_backward_waits_on_other_threads_backwards_finishes(rng):
     MSELoss()(reference(X), y).backward()
     # float32, f′ computed two ways (1 − tanh² by autograd, by the stock kernel): rounding
     np.testing.assert_allclose(model[0].weight.grad, reference[0].weight.grad, rtol=1e-5, atol=1e-6)
+
+
+def _train_with_threaded_updates(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    model = Sequential(Dense(30, 40, seed=seed), ReLU(), Dense(40, 3, seed=seed + 1))
+    optimizer = Adam(model.parameters(), lr=1e-2)
+    optimizer.threaded_from = 64  # every update in chunks on the pool's threads
+    for _ in range(3):
+        X, y = rng.normal(size=(16, 30)).astype(np.float32), rng.integers(0, 3, 16)
+        optimizer.zero_grad()
+        CrossEntropyLoss()(model(X), y).backward()
+        optimizer.step()
+    return np.concatenate([p.data.ravel() for p in model.parameters()])
+
+
+def _child(seed, queue):
+    queue.put(_train_with_threaded_updates(seed))
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="fork() is POSIX's")
+def test_a_forked_child_trains_after_its_parent_used_the_update_threads():
+    """The child inherited the parent's idle pool without its threads: the pool started
+    none for the child's work, which waited for ever (joblib's multiprocessing backend,
+    multiprocessing's default start on Linux)."""
+    import multiprocessing
+    import os
+
+    from wxb import kernels
+
+    seed = int(np.random.default_rng().integers(1 << 30))
+    kernels.use("numpy")  # its chunks go to threads from threaded_from (compiled: from 2M)
+    try:
+        expected = _train_with_threaded_updates(seed)  # the parent's pool exists, idle, now
+        context = multiprocessing.get_context("fork")
+        queue = context.Queue()
+        child = context.Process(target=_child, args=(seed, queue))
+        child.start()
+        try:
+            got = queue.get(timeout=120)  # ~1 s of work: a hang, not slowness, ends here
+        finally:
+            child.join(10)
+            if child.is_alive():
+                child.kill()
+    finally:
+        kernels.use(os.environ.get("WXB_KERNELS", "auto"))
+    np.testing.assert_array_equal(got, expected)
+
+
+def _build_and_predict(X):
+    model = Sequential(Dense(4, 8, seed=0), ReLU(), Dense(8, 8, seed=1))
+    model.predict(X)  # caches the module list at this process's structure version
+    return model
+
+
+def _child_changes_and_pickles(X, queue):
+    import pickle
+
+    model = _build_and_predict(X)
+    model.append(Dropout(0.5))  # the cache is stale from here on
+    queue.put(pickle.dumps(model))
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="fork() is POSIX's")
+def test_a_model_pickled_in_a_forked_child_lists_its_own_modules_in_the_parent():
+    """The child counts structure versions on from the parent's numbers: its pickled
+    cache of the module list could pass for current in the parent, which then left the
+    Dropout added in the child out of predict's eval mode (random predictions)."""
+    import multiprocessing
+    import pickle
+
+    X = np.random.default_rng().normal(size=(5, 4)).astype(np.float32)
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_child_changes_and_pickles, args=(X, queue))
+    child.start()
+    _build_and_predict(X)  # the same changes here as the child made before its append
+    try:
+        model = pickle.loads(queue.get(timeout=120))
+    finally:
+        child.join(10)
+    assert [type(m) for m in model._module_list()] == [type(m) for _, m in model.named_modules()]
+    np.testing.assert_array_equal(model.predict(X), model.predict(X))

@@ -71,6 +71,18 @@ def _thread_pool() -> ThreadPoolExecutor:
     return _pool
 
 
+def _forget_pool_in_child() -> None:
+    """A fork()ed child (multiprocessing's default on Linux, joblib's "multiprocessing")
+    has none of the pool's threads, but the pool would count its idle parent's as free
+    and never start one: work handed to it would wait for ever. The child makes its own."""
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
 def _address(array: np.ndarray) -> int:
     return array.__array_interface__["data"][0]
 

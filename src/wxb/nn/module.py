@@ -105,8 +105,8 @@ class Parameter(Tensor):
 
 # Grows whenever any module gains or loses a parameter or sub-module; next() on a
 # count is atomic, so two threads changing two models never hand out the same number.
-# It starts at a random number: a cache pickled with a model in another process holds
-# that process's numbers, which must not come up here.
+# It starts at a random number, and no cache keyed by it is pickled or copied
+# (Module.__getstate__): a process fork()ed from this one counts on from the same numbers.
 _structure_counter = itertools.count(int.from_bytes(os.urandom(7), "little") + 1)
 _structure_version = next(_structure_counter)
 
@@ -262,6 +262,14 @@ class Module:
         self._buffers[key] = array
         _structure_changed()  # its dtype may differ from the others' (plans check that)
         object.__setattr__(self, key, array)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What pickle and deepcopy take: the attributes, less the cache of the module
+        list, whose version number is this process's (one made in a fork()ed child could
+        pass for current in the parent, listing modules the model no longer holds)."""
+        state = dict(self.__dict__)
+        state.pop("_modules_cache", None)
+        return state
 
     # -- what the model holds --------------------------------------------------------
     def _module_list(self) -> list[Module]:
