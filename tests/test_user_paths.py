@@ -2,6 +2,7 @@
 layers that do not chain. Each test is a defect a user met; each compares with
 PyTorch or with wxb's own layer-by-layer reference, on fresh random data."""
 
+import copy
 import itertools
 import os
 
@@ -1143,3 +1144,37 @@ def test_module_zero_grad_zeroes_in_place_when_asked_as_torch():
     assert twin[0].weight.grad is kept_torch and not kept_torch.any()
     model.zero_grad()
     assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("kind", ["sequential", "subclass"])
+def test_a_graph_node_is_not_copied_as_torch_refuses(rng, kind):
+    """deepcopy((model, optimizer, loss)) between forward and backward: the copied loss's
+    backward filled the original model's gradients on the planned stack. PyTorch refuses
+    to copy a non-leaf tensor; so does wxb, and a detached copy still works."""
+    import pickle
+
+    model = Sequential(Dense(4, 6), ReLU(), Dense(6, 3)).double()
+    if kind == "subclass":
+        model = Doubled(model)
+    X, y = rng.normal(size=(8, 4)), rng.integers(0, 3, size=8)
+    loss = CrossEntropyLoss()(model(X), y)
+    with pytest.raises(wxb.errors.ConfigError, match="cannot be copied or pickled"):
+        copy.deepcopy((model, loss))
+    with pytest.raises(wxb.errors.ConfigError, match="cannot be copied or pickled"):
+        pickle.dumps(loss)
+    assert copy.deepcopy(loss.detach()).item() == loss.item()
+    twin = copy.deepcopy(model)  # the model alone copies, and its own loss fills its own grads
+    CrossEntropyLoss()(twin(X), y).backward()
+    assert all(p.grad is not None for p in twin.parameters())
+    assert all(p.grad is None for p in model.parameters())
+    loss.backward()  # the original's graph is intact
+    assert all(p.grad is not None for p in model.parameters())
+
+
+class Doubled(Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x) * 2.0

@@ -295,6 +295,17 @@ class Tensor:
     def detach(self) -> Tensor:
         return Tensor(self)  # the same array, no graph: changed in place, it counts for self
 
+    def __reduce_ex__(self, protocol: int):  # copy.deepcopy and pickle
+        """As in PyTorch, a result of recorded operations is not copied: its backward
+        would reach the original's parameters (a planned stack's does), not the copy's."""
+        if self._backward is not None:
+            raise ConfigError(
+                "a Tensor that recorded operations (a node of a graph, such as a loss before "
+                "backward()) cannot be copied or pickled, as in PyTorch; copy the model and "
+                "optimiser and compute it again with the copy, or copy its detach()"
+            )
+        return super().__reduce_ex__(protocol)
+
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set ``requires_grad`` in place and return self (PyTorch's spelling). Only a
         leaf may be turned off: a recorded result's gradient would be dropped silently;
