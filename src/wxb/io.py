@@ -386,6 +386,9 @@ def _short(value: object, limit: int = 80) -> str:
 def load(path: str | Path) -> Module:
     """Rebuild the model saved at ``path``; predictions equal the saved model's exactly.
 
+    The model comes back in eval mode (Dropout off), ready to predict: a hand-written
+    training loop calls ``model.train()`` first (``fit`` does it itself).
+
     The file is checked before anything is built: ModelFileError, naming the file
     and what is wrong, for anything but a model ``save`` wrote.
     """
