@@ -379,6 +379,21 @@ def test_a_stratified_split_holds_out_the_fraction_to_within_a_row(rng):
             assert abs(np.sum(labels[held] == label) - count * fraction) < 2
 
 
+def test_labels_that_are_identifiers_split_as_rows_do(rng):
+    """More distinct values than half the rows (item ids as integer targets of a loss of
+    one's own): no stratification, which took minutes at 40,000 ids (a pass per id)."""
+    from wxb.data import split_indices
+
+    n = int(rng.integers(1000, 3000))
+    seed = int(rng.integers(1 << 30))
+    ids = rng.permutation(n) * int(rng.integers(1, 5))
+    plain = split_indices(n, 0.2, np.random.default_rng(seed))
+    for got, expected in zip(
+        split_indices(n, 0.2, np.random.default_rng(seed), ids), plain, strict=True
+    ):
+        np.testing.assert_array_equal(got, expected)
+
+
 def test_a_stratified_split_draws_which_classes_give_the_odd_rows(rng):
     """Equal remainders are broken at random (no class always first), and a class keeps
     a row for training while another class can give one."""
