@@ -547,7 +547,20 @@ def test_arrays_of_other_shapes_never_reach_the_loops(route, rng):
         lambda: kernels.bias_activation(kernels.RELU, z.copy(), np.zeros(5), small),
         lambda: kernels.cross_entropy_indices(z, rng.integers(0, 5, 8), small, 1.0),
         lambda: kernels.cross_entropy_indices(z, rng.integers(0, 5, 3), np.empty_like(z), 1.0),
+        lambda: kernels.cross_entropy_indices(z, np.full(8, 7), np.empty_like(z), 1.0),
+        lambda: kernels.row_uniform(np.arange(2), 1, np.empty((8, 4))),
     ]
+    w, short = rng.standard_normal(100), rng.standard_normal(10)
+    scratch = np.empty(100)
+    calls += [
+        lambda: kernels.sgd(w, short, None, scratch, scratch, lr=0.1, momentum=0.0,
+                            dampening=0.0, nesterov=False, weight_decay=0.0, first=True),
+        lambda: kernels.sgd(w, w.copy(), short, scratch, scratch, lr=0.1, momentum=0.9,
+                            dampening=0.0, nesterov=False, weight_decay=0.0, first=False),
+        lambda: kernels.adam(w, w.copy(), short, w.copy(), scratch, scratch, t=1, lr=0.1,
+                             beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                             decoupled=False),
+    ]  # fmt: skip
     for call in calls:
         with pytest.raises((ValueError, IndexError)):
             call()

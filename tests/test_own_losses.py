@@ -170,3 +170,193 @@ def test_explain_shows_a_function_loss_and_torch_gradients():
     for name, layer in (("dense1", twin[0]), ("dense2", twin[2])):
         shown = explained.step(f"{name}.dL/dW").value
         np.testing.assert_allclose(shown, layer.weight.grad.numpy(), atol=1e-12)
+
+
+def test_a_loss_subclass_that_skips_loss_init_computes_a_mean():
+    rng = np.random.default_rng()
+    X, y = rng.normal(size=(30, 3)), rng.integers(0, 3, size=30)
+
+    class NoInit(Loss):
+        def __init__(self, gamma):  # no super().__init__(): PyTorch users' habit for a Module
+            self.gamma = gamma
+
+        def __call__(self, output, target):
+            return focal(output, target) * self.gamma
+
+    model = Sequential(Dense(3, 3, dtype="float64"))
+    history = wxb.fit(model, X, y, loss=NoInit(1.0), epochs=1, shuffle=False, batch_size=30)
+    expected = wxb.evaluate(model, X, y, loss=focal)["loss"]
+    assert wxb.evaluate(model, X, y, loss=NoInit(1.0))["loss"] == pytest.approx(expected)
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_a_stock_loss_subclass_with_a_call_of_its_own_is_a_loss_of_ones_own():
+    """Its targets as given (a weight column beside the label), no accuracy (what its
+    outputs mean is its own), and no stock loss recorded in model.info."""
+    rng = np.random.default_rng()
+    rows = int(rng.integers(30, 60))
+    X = rng.normal(size=(rows, 4))
+    Y = np.column_stack([rng.integers(0, 2, rows), rng.uniform(0.5, 2.0, rows)])
+
+    class Weighted(wxb.nn.BCEWithLogitsLoss):
+        def __call__(self, output, target):
+            z, label, weight = output[:, 0], target[:, 0], target[:, 1]
+            softplus = (1 + (-z.abs()).exp()).log() + (z + z.abs()) * 0.5
+            return ((softplus - z * label) * weight).mean()
+
+    model, twin = twin_models(rng, 4, 5, 1)
+    history = wxb.fit(
+        model,
+        X,
+        Y,
+        loss=Weighted(),
+        optimizer=wxb.optim.SGD(model.parameters(), lr=0.1),
+        epochs=2,
+        batch_size=8,
+        shuffle=False,
+    )
+
+    def torch_weighted(output, target):
+        bce = torch.nn.functional.binary_cross_entropy_with_logits
+        return (bce(output[:, 0], target[:, 0], reduction="none") * target[:, 1]).mean()
+
+    expected = torch_epochs(twin, torch_weighted, X, Y, 2, 8, 0.1)
+    np.testing.assert_allclose(history.history["loss"], expected, rtol=1e-12)
+    assert "accuracy" not in history.history
+    assert "accuracy" not in wxb.evaluate(model, X, Y, loss=Weighted())
+    assert "multilabel" not in model.info and "loss" not in model.info
+
+
+@pytest.mark.parametrize("shape", [(1,), (1, 1)])
+def test_a_loss_of_one_element_in_any_shape_counts_as_its_number(shape):
+    rng = np.random.default_rng()
+    X, y = rng.normal(size=(20, 3)), rng.integers(0, 3, size=20)
+    model = Sequential(Dense(3, 3, dtype="float64"))
+    history = wxb.fit(
+        model, X, y, loss=lambda o, t: focal(o, t).reshape(shape), epochs=1, batch_size=20
+    )
+    assert np.isfinite(history.history["loss"][0])
+    value = wxb.evaluate(model, X, y, loss=lambda o, t: focal(o, t).reshape(shape))["loss"]
+    assert value == pytest.approx(wxb.evaluate(model, X, y, loss=focal)["loss"], rel=1e-12)
+
+
+def test_a_torch_tensor_returned_is_named_as_torchs():
+    rng = np.random.default_rng()
+    X, y = rng.normal(size=(10, 3)), rng.integers(0, 3, size=10)
+    with pytest.raises(ConfigError, match=r"returned a torch\.Tensor"):
+        wxb.fit(Sequential(Dense(3, 3)), X, y, loss=lambda o, t: torch.zeros(()), epochs=1)
+
+
+def test_nullable_integer_targets_reach_the_loss_as_whole_numbers():
+    """pandas' Int64 (convert_dtypes) class indices index as NumPy's do: fit and evaluate
+    read them as float64 before, and a loss indexing with them failed."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng()
+    X, y = rng.normal(size=(40, 3)), rng.integers(0, 3, size=40)
+    plain, nullable = (Sequential(Dense(3, 3, dtype="float64", seed=5)) for _ in range(2))
+    a = wxb.fit(plain, X, y, loss=focal, epochs=2, seed=1, validation_split=0.25)
+    b = wxb.fit(
+        nullable,
+        X,
+        pd.Series(y, dtype="Int64"),
+        loss=focal,
+        epochs=2,
+        seed=1,
+        validation_split=0.25,
+    )
+    assert a.history == b.history  # the same rows held out (stratified), the same numbers
+    text = str(wxb.explain(nullable, X[:3], pd.Series(y[:3], dtype="Int64"), loss=focal))
+    assert "L = focal(Ŷ, Y)" in text
+    mixed = pd.DataFrame({"a": pd.array(y, dtype="Int64"), "b": pd.array(X[:, 0], "Float64")})
+    wxb.explain(Sequential(Dense(3, 2, dtype="float64")), X[:3], mixed[:3], loss="mse")
+
+
+def test_a_validation_loss_that_is_not_a_number_stops_fit():
+    rng = np.random.default_rng()
+    X, y = rng.normal(size=(30, 3)), rng.normal(size=30)
+    y_val = rng.normal(size=10)
+
+    def log_error(output, target):  # finite on the training targets only
+        return ((output - target) ** 2).mean() + wxb.Tensor(target + 10.0).log().mean()
+
+    model = Sequential(Dense(3, 1, dtype="float64"))
+    y_val[0] = -20.0  # log of a negative number on a validation row: NaN
+    with pytest.raises(wxb.errors.TrainingError, match="validation loss became nan"):
+        wxb.fit(
+            model,
+            X,
+            y + 20.0,
+            loss=log_error,
+            epochs=3,
+            early_stopping=2,
+            validation_data=(rng.normal(size=(10, 3)), y_val),
+        )
+
+
+@pytest.mark.parametrize("change", ["lambda", "partial", "weights"])
+def test_a_resume_refuses_another_loss_of_ones_own(tmp_path, change):
+    import functools
+
+    rng = np.random.default_rng()
+    X, y = rng.normal(size=(40, 3)), rng.integers(0, 3, size=40)
+
+    def gamma_focal(output, target, gamma=2.0, weights=None):
+        log_p = output - output.exp().sum(axis=1, keepdims=True).log()
+        picked = log_p[np.arange(len(target)), target]
+        weight = 1.0 if weights is None else weights[target]
+        return (-((1 - picked.exp()) ** gamma) * picked * weight).mean()
+
+    class ClassWeighted(Loss):
+        def __init__(self, weights):
+            super().__init__()
+            self.weights = np.asarray(weights, float)
+
+        def __call__(self, output, target):
+            return gamma_focal(output, target, weights=self.weights)
+
+    first, second = {
+        "lambda": (lambda o, t: gamma_focal(o, t), lambda o, t: gamma_focal(o, t, gamma=5.0)),
+        "partial": (
+            functools.partial(gamma_focal, gamma=2),
+            functools.partial(gamma_focal, gamma=5),
+        ),
+        "weights": (ClassWeighted([1, 1, 1]), ClassWeighted([1, 3, 10])),
+    }[change]
+
+    def run(loss, epochs):
+        model = Sequential(Dense(3, 3, dtype="float64", seed=2))
+        return wxb.fit(
+            model, X, y, loss=loss, epochs=epochs, seed=0, checkpoint_dir=tmp_path, resume=True
+        )
+
+    run(first, 1)
+    with pytest.raises(ConfigError, match="loss differs"):
+        run(second, 2)
+    assert len(run(first, 2).history["loss"]) == 2  # the same loss again resumes
+
+
+def test_a_functions_digest_is_the_same_in_a_new_process(tmp_path):
+    """A resume in a new process runs the same code: its digest must not hold anything
+    of the process (addresses in reprs of nested code or objects)."""
+    import subprocess
+    import sys
+
+    source = tmp_path / "lossdef.py"
+    source.write_text(
+        "import functools\n"
+        "def outer(o, t, scale=2.0):\n"
+        "    inner = lambda z: (z * scale).mean()\n"
+        "    return inner(o - t)\n"
+        "loss = functools.partial(outer, scale=3.0)\n"
+    )
+    script = (
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import lossdef; "
+        "from wxb.checkpoint import code_digest; print(code_digest(lossdef.loss))"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True
+        ).stdout
+        for _ in range(2)
+    }
+    assert len(digests) == 1 and len(digests.pop().strip()) == 16

@@ -363,3 +363,31 @@ def test_a_model_pickled_in_a_forked_child_lists_its_own_modules_in_the_parent()
         child.join(10)
     assert [type(m) for m in model._module_list()] == [type(m) for _, m in model.named_modules()]
     np.testing.assert_array_equal(model.predict(X), model.predict(X))
+
+
+@pytest.mark.parametrize("change", ["bias", "dtype"])
+def test_a_plan_made_in_another_thread_after_a_bad_data_refuses_it_too(change):
+    """A .data the planned stack cannot run (a b of shape (1,), a float64 W in a float32
+    model) is refused by predict in this thread; a plan made later in another thread
+    trusted the model's first check and ran it (b broadcast, the float64 W used)."""
+    X = np.random.default_rng().normal(size=(6, 2)).astype(np.float32)
+    model = Sequential(Dense(2, 3, seed=0), ReLU(), Dense(3, 2, seed=1))
+    model.predict(X)
+    if change == "bias":
+        model[2].bias.data = np.array([0.5], np.float32)
+    else:
+        model[2].weight.data = model[2].weight.data.astype(np.float64)
+    outcome = {}
+
+    def predict():
+        try:
+            outcome["output"] = model.predict(X)
+        except wxb.WxbError as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=predict)
+    thread.start()
+    thread.join()
+    assert "error" in outcome, outcome
+    with pytest.raises(wxb.WxbError):
+        model.predict(X)

@@ -1178,3 +1178,17 @@ class Doubled(Module):
 
     def forward(self, x):
         return self.inner(x) * 2.0
+
+
+def test_a_kept_grad_of_an_older_shape_is_not_broadcast_into_the_new_one(rng):
+    """A weight given more rows through .data while its .grad stayed: the next backward
+    added the old (1, n) gradient to every row (PyTorch raises)."""
+    n = int(rng.integers(2, 6))
+    model = Sequential(Dense(n, 1), Tanh(), Dense(1, 2)).double()
+    X = rng.normal(size=(5, n))
+    model(X).sum().backward()
+    model[0].weight.data = rng.normal(size=(3, n))
+    model[0].bias.data = rng.normal(size=3)
+    model[2].weight.data = rng.normal(size=(2, 3))
+    with pytest.raises(wxb.errors.ShapeError, match="zero_grad"):
+        model(X).sum().backward()

@@ -19,13 +19,16 @@ resume skips, never a complete one that lies. Nothing here unpickles.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import json
 import math
 import os
 import platform
 import re
 import tempfile
+import types
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -336,6 +339,61 @@ def plain_settings(thing: object) -> dict[str, Any]:
         ):
             found[key] = list(value) if isinstance(value, tuple) else value
     return _encode_floats(found)
+
+
+def code_digest(function: object) -> str:
+    """A digest that tells two pieces of code apart across processes: a function's source
+    (its bytecode where Python has no source, as in a REPL), with its defaults, a
+    partial's arguments, or a callable object's class and settings. The same function
+    in a new process gives the same digest; another lambda, gamma=5 for gamma=0, does not."""
+    digest = hashlib.blake2b(digest_size=8)
+    while isinstance(function, functools.partial):
+        digest.update(_value_text((function.args, sorted(function.keywords.items()))).encode())
+        function = function.func
+    code = getattr(function, "__code__", None)
+    if code is None:  # a callable object: its class's call, and its settings
+        digest.update(type(function).__qualname__.encode())
+        if hasattr(function, "__dict__"):
+            digest.update(_value_text(sorted(vars(function).items())).encode())
+        function = type(function).__call__
+        code = getattr(function, "__code__", None)
+    if code is not None:
+        try:  # (a lambda's source is its whole line: its constants and names tell it apart)
+            digest.update(inspect.getsource(function).encode())
+        except (OSError, TypeError):
+            digest.update(code.co_code)
+        digest.update(_code_text(code).encode())
+        defaults = (
+            getattr(function, "__defaults__", None),
+            getattr(function, "__kwdefaults__", None),
+        )
+        digest.update(_value_text(defaults).encode())
+    return digest.hexdigest()
+
+
+def _code_text(code: types.CodeType) -> str:
+    """The constants and global names code uses, nested code's too (whose repr holds an
+    address): the same from one Python version to the next, unlike its bytecode."""
+    consts = [
+        _code_text(c) if isinstance(c, types.CodeType) else _value_text(c) for c in code.co_consts
+    ]
+    return f"{consts}|{code.co_names}"
+
+
+def _value_text(value: object) -> str:
+    """Plain values as written; arrays by their digest; other objects by type (a repr
+    may hold a memory address, which differs from one process to the next)."""
+    if isinstance(value, (bool, int, float, str, bytes, type(None))):
+        return repr(value)
+    if isinstance(value, np.ndarray):
+        return f"array {fingerprint(value)}"
+    if isinstance(value, (list, tuple)):
+        return "(" + ", ".join(_value_text(v) for v in value) + ")"
+    if isinstance(value, dict):
+        return (
+            "{" + ", ".join(f"{_value_text(k)}: {_value_text(v)}" for k, v in value.items()) + "}"
+        )
+    return type(value).__qualname__
 
 
 def numeric_setup(dtype: np.dtype, engine: str) -> dict[str, Any]:

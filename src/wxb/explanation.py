@@ -26,11 +26,17 @@ from wxb.describe import percent
 from wxb.errors import ConfigError, DataError
 from wxb.nn.heads import head_index, model_task, probability_head
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
-from wxb.nn.losses import CrossEntropyLoss, Loss, computes_its_own, get_loss
+from wxb.nn.losses import CrossEntropyLoss, Loss, computes_its_own, get_loss, stock_loss
 from wxb.nn.module import Module, Parameter, every_parameter_requiring_grad, is_stock
 from wxb.nn.sequential import layers_in_order
 from wxb.tensor import Tensor
-from wxb.validation import as_class_indices, as_features, as_own_loss_targets, as_targets
+from wxb.validation import (
+    as_class_indices,
+    as_features,
+    as_own_loss_targets,
+    as_targets,
+    numbers_from_pandas,
+)
 
 FORMATS = ("text", "markdown")
 AGREEMENT = 1e-12  # the seed's cross-check: hand computation and engine, both in float64
@@ -714,7 +720,7 @@ def _loss_and_target(
     batch: int,
 ) -> tuple[Loss, np.ndarray]:
     """The loss (the default as documented on explain_model) and y checked for it."""
-    target = np.asarray(y)
+    target = np.asarray(numbers_from_pandas(y))  # nullable columns: numbers, as fit reads them
     if target.ndim == 0:
         target = target.reshape(1)
     if len(target) != total:
@@ -725,7 +731,7 @@ def _loss_and_target(
         integer = target.dtype.kind in "iu" and target.ndim == 1
         loss = "cross_entropy" if outputs > 1 and integer else "mse"
     loss_fn = get_loss(loss)
-    if isinstance(loss_fn, CrossEntropyLoss) and target.ndim == 1:
+    if stock_loss(loss_fn) is CrossEntropyLoss and target.ndim == 1:
         return loss_fn, as_class_indices(target, outputs)
     if computes_its_own(loss_fn):
         return loss_fn, as_own_loss_targets(target, output.dtype, outputs)
@@ -768,7 +774,7 @@ def _backward_sections(
     A parameter used at several places (a layer given twice, tied weights) gets the sum
     of its uses' gradients from backward; each place shows its own use's share."""
     batch = len(target)
-    kernel = loss_fn.kernel.name if hasattr(loss_fn, "kernel") else None
+    kernel = loss_fn.kernel.name if stock_loss(loss_fn) else None  # else one's own call
     name = kernel or getattr(loss_fn, "function", type(loss_fn).__name__)  # one's own
     text, latex, output_grad = _LOSS_EQUATIONS.get(kernel, (f"L = {name}(Ŷ, Y)", "", "∂L/∂Ŷ"))
     reduction = getattr(loss_fn, "reduction", "mean")

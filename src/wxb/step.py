@@ -76,10 +76,11 @@ class GraphStep(_Update):
         output = self.model(X if isinstance(X, Tensor) else Tensor(batch_array(X, self.model)))
         self.output = output.data  # before the update: fit's running accuracy reads it
         value = one_number(self.loss, self.loss(output, y))
-        if self.reducer is None and not math.isfinite(float(value.data)):
-            return float(value.data)
+        number = value.item()  # ((1,) or (1, 1) too, as PyTorch's backward takes them)
+        if self.reducer is None and not math.isfinite(number):
+            return number
         value.backward()
-        return self._update(float(value.data), self.output, y)
+        return self._update(number, self.output, y)
 
     def contribute_nothing(self) -> float:
         """A distributed step in which this rank holds no row of the batch: zero

@@ -529,6 +529,12 @@ def accumulate_grad(grad: object, g: np.ndarray) -> np.ndarray:
     ):
         grad += g
         return grad
+    if np.shape(grad) != g.shape:  # NumPy would broadcast a .grad of an older shape
+        raise ShapeError(
+            f"a gradient of shape {g.shape} cannot be added to the .grad of shape "
+            f"{np.shape(grad)} already there (the parameter was given another shape since "
+            "it was computed?); call zero_grad() first"
+        )
     return np.asarray(grad + g)  # 0-d arrays add up to a scalar
 
 

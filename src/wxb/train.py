@@ -38,10 +38,12 @@ from wxb.nn.losses import (
     LOSSES,
     BCEWithLogitsLoss,
     CrossEntropyLoss,
+    FunctionLoss,
     Loss,
     computes_its_own,
     get_loss,
     one_number,
+    stock_loss,
 )
 from wxb.nn.module import Module
 from wxb.nn.sequential import layers_in_order
@@ -175,7 +177,7 @@ def _prepare_targets(
     """Targets in the form the loss kernel takes, checked against the model's output
     ``shape`` per row (from ``output_shape``)."""
     outputs = shape[0] if shape else 1
-    if isinstance(loss, CrossEntropyLoss):
+    if stock_loss(loss) is CrossEntropyLoss:
         if not shape:
             raise ShapeError(
                 "cross_entropy needs the model to give (B, classes) logits; it gives (B,)"
@@ -235,12 +237,12 @@ def _evaluate(
             yb = y_part[start:end]
             out = model(Tensor(xb)).data
             value = one_number(loss, loss(Tensor(out), yb))
-            total += _batch_total(loss, float(value.data), len(xb))
+            total += _batch_total(loss, value.item(), len(xb))
             correct += _correct(loss, out, yb)
     if ranks is not None:
         total, correct = ranks.sum_numbers(total, correct, what="the validation sums")
     figures = {"loss": _epoch_figure(loss, total, count)}
-    if isinstance(loss, (CrossEntropyLoss, BCEWithLogitsLoss)):
+    if stock_loss(loss) in (CrossEntropyLoss, BCEWithLogitsLoss):
         figures["accuracy"] = correct / _label_count(loss, y)
     return figures
 
@@ -277,14 +279,15 @@ def _number(value: object, what: str, low: float, high: float = math.inf) -> flo
 
 
 def _label_count(loss: Loss, y: np.ndarray) -> int:
-    return len(y) if isinstance(loss, CrossEntropyLoss) else y.size
+    return len(y) if stock_loss(loss) is CrossEntropyLoss else y.size
 
 
 def _correct(loss: Loss, out: np.ndarray, y: np.ndarray) -> int:
-    if isinstance(loss, CrossEntropyLoss):
+    kind = stock_loss(loss)  # a loss of one's own: what its outputs mean is its own
+    if kind is CrossEntropyLoss:
         labels = y if y.ndim == 1 else y.argmax(axis=1)
         return int((out.argmax(axis=1) == labels).sum())
-    if isinstance(loss, BCEWithLogitsLoss):
+    if kind is BCEWithLogitsLoss:
         return int(((out > 0) == (y > 0.5)).sum())
     return 0
 
@@ -569,7 +572,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             },
             "architecture": ckpt.architecture(model),
             "trainable": [name for name, p in model.named_parameters() if p.requires_grad],
-            "loss": ckpt.plain_settings(loss_fn),
+            "loss": _loss_settings(loss_fn),
             "optimizer": _optimizer_settings(opt, model),
             "batch_size": batch_size,
             "shuffle": bool(shuffle),
@@ -684,7 +687,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             if not whole:  # Ctrl-C: stop after this step
                 _stop(saver, loop, model, opt, schedule, history, epochs, steps_per_epoch)
             figures: dict[str, float] = {"loss": _epoch_figure(loss_fn, loop.total, n)}
-            if isinstance(loss_fn, (CrossEntropyLoss, BCEWithLogitsLoss)):
+            if stock_loss(loss_fn) in (CrossEntropyLoss, BCEWithLogitsLoss):
                 figures["accuracy"] = loop.correct / _label_count(loss_fn, y_arr)
             if X_val is not None:
                 val = _evaluate(model, X_val, y_val, loss_fn, ranks=ranks, rows=val_rows)
@@ -703,6 +706,12 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
                 raise TrainingError(
                     f"the weights became infinite or NaN at the end of epoch {epoch}; weights "
                     "restored to the epoch before. Try a smaller learning rate or gradient clipping"
+                )
+            if X_val is not None and not math.isfinite(figures["val_loss"]):  # (every rank's)
+                raise TrainingError(
+                    f"the validation loss became {figures['val_loss']} at the end of epoch "
+                    f"{epoch}, with finite weights and training loss: check the validation "
+                    "targets (or the loss's own code); early stopping cannot compare it"
                 )
             if ranks is not None:
                 ranks.where = f"the end of epoch {epoch}"
@@ -1039,14 +1048,30 @@ def _update_training_record(info: dict, X: np.ndarray, X_val: np.ndarray | None)
         info["training_rows"] = pack_fingerprints(np.concatenate(seen))
 
 
+def _loss_settings(loss_fn: Loss) -> dict[str, Any]:
+    """What a checkpoint records of the loss, for a resume to refuse another: its plain
+    settings, a digest of each array setting (class weights), and for a loss of one's
+    own a digest of its code (a lambda's name is every lambda's)."""
+    settings = ckpt.plain_settings(loss_fn)
+    for key, value in sorted(vars(loss_fn).items()):
+        if not key.startswith("_") and isinstance(value, np.ndarray):
+            settings[key] = ckpt.fingerprint(value)
+    if computes_its_own(loss_fn):
+        own = loss_fn._function if isinstance(loss_fn, FunctionLoss) else type(loss_fn).__call__
+        settings["code"] = ckpt.code_digest(own)
+    return settings
+
+
 def _record_loss(info: dict, loss_fn: Loss, y: np.ndarray) -> None:
     """The stock loss this fit trains with, by name, and the task it implies, as wxb
     train writes them: wxb eval, predict and report then read a model saved from Python
     as it was trained (one output trained with BCE is a binary classifier, not a
     regression; two trained with MSE are a regression, not two classes), as a Keras
     model file keeps the loss it was compiled with. A subclass of a stock loss counts as
-    that loss; a loss of one's own leaves the record as it was."""
-    name = next((n for n, kind in LOSSES.items() if isinstance(loss_fn, kind)), None)
+    that loss unless it has a __call__ of its own; a loss of one's own leaves the record
+    as it was."""
+    kind = stock_loss(loss_fn)
+    name = next((n for n, stock in LOSSES.items() if stock is kind), None)
     if name is None:
         return
     info["loss"] = name

@@ -175,7 +175,8 @@ def numbers_from_pandas(data: object) -> object:
     """A pandas Series or DataFrame of nullable columns (Float64, Int64, boolean: what
     ``convert_dtypes`` gives) or of numbers of several dtypes (floats beside bools) as a
     float64 array, pd.NA as NaN (refused as a gap later); anything else as it is. NumPy
-    reads such columns as objects."""
+    reads such columns as objects. Whole numbers without a gap (Int64 class indices)
+    stay whole: int64, as a loss of one's own indexes with them."""
     dtypes = getattr(data, "dtypes", getattr(data, "dtype", None))
     if type(data).__module__.split(".")[0] != "pandas" or dtypes is None:
         return data
@@ -184,6 +185,13 @@ def numbers_from_pandas(data: object) -> object:
         if len(set(kinds)) == 1 or not all(kind.kind in "biuf" for kind in kinds):
             return data  # one dtype, as NumPy reads it; or text, named by the caller
         return data.to_numpy(dtype=np.float64)  # floats beside bools: NumPy reads objects
+    numpy_kinds = [getattr(kind, "numpy_dtype", None) for kind in kinds]  # Int64 → int64
+    whole = all(
+        isinstance(k, np.dtype) and k.kind in "iu" and not (k.kind == "u" and k.itemsize == 8)
+        for k in numpy_kinds
+    )  # (UInt64 may exceed int64)
+    if whole and not bool(np.asarray(data.isna()).any()):
+        return data.to_numpy(dtype=np.int64)
     try:
         return data.to_numpy(dtype=np.float64, na_value=np.nan)
     except (TypeError, ValueError):

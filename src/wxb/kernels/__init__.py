@@ -210,6 +210,17 @@ def cross_entropy_indices(
 _adam_last: tuple = (None, ())  # the last update's key and its scalars in the dtype
 
 
+def _same_shape(name: str, *arrays: np.ndarray) -> None:
+    """The update loops check no bounds: arrays of other sizes would be read and written
+    past their ends (wxb's optimisers make them alike; a rule of one's own may not)."""
+    shape = arrays[0].shape
+    if any(a.shape != shape for a in arrays):
+        raise ValueError(
+            f"kernels.{name}: the weights, gradient and state must have one shape; got "
+            + ", ".join(str(a.shape) for a in arrays)
+        )
+
+
 def adam(data, grad, m, v, s1, s2, *, t, lr, beta1, beta2, eps, weight_decay, decoupled):
     """PyTorch's Adam (and AdamW, ``decoupled``) for update number ``t``. The bias
     corrections are folded: W ← W − η/(1 − β₁ᵗ)·c·m/(√v + ε·c) with c = √(1 − β₂ᵗ),
@@ -228,6 +239,7 @@ def adam(data, grad, m, v, s1, s2, *, t, lr, beta1, beta2, eps, weight_decay, de
             kind(eps * c), kind(lr / (1 - beta1**t) * c),
         )  # fmt: skip
         _adam_last = (key, scalars)
+    _same_shape("adam", data, grad, m, v)
     _impl(data, grad, m, v).adam(data, grad, m, v, s1, s2, *scalars)
 
 
@@ -235,6 +247,7 @@ def sgd(data, grad, velocity, s1, s2, *, lr, momentum, dampening, nesterov, weig
     """PyTorch's SGD; ``first``: the velocity's first update (v = g)."""
     kind = data.dtype.type
     arrays = (data, grad) if velocity is None else (data, grad, velocity)
+    _same_shape("sgd", *arrays)
     if velocity is None:
         velocity = s1  # never read: momentum is 0
     _impl(*arrays).sgd(
@@ -246,6 +259,7 @@ def sgd(data, grad, velocity, s1, s2, *, lr, momentum, dampening, nesterov, weig
 def sklearn_sgd(data, grad, velocity, s1, s2, *, lr, momentum, nesterov, l2):
     """scikit-learn's SGD: v ← μ·v − η·(g + l2·W); W ← W + v (or its Nesterov form)."""
     kind = data.dtype.type
+    _same_shape("sklearn_sgd", data, grad, velocity)
     _impl(data, grad, velocity).sklearn_sgd(
         data, grad, velocity, s1, s2, kind(l2), kind(lr), kind(momentum), bool(nesterov)
     )
@@ -256,6 +270,7 @@ def sklearn_adam(data, grad, m, v, s1, s2, *, t, lr, beta1, beta2, eps, l2, weig
     ``weight_decay`` λ the weights first shrink by W ← W·(1 − η·λ) (solver "adamw")."""
     kind = data.dtype.type
     step = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
+    _same_shape("sklearn_adam", data, grad, m, v)
     _impl(data, grad, m, v).sklearn_adam(
         data, grad, m, v, s1, s2,
         kind(1 - lr * weight_decay), kind(l2), kind(beta1), kind(1 - beta1), kind(beta2),
@@ -269,7 +284,10 @@ def row_uniform(rows: np.ndarray, base: int, out: np.ndarray) -> np.ndarray:
     (row, unit): what ``wxb.random.RowMasks`` hands out, the same on any process."""
     impl = _impl(out)
     if impl is not reference and (
-        out.ndim != 2 or rows.dtype.kind not in "iu" or not rows.dtype.isnative
+        out.ndim != 2
+        or rows.dtype.kind not in "iu"
+        or not rows.dtype.isnative
+        or rows.shape != out.shape[:1]  # the loop checks no bounds
     ):
         impl = reference
     if impl is reference:

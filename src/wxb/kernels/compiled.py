@@ -93,6 +93,8 @@ def _cross_entropy_indices(z, target, grad, scale):
             grad[r, j] = e
             s += e
         c = target[r]
+        if c < 0 or c >= cols:  # checked by the callers; here no index goes out of bounds
+            raise IndexError("cross_entropy_indices: a class index is out of range")
         total += math.log(s) - (z[r, c] - top)
         for j in range(cols):
             grad[r, j] = grad[r, j] / s

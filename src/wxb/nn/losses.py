@@ -24,8 +24,9 @@ class Loss:
     @property
     def reduction(self) -> str:
         # kept in the instance's dict under its own name: pickles and vars(loss) (a
-        # checkpoint's loss settings) read it as before it was a property
-        return self.__dict__["reduction"]
+        # checkpoint's loss settings) read it as before it was a property; a subclass
+        # whose __init__ did not call Loss's computes a mean, as the default
+        return self.__dict__.get("reduction", "mean")
 
     @reduction.setter
     def reduction(self, value: str) -> None:
@@ -107,12 +108,25 @@ def computes_its_own(loss: Loss) -> bool:
     return type(loss).__call__ is not Loss.__call__
 
 
+def stock_loss(loss: Loss) -> type[Loss] | None:
+    """The stock loss whose numbers ``loss`` computes (its class, or a subclass keeping
+    its ``__call__``), which says what the targets and the outputs mean (accuracy, the
+    task); None for a loss of one's own, a stock loss's subclass with its own call too."""
+    if computes_its_own(loss):
+        return None
+    return next((kind for kind in LOSSES.values() if isinstance(loss, kind)), None)
+
+
 def one_number(loss: Loss, value: object) -> Tensor:
     """The loss's value for a batch, refused in one line when a loss of one's own gives
     anything but a Tensor of one number (fit and evaluate add them up per batch)."""
     if isinstance(value, Tensor) and value.data.size == 1:
         return value
-    got = f"shape {value.shape}" if isinstance(value, Tensor) else f"a {type(value).__name__}"
+    kind = type(value)
+    named = kind.__name__ if kind.__module__.startswith("builtins") else kind.__qualname__
+    if not kind.__module__.startswith(("wxb", "builtins")):  # torch.Tensor is not wxb's
+        named = f"{kind.__module__.split('.')[0]}.{kind.__name__}"
+    got = f"shape {value.shape}" if isinstance(value, Tensor) else f"a {named}"
     name = loss.function if isinstance(loss, FunctionLoss) else type(loss).__name__
     raise ConfigError(
         f"the loss {name} returned {got}; fit and evaluate need a Tensor of one number, "

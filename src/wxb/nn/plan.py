@@ -104,7 +104,10 @@ class StackPlan:
         # another width or dtype: buffers made again, or the layer-by-layer path's error)
         self._signature = self._parameter_signature()
         self._arrays = [p.data for p in self.params]  # cheap to check: by identity
-        self.stale_reason: str | None = None
+        # checked here too, not only when the model's plans were first made: a .data given
+        # another shape or dtype since (a plan made later, in another thread) must not run
+        self._signature_reason = unplannable_reason(self.layers)
+        self.stale_reason: str | None = self._signature_reason
         self._claim: weakref.ref | None = None  # the recorded graph using the buffers
         self._token: object = None
         self._released: object = None  # the token of the graph that last ran backward
@@ -124,11 +127,11 @@ class StackPlan:
         self._arrays = [p.data for p in self.params]
         signature = self._parameter_signature()
         if signature == self._signature:  # other arrays of the shapes the buffers are for
-            self.stale_reason = None  # (a repack, or a change undone)
+            self.stale_reason = self._signature_reason  # (a repack, or a change undone)
             return
         self.stale_reason = unplannable_reason(self.layers)
         if self.stale_reason is None:
-            self._signature = signature
+            self._signature, self._signature_reason = signature, None
             self.in_features = next(
                 (input_width(m) for m in self.layers if input_width(m) is not None), None
             )
