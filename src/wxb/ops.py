@@ -40,11 +40,21 @@ def as_tensor(value: object, like: Tensor | None = None) -> Tensor:
 def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Sum a broadcast gradient back down to the operand's shape (an array, 0-d included)."""
     while grad.ndim > len(shape):
-        grad = grad.sum(axis=0)
+        grad = sum_along(grad, 0)
     for axis, size in enumerate(shape):
         if size == 1 and grad.shape[axis] != 1:
-            grad = grad.sum(axis=axis, keepdims=True)
+            grad = sum_along(grad, axis, keepdims=True)
     return np.asarray(grad)  # 0-d arithmetic gives NumPy scalars: .grad must be an array
+
+
+def sum_along(array: np.ndarray, axis: object, keepdims: bool = False) -> np.ndarray:
+    """Σ over ``axis`` (None: everything). float32 over an axis adds in float64: NumPy
+    adds the rows one after another there, in float32, its error growing with their
+    number (PyTorch's stays at float32's rounding), where over everything it sums pairwise."""
+    if array.dtype == np.float32 and axis is not None and array.ndim > 1:
+        total = array.sum(axis=axis, keepdims=keepdims, dtype=np.float64)
+        return np.asarray(total).astype(np.float32)
+    return array.sum(axis=axis, keepdims=keepdims)
 
 
 # ---------------------------------------------------------------------------------
@@ -96,15 +106,48 @@ def add_bias(z: Tensor, bias: Tensor) -> Tensor:
 _ones: dict[tuple[int, np.dtype], np.ndarray] = {}
 
 
+def dot64(a: np.ndarray, b: np.ndarray) -> float:
+    """Σ a·b as a Python float. BLAS's float32 dot adds in float32, its error growing
+    with the length; past 4,096 elements it goes in blocks whose dots add in float64."""
+    if a.dtype == np.float64 or a.size <= 4096:
+        return float(np.vdot(a, b))
+    a, b = a.reshape(-1), b.reshape(-1)  # (a copy only where not contiguous)
+    return math.fsum(
+        float(np.vdot(a[i : i + 4096], b[i : i + 4096])) for i in range(0, a.size, 4096)
+    )
+
+
+_SUMMED_IN_FLOAT32 = 1024  # rows: beyond, float32 sums go in blocks added in float64
+
+
 def sum_over_batch(delta: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """Σ over rows as the product 1ᵀ·δ: BLAS's gemv is several times faster than a reduction."""
-    key = (len(delta), delta.dtype)
+    """Σ over rows as the product 1ᵀ·δ: BLAS's gemv is several times faster than a
+    reduction. It adds in the arrays' dtype, so in float32 its error grows with the rows:
+    a large batch goes in blocks of 1,024 rows whose sums add in float64 (PyTorch's sum
+    keeps to float32's rounding at any batch)."""
+    rows = len(delta)
+    if delta.dtype != np.float32 or rows <= _SUMMED_IN_FLOAT32:
+        return np.matmul(_ones_of(rows, delta.dtype), delta, out=out)
+    ones = _ones_of(_SUMMED_IN_FLOAT32, delta.dtype)
+    part = np.empty(delta.shape[1:], delta.dtype)
+    total = np.zeros(delta.shape[1:], np.float64)
+    for start in range(0, rows, _SUMMED_IN_FLOAT32):
+        block = delta[start : start + _SUMMED_IN_FLOAT32]
+        total += np.matmul(ones[: len(block)], block, out=part)
+    if out is None:
+        return total.astype(delta.dtype)
+    np.copyto(out, total, casting="same_kind")
+    return out
+
+
+def _ones_of(rows: int, dtype: np.dtype) -> np.ndarray:
+    key = (rows, dtype)
     ones = _ones.get(key)
     if ones is None:
         if len(_ones) > 64:  # many batch sizes: start over rather than grow
             _ones.clear()
-        ones = _ones[key] = np.ones(len(delta), delta.dtype)
-    return np.matmul(ones, delta, out=out)
+        ones = _ones[key] = np.ones(rows, dtype)
+    return ones
 
 
 def transpose(a: Tensor) -> Tensor:
@@ -269,7 +312,7 @@ def sum(a: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = F
         # each summed element gets the sum's gradient (as ∂L/∂b = Σ δ)
         return (np.broadcast_to(g, shape),)
 
-    total = a.data.sum(axis=axis, keepdims=keepdims)
+    total = sum_along(a.data, axis, keepdims)
     return Tensor.from_op(np.asarray(total), "Σ", (a,), backward, reads_inputs=False)
 
 
@@ -648,7 +691,7 @@ class MSEKernel:
     def value_and_grad(self, output, target, grad_out):
         scale = 1.0 / output.shape[0] if self.reduction == "mean" else 1.0
         diff = np.subtract(output, target, out=_workspace(output, grad_out))
-        value = 0.5 * scale * float(np.vdot(diff, diff))
+        value = 0.5 * scale * dot64(diff, diff)
         diff *= scale  # ∇ŷ L = (ŷ − y), over the batch size for the mean
         return value
 
@@ -684,7 +727,7 @@ class CrossEntropyKernel:
         shifted = np.subtract(
             output, output.max(axis=1, keepdims=True), out=_workspace(output, grad_out)
         )
-        picked = float(np.vdot(target, shifted))
+        picked = dot64(target, shifted)
         exps = np.exp(shifted, out=shifted)
         sums = exps.sum(axis=1, keepdims=True, dtype=np.float64)  # float64: log s ≈ 0 stays exact
         log_sums = np.log(sums)
