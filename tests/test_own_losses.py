@@ -281,7 +281,7 @@ def test_a_validation_loss_that_is_not_a_number_stops_fit():
 
     model = Sequential(Dense(3, 1, dtype="float64"))
     y_val[0] = -20.0  # log of a negative number on a validation row: NaN
-    with pytest.raises(wxb.errors.TrainingError, match="validation loss became nan"):
+    with pytest.raises(wxb.errors.TrainingError, match="became nan at epoch 1 on the validation"):
         wxb.fit(
             model,
             X,

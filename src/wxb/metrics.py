@@ -40,12 +40,16 @@ def _divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return out
 
 
+MAX_CONFUSION_CLASSES = 50  # a wider confusion matrix is neither read nor printed
+
+
 def classification_figures(y_true: np.ndarray, y_pred: np.ndarray, classes: list) -> dict:
     """Accuracy, per-class precision/recall/F1/support, macro and weighted F1, confusion.
 
     ``y_true`` and ``y_pred`` are class indices 0..C-1 with C = ``len(classes)``. Keys:
     ``accuracy``, ``per_class`` (dicts with ``class``, ``precision``, ``recall``, ``f1``,
-    ``support``), ``macro_f1``, ``weighted_f1``, ``confusion`` (rows true, columns predicted).
+    ``support``), ``macro_f1``, ``weighted_f1``, ``confusion`` (rows true, columns predicted;
+    None beyond ``MAX_CONFUSION_CLASSES`` classes).
     Like scikit-learn's defaults, ``macro_f1`` averages over the classes that occur in
     ``y_true`` or ``y_pred``; a class that is neither present nor predicted is listed with
     zeros but does not drag the average down.
@@ -60,12 +64,13 @@ def classification_figures(y_true: np.ndarray, y_pred: np.ndarray, classes: list
     if y_true.size == 0:
         raise DataError("no rows to evaluate")
 
-    # One bincount over the pair code gives the whole confusion matrix at once.
-    confusion = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes)
-    confusion = confusion.reshape(n_classes, n_classes)
-    tp = np.diag(confusion).astype(np.float64)
-    support = confusion.sum(axis=1)
-    predicted = confusion.sum(axis=0)
+    tp = np.bincount(y_true[y_true == y_pred], minlength=n_classes).astype(np.float64)
+    support = np.bincount(y_true, minlength=n_classes)
+    predicted = np.bincount(y_pred, minlength=n_classes)
+    confusion = None  # C × C counts: for many classes, gigabytes no one reads
+    if n_classes <= MAX_CONFUSION_CLASSES:  # one bincount over the pair code gives it
+        confusion = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes)
+        confusion = confusion.reshape(n_classes, n_classes).astype(int).tolist()
 
     precision = _divide(tp, predicted)
     recall = _divide(tp, support)
@@ -91,7 +96,7 @@ def classification_figures(y_true: np.ndarray, y_pred: np.ndarray, classes: list
         "per_class": per_class,
         "macro_f1": macro_f1,
         "weighted_f1": weighted_f1,
-        "confusion": confusion.astype(int).tolist(),
+        "confusion": confusion,
     }
 
 
@@ -174,8 +179,12 @@ def format_classification(figures: dict) -> str:
             f"{row['f1']:>6.4f}  {row['support']:>{s}d}"
         )
 
-    corner = "true \\ predicted"
     confusion = figures["confusion"]
+    if confusion is None:
+        lines += ["", f"(no confusion matrix for {len(rows):,} classes: at most "
+                      f"{MAX_CONFUSION_CLASSES})"]  # fmt: skip
+        return "\n".join(lines)
+    corner = "true \\ predicted"
     w = max([len(corner), *map(len, names)])
     c = max([*map(len, names), *(len(str(v)) for r in confusion for v in r)])
     lines += ["", f"{corner:<{w}}" + "".join(f"  {n:>{c}}" for n in names)]

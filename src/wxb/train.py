@@ -708,10 +708,14 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
                     "restored to the epoch before. Try a smaller learning rate or gradient clipping"
                 )
             if X_val is not None and not math.isfinite(figures["val_loss"]):  # (every rank's)
+                model.load_state_dict(loop.last_good)
+                restored = f"end of epoch {epoch - 1}" if epoch > 1 else "their initial values"
                 raise TrainingError(
-                    f"the validation loss became {figures['val_loss']} at the end of epoch "
-                    f"{epoch}, with finite weights and training loss: check the validation "
-                    "targets (or the loss's own code); early stopping cannot compare it"
+                    f"the loss became {figures['val_loss']} at epoch {epoch} on the validation "
+                    "rows, the training loss and the weights being finite (outputs that "
+                    "overflow there, non-finite validation targets, or a loss of one's own); "
+                    f"weights restored to {restored}. Try a smaller learning rate or gradient "
+                    "clipping, or check the validation data"
                 )
             if ranks is not None:
                 ranks.where = f"the end of epoch {epoch}"
