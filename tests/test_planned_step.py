@@ -254,3 +254,27 @@ def test_a_head_of_another_width_gets_a_loss_gradient_of_its_width(rng, loss_nam
     assert step(X, y) == pytest.approx(expected(X, y), rel=1e-12)
     for a, b in zip(model.parameters(), reference.parameters(), strict=True):
         np.testing.assert_allclose(a.data, b.data, rtol=1e-12, atol=1e-15)
+
+
+def test_a_large_inference_call_gives_its_memory_back(rng):
+    """model(X) under no_grad on far more rows than predict's batches: the planned
+    buffers were kept at that size for the model's life (PyTorch frees its tensors)."""
+    model = Sequential(Dense(10, 256), wxb.nn.ReLU(), Dense(256, 256), wxb.nn.ReLU(), Dense(256, 3))
+    small = rng.normal(size=(32, 10)).astype(np.float32)
+    large = rng.normal(size=(int(rng.integers(10_000, 12_000)), 10)).astype(np.float32)
+    with wxb.no_grad():
+        model(small)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        with wxb.no_grad():
+            out = model(large)
+        np.testing.assert_allclose(out.data[:32], model.predict(large[:32]), rtol=1e-5, atol=1e-6)
+        del out
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 1 << 20, f"{held / 2**20:.1f} MiB still held"  # the buffers: ~90 MiB
+    with wxb.no_grad():
+        again = model(small).data
+    np.testing.assert_array_equal(again, model.predict(small))

@@ -189,6 +189,13 @@ class StackPlan:
                 self.masks[i] = np.empty((batch, width), dtype)
         self.capacity, self.width, self.dtype = batch, width_in, dtype
 
+    def drop_buffers(self) -> None:
+        """Let the buffers go (the next batch makes them again): after a batch far larger
+        than usual, memory comes back as PyTorch's does when its tensors are dropped."""
+        self.outputs, self.input_grads, self.masks = [], [], {}
+        self.inputs, self.results, self.factors, self.used = [], [], {}, {}
+        self.output, self.capacity = None, 0
+
     def _ensure(self, X: np.ndarray) -> None:
         # the width too: a stack with no Dense or Standardize takes any width
         if len(X) > self.capacity or X.shape[1] != self.width or X.dtype != self.dtype:

@@ -24,6 +24,8 @@ from wxb.nn.plan import StackPlan, unplannable_reason
 from wxb.tensor import Tensor, is_grad_enabled, is_retaining_graph
 
 MAX_PENDING_GRAPHS = 4  # plans kept per model; beyond, graphs are recorded layer by layer
+# Inference buffers kept for later calls up to predict's batch; a larger call's go with it
+KEPT_INFERENCE_ROWS = 4096
 
 
 class _Plans:
@@ -179,7 +181,10 @@ class Sequential(Module):
             else:  # inference: straight through, no graph
                 plan = self._plans().inference
                 if plan is not None and plan.fits(x.data):
-                    return Tensor(plan.forward(x.data, fresh_output=True))
+                    out = Tensor(plan.forward(x.data, fresh_output=True))
+                    if len(x.data) > KEPT_INFERENCE_ROWS:  # not held for the model's life
+                        plan.drop_buffers()
+                    return out
         for layer in self._modules.values():  # layer by layer (also what raises the errors)
             x = layer(x)
         return x
