@@ -394,6 +394,17 @@ def test_labels_that_are_identifiers_split_as_rows_do(rng):
         np.testing.assert_array_equal(got, expected)
 
 
+def test_a_small_table_of_classes_holds_out_a_row_as_one_of_numbers_does(rng):
+    """Each class's share rounded to 0 and the split refused the table as too small,
+    where the same rows as a regression held one out."""
+    from wxb.data import split_indices
+
+    n = int(rng.integers(4, 12))
+    labels = np.arange(n) % int(rng.integers(2, 4))
+    kept, held = split_indices(n, 0.1, np.random.default_rng(int(rng.integers(99))), labels)
+    assert len(held) == 1 and len(kept) == n - 1
+
+
 def test_a_stratified_split_draws_which_classes_give_the_odd_rows(rng):
     """Equal remainders are broken at random (no class always first), and a class keeps
     a row for training while another class can give one."""

@@ -321,7 +321,9 @@ def split_indices(
     # Each class rounds on its own; when that leaves the whole a row or more off n·fraction
     # (ten classes of 3 rows at 0.2 held out 10, not 6), the rows that rounding added or
     # dropped go back where the quotas' remainders say, as in a largest-remainder count.
-    if abs(takes.sum() - n * fraction) >= 1:
+    # (none held out at all: a small table whose classes each round to 0 gives one row,
+    # as the unstratified split does)
+    if abs(takes.sum() - n * fraction) >= 1 or takes.sum() == 0:
         target = max(1, round(n * fraction))
         remainder = quotas - takes
         rank = rng.permutation(len(classes))  # equal remainders: no class always first
