@@ -75,3 +75,24 @@ def test_a_tensor_summed_down_its_rows_and_a_broadcast_gradient():
     ((weights + b) * weights).sum().backward()  # ∂/∂b = Σ over rows of x
     assert b.grad.dtype == np.float32
     assert relative(b.grad, x.astype(np.float64).sum(0)) < CLOSE
+
+
+def test_blocked_dots_and_sums_give_inf_and_nan_as_one_dot_does():
+    """Blocks added with math.fsum raised on inf − inf and on overflow; a float32 sum
+    past float32's range warned on its cast. A plain dot and PyTorch give inf or NaN."""
+    import warnings
+
+    from wxb import ops
+
+    rng = np.random.default_rng()
+    size = int(rng.integers(5000, 20000))
+    a = np.ones(size, np.float32)
+    b = np.zeros(size, np.float32)
+    b[0], b[-1] = np.inf, -np.inf
+    assert np.isnan(ops.dot64(a, b))
+    huge = np.full(size, 3e38, np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert ops.dot64(huge, huge) == np.inf
+        assert np.isinf(ops.sum_over_batch(huge.reshape(-1, 1)[:2048])).all()
+        assert np.isinf(wxb.Tensor(huge.reshape(-1, 2)).sum(axis=0).data).all()

@@ -53,7 +53,8 @@ def sum_along(array: np.ndarray, axis: object, keepdims: bool = False) -> np.nda
     number (PyTorch's stays at float32's rounding), where over everything it sums pairwise."""
     if array.dtype == np.float32 and axis is not None and array.ndim > 1:
         total = array.sum(axis=axis, keepdims=keepdims, dtype=np.float64)
-        return np.asarray(total).astype(np.float32)
+        with np.errstate(over="ignore"):  # beyond float32: inf, as a float32 sum gives
+            return np.asarray(total).astype(np.float32)
     return array.sum(axis=axis, keepdims=keepdims)
 
 
@@ -112,9 +113,10 @@ def dot64(a: np.ndarray, b: np.ndarray) -> float:
     if a.dtype == np.float64 or a.size <= 4096:
         return float(np.vdot(a, b))
     a, b = a.reshape(-1), b.reshape(-1)  # (a copy only where not contiguous)
-    return math.fsum(
-        float(np.vdot(a[i : i + 4096], b[i : i + 4096])) for i in range(0, a.size, 4096)
-    )
+    total = 0.0  # (not fsum: it raises where the dot gives inf or NaN)
+    for i in range(0, a.size, 4096):
+        total += float(np.vdot(a[i : i + 4096], b[i : i + 4096]))
+    return total
 
 
 _SUMMED_IN_FLOAT32 = 1024  # rows: beyond, float32 sums go in blocks added in float64
@@ -134,9 +136,10 @@ def sum_over_batch(delta: np.ndarray, out: np.ndarray | None = None) -> np.ndarr
     for start in range(0, rows, _SUMMED_IN_FLOAT32):
         block = delta[start : start + _SUMMED_IN_FLOAT32]
         total += np.matmul(ones[: len(block)], block, out=part)
-    if out is None:
-        return total.astype(delta.dtype)
-    np.copyto(out, total, casting="same_kind")
+    with np.errstate(over="ignore"):  # beyond float32: inf, as the one gemv gives
+        if out is None:
+            return total.astype(delta.dtype)
+        np.copyto(out, total, casting="same_kind")
     return out
 
 
