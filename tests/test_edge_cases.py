@@ -379,21 +379,6 @@ def test_a_stratified_split_holds_out_the_fraction_to_within_a_row(rng):
             assert abs(np.sum(labels[held] == label) - count * fraction) < 2
 
 
-def test_labels_that_are_identifiers_split_as_rows_do(rng):
-    """More distinct values than half the rows (item ids as integer targets of a loss of
-    one's own): no stratification, which took minutes at 40,000 ids (a pass per id)."""
-    from wxb.data import split_indices
-
-    n = int(rng.integers(1000, 3000))
-    seed = int(rng.integers(1 << 30))
-    ids = rng.permutation(n) * int(rng.integers(1, 5))
-    plain = split_indices(n, 0.2, np.random.default_rng(seed))
-    for got, expected in zip(
-        split_indices(n, 0.2, np.random.default_rng(seed), ids), plain, strict=True
-    ):
-        np.testing.assert_array_equal(got, expected)
-
-
 def test_a_small_table_of_classes_holds_out_a_row_as_one_of_numbers_does(rng):
     """Each class's share rounded to 0 and the split refused the table as too small,
     where the same rows as a regression held one out."""

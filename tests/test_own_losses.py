@@ -3,6 +3,8 @@ its targets as given (class indices, extra columns), as in a PyTorch loop or Ker
 fit, and trains to PyTorch's numbers; what cannot be a batch's loss is refused in one
 line."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -360,3 +362,90 @@ def test_a_functions_digest_is_the_same_in_a_new_process(tmp_path):
         for _ in range(2)
     }
     assert len(digests) == 1 and len(digests.pop().strip()) == 16
+
+
+def test_integer_targets_that_are_identifiers_are_not_stratified():
+    """Item ids as a loss of one's own's targets (more distinct values than half the
+    rows) split as numbers do: stratifying by them took 49 s at 40,000 rows, and a class
+    per row is no class. Targets of fewer values are still stratified as classes."""
+    rng = np.random.default_rng()
+    rows = int(rng.integers(200, 400))
+    X = rng.normal(size=(rows, 3))
+    ids = rng.permutation(rows)
+
+    def regress(output, target):
+        return ((output[:, 0] - target * 0.01) ** 2).mean()
+
+    runs = [
+        wxb.fit(
+            Sequential(Dense(3, 1, dtype="float64", seed=3)),
+            X, targets, loss=regress, epochs=2, seed=4, validation_split=0.2,
+        ).history
+        for targets in (ids, ids.astype(np.float64))
+    ]  # fmt: skip
+    assert runs[0] == runs[1]
+
+
+def test_a_resume_tells_closures_apart_and_not_the_line_around_a_lambda(tmp_path):
+    """A loss made by a function of its weight (w captured in a closure) resumed with
+    another weight silently; a lambda's digest took its whole source line, so the same
+    lambda written in a fit call with other epochs was refused."""
+    from wxb.checkpoint import code_digest
+
+    def weighted(w):
+        def loss(output, target):
+            return focal(output, target) * w
+
+        return loss
+
+    assert code_digest(weighted(1.0)) == code_digest(weighted(1.0))
+    assert code_digest(weighted(1.0)) != code_digest(weighted(5.0))
+    first, second = lambda o, t: focal(o, t), lambda o, t: focal(o, t)
+    assert code_digest(first) == code_digest(second)  # one line, the same code
+    rng = np.random.default_rng()
+    X, y = rng.normal(size=(30, 3)), rng.integers(0, 3, size=30)
+    model = lambda: Sequential(Dense(3, 3, dtype="float64", seed=2))  # noqa: E731
+    kept = dict(seed=0, checkpoint_dir=tmp_path, resume=True)
+    wxb.fit(model(), X, y, loss=lambda o, t: focal(o, t), epochs=1, **kept)
+    wxb.fit(model(), X, y, loss=lambda o, t: focal(o, t), epochs=2, **kept)  # resumes
+    with pytest.raises(ConfigError, match="loss differs"):
+        wxb.fit(model(), X, y, loss=weighted(5.0), epochs=3, **kept)
+
+
+def test_a_checkpoint_from_before_loss_digests_resumes(tmp_path):
+    """Checkpoints written before losses of one's own got a code digest record only the
+    loss's plain settings: compared on those, they resume."""
+    import json
+
+    rng = np.random.default_rng()
+    X, y = rng.normal(size=(30, 3)), rng.integers(0, 3, size=30)
+
+    class Scaled(Loss):
+        def __init__(self):
+            super().__init__()
+            self.classes = np.ones(3)
+
+        def __call__(self, output, target):
+            return focal(output, target)
+
+    def run(epochs):
+        model = Sequential(Dense(3, 3, dtype="float64", seed=2))
+        return wxb.fit(
+            model, X, y, loss=Scaled(), epochs=epochs, seed=0, checkpoint_dir=tmp_path,
+            resume=True,
+        )  # fmt: skip
+
+    from wxb.checkpoint import _json_digest
+
+    run(1)
+    records = list(tmp_path.glob("*.json"))
+    assert records
+    for record in records:  # as an earlier wxb wrote it, checksum and all
+        meta = json.loads(record.read_text())
+        meta["run"]["loss"] = {"type": "Scaled", "reduction": "mean"}
+        meta["json_sha256"] = _json_digest(meta)
+        record.write_text(json.dumps(meta))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not skipped as damaged, nor started afresh
+        history = run(2)
+    assert history.resumed_from is not None and len(history.history["loss"]) == 2

@@ -1150,19 +1150,16 @@ def test_module_zero_grad_zeroes_in_place_when_asked_as_torch():
 def test_a_graph_node_is_not_copied_as_torch_refuses(rng, kind):
     """deepcopy((model, optimizer, loss)) between forward and backward: the copied loss's
     backward filled the original model's gradients on the planned stack. PyTorch refuses
-    to copy a non-leaf tensor; so does wxb, and a detached copy still works."""
-    import pickle
-
+    to deep-copy a non-leaf tensor; so does wxb, and a detached copy still works."""
     model = Sequential(Dense(4, 6), ReLU(), Dense(6, 3)).double()
     if kind == "subclass":
         model = Doubled(model)
     X, y = rng.normal(size=(8, 4)), rng.integers(0, 3, size=8)
     loss = CrossEntropyLoss()(model(X), y)
-    with pytest.raises(wxb.errors.ConfigError, match="cannot be copied or pickled"):
+    with pytest.raises(wxb.errors.ConfigError, match="cannot be deep-copied"):
         copy.deepcopy((model, loss))
-    with pytest.raises(wxb.errors.ConfigError, match="cannot be copied or pickled"):
-        pickle.dumps(loss)
     assert copy.deepcopy(loss.detach()).item() == loss.item()
+    assert copy.copy(loss).item() == loss.item()  # a shallow copy is the same node's
     twin = copy.deepcopy(model)  # the model alone copies, and its own loss fills its own grads
     CrossEntropyLoss()(twin(X), y).backward()
     assert all(p.grad is not None for p in twin.parameters())
@@ -1192,3 +1189,26 @@ def test_a_kept_grad_of_an_older_shape_is_not_broadcast_into_the_new_one(rng):
     model[2].weight.data = rng.normal(size=(2, 3))
     with pytest.raises(wxb.errors.ShapeError, match="zero_grad"):
         model(X).sum().backward()
+
+
+class SlottedScale(Module):
+    __slots__ = ("scale",)
+
+    def __init__(self, scale):
+        super().__init__()
+        self.inner = Dense(3, 2)
+        self.scale = scale
+
+    def forward(self, x):
+        return self.inner(x) * self.scale
+
+
+def test_a_module_with_slots_of_its_own_keeps_them_through_pickle_and_deepcopy(rng):
+    """Module.__getstate__ (which leaves out a cache) gave only the instance dict."""
+    import pickle
+
+    model = SlottedScale(float(rng.uniform(1, 3)))
+    X = rng.normal(size=(4, 3)).astype(np.float32)
+    for twin in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert twin.scale == model.scale
+        np.testing.assert_array_equal(twin.predict(X), model.predict(X))

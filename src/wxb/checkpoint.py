@@ -345,7 +345,9 @@ def code_digest(function: object) -> str:
     """A digest that tells two pieces of code apart across processes: a function's source
     (its bytecode where Python has no source, as in a REPL), with its defaults, a
     partial's arguments, or a callable object's class and settings. The same function
-    in a new process gives the same digest; another lambda, gamma=5 for gamma=0, does not."""
+    in a new process gives the same digest; another lambda, gamma=5 for gamma=0, a
+    closure over w=5 for w=1, does not. A lambda goes by its bytecode (which differs
+    between Python versions), not by its source line, which holds the call around it."""
     digest = hashlib.blake2b(digest_size=8)
     while isinstance(function, functools.partial):
         digest.update(_value_text((function.args, sorted(function.keywords.items()))).encode())
@@ -358,17 +360,31 @@ def code_digest(function: object) -> str:
         function = type(function).__call__
         code = getattr(function, "__code__", None)
     if code is not None:
-        try:  # (a lambda's source is its whole line: its constants and names tell it apart)
+        try:  # a lambda's source is its whole line (another fit argument would count)
+            if getattr(function, "__name__", "") == "<lambda>":
+                raise TypeError
             digest.update(inspect.getsource(function).encode())
         except (OSError, TypeError):
             digest.update(code.co_code)
         digest.update(_code_text(code).encode())
+        cells = getattr(function, "__closure__", None) or ()  # values captured: w=1, w=5
+        digest.update(_value_text([_cell_value(cell) for cell in cells]).encode())
+        owner = getattr(function, "__self__", None)  # a bound method: its object's settings
+        if owner is not None and hasattr(owner, "__dict__"):
+            digest.update(_value_text(sorted(vars(owner).items())).encode())
         defaults = (
             getattr(function, "__defaults__", None),
             getattr(function, "__kwdefaults__", None),
         )
         digest.update(_value_text(defaults).encode())
     return digest.hexdigest()
+
+
+def _cell_value(cell: types.CellType) -> object:
+    try:
+        return cell.cell_contents
+    except ValueError:  # an empty cell
+        return None
 
 
 def _code_text(code: types.CodeType) -> str:

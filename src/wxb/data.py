@@ -297,15 +297,9 @@ def split_indices(
     labels: np.ndarray | None = None,
     what: str = "a split fraction",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(kept, held_out) index arrays; stratified by ``labels`` when given, unless they
-    hold more distinct values than half the rows (identifiers, not classes: no split
-    could keep their proportions)."""
+    """(kept, held_out) index arrays; stratified by ``labels`` when given."""
     if not 0 < fraction < 1:
         raise DataError(f"{what} must be between 0 and 1; got {fraction}")
-    if labels is not None:
-        values, inverse = np.unique(labels, return_inverse=True)
-        if len(values) > n / 2:
-            labels = None
     if labels is None:
         order = rng.permutation(n)
         cut = n - max(1, round(n * fraction))
@@ -313,6 +307,7 @@ def split_indices(
             raise DataError(f"{what}: {n} samples are too few to hold out {fraction:.0%}")
         return np.sort(order[:cut]), np.sort(order[cut:])
     # each class's rows in order (one sort, not a pass over the rows per class)
+    inverse = np.unique(labels, return_inverse=True)[1].reshape(-1)
     by_class = np.split(np.argsort(inverse, kind="stable"), np.cumsum(np.bincount(inverse))[:-1])
     classes = [rng.permutation(members) for members in by_class]
     sizes = np.array([len(members) for members in classes])

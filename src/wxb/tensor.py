@@ -10,6 +10,7 @@ topologically and walks it in reverse, which is the chain rule of the seed:
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -295,16 +296,25 @@ class Tensor:
     def detach(self) -> Tensor:
         return Tensor(self)  # the same array, no graph: changed in place, it counts for self
 
-    def __reduce_ex__(self, protocol: int):  # copy.deepcopy and pickle
-        """As in PyTorch, a result of recorded operations is not copied: its backward
+    def __deepcopy__(self, memo: dict) -> Tensor:
+        """As in PyTorch, a result of recorded operations is not deep-copied: its backward
         would reach the original's parameters (a planned stack's does), not the copy's."""
         if self._backward is not None:
             raise ConfigError(
                 "a Tensor that recorded operations (a node of a graph, such as a loss before "
-                "backward()) cannot be copied or pickled, as in PyTorch; copy the model and "
+                "backward()) cannot be deep-copied, as in PyTorch; copy the model and "
                 "optimiser and compute it again with the copy, or copy its detach()"
             )
-        return super().__reduce_ex__(protocol)
+        copied = type(self).__new__(type(self))
+        memo[id(self)] = copied
+        for kind in type(self).__mro__:  # every slot (a Parameter's too), as deepcopy copies
+            slots = kind.__dict__.get("__slots__", ())
+            for name in (slots,) if isinstance(slots, str) else slots:
+                if name not in ("__weakref__", "__dict__") and hasattr(self, name):
+                    setattr(copied, name, copy.deepcopy(getattr(self, name), memo))
+        if hasattr(self, "__dict__"):  # a subclass of one's own without slots
+            copied.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return copied
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set ``requires_grad`` in place and return self (PyTorch's spelling). Only a

@@ -479,6 +479,8 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             and not regression
             and (y_arr.dtype.kind in "iub" or bool(np.isin(y_arr, (0, 1)).all()))
         )
+        if classes and computes_its_own(loss_fn):  # whole numbers, but classes? (item ids)
+            classes = len(np.unique(y_arr)) <= len(y_arr) / 2
         stratify = y_arr if classes else None
         kept, held = wdata.split_indices(
             len(X_arr), validation_split, rng, stratify, what="validation_split"
@@ -937,6 +939,10 @@ class _Saver:
         meta = found.meta
         where = f"cannot resume from {found.path}"
         now = self.run
+        saved_loss = meta.get("run", {}).get("loss")
+        if isinstance(saved_loss, dict) and "code" not in saved_loss and "loss" in now:
+            # a checkpoint of a wxb before loss digests: compared on what it recorded
+            now = {**now, "loss": {k: v for k, v in now["loss"].items() if k in saved_loss}}
         saved_data = meta.get("run", {}).get("data") or {}
         if len(str(saved_data.get("X", ""))) == 32:  # a whole-array digest: an earlier wxb's
             now = {**self.run, "data": self.whole_array_digests()}

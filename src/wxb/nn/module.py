@@ -111,6 +111,11 @@ _structure_counter = itertools.count(int.from_bytes(os.urandom(7), "little") + 1
 _structure_version = next(_structure_counter)
 
 
+def _slot_names(kind: type) -> tuple[str, ...]:
+    slots = kind.__dict__.get("__slots__", ())
+    return (slots,) if isinstance(slots, str) else tuple(slots)
+
+
 def forget_gradients(params: Iterable[Parameter], set_to_none: bool) -> None:
     """Each ``p.grad`` to None, or with ``set_to_none=False`` zeroed where it lies."""
     for p in params:
@@ -263,13 +268,19 @@ class Module:
         _structure_changed()  # its dtype may differ from the others' (plans check that)
         object.__setattr__(self, key, array)
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, Any] | tuple[dict[str, Any], dict[str, Any]]:
         """What pickle and deepcopy take: the attributes, less the cache of the module
         list, whose version number is this process's (one made in a fork()ed child could
         pass for current in the parent, listing modules the model no longer holds)."""
         state = dict(self.__dict__)
         state.pop("_modules_cache", None)
-        return state
+        slots = {  # a subclass's own __slots__: pickle takes them as (dict, slots)
+            name: getattr(self, name)
+            for kind in type(self).__mro__
+            for name in _slot_names(kind)
+            if name not in ("__dict__", "__weakref__") and hasattr(self, name)
+        }
+        return (state, slots) if slots else state
 
     # -- what the model holds --------------------------------------------------------
     def _module_list(self) -> list[Module]:
