@@ -25,6 +25,7 @@ import math
 import operator
 import os
 import sys
+import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar, NamedTuple
@@ -45,6 +46,7 @@ except ImportError:  # pragma: no cover
 COUNTER_KEYS = {"param_steps": "step", "momentum_steps": "momentum_step"}
 CHUNK = 1 << 17  # elements per pass: the chunk of every array an update touches stays in cache
 _pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
 
 
 # What mpiexec sets to the number of its processes on this machine (MPICH, Open MPI).
@@ -67,7 +69,11 @@ def update_threads() -> int:
 def _thread_pool() -> ThreadPoolExecutor:
     global _pool
     if _pool is None:
-        _pool = ThreadPoolExecutor(update_threads() - 1 or 1, thread_name_prefix="wxb-update")
+        with _pool_lock:  # two threads' first large updates at once: one pool
+            if _pool is None:
+                _pool = ThreadPoolExecutor(
+                    update_threads() - 1 or 1, thread_name_prefix="wxb-update"
+                )
     return _pool
 
 
@@ -75,8 +81,8 @@ def _forget_pool_in_child() -> None:
     """A fork()ed child (multiprocessing's default on Linux, joblib's "multiprocessing")
     has none of the pool's threads, but the pool would count its idle parent's as free
     and never start one: work handed to it would wait for ever. The child makes its own."""
-    global _pool
-    _pool = None
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()  # (a lock held at the fork stays held)
 
 
 if hasattr(os, "register_at_fork"):
