@@ -14,8 +14,29 @@ from wxb.errors import ConfigError
 from wxb.nn import Dense, Loss, MSELoss, Sequential, Tanh
 
 
-def twin_models(rng, features, hidden, outputs):
-    """A float64 wxb model and a torch one with the same weights."""
+class Doubled(wxb.nn.Module):
+    """A model a user writes: a forward of its own around a Sequential."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x) * 2.0
+
+
+class TorchDoubled(torch.nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x) * 2.0
+
+
+def twin_models(rng, features, hidden, outputs, kind="sequential"):
+    """A float64 wxb model and a torch one with the same weights: a Sequential, the same
+    inside a forward of one's own ("subclass"), or with its first layer frozen."""
     model = Sequential(
         Dense(features, hidden, dtype="float64"), Tanh(), Dense(hidden, outputs, dtype="float64")
     )
@@ -28,6 +49,11 @@ def twin_models(rng, features, hidden, outputs):
             ours.bias.data[...] = rng.normal(scale=0.1, size=ours.bias.shape)
             theirs.weight.copy_(torch.from_numpy(ours.weight.data))
             theirs.bias.copy_(torch.from_numpy(ours.bias.data))
+    if kind == "frozen":
+        model[0].requires_grad_(False)
+        twin[0].requires_grad_(False)
+    elif kind == "subclass":
+        model, twin = Doubled(model), TorchDoubled(twin)
     return model, twin
 
 
@@ -55,44 +81,50 @@ def torch_weighted_mse(output, target):
     return (((output - target[:, :-1]) ** 2) * target[:, -1:]).sum() / len(target)
 
 
-def torch_epochs(twin, loss, X, y, epochs, batch, lr):
-    """Per-epoch mean losses of plain SGD over the rows in order."""
+def trains_as_torch(model, twin, X, y, loss, torch_loss, epochs, batch, lr):
+    """``wxb.fit`` with plain SGD over the rows in order, and the same loop in PyTorch:
+    the same per-epoch losses and the same weights after it. Returns fit's History."""
+    history = wxb.fit(
+        model,
+        X,
+        y,
+        loss=loss,
+        optimizer=wxb.optim.SGD(model.parameters(), lr=lr),
+        epochs=epochs,
+        batch_size=batch,
+        shuffle=False,
+    )
     optimizer = torch.optim.SGD(twin.parameters(), lr=lr)
-    figures = []
+    expected = []
     for _ in range(epochs):
         total = 0.0
         for start in range(0, len(X), batch):
-            xb, yb = (
-                torch.from_numpy(X[start : start + batch]),
-                torch.from_numpy(y[start : start + batch]),
-            )
+            xb, yb = (torch.from_numpy(a[start : start + batch]) for a in (X, y))
             optimizer.zero_grad()
-            value = loss(twin(xb), yb)
+            value = torch_loss(twin(xb), yb)
             value.backward()
             optimizer.step()
             total += value.item() * len(xb)
-        figures.append(total / len(X))
-    return figures
+        expected.append(total / len(X))
+    np.testing.assert_allclose(history.history["loss"], expected, rtol=1e-12)
+    for ours, theirs in zip(model.parameters(), twin.parameters(), strict=True):
+        np.testing.assert_allclose(ours.data, theirs.detach().numpy(), atol=1e-12)
+    return history
 
 
+@pytest.mark.parametrize("model_kind", ["sequential", "subclass", "frozen"])
 @pytest.mark.parametrize("as_subclass", [False, True])
-def test_function_loss_on_class_indices_trains_as_torch(as_subclass):
+def test_function_loss_on_class_indices_trains_as_torch(as_subclass, model_kind):
     rng = np.random.default_rng()
     rows, features, classes = int(rng.integers(40, 90)), 5, int(rng.integers(3, 6))
     X = rng.normal(size=(rows, features))
     y = rng.integers(0, classes, size=rows)
-    model, twin = twin_models(rng, features, 7, classes)
+    model, twin = twin_models(rng, features, 7, classes, model_kind)
     if as_subclass:
         loss = type("Focal", (Loss,), {"__call__": lambda self, o, t: focal(o, t)})()
     else:
         loss = focal
-    optimizer = wxb.optim.SGD(model.parameters(), lr=0.3)
-    history = wxb.fit(
-        model, X, y, loss=loss, optimizer=optimizer, epochs=3, batch_size=16, shuffle=False
-    )
-    expected = torch_epochs(twin, torch_focal, X, y, 3, 16, 0.3)
-    np.testing.assert_allclose(history.history["loss"], expected, rtol=1e-12)
-    np.testing.assert_allclose(model[0].weight.data, twin[0].weight.detach().numpy(), atol=1e-12)
+    history = trains_as_torch(model, twin, X, y, loss, torch_focal, 3, 16, 0.3)
     assert "accuracy" not in history.history  # wxb cannot know what the loss's outputs mean
     with torch.no_grad():
         value = torch_focal(twin(torch.from_numpy(X)), torch.from_numpy(y)).item()
@@ -105,19 +137,7 @@ def test_own_loss_takes_targets_of_another_width_as_given():
     X = rng.normal(size=(rows, 4))
     Y = np.column_stack([rng.normal(size=(rows, outputs)), rng.uniform(0.1, 2.0, size=rows)])
     model, twin = twin_models(rng, 4, 6, outputs)
-    history = wxb.fit(
-        model,
-        X,
-        Y,
-        loss=WeightedMSE(),
-        optimizer=wxb.optim.SGD(model.parameters(), lr=0.05),
-        epochs=2,
-        batch_size=10,
-        shuffle=False,
-    )
-    expected = torch_epochs(twin, torch_weighted_mse, X, Y, 2, 10, 0.05)
-    np.testing.assert_allclose(history.history["loss"], expected, rtol=1e-12)
-    np.testing.assert_allclose(model[2].weight.data, twin[2].weight.detach().numpy(), atol=1e-12)
+    trains_as_torch(model, twin, X, Y, WeightedMSE(), torch_weighted_mse, 2, 10, 0.05)
 
 
 def test_own_loss_keeps_the_stock_shapes_when_they_fit():
@@ -206,24 +226,12 @@ def test_a_stock_loss_subclass_with_a_call_of_its_own_is_a_loss_of_ones_own():
             softplus = (1 + (-z.abs()).exp()).log() + (z + z.abs()) * 0.5
             return ((softplus - z * label) * weight).mean()
 
-    model, twin = twin_models(rng, 4, 5, 1)
-    history = wxb.fit(
-        model,
-        X,
-        Y,
-        loss=Weighted(),
-        optimizer=wxb.optim.SGD(model.parameters(), lr=0.1),
-        epochs=2,
-        batch_size=8,
-        shuffle=False,
-    )
-
     def torch_weighted(output, target):
         bce = torch.nn.functional.binary_cross_entropy_with_logits
         return (bce(output[:, 0], target[:, 0], reduction="none") * target[:, 1]).mean()
 
-    expected = torch_epochs(twin, torch_weighted, X, Y, 2, 8, 0.1)
-    np.testing.assert_allclose(history.history["loss"], expected, rtol=1e-12)
+    model, twin = twin_models(rng, 4, 5, 1)
+    history = trains_as_torch(model, twin, X, Y, Weighted(), torch_weighted, 2, 8, 0.1)
     assert "accuracy" not in history.history
     assert "accuracy" not in wxb.evaluate(model, X, Y, loss=Weighted())
     assert "multilabel" not in model.info and "loss" not in model.info

@@ -307,11 +307,9 @@ class Tensor:
             )
         copied = type(self).__new__(type(self))
         memo[id(self)] = copied
-        for kind in type(self).__mro__:  # every slot (a Parameter's too), as deepcopy copies
-            slots = kind.__dict__.get("__slots__", ())
-            for name in (slots,) if isinstance(slots, str) else slots:
-                if name not in ("__weakref__", "__dict__") and hasattr(self, name):
-                    setattr(copied, name, copy.deepcopy(getattr(self, name), memo))
+        for name in slot_names(type(self)):  # every slot (a Parameter's too), as deepcopy's
+            if hasattr(self, name):
+                setattr(copied, name, copy.deepcopy(getattr(self, name), memo))
         if hasattr(self, "__dict__"):  # a subclass of one's own without slots
             copied.__dict__.update(copy.deepcopy(self.__dict__, memo))
         return copied
@@ -525,6 +523,15 @@ def _check_versions(order: list[Tensor]) -> None:
                     "place since the forward (by optimizer.step(), load_state_dict() or an "
                     "in-place operation such as +=); run the forward again after the change"
                 )
+
+
+def slot_names(kind: type) -> list[str]:
+    """The value slots of ``kind`` and its bases (``__slots__`` may be one string)."""
+    names = []
+    for base in kind.__mro__:
+        slots = base.__dict__.get("__slots__", ())
+        names += [slots] if isinstance(slots, str) else list(slots)
+    return [n for n in names if n not in ("__dict__", "__weakref__")]
 
 
 def accumulate_grad(grad: object, g: np.ndarray) -> np.ndarray:

@@ -221,6 +221,7 @@ def _evaluate(
     """The loss (and accuracy) over all of X (or X's ``rows``); in a distributed run each
     rank takes its share of the rows and the sums are added over the ranks."""
     total, correct = 0.0, 0
+    kind = stock_loss(loss)
     count = len(y)
     part = ranks.share(count) if ranks is not None else slice(0, count)
     y_part = y[part]
@@ -238,12 +239,12 @@ def _evaluate(
             out = model(Tensor(xb)).data
             value = one_number(loss, loss(Tensor(out), yb))
             total += _batch_total(loss, value.item(), len(xb))
-            correct += _correct(loss, out, yb)
+            correct += _correct(kind, out, yb)
     if ranks is not None:
         total, correct = ranks.sum_numbers(total, correct, what="the validation sums")
     figures = {"loss": _epoch_figure(loss, total, count)}
-    if stock_loss(loss) in (CrossEntropyLoss, BCEWithLogitsLoss):
-        figures["accuracy"] = correct / _label_count(loss, y)
+    if kind in (CrossEntropyLoss, BCEWithLogitsLoss):
+        figures["accuracy"] = correct / _label_count(kind, y)
     return figures
 
 
@@ -278,12 +279,13 @@ def _number(value: object, what: str, low: float, high: float = math.inf) -> flo
     return float(value)
 
 
-def _label_count(loss: Loss, y: np.ndarray) -> int:
-    return len(y) if stock_loss(loss) is CrossEntropyLoss else y.size
+def _label_count(kind: type[Loss] | None, y: np.ndarray) -> int:
+    return len(y) if kind is CrossEntropyLoss else y.size
 
 
-def _correct(loss: Loss, out: np.ndarray, y: np.ndarray) -> int:
-    kind = stock_loss(loss)  # a loss of one's own: what its outputs mean is its own
+def _correct(kind: type[Loss] | None, out: np.ndarray, y: np.ndarray) -> int:
+    """Right predictions in a batch, for ``kind = stock_loss(loss)`` (a loss of one's
+    own, None: what its outputs mean is its own, so none are counted)."""
     if kind is CrossEntropyLoss:
         labels = y if y.ndim == 1 else y.argmax(axis=1)
         return int((out.argmax(axis=1) == labels).sum())
@@ -512,6 +514,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             "with a forward of its own computes something else)"
         )
     step = make_step(model, loss_fn, opt, clip_grad_norm)
+    kind = stock_loss(loss_fn)  # what the outputs mean: accuracy for a classifier's loss
     planned = isinstance(step, PlannedStep)
     if ranks is not None:
         _same_start(ranks, model)
@@ -641,7 +644,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
                 ranks,
                 opt,
                 mean_loss=loss_fn.reduction != "sum",
-                count_correct=lambda output, yb: _correct(loss_fn, output, yb),
+                count_correct=lambda output, yb: _correct(kind, output, yb),
                 scale_in_step=planned,
             )
             context.push(_closing(step.reducer))
@@ -689,8 +692,8 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             if not whole:  # Ctrl-C: stop after this step
                 _stop(saver, loop, model, opt, schedule, history, epochs, steps_per_epoch)
             figures: dict[str, float] = {"loss": _epoch_figure(loss_fn, loop.total, n)}
-            if stock_loss(loss_fn) in (CrossEntropyLoss, BCEWithLogitsLoss):
-                figures["accuracy"] = loop.correct / _label_count(loss_fn, y_arr)
+            if kind in (CrossEntropyLoss, BCEWithLogitsLoss):
+                figures["accuracy"] = loop.correct / _label_count(kind, y_arr)
             if X_val is not None:
                 val = _evaluate(model, X_val, y_val, loss_fn, ranks=ranks, rows=val_rows)
                 figures.update({f"val_{k}": v for k, v in val.items()})
@@ -1192,6 +1195,7 @@ def _train_epoch(step, loss_fn, X, y, loop: _Loop, x_batch, y_batch, after_step,
     reducer = step.reducer  # distributed: this rank's share of each batch
     by_row = row_masks()
     steps_per_epoch = math.ceil(len(order) / batch_size)
+    kind = stock_loss(loss_fn)
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught here, by name
         for start in range(loop.step * batch_size, len(order), batch_size):
             rows = order[start : start + batch_size]
@@ -1214,7 +1218,7 @@ def _train_epoch(step, loss_fn, X, y, loop: _Loop, x_batch, y_batch, after_step,
             if reducer is not None:  # the global batch's, summed with its loss
                 loop.correct += reducer.correct
             else:  # running, as Keras reports
-                loop.correct += _correct(loss_fn, step.output, yb)
+                loop.correct += _correct(kind, step.output, yb)
             loop.step += 1
             if after_step(value):
                 return False

@@ -122,11 +122,9 @@ def one_number(loss: Loss, value: object) -> Tensor:
     anything but a Tensor of one number (fit and evaluate add them up per batch)."""
     if isinstance(value, Tensor) and value.data.size == 1:
         return value
-    kind = type(value)
-    named = kind.__name__ if kind.__module__.startswith("builtins") else kind.__qualname__
-    if not kind.__module__.startswith(("wxb", "builtins")):  # torch.Tensor is not wxb's
-        named = f"{kind.__module__.split('.')[0]}.{kind.__name__}"
-    got = f"shape {value.shape}" if isinstance(value, Tensor) else f"a {named}"
+    kind, package = type(value), type(value).__module__.split(".")[0]
+    named = kind.__name__ if package in ("wxb", "builtins") else f"{package}.{kind.__name__}"
+    got = f"shape {value.shape}" if isinstance(value, Tensor) else f"a {named}"  # torch.Tensor
     name = loss.function if isinstance(loss, FunctionLoss) else type(loss).__name__
     raise ConfigError(
         f"the loss {name} returned {got}; fit and evaluate need a Tensor of one number, "

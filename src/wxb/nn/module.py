@@ -15,7 +15,7 @@ from wxb.backend import resolve_dtype, xp
 from wxb.columns import rows_for_model
 from wxb.errors import ConfigError, DataError, ShapeError
 from wxb.tables import is_tabular
-from wxb.tensor import Tensor, float_array, no_grad
+from wxb.tensor import Tensor, float_array, no_grad, slot_names
 from wxb.validation import as_features
 
 
@@ -109,11 +109,6 @@ class Parameter(Tensor):
 # (Module.__getstate__): a process fork()ed from this one counts on from the same numbers.
 _structure_counter = itertools.count(int.from_bytes(os.urandom(7), "little") + 1)
 _structure_version = next(_structure_counter)
-
-
-def _slot_names(kind: type) -> tuple[str, ...]:
-    slots = kind.__dict__.get("__slots__", ())
-    return (slots,) if isinstance(slots, str) else tuple(slots)
 
 
 def forget_gradients(params: Iterable[Parameter], set_to_none: bool) -> None:
@@ -275,10 +270,7 @@ class Module:
         state = dict(self.__dict__)
         state.pop("_modules_cache", None)
         slots = {  # a subclass's own __slots__: pickle takes them as (dict, slots)
-            name: getattr(self, name)
-            for kind in type(self).__mro__
-            for name in _slot_names(kind)
-            if name not in ("__dict__", "__weakref__") and hasattr(self, name)
+            name: getattr(self, name) for name in slot_names(type(self)) if hasattr(self, name)
         }
         return (state, slots) if slots else state
 
