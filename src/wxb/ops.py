@@ -48,18 +48,18 @@ def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def sum_along(array: np.ndarray, axis: object, keepdims: bool = False) -> np.ndarray:
-    """Σ over ``axis`` (None: everything). Down the rows of a matrix (a broadcast bias's
-    gradient) it is ``sum_over_batch``'s gemv. Other float32 sums over an axis add in
-    float64: NumPy adds the rows one after another there, in float32, its error growing
-    with their number (PyTorch's stays at float32's rounding); over everything NumPy
-    sums pairwise."""
-    if axis == 0 and array.ndim == 2 and not keepdims and array.dtype.kind == "f":
+    """Σ over ``axis`` (None: everything). In float32, NumPy adds the rows of an axis
+    one after another, its error growing with their number (PyTorch's stays at float32's
+    rounding): down a matrix's rows (a broadcast bias's gradient) it is then
+    ``sum_over_batch``'s blocked gemv, over other axes a float64 sum. float64 and sums
+    over everything (pairwise) stay NumPy's."""
+    if array.dtype != np.float32 or axis is None or array.ndim < 2:
+        return array.sum(axis=axis, keepdims=keepdims)
+    if axis == 0 and array.ndim == 2 and not keepdims:
         return sum_over_batch(array)
-    if array.dtype == np.float32 and axis is not None and array.ndim > 1:
-        total = array.sum(axis=axis, keepdims=keepdims, dtype=np.float64)
-        with np.errstate(over="ignore"):  # beyond float32: inf, as a float32 sum gives
-            return np.asarray(total).astype(np.float32)
-    return array.sum(axis=axis, keepdims=keepdims)
+    total = array.sum(axis=axis, keepdims=keepdims, dtype=np.float64)
+    with np.errstate(over="ignore"):  # beyond float32: inf, as a float32 sum gives
+        return np.asarray(total).astype(np.float32)
 
 
 # ---------------------------------------------------------------------------------
