@@ -1,4 +1,6 @@
-"""Memory of training runs, measured inside a fresh process (``run.py --memory-child``).
+"""Memory of training runs, each measured in a fresh process that run.py starts:
+``python bench/_memory.py {peak,growth} PATH --config NAME --optimizer NAME --steps N
+--threads N`` prints one JSON result. It imports only what its contender needs.
 
 Linux only: resident sizes come from /proc/self/status. The peak (VmHWM) is reset to
 the current size right before training (``/proc/self/clear_refs``), so what imports
@@ -7,12 +9,15 @@ and data creation briefly held does not count; the extra peak is VmHWM − VmRSS
 
 from __future__ import annotations
 
+import argparse
+import json
 import resource
 import tracemalloc
 
 import numpy as np
+import threadpoolctl
 from _machine import STATUS, reset_peak, resident_kib
-from _workloads import TRAINING_PATHS, Config, TrainingStep, random_batch, torch_loop
+from _workloads import CONFIGS, TRAINING_PATHS, Config, TrainingStep, random_batch, torch_loop
 
 
 def available() -> bool:
@@ -60,8 +65,9 @@ def growth(
 ) -> dict[str, object]:
     """Traced Python/NumPy memory and resident size after step ``early`` and after the last."""
     step = training_step(path, config, optimizer, *random_batch(config))
+    step()  # the first step loads the compiled kernels: slow under tracemalloc, and not growth
     tracemalloc.start()
-    for index in range(1, steps + 1):
+    for index in range(2, steps + 1):
         step()
         if index == early:
             traced_early, rss_early = tracemalloc.get_traced_memory()[0], resident_kib()["VmRSS"]
@@ -78,3 +84,26 @@ def growth(
         "rss_end_kib": rss_end,
         "rss_delta_kib": rss_end - rss_early,
     }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="One memory measurement, printed as JSON.")
+    parser.add_argument("kind", choices=("peak", "growth"))
+    parser.add_argument("path", choices=tuple(TRAINING_PATHS))
+    parser.add_argument("--config", choices=tuple(CONFIGS), required=True)
+    parser.add_argument("--optimizer", required=True)
+    parser.add_argument("--steps", type=int, required=True)
+    parser.add_argument("--threads", type=int, required=True)
+    args = parser.parse_args(argv)
+    measure = {"peak": peak, "growth": growth}[args.kind]
+    with threadpoolctl.threadpool_limits(limits=args.threads):
+        if args.path == "torch":
+            import torch
+
+            torch.set_num_threads(args.threads)
+        result = measure(args.path, CONFIGS[args.config], args.optimizer, args.steps)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

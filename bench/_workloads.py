@@ -6,14 +6,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 import wxb
 from wxb import nn
+
+# PyTorch and scikit-learn are imported where used: the memory children that train
+# wxb alone start without their ~6 s of imports.
+if TYPE_CHECKING:
+    import torch
 
 FLOAT = np.float32
 LEARNING_RATES = {"SGD": 0.01, "Adam": 1e-3}  # SGD without momentum: W ← W − η·∂L/∂W
@@ -71,6 +74,8 @@ def wxb_model(dims: tuple[int, ...], seed: int = 0) -> nn.Sequential:
 
 def torch_model(dims: tuple[int, ...], source: nn.Sequential | None = None) -> torch.nn.Sequential:
     """The same network in PyTorch; with ``source``, a copy of that wxb model's weights."""
+    import torch
+
     dense = [layer for layer in source if isinstance(layer, nn.Dense)] if source else []
     layers: list[torch.nn.Module] = []
     for index, (n, m) in enumerate(pairwise(dims)):
@@ -91,6 +96,8 @@ def wxb_optimizer(name: str, params: list[nn.Parameter]) -> wxb.optim.Optimizer:
 
 
 def torch_optimizer(name: str, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    import torch
+
     optimizer = {"SGD": torch.optim.SGD, "Adam": torch.optim.Adam}[name]
     return optimizer(params, lr=LEARNING_RATES[name])  # default foreach behaviour
 
@@ -134,6 +141,8 @@ def torch_loop(
     config: Config, optimizer: str, X: np.ndarray, y: np.ndarray, same_weights: bool = True
 ) -> TrainingStep:
     """PyTorch eager; with ``same_weights`` it starts from the wxb models' initial weights."""
+    import torch
+
     model = torch_model(config.dims, wxb_model(config.dims) if same_weights else None)
     loss_fn = torch.nn.CrossEntropyLoss()
     opt = torch_optimizer(optimizer, list(model.parameters()))
@@ -289,6 +298,9 @@ Split = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 def digits_split() -> Split:
     """scikit-learn's handwritten digits scaled to [0, 1]; 80/20 stratified split."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
     digits = load_digits()
     X = (digits.data / 16.0).astype(FLOAT)
     y = digits.target.astype(np.int64)

@@ -425,10 +425,11 @@ def bench_fit(settings: Settings) -> list[dict[str, object]]:
 def memory_child_result(
     kind: str, path: str, steps: int, threads: int, kernels: str | None = None
 ) -> dict[str, object]:
-    """Run ``--memory-child`` in a new interpreter and read the JSON it prints;
-    ``kernels``: the WXB_KERNELS route it runs with (default: the automatic choice)."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--memory-child", kind]
-    command += ["--path", path, "--steps", str(steps), "--threads", str(threads)]
+    """Run _memory.py in a new interpreter and read the JSON it prints; ``kernels``: the
+    WXB_KERNELS route it runs with (default: the automatic choice)."""
+    command = [sys.executable, str(HERE / "_memory.py"), kind, path, "--steps", str(steps)]
+    command += ["--config", MEMORY_CONFIG, "--optimizer", MEMORY_OPTIMIZER]
+    command += ["--threads", str(threads)]
     env = {**os.environ, "WXB_KERNELS": kernels} if kernels else None
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=600, check=False, env=env
@@ -463,12 +464,6 @@ def bench_memory(settings: Settings, threads: int) -> dict[str, object]:
         "peak": peaks,
         "growth": growth,
     }
-
-
-def memory_child(kind: str, path: str, steps: int) -> None:
-    """Inside the fresh process: measure, and print the result as JSON on stdout."""
-    measure = {"peak": _memory.peak, "growth": _memory.growth}[kind]
-    print(json.dumps(measure(path, CONFIGS[MEMORY_CONFIG], MEMORY_OPTIMIZER, steps)))
 
 
 # -- Markdown --------------------------------------------------------------------------------
@@ -707,9 +702,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help=f"rerun without {' and '.join(FORCING_VARIABLES)}, so OpenBLAS picks its own kernel",
     )
-    parser.add_argument("--memory-child", choices=("peak", "growth"), help=argparse.SUPPRESS)
-    parser.add_argument("--path", choices=tuple(TRAINING_PATHS), help=argparse.SUPPRESS)
-    parser.add_argument("--steps", type=positive_int, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -782,9 +774,6 @@ def main(argv: list[str] | None = None) -> int:
     threads = args.threads or numpy_blas().get("num_threads") or 1
     with threadpoolctl.threadpool_limits(limits=threads):
         torch.set_num_threads(threads)
-        if args.memory_child:
-            memory_child(args.memory_child, args.path, args.steps)
-            return 0
         return run_suite(args, threads)
 
 
