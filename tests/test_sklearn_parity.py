@@ -66,8 +66,9 @@ def make_task(rng: np.random.Generator, task: str, n: int | None = None):
         return X, y, np.arange(k)
     if task == "multilabel":
         k = int(rng.integers(2, 5))
-        y = (signal[:, :k] > 0).astype(int)
-        return X, y, None
+        # scikit-learn reads any two-valued indicator as multilabel, non-zero as on
+        off, on = [(0, 1), (0, 2), (-1, 1)][rng.integers(3)]
+        return X, np.where(signal[:, :k] > 0, on, off), None
     outputs = int(rng.integers(1, 3))
     if task == "regression":
         y = signal[:, :outputs]

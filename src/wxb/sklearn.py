@@ -1098,6 +1098,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Y = self._label_binarizer.transform(y)
         if scipy.sparse.issparse(Y):
             Y = Y.toarray()
+        # As scikit-learn: an indicator of {0, 2} or {-1, 1} is still multilabel, and a
+        # label is on where its value is non-zero (not the value itself as a target).
+        Y = (np.asarray(Y) != 0).astype(np.int64)
         return X, Y.reshape(len(Y), -1)
 
     @_fit_context(prefer_skip_nested_validation=True)
