@@ -1,6 +1,7 @@
 """Edge cases found in review: each once produced a wrong number or a raw traceback."""
 
 import copy
+from functools import partial
 
 import numpy as np
 import pytest
@@ -463,6 +464,40 @@ def test_a_loss_target_that_a_cast_would_change_or_that_means_indices_is_refused
             loss(one, big)
         with pytest.raises(DataError, match="real numbers"):
             loss(one, np.array([["a"]] * n))
+
+
+def test_fit_refuses_several_labels_a_row_for_cross_entropy_as_the_loss_does(rng):
+    """A 0/1 matrix with several 1s a row under fit's default cross-entropy trained on rows
+    read as probabilities summing to 2 or 3; the loss itself and PyTorch refuse it."""
+    from wxb.errors import DataError
+
+    n, labels = int(rng.integers(4, 20)), int(rng.integers(2, 6))
+    X = rng.normal(size=(n, 3))
+    Y = rng.integers(0, 2, size=(n, labels))
+    Y[0] = 1  # a row with several labels on
+    model = mlp(rng, sizes=(3, 5, labels))
+    before = [p.data.copy() for p in model.parameters()]
+    one_hot = np.eye(labels, dtype=int)[rng.integers(0, labels, n)]
+    for y in (Y, Y.astype(bool)):
+        calls = (
+            partial(wxb.fit, model, X, y, epochs=1, verbose=False),
+            partial(wxb.evaluate, model, X, y),
+            partial(wxb.fit, model, X, one_hot, validation_data=(X, y), verbose=False),
+        )
+        for call in calls:
+            with pytest.raises(DataError, match=r"one-hot rows.*bce_with_logits"):
+                call()
+            after = model.parameters()
+            assert all(np.array_equal(p.data, b) for p, b in zip(after, before, strict=True))
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.cross_entropy(torch.zeros(n, labels), torch.tensor(Y))
+    # several labels a row are what bce_with_logits trains on
+    history = wxb.fit(model, X, Y, loss="bce_with_logits", epochs=2, verbose=False)
+    assert len(history.history["loss"]) == 2
+    # one-hot whole numbers stay classes
+    picked = rng.integers(0, labels, size=n)
+    one_hot = wxb.evaluate(model, X, np.eye(labels, dtype=int)[picked])
+    assert one_hot == pytest.approx(wxb.evaluate(model, X, picked), rel=1e-12)
 
 
 @pytest.mark.parametrize("shape", [(3, 0), (0, 4), ()])

@@ -805,6 +805,22 @@ def loss_target(target: object, output: np.ndarray, kernel: LossKernel) -> np.nd
     return target
 
 
+ONE_HOT_ADVICE = (
+    "one-hot rows; class indices go as shape (B,), probabilities as floats, and several "
+    "labels a row with BCEWithLogitsLoss (loss='bce_with_logits')"
+)
+
+
+def is_one_hot(y: np.ndarray) -> bool:
+    """Rows of 0s and 1s with one 1 each."""
+    return (
+        y.ndim == 2
+        and y.dtype.kind in "biuf"
+        and bool(((y == 0) | (y == 1)).all())
+        and bool((y.sum(axis=1) == 1).all())
+    )
+
+
 def check_loss_target(kernel: LossKernel, output: np.ndarray, target: np.ndarray) -> None:
     """Shape and range checks between a model's output and the targets, before any work."""
     where = f"{kernel.name} loss"
@@ -838,11 +854,10 @@ def check_loss_target(kernel: LossKernel, output: np.ndarray, target: np.ndarray
             return
         if target.shape == output.shape and target.dtype.kind in "biu":
             # whole numbers in (B, C) are one-hot rows, not class indices in a column
-            one_hot = ((target == 0) | (target == 1)).all() and (target.sum(axis=1) == 1).all()
-            if not one_hot:
+            if not is_one_hot(target):
                 raise DataError(
                     f"{where}: a {target.dtype} target of shape {target.shape} must hold "
-                    "one-hot rows; class indices go as shape (B,), probabilities as floats"
+                    f"{ONE_HOT_ADVICE}"
                 )
     if target.shape != output.shape:
         raise ShapeError(f"{where}: target shape {target.shape} != output shape {output.shape}")

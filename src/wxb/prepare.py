@@ -62,20 +62,11 @@ def choose_task(y: np.ndarray, task: str, loss: str) -> str:
     if loss == "mse":
         return "regression"
     if y.ndim == 2:
-        return "classification" if is_one_hot(y) else "regression"
+        return "classification" if ops.is_one_hot(y) else "regression"
     if y.dtype.kind in "USO":
         return "classification"
     whole = np.all(y == np.round(y))
     return "classification" if whole and len(np.unique(y)) <= MAX_CLASSES_FOR_AUTO else "regression"
-
-
-def is_one_hot(y: np.ndarray) -> bool:
-    return (
-        y.ndim == 2
-        and y.dtype.kind in "biuf"
-        and bool(np.isin(y, (0, 1)).all())
-        and bool((y.sum(axis=1) == 1).all())
-    )
 
 
 def plain(value: object) -> object:
@@ -209,7 +200,7 @@ def encode_targets(dataset: wdata.Dataset | TableData, task: str, loss: str) -> 
         if loss == "mse":
             raise ConfigError("--loss mse is for regression; use cross_entropy for classification")
         if y.ndim == 2:
-            if not is_one_hot(y):
+            if not ops.is_one_hot(y):
                 raise DataError(f"{source}: 2-D targets for classification must be one-hot rows")
             classes, indices = np.arange(y.shape[1]), y.argmax(axis=1)
         else:
@@ -412,7 +403,7 @@ def encode_labels(classes: list, dataset: wdata.Dataset) -> np.ndarray:
         if key not in lookup and len(indices) == 1:
             lookup[key] = indices[0]
     y = dataset.y
-    if y.ndim == 2 and y.shape[1] == len(classes) and is_one_hot(y):
+    if y.ndim == 2 and y.shape[1] == len(classes) and ops.is_one_hot(y):
         return y.argmax(axis=1)
     if y.ndim != 1:
         raise DataError(f"{dataset.source}: class labels must be one column; got shape {y.shape}")

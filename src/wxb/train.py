@@ -20,7 +20,7 @@ import numpy as np
 
 from wxb import checkpoint as ckpt
 from wxb import data as wdata
-from wxb import validation
+from wxb import ops, validation
 from wxb.columns import rows_by_name, rows_for_model
 from wxb.diagnose import layer_reports, warnings_for
 from wxb.distributed import GradientSum, Ranks, RanksStopped
@@ -184,6 +184,11 @@ def _prepare_targets(
             )
         y_arr = np.asarray(validation.numbers_from_pandas(y))
         if y_arr.ndim == 2 and y_arr.shape[1] > 1:  # class probabilities
+            if y_arr.dtype.kind in "biu" and not ops.is_one_hot(y_arr):  # as the loss refuses
+                raise DataError(
+                    f"{where}: a {y_arr.dtype} target of shape {y_arr.shape} for cross_entropy "
+                    f"must hold {ops.ONE_HOT_ADVICE}"
+                )
             return validation.as_targets(y_arr, dtype, outputs, where)
         return validation.as_class_indices(y_arr, outputs, where)
     if computes_its_own(loss):
