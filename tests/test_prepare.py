@@ -34,10 +34,12 @@ def test_unscale_output_folds_the_target_scale_into_the_last_layer(rng):
     assert np.allclose(model.predict(X), expected, rtol=1e-12)
 
 
-@pytest.mark.parametrize("kind", ["multilabel", "poisson"])
+@pytest.mark.parametrize("kind", ["multilabel", "poisson", "multilabel from fit"])
 def test_wxb_predict_gives_what_the_estimator_predicts(tmp_path, rng, capsys, kind):
     """Models from wxb.sklearn keep their meaning in the CLI: a multilabel model's 0/1
-    label columns, a Poisson regressor's exp(z); wxb eval says it cannot score them."""
+    label columns, a Poisson regressor's exp(z); wxb eval says it cannot score them. A
+    multilabel model trained by wxb.fit (which records no label names) had a header of
+    two columns over rows of one a label."""
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
@@ -47,30 +49,41 @@ def test_wxb_predict_gives_what_the_estimator_predicts(tmp_path, rng, capsys, ki
 
     n, features = int(rng.integers(40, 100)), int(rng.integers(2, 6))
     X = rng.normal(size=(n, features))
-    if kind == "multilabel":
-        y = (X @ rng.normal(size=(features, 3)) > 0).astype(int)
+    labels = 3 if kind == "multilabel" else int(rng.integers(2, 6))
+    if kind.startswith("multilabel"):
+        y = (X @ rng.normal(size=(features, labels)) > 0).astype(int)
         est = MLPClassifier(hidden_layer_sizes=(8,), max_iter=20, random_state=0)
     else:
         y = rng.poisson(np.exp(X @ rng.normal(scale=0.3, size=features)))
         est = MLPRegressor(hidden_layer_sizes=(8,), loss="poisson", max_iter=20, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        est.fit(X, y)
+    if kind == "multilabel from fit":
+        model = wxb.nn.Sequential(wxb.nn.Dense(features, 8), wxb.nn.Tanh())
+        model.append(wxb.nn.Dense(8, labels)).to("float64")
+        wxb.fit(model, X, y, loss="bce_with_logits", epochs=2, verbose=False)
+        probability = 1 / (1 + np.exp(-model.predict(X)))
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(X, y)
+        model = est.to_wxb()
+        if kind == "multilabel":
+            probability = est.predict_proba(X)
     model_path, data = tmp_path / "m.safetensors", tmp_path / "x.npz"
-    wxb.save(est.to_wxb(), model_path)
+    wxb.save(model, model_path)
     np.savez(data, X=X, y=y)
     assert main(["predict", str(model_path), str(data)]) == 0
     lines = capsys.readouterr().out.splitlines()
     table = np.array([line.split(",") for line in lines[1:]], dtype=float)
-    if kind == "multilabel":
-        assert lines[0] == "prediction_0,prediction_1,prediction_2"
-        assert np.array_equal(table, est.predict(X))
+    if kind.startswith("multilabel"):
+        assert lines[0] == ",".join(f"prediction_{j}" for j in range(labels))
+        assert np.array_equal(table, (probability > 0.5).astype(int))
         # --proba: each label's probability, as predict_proba gives it
         assert main(["predict", str(model_path), str(data), "--proba"]) == 0
         lines = capsys.readouterr().out.splitlines()
-        assert lines[0] == "prediction_0,prediction_1,prediction_2,p_0,p_1,p_2"
+        assert lines[0].split(",")[labels:] == [f"p_{j}" for j in range(labels)]
         table = np.array([line.split(",") for line in lines[1:]], dtype=float)
-        np.testing.assert_allclose(table[:, 3:], est.predict_proba(X), rtol=1e-12)
+        assert table.shape == (n, 2 * labels)
+        np.testing.assert_allclose(table[:, labels:], probability, rtol=1e-12)
     else:
         np.testing.assert_allclose(table[:, 0], est.predict(X), rtol=1e-12)
     assert main(["eval", str(model_path), str(data)]) == 2

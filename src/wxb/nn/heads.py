@@ -23,9 +23,10 @@ def head_index(layers: list) -> int:
 
 def model_task(model) -> tuple[str, str, list]:
     """(task, loss, classes) from the model's info (``fit`` records its loss there);
-    for a model saved from Python without it: several outputs mean classes 0..C−1, one
-    output behind a ``Sigmoid`` means classes 0 and 1 as a probability (a Keras-style
-    deployable model), any other single output means regression."""
+    for a model saved from Python without it: several outputs mean classes 0..C−1 (labels
+    0..C−1 for a multilabel model), one output behind a ``Sigmoid`` means classes 0 and
+    1 as a probability (a Keras-style deployable model), any other single output means
+    regression."""
     info = model.info
     width = output_width(model) or 1
     task, loss = info.get("task"), info.get("loss")
@@ -38,7 +39,9 @@ def model_task(model) -> tuple[str, str, list]:
     if not loss and task == "classification":  # one output: one logit, two classes
         loss = "bce_with_logits" if width == 1 else "cross_entropy"
     loss = loss or "mse"
-    classes = info.get("classes") or list(range(2 if loss == "bce_with_logits" else width))
+    # BCE on one logit: classes 0 and 1; else a logit a class (or a label): 0..C−1
+    two = loss == "bce_with_logits" and width == 1
+    classes = info.get("classes") or list(range(2 if two else width))
     # text as read now, without surrounding spaces (a model from before may hold ' lo')
     classes = [c.strip() if isinstance(c, str) else c for c in classes]
     return task, loss, classes
