@@ -482,6 +482,46 @@ def test_one_hot_npz_targets_train_a_classifier(tmp_path, rng, capsys):
     assert wxb.load(model_path).info["classes"] == [0, 1]
 
 
+def test_one_hot_target_columns_are_classes_by_their_names(tmp_path, rng, capsys):
+    """Several --target columns with one 1 a row are a classifier over the columns' names;
+    its predictions said 0 and 1. Several labels a row: one line naming wxb.fit's loss."""
+    n = int(rng.integers(80, 160))
+    names = ["pos", "neg", "odd"][: int(rng.integers(2, 4))]
+    X = rng.normal(size=(n, 2))
+    picked = rng.integers(0, len(names), n)
+    picked[: len(names)] = range(len(names))
+    X[:, 0] += 4 * picked  # learnable
+    one_hot = np.eye(len(names), dtype=int)[picked]
+    header = ["a", "b", *names]
+    rows = [[f"{v:.6f}" for v in x] + [str(v) for v in h] for x, h in zip(X, one_hot, strict=True)]
+    data = write_csv(tmp_path / "t.csv", header, rows)
+    model_path = tmp_path / "m.safetensors"
+    code, out, err = run_cli(capsys, "train", "--data", str(data), "--target", ",".join(names),
+                             "-o", str(model_path), "--epochs", "30", "--seed", "1")  # fmt: skip
+    assert code == 0, err
+    assert "one-hot rows over" in out
+    model = wxb.load(model_path)
+    assert model.info["classes"] == names
+    code, out, err = run_cli(capsys, "predict", str(model_path), str(data))
+    assert code == 0, err
+    predicted = out.splitlines()[1:]
+    expected = np.array(names)[model.predict(X).argmax(axis=1)]
+    assert predicted == list(expected)
+    code, out, err = run_cli(capsys, "eval", str(model_path), "--data", str(data))
+    assert code == 0, err
+    accuracy = float(re.search(r"accuracy ([\d.]+)", out).group(1))
+    assert accuracy == pytest.approx(np.mean(expected == np.array(names)[picked]), abs=1e-4)
+
+    one_hot[0] = 1  # a row with several labels on
+    rows = [[f"{v:.6f}" for v in x] + [str(v) for v in h] for x, h in zip(X, one_hot, strict=True)]
+    data = write_csv(tmp_path / "multi.csv", header, rows)
+    for loss in ("bce_with_logits", "cross_entropy"):
+        code, out, err = run_cli(capsys, "train", "--data", str(data), "--target",
+                                 ",".join(names), "--loss", loss)  # fmt: skip
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert "one-hot rows" in err and "loss='bce_with_logits'" in err, err
+
+
 def test_broken_pipe_ends_quietly(tmp_path, existing_model):
     path, _ = existing_model
     rows = [["1", "2", "3", "4"]] * 20000

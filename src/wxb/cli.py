@@ -132,7 +132,8 @@ def build_parser() -> _Parser:
         help="CSV (a header row; also .tsv/.gz/.zst), Parquet, Feather, NPY or NPZ; "
         "default: digits")
     add("--target", metavar="COLUMN", action="append",
-        help="the column to predict; several (repeat, or a,b) for multi-output regression")
+        help="the column to predict; several (repeat, or a,b) for multi-output "
+        "regression, or one-hot columns: classes by their names")
     add("--features", metavar="COLUMNS", help="use only these columns as features (a,b,c)")
     add("--drop", metavar="COLUMNS", help="columns that are not features (a,b)")
     add("--id-column", metavar="COLUMN",

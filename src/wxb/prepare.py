@@ -201,8 +201,18 @@ def encode_targets(dataset: wdata.Dataset | TableData, task: str, loss: str) -> 
             raise ConfigError("--loss mse is for regression; use cross_entropy for classification")
         if y.ndim == 2:
             if not ops.is_one_hot(y):
-                raise DataError(f"{source}: 2-D targets for classification must be one-hot rows")
-            classes, indices = np.arange(y.shape[1]), y.argmax(axis=1)
+                raise DataError(
+                    f"{source}: several target columns are a classification target only as "
+                    "one-hot rows (one 1 a row); several labels a row (multilabel) are not "
+                    "trained by wxb train: wxb.fit(..., loss='bce_with_logits') trains them"
+                )
+            # one-hot columns of a table are classes by their names (pos, neg); an NPZ's
+            # one-hot y array (columns y0, y1, … by position) holds classes 0..C−1
+            named = getattr(dataset, "targets", [])
+            npz_array = isinstance(dataset, TableData) and named == dataset.table.default_targets
+            by_name = len(named) == y.shape[1] and not npz_array
+            classes = np.array(named, dtype=object) if by_name else np.arange(y.shape[1])
+            indices = y.argmax(axis=1)
         else:
             classes, indices = np.unique(y, return_inverse=True)
         if len(classes) < 2:
@@ -251,7 +261,10 @@ def task_reason(y: np.ndarray, chosen: str, task: str, loss: str) -> str:
         return f"{chosen} (as --loss {loss} implies)"
     if y.ndim == 2:
         if chosen == "classification":
-            return f"classification (one-hot rows over {y.shape[1]} classes)"
+            return (
+                f"classification (one-hot rows over {y.shape[1]} classes; --task regression "
+                "to predict them as numbers)"
+            )
         return f"regression ({y.shape[1]} target columns)"
     distinct = len(np.unique(y))
     if y.dtype.kind in "USO":
