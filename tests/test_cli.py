@@ -522,6 +522,33 @@ def test_one_hot_target_columns_are_classes_by_their_names(tmp_path, rng, capsys
         assert "one-hot rows" in err and "loss='bce_with_logits'" in err, err
 
 
+def test_eval_of_a_multi_output_model_from_fit_needs_a_column_per_output(tmp_path, rng, capsys):
+    """A model from wxb.fit records no target names: one --target for its k outputs was
+    broadcast against all k, then refused deep in the metrics ('y_true has shape')."""
+    import pandas as pd
+    from sklearn.metrics import mean_absolute_error
+
+    n, k = int(rng.integers(30, 60)), int(rng.integers(2, 4))
+    X, Y = rng.normal(size=(n, 3)), rng.normal(size=(n, k))
+    model = wxb.nn.Sequential(wxb.nn.Dense(3, 5), wxb.nn.Tanh(), wxb.nn.Dense(5, k))
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])  # feature names, no target names
+    wxb.fit(model.to("float64"), frame, Y, loss="mse", epochs=2, verbose=False)
+    model_path = tmp_path / "m.safetensors"
+    wxb.save(model, model_path)
+    targets = [f"t{j}" for j in range(k)]
+    rows = [[repr(float(v)) for v in row] for row in np.hstack([X, Y])]
+    data = write_csv(tmp_path / "d.csv", ["a", "b", "c", *targets], rows)
+    code, out, err = run_cli(capsys, "eval", str(model_path), str(data), "--target", targets[-1])
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"predicts {k} targets" in err and "name one column for each output" in err
+    code, out, err = run_cli(
+        capsys, "eval", str(model_path), str(data), "--target", ",".join(targets)
+    )
+    assert code == 0, err
+    mae = mean_absolute_error(Y, model.predict(X))
+    assert float(re.search(r"MAE ([\d.]+)", out).group(1)) == pytest.approx(mae, rel=1e-3)
+
+
 def test_broken_pipe_ends_quietly(tmp_path, existing_model):
     path, _ = existing_model
     rows = [["1", "2", "3", "4"]] * 20000

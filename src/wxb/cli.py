@@ -945,6 +945,13 @@ def run_eval(args: argparse.Namespace) -> None:
             y = y.astype(np.float64).reshape(-1, 1)
     else:
         y = numeric_targets(labelled.y, labelled).reshape(len(labelled.y), -1)
+        width = output_width(model)
+        if width and y.shape[1] != width:  # (a model from wxb.fit has no target names)
+            raise DataError(
+                f"{data}: the model predicts {width} target{'s' * (width > 1)}; --target "
+                f"names {y.shape[1]} ({', '.join(labelled.targets)}): name one column for "
+                "each output, in the model's order"
+            )
     for line in labelled.notes:
         print(line)
     stored = model.info.get("training_rows")
