@@ -549,6 +549,30 @@ def test_eval_of_a_multi_output_model_from_fit_needs_a_column_per_output(tmp_pat
     assert float(re.search(r"MAE ([\d.]+)", out).group(1)) == pytest.approx(mae, rel=1e-3)
 
 
+def test_a_model_from_a_loop_of_ones_own_says_what_its_outputs_are_read_as(tmp_path, rng, capsys):
+    """A model saved from a hand-written loop records no task: wxb predict read its k
+    outputs as classes without a word; it says so, and model.info['task'] changes it."""
+    k = int(rng.integers(2, 5))
+    X = rng.normal(size=(int(rng.integers(5, 20)), 3))
+    model = wxb.nn.Sequential(wxb.nn.Dense(3, 4), wxb.nn.Tanh(), wxb.nn.Dense(4, k))
+    model.to("float64")
+    loss = wxb.nn.MSELoss()(model(wxb.Tensor(X)), rng.normal(size=(len(X), k)))
+    loss.backward()
+    wxb.optim.SGD(model.parameters(), lr=0.1).step()
+    data = write_csv(tmp_path / "x.csv", ["a", "b", "c"], [[repr(float(v)) for v in r] for r in X])
+    path = tmp_path / "m.safetensors"
+    wxb.save(model, path)
+    code, out, err = run_cli(capsys, "predict", str(path), str(data))
+    assert code == 0 and "records no task" in err and "read as class scores" in err, err
+    assert out.splitlines()[1:] == [str(c) for c in model.predict(X).argmax(axis=1)]
+    model.info["task"] = "regression"
+    wxb.save(model, path)
+    code, out, err = run_cli(capsys, "predict", str(path), str(data))
+    assert code == 0 and err == "", err
+    table = np.array([line.split(",") for line in out.splitlines()[1:]], dtype=float)
+    np.testing.assert_allclose(table, model.predict(X), rtol=1e-12)
+
+
 def test_broken_pipe_ends_quietly(tmp_path, existing_model):
     path, _ = existing_model
     rows = [["1", "2", "3", "4"]] * 20000

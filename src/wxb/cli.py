@@ -939,6 +939,7 @@ def run_eval(args: argparse.Namespace) -> None:
     labelled = labelled_rows(model, table, args.target, data)
     X = features_for(model, labelled.table)
     task, loss, classes = model_task(model)
+    warn_if_task_guessed(model, args.model, task)
     if task == "classification":
         y = encode_labels(classes, labelled)
         if loss == "bce_with_logits":
@@ -976,6 +977,21 @@ def run_eval(args: argparse.Namespace) -> None:
     else:
         names = labelled.targets if len(labelled.targets) == y.shape[1] else None
         print(format_regression(regression_figures(y, output.astype(np.float64)), names))
+
+
+def warn_if_task_guessed(model, path: str, task: str) -> None:
+    """A model saved from a loop of one's own records no task: say what its outputs were
+    taken for (several outputs: class scores), and how to say otherwise."""
+    if model.info.get("task") or model.info.get("loss"):
+        return
+    width = output_width(model) or 1
+    taken = "class scores" if task == "classification" else "numbers (a regression)"
+    print(
+        f"wxb: warning: {path} records no task; its {width} output{'s' * (width > 1)} "
+        f"{'are' if width > 1 else 'is'} read as {taken}: set model.info['task'] = "
+        "'regression' or 'classification' before wxb.save to say which",
+        file=sys.stderr,
+    )
 
 
 def labelled_rows(model, table: Table, given: list[str] | None, data: object) -> TableData:
@@ -1242,6 +1258,7 @@ def run_predict(args: argparse.Namespace) -> None:
         wdata.check_can_write(args.output, "predictions", protect=protect)
     model = load(args.model)
     task, _, _ = model_task(model)
+    warn_if_task_guessed(model, args.model, task)
     if args.proba and task != "classification":
         raise ConfigError(f"--proba is for classifiers; {args.model} is a {task} model")
     table = read_table(args.input, **read_options(args, args.input, model))
