@@ -491,6 +491,36 @@ def test_schedule_load_refuses_another_kind_and_bad_values(seeded):
             assert target.state_dict() == before, seeded.msg(f"{mine}: {name}")
 
 
+def test_a_schedule_holding_what_json_cannot_keep_is_refused_before_training(rng, tmp_path):
+    """A StepLR subclass holding the model (a hook) crashed at the first checkpoint, after
+    an epoch of training, with json's 'Object of type Sequential is not JSON serializable'."""
+
+    class Hooked(StepLR):
+        def __init__(self, optimizer, model, hidden: bool):
+            super().__init__(optimizer, step_size=int(rng.integers(1, 4)), gamma=0.5)
+            setattr(self, "_model" if hidden else "model", model)
+
+    n = int(rng.integers(10, 40))
+    X, y = rng.normal(size=(n, 3)), rng.integers(0, 2, n)
+
+    def fit(hidden: bool, folder: Path) -> Sequential:
+        model = Sequential(Dense(3, 4), Tanh(), Dense(4, 2)).to("float64")
+        opt = SGD(model.parameters(), lr=0.1)
+        schedule = Hooked(opt, model, hidden)
+        fit.before = [p.data.copy() for p in model.parameters()]
+        wxb.fit(model, X, y, optimizer=opt, lr_schedule=schedule, epochs=2, verbose=False,
+                checkpoint_dir=folder)  # fmt: skip
+        return model
+
+    with pytest.raises(ConfigError, match=r"attribute 'model' \(Sequential\).*'_model'"):
+        fit(False, tmp_path / "refused")
+    assert not (tmp_path / "refused").exists() or not list((tmp_path / "refused").iterdir())
+    model = fit(True, tmp_path / "kept")  # underscored: not in the schedule's state
+    assert list((tmp_path / "kept").glob("*.json"))
+    pairs = zip(model.parameters(), fit.before, strict=True)
+    assert not all(np.array_equal(p.data, b) for p, b in pairs)  # it trained
+
+
 def test_schedule_load_refuses_rates_for_another_number_of_groups(seeded):
     rng = seeded.rng
     case = RoundTrip(rng, "sgd_momentum", 2, "step")

@@ -572,6 +572,8 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
 
     saver: _Saver | None = None
     if checkpoint_dir is not None:
+        if schedule is not None:
+            _check_savable(schedule)
         run = {
             "data": {
                 "X": _digest_rows(X_arr, train_rows, ranks),
@@ -1267,6 +1269,20 @@ def _same_seed(ranks: Ranks, seed: int | np.random.Generator | None) -> int | np
     else:  # as text: any whole number, 2⁶³ and beyond too
         ranks.check_same([np.frombuffer(str(int(seed)).encode(), np.uint8)], "the seeds")
     return seed
+
+
+def _check_savable(schedule: LRSchedule) -> None:
+    """A schedule's state goes into the checkpoints as JSON: an attribute of a subclass
+    that is not plain data (a model, a callback) is refused now, not at the first save."""
+    for key, value in schedule.state_dict().items():
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"lr_schedule's attribute {key!r} ({type(value).__name__}) cannot be saved in "
+                "a checkpoint, which keeps a schedule's numbers, text and lists; name it with "
+                f"a leading underscore ('_{key}') to keep it out of state_dict()"
+            ) from None
 
 
 def _same_start(ranks: Ranks, model: Module) -> None:
