@@ -33,6 +33,39 @@ class Scaled(nn.Sequential):
         return super().forward(x) * self.gain
 
 
+class OwnActivation(nn.Module):
+    """The case's activation as a module of one's own: the planned step cannot run it."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def forward(self, x):
+        return wxb.nn.functional.relu(x) if self.kind == "relu" else wxb.nn.functional.tanh(x)
+
+
+class MidRun(wxb.optim.StepLR):
+    """A constant rate whose first step (after epoch 1) changes the run, as a user's
+    hook may: "freeze" the first Dense layer (its gradients stop: no update, no weight
+    decay, no momentum, its step counts stay), or "swap" the first activation for a
+    module of one's own (the planned step falls back to the recorded graph)."""
+
+    def __init__(self, optimizer, model: nn.Sequential, change: str, activation: str) -> None:
+        super().__init__(optimizer, step_size=10**9, gamma=1.0)
+        # (underscored: not part of the schedule's state that checkpoints keep)
+        self._model, self._change, self._activation, self._done = model, change, activation, False
+
+    def step(self):
+        if not self._done:
+            self._done = True
+            if self._change == "freeze":
+                for p in self._model[0].parameters():
+                    p.requires_grad = False
+            else:
+                self._model[1] = OwnActivation(self._activation)
+        return super().step()
+
+
 def build(case: dict) -> nn.Sequential:
     """The case's model, with the initial weights stored beside the data."""
     sizes, layers = case["sizes"], []
@@ -85,6 +118,9 @@ def fit_case(case: dict, distributed: bool, **extra) -> tuple[nn.Sequential, wxb
             p.data = p.data * 1.0
     kwargs = dict(case["fit"])
     kwargs.update(extra)
+    if case.get("midrun"):
+        kwargs["lr_schedule"] = MidRun(optimizer, model, case["midrun"], case["activation"])
+    kept = model[0].weight.data  # a view a user took: it follows training, as in PyTorch
     reduction = kwargs.pop("reduction", "mean")
     kind = {"cross_entropy": nn.CrossEntropyLoss, "mse": nn.MSELoss,
             "bce_with_logits": nn.BCEWithLogitsLoss}[kwargs["loss"]]  # fmt: skip
@@ -98,6 +134,9 @@ def fit_case(case: dict, distributed: bool, **extra) -> tuple[nn.Sequential, wxb
         verbose=False,
         distributed=distributed,
         **kwargs,
+    )
+    history.kept_view_follows = bool(
+        np.shares_memory(kept, model[0].weight.data) and np.array_equal(kept, model[0].weight.data)
     )
     return model, history
 
@@ -121,6 +160,7 @@ def main() -> None:
         np.savez(folder / f"rank{rank}-{name}.npz", **state)
         (folder / f"rank{rank}-{name}.json").write_text(history.to_json())
         (folder / f"rank{rank}-{name}-peak").write_text(str(peak))
+        (folder / f"rank{rank}-{name}-view").write_text(str(int(history.kept_view_follows)))
 
 
 if __name__ == "__main__":

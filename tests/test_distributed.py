@@ -90,6 +90,7 @@ def random_case(rng: np.random.Generator, folder: Path, name: str, **override) -
         "frozen_first": bool(len(sizes) > 3 and rng.random() < 0.3),
         "frozen_in_optimizer": bool(rng.random() < 0.5),
         "replaced": bool(rng.random() < 0.2),
+        "midrun": None,  # after epoch 1: the first layer frozen, or an own activation swapped in
         "dropout": float(rng.uniform(0.1, 0.5)) if rng.random() < 0.5 else 0.0,
         "dropout_seed": int(rng.integers(0, 2**31)) if rng.random() < 0.3 else None,
         "data": str(folder / f"{name}-data.npz"),
@@ -168,16 +169,20 @@ def test_ranks_train_what_one_process_trains(seeded, tmp_path, shared, ranks):
     """Random networks, optimisers, losses (cross-entropy, MSE, BCE; mean or sum), batch
     sizes (uneven shares, empty ones), validation data, schedules, clipping, frozen
     layers (in the optimiser or not: no gradient, no update, not even weight decay),
+    a layer frozen or an activation of one's own swapped in after epoch 1 (the frozen
+    layer kept moving in shared memory; the graph the step fell back to went unscaled),
     weights replaced after the optimiser was built, dropout (the run's seed or a layer's
-    own), both engines, X in memory or memory-mapped: K ranks = 1 process. The planned
+    own), both engines, X in memory or memory-mapped: K ranks = 1 process, and a view
+    of a weight taken before follows training (it was left behind in shared memory). The planned
     step's gradients are summed in shared memory (WXB_MPI_SHARED=1, the default on one
     machine) or by Iallreduce per layer (0, as across machines); the graph step's always
     by Iallreduce."""
     rng = seeded.rng
-    cases = {  # one graph-engine case at least: its 0-d gain takes the graph's own sum
-        f"c{i}": random_case(rng, tmp_path, f"c{i}", **({"graph": True} if i == 0 else {}))
-        for i in range(8 if ranks == 2 else 4)
-    }
+    forced = [{"graph": True}, {"midrun": "freeze"}, {"midrun": "swap"}]  # one of each at least
+    cases = {}
+    for i in range(8 if ranks == 2 else 4):
+        drawn = {"midrun": str(rng.choice(["freeze", "swap"]))} if rng.random() < 0.3 else {}
+        cases[f"c{i}"] = random_case(rng, tmp_path, f"c{i}", **(forced[i] if i < 3 else drawn))
     run_cases(tmp_path, cases, ranks=ranks, env={"WXB_MPI_SHARED": shared})
     for name, case in cases.items():
         msg = seeded.msg(f"{name}: {json.dumps(case)}")
@@ -190,6 +195,8 @@ def test_ranks_train_what_one_process_trains(seeded, tmp_path, shared, ranks):
                 assert np.array_equal(state[key], first[key]), f"{msg}: rank {rank} {key}"
             assert hist["history"] == first_history["history"], msg
         assert_close_states(first, want, case["dtype"], msg)
+        for rank in range(ranks):  # the shared memory let go: the weights where they lay
+            assert (tmp_path / f"rank{rank}-{name}-view").read_text() == "1", msg
         ours, theirs = first_history["history"], history.history
         assert ours.keys() == theirs.keys(), msg
         for key in ours:  # training and validation figures over all the rows

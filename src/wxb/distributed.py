@@ -212,21 +212,32 @@ class SharedGradients:
     the others' summed slices; no copies into and out of MPI's buffers, as an
     Allreduce makes (docs/scaling.md has the measured difference)."""
 
-    def __init__(self, ranks: Ranks, optimizer: Any) -> None:
+    def __init__(self, ranks: Ranks, optimizer: Any, model_params: list[Any]) -> None:
         MPI = ranks.MPI
-        if self.steps_whole(optimizer) and optimizer.flat.data is None:
+        # The weights move into shared memory only where nothing else reads them where
+        # they lie: a parameter outside the optimiser tied to one inside (through .data)
+        # would keep the old values. The arrays they lay in get the values back at close.
+        share_weights = self.steps_whole(optimizer) and not _tied_outside(
+            optimizer.params, model_params
+        )
+        self.homes = [p.data for p in optimizer.params]
+        self.gathered = optimizer.gathers
+        if share_weights and optimizer.flat.data is None:
             optimizer.gathers = True  # the shared copy of the weights is one flat array
             optimizer._pack()
         flat = optimizer.flat
         self.ranks, self.flat, self.optimizer = ranks, flat, optimizer
         n, item, dtype = flat.grad.size, flat.grad.itemsize, flat.grad.dtype
-        self.window = MPI.Win.Allocate_shared(n * item, item, comm=ranks.comm)
+        count = n + len(flat.params)  # after the gradients: which parameters have one
+        self.window = MPI.Win.Allocate_shared(count * item, item, comm=ranks.comm)
         self.buffers = []
         for rank in range(ranks.size):
             memory, _ = self.window.Shared_query(rank)
-            self.buffers.append(np.frombuffer(memory, dtype, count=n))
+            self.buffers.append(np.frombuffer(memory, dtype, count=count))
         self.window.Lock_all()  # one passive epoch: Sync orders the loads and stores
-        self.mine = self.buffers[ranks.rank]
+        self.flags = [buffer[n:] for buffer in self.buffers]
+        self.present = np.ones(len(flat.params), dtype=bool)
+        self.mine = self.buffers[ranks.rank][:n]
         self.mine[...] = flat.grad
         flat.grad = self.mine  # the backward writes ∂L/∂W straight in here
         flat.adopt_grad_buffer()
@@ -234,7 +245,7 @@ class SharedGradients:
         self.slices = [slice(n * r // size, n * (r + 1) // size) for r in range(size)]
         self.own = self.slices[k]
         self.state_window = self.data = None
-        if self.steps_whole(optimizer):
+        if share_weights:
             self._share_weights(ranks, optimizer)
 
     @staticmethod
@@ -296,7 +307,9 @@ class SharedGradients:
             self.state_window.Sync()
 
     def sum_(self) -> None:
-        """Every rank's buffer becomes the sum of all of them."""
+        """Every rank's buffer becomes the sum of all of them; ``present``: whether any
+        rank has a gradient for each parameter (the flags each rank wrote after its
+        gradients)."""
         ranks, window = self.ranks, self.window
         window.Sync()
         ranks.barrier("the sum of the gradients")  # every buffer written
@@ -312,6 +325,7 @@ class SharedGradients:
             if rank != ranks.rank:
                 part = self.slices[rank]
                 self.mine[part] = buffer[part]
+        self.present = np.any([flags != 0 for flags in self.flags], axis=0)
         window.Sync()
         ranks.barrier("the sum of the gradients")  # read before anyone writes again
 
@@ -321,20 +335,30 @@ class SharedGradients:
         optimizer = self.optimizer
         optimizer.shard = None
         if self.data is not None and optimizer.flat is self.flat and self.flat.data is self.data:
-            self.flat.use_data_buffer(self.data.copy())
-            optimizer.use_state_buffers(
-                {name: optimizer._flat_state[name].copy() for name in optimizer.state_names}
-            )
-        self.data = None
-        views = {id(v): i for i, v in enumerate(self.flat.grad_views)}
-        held = [(p, views.get(id(p.grad))) for p in self.flat.params]
-        if self.flat.grad is self.mine:
+            # The values go back where they lay (a view a user took, ``w = layer.weight.
+            # data``, follows training as in one process), the state and the gradients
+            # into private buffers.
+            for p, home in zip(self.flat.params, self.homes, strict=True):
+                np.copyto(home, p.data)
+                p.data = home
+            optimizer.gathers = self.gathered
+            grads = [p.grad for p in self.flat.params]
+            optimizer._pack()  # a new layout over them, the state copied out
+            for p, grad, view in zip(
+                self.flat.params, grads, optimizer.flat.grad_views, strict=True
+            ):
+                if grad is not None:
+                    np.copyto(view, grad)
+                    p.grad = view
+        elif self.flat.grad is self.mine:  # only the gradients were shared
+            views = {id(v): i for i, v in enumerate(self.flat.grad_views)}
+            held = [(p, views.get(id(p.grad))) for p in self.flat.params]
             self.flat.grad = self.mine.copy()
             self.flat.adopt_grad_buffer()
             for p, index in held:
                 if index is not None:
                     p.grad = self.flat.grad_views[index]
-        self.buffers, self.mine = [], None
+        self.data, self.buffers, self.mine, self.flags = None, [], None, []
         # Everything above was this rank's own; the rest is collective, and a rank that
         # never comes makes the barrier time out (RanksStopped: the job is aborted).
         self.ranks.barrier("letting the shared memory go")  # nobody reads it any more
@@ -361,12 +385,15 @@ class GradientSum:
         optimizer: Any,
         mean_loss: bool,
         count_correct: Callable[[np.ndarray, np.ndarray], int],
-        scale_in_step: bool,
+        planned: bool,
+        model_params: list[Any] = (),
     ) -> None:
         self.ranks, self.optimizer = ranks, optimizer
         self.mean_loss, self.count_correct = mean_loss, count_correct
-        self.scale_in_step = scale_in_step  # the planned step scales ∇_A L (cheaper)
         self.scale = 1.0
+        # Whether this step's gradients are scaled by ``scale`` already: the planned step
+        # scales ∇_A L (cheaper); a step that fell back to the graph mid-run does not.
+        self.scaled = False
         self.correct = 0
         self.local_stop = False  # this rank's Ctrl-C, summed with the next step's loss
         self.stop_everywhere = False  # after a step: whether any rank asked to stop
@@ -377,14 +404,9 @@ class GradientSum:
         optimizer.grad_buffers()  # repacked first if a p.data was replaced or cast
         flat = optimizer.flat
         ranks.barrier("setting up the run")  # every rank got here: the rest cannot hang
-        if (
-            scale_in_step
-            and flat is not None
-            and ranks.size > 1
-            and SharedGradients.possible(ranks)
-        ):
+        if planned and flat is not None and ranks.size > 1 and SharedGradients.possible(ranks):
             if os.environ.get("WXB_MPI_SHARED", "1") != "0":  # 0: Allreduce, to compare
-                self.shared = SharedGradients(ranks, optimizer)
+                self.shared = SharedGradients(ranks, optimizer, list(model_params))
 
     def begin(self, rows: int, batch_rows: int) -> None:
         """A step on ``rows`` of this rank's of a global batch of ``batch_rows``."""
@@ -397,6 +419,7 @@ class GradientSum:
             self._layout = id(flat)
         # ∂(Σ_k b_k/B · mean_k)/∂w is the global mean's gradient; a summed loss needs none.
         self.scale = rows / batch_rows if self.mean_loss else 1.0
+        self.scaled = False
         self._reduced = set()
 
     def _bucket(self, params: list[Any]) -> np.ndarray | None:
@@ -429,16 +452,24 @@ class GradientSum:
 
     def finish(self, value: float, output: np.ndarray | None, y: np.ndarray | None) -> float:
         """Sum what is left and wait; returns the global batch's loss (its ``correct`` too)."""
+        rescale = not self.scaled and self.scale != 1.0
         if self.shared is not None and self.shared.holds(self.optimizer):
-            flat = self.shared.flat
+            flat, flags = self.shared.flat, self.shared.flags[self.ranks.rank]
             for i, p in enumerate(flat.params):
                 view = flat.grad_views[i]
+                flags[i] = p.grad is not None
                 if p.grad is None:  # no gradient here: zeros into the sum
                     view[...] = 0
-                elif p.grad is not view:
-                    np.copyto(view, p.grad)
+                else:
+                    if p.grad is not view:
+                        np.copyto(view, p.grad)
+                    if rescale:
+                        view *= self.scale
                 p.grad = view
             self.shared.sum_()
+            for p, present in zip(flat.params, self.shared.present, strict=True):
+                if not present:  # no rank has one (frozen, unused): no update, as one process
+                    p.grad = None
             self._reduced = {id(p) for p in flat.params}
         params = [p for p in self.optimizer.params if id(p) not in self._reduced]
         if params:  # which parameters have a gradient on some rank: the others stay None
@@ -448,7 +479,7 @@ class GradientSum:
         for p in params:
             if p.grad is None:  # no gradient here, some elsewhere: zeros into the sum
                 p.grad = np.zeros_like(p.data)
-            elif not self.scale_in_step and self.scale != 1.0:
+            elif rescale:
                 p.grad = np.multiply(p.grad, self.scale, out=np.empty_like(p.grad))  # 0-d too
             elif not (p.grad.flags.c_contiguous and p.grad.flags.writeable):
                 p.grad = np.ascontiguousarray(p.grad).copy()
@@ -468,6 +499,13 @@ class GradientSum:
         if self.shared is not None:
             self.shared.close()
             self.shared = None
+
+
+def _tied_outside(params: list[Any], model_params: list[Any]) -> bool:
+    """Whether a parameter the optimiser does not hold shares memory with one it holds."""
+    inside = {id(p) for p in params}
+    outside = [p for p in model_params if id(p) not in inside]
+    return any(np.may_share_memory(p.data, q.data) for p in params for q in outside)
 
 
 def _starts_within(grad: np.ndarray, bucket: np.ndarray, start: int) -> bool:

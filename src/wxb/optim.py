@@ -33,7 +33,7 @@ from typing import ClassVar, NamedTuple
 import numpy as np
 
 from wxb import kernels
-from wxb.errors import ConfigError, WxbError
+from wxb.errors import ConfigError
 from wxb.nn.module import Module, Parameter, forget_gradients
 from wxb.tensor import Tensor
 
@@ -730,9 +730,8 @@ class Optimizer:
                 del data, grad, states  # a later group's ensure_free() must not count them
                 continue
             if self.shard is not None and flat is not None and self.shard[2] is flat.data:
-                raise WxbError(  # another rank updates the rest of these shared weights
-                    "a distributed update that shares its weights must step whole groups"
-                )
+                self._step_shard(live, clocks, group)  # another rank updates the rest
+                continue
             for i, t in zip(live, clocks, strict=True):  # one by one
                 p = params[i]
                 _check_grad_shape(p, i)
@@ -745,6 +744,21 @@ class Optimizer:
                 if type(grad) is not np.ndarray or grad.dtype != p.data.dtype:  # cast as the
                     grad = np.asarray(grad).astype(p.data.dtype, casting="same_kind")  # flat path
                 self._walk(p.data, grad, states, t, group)
+
+    def _step_shard(self, live: list[int], clocks: list[int], group: dict) -> None:
+        """One by one, the part of each parameter in ``live`` that lies in this rank's
+        slice of weights the ranks share (a group of which some have no gradient, or
+        whose step counts differ: a layer frozen during the run)."""
+        flat, (lo, hi, data) = self.flat, self.shard
+        states = [self._flat_state[s] for s in self.state_names]
+        for i, t in zip(live, clocks, strict=True):
+            a, b = max(flat.offsets[i], lo), min(flat.offsets[i + 1], hi)
+            if a >= b:
+                continue
+            if self.params[i].grad is not flat.grad_views[i]:
+                _check_grad_shape(self.params[i], i)
+                np.copyto(flat.grad_views[i], self.params[i].grad, casting="same_kind")
+            self._walk_flat([data[a:b], flat.grad[a:b], *(x[a:b] for x in states)], t, group)
 
     def _walk_runs(self, flat: FlatParameters, a: int, b: int, t: int, h: dict) -> None:
         """``_walk`` over the stretch ``a:b`` of the flat layout, run by run."""

@@ -182,8 +182,10 @@ class PlannedStep(_Update):
         reducer = self.reducer
         if reducer is None and not math.isfinite(value):
             return value
-        if reducer is not None and reducer.scale != 1.0:
-            grad *= reducer.scale  # this rank's share of the global batch's mean loss
+        if reducer is not None:
+            if reducer.scale != 1.0:
+                grad *= reducer.scale  # this rank's share of the global batch's mean loss
+            reducer.scaled = True
         self.optimizer.zero_grad()  # the δ chain writes ∂L/∂W where the optimiser reads it
         plan.backward(grad, None if reducer is None else reducer.layer_done)
         return self._update(value, x, y)

@@ -652,7 +652,8 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
                 opt,
                 mean_loss=loss_fn.reduction != "sum",
                 count_correct=lambda output, yb: _correct(kind, output, yb),
-                scale_in_step=planned,
+                planned=planned,
+                model_params=model.parameters(),
             )
             context.push(_closing(step.reducer))
         if masks is not None:
