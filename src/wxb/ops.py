@@ -630,16 +630,18 @@ def check_dropout_p(p: object) -> float:
     return float(p)
 
 
-def dropout_mask(rng: np.random.Generator, p: float, out: np.ndarray) -> np.ndarray:
+def dropout_mask(
+    rng: np.random.Generator, p: float, out: np.ndarray, layer: object = None
+) -> np.ndarray:
     """Inverted dropout: keep with probability 1 − p and scale by 1/(1 − p).
 
     Inside ``fit`` the draws come by row (``wxb.random.RowMasks``): the same mask for a
     data row at a step however the batch is split across processes."""
     if not out.flags.c_contiguous:  # a generator fills memory in order: draw in rows
-        out[...] = dropout_mask(rng, p, np.empty(out.shape, out.dtype))
+        out[...] = dropout_mask(rng, p, np.empty(out.shape, out.dtype), layer)
         return out
     source = row_masks()
-    drawn = None if source is None else source.draw(rng, out)
+    drawn = None if source is None else source.draw(rng, out, layer)
     if drawn is not None:  # a row's units, whatever their shape, in one run of draws
         kernels.row_uniform(*drawn, out.reshape(len(out), -1))
     else:
@@ -649,12 +651,15 @@ def dropout_mask(rng: np.random.Generator, p: float, out: np.ndarray) -> np.ndar
     return out
 
 
-def dropout(x: Tensor, p: float = 0.5, rng: int | np.random.Generator | None = None) -> Tensor:
+def dropout(
+    x: Tensor, p: float = 0.5, rng: int | np.random.Generator | None = None, layer: object = None
+) -> Tensor:
     """Inverted dropout in training; ``rng`` a generator or seed (wxb's default one if
-    None). p = 1 is refused, as by the Dropout layer (nothing would pass)."""
+    None); ``layer``: the Dropout module calling (its masks in fit go by its place). p = 1
+    is refused, as by the Dropout layer (nothing would pass)."""
     p = check_dropout_p(p)
     x = as_tensor(x)
-    mask = dropout_mask(as_generator(rng), p, np.empty_like(x.data))
+    mask = dropout_mask(as_generator(rng), p, np.empty_like(x.data), layer)
 
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
         return (g * mask,)  # δ ⊙ mask: dropped units pass no error back

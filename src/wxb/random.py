@@ -81,7 +81,8 @@ def key_of(generator: np.random.Generator) -> int:
 
 
 class RowMasks:
-    """Dropout masks inside ``fit``: each entry a hash of (key, step, draw, row, column).
+    """Dropout masks inside ``fit``: each entry a hash of (key, step, stream, row, column),
+    the stream a Dropout layer's place in the model (F.dropout: its draw in the step).
 
     A counter-based generator: the mask a training row gets at a step depends on the
     row's index in the data, not on where it sits in the batch or on which rank of a
@@ -91,9 +92,16 @@ class RowMasks:
     generator's id), drawn from that generator when ``fit`` starts.
     """
 
-    def __init__(self, key: int, own: dict[int, int] | None = None) -> None:
+    def __init__(
+        self, key: int, own: dict[int, int] | None = None, layers: dict[int, int] | None = None
+    ) -> None:
         self.key, self.own = key, dict(own or {})
+        # A Dropout's stream is its place in the model (``layers``: id → place), not how
+        # many masks the step drew before it: a rank whose rows skip a branch holding a
+        # Dropout draws the later layers' masks as one process does.
+        self.layers = dict(layers or {})
         self.step, self.draws, self.rows = 0, 0, None
+        self.calls: dict[int, int] = {}
         # Distributed: a mask that cannot go by row is an error (each rank would draw its
         # own, unlike one process), not a fall-back to the layer's generator.
         self.by_row_only = False
@@ -101,14 +109,18 @@ class RowMasks:
     def start(self, step: int, rows: np.ndarray) -> None:
         """Masks for training step ``step`` (0-based, over the run) on data rows ``rows``."""
         self.step, self.draws, self.rows = step, 0, rows
+        self.calls = {}
 
     def stop(self) -> None:
         self.rows = None  # outside a step, Dropout draws from its generator as usual
 
-    def draw(self, rng: np.random.Generator, out: np.ndarray) -> tuple[np.ndarray, int] | None:
+    def draw(
+        self, rng: np.random.Generator, out: np.ndarray, layer: object = None
+    ) -> tuple[np.ndarray, int] | None:
         """(the rows, the draw's 64-bit seed) for a mask of ``out``'s shape (rows first,
         then units in any number of axes), to be filled by ``wxb.kernels.row_uniform``
-        on its rows × units view; None outside a step."""
+        on its rows × units view; None outside a step. ``layer``: the Dropout drawing
+        (its stream by its place in the model; F.dropout's by the order of the calls)."""
         if self.rows is None:
             return None
         if out.ndim < 2 or len(out) != len(self.rows):
@@ -121,8 +133,15 @@ class RowMasks:
                 )
             return None
         key = self.own.get(id(rng), self.key)
-        base = _splitmix(_splitmix(key ^ (self.step * _GOLDEN & _WORD)) ^ self.draws)
-        self.draws += 1  # the next Dropout of this step: another stream
+        place = self.layers.get(id(layer)) if layer is not None else None
+        if place is None:
+            stream = self.draws
+            self.draws += 1  # the next functional draw of this step: another stream
+        else:  # a layer called again in the step (reused): another stream of its own
+            calls = self.calls.get(place, 0)
+            self.calls[place] = calls + 1
+            stream = (place + 1) << 32 | calls
+        base = _splitmix(_splitmix(key ^ (self.step * _GOLDEN & _WORD)) ^ stream)
         return self.rows, base
 
 

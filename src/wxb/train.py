@@ -1326,8 +1326,10 @@ def _row_masks(
     seed: from wxb's default generator in one process; distributed, from the state of
     the seed rank 0 drew, the same on every rank), and one per Dropout with a generator
     of its own, fixed when the layer was made (from its state, without drawing)."""
-    own = {}
+    own, layers = {}, {}
     for _, module in model.named_modules():
+        if isinstance(module, Dropout) and id(module) not in layers:
+            layers[id(module)] = len(layers)  # its place: the same on every rank
         generator = getattr(module, "_own_rng", None)
         if isinstance(module, Dropout) and generator is not None and id(generator) not in own:
             fixed = getattr(module, "_row_key", None)  # set at construction: resumes alike
@@ -1338,7 +1340,7 @@ def _row_masks(
         key = key_of(shuffles)
     else:  # a draw, so that runs without a seed differ (the checkpoints keep the key)
         key = int(as_generator(None).integers(0, 1 << 63))
-    return RowMasks(key, own)
+    return RowMasks(key, own, layers)
 
 
 def _check_finite_together(X: np.ndarray, where: str, ranks: Ranks) -> None:

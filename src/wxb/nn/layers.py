@@ -247,7 +247,7 @@ class Dropout(Module):
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0:
             return x
-        return ops.dropout(x, self.p, self.rng)
+        return ops.dropout(x, self.p, self.rng, layer=self)
 
     def config(self) -> dict[str, Any]:
         if type(self) is not Dropout:

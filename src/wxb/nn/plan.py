@@ -245,7 +245,8 @@ class StackPlan:
                     np.copyto(out, result)
             elif isinstance(layer, Dropout):
                 if layer.training and layer.p > 0:
-                    self.factors[i] = ops.dropout_mask(layer.rng, layer.p, self.masks[i][:batch])
+                    mask = self.masks[i][:batch]
+                    self.factors[i] = ops.dropout_mask(layer.rng, layer.p, mask, layer)
                 else:  # eval mode: dropout is the identity
                     self.factors[i] = 1.0
                 np.multiply(x, self.factors[i], out=out)
