@@ -549,6 +549,49 @@ def test_eval_of_a_multi_output_model_from_fit_needs_a_column_per_output(tmp_pat
     assert float(re.search(r"MAE ([\d.]+)", out).group(1)) == pytest.approx(mae, rel=1e-3)
 
 
+def test_fit_on_named_targets_records_their_names_as_wxb_train_does(tmp_path, rng, capsys):
+    """A Series or a DataFrame of targets: wxb predict headed the outputs output_0, …, and
+    wxb eval could not find the target column; one-hot columns (pd.get_dummies) are the
+    classes, which predict wrote as 0, 1, 2."""
+    import pandas as pd
+
+    n, k = int(rng.integers(30, 60)), int(rng.integers(2, 4))
+    X = pd.DataFrame(rng.normal(size=(n, 3)), columns=["a", "b", "c"])
+    names = [f"t{j}" for j in range(k)]
+    Y = pd.DataFrame(rng.normal(size=(n, k)), columns=names)
+    labels = pd.Series(rng.choice(["cat", "dog", "emu"], n), name="species")
+    labels[:3] = ["cat", "dog", "emu"]
+    data = tmp_path / "d.csv"
+    pd.concat([X, Y, labels], axis=1).to_csv(data, index=False)
+
+    def trained(y, outputs: int, loss: str) -> Path:
+        model = wxb.nn.Sequential(wxb.nn.Dense(3, 5), wxb.nn.Tanh(), wxb.nn.Dense(5, outputs))
+        wxb.fit(model.to("float64"), X, y, loss=loss, epochs=2, verbose=False)
+        path = tmp_path / f"m{len(list(tmp_path.glob('*.safetensors')))}.safetensors"
+        wxb.save(model, path)
+        return path
+
+    path = trained(Y, k, "mse")
+    code, out, err = run_cli(capsys, "predict", str(path), str(data))
+    assert code == 0 and out.splitlines()[0] == ",".join(f"prediction_{t}" for t in names), err
+    code, out, err = run_cli(capsys, "eval", str(path), str(data))  # the targets by name
+    assert code == 0 and all(f"  {t}: MAE" in out for t in names), err
+
+    codes = pd.Series(pd.Categorical(labels).codes, name="species")  # classes 0, 1, 2
+    path = trained(codes, 3, "cross_entropy")
+    pd.concat([X, codes], axis=1).to_csv(data.with_name("codes.csv"), index=False)
+    code, out, err = run_cli(capsys, "eval", str(path), str(data.with_name("codes.csv")))
+    assert code == 0 and f"{n} samples" in out, err
+
+    one_hot = pd.get_dummies(labels).astype(int)
+    path = trained(one_hot, 3, "cross_entropy")
+    model = wxb.load(path)
+    code, out, err = run_cli(capsys, "predict", str(path), str(data))
+    assert code == 0, err
+    expected = np.array(["cat", "dog", "emu"])[model.predict(X).argmax(axis=1)]
+    assert out.splitlines()[1:] == list(expected)
+
+
 def test_a_model_from_a_loop_of_ones_own_says_what_its_outputs_are_read_as(tmp_path, rng, capsys):
     """A model saved from a hand-written loop records no task: wxb predict read its k
     outputs as classes without a word; it says so, and model.info['task'] changes it."""

@@ -543,6 +543,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         model.info["feature_names"] = names
     _update_training_record(model.info, X_arr, X_val)
     _record_loss(model.info, loss_fn, y_arr)
+    _record_target_names(model.info, y, y_arr, kind)
     history = History(engine="planned" if planned else "graph")
     if not planned:
         history.engine_reason = PlannedStep.why_not(model, opt, loss_fn)
@@ -1101,6 +1102,23 @@ def _record_loss(info: dict, loss_fn: Loss, y: np.ndarray) -> None:
         info["multilabel"] = True  # a sigmoid per output, as scikit-learn's multilabel MLP
     else:
         info.pop("multilabel", None)
+
+
+def _record_target_names(info: dict, y: object, y_arr: np.ndarray, kind: type | None) -> None:
+    """A named target (a pandas Series, a DataFrame's columns), as wxb train records it:
+    wxb predict then heads each output with its name, and wxb eval finds the column. A
+    classifier's several columns (one-hot rows, probabilities, labels) are its classes."""
+    columns = getattr(y, "columns", None)
+    names = list(columns) if columns is not None else None
+    if names is None and getattr(y, "name", None) is not None and getattr(y, "ndim", 0) == 1:
+        names = [y.name]  # a Series
+    if not names or len(names) != (y_arr.shape[1] if y_arr.ndim == 2 else 1):
+        return
+    names = [str(n) for n in names]
+    if len(names) > 1 and kind in (CrossEntropyLoss, BCEWithLogitsLoss):
+        info["classes"] = names
+    else:
+        info["target"], info["targets"] = ",".join(names), names
 
 
 def _through_stage(model: Module, X: object, where: str) -> object:
