@@ -444,6 +444,36 @@ def test_ranks_given_other_data_are_stopped_by_name(seeded, tmp_path, which):
     assert f"the {which} data differ between rank 0 and rank 1" in said, seeded.msg(said)
 
 
+@pytest.mark.parametrize("which", ["architecture", "a non-finite value"])
+def test_a_rank_set_up_otherwise_stops_every_rank_at_once_by_name(seeded, tmp_path, which):
+    """A rank whose model had other widths failed inside MPI's broadcast with mpi4py's
+    'See the MPI_ERROR field'; a NaN in one rank's copy of X stopped that rank only.
+    Either way the other waited out the 30 s timeout, then named another wait."""
+    seed, row = int(seeded.rng.integers(0, 2**31)), int(seeded.rng.integers(0, 64))
+    start = time.monotonic()
+    said = failed_job(
+        tmp_path / "other_setup.py",
+        "import numpy as np, wxb\n"
+        "from wxb import nn\n"
+        "from wxb.distributed import Ranks\n"
+        "ranks = Ranks()\n"
+        f"rng = np.random.default_rng({seed})\n"
+        "X, y = rng.standard_normal((64, 4)), rng.integers(0, 3, 64)\n"
+        f"hidden = 5 + ranks.rank * {int(which == 'architecture')}\n"
+        f"if ranks.rank == 1 and {which == 'a non-finite value'}:\n"
+        f"    X[{row}, 2] = np.nan\n"
+        "model = nn.Sequential(nn.Dense(4, hidden), nn.ReLU(), nn.Dense(hidden, 3))\n"
+        "wxb.fit(model, X, y, epochs=1, seed=1, verbose=False, distributed=ranks)\n"
+        "print('finished', ranks.rank)\n",
+        WXB_MPI_TIMEOUT="60",
+    )
+    assert time.monotonic() - start < 30, seeded.msg(said)  # not after a rank's timeout
+    if which == "architecture":
+        assert "parameter shapes differ between rank 0 and rank 1" in said, seeded.msg(said)
+    else:
+        assert f"row {row}" in said and "another rank's copy" in said, seeded.msg(said)
+
+
 def test_ranks_read_a_memory_mapped_x_without_copying_it(seeded, tmp_path):
     """X memory-mapped from a .npy stays on disk: each rank holds index lists and its
     batches, never a copy of X, and the run equals one process's from memory."""

@@ -1305,7 +1305,11 @@ def _check_savable(schedule: LRSchedule) -> None:
 
 
 def _same_start(ranks: Ranks, model: Module) -> None:
-    """Rank 0's weights and buffers on every rank."""
+    """Rank 0's weights and buffers on every rank (a rank with another architecture is
+    stopped by name: a broadcast into other shapes fails in MPI without one)."""
+    shapes = [len(p.shape) for p in model.parameters()]
+    shapes += [n for p in model.parameters() for n in p.shape]
+    ranks.check_same([np.array(shapes, np.int64)], "the models' parameter shapes")
     for p in model.parameters():
         if _writable_in_place(p.data):
             ranks.broadcast_(p.data, "the initial weights")
@@ -1370,8 +1374,13 @@ def _check_finite_together(X: np.ndarray, where: str, ranks: Ranks) -> None:
         -1 if found is None else part.start + found[0], f"the check of {where}"
     )
     bad = [row for row in rows if row >= 0]
-    if bad:
-        validation.check_finite(X[min(bad) : min(bad) + 1], where, first_row=min(bad))
+    if bad:  # every rank stops: the one whose copy holds the value says what it is
+        row = min(bad)
+        validation.check_finite(X[row : row + 1], where, first_row=row)
+        raise DataError(
+            f"{where}: row {row} holds a value that is not finite in another rank's copy of "
+            "it (this rank's is finite); the ranks must be given the same data"
+        )
 
 
 def _digest_rows(X: np.ndarray, rows: np.ndarray | None, ranks: Ranks | None) -> str:
