@@ -47,8 +47,10 @@ class OwnActivation(nn.Module):
 class MidRun(wxb.optim.StepLR):
     """A constant rate whose first step (after epoch 1) changes the run, as a user's
     hook may: "freeze" the first Dense layer (its gradients stop: no update, no weight
-    decay, no momentum, its step counts stay), or "swap" the first activation for a
-    module of one's own (the planned step falls back to the recorded graph)."""
+    decay, no momentum, its step counts stay); "swap" the first activation for a
+    module of one's own (the planned step falls back to the recorded graph); "repack"
+    the optimiser (the last layer's weight given a new array, SGD a momentum: a new
+    state); or "add_group": unfreeze the first layer and hand it to the optimiser."""
 
     def __init__(self, optimizer, model: nn.Sequential, change: str, activation: str) -> None:
         super().__init__(optimizer, step_size=10**9, gamma=1.0)
@@ -58,11 +60,21 @@ class MidRun(wxb.optim.StepLR):
     def step(self):
         if not self._done:
             self._done = True
+            first, last = self._model[0], self._model[-1]
             if self._change == "freeze":
-                for p in self._model[0].parameters():
+                for p in first.parameters():
                     p.requires_grad = False
-            else:
+            elif self._change == "swap":
                 self._model[1] = OwnActivation(self._activation)
+            elif self._change == "repack":
+                last.weight.data = last.weight.data.copy()
+                for group in self.optimizer.param_groups:
+                    if "momentum" in group and group["momentum"] == 0:
+                        group["momentum"] = 0.5
+            else:
+                for p in first.parameters():
+                    p.requires_grad = True
+                self.optimizer.add_param_group({"params": first.parameters()})
         return super().step()
 
 
@@ -79,7 +91,7 @@ def build(case: dict) -> nn.Sequential:
     model = model.to(case["dtype"])
     with np.load(case["weights"], allow_pickle=False) as stored:
         model.load_state_dict({k: stored[k] for k in stored.files})
-    if case["frozen_first"]:
+    if case["frozen_first"] or case.get("midrun") == "add_group":
         for p in layers[0].parameters():
             p.requires_grad = False
     if case.get("replaced"):  # a p.data replaced after the optimiser is built (see fit_case)
@@ -91,7 +103,7 @@ def optimizer_for(case: dict, model: nn.Sequential):
     spec = case["optimizer"]
     # "frozen_in_optimizer": the optimiser holds a frozen layer too (its parameters get no
     # gradient, so no update, not even weight decay)
-    every = case.get("frozen_in_optimizer", False)
+    every = case.get("frozen_in_optimizer", False) and case.get("midrun") != "add_group"
     trainable = [p for p in model.parameters() if p.requires_grad or every]
     if spec["name"] == "sgd":
         return wxb.optim.SGD(

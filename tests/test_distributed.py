@@ -169,8 +169,9 @@ def test_ranks_train_what_one_process_trains(seeded, tmp_path, shared, ranks):
     """Random networks, optimisers, losses (cross-entropy, MSE, BCE; mean or sum), batch
     sizes (uneven shares, empty ones), validation data, schedules, clipping, frozen
     layers (in the optimiser or not: no gradient, no update, not even weight decay),
-    a layer frozen or an activation of one's own swapped in after epoch 1 (the frozen
-    layer kept moving in shared memory; the graph the step fell back to went unscaled),
+    changes after epoch 1 (mpi_worker.MidRun: a layer frozen kept moving in shared
+    memory; the graph the step fell back to went unscaled; an optimiser repacked, or
+    given a group, updated the shared weights once per rank),
     weights replaced after the optimiser was built, dropout (the run's seed or a layer's
     own), both engines, X in memory or memory-mapped: K ranks = 1 process, and a view
     of a weight taken before follows training (it was left behind in shared memory). The planned
@@ -178,11 +179,12 @@ def test_ranks_train_what_one_process_trains(seeded, tmp_path, shared, ranks):
     machine) or by Iallreduce per layer (0, as across machines); the graph step's always
     by Iallreduce."""
     rng = seeded.rng
-    forced = [{"graph": True}, {"midrun": "freeze"}, {"midrun": "swap"}]  # one of each at least
+    changes = ["freeze", "swap", "repack", "add_group"]
+    forced = [{"graph": True}] + [{"midrun": change} for change in changes]  # each at least once
     cases = {}
-    for i in range(8 if ranks == 2 else 4):
-        drawn = {"midrun": str(rng.choice(["freeze", "swap"]))} if rng.random() < 0.3 else {}
-        cases[f"c{i}"] = random_case(rng, tmp_path, f"c{i}", **(forced[i] if i < 3 else drawn))
+    for i in range(8 if ranks == 2 else 5):
+        drawn = {"midrun": str(rng.choice(changes))} if rng.random() < 0.3 else {}
+        cases[f"c{i}"] = random_case(rng, tmp_path, f"c{i}", **(forced[i] if i < 5 else drawn))
     run_cases(tmp_path, cases, ranks=ranks, env={"WXB_MPI_SHARED": shared})
     for name, case in cases.items():
         msg = seeded.msg(f"{name}: {json.dumps(case)}")

@@ -220,8 +220,8 @@ class SharedGradients:
         share_weights = self.steps_whole(optimizer) and not _tied_outside(
             optimizer.params, model_params
         )
-        self.homes = [p.data for p in optimizer.params]
-        self.gathered = optimizer.gathers
+        self.homes = [(p, p.data) for p in optimizer.params]  # (a group added later grows
+        self.gathered = optimizer.gathers  # optimizer.params, which the flat layout shares)
         if share_weights and optimizer.flat.data is None:
             optimizer.gathers = True  # the shared copy of the weights is one flat array
             optimizer._pack()
@@ -282,7 +282,21 @@ class SharedGradients:
         flat.use_data_buffer(self.data)
         optimizer.use_state_buffers(dict(zip(names, table[1:], strict=True)))
         optimizer.shard = (self.own.start, self.own.stop, self.data)
+        optimizer.before_repack = self._unshare_weights
         ranks.barrier("sharing the weights")  # nobody writes before all have moved in
+
+    def _unshare_weights(self) -> None:
+        """Before the optimiser repacks (at close, or mid-run: a new state, a replaced
+        p.data, a group added): the values go back into the arrays they lay in before,
+        so a view a user took follows training as in one process, and from then on each
+        rank updates its own copy whole (the one shared copy would take K updates). The
+        state the optimiser copies out itself. Every rank repacks at the same step."""
+        for p, home in self.homes:
+            if np.may_share_memory(p.data, self.data):  # (else replaced: the new array stays)
+                np.copyto(home, p.data)
+                p.data = home
+        self.optimizer.shard, self.optimizer.gathers = None, self.gathered
+        self.data = None
 
     @classmethod
     def possible(cls, ranks: Ranks) -> bool:
@@ -333,24 +347,15 @@ class SharedGradients:
         """Back to private buffers (gradients, weights and state kept), then free the
         windows: every rank calls it, at the same point."""
         optimizer = self.optimizer
-        optimizer.shard = None
-        if self.data is not None and optimizer.flat is self.flat and self.flat.data is self.data:
-            # The values go back where they lay (a view a user took, ``w = layer.weight.
-            # data``, follows training as in one process), the state and the gradients
-            # into private buffers.
-            for p, home in zip(self.flat.params, self.homes, strict=True):
-                np.copyto(home, p.data)
-                p.data = home
-            optimizer.gathers = self.gathered
-            grads = [p.grad for p in self.flat.params]
-            optimizer._pack()  # a new layout over them, the state copied out
-            for p, grad, view in zip(
-                self.flat.params, grads, optimizer.flat.grad_views, strict=True
-            ):
+        if self.data is not None:  # the weights are still the shared copy
+            grads = [(p, p.grad) for p in optimizer.params]
+            optimizer._pack()  # _unshare_weights first; the state is copied out
+            views = dict(zip(map(id, optimizer.params), optimizer.flat.grad_views, strict=True))
+            for p, grad in grads:
                 if grad is not None:
-                    np.copyto(view, grad)
-                    p.grad = view
-        elif self.flat.grad is self.mine:  # only the gradients were shared
+                    np.copyto(views[id(p)], grad)
+                    p.grad = views[id(p)]
+        elif optimizer.flat is self.flat and self.flat.grad is self.mine:  # the gradients only
             views = {id(v): i for i, v in enumerate(self.flat.grad_views)}
             held = [(p, views.get(id(p.grad))) for p in self.flat.params]
             self.flat.grad = self.mine.copy()
@@ -358,6 +363,10 @@ class SharedGradients:
             for p, index in held:
                 if index is not None:
                     p.grad = self.flat.grad_views[index]
+        optimizer.shard = optimizer.before_repack = None
+        for p in optimizer.params:  # nothing of this rank's points into the windows freed below
+            if p.grad is not None and np.may_share_memory(p.grad, self.mine):
+                p.grad = p.grad.copy()
         self.data, self.buffers, self.mine, self.flags = None, [], None, []
         # Everything above was this rank's own; the rest is collective, and a rank that
         # never comes makes the barrier time out (RanksStopped: the job is aborted).

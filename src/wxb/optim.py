@@ -26,7 +26,7 @@ import operator
 import os
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar, NamedTuple
 
@@ -352,6 +352,9 @@ class Optimizer:
         # (start, stop, buffer): update only that stretch of the flat buffers while they
         # are ``buffer`` (ranks sharing the weights each update their own stretch)
         self.shard: tuple[int, int, np.ndarray] | None = None
+        # Called before a repack (a new state, a replaced p.data, a group added): ranks
+        # sharing their weights move them back into arrays of their own first.
+        self.before_repack: Callable[[], None] | None = None
         self._scratch: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.scheduled_lrs: dict[int, float] = {}  # group index → the rate a schedule last set
         groups = items if isinstance(items[0], dict) else [{"params": items}]
@@ -503,6 +506,9 @@ class Optimizer:
         casts: the state is cast with it, so training continues where it was). The
         groups lie one after another in the one buffer, each a contiguous stretch.
         """
+        hook, self.before_repack = getattr(self, "before_repack", None), None
+        if hook is not None:
+            hook()
         self._scratch = {}
         self._check_state_shapes()
         if not FlatParameters.possible(self.params):
