@@ -499,6 +499,7 @@ def test_a_schedule_holding_what_json_cannot_keep_is_refused_before_training(rng
         def __init__(self, optimizer, model, hidden: bool):
             super().__init__(optimizer, step_size=int(rng.integers(1, 4)), gamma=0.5)
             setattr(self, "_model" if hidden else "model", model)
+            self.best = float("inf")  # the checkpoints keep it (as a tagged string)
 
     n = int(rng.integers(10, 40))
     X, y = rng.normal(size=(n, 3)), rng.integers(0, 2, n)

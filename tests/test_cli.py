@@ -571,11 +571,14 @@ def test_fit_on_named_targets_records_their_names_as_wxb_train_does(tmp_path, rn
         wxb.save(model, path)
         return path
 
-    path = trained(Y, k, "mse")
-    code, out, err = run_cli(capsys, "predict", str(path), str(data))
-    assert code == 0 and out.splitlines()[0] == ",".join(f"prediction_{t}" for t in names), err
-    code, out, err = run_cli(capsys, "eval", str(path), str(data))  # the targets by name
-    assert code == 0 and all(f"  {t}: MAE" in out for t in names), err
+    import pyarrow as pa
+
+    for table in (Y, pa.Table.from_pandas(Y)):  # (a pyarrow Table's .columns are its arrays)
+        path = trained(table, k, "mse")
+        code, out, err = run_cli(capsys, "predict", str(path), str(data))
+        assert code == 0 and out.splitlines()[0] == ",".join(f"prediction_{t}" for t in names)
+        code, out, err = run_cli(capsys, "eval", str(path), str(data))  # the targets by name
+        assert code == 0 and all(f"  {t}: MAE" in out for t in names), err
 
     codes = pd.Series(pd.Categorical(labels).codes, name="species")  # classes 0, 1, 2
     path = trained(codes, 3, "cross_entropy")
@@ -590,6 +593,10 @@ def test_fit_on_named_targets_records_their_names_as_wxb_train_does(tmp_path, rn
     assert code == 0, err
     expected = np.array(["cat", "dog", "emu"])[model.predict(X).argmax(axis=1)]
     assert out.splitlines()[1:] == list(expected)
+    pd.concat([X, one_hot], axis=1).to_csv(data.with_name("one_hot.csv"), index=False)
+    code, out, err = run_cli(capsys, "eval", str(path), str(data.with_name("one_hot.csv")))
+    accuracy = float(re.search(r"accuracy ([\d.]+)", out).group(1)) if code == 0 else None
+    assert accuracy == pytest.approx(np.mean(expected == labels), abs=1e-4), err
 
 
 def test_a_model_from_a_loop_of_ones_own_says_what_its_outputs_are_read_as(tmp_path, rng, capsys):

@@ -478,7 +478,7 @@ def test_fit_refuses_several_labels_a_row_for_cross_entropy_as_the_loss_does(rng
     model = mlp(rng, sizes=(3, 5, labels))
     before = [p.data.copy() for p in model.parameters()]
     one_hot = np.eye(labels, dtype=int)[rng.integers(0, labels, n)]
-    for y in (Y, Y.astype(bool)):
+    for y in (Y, Y.astype(bool), Y.astype(float)):  # (0/1 floats: not probabilities either)
         calls = (
             partial(wxb.fit, model, X, y, epochs=1, verbose=False),
             partial(wxb.evaluate, model, X, y),

@@ -171,7 +171,7 @@ class CheckpointFolder:
             "format_version": FORMAT_VERSION,
             "arrays": tensors_path.name,
             "sha256": digest.hexdigest(),
-            **_encode_floats(meta),
+            **encode_floats(meta),
         }
         record["json_sha256"] = _json_digest(record)
         atomic_write(json_path, json.dumps(record, indent=1, allow_nan=False).encode())
@@ -263,14 +263,14 @@ def read(path: Path) -> Checkpoint:
     return Checkpoint(path, _decode_floats(meta), arrays)
 
 
-def _encode_floats(value: Any) -> Any:
+def encode_floats(value: Any) -> Any:
     """Strict JSON: NaN and ±inf (a diverging figure in the history) as tagged strings."""
     if isinstance(value, float) and not math.isfinite(value):
         return {"__float__": repr(value)}
     if isinstance(value, dict):
-        return {k: _encode_floats(v) for k, v in value.items()}
+        return {k: encode_floats(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_encode_floats(v) for v in value]
+        return [encode_floats(v) for v in value]
     return value
 
 
@@ -338,7 +338,7 @@ def plain_settings(thing: object) -> dict[str, Any]:
             isinstance(value, (list, tuple)) and all(isinstance(v, plain) for v in value)
         ):
             found[key] = list(value) if isinstance(value, tuple) else value
-    return _encode_floats(found)
+    return encode_floats(found)
 
 
 def code_digest(function: object) -> str:

@@ -184,7 +184,10 @@ def _prepare_targets(
             )
         y_arr = np.asarray(validation.numbers_from_pandas(y))
         if y_arr.ndim == 2 and y_arr.shape[1] > 1:  # class probabilities
-            if y_arr.dtype.kind in "biu" and not ops.is_one_hot(y_arr):  # as the loss refuses
+            # whole numbers as the loss refuses them; 0/1 floats, several 1s a row: no
+            # probabilities either (a multilabel indicator read as floats)
+            zero_one = y_arr.dtype.kind == "f" and bool(((y_arr == 0) | (y_arr == 1)).all())
+            if (y_arr.dtype.kind in "biu" or zero_one) and not ops.is_one_hot(y_arr):
                 raise DataError(
                     f"{where}: a {y_arr.dtype} target of shape {y_arr.shape} for cross_entropy "
                     f"must hold {ops.ONE_HOT_ADVICE}"
@@ -1108,17 +1111,15 @@ def _record_target_names(info: dict, y: object, y_arr: np.ndarray, kind: type | 
     """A named target (a pandas Series, a DataFrame's columns), as wxb train records it:
     wxb predict then heads each output with its name, and wxb eval finds the column. A
     classifier's several columns (one-hot rows, probabilities, labels) are its classes."""
-    columns = getattr(y, "columns", None)
-    names = list(columns) if columns is not None else None
-    if names is None and getattr(y, "name", None) is not None and getattr(y, "ndim", 0) == 1:
-        names = [y.name]  # a Series
+    names = column_names(y) if is_tabular(y) else None
+    series = type(y).__module__.split(".")[0] == "pandas" and getattr(y, "ndim", 0) == 1
+    if series and y.name is not None:
+        names = [str(y.name)]
     if not names or len(names) != (y_arr.shape[1] if y_arr.ndim == 2 else 1):
         return
-    names = [str(n) for n in names]
+    info["target"], info["targets"] = ",".join(names), names
     if len(names) > 1 and kind in (CrossEntropyLoss, BCEWithLogitsLoss):
-        info["classes"] = names
-    else:
-        info["target"], info["targets"] = ",".join(names), names
+        info["classes"] = names  # one-hot rows, probabilities or labels, as wxb train reads them
 
 
 def _through_stage(model: Module, X: object, where: str) -> object:
@@ -1295,7 +1296,7 @@ def _check_savable(schedule: LRSchedule) -> None:
     that is not plain data (a model, a callback) is refused now, not at the first save."""
     for key, value in schedule.state_dict().items():
         try:
-            json.dumps(value, allow_nan=False)
+            json.dumps(ckpt.encode_floats(value), allow_nan=False)  # as the checkpoints write
         except (TypeError, ValueError):
             raise ConfigError(
                 f"lr_schedule's attribute {key!r} ({type(value).__name__}) cannot be saved in "
