@@ -491,6 +491,7 @@ def test_one_hot_target_columns_are_classes_by_their_names(tmp_path, rng, capsys
     picked = rng.integers(0, len(names), n)
     picked[: len(names)] = range(len(names))
     X[:, 0] += 4 * picked  # learnable
+    X = np.array([[float(f"{v:.6f}") for v in row] for row in X])  # as the CSV holds them
     one_hot = np.eye(len(names), dtype=int)[picked]
     header = ["a", "b", *names]
     rows = [[f"{v:.6f}" for v in x] + [str(v) for v in h] for x, h in zip(X, one_hot, strict=True)]
