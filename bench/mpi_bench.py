@@ -191,7 +191,7 @@ def child_main(args: argparse.Namespace) -> None:
         """``shared``: the sums in shared memory (wxb's default on one machine), else by
         Iallreduce per layer, as across machines (WXB_MPI_SHARED=0)."""
         os.environ["WXB_MPI_SHARED"] = "1" if shared else "0"
-        reducer = kind(ranks, opt, mean_loss=True, count_correct=count_correct, scale_in_step=True)
+        reducer = kind(ranks, opt, mean_loss=True, count_correct=count_correct, planned=True)
         os.environ.pop("WXB_MPI_SHARED")
         finish = reducer.finish
 
