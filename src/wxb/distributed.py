@@ -236,7 +236,6 @@ class SharedGradients:
             self.buffers.append(np.frombuffer(memory, dtype, count=count))
         self.window.Lock_all()  # one passive epoch: Sync orders the loads and stores
         self.flags = [buffer[n:] for buffer in self.buffers]
-        self.present = np.ones(len(flat.params), dtype=bool)
         self.mine = self.buffers[ranks.rank][:n]
         self.mine[...] = flat.grad
         flat.grad = self.mine  # the backward writes ∂L/∂W straight in here
@@ -320,9 +319,9 @@ class SharedGradients:
             self.ranks.barrier("the update")
             self.state_window.Sync()
 
-    def sum_(self) -> None:
-        """Every rank's buffer becomes the sum of all of them; ``present``: whether any
-        rank has a gradient for each parameter (the flags each rank wrote after its
+    def sum_(self) -> np.ndarray:
+        """Every rank's buffer becomes the sum of all of them; returns whether any rank
+        has a gradient for each parameter (the flags each rank wrote after its
         gradients)."""
         ranks, window = self.ranks, self.window
         window.Sync()
@@ -339,9 +338,10 @@ class SharedGradients:
             if rank != ranks.rank:
                 part = self.slices[rank]
                 self.mine[part] = buffer[part]
-        self.present = np.any([flags != 0 for flags in self.flags], axis=0)
+        present = np.any([flags != 0 for flags in self.flags], axis=0)
         window.Sync()
         ranks.barrier("the sum of the gradients")  # read before anyone writes again
+        return present
 
     def close(self) -> None:
         """Back to private buffers (gradients, weights and state kept), then free the
@@ -475,8 +475,8 @@ class GradientSum:
                     if rescale:
                         view *= self.scale
                 p.grad = view
-            self.shared.sum_()
-            for p, present in zip(flat.params, self.shared.present, strict=True):
+            somewhere = self.shared.sum_()
+            for p, present in zip(flat.params, somewhere, strict=True):
                 if not present:  # no rank has one (frozen, unused): no update, as one process
                     p.grad = None
             self._reduced = {id(p) for p in flat.params}

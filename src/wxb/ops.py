@@ -816,12 +816,17 @@ ONE_HOT_ADVICE = (
 )
 
 
+def is_zero_one(y: np.ndarray) -> bool:
+    """Every value 0 or 1 (labels, whatever their dtype)."""
+    return bool(((y == 0) | (y == 1)).all())
+
+
 def is_one_hot(y: np.ndarray) -> bool:
     """Rows of 0s and 1s with one 1 each."""
     return (
         y.ndim == 2
         and y.dtype.kind in "biuf"
-        and bool(((y == 0) | (y == 1)).all())
+        and is_zero_one(y)
         and bool((y.sum(axis=1) == 1).all())
     )
 

@@ -186,8 +186,8 @@ def _prepare_targets(
         if y_arr.ndim == 2 and y_arr.shape[1] > 1:  # class probabilities
             # whole numbers as the loss refuses them; 0/1 floats, several 1s a row: no
             # probabilities either (a multilabel indicator read as floats)
-            zero_one = y_arr.dtype.kind == "f" and bool(((y_arr == 0) | (y_arr == 1)).all())
-            if (y_arr.dtype.kind in "biu" or zero_one) and not ops.is_one_hot(y_arr):
+            labels = y_arr.dtype.kind in "biu" or ops.is_zero_one(y_arr)
+            if labels and not ops.is_one_hot(y_arr):
                 raise DataError(
                     f"{where}: a {y_arr.dtype} target of shape {y_arr.shape} for cross_entropy "
                     f"must hold {ops.ONE_HOT_ADVICE}"
@@ -487,7 +487,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         classes = (
             y_arr.ndim == 1
             and not regression
-            and (y_arr.dtype.kind in "iub" or bool(np.isin(y_arr, (0, 1)).all()))
+            and (y_arr.dtype.kind in "iub" or ops.is_zero_one(y_arr))
         )
         if classes and computes_its_own(loss_fn):  # whole numbers, but classes? (item ids)
             classes = len(np.unique(y_arr)) <= len(y_arr) / 2
