@@ -57,6 +57,7 @@ from wxb.prepare import (
     PATIENCE_STEPS,
     TableData,
     Targets,
+    check_id_name,
     class_logits,
     default_schedule,
     encode_labels,
@@ -68,6 +69,7 @@ from wxb.prepare import (
     model_task,
     numeric_targets,
     predicted_classes,
+    prediction_names,
     prediction_table,
     probability_head,
     rounding_warnings,
@@ -370,6 +372,9 @@ def add_read_options(command: argparse.ArgumentParser) -> None:
         + ", ".join(v for v in NA_VALUES if v) + ")")
     add("--encoding", default="utf-8", help="the CSV file's text encoding (e.g. latin-1)")
     add("--comment", metavar="CHAR", help="skip CSV lines that start with CHAR")
+    add("--decimal", choices=(".", ","),
+        help="the CSV's decimal mark (default: ',' where ';' or a tab separates cells "
+        "written like 1,5; else '.')")
     add("--x-array", metavar="NAME", help="NPZ: the array of features (default X)")
     add("--y-array", metavar="NAME", help="NPZ: the array of targets (default y)")
     # fmt: on
@@ -392,6 +397,7 @@ def read_options(args: argparse.Namespace, path: object = None, model=None) -> d
         "na_values": na_values,
         "encoding": args.encoding,
         "comment": args.comment,
+        "decimal": args.decimal,
         "x_array": args.x_array,
         "y_array": y_array,
     }
@@ -399,11 +405,15 @@ def read_options(args: argparse.Namespace, path: object = None, model=None) -> d
         own = reading_for(model.info)
         options["na_values"] = [*own["na_values"], *na_values]
         options["as_text"] = own["as_text"]
+        options["exact"] = own["exact"]
         options["keep_float64"] = [
             *own["keep_float64"],
             *(column_list(",".join(given or [])) or []),
         ]
         options["float32"] = model.dtype == np.float32
+        options["targets"] = options["keep_float64"]  # read as training read them
+        if own["only"] is not None:  # and the targets --target names
+            options["only"] = [*own["only"], *options["keep_float64"]]
     return options
 
 
@@ -546,12 +556,21 @@ def read_training_data(args: argparse.Namespace) -> TableData | wdata.Dataset:
         return wdata.load_digits()
     float32 = args.dtype == "float32"  # numbers read straight to the model's dtype
     given = column_list(",".join(args.target or [])) or []
+    features = column_list(args.features)
+    used = None  # with --features: those, the targets and the identifier alone are read
+    used_by_roles = {*given, *(args.target or []), args.id_column}  # a clash is told later
+    if features is not None and given:
+        used = [*features, *given, *(args.target or []), *filter(None, [args.id_column])]
     table = read_table(
         args.data,
         **read_options(args, args.data),
         float32=float32,
         keep_float64=[*given, *(args.target or [])],  # targets in full precision
         as_text=[args.id_column] if args.id_column else [],  # identifiers exactly as written
+        exact=[args.id_column] if args.id_column else [],
+        only=used,
+        skip=[d for d in column_list(args.drop) or () if d not in used_by_roles],
+        targets=[*given, *(args.target or [])],
     )
     targets = target_names(args.target, table) or table.default_targets
     if not targets:
@@ -608,6 +627,8 @@ def _run_train(args: argparse.Namespace) -> None:
     for message in getattr(data, "warnings", []):
         print(f"wxb: warning: {message}", file=sys.stderr)
     targets = encode_targets(data, args.task, args.loss)
+    if isinstance(data, TableData):
+        check_id_name(data.id_column, prediction_names(targets, data.targets), data.source)
     for message in targets.warnings:
         print(f"wxb: warning: {message}", file=sys.stderr)
     n_rows = len(targets.y)
@@ -1266,6 +1287,7 @@ def run_predict(args: argparse.Namespace) -> None:
     header, columns = prediction_table(model, model.predict(X), args.proba)
     id_column = model.info.get("id_column")
     if id_column and id_column in table:  # row order is kept: each row's id beside it
+        check_id_name(id_column, header, args.model)
         header, columns = [id_column, *header], [table[id_column].values, *columns]
     if args.output:
         wdata.write_csv(Path(args.output), header, columns)

@@ -30,6 +30,7 @@ from wxb.tables import (
     Column,
     Reading,
     Table,
+    codes_past_int64,
     from_object,
     is_tabular,
     marked_cells,
@@ -67,7 +68,8 @@ def choose_features(
     ``id_column`` and ``drop`` — leaving out, with a warning, columns that look like
     row identifiers (whole numbers or text unique per row, or whole numbers in order)."""
     for name in [*targets, *drop, *([id_column] if id_column else []), *(features or [])]:
-        table[name]
+        if name not in table.unread:  # a column never read (--drop) is there all the same
+            table[name]
     if len(set(targets)) != len(targets):
         raise DataError(f"{table.source}: a target column is named twice")
     if id_column in targets:
@@ -156,7 +158,9 @@ def looks_like_id(column: Column, n_rows: int) -> str:
         return ""
     if column.kind == "text":
         return "text unique per row" if len(set(present)) == len(present) else ""
-    if column.kind != "number" or not column.integer:
+    if column.kind != "number":
+        return ""
+    if not column.integer and not codes_past_int64(present):  # 20 digits: float64 in a file
         return ""
     distinct = len(np.unique(present))
     if distinct == len(present):
@@ -487,7 +491,7 @@ def explain_row(encoder: TableEncoder, table: Table, row: int) -> list[str]:
 # 03/12/2026, 3-12-26, 2026/12/03, 03.12.2026 (a dot only before a four-digit year:
 # 1.10.12 is a version), optionally a time after
 _DATE_TEXT = re.compile(
-    r"(\d{1,2}[/-]\d{1,2}[/-](\d{2}|\d{4})|\d{1,2}\.\d{1,2}\.\d{4}|\d{4}[/.]\d{1,2}[/.]\d{1,2})"
+    r"(\d{1,2}[/-]\d{1,2}[/-](\d{2}|\d{4})|\d{1,2}\.\d{1,2}\.\d{4}|\d{4}(?P<mark>[-/.])\d{1,2}(?P=mark)\d{1,2})"
     r"([ T]\d{1,2}:\d{2}(:\d{2})?)?"
 )
 
@@ -657,8 +661,11 @@ def reading_for(info: dict[str, Any]) -> dict[str, Any]:
     ):
         as_text.append(info["target"])  # its classes are text: '007' is a class, not 7
     return {
+        # the model's columns, its identifier and targets: the rest of a table is not read
+        "only": [*encoder.columns, *as_text, *targets] if encoder else None,
         # its markers beyond today's defaults: the user's, and ones the defaults dropped
         "na_values": [m for m in encoder.markers if m not in NA_VALUES] if encoder else [],
         "as_text": as_text,
+        "exact": list(filter(None, [info.get("id_column")])),
         "keep_float64": [t for t in targets if t],
     }

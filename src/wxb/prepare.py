@@ -432,6 +432,27 @@ def encode_labels(classes: list, dataset: wdata.Dataset) -> np.ndarray:
     return encoded
 
 
+def check_id_name(id_column: str | None, header: list[str], source: object) -> None:
+    """An identifier column must not share a name with a column predict writes (pandas
+    would rename one, csv.DictReader keep the last)."""
+    if id_column and id_column in header:
+        raise DataError(
+            f"{source}: the identifier column {id_column!r} has the name of a column wxb "
+            f"predict writes ({', '.join(header[:6])}{', …' * (len(header) > 6)}); "
+            "rename it in the data"
+        )
+
+
+def prediction_names(targets: Targets, names: list[str]) -> list[str]:
+    """The columns predict (with --proba) writes for a model trained on ``targets``
+    (``names``: the target columns)."""
+    if targets.task == "classification" and targets.classes is not None:
+        return ["prediction", *(f"p_{c}" for c in targets.classes)]
+    if targets.outputs == 1:
+        return ["prediction"]
+    return [f"prediction_{name}" for name in names]
+
+
 def prediction_table(model, out: np.ndarray, proba: bool) -> tuple[list[str], list[np.ndarray]]:
     """Header and columns: class names (and probabilities), or the model's outputs.
 

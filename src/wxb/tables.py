@@ -76,6 +76,7 @@ class Table:
     default_targets: list[str] = field(default_factory=list)  # an NPZ's y array
     positional: bool = False  # columns named x0, x1, … by wxb (an array): order is all
     decimal: str = "."  # the CSV's decimal mark: what text of numbers means in it
+    unread: list[str] = field(default_factory=list)  # the file's columns left unread
 
     def __repr__(self) -> str:  # the columns' names and kinds, not every cell
         kinds = ", ".join(f"{name}: {c.kind}" for name, c in self.columns.items())
@@ -91,7 +92,8 @@ class Table:
     def __getitem__(self, name: str) -> Column:
         if name not in self.columns:
             raise DataError(
-                f"{self.source}: no column {name!r} (columns: {', '.join(self.columns)})"
+                f"{self.source}: no column {name!r} (columns: "
+                f"{', '.join([*self.columns, *self.unread])})"
             )
         return self.columns[name]
 
@@ -114,7 +116,7 @@ class Table:
 
         return Table(
             columns, self.source, len(rows), lines, self.default_targets, self.positional,
-            self.decimal,
+            self.decimal, self.unread,
         )  # fmt: skip
 
     def row_names(self, rows: np.ndarray, limit: int = 3) -> str:
@@ -140,6 +142,10 @@ def read_table(
     float32: bool = False,
     as_text: Iterable[str] = (),
     keep_float64: Iterable[str] = (),
+    only: Iterable[str] | None = None,
+    skip: Iterable[str] = (),
+    targets: Iterable[str] = (),
+    exact: Iterable[str] = (),
 ) -> Table:
     """A ``Table`` from a path or from a pandas DataFrame, pyarrow Table, dict of
     columns or 2-D NumPy array.
@@ -152,9 +158,17 @@ def read_table(
     ``keep_float64`` ones (targets, identifiers). ``as_text``: columns read as text,
     exactly as written (a model's categories and identifiers: '02134' stays '02134').
     Text cells that are a missing marker (``NA_VALUES`` and ``na_values``) are missing
-    whatever the source.
+    whatever the source. ``only`` and ``skip``: a file's columns to read (where it has
+    any of ``only``), and columns not to read; the others are listed in ``Table.unread``.
+    ``targets``: a CSV's target columns, whose codes stay text ('007' and '7' are two
+    classes). ``exact``: text columns whose cells are never missing markers (identifiers:
+    'NA' is Namibia).
     """
-    columns = Reading(tuple(na_values), float32, frozenset(as_text), frozenset(keep_float64))
+    columns = Reading(
+        tuple(na_values), float32, frozenset(as_text), frozenset(keep_float64),
+        None if only is None else frozenset(only), frozenset(skip), frozenset(targets),
+        frozenset(exact),
+    )  # fmt: skip
     if isinstance(source, (str, Path)):
         return read_path(
             Path(source),
@@ -178,10 +192,24 @@ class Reading:
     float32: bool = False
     as_text: frozenset[str] = frozenset()
     keep_float64: frozenset[str] = frozenset()
+    # Columns a run never uses are not read: a time-of-day or list column, an 'inf'
+    # or a byte that is not text there must not stop it
+    only: frozenset[str] | None = None  # read just these, where the file has any (None: all)
+    skip: frozenset[str] = frozenset()  # never read (--drop)
+    targets: frozenset[str] = frozenset()  # a CSV's: typed from their text (_typed_target)
+    exact: frozenset[str] = frozenset()  # text with no missing markers: 'NA' is an identifier
 
     @property
     def markers(self) -> list[str]:
         return list(dict.fromkeys([*NA_VALUES, *self.na_values]))
+
+    def wanted(self, names: list[str]) -> list[str]:
+        """The columns of ``names`` to read: all of them unless asked otherwise (and
+        all, when none of ``only`` is there: the messages then name what the file has)."""
+        chosen = [n for n in names if n not in self.skip]
+        if self.only is not None and any(n in self.only for n in chosen):
+            chosen = [n for n in chosen if n in self.only]
+        return chosen or names
 
 
 BOOLEAN_TEXT = ("true", "false")  # a text column of only these (any case) is booleans
@@ -211,6 +239,9 @@ def from_object(data: object, source: str = "table", reading: Reading | None = N
     if module == "pandas" and hasattr(data, "columns"):
         names = [str(c) for c in data.columns]
         _refuse_duplicates(names, source)
+        chosen = reading.wanted([n.strip() for n in names])
+        if len(chosen) < len(names):  # the columns a model reads: the others not converted
+            data = data[[c for c in data.columns if str(c).strip() in chosen]]
         try:
             arrow = pa.Table.from_pandas(data, preserve_index=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError) as exc:
@@ -324,35 +355,49 @@ def read_csv(
         bad_rows.append(row)
         return "skip"
 
-    parse = pcsv.ParseOptions(delimiter=sep, invalid_row_handler=on_bad_row)
+    # Line breaks inside quoted cells (free-text notes): pyarrow then splits its blocks
+    # more slowly, so only where the sample shows one (or a block's rows do not fit)
+    parse = pcsv.ParseOptions(
+        delimiter=sep, invalid_row_handler=on_bad_row,
+        newlines_in_values=_quoted_line_breaks(sample, sep),
+    )  # fmt: skip
     read = pcsv.ReadOptions(encoding=encoding, block_size=1 << 20)
-    types = _first_look_types(stream, read, parse, null_values, decimal, reading, source)
+    while True:
+        try:
+            types = _first_look_types(stream, read, parse, null_values, decimal, reading, source)
+            break
+        except _ReadAgain:
+            stream = _rewound(stream, path, compression)
     if read.skip_rows:  # the header is skipped, renamed: pyarrow counts empty lines before it
         lines = sample.splitlines()
         read.skip_rows += next((i for i, line in enumerate(lines) if line.lstrip("\ufeff")), 0)
     header = list(types)
     _refuse_duplicates(header, source)
+    read_names = reading.wanted(header)
     for name in _coarsened_in(sample, types, parse, null_values, decimal):
         types[name] = pa.float64()  # a timestamp near 1.7e9: float32 would step by 128
+    for name in _long_digits_in(sample, types, parse, null_values):
+        types[name] = pa.string()  # 20-digit codes: float64 would round them into each other
+    for name in reading.targets & set(header):
+        types[name] = pa.string()  # typed after reading, from its text (_typed_target)
     bad_rows.clear()  # the first look reported its block's rows already
-    if isinstance(stream, io.BytesIO):
-        stream.seek(0)
-    elif compression is not None:
-        stream = pa.input_stream(str(path), compression)
+    stream = _rewound(stream, path, compression)
     while True:  # a column that is not what its first block said is read again as text
         convert = pcsv.ConvertOptions(
             column_types=types,
-            null_values=null_values,
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=True,
-            decimal_point=decimal,
+            null_values=null_values,  # in number columns; text columns mark their own
+            decimal_point=decimal,  # (_column_from_arrow), but an identifier's 'NA' is kept
+            include_columns=read_names,
         )
         try:
             arrow = pcsv.read_csv(stream, read_options=read, parse_options=parse,
                                   convert_options=convert)  # fmt: skip
-            break
         except pa.ArrowInvalid as exc:
             column = _failed_column(str(exc), header)
+            if column is None and _read_again_wider(str(exc), parse, read):
+                bad_rows.clear()
+                stream = _rewound(stream, path, compression)
+                continue
             if column is None or pa.types.is_string(types[column]):
                 raise DataError(f"{source}: cannot read as CSV ({_arrow_message(exc)})") from None
             if pa.types.is_integer(types[column]):  # whole numbers, then a 12.5: numbers
@@ -361,15 +406,19 @@ def read_csv(
             else:
                 types[column] = pa.string()
             bad_rows.clear()
-            if isinstance(stream, io.BytesIO):
-                stream.seek(0)
-            elif compression is not None:
-                stream = pa.input_stream(str(path), compression)
+            stream = _rewound(stream, path, compression)
+            continue
         except UnicodeDecodeError as exc:
             raise DataError(
                 f"{source}: not {encoding} text ({exc.reason} at byte {exc.start}); give "
                 "--encoding (e.g. latin-1)"
             ) from None
+        if bad_rows and not parse.newlines_in_values:  # a quoted line break cut by a block
+            parse.newlines_in_values = True
+            bad_rows.clear()
+            stream = _rewound(stream, path, compression)
+            continue
+        break
     if bad_rows:
         first = bad_rows[0]
         line = _line_of_text(path, compression, encoding, first.text, comment)
@@ -385,10 +434,47 @@ def read_csv(
         )
     if arrow.num_rows == 0:
         raise DataError(f"{source}: has a header but no data rows")
-    table = from_arrow(arrow, source, reading)
+    table = from_arrow(arrow, source, reading, decimal)
+    table.unread = [name for name in header if name not in read_names]
     table.line_of_row = _LineFinder(path, compression, encoding, comment)
     table.decimal = decimal
     return check_values(table)
+
+
+class _ReadAgain(Exception):
+    """The first look needs the reader set wider (``_read_again_wider``)."""
+
+
+def _rewound(stream: Any, path: Path, compression: str | None) -> Any:
+    """The CSV's bytes from the start again, for another read."""
+    if isinstance(stream, io.BytesIO):
+        stream.seek(0)
+    elif compression is not None:
+        stream = _pyarrow().input_stream(str(path), compression)
+    return stream
+
+
+def _quoted_line_breaks(sample: str, sep: str) -> bool:
+    """Whether a quoted cell of the sample holds a line break."""
+    if '"' not in sample:
+        return False
+    rows = csv.reader(io.StringIO(sample), delimiter=sep)
+    try:
+        return any("\n" in cell or "\r" in cell for row in rows for cell in row)
+    except csv.Error:
+        return False
+
+
+def _read_again_wider(message: str, parse: Any, read: Any) -> bool:
+    """Set the reader for what pyarrow's message says it lacked: line breaks in quoted
+    cells, or a block that holds a whole row (a cell over 1 MiB); False if neither."""
+    if "newlines_in_values" in message and not parse.newlines_in_values:
+        parse.newlines_in_values = True
+        return True
+    if "straddl" in message and read.block_size < 1 << 30:
+        read.block_size *= 16
+        return True
+    return False
 
 
 def check_values(table: Table) -> Table:
@@ -425,6 +511,8 @@ def _first_look_types(stream, read, parse, null_values, decimal, reading, source
         fields = [(item.name, item.type) for item in schema]
     except pa.ArrowInvalid as exc:
         message = _arrow_message(exc)
+        if _read_again_wider(str(exc), parse, read):
+            raise _ReadAgain from None
         if "Empty CSV file" in message:
             raise DataError(f"{source}: the file is empty") from None
         raise DataError(f"{source}: cannot read as CSV ({message})") from None
@@ -481,6 +569,40 @@ def _coarsened_in(sample: str, types: dict, parse, null_values, decimal) -> list
     ]
 
 
+def _long_digits_in(sample: str, types: dict, parse, null_values) -> list[str]:
+    """The float columns whose every cell in the sample is a whole number of 20 digits or
+    more (order numbers past int64, which pyarrow reads as float64; pandas keeps text)."""
+    pa, pcsv = _pyarrow(), _pyarrow_csv()
+    floats = [n for n, kind in types.items() if pa.types.is_floating(kind)]
+    if not floats or not re.search(r"\d{20}", sample):
+        return []
+    import pyarrow.compute as pc
+
+    text = sample.lstrip("\n\r")
+    text = text[: text.rfind("\n") + 1]
+    convert = pcsv.ConvertOptions(
+        column_types={n: pa.string() for n in floats}, include_columns=floats,
+        null_values=null_values, strings_can_be_null=True,
+    )  # fmt: skip
+    try:
+        first = pcsv.read_csv(io.BytesIO(text.encode()), read_options=pcsv.ReadOptions(
+                              column_names=list(types), skip_rows=1), parse_options=parse,
+                              convert_options=convert)  # fmt: skip
+    except (pa.ArrowInvalid, UnicodeError):
+        return []
+    digits = {
+        name: pc.match_substring_regex(
+            pc.utf8_trim_whitespace(first.column(name)), r"^[+-]?\d{20,}$"
+        )
+        for name in floats
+    }
+    return [
+        name
+        for name in floats
+        if first.column(name).null_count < first.num_rows and pc.all(digits[name]).as_py()
+    ]
+
+
 def _failed_column(message: str, header: list[str]) -> str | None:
     """The column pyarrow names in 'In CSV column #3: CSV conversion error …'."""
     marker = "In CSV column #"
@@ -522,7 +644,7 @@ def _comma_decimals(sample: str, sep: str) -> bool:
     so there only a comma followed by other than three digits says so."""
     if sep not in (";", "\t"):
         return False
-    body = "\n".join(sample.splitlines()[1:50])
+    body = "\n".join(sample.splitlines()[1:])  # all 64 KiB: whole prices may come first
 
     def fractions(mark: str) -> list[str]:
         cell = rf'(?:^|{sep})"?-?\d+{re.escape(mark)}(\d+)"?(?={sep}|$)'
@@ -591,6 +713,8 @@ def _is_code(text: str) -> bool:
 
 # 1,234.5 or 1.234,5 or 1 234: digits in groups of three after the first
 _GROUPED = re.compile(r"[-+]?\d{1,3}([,. \u00a0'_]\d{3})+([.,]\d+)?")
+# a number with a decimal comma, as '70,5' is written where the decimal mark is ','
+_COMMA_DECIMAL = re.compile(r"[-+]?\d+,\d+")
 # digits with dots, as 1.234,5 is written where the decimal mark is ',' ('n.a.' is a word)
 _DOTTED_NUMBER = re.compile(r"[-+]?\d[\d.]*(,\d*)?")
 
@@ -629,31 +753,43 @@ def text_as_numbers(column: Column, table: Table) -> tuple[Column, str]:
     if not bad:
         if not np.isfinite(numbers[present]).all():
             return column, ""  # 'inf' or 'nan' spelled out: leave it to be text
+        if codes_past_int64(numbers[present]):
+            return column, ""
         return Column(column.name, "number", numbers), ""
     share = 1 - len(bad) / len(present)
     word = column.values[bad[0]]
     grouped = sum(bool(_GROUPED.fullmatch(column.values[i].strip())) for i in bad)
     if grouped and grouped >= len(present) // 2:
+        comma_mark = not comma and _COMMA_DECIMAL.fullmatch(word.strip())
         return column, (
             f"column {column.name!r} is read as text: its cells are numbers written with "
             f"thousands separators (e.g. {column.values[bad[0]]!r}); remove the separators "
             "for it to be read as numbers"
+            + (" (or, if ',' is the file's decimal mark, give --decimal ,)" * bool(comma_mark))
         )
     if len(bad) <= len(present) // 10:
-        mark = (
-            "; the file's decimal mark is ',', so a '.' in it is a thousands separator: "
-            "remove the separators"
-            if comma and "." in word and _DOTTED_NUMBER.fullmatch(word.strip())
-            else f"; if it marks a missing value, add --na-values {word!r}"
-        )
+        if comma and "." in word and _DOTTED_NUMBER.fullmatch(word.strip()):
+            mark = (
+                "; the file's decimal mark is ',', so a '.' in it is a thousands separator: "
+                "remove the separators"
+            )
+        elif not comma and _COMMA_DECIMAL.fullmatch(word.strip()):
+            mark = "; if ',' is the file's decimal mark, give --decimal ,"
+        else:
+            mark = f"; if it marks a missing value, add --na-values {word!r}"
         raise DataError(
             f"{table.source}, {table.row_name(bad[0])}, column {column.name!r}: "
             f"{word!r} is not a number (the column's other values are){mark}"
         )
     if share >= 0.5:
+        advice = (
+            "if ',' is the file's decimal mark, give --decimal ,"
+            if not comma and _COMMA_DECIMAL.fullmatch(word.strip())
+            else f"if they mean missing, add --na-values {word!r}"
+        )
         return column, (
             f"column {column.name!r} is read as text: {share:.0%} of its cells are numbers, "
-            f"the rest words such as {word!r}; if they mean missing, add --na-values {word!r}"
+            f"the rest words such as {word!r}; {advice}"
         )
     return column, ""
 
@@ -668,7 +804,7 @@ def read_parquet(path: Path, reading: Reading | None = None) -> Table:
     import pyarrow.parquet as pq
 
     try:
-        names = pq.ParquetFile(path).schema_arrow.names
+        schema = pq.ParquetFile(path).schema_arrow
     except (OSError, pa.ArrowInvalid) as exc:
         raise DataError(f"{path}: not a readable Parquet file ({_arrow_message(exc)})") from None
 
@@ -679,7 +815,7 @@ def read_parquet(path: Path, reading: Reading | None = None) -> Table:
         with pq.ParquetFile(path, memory_map=True) as handle:
             return handle.read(columns=group)
 
-    return _read_in_groups(path, "Parquet", names, read, reading or Reading())
+    return _read_in_groups(path, "Parquet", schema, read, reading or Reading())
 
 
 def read_feather(path: Path, reading: Reading | None = None) -> Table:
@@ -688,9 +824,9 @@ def read_feather(path: Path, reading: Reading | None = None) -> Table:
     import pyarrow.feather as feather
 
     try:
-        names = feather.read_table(path, columns=[], memory_map=True).schema.names
-        if not names:
-            names = pa.ipc.open_file(path).schema.names
+        schema = feather.read_table(path, columns=[], memory_map=True).schema
+        if not schema.names:
+            schema = pa.ipc.open_file(path).schema
     except (OSError, pa.ArrowInvalid) as exc:
         raise DataError(
             f"{path}: not a readable Feather/Arrow file ({_arrow_message(exc)})"
@@ -699,15 +835,20 @@ def read_feather(path: Path, reading: Reading | None = None) -> Table:
     def read(group: list[str]) -> Any:
         return feather.read_table(path, columns=group, memory_map=True)
 
-    return _read_in_groups(path, "Feather/Arrow", names, read, reading or Reading())
+    return _read_in_groups(path, "Feather/Arrow", schema, read, reading or Reading())
 
 
 COLUMN_GROUPS = 5  # a columnar file is read in this many groups of columns
 
 
-def _read_in_groups(path: Path, what: str, names: list[str], read, reading: Reading) -> Table:
+def _read_in_groups(path: Path, what: str, schema: Any, read, reading: Reading) -> Table:
     pa = _pyarrow()
+    index = _pandas_index_columns(schema)
+    names = [n for n in schema.names if n not in index]
     _refuse_duplicates([str(n).strip() for n in names], str(path))
+    chosen = reading.wanted([str(n).strip() for n in names])
+    unread = [n for n in names if str(n).strip() not in chosen]
+    names = [n for n in names if n not in unread]
     size = max(1, -(-len(names) // COLUMN_GROUPS))
     columns: dict[str, Column] = {}
     for start in range(0, len(names), size):
@@ -718,7 +859,20 @@ def _read_in_groups(path: Path, what: str, names: list[str], read, reading: Read
             raise DataError(f"{path}: not a readable {what} file ({_arrow_message(exc)})") from None
         columns.update(from_arrow(arrow, str(path), reading).columns)
         del arrow
-    return check_values(_checked(columns, str(path)))
+    table = _checked(columns, str(path))
+    table.unread = [str(n).strip() for n in unread]
+    return check_values(table)
+
+
+def _pandas_index_columns(schema: Any) -> set[str]:
+    """The columns pandas wrote for a DataFrame's unnamed index ('__index_level_0__'):
+    the row labels pandas reads back as the index, not data. A named index is kept, as
+    a column of that name (``--id-column`` can name it)."""
+    try:
+        stored = (schema.pandas_metadata or {}).get("index_columns", [])
+    except (ValueError, TypeError):  # metadata that is not pandas's JSON
+        return set()
+    return {n for n in stored if isinstance(n, str) and re.fullmatch(r"__index_level_\d+__", n)}
 
 
 def read_npy(path: Path) -> Table:
@@ -788,17 +942,25 @@ def read_npz(path: Path, x_array: str | None = None, y_array: str | None = None)
 # ---------------------------------------------------------------------------------
 # Arrow and NumPy columns to ``Column``
 # ---------------------------------------------------------------------------------
-def from_arrow(arrow: Any, source: str, reading: Reading | None = None) -> Table:
-    """Columns of a pyarrow Table, each converted and released in turn (one copy)."""
+def from_arrow(
+    arrow: Any, source: str, reading: Reading | None = None, decimal: str | None = None
+) -> Table:
+    """Columns of a pyarrow Table, each converted and released in turn (one copy).
+    ``decimal``: the CSV's decimal mark, where the targets are its text."""
     pa = _pyarrow()
     reading = reading or Reading()
     names = [str(name).strip() for name in arrow.column_names]
     names = [name or f"Unnamed: {i}" for i, name in enumerate(names)]
     _refuse_duplicates(names, source)
+    chosen = set(reading.wanted(names))
     columns: dict[str, Column] = {}
     for name in names:
         chunked = arrow.column(0)
         arrow = arrow.remove_column(0)  # the converted column's buffers go with it
+        if name not in chosen:
+            continue
+        if decimal and name in reading.targets and name not in reading.as_text:
+            chunked = _typed_target(chunked, reading.markers, decimal)
         if name in reading.as_text and pa.types.is_float16(chunked.type):
             chunked = _float16_as_text(chunked, pa)
         if (
@@ -811,14 +973,48 @@ def from_arrow(arrow: Any, source: str, reading: Reading | None = None) -> Table
         elif pa.types.is_float64(chunked.type) and reading.float32:
             if name not in reading.keep_float64 and not float32_coarsens(_sample_of(chunked)):
                 chunked = chunked.cast(pa.float32())
-        column = _column_from_arrow(
-            name, chunked, source, pa, reading.markers, name in reading.as_text
-        )
+        markers = [] if name in reading.exact else reading.markers
+        column = _column_from_arrow(name, chunked, source, pa, markers, name in reading.as_text)
         columns[name] = _numeric_markers_missing(column, reading)
         del chunked
     del arrow
     pa.default_memory_pool().release_unused()  # freed Arrow buffers back to the system
-    return _checked(columns, source)
+    table = _checked(columns, source)
+    table.unread = [name for name in names if name not in chosen]
+    return table
+
+
+def _typed_target(text: Any, markers: list[str], decimal: str) -> Any:
+    """A CSV target column read as text, as whole numbers or numbers where every cell is
+    one, but kept as text where a cell is a code: '01' and '1' are two classes, '007'
+    stays '007', and 20-digit labels do not round to one float64."""
+    pa = _pyarrow()
+    import pyarrow.compute as pc
+
+    trimmed = pc.utf8_trim_whitespace(text)
+    marked = pc.is_in(trimmed, value_set=pa.array(markers, pa.string()))
+    cells = pc.if_else(marked, pa.scalar(None, pa.string()), trimmed)
+    if pc.any(pc.match_substring_regex(cells, r"^[+-]?0\d")).as_py():
+        return text
+    try:
+        return pc.cast(cells, pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    try:
+        numbers = pc.cast(pc.replace_substring(cells, ",", ".") if decimal == "," else cells,
+                          pa.float64())  # fmt: skip
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return text
+    return text if codes_past_int64(_to_numpy(numbers.drop_null())) else numbers
+
+
+def codes_past_int64(values: np.ndarray) -> bool:
+    """Whole numbers past int64's range: codes (a 20-digit order number), which float64
+    would round into one another."""
+    with np.errstate(invalid="ignore"):
+        return np.abs(values).max(initial=0.0) >= 2.0**63 and bool(
+            (values == np.round(values)).all()
+        )
 
 
 def rounding_steps(X: np.ndarray, dtype: Any) -> tuple[np.ndarray, ...]:
@@ -954,6 +1150,11 @@ def _column_from_arrow(
         raise DataError(
             f"{source}: column {name!r} holds {what}; drop it (--drop {name}) or turn it into "
             "numbers (e.g. seconds) first"
+        )
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):  # a CSV's bad bytes too
+        raise DataError(
+            f"{source}: column {name!r} holds bytes that are not utf-8 text; give the file's "
+            f"--encoding (e.g. latin-1), or drop it (--drop {name})"
         )
     raise DataError(f"{source}: column {name!r} holds {kind} values, which wxb cannot use")
 
