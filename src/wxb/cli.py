@@ -985,12 +985,13 @@ def run_eval(args: argparse.Namespace) -> None:
                 "rows; these figures overstate how the model does on new data",
                 file=sys.stderr,
             )
+    output = model.predict(X)
+    check_outputs_finite(output, labelled.table, args.model)
     figures = report(model, X, y, loss, task)
     print(
         f"{data}: {len(X)} samples; "
         + ", ".join(f"{k} {figure_text(v)}" for k, v in figures.items())
     )
-    output = model.predict(X)
     if task == "classification":
         predicted = predicted_classes(class_logits(model, output))
         truth = y[:, 0].astype(np.int64) if y.ndim == 2 else y
@@ -998,6 +999,19 @@ def run_eval(args: argparse.Namespace) -> None:
     else:
         names = labelled.targets if len(labelled.targets) == y.shape[1] else None
         print(format_regression(regression_figures(y, output.astype(np.float64)), names))
+
+
+def check_outputs_finite(output: np.ndarray, table: Table, model_path: str) -> None:
+    """Refuse outputs that are inf or NaN (inputs far beyond the training data overflow
+    the network): no class can be read from them, and no figure scored."""
+    bad = ~np.isfinite(output.reshape(len(output), -1)).all(axis=1)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise DataError(
+            f"{table.source}, {table.row_names(rows)}: {model_path} gives outputs that are "
+            f"not finite numbers ({len(rows)} row{'s' * (len(rows) > 1)}); their inputs may "
+            "lie far outside the data it was trained on"
+        )
 
 
 def warn_if_task_guessed(model, path: str, task: str) -> None:
@@ -1284,7 +1298,10 @@ def run_predict(args: argparse.Namespace) -> None:
         raise ConfigError(f"--proba is for classifiers; {args.model} is a {task} model")
     table = read_table(args.input, **read_options(args, args.input, model))
     X = features_for(model, table)
-    header, columns = prediction_table(model, model.predict(X), args.proba)
+    output = model.predict(X)
+    if task == "classification":  # no class is read from inf or NaN (a number may be)
+        check_outputs_finite(output, table, args.model)
+    header, columns = prediction_table(model, output, args.proba)
     id_column = model.info.get("id_column")
     if id_column and id_column in table:  # row order is kept: each row's id beside it
         check_id_name(id_column, header, args.model)

@@ -281,6 +281,10 @@ def _format_cell(value: object) -> str:
     if value is None:  # a missing identifier: an empty cell, as CSV writes a gap
         return ""
     if isinstance(value, np.floating):
+        if value.dtype == np.float32 and np.isfinite(value) and abs(value) >= 2.0**24:
+            # float32's whole numbers as they are: its shortest form, 1.0000003e+08, reads
+            # back in float64 as 100000030, not the 100000032 the model gave (and scored)
+            return repr(float(value))
         return str(value)  # NumPy's shortest round-trip form for the value's own precision
     if isinstance(value, float):
         return repr(value)

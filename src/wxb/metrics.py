@@ -119,8 +119,8 @@ def regression_figures(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
 
     Keys: ``mae``, ``rmse``, ``r2``, and ``per_output`` (dicts with ``mae``, ``rmse``,
     ``r2``) when there are several outputs. R² of a constant true column is 1.0 when the
-    predictions are exact and 0.0 otherwise (scikit-learn's force_finite rule); a single
-    row counts as constant.
+    predictions are exact and 0.0 otherwise (scikit-learn's force_finite rule). Of a
+    single row, R² is NaN: it is not defined there (scikit-learn's NaN, with a warning).
     """
     t = _regression_array(y_true, "y_true")
     p = _regression_array(y_pred, "y_pred")
@@ -139,6 +139,8 @@ def regression_figures(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     r2 = np.where(ss_res == 0, 1.0, 0.0)
     varying = ~constant & (ss_tot > 0)
     r2[varying] = 1.0 - ss_res[varying] / ss_tot[varying]
+    if t.shape[0] < 2:
+        r2[:] = np.nan
 
     figures = {"mae": float(mae.mean()), "rmse": float(rmse.mean()), "r2": float(r2.mean())}
     if t.shape[1] > 1:

@@ -208,11 +208,16 @@ def evaluate(
     loss: str | Loss | Callable[[Tensor, object], Tensor] = "cross_entropy",
     batch_size: int = 4096,
 ) -> dict[str, float]:
-    """Loss (and accuracy for classification losses) of ``model`` on (X, y), in eval mode."""
+    """Loss (and accuracy for classification losses) of ``model`` on (X, y), in eval mode.
+
+    A stock loss is computed against the targets as given (float64), as scikit-learn's
+    metrics take them; several labels a row (``bce_with_logits``) count as right when
+    every label is, as scikit-learn's ``accuracy_score`` counts them."""
     loss_fn = get_loss(loss)
     batch_size = _whole(batch_size, "batch_size")
     X_arr = validation.as_features(rows_by_name(model.info, X, model.dtype), model.dtype, "X")
-    y_arr = _prepare_targets(loss_fn, y, model.dtype, output_shape(model, X_arr), "y")
+    shape = output_shape(model, X_arr)
+    y_arr = _prepare_targets(loss_fn, y, _figure_dtype(loss_fn, model.dtype), shape, "y")
     validation.check_lengths(X_arr, y_arr)
     return _evaluate(model, X_arr, y_arr, loss_fn, batch_size)
 
@@ -245,6 +250,8 @@ def _evaluate(
             xb = X[start:end] if rows is None else np.take(X, rows[start:end], axis=0)
             yb = y_part[start:end]
             out = model(Tensor(xb)).data
+            if yb.dtype == np.float64 and kind is not None:  # figures against exact targets
+                out = out.astype(np.float64, copy=False)
             value = one_number(loss, loss(Tensor(out), yb))
             total += _batch_total(loss, value.item(), len(xb))
             correct += _correct(kind, out, yb)
@@ -252,8 +259,15 @@ def _evaluate(
         total, correct = ranks.sum_numbers(total, correct, what="the validation sums")
     figures = {"loss": _epoch_figure(loss, total, count)}
     if kind in (CrossEntropyLoss, BCEWithLogitsLoss):
-        figures["accuracy"] = correct / _label_count(kind, y)
+        figures["accuracy"] = correct / len(y)
     return figures
+
+
+def _figure_dtype(loss: Loss, dtype: Any) -> Any:
+    """The targets' dtype for evaluation figures: float64 for a stock loss, whose value
+    then compares the outputs with the targets as given (in float32, targets near 1e8
+    round in steps of 8 and the MSE moves by a third); the model's for a loss of one's own."""
+    return np.float64 if stock_loss(loss) is not None else dtype
 
 
 def _batch_total(loss: Loss, value: float, rows: int) -> float:
@@ -287,18 +301,17 @@ def _number(value: object, what: str, low: float, high: float = math.inf) -> flo
     return float(value)
 
 
-def _label_count(kind: type[Loss] | None, y: np.ndarray) -> int:
-    return len(y) if kind is CrossEntropyLoss else y.size
-
-
 def _correct(kind: type[Loss] | None, out: np.ndarray, y: np.ndarray) -> int:
-    """Right predictions in a batch, for ``kind = stock_loss(loss)`` (a loss of one's
-    own, None: what its outputs mean is its own, so none are counted)."""
+    """Rows predicted right in a batch, for ``kind = stock_loss(loss)`` (a loss of one's
+    own, None: what its outputs mean is its own, so none are counted). Several labels a
+    row: right when every label is (scikit-learn's accuracy_score, wxb.sklearn's score;
+    Keras's binary_accuracy would count the labels one by one)."""
     if kind is CrossEntropyLoss:
         labels = y if y.ndim == 1 else y.argmax(axis=1)
         return int((out.argmax(axis=1) == labels).sum())
     if kind is BCEWithLogitsLoss:
-        return int(((out > 0) == (y > 0.5)).sum())
+        right = (out > 0) == (y > 0.5)
+        return int(right.reshape(len(right), -1).all(axis=1).sum())
     return 0
 
 
@@ -353,7 +366,8 @@ def fit(
     - ``seed``: drives shuffling and the split; the same seed gives the same run, bit for bit.
     - ``History`` figures: ``loss`` as the loss reduces it ("mean": over the epoch's
       samples; "sum": summed over the epoch), ``accuracy`` running over the epoch's
-      batches (as Keras reports), ``val_*`` on the validation data after the epoch.
+      batches (as Keras reports; rows with every label right, for several labels),
+      ``val_*`` on the validation data after the epoch (as ``evaluate`` scores it).
     - ``verbose``: "auto" draws a progress bar only when ``stream`` is a terminal.
     - The model trains in train mode (Dropout on), whatever mode it was given in, and is
       left in it, as a PyTorch loop leaves it: call ``model.eval()`` before using it.
@@ -478,7 +492,9 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             raise DataError(
                 f"validation X has {X_val.shape[1]} features but X has {X_arr.shape[1]}"
             )
-        y_val = _prepare_targets(loss_fn, validation_data[1], dtype, shape, "validation y")
+        y_val = _prepare_targets(
+            loss_fn, validation_data[1], _figure_dtype(loss_fn, dtype), shape, "validation y"
+        )
         validation.check_lengths(X_val, y_val, "validation data")
     elif validation_split:
         # By class: class indices or 0/1 labels; a regression's numbers (or soft
@@ -705,7 +721,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
                 _stop(saver, loop, model, opt, schedule, history, epochs, steps_per_epoch)
             figures: dict[str, float] = {"loss": _epoch_figure(loss_fn, loop.total, n)}
             if kind in (CrossEntropyLoss, BCEWithLogitsLoss):
-                figures["accuracy"] = loop.correct / _label_count(kind, y_arr)
+                figures["accuracy"] = loop.correct / len(y_arr)
             if X_val is not None:
                 val = _evaluate(model, X_val, y_val, loss_fn, ranks=ranks, rows=val_rows)
                 figures.update({f"val_{k}": v for k, v in val.items()})
