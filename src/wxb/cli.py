@@ -6,6 +6,7 @@ User errors print one line (``wxb: error: …``) and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, ClassVar, TextIO
 
 import numpy as np
 
@@ -28,6 +30,7 @@ from wxb.describe import (
     backward_diagram,
     forward_diagram,
     graph_diagram,
+    markdown_text,
     summary,
 )
 from wxb.distributed import Ranks, launched_rank, launched_ranks
@@ -421,6 +424,14 @@ def column_list(text: str | None) -> list[str] | None:
     return None if text is None else [name.strip() for name in text.split(",") if name.strip()]
 
 
+def columns_named(text: str | None, table: Table) -> list[str] | None:
+    """--features or --drop as given: the column of that name where one has a comma in
+    it ('a,b', as --target takes it), else the names between the commas."""
+    if text is not None and "," in text and (text.strip() in table or text.strip() in table.unread):
+        return [text.strip()]
+    return column_list(text)
+
+
 def target_names(given: list[str] | None, table: Table) -> list[str]:
     """--target as given (repeated, or a,b where no column has that name)."""
     names: list[str] = []
@@ -560,7 +571,8 @@ def read_training_data(args: argparse.Namespace) -> TableData | wdata.Dataset:
     used = None  # with --features: those, the targets and the identifier alone are read
     used_by_roles = {*given, *(args.target or []), args.id_column}  # a clash is told later
     if features is not None and given:
-        used = [*features, *given, *(args.target or []), *filter(None, [args.id_column])]
+        used = [*features, args.features.strip(), *given, *(args.target or []),
+                *filter(None, [args.id_column])]  # fmt: skip
     table = read_table(
         args.data,
         **read_options(args, args.data),
@@ -570,6 +582,7 @@ def read_training_data(args: argparse.Namespace) -> TableData | wdata.Dataset:
         exact=[args.id_column] if args.id_column else [],
         only=used,
         skip=[d for d in column_list(args.drop) or () if d not in used_by_roles],
+        skip_whole=args.drop.strip() if args.drop and "," in args.drop else None,  # 'a,b'
         targets=[*given, *(args.target or [])],
     )
     targets = target_names(args.target, table) or table.default_targets
@@ -582,7 +595,11 @@ def read_training_data(args: argparse.Namespace) -> TableData | wdata.Dataset:
                 f"{', '.join(table.names)})"
             )
     data = training_table(
-        table, targets, column_list(args.features), column_list(args.drop) or (), args.id_column
+        table,
+        targets,
+        columns_named(args.features, table),
+        columns_named(args.drop, table) or (),
+        args.id_column,
     )
     if data.table.n_rows < 4:
         raise DataError(
@@ -1181,7 +1198,9 @@ def run_explain(args: argparse.Namespace) -> None:
         raise ConfigError("--rows must be ≥ 1 and --sample ≥ 0")
     model = load(args.model)
     rows = explain_rows(model, explain_data(model, args), args)
-    if rows.stage:
+    if rows.stage and fmt == "markdown":  # a list, its names shown literally
+        print("\n".join(f"- {markdown_text(line.strip())}" for line in rows.stage) + "\n")
+    elif rows.stage:
         print("\n".join(rows.stage) + "\n")
     # scored as wxb eval scores it: the model's loss, on a probability head's p itself
     explanation = explain_model(model, rows.X, rows.y, rows.loss, sample_rows=None, fmt=fmt)
@@ -1320,6 +1339,40 @@ def one_line(message: object) -> str:
     return str(message).replace("\r", "\\r").replace("\n", "\\n")
 
 
+class _Printable:
+    """Standard output for reports that show names from the data: control characters (a
+    terminal's escape sequences, a carriage return) are written escaped, as repr()
+    writes them, so a column named so cannot recolour, clear or retitle the terminal."""
+
+    _ESCAPED: ClassVar[dict[int, str]] = {
+        c: repr(chr(c))[1:-1] for c in [*range(32), *range(127, 160)] if c not in (9, 10)
+    }
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(text.translate(self._ESCAPED))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def printable_output(reporting: bool):
+    """sys.stdout as ``_Printable`` while a report runs (not predict's CSV: exact data)."""
+    if not reporting or sys.stdout is None:
+        yield
+        return
+    stream = sys.stdout
+    sys.stdout = _Printable(stream)
+    try:
+        yield
+    finally:
+        if isinstance(sys.stdout, _Printable):  # a rank's devnull stays
+            sys.stdout = stream
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
@@ -1332,7 +1385,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if launched_ranks() > 1 and args.run is not run_train:
             raise ConfigError("under mpiexec only wxb train runs (on every rank); run this "
                               "command in one process")  # fmt: skip
-        args.run(args)
+        with printable_output(args.run in (run_train, run_eval, run_summary, run_explain)):
+            args.run(args)
     except Interrupted as exc:
         print(f"{wxb} {one_line(exc)}", file=errors)
         return 130

@@ -223,6 +223,11 @@ def safetensors_parts(
         offset += len(data)
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
+    if len(text) > MAX_HEADER:  # a file load would refuse: not written
+        raise DataError(
+            f"the model's metadata (model.info: names, classes, categories) takes "
+            f"{len(text) / 2**20:.0f} MiB; a model file holds at most {MAX_HEADER // 2**20} MiB"
+        )
     return [struct.pack("<Q", len(text)), text, *parts]
 
 

@@ -276,20 +276,32 @@ class Summary:
     def markdown(self) -> str:
         """The same table in Markdown (GitHub), totals as a list below it."""
         head, body = self.cells()
-        stage = [f"- {line.strip()}" for line in self.table_stage]
+        stage = [f"- {markdown_text(line.strip())}" for line in self.table_stage]
         out = [
             *stage,
             *([""] if stage else []),
             "| " + " | ".join(head) + " |",
             "|" + "|".join([":---", *["---:"] * (len(head) - 1)]) + "|",
         ]
-        out += ["| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |" for cells in body]
+        out += ["| " + " | ".join(markdown_text(c) for c in cells) + " |" for cells in body]
         out.append("")
         out += [f"- {line}" for line in [*self.totals(), *self.order_lines()]]
         return "\n".join(out) + "\n"
 
     def __str__(self) -> str:
         return self.text()
+
+
+_MARKDOWN = {
+    **{ord(c): f"\\{c}" for c in "\\`*_[]|#"},
+    ord("<"): "&lt;", ord(">"): "&gt;", ord("&"): "&amp;", ord("\n"): " ",
+}  # fmt: skip
+
+
+def markdown_text(text: str) -> str:
+    """Text from the data (a column's name, a category) as Markdown shows it literally:
+    no raw HTML, link, emphasis or table cell in it takes effect."""
+    return text.translate(_MARKDOWN)
 
 
 def summary(model: Module, batch_size: int = 32, gemm_rate: float | None = None) -> Summary:

@@ -15,7 +15,7 @@ import re
 import warnings
 import zipfile
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +144,7 @@ def read_table(
     keep_float64: Iterable[str] = (),
     only: Iterable[str] | None = None,
     skip: Iterable[str] = (),
+    skip_whole: str | None = None,
     targets: Iterable[str] = (),
     exact: Iterable[str] = (),
 ) -> Table:
@@ -159,14 +160,15 @@ def read_table(
     exactly as written (a model's categories and identifiers: '02134' stays '02134').
     Text cells that are a missing marker (``NA_VALUES`` and ``na_values``) are missing
     whatever the source. ``only`` and ``skip``: a file's columns to read (where it has
-    any of ``only``), and columns not to read; the others are listed in ``Table.unread``.
+    any of ``only``), and columns not to read (``skip``, or ``skip_whole`` alone where the
+    file has a column of that name: --drop a,b); the others are in ``Table.unread``.
     ``targets``: a CSV's target columns, whose codes stay text ('007' and '7' are two
     classes). ``exact``: text columns whose cells are never missing markers (identifiers:
     'NA' is Namibia).
     """
     columns = Reading(
         tuple(na_values), float32, frozenset(as_text), frozenset(keep_float64),
-        None if only is None else frozenset(only), frozenset(skip), frozenset(targets),
+        None if only is None else frozenset(only), frozenset(skip), skip_whole, frozenset(targets),
         frozenset(exact),
     )  # fmt: skip
     if isinstance(source, (str, Path)):
@@ -195,7 +197,8 @@ class Reading:
     # Columns a run never uses are not read: a time-of-day or list column, an 'inf'
     # or a byte that is not text there must not stop it
     only: frozenset[str] | None = None  # read just these, where the file has any (None: all)
-    skip: frozenset[str] = frozenset()  # never read (--drop)
+    skip: frozenset[str] = frozenset()  # never read (--drop a,b) …
+    skip_whole: str | None = None  # … but this alone where the file has a column 'a,b'
     targets: frozenset[str] = frozenset()  # a CSV's: typed from their text (_typed_target)
     exact: frozenset[str] = frozenset()  # text with no missing markers: 'NA' is an identifier
 
@@ -203,10 +206,16 @@ class Reading:
     def markers(self) -> list[str]:
         return list(dict.fromkeys([*NA_VALUES, *self.na_values]))
 
+    @property
+    def every_column(self) -> Reading:
+        """The same reading of columns already chosen (a file reader's)."""
+        return replace(self, only=None, skip=frozenset(), skip_whole=None)
+
     def wanted(self, names: list[str]) -> list[str]:
         """The columns of ``names`` to read: all of them unless asked otherwise (and
         all, when none of ``only`` is there: the messages then name what the file has)."""
-        chosen = [n for n in names if n not in self.skip]
+        skip = {self.skip_whole} if self.skip_whole in names else self.skip
+        chosen = [n for n in names if n not in skip]
         if self.only is not None and any(n in self.only for n in chosen):
             chosen = [n for n in chosen if n in self.only]
         return chosen or names
@@ -434,7 +443,7 @@ def read_csv(
         )
     if arrow.num_rows == 0:
         raise DataError(f"{source}: has a header but no data rows")
-    table = from_arrow(arrow, source, reading, decimal)
+    table = from_arrow(arrow, source, reading.every_column, decimal)
     table.unread = [name for name in header if name not in read_names]
     table.line_of_row = _LineFinder(path, compression, encoding, comment)
     table.decimal = decimal
@@ -857,7 +866,7 @@ def _read_in_groups(path: Path, what: str, schema: Any, read, reading: Reading) 
             arrow = read(group)
         except (OSError, pa.ArrowInvalid) as exc:
             raise DataError(f"{path}: not a readable {what} file ({_arrow_message(exc)})") from None
-        columns.update(from_arrow(arrow, str(path), reading).columns)
+        columns.update(from_arrow(arrow, str(path), reading.every_column).columns)
         del arrow
     table = _checked(columns, str(path))
     table.unread = [str(n).strip() for n in unread]
