@@ -439,7 +439,7 @@ def torch_evaluate(case: UserModel, loss, X, y) -> dict[str, float]:
     twin.train(mode)
     correct = correct_predictions(loss, out, y)
     if correct is not None:
-        figures["accuracy"] = correct / (len(y) if loss.name.startswith("cross") else y.size)
+        figures["accuracy"] = correct / len(y)
     return figures
 
 
@@ -448,8 +448,9 @@ def correct_predictions(loss, out: torch.Tensor, y: np.ndarray) -> int | None:
     if loss.name.startswith("cross_entropy"):
         labels = y if y.ndim == 1 else y.argmax(axis=1)
         return int((out.argmax(axis=1) == labels).sum())
-    if loss.name == "bce_with_logits":
-        return int(((out > 0) == (y > 0.5)).sum())
+    if loss.name == "bce_with_logits":  # a row is right when all its labels are (sklearn's)
+        right = (out > 0) == (y > 0.5)
+        return int(right.reshape(len(right), -1).all(axis=1).sum())
     return None
 
 
@@ -520,8 +521,7 @@ def test_fit_matches_torch(case: UserModel, data) -> None:
             expected["loss"].append(total / n if loss.reduction == "mean" else total)
             expected["lr"].append(lr)
             if correct_predictions(loss, out, yb) is not None:
-                count = n if loss.name.startswith("cross") else y.size
-                expected.setdefault("accuracy", []).append(correct / count)
+                expected.setdefault("accuracy", []).append(correct / n)
             if val is not None:
                 for key, value in torch_evaluate(case, loss, *val).items():
                     expected.setdefault(f"val_{key}", []).append(value)

@@ -1438,3 +1438,32 @@ def test_an_input_no_backward_reads_may_change_in_place_before_it_as_in_torch(rn
         z[0] -= 0.1
     with pytest.raises(wxb.TrainingError, match="modified in place"):
         product.sum().backward()
+
+
+@pytest.mark.parametrize("op", ["mul", "div", "pow", "matmul", "rmul", "ufunc"])
+def test_a_numpy_operand_changed_after_the_forward_does_not_change_the_gradient(rng, op):
+    # torch refuses x * ndarray; torch.tensor(arr) copies: the gradient is the forward's
+    arr = rng.uniform(0.5, 2.0, size=(3, 3))
+    x = Tensor(rng.uniform(0.5, 2.0, size=(3, 3)), requires_grad=True)
+    xt = torch.tensor(x.data, requires_grad=True)
+    at = torch.tensor(arr)
+    wxb_ops = {
+        "mul": lambda: x * arr, "div": lambda: x / arr, "pow": lambda: x**arr,
+        "matmul": lambda: x @ arr, "rmul": lambda: arr * x, "ufunc": lambda: np.multiply(x, arr),
+    }  # fmt: skip
+    torch_ops = {
+        "mul": lambda: xt * at, "div": lambda: xt / at, "pow": lambda: xt**at,
+        "matmul": lambda: xt @ at, "rmul": lambda: at * xt, "ufunc": lambda: xt * at,
+    }  # fmt: skip
+    y = wxb_ops[op]().sum()
+    arr *= 10  # the caller reuses its buffer before the backward
+    y.backward()
+    torch_ops[op]().sum().backward()
+    np.testing.assert_allclose(x.grad, xt.grad.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf, 0.5])
+def test_softmax_of_one_value_is_torchs(value):
+    expected = torch.softmax(torch.tensor(value, dtype=torch.float64), dim=-1).item()
+    got = float(wxb.nn.functional.softmax(Tensor(np.array(value))).data)
+    assert got == expected or (np.isnan(got) and np.isnan(expected))

@@ -178,9 +178,23 @@ def _view_of(source: Tensor, out: Tensor) -> Tensor:
 def _operands(a: object, b: object) -> tuple[Tensor, Tensor]:
     """Both as tensors; a plain number or array takes the other operand's dtype."""
     if not isinstance(a, Tensor) and isinstance(b, Tensor):
-        return as_tensor(a, b), b
-    a = as_tensor(a)
-    return a, as_tensor(b, a)
+        return _kept(as_tensor(a, b), a, b), b
+    a_tensor = as_tensor(a)
+    return a_tensor, _kept(as_tensor(b, a_tensor), b, a_tensor)
+
+
+def _kept(operand: Tensor, given: object, other: Tensor) -> Tensor:
+    """A NumPy array operand as the backward will read it: a copy where the graph keeps
+    it, so that the caller's ``arr *= 10`` after the forward cannot change the gradient
+    unseen (no version counter follows a plain array; PyTorch refuses x * ndarray)."""
+    if (
+        isinstance(given, np.ndarray)
+        and other.requires_grad
+        and is_grad_enabled()
+        and np.may_share_memory(operand.data, given)
+    ):
+        return Tensor(operand.data.copy())
+    return operand
 
 
 def add(a: object, b: object) -> Tensor:
@@ -557,8 +571,8 @@ def _erfc_fraction(x: np.ndarray, terms: int = 40) -> np.ndarray:
 
 def softmax_rows(z: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Row-wise softmax, shifted by the row max so e^z never overflows."""
-    if z.ndim == 0:  # one value: its own softmax is 1, as PyTorch's
-        out[...] = 1
+    if z.ndim == 0:  # one value: its own softmax is 1 (NaN from inf or NaN), as PyTorch's
+        out[...] = 1 if np.isfinite(z) else np.nan
         return out
     if z.shape[-1] == 0:  # rows of no values: nothing to compute (no max to shift by)
         return out
