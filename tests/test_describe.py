@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import wxb
-from wxb import describe, ops
+from wxb import describe, nn, ops
 from wxb.errors import ConfigError
 from wxb.nn import (
     GELU,
@@ -29,6 +29,7 @@ from wxb.nn import (
     Standardize,
     Tanh,
 )
+from wxb.tensor import Tensor
 
 ACTIVATIONS = [ReLU, Tanh, Sigmoid, LeakyReLU, GELU, Identity, Softmax]
 
@@ -580,3 +581,96 @@ def test_a_module_of_ones_own_over_several_layers_does_not_chain_widths_it_canno
     nodes = parse_mermaid(describe.architecture_diagram(plain)).nodes
     assert nodes["in0"][1].endswith(f"<br>{n} features")
     assert nodes["res0"][1].endswith(f"<br>{k} outputs")
+
+
+# -- models off the stock path (a hunt of the diagrams against what backward computes) --
+class Swish(nn.Activation):
+    """An Activation subclass with a forward of its own: x·σ(x), not σ."""
+
+    def __init__(self):
+        super().__init__(ops.Sigmoid())
+
+    def forward(self, x):
+        return x * ops.sigmoid(x)
+
+
+class Scale(nn.Module):
+    """A layer of one's own that learns, before the first Dense."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.s = nn.Parameter(np.ones(n))
+
+    def forward(self, x):
+        return x * self.s
+
+
+class Residual(nn.Module):
+    def __init__(self, n):
+        super().__init__()
+        self.inner = nn.Dense(n, n)
+        self.outer = nn.Dense(n, n)
+
+    def forward(self, x):
+        return x + self.outer(nn.functional.relu(self.inner(x)))
+
+
+def test_stacked_activations_differentiate_at_what_they_were_given(rng):
+    model = nn.Sequential(nn.Dense(4, 3), nn.Sigmoid(), nn.Tanh(), nn.Dense(3, 2)).to("float64")
+    text = describe.backward_diagram(model, 5)
+    assert "tanh′(sigmoid(Z⁽¹⁾))" in text and "sigmoid′(Z⁽¹⁾)" in text
+    assert "tanh′(Z⁽¹⁾)" not in text
+    # the drawn factors, multiplied, give the gradient backward computes
+    X = rng.standard_normal((5, 4))
+    dense = model[0]
+    Z = X @ dense.weight.data.T + dense.bias.data
+    S = 1 / (1 + np.exp(-Z))
+    loss = (model(Tensor(X)) ** 2).sum() / 2
+    loss.backward()
+    upstream = model(Tensor(X)).data @ model[3].weight.data  # ∂L/∂A⁽¹⁾ for L = ½‖A‖²
+    delta = upstream * (1 - np.tanh(S) ** 2) * S * (1 - S)
+    np.testing.assert_allclose(delta.T @ X, dense.weight.grad, rtol=1e-10)
+
+
+def test_a_subclass_with_its_own_forward_is_drawn_as_itself():
+    model = nn.Sequential(nn.Dense(4, 5), Swish(), nn.Dense(5, 2))
+    for text in (
+        describe.architecture_diagram(model),
+        describe.forward_diagram(model, 3),
+        describe.backward_diagram(model, 3),
+    ):
+        assert "sigmoid" not in text and "swish1 · Swish" in text
+
+
+def test_the_order_diagrams_refuse_a_forward_of_ones_own():
+    model = nn.Sequential(nn.Dense(3, 3), Residual(3), nn.Dense(3, 2))
+    for draw in (describe.forward_diagram, describe.backward_diagram):
+        with pytest.raises(ConfigError, match="graph_diagram"):
+            draw(model)
+    assert "Dense" in describe.architecture_diagram(model)  # drawn, without widths it cannot know
+
+
+def test_a_layer_that_learns_before_the_first_dense_gets_its_gradient_drawn(rng):
+    model = nn.Sequential(Scale(4), nn.Dense(4, 3), nn.ReLU(), nn.Dense(3, 2)).to("float64")
+    text = describe.backward_diagram(model, 5)
+    assert "W⁽¹⁾ᵀ·δ⁽¹⁾" in text and "∂L/∂scale1.s" in text
+    loss = (model(Tensor(rng.standard_normal((5, 4)))) ** 2).sum()
+    loss.backward()
+    assert model[0].s.grad is not None  # as drawn: backward reaches it
+
+
+def test_a_first_layer_of_ones_own_leaves_the_input_width_unknown():
+    class FirstFour(nn.Module):
+        def forward(self, x):
+            return x[:, :4]
+
+    model = nn.Sequential(FirstFour(), nn.Dense(4, 2))
+    assert "? features" in describe.architecture_diagram(model)
+
+
+@pytest.mark.parametrize("name", ["`block", "$$W$$", "a&amp;b"])
+def test_names_mermaid_would_read_as_markup_are_escaped(name):
+    model = nn.Sequential(nn.Dense(4, 4, name=name), nn.Dense(4, 2))
+    text = describe.architecture_diagram(model)
+    label = next(line for line in text.splitlines() if "lay1[" in line)
+    assert "`" not in label and "$$" not in label and "&amp;" not in label

@@ -33,6 +33,13 @@ from wxb.tensor import Tensor, graph, topological_order
 STOCK_LAYERS = (Dense, Activation, Dropout, Standardize)
 
 
+def _is(module: Module, kind: type[Module] | tuple[type[Module], ...]) -> bool:
+    """Whether ``module`` computes what a stock ``kind`` computes: a subclass with a
+    forward of its own (a Swish on Activation) is drawn as a layer of its own."""
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return stock_kind(module, STOCK_LAYERS) in kinds
+
+
 # -- the model as a list of layers ------------------------------------------------------------
 @dataclass
 class _Layer:
@@ -61,13 +68,27 @@ def _is_container(module: Module) -> bool:
 
 
 def _in_unknown_order(module: Module) -> bool:
-    """A container whose own forward runs its two or more layers (a module of one's own, a
-    ModuleList): the order is its code's, which registration order need not be."""
+    """A container whose own forward runs its two or more layers, or its layer and
+    parameters of its own (a module of one's own, a ModuleList): the order is its
+    code's, which registration order need not be."""
     return (
         _is_container(module)
         and stock_kind(module, (Sequential,)) is None
-        and len(module._modules) > 1
+        and (len(module._modules) > 1 or bool(module._parameters))
     )
+
+
+def _check_known_order(model: Module, what: str) -> None:
+    """The seed's forward and backward diagrams chain the layers in order: refused for a
+    model whose order is a forward's of its own (a residual's δ would be drawn wrong)."""
+    paths = unknown_order(model)
+    if paths:
+        raise ConfigError(
+            f"the {what} diagram chains the layers in order, and "
+            f"{', '.join(map(repr, paths))} runs {'its' if len(paths) == 1 else 'their'} own "
+            "forward, whose order wxb cannot see; draw the graph one step records instead "
+            "(graph_diagram(loss); wxb diagram --kind graph)"
+        )
 
 
 def unknown_order(model: Module) -> list[str]:
@@ -78,12 +99,26 @@ def unknown_order(model: Module) -> list[str]:
 
 
 def _first_width(model: Module) -> int | None:
-    """What the model takes, unless its first layer cannot be known (see above)."""
-    node = model
-    while _is_container(node):
-        if _in_unknown_order(node):
+    """What the model takes, from the first layer that says, unless a layer whose width
+    is not known comes first (one of its own, or a container's of unknown order)."""
+
+    def leaves(node: Module) -> Iterator[Module | None]:
+        if not _is_container(node):
+            yield node
+        elif _in_unknown_order(node):
+            yield None
+        else:
+            for child in node._modules.values():
+                yield from leaves(child)
+
+    for leaf in leaves(model):
+        if leaf is None:
             return None
-        node = next(iter(node._modules.values()))
+        if _is(leaf, (Dense, Standardize)):
+            return int(leaf.in_features)
+        if not _is(leaf, (Activation, Dropout)):  # its own: what it takes, if it says
+            width = getattr(leaf, "in_features", None)
+            return None if width is None else int(width)
     return input_width(model)
 
 
@@ -95,12 +130,12 @@ def _structure(model: Module) -> list[_Layer | _Group]:
 
     def leaf(path: str, module: Module) -> _Layer:
         width_in = state["width"]
-        if isinstance(module, Dense):
+        if _is(module, Dense):
             state["dense"] += 1
             width_out: int | None = module.out_features
-        elif isinstance(module, Standardize):
+        elif _is(module, Standardize):
             width_out = module.in_features
-        elif isinstance(module, (Activation, Dropout)):
+        elif _is(module, (Activation, Dropout)):
             width_out = width_in
         else:  # a custom leaf: what it returns is unknown
             width_out = None
@@ -119,6 +154,8 @@ def _structure(model: Module) -> list[_Layer | _Group]:
                 state["width"], state["free"] = None, True
             if _is_container(child):
                 items.append(_Group(path, child, walk(child, path)))
+                if _in_unknown_order(child):  # what it returns is its code's
+                    state["width"], state["free"] = None, True
             else:
                 items.append(leaf(path, child))
         return items
@@ -375,7 +412,7 @@ def table_stage_lines(model: Module) -> list[str]:
 def _row(layer: _Layer, itemsize: int) -> LayerRow:
     module = layer.module
     forward = training = 0
-    if isinstance(module, Dense):
+    if _is(module, Dense):
         m, n = module.out_features, module.in_features
         bias = m if module.bias is not None else 0
         forward = 2 * m * n + bias
@@ -390,7 +427,7 @@ def _row(layer: _Layer, itemsize: int) -> LayerRow:
     kept = 0
     if width is not None:
         kept = width * itemsize
-        if isinstance(module, Dropout) and module.p > 0:
+        if _is(module, Dropout) and module.p > 0:
             kept *= 2  # the output and the mask
     return LayerRow(
         name=layer.path,
@@ -481,7 +518,10 @@ def _escape(text: str) -> str:
     """Text safe inside a quoted Mermaid label: no quote, and no HTML from user names."""
     return (
         text.replace("#", "#35;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
-    )
+        .replace("`", "#96;")  # "` opens a Markdown string in Mermaid
+        .replace("&", "#38;")  # &amp; would show as &
+        .replace("$", "$\u200b")  # $$…$$ is KaTeX in Mermaid, entities or not
+    )  # fmt: skip
 
 
 class _Flowchart:
@@ -575,7 +615,7 @@ def architecture_diagram(model: Module) -> str:
             counter["leaf"] += 1
             node_id = f"lay{counter['leaf']}"
             module = item.module
-            if isinstance(module, Dense):
+            if _is(module, Dense):
                 m, n, sup = module.out_features, module.in_features, _sup(item.index)
                 bias = f"b{sup} {m}" if module.bias is not None else "no bias"
                 params = sum(p.data.size for p in module.parameters())
@@ -585,17 +625,17 @@ def architecture_diagram(model: Module) -> str:
                     f"W{sup} {m}×{n}, {bias}",
                     f"{params:,} parameters",
                 )
-            elif isinstance(module, Activation):
+            elif _is(module, Activation):
                 name = _kernel_name(module)
                 before = previous["layer"]
                 lines = [name]
-                if isinstance(before, _Layer) and isinstance(before.module, Dense):
+                if isinstance(before, _Layer) and _is(before.module, Dense):
                     sup = _sup(item.index)
                     lines.append(f"A{sup} = {name}(Z{sup})")
                 chart.node(node_id, *lines, shape="decision")
-            elif isinstance(module, Dropout):
+            elif _is(module, Dropout):
                 chart.node(node_id, f"{item.path} · Dropout", f"p = {module.p:g}")
-            elif isinstance(module, Standardize):
+            elif _is(module, Standardize):
                 chart.node(node_id, f"{item.path} · Standardize", "(X − μ) / σ")
             else:
                 chart.node(node_id, f"{item.path} · {type(module).__name__}")
@@ -628,7 +668,7 @@ def _dense_blocks(layers: list[_Layer]) -> tuple[list[_Layer], list[tuple[_Layer
     before: list[_Layer] = []
     blocks: list[tuple[_Layer, list[_Layer]]] = []
     for layer in layers:
-        if isinstance(layer.module, Dense):
+        if _is(layer.module, Dense):
             blocks.append((layer, []))
         elif blocks:
             blocks[-1][1].append(layer)
@@ -640,13 +680,13 @@ def _dense_blocks(layers: list[_Layer]) -> tuple[list[_Layer], list[tuple[_Layer
 def _forward_op(layer: _Layer, z: str) -> tuple[str, str]:
     """The label of a non-Dense layer in the forward flow, and its node shape."""
     module = layer.module
-    if isinstance(module, Activation):
+    if _is(module, Activation):
         return f"{_kernel_name(module)}({z})", "decision"
-    if isinstance(module, Dropout):
+    if _is(module, Dropout):
         if module.p == 0:
             return "Dropout p = 0: unchanged", "box"
         return f"Dropout: ⊙ M / (1 − {module.p:g})", "box"
-    if isinstance(module, Standardize):
+    if _is(module, Standardize):
         return "Standardize: (X − μ) / σ", "box"
     return f"{layer.path} · {type(module).__name__}", "box"
 
@@ -655,6 +695,7 @@ def forward_diagram(model: Module, batch_size: int | None = None) -> str:
     """The forward pass as the seed draws it, one subgraph per Dense layer:
     A⁽ˡ⁻¹⁾ → W⁽ˡ⁾·A⁽ˡ⁻¹⁾ → +b⁽ˡ⁾ → Z⁽ˡ⁾ → f → A⁽ˡ⁾, …, → loss. Shapes are the seed's
     columns (W m×n, A n×B); ``batch_size`` fills in B."""
+    _check_known_order(model, "forward")
     cols = _columns(batch_size)
     chart = _Flowchart("TD")
     before, blocks = _dense_blocks(_flatten(_structure(model)))
@@ -695,17 +736,29 @@ def forward_diagram(model: Module, batch_size: int | None = None) -> str:
     return chart.text()
 
 
+def _applied(layer: _Layer, z: str) -> str:
+    """What ``layer`` gives for input ``z``, written out: sigmoid(Z⁽¹⁾), the argument of
+    a tanh stacked on it."""
+    module = layer.module
+    if _is(module, Activation):
+        return f"{_kernel_name(module)}({z})"
+    if _is(module, Dropout) and module.p == 0:
+        return z
+    name = "dropout" if _is(module, Dropout) else layer.path
+    return f"{'standardize' if _is(module, Standardize) else name}({z})"
+
+
 def _backward_op(layer: _Layer, z: str) -> str:
     """The label of a non-Dense layer's backward step (what the error is multiplied by)."""
     module = layer.module
-    if isinstance(module, Activation):
+    if _is(module, Activation):
         name = _kernel_name(module)
         if name == "softmax":
             return f"softmax Jacobian at {z}: A ⊙ (g − Σ g ⊙ A)"
         return f"⊙ {name}′({z})"
-    if isinstance(module, Dropout):
+    if _is(module, Dropout):
         return "Dropout p = 0: δ unchanged" if module.p == 0 else f"⊙ M / (1 − {module.p:g})"
-    if isinstance(module, Standardize):
+    if _is(module, Standardize):
         return "⊙ 1/σ"
     return f"backward of {layer.path} · {type(module).__name__}"
 
@@ -716,7 +769,7 @@ def _delta_label(idx: int, after: list[_Layer], incoming: str) -> str:
     if not after:
         return f"δ{sup} = {incoming}"
     only = after[0].module
-    if len(after) == 1 and isinstance(only, Activation) and _kernel_name(only) != "softmax":
+    if len(after) == 1 and _is(only, Activation) and _kernel_name(only) != "softmax":
         product = f"({incoming})" if "·" in incoming else incoming
         return f"δ{sup} = {product} ⊙ {_kernel_name(only)}′(Z{sup})"
     return f"δ{sup} = ∂L/∂Z{sup}"
@@ -728,9 +781,10 @@ def backward_diagram(model: Module, batch_size: int | None = None) -> str:
     computes no W⁽¹⁾ᵀ·δ⁽¹⁾ (the input needs no gradient). Then the optimiser step.
     Shapes in columns (δ⁽ˡ⁾ m×B). A frozen W or b gets no ∂L/∂W or ∂L/∂b, and the
     chain stops at the first layer with a trainable parameter, as the backward does."""
+    _check_known_order(model, "backward")
     cols = _columns(batch_size)
     chart = _Flowchart("TD")
-    _, blocks = _dense_blocks(_flatten(_structure(model)))
+    before, blocks = _dense_blocks(_flatten(_structure(model)))
     chart.node("loss", "Loss L", "scalar", shape="stadium")
     if not blocks:
         chart.node("grd0", "No parameters: nothing to learn")
@@ -754,14 +808,21 @@ def backward_diagram(model: Module, batch_size: int | None = None) -> str:
     source, incoming = "grd0", "∇_A L"
     gradients: list[str] = []
     first_trainable = trainable[0][0]
+    learns_before = [  # layers of one's own before the first Dense that learn
+        layer for layer in before if any(p.requires_grad for p in layer.module.parameters())
+    ]
     for dense, after in reversed(blocks[blocks.index(trainable[0]) :]):
         module = dense.module
         assert isinstance(module, Dense)
         idx, m, n = dense.index, module.out_features, module.in_features
         sup = _sup(idx)
         with chart.subgraph(f"lay{idx}", f"Layer {idx}: {dense.path}"):
-            for k, layer in enumerate(reversed(after), start=1):
-                node = chart.node(f"fn{idx}x{k}", _backward_op(layer, f"Z{sup}"), shape="decision")
+            inputs = [f"Z{sup}"]  # what each layer after the Dense is applied to
+            for layer in after[:-1]:
+                inputs.append(_applied(layer, inputs[-1]))
+            pairs = zip(reversed(after), reversed(inputs[: len(after)]), strict=True)
+            for k, (layer, z) in enumerate(pairs, start=1):
+                node = chart.node(f"fn{idx}x{k}", _backward_op(layer, z), shape="decision")
                 chart.edge(source, node)
                 source = node
             delta = chart.node(f"dlt{idx}", _delta_label(idx, after, incoming), f"{m}×{cols}")
@@ -779,7 +840,7 @@ def backward_diagram(model: Module, batch_size: int | None = None) -> str:
                 chart.node(f"gb{idx}", f"∂L/∂b{sup} = Σ δ{sup} over {cols} columns", f"{m}×1")
                 chart.edge(delta, f"gb{idx}")
                 gradients.append(f"gb{idx}")
-            if dense is not first_trainable:
+            if dense is not first_trainable or learns_before:
                 chart.node(
                     f"prop{idx}",
                     f"W{sup}ᵀ·δ{sup}",
@@ -788,6 +849,14 @@ def backward_diagram(model: Module, batch_size: int | None = None) -> str:
                 )
                 chart.edge(delta, f"prop{idx}")
                 source, incoming = f"prop{idx}", f"W{sup}ᵀ·δ{sup}"
+    for k, layer in enumerate(reversed(learns_before), start=1):
+        node = chart.node(f"pre{k}", _backward_op(layer, "X"), shape="decision")
+        chart.edge(source, node)
+        source = node
+        for name, parameter in layer.module.named_parameters():
+            if parameter.requires_grad:
+                gradients.append(chart.node(f"pre{k}g{len(gradients)}", f"∂L/∂{layer.path}.{name}"))
+                chart.edge(node, gradients[-1])
     chart.node("upd", "Update weights and biases", "optimiser step on every ∂L/∂W, ∂L/∂b")
     for gradient in gradients:
         chart.edge(gradient, "upd")
