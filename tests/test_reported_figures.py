@@ -17,7 +17,7 @@ from sklearn.metrics import accuracy_score, mean_squared_error, r2_score
 
 import wxb
 from wxb.cli import main
-from wxb.metrics import regression_figures
+from wxb.metrics import format_regression, regression_figures
 from wxb.nn import Dense, Sequential
 
 
@@ -127,3 +127,12 @@ def test_eval_prints_an_undefined_r2_as_nan(tmp_path, rng, capsys):
     code, out, err = run(capsys, "eval", model, tmp_path / "one.csv")
     assert code == 0, err
     assert "r2 nan" in out
+
+
+def test_an_r2_short_of_one_is_not_printed_as_one(rng):
+    y = rng.normal(size=(200, 1))
+    p = y + rng.normal(scale=2e-3, size=(200, 1))  # R² ≈ 0.999996
+    r2 = r2_score(y, p)
+    assert 0.99999 < r2 < 1
+    text = format_regression(regression_figures(y, p))
+    assert f"R² {r2:.4f}" in text and "R² 1," not in text and not text.endswith("R² 1")

@@ -208,7 +208,8 @@ def format_regression(figures: dict, names: list[str] | None = None) -> str:
     several, named by ``names`` (the target columns, in the outputs' order)."""
 
     def line(f: dict) -> str:
-        return f"MAE {f['mae']:.4g}, RMSE {f['rmse']:.4g}, R² {f['r2']:.4g}"
+        # R² as the headline writes it: 0.999996 is not 'R² 1'
+        return f"MAE {f['mae']:.4g}, RMSE {f['rmse']:.4g}, R² {figure_text(f['r2'])}"
 
     lines = [line(figures)]
     for k, f in enumerate(figures.get("per_output", [])):

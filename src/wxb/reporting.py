@@ -42,6 +42,7 @@ from wxb.describe import (
 from wxb.errors import ConfigError, DataError
 from wxb.explanation import Explanation, Step, explain_model, latex_line, scored_loss
 from wxb.io import load
+from wxb.metrics import figure_text
 from wxb.nn.layers import Activation, Dense
 from wxb.nn.module import Module, is_stock
 from wxb.nn.sequential import layers_in_order
@@ -454,8 +455,8 @@ def _script_text(code: str) -> str:
 
 
 def _number(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
+    if isinstance(value, float):  # as the terminal writes it: an accuracy of 0.99996 is not 1
+        return _esc(figure_text(value))
     return _esc(value)
 
 
