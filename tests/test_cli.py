@@ -422,7 +422,14 @@ def test_writes_go_through_symlinks_and_name_the_users_path(tmp_path, capsys, ex
         (["--test-split", "0"], "--test-split must be between 0 and 1"),
         (["--val-split", "1.5"], r"--val-split must be in \[0, 1\)"),
         (["--lr", "-0.1"], "--lr must be > 0"),
-        (["--hidden", "100000000000"], "out of memory"),
+        (["--lr", "inf"], "--lr must be > 0 and finite"),
+        (["--lr", "1e400"], "--lr must be > 0 and finite"),
+        (["--clip-grad-norm", "inf"], "--clip-grad-norm must be > 0 and finite"),
+        (["--weight-decay", "-1"], "--weight-decay must be ≥ 0 and finite"),
+        (["--optimizer", "sgd", "--momentum", "nan"], "--momentum must be ≥ 0 and finite"),
+        (["--hidden", "2000000000"], "out of memory"),
+        (["--hidden", "4611686018427387904"], "--hidden sizes must be at most"),
+        (["--hidden", "4,99999999999999999999"], "--hidden sizes must be at most"),
     ],
 )
 def test_out_of_range_options_exit_2_before_training(

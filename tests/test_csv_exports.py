@@ -217,3 +217,43 @@ def test_notes_with_line_breaks_in_a_large_file_are_read(tmp_path, rng):
     (tmp_path / "long.csv").write_text("\n".join(lines) + "\n")
     table = read_table(tmp_path / "long.csv")
     assert table["note"].values[5] == big and table.n_rows == 20
+
+
+def test_large_measurements_are_features_not_identifiers(tmp_path, rng):
+    n = 60
+    mass = rng.uniform(1, 9, n) * 1e25  # kg: every float64 this large is a whole number
+    frame = pd.DataFrame({"mass": mass, "x": rng.normal(size=n), "y": rng.choice(["a", "b"], n)})
+    frame.to_csv(tmp_path / "stars.csv", index=False)
+    data = training_table(read_table(tmp_path / "stars.csv"), ["y"])
+    assert data.features == ["mass", "x"] and data.warnings == []
+    # as a regression target too: numbers, not 60 classes
+    table = read_table(tmp_path / "stars.csv", targets=["mass"], keep_float64=["mass"])
+    np.testing.assert_array_equal(table["mass"].values, pd.read_csv(tmp_path / "stars.csv")["mass"])
+
+
+def test_a_missing_target_is_told_with_every_column_of_the_file(tmp_path, rng, capsys):
+    n = 40
+    frame = pd.DataFrame({"a": rng.normal(size=n), "y": rng.choice(["p", "q"], n)})
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    model = trained(capsys, tmp_path / "train.csv", "--target", "y")
+    frame.drop(columns="y").assign(b=1.0, price=2.0).to_csv(tmp_path / "new.csv", index=False)
+    code, _, err = run(capsys, "eval", model, tmp_path / "new.csv")
+    assert code == 2 and "columns: a, b, price" in err
+
+
+def test_a_new_row_whose_gap_was_filled_is_not_a_training_row(tmp_path, rng, capsys):
+    n = 60
+    # 'a' of three values: its training median is one of them, held by a third of the rows
+    frame = pd.DataFrame({"a": rng.integers(0, 3, n) * 1.5, "b": rng.normal(size=n).round(3)})
+    frame["y"] = rng.choice(["p", "q"], n)
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    model = trained(capsys, tmp_path / "train.csv", "--target", "y", "--fingerprint")
+    # every training row with its 'a' blanked: filled in, some would equal a training row
+    new = frame.copy()
+    new["a"] = np.nan
+    new.to_csv(tmp_path / "new.csv", index=False)
+    code, _, err = run(capsys, "eval", model, tmp_path / "new.csv")
+    assert code == 0 and "were training rows" not in err
+    # the training rows themselves are still told
+    code, _, err = run(capsys, "eval", model, tmp_path / "train.csv")
+    assert code == 0 and f"of {n} rows" in err and "were training rows" in err

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import signal
 import sys
@@ -455,7 +456,12 @@ def parse_hidden(text: str) -> list[int]:
         raise ConfigError(f"--hidden takes sizes like 128,64; got {text!r}") from None
     if any(size < 1 for size in sizes):
         raise ConfigError(f"--hidden sizes must be positive; got {text!r}")
+    if any(size > MAX_WIDTH for size in sizes):  # NumPy cannot even size such an array
+        raise ConfigError(f"--hidden sizes must be at most {MAX_WIDTH:,}; got {text!r}")
     return sizes
+
+
+MAX_WIDTH = 2**31 - 1  # a layer's units: above it, even one input's weights are 8 GiB
 
 
 def build_model(
@@ -504,10 +510,14 @@ def check_train_options(args: argparse.Namespace) -> None:
         )
     if not 0 <= args.dropout < 1:
         raise ConfigError(f"--dropout must be in [0, 1); got {args.dropout}")
-    if args.clip_grad_norm is not None and not args.clip_grad_norm > 0:
-        raise ConfigError(f"--clip-grad-norm must be > 0; got {args.clip_grad_norm}")
-    if args.lr is not None and not args.lr > 0:
-        raise ConfigError(f"--lr must be > 0; got {args.lr}")
+    if args.clip_grad_norm is not None and not 0 < args.clip_grad_norm < math.inf:
+        raise ConfigError(f"--clip-grad-norm must be > 0 and finite; got {args.clip_grad_norm}")
+    if args.lr is not None and not 0 < args.lr < math.inf:
+        raise ConfigError(f"--lr must be > 0 and finite; got {args.lr}")
+    if args.weight_decay is not None and not 0 <= args.weight_decay < math.inf:
+        raise ConfigError(f"--weight-decay must be ≥ 0 and finite; got {args.weight_decay}")
+    if args.momentum is not None and not 0 <= args.momentum < math.inf:
+        raise ConfigError(f"--momentum must be ≥ 0 and finite; got {args.momentum}")
     if args.checkpoint_every is not None and args.checkpoint_every < 1:
         raise ConfigError(f"--checkpoint-every must be ≥ 1; got {args.checkpoint_every}")
     if args.keep_checkpoints < 1:
@@ -592,7 +602,7 @@ def read_training_data(args: argparse.Namespace) -> TableData | wdata.Dataset:
         else:
             raise DataError(
                 f"{args.data}: name the column to predict with --target (columns: "
-                f"{', '.join(table.names)})"
+                f"{', '.join(table.file_names)})"
             )
     data = training_table(
         table,
@@ -826,6 +836,12 @@ def matrix_columns(data: TableData | wdata.Dataset) -> list[str]:
     return data.encoder.outputs if isinstance(data, TableData) else data.feature_names
 
 
+def filled_gaps(table: Table, columns: list[str]) -> np.ndarray:
+    """Rows × the model's raw columns: True where a cell was missing (and the table stage
+    filled it in)."""
+    return np.column_stack([table[name].missing for name in columns])
+
+
 def finish_model(model, args, data, targets: Targets, X, rows, held: int = 0) -> dict[str, float]:
     """Targets back in their units, what the model needs to be used, test figures; saved.
     ``rows``: the rows training saw (``held`` of them for validation) and the test rows."""
@@ -857,7 +873,11 @@ def finish_model(model, args, data, targets: Targets, X, rows, held: int = 0) ->
     }
     info["wxb_version"] = __version__
     if args.fingerprint:  # every row training saw: fitted on, or early-stopped on
-        info["training_rows"] = pack_fingerprints(row_fingerprints(X[seen_rows]))
+        encoder = getattr(data, "encoder", None)  # a table's (not the built-in digits')
+        gaps = filled_gaps(data.table, encoder.columns) if encoder else None
+        info["training_rows"] = pack_fingerprints(
+            row_fingerprints(X[seen_rows], None if gaps is None else gaps[seen_rows])
+        )
     model.info = info
     figures = report(model, X[test_rows], targets.y[test_rows], targets.loss, targets.task)
     model.info["test"] = figures
@@ -995,7 +1015,10 @@ def run_eval(args: argparse.Namespace) -> None:
         print(line)
     stored = model.info.get("training_rows")
     if stored is not None:
-        seen = count_overlap(unpack_fingerprints(stored), X)
+        stage = model.info.get("table")
+        columns = TableEncoder.from_json(stage).columns if stage else None
+        gaps = filled_gaps(labelled.table, columns) if columns else None
+        seen = count_overlap(unpack_fingerprints(stored), X, gaps)
         if seen:
             print(
                 f"wxb: warning: {seen} of {len(X)} rows ({seen / len(X):.0%}) were training "
@@ -1076,7 +1099,7 @@ def labelled_rows(model, table: Table, given: list[str] | None, data: object) ->
         what = f"no column {absent[0]!r}; " if absent else ""
         raise DataError(
             f"{data}: {what}name the target column with --target (columns: "
-            f"{', '.join(table.names)})"
+            f"{', '.join(table.file_names)})"
         )
     features = [
         n for n in model_encoder(model.info, table).columns if n in table and n not in targets

@@ -30,7 +30,6 @@ from wxb.tables import (
     Column,
     Reading,
     Table,
-    codes_past_int64,
     from_object,
     is_tabular,
     marked_cells,
@@ -160,7 +159,7 @@ def looks_like_id(column: Column, n_rows: int) -> str:
         return "text unique per row" if len(set(present)) == len(present) else ""
     if column.kind != "number":
         return ""
-    if not column.integer and not codes_past_int64(present):  # 20 digits: float64 in a file
+    if not column.integer:  # (20-digit codes are read as text: text unique per row above)
         return ""
     distinct = len(np.unique(present))
     if distinct == len(present):
@@ -278,7 +277,7 @@ class TableEncoder:
         if absent:
             raise DataError(
                 f"{table.source}: missing column(s) {', '.join(map(repr, absent))} the model "
-                f"was trained on (it has: {', '.join(table.names)})"
+                f"was trained on (it has: {', '.join(table.file_names)})"
             )
         pieces = []
         for rule in self.rules:

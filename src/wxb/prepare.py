@@ -123,7 +123,7 @@ def training_table(
     as numbers (several target columns: numbers, one output each)."""
     if not targets:
         raise DataError(f"{table.source}: name the column to predict (columns: "
-                        f"{', '.join(table.names)})")  # fmt: skip
+                        f"{', '.join(table.file_names)})")  # fmt: skip
     roles = choose_features(table, targets, features, drop, id_column, read_numbers)
     missing, file_rows = np.zeros(table.n_rows, dtype=bool), None
     for name in targets:

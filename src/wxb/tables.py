@@ -86,14 +86,18 @@ class Table:
     def names(self) -> list[str]:
         return list(self.columns)
 
+    @property
+    def file_names(self) -> list[str]:
+        """Every column the source has, read or not (for messages that list them)."""
+        return [*self.columns, *self.unread]
+
     def __contains__(self, name: object) -> bool:
         return name in self.columns
 
     def __getitem__(self, name: str) -> Column:
         if name not in self.columns:
             raise DataError(
-                f"{self.source}: no column {name!r} (columns: "
-                f"{', '.join([*self.columns, *self.unread])})"
+                f"{self.source}: no column {name!r} (columns: {', '.join(self.file_names)})"
             )
         return self.columns[name]
 
@@ -601,7 +605,7 @@ def _long_digits_in(sample: str, types: dict, parse, null_values) -> list[str]:
         return []
     digits = {
         name: pc.match_substring_regex(
-            pc.utf8_trim_whitespace(first.column(name)), r"^[+-]?\d{20,}$"
+            pc.utf8_trim_whitespace(first.column(name)), f"^{_LONG_DIGITS.pattern}$"
         )
         for name in floats
     }
@@ -722,6 +726,8 @@ def _is_code(text: str) -> bool:
 
 # 1,234.5 or 1.234,5 or 1 234: digits in groups of three after the first
 _GROUPED = re.compile(r"[-+]?\d{1,3}([,. \u00a0'_]\d{3})+([.,]\d+)?")
+# digits past int64's range, written out: a code (an order number), not a measure
+_LONG_DIGITS = re.compile(r"[+-]?\d{20,}")
 # a number with a decimal comma, as '70,5' is written where the decimal mark is ','
 _COMMA_DECIMAL = re.compile(r"[-+]?\d+,\d+")
 # digits with dots, as 1.234,5 is written where the decimal mark is ',' ('n.a.' is a word)
@@ -762,8 +768,8 @@ def text_as_numbers(column: Column, table: Table) -> tuple[Column, str]:
     if not bad:
         if not np.isfinite(numbers[present]).all():
             return column, ""  # 'inf' or 'nan' spelled out: leave it to be text
-        if codes_past_int64(numbers[present]):
-            return column, ""
+        if any(_LONG_DIGITS.fullmatch(column.values[i]) for i in present):
+            return column, ""  # a 20-digit code: float64 would round codes into each other
         return Column(column.name, "number", numbers), ""
     share = 1 - len(bad) / len(present)
     word = column.values[bad[0]]
@@ -1014,16 +1020,8 @@ def _typed_target(text: Any, markers: list[str], decimal: str) -> Any:
                           pa.float64())  # fmt: skip
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return text
-    return text if codes_past_int64(_to_numpy(numbers.drop_null())) else numbers
-
-
-def codes_past_int64(values: np.ndarray) -> bool:
-    """Whole numbers past int64's range: codes (a 20-digit order number), which float64
-    would round into one another."""
-    with np.errstate(invalid="ignore"):
-        return np.abs(values).max(initial=0.0) >= 2.0**63 and bool(
-            (values == np.round(values)).all()
-        )
+    codes = pc.any(pc.match_substring_regex(cells, f"^{_LONG_DIGITS.pattern}$")).as_py()
+    return text if codes else numbers
 
 
 def rounding_steps(X: np.ndarray, dtype: Any) -> tuple[np.ndarray, ...]:
