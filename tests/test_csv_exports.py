@@ -257,3 +257,13 @@ def test_a_new_row_whose_gap_was_filled_is_not_a_training_row(tmp_path, rng, cap
     # the training rows themselves are still told
     code, _, err = run(capsys, "eval", model, tmp_path / "train.csv")
     assert code == 0 and f"of {n} rows" in err and "were training rows" in err
+
+
+def test_hexadecimal_codes_are_categories_as_pandas_reads_them(tmp_path, rng):
+    n = 40
+    codes = rng.choice(["0x80070005", "0x80004005", "0x0", "0x1F"], n)
+    frame = pd.DataFrame({"err": codes, "x": rng.normal(size=n), "y": rng.choice(["a", "b"], n)})
+    frame.to_csv(tmp_path / "e.csv", index=False)
+    table = read_table(tmp_path / "e.csv")
+    expected = pd.read_csv(tmp_path / "e.csv")["err"]
+    assert table["err"].kind == "text" and list(table["err"].values) == list(expected)

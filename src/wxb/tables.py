@@ -389,8 +389,8 @@ def read_csv(
     read_names = reading.wanted(header)
     for name in _coarsened_in(sample, types, parse, null_values, decimal):
         types[name] = pa.float64()  # a timestamp near 1.7e9: float32 would step by 128
-    for name in _long_digits_in(sample, types, parse, null_values):
-        types[name] = pa.string()  # 20-digit codes: float64 would round them into each other
+    for name in _codes_in(sample, types, parse, null_values):
+        types[name] = pa.string()  # 20-digit or hexadecimal codes: text, as pandas reads them
     for name in reading.targets & set(header):
         types[name] = pa.string()  # typed after reading, from its text (_typed_target)
     bad_rows.clear()  # the first look reported its block's rows already
@@ -582,19 +582,23 @@ def _coarsened_in(sample: str, types: dict, parse, null_values, decimal) -> list
     ]
 
 
-def _long_digits_in(sample: str, types: dict, parse, null_values) -> list[str]:
-    """The float columns whose every cell in the sample is a whole number of 20 digits or
-    more (order numbers past int64, which pyarrow reads as float64; pandas keeps text)."""
+def _codes_in(sample: str, types: dict, parse, null_values) -> list[str]:
+    """The number columns whose cells in the sample are codes, read as text as pandas
+    reads them: whole numbers of 20 digits or more (order numbers past int64, which
+    float64 would round into each other), or hexadecimal ('0x80070005', an error code
+    that pyarrow would read as the number 2147942405)."""
     pa, pcsv = _pyarrow(), _pyarrow_csv()
-    floats = [n for n, kind in types.items() if pa.types.is_floating(kind)]
-    if not floats or not re.search(r"\d{20}", sample):
+    numbers = [
+        n for n, kind in types.items() if pa.types.is_floating(kind) or pa.types.is_integer(kind)
+    ]
+    if not numbers or not re.search(r"\d{20}|0[xX][0-9a-fA-F]", sample):
         return []
     import pyarrow.compute as pc
 
     text = sample.lstrip("\n\r")
     text = text[: text.rfind("\n") + 1]
     convert = pcsv.ConvertOptions(
-        column_types={n: pa.string() for n in floats}, include_columns=floats,
+        column_types={n: pa.string() for n in numbers}, include_columns=numbers,
         null_values=null_values, strings_can_be_null=True,
     )  # fmt: skip
     try:
@@ -603,17 +607,16 @@ def _long_digits_in(sample: str, types: dict, parse, null_values) -> list[str]:
                               convert_options=convert)  # fmt: skip
     except (pa.ArrowInvalid, UnicodeError):
         return []
-    digits = {
-        name: pc.match_substring_regex(
-            pc.utf8_trim_whitespace(first.column(name)), f"^{_LONG_DIGITS.pattern}$"
-        )
-        for name in floats
-    }
-    return [
-        name
-        for name in floats
-        if first.column(name).null_count < first.num_rows and pc.all(digits[name]).as_py()
-    ]
+    codes = []
+    for name in numbers:
+        cells = pc.utf8_trim_whitespace(first.column(name))
+        if first.column(name).null_count == first.num_rows:
+            continue
+        long = pc.all(pc.match_substring_regex(cells, f"^{_LONG_DIGITS.pattern}$")).as_py()
+        hexadecimal = pc.any(pc.match_substring_regex(cells, r"^[+-]?0[xX][0-9a-fA-F]+$"))
+        if long or hexadecimal.as_py():
+            codes.append(name)
+    return codes
 
 
 def _failed_column(message: str, header: list[str]) -> str | None:
