@@ -405,7 +405,7 @@ def test_eval_warns_when_given_training_rows_of_a_fingerprinted_model(tmp_path, 
     code, _, err = run_cli(capsys, "eval", model_path, data)
     assert code == 0, seeded.msg(err)
     # the rows fitted on and the validation rows early stopping used: all seen in training
-    assert re.search(rf"\b{fit + val} of {n} rows .*were training rows", err), seeded.msg(err)
+    assert re.search(rf"\b{fit + val} of {n} rows .*rows it was trained on", err), seeded.msg(err)
 
     fresh = regression_frame(rng, int(rng.integers(20, 60)))
     fresh_path = tmp_path / "fresh.csv"
@@ -417,8 +417,8 @@ def test_eval_warns_when_given_training_rows_of_a_fingerprinted_model(tmp_path, 
     mixed.to_csv(fresh_path, index=False)
     code, _, err = run_cli(capsys, "eval", model_path, fresh_path)
     assert code == 0, seeded.msg(err)
-    assert re.search(rf"\b{fit + val} of {len(mixed)} rows .*were training rows", err), seeded.msg(
-        err
+    assert re.search(rf"\b{fit + val} of {len(mixed)} rows .*rows it was trained on", err), (
+        seeded.msg(err)
     )
 
     plain, _, _ = train(capsys, seeded, data, "--target", "y", model=tmp_path / "plain.safetensors")

@@ -415,9 +415,9 @@ def read_options(args: argparse.Namespace, path: object = None, model=None) -> d
             *(column_list(",".join(given or [])) or []),
         ]
         options["float32"] = model.dtype == np.float32
-        options["targets"] = options["keep_float64"]  # read as training read them
-        if own["only"] is not None:  # and the targets --target names
-            options["only"] = [*own["only"], *options["keep_float64"]]
+        if own["only"] is not None:  # and, where scored (eval), the targets
+            scored = options["keep_float64"] if hasattr(args, "target") else []
+            options["only"] = [*own["only"], *scored]
     return options
 
 
@@ -836,12 +836,6 @@ def matrix_columns(data: TableData | wdata.Dataset) -> list[str]:
     return data.encoder.outputs if isinstance(data, TableData) else data.feature_names
 
 
-def filled_gaps(table: Table, columns: list[str]) -> np.ndarray:
-    """Rows × the model's raw columns: True where a cell was missing (and the table stage
-    filled it in)."""
-    return np.column_stack([table[name].missing for name in columns])
-
-
 def finish_model(model, args, data, targets: Targets, X, rows, held: int = 0) -> dict[str, float]:
     """Targets back in their units, what the model needs to be used, test figures; saved.
     ``rows``: the rows training saw (``held`` of them for validation) and the test rows."""
@@ -873,11 +867,7 @@ def finish_model(model, args, data, targets: Targets, X, rows, held: int = 0) ->
     }
     info["wxb_version"] = __version__
     if args.fingerprint:  # every row training saw: fitted on, or early-stopped on
-        encoder = getattr(data, "encoder", None)  # a table's (not the built-in digits')
-        gaps = filled_gaps(data.table, encoder.columns) if encoder else None
-        info["training_rows"] = pack_fingerprints(
-            row_fingerprints(X[seen_rows], None if gaps is None else gaps[seen_rows])
-        )
+        info["training_rows"] = pack_fingerprints(row_fingerprints(X[seen_rows]))
     model.info = info
     figures = report(model, X[test_rows], targets.y[test_rows], targets.loss, targets.task)
     model.info["test"] = figures
@@ -1015,14 +1005,12 @@ def run_eval(args: argparse.Namespace) -> None:
         print(line)
     stored = model.info.get("training_rows")
     if stored is not None:
-        stage = model.info.get("table")
-        columns = TableEncoder.from_json(stage).columns if stage else None
-        gaps = filled_gaps(labelled.table, columns) if columns else None
-        seen = count_overlap(unpack_fingerprints(stored), X, gaps)
-        if seen:
+        seen = count_overlap(unpack_fingerprints(stored), X)
+        if seen:  # as the network sees them: a gap filled in may make a new row one of them
             print(
-                f"wxb: warning: {seen} of {len(X)} rows ({seen / len(X):.0%}) were training "
-                "rows; these figures overstate how the model does on new data",
+                f"wxb: warning: {seen} of {len(X)} rows ({seen / len(X):.0%}) are, as the "
+                "network takes them in, rows it was trained on; these figures overstate how "
+                "the model does on new data",
                 file=sys.stderr,
             )
     output = model.predict(X)
@@ -1375,7 +1363,8 @@ class _Printable:
         self._stream = stream
 
     def write(self, text: str) -> int:
-        return self._stream.write(text.translate(self._ESCAPED))
+        self._stream.write(text.translate(self._ESCAPED))
+        return len(text)  # what the caller wrote, as a stream says
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)

@@ -356,9 +356,20 @@ class TableEncoder:
                         + " there"
                     )
                 column = Column(column.name, "number", np.array(numbers, dtype=np.float64))
+                if markers:  # the user's -999 written as text (a word elsewhere in the column)
+                    missing = missing | marked_cells(column.values, markers)
             if column.kind == "date":
                 raise DataError(f"{table.source}: column {rule.name!r} holds dates, not numbers")
             values = column.values
+            if rule.kind == "bool":  # 2 or -3 is no truth value: not an input of 2
+                odd = ~missing & ~np.isin(values, (0, 1))
+                if odd.any():
+                    row = int(np.flatnonzero(odd)[0])
+                    raise DataError(
+                        f"{table.source}, {table.row_name(row)}, column {rule.name!r}: "
+                        f"{column.values[row]!r} is not true/false or 0/1, which the model "
+                        "reads there"
+                    )
             if missing.any():
                 values = np.where(missing, rule.fill, values)
             pieces.append((values, None))
@@ -660,8 +671,9 @@ def reading_for(info: dict[str, Any]) -> dict[str, Any]:
     ):
         as_text.append(info["target"])  # its classes are text: '007' is a class, not 7
     return {
-        # the model's columns, its identifier and targets: the rest of a table is not read
-        "only": [*encoder.columns, *as_text, *targets] if encoder else None,
+        # the model's columns and its identifier: the rest of a table is not read (but the
+        # targets, by whoever scores them)
+        "only": [*encoder.columns, *as_text] if encoder else None,
         # its markers beyond today's defaults: the user's, and ones the defaults dropped
         "na_values": [m for m in encoder.markers if m not in NA_VALUES] if encoder else [],
         "as_text": as_text,

@@ -199,7 +199,12 @@ def figure_text(value: float) -> str:
     """A loss or score for the terminal: four decimals, or four significant digits when
     those would hide it (an MSE of 7e-9 is not 0.0000) or run long (6.7e+11)."""
     if value == 0 or 1e-3 <= abs(value) < 1e5 or not np.isfinite(value):
-        return f"{value:.4f}"
+        text = f"{value:.4f}"
+        digits = 4
+        while float(text) in (1.0, -1.0) and value != float(text) and digits < 15:
+            digits += 1  # 0.999996 is not 1.0000: an R² or accuracy short of perfect
+            text = f"{value:.{digits}f}"
+        return text
     return f"{value:.4g}"
 
 

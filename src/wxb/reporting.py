@@ -38,6 +38,7 @@ from wxb.describe import (
     percent,
     summary,
     table_stage_lines,
+    unknown_order,
 )
 from wxb.errors import ConfigError, DataError
 from wxb.explanation import Explanation, Step, explain_model, latex_line, scored_loss
@@ -455,7 +456,7 @@ def _script_text(code: str) -> str:
 
 
 def _number(value: object) -> str:
-    if isinstance(value, float):  # as the terminal writes it: an accuracy of 0.99996 is not 1
+    if isinstance(value, float):  # as the terminal writes it: 0.99996 is not 1
         return _esc(figure_text(value))
     return _esc(value)
 
@@ -570,15 +571,25 @@ class _Page:
     # -- diagrams -------------------------------------------------------------------
     def _diagrams(self) -> str:
         b = self.table.batch_size
-        diagrams = [
-            ("architecture", "Architecture", architecture_diagram(self.model)),
-            ("forward", f"Forward pass, batch of B = {b}", forward_diagram(self.model, b)),
-            ("backward", f"Backward pass (the δ chain), B = {b}", backward_diagram(self.model, b)),
-        ]
-        self.data["diagrams"] = [{"kind": kind, "source": text} for kind, _, text in diagrams]
+        diagrams = [("architecture", "Architecture", architecture_diagram(self.model))]
         parts = ["<section id='diagrams'><h2>Diagrams</h2>",
                  "<p class='note'>As <code>wxb diagram</code> writes them (Mermaid), "
                  "rendered.</p>"]  # fmt: skip
+        order = unknown_order(self.model)
+        if order:  # the chained diagrams would draw a δ chain this model does not compute
+            parts.append(
+                f"<p class='note'>{_esc(', '.join(order))} run{'s' * (len(order) == 1)} a "
+                "forward of its own, whose order wxb cannot see: no forward or backward "
+                "diagram is drawn (<code>graph_diagram(loss)</code> draws what one step "
+                "computed).</p>"
+            )
+        else:
+            diagrams += [
+                ("forward", f"Forward pass, batch of B = {b}", forward_diagram(self.model, b)),
+                ("backward", f"Backward pass (the δ chain), B = {b}",
+                 backward_diagram(self.model, b)),
+            ]  # fmt: skip
+        self.data["diagrams"] = [{"kind": kind, "source": text} for kind, _, text in diagrams]
         for index, (kind, title, text) in enumerate(diagrams):
             if index == 1:  # forward and backward side by side: both are tall
                 parts.append("<div class='pair'>")
@@ -586,7 +597,7 @@ class _Page:
                 f"<figure class='diagram' data-kind='{kind}'><figcaption>{_esc(title)}"
                 f"</figcaption><pre class='mermaid'>{_esc(text)}</pre></figure>"
             )
-        parts.append("</div></section>")
+        parts.append("</div></section>" if len(diagrams) > 1 else "</section>")
         return "\n".join(parts)
 
     # -- summary --------------------------------------------------------------------

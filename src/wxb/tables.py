@@ -231,7 +231,9 @@ BOOLEAN_TEXT = ("true", "false")  # a text column of only these (any case) is bo
 def is_tabular(X: object) -> bool:
     """A pandas DataFrame, a pyarrow Table or a dict of columns (not an array)."""
     kind = type(X).__module__.split(".")[0]
-    return isinstance(X, dict) or (kind in ("pandas", "pyarrow") and hasattr(X, "columns"))
+    if isinstance(X, (dict, Table)):
+        return True
+    return kind in ("pandas", "pyarrow") and hasattr(X, "columns")
 
 
 def column_names(X: object) -> list[str]:
@@ -257,21 +259,36 @@ def from_object(data: object, source: str = "table", reading: Reading | None = N
             data = data[[c for c in data.columns if str(c).strip() in chosen]]
         try:
             arrow = pa.Table.from_pandas(data, preserve_index=False)
+        except OverflowError:  # Python ints past 64 bits (20-digit codes pandas read)
+            raise DataError(
+                f"{source}: a column holds whole numbers too large for 64 bits (20-digit "
+                "codes?); read it as text, e.g. pd.read_csv(..., dtype={'column': str})"
+            ) from None
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError) as exc:
             raise DataError(f"{source}: a column cannot be read ({exc})") from None
         return check_values(from_arrow(arrow, source, reading))
     if module == "pyarrow" and hasattr(data, "column_names"):
+        index = _pandas_index_columns(data.schema) if hasattr(data, "schema") else set()
+        if index:  # a Table read from a pandas-written file: its index is not data
+            data = data.drop_columns([n for n in data.column_names if n in index])
         return check_values(from_arrow(data, source, reading))
     if isinstance(data, dict):
+        names = [str(name).strip() for name in data]  # as a file's header: no spaces around
+        _refuse_duplicates(names, source)
+        chosen = set(reading.wanted(names))  # the columns a model reads: the others not read
         columns = {}
-        for name, values in data.items():
+        for name, values in zip(names, data.values(), strict=True):
+            if name not in chosen:
+                continue
             array = np.asarray(values)
             if array.ndim != 1:
                 raise DataError(f"{source}: column {name!r} must be 1-D; got shape {array.shape}")
-            columns[str(name)] = _column_from_numpy(
-                str(name), array, source, reading.markers, str(name) in reading.as_text
+            columns[name] = _column_from_numpy(
+                name, array, source, reading.markers, name in reading.as_text
             )
-        return check_values(_checked(columns, source))
+        table = _checked(columns, source)
+        table.unread = [name for name in names if name not in chosen]
+        return check_values(table)
     array = np.asarray(data)
     if array.ndim == 1:
         array = array.reshape(-1, 1)
@@ -358,6 +375,11 @@ def read_csv(
         raise DataError(f"--sep must be one character; got {sep!r}")
     if decimal is None:  # '1,5;2,25': the comma is the decimal mark where ';' or a tab separates
         decimal = "," if _comma_decimals(sample, sep) else "."
+    if decimal == sep:
+        raise DataError(
+            f"{source}: the decimal mark {decimal!r} is the file's separator too; give --sep "
+            "(e.g. ';') or another --decimal"
+        )
     stream: Any = path if compression is None else _pyarrow().input_stream(str(path), compression)
     if comment is not None:
         stream = _without_comments(path, compression, comment)
@@ -1012,8 +1034,11 @@ def _typed_target(text: Any, markers: list[str], decimal: str) -> Any:
     trimmed = pc.utf8_trim_whitespace(text)
     marked = pc.is_in(trimmed, value_set=pa.array(markers, pa.string()))
     cells = pc.if_else(marked, pa.scalar(None, pa.string()), trimmed)
-    if pc.any(pc.match_substring_regex(cells, r"^[+-]?0\d")).as_py():
-        return text
+    whole = pc.all(pc.match_substring_regex(cells, r"^[+-]?\d+$")).as_py()
+    if whole and pc.any(pc.match_substring_regex(cells, r"^[+-]?0\d")).as_py():
+        return text  # '007' beside '7': labels (a price written 0010.31 is a number)
+    if decimal == "," and pc.any(pc.match_substring_regex(cells, r"\.")).as_py():
+        return text  # '1.234' where ',' is the decimal mark: a thousands group, not 1.234
     try:
         return pc.cast(cells, pa.int64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -1223,10 +1248,12 @@ def _text_or_none(value: object, markers: set[str]) -> str | None:
 
 
 def _all_numbers(values: np.ndarray) -> np.ndarray | None:
-    try:
-        return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
-    except ValueError:
+    """Text cells as numbers when every one is a number as a file's cell reads ('1_000',
+    which float() takes, is not); None otherwise."""
+    numbers = [np.nan if v is None else number_from_text(v) for v in values]
+    if any(n is None for n in numbers):
         return None
+    return np.array(numbers, dtype=np.float64)
 
 
 def _checked(columns: dict[str, Column], source: str) -> Table:

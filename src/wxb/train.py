@@ -515,7 +515,11 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             X_val, train_rows, val_rows = X_arr, kept, held
         else:
             X_arr, X_val = X_arr[kept], X_arr[held]
-        y_arr, y_val = y_arr[kept], y_arr[held]
+        y_val = y_arr[held]
+        if y_val.dtype.kind == "f" and _figure_dtype(loss_fn, dtype) != y_val.dtype:
+            # scored as evaluate scores: against the targets as given, not float32's
+            y_val = _prepare_targets(loss_fn, y, _figure_dtype(loss_fn, dtype), shape, "y")[held]
+        y_arr = y_arr[kept]
     else:
         X_val = y_val = None
 

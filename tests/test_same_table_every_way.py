@@ -1,0 +1,196 @@
+"""The same rows give the same inputs whichever way they enter wxb (a hunt of the Python
+API's tables against the command line's files), and what a model reads is read the
+same way by the models saved before. Expected values come from the data or pandas."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+import wxb
+from wxb.cli import main
+from wxb.columns import rows_for_model
+from wxb.errors import DataError
+from wxb.nn import Dense, Module, Sequential
+
+FAST = ("--hidden", "8", "--epochs", "3", "-q")
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def trained(capsys, data: Path, *extra) -> Path:
+    model = data.with_name("model.safetensors")
+    code, _, err = run(capsys, "train", "--data", data, *FAST, "-o", model, *extra)
+    assert code == 0, err
+    return model
+
+
+def test_a_missing_marker_number_is_a_gap_in_a_column_that_also_holds_words(tmp_path, rng, capsys):
+    n = 60
+    frame = pd.DataFrame({"a": rng.normal(size=n).round(3), "y": rng.choice(["p", "q"], n)})
+    frame.loc[:4, "a"] = -999  # the file's own gap marker
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    model = trained(capsys, tmp_path / "train.csv", "--target", "y", "--na-values=-999,n.a.")
+    info = wxb.load(model).info
+    new = pd.DataFrame({"a": ["-999.0", " n.a.", "0.5"]})  # " n.a." keeps the column text
+    for rows in (new, {"a": list(new["a"])}):
+        X = rows_for_model(info, rows, np.float64)  # as model.predict reads them
+        np.testing.assert_array_equal(X[:, 1], [1, 1, 0])  # 'a missing' for -999 and n.a.
+    new.to_csv(tmp_path / "new.csv", index=False)
+    code, out, err = run(capsys, "predict", model, tmp_path / "new.csv", "--proba")
+    assert code == 0, err
+    rows = pd.read_csv(io.StringIO(out))
+    np.testing.assert_allclose(rows.iloc[0, 1:].to_numpy(float), rows.iloc[1, 1:].to_numpy(float))
+
+
+def test_a_boolean_column_takes_no_other_number(tmp_path, rng, capsys):
+    n = 40
+    frame = pd.DataFrame({"flag": rng.choice([True, False], n), "y": rng.choice(["p", "q"], n)})
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    model = trained(capsys, tmp_path / "train.csv", "--target", "y")
+    pd.DataFrame({"flag": [1, 0, 2]}).to_csv(tmp_path / "new.csv", index=False)
+    code, _, err = run(capsys, "predict", model, tmp_path / "new.csv")
+    assert code == 2 and "line 4" in err and "'flag'" in err and "true/false or 0/1" in err
+
+
+def test_a_dict_reads_as_a_dataframe_does(tmp_path, rng, capsys):
+    n = 40
+    frame = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)})
+    frame["y"] = rng.choice(["p", "q"], n)
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    network = wxb.load(trained(capsys, tmp_path / "train.csv", "--target", "y"))
+    rows = {" a": [0.5, 1.5], " b": [1.0, -1.0], "junk": [np.inf, np.inf]}  # spaced names
+    expected = network.predict(pd.DataFrame({"a": [0.5, 1.5], "b": [1.0, -1.0]}))
+    np.testing.assert_array_equal(network.predict(rows), expected)
+    with pytest.raises(DataError, match="'1_000' is text"):
+        network.predict({"a": ["1_000", "2"], "b": [1.0, 2.0]})  # float() would take it
+
+
+def test_a_table_wxb_read_predicts_as_the_file(tmp_path, rng, capsys):
+    n = 40
+    frame = pd.DataFrame({"a": rng.normal(size=n), "c": rng.choice(["u", "v"], n)})
+    frame["y"] = rng.choice(["p", "q"], n)
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    network = wxb.load(trained(capsys, tmp_path / "train.csv", "--target", "y"))
+    np.testing.assert_array_equal(
+        network.predict(wxb.read_table(tmp_path / "train.csv")), network.predict(frame)
+    )
+
+
+def test_pandas_index_in_a_pyarrow_table_is_not_a_column(tmp_path, rng, capsys):
+    n = 40
+    frame = pd.DataFrame({"a": rng.normal(size=n), "y": rng.choice(["p", "q"], n)})
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    network = wxb.load(trained(capsys, tmp_path / "train.csv", "--target", "y"))
+    frame.drop(columns="y").sample(n, random_state=1).to_parquet(tmp_path / "x.parquet")
+    arrow = pq.read_table(tmp_path / "x.parquet")
+    assert "__index_level_0__" in arrow.column_names
+    assert "__index_level_0__" not in wxb.read_table(arrow).names
+    network.predict(arrow)  # reads 'a' only
+
+
+def test_integers_past_64_bits_in_a_dataframe_are_one_line(rng):
+    network = Sequential(Dense(1, 2, seed=int(rng.integers(1000))))
+    network.info["feature_names"] = ["a"]
+    frame = pd.DataFrame({"a": [10**19 + 1, 5]}, dtype=object)
+    with pytest.raises(DataError, match="too large for 64 bits"):
+        wxb.read_table(frame)
+    del network
+
+
+def test_a_price_written_with_leading_zeros_is_a_number_target(tmp_path, rng, capsys):
+    n = 80
+    x = rng.normal(size=n).round(3)
+    price = [f"{10 + 2 * v:07.2f}" for v in x]  # '0010.31': padded, not a code
+    pd.DataFrame({"x": x, "price": price}).to_csv(tmp_path / "p.csv", index=False)
+    code, out, err = run(capsys, "train", "--data", tmp_path / "p.csv", "--target", "price",
+                         *FAST, "-o", tmp_path / "m.safetensors")  # fmt: skip
+    assert code == 0, err
+    assert "regression" in out and wxb.load(tmp_path / "m.safetensors").info["task"] == "regression"
+
+
+def test_a_thousands_dot_in_a_decimal_comma_target_is_not_a_decimal_point(tmp_path, rng):
+    n = 40
+    whole = rng.integers(1, 9, n)
+    cells = [f"{w}.{rng.integers(100, 999)}" for w in whole]  # 1.234 = one thousand …
+    lines = ["x;price"] + [f"{i},5;{c}" for i, c in enumerate(cells)]
+    (tmp_path / "eu.csv").write_text("\n".join(lines) + "\n")
+    table = wxb.read_table(tmp_path / "eu.csv", targets=["price"])
+    assert table.decimal == "," and table["price"].kind == "text"
+
+
+def test_a_decimal_mark_that_is_the_separator_is_refused(tmp_path, rng, capsys):
+    pd.DataFrame({"a": rng.normal(size=20), "y": rng.normal(size=20)}).to_csv(
+        tmp_path / "d.csv", index=False
+    )
+    code, _, err = run(capsys, "train", "--data", tmp_path / "d.csv", "--target", "y",
+                       "--decimal", ",", *FAST)  # fmt: skip
+    assert code == 2 and "separator" in err and err.count("\n") == 1
+
+
+def test_whole_number_classes_read_as_numbers_where_the_model_has_them(tmp_path, rng, capsys):
+    n = 90
+    y = rng.integers(1, 4, n)
+    x = y + rng.normal(scale=0.1, size=n)
+    pd.DataFrame({"x": x.round(3), "y": y}).to_csv(tmp_path / "t.csv", index=False)
+    model = trained(capsys, tmp_path / "t.csv", "--target", "y")
+    assert wxb.load(model).info["classes"] == [1, 2, 3]
+    # the same classes written '01', '02', '03' in another file: the model's numbers
+    pd.DataFrame({"x": x.round(3), "y": [f"{v:02d}" for v in y]}).to_csv(
+        tmp_path / "e.csv", index=False
+    )
+    code, _, err = run(capsys, "eval", model, tmp_path / "e.csv")
+    assert code == 0, err
+
+
+def test_predict_does_not_read_the_target_column(tmp_path, rng, capsys):
+    n = 40
+    frame = pd.DataFrame({"a": rng.normal(size=n).round(3), "y": rng.normal(size=n).round(3)})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    model = trained(capsys, tmp_path / "t.csv", "--target", "y")
+    frame["y"] = frame["y"].astype(object)
+    frame.loc[3, "y"] = "inf"
+    frame.to_csv(tmp_path / "new.csv", index=False)
+    code, out, err = run(capsys, "predict", model, tmp_path / "new.csv")
+    assert code == 0, err
+    assert len(pd.read_csv(io.StringIO(out))) == n
+
+
+class _Gain(Module):
+    """A module of one's own: a Sequential and a learnt gain."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = Sequential(Dense(3, 4), Dense(4, 2))
+        self.gain = wxb.nn.Parameter(np.ones(2, dtype=np.float32))
+
+    def forward(self, x):
+        return self.body(x) * self.gain
+
+
+def test_a_report_of_a_module_of_ones_own_is_written(tmp_path):
+    wxb.report(_Gain(), path=tmp_path / "r.html", floor=False)
+    page = (tmp_path / "r.html").read_text()
+    assert "forward of its own" in page and "data-kind='architecture'" in page
+
+
+def test_validation_split_scores_as_evaluate_does(rng):
+    # every row: x = 0, y = 1e8 + 3; the model says 1e8 (a float32 holds it). float32
+    # rounds the target to 1e8 (a step of 8), which would make the loss 0; it is ½·3²
+    n = int(rng.integers(40, 80))
+    X = np.zeros((n, 1), dtype=np.float32)
+    y = np.full(n, 1e8 + 3)
+    model = Sequential(Dense(1, 1))
+    model[0].bias.data[:] = 1e8
+    split = wxb.fit(model, X, y, loss="mse", epochs=1, lr=1e-12, validation_split=0.25)
+    assert split.history["val_loss"][-1] == 4.5
+    assert wxb.evaluate(model, X, y, "mse")["loss"] == 4.5
