@@ -668,7 +668,7 @@ def test_a_first_layer_of_ones_own_leaves_the_input_width_unknown():
     assert "? features" in describe.architecture_diagram(model)
 
 
-@pytest.mark.parametrize("name", ["`block", "$$W$$", "a&amp;b"])
+@pytest.mark.parametrize("name", ["`block", "$$W$$", "$$$cost$$$", "a&amp;b"])
 def test_names_mermaid_would_read_as_markup_are_escaped(name):
     model = nn.Sequential(nn.Dense(4, 4, name=name), nn.Dense(4, 2))
     text = describe.architecture_diagram(model)

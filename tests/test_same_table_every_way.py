@@ -194,3 +194,46 @@ def test_validation_split_scores_as_evaluate_does(rng):
     split = wxb.fit(model, X, y, loss="mse", epochs=1, lr=1e-12, validation_split=0.25)
     assert split.history["val_loss"][-1] == 4.5
     assert wxb.evaluate(model, X, y, "mse")["loss"] == 4.5
+
+
+def test_hexadecimal_class_labels_stay_as_written_through_eval(tmp_path, rng, capsys):
+    n = 60
+    labels = rng.choice(["0x1F", "0x20"], n)
+    x = (labels == "0x20") + rng.normal(scale=0.1, size=n)
+    pd.DataFrame({"x": x.round(3), "code": labels}).to_csv(tmp_path / "h.csv", index=False)
+    model = trained(capsys, tmp_path / "h.csv", "--target", "code")
+    assert sorted(wxb.load(model).info["classes"]) == ["0x1F", "0x20"]
+    code, _, err = run(capsys, "eval", model, tmp_path / "h.csv")
+    assert code == 0, err
+
+
+def test_predict_reads_no_text_target_either(tmp_path, rng, capsys):
+    n = 40
+    frame = pd.DataFrame({"a": rng.normal(size=n).round(3), "y": rng.choice(["p", "q"], n)})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    model = trained(capsys, tmp_path / "t.csv", "--target", "y")
+    lines = ["a,y"] + [f"{v},caf\xe9" for v in frame["a"]]  # a byte that is not UTF-8
+    (tmp_path / "new.csv").write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
+    code, _, err = run(capsys, "predict", model, tmp_path / "new.csv")
+    assert code == 0, err
+
+
+def test_a_thousands_dot_in_a_regression_target_is_refused(tmp_path, rng, capsys):
+    n = 30
+    cells = [f"{int(v)}" for v in rng.integers(100, 999, n)]
+    for row in range(0, n, 3):  # a third of them past a thousand, grouped with a dot
+        cells[row] = f"1.{int(rng.integers(100, 999))}"
+    cells[0] = "1.103"
+    lines = ["a;price"] + [f"{i},5;{c}" for i, c in enumerate(cells)]
+    (tmp_path / "eu.csv").write_text("\n".join(lines) + "\n")
+    code, _, err = run(capsys, "train", "--data", tmp_path / "eu.csv", "--target", "price",
+                       "--task", "regression", *FAST)  # fmt: skip
+    assert code == 2 and "'1.103' is not a number" in err
+
+
+def test_scores_just_short_of_one_are_not_printed_as_one(rng):
+    from wxb.metrics import figure_text
+
+    for value in (0.9999999999999998, 0.999996, -0.99999999, 1 - rng.uniform(1e-12, 1e-5)):
+        assert float(figure_text(value)) == value or abs(float(figure_text(value))) < 1
+    assert figure_text(1.0) == "1.0000"

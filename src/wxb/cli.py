@@ -213,9 +213,9 @@ def build_parser() -> _Parser:
         "the confusion matrix up to 50 classes (a class never predicted, or never present, "
         "has precision or recall 0, as scikit-learn's zero_division=0). Regression: MSE, MAE, "
         "RMSE and R² (of a constant target: 1 when predicted exactly, else 0, as "
-        "scikit-learn's force_finite; one row counts as constant). Warns when the rows were "
-        "training rows (for a model trained with --fingerprint). Rows without a target are "
-        "left out, with a count.",
+        "scikit-learn's force_finite; of one row: nan, as scikit-learn's). Warns when rows "
+        "are, as the network takes them in, rows it was trained on (for a model trained with "
+        "--fingerprint). Rows without a target are left out, with a count.",
     )
     evaluate_cmd.add_argument("model", metavar="MODEL")
     evaluate_cmd.add_argument("data", metavar="DATA", nargs="?", help="a table with targets")

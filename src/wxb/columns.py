@@ -339,12 +339,13 @@ class TableEncoder:
                         codes[row] = index[category]
             pieces.append((codes, len(index)))
         else:
+            written = column.values  # as the cells are written, for messages
             if column.kind == "text":  # numbers stored as text are numbers; a word is not
                 words = {w: float(w == "true") for w in BOOLEAN_TEXT} if rule.kind == "bool" else {}
                 numbers = [
                     np.nan
                     if v is None
-                    else words.get(v.strip().lower(), number_from_text(v, table.decimal))
+                    else words.get(v.strip().lower(), _number_cell(v, table.decimal))
                     for v in column.values
                 ]
                 row = next((i for i, v in enumerate(numbers) if v is None), -1)
@@ -365,10 +366,11 @@ class TableEncoder:
                 odd = ~missing & ~np.isin(values, (0, 1))
                 if odd.any():
                     row = int(np.flatnonzero(odd)[0])
+                    cell = written[row]
+                    cell = cell if isinstance(cell, str) else str(np.asarray(cell).item())
                     raise DataError(
                         f"{table.source}, {table.row_name(row)}, column {rule.name!r}: "
-                        f"{column.values[row]!r} is not true/false or 0/1, which the model "
-                        "reads there"
+                        f"{cell!r} is not true/false or 0/1, which the model reads there"
                     )
             if missing.any():
                 values = np.where(missing, rule.fill, values)
@@ -655,6 +657,15 @@ def rows_for_model(info: dict[str, Any], X: object, dtype: Any, where: str = "ta
     return table_matrix(info, from_object(X, where, reading), dtype)
 
 
+def _number_cell(text: str, decimal: str) -> float | None:
+    """A number rule's cell written as text: a number, or a hexadecimal code ('0x1F'), which
+    a model trained before such codes were read as text took as that whole number."""
+    number = number_from_text(text, decimal)
+    if number is None and re.fullmatch(r"[+-]?0[xX][0-9a-fA-F]+", text.strip()):
+        return float(int(text.strip(), 16))
+    return number
+
+
 def reading_for(info: dict[str, Any]) -> dict[str, Any]:
     """How to read rows for a model: its text columns as text, its identifier as text,
     its own missing markers, its targets in float64."""
@@ -673,7 +684,7 @@ def reading_for(info: dict[str, Any]) -> dict[str, Any]:
     return {
         # the model's columns and its identifier: the rest of a table is not read (but the
         # targets, by whoever scores them)
-        "only": [*encoder.columns, *as_text] if encoder else None,
+        "only": [*encoder.columns, *filter(None, [info.get("id_column")])] if encoder else None,
         # its markers beyond today's defaults: the user's, and ones the defaults dropped
         "na_values": [m for m in encoder.markers if m not in NA_VALUES] if encoder else [],
         "as_text": as_text,

@@ -286,7 +286,7 @@ def _format_cell(value: object) -> str:
     if value is None:  # a missing identifier: an empty cell, as CSV writes a gap
         return ""
     if isinstance(value, np.floating):
-        if value.dtype == np.float32 and 2.0**24 <= abs(value) < 2.0**53:
+        if value.dtype == np.float32 and np.isfinite(value) and abs(value) >= 2.0**24:
             # float32's whole numbers as they are: its shortest form, 1.0000003e+08, reads
             # back in float64 as 100000030, not the 100000032 the model gave (and scored)
             return repr(float(value))

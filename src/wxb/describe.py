@@ -520,7 +520,7 @@ def _escape(text: str) -> str:
         text.replace("#", "#35;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
         .replace("`", "#96;")  # "` opens a Markdown string in Mermaid
         .replace("&", "#38;")  # &amp; would show as &
-        .replace("$$", "$\u200b$")  # $$…$$ is KaTeX in Mermaid, entities or not
+        .replace("$", "$\u200b")  # $$…$$ is KaTeX in Mermaid, entities or not ($$$ too)
     )  # fmt: skip
 
 

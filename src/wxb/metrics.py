@@ -201,7 +201,7 @@ def figure_text(value: float) -> str:
     if value == 0 or 1e-3 <= abs(value) < 1e5 or not np.isfinite(value):
         text = f"{value:.4f}"
         digits = 4
-        while float(text) in (1.0, -1.0) and value != float(text) and digits < 15:
+        while float(text) in (1.0, -1.0) and value != float(text) and digits < 17:
             digits += 1  # 0.999996 is not 1.0000: an R² or accuracy short of perfect
             text = f"{value:.{digits}f}"
         return text
@@ -243,22 +243,13 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def row_fingerprints(X: np.ndarray, gaps: np.ndarray | None = None) -> np.ndarray:
+def row_fingerprints(X: np.ndarray) -> np.ndarray:
     """A uint64 per row of ``X`` from the row's exact float64 values.
 
     -0.0 and 0.0 hash alike, as do all NaNs. Changing one value of a row (even by one ulp)
     always changes its fingerprint, since every step is a bijection in that value; other
     collisions are as likely as for a random 64-bit value (about n²/2⁶⁵ for n rows).
-    ``gaps`` (rows × raw columns, True where a cell was missing and filled in): a row
-    with a gap is fingerprinted with its gaps beside it, so that a new row whose gap was
-    filled with a training row's value is not taken for that row.
     """
-    if gaps is not None and np.any(gaps):
-        h = row_fingerprints(X)
-        gapped = np.asarray(gaps, dtype=bool).any(axis=1)
-        both = np.hstack([np.asarray(X, dtype=np.float64), np.asarray(gaps, dtype=np.float64)])
-        h[gapped] = row_fingerprints(both[gapped])
-        return h
     X = np.array(X, dtype=np.float64, order="C", copy=True)
     if X.ndim != 2:
         raise DataError(f"X must be 2-D (rows, columns), got shape {X.shape}")
@@ -302,10 +293,10 @@ def unpack_fingerprints(text: str) -> np.ndarray:
     return np.unique(np.frombuffer(raw, dtype="<u8").astype(np.uint64))
 
 
-def count_overlap(fingerprints: np.ndarray, X: np.ndarray, gaps: np.ndarray | None = None) -> int:
+def count_overlap(fingerprints: np.ndarray, X: np.ndarray) -> int:
     """How many rows of ``X`` have their fingerprint in ``fingerprints`` (sorted uint64)."""
     known = np.asarray(fingerprints, dtype=np.uint64).ravel()
-    h = row_fingerprints(X, gaps)
+    h = row_fingerprints(X)
     if known.size == 0 or h.size == 0:
         return 0
     if np.any(known[1:] < known[:-1]):  # O(n) check; sort only when the caller did not

@@ -278,17 +278,21 @@ def task_reason(y: np.ndarray, chosen: str, task: str, loss: str) -> str:
 
 
 def numeric_targets(y: np.ndarray, dataset: wdata.Dataset) -> np.ndarray:
-    if y.dtype.kind in "biuf":
+    """Regression targets as numbers: text cells read as the file's cells read ('1.103'
+    in a decimal-comma file is a thousands group, '1_000' is text), else refused by row."""
+    if y.dtype.kind in "biuf" or y.ndim != 1:
         return y.astype(np.float64)
+    decimal = getattr(getattr(dataset, "table", None), "decimal", ".")
+    numbers = np.empty(len(y), dtype=np.float64)
     for row, value in enumerate(y):
-        try:
-            float(value)
-        except (ValueError, TypeError):
+        number = number_from_text(str(value), decimal)
+        if number is None:
             raise DataError(
                 f"{dataset.source}, {dataset.row_name(row)}: target {str(value)!r} is not a number "
                 "(a regression model needs numeric targets)"
-            ) from None
-    return y.astype(np.float64)
+            )
+        numbers[row] = number
+    return numbers
 
 
 def scaled(targets: Targets, y: np.ndarray) -> np.ndarray:

@@ -578,8 +578,9 @@ class _Page:
         order = unknown_order(self.model)
         if order:  # the chained diagrams would draw a δ chain this model does not compute
             parts.append(
-                f"<p class='note'>{_esc(', '.join(order))} run{'s' * (len(order) == 1)} a "
-                "forward of its own, whose order wxb cannot see: no forward or backward "
+                f"<p class='note'>{_esc(', '.join(order))} "
+                f"{'runs a forward of its own' if len(order) == 1 else 'run forwards of their own'}"
+                ", whose order wxb cannot see: no forward or backward "
                 "diagram is drawn (<code>graph_diagram(loss)</code> draws what one step "
                 "computed).</p>"
             )

@@ -1037,6 +1037,8 @@ def _typed_target(text: Any, markers: list[str], decimal: str) -> Any:
     whole = pc.all(pc.match_substring_regex(cells, r"^[+-]?\d+$")).as_py()
     if whole and pc.any(pc.match_substring_regex(cells, r"^[+-]?0\d")).as_py():
         return text  # '007' beside '7': labels (a price written 0010.31 is a number)
+    if pc.any(pc.match_substring_regex(cells, r"^[+-]?0[xX][0-9a-fA-F]+$")).as_py():
+        return text  # '0x1F': a code, as _codes_in reads a feature column of them
     if decimal == "," and pc.any(pc.match_substring_regex(cells, r"\.")).as_py():
         return text  # '1.234' where ',' is the decimal mark: a thousands group, not 1.234
     try:
