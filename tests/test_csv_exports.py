@@ -267,3 +267,40 @@ def test_hexadecimal_codes_are_categories_as_pandas_reads_them(tmp_path, rng):
     table = read_table(tmp_path / "e.csv")
     expected = pd.read_csv(tmp_path / "e.csv")["err"]
     assert table["err"].kind == "text" and list(table["err"].values) == list(expected)
+
+
+def test_codes_past_int64_of_mixed_widths_or_later_rows_stay_text(tmp_path, rng):
+    # 19 digits past int64's largest, 20 digits, and codes that grow past it after 1 MiB
+    mixed = [str(9_300_000_000_000_000_000 + int(i)) for i in rng.permutation(100)]
+    mixed += [str(10**19 * 5 + int(i)) for i in range(100)]
+    frame = pd.DataFrame({"order": mixed, "y": rng.choice(["a", "b"], 200)})
+    frame.to_csv(tmp_path / "mixed.csv", index=False)
+    table = read_table(tmp_path / "mixed.csv")
+    assert table["order"].kind == "text" and len(set(table["order"].values)) == 200
+
+    n = 70_000  # 20+ bytes a row: past the 1 MiB block pyarrow types from
+    grow = [str(9_223_372_036_854_700_000 + 3 * i) for i in range(n)]  # past int64 late
+    pd.DataFrame({"order": grow, "y": np.arange(n) % 2}).to_csv(tmp_path / "g.csv", index=False)
+    table = read_table(tmp_path / "g.csv")
+    assert table["order"].kind == "text" and len(set(table["order"].values)) == n
+
+
+def test_a_dict_of_codes_past_int64_reads_as_the_dataframe(rng):
+    codes = [str(10**19 * 2 + int(i)) for i in rng.permutation(4)]  # one float64 for all
+    as_dict = read_table({"id": codes})
+    as_frame = read_table(pd.DataFrame({"id": codes}))
+    assert as_dict["id"].kind == as_frame["id"].kind == "text"
+    assert list(as_dict["id"].values) == codes
+
+
+def test_a_block_grows_no_larger_than_pyarrow_takes():
+    from wxb.tables import MAX_BLOCK, _read_again_wider
+
+    class Options:
+        block_size = 256 << 20
+        newlines_in_values = True
+
+    options = Options()
+    assert _read_again_wider("straddling object", options, options)
+    assert options.block_size == MAX_BLOCK == 2**31 - 1
+    assert not _read_again_wider("straddling object", options, options)

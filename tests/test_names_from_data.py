@@ -5,6 +5,8 @@ large to load is not written."""
 
 from __future__ import annotations
 
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +103,25 @@ def test_a_model_file_too_large_to_load_is_not_written(tmp_path):
     with pytest.raises(DataError, match="at most 100 MiB"):
         wxb.save(model, path)
     assert path.read_bytes() == before
+
+
+def test_escaping_is_the_commands_own_thread_and_goes_away_with_it(capsys):
+    from wxb.cli import printable_output
+
+    started, release = threading.Event(), threading.Event()
+
+    def command():
+        with printable_output(True):
+            started.set()
+            print("A\x1b[2J")
+            release.wait(10)
+
+    worker = threading.Thread(target=command)
+    worker.start()
+    started.wait(10)
+    print("log\x1b[32m")  # another thread's own line: as written
+    release.set()
+    worker.join(10)
+    out = capsys.readouterr().out
+    assert "A\\x1b[2J" in out and "log\x1b[32m" in out
+    assert type(sys.stdout).__name__ != "_Printable"  # taken away when done

@@ -1353,7 +1353,8 @@ def one_line(message: object) -> str:
 class _Printable:
     """Standard output for reports that show names from the data: control characters (a
     terminal's escape sequences, a carriage return) are written escaped, as repr()
-    writes them, so a column named so cannot recolour, clear or retitle the terminal."""
+    writes them, so a column named so cannot recolour, clear or retitle the terminal.
+    Only the thread running the command is escaped; other threads write as they wrote."""
 
     _ESCAPED: ClassVar[dict[int, str]] = {
         c: repr(chr(c))[1:-1] for c in [*range(32), *range(127, 160)] if c not in (9, 10)
@@ -1361,10 +1362,16 @@ class _Printable:
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
+        self._owner: int | None = threading.get_ident()  # None: done, writes pass through
 
     def write(self, text: str) -> int:
-        self._stream.write(text.translate(self._ESCAPED))
+        escaping = self._owner == threading.get_ident()
+        self._stream.write(text.translate(self._ESCAPED) if escaping else text)
         return len(text)  # what the caller wrote, as a stream says
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
@@ -1372,15 +1379,21 @@ class _Printable:
 
 @contextlib.contextmanager
 def printable_output(reporting: bool):
-    """sys.stdout as ``_Printable`` while a report runs (not predict's CSV: exact data)."""
+    """sys.stdout as ``_Printable`` while a report runs (not predict's CSV: exact data).
+    Commands run at once in several threads each escape only their own writes; each
+    wrapper, when done, passes through, and is taken away when it is on top."""
     if not reporting or sys.stdout is None:
         yield
         return
-    stream = sys.stdout
-    sys.stdout = _Printable(stream)
+    wrapper = _Printable(sys.stdout)
+    sys.stdout = wrapper
     try:
         yield
     finally:
+        wrapper._owner = None
+        stream = sys.stdout
+        while isinstance(stream, _Printable) and stream._owner is None:
+            stream = stream._stream  # finished wrappers on top (ours, or another thread's)
         if isinstance(sys.stdout, _Printable):  # a rank's devnull stays
             sys.stdout = stream
 

@@ -26,6 +26,7 @@ import numpy as np
 from wxb.errors import DataError
 from wxb.tables import (
     BOOLEAN_TEXT,
+    HEX_CODE,
     NA_VALUES,
     Column,
     Reading,
@@ -661,7 +662,7 @@ def _number_cell(text: str, decimal: str) -> float | None:
     """A number rule's cell written as text: a number, or a hexadecimal code ('0x1F'), which
     a model trained before such codes were read as text took as that whole number."""
     number = number_from_text(text, decimal)
-    if number is None and re.fullmatch(r"[+-]?0[xX][0-9a-fA-F]+", text.strip()):
+    if number is None and HEX_CODE.fullmatch(text.strip()):
         return float(int(text.strip(), 16))
     return number
 

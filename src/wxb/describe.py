@@ -331,7 +331,7 @@ class Summary:
 
 _MARKDOWN = {
     **{ord(c): f"\\{c}" for c in "\\`*_[]|#"},
-    ord("<"): "&lt;", ord(">"): "&gt;", ord("&"): "&amp;", ord("\n"): " ",
+    ord("<"): "&lt;", ord(">"): "&gt;", ord("&"): "&amp;", ord("\n"): " ", ord("\r"): " ",
 }  # fmt: skip
 
 

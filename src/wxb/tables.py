@@ -411,8 +411,12 @@ def read_csv(
     read_names = reading.wanted(header)
     for name in _coarsened_in(sample, types, parse, null_values, decimal):
         types[name] = pa.float64()  # a timestamp near 1.7e9: float32 would step by 128
-    for name in _codes_in(sample, types, parse, null_values):
-        types[name] = pa.string()  # 20-digit or hexadecimal codes: text, as pandas reads them
+    if comment is None and re.search(r"\d{19}", sample):  # the first block pyarrow typed
+        block = _sample(path, compression, encoding, read.block_size)
+    else:
+        block = sample
+    for name in _codes_in(block, types, parse, null_values):
+        types[name] = pa.string()  # codes past int64 or hexadecimal: text, as pandas reads them
     for name in reading.targets & set(header):
         types[name] = pa.string()  # typed after reading, from its text (_typed_target)
     bad_rows.clear()  # the first look reported its block's rows already
@@ -435,10 +439,11 @@ def read_csv(
                 continue
             if column is None or pa.types.is_string(types[column]):
                 raise DataError(f"{source}: cannot read as CSV ({_arrow_message(exc)})") from None
-            if pa.types.is_integer(types[column]):  # whole numbers, then a 12.5: numbers
+            if pa.types.is_integer(types[column]) and not _past_int64(str(exc)):
+                # whole numbers, then a 12.5: numbers
                 wide = column in reading.keep_float64 or not reading.float32
                 types[column] = pa.float64() if wide else pa.float32()
-            else:
+            else:  # a word, or a code past int64 (float64 would merge such codes): text
                 types[column] = pa.string()
             bad_rows.clear()
             stream = _rewound(stream, path, compression)
@@ -448,7 +453,11 @@ def read_csv(
                 f"{source}: not {encoding} text ({exc.reason} at byte {exc.start}); give "
                 "--encoding (e.g. latin-1)"
             ) from None
-        if bad_rows and not parse.newlines_in_values:  # a quoted line break cut by a block
+        if (
+            bad_rows
+            and not parse.newlines_in_values
+            and any('"' in (row.text or "") for row in bad_rows)
+        ):  # a quoted line break a block cut: read again, splitting on quotes
             parse.newlines_in_values = True
             bad_rows.clear()
             stream = _rewound(stream, path, compression)
@@ -500,14 +509,17 @@ def _quoted_line_breaks(sample: str, sep: str) -> bool:
         return False
 
 
+MAX_BLOCK = 2**31 - 1  # pyarrow's largest block: a cell beyond it cannot be read
+
+
 def _read_again_wider(message: str, parse: Any, read: Any) -> bool:
     """Set the reader for what pyarrow's message says it lacked: line breaks in quoted
     cells, or a block that holds a whole row (a cell over 1 MiB); False if neither."""
     if "newlines_in_values" in message and not parse.newlines_in_values:
         parse.newlines_in_values = True
         return True
-    if "straddl" in message and read.block_size < 1 << 30:
-        read.block_size *= 16
+    if "straddl" in message and read.block_size < MAX_BLOCK:
+        read.block_size = min(read.block_size * 16, MAX_BLOCK)  # pyarrow's is an int32
         return True
     return False
 
@@ -613,7 +625,7 @@ def _codes_in(sample: str, types: dict, parse, null_values) -> list[str]:
     numbers = [
         n for n, kind in types.items() if pa.types.is_floating(kind) or pa.types.is_integer(kind)
     ]
-    if not numbers or not re.search(r"\d{20}|0[xX][0-9a-fA-F]", sample):
+    if not numbers or not re.search(r"\d{19}|0[xX][0-9a-fA-F]", sample):
         return []
     import pyarrow.compute as pc
 
@@ -634,9 +646,9 @@ def _codes_in(sample: str, types: dict, parse, null_values) -> list[str]:
         cells = pc.utf8_trim_whitespace(first.column(name))
         if first.column(name).null_count == first.num_rows:
             continue
-        long = pc.all(pc.match_substring_regex(cells, f"^{_LONG_DIGITS.pattern}$")).as_py()
-        hexadecimal = pc.any(pc.match_substring_regex(cells, r"^[+-]?0[xX][0-9a-fA-F]+$"))
-        if long or hexadecimal.as_py():
+        digits = pc.filter(cells, pc.match_substring_regex(cells, r"^[+-]?\d{19,}$"))
+        hexadecimal = pc.any(pc.match_substring_regex(cells, f"^{HEX_CODE.pattern}$")).as_py()
+        if hexadecimal or any(_beyond_int64(v) for v in digits.to_pylist()):
             codes.append(name)
     return codes
 
@@ -751,8 +763,24 @@ def _is_code(text: str) -> bool:
 
 # 1,234.5 or 1.234,5 or 1 234: digits in groups of three after the first
 _GROUPED = re.compile(r"[-+]?\d{1,3}([,. \u00a0'_]\d{3})+([.,]\d+)?")
-# digits past int64's range, written out: a code (an order number), not a measure
-_LONG_DIGITS = re.compile(r"[+-]?\d{20,}")
+# a hexadecimal code ('0x80070005', an error code): text, as pandas reads it
+HEX_CODE = re.compile(r"[+-]?0[xX][0-9a-fA-F]+")
+
+
+def _beyond_int64(text: str) -> bool:
+    """Whether ``text`` writes a whole number past int64's range (a 19- or 20-digit
+    order number): a code, which float64 would round into its neighbours."""
+    text = text.strip()
+    digits = text.lstrip("+-")
+    return len(digits) >= 19 and digits.isdigit() and not -(2**63) <= int(text) < 2**63
+
+
+def _past_int64(message: str) -> bool:
+    """Whether pyarrow's conversion error names a whole number past int64's range."""
+    found = re.search(r"invalid value '([^']*)'", message)
+    return bool(found) and _beyond_int64(found.group(1))
+
+
 # a number with a decimal comma, as '70,5' is written where the decimal mark is ','
 _COMMA_DECIMAL = re.compile(r"[-+]?\d+,\d+")
 # digits with dots, as 1.234,5 is written where the decimal mark is ',' ('n.a.' is a word)
@@ -793,8 +821,8 @@ def text_as_numbers(column: Column, table: Table) -> tuple[Column, str]:
     if not bad:
         if not np.isfinite(numbers[present]).all():
             return column, ""  # 'inf' or 'nan' spelled out: leave it to be text
-        if any(_LONG_DIGITS.fullmatch(column.values[i]) for i in present):
-            return column, ""  # a 20-digit code: float64 would round codes into each other
+        if any(_beyond_int64(column.values[i]) for i in present):
+            return column, ""  # a code past int64: float64 would round codes into each other
         return Column(column.name, "number", numbers), ""
     share = 1 - len(bad) / len(present)
     word = column.values[bad[0]]
@@ -1037,7 +1065,7 @@ def _typed_target(text: Any, markers: list[str], decimal: str) -> Any:
     whole = pc.all(pc.match_substring_regex(cells, r"^[+-]?\d+$")).as_py()
     if whole and pc.any(pc.match_substring_regex(cells, r"^[+-]?0\d")).as_py():
         return text  # '007' beside '7': labels (a price written 0010.31 is a number)
-    if pc.any(pc.match_substring_regex(cells, r"^[+-]?0[xX][0-9a-fA-F]+$")).as_py():
+    if pc.any(pc.match_substring_regex(cells, f"^{HEX_CODE.pattern}$")).as_py():
         return text  # '0x1F': a code, as _codes_in reads a feature column of them
     if decimal == "," and pc.any(pc.match_substring_regex(cells, r"\.")).as_py():
         return text  # '1.234' where ',' is the decimal mark: a thousands group, not 1.234
@@ -1050,8 +1078,8 @@ def _typed_target(text: Any, markers: list[str], decimal: str) -> Any:
                           pa.float64())  # fmt: skip
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return text
-    codes = pc.any(pc.match_substring_regex(cells, f"^{_LONG_DIGITS.pattern}$")).as_py()
-    return text if codes else numbers
+    digits = pc.filter(cells, pc.match_substring_regex(cells, r"^[+-]?\d{19,}$")).to_pylist()
+    return text if any(_beyond_int64(v) for v in digits) else numbers
 
 
 def rounding_steps(X: np.ndarray, dtype: Any) -> tuple[np.ndarray, ...]:
@@ -1251,11 +1279,15 @@ def _text_or_none(value: object, markers: set[str]) -> str | None:
 
 def _all_numbers(values: np.ndarray) -> np.ndarray | None:
     """Text cells as numbers when every one is a number as a file's cell reads ('1_000',
-    which float() takes, is not); None otherwise."""
-    numbers = [np.nan if v is None else number_from_text(v) for v in values]
-    if any(n is None for n in numbers):
-        return None
-    return np.array(numbers, dtype=np.float64)
+    which float() takes, is not; a code past int64 is text); None otherwise, told at
+    the first cell that is not."""
+    numbers = np.empty(len(values), dtype=np.float64)
+    for row, value in enumerate(values):
+        number = np.nan if value is None else number_from_text(value)
+        if number is None or (value is not None and _beyond_int64(value)):
+            return None
+        numbers[row] = number
+    return numbers
 
 
 def _checked(columns: dict[str, Column], source: str) -> Table:
