@@ -237,3 +237,11 @@ def test_scores_just_short_of_one_are_not_printed_as_one(rng):
     for value in (0.9999999999999998, 0.999996, -0.99999999, 1 - rng.uniform(1e-12, 1e-5)):
         assert float(figure_text(value)) == value or abs(float(figure_text(value))) < 1
     assert figure_text(1.0) == "1.0000"
+
+
+def test_a_pyarrow_record_batch_reads_as_its_table():
+    import pyarrow as pa
+
+    batch = pa.RecordBatch.from_pydict({"a": [1.5, 2.5], "c": ["u", "v"]})
+    table = wxb.read_table(batch)
+    assert table.names == ["a", "c"] and list(table["c"].values) == ["u", "v"]

@@ -268,6 +268,8 @@ def from_object(data: object, source: str = "table", reading: Reading | None = N
             raise DataError(f"{source}: a column cannot be read ({exc})") from None
         return check_values(from_arrow(arrow, source, reading))
     if module == "pyarrow" and hasattr(data, "column_names"):
+        if isinstance(data, pa.RecordBatch):  # one batch: as a table of one chunk
+            data = pa.Table.from_batches([data])
         index = _pandas_index_columns(data.schema) if hasattr(data, "schema") else set()
         if index:  # a Table read from a pandas-written file: its index is not data
             data = data.drop_columns([n for n in data.column_names if n in index])
