@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -240,8 +241,55 @@ def test_scores_just_short_of_one_are_not_printed_as_one(rng):
 
 
 def test_a_pyarrow_record_batch_reads_as_its_table():
-    import pyarrow as pa
-
     batch = pa.RecordBatch.from_pydict({"a": [1.5, 2.5], "c": ["u", "v"]})
     table = wxb.read_table(batch)
     assert table.names == ["a", "c"] and list(table["c"].values) == ["u", "v"]
+
+
+def _net(rng, inputs: int = 2, outputs: int = 2) -> Sequential:
+    return Sequential(Dense(inputs, outputs, seed=int(rng.integers(2**31)))).to("float64")
+
+
+def test_text_labels_of_pandas_string_dtype_are_refused_not_parsed(rng):
+    X = rng.normal(size=(6, 2))
+    labels = pd.Series(["0", "00", "1", "0", "00", "1"], dtype="string")  # '0', '00': two
+    with pytest.raises(DataError, match="class labels"):
+        wxb.fit(_net(rng), X, labels, epochs=1)
+
+
+def test_one_hot_targets_in_another_order_are_refused(rng):
+    n = 30
+    X = rng.normal(size=(n, 2))
+    Y = pd.get_dummies(pd.Series(rng.choice(["hi", "lo", "mid"], n))).astype(float)
+    model = _net(rng, 2, 3)
+    wxb.fit(model, X, Y, epochs=1)
+    assert model.info["classes"] == ["hi", "lo", "mid"]
+    for call in (
+        lambda: wxb.fit(model, X, Y[["mid", "hi", "lo"]], epochs=1),
+        lambda: wxb.evaluate(model, X, Y[["mid", "hi", "lo"]]),
+    ):
+        with pytest.raises(DataError, match="another order"):
+            call()
+    assert model.info["classes"] == ["hi", "lo", "mid"]
+
+
+def test_hexadecimal_text_in_a_number_column_is_refused_from_python(rng):
+    frame = pd.DataFrame({"code": ["0x1F", "0x20", "0x2A"], "x": rng.normal(size=3)})
+    with pytest.raises(DataError, match="'0x1F' is text"):
+        wxb.fit(_net(rng), frame, np.array([0, 1, 0]), epochs=1)
+
+
+def test_column_names_are_recorded_as_the_reader_names_them(rng):
+    n = 12
+    frame = pd.DataFrame({" a": rng.normal(size=n), "b ": rng.normal(size=n)})
+    y = rng.integers(0, 2, n)
+    model = _net(rng)
+    wxb.fit(model, frame, y, epochs=1)
+    assert model.info["feature_names"] == ["a", "b"]
+    model.predict(frame)  # the same DataFrame, spaces and all
+    shuffled = frame.rename(columns=str.strip).sample(n, random_state=0)
+    arrow = pa.Table.from_pandas(shuffled)  # carries '__index_level_0__'
+    model2 = _net(rng)
+    wxb.fit(model2, arrow, y, epochs=1)
+    assert model2.info["feature_names"] == ["a", "b"]
+    model2.predict(arrow)

@@ -26,7 +26,6 @@ import numpy as np
 from wxb.errors import DataError
 from wxb.tables import (
     BOOLEAN_TEXT,
-    HEX_CODE,
     NA_VALUES,
     Column,
     Reading,
@@ -346,7 +345,7 @@ class TableEncoder:
                 numbers = [
                     np.nan
                     if v is None
-                    else words.get(v.strip().lower(), _number_cell(v, table.decimal))
+                    else words.get(v.strip().lower(), number_from_text(v, table.decimal))
                     for v in column.values
                 ]
                 row = next((i for i, v in enumerate(numbers) if v is None), -1)
@@ -656,15 +655,6 @@ def rows_for_model(info: dict[str, Any], X: object, dtype: Any, where: str = "ta
         return X
     reading = Reading(**reading_for(info))  # as wxb predict reads a file
     return table_matrix(info, from_object(X, where, reading), dtype)
-
-
-def _number_cell(text: str, decimal: str) -> float | None:
-    """A number rule's cell written as text: a number, or a hexadecimal code ('0x1F'), which
-    a model trained before such codes were read as text took as that whole number."""
-    number = number_from_text(text, decimal)
-    if number is None and HEX_CODE.fullmatch(text.strip()):
-        return float(int(text.strip(), 16))
-    return number
 
 
 def reading_for(info: dict[str, Any]) -> dict[str, Any]:

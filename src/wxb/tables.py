@@ -237,11 +237,20 @@ def is_tabular(X: object) -> bool:
 
 
 def column_names(X: object) -> list[str]:
-    """The column names of a table ``is_tabular`` accepts, in its order."""
+    """The column names of a table ``is_tabular`` accepts, in its order, as the reader
+    names them: without the spaces around them, an empty one 'Unnamed: N', and not
+    pandas' index stored in a pyarrow Table ('__index_level_0__')."""
+    if isinstance(X, Table):
+        return X.names
     if isinstance(X, dict):
-        return [str(name) for name in X]
-    names = getattr(X, "column_names", None)  # pyarrow
-    return [str(name) for name in (names if names is not None else X.columns)]
+        raw = [str(name) for name in X]
+    else:
+        names = getattr(X, "column_names", None)  # pyarrow
+        raw = [str(name) for name in (names if names is not None else X.columns)]
+        if names is not None and hasattr(X, "schema"):
+            index = _pandas_index_columns(X.schema)
+            raw = [name for name in raw if name not in index]
+    return [name.strip() or f"Unnamed: {i}" for i, name in enumerate(raw)]
 
 
 def from_object(data: object, source: str = "table", reading: Reading | None = None) -> Table:

@@ -215,6 +215,7 @@ def evaluate(
     every label is, as scikit-learn's ``accuracy_score`` counts them."""
     loss_fn = get_loss(loss)
     batch_size = _whole(batch_size, "batch_size")
+    _check_target_order(model.info, y)
     X_arr = validation.as_features(rows_by_name(model.info, X, model.dtype), model.dtype, "X")
     shape = output_shape(model, X_arr)
     y_arr = _prepare_targets(loss_fn, y, _figure_dtype(loss_fn, model.dtype), shape, "y")
@@ -463,6 +464,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         )
     dtype = model.dtype
     names = _feature_names(model, X, "X")
+    _check_target_order(model.info, y)
     X_arr = validation.as_features(_through_stage(model, X, "X"), dtype, "X", check=ranks is None)
     if ranks is not None:
         _check_finite_together(X_arr, "X", ranks)
@@ -1125,6 +1127,20 @@ def _record_loss(info: dict, loss_fn: Loss, y: np.ndarray) -> None:
         info["multilabel"] = True  # a sigmoid per output, as scikit-learn's multilabel MLP
     else:
         info.pop("multilabel", None)
+
+
+def _check_target_order(info: dict, y: object, where: str = "y") -> None:
+    """Several target columns that are the model's own, in another order: refused, as X's
+    are (the outputs follow the order the model learnt; one-hot classes renamed by
+    position would be predicted under each other's names)."""
+    if not is_tabular(y):
+        return
+    names, own = column_names(y), info.get("targets")
+    if own and len(own) > 1 and sorted(names) == sorted(own) and names != list(own):
+        raise DataError(
+            f"{where}'s columns {names[:8]} are the model's targets in another order "
+            f"({list(own)[:8]}); select them as y[names]"
+        )
 
 
 def _record_target_names(info: dict, y: object, y_arr: np.ndarray, kind: type | None) -> None:

@@ -185,6 +185,8 @@ def numbers_from_pandas(data: object) -> object:
         if len(set(kinds)) == 1 or not all(kind.kind in "biuf" for kind in kinds):
             return data  # one dtype, as NumPy reads it; or text, named by the caller
         return data.to_numpy(dtype=np.float64)  # floats beside bools: NumPy reads objects
+    if any(str(kind) in ("str", "string") or str(kind).startswith("string[") for kind in kinds):
+        return data  # text ('0' and '00' are two labels): named by the caller as it is
     numpy_kinds = [getattr(kind, "numpy_dtype", None) for kind in kinds]  # Int64 → int64
     whole = all(
         isinstance(k, np.dtype) and k.kind in "iu" and not (k.kind == "u" and k.itemsize == 8)
