@@ -293,3 +293,23 @@ def test_column_names_are_recorded_as_the_reader_names_them(rng):
     wxb.fit(model2, arrow, y, epochs=1)
     assert model2.info["feature_names"] == ["a", "b"]
     model2.predict(arrow)
+
+
+def test_models_from_before_codes_were_text_still_read_their_files(tmp_path, rng, capsys):
+    # before, pyarrow read '0x1F' as 31: such a model's classes and number columns are the
+    # numbers; its own files must still evaluate, explain and predict
+    n = 60
+    y = rng.choice([31, 42], n)
+    x = (y == 42) + rng.normal(scale=0.1, size=n)
+    pd.DataFrame({"x": x.round(3), "code": rng.choice([31, 32], n), "y": y}).to_csv(
+        tmp_path / "t.csv", index=False
+    )
+    model = trained(capsys, tmp_path / "t.csv", "--target", "y", "--features", "x,code")
+    assert wxb.load(model).info["classes"] == [31, 42]
+    hexed = pd.DataFrame({"x": x.round(3), "code": rng.choice(["0x1F", "0x20"], n)})
+    hexed["y"] = ["0x1F" if v == 31 else "0x2A" for v in y]
+    hexed.to_csv(tmp_path / "h.csv", index=False)
+    for command in (("eval", model, tmp_path / "h.csv"), ("predict", model, tmp_path / "h.csv"),
+                    ("explain", model, "--data", tmp_path / "h.csv")):  # fmt: skip
+        code, _, err = run(capsys, *command)
+        assert code == 0, (command, err)

@@ -26,6 +26,7 @@ import numpy as np
 from wxb.errors import DataError
 from wxb.tables import (
     BOOLEAN_TEXT,
+    HEX_CODE,
     NA_VALUES,
     Column,
     Reading,
@@ -229,6 +230,9 @@ class TableEncoder:
         self.na_values = [str(v) for v in na_values]  # the user's own missing markers
         # the markers every file was read with when the model was trained
         self.always_na = [str(v) for v in always_na]
+        # a saved table stage's number columns take a hexadecimal cell as its number: files
+        # read before such codes were text gave it them so (a Python fit's refuses it)
+        self.hex_numbers = False
 
     @property
     def markers(self) -> list[str]:
@@ -345,7 +349,7 @@ class TableEncoder:
                 numbers = [
                     np.nan
                     if v is None
-                    else words.get(v.strip().lower(), number_from_text(v, table.decimal))
+                    else words.get(v.strip().lower(), self._number_cell(v, table.decimal))
                     for v in column.values
                 ]
                 row = next((i for i, v in enumerate(numbers) if v is None), -1)
@@ -411,12 +415,21 @@ class TableEncoder:
         always = record.get("always_na_values", [*NA_VALUES, *LEGACY_NA_VALUES])
         if not isinstance(markers, list) or not isinstance(always, list):
             raise DataError(f"{where}: its table stage is malformed (na_values)")
-        return cls(rules, markers, always)
+        encoder = cls(rules, markers, always)
+        encoder.hex_numbers = True
+        return encoder
 
     @classmethod
     def plain(cls, names: Sequence[str]) -> TableEncoder:
         """Number columns taken as they are (a model trained without a table stage)."""
         return cls([ColumnRule(name, "number", float("nan")) for name in names])
+
+    def _number_cell(self, text: str, decimal: str) -> float | None:
+        """A number column's cell written as text: its number, or None (refused)."""
+        number = number_from_text(text, decimal)
+        if number is None and self.hex_numbers and HEX_CODE.fullmatch(text.strip()):
+            return float(int(text.strip(), 16))
+        return number
 
     def describe(self) -> list[str]:
         """One line per raw column: what it becomes."""
@@ -480,6 +493,8 @@ def explain_row(encoder: TableEncoder, table: Table, row: int) -> list[str]:
         if missing:
             shown = MISSING
         elif rule.kind == "text":
+            shown = repr(value)
+        elif column.kind == "text":  # a number column's cell written as text ('0x1F', 'true')
             shown = repr(value)
         else:
             shown = str(bool(value)) if column.kind == "bool" else _number_text(value)

@@ -426,7 +426,10 @@ def read_csv(
         block = _sample(path, compression, encoding, read.block_size)
     else:
         block = sample
+    scored = reading.keep_float64 - reading.targets  # a saved model's target, as trained
     for name in _codes_in(block, types, parse, null_values):
+        if name in scored:
+            continue
         types[name] = pa.string()  # codes past int64 or hexadecimal: text, as pandas reads them
     for name in reading.targets & set(header):
         types[name] = pa.string()  # typed after reading, from its text (_typed_target)
@@ -450,7 +453,9 @@ def read_csv(
                 continue
             if column is None or pa.types.is_string(types[column]):
                 raise DataError(f"{source}: cannot read as CSV ({_arrow_message(exc)})") from None
-            if pa.types.is_integer(types[column]) and not _past_int64(str(exc)):
+            if pa.types.is_integer(types[column]) and (
+                not _past_int64(str(exc)) or column in reading.keep_float64 - reading.targets
+            ):
                 # whole numbers, then a 12.5: numbers
                 wide = column in reading.keep_float64 or not reading.float32
                 types[column] = pa.float64() if wide else pa.float32()
