@@ -313,3 +313,24 @@ def test_models_from_before_codes_were_text_still_read_their_files(tmp_path, rng
                     ("explain", model, "--data", tmp_path / "h.csv")):  # fmt: skip
         code, _, err = run(capsys, *command)
         assert code == 0, (command, err)
+
+
+@pytest.mark.parametrize("loss,outputs", [("cross_entropy", 2), ("bce_with_logits", 1)])
+def test_a_boolean_target_fitted_in_python_is_evaluated_by_the_cli(
+    tmp_path, rng, capsys, loss, outputs
+):
+    n = 40
+    X = pd.DataFrame({"a": rng.normal(size=n).round(3)})
+    churn = pd.Series(X["a"] + rng.normal(scale=0.5, size=n) > 0, name="churn")
+    model = _net(rng, 1, outputs)
+    wxb.fit(model, X, churn.astype(float).to_frame() if outputs == 1 else churn, loss=loss,
+            epochs=3)  # fmt: skip
+    if outputs == 1:  # one logit: the same target as booleans, recorded again
+        wxb.fit(model, X, churn.to_frame(), loss=loss, epochs=1)
+    assert model.info["classes"] == ["False", "True"]
+    wxb.save(model, tmp_path / "m.safetensors")
+    X.assign(churn=churn).to_csv(tmp_path / "rows.csv", index=False)
+    code, out, err = run(capsys, "eval", tmp_path / "m.safetensors", tmp_path / "rows.csv")
+    assert code == 0, err
+    expected = wxb.evaluate(model, X, churn.to_frame() if outputs == 1 else churn, loss=loss)
+    assert f"accuracy {expected['accuracy']:.4f}" in out

@@ -568,7 +568,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         model.info["feature_names"] = names
     _update_training_record(model.info, X_arr, X_val)
     _record_loss(model.info, loss_fn, y_arr)
-    _record_target_names(model.info, y, y_arr, kind)
+    _record_target_names(model.info, y, y_arr, kind, shape)
     history = History(engine="planned" if planned else "graph")
     if not planned:
         history.engine_reason = PlannedStep.why_not(model, opt, loss_fn)
@@ -1143,10 +1143,13 @@ def _check_target_order(info: dict, y: object, where: str = "y") -> None:
         )
 
 
-def _record_target_names(info: dict, y: object, y_arr: np.ndarray, kind: type | None) -> None:
+def _record_target_names(
+    info: dict, y: object, y_arr: np.ndarray, kind: type | None, shape: tuple[int, ...] = ()
+) -> None:
     """A named target (a pandas Series, a DataFrame's columns), as wxb train records it:
     wxb predict then heads each output with its name, and wxb eval finds the column. A
-    classifier's several columns (one-hot rows, probabilities, labels) are its classes."""
+    classifier's several columns (one-hot rows, probabilities, labels) are its classes;
+    a boolean target's are False and True, as wxb train names a boolean column's."""
     names = column_names(y) if is_tabular(y) else None
     series = type(y).__module__.split(".")[0] == "pandas" and getattr(y, "ndim", 0) == 1
     if series and y.name is not None:
@@ -1156,6 +1159,11 @@ def _record_target_names(info: dict, y: object, y_arr: np.ndarray, kind: type | 
     info["target"], info["targets"] = ",".join(names), names
     if len(names) > 1 and kind in (CrossEntropyLoss, BCEWithLogitsLoss):
         info["classes"] = names  # one-hot rows, probabilities or labels, as wxb train reads them
+    width = shape[0] if shape else 1
+    dtypes = np.atleast_1d(np.asarray(getattr(y, "dtypes", getattr(y, "dtype", None)), object))
+    boolean = len(names) == 1 and {str(k) for k in dtypes} <= {"bool", "boolean"}
+    if boolean and (kind, width) in ((CrossEntropyLoss, 2), (BCEWithLogitsLoss, 1)):
+        info["classes"] = ["False", "True"]  # index 0 is False, as bool → int reads it
 
 
 def _through_stage(model: Module, X: object, where: str) -> object:
