@@ -5,38 +5,22 @@ in one line; expected values come from pandas or from the data, never from wxb."
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from cli_run import FAST, run, trained
+from cli_run import predicted as predicted_csv
 
 import wxb
-from wxb.cli import main
 from wxb.prepare import training_table
 from wxb.tables import read_table
 
-FAST = ("--hidden", "8", "--epochs", "3", "-q")
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def trained(capsys, data, *extra):
-    model = Path(data).with_name("model.safetensors")
-    code, _, err = run(capsys, "train", "--data", data, *FAST, "-o", model, *extra)
-    assert code == 0, err
-    return model
-
 
 def predicted(capsys, model, data, *extra) -> pd.DataFrame:
-    code, out, err = run(capsys, "predict", model, data, *extra)
-    assert code == 0, err
-    return pd.read_csv(io.StringIO(out), dtype=str, keep_default_na=False)
+    """Predictions as written: every cell text, none read as a gap."""
+    return predicted_csv(capsys, model, data, *extra, dtype=str, keep_default_na=False)
 
 
 def test_the_index_pandas_writes_into_parquet_is_not_a_feature(tmp_path, rng, capsys):

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from cli_run import run
 
 import wxb
 from wxb.cli import main
@@ -19,12 +20,6 @@ from wxb.errors import DataError
 from wxb.nn import Dense, Sequential
 
 ESCAPE = "\x1b[2J\x1b[31m"  # clear the screen, then red
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture

@@ -13,18 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from cli_run import run
 from sklearn.metrics import accuracy_score, mean_squared_error, r2_score
 
 import wxb
-from wxb.cli import main
 from wxb.metrics import format_regression, regression_figures
 from wxb.nn import Dense, Sequential
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

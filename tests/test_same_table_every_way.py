@@ -5,34 +5,18 @@ same way by the models saved before. Expected values come from the data or panda
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from cli_run import FAST, run, trained
 
 import wxb
-from wxb.cli import main
 from wxb.columns import rows_for_model
 from wxb.errors import DataError
 from wxb.nn import Dense, Module, Sequential
-
-FAST = ("--hidden", "8", "--epochs", "3", "-q")
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def trained(capsys, data: Path, *extra) -> Path:
-    model = data.with_name("model.safetensors")
-    code, _, err = run(capsys, "train", "--data", data, *FAST, "-o", model, *extra)
-    assert code == 0, err
-    return model
 
 
 def test_a_missing_marker_number_is_a_gap_in_a_column_that_also_holds_words(tmp_path, rng, capsys):

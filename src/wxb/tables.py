@@ -420,13 +420,13 @@ def read_csv(
     header = list(types)
     _refuse_duplicates(header, source)
     read_names = reading.wanted(header)
+    scored = reading.keep_float64 - reading.targets  # a saved model's target, as trained
     for name in _coarsened_in(sample, types, parse, null_values, decimal):
         types[name] = pa.float64()  # a timestamp near 1.7e9: float32 would step by 128
     if comment is None and re.search(r"\d{19}", sample):  # the first block pyarrow typed
         block = _sample(path, compression, encoding, read.block_size)
     else:
         block = sample
-    scored = reading.keep_float64 - reading.targets  # a saved model's target, as trained
     for name in _codes_in(block, types, parse, null_values):
         if name in scored:
             continue
@@ -454,7 +454,7 @@ def read_csv(
             if column is None or pa.types.is_string(types[column]):
                 raise DataError(f"{source}: cannot read as CSV ({_arrow_message(exc)})") from None
             if pa.types.is_integer(types[column]) and (
-                not _past_int64(str(exc)) or column in reading.keep_float64 - reading.targets
+                not _past_int64(str(exc)) or column in scored
             ):
                 # whole numbers, then a 12.5: numbers
                 wide = column in reading.keep_float64 or not reading.float32
@@ -610,18 +610,13 @@ def _coarsened_in(sample: str, types: dict, parse, null_values, decimal) -> list
     narrow = [i for i, kind in enumerate(types.values()) if pa.types.is_float32(kind)]
     if not narrow:
         return []
-    text = sample.lstrip("\n\r")
-    text = text[: text.rfind("\n") + 1]  # whole lines only
     names = list(types)
     convert = pcsv.ConvertOptions(  # as floats: whole numbers first would read as int64
         column_types={names[i]: pa.float64() for i in narrow},
         null_values=null_values, strings_can_be_null=True, decimal_point=decimal,
     )  # fmt: skip
-    try:
-        first = pcsv.read_csv(io.BytesIO(text.encode()), read_options=pcsv.ReadOptions(
-                              column_names=names, skip_rows=1), parse_options=parse,
-                              convert_options=convert)  # fmt: skip
-    except (pa.ArrowInvalid, UnicodeError):  # a quoted line break cut: no finding
+    first = _sample_table(sample, names, parse, convert)
+    if first is None:
         return []
     return [
         names[i]
@@ -632,11 +627,23 @@ def _coarsened_in(sample: str, types: dict, parse, null_values, decimal) -> list
     ]
 
 
+def _sample_table(sample: str, names: list[str], parse: Any, convert: Any) -> Any | None:
+    """The sample's whole lines read as ``convert`` says (None where they cannot be: a
+    quoted line break cut at the sample's end)."""
+    pa, pcsv = _pyarrow(), _pyarrow_csv()
+    text = sample.lstrip("\n\r")
+    text = text[: text.rfind("\n") + 1]  # whole lines only
+    options = pcsv.ReadOptions(column_names=names, skip_rows=1)
+    try:
+        return pcsv.read_csv(io.BytesIO(text.encode()), read_options=options,
+                             parse_options=parse, convert_options=convert)  # fmt: skip
+    except (pa.ArrowInvalid, UnicodeError):
+        return None
+
+
 def _codes_in(sample: str, types: dict, parse, null_values) -> list[str]:
-    """The number columns whose cells in the sample are codes, read as text as pandas
-    reads them: whole numbers of 20 digits or more (order numbers past int64, which
-    float64 would round into each other), or hexadecimal ('0x80070005', an error code
-    that pyarrow would read as the number 2147942405)."""
+    """The number columns whose cells in the sample are codes (``_holds_codes``), read
+    as text as pandas reads them."""
     pa, pcsv = _pyarrow(), _pyarrow_csv()
     numbers = [
         n for n, kind in types.items() if pa.types.is_floating(kind) or pa.types.is_integer(kind)
@@ -645,28 +652,26 @@ def _codes_in(sample: str, types: dict, parse, null_values) -> list[str]:
         return []
     import pyarrow.compute as pc
 
-    text = sample.lstrip("\n\r")
-    text = text[: text.rfind("\n") + 1]
     convert = pcsv.ConvertOptions(
         column_types={n: pa.string() for n in numbers}, include_columns=numbers,
         null_values=null_values, strings_can_be_null=True,
     )  # fmt: skip
-    try:
-        first = pcsv.read_csv(io.BytesIO(text.encode()), read_options=pcsv.ReadOptions(
-                              column_names=list(types), skip_rows=1), parse_options=parse,
-                              convert_options=convert)  # fmt: skip
-    except (pa.ArrowInvalid, UnicodeError):
+    first = _sample_table(sample, list(types), parse, convert)
+    if first is None:
         return []
-    codes = []
-    for name in numbers:
-        cells = pc.utf8_trim_whitespace(first.column(name))
-        if first.column(name).null_count == first.num_rows:
-            continue
-        digits = pc.filter(cells, pc.match_substring_regex(cells, r"^[+-]?\d{19,}$"))
-        hexadecimal = pc.any(pc.match_substring_regex(cells, f"^{HEX_CODE.pattern}$")).as_py()
-        if hexadecimal or any(_beyond_int64(v) for v in digits.to_pylist()):
-            codes.append(name)
-    return codes
+    return [name for name in numbers if _holds_codes(pc.utf8_trim_whitespace(first.column(name)))]
+
+
+def _holds_codes(cells: Any) -> bool:
+    """Whether text cells (pyarrow, trimmed) hold a code written with digits: hexadecimal
+    ('0x80070005', an error code pyarrow would read as 2147942405) or a whole number past
+    int64 (a 19- or 20-digit order number, which float64 would round into its neighbours)."""
+    import pyarrow.compute as pc
+
+    if pc.any(pc.match_substring_regex(cells, f"^{HEX_CODE.pattern}$")).as_py():
+        return True
+    digits = pc.filter(cells, pc.match_substring_regex(cells, r"^[+-]?\d{19,}$"))
+    return any(_beyond_int64(v) for v in digits.to_pylist())
 
 
 def _failed_column(message: str, header: list[str]) -> str | None:
@@ -1070,8 +1075,8 @@ def from_arrow(
 
 def _typed_target(text: Any, markers: list[str], decimal: str) -> Any:
     """A CSV target column read as text, as whole numbers or numbers where every cell is
-    one, but kept as text where a cell is a code: '01' and '1' are two classes, '007'
-    stays '007', and 20-digit labels do not round to one float64."""
+    one, but kept as text where the labels are codes: '01' and '1' are two classes, '007'
+    stays '007', and hexadecimal or past-int64 labels (``_holds_codes``) stay as written."""
     pa = _pyarrow()
     import pyarrow.compute as pc
 
@@ -1081,8 +1086,8 @@ def _typed_target(text: Any, markers: list[str], decimal: str) -> Any:
     whole = pc.all(pc.match_substring_regex(cells, r"^[+-]?\d+$")).as_py()
     if whole and pc.any(pc.match_substring_regex(cells, r"^[+-]?0\d")).as_py():
         return text  # '007' beside '7': labels (a price written 0010.31 is a number)
-    if pc.any(pc.match_substring_regex(cells, f"^{HEX_CODE.pattern}$")).as_py():
-        return text  # '0x1F': a code, as _codes_in reads a feature column of them
+    if _holds_codes(cells):
+        return text  # '0x1F', 20 digits: codes, as _codes_in reads a feature column of them
     if decimal == "," and pc.any(pc.match_substring_regex(cells, r"\.")).as_py():
         return text  # '1.234' where ',' is the decimal mark: a thousands group, not 1.234
     try:
@@ -1094,8 +1099,7 @@ def _typed_target(text: Any, markers: list[str], decimal: str) -> Any:
                           pa.float64())  # fmt: skip
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return text
-    digits = pc.filter(cells, pc.match_substring_regex(cells, r"^[+-]?\d{19,}$")).to_pylist()
-    return text if any(_beyond_int64(v) for v in digits) else numbers
+    return numbers
 
 
 def rounding_steps(X: np.ndarray, dtype: Any) -> tuple[np.ndarray, ...]:
