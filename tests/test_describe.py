@@ -674,3 +674,163 @@ def test_names_mermaid_would_read_as_markup_are_escaped(name):
     text = describe.architecture_diagram(model)
     label = next(line for line in text.splitlines() if "lay1[" in line)
     assert "`" not in label and "$$" not in label and "&amp;" not in label
+
+
+# -- a layer a forward of one's own calls more than once (tied weights) -------------------------
+# Each case: the layers by name, as (in, out) from widths n, h, c, and a forward over them
+# (L: the layers by name, r: relu, k: a loop's count) that wxb and torch models both run.
+def _twice(L, r, x, k):
+    return L["fc"](r(L["fc"](x)))
+
+
+def _loop(L, r, x, k):
+    x = r(L["inp"](x))
+    for _ in range(k):
+        x = r(L["fc"](x))
+    return L["out"](x)
+
+
+def _branches(L, r, x, k):
+    a = r(L["inp"](x))
+    return L["out"](L["shared"](a) + L["shared"](r(a)))
+
+
+REUSED = {
+    "twice": (lambda n, h, c: {"fc": (h, h)}, _twice),
+    "loop": (lambda n, h, c: {"inp": (n, h), "fc": (h, h), "out": (h, c)}, _loop),
+    "branches": (lambda n, h, c: {"inp": (n, h), "shared": (h, h), "out": (h, c)}, _branches),
+}
+
+
+class Reusing(Module):
+    """Dense layers called by ``program``; in a ModuleList with ``listed``."""
+
+    def __init__(self, shapes, program, k, dtype, listed=False):
+        super().__init__()
+        dense = [Dense(n, m, dtype=dtype) for n, m in shapes.values()]
+        if listed:
+            self.layers = nn.ModuleList(dense)
+        else:
+            for name, layer in zip(shapes, dense, strict=True):
+                setattr(self, name, layer)
+        self.names, self.program, self.k, self.listed = list(shapes), program, k, listed
+
+    def forward(self, x):
+        layers = self.layers if self.listed else [getattr(self, n) for n in self.names]
+        return self.program(dict(zip(self.names, layers, strict=True)), ops.relu, x, self.k)
+
+
+def reused_case(rng, case, listed=False):
+    """The wxb model, its layers' shapes, the names it calls in order, and its input width."""
+    n, h, c = (int(v) for v in rng.integers(1, 40, size=3))
+    k = int(rng.integers(2, 5))
+    shapes_of, program = REUSED[case]
+    shapes = shapes_of(n, h, c)
+    calls: list[str] = []  # the program run on names alone: which layer, in what order
+
+    def record(name):
+        return lambda x: calls.append(name) or x
+
+    program({name: record(name) for name in shapes}, lambda x: x, 0, k)
+    dtype = rng.choice(["float32", "float64"])
+    model = Reusing(shapes, program, k, dtype, listed)
+    width = next(iter(shapes.values()))[0]
+    assert model(rng.normal(size=(3, width))).shape[0] == 3  # it runs
+    return model, shapes, calls, width
+
+
+def _called(row, names):
+    """The layer a row is of, by its name in the case (a ModuleList's: by index)."""
+    last = row.name.rsplit(".", 1)[-1]
+    return names[int(last)] if last.isdigit() else last
+
+
+@pytest.mark.parametrize(("case", "listed"), [*((c, False) for c in REUSED), ("loop", True)])
+def test_summary_counts_a_reused_layer_once_per_call(rng, case, listed):
+    # the forward's second call of a layer was not counted: FLOPs and the floor too low
+    model, shapes, calls, _ = reused_case(rng, case, listed)
+    batch = int(rng.integers(1, 300))
+    s = describe.summary(model, batch_size=batch, gemm_rate=1e9)
+    forward = training = 0
+    for i, name in enumerate(calls):  # from the shapes, per call (only the first reads X)
+        n, m = shapes[name]
+        forward += 2 * m * n + m  # W·X, +b
+        training += 2 * (2 * m * n + m) + (2 * m * n if i > 0 else 0)  # ∂L/∂W, ∂L/∂b, ∂L/∂X
+    assert (s.forward_flops, s.training_flops) == (forward, training)
+    assert s.rate_floor_s == pytest.approx(training * batch / 1e9, rel=1e-12)
+    # a row per call, as torchinfo's; the parameters once (shared): call 1's row, the total
+    got = sorted((_called(r, list(shapes)), r.call, r.calls) for r in s.rows)
+    assert got == sorted(
+        (x, k, calls.count(x)) for x in set(calls) for k in range(1, calls.count(x) + 1)
+    )
+    assert (
+        s.parameters
+        == sum(r.parameters for r in s.rows)
+        == sum(m * n + m for n, m in shapes.values())
+    )
+    _, body = s.cells()
+    for row, cells in zip(s.rows, body, strict=True):
+        if row.calls > 1:
+            assert cells[0].endswith(f", call {row.call} of {row.calls}")
+            assert (cells[2] == "(shared)") == (row.call > 1)
+
+
+@pytest.mark.parametrize("case", sorted(REUSED))
+def test_summary_flops_of_a_reused_layer_agree_with_torch(rng, case):
+    torch = pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model, shapes, calls, width = reused_case(rng, case)
+    batch = int(rng.integers(1, 64))
+    linear = torch.nn.ModuleDict({name: torch.nn.Linear(n, m) for name, (n, m) in shapes.items()})
+    with FlopCounterMode(display=False) as forward:
+        out = model.program(linear, torch.relu, torch.randn(batch, width), model.k)
+    with FlopCounterMode(display=False) as backward:
+        out.sum().backward()
+    s = describe.summary(model, batch_size=batch)
+    # torch counts the products only: summary's +b and ∂L/∂b (m each per call) taken out
+    bias = batch * sum(shapes[name][1] for name in calls)
+    assert s.forward_flops_per_batch - bias == forward.get_total_flops()
+    total = forward.get_total_flops() + backward.get_total_flops()
+    assert s.training_flops_per_batch - 2 * bias == total
+
+
+def test_a_summary_runs_the_forward_and_leaves_the_model_as_it_was(rng):
+    model, _, calls, width = reused_case(rng, "loop")
+    X = rng.normal(size=(5, width))
+    before = model.predict(X)
+    model.out.forward = own = model.out.forward  # one set on the instance stays
+    s = describe.summary(model)
+    assert all("forward" not in vars(m) for m in (model, model.inp, model.fc))
+    assert vars(model.out)["forward"] is own
+    np.testing.assert_array_equal(model.predict(X), before)
+    assert s.calls_counted and len(s.rows) == len(calls)
+
+
+def test_a_layer_never_called_costs_nothing_and_a_forward_that_cannot_run_says_so(rng):
+    n, m = (int(v) for v in rng.integers(1, 40, size=2))
+
+    class Unused(Module):
+        def __init__(self):
+            super().__init__()
+            self.used, self.spare = Dense(n, m), Dense(n, m)
+
+        def forward(self, x):
+            return self.used(x)
+
+    s = describe.summary(Unused())
+    assert [(r.name, r.call) for r in s.rows] == [("used", 1), ("spare", 0)]
+    assert s.rows[1].forward_flops == s.rows[1].training_flops == 0
+    assert s.parameters == 2 * (n * m + m) and "spare (Dense), not called" in s.text()
+
+    class TwoInputs(Module):
+        def __init__(self):
+            super().__init__()
+            self.a = Dense(n, m)
+
+        def forward(self, x, y):
+            return self.a(x) + self.a(y)
+
+    s = describe.summary(TwoInputs())  # no sample batch runs it: a counted once, and said so
+    assert not s.calls_counted and len(s.rows) == 1
+    assert "did not run on a sample batch" in s.text()

@@ -14,11 +14,13 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
+import threading
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -28,7 +30,7 @@ from wxb.errors import ConfigError
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
 from wxb.nn.module import Module, input_width, stock_kind
 from wxb.nn.sequential import Sequential
-from wxb.tensor import Tensor, graph, topological_order
+from wxb.tensor import Tensor, graph, no_grad, topological_order
 
 STOCK_LAYERS = (Dense, Activation, Dropout, Standardize)
 
@@ -184,6 +186,10 @@ class LayerRow:
     forward_flops: int
     training_flops: int
     activation_bytes: int
+    # a layer a forward calls more than once (tied weights) has a row per call: call k of
+    # calls, its parameters on call 1's row only (0 after); call 0: a layer never called
+    call: int = 1
+    calls: int = 1
 
 
 @dataclass(frozen=True)
@@ -191,7 +197,8 @@ class Summary:
     """What a model holds and what one training step costs, before anything runs.
 
     ``parameters`` counts each parameter once (a shared one is listed under every
-    layer that uses it but counted once here). FLOP and byte totals are per sample;
+    layer that uses it but counted once here; a layer called twice shows its own on
+    its first call's row). FLOP and byte totals are per sample;
     the ``*_per_batch`` properties multiply by ``batch_size``.
     """
 
@@ -204,6 +211,7 @@ class Summary:
     gemm_rate: float | None = None  # FLOP/s of a large GEMM on this machine, if known
     table_stage: list[str] = field(default_factory=list)  # raw columns → inputs, if any
     unknown_order: list[str] = field(default_factory=list)  # containers: see unknown_order()
+    calls_counted: bool = True  # False: a forward of its own did not run on a sample batch
 
     @property
     def forward_flops(self) -> int:
@@ -248,9 +256,9 @@ class Summary:
         ]
         body = [
             [
-                f"{row.name} ({row.type})",
+                f"{row.name} ({row.type}){_call_mark(row)}",
                 _shape(row.output_shape),
-                f"{row.parameters:,}",
+                "(shared)" if row.call > 1 else f"{row.parameters:,}",
                 f"{row.forward_flops:,}",
                 f"{row.training_flops:,}",
                 _bytes(row.activation_bytes),
@@ -281,13 +289,19 @@ class Summary:
         return lines
 
     def order_lines(self) -> list[str]:
-        if not self.unknown_order:
-            return []
-        return [
-            f"{', '.join(self.unknown_order)}: a forward of its own runs these layers in "
-            "the order its code says; they are listed, and ∂L/∂X counted, in registration "
-            "order, and widths between them are not known (?)"
-        ]
+        lines = []
+        if self.unknown_order:
+            lines.append(
+                f"{', '.join(self.unknown_order)}: a forward of its own runs these layers in "
+                "the order its code says; they are listed, and ∂L/∂X counted, in registration "
+                "order, and widths between them are not known (?)"
+            )
+        if not self.calls_counted:
+            lines.append(
+                f"{self.model_type}'s forward did not run on a sample batch: each layer is "
+                "counted once, however many times the forward calls it"
+            )
+        return lines
 
     def text(self) -> str:
         """An aligned table for a terminal, as Keras prints one, with the FLOPs and the floor."""
@@ -329,6 +343,12 @@ class Summary:
         return self.text()
 
 
+def _call_mark(row: LayerRow) -> str:
+    if row.call == 0:
+        return ", not called"
+    return f", call {row.call} of {row.calls}" if row.calls > 1 else ""
+
+
 _MARKDOWN = {
     **{ord(c): f"\\{c}" for c in "\\`*_[]|#"},
     ord("<"): "&lt;", ord(">"): "&gt;", ord("&"): "&amp;", ord("\n"): " ", ord("\r"): " ",
@@ -345,7 +365,10 @@ def summary(model: Module, batch_size: int = 32, gemm_rate: float | None = None)
     """Parameters, FLOPs and activation memory of ``model``, per layer and in total.
 
     Rows: one per layer of a Sequential (nested Sequentials are expanded); for
-    another Module, its sub-modules in registration order.
+    another Module, its sub-modules in registration order. A Module with a forward of
+    its own is run once on a sample batch to count its layers' calls: a layer called
+    k times (tied weights, a loop) has k rows, each costing a call, its parameters
+    counted once; a layer never called costs nothing.
 
     FLOPs (per sample; a multiply-add is 2): Dense m×n costs 2mn for W·X plus m
     for +b forward. Training adds ∂L/∂W = δ·Aᵀ (2mn) and ∂L/∂b (m) for the
@@ -372,7 +395,19 @@ def summary(model: Module, batch_size: int = 32, gemm_rate: float | None = None)
     if gemm_rate is not None and not (math.isfinite(gemm_rate) and gemm_rate > 0):
         raise ConfigError(f"summary gemm_rate must be a positive number (FLOP/s); got {gemm_rate}")
     dtype = model.dtype
-    rows = [_row(layer, dtype.itemsize) for layer in _flatten(_structure(model))]
+    layers = _flatten(_structure(model))
+    listed = Counter(id(layer.module) for layer in layers)
+    calls = _count_calls(model) if _calls_layers_itself(model) else listed
+    rows: list[LayerRow] = []
+    seen: Counter[int] = Counter()
+    for layer in layers:  # the k-th listing of a layer is its k-th call; the last, the rest
+        key = id(layer.module)
+        seen[key] += 1
+        count = (listed if calls is None else calls)[key]
+        last = count if seen[key] == listed[key] else min(seen[key], count)
+        rows += [_row(layer, dtype.itemsize, k, count) for k in range(seen[key], last + 1)]
+        if seen[key] > count:
+            rows.append(_row(layer, dtype.itemsize, 0, count))
     params = model.parameters()
     return Summary(
         model_type=type(model).__name__,
@@ -384,7 +419,57 @@ def summary(model: Module, batch_size: int = 32, gemm_rate: float | None = None)
         gemm_rate=None if gemm_rate is None else float(gemm_rate),
         table_stage=table_stage_lines(model),
         unknown_order=unknown_order(model),
+        calls_counted=calls is not None,
     )
+
+
+def _calls_layers_itself(model: Module) -> bool:
+    """Whether a forward other than Sequential's calls some of the layers (it may call
+    one twice, or not at all)."""
+    return any(
+        _is_container(m) and stock_kind(m, (Sequential,)) is None for _, m in model.named_modules()
+    )
+
+
+def _count_calls(model: Module) -> Counter[int] | None:
+    """How many times one forward of ``model`` calls each leaf layer (by id), counted on
+    a sample batch of the first width that runs; None if none does (a forward taking
+    something else). Each leaf's forward is wrapped on the instance for the run (a
+    Sequential inside then goes layer by layer), and only this thread's calls count."""
+    leaves = {id(m): m for _, m in model.named_modules() if not _is_container(m)}
+    own = {key: vars(m).get("forward") for key, m in leaves.items()}
+    counts: Counter[int] = Counter()
+    thread = threading.get_ident()
+
+    def counting(key: int, forward: Callable[..., Any]) -> Callable[..., Any]:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            if threading.get_ident() == thread:
+                counts[key] += 1
+            return forward(*args, **kwargs)
+
+        return counted
+
+    widths = [_first_width(model), *(getattr(m, "in_features", None) for m in leaves.values())]
+    sample = np.random.default_rng(0).standard_normal((2, max(filter(None, widths), default=1)))
+    try:
+        for key, m in leaves.items():
+            m.forward = counting(key, m.forward)
+        for width in dict.fromkeys(w for w in widths if w):
+            counts.clear()
+            x = Tensor(sample[:, :width].astype(model.dtype))
+            try:
+                with model.evaluating(), no_grad(), np.errstate(all="ignore"):
+                    model(x)
+            except Exception:  # not this width, or not one array: the next
+                continue
+            return counts
+        return None
+    finally:
+        for key, m in leaves.items():
+            if own[key] is None:
+                del m.forward
+            else:
+                m.forward = own[key]
 
 
 MAX_STAGE_LINES = 12  # a wide table's stage folds: the first columns, then a count
@@ -409,10 +494,15 @@ def table_stage_lines(model: Module) -> list[str]:
     return [head, *shown]
 
 
-def _row(layer: _Layer, itemsize: int) -> LayerRow:
+def _row(layer: _Layer, itemsize: int, call: int = 1, calls: int = 1) -> LayerRow:
+    """Layer's row for its ``call``-th call (0: never called, costing nothing)."""
     module = layer.module
     forward = training = 0
-    if _is(module, Dense):
+    # a later call runs after the layer's own trainable parameters (∂L/∂X counted by order)
+    needs_input_grad = layer.needs_input_grad or (
+        call > 1 and any(p.requires_grad for p in module.parameters())
+    )
+    if _is(module, Dense) and call:
         m, n = module.out_features, module.in_features
         bias = m if module.bias is not None else 0
         forward = 2 * m * n + bias
@@ -421,11 +511,11 @@ def _row(layer: _Layer, itemsize: int) -> LayerRow:
             training += 2 * m * n  # ∂L/∂W = δ·Aᵀ
         if bias and module.bias.requires_grad:
             training += bias  # ∂L/∂b = Σ δ
-        if layer.needs_input_grad:
+        if needs_input_grad:
             training += 2 * m * n  # ∂L/∂X = Wᵀ·δ
     width = layer.width_out
     kept = 0
-    if width is not None:
+    if width is not None and call:
         kept = width * itemsize
         if _is(module, Dropout) and module.p > 0:
             kept *= 2  # the output and the mask
@@ -433,10 +523,12 @@ def _row(layer: _Layer, itemsize: int) -> LayerRow:
         name=layer.path,
         type=type(module).__name__,
         output_shape=None if width is None else (width,),
-        parameters=int(sum(p.data.size for p in module.parameters())),
+        parameters=0 if call > 1 else int(sum(p.data.size for p in module.parameters())),
         forward_flops=forward,
         training_flops=training,
         activation_bytes=kept,
+        call=call,
+        calls=calls,
     )
 
 

@@ -622,6 +622,8 @@ class _Page:
                     "forward_flops": r.forward_flops,
                     "training_flops": r.training_flops,
                     "activation_bytes": r.activation_bytes,
+                    "call": r.call,
+                    "calls": r.calls,
                 }
                 for r in t.rows
             ],
