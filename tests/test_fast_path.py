@@ -71,6 +71,58 @@ def test_flat_chunked_threaded_update_equals_one_array_at_a_time(rng, monkeypatc
         np.testing.assert_array_equal(a.data, b.data)
 
 
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_the_kept_update_pieces_follow_whatever_they_view(rng, name):
+    """The update cuts each stretch of the flat buffers into pieces once and keeps them;
+    every change of what they view between steps must reach the weights: a kernel route
+    switched, the threading threshold, the state moved into other buffers (as ranks
+    sharing memory do), a gradient the user kept, a deep copy, a replaced ``p.data``."""
+    from wxb import kernels
+
+    params = random_params(rng, "float64") + random_params(rng, "float64")
+    params[-1].data = params[-1].data.copy()  # in memory of its own: another piece
+    grads = [[rng.normal(size=p.shape) for p in params] for _ in range(8)]
+    expected_params = clone(params)
+    with pytest.MonkeyPatch.context() as patch:  # one array at a time: no pieces at all
+        patch.setattr(FlatParameters, "possible", classmethod(lambda cls, ps: False))
+        expected = OPTIMIZERS[name](expected_params)
+        run_updates(expected, expected_params, grads)
+    assert expected.flat is None
+
+    opt = OPTIMIZERS[name](params)
+    assert len(opt.flat.runs) >= 2  # several pieces
+    route = "auto" if kernels.one_pass() else "numpy"  # to come back to
+    kept = []
+    try:
+        for k, step_grads in enumerate(grads):
+            if k == 2:
+                kernels.use("numpy" if route == "auto" else "auto")
+            if k == 3:
+                kernels.use(route)
+                opt.threaded_from = 1  # the NumPy route's chunks on threads from here
+            if k == 4 and opt.state_names:
+                opt.use_state_buffers({s: np.empty_like(opt.flat.grad) for s in opt.state_names})
+            if k == 5:
+                opt = copy.deepcopy(opt)
+                params = opt.params
+            if k == 6:
+                params[0].data = params[0].data.copy()
+            opt.zero_grad()
+            for p, g in zip(params, step_grads, strict=True):
+                p.grad = g.copy() if k != 1 else None
+            if k == 1:  # the planned path's way: into the optimiser's views, one kept after
+                for p, g, view in zip(params, step_grads, opt.grad_buffers(), strict=True):
+                    np.copyto(view, g)
+                    p.grad = view
+                kept.append(params[-1].grad)
+            opt.step()
+    finally:
+        kernels.use(route)
+    np.testing.assert_array_equal(kept[0], grads[1][-1])  # the kept gradient not written over
+    for a, b in zip(params, expected_params, strict=True):
+        np.testing.assert_allclose(a.data, b.data, rtol=1e-13, atol=1e-15)
+
+
 def test_parameters_become_views_of_one_buffer_with_their_values(rng):
     params = random_params(rng)
     before = [p.data.copy() for p in params]

@@ -93,6 +93,21 @@ def _address(array: np.ndarray) -> int:
     return array.__array_interface__["data"][0]
 
 
+def _same(known: object, now: object) -> bool:
+    """The same object, or the same number (a setting such as ``threaded_from``)."""
+    return known is now or (type(known) is int and known == now)
+
+
+def _holds(p: Parameter, view: np.ndarray) -> bool:
+    return p.data is view
+
+
+def _owner(array: np.ndarray) -> object:
+    """What holds an array's memory (NumPy points a view's base at it)."""
+    base = array.base
+    return array if base is None else base
+
+
 def _make_steppable(p: Parameter) -> None:
     """A ``p.data`` the update can write in place: a read-only array, or the NumPy
     scalar ``p.data * 2`` gives on a 0-d parameter, becomes an array of its own."""
@@ -161,6 +176,7 @@ class FlatParameters:
             _make_steppable(p)
         self.views = [p.data for p in params]
         self.runs = self._runs_of(params)
+        self.walks: dict[tuple[int, int], tuple] = {}  # an optimiser's pieces of its stretches
         self.data: np.ndarray | None = None
         if not self.runs:
             self.data = np.empty(0, dtype)
@@ -260,9 +276,13 @@ class FlatParameters:
         the optimiser copies each view as an array of its own: stepping the runs would
         leave the copy's weights where they were)."""
         views = self.views
-        return all(p.data is view for p, view in zip(params, views, strict=True)) and all(
-            np.may_share_memory(run.memory, views[run.first]) for run in self.runs
-        )
+        if len(params) != len(views) or not all(map(_holds, params, views)):
+            return False
+        for run in self.runs:  # the same owner of memory settles it without a bounds check
+            memory, view = run.memory, views[run.first]
+            if _owner(memory) is not _owner(view) and not np.may_share_memory(memory, view):
+                return False
+        return True
 
 
 class _GroupValue:
@@ -720,20 +740,12 @@ class Optimizer:
                         _check_grad_shape(params[i], i)
                         np.copyto(views[i], params[i].grad, casting="same_kind")
                 del views
-                states = [self._flat_state[s] for s in self.state_names]
-                data, grad = flat.data, flat.grad
                 a, b = flat.offsets[start], flat.offsets[stop]
                 if self.shard is not None and self.shard[2] is flat.data:
                     a, b = max(a, self.shard[0]), min(b, self.shard[1])  # this rank's part
                     if a >= b:
                         continue
-                if data is not None:  # the values in one stretch: one walk
-                    if (a, b) != (0, data.size):  # one group of several, or a shard
-                        data, grad, states = data[a:b], grad[a:b], [x[a:b] for x in states]
-                    self._walk_flat([data, grad, *states], clocks[0], group)
-                else:  # a walk per run of the group's values, where they lie
-                    self._walk_runs(flat, a, b, clocks[0], group)
-                del data, grad, states  # a later group's ensure_free() must not count them
+                self._walk_stretch(flat, a, b, clocks[0], group)
                 continue
             if self.shard is not None and flat is not None and self.shard[2] is flat.data:
                 self._step_shard(live, clocks, group)  # another rank updates the rest
@@ -766,20 +778,61 @@ class Optimizer:
                 np.copyto(flat.grad_views[i], self.params[i].grad, casting="same_kind")
             self._walk_flat([data[a:b], flat.grad[a:b], *(x[a:b] for x in states)], t, group)
 
-    def _walk_runs(self, flat: FlatParameters, a: int, b: int, t: int, h: dict) -> None:
-        """``_walk`` over the stretch ``a:b`` of the flat layout, run by run."""
-        grad, states = flat.grad, [self._flat_state[s] for s in self.state_names]
+    def _walk_stretch(self, flat: FlatParameters, a: int, b: int, t: int, h: dict) -> None:
+        """``_walk`` over the stretch ``a:b`` of the flat layout, run by run.
+
+        The pieces (the values, gradients and states of each run, sliced) are cut once and
+        kept while the buffers they view stay the ones in use: a step then makes no views
+        and decides nothing again (at small sizes that Python was a third of the update).
+        """
+        states = [self._flat_state[s] for s in self.state_names]
+        rule = type(self)._rule
+        route = kernels.one_pass()
+        # identities, not values: a buffer replaced (shared memory) or a kernel route
+        # switched cuts the pieces again; the flat layout owns its cache. The gradient is
+        # sliced per step: a kept view of it would count as a holder (ensure_free).
+        key = (flat.data, flat.runs, rule, route, self.threaded_from, *states)
+        known = flat.walks.get((a, b))
+        if known is None or len(known[0]) != len(key) or not all(map(_same, known[0], key)):
+            known = (key, self._pieces(flat, a, b, states, route))
+            flat.walks[(a, b)] = known
+        grad = flat.grad
+        for lo, hi, memory, mine, direct in known[1]:
+            if direct:  # a compiled one-pass rule on a size that takes no threads: one call
+                self._rule(memory, grad[lo:hi], mine, t, memory[:0], memory[:0], h)
+            elif memory is None:  # one parameter, not contiguous: in its own shape
+                i = lo
+                mine = [getattr(self, s)[i] for s in self.state_names]
+                self._walk(flat.views[i], flat.grad_views[i], mine, t, h)
+            else:
+                self._walk_flat([memory, grad[lo:hi], *mine], t, h)
+
+    def _pieces(
+        self, flat: FlatParameters, a: int, b: int, states: list[np.ndarray], route: bool
+    ) -> list[tuple]:
+        """The stretch ``a:b`` cut at the runs: each piece's bounds in the layout, its
+        values and states (None for a parameter stepped in its own shape, whose index is
+        then the first bound), and whether it is one compiled call (what ``_walk_flat``
+        would decide for it)."""
+        one_pass = getattr(type(self)._rule, "calls_kernel", False) and route
+        start_threads = max(self.threaded_from, 1 << 21) if one_pass else self.threaded_from
+        pieces: list[tuple] = []
         for run in flat.runs:
             lo, hi = max(run.start, a), min(run.stop, b)
             if lo >= hi:
                 continue
-            if run.shaped:  # one parameter, not contiguous: in its own shape
-                i = run.first
-                mine = [getattr(self, s)[i] for s in self.state_names]
-                self._walk(run.memory, flat.grad_views[i], mine, t, h)
-            else:
-                memory = run.memory[lo - run.start : hi - run.start]
-                self._walk_flat([memory, grad[lo:hi], *[x[lo:hi] for x in states]], t, h)
+            if run.shaped:
+                pieces.append((run.first, None, None, None, False))
+                continue
+            memory = run.memory[lo - run.start : hi - run.start]
+            mine = [x[lo:hi] for x in states]
+            direct = (
+                one_pass
+                and hi - lo < start_threads
+                and kernels.compiled_takes(memory, flat.grad[lo:hi], *mine)
+            )
+            pieces.append((lo, hi, memory, mine, direct))
+        return pieces
 
     def _walk(self, data: np.ndarray, grad: np.ndarray, states: list, t: int, h: dict) -> None:
         """Apply ``_rule`` in cache-sized chunks (in one pass where the rule is a compiled

@@ -214,7 +214,9 @@ def _same_shape(name: str, *arrays: np.ndarray) -> None:
     """The update loops check no bounds: arrays of other sizes would be read and written
     past their ends (wxb's optimisers make them alike; a rule of one's own may not)."""
     shape = arrays[0].shape
-    if any(a.shape != shape for a in arrays):
+    for a in arrays:
+        if a.shape == shape:
+            continue
         raise ValueError(
             f"kernels.{name}: the weights, gradient and state must have one shape; got "
             + ", ".join(str(a.shape) for a in arrays)
@@ -243,17 +245,27 @@ def adam(data, grad, m, v, s1, s2, *, t, lr, beta1, beta2, eps, weight_decay, de
     _impl(data, grad, m, v).adam(data, grad, m, v, s1, s2, *scalars)
 
 
+_sgd_last: tuple = (None, ())  # as _adam_last
+
+
 def sgd(data, grad, velocity, s1, s2, *, lr, momentum, dampening, nesterov, weight_decay, first):
     """PyTorch's SGD; ``first``: the velocity's first update (v = g)."""
-    kind = data.dtype.type
-    arrays = (data, grad) if velocity is None else (data, grad, velocity)
-    _same_shape("sgd", *arrays)
+    global _sgd_last
+    key = (data.dtype, lr, momentum, dampening, nesterov, weight_decay, first)
+    known, scalars = _sgd_last
+    if known != key:
+        kind = data.dtype.type
+        scalars = (
+            kind(weight_decay), kind(lr), kind(momentum), kind(1 - dampening),
+            bool(nesterov), bool(first),
+        )  # fmt: skip
+        _sgd_last = (key, scalars)
     if velocity is None:
-        velocity = s1  # never read: momentum is 0
-    _impl(*arrays).sgd(
-        data, grad, velocity, s1, s2, kind(weight_decay), kind(lr), kind(momentum),
-        kind(1 - dampening), bool(nesterov), bool(first),
-    )  # fmt: skip
+        _same_shape("sgd", data, grad)
+        _impl(data, grad).sgd(data, grad, s1, s1, s2, *scalars)  # s1: momentum 0 reads no velocity
+        return
+    _same_shape("sgd", data, grad, velocity)
+    _impl(data, grad, velocity).sgd(data, grad, velocity, s1, s2, *scalars)
 
 
 def sklearn_sgd(data, grad, velocity, s1, s2, *, lr, momentum, nesterov, l2):
