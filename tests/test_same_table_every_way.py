@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from cli_run import FAST, run, trained
+from cli_run import FAST, predicted, run, trained
 
 import wxb
 from wxb.columns import rows_for_model
@@ -69,6 +69,39 @@ def test_a_table_wxb_read_predicts_as_the_file(tmp_path, rng, capsys):
     np.testing.assert_array_equal(
         network.predict(wxb.read_table(tmp_path / "train.csv")), network.predict(frame)
     )
+
+
+def test_a_table_wxb_read_without_the_models_markers_predicts_as_the_file(tmp_path, rng, capsys):
+    number, word = f"-{rng.integers(100, 1000)}", f"gap{rng.integers(10**6)}"  # --na-values
+    n = 120
+    frame = pd.DataFrame({
+        "a": rng.normal(size=n).round(3).astype(object), "c": rng.choice(["u", "v", "w"], n),
+        "b": rng.choice(["true", "false"], n), "y": rng.choice(["p", "q"], n),
+    })  # fmt: skip
+    for name in ("a", "c", "b"):  # gaps of both markers in every column: indicators
+        frame.loc[rng.choice(n, 10, replace=False), name] = rng.choice([number, word], 10)
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    model = trained(capsys, tmp_path / "train.csv", "--target", "y", f"--na-values={number},{word}")
+    network = wxb.load(model)
+    m = 12
+    new = pd.DataFrame({
+        "a": rng.normal(size=m).round(3).astype(object), "c": rng.choice(["u", "v", "w"], m),
+        "b": rng.choice(["true", "false"], m),
+    })  # fmt: skip
+    gaps = rng.permutation(m)
+    new.loc[gaps[:2], "c"], new.loc[gaps[2:4], "c"] = number, word  # silently unseen before
+    new.loc[gaps[4:6], "a"] = [number, f"{number}.0"]
+    words = new.copy()  # a word in a number or boolean column: refused before
+    words.loc[gaps[6], "a"], words.loc[gaps[7], "b"] = word, word
+    for name, rows in (("numbers.csv", new), ("words.csv", words)):
+        rows.to_csv(tmp_path / name, index=False)
+        file = predicted(capsys, model, tmp_path / name, "--proba").iloc[:, 1:].to_numpy(float)
+        pandas = pd.read_csv(tmp_path / name, na_values=[number, word], dtype={"c": str})
+        expected = network.predict(pandas)  # the markers as NaN: pandas' reading
+        got = network.predict(wxb.read_table(tmp_path / name))  # read without the markers
+        np.testing.assert_array_equal(got, expected)
+        proba = np.exp(got - got.max(axis=1, keepdims=True))
+        np.testing.assert_allclose(proba / proba.sum(axis=1, keepdims=True), file, atol=1e-6)
 
 
 def test_pandas_index_in_a_pyarrow_table_is_not_a_column(tmp_path, rng, capsys):

@@ -311,6 +311,8 @@ class TableEncoder:
         """What ``rule`` writes: (values, None) for one input, (codes, k) for k one-hot
         inputs; then the 0/1 missing indicator if the rule has one."""
         column = table[rule.name]
+        if column.kind == "text":  # a Table read without the model's markers holds them as text
+            column = _markers_missing(column, set(self.markers))
         missing = column.missing
         markers = numeric_markers(self.na_values)
         if column.kind == "number" and markers:  # the user's -999: missing here too
@@ -598,6 +600,17 @@ def category_aliases(categories: list[str]) -> dict[str, str]:
     for form in shared:
         del aliases[form]
     return aliases
+
+
+def _markers_missing(column: Column, markers: set[str]) -> Column:
+    """A text column with its cells that are ``markers`` as gaps, as a file predict reads
+    is given them ('unknown', '-999' from wxb.read_table(path) without --na-values)."""
+    marked = np.fromiter((v in markers for v in column.values), bool, len(column.values))
+    if not marked.any():
+        return column
+    values = column.values.copy()
+    values[marked] = None
+    return Column(column.name, "text", values, column.integer)
 
 
 def _plain_text(value: object, kind: str = "number") -> str:
