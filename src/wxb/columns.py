@@ -605,7 +605,7 @@ def category_aliases(categories: list[str]) -> dict[str, str]:
 def _markers_missing(column: Column, markers: set[str]) -> Column:
     """A text column with its cells that are ``markers`` as gaps, as a file predict reads
     is given them ('unknown', '-999' from wxb.read_table(path) without --na-values)."""
-    marked = np.fromiter((v in markers for v in column.values), bool, len(column.values))
+    marked = np.fromiter(map(markers.__contains__, column.values), bool, len(column.values))
     if not marked.any():
         return column
     values = column.values.copy()
