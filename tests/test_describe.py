@@ -834,3 +834,111 @@ def test_a_layer_never_called_costs_nothing_and_a_forward_that_cannot_run_says_s
     s = describe.summary(TwoInputs())  # no sample batch runs it: a counted once, and said so
     assert not s.calls_counted and len(s.rows) == 1
     assert "did not run on a sample batch" in s.text()
+
+
+# -- the chained diagrams of a layer called other than once (one registered layer) -------------
+# A container with one layer and no parameters of its own is not "of unknown order", so the
+# forward and backward diagrams drew it, as one application, whatever its forward did with it.
+def _loop_one(fc, r, x, k):
+    for _ in range(k):
+        x = r(fc(x))
+    return x
+
+
+ONE_LAYER = {  # (the layer, relu, x, a loop's count k) → the output
+    "once": lambda fc, r, x, k: fc(x),
+    "twice": lambda fc, r, x, k: fc(r(fc(x))),
+    "loop": _loop_one,
+    "never": lambda fc, r, x, k: r(x),  # a layer skipped (switched off, left for later)
+}
+
+
+class OneLayer(Module):
+    """One registered Dense (h×h; in a ModuleList with ``listed``), called by ``program``."""
+
+    def __init__(self, h, program, k, dtype, listed=False):
+        super().__init__()
+        if listed:
+            self.layers = nn.ModuleList([Dense(h, h, dtype=dtype)])
+        else:
+            self.fc = Dense(h, h, dtype=dtype)
+        self.program, self.k, self.listed = program, k, listed
+
+    def forward(self, x):
+        return self.program(self.layers[0] if self.listed else self.fc, ops.relu, x, self.k)
+
+
+def one_layer_case(rng, case, listed):
+    """The model, its layer's path, and how many times one forward calls it: the program
+    run on a stub that records its calls (no wxb in the count)."""
+    h, k = int(rng.integers(1, 40)), int(rng.integers(2, 6))
+    program = ONE_LAYER[case]
+    called: list[int] = []
+    program(lambda x: called.append(1) or x, lambda x: x, 0, k)
+    model = OneLayer(h, program, k, rng.choice(["float32", "float64"]), listed)
+    assert model(rng.normal(size=(3, h))).shape == (3, h)  # it runs
+    return model, "layers.0" if listed else "fc", len(called)
+
+
+def _layer_label(text, path):
+    (label,) = [
+        label for _, label in parse_mermaid(text).nodes.values() if label.startswith(f"{path} ·")
+    ]
+    return label
+
+
+@pytest.mark.parametrize("listed", [False, True])
+@pytest.mark.parametrize("case", ["twice", "loop", "never"])
+def test_the_chained_diagrams_refuse_a_layer_its_forward_calls_other_than_once(rng, case, listed):
+    # fc(relu(fc(x))) was drawn as one Dense: the second call and the relu between left out
+    model, path, count = one_layer_case(rng, case, listed)
+    assert count != 1 and describe.unknown_order(model) == []
+    said = {0: "never", 2: "twice"}.get(count, f"{count} times")
+    for draw in (describe.forward_diagram, describe.backward_diagram):
+        with pytest.raises(ConfigError, match="graph_diagram") as refused:
+            draw(model, int(rng.integers(1, 9)))
+        assert f"'{path}' {said}" in str(refused.value)
+    # the architecture (what the model holds) is drawn, the layer with its calls
+    label = _layer_label(describe.architecture_diagram(model), path)
+    assert label.endswith(
+        "not called by the forward" if count == 0 else f"called ×{count} per forward"
+    )
+    assert describe.call_mismatch(model) is not None
+    assert all("forward" not in vars(m) for _, m in model.named_modules())  # left as it was
+
+
+@pytest.mark.parametrize("listed", [False, True])
+def test_a_layer_called_once_is_still_drawn_and_a_sequential_listing_a_layer_twice_too(rng, listed):
+    model, path, count = one_layer_case(rng, "once", listed)
+    assert count == 1
+    h = model.layers[0].in_features if listed else model.fc.in_features
+    assert f"Layer 1: {path}" in describe.forward_diagram(model, 3)
+    assert "∂L/∂W⁽¹⁾" in describe.backward_diagram(model, 3)
+    assert _layer_label(describe.architecture_diagram(model), path).endswith(
+        f"{h * h + h:,} parameters"
+    )
+    # Sequential's forward runs its list in order: a layer listed twice is drawn twice
+    d = Dense(h, h, dtype=model.dtype)
+    twice = Sequential(d, ReLU(), d)
+    text = describe.forward_diagram(twice, 3)
+    assert "Layer 1:" in text and "Layer 2:" in text
+    assert "called ×" not in describe.architecture_diagram(twice)
+    assert describe.call_mismatch(model) is None and describe.call_mismatch(twice) is None
+
+
+def test_the_chained_diagrams_refuse_a_forward_whose_calls_could_not_be_counted(rng):
+    h = int(rng.integers(1, 40))
+
+    class TwoInputs(Module):  # one layer, called on each input: no sample batch runs it
+        def __init__(self):
+            super().__init__()
+            self.fc = Dense(h, h)
+
+        def forward(self, x, y):
+            return self.fc(x) + self.fc(y)
+
+    model = TwoInputs()
+    for draw in (describe.forward_diagram, describe.backward_diagram):
+        with pytest.raises(ConfigError, match="did not run on a sample batch"):
+            draw(model)
+    assert "fc · Dense" in describe.architecture_diagram(model)

@@ -12,7 +12,7 @@ import wxb
 from wxb.cli import main
 from wxb.describe import summary
 from wxb.errors import DataError
-from wxb.nn import Dense, Sequential, Sigmoid, Standardize, Tanh
+from wxb.nn import Dense, Module, ModuleList, Sequential, Sigmoid, Standardize, Tanh
 from wxb.reporting import dequantised, report_html
 
 
@@ -435,3 +435,38 @@ def test_a_sigmoid_heads_f_prime_is_not_said_to_pass_delta_back(rng):
     page = report_html(model, X=X, y=rng.integers(0, 2, (5, 1)).astype(float), floor=False)
     notes = re.findall(r"f′\(Z\) = (\w+)′", page)
     assert "tanh" in notes and "sigmoid" not in notes, notes
+
+
+class _Looped(Module):
+    """One Dense (in a ModuleList) applied ``k`` times, a tanh after each: k = 1 is a chain."""
+
+    def __init__(self, h, k):
+        super().__init__()
+        self.blocks, self.k = ModuleList([Dense(h, h)]), k
+
+    def forward(self, x):
+        for _ in range(self.k):
+            x = wxb.nn.functional.tanh(self.blocks[0](x))
+        return x
+
+
+def test_a_layer_called_more_than_once_leaves_the_chained_diagrams_out_with_a_note(rng):
+    # the page drew blocks.0 once in its forward and backward diagrams, as if called once
+    h, k = int(rng.integers(1, 30)), int(rng.integers(2, 6))
+    page = report_html(_Looped(h, k), batch_size=int(rng.integers(1, 64)), floor=False)
+    drawn = {d["kind"]: d["source"] for d in _Page(page).data()["diagrams"]}
+    assert list(drawn) == ["architecture"]
+    assert "data-kind='forward'" not in page and "data-kind='backward'" not in page
+    said = "twice" if k == 2 else f"{k} times"
+    note = html.unescape(page)
+    assert "No forward or backward diagram is drawn" in note
+    assert f"one forward of _Looped calls 'blocks.0' {said}" in note
+    assert f"called ×{k} per forward" in drawn["architecture"]  # held once, called k times
+    # called once: both drawn, no note
+    page = report_html(_Looped(h, 1), floor=False)
+    assert [d["kind"] for d in _Page(page).data()["diagrams"]] == [
+        "architecture",
+        "forward",
+        "backward",
+    ]
+    assert "No forward or backward diagram" not in page

@@ -81,16 +81,28 @@ def _in_unknown_order(module: Module) -> bool:
 
 
 def _check_known_order(model: Module, what: str) -> None:
-    """The seed's forward and backward diagrams chain the layers in order: refused for a
-    model whose order is a forward's of its own (a residual's δ would be drawn wrong)."""
+    """The seed's forward and backward diagrams chain the layers in order, each applied
+    once: refused for a model whose order is a forward's of its own (a residual's δ would
+    be drawn wrong), or whose forward calls a layer more than once or never (a loop, tied
+    weights: the second application, and what runs between, would be left out)."""
     paths = unknown_order(model)
     if paths:
         raise ConfigError(
             f"the {what} diagram chains the layers in order, and "
             f"{', '.join(map(repr, paths))} runs {'its' if len(paths) == 1 else 'their'} own "
-            "forward, whose order wxb cannot see; draw the graph one step records instead "
-            "(graph_diagram(loss); wxb diagram --kind graph)"
+            f"forward, whose order wxb cannot see; {_DRAW_THE_GRAPH}"
         )
+    reason = call_mismatch(model)
+    if reason is not None:
+        raise ConfigError(
+            f"the {what} diagram chains the layers in order, each applied once, and "
+            f"{reason}; {_DRAW_THE_GRAPH}"
+        )
+
+
+_DRAW_THE_GRAPH = (
+    "draw the graph one step records instead (graph_diagram(loss); wxb diagram --kind graph)"
+)
 
 
 def unknown_order(model: Module) -> list[str]:
@@ -396,8 +408,7 @@ def summary(model: Module, batch_size: int = 32, gemm_rate: float | None = None)
         raise ConfigError(f"summary gemm_rate must be a positive number (FLOP/s); got {gemm_rate}")
     dtype = model.dtype
     layers = _flatten(_structure(model))
-    listed = Counter(id(layer.module) for layer in layers)
-    calls = _count_calls(model) if _calls_layers_itself(model) else listed
+    listed, calls = _layer_calls(model, layers)
     rows: list[LayerRow] = []
     seen: Counter[int] = Counter()
     for layer in layers:  # the k-th listing of a layer is its k-th call; the last, the rest
@@ -421,6 +432,44 @@ def summary(model: Module, batch_size: int = 32, gemm_rate: float | None = None)
         unknown_order=unknown_order(model),
         calls_counted=calls is not None,
     )
+
+
+def _layer_calls(model: Module, layers: list[_Layer]) -> tuple[Counter[int], Counter[int] | None]:
+    """How many times ``layers`` (the model's, flattened) list each leaf layer, and how
+    many times one forward calls it (by id): the listing where only Sequential's forward
+    runs them; else counted on a sample batch (``_count_calls``), None if none ran."""
+    listed = Counter(id(layer.module) for layer in layers)
+    return listed, _count_calls(model) if _calls_layers_itself(model) else listed
+
+
+def _times(count: int) -> str:
+    return {0: "never", 1: "once", 2: "twice"}.get(count, f"{count} times")
+
+
+def call_mismatch(model: Module) -> str | None:
+    """Why one forward of ``model`` is not each listed layer applied once per listing, as
+    the forward and backward diagrams draw it: a layer it calls more than once (tied
+    weights, a loop over a ModuleList layer, one layer on two branches) or never, or a
+    forward of its own that did not run on a sample batch (how often it calls each layer
+    is not known). None where it is; the reason, as a clause, where not."""
+    layers = _flatten(_structure(model))
+    listed, calls = _layer_calls(model, layers)
+    if calls is None:
+        return (
+            f"{type(model).__name__}'s forward did not run on a sample batch, so how many "
+            "times it calls each layer is not known"
+        )
+    paths: dict[int, str] = {}
+    for layer in layers:
+        paths.setdefault(id(layer.module), layer.path)
+    odd = [
+        f"{paths[key]!r} {_times(calls[key])}" + ("" if count == 1 else f" (listed {count} times)")
+        for key, count in listed.items()
+        if calls[key] != count
+    ]
+    if not odd:
+        return None
+    return f"one forward of {type(model).__name__} calls {', '.join(odd)}"
 
 
 def _calls_layers_itself(model: Module) -> bool:
@@ -679,10 +728,22 @@ def _kernel_name(module: Activation) -> str:
 
 def architecture_diagram(model: Module) -> str:
     """The layers left to right, with W⁽ˡ⁾'s m×n, b⁽ˡ⁾, activations and widths on the edges;
-    nested Sequentials (and other containers) are subgraphs."""
+    nested Sequentials (and other containers) are subgraphs. A layer a forward of one's
+    own calls more than once per listing (tied weights, a loop) says how often ("called
+    ×2 per forward"), one it never calls says so, as the summary counts them."""
     chart = _Flowchart("LR")
     structure = _structure(model)
     layers = _flatten(structure)
+    listed, calls = _layer_calls(model, layers)
+
+    def calls_line(module: Module) -> list[str]:
+        key = id(module)
+        if calls is None or calls[key] == listed[key]:
+            return []
+        return [
+            "not called by the forward" if not calls[key] else f"called ×{calls[key]} per forward"
+        ]
+
     ids: list[str] = [
         chart.node(
             "in0", "Input A⁽⁰⁾ = X", f"{_dim(_first_width(model))} features", shape="stadium"
@@ -707,30 +768,30 @@ def architecture_diagram(model: Module) -> str:
             counter["leaf"] += 1
             node_id = f"lay{counter['leaf']}"
             module = item.module
+            shape = "box"
             if _is(module, Dense):
                 m, n, sup = module.out_features, module.in_features, _sup(item.index)
                 bias = f"b{sup} {m}" if module.bias is not None else "no bias"
                 params = sum(p.data.size for p in module.parameters())
-                chart.node(
-                    node_id,
+                lines = [
                     f"{item.path} · Dense",
                     f"W{sup} {m}×{n}, {bias}",
                     f"{params:,} parameters",
-                )
+                ]
             elif _is(module, Activation):
                 name = _kernel_name(module)
                 before = previous["layer"]
-                lines = [name]
+                lines, shape = [name], "decision"
                 if isinstance(before, _Layer) and _is(before.module, Dense):
                     sup = _sup(item.index)
                     lines.append(f"A{sup} = {name}(Z{sup})")
-                chart.node(node_id, *lines, shape="decision")
             elif _is(module, Dropout):
-                chart.node(node_id, f"{item.path} · Dropout", f"p = {module.p:g}")
+                lines = [f"{item.path} · Dropout", f"p = {module.p:g}"]
             elif _is(module, Standardize):
-                chart.node(node_id, f"{item.path} · Standardize", "(X − μ) / σ")
+                lines = [f"{item.path} · Standardize", "(X − μ) / σ"]
             else:
-                chart.node(node_id, f"{item.path} · {type(module).__name__}")
+                lines = [f"{item.path} · {type(module).__name__}"]
+            chart.node(node_id, *lines, *calls_line(module), shape=shape)
             ids.append(node_id)
             previous["layer"] = item
 

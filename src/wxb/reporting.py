@@ -33,6 +33,7 @@ from wxb.describe import (
     Summary,
     architecture_diagram,
     backward_diagram,
+    call_mismatch,
     forward_diagram,
     measure_gemm_rate,
     percent,
@@ -576,6 +577,7 @@ class _Page:
                  "<p class='note'>As <code>wxb diagram</code> writes them (Mermaid), "
                  "rendered.</p>"]  # fmt: skip
         order = unknown_order(self.model)
+        calls = None if order else call_mismatch(self.model)
         if order:  # the chained diagrams would draw a δ chain this model does not compute
             parts.append(
                 f"<p class='note'>{_esc(', '.join(order))} "
@@ -583,6 +585,12 @@ class _Page:
                 ", whose order wxb cannot see: no forward or backward "
                 "diagram is drawn (<code>graph_diagram(loss)</code> draws what one step "
                 "computed).</p>"
+            )
+        elif calls is not None:  # they would draw a layer called twice as one application
+            parts.append(
+                "<p class='note'>No forward or backward diagram is drawn: they chain the "
+                f"layers in order, each applied once, and {_esc(calls)} "
+                "(<code>graph_diagram(loss)</code> draws what one step computed).</p>"
             )
         else:
             diagrams += [
