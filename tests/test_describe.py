@@ -942,3 +942,83 @@ def test_the_chained_diagrams_refuse_a_forward_whose_calls_could_not_be_counted(
         with pytest.raises(ConfigError, match="did not run on a sample batch"):
             draw(model)
     assert "fc · Dense" in describe.architecture_diagram(model)
+
+
+# -- summary's sample run leaves nothing a later run would see ---------------------------------
+class _Noisy(Module):
+    """Draws in eval mode too: F.dropout from wxb's default generator (as MC dropout), noise
+    from a generator it holds and from NumPy's global one; a Dropout layer in a Sequential
+    that the forward calls twice (summary runs the forward to count that)."""
+
+    def __init__(self, n, h, c):
+        super().__init__()
+        self.inp = Dense(n, h)
+        self.hidden = Sequential(Dense(h, h), ReLU(), Dropout(0.25))
+        self.out = Dense(h, c)
+        self.noise = np.random.default_rng(int(wxb.random.as_generator(None).integers(2**31)))
+
+    def forward(self, x):
+        a = ops.relu(self.inp(x))
+        a = self.hidden(nn.functional.dropout(a, 0.3))
+        a = self.hidden(a + Tensor(self.noise.standard_normal(a.shape).astype(a.data.dtype)))
+        a = a + Tensor(np.random.standard_normal(a.shape).astype(a.data.dtype))
+        return self.out(a)
+
+
+def _trained(seed, n, h, c, X, y, summarize, how):
+    wxb.manual_seed(seed)
+    np.random.seed(seed)
+    model = _Noisy(n, h, c)
+    if summarize:
+        s = describe.summary(model)
+        assert s.calls_counted and [r.calls for r in s.rows if r.name == "hidden.dense1"] == [2, 2]
+        assert model.training  # back in train mode
+    if how == "fit":  # shuffles from wxb's default generator (no seed given)
+        wxb.fit(model, X, y, epochs=2, batch_size=8, optimizer="sgd", lr=0.05, verbose=False)
+    else:
+        step = wxb.make_step(
+            model, nn.CrossEntropyLoss(), wxb.optim.SGD(model.parameters(), lr=0.05)
+        )
+        for i in range(0, len(X), 8):
+            step(X[i : i + 8], y[i : i + 8])
+    return [p.data.copy() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("how", ["fit", "step"])
+def test_training_after_a_summary_is_bit_for_bit_training_without_one(rng, how):
+    # the sample run drew from wxb's default generator (and the model's own and NumPy's):
+    # the masks, noise and shuffles of training after summary() were others
+    n, h, c = (int(v) for v in rng.integers(1, 20, size=3))
+    c += 1
+    X = rng.normal(size=(int(rng.integers(16, 40)), n)).astype(np.float32)
+    y = rng.integers(0, c, size=len(X))
+    seed = int(rng.integers(2**31))
+    without = _trained(seed, n, h, c, X, y, False, how)
+    after = _trained(seed, n, h, c, X, y, True, how)
+    for a, b in zip(without, after, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_summary_leaves_every_generator_where_it_was_however_the_forward_ends(rng):
+    model = _Noisy(*(int(v) for v in rng.integers(1, 20, size=3)))
+    with wxb.random.drawing_from(np.random.default_rng(int(rng.integers(2**31)))) as local:
+        held = [wxb.random.as_generator(None), local, model.noise]
+        before = [g.bit_generator.state for g in held], np.random.get_state()[1].copy()
+        for look in ("summary", "call_mismatch", "architecture_diagram"):
+            getattr(describe, look)(model)  # each runs the forward on a sample batch
+            assert [g.bit_generator.state for g in held] == before[0], look
+            np.testing.assert_array_equal(np.random.get_state()[1], before[1])
+
+    class Fails(_Noisy):  # draws, then fails at every width
+        def forward(self, x):
+            nn.functional.dropout(x, 0.5)
+            self.noise.standard_normal(3)
+            raise ValueError("not this input")
+
+    model = Fails(*(int(v) for v in rng.integers(1, 20, size=3)))
+    model.train()
+    held = [wxb.random.as_generator(None), model.noise]
+    before = [g.bit_generator.state for g in held]
+    assert not describe.summary(model).calls_counted
+    assert [g.bit_generator.state for g in held] == before
+    assert model.training and all("forward" not in vars(m) for _, m in model.named_modules())

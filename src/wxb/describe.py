@@ -30,6 +30,7 @@ from wxb.errors import ConfigError
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
 from wxb.nn.module import Module, input_width, stock_kind
 from wxb.nn.sequential import Sequential
+from wxb.random import drawing_from
 from wxb.tensor import Tensor, graph, no_grad, topological_order
 
 STOCK_LAYERS = (Dense, Activation, Dropout, Standardize)
@@ -378,9 +379,10 @@ def summary(model: Module, batch_size: int = 32, gemm_rate: float | None = None)
 
     Rows: one per layer of a Sequential (nested Sequentials are expanded); for
     another Module, its sub-modules in registration order. A Module with a forward of
-    its own is run once on a sample batch to count its layers' calls: a layer called
-    k times (tied weights, a loop) has k rows, each costing a call, its parameters
-    counted once; a layer never called costs nothing.
+    its own is run once on a sample batch to count its layers' calls (in eval mode, its
+    random draws undone: training after a summary draws what it would have without): a
+    layer called k times (tied weights, a loop) has k rows, each costing a call, its
+    parameters counted once; a layer never called costs nothing.
 
     FLOPs (per sample; a multiply-add is 2): Dense m×n costs 2mn for W·X plus m
     for +b forward. Training adds ∂L/∂W = δ·Aᵀ (2mn) and ∂L/∂b (m) for the
@@ -484,7 +486,9 @@ def _count_calls(model: Module) -> Counter[int] | None:
     """How many times one forward of ``model`` calls each leaf layer (by id), counted on
     a sample batch of the first width that runs; None if none does (a forward taking
     something else). Each leaf's forward is wrapped on the instance for the run (a
-    Sequential inside then goes layer by layer), and only this thread's calls count."""
+    Sequential inside then goes layer by layer), and only this thread's calls count. The
+    model is left as it was: its forwards, its mode (eval inside the run only, for this
+    thread) and the random generators' states (``_draws_undone``)."""
     leaves = {id(m): m for _, m in model.named_modules() if not _is_container(m)}
     own = {key: vars(m).get("forward") for key, m in leaves.items()}
     counts: Counter[int] = Counter()
@@ -507,7 +511,7 @@ def _count_calls(model: Module) -> Counter[int] | None:
             counts.clear()
             x = Tensor(sample[:, :width].astype(model.dtype))
             try:
-                with model.evaluating(), no_grad(), np.errstate(all="ignore"):
+                with model.evaluating(), no_grad(), np.errstate(all="ignore"), _draws_undone(model):
                     model(x)
             except Exception:  # not this width, or not one array: the next
                 continue
@@ -519,6 +523,38 @@ def _count_calls(model: Module) -> Counter[int] | None:
                 del m.forward
             else:
                 m.forward = own[key]
+
+
+@contextmanager
+def _draws_undone(model: Module) -> Iterator[None]:
+    """Random draws inside the block leave no trace a later run would see: wxb's default
+    generator is a scratch one in this thread (as ``drawing_from``: other threads draw
+    from theirs as usual), and the generators the model's modules hold (a Dropout's own,
+    one a forward draws noise from) and NumPy's global one get their states back, however
+    the block ends. A forward that draws in eval mode (F.dropout, noise) would otherwise
+    move them: the shuffles, masks and noise of training after a summary would differ
+    from training without one."""
+    held = {
+        id(value): value
+        for _, module in model.named_modules()
+        for value in vars(module).values()
+        if isinstance(value, (np.random.Generator, np.random.RandomState))
+    }
+    states = {
+        key: g.bit_generator.state if isinstance(g, np.random.Generator) else g.get_state()
+        for key, g in held.items()
+    }
+    legacy = np.random.get_state()
+    try:
+        with drawing_from(np.random.default_rng(0)):
+            yield
+    finally:
+        for key, g in held.items():
+            if isinstance(g, np.random.Generator):
+                g.bit_generator.state = states[key]
+            else:
+                g.set_state(states[key])
+        np.random.set_state(legacy)
 
 
 MAX_STAGE_LINES = 12  # a wide table's stage folds: the first columns, then a count
