@@ -926,6 +926,52 @@ def test_a_layer_called_once_is_still_drawn_and_a_sequential_listing_a_layer_twi
     assert describe.call_mismatch(model) is None and describe.call_mismatch(twice) is None
 
 
+ONE_CALL_AND_MORE = {  # the layer called once, with an operation of the forward's own
+    "after": lambda fc, r, x, k: r(fc(x)),  # relu(fc(x)) was drawn as fc alone
+    "before": lambda fc, r, x, k: fc(x * 2.0),
+    "residual": lambda fc, r, x, k: fc(x) + x,
+}
+
+
+@pytest.mark.parametrize("listed", [False, True])
+@pytest.mark.parametrize("case", list(ONE_CALL_AND_MORE))
+def test_the_chained_diagrams_refuse_a_forward_that_does_more_than_call_its_layer(
+    rng, case, listed
+):
+    h, dtype = int(rng.integers(1, 40)), rng.choice(["float32", "float64"])
+    model = OneLayer(h, ONE_CALL_AND_MORE[case], 1, dtype, listed)
+    assert describe.unknown_order(model) == []
+    for draw in (describe.forward_diagram, describe.backward_diagram):
+        with pytest.raises(ConfigError, match="does more than hand each layer's result") as no:
+            draw(model, int(rng.integers(1, 9)))
+        assert "graph_diagram" in str(no.value)
+    assert describe.call_mismatch(model) is not None
+    assert all("forward" not in vars(m) for _, m in model.named_modules())  # left as it was
+
+
+def test_a_forward_that_only_runs_its_sequential_is_drawn_and_one_that_adds_to_it_is_not(rng):
+    n, h, c = (int(v) for v in rng.integers(1, 30, size=3))
+
+    class Wrapped(Module):
+        def __init__(self, then=None):
+            super().__init__()
+            self.body = Sequential(Dense(n, h), ReLU(), Dense(h, c))
+            self.then = then
+
+        def forward(self, x):
+            out = self.body(x)
+            return out if self.then is None else self.then(out)
+
+    plain = Wrapped()
+    assert describe.call_mismatch(plain) is None
+    text = describe.forward_diagram(plain, 3)
+    assert "Layer 1: body.dense1" in text and "Layer 2: body.dense2" in text
+    assert "∂L/∂W⁽²⁾" in describe.backward_diagram(plain, 3)
+    squashed = Wrapped(then=ops.sigmoid)  # a last activation the forward adds
+    with pytest.raises(ConfigError, match="does more than hand"):
+        describe.forward_diagram(squashed, 3)
+
+
 def test_the_chained_diagrams_refuse_a_forward_whose_calls_could_not_be_counted(rng):
     h = int(rng.integers(1, 40))
 

@@ -438,15 +438,17 @@ def test_a_sigmoid_heads_f_prime_is_not_said_to_pass_delta_back(rng):
 
 
 class _Looped(Module):
-    """One Dense (in a ModuleList) applied ``k`` times, a tanh after each: k = 1 is a chain."""
+    """One Dense (in a ModuleList) applied ``k`` times, a tanh after each unless not
+    ``squash``: k = 1 without it is a chain."""
 
-    def __init__(self, h, k):
+    def __init__(self, h, k, squash=True):
         super().__init__()
-        self.blocks, self.k = ModuleList([Dense(h, h)]), k
+        self.blocks, self.k, self.squash = ModuleList([Dense(h, h)]), k, squash
 
     def forward(self, x):
         for _ in range(self.k):
-            x = wxb.nn.functional.tanh(self.blocks[0](x))
+            x = self.blocks[0](x)
+            x = wxb.nn.functional.tanh(x) if self.squash else x
         return x
 
 
@@ -462,8 +464,12 @@ def test_a_layer_called_more_than_once_leaves_the_chained_diagrams_out_with_a_no
     assert "No forward or backward diagram is drawn" in note
     assert f"one forward of _Looped calls 'blocks.0' {said}" in note
     assert f"called ×{k} per forward" in drawn["architecture"]  # held once, called k times
-    # called once: both drawn, no note
-    page = report_html(_Looped(h, 1), floor=False)
+    # called once with a tanh of the forward's own after it: the chain would leave it out
+    page = html.unescape(report_html(_Looped(h, 1), floor=False))
+    assert [d["kind"] for d in _Page(page).data()["diagrams"]] == ["architecture"]
+    assert "does more than hand each layer's result to the next" in page
+    # called once, nothing else: both drawn, no note
+    page = report_html(_Looped(h, 1, squash=False), floor=False)
     assert [d["kind"] for d in _Page(page).data()["diagrams"]] == [
         "architecture",
         "forward",

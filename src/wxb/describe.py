@@ -455,12 +455,16 @@ def call_mismatch(model: Module) -> str | None:
     forward of its own that did not run on a sample batch (how often it calls each layer
     is not known). None where it is; the reason, as a clause, where not."""
     layers = _flatten(_structure(model))
-    listed, calls = _layer_calls(model, layers)
-    if calls is None:
+    listed = Counter(id(layer.module) for layer in layers)
+    if not _calls_layers_itself(model):
+        return None  # Sequential's forward: each listed layer, in order
+    run = _sample_run(model)
+    if run is None:
         return (
             f"{type(model).__name__}'s forward did not run on a sample batch, so how many "
             "times it calls each layer is not known"
         )
+    calls = run.counts()
     paths: dict[int, str] = {}
     for layer in layers:
         paths.setdefault(id(layer.module), layer.path)
@@ -469,9 +473,16 @@ def call_mismatch(model: Module) -> str | None:
         for key, count in listed.items()
         if calls[key] != count
     ]
-    if not odd:
+    if odd:
+        return f"one forward of {type(model).__name__} calls {', '.join(odd)}"
+    # each layer once, but with what between them? relu(fc(x)) would be drawn as fc alone
+    if run.chained() and [key for key, _, _ in run.calls] == [id(x.module) for x in layers]:
         return None
-    return f"one forward of {type(model).__name__} calls {', '.join(odd)}"
+    return (
+        f"one forward of {type(model).__name__} does more than hand each layer's result to "
+        "the next in the order they are listed (an operation of its own before, between or "
+        "after them, or another order)"
+    )
 
 
 def _calls_layers_itself(model: Module) -> bool:
@@ -482,23 +493,56 @@ def _calls_layers_itself(model: Module) -> bool:
     )
 
 
+@dataclass
+class _SampleRun:
+    """One forward of a model on a sample batch: the leaf layers' calls in the order they
+    ran, each as (the layer's id, its first argument, its result), the batch given and
+    the model's result."""
+
+    calls: list[tuple[int, object, object]]
+    given: Tensor
+    result: object
+
+    def counts(self) -> Counter[int]:
+        return Counter(key for key, _, _ in self.calls)
+
+    def chained(self) -> bool:
+        """Whether the forward is its layers' calls and nothing else: the batch goes to
+        the first, each result straight to the next, and the last one's is the model's."""
+        calls = self.calls
+        return (
+            bool(calls)
+            and calls[0][1] is self.given
+            and all(then[1] is first[2] for first, then in itertools.pairwise(calls))
+            and calls[-1][2] is self.result
+        )
+
+
 def _count_calls(model: Module) -> Counter[int] | None:
-    """How many times one forward of ``model`` calls each leaf layer (by id), counted on
-    a sample batch of the first width that runs; None if none does (a forward taking
-    something else). Each leaf's forward is wrapped on the instance for the run (a
-    Sequential inside then goes layer by layer), and only this thread's calls count. The
-    model is left as it was: its forwards, its mode (eval inside the run only, for this
-    thread) and the random generators' states (``_draws_undone``)."""
+    """How many times one forward of ``model`` calls each leaf layer (by id); None if no
+    sample batch runs it (``_sample_run``)."""
+    run = _sample_run(model)
+    return None if run is None else run.counts()
+
+
+def _sample_run(model: Module) -> _SampleRun | None:
+    """One forward of ``model`` on a sample batch of the first width that runs, its leaf
+    layers' calls recorded; None if none does (a forward taking something else). Each
+    leaf's forward is wrapped on the instance for the run (a Sequential inside then goes
+    layer by layer), and only this thread's calls count. The model is left as it was: its
+    forwards, its mode (eval inside the run only, for this thread) and the random
+    generators' states (``_draws_undone``)."""
     leaves = {id(m): m for _, m in model.named_modules() if not _is_container(m)}
     own = {key: vars(m).get("forward") for key, m in leaves.items()}
-    counts: Counter[int] = Counter()
+    calls: list[tuple[int, object, object]] = []
     thread = threading.get_ident()
 
     def counting(key: int, forward: Callable[..., Any]) -> Callable[..., Any]:
         def counted(*args: Any, **kwargs: Any) -> Any:
-            if threading.get_ident() == thread:
-                counts[key] += 1
-            return forward(*args, **kwargs)
+            result = forward(*args, **kwargs)
+            if threading.get_ident() == thread:  # (inner calls first: a layer's own layers)
+                calls.append((key, args[0] if args else None, result))
+            return result
 
         return counted
 
@@ -508,14 +552,14 @@ def _count_calls(model: Module) -> Counter[int] | None:
         for key, m in leaves.items():
             m.forward = counting(key, m.forward)
         for width in dict.fromkeys(w for w in widths if w):
-            counts.clear()
+            calls.clear()
             x = Tensor(sample[:, :width].astype(model.dtype))
             try:
                 with model.evaluating(), no_grad(), np.errstate(all="ignore"), _draws_undone(model):
-                    model(x)
+                    result = model(x)
             except Exception:  # not this width, or not one array: the next
                 continue
-            return counts
+            return _SampleRun(calls, x, result)
         return None
     finally:
         for key, m in leaves.items():
