@@ -378,6 +378,62 @@ def test_a_second_schedule_starts_from_a_rate_set_by_hand_as_torch(seeded, sched
     assert_same(seeded, ours, theirs, f"{schedule}: two phases")
 
 
+def test_chained_schedules_resumed_one_by_one_go_on_as_torch(seeded):
+    """StepLR and CosineAnnealingLR chained on one optimiser, resumed in PyTorch's order
+    (the optimiser and its state, then each schedule made and its state loaded): making
+    the second took the lr the first's load left (unlike the first's own rate) for one set
+    by hand and wrote it as initial_lr, so every climb out of a cosine trough after the
+    resume started from it (a fifth of the rate, say, for the rest of the run)."""
+    rng = seeded.rng
+    ours, theirs = twins(random_arrays(rng, 3))
+    split = grouping(rng, "sgd", len(ours), 2)
+    opt, ref = build(SGD, ours, split), build(torch.optim.SGD, theirs, split)
+    step_size, gamma = int(rng.integers(1, 4)), float(rng.uniform(0.5, 0.95))
+    T_max = int(rng.integers(2, 5))
+
+    def schedules(opt, ref, saved=None):
+        made = []
+        for k, (kind, theirs_kind, options) in enumerate(
+            [
+                (StepLR, TS.StepLR, {"step_size": step_size, "gamma": gamma}),
+                (CosineAnnealingLR, TS.CosineAnnealingLR, {"T_max": T_max}),
+            ]
+        ):
+            pair = kind(opt, **options), theirs_kind(ref, **options)
+            if saved is not None:  # made and loaded one by one
+                pair[0].load_state_dict(saved[0][k])
+                pair[1].load_state_dict(saved[1][k])
+            made.append(pair)
+        return made
+
+    made = schedules(opt, ref)
+    resume_at = int(rng.integers(1, 4))
+    for epoch in range(resume_at + 3 * T_max):
+        for i, (a, b) in enumerate(zip(opt.param_groups, ref.param_groups, strict=True)):
+            assert math.isclose(a["lr"], b["lr"], rel_tol=1e-12), seeded.msg(
+                f"epoch {epoch} (resumed after {resume_at}) group {i}: {a['lr']} vs {b['lr']}"
+            )
+        set_grads(rng, ours, theirs)
+        opt.step()
+        ref.step()
+        for mine, theirs_sched in made:
+            mine.step()
+            theirs_sched.step()
+        if epoch + 1 == resume_at:
+            if rng.random() < 0.5:  # and a rate set by hand just before saving, or not
+                for a, b in zip(opt.param_groups, ref.param_groups, strict=True):
+                    a["lr"] = b["lr"] = a["lr"] * float(rng.uniform(0.2, 0.9))
+            saved = [s.state_dict() for s, _ in made], [t.state_dict() for _, t in made]
+            state, ref_state = opt.state_dict(), ref.state_dict()
+            opt, ref = build(SGD, ours, split), build(torch.optim.SGD, theirs, split)
+            opt.load_state_dict(state)
+            ref.load_state_dict(ref_state)
+            made = schedules(opt, ref, saved)
+            for a, b in zip(opt.param_groups, ref.param_groups, strict=True):
+                assert a["initial_lr"] == b["initial_lr"], seeded.msg("initial_lr after loading")
+    assert_same(seeded, ours, theirs, "chained schedules, resumed")
+
+
 def test_inverse_scaling_and_a_second_schedule_start_from_each_groups_initial_rate(rng):
     params = [Parameter(a, dtype="float64") for a in random_arrays(rng, 3)]
     opt = SGD([{"params": params[:1], "lr": 0.4}, {"params": params[1:]}], lr=0.1)

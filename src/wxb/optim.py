@@ -1189,6 +1189,8 @@ class LRSchedule:
         self.base_lrs: list[float] = []
         self.epoch = 0
         self._lrs_found: list[float] = []  # each group's lr before start() set epoch 0's
+        # each group's initial_lr before start() (None: none) and as start() left it
+        self._initials_found: list[tuple[float | None, float | None]] = []
         self._lrs_set: dict[int, float] = {}  # group index → the rate this schedule last set
 
     @property
@@ -1228,8 +1230,13 @@ class LRSchedule:
 
     def start(self) -> None:
         """Set the rates for epoch 0 (a schedule starts from each group's initial rate)."""
-        self._lrs_found = [group["lr"] for group in self.optimizer.param_groups]
+        groups = self.optimizer.param_groups
+        self._lrs_found = [group["lr"] for group in groups]
+        before = [group.get("initial_lr") for group in groups]
         self._set(0)
+        self._initials_found = [
+            (found, group.get("initial_lr")) for found, group in zip(before, groups, strict=True)
+        ]
 
     def lr_at(self, epoch: int, base_lr: float | None = None) -> float:
         """The rate at ``epoch`` of a group starting at ``base_lr`` (the first group's)."""
@@ -1301,6 +1308,15 @@ class LRSchedule:
             untouched = self._lrs_set.get(index) in (None, group["lr"])
             if untouched and index < len(found):
                 group["lr"] = found[index]
+            # So is its initial_lr: making this schedule took a loaded lr that an earlier
+            # schedule's load_state_dict had left unlike its rate for one set by hand, and
+            # wrote it as the group's initial_lr (a cosine's climb out of a trough, and any
+            # later schedule, start from it); the saved run's comes back.
+            initials = getattr(self, "_initials_found", [])  # (a schedule pickled before)
+            if index < len(initials):
+                initial, made = initials[index]
+                if initial is not None and group.get("initial_lr") == made:
+                    group["initial_lr"] = initial
             self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = rate
 
     def _check_settings(self, values: dict, where: str) -> None:
