@@ -434,6 +434,53 @@ def test_chained_schedules_resumed_one_by_one_go_on_as_torch(seeded):
     assert_same(seeded, ours, theirs, "chained schedules, resumed")
 
 
+def test_a_cosine_saved_at_its_trough_after_a_rate_below_its_floor_loads_as_torch(seeded):
+    """A rate set by hand below η_min while the cosine falls (allowed, as PyTorch) can
+    leave a negative starting rate; saved at the trough, where the rate is η_min whatever
+    it is and the next step re-bases, the schedule's own state was refused on loading."""
+    rng = seeded.rng
+    ours, theirs = twins(random_arrays(rng, 2))
+    T_max = int(rng.integers(2, 6))
+    eta_min = float(rng.uniform(1e-3, 1e-2))
+    opt, ref = SGD(ours, lr=0.1), torch.optim.SGD(theirs, lr=0.1)
+    mine, theirs_sched = (
+        CosineAnnealingLR(opt, T_max, eta_min),
+        TS.CosineAnnealingLR(ref, T_max, eta_min),
+    )
+    below = int(rng.integers(1, T_max))  # an epoch while it falls
+    for epoch in range(1, T_max + 1):
+        set_grads(rng, ours, theirs)
+        opt.step()
+        ref.step()
+        mine.step()
+        theirs_sched.step()
+        if epoch == below:
+            floor = eta_min * (1 - math.cos(math.pi * epoch / T_max)) / 2  # base 0's rate now
+            opt.param_groups[0]["lr"] = ref.param_groups[0]["lr"] = floor * rng.uniform(0, 0.9)
+    state, ref_state = opt.state_dict(), ref.state_dict()
+    saved, ref_saved = mine.state_dict(), theirs_sched.state_dict()
+    opt, ref = SGD(ours, lr=0.5), torch.optim.SGD(theirs, lr=0.5)
+    opt.load_state_dict(state)
+    ref.load_state_dict(ref_state)
+    mine, theirs_sched = (
+        CosineAnnealingLR(opt, T_max, eta_min),
+        TS.CosineAnnealingLR(ref, T_max, eta_min),
+    )
+    mine.load_state_dict(saved)
+    theirs_sched.load_state_dict(ref_saved)
+    for epoch in range(T_max + 1, 3 * T_max + 2):
+        set_grads(rng, ours, theirs)
+        opt.step()
+        ref.step()
+        mine.step()
+        theirs_sched.step()
+        a, b = opt.param_groups[0]["lr"], ref.param_groups[0]["lr"]
+        assert math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-15), seeded.msg(
+            f"epoch {epoch} after resuming at the trough: {a} vs {b}"
+        )
+    assert_same(seeded, ours, theirs, "a cosine resumed at its trough")
+
+
 def test_inverse_scaling_and_a_second_schedule_start_from_each_groups_initial_rate(rng):
     params = [Parameter(a, dtype="float64") for a in random_arrays(rng, 3)]
     opt = SGD([{"params": params[:1], "lr": 0.4}, {"params": params[1:]}], lr=0.1)

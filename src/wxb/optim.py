@@ -1391,8 +1391,9 @@ class CosineAnnealingLR(LRSchedule):
         return self.eta_min + (base - self.eta_min) * cosine
 
     def _base_may_be_negative(self, values: dict) -> bool:
-        # falling towards η_min ≥ 0; the trough re-bases (step)
-        return values["epoch"] % (2 * values["T_max"]) < values["T_max"]
+        # falling towards η_min ≥ 0, or at the trough (η_min whatever the base), whose
+        # step re-bases every group: a run saved there loads
+        return values["epoch"] % (2 * values["T_max"]) <= values["T_max"]
 
     def _rebase(self, bases: list[float]) -> None:
         """Out of a trough, as PyTorch: the rate found there plus
