@@ -244,6 +244,34 @@ def test_a_layer_set_to_none_and_back_keeps_its_place(rng):
     assert list(dense._parameters) == ["weight", "bias"]  # the optimiser's order, too
 
 
+def test_a_buffer_set_to_none_and_back_is_a_buffer_again_as_in_pytorch(rng):
+    """A buffer set to None and then given an array became a plain attribute: no longer
+    in state_dict() (a saved model lost it), nor cast by .to(); PyTorch keeps the name a
+    buffer's. A parameter set to None took a plain array (a bias that never trained);
+    PyTorch refuses it."""
+    X = rng.normal(size=(20, 3))
+    std = Standardize.fit(X, dtype="float32")
+    mean = rng.normal(size=3).astype(np.float32)
+    std.mean = None
+    assert list(std.state_dict()) == ["scale"]
+    std.mean = mean
+    assert list(std.state_dict()) == ["mean", "scale"]  # back in its place
+    std.double()
+    assert std.mean.dtype == np.float64
+    np.testing.assert_array_equal(std.state_dict()["mean"], mean.astype(np.float64))
+    Z = rng.normal(size=(4, 3))
+    expected = (Z - mean.astype(np.float64)) / std.scale
+    np.testing.assert_allclose(std(Z).data, expected, rtol=1e-12, atol=0)
+    dense = Dense(3, 2, seed=rng)
+    dense.bias = None
+    with pytest.raises(wxb.ConfigError, match="bias is a parameter"):
+        dense.bias = np.ones(2, np.float32)
+    assert dense.bias is None and [n for n, _ in dense.named_parameters()] == ["weight"]
+    del dense.bias  # the name is free: any kind again, as in PyTorch
+    dense.bias = np.ones(2, np.float32)
+    assert [n for n, _ in dense.named_parameters()] == ["weight"]
+
+
 def test_a_cast_keeps_integer_buffers_integer(rng):
     """An index buffer became float64 (the next forward's indexing failed), a count
     float32 (exact only to 2^24); PyTorch casts floating point only."""

@@ -201,31 +201,41 @@ class Module:
                 if table is not own:
                     table.pop(key, None)
             vacated = self.__dict__.get("_vacated", {})
-            if key not in own and key in vacated:  # set to None before: back in its place
-                _insert_in_place(own, key, value, vacated.pop(key))
+            kind, order = vacated.pop(key, (None, None))
+            if key not in own and kind == ("parameter" if own is params else "module"):
+                _insert_in_place(own, key, value, order)  # set to None before: back in its place
             else:
                 own[key] = value
             _structure_changed()
         elif value is None:  # ``layer.bias = None``: the parameter (module, buffer) is gone
-            for table in (params, modules, buffers):
-                if key in table:  # its place is kept for a later assignment, as PyTorch's
-                    self.__dict__.setdefault("_vacated", {})[key] = list(table)
+            for kind, table in (("parameter", params), ("module", modules), ("buffer", buffers)):
+                if key in table:  # its place and kind are kept for a later assignment, as
+                    # PyTorch keeps the name in its table with the value None
+                    self.__dict__.setdefault("_vacated", {})[key] = (kind, list(table))
                     del table[key]
                     _structure_changed()
-        elif key in params or key in modules:
-            kind, wanted = ("parameter", "Parameter") if key in params else ("module", "Module")
+        elif key in params or key in modules or self._vacated_kind(key) in ("parameter", "module"):
+            # (set to None before: still a parameter's or module's name, as in PyTorch)
+            kind = "parameter" if key in params else "module" if key in modules else None
+            kind = kind or self._vacated_kind(key)
+            wanted = "Parameter" if kind == "parameter" else "Module"
             hint = f" (to change its values in place: {key}.data[...] = …)" if key in params else ""
             raise ConfigError(
                 f"{self.label}.{key} is a {kind}: assign a wxb.nn.{wanted} or None, not a "
                 f"{type(value).__name__}{hint}"
             )
-        elif key in buffers:  # a buffer keeps its place and stays saved with the model
+        elif key in buffers or self._vacated_kind(key) == "buffer":
+            # a buffer keeps its place and stays saved with the model (one set to None
+            # before comes back as a buffer, in its place, as PyTorch's does)
             if not isinstance(value, np.ndarray):
                 raise ConfigError(
                     f"{self.label}.{key} is a buffer: assign a NumPy array or None, not a "
                     f"{type(value).__name__}"
                 )
-            buffers[key] = value
+            if key in buffers:
+                buffers[key] = value
+            else:
+                _insert_in_place(buffers, key, value, self.__dict__["_vacated"].pop(key)[1])
             _structure_changed()
         elif key == "forward":  # a forward set on the instance changes what it computes
             _structure_changed()
@@ -237,8 +247,14 @@ class Module:
             )
         object.__setattr__(self, key, value)
 
+    def _vacated_kind(self, key: str) -> str | None:
+        """The kind ("parameter", "module", "buffer") ``key`` held until set to None, if any."""
+        entry = self.__dict__.get("_vacated", {}).get(key)
+        return entry[0] if entry is not None else None
+
     def __delattr__(self, key: str) -> None:
         """``del module.name`` removes a parameter, sub-module or buffer, as in PyTorch."""
+        self.__dict__.get("_vacated", {}).pop(key, None)  # the name is free: any kind again
         for table in (self._parameters, self._modules, self._buffers):
             if table.pop(key, None) is not None:
                 _structure_changed()
@@ -259,6 +275,7 @@ class Module:
                 f"{self.label}.register_buffer({key!r}, …) takes a NumPy array; got a "
                 f"{type(array).__name__}"
             )
+        self.__dict__.get("_vacated", {}).pop(key, None)
         self._buffers[key] = array
         _structure_changed()  # its dtype may differ from the others' (plans check that)
         object.__setattr__(self, key, array)
