@@ -201,7 +201,10 @@ class Module:
                 if table is not own:
                     table.pop(key, None)
             vacated = self.__dict__.get("_vacated", {})
-            kind, order = vacated.pop(key, (None, None))
+            entry = vacated.pop(key, None)
+            if isinstance(entry, list):  # a model pickled before kinds were kept: its order
+                entry = ("parameter" if own is params else "module", entry)
+            kind, order = entry or (None, None)
             if key not in own and kind == ("parameter" if own is params else "module"):
                 _insert_in_place(own, key, value, order)  # set to None before: back in its place
             else:
@@ -250,7 +253,7 @@ class Module:
     def _vacated_kind(self, key: str) -> str | None:
         """The kind ("parameter", "module", "buffer") ``key`` held until set to None, if any."""
         entry = self.__dict__.get("_vacated", {}).get(key)
-        return entry[0] if entry is not None else None
+        return entry[0] if isinstance(entry, tuple) else None
 
     def __delattr__(self, key: str) -> None:
         """``del module.name`` removes a parameter, sub-module or buffer, as in PyTorch."""
