@@ -1174,7 +1174,9 @@ class LRSchedule:
 
     The starting rate is the group's ``initial_lr``, written into the group by the
     first schedule made on the optimiser (its lr then), so a second schedule starts
-    from the same rate; a rate set by hand since the last schedule set one is the new
+    from the same rate: unlike PyTorch's, which keeps the lr it finds, it sets the lr
+    an earlier schedule left back to that rate (a second ``fit`` with a schedule runs
+    it from its start). A rate set by hand since the last schedule set one is the new
     starting rate (PyTorch's schedulers also go on from the lr they find). A group
     added later keeps its lr through the epoch it was added in and follows the
     schedule from there (as PyTorch's StepLR does): its starting rate is the one the
