@@ -391,3 +391,128 @@ def test_a_plan_made_in_another_thread_after_a_bad_data_refuses_it_too(change):
     assert "error" in outcome, outcome
     with pytest.raises(wxb.WxbError):
         model.predict(X)
+
+
+class _Held(Module):
+    """A custom module holding generators (a seeded Dropout's own, one for noise) and a
+    hook its forward calls first: where a test makes another thread work mid-summary."""
+
+    def __init__(self, seed):
+        super().__init__()
+        self.fc = Dense(5, 4, seed=seed)
+        self.drop = Dropout(0.5, seed=seed + 1)
+        self.noise = np.random.default_rng(seed + 2)
+        self.hook = None
+
+    def forward(self, x):
+        if self.hook is not None:
+            self.hook()
+        return self.drop(self.fc(x))
+
+
+def _in_a_thread(work):
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "the other thread hung"
+
+
+def test_a_summary_leaves_the_draws_another_thread_makes_meanwhile(seeded):
+    """summary's sample run put the generators the model holds back to their states
+    before it: a thread that drew from them meanwhile (training the model: its Dropout
+    masks) had those draws made again after the summary, and trained to other weights."""
+    seed = int(seeded.rng.integers(1 << 20))
+    model = _Held(seed)
+    drawn = {}
+
+    def other_thread():  # draws while the summary's forward runs, as a training thread would
+        drawn["mask"] = model.drop.rng.random(6)
+        drawn["noise"] = model.noise.standard_normal(6)
+
+    model.hook = lambda: _in_a_thread(other_thread)
+    model.summary()
+    model.hook = None
+    assert model.drop.rng is model.drop._own_rng and type(model.noise) is np.random.Generator
+    fresh_mask = Dropout(0.5, seed=seed + 1).rng  # the layer's generator as it is made
+    fresh_noise = np.random.default_rng(seed + 2)
+    # the other thread's draws were the generators' first, and they move on from there
+    np.testing.assert_array_equal(drawn["mask"], fresh_mask.random(6), seeded.msg("mask"))
+    np.testing.assert_array_equal(drawn["noise"], fresh_noise.standard_normal(6))
+    after = seeded.msg("after the summary")
+    np.testing.assert_array_equal(model.drop.rng.random(6), fresh_mask.random(6), after)
+    np.testing.assert_array_equal(model.noise.standard_normal(6), fresh_noise.standard_normal(6))
+
+
+def test_summaries_of_one_model_in_two_threads_put_every_forward_back(seeded):
+    """A summary started in another thread during this one's sample run, and ending after
+    it, wraps this run's wrappers: it put back this run's (ended) wrapper, left on the
+    layers for good (the model recorded calls on every forward from then on, and a
+    Sequential among them stayed off its planned stack). Both count their own calls."""
+    seed = int(seeded.rng.integers(1 << 20))
+    model = _Held(seed)
+    first = threading.get_ident()
+    inside, first_done, other = threading.Event(), threading.Event(), {}
+
+    def hook():
+        if threading.get_ident() == first and not inside.is_set():
+            threading.Thread(target=lambda: other.setdefault("summary", model.summary())).start()
+            assert inside.wait(60)  # the other run's wrappers are on the layers now
+        elif threading.get_ident() != first and not first_done.is_set():
+            inside.set()
+            assert first_done.wait(60)  # it ends after this thread's run
+
+    model.hook = hook
+    mine = model.summary()
+    first_done.set()
+    for _ in range(600):
+        if "summary" in other:
+            break
+        threading.Event().wait(0.1)
+    model.hook = None
+    assert "summary" in other, "the other thread's summary did not end"
+    left = [m.label for m in (model, model.fc, model.drop) if "forward" in vars(m)]
+    assert not left, seeded.msg(f"sample-run wrappers left on {left}")
+    held = (model.drop._own_rng, model.noise)  # the generators themselves, as they were made
+    assert all(type(g) is np.random.Generator for g in held)
+    assert [g.bit_generator.state for g in held] == [
+        np.random.default_rng(s).bit_generator.state for s in (seed + 1, seed + 2)
+    ]
+    for s in (mine, other["summary"]):
+        assert s.calls_counted and [r.calls for r in s.rows if r.name == "fc"] == [1]
+
+
+def test_fit_draws_its_masks_alike_while_another_thread_summarises_the_model(seeded):
+    """A fit in one thread while another summarises the model trains as it would without
+    the summary: the sample run touches neither the model's generators (a seeded
+    Dropout's masks are keyed by its generator's identity) nor its layers."""
+    rng = seeded.rng
+    seed = int(rng.integers(1 << 20))
+    X = rng.normal(size=(64, 5)).astype(np.float32)
+    y = rng.integers(0, 4, 64)
+
+    def trained(summarise: bool) -> list[np.ndarray]:
+        model = _Held(seed)
+        fitting = threading.get_ident()
+        calls, inside, release = [0], threading.Event(), threading.Event()
+        summary = threading.Thread(target=model.summary)
+
+        def hook():
+            if threading.get_ident() != fitting:  # the summary's sample run: stand-ins on
+                inside.set()
+                assert release.wait(60)
+                return
+            calls[0] += 1
+            if summarise and calls[0] == 2:
+                summary.start()
+                assert inside.wait(60)
+            if summarise and calls[0] == 12:  # ten steps' masks drawn meanwhile
+                release.set()
+                summary.join(60)
+
+        model.hook = hook
+        wxb.fit(model, X, y, epochs=2, batch_size=8, seed=seed, verbose=False)
+        assert not summarise or (release.is_set() and not summary.is_alive())
+        return [p.data.copy() for p in model.parameters()]
+
+    for a, b in zip(trained(False), trained(True), strict=True):
+        np.testing.assert_array_equal(a, b, seeded.msg("fit with a summary meanwhile"))

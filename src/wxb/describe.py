@@ -11,10 +11,10 @@ GitHub renders: ``architecture_diagram``, ``forward_diagram``,
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import statistics
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -527,77 +527,63 @@ def _count_calls(model: Module) -> Counter[int] | None:
 
 def _sample_run(model: Module) -> _SampleRun | None:
     """One forward of ``model`` on a sample batch of the first width that runs, its leaf
-    layers' calls recorded; None if none does (a forward taking something else). Each
-    leaf's forward is wrapped on the instance for the run (a Sequential inside then goes
-    layer by layer), and only this thread's calls count. The model is left as it was: its
-    forwards, its mode (eval inside the run only, for this thread) and the random
-    generators' states (``_draws_undone``)."""
-    leaves = {id(m): m for _, m in model.named_modules() if not _is_container(m)}
-    own = {key: vars(m).get("forward") for key, m in leaves.items()}
+    layers' calls recorded (by the model's own layers' ids); None if none does (a forward
+    taking something else, or a model that cannot be copied).
+
+    It runs on a twin: a copy of the model sharing its parameters (nothing is computed
+    into them), whose leaves' forwards are wrapped to record their calls (a Sequential
+    inside then goes layer by layer) and whose generators are copies. So the model itself
+    is never touched: another thread training, predicting or summarising it meanwhile
+    draws and runs as it would without this run. The twin runs in eval mode, without a
+    graph, drawing from a scratch default generator; NumPy's global state is put back."""
+    try:
+        twin = copy.deepcopy(model, {id(p): p for p in model.parameters()})
+    except Exception:  # a module holding what cannot be copied (a lock, a file)
+        return None
+    originals = [m for _, m in model.named_modules() if not _is_container(m)]
+    copies = [m for _, m in twin.named_modules() if not _is_container(m)]
+    if len(originals) != len(copies):
+        return None
     calls: list[tuple[int, object, object]] = []
-    thread = threading.get_ident()
 
     def counting(key: int, forward: Callable[..., Any]) -> Callable[..., Any]:
         def counted(*args: Any, **kwargs: Any) -> Any:
             result = forward(*args, **kwargs)
-            if threading.get_ident() == thread:  # (inner calls first: a layer's own layers)
-                calls.append((key, args[0] if args else None, result))
+            calls.append((key, args[0] if args else None, result))  # (inner calls first)
             return result
 
         return counted
 
-    widths = [_first_width(model), *(getattr(m, "in_features", None) for m in leaves.values())]
+    for original, leaf in zip(originals, copies, strict=True):
+        leaf.forward = counting(id(original), leaf.forward)
+    widths = [_first_width(model), *(getattr(m, "in_features", None) for m in originals)]
     sample = np.random.default_rng(0).standard_normal((2, max(filter(None, widths), default=1)))
-    try:
-        for key, m in leaves.items():
-            m.forward = counting(key, m.forward)
-        for width in dict.fromkeys(w for w in widths if w):
-            calls.clear()
-            x = Tensor(sample[:, :width].astype(model.dtype))
-            try:
-                with model.evaluating(), no_grad(), np.errstate(all="ignore"), _draws_undone(model):
-                    result = model(x)
-            except Exception:  # not this width, or not one array: the next
-                continue
-            return _SampleRun(calls, x, result)
-        return None
-    finally:
-        for key, m in leaves.items():
-            if own[key] is None:
-                del m.forward
-            else:
-                m.forward = own[key]
+    for width in dict.fromkeys(w for w in widths if w):
+        calls.clear()
+        x = Tensor(sample[:, :width].astype(model.dtype))
+        try:
+            with twin.evaluating(), no_grad(), np.errstate(all="ignore"), _draws_undone():
+                result = twin(x)
+        except Exception:  # not this width, or not one array: the next
+            continue
+        return _SampleRun(calls, x, result)
+    return None
 
 
 @contextmanager
-def _draws_undone(model: Module) -> Iterator[None]:
-    """Random draws inside the block leave no trace a later run would see: wxb's default
-    generator is a scratch one in this thread (as ``drawing_from``: other threads draw
-    from theirs as usual), and the generators the model's modules hold (a Dropout's own,
-    one a forward draws noise from) and NumPy's global one get their states back, however
-    the block ends. A forward that draws in eval mode (F.dropout, noise) would otherwise
-    move them: the shuffles, masks and noise of training after a summary would differ
-    from training without one."""
-    held = {
-        id(value): value
-        for _, module in model.named_modules()
-        for value in vars(module).values()
-        if isinstance(value, (np.random.Generator, np.random.RandomState))
-    }
-    states = {
-        key: g.bit_generator.state if isinstance(g, np.random.Generator) else g.get_state()
-        for key, g in held.items()
-    }
+def _draws_undone() -> Iterator[None]:
+    """wxb's default generator is a scratch one in this thread inside the block (as
+    ``drawing_from``: other threads draw from theirs as usual), and NumPy's global one
+    gets its state back however the block ends: a forward that draws in eval mode
+    (F.dropout as MC dropout, noise) leaves the shuffles, masks and noise of training
+    after a summary as they would be without one. (A thread drawing from NumPy's global
+    generator during the block has those draws undone: NumPy's global functions cannot
+    draw from a copy in one thread only.)"""
     legacy = np.random.get_state()
     try:
         with drawing_from(np.random.default_rng(0)):
             yield
     finally:
-        for key, g in held.items():
-            if isinstance(g, np.random.Generator):
-                g.bit_generator.state = states[key]
-            else:
-                g.set_state(states[key])
         np.random.set_state(legacy)
 
 
