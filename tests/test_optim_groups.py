@@ -104,6 +104,14 @@ def set_grads(rng, ours, theirs, missing=0.0):
             q.grad = torch.tensor(g, dtype=torch.float64)
 
 
+def assert_same_rates(seeded, opt, ref, where):
+    """Each group's lr as PyTorch's optimiser ``ref`` has it."""
+    for i, (a, b) in enumerate(zip(opt.param_groups, ref.param_groups, strict=True)):
+        assert math.isclose(a["lr"], b["lr"], rel_tol=1e-12), seeded.msg(
+            f"{where} group {i}: {a['lr']} vs {b['lr']}"
+        )
+
+
 def assert_same(seeded, ours, theirs, where):
     for i, (p, q) in enumerate(zip(ours, theirs, strict=True)):
         np.testing.assert_allclose(
@@ -364,10 +372,7 @@ def test_a_second_schedule_starts_from_a_rate_set_by_hand_as_torch(seeded, sched
     for phase in range(2):
         mine, theirs_sched, epochs = schedules()
         for epoch in range(epochs):
-            for i, (a, b) in enumerate(zip(opt.param_groups, ref.param_groups, strict=True)):
-                assert math.isclose(a["lr"], b["lr"], rel_tol=1e-12), seeded.msg(
-                    f"{schedule} phase {phase} epoch {epoch} group {i}: {a['lr']} vs {b['lr']}"
-                )
+            assert_same_rates(seeded, opt, ref, f"{schedule} phase {phase} epoch {epoch}")
             set_grads(rng, ours, theirs)
             opt.step()
             ref.step()
@@ -409,10 +414,7 @@ def test_chained_schedules_resumed_one_by_one_go_on_as_torch(seeded):
     made = schedules(opt, ref)
     resume_at = int(rng.integers(1, 4))
     for epoch in range(resume_at + 3 * T_max):
-        for i, (a, b) in enumerate(zip(opt.param_groups, ref.param_groups, strict=True)):
-            assert math.isclose(a["lr"], b["lr"], rel_tol=1e-12), seeded.msg(
-                f"epoch {epoch} (resumed after {resume_at}) group {i}: {a['lr']} vs {b['lr']}"
-            )
+        assert_same_rates(seeded, opt, ref, f"epoch {epoch} (resumed after {resume_at})")
         set_grads(rng, ours, theirs)
         opt.step()
         ref.step()
