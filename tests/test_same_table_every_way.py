@@ -14,6 +14,7 @@ import pytest
 from cli_run import FAST, predicted, run, trained
 
 import wxb
+from wxb import columns
 from wxb.columns import rows_for_model
 from wxb.errors import DataError
 from wxb.nn import Dense, Module, Sequential
@@ -102,6 +103,13 @@ def test_a_table_wxb_read_without_the_models_markers_predicts_as_the_file(tmp_pa
         np.testing.assert_array_equal(got, expected)
         proba = np.exp(got - got.max(axis=1, keepdims=True))
         np.testing.assert_allclose(proba / proba.sum(axis=1, keepdims=True), file, atol=1e-6)
+    # explain says a marker cell is missing, as the numbers it shows are the fill's
+    table = wxb.read_table(tmp_path / "numbers.csv")
+    encoder = columns.model_encoder(network.info, table)
+    for row, name in [*((r, "c") for r in gaps[:4]), *((r, "a") for r in gaps[4:6])]:
+        lines = columns.explain_row(encoder, table, int(row))
+        (line,) = [x for x in lines if x.startswith(f"{name} = ")]
+        assert line.startswith(f"{name} = {columns.MISSING}") and "(missing: the" in line, line
 
 
 def test_pandas_index_in_a_pyarrow_table_is_not_a_column(tmp_path, rng, capsys):

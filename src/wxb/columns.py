@@ -310,13 +310,8 @@ class TableEncoder:
     def _pieces(self, rule: ColumnRule, table: Table) -> list[tuple[np.ndarray, int | None]]:
         """What ``rule`` writes: (values, None) for one input, (codes, k) for k one-hot
         inputs; then the 0/1 missing indicator if the rule has one."""
-        column = table[rule.name]
-        if column.kind == "text":  # a Table read without the model's markers holds them as text
-            column = _markers_missing(column, set(self.markers))
-        missing = column.missing
+        column, missing = self._cells(table, rule.name)
         markers = numeric_markers(self.na_values)
-        if column.kind == "number" and markers:  # the user's -999: missing here too
-            missing = missing | marked_cells(column.values, markers)
         pieces: list[tuple[np.ndarray, int | None]] = []
         if rule.kind == "text":
             if column.kind not in ("text", "number", "bool"):
@@ -426,6 +421,19 @@ class TableEncoder:
         """Number columns taken as they are (a model trained without a table stage)."""
         return cls([ColumnRule(name, "number", float("nan")) for name in names])
 
+    def _cells(self, table: Table, name: str) -> tuple[Column, np.ndarray]:
+        """Column ``name`` with the model's markers as gaps, and where its gaps are: a
+        Table read without them holds a text marker as text ('unknown'), and the user's
+        -999 is a gap in a number column whatever the file wrote."""
+        column = table[name]
+        if column.kind == "text":
+            column = _markers_missing(column, set(self.markers))
+        missing = column.missing
+        markers = numeric_markers(self.na_values)
+        if column.kind == "number" and markers:
+            missing = missing | marked_cells(column.values, markers)
+        return column, missing
+
     def _number_cell(self, text: str, decimal: str) -> float | None:
         """A number column's cell written as text: its number, or None (refused)."""
         number = number_from_text(text, decimal)
@@ -489,9 +497,9 @@ def explain_row(encoder: TableEncoder, table: Table, row: int) -> list[str]:
     X = encoder.transform(table.take(np.array([row])), np.float64)[0]
     lines, j = [], 0
     for rule in encoder.rules:
-        column = table[rule.name]
+        column, gaps = encoder._cells(table, rule.name)  # as transform reads them
         value = column.values[row]
-        missing = bool(column.missing[row])
+        missing = bool(gaps[row])
         if missing:
             shown = MISSING
         elif rule.kind == "text":

@@ -439,9 +439,12 @@ def summary(model: Module, batch_size: int = 32, gemm_rate: float | None = None)
 def _layer_calls(model: Module, layers: list[_Layer]) -> tuple[Counter[int], Counter[int] | None]:
     """How many times ``layers`` (the model's, flattened) list each leaf layer, and how
     many times one forward calls it (by id): the listing where only Sequential's forward
-    runs them; else counted on a sample batch (``_count_calls``), None if none ran."""
+    runs them; else counted on a sample batch (``_sample_run``), None if none ran."""
     listed = Counter(id(layer.module) for layer in layers)
-    return listed, _count_calls(model) if _calls_layers_itself(model) else listed
+    if not _calls_layers_itself(model):
+        return listed, listed
+    run = _sample_run(model)
+    return listed, None if run is None else run.counts()
 
 
 def _times(count: int) -> str:
@@ -516,13 +519,6 @@ class _SampleRun:
             and all(then[1] is first[2] for first, then in itertools.pairwise(calls))
             and calls[-1][2] is self.result
         )
-
-
-def _count_calls(model: Module) -> Counter[int] | None:
-    """How many times one forward of ``model`` calls each leaf layer (by id); None if no
-    sample batch runs it (``_sample_run``)."""
-    run = _sample_run(model)
-    return None if run is None else run.counts()
 
 
 def _sample_run(model: Module) -> _SampleRun | None:

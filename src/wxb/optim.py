@@ -814,8 +814,7 @@ class Optimizer:
         values and states (None for a parameter stepped in its own shape, whose index is
         then the first bound), and whether it is one compiled call (what ``_walk_flat``
         would decide for it)."""
-        one_pass = getattr(type(self)._rule, "calls_kernel", False) and route
-        start_threads = max(self.threaded_from, 1 << 21) if one_pass else self.threaded_from
+        one_pass, start_threads = self._passes(route)
         pieces: list[tuple] = []
         for run in flat.runs:
             lo, hi = max(run.start, a), min(run.stop, b)
@@ -834,6 +833,14 @@ class Optimizer:
             pieces.append((lo, hi, memory, mine, direct))
         return pieces
 
+    def _passes(self, route: bool) -> tuple[bool, int]:
+        """Whether the rule is one compiled pass on this kernel route, and the size from
+        which a walk takes threads. A subclass's own _rule keeps the chunks and the scratch
+        of its chunk's shape; a compiled rule is one pass, bound by memory: threads pay only
+        on large arrays (2-core machine: Adam from about 2M elements; SGD never gained)."""
+        one_pass = getattr(type(self)._rule, "calls_kernel", False) and route
+        return one_pass, max(self.threaded_from, 1 << 21) if one_pass else self.threaded_from
+
     def _walk(self, data: np.ndarray, grad: np.ndarray, states: list, t: int, h: dict) -> None:
         """Apply ``_rule`` in cache-sized chunks (in one pass where the rule is a compiled
         kernel's); large arrays are split across threads."""
@@ -846,11 +853,7 @@ class Optimizer:
     def _walk_flat(self, flat: list[np.ndarray], t: int, h: dict) -> None:
         """``_walk`` over 1-D contiguous arrays of one size: data, grad, then the states."""
         size = flat[0].size
-        # A subclass's own _rule keeps the chunks and the scratch of its chunk's shape.
-        one_pass = getattr(type(self)._rule, "calls_kernel", False) and kernels.one_pass()
-        # A compiled rule is one pass, bound by memory: threads pay only on large arrays
-        # (2-core machine: Adam from about 2M elements; SGD never gained).
-        start_threads = max(self.threaded_from, 1 << 21) if one_pass else self.threaded_from
+        one_pass, start_threads = self._passes(kernels.one_pass())
         if one_pass and size < start_threads and kernels.compiled_takes(*flat):
             unused = flat[0][:0]  # most walks: one call, kept short; the loop takes no scratch
             self._rule(flat[0], flat[1], flat[2:], t, unused, unused, h)
