@@ -104,6 +104,17 @@ def set_grads(rng, ours, theirs, missing=0.0):
             q.grad = torch.tensor(g, dtype=torch.float64)
 
 
+def step_both(rng, ours, theirs, opt, ref, schedules):
+    """One epoch on both sides: fresh gradients, each optimiser's step, then each pair of
+    schedules (wxb's, PyTorch's) stepped."""
+    set_grads(rng, ours, theirs)
+    opt.step()
+    ref.step()
+    for mine, torchs in schedules:
+        mine.step()
+        torchs.step()
+
+
 def assert_same_rates(seeded, opt, ref, where):
     """Each group's lr as PyTorch's optimiser ``ref`` has it."""
     for i, (a, b) in enumerate(zip(opt.param_groups, ref.param_groups, strict=True)):
@@ -373,11 +384,7 @@ def test_a_second_schedule_starts_from_a_rate_set_by_hand_as_torch(seeded, sched
         mine, theirs_sched, epochs = schedules()
         for epoch in range(epochs):
             assert_same_rates(seeded, opt, ref, f"{schedule} phase {phase} epoch {epoch}")
-            set_grads(rng, ours, theirs)
-            opt.step()
-            ref.step()
-            mine.step()
-            theirs_sched.step()
+            step_both(rng, ours, theirs, opt, ref, [(mine, theirs_sched)])
         for a, b in zip(opt.param_groups, ref.param_groups, strict=True):
             a["lr"] = b["lr"] = float(rng.uniform(0.001, 0.01))  # the next phase's rate
     assert_same(seeded, ours, theirs, f"{schedule}: two phases")
@@ -415,12 +422,7 @@ def test_chained_schedules_resumed_one_by_one_go_on_as_torch(seeded):
     resume_at = int(rng.integers(1, 4))
     for epoch in range(resume_at + 3 * T_max):
         assert_same_rates(seeded, opt, ref, f"epoch {epoch} (resumed after {resume_at})")
-        set_grads(rng, ours, theirs)
-        opt.step()
-        ref.step()
-        for mine, theirs_sched in made:
-            mine.step()
-            theirs_sched.step()
+        step_both(rng, ours, theirs, opt, ref, made)
         if epoch + 1 == resume_at:
             if rng.random() < 0.5:  # and a rate set by hand just before saving, or not
                 for a, b in zip(opt.param_groups, ref.param_groups, strict=True):
@@ -1275,12 +1277,7 @@ def test_two_schedules_stepped_on_one_optimiser_compound_as_torchs(seeded):
             T_max = int(rng.integers(2, 8))
             pairs.append((CosineAnnealingLR(opt, T_max), TS.CosineAnnealingLR(ref, T_max)))
     for epoch in range(1, int(rng.integers(8, 20))):
-        set_grads(rng, ours, theirs)
-        opt.step()
-        ref.step()
-        for mine, torchs in pairs:
-            mine.step()
-            torchs.step()
+        step_both(rng, ours, theirs, opt, ref, pairs)
         for i, (a, b) in enumerate(zip(opt.param_groups, ref.param_groups, strict=True)):
             assert a["lr"] == pytest.approx(b["lr"], rel=1e-10, abs=1e-15), seeded.msg(
                 f"{kinds} epoch {epoch} group {i}"
