@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pytest
@@ -581,6 +581,145 @@ def test_a_module_of_ones_own_over_several_layers_does_not_chain_widths_it_canno
     nodes = parse_mermaid(describe.architecture_diagram(plain)).nodes
     assert nodes["in0"][1].endswith(f"<br>{n} features")
     assert nodes["res0"][1].endswith(f"<br>{k} outputs")
+
+
+class _Chained(Module):
+    """A module of one's own whose forward only chains its layers, as most PyTorch code
+    writes one: ``x = layer(x)`` in call order. They are registered in ``registration``'s
+    order, each under its name (as a Sequential of them lists it)."""
+
+    def __init__(self, layers: list[Module], registration: list[int]) -> None:
+        super().__init__()
+        for k in registration:
+            setattr(self, layers[k].name, layers[k])
+        self.calls = [layer.name for layer in layers]
+
+    def forward(self, x):
+        for name in self.calls:
+            x = getattr(self, name)(x)
+        return x
+
+
+def test_a_forward_of_ones_own_that_only_chains_its_layers_is_described_as_a_sequential(
+    rng: np.random.Generator,
+) -> None:
+    # fc2(act(fc1(x))) in a Module of one's own: the summary showed ? widths and counted
+    # ∂L/∂X in registration order, and the forward and backward diagrams were refused
+    for _ in range(12):
+        built = random_model(rng, nest=False)
+        layers = built.layers
+        registration = [int(k) for k in rng.permutation(len(layers))]
+        chained = _Chained(layers, registration)
+        batch = int(rng.integers(1, 300))
+        s = describe.summary(chained, batch_size=batch)
+        expected = expected_rows(built)
+        assert [row.name for row in s.rows] == [layer.name for layer in layers]
+        for row, want in zip(s.rows, expected, strict=True):
+            assert {key: getattr(row, key) for key in want} == want, (row.name, registration)
+        assert s.unknown_order == [] and "registration order" not in s.text()
+        assert "listed as its forward called them on a sample batch" in s.text()
+        assert describe.unknown_order(chained) == [] and describe.call_mismatch(chained) is None
+        # with layers frozen, as the Sequential of the same layers in call order counts them
+        for layer in layers:
+            if isinstance(layer, Dense) and rng.random() < 0.4:
+                layer.requires_grad_(False)
+        plain = Sequential(*layers)
+        ours, theirs = describe.summary(chained, batch), describe.summary(plain, batch)
+        assert ours.rows == theirs.rows and ours.totals() == theirs.totals()
+        for draw in (describe.forward_diagram, describe.backward_diagram):
+            assert draw(chained, batch) == draw(plain, batch)
+        assert describe.architecture_diagram(chained) == describe.architecture_diagram(plain)
+
+
+def test_a_chain_the_sample_batch_cannot_show_keeps_its_layers_in_registration_order(
+    rng: np.random.Generator,
+) -> None:
+    n, h, k = (int(v) for v in rng.integers(2, 9, size=3))
+
+    class Branchy(Module):  # Dropout only while training: the eval-mode sample skips it
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1, self.drop, self.fc2 = Dense(n, h), Dropout(0.5), Dense(h, k)
+
+        def forward(self, x):
+            x = self.fc1(x)
+            return self.fc2(self.drop(x) if self.training else x)
+
+    class Interleaved(Module):  # one chain, but through two containers in turn
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = Sequential(Dense(n, h), Dense(h, h))
+            self.b = Sequential(ReLU(), Tanh())
+
+        def forward(self, x):
+            return self.b[1](self.a[1](self.b[0](self.a[0](x))))
+
+    for model in (Branchy(), Interleaved()):
+        assert model(rng.normal(size=(3, n)).astype(np.float32)).shape[0] == 3
+        assert describe.unknown_order(model) == [type(model).__name__]
+        assert "registration order" in describe.summary(model).text()
+        with pytest.raises(ConfigError, match="whose order wxb cannot see"):
+            describe.forward_diagram(model)
+
+
+def test_a_chained_forward_through_a_sequential_and_a_head_registered_first_is_drawn(
+    rng: np.random.Generator,
+) -> None:
+    n, h, k = (int(v) for v in rng.integers(2, 20, size=3))
+
+    class Net(Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = Dense(h, k, name="head")
+            self.body = Sequential(Dense(n, h, name="fc"), Tanh(name="act"), name="body")
+
+        def forward(self, x):
+            return self.head(self.body(x))
+
+    model = Net()
+    plain = Sequential(model.body, model.head)  # the same layers under the same paths
+    batch = int(rng.integers(1, 100))
+    ours, theirs = describe.summary(model, batch), describe.summary(plain, batch)
+    assert [r.name for r in ours.rows] == ["body.fc", "body.act", "head"]
+    assert ours.rows == theirs.rows and ours.totals() == theirs.totals()
+    chart = parse_mermaid(describe.architecture_diagram(model))
+    assert chart.nodes["in0"][1].endswith(f"<br>{n} features")
+    assert chart.nodes["res0"][1].endswith(f"<br>{k} outputs")
+    assert [label for _, _, label in chart.edges] == [str(n), str(h), str(h), str(k)]
+    assert describe.architecture_diagram(model) == describe.architecture_diagram(plain)
+    for draw in (describe.forward_diagram, describe.backward_diagram):
+        assert draw(model, batch) == draw(plain, batch)
+
+
+def test_one_activation_module_called_after_each_layer_is_drawn_once_per_call(
+    rng: np.random.Generator,
+) -> None:
+    # self.act = ReLU() applied after fc1 and after fc2, PyTorch-style: a chain all the same
+    n, h1, h2, k = (int(v) for v in rng.integers(2, 20, size=4))
+    kind = ACTIVATIONS[rng.integers(len(ACTIVATIONS))]
+
+    class Net(Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc3 = Dense(h2, k, name="fc3")
+            self.act = kind()
+            self.fc1, self.fc2 = Dense(n, h1, name="fc1"), Dense(h1, h2, name="fc2")
+
+        def forward(self, x):
+            return self.fc3(self.act(self.fc2(self.act(self.fc1(x)))))
+
+    model = Net()
+    if rng.random() < 0.5:
+        model.fc1.requires_grad_(False)
+    plain = Sequential(model.fc1, model.act, model.fc2, model.act, model.fc3)
+    batch = int(rng.integers(1, 100))
+    ours, theirs = describe.summary(model, batch), describe.summary(plain, batch)
+    assert [(r.name, r.call, r.calls) for r in ours.rows][1::2] == [("act", 1, 2), ("act", 2, 2)]
+    assert [replace(r, name="") for r in ours.rows] == [replace(r, name="") for r in theirs.rows]
+    assert ours.totals() == theirs.totals() and describe.call_mismatch(model) is None
+    assert describe.architecture_diagram(model) == describe.architecture_diagram(plain)
+    for draw in (describe.forward_diagram, describe.backward_diagram):
+        assert draw(model, batch) == draw(plain, batch)
 
 
 # -- models off the stock path (a hunt of the diagrams against what backward computes) --

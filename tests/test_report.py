@@ -452,6 +452,38 @@ class _Looped(Module):
         return x
 
 
+class _Chain(Module):
+    """A forward of one's own that only chains its layers (registered last first), and
+    counts the runs that went through."""
+
+    runs = 0
+
+    def __init__(self, n, h, k):
+        super().__init__()
+        self.out = Dense(h, k)
+        self.act = Tanh()
+        self.hidden = Dense(n, h)
+
+    def forward(self, x):
+        y = self.out(self.act(self.hidden(x)))
+        type(self).runs += 1  # (a sample of a width its first layer refuses is not a run)
+        return y
+
+
+def test_a_forward_that_only_chains_its_layers_gets_the_chained_diagrams_from_one_sample_run(
+    rng,
+):
+    n, h, k = (int(v) for v in rng.integers(1, 30, size=3))
+    model = _Chain(n, h, k)
+    _Chain.runs = 0
+    page = report_html(model, batch_size=int(rng.integers(1, 64)), floor=False)
+    assert _Chain.runs == 1  # the summary and the three diagrams ask of one sample forward
+    drawn = {d["kind"]: d["source"] for d in _Page(page).data()["diagrams"]}
+    assert list(drawn) == ["architecture", "forward", "backward"]
+    assert f"({h}×{n})" in drawn["forward"] and f"({k}×{h})" in drawn["forward"]
+    assert "No forward or backward diagram" not in page
+
+
 def test_a_layer_called_more_than_once_leaves_the_chained_diagrams_out_with_a_note(rng):
     # the page drew blocks.0 once in its forward and backward diagrams, as if called once
     h, k = int(rng.integers(1, 30)), int(rng.integers(2, 6))

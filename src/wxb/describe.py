@@ -12,6 +12,7 @@ GitHub renders: ``architecture_diagram``, ``forward_diagram``,
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import math
 import statistics
@@ -19,8 +20,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -34,6 +36,38 @@ from wxb.random import drawing_from
 from wxb.tensor import Tensor, graph, no_grad, topological_order
 
 STOCK_LAYERS = (Dense, Activation, Dropout, Standardize)
+
+# the sample runs (``_sample_run``) of one description, by model (held, so that its id
+# is not another's): a summary or diagram asks several questions of one forward
+_sample_runs: ContextVar[dict[int, tuple[Module, _SampleRun | None]] | None] = ContextVar(
+    "_sample_runs", default=None
+)
+_Described = TypeVar("_Described", bound=Callable[..., Any])
+
+
+@contextmanager
+def one_sample_run() -> Iterator[None]:
+    """Inside, each model's sample forward (``_sample_run``) runs once however many
+    summaries and diagrams ask of it (the model is not to change meanwhile)."""
+    if _sample_runs.get() is not None:
+        yield
+        return
+    token = _sample_runs.set({})
+    try:
+        yield
+    finally:
+        _sample_runs.reset(token)
+
+
+def _one_sample_run(describe: _Described) -> _Described:
+    """``describe`` (and what it calls) runs each model's sample forward once."""
+
+    @functools.wraps(describe)
+    def described(*args: Any, **kwargs: Any) -> Any:
+        with one_sample_run():
+            return describe(*args, **kwargs)
+
+    return described  # type: ignore[return-value]
 
 
 def _is(module: Module, kind: type[Module] | tuple[type[Module], ...]) -> bool:
@@ -106,16 +140,58 @@ _DRAW_THE_GRAPH = (
 )
 
 
+@_one_sample_run
 def unknown_order(model: Module) -> list[str]:
-    """The containers of ``model`` whose layers' order of use wxb cannot see (by path)."""
+    """The containers of ``model`` whose layers' order of use wxb cannot see (by path):
+    none where one forward on a sample batch showed it a plain chain (``_call_chain``)."""
+    if _call_chain(model) is not None:
+        return []
     return [
         name or type(model).__name__ for name, m in model.named_modules() if _in_unknown_order(m)
     ]
 
 
-def _first_width(model: Module) -> int | None:
+def _leaves(module: Module) -> Iterator[Module]:
+    """The leaf layers under ``module``, as registered, each time it is registered."""
+    for child in module._modules.values():
+        yield from _leaves(child) if _is_container(child) else (child,)
+
+
+def _call_chain(model: Module) -> list[int] | None:
+    """The leaf layers (by id) one forward of ``model`` calls, in order, where a forward of
+    its own is seen on a sample batch to be a plain chain of them: the batch into the
+    first, each result straight into the next, the last one's the model's
+    (``fc2(act(fc1(x)))``, registered in whatever order; one ReLU module called after
+    each layer). Each layer is registered once and called at least once, more than once
+    only without parameters (tied weights are refused), and the calls within each
+    container follow one another (a container is drawn once). None where not, or where
+    Sequential's forward alone runs them (their order is the listing)."""
+    if not _calls_layers_itself(model):
+        return None
+    run = _sample_run(model)
+    if run is None or not run.chained():
+        return None
+    calls = [key for key, _, _ in run.calls]
+    leaves = {id(m): m for m in _leaves(model)}
+    if len(leaves) != sum(1 for _ in _leaves(model)) or set(calls) != set(leaves):
+        return None  # one registered in two places, or one never called
+    again = Counter(calls) - Counter(set(calls))
+    if any(leaves[key].parameters() for key in again):
+        return None  # a layer with weights applied twice: the δ chain would draw them twice
+    for _, container in model.named_modules():
+        inside = {id(m) for m in _leaves(container)} if _is_container(container) else set()
+        places = [place for place, key in enumerate(calls) if key in inside]
+        if places and places[-1] - places[0] + 1 != len(places):
+            return None  # two containers' layers called in turn: no nesting draws that
+    if [id(x.module) for x in _flatten(_walk(model, calls))] != calls:
+        return None  # a Sequential inside called otherwise than it lists its layers
+    return calls
+
+
+def _first_width(model: Module, calls: list[int] | None = None) -> int | None:
     """What the model takes, from the first layer that says, unless a layer whose width
-    is not known comes first (one of its own, or a container's of unknown order)."""
+    is not known comes first (one of its own, or a container's of unknown order).
+    ``calls`` (``_call_chain``'s) takes the layers in the order the forward calls them."""
 
     def leaves(node: Module) -> Iterator[Module | None]:
         if not _is_container(node):
@@ -126,7 +202,12 @@ def _first_width(model: Module) -> int | None:
             for child in node._modules.values():
                 yield from leaves(child)
 
-    for leaf in leaves(model):
+    if calls is not None:
+        by_id = {id(m): m for m in _leaves(model)}
+        in_order: Iterator[Module | None] = (by_id[key] for key in calls)
+    else:
+        in_order = leaves(model)
+    for leaf in in_order:
         if leaf is None:
             return None
         if _is(leaf, (Dense, Standardize)):
@@ -137,11 +218,40 @@ def _first_width(model: Module) -> int | None:
     return input_width(model)
 
 
+def _in_call_order(
+    module: Module, calls: list[int] | None
+) -> list[tuple[str, Module, list[int] | None]]:
+    """``module``'s children (by name) as registered or, given the calls a container of
+    unknown order makes (``_call_chain``'s), as it calls them: a leaf once per call, a
+    container once with the calls within it."""
+    if calls is None or not _in_unknown_order(module):
+        return [(key, child, None) for key, child in module._modules.items()]
+    owner = {
+        id(leaf): (key, child)
+        for key, child in module._modules.items()
+        for leaf in (_leaves(child) if _is_container(child) else (child,))
+    }
+    runs: list[tuple[str, Module, list[int] | None]] = []
+    for call in calls:
+        key, child = owner[call]
+        if runs and runs[-1][1] is child and _is_container(child):
+            runs[-1][2].append(call)  # type: ignore[union-attr]
+        else:
+            runs.append((key, child, [call]))
+    return runs
+
+
 def _structure(model: Module) -> list[_Layer | _Group]:
     """The model's layers in order, nested Sequentials (and containers) as groups. In a
-    container of unknown order (``_in_unknown_order``) they are listed as registered,
-    and no width is carried from one to the next."""
-    state = {"width": _first_width(model), "dense": 0, "trainable": False, "free": False}
+    container of unknown order (``_in_unknown_order``) they are listed as its forward
+    calls them where a sample batch showed that a plain chain (``_call_chain``); else as
+    registered, no width carried from one to the next."""
+    return _walk(model, _call_chain(model))
+
+
+def _walk(model: Module, calls: list[int] | None) -> list[_Layer | _Group]:
+    """``_structure`` with the layers' calls given (``_call_chain``'s) or not."""
+    state = {"width": _first_width(model, calls), "dense": 0, "trainable": False, "free": False}
 
     def leaf(path: str, module: Module) -> _Layer:
         width_in = state["width"]
@@ -160,23 +270,23 @@ def _structure(model: Module) -> list[_Layer | _Group]:
         state["trainable"] |= any(p.requires_grad for p in module._parameters.values())
         return layer
 
-    def walk(module: Module, prefix: str) -> list[_Layer | _Group]:
+    def walk(module: Module, prefix: str, calls: list[int] | None) -> list[_Layer | _Group]:
         items: list[_Layer | _Group] = []
-        unordered = _in_unknown_order(module)
-        for key, child in module._modules.items():
+        unordered = _in_unknown_order(module) and calls is None
+        for key, child, inner in _in_call_order(module, calls):
             path = f"{prefix}.{key}" if prefix else key
             if unordered:  # what feeds this child is its container's code's
                 state["width"], state["free"] = None, True
             if _is_container(child):
-                items.append(_Group(path, child, walk(child, path)))
-                if _in_unknown_order(child):  # what it returns is its code's
+                items.append(_Group(path, child, walk(child, path, inner)))
+                if _in_unknown_order(child) and inner is None:  # what it returns is its code's
                     state["width"], state["free"] = None, True
             else:
                 items.append(leaf(path, child))
         return items
 
     if _is_container(model):
-        return walk(model, "")
+        return walk(model, "", calls)
     return [leaf(model.name or type(model).__name__.lower(), model)]
 
 
@@ -225,6 +335,7 @@ class Summary:
     table_stage: list[str] = field(default_factory=list)  # raw columns → inputs, if any
     unknown_order: list[str] = field(default_factory=list)  # containers: see unknown_order()
     calls_counted: bool = True  # False: a forward of its own did not run on a sample batch
+    order_seen: bool = False  # its own forward's order, as a sample batch showed it
 
     @property
     def forward_flops(self) -> int:
@@ -303,6 +414,11 @@ class Summary:
 
     def order_lines(self) -> list[str]:
         lines = []
+        if self.order_seen:
+            lines.append(
+                f"{self.model_type}: listed as its forward called them on a sample batch, "
+                "one after another"
+            )
         if self.unknown_order:
             lines.append(
                 f"{', '.join(self.unknown_order)}: a forward of its own runs these layers in "
@@ -374,11 +490,14 @@ def markdown_text(text: str) -> str:
     return text.translate(_MARKDOWN)
 
 
+@_one_sample_run
 def summary(model: Module, batch_size: int = 32, gemm_rate: float | None = None) -> Summary:
     """Parameters, FLOPs and activation memory of ``model``, per layer and in total.
 
     Rows: one per layer of a Sequential (nested Sequentials are expanded); for
-    another Module, its sub-modules in registration order. A Module with a forward of
+    another Module, its sub-modules in the order its forward calls them where that is
+    seen to be a plain chain of them (``fc2(act(fc1(x)))``), else in registration order
+    with widths unknown between them. A Module with a forward of
     its own is run once on a sample batch to count its layers' calls (in eval mode, its
     random draws undone: training after a summary draws what it would have without): a
     layer called k times (tied weights, a loop) has k rows, each costing a call, its
@@ -433,6 +552,7 @@ def summary(model: Module, batch_size: int = 32, gemm_rate: float | None = None)
         table_stage=table_stage_lines(model),
         unknown_order=unknown_order(model),
         calls_counted=calls is not None,
+        order_seen=_call_chain(model) is not None,
     )
 
 
@@ -451,6 +571,7 @@ def _times(count: int) -> str:
     return {0: "never", 1: "once", 2: "twice"}.get(count, f"{count} times")
 
 
+@_one_sample_run
 def call_mismatch(model: Module) -> str | None:
     """Why one forward of ``model`` is not each listed layer applied once per listing, as
     the forward and backward diagrams draw it: a layer it calls more than once (tied
@@ -522,6 +643,16 @@ class _SampleRun:
 
 
 def _sample_run(model: Module) -> _SampleRun | None:
+    """``_run_sample``'s, once per description (``_one_sample_run``)."""
+    runs = _sample_runs.get()
+    if runs is None:
+        return _run_sample(model)
+    if id(model) not in runs:
+        runs[id(model)] = (model, _run_sample(model))
+    return runs[id(model)][1]
+
+
+def _run_sample(model: Module) -> _SampleRun | None:
     """One forward of ``model`` on a sample batch of the first width that runs, its leaf
     layers' calls recorded (by the model's own layers' ids); None if none does (a forward
     taking something else, or a model that cannot be copied).
@@ -788,13 +919,16 @@ def _kernel_name(module: Activation) -> str:
     return str(getattr(module.kernel, "name", type(module).__name__.lower()))
 
 
+@_one_sample_run
 def architecture_diagram(model: Module) -> str:
     """The layers left to right, with W⁽ˡ⁾'s m×n, b⁽ˡ⁾, activations and widths on the edges;
     nested Sequentials (and other containers) are subgraphs. A layer a forward of one's
     own calls more than once per listing (tied weights, a loop) says how often ("called
     ×2 per forward"), one it never calls says so, as the summary counts them."""
     chart = _Flowchart("LR")
-    structure = _structure(model)
+    chain = _call_chain(model)
+    structure = _walk(model, chain)
+    first_width = _first_width(model, chain)
     layers = _flatten(structure)
     listed, calls = _layer_calls(model, layers)
 
@@ -807,9 +941,7 @@ def architecture_diagram(model: Module) -> str:
         ]
 
     ids: list[str] = [
-        chart.node(
-            "in0", "Input A⁽⁰⁾ = X", f"{_dim(_first_width(model))} features", shape="stadium"
-        )
+        chart.node("in0", "Input A⁽⁰⁾ = X", f"{_dim(first_width)} features", shape="stadium")
     ]
     stage = table_stage_lines(model)
     if stage:  # raw columns → X: filled, one-hot encoded
@@ -861,11 +993,11 @@ def architecture_diagram(model: Module) -> str:
     last = layers[-1] if layers else None
     # a layer of unknown order: what feeds it, and whether it gives the output, is its
     # container's code's; no width is drawn there
-    free = (last is not None and last.free) or _in_unknown_order(model)
-    width = None if free else last.width_out if last is not None else _first_width(model)
+    free = (last is not None and last.free) or (_in_unknown_order(model) and chain is None)
+    width = None if free else last.width_out if last is not None else first_width
     final = _sup(last.index if last is not None else 0)
     ids.append(chart.node("res0", f"Output A{final}", f"{_dim(width)} outputs", shape="stadium"))
-    widths = [_first_width(model), *[layer.width_out for layer in layers]]
+    widths = [first_width, *[layer.width_out for layer in layers]]
     widths = [
         None if (layers[k].free if k < len(layers) else free) else w for k, w in enumerate(widths)
     ]
@@ -906,6 +1038,7 @@ def _forward_op(layer: _Layer, z: str) -> tuple[str, str]:
     return f"{layer.path} · {type(module).__name__}", "box"
 
 
+@_one_sample_run
 def forward_diagram(model: Module, batch_size: int | None = None) -> str:
     """The forward pass as the seed draws it, one subgraph per Dense layer:
     A⁽ˡ⁻¹⁾ → W⁽ˡ⁾·A⁽ˡ⁻¹⁾ → +b⁽ˡ⁾ → Z⁽ˡ⁾ → f → A⁽ˡ⁾, …, → loss. Shapes are the seed's
@@ -914,7 +1047,7 @@ def forward_diagram(model: Module, batch_size: int | None = None) -> str:
     cols = _columns(batch_size)
     chart = _Flowchart("TD")
     before, blocks = _dense_blocks(_flatten(_structure(model)))
-    n0 = _dim(_first_width(model))
+    n0 = _dim(_first_width(model, _call_chain(model)))
     if before:
         ids = [chart.node("in0", "Input X", f"{n0}×{cols}", shape="stadium")]
         for k, layer in enumerate(before, start=1):
@@ -990,6 +1123,7 @@ def _delta_label(idx: int, after: list[_Layer], incoming: str) -> str:
     return f"δ{sup} = ∂L/∂Z{sup}"
 
 
+@_one_sample_run
 def backward_diagram(model: Module, batch_size: int | None = None) -> str:
     """Backpropagation as the seed writes it: loss → δ⁽ᴸ⁾ → ∂L/∂W⁽ᴸ⁾, ∂L/∂b⁽ᴸ⁾ and
     W⁽ᴸ⁾ᵀ·δ⁽ᴸ⁾ ⊙ f′(Z⁽ᴸ⁻¹⁾) = δ⁽ᴸ⁻¹⁾, …, down to the first Dense layer, which

@@ -36,6 +36,7 @@ from wxb.describe import (
     call_mismatch,
     forward_diagram,
     measure_gemm_rate,
+    one_sample_run,
     percent,
     summary,
     table_stage_lines,
@@ -149,14 +150,15 @@ def report_html(
         check_history_matches(model, record, _history_source(history))
     if gemm_rate is None and floor:
         gemm_rate = measure_gemm_rate(model.dtype)
-    table = summary(model, batch_size, gemm_rate)
-    walk, head_scored = None, False
-    if X is not None:
-        walk, head_scored = _walkthrough(model, X, y, sample, loss)
-    label = sample if sample_label is None else sample_label
-    page = _Page(model, model_path, table, walk, record, label, data_source, row_stage or [])
-    page.head_scored = head_scored
-    return page.html()
+    with one_sample_run():  # the summary and the diagrams ask of one sample forward
+        table = summary(model, batch_size, gemm_rate)
+        walk, head_scored = None, False
+        if X is not None:
+            walk, head_scored = _walkthrough(model, X, y, sample, loss)
+        label = sample if sample_label is None else sample_label
+        page = _Page(model, model_path, table, walk, record, label, data_source, row_stage or [])
+        page.head_scored = head_scored
+        return page.html()
 
 
 def read_history(history: History | dict[str, Any] | str | Path) -> dict[str, Any]:
