@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -29,6 +30,7 @@ from wxb.nn import (
     Standardize,
     Tanh,
 )
+from wxb.nn import functional as F
 from wxb.tensor import Tensor
 
 ACTIVATIONS = [ReLU, Tanh, Sigmoid, LeakyReLU, GELU, Identity, Softmax]
@@ -551,6 +553,7 @@ def test_a_module_of_ones_own_over_several_layers_does_not_chain_widths_it_canno
 ) -> None:
     # registered head first, used last: the diagram said "Input 8 features" for a model
     # taking 3, chained the head's 2 outputs into the body, and the summary said nothing
+    # (a forward that only chains them, relu between, is drawn: see below; × 2 is not)
     from wxb.nn import Module
 
     n, hidden, k = (int(v) for v in rng.integers(2, 9, size=3))
@@ -562,7 +565,7 @@ def test_a_module_of_ones_own_over_several_layers_does_not_chain_widths_it_canno
             self.body = Dense(n, hidden)
 
         def forward(self, x):
-            return self.head(ops.relu(self.body(x)))
+            return self.head(ops.relu(self.body(x)) * 2.0)
 
     model = Net()
     assert model(rng.normal(size=(2, n)).astype(np.float32)).shape == (2, k)
@@ -720,6 +723,134 @@ def test_one_activation_module_called_after_each_layer_is_drawn_once_per_call(
     assert describe.architecture_diagram(model) == describe.architecture_diagram(plain)
     for draw in (describe.forward_diagram, describe.backward_diagram):
         assert draw(model, batch) == draw(plain, batch)
+
+
+FUNCTIONAL = {  # the stock activation layers as a forward applies them itself
+    ReLU: lambda layer: F.relu,
+    Tanh: lambda layer: F.tanh,
+    Sigmoid: lambda layer: F.sigmoid,
+    Softmax: lambda layer: F.softmax,
+    GELU: lambda layer: lambda x: F.gelu(x, layer.kernel.approximate),
+    LeakyReLU: lambda layer: lambda x: F.leaky_relu(x, layer.kernel.negative_slope),
+}
+
+
+class _Functional(Module):
+    """The PyTorch habit: layers with weights as attributes (registered in a shuffled
+    order), activations applied in the forward (``F.relu(self.fc1(x))``)."""
+
+    def __init__(self, layers: list[Module], rng: np.random.Generator) -> None:
+        super().__init__()
+        self.program: list[str | Callable] = []
+        for layer in layers:
+            make = FUNCTIONAL.get(type(layer))
+            self.program.append(layer.name if make is None else make(layer))
+        for k in rng.permutation(len(layers)):
+            if isinstance(self.program[k], str):
+                setattr(self, layers[k].name, layers[k])
+
+    def forward(self, x):
+        for step in self.program:
+            x = getattr(self, step)(x) if isinstance(step, str) else step(x)
+        return x
+
+
+def test_activations_a_forward_applies_itself_are_drawn_and_counted_as_their_layers(
+    rng: np.random.Generator,
+) -> None:
+    # x = F.relu(self.fc1(x)); …: the diagrams were refused ("does more than hand each
+    # layer's result to the next") and the summary had ? widths and no activation rows
+    for _ in range(12):
+        built = random_model(rng, nest=False)
+        model, plain = _Functional(built.layers, rng), Sequential(*built.layers)
+        for layer in built.layers:
+            if isinstance(layer, Dense) and rng.random() < 0.3:
+                layer.requires_grad_(False)
+        batch = int(rng.integers(1, 300))
+        ours, theirs = describe.summary(model, batch), describe.summary(plain, batch)
+        applied = [type(x) in FUNCTIONAL for x in built.layers]
+        assert [r.name.endswith("()") for r in ours.rows] == applied
+        assert [replace(r, name="") for r in ours.rows] == [
+            replace(r, name="") for r in theirs.rows
+        ]
+        assert ours.totals() == theirs.totals() and ours.unknown_order == []
+        assert describe.call_mismatch(model) is None
+        assert describe.architecture_diagram(model) == describe.architecture_diagram(plain)
+        for draw in (describe.forward_diagram, describe.backward_diagram):
+            assert draw(model, batch) == draw(plain, batch)
+        assert all(p.grad is None for p in model.parameters())  # the sample run's graph
+
+
+def test_an_activation_is_drawn_in_the_container_whose_forward_applies_it(
+    rng: np.random.Generator,
+) -> None:
+    n, h, k = (int(v) for v in rng.integers(2, 20, size=3))
+
+    class Block(Module):  # F.relu inside its own forward
+        def __init__(self, n: int, h: int) -> None:
+            super().__init__()
+            self.fc = Dense(n, h)
+
+        def forward(self, x):
+            return F.relu(self.fc(x))
+
+    class Body(Module):  # F.tanh after its Sequential, in its own forward
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = Sequential(Dense(h, h, name="fc"))
+
+        def forward(self, x):
+            return F.tanh(self.inner(x))
+
+    class Net(Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.out, self.body, self.block = Dense(h, k), Body(), Block(n, h)
+
+        def forward(self, x):
+            return F.sigmoid(self.out(self.body(self.block(x))))
+
+    model = Net()
+    names = [r.name for r in describe.summary(model, 8).rows]
+    assert names == ["block.fc", "block.relu()", "body.inner.fc", "body.tanh()", "out", "sigmoid()"]
+    within: dict[str, str | None] = {}  # each node's first label line → its subgraph
+    titles: list[str] = []
+    for line in describe.architecture_diagram(model).splitlines()[1:]:
+        line = line.strip()
+        if line.startswith("subgraph"):
+            titles.append(line.split('["', 1)[1].split('"]')[0])
+        elif line == "end":
+            titles.pop()
+        elif '"' in line and "-->" not in line:
+            within[line.split('"')[1].split("<br>")[0]] = titles[-1] if titles else None
+    assert within["relu"] == "block · Block" and within["tanh"] == "body · Body"
+    assert (
+        within["sigmoid"] is None and within["body.inner.fc · Dense"] == "body.inner · Sequential"
+    )
+    assert "sigmoid(Z⁽³⁾)" in describe.forward_diagram(model, 4)
+
+
+def test_a_forward_that_refuses_a_graph_is_still_counted_without_one(
+    rng: np.random.Generator,
+) -> None:
+    n, h = (int(v) for v in rng.integers(2, 20, size=2))
+
+    class NoGraph(Module):  # runs only without a graph (as code that writes in place)
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1, self.fc2 = Dense(n, h), Dense(h, h)
+
+        def forward(self, x):
+            if wxb.is_grad_enabled():
+                raise RuntimeError("no graph here")
+            return self.fc2(F.relu(self.fc1(x)))
+
+    with wxb.no_grad():
+        s = describe.summary(NoGraph())
+    assert s.calls_counted and [r.calls for r in s.rows] == [1, 1]
+    assert s.unknown_order == ["NoGraph"]  # relu between, unseen without a graph
+    with pytest.raises(ConfigError, match="whose order wxb cannot see"):
+        describe.forward_diagram(NoGraph())
 
 
 # -- models off the stock path (a hunt of the diagrams against what backward computes) --
@@ -1066,7 +1197,7 @@ def test_a_layer_called_once_is_still_drawn_and_a_sequential_listing_a_layer_twi
 
 
 ONE_CALL_AND_MORE = {  # the layer called once, with an operation of the forward's own
-    "after": lambda fc, r, x, k: r(fc(x)),  # relu(fc(x)) was drawn as fc alone
+    "after": lambda fc, r, x, k: r(fc(x)) * 2.0,  # relu(fc(x)) was drawn as fc alone
     "before": lambda fc, r, x, k: fc(x * 2.0),
     "residual": lambda fc, r, x, k: fc(x) + x,
 }
@@ -1106,9 +1237,12 @@ def test_a_forward_that_only_runs_its_sequential_is_drawn_and_one_that_adds_to_i
     text = describe.forward_diagram(plain, 3)
     assert "Layer 1: body.dense1" in text and "Layer 2: body.dense2" in text
     assert "∂L/∂W⁽²⁾" in describe.backward_diagram(plain, 3)
-    squashed = Wrapped(then=ops.sigmoid)  # a last activation the forward adds
+    scaled = Wrapped(then=lambda out: out * 2.0)  # an operation the forward adds
     with pytest.raises(ConfigError, match="does more than hand"):
-        describe.forward_diagram(squashed, 3)
+        describe.forward_diagram(scaled, 3)
+    squashed = Wrapped(then=ops.sigmoid)  # an activation it adds: drawn after the body
+    assert "sigmoid(Z⁽²⁾)" in describe.forward_diagram(squashed, 3)
+    assert [r.name for r in describe.summary(squashed).rows][-1] == "sigmoid()"
 
 
 def test_the_chained_diagrams_refuse_a_forward_whose_calls_could_not_be_counted(rng):

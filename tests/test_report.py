@@ -438,17 +438,17 @@ def test_a_sigmoid_heads_f_prime_is_not_said_to_pass_delta_back(rng):
 
 
 class _Looped(Module):
-    """One Dense (in a ModuleList) applied ``k`` times, a tanh after each unless not
-    ``squash``: k = 1 without it is a chain."""
+    """One Dense (in a ModuleList) applied ``k`` times, ``then`` (a tanh unless given)
+    after each: k = 1 is a chain without it, or with an activation."""
 
-    def __init__(self, h, k, squash=True):
+    def __init__(self, h, k, then=wxb.nn.functional.tanh):
         super().__init__()
-        self.blocks, self.k, self.squash = ModuleList([Dense(h, h)]), k, squash
+        self.blocks, self.k, self.then = ModuleList([Dense(h, h)]), k, then
 
     def forward(self, x):
         for _ in range(self.k):
             x = self.blocks[0](x)
-            x = wxb.nn.functional.tanh(x) if self.squash else x
+            x = x if self.then is None else self.then(x)
         return x
 
 
@@ -496,15 +496,14 @@ def test_a_layer_called_more_than_once_leaves_the_chained_diagrams_out_with_a_no
     assert "No forward or backward diagram is drawn" in note
     assert f"one forward of _Looped calls 'blocks.0' {said}" in note
     assert f"called ×{k} per forward" in drawn["architecture"]  # held once, called k times
-    # called once with a tanh of the forward's own after it: the chain would leave it out
-    page = html.unescape(report_html(_Looped(h, 1), floor=False))
+    # called once with a × 2 of the forward's own after it: the chain would leave it out
+    page = html.unescape(report_html(_Looped(h, 1, then=lambda x: x * 2.0), floor=False))
     assert [d["kind"] for d in _Page(page).data()["diagrams"]] == ["architecture"]
     assert "does more than hand each layer's result to the next" in page
-    # called once, nothing else: both drawn, no note
-    page = report_html(_Looped(h, 1, squash=False), floor=False)
-    assert [d["kind"] for d in _Page(page).data()["diagrams"]] == [
-        "architecture",
-        "forward",
-        "backward",
-    ]
-    assert "No forward or backward diagram" not in page
+    # called once, nothing else or a tanh of its own after it: both drawn, no note
+    for then in (None, wxb.nn.functional.tanh):
+        page = report_html(_Looped(h, 1, then=then), floor=False)
+        drawn = {d["kind"]: d["source"] for d in _Page(page).data()["diagrams"]}
+        assert list(drawn) == ["architecture", "forward", "backward"]
+        assert "No forward or backward diagram" not in page
+        assert ("tanh(Z⁽¹⁾)" in drawn["forward"]) == (then is not None)

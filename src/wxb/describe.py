@@ -29,11 +29,11 @@ import numpy as np
 from wxb.backend import resolve_dtype
 from wxb.columns import TableEncoder
 from wxb.errors import ConfigError
-from wxb.nn.layers import Activation, Dense, Dropout, Standardize
+from wxb.nn.layers import ACTIVATIONS, Activation, Dense, Dropout, Standardize
 from wxb.nn.module import Module, input_width, stock_kind
 from wxb.nn.sequential import Sequential
 from wxb.random import drawing_from
-from wxb.tensor import Tensor, graph, no_grad, topological_order
+from wxb.tensor import Tensor, graph, set_grad_enabled, topological_order
 
 STOCK_LAYERS = (Dense, Activation, Dropout, Standardize)
 
@@ -157,41 +157,85 @@ def _leaves(module: Module) -> Iterator[Module]:
         yield from _leaves(child) if _is_container(child) else (child,)
 
 
-def _call_chain(model: Module) -> list[int] | None:
-    """The leaf layers (by id) one forward of ``model`` calls, in order, where a forward of
-    its own is seen on a sample batch to be a plain chain of them: the batch into the
-    first, each result straight into the next, the last one's the model's
-    (``fc2(act(fc1(x)))``, registered in whatever order; one ReLU module called after
+@dataclass
+class _Chain:
+    """One forward seen as a plain chain (``_call_chain``): its steps in order, by id —
+    the leaf layers' calls, and each activation the forward applies itself (``F.relu``),
+    as a stand-in layer held by the container whose forward applied it."""
+
+    steps: list[int]
+    modules: dict[int, Module]  # every step's layer, stand-ins included
+    holders: dict[int, Module]  # a stand-in's container
+
+
+def _call_chain(model: Module) -> _Chain | None:
+    """One forward of ``model``, where a forward of its own is seen on a sample batch to
+    be a plain chain: the batch into the first layer, each result into the next, through
+    nothing but activations the forward applies itself, the last one's the model's
+    (``fc2(F.relu(fc1(x)))``, registered in whatever order; one ReLU module called after
     each layer). Each layer is registered once and called at least once, more than once
-    only without parameters (tied weights are refused), and the calls within each
+    only without parameters (tied weights are refused), and the steps within each
     container follow one another (a container is drawn once). None where not, or where
     Sequential's forward alone runs them (their order is the listing)."""
     if not _calls_layers_itself(model):
         return None
     run = _sample_run(model)
-    if run is None or not run.chained():
+    if run is None or run.steps is None:
         return None
-    calls = [key for key, _, _ in run.calls]
-    leaves = {id(m): m for m in _leaves(model)}
-    if len(leaves) != sum(1 for _ in _leaves(model)) or set(calls) != set(leaves):
+    registered = list(_leaves(model))
+    leaves = {id(m): m for m in registered}
+    called = [key for key in run.steps if key not in run.stand_ins]
+    if len(leaves) != len(registered) or set(called) != set(leaves):
         return None  # one registered in two places, or one never called
-    again = Counter(calls) - Counter(set(calls))
+    again = Counter(called) - Counter(set(called))
     if any(leaves[key].parameters() for key in again):
         return None  # a layer with weights applied twice: the δ chain would draw them twice
+    chain = _Chain(run.steps, {**leaves, **run.stand_ins}, _holders(model, run))
     for _, container in model.named_modules():
-        inside = {id(m) for m in _leaves(container)} if _is_container(container) else set()
-        places = [place for place, key in enumerate(calls) if key in inside]
+        inside = {id(m) for m in _leaves(container)} | {
+            key for key, holder in chain.holders.items() if _holds(container, holder)
+        }
+        places = [place for place, key in enumerate(chain.steps) if key in inside]
         if places and places[-1] - places[0] + 1 != len(places):
             return None  # two containers' layers called in turn: no nesting draws that
-    if [id(x.module) for x in _flatten(_walk(model, calls))] != calls:
+    if [id(x.module) for x in _flatten(_walk(model, chain))] != chain.steps:
         return None  # a Sequential inside called otherwise than it lists its layers
-    return calls
+    return chain
 
 
-def _first_width(model: Module, calls: list[int] | None = None) -> int | None:
+def _holds(container: Module, module: Module) -> bool:
+    return any(m is module for _, m in container.named_modules())
+
+
+def _holders(model: Module, run: _SampleRun) -> dict[int, Module]:
+    """The container whose forward applied each stand-in: the innermost whose call spans
+    it (its argument before the stand-in in the chain, its result at or after); the
+    model where none does."""
+    points = [run.given, *run.outputs]  # what goes into the first step, and each's result
+
+    def place(tensor: object, last: bool) -> int | None:
+        found = [k for k, t in enumerate(points) if t is tensor]  # (a step may pass its own)
+        return (found[-1] if last else found[0]) if found else None
+
+    depth = {id(m): k for k, (_, m) in enumerate(model.named_modules())}
+    spans = []
+    for key, arg, result in run.spans:
+        start, end = place(arg, last=False), place(result, last=True)
+        if start is not None and end is not None:
+            spans.append((end - start, -depth.get(key, 0), start, end, key))
+    containers = {id(m): m for _, m in model.named_modules()}
+    holders: dict[int, Module] = {}
+    for k, key in enumerate(run.steps or []):
+        if key in run.stand_ins:
+            within = sorted(span for span in spans if span[2] < k + 1 <= span[3])
+            holders[key] = containers.get(within[0][4], model) if within else model
+    return holders
+
+
+def _first_width(model: Module, chain: _Chain | None = None) -> int | None:
     """What the model takes, from the first layer that says, unless a layer whose width
     is not known comes first (one of its own, or a container's of unknown order).
-    ``calls`` (``_call_chain``'s) takes the layers in the order the forward calls them."""
+    ``chain`` (``_call_chain``'s) takes the layers in the order the forward calls them."""
 
     def leaves(node: Module) -> Iterator[Module | None]:
         if not _is_container(node):
@@ -202,9 +246,8 @@ def _first_width(model: Module, calls: list[int] | None = None) -> int | None:
             for child in node._modules.values():
                 yield from leaves(child)
 
-    if calls is not None:
-        by_id = {id(m): m for m in _leaves(model)}
-        in_order: Iterator[Module | None] = (by_id[key] for key in calls)
+    if chain is not None:
+        in_order: Iterator[Module | None] = (chain.modules[key] for key in chain.steps)
     else:
         in_order = leaves(model)
     for leaf in in_order:
@@ -219,12 +262,13 @@ def _first_width(model: Module, calls: list[int] | None = None) -> int | None:
 
 
 def _in_call_order(
-    module: Module, calls: list[int] | None
+    module: Module, steps: list[int] | None, chain: _Chain | None
 ) -> list[tuple[str, Module, list[int] | None]]:
-    """``module``'s children (by name) as registered or, given the calls a container of
-    unknown order makes (``_call_chain``'s), as it calls them: a leaf once per call, a
-    container once with the calls within it."""
-    if calls is None or not _in_unknown_order(module):
+    """``module``'s children (by name) as registered or, given the steps a forward of
+    its own takes (of ``chain``, ``_call_chain``'s), as it takes them: a leaf once
+    per call, an activation it applies itself as ``relu()``, a container once with the
+    steps within it."""
+    if steps is None or chain is None or stock_kind(module, (Sequential,)) is not None:
         return [(key, child, None) for key, child in module._modules.items()]
     owner = {
         id(leaf): (key, child)
@@ -232,12 +276,22 @@ def _in_call_order(
         for leaf in (_leaves(child) if _is_container(child) else (child,))
     }
     runs: list[tuple[str, Module, list[int] | None]] = []
-    for call in calls:
-        key, child = owner[call]
-        if runs and runs[-1][1] is child and _is_container(child):
-            runs[-1][2].append(call)  # type: ignore[union-attr]
+    for step in steps:
+        holder = chain.holders.get(step)
+        if holder is module:
+            stand_in = chain.modules[step]
+            runs.append((f"{_kernel_name(stand_in)}()", stand_in, None))  # type: ignore[arg-type]
+            continue
+        if holder is not None:  # applied inside one of the containers below
+            key, child = next(
+                (k, c) for k, c in module._modules.items() if _is_container(c) and _holds(c, holder)
+            )
         else:
-            runs.append((key, child, [call]))
+            key, child = owner[step]
+        if runs and runs[-1][1] is child and _is_container(child):
+            runs[-1][2].append(step)  # type: ignore[union-attr]
+        else:
+            runs.append((key, child, [step]))
     return runs
 
 
@@ -249,9 +303,9 @@ def _structure(model: Module) -> list[_Layer | _Group]:
     return _walk(model, _call_chain(model))
 
 
-def _walk(model: Module, calls: list[int] | None) -> list[_Layer | _Group]:
-    """``_structure`` with the layers' calls given (``_call_chain``'s) or not."""
-    state = {"width": _first_width(model, calls), "dense": 0, "trainable": False, "free": False}
+def _walk(model: Module, chain: _Chain | None) -> list[_Layer | _Group]:
+    """``_structure`` with the forward's steps given (``_call_chain``'s) or not."""
+    state = {"width": _first_width(model, chain), "dense": 0, "trainable": False, "free": False}
 
     def leaf(path: str, module: Module) -> _Layer:
         width_in = state["width"]
@@ -273,7 +327,7 @@ def _walk(model: Module, calls: list[int] | None) -> list[_Layer | _Group]:
     def walk(module: Module, prefix: str, calls: list[int] | None) -> list[_Layer | _Group]:
         items: list[_Layer | _Group] = []
         unordered = _in_unknown_order(module) and calls is None
-        for key, child, inner in _in_call_order(module, calls):
+        for key, child, inner in _in_call_order(module, calls, chain):
             path = f"{prefix}.{key}" if prefix else key
             if unordered:  # what feeds this child is its container's code's
                 state["width"], state["free"] = None, True
@@ -286,7 +340,7 @@ def _walk(model: Module, calls: list[int] | None) -> list[_Layer | _Group]:
         return items
 
     if _is_container(model):
-        return walk(model, "", calls)
+        return walk(model, "", None if chain is None else chain.steps)
     return [leaf(model.name or type(model).__name__.lower(), model)]
 
 
@@ -496,8 +550,9 @@ def summary(model: Module, batch_size: int = 32, gemm_rate: float | None = None)
 
     Rows: one per layer of a Sequential (nested Sequentials are expanded); for
     another Module, its sub-modules in the order its forward calls them where that is
-    seen to be a plain chain of them (``fc2(act(fc1(x)))``), else in registration order
-    with widths unknown between them. A Module with a forward of
+    seen to be a plain chain of them (``fc2(act(fc1(x)))``; an activation the forward
+    applies itself, ``F.relu``, is a row ``relu()``), else in registration order with
+    widths unknown between them. A Module with a forward of
     its own is run once on a sample batch to count its layers' calls (in eval mode, its
     random draws undone: training after a summary draws what it would have without): a
     layer called k times (tied weights, a loop) has k rows, each costing a call, its
@@ -599,8 +654,8 @@ def call_mismatch(model: Module) -> str | None:
     ]
     if odd:
         return f"one forward of {type(model).__name__} calls {', '.join(odd)}"
-    # each layer once, but with what between them? relu(fc(x)) would be drawn as fc alone
-    if run.chained() and [key for key, _, _ in run.calls] == [id(x.module) for x in layers]:
+    # each layer once, but with what between them? fc(x) + x would be drawn as fc alone
+    if run.steps is not None and run.steps == [id(x.module) for x in layers]:
         return None
     return (
         f"one forward of {type(model).__name__} does more than hand each layer's result to "
@@ -626,20 +681,65 @@ class _SampleRun:
     calls: list[tuple[int, object, object]]
     given: Tensor
     result: object
+    # the forward as a chain (``_chained``), where it is one: the calls' layers and the
+    # activations it applies itself (stand-in layers, by id), in order
+    spans: list[tuple[int, object, object]] = field(default_factory=list)  # containers' calls
+    steps: list[int] | None = None
+    outputs: list[object] = field(default_factory=list)  # each step's result
+    stand_ins: dict[int, Activation] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.steps, self.outputs, self.stand_ins = _chained(self.calls, self.given, self.result)
 
     def counts(self) -> Counter[int]:
+        """Calls by layer (by id); the stand-ins' too, where the forward is a chain."""
+        if self.steps is not None:
+            return Counter(self.steps)
         return Counter(key for key, _, _ in self.calls)
 
-    def chained(self) -> bool:
-        """Whether the forward is its layers' calls and nothing else: the batch goes to
-        the first, each result straight to the next, and the last one's is the model's."""
-        calls = self.calls
-        return (
-            bool(calls)
-            and calls[0][1] is self.given
-            and all(then[1] is first[2] for first, then in itertools.pairwise(calls))
-            and calls[-1][2] is self.result
-        )
+
+def _chained(
+    calls: list[tuple[int, object, object]], given: Tensor, result: object
+) -> tuple[list[int] | None, list[object], dict[int, Activation]]:
+    """The layers' calls and the activations between them, where the forward is nothing
+    else: the batch goes to the first layer, each result to the next, and the last
+    one's is the model's, each through nothing or through activations the forward
+    applies itself (``F.relu``: seen in the graph the sample recorded, a stand-in layer
+    each), and each step's result. (None, [], {}) where it is not a chain."""
+    if not calls:
+        return None, [], {}
+    steps: list[int] = []
+    outputs: list[object] = []
+    stand_ins: dict[int, Activation] = {}
+    sources = [given, *(out for _, _, out in calls)]
+    targets = [*(arg for _, arg, _ in calls), result]
+    for place, (source, target) in enumerate(zip(sources, targets, strict=True)):
+        applied = _activations_between(source, target)
+        if applied is None:
+            return None, [], {}
+        for layer, out in applied:
+            stand_ins[id(layer)] = layer
+            steps.append(id(layer))
+            outputs.append(out)
+        if place < len(calls):
+            steps.append(calls[place][0])
+            outputs.append(calls[place][2])
+    return steps, outputs, stand_ins
+
+
+def _activations_between(source: object, target: object) -> list[tuple[Activation, Tensor]] | None:
+    """The activations (stand-in layers, first first, each with its result) whose ops
+    lead from ``source`` to ``target``, each on one tensor: none where ``target`` is
+    ``source``; None where anything else comes between (or nothing was recorded)."""
+    applied = []
+    while target is not source:
+        if not isinstance(target, Tensor) or target.op not in ACTIVATIONS:  # by kernel name
+            return None
+        if len(target.inputs) != 1:
+            return None
+        applied.append((ACTIVATIONS[str(target.op)](), target))
+        target = target.inputs[0]
+    return applied[::-1]
 
 
 def _sample_run(model: Module) -> _SampleRun | None:
@@ -661,39 +761,48 @@ def _run_sample(model: Module) -> _SampleRun | None:
     into them), whose leaves' forwards are wrapped to record their calls (a Sequential
     inside then goes layer by layer) and whose generators are copies. So the model itself
     is never touched: another thread training, predicting or summarising it meanwhile
-    draws and runs as it would without this run. The twin runs in eval mode, without a
-    graph, drawing from a scratch default generator; NumPy's global state is put back."""
+    draws and runs as it would without this run. The twin runs in eval mode, recording
+    its graph (to see the activations a forward applies itself; without one where the
+    forward refuses that), drawing from a scratch default generator; NumPy's global
+    state is put back."""
     try:
         twin = copy.deepcopy(model, {id(p): p for p in model.parameters()})
     except Exception:  # a module holding what cannot be copied (a lock, a file)
         return None
-    originals = [m for _, m in model.named_modules() if not _is_container(m)]
-    copies = [m for _, m in twin.named_modules() if not _is_container(m)]
-    if len(originals) != len(copies):
+    everything = [m for _, m in model.named_modules()]
+    copies = [m for _, m in twin.named_modules()]
+    if len(everything) != len(copies):
         return None
+    originals = [m for m in everything if not _is_container(m)]
     calls: list[tuple[int, object, object]] = []
+    spans: list[tuple[int, object, object]] = []
 
-    def counting(key: int, forward: Callable[..., Any]) -> Callable[..., Any]:
+    def counting(
+        key: int, forward: Callable[..., Any], into: list[tuple[int, object, object]]
+    ) -> Callable[..., Any]:
         def counted(*args: Any, **kwargs: Any) -> Any:
             result = forward(*args, **kwargs)
-            calls.append((key, args[0] if args else None, result))  # (inner calls first)
+            into.append((key, args[0] if args else None, result))  # (inner calls first)
             return result
 
         return counted
 
-    for original, leaf in zip(originals, copies, strict=True):
-        leaf.forward = counting(id(original), leaf.forward)
+    for original, twin_module in zip(everything, copies, strict=True):
+        into = spans if _is_container(original) else calls
+        twin_module.forward = counting(id(original), twin_module.forward, into)
     widths = [_first_width(model), *(getattr(m, "in_features", None) for m in originals)]
     sample = np.random.default_rng(0).standard_normal((2, max(filter(None, widths), default=1)))
-    for width in dict.fromkeys(w for w in widths if w):
+    for width, recorded in itertools.product(dict.fromkeys(w for w in widths if w), (1, 0)):
         calls.clear()
-        x = Tensor(sample[:, :width].astype(model.dtype))
+        spans.clear()
+        x = Tensor(sample[:, :width].astype(model.dtype), requires_grad=bool(recorded))
         try:
-            with twin.evaluating(), no_grad(), np.errstate(all="ignore"), _draws_undone():
-                result = twin(x)
-        except Exception:  # not this width, or not one array: the next
+            with twin.evaluating(), set_grad_enabled(bool(recorded)), _draws_undone():
+                with np.errstate(all="ignore"):
+                    result = twin(x)
+        except Exception:  # not this width, or not one array, or not with a graph: the next
             continue
-        return _SampleRun(calls, x, result)
+        return _SampleRun(calls, x, result, spans)
     return None
 
 
