@@ -520,3 +520,87 @@ def test_subclasses_with_a_forward_of_their_own_are_not_explained_as_stock_layer
     np.testing.assert_allclose(
         shown.step(f"{last.name}.Z").value, (H @ last.weight.data.T + last.bias.data).T
     )
+
+
+# ---------------------------------------------------------------------------------
+# A forward of one's own that only chains its layers (the PyTorch habit)
+# ---------------------------------------------------------------------------------
+def _applied(rng):
+    """An activation as a forward applies it, and the layer computing the same."""
+    from wxb.nn import GELU, LeakyReLU
+    from wxb.nn import functional as F
+
+    slope = float(rng.uniform(0.05, 0.5))
+    return [
+        (F.relu, ReLU()),
+        (F.tanh, Tanh()),
+        (F.sigmoid, Sigmoid()),
+        (lambda x: F.leaky_relu(x, slope), LeakyReLU(slope)),
+        (lambda x: F.gelu(x, "tanh"), GELU("tanh")),
+    ][int(rng.integers(5))]
+
+
+class _Net(wxb.nn.Module):
+    """Dense layers as attributes (registered last first), an activation applied in the
+    forward after each but the last."""
+
+    def __init__(self, layers, applied):
+        super().__init__()
+        for k in reversed(range(len(layers))):
+            setattr(self, f"fc{k + 1}", layers[k])
+        self.count, self.applied = len(layers), applied
+
+    def forward(self, x):
+        for k in range(self.count):
+            x = getattr(self, f"fc{k + 1}")(x)
+            x = self.applied[k](x) if k < self.count - 1 else x
+        return x
+
+
+def test_a_forward_that_applies_its_activations_itself_is_explained_layer_by_layer(rng):
+    # it was one opaque step ("has a forward of its own"), with no δ chain
+    for _ in range(5):
+        widths = [int(w) for w in rng.integers(1, 9, size=int(rng.integers(2, 5)))]
+        classes = int(rng.integers(2, 5))
+        outputs = [*widths[1:], classes]
+        layers = [Dense(a, b, seed=rng) for a, b in zip(widths, outputs, strict=True)]
+        pairs = [_applied(rng) for _ in layers[:-1]]
+        model = _Net(layers, [f for f, _ in pairs]).double()
+        hidden = [x for d, (_, a) in zip(layers, pairs, strict=False) for x in (d, a)]
+        stock = Sequential(*hidden, layers[-1])
+        batch = int(rng.integers(1, 6))
+        X, y = rng.normal(size=(batch, widths[0])), rng.integers(0, classes, size=batch)
+        ours = explain_model(model, X, y, sample_rows=None)
+        theirs = explain_model(stock.double(), X, y, sample_rows=None)
+        assert "has a forward of its own" not in ours.text()
+        assert [s.name.split(".")[-1] for s in ours.steps] == [
+            s.name.split(".")[-1] for s in theirs.steps
+        ]
+        for a, b in zip(ours.steps, theirs.steps, strict=True):
+            assert np.array_equal(a.value, b.value), (a.name, b.name)
+        assert ours.step("fc1.Z").value.shape == (widths[1], batch)
+        assert all(p.grad is None for p in model.parameters())
+
+
+def test_a_forward_that_chains_otherwise_on_these_rows_stays_one_step(rng):
+    from wxb.nn import functional as F
+
+    n, h, k = (int(v) for v in rng.integers(2, 6, size=3))
+
+    class Switch(wxb.nn.Module):  # a ReLU on the sample batch, a tanh on large rows
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = Dense(n, h, seed=rng), Dense(h, k, seed=rng)
+
+        def forward(self, x):
+            z = self.fc1(x)
+            return self.fc2(F.relu(z) if float(np.abs(x.data).max()) < 50 else F.tanh(z))
+
+    model = Switch().double()
+    small = rng.normal(size=(3, n))
+    assert "relu(Z⁽¹⁾)" in explain_model(model, small).text()
+    large = small * 100 + 100
+    shown = explain_model(model, large, sample_rows=None)
+    (step,) = shown.steps
+    assert "has a forward of its own" in shown.text()
+    assert np.array_equal(step.value, model.predict(large).T)

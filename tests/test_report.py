@@ -364,6 +364,30 @@ def test_f_prime_figures_are_each_activations_own_when_names_repeat(rng):
     np.testing.assert_allclose([s["fprime"]["mean"] for s in shown], want, rtol=1e-6)
 
 
+def test_a_forward_applying_its_activations_itself_is_walked_through_with_each_f_prime(rng):
+    # it was one step with no δ chain, and no f′(Z) figure
+    n, h1, h2 = (int(v) for v in rng.integers(2, 9, size=3))
+    F = wxb.nn.functional
+
+    class Net(Module):
+        def __init__(self):
+            super().__init__()
+            self.out, self.fc2, self.fc1 = Dense(h2, 2), Dense(h1, h2), Dense(n, h1)
+
+        def forward(self, x):
+            return self.out(F.tanh(self.fc2(F.sigmoid(self.fc1(x)))))
+
+    model = Net().double()
+    X = rng.normal(size=(1, n))
+    steps = _Page(report_html(model, X=X, y=rng.integers(0, 2, 1), floor=False)).data()["steps"]
+    shown = [s for s in steps if "fprime" in s]
+    assert [s["name"] for s in shown] == ["sigmoid().A", "tanh().A"]
+    a1 = 1 / (1 + np.exp(-(X @ model.fc1.weight.data.T + model.fc1.bias.data)))
+    a2 = np.tanh(a1 @ model.fc2.weight.data.T + model.fc2.bias.data)
+    want = [np.mean(a1 * (1 - a1)), np.mean(1 - a2 * a2)]
+    np.testing.assert_allclose([s["fprime"]["mean"] for s in shown], want, rtol=1e-9)
+
+
 def test_a_regressor_without_info_is_walked_through_with_its_mse(rng):
     """A model with no task recorded (built in Python, never fitted) and several real
     outputs is walked through with explain's own default (MSE for real targets), not

@@ -203,6 +203,22 @@ def _call_chain(model: Module) -> _Chain | None:
     return chain
 
 
+@_one_sample_run
+def chain_layers(model: Module) -> list[Module] | None:
+    """The layers one forward of ``model`` runs, in order, where a forward of its own is
+    seen to be a plain chain (``_call_chain``): its own layers, and for each activation
+    it applies itself a layer computing the same (named by its place, ``block.relu()``).
+    None where it is not one, or where Sequential's forward runs them."""
+    chain = _call_chain(model)
+    if chain is None:
+        return None
+    layers = _flatten(_walk(model, chain))
+    for layer in layers:
+        if id(layer.module) in chain.holders:
+            layer.module.name = layer.path
+    return [layer.module for layer in layers]
+
+
 def _holds(container: Module, module: Module) -> bool:
     return any(m is module for _, m in container.named_modules())
 
@@ -735,9 +751,12 @@ def _activations_between(source: object, target: object) -> list[tuple[Activatio
     while target is not source:
         if not isinstance(target, Tensor) or target.op not in ACTIVATIONS:  # by kernel name
             return None
-        if len(target.inputs) != 1:
+        kernel = getattr(target._backward, "kernel", None)  # ops.activation's, exactly
+        if len(target.inputs) != 1 or kernel is None:
             return None
-        applied.append((ACTIVATIONS[str(target.op)](), target))
+        stand_in = ACTIVATIONS[str(target.op)]()
+        stand_in.kernel = kernel  # its slope or approximation too: it computes what ran
+        applied.append((stand_in, target))
         target = target.inputs[0]
     return applied[::-1]
 

@@ -22,14 +22,14 @@ import numpy as np
 
 from wxb import ops
 from wxb.columns import rows_by_name
-from wxb.describe import percent
+from wxb.describe import chain_layers, percent
 from wxb.errors import ConfigError, DataError
 from wxb.nn.heads import head_index, model_task, probability_head
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
 from wxb.nn.losses import CrossEntropyLoss, Loss, computes_its_own, get_loss, stock_loss
 from wxb.nn.module import Module, Parameter, every_parameter_requiring_grad, is_stock
 from wxb.nn.sequential import layers_in_order
-from wxb.tensor import Tensor
+from wxb.tensor import Tensor, no_grad
 from wxb.validation import (
     as_class_indices,
     as_features,
@@ -497,10 +497,12 @@ def _step_keys(model: Module, layers: list[Module]) -> list[str]:
     return keys
 
 
-def _describe(layer: Module) -> str:
+def _describe(layer: Module, key: str | None = None) -> str:
+    """``layer`` as a step's heading: its name (else ``key``, its path), type and widths."""
+    name = layer.name or key
     if is_stock(layer, Dense):
-        return f"{layer.name or 'dense'}: Dense {layer.in_features}→{layer.out_features}"
-    return f"{layer.name or type(layer).__name__.lower()}: {type(layer).__name__}"
+        return f"{name or 'dense'}: Dense {layer.in_features}→{layer.out_features}"
+    return f"{name or type(layer).__name__.lower()}: {type(layer).__name__}"
 
 
 def explain_model(
@@ -537,6 +539,8 @@ def explain_model(
     rows = as_features(rows[:sample_rows] if sample_rows is not None else rows, dtype)
     batch = len(rows)
     layers = layers_in_order(model)
+    # a forward of its own: layer by layer where it only chains them
+    chain = chain_layers(model) if layers == [model] else None
 
     with (
         model.evaluating(),
@@ -544,10 +548,15 @@ def explain_model(
         every_parameter_requiring_grad(model) as frozen,
         np.errstate(over="ignore", invalid="ignore", divide="ignore"),  # shown as inf, NaN
     ):
+        if chain is not None:
+            steps = _forward_steps(chain, Tensor(rows), batch, _step_keys(model, chain))
+            with no_grad():  # (seen on a sample batch: these rows must take the same path)
+                if np.array_equal(steps[1].data, model(Tensor(rows)).data, equal_nan=True):
+                    layers = chain
         keys = _step_keys(model, layers)
-        forward, output, retained, inputs, fed, logits = _forward_steps(
-            layers, Tensor(rows), batch, keys
-        )
+        if layers is not chain:
+            steps = _forward_steps(layers, Tensor(rows), batch, keys)
+        forward, output, retained, inputs, fed, logits = steps
         sections = [forward]
         if y is not None:
             loss, probabilities = scored_loss(model, loss, probabilities)
@@ -563,7 +572,7 @@ def explain_model(
             )
 
     shown = f"the first {batch} of {total} rows of X" if batch < total else "every row of X"
-    architecture = ", ".join(_describe(layer) for layer in layers)
+    architecture = ", ".join(map(_describe, layers, keys))
     n = rows.shape[1]
     forward.intro = [
         f"Model: {architecture}.",
@@ -620,8 +629,8 @@ def _forward_steps(
     seen: list[Tensor] = []  # what each layer reads: a probability head's logits
     for position, layer in enumerate(layers):
         seen.append(x)
-        group = _describe(layer)
         key = keys[position]
+        group = _describe(layer, key)
         inputs[position] = current
         if is_stock(layer, Dense):
             dense_index += 1
@@ -804,8 +813,8 @@ def _backward_sections(
         layer: Dense = layers[position]  # type: ignore[assignment]
         l = rank + 1  # noqa: E741 (the seed's layer index)
         m, n = layer.out_features, layer.in_features
-        group = _describe(layer)
         key = keys[position]
+        group = _describe(layer, key)
         delta = retained[position].grad.T  # ∂L/∂Z⁽ˡ⁾ in column notation: m×B
         dsym, Zsym = _symbol("δ", l, bold=False), _symbol("Z", l)
         dsym.latex = rf"\delta^{{({l})}}"

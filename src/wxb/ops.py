@@ -604,6 +604,7 @@ def activation(z: Tensor, kernel: ActivationKernel) -> Tensor:
     def backward(grad: np.ndarray) -> tuple[np.ndarray]:
         return (kernel.backward(Z, A, grad, np.empty_like(Z)),)  # δ = ∂L/∂A ⊙ f′(Z)
 
+    backward.kernel = kernel  # type: ignore[attr-defined]  # which f, slope and all (describe)
     return Tensor.from_op(A, kernel.name, (z,), backward, saves_output=True)
 
 

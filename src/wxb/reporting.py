@@ -34,6 +34,7 @@ from wxb.describe import (
     architecture_diagram,
     backward_diagram,
     call_mismatch,
+    chain_layers,
     forward_diagram,
     measure_gemm_rate,
     one_sample_run,
@@ -290,7 +291,10 @@ def _fprime_facts(
     A steps and the model's Activation layers pair in order (names may repeat across
     nested Sequentials). ``head_scored``: the loss was taken on the probability head's
     input, so δ does not pass through the head's f′ (δ⁽ᴸ⁾ = p − y)."""
-    activations = [layer for layer in layers_in_order(model) if is_stock(layer, Activation)]
+    layers = layers_in_order(model)
+    if layers == [model]:  # a forward of its own, walked layer by layer where a chain
+        layers = chain_layers(model) or layers
+    activations = [layer for layer in layers if is_stock(layer, Activation)]
     skip = activations[-1] if head_scored and activations else None
     forward = explanation.sections[0].steps if explanation.sections else []
     steps = [step for step in forward if step.name.endswith(".A")]
