@@ -91,19 +91,63 @@ def test_dead_relu_layer_is_reported(rng):
     assert any("never fire" in w for w in warnings_for(reports))
 
 
-def test_diagnose_needs_a_sequential(rng):
+def test_diagnose_needs_a_sequential_or_a_forward_that_only_chains_its_layers(rng):
     X, y = blobs(rng)
 
     class Wrapped(wxb.nn.Module):
-        def __init__(self):
+        def __init__(self, then=None):
             super().__init__()
-            self.inner = Dense(8, 3)
+            self.inner, self.then = Dense(8, 3), then
 
         def forward(self, x):
-            return self.inner(x)
+            return self.inner(x) if self.then is None else self.then(self.inner(x))
 
     with pytest.raises(wxb.ConfigError, match="needs a Sequential"):
-        wxb.fit(Wrapped(), X, y, epochs=1, diagnose=True, verbose=False)
+        wxb.fit(Wrapped(lambda z: z * 2.0), X, y, epochs=1, diagnose=True, verbose=False)
+    for then in (None, wxb.nn.functional.tanh):
+        history = wxb.fit(Wrapped(then), X, y, epochs=1, diagnose=True, verbose=False)
+        (layer,) = history.diagnostics[0]["layers"]
+        assert layer["layer"] == "inner" and layer["activation"] == (then and "tanh")
+
+
+def test_a_forward_applying_its_activations_itself_is_diagnosed_as_its_sequential(rng):
+    # x = F.relu(self.fc1(x)): fit(diagnose=True) refused it
+    X, y = blobs(rng)
+    F = wxb.nn.functional
+    fc1, fc2, fc3 = Dense(8, 12), Dense(12, 6), Dense(6, 3)
+
+    class Net(wxb.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc3, self.fc2, self.fc1 = fc3, fc2, fc1  # registered last first
+
+        def forward(self, x):
+            return self.fc3(F.sigmoid(self.fc2(F.relu(self.fc1(x)))))
+
+    ours = layer_reports(Net(), X, y, CrossEntropyLoss())
+    theirs = layer_reports(Sequential(fc1, ReLU(), fc2, Sigmoid(), fc3), X, y, CrossEntropyLoss())
+    assert [r.layer for r in ours] == ["fc1", "fc2", "fc3"]
+    assert [r.activation for r in ours] == ["relu", "sigmoid", None]
+    for a, b in zip(ours, theirs, strict=True):
+        assert {**a.to_dict(), "layer": ""} == {**b.to_dict(), "layer": ""}
+
+
+def test_a_forward_that_chains_otherwise_on_the_diagnostic_rows_is_refused(rng):
+    X, y = blobs(rng)
+    F = wxb.nn.functional
+
+    class Switch(wxb.nn.Module):  # a ReLU on the sample batch, a tanh on large rows
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = Dense(8, 5), Dense(5, 3)
+
+        def forward(self, x):
+            z = self.fc1(x)
+            return self.fc2(F.relu(z) if float(np.abs(x.data).max()) < 50 else F.tanh(z))
+
+    assert len(layer_reports(Switch(), X / 100, y, CrossEntropyLoss())) == 2
+    with pytest.raises(wxb.ConfigError, match="as on these rows"):
+        layer_reports(Switch(), X * 100 + 100, y, CrossEntropyLoss())
 
 
 def test_diagnostics_do_not_change_the_training_run(rng):

@@ -17,13 +17,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from wxb.describe import percent
+from wxb.describe import chain_layers, percent
 from wxb.errors import ConfigError
 from wxb.nn.layers import Activation, Dense, Dropout, ReLU, Sigmoid, Tanh
 from wxb.nn.losses import Loss
 from wxb.nn.module import Module, every_parameter_requiring_grad, is_stock
 from wxb.nn.sequential import layers_in_order
-from wxb.tensor import Tensor
+from wxb.tensor import Tensor, no_grad
 
 SATURATED = 0.01  # |f′(Z)| below this: the unit passes (almost) no error back
 VANISHING = 1e4  # ‖δ‖ shrinking (or growing) this much from the last layer to the first
@@ -45,14 +45,24 @@ class LayerReport:
         return asdict(self)
 
 
+NEEDS_A_CHAIN = (
+    "needs a Sequential model, or a module whose forward of its own only chains its "
+    "layers (through activations or not): a forward that does more computes what its "
+    "layers in order do not"
+)
+
+
 def layer_reports(model: Module, X: np.ndarray, y: np.ndarray, loss: Loss) -> list[LayerReport]:
-    """Forward and backward through ``model`` (a Sequential) on (X, y), layer by layer."""
+    """Forward and backward through ``model`` on (X, y), layer by layer: a Sequential's
+    layers, or those a forward of its own chains (``describe.chain_layers``; they must
+    give its own output on X)."""
     layers = layers_in_order(model)
+    chained = layers == [model]
+    if chained:
+        layers = chain_layers(model) or layers
     if layers == [model]:
-        raise ConfigError(
-            "diagnostics need a Sequential model that runs its layers in order (one with a "
-            "forward of its own computes something else)"
-        )
+        raise ConfigError(f"diagnostics {NEEDS_A_CHAIN}")
+    paths = {id(m): name for name, m in reversed(list(model.named_modules()))}
     # Eval mode: Dropout off, so the figures are the network's own and no mask is drawn.
     # Frozen layers too: δ passes through them all the same, and a frozen first layer
     # must not read as a vanished δ.
@@ -71,11 +81,15 @@ def layer_reports(model: Module, X: np.ndarray, y: np.ndarray, loss: Loss) -> li
             elif not is_stock(layer, Dropout):
                 on_z = None
             x = out
+        if chained:  # seen on a sample batch: does X take that path too?
+            with no_grad():
+                if not np.array_equal(x.data, model(Tensor(X)).data, equal_nan=True):
+                    raise ConfigError(f"diagnostics {NEEDS_A_CHAIN} (as on these rows)")
         loss(x, y).backward()
         reports = []
         for layer, z in denses:
             report = LayerReport(
-                layer=layer.name or "dense",
+                layer=layer.name or paths.get(id(layer)) or "dense",
                 weight_norm=_norm(layer.weight.data),
                 weight_grad_norm=_norm(layer.weight.grad),
                 delta_norm=_norm(z.grad),

@@ -22,7 +22,8 @@ from wxb import checkpoint as ckpt
 from wxb import data as wdata
 from wxb import ops, validation
 from wxb.columns import rows_by_name, rows_for_model
-from wxb.diagnose import layer_reports, warnings_for
+from wxb.describe import chain_layers
+from wxb.diagnose import NEEDS_A_CHAIN, layer_reports, warnings_for
 from wxb.distributed import GradientSum, Ranks, RanksStopped
 from wxb.errors import (
     CheckpointError,
@@ -376,7 +377,8 @@ def fit(
     - ``diagnose``: after each epoch, a pass over the first 256 training rows records, per
       Dense layer, ‖W‖, ‖∂L/∂W‖, ‖δ‖, dead ReLU and saturated sigmoid/tanh fractions
       (``History.diagnostics``), and warns once per kind when δ vanishes or explodes
-      through the chain of f′(Z) factors (``History.warnings``). Needs a Sequential.
+      through the chain of f′(Z) factors (``History.warnings``). Needs a Sequential, or a
+      module whose forward only chains its layers (``fc2(F.relu(fc1(x)))``).
 
     A loss that becomes NaN or infinite raises :class:`TrainingError` naming the epoch
     and step; the model is left with the weights of the last epoch that ended finite
@@ -538,11 +540,8 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             raise ConfigError("the model has no trainable parameters (requires_grad is False)")
         opt = get_optimizer(optimizer, trainable, lr=lr)
     schedule = _make_schedule(lr_schedule, opt, epochs)
-    if diagnose and layers_in_order(model) == [model]:
-        raise ConfigError(
-            "fit(diagnose=True) needs a Sequential model that runs its layers in order (one "
-            "with a forward of its own computes something else)"
-        )
+    if diagnose and layers_in_order(model) == [model] and chain_layers(model) is None:
+        raise ConfigError(f"fit(diagnose=True) {NEEDS_A_CHAIN}")
     step = make_step(model, loss_fn, opt, clip_grad_norm)
     kind = stock_loss(loss_fn)  # what the outputs mean: accuracy for a classifier's loss
     planned = isinstance(step, PlannedStep)
