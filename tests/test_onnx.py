@@ -163,6 +163,47 @@ def test_random_networks_run_in_onnxruntime_as_in_wxb(tmp_path, seeded, dtype):
         assert_runs_like_wxb(model, path, n_features, dtype, rng, msg)
 
 
+class OwnForward(Module):
+    """The PyTorch habit: the layers with weights (and Dropout, Standardize) as attributes,
+    registered in a shuffled order; the activations applied in the forward itself."""
+
+    def __init__(self, layers, rng):
+        super().__init__()
+        self.program = []
+        for k, layer in enumerate(layers):
+            if isinstance(layer, Activation):
+                self.program.append(lambda x, kernel=layer.kernel: ops.activation(x, kernel))
+            else:
+                self.program.append(f"part{k}")
+        for k in rng.permutation(len(layers)):
+            if isinstance(self.program[k], str):
+                setattr(self, self.program[k], layers[k])
+
+    def forward(self, x):
+        for step in self.program:
+            x = getattr(self, step)(x) if isinstance(step, str) else step(x)
+        return x
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_forward_of_ones_own_that_only_chains_its_layers_exports_as_they_run(
+    tmp_path, seeded, dtype
+):
+    # a module of one's own was refused ("not a stock wxb layer") however plain its forward
+    rng = seeded.rng
+    for trial in range(4):
+        n_features = int(rng.integers(1, 13))
+        layers = wxb.nn.sequential.layers_in_order(random_network(rng, dtype, n_features))
+        model = OwnForward(layers, rng)
+        path = export(model, tmp_path / f"own{trial}.onnx")
+        check_file(path, n_features, dtype)
+
+        def msg(what, model=model, layers=layers):
+            return seeded.msg(f"{what} of {type(model).__name__} over\n{layers}")
+
+        assert_runs_like_wxb(model, path, n_features, dtype, rng, msg)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_every_activation_in_one_network(tmp_path, seeded, dtype):
     rng = seeded.rng
@@ -321,6 +362,15 @@ class Doubler(Module):
         return ops.mul(x, 2.0)
 
 
+class OwnScaled(Module):  # a forward of its own that does more than chain its layers
+    def __init__(self):
+        super().__init__()
+        self.fc = Dense(3, 2)
+
+    def forward(self, x):
+        return ops.mul(self.fc(x), 2.0)
+
+
 class LoudDense(Dense):
     def forward(self, x):
         return super().forward(x)
@@ -349,6 +399,7 @@ def _refusals():
         "forward on an instance": (Sequential(replaced, ReLU()), ["dense1", "instance"]),
         "own activation kernel": (Sequential(Dense(3, 4), Swish()), ["swish1", "Swish"]),
         "model itself": (Doubler(), ["the model itself", "Doubler"]),
+        "own forward doing more": (OwnScaled(), ["the model itself", "OwnScaled", "chains"]),
         "widths": (Sequential(Dense(3, 4), Dense(5, 2)), ["dense2", "5 features", "gives 4"]),
         "dtypes": (Sequential(Dense(3, 4), Dense(4, 2, dtype="float64")), ["float64"]),
         "not a module": ("model.safetensors", ["Module", "str"]),

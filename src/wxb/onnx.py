@@ -23,6 +23,9 @@ initializers:
                  ``wxb.ops.erfc`` evaluates (agreeing with wxb to ~1e-15)
 - Sequential     flattened, nested ones too; a layer given twice and parameters
                  shared between layers become one initializer
+- a module of one's own whose forward only chains such layers, and activations
+                 it applies itself (``self.fc2(F.relu(self.fc1(x)))``): its layers as
+                 one sample batch ran them (``describe.chain_layers``), as tracing would
 
 GELU is composed rather than the opset-20 ``Gelu`` operator so that the default
 opset (17) serves older runtimes too. Any opset from 13 to the installed onnx's
@@ -86,6 +89,7 @@ import numpy as np
 from wxb import ops
 from wxb.columns import text_aliases
 from wxb.data import atomic_write
+from wxb.describe import chain_layers
 from wxb.errors import ConfigError
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
 from wxb.nn.module import Module, stock_kind
@@ -179,38 +183,21 @@ def _refuse(path: str, module: object, why: str) -> ConfigError:
 
 def _flatten(model: object) -> list[tuple[str, Module]]:
     """The leaf layers the model runs, in order, with their dotted paths; ConfigError for
-    anything that is not a stock layer. Walks without recursion."""
+    anything that is not a stock layer. Walks without recursion. A module whose forward
+    of its own only chains its layers (``describe.chain_layers``) gives them as one
+    sample batch ran them (as tracing would)."""
     if not isinstance(model, Module):
         raise ConfigError(f"wxb.onnx.export needs a wxb.nn.Module; got {type(model).__name__}")
+    chain = chain_layers(model) if stock_kind(model, _STOCK) is None else None
+    if chain is not None:
+        paths = {id(m): name for name, m in reversed(list(model.named_modules()))}
+        return [_stock_leaf(paths.get(id(m)) or str(m.name), m) for m in chain]
     leaves: list[tuple[str, Module]] = []
     stack: list[tuple[str, Module, tuple[int, ...]]] = [("", model, ())]
     while stack:
         path, module, ancestors = stack.pop()
-        kind = stock_kind(module, _STOCK)
-        if kind is None:
-            own = [key for key in ("forward", "__call__") if key in vars(module)]
-            if own:
-                why = f"its {own[0]} was replaced on the instance"
-            elif isinstance(module, _STOCK):
-                base = next(k for k in _STOCK if isinstance(module, k))
-                why = f"it subclasses {base.__name__} and replaces forward or __call__"
-            else:
-                why = "it is a module of its own, not a stock wxb layer"
-            raise _refuse(
-                path,
-                module,
-                f"{why}; ONNX export handles only Sequential, Dense, Standardize, Dropout "
-                "and wxb's activations",
-            )
-        if kind is not Sequential:
-            if kind is Activation and type(module.kernel) not in _KERNELS:
-                raise _refuse(
-                    path,
-                    module,
-                    f"its activation kernel {type(module.kernel).__qualname__} is not one of "
-                    "wxb's own",
-                )
-            leaves.append((path, module))
+        if stock_kind(module, _STOCK) is not Sequential:
+            leaves.append(_stock_leaf(path, module))
             continue
         if len(ancestors) >= MAX_DEPTH:
             raise _refuse(path, module, f"Sequentials nested more than {MAX_DEPTH} deep")
@@ -223,6 +210,36 @@ def _flatten(model: object) -> list[tuple[str, Module]]:
             walk.append((child_path, child, inside))
         stack.extend(reversed(walk))  # reversed onto the stack: walked in order
     return leaves
+
+
+def _stock_leaf(path: str, module: Module) -> tuple[str, Module]:
+    """(path, module) for a stock layer other than Sequential; ConfigError for another."""
+    kind = stock_kind(module, _STOCK)
+    if kind is None:
+        own = [key for key in ("forward", "__call__") if key in vars(module)]
+        if own:
+            why = f"its {own[0]} was replaced on the instance"
+        elif isinstance(module, _STOCK):
+            base = next(k for k in _STOCK if isinstance(module, k))
+            why = f"it subclasses {base.__name__} and replaces forward or __call__"
+        else:
+            why = (
+                "it is a module of its own, not a stock wxb layer (nor one whose forward "
+                "only chains stock layers)"
+            )
+        raise _refuse(
+            path,
+            module,
+            f"{why}; ONNX export handles only Sequential, Dense, Standardize, Dropout "
+            "and wxb's activations",
+        )
+    if kind is Activation and type(module.kernel) not in _KERNELS:
+        raise _refuse(
+            path,
+            module,
+            f"its activation kernel {type(module.kernel).__qualname__} is not one of wxb's own",
+        )
+    return path, module
 
 
 def _dtype(model: Module, layers: list[tuple[str, Module]]) -> np.dtype:
