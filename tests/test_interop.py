@@ -261,6 +261,53 @@ def test_to_torch_of_a_single_layer_or_layers_without_weights(rng):
     assert np.allclose(torch_output(relu, X), Sequential(ReLU(), Softmax()).predict(X))
 
 
+def test_to_torch_of_a_forward_that_only_chains_its_layers_is_the_sequential_of_them(rng):
+    # a module of one's own was refused ("no PyTorch twin") however plain its forward
+    F = wxb.nn.functional
+    n, h, k = (int(v) for v in rng.integers(2, 9, size=3))
+    slope = float(rng.uniform(0.05, 0.5))
+
+    class Block(Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = Dense(h, h, seed=int(rng.integers(1 << 30)))
+
+        def forward(self, x):
+            return F.leaky_relu(self.fc(x), slope)
+
+    class Net(Module):
+        def __init__(self):
+            super().__init__()
+            self.out, self.block = Dense(h, k), Block()  # registered last first
+            self.inp, self.drop = Dense(n, h, seed=int(rng.integers(1 << 30))), Dropout(0.3)
+
+        def forward(self, x):
+            return F.softmax(self.out(self.drop(self.block(F.tanh(self.inp(x))))))
+
+    model = Net().double()
+    model.inp.weight.requires_grad = False
+    twin = interop.to_torch(model)
+    assert list(twin._modules) == ["inp", "tanh()", "block_fc", "block_leaky_relu()", "drop",
+                                   "out", "softmax()"]  # fmt: skip
+    assert twin.training and not twin.inp.weight.requires_grad
+    assert twin[3].negative_slope == slope and twin.drop.p == 0.3
+    model.eval()
+    twin.eval()
+    X = rng.normal(size=(9, n))
+    np.testing.assert_allclose(torch_output(twin, X), model.predict(X), rtol=1e-12, atol=1e-14)
+    with pytest.raises(ConfigError, match="only chains stock layers would be"):
+        interop.to_torch(Scaled(n))
+
+
+class Scaled(Module):  # a forward of its own that does more than chain its layer
+    def __init__(self, n):
+        super().__init__()
+        self.fc = Dense(n, 2)
+
+    def forward(self, x):
+        return self.fc(x) * 2.0
+
+
 class Scale(Module):
     def forward(self, x):
         return x

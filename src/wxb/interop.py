@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from wxb.backend import resolve_dtype
+from wxb.describe import chain_layers
 from wxb.errors import ConfigError
 from wxb.nn import layers
 from wxb.nn.module import Module
@@ -90,6 +91,7 @@ def _import_torch():
 # wxb → PyTorch
 # ---------------------------------------------------------------------------------
 _ACTIVATION_TYPES = tuple(layers.ACTIVATIONS.values())
+_STOCK_TYPES = (Sequential, layers.Dense, layers.Dropout, layers.Standardize, *_ACTIVATION_TYPES)
 
 
 def _where(path: str) -> str:
@@ -104,19 +106,35 @@ def to_torch(model: Module):
     """An equivalent ``torch.nn.Sequential`` with copies of the model's weights.
 
     In the model's dtype (float32 or float64); layer names become the Sequential's
-    keys; a layer given twice stays one shared torch module. Raises ConfigError,
+    keys; a layer given twice stays one shared torch module. A module of one's own
+    whose forward only chains stock layers, and activations it applies itself
+    (``describe.chain_layers``), becomes the Sequential of them, as one sample batch
+    ran them (keys: their paths, ``.`` as ``_``). Raises ConfigError,
     naming the module's path and class, for anything without a PyTorch twin here
     (a module of its own, a subclass of a stock layer, a forward set on an
     instance) or a model mixing float32 and float64.
     """
     if not isinstance(model, Module):
         raise ConfigError(f"to_torch needs a wxb.nn.Module; got {type(model).__name__}")
-    _check_convertible(model)
+    chain = None if type(model) in _STOCK_TYPES else chain_layers(model)
+    paths = {id(m): name for name, m in reversed(list(model.named_modules()))}
+    named = None if chain is None else [(paths.get(id(m)) or str(m.name), m) for m in chain]
+    for path, module in named or model.named_modules():
+        _check_convertible(path, module)
     dtype = _model_dtype(model)
     torch = _import_torch()
     tdtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[dtype]
     # id(wxb module or Parameter) → its torch twin: shared layers and tied weights stay so
     made: dict[int, Any] = {}
+    if named is not None:  # the chain a forward of its own runs, as one Sequential
+        chained: dict[str, Any] = {}
+        for index, (path, module) in enumerate(named):
+            twin = _to_torch(module, path, torch, tdtype, made)
+            chained[_torch_key(path.replace(".", "_"), index, chained, torch.nn)] = twin
+        root = torch.nn.Sequential()
+        for key, twin in chained.items():
+            root.add_module(key, twin)
+        return root.train(model.training)
     root = _to_torch(model, "", torch, tdtype, made)
     if isinstance(root, torch.nn.Sequential):
         return root
@@ -125,41 +143,40 @@ def to_torch(model: Module):
     return out
 
 
-def _check_convertible(model: Module) -> None:
-    """Every module is a stock one to_torch knows (exact class, no forward of its own)."""
-    for path, module in model.named_modules():
-        cls = type(module)
-        stock = (Sequential, layers.Dense, layers.Dropout, layers.Standardize, *_ACTIVATION_TYPES)
-        if cls not in stock:
-            base = next((b for b in cls.__mro__[1:] if b in stock), None)
-            why = (
-                f"it subclasses {base.__name__}, and its own code has no PyTorch twin"
-                if base is not None
-                else "it is a module of its own, which has no PyTorch twin here"
-            )
-            raise ConfigError(
-                f"to_torch: cannot convert {_where(path)} ({cls.__name__}): {why}; to_torch "
-                "converts Sequential, Dense, Dropout, Standardize and the activations "
-                + ", ".join(c.__name__ for c in _ACTIVATION_TYPES)
-            )
-        if "forward" in vars(module) or "__call__" in vars(module):
-            raise ConfigError(
-                f"to_torch: cannot convert {_where(path)} ({cls.__name__}): its forward was "
-                f"replaced on the instance, and the PyTorch twin would compute a plain "
-                f"{cls.__name__}"
-            )
-        if isinstance(module, layers.Activation) and type(module.kernel) is not type(
-            _stock_kernel(cls)
-        ):
-            raise ConfigError(
-                f"to_torch: cannot convert {_where(path)} ({cls.__name__}): its kernel was "
-                f"replaced by {type(module.kernel).__name__}"
-            )
-        if cls is not Sequential and module._modules:
-            raise ConfigError(
-                f"to_torch: cannot convert {_where(path)} ({cls.__name__}): it holds "
-                f"sub-modules ({', '.join(module._modules)}), which its twin would not run"
-            )
+def _check_convertible(path: str, module: Module) -> None:
+    """``module`` is a stock one to_torch knows (exact class, no forward of its own)."""
+    cls = type(module)
+    if cls not in _STOCK_TYPES:
+        base = next((b for b in cls.__mro__[1:] if b in _STOCK_TYPES), None)
+        why = (
+            f"it subclasses {base.__name__}, and its own code has no PyTorch twin"
+            if base is not None
+            else "it is a module of its own, which has no PyTorch twin here"
+            + (" (one whose forward only chains stock layers would be)" if module._modules else "")
+        )
+        raise ConfigError(
+            f"to_torch: cannot convert {_where(path)} ({cls.__name__}): {why}; to_torch "
+            "converts Sequential, Dense, Dropout, Standardize and the activations "
+            + ", ".join(c.__name__ for c in _ACTIVATION_TYPES)
+        )
+    if "forward" in vars(module) or "__call__" in vars(module):
+        raise ConfigError(
+            f"to_torch: cannot convert {_where(path)} ({cls.__name__}): its forward was "
+            f"replaced on the instance, and the PyTorch twin would compute a plain "
+            f"{cls.__name__}"
+        )
+    if isinstance(module, layers.Activation) and type(module.kernel) is not type(
+        _stock_kernel(cls)
+    ):
+        raise ConfigError(
+            f"to_torch: cannot convert {_where(path)} ({cls.__name__}): its kernel was "
+            f"replaced by {type(module.kernel).__name__}"
+        )
+    if cls is not Sequential and module._modules:
+        raise ConfigError(
+            f"to_torch: cannot convert {_where(path)} ({cls.__name__}): it holds "
+            f"sub-modules ({', '.join(module._modules)}), which its twin would not run"
+        )
 
 
 @functools.cache
