@@ -853,6 +853,53 @@ def test_a_forward_that_refuses_a_graph_is_still_counted_without_one(
         describe.forward_diagram(NoGraph())
 
 
+def test_a_loop_over_a_module_list_is_drawn_as_the_chain_it_runs(rng: np.random.Generator) -> None:
+    # for layer in self.hidden: x = F.relu(layer(x)) — the ModuleList's layers are called
+    # apart, with the forward's relu between: refused ("runs their own forward")
+    sizes = [int(v) for v in rng.integers(1, 12, size=int(rng.integers(3, 6)))]
+    blocks = bool(rng.random() < 0.5)
+
+    class Block(Module):
+        def __init__(self, n: int, m: int) -> None:
+            super().__init__()
+            self.fc = Dense(n, m)
+
+        def forward(self, x):
+            return F.tanh(self.fc(x))
+
+    class MLP(Module):
+        def __init__(self) -> None:
+            super().__init__()
+            pairs = list(itertools.pairwise(sizes[:-1]))
+            kind = Block if blocks else Dense
+            self.hidden = nn.ModuleList([kind(a, b) for a, b in pairs])
+            self.head = Dense(sizes[-2], sizes[-1], name="head")
+
+        def forward(self, x):
+            for layer in self.hidden:
+                x = layer(x) if blocks else F.relu(layer(x))
+            return self.head(x)
+
+    model = MLP()
+    hidden = [m.fc if blocks else m for m in model.hidden]
+    act = Tanh if blocks else ReLU
+    plain = Sequential(*[x for layer in hidden for x in (layer, act())], model.head)
+    batch = int(rng.integers(1, 50))
+    ours, theirs = describe.summary(model, batch), describe.summary(plain, batch)
+    inner = "hidden.{}.fc" if blocks else "hidden.{}"
+    names = [inner.format(k) for k in range(len(hidden))]
+    assert [r.name for r in ours.rows][::2] == [*names, "head"]
+    assert [replace(r, name="") for r in ours.rows] == [replace(r, name="") for r in theirs.rows]
+    assert ours.unknown_order == [] and describe.call_mismatch(model) is None
+    for draw in (describe.forward_diagram, describe.backward_diagram):
+        text = draw(model, batch)
+        for k, name in enumerate(names):
+            text = text.replace(f"Layer {k + 1}: {name}", f"Layer {k + 1}: {hidden[k].name}")
+        assert text == draw(plain, batch)
+    chart = describe.architecture_diagram(model)
+    assert ("subgraph" in chart) == blocks  # a Block's call is a group; a ModuleList's is not
+
+
 # -- models off the stock path (a hunt of the diagrams against what backward computes) --
 class Swish(nn.Activation):
     """An Activation subclass with a forward of its own: x·σ(x), not σ."""

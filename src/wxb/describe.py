@@ -166,6 +166,7 @@ class _Chain:
     steps: list[int]
     modules: dict[int, Module]  # every step's layer, stand-ins included
     holders: dict[int, Module]  # a stand-in's container
+    called: set[int]  # the containers whose forward ran (not a ModuleList, which holds)
 
 
 def _call_chain(model: Module) -> _Chain | None:
@@ -190,8 +191,11 @@ def _call_chain(model: Module) -> _Chain | None:
     again = Counter(called) - Counter(set(called))
     if any(leaves[key].parameters() for key in again):
         return None  # a layer with weights applied twice: the δ chain would draw them twice
-    chain = _Chain(run.steps, {**leaves, **run.stand_ins}, _holders(model, run))
+    called = {key for key, _, _ in run.spans}
+    chain = _Chain(run.steps, {**leaves, **run.stand_ins}, _holders(model, run), called)
     for _, container in model.named_modules():
+        if id(container) not in called:
+            continue  # a ModuleList: its layers may be called apart, drawn where each is
         inside = {id(m) for m in _leaves(container)} | {
             key for key, holder in chain.holders.items() if _holds(container, holder)
         }
@@ -282,13 +286,14 @@ def _in_call_order(
 ) -> list[tuple[str, Module, list[int] | None]]:
     """``module``'s children (by name) as registered or, given the steps a forward of
     its own takes (of ``chain``, ``_call_chain``'s), as it takes them: a leaf once
-    per call, an activation it applies itself as ``relu()``, a container once with the
-    steps within it."""
+    per call, an activation it applies itself as ``relu()``, a container called once
+    with the steps within it (one only holding layers, as a ModuleList, opened up)."""
     if steps is None or chain is None or stock_kind(module, (Sequential,)) is not None:
         return [(key, child, None) for key, child in module._modules.items()]
+    units = _units(module, chain)
     owner = {
         id(leaf): (key, child)
-        for key, child in module._modules.items()
+        for key, child in units
         for leaf in (_leaves(child) if _is_container(child) else (child,))
     }
     runs: list[tuple[str, Module, list[int] | None]] = []
@@ -299,9 +304,7 @@ def _in_call_order(
             runs.append((f"{_kernel_name(stand_in)}()", stand_in, None))  # type: ignore[arg-type]
             continue
         if holder is not None:  # applied inside one of the containers below
-            key, child = next(
-                (k, c) for k, c in module._modules.items() if _is_container(c) and _holds(c, holder)
-            )
+            key, child = next((k, c) for k, c in units if _is_container(c) and _holds(c, holder))
         else:
             key, child = owner[step]
         if runs and runs[-1][1] is child and _is_container(child):
@@ -309,6 +312,18 @@ def _in_call_order(
         else:
             runs.append((key, child, [step]))
     return runs
+
+
+def _units(module: Module, chain: _Chain) -> list[tuple[str, Module]]:
+    """``module``'s children as its forward uses them (by path from it): a container its
+    forward never called as a whole (a ModuleList, whose layers it calls) opened up."""
+    units: list[tuple[str, Module]] = []
+    for key, child in module._modules.items():
+        if _is_container(child) and id(child) not in chain.called:
+            units += [(f"{key}.{path}", unit) for path, unit in _units(child, chain)]
+        else:
+            units.append((key, child))
+    return units
 
 
 def _structure(model: Module) -> list[_Layer | _Group]:
