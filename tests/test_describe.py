@@ -648,8 +648,15 @@ def test_a_chain_the_sample_batch_cannot_show_keeps_its_layers_in_registration_o
             x = self.fc1(x)
             return self.fc2(self.drop(x) if self.training else x)
 
-    class Interleaved(Module):  # one chain, but through two containers in turn
-        def __init__(self) -> None:
+    model = Branchy()
+    assert model(rng.normal(size=(3, n)).astype(np.float32)).shape[0] == 3
+    assert describe.unknown_order(model) == [type(model).__name__]
+    assert "registration order" in describe.summary(model).text()
+    with pytest.raises(ConfigError, match="whose order wxb cannot see"):
+        describe.forward_diagram(model)
+
+    class Interleaved(Module):  # one chain through two Sequentials' layers in turn: they
+        def __init__(self) -> None:  # hold layers, never run, so it is drawn as it runs
             super().__init__()
             self.a = Sequential(Dense(n, h), Dense(h, h))
             self.b = Sequential(ReLU(), Tanh())
@@ -657,12 +664,10 @@ def test_a_chain_the_sample_batch_cannot_show_keeps_its_layers_in_registration_o
         def forward(self, x):
             return self.b[1](self.a[1](self.b[0](self.a[0](x))))
 
-    for model in (Branchy(), Interleaved()):
-        assert model(rng.normal(size=(3, n)).astype(np.float32)).shape[0] == 3
-        assert describe.unknown_order(model) == [type(model).__name__]
-        assert "registration order" in describe.summary(model).text()
-        with pytest.raises(ConfigError, match="whose order wxb cannot see"):
-            describe.forward_diagram(model)
+    model = Interleaved()
+    ran = ["a.dense1", "b.relu1", "a.dense2", "b.tanh1"]
+    assert [r.name for r in describe.summary(model).rows] == ran
+    assert describe.unknown_order(model) == [] and "tanh(Z⁽²⁾)" in describe.forward_diagram(model)
 
 
 def test_a_chained_forward_through_a_sequential_and_a_head_registered_first_is_drawn(
