@@ -109,7 +109,7 @@ def stock(module: Module) -> bool:
 def tie_map(model: Module) -> dict[str, str]:
     """Each parameter slot holding a parameter seen earlier → its first name."""
     first, ties = {}, {}
-    for path, module in model.named_modules():
+    for path, module in model.named_modules(remove_duplicate=False):
         for key, param in module._parameters.items():
             name = f"{path}.{key}" if path else key
             if id(param) in first:
@@ -120,13 +120,16 @@ def tie_map(model: Module) -> dict[str, str]:
 
 
 def layout(model: Module) -> list[tuple[str, str, object]]:
-    return [(path, type(m).__name__, m.name) for path, m in model.named_modules()]
+    # every place (a module shared between places once per place: what files record)
+    return [
+        (path, type(m).__name__, m.name) for path, m in model.named_modules(remove_duplicate=False)
+    ]
 
 
 def repeats(model: Module) -> list[tuple[str, str]]:
     """(path, path of the earlier sibling it is the same object as) within each Sequential."""
     found = []
-    for path, module in model.named_modules():
+    for path, module in model.named_modules(remove_duplicate=False):
         seen = {}
         for key, child in module._modules.items():
             if id(child) in seen:
@@ -149,7 +152,7 @@ def assert_round_trip(model: Module, path: Path, X: np.ndarray) -> Module:
     for tied, target in tie_map(model).items():  # the same Parameter object, not a copy
         owner, _, key = tied.rpartition(".")
         source, _, source_key = target.rpartition(".")
-        modules = dict(loaded.named_modules())
+        modules = dict(loaded.named_modules(remove_duplicate=False))
         assert modules[owner]._parameters[key] is modules[source]._parameters[source_key]
     state, loaded_state = model.state_dict(), loaded.state_dict()
     assert state.keys() == loaded_state.keys()

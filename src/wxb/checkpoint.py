@@ -316,7 +316,7 @@ def architecture(model: Module) -> Any:
     """Every module's path, type and settings (its ``config()`` where it has one, else its
     plain attributes), and the arrays' names, shapes and dtypes."""
     modules = []
-    for path, module in model.named_modules():
+    for path, module in model.named_modules(remove_duplicate=False):
         try:
             settings = json.loads(json.dumps(module.config()))
         except (WxbError, TypeError, ValueError):
@@ -463,7 +463,7 @@ def generators(
     found: list[Random] = []
     roles: dict[str, int] = {}
     uses = [(role, g) for role, g in named if g is not None]
-    for path, module in model.named_modules():
+    for path, module in model.named_modules(remove_duplicate=False):
         for attr, value in vars(module).items():
             if isinstance(value, (np.random.Generator, np.random.RandomState)):
                 uses.append((f"{path or 'model'}.{attr}", value))

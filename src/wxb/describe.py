@@ -147,7 +147,9 @@ def unknown_order(model: Module) -> list[str]:
     if _call_chain(model) is not None:
         return []
     return [
-        name or type(model).__name__ for name, m in model.named_modules() if _in_unknown_order(m)
+        name or type(model).__name__
+        for name, m in model.named_modules(remove_duplicate=False)
+        if _in_unknown_order(m)
     ]
 
 
@@ -803,6 +805,7 @@ def _run_sample(model: Module) -> _SampleRun | None:
         twin = copy.deepcopy(model, {id(p): p for p in model.parameters()})
     except Exception:  # a module holding what cannot be copied (a lock, a file)
         return None
+    # each module once, a shared one too: wrapped twice, its calls would count twice
     everything = [m for _, m in model.named_modules()]
     copies = [m for _, m in twin.named_modules()]
     if len(everything) != len(copies):

@@ -22,6 +22,11 @@ class ConfigError(WxbError, ValueError):
     """An option or architecture that makes no sense."""
 
 
+class NotFoundError(WxbError, AttributeError):
+    """A sub-module, parameter or buffer asked for by a path the model does not hold
+    (``get_submodule`` and its kin; an AttributeError, as PyTorch raises)."""
+
+
 class ModelFileError(WxbError, ValueError):
     """A model file that is missing, corrupt, or not a wxb model."""
 

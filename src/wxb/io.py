@@ -254,7 +254,7 @@ def _ties(model: Module) -> dict[str, str]:
     (the name ``state_dict`` stores it under)."""
     first: dict[int, str] = {}
     ties: dict[str, str] = {}
-    for path, module in model.named_modules():
+    for path, module in model.named_modules(remove_duplicate=False):  # every slot's path
         for key, param in module._parameters.items():
             name = _join(path, key)
             if id(param) in first:
@@ -446,7 +446,7 @@ def load(path: str | Path) -> Module:
 
 def _tie(model: Module, ties: dict[str, str]) -> None:
     """Put the same Parameter object into every slot the saved model shared it in."""
-    modules = dict(model.named_modules())
+    modules = dict(model.named_modules(remove_duplicate=False))  # a shared one's paths too
     for tied, target in ties.items():
         owner, _, key = tied.rpartition(".")
         source, _, source_key = target.rpartition(".")

@@ -76,6 +76,19 @@ class ModuleList(Module):
         del modules[index if isinstance(index, slice) else self._index(index)]
         self._renumber(modules)
 
+    def pop(self, index: int | slice) -> Any:
+        """The module (or for a slice, a ModuleList of them) at ``index``, taken out."""
+        taken = self[index]
+        del self[index]
+        return taken
+
+    def __iadd__(self, modules: Iterable[Module]) -> ModuleList:
+        return self.extend(modules)
+
+    def __add__(self, other: Iterable[Module]) -> ModuleList:
+        """A new ModuleList of both's modules (the same objects), as PyTorch's."""
+        return ModuleList([*self, *other])
+
     def forward(self, *inputs: Any, **kwargs: Any) -> Any:
         raise ConfigError(
             "a ModuleList has no forward: call its modules from the module that holds it "

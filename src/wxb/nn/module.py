@@ -5,15 +5,15 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
 from wxb.backend import resolve_dtype, xp
 from wxb.columns import rows_for_model
-from wxb.errors import ConfigError, DataError, ShapeError
+from wxb.errors import ConfigError, DataError, NotFoundError, ShapeError
 from wxb.tables import is_tabular
 from wxb.tensor import Tensor, float_array, no_grad, slot_names
 from wxb.validation import as_features
@@ -156,6 +156,26 @@ def _holds_modules(value: object) -> bool:
     return any(isinstance(item, Module) for item in value)
 
 
+class IncompatibleKeys(NamedTuple):
+    """What ``load_state_dict`` left out: names the model has that the state lacked, and
+    names the state has that the model lacks (PyTorch's ``_IncompatibleKeys``)."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+    def __repr__(self) -> str:
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return (
+            f"IncompatibleKeys(missing_keys={self.missing_keys!r}, "
+            f"unexpected_keys={self.unexpected_keys!r})"
+        )
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
 def _forced_eval(module: Module) -> bool:
     held = getattr(_thread, "evaluating", None)
     return bool(held) and id(module) in held
@@ -258,6 +278,7 @@ class Module:
     def __delattr__(self, key: str) -> None:
         """``del module.name`` removes a parameter, sub-module or buffer, as in PyTorch."""
         self.__dict__.get("_vacated", {}).pop(key, None)  # the name is free: any kind again
+        self.__dict__.get("_non_persistent", set()).discard(key)
         for table in (self._parameters, self._modules, self._buffers):
             if table.pop(key, None) is not None:
                 _structure_changed()
@@ -265,23 +286,182 @@ class Module:
             _structure_changed()
         object.__delattr__(self, key)
 
-    def register_buffer(self, key: str, array: np.ndarray) -> None:
-        """Keep ``array`` on the module as state that is saved but not trained."""
+    def register_buffer(self, key: str, array: np.ndarray | None, persistent: bool = True) -> None:
+        """Keep ``array`` on the module as state that is saved but not trained; with
+        ``persistent=False`` it is left out of ``state_dict()`` (and so of model files and
+        ``load_state_dict``), as PyTorch's. ``None`` holds the name for a buffer assigned
+        later (``module.key = array`` then takes its place, as PyTorch's)."""
+        self._check_name(key, "register_buffer")
         if key in self._parameters or key in self._modules:
             kind = "parameter" if key in self._parameters else "sub-module"
             raise ConfigError(
                 f"{self.label}.register_buffer: {key!r} is already a {kind} (PyTorch refuses "
                 "it too); delete it first, or choose another name"
             )
-        if not isinstance(array, np.ndarray):
+        if array is not None and not isinstance(array, np.ndarray):
             raise ConfigError(
                 f"{self.label}.register_buffer({key!r}, …) takes a NumPy array; got a "
                 f"{type(array).__name__}"
             )
+        hidden = self.__dict__.get("_non_persistent")
+        if not persistent:
+            if hidden is None:
+                hidden = set()
+                object.__setattr__(self, "_non_persistent", hidden)
+            hidden.add(key)
+        elif hidden is not None:
+            hidden.discard(key)
+        if array is None:
+            if key in self._buffers:
+                setattr(self, key, None)  # vacated in its place, as assigning None does
+            elif self._vacated_kind(key) != "buffer":
+                self._hold_place(key, "buffer", self._buffers)
+            return
         self.__dict__.get("_vacated", {}).pop(key, None)
         self._buffers[key] = array
         _structure_changed()  # its dtype may differ from the others' (plans check that)
         object.__setattr__(self, key, array)
+
+    def _persistent(self, key: str) -> bool:
+        return key not in self.__dict__.get("_non_persistent", ())
+
+    def _hold_place(self, key: str, kind: str, table: dict) -> None:
+        """``key`` as a ``kind`` set to None, after what ``table`` holds now (PyTorch keeps
+        such a name in its table with the value None)."""
+        self.__dict__.setdefault("_vacated", {})[key] = (kind, [*table, key])
+        object.__setattr__(self, key, None)
+
+    def _check_name(self, key: object, where: str, kind: str | None = None) -> None:
+        """``key`` names a new slot (or, with ``kind``, one of that kind already): refused
+        where PyTorch refuses it (not a string, empty, a dot, another attribute's name)."""
+        if not isinstance(key, str):
+            raise ConfigError(
+                f"{self.label}.{where}: a name is a string; got {type(key).__name__} {key!r}"
+            )
+        if not key or "." in key:
+            raise ConfigError(
+                f"{self.label}.{where}: {key!r} is no name (it must be non-empty and hold no "
+                "'.', which joins the names of a path)"
+            )
+        if kind is None:
+            return
+        table = self._parameters if kind == "parameter" else self._modules
+        if key in table or self._vacated_kind(key) == kind:
+            return
+        taken = (
+            "a parameter"
+            if key in self._parameters
+            else "a sub-module"
+            if key in self._modules
+            else "a buffer"
+            if key in self._buffers
+            else f"a {self._vacated_kind(key)} set to None"
+            if self._vacated_kind(key)
+            else "an attribute"
+            if key in vars(self) or hasattr(type(self), key)
+            else None
+        )
+        if taken is not None:
+            raise ConfigError(
+                f"{self.label}.{where}: {key!r} is already {taken} of this module (PyTorch "
+                "refuses it too); choose another name, or delete it first"
+            )
+
+    # -- adding parts by name ----------------------------------------------------------
+    def add_module(self, name: str, module: Module | None) -> None:
+        """``module`` as the sub-module ``name``, as ``self.name = module`` does (a name
+        held keeps its place); ``None`` holds the name for a module assigned later."""
+        self._check_name(name, "add_module", "module")
+        if module is None:
+            if name in self._modules:
+                setattr(self, name, None)
+            elif self._vacated_kind(name) != "module":
+                self._hold_place(name, "module", self._modules)
+            return
+        if not isinstance(module, Module):
+            raise ConfigError(
+                f"{self.label}.add_module({name!r}, …): {type(module).__name__} is not a "
+                "wxb.nn.Module"
+            )
+        setattr(self, name, module)  # the path that tells cached plans the model changed
+
+    def register_module(self, name: str, module: Module | None) -> None:
+        """``add_module`` under PyTorch's other name."""
+        self.add_module(name, module)
+
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        """``param`` as the parameter ``name``, as ``self.name = param`` does; ``None``
+        holds the name for a parameter assigned later (a layer without bias)."""
+        self._check_name(name, "register_parameter", "parameter")
+        if param is None:
+            if name in self._parameters:
+                setattr(self, name, None)
+            elif self._vacated_kind(name) != "parameter":
+                self._hold_place(name, "parameter", self._parameters)
+            return
+        if not isinstance(param, Parameter):
+            raise ConfigError(
+                f"{self.label}.register_parameter({name!r}, …) takes a wxb.nn.Parameter or "
+                f"None; got a {type(param).__name__} (wrap it: Parameter(values))"
+            )
+        setattr(self, name, param)  # the path that tells cached plans the model changed
+
+    def apply(self, fn: Callable[[Module], object]) -> Module:
+        """``fn`` on every sub-module, children first, then on this module; returns self,
+        as PyTorch's (``model.apply(init)``). What ``fn`` assigns goes through the usual
+        attribute path, so plans made for the old structure are made again."""
+        for child in list(self.children()):
+            child.apply(fn)
+        fn(self)
+        return self
+
+    # -- finding parts by path ---------------------------------------------------------
+    def get_submodule(self, target: str) -> Module:
+        """The sub-module at the dotted path ``target`` (``""``: this module);
+        NotFoundError (an AttributeError, as PyTorch's) naming where the path ends."""
+        return self._submodule(target, f"get_submodule({target!r})")
+
+    def _submodule(self, target: str, call: str) -> Module:
+        if not isinstance(target, str):
+            raise ConfigError(f"{self.label}.{call}: a path is a string")
+        if target == "":
+            return self
+        module, walked = self, []
+        for item in target.split("."):
+            child = module._modules.get(item)
+            if child is None:
+                where = ".".join(walked) or "the model"
+                held = ", ".join(module._modules) or "none"
+                raise NotFoundError(
+                    f"{self.label}.{call}: {where} ({module.label}) has no "
+                    f"sub-module {item!r} (its sub-modules: {held})"
+                )
+            module = child
+            walked.append(item)
+        return module
+
+    def get_parameter(self, target: str) -> Parameter:
+        """The parameter at the dotted path ``target`` (``"block.dense1.weight"``)."""
+        path, _, key = target.rpartition(".")
+        module = self._submodule(path, f"get_parameter({target!r})")
+        if key not in module._parameters:
+            raise NotFoundError(
+                f"{self.label}.get_parameter({target!r}): {path or 'the model'} "
+                f"({module.label}) has no parameter {key!r} (its parameters: "
+                f"{', '.join(module._parameters) or 'none'})"
+            )
+        return module._parameters[key]
+
+    def get_buffer(self, target: str) -> np.ndarray:
+        """The buffer at the dotted path ``target`` (``"standardize1.mean"``)."""
+        path, _, key = target.rpartition(".")
+        module = self._submodule(path, f"get_buffer({target!r})")
+        if key not in module._buffers:
+            raise NotFoundError(
+                f"{self.label}.get_buffer({target!r}): {path or 'the model'} ({module.label}) "
+                f"has no buffer {key!r} (its buffers: {', '.join(module._buffers) or 'none'})"
+            )
+        return module._buffers[key]
 
     def __getstate__(self) -> dict[str, Any] | tuple[dict[str, Any], dict[str, Any]]:
         """What pickle and deepcopy take: the attributes, less the cache of the module
@@ -303,30 +483,74 @@ class Module:
             object.__setattr__(self, "_modules_cache", cached)
         return cached[1]
 
-    def children(self) -> Iterator[Module]:
-        yield from self._modules.values()
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        """Each direct sub-module once, under its first name (a layer given twice to a
+        Sequential is one child), as PyTorch's."""
+        seen: set[int] = set()
+        for key, child in self._modules.items():
+            if id(child) not in seen:
+                seen.add(id(child))
+                yield key, child
 
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+    def children(self) -> Iterator[Module]:
+        for _, child in self.named_children():
+            yield child
+
+    def named_modules(
+        self, memo: set[int] | None = None, prefix: str = "", remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Module]]:
+        """This module and all below it, depth first, each once under its first path as
+        PyTorch's; with ``remove_duplicate=False`` a module shared between places once
+        per place (the paths a model file records). ``memo`` holds the ids of modules
+        already given (PyTorch's holds the modules)."""
+        if remove_duplicate:
+            memo = set() if memo is None else memo
+            if id(self) in memo:
+                return
+            memo.add(id(self))
         yield prefix, self
         for key, child in self._modules.items():
-            yield from child.named_modules(f"{prefix}.{key}" if prefix else key)
+            yield from child.named_modules(memo, _join(prefix, key), remove_duplicate)
 
-    def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
-        """Each parameter once, under its first name (a shared one is not stepped twice)."""
+    def modules(self) -> Iterator[Module]:
+        """This module and all below it, each once (``named_modules`` without names)."""
+        for _, module in self.named_modules():
+            yield module
+
+    def _members(
+        self, kind: str, prefix: str, recurse: bool, remove_duplicate: bool
+    ) -> Iterator[tuple[str, Any]]:
+        modules = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
         seen: set[int] = set()
-        for path, module in self.named_modules():
-            for key, param in module._parameters.items():
-                if id(param) not in seen:
-                    seen.add(id(param))
-                    yield (f"{path}.{key}" if path else key), param
+        for path, module in modules if recurse else [(prefix, self)]:
+            for key, value in getattr(module, kind).items():
+                if remove_duplicate:
+                    if id(value) in seen:
+                        continue
+                    seen.add(id(value))
+                yield _join(path, key), value
 
-    def parameters(self) -> list[Parameter]:
-        return [p for _, p in self.named_parameters()]
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Parameter]]:
+        """Each parameter once, under its first name (a shared one is not stepped twice);
+        ``recurse=False``: this module's own only."""
+        return self._members("_parameters", prefix, recurse, remove_duplicate)
 
-    def named_buffers(self) -> Iterator[tuple[str, np.ndarray]]:
-        for path, module in self.named_modules():
-            for key, array in module._buffers.items():
-                yield (f"{path}.{key}" if path else key), array
+    def parameters(self, recurse: bool = True) -> list[Parameter]:
+        """The parameters of ``named_parameters``. A list, where PyTorch's is a generator
+        (len and indexing work; ``next(iter(model.parameters()))`` for the first)."""
+        return [p for _, p in self.named_parameters(recurse=recurse)]
+
+    def named_buffers(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, np.ndarray]]:
+        """Each buffer once, under its first name; non-persistent ones too, as PyTorch's."""
+        return self._members("_buffers", prefix, recurse, remove_duplicate)
+
+    def buffers(self, recurse: bool = True) -> Iterator[np.ndarray]:
+        for _, array in self.named_buffers(recurse=recurse):
+            yield array
 
     def num_parameters(self) -> int:
         return int(sum(p.data.size for p in self.parameters()))
@@ -360,7 +584,7 @@ class Module:
         if dtype is None:  # (resolve_dtype would read it as the default, float32)
             return self
         target = resolve_dtype(dtype)
-        for _, module in self.named_modules():
+        for module in self.modules():
             for p in module._parameters.values():
                 if p.data.dtype == target:  # as PyTorch's: no copy (a view of it stays one)
                     continue
@@ -369,7 +593,8 @@ class Module:
                     p.grad = p.grad.astype(target)
             for key, array in list(module._buffers.items()):
                 if array.dtype.kind == "f":
-                    module.register_buffer(key, array.astype(target))
+                    persistent = module._persistent(key)
+                    module.register_buffer(key, array.astype(target), persistent=persistent)
         _structure_changed()  # plans made for the old dtypes are made again
         return self
 
@@ -395,42 +620,77 @@ class Module:
 
     # -- state ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Parameter and buffer arrays by dotted name (copies)."""
-        state = {name: p.data.copy() for name, p in self.named_parameters()}
-        state.update({name: a.copy() for name, a in self.named_buffers()})
+        """Parameter and persistent buffer arrays by dotted name (copies), in PyTorch's
+        order: each module's parameters, then its buffers, depth first.
+
+        Unlike PyTorch's, a parameter shared between places is given once, under its
+        first name (model files record where else it goes); ``load_state_dict`` takes
+        PyTorch's other names for it too."""
+        state: dict[str, np.ndarray] = {}
+        seen: set[int] = set()
+        for path, module in self.named_modules(remove_duplicate=False):
+            for key, p in module._parameters.items():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    state[_join(path, key)] = p.data.copy()
+            for key, array in module._buffers.items():
+                if module._persistent(key):
+                    state[_join(path, key)] = array.copy()
         return state
 
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Copy arrays into the existing parameters and buffers; shapes must match exactly."""
-        own = dict(self.named_parameters())
-        buffers = {
-            f"{path}.{key}" if path else key: (module, key)
-            for path, module in self.named_modules()
-            for key in module._buffers
-        }
-        expected = set(own) | set(buffers)
-        if set(state) != expected:
-            missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
-            raise ShapeError(f"state does not fit the model: missing {missing}, unexpected {extra}")
+    def load_state_dict(
+        self, state: dict[str, np.ndarray], strict: bool = True
+    ) -> IncompatibleKeys:
+        """Copy arrays into the existing parameters and buffers; shapes must match exactly.
+
+        ``strict`` (PyTorch's default): the names must be exactly ``state_dict()``'s,
+        else ShapeError naming those missing and unexpected (PyTorch raises a
+        RuntimeError). ``strict=False``: what fits is loaded, the rest left as it was.
+        Either way the names left out come back (``missing_keys``, ``unexpected_keys``),
+        and nothing is copied unless every array given fits. A shared parameter's other
+        names (PyTorch's state_dict gives it under each) are taken too, never required."""
+        slots: dict[str, tuple[Parameter | None, Module, str]] = {}
+        expected: list[str] = []
+        seen: set[int] = set()
+        for path, module in self.named_modules(remove_duplicate=False):
+            for key, p in module._parameters.items():
+                name = _join(path, key)
+                slots[name] = (p, module, key)
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    expected.append(name)
+            for key in module._buffers:
+                if module._persistent(key):
+                    slots[_join(path, key)] = (None, module, key)
+                    expected.append(_join(path, key))
+        # in the model's order and the state's, as PyTorch lists them
+        missing = [name for name in expected if name not in state]
+        unexpected = [name for name in state if name not in slots]
+        if strict and (missing or unexpected):
+            raise ShapeError(
+                f"{self.label}.load_state_dict: the state does not fit the model: missing "
+                f"{missing}, unexpected {unexpected} (strict=False loads what fits and "
+                "returns these)"
+            )
         targets = []  # every array checked before any is copied: all of it or nothing
-        for name, array in state.items():
-            array = np.asarray(array)
-            if name in own:
-                target = np.asarray(own[name].data)  # (p.data = p.data * 2 leaves a 0-d scalar)
-            else:
-                module, key = buffers[name]
-                target = module._buffers[key]
+        for name, (param, module, key) in slots.items():  # in the model's order, as PyTorch
+            if name not in state:
+                continue
+            array = np.asarray(state[name])
+            # (p.data = p.data * 2 leaves a 0-d scalar)
+            target = np.asarray(param.data) if param is not None else module._buffers[key]
             if array.shape != target.shape:
                 raise ShapeError(f"{name}: shape {array.shape} does not fit {target.shape}")
             if not np.can_cast(array.dtype, target.dtype, casting="same_kind"):
                 raise DataError(f"{name}: {array.dtype} values do not fit a {target.dtype} array")
-            targets.append((name, target, array))
-        for name, target, array in targets:
-            if name in own and not isinstance(own[name].data, np.ndarray):
-                own[name].data = target  # the scalar's array, written below
+            targets.append((param, target, array))
+        for param, target, array in targets:
+            if param is not None and not isinstance(param.data, np.ndarray):
+                param.data = target  # the scalar's array, written below
             np.copyto(target, array, casting="same_kind")
-            if name in own:
-                own[name]._version += 1
+            if param is not None:
+                param._version += 1
+        return IncompatibleKeys(missing, unexpected)
 
     # -- calling -------------------------------------------------------------------------
     def forward(self, *inputs: Any, **kwargs: Any) -> Any:

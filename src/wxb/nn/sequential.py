@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
 from wxb.errors import ConfigError, TrainingError
 from wxb.nn.layers import Activation, Dense, Dropout
-from wxb.nn.module import Module, stock_kind, structure_version
+from wxb.nn.module import Module, _structure_changed, stock_kind, structure_version
 from wxb.nn.plan import StackPlan, unplannable_reason
 from wxb.tensor import Tensor, is_grad_enabled, is_retaining_graph
 
@@ -138,19 +138,21 @@ class Sequential(Module):
             )
         setattr(self, key, layer)
 
-    def __delitem__(self, index: int) -> None:
-        delattr(self, self._key_at(index))
+    def __delitem__(self, index: int | slice) -> None:
+        keys = list(self._modules)[index] if isinstance(index, slice) else [self._key_at(index)]
+        for key in keys:
+            delattr(self, key)
 
-    def append(self, layer: Module) -> Sequential:
-        """The layer added at the end (named by type if unnamed), as PyTorch's."""
+    def _place(self, layer: Module, where: str) -> str:
+        """The key ``layer`` goes under: its name (named by type if unnamed), or for a
+        layer there already (shared weights, as the constructor takes it) a key of its own."""
         if not isinstance(layer, Module):
-            raise ConfigError(f"Sequential.append: {type(layer).__name__} is not a Module")
-        if any(m is layer for m in self._modules.values()):  # again: shared, as the constructor
+            raise ConfigError(f"Sequential.{where}: {type(layer).__name__} is not a Module")
+        if any(m is layer for m in self._modules.values()):
             key = f"{layer.name}_{len(self._modules)}"
             while key in self._modules:
                 key += "_"
-            setattr(self, key, layer)
-            return self
+            return key
         if layer.name is None:
             kind = type(layer).__name__.lower()
             count = 1
@@ -158,9 +160,64 @@ class Sequential(Module):
                 count += 1
             layer.name = f"{kind}{count}"
         if layer.name in self._modules or hasattr(type(self), layer.name):
-            raise ConfigError(f"Sequential.append: a layer named {layer.name!r} is there already")
-        setattr(self, layer.name, layer)
+            raise ConfigError(f"Sequential.{where}: a layer named {layer.name!r} is there already")
+        return layer.name
+
+    def append(self, layer: Module) -> Sequential:
+        """The layer added at the end (named by type if unnamed), as PyTorch's."""
+        setattr(self, self._place(layer, "append"), layer)
         return self
+
+    def extend(self, layers: Iterable[Module]) -> Sequential:
+        """Each layer appended in turn, as PyTorch's."""
+        for layer in list(layers):  # (a Sequential extended by itself: its layers as they were)
+            self.append(layer)
+        return self
+
+    def insert(self, index: int, layer: Module) -> Sequential:
+        """The layer placed before ``index`` (named by type if unnamed), as PyTorch's."""
+        size = len(self._modules)
+        if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
+            raise ConfigError(f"Sequential.insert: an index is an integer; got {index!r}")
+        if not -size <= index <= size:
+            raise IndexError(f"Sequential.insert index {index} out of range for {size} layers")
+        key = self._place(layer, "insert")
+        setattr(self, key, layer)  # at the end (or where a layer of that name was set to None)
+        items = [(k, m) for k, m in self._modules.items() if k != key]
+        items.insert(index + size if index < 0 else index, (key, layer))
+        self._modules.clear()
+        self._modules.update(items)
+        _structure_changed()  # the order changed after the assignment's own bump
+        return self
+
+    def pop(self, index: int | slice) -> Module:
+        """The layer (or for a slice, a Sequential of them) at ``index``, taken out."""
+        taken = self[index]
+        del self[index]
+        return taken
+
+    def add_module(self, name: str, module: Module | None) -> None:
+        """As Module's: a new name goes at the end. A layer's name is its key (a saved
+        model finds each layer by its name): an unnamed one takes ``name``."""
+        if isinstance(module, Module) and not any(m is module for m in self._modules.values()):
+            if module.name is not None and module.name != name:
+                raise ConfigError(
+                    f"Sequential.add_module({name!r}, …): the layer is named {module.name!r}; "
+                    "give it that name, or none"
+                )
+            self._check_name(name, "add_module", "module")  # before the layer is named
+            module.name = name
+        super().add_module(name, module)
+
+    def __iadd__(self, layers: Iterable[Module]) -> Sequential:
+        return self.extend(layers)
+
+    def __add__(self, other: Sequential) -> Sequential:
+        """A new Sequential of both's layers (the same objects), as PyTorch's; layers of
+        one name in both are refused, as the constructor refuses them."""
+        if not isinstance(other, Sequential):
+            return NotImplemented
+        return Sequential(*self.layers, *other.layers)
 
     def _key_at(self, index: int) -> str:
         keys = list(self._modules)
