@@ -234,7 +234,8 @@ class Module:
             for kind, table in (("parameter", params), ("module", modules), ("buffer", buffers)):
                 if key in table:  # its place and kind are kept for a later assignment, as
                     # PyTorch keeps the name in its table with the value None
-                    self.__dict__.setdefault("_vacated", {})[key] = (kind, list(table))
+                    order = self._slot_order(kind, table)
+                    self.__dict__.setdefault("_vacated", {})[key] = (kind, order)
                     del table[key]
                     _structure_changed()
         elif key in params or key in modules or self._vacated_kind(key) in ("parameter", "module"):
@@ -326,10 +327,24 @@ class Module:
         return key not in self.__dict__.get("_non_persistent", ())
 
     def _hold_place(self, key: str, kind: str, table: dict) -> None:
-        """``key`` as a ``kind`` set to None, after what ``table`` holds now (PyTorch keeps
+        """``key`` as a ``kind`` set to None, after every name of that kind (PyTorch keeps
         such a name in its table with the value None)."""
-        self.__dict__.setdefault("_vacated", {})[key] = (kind, [*table, key])
+        order = [*self._slot_order(kind, table), key]
+        self.__dict__.setdefault("_vacated", {})[key] = (kind, order)
         object.__setattr__(self, key, None)
+
+    def _slot_order(self, kind: str, table: dict) -> list[str]:
+        """The names of ``kind`` in PyTorch's order: those ``table`` holds, and those set to
+        None, each after the names that came before it (so that names set to None
+        together come back in their places whatever the order they are assigned in)."""
+        names = list(table)
+        for key, entry in self.__dict__.get("_vacated", {}).items():
+            if isinstance(entry, tuple) and entry[0] == kind and key not in names:
+                order = entry[1]
+                before = set(order[: order.index(key)])
+                place = max((i + 1 for i, k in enumerate(names) if k in before), default=0)
+                names.insert(place, key)
+        return names
 
     def _check_name(self, key: object, where: str, kind: str | None = None) -> None:
         """``key`` names a new slot (or, with ``kind``, one of that kind already): refused
