@@ -678,7 +678,7 @@ class Module:
                 if module._persistent(key):
                     slots[_join(path, key)] = (None, module, key)
                     expected.append(_join(path, key))
-        # in the model's order and the state's, as PyTorch lists them
+        # missing in the model's order, as PyTorch lists them; unexpected in the state's
         missing = [name for name in expected if name not in state]
         unexpected = [name for name in state if name not in slots]
         if strict and (missing or unexpected):
