@@ -1117,6 +1117,37 @@ def test_summary_flops_of_a_reused_layer_agree_with_torch(rng, case):
     assert s.training_flops_per_batch - 2 * bias == total
 
 
+@pytest.mark.parametrize("uses", [1, 2, 3])
+def test_a_layer_held_under_two_names_is_counted_once_per_call(rng, uses):
+    # self.a = self.b = fc: the sample run wrapped the twin's fc once per name, so each
+    # call counted twice (FLOPs 2×; "called 4 times" for two calls)
+    torch = pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    n = int(rng.integers(1, 30))
+
+    class Twice(Module):
+        def __init__(self, layer):
+            super().__init__()
+            self.a = self.b = layer
+
+        def forward(self, x):
+            for k in range(uses):
+                x = (self.a if k % 2 == 0 else self.b)(x)
+            return x
+
+    model = Twice(Dense(n, n))
+    linear = torch.nn.Linear(n, n)  # the mirror: the same calls of one torch layer
+    batch = int(rng.integers(1, 64))
+    with FlopCounterMode(display=False) as forward:
+        x = torch.randn(batch, n)
+        for _ in range(uses):
+            x = linear(x)
+    s = describe.summary(model, batch_size=batch)
+    assert s.forward_flops_per_batch - uses * batch * n == forward.get_total_flops()
+    assert sum(1 for r in s.rows if r.forward_flops) == uses
+
+
 def test_a_summary_runs_the_forward_and_leaves_the_model_as_it_was(rng):
     model, _, calls, width = reused_case(rng, "loop")
     X = rng.normal(size=(5, width))
