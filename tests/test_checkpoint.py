@@ -1011,6 +1011,28 @@ def test_a_resume_that_differs_is_refused_by_name(seeded, tmp_path):
     assert folder_bytes(folder) == saved, msg
 
 
+def test_a_run_whose_arrays_an_older_wxb_listed_in_another_order_is_the_same_run(rng):
+    # state_dict's order changed (parameters then buffers → module by module): a run an
+    # older wxb wrote lists the same arrays in the old order, and must still resume
+    from wxb import checkpoint as ckpt
+    from wxb.train import _differences
+
+    n = int(rng.integers(2, 9))
+    model = wxb.nn.Sequential(
+        wxb.nn.Standardize(rng.normal(size=n), rng.uniform(0.5, 2, size=n)),
+        wxb.nn.Dense(n, 3),
+    )
+    now = {"architecture": ckpt.architecture(model)}
+    state = model.state_dict()
+    older = [*model.named_parameters(), *model.named_buffers()]  # the old order
+    old_arrays = [[k, list(state[k].shape), str(state[k].dtype)] for k, _ in older]
+    assert [a[0] for a in old_arrays] != [a[0] for a in now["architecture"]["arrays"]]
+    saved = {"architecture": {**now["architecture"], "arrays": old_arrays}}
+    assert _differences(saved, now) == []
+    other = {"architecture": {**now["architecture"], "arrays": old_arrays[:-1]}}
+    assert _differences(other, now) == ["the model's architecture differs"]
+
+
 def test_a_folder_holding_checkpoints_needs_resume(seeded, tmp_path):
     rng = seeded.rng
     run = Run(rng)

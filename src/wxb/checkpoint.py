@@ -322,8 +322,18 @@ def architecture(model: Module) -> Any:
         except (WxbError, TypeError, ValueError):
             settings = plain_settings(module)
         modules.append([path, type(module).__name__, settings])
-    arrays = [[k, list(v.shape), str(v.dtype)] for k, v in model.state_dict().items()]
+    # by name: state_dict's order changed once (parameters then buffers, now module by
+    # module), and a run resumes whatever order wrote it (see arrays_by_name)
+    arrays = sorted([k, list(v.shape), str(v.dtype)] for k, v in model.state_dict().items())
     return {"modules": modules, "arrays": arrays}
+
+
+def arrays_by_name(architecture: Any) -> Any:
+    """``architecture`` (``architecture()``'s, perhaps as an older wxb wrote it, arrays in
+    state_dict's order) with its arrays by name, to compare two runs'."""
+    if isinstance(architecture, dict) and isinstance(architecture.get("arrays"), list):
+        return {**architecture, "arrays": sorted(architecture["arrays"])}
+    return architecture
 
 
 def plain_settings(thing: object) -> dict[str, Any]:

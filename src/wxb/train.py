@@ -1208,7 +1208,10 @@ def _differences(saved: dict, now: dict) -> list[str]:
     }
     found = []
     for key in sorted(set(saved) | set(now)):
-        if saved.get(key) == json.loads(json.dumps(now.get(key))):
+        then, current = saved.get(key), json.loads(json.dumps(now.get(key)))
+        if key == "architecture":
+            then, current = ckpt.arrays_by_name(then), ckpt.arrays_by_name(current)
+        if then == current:
             continue
         if key == "data" and now.get("seed") is None and now.get("validation_split"):
             found.append(
