@@ -1,7 +1,7 @@
 """wxb.metrics against scikit-learn and brute force, on inputs drawn fresh each run.
 
 Every random test prints its seed and puts it in assertion messages; rerun a failure with
-``np.random.default_rng(seed)``.
+``WXB_TEST_SEED=<seed>``.
 """
 
 import json
@@ -25,11 +25,9 @@ from wxb.metrics import (
 
 
 @pytest.fixture
-def draw():
-    """(rng, seed) with a fresh seed each run."""
-    seed = np.random.SeedSequence().entropy
-    print(f"seed = {seed}")
-    return np.random.default_rng(seed), seed
+def draw(seeded):
+    """(rng, seed) with a fresh seed each run (conftest's, so WXB_TEST_SEED replays it)."""
+    return seeded.rng, seeded.seed
 
 
 def close(actual, expected, seed, what):
