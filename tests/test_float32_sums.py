@@ -17,8 +17,7 @@ def relative(got, expected) -> float:
     return float(np.max(np.abs(np.asarray(got, np.float64) - expected)) / np.max(np.abs(expected)))
 
 
-def test_the_mse_value_of_a_large_batch():
-    rng = np.random.default_rng()
+def test_the_mse_value_of_a_large_batch(rng):
     rows = int(rng.integers(60_000, 70_000))
     output = rng.normal(size=(rows, 16)).astype(np.float32)
     target = (output + rng.normal(scale=3.0, size=output.shape) + 1e4).astype(np.float32)
@@ -27,8 +26,7 @@ def test_the_mse_value_of_a_large_batch():
     assert relative(value, 0.5 * (diff**2).sum() / rows) < CLOSE
 
 
-def test_cross_entropy_on_probabilities_over_many_classes():
-    rng = np.random.default_rng()
+def test_cross_entropy_on_probabilities_over_many_classes(rng):
     rows, classes = int(rng.integers(1500, 2500)), int(rng.integers(4000, 5000))
     logits = (rng.normal(size=(rows, classes)) * 3).astype(np.float32)
     target = rng.dirichlet(np.ones(classes), size=rows).astype(np.float32)
@@ -41,8 +39,7 @@ def test_cross_entropy_on_probabilities_over_many_classes():
 
 
 @pytest.mark.parametrize("path", ["graph", "planned"])
-def test_bias_gradients_of_a_large_batch(path):
-    rng = np.random.default_rng()
+def test_bias_gradients_of_a_large_batch(rng, path):
     rows = int(rng.integers(60_000, 70_000))
     model = Sequential(Dense(8, 32), Tanh(), Dense(32, 4))
     X = rng.normal(size=(rows, 8)).astype(np.float32)
@@ -66,12 +63,11 @@ def test_bias_gradients_of_a_large_batch(path):
         assert error < 1e-7, error
 
 
-def test_a_sum_over_many_rows_keeps_float32_rounding():
+def test_a_sum_over_many_rows_keeps_float32_rounding(rng):
     """The bias sum alone, on rows that do not cancel: one float32 gemv down 65,536 rows
     erred by 5e-7 to 3e-6; blocks of 1,024 added in float64 stay under 1e-7."""
     from wxb import ops
 
-    rng = np.random.default_rng()
     rows = int(rng.integers(60_000, 70_000))
     delta = rng.uniform(0, 1, size=(rows, 4)).astype(np.float32)
     got = ops.sum_over_batch(delta)
@@ -79,8 +75,7 @@ def test_a_sum_over_many_rows_keeps_float32_rounding():
     assert relative(got, delta.astype(np.float64).sum(0)) < 2.5e-7
 
 
-def test_a_tensor_summed_down_its_rows_and_a_broadcast_gradient():
-    rng = np.random.default_rng()
+def test_a_tensor_summed_down_its_rows_and_a_broadcast_gradient(rng):
     rows = int(rng.integers(200_000, 300_000))
     x = (rng.normal(size=(rows, 3)) + 5).astype(np.float32)
     summed = wxb.Tensor(x).sum(axis=0)
@@ -93,14 +88,13 @@ def test_a_tensor_summed_down_its_rows_and_a_broadcast_gradient():
     assert relative(b.grad, x.astype(np.float64).sum(0)) < CLOSE
 
 
-def test_blocked_dots_and_sums_give_inf_and_nan_as_one_dot_does():
+def test_blocked_dots_and_sums_give_inf_and_nan_as_one_dot_does(rng):
     """Blocks added with math.fsum raised on inf − inf and on overflow; a float32 sum
     past float32's range warned on its cast. A plain dot and PyTorch give inf or NaN."""
     import warnings
 
     from wxb import ops
 
-    rng = np.random.default_rng()
     size = int(rng.integers(5000, 20000))
     a = np.ones(size, np.float32)
     b = np.zeros(size, np.float32)

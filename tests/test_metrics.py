@@ -72,8 +72,7 @@ def check_against_sklearn(y_true, y_pred, n_classes, seed):
     return fig
 
 
-def test_many_classes_get_their_figures_without_a_confusion_matrix():
-    rng = np.random.default_rng()
+def test_many_classes_get_their_figures_without_a_confusion_matrix(rng):
     classes = int(rng.integers(MAX_CONFUSION_CLASSES + 1, 5000))
     rows = int(rng.integers(1000, 20000))
     y_true = rng.integers(0, classes, rows)

@@ -114,8 +114,7 @@ def trains_as_torch(model, twin, X, y, loss, torch_loss, epochs, batch, lr):
 
 @pytest.mark.parametrize("model_kind", ["sequential", "subclass", "frozen"])
 @pytest.mark.parametrize("as_subclass", [False, True])
-def test_function_loss_on_class_indices_trains_as_torch(as_subclass, model_kind):
-    rng = np.random.default_rng()
+def test_function_loss_on_class_indices_trains_as_torch(rng, as_subclass, model_kind):
     rows, features, classes = int(rng.integers(40, 90)), 5, int(rng.integers(3, 6))
     X = rng.normal(size=(rows, features))
     y = rng.integers(0, classes, size=rows)
@@ -131,8 +130,7 @@ def test_function_loss_on_class_indices_trains_as_torch(as_subclass, model_kind)
     assert wxb.evaluate(model, X, y, loss=loss)["loss"] == pytest.approx(value, rel=1e-12)
 
 
-def test_own_loss_takes_targets_of_another_width_as_given():
-    rng = np.random.default_rng()
+def test_own_loss_takes_targets_of_another_width_as_given(rng):
     rows, outputs = int(rng.integers(30, 70)), 2
     X = rng.normal(size=(rows, 4))
     Y = np.column_stack([rng.normal(size=(rows, outputs)), rng.uniform(0.1, 2.0, size=rows)])
@@ -140,10 +138,9 @@ def test_own_loss_takes_targets_of_another_width_as_given():
     trains_as_torch(model, twin, X, Y, WeightedMSE(), torch_weighted_mse, 2, 10, 0.05)
 
 
-def test_own_loss_keeps_the_stock_shapes_when_they_fit():
+def test_own_loss_keeps_the_stock_shapes_when_they_fit(rng):
     """(B,) numbers for one output still reach the loss as (B, 1), as a stock loss's do:
     output − target then subtracts row from row, never (B, 1) − (B,) into (B, B)."""
-    rng = np.random.default_rng()
     X, y = rng.normal(size=(25, 3)), rng.normal(size=25)
     seen = []
 
@@ -168,8 +165,7 @@ def test_own_loss_keeps_the_stock_shapes_when_they_fit():
         (3, "a Loss, or a function"),
     ],
 )
-def test_what_cannot_be_a_batch_loss_is_refused_in_one_line(loss, message):
-    rng = np.random.default_rng()
+def test_what_cannot_be_a_batch_loss_is_refused_in_one_line(rng, loss, message):
     X, y = rng.normal(size=(12, 3)), rng.integers(0, 2, size=12)
     model = Sequential(Dense(3, 2))
     before = model.state_dict()
@@ -179,8 +175,7 @@ def test_what_cannot_be_a_batch_loss_is_refused_in_one_line(loss, message):
         np.testing.assert_array_equal(array, before[name])
 
 
-def test_explain_shows_a_function_loss_and_torch_gradients():
-    rng = np.random.default_rng()
+def test_explain_shows_a_function_loss_and_torch_gradients(rng):
     X, y = rng.normal(size=(4, 3)), rng.integers(0, 3, size=4)
     model, twin = twin_models(rng, 3, 5, 3)
     text = str(wxb.explain(model, X, y, loss=focal))
@@ -194,8 +189,7 @@ def test_explain_shows_a_function_loss_and_torch_gradients():
         np.testing.assert_allclose(shown, layer.weight.grad.numpy(), atol=1e-12)
 
 
-def test_a_loss_subclass_that_skips_loss_init_computes_a_mean():
-    rng = np.random.default_rng()
+def test_a_loss_subclass_that_skips_loss_init_computes_a_mean(rng):
     X, y = rng.normal(size=(30, 3)), rng.integers(0, 3, size=30)
 
     class NoInit(Loss):
@@ -212,10 +206,9 @@ def test_a_loss_subclass_that_skips_loss_init_computes_a_mean():
     assert np.isfinite(history.history["loss"][0])
 
 
-def test_a_stock_loss_subclass_with_a_call_of_its_own_is_a_loss_of_ones_own():
+def test_a_stock_loss_subclass_with_a_call_of_its_own_is_a_loss_of_ones_own(rng):
     """Its targets as given (a weight column beside the label), no accuracy (what its
     outputs mean is its own), and no stock loss recorded in model.info."""
-    rng = np.random.default_rng()
     rows = int(rng.integers(30, 60))
     X = rng.normal(size=(rows, 4))
     Y = np.column_stack([rng.integers(0, 2, rows), rng.uniform(0.5, 2.0, rows)])
@@ -238,8 +231,7 @@ def test_a_stock_loss_subclass_with_a_call_of_its_own_is_a_loss_of_ones_own():
 
 
 @pytest.mark.parametrize("shape", [(1,), (1, 1)])
-def test_a_loss_of_one_element_in_any_shape_counts_as_its_number(shape):
-    rng = np.random.default_rng()
+def test_a_loss_of_one_element_in_any_shape_counts_as_its_number(rng, shape):
     X, y = rng.normal(size=(20, 3)), rng.integers(0, 3, size=20)
     model = Sequential(Dense(3, 3, dtype="float64"))
     history = wxb.fit(
@@ -250,18 +242,16 @@ def test_a_loss_of_one_element_in_any_shape_counts_as_its_number(shape):
     assert value == pytest.approx(wxb.evaluate(model, X, y, loss=focal)["loss"], rel=1e-12)
 
 
-def test_a_torch_tensor_returned_is_named_as_torchs():
-    rng = np.random.default_rng()
+def test_a_torch_tensor_returned_is_named_as_torchs(rng):
     X, y = rng.normal(size=(10, 3)), rng.integers(0, 3, size=10)
     with pytest.raises(ConfigError, match=r"returned a torch\.Tensor"):
         wxb.fit(Sequential(Dense(3, 3)), X, y, loss=lambda o, t: torch.zeros(()), epochs=1)
 
 
-def test_nullable_integer_targets_reach_the_loss_as_whole_numbers():
+def test_nullable_integer_targets_reach_the_loss_as_whole_numbers(rng):
     """pandas' Int64 (convert_dtypes) class indices index as NumPy's do: fit and evaluate
     read them as float64 before, and a loss indexing with them failed."""
     pd = pytest.importorskip("pandas")
-    rng = np.random.default_rng()
     X, y = rng.normal(size=(40, 3)), rng.integers(0, 3, size=40)
     plain, nullable = (Sequential(Dense(3, 3, dtype="float64", seed=5)) for _ in range(2))
     a = wxb.fit(plain, X, y, loss=focal, epochs=2, seed=1, validation_split=0.25)
@@ -281,8 +271,7 @@ def test_nullable_integer_targets_reach_the_loss_as_whole_numbers():
     wxb.explain(Sequential(Dense(3, 2, dtype="float64")), X[:3], mixed[:3], loss="mse")
 
 
-def test_a_validation_loss_that_is_not_a_number_stops_fit():
-    rng = np.random.default_rng()
+def test_a_validation_loss_that_is_not_a_number_stops_fit(rng):
     X, y = rng.normal(size=(30, 3)), rng.normal(size=30)
     y_val = rng.normal(size=10)
 
@@ -304,10 +293,9 @@ def test_a_validation_loss_that_is_not_a_number_stops_fit():
 
 
 @pytest.mark.parametrize("change", ["lambda", "partial", "weights"])
-def test_a_resume_refuses_another_loss_of_ones_own(tmp_path, change):
+def test_a_resume_refuses_another_loss_of_ones_own(rng, tmp_path, change):
     import functools
 
-    rng = np.random.default_rng()
     X, y = rng.normal(size=(40, 3)), rng.integers(0, 3, size=40)
 
     def gamma_focal(output, target, gamma=2.0, weights=None):
@@ -372,11 +360,10 @@ def test_a_functions_digest_is_the_same_in_a_new_process(tmp_path):
     assert len(digests) == 1 and len(digests.pop().strip()) == 16
 
 
-def test_integer_targets_that_are_identifiers_are_not_stratified():
+def test_integer_targets_that_are_identifiers_are_not_stratified(rng):
     """Item ids as a loss of one's own's targets (more distinct values than half the
     rows) split as numbers do: stratifying by them took 49 s at 40,000 rows, and a class
     per row is no class. Targets of fewer values are still stratified as classes."""
-    rng = np.random.default_rng()
     rows = int(rng.integers(200, 400))
     X = rng.normal(size=(rows, 3))
     ids = rng.permutation(rows)
@@ -394,7 +381,7 @@ def test_integer_targets_that_are_identifiers_are_not_stratified():
     assert runs[0] == runs[1]
 
 
-def test_a_resume_tells_closures_apart_and_not_the_line_around_a_lambda(tmp_path):
+def test_a_resume_tells_closures_apart_and_not_the_line_around_a_lambda(rng, tmp_path):
     """A loss made by a function of its weight (w captured in a closure) resumed with
     another weight silently; a lambda's digest took its whole source line, so the same
     lambda written in a fit call with other epochs was refused."""
@@ -410,7 +397,6 @@ def test_a_resume_tells_closures_apart_and_not_the_line_around_a_lambda(tmp_path
     assert code_digest(weighted(1.0)) != code_digest(weighted(5.0))
     first, second = lambda o, t: focal(o, t), lambda o, t: focal(o, t)
     assert code_digest(first) == code_digest(second)  # one line, the same code
-    rng = np.random.default_rng()
     X, y = rng.normal(size=(30, 3)), rng.integers(0, 3, size=30)
     model = lambda: Sequential(Dense(3, 3, dtype="float64", seed=2))  # noqa: E731
     kept = dict(seed=0, checkpoint_dir=tmp_path, resume=True)
@@ -420,12 +406,11 @@ def test_a_resume_tells_closures_apart_and_not_the_line_around_a_lambda(tmp_path
         wxb.fit(model(), X, y, loss=weighted(5.0), epochs=3, **kept)
 
 
-def test_a_checkpoint_from_before_loss_digests_resumes(tmp_path):
+def test_a_checkpoint_from_before_loss_digests_resumes(rng, tmp_path):
     """Checkpoints written before losses of one's own got a code digest record only the
     loss's plain settings: compared on those, they resume."""
     import json
 
-    rng = np.random.default_rng()
     X, y = rng.normal(size=(30, 3)), rng.integers(0, 3, size=30)
 
     class Scaled(Loss):

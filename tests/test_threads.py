@@ -132,12 +132,11 @@ def test_inference_threads_and_training_threads_do_not_disturb_each_other(seeded
     assert shared.training and shared[2].training  # nobody's mode was changed
 
 
-def test_fit_in_another_thread_leaves_signals_alone_and_checkpoints(tmp_path):
+def test_fit_in_another_thread_leaves_signals_alone_and_checkpoints(rng, tmp_path):
     """Signal handlers belong to the main thread: fit elsewhere installs none, and still
     checkpoints and resumes exactly."""
     import signal
 
-    rng = np.random.default_rng()
     n, rows, seed = int(rng.integers(3, 9)), int(rng.integers(40, 120)), int(rng.integers(1000))
     X = rng.standard_normal((rows, n))
     y = rng.integers(0, 3, rows)
@@ -301,7 +300,7 @@ def _child(seed, queue):
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="fork() is POSIX's")
-def test_a_forked_child_trains_after_its_parent_used_the_update_threads():
+def test_a_forked_child_trains_after_its_parent_used_the_update_threads(rng):
     """The child inherited the parent's idle pool without its threads: the pool started
     none for the child's work, which waited for ever (joblib's multiprocessing backend,
     multiprocessing's default start on Linux)."""
@@ -310,7 +309,7 @@ def test_a_forked_child_trains_after_its_parent_used_the_update_threads():
 
     from wxb import kernels
 
-    seed = int(np.random.default_rng().integers(1 << 30))
+    seed = int(rng.integers(1 << 30))
     kernels.use("numpy")  # its chunks go to threads from threaded_from (compiled: from 2M)
     try:
         expected = _train_with_threaded_updates(seed)  # the parent's pool exists, idle, now
@@ -344,14 +343,14 @@ def _child_changes_and_pickles(X, queue):
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="fork() is POSIX's")
-def test_a_model_pickled_in_a_forked_child_lists_its_own_modules_in_the_parent():
+def test_a_model_pickled_in_a_forked_child_lists_its_own_modules_in_the_parent(rng):
     """The child counts structure versions on from the parent's numbers: its pickled
     cache of the module list could pass for current in the parent, which then left the
     Dropout added in the child out of predict's eval mode (random predictions)."""
     import multiprocessing
     import pickle
 
-    X = np.random.default_rng().normal(size=(5, 4)).astype(np.float32)
+    X = rng.normal(size=(5, 4)).astype(np.float32)
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
     child = context.Process(target=_child_changes_and_pickles, args=(X, queue))
@@ -366,11 +365,11 @@ def test_a_model_pickled_in_a_forked_child_lists_its_own_modules_in_the_parent()
 
 
 @pytest.mark.parametrize("change", ["bias", "dtype"])
-def test_a_plan_made_in_another_thread_after_a_bad_data_refuses_it_too(change):
+def test_a_plan_made_in_another_thread_after_a_bad_data_refuses_it_too(rng, change):
     """A .data the planned stack cannot run (a b of shape (1,), a float64 W in a float32
     model) is refused by predict in this thread; a plan made later in another thread
     trusted the model's first check and ran it (b broadcast, the float64 W used)."""
-    X = np.random.default_rng().normal(size=(6, 2)).astype(np.float32)
+    X = rng.normal(size=(6, 2)).astype(np.float32)
     model = Sequential(Dense(2, 3, seed=0), ReLU(), Dense(3, 2, seed=1))
     model.predict(X)
     if change == "bias":

@@ -1130,8 +1130,7 @@ def test_a_bias_of_another_shape_is_refused_on_every_path(rng, path):
             step(X, y)
 
 
-def test_module_zero_grad_zeroes_in_place_when_asked_as_torch():
-    rng = np.random.default_rng()
+def test_module_zero_grad_zeroes_in_place_when_asked_as_torch(rng):
     model = Sequential(Dense(3, 4), ReLU(), Dense(4, 2)).double()
     twin = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
     X = rng.normal(size=(5, 3))
