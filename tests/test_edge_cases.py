@@ -375,9 +375,17 @@ def test_a_stratified_split_holds_out_the_fraction_to_within_a_row(rng):
             continue  # too few rows to hold any out (or to keep any)
         assert abs(len(held) - n * fraction) < 1 + 1e-9, (n, fraction, len(held))
         assert len(np.intersect1d(kept, held)) == 0 and len(kept) + len(held) == n
-        for label in np.unique(labels):  # each class near its share (a class may give
-            count = np.sum(labels == label)  # one more when the others keep a row to train)
-            assert abs(np.sum(labels[held] == label) - count * fraction) < 2
+        counts = np.bincount(labels)
+        gave = np.bincount(labels[held], minlength=classes)
+        over = gave - counts * fraction  # each class near its share (within a row) ...
+        assert (over > -2).all(), (counts, fraction, gave)
+        # ... or more, only where the others short of theirs keep just one row to train:
+        # many classes of one row (which give none) leave the rows they cannot give to
+        # the rest, e.g. 17 rows at 0.45 as classes of 6, 3, 2 and six of 1 hold out 5
+        # of the 6, 2 of the 3 and 1 of the 2 (drawn by 1 table in 200,000 or so)
+        if (over >= 2).any():
+            short = over < 0
+            assert (gave[short] == counts[short] - 1).all(), (counts, fraction, gave)
 
 
 def test_a_small_table_of_classes_holds_out_a_row_as_one_of_numbers_does(rng):
