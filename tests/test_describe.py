@@ -786,6 +786,36 @@ def test_activations_a_forward_applies_itself_are_drawn_and_counted_as_their_lay
         assert all(p.grad is None for p in model.parameters())  # the sample run's graph
 
 
+def test_a_forward_that_chains_otherwise_on_another_batch_is_no_chain(
+    rng: np.random.Generator, tmp_path
+) -> None:
+    # a branch on the batch size: a ReLU on the sample's 2 rows, a tanh on others; the
+    # chain seen on one batch would be exported, converted and drawn for every batch
+    import wxb.interop
+    import wxb.onnx
+
+    n, h = (int(v) for v in rng.integers(2, 9, size=2))
+
+    class BySize(Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1, self.fc2 = Dense(n, h), Dense(h, 2)
+
+        def forward(self, x):
+            z = self.fc1(x)
+            return self.fc2(F.relu(z) if len(x.data) == 2 else F.tanh(z))
+
+    model = BySize()
+    assert describe.chain_layers(model) is None and describe.unknown_order(model) == ["BySize"]
+    with pytest.raises(ConfigError, match="whose order wxb cannot see"):
+        describe.forward_diagram(model)
+    with pytest.raises(ConfigError, match="module of its own"):
+        wxb.onnx.export(model, tmp_path / "model.onnx")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ConfigError, match="no PyTorch twin"):
+        wxb.interop.to_torch(model)
+
+
 def test_an_activation_is_drawn_in_the_container_whose_forward_applies_it(
     rng: np.random.Generator,
 ) -> None:

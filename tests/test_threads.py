@@ -422,21 +422,22 @@ def test_a_summary_leaves_the_draws_another_thread_makes_meanwhile(seeded):
     masks) had those draws made again after the summary, and trained to other weights."""
     seed = int(seeded.rng.integers(1 << 20))
     model = _Held(seed)
-    drawn = {}
+    drawn = []
 
     def other_thread():  # draws while the summary's forward runs, as a training thread would
-        drawn["mask"] = model.drop.rng.random(6)
-        drawn["noise"] = model.noise.standard_normal(6)
+        drawn.append((model.drop.rng.random(6), model.noise.standard_normal(6)))
 
     model.hook = lambda: _in_a_thread(other_thread)
     model.summary()
     model.hook = None
+    assert drawn  # (once per forward the summary ran)
     assert model.drop.rng is model.drop._own_rng and type(model.noise) is np.random.Generator
     fresh_mask = Dropout(0.5, seed=seed + 1).rng  # the layer's generator as it is made
     fresh_noise = np.random.default_rng(seed + 2)
     # the other thread's draws were the generators' first, and they move on from there
-    np.testing.assert_array_equal(drawn["mask"], fresh_mask.random(6), seeded.msg("mask"))
-    np.testing.assert_array_equal(drawn["noise"], fresh_noise.standard_normal(6))
+    for mask, noise in drawn:
+        np.testing.assert_array_equal(mask, fresh_mask.random(6), seeded.msg("mask"))
+        np.testing.assert_array_equal(noise, fresh_noise.standard_normal(6))
     after = seeded.msg("after the summary")
     np.testing.assert_array_equal(model.drop.rng.random(6), fresh_mask.random(6), after)
     np.testing.assert_array_equal(model.noise.standard_normal(6), fresh_noise.standard_normal(6))
