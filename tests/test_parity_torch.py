@@ -394,6 +394,8 @@ def assert_calibrated(seeded, what, ours, torch_runs, reference, scale=0.0) -> N
     float32 rounding carries it on this draw. wxb may be ``FLOAT32_FACTOR`` times that,
     or that times ``FLOAT32_FLOOR`` where PyTorch happens to be exact.
     """
+    shapes = numpy_of(ours).shape, numpy_of(reference).shape
+    assert shapes[0] == shapes[1], seeded.msg(f"{what}: wxb shape {shapes[0]}, torch {shapes[1]}")
     error = relative_error(ours, reference, scale)
     spread = max(relative_error(r, reference, scale) for r in torch_runs)
     bound = FLOAT32_FACTOR * max(spread, FLOAT32_FLOOR)
