@@ -586,20 +586,38 @@ def test_a_module_of_ones_own_over_several_layers_does_not_chain_widths_it_canno
     assert nodes["res0"][1].endswith(f"<br>{k} outputs")
 
 
-class _Chained(Module):
-    """A module of one's own whose forward only chains its layers, as most PyTorch code
-    writes one: ``x = layer(x)`` in call order. They are registered in ``registration``'s
-    order, each under its name (as a Sequential of them lists it)."""
+FUNCTIONAL = {  # the stock activation layers as a forward applies them itself
+    ReLU: lambda layer: F.relu,
+    Tanh: lambda layer: F.tanh,
+    Sigmoid: lambda layer: F.sigmoid,
+    Softmax: lambda layer: F.softmax,
+    GELU: lambda layer: lambda x: F.gelu(x, layer.kernel.approximate),
+    LeakyReLU: lambda layer: lambda x: F.leaky_relu(x, layer.kernel.negative_slope),
+}
 
-    def __init__(self, layers: list[Module], registration: list[int]) -> None:
+
+class _OwnForward(Module):
+    """A module of one's own whose forward only chains its layers, as PyTorch code writes
+    one: the layers as attributes under their names (as a Sequential of them lists them),
+    registered in a shuffled order, called in order (``x = layer(x)``); with
+    ``functional``, the stock activations applied in the forward itself
+    (``F.relu(self.fc1(x))``) instead of held."""
+
+    def __init__(
+        self, layers: list[Module], rng: np.random.Generator, functional: bool = False
+    ) -> None:
         super().__init__()
-        for k in registration:
-            setattr(self, layers[k].name, layers[k])
-        self.calls = [layer.name for layer in layers]
+        self.program: list[str | Callable] = []
+        for layer in layers:
+            make = FUNCTIONAL.get(type(layer)) if functional else None
+            self.program.append(layer.name if make is None else make(layer))
+        for k in rng.permutation(len(layers)):
+            if isinstance(self.program[k], str):
+                setattr(self, layers[k].name, layers[k])
 
     def forward(self, x):
-        for name in self.calls:
-            x = getattr(self, name)(x)
+        for step in self.program:
+            x = getattr(self, step)(x) if isinstance(step, str) else step(x)
         return x
 
 
@@ -611,14 +629,13 @@ def test_a_forward_of_ones_own_that_only_chains_its_layers_is_described_as_a_seq
     for _ in range(12):
         built = random_model(rng, nest=False)
         layers = built.layers
-        registration = [int(k) for k in rng.permutation(len(layers))]
-        chained = _Chained(layers, registration)
+        chained = _OwnForward(layers, rng)
         batch = int(rng.integers(1, 300))
         s = describe.summary(chained, batch_size=batch)
         expected = expected_rows(built)
         assert [row.name for row in s.rows] == [layer.name for layer in layers]
         for row, want in zip(s.rows, expected, strict=True):
-            assert {key: getattr(row, key) for key in want} == want, (row.name, registration)
+            assert {key: getattr(row, key) for key in want} == want, (row.name, chained)
         assert s.unknown_order == [] and "registration order" not in s.text()
         assert "listed as its forward called them on a sample batch" in s.text()
         assert describe.unknown_order(chained) == [] and describe.call_mismatch(chained) is None
@@ -730,36 +747,6 @@ def test_one_activation_module_called_after_each_layer_is_drawn_once_per_call(
         assert draw(model, batch) == draw(plain, batch)
 
 
-FUNCTIONAL = {  # the stock activation layers as a forward applies them itself
-    ReLU: lambda layer: F.relu,
-    Tanh: lambda layer: F.tanh,
-    Sigmoid: lambda layer: F.sigmoid,
-    Softmax: lambda layer: F.softmax,
-    GELU: lambda layer: lambda x: F.gelu(x, layer.kernel.approximate),
-    LeakyReLU: lambda layer: lambda x: F.leaky_relu(x, layer.kernel.negative_slope),
-}
-
-
-class _Functional(Module):
-    """The PyTorch habit: layers with weights as attributes (registered in a shuffled
-    order), activations applied in the forward (``F.relu(self.fc1(x))``)."""
-
-    def __init__(self, layers: list[Module], rng: np.random.Generator) -> None:
-        super().__init__()
-        self.program: list[str | Callable] = []
-        for layer in layers:
-            make = FUNCTIONAL.get(type(layer))
-            self.program.append(layer.name if make is None else make(layer))
-        for k in rng.permutation(len(layers)):
-            if isinstance(self.program[k], str):
-                setattr(self, layers[k].name, layers[k])
-
-    def forward(self, x):
-        for step in self.program:
-            x = getattr(self, step)(x) if isinstance(step, str) else step(x)
-        return x
-
-
 def test_activations_a_forward_applies_itself_are_drawn_and_counted_as_their_layers(
     rng: np.random.Generator,
 ) -> None:
@@ -767,7 +754,8 @@ def test_activations_a_forward_applies_itself_are_drawn_and_counted_as_their_lay
     # layer's result to the next") and the summary had ? widths and no activation rows
     for _ in range(12):
         built = random_model(rng, nest=False)
-        model, plain = _Functional(built.layers, rng), Sequential(*built.layers)
+        model = _OwnForward(built.layers, rng, functional=True)
+        plain = Sequential(*built.layers)
         for layer in built.layers:
             if isinstance(layer, Dense) and rng.random() < 0.3:
                 layer.requires_grad_(False)

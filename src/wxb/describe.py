@@ -193,10 +193,10 @@ def _call_chain(model: Module) -> _Chain | None:
     again = Counter(called) - Counter(set(called))
     if any(leaves[key].parameters() for key in again):
         return None  # a layer with weights applied twice: the δ chain would draw them twice
-    called = {key for key, _, _ in run.spans}
-    chain = _Chain(run.steps, {**leaves, **run.stand_ins}, _holders(model, run), called)
+    ran = {key for key, _, _ in run.spans}  # the containers whose forward was called
+    chain = _Chain(run.steps, {**leaves, **run.stand_ins}, _holders(model, run), ran)
     for _, container in model.named_modules():
-        if id(container) not in called:
+        if id(container) not in ran:
             continue  # a ModuleList: its layers may be called apart, drawn where each is
         inside = {id(m) for m in _leaves(container)} | {
             key for key, holder in chain.holders.items() if _holds(container, holder)

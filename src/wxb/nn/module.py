@@ -313,10 +313,7 @@ class Module:
         elif hidden is not None:
             hidden.discard(key)
         if array is None:
-            if key in self._buffers:
-                setattr(self, key, None)  # vacated in its place, as assigning None does
-            elif self._vacated_kind(key) != "buffer":
-                self._hold_place(key, "buffer", self._buffers)
+            self._set_none(key, "buffer", self._buffers)
             return
         self.__dict__.get("_vacated", {}).pop(key, None)
         self._buffers[key] = array
@@ -325,6 +322,14 @@ class Module:
 
     def _persistent(self, key: str) -> bool:
         return key not in self.__dict__.get("_non_persistent", ())
+
+    def _set_none(self, key: str, kind: str, table: dict) -> None:
+        """``key``, a ``kind`` registered as None: one in ``table`` is vacated in its place,
+        as assigning None does; a new name is held after its kind's names."""
+        if key in table:
+            setattr(self, key, None)
+        elif self._vacated_kind(key) != kind:
+            self._hold_place(key, kind, table)
 
     def _hold_place(self, key: str, kind: str, table: dict) -> None:
         """``key`` as a ``kind`` set to None, after every name of that kind (PyTorch keeps
@@ -388,10 +393,7 @@ class Module:
         held keeps its place); ``None`` holds the name for a module assigned later."""
         self._check_name(name, "add_module", "module")
         if module is None:
-            if name in self._modules:
-                setattr(self, name, None)
-            elif self._vacated_kind(name) != "module":
-                self._hold_place(name, "module", self._modules)
+            self._set_none(name, "module", self._modules)
             return
         if not isinstance(module, Module):
             raise ConfigError(
@@ -409,10 +411,7 @@ class Module:
         holds the name for a parameter assigned later (a layer without bias)."""
         self._check_name(name, "register_parameter", "parameter")
         if param is None:
-            if name in self._parameters:
-                setattr(self, name, None)
-            elif self._vacated_kind(name) != "parameter":
-                self._hold_place(name, "parameter", self._parameters)
+            self._set_none(name, "parameter", self._parameters)
             return
         if not isinstance(param, Parameter):
             raise ConfigError(
