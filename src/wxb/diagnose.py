@@ -62,7 +62,7 @@ def layer_reports(model: Module, X: np.ndarray, y: np.ndarray, loss: Loss) -> li
         layers = chain_layers(model) or layers
     if layers == [model]:
         raise ConfigError(f"diagnostics {NEEDS_A_CHAIN}")
-    paths = {id(m): name for name, m in reversed(list(model.named_modules()))}
+    paths = {id(m): name for name, m in model.named_modules()}  # (each once, first path)
     # Eval mode: Dropout off, so the figures are the network's own and no mask is drawn.
     # Frozen layers too: δ passes through them all the same, and a frozen first layer
     # must not read as a vanished δ.

@@ -117,7 +117,7 @@ def to_torch(model: Module):
     if not isinstance(model, Module):
         raise ConfigError(f"to_torch needs a wxb.nn.Module; got {type(model).__name__}")
     chain = None if type(model) in _STOCK_TYPES else chain_layers(model)
-    paths = {id(m): name for name, m in reversed(list(model.named_modules()))}
+    paths = {id(m): name for name, m in model.named_modules()}  # (each once, first path)
     named = None if chain is None else [(paths.get(id(m)) or str(m.name), m) for m in chain]
     for path, module in named or model.named_modules():
         _check_convertible(path, module)

@@ -190,7 +190,7 @@ def _flatten(model: object) -> list[tuple[str, Module]]:
         raise ConfigError(f"wxb.onnx.export needs a wxb.nn.Module; got {type(model).__name__}")
     chain = chain_layers(model) if stock_kind(model, _STOCK) is None else None
     if chain is not None:
-        paths = {id(m): name for name, m in reversed(list(model.named_modules()))}
+        paths = {id(m): name for name, m in model.named_modules()}  # (each once, first path)
         return [_stock_leaf(paths.get(id(m)) or str(m.name), m) for m in chain]
     leaves: list[tuple[str, Module]] = []
     stack: list[tuple[str, Module, tuple[int, ...]]] = [("", model, ())]
