@@ -174,6 +174,21 @@ def test_evaluating_and_gradients_set_aside_give_everything_back(rng):
     assert all(p.grad is g for p, g in zip(model.parameters(), grads, strict=True))
 
 
+def test_evaluating_blocks_that_share_a_module_may_close_in_either_order():
+    shared = Dropout(0.5)
+    a, b = Sequential(Dense(3, 4), shared), Sequential(shared, Dense(4, 2))
+    outer, inner = a.evaluating(), b.evaluating()
+    outer.__enter__()
+    inner.__enter__()
+    with a.evaluating():  # nested in the same model's block
+        assert not a.training and not shared.training
+    outer.__exit__(None, None, None)  # before the block opened after it
+    assert a.training and a[0].training  # a's own modules back in training mode
+    assert not shared.training and not b.training and not b[1].training  # b's still held
+    inner.__exit__(None, None, None)
+    assert all(m.training for model in (a, b) for m in model.modules())
+
+
 @pytest.mark.parametrize("fault", ["shape", "dtype"])
 def test_model_load_state_dict_refused_changes_nothing(rng, fault):
     """A state with one bad entry is refused before anything is copied (the entries

@@ -413,3 +413,48 @@ def test_a_replaced_parameter_is_trained_by_the_planned_stack(rng):
     model.use_plan = False
     for a, b in zip(planned, grads_of(model, X, y), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_inference_follows_the_batch_the_layers_and_the_input(rng, dtype):
+    """The no-grad forward, which keeps nothing for a backward and reuses its buffers,
+    against the layer-by-layer one: batches above and below the buffers' size with each
+    output kept, a layer's setting and a parameter's array changed between calls, and
+    inputs that need a cast, a byte swap or a copy first."""
+    seed = int(rng.integers(1 << 30))
+    model = Sequential(
+        Dense(5, 7, seed=seed, dtype=dtype),
+        wxb.nn.LeakyReLU(0.1),
+        Dense(7, 6, bias=False, seed=seed + 1, dtype=dtype),
+        wxb.nn.Sigmoid(),
+        Dense(6, 3, seed=seed + 2, dtype=dtype),
+        wxb.nn.Softmax(),
+    )
+    reference = copy.deepcopy(model)
+    reference.use_plan = False
+
+    def close(actual, desired):  # the two paths' exp and tanh may differ in the last place
+        np.testing.assert_allclose(actual, desired, rtol=2e-12 if dtype == "float64" else 2e-6)
+
+    def both(X):
+        with wxb.no_grad():
+            return model(X).data, reference(X).data
+
+    kept = [(X, *both(X)) for X in (rng.normal(size=(int(b), 5)) for b in rng.permutation(5) + 1)]
+    for X, planned, expected in kept:  # each output still its own after the later calls
+        close(planned, expected)
+        np.testing.assert_array_equal(planned, both(X)[0])
+    for m in (model, reference):  # a new kernel and a new array, read by the next call
+        m[1].negative_slope = 0.3
+        m[4].bias.data = np.full(3, rng.normal(), dtype=dtype)
+    X = rng.normal(size=(4, 5)) * 3
+    close(*both(X))
+    for variant in (  # a cast, the other byte order, a strided view, a list
+        X.astype("float32" if dtype == "float64" else "float64"),
+        X.astype(np.dtype(dtype).newbyteorder(">")),
+        np.asfortranarray(X).astype(dtype)[::-1][::-1],
+        np.repeat(X.astype(dtype), 2, axis=1)[:, ::2],
+        X.tolist(),
+    ):
+        close(both(variant)[0], both(np.asarray(variant, dtype))[1])
+    close(model.predict(X), reference.predict(X))

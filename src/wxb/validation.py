@@ -6,6 +6,7 @@ scikit-learn and PyTorch.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -89,8 +90,10 @@ def first_non_finite(array: np.ndarray) -> tuple[int, ...] | None:
     """
     if array.dtype.kind != "f" or array.size == 0:
         return None
-    if array.size <= 1 << 20 and np.isfinite(array).all():  # one block: predict's row
-        return None
+    if array.size <= 1 << 20:  # one block (predict's row): Σx² is finite only if every x
+        flat = array.reshape(-1)  # is, and is quicker than isfinite; an overflow of it to
+        if math.isfinite(np.dot(flat, flat)) or np.isfinite(array).all():  # inf is rechecked
+            return None
     per_row = max(1, array[:1].size)
     block = max(1, (1 << 20) // per_row)
     for start in range(0, len(array), block):

@@ -18,6 +18,8 @@ from wxb.tables import is_tabular
 from wxb.tensor import Tensor, float_array, no_grad, slot_names
 from wxb.validation import as_features
 
+_NATIVE_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))  # (not big-endian ones)
+
 
 class GradHome(Protocol):
     """What owns a parameter's ``grad_buffer`` (the optimiser's flat gradient buffer)."""
@@ -177,8 +179,13 @@ def _join(prefix: str, key: str) -> str:
 
 
 def _forced_eval(module: Module) -> bool:
-    held = getattr(_thread, "evaluating", None)
-    return bool(held) and id(module) in held
+    held = getattr(_thread, "evaluating", None)  # the ids of each open block's modules
+    if held:
+        key = id(module)
+        for ids in held:
+            if key in ids:
+                return True
+    return False
 
 
 class Module:
@@ -491,11 +498,17 @@ class Module:
     # -- what the model holds --------------------------------------------------------
     def _module_list(self) -> list[Module]:
         """Every module of the tree (self first), cached until the structure changes."""
+        return self._module_tree()[1]
+
+    def _module_tree(self) -> tuple[int, list[Module], frozenset[int]]:
+        """(structure version, every module of the tree, their ids), cached until the
+        structure changes."""
         cached = self.__dict__.get("_modules_cache")
         if cached is None or cached[0] != _structure_version:
-            cached = (_structure_version, [m for _, m in self.named_modules()])
+            modules = [m for _, m in self.named_modules()]
+            cached = (_structure_version, modules, frozenset(map(id, modules)))
             object.__setattr__(self, "_modules_cache", cached)
-        return cached[1]
+        return cached
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
         """Each direct sub-module once, under its first name (a layer given twice to a
@@ -719,6 +732,8 @@ class Module:
             x = inputs[0]
             if isinstance(x, Tensor):
                 return self.forward(x)
+            if type(x) is np.ndarray and x.dtype in _NATIVE_FLOATS and x.dtype == self.dtype:
+                return self.forward(Tensor.of_array(x))  # nothing to convert or check
             return self.forward(self.as_input(x, whole_numbers_stay=self._own_forward()))
         own = self._own_forward()
         converted = [
@@ -789,15 +804,17 @@ class Module:
             raise ConfigError(f"predict batch_size must be a positive integer; got {batch_size!r}")
         if batch_size < 1:
             raise ConfigError(f"predict batch_size must be a positive integer; got {batch_size}")
-        X = rows_for_model(self.info, X, self.dtype)  # a table: its columns by name
-        X = as_features(X, self.dtype)
+        dtype = self.dtype
+        X = rows_for_model(self.info, X, dtype)  # a table: its columns by name
+        X = as_features(X, dtype)
+        leaf = Tensor.of_array if X.dtype in _NATIVE_FLOATS else Tensor  # (checked above)
         with self.evaluating(), no_grad():
             if 0 < len(X) <= batch_size:  # one batch (one row, often): no slicing or joining
-                return self(Tensor(X)).data
-            parts = [self(Tensor(X[i : i + batch_size])).data for i in range(0, len(X), batch_size)]
+                return self(leaf(X)).data
+            parts = [self(leaf(X[i : i + batch_size])).data for i in range(0, len(X), batch_size)]
         if len(parts) == 1:
             return parts[0]
-        return np.concatenate(parts) if parts else xp.empty((0,), dtype=self.dtype)
+        return np.concatenate(parts) if parts else xp.empty((0,), dtype=dtype)
 
     # -- description ---------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -843,19 +860,19 @@ class _Evaluating:
         self.model = model
 
     def __enter__(self) -> Module:
-        self.held = held = _thread.__dict__.setdefault("evaluating", {})  # id → nesting depth
-        self.modules = self.model._module_list()
-        for module in self.modules:
-            held[id(module)] = held.get(id(module), 0) + 1
+        # this block's entry: the ids of the model's modules now (one set, kept with the
+        # module list: entering costs no walk over the modules)
+        self.held = held = _thread.__dict__.setdefault("evaluating", [])
+        self.ids = self.model._module_tree()[2]
+        held.append(self.ids)
         return self.model
 
     def __exit__(self, *exc_info: object) -> None:
         held = self.held
-        for module in self.modules:
-            if held[id(module)] == 1:
-                del held[id(module)]
-            else:
-                held[id(module)] -= 1
+        for i in range(len(held) - 1, -1, -1):  # this block's own entry (blocks may overlap)
+            if held[i] is self.ids:
+                del held[i]
+                return
 
 
 def stock_kind(module: Module, kinds: tuple[type[Module], ...]) -> type[Module] | None:

@@ -92,6 +92,14 @@ class StackPlan:
             (input_width(m) for m in self.layers if input_width(m) is not None), None
         )
         self.first_dense = next((m for m in self.layers if isinstance(m, Dense)), None)
+        # forward's walk: (index, layer, its stock kind, the activation right after a Dense)
+        kinds = [next((k for k in STOCK_LAYERS if isinstance(m, k)), None) for m in self.layers]
+        self._program = [
+            (i, m, kind, m_next if kind is Dense and kind_next is Activation else None)
+            for i, (m, kind, m_next, kind_next) in enumerate(
+                zip(self.layers, kinds, [*self.layers[1:], None], [*kinds[1:], None], strict=True)
+            )
+        ]
         # Layer i may need ∂L/∂(its input) only if some layer before it has parameters
         # (whether they are trainable is read at each backward: they may be frozen later).
         self.has_input_grad = []
@@ -202,59 +210,68 @@ class StackPlan:
             self._allocate(len(X), X.shape[1], X.dtype)
 
     # -- the equations --------------------------------------------------------------------------
-    def forward(self, X: np.ndarray, fresh_output: bool = False) -> np.ndarray:
+    def forward(
+        self, X: np.ndarray, fresh_output: bool = False, for_backward: bool = True
+    ) -> np.ndarray:
         """Run every layer into its buffer; the last into a new array if ``fresh_output``
-        (the caller keeps it past the next forward)."""
+        (the caller keeps it past the next forward). Without ``for_backward`` (a call
+        under no_grad) nothing is kept for a backward."""
         self._ensure(X)
         batch, last = len(X), len(self.layers) - 1
+        whole = batch == self.capacity  # the buffers as they are, not sliced
         # Each layer's input and output, and what each Dropout/Standardize multiplied by;
         # and what each Dense and activation computed with, for the backward to use even
         # if the layer is given another weight or kernel before it runs (as the graph does)
-        self.inputs, self.results, self.factors, self.used, x = [], [], {}, {}, X
-        fused_into = None  # the activation's output, when the Dense before it ran both
-        for i, layer in enumerate(self.layers):
-            out = self.outputs[i][:batch]
-            if i == last and fresh_output:
-                out = np.empty_like(out)
-            self.inputs.append(x)
+        inputs, results, factors, used = [], [], {}, {}
+        if for_backward:
+            self.inputs, self.results, self.factors, self.used = inputs, results, factors, used
+        x, fused_into = X, None  # the activation's output, when the Dense before it ran both
+        for i, layer, kind, after in self._program:
+            inputs.append(x)
             if fused_into is not None:  # A = f(Z) was computed with the bias
                 out, fused_into = fused_into, None
-            elif isinstance(layer, Dense):  # Z = W·X + b, on rows: X·Wᵀ + b
-                self.used[i] = (layer.weight, layer.weight.data, layer.bias)
+                results.append(out)
+                x = out
+                continue
+            out = self.outputs[i] if whole else self.outputs[i][:batch]
+            if i == last and fresh_output:
+                out = np.empty_like(out)
+            if kind is Dense:  # Z = W·X + b, on rows: X·Wᵀ + b
+                weight = layer.weight.data
+                used[i] = (layer.weight, weight, layer.bias)
                 if batch == 1:  # one sample: the seed's W·x itself, a matrix-vector product
-                    np.matmul(layer.weight.data, x[0], out=out[0])
+                    np.matmul(weight, x[0], out=out[0])
                 else:
-                    np.matmul(x, layer.weight.data.T, out=out)
+                    np.matmul(x, weight.T, out=out)
                 if layer.bias is not None:
-                    after = self.layers[i + 1] if i < last else None
-                    if isinstance(after, Activation) and type(after.kernel) in ops.BIAS_FUSABLE:
+                    if after is not None and type(after.kernel) in ops.BIAS_FUSABLE:
                         # Z ← Z + b and A = f(Z) in one pass, into the activation's buffer
-                        fused_into = self.outputs[i + 1][:batch]
+                        fused_into = self.outputs[i + 1] if whole else self.outputs[i + 1][:batch]
                         if i + 1 == last and fresh_output:
                             fused_into = np.empty_like(fused_into)
-                        kernel = self.used[i + 1] = after.kernel
+                        kernel = used[i + 1] = after.kernel
                         kernels.bias_activation(
                             kernel.code, out, layer.bias.data, fused_into, kernel.alpha
                         )
                     else:
                         out += layer.bias.data
-            elif isinstance(layer, Activation):  # A = f(Z)
-                kernel = self.used[i] = layer.kernel
+            elif kind is Activation:  # A = f(Z)
+                kernel = used[i] = layer.kernel
                 result = kernel.forward(x, out)
                 if result is not out and result is not None:  # a user kernel may return A
                     np.copyto(out, result)
-            elif isinstance(layer, Dropout):
+            elif kind is Dropout:
                 if layer.training and layer.p > 0:
                     mask = self.masks[i][:batch]
-                    self.factors[i] = ops.dropout_mask(layer.rng, layer.p, mask, layer)
+                    factors[i] = ops.dropout_mask(layer.rng, layer.p, mask, layer)
                 else:  # eval mode: dropout is the identity
-                    self.factors[i] = 1.0
-                np.multiply(x, self.factors[i], out=out)
+                    factors[i] = 1.0
+                np.multiply(x, factors[i], out=out)
             else:  # Standardize: (X − mean) / scale
-                self.factors[i] = 1.0 / layer.scale
+                factors[i] = 1.0 / layer.scale
                 np.subtract(x, layer.mean, out=out)
-                out *= self.factors[i]
-            self.results.append(out)
+                out *= factors[i]
+            results.append(out)
             x = out
         self.output = x
         return x

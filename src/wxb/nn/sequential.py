@@ -238,10 +238,10 @@ class Sequential(Module):
             else:  # inference: straight through, no graph
                 plan = self._plans().inference
                 if plan is not None and plan.fits(x.data):
-                    out = Tensor(plan.forward(x.data, fresh_output=True))
-                    if len(x.data) > KEPT_INFERENCE_ROWS:  # not held for the model's life
+                    out = plan.forward(x.data, fresh_output=True, for_backward=False)
+                    if len(out) > KEPT_INFERENCE_ROWS:  # not held for the model's life
                         plan.drop_buffers()
-                    return out
+                    return Tensor.of_array(out)
         for layer in self._modules.values():  # layer by layer (also what raises the errors)
             x = layer(x)
         return x
