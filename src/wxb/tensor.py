@@ -261,24 +261,31 @@ class Tensor:
         out.op = op
         out._freed = False
         out._versions = [0]  # ops whose result views an input's array share its (ops.py)
-        needs = _mode.enabled and any(t.requires_grad for t in inputs)
+        needs = False
+        if _mode.enabled:
+            for t in inputs:  # plain loops, not any(): this runs for every recorded op
+                if t.requires_grad:
+                    needs = True
+                    break
         out.requires_grad = needs
-        out.inputs = inputs if needs else ()
-        out._backward = backward if needs else None
+        out._recorded = None
+        if not needs:
+            out.inputs, out._backward = (), None
+            out._saved_versions = out._output_version = None
+            return out
+        out.inputs, out._backward = inputs, backward
         # The inputs' versions now: backward refuses if one was updated in place since
         # (a step between forward and backward would give gradients of other weights).
         out._saved_versions = (
-            tuple(t._versions[0] if reads_inputs else None for t in inputs) if needs else None
+            tuple([t._versions[0] for t in inputs]) if reads_inputs else (None,) * len(inputs)
         )
         # Which inputs needed a gradient when it ran: one that asks later gets none from
         # this record, as in PyTorch (None: all of them did).
-        out._recorded = None
-        if needs:
-            for t in inputs:
-                if not t.requires_grad:  # a plain loop: this runs for every recorded op
-                    out._recorded = tuple(u.requires_grad for u in inputs)
-                    break
-        out._output_version = 0 if needs and saves_output else None
+        for t in inputs:
+            if not t.requires_grad:
+                out._recorded = tuple([u.requires_grad for u in inputs])
+                break
+        out._output_version = 0 if saves_output else None
         return out
 
     # -- array-like surface -------------------------------------------------------------
@@ -579,20 +586,25 @@ def _second_backward_error() -> TrainingError:
 
 
 def topological_order(root: Tensor) -> list[Tensor]:
-    """Tensors of the graph ending at root, each after all of its inputs."""
+    """Tensors of the graph ending at root, each after all of its inputs: a depth-first
+    walk that takes each node's inputs last to first."""
     order: list[Tensor] = []
-    seen: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
-    while stack:  # iterative: deep graphs must not hit Python's recursion limit
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.append((node, True))
-        stack.extend((p, False) for p in node.inputs if id(p) not in seen)
+    seen = {id(root)}
+    # iterative (deep graphs must not hit Python's recursion limit): each entry is a node
+    # and where its walk over its inputs stands
+    stack = [(root, reversed(root.inputs))]
+    append, push, pop, mark = order.append, stack.append, stack.pop, seen.add
+    while stack:
+        node, parents = stack[-1]
+        for parent in parents:
+            key = id(parent)
+            if key not in seen:
+                mark(key)
+                push((parent, reversed(parent.inputs)))
+                break
+        else:  # every input done: the node itself
+            pop()
+            append(node)
     return order
 
 

@@ -92,9 +92,10 @@ class StackPlan:
             (input_width(m) for m in self.layers if input_width(m) is not None), None
         )
         self.first_dense = next((m for m in self.layers if isinstance(m, Dense)), None)
-        # forward's walk: (index, layer, its stock kind, the activation right after a Dense)
+        # the walk of forward and of the graph it records: (index, layer, its stock kind,
+        # the activation right after a Dense)
         kinds = [next((k for k in STOCK_LAYERS if isinstance(m, k)), None) for m in self.layers]
-        self._program = [
+        self.program = [
             (i, m, kind, m_next if kind is Dense and kind_next is Activation else None)
             for i, (m, kind, m_next, kind_next) in enumerate(
                 zip(self.layers, kinds, [*self.layers[1:], None], [*kinds[1:], None], strict=True)
@@ -226,7 +227,7 @@ class StackPlan:
         if for_backward:
             self.inputs, self.results, self.factors, self.used = inputs, results, factors, used
         x, fused_into = X, None  # the activation's output, when the Dense before it ran both
-        for i, layer, kind, after in self._program:
+        for i, layer, kind, after in self.program:
             inputs.append(x)
             if fused_into is not None:  # A = f(Z) was computed with the bias
                 out, fused_into = fused_into, None

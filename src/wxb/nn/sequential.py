@@ -324,6 +324,9 @@ def _no_gradient(count: int):
     return lambda g: nothing
 
 
+_NO_GRADIENT = {count: _no_gradient(count) for count in (1, 2)}  # a node's inputs: x (and W or b)
+
+
 _NONE_FROZEN: frozenset[int] = frozenset()
 
 
@@ -337,15 +340,14 @@ def _record(plan: StackPlan, x: Tensor) -> Tensor:
             frozen = frozenset(id(q) for q in plan.params if not q.requires_grad)
             break
     steps = []  # (array, op, extra inputs), in the order the layers' own ops record them
-    for i, layer in enumerate(plan.layers):
-        data = plan.results[i]
-        if isinstance(layer, Dense):
+    for (i, layer, kind, _), data in zip(plan.program, plan.results, strict=True):
+        if kind is Dense:
             steps.append((data, "W·X", (layer.weight,)))
             if layer.bias is not None:
                 steps.append((data, "+b", (layer.bias,)))
-        elif isinstance(layer, Activation):
+        elif kind is Activation:
             steps.append((data, layer.kernel.name, ()))
-        elif isinstance(layer, Dropout):
+        elif kind is Dropout:
             if layer.training and layer.p > 0:
                 steps.append((data, "dropout", ()))
         else:  # Standardize: (X − mean) ⊙ (1/scale), as its graph ops record it
@@ -354,11 +356,11 @@ def _record(plan: StackPlan, x: Tensor) -> Tensor:
     if not steps:  # e.g. only eval-mode Dropout: the output is the input
         return Tensor(plan.output)
     token = object()  # this graph's claim on the plan's buffers
-    node = x
+    node, last = x, len(steps) - 1
     for j, (data, op, extra) in enumerate(steps):
         inputs = (node, *extra)
-        if j == len(steps) - 1:  # the output: a fresh array, and the whole backward
-            reads_output = isinstance(plan.layers[-1], Activation)  # a last f(Z): its A
+        if j == last:  # the output: a fresh array, and the whole backward
+            reads_output = plan.program[-1][2] is Activation  # a last f(Z): its A
             node = Tensor.from_op(
                 plan.output,
                 op,
@@ -367,7 +369,8 @@ def _record(plan: StackPlan, x: Tensor) -> Tensor:
                 reads_output,
             )
         else:
-            node = Tensor.from_op(data, op, inputs, _no_gradient(len(inputs)))
+            rule = _NO_GRADIENT.get(len(inputs)) or _no_gradient(len(inputs))
+            node = Tensor.from_op(data, op, inputs, rule)
     if node.requires_grad:
         plan.claim(node, token)
     return node
