@@ -105,6 +105,41 @@ def test_fit_and_evaluate_report_sum_reductions_as_sums(rng):
     assert history["val_loss"][0] == pytest.approx(total, rel=1e-6)
 
 
+@pytest.mark.parametrize("kind", [CrossEntropyLoss, MSELoss, wxb.nn.BCEWithLogitsLoss])
+def test_a_per_sample_loss_is_refused_where_one_number_per_batch_is_needed(rng, kind):
+    model = mlp(rng)
+    X = rng.normal(size=(12, 4))
+    y = rng.integers(0, 3, size=12) if kind is CrossEntropyLoss else rng.uniform(size=(12, 3))
+    per_sample = kind("none")
+    assert per_sample(model(X), y).shape == (
+        (12,) if kind is not wxb.nn.BCEWithLogitsLoss else (12, 3)
+    )
+    before = [p.data.copy() for p in model.parameters()]
+    calls = {
+        "fit": lambda: wxb.fit(model, X, y, loss=per_sample, epochs=1, verbose=False),
+        "evaluate": lambda: wxb.evaluate(model, X, y, per_sample),
+        "explain": lambda: wxb.explain(model, X[:1], y[:1], loss=per_sample),
+        "make_step": lambda: make_step(model, per_sample, SGD(model.parameters(), lr=0.1)),
+        "GraphStep": lambda: GraphStep(model, per_sample, SGD(model.parameters(), lr=0.1)),
+        "PlannedStep": lambda: PlannedStep(model, per_sample, SGD(model.parameters(), lr=0.1)),
+    }
+    for where, call in calls.items():
+        with pytest.raises(wxb.ConfigError) as refused:
+            call()
+        assert "reduction='none' gives one loss per sample" in str(refused.value), where
+    # set on a step's loss after the step was made: refused at the next step, nothing moved
+    for kind_of_step in (GraphStep, PlannedStep):
+        loss = kind("mean")
+        step = kind_of_step(model, loss, SGD(model.parameters(), lr=0.1))
+        loss.reduction = "none"
+        with pytest.raises(wxb.ConfigError, match="reduction='none'"):
+            step(X, y)
+    for p, b in zip(model.parameters(), before, strict=True):
+        np.testing.assert_array_equal(p.data, b)
+    with pytest.raises(wxb.ConfigError, match="'mean', 'sum' or 'none'; got 'avg'"):
+        kind("avg")
+
+
 def test_a_new_schedule_starts_from_the_initial_rate(rng):
     model = mlp(rng)
     opt = SGD(model.parameters(), lr=0.1)

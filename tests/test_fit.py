@@ -333,8 +333,13 @@ def test_reduction_set_after_building_the_loss_is_the_one_computed(rng, kind):
         values.append((float(value.data), z.grad))
     assert values[0][0] == values[1][0]
     np.testing.assert_array_equal(values[0][1], values[1][1])
-    with pytest.raises(wxb.ConfigError, match="'mean' or 'sum'"):
-        changed.reduction = "none"
+    changed.reduction = "none"  # per sample now, as one built so
+    np.testing.assert_array_equal(
+        changed(wxb.Tensor(out), target).data, type(changed)("none")(wxb.Tensor(out), target).data
+    )
+    with pytest.raises(wxb.ConfigError, match="'mean', 'sum' or 'none'; got 'avg'"):
+        changed.reduction = "avg"
+    assert changed.reduction == "none"
 
 
 def test_a_schedule_built_on_another_optimiser_is_refused(rng):

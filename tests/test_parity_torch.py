@@ -244,6 +244,8 @@ def wxb_loss(name: str, reduction: str = "mean"):
 def torch_loss(name: str, reduction: str = "mean"):
     def mse(out, y):  # the seed's (1/B) Σ ½‖ŷ − y‖², not torch's MSELoss
         per_sample = 0.5 * ((out - y) ** 2).sum(dim=1)
+        if reduction == "none":
+            return per_sample
         return per_sample.mean() if reduction == "mean" else per_sample.sum()
 
     if name == "mse":
@@ -481,11 +483,14 @@ def run_steps(seeded, path, dtype, model, twin, loss_name, widths, make_optimize
 # ---------------------------------------------------------------------------------
 # One forward/backward pass
 # ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("loss_name", LOSSES)
 @pytest.mark.parametrize("activation", list(ACTIVATIONS))
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_loss_and_gradients_match_torch(seeded, dtype, activation, loss_name, reduction):
+    """With reduction 'none', the per-sample losses (per element for BCE) and the
+    gradients of a weighted sum of them, weights drawn per sample, as a user weights
+    or masks rows."""
     rng = seeded.rng
     model, twin, widths = random_network(rng, activation, dtype)
     X, y = batch_of(rng, loss_name, widths, dtype)
@@ -495,16 +500,21 @@ def test_loss_and_gradients_match_torch(seeded, dtype, activation, loss_name, re
     x = wxb.Tensor(X.copy(), requires_grad=True)
     output = model(x)
     value = wxb_loss(loss_name, reduction)(output, y)
-    value.backward()
     assert value.dtype == np.dtype(dtype), seeded.msg(f"{where}: loss is {value.dtype}")
 
     xt = torch.from_numpy(X.copy()).requires_grad_()
     output_t = twin(xt)
     value_t = torch_loss(loss_name, reduction)(output_t, torch.from_numpy(y))
-    value_t.backward()
+    if reduction == "none":
+        weights = rng.uniform(-1, 2, size=tuple(value_t.shape)).astype(dtype)
+        (value * weights).sum().backward()
+        (value_t * torch.from_numpy(weights)).sum().backward()
+    else:
+        value.backward()
+        value_t.backward()
 
     assert_close(seeded, f"{where}: output", output, output_t, tol)
-    scale = loss_scale(output_t, reduction)
+    scale = loss_scale(output_t, "sum" if reduction == "none" else reduction)
     assert_close(seeded, f"{where}: loss", value, value_t, tol, scale)
     names = [name for name, _ in model.named_parameters()] + ["X"]
     ours = [p.grad for _, p in model.named_parameters()] + [x.grad]

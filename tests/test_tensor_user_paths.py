@@ -154,19 +154,30 @@ def assert_same_gradients(layer: Dense, twin: torch.nn.Linear) -> None:
     close(layer.bias.grad, twin.bias.grad)
 
 
-@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def weighted(rng, loss, expected):
+    """Each per-sample loss (reduction 'none') weighted by a draw, then summed, in both
+    libraries: the gradients then depend on every sample's own factor."""
+    weights = rng.uniform(-1, 2, size=tuple(expected.shape))
+    return (loss * weights).sum(), (expected * torch.tensor(weights)).sum()
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_mse_between_two_models_sends_gradient_to_both(rng, reduction):
     batch, n, m = dims(rng, 3)
     a, ta = twin_dense(rng, n, m)
     b, tb = twin_dense(rng, n, m)
     X = rng.normal(size=(batch, n))
     loss = MSELoss(reduction)(a(X), b(X))
-    loss.backward()
     # wxb's MSE is ½‖ŷ − y‖² per sample, averaged over the batch (not over elements)
     diff = ta(torch.tensor(X)) - tb(torch.tensor(X))
-    expected = 0.5 * (diff**2).sum() / (batch if reduction == "mean" else 1)
-    expected.backward()
+    expected = 0.5 * (diff**2).sum(dim=1)
+    if reduction != "none":
+        expected = expected.sum() / (batch if reduction == "mean" else 1)
     close(loss.data, expected)
+    if reduction == "none":
+        loss, expected = weighted(rng, loss, expected)
+    loss.backward()
+    expected.backward()
     assert_same_gradients(a, ta)
     assert_same_gradients(b, tb)
 
@@ -180,36 +191,43 @@ def test_mse_target_gradient_without_an_output_gradient(rng):
     assert_same_gradients(b, tb)
 
 
-@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_bce_with_logits_sends_gradient_to_a_target_tensor(rng, reduction):
     batch, n, m = dims(rng, 3)
     a, ta = twin_dense(rng, n, m)
     b, tb = twin_dense(rng, n, m)
     X = rng.normal(size=(batch, n))
     loss = BCEWithLogitsLoss(reduction)(a(X), ops.sigmoid(b(X)))
-    (loss * 3.0).backward()  # not the root: the seed scales both gradients
     tX = torch.tensor(X)
     expected = F.binary_cross_entropy_with_logits(
         ta(tX), torch.sigmoid(tb(tX)), reduction=reduction
     )
-    (expected * 3.0).backward()
     close(loss.data, expected)
+    if reduction == "none":  # a loss per element, as PyTorch's
+        loss, expected = weighted(rng, loss, expected)
+    (loss * 3.0).backward()  # not the root: the seed scales both gradients
+    (expected * 3.0).backward()
     assert_same_gradients(a, ta)
     assert_same_gradients(b, tb)
 
 
-@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_cross_entropy_sends_gradient_to_probability_targets(rng, reduction):
     batch, n, classes = dims(rng, 3)
     a, ta = twin_dense(rng, n, classes)
     b, tb = twin_dense(rng, n, classes)
     X = rng.normal(size=(batch, n)) * 3
     loss = CrossEntropyLoss(reduction)(a(X), ops.softmax(b(X)))
-    loss.backward()
     tX = torch.tensor(X)
     # −Σ p·log softmax(z), written out so the reference does not hinge on F.cross_entropy
-    expected = -(torch.softmax(tb(tX), dim=1) * torch.log_softmax(ta(tX), dim=1)).sum()
-    (expected / batch if reduction == "mean" else expected).backward()
+    expected = -(torch.softmax(tb(tX), dim=1) * torch.log_softmax(ta(tX), dim=1)).sum(dim=1)
+    if reduction != "none":
+        expected = expected.sum() / (batch if reduction == "mean" else 1)
+    close(loss.data, expected)
+    if reduction == "none":
+        loss, expected = weighted(rng, loss, expected)
+    loss.backward()
+    expected.backward()
     assert_same_gradients(a, ta)
     assert_same_gradients(b, tb)
 
@@ -1078,19 +1096,20 @@ def test_a_changed_planned_output_is_refused_when_its_last_layer_reads_it(rng):
         out.sum().backward()
 
 
-@pytest.mark.parametrize("reduction", ["none", "Mean", "avg"])
+@pytest.mark.parametrize("reduction", ["Mean", "avg", "None", None])
 def test_a_functional_loss_refuses_a_reduction_it_does_not_offer(rng, reduction):
-    # anything but 'mean' summed: reduction='none' gave one number, not one per sample
+    # anything but 'mean' summed (reduction='none' once gave one number, not one per sample)
     from wxb.nn import functional as F
 
     z = Tensor(rng.normal(size=(3, 2)))
-    for loss, target in [
-        (F.bce_with_logits, rng.integers(0, 2, (3, 2)).astype(float)),
-        (F.cross_entropy, rng.integers(0, 2, 3)),
-        (F.mse_loss, rng.normal(size=(3, 2))),
+    for loss, target, per_sample in [
+        (F.bce_with_logits, rng.integers(0, 2, (3, 2)).astype(float), (3, 2)),
+        (F.cross_entropy, rng.integers(0, 2, 3), (3,)),
+        (F.mse_loss, rng.normal(size=(3, 2)), (3,)),
     ]:
-        with pytest.raises(wxb.ConfigError, match="reduction must be 'mean' or 'sum'"):
+        with pytest.raises(wxb.ConfigError, match="reduction must be 'mean', 'sum' or 'none'"):
             loss(z, target, reduction=reduction)
+        assert loss(z, target, reduction="none").shape == per_sample
 
 
 def test_an_integer_tensor_keeps_float_operands_float(rng):

@@ -687,6 +687,7 @@ def dropout(
 # ---------------------------------------------------------------------------------
 class LossKernel(Protocol):
     name: str
+    reduction: str  # "mean", "sum" or "none"
 
     def value_and_grad(
         self, output: np.ndarray, target: np.ndarray, grad_out: np.ndarray | None
@@ -694,15 +695,48 @@ class LossKernel(Protocol):
         """Return the loss; when grad_out is given, write ∂L/∂output into it."""
         ...
 
+    def per_sample(self, output: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For reduction 'none': each sample's loss (each element's, for a loss taken
+        per element), and the gradient of each with respect to its own outputs."""
+        ...
+
     def target_grad(self, output: np.ndarray, target: np.ndarray) -> np.ndarray:
         """∂L/∂target, for a target that is itself computed (e.g. another model's output)."""
         ...
 
 
+REDUCTIONS = ("mean", "sum", "none")
+
+
 def _check_reduction(reduction: object, name: str) -> None:
-    """'mean' or 'sum'; another word would have summed without a word ('none' too)."""
-    if reduction not in ("mean", "sum"):
-        raise ConfigError(f"{name} loss: reduction must be 'mean' or 'sum'; got {reduction!r}")
+    """'mean', 'sum' or 'none' (a loss per sample, as PyTorch's); another word would have
+    summed without a word."""
+    if reduction not in REDUCTIONS:
+        raise ConfigError(
+            f"{name} loss: reduction must be 'mean', 'sum' or 'none'; got {reduction!r}"
+        )
+
+
+def per_sample_refused(name: str) -> ConfigError:
+    """What fit, evaluate and a training step say to a loss of reduction 'none'."""
+    return ConfigError(
+        f"the {name} loss with reduction='none' gives one loss per sample; fit, evaluate "
+        "and a training step need one number per batch: use reduction='mean' or 'sum', or "
+        "a loss function that reduces the per-sample losses (their weighted mean, say)"
+    )
+
+
+def _batch_scale(kernel: LossKernel, count: int) -> float:
+    """1/count for a mean, 1 for a sum; a per-sample loss has no batch value."""
+    if kernel.reduction == "none":
+        raise per_sample_refused(kernel.name)
+    return 1.0 / count if kernel.reduction == "mean" else 1.0
+
+
+def _row_sums64(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Σ over each sample's outputs of a·b, added in float64 (as dot64 adds a batch's)."""
+    rows = len(a)
+    return np.einsum("ij,ij->i", a.reshape(rows, -1), b.reshape(rows, -1), dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -716,11 +750,15 @@ class MSEKernel:
         _check_reduction(self.reduction, self.name)
 
     def value_and_grad(self, output, target, grad_out):
-        scale = 1.0 / output.shape[0] if self.reduction == "mean" else 1.0
+        scale = _batch_scale(self, output.shape[0])
         diff = np.subtract(output, target, out=_workspace(output, grad_out))
         value = 0.5 * scale * dot64(diff, diff)
         diff *= scale  # ∇ŷ L = (ŷ − y), over the batch size for the mean
         return value
+
+    def per_sample(self, output, target):  # ½‖ŷᵢ − yᵢ‖² and its ∇ŷᵢ = ŷᵢ − yᵢ
+        diff = np.subtract(output, target)
+        return (0.5 * _row_sums64(diff, diff)).astype(output.dtype), diff
 
     def target_grad(self, output, target):  # ∇_y L = −(ŷ − y), scaled as ∇ŷ L
         scale = 1.0 / output.shape[0] if self.reduction == "mean" else 1.0
@@ -744,8 +782,7 @@ class CrossEntropyKernel:
         _check_reduction(self.reduction, self.name)
 
     def value_and_grad(self, output, target, grad_out):
-        batch = output.shape[0]
-        scale = 1.0 / batch if self.reduction == "mean" else 1.0
+        scale = _batch_scale(self, output.shape[0])
         if target.ndim == 1:  # δ⁽ᴸ⁾ = softmax(Z) − Y, over the batch size for the mean
             return scale * kernels.cross_entropy_indices(
                 output, target, _workspace(output, grad_out), scale
@@ -765,6 +802,22 @@ class CrossEntropyKernel:
         exps -= target
         exps *= scale
         return scale * value
+
+    def per_sample(self, output, target):  # −Σ_c yᵢc log softmax(zᵢ)_c and its ∇zᵢ
+        shifted = output - output.max(axis=1, keepdims=True)
+        sums = np.exp(shifted).sum(axis=1, keepdims=True, dtype=np.float64)
+        log_sums = np.log(sums)
+        softmax = np.exp(shifted - log_sums)
+        if target.ndim == 1:  # class indices: log s − (z_c − z_max), softmax(z) − e_c
+            picked = np.arange(len(output)), target
+            values = log_sums[:, 0] - shifted[picked]
+            softmax[picked] -= 1
+        else:  # probabilities (Σ_c y_c, 1 for them): Σ_c y_c·log s − Σ_c y_c (z_c − z_max)
+            mass = target.sum(axis=1, keepdims=True, dtype=np.float64)
+            values = mass[:, 0] * log_sums[:, 0] - _row_sums64(target, shifted)
+            softmax *= mass
+            softmax -= target
+        return values.astype(output.dtype), softmax.astype(output.dtype)
 
     def target_grad(self, output, target):  # ∂L/∂y = −log softmax(z), scaled
         scale = 1.0 / output.shape[0] if self.reduction == "mean" else 1.0
@@ -786,7 +839,7 @@ class BCEWithLogitsKernel:
         _check_reduction(self.reduction, self.name)
 
     def value_and_grad(self, output, target, grad_out):
-        scale = 1.0 / output.size if self.reduction == "mean" else 1.0
+        scale = _batch_scale(self, output.size)
         work = _workspace(output, grad_out)
         # Summed element by element: Σmax(z,0) − Σz·y cancels between two large sums
         # (1e-2 relative in float32 on confident logits); per element z − z·1 is exact.
@@ -801,6 +854,14 @@ class BCEWithLogitsKernel:
         work -= target
         work *= scale
         return scale * value
+
+    def per_sample(self, output, target):  # per element, as PyTorch's: its value, σ(z) − y
+        values = np.maximum(output, 0) - output * target
+        values += np.log1p(np.exp(-np.abs(output)))
+        grad = np.empty_like(output)
+        Sigmoid().forward(output, grad)
+        grad -= target
+        return values.astype(output.dtype), grad
 
     def target_grad(self, output, target):  # ∂L/∂y = −z, scaled
         scale = 1.0 / output.size if self.reduction == "mean" else 1.0
@@ -898,11 +959,13 @@ def loss(output: Tensor, target: object, kernel: LossKernel) -> Tensor:
     out = output.data
     tgt = loss_target(target.data if isinstance(target, Tensor) else target, out, kernel)
     recording = is_grad_enabled()
-    grad = np.empty_like(out) if recording and output.requires_grad else None
-    value = kernel.value_and_grad(out, tgt, grad)
     learned_target = (
         recording and isinstance(target, Tensor) and target.requires_grad and tgt.dtype.kind == "f"
     )
+    if getattr(kernel, "reduction", None) == "none":
+        return _per_sample_loss(output, target, tgt, kernel, learned_target)
+    grad = np.empty_like(out) if recording and output.requires_grad else None
+    value = kernel.value_and_grad(out, tgt, grad)
 
     def backward(g: np.ndarray) -> tuple[np.ndarray | None, ...]:
         # ∇_ŷ L, the first factor of δ⁽ᴸ⁾ = ∇_A L ⊙ f′(Z⁽ᴸ⁾); scaled when L is not the root
@@ -916,6 +979,26 @@ def loss(output: Tensor, target: object, kernel: LossKernel) -> Tensor:
 
     inputs = (output, target) if learned_target else (output,)
     return Tensor.from_op(np.asarray(value, dtype=out.dtype), kernel.name, inputs, backward)
+
+
+def _per_sample_loss(
+    output: Tensor, target: object, tgt: np.ndarray, kernel: LossKernel, learned_target: bool
+) -> Tensor:
+    """Each sample's loss as a tensor, as PyTorch's reduction='none' gives it: (B,) for a
+    loss over a sample's outputs, the output's shape for one taken per element. Its
+    backward scales each sample's gradient by that sample's factor of ∂L/∂(its losses)."""
+    out = output.data
+    values, grad = kernel.per_sample(out, tgt)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray, ...]:
+        factor = g.reshape(g.shape + (1,) * (grad.ndim - g.ndim))  # over the sample's outputs
+        if not learned_target:
+            return (grad * factor,)
+        target_grad = kernel.target_grad(out, tgt).astype(target.dtype, copy=False)
+        return grad * factor, target_grad * factor
+
+    inputs = (output, target) if learned_target else (output,)
+    return Tensor.from_op(values, kernel.name, inputs, backward)
 
 
 def mse_loss(output: Tensor, target: object, reduction: str = "mean") -> Tensor:

@@ -23,7 +23,7 @@ from wxb import ops
 from wxb.distributed import GradientSum
 from wxb.errors import ConfigError
 from wxb.nn.layers import Dense
-from wxb.nn.losses import Loss, computes_its_own, one_number
+from wxb.nn.losses import Loss, batch_loss, computes_its_own, one_number
 from wxb.nn.module import Module, structure_version
 from wxb.nn.plan import StackPlan, unplannable_reason
 from wxb.nn.sequential import Sequential, plan_key, same_plan_key
@@ -67,7 +67,8 @@ class GraphStep(_Update):
     def __init__(
         self, model: Module, loss: Loss, optimizer: Optimizer, clip_norm: float | None = None
     ) -> None:
-        self.model, self.loss, self.optimizer, self.clip_norm = model, loss, optimizer, clip_norm
+        self.model, self.optimizer, self.clip_norm = model, optimizer, clip_norm
+        self.loss = batch_loss(loss)
         self.reducer: GradientSum | None = None  # set by a distributed fit
 
     def __call__(self, X: np.ndarray, y: np.ndarray) -> float:
@@ -127,7 +128,7 @@ class PlannedStep(_Update):
     def __init__(
         self, model: Sequential, loss: Loss, optimizer: Optimizer, clip_norm: float | None = None
     ) -> None:
-        reason = self.why_not(model, optimizer, loss)
+        reason = self.why_not(model, optimizer, batch_loss(loss))
         if reason is not None:
             raise ConfigError(
                 f"PlannedStep cannot run this model: {reason}; use GraphStep (or make_step)"

@@ -2,7 +2,11 @@
 and ∂L/∂y too when the target is a tensor that requires grad (another model's output).
 
 Reductions: ``"mean"`` divides by the batch size B (for BCEWithLogitsLoss, by the
-number of elements, as PyTorch does); ``"sum"`` does not divide.
+number of elements, as PyTorch does); ``"sum"`` does not divide; ``"none"`` gives a
+tensor of each sample's loss, as PyTorch's does — shape (B,) for MSELoss and
+CrossEntropyLoss, the output's for BCEWithLogitsLoss (a loss per element) — for the
+user's own weighting or masking before ``.sum()`` or ``.mean()``. ``fit``, ``evaluate``
+and a training step need one number per batch and refuse it.
 """
 
 from __future__ import annotations
@@ -31,8 +35,10 @@ class Loss:
     @reduction.setter
     def reduction(self, value: str) -> None:
         """Set later too (as in PyTorch): the kernel that computes the loss follows."""
-        if value not in ("mean", "sum"):
-            raise ConfigError(f"{type(self).__name__} reduction must be 'mean' or 'sum'")
+        if value not in ops.REDUCTIONS:
+            raise ConfigError(
+                f"{type(self).__name__} reduction must be 'mean', 'sum' or 'none'; got {value!r}"
+            )
         kernel = getattr(self, "kernel", None)
         if kernel is not None and getattr(kernel, "reduction", value) != value:
             if not dataclasses.is_dataclass(kernel):
@@ -122,6 +128,8 @@ def one_number(loss: Loss, value: object) -> Tensor:
     anything but a Tensor of one number (fit and evaluate add them up per batch)."""
     if isinstance(value, Tensor) and value.data.size == 1:
         return value
+    if loss.reduction == "none" and not computes_its_own(loss):  # set since the step began
+        raise ops.per_sample_refused(type(loss).__name__)
     kind, package = type(value), type(value).__module__.split(".")[0]
     named = kind.__name__ if package in ("wxb", "builtins") else f"{package}.{kind.__name__}"
     got = f"shape {value.shape}" if isinstance(value, Tensor) else f"a {named}"  # torch.Tensor
@@ -139,9 +147,17 @@ LOSSES: dict[str, type[Loss]] = {
 }
 
 
+def batch_loss(loss: Loss) -> Loss:
+    """``loss`` itself, refused when it gives a loss per sample (reduction 'none'), where
+    fit, evaluate and a training step add up one number per batch."""
+    if loss.reduction == "none" and not computes_its_own(loss):
+        raise ops.per_sample_refused(type(loss).__name__)
+    return loss
+
+
 def get_loss(loss: str | Loss | Callable[[Tensor, object], Tensor]) -> Loss:
     if isinstance(loss, Loss):
-        return loss
+        return batch_loss(loss)
     if isinstance(loss, type) and issubclass(loss, Loss):
         raise ConfigError(f"loss is the class {loss.__name__}; give an instance: {loss.__name__}()")
     if callable(loss):
