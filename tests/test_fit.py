@@ -1,6 +1,7 @@
 """fit: batches, validation, metrics, early stopping, determinism, divergence."""
 
 import io
+import warnings
 
 import numpy as np
 import pytest
@@ -478,3 +479,35 @@ def test_a_switch_given_something_other_than_true_or_false_is_refused(rng, optio
     for p, b in zip(model.parameters(), before, strict=True):
         np.testing.assert_array_equal(p.data, b)
     wxb.fit(model, X, y, epochs=1, shuffle=np.bool_(False), verbose=0)  # NumPy's and Keras's
+
+
+def test_fit_warns_of_feature_columns_the_model_dtype_rounds_coarsely(rng):
+    """A timestamp near 1.7e9 readings seconds apart, fitted from a float64 array or a
+    DataFrame on a float32 model: float32 holds it to a step of 128, two or three values
+    the network cannot tell apart. fit cast it without a word; it now says so, as wxb
+    train does, and names the column; nothing is said where nothing is rounded."""
+    import pandas as pd
+
+    n = int(rng.integers(200, 400))
+    stamps = float(rng.uniform(1e9, 2e9)) + rng.uniform(-30, 30, n)
+    small = rng.standard_normal(n)
+    X = np.c_[small, stamps]
+    y = (stamps - stamps.mean()) / 10 + small
+
+    def warned(model, X):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            wxb.fit(model, X, y, loss="mse", epochs=1, verbose=False)
+        return [str(w.message) for w in caught if "rounded to a step" in str(w.message)]
+
+    def net(dtype="float32"):
+        return Sequential(Dense(2, 4, dtype=dtype), ReLU(), Dense(4, 1, dtype=dtype))
+
+    step = float(np.spacing(np.float32(np.median(stamps))))
+    for given, name in ((X, "X[:, 1]"), (pd.DataFrame({"small": small, "stamp": stamps}), "stamp")):
+        messages = warned(net(), given)
+        assert len(messages) == 1 and f"feature {name!r}" in messages[0], messages
+        assert f"a step of {step:.3g}" in messages[0] and "float64" in messages[0]
+    assert warned(net("float64"), X) == []  # held exactly
+    assert warned(net(), X.astype(np.float32)) == []  # rounded already, by the caller
+    assert warned(net(), np.c_[small, rng.integers(0, 256, n)]) == []  # pixels: exact

@@ -66,7 +66,6 @@ from wxb.prepare import (
     default_schedule,
     encode_labels,
     encode_targets,
-    feature_rounding_warnings,
     features_for,
     head_logits,
     is_multilabel,
@@ -83,7 +82,7 @@ from wxb.prepare import (
 )
 from wxb.reporting import check_history_matches, read_history
 from wxb.reporting import report as write_page
-from wxb.tables import NA_VALUES, Table, read_table
+from wxb.tables import NA_VALUES, Table, feature_rounding_warnings, read_table
 from wxb.tensor import Tensor
 from wxb.train import evaluate, fit
 

@@ -29,7 +29,12 @@ from wxb.nn import Dense
 from wxb.nn.heads import head_index, model_task, probability_head
 from wxb.nn.module import input_width
 from wxb.nn.sequential import layers_in_order
-from wxb.tables import Column, Table, number_from_text, rounding_steps, text_as_numbers
+from wxb.tables import (
+    Column,
+    Table,
+    number_from_text,
+    text_as_numbers,
+)
 
 MAX_CLASSES_FOR_AUTO = 50
 # The default schedule (wxb train without --epochs/--patience): see default_schedule.
@@ -327,28 +332,6 @@ def rounding_warnings(
                 f"output layer, rounds every prediction to a step of {step:.3g} (its spread "
                 f"is {s:.3g}); --dtype float64 keeps them"
             )
-    return warnings
-
-
-def feature_rounding_warnings(
-    names: Sequence[str], X: np.ndarray, dtype: np.dtype, most: int = 5
-) -> list[str]:
-    """Feature columns of ``X`` (float64, as read: the readers keep such columns in
-    float64) that ``dtype`` rounds by more than a hundredth of their spread: float32
-    holds a timestamp near 1.7e9 to a step of 128, so readings 30 s apart become two or
-    three values the network cannot tell apart (the target's: rounding_warnings)."""
-    if np.dtype(dtype) == np.float64 or X.size == 0:
-        return []
-    typical, steps, spread, coarse = rounding_steps(X, dtype)
-    found = np.flatnonzero(coarse)
-    warnings = [
-        f"feature {names[j]!r}: its values near {typical[j]:.6g}, held in "
-        f"{np.dtype(dtype).name}, are rounded to a step of {steps[j]:.3g} (their spread is "
-        f"{spread[j]:.3g}), so the network sees them coarsened; --dtype float64 keeps them"
-        for j in found[:most]
-    ]
-    if len(found) > most:
-        warnings.append(f"{len(found) - most} more feature columns are rounded likewise")
     return warnings
 
 

@@ -14,7 +14,7 @@ import io
 import re
 import warnings
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -1114,6 +1114,41 @@ def rounding_steps(X: np.ndarray, dtype: Any) -> tuple[np.ndarray, ...]:
         spread = np.nanstd(X, axis=0)
         steps = np.spacing(np.abs(typical.astype(dtype))).astype(np.float64)
     return typical, steps, spread, (spread > 0) & (steps > 0.01 * spread)
+
+
+def feature_rounding_warnings(
+    names: Sequence[str],
+    X: np.ndarray,
+    dtype: Any,
+    most: int = 5,
+    keeps: str = "--dtype float64 keeps them",
+) -> list[str]:
+    """Feature columns of ``X`` (float64, as read: the readers keep such columns in
+    float64) that ``dtype`` rounds by more than a hundredth of their spread: float32
+    holds a timestamp near 1.7e9 to a step of 128, so readings 30 s apart become two or
+    three values the network cannot tell apart (the target's: rounding_warnings).
+    ``keeps``: how to keep them, in the caller's terms."""
+    if np.dtype(dtype) == np.float64 or X.size == 0:
+        return []
+    X = np.asarray(X, dtype=np.float64)
+    # most columns are cleared by their largest magnitude's step alone, without a median
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column
+        largest = np.nanmax(np.abs(X), axis=0)
+        spread = np.nanstd(X, axis=0)
+        step = np.spacing(largest.astype(dtype)).astype(np.float64)
+    maybe = np.flatnonzero(~((step <= 0.01 * spread) | ~(spread > 0)))
+    typical, steps, spread, coarse = rounding_steps(X[:, maybe], dtype)
+    found = np.flatnonzero(coarse)
+    messages = [
+        f"feature {names[maybe[j]]!r}: its values near {typical[j]:.6g}, held in "
+        f"{np.dtype(dtype).name}, are rounded to a step of {steps[j]:.3g} (their spread is "
+        f"{spread[j]:.3g}), so the network sees them coarsened; {keeps}"
+        for j in found[:most]
+    ]
+    if len(found) > most:
+        messages.append(f"{len(found) - most} more feature columns are rounded likewise")
+    return messages
 
 
 def float32_coarsens(values: np.ndarray) -> bool:

@@ -51,7 +51,7 @@ from wxb.nn.sequential import layers_in_order
 from wxb.optim import SCHEDULES, LRSchedule, Optimizer, get_optimizer
 from wxb.random import RowMasks, as_generator, drawing_from, key_of, masks_by_row, row_masks
 from wxb.step import PlannedStep, make_step
-from wxb.tables import column_names, is_tabular
+from wxb.tables import column_names, feature_rounding_warnings, is_tabular
 from wxb.tensor import Tensor, no_grad
 
 
@@ -467,6 +467,8 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     dtype = model.dtype
     names = _feature_names(model, X, "X")
     _check_target_order(model.info, y)
+    for message in _rounded_features(model, X, names, dtype):  # before the cast does it
+        warnings.warn(message, UserWarning, stacklevel=3)  # the caller of fit
     X_arr = validation.as_features(_through_stage(model, X, "X"), dtype, "X", check=ranks is None)
     if ranks is not None:
         _check_finite_together(X_arr, "X", ranks)
@@ -1163,6 +1165,32 @@ def _record_target_names(
     boolean = len(names) == 1 and {str(k) for k in dtypes} <= {"bool", "boolean"}
     if boolean and (kind, width) in ((CrossEntropyLoss, 2), (BCEWithLogitsLoss, 1)):
         info["classes"] = ["False", "True"]  # index 0 is False, as bool → int reads it
+
+
+def _rounded_features(
+    model: Module, X: object, names: list[str] | None, dtype: np.dtype
+) -> list[str]:
+    """What ``wxb train`` says of feature columns the model's dtype rounds coarsely (a
+    timestamp in float32), for X as given to fit: an array or a DataFrame of numbers in
+    a wider type, judged on up to 2,000 of its rows (a float64 copy of them is made)."""
+    if dtype != np.float32 or model.info.get("table"):
+        return []
+    if isinstance(X, np.ndarray):
+        if X.ndim != 2 or X.dtype.kind not in "fiu" or X.dtype == dtype:
+            return []
+        values = np.asarray(X[:: max(1, len(X) // 2_000)], dtype=np.float64)
+    elif is_tabular(X) and hasattr(X, "iloc") and hasattr(X, "dtypes"):  # pandas
+        if not all(getattr(kind, "kind", "O") in "biuf" for kind in X.dtypes):
+            return []  # text, dates, complex: the table's reading says what it can
+        try:
+            values = X.iloc[:: max(1, len(X) // 2_000)].to_numpy(dtype=np.float64)
+        except (TypeError, ValueError):  # (a nullable column's gaps)
+            return []
+    else:
+        return []
+    columns = names or [f"X[:, {j}]" for j in range(values.shape[1])]
+    keeps = "model.to('float64') (or a float64 model) keeps them"
+    return feature_rounding_warnings(columns, values, dtype, keeps=keeps)
 
 
 def _through_stage(model: Module, X: object, where: str) -> object:

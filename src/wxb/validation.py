@@ -92,8 +92,9 @@ def first_non_finite(array: np.ndarray) -> tuple[int, ...] | None:
         return None
     if array.size <= 1 << 20:  # one block (predict's row): Σx² is finite only if every x
         flat = array.reshape(-1)  # is, and is quicker than isfinite; an overflow of it to
-        if math.isfinite(np.dot(flat, flat)) or np.isfinite(array).all():  # inf is rechecked
-            return None
+        with np.errstate(over="ignore", invalid="ignore"):  # inf is rechecked
+            if math.isfinite(np.dot(flat, flat)) or np.isfinite(array).all():
+                return None
     per_row = max(1, array[:1].size)
     block = max(1, (1 << 20) // per_row)
     for start in range(0, len(array), block):
