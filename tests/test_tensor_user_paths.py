@@ -1486,3 +1486,91 @@ def test_softmax_of_one_value_is_torchs(value):
     expected = torch.softmax(torch.tensor(value, dtype=torch.float64), dim=-1).item()
     got = float(wxb.nn.functional.softmax(Tensor(np.array(value))).data)
     assert got == expected or (np.isnan(got) and np.isnan(expected))
+
+
+# -- joining tensors: concatenate (torch.cat) and stack ------------------------------------
+@pytest.mark.parametrize("how", ["ops", "numpy"])
+def test_concatenate_and_stack_give_torchs_values_and_gradients(rng, how):
+    """Random shapes and axes (negative ones too), a tensor joined twice (its gradient is
+    the sum of both slices), a plain array among the tensors, then a weighted sum."""
+    for _ in range(20):
+        ndim = int(rng.integers(1, 4))
+        shape = [int(v) for v in rng.integers(1, 4, size=ndim)]
+        axis = int(rng.integers(-ndim, ndim))
+        sizes = [int(v) for v in rng.integers(1, 4, size=3)]
+        parts = []
+        for size in sizes:
+            part = list(shape)
+            part[axis] = size
+            parts.append(rng.normal(size=part))
+        a, ta = pair(parts[0])
+        b, tb = pair(parts[1])
+        constant = parts[2]
+        join = ops.concatenate if how == "ops" else np.concatenate
+        ours = join([a, b, constant, a], axis=axis)
+        theirs = torch.cat([ta, tb, torch.tensor(constant), ta], dim=axis)
+        close(ours.data, theirs)
+        weights = rng.normal(size=tuple(theirs.shape))
+        (ours * weights).sum().backward()
+        (theirs * torch.tensor(weights)).sum().backward()
+        close(a.grad, ta.grad)
+        close(b.grad, tb.grad)
+
+        c, tc = pair(rng.normal(size=shape))
+        d, td = pair(rng.normal(size=shape))
+        new_axis = int(rng.integers(-ndim - 1, ndim + 1))
+        stacked = (ops.stack if how == "ops" else np.stack)([c, d, c], axis=new_axis)
+        expected = torch.stack([tc, td, tc], dim=new_axis)
+        close(stacked.data, expected)
+        weights = rng.normal(size=tuple(expected.shape))
+        (stacked * weights).sum().backward()
+        (expected * torch.tensor(weights)).sum().backward()
+        close(c.grad, tc.grad)
+        close(d.grad, td.grad)
+
+
+def test_two_branches_joined_by_concatenate_train_as_in_torch(rng):
+    """A model of one's own whose forward joins two Dense branches (torch.cat's usual
+    place): its loss and every gradient, and the weights after a step of fit's."""
+    n, batch = int(rng.integers(2, 6)), int(rng.integers(2, 9))
+    a, ta = twin_dense(rng, n, 3)
+    b, tb = twin_dense(rng, n, 2)
+    head, thead = twin_dense(rng, 5, 4)
+
+    class Branches(wxb.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.head = a, b, head
+
+        def forward(self, x):
+            return self.head(ops.cat([ops.tanh(self.a(x)), ops.relu(self.b(x))], axis=1))
+
+    X, y = rng.normal(size=(batch, n)), rng.integers(0, 4, size=batch)
+    loss = CrossEntropyLoss()(Branches()(X), y)
+    loss.backward()
+    tX = torch.tensor(X)
+    joined = torch.cat([torch.tanh(ta(tX)), torch.relu(tb(tX))], dim=1)
+    expected = F.cross_entropy(thead(joined), torch.tensor(y))
+    expected.backward()
+    close(loss.data, expected)
+    for ours, theirs in ((a, ta), (b, tb), (head, thead)):
+        assert_same_gradients(ours, theirs)
+
+
+def test_joining_refuses_what_it_cannot_join(rng):
+    a = Tensor(rng.normal(size=(2, 3)), requires_grad=True)
+    with pytest.raises(wxb.ShapeError, match=r"concatenate: 2×3, 3×2 along axis 1"):
+        ops.concatenate([a, Tensor(rng.normal(size=(3, 2)))], axis=1)
+    with pytest.raises(wxb.ShapeError, match=r"stack: 2×3, 2×2 along axis 0"):
+        ops.stack([a, Tensor(rng.normal(size=(2, 2)))])
+    with pytest.raises(wxb.ShapeError, match="got no tensors"):
+        ops.concatenate([])
+    with pytest.raises(wxb.ConfigError, match="a list or tuple of tensors; got a Tensor"):
+        ops.stack(a)
+    with pytest.raises(wxb.ConfigError, match="axis must be an integer"):
+        ops.concatenate([a, a], axis=None)
+    with pytest.raises(wxb.ConfigError, match="arrays and axis only"):
+        np.concatenate([a, a], dtype=np.float32)
+    with pytest.raises(TypeError, match="cannot become a NumPy array"):  # others: as before
+        np.vstack([a, a])
+    assert np.shape(a) == (2, 3)  # and what takes no values still works

@@ -14,7 +14,7 @@ very same kernels with buffers it allocated once. One implementation, two users.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,7 +23,7 @@ import numpy as np
 from wxb import kernels
 from wxb.errors import ConfigError, DataError, ShapeError, TrainingError
 from wxb.random import as_generator, row_masks
-from wxb.tensor import UFUNC_OPS, Tensor, float_array, is_grad_enabled
+from wxb.tensor import ARRAY_FUNCTION_OPS, UFUNC_OPS, Tensor, float_array, is_grad_enabled
 
 
 def as_tensor(value: object, like: Tensor | None = None) -> Tensor:
@@ -361,6 +361,84 @@ def reshape(a: Tensor, *shape: int | tuple[int, ...]) -> Tensor:
         return (g.reshape(original),)  # reshaping moves no value: ∂L/∂A is G reshaped back
 
     return _view_of(a, Tensor.from_op(data, "reshape", (a,), backward, reads_inputs=False))
+
+
+def concatenate(tensors: Sequence[object], axis: int = 0) -> Tensor:
+    """Tensors joined along an existing ``axis`` (``torch.cat``, ``np.concatenate``): each
+    one's ∂L/∂ is its own slice of ∂L/∂out. Arrays and numbers among them take the first
+    tensor's dtype, as an operand does; tensors of two dtypes give the wider."""
+    items = _joined("concatenate", tensors, axis)
+    try:
+        data = np.concatenate([t.data for t in items], axis=axis)
+    except (ValueError, np.exceptions.AxisError) as error:
+        raise ShapeError(f"concatenate: {_listed(items)} along axis {axis}: {error}") from None
+    axis %= data.ndim
+    bounds = np.cumsum([0] + [t.shape[axis] for t in items])
+    before = (slice(None),) * axis
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray, ...]:
+        return tuple(
+            _in_dtype(g[(*before, slice(start, stop))], t.dtype)
+            for t, start, stop in zip(items, bounds[:-1], bounds[1:], strict=True)
+        )
+
+    return Tensor.from_op(data, "concatenate", tuple(items), backward, reads_inputs=False)
+
+
+cat = concatenate  # PyTorch's name
+
+
+def stack(tensors: Sequence[object], axis: int = 0) -> Tensor:
+    """Tensors of one shape joined along a new ``axis`` (``torch.stack``, ``np.stack``):
+    each one's ∂L/∂ is its own index along that axis of ∂L/∂out."""
+    items = _joined("stack", tensors, axis)
+    try:
+        data = np.stack([t.data for t in items], axis=axis)
+    except (ValueError, np.exceptions.AxisError) as error:
+        raise ShapeError(f"stack: {_listed(items)} along axis {axis}: {error}") from None
+    axis %= data.ndim
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray, ...]:
+        return tuple(_in_dtype(np.take(g, i, axis=axis), t.dtype) for i, t in enumerate(items))
+
+    return Tensor.from_op(data, "stack", tuple(items), backward, reads_inputs=False)
+
+
+def _joined(name: str, tensors: object, axis: object) -> list[Tensor]:
+    """The operands of concatenate or stack as tensors, checked."""
+    if not isinstance(tensors, (list, tuple)):
+        kind = type(tensors).__name__
+        raise ConfigError(f"{name} takes a list or tuple of tensors; got a {kind}")
+    if not tensors:
+        raise ShapeError(f"{name}: got no tensors to join")
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise ConfigError(f"{name}: axis must be an integer; got {axis!r}")
+    like = next((t for t in tensors if isinstance(t, Tensor)), None)
+    return [as_tensor(t, like) for t in tensors]
+
+
+def _listed(items: list[Tensor]) -> str:
+    return ", ".join(_dims(t.shape) for t in items)
+
+
+def _in_dtype(grad: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    return grad if grad.dtype == dtype else grad.astype(dtype)
+
+
+def _numpy_joining(op: Callable[..., Tensor], name: str) -> Callable[..., Tensor]:
+    """``np.concatenate``/``np.stack`` on tensors, NumPy's signature: an ``out``, a
+    ``dtype`` or a ``casting`` of its own would give an array, so they are refused."""
+
+    def joined(arrays: Sequence[object], axis: int = 0, **options: object) -> Tensor:
+        given = {key: value for key, value in options.items() if value is not None}
+        if given.pop("casting", "same_kind") != "same_kind" or given:
+            raise ConfigError(
+                f"np.{name} on wxb tensors takes arrays and axis only (got "
+                f"{', '.join(sorted(options))}); cast the tensors first"
+            )
+        return op(list(arrays), axis)
+
+    return joined
 
 
 def index(a: Tensor, key: object) -> Tensor:
@@ -1124,6 +1202,12 @@ Tensor.mean = _reduction(mean, "mean")
 
 # NumPy on the left (array * tensor, np.float64(2) * tensor, np.exp(tensor)) lands in
 # Tensor.__array_ufunc__, which runs these so the graph goes on.
+ARRAY_FUNCTION_OPS.update(
+    {
+        np.concatenate: _numpy_joining(concatenate, "concatenate"),
+        np.stack: _numpy_joining(stack, "stack"),
+    }
+)
 UFUNC_OPS.update(
     {
         np.add: add,

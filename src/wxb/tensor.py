@@ -101,6 +101,8 @@ def is_retaining_graph() -> bool:
 # What NumPy may compute on a tensor: ops.py fills in the differentiable ufuncs (np.add
 # → ops.add, …); comparisons and tests have no gradient and give plain boolean arrays.
 UFUNC_OPS: dict[np.ufunc, Callable[..., Tensor]] = {}
+# NumPy functions that run as wxb ops on tensors (np.concatenate, np.stack): filled by ops.py
+ARRAY_FUNCTION_OPS: dict[Callable, Callable[..., Tensor]] = {}
 _BOOLEAN_UFUNCS = frozenset(
     {np.equal, np.not_equal, np.less, np.less_equal, np.greater, np.greater_equal}
     | {np.isfinite, np.isnan, np.isinf, np.signbit}
@@ -387,6 +389,15 @@ class Tensor:
             "tensor's own operations (+ - * / ** @, .exp(), .log(), .sqrt(), .abs(), .sum(), "
             f"wxb.ops), or {name}(tensor.data) for an array without gradients"
         )
+
+    def __array_function__(self, func: Callable, types: tuple, args: tuple, kwargs: dict):
+        """NumPy's hook for ``np.concatenate([a, b])`` and ``np.stack`` on tensors: run
+        as wxb ops, so the graph goes on. Any other function runs as NumPy's own, which
+        takes the tensor as an array (refused, in one line, for one that requires grad)."""
+        op = ARRAY_FUNCTION_OPS.get(func)
+        if op is not None:
+            return op(*args, **kwargs)
+        return func._implementation(*args, **kwargs)
 
     def __lt__(self, other: object) -> np.ndarray:  # comparisons: masks, no gradient
         return np.less(self.data, other.data if isinstance(other, Tensor) else other)
