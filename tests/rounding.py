@@ -22,6 +22,6 @@ def affine_terms(A, M, b=None) -> np.ndarray:
     return terms if b is None else terms + np.abs(np.asarray(b, dtype=np.float64))
 
 
-def rounding_atol(terms, k: int) -> float:
+def rounding_atol(terms, k: float) -> float:
     """The most two sums of k terms each (all sizes in ``terms``) may differ by."""
     return 2 * k * EPS * float(np.max(terms, initial=0.0))
