@@ -330,6 +330,10 @@ def test_a_loss_changed_between_fits_counts_as_in_sklearn(seeded, rng, solver):
     that activation: another loss_curve_, n_iter_ and weights, with no error."""
     X, y, _ = make_task(rng, "poisson")
     first, second = ("squared_error", "poisson")[:: int(rng.choice([1, -1]))]
+    if solver == "lbfgs":  # Poisson on the identity output of a squared-error fit takes the
+        # log of negative predictions: every loss of L-BFGS's line search is NaN, and where
+        # it stops then turns on last-place differences (0.39 apart on 2 seeds in 2,000)
+        first, second = "poisson", "squared_error"
     params = {
         **base_params(rng, "regression", "tanh"),
         "solver": solver,
