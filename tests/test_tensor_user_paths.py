@@ -1579,3 +1579,34 @@ def test_joining_refuses_what_it_cannot_join(rng):
     with pytest.raises(TypeError, match="cannot become a NumPy array"):  # others: as before
         np.vstack([a, a])
     assert np.shape(a) == (2, 3)  # and what takes no values still works
+
+
+@pytest.mark.parametrize("op", ["+", "-", "*", "/", "**"])
+@pytest.mark.parametrize("dims", [("float32", "float64"), ("float64", "float32")])
+def test_a_0d_tensor_of_the_other_float_dtype_takes_the_dimensioned_ones(rng, op, dims):
+    """As in PyTorch: float32 x ⊙ a 0-d float64 tensor stays float32 (NumPy widened it to
+    float64, which a float32 layer after it refused), on either side; each gradient in
+    its own tensor's dtype, with PyTorch's values."""
+    big, small = dims
+    tol = 1e-5 if big == "float32" else 1e-12
+    for scale_left in (True, False):
+        X = rng.uniform(0.5, 2, size=(3, 4)).astype(big)
+        s0 = np.array(rng.uniform(0.5, 2), dtype=small)
+        x, s = Tensor(X, requires_grad=True), Tensor(s0, requires_grad=True)
+        tx, ts = torch.tensor(X, requires_grad=True), torch.tensor(s0, requires_grad=True)
+
+        def apply(a, b, op=op):
+            return {"+": a + b, "-": a - b, "*": a * b, "/": a / b, "**": a**b}[op]
+
+        ours = apply(s, x) if scale_left else apply(x, s)
+        theirs = apply(ts, tx) if scale_left else apply(tx, ts)
+        assert ours.dtype == np.dtype(big) and str(theirs.dtype) == f"torch.{big}"
+        weights = rng.normal(size=(3, 4)).astype(big)
+        (ours * weights).sum().backward()
+        (theirs * torch.tensor(weights)).sum().backward()
+        assert x.grad.dtype == np.dtype(big) and s.grad.dtype == np.dtype(small)
+        np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=tol)
+        np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=tol, atol=tol)
+        np.testing.assert_allclose(s.grad, ts.grad.numpy(), rtol=tol * 10)
+    layer = Dense(4, 2, dtype=big)  # and the product goes on through a layer of x's dtype
+    assert layer(x * Tensor(np.array(2.0, dtype=small))).dtype == np.dtype(big)

@@ -180,7 +180,33 @@ def _operands(a: object, b: object) -> tuple[Tensor, Tensor]:
     if not isinstance(a, Tensor) and isinstance(b, Tensor):
         return _kept(as_tensor(a, b), a, b), b
     a_tensor = as_tensor(a)
-    return a_tensor, _kept(as_tensor(b, a_tensor), b, a_tensor)
+    return _dimensioned_dtype(a_tensor, _kept(as_tensor(b, a_tensor), b, a_tensor))
+
+
+def _dimensioned_dtype(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """A 0-d float tensor beside a dimensioned one of the other float dtype takes the
+    dimensioned one's, as in PyTorch (float32 x ⊙ a 0-d float64 scale stays float32;
+    NumPy would widen the result, which a float32 layer after it then refuses); a
+    number or a 0-d array does the same (as_tensor)."""
+    if a.dtype != b.dtype and a.dtype.kind == "f" == b.dtype.kind:
+        if a.ndim == 0 < b.ndim:
+            return astype(a, b.dtype), b
+        if b.ndim == 0 < a.ndim:
+            return a, astype(b, a.dtype)
+    return a, b
+
+
+def astype(a: Tensor, dtype: object) -> Tensor:
+    """``a`` in another dtype (PyTorch's ``t.to(dtype)``); ∂L/∂a is ∂L/∂out cast back."""
+    dtype = np.dtype(dtype)
+    if a.dtype == dtype:
+        return a
+    original = a.dtype
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (np.asarray(g).astype(original),)
+
+    return Tensor.from_op(a.data.astype(dtype), "astype", (a,), backward, reads_inputs=False)
 
 
 def _kept(operand: Tensor, given: object, other: Tensor) -> Tensor:
