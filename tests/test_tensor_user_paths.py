@@ -155,11 +155,26 @@ def assert_same_gradients(layer: Dense, twin: torch.nn.Linear) -> None:
     close(layer.bias.grad, twin.bias.grad)
 
 
-def weighted(rng, loss, expected):
-    """Each per-sample loss (reduction 'none') weighted by a draw, then summed, in both
-    libraries: the gradients then depend on every sample's own factor."""
-    weights = rng.uniform(-1, 2, size=tuple(expected.shape))
-    return (loss * weights).sum(), (expected * torch.tensor(weights)).sum()
+def reduced(per_sample: torch.Tensor, reduction: str, batch: int) -> torch.Tensor:
+    """A reference's per-sample losses reduced as wxb's loss reduces them."""
+    if reduction == "none":
+        return per_sample
+    return per_sample.sum() / (batch if reduction == "mean" else 1)
+
+
+def assert_loss_and_gradients(rng, loss, expected, reduction, layers, seed=1.0) -> None:
+    """The loss against the reference, then the gradients of ``seed`` times it (the loss
+    not the root when seed ≠ 1) for each (wxb, torch) layer pair. Per-sample losses
+    (reduction 'none') are weighted by a draw and summed first, in both libraries: the
+    gradients then depend on every sample's own factor."""
+    close(loss.data, expected)
+    if reduction == "none":
+        weights = rng.uniform(-1, 2, size=tuple(expected.shape))
+        loss, expected = (loss * weights).sum(), (expected * torch.tensor(weights)).sum()
+    (loss * seed).backward()
+    (expected * seed).backward()
+    for ours, theirs in layers:
+        assert_same_gradients(ours, theirs)
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
@@ -171,16 +186,8 @@ def test_mse_between_two_models_sends_gradient_to_both(rng, reduction):
     loss = MSELoss(reduction)(a(X), b(X))
     # wxb's MSE is ½‖ŷ − y‖² per sample, averaged over the batch (not over elements)
     diff = ta(torch.tensor(X)) - tb(torch.tensor(X))
-    expected = 0.5 * (diff**2).sum(dim=1)
-    if reduction != "none":
-        expected = expected.sum() / (batch if reduction == "mean" else 1)
-    close(loss.data, expected)
-    if reduction == "none":
-        loss, expected = weighted(rng, loss, expected)
-    loss.backward()
-    expected.backward()
-    assert_same_gradients(a, ta)
-    assert_same_gradients(b, tb)
+    expected = reduced(0.5 * (diff**2).sum(dim=1), reduction, batch)
+    assert_loss_and_gradients(rng, loss, expected, reduction, [(a, ta), (b, tb)])
 
 
 def test_mse_target_gradient_without_an_output_gradient(rng):
@@ -203,13 +210,9 @@ def test_bce_with_logits_sends_gradient_to_a_target_tensor(rng, reduction):
     expected = F.binary_cross_entropy_with_logits(
         ta(tX), torch.sigmoid(tb(tX)), reduction=reduction
     )
-    close(loss.data, expected)
-    if reduction == "none":  # a loss per element, as PyTorch's
-        loss, expected = weighted(rng, loss, expected)
-    (loss * 3.0).backward()  # not the root: the seed scales both gradients
-    (expected * 3.0).backward()
-    assert_same_gradients(a, ta)
-    assert_same_gradients(b, tb)
+    # (with reduction 'none', a loss per element, as PyTorch's); not the root: the seed
+    # scales both gradients
+    assert_loss_and_gradients(rng, loss, expected, reduction, [(a, ta), (b, tb)], seed=3.0)
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
@@ -222,15 +225,8 @@ def test_cross_entropy_sends_gradient_to_probability_targets(rng, reduction):
     tX = torch.tensor(X)
     # −Σ p·log softmax(z), written out so the reference does not hinge on F.cross_entropy
     expected = -(torch.softmax(tb(tX), dim=1) * torch.log_softmax(ta(tX), dim=1)).sum(dim=1)
-    if reduction != "none":
-        expected = expected.sum() / (batch if reduction == "mean" else 1)
-    close(loss.data, expected)
-    if reduction == "none":
-        loss, expected = weighted(rng, loss, expected)
-    loss.backward()
-    expected.backward()
-    assert_same_gradients(a, ta)
-    assert_same_gradients(b, tb)
+    expected = reduced(expected, reduction, batch)
+    assert_loss_and_gradients(rng, loss, expected, reduction, [(a, ta), (b, tb)])
 
 
 def test_class_index_targets_and_constant_targets_are_no_inputs(rng):

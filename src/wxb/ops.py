@@ -393,12 +393,7 @@ def concatenate(tensors: Sequence[object], axis: int = 0) -> Tensor:
     """Tensors joined along an existing ``axis`` (``torch.cat``, ``np.concatenate``): each
     one's ∂L/∂ is its own slice of ∂L/∂out. Arrays and numbers among them take the first
     tensor's dtype, as an operand does; tensors of two dtypes give the wider."""
-    items = _joined("concatenate", tensors, axis)
-    try:
-        data = np.concatenate([t.data for t in items], axis=axis)
-    except (ValueError, np.exceptions.AxisError) as error:
-        raise ShapeError(f"concatenate: {_listed(items)} along axis {axis}: {error}") from None
-    axis %= data.ndim
+    items, data, axis = _joined("concatenate", np.concatenate, tensors, axis)
     bounds = np.cumsum([0] + [t.shape[axis] for t in items])
     before = (slice(None),) * axis
 
@@ -417,12 +412,7 @@ cat = concatenate  # PyTorch's name
 def stack(tensors: Sequence[object], axis: int = 0) -> Tensor:
     """Tensors of one shape joined along a new ``axis`` (``torch.stack``, ``np.stack``):
     each one's ∂L/∂ is its own index along that axis of ∂L/∂out."""
-    items = _joined("stack", tensors, axis)
-    try:
-        data = np.stack([t.data for t in items], axis=axis)
-    except (ValueError, np.exceptions.AxisError) as error:
-        raise ShapeError(f"stack: {_listed(items)} along axis {axis}: {error}") from None
-    axis %= data.ndim
+    items, data, axis = _joined("stack", np.stack, tensors, axis)
 
     def backward(g: np.ndarray) -> tuple[np.ndarray, ...]:
         return tuple(_in_dtype(np.take(g, i, axis=axis), t.dtype) for i, t in enumerate(items))
@@ -430,8 +420,11 @@ def stack(tensors: Sequence[object], axis: int = 0) -> Tensor:
     return Tensor.from_op(data, "stack", tuple(items), backward, reads_inputs=False)
 
 
-def _joined(name: str, tensors: object, axis: object) -> list[Tensor]:
-    """The operands of concatenate or stack as tensors, checked."""
+def _joined(
+    name: str, join: Callable, tensors: object, axis: object
+) -> tuple[list[Tensor], np.ndarray, int]:
+    """The operands of concatenate or stack as tensors, checked; their arrays joined by
+    NumPy's ``join``; and the axis counted from the front of the result."""
     if not isinstance(tensors, (list, tuple)):
         kind = type(tensors).__name__
         raise ConfigError(f"{name} takes a list or tuple of tensors; got a {kind}")
@@ -440,11 +433,13 @@ def _joined(name: str, tensors: object, axis: object) -> list[Tensor]:
     if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
         raise ConfigError(f"{name}: axis must be an integer; got {axis!r}")
     like = next((t for t in tensors if isinstance(t, Tensor)), None)
-    return [as_tensor(t, like) for t in tensors]
-
-
-def _listed(items: list[Tensor]) -> str:
-    return ", ".join(_dims(t.shape) for t in items)
+    items = [as_tensor(t, like) for t in tensors]
+    try:
+        data = join([t.data for t in items], axis=axis)
+    except (ValueError, np.exceptions.AxisError) as error:
+        shapes = ", ".join(_dims(t.shape) for t in items)
+        raise ShapeError(f"{name}: {shapes} along axis {axis}: {error}") from None
+    return items, data, axis % data.ndim
 
 
 def _in_dtype(grad: np.ndarray, dtype: np.dtype) -> np.ndarray:

@@ -29,12 +29,7 @@ from wxb.nn import Dense
 from wxb.nn.heads import head_index, model_task, probability_head
 from wxb.nn.module import input_width
 from wxb.nn.sequential import layers_in_order
-from wxb.tables import (
-    Column,
-    Table,
-    number_from_text,
-    text_as_numbers,
-)
+from wxb.tables import Column, Table, number_from_text, text_as_numbers
 
 MAX_CLASSES_FOR_AUTO = 50
 # The default schedule (wxb train without --epochs/--patience): see default_schedule.

@@ -1130,38 +1130,37 @@ def feature_rounding_warnings(
     ``keeps``: how to keep them, in the caller's terms."""
     if np.dtype(dtype) == np.float64 or X.size == 0:
         return []
-    X = np.asarray(X, dtype=np.float64)
-    # most columns are cleared by their largest magnitude's step alone, without a median
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column
-        largest = np.nanmax(np.abs(X), axis=0)
-        spread = np.nanstd(X, axis=0)
-        step = np.spacing(largest.astype(dtype)).astype(np.float64)
-    maybe = np.flatnonzero(~((step <= 0.01 * spread) | ~(spread > 0)))
-    typical, steps, spread, coarse = rounding_steps(X[:, maybe], dtype)
-    found = np.flatnonzero(coarse)
+    found, typical, steps, spread = coarsened_columns(X, dtype)
     messages = [
-        f"feature {names[maybe[j]]!r}: its values near {typical[j]:.6g}, held in "
-        f"{np.dtype(dtype).name}, are rounded to a step of {steps[j]:.3g} (their spread is "
-        f"{spread[j]:.3g}), so the network sees them coarsened; {keeps}"
-        for j in found[:most]
+        f"feature {names[j]!r}: its values near {typical[k]:.6g}, held in "
+        f"{np.dtype(dtype).name}, are rounded to a step of {steps[k]:.3g} (their spread is "
+        f"{spread[k]:.3g}), so the network sees them coarsened; {keeps}"
+        for k, j in enumerate(found[:most])
     ]
     if len(found) > most:
         messages.append(f"{len(found) - most} more feature columns are rounded likewise")
     return messages
 
 
+def coarsened_columns(X: np.ndarray, dtype: Any) -> tuple[np.ndarray, ...]:
+    """The columns of ``X`` (2-D) that ``dtype`` coarsens (rounding_steps), ignoring NaN:
+    their indices, typical magnitudes, steps and spreads. Most columns are cleared by
+    their largest magnitude's step alone, without a median."""
+    X = np.asarray(X, dtype=np.float64)
+    with np.errstate(all="ignore"), warnings.catch_warnings():  # (beyond float32's range:
+        warnings.simplefilter("ignore", RuntimeWarning)  # the reading refuses it later;
+        largest = np.nanmax(np.abs(X), axis=0)  # an all-NaN column has no figures)
+        spread = np.nanstd(X, axis=0)
+        step = np.spacing(largest.astype(dtype)).astype(np.float64)
+    maybe = np.flatnonzero((spread > 0) & ~(step <= 0.01 * spread))
+    typical, steps, spread, coarse = rounding_steps(X[:, maybe], dtype)
+    return maybe[coarse], typical[coarse], steps[coarse], spread[coarse]
+
+
 def float32_coarsens(values: np.ndarray) -> bool:
-    """Whether float32 coarsens a column (rounding_steps): a reader then keeps it float64.
-    Most columns are cleared by their largest magnitude's step alone (no median)."""
-    values = values[~np.isnan(values)]
-    if values.size == 0:
-        return False
-    largest = max(abs(float(values.min())), abs(float(values.max())))
-    with np.errstate(all="ignore"):  # beyond float32's range: the reading refuses it later
-        if np.spacing(np.float32(largest)) <= 0.01 * values.std():
-            return False
-    return bool(rounding_steps(values, np.float32)[3])
+    """Whether float32 coarsens a column (coarsened_columns): a reader then keeps it
+    float64."""
+    return coarsened_columns(values.reshape(-1, 1), np.float32)[0].size > 0
 
 
 def _sample_of(chunked: Any, size: int = 10_000) -> np.ndarray:

@@ -128,8 +128,7 @@ def one_number(loss: Loss, value: object) -> Tensor:
     anything but a Tensor of one number (fit and evaluate add them up per batch)."""
     if isinstance(value, Tensor) and value.data.size == 1:
         return value
-    if loss.reduction == "none" and not computes_its_own(loss):  # set since the step began
-        raise ops.per_sample_refused(type(loss).__name__)
+    batch_loss(loss)  # refused in its own words if reduction 'none' was set since
     kind, package = type(value), type(value).__module__.split(".")[0]
     named = kind.__name__ if package in ("wxb", "builtins") else f"{package}.{kind.__name__}"
     got = f"shape {value.shape}" if isinstance(value, Tensor) else f"a {named}"  # torch.Tensor
