@@ -20,7 +20,7 @@ import wxb
 from wxb.cli import main
 from wxb.columns import TableEncoder
 from wxb.nn.module import output_width
-from wxb.tables import from_object, read_table
+from wxb.tables import from_object, read_table, text_as_numbers
 
 FAST = ("--hidden", "8", "--epochs", "5", "-q")
 MARKERS = ("NA", "?", "", "nan")  # missing, as people write it
@@ -670,10 +670,39 @@ def write_format(fmt, frame, folder: Path):
         path = folder / "d.csv"
         frame.to_csv(path, index=False, encoding="utf-8-sig")
         return path, {}, []
+    if fmt in ("jsonl", "jsonl.gz", "ndjson"):
+        path = folder / f"d.{fmt}"
+        write_json_lines(path, frame.to_dict("records"), gzipped=fmt.endswith(".gz"))
+        return path, {}, []
     raise AssertionError(fmt)
 
 
+def write_json_lines(path: Path, records, gzipped=False, blank_after=()) -> Path:
+    """One object per line, each number written exactly (repr), NaN as null; a blank
+    line after each row in ``blank_after``."""
+    import gzip
+    import json
+
+    def cell(value):
+        if isinstance(value, (float, np.floating)):
+            return None if np.isnan(value) else float(value)
+        return value.item() if isinstance(value, np.generic) else value
+
+    lines = []
+    for row, record in enumerate(records):
+        lines.append(json.dumps({k: cell(v) for k, v in record.items()}, ensure_ascii=False))
+        if row in blank_after:
+            lines.append("")
+    text = "\n".join(lines) + "\n"
+    if gzipped:
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
 FORMATS = ["semicolon", "tsv", "gz", "zst", "parquet", "feather", "comment", "latin1", "bom"]
+FORMATS += ["jsonl", "jsonl.gz", "ndjson"]
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -730,6 +759,141 @@ def test_npy_and_npz_with_other_array_names_read_and_train(tmp_path, seeded, cap
     )
     info = wxb.load(model).info
     assert info["feature_names"] == ["x0", "x1", "x2"] and info["classes"] == [0, 1, 2]
+
+
+# ---------------------------------------------------------------------------------
+# 9b. JSON Lines: keys missing from a line, mixed kinds, and what is not JSON Lines
+# ---------------------------------------------------------------------------------
+def json_records(rng, n):
+    """Rows as dicts: numbers, text, booleans; some keys left out or null (missing)."""
+    X, y = blobs(rng, n)
+    records = []
+    for i in range(n):
+        record = {
+            "f0": float(X[i, 0]),
+            "f1": float(X[i, 1]),
+            "colour": str(rng.choice(["red", "green", "blue"])),
+            "flag": bool(rng.integers(0, 2)),
+            "label": str(y[i]),
+        }
+        records.append(record)
+    for key in ("f1", "colour", "flag"):
+        for row in some_rows(rng, n, 3):
+            if rng.integers(0, 2):
+                del records[row][key]
+            else:
+                records[row][key] = None
+    return records
+
+
+def test_json_lines_read_as_the_same_table_as_its_csv_and_train(tmp_path, seeded, capsys):
+    rng = seeded.rng
+    n = int(rng.integers(40, 120))
+    records = json_records(rng, n)
+    path = write_json_lines(tmp_path / "d.jsonl", records, blank_after=some_rows(rng, n, 2))
+    table = read_table(path)
+    frame = pd.DataFrame.from_records(records)  # a key a line lacks: NaN/None, as null
+    assert table.names == list(frame.columns), seeded.msg(str(table.names))
+    for name in ("f0", "f1"):
+        np.testing.assert_array_equal(table[name].values, frame[name].to_numpy(float))
+    assert [v for v in table["colour"].values] == [
+        None if v is None or v != v else v for v in frame["colour"]
+    ], seeded.msg("colour")
+    flags = np.array([np.nan if v is None or v != v else float(v) for v in frame["flag"]])
+    assert table["flag"].kind == "bool", seeded.msg(table["flag"].kind)
+    np.testing.assert_array_equal(table["flag"].values, flags)
+    csv_path = tmp_path / "d.csv"
+    frame.to_csv(csv_path, index=False)
+    features = [name for name in frame.columns if name != "label"]  # in the order first seen
+    encoder = TableEncoder.fit(read_table(csv_path), features)
+    np.testing.assert_array_equal(
+        encoder.transform(table, np.float64), encoder.transform(read_table(csv_path), np.float64)
+    )
+    model, out, _ = train(capsys, seeded, path, "--target", "label")
+    assert wxb.load(model).info["feature_names"] == features, seeded.msg(out)
+    got = predicted(capsys, model, path)
+    want = predicted(capsys, model, csv_path)
+    pd.testing.assert_frame_equal(got, want)
+
+
+def predicted(capsys, model, data):
+    out = Path(model).with_name(f"out-{Path(data).name}.csv")
+    code, _, err = run_cli(capsys, "predict", model, data, "-o", out)
+    assert code == 0, err
+    return pd.read_csv(out)
+
+
+def test_a_word_among_json_numbers_is_named_by_line_and_column(tmp_path, seeded, capsys):
+    rng = seeded.rng
+    n = int(rng.integers(40, 120))
+    records = json_records(rng, n)
+    for record in records:
+        record.pop("flag", None)
+    bad = int(rng.integers(1, n))
+    word = str(rng.choice(["oops", "n/d", "unknown"]))
+    records[bad]["f0"] = word
+    blanks = some_rows(rng, bad, 2) if bad > 2 else []
+    path = write_json_lines(tmp_path / "d.jsonl", records, blank_after=blanks)
+    line = bad + 1 + sum(1 for b in blanks if b < bad)
+    code, _, err = run_cli(capsys, "train", "--data", path, "--target", "label", *FAST, "-o",
+                           tmp_path / "m.safetensors")  # fmt: skip
+    pattern = rf"line {line}, column 'f0': '{re.escape(word)}' is not a number.*--na-values"
+    assert_one_line_error(code, err, pattern, seeded.msg)
+    model, _, _ = train(capsys, seeded, path, "--target", "label", "--na-values", word)
+    table = read_table(path, na_values=[word])  # text, the marker missing: then numbers
+    column, _ = text_as_numbers(table["f0"], table)
+    want = np.array([np.nan if r["f0"] == word else r["f0"] for r in records])
+    np.testing.assert_array_equal(column.values, want)
+    features = [name for name in table.names if name != "label"]
+    assert sorted(features) == ["colour", "f0", "f1"], seeded.msg(str(features))
+    assert wxb.load(model).info["feature_names"] == features, seeded.msg(str(features))
+
+
+@pytest.mark.parametrize(
+    "case, pattern",
+    [
+        ("array", r"holds one JSON array; wxb reads JSON Lines, one object per line"),
+        ("columns", r"one JSON object of columns .*orient='records', lines=True"),
+        ("not_json", r"line {line}: not JSON"),
+        ("a_number", r"line {line}: holds the value 5, not an object"),
+        ("nested", r"line {line}, column 'f1': holds nested JSON .*--drop f1"),
+        ("nested_everywhere", r"column 'f1': holds nested JSON .*--drop f1"),
+        ("twice", r"line {line}: the key 'f0' is given twice"),
+        ("empty", r"holds no rows"),
+    ],
+)
+def test_what_is_not_json_lines_is_one_line(tmp_path, seeded, capsys, case, pattern):
+    rng = seeded.rng
+    n = int(rng.integers(20, 60))
+    records = json_records(rng, n)
+    bad = int(rng.integers(1, n))
+    path = tmp_path / "d.jsonl"
+    if case == "array":
+        path.write_text(__import__("json").dumps(records, indent=int(rng.integers(0, 3))))
+    elif case == "columns":
+        pd.DataFrame.from_records(records).to_json(path)
+    elif case == "empty":
+        path.write_text("\n" * int(rng.integers(0, 3)))
+    elif case in ("nested", "nested_everywhere"):
+        for row, record in enumerate(records):
+            if row == bad or case == "nested_everywhere":
+                record["f1"] = {"x": 1.0} if rng.integers(0, 2) else [1.0, 2.0]
+        write_json_lines(path, records)
+    else:
+        write_json_lines(path, records)
+        lines = path.read_text().splitlines()
+        if case == "not_json":
+            lines[bad] = lines[bad][:-1]  # the closing brace lost
+        elif case == "a_number":
+            lines[bad] = "5"
+        else:  # a key written twice in one object
+            lines[bad] = lines[bad][:-1] + ', "f0": 1.5}'
+        path.write_text("\n".join(lines) + "\n")
+    code, _, err = run_cli(capsys, "train", "--data", path, "--target", "label", *FAST, "-o",
+                           tmp_path / "m.safetensors")  # fmt: skip
+    assert_one_line_error(code, err, pattern.replace("{line}", str(bad + 1)), seeded.msg)
+    if case.startswith("nested"):  # a column a run does not use is not read
+        train(capsys, seeded, path, "--target", "label", "--drop", "f1")
 
 
 # ---------------------------------------------------------------------------------

@@ -134,7 +134,8 @@ def build_parser() -> _Parser:
     )
     add = train.add_argument
     add("--data", metavar="PATH",
-        help="CSV (a header row; also .tsv/.gz/.zst), Parquet, Feather, NPY or NPZ; "
+        help="CSV (a header row; also .tsv/.gz/.zst), JSON Lines (.jsonl), Parquet, "
+        "Feather, NPY or NPZ; "
         "default: digits")
     add("--target", metavar="COLUMN", action="append",
         help="the column to predict; several (repeat, or a,b) for multi-output "
@@ -229,7 +230,7 @@ def build_parser() -> _Parser:
     predict = commands.add_parser(
         "predict",
         formatter_class=_DefaultsShown,
-        help="predict for the rows of a table (CSV, Parquet, Feather, NPY, NPZ)",
+        help="predict for the rows of a table (CSV, JSON Lines, Parquet, Feather, NPY, NPZ)",
         description="Write one prediction per input row as CSV (to -o, or to standard output), "
         "in the input's order, with the model's --id-column first when the input has it. The "
         "input's columns are found by name; gaps and unseen categories go through the model's "

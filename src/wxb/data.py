@@ -1,6 +1,6 @@
 """Data in and out: the built-in data set, atomic writes, CSV writing, splits.
 
-Reading tables (CSV, Parquet, Feather, NPY/NPZ, DataFrames) is ``wxb.tables``.
+Reading tables (CSV, JSON Lines, Parquet, Feather, NPY/NPZ, DataFrames) is ``wxb.tables``.
 """
 
 from __future__ import annotations

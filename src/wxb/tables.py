@@ -1,5 +1,5 @@
-"""Tables in: CSV (delimiter sniffed, compressed or not), Parquet, Feather/Arrow, NPY/NPZ,
-and pandas or pyarrow tables, read through pyarrow into named, typed columns.
+"""Tables in: CSV (delimiter sniffed, compressed or not), JSON Lines, Parquet, Feather/Arrow,
+NPY/NPZ, and pandas or pyarrow tables, read through pyarrow into named, typed columns.
 
 A ``Table`` is what every reader returns: columns by name, each a number, boolean,
 text or date column with its missing cells marked. Nothing here decides what a
@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import json
 import re
 import warnings
 import zipfile
@@ -33,6 +34,7 @@ CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".data")
 COMPRESSED = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".zstd": "zstd", ".lz4": "lz4"}
 PARQUET_SUFFIXES = (".parquet", ".pq")
 ARROW_SUFFIXES = (".feather", ".arrow", ".ipc")
+JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
 
 
 @dataclass
@@ -156,7 +158,8 @@ def read_table(
     columns or 2-D NumPy array.
 
     Paths: CSV (``.csv``, ``.tsv``, ``.txt``, ``.data``, optionally ``.gz``/``.bz2``/
-    ``.zst``; delimiter sniffed unless ``sep``), Parquet, Feather/Arrow, ``.npy``
+    ``.zst``; delimiter sniffed unless ``sep``), JSON Lines (``.jsonl``, ``.ndjson``,
+    ``.json``: one object per line, compressed too), Parquet, Feather/Arrow, ``.npy``
     (a 2-D array; columns x0, x1, …) and ``.npz`` (``x_array``, default ``X``, and
     ``y_array``, default ``y``, which becomes the column ``y``). ``float32``: read
     number columns as float32 where the format allows (half the memory), except the
@@ -336,11 +339,13 @@ def read_path(path: Path, **options: Any) -> Table:
         return read_parquet(path, reading)
     if last in ARROW_SUFFIXES:
         return read_feather(path, reading)
+    if inner in JSON_SUFFIXES:
+        return read_json_lines(path, COMPRESSED.get(last), reading)
     if inner in CSV_SUFFIXES or (last in COMPRESSED and inner not in (".npy", ".npz")):
         return read_csv(path, compression=COMPRESSED.get(last), **_csv_options(options))
     raise DataError(
         f"{path}: unknown data format {last!r}; use CSV (.csv, .tsv, .txt, also .gz/.zst), "
-        "Parquet (.parquet), Feather (.feather/.arrow), .npy or .npz"
+        "JSON Lines (.jsonl), Parquet (.parquet), Feather (.feather/.arrow), .npy or .npz"
     )
 
 
@@ -881,6 +886,162 @@ def text_as_numbers(column: Column, table: Table) -> tuple[Column, str]:
             f"the rest words such as {word!r}; {advice}"
         )
     return column, ""
+
+
+# ---------------------------------------------------------------------------------
+# JSON Lines
+# ---------------------------------------------------------------------------------
+JSON_LINES_HOW = "one object per line (pandas: to_json(path, orient='records', lines=True))"
+
+
+def read_json_lines(path: Path, compression: str | None, reading: Reading | None = None) -> Table:
+    """JSON Lines: one object per line, its keys the columns (a key missing from a line,
+    or null, is a missing cell). pyarrow reads it; a file it refuses (a column holding
+    numbers and text, a line that is not an object) is read again line by line, so that
+    a column of several kinds is text, as a CSV's would be (a stray word among numbers
+    is then named by line), and anything unreadable is named by line."""
+    pa = _pyarrow()
+    import pyarrow.json as pj
+
+    reading = reading or Reading()
+    try:
+        with pa.input_stream(str(path), compression) as stream:
+            arrow = pj.read_json(stream)
+    except pa.ArrowInvalid:
+        arrow = _json_lines_by_python(path, compression, reading)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({_arrow_message(exc)})") from None
+    if arrow.num_rows == 0:
+        raise DataError(f"{path}: holds no rows; JSON Lines is {JSON_LINES_HOW}")
+    if arrow.num_rows == 1 and all(pa.types.is_struct(t) for t in arrow.schema.types):
+        raise DataError(
+            f"{path}: holds one JSON object of columns (pandas's default to_json); wxb reads "
+            f"JSON Lines, {JSON_LINES_HOW}"
+        )
+    nested = [
+        name
+        for name, kind in zip(arrow.column_names, arrow.schema.types, strict=True)
+        if pa.types.is_struct(kind) or pa.types.is_list(kind) or pa.types.is_large_list(kind)
+    ]
+    wanted = set(reading.wanted([str(n).strip() for n in arrow.column_names]))
+    for name in nested:
+        if str(name).strip() in wanted:
+            raise DataError(_nested_message(str(path), str(name).strip(), None))
+    table = from_arrow(arrow, str(path), reading)
+    table.line_of_row = _JsonLineFinder(path, compression)
+    return check_values(table)
+
+
+def _nested_message(source: str, name: str, line: int | None) -> str:
+    where = f"{source}, line {line}" if line is not None else source
+    return (
+        f"{where}, column {name!r}: holds nested JSON (objects or lists); flatten it first "
+        f"(pandas.json_normalize), or drop it (--drop {name})"
+    )
+
+
+class _RepeatedKey(Exception):
+    pass
+
+
+def _one_of_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object's keys, refusing one given twice (the dict would keep the last)."""
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen: set[str] = set()
+        raise _RepeatedKey(next(k for k, _ in pairs if k in seen or seen.add(k)))
+    return record
+
+
+def _json_lines_by_python(path: Path, compression: str | None, reading: Reading) -> Any:
+    """The file as a pyarrow Table, read line by line with Python's json module (slow,
+    exact): each column of one kind (numbers, booleans, text) as that kind, a column of
+    several as text, holding what the file wrote; an unreadable line named by number."""
+    pa = _pyarrow()
+    with pa.input_stream(str(path), compression) as stream:
+        raw = stream.read()
+    try:
+        text = raw.decode("utf-8").lstrip("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: JSON must be utf-8 text; byte {exc.start} is not") from None
+    if text.lstrip().startswith("["):
+        raise DataError(f"{path}: holds one JSON array; wxb reads JSON Lines, {JSON_LINES_HOW}")
+    columns: dict[str, list] = {}
+    nested: dict[str, int] = {}  # a column's first line with a nested value
+    rows = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line, object_pairs_hook=_one_of_each)
+        except _RepeatedKey as exc:
+            raise DataError(
+                f"{path}, line {number}: the key {exc.args[0]!r} is given twice; column "
+                "names must differ"
+            ) from None
+        except ValueError as exc:  # JSONDecodeError
+            raise DataError(
+                f"{path}, line {number}: not JSON ({exc.msg}, character {exc.colno}); JSON "
+                f"Lines is {JSON_LINES_HOW}"
+            ) from None
+        if not isinstance(record, dict):
+            kind = "an array" if isinstance(record, list) else f"the value {line.strip()[:40]}"
+            raise DataError(
+                f"{path}, line {number}: holds {kind}, not an object; JSON Lines is "
+                f"{JSON_LINES_HOW}"
+            )
+        for key, value in record.items():
+            cells = columns.get(key)
+            if cells is None:
+                cells = columns[key] = [None] * rows
+            if isinstance(value, (dict, list)):
+                nested.setdefault(key, number)
+            cells.append(value)
+        rows += 1
+        for cells in columns.values():
+            if len(cells) < rows:  # a key this line does not have: a missing cell
+                cells.append(None)
+    wanted = set(reading.wanted([k.strip() for k in columns]))
+    for key, number in nested.items():
+        if key.strip() in wanted:
+            raise DataError(_nested_message(str(path), key.strip(), number))
+    arrays = {key: _json_column(cells, pa) for key, cells in columns.items()}
+    if rows and not arrays:
+        raise DataError(f"{path}: no columns (its objects have no keys)")
+    return pa.table(arrays)
+
+
+def _json_column(cells: list, pa: Any) -> Any:
+    """One column's values: as they are when of one kind, else as the text JSON
+    writes them (1.5, true, "a" → '1.5', 'true', 'a'); nested values (a column no run
+    reads) as their JSON text."""
+    kinds = {
+        bool if isinstance(v, bool) else str if isinstance(v, str) else float
+        for v in cells
+        if v is not None
+    }
+    nested = any(isinstance(v, (dict, list)) for v in cells)
+    if len(kinds) <= 1 and not nested:
+        try:
+            return pa.array(cells)
+        except (OverflowError, pa.ArrowInvalid):  # whole numbers past 64 bits: codes
+            pass
+    return pa.array([v if v is None or isinstance(v, str) else json.dumps(v) for v in cells])
+
+
+class _JsonLineFinder:
+    """Row → file line: the rows are the lines that are not blank."""
+
+    def __init__(self, path: Path, compression: str | None) -> None:
+        self.path, self.compression = path, compression
+        self.lines: list[int] | None = None
+
+    def __call__(self, row: int) -> int | str:
+        if self.lines is None:  # one pass over the file, kept for the next message
+            with _pyarrow().input_stream(str(self.path), self.compression) as stream:
+                raw = stream.read()
+            self.lines = [n for n, line in enumerate(raw.splitlines(), start=1) if line.strip()]
+        return self.lines[row] if row < len(self.lines) else f"? (row {row})"
 
 
 # ---------------------------------------------------------------------------------
