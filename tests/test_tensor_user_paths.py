@@ -1482,6 +1482,34 @@ def test_a_numpy_operand_changed_after_the_forward_does_not_change_the_gradient(
     np.testing.assert_allclose(x.grad, xt.grad.numpy(), rtol=1e-12)
 
 
+@pytest.mark.parametrize("kind", ["indices", "mask", "rows and columns"])
+def test_an_index_array_changed_after_the_forward_does_not_move_the_gradient(rng, kind):
+    # torch.tensor(key) copies the key: the gradient goes where the forward picked
+    rows, cols = dims(rng, 2)
+    data = rng.normal(size=(rows, cols))
+    keys = {
+        "indices": lambda: rng.integers(0, rows, size=rows),
+        "mask": lambda: rng.random(size=(rows, cols)) < 0.5,
+        "rows and columns": lambda: (
+            rng.integers(0, rows, size=4),
+            rng.integers(0, cols, size=4),
+        ),
+    }
+    key = keys[kind]()
+    x, xt = pair(data)
+    out = x[key]
+    expected = xt[tuple(map(torch.tensor, key)) if isinstance(key, tuple) else torch.tensor(key)]
+    r = rng.normal(size=out.shape)
+    for part in key if isinstance(key, tuple) else (key,):  # the caller reuses its keys
+        if part.dtype == bool:
+            np.logical_not(part, out=part)
+        else:
+            part[...] = 0 if part.any() else 1
+    (out * r).sum().backward()
+    (expected * torch.tensor(r)).sum().backward()
+    close(x.grad, xt.grad)
+
+
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf, 0.5])
 def test_softmax_of_one_value_is_torchs(value):
     expected = torch.softmax(torch.tensor(value, dtype=torch.float64), dim=-1).item()

@@ -471,6 +471,8 @@ def index(a: Tensor, key: object) -> Tensor:
     else:
         chosen = A[key]
     repeats = _is_advanced(key)
+    if repeats and a.requires_grad and is_grad_enabled():
+        key = _copied(key)  # the backward's own: the caller may reuse its index arrays
 
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
         # ∂L/∂A: G where A was picked, 0 elsewhere; an element picked twice gets both
@@ -482,6 +484,13 @@ def index(a: Tensor, key: object) -> Tensor:
         return (grad,)
 
     return _view_of(a, Tensor.from_op(chosen, "index", (a,), backward, reads_inputs=False))
+
+
+def _copied(key: object) -> object:
+    """The key with each index array copied (torch.tensor(key) copies it too)."""
+    if isinstance(key, tuple):
+        return tuple(_copied(k) for k in key)
+    return key.copy() if isinstance(key, np.ndarray) else key
 
 
 def _is_integer(k: object) -> bool:
