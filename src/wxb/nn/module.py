@@ -15,7 +15,7 @@ from wxb.backend import resolve_dtype, xp
 from wxb.columns import rows_for_model
 from wxb.errors import ConfigError, DataError, NotFoundError, ShapeError
 from wxb.tables import is_tabular
-from wxb.tensor import Tensor, float_array, no_grad, slot_names
+from wxb.tensor import Tensor, float_array, is_grad_enabled, no_grad, slot_names
 from wxb.validation import as_features
 
 _NATIVE_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))  # (not big-endian ones)
@@ -733,7 +733,8 @@ class Module:
             if isinstance(x, Tensor):
                 return self.forward(x)
             if type(x) is np.ndarray and x.dtype in _NATIVE_FLOATS and x.dtype == self.dtype:
-                return self.forward(Tensor.of_array(x))  # nothing to convert or check
+                # nothing to convert or check; a copy where a graph may keep it (as below)
+                return self.forward(Tensor.of_array(x.copy() if is_grad_enabled() else x))
             return self.forward(self.as_input(x, whole_numbers_stay=self._own_forward()))
         own = self._own_forward()
         converted = [
@@ -767,7 +768,13 @@ class Module:
         if whole_numbers_stay and array.dtype.kind in "biu":
             return x
         # checked as Tensor arithmetic is: text, dates, complex, or beyond float32's range
-        return Tensor(float_array(array, self.dtype, f"{type(self).__name__} input"))
+        value = float_array(array, self.dtype, f"{type(self).__name__} input")
+        if value is array and is_grad_enabled() and not isinstance(x, (list, tuple)):
+            # the caller's own memory: a backward reads the forward's input (∂L/∂W = δᵀ·X),
+            # and a loader refilling its batch buffer before it would change the gradient
+            # unseen (no version counter follows a plain array; torch.tensor(x) copies)
+            value = value.copy()
+        return Tensor(value)
 
     def evaluating(self) -> _Evaluating:
         """Eval mode for this model's modules inside the block (Dropout off), in this thread
