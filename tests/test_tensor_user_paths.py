@@ -1021,6 +1021,29 @@ def test_a_loss_on_an_empty_batch_is_a_mean_of_nothing_or_a_sum_of_nothing(kind)
     assert output.grad.shape == (0, 2)
 
 
+@pytest.mark.parametrize(
+    "kind, target",
+    [
+        (MSELoss, np.zeros((0, 2))),
+        (CrossEntropyLoss, np.zeros(0, dtype=int)),
+        (CrossEntropyLoss, np.zeros((0, 2))),  # probabilities
+        (BCEWithLogitsLoss, np.zeros((0, 2))),
+    ],
+)
+def test_each_samples_loss_on_an_empty_batch_is_empty_as_in_torch(kind, target):
+    output = Tensor(np.zeros((0, 2)), requires_grad=True)
+    values = kind("none")(output, target)
+    theirs = {
+        MSELoss: F.mse_loss,
+        CrossEntropyLoss: F.cross_entropy,
+        BCEWithLogitsLoss: F.binary_cross_entropy_with_logits,
+    }[kind](torch.zeros((0, 2)), torch.tensor(target), reduction="none")
+    # torch's MSE is per element; wxb's per sample, ½‖ŷᵢ − yᵢ‖² (B,): none of either
+    assert values.shape == (tuple(theirs.shape) if kind is not MSELoss else (0,))
+    values.sum().backward()
+    assert output.grad.shape == (0, 2)
+
+
 @pytest.mark.parametrize("kind", ["tensor", "list"])
 def test_the_planned_step_takes_targets_as_the_graph_step_does(rng, kind):
     from wxb.nn import Sequential, Tanh

@@ -843,8 +843,8 @@ def _batch_scale(kernel: LossKernel, count: int) -> float:
 
 def _row_sums64(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Σ over each sample's outputs of a·b, added in float64 (as dot64 adds a batch's)."""
-    rows = len(a)
-    return np.einsum("ij,ij->i", a.reshape(rows, -1), b.reshape(rows, -1), dtype=np.float64)
+    shape = (len(a), math.prod(a.shape[1:]))  # not (rows, -1): an empty batch has no -1
+    return np.einsum("ij,ij->i", a.reshape(shape), b.reshape(shape), dtype=np.float64)
 
 
 @dataclass(frozen=True)
