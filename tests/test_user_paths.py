@@ -464,6 +464,22 @@ def test_evaluating_one_model_leaves_other_models_in_training_mode(rng):
     assert teacher[1].training
 
 
+def test_a_dropout_made_inside_another_models_evaluating_block_drops(rng):
+    # evaluating() holds the ids of the model's modules: one taken out inside the block
+    # and freed must not hand its id (CPython reuses the memory at once) to a new module,
+    # which would then skip its dropout in this thread as if it were in eval mode
+    X = np.ones((64, 4), dtype=np.float32)
+    for _ in range(5):
+        model = Sequential(Dense(4, 4, seed=int(rng.integers(1 << 30))), Dropout(0.5))
+        with model.evaluating():
+            del model[1]
+            assert model.dtype == np.float32  # (reading the model drops its old module list)
+            others = [Dropout(0.5) for _ in range(50)]
+            assert all(d.training for d in others)
+            with wxb.no_grad():
+                assert all((d(X).data == 0).any() for d in others)
+
+
 def test_retained_graph_gives_a_fresh_gradient_after_zeroing_in_place(rng):
     p = wxb.nn.Parameter(rng.normal(size=3), dtype="float64")
     y = rng.normal(size=3)

@@ -870,7 +870,9 @@ class _Evaluating:
         # this block's entry: the ids of the model's modules now (one set, kept with the
         # module list: entering costs no walk over the modules)
         self.held = held = _thread.__dict__.setdefault("evaluating", [])
-        self.ids = self.model._module_tree()[2]
+        # the modules kept alive too: one taken out inside the block and freed would hand
+        # its id (CPython reuses the memory) to a new module, in eval mode here unasked
+        _, self.modules, self.ids = self.model._module_tree()
         held.append(self.ids)
         return self.model
 
