@@ -422,6 +422,61 @@ def test_an_input_buffer_refilled_before_backward_does_not_change_the_gradient(r
         np.testing.assert_array_equal(p.grad, q.grad)
 
 
+class WeightNormDense(Dense):
+    """W = g ⊙ v / ‖v‖ row by row (weight normalisation), Dense's own forward."""
+
+    def __init__(self, in_features, out_features, rng):
+        super().__init__(in_features, out_features, dtype="float64")
+        self.v = wxb.nn.Parameter(rng.normal(size=(out_features, in_features)))
+        self.g = wxb.nn.Parameter(rng.uniform(0.5, 2.0, size=(out_features, 1)))
+
+    @property
+    def weight(self):
+        return self.v * self.g / ((self.v * self.v).sum(axis=1, keepdims=True) ** 0.5)
+
+    @weight.setter
+    def weight(self, value):  # Dense's own W, registered by Module, is left unused
+        pass
+
+    @property
+    def in_features(self):
+        return self.v.shape[1]
+
+    @property
+    def out_features(self):
+        return self.v.shape[0]
+
+
+@pytest.mark.parametrize("grad_mode", [True, False])
+def test_a_dense_whose_weight_is_computed_trains_as_in_pytorch(rng, grad_mode):
+    # a subclass keeping Dense's forward, with W a property of other parameters: the
+    # planned stack (which reads stock layers' own parameters) must not take it
+    model = Sequential(WeightNormDense(3, 4, rng), Tanh(), Dense(4, 2, dtype="float64"))
+    v, g = (torch.tensor(p.data, requires_grad=True) for p in (model[0].v, model[0].g))
+    b0, w1, b1 = (
+        torch.tensor(p.data, requires_grad=True)
+        for p in (model[0].bias, model[2].weight, model[2].bias)
+    )
+    X = rng.normal(size=(int(rng.integers(1, 6)), 3))
+    W0 = v * g / (v * v).sum(1, keepdim=True).sqrt()
+    expected = torch.tanh(torch.from_numpy(X) @ W0.T + b0) @ w1.T + b1
+    if not grad_mode:
+        with wxb.no_grad():
+            np.testing.assert_allclose(model(X).data, expected.detach().numpy(), rtol=1e-12)
+        return
+    out = model(X)
+    np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=1e-12)
+    r = rng.normal(size=out.shape)
+    (out * r).sum().backward()
+    (expected * torch.from_numpy(r)).sum().backward()
+    for ours, theirs in zip(
+        (model[0].v, model[0].g, model[0].bias, model[2].weight, model[2].bias),
+        (v, g, b0, w1, b1),
+        strict=True,
+    ):
+        np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
 def test_mixed_dtype_layers_give_the_same_error_on_both_paths(rng):
     model = Sequential(Dense(3, 4), ReLU(), Dense(4, 2, dtype="float64"))
     X = rng.normal(size=(5, 3)).astype(np.float32)

@@ -45,6 +45,12 @@ def unplannable_reason(layers: list[Module]) -> str | None:
                 f"{layer.label} is not a stock layer (its class overrides forward or __call__, "
                 "or it was given a forward of its own)"
             )
+    for layer in layers:  # W or b computed from other parameters (a property of a subclass)
+        if isinstance(layer, Dense):
+            for key in ("weight", "bias"):
+                value = getattr(layer, key)
+                if value is not None and not isinstance(value, Parameter):
+                    return f"the {key} of {layer.label} is computed, not a parameter"
     slots = [p for m in layers for p in m._parameters.values()]
     if len({id(p) for p in slots}) != len(slots):
         return "some layers share parameters"
