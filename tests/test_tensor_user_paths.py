@@ -1657,3 +1657,39 @@ def test_a_0d_tensor_of_the_other_float_dtype_takes_the_dimensioned_ones(rng, op
         np.testing.assert_allclose(s.grad, ts.grad.numpy(), rtol=tol * 10)
     layer = Dense(4, 2, dtype=big)  # and the product goes on through a layer of x's dtype
     assert layer(x * Tensor(np.array(2.0, dtype=small))).dtype == np.dtype(big)
+
+
+@pytest.mark.parametrize("kind", ["0-d tensor", "NumPy scalar", "0-d array"])
+@pytest.mark.parametrize("dims", [("float32", "float64"), ("float64", "float32")])
+def test_a_comparison_with_a_0d_value_of_the_other_float_dtype_is_torchs(rng, kind, dims):
+    """The 0-d side is compared in the dimensioned side's dtype, as PyTorch compares (and
+    as wxb's arithmetic takes it: x − t == 0 exactly where x == t): float32 x == a float64
+    0.1 is True where x holds 0.1 in float32 (NumPy compared in float64: False)."""
+    big, small = dims
+    values = rng.uniform(-1, 1, size=8)  # float64 numbers, most not float32's
+    X = values.astype(big)
+    threshold = values[int(rng.integers(len(values)))]
+    zero_d = {
+        "0-d tensor": lambda: Tensor(np.array(threshold, dtype=small)),
+        "NumPy scalar": lambda: np.dtype(small).type(threshold),
+        "0-d array": lambda: np.array(threshold, dtype=small),
+    }[kind]()
+    x, tx = Tensor(X), torch.tensor(X)
+    t = torch.tensor(np.array(threshold, dtype=small))  # (PyTorch reads the others as this)
+    comparisons = {
+        "==": (lambda a, b: a == b, np.equal),
+        "!=": (lambda a, b: a != b, np.not_equal),
+        "<": (lambda a, b: a < b, np.less),
+        "<=": (lambda a, b: a <= b, np.less_equal),
+        ">": (lambda a, b: a > b, np.greater),
+        ">=": (lambda a, b: a >= b, np.greater_equal),
+    }
+    for name, (operator, ufunc) in comparisons.items():
+        for ours, theirs in (
+            (operator(x, zero_d), operator(tx, t)),
+            (operator(zero_d, x), operator(t, tx)),
+            (ufunc(x, zero_d), operator(tx, t)),
+            (ufunc(zero_d, x), operator(t, tx)),
+        ):
+            np.testing.assert_array_equal(ours, theirs.numpy(), err_msg=f"{name} with a {kind}")
+    assert ((x - zero_d).data == 0).tolist() == (x == zero_d).tolist()

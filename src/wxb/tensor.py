@@ -382,6 +382,8 @@ class Tensor:
             if ufunc in UFUNC_OPS:
                 return UFUNC_OPS[ufunc](*inputs)
             if ufunc in _BOOLEAN_UFUNCS:
+                if len(inputs) == 2:
+                    return ufunc(*_compared(*inputs))
                 return ufunc(*(x.data if isinstance(x, Tensor) else x for x in inputs))
         name = f"np.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
         raise TypeError(
@@ -400,23 +402,23 @@ class Tensor:
         return func._implementation(*args, **kwargs)
 
     def __lt__(self, other: object) -> np.ndarray:  # comparisons: masks, no gradient
-        return np.less(self.data, other.data if isinstance(other, Tensor) else other)
+        return np.less(*_compared(self, other))
 
     def __le__(self, other: object) -> np.ndarray:
-        return np.less_equal(self.data, other.data if isinstance(other, Tensor) else other)
+        return np.less_equal(*_compared(self, other))
 
     def __gt__(self, other: object) -> np.ndarray:
-        return np.greater(self.data, other.data if isinstance(other, Tensor) else other)
+        return np.greater(*_compared(self, other))
 
     def __ge__(self, other: object) -> np.ndarray:
-        return np.greater_equal(self.data, other.data if isinstance(other, Tensor) else other)
+        return np.greater_equal(*_compared(self, other))
 
     def __eq__(self, other: object) -> np.ndarray:  # type: ignore[override]
         """Element-wise, as NumPy and PyTorch compare (``t == 0`` is a mask)."""
-        return np.equal(self.data, other.data if isinstance(other, Tensor) else other)
+        return np.equal(*_compared(self, other))
 
     def __ne__(self, other: object) -> np.ndarray:  # type: ignore[override]
-        return np.not_equal(self.data, other.data if isinstance(other, Tensor) else other)
+        return np.not_equal(*_compared(self, other))
 
     __hash__ = object.__hash__  # by identity, as PyTorch's: tensors as dict keys
 
@@ -529,6 +531,22 @@ class Tensor:
                     pg = np.asarray(grads[key] + pg)
                 grads[key] = pg
                 handed[id(pg)] = handed.get(id(pg), 0) + 1
+
+
+def _compared(a: object, b: object) -> tuple[object, object]:
+    """The two sides of a comparison as PyTorch compares them: a 0-d float side (a 0-d
+    tensor or array, a NumPy float scalar) beside a dimensioned float array of the other
+    dtype takes that array's dtype, as in arithmetic (float32 x == np.float64(0.1) holds
+    where x − 0.1 == 0; NumPy would compare in float64). Python numbers already do."""
+    a = a.data if isinstance(a, Tensor) else a
+    b = b.data if isinstance(b, Tensor) else b
+    if isinstance(a, (np.ndarray, np.floating)) and isinstance(b, (np.ndarray, np.floating)):
+        if a.dtype != b.dtype and a.dtype.kind == "f" == b.dtype.kind:
+            if a.ndim == 0 < b.ndim:
+                return a.astype(b.dtype), b
+            if b.ndim == 0 < a.ndim:
+                return a, b.astype(a.dtype)
+    return a, b
 
 
 def _check_versions(order: list[Tensor]) -> None:
