@@ -1609,6 +1609,29 @@ def test_two_branches_joined_by_concatenate_train_as_in_torch(rng):
         assert_same_gradients(ours, theirs)
 
 
+@pytest.mark.parametrize("how", ["concatenate", "stack", "np.concatenate", "np.stack"])
+def test_an_array_joined_with_tensors_of_two_dtypes_keeps_the_wider_ones_digits(rng, how):
+    # torch.cat of float32 and float64 tensors is float64, each value as given: an array
+    # among them (torch.tensor(array) is float64) is not rounded to float32 on the way
+    narrow = Tensor(rng.normal(size=(2, 3)).astype(np.float32), requires_grad=True)
+    wide = Tensor(rng.normal(size=(2, 3)), requires_grad=True)
+    array = rng.normal(size=(2, 3))  # float64 digits float32 cannot hold
+    join = {
+        "concatenate": ops.concatenate,
+        "stack": ops.stack,
+        "np.concatenate": np.concatenate,
+        "np.stack": np.stack,
+    }[how]
+    torch_join = torch.stack if "stack" in how else torch.cat
+    for order in ([narrow, array, wide], [array, narrow, wide], [wide, array, narrow]):
+        ours = join(order)
+        theirs = torch_join([torch.tensor(t.data if isinstance(t, Tensor) else t) for t in order])
+        assert ours.dtype == np.float64 and theirs.dtype == torch.float64
+        np.testing.assert_array_equal(ours.data, theirs.numpy())
+        ours.sum().backward()
+        assert narrow.grad.dtype == np.float32 and wide.grad.dtype == np.float64
+
+
 def test_joining_refuses_what_it_cannot_join(rng):
     a = Tensor(rng.normal(size=(2, 3)), requires_grad=True)
     with pytest.raises(wxb.ShapeError, match=r"concatenate: 2×3, 3×2 along axis 1"):

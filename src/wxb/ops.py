@@ -391,8 +391,8 @@ def reshape(a: Tensor, *shape: int | tuple[int, ...]) -> Tensor:
 
 def concatenate(tensors: Sequence[object], axis: int = 0) -> Tensor:
     """Tensors joined along an existing ``axis`` (``torch.cat``, ``np.concatenate``): each
-    one's ∂L/∂ is its own slice of ∂L/∂out. Arrays and numbers among them take the first
-    tensor's dtype, as an operand does; tensors of two dtypes give the wider."""
+    one's ∂L/∂ is its own slice of ∂L/∂out. Arrays and numbers among them take the
+    tensors' dtype, as an operand does; tensors of two dtypes give the wider, for all."""
     items, data, axis = _joined("concatenate", np.concatenate, tensors, axis)
     bounds = np.cumsum([0] + [t.shape[axis] for t in items])
     before = (slice(None),) * axis
@@ -432,7 +432,10 @@ def _joined(
         raise ShapeError(f"{name}: got no tensors to join")
     if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
         raise ConfigError(f"{name}: axis must be an integer; got {axis!r}")
-    like = next((t for t in tensors if isinstance(t, Tensor)), None)
+    # arrays and numbers take the widest float tensor's dtype (the result's): cast to a
+    # narrower one's first, a float64 array would join a float64 result rounded to float32
+    joined = [t for t in tensors if isinstance(t, Tensor)]
+    like = max(joined, key=lambda t: (t.dtype.kind == "f", t.dtype.itemsize), default=None)
     items = [as_tensor(t, like) for t in tensors]
     try:
         data = join([t.data for t in items], axis=axis)
