@@ -84,7 +84,7 @@ from wxb.reporting import check_history_matches, read_history
 from wxb.reporting import report as write_page
 from wxb.tables import NA_VALUES, Table, feature_rounding_warnings, read_table
 from wxb.tensor import Tensor
-from wxb.train import evaluate, fit
+from wxb.train import evaluate, fit, request_stop
 
 DEFAULT_HIDDEN = "512"
 # what a regression's training figures measure: the network trains on (y − mean)/sd
@@ -620,13 +620,10 @@ def read_training_data(args: argparse.Namespace) -> TableData | wdata.Dataset:
 
 def _terminate_as_interrupt(signum: int, frame: object) -> None:
     """SIGTERM (a batch scheduler's, `kill`): stop as Ctrl-C stops, after the current
-    step with a checkpoint written (fit's handler), not at once with the work since the
-    last checkpoint lost. Where SIGINT is ignored (a job a script started with &), fit
-    installed no handler: stop at once, as Python stops on a second Ctrl-C."""
-    handler = signal.getsignal(signal.SIGINT)
-    if callable(handler):
-        handler(signal.SIGINT, frame)
-    else:
+    step with a checkpoint written, not at once with the work since the last checkpoint
+    lost; also in a job that ignores SIGINT (one a script started with &), which asked
+    to ignore Ctrl-C, not `kill`. Before or after training: at once, as Ctrl-C then."""
+    if not request_stop():
         raise KeyboardInterrupt
 
 

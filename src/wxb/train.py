@@ -816,7 +816,8 @@ class _Loop:
 
 class _Interrupts:
     """Ctrl-C during fit: the first asks to stop after the current step; the second stops
-    at once. Installed only in the main thread, and only over Python's own handler."""
+    at once. Installed only in the main thread, and only over Python's own handler (a
+    SIGINT a program handles or ignores stays so); ``request_stop`` asks the same."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -824,6 +825,7 @@ class _Interrupts:
 
     def __enter__(self) -> _Interrupts:
         if threading.current_thread() is threading.main_thread():
+            _UNDER_WAY.append(self)
             if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
                 self.previous = signal.signal(signal.SIGINT, self._handle)
         return self
@@ -834,10 +836,31 @@ class _Interrupts:
             raise KeyboardInterrupt
         self.requested = True
 
+    def request(self) -> None:
+        if self.requested:  # the second: at once
+            raise KeyboardInterrupt
+        self.requested = True
+
     def __exit__(self, *exc: object) -> None:
+        if self in _UNDER_WAY:
+            _UNDER_WAY.remove(self)
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
             self.previous = None
+
+
+_UNDER_WAY: list[_Interrupts] = []  # the main thread's fits under way, innermost last
+
+
+def request_stop() -> bool:
+    """Ask the fit under way in the main thread to stop as a first Ctrl-C does: after the
+    current step, with a checkpoint where a folder is set (a second request stops at once).
+    For a signal handler of the program's own, such as ``wxb train``'s for SIGTERM, which
+    must work where SIGINT is ignored. False when no fit is under way."""
+    if not _UNDER_WAY:
+        return False
+    _UNDER_WAY[-1].request()
+    return True
 
 
 def _stop(saver, loop, model, opt, schedule, history, epochs, steps) -> None:
