@@ -219,7 +219,8 @@ def test_train_refuses_missing_and_empty_files(tmp_path, capsys, existing_model)
     cases = {
         str(tmp_path / "absent.csv"): "no such file",
         str(write_empty(tmp_path / "empty.csv")): "the file is empty",
-        str(write_empty(tmp_path / "data.json")): "unknown data format",
+        str(write_empty(tmp_path / "data.json")): "holds no rows; JSON Lines is one object",
+        str(write_empty(tmp_path / "data.xlsx")): "unknown data format",
     }
     for data, pattern in cases.items():
         code, out, err = run_cli(
@@ -724,6 +725,11 @@ def test_a_model_that_outputs_probabilities_is_not_squashed_again(
     assert code == 0, err
     shown = re.search(r"^\s*L = .* = (\S+)$", text, re.M)
     assert float(shown.group(1)) == pytest.approx(loss, rel=1e-4), text
+
+    # wxb.evaluate scores them as eval does (it squashed the probabilities again)
+    figures = wxb.evaluate(model, X, index, loss=info["loss"])
+    assert figures["loss"] == pytest.approx(loss, abs=1e-4)
+    assert figures["accuracy"] == pytest.approx((p.argmax(1) == index).mean(), abs=1e-4)
 
 
 def test_a_saturated_probability_head_gives_finite_figures(tmp_path, rng, capsys):

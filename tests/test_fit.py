@@ -511,3 +511,34 @@ def test_fit_warns_of_feature_columns_the_model_dtype_rounds_coarsely(rng):
     assert warned(net("float64"), X) == []  # held exactly
     assert warned(net(), X.astype(np.float32)) == []  # rounded already, by the caller
     assert warned(net(), np.c_[small, rng.integers(0, 256, n)]) == []  # pixels: exact
+
+
+@pytest.mark.parametrize("head", ["softmax", "sigmoid"])
+def test_fit_warns_when_the_loss_applies_the_models_last_layer_again(rng, head):
+    """A Keras habit: a classifier ending in Softmax (or Sigmoid, one output) trained
+    with cross_entropy (bce_with_logits), which applies it again: fit trained through
+    it twice without a word (PyTorch too). It now says so; a Sigmoid output trained as a
+    regression (mse), and a model ending in its logits, are said nothing of."""
+    from wxb.nn import Dropout, Identity, Sigmoid, Softmax
+
+    n, features = int(rng.integers(40, 80)), int(rng.integers(2, 5))
+    X = rng.standard_normal((n, features))
+    k = int(rng.integers(3, 6)) if head == "softmax" else 1
+    y = rng.integers(0, k if k > 1 else 2, n)
+    loss = "cross_entropy" if head == "softmax" else "bce_with_logits"
+    last = Softmax() if head == "softmax" else Sigmoid()
+    tail = [[], [Identity()], [Dropout(0.2)]][int(rng.integers(0, 3))]
+
+    def warned(layers, loss, targets=y):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            wxb.fit(Sequential(*layers), X, targets, loss=loss, epochs=1, verbose=False)
+        return [str(w.message) for w in caught if "twice" in str(w.message)]
+
+    body = [Dense(features, 6), Tanh(), Dense(6, k)]
+    messages = warned([*body, last, *tail], loss)
+    assert len(messages) == 1, (tail, messages)
+    assert f"trains through {head} twice" in messages[0] and type(last).__name__ in messages[0]
+    assert warned(body, loss) == []
+    if head == "sigmoid":  # a probability fitted as a number: nothing applies it again
+        assert warned([*body, last], "mse", y.astype(float)) == []

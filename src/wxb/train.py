@@ -34,7 +34,8 @@ from wxb.errors import (
     TrainingInterrupted,
 )
 from wxb.metrics import pack_fingerprints, row_fingerprints, unpack_fingerprints
-from wxb.nn.layers import Dropout
+from wxb.nn.heads import head_index, probability_head
+from wxb.nn.layers import Dropout, Sigmoid, Softmax
 from wxb.nn.losses import (
     LOSSES,
     BCEWithLogitsLoss,
@@ -46,9 +47,10 @@ from wxb.nn.losses import (
     one_number,
     stock_loss,
 )
-from wxb.nn.module import Module
+from wxb.nn.module import Module, is_stock
 from wxb.nn.sequential import layers_in_order
 from wxb.optim import SCHEDULES, LRSchedule, Optimizer, get_optimizer
+from wxb.prepare import class_logits, head_logits
 from wxb.random import RowMasks, as_generator, drawing_from, key_of, masks_by_row, row_masks
 from wxb.step import PlannedStep, make_step
 from wxb.tables import column_names, feature_rounding_warnings, is_tabular
@@ -213,7 +215,9 @@ def evaluate(
 
     A stock loss is computed against the targets as given (float64), as scikit-learn's
     metrics take them; several labels a row (``bce_with_logits``) count as right when
-    every label is, as scikit-learn's ``accuracy_score`` counts them."""
+    every label is, as scikit-learn's ``accuracy_score`` counts them. A classifier whose
+    last layer already gives probabilities (``Softmax``; ``Sigmoid`` on one output) is
+    scored as ``wxb eval`` scores it: the loss of the logits that layer turned into them."""
     loss_fn = get_loss(loss)
     batch_size = _whole(batch_size, "batch_size")
     _check_target_order(model.info, y)
@@ -221,7 +225,46 @@ def evaluate(
     shape = output_shape(model, X_arr)
     y_arr = _prepare_targets(loss_fn, y, _figure_dtype(loss_fn, model.dtype), shape, "y")
     validation.check_lengths(X_arr, y_arr)
+    if _head_applied_twice(model, loss_fn) is not None and probability_head(model):
+        return _evaluate_probabilities(model, X_arr, y_arr, loss_fn, batch_size)
     return _evaluate(model, X_arr, y_arr, loss_fn, batch_size)
+
+
+def _evaluate_probabilities(
+    model: Module, X: np.ndarray, y: np.ndarray, loss: Loss, batch_size: int
+) -> dict[str, float]:
+    """A model whose last layer already gives probabilities (a Keras-style deployable
+    model), scored as ``wxb eval`` scores it: the loss of the logits its head turned into
+    them (exact, where log p is not once p rounded to 0), and the class from its own p."""
+    total, correct = 0.0, 0
+    kind = stock_loss(loss)
+    overflow_ok = np.errstate(over="ignore", invalid="ignore", divide="ignore")
+    with overflow_ok:
+        for start in range(0, len(y), batch_size):
+            xb, yb = X[start : start + batch_size], y[start : start + batch_size]
+            logits = head_logits(model, xb)
+            if yb.dtype == np.float64:  # figures against exact targets, as _evaluate's
+                logits = logits.astype(np.float64, copy=False)
+            value = one_number(loss, loss(Tensor(logits), yb))
+            total += _batch_total(loss, value.item(), len(xb))
+            chosen = class_logits(model, model.predict(xb))
+            correct += _correct(kind, chosen, yb)
+    return {"loss": _epoch_figure(loss, total, len(y)), "accuracy": correct / len(y)}
+
+
+def _head_applied_twice(model: Module, loss: Loss) -> str | None:
+    """The function ("softmax", "sigmoid") a stock loss applies to the outputs itself when
+    the model's last layer already applied it (outputs that are probabilities), else None."""
+    layers = layers_in_order(model)
+    last = layers[head_index(layers)]
+    if last is model:
+        return None
+    kind = stock_loss(loss)
+    if kind is CrossEntropyLoss and is_stock(last, Softmax):
+        return "softmax"
+    if kind is BCEWithLogitsLoss and is_stock(last, Sigmoid):
+        return "sigmoid"
+    return None
 
 
 def _evaluate(
@@ -467,6 +510,18 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     dtype = model.dtype
     names = _feature_names(model, X, "X")
     _check_target_order(model.info, y)
+    twice = _head_applied_twice(model, loss_fn)
+    if twice is not None:  # PyTorch trains it so too, without a word; Keras takes its logits
+        warnings.warn(
+            f"the model's last layer is {twice.capitalize()}, and the loss "
+            f"{type(loss_fn).__name__} applies {twice} to the outputs itself (it takes "
+            f"logits): the network trains "
+            f"through {twice} twice, with weaker gradients, and fit's loss figures are of "
+            f"that. Leave the last {twice} out of the model (wxb predict --proba and "
+            f"wxb.nn.functional.{twice} give probabilities from its logits)",
+            UserWarning,
+            stacklevel=3,
+        )
     for message in _rounded_features(model, X, names, dtype):  # before the cast does it
         warnings.warn(message, UserWarning, stacklevel=3)  # the caller of fit
     X_arr = validation.as_features(_through_stage(model, X, "X"), dtype, "X", check=ranks is None)
