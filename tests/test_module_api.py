@@ -802,3 +802,25 @@ def test_refused_where_torch_refuses(seeded, rng):
             getattr(model, method)(target)
         assert isinstance(caught.value, AttributeError)
         assert f"{method}({target!r})" in str(caught.value)
+
+
+def test_why_not_planned_answers_for_a_model_of_ones_own(rng):
+    """README: `model.why_not_planned()` for your own loop. A Module subclass had no such
+    method (AttributeError); it says why its calls go through the graph, as
+    History.engine_reason does for fit."""
+    width = int(rng.integers(2, 6))
+
+    class Net(Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.first, self.second = Dense(width, width), Dense(width, 1)
+
+        def forward(self, x):
+            return self.second(wxb.nn.functional.relu(self.first(x)))
+
+    model = Net()
+    reason = model.why_not_planned()
+    assert reason == "the model is a Net, not a Sequential", reason
+    X, y = rng.standard_normal((8, width)), rng.standard_normal(8)
+    history = wxb.fit(model, X, y, loss="mse", epochs=1, verbose=False)
+    assert history.engine == "graph" and history.engine_reason == reason

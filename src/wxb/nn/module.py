@@ -776,6 +776,12 @@ class Module:
             value = value.copy()
         return Tensor(value)
 
+    def why_not_planned(self) -> str | None:
+        """None when calls of this model run the planned stack; else the reason they go
+        through the recorded graph, layer by layer (the numbers are the same). Only a
+        ``Sequential`` is planned: a model of one's own says so."""
+        return f"the model is a {type(self).__name__}, not a Sequential"
+
     def evaluating(self) -> _Evaluating:
         """Eval mode for this model's modules inside the block (Dropout off), in this thread
         only: no module's own flag is changed, so another thread training or predicting
