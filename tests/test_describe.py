@@ -197,6 +197,8 @@ def test_summary_tables_are_aligned_and_complete(rng: np.random.Generator) -> No
     assert len({line.count("|") for line in rows}) == 1
     for row in s.rows:
         assert row.name in s.text() and row.name in s.markdown()
+    # echoed by a notebook or a REPL, as Keras prints it: the table, not the dataclass
+    assert repr(s) == s.text() == str(s)
 
 
 def test_summary_refuses_nonsense() -> None:

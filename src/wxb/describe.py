@@ -558,6 +558,9 @@ class Summary:
     def __str__(self) -> str:
         return self.text()
 
+    def __repr__(self) -> str:  # the table where a notebook or a REPL echoes model.summary()
+        return self.text()
+
 
 def _call_mark(row: LayerRow) -> str:
     if row.call == 0:
