@@ -847,6 +847,26 @@ def test_explain_a_trained_model_on_rows_of_its_data(tmp_path, rng, capsys):
     assert_one_line_error(code, out, err, r"name the rows to explain on")
 
 
+def test_explain_takes_an_npz_y_as_eval_does_and_says_when_it_has_no_targets(tmp_path, rng, capsys):
+    """A model fitted from Python on arrays names no target column; on an NPZ with X and
+    y, wxb eval scored y, while explain showed the forward pass alone without a word."""
+    features, classes, n = int(rng.integers(2, 5)), int(rng.integers(2, 4)), 12
+    model = wxb.nn.Sequential(wxb.nn.Dense(features, 4), wxb.nn.ReLU(), wxb.nn.Dense(4, classes))
+    X = rng.normal(size=(n, features)).astype(np.float32)
+    y = rng.integers(0, classes, n)
+    wxb.fit(model, X, y, epochs=1, verbose=False)
+    path = wxb.save(model, tmp_path / "m.safetensors")
+    np.savez(tmp_path / "xy.npz", X=X, y=y)
+    np.savez(tmp_path / "x.npz", X=X)
+    code, out, err = run_cli(capsys, "explain", str(path), "--data", str(tmp_path / "xy.npz"))
+    assert code == 0, err
+    assert "δ⁽²⁾ = ∂L/∂Z⁽²⁾" in out and "∂L/∂W⁽¹⁾" in out, out
+    assert "forward pass only" not in out
+    code, out, err = run_cli(capsys, "explain", str(path), "--data", str(tmp_path / "x.npz"))
+    assert code == 0, err
+    assert "∂L/∂W" not in out and "the forward pass only" in out.splitlines()[-1], out
+
+
 def test_summary_and_diagrams_of_a_saved_model(tmp_path, rng, capsys):
     data, *_ = labelled_csv(tmp_path / "d.csv", rng)
     model = tmp_path / "m.safetensors"

@@ -1201,6 +1201,11 @@ def run_explain(args: argparse.Namespace) -> None:
     # scored as wxb eval scores it: the model's loss, on a probability head's p itself
     explanation = explain_model(model, rows.X, rows.y, rows.loss, sample_rows=None, fmt=fmt)
     print(explanation.render())
+    if rows.y is None:  # said, not left to be noticed missing
+        print(
+            "\n(the forward pass only: the rows have no target column; --target COLUMN adds "
+            "the loss and the backward)"
+        )
 
 
 @dataclass
@@ -1270,13 +1275,17 @@ def explain_rows(model, data: Table | wdata.Dataset, args: argparse.Namespace) -
 
 def _has_targets(model, table: Table, given: list[str] | None) -> bool:
     """Targets to explain the backward with: --target, or the training target when the
-    rows have it (without it, the forward pass only)."""
+    rows have it, or (a model that names none) the file's own, an NPZ's y, as wxb eval
+    takes them (without any, the forward pass only)."""
     if given:
         for name in target_names(given, table):
             table[name]
         return True
-    targets = model.info.get("targets") or [model.info.get("target")]
-    return all(name is not None and name in table for name in targets)
+    targets = model.info.get("targets")
+    if not targets:  # as labelled_rows finds them
+        target = model.info.get("target")
+        targets = [target] if target and target in table else table.default_targets
+    return bool(targets) and all(name in table for name in targets)
 
 
 def trained_on_digits(model) -> bool:
