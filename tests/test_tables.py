@@ -1227,6 +1227,27 @@ def test_encoding_trouble_is_one_line(tmp_path, seeded, capsys):
     assert_one_line_error(code, err, r"--encoding 'nope' is not an encoding", seeded.msg)
 
 
+def test_a_models_text_column_in_another_encoding_is_named_with_the_hint(tmp_path, seeded, capsys):
+    """Trained with --encoding latin-1, then given the file without it: predict (which
+    reads the model's text columns as text) said pyarrow's 'CSV conversion error to
+    string: invalid UTF8 data'; train says which column and to give --encoding."""
+    rng = seeded.rng
+    n = int(rng.integers(20, 40))
+    words = rng.choice(["café", "thé", "crème"], n)
+    data = tmp_path / "latin.csv"
+    rows = [
+        f"{x:.6f},{w},{int(rng.integers(0, 2))}"
+        for x, w in zip(rng.normal(size=n), words, strict=True)
+    ]
+    data.write_bytes(("x,drink,y\n" + "\n".join(rows) + "\n").encode("latin-1"))
+    model, _, _ = train(capsys, seeded, data, "--target", "y", "--encoding", "latin-1")
+    code, _, err = run_cli(capsys, "predict", model, data)
+    pattern = r"column 'drink' holds bytes that are not utf-8 text; give the file's --encoding"
+    assert_one_line_error(code, err, pattern, seeded.msg)
+    code, out, err = run_cli(capsys, "predict", model, data, "--encoding", "latin-1")
+    assert code == 0 and len(out.splitlines()) == n + 1, seeded.msg(err)
+
+
 def test_times_of_day_are_one_line(tmp_path, seeded, capsys):
     import datetime
 

@@ -456,6 +456,11 @@ def read_csv(
                 bad_rows.clear()
                 stream = _rewound(stream, path, compression)
                 continue
+            if column is not None and "invalid UTF8" in str(exc):  # as a text column says it
+                raise DataError(
+                    f"{source}: column {column!r} holds bytes that are not {encoding} text; "
+                    "give the file's --encoding (e.g. latin-1)"
+                ) from None
             if column is None or pa.types.is_string(types[column]):
                 raise DataError(f"{source}: cannot read as CSV ({_arrow_message(exc)})") from None
             if pa.types.is_integer(types[column]) and (
