@@ -607,6 +607,11 @@ def test_fit_on_named_targets_records_their_names_as_wxb_train_does(tmp_path, rn
     code, out, err = run_cli(capsys, "eval", str(path), str(data.with_name("one_hot.csv")))
     accuracy = float(re.search(r"accuracy ([\d.]+)", out).group(1)) if code == 0 else None
     assert accuracy == pytest.approx(np.mean(expected == labels), abs=1e-4), err
+    # a file with the class names in one column, as it was before get_dummies ('name all
+    # of them' asked for the one-hot columns it does not have)
+    code, out, err = run_cli(capsys, "eval", str(path), str(data), "--target", "species")
+    same = float(re.search(r"accuracy ([\d.]+)", out).group(1)) if code == 0 else None
+    assert same == accuracy, err
 
 
 def test_a_model_from_a_loop_of_ones_own_says_what_its_outputs_are_read_as(tmp_path, rng, capsys):

@@ -1047,7 +1047,10 @@ def labelled_rows(model, table: Table, given: list[str] | None, data: object) ->
     by default)."""
     targets = target_names(given, table) or model.info.get("targets")
     own = model.info.get("targets") or []
-    if given and len(own) > 1:  # a multi-output model: outputs pair with its own names
+    # a classifier trained on one-hot columns (pd.get_dummies), one per class: a column of
+    # its class names holds the same targets
+    labels = len(targets or []) == 1 and own == list(model.info.get("classes") or [None])
+    if given and len(own) > 1 and not labels:  # a multi-output model: outputs pair by name
         if set(targets) == set(own):
             targets = list(own)  # named in another order: the model's order
         elif len(targets) != len(own):
