@@ -1716,3 +1716,103 @@ def test_a_comparison_with_a_0d_value_of_the_other_float_dtype_is_torchs(rng, ki
         ):
             np.testing.assert_array_equal(ours, theirs.numpy(), err_msg=f"{name} with a {kind}")
     assert ((x - zero_d).data == 0).tolist() == (x == zero_d).tolist()
+
+
+# -- PyTorch's tensor methods, under torch's names and arguments -------------------------------
+def _clamp_bounds(t):
+    return t.clamp(-0.4, 0.3) + t.clamp(min=0.1) - t.clip(max=-0.2)
+
+
+def _max_min_along(t):
+    top = t.max(dim=1, keepdim=True).values
+    low, _ = t.min(1)
+    return t - top + low.unsqueeze(1) * 0.5
+
+
+def _shapes(t):
+    a = t.unsqueeze(0).squeeze(0).view(t.shape[0], -1).flatten(1)
+    return a.unsqueeze(-1).squeeze(-1) * t.flatten().view(t.shape)
+
+
+TORCH_METHODS = {  # each a (B, w) → some shape computation, the same code on both sides
+    "relu, sigmoid, tanh": lambda t: t.relu() * t.sigmoid() + t.tanh(),
+    "softmax(1) and (0)": lambda t: t.softmax(1) * t + t.softmax(dim=0),
+    "softmax(-1) * log_softmax(1)": lambda t: t.softmax(-1) * t.log_softmax(1),
+    "log_softmax(0)": lambda t: t.log_softmax(0),
+    "clamp and clip": _clamp_bounds,
+    "pow, square, neg": lambda t: t.pow(3) - t.square() + t.neg(),
+    "sum and mean with dim, keepdim": lambda t: (
+        t - t.mean(dim=1, keepdim=True) + t.sum(dim=0) * t.mean(0, keepdim=True)
+    ),
+    "max and min along a dim": _max_min_along,
+    "max() and min() of everything": lambda t: t * t.max() - t.min(),
+    "var and std": lambda t: (
+        (t - t.mean(1, keepdim=True)) / t.std(1, keepdim=True)
+        + t.var(0)
+        + t.var(dim=1, unbiased=False, keepdim=True)
+    ),
+    "t(), transpose, matmul, mm": lambda t: t.t().t() + t.matmul(t.transpose(0, 1)).mm(t),
+    "view, flatten, unsqueeze, squeeze": _shapes,
+}
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_METHODS))
+def test_torchs_tensor_methods_match_torch(rng, name):
+    """A forward written with torch's tensor methods (x.relu(), x.softmax(1),
+    x.sum(dim=1, keepdim=True), x.max(dim=1).values, x.view(B, -1), …) runs on wxb
+    tensors: values and gradients as PyTorch's (wxb had none of them, or NumPy's
+    arguments alone: x.sum(dim=1) was a TypeError)."""
+    compute = TORCH_METHODS[name]
+    x, tx = pair(rng.normal(size=dims(rng, 2)))
+    out, t_out = compute(x), compute(tx)
+    assert isinstance(out, Tensor) and out.shape == tuple(t_out.shape), (out.shape, t_out.shape)
+    close(out.data, t_out)
+    g = rng.normal(size=out.shape)
+    (out * g).sum().backward()
+    (t_out * torch.tensor(g)).sum().backward()
+    close(x.grad, tx.grad)
+
+
+def test_torchs_max_along_a_dim_gives_values_and_indices_as_torch(rng):
+    x, tx = pair(rng.normal(size=dims(rng, 2)))
+    for dim in (0, 1, -1):
+        for keepdim in (False, True):
+            ours, theirs = x.max(dim, keepdim), tx.max(dim, keepdim)
+            close(ours.values.data, theirs.values)
+            np.testing.assert_array_equal(ours.indices, theirs.indices.numpy())
+            values, indices = x.min(dim=dim, keepdim=keepdim)  # unpacks as torch's
+            close(values.data, tx.min(dim, keepdim).values)
+            np.testing.assert_array_equal(indices, tx.min(dim, keepdim).indices.numpy())
+            np.testing.assert_array_equal(x.argmax(dim, keepdim), tx.argmax(dim, keepdim))
+    np.testing.assert_array_equal(x.argmin(), tx.argmin().numpy())
+    # NumPy's spelling keeps NumPy's meaning: the values alone
+    close(x.max(axis=1).data, tx.amax(1))
+    close(np.max(x.detach(), axis=0).data, tx.amax(0))
+
+
+def test_a_tie_for_the_max_shares_its_gradient_as_torchs(rng):
+    values = rng.normal(size=dims(rng, 2))
+    values.flat[rng.choice(values.size, 3, replace=False)] = values.max() + 1.0  # a 3-way tie
+    x, tx = pair(values)
+    x.max().backward()
+    tx.max().backward()
+    close(x.grad, tx.grad)
+
+
+@pytest.mark.parametrize(
+    "call, pattern",
+    [
+        (lambda t: t.softmax(2), r"softmax: dim 2 is out of range for a tensor of 2 dimensions"),
+        (lambda t: t.transpose(0, 5), r"transpose: dim 5 is out of range"),
+        (lambda t: t.clamp(), r"clamp: give min, max or both"),
+        (lambda t: t.clamp("0"), r"clamp: min and max must be numbers"),
+        (lambda t: t.reshape(2, 3, 1).t(), r"t\(\): a tensor of at most 2 dimensions"),
+        (lambda t: t.sum(axis=0, dim=0), r"give the axis once"),
+        (lambda t: t.flatten(1, 0), r"flatten: start_dim 1 comes after end_dim 0"),
+        (lambda t: t[:0].max(), r"max: the tensor holds no values"),
+    ],
+)
+def test_torchs_tensor_methods_refuse_in_one_line(call, pattern):
+    t = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    with pytest.raises((wxb.errors.WxbError, TypeError), match=pattern):
+        call(t)

@@ -178,6 +178,19 @@ TRANSFORMS: dict[str, Callable] = {  # (f, h, idx): one tensor (B, w) → (B, w)
         (h.reshape(-1, 1) * 2).reshape(h.shape) - h
     ),
     "h.T.T + h[0]": lambda f, h, idx: h.T.T + h[0],
+    # torch's tensor methods, the same code on both sides
+    "h.relu() * h.sigmoid() + h.tanh()": lambda f, h, idx: h.relu() * h.sigmoid() + h.tanh(),
+    "h.softmax(1) * h + h.log_softmax(dim=1)": lambda f, h, idx: (
+        h.softmax(1) * h + h.log_softmax(dim=1)
+    ),
+    "h - h.mean(dim=1, keepdim=True)": lambda f, h, idx: h - h.mean(dim=1, keepdim=True),
+    "h.clamp(-0.5, 0.5) + h.clamp(min=0)": lambda f, h, idx: h.clamp(-0.5, 0.5) + h.clamp(min=0),
+    "h - h.max(dim=1, keepdim=True).values": lambda f, h, idx: (
+        h - h.max(dim=1, keepdim=True).values
+    ),
+    "h.unsqueeze(1).flatten(1).t().t() * h.square()": lambda f, h, idx: (
+        h.unsqueeze(1).flatten(1).t().t() * h.square()
+    ),
 }
 
 

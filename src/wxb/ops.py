@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -1220,18 +1220,241 @@ Tensor.exp, Tensor.log, Tensor.sqrt, Tensor.abs = exp, log, sqrt, absolute
 
 
 def _reduction(reduce: Callable[[Tensor, object, bool], Tensor], name: str) -> Callable:
-    """t.sum(), t.mean(); also what np.sum(t), np.mean(t) call (with dtype=, out=)."""
+    """t.sum(), t.mean(): NumPy's axis=/keepdims= or PyTorch's dim=/keepdim=; also what
+    np.sum(t), np.mean(t) call (with dtype=, out=)."""
 
-    def method(self, axis=None, keepdims=False, *, dtype=None, out=None, **unused):
+    def method(self, axis=None, keepdims=False, *, dim=None, keepdim=None, dtype=None, out=None,
+               **unused):  # fmt: skip
         if dtype is not None or out is not None or unused:
             raise TypeError(f"Tensor.{name}: dtype=, out= and other NumPy options are not taken")
-        return reduce(self, axis, keepdims)
+        if dim is not None and axis is not None:
+            raise TypeError(f"Tensor.{name}: give the axis once (axis= or dim=)")
+        axis = dim if dim is not None else axis
+        return reduce(self, axis, keepdims if keepdim is None else keepdim)
 
     return method
 
 
 Tensor.sum = _reduction(sum, "sum")
 Tensor.mean = _reduction(mean, "mean")
+
+
+# -- PyTorch's tensor methods: torch's names and arguments for a forward of one's own ----
+def _axis(dim: object, ndim: int, what: str, extra: int = 0) -> int:
+    """torch's ``dim`` as an axis from 0 (negative counts from the end); ``extra``: one
+    more place, where a new axis may go (unsqueeze)."""
+    places = max(ndim, 1) + extra
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise ConfigError(f"{what}: dim must be an integer; got {dim!r}")
+    if not -places <= dim < places:
+        raise ShapeError(f"{what}: dim {dim} is out of range for a tensor of {ndim} dimensions")
+    return int(dim) % places
+
+
+def swap_axes(a: Tensor, dim0: int, dim1: int) -> Tensor:
+    """Two axes exchanged (``t.transpose(0, 1)``): ∂L/∂A is G with them exchanged back."""
+    axis0, axis1 = _axis(dim0, a.ndim, "transpose"), _axis(dim1, a.ndim, "transpose")
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (np.swapaxes(g, axis0, axis1),)
+
+    data = np.swapaxes(a.data, axis0, axis1)
+    return _view_of(a, Tensor.from_op(data, "transpose", (a,), backward, reads_inputs=False))
+
+
+def clamp(a: Tensor, min: object = None, max: object = None) -> Tensor:
+    """Values held within [min, max] (``torch.clamp``, ``np.clip``). ∂L/∂A passes where
+    min ≤ A ≤ max, both ends included, and is 0 elsewhere (PyTorch's rule)."""
+    if min is None and max is None:
+        raise ConfigError("clamp: give min, max or both")
+    for bound in (min, max):
+        if bound is not None and not _is_number(bound):
+            raise ConfigError(f"clamp: min and max must be numbers; got {bound!r}")
+    A = a.data
+    low = None if min is None else A.dtype.type(min) if A.dtype.kind == "f" else min
+    high = None if max is None else A.dtype.type(max) if A.dtype.kind == "f" else max
+    out = np.clip(A, low, high)
+    if low is not None and high is not None and low > high:
+        out = np.full_like(A, high)  # every value is max, as PyTorch's (NumPy's says so too)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        inside = np.ones(A.shape, dtype=bool)
+        if low is not None:
+            inside &= A >= low
+        if high is not None:
+            inside &= A <= high
+        return (np.where(inside, g, 0).astype(g.dtype, copy=False),)
+
+    return Tensor.from_op(np.asarray(out), "clamp", (a,), backward)
+
+
+class ValuesIndices(NamedTuple):
+    """``t.max(dim)``'s result, as PyTorch's: the values (a tensor) and their indices."""
+
+    values: Tensor
+    indices: np.ndarray
+
+
+def extreme(a: Tensor, dim: object = None, keepdim: bool = False, largest: bool = True):
+    """``t.max()`` / ``t.min()``: over everything, a 0-d tensor whose gradient the
+    elements tying for it share evenly (PyTorch's rule); along ``dim``, (values, indices),
+    each value's gradient going to the element its index names."""
+    name = "max" if largest else "min"
+    A = a.data
+    if A.size == 0:
+        raise ShapeError(f"{name}: the tensor holds no values (shape {A.shape})")
+    if dim is None:
+        best = A.max() if largest else A.min()
+
+        def backward_all(g: np.ndarray) -> tuple[np.ndarray]:
+            hit = A == best
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return (np.where(hit, g / hit.sum(), 0).astype(A.dtype, copy=False),)
+
+        return Tensor.from_op(np.asarray(best), name, (a,), backward_all)
+    axis = _axis(dim, A.ndim, name)
+    chosen = A.argmax(axis=axis, keepdims=True) if largest else A.argmin(axis=axis, keepdims=True)
+    values = np.take_along_axis(A, chosen, axis)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        grad = np.zeros(A.shape, dtype=g.dtype)
+        np.put_along_axis(grad, chosen, g if keepdim else np.expand_dims(g, axis), axis)
+        return (grad,)
+
+    if not keepdim:
+        values, indices = np.squeeze(values, axis), np.squeeze(chosen, axis)
+    else:
+        indices = chosen
+    return ValuesIndices(Tensor.from_op(values, name, (a,), backward), indices.astype(np.int64))
+
+
+def _extreme_method(largest: bool) -> Callable:
+    """t.max(dim, keepdim) as PyTorch's; t.max(axis=…, keepdims=…) (and np.max(t)) as
+    NumPy's, the values alone."""
+
+    def method(self, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None, **unused):
+        if out is not None or unused:
+            raise TypeError("Tensor.max/min: out= and other NumPy options are not taken")
+        if axis is not None or keepdims is not None:
+            if dim is not None:
+                raise TypeError("Tensor.max/min: give the axis once (axis= or dim=)")
+            found = extreme(self, axis, bool(keepdims), largest)
+            return found if axis is None else found.values
+        return extreme(self, dim, keepdim, largest)
+
+    return method
+
+
+def _arg_method(largest: bool) -> Callable:
+    def method(self, dim=None, keepdim=False, *, axis=None, out=None):
+        """The index of the largest (smallest) value, as an int64 array (no gradient)."""
+        dim = axis if dim is None else dim
+        A = self.data
+        axis = None if dim is None else _axis(dim, A.ndim, "argmax")
+        find = A.argmax if largest else A.argmin
+        found = find(axis=axis, keepdims=keepdim)
+        return np.asarray(found, dtype=np.int64)
+
+    return method
+
+
+def variance(a: Tensor, dim: object = None, keepdim: bool = False, correction: float = 1):
+    """Σ (A − mean)² / (n − correction) over ``dim`` (PyTorch's default correction 1, the
+    unbiased estimate; NumPy's ``var`` has 0): from sum, mean and products, whose rules
+    give its gradient, 2(A − mean)/(n − correction)."""
+    axes = dim if dim is None or isinstance(dim, (tuple, list)) else (dim,)
+    axes = None if axes is None else tuple(_axis(d, a.ndim, "var") for d in axes)
+    centred = sub(a, mean(a, axes, True))
+    count = a.data.size if axes is None else math.prod(a.shape[i] for i in axes)
+    with np.errstate(divide="ignore"):
+        scale = 1.0 / (count - correction) if count - correction else math.inf
+    return mul(sum(mul(centred, centred), axes, keepdim), scale)
+
+
+def _variance_method(root: bool) -> Callable:
+    def method(self, dim=None, *args, correction=None, unbiased=None, keepdim=False):
+        if args:  # torch's older var(dim, unbiased, keepdim)
+            unbiased, *rest = args
+            keepdim = rest[0] if rest else keepdim
+        if correction is None:
+            correction = 1 if unbiased is None or unbiased else 0
+        value = variance(self, dim, keepdim, correction)
+        return power(value, 0.5) if root else value
+
+    return method
+
+
+def softmax_along(a: Tensor, dim: object) -> Tensor:
+    """Softmax over ``dim`` (``t.softmax(dim)``): the kernel runs over the last axis."""
+    axis = _axis(dim, a.ndim, "softmax")
+    if axis == max(a.ndim, 1) - 1:
+        return softmax(a)
+    return swap_axes(softmax(swap_axes(a, axis, -1)), axis, -1)
+
+
+def log_softmax_along(a: Tensor, dim: object) -> Tensor:
+    """Z − log Σ e^Z over ``dim``, shifted by the maximum (a constant: the result does not
+    depend on it) so that e^Z never overflows; its rules give ∂/∂Z = I − softmax."""
+    axis = _axis(dim, a.ndim, "log_softmax")
+    with np.errstate(invalid="ignore"):
+        shift = np.max(a.data, axis=axis, keepdims=True) if a.data.size else 0
+    shift = np.where(np.isfinite(shift), shift, 0)
+    z = sub(a, shift)
+    return sub(z, log(sum(exp(z), axis, True)))
+
+
+def _shape_of_flatten(shape: tuple[int, ...], start: object, end: object) -> tuple[int, ...]:
+    if not shape:
+        return (1,)
+    first, last = _axis(start, len(shape), "flatten"), _axis(end, len(shape), "flatten")
+    if first > last:
+        raise ShapeError(f"flatten: start_dim {start} comes after end_dim {end}")
+    return (*shape[:first], math.prod(shape[first : last + 1]), *shape[last + 1 :])
+
+
+def _unsqueezed(shape: tuple[int, ...], dim: object) -> tuple[int, ...]:
+    axis = _axis(dim, len(shape), "unsqueeze", extra=1) if shape else _axis(dim, 0, "unsqueeze")
+    return (*shape[:axis], 1, *shape[axis:])
+
+
+def _squeezed(shape: tuple[int, ...], dim: object) -> tuple[int, ...]:
+    if dim is None:
+        return tuple(n for n in shape if n != 1)
+    if not shape:
+        return shape
+    axis = _axis(dim, len(shape), "squeeze")
+    return shape if shape[axis] != 1 else (*shape[:axis], *shape[axis + 1 :])
+
+
+def _matrix_transpose(self: Tensor) -> Tensor:
+    if self.ndim > 2:
+        raise ShapeError(f"t(): a tensor of at most 2 dimensions; got {self.ndim} (use transpose)")
+    return transpose(self)
+
+
+Tensor.relu = lambda self: relu(self)
+Tensor.sigmoid = lambda self: sigmoid(self)
+Tensor.tanh = lambda self: tanh(self)
+Tensor.softmax = lambda self, dim: softmax_along(self, dim)
+Tensor.log_softmax = lambda self, dim: log_softmax_along(self, dim)
+Tensor.clamp = Tensor.clip = lambda self, min=None, max=None: clamp(self, min, max)
+Tensor.pow = lambda self, exponent: power(self, exponent)
+Tensor.square = lambda self: mul(self, self)
+Tensor.neg = negative
+Tensor.matmul = Tensor.mm = lambda self, other: matmul(self, other)
+Tensor.t = _matrix_transpose
+Tensor.transpose = lambda self, dim0, dim1: swap_axes(self, dim0, dim1)
+Tensor.view = reshape
+Tensor.flatten = lambda self, start_dim=0, end_dim=-1: reshape(
+    self, _shape_of_flatten(self.shape, start_dim, end_dim)
+)
+Tensor.unsqueeze = lambda self, dim: reshape(self, _unsqueezed(self.shape, dim))
+Tensor.squeeze = lambda self, dim=None, *, axis=None: reshape(
+    self, _squeezed(self.shape, axis if dim is None else dim)
+)  # (axis=: what np.squeeze(t, axis) calls)
+Tensor.max, Tensor.min = _extreme_method(True), _extreme_method(False)
+Tensor.argmax, Tensor.argmin = _arg_method(True), _arg_method(False)
+Tensor.var, Tensor.std = _variance_method(False), _variance_method(True)
 
 # NumPy on the left (array * tensor, np.float64(2) * tensor, np.exp(tensor)) lands in
 # Tensor.__array_ufunc__, which runs these so the graph goes on.
