@@ -1816,3 +1816,59 @@ def test_torchs_tensor_methods_refuse_in_one_line(call, pattern):
     t = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
     with pytest.raises((wxb.errors.WxbError, TypeError), match=pattern):
         call(t)
+
+
+def test_torchs_tensor_basics_answer_as_torchs(rng):
+    """size(), dim(), numel(), tolist(), float()/double()/to(), clone(), expand, repeat,
+    zero_()/fill_(): what a PyTorch user types without thinking (each was an
+    AttributeError); values, shapes and gradients as torch's."""
+    shape = dims(rng, 2)
+    x, tx = pair(rng.normal(size=shape))
+    assert x.size() == tuple(tx.size()) and x.size(-1) == tx.size(-1) == shape[1]
+    assert (x.dim(), x.numel(), x.tolist()) == (tx.dim(), tx.numel(), tx.tolist())
+    for ours, theirs in (
+        (x.float(), tx.float()),
+        (x.to("cpu", "float32"), tx.to("cpu", torch.float32)),
+    ):
+        assert ours.dtype == np.float32 and theirs.dtype == torch.float32
+        close(ours.data, theirs.detach().numpy(), rtol=1e-7)
+    assert x.to("cpu") is x and x.double() is x and x.to(torch.float64) is x
+    copy = x.clone()
+    assert copy.data is not x.data and np.shares_memory(copy.data, x.data) is False
+    reps = (int(rng.integers(1, 3)), *(int(r) for r in rng.integers(1, 4, size=2)))
+    out = (
+        x.clone() * 2 + x.expand(3, -1, -1).sum(0) + x.repeat(*reps).sum(0)[: shape[0], : shape[1]]
+    )
+    t_out = (
+        tx.clone() * 2
+        + tx.expand(3, -1, -1).sum(0)
+        + tx.repeat(*reps).sum(0)[: shape[0], : shape[1]]
+    )
+    close(out.data, t_out)
+    g = rng.normal(size=shape)
+    (out * g).sum().backward()
+    (t_out * torch.tensor(g)).sum().backward()
+    close(x.grad, tx.grad)
+    with wxb.no_grad():
+        x.fill_(1.5)
+        np.testing.assert_array_equal(x.data, np.full(shape, 1.5))
+        x.zero_()
+        np.testing.assert_array_equal(x.data, np.zeros(shape))
+    with pytest.raises(wxb.errors.TrainingError, match=r"zero_\(\) on a tensor that requires grad"):
+        x.zero_()  # as PyTorch refuses it on a leaf that requires grad
+
+
+def test_to_a_device_other_than_the_cpu_is_one_line():
+    x = Tensor(np.ones((2, 2)))
+    model = Dense(2, 2)
+    assert (
+        model.to("cpu") is model
+        and model.to(device="cpu", dtype="float64").weight.dtype == np.float64
+    )
+    for call in (
+        lambda: x.to("cuda"),
+        lambda: model.to("cuda:0"),
+        lambda: model.to(torch.device("mps")),
+    ):
+        with pytest.raises(wxb.errors.ConfigError, match=r"wxb computes on the CPU only"):
+            call()

@@ -20,6 +20,8 @@ def resolve_dtype(dtype: object) -> np.dtype:
     """Turn 'float32', np.float64, etc. into a NumPy dtype wxb supports."""
     if dtype is None:
         return DEFAULT_DTYPE
+    if type(dtype).__module__ == "torch":  # torch.float64, as a PyTorch user passes it
+        dtype = str(dtype).removeprefix("torch.")
     if isinstance(dtype, str) and dtype.strip().lower() == "float":
         raise ConfigError(
             "dtype 'float' is float32 in PyTorch and float64 in NumPy: write 'float32' or 'float64'"
@@ -31,3 +33,44 @@ def resolve_dtype(dtype: object) -> np.dtype:
     if resolved is None or resolved.name not in DTYPES:
         raise ConfigError(f"dtype must be one of {sorted(DTYPES)}; got {dtype!r}")
     return DTYPES[resolved.name]  # '>f8' too: computed in the machine's byte order
+
+
+# PyTorch's device names: .to("cpu") is what a PyTorch user writes; wxb computes on the CPU
+DEVICE_KINDS = ("cpu", "cuda", "mps", "xpu", "xla", "meta")
+
+
+def is_device(value: object) -> bool:
+    """Whether ``.to(value)`` names a device ('cpu', 'cuda:0', a torch.device), not a dtype."""
+    if type(value).__name__ == "device":  # a torch.device, without importing torch
+        return True
+    return isinstance(value, str) and value.split(":")[0].strip().lower() in DEVICE_KINDS
+
+
+def check_device(device: object, where: str) -> None:
+    """The CPU (or None): anything else is refused in one line."""
+    if device is None:
+        return
+    kind = str(getattr(device, "type", device)).split(":")[0].strip().lower()
+    if kind != "cpu":
+        raise ConfigError(
+            f"{where}: device {str(device)!r} is not available: wxb computes on the CPU only "
+            "(a GPU backend is planned); use 'cpu' or leave the device out"
+        )
+
+
+def to_arguments(args: tuple, dtype: object, device: object, where: str) -> object:
+    """The dtype of PyTorch's ``.to(...)`` forms (``to(dtype)``, ``to(device)``,
+    ``to(device, dtype)``, ``dtype=``/``device=``), its device checked; None: no cast."""
+    if len(args) > 2:
+        raise ConfigError(f"{where} takes a device and a dtype; got {len(args)} arguments")
+    for arg in args:
+        if is_device(arg):
+            if device is not None:
+                raise ConfigError(f"{where}: the device is given twice")
+            device = arg
+        else:
+            if dtype is not None:
+                raise ConfigError(f"{where}: the dtype is given twice")
+            dtype = getattr(arg, "dtype", arg) if type(arg).__name__ == "Tensor" else arg
+    check_device(device, where)
+    return dtype

@@ -21,6 +21,7 @@ from typing import NamedTuple, Protocol
 import numpy as np
 
 from wxb import kernels
+from wxb.backend import resolve_dtype, to_arguments
 from wxb.errors import ConfigError, DataError, ShapeError, TrainingError
 from wxb.random import as_generator, row_masks
 from wxb.tensor import ARRAY_FUNCTION_OPS, UFUNC_OPS, Tensor, float_array, is_grad_enabled
@@ -1432,6 +1433,97 @@ def _matrix_transpose(self: Tensor) -> Tensor:
     return transpose(self)
 
 
+def clone(a: Tensor) -> Tensor:
+    """A copy of the values in the graph (``t.clone()``): ∂L/∂A is ∂L/∂out."""
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (g,)
+
+    return Tensor.from_op(a.data.copy(), "clone", (a,), backward, reads_inputs=False)
+
+
+def _sizes(sizes: tuple) -> tuple[int, ...]:
+    """``f(2, 3)`` or ``f((2, 3))``, as PyTorch's shape arguments."""
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = tuple(sizes[0])
+    if not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in sizes):
+        raise ConfigError(f"sizes must be integers; got {sizes!r}")
+    return tuple(int(n) for n in sizes)
+
+
+def expand(a: Tensor, *sizes: object) -> Tensor:
+    """``t.expand(4, -1)``: a read-only broadcast view (−1 keeps a size); ∂L/∂A sums
+    ∂L/∂out back over the axes that were broadcast, as a bias's gradient does."""
+    sizes = _sizes(sizes)
+    lead = len(sizes) - a.ndim
+    if lead < 0:
+        raise ShapeError(f"expand: {_dims(a.shape)} cannot take {len(sizes)} sizes")
+    shape = tuple(a.shape[i - lead] if n == -1 and i >= lead else n for i, n in enumerate(sizes))
+    try:
+        data = np.broadcast_to(a.data, shape)
+    except ValueError:
+        raise ShapeError(f"expand: {_dims(a.shape)} cannot expand to {sizes}") from None
+    original = a.shape
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (_unbroadcast(g, original),)
+
+    return _view_of(a, Tensor.from_op(data, "expand", (a,), backward, reads_inputs=False))
+
+
+def repeat(a: Tensor, *sizes: object) -> Tensor:
+    """``t.repeat(2, 1)``: the values tiled (a copy); ∂L/∂A adds up ∂L/∂out's tiles."""
+    sizes = _sizes(sizes)
+    if len(sizes) < a.ndim or any(n < 0 for n in sizes):
+        raise ShapeError(
+            f"repeat: give a count ≥ 0 for each of the {a.ndim} dimensions; got {sizes}"
+        )
+    base = (1,) * (len(sizes) - a.ndim) + a.shape
+    data = np.tile(a.data.reshape(base), sizes)
+    original = a.shape
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        tiles = [n for pair in zip(sizes, base, strict=True) for n in pair]
+        total = sum_along(g.reshape(tiles), tuple(range(0, len(tiles), 2)))
+        return (np.asarray(total).reshape(original),)
+
+    return Tensor.from_op(data, "repeat", (a,), backward, reads_inputs=False)
+
+
+def _size(self: Tensor, dim: object = None) -> tuple[int, ...] | int:
+    """``t.size()`` as PyTorch's (a tuple, as torch.Size is one), or one dimension's."""
+    return tuple(self.shape) if dim is None else self.shape[_axis(dim, self.ndim, "size")]
+
+
+def _to(self: Tensor, *args: object, dtype: object = None, device: object = None) -> Tensor:
+    """``t.to(torch's arguments)``: another float dtype recorded as a cast (its gradient
+    comes back in this tensor's dtype); the CPU, where wxb computes, moves nothing."""
+    dtype = to_arguments(args, dtype, device, "Tensor.to")
+    return self if dtype is None else astype(self, resolve_dtype(dtype))
+
+
+def _filler(name: str) -> Callable:
+    def fill(self: Tensor, value: object = 0) -> Tensor:
+        """Every value set in place (``zero_()``, ``fill_(v)``), as ``t[...] = v``."""
+        self.data[...] = _writable(self, value, f"{name}()", "fill a copy")
+        self._version += 1
+        return self
+
+    return fill
+
+
+Tensor.size = _size
+Tensor.dim = lambda self: self.ndim
+Tensor.numel = lambda self: int(self.data.size)
+Tensor.tolist = lambda self: self.data.tolist()
+Tensor.to = _to
+Tensor.float = lambda self: astype(self, np.float32)
+Tensor.double = lambda self: astype(self, np.float64)
+Tensor.clone = clone
+Tensor.zero_ = lambda self: _filler("zero_")(self, 0)
+Tensor.fill_ = _filler("fill_")
+Tensor.expand = expand
+Tensor.repeat = repeat
 Tensor.relu = lambda self: relu(self)
 Tensor.sigmoid = lambda self: sigmoid(self)
 Tensor.tanh = lambda self: tanh(self)

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-from wxb.backend import resolve_dtype, xp
+from wxb.backend import resolve_dtype, to_arguments, xp
 from wxb.columns import rows_for_model
 from wxb.errors import ConfigError, DataError, NotFoundError, ShapeError
 from wxb.tables import is_tabular
@@ -604,10 +604,13 @@ class Module:
     def eval(self) -> Module:
         return self.train(False)
 
-    def to(self, dtype: object) -> Module:
+    def to(self, *args: object, dtype: object = None, device: object = None) -> Module:
         """Cast every parameter and float buffer to ``dtype`` (float32 or float64), in place;
         integer and boolean buffers (indices, counts) keep their dtype, as in PyTorch.
-        ``None`` changes nothing, as PyTorch's ``.to(dtype=None)``."""
+        ``None`` changes nothing, as PyTorch's ``.to(dtype=None)``. PyTorch's forms are
+        taken: ``to("cpu")`` (wxb computes on the CPU: nothing to move; another device
+        is refused in one line), ``to("cpu", "float64")``, ``to(device=, dtype=)``."""
+        dtype = to_arguments(args, dtype, device, f"{type(self).__name__}.to")
         if dtype is None:  # (resolve_dtype would read it as the default, float32)
             return self
         target = resolve_dtype(dtype)
