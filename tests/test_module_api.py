@@ -824,3 +824,26 @@ def test_why_not_planned_answers_for_a_model_of_ones_own(rng):
     X, y = rng.standard_normal((8, width)), rng.standard_normal(8)
     history = wxb.fit(model, X, y, loss="mse", epochs=1, verbose=False)
     assert history.engine == "graph" and history.engine_reason == reason
+
+
+def test_linear_is_pytorchs_name_for_dense(rng, tmp_path):
+    """nn.Linear(in, out) is what a PyTorch user types first: the same layer as Dense."""
+    from wxb.nn import Linear
+
+    width_in, width_out = (int(w) for w in rng.integers(1, 6, size=2))
+    model = Sequential(Linear(width_in, width_out), wxb.nn.ReLU(), Linear(width_out, 1, bias=False))
+    assert Linear is Dense and isinstance(model[0], Dense)
+    twin = tnn.Sequential(
+        tnn.Linear(width_in, width_out), tnn.ReLU(), tnn.Linear(width_out, 1, bias=False)
+    )
+    twin.double()
+    with torch.no_grad():
+        for ours, theirs in zip(model.parameters(), twin.parameters(), strict=True):
+            assert ours.shape == tuple(theirs.shape)
+            theirs.copy_(torch.tensor(ours.data))
+    X = rng.normal(size=(5, width_in))
+    np.testing.assert_allclose(
+        model.double()(X).data, twin(torch.tensor(X)).detach().numpy(), rtol=1e-12
+    )
+    path = wxb.save(model, tmp_path / "linear.safetensors")
+    np.testing.assert_array_equal(wxb.load(path)(X).data, model(X).data)

@@ -115,6 +115,10 @@ class Dense(Module):
         return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
 
 
+# PyTorch's name for the same layer (nn.Linear(in, out, bias=True): W is out × in, as here)
+Linear = Dense
+
+
 class Activation(Module):
     """A = f(Z), element-wise (Softmax: row-wise). The kernel holds f and f′."""
 
