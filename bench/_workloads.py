@@ -126,10 +126,14 @@ def wxb_hand_loop(config: Config, optimizer: str, X: np.ndarray, y: np.ndarray) 
     model = wxb_model(config.dims)
     loss_fn = nn.CrossEntropyLoss()
     opt = wxb_optimizer(optimizer, model.parameters())
+    # wrapped once, as the PyTorch loop wraps its batch once (torch.from_numpy): an array
+    # handed to model() with grad recording on is copied, so that refilling it before
+    # backward() cannot change the gradients
+    X_w = wxb.Tensor(X)
 
     def step() -> float:
         opt.zero_grad()
-        loss = loss_fn(model(X), y)
+        loss = loss_fn(model(X_w), y)
         loss.backward()
         opt.step()
         return float(loss.data)
