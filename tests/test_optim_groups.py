@@ -1283,3 +1283,42 @@ def test_two_schedules_stepped_on_one_optimiser_compound_as_torchs(seeded):
                 f"{kinds} epoch {epoch} group {i}"
             )
     assert_same(seeded, ours, theirs, f"{kinds}")
+
+
+@pytest.mark.parametrize("name", list(OURS))
+def test_step_takes_a_closure_and_returns_its_loss_as_torch(seeded, name):
+    # step(closure) (PyTorch's generic loop, L-BFGS-ready) raised TypeError: step() took
+    # no argument; torch calls the closure with gradients on, then updates, then returns
+    rng = seeded.rng
+    n, c = int(rng.integers(2, 6)), int(rng.integers(2, 5))
+    model = Sequential(Dense(n, c, dtype="float64"))
+    theirs = torch.nn.Linear(n, c).double()
+    with torch.no_grad():
+        theirs.weight.copy_(torch.from_numpy(model[0].weight.data))
+        theirs.bias.copy_(torch.from_numpy(model[0].bias.data))
+    spec = settings(rng, name)
+    opt, ref = OURS[name](model.parameters(), **spec), THEIRS[name](theirs.parameters(), **spec)
+    for _ in range(3):
+        X, y = rng.normal(size=(7, n)), rng.integers(0, c, size=7)
+
+        def closure(X=X, y=y):
+            opt.zero_grad()
+            loss = CrossEntropyLoss()(model(X), y)
+            loss.backward()
+            return loss
+
+        def torch_closure(X=X, y=y):
+            ref.zero_grad()
+            loss = torch.nn.functional.cross_entropy(
+                theirs(torch.from_numpy(X)), torch.from_numpy(y)
+            )
+            loss.backward()
+            return loss
+
+        with wxb.no_grad(), torch.no_grad():  # the closure runs with gradients on even so
+            loss, expected = opt.step(closure), ref.step(torch_closure)
+        assert float(loss.data) == pytest.approx(expected.item(), rel=1e-12), seeded.msg("loss")
+    assert_same(seeded, model.parameters(), list(theirs.parameters()), "after closure steps")
+    set_grads(rng, model.parameters(), list(theirs.parameters()))
+    assert opt.step() is None and ref.step() is None
+    assert_same(seeded, model.parameters(), list(theirs.parameters()), "after a plain step")

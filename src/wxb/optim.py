@@ -35,7 +35,7 @@ import numpy as np
 from wxb import kernels
 from wxb.errors import ConfigError
 from wxb.nn.module import Module, Parameter, forget_gradients
-from wxb.tensor import Tensor
+from wxb.tensor import Tensor, enable_grad
 
 try:  # NumPy 2; NumPy 1 had it at the top level
     from numpy.lib.array_utils import byte_bounds
@@ -709,12 +709,22 @@ class Optimizer:
             steps[i] += 1
         return [steps[i] for i in live]
 
-    def step(self) -> None:
+    def step(self, closure: Callable[[], object] | None = None) -> object:
         """Update every parameter that has a gradient, group by group.
 
         A group whose parameters all have gradients and the same step count is updated
         in one walk over its stretch of the flat buffers; otherwise parameter by parameter.
+        ``closure`` (PyTorch's): called first, with gradients on (it zeroes, computes the
+        loss and runs backward), and its loss returned; without one, None.
         """
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        self._update_params()
+        return loss
+
+    def _update_params(self) -> None:
         groups = self._groups()
         self.steps += 1
         self._follow_params()
