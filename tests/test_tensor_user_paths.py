@@ -1230,6 +1230,39 @@ def test_requires_grad_underscore_freezes_as_in_pytorch(rng):
         h.requires_grad_(False)
 
 
+@pytest.mark.parametrize("spelling", ["keyword", "positional"])
+def test_a_parameter_made_frozen_stays_out_of_training_as_in_pytorch(rng, spelling):
+    # Parameter(values, requires_grad=False) (a fixed table, a frozen scale) raised a bare
+    # TypeError: the constructor took no requires_grad
+    n, m = dims(rng, 2)
+    W, scale = rng.normal(size=(m, n)), rng.uniform(0.5, 2, size=m)
+    if spelling == "keyword":
+        w, s = Parameter(W, dtype="float64"), Parameter(scale, requires_grad=False)
+        tw, ts = (
+            torch.nn.Parameter(torch.tensor(W)),
+            torch.nn.Parameter(torch.tensor(scale), requires_grad=False),
+        )
+    else:
+        w, s = Parameter(W, True, dtype="float64"), Parameter(scale, False)
+        tw, ts = (
+            torch.nn.Parameter(torch.tensor(W), True),
+            torch.nn.Parameter(torch.tensor(scale), False),
+        )
+    assert w.requires_grad and not s.requires_grad and s.dtype == np.float64
+    opt, ref = SGD([w, s], lr=0.1, momentum=0.9), torch.optim.SGD([tw, ts], lr=0.1, momentum=0.9)
+    for _ in range(2):
+        X = rng.normal(size=(4, n))
+        opt.zero_grad()
+        ref.zero_grad()
+        ((Tensor(X) @ w.T) * s).sum().backward()
+        ((torch.tensor(X) @ tw.T) * ts).sum().backward()
+        assert s.grad is None and ts.grad is None
+        opt.step()
+        ref.step()
+    close(w.data, tw)
+    np.testing.assert_array_equal(s.data, scale)
+
+
 UNFROZEN_AFTER = {
     "add": lambda a, b: a + b,
     "sub": lambda a, b: b - a,

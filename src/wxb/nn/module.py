@@ -82,8 +82,16 @@ class Parameter(Tensor):
 
     __slots__ = ("grad_buffer", "grad_home", "grad_index")
 
-    def __init__(self, data: object, *, dtype: object = None, name: str | None = None) -> None:
-        super().__init__(data, requires_grad=True, dtype=dtype, name=name)
+    def __init__(
+        self,
+        data: object,
+        requires_grad: bool = True,
+        *,
+        dtype: object = None,
+        name: str | None = None,
+    ) -> None:
+        # requires_grad=False: a frozen one, as PyTorch's Parameter(t, requires_grad=False)
+        super().__init__(data, requires_grad=bool(requires_grad), dtype=dtype, name=name)
         # its own memory (updates must not reach the caller's array), after the last one's
         self.data = parameter_memory.copy(self.data)
         self._versions = [0]  # and its own version counter (not the source tensor's)
