@@ -725,6 +725,36 @@ def test_a_hand_written_update_under_no_grad_changes_the_model_as_in_pytorch(rng
     close(layer(X).data, twin(torch.tensor(X)))
 
 
+def test_a_hand_written_update_of_a_scalar_parameter_reassigned_by_arithmetic(rng):
+    # gain.data = gain.data * 2 on a 0-d parameter stores the NumPy scalar NumPy's
+    # arithmetic gives; `gain -= lr * gain.grad` under no_grad then said the array was
+    # read-only, and `gain[...] = x` too, where PyTorch updates it
+    value, lr = float(rng.uniform(0.5, 2)), float(rng.uniform(0.01, 0.5))
+    gain, tgain = (
+        Parameter(np.array(value), dtype="float64"),
+        torch.nn.Parameter(torch.tensor(value, dtype=torch.float64)),
+    )
+    x = rng.normal(size=int(rng.integers(2, 6)))
+    gain.data = gain.data * 2
+    with torch.no_grad():
+        tgain.data = tgain.data * 2
+    for _ in range(2):
+        gain.grad, tgain.grad = None, None
+        (Tensor(x) * gain).sum().backward()
+        (torch.tensor(x) * tgain).sum().backward()
+        with no_grad():
+            gain -= lr * gain.grad
+            gain *= 0.5
+        with torch.no_grad():
+            tgain -= lr * tgain.grad
+            tgain *= 0.5
+        close(gain.data, tgain)
+    with no_grad():
+        gain.data = gain.data + 1
+        gain[...] = value
+    assert float(gain.data) == value and gain.data.shape == ()
+
+
 @pytest.mark.parametrize("symbol", list(IN_PLACE))
 def test_in_place_operators_change_the_tensor_and_every_name_for_it(rng, symbol):
     shape = dims(rng, 2)

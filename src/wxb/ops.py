@@ -1188,6 +1188,8 @@ def _writable(t: Tensor, other: object, action: str, instead: str) -> object:
             "parameter, and wxb records no in-place operation. Update parameters inside "
             f"`with wxb.no_grad():`, or {instead}"
         )
+    if isinstance(t.data, np.generic):  # ``p.data = p.data * 2`` on a 0-d tensor stores
+        t.data = np.array(t.data)  # NumPy's scalar, which nothing views: an array in its place
     if not t.data.flags.writeable:
         raise DataError(f"{action}: the tensor's array is read-only")
     if isinstance(other, Tensor):
