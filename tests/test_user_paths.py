@@ -1343,3 +1343,41 @@ def test_a_module_with_slots_of_its_own_keeps_them_through_pickle_and_deepcopy(r
     for twin in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
         assert twin.scale == model.scale
         np.testing.assert_array_equal(twin.predict(X), model.predict(X))
+
+
+def test_reset_parameters_draws_a_dense_again_in_place_as_pytorchs(rng):
+    """PyTorch's re-initialisation idiom (a fresh start for each cross-validation fold),
+    ``if hasattr(layer, "reset_parameters"): layer.reset_parameters()``, found none on
+    Dense and silently kept the trained weights: the next fold started where the last
+    one ended."""
+    n, h, c = (int(d) for d in rng.integers(2, 6, size=3))
+    seed = int(rng.integers(1 << 30))
+
+    def build():
+        return Sequential(Dense(n, h, dtype="float64"), Tanh(), Dense(h, c, dtype="float64"))
+
+    model = build()
+    opt = Adam(model.parameters(), lr=0.05)
+    X, y = rng.normal(size=(8, n)), rng.integers(0, c, size=8)
+    for _ in range(2):
+        opt.zero_grad()
+        CrossEntropyLoss()(model(X), y).backward()
+        opt.step()
+    params, views = model.parameters(), [p.data for p in model.parameters()]
+    pending = CrossEntropyLoss()(model(X), y)
+    wxb.manual_seed(seed)
+    for layer in model.children():
+        if hasattr(layer, "reset_parameters"):
+            layer.reset_parameters()
+    wxb.manual_seed(seed)
+    fresh = build()  # the same draws from the same generator
+    for p, view, q in zip(params, views, fresh.parameters(), strict=True):
+        np.testing.assert_array_equal(p.data, q.data)
+        assert np.shares_memory(view, p.data)  # in place: views and the optimiser follow
+    assert model.parameters() == params
+    with pytest.raises(wxb.TrainingError, match="modified in place"):
+        pending.backward()  # recorded before the reset, as PyTorch refuses it
+    opt.zero_grad()
+    CrossEntropyLoss()(model(X), y).backward()
+    opt.step()
+    assert not np.array_equal(params[0].data, fresh[0].weight.data)

@@ -13,7 +13,7 @@ from wxb.backend import DTYPES, resolve_dtype
 from wxb.errors import ConfigError, DataError
 from wxb.nn.module import Module, Parameter
 from wxb.random import as_generator, key_of
-from wxb.tensor import Tensor
+from wxb.tensor import Tensor, no_grad
 from wxb.validation import as_features, numbers_from_pandas
 
 INITS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal")
@@ -96,6 +96,16 @@ class Dense(Module):
             raise dtype_mismatch(self.label, x.dtype, self.weight.dtype)
         z = ops.linear_map(x, self.weight, where=self.label)
         return ops.add_bias(z, self.bias) if self.bias is not None else z
+
+    def reset_parameters(self) -> None:
+        """W drawn again (its ``init``, from wxb's default generator, which
+        ``wxb.manual_seed`` sets) and b zeroed, in place, as PyTorch's: the same
+        Parameters, so an optimiser holding them and views of them follow."""
+        w = self.weight
+        with no_grad():  # (in place: graphs recorded before refuse backward, as PyTorch's)
+            w[...] = init_weight(w.shape, self.init, as_generator(None), w.dtype)
+            if self.bias is not None:
+                self.bias[...] = 0
 
     def config(self) -> dict[str, Any]:
         if type(self) is not Dense:  # the file would rebuild a plain Dense without its code
