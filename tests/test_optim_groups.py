@@ -1322,3 +1322,37 @@ def test_step_takes_a_closure_and_returns_its_loss_as_torch(seeded, name):
     set_grads(rng, model.parameters(), list(theirs.parameters()))
     assert opt.step() is None and ref.step() is None
     assert_same(seeded, model.parameters(), list(theirs.parameters()), "after a plain step")
+
+
+@pytest.mark.parametrize("name", list(OURS))
+def test_optimiser_state_reset_by_assignment_starts_again_as_torch(seeded, name):
+    # opt.state = defaultdict(dict), PyTorch's reset of the moments and step counts (a new
+    # task, a restart), set an attribute nothing read: Adam went on with its old moments
+    # and bias correction, SGD with its old velocity
+    from collections import defaultdict
+
+    rng = seeded.rng
+    ours, theirs = twins(random_arrays(rng, int(rng.integers(2, 6))))
+    spec = settings(rng, name)
+    opt, ref = OURS[name](ours, **spec), THEIRS[name](theirs, **spec)
+    for _ in range(3):
+        set_grads(rng, ours, theirs, missing=0.3)
+        opt.step()
+        ref.step()
+    state = opt.state  # read as PyTorch's: an entry for each parameter stepped so far
+    if name != "sgd":  # (torch's SGD keeps no step count, and no entry without momentum)
+        stepped = [id(p) for p, q in zip(ours, theirs, strict=True) if q in ref.state]
+        assert [id(p) for p in state] == stepped
+        for p, q in zip(ours, theirs, strict=True):
+            if q in ref.state:
+                assert state[p]["step"] == int(ref.state[q]["step"])
+                np.testing.assert_allclose(state[p]["moment1"], ref.state[q]["exp_avg"])
+    opt.state, ref.state = defaultdict(dict), defaultdict(dict)
+    assert not opt.state
+    for _ in range(3):
+        set_grads(rng, ours, theirs, missing=0.3)
+        opt.step()
+        ref.step()
+    assert_same(seeded, ours, theirs, "after the reset")
+    with pytest.raises(ConfigError, match="load_state_dict"):
+        opt.state = {ours[0]: {"step": 1}}

@@ -26,7 +26,7 @@ import operator
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar, NamedTuple
 
@@ -590,6 +590,34 @@ class Optimizer:
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the gradients (PyTorch's default), or with ``set_to_none=False`` zero them."""
         forget_gradients(self.params, set_to_none)
+
+    @property
+    def state(self) -> dict[Parameter, dict]:
+        """PyTorch's ``optimizer.state``: for each parameter stepped so far, its step
+        count(s) and state arrays (under ``state_dict()``'s names; the arrays themselves)."""
+        state = {}
+        for i, p in enumerate(self.params):
+            if self.param_steps[i]:
+                entry: dict = {COUNTER_KEYS[c]: getattr(self, c)[i] for c in self.counters}
+                entry.update({s: getattr(self, s)[i] for s in self.state_names})
+                state[p] = entry
+        return state
+
+    @state.setter
+    def state(self, value: object) -> None:
+        """``optimizer.state = defaultdict(dict)``, PyTorch's reset: every count and
+        moment starts again from zero (an attribute of its own would change nothing)."""
+        if not isinstance(value, Mapping) or len(value):
+            raise ConfigError(
+                f"{type(self).__name__}.state = …: only an empty mapping may be assigned "
+                "(PyTorch's reset, defaultdict(dict)); a saved state goes in with "
+                "load_state_dict"
+            )
+        for counter in self.counters:
+            setattr(self, counter, [0] * len(self.params))
+        for s in self.state_names:
+            for array in getattr(self, s):
+                array[...] = 0
 
     # -- state: save and restore ------------------------------------------------------------
     def state_dict(self) -> dict:
