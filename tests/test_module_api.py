@@ -847,3 +847,15 @@ def test_linear_is_pytorchs_name_for_dense(rng, tmp_path):
     )
     path = wxb.save(model, tmp_path / "linear.safetensors")
     np.testing.assert_array_equal(wxb.load(path)(X).data, model(X).data)
+
+
+@pytest.mark.parametrize("mode", ["False", 0, None, 1.0])
+def test_train_mode_must_be_a_bool(mode):
+    """model.train("False") put the model in training mode (a non-empty string is true);
+    PyTorch refuses a mode that is not a bool, and so does wxb now."""
+    model = Sequential(Dense(2, 2), wxb.nn.Dropout(0.5))
+    model.eval()
+    with pytest.raises(wxb.errors.ConfigError, match="mode must be True or False"):
+        model.train(mode)
+    assert not model.training and not model[1].training
+    assert model.train(np.bool_(True)).training and model.train(False).training is False

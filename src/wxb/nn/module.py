@@ -603,7 +603,11 @@ class Module:
     # -- modes and dtype ----------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
         """Set training mode here and, through each child's own ``train``, below (a child
-        that overrides it keeps its say, as in PyTorch)."""
+        that overrides it keeps its say, as in PyTorch, which also refuses a mode that is
+        not a bool: train("False") would be training mode)."""
+        if not isinstance(mode, (bool, np.bool_)):
+            raise ConfigError(f"train(mode): mode must be True or False; got {mode!r}")
+        mode = bool(mode)
         self.training = mode
         for child in self._modules.values():
             child.train(mode)
