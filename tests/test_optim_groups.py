@@ -1356,3 +1356,53 @@ def test_optimiser_state_reset_by_assignment_starts_again_as_torch(seeded, name)
     assert_same(seeded, ours, theirs, "after the reset")
     with pytest.raises(ConfigError, match="load_state_dict"):
         opt.state = {ours[0]: {"step": 1}}
+
+
+def test_pytorchs_options_at_their_defaults_are_taken_and_others_refused():
+    """Code written for PyTorch spells out options wxb does not have (amsgrad=False,
+    foreach=None, ignore_index=-100, label_smoothing=0.0, weight=None): each was a
+    TypeError. At PyTorch's default they are taken; any other value is one line that
+    says what to do instead, never ignored; a misspelt keyword stays Python's TypeError."""
+    import torch
+
+    params = lambda: wxb.nn.Dense(2, 2).parameters()  # noqa: E731
+    wxb.optim.Adam(params(), amsgrad=False, foreach=None, fused=False, maximize=False,
+                   capturable=False, differentiable=False)  # fmt: skip
+    wxb.optim.AdamW(params(), foreach=True)  # an implementation: the same numbers
+    wxb.optim.SGD(params(), lr=0.1, maximize=False, foreach=False)
+    wxb.nn.CrossEntropyLoss(weight=None, ignore_index=-100, label_smoothing=0.0)
+    wxb.nn.BCEWithLogitsLoss(weight=None, pos_weight=None, reduction="sum")
+    wxb.nn.MSELoss(size_average=None, reduce=None)
+    refused = [
+        (lambda: wxb.optim.Adam(params(), amsgrad=True), "amsgrad=True.*AMSGrad is not"),
+        (lambda: wxb.optim.SGD(params(), lr=0.1, maximize=True), "maximize=True.*negated"),
+        (lambda: wxb.optim.SGD(params(), lr=0.1, differentiable=True), "differentiable=True"),
+        (lambda: wxb.optim.SGD(params(), lr=0.1, foreach="yes"), "foreach must be True, False"),
+        (lambda: wxb.nn.CrossEntropyLoss(label_smoothing=0.1), r"probability targets, \(1 − ε\)"),
+        (lambda: wxb.nn.CrossEntropyLoss(weight=torch.ones(3)), "reduction='none'"),
+        (lambda: wxb.nn.CrossEntropyLoss(ignore_index=0), "leave the rows of that class out"),
+        (lambda: wxb.nn.BCEWithLogitsLoss(pos_weight=torch.ones(1)), "pos_weight="),
+        (lambda: wxb.nn.MSELoss(reduce=False), "PyTorch deprecated it too"),
+    ]
+    for make, pattern in refused:
+        with pytest.raises(wxb.errors.ConfigError, match=pattern):
+            make()
+    with pytest.raises(TypeError, match="unexpected keyword argument 'amsgrd'"):
+        wxb.optim.Adam(params(), amsgrd=True)
+
+
+def test_label_smoothing_as_probability_targets_is_torchs_loss(rng):
+    """The way the refusal of label_smoothing points to gives PyTorch's smoothed loss."""
+    import torch
+
+    n, classes, eps = int(rng.integers(3, 9)), int(rng.integers(2, 6)), float(rng.uniform(0, 0.3))
+    z, y = rng.normal(size=(n, classes)), rng.integers(0, classes, n)
+    smoothed = (1 - eps) * np.eye(classes)[y] + eps / classes
+    ours = wxb.Tensor(z, requires_grad=True)
+    loss = wxb.nn.CrossEntropyLoss()(ours, smoothed)
+    loss.backward()
+    theirs = torch.tensor(z, requires_grad=True)
+    expected = torch.nn.CrossEntropyLoss(label_smoothing=eps)(theirs, torch.tensor(y))
+    expected.backward()
+    np.testing.assert_allclose(loss.item(), expected.item(), rtol=1e-12)
+    np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), rtol=1e-10, atol=1e-15)

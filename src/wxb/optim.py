@@ -36,6 +36,7 @@ from wxb import kernels
 from wxb.errors import ConfigError
 from wxb.nn.module import Module, Parameter, forget_gradients
 from wxb.tensor import Tensor, enable_grad
+from wxb.validation import torch_options
 
 try:  # NumPy 2; NumPy 1 had it at the top level
     from numpy.lib.array_utils import byte_bounds
@@ -454,6 +455,29 @@ class Optimizer:
             group["lr"] = _non_negative(group.get("lr"), what)
         else:
             group["lr"] = _positive_number(group.get("lr"), what)
+
+    # PyTorch's choices of implementation (a loop or one kernel over the tensors, a step
+    # CUDA graphs may capture): the same numbers, so any setting is taken; wxb has one
+    IMPLEMENTATION_OPTIONS: ClassVar[tuple[str, ...]] = ("foreach", "fused", "capturable")
+
+    def _torch_only(self, options: dict) -> None:
+        """PyTorch's options wxb has no other setting of: at the value this optimiser runs
+        with, taken; else refused in one line (a flag such as amsgrad=True would
+        otherwise be ignored)."""
+        options = dict(options)
+        for key in self.IMPLEMENTATION_OPTIONS:
+            if key in options:
+                if options[key] not in (None, True, False):
+                    raise ConfigError(
+                        f"{type(self).__name__}: {key} must be True, False or None; "
+                        f"got {options[key]!r}"
+                    )
+                del options[key]
+        defaults = {flag: value for flag, (value, _) in self.fixed_flags.items()}
+        instead = {flag: why for flag, (_, why) in self.fixed_flags.items()}
+        defaults["differentiable"] = False
+        instead["differentiable"] = "wxb records no graph through an optimiser's step"
+        torch_options(type(self).__name__, options, defaults, instead)
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
@@ -1074,7 +1098,9 @@ class SGD(Optimizer):
         dampening: float = 0.0,
         nesterov: bool = False,
         weight_decay: float = 0.0,
+        **torch_only: object,
     ) -> None:
+        self._torch_only(torch_only)
         super().__init__(
             params,
             lr,
@@ -1154,7 +1180,9 @@ class Adam(Optimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
+        **torch_only: object,
     ) -> None:
+        self._torch_only(torch_only)
         super().__init__(params, lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
     def _check_group(self, group: dict, where: str, *, annealed: bool = False) -> None:
@@ -1187,8 +1215,9 @@ class AdamW(Adam):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.01,
+        **torch_only: object,
     ) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay)
+        super().__init__(params, lr, betas, eps, weight_decay, **torch_only)
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam, "adamw": AdamW}

@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from wxb.errors import DataError
+from wxb.errors import ConfigError, DataError
 from wxb.tensor import Tensor
 
 
@@ -219,3 +219,27 @@ def as_targets(y: object, dtype: np.dtype | str, n_outputs: int, where: str = "y
     array = np.ascontiguousarray(array, dtype=dtype)
     check_finite(array, where)
     return array
+
+
+# ---------------------------------------------------------------------------------
+def torch_options(where: str, given: dict, defaults: dict, instead: dict) -> None:
+    """PyTorch's keyword options that wxb does not have: taken at PyTorch's default (code
+    written for PyTorch that spells them out runs unchanged), refused in one line with
+    what to do instead at any other value, never ignored. An unknown keyword is Python's
+    TypeError."""
+    for key, value in given.items():
+        if key not in defaults:
+            raise TypeError(f"{where}() got an unexpected keyword argument {key!r}")
+        default = defaults[key]
+        number = isinstance(value, (bool, int, float, np.integer, np.floating))
+        if value is default or (number and default is not None and value == default):
+            continue
+        raise ConfigError(
+            f"{where}: {key}={_shown(value)} is PyTorch's option, which wxb does not have; "
+            f"{instead[key]}"
+        )
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"a {type(value).__name__}"

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from wxb import ops
 from wxb.errors import ConfigError
 from wxb.tensor import Tensor
+from wxb.validation import torch_options
 
 
 class Loss:
@@ -56,6 +57,15 @@ class Loss:
         return f"{type(self).__name__}(reduction={self.reduction!r})"
 
 
+# PyTorch's deprecated reduction flags, taken as None on every loss
+_DEPRECATED = {"size_average": None, "reduce": None}
+_DEPRECATED_INSTEAD = {
+    "size_average": "PyTorch deprecated it too: use reduction= ('mean', 'sum', 'none')",
+    "reduce": "PyTorch deprecated it too: use reduction= ('mean', 'sum', 'none')",
+}
+_WEIGHTS_INSTEAD = "weight the rows yourself: reduction='none', then (losses * w).sum() / w.sum()"
+
+
 class MSELoss(Loss):
     """The seed's L = ½(ŷ − y)², summed over the outputs of a sample.
 
@@ -65,7 +75,8 @@ class MSELoss(Loss):
     it equals 2/C times this loss.)
     """
 
-    def __init__(self, reduction: str = "mean") -> None:
+    def __init__(self, reduction: str = "mean", **torch_only: object) -> None:
+        torch_options("MSELoss", torch_only, _DEPRECATED, _DEPRECATED_INSTEAD)
         super().__init__(reduction)
         self.kernel = ops.MSEKernel(reduction)
 
@@ -77,7 +88,19 @@ class CrossEntropyLoss(Loss):
     over the B samples. δ⁽ᴸ⁾ = (softmax(Z) − Y)/B.
     """
 
-    def __init__(self, reduction: str = "mean") -> None:
+    def __init__(self, reduction: str = "mean", **torch_only: object) -> None:
+        torch_options(
+            "CrossEntropyLoss",
+            torch_only,
+            {**_DEPRECATED, "weight": None, "ignore_index": -100, "label_smoothing": 0.0},
+            {
+                **_DEPRECATED_INSTEAD,
+                "weight": _WEIGHTS_INSTEAD + ", w being each row's class weight",
+                "ignore_index": "leave the rows of that class out of the batch",
+                "label_smoothing": "give probability targets, (1 − ε)·one-hot + ε/C, which "
+                "CrossEntropyLoss takes (the same loss)",
+            },
+        )
         super().__init__(reduction)
         self.kernel = ops.CrossEntropyKernel(reduction)
 
@@ -85,7 +108,17 @@ class CrossEntropyLoss(Loss):
 class BCEWithLogitsLoss(Loss):
     """Sigmoid and binary cross-entropy on logits, stable; targets in [0, 1], output's shape."""
 
-    def __init__(self, reduction: str = "mean") -> None:
+    def __init__(self, reduction: str = "mean", **torch_only: object) -> None:
+        torch_options(
+            "BCEWithLogitsLoss",
+            torch_only,
+            {**_DEPRECATED, "weight": None, "pos_weight": None},
+            {
+                **_DEPRECATED_INSTEAD,
+                "weight": _WEIGHTS_INSTEAD,
+                "pos_weight": "reduction='none', then weight the terms whose target is 1",
+            },
+        )
         super().__init__(reduction)
         self.kernel = ops.BCEWithLogitsKernel(reduction)
 
