@@ -832,6 +832,7 @@ def test_a_word_among_json_numbers_is_named_by_line_and_column(tmp_path, seeded,
     bad = int(rng.integers(1, n))
     word = str(rng.choice(["oops", "n/d", "unknown"]))
     records[bad]["f0"] = word
+    records[0]["colour"] = "red\u2028blue"  # valid JSON written raw: no line break in it
     blanks = some_rows(rng, bad, 2) if bad > 2 else []
     path = write_json_lines(tmp_path / "d.jsonl", records, blank_after=blanks)
     line = bad + 1 + sum(1 for b in blanks if b < bad)

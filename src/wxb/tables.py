@@ -974,7 +974,9 @@ def _json_lines_by_python(path: Path, compression: str | None, reading: Reading)
     columns: dict[str, list] = {}
     nested: dict[str, int] = {}  # a column's first line with a nested value
     rows = 0
-    for number, line in enumerate(text.splitlines(), start=1):
+    # lines end at '\n' alone, as pyarrow reads them: a U+2028 inside a string (valid
+    # JSON, written raw with ensure_ascii=False) is no line break (str.splitlines breaks there)
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -1045,7 +1047,8 @@ class _JsonLineFinder:
         if self.lines is None:  # one pass over the file, kept for the next message
             with _pyarrow().input_stream(str(self.path), self.compression) as stream:
                 raw = stream.read()
-            self.lines = [n for n, line in enumerate(raw.splitlines(), start=1) if line.strip()]
+            lines = raw.split(b"\n")
+            self.lines = [n for n, line in enumerate(lines, start=1) if line.strip()]
         return self.lines[row] if row < len(self.lines) else f"? (row {row})"
 
 
