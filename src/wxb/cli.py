@@ -67,12 +67,14 @@ from wxb.prepare import (
     encode_labels,
     encode_targets,
     features_for,
+    head_logits,
     is_multilabel,
     model_task,
     numeric_targets,
     predicted_classes,
     prediction_names,
     prediction_table,
+    probability_head,
     rounding_warnings,
     scaled,
     training_table,
@@ -81,6 +83,7 @@ from wxb.prepare import (
 from wxb.reporting import check_history_matches, read_history
 from wxb.reporting import report as write_page
 from wxb.tables import NA_VALUES, Table, feature_rounding_warnings, read_table
+from wxb.tensor import Tensor
 from wxb.train import evaluate, fit, request_stop
 
 DEFAULT_HIDDEN = "512"
@@ -950,9 +953,18 @@ def report(model, X: np.ndarray, y: np.ndarray, loss: str, task: str) -> dict[st
         r2 = regression_figures(y, pred)["r2"]  # per output, averaged; a constant column exactly
         return {"mse": float(residual / y.size), "r2": r2}
     y = y if y.ndim == 1 else y.astype(model.dtype)
-    # (outputs that are already probabilities: evaluate scores the logits the head
-    # turned into them, and the class from the model's own p, as predict takes it)
-    return evaluate(model, X, y, get_loss(loss))
+    if probability_head(model) is None:
+        return evaluate(model, X, y, get_loss(loss))
+    # outputs that are already probabilities: the loss of the logits the head turned
+    # into them (exact, as explain scores it; log p is not where p rounded to 0)
+    logits = head_logits(model, X)
+    # the class from the model's own outputs p, as predict and eval's table take it (a
+    # p of exactly ½ from a tiny z is class 0 there)
+    predicted = predicted_classes(class_logits(model, model.predict(X)))
+    truth = y[:, 0].astype(np.int64) if y.ndim == 2 else y
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        value = float(get_loss(loss)(Tensor(logits), y).data)
+    return {"loss": value, "accuracy": float(np.mean(predicted == truth))}
 
 
 # ---------------------------------------------------------------------------------

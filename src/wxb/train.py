@@ -34,7 +34,7 @@ from wxb.errors import (
     TrainingInterrupted,
 )
 from wxb.metrics import pack_fingerprints, row_fingerprints, unpack_fingerprints
-from wxb.nn.heads import head_index, probability_head
+from wxb.nn.heads import head_index
 from wxb.nn.layers import Dropout, Sigmoid, Softmax
 from wxb.nn.losses import (
     LOSSES,
@@ -50,7 +50,6 @@ from wxb.nn.losses import (
 from wxb.nn.module import Module, is_stock
 from wxb.nn.sequential import layers_in_order
 from wxb.optim import SCHEDULES, LRSchedule, Optimizer, get_optimizer
-from wxb.prepare import class_logits, head_logits
 from wxb.random import RowMasks, as_generator, drawing_from, key_of, masks_by_row, row_masks
 from wxb.step import PlannedStep, make_step
 from wxb.tables import column_names, feature_rounding_warnings, is_tabular
@@ -215,9 +214,10 @@ def evaluate(
 
     A stock loss is computed against the targets as given (float64), as scikit-learn's
     metrics take them; several labels a row (``bce_with_logits``) count as right when
-    every label is, as scikit-learn's ``accuracy_score`` counts them. A classifier whose
-    last layer already gives probabilities (``Softmax``; ``Sigmoid`` on one output) is
-    scored as ``wxb eval`` scores it: the loss of the logits that layer turned into them."""
+    every label is, as scikit-learn's ``accuracy_score`` counts them. The loss takes the
+    outputs as they are, as fit's figures and PyTorch's loss do: for a model whose last
+    layer already gives probabilities (``Softmax``), cross_entropy applies softmax again
+    (fit warns of it); ``wxb eval`` scores such a saved model's probabilities as such."""
     loss_fn = get_loss(loss)
     batch_size = _whole(batch_size, "batch_size")
     _check_target_order(model.info, y)
@@ -225,31 +225,7 @@ def evaluate(
     shape = output_shape(model, X_arr)
     y_arr = _prepare_targets(loss_fn, y, _figure_dtype(loss_fn, model.dtype), shape, "y")
     validation.check_lengths(X_arr, y_arr)
-    if _head_applied_twice(model, loss_fn) is not None and probability_head(model):
-        return _evaluate_probabilities(model, X_arr, y_arr, loss_fn, batch_size)
     return _evaluate(model, X_arr, y_arr, loss_fn, batch_size)
-
-
-def _evaluate_probabilities(
-    model: Module, X: np.ndarray, y: np.ndarray, loss: Loss, batch_size: int
-) -> dict[str, float]:
-    """A model whose last layer already gives probabilities (a Keras-style deployable
-    model), scored as ``wxb eval`` scores it: the loss of the logits its head turned into
-    them (exact, where log p is not once p rounded to 0), and the class from its own p."""
-    total, correct = 0.0, 0
-    kind = stock_loss(loss)
-    overflow_ok = np.errstate(over="ignore", invalid="ignore", divide="ignore")
-    with overflow_ok:
-        for start in range(0, len(y), batch_size):
-            xb, yb = X[start : start + batch_size], y[start : start + batch_size]
-            logits = head_logits(model, xb)
-            if yb.dtype == np.float64:  # figures against exact targets, as _evaluate's
-                logits = logits.astype(np.float64, copy=False)
-            value = one_number(loss, loss(Tensor(logits), yb))
-            total += _batch_total(loss, value.item(), len(xb))
-            chosen = class_logits(model, model.predict(xb))
-            correct += _correct(kind, chosen, yb)
-    return {"loss": _epoch_figure(loss, total, len(y)), "accuracy": correct / len(y)}
 
 
 def _head_applied_twice(model: Module, loss: Loss) -> str | None:
