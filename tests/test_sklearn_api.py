@@ -130,6 +130,25 @@ def test_partial_fit_classes_and_solver(rng):
         MLPClassifier(early_stopping=True).partial_fit(X, y, classes=[0, 1, 2])
 
 
+@pytest.mark.parametrize("how", ["partial_fit", "fit"])
+def test_training_on_after_an_early_stopped_fit(rng, how):
+    # fit with early stopping, then go on without it (partial_fit refuses it): the
+    # training-loss records start there, as a fit without early stopping starts them
+    X, y = blobs(rng)
+    clf = MLPClassifier(**FAST, early_stopping=True, warm_start=True, random_state=0)
+    clf.fit(X, y)
+    assert clf.best_loss_ is None
+    scores = list(clf.validation_scores_)
+    clf.set_params(early_stopping=False)
+    getattr(clf, how)(X, y)
+    assert clf.best_loss_ == min(clf.loss_curve_[-clf.n_iter_ :])
+    assert clf.validation_scores_ == scores  # the early-stopped fit's, kept
+    reg = MLPRegressor(**FAST, early_stopping=True, random_state=0).fit(X, X[:, 0])
+    reg.set_params(early_stopping=False)
+    reg.partial_fit(X, X[:, 0])
+    assert reg.best_loss_ == reg.loss_curve_[-1] and reg.n_iter_ == 1
+
+
 # -- scikit-learn's machinery ---------------------------------------------------------------------
 def test_pipeline_gridsearch_cross_val_score(rng):
     X, y = blobs(rng, n=120)

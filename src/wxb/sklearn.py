@@ -623,6 +623,8 @@ class _BaseMLP(BaseEstimator):
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         early_stopping = self.early_stopping
+        if not early_stopping and self.best_loss_ is None:
+            self.best_loss_ = np.inf  # an early-stopped fit before: start the loss records
         if early_stopping:
             if self.validation_scores_ is None:  # a fit without early stopping before
                 self.validation_scores_, self.best_validation_score_ = [], -np.inf
