@@ -325,6 +325,44 @@ def test_adamw_decays_weights_apart_from_the_gradient(rng):
     assert MLPClassifier(**FAST, solver="adamw", alpha=1e-2).fit(X, y).score(X, y) > 0.8
 
 
+def test_alpha_changed_between_partial_fits_acts_with_adamw(rng):
+    """scikit-learn reads alpha at every batch, so set_params(alpha=…) between partial_fit
+    calls acts at the next one; with "adamw" the decay is the new alpha's too. A solver
+    changed between them waits for the next fit (the optimiser is kept, as scikit-learn
+    keeps it), and its alpha then acts the way the running optimiser applies it."""
+    X, y = blobs(rng)
+    eta, decay = 0.01, 0.5
+    settings = {"hidden_layer_sizes": (6,), "learning_rate_init": eta, "random_state": 0}
+    settings |= {"batch_size": len(X), "shuffle": False}
+    first = MLPClassifier(**settings, solver="adamw", alpha=0.0).partial_fit(
+        X, y, classes=[0, 1, 2]
+    )
+    plain, decayed = pickle.loads(pickle.dumps(first)), pickle.loads(pickle.dumps(first))
+    decayed.set_params(alpha=decay)
+    plain.partial_fit(X, y)
+    decayed.partial_fit(X, y)  # one step: W·(1 − η·α) plus the same Adam update
+    for w0, wp, wd in zip(first.coefs_, plain.coefs_, decayed.coefs_, strict=True):
+        np.testing.assert_allclose(wd, w0 * (1 - eta * decay) + (wp - w0), rtol=1e-12, atol=1e-15)
+    for bp, bd in zip(plain.intercepts_, decayed.intercepts_, strict=True):
+        np.testing.assert_array_equal(bd, bp)
+
+    # adam ⇄ adamw between partial_fits: the running optimiser's own regularisation,
+    # with the alpha set now: never none of the two, never both
+    for before, after in (("adam", "adamw"), ("adamw", "adam")):
+        start = MLPClassifier(**settings, solver=before, alpha=0.0).partial_fit(
+            X, y, classes=[0, 1, 2]
+        )
+        kept = pickle.loads(pickle.dumps(start)).set_params(alpha=decay)
+        switched = pickle.loads(pickle.dumps(start)).set_params(alpha=decay, solver=after)
+        kept.partial_fit(X, y)
+        switched.partial_fit(X, y)
+        for a, b in zip(
+            kept.coefs_ + kept.intercepts_, switched.coefs_ + switched.intercepts_, strict=True
+        ):
+            np.testing.assert_array_equal(b, a)
+        assert switched.loss_ == kept.loss_
+
+
 # -- to_wxb ---------------------------------------------------------------------------------------
 def test_to_wxb_save_load_same_predictions(rng, tmp_path):
     X, y = blobs(rng)

@@ -590,9 +590,12 @@ class _BaseMLP(BaseEstimator):
         T += U
         return -_sample_mean(T, sw).sum()
 
-    def _loss_and_delta(self, z, Y, sw, work: _Workspace, weights) -> tuple[float, float]:
-        """The batch's loss (with the L2 term) and δ = (ŷ − y)·w/Σw into ``work.delta``
-        (∂loss/∂z for each canonical link); returns (loss, Σw)."""
+    def _loss_and_delta(
+        self, z, Y, sw, work: _Workspace, weights, l2: bool = True
+    ) -> tuple[float, float]:
+        """The batch's loss (with the L2 term unless ``l2`` is False: AdamW's decay) and
+        δ = (ŷ − y)·w/Σw into ``work.delta`` (∂loss/∂z for each canonical link); returns
+        (loss, Σw)."""
         rows = len(z)
         P = self._output(z, work.p[:rows])
         delta, T, U = work.delta[:rows], work.t[:rows], work.u[:rows]
@@ -604,7 +607,7 @@ class _BaseMLP(BaseEstimator):
             delta *= sw.reshape(-1, 1)
             sw_sum = sw.sum()
         delta /= sw_sum
-        if self.solver != "adamw" and self.alpha:  # (scikit-learn adds 0 when α = 0)
+        if l2 and self.alpha:  # (scikit-learn adds 0 when α = 0)
             loss += (0.5 * self.alpha) * np.dot(weights, weights) / sw_sum
         return float(loss), sw_sum
 
@@ -622,6 +625,12 @@ class _BaseMLP(BaseEstimator):
             optimizer = self._optimizer
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
+        # alpha as the running rule applies it (a solver changed since, like scikit-learn's,
+        # waits for the next fit), read now as scikit-learn reads it at every batch: AdamW
+        # decays by today's alpha; the others add its L2 term
+        decoupled = getattr(optimizer, "decoupled", False)
+        if decoupled:
+            optimizer.param_groups[0]["weight_decay"] = float(self.alpha)
         early_stopping = self.early_stopping
         if not early_stopping and self.best_loss_ is None:
             self.best_loss_ = np.inf  # an early-stopped fit before: start the loss records
@@ -708,11 +717,11 @@ class _BaseMLP(BaseEstimator):
                     z = plan.forward(X_batch)
                     flat = optimizer.flat.data
                     batch_loss, sw_sum = self._loss_and_delta(
-                        z, Y_batch, sw_batch, work, flat[:n_weights]
+                        z, Y_batch, sw_batch, work, flat[:n_weights], l2=not decoupled
                     )
                     del flat
                     accumulated_loss += batch_loss * rows
-                    optimizer.set_l2(0.0 if self.solver == "adamw" else self.alpha / sw_sum)
+                    optimizer.set_l2(0.0 if decoupled else self.alpha / sw_sum)
                     optimizer.zero_grad()
                     plan.backward(work.delta[:rows])
                     optimizer.step()
