@@ -20,6 +20,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import wxb
+import wxb.interop
 from wxb.sklearn import MLPClassifier, MLPRegressor
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -512,3 +513,19 @@ def test_from_sklearn_leaves_every_generator_where_it_was(rng):
     np.random.seed(seed)
     MLPClassifier.from_sklearn(fitted)
     assert np.random.rand() == expected
+
+
+def test_from_sklearn_takes_wxbs_own_estimator(rng):
+    """from_sklearn admits an estimator of its own name: wxb's own converts too, keeping
+    its wxb parameters (dtype, dropout), or the dtype asked for."""
+    X, y = blobs(rng)
+    source = MLPClassifier(**FAST, dtype="float32", dropout=0.2, random_state=0).fit(X, y)
+    for convert in (MLPClassifier.from_sklearn, wxb.interop.estimator_from_sklearn):
+        copied = convert(source)
+        assert copied.get_params() == source.get_params()
+        np.testing.assert_array_equal(copied.predict_proba(X), source.predict_proba(X))
+    wide = MLPClassifier.from_sklearn(source, dtype="float64")
+    assert wide.dtype == "float64" and wide.coefs_[0].dtype == np.float64
+    np.testing.assert_allclose(wide.predict_proba(X), source.predict_proba(X), rtol=1e-5)
+    reg = MLPRegressor(**FAST, solver="adamw", random_state=0).fit(X, X[:, 0])
+    np.testing.assert_array_equal(MLPRegressor.from_sklearn(reg).predict(X), reg.predict(X))

@@ -927,7 +927,8 @@ class _BaseMLP(BaseEstimator):
         """This estimator, fitted as scikit-learn's ``fitted`` MLP is: the same parameters,
         weights, classes and training records (``n_iter_``, ``t_``, ``loss_curve_``, …), so
         ``warm_start=True`` and ``fit`` go on training as scikit-learn's would. (scikit-learn
-        starts a new optimiser at each ``fit``; its ``partial_fit`` state is not carried.)"""
+        starts a new optimiser at each ``fit``; its ``partial_fit`` state is not carried.)
+        wxb's own fitted estimator converts too, keeping its ``dtype`` unless one is given."""
         check_is_fitted(fitted)
         mine = cls()
         if type(fitted).__name__ != cls.__name__ or is_classifier(fitted) != is_classifier(mine):
@@ -939,7 +940,9 @@ class _BaseMLP(BaseEstimator):
         params = {
             k: copy.deepcopy(v) for k, v in fitted.get_params().items() if k in mine.get_params()
         }
-        est = cls(**params, dtype=dtype)
+        if dtype is not None or "dtype" not in params:  # wxb's own keeps its dtype
+            params["dtype"] = dtype
+        est = cls(**params)
         weights_dtype = np.dtype(dtype) if dtype is not None else fitted.coefs_[0].dtype
         est.n_features_in_ = fitted.n_features_in_
         if hasattr(fitted, "feature_names_in_"):
