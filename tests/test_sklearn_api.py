@@ -470,6 +470,27 @@ def test_dropout_changed_after_fit_acts(rng):
     np.testing.assert_array_equal(masked.coefs_[0], again.coefs_[0])
 
 
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_memory_mapped_load_trains_on(rng, tmp_path, early_stopping):
+    """joblib.load(mmap_mode="r") hands back read-only arrays: the loaded estimator
+    predicts, and keeps training (warm_start, early stopping's best weights included)
+    as a copy loaded into memory does."""
+    joblib = pytest.importorskip("joblib")
+    X = rng.standard_normal((200, 5))
+    y = X @ rng.standard_normal(5)
+    settings = {**FAST, "max_iter": 3}  # short: the next fit finds new best weights
+    est = MLPRegressor(**settings, early_stopping=early_stopping, warm_start=True, random_state=0)
+    est.fit(X, y)
+    path = joblib.dump(est, tmp_path / "mlp.joblib")[0]
+    mapped, loaded = joblib.load(path, mmap_mode="r"), joblib.load(path)
+    np.testing.assert_array_equal(mapped.predict(X), est.predict(X))
+    for model in (mapped, loaded):
+        model.set_params(max_iter=30).fit(X, y)
+    if early_stopping:
+        assert max(loaded.validation_scores_[-loaded.n_iter_ :]) > est.best_validation_score_
+    np.testing.assert_array_equal(mapped.predict(X), loaded.predict(X))
+
+
 def test_pickled_copy_with_dropout_trains_on_as_the_original(rng):
     """The masks' generators travel with a pickle or a deep copy: the copy's next epochs
     are the original's, bit for bit (they were drawn from fresh entropy)."""

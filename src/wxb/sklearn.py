@@ -278,6 +278,9 @@ class _BaseMLP(BaseEstimator):
         net_state = state.pop("_net_state", None)
         optimizer_state = state.pop("_optimizer_state", None)
         super().__setstate__(state)
+        if getattr(self, "_best_params", None) is not None:
+            # early stopping writes into it; joblib.load(mmap_mode="r") maps it read-only
+            self._best_params = np.array(self._best_params)
         if net_state is None:
             return
         weights, biases = net_state["weights"], net_state["biases"]
