@@ -649,6 +649,10 @@ def test_from_sklearn_refuses_unfitted_and_other_estimators():
         interop.from_sklearn(make_pipeline(StandardScaler(), MLPRegressor()))
     with pytest.raises(ConfigError, match="got Sequential"):
         interop.from_sklearn(Sequential(Dense(2, 2)))
+    from wxb.sklearn import MLPClassifier as WxbClassifier
+
+    with pytest.raises(ConfigError, match=r"wxb's own MLPClassifier.*to_wxb\(\)"):
+        interop.from_sklearn(WxbClassifier())
     rng = np.random.default_rng(0)
     try:  # loss="poisson" (scikit-learn ≥ 1.7): predictions are exp of the output layer
         poisson = MLPRegressor(hidden_layer_sizes=(3,), loss="poisson", max_iter=3)

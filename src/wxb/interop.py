@@ -544,6 +544,11 @@ def from_sklearn(est, dtype: object = None) -> Sequential:
             f"from_sklearn needs scikit-learn's MLPClassifier or MLPRegressor; got "
             f"{type(est).__name__} (and scikit-learn is not installed)"
         ) from None
+    if type(est).__module__ == "wxb.sklearn":
+        raise ConfigError(
+            f"from_sklearn reads scikit-learn's MLPs; this is wxb's own {type(est).__name__}, "
+            "whose network est.to_wxb() gives (after fit)"
+        )
     if not isinstance(est, (MLPClassifier, MLPRegressor)):
         raise ConfigError(
             f"from_sklearn reads a fitted sklearn.neural_network.MLPClassifier or "
