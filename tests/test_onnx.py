@@ -25,6 +25,7 @@ from wxb.nn import (
     Dropout,
     Identity,
     LeakyReLU,
+    LogSoftmax,
     Module,
     ReLU,
     Sequential,
@@ -49,6 +50,7 @@ ACTIVATIONS = {
     "gelu": lambda rng: GELU("none"),
     "gelu_tanh": lambda rng: GELU("tanh"),
     "softmax": lambda rng: Softmax(),
+    "log_softmax": lambda rng: LogSoftmax(),
     "identity": lambda rng: Identity(),
 }
 
@@ -96,7 +98,8 @@ def random_network(rng, dtype, n_features, activations=None):
         width = out
     layers.append(dense(rng, width, int(rng.integers(1, 6)), dtype))
     if rng.random() < 0.5:
-        layers.append(ACTIVATIONS[str(rng.choice(["softmax", "sigmoid", "identity"]))](rng))
+        head = ["softmax", "log_softmax", "sigmoid", "identity"]
+        layers.append(ACTIVATIONS[str(rng.choice(head))](rng))
     return Sequential(*nest(rng, layers))
 
 
@@ -214,7 +217,7 @@ def test_every_activation_in_one_network(tmp_path, seeded, dtype):
     path = export(model, tmp_path / "model.onnx")
     proto = check_file(path, n_features, dtype)
     ops_used = {node.op_type for node in proto.graph.node}
-    assert {"Gemm", "Reciprocal", "Relu", "Tanh", "Softmax", "Where"} <= ops_used
+    assert {"Gemm", "Reciprocal", "Relu", "Tanh", "Softmax", "LogSoftmax", "Where"} <= ops_used
     assert_runs_like_wxb(model, path, n_features, dtype, rng, lambda w: seeded.msg(f"{w} {names}"))
 
 

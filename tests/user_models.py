@@ -11,7 +11,7 @@ both, shared layers shared in both, frozen parameters frozen in both). ``.wxb_mo
 models are built the way the README shows:
 
 * ``Sequential`` of ``Dense`` (widths 1–9, bias on or off), activations (Identity,
-  Sigmoid, Tanh, ReLU, LeakyReLU with a random slope, GELU exact or tanh, Softmax on
+  Sigmoid, Tanh, ReLU, LeakyReLU with a random slope, GELU exact or tanh, Softmax or LogSoftmax on
   two or more units), ``Standardize``, ``Dropout`` (p = 0, or p > 0 for eval-mode
   comparisons) — nested, with tied weights, and subclassed with their own ``forward``
   (``x + super().forward(x)``, ``2 * super().forward(x)``);
@@ -62,6 +62,7 @@ from wxb.nn import (
     Dropout,
     Identity,
     LeakyReLU,
+    LogSoftmax,
     Module,
     MSELoss,
     Parameter,
@@ -652,6 +653,8 @@ class TorchTwin:
             return torch.nn.GELU(approximate=m.kernel.approximate)
         if isinstance(m, Softmax):
             return torch.nn.Softmax(dim=1)
+        if isinstance(m, LogSoftmax):
+            return torch.nn.LogSoftmax(dim=1)
         simple = {Identity: torch.nn.Identity, Sigmoid: torch.nn.Sigmoid}
         simple |= {Tanh: torch.nn.Tanh, ReLU: torch.nn.ReLU}
         if type(m) in simple:
@@ -754,7 +757,7 @@ class ActSpec(Spec):
         if self.kind == "GELU":
             return GELU(self.option)
         kinds = {"Identity": Identity, "Sigmoid": Sigmoid, "Tanh": Tanh, "ReLU": ReLU}
-        return (kinds | {"Softmax": Softmax})[self.kind]()
+        return (kinds | {"Softmax": Softmax, "LogSoftmax": LogSoftmax})[self.kind]()
 
     def code(self):
         arg = "" if self.option is None else repr(self.option)
@@ -1124,7 +1127,7 @@ def mixes() -> st.SearchStrategy[str]:
 def activations(draw, width: int) -> ActSpec:
     kinds = ["Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "GELU"]
     if width >= 2:
-        kinds.append("Softmax")
+        kinds += ["Softmax", "LogSoftmax"]
     kind = draw(st.sampled_from(kinds))
     option = None
     if kind == "LeakyReLU":

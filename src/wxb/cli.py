@@ -148,9 +148,12 @@ def build_parser() -> _Parser:
         help="auto: classification for text or few integer labels")
     add("--hidden", default=DEFAULT_HIDDEN, metavar="SIZES",
         help="hidden layer sizes, comma separated; 'none' for none")
-    add("--activation", choices=sorted(set(ACTIVATIONS) - {"softmax"}), default="relu",
+    # (softmax and log_softmax are heads, not hidden activations; nll needs a LogSoftmax
+    # head, which wxb train does not build: its cross_entropy is the same loss on logits)
+    add("--activation", choices=sorted(set(ACTIVATIONS) - {"softmax", "log_softmax"}),
+        default="relu",
         help="f in A = f(Z) for the hidden layers")
-    add("--loss", choices=("auto", *LOSSES), default="auto",
+    add("--loss", choices=("auto", *(name for name in LOSSES if name != "nll")), default="auto",
         help="auto: cross_entropy for classification, mse for regression")
     add("--optimizer", choices=sorted(OPTIMIZERS), default="adam", help="optimiser")
     add("--lr", type=float, default=None,

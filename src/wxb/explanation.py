@@ -759,6 +759,11 @@ _LOSS_EQUATIONS: dict[str, tuple[str, str, str]] = {
         r"\mathcal{L} = -\frac{1}{B} \sum_i \log \mathrm{softmax}(z_i)_{y_i}",
         "(softmax(Z) − Y)/B",
     ),
+    "nll": (
+        "L = −(1/B)·Σᵢ aᵢ[yᵢ] (a = log-probabilities)",
+        r"\mathcal{L} = -\frac{1}{B} \sum_i a_{i, y_i}",
+        "−Y/B",
+    ),
     "bce_with_logits": (
         "L = mean of −[y log σ(z) + (1 − y) log(1 − σ(z))]",
         r"\mathcal{L} = -\mathrm{mean}\,[y \log \sigma(z) + (1 - y) \log(1 - \sigma(z))]",
@@ -922,6 +927,7 @@ def _delta_equation(
     Z = f"Z{_sup(l)}"
     Z_latex = rf"\mathbf{{Z}}^{{({l})}}"
     softmax = activation is not None and activation.kernel.name == "softmax"
+    log_softmax = activation is not None and activation.kernel.name == "log_softmax"
     if is_last:
         if not after or (probabilities and activation is not None):
             # (with probabilities, log p's softmax (σ) is p: δ is the loss's own on Z)
@@ -933,6 +939,13 @@ def _delta_equation(
                 f"{A} ⊙ (∇_A L − Σⱼ {A}ⱼ·(∇_A L)ⱼ)",
                 rf"{A_latex} \odot (\nabla_{{\mathbf{{A}}}} \mathcal{{L}} - "
                 rf"\textstyle\sum_j {A_latex}_j (\nabla_{{\mathbf{{A}}}} \mathcal{{L}})_j)",
+                "",
+            )
+        if log_softmax:  # a Jacobian too: g − softmax(Z)·Σⱼ gⱼ, per column
+            return (
+                f"∇_A L − softmax({Z}) ⊙ Σⱼ (∇_A L)ⱼ",
+                rf"\nabla_{{\mathbf{{A}}}} \mathcal{{L}} - \mathrm{{softmax}}({Z_latex}) \odot "
+                rf"\textstyle\sum_j (\nabla_{{\mathbf{{A}}}} \mathcal{{L}})_j",
                 "",
             )
         if activation is not None:
@@ -954,6 +967,12 @@ def _delta_equation(
         A = f"A{_sup(l)}"
         return (
             f"{A} ⊙ (g − Σⱼ {A}ⱼ·gⱼ), g = {W}·{d}",
+            "",
+            f"{product_shapes}, ⊙ ({m}×{batch})",
+        )
+    if log_softmax:  # a Jacobian, as above, with g = Wᵀ·δ
+        return (
+            f"g − softmax({Z}) ⊙ Σⱼ gⱼ, g = {W}·{d}",
             "",
             f"{product_shapes}, ⊙ ({m}×{batch})",
         )

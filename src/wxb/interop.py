@@ -9,7 +9,7 @@
   use the same names ("dense1.weight", …).
 - ``from_torch(seq)``: the way back, for a ``torch.nn.Sequential`` (nested ones
   too) of Linear, Identity, ReLU, Sigmoid, Tanh, LeakyReLU, GELU, Softmax(dim=1),
-  Dropout and ``TorchStandardize``; anything else is refused by its path.
+  LogSoftmax(dim=1), Dropout and ``TorchStandardize``; anything else is refused by its path.
 - ``from_sklearn(est)``: a fitted ``MLPClassifier`` or ``MLPRegressor`` as a wxb
   Sequential giving its *decision values* (the output layer before its output
   activation: logits for a classifier), with ``model.info`` saying how to read
@@ -249,6 +249,8 @@ def _to_torch(module: Module, path: str, torch, tdtype, made: dict[int, Any]):
         out = nn.GELU(approximate=module.kernel.approximate)
     elif isinstance(module, layers.Softmax):
         out = nn.Softmax(dim=1)
+    elif isinstance(module, layers.LogSoftmax):
+        out = nn.LogSoftmax(dim=1)
     else:
         simple = {
             layers.Identity: nn.Identity,
@@ -280,7 +282,8 @@ def from_torch(seq) -> Sequential:
     """A wxb Sequential computing what the ``torch.nn.Sequential`` ``seq`` computes.
 
     Reads (nested) Sequentials of Linear, Identity, ReLU, Sigmoid, Tanh,
-    LeakyReLU, GELU, Softmax over dim 1 (or -1), Dropout and ``TorchStandardize``,
+    LeakyReLU, GELU, Softmax and LogSoftmax over dim 1 (or -1), Dropout and
+    ``TorchStandardize``,
     copying the weights; the dtype is the weights' (float32 or float64). Keys
     that are valid wxb names (not PyTorch's "0", "1", …) become the layers' names.
     Raises ConfigError naming the module's path and class for anything else, and for
@@ -314,7 +317,7 @@ def from_torch(seq) -> Sequential:
 
 _READS = (
     "wxb reads Sequential, Linear, Identity, ReLU, Sigmoid, Tanh, LeakyReLU, GELU, "
-    "Softmax(dim=1), Dropout and TorchStandardize"
+    "Softmax(dim=1), LogSoftmax(dim=1), Dropout and TorchStandardize"
 )
 
 
@@ -355,14 +358,14 @@ def _torch_refusal(module, nn) -> str | None:
         return "it holds sub-modules, which wxb would not run" if module._modules else None
     if cls is nn.Sequential:
         return None
-    if cls is nn.Softmax:
+    if cls in (nn.Softmax, nn.LogSoftmax):
         if module.dim in (1, -1):
             return None
         return (
-            f"it is over dim={module.dim}; wxb's Softmax is over the features of each row "
-            "(give dim=1 or -1)"
+            f"it is over dim={module.dim}; wxb's {cls.__name__} is over the features of each "
+            "row (give dim=1 or -1)"
         )
-    if issubclass(cls, (*simple, nn.Tanh, nn.Sequential, nn.Softmax)):
+    if issubclass(cls, (*simple, nn.Tanh, nn.Sequential, nn.Softmax, nn.LogSoftmax)):
         return f"{_READS} (subclasses refused: their forward may differ)"
     return _READS
 
@@ -483,6 +486,8 @@ def _from_torch(module, path: str, torch, dtype, made: dict[int, Module]) -> Mod
         out = layers.GELU(module.approximate)
     elif cls is nn.Softmax:
         out = layers.Softmax()
+    elif cls is nn.LogSoftmax:
+        out = layers.LogSoftmax()
     elif cls in (nn.Identity, nn.ReLU, nn.Sigmoid, nn.Tanh):
         twin = {
             nn.Identity: layers.Identity,

@@ -15,6 +15,7 @@ initializers:
 - Identity       nothing
 - Sigmoid        Reciprocal(1 + Exp(−z)), as wxb computes it
 - Tanh, ReLU, Softmax   Tanh, Relu, Softmax(axis=-1)
+- LogSoftmax     LogSoftmax(axis=-1)
 - LeakyReLU(α)   Z ⊙ Where(Z > 0, 1, α), as wxb computes it
 - GELU('tanh')   composed from Mul/Add/Tanh as wxb writes it
 - GELU('none')   Z ⊙ Φ(Z). float32: ½·Z·(1 + Erf(Z/√2)). float64: onnxruntime has
@@ -101,7 +102,10 @@ MIN_OPSET = 13  # Softmax on the last axis, Gemm with an optional C
 MAX_DEPTH = 64  # Sequentials nested in one another (as wxb.save allows)
 ML_DOMAIN, ML_OPSET = "ai.onnx.ml", 3  # Imputer and OneHotEncoder are unchanged since 1
 
-_KERNELS = (ops.Identity, ops.Sigmoid, ops.Tanh, ops.ReLU, ops.LeakyReLU, ops.GELU, ops.Softmax)
+_KERNELS = (
+    ops.Identity, ops.Sigmoid, ops.Tanh, ops.ReLU, ops.LeakyReLU, ops.GELU, ops.Softmax,
+    ops.LogSoftmax,
+)  # fmt: skip
 _STOCK = (Sequential, Dense, Dropout, Standardize, Activation)
 
 
@@ -558,6 +562,8 @@ class _Graph:
             return self.node("Relu", [x], where)
         if isinstance(kernel, ops.Softmax):
             return self.node("Softmax", [x], where, axis=-1)
+        if isinstance(kernel, ops.LogSoftmax):
+            return self.node("LogSoftmax", [x], where, axis=-1)
         if isinstance(kernel, ops.LeakyReLU):
             # wxb: slope = 1 where z > 0, else α; A = slope ⊙ Z
             alpha = kernel.negative_slope

@@ -708,6 +708,29 @@ class Softmax:
         return out
 
 
+class LogSoftmax:
+    """A = Z − log Σⱼ e^(Zⱼ), row-wise: log-probabilities, shifted by the row maximum
+    so that e^Z never overflows (PyTorch's ``LogSoftmax(dim=1)``, before ``NLLLoss``)."""
+
+    name = "log_softmax"
+
+    def forward(self, z, out):
+        if z.ndim == 0 or z.shape[-1] == 0:  # one value: log 1 = 0 (NaN from inf or NaN)
+            out[...] = np.where(np.isfinite(z), 0, np.nan) if z.ndim == 0 else z
+            return out
+        np.subtract(z, z.max(axis=-1, keepdims=True), out=out)
+        sums = np.exp(out).sum(axis=-1, keepdims=True, dtype=np.float64)
+        out -= np.log(sums).astype(out.dtype)
+        return out
+
+    def backward(self, z, a, grad, out):  # Jacobian-vector product: g − softmax(Z)·Σⱼ gⱼ
+        total = grad.sum(axis=-1, keepdims=True)
+        np.exp(a, out=out)  # softmax(Z) = e^A
+        out *= -total
+        out += grad
+        return out
+
+
 def activation(z: Tensor, kernel: ActivationKernel) -> Tensor:
     """A = f(Z), with the kernel's f′ for the backward pass."""
     Z = z.data
@@ -742,6 +765,10 @@ def gelu(z: Tensor, approximate: str = "none") -> Tensor:
 
 def softmax(z: Tensor) -> Tensor:
     return activation(as_tensor(z), Softmax())
+
+
+def log_softmax(z: Tensor) -> Tensor:
+    return activation(as_tensor(z), LogSoftmax())
 
 
 def _is_number(value: object) -> bool:
@@ -941,6 +968,33 @@ class CrossEntropyKernel:
 
 
 @dataclass(frozen=True)
+class NLLKernel(CrossEntropyKernel):
+    """Negative log-likelihood of log-probabilities A (a ``LogSoftmax``'s): L = −A[y]
+    per sample, so δ = −Y (over B for the mean); with A = log softmax(Z) it is the
+    cross-entropy of Z. Targets are class indices (B,) only, as PyTorch's NLLLoss."""
+
+    name: str = "nll"
+
+    def value_and_grad(self, output, target, grad_out):
+        scale = _batch_scale(self, output.shape[0])
+        rows = np.arange(len(output))
+        value = -float(output[rows, target].sum(dtype=np.float64))
+        grad = _workspace(output, grad_out)
+        grad[...] = 0
+        grad[rows, target] = -scale
+        return scale * value
+
+    def per_sample(self, output, target):  # −aᵢ[yᵢ] and its ∇aᵢ = −e_yᵢ
+        rows = np.arange(len(output))
+        grad = np.zeros_like(output)
+        grad[rows, target] = -1
+        return (-output[rows, target]).astype(output.dtype), grad
+
+    def target_grad(self, output, target):  # class indices: no gradient to give
+        raise DataError(f"{self.name} loss: its targets are class indices, which have no gradient")
+
+
+@dataclass(frozen=True)
 class BCEWithLogitsKernel:
     """Binary cross-entropy on logits z: max(z,0) − z·y + log(1 + e^(−|z|)), stable."""
 
@@ -1033,6 +1087,12 @@ def check_loss_target(kernel: LossKernel, output: np.ndarray, target: np.ndarray
     if output.shape[0] != target.shape[0]:
         raise ShapeError(
             f"{where}: output has {output.shape[0]} samples but target has {target.shape[0]}"
+        )
+    if isinstance(kernel, NLLKernel) and (target.ndim != 1 or target.dtype.kind not in "iu"):
+        raise DataError(
+            f"{where}: targets are class indices of shape (B,), as PyTorch's NLLLoss takes "
+            f"them; got {target.dtype} of shape {target.shape} (probabilities go to "
+            "CrossEntropyLoss, on logits)"
         )
     if isinstance(kernel, CrossEntropyKernel):
         if output.ndim != 2:
@@ -1396,14 +1456,12 @@ def softmax_along(a: Tensor, dim: object) -> Tensor:
 
 
 def log_softmax_along(a: Tensor, dim: object) -> Tensor:
-    """Z − log Σ e^Z over ``dim``, shifted by the maximum (a constant: the result does not
-    depend on it) so that e^Z never overflows; its rules give ∂/∂Z = I − softmax."""
+    """Log-softmax over ``dim`` (``t.log_softmax(dim)``): the kernel runs over the last
+    axis, as softmax_along's."""
     axis = _axis(dim, a.ndim, "log_softmax")
-    with np.errstate(invalid="ignore"):
-        shift = np.max(a.data, axis=axis, keepdims=True) if a.data.size else 0
-    shift = np.where(np.isfinite(shift), shift, 0)
-    z = sub(a, shift)
-    return sub(z, log(sum(exp(z), axis, True)))
+    if axis == max(a.ndim, 1) - 1:
+        return log_softmax(a)
+    return swap_axes(log_softmax(swap_axes(a, axis, -1)), axis, -1)
 
 
 def _shape_of_flatten(shape: tuple[int, ...], start: object, end: object) -> tuple[int, ...]:

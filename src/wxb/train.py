@@ -42,6 +42,7 @@ from wxb.nn.losses import (
     CrossEntropyLoss,
     FunctionLoss,
     Loss,
+    NLLLoss,
     computes_its_own,
     get_loss,
     one_number,
@@ -236,6 +237,8 @@ def _head_applied_twice(model: Module, loss: Loss) -> str | None:
     if last is model:
         return None
     kind = stock_loss(loss)
+    if isinstance(loss, NLLLoss):  # it takes log-probabilities: applies nothing itself
+        return None
     if kind is CrossEntropyLoss and is_stock(last, Softmax):
         return "softmax"
     if kind is BCEWithLogitsLoss and is_stock(last, Sigmoid):

@@ -11,13 +11,22 @@ from wxb.nn.layers import (
     Identity,
     LeakyReLU,
     Linear,
+    LogSoftmax,
     ReLU,
     Sigmoid,
     Softmax,
     Standardize,
     Tanh,
 )
-from wxb.nn.losses import LOSSES, BCEWithLogitsLoss, CrossEntropyLoss, Loss, MSELoss, get_loss
+from wxb.nn.losses import (
+    LOSSES,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    Loss,
+    MSELoss,
+    NLLLoss,
+    get_loss,
+)
 from wxb.nn.module import Module, Parameter
 from wxb.nn.sequential import Sequential
 
@@ -33,10 +42,12 @@ __all__ = [
     "Identity",
     "LeakyReLU",
     "Linear",
+    "LogSoftmax",
     "Loss",
     "MSELoss",
     "Module",
     "ModuleList",
+    "NLLLoss",
     "Parameter",
     "ReLU",
     "Sequential",

@@ -215,6 +215,14 @@ class Softmax(Activation):
         super().__init__(ops.Softmax(), name)
 
 
+class LogSoftmax(Activation):
+    """Row-wise log-softmax, Z − log Σⱼ e^(Zⱼ): log-probabilities, for NLLLoss (together
+    the cross-entropy of Z, as PyTorch's LogSoftmax(dim=1) and NLLLoss)."""
+
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__(ops.LogSoftmax(), name)
+
+
 ACTIVATIONS: dict[str, type[Activation]] = {
     "identity": Identity,
     "sigmoid": Sigmoid,
@@ -223,6 +231,7 @@ ACTIVATIONS: dict[str, type[Activation]] = {
     "leaky_relu": LeakyReLU,
     "gelu": GELU,
     "softmax": Softmax,
+    "log_softmax": LogSoftmax,
 }
 
 

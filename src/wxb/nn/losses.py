@@ -105,6 +105,28 @@ class CrossEntropyLoss(Loss):
         self.kernel = ops.CrossEntropyKernel(reduction)
 
 
+class NLLLoss(CrossEntropyLoss):
+    """Negative log-likelihood of log-probabilities (a model ending in ``LogSoftmax``):
+    L = −(1/B) Σᵢ A[i, yᵢ], δ = −Y/B; class-index targets (B,). After a LogSoftmax it
+    is the cross-entropy of the logits, as PyTorch's LogSoftmax + NLLLoss, and counts
+    as CrossEntropyLoss wherever the loss says what the outputs mean (the task,
+    accuracy, wxb eval, which scores the saved model's log-probabilities as logits)."""
+
+    def __init__(self, reduction: str = "mean", **torch_only: object) -> None:
+        torch_options(
+            "NLLLoss",
+            torch_only,
+            {**_DEPRECATED, "weight": None, "ignore_index": -100},
+            {
+                **_DEPRECATED_INSTEAD,
+                "weight": _WEIGHTS_INSTEAD + ", w being each row's class weight",
+                "ignore_index": "leave the rows of that class out of the batch",
+            },
+        )
+        Loss.__init__(self, reduction)
+        self.kernel = ops.NLLKernel(reduction)
+
+
 class BCEWithLogitsLoss(Loss):
     """Sigmoid and binary cross-entropy on logits, stable; targets in [0, 1], output's shape."""
 
@@ -176,6 +198,7 @@ LOSSES: dict[str, type[Loss]] = {
     "mse": MSELoss,
     "cross_entropy": CrossEntropyLoss,
     "bce_with_logits": BCEWithLogitsLoss,
+    "nll": NLLLoss,  # after cross_entropy: stock_loss counts it as that (log-probabilities)
 }
 
 
