@@ -88,11 +88,22 @@ from wxb.train import evaluate, fit, request_stop
 
 DEFAULT_HIDDEN = "512"
 # what a regression's training figures measure: the network trains on (y − mean)/sd
-REGRESSION_LOSS_NOTE = (
-    "loss and val_loss are ½·(ŷ − y)² per row on standardized targets ((y − mean)/sd, "
-    "the training part's), summed over the outputs: not the mse wxb eval gives in the "
-    "target's units"
-)
+REGRESSION_LOSS_TERMS = {
+    "mse": "½·(ŷ − y)² per row",
+    "l1": "|ŷ − y|",
+    "huber": "Huber's loss (δ = 1)",
+    "smooth_l1": "the smooth L1 loss (β = 1)",
+}
+
+
+def regression_loss_note(loss: str) -> str:
+    """What loss and val_loss measure in a regression wxb train trained."""
+    spread = "summed over the outputs" if loss == "mse" else "averaged over every output"
+    return (
+        f"loss and val_loss are {REGRESSION_LOSS_TERMS[loss]} on standardized targets "
+        f"((y − mean)/sd, the training part's), {spread}: not the mse wxb eval gives in the "
+        "target's units"
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -154,7 +165,8 @@ def build_parser() -> _Parser:
         default="relu",
         help="f in A = f(Z) for the hidden layers")
     add("--loss", choices=("auto", *(name for name in LOSSES if name != "nll")), default="auto",
-        help="auto: cross_entropy for classification, mse for regression")
+        help="auto: cross_entropy for classification, mse for regression (l1, huber and "
+        "smooth_l1 are regression losses too, less pulled by outliers)")
     add("--optimizer", choices=sorted(OPTIMIZERS), default="adam", help="optimiser")
     add("--lr", type=float, default=None,
         help="learning rate; default adam and adamw 1e-3, sgd 0.01")
@@ -764,7 +776,7 @@ def _run_train(args: argparse.Namespace) -> None:
         print(f"resumed from {history.resumed_from}")
     figures = finish_model(model, args, data, targets, X, (train_rows, test_rows), held)
     if targets.task == "regression":
-        history.loss_note = REGRESSION_LOSS_NOTE
+        history.loss_note = regression_loss_note(targets.loss)
     if args.history:
         wdata.atomic_write(args.history, history.to_json().encode())
     if args.plots:

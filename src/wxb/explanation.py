@@ -764,6 +764,21 @@ _LOSS_EQUATIONS: dict[str, tuple[str, str, str]] = {
         r"\mathcal{L} = -\frac{1}{B} \sum_i a_{i, y_i}",
         "−Y/B",
     ),
+    "l1": (
+        "L = mean of |ŷ − y|",
+        r"\mathcal{L} = \mathrm{mean}\,\lvert \hat{y} - y \rvert",
+        "sign(Ŷ − Y)/(B·C)",
+    ),
+    "huber": (
+        "L = mean of huber_δ(ŷ − y): ½d² for |d| ≤ δ, δ(|d| − ½δ) beyond",
+        r"\mathcal{L} = \mathrm{mean}\,\mathrm{huber}_\delta(\hat{y} - y)",
+        "clip(Ŷ − Y, −δ, δ)/(B·C)",
+    ),
+    "smooth_l1": (
+        "L = mean of smooth_l1_β(ŷ − y): ½d²/β for |d| < β, |d| − ½β beyond",
+        r"\mathcal{L} = \mathrm{mean}\,\mathrm{smooth}_{\ell_1,\beta}(\hat{y} - y)",
+        "clip((Ŷ − Y)/β, −1, 1)/(B·C)",
+    ),
     "bce_with_logits": (
         "L = mean of −[y log σ(z) + (1 − y) log(1 − σ(z))]",
         r"\mathcal{L} = -\mathrm{mean}\,[y \log \sigma(z) + (1 - y) \log(1 - \sigma(z))]",

@@ -907,6 +907,69 @@ class MSEKernel:
 
 
 @dataclass(frozen=True)
+class L1Kernel:
+    """|ŷ − y| per element, as PyTorch's L1Loss: ``mean`` averages over every element
+    (B·C), as PyTorch's does. ∂L/∂ŷ = sign(ŷ − y), 0 where they are equal (PyTorch's)."""
+
+    reduction: str = "mean"
+    name: str = "l1"
+
+    def __post_init__(self) -> None:
+        _check_reduction(self.reduction, self.name)
+
+    def terms(self, diff: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each element's loss and its derivative, from d = ŷ − y."""
+        return np.abs(diff), np.sign(diff)
+
+    def value_and_grad(self, output, target, grad_out):
+        scale = _batch_scale(self, output.size)
+        diff = np.subtract(output, target, out=_workspace(output, grad_out))
+        values, slopes = self.terms(diff)
+        value = scale * float(values.sum(dtype=np.float64))
+        np.multiply(slopes, scale, out=diff)  # ∂L/∂ŷ, over the element count for the mean
+        return value
+
+    def per_sample(self, output, target):  # per element, as PyTorch's reduction='none'
+        values, slopes = self.terms(np.subtract(output, target))
+        return values.astype(output.dtype), slopes.astype(output.dtype)
+
+    def target_grad(self, output, target):  # ∂L/∂y = −∂L/∂ŷ
+        scale = 1.0 / output.size if self.reduction == "mean" else 1.0
+        return (self.terms(np.subtract(output, target))[1] * -scale).astype(output.dtype)
+
+
+@dataclass(frozen=True)
+class HuberKernel(L1Kernel):
+    """PyTorch's HuberLoss: ½d² where |d| ≤ δ, δ(|d| − ½δ) beyond (d = ŷ − y), per
+    element: squared near the target, absolute far from it. ∂L/∂ŷ = d clipped to ±δ."""
+
+    name: str = "huber"
+    delta: float = 1.0
+
+    def terms(self, diff):
+        size = np.abs(diff)
+        near = size <= self.delta
+        values = np.where(near, 0.5 * diff * diff, self.delta * (size - 0.5 * self.delta))
+        return values, np.clip(diff, -self.delta, self.delta)
+
+
+@dataclass(frozen=True)
+class SmoothL1Kernel(L1Kernel):
+    """PyTorch's SmoothL1Loss: ½d²/β where |d| < β, |d| − ½β beyond: Huber's over β (β = 0:
+    L1). ∂L/∂ŷ = d/β clipped to ±1."""
+
+    name: str = "smooth_l1"
+    beta: float = 1.0
+
+    def terms(self, diff):
+        if self.beta == 0:
+            return super().terms(diff)
+        size = np.abs(diff)
+        values = np.where(size < self.beta, 0.5 * diff * diff / self.beta, size - 0.5 * self.beta)
+        return values, np.clip(diff / self.beta, -1, 1)
+
+
+@dataclass(frozen=True)
 class CrossEntropyKernel:
     """Softmax and cross-entropy fused: stable, and δ⁽ᴸ⁾ = softmax(Z) − Y directly.
 
@@ -1187,6 +1250,22 @@ def cross_entropy(output: Tensor, target: object, reduction: str = "mean") -> Te
 
 def bce_with_logits(output: Tensor, target: object, reduction: str = "mean") -> Tensor:
     return loss(output, target, BCEWithLogitsKernel(reduction))
+
+
+def nll_loss(output: Tensor, target: object, reduction: str = "mean") -> Tensor:
+    return loss(output, target, NLLKernel(reduction))
+
+
+def l1_loss(output: Tensor, target: object, reduction: str = "mean") -> Tensor:
+    return loss(output, target, L1Kernel(reduction))
+
+
+def huber_loss(output: Tensor, target: object, reduction: str = "mean", delta: float = 1.0):
+    return loss(output, target, HuberKernel(reduction, delta=float(delta)))
+
+
+def smooth_l1_loss(output: Tensor, target: object, reduction: str = "mean", beta: float = 1.0):
+    return loss(output, target, SmoothL1Kernel(reduction, beta=float(beta)))
 
 
 def _dims(shape: tuple[int, ...]) -> str:

@@ -27,6 +27,7 @@ from wxb.columns import TableEncoder, boolean_spellings, choose_features, table_
 from wxb.errors import ConfigError, DataError
 from wxb.nn import Dense
 from wxb.nn.heads import head_index, model_task, probability_head
+from wxb.nn.losses import REGRESSION_LOSSES
 from wxb.nn.module import input_width
 from wxb.nn.sequential import layers_in_order
 from wxb.tables import Column, Table, number_from_text, text_as_numbers
@@ -59,7 +60,7 @@ def choose_task(y: np.ndarray, task: str, loss: str) -> str:
         return task
     if loss in ("cross_entropy", "bce_with_logits"):
         return "classification"
-    if loss == "mse":
+    if loss in REGRESSION_LOSSES:
         return "regression"
     if y.ndim == 2:
         return "classification" if ops.is_one_hot(y) else "regression"
@@ -197,8 +198,10 @@ def encode_targets(dataset: wdata.Dataset | TableData, task: str, loss: str) -> 
     if loss == "auto":
         loss = "cross_entropy" if task == "classification" else "mse"
     if task == "classification":
-        if loss == "mse":
-            raise ConfigError("--loss mse is for regression; use cross_entropy for classification")
+        if loss in REGRESSION_LOSSES:
+            raise ConfigError(
+                f"--loss {loss} is for regression; use cross_entropy for classification"
+            )
         if y.ndim == 2:
             if not ops.is_one_hot(y):
                 raise DataError(
@@ -240,8 +243,10 @@ def encode_targets(dataset: wdata.Dataset | TableData, task: str, loss: str) -> 
             y01 = indices.astype(np.float64).reshape(-1, 1)
             return Targets(task, loss, y01, 1, names, reason=reason, warnings=warnings)
         return Targets(task, loss, indices, len(classes), names, reason=reason, warnings=warnings)
-    if loss != "mse":
-        raise ConfigError(f"--loss {loss} is for classification; regression uses mse")
+    if loss not in REGRESSION_LOSSES:
+        raise ConfigError(
+            f"--loss {loss} is for classification; regression uses " + ", ".join(REGRESSION_LOSSES)
+        )
     y = numeric_targets(y, dataset)
     y = y.reshape(len(y), -1)
     constant = np.flatnonzero((y == y[0]).all(axis=0))

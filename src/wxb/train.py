@@ -38,6 +38,7 @@ from wxb.nn.heads import head_index
 from wxb.nn.layers import Dropout, Sigmoid, Softmax
 from wxb.nn.losses import (
     LOSSES,
+    REGRESSION_LOSSES,
     BCEWithLogitsLoss,
     CrossEntropyLoss,
     FunctionLoss,
@@ -539,7 +540,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     elif validation_split:
         # By class: class indices or 0/1 labels; a regression's numbers (or soft
         # targets) are no classes.
-        regression = getattr(getattr(loss_fn, "kernel", None), "name", None) == "mse"
+        regression = getattr(getattr(loss_fn, "kernel", None), "name", None) in REGRESSION_LOSSES
         classes = (
             y_arr.ndim == 1
             and not regression
@@ -1180,7 +1181,7 @@ def _record_loss(info: dict, loss_fn: Loss, y: np.ndarray) -> None:
     if name is None:
         return
     info["loss"] = name
-    info["task"] = "regression" if name == "mse" else "classification"
+    info["task"] = "regression" if name in REGRESSION_LOSSES else "classification"
     if name == "bce_with_logits" and y.ndim == 2 and y.shape[1] > 1:
         info["multilabel"] = True  # a sigmoid per output, as scikit-learn's multilabel MLP
     else:

@@ -2,9 +2,10 @@
 and ∂L/∂y too when the target is a tensor that requires grad (another model's output).
 
 Reductions: ``"mean"`` divides by the batch size B (for BCEWithLogitsLoss, by the
-number of elements, as PyTorch does); ``"sum"`` does not divide; ``"none"`` gives a
-tensor of each sample's loss, as PyTorch's does — shape (B,) for MSELoss and
-CrossEntropyLoss, the output's for BCEWithLogitsLoss (a loss per element) — for the
+number of elements, as PyTorch does, and so for L1Loss, HuberLoss and SmoothL1Loss);
+``"sum"`` does not divide; ``"none"`` gives a tensor of each sample's loss, as
+PyTorch's does — shape (B,) for MSELoss, CrossEntropyLoss and NLLLoss, the output's for
+BCEWithLogitsLoss, L1Loss, HuberLoss and SmoothL1Loss (a loss per element) — for the
 user's own weighting or masking before ``.sum()`` or ``.mean()``. ``fit``, ``evaluate``
 and a training step need one number per batch and refuse it.
 """
@@ -12,7 +13,10 @@ and a training step need one number per batch and refuse it.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
+
+import numpy as np
 
 from wxb import ops
 from wxb.errors import ConfigError
@@ -79,6 +83,74 @@ class MSELoss(Loss):
         torch_options("MSELoss", torch_only, _DEPRECATED, _DEPRECATED_INSTEAD)
         super().__init__(reduction)
         self.kernel = ops.MSEKernel(reduction)
+
+
+class L1Loss(Loss):
+    """|ŷ − y|, as PyTorch's L1Loss: ``mean`` averages over every element of the batch
+    (PyTorch's rule; unlike MSELoss's seed convention, which sums over the outputs)."""
+
+    def __init__(self, reduction: str = "mean", **torch_only: object) -> None:
+        torch_options("L1Loss", torch_only, _DEPRECATED, _DEPRECATED_INSTEAD)
+        super().__init__(reduction)
+        self.kernel = ops.L1Kernel(reduction)
+
+
+class _Threshold:
+    """A loss's threshold (Huber's δ, SmoothL1's β), set later too, as in PyTorch: the
+    kernel follows; kept in the instance's dict (pickles, a checkpoint's settings)."""
+
+    def __init__(self, minimum_excluded: bool) -> None:
+        self.minimum_excluded = minimum_excluded
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, loss: Loss | None, owner: type) -> object:
+        return self if loss is None else loss.__dict__[self.name]
+
+    def __set__(self, loss: Loss, value: object) -> None:
+        what = f"{type(loss).__name__} {self.name}"
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise ConfigError(f"{what} must be a number; got {value!r}")
+        value = float(value)
+        if not math.isfinite(value) or value < 0 or (self.minimum_excluded and value == 0):
+            bound = "> 0" if self.minimum_excluded else "≥ 0"
+            raise ConfigError(f"{what} must be finite and {bound}; got {value!r}")
+        loss.__dict__[self.name] = value
+        kernel = loss.__dict__.get("kernel")
+        if kernel is not None:
+            loss.kernel = dataclasses.replace(kernel, **{self.name: value})
+
+
+class HuberLoss(Loss):
+    """PyTorch's HuberLoss: ½(ŷ − y)² within δ of the target, δ·(|ŷ − y| − ½δ) beyond
+    (squared near, absolute far: outliers pull less); ``mean`` over every element."""
+
+    delta = _Threshold(minimum_excluded=True)
+
+    def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:
+        super().__init__(reduction)
+        self.delta = delta
+        self.kernel = ops.HuberKernel(reduction, delta=self.delta)
+
+    def __repr__(self) -> str:
+        return f"HuberLoss(reduction={self.reduction!r}, delta={self.delta!r})"
+
+
+class SmoothL1Loss(Loss):
+    """PyTorch's SmoothL1Loss: ½(ŷ − y)²/β within β of the target, |ŷ − y| − ½β beyond
+    (HuberLoss with δ = β, divided by β; β = 0 is L1Loss); ``mean`` over every element."""
+
+    beta = _Threshold(minimum_excluded=False)
+
+    def __init__(self, reduction: str = "mean", beta: float = 1.0, **torch_only: object) -> None:
+        torch_options("SmoothL1Loss", torch_only, _DEPRECATED, _DEPRECATED_INSTEAD)
+        super().__init__(reduction)
+        self.beta = beta
+        self.kernel = ops.SmoothL1Kernel(reduction, beta=self.beta)
+
+    def __repr__(self) -> str:
+        return f"SmoothL1Loss(reduction={self.reduction!r}, beta={self.beta!r})"
 
 
 class CrossEntropyLoss(Loss):
@@ -199,7 +271,12 @@ LOSSES: dict[str, type[Loss]] = {
     "cross_entropy": CrossEntropyLoss,
     "bce_with_logits": BCEWithLogitsLoss,
     "nll": NLLLoss,  # after cross_entropy: stock_loss counts it as that (log-probabilities)
+    "l1": L1Loss,
+    "huber": HuberLoss,
+    "smooth_l1": SmoothL1Loss,
 }
+# the losses of a regression (numbers to predict), by name: the rest are a classifier's
+REGRESSION_LOSSES = ("mse", "l1", "huber", "smooth_l1")
 
 
 def batch_loss(loss: Loss) -> Loss:
