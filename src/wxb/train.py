@@ -370,8 +370,9 @@ def fit(
 ) -> History:
     """Train ``model`` on rows ``X`` with targets ``y``; returns a :class:`History`.
 
-    - ``loss``: "cross_entropy" (y = class indices 0..C−1), "mse", "bce_with_logits", a
-      Loss, or a function ``f(output, target)`` giving the batch's mean as a scalar
+    - ``loss``: "cross_entropy" (y = class indices 0..C−1), "mse", "bce_with_logits",
+      "nll" (after a LogSoftmax), "l1", "huber", "smooth_l1" (regressions outliers should
+      pull less), a Loss, or a function ``f(output, target)`` giving the batch's mean as a scalar
       Tensor. A loss of one's own (a function, a Loss subclass with its own __call__)
       gets y as (B, outputs) when y has that shape, else its rows as given (class
       indices, extra columns such as row weights), as a PyTorch loop would.
