@@ -1935,3 +1935,23 @@ def test_to_a_device_other_than_the_cpu_is_one_line():
     ):
         with pytest.raises(wxb.errors.ConfigError, match=r"wxb computes on the CPU only"):
             call()
+
+
+def test_std_of_a_constant_row_gives_a_zero_gradient_as_pytorch(rng):
+    """A row whose values are all equal has std 0; PyTorch's ∂std/∂x is 0 there (its
+    backward masks 1/(2·std) where std is 0), so a normalisation x / (x.std(1) + eps) of
+    a constant row trains on instead of filling every gradient with NaN."""
+    rows, cols = dims(rng, 2)
+    data = rng.normal(size=(rows, cols))
+    data[rng.integers(rows)] = rng.normal()  # one constant row
+    weights = rng.normal(size=rows)
+    for unbiased in (True, False):
+        x, xt = pair(data.copy())
+        (x.std(1, unbiased=unbiased) * Tensor(weights)).sum().backward()
+        (xt.std(1, unbiased=unbiased) * torch.tensor(weights)).sum().backward()
+        assert np.isfinite(np.asarray(x.grad)).all()
+        close(x.grad, xt.grad)
+    x, xt = pair(np.full(cols, rng.normal()))
+    x.std(correction=0).backward()
+    xt.std(correction=0).backward()
+    close(x.grad, xt.grad)

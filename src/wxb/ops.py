@@ -1513,6 +1513,18 @@ def variance(a: Tensor, dim: object = None, keepdim: bool = False, correction: f
     return mul(sum(mul(centred, centred), axes, keepdim), scale)
 
 
+def _root_of_variance(value: Tensor) -> Tensor:
+    """√var for std: ∂std/∂var is 1/(2·std), and 0 where std is 0 (PyTorch's rule: a row
+    of equal values has no direction to spread in, where 1/(2·0) · 0 would give NaN)."""
+    S = np.sqrt(value.data)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (np.where(S == 0, 0, g / (2 * S)).astype(g.dtype, copy=False),)
+
+    return Tensor.from_op(S, "std", (value,), backward, saves_output=True)
+
+
 def _variance_method(root: bool) -> Callable:
     def method(self, dim=None, *args, correction=None, unbiased=None, keepdim=False):
         if args:  # torch's older var(dim, unbiased, keepdim)
@@ -1521,7 +1533,7 @@ def _variance_method(root: bool) -> Callable:
         if correction is None:
             correction = 1 if unbiased is None or unbiased else 0
         value = variance(self, dim, keepdim, correction)
-        return power(value, 0.5) if root else value
+        return _root_of_variance(value) if root else value
 
     return method
 
