@@ -1955,3 +1955,20 @@ def test_std_of_a_constant_row_gives_a_zero_gradient_as_pytorch(rng):
     x.std(correction=0).backward()
     xt.std(correction=0).backward()
     close(x.grad, xt.grad)
+
+
+def test_var_with_no_more_values_than_the_correction_is_not_negative(rng):
+    """PyTorch divides by max(0, n − correction): n ≤ correction gives inf or NaN,
+    never the negative variance that dividing by n − correction < 0 gave."""
+    count = int(rng.integers(1, 4))
+    data = rng.normal(size=(count, 3))
+    for correction in (count, count + 1, count + 2):
+        x, xt = pair(data.copy())
+        np.testing.assert_array_equal(
+            np.asarray(x.var(0, correction=correction).data),
+            xt.var(0, correction=correction).detach().numpy(),
+        )
+    empty = np.zeros((0, 3))
+    np.testing.assert_array_equal(
+        np.asarray(Tensor(empty).var(0).data), torch.tensor(empty).var(0).numpy()
+    )

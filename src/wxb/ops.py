@@ -1508,9 +1508,10 @@ def variance(a: Tensor, dim: object = None, keepdim: bool = False, correction: f
     axes = None if axes is None else tuple(_axis(d, a.ndim, "var") for d in axes)
     centred = sub(a, mean(a, axes, True))
     count = a.data.size if axes is None else math.prod(a.shape[i] for i in axes)
-    with np.errstate(divide="ignore"):
-        scale = 1.0 / (count - correction) if count - correction else math.inf
-    return mul(sum(mul(centred, centred), axes, keepdim), scale)
+    free = max(count - correction, 0)  # PyTorch's max(0, n − correction): never negative
+    scale = 1.0 / free if free else math.inf
+    with np.errstate(invalid="ignore"):  # 0 · inf: NaN, as PyTorch's (no values to spread)
+        return mul(sum(mul(centred, centred), axes, keepdim), scale)
 
 
 def _root_of_variance(value: Tensor) -> Tensor:
