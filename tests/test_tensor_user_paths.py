@@ -1972,3 +1972,16 @@ def test_var_with_no_more_values_than_the_correction_is_not_negative(rng):
     np.testing.assert_array_equal(
         np.asarray(Tensor(empty).var(0).data), torch.tensor(empty).var(0).numpy()
     )
+
+
+def test_numpy_var_and_std_of_a_tensor_keep_numpy_meaning(rng):
+    """np.var(t) and np.std(t, axis=…) call t.var(axis=, dtype=, out=, ddof=): they
+    worked before t.var existed (ddof 0, NumPy's default) and must go on doing so."""
+    data = rng.normal(size=dims(rng, 2))
+    t = Tensor(data)
+    close(np.asarray(np.var(t)), np.var(data))
+    close(np.asarray(np.std(t, axis=1)), np.std(data, axis=1))
+    close(
+        np.asarray(np.std(t, axis=0, ddof=1, keepdims=True)), np.std(data, 0, ddof=1, keepdims=True)
+    )
+    close(np.asarray(t.var(axis=1)), np.var(data, axis=1))

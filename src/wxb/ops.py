@@ -1527,7 +1527,18 @@ def _root_of_variance(value: Tensor) -> Tensor:
 
 
 def _variance_method(root: bool) -> Callable:
-    def method(self, dim=None, *args, correction=None, unbiased=None, keepdim=False):
+    """t.var(dim, correction=, unbiased=, keepdim=) as PyTorch's (correction 1); NumPy's
+    axis=/ddof=/keepdims= (what np.var(t), np.std(t) call) keep NumPy's ddof 0."""
+
+    def method(self, dim=None, *args, correction=None, unbiased=None, keepdim=False,
+               axis=None, ddof=None, keepdims=None, dtype=None, out=None):  # fmt: skip
+        name = "std" if root else "var"
+        if dtype is not None or out is not None:
+            raise TypeError(f"Tensor.{name}: dtype= and out= are not taken")
+        if axis is not None or ddof is not None or keepdims is not None:
+            if dim is not None or args or correction is not None or unbiased is not None:
+                raise TypeError(f"Tensor.{name}: give NumPy's axis=/ddof= or torch's dim=")
+            dim, keepdim, correction = axis, bool(keepdims), 0 if ddof is None else ddof
         if args:  # torch's older var(dim, unbiased, keepdim)
             unbiased, *rest = args
             keepdim = rest[0] if rest else keepdim
