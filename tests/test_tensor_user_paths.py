@@ -1985,3 +1985,26 @@ def test_numpy_var_and_std_of_a_tensor_keep_numpy_meaning(rng):
         np.asarray(np.std(t, axis=0, ddof=1, keepdims=True)), np.std(data, 0, ddof=1, keepdims=True)
     )
     close(np.asarray(t.var(axis=1)), np.var(data, axis=1))
+
+
+def test_a_dim_of_0_or_minus_1_on_a_0d_tensor_as_pytorch(rng):
+    """PyTorch takes dim 0 and -1 on a 0-d tensor (as the one dimension it has for this
+    purpose): max/min(dim), var/std(dim), mean(dim=), transpose(0, -1) raised NumPy's
+    bare AxisError or an IndexError."""
+    value = rng.normal()
+    for dim in (0, -1):
+        x, xt = pair(np.array(value))
+        found, expected = x.max(dim), xt.max(dim)
+        close(found.values.data, expected.values)
+        assert found.indices.shape == () and found.indices == 0
+        found.values.backward()
+        expected.values.backward()
+        close(x.grad, xt.grad)
+        assert x.min(dim, keepdim=True).values.shape == ()
+        close(x.mean(dim=dim).data, xt.mean(dim=dim))
+        close(x.transpose(0, dim).data, xt.transpose(0, dim))
+        close(x.var(dim, correction=0).data, xt.var(dim, correction=0))
+        x, xt = pair(np.array(value))
+        (x.transpose(dim, 0) * 3.0).backward()
+        (xt.transpose(dim, 0) * 3.0).backward()
+        close(x.grad, xt.grad)

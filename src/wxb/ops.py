@@ -1371,6 +1371,10 @@ def _reduction(reduce: Callable[[Tensor, object, bool], Tensor], name: str) -> C
             raise TypeError(f"Tensor.{name}: dtype=, out= and other NumPy options are not taken")
         if dim is not None and axis is not None:
             raise TypeError(f"Tensor.{name}: give the axis once (axis= or dim=)")
+        if dim is not None and self.ndim == 0:  # torch's dim 0 or -1 of a 0-d tensor
+            for d in dim if isinstance(dim, (tuple, list)) else (dim,):
+                _axis(d, 0, name)  # in range: 0 or -1
+            dim = None  # its one value
         axis = dim if dim is not None else axis
         return reduce(self, axis, keepdims if keepdim is None else keepdim)
 
@@ -1396,6 +1400,8 @@ def _axis(dim: object, ndim: int, what: str, extra: int = 0) -> int:
 def swap_axes(a: Tensor, dim0: int, dim1: int) -> Tensor:
     """Two axes exchanged (``t.transpose(0, 1)``): ∂L/∂A is G with them exchanged back."""
     axis0, axis1 = _axis(dim0, a.ndim, "transpose"), _axis(dim1, a.ndim, "transpose")
+    if a.ndim == 0:  # dims 0 and -1 name a 0-d tensor's one place, as PyTorch's: itself
+        return reshape(a, ())
 
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
         return (np.swapaxes(g, axis0, axis1),)
@@ -1455,6 +1461,9 @@ def extreme(a: Tensor, dim: object = None, keepdim: bool = False, largest: bool 
 
         return Tensor.from_op(np.asarray(best), name, (a,), backward_all)
     axis = _axis(dim, A.ndim, name)
+    if A.ndim == 0:  # dim 0 or -1 of a 0-d tensor, as PyTorch's: itself, at index 0
+        found = extreme(reshape(a, (1,)), 0, False, largest)
+        return ValuesIndices(found.values, found.indices.reshape(()))
     chosen = A.argmax(axis=axis, keepdims=True) if largest else A.argmin(axis=axis, keepdims=True)
     values = np.take_along_axis(A, chosen, axis)
 
@@ -1506,6 +1515,7 @@ def variance(a: Tensor, dim: object = None, keepdim: bool = False, correction: f
     give its gradient, 2(A − mean)/(n − correction)."""
     axes = dim if dim is None or isinstance(dim, (tuple, list)) else (dim,)
     axes = None if axes is None else tuple(_axis(d, a.ndim, "var") for d in axes)
+    axes = None if a.ndim == 0 else axes  # a 0-d tensor's dim 0 or -1: its one value
     centred = sub(a, mean(a, axes, True))
     count = a.data.size if axes is None else math.prod(a.shape[i] for i in axes)
     free = max(count - correction, 0)  # PyTorch's max(0, n − correction): never negative
