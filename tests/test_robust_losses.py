@@ -125,3 +125,24 @@ def test_explain_writes_their_equations(rng):
     for loss, equation in (("l1", "L = mean of |ŷ − y|"), ("huber", "huber_δ(ŷ − y)"),
                            ("smooth_l1", "smooth_l1_β(ŷ − y)")):  # fmt: skip
         assert equation in str(wxb.explain(model, X, y, loss=loss)), loss
+
+
+@pytest.mark.parametrize(
+    ("function", "option", "bad"),
+    [
+        ("huber_loss", "delta", 0.0),
+        ("huber_loss", "delta", -1.5),
+        ("smooth_l1_loss", "beta", -1.0),
+        ("huber_loss", "delta", float("nan")),
+        ("smooth_l1_loss", "beta", float("inf")),
+    ],
+)
+def test_functional_threshold_out_of_range_is_refused_as_the_module_refuses_it(
+    rng, function, option, bad
+):
+    """nn.HuberLoss(delta=0) and nn.SmoothL1Loss(beta=-1) are refused, as PyTorch refuses
+    F.huber_loss(delta=0) and F.smooth_l1_loss(beta=-1); the functional forms took them and
+    gave a loss whose gradient is 0 (δ = 0) or points away from the target (β < 0)."""
+    output = wxb.Tensor(rng.normal(size=(4, 2)), requires_grad=True)
+    with pytest.raises(wxb.ConfigError, match=option):
+        getattr(nn.functional, function)(output, rng.normal(size=(4, 2)), **{option: bad})

@@ -906,6 +906,20 @@ class MSEKernel:
         return grad
 
 
+def _check_threshold(value: object, what: str, positive: bool) -> None:
+    """Huber's δ (> 0) or SmoothL1's β (≥ 0), finite, as PyTorch's functional forms
+    require: δ = 0 would give no gradient and β < 0 one pointing away from the target."""
+    bound = "> 0" if positive else "≥ 0"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not math.isfinite(value)
+        or value < 0
+        or (positive and value == 0)
+    ):
+        raise ConfigError(f"{what} must be a finite number {bound}; got {value!r}")
+
+
 @dataclass(frozen=True)
 class L1Kernel:
     """|ŷ − y| per element, as PyTorch's L1Loss: ``mean`` averages over every element
@@ -946,6 +960,10 @@ class HuberKernel(L1Kernel):
     name: str = "huber"
     delta: float = 1.0
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_threshold(self.delta, "huber loss delta", positive=True)
+
     def terms(self, diff):
         size = np.abs(diff)
         near = size <= self.delta
@@ -960,6 +978,10 @@ class SmoothL1Kernel(L1Kernel):
 
     name: str = "smooth_l1"
     beta: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_threshold(self.beta, "smooth L1 loss beta", positive=False)
 
     def terms(self, diff):
         if self.beta == 0:
