@@ -120,3 +120,26 @@ def test_a_log_softmax_model_leaves_wxb_as_it_computes(rng, tmp_path, capsys):
     assert shown == pytest.approx(expected, abs=1e-4), out
     text = str(wxb.explain(model, X[:3], y[:3], loss="nll"))
     assert "L = −(1/B)·Σᵢ aᵢ[yᵢ]" in text and "softmax(Z⁽²⁾) ⊙ Σⱼ" in text, text
+
+
+@pytest.mark.parametrize("layer", ["LogSoftmax", "Softmax"])
+def test_the_layer_takes_pytorchs_dim_of_the_classes(rng, layer):
+    """nn.LogSoftmax(dim=1), as a PyTorch tutorial writes it, was a bare TypeError (no
+    dim= at all): dim 1 or -1 (the classes of a (B, C) output) is taken, with PyTorch's
+    values and gradients; another axis is refused in one line, not run over the last."""
+    rows, classes = (int(n) for n in rng.integers(2, 6, size=2))
+    logits, weights = rng.normal(size=(rows, classes)) * 5, rng.normal(size=(rows, classes))
+    for dim in (1, -1):
+        x, xt = (
+            wxb.Tensor(logits.copy(), requires_grad=True),
+            torch.tensor(logits, requires_grad=True),
+        )
+        out, expected = getattr(nn, layer)(dim=dim)(x), getattr(torch.nn, layer)(dim=dim)(xt)
+        (out * wxb.Tensor(weights)).sum().backward()
+        (expected * torch.tensor(weights)).sum().backward()
+        np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(x.grad, xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+    with pytest.raises(wxb.ConfigError, match="dim=0"):
+        getattr(nn, layer)(dim=0)
+    with pytest.raises(wxb.ConfigError, match="dim=1"):
+        getattr(nn, layer)(dim=1)(wxb.Tensor(rng.normal(size=(2, 3, 4))))

@@ -138,6 +138,11 @@ class Activation(Module):
         self.name = name
 
     def forward(self, x: Tensor) -> Tensor:
+        if getattr(self, "dim", None) == 1 and getattr(x, "ndim", 2) != 2:  # (Log)Softmax
+            raise ConfigError(
+                f"{type(self).__name__}(dim=1) of a tensor of {x.ndim} dimensions: wxb's "
+                "runs over the last axis; give dim=-1 for that, or use tensor.softmax(1)"
+            )
         return ops.activation(x, self.kernel)
 
     def config(self) -> dict[str, Any]:
@@ -208,19 +213,37 @@ class GELU(Activation):
         return {**super().config(), "approximate": self.kernel.approximate}
 
 
-class Softmax(Activation):
+class _RowWise(Activation):
+    """Softmax and LogSoftmax: over each row's last axis, the classes of a (B, C) batch.
+    PyTorch's ``dim=`` is taken where it names that axis (1 or -1; None, PyTorch's
+    implicit choice, is 1 for a batch); another axis is refused in one line, at
+    construction (0) or at the call (dim=1 of a tensor of 3 or more dimensions)."""
+
+    def __init__(self, kernel: ops.ActivationKernel, name: str | None, dim: object) -> None:
+        what = f"{type(self).__name__}(dim={dim!r})"
+        if dim is not None and (isinstance(dim, bool) or dim not in (1, -1)):
+            raise ConfigError(
+                f"{what}: wxb's {type(self).__name__} runs over the last axis (dim=1 or -1 "
+                "of a (batch, classes) output); for another axis use "
+                f"tensor.{'softmax' if type(self) is Softmax else 'log_softmax'}(dim)"
+            )
+        super().__init__(kernel, name)
+        self.dim = dim  # checked against the input in Activation.forward
+
+
+class Softmax(_RowWise):
     """Row-wise softmax. For training a classifier, prefer CrossEntropyLoss on logits."""
 
-    def __init__(self, name: str | None = None) -> None:
-        super().__init__(ops.Softmax(), name)
+    def __init__(self, name: str | None = None, *, dim: int | None = None) -> None:
+        super().__init__(ops.Softmax(), name, dim)
 
 
-class LogSoftmax(Activation):
+class LogSoftmax(_RowWise):
     """Row-wise log-softmax, Z − log Σⱼ e^(Zⱼ): log-probabilities, for NLLLoss (together
     the cross-entropy of Z, as PyTorch's LogSoftmax(dim=1) and NLLLoss)."""
 
-    def __init__(self, name: str | None = None) -> None:
-        super().__init__(ops.LogSoftmax(), name)
+    def __init__(self, name: str | None = None, *, dim: int | None = None) -> None:
+        super().__init__(ops.LogSoftmax(), name, dim)
 
 
 ACTIVATIONS: dict[str, type[Activation]] = {
