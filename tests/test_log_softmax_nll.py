@@ -143,3 +143,14 @@ def test_the_layer_takes_pytorchs_dim_of_the_classes(rng, layer):
         getattr(nn, layer)(dim=0)
     with pytest.raises(wxb.ConfigError, match="dim=1"):
         getattr(nn, layer)(dim=1)(wxb.Tensor(rng.normal(size=(2, 3, 4))))
+
+
+def test_a_model_whose_info_names_nll_is_a_classifier():
+    """A model saved with info {"loss": "nll"} and no task (written by hand) was read as a
+    regression by wxb eval and predict; nll is a classifier's loss, as cross_entropy."""
+    from wxb.nn.heads import model_task
+
+    model = nn.Sequential(nn.Linear(3, 4), nn.LogSoftmax())
+    model.info = {"loss": "nll"}
+    task, loss, classes = model_task(model)
+    assert (task, loss, classes) == ("classification", "nll", [0, 1, 2, 3])

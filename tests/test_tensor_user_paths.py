@@ -2010,3 +2010,10 @@ def test_a_dim_of_0_or_minus_1_on_a_0d_tensor_as_pytorch(rng):
         (x.transpose(dim, 0) * 3.0).backward()
         (xt.transpose(dim, 0) * 3.0).backward()
         close(x.grad, xt.grad)
+
+
+def test_argmax_of_nothing_is_one_line():
+    empty = Tensor(np.zeros((0, 3)))
+    for call in (lambda: empty.argmax(), lambda: empty.argmin(1)):
+        with pytest.raises(wxb.errors.ShapeError, match="the tensor holds no values"):
+            call()

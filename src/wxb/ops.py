@@ -1523,6 +1523,8 @@ def _arg_method(largest: bool) -> Callable:
         """The index of the largest (smallest) value, as an int64 array (no gradient)."""
         dim = axis if dim is None else dim
         A = self.data
+        if A.size == 0:
+            raise ShapeError(f"argmax/argmin: the tensor holds no values (shape {A.shape})")
         axis = None if dim is None else _axis(dim, A.ndim, "argmax")
         find = A.argmax if largest else A.argmin
         found = find(axis=axis, keepdims=keepdim)

@@ -10,6 +10,9 @@ from wxb.nn.layers import Dropout, Identity, Sigmoid, Softmax
 from wxb.nn.module import is_stock, output_width
 from wxb.nn.sequential import layers_in_order
 
+# the losses that say a model's outputs are classes (the others' are numbers to predict)
+CLASSIFICATION_LOSSES = ("cross_entropy", "nll", "bce_with_logits")
+
 
 def head_index(layers: list) -> int:
     """The position of the layer whose output the model gives: the last, before any
@@ -34,7 +37,7 @@ def model_task(model) -> tuple[str, str, list]:
     if not task and not loss and width == 1 and is_stock(layers[head_index(layers)], Sigmoid):
         task, loss = "classification", "bce_with_logits"
     if not task and loss:  # the one says the other
-        task = "classification" if loss in ("cross_entropy", "bce_with_logits") else "regression"
+        task = "classification" if loss in CLASSIFICATION_LOSSES else "regression"
     task = task or ("classification" if width > 1 else "regression")
     if not loss and task == "classification":  # one output: one logit, two classes
         loss = "bce_with_logits" if width == 1 else "cross_entropy"
