@@ -264,7 +264,7 @@ def assert_same_structure(model: Module, twin: tnn.Module) -> None:
 
 def train_and_compare(seeded, model, twin, ours_opt, their_opt, rng, width_in, outputs, label):
     """A few SGD steps on each side (a fresh batch each): the same losses, gradients and
-    weights."""
+    weights. False once both sides' loss overflowed alike (the run diverged)."""
     loss = MSELoss()
 
     def their_loss(out, y):  # wxb's MSE: (1/B) Σ ½‖ŷ − y‖², not torch's MSELoss
@@ -281,15 +281,20 @@ def train_and_compare(seeded, model, twin, ours_opt, their_opt, rng, width_in, o
         their_value.backward()
         their_opt.step()
         where = seeded.msg(f"{label}, step {step + 1}")
-        assert abs(float(value.data) - their_value.item()) <= TOLERANCE * max(
-            1, abs(their_value.item())
-        ), where
+        ours_value, theirs_value = float(value.data), their_value.item()
+        if not np.isfinite(theirs_value):  # a draw whose steps blew up (SGD on a sum of
+            # tied heads): both sides overflow alike, and from here the weights are inf or
+            # nan on both, with nothing left to compare
+            np.testing.assert_equal(ours_value, theirs_value, err_msg=where)
+            return False
+        assert abs(ours_value - theirs_value) <= TOLERANCE * max(1, abs(theirs_value)), where
         for name, p in twin.named_parameters():
             ours = model.get_parameter(name)
             assert (ours.grad is None) == (p.grad is None), f"{where}: {name}'s gradient"
             if p.grad is not None:
                 assert_close(ours.grad, p.grad.numpy(), f"{where}: ∂L/∂{name}")
             assert_close(ours.data, p.detach().numpy(), f"{where}: {name}")
+    return True
 
 
 def assert_close(ours: np.ndarray, theirs: np.ndarray, where: str) -> None:
@@ -311,7 +316,9 @@ def assert_same_predictions(seeded, model, twin, rng, width_in: int, label: str)
 
 
 def optimisers(rng, model, twin):
-    lr, momentum = float(rng.uniform(0.005, 0.05)), float(rng.choice([0.0, 0.5]))
+    # rates at which a few steps on random targets do not diverge: at up to 0.05, a sum of
+    # three tied heads behind a layer applied twice overflowed in one draw in ~30
+    lr, momentum = float(rng.uniform(0.002, 0.01)), float(rng.choice([0.0, 0.5]))
     return (
         SGD(model.parameters(), lr, momentum=momentum),
         torch.optim.SGD(twin.parameters(), lr, momentum=momentum),
@@ -465,7 +472,9 @@ def test_changes_of_structure_train_as_torch(seeded, rng, optimiser):
     parts added since are not trained on either side; ``fresh`` trains them too."""
     model, twin, width_in, outputs = mirror_pair(rng)
     ours_opt, their_opt = optimisers(rng, model, twin)
-    train_and_compare(seeded, model, twin, ours_opt, their_opt, rng, width_in, outputs, "start")
+    if not train_and_compare(seeded, model, twin, ours_opt, their_opt, rng, width_in, outputs,
+                             "start"):  # fmt: skip
+        return  # diverged alike: compared up to there
     order = [CHANGES[i] for i in rng.permutation(len(CHANGES))]
     order += [
         CHANGES[i]
@@ -479,7 +488,9 @@ def test_changes_of_structure_train_as_torch(seeded, rng, optimiser):
         assert_same_predictions(seeded, model, twin, rng, width_in, label)
         if optimiser == "fresh":
             ours_opt, their_opt = optimisers(rng, model, twin)
-        train_and_compare(seeded, model, twin, ours_opt, their_opt, rng, width_in, outputs, label)
+        if not train_and_compare(seeded, model, twin, ours_opt, their_opt, rng, width_in,
+                                 outputs, label):  # fmt: skip
+            return  # diverged alike: compared up to there
 
 
 # ---------------------------------------------------------------------------------
