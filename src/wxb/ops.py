@@ -906,7 +906,7 @@ class MSEKernel:
         return grad
 
 
-def _check_threshold(value: object, what: str, positive: bool) -> None:
+def check_threshold(value: object, what: str, positive: bool) -> None:
     """Huber's δ (> 0) or SmoothL1's β (≥ 0), finite, as PyTorch's functional forms
     require: δ = 0 would give no gradient and β < 0 one pointing away from the target."""
     bound = "> 0" if positive else "≥ 0"
@@ -962,7 +962,7 @@ class HuberKernel(L1Kernel):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_threshold(self.delta, "huber loss delta", positive=True)
+        check_threshold(self.delta, "huber loss delta", positive=True)
 
     def terms(self, diff):
         size = np.abs(diff)
@@ -981,7 +981,7 @@ class SmoothL1Kernel(L1Kernel):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_threshold(self.beta, "smooth L1 loss beta", positive=False)
+        check_threshold(self.beta, "smooth L1 loss beta", positive=False)
 
     def terms(self, diff):
         if self.beta == 0:

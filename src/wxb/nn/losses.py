@@ -13,10 +13,7 @@ and a training step need one number per batch and refuse it.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
-
-import numpy as np
 
 from wxb import ops
 from wxb.errors import ConfigError
@@ -109,13 +106,9 @@ class _Threshold:
         return self if loss is None else loss.__dict__[self.name]
 
     def __set__(self, loss: Loss, value: object) -> None:
-        what = f"{type(loss).__name__} {self.name}"
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-            raise ConfigError(f"{what} must be a number; got {value!r}")
+        # the kernel's own check, so the class and the functional form refuse alike
+        ops.check_threshold(value, f"{type(loss).__name__} {self.name}", self.minimum_excluded)
         value = float(value)
-        if not math.isfinite(value) or value < 0 or (self.minimum_excluded and value == 0):
-            bound = "> 0" if self.minimum_excluded else "≥ 0"
-            raise ConfigError(f"{what} must be finite and {bound}; got {value!r}")
         loss.__dict__[self.name] = value
         kernel = loss.__dict__.get("kernel")
         if kernel is not None:
