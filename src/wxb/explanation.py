@@ -786,6 +786,31 @@ _LOSS_EQUATIONS: dict[str, tuple[str, str, str]] = {
     ),
 }
 
+# cross-entropy with PyTorch's class options: y′ = w ⊙ ((1 − ε)·y + ε/C), a row of 0s for a
+# row ignored, and the mean over W = Σᵢ w_yᵢ of the rows kept
+_CLASS_OPTION_EQUATIONS: dict[str, tuple[str, str, str]] = {
+    "cross_entropy": (
+        "L = −(1/W)·Σᵢ Σ_c y′ᵢc log softmax(zᵢ)_c",
+        r"\mathcal{L} = -\frac{1}{W} \sum_i \sum_c y'_{ic} \log \mathrm{softmax}(z_i)_c",
+        "((Σ_c y′_c)·softmax(Z) − Y′)/W",
+    ),
+    "nll": (
+        "L = −(1/W)·Σᵢ w_yᵢ·aᵢ[yᵢ]",
+        r"\mathcal{L} = -\frac{1}{W} \sum_i w_{y_i} a_{i, y_i}",
+        "−w_Y ⊙ Y/W",
+    ),
+}
+
+
+def _class_options_used(kernel: object, target: np.ndarray) -> bool:
+    """Whether a cross-entropy's weight, label smoothing or ignore_index changes its sum."""
+    ignored = getattr(kernel, "ignore_index", None)
+    return (
+        getattr(kernel, "weight", None) is not None
+        or bool(getattr(kernel, "label_smoothing", 0.0))
+        or (ignored is not None and target.ndim == 1 and bool((target == ignored).any()))
+    )
+
 
 def _backward_sections(
     layers: list[Module],
@@ -806,13 +831,27 @@ def _backward_sections(
     kernel = loss_fn.kernel.name if stock_loss(loss_fn) else None  # else one's own call
     name = kernel or getattr(loss_fn, "function", type(loss_fn).__name__)  # one's own
     text, latex, output_grad = _LOSS_EQUATIONS.get(kernel, (f"L = {name}(Ŷ, Y)", "", "∂L/∂Ŷ"))
+    defined = ""
+    if kernel in _CLASS_OPTION_EQUATIONS and _class_options_used(loss_fn.kernel, target):
+        text, latex, output_grad = _CLASS_OPTION_EQUATIONS[kernel]
+        defined = (
+            "; y′ᵢ = w ⊙ ((1 − ε)·yᵢ + ε/C) (w = 1 without a weight)"
+            if kernel == ("cross_entropy")
+            else ""
+        )
+        defined += "; a row whose class is ignore_index counts for nothing"
+        if getattr(loss_fn, "reduction", "mean") == "mean":
+            probabilities_given = target.ndim == 2 and target.shape[1] > 1
+            defined += "; W = B" if probabilities_given else "; W = Σ of w_yᵢ over the rows counted"
     reduction = getattr(loss_fn, "reduction", "mean")
     if reduction == "sum":  # no 1/B anywhere
-        text = text.replace("(1/B)·", "").replace("mean of", "sum of")
-        latex = latex.replace(r"\frac{1}{B} ", "").replace(r"\mathrm{mean}", r"\mathrm{sum}")
-        output_grad = output_grad.replace("/B", "").replace("/(B·C)", "")
+        text = text.replace("(1/B)·", "").replace("(1/W)·", "").replace("mean of", "sum of")
+        latex = latex.replace(r"\frac{1}{B} ", "").replace(r"\frac{1}{W} ", "")
+        latex = latex.replace(r"\mathrm{mean}", r"\mathrm{sum}")
+        output_grad = output_grad.replace("/B", "").replace("/(B·C)", "").replace("/W", "")
     targets = f"; y = {_fmt_text(target.T)}" if target.size <= MAX_SHOWN else ""
-    note = f"{type(loss_fn).__name__}(reduction={reduction!r}) on B = {batch}{targets}"
+    shown = repr(loss_fn) if kernel else f"{type(loss_fn).__name__}(reduction={reduction!r})"
+    note = f"{shown} on B = {batch}{targets}{defined}"
     if probabilities:
         note += (
             "; the model's last layer gives probabilities p = "

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -850,9 +850,15 @@ REDUCTIONS = ("mean", "sum", "none")
 def _check_reduction(reduction: object, name: str) -> None:
     """'mean', 'sum' or 'none' (a loss per sample, as PyTorch's); another word would have
     summed without a word."""
-    if reduction not in REDUCTIONS:
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        plain = isinstance(reduction, (str, type(None)))
+        got = repr(reduction) if plain else f"a {type(reduction).__name__}"
+        # PyTorch's F.cross_entropy takes the class weights third, where wxb's reduction is
+        hint = ""
+        if name in ("cross_entropy", "nll") and not plain:
+            hint = " (class weights go by keyword: weight=…)"
         raise ConfigError(
-            f"{name} loss: reduction must be 'mean', 'sum' or 'none'; got {reduction!r}"
+            f"{name} loss: reduction must be 'mean', 'sum' or 'none'; got {got}{hint}"
         )
 
 
@@ -997,24 +1003,40 @@ class CrossEntropyKernel:
 
     Targets are class indices (B,) or probabilities (B, C). With z_max the row
     maximum and s = Σ e^(z − z_max), −log softmax(z)_c = log s − (z_c − z_max).
+
+    PyTorch's options: ``weight`` (w_c per class), ``ignore_index`` (rows of that class
+    index count for nothing) and ``label_smoothing`` ε. Each turns a row's target into
+    y′ = w ⊙ ((1 − ε)·y + ε/C), and the loss into −Σ_c y′_c log softmax(z)_c with
+    δ = (Σ_c y′_c)·softmax(z) − y′; for class indices the mean divides by Σᵢ w_yᵢ over
+    the rows not ignored (PyTorch's), for probabilities by B.
     """
 
     reduction: str = "mean"
     name: str = "cross_entropy"
+    weight: tuple[float, ...] | None = None
+    ignore_index: int = -100
+    label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
         _check_reduction(self.reduction, self.name)
 
     def value_and_grad(self, output, target, grad_out):
+        weighted = self._weighted_targets(output, target)
+        if weighted is not None:
+            return self._weighted_value_and_grad(output, *weighted, grad_out)
         scale = _batch_scale(self, output.shape[0])
         if target.ndim == 1:  # δ⁽ᴸ⁾ = softmax(Z) − Y, over the batch size for the mean
             return scale * kernels.cross_entropy_indices(
                 output, target, _workspace(output, grad_out), scale
             )
+        return scale * self._probabilities(output, target, _workspace(output, grad_out), scale)
+
+    @staticmethod
+    def _probabilities(output, target, grad, scale) -> float:
+        """Σᵢ −Σ_c yᵢc log softmax(zᵢ)_c, unscaled; δ = ((Σ_c y_c)·softmax(Z) − Y)·scale
+        into ``grad``."""
         # Work on z − z_max, so the loss rounds at its own scale, not the logits'.
-        shifted = np.subtract(
-            output, output.max(axis=1, keepdims=True), out=_workspace(output, grad_out)
-        )
+        shifted = np.subtract(output, output.max(axis=1, keepdims=True), out=grad)
         picked = dot64(target, shifted)
         exps = np.exp(shifted, out=shifted)
         sums = exps.sum(axis=1, keepdims=True, dtype=np.float64)  # float64: log s ≈ 0 stays exact
@@ -1025,9 +1047,63 @@ class CrossEntropyKernel:
         exps *= mass  # δ⁽ᴸ⁾ = (Σ_c y_c)·softmax(Z) − Y
         exps -= target
         exps *= scale
-        return scale * value
+        return value
+
+    def _weighted_targets(self, output, target):
+        """(y′, the mean's divisor, the rows ignored or None) when an option is in play;
+        None when the loss is the plain one (the fused loop's)."""
+        ignored = self._ignored_rows(output, target)
+        if self.weight is None and not self.label_smoothing and ignored is None:
+            return None
+        rows, classes = output.shape
+        epsilon = self.label_smoothing
+        weight = None if self.weight is None else np.asarray(self.weight, output.dtype)
+        if target.ndim == 1:
+            kept = np.ones(rows, bool) if ignored is None else ~ignored
+            picked = np.where(kept, target, 0)
+            smoothed = np.zeros(output.shape, output.dtype)
+            smoothed[np.arange(rows), picked] = 1 - epsilon
+            if epsilon:
+                smoothed += epsilon / classes
+            smoothed[~kept] = 0
+            counted = kept if weight is None else weight[picked][kept]
+            divisor = float(counted.sum(dtype=np.float64))
+        else:
+            smoothed = target * (1 - epsilon) + epsilon / classes if epsilon else target
+            divisor = float(rows)
+        if weight is not None:
+            smoothed = smoothed * weight
+        return smoothed.astype(output.dtype, copy=False), divisor, ignored
+
+    def _ignored_rows(self, output, target):
+        """The rows whose class index is ``ignore_index``, or None when there are none.
+        An index outside 0..C−1 can only be the smallest or the largest (the target's
+        check refuses others): one argmin or argmax tells, cheaper than a whole mask."""
+        if target.ndim != 1 or not target.size:
+            return None
+        index = self.ignore_index
+        if index < 0 and target[target.argmin()] > index:
+            return None
+        if index >= output.shape[1] and target[target.argmax()] < index:
+            return None
+        ignored = target == index
+        return ignored if ignored.any() else None
+
+    def _weighted_value_and_grad(self, output, smoothed, divisor, ignored, grad_out):
+        if self.reduction == "none":
+            raise per_sample_refused(self.name)
+        scale = 1.0 if self.reduction == "sum" else _ratio(1.0, divisor)
+        grad = _workspace(output, grad_out)
+        with np.errstate(invalid="ignore"):  # 0·inf over a zero weight sum: PyTorch's NaN
+            value = self._probabilities(output, smoothed, grad, scale)
+        if ignored is not None:  # PyTorch's: an ignored row gets no gradient, even over 0
+            grad[ignored] = 0
+        return value if self.reduction == "sum" else _ratio(value, divisor)
 
     def per_sample(self, output, target):  # −Σ_c yᵢc log softmax(zᵢ)_c and its ∇zᵢ
+        weighted = self._weighted_targets(output, target)
+        if weighted is not None:
+            target = weighted[0]  # the rows ignored hold 0s: no loss, no gradient
         shifted = output - output.max(axis=1, keepdims=True)
         sums = np.exp(shifted).sum(axis=1, keepdims=True, dtype=np.float64)
         log_sums = np.log(sums)
@@ -1043,37 +1119,63 @@ class CrossEntropyKernel:
             softmax -= target
         return values.astype(output.dtype), softmax.astype(output.dtype)
 
-    def target_grad(self, output, target):  # ∂L/∂y = −log softmax(z), scaled
+    def target_grad(self, output, target):  # ∂L/∂y = −log softmax(z)·(1 − ε)·w, scaled
         scale = 1.0 / output.shape[0] if self.reduction == "mean" else 1.0
         shifted = output - output.max(axis=1, keepdims=True)
         sums = np.exp(shifted).sum(axis=1, keepdims=True, dtype=np.float64)
         grad = np.subtract(np.log(sums).astype(output.dtype), shifted, out=shifted)
-        grad *= scale
+        grad *= scale * (1 - self.label_smoothing)
+        if self.weight is not None:
+            grad *= np.asarray(self.weight, output.dtype)
         return grad
+
+
+def _ratio(numerator: float, divisor: float) -> float:
+    """numerator/divisor as PyTorch's mean over a weight sum gives it: ±inf or NaN for 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.float64(numerator) / np.float64(divisor))
 
 
 @dataclass(frozen=True)
 class NLLKernel(CrossEntropyKernel):
-    """Negative log-likelihood of log-probabilities A (a ``LogSoftmax``'s): L = −A[y]
-    per sample, so δ = −Y (over B for the mean); with A = log softmax(Z) it is the
-    cross-entropy of Z. Targets are class indices (B,) only, as PyTorch's NLLLoss."""
+    """Negative log-likelihood of log-probabilities A (a ``LogSoftmax``'s): L = −w_y·A[y]
+    per sample, so δ = −w_y·e_y (over Σᵢ w_yᵢ for the mean; w = 1 without a weight); with
+    A = log softmax(Z) it is the cross-entropy of Z. Targets are class indices (B,) only,
+    as PyTorch's NLLLoss; the rows whose class is ``ignore_index`` count for nothing."""
 
     name: str = "nll"
 
+    def _row_weights(self, output, target):
+        """Each row's w_y (0 for a row ignored), its picked column, the rows kept, and
+        the mean's divisor Σᵢ w_yᵢ."""
+        kept = target != self.ignore_index
+        picked = np.where(kept, target, 0)
+        if self.weight is None:
+            weights = kept.astype(output.dtype)
+        else:
+            weights = np.asarray(self.weight, output.dtype)[picked] * kept
+        return weights, picked, kept, float(weights.sum(dtype=np.float64))
+
     def value_and_grad(self, output, target, grad_out):
-        scale = _batch_scale(self, output.shape[0])
+        if self.reduction == "none":
+            raise per_sample_refused(self.name)
+        weights, picked, kept, divisor = self._row_weights(output, target)
         rows = np.arange(len(output))
-        value = -float(output[rows, target].sum(dtype=np.float64))
+        value = -float((weights * output[rows, picked]).sum(dtype=np.float64))
+        scale = 1.0 if self.reduction == "sum" else _ratio(1.0, divisor)
         grad = _workspace(output, grad_out)
         grad[...] = 0
-        grad[rows, target] = -scale
-        return scale * value
+        with np.errstate(invalid="ignore"):  # 0·inf over a zero weight sum: PyTorch's NaN
+            grad[rows, picked] = -weights * output.dtype.type(scale)
+        grad[~kept] = 0  # PyTorch's: an ignored row gets no gradient, even over 0
+        return value if self.reduction == "sum" else _ratio(value, divisor)
 
-    def per_sample(self, output, target):  # −aᵢ[yᵢ] and its ∇aᵢ = −e_yᵢ
+    def per_sample(self, output, target):  # −w_yᵢ·aᵢ[yᵢ] and its ∇aᵢ = −w_yᵢ·e_yᵢ
+        weights, picked, _, _ = self._row_weights(output, target)
         rows = np.arange(len(output))
         grad = np.zeros_like(output)
-        grad[rows, target] = -1
-        return (-output[rows, target]).astype(output.dtype), grad
+        grad[rows, picked] = -weights
+        return (-weights * output[rows, picked]).astype(output.dtype), grad
 
     def target_grad(self, output, target):  # class indices: no gradient to give
         raise DataError(f"{self.name} loss: its targets are class indices, which have no gradient")
@@ -1183,18 +1285,30 @@ def check_loss_target(kernel: LossKernel, output: np.ndarray, target: np.ndarray
         if output.ndim != 2:
             raise ShapeError(f"{where}: needs logits of shape (B, C); got {output.shape}")
         classes = output.shape[1]
+        if kernel.weight is not None and len(kernel.weight) != classes:
+            raise ShapeError(
+                f"{where}: weight holds {len(kernel.weight)} class weights but the model has "
+                f"{classes} outputs; give one weight per class"
+            )
         if target.ndim == 1:
             if target.dtype.kind not in "iu":
                 raise DataError(
                     f"{where}: class-index targets must be integers; got {target.dtype}"
                 )
             if target.size and (target.min() < 0 or target.max() >= classes):
-                bad = target.max() if target.max() >= classes else target.min()
-                raise DataError(
-                    f"{where}: target holds class {bad} but the model has {classes} outputs "
-                    f"(classes 0..{classes - 1})"
-                )
+                outside = target[(target < 0) | (target >= classes)]
+                outside = outside[outside != kernel.ignore_index]  # those count for nothing
+                if outside.size:
+                    raise DataError(
+                        f"{where}: target holds class {outside[0]} but the model has {classes} "
+                        f"outputs (classes 0..{classes - 1}; ignore_index={kernel.ignore_index})"
+                    )
             return
+        if kernel.ignore_index != -100:  # PyTorch's refusal: no class index to compare
+            raise DataError(
+                f"{where}: ignore_index={kernel.ignore_index} applies to class-index targets; "
+                "these are probabilities (give a row of 0s to leave one out)"
+            )
         if target.shape == output.shape and target.dtype.kind in "biu":
             # whole numbers in (B, C) are one-hot rows, not class indices in a column
             if not is_one_hot(target):
@@ -1266,16 +1380,76 @@ def mse_loss(output: Tensor, target: object, reduction: str = "mean") -> Tensor:
     return loss(output, target, MSEKernel(reduction))
 
 
-def cross_entropy(output: Tensor, target: object, reduction: str = "mean") -> Tensor:
-    return loss(output, target, CrossEntropyKernel(reduction))
+def cross_entropy(
+    output: Tensor,
+    target: object,
+    reduction: str = "mean",
+    *,
+    weight: object = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    """Softmax cross-entropy of logits; PyTorch's ``weight``, ``ignore_index`` and
+    ``label_smoothing`` by keyword (``reduction`` is wxb's third argument)."""
+    return loss(
+        output,
+        target,
+        CrossEntropyKernel(
+            reduction, **class_options(weight, ignore_index, label_smoothing, "cross_entropy")
+        ),
+    )
 
 
 def bce_with_logits(output: Tensor, target: object, reduction: str = "mean") -> Tensor:
     return loss(output, target, BCEWithLogitsKernel(reduction))
 
 
-def nll_loss(output: Tensor, target: object, reduction: str = "mean") -> Tensor:
-    return loss(output, target, NLLKernel(reduction))
+def nll_loss(
+    output: Tensor,
+    target: object,
+    reduction: str = "mean",
+    *,
+    weight: object = None,
+    ignore_index: int = -100,
+) -> Tensor:
+    """−A[y] of log-probabilities; PyTorch's ``weight`` and ``ignore_index`` by keyword."""
+    return loss(
+        output, target, NLLKernel(reduction, **class_options(weight, ignore_index, 0.0, "nll"))
+    )
+
+
+def class_options(
+    weight: object, ignore_index: object, label_smoothing: object, name: str
+) -> dict[str, Any]:
+    """PyTorch's class options of a cross-entropy, checked, as the kernel keeps them: the
+    weights as a tuple of floats (one per class; the kernel is frozen and compared)."""
+    where = f"{name} loss"
+    if weight is not None:
+        values = np.asarray(weight.data if isinstance(weight, Tensor) else weight)
+        if values.ndim != 1 or values.size == 0 or values.dtype.kind not in "biuf":
+            raise ConfigError(
+                f"{where}: weight must be a 1-D array of numbers, one per class; got "
+                f"{values.dtype} of shape {values.shape}"
+            )
+        weight = tuple(float(v) for v in values)
+    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(
+        ignore_index, (int, np.integer)
+    ):
+        raise ConfigError(f"{where}: ignore_index must be an integer; got {ignore_index!r}")
+    if (
+        isinstance(label_smoothing, (bool, np.bool_))
+        or not isinstance(label_smoothing, (int, float, np.integer, np.floating))
+        or not 0.0 <= label_smoothing <= 1.0
+    ):
+        raise ConfigError(
+            f"{where}: label_smoothing must be a number between 0.0 and 1.0; "
+            f"got {label_smoothing!r}"
+        )
+    return {
+        "weight": weight,
+        "ignore_index": int(ignore_index),
+        "label_smoothing": float(label_smoothing),
+    }
 
 
 def l1_loss(output: Tensor, target: object, reduction: str = "mean") -> Tensor:

@@ -197,7 +197,8 @@ def _prepare_targets(
                     f"must hold {ops.ONE_HOT_ADVICE}"
                 )
             return validation.as_targets(y_arr, dtype, outputs, where)
-        return validation.as_class_indices(y_arr, outputs, where)
+        ignored = getattr(loss.kernel, "ignore_index", None)  # rows that count for nothing
+        return validation.as_class_indices(y_arr, outputs, where, ignored)
     if computes_its_own(loss):
         targets = validation.as_own_loss_targets(y, dtype, outputs, where)
     else:
@@ -279,12 +280,12 @@ def _evaluate(
                 out = out.astype(np.float64, copy=False)
             value = one_number(loss, loss(Tensor(out), yb))
             total += _batch_total(loss, value.item(), len(xb))
-            correct += _correct(kind, out, yb)
+            correct += _correct(kind, out, yb, _ignored_label(loss))
     if ranks is not None:
         total, correct = ranks.sum_numbers(total, correct, what="the validation sums")
     figures = {"loss": _epoch_figure(loss, total, count)}
     if kind in (CrossEntropyLoss, BCEWithLogitsLoss):
-        figures["accuracy"] = correct / len(y)
+        figures["accuracy"] = _share(correct, _scored_rows(loss, y))
     return figures
 
 
@@ -326,14 +327,37 @@ def _number(value: object, what: str, low: float, high: float = math.inf) -> flo
     return float(value)
 
 
-def _correct(kind: type[Loss] | None, out: np.ndarray, y: np.ndarray) -> int:
+def _ignored_label(loss: Loss) -> int | None:
+    """The class index a cross-entropy leaves out (its ignore_index): no row of it is
+    scored, for the accuracy as for the loss."""
+    if stock_loss(loss) is not CrossEntropyLoss:
+        return None
+    return getattr(getattr(loss, "kernel", None), "ignore_index", None)
+
+
+def _scored_rows(loss: Loss, y: np.ndarray) -> int:
+    """The rows the accuracy is over: all but those of the ignored class index."""
+    ignored = _ignored_label(loss)
+    return len(y) if ignored is None or y.ndim != 1 else int((y != ignored).sum())
+
+
+def _share(correct: int, rows: int) -> float:
+    return correct / rows if rows else math.nan
+
+
+def _correct(
+    kind: type[Loss] | None, out: np.ndarray, y: np.ndarray, ignored: int | None = None
+) -> int:
     """Rows predicted right in a batch, for ``kind = stock_loss(loss)`` (a loss of one's
     own, None: what its outputs mean is its own, so none are counted). Several labels a
     row: right when every label is (scikit-learn's accuracy_score, wxb.sklearn's score;
     Keras's binary_accuracy would count the labels one by one)."""
     if kind is CrossEntropyLoss:
         labels = y if y.ndim == 1 else y.argmax(axis=1)
-        return int((out.argmax(axis=1) == labels).sum())
+        right = out.argmax(axis=1) == labels
+        if y.ndim == 1 and ignored is not None and 0 <= ignored < out.shape[1]:
+            right &= labels != ignored  # (an index outside 0..C−1 is never the argmax)
+        return int(right.sum())
     if kind is BCEWithLogitsLoss:
         right = (out > 0) == (y > 0.5)
         return int(right.reshape(len(right), -1).all(axis=1).sum())
@@ -585,6 +609,23 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     planned = isinstance(step, PlannedStep)
     if ranks is not None:
         _same_start(ranks, model)
+        kernel = getattr(loss_fn, "kernel", None)
+        ignored = _ignored_label(loss_fn)
+        if (
+            loss_fn.reduction == "mean"
+            and kind is CrossEntropyLoss
+            and (
+                getattr(kernel, "weight", None) is not None
+                or (ignored is not None and y_arr.ndim == 1 and bool((y_arr == ignored).any()))
+            )
+        ):
+            # each rank's mean is over its own weight sum, and the ranks' gradients are
+            # added by rows: the global batch's weighted mean would come out wrong
+            raise ConfigError(
+                "a distributed fit of a cross-entropy with class weights or ignored rows "
+                "is not supported with reduction='mean'; use reduction='sum' (and a "
+                "learning rate scaled to the batch's weight)"
+            )
         if loss_fn.reduction == "sum" and computes_its_own(loss_fn):
             warnings.warn(
                 f"{type(loss_fn).__name__} computes its own value with reduction='sum', and "
@@ -714,7 +755,9 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
                 ranks,
                 opt,
                 mean_loss=loss_fn.reduction != "sum",
-                count_correct=lambda output, yb: _correct(kind, output, yb),
+                count_correct=lambda output, yb: _correct(
+                    kind, output, yb, _ignored_label(loss_fn)
+                ),
                 planned=planned,
                 model_params=model.parameters(),
             )
@@ -764,7 +807,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
                 _stop(saver, loop, model, opt, schedule, history, epochs, steps_per_epoch)
             figures: dict[str, float] = {"loss": _epoch_figure(loss_fn, loop.total, n)}
             if kind in (CrossEntropyLoss, BCEWithLogitsLoss):
-                figures["accuracy"] = loop.correct / len(y_arr)
+                figures["accuracy"] = _share(loop.correct, _scored_rows(loss_fn, y_arr))
             if X_val is not None:
                 val = _evaluate(model, X_val, y_val, loss_fn, ranks=ranks, rows=val_rows)
                 figures.update({f"val_{k}": v for k, v in val.items()})
@@ -1378,7 +1421,7 @@ def _train_epoch(step, loss_fn, X, y, loop: _Loop, x_batch, y_batch, after_step,
             if reducer is not None:  # the global batch's, summed with its loss
                 loop.correct += reducer.correct
             else:  # running, as Keras reports
-                loop.correct += _correct(kind, step.output, yb)
+                loop.correct += _correct(kind, step.output, yb, _ignored_label(loss_fn))
             loop.step += 1
             if after_step(value):
                 return False

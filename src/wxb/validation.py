@@ -126,8 +126,11 @@ def check_lengths(X: np.ndarray, y: np.ndarray, where: str = "") -> None:
         raise DataError(f"{prefix}X has {len(X)} samples but y has {len(y)}; they must match")
 
 
-def as_class_indices(y: object, n_classes: int | None = None, where: str = "y") -> np.ndarray:
-    """Integer class labels 0..C−1 (floats that are whole numbers are accepted)."""
+def as_class_indices(
+    y: object, n_classes: int | None = None, where: str = "y", ignore_index: int | None = None
+) -> np.ndarray:
+    """Integer class labels 0..C−1 (floats that are whole numbers are accepted); labels
+    equal to ``ignore_index`` (a cross-entropy's rows that count for nothing) pass too."""
     array = np.asarray(y)
     if array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
@@ -144,11 +147,12 @@ def as_class_indices(y: object, n_classes: int | None = None, where: str = "y") 
             "(the CLI encodes string labels for you)"
         )
     array = array.astype(np.int64)
-    if array.min() < 0:
-        raise DataError(f"{where} holds the negative label {array.min()}; classes are 0..C−1")
-    if n_classes is not None and array.max() >= n_classes:
+    labels = array if ignore_index is None else array[array != ignore_index]
+    if labels.size and labels.min() < 0:
+        raise DataError(f"{where} holds the negative label {labels.min()}; classes are 0..C−1")
+    if n_classes is not None and labels.size and labels.max() >= n_classes:
         raise DataError(
-            f"{where} holds class {array.max()} but the model has {n_classes} outputs "
+            f"{where} holds class {labels.max()} but the model has {n_classes} outputs "
             f"(classes 0..{n_classes - 1})"
         )
     return array

@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+import numpy as np
+
 from wxb import ops
 from wxb.errors import ConfigError
 from wxb.tensor import Tensor
@@ -146,28 +148,91 @@ class SmoothL1Loss(Loss):
         return f"SmoothL1Loss(reduction={self.reduction!r}, beta={self.beta!r})"
 
 
+class _ClassOption:
+    """One of PyTorch's class options of a cross-entropy (``weight``, ``ignore_index``,
+    ``label_smoothing``), kept in the instance's dict under its own name (as
+    ``reduction``: a checkpoint's loss settings read it) and set later too, as in
+    PyTorch: the kernel that computes the loss follows, checked as at construction."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, loss: Loss | None, owner: type) -> object:
+        if loss is None:
+            return self
+        value = loss.__dict__.get(self.name, _CLASS_DEFAULTS[self.name])
+        if self.name == "weight" and value is not None:  # a tensor, as PyTorch's buffer
+            return Tensor(np.array(value, dtype=np.float64))
+        return value
+
+    def __set__(self, loss: Loss, value: object) -> None:
+        kernel = loss.kernel
+        options = {key: getattr(kernel, key) for key in _CLASS_DEFAULTS if hasattr(kernel, key)}
+        options[self.name] = value
+        checked = ops.class_options(
+            options["weight"],
+            options["ignore_index"],
+            options.get("label_smoothing", 0.0),
+            kernel.name,
+        )
+        loss.kernel = dataclasses.replace(kernel, **{self.name: checked[self.name]})
+        stored = checked[self.name]
+        loss.__dict__[self.name] = list(stored) if isinstance(stored, tuple) else stored
+
+
+_CLASS_DEFAULTS = {"weight": None, "ignore_index": -100, "label_smoothing": 0.0}
+
+
 class CrossEntropyLoss(Loss):
     """Softmax and cross-entropy on logits, fused and stable: −Σ y log softmax(z).
 
     Targets are class indices (B,) or class probabilities (B, C); the mean is
     over the B samples. δ⁽ᴸ⁾ = (softmax(Z) − Y)/B.
+
+    PyTorch's options: ``weight`` (one weight per class: each row's loss is scaled
+    by its class's, and the mean over class indices divides by the weights' sum),
+    ``ignore_index`` (rows of that class index add nothing, and are not counted) and
+    ``label_smoothing`` ε (the target becomes (1 − ε)·y + ε/C).
     """
 
-    def __init__(self, reduction: str = "mean", **torch_only: object) -> None:
+    weight = _ClassOption()
+    ignore_index = _ClassOption()
+    label_smoothing = _ClassOption()
+
+    def __init__(
+        self,
+        weight: object = None,
+        size_average: None = None,
+        ignore_index: int = -100,
+        reduce: None = None,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+    ) -> None:
+        if isinstance(weight, str):  # wxb's earlier first argument was the reduction
+            weight, reduction = None, weight
         torch_options(
             "CrossEntropyLoss",
-            torch_only,
-            {**_DEPRECATED, "weight": None, "ignore_index": -100, "label_smoothing": 0.0},
-            {
-                **_DEPRECATED_INSTEAD,
-                "weight": _WEIGHTS_INSTEAD + ", w being each row's class weight",
-                "ignore_index": "leave the rows of that class out of the batch",
-                "label_smoothing": "give probability targets, (1 − ε)·one-hot + ε/C, which "
-                "CrossEntropyLoss takes (the same loss)",
-            },
+            {"size_average": size_average, "reduce": reduce},
+            _DEPRECATED,
+            _DEPRECATED_INSTEAD,
         )
         super().__init__(reduction)
-        self.kernel = ops.CrossEntropyKernel(reduction)
+        options = ops.class_options(weight, ignore_index, label_smoothing, "cross_entropy")
+        self.kernel = ops.CrossEntropyKernel(reduction, **options)
+        self._keep_options(options)
+
+    def _keep_options(self, options: dict[str, object]) -> None:
+        for key, value in options.items():  # as the descriptors keep them
+            self.__dict__[key] = list(value) if isinstance(value, tuple) else value
+
+    def __repr__(self) -> str:
+        settings = [f"reduction={self.reduction!r}"]
+        settings += [
+            f"{key}={self.__dict__[key]!r}"
+            for key, default in _CLASS_DEFAULTS.items()
+            if self.__dict__.get(key, default) != default
+        ]
+        return f"{type(self).__name__}({', '.join(settings)})"
 
 
 class NLLLoss(CrossEntropyLoss):
@@ -175,21 +240,32 @@ class NLLLoss(CrossEntropyLoss):
     L = −(1/B) Σᵢ A[i, yᵢ], δ = −Y/B; class-index targets (B,). After a LogSoftmax it
     is the cross-entropy of the logits, as PyTorch's LogSoftmax + NLLLoss, and counts
     as CrossEntropyLoss wherever the loss says what the outputs mean (the task,
-    accuracy, wxb eval, which scores the saved model's log-probabilities as logits)."""
+    accuracy, wxb eval, which scores the saved model's log-probabilities as logits).
+    PyTorch's ``weight`` and ``ignore_index`` as CrossEntropyLoss takes them."""
 
-    def __init__(self, reduction: str = "mean", **torch_only: object) -> None:
+    label_smoothing = 0.0  # not one of NLLLoss's options, as in PyTorch
+
+    def __init__(
+        self,
+        weight: object = None,
+        size_average: None = None,
+        ignore_index: int = -100,
+        reduce: None = None,
+        reduction: str = "mean",
+    ) -> None:
+        if isinstance(weight, str):  # wxb's earlier first argument was the reduction
+            weight, reduction = None, weight
         torch_options(
             "NLLLoss",
-            torch_only,
-            {**_DEPRECATED, "weight": None, "ignore_index": -100},
-            {
-                **_DEPRECATED_INSTEAD,
-                "weight": _WEIGHTS_INSTEAD + ", w being each row's class weight",
-                "ignore_index": "leave the rows of that class out of the batch",
-            },
+            {"size_average": size_average, "reduce": reduce},
+            _DEPRECATED,
+            _DEPRECATED_INSTEAD,
         )
         Loss.__init__(self, reduction)
-        self.kernel = ops.NLLKernel(reduction)
+        options = ops.class_options(weight, ignore_index, 0.0, "nll")
+        del options["label_smoothing"]
+        self.kernel = ops.NLLKernel(reduction, **options)
+        self._keep_options(options)
 
 
 class BCEWithLogitsLoss(Loss):

@@ -1,0 +1,216 @@
+"""PyTorch's class options of a cross-entropy — ``weight``, ``ignore_index`` and
+``label_smoothing`` — on CrossEntropyLoss, NLLLoss and their functional forms, compared
+with PyTorch: values and gradients for every reduction, class-index and probability
+targets, and whole training runs through ``fit`` on both of its paths."""
+
+import numpy as np
+import pytest
+
+import wxb
+from wxb import nn
+from wxb.errors import ConfigError, DataError, ShapeError
+
+torch = pytest.importorskip("torch")
+
+
+def _options(rng, classes, probabilities, nll):
+    """A random mix of the options, and the class index to plant as ignored (or None)."""
+    options, planted = {}, None
+    if rng.random() < 0.6:
+        options["weight"] = rng.uniform(0.1, 3.0, classes)
+    if not probabilities and rng.random() < 0.6:
+        # inside 0..C−1 (a real class left out), or outside it (PyTorch's -100 and kin)
+        planted = (
+            int(rng.integers(0, classes)) if rng.random() < 0.5 else int(rng.integers(-200, 0))
+        )
+        if planted != -100 or rng.random() < 0.5:
+            options["ignore_index"] = planted
+    if not nll and rng.random() < 0.6:
+        options["label_smoothing"] = float(rng.uniform(0.0, 1.0))
+    return options, planted
+
+
+def _targets(rng, rows, classes, probabilities, planted):
+    if probabilities:
+        return rng.dirichlet(np.ones(classes), rows)
+    y = rng.integers(0, classes, rows)
+    if planted is not None:
+        y[rng.random(rows) < 0.4] = planted
+        y[0] = planted if rows > 1 and rng.random() < 0.5 else y[0]
+    return y
+
+
+def _torch_options(options):
+    return {k: torch.tensor(v) if k == "weight" else v for k, v in options.items()}
+
+
+@pytest.mark.parametrize("nll", [False, True], ids=["cross_entropy", "nll"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_values_and_gradients_are_pytorchs(rng, nll, reduction):
+    """float64, many random draws: the loss and ∂L/∂z as PyTorch gives them, with each
+    option alone and together, through the class, the functional form, and a gradient
+    from above (the per-sample losses weighted by the caller)."""
+    for _ in range(30):
+        rows, classes = int(rng.integers(1, 9)), int(rng.integers(2, 6))
+        probabilities = not nll and rng.random() < 0.3
+        options, planted = _options(rng, classes, probabilities, nll)
+        y = _targets(rng, rows, classes, probabilities, planted)
+        z = rng.normal(size=(rows, classes)) * 3
+        theirs = torch.tensor(z, requires_grad=True)
+        inputs = torch.log_softmax(theirs, 1) if nll else theirs
+        kind = torch.nn.NLLLoss if nll else torch.nn.CrossEntropyLoss
+        expected = kind(reduction=reduction, **_torch_options(options))(inputs, torch.tensor(y))
+        upstream = rng.normal(size=expected.shape)
+        (expected * torch.tensor(upstream)).sum().backward()
+
+        for functional in (False, True):
+            ours = wxb.Tensor(z, requires_grad=True)
+            given = ours.log_softmax(dim=1) if nll else ours
+            if functional:
+                f = nn.functional.nll_loss if nll else nn.functional.cross_entropy
+                value = f(given, y, reduction, **options)
+            else:
+                value = (nn.NLLLoss if nll else nn.CrossEntropyLoss)(
+                    reduction=reduction, **options
+                )(given, y)
+            (value * wxb.Tensor(upstream)).sum().backward()
+            where = f"{options}, y={y}, functional={functional}"
+            np.testing.assert_allclose(
+                value.data, expected.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=where
+            )
+            np.testing.assert_allclose(
+                ours.grad, theirs.grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=where
+            )
+
+
+def test_float32_agrees_to_rounding(rng):
+    rows, classes = int(rng.integers(20, 200)), int(rng.integers(2, 12))
+    options, planted = _options(rng, classes, False, False)
+    options["weight"] = rng.uniform(0.1, 3.0, classes)
+    y = _targets(rng, rows, classes, False, planted)
+    z = rng.normal(size=(rows, classes)).astype(np.float32)
+    theirs = torch.tensor(z.astype(np.float64), requires_grad=True)
+    expected = torch.nn.CrossEntropyLoss(**_torch_options(options))(theirs, torch.tensor(y))
+    expected.backward()
+    ours = wxb.Tensor(z, requires_grad=True)
+    value = nn.CrossEntropyLoss(**options)(ours, y)
+    value.backward()
+    assert value.dtype == np.float32 and ours.grad.dtype == np.float32
+    np.testing.assert_allclose(value.item(), expected.item(), rtol=1e-5)
+    np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), rtol=1e-4, atol=1e-7)
+
+
+def test_a_target_that_requires_grad_gets_pytorchs_gradient(rng):
+    """Probability targets computed by another model: ∂L/∂y with weights and smoothing."""
+    rows, classes = int(rng.integers(2, 8)), int(rng.integers(2, 6))
+    weight, eps = rng.uniform(0.1, 3.0, classes), float(rng.uniform(0, 1))
+    z, p = rng.normal(size=(rows, classes)), rng.dirichlet(np.ones(classes), rows)
+    tz, tp = torch.tensor(z, requires_grad=True), torch.tensor(p, requires_grad=True)
+    torch.nn.CrossEntropyLoss(weight=torch.tensor(weight), label_smoothing=eps)(tz, tp).backward()
+    oz, op = wxb.Tensor(z, requires_grad=True), wxb.Tensor(p, requires_grad=True)
+    nn.CrossEntropyLoss(weight=weight, label_smoothing=eps)(oz, op).backward()
+    np.testing.assert_allclose(oz.grad, tz.grad.numpy(), rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(op.grad, tp.grad.numpy(), rtol=1e-10, atol=1e-13)
+
+
+def test_every_row_ignored_is_nan_with_no_gradient_as_in_pytorch(rng):
+    z = rng.normal(size=(4, 3))
+    ours = wxb.Tensor(z, requires_grad=True)
+    value = nn.CrossEntropyLoss(ignore_index=1)(ours, np.ones(4, np.int64))
+    value.backward()
+    assert np.isnan(value.item())
+    np.testing.assert_array_equal(ours.grad, np.zeros_like(z))
+
+
+class _OwnForward(nn.Module):
+    """A model of one's own: fit trains it layer by layer, not through the planned step."""
+
+    def __init__(self, a, b):
+        super().__init__()
+        self.a, self.b = a, b
+
+    def forward(self, x):
+        return self.b(self.a(x).relu())
+
+
+@pytest.mark.parametrize("planned", [True, False], ids=["planned", "layer_by_layer"])
+def test_fit_trains_as_pytorchs_loop(rng, planned):
+    """fit with class weights, a class ignored and smoothing: the weights PyTorch's loop
+    reaches with the same batches, on the planned step and on the layer-by-layer path."""
+    rows, features, classes, batch = 60, 5, 4, 20
+    X = rng.normal(size=(rows, features))
+    y = rng.integers(0, classes, rows)
+    ignored = int(rng.integers(0, classes))
+    y[rng.random(rows) < 0.2] = ignored
+    options = {
+        "weight": rng.uniform(0.2, 2.0, classes),
+        "ignore_index": ignored,
+        "label_smoothing": float(rng.uniform(0, 0.3)),
+    }
+    a, b = nn.Dense(features, 8).to("float64"), nn.Dense(8, classes).to("float64")
+    model = nn.Sequential(a, nn.ReLU(), b) if planned else _OwnForward(a, b)
+    assert (model.why_not_planned() is None) is planned
+    theirs = torch.nn.Sequential(
+        torch.nn.Linear(features, 8), torch.nn.ReLU(), torch.nn.Linear(8, classes)
+    ).double()
+    with torch.no_grad():
+        for mine, their in zip(
+            [a.weight, a.bias, b.weight, b.bias], theirs.parameters(), strict=True
+        ):
+            their.copy_(torch.tensor(mine.data))
+    loss = torch.nn.CrossEntropyLoss(**_torch_options(options))
+    opt = torch.optim.SGD(theirs.parameters(), lr=0.1)
+    for start in range(0, rows, batch):
+        opt.zero_grad()
+        loss(
+            theirs(torch.tensor(X[start : start + batch])), torch.tensor(y[start : start + batch])
+        ).backward()
+        opt.step()
+    history = wxb.fit(
+        model, X, y, loss=nn.CrossEntropyLoss(**options),
+        optimizer=wxb.optim.SGD(model.parameters(), lr=0.1),
+        epochs=1, batch_size=batch, shuffle=False, verbose=0,
+    )  # fmt: skip
+    for mine, their in zip([a.weight, a.bias, b.weight, b.bias], theirs.parameters(), strict=True):
+        np.testing.assert_allclose(mine.data, their.detach().numpy(), rtol=1e-9, atol=1e-12)
+    # accuracy is over the rows that count: the ignored class's rows are no rows
+    figures = wxb.evaluate(model, X, y, nn.CrossEntropyLoss(**options))
+    kept = y != ignored
+    predicted = model(X).data.argmax(axis=1)
+    assert figures["accuracy"] == pytest.approx((predicted[kept] == y[kept]).mean())
+    with torch.no_grad():
+        expected = loss(theirs(torch.tensor(X)), torch.tensor(y)).item()
+    assert figures["loss"] == pytest.approx(expected, rel=1e-9)
+    assert 0 <= history.history["accuracy"][0] <= 1
+
+
+def test_options_set_later_change_the_loss_as_in_pytorch(rng):
+    z, y = rng.normal(size=(6, 3)), rng.integers(0, 3, 6)
+    weight = rng.uniform(0.1, 3.0, 3)
+    ours = nn.CrossEntropyLoss()
+    ours.weight = weight
+    ours.label_smoothing = 0.25
+    expected = torch.nn.CrossEntropyLoss(weight=torch.tensor(weight), label_smoothing=0.25)(
+        torch.tensor(z), torch.tensor(y)
+    )
+    assert ours(wxb.Tensor(z), y).item() == pytest.approx(expected.item(), rel=1e-12)
+    np.testing.assert_array_equal(ours.weight.data, weight)
+    assert "label_smoothing=0.25" in repr(ours)
+    with pytest.raises(ConfigError, match=r"between 0\.0 and 1\.0"):
+        ours.label_smoothing = -0.1
+    assert ours.label_smoothing == 0.25  # a refused value leaves the loss as it was
+    # the old positional reduction still reads as the reduction
+    assert nn.CrossEntropyLoss("sum").reduction == "sum"
+
+
+def test_clear_errors(rng):
+    z = wxb.Tensor(rng.normal(size=(4, 3)))
+    with pytest.raises(ShapeError, match="weight holds 2 class weights but the model has 3"):
+        nn.CrossEntropyLoss(weight=[1.0, 2.0])(z, np.array([0, 1, 2, 0]))
+    with pytest.raises(DataError, match="ignore_index=1 applies to class-index targets"):
+        nn.CrossEntropyLoss(ignore_index=1)(z, rng.dirichlet(np.ones(3), 4))
+    with pytest.raises(DataError, match="holds class 5"):
+        nn.CrossEntropyLoss(ignore_index=7)(z, np.array([0, 5, 7, 1]))
+    # PyTorch's F.cross_entropy takes the weights third, where wxb's reduction is
+    with pytest.raises(ConfigError, match="weight="):
+        nn.functional.cross_entropy(z, np.array([0, 1, 2, 0]), np.ones(3))
