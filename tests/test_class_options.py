@@ -41,7 +41,7 @@ def _targets(rng, rows, classes, probabilities, planted):
 
 
 def _torch_options(options):
-    return {k: torch.tensor(v) if k == "weight" else v for k, v in options.items()}
+    return {k: torch.tensor(v) if k in ("weight", "pos_weight") else v for k, v in options.items()}
 
 
 @pytest.mark.parametrize("nll", [False, True], ids=["cross_entropy", "nll"])
@@ -214,3 +214,95 @@ def test_clear_errors(rng):
     # PyTorch's F.cross_entropy takes the weights third, where wxb's reduction is
     with pytest.raises(ConfigError, match="weight="):
         nn.functional.cross_entropy(z, np.array([0, 1, 2, 0]), np.ones(3))
+
+
+# -- BCEWithLogitsLoss: weight and pos_weight ---------------------------------------------
+def _bce_options(rng, shape):
+    options = {}
+    if rng.random() < 0.7:
+        shapes = [shape[-1:], shape, (1,)] if len(shape) == 2 else [shape]
+        options["weight"] = rng.uniform(0.1, 3.0, shapes[int(rng.integers(0, len(shapes)))])
+    if rng.random() < 0.7 or not options:
+        options["pos_weight"] = rng.uniform(0.1, 5.0, shape[-1:])
+    return options
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_bce_weights_are_pytorchs(rng, reduction):
+    """Values, ∂L/∂z and ∂L/∂y (a target that is another model's output) as PyTorch's,
+    for weights of the output's shape, a row's, or one number, and labels or soft targets."""
+    for _ in range(30):
+        rows, outputs = int(rng.integers(1, 7)), int(rng.integers(1, 5))
+        shape = (rows, outputs) if rng.random() < 0.8 else (rows,)
+        z = rng.normal(size=shape) * 4
+        y = rng.random(shape) if rng.random() < 0.5 else (rng.random(shape) < 0.3) * 1.0
+        options = _bce_options(rng, shape)
+        tz, ty = torch.tensor(z, requires_grad=True), torch.tensor(y, requires_grad=True)
+        expected = torch.nn.BCEWithLogitsLoss(reduction=reduction, **_torch_options(options))(
+            tz, ty
+        )
+        upstream = rng.normal(size=expected.shape)
+        (expected * torch.tensor(upstream)).sum().backward()
+        for functional in (False, True):
+            oz, oy = wxb.Tensor(z, requires_grad=True), wxb.Tensor(y, requires_grad=True)
+            if functional:
+                f = nn.functional.binary_cross_entropy_with_logits
+                value = f(oz, oy, reduction, **options)
+            else:
+                value = nn.BCEWithLogitsLoss(reduction=reduction, **options)(oz, oy)
+            (value * wxb.Tensor(upstream)).sum().backward()
+            where = f"{options}, functional={functional}"
+            np.testing.assert_allclose(
+                value.data, expected.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=where
+            )
+            np.testing.assert_allclose(oz.grad, tz.grad.numpy(), rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(oy.grad, ty.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_fit_with_pos_weight_trains_as_pytorchs_loop(rng):
+    """Several labels a row, rare positives weighted up: the planned step's weights after
+    an epoch are PyTorch's."""
+    rows, features, labels, batch = 48, 6, 3, 16
+    X = rng.normal(size=(rows, features))
+    y = (rng.random((rows, labels)) < 0.2) * 1.0
+    options = {"pos_weight": rng.uniform(1.0, 6.0, labels), "weight": rng.uniform(0.5, 2, labels)}
+    model = nn.Sequential(nn.Dense(features, 8), nn.Tanh(), nn.Dense(8, labels)).to("float64")
+    assert model.why_not_planned() is None
+    theirs = torch.nn.Sequential(
+        torch.nn.Linear(features, 8), torch.nn.Tanh(), torch.nn.Linear(8, labels)
+    ).double()
+    with torch.no_grad():
+        for mine, their in zip(model.parameters(), theirs.parameters(), strict=True):
+            their.copy_(torch.tensor(mine.data))
+    loss = torch.nn.BCEWithLogitsLoss(**_torch_options(options))
+    opt = torch.optim.Adam(theirs.parameters(), lr=0.01)
+    for start in range(0, rows, batch):
+        opt.zero_grad()
+        part = slice(start, start + batch)
+        loss(theirs(torch.tensor(X[part])), torch.tensor(y[part])).backward()
+        opt.step()
+    wxb.fit(
+        model, X, y, loss=nn.BCEWithLogitsLoss(**options),
+        optimizer=wxb.optim.Adam(model.parameters(), lr=0.01),
+        epochs=1, batch_size=batch, shuffle=False, verbose=0,
+    )  # fmt: skip
+    for mine, their in zip(model.parameters(), theirs.parameters(), strict=True):
+        np.testing.assert_allclose(mine.data, their.detach().numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_bce_options_set_later_and_their_errors(rng):
+    z, y = rng.normal(size=(5, 2)), (rng.random((5, 2)) < 0.5) * 1.0
+    pos_weight = rng.uniform(0.5, 4.0, 2)
+    ours = nn.BCEWithLogitsLoss()
+    ours.pos_weight = pos_weight
+    expected = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight))(
+        torch.tensor(z), torch.tensor(y)
+    )
+    assert ours(wxb.Tensor(z), y).item() == pytest.approx(expected.item(), rel=1e-12)
+    np.testing.assert_array_equal(ours.pos_weight.data, pos_weight)
+    assert ours.weight is None and "pos_weight=" in repr(ours)
+    with pytest.raises(ShapeError, match=r"pos_weight of shape \(3,\) does not broadcast"):
+        nn.BCEWithLogitsLoss(pos_weight=np.ones(3))(wxb.Tensor(z), y)
+    with pytest.raises(ConfigError, match="weight must be numbers"):
+        nn.BCEWithLogitsLoss(weight=["a", "b"])
+    assert nn.BCEWithLogitsLoss("sum").reduction == "sum"  # the old positional reduction

@@ -1381,7 +1381,6 @@ def test_pytorchs_options_at_their_defaults_are_taken_and_others_refused():
         (lambda: wxb.nn.CrossEntropyLoss(label_smoothing=1.5), "between 0.0 and 1.0"),
         (lambda: wxb.nn.CrossEntropyLoss(weight=torch.ones(3, 3)), "1-D array of numbers"),
         (lambda: wxb.nn.CrossEntropyLoss(ignore_index=0.5), "ignore_index must be an integer"),
-        (lambda: wxb.nn.BCEWithLogitsLoss(pos_weight=torch.ones(1)), "pos_weight="),
         (lambda: wxb.nn.MSELoss(reduce=False), "PyTorch deprecated it too"),
     ]
     for make, pattern in refused:

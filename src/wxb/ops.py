@@ -855,7 +855,7 @@ def _check_reduction(reduction: object, name: str) -> None:
         got = repr(reduction) if plain else f"a {type(reduction).__name__}"
         # PyTorch's F.cross_entropy takes the class weights third, where wxb's reduction is
         hint = ""
-        if name in ("cross_entropy", "nll") and not plain:
+        if name in ("cross_entropy", "nll", "bce_with_logits") and not plain:
             hint = " (class weights go by keyword: weight=…)"
         raise ConfigError(
             f"{name} loss: reduction must be 'mean', 'sum' or 'none'; got {got}{hint}"
@@ -1183,16 +1183,29 @@ class NLLKernel(CrossEntropyKernel):
 
 @dataclass(frozen=True)
 class BCEWithLogitsKernel:
-    """Binary cross-entropy on logits z: max(z,0) − z·y + log(1 + e^(−|z|)), stable."""
+    """Binary cross-entropy on logits z: max(z,0) − z·y + log(1 + e^(−|z|)), stable.
+
+    PyTorch's options: ``weight`` w (each element's loss scaled by it) and ``pos_weight``
+    p (the positive term's, per output): L = w·[(1 − y)·z + (1 + (p − 1)·y)·softplus(−z)],
+    δ = w·[(1 + (p − 1)·y)·σ(z) − p·y]. Each is kept as its values and its shape (the
+    kernel is frozen and compared), broadcast against the output as PyTorch's are; the
+    mean stays over every element."""
 
     reduction: str = "mean"
     name: str = "bce_with_logits"
+    weight: tuple[tuple[float, ...], tuple[int, ...]] | None = None
+    pos_weight: tuple[tuple[float, ...], tuple[int, ...]] | None = None
 
     def __post_init__(self) -> None:
         _check_reduction(self.reduction, self.name)
 
     def value_and_grad(self, output, target, grad_out):
         scale = _batch_scale(self, output.size)
+        if self.weight is not None or self.pos_weight is not None:
+            values, grad = self.per_sample(output, target)
+            if grad_out is not None:
+                np.multiply(grad, scale, out=grad_out)
+            return scale * float(values.sum(dtype=np.float64))
         work = _workspace(output, grad_out)
         # Summed element by element: Σmax(z,0) − Σz·y cancels between two large sums
         # (1e-2 relative in float32 on confident logits); per element z − z·1 is exact.
@@ -1208,17 +1221,60 @@ class BCEWithLogitsKernel:
         work *= scale
         return scale * value
 
-    def per_sample(self, output, target):  # per element, as PyTorch's: its value, σ(z) − y
-        values = np.maximum(output, 0) - output * target
-        values += np.log1p(np.exp(-np.abs(output)))
-        grad = np.empty_like(output)
-        Sigmoid().forward(output, grad)
-        grad -= target
-        return values.astype(output.dtype), grad
+    def _option(self, option, output, what):
+        """An option's values broadcast to the output's shape, in its dtype (None: unset)."""
+        if option is None:
+            return None
+        values = np.asarray(option[0], output.dtype).reshape(option[1])
+        try:
+            return np.broadcast_to(values, output.shape)
+        except ValueError:
+            raise ShapeError(
+                f"{self.name} loss: {what} of shape {values.shape} does not broadcast to the "
+                f"output's {output.shape}"
+            ) from None
 
-    def target_grad(self, output, target):  # ∂L/∂y = −z, scaled
+    def per_sample(self, output, target):  # per element, as PyTorch's: its value, ∂/∂z
+        weight = self._option(self.weight, output, "weight")
+        pos_weight = self._option(self.pos_weight, output, "pos_weight")
+        if pos_weight is None:
+            values = np.maximum(output, 0) - output * target
+            values += np.log1p(np.exp(-np.abs(output)))
+            grad = np.empty_like(output)
+            Sigmoid().forward(output, grad)
+            grad -= target
+        else:  # (1 − y)·z + l·softplus(−z), l = 1 + (p − 1)·y; δ = l·σ(z) − p·y
+            log_weight = 1 + (pos_weight - 1) * target
+            softplus_negative = np.maximum(-output, 0) + np.log1p(np.exp(-np.abs(output)))
+            values = (1 - target) * output + log_weight * softplus_negative
+            grad = np.empty_like(output)
+            Sigmoid().forward(output, grad)
+            grad *= log_weight
+            grad -= pos_weight * target
+        if weight is not None:
+            values = values * weight
+            grad *= weight
+        return values.astype(output.dtype), grad.astype(output.dtype, copy=False)
+
+    def target_grad(self, output, target):  # ∂L/∂y = w·(−z + (p − 1)·softplus(−z)), scaled
         scale = 1.0 / output.size if self.reduction == "mean" else 1.0
-        return output * -scale
+        grad = output * -scale
+        pos_weight = self._option(self.pos_weight, output, "pos_weight")
+        if pos_weight is not None:
+            softplus_negative = np.maximum(-output, 0) + np.log1p(np.exp(-np.abs(output)))
+            grad += (pos_weight - 1) * softplus_negative * scale
+        weight = self._option(self.weight, output, "weight")
+        return grad if weight is None else grad * weight
+
+
+def frozen_array(values: object, what: str) -> tuple[tuple[float, ...], tuple[int, ...]] | None:
+    """An array option of a loss as a frozen kernel keeps it: its values and its shape."""
+    if values is None:
+        return None
+    array = np.asarray(values.data if isinstance(values, Tensor) else values)
+    if array.dtype.kind not in "biuf" or array.size == 0:
+        raise ConfigError(f"{what} must be numbers; got {array.dtype} of shape {array.shape}")
+    return tuple(float(v) for v in array.ravel()), array.shape
 
 
 def _workspace(output: np.ndarray, grad_out: np.ndarray | None) -> np.ndarray:
@@ -1400,8 +1456,28 @@ def cross_entropy(
     )
 
 
-def bce_with_logits(output: Tensor, target: object, reduction: str = "mean") -> Tensor:
-    return loss(output, target, BCEWithLogitsKernel(reduction))
+def bce_with_logits(
+    output: Tensor,
+    target: object,
+    reduction: str = "mean",
+    *,
+    weight: object = None,
+    pos_weight: object = None,
+) -> Tensor:
+    """Binary cross-entropy of logits; PyTorch's ``weight`` and ``pos_weight`` by keyword
+    (``reduction`` is wxb's third argument)."""
+    return loss(
+        output,
+        target,
+        BCEWithLogitsKernel(
+            reduction,
+            weight=frozen_array(weight, "bce_with_logits weight"),
+            pos_weight=frozen_array(pos_weight, "bce_with_logits pos_weight"),
+        ),
+    )
+
+
+binary_cross_entropy_with_logits = bce_with_logits  # PyTorch's name
 
 
 def nll_loss(

@@ -6,6 +6,7 @@ C/2 times PyTorch's; see its docstring."""
 
 from wxb.ops import (
     bce_with_logits,
+    binary_cross_entropy_with_logits,
     cross_entropy,
     dropout,
     gelu,
@@ -24,6 +25,7 @@ from wxb.ops import (
 
 __all__ = [
     "bce_with_logits",
+    "binary_cross_entropy_with_logits",
     "cross_entropy",
     "dropout",
     "gelu",

@@ -66,7 +66,6 @@ _DEPRECATED_INSTEAD = {
     "size_average": "PyTorch deprecated it too: use reduction= ('mean', 'sum', 'none')",
     "reduce": "PyTorch deprecated it too: use reduction= ('mean', 'sum', 'none')",
 }
-_WEIGHTS_INSTEAD = "weight the rows yourself: reduction='none', then (losses * w).sum() / w.sum()"
 
 
 class MSELoss(Loss):
@@ -268,22 +267,62 @@ class NLLLoss(CrossEntropyLoss):
         self._keep_options(options)
 
 
-class BCEWithLogitsLoss(Loss):
-    """Sigmoid and binary cross-entropy on logits, stable; targets in [0, 1], output's shape."""
+class _ArrayOption:
+    """``weight`` or ``pos_weight`` of BCEWithLogitsLoss: set later too, as PyTorch's
+    buffers are, the kernel following; read as a Tensor (None when unset)."""
 
-    def __init__(self, reduction: str = "mean", **torch_only: object) -> None:
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, loss: Loss | None, owner: type) -> object:
+        if loss is None:
+            return self
+        kept = getattr(loss.kernel, self.name)
+        if kept is None:
+            return None
+        return Tensor(np.array(kept[0], dtype=np.float64).reshape(kept[1]))
+
+    def __set__(self, loss: Loss, value: object) -> None:
+        frozen = ops.frozen_array(value, f"BCEWithLogitsLoss {self.name}")
+        loss.kernel = dataclasses.replace(loss.kernel, **{self.name: frozen})
+        # a plain list in the instance's dict: a checkpoint's loss settings read it
+        loss.__dict__[self.name] = None if frozen is None else list(frozen[0])
+
+
+class BCEWithLogitsLoss(Loss):
+    """Sigmoid and binary cross-entropy on logits, stable; targets in [0, 1], output's
+    shape. PyTorch's ``weight`` (broadcast over the output: each element's loss scaled)
+    and ``pos_weight`` (the positive term's weight, per output: > 1 for a rare positive
+    class, as the count of negatives over positives)."""
+
+    weight = _ArrayOption()
+    pos_weight = _ArrayOption()
+
+    def __init__(
+        self,
+        weight: object = None,
+        size_average: None = None,
+        reduce: None = None,
+        reduction: str = "mean",
+        pos_weight: object = None,
+    ) -> None:
+        if isinstance(weight, str):  # wxb's earlier first argument was the reduction
+            weight, reduction = None, weight
         torch_options(
             "BCEWithLogitsLoss",
-            torch_only,
-            {**_DEPRECATED, "weight": None, "pos_weight": None},
-            {
-                **_DEPRECATED_INSTEAD,
-                "weight": _WEIGHTS_INSTEAD,
-                "pos_weight": "reduction='none', then weight the terms whose target is 1",
-            },
+            {"size_average": size_average, "reduce": reduce},
+            _DEPRECATED,
+            _DEPRECATED_INSTEAD,
         )
         super().__init__(reduction)
         self.kernel = ops.BCEWithLogitsKernel(reduction)
+        self.weight, self.pos_weight = weight, pos_weight
+
+    def __repr__(self) -> str:
+        settings = [f"reduction={self.reduction!r}"]
+        settings += [f"{key}={self.__dict__[key]!r}" for key in ("weight", "pos_weight")
+                     if self.__dict__.get(key) is not None]  # fmt: skip
+        return f"{type(self).__name__}({', '.join(settings)})"
 
 
 class FunctionLoss(Loss):
