@@ -260,6 +260,9 @@ PRIMITIVES: dict[str, Callable] = {
     "leaky_relu-random_slope": _leaky_relu,
     "gelu-none": _gelu_inputs("none"),
     "gelu-tanh": _gelu_inputs("tanh"),
+    "silu": _activation(ops.silu),
+    "elu": _activation(lambda t: ops.elu(t, 0.7), kinked=True),
+    "softplus": _activation(lambda t: ops.softplus(t, 1.5, 20.0)),
     "softmax": _activation(ops.softmax),
     "dropout": _dropout,
     **{
@@ -288,6 +291,9 @@ NETWORK_ACTIVATIONS = {
     "leaky_relu": lambda: ACTIVATIONS["leaky_relu"](0.1),
     "gelu": lambda: ACTIVATIONS["gelu"]("none"),
     "gelu_tanh": lambda: ACTIVATIONS["gelu"]("tanh"),
+    "silu": lambda: ACTIVATIONS["silu"](),
+    "elu": lambda: ACTIVATIONS["elu"](1.3),
+    "softplus": lambda: ACTIVATIONS["softplus"](0.8),
     "softmax": lambda: ACTIVATIONS["softmax"](),
 }
 NETWORK_LOSSES = {

@@ -8,8 +8,9 @@
   Layer names become the keys of the torch Sequential, so the two state dicts
   use the same names ("dense1.weight", …).
 - ``from_torch(seq)``: the way back, for a ``torch.nn.Sequential`` (nested ones
-  too) of Linear, Identity, ReLU, Sigmoid, Tanh, LeakyReLU, GELU, Softmax(dim=1),
-  LogSoftmax(dim=1), Dropout and ``TorchStandardize``; anything else is refused by its path.
+  too) of Linear, Identity, ReLU, Sigmoid, Tanh, LeakyReLU, GELU, SiLU, ELU, Softplus,
+  Softmax(dim=1), LogSoftmax(dim=1), Dropout and ``TorchStandardize``; anything else is
+  refused by its path.
 - ``from_sklearn(est)``: a fitted ``MLPClassifier`` or ``MLPRegressor`` as a wxb
   Sequential giving its *decision values* (the output layer before its output
   activation: logits for a classifier), with ``model.info`` saying how to read
@@ -247,6 +248,10 @@ def _to_torch(module: Module, path: str, torch, tdtype, made: dict[int, Any]):
         out = nn.LeakyReLU(module.kernel.negative_slope)
     elif isinstance(module, layers.GELU):
         out = nn.GELU(approximate=module.kernel.approximate)
+    elif isinstance(module, layers.ELU):
+        out = nn.ELU(alpha=module.kernel.alpha)
+    elif isinstance(module, layers.Softplus):
+        out = nn.Softplus(beta=module.kernel.beta, threshold=module.kernel.threshold)
     elif isinstance(module, layers.Softmax):
         out = nn.Softmax(dim=1)
     elif isinstance(module, layers.LogSoftmax):
@@ -257,6 +262,7 @@ def _to_torch(module: Module, path: str, torch, tdtype, made: dict[int, Any]):
             layers.Sigmoid: nn.Sigmoid,
             layers.Tanh: nn.Tanh,
             layers.ReLU: nn.ReLU,
+            layers.SiLU: nn.SiLU,
         }
         out = simple[type(module)]()  # _check_convertible let only these through
     out.training = module.training
@@ -282,7 +288,8 @@ def from_torch(seq) -> Sequential:
     """A wxb Sequential computing what the ``torch.nn.Sequential`` ``seq`` computes.
 
     Reads (nested) Sequentials of Linear, Identity, ReLU, Sigmoid, Tanh,
-    LeakyReLU, GELU, Softmax and LogSoftmax over dim 1 (or -1), Dropout and
+    LeakyReLU, GELU, SiLU, ELU, Softplus, Softmax and LogSoftmax over dim 1 (or -1),
+    Dropout and
     ``TorchStandardize``,
     copying the weights; the dtype is the weights' (float32 or float64). Keys
     that are valid wxb names (not PyTorch's "0", "1", …) become the layers' names.
@@ -316,8 +323,8 @@ def from_torch(seq) -> Sequential:
 
 
 _READS = (
-    "wxb reads Sequential, Linear, Identity, ReLU, Sigmoid, Tanh, LeakyReLU, GELU, "
-    "Softmax(dim=1), LogSoftmax(dim=1), Dropout and TorchStandardize"
+    "wxb reads Sequential, Linear, Identity, ReLU, Sigmoid, Tanh, LeakyReLU, GELU, SiLU, "
+    "ELU, Softplus, Softmax(dim=1), LogSoftmax(dim=1), Dropout and TorchStandardize"
 )
 
 
@@ -353,7 +360,8 @@ def _global_torch_hooks(torch) -> str | None:
 def _torch_refusal(module, nn) -> str | None:
     """Why ``module`` has no wxb twin, or None."""
     cls = type(module)
-    simple = (nn.Linear, nn.Dropout, nn.LeakyReLU, nn.GELU, nn.Identity, nn.ReLU, nn.Sigmoid)
+    simple = (nn.Linear, nn.Dropout, nn.LeakyReLU, nn.GELU, nn.Identity, nn.ReLU, nn.Sigmoid,
+              nn.SiLU, nn.ELU, nn.Softplus)  # fmt: skip
     if cls in (*simple, nn.Tanh) or cls is _standardize_class_if_made():
         return "it holds sub-modules, which wxb would not run" if module._modules else None
     if cls is nn.Sequential:
@@ -484,12 +492,20 @@ def _from_torch(module, path: str, torch, dtype, made: dict[int, Module]) -> Mod
         out = layers.LeakyReLU(float(module.negative_slope))
     elif cls is nn.GELU:
         out = layers.GELU(module.approximate)
+    elif cls is nn.ELU:
+        out = layers.ELU(float(module.alpha))
+    elif cls is nn.Softplus:
+        try:
+            out = layers.Softplus(float(module.beta), float(module.threshold))
+        except ConfigError as exc:
+            raise ConfigError(f"from_torch: {label}: {exc}") from None
     elif cls is nn.Softmax:
         out = layers.Softmax()
     elif cls is nn.LogSoftmax:
         out = layers.LogSoftmax()
-    elif cls in (nn.Identity, nn.ReLU, nn.Sigmoid, nn.Tanh):
+    elif cls in (nn.Identity, nn.ReLU, nn.Sigmoid, nn.Tanh, nn.SiLU):
         twin = {
+            nn.SiLU: layers.SiLU,
             nn.Identity: layers.Identity,
             nn.ReLU: layers.ReLU,
             nn.Sigmoid: layers.Sigmoid,

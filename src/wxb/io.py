@@ -55,6 +55,8 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "Standardize": ("features",),
     "LeakyReLU": ("negative_slope",),
     "GELU": ("approximate",),
+    "ELU": ("alpha",),
+    "Softplus": ("beta", "threshold"),
 }
 FILE_DTYPES = {"F32": np.dtype(np.float32), "F64": np.dtype(np.float64)}
 _FILE_CODES = {dtype: code for code, dtype in FILE_DTYPES.items()}
@@ -497,6 +499,10 @@ def _build(config: dict[str, Any]) -> Module:
         return layers.LeakyReLU(config["negative_slope"], name=name)
     if kind == "GELU":
         return layers.GELU(config["approximate"], name=name)
+    if kind == "ELU":
+        return layers.ELU(config["alpha"], name=name)
+    if kind == "Softplus":
+        return layers.Softplus(config["beta"], config["threshold"], name=name)
     return STOCK_TYPES[kind](name=name)
 
 
@@ -631,6 +637,10 @@ def _layout(architecture: object) -> tuple[Shapes, Shapes, dict[str, str]]:
             slope = node["negative_slope"]
             if not _is_number(slope):
                 raise _Invalid(f"{where}: negative_slope {_short(slope)} is not a finite number")
+        elif kind in ("ELU", "Softplus"):
+            for key in _FIELDS[kind]:
+                if not _is_number(node[key]) or (key == "beta" and not node[key] > 0):
+                    raise _Invalid(f"{where}: {kind} {key} {_short(node[key])} is not valid")
         elif kind == "GELU" and node["approximate"] not in ("none", "tanh"):
             raise _Invalid(
                 f"{where}: approximate {_short(node['approximate'])} is not 'none' or 'tanh'"

@@ -17,6 +17,10 @@ initializers:
 - Tanh, ReLU, Softmax   Tanh, Relu, Softmax(axis=-1)
 - LogSoftmax     LogSoftmax(axis=-1)
 - LeakyReLU(α)   Z ⊙ Where(Z > 0, 1, α), as wxb computes it
+- SiLU           Z ⊙ σ(Z), σ as for Sigmoid
+- ELU(α)         Where(Z > 0, Z, α·(Exp(Min(Z, 0)) − 1))
+- Softplus(β, t) Where(βZ > t, Z, (Relu(βZ) + Log(1 + Exp(−|βZ|)))/β), as wxb computes
+                 it (wxb's log1p differs by less than one e^(−|βZ|) where that is tiny)
 - GELU('tanh')   composed from Mul/Add/Tanh as wxb writes it
 - GELU('none')   Z ⊙ Φ(Z). float32: ½·Z·(1 + Erf(Z/√2)). float64: onnxruntime has
                  no float64 Erf, so Φ(Z) = ½·erfc(−Z/√2) is composed from
@@ -103,8 +107,8 @@ MAX_DEPTH = 64  # Sequentials nested in one another (as wxb.save allows)
 ML_DOMAIN, ML_OPSET = "ai.onnx.ml", 3  # Imputer and OneHotEncoder are unchanged since 1
 
 _KERNELS = (
-    ops.Identity, ops.Sigmoid, ops.Tanh, ops.ReLU, ops.LeakyReLU, ops.GELU, ops.Softmax,
-    ops.LogSoftmax,
+    ops.Identity, ops.Sigmoid, ops.Tanh, ops.ReLU, ops.LeakyReLU, ops.GELU, ops.SiLU,
+    ops.ELU, ops.Softplus, ops.Softmax, ops.LogSoftmax,
 )  # fmt: skip
 _STOCK = (Sequential, Dense, Dropout, Standardize, Activation)
 
@@ -552,10 +556,26 @@ class _Graph:
         if isinstance(kernel, ops.Identity):
             return x
         if isinstance(kernel, ops.Sigmoid):
-            # 1 / (1 + e^(−z)), as wxb computes it: onnxruntime's own Sigmoid is 22 % off
-            # at z = −16 in float32 and gives 0 from z = −20 (log p then −inf)
-            e = self.node("Exp", [self.node("Neg", [x], where)], where)
-            return self.node("Reciprocal", [self.node("Add", [e, self.const(1.0)], where)], where)
+            return self._sigmoid(x, where)
+        if isinstance(kernel, ops.SiLU):  # z·σ(z)
+            return self.node("Mul", [x, self._sigmoid(x, where)], where)
+        if isinstance(kernel, ops.ELU):  # z where z > 0, else α·(e^min(z, 0) − 1)
+            below = self.node("Exp", [self.node("Min", [x, self.const(0.0)], where)], where)
+            below = self.node("Sub", [below, self.const(1.0)], where)
+            below = self.node("Mul", [below, self.const(kernel.alpha)], where)
+            positive = self.node("Greater", [x, self.const(0.0)], where)
+            return self.node("Where", [positive, x, below], where)
+        if isinstance(kernel, ops.Softplus):
+            # z where βz > threshold, else (max(βz, 0) + log(1 + e^(−|βz|)))/β, as wxb's
+            scaled = self.node("Mul", [x, self.const(kernel.beta)], where)
+            tail = self.node(
+                "Exp", [self.node("Neg", [self.node("Abs", [scaled], where)], where)], where
+            )
+            tail = self.node("Log", [self.node("Add", [tail, self.const(1.0)], where)], where)
+            smooth = self.node("Add", [self.node("Relu", [scaled], where), tail], where)
+            smooth = self.node("Div", [smooth, self.const(kernel.beta)], where)
+            linear = self.node("Greater", [scaled, self.const(kernel.threshold)], where)
+            return self.node("Where", [linear, x, smooth], where)
         if isinstance(kernel, ops.Tanh):
             return self.node("Tanh", [x], where)
         if isinstance(kernel, ops.ReLU):
@@ -580,6 +600,12 @@ class _Graph:
             if kernel.approximate == "none":
                 return self._gelu_erf(x, where)
         raise ConfigError(f"{where}: no ONNX form for the activation {kernel!r}")  # unreachable
+
+    def _sigmoid(self, z: str, where: str) -> str:
+        # 1 / (1 + e^(−z)), as wxb computes it: onnxruntime's own Sigmoid is 22 % off
+        # at z = −16 in float32 and gives 0 from z = −20 (log p then −inf)
+        e = self.node("Exp", [self.node("Neg", [z], where)], where)
+        return self.node("Reciprocal", [self.node("Add", [e, self.const(1.0)], where)], where)
 
     def _gelu_tanh(self, z: str, where: str) -> str:
         # ½z · (1 + tanh(√(2/π)·(z + 0.044715·z³))), in wxb's order

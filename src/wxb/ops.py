@@ -628,6 +628,88 @@ class GELU:
         return out
 
 
+def _finite_setting(value: object, what: str, positive: bool = False) -> float:
+    """An activation's number setting, checked as the kernel is made."""
+    if not _is_number(value) or not math.isfinite(value) or (positive and value <= 0):
+        kind = "a positive finite number" if positive else "a finite number"
+        raise ConfigError(f"{what} must be {kind}; got {value!r}")
+    return float(value)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    """σ(z) in z's dtype, stable for any z (the Sigmoid kernel's)."""
+    return kernels.activation_forward(kernels.SIGMOID, z, np.empty_like(z))
+
+
+class SiLU:
+    """SiLU (swish) z·σ(z); f′ = σ(z)·(1 + z·(1 − σ(z)))."""
+
+    name = "silu"
+
+    def forward(self, z, out):
+        return np.multiply(z, _sigmoid(z), out=out)
+
+    def backward(self, z, a, grad, out):
+        s = _sigmoid(z)
+        np.multiply(s, 1 + z * (1 - s), out=out)
+        out *= grad
+        return out
+
+
+@dataclass(frozen=True)
+class ELU:
+    """z where z > 0, else α·(e^z − 1); f′ = 1 where z > 0, else α·e^z (PyTorch's, α = 1)."""
+
+    alpha: float = 1.0
+    name: str = "elu"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "alpha", _finite_setting(self.alpha, "ELU alpha"))
+
+    def forward(self, z, out):
+        below = np.expm1(np.minimum(z, 0))  # e^z − 1 where it is used: no overflow
+        below *= self.alpha
+        out[...] = np.where(z > 0, z, below)
+        return out
+
+    def backward(self, z, a, grad, out):
+        slope = np.exp(np.minimum(z, 0))
+        slope *= self.alpha
+        np.multiply(np.where(z > 0, 1, slope), grad, out=out)
+        return out
+
+
+@dataclass(frozen=True)
+class Softplus:
+    """(1/β)·log(1 + e^(βz)), and z itself where βz > threshold (PyTorch's, for the
+    rounding there); f′ = σ(βz), 1 beyond the threshold."""
+
+    beta: float = 1.0
+    threshold: float = 20.0
+    name: str = "softplus"
+
+    def __post_init__(self) -> None:
+        beta = _finite_setting(self.beta, "Softplus beta", positive=True)
+        object.__setattr__(self, "beta", beta)
+        threshold = _finite_setting(self.threshold, "Softplus threshold")
+        object.__setattr__(self, "threshold", threshold)
+
+    def forward(self, z, out):
+        scaled = z * z.dtype.type(self.beta)
+        linear = scaled > self.threshold
+        # log(1 + e^x) = max(x, 0) + log1p(e^(−|x|)): no overflow, no lost small values
+        smooth = np.maximum(scaled, 0) + np.log1p(np.exp(-np.abs(scaled)))
+        smooth /= z.dtype.type(self.beta)
+        out[...] = np.where(linear, z, smooth)
+        return out
+
+    def backward(self, z, a, grad, out):
+        scaled = z * z.dtype.type(self.beta)
+        slope = np.where(scaled > self.threshold, 1, _sigmoid(scaled))
+        np.multiply(slope, grad, out=out)
+        return out
+
+
 _GELU_C = math.sqrt(2 / math.pi)
 
 
@@ -761,6 +843,18 @@ def leaky_relu(z: Tensor, negative_slope: float = 0.01) -> Tensor:
 
 def gelu(z: Tensor, approximate: str = "none") -> Tensor:
     return activation(as_tensor(z), GELU(approximate))
+
+
+def silu(z: Tensor) -> Tensor:
+    return activation(as_tensor(z), SiLU())
+
+
+def elu(z: Tensor, alpha: float = 1.0) -> Tensor:
+    return activation(as_tensor(z), ELU(alpha))
+
+
+def softplus(z: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    return activation(as_tensor(z), Softplus(beta, threshold))
 
 
 def softmax(z: Tensor) -> Tensor:

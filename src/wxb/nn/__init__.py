@@ -4,6 +4,7 @@ from wxb.nn import functional
 from wxb.nn.containers import ModuleList
 from wxb.nn.layers import (
     ACTIVATIONS,
+    ELU,
     GELU,
     Activation,
     Dense,
@@ -14,7 +15,9 @@ from wxb.nn.layers import (
     LogSoftmax,
     ReLU,
     Sigmoid,
+    SiLU,
     Softmax,
+    Softplus,
     Standardize,
     Tanh,
 )
@@ -35,6 +38,7 @@ from wxb.nn.sequential import Sequential
 
 __all__ = [
     "ACTIVATIONS",
+    "ELU",
     "GELU",
     "LOSSES",
     "Activation",
@@ -56,9 +60,11 @@ __all__ = [
     "Parameter",
     "ReLU",
     "Sequential",
+    "SiLU",
     "Sigmoid",
     "SmoothL1Loss",
     "Softmax",
+    "Softplus",
     "Standardize",
     "Tanh",
     "functional",

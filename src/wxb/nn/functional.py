@@ -9,6 +9,7 @@ from wxb.ops import (
     binary_cross_entropy_with_logits,
     cross_entropy,
     dropout,
+    elu,
     gelu,
     huber_loss,
     l1_loss,
@@ -18,8 +19,10 @@ from wxb.ops import (
     nll_loss,
     relu,
     sigmoid,
+    silu,
     smooth_l1_loss,
     softmax,
+    softplus,
     tanh,
 )
 
@@ -28,6 +31,7 @@ __all__ = [
     "binary_cross_entropy_with_logits",
     "cross_entropy",
     "dropout",
+    "elu",
     "gelu",
     "huber_loss",
     "l1_loss",
@@ -37,7 +41,9 @@ __all__ = [
     "nll_loss",
     "relu",
     "sigmoid",
+    "silu",
     "smooth_l1_loss",
     "softmax",
+    "softplus",
     "tanh",
 ]

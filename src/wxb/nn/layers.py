@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -165,7 +166,8 @@ class _KernelSetting:
         return self if layer is None else getattr(layer.kernel, self.name)
 
     def __set__(self, layer: Activation, value: Any) -> None:
-        layer.kernel = type(layer.kernel)(value)
+        # the kernel made again with this one setting changed (the others kept)
+        layer.kernel = dataclasses.replace(layer.kernel, **{self.name: value})
 
 
 class Identity(Activation):
@@ -213,6 +215,44 @@ class GELU(Activation):
         return {**super().config(), "approximate": self.kernel.approximate}
 
 
+class SiLU(Activation):
+    """z·σ(z) (swish)."""
+
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__(ops.SiLU(), name)
+
+
+class ELU(Activation):
+    """z where z > 0, else α·(e^z − 1)."""
+
+    def __init__(self, alpha: float = 1.0, name: str | None = None) -> None:
+        super().__init__(ops.ELU(alpha), name)  # it checks α
+
+    alpha = _KernelSetting()
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "alpha": self.kernel.alpha}
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.kernel.alpha}"
+
+
+class Softplus(Activation):
+    """(1/β)·log(1 + e^(βz)), linear where βz > threshold (PyTorch's)."""
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0, name: str | None = None) -> None:
+        super().__init__(ops.Softplus(beta, threshold), name)  # it checks both
+
+    beta = _KernelSetting()
+    threshold = _KernelSetting()
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "beta": self.kernel.beta, "threshold": self.kernel.threshold}
+
+    def extra_repr(self) -> str:
+        return f"beta={self.kernel.beta}, threshold={self.kernel.threshold}"
+
+
 class _RowWise(Activation):
     """Softmax and LogSoftmax: over each row's last axis, the classes of a (B, C) batch.
     PyTorch's ``dim=`` is taken where it names that axis (1 or -1; None, PyTorch's
@@ -253,6 +293,9 @@ ACTIVATIONS: dict[str, type[Activation]] = {
     "relu": ReLU,
     "leaky_relu": LeakyReLU,
     "gelu": GELU,
+    "silu": SiLU,
+    "elu": ELU,
+    "softplus": Softplus,
     "softmax": Softmax,
     "log_softmax": LogSoftmax,
 }
