@@ -49,7 +49,18 @@ from wxb.metrics import (
     row_fingerprints,
     unpack_fingerprints,
 )
-from wxb.nn import ACTIVATIONS, LOSSES, Dense, Dropout, Sequential, Standardize, get_loss
+from wxb.nn import (
+    ACTIVATIONS,
+    LOSSES,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    Dense,
+    Dropout,
+    Loss,
+    Sequential,
+    Standardize,
+    get_loss,
+)
 from wxb.nn.layers import standard_scale
 from wxb.nn.module import input_width, output_width
 from wxb.optim import OPTIMIZERS, SCHEDULES, get_optimizer
@@ -167,6 +178,10 @@ def build_parser() -> _Parser:
     add("--loss", choices=("auto", *(name for name in LOSSES if name != "nll")), default="auto",
         help="auto: cross_entropy for classification, mse for regression (l1, huber and "
         "smooth_l1 are regression losses too, less pulled by outliers)")
+    add("--class-weight", choices=("none", "balanced"), default="none",
+        help="balanced: each class's rows weigh n/(classes × its rows) in the loss, the "
+        "counts taken on the training rows (scikit-learn's class_weight='balanced'), so "
+        "that a rare class is not ignored; classification only")
     add("--optimizer", choices=sorted(OPTIMIZERS), default="adam", help="optimiser")
     add("--lr", type=float, default=None,
         help="learning rate; default adam and adamw 1e-3, sgd 0.01")
@@ -653,6 +668,37 @@ def run_train(args: argparse.Namespace) -> None:
     return _run_train(args)
 
 
+def training_loss(targets: Targets, fit_rows: np.ndarray, class_weight: str) -> str | Loss:
+    """The loss ``wxb train`` fits: the task's, by name, or with --class-weight balanced
+    its classes weighted by n/(classes × their training rows) (scikit-learn's balanced
+    weights): as CrossEntropyLoss(weight=…), or for labels on one logit each, each
+    label's positives and negatives weighted so (BCEWithLogitsLoss's weight and
+    pos_weight). A class without training rows weighs 1: no training row carries it."""
+    if class_weight == "none":
+        return targets.loss
+    y = targets.y[fit_rows]
+    rows = len(y)
+    if targets.loss == "cross_entropy":
+        counts = np.bincount(y, minlength=targets.outputs).astype(np.float64)
+        weight = np.where(counts > 0, rows / (targets.outputs * np.maximum(counts, 1)), 1.0)
+        names = targets.classes or list(range(targets.outputs))
+        shown = ", ".join(f"{name} {w:.3g}" for name, w in zip(names, weight, strict=True))
+        print(f"class weights (balanced): {shown}")
+        return CrossEntropyLoss(weight=weight)
+    positives = (y > 0.5).sum(axis=0).astype(np.float64)
+    negatives = rows - positives
+    weigh_positives = np.where(positives > 0, rows / (2 * np.maximum(positives, 1)), 1.0)
+    weigh_negatives = np.where(negatives > 0, rows / (2 * np.maximum(negatives, 1)), 1.0)
+    print(
+        "class weights (balanced), positives/negatives: "
+        + ", ".join(
+            f"{p:.3g}/{n:.3g}" for p, n in zip(weigh_positives, weigh_negatives, strict=True)
+        )
+    )
+    # w·[(1 − y)·z + (1 + (p − 1)·y)·softplus(−z)]: w on the negatives, w·p on the positives
+    return BCEWithLogitsLoss(weight=weigh_negatives, pos_weight=weigh_positives / weigh_negatives)
+
+
 def _run_train(args: argparse.Namespace) -> None:
     ranks = Ranks() if launched_ranks() > 1 else None  # under mpiexec -n K: data parallel
     if ranks is not None and not ranks.leader:  # rank 0 alone prints
@@ -670,6 +716,11 @@ def _run_train(args: argparse.Namespace) -> None:
         check_id_name(data.id_column, prediction_names(targets, data.targets), data.source)
     for message in targets.warnings:
         print(f"wxb: warning: {message}", file=sys.stderr)
+    if args.class_weight != "none" and targets.task != "classification":
+        raise ConfigError(
+            f"--class-weight {args.class_weight} weighs classes; this is a regression "
+            f"({targets.reason or targets.task})"
+        )
     n_rows = len(targets.y)
     stratify = targets.y if targets.task == "classification" and targets.y.ndim == 1 else None
     if targets.loss == "bce_with_logits":
@@ -706,6 +757,7 @@ def _run_train(args: argparse.Namespace) -> None:
     if val_rows is not None:
         validation_data = (X[val_rows], scaled(targets, targets.y[val_rows]))
     X_train = X[fit_rows]
+    loss = training_loss(targets, fit_rows, args.class_weight)
     epochs, patience = default_schedule(len(fit_rows), args.batch_size)
     epochs = args.epochs if args.epochs is not None else epochs
     patience = args.patience if args.patience is not None else patience
@@ -729,7 +781,7 @@ def _run_train(args: argparse.Namespace) -> None:
                 model,
                 X_train,
                 scaled(targets, targets.y[fit_rows]),
-                loss=targets.loss,
+                loss=loss,
                 optimizer=make_optimizer(args, model),
                 epochs=epochs,
                 batch_size=args.batch_size,
