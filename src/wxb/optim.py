@@ -19,6 +19,7 @@ group (the common case) is exactly one walk over everything.
 
 from __future__ import annotations
 
+import bisect
 import inspect
 import itertools
 import math
@@ -1494,6 +1495,48 @@ class InverseScalingLR(LRSchedule):
     def lr_at(self, epoch: int, base_lr: float | None = None) -> float:
         base = self.base_lr if base_lr is None else base_lr
         return base / (epoch + 1) ** self.power
+
+
+class ExponentialLR(LRSchedule):
+    """η · γ^epoch."""
+
+    def __init__(self, optimizer: Optimizer, gamma: float) -> None:
+        super().__init__(optimizer)
+        self.gamma = _positive_number(gamma, "ExponentialLR gamma")
+        self.start()
+
+    def _check_settings(self, values: dict, where: str) -> None:
+        _positive_number(values["gamma"], f"{where} gamma")
+
+    def lr_at(self, epoch: int, base_lr: float | None = None) -> float:
+        base = self.base_lr if base_lr is None else base_lr
+        return base * self.gamma**epoch
+
+
+class MultiStepLR(LRSchedule):
+    """η · γ^(milestones reached): γ once more at each milestone epoch (a milestone
+    given twice counts twice, as in PyTorch)."""
+
+    def __init__(self, optimizer: Optimizer, milestones: Iterable[int], gamma: float = 0.1) -> None:
+        super().__init__(optimizer)
+        self.milestones = _milestones(milestones, "MultiStepLR milestones")
+        self.gamma = _positive_number(gamma, "MultiStepLR gamma")
+        self.start()
+
+    def _check_settings(self, values: dict, where: str) -> None:
+        values["milestones"] = _milestones(values["milestones"], f"{where} milestones")
+        _positive_number(values["gamma"], f"{where} gamma")
+
+    def lr_at(self, epoch: int, base_lr: float | None = None) -> float:
+        base = self.base_lr if base_lr is None else base_lr
+        return base * self.gamma ** bisect.bisect_right(self.milestones, epoch)
+
+
+def _milestones(values: object, what: str) -> list[int]:
+    """Epochs ≥ 1, sorted (PyTorch counts them as a multiset)."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise ConfigError(f"{what} must be a list of epochs; got {values!r}")
+    return sorted(_positive_int(v, what) for v in values)
 
 
 SCHEDULES = {"step": StepLR, "cosine": CosineAnnealingLR, "invscaling": InverseScalingLR}

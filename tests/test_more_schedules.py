@@ -1,0 +1,95 @@
+"""ExponentialLR and MultiStepLR: PyTorch's rates epoch by epoch (several groups, a
+rate set by hand mid-run), their state round trip, and fit running them."""
+
+import numpy as np
+import pytest
+
+import wxb
+from wxb.errors import ConfigError
+from wxb.optim import ExponentialLR, MultiStepLR
+
+torch = pytest.importorskip("torch")
+# PyTorch's schedulers here step with no optimiser step: only the rates are compared
+pytestmark = pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)`")
+
+
+def _groups(modules, rates):
+    return [{"params": m.parameters(), "lr": r} for m, r in zip(modules, rates, strict=True)]
+
+
+def _pair(rng, kind, settings=None):
+    """A wxb optimiser and schedule, and PyTorch's twins, two groups of random rates."""
+    rates = [float(rng.uniform(0.01, 0.5)), float(rng.uniform(0.01, 0.5))]
+    ours = wxb.optim.SGD(_groups([wxb.nn.Dense(2, 2), wxb.nn.Dense(2, 2)], rates), lr=0.1)
+    theirs = torch.optim.SGD(_groups([torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)], rates))
+    if settings is None:
+        settings = {"gamma": float(rng.uniform(0.3, 0.99))}
+        if kind == "multistep":
+            count = int(rng.integers(1, 5))
+            settings["milestones"] = sorted(int(m) for m in rng.integers(1, 12, size=count))
+    if kind == "exponential":
+        their_schedule = torch.optim.lr_scheduler.ExponentialLR(theirs, **settings)
+        return ours, ExponentialLR(ours, **settings), theirs, their_schedule, settings
+    their_schedule = torch.optim.lr_scheduler.MultiStepLR(theirs, **settings)
+    return ours, MultiStepLR(ours, **settings), theirs, their_schedule, settings
+
+
+@pytest.mark.parametrize("kind", ["exponential", "multistep"])
+def test_rates_are_pytorchs_epoch_by_epoch(rng, kind):
+    ours, schedule, theirs, their_schedule, _ = _pair(rng, kind)
+    by_hand = int(rng.integers(2, 10))
+    for epoch in range(15):
+        for mine, their in zip(ours.param_groups, theirs.param_groups, strict=True):
+            assert mine["lr"] == pytest.approx(their["lr"], rel=1e-12), epoch
+        if epoch == by_hand:  # a rate set by hand: both go on from it
+            rate = float(rng.uniform(0.01, 0.5))
+            ours.param_groups[1]["lr"] = theirs.param_groups[1]["lr"] = rate
+        schedule.step()
+        their_schedule.step()
+
+
+@pytest.mark.parametrize("kind", ["exponential", "multistep"])
+def test_state_round_trip_continues_as_the_uninterrupted_run(rng, kind):
+    """Saved mid-run and loaded (PyTorch's order: the optimiser, then the schedule made
+    on it): the next rates are the uninterrupted run's."""
+    ours, schedule, _, _, settings = _pair(rng, kind)
+    for _ in range(int(rng.integers(1, 10))):
+        schedule.step()
+    saved_opt, saved_schedule = ours.state_dict(), schedule.state_dict()
+    expected = [schedule.step() for _ in range(5)]
+    again, _, _, _, _ = _pair(rng, kind, settings)
+    again.load_state_dict(saved_opt)
+    resumed = type(schedule)(again, **settings)
+    resumed.load_state_dict(saved_schedule)
+    np.testing.assert_allclose([resumed.step() for _ in range(5)], expected, rtol=1e-12)
+
+
+def test_fit_runs_them_as_pytorch_would(rng):
+    X, y = rng.normal(size=(32, 3)), rng.integers(0, 2, 32)
+    model = wxb.nn.Sequential(wxb.nn.Dense(3, 4), wxb.nn.ReLU(), wxb.nn.Dense(4, 2))
+    opt = wxb.optim.SGD(model.parameters(), lr=0.1)
+    milestones = [2, 4]
+    history = wxb.fit(
+        model, X, y, optimizer=opt, lr_schedule=MultiStepLR(opt, milestones, 0.5),
+        epochs=5, batch_size=8, verbose=0,
+    )  # fmt: skip
+    their_opt = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=0.1)
+    their = torch.optim.lr_scheduler.MultiStepLR(their_opt, milestones, 0.5)
+    expected = []
+    for _ in range(5):
+        expected.append(their_opt.param_groups[0]["lr"])
+        their.step()
+    np.testing.assert_allclose(history.history["lr"], expected, rtol=1e-12)
+
+
+def test_bad_settings_are_refused():
+    opt = wxb.optim.SGD(wxb.nn.Dense(2, 2).parameters(), lr=0.1)
+    for make in (
+        lambda: ExponentialLR(opt, 0.0),
+        lambda: ExponentialLR(opt, "0.9"),
+        lambda: MultiStepLR(opt, [3, 0]),
+        lambda: MultiStepLR(opt, 5),
+        lambda: MultiStepLR(opt, "35"),
+    ):
+        with pytest.raises(ConfigError):
+            make()
