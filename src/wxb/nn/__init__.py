@@ -1,6 +1,6 @@
 """Layers, models and losses."""
 
-from wxb.nn import functional
+from wxb.nn import functional, init
 from wxb.nn.containers import ModuleList
 from wxb.nn.layers import (
     ACTIVATIONS,
@@ -69,4 +69,5 @@ __all__ = [
     "Tanh",
     "functional",
     "get_loss",
+    "init",
 ]
