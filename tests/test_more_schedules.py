@@ -1,6 +1,8 @@
 """ExponentialLR and MultiStepLR: PyTorch's rates epoch by epoch (several groups, a
 rate set by hand mid-run), their state round trip, and fit running them."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -93,3 +95,110 @@ def test_bad_settings_are_refused():
     ):
         with pytest.raises(ConfigError):
             make()
+
+
+# -- ReduceLROnPlateau --------------------------------------------------------------------
+def _plateau_settings(rng):
+    return {
+        "mode": str(rng.choice(["min", "max"])),
+        "factor": float(rng.uniform(0.1, 0.9)),
+        "patience": int(rng.integers(0, 4)),
+        "threshold": float(rng.choice([0.0, 1e-4, 0.05])),
+        "threshold_mode": str(rng.choice(["rel", "abs"])),
+        "cooldown": int(rng.integers(0, 3)),
+        "min_lr": [float(rng.uniform(0, 0.01)), float(rng.uniform(0, 0.01))],
+        "eps": float(rng.choice([1e-8, 1e-3])),
+    }
+
+
+def _figures(rng, count):
+    """A loss that falls, stalls and jumps, as a validation loss does."""
+    steps = rng.choice([-0.1, 0.0, 0.0, 0.05, 0.3], size=count) * rng.random(count)
+    return list(1.0 + np.cumsum(steps))
+
+
+def test_plateau_rates_are_pytorchs(rng):
+    for _ in range(20):
+        settings = _plateau_settings(rng)
+        rates = [float(rng.uniform(0.01, 0.5)), float(rng.uniform(0.01, 0.5))]
+        ours = wxb.optim.SGD(_groups([wxb.nn.Dense(2, 2), wxb.nn.Dense(2, 2)], rates), lr=0.1)
+        theirs = torch.optim.SGD(_groups([torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)], rates))
+        schedule = wxb.optim.ReduceLROnPlateau(ours, **settings)
+        their_schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(theirs, **settings)
+        for epoch, figure in enumerate(_figures(rng, 30)):
+            schedule.step(figure)
+            their_schedule.step(figure)
+            for mine, their in zip(ours.param_groups, theirs.param_groups, strict=True):
+                assert mine["lr"] == pytest.approx(their["lr"], rel=1e-12), (settings, epoch)
+
+
+def test_plateau_state_round_trip_continues_as_the_uninterrupted_run(rng):
+    settings = _plateau_settings(rng)
+    settings["min_lr"] = 0.0
+    figures = _figures(rng, 30)
+    cut = int(rng.integers(1, 29))
+    opt = wxb.optim.SGD(wxb.nn.Dense(2, 2).parameters(), lr=0.3)
+    schedule = wxb.optim.ReduceLROnPlateau(opt, **settings)
+    for figure in figures[:cut]:
+        schedule.step(figure)
+    saved_opt, saved = opt.state_dict(), schedule.state_dict()
+    expected = [schedule.step(figure) for figure in figures[cut:]]
+    again = wxb.optim.SGD(wxb.nn.Dense(2, 2).parameters(), lr=0.3)
+    again.load_state_dict(saved_opt)
+    resumed = wxb.optim.ReduceLROnPlateau(again, **settings)
+    resumed.load_state_dict(saved)
+    assert [resumed.step(figure) for figure in figures[cut:]] == expected
+
+
+def test_fit_steps_the_plateau_on_the_validation_loss(rng):
+    """fit's recorded rates are what PyTorch's scheduler makes of fit's own val_loss."""
+    X, y = rng.normal(size=(48, 3)), rng.integers(0, 2, 48)
+    model = wxb.nn.Sequential(wxb.nn.Dense(3, 8), wxb.nn.ReLU(), wxb.nn.Dense(8, 2))
+    opt = wxb.optim.SGD(model.parameters(), lr=0.5)
+    history = wxb.fit(
+        model, X, y, optimizer=opt, lr_schedule="plateau", validation_split=0.25,
+        early_stopping=4, epochs=12, batch_size=8, verbose=0,
+    )  # fmt: skip
+    their_opt = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=0.5)
+    their = torch.optim.lr_scheduler.ReduceLROnPlateau(their_opt, patience=2)
+    expected = []
+    for figure in history.history["val_loss"]:
+        expected.append(their_opt.param_groups[0]["lr"])
+        their.step(figure)
+    np.testing.assert_allclose(history.history["lr"], expected, rtol=1e-12)
+
+
+def test_plateau_refusals():
+    opt = wxb.optim.SGD(wxb.nn.Dense(2, 2).parameters(), lr=0.1)
+    for make, pattern in (
+        (lambda: wxb.optim.ReduceLROnPlateau(opt, factor=1.5), r"factor must be in \[0, 1\)"),
+        (lambda: wxb.optim.ReduceLROnPlateau(opt, mode="up"), "mode must be 'min' or 'max'"),
+        (lambda: wxb.optim.ReduceLROnPlateau(opt, patience=-1), "patience must be a whole"),
+        (lambda: wxb.optim.ReduceLROnPlateau(opt, min_lr=[0, 0]), "2 rates for 1 parameter"),
+        (lambda: wxb.optim.ReduceLROnPlateau(opt).step(), r"step\(val_loss\)"),
+    ):
+        with pytest.raises(ConfigError, match=pattern):
+            make()
+
+
+def test_a_resumed_fit_continues_the_plateau_exactly(rng, tmp_path):
+    X, y = rng.normal(size=(48, 3)), rng.integers(0, 2, 48)
+
+    def run(epochs, folder, resume):
+        wxb.manual_seed(5)
+        model = wxb.nn.Sequential(wxb.nn.Dense(3, 8), wxb.nn.ReLU(), wxb.nn.Dense(8, 2))
+        opt = wxb.optim.SGD(model.parameters(), lr=0.5)
+        schedule = wxb.optim.ReduceLROnPlateau(opt, patience=1, factor=0.5)
+        return wxb.fit(
+            model, X, y, optimizer=opt, lr_schedule=schedule, validation_split=0.25,
+            epochs=epochs, batch_size=8, verbose=0, seed=1, checkpoint_dir=folder,
+            resume=resume,
+        )  # fmt: skip
+
+    whole = run(10, tmp_path / "whole", False)
+    run(4, tmp_path / "parts", False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the schedule's counters are no changed settings
+        resumed = run(10, tmp_path / "parts", True)
+    assert resumed.history["lr"] == whole.history["lr"]
+    assert resumed.history["val_loss"] == whole.history["val_loss"]

@@ -188,7 +188,10 @@ def build_parser() -> _Parser:
     add("--momentum", type=float, default=None, help="SGD momentum (sgd only; default 0)")
     add("--weight-decay", type=float, default=None,
         help="L2 (adam, sgd) or decoupled (adamw); default 0, adamw 0.01")
-    add("--lr-schedule", choices=sorted(SCHEDULES), default=None, help="per-epoch schedule")
+    add("--lr-schedule", choices=sorted(SCHEDULES), default=None,
+        help="per-epoch schedule: step (× 0.1 every third of the epochs), cosine, invscaling "
+        "(1/√(epoch+1)), plateau (× 0.1 once the watched loss has not improved for half the "
+        "patience, or 10 epochs with --patience 0)")
     add("--clip-grad-norm", type=float, default=None, metavar="MAX", help="clip ‖∇L‖ to MAX")
     add("--dropout", type=float, default=0.0, help="dropout rate after each hidden layer")
     add("--epochs", type=int, default=None,

@@ -1255,6 +1255,9 @@ class LRSchedule:
     optimiser compound, as PyTorch's do: each goes on from the rate the others left.
     """
 
+    # what its state holds besides its settings (a resume compares only the settings)
+    COUNTERS: ClassVar[tuple[str, ...]] = ("epoch", "base_lrs")
+
     def __init__(self, optimizer: Optimizer) -> None:
         if not isinstance(optimizer, Optimizer):
             raise ConfigError(f"{type(self).__name__} takes a wxb optimiser; got {optimizer!r}")
@@ -1397,7 +1400,7 @@ class LRSchedule:
 
     def settings(self) -> dict:
         """What decides its rates, besides the starting rates and the epoch."""
-        skip = {"optimizer", "base_lrs", "epoch"}
+        skip = {"optimizer", "base_lrs", *self.COUNTERS}
         return {
             "type": type(self).__name__,
             **{k: v for k, v in vars(self).items() if k not in skip and k[0] != "_"},
@@ -1539,7 +1542,144 @@ def _milestones(values: object, what: str) -> list[int]:
     return sorted(_positive_int(v, what) for v in values)
 
 
-SCHEDULES = {"step": StepLR, "cosine": CosineAnnealingLR, "invscaling": InverseScalingLR}
+class ReduceLROnPlateau(LRSchedule):
+    """PyTorch's: each group's lr × ``factor`` (not below its ``min_lr``) once the
+    watched figure has not improved for more than ``patience`` epochs; then ``cooldown``
+    epochs before counting again. ``step(metric)`` takes the epoch's figure (fit gives
+    it the one early stopping watches: val_loss, else the training loss). Improving
+    means below best·(1 − threshold) ("rel") or best − threshold ("abs") in mode
+    "min"; above in "max". It goes on from whatever lr a group holds (one set by hand
+    too), as PyTorch's does: it has no starting rate."""
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        mode: str = "min",
+        factor: float = 0.1,
+        patience: int = 10,
+        threshold: float = 1e-4,
+        threshold_mode: str = "rel",
+        cooldown: int = 0,
+        min_lr: float | list[float] = 0.0,
+        eps: float = 1e-8,
+    ) -> None:
+        super().__init__(optimizer)
+        values = {
+            "mode": mode, "factor": factor, "patience": patience, "threshold": threshold,
+            "threshold_mode": threshold_mode, "cooldown": cooldown, "min_lr": min_lr, "eps": eps,
+        }  # fmt: skip
+        self._check_settings(values, "ReduceLROnPlateau")
+        vars(self).update(values)
+        self.best = math.inf if mode == "min" else -math.inf
+        self.num_bad_epochs = 0
+        self.cooldown_counter = 0
+
+    def _check_settings(self, values: dict, where: str) -> None:
+        if values["mode"] not in ("min", "max"):
+            raise ConfigError(f"{where} mode must be 'min' or 'max'; got {values['mode']!r}")
+        if values["threshold_mode"] not in ("rel", "abs"):
+            raise ConfigError(
+                f"{where} threshold_mode must be 'rel' or 'abs'; got {values['threshold_mode']!r}"
+            )
+        values["factor"] = _number(values["factor"], f"{where} factor")
+        if not 0 <= values["factor"] < 1:
+            raise ConfigError(f"{where} factor must be in [0, 1); got {values['factor']}")
+        for key in ("patience", "cooldown"):
+            value = values[key]
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+                raise ConfigError(f"{where} {key} must be a whole number ≥ 0; got {value!r}")
+            if value < 0:
+                raise ConfigError(f"{where} {key} must be a whole number ≥ 0; got {value!r}")
+            values[key] = int(value)
+        values["threshold"] = _non_negative(values["threshold"], f"{where} threshold")
+        values["eps"] = _non_negative(values["eps"], f"{where} eps")
+        floors = values["min_lr"]
+        groups = len(self.optimizer.param_groups)
+        if isinstance(floors, (list, tuple)):
+            if len(floors) != groups:
+                raise ConfigError(
+                    f"{where} min_lr holds {len(floors)} rates for {groups} parameter groups"
+                )
+            values["min_lr"] = [_non_negative(v, f"{where} min_lr") for v in floors]
+        else:
+            values["min_lr"] = _non_negative(floors, f"{where} min_lr")
+
+    def start(self) -> None:
+        """Nothing to set: the rates stay what the groups hold until a plateau."""
+
+    def lr_at(self, epoch: int, base_lr: float | None = None) -> float:
+        raise ConfigError("ReduceLROnPlateau's rates follow the figure it watches, not the epoch")
+
+    def _improved(self, value: float) -> bool:
+        if self.mode == "min":
+            edge = (
+                self.best * (1 - self.threshold)
+                if self.threshold_mode == "rel"
+                else (self.best - self.threshold)
+            )
+            return value < edge
+        edge = (
+            self.best * (1 + self.threshold)
+            if self.threshold_mode == "rel"
+            else (self.best + self.threshold)
+        )
+        return value > edge
+
+    def step(self, metrics: float | None = None) -> float:  # type: ignore[override]
+        """One epoch's figure: the rates are cut after too many epochs without progress."""
+        if metrics is None:
+            raise ConfigError(
+                "ReduceLROnPlateau.step needs the epoch's figure: step(val_loss), as PyTorch's"
+            )
+        value = float(metrics.item() if isinstance(metrics, Tensor) else metrics)
+        self.epoch += 1
+        if self._improved(value):
+            self.best, self.num_bad_epochs = value, 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            for index, group in enumerate(self.optimizer.param_groups):
+                floor = self.min_lr[index] if isinstance(self.min_lr, list) else self.min_lr
+                cut = max(group["lr"] * self.factor, floor)
+                if group["lr"] - cut > self.eps:
+                    group["lr"] = cut
+            self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
+        return self.optimizer.lr
+
+    def state_dict(self) -> dict:
+        state = {k: v for k, v in vars(self).items() if k != "optimizer" and k[0] != "_"}
+        state.pop("base_lrs", None)
+        return {**state, "type": type(self).__name__}
+
+    def load_state_dict(self, state: dict) -> None:
+        name = type(self).__name__
+        if not isinstance(state, dict) or state.get("type", name) != name:
+            kind = state.get("type") if isinstance(state, dict) else type(state).__name__
+            raise ConfigError(f"{name}.load_state_dict: the state is of a {kind}")
+        values = {k: v for k, v in state.items() if k != "type"}
+        mine = set(self.state_dict()) - {"type"}
+        if set(values) != mine:
+            raise ConfigError(
+                f"{name}.load_state_dict: the state holds {sorted(values)}; expected {sorted(mine)}"
+            )
+        self._check_settings(values, f"{name}.load_state_dict")
+        for key in ("epoch", "num_bad_epochs", "cooldown_counter"):
+            values[key] = _count_value(values[key], f"{name}.load_state_dict {key}")
+        values["best"] = _number(values["best"], f"{name}.load_state_dict best")
+        vars(self).update(values)
+
+    COUNTERS: ClassVar[tuple[str, ...]] = ("epoch", "best", "num_bad_epochs", "cooldown_counter")
+
+
+SCHEDULES = {
+    "step": StepLR,
+    "cosine": CosineAnnealingLR,
+    "invscaling": InverseScalingLR,
+    "plateau": ReduceLROnPlateau,
+}
 
 
 def clip_grad_norm_(params: Parameter | Iterable[Parameter], max_norm: float) -> float:

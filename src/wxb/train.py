@@ -51,7 +51,7 @@ from wxb.nn.losses import (
 )
 from wxb.nn.module import Module, is_stock
 from wxb.nn.sequential import layers_in_order
-from wxb.optim import SCHEDULES, LRSchedule, Optimizer, get_optimizer
+from wxb.optim import SCHEDULES, LRSchedule, Optimizer, ReduceLROnPlateau, get_optimizer
 from wxb.random import RowMasks, as_generator, drawing_from, key_of, masks_by_row, row_masks
 from wxb.step import PlannedStep, make_step
 from wxb.tables import column_names, feature_rounding_warnings, is_tabular
@@ -408,7 +408,9 @@ def fit(
       or pass ``validation_data=(X_val, y_val)``.
     - ``early_stopping``: patience in epochs on val_loss (or loss without validation);
       the best weights are restored at the end when ``restore_best_weights``.
-    - ``lr_schedule``: "step", "cosine", "invscaling", or an LRSchedule; stepped per epoch.
+    - ``lr_schedule``: "step", "cosine", "invscaling", "plateau", or an LRSchedule;
+      stepped per epoch. A ReduceLROnPlateau ("plateau": patience half early stopping's,
+      else 10) is stepped on what early stopping watches (val_loss, else loss).
     - ``clip_grad_norm``: each step scales the gradients so that their joint L2 norm is at
       most this, the norm taken over the optimiser's parameters (a PyTorch loop passes
       ``model.parameters()`` to ``clip_grad_norm_``; the same when the optimiser holds all
@@ -601,7 +603,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         if not trainable:
             raise ConfigError("the model has no trainable parameters (requires_grad is False)")
         opt = get_optimizer(optimizer, trainable, lr=lr)
-    schedule = _make_schedule(lr_schedule, opt, epochs)
+    schedule = _make_schedule(lr_schedule, opt, epochs, early_stopping)
     if diagnose and layers_in_order(model) == [model] and chain_layers(model) is None:
         raise ConfigError(f"fit(diagnose=True) {NEEDS_A_CHAIN}")
     step = make_step(model, loss_fn, opt, clip_grad_norm)
@@ -854,7 +856,10 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
                 if early_stopping is not None and loop.waited >= early_stopping:
                     history.stopped_early = loop.finished = True
             if schedule is not None and not loop.finished:
-                schedule.step()
+                if isinstance(schedule, ReduceLROnPlateau):  # on what early stopping watches
+                    schedule.step(figures[monitor])
+                else:
+                    schedule.step()
             loop.end_epoch()
             if saver is not None and (
                 saver.due(loop.global_step(steps_per_epoch), epoch_end=True)
@@ -1115,7 +1120,8 @@ class _Saver:
                 stacklevel=4,
             )
         if schedule is not None and meta["schedule"] is not None:
-            saved = {k: v for k, v in meta["schedule"].items() if k not in ("epoch", "base_lrs")}
+            counters = getattr(schedule, "COUNTERS", ("epoch", "base_lrs"))
+            saved = {k: v for k, v in meta["schedule"].items() if k not in counters}
             if saved != json.loads(json.dumps(schedule.settings())):
                 warnings.warn(
                     f"epochs changed from {position['epochs']} to {epochs}: the learning-rate "
@@ -1429,7 +1435,10 @@ def _train_epoch(step, loss_fn, X, y, loop: _Loop, x_batch, y_batch, after_step,
 
 
 def _make_schedule(
-    schedule: str | LRSchedule | None, optimizer: Optimizer, epochs: int
+    schedule: str | LRSchedule | None,
+    optimizer: Optimizer,
+    epochs: int,
+    early_stopping: int | None = None,
 ) -> LRSchedule | None:
     if isinstance(schedule, LRSchedule) and schedule.optimizer is not optimizer:
         raise ConfigError(
@@ -1444,6 +1453,9 @@ def _make_schedule(
         return SCHEDULES["cosine"](optimizer, T_max=epochs)
     if schedule == "invscaling":
         return SCHEDULES["invscaling"](optimizer)
+    if schedule == "plateau":  # cut the rate well before early stopping would stop
+        patience = max(1, early_stopping // 2) if early_stopping else 10
+        return SCHEDULES["plateau"](optimizer, patience=patience)
     raise ConfigError(f"lr_schedule must be one of {', '.join(SCHEDULES)}; got {schedule!r}")
 
 
