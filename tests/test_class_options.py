@@ -306,3 +306,13 @@ def test_bce_options_set_later_and_their_errors(rng):
     with pytest.raises(ConfigError, match="weight must be numbers"):
         nn.BCEWithLogitsLoss(weight=["a", "b"])
     assert nn.BCEWithLogitsLoss("sum").reduction == "sum"  # the old positional reduction
+
+
+def test_pos_weight_keeps_a_confident_right_answers_small_loss(rng):
+    """y = 0, z ≪ 0: the loss is softplus(z), tiny. PyTorch's formula, (1 − y)·z +
+    l·softplus(−z), cancels there to 0 in float32; wxb's sums two terms that do not."""
+    z = -rng.uniform(15, 30, size=(8, 2)).astype(np.float32)
+    y = np.zeros_like(z)
+    loss = nn.BCEWithLogitsLoss(pos_weight=rng.uniform(0.5, 4, 2), reduction="none")
+    expected = np.log1p(np.exp(z.astype(np.float64)))
+    np.testing.assert_allclose(loss(wxb.Tensor(z), y).data, expected, rtol=1e-6)

@@ -1280,7 +1280,7 @@ class BCEWithLogitsKernel:
     """Binary cross-entropy on logits z: max(z,0) − z·y + log(1 + e^(−|z|)), stable.
 
     PyTorch's options: ``weight`` w (each element's loss scaled by it) and ``pos_weight``
-    p (the positive term's, per output): L = w·[(1 − y)·z + (1 + (p − 1)·y)·softplus(−z)],
+    p (the positive term's, per output): L = w·[(1 − y)·softplus(z) + p·y·softplus(−z)],
     δ = w·[(1 + (p − 1)·y)·σ(z) − p·y]. Each is kept as its values and its shape (the
     kernel is frozen and compared), broadcast against the output as PyTorch's are; the
     mean stays over every element."""
@@ -1337,10 +1337,13 @@ class BCEWithLogitsKernel:
             grad = np.empty_like(output)
             Sigmoid().forward(output, grad)
             grad -= target
-        else:  # (1 − y)·z + l·softplus(−z), l = 1 + (p − 1)·y; δ = l·σ(z) − p·y
+        else:  # (1 − y)·softplus(z) + p·y·softplus(−z); δ = l·σ(z) − p·y, l = 1 + (p − 1)·y
+            # PyTorch's (1 − y)·z + l·softplus(−z) is the same, but cancels where y = 0 and
+            # z ≪ 0 (a right, confident answer): −20 + (20 + 2e-9) is 0 in float32
             log_weight = 1 + (pos_weight - 1) * target
-            softplus_negative = np.maximum(-output, 0) + np.log1p(np.exp(-np.abs(output)))
-            values = (1 - target) * output + log_weight * softplus_negative
+            tail = np.log1p(np.exp(-np.abs(output)))
+            values = (1 - target) * (np.maximum(output, 0) + tail)
+            values += pos_weight * target * (np.maximum(-output, 0) + tail)
             grad = np.empty_like(output)
             Sigmoid().forward(output, grad)
             grad *= log_weight
@@ -1350,9 +1353,9 @@ class BCEWithLogitsKernel:
             grad *= weight
         return values.astype(output.dtype), grad.astype(output.dtype, copy=False)
 
-    def target_grad(self, output, target):  # ∂L/∂y = w·(−z + (p − 1)·softplus(−z)), scaled
+    def target_grad(self, output, target):  # ∂L/∂y = w·(p·softplus(−z) − softplus(z)), scaled
         scale = 1.0 / output.size if self.reduction == "mean" else 1.0
-        grad = output * -scale
+        grad = output * -scale  # −z = softplus(−z) − softplus(z), for p = 1
         pos_weight = self._option(self.pos_weight, output, "pos_weight")
         if pos_weight is not None:
             softplus_negative = np.maximum(-output, 0) + np.log1p(np.exp(-np.abs(output)))
