@@ -728,7 +728,9 @@ def _comma_decimals(sample: str, sep: str) -> bool:
     body = "\n".join(sample.splitlines()[1:])  # all 64 KiB: whole prices may come first
 
     def fractions(mark: str) -> list[str]:
-        cell = rf'(?:^|{sep})"?-?\d+{re.escape(mark)}(\d+)"?(?={sep}|$)'
+        # spaces around a cell too: 'a; b' files put one after each ';' (pyarrow reads
+        # ' 2,5' as 2.5), and a file whose only fractions sit there is no less decimal-comma
+        cell = rf'(?:^|{sep}) *"?-?\d+{re.escape(mark)}(\d+)"? *(?={sep}|$)'
         return re.findall(cell, body, flags=re.MULTILINE)
 
     commas = fractions(",")
