@@ -868,6 +868,14 @@ def text_as_numbers(column: Column, table: Table) -> tuple[Column, str]:
             "for it to be read as numbers"
             + (" (or, if ',' is the file's decimal mark, give --decimal ,)" * bool(comma_mark))
         )
+    # '0,13' in a '.' file: said, as thousands separators are, not one-hot encoded in silence
+    commas = [column.values[i] for i in bad if _COMMA_DECIMAL.fullmatch(column.values[i].strip())]
+    if not comma and commas and len(commas) >= len(present) // 2:
+        return column, (
+            f"column {column.name!r} is read as text: its cells are numbers written with a "
+            f"decimal comma (e.g. {commas[0]!r}); if ',' is the file's decimal mark, give "
+            "--decimal ,"
+        )
     if len(bad) <= len(present) // 10:
         if comma and "." in word and _DOTTED_NUMBER.fullmatch(word.strip()):
             mark = (
