@@ -5,6 +5,7 @@ Inputs are drawn fresh each run; expected values come from the data or from pand
 from __future__ import annotations
 
 import csv
+import io
 
 import numpy as np
 import pandas as pd
@@ -43,3 +44,61 @@ def test_a_column_of_decimal_commas_in_a_comma_file_is_said_to_be_text(tmp_path,
                        "-o", tmp_path / "m.safetensors")  # fmt: skip
     assert code == 0, err
     assert "'x' is read as text" in err and "decimal comma" in err and "--decimal ," in err
+
+
+def test_long_identifiers_stored_as_floats_are_written_whole(tmp_path, rng, capsys):
+    # pandas stores an identifier column with a gap as float64; Arrow's cast to text wrote
+    # 123456789012.0 as '1.23456789012e+11' beside each prediction
+    n = 60
+    x = rng.normal(size=n).round(3)
+    ids = 10**10 + rng.permutation(10**6)[:n] * 10**6 + rng.integers(0, 10**6, n)
+    frame = pd.DataFrame({"id": ids, "x": x, "y": np.where(x > 0, "pos", "neg")})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    model = tmp_path / "m.safetensors"
+    code, _, err = run(capsys, "train", "--data", tmp_path / "t.csv", "--target", "y",
+                       "--id-column", "id", *FAST, "-o", model)  # fmt: skip
+    assert code == 0, err
+    new = frame.drop(columns="y").astype({"id": "float64"})
+    new.loc[1, "id"] = np.nan  # the gap that made pandas store floats
+    for path in (tmp_path / "new.parquet", tmp_path / "new.feather", tmp_path / "new.jsonl"):
+        if path.suffix == ".jsonl":
+            new.to_json(path, orient="records", lines=True)
+        else:
+            getattr(new, f"to_{path.suffix[1:]}")(path)
+        code, out, err = run(capsys, "predict", model, path)
+        assert code == 0, err
+        written = pd.read_csv(io.StringIO(out), dtype=str, keep_default_na=False)["id"]
+        expected = ["" if pd.isna(v) else str(int(v)) for v in new["id"]]
+        assert written.tolist() == expected, path
+
+
+def test_a_text_category_of_long_digits_matches_the_same_number_from_parquet(tmp_path, rng, capsys):
+    # a text column (codes beside words) trained from CSV; the same codes from a Parquet
+    # column of floats came as '1.2e+10' and matched no category: all zeros, in silence
+    n = 90
+    codes = [str(10**10 + c) for c in rng.choice(10**6, 2, replace=False) * 10**5]
+    code_of = rng.choice([*codes, "none"], n)
+    x = rng.normal(size=n).round(3)
+    frame = pd.DataFrame({"code": code_of, "x": x, "y": np.where(code_of == codes[0], "a", "b")})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    model = tmp_path / "m.safetensors"
+    code, _, err = run(capsys, "train", "--data", tmp_path / "t.csv", "--target", "y",
+                       *FAST, "-o", model)  # fmt: skip
+    assert code == 0, err
+    rows = frame[frame["code"] != "none"].drop(columns="y").head(10)
+    as_csv = predicted_probabilities(capsys, model, rows, tmp_path / "new.csv")
+    numbers = rows.astype({"code": "float64"})
+    as_parquet = predicted_probabilities(capsys, model, numbers, tmp_path / "new.parquet")
+    np.testing.assert_allclose(as_parquet, as_csv, rtol=1e-6)
+
+
+def predicted_probabilities(capsys, model, frame: pd.DataFrame, path) -> np.ndarray:
+    """``wxb predict --proba`` of ``frame`` written to ``path``: the probability columns."""
+    if path.suffix == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path)
+    code, out, err = run(capsys, "predict", model, path, "--proba")
+    assert code == 0, err
+    result = pd.read_csv(io.StringIO(out))
+    return result[[c for c in result.columns if c.startswith("p_")]].to_numpy()

@@ -1231,6 +1231,8 @@ def from_arrow(
             chunked = _typed_target(chunked, reading.markers, decimal)
         if name in reading.as_text and pa.types.is_float16(chunked.type):
             chunked = _float16_as_text(chunked, pa)
+        elif name in reading.as_text and pa.types.is_floating(chunked.type):
+            chunked = _whole_floats_as_text(chunked, pa)
         if (
             name in reading.as_text
             and not _is_text(chunked.type, pa)
@@ -1346,6 +1348,19 @@ def _sample_of(chunked: Any, size: int = 10_000) -> np.ndarray:
     """Up to ``size`` evenly spaced values of a float64 Arrow column, NaN for nulls."""
     every = max(1, len(chunked) // size)
     return chunked.take(np.arange(0, len(chunked), every)).to_numpy(zero_copy_only=False)
+
+
+def _whole_floats_as_text(chunked: Any, pa: Any) -> Any:
+    """float cells as text, whole numbers written whole: '123456789012', where Arrow's
+    cast writes '1.23456789012e+11' from 1e10 on (pandas stores an identifier column with
+    a gap as float64), which is neither the identifier as written nor a category's text."""
+    import pyarrow.compute as pc
+
+    text = chunked.cast(pa.string())
+    wide = chunked.cast(pa.float64())
+    whole = pc.and_(pc.equal(pc.floor(wide), wide), pc.less(pc.abs(wide), 2.0**63))
+    digits = pc.if_else(whole, wide, 0.0).cast(pa.int64()).cast(pa.string())
+    return pc.if_else(whole, digits, text)
 
 
 def _float16_as_text(chunked: Any, pa: Any) -> Any:
