@@ -102,3 +102,29 @@ def predicted_probabilities(capsys, model, frame: pd.DataFrame, path) -> np.ndar
     assert code == 0, err
     result = pd.read_csv(io.StringIO(out))
     return result[[c for c in result.columns if c.startswith("p_")]].to_numpy()
+
+
+def test_a_comment_line_after_a_byte_order_mark_is_a_comment(tmp_path, rng, capsys):
+    # Excel and Notepad start UTF-8 files with a BOM: the first line's '#' came after it, so
+    # the comment was read as the header (or refused: '2 values but the header has 1')
+    n = 30
+    frame = pd.DataFrame({"x": rng.normal(size=n).round(3), "z": rng.integers(0, 9, n)})
+    frame["y"] = np.where(frame["x"] > 0, "pos", "neg")
+    body = "# made by hand, 2026\n" + frame.to_csv(index=False)
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbf" + body.encode())
+    expected = pd.read_csv(tmp_path / "bom.csv", comment="#", encoding="utf-8-sig")
+    table = read_table(tmp_path / "bom.csv", comment="#")
+    assert table.names == ["x", "z", "y"]
+    np.testing.assert_array_equal(table["x"].values, expected["x"].to_numpy())
+    code, _, err = run(capsys, "train", "--data", tmp_path / "bom.csv", "--comment", "#",
+                       "--target", "y", *FAST, "-o", tmp_path / "m.safetensors")  # fmt: skip
+    assert code == 0, err
+    # a word among the numbers is named by its line in the file, the comment counted
+    row = int(rng.integers(3, n))
+    lines = body.splitlines()
+    cells = lines[row + 2].split(",")
+    lines[row + 2] = ",".join([cells[0], "oops", cells[2]])
+    (tmp_path / "bad.csv").write_bytes(b"\xef\xbb\xbf" + "\n".join(lines).encode() + b"\n")
+    code, _, err = run(capsys, "train", "--data", tmp_path / "bad.csv", "--comment", "#",
+                       "--target", "y", *FAST, "-o", tmp_path / "m.safetensors")  # fmt: skip
+    assert code == 2 and f"line {row + 3}, column 'z': 'oops'" in err, err

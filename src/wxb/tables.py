@@ -743,7 +743,8 @@ def _without_comments(path: Path, compression: str | None, comment: str) -> io.B
     """The file without its comment lines (pyarrow's reader has no such option)."""
     marker = comment.encode()
     with _pyarrow().input_stream(str(path), compression) as stream:
-        lines = stream.read().splitlines(keepends=True)
+        # without a UTF-8 BOM (Excel's, Notepad's), which hid a first line's comment mark
+        lines = stream.read().removeprefix(codecs.BOM_UTF8).splitlines(keepends=True)
     return io.BytesIO(b"".join(line for line in lines if not line.lstrip().startswith(marker)))
 
 
@@ -771,7 +772,7 @@ class _LineFinder:
             start = 1
             for record in reader:
                 if record:  # a blank line is no row; ',,' is a row of gaps (as pyarrow reads)
-                    first = record[0].lstrip()
+                    first = record[0].lstrip("\ufeff").lstrip()  # a BOM before a comment
                     if not (self.comment and first.startswith(self.comment)):
                         yield start
                 start = reader.line_num + 1
