@@ -128,3 +128,25 @@ def test_a_comment_line_after_a_byte_order_mark_is_a_comment(tmp_path, rng, caps
     code, _, err = run(capsys, "train", "--data", tmp_path / "bad.csv", "--comment", "#",
                        "--target", "y", *FAST, "-o", tmp_path / "m.safetensors")  # fmt: skip
     assert code == 2 and f"line {row + 3}, column 'z': 'oops'" in err, err
+
+
+def test_numbers_with_currency_or_percent_signs_are_said_to_be_text(tmp_path, rng, capsys):
+    # '$5,500.00' or '6%' in every cell: text, as pandas reads them, one-hot encoded (or left
+    # out as an identifier) with no word that they were numbers
+    n = 60
+    price = rng.integers(1, 20, n) / 2
+    frame = pd.DataFrame(
+        {
+            "price": [f"${v * 1000:,.2f}" for v in price],
+            "rate": [f"{v:g}%" for v in price],
+            "y": rng.choice(["hi", "lo"], n),
+        }
+    )
+    frame.to_csv(tmp_path / "s.csv", index=False)
+    read = pd.read_csv(tmp_path / "s.csv")
+    assert not any(pd.api.types.is_numeric_dtype(read[c]) for c in ("price", "rate"))
+    code, _, err = run(capsys, "train", "--data", tmp_path / "s.csv", "--target", "y", *FAST,
+                       "-o", tmp_path / "m.safetensors")  # fmt: skip
+    assert code == 0, err
+    for name in ("price", "rate"):
+        assert f"'{name}' is read as text" in err and "currency or percent sign" in err, err

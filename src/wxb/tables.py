@@ -821,6 +821,19 @@ _COMMA_DECIMAL = re.compile(r"[-+]?\d+,\d+")
 _DOTTED_NUMBER = re.compile(r"[-+]?\d[\d.]*(,\d*)?")
 
 
+SIGNS = "$€£¥%"  # currency and percent signs written beside numbers
+
+
+def _signed_number(text: str, decimal: str) -> bool:
+    """Whether a cell is a number written with a currency or percent sign."""
+    if not any(sign in text for sign in SIGNS):
+        return False
+    core = text.translate({ord(sign): None for sign in SIGNS}).strip()
+    return number_from_text(core, decimal) is not None or bool(
+        _GROUPED.fullmatch(core) or _COMMA_DECIMAL.fullmatch(core)
+    )
+
+
 def number_from_text(text: str, decimal: str = ".") -> float | None:
     """The number a cell writes, or None. Not float()'s own reading: it takes '18_24'
     (1824) and, in a file whose decimal mark is ',', the '1.065' of a '.' thousands
@@ -876,6 +889,14 @@ def text_as_numbers(column: Column, table: Table) -> tuple[Column, str]:
             f"column {column.name!r} is read as text: its cells are numbers written with a "
             f"decimal comma (e.g. {commas[0]!r}); if ',' is the file's decimal mark, give "
             "--decimal ,"
+        )
+    # '$12.50', '45%', '1.234,50 €': numbers with a sign, likewise said
+    signed = [column.values[i] for i in bad if _signed_number(column.values[i], table.decimal)]
+    if signed and len(signed) >= len(present) // 2:
+        return column, (
+            f"column {column.name!r} is read as text: its cells are numbers written with a "
+            f"currency or percent sign (e.g. {signed[0]!r}); remove the signs for it to be "
+            "read as numbers"
         )
     if len(bad) <= len(present) // 10:
         if comma and "." in word and _DOTTED_NUMBER.fullmatch(word.strip()):
