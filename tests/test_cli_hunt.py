@@ -150,3 +150,27 @@ def test_numbers_with_currency_or_percent_signs_are_said_to_be_text(tmp_path, rn
     assert code == 0, err
     for name in ("price", "rate"):
         assert f"'{name}' is read as text" in err and "currency or percent sign" in err, err
+
+
+def test_a_columnar_file_of_no_rows_is_one_line(tmp_path, rng, capsys):
+    # a Parquet or Feather file with columns but no rows (a filter that kept none) crashed
+    # the float32 reading with NumPy's 'zero-size array to reduction operation fmax'
+    n = 30
+    x = rng.normal(size=n).round(3)
+    frame = pd.DataFrame({"x": x, "c": rng.choice(["u", "v"], n), "y": np.where(x > 0, "p", "q")})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    model = tmp_path / "m.safetensors"
+    code, _, err = run(capsys, "train", "--data", tmp_path / "t.csv", "--target", "y", *FAST,
+                       "-o", model)  # fmt: skip
+    assert code == 0, err
+    for suffix in ("parquet", "feather"):
+        empty = tmp_path / f"empty.{suffix}"
+        getattr(frame.head(0), f"to_{suffix}")(empty)
+        for argv in (
+            ("predict", model, empty),
+            ("eval", model, empty),
+            ("train", "--data", empty, "--target", "y", *FAST, "-o", tmp_path / "e.safetensors"),
+        ):
+            code, out, err = run(capsys, *argv)
+            assert code == 2 and out == "" and len(err.splitlines()) == 1, (argv, err)
+            assert str(empty) in err

@@ -1350,6 +1350,8 @@ def coarsened_columns(X: np.ndarray, dtype: Any) -> tuple[np.ndarray, ...]:
     their indices, typical magnitudes, steps and spreads. Most columns are cleared by
     their largest magnitude's step alone, without a median."""
     X = np.asarray(X, dtype=np.float64)
+    if len(X) == 0:  # no rows (a file of none): nothing coarsened, and nanmax has no identity
+        return (np.zeros(0, dtype=np.int64), *(np.zeros(0) for _ in range(3)))
     with np.errstate(all="ignore"), warnings.catch_warnings():  # (beyond float32's range:
         warnings.simplefilter("ignore", RuntimeWarning)  # the reading refuses it later;
         largest = np.nanmax(np.abs(X), axis=0)  # an all-NaN column has no figures)
