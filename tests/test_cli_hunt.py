@@ -9,6 +9,7 @@ import io
 
 import numpy as np
 import pandas as pd
+import pytest
 from cli_run import FAST, run
 
 from wxb.tables import read_table
@@ -174,3 +175,33 @@ def test_a_columnar_file_of_no_rows_is_one_line(tmp_path, rng, capsys):
             code, out, err = run(capsys, *argv)
             assert code == 2 and out == "" and len(err.splitlines()) == 1, (argv, err)
             assert str(empty) in err
+
+
+@pytest.mark.parametrize("cells", [[[1], [2, 3]], [{"a": 1}, {"a": 2}], [b"\xff", b"a"]])
+def test_a_text_column_of_lists_structs_or_bytes_in_parquet_is_one_line(
+    tmp_path, rng, capsys, cells
+):
+    # a model's text column (a category, the classes' column) is read as text: Arrow's cast
+    # of a list or struct to text raised ArrowNotImplementedError, a traceback
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = 30
+    x = rng.normal(size=n).round(3)
+    frame = pd.DataFrame({"x": x, "c": rng.choice(["u", "v"], n), "y": np.where(x > 0, "p", "q")})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    model = tmp_path / "m.safetensors"
+    code, _, err = run(capsys, "train", "--data", tmp_path / "t.csv", "--target", "y", *FAST,
+                       "-o", model)  # fmt: skip
+    assert code == 0, err
+    odd = pa.array(cells * 3)
+    for name in ("c", "y"):  # a feature's text column; the classes' column
+        table = pa.table({"x": x[:6], "c": ["u"] * 6, "y": ["p"] * 6})
+        table = table.set_column(table.column_names.index(name), name, odd)
+        pq.write_table(table, tmp_path / "odd.parquet")
+        for command in ("eval", "predict"):
+            code, _, err = run(capsys, command, model, tmp_path / "odd.parquet")
+            if command == "predict" and name == "y":
+                assert code == 0, err  # the classes' column is not read to predict
+                continue
+            assert code == 2 and len(err.splitlines()) == 1 and f"column {name!r}" in err, err

@@ -1261,7 +1261,10 @@ def from_arrow(
             and not pa.types.is_boolean(chunked.type)  # True: the encoder matches 'True'/'true'
             and not pa.types.is_decimal(chunked.type)  # as text 1.50; as a number, 1.5
         ):
-            chunked = chunked.cast(pa.string())
+            try:
+                chunked = chunked.cast(pa.string())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass  # lists, structs, bytes that are not text: _column_from_arrow names them
         elif pa.types.is_float64(chunked.type) and reading.float32:
             if name not in reading.keep_float64 and not float32_coarsens(_sample_of(chunked)):
                 chunked = chunked.cast(pa.float32())
