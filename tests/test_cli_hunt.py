@@ -205,3 +205,30 @@ def test_a_text_column_of_lists_structs_or_bytes_in_parquet_is_one_line(
                 assert code == 0, err  # the classes' column is not read to predict
                 continue
             assert code == 2 and len(err.splitlines()) == 1 and f"column {name!r}" in err, err
+
+
+def test_lines_of_spaces_alone_are_blank_lines(tmp_path, rng, capsys):
+    # a line of spaces (a hand edit, a trailing line) was refused as '1 values but the header
+    # has 3'; pandas skips it as blank, and lines after it keep their numbers in messages
+    n = 30
+    x = rng.normal(size=n).round(3)
+    lines = ["x,z,y"] + [
+        f"{v},{k},{'p' if v > 0 else 'q'}" for v, k in zip(x, rng.integers(0, 9, n), strict=True)
+    ]
+    spaced = sorted(rng.choice(np.arange(2, n), 3, replace=False), reverse=True)
+    for at in spaced:
+        lines.insert(int(at), " " * int(rng.integers(1, 4)))
+    lines.append("  \t ")
+    (tmp_path / "s.csv").write_text("\n".join(lines) + "\n")
+    expected = pd.read_csv(tmp_path / "s.csv")
+    table = read_table(tmp_path / "s.csv")
+    assert table.n_rows == len(expected) == n
+    np.testing.assert_array_equal(table["x"].values, expected["x"].to_numpy())
+    # a word among the numbers, after the lines of spaces: named by its own line
+    bad = len(lines) - 2  # the last data line, from 0
+    cells = lines[bad].split(",")
+    lines[bad] = ",".join([cells[0], "oops", cells[2]])
+    (tmp_path / "bad.csv").write_text("\n".join(lines) + "\n")
+    code, _, err = run(capsys, "train", "--data", tmp_path / "bad.csv", "--target", "y", *FAST,
+                       "-o", tmp_path / "m.safetensors")  # fmt: skip
+    assert code == 2 and f"line {bad + 1}, column 'z': 'oops'" in err, err

@@ -403,6 +403,8 @@ def read_csv(
     bad_rows: list[Any] = []
 
     def on_bad_row(row: Any) -> str:
+        if row.text is not None and not row.text.strip():
+            return "skip"  # a line of spaces alone is blank (pandas skips it), not a short row
         bad_rows.append(row)
         return "skip"
 
@@ -506,7 +508,7 @@ def read_csv(
         raise DataError(f"{source}: has a header but no data rows")
     table = from_arrow(arrow, source, reading.every_column, decimal)
     table.unread = [name for name in header if name not in read_names]
-    table.line_of_row = _LineFinder(path, compression, encoding, comment)
+    table.line_of_row = _LineFinder(path, compression, encoding, comment, len(header) > 1)
     table.decimal = decimal
     return check_values(table)
 
@@ -752,10 +754,18 @@ class _LineFinder:
     """Row → file line, found when a message needs it by re-reading the file with
     Python's csv module (which counts quoted line breaks, blank and comment lines)."""
 
-    def __init__(self, path: Path, compression: str | None, encoding: str, comment: str | None):
+    def __init__(
+        self,
+        path: Path,
+        compression: str | None,
+        encoding: str,
+        comment: str | None,
+        spaces_blank: bool = False,  # a line of spaces alone is no row (the reader skips it)
+    ):
         self.path, self.compression, self.encoding, self.comment = (
             path, compression, encoding, comment,
         )  # fmt: skip
+        self.spaces_blank = spaces_blank
         self.lines: list[int] | None = None
 
     def __call__(self, row: int) -> int | str:
@@ -773,7 +783,8 @@ class _LineFinder:
             for record in reader:
                 if record:  # a blank line is no row; ',,' is a row of gaps (as pyarrow reads)
                     first = record[0].lstrip("\ufeff").lstrip()  # a BOM before a comment
-                    if not (self.comment and first.startswith(self.comment)):
+                    spaces = self.spaces_blank and len(record) == 1 and not first
+                    if not (spaces or (self.comment and first.startswith(self.comment))):
                         yield start
                 start = reader.line_num + 1
 
