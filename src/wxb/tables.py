@@ -1392,12 +1392,14 @@ def _whole_floats_as_text(chunked: Any, pa: Any) -> Any:
     """float cells as text, whole numbers written whole: '123456789012', where Arrow's
     cast writes '1.23456789012e+11' from 1e10 on (pandas stores an identifier column with
     a gap as float64), which is neither the identifier as written nor a category's text.
-    Past 2**53 a float holds no whole number exactly: its text stays a float's."""
+    Past 2**53 (float32: 2**24) a float holds no whole number exactly: its text stays a
+    float's."""
     import pyarrow.compute as pc
 
+    exact = 2.0**24 if pa.types.is_float32(chunked.type) else 2.0**53
     text = chunked.cast(pa.string())
     wide = chunked.cast(pa.float64())
-    whole = pc.and_(pc.equal(pc.floor(wide), wide), pc.less_equal(pc.abs(wide), 2.0**53))
+    whole = pc.and_(pc.equal(pc.floor(wide), wide), pc.less_equal(pc.abs(wide), exact))
     digits = pc.if_else(whole, wide, 0.0).cast(pa.int64()).cast(pa.string())
     return pc.if_else(whole, digits, text)
 
