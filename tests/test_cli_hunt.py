@@ -232,3 +232,28 @@ def test_lines_of_spaces_alone_are_blank_lines(tmp_path, rng, capsys):
     code, _, err = run(capsys, "train", "--data", tmp_path / "bad.csv", "--target", "y", *FAST,
                        "-o", tmp_path / "m.safetensors")  # fmt: skip
     assert code == 2 and f"line {bad + 1}, column 'z': 'oops'" in err, err
+
+
+@pytest.mark.parametrize("blank_lines", [0, 2])
+def test_a_header_name_with_a_line_break_beside_a_renamed_one(tmp_path, rng, blank_lines):
+    # a spreadsheet's header cell '"Weight\n(kg)"' beside an empty name (pandas's index) or
+    # spaces: the renamed header was skipped as one line, so '(kg)",…' was read as a row:
+    # refused as too short, or, with as many cells as the header, a row of words in silence
+    n = 30
+    weight = rng.integers(50, 100, n)
+    y = rng.choice(["a", "b"], n)
+    headers = {
+        ',"Weight\n(kg)",y': lambda i, v, c: f"{i},{v},{c}",
+        ' id ,"Weight\n(kg)", y': lambda i, v, c: f"{i},{v},{c}",
+        '"Weight\n(kg)", id ,y': lambda i, v, c: f"{v},{i},{c}",  # '(kg)", id ,y': 3 cells
+    }
+    for k, (first, row) in enumerate(headers.items()):
+        rows = [row(i, v, c) for i, (v, c) in enumerate(zip(weight, y, strict=True))]
+        path = tmp_path / f"h{k}.csv"
+        path.write_text("\n" * blank_lines + first + "\n" + "\n".join(rows) + "\n")
+        expected = pd.read_csv(path)
+        table = read_table(path)
+        assert table.n_rows == len(expected) == n, first
+        assert table["Weight\n(kg)"].kind == "number"
+        np.testing.assert_array_equal(table["Weight\n(kg)"].values, expected["Weight\n(kg)"])
+        assert table["y"].values.tolist() == y.tolist()

@@ -421,9 +421,9 @@ def read_csv(
             break
         except _ReadAgain:
             stream = _rewound(stream, path, compression)
-    if read.skip_rows:  # the header is skipped, renamed: pyarrow counts empty lines before it
-        lines = sample.splitlines()
-        read.skip_rows += next((i for i, line in enumerate(lines) if line.lstrip("\ufeff")), 0)
+    if read.skip_rows_after_names:  # the header is skipped, renamed: pyarrow counts empty
+        lines = sample.splitlines()  # lines before it
+        read.skip_rows = next((i for i, line in enumerate(lines) if line.lstrip("\ufeff")), 0)
     header = list(types)
     _refuse_duplicates(header, source)
     read_names = reading.wanted(header)
@@ -611,7 +611,9 @@ def _first_look_types(stream, read, parse, null_values, decimal, reading, source
         types[name] = kind
     if [raw for raw, _ in fields] != list(types):  # renamed: read with the new names
         read.column_names = list(types)
-        read.skip_rows = 1
+        # the header's record, parsed: skip_rows counts lines, and left a header name's
+        # quoted line break ('"Weight\n(kg)"') to be read as a row of data
+        read.skip_rows_after_names = 1
     return types
 
 
@@ -645,7 +647,7 @@ def _sample_table(sample: str, names: list[str], parse: Any, convert: Any) -> An
     pa, pcsv = _pyarrow(), _pyarrow_csv()
     text = sample.lstrip("\n\r")
     text = text[: text.rfind("\n") + 1]  # whole lines only
-    options = pcsv.ReadOptions(column_names=names, skip_rows=1)
+    options = pcsv.ReadOptions(column_names=names, skip_rows_after_names=1)
     try:
         return pcsv.read_csv(io.BytesIO(text.encode()), read_options=options,
                              parse_options=parse, convert_options=convert)  # fmt: skip
