@@ -257,3 +257,13 @@ def test_a_header_name_with_a_line_break_beside_a_renamed_one(tmp_path, rng, bla
         assert table["Weight\n(kg)"].kind == "number"
         np.testing.assert_array_equal(table["Weight\n(kg)"].values, expected["Weight\n(kg)"])
         assert table["y"].values.tolist() == y.tolist()
+
+
+def test_an_empty_comment_mark_is_refused_as_such(tmp_path, rng, capsys):
+    # every line starts with '': all were dropped as comments, and the file called empty
+    frame = pd.DataFrame({"x": rng.normal(size=20).round(3), "y": rng.choice(["a", "b"], 20)})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    code, _, err = run(capsys, "train", "--data", tmp_path / "t.csv", "--target", "y",
+                       "--comment", "", *FAST, "-o", tmp_path / "m.safetensors")  # fmt: skip
+    assert code == 2 and "--comment" in err and "empty" not in err, err
+    assert not (tmp_path / "m.safetensors").exists()

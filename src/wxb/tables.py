@@ -380,6 +380,8 @@ def read_csv(
         codecs.lookup(encoding)
     except LookupError:
         raise DataError(f"--encoding {encoding!r} is not an encoding Python knows") from None
+    if comment == "":  # every line starts with '': all would be dropped, 'the file is empty'
+        raise DataError("--comment must be the character comment lines start with, e.g. '#'")
     sample = _sample(path, compression, encoding)
     if comment is not None:  # the delimiter and the decimal mark come from the data lines
         sample = "\n".join(
