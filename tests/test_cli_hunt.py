@@ -267,3 +267,23 @@ def test_an_empty_comment_mark_is_refused_as_such(tmp_path, rng, capsys):
                        "--comment", "", *FAST, "-o", tmp_path / "m.safetensors")  # fmt: skip
     assert code == 2 and "--comment" in err and "empty" not in err, err
     assert not (tmp_path / "m.safetensors").exists()
+
+
+@pytest.mark.parametrize("name", ["p.tsv", "p.csv.gz", "p.parquet", "p.jsonl", "p.feather"])
+def test_predictions_are_not_written_under_a_name_of_another_format(tmp_path, rng, capsys, name):
+    # -o p.csv.gz wrote plain text that wxb and pandas then failed to inflate; -o p.tsv wrote
+    # commas that both read back, split at tabs, as one column
+    n = 30
+    x = rng.normal(size=n).round(3)
+    frame = pd.DataFrame({"x": x, "y": np.where(x > 0, "p", "q")})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    model = tmp_path / "m.safetensors"
+    code, _, err = run(capsys, "train", "--data", tmp_path / "t.csv", "--target", "y", *FAST,
+                       "-o", model)  # fmt: skip
+    assert code == 0, err
+    code, out, err = run(capsys, "predict", model, tmp_path / "t.csv", "-o", tmp_path / name)
+    assert code == 2 and out == "" and len(err.splitlines()) == 1 and "CSV" in err, err
+    assert not (tmp_path / name).exists()
+    code, _, err = run(capsys, "predict", model, tmp_path / "t.csv", "-o", tmp_path / "p.csv")
+    assert code == 0, err
+    assert pd.read_csv(tmp_path / "p.csv")["prediction"].isin(["p", "q"]).all()

@@ -93,7 +93,16 @@ from wxb.prepare import (
 )
 from wxb.reporting import check_history_matches, read_history
 from wxb.reporting import report as write_page
-from wxb.tables import NA_VALUES, Table, feature_rounding_warnings, read_table
+from wxb.tables import (
+    ARROW_SUFFIXES,
+    COMPRESSED,
+    JSON_SUFFIXES,
+    NA_VALUES,
+    PARQUET_SUFFIXES,
+    Table,
+    feature_rounding_warnings,
+    read_table,
+)
 from wxb.tensor import Tensor
 from wxb.train import evaluate, fit, request_stop
 
@@ -274,7 +283,8 @@ def build_parser() -> _Parser:
         "input", metavar="INPUT", help="a table with the training feature columns (by name)"
     )
     predict.add_argument("-o", "--output", metavar="OUT.csv",
-                         help="the predictions as CSV (default: standard output)")  # fmt: skip
+                         help="the predictions as CSV, a .csv name (default: standard "
+                         "output)")  # fmt: skip
     predict.add_argument("--proba", action="store_true",
                          help="add a probability column per class (classifiers)")  # fmt: skip
     add_read_options(predict)
@@ -1400,6 +1410,7 @@ def run_predict(args: argparse.Namespace) -> None:
     if args.output:
         protect = (Path(args.model), Path(args.input))
         wdata.check_can_write(args.output, "predictions", protect=protect)
+        check_csv_name(args.output)
     model = load(args.model)
     task, _, _ = model_task(model)
     warn_if_task_guessed(model, args.model, task)
@@ -1422,6 +1433,19 @@ def run_predict(args: argparse.Namespace) -> None:
         if sys.stdout is None:  # started with standard output closed (>&-)
             raise DataError("standard output is closed; give -o PATH for the predictions")
         sys.stdout.write(wdata.csv_text(header, columns))
+
+
+def check_csv_name(path: str) -> None:
+    """predict -o writes comma-separated text: not to a name that says another format,
+    which wxb and pandas would then read as that ('.tsv' split at tabs, '.gz' inflated)."""
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    last = suffixes[-1] if suffixes else ""
+    other = (*COMPRESSED, *PARQUET_SUFFIXES, *ARROW_SUFFIXES, *JSON_SUFFIXES, ".npy", ".npz")
+    if last in (*other, ".tsv", ".xlsx", ".xls"):
+        raise DataError(
+            f"{path}: wxb predict writes CSV (comma-separated, uncompressed); name the file "
+            f".csv, not {last}"
+        )
 
 
 def one_line(message: object) -> str:
