@@ -287,3 +287,25 @@ def test_predictions_are_not_written_under_a_name_of_another_format(tmp_path, rn
     code, _, err = run(capsys, "predict", model, tmp_path / "t.csv", "-o", tmp_path / "p.csv")
     assert code == 0, err
     assert pd.read_csv(tmp_path / "p.csv")["prediction"].isin(["p", "q"]).all()
+
+
+@pytest.mark.parametrize(
+    "written, said",
+    [
+        (lambda v: f"{v:,}", "thousands separators"),  # '1,200' beside 850
+        (lambda v: f"{v:,}".replace(",", " "), "thousands separators"),  # '1 200'
+        (lambda v: f"${v}", "currency or percent sign"),  # '$1200' beside 850
+    ],
+)
+def test_a_minority_of_numbers_written_so_is_said_as_such(tmp_path, rng, capsys, written, said):
+    # only the large incomes carry a separator (or a sign): the warning took them for words
+    # to add to --na-values (which would make every large income a gap)
+    n = 60
+    income = rng.choice([640, 850, 920, rng.integers(1000, 9000), rng.integers(1000, 9000)], n)
+    cells = [written(int(v)) if v >= 1000 else str(v) for v in income]
+    frame = pd.DataFrame({"income": cells, "x": rng.normal(size=n), "y": rng.choice(["a", "b"], n)})
+    frame.to_csv(tmp_path / "i.csv", index=False)
+    code, _, err = run(capsys, "train", "--data", tmp_path / "i.csv", "--target", "y", *FAST,
+                       "-o", tmp_path / "m.safetensors")  # fmt: skip
+    assert code == 0, err
+    assert "'income' is read as text" in err and said in err and "--na-values" not in err, err

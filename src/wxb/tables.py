@@ -888,18 +888,26 @@ def text_as_numbers(column: Column, table: Table) -> tuple[Column, str]:
         return Column(column.name, "number", numbers), ""
     share = 1 - len(bad) / len(present)
     word = column.values[bad[0]]
-    grouped = sum(bool(_GROUPED.fullmatch(column.values[i].strip())) for i in bad)
-    if grouped and grouped >= len(present) // 2:
+
+    # Numbers written so make most of the cells that are not numbers: said as such, beyond
+    # the few a typo makes (refused below), not as words to add to --na-values ('1,200'
+    # beside 850 and 920: the large incomes alone are grouped)
+    def most(cells: Sequence[object]) -> bool:
+        return bool(cells) and len(cells) >= len(bad) / 2 and len(bad) > len(present) // 10
+
+    grouped = [i for i in bad if _GROUPED.fullmatch(column.values[i].strip())]
+    if most(grouped):
+        word = column.values[grouped[0]]
         comma_mark = not comma and _COMMA_DECIMAL.fullmatch(word.strip())
         return column, (
             f"column {column.name!r} is read as text: its cells are numbers written with "
-            f"thousands separators (e.g. {column.values[bad[0]]!r}); remove the separators "
+            f"thousands separators (e.g. {word!r}); remove the separators "
             "for it to be read as numbers"
             + (" (or, if ',' is the file's decimal mark, give --decimal ,)" * bool(comma_mark))
         )
     # '0,13' in a '.' file: said, as thousands separators are, not one-hot encoded in silence
     commas = [column.values[i] for i in bad if _COMMA_DECIMAL.fullmatch(column.values[i].strip())]
-    if not comma and commas and len(commas) >= len(present) // 2:
+    if not comma and most(commas):
         return column, (
             f"column {column.name!r} is read as text: its cells are numbers written with a "
             f"decimal comma (e.g. {commas[0]!r}); if ',' is the file's decimal mark, give "
@@ -907,7 +915,7 @@ def text_as_numbers(column: Column, table: Table) -> tuple[Column, str]:
         )
     # '$12.50', '45%', '1.234,50 €': numbers with a sign, likewise said
     signed = [column.values[i] for i in bad if _signed_number(column.values[i], table.decimal)]
-    if signed and len(signed) >= len(present) // 2:
+    if most(signed):
         return column, (
             f"column {column.name!r} is read as text: its cells are numbers written with a "
             f"currency or percent sign (e.g. {signed[0]!r}); remove the signs for it to be "
