@@ -309,3 +309,19 @@ def test_a_minority_of_numbers_written_so_is_said_as_such(tmp_path, rng, capsys,
                        "-o", tmp_path / "m.safetensors")  # fmt: skip
     assert code == 0, err
     assert "'income' is read as text" in err and said in err and "--na-values" not in err, err
+
+
+@pytest.mark.parametrize("sep", [";", ","])
+def test_excels_separator_line_is_named_not_read_as_the_header(tmp_path, rng, capsys, sep):
+    # Excel writes 'sep=;' above the header: it became the header (columns 'sep=' and
+    # 'Unnamed: 1', the real header a row of data) or '2 values but the header has 1'
+    n = 20
+    frame = pd.DataFrame({"a": rng.normal(size=n).round(2), "y": rng.choice(["p", "q"], n)})
+    body = frame.to_csv(index=False, sep=sep)
+    (tmp_path / "x.csv").write_text(f"sep={sep}\n" + body)
+    code, _, err = run(capsys, "train", "--data", tmp_path / "x.csv", "--target", "y", *FAST,
+                       "-o", tmp_path / "m.safetensors")  # fmt: skip
+    assert code == 2 and len(err.splitlines()) == 1 and "sep=" in err and "--comment" in err, err
+    table = read_table(tmp_path / "x.csv", comment="sep=")  # as the message says
+    expected = pd.read_csv(tmp_path / "x.csv", sep=sep, skiprows=1)
+    np.testing.assert_array_equal(table["a"].values, expected["a"].to_numpy())

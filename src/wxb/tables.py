@@ -383,6 +383,12 @@ def read_csv(
     if comment == "":  # every line starts with '': all would be dropped, 'the file is empty'
         raise DataError("--comment must be the character comment lines start with, e.g. '#'")
     sample = _sample(path, compression, encoding)
+    excel = re.match(r"\s*sep=(.)[ \t]*(\r?\n|$)", sample, flags=re.IGNORECASE)
+    if excel and comment is None:  # else its header is 'sep=', and the real one a data row
+        raise DataError(
+            f"{source}: the first line, 'sep={excel.group(1)}', is Excel's separator line, not "
+            "a header; delete it, or add --comment sep="
+        )
     if comment is not None:  # the delimiter and the decimal mark come from the data lines
         sample = "\n".join(
             line for line in sample.splitlines() if not line.lstrip().startswith(comment)
