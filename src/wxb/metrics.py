@@ -169,13 +169,14 @@ def _short_names(names: list[object]) -> list[str]:
 def format_classification(figures: dict) -> str:
     """Terminal text for ``classification_figures``: summary line, table, confusion matrix."""
     rows = figures["per_class"]
-    names = _short_names([row["class"] for row in rows])
+    full = [str(row["class"]) for row in rows]  # whole in their own column, as scikit-learn's
+    names = _short_names(full)  # cut where each is a column of the confusion matrix
     lines = [f"accuracy {figures['accuracy']:.4f}, macro F1 {figures['macro_f1']:.4f}", ""]
 
-    w = max([len("class"), *map(len, names)])
+    w = max([len("class"), *map(len, full)])
     s = max(len("support"), *(len(str(row["support"])) for row in rows))
     lines.append(f"{'class':<{w}}  {'precision':>9}  {'recall':>6}  {'F1':>6}  {'support':>{s}}")
-    for name, row in zip(names, rows, strict=True):
+    for name, row in zip(full, rows, strict=True):
         lines.append(
             f"{name:<{w}}  {row['precision']:>9.4f}  {row['recall']:>6.4f}  "
             f"{row['f1']:>6.4f}  {row['support']:>{s}d}"
@@ -187,10 +188,10 @@ def format_classification(figures: dict) -> str:
                       f"{MAX_CONFUSION_CLASSES})"]  # fmt: skip
         return "\n".join(lines)
     corner = "true \\ predicted"
-    w = max([len(corner), *map(len, names)])
+    w = max([len(corner), *map(len, full)])
     c = max([*map(len, names), *(len(str(v)) for r in confusion for v in r)])
     lines += ["", f"{corner:<{w}}" + "".join(f"  {n:>{c}}" for n in names)]
-    for name, counts in zip(names, confusion, strict=True):
+    for name, counts in zip(full, confusion, strict=True):
         lines.append(f"{name:<{w}}" + "".join(f"  {v:>{c}d}" for v in counts))
     return "\n".join(lines)
 
