@@ -193,10 +193,11 @@ def build_parser() -> _Parser:
         "that a rare class is not ignored; classification only")
     add("--optimizer", choices=sorted(OPTIMIZERS), default="adam", help="optimiser")
     add("--lr", type=float, default=None,
-        help="learning rate; default adam and adamw 1e-3, sgd 0.01")
-    add("--momentum", type=float, default=None, help="SGD momentum (sgd only; default 0)")
+        help="learning rate; default adam and adamw 1e-3, sgd, rmsprop and adagrad 0.01")
+    add("--momentum", type=float, default=None,
+        help="momentum (sgd and rmsprop only; default 0)")
     add("--weight-decay", type=float, default=None,
-        help="L2 (adam, sgd) or decoupled (adamw); default 0, adamw 0.01")
+        help="L2 (adam, sgd, rmsprop, adagrad) or decoupled (adamw); default 0, adamw 0.01")
     add("--lr-schedule", choices=sorted(SCHEDULES), default=None,
         help="per-epoch schedule: step (× 0.1 every third of the epochs), cosine, invscaling "
         "(1/√(epoch+1)), plateau (× 0.1 once the watched loss has not improved for half the "
@@ -1016,8 +1017,10 @@ class Interrupted(WxbError):
 def make_optimizer(args: argparse.Namespace, model: Sequential):
     options = {"lr": args.lr, "weight_decay": args.weight_decay}
     if args.momentum is not None:
-        if args.optimizer != "sgd":
-            raise ConfigError("--momentum is an SGD option; add --optimizer sgd")
+        if args.optimizer not in ("sgd", "rmsprop"):
+            raise ConfigError(
+                "--momentum is an option of sgd and rmsprop; add --optimizer sgd (or rmsprop)"
+            )
         options["momentum"] = args.momentum
     return get_optimizer(args.optimizer, model.parameters(), **options)
 

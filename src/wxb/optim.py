@@ -1221,7 +1221,159 @@ class AdamW(Adam):
         super().__init__(params, lr, betas, eps, weight_decay, **torch_only)
 
 
-OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
+class RMSprop(Optimizer):
+    """PyTorch's RMSprop: s ← α·s + (1 − α)·g², W ← W − η·g/(√s + ε); ``centered``
+    divides by √(s − ḡ²) + ε instead (ḡ the running mean of g), ``momentum`` keeps a
+    buffer b ← μ·b + g/(…) and steps by η·b; weight decay adds λ·W to g first. The
+    buffers start at zero, as PyTorch's."""
+
+    possible_states = ("square_avg", "momentum_buffer", "grad_avg")
+    hyperparameters = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered")
+    alpha = _GroupValue()
+    eps = _GroupValue()
+    weight_decay = _GroupValue()
+    momentum = _GroupValue()
+    centered = _GroupValue()
+
+    def __init__(
+        self,
+        params: Iterable[Parameter] | Iterable[dict],
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+        **torch_only: object,
+    ) -> None:
+        self._torch_only(torch_only)
+        super().__init__(
+            params, lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+            centered=centered,
+        )  # fmt: skip
+
+    def _check_group(self, group: dict, where: str, *, annealed: bool = False) -> None:
+        super()._check_group(group, where, annealed=annealed)
+        group["alpha"] = _fraction(group.get("alpha"), f"{where} alpha", one=True)
+        group["eps"] = _non_negative(group.get("eps"), f"{where} eps")
+        group["weight_decay"] = _non_negative(group.get("weight_decay"), f"{where} weight_decay")
+        group["momentum"] = _non_negative(group.get("momentum"), f"{where} momentum")
+        centered = group.get("centered")
+        if not isinstance(centered, (bool, np.bool_)):
+            raise ConfigError(f"{where} centered must be True or False; got {centered!r}")
+        group["centered"] = bool(centered)
+
+    def _wanted_states(self) -> tuple[str, ...]:
+        made = self.state_names  # a buffer, once made, is kept (as SGD's velocity)
+        wanted = self._states_for(self.param_groups)
+        return (*made, *(s for s in wanted if s not in made))
+
+    def _states_for(self, groups: list[dict]) -> tuple[str, ...]:
+        return (
+            "square_avg",
+            *(("momentum_buffer",) if any(g["momentum"] for g in groups) else ()),
+            *(("grad_avg",) if any(g["centered"] for g in groups) else ()),
+        )
+
+    def _rule(self, data, grad, states, t, s1, s2, h):
+        state = dict(zip(self.state_names, states, strict=True))
+        g = grad
+        if h["weight_decay"]:  # g + λ·W, in the scratch: the gradient itself stays as it is
+            g = np.multiply(data, h["weight_decay"], out=s2)
+            g += grad
+        square = state["square_avg"]
+        square *= h["alpha"]
+        np.multiply(g, g, out=s1)
+        s1 *= 1 - h["alpha"]
+        square += s1
+        if h["centered"]:
+            mean = state["grad_avg"]
+            mean *= h["alpha"]
+            mean += (1 - h["alpha"]) * g
+            np.multiply(mean, mean, out=s1)
+            np.subtract(square, s1, out=s1)
+            np.sqrt(s1, out=s1)
+        else:
+            np.sqrt(square, out=s1)
+        s1 += h["eps"]
+        np.divide(g, s1, out=s1)  # g/(√s + ε)
+        if h["momentum"]:
+            buffer = state["momentum_buffer"]
+            buffer *= h["momentum"]
+            buffer += s1
+            s1 = buffer
+        data -= h["lr"] * s1
+
+
+class Adagrad(Optimizer):
+    """PyTorch's Adagrad: Σ ← Σ + g², W ← W − η_t·g/(√Σ + ε), η_t = η/(1 + (t − 1)·lr_decay)
+    (t the parameter's update count); weight decay adds λ·W to g first. Σ starts at
+    ``initial_accumulator_value`` (0 by default), as PyTorch's ``sum``; a parameter
+    group's own value is its start (PyTorch's takes the constructor's for every group)."""
+
+    state_names = possible_states = ("sum",)
+    hyperparameters = ("lr", "lr_decay", "weight_decay", "eps", "initial_accumulator_value")
+    lr_decay = _GroupValue()
+    weight_decay = _GroupValue()
+    eps = _GroupValue()
+
+    def __init__(
+        self,
+        params: Iterable[Parameter] | Iterable[dict],
+        lr: float = 1e-2,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+        **torch_only: object,
+    ) -> None:
+        self._torch_only(torch_only)
+        super().__init__(
+            params, lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps,
+            initial_accumulator_value=initial_accumulator_value,
+        )  # fmt: skip
+
+    def _check_group(self, group: dict, where: str, *, annealed: bool = False) -> None:
+        super()._check_group(group, where, annealed=annealed)
+        for key in ("lr_decay", "weight_decay", "eps", "initial_accumulator_value"):
+            group[key] = _non_negative(group.get(key), f"{where} {key}")
+
+    def _init_state(self) -> None:
+        super()._init_state()
+        self._start_sums(0)
+
+    def add_param_group(self, group: dict) -> None:
+        start = len(self.params)
+        super().add_param_group(group)
+        self._start_sums(start)
+
+    def _start_sums(self, start: int) -> None:
+        """Σ of the parameters from ``start`` on at their group's initial value."""
+        for group, (first, stop) in zip(self.param_groups, self._bounds, strict=True):
+            for i in range(max(first, start), stop):
+                self.sum[i][...] = group["initial_accumulator_value"]
+
+    def _rule(self, data, grad, states, t, s1, s2, h):
+        (total,) = states
+        g = grad
+        if h["weight_decay"]:  # g + λ·W, in the scratch: the gradient itself stays as it is
+            g = np.multiply(data, h["weight_decay"], out=s2)
+            g += grad
+        np.multiply(g, g, out=s1)
+        total += s1
+        np.sqrt(total, out=s1)
+        s1 += h["eps"]
+        np.divide(g, s1, out=s1)
+        data -= h["lr"] / (1 + (t - 1) * h["lr_decay"]) * s1
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    "sgd": SGD,
+    "adam": Adam,
+    "adamw": AdamW,
+    "rmsprop": RMSprop,
+    "adagrad": Adagrad,
+}
 
 
 def get_optimizer(name: str | Optimizer, params: Iterable[Parameter], **options) -> Optimizer:
