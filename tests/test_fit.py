@@ -206,7 +206,7 @@ def test_bad_options_are_config_errors():
         ({"epochs": 0}, "epochs"),
         ({"batch_size": -1}, "batch_size"),
         ({"loss": "hinge"}, "loss must be one of"),
-        ({"optimizer": "rmsprop"}, "optimizer must be one of"),
+        ({"optimizer": "lbfgs"}, "optimizer must be one of"),
         ({"lr_schedule": "linear"}, "lr_schedule"),
     ):
         with pytest.raises(wxb.ConfigError, match=message):
