@@ -1740,6 +1740,8 @@ def _reduction(reduce: Callable[[Tensor, object, bool], Tensor], name: str) -> C
             raise TypeError(f"Tensor.{name}: dtype=, out= and other NumPy options are not taken")
         if dim is not None and axis is not None:
             raise TypeError(f"Tensor.{name}: give the axis once (axis= or dim=)")
+        if isinstance(dim, (tuple, list)) and not dim:  # torch's dim=() reduces every
+            dim = None  # dimension (NumPy's axis=() none): not the tensor unreduced
         if dim is not None and self.ndim == 0:  # torch's dim 0 or -1 of a 0-d tensor
             for d in dim if isinstance(dim, (tuple, list)) else (dim,):
                 _axis(d, 0, name)  # in range: 0 or -1
@@ -1920,6 +1922,8 @@ def _variance_method(root: bool) -> Callable:
             if dim is not None or args or correction is not None or unbiased is not None:
                 raise TypeError(f"Tensor.{name}: give NumPy's axis=/ddof= or torch's dim=")
             dim, keepdim, correction = axis, bool(keepdims), 0 if ddof is None else ddof
+        elif isinstance(dim, (tuple, list)) and not dim:  # torch's dim=(): every dimension
+            dim = None
         if args:  # torch's older var(dim, unbiased, keepdim)
             unbiased, *rest = args
             keepdim = rest[0] if rest else keepdim

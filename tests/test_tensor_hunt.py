@@ -1,0 +1,59 @@
+"""Tensor paths a user reaches off the well-tested road, checked against PyTorch in float64.
+
+Each test draws its inputs fresh (the ``rng`` fixture prints its seed; replay with
+``WXB_TEST_SEED=<seed>``) and builds the same computation in torch, whose autograd is
+the independent reference for every value and gradient.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wxb.tensor import Tensor
+
+torch = pytest.importorskip("torch")
+
+RTOL = 1e-10  # float64 on both sides: only the order of summation differs
+
+
+def close(actual, expected, rtol: float = RTOL) -> None:
+    expected = expected.detach().numpy() if isinstance(expected, torch.Tensor) else expected
+    np.testing.assert_allclose(np.asarray(actual), expected, rtol=rtol, atol=1e-12)
+
+
+def pair(array: np.ndarray) -> tuple[Tensor, torch.Tensor]:
+    """The same float64 leaf in wxb and in torch, both requiring grad."""
+    return Tensor(array, requires_grad=True), torch.tensor(array, requires_grad=True)
+
+
+def dims(rng, count: int) -> tuple[int, ...]:
+    return tuple(int(d) for d in rng.integers(2, 5, size=count))
+
+
+@pytest.mark.parametrize("method", ["sum", "mean", "var", "std"])
+@pytest.mark.parametrize("empty", [(), []])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_dim_of_no_dimensions_reduces_every_one_as_torchs(rng, method, empty, keepdim):
+    """torch's dim=() reduces every dimension; wxb gave the tensor unreduced (sum, mean)
+    or NaN in every place (var, std), without a word."""
+    x, tx = pair(rng.normal(size=dims(rng, 3)))
+    out = getattr(x, method)(dim=empty, keepdim=keepdim)
+    close(out.data, getattr(tx, method)(dim=empty, keepdim=keepdim))
+    # the gradient from dim=None: torch's backward of var(dim=(), keepdim=True) divides
+    # by n − 1 for n = 1 (inf), though its forward reduced every dimension
+    expected = getattr(tx, method)(dim=None, keepdim=keepdim)
+    assert out.shape == tuple(expected.shape)
+    close(out.data, expected)
+    r = rng.normal(size=out.shape)
+    (out * r).sum().backward()
+    (expected * torch.tensor(r)).sum().backward()
+    close(x.grad, tx.grad)
+
+
+def test_numpys_axis_of_no_dimensions_still_reduces_none(rng):
+    """NumPy's spelling keeps NumPy's meaning: np.sum(t, axis=()) reduces nothing."""
+    a = rng.normal(size=dims(rng, 2))
+    t = Tensor(a)
+    np.testing.assert_array_equal(np.sum(t, axis=()).data, np.sum(a, axis=()))
+    np.testing.assert_array_equal(t.mean(axis=()).data, a.mean(axis=()))
