@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import wxb
+from wxb import ops
 from wxb.tensor import Tensor
 
 torch = pytest.importorskip("torch")
@@ -57,3 +59,44 @@ def test_numpys_axis_of_no_dimensions_still_reduces_none(rng):
     t = Tensor(a)
     np.testing.assert_array_equal(np.sum(t, axis=()).data, np.sum(a, axis=()))
     np.testing.assert_array_equal(t.mean(axis=()).data, a.mean(axis=()))
+
+
+@pytest.mark.parametrize(
+    "operand",
+    [
+        lambda t: t * None,
+        lambda t: None - t,
+        lambda t: ops.add(t, [1.0, None, 2.0]),
+        lambda t: t ** np.array([2, None, 1], dtype=object),
+        lambda t: ops.cat([t, [[0.0, None, 1.0]]]),
+        lambda t: Tensor([1.0, None]),
+    ],
+)
+def test_none_among_the_values_is_refused_not_nan(rng, operand):
+    """NumPy casts None to NaN: t * None gave NaN everywhere (t ** None gave 1 where t
+    is 1); torch refuses None, and so does wxb, in one line."""
+    t = Tensor(rng.normal(size=(2, 3)), requires_grad=True)
+    with pytest.raises(wxb.errors.DataError, match="None"):
+        operand(t)
+
+
+@pytest.mark.parametrize("write", ["setitem", "iadd", "fill_"])
+def test_none_written_into_a_tensor_is_refused_not_nan(rng, write):
+    t = Tensor(rng.normal(size=(2, 3)))
+    before = t.data.copy()
+    with pytest.raises(wxb.errors.DataError, match="None"):
+        if write == "setitem":
+            t[0, 0] = None
+        elif write == "iadd":
+            t += None
+        else:
+            t.fill_(None)
+    np.testing.assert_array_equal(t.data, before)
+
+
+def test_a_model_input_holding_none_is_refused(rng):
+    model = wxb.nn.Sequential(wxb.nn.Dense(3, 2))
+    X = rng.normal(size=(4, 3)).astype(object)
+    X[1, 2] = None
+    with pytest.raises(wxb.errors.DataError, match="None"):
+        model(X)

@@ -127,6 +127,12 @@ def float_array(value: object, dtype: np.dtype, where: str) -> np.ndarray:
         return source
     if source.dtype.kind in "biu":  # whole numbers fit either float (int64 < 3.4e38)
         return xp.asarray(source, dtype=dtype)
+    # None (t * None, [1, None]): NumPy's cast makes it NaN without a word; torch refuses it
+    if value is None or (source.dtype.kind == "O" and any(v is None for v in source.flat)):
+        raise DataError(
+            f"{where}: got None among the values; wxb computes with numbers (write "
+            "float('nan') for a missing value, or leave it out)"
+        )
     if source.dtype.kind in "cUSMmV":
         raise DataError(
             f"{where}: got {source.dtype} values; wxb computes with real numbers in "
