@@ -100,3 +100,19 @@ def test_a_model_input_holding_none_is_refused(rng):
     X[1, 2] = None
     with pytest.raises(wxb.errors.DataError, match="None"):
         model(X)
+
+
+@pytest.mark.parametrize("largest", [True, False])
+def test_a_nan_max_over_everything_sends_its_gradient_to_the_nans_as_torchs(rng, largest):
+    """max() of values holding NaN is NaN, and torch gives its gradient to the NaNs
+    (shared evenly); wxb compared A == NaN, found no element, and gave zeros."""
+    a = rng.normal(size=dims(rng, 2))
+    a.flat[rng.choice(a.size, size=rng.integers(1, 3), replace=False)] = np.nan
+    x, tx = pair(a)
+    out = x.max() if largest else x.min()
+    expected = tx.max() if largest else tx.min()
+    assert np.isnan(out.item()) and np.isnan(expected.item())
+    g = rng.normal()
+    (out * g).backward()
+    (expected * g).backward()
+    close(x.grad, tx.grad)

@@ -1826,7 +1826,8 @@ def extreme(a: Tensor, dim: object = None, keepdim: bool = False, largest: bool 
         best = A.max() if largest else A.min()
 
         def backward_all(g: np.ndarray) -> tuple[np.ndarray]:
-            hit = A == best
+            # a NaN max (min) is the NaNs': they share its gradient, as PyTorch's (NaN ≠ NaN)
+            hit = np.isnan(A) if np.isnan(best) else A == best
             with np.errstate(divide="ignore", invalid="ignore"):
                 return (np.where(hit, g / hit.sum(), 0).astype(A.dtype, copy=False),)
 
