@@ -116,3 +116,36 @@ def test_a_nan_max_over_everything_sends_its_gradient_to_the_nans_as_torchs(rng,
     (out * g).backward()
     (expected * g).backward()
     close(x.grad, tx.grad)
+
+
+VIEWED = {
+    "contiguous": lambda t: t,
+    "transposed": lambda t: t.transpose(0, 2),
+    "a column slice": lambda t: t[:, :, ::2],
+    "a row": lambda t: t[1],
+    "expanded": lambda t: t[:1].expand(3, *t.shape[1:]),
+}
+
+
+@pytest.mark.parametrize("source", sorted(VIEWED))
+def test_view_is_a_view_or_refused_as_torchs(rng, source):
+    """t.view(shape) was reshape: on a transpose it copied without a word, where torch's
+    view refuses, and a write through the "view" then never reached the tensor."""
+    a = rng.normal(size=(2, 3, 4))
+    x, tx = Tensor(a.copy()), torch.tensor(a.copy())
+    v, tv = VIEWED[source](x), VIEWED[source](tx)
+    for shape in [(-1,), (v.shape[0], -1), (*v.shape[:-1], 1, v.shape[-1]), tuple(v.shape)]:
+        try:
+            expected = tv.view(shape)
+        except RuntimeError:
+            with pytest.raises(wxb.errors.ShapeError, match="view"):
+                v.view(shape)
+            continue
+        seen = v.view(shape)
+        assert seen.shape == tuple(expected.shape)
+        if source != "expanded":  # (read-only in wxb, as a broadcast array is)
+            value = rng.normal()
+            with wxb.no_grad():
+                seen[(0,) * seen.ndim] = value
+            expected[(0,) * expected.ndim] = value
+        close(x.data, tx)

@@ -1982,6 +1982,19 @@ def _matrix_transpose(self: Tensor) -> Tensor:
     return transpose(self)
 
 
+def view(a: Tensor, *shape: int | tuple[int, ...]) -> Tensor:
+    """``t.view(shape)``: reshape's values, but only as a view of ``a``'s array, as torch's
+    view refuses a tensor whose strides do not allow one (a transpose's): a silent copy
+    would keep later in-place writes through either from reaching the other."""
+    out = reshape(a, *shape)
+    if out.data.size and not np.may_share_memory(out.data, a.data):
+        raise ShapeError(
+            f"view: {_dims(a.shape)} in this memory order cannot be seen as "
+            f"{_dims(out.shape)} without a copy (as torch's view refuses); use reshape(...)"
+        )
+    return out
+
+
 def clone(a: Tensor) -> Tensor:
     """A copy of the values in the graph (``t.clone()``): ∂L/∂A is ∂L/∂out."""
 
@@ -2085,7 +2098,7 @@ Tensor.neg = negative
 Tensor.matmul = Tensor.mm = lambda self, other: matmul(self, other)
 Tensor.t = _matrix_transpose
 Tensor.transpose = lambda self, dim0, dim1: swap_axes(self, dim0, dim1)
-Tensor.view = reshape
+Tensor.view = view
 Tensor.flatten = lambda self, start_dim=0, end_dim=-1: reshape(
     self, _shape_of_flatten(self.shape, start_dim, end_dim)
 )
