@@ -149,3 +149,38 @@ def test_view_is_a_view_or_refused_as_torchs(rng, source):
                 seen[(0,) * seen.ndim] = value
             expected[(0,) * expected.ndim] = value
         close(x.data, tx)
+
+
+@pytest.mark.parametrize("switch", ["no_grad", "enable_grad"])
+def test_a_decorated_generator_runs_each_step_in_the_mode_as_torchs(rng, switch):
+    """@no_grad() on a generator switched only the call, which returns before the body
+    runs: every yielded result recorded its graph. Each step now runs switched, and
+    the caller's code between the steps in the caller's mode, as in torch."""
+    w = Tensor(rng.normal(size=3), requires_grad=True)
+    tw = torch.tensor(w.data, requires_grad=True)
+
+    def steps(weight, is_enabled):
+        sent = None
+        for k in range(3):
+            sent = yield weight * float(k), is_enabled(), sent
+        return "done"
+
+    ours = getattr(wxb, switch)()(lambda: (yield from steps(w, wxb.is_grad_enabled)))
+    theirs = getattr(torch, switch)()(lambda: (yield from steps(tw, torch.is_grad_enabled)))
+    outer = switch == "no_grad"  # the caller's mode: the other one
+    with wxb.set_grad_enabled(outer), torch.set_grad_enabled(outer):
+        a, b = ours(), theirs()
+        for request in [None, "one", "two"]:
+            (out, mode, got), (t_out, t_mode, t_got) = a.send(request), b.send(request)
+            assert (out.requires_grad, mode, got) == (t_out.requires_grad, t_mode, t_got)
+            assert mode is not outer and wxb.is_grad_enabled() is outer
+            assert (w * 1.0).requires_grad is outer  # between the steps: the caller's mode
+            close(out.data, t_out)
+        with pytest.raises(StopIteration, match="done"):
+            a.send(None)
+        a, b = ours(), theirs()
+        next(a), next(b)
+        for g in (a, b):
+            with pytest.raises(KeyError):
+                g.throw(KeyError("thrown in"))
+        assert wxb.is_grad_enabled() is outer

@@ -11,6 +11,8 @@ topologically and walks it in reverse, which is the chain rule of the seed:
 from __future__ import annotations
 
 import copy
+import functools
+import inspect
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -60,6 +62,38 @@ class _GradSwitch(ContextDecorator):
 
     def _recreate_cm(self) -> _GradSwitch:
         return type(self)()  # each call of a decorated function keeps its own previous mode
+
+    def __call__(self, func: Callable) -> Callable:
+        if not inspect.isgeneratorfunction(func):
+            return super().__call__(func)
+        # A generator's body runs at each next(), after the call has returned: the switch
+        # around the call alone left it recording. Each step runs switched, as torch's
+        # decorator runs it, and the caller's code between the steps in its own mode.
+        switch = type(self)
+
+        @functools.wraps(func)
+        def generator(*args: object, **kwargs: object):
+            steps = func(*args, **kwargs)
+            try:
+                with switch():
+                    response = steps.send(None)
+                while True:
+                    try:
+                        request = yield response
+                    except GeneratorExit:
+                        with switch():
+                            steps.close()
+                        raise
+                    except BaseException as error:
+                        with switch():
+                            response = steps.throw(error)
+                    else:
+                        with switch():
+                            response = steps.send(request)
+            except StopIteration as stop:
+                return stop.value
+
+        return generator
 
 
 class no_grad(_GradSwitch):
