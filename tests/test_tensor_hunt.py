@@ -102,6 +102,30 @@ def test_a_model_input_holding_none_is_refused(rng):
         model(X)
 
 
+@pytest.mark.parametrize(
+    "operand",
+    [
+        lambda t: Tensor(np.array(["1.5", "2"], dtype=object)),
+        lambda t: t * np.array(["3", 1.0, b"4"], dtype=object),
+        lambda t: wxb.nn.Sequential(wxb.nn.Dense(3, 1))(np.array([["1.5", 2, 3]], dtype=object)),
+    ],
+)
+def test_text_held_as_objects_is_refused_as_a_text_array_is(rng, operand):
+    """A text array is refused, but text in an object array (a pandas object column) was
+    parsed by NumPy's cast without a word; torch refuses both."""
+    t = Tensor(rng.normal(size=(2, 3)), requires_grad=True)
+    with pytest.raises(wxb.errors.DataError, match="text"):
+        operand(t)
+
+
+def test_numbers_held_as_objects_still_count(rng):
+    """A frame of floats beside bools reads as objects: those are numbers, and stay taken."""
+    a = rng.normal(size=(3, 2))
+    mixed = np.empty((3, 2), dtype=object)
+    mixed[:, 0], mixed[:, 1] = list(a[:, 0]), [True, False, True]
+    np.testing.assert_array_equal(Tensor(mixed, dtype="float64").data[:, 0], a[:, 0])
+
+
 @pytest.mark.parametrize("largest", [True, False])
 def test_a_nan_max_over_everything_sends_its_gradient_to_the_nans_as_torchs(rng, largest):
     """max() of values holding NaN is NaN, and torch gives its gradient to the NaNs

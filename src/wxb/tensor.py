@@ -167,6 +167,13 @@ def float_array(value: object, dtype: np.dtype, where: str) -> np.ndarray:
             f"{where}: got None among the values; wxb computes with numbers (write "
             "float('nan') for a missing value, or leave it out)"
         )
+    # text held as objects (a pandas object column, np.array(['1.5'], dtype=object)): the
+    # cast parsed it, where a text array is refused below
+    if source.dtype.kind == "O" and any(isinstance(v, (str, bytes)) for v in source.flat):
+        raise DataError(
+            f"{where}: got text among the values; wxb computes with real numbers in "
+            f"{' or '.join(DTYPES)} (convert them first)"
+        )
     if source.dtype.kind in "cUSMmV":
         raise DataError(
             f"{where}: got {source.dtype} values; wxb computes with real numbers in "
