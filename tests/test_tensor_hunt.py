@@ -103,18 +103,25 @@ def test_a_model_input_holding_none_is_refused(rng):
 
 
 @pytest.mark.parametrize(
-    "operand",
+    ("operand", "held"),
     [
-        lambda t: Tensor(np.array(["1.5", "2"], dtype=object)),
-        lambda t: t * np.array(["3", 1.0, b"4"], dtype=object),
-        lambda t: wxb.nn.Sequential(wxb.nn.Dense(3, 1))(np.array([["1.5", 2, 3]], dtype=object)),
+        (lambda t: Tensor(np.array(["1.5", "2"], dtype=object)), "text"),
+        (lambda t: t * np.array(["3", 1.0, b"4"], dtype=object), "text"),
+        (
+            lambda t: wxb.nn.Sequential(wxb.nn.Dense(3, 1))(np.array([["1", 2, 3]], dtype=object)),
+            "text",
+        ),
+        (lambda t: t + np.array([np.datetime64("2020-01-01"), 1.0, 2.0], dtype=object), "dates"),
+        (lambda t: Tensor(np.array([np.timedelta64(3, "D"), 1.0], dtype=object)), "dates"),
+        (lambda t: t * np.array([np.complex128(1 + 1j), 1.0, 2.0], dtype=object), "complex"),
     ],
 )
-def test_text_held_as_objects_is_refused_as_a_text_array_is(rng, operand):
-    """A text array is refused, but text in an object array (a pandas object column) was
-    parsed by NumPy's cast without a word; torch refuses both."""
+def test_what_a_cast_would_change_is_refused_when_held_as_objects(rng, operand, held):
+    """Text, dates and complex numbers are refused as arrays of their own dtype, but held
+    in an object array (a pandas object column) NumPy's cast took them without a word:
+    text parsed, a date counted in days, the imaginary part dropped. torch refuses all."""
     t = Tensor(rng.normal(size=(2, 3)), requires_grad=True)
-    with pytest.raises(wxb.errors.DataError, match="text"):
+    with pytest.raises(wxb.errors.DataError, match=held):
         operand(t)
 
 

@@ -11,6 +11,7 @@ topologically and walks it in reverse, which is the chain rule of the seed:
 from __future__ import annotations
 
 import copy
+import datetime
 import functools
 import inspect
 import math
@@ -162,16 +163,15 @@ def float_array(value: object, dtype: np.dtype, where: str) -> np.ndarray:
     if source.dtype.kind in "biu":  # whole numbers fit either float (int64 < 3.4e38)
         return xp.asarray(source, dtype=dtype)
     # None (t * None, [1, None]): NumPy's cast makes it NaN without a word; torch refuses it
-    if value is None or (source.dtype.kind == "O" and any(v is None for v in source.flat)):
+    held = "None" if value is None else _not_real(source) if source.dtype.kind == "O" else None
+    if held == "None":
         raise DataError(
             f"{where}: got None among the values; wxb computes with numbers (write "
             "float('nan') for a missing value, or leave it out)"
         )
-    # text held as objects (a pandas object column, np.array(['1.5'], dtype=object)): the
-    # cast parsed it, where a text array is refused below
-    if source.dtype.kind == "O" and any(isinstance(v, (str, bytes)) for v in source.flat):
+    if held is not None:
         raise DataError(
-            f"{where}: got text among the values; wxb computes with real numbers in "
+            f"{where}: got {held} among the values; wxb computes with real numbers in "
             f"{' or '.join(DTYPES)} (convert them first)"
         )
     if source.dtype.kind in "cUSMmV":
@@ -184,6 +184,22 @@ def float_array(value: object, dtype: np.dtype, where: str) -> np.ndarray:
             return xp.asarray(source, dtype=dtype)
     except (FloatingPointError, OverflowError):  # (OverflowError: an int beyond any float)
         raise _beyond_range(where, dtype) from None
+
+
+def _not_real(objects: np.ndarray) -> str | None:
+    """What an object array (a pandas object column, a list of mixed kinds) holds that the
+    cast to float would change without a word, as it refuses none of it: None (NaN), text
+    (parsed), dates (counted in days), complex numbers (the imaginary part dropped)."""
+    for v in objects.flat:
+        if v is None:
+            return "None"
+        if isinstance(v, (str, bytes)):
+            return "text"
+        if isinstance(v, (np.datetime64, np.timedelta64, datetime.date, datetime.timedelta)):
+            return "dates or durations"
+        if isinstance(v, complex):  # (NumPy's complex scalars too)
+            return "complex numbers"
+    return None
 
 
 def _beyond_range(where: str, dtype: np.dtype) -> DataError:
