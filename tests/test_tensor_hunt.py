@@ -215,3 +215,26 @@ def test_a_decorated_generator_runs_each_step_in_the_mode_as_torchs(rng, switch)
             with pytest.raises(KeyError):
                 g.throw(KeyError("thrown in"))
         assert wxb.is_grad_enabled() is outer
+
+
+@pytest.mark.parametrize(
+    ("grad", "message"),
+    [
+        (lambda n: [1.0, None] + [2.0] * (n - 2), "None"),
+        (lambda n: np.array(["1.5"] * n), "U3"),
+        (lambda n: np.full(n, 1 + 1j), "complex"),
+        (lambda n: np.array([1.0] * (n - 1) + ["2"], dtype=object), "text"),
+    ],
+)
+def test_a_backward_gradient_is_checked_as_an_operand_is(rng, grad, message):
+    """backward(grad) cast the caller's gradient with NumPy alone: None became NaN in the
+    gradients, text was parsed and a complex gradient lost its imaginary part."""
+    n = int(rng.integers(3, 6))
+    w = Tensor(rng.normal(size=n), requires_grad=True)
+    y = w * 2.0
+    with pytest.raises(wxb.errors.DataError, match=message):
+        y.backward(grad(n))
+    assert w.grad is None
+    g = rng.normal(size=n)
+    y.backward(list(g))  # a list of numbers, as before
+    close(w.grad, 2.0 * g)

@@ -517,7 +517,9 @@ class Tensor:
                 )
             seed = xp.ones_like(self.data)
         else:
-            seed = xp.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
+            # checked as an operand is: None, text or complex values would pass unseen
+            given = grad.data if isinstance(grad, Tensor) else grad
+            seed = float_array(given, self.dtype, "backward(grad)")
             if seed.shape != self.shape:
                 raise ShapeError(
                     f"backward(grad): grad has shape {seed.shape}, tensor has {self.shape}"
