@@ -238,3 +238,28 @@ def test_a_backward_gradient_is_checked_as_an_operand_is(rng, grad, message):
     g = rng.normal(size=n)
     y.backward(list(g))  # a list of numbers, as before
     close(w.grad, 2.0 * g)
+
+
+@pytest.mark.parametrize("mode", [False, True])
+def test_set_grad_enabled_as_a_decorator_as_torchs(rng, mode):
+    """@set_grad_enabled(mode) switched this thread's recording at once, then failed (the
+    object was not callable), leaving recording switched for the rest of the thread."""
+    w = Tensor(rng.normal(size=3), requires_grad=True)
+    tw = torch.tensor(w.data, requires_grad=True)
+    with wxb.set_grad_enabled(not mode), torch.set_grad_enabled(not mode):
+
+        @wxb.set_grad_enabled(mode)
+        def ours(scale):
+            return w * scale
+
+        @torch.set_grad_enabled(mode)
+        def theirs(scale):
+            return tw * scale
+
+        assert wxb.is_grad_enabled() is (not mode) is torch.is_grad_enabled()
+        scale = rng.normal()
+        out, expected = ours(scale), theirs(scale)
+        assert out.requires_grad is mode is expected.requires_grad
+        close(out.data, expected)
+        assert wxb.is_grad_enabled() is (not mode)
+    assert wxb.is_grad_enabled()

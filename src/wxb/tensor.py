@@ -114,13 +114,21 @@ class set_grad_enabled:  # PyTorch's name: a function and a context manager at o
     ``with set_grad_enabled(mode):`` it puts the previous mode back after the block."""
 
     def __init__(self, mode: bool) -> None:
-        self.previous, _mode.enabled = _mode.enabled, bool(mode)
+        self.mode = bool(mode)
+        self.previous, _mode.enabled = _mode.enabled, self.mode
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, *exc_info: object) -> None:
         _mode.enabled = self.previous
+
+    def __call__(self, func: Callable) -> Callable:
+        """``@set_grad_enabled(mode)``, as torch takes it: the mode for each call of func
+        (a generator's each step), and none switched now; it was refused (not callable)
+        after switching this thread's recording for good."""
+        _mode.enabled = self.previous
+        return (enable_grad if self.mode else no_grad)()(func)
 
 
 def is_grad_enabled() -> bool:
