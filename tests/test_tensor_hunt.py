@@ -263,3 +263,31 @@ def test_set_grad_enabled_as_a_decorator_as_torchs(rng, mode):
         close(out.data, expected)
         assert wxb.is_grad_enabled() is (not mode)
     assert wxb.is_grad_enabled()
+
+
+def test_functional_dropout_reads_torchs_training_flag(rng):
+    """F.dropout(h, p, self.training), torch's spelling, took the flag as the seed: False
+    was seed 0, and units were dropped at evaluation (predict, eval()) without a word."""
+    p = float(rng.uniform(0.2, 0.8))
+
+    class Own(wxb.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dense = wxb.nn.Dense(4, 6)
+
+        def forward(self, x):
+            return wxb.nn.functional.dropout(self.dense(x), p, self.training)
+
+    model = Own()
+    X = rng.normal(size=(5, 4))
+    model.eval()
+    expected = torch.nn.functional.dropout(torch.tensor(model.dense(X).data), p, False)
+    close(model(X).data, expected)
+    x, tx = pair(rng.normal(size=(3, 4)))
+    out = wxb.nn.functional.dropout(x, p, training=False)
+    close(out.data, torch.nn.functional.dropout(tx, p, training=False))
+    model.train()
+    kept = model(X).data / model.dense(X).data  # 0 or 1/(1 − p) in training, as before
+    assert np.all(np.isclose(kept, 0) | np.isclose(kept, 1 / (1 - p)))
+    with pytest.raises(wxb.errors.ConfigError, match="in place"):
+        wxb.nn.functional.dropout(x, p, True, True)

@@ -900,13 +900,26 @@ def dropout_mask(
 
 
 def dropout(
-    x: Tensor, p: float = 0.5, rng: int | np.random.Generator | None = None, layer: object = None
+    x: Tensor,
+    p: float = 0.5,
+    rng: int | np.random.Generator | None = None,
+    layer: object = None,
+    *,
+    training: bool = True,
 ) -> Tensor:
     """Inverted dropout in training; ``rng`` a generator or seed (wxb's default one if
     None); ``layer``: the Dropout module calling (its masks in fit go by its place). p = 1
-    is refused, as by the Dropout layer (nothing would pass)."""
+    is refused, as by the Dropout layer (nothing would pass). ``training=False`` gives x
+    as it is, as torch's ``F.dropout(x, p, training)``, which is also read where a bool
+    stands third (a seed of True or False would be 1 or 0: dropout at evaluation)."""
     p = check_dropout_p(p)
+    if isinstance(rng, (bool, np.bool_)):  # torch's F.dropout(x, p, training, inplace)
+        if layer is not None and layer is not False:
+            raise ConfigError("dropout: in place (inplace=True) is not taken; use its result")
+        rng, layer, training = None, None, training and bool(rng)
     x = as_tensor(x)
+    if not training:
+        return x
     mask = dropout_mask(as_generator(rng), p, np.empty_like(x.data), layer)
 
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
