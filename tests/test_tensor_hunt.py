@@ -291,3 +291,51 @@ def test_functional_dropout_reads_torchs_training_flag(rng):
     assert np.all(np.isclose(kept, 0) | np.isclose(kept, 1 / (1 - p)))
     with pytest.raises(wxb.errors.ConfigError, match="in place"):
         wxb.nn.functional.dropout(x, p, True, True)
+
+
+def _keys(rng, shape):
+    """Keys that mix integers with index arrays or masks, a slice, None or ... between
+    them, where NumPy's order of the result's dimensions is not PyTorch's; and (i, ..., j)
+    with ... standing for no dimension. Each as (NumPy's key, torch's key)."""
+    a, b, c = shape
+    # distinct places (some counted from the end): a write picks each element once
+    i = rng.choice(b, size=int(rng.integers(1, b + 1)), replace=False)
+    j = rng.choice(c, size=int(rng.integers(1, c + 1)), replace=False)
+    i, j = i - b * (rng.random(i.size) < 0.5), j - c * (rng.random(j.size) < 0.5)
+    mask = rng.random(c) < 0.5
+    n, m = int(rng.integers(-a, a)), int(rng.integers(-b, b))  # on the first, the second
+    keys = [
+        (n, slice(None), j),
+        (n, Ellipsis, j),
+        (n, None, i),
+        (slice(None), m, None, j),
+        (n, slice(None, None, 2), mask),
+        (slice(None), i, Ellipsis, j[:1]),  # ... of no dimension: i and j side by side
+        (np.array(n), slice(None), list(j)),  # a 0-d index and a list, as torch reads them
+    ]
+    return [
+        (k, tuple(torch.tensor(v) if isinstance(v, np.ndarray | list) else v for v in k))
+        for k in keys
+    ]
+
+
+def test_integers_beside_index_arrays_index_as_torchs(rng):
+    """x[0, :, idx] for x of (2, 4, 3): NumPy counts the 0 as an index array and, a slice
+    between, puts idx's dimension first: shape (3, 4), x[0].T, where torch gives x[0]'s
+    columns (4, 3). wxb indexed as NumPy: transposed values (when square, of the right
+    shape), transposed gradients and t[0, :, idx] = v written transposed."""
+    shape = tuple(int(d) for d in rng.integers(2, 5, size=3))
+    for key, t_key in _keys(rng, shape):
+        x, tx = pair(rng.normal(size=shape))
+        out, expected = x[key], tx[t_key]
+        assert out.shape == tuple(expected.shape), key
+        close(out.data, expected)
+        r = rng.normal(size=out.shape)
+        (out * r).sum().backward()
+        (expected * torch.tensor(r)).sum().backward()
+        close(x.grad, tx.grad)
+        value = rng.normal(size=out.shape)
+        written, t_written = Tensor(x.data.copy()), tx.detach().clone()
+        written[key] = value
+        t_written[t_key] = torch.tensor(value)
+        close(written.data, t_written)

@@ -467,13 +467,15 @@ def _numpy_joining(op: Callable[..., Tensor], name: str) -> Callable[..., Tensor
 
 
 def index(a: Tensor, key: object) -> Tensor:
-    """``a[key]``: integers, slices, index arrays, boolean masks, as NumPy indexes."""
+    """``a[key]``: integers, slices, index arrays, boolean masks, as NumPy indexes, except
+    that integers beside index arrays go first, as PyTorch's do (``_torch_order``)."""
     key = _index_key(key)
     A = a.data
+    first, key = _torch_order(key, A.ndim)
     if _is_integer(key) or (type(key) is tuple and all(map(_is_integer, key))):
         chosen = A[(*key, ...) if type(key) is tuple else (key, ...)]  # a 0-d view, as torch's
     else:
-        chosen = A[key]
+        chosen = A[key] if first is None else A[first][key]
     repeats = _is_advanced(key)
     if repeats and a.requires_grad and is_grad_enabled():
         key = _copied(key)  # the backward's own: the caller may reuse its index arrays
@@ -481,13 +483,53 @@ def index(a: Tensor, key: object) -> Tensor:
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
         # ∂L/∂A: G where A was picked, 0 elsewhere; an element picked twice gets both
         grad = np.zeros_like(A)
+        picked = grad if first is None else grad[first]  # (a view: writes reach grad)
         if repeats:
-            np.add.at(grad, key, g)
+            np.add.at(picked, key, g)
         else:
-            grad[key] = g
+            picked[key] = g
         return (grad,)
 
     return _view_of(a, Tensor.from_op(chosen, "index", (a,), backward, reads_inputs=False))
+
+
+def _torch_order(key: object, ndim: int) -> tuple[tuple | None, object]:
+    """A key that mixes integers with index arrays as two steps, the integers (and slices)
+    first, then the arrays on the dimensions left, as PyTorch indexes; (None, key) for
+    any other key. NumPy counts an integer as an index array, and with a slice between
+    it and an array puts the picked dimension first: for x of shape (2, 4, 3), NumPy's
+    x[0, :, [0, 1, 2]] is x[0].T of shape (3, 4), PyTorch's x[0] of shape (4, 3). An
+    ``...`` that stands for no dimension parts no arrays, as in PyTorch (NumPy's
+    x[:, i, ..., j] on 3 dimensions put i, j's dimension first)."""
+    if type(key) is not tuple:
+        return None, key
+    integers = arrays = False
+    spanned = 0  # the dimensions the key names (not ... or None)
+    for k in key:
+        if _is_integer(k):
+            integers = True
+        elif isinstance(k, (bool, np.bool_)) or (isinstance(k, np.ndarray) and k.ndim == 0):
+            return None, key  # (a 0-d mask adds a dimension: left to NumPy)
+        elif isinstance(k, np.ndarray):
+            arrays = True
+            spanned += k.ndim if k.dtype == bool else 1
+            continue
+        spanned += k is not None and k is not Ellipsis
+    if arrays and spanned == ndim and any(k is Ellipsis for k in key):
+        key = tuple(k for k in key if k is not Ellipsis)
+    if not (integers and arrays):
+        return None, key
+    first, then = [], []
+    for k in key:
+        if _is_integer(k):
+            first.append(k)
+        elif isinstance(k, np.ndarray):  # a mask spans as many dimensions as it has
+            first += [slice(None)] * (k.ndim if k.dtype == bool else 1)
+            then.append(k)
+        else:  # a slice, None or ... : applied in the first step, kept whole in the second
+            first.append(k)
+            then.append(k if k is Ellipsis else slice(None))
+    return tuple(first), tuple(then)
 
 
 def _copied(key: object) -> object:
@@ -1723,8 +1765,9 @@ def _writable(t: Tensor, other: object, action: str, instead: str) -> object:
 def _set_item(self: Tensor, key: object, value: object) -> None:
     """``t[key] = x``, and the last part of ``t[key] += x``: in place, as PyTorch's."""
     value = _writable(self, value, "t[...] = x", "set the values of a copy")
+    first, key = _torch_order(_index_key(key), self.ndim)  # integers first, as torch's
     try:
-        self.data[_index_key(key)] = value
+        (self.data if first is None else self.data[first])[key] = value
     except ValueError as exc:
         raise ShapeError(f"t[...] = x on a tensor of shape {self.shape}: {exc}") from None
     self._version += 1
