@@ -471,10 +471,11 @@ def index(a: Tensor, key: object) -> Tensor:
     that integers beside index arrays go first, as PyTorch's do (``_torch_order``)."""
     key = _index_key(key)
     A = a.data
-    first, key = _torch_order(key, A.ndim)
+    first = None
     if _is_integer(key) or (type(key) is tuple and all(map(_is_integer, key))):
         chosen = A[(*key, ...) if type(key) is tuple else (key, ...)]  # a 0-d view, as torch's
     else:
+        first, key = _torch_order(key, A.ndim)
         chosen = A[key] if first is None else A[first][key]
     repeats = _is_advanced(key)
     if repeats and a.requires_grad and is_grad_enabled():
