@@ -339,3 +339,21 @@ def test_integers_beside_index_arrays_index_as_torchs(rng):
         written[key] = value
         t_written[t_key] = torch.tensor(value)
         close(written.data, t_written)
+
+
+def test_a_torch_tensor_as_an_index_is_read_as_an_index_array(rng):
+    """A torch tensor in a key went to NumPy as it was: not copied for the backward (an
+    in-place change of it after the forward moved the gradient to other rows), and
+    not counted as an index array beside integers (x[0, :, idx] transposed)."""
+    shape = tuple(int(d) for d in rng.integers(2, 5, size=3))
+    x, tx = pair(rng.normal(size=shape))
+    rows = torch.tensor(rng.integers(0, shape[0], size=4))
+    out, expected = x[rows], tx[rows.clone()]
+    rows[:] = torch.tensor(rng.integers(0, shape[0], size=4))  # reused for the next batch
+    r = rng.normal(size=out.shape)
+    (out * r).sum().backward()
+    (expected * torch.tensor(r)).sum().backward()
+    close(x.grad, tx.grad)
+    cols = torch.tensor(rng.choice(shape[2], size=shape[2], replace=False))
+    n = int(rng.integers(0, shape[0]))
+    close(x[n, :, cols].data, tx[n, :, cols])

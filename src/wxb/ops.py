@@ -550,6 +550,10 @@ def _index_key(key: object) -> object:
         return tuple(_index_key(k) for k in key)
     if isinstance(key, Tensor):
         key = key.data
+    elif hasattr(key, "__array__") and not isinstance(key, (np.ndarray, np.generic)):
+        # a torch tensor: its array, which the backward then copies as any index array's,
+        # and whose integers go first beside others as in PyTorch (_torch_order)
+        key = np.asarray(key)
     if isinstance(key, np.ndarray) and key.ndim == 0 and key.dtype.kind in "iu":
         return int(key)  # an integer, as PyTorch reads it (a view), not NumPy's fancy index
     if isinstance(key, list):  # [] picks nothing (as an empty float array it is refused)
