@@ -357,3 +357,35 @@ def test_a_torch_tensor_as_an_index_is_read_as_an_index_array(rng):
     cols = torch.tensor(rng.choice(shape[2], size=shape[2], replace=False))
     n = int(rng.integers(0, shape[0]))
     close(x[n, :, cols].data, tx[n, :, cols])
+
+
+@pytest.mark.parametrize(
+    ("kind", "op"),
+    [
+        ("torch", "*"),
+        ("torch", "/ on the left"),
+        ("torch", "@"),
+        ("pandas", "*"),
+        ("pandas", "/ on the left"),
+    ],
+)
+def test_another_librarys_array_changed_after_the_forward_leaves_the_gradient(rng, kind, op):
+    """A NumPy operand is copied where the graph keeps it; a torch tensor's or a pandas
+    Series' values were read through a view of their memory, so an in-place change of
+    them after the forward (a reused buffer) changed the gradient without a word."""
+    n = int(rng.integers(2, 5))
+    shape = (n, n) if op == "@" else (n,)
+    c = rng.uniform(0.5, 2.0, size=shape)
+    given = torch.tensor(c.copy()) if kind == "torch" else pytest.importorskip("pandas").Series(c)
+    x, tx = pair(rng.uniform(0.5, 2.0, size=shape))
+    ours = {"*": lambda a, b: a * b, "/ on the left": lambda a, b: ops.div(b, a), "@": ops.matmul}
+    theirs = {"*": lambda a, b: a * b, "/ on the left": lambda a, b: b / a, "@": torch.matmul}
+    out, expected = ours[op](x, given), theirs[op](tx, torch.tensor(c))
+    if kind == "torch":
+        given.mul_(10.0)
+    else:
+        given.iloc[0] = 1e3
+    r = rng.normal(size=out.shape)
+    (out * r).sum().backward()
+    (expected * torch.tensor(r)).sum().backward()
+    close(x.grad, tx.grad)

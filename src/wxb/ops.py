@@ -211,17 +211,18 @@ def astype(a: Tensor, dtype: object) -> Tensor:
 
 
 def _kept(operand: Tensor, given: object, other: Tensor) -> Tensor:
-    """A NumPy array operand as the backward will read it: a copy where the graph keeps
-    it, so that the caller's ``arr *= 10`` after the forward cannot change the gradient
-    unseen (no version counter follows a plain array; PyTorch refuses x * ndarray)."""
-    if (
-        isinstance(given, np.ndarray)
-        and other.requires_grad
-        and is_grad_enabled()
-        and np.may_share_memory(operand.data, given)
-    ):
-        return Tensor(operand.data.copy())
-    return operand
+    """An array operand as the backward will read it: a copy where the graph keeps it, so
+    that the caller's ``arr *= 10`` after the forward cannot change the gradient unseen
+    (no version counter follows a plain array; PyTorch refuses x * ndarray). Another
+    library's array (a torch tensor, a pandas Series) is read through a view of its
+    memory, which is copied too."""
+    if operand is given or not (other.requires_grad and is_grad_enabled()):
+        return operand  # (a tensor is an input of the graph, counted by its version)
+    if isinstance(given, np.ndarray):
+        shared = np.may_share_memory(operand.data, given)
+    else:  # a number or list was cast into an array of its own: nothing else holds it
+        shared = not operand.data.flags.owndata
+    return Tensor(operand.data.copy()) if shared else operand
 
 
 def add(a: object, b: object) -> Tensor:
