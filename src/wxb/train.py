@@ -1011,7 +1011,17 @@ class _Saver:
         # best are often last_good (the same dict) too.
         # The arrays themselves, not copies: they are written out before training goes on.
         arrays = {f"model.{k}": p.data for k, p in model.named_parameters()}
-        arrays.update({f"model.{k}": a for k, a in model.named_buffers()})
+        # the buffers state_dict() gives, which the restore loads strictly: persistent ones
+        # only (a non-persistent one is "unexpected"), a shared module's under each of its
+        # names (named_buffers gives one: the other is "missing")
+        arrays.update(
+            {
+                f"model.{path}.{k}" if path else f"model.{k}": a
+                for path, module in model.named_modules(remove_duplicate=False)
+                for k, a in module._buffers.items()
+                if module._persistent(k)
+            }
+        )
         last_good = "model" if loop.step == 0 else "stored"
         if last_good == "stored":
             arrays.update({f"last_good.{k}": v for k, v in loop.last_good.items()})
