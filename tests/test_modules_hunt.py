@@ -8,7 +8,18 @@ import pytest
 
 import wxb
 from wxb.checkpoint import CheckpointWarning
-from wxb.nn import Dense, Module, Sequential, Standardize, Tanh
+from wxb.errors import ConfigError
+from wxb.nn import (
+    Dense,
+    LeakyReLU,
+    LogSoftmax,
+    Module,
+    ReLU,
+    Sequential,
+    Softmax,
+    Standardize,
+    Tanh,
+)
 
 
 class Scaled(Module):
@@ -50,3 +61,31 @@ def test_a_run_with_buffers_not_in_one_place_resumes_as_the_uninterrupted_run(rn
     assert history.epochs == 4
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
         np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+class SoftmaxOverTheBatch(Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.softmax = Softmax(0)  # PyTorch's nn.Softmax(0): over the batch axis
+
+    def forward(self, x):
+        return self.softmax(x)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ReLU(True),  # PyTorch's inplace
+        lambda: LeakyReLU(0.2, True),
+        lambda: Softmax(1),  # PyTorch's dim
+        lambda: LogSoftmax(-1),
+        lambda: SoftmaxOverTheBatch(),
+    ],
+)
+def test_pytorchs_positional_activation_arguments_are_refused_not_taken_as_a_name(make):
+    """The first positional argument of ReLU, Softmax, LogSoftmax (LeakyReLU's second)
+    is the layer's name in wxb: PyTorch's ReLU(True) or Softmax(1) built a layer named
+    True or 1 (a bare TypeError once in a Sequential), and in a module of one's own
+    Softmax(0) ran over the last axis where PyTorch's runs over the batch."""
+    with pytest.raises(ConfigError, match="the layer's name"):
+        Sequential(Dense(3, 3), make())

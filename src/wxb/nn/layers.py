@@ -135,6 +135,15 @@ class Activation(Module):
 
     def __init__(self, kernel: ops.ActivationKernel, name: str | None = None) -> None:
         super().__init__()
+        if name is not None and not isinstance(name, str):
+            # PyTorch's first argument (ReLU(True): inplace; Softmax(0): dim) taken as the
+            # name: Softmax(0) then ran over the last axis, not the batch, in a module of
+            # one's own; in a Sequential, Python's bare TypeError for an attribute name
+            raise ConfigError(
+                f"{type(self).__name__}: got {name!r} where it takes the layer's name (text); "
+                "PyTorch's arguments go by keyword here (Softmax(dim=1), "
+                "LeakyReLU(negative_slope=0.2)), and wxb's activations have no inplace"
+            )
         self.kernel = kernel
         self.name = name
 
