@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 
 import wxb
 from wxb.checkpoint import CheckpointWarning
@@ -20,6 +21,7 @@ from wxb.nn import (
     Standardize,
     Tanh,
 )
+from wxb.optim import SGD
 
 
 class Scaled(Module):
@@ -89,3 +91,31 @@ def test_pytorchs_positional_activation_arguments_are_refused_not_taken_as_a_nam
     Softmax(0) ran over the last axis where PyTorch's runs over the batch."""
     with pytest.raises(ConfigError, match="the layer's name"):
         Sequential(Dense(3, 3), make())
+
+
+def test_sgd_built_without_a_rate_steps_as_pytorchs_and_fits_sgd_keeps_its_own(rng):
+    """torch.optim.SGD(params, momentum=0.9) steps at its default rate 1e-3; wxb's SGD
+    defaulted to 0.01, ten times that, silently. fit(optimizer="sgd") and wxb train
+    keep their documented 0.01."""
+    n, c, rows = int(rng.integers(2, 6)), int(rng.integers(1, 4)), int(rng.integers(3, 9))
+    X, Y = rng.standard_normal((rows, n)), rng.standard_normal((rows, c))
+    model = Sequential(Dense(n, c, dtype="float64", seed=int(rng.integers(1 << 30))))
+    twin = torch.nn.Linear(n, c, dtype=torch.float64)
+    with torch.no_grad():
+        twin.weight.copy_(torch.from_numpy(model[0].weight.data))
+        twin.bias.copy_(torch.from_numpy(model[0].bias.data))
+    momentum = float(rng.uniform(0, 0.95))
+    opt = SGD(model.parameters(), momentum=momentum)
+    torch_opt = torch.optim.SGD(twin.parameters(), momentum=momentum)
+    assert opt.lr == torch_opt.defaults["lr"]
+    for _ in range(3):
+        opt.zero_grad()
+        torch_opt.zero_grad()
+        ((model(X) - wxb.Tensor(Y)) ** 2).mean().backward()
+        ((twin(torch.from_numpy(X)) - torch.from_numpy(Y)) ** 2).mean().backward()
+        opt.step()
+        torch_opt.step()
+    np.testing.assert_allclose(model[0].weight.data, twin.weight.detach().numpy(), atol=1e-12)
+    np.testing.assert_allclose(model[0].bias.data, twin.bias.detach().numpy(), atol=1e-12)
+    history = wxb.fit(model, X, Y, loss="mse", optimizer="sgd", epochs=1, verbose=False)
+    assert history["lr"] == [0.01]

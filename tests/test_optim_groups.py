@@ -298,7 +298,9 @@ def test_planned_step_and_hand_loop_agree_with_groups(rng):
 def test_fit_takes_a_grouped_optimiser_and_its_schedule_keeps_the_ratio(rng):
     model = Sequential(Dense(4, 6, dtype="float64"), Tanh(), Dense(6, 3, dtype="float64"))
     X, y = rng.normal(size=(24, 4)), rng.integers(0, 3, size=24)
-    opt = SGD([{"params": model[0].parameters(), "lr": 0.02}, {"params": model[2].parameters()}])
+    opt = SGD(
+        [{"params": model[0].parameters(), "lr": 0.02}, {"params": model[2].parameters()}], 0.01
+    )
     history = wxb.fit(
         model, X, y, optimizer=opt, epochs=4, batch_size=8, lr_schedule="step", verbose=False
     )

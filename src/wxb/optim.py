@@ -1093,7 +1093,7 @@ class SGD(Optimizer):
     def __init__(
         self,
         params: Iterable[Parameter] | Iterable[dict],
-        lr: float = 0.01,
+        lr: float = 1e-3,  # PyTorch's default (fit's and wxb train's "sgd": NAMED_LRS)
         momentum: float = 0.0,
         *,
         dampening: float = 0.0,
@@ -1374,6 +1374,9 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
     "rmsprop": RMSprop,
     "adagrad": Adagrad,
 }
+# The rate an optimiser named to fit or wxb train starts from without an lr, where it is
+# not the class's own (PyTorch's) default: SGD(params) is torch.optim.SGD's 1e-3.
+NAMED_LRS = {"sgd": 0.01}
 
 
 def get_optimizer(name: str | Optimizer, params: Iterable[Parameter], **options) -> Optimizer:
@@ -1386,6 +1389,8 @@ def get_optimizer(name: str | Optimizer, params: Iterable[Parameter], **options)
     unknown = [k for k, v in options.items() if v is not None and k not in takes]
     if unknown:  # a ConfigError naming it, not Python's TypeError from the constructor
         raise ConfigError(f"{name} has no option {unknown[0]!r} (it takes {', '.join(takes)})")
+    if options.get("lr") is None and name in NAMED_LRS:
+        options = {**options, "lr": NAMED_LRS[name]}
     return kind(params, **{k: v for k, v in options.items() if v is not None})
 
 
