@@ -119,3 +119,23 @@ def test_sgd_built_without_a_rate_steps_as_pytorchs_and_fits_sgd_keeps_its_own(r
     np.testing.assert_allclose(model[0].bias.data, twin.bias.detach().numpy(), atol=1e-12)
     history = wxb.fit(model, X, Y, loss="mse", optimizer="sgd", epochs=1, verbose=False)
     assert history["lr"] == [0.01]
+
+
+@pytest.mark.parametrize("vacated", [False, True], ids=["held", "set to None"])
+def test_a_module_assigned_to_a_parameters_name_is_refused_as_torch(rng, vacated):
+    """PyTorch refuses ``layer.weight = nn.Tanh()`` (TypeError: a Parameter or None
+    expected); wxb registered the module under that name and dropped the parameter from
+    the model (its optimiser, its state_dict) without a word."""
+    n, c = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+    layer, twin = Dense(n, c), torch.nn.Linear(n, c)
+    if vacated:
+        layer.bias, twin.bias = None, None
+    name = "bias" if vacated else "weight"
+    with pytest.raises(TypeError):
+        setattr(twin, name, torch.nn.Tanh())
+    before = [id(p) for p in layer.parameters()]
+    with pytest.raises(ConfigError, match=f"Dense.{name} is a parameter"):
+        setattr(layer, name, Tanh())
+    assert [id(p) for p in layer.parameters()] == before and not layer._modules
+    setattr(layer, name, None)  # None and a Parameter are still taken
+    setattr(layer, name, wxb.nn.Parameter(np.zeros((c, n) if name == "weight" else c)))

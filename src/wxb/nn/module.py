@@ -228,6 +228,13 @@ class Module:
         if "_parameters" not in self.__dict__:
             raise ConfigError(f"{type(self).__name__}.__init__ must call super().__init__() first")
         params, modules, buffers = self._parameters, self._modules, self._buffers
+        if isinstance(value, Module) and (
+            key in params or self._vacated_kind(key) == "parameter"
+        ):  # as PyTorch refuses it: the parameter would be dropped from the model unsaid
+            raise ConfigError(
+                f"{self.label}.{key} is a parameter: assign a wxb.nn.Parameter or None, not a "
+                f"{type(value).__name__}"
+            )
         if isinstance(value, (Parameter, Module)):
             # A name already held keeps its place, as in PyTorch: a Sequential's layer
             # replaced by assignment stays where it was in the order.
