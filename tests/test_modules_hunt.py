@@ -139,3 +139,18 @@ def test_a_module_assigned_to_a_parameters_name_is_refused_as_torch(rng, vacated
     assert [id(p) for p in layer.parameters()] == before and not layer._modules
     setattr(layer, name, None)  # None and a Parameter are still taken
     setattr(layer, name, wxb.nn.Parameter(np.zeros((c, n) if name == "weight" else c)))
+
+
+@pytest.mark.parametrize("name", ["info", "training", "name", "forward"])
+def test_a_buffer_over_an_attribute_is_refused_as_torch(rng, name):
+    """PyTorch refuses register_buffer on a name the module already has ("attribute
+    already exists"); wxb overwrote it: model.info became the array (fit then failed
+    on it), and register_buffer("training", np.zeros(1)) set the model to eval mode."""
+    model = Sequential(Dense(2, 2))
+    twin = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    twin.info = twin.name = None
+    with pytest.raises(KeyError):
+        twin.register_buffer(name, torch.zeros(1))
+    with pytest.raises(ConfigError, match=f"'{name}' is already an attribute"):
+        model.register_buffer(name, np.zeros(1))
+    assert model.training and isinstance(model.info, dict) and not model._buffers

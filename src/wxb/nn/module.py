@@ -321,6 +321,15 @@ class Module:
                 f"{self.label}.register_buffer: {key!r} is already a {kind} (PyTorch refuses "
                 "it too); delete it first, or choose another name"
             )
+        if (
+            key not in self._buffers
+            and self._vacated_kind(key) != "buffer"
+            and (key in vars(self) or hasattr(type(self), key))
+        ):  # as PyTorch: "info" or "training" would be overwritten by the array
+            raise ConfigError(
+                f"{self.label}.register_buffer: {key!r} is already an attribute of this "
+                "module (PyTorch refuses it too); delete it first, or choose another name"
+            )
         if array is not None and not isinstance(array, np.ndarray):
             raise ConfigError(
                 f"{self.label}.register_buffer({key!r}, …) takes a NumPy array; got a "
