@@ -83,6 +83,7 @@ class SoftmaxOverTheBatch(Module):
         lambda: LogSoftmax(-1),
         lambda: SoftmaxOverTheBatch(),
     ],
+    ids=["ReLU(True)", "LeakyReLU(0.2, True)", "Softmax(1)", "LogSoftmax(-1)", "Softmax(0)"],
 )
 def test_pytorchs_positional_activation_arguments_are_refused_not_taken_as_a_name(make):
     """The first positional argument of ReLU, Softmax, LogSoftmax (LeakyReLU's second)
