@@ -423,14 +423,24 @@ def read_csv(
         newlines_in_values=_quoted_line_breaks(sample, sep),
     )  # fmt: skip
     read = pcsv.ReadOptions(encoding=encoding, block_size=1 << 20)
+    spaces_checked, blanked = False, None
     while True:
         try:
             types = _first_look_types(stream, read, parse, null_values, decimal, reading, source)
-            break
         except _ReadAgain:
             stream = _rewound(stream, path, compression)
-    if read.skip_rows_after_names:  # the header is skipped, renamed: pyarrow counts empty
-        lines = sample.splitlines()  # lines before it
+            continue
+        if len(types) == 1 and not spaces_checked:
+            # one column: a line of spaces alone is a cell of spaces to pyarrow, a row too
+            # many (a gap) that shifted the rows after it; pandas skips it as blank
+            spaces_checked = True
+            blanked = _without_space_lines(stream, path, compression)
+            if blanked is not None:  # looked at again, the header from the file
+                stream, read.column_names, read.skip_rows_after_names = blanked, [], 0
+                continue
+        break
+    if read.skip_rows_after_names and blanked is None:  # the header is skipped, renamed:
+        lines = sample.splitlines()  # pyarrow counts empty lines before it (none in blanked)
         read.skip_rows = next((i for i, line in enumerate(lines) if line.lstrip("\ufeff")), 0)
     header = list(types)
     _refuse_duplicates(header, source)
@@ -516,7 +526,7 @@ def read_csv(
         raise DataError(f"{source}: has a header but no data rows")
     table = from_arrow(arrow, source, reading.every_column, decimal)
     table.unread = [name for name in header if name not in read_names]
-    table.line_of_row = _LineFinder(path, compression, encoding, comment, len(header) > 1)
+    table.line_of_row = _LineFinder(path, compression, encoding, comment, spaces_blank=True)
     table.decimal = decimal
     return check_values(table)
 
@@ -758,6 +768,24 @@ def _without_comments(path: Path, compression: str | None, comment: str) -> io.B
         # without a UTF-8 BOM (Excel's, Notepad's), which hid a first line's comment mark
         lines = stream.read().removeprefix(codecs.BOM_UTF8).splitlines(keepends=True)
     return io.BytesIO(b"".join(line for line in lines if not line.lstrip().startswith(marker)))
+
+
+def _without_space_lines(stream: Any, path: Path, compression: str | None) -> io.BytesIO | None:
+    """A one-column file without its lines of spaces or tabs alone, outside quoted cells
+    (pandas skips them as blank lines); None where it has none."""
+    if isinstance(stream, io.BytesIO):
+        raw = stream.getvalue()
+    else:
+        with _pyarrow().input_stream(str(path), compression) as whole:
+            raw = whole.read()
+    if not re.search(rb"(?m)^[ \t]+\r?$", raw):
+        return None
+    kept, quoted = [], False
+    for line in raw.splitlines(keepends=True):
+        if quoted or line.strip(b" \t\r\n"):
+            kept.append(line)
+        quoted ^= line.count(b'"') % 2 == 1  # a quoted cell's line break: still inside it
+    return io.BytesIO(b"".join(kept))
 
 
 class _LineFinder:
