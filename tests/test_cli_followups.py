@@ -4,6 +4,8 @@ Inputs are drawn fresh each run; expected values come from the data or from pand
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pandas as pd
 from cli_run import FAST, run
@@ -43,3 +45,28 @@ def test_a_line_of_spaces_in_a_one_column_file_is_blank(tmp_path, rng, capsys):
     (tmp_path / "bad.csv").write_text("\n".join(lines) + "\n")
     code, _, err = run(capsys, "predict", model, tmp_path / "bad.csv")
     assert code == 2 and f"line {bad + 1}, column 'x': 'oops'" in err, err
+
+
+def test_json_integers_past_int64_are_identifiers_kept_exactly(tmp_path, rng, capsys):
+    # {"id": 12345678901234567890}: pyarrow read such integers as floats, so neighbouring
+    # IDs became one number (as a feature, the same value; beside a prediction, the same ID)
+    n = 40
+    ids = [str(10**19 + int(v)) for v in rng.choice(10**6, n, replace=False)]
+    x = rng.normal(size=n).round(3)
+    rows = [
+        f'{{"id": {i}, "x": {v}, "y": "{"p" if v > 0 else "q"}"}}'
+        for i, v in zip(ids, x, strict=True)
+    ]
+    (tmp_path / "t.jsonl").write_text("\n".join(rows) + "\n")
+    expected = pd.read_json(tmp_path / "t.jsonl", lines=True, dtype={"id": "object"})
+    assert [str(v) for v in expected["id"]] == ids  # pandas keeps them whole
+    table = read_table(tmp_path / "t.jsonl")
+    assert table["id"].kind == "text" and table["id"].values.tolist() == ids
+    model = tmp_path / "m.safetensors"
+    code, _, err = run(capsys, "train", "--data", tmp_path / "t.jsonl", "--target", "y",
+                       "--id-column", "id", *FAST, "-o", model)  # fmt: skip
+    assert code == 0, err
+    code, out, err = run(capsys, "predict", model, tmp_path / "t.jsonl")
+    assert code == 0, err
+    written = pd.read_csv(io.StringIO(out), dtype=str)["id"]
+    assert written.tolist() == ids

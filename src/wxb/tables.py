@@ -1001,6 +1001,8 @@ def read_json_lines(path: Path, compression: str | None, reading: Reading | None
     try:
         with pa.input_stream(str(path), compression) as stream:
             arrow = pj.read_json(stream)
+        if _rounded_past_int64(arrow):  # read exactly: as text, a CSV's such codes are
+            arrow = _json_lines_by_python(path, compression, reading)
     except pa.ArrowInvalid:
         arrow = _json_lines_by_python(path, compression, reading)
     except OSError as exc:
@@ -1024,6 +1026,19 @@ def read_json_lines(path: Path, compression: str | None, reading: Reading | None
     table = from_arrow(arrow, str(path), reading)
     table.line_of_row = _JsonLineFinder(path, compression)
     return check_values(table)
+
+
+def _rounded_past_int64(arrow: Any) -> bool:
+    """Whether pyarrow read a column of whole numbers past int64 (a 20-digit ID) as
+    floats, which round neighbouring IDs into one number; Python's json reads them whole."""
+    pa = _pyarrow()
+    import pyarrow.compute as pc
+
+    for chunked in arrow.columns:
+        if pa.types.is_floating(chunked.type) and chunked.null_count < len(chunked):
+            if pc.any(pc.greater_equal(pc.abs(chunked), 2.0**63)).as_py():
+                return True  # (or floats that large: read again, as the same floats)
+    return False
 
 
 def _nested_message(source: str, name: str, line: int | None) -> str:
