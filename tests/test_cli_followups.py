@@ -70,3 +70,19 @@ def test_json_integers_past_int64_are_identifiers_kept_exactly(tmp_path, rng, ca
     assert code == 0, err
     written = pd.read_csv(io.StringIO(out), dtype=str)["id"]
     assert written.tolist() == ids
+
+
+def test_target_and_id_column_are_named_without_spaces_around(tmp_path, rng, capsys):
+    # a header's names are read stripped, and --features and --drop strip theirs, but
+    # --target ' label ' said "no column ' label '" (and --id-column ' id ' likewise)
+    n = 40
+    x = rng.normal(size=n).round(3)
+    frame = pd.DataFrame({" id ": rng.permutation(n) + 1000, " x ": x, " z": rng.normal(size=n),
+                          " label ": np.where(x > 0, "p", "q")})  # fmt: skip
+    model = _trained(capsys, tmp_path, frame, "--target", " label ", "--id-column", " id ",
+                     "--drop", " z ")  # fmt: skip
+    code, _, err = run(capsys, "eval", model, tmp_path / "t.csv", "--target", " label ")
+    assert code == 0, err
+    code, out, err = run(capsys, "predict", model, tmp_path / "t.csv")
+    assert code == 0, err
+    assert pd.read_csv(io.StringIO(out))["id"].tolist() == frame[" id "].tolist()

@@ -1510,6 +1510,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:  # said by the command's own parser: its --help lists the options
         command = parser.commands.get(getattr(args, "command", None) or "", parser)
         command.error(f"unrecognized arguments: {' '.join(unknown)}")
+    # Column names are read without the spaces around them, and --features and --drop
+    # take theirs so: --target ' label ' names the column 'label' too (not "no column")
+    if getattr(args, "target", None):
+        args.target = [name.strip() for name in args.target]
+    if getattr(args, "id_column", None):
+        args.id_column = args.id_column.strip()
     errors = sys.stderr  # kept: the ranks other than 0 silence sys.stderr while training
     wxb = "wxb:" if launched_rank() == 0 else f"wxb: rank {launched_rank()}:"
     try:
