@@ -5,6 +5,8 @@ Inputs are drawn fresh each run; expected values come from the data or from pand
 from __future__ import annotations
 
 import io
+import re
+import shlex
 
 import numpy as np
 import pandas as pd
@@ -86,3 +88,24 @@ def test_target_and_id_column_are_named_without_spaces_around(tmp_path, rng, cap
     code, out, err = run(capsys, "predict", model, tmp_path / "t.csv")
     assert code == 0, err
     assert pd.read_csv(io.StringIO(out))["id"].tolist() == frame[" id "].tolist()
+
+
+def test_a_column_name_in_a_suggested_option_is_quoted_for_the_shell(tmp_path, rng, capsys):
+    # Excel's trailing separator ('a,y,'): "drop it (--drop Unnamed: 2)", which a shell
+    # splits into --drop 'Unnamed:' and a stray '2'; likewise an identifier 'cust id'
+    n = 30
+    x = rng.normal(size=n).round(3)
+    rows = [f"{v},{i},{'p' if v > 0 else 'q'}," for v, i in zip(x, rng.permutation(n) + 500,
+                                                               strict=True)]  # fmt: skip
+    (tmp_path / "e.csv").write_text("x,cust id,y,\n" + "\n".join(rows) + "\n")
+    model = tmp_path / "m.safetensors"
+    code, _, err = run(capsys, "train", "--data", tmp_path / "e.csv", "--target", "y", *FAST,
+                       "-o", model)  # fmt: skip
+    assert code == 2 and err.count("error:") == 1, err  # (after the identifier's warning)
+    suggested = shlex.split(re.search(r"\(--drop (.*)\)", err).group(1))
+    assert suggested == ["Unnamed: 3"], err
+    code, _, err = run(capsys, "train", "--data", tmp_path / "e.csv", "--target", "y", *FAST,
+                       "-o", model, "--drop", *suggested)  # fmt: skip
+    assert code == 0, err
+    said = re.search(r"--id-column (.*) to carry it into predictions, or --drop (.*) to", err)
+    assert said and [shlex.split(w) for w in said.groups()] == [["cust id"]] * 2, err

@@ -36,6 +36,7 @@ from wxb.tables import (
     marked_cells,
     number_from_text,
     numeric_markers,
+    shell_word,
     text_as_numbers,
 )
 
@@ -110,8 +111,9 @@ def choose_features(
                 identifiers.append(name)
                 warnings.append(
                     f"column {name!r} looks like a row identifier ({why}); left out of the "
-                    f"features. Use it with --features, name it with --id-column {name} to "
-                    f"carry it into predictions, or --drop {name} to silence this"
+                    f"features. Use it with --features, name it with --id-column "
+                    f"{shell_word(name)} to carry it into predictions, or --drop "
+                    f"{shell_word(name)} to silence this"
                 )
                 continue
             chosen.append(name)
@@ -131,13 +133,15 @@ def choose_features(
             if example:
                 raise DataError(
                     f"{table.source}: column {name!r} holds dates (e.g. {example}); drop it "
-                    f"(--drop {name}) or turn it into numbers (e.g. days since a start) first"
+                    f"(--drop {shell_word(name)}) or turn it into numbers (e.g. days since a "
+                    "start) first"
                 )
         if column.kind == "date":
             example = next((str(v) for v in column.values if not np.isnat(v)), "")
             raise DataError(
-                f"{table.source}: column {name!r} holds dates (e.g. {example[:19]}); "
-                f"drop it (--drop {name}) or turn it into numbers (e.g. days since a start) first"
+                f"{table.source}: column {name!r} holds dates (e.g. {example[:19]}); drop it "
+                f"(--drop {shell_word(name)}) or turn it into numbers (e.g. days since a start) "
+                "first"
             )
         if column.kind == "text":
             count = len({v for v in column.values if v is not None})
@@ -471,7 +475,7 @@ def _fit_rule(table: Table, name: str, rows: np.ndarray | None) -> ColumnRule:
     if len(present) == 0:
         raise DataError(
             f"{table.source}: column {name!r} has no values in the training rows; "
-            f"drop it (--drop {name})"
+            f"drop it (--drop {shell_word(name)})"
         )
     gaps = bool(missing.any())
     if column.kind == "text":

@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import re
+import shlex
 import warnings
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -838,6 +839,12 @@ def _line_of_text(path, compression, encoding, text: str | None, comment) -> int
     return None
 
 
+def shell_word(name: str) -> str:
+    """A column name as one word of a command line, in an option a message suggests:
+    --drop 'Unnamed: 2' (unquoted, the shell splits it into 'Unnamed:' and a stray '2')."""
+    return shlex.quote(name)
+
+
 def _is_code(text: str) -> bool:
     """'02134', '007': digits with a leading zero are a code (a zip, an ID), not a number."""
     text = text.strip().lstrip("+-")
@@ -1045,7 +1052,7 @@ def _nested_message(source: str, name: str, line: int | None) -> str:
     where = f"{source}, line {line}" if line is not None else source
     return (
         f"{where}, column {name!r}: holds nested JSON (objects or lists); flatten it first "
-        f"(pandas.json_normalize), or drop it (--drop {name})"
+        f"(pandas.json_normalize), or drop it (--drop {shell_word(name)})"
     )
 
 
@@ -1563,13 +1570,13 @@ def _column_from_arrow(
     if pa.types.is_time(kind) or pa.types.is_duration(kind):
         what = "times of day" if pa.types.is_time(kind) else "durations"
         raise DataError(
-            f"{source}: column {name!r} holds {what}; drop it (--drop {name}) or turn it into "
-            "numbers (e.g. seconds) first"
+            f"{source}: column {name!r} holds {what}; drop it (--drop {shell_word(name)}) or turn "
+            "it into numbers (e.g. seconds) first"
         )
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):  # a CSV's bad bytes too
         raise DataError(
             f"{source}: column {name!r} holds bytes that are not utf-8 text; give the file's "
-            f"--encoding (e.g. latin-1), or drop it (--drop {name})"
+            f"--encoding (e.g. latin-1), or drop it (--drop {shell_word(name)})"
         )
     raise DataError(f"{source}: column {name!r} holds {kind} values, which wxb cannot use")
 
