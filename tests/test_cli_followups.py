@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import re
 import shlex
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -109,3 +110,23 @@ def test_a_column_name_in_a_suggested_option_is_quoted_for_the_shell(tmp_path, r
     assert code == 0, err
     said = re.search(r"--id-column (.*) to carry it into predictions, or --drop (.*) to", err)
     assert said and [shlex.split(w) for w in said.groups()] == [["cust id"]] * 2, err
+
+
+def test_targets_whose_spread_overflows_are_said_as_such(tmp_path, rng, capsys):
+    # targets near ±1e308: their mean overflowed (+inf meets -inf: NaN), NumPy printed
+    # RuntimeWarnings and the error said "y has nan at row 0", a NaN the file never held
+    n = 40
+    x = rng.normal(size=n).round(3)
+    size = rng.uniform(1.0, 1.7)
+    for scale, dtype, said in ((10.0**308, "float64", "float64"), (10.0**39, "float32", "float32")):
+        frame = pd.DataFrame({"x": x, "y": np.sign(x) * size * scale})
+        frame.to_csv(tmp_path / "r.csv", index=False)
+        model = tmp_path / "m.safetensors"
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)  # none may reach the user
+            code, _, err = run(capsys, "train", "--data", tmp_path / "r.csv", "--target", "y",
+                               "--task", "regression", "--dtype", dtype, *FAST,
+                               "-o", model)  # fmt: skip
+        assert code == 2 and len(err.splitlines()) == 1, err
+        assert "target 'y'" in err and f"overflows {said}" in err and "nan" not in err, err
+        assert not model.exists()

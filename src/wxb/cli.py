@@ -61,7 +61,6 @@ from wxb.nn import (
     Standardize,
     get_loss,
 )
-from wxb.nn.layers import standard_scale
 from wxb.nn.module import input_width, output_width
 from wxb.optim import OPTIMIZERS, SCHEDULES, get_optimizer
 from wxb.plots import PLOT_FILES, plot_history
@@ -87,6 +86,7 @@ from wxb.prepare import (
     prediction_table,
     probability_head,
     rounding_warnings,
+    scale_targets,
     scaled,
     training_table,
     unscale_output,
@@ -745,7 +745,8 @@ def _run_train(args: argparse.Namespace) -> None:
         n_rows, args.test_split, rng, stratify, what="--test-split"
     )
     if targets.task == "regression":  # statistics of the training part only
-        targets.mean, targets.scale = standard_scale(targets.y[train_rows])
+        names = getattr(data, "targets", ["y"])
+        scale_targets(targets, train_rows, names, data.source, dtype)
     fit_rows, val_rows = train_rows, None
     if args.val_split:
         kept, held = wdata.split_indices(

@@ -27,6 +27,7 @@ from wxb.columns import TableEncoder, boolean_spellings, choose_features, table_
 from wxb.errors import ConfigError, DataError
 from wxb.nn import Dense
 from wxb.nn.heads import head_index, model_task, probability_head
+from wxb.nn.layers import standard_scale
 from wxb.nn.losses import REGRESSION_LOSSES
 from wxb.nn.module import input_width
 from wxb.nn.sequential import layers_in_order
@@ -298,6 +299,32 @@ def numeric_targets(y: np.ndarray, dataset: wdata.Dataset) -> np.ndarray:
             )
         numbers[row] = number
     return numbers
+
+
+def scale_targets(
+    targets: Targets, rows: np.ndarray, names: Sequence[str], source: str, dtype: object
+) -> None:
+    """A regression's target statistics, from the training ``rows`` (standard_scale);
+    refused, naming the column, where they overflow float64 (targets near ±1e308, or a
+    spread past 1e154: training divided by them, and every target became NaN), or the
+    model's ``dtype`` (float32: the output layer folds them in, and predicted inf)."""
+    targets.mean, targets.scale = standard_scale(targets.y[rows])
+    limit = np.finfo(np.dtype(dtype)).max
+    fits = np.isfinite(targets.mean) & np.isfinite(targets.scale)
+    bad = np.flatnonzero(~fits | (np.abs(targets.mean) > limit) | (targets.scale > limit))
+    if len(bad):
+        j = int(bad[0])
+        column = targets.y[rows] if targets.y.ndim == 1 else targets.y[rows, j]
+        name = names[j] if j < len(names) else str(j)
+        largest = float(np.max(np.abs(column)))
+        what, fix = (
+            ("float64", "") if not fits[j] else (np.dtype(dtype).name, " or --dtype float64")
+        )
+        raise DataError(
+            f"{source}: target {name!r}: its values (up to {largest:.3g} in size) are too "
+            f"large to standardize: their mean or spread overflows {what}; rescale the "
+            f"column (e.g. divide it by a power of ten){fix}"
+        )
 
 
 def scaled(targets: Targets, y: np.ndarray) -> np.ndarray:

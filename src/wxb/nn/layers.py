@@ -366,9 +366,11 @@ def standard_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     while its standard deviation may be rounding noise that would blow it up.
     """
     values = np.asarray(X, dtype=np.float64)
-    with np.errstate(over="ignore"):  # a variance past float64: inf, refused by Standardize
+    # a variance past float64: inf, refused by Standardize; a sum past it too (values near
+    # ±1e308): inf, or NaN where +inf meets -inf; said by the callers, not as RuntimeWarnings
+    with np.errstate(over="ignore", invalid="ignore"):
         mean, scale = values.mean(axis=0), values.std(axis=0)
-    scale[(np.ptp(values, axis=0) == 0) | (scale == 0)] = 1
+        scale[(np.ptp(values, axis=0) == 0) | (scale == 0)] = 1
     return mean, scale
 
 
