@@ -11,6 +11,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import pytest
 from cli_run import FAST, run
 
 from wxb.tables import read_table
@@ -130,3 +131,34 @@ def test_targets_whose_spread_overflows_are_said_as_such(tmp_path, rng, capsys):
         assert code == 2 and len(err.splitlines()) == 1, err
         assert "target 'y'" in err and f"overflows {said}" in err and "nan" not in err, err
         assert not model.exists()
+
+
+def _decimal_commas(x):
+    return [f"{v:.2f}".replace(".", ",") for v in x]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet", ".feather"])
+def test_the_decimal_option_is_advised_for_csv_files_alone(tmp_path, rng, capsys, suffix):
+    # '0,13' as text in a JSON or Parquet file: the message advised --decimal , which
+    # reads CSV files only (the run then failed the same way)
+    n = 60
+    x = rng.normal(size=n)
+    labels = np.where(x > 0, "p", "q")
+    few = np.zeros(n, dtype=bool)
+    few[rng.choice(n, 2, replace=False)] = True  # a few cells written so: refused
+    some = np.where(few, _decimal_commas(x), x.round(2).astype(str))
+    for cells, refused in ((_decimal_commas(x), False), (some, True)):
+        frame = pd.DataFrame({"x": cells, "y": labels})
+        path = tmp_path / f"t{suffix}"
+        if suffix == ".jsonl":
+            frame.to_json(path, orient="records", lines=True)
+        else:
+            getattr(frame, f"to_{suffix[1:]}")(path)
+        code, _, err = run(capsys, "train", "--data", path, "--target", "y", *FAST,
+                           "-o", tmp_path / "m.safetensors")  # fmt: skip
+        assert code == (2 if refused else 0), err
+        assert "column 'x'" in err and "decimal" in err and "--decimal ," not in err, err
+        frame.to_csv(tmp_path / "t.csv", index=False)  # a CSV's: --decimal , is the advice
+        code, _, err = run(capsys, "train", "--data", tmp_path / "t.csv", "--target", "y", *FAST,
+                           "-o", tmp_path / "m.safetensors")  # fmt: skip
+        assert code == (2 if refused else 0) and "--decimal ," in err, err

@@ -79,6 +79,7 @@ class Table:
     default_targets: list[str] = field(default_factory=list)  # an NPZ's y array
     positional: bool = False  # columns named x0, x1, … by wxb (an array): order is all
     decimal: str = "."  # the CSV's decimal mark: what text of numbers means in it
+    csv: bool = False  # read from a CSV file: --decimal applies to it (not JSON, Parquet)
     unread: list[str] = field(default_factory=list)  # the file's columns left unread
 
     def __repr__(self) -> str:  # the columns' names and kinds, not every cell
@@ -123,7 +124,7 @@ class Table:
 
         return Table(
             columns, self.source, len(rows), lines, self.default_targets, self.positional,
-            self.decimal, self.unread,
+            self.decimal, self.csv, self.unread,
         )  # fmt: skip
 
     def row_names(self, rows: np.ndarray, limit: int = 3) -> str:
@@ -528,7 +529,7 @@ def read_csv(
     table = from_arrow(arrow, source, reading.every_column, decimal)
     table.unread = [name for name in header if name not in read_names]
     table.line_of_row = _LineFinder(path, compression, encoding, comment, spaces_blank=True)
-    table.decimal = decimal
+    table.decimal, table.csv = decimal, True
     return check_values(table)
 
 
@@ -929,6 +930,13 @@ def text_as_numbers(column: Column, table: Table) -> tuple[Column, str]:
         return Column(column.name, "number", numbers), ""
     share = 1 - len(bad) / len(present)
     word = column.values[bad[0]]
+    # --decimal reads a CSV's cells alone: a JSON or Parquet file's text stays text
+    decimal_hint = (
+        "if ',' is the file's decimal mark, give --decimal ,"
+        if table.csv
+        else "write such numbers with a decimal point, or as numbers, in the file (--decimal "
+        "reads CSV files only)"
+    )
 
     # Numbers written so make most of the cells that are not numbers: said as such, beyond
     # the few a typo makes (refused below), not as words to add to --na-values ('1,200'
@@ -939,20 +947,18 @@ def text_as_numbers(column: Column, table: Table) -> tuple[Column, str]:
     grouped = [i for i in bad if _GROUPED.fullmatch(column.values[i].strip())]
     if most(grouped):
         word = column.values[grouped[0]]
-        comma_mark = not comma and _COMMA_DECIMAL.fullmatch(word.strip())
+        comma_mark = table.csv and not comma and _COMMA_DECIMAL.fullmatch(word.strip())
         return column, (
             f"column {column.name!r} is read as text: its cells are numbers written with "
             f"thousands separators (e.g. {word!r}); remove the separators "
-            "for it to be read as numbers"
-            + (" (or, if ',' is the file's decimal mark, give --decimal ,)" * bool(comma_mark))
+            "for it to be read as numbers" + (f" (or, {decimal_hint})" * bool(comma_mark))
         )
     # '0,13' in a '.' file: said, as thousands separators are, not one-hot encoded in silence
     commas = [column.values[i] for i in bad if _COMMA_DECIMAL.fullmatch(column.values[i].strip())]
     if not comma and most(commas):
         return column, (
             f"column {column.name!r} is read as text: its cells are numbers written with a "
-            f"decimal comma (e.g. {commas[0]!r}); if ',' is the file's decimal mark, give "
-            "--decimal ,"
+            f"decimal comma (e.g. {commas[0]!r}); {decimal_hint}"
         )
     # '$12.50', '45%', '1.234,50 €': numbers with a sign, likewise said
     signed = [column.values[i] for i in bad if _signed_number(column.values[i], table.decimal)]
@@ -969,7 +975,7 @@ def text_as_numbers(column: Column, table: Table) -> tuple[Column, str]:
                 "remove the separators"
             )
         elif not comma and _COMMA_DECIMAL.fullmatch(word.strip()):
-            mark = "; if ',' is the file's decimal mark, give --decimal ,"
+            mark = f"; {decimal_hint}"
         else:
             mark = f"; if it marks a missing value, add --na-values {word!r}"
         raise DataError(
@@ -978,7 +984,7 @@ def text_as_numbers(column: Column, table: Table) -> tuple[Column, str]:
         )
     if share >= 0.5:
         advice = (
-            "if ',' is the file's decimal mark, give --decimal ,"
+            decimal_hint
             if not comma and _COMMA_DECIMAL.fullmatch(word.strip())
             else f"if they mean missing, add --na-values {word!r}"
         )
