@@ -162,3 +162,19 @@ def test_the_decimal_option_is_advised_for_csv_files_alone(tmp_path, rng, capsys
         code, _, err = run(capsys, "train", "--data", tmp_path / "t.csv", "--target", "y", *FAST,
                            "-o", tmp_path / "m.safetensors")  # fmt: skip
         assert code == (2 if refused else 0) and "--decimal ," in err, err
+
+
+def test_a_few_thousands_separators_are_said_as_such(tmp_path, rng, capsys):
+    # one '1,200' among 850s: refused with only "if ',' is the decimal mark, give --decimal ,"
+    n = 60
+    income = rng.integers(100, 999, n).astype(float) + rng.integers(0, 100, n) / 100
+    row = int(rng.integers(0, n))
+    big = int(rng.integers(1000, 99999))
+    cells = [f"{big:,}" if i == row else f"{v:.2f}" for i, v in enumerate(income)]
+    frame = pd.DataFrame({"income": cells, "y": rng.choice(["a", "b"], n)})
+    frame.to_csv(tmp_path / "i.csv", index=False)
+    code, _, err = run(capsys, "train", "--data", tmp_path / "i.csv", "--target", "y", *FAST,
+                       "-o", tmp_path / "m.safetensors")  # fmt: skip
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert f"line {row + 2}, column 'income': '{big:,}'" in err, err
+    assert "thousands separator" in err and "--decimal" not in err, err  # 850.25 beside it

@@ -974,6 +974,12 @@ def text_as_numbers(column: Column, table: Table) -> tuple[Column, str]:
                 "; the file's decimal mark is ',', so a '.' in it is a thousands separator: "
                 "remove the separators"
             )
+        elif _GROUPED.fullmatch(word.strip()):  # '1,200' beside 850: a thousands separator
+            points = not comma and any("." in v for v in column.values if v is not None)
+            alternative = table.csv and not comma and not points and "," in word
+            mark = "; it is written with a thousands separator: remove the separators" + (
+                f" (or, {decimal_hint})" * alternative
+            )
         elif not comma and _COMMA_DECIMAL.fullmatch(word.strip()):
             mark = f"; {decimal_hint}"
         else:
