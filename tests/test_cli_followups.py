@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from cli_run import FAST, run
 
+import wxb
 from wxb.tables import read_table
 
 
@@ -178,3 +179,35 @@ def test_a_few_thousands_separators_are_said_as_such(tmp_path, rng, capsys):
     assert code == 2 and len(err.splitlines()) == 1, err
     assert f"line {row + 2}, column 'income': '{big:,}'" in err, err
     assert "thousands separator" in err and "--decimal" not in err, err  # 850.25 beside it
+
+
+@pytest.mark.parametrize("order", ["shuffled", "sorted_with_repeats"])
+def test_whole_float_identifiers_are_flagged_as_integer_ones_are(tmp_path, rng, capsys, order):
+    # pandas writes an ID column with a gap as 5004.0, 5041.0, …: used as a feature in
+    # silence, where the same column written 5004, 5041 was left out with a warning.
+    # Continuous floats are unique per row too: never flagged (nor floats past 2**52,
+    # which are all whole)
+    n = int(rng.integers(40, 120))
+    x = rng.normal(size=n).round(3)
+    if order == "shuffled":
+        cust = rng.choice(np.arange(5000, 5000 + 50 * n), n, replace=False)
+    else:
+        cust = np.sort(rng.integers(5000, 5000 + n, n))
+        cust[:2] = cust[0]  # a repeat: ordered, not unique
+    frame = pd.DataFrame({"cust": cust.astype(float), "x": x, "score": rng.normal(size=n),
+                          "big": rng.normal(size=n) * 1e20,
+                          "y": np.where(x > 0, "p", "q")})  # fmt: skip
+    frame.loc[int(rng.integers(0, n)), "cust"] = np.nan  # the gap that made pandas write floats
+    model = tmp_path / "m.safetensors"
+    said = {}
+    for written in ("float", "Int64"):
+        frame.astype({"cust": written}).to_csv(tmp_path / "t.csv", index=False)
+        if written == "float":
+            assert re.search(r"^\d+\.0,", (tmp_path / "t.csv").read_text(), re.M)  # 5004.0
+        code, _, err = run(capsys, "train", "--data", tmp_path / "t.csv", "--target", "y",
+                           *FAST, "-o", model)  # fmt: skip
+        assert code == 0, err
+        said[written] = [line for line in err.splitlines() if "row identifier" in line]
+        assert len(said[written]) == 1 and "'cust'" in said[written][0], err
+        assert wxb.load(model).info["feature_names"] == ["x", "score", "big"], err
+    assert said["float"] == said["Int64"]

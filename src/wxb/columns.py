@@ -155,7 +155,8 @@ def choose_features(
 
 def looks_like_id(column: Column, n_rows: int) -> str:
     """Why ``column`` looks like a row identifier, or ''. Float columns are unique per
-    row too and are never flagged. A few missing cells do not hide an identifier."""
+    row too and are never flagged, unless every value is whole (``_whole_floats``). A few
+    missing cells do not hide an identifier."""
     missing = column.missing
     present = column.values[~missing]
     if len(present) < 10 or len(present) < 0.9 * n_rows:
@@ -164,7 +165,9 @@ def looks_like_id(column: Column, n_rows: int) -> str:
         return "text unique per row" if len(set(present)) == len(present) else ""
     if column.kind != "number":
         return ""
-    if not column.integer:  # (20-digit codes are read as text: text unique per row above)
+    # (20-digit codes are read as text: text unique per row above.) Whole floats are
+    # integers too: pandas writes an ID column with a gap as 5004.0, 5041.0, …
+    if not column.integer and not _whole_floats(present):
         return ""
     distinct = len(np.unique(present))
     if distinct == len(present):
@@ -173,6 +176,15 @@ def looks_like_id(column: Column, n_rows: int) -> str:
     if distinct >= 10 and bool((steps >= 0).all() or (steps <= 0).all()):
         return "whole numbers in order"
     return ""
+
+
+def _whole_floats(values: np.ndarray) -> bool:
+    """Whether float ``values`` are all whole numbers their type holds exactly apart: below
+    2**52 (float32: 2**23), past which every float is whole, a measurement's too."""
+    if values.dtype.kind != "f" or not len(values):
+        return False
+    limit = 2.0 ** np.finfo(values.dtype).nmant
+    return bool((np.abs(values) < limit).all() and (np.floor(values) == values).all())
 
 
 # ---------------------------------------------------------------------------------
