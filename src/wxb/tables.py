@@ -772,22 +772,40 @@ def _without_comments(path: Path, compression: str | None, comment: str) -> io.B
     return io.BytesIO(b"".join(line for line in lines if not line.lstrip().startswith(marker)))
 
 
+_SPACE_LINE = re.compile(rb"(?m)^[ \t]+\r?$")  # a line of spaces or tabs alone
+
+
 def _without_space_lines(stream: Any, path: Path, compression: str | None) -> io.BytesIO | None:
     """A one-column file without its lines of spaces or tabs alone, outside quoted cells
-    (pandas skips them as blank lines); None where it has none."""
+    (pandas skips them as blank lines); None where it has none (looked for a block at a
+    time: a file without them is not held whole)."""
     if isinstance(stream, io.BytesIO):
         raw = stream.getvalue()
+        if not _SPACE_LINE.search(raw):
+            return None
     else:
+        if not _has_space_line(path, compression):
+            return None
         with _pyarrow().input_stream(str(path), compression) as whole:
             raw = whole.read()
-    if not re.search(rb"(?m)^[ \t]+\r?$", raw):
-        return None
     kept, quoted = [], False
     for line in raw.splitlines(keepends=True):
         if quoted or line.strip(b" \t\r\n"):
             kept.append(line)
         quoted ^= line.count(b'"') % 2 == 1  # a quoted cell's line break: still inside it
     return io.BytesIO(b"".join(kept))
+
+
+def _has_space_line(path: Path, compression: str | None) -> bool:
+    tail = b""  # the last block's unfinished line
+    with _pyarrow().input_stream(str(path), compression) as handle:
+        while block := handle.read(1 << 20):
+            text = tail + block
+            cut = text.rfind(b"\n") + 1
+            if _SPACE_LINE.search(text, 0, cut):
+                return True
+            tail = text[cut:]
+    return bool(_SPACE_LINE.search(tail))
 
 
 class _LineFinder:
