@@ -149,7 +149,8 @@ def test_the_decimal_option_is_advised_for_csv_files_alone(tmp_path, rng, capsys
     few[rng.choice(n, 2, replace=False)] = True  # a few cells written so: refused
     some = np.where(few, _decimal_commas(x), x.round(2).astype(str))
     for cells, refused in ((_decimal_commas(x), False), (some, True)):
-        frame = pd.DataFrame({"x": cells, "y": labels})
+        # (z: a feature beside x, which may be text unique per row, left out as an ID)
+        frame = pd.DataFrame({"x": cells, "z": rng.normal(size=n), "y": labels})
         path = tmp_path / f"t{suffix}"
         if suffix == ".jsonl":
             frame.to_json(path, orient="records", lines=True)
