@@ -707,3 +707,35 @@ def test_a_full_disk_while_saving_the_model_keeps_the_old_file(
     assert out.read_bytes() == old, f"{msg}: the old model file changed"
     names = sorted(p.name for p in tmp_path.iterdir())
     assert not [n for n in names if n.endswith(".tmp")], f"{msg}: temporaries left: {names}"
+
+
+def test_a_stop_asked_before_fit_and_lost_stops_the_next_fit_at_once(rng):
+    """SIGTERM before training: wxb train's handler raises KeyboardInterrupt, but one raised
+    while numba compiles (C calling back into Python) is printed and dropped, and the run
+    trained on. The request is kept: the fit that begins next stops at once; forgotten,
+    a later fit runs as usual."""
+    from wxb.cli import _terminate_as_interrupt
+    from wxb.train import forget_stop_request
+
+    X, y = rng.normal(size=(20, 3)), rng.integers(0, 2, 20)
+    model = wxb.nn.Sequential(wxb.nn.Dense(3, 4), wxb.nn.ReLU(), wxb.nn.Dense(4, 2))
+    before = [p.data.copy() for p in model.parameters()]
+    try:
+        _terminate_as_interrupt(signal.SIGTERM, None)
+    except KeyboardInterrupt:
+        pass  # as a ctypes callback drops it
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            wxb.fit(model, X, y, epochs=3, verbose=0)
+        for p, b in zip(model.parameters(), before, strict=True):
+            np.testing.assert_array_equal(p.data, b)  # not one step taken
+        history = wxb.fit(model, X, y, epochs=2, verbose=0)  # the request was used once
+        assert len(history.history["loss"]) == 2
+    finally:
+        forget_stop_request()
+    try:
+        _terminate_as_interrupt(signal.SIGTERM, None)
+    except KeyboardInterrupt:
+        pass
+    forget_stop_request()  # what wxb train does as it ends
+    assert len(wxb.fit(model, X, y, epochs=1, verbose=0).history["loss"]) == 1

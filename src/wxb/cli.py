@@ -104,7 +104,7 @@ from wxb.tables import (
     read_table,
 )
 from wxb.tensor import Tensor
-from wxb.train import evaluate, fit, request_stop
+from wxb.train import evaluate, fit, forget_stop_request, request_stop
 
 DEFAULT_HIDDEN = "512"
 # what a regression's training figures measure: the network trains on (y − mean)/sd
@@ -677,6 +677,7 @@ def run_train(args: argparse.Namespace) -> None:
         try:
             return _run_train(args)
         finally:
+            forget_stop_request()  # a request this run did not reach: not the next one's
             if previous is not None:  # None: a handler not set from Python
                 signal.signal(signal.SIGTERM, previous)
     return _run_train(args)

@@ -909,6 +909,9 @@ class _Interrupts:
 
     def __enter__(self) -> _Interrupts:
         if threading.current_thread() is threading.main_thread():
+            if _PENDING:  # asked before this fit began, and the interrupt then was lost
+                _PENDING.clear()
+                raise KeyboardInterrupt
             _UNDER_WAY.append(self)
             if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
                 self.previous = signal.signal(signal.SIGINT, self._handle)
@@ -934,17 +937,30 @@ class _Interrupts:
 
 
 _UNDER_WAY: list[_Interrupts] = []  # the main thread's fits under way, innermost last
+# A request made while no fit was under way. The handler then raises KeyboardInterrupt,
+# but one raised while C code calls back into Python (numba compiling a kernel through
+# llvmlite) is printed and dropped: the next fit to begin stops at once instead.
+_PENDING: list[bool] = []
 
 
 def request_stop() -> bool:
     """Ask the fit under way in the main thread to stop as a first Ctrl-C does: after the
     current step, with a checkpoint where a folder is set (a second request stops at once).
     For a signal handler of the program's own, such as ``wxb train``'s for SIGTERM, which
-    must work where SIGINT is ignored. False when no fit is under way."""
+    must work where SIGINT is ignored. False when no fit is under way: the caller stops
+    at once (raises), and should that be lost, the next fit begun stops at once too,
+    until ``forget_stop_request()``."""
     if not _UNDER_WAY:
+        _PENDING[:] = [True]
         return False
     _UNDER_WAY[-1].request()
     return True
+
+
+def forget_stop_request() -> None:
+    """Drop a request made while no fit was under way (the program has stopped, or was
+    told to go on): a later fit in this process starts as usual."""
+    _PENDING.clear()
 
 
 def _stop(saver, loop, model, opt, schedule, history, epochs, steps) -> None:
