@@ -34,7 +34,7 @@ from typing import ClassVar, NamedTuple
 import numpy as np
 
 from wxb import kernels
-from wxb.errors import ConfigError
+from wxb.errors import ConfigError, TrainingError
 from wxb.nn.module import Module, Parameter, forget_gradients
 from wxb.tensor import Tensor, enable_grad
 from wxb.validation import torch_options
@@ -1563,6 +1563,12 @@ class LRSchedule:
             **{k: v for k, v in vars(self).items() if k not in skip and k[0] != "_"},
         }
 
+    def get_last_lr(self) -> list[float]:
+        """Each group's rate as this schedule last set it (its lr now where it set none),
+        as PyTorch's ``get_last_lr()``."""
+        groups = self.optimizer.param_groups
+        return [self._lrs_set.get(i, group["lr"]) for i, group in enumerate(groups)]
+
     def step(self) -> float:
         """Next epoch's rates; returns the first group's. A group whose lr was set by hand
         since the last step goes on from that rate, as PyTorch's chainable schedulers do:
@@ -1839,15 +1845,32 @@ SCHEDULES = {
 }
 
 
-def clip_grad_norm_(params: Parameter | Iterable[Parameter], max_norm: float) -> float:
-    """Scale all gradients in place so their joint L2 norm is at most max_norm.
+def clip_grad_norm_(
+    params: Parameter | Iterable[Parameter],
+    max_norm: float,
+    norm_type: float | str = 2.0,
+    error_if_nonfinite: bool = False,
+    foreach: bool | None = None,
+) -> np.float64:
+    """Scale all gradients in place so their joint norm is at most max_norm.
 
     Takes one Parameter or an iterable of them; those without a gradient are skipped.
-    Returns the norm before clipping (as ``torch.nn.utils.clip_grad_norm_``).
+    The norm is the p-norm of all the gradients' entries together (``norm_type``, 2 by
+    default; ``inf`` or ``"inf"``: the largest magnitude). Returns the norm before
+    clipping, as ``torch.nn.utils.clip_grad_norm_`` does, as a NumPy float (a float that
+    also has torch's ``.item()``); ``error_if_nonfinite`` refuses a NaN or infinite one.
+    ``foreach`` (an implementation choice of torch's) is taken and changes nothing.
     """
     max_norm = _number(max_norm, "clip_grad_norm_ max_norm")
     if not max_norm >= 0:
         raise ConfigError(f"clip_grad_norm_ max_norm must be ≥ 0; got {max_norm}")
+    if norm_type in ("inf", "Inf"):
+        norm_type = math.inf
+    norm_type = _number(norm_type, "clip_grad_norm_ norm_type")
+    if not norm_type > 0:
+        raise ConfigError(f"clip_grad_norm_ norm_type must be > 0 (or inf); got {norm_type}")
+    if foreach not in (None, True, False):
+        raise ConfigError(f"clip_grad_norm_ foreach must be True, False or None; got {foreach!r}")
     if isinstance(params, Tensor):
         params = [params]
     params = list(params)
@@ -1858,7 +1881,20 @@ def clip_grad_norm_(params: Parameter | Iterable[Parameter], max_norm: float) ->
             except ConfigError as exc:
                 raise ConfigError(f"clip_grad_norm_: {exc}") from None
     params = [p for p in params if p.grad is not None]
-    total = math.sqrt(sum(float(np.vdot(p.grad, p.grad)) for p in params))
+    if norm_type == 2:
+        total = math.sqrt(sum(float(np.vdot(p.grad, p.grad)) for p in params))
+    elif norm_type == math.inf:
+        total = max((float(np.max(np.abs(p.grad), initial=0)) for p in params), default=0.0)
+    else:
+        with np.errstate(over="ignore"):
+            powers = sum(float(np.sum(np.abs(np.asarray(p.grad, np.float64)) ** norm_type))
+                         for p in params)  # fmt: skip
+        total = powers ** (1 / norm_type)
+    if error_if_nonfinite and not math.isfinite(total):
+        raise TrainingError(
+            f"clip_grad_norm_: the gradients' norm is {total}; error_if_nonfinite=True "
+            "refuses to scale by it"
+        )
     factor = max_norm / (total + 1e-6)
     if not factor >= 1:  # (a NaN norm makes every gradient NaN, as PyTorch's does)
         for p in params:
@@ -1866,4 +1902,4 @@ def clip_grad_norm_(params: Parameter | Iterable[Parameter], max_norm: float) ->
                 p.grad *= factor  # in place, as PyTorch: the planned path's views stay put
             else:  # a NumPy scalar, list or whole numbers a user assigned by hand
                 p.grad = np.asarray(p.grad, dtype=p.dtype) * p.dtype.type(factor)
-    return total
+    return np.float64(total)

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Sequence
 from contextlib import ContextDecorator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +52,17 @@ class _GradSwitch(ContextDecorator):
 
     mode = True
 
-    def __init__(self) -> None:
+    def __new__(cls, func: Callable | None = None) -> Any:
+        switch = super().__new__(cls)
+        if func is None:
+            return switch
+        # @no_grad without parentheses, as torch takes it: the function, switched
+        if not callable(func):
+            raise TypeError(f"{cls.__name__}() takes no argument but a function to decorate")
+        switch.__init__()
+        return switch(func)
+
+    def __init__(self, func: Callable | None = None) -> None:
         self._previous: list[bool] = []  # one instance may be entered again inside itself
 
     def __enter__(self) -> None:
@@ -384,6 +395,13 @@ class Tensor:
         if self.data.size != 1:
             raise ShapeError(f"item() needs a tensor with one element; got shape {self.shape}")
         return float(self.data.item())
+
+    def __format__(self, spec: str) -> str:
+        """A 0-d tensor formats as its value (f"{loss:.4f}"), as torch's; another tensor
+        takes only the empty format."""
+        if self.ndim == 0:
+            return format(self.data.item(), spec)
+        return object.__format__(self, spec)
 
     def __float__(self) -> float:
         return self.item()

@@ -734,7 +734,8 @@ class Module:
         for name, (param, module, key) in slots.items():  # in the model's order, as PyTorch
             if name not in state:
                 continue
-            array = np.asarray(state[name])
+            value = state[name]  # a Tensor or Parameter too (dict(named_parameters())),
+            array = np.asarray(value.data if isinstance(value, Tensor) else value)  # as torch
             # (p.data = p.data * 2 leaves a 0-d scalar)
             target = np.asarray(param.data) if param is not None else module._buffers[key]
             if array.shape != target.shape:

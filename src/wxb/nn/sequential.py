@@ -93,7 +93,10 @@ class Sequential(Module):
                 while f"{kind}{counts[kind]}" in self._modules:
                     counts[kind] += 1
                 layer.name = f"{kind}{counts[kind]}"
-            if hasattr(type(self), layer.name):  # it would hide the method (model(X) ran it)
+            # it would hide the method (model(X) ran it), or the model's own attribute (a
+            # layer named 'info' replaced model.info, and fit then failed on it)
+            own = layer.name in vars(self) and layer.name not in self._modules
+            if hasattr(type(self), layer.name) or own:
                 raise ConfigError(
                     f"Sequential: item {index} is named {layer.name!r}, which is "
                     f"Sequential.{layer.name}; give the layer another name"
@@ -159,8 +162,13 @@ class Sequential(Module):
             while f"{kind}{count}" in self._modules:
                 count += 1
             layer.name = f"{kind}{count}"
-        if layer.name in self._modules or hasattr(type(self), layer.name):
+        if layer.name in self._modules:
             raise ConfigError(f"Sequential.{where}: a layer named {layer.name!r} is there already")
+        if hasattr(type(self), layer.name) or layer.name in vars(self):
+            raise ConfigError(
+                f"Sequential.{where}: a layer named {layer.name!r} would hide the model's own "
+                f"{layer.name!r}; give the layer another name"
+            )
         return layer.name
 
     def append(self, layer: Module) -> Sequential:
