@@ -98,3 +98,22 @@ def test_a_layer_may_not_hide_the_models_own_attributes():
             wxb.nn.Sequential(wxb.nn.Dense(3, 2, name=name))
         with pytest.raises(ConfigError, match="would hide the model's own"):
             wxb.nn.Sequential(wxb.nn.Dense(3, 2)).append(wxb.nn.ReLU(name=name))
+
+
+def test_functional_softmax_takes_dim_as_torchs(rng):
+    shape = tuple(int(n) for n in rng.integers(1, 5, size=int(rng.integers(1, 5))))
+    x = rng.normal(size=shape) * 3
+    F = wxb.nn.functional
+    for dim in range(-len(shape), len(shape)):
+        for ours, theirs in ((F.softmax, torch.softmax), (F.log_softmax, torch.log_softmax)):
+            got = ours(wxb.Tensor(x), dim=dim).data
+            np.testing.assert_allclose(
+                got, theirs(torch.tensor(x), dim).numpy(), rtol=1e-12, atol=1e-15
+            )
+    if len(shape) <= 2:  # a vector or a (B, C) batch: the last axis, as torch's implicit dim
+        np.testing.assert_allclose(
+            F.softmax(wxb.Tensor(x)).data, torch.softmax(torch.tensor(x), -1).numpy(), rtol=1e-12
+        )
+    else:  # torch's implicit choice is dim 0 there: the axis must be said
+        with pytest.raises(ConfigError, match="needs dim="):
+            F.softmax(wxb.Tensor(x))

@@ -905,12 +905,32 @@ def softplus(z: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     return activation(as_tensor(z), Softplus(beta, threshold))
 
 
-def softmax(z: Tensor) -> Tensor:
-    return activation(as_tensor(z), Softmax())
+def softmax(z: Tensor, dim: int | None = None) -> Tensor:
+    """Softmax over ``dim`` (torch's ``F.softmax(z, dim)``); without one, over the last
+    axis of a vector or a (B, C) batch. A tensor of more dimensions needs ``dim``: torch's
+    implicit choice for it is dim 0 (deprecated), where wxb's would be the last."""
+    z = as_tensor(z)
+    if dim is not None:
+        return softmax_along(z, dim)
+    _implicit_dim(z, "softmax")
+    return activation(z, Softmax())
 
 
-def log_softmax(z: Tensor) -> Tensor:
-    return activation(as_tensor(z), LogSoftmax())
+def log_softmax(z: Tensor, dim: int | None = None) -> Tensor:
+    """Log-softmax over ``dim``, as ``softmax``."""
+    z = as_tensor(z)
+    if dim is not None:
+        return log_softmax_along(z, dim)
+    _implicit_dim(z, "log_softmax")
+    return activation(z, LogSoftmax())
+
+
+def _implicit_dim(z: Tensor, name: str) -> None:
+    if z.ndim > 2:
+        raise ConfigError(
+            f"{name} of a tensor of {z.ndim} dimensions needs dim= (torch's implicit choice "
+            "there is dim 0, deprecated; wxb's would be the last): give the axis"
+        )
 
 
 def _is_number(value: object) -> bool:
@@ -2002,8 +2022,8 @@ def softmax_along(a: Tensor, dim: object) -> Tensor:
     """Softmax over ``dim`` (``t.softmax(dim)``): the kernel runs over the last axis."""
     axis = _axis(dim, a.ndim, "softmax")
     if axis == max(a.ndim, 1) - 1:
-        return softmax(a)
-    return swap_axes(softmax(swap_axes(a, axis, -1)), axis, -1)
+        return activation(a, Softmax())
+    return swap_axes(activation(swap_axes(a, axis, -1), Softmax()), axis, -1)
 
 
 def log_softmax_along(a: Tensor, dim: object) -> Tensor:
@@ -2011,8 +2031,8 @@ def log_softmax_along(a: Tensor, dim: object) -> Tensor:
     axis, as softmax_along's."""
     axis = _axis(dim, a.ndim, "log_softmax")
     if axis == max(a.ndim, 1) - 1:
-        return log_softmax(a)
-    return swap_axes(log_softmax(swap_axes(a, axis, -1)), axis, -1)
+        return activation(a, LogSoftmax())
+    return swap_axes(activation(swap_axes(a, axis, -1), LogSoftmax()), axis, -1)
 
 
 def _shape_of_flatten(shape: tuple[int, ...], start: object, end: object) -> tuple[int, ...]:
