@@ -184,6 +184,71 @@ def test_fit_trains_as_pytorchs_loop(rng, planned):
     assert 0 <= history.history["accuracy"][0] <= 1
 
 
+@pytest.mark.parametrize("planned", [True, False], ids=["planned", "layer_by_layer"])
+def test_a_batch_of_ignored_rows_only_trains_on_as_pytorchs_loop(rng, planned):
+    """A batch whose rows are all of the ignored class (padding at the end of a file):
+    PyTorch's loss is NaN there with no gradient, and its loop goes on. fit took the NaN
+    for a loss that diverged and stopped with TrainingError. The epoch's loss is the
+    weighted mean over every row, as PyTorch's loss of all the rows at once."""
+    rows, features, classes, batch = 48, 4, 3, 12
+    X = rng.normal(size=(rows, features))
+    ignored = int(rng.integers(0, classes))
+    y = rng.integers(0, classes, rows)
+    y[rng.random(rows) < 0.2] = ignored
+    y[:batch] = ignored  # the first batch: nothing to learn from
+    y[batch] = (ignored + 1) % classes  # (and some row that counts)
+    options = {"weight": rng.uniform(0.2, 2.0, classes), "ignore_index": ignored}
+    a, b = nn.Dense(features, 8).to("float64"), nn.Dense(8, classes).to("float64")
+    model = nn.Sequential(a, nn.ReLU(), b) if planned else _OwnForward(a, b)
+    theirs = torch.nn.Sequential(
+        torch.nn.Linear(features, 8), torch.nn.ReLU(), torch.nn.Linear(8, classes)
+    ).double()
+    with torch.no_grad():
+        for mine, their in zip(
+            [a.weight, a.bias, b.weight, b.bias], theirs.parameters(), strict=True
+        ):
+            their.copy_(torch.tensor(mine.data))
+    loss = torch.nn.CrossEntropyLoss(**_torch_options(options))
+    summed = torch.nn.CrossEntropyLoss(**_torch_options(options), reduction="sum")
+    opt = torch.optim.Adam(theirs.parameters(), lr=0.01)
+    total = 0.0
+    for start in range(0, rows, batch):
+        opt.zero_grad()
+        out = theirs(torch.tensor(X[start : start + batch]))
+        target = torch.tensor(y[start : start + batch])
+        loss(out, target).backward()  # NaN on the first batch, its gradient 0
+        total += summed(out, target).item()
+        opt.step()
+    history = wxb.fit(
+        model, X, y, loss=nn.CrossEntropyLoss(**options), optimizer="adam", lr=0.01,
+        epochs=1, batch_size=batch, shuffle=False, verbose=0,
+    )  # fmt: skip
+    for mine, their in zip([a.weight, a.bias, b.weight, b.bias], theirs.parameters(), strict=True):
+        np.testing.assert_allclose(mine.data, their.detach().numpy(), rtol=1e-9, atol=1e-12)
+    kept = y != ignored
+    weight_sum = options["weight"][y[kept]].sum()
+    assert history.history["loss"][0] == pytest.approx(total / weight_sum, rel=1e-9)
+
+
+def test_evaluate_in_batches_is_pytorchs_loss_of_every_row(rng):
+    """Class weights and ignored rows give each batch's mean its own divisor: evaluate's
+    figure over several batches is still PyTorch's loss over all the rows at once (it
+    was the batch means weighted by their row counts, and NaN where a batch held only
+    ignored rows)."""
+    rows, features, classes = int(rng.integers(20, 60)), 3, 4
+    X, y = rng.normal(size=(rows, features)), rng.integers(0, classes, rows)
+    ignored = int(rng.integers(0, classes))
+    y[rng.random(rows) < 0.3] = ignored
+    y[:5] = ignored  # a batch of 5 rows that all count for nothing
+    y[5] = (ignored + 1) % classes
+    options = {"weight": rng.uniform(0.1, 3.0, classes), "ignore_index": ignored}
+    model = nn.Sequential(nn.Dense(features, classes)).to("float64")
+    figures = wxb.evaluate(model, X, y, nn.CrossEntropyLoss(**options), batch_size=5)
+    loss = torch.nn.CrossEntropyLoss(**_torch_options(options))
+    expected = loss(torch.tensor(model(X).data), torch.tensor(y)).item()
+    assert figures["loss"] == pytest.approx(expected, rel=1e-9)
+
+
 def test_options_set_later_change_the_loss_as_in_pytorch(rng):
     z, y = rng.normal(size=(6, 3)), rng.integers(0, 3, 6)
     weight = rng.uniform(0.1, 3.0, 3)

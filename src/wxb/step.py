@@ -23,7 +23,7 @@ from wxb import ops
 from wxb.distributed import GradientSum
 from wxb.errors import ConfigError
 from wxb.nn.layers import Dense
-from wxb.nn.losses import Loss, batch_loss, computes_its_own, one_number
+from wxb.nn.losses import Loss, batch_loss, computes_its_own, counts_no_row, one_number
 from wxb.nn.module import Module, structure_version
 from wxb.nn.plan import StackPlan, unplannable_reason
 from wxb.nn.sequential import Sequential, plan_key, same_plan_key
@@ -78,7 +78,7 @@ class GraphStep(_Update):
         self.output = output.data  # before the update: fit's running accuracy reads it
         value = one_number(self.loss, self.loss(output, y))
         number = value.item()  # ((1,) or (1, 1) too, as PyTorch's backward takes them)
-        if self.reducer is None and not math.isfinite(number):
+        if self.reducer is None and not math.isfinite(number) and not counts_no_row(self.loss, y):
             return number
         value.backward()
         return self._update(number, self.output, y)
@@ -181,7 +181,7 @@ class PlannedStep(_Update):
         y = ops.loss_target(y, x, self.loss.kernel)  # as the loss reads it on the graph path
         value = self.loss.kernel.value_and_grad(x, y, grad)
         reducer = self.reducer
-        if reducer is None and not math.isfinite(value):
+        if reducer is None and not math.isfinite(value) and not counts_no_row(self.loss, y):
             return value
         if reducer is not None:
             if reducer.scale != 1.0:

@@ -45,7 +45,9 @@ from wxb.nn.losses import (
     Loss,
     NLLLoss,
     computes_its_own,
+    counts_no_row,
     get_loss,
+    mean_weight,
     one_number,
     stock_loss,
 )
@@ -279,11 +281,11 @@ def _evaluate(
             if yb.dtype == np.float64 and kind is not None:  # figures against exact targets
                 out = out.astype(np.float64, copy=False)
             value = one_number(loss, loss(Tensor(out), yb))
-            total += _batch_total(loss, value.item(), len(xb))
+            total += _batch_total(loss, value.item(), len(xb), yb)
             correct += _correct(kind, out, yb, _ignored_label(loss))
     if ranks is not None:
         total, correct = ranks.sum_numbers(total, correct, what="the validation sums")
-    figures = {"loss": _epoch_figure(loss, total, count)}
+    figures = {"loss": _epoch_figure(loss, total, count, y)}
     if kind in (CrossEntropyLoss, BCEWithLogitsLoss):
         figures["accuracy"] = _share(correct, _scored_rows(loss, y))
     return figures
@@ -296,13 +298,29 @@ def _figure_dtype(loss: Loss, dtype: Any) -> Any:
     return np.float64 if stock_loss(loss) is not None else dtype
 
 
-def _batch_total(loss: Loss, value: float, rows: int) -> float:
-    return value if loss.reduction == "sum" else value * rows
+def _batch_total(loss: Loss, value: float, rows: int, y: np.ndarray | None = None) -> float:
+    if loss.reduction == "sum":
+        return value
+    weight = mean_weight(loss, y)
+    if weight is None:
+        return value * rows
+    # A cross-entropy's mean over class weights or rows kept: its sum is value·Σw. A batch
+    # whose rows are all ignored is NaN by PyTorch's rule, with no gradient: it adds
+    # nothing (it was taken for a loss that diverged, and ended fit).
+    return 0.0 if counts_no_row(loss, y) else value * weight
 
 
-def _epoch_figure(loss: Loss, total: float, rows: int) -> float:
-    """An epoch's loss as the loss reduces: the mean over its samples, or the sum."""
-    return total if loss.reduction == "sum" else total / rows
+def _epoch_figure(loss: Loss, total: float, rows: int, y: np.ndarray | None = None) -> float:
+    """An epoch's loss as the loss reduces: the mean over its samples, or the sum; a
+    cross-entropy's with class weights or ignored rows over Σw of all of ``y``, as
+    PyTorch's loss of every row at once (each batch's mean has its own divisor)."""
+    if loss.reduction == "sum":
+        return total
+    weight = mean_weight(loss, y)
+    if weight is None:
+        return total / rows
+    with np.errstate(divide="ignore", invalid="ignore"):  # every row ignored: NaN, as PyTorch
+        return float(np.float64(total) / weight)
 
 
 def _whole(value: object, what: str, minimum: int = 1) -> int:
@@ -807,7 +825,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
                 ) from None
             if not whole:  # Ctrl-C: stop after this step
                 _stop(saver, loop, model, opt, schedule, history, epochs, steps_per_epoch)
-            figures: dict[str, float] = {"loss": _epoch_figure(loss_fn, loop.total, n)}
+            figures: dict[str, float] = {"loss": _epoch_figure(loss_fn, loop.total, n, y_arr)}
             if kind in (CrossEntropyLoss, BCEWithLogitsLoss):
                 figures["accuracy"] = _share(loop.correct, _scored_rows(loss_fn, y_arr))
             if X_val is not None:
@@ -1447,9 +1465,10 @@ def _train_epoch(step, loss_fn, X, y, loop: _Loop, x_batch, y_batch, after_step,
             value = step(xb, yb) if len(rows) else step.contribute_nothing()
             if by_row is not None:
                 by_row.stop()
-            if not math.isfinite(value):
+            total = _batch_total(loss_fn, value, batch_rows, yb)
+            if not math.isfinite(total):  # (a batch of rows all ignored is 0, not NaN)
                 raise _Diverged(loop.step + 1, value)
-            loop.total += _batch_total(loss_fn, value, batch_rows)
+            loop.total += total
             if reducer is not None:  # the global batch's, summed with its loss
                 loop.correct += reducer.correct
             else:  # running, as Keras reports

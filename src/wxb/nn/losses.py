@@ -358,6 +358,39 @@ def stock_loss(loss: Loss) -> type[Loss] | None:
     return next((kind for kind in LOSSES.values() if isinstance(loss, kind)), None)
 
 
+def mean_weight(loss: Loss, y: object) -> float | None:
+    """Σᵢ w_yᵢ over the rows not ignored, the divisor of a cross-entropy's mean over class
+    indices with class weights or rows ignored (PyTorch's); None where the mean is over
+    the rows (no such option, none ignored, or probabilities as targets)."""
+    if loss.reduction != "mean" or stock_loss(loss) is not CrossEntropyLoss:
+        return None
+    y = np.asarray(y.data if isinstance(y, Tensor) else y)
+    kernel = getattr(loss, "kernel", None)
+    if y.ndim != 1 or not isinstance(kernel, ops.CrossEntropyKernel):
+        return None
+    weight, kept = kernel.weight, y != kernel.ignore_index
+    if weight is None:  # none ignored: over the rows (a distributed rank's y is its share)
+        return None if kept.all() else float(kept.sum())
+    return float(np.asarray(weight, np.float64)[np.where(kept, y, 0).astype(np.intp)][kept].sum())
+
+
+def counts_no_row(loss: Loss, y: object) -> bool:
+    """Whether every row of the batch is of a cross-entropy's ignore_index: PyTorch's mean
+    is NaN (0/0) then and its gradient 0, and its loop's step still runs (Adam's moments
+    decay, momentum moves on): not a loss that diverged. (Class weights of 0 give NaN
+    gradients, in PyTorch too: that one is.)"""
+    if loss.reduction != "mean" or stock_loss(loss) is not CrossEntropyLoss:
+        return False
+    y = np.asarray(y.data if isinstance(y, Tensor) else y)
+    kernel = getattr(loss, "kernel", None)
+    return (
+        y.ndim == 1
+        and y.size > 0
+        and isinstance(kernel, ops.CrossEntropyKernel)
+        and bool((y == kernel.ignore_index).all())
+    )
+
+
 def one_number(loss: Loss, value: object) -> Tensor:
     """The loss's value for a batch, refused in one line when a loss of one's own gives
     anything but a Tensor of one number (fit and evaluate add them up per batch)."""
