@@ -381,3 +381,28 @@ def test_pos_weight_keeps_a_confident_right_answers_small_loss(rng):
     loss = nn.BCEWithLogitsLoss(pos_weight=rng.uniform(0.5, 4, 2), reduction="none")
     expected = np.log1p(np.exp(z.astype(np.float64)))
     np.testing.assert_allclose(loss(wxb.Tensor(z), y).data, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_explain_states_the_weighted_bce_it_computes(rng, reduction):
+    """explain of a BCEWithLogitsLoss with weight and pos_weight: its loss and δ lines
+    state the weighted equation, and the numbers shown are that equation's (the plain
+    BCE's equation stood beside the weighted numbers)."""
+    rows, features, labels = 5, 3, int(rng.integers(2, 4))
+    X = rng.normal(size=(rows, features))
+    y = (rng.random((rows, labels)) < 0.4) * 1.0
+    w, p = rng.uniform(0.2, 2.0, labels), rng.uniform(0.2, 5.0, labels)
+    model = nn.Sequential(nn.Dense(features, 4), nn.ELU(), nn.Dense(4, labels)).to("float64")
+    loss = nn.BCEWithLogitsLoss(weight=w, pos_weight=p, reduction=reduction)
+    steps = {s.name: s for s in wxb.explain(model, X, y, loss, sample_rows=None).steps}
+    z = model(X).data
+    softplus = np.logaddexp(0, z)  # softplus(z); softplus(−z) = softplus(z) − z
+    terms = w * (p * y * (softplus - z) + (1 - y) * softplus)
+    scale = 1 / z.size if reduction == "mean" else 1.0
+    sigma = 1 / (1 + np.exp(-z))
+    delta = w * ((1 + (p - 1) * y) * sigma - p * y) * scale
+    mean_or_sum = "mean of" if reduction == "mean" else "sum of"
+    assert steps["loss"].equation.startswith(f"L = {mean_or_sum} w·[p·y·softplus(−z)")
+    assert steps["loss"].value == pytest.approx(terms.sum() * scale, rel=1e-12)
+    assert "w ⊙ ((1 + (p − 1)·Y) ⊙ σ(Z⁽²⁾) − p·Y)" in steps["dense2.delta"].equation
+    np.testing.assert_allclose(steps["dense2.delta"].value, delta.T, rtol=1e-10, atol=1e-15)

@@ -801,6 +801,15 @@ _CLASS_OPTION_EQUATIONS: dict[str, tuple[str, str, str]] = {
     ),
 }
 
+# BCEWithLogitsLoss with PyTorch's weight w and pos_weight p: the plain equation above
+# would name numbers that are not the ones shown (−log σ(z) = softplus(−z))
+_BCE_OPTION_EQUATIONS = (
+    "L = mean of w·[p·y·softplus(−z) + (1 − y)·softplus(z)]",
+    r"\mathcal{L} = \mathrm{mean}\,w\,[p\,y\,\mathrm{softplus}(-z)"
+    r" + (1 - y)\,\mathrm{softplus}(z)]",
+    "w ⊙ ((1 + (p − 1)·Y) ⊙ σ(Z) − p·Y)/(B·C)",
+)
+
 
 def _class_options_used(kernel: object, target: np.ndarray) -> bool:
     """Whether a cross-entropy's weight, label smoothing or ignore_index changes its sum."""
@@ -843,6 +852,11 @@ def _backward_sections(
         if getattr(loss_fn, "reduction", "mean") == "mean":
             probabilities_given = target.ndim == 2 and target.shape[1] > 1
             defined += "; W = B" if probabilities_given else "; W = Σ of w_yᵢ over the rows counted"
+    if kernel == "bce_with_logits" and (
+        loss_fn.kernel.weight is not None or loss_fn.kernel.pos_weight is not None
+    ):
+        text, latex, output_grad = _BCE_OPTION_EQUATIONS
+        defined = "; w = weight, p = pos_weight (1 where unset), broadcast over the outputs"
     reduction = getattr(loss_fn, "reduction", "mean")
     if reduction == "sum":  # no 1/B anywhere
         text = text.replace("(1/B)·", "").replace("(1/W)·", "").replace("mean of", "sum of")
