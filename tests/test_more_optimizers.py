@@ -161,3 +161,32 @@ def test_adagrad_starts_each_group_from_its_own_sum(rng):
     )  # fmt: skip
     for index, start in enumerate([values[0]] * 2 + [values[1]] * 2):
         np.testing.assert_allclose(opt.sum[index], start, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_state_reset_starts_again_as_pytorchs(rng, kind):
+    """``optimizer.state = defaultdict(dict)``, PyTorch's reset: the steps after it are
+    PyTorch's. Adagrad's Σ restarts at initial_accumulator_value, as PyTorch's lazily
+    made sum does (it restarted at 0, so the next steps were larger)."""
+    import collections
+
+    ours_kind, their_kind, draw = KINDS[kind]
+    options = draw(rng)
+    if kind == "adagrad":
+        options["initial_accumulator_value"] = float(rng.uniform(0.1, 2.0))
+    (ours,), (theirs,) = (group[:1] for group in _twins(rng))
+    opt, their_opt = (
+        ours_kind(ours.parameters(), **options),
+        their_kind(theirs.parameters(), **options),
+    )
+    for step in range(8):
+        if step == 4:
+            opt.state = collections.defaultdict(dict)
+            their_opt.state = collections.defaultdict(dict)
+        for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
+            g = rng.normal(size=p.shape)
+            p.grad, q.grad = g.copy(), torch.tensor(g)
+        opt.step()
+        their_opt.step()
+    for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
+        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-11, atol=1e-13)

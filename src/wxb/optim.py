@@ -1347,6 +1347,13 @@ class Adagrad(Optimizer):
         super().add_param_group(group)
         self._start_sums(start)
 
+    @Optimizer.state.setter
+    def state(self, value: object) -> None:
+        """PyTorch's reset (``optimizer.state = defaultdict(dict)``): Σ starts again at
+        the initial value, as PyTorch's lazily made ``sum`` does (it was left at 0)."""
+        Optimizer.state.fset(self, value)
+        self._start_sums(0)
+
     def _start_sums(self, start: int) -> None:
         """Σ of the parameters from ``start`` on at their group's initial value."""
         for group, (first, stop) in zip(self.param_groups, self._bounds, strict=True):
