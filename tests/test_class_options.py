@@ -406,3 +406,20 @@ def test_explain_states_the_weighted_bce_it_computes(rng, reduction):
     assert steps["loss"].value == pytest.approx(terms.sum() * scale, rel=1e-12)
     assert "w ⊙ ((1 + (p − 1)·Y) ⊙ σ(Z⁽²⁾) − p·Y)" in steps["dense2.delta"].equation
     np.testing.assert_allclose(steps["dense2.delta"].value, delta.T, rtol=1e-10, atol=1e-15)
+
+
+def test_explain_takes_rows_of_the_ignore_index_as_fit_does(rng):
+    """PyTorch's padding label -100 (or any ignore_index outside 0..C−1) among the targets:
+    fit and evaluate take it, and explain refused it ('y holds the negative label -100').
+    Its loss is PyTorch's, over the rows kept."""
+    rows, classes = 6, 3
+    X, y = rng.normal(size=(rows, 4)), rng.integers(0, classes, rows)
+    ignored = int(rng.choice([-100, int(rng.integers(-50, 0)), classes + int(rng.integers(0, 5))]))
+    y[rng.permutation(rows)[: int(rng.integers(1, rows))]] = ignored
+    model = nn.Sequential(nn.Dense(4, 5), nn.SiLU(), nn.Dense(5, classes)).to("float64")
+    loss = nn.CrossEntropyLoss(ignore_index=ignored)
+    steps = {s.name: s for s in wxb.explain(model, X, y, loss, sample_rows=None).steps}
+    expected = torch.nn.CrossEntropyLoss(ignore_index=ignored)(
+        torch.tensor(model(X).data), torch.tensor(y)
+    )
+    assert steps["loss"].value == pytest.approx(expected.item(), rel=1e-12)

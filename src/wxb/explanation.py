@@ -741,7 +741,9 @@ def _loss_and_target(
         loss = "cross_entropy" if outputs > 1 and integer else "mse"
     loss_fn = get_loss(loss)
     if stock_loss(loss_fn) is CrossEntropyLoss and target.ndim == 1:
-        return loss_fn, as_class_indices(target, outputs)
+        # rows of its ignore_index (PyTorch's -100 padding) pass, as fit takes them
+        ignored = getattr(loss_fn.kernel, "ignore_index", None)
+        return loss_fn, as_class_indices(target, outputs, "y", ignored)
     if computes_its_own(loss_fn):
         return loss_fn, as_own_loss_targets(target, output.dtype, outputs)
     return loss_fn, as_targets(target, output.dtype, outputs)
