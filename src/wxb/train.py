@@ -1465,10 +1465,10 @@ def _train_epoch(step, loss_fn, X, y, loop: _Loop, x_batch, y_batch, after_step,
             value = step(xb, yb) if len(rows) else step.contribute_nothing()
             if by_row is not None:
                 by_row.stop()
-            total = _batch_total(loss_fn, value, batch_rows, yb)
-            if not math.isfinite(total):  # (a batch of rows all ignored is 0, not NaN)
+            # (a batch whose rows are all ignored is NaN by PyTorch's rule, not diverged)
+            if not math.isfinite(value) and not counts_no_row(loss_fn, yb):
                 raise _Diverged(loop.step + 1, value)
-            loop.total += total
+            loop.total += _batch_total(loss_fn, value, batch_rows, yb)
             if reducer is not None:  # the global batch's, summed with its loss
                 loop.correct += reducer.correct
             else:  # running, as Keras reports
