@@ -423,3 +423,42 @@ def test_explain_takes_rows_of_the_ignore_index_as_fit_does(rng):
         torch.tensor(model(X).data), torch.tensor(y)
     )
     assert steps["loss"].value == pytest.approx(expected.item(), rel=1e-12)
+
+
+@pytest.mark.parametrize("nll", [False, True], ids=["cross_entropy", "nll"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_masked_classes_at_minus_infinity_are_pytorchs(rng, nll, reduction):
+    """Logits of −inf (classes masked out), or log-probabilities of −inf (a probability
+    of 0), in columns a row's class does not pick, and in rows ignored: PyTorch's loss
+    picks y's column alone and skips the rows ignored, so it stays finite. With a weight
+    or an ignore_index, wxb multiplied the 0s of its target rows by −inf: NaN."""
+    rows, classes = int(rng.integers(4, 12)), int(rng.integers(3, 6))
+    y = rng.integers(0, classes, rows)
+    options = {"weight": rng.uniform(0.1, 3.0, classes)} if rng.random() < 0.5 else {}
+    # (NLLLoss with a weight alone picks y's column alone: its NaN came from rows ignored)
+    ignored = int(rng.integers(0, classes)) if nll or not options or rng.random() < 0.5 else None
+    if ignored is not None:
+        options["ignore_index"] = ignored
+        y[rng.permutation(rows)[: rows // 2]] = ignored
+        y[0] = (ignored + 1) % classes  # a row that counts
+    z = rng.normal(size=(rows, classes)) * 3
+    if nll:
+        z -= np.log(np.exp(z).sum(axis=1, keepdims=True))
+    masked = rng.random((rows, classes)) < 0.5
+    masked[:, 0] |= y == ignored  # an ignored row's column 0 too (wxb picked it there)
+    kept = np.flatnonzero(y != ignored)
+    masked[kept, y[kept]] = False  # never a kept row's own class
+    masked[np.arange(rows), np.where(y == ignored, classes - 1, y)] = False  # (a finite one)
+    z[masked] = -np.inf
+    ours_loss = (nn.NLLLoss if nll else nn.CrossEntropyLoss)(**options, reduction=reduction)
+    their_loss = (torch.nn.NLLLoss if nll else torch.nn.CrossEntropyLoss)(
+        **_torch_options(options), reduction=reduction
+    )
+    ours = wxb.Tensor(z, requires_grad=True)
+    theirs = torch.tensor(z, requires_grad=True)
+    value, expected = ours_loss(ours, y), their_loss(theirs, torch.tensor(y))
+    g = rng.normal(size=value.shape)
+    (value * wxb.Tensor(g)).sum().backward()
+    (expected * torch.tensor(g)).sum().backward()
+    np.testing.assert_allclose(value.data, expected.detach().numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), rtol=1e-12, atol=1e-14)

@@ -1198,7 +1198,7 @@ class CrossEntropyKernel:
     def value_and_grad(self, output, target, grad_out):
         weighted = self._weighted_targets(output, target)
         if weighted is not None:
-            return self._weighted_value_and_grad(output, *weighted, grad_out)
+            return self._weighted_value_and_grad(output, *weighted, grad_out, target.ndim == 1)
         scale = _batch_scale(self, output.shape[0])
         if target.ndim == 1:  # δ⁽ᴸ⁾ = softmax(Z) − Y, over the batch size for the mean
             return scale * kernels.cross_entropy_indices(
@@ -1207,12 +1207,14 @@ class CrossEntropyKernel:
         return scale * self._probabilities(output, target, _workspace(output, grad_out), scale)
 
     @staticmethod
-    def _probabilities(output, target, grad, scale) -> float:
+    def _probabilities(output, target, grad, scale, indices: bool = False) -> float:
         """Σᵢ −Σ_c yᵢc log softmax(zᵢ)_c, unscaled; δ = ((Σ_c y_c)·softmax(Z) − Y)·scale
-        into ``grad``."""
+        into ``grad``. ``indices``: Y was made from class indices, and a class it leaves
+        out (a 0) adds nothing, even where its logit is −inf (a masked class), as
+        PyTorch's picks y's column alone; 0·(−inf) made the loss NaN."""
         # Work on z − z_max, so the loss rounds at its own scale, not the logits'.
         shifted = np.subtract(output, output.max(axis=1, keepdims=True), out=grad)
-        picked = dot64(target, shifted)
+        picked = dot64(target, np.where(target != 0, shifted, 0) if indices else shifted)
         exps = np.exp(shifted, out=shifted)
         sums = exps.sum(axis=1, keepdims=True, dtype=np.float64)  # float64: log s ≈ 0 stays exact
         log_sums = np.log(sums)
@@ -1264,19 +1266,20 @@ class CrossEntropyKernel:
         ignored = target == index
         return ignored if ignored.any() else None
 
-    def _weighted_value_and_grad(self, output, smoothed, divisor, ignored, grad_out):
+    def _weighted_value_and_grad(self, output, smoothed, divisor, ignored, grad_out, indices):
         if self.reduction == "none":
             raise per_sample_refused(self.name)
         scale = 1.0 if self.reduction == "sum" else _ratio(1.0, divisor)
         grad = _workspace(output, grad_out)
         with np.errstate(invalid="ignore"):  # 0·inf over a zero weight sum: PyTorch's NaN
-            value = self._probabilities(output, smoothed, grad, scale)
+            value = self._probabilities(output, smoothed, grad, scale, indices)
         if ignored is not None:  # PyTorch's: an ignored row gets no gradient, even over 0
             grad[ignored] = 0
         return value if self.reduction == "sum" else _ratio(value, divisor)
 
     def per_sample(self, output, target):  # −Σ_c yᵢc log softmax(zᵢ)_c and its ∇zᵢ
         weighted = self._weighted_targets(output, target)
+        indices = weighted is not None and target.ndim == 1
         if weighted is not None:
             target = weighted[0]  # the rows ignored hold 0s: no loss, no gradient
         shifted = output - output.max(axis=1, keepdims=True)
@@ -1289,7 +1292,9 @@ class CrossEntropyKernel:
             softmax[picked] -= 1
         else:  # probabilities (Σ_c y_c, 1 for them): Σ_c y_c·log s − Σ_c y_c (z_c − z_max)
             mass = target.sum(axis=1, keepdims=True, dtype=np.float64)
-            values = mass[:, 0] * log_sums[:, 0] - _row_sums64(target, shifted)
+            # (from class indices, a class left out adds nothing, even at z = −inf)
+            kept = np.where(target != 0, shifted, 0) if indices else shifted
+            values = mass[:, 0] * log_sums[:, 0] - _row_sums64(target, kept)
             softmax *= mass
             softmax -= target
         return values.astype(output.dtype), softmax.astype(output.dtype)
@@ -1336,7 +1341,7 @@ class NLLKernel(CrossEntropyKernel):
             raise per_sample_refused(self.name)
         weights, picked, kept, divisor = self._row_weights(output, target)
         rows = np.arange(len(output))
-        value = -float((weights * output[rows, picked]).sum(dtype=np.float64))
+        value = -float((weights * self._picked(output, picked, kept)).sum(dtype=np.float64))
         scale = 1.0 if self.reduction == "sum" else _ratio(1.0, divisor)
         grad = _workspace(output, grad_out)
         grad[...] = 0
@@ -1345,12 +1350,19 @@ class NLLKernel(CrossEntropyKernel):
         grad[~kept] = 0  # PyTorch's: an ignored row gets no gradient, even over 0
         return value if self.reduction == "sum" else _ratio(value, divisor)
 
+    @staticmethod
+    def _picked(output, picked, kept):
+        """aᵢ[yᵢ] of each row kept, 0 for a row ignored: PyTorch skips those rows, so
+        their column (−inf where a probability was 0) makes no 0·(−inf) NaN."""
+        values = output[np.arange(len(output)), picked]
+        return values if kept.all() else np.where(kept, values, 0)
+
     def per_sample(self, output, target):  # −w_yᵢ·aᵢ[yᵢ] and its ∇aᵢ = −w_yᵢ·e_yᵢ
-        weights, picked, _, _ = self._row_weights(output, target)
+        weights, picked, kept, _ = self._row_weights(output, target)
         rows = np.arange(len(output))
         grad = np.zeros_like(output)
         grad[rows, picked] = -weights
-        return (-weights * output[rows, picked]).astype(output.dtype), grad
+        return (-weights * self._picked(output, picked, kept)).astype(output.dtype), grad
 
     def target_grad(self, output, target):  # class indices: no gradient to give
         raise DataError(f"{self.name} loss: its targets are class indices, which have no gradient")
