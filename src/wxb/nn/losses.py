@@ -368,7 +368,10 @@ def mean_weight(loss: Loss, y: object) -> float | None:
     kernel = getattr(loss, "kernel", None)
     if y.ndim != 1 or not isinstance(kernel, ops.CrossEntropyKernel):
         return None
-    weight, kept = kernel.weight, y != kernel.ignore_index
+    weight, index = kernel.weight, kernel.ignore_index
+    if weight is None and index < 0 and y.size and y[y.argmin()] > index:
+        return None  # PyTorch's -100 and no row of it: one argmin, per batch of fit
+    kept = y != index
     if weight is None:  # none ignored: over the rows (a distributed rank's y is its share)
         return None if kept.all() else float(kept.sum())
     return float(np.asarray(weight, np.float64)[np.where(kept, y, 0).astype(np.intp)][kept].sum())
