@@ -301,6 +301,23 @@ def test_other_commands_refuse_to_run_under_mpiexec(tmp_path):
     assert "under mpiexec only wxb train runs" in done.stderr
 
 
+def test_wxb_train_class_weight_under_mpiexec_is_refused_in_the_commands_words(seeded, tmp_path):
+    """--class-weight balanced on classes under mpiexec: fit refuses a distributed
+    weighted mean, and its advice (reduction='sum') named an option the command does
+    not have; the command says what to do instead."""
+    rng = seeded.rng
+    table = tmp_path / "table.csv"
+    write_table(table, rng, int(rng.integers(60, 120)), int(rng.integers(2, 5)))
+    done = mpiexec([str(Path(sys.executable).with_name("wxb")), "train", "--data", str(table),
+                    "--target", "label", "--epochs", "1", "--hidden", "4", "--class-weight",
+                    "balanced", "-o", str(tmp_path / "model.safetensors")])  # fmt: skip
+    said = done.stdout + done.stderr
+    assert done.returncode != 0, seeded.msg(said)
+    assert "--class-weight balanced does not run under mpiexec" in done.stderr, seeded.msg(said)
+    assert "reduction=" not in said, seeded.msg(said)
+    assert not (tmp_path / "model.safetensors").exists()
+
+
 def long_case(rng: np.random.Generator, folder: Path) -> dict:
     """A run of several seconds on two ranks, checkpointed every few steps."""
     # float64 and a moderate rate: the resumed run is compared with an uninterrupted one

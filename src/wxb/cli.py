@@ -736,6 +736,14 @@ def _run_train(args: argparse.Namespace) -> None:
             f"--class-weight {args.class_weight} weighs classes; this is a regression "
             f"({targets.reason or targets.task})"
         )
+    if args.class_weight != "none" and ranks is not None and targets.loss == "cross_entropy":
+        # fit refuses a distributed weighted mean (each rank's has its own divisor) with
+        # advice (reduction='sum') the command line has no option for: said here instead
+        raise ConfigError(
+            f"--class-weight {args.class_weight} does not run under mpiexec: each rank's "
+            "weighted mean would have its own divisor; train in one process (without "
+            "mpiexec), or without --class-weight"
+        )
     n_rows = len(targets.y)
     stratify = targets.y if targets.task == "classification" and targets.y.ndim == 1 else None
     if targets.loss == "bce_with_logits":
