@@ -168,6 +168,18 @@ def test_fit_steps_the_plateau_on_the_validation_loss(rng):
     np.testing.assert_allclose(history.history["lr"], expected, rtol=1e-12)
 
 
+def test_fit_refuses_a_plateau_watching_for_a_rise(rng):
+    """A ported ReduceLROnPlateau(opt, mode='max') (PyTorch's loop stepped it on the
+    validation accuracy) given to fit, which steps it on val_loss: each better epoch
+    counted as a bad one and the rate was cut while the model improved, in silence."""
+    X, y = rng.normal(size=(32, 3)), rng.integers(0, 2, 32)
+    model = wxb.nn.Sequential(wxb.nn.Dense(3, 4), wxb.nn.ReLU(), wxb.nn.Dense(4, 2))
+    opt = wxb.optim.SGD(model.parameters(), lr=0.1)
+    schedule = wxb.optim.ReduceLROnPlateau(opt, mode="max", patience=int(rng.integers(0, 3)))
+    with pytest.raises(ConfigError, match="mode='min'"):
+        wxb.fit(model, X, y, optimizer=opt, lr_schedule=schedule, epochs=4, verbose=0)
+
+
 def test_plateau_refusals():
     opt = wxb.optim.SGD(wxb.nn.Dense(2, 2).parameters(), lr=0.1)
     for make, pattern in (

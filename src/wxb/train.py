@@ -1490,6 +1490,14 @@ def _make_schedule(
             "lr_schedule was built on another optimiser than the one fit trains with; build "
             "it on that optimiser (and pass the optimiser as optimizer=)"
         )
+    if isinstance(schedule, ReduceLROnPlateau) and schedule.mode == "max":
+        # fit steps it on a loss, which falls as training improves: in mode 'max' (a
+        # ported step(val_accuracy)) every better epoch counted as a bad one, and the
+        # rate was cut while the model improved, without a word
+        raise ConfigError(
+            "fit steps a ReduceLROnPlateau on the loss (val_loss, else loss), which falls "
+            "as the model improves: make it with mode='min'"
+        )
     if schedule is None or isinstance(schedule, LRSchedule):
         return schedule
     if schedule == "step":
