@@ -117,3 +117,35 @@ def test_functional_softmax_takes_dim_as_torchs(rng):
     else:  # torch's implicit choice is dim 0 there: the axis must be said
         with pytest.raises(ConfigError, match="needs dim="):
             F.softmax(wxb.Tensor(x))
+
+
+def test_pytorchs_inplace_flag_is_taken_and_computes_the_same(rng):
+    """nn.ReLU(inplace=True) is everyday PyTorch: taken (wxb computes out of place, the
+    same values); PyTorch's positional flag too, where its twin has one."""
+    x = rng.normal(size=(4, 5))
+    for make, plain in (
+        (lambda: wxb.nn.ReLU(inplace=True), wxb.nn.ReLU()),
+        (lambda: wxb.nn.ReLU(True), wxb.nn.ReLU()),
+        (lambda: wxb.nn.LeakyReLU(0.2, True), wxb.nn.LeakyReLU(0.2)),
+        (lambda: wxb.nn.ELU(0.5, inplace=True), wxb.nn.ELU(0.5)),
+        (lambda: wxb.nn.SiLU(True), wxb.nn.SiLU()),
+    ):
+        layer = make()
+        assert layer.inplace is True and layer.name is None
+        given = wxb.Tensor(x.copy())
+        np.testing.assert_array_equal(layer(given).data, plain(wxb.Tensor(x)).data)
+        np.testing.assert_array_equal(given.data, x)  # out of place: the input as it was
+    dropout = wxb.nn.Dropout(0.3, True)
+    assert dropout.inplace is True and dropout.p == 0.3
+    with pytest.raises(ConfigError, match="inplace must be True or False"):
+        wxb.nn.ReLU(inplace="yes")
+    with pytest.raises(ConfigError, match="where it takes the layer's name"):
+        wxb.nn.Sigmoid(True)  # torch's Sigmoid has no flag: not read as one
+
+
+def test_a_loss_moves_to_the_cpu_as_pytorchs_does():
+    loss = wxb.nn.CrossEntropyLoss(weight=[1.0, 2.0])
+    assert loss.to("cpu") is loss and loss.to(torch.device("cpu")) is loss
+    assert loss.double() is loss and loss.float() is loss and loss.cpu() is loss
+    with pytest.raises(ConfigError, match="not available"):
+        loss.to("cuda")

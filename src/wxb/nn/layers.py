@@ -130,22 +130,37 @@ class Dense(Module):
 Linear = Dense
 
 
+def _inplace(value: object, where: str) -> bool:
+    """PyTorch's ``inplace`` flag, taken: wxb computes out of place, the same values (only
+    the input is left as it was, which PyTorch's would have overwritten)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{where}: inplace must be True or False; got {value!r}")
+    return bool(value)
+
+
 class Activation(Module):
     """A = f(Z), element-wise (Softmax: row-wise). The kernel holds f and f′."""
 
-    def __init__(self, kernel: ops.ActivationKernel, name: str | None = None) -> None:
+    takes_inplace = False  # PyTorch's twin has an inplace flag (ReLU, LeakyReLU, ELU, SiLU)
+
+    def __init__(
+        self, kernel: ops.ActivationKernel, name: str | None = None, inplace: object = False
+    ) -> None:
         super().__init__()
+        if self.takes_inplace and isinstance(name, (bool, np.bool_)):
+            name, inplace = None, name  # PyTorch's positional flag: ReLU(True)
         if name is not None and not isinstance(name, str):
-            # PyTorch's first argument (ReLU(True): inplace; Softmax(0): dim) taken as the
-            # name: Softmax(0) then ran over the last axis, not the batch, in a module of
-            # one's own; in a Sequential, Python's bare TypeError for an attribute name
+            # PyTorch's first argument (Softmax(0): dim) taken as the name: Softmax(0) then
+            # ran over the last axis, not the batch, in a module of one's own; in a
+            # Sequential, Python's bare TypeError for an attribute name
             raise ConfigError(
                 f"{type(self).__name__}: got {name!r} where it takes the layer's name (text); "
                 "PyTorch's arguments go by keyword here (Softmax(dim=1), "
-                "LeakyReLU(negative_slope=0.2)), and wxb's activations have no inplace"
+                "LeakyReLU(negative_slope=0.2))"
             )
         self.kernel = kernel
         self.name = name
+        self.inplace = _inplace(inplace, type(self).__name__)
 
     def forward(self, x: Tensor) -> Tensor:
         if getattr(self, "dim", None) == 1 and getattr(x, "ndim", 2) != 2:  # (Log)Softmax
@@ -195,15 +210,21 @@ class Tanh(Activation):
 
 
 class ReLU(Activation):
-    def __init__(self, name: str | None = None) -> None:
-        super().__init__(ops.ReLU(), name)
+    takes_inplace = True
+
+    def __init__(self, name: str | None = None, *, inplace: bool = False) -> None:
+        super().__init__(ops.ReLU(), name, inplace)
 
 
 class LeakyReLU(Activation):
     """z where z > 0, else α·z (any finite α, as in PyTorch)."""
 
-    def __init__(self, negative_slope: float = 0.01, name: str | None = None) -> None:
-        super().__init__(ops.LeakyReLU(negative_slope), name)  # it checks the slope
+    takes_inplace = True
+
+    def __init__(
+        self, negative_slope: float = 0.01, name: str | None = None, *, inplace: bool = False
+    ) -> None:
+        super().__init__(ops.LeakyReLU(negative_slope), name, inplace)  # it checks the slope
 
     negative_slope = _KernelSetting()
 
@@ -227,15 +248,21 @@ class GELU(Activation):
 class SiLU(Activation):
     """z·σ(z) (swish)."""
 
-    def __init__(self, name: str | None = None) -> None:
-        super().__init__(ops.SiLU(), name)
+    takes_inplace = True
+
+    def __init__(self, name: str | None = None, *, inplace: bool = False) -> None:
+        super().__init__(ops.SiLU(), name, inplace)
 
 
 class ELU(Activation):
     """z where z > 0, else α·(e^z − 1)."""
 
-    def __init__(self, alpha: float = 1.0, name: str | None = None) -> None:
-        super().__init__(ops.ELU(alpha), name)  # it checks α
+    takes_inplace = True
+
+    def __init__(
+        self, alpha: float = 1.0, name: str | None = None, *, inplace: bool = False
+    ) -> None:
+        super().__init__(ops.ELU(alpha), name, inplace)  # it checks α
 
     alpha = _KernelSetting()
 
@@ -316,12 +343,14 @@ class Dropout(Module):
     def __init__(
         self,
         p: float = 0.5,
+        inplace: bool = False,
         *,
         seed: int | np.random.Generator | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__()
         self.p = p
+        self.inplace = _inplace(inplace, "Dropout")  # PyTorch's Dropout(p, inplace)
         self._own_rng = None if seed is None else as_generator(seed)
         # Inside fit, masks go by data row under a key: this one, fixed at construction,
         # so a resume (even on this same layer, its generator since moved on) draws alike.

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 from wxb import ops
+from wxb.backend import to_arguments
 from wxb.errors import ConfigError
 from wxb.tensor import Tensor
 from wxb.validation import torch_options
@@ -58,6 +59,22 @@ class Loss:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(reduction={self.reduction!r})"
+
+    def to(self, *args: object, dtype: object = None, device: object = None) -> Loss:
+        """The loss itself, as PyTorch's ``loss.to(device)`` gives (ported code moves its
+        class weights so): a loss casts its weights to the outputs' dtype as it runs, and
+        wxb computes on the CPU (another device is refused in one line)."""
+        to_arguments(args, dtype, device, f"{type(self).__name__}.to")
+        return self
+
+    def cpu(self) -> Loss:
+        return self
+
+    def float(self) -> Loss:
+        return self
+
+    def double(self) -> Loss:
+        return self
 
 
 # PyTorch's deprecated reduction flags, taken as None on every loss
