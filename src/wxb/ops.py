@@ -1196,7 +1196,14 @@ class CrossEntropyKernel:
         _check_reduction(self.reduction, self.name)
 
     def value_and_grad(self, output, target, grad_out):
-        weighted = self._weighted_targets(output, target)
+        plain = (
+            self.weight is None
+            and not self.label_smoothing
+            and target.ndim == 1
+            and self.ignore_index < 0  # PyTorch's -100: below every class index given
+            and (not target.size or target[target.argmin()] > self.ignore_index)
+        )  # the common case, told at once (a training step's Python is the tiny step)
+        weighted = None if plain else self._weighted_targets(output, target)
         if weighted is not None:
             return self._weighted_value_and_grad(output, *weighted, grad_out, target.ndim == 1)
         scale = _batch_scale(self, output.shape[0])

@@ -301,7 +301,7 @@ def _figure_dtype(loss: Loss, dtype: Any) -> Any:
 def _batch_total(loss: Loss, value: float, rows: int, y: np.ndarray | None = None) -> float:
     if loss.reduction == "sum":
         return value
-    weight = mean_weight(loss, y)
+    weight = None if y is None else mean_weight(loss, y)  # None: fit knows it is the rows
     if weight is None:
         return value * rows
     # A cross-entropy's mean over class weights or rows kept: its sum is value·Σw. A batch
@@ -1449,6 +1449,10 @@ def _train_epoch(step, loss_fn, X, y, loop: _Loop, x_batch, y_batch, after_step,
     by_row = row_masks()
     steps_per_epoch = math.ceil(len(order) / batch_size)
     kind = stock_loss(loss_fn)
+    ignored = _ignored_label(loss_fn)
+    # whether a batch's mean can have a divisor other than its rows (class weights, or
+    # rows of the ignored class): decided once an epoch, not asked at every step
+    weighs = mean_weight(loss_fn, y) is not None
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught here, by name
         for start in range(loop.step * batch_size, len(order), batch_size):
             rows = order[start : start + batch_size]
@@ -1468,11 +1472,11 @@ def _train_epoch(step, loss_fn, X, y, loop: _Loop, x_batch, y_batch, after_step,
             # (a batch whose rows are all ignored is NaN by PyTorch's rule, not diverged)
             if not math.isfinite(value) and not counts_no_row(loss_fn, yb):
                 raise _Diverged(loop.step + 1, value)
-            loop.total += _batch_total(loss_fn, value, batch_rows, yb)
+            loop.total += _batch_total(loss_fn, value, batch_rows, yb if weighs else None)
             if reducer is not None:  # the global batch's, summed with its loss
                 loop.correct += reducer.correct
             else:  # running, as Keras reports
-                loop.correct += _correct(kind, step.output, yb, _ignored_label(loss_fn))
+                loop.correct += _correct(kind, step.output, yb, ignored)
             loop.step += 1
             if after_step(value):
                 return False

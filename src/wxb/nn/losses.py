@@ -13,6 +13,7 @@ and a training step need one number per batch and refuse it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -370,20 +371,28 @@ def stock_loss(loss: Loss) -> type[Loss] | None:
     """The stock loss whose numbers ``loss`` computes (its class, or a subclass keeping
     its ``__call__``), which says what the targets and the outputs mean (accuracy, the
     task); None for a loss of one's own, a stock loss's subclass with its own call too."""
-    if computes_its_own(loss):
+    return _stock_kind(type(loss))
+
+
+@functools.cache
+def _stock_kind(kind: type) -> type[Loss] | None:
+    """stock_loss by the loss's class, which alone decides it: fit asks once a step."""
+    if kind.__call__ is not Loss.__call__:
         return None
-    return next((kind for kind in LOSSES.values() if isinstance(loss, kind)), None)
+    return next((stock for stock in LOSSES.values() if issubclass(kind, stock)), None)
 
 
 def mean_weight(loss: Loss, y: object) -> float | None:
     """Σᵢ w_yᵢ over the rows not ignored, the divisor of a cross-entropy's mean over class
     indices with class weights or rows ignored (PyTorch's); None where the mean is over
     the rows (no such option, none ignored, or probabilities as targets)."""
-    if loss.reduction != "mean" or stock_loss(loss) is not CrossEntropyLoss:
+    kernel = getattr(loss, "kernel", None)  # the cheap tests first: fit asks once a step
+    if not isinstance(kernel, ops.CrossEntropyKernel) or loss.reduction != "mean":
+        return None
+    if stock_loss(loss) is not CrossEntropyLoss:
         return None
     y = np.asarray(y.data if isinstance(y, Tensor) else y)
-    kernel = getattr(loss, "kernel", None)
-    if y.ndim != 1 or not isinstance(kernel, ops.CrossEntropyKernel):
+    if y.ndim != 1:
         return None
     weight, index = kernel.weight, kernel.ignore_index
     if weight is None and index < 0 and y.size and y[y.argmin()] > index:
