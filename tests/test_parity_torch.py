@@ -139,7 +139,9 @@ def loss_scale(output: torch.Tensor, reduction: str = "mean") -> float:
     return float(per_sample.mean() if reduction == "mean" else per_sample.sum())
 
 
-def assert_gradients_close(seeded, where, names, ours, theirs, dtype, tolerance) -> None:
+def assert_gradients_close(
+    seeded, where, names, ours, theirs, dtype, tolerance, exact=None
+) -> None:
     """float64: every tensor on its own scale. float32: every tensor on the whole gradient's.
 
     A float32 gradient entry that is a sum with cancellation (a bias gradient Σ_batch δ
@@ -147,11 +149,23 @@ def assert_gradients_close(seeded, where, names, ours, theirs, dtype, tolerance)
     tensor at 1e-5 such draws fail in either library. So in float32 each tensor's error is
     measured against the norm of the whole gradient (all parameters and inputs); float64
     still checks each tensor at 1e-10 relative, which leaves no room for a wrong rule.
+
+    The whole gradient can itself be such a difference (soft-target cross-entropy near
+    its minimum: δ = p − y of O(1) numbers, ‖δ‖ ~ 4e-3 on a drawn batch of one, and
+    PyTorch's float32 rows 2e-5 apart from wxb's). With ``exact`` (the gradients of a
+    float64 twin from the same weights), a float32 tensor beyond the tolerance passes
+    where wxb is as close to the exact gradient as PyTorch's float32 is (within
+    FLOAT32_FACTOR of its error): a wrong rule is O(1) from it.
     """
     scale = 0.0
     if dtype == "float32":
         scale = math.sqrt(sum(float(np.linalg.norm(numpy_of(t))) ** 2 for t in theirs))
-    for name, a, b in zip(names, ours, theirs, strict=True):
+    for index, (name, a, b) in enumerate(zip(names, ours, theirs, strict=True)):
+        if exact is not None and relative_error(a, b, scale) >= tolerance:
+            ours_off = relative_error(a, exact[index], scale)
+            theirs_off = relative_error(b, exact[index], scale)
+            if ours_off <= max(FLOAT32_FACTOR * theirs_off, tolerance):
+                continue
         assert_close(seeded, f"{where}: ∂L/∂{name}", a, b, tolerance, scale)
 
 
@@ -520,7 +534,18 @@ def test_loss_and_gradients_match_torch(seeded, dtype, activation, loss_name, re
     ours = [p.grad for _, p in model.named_parameters()] + [x.grad]
     assert all(g.dtype == np.dtype(dtype) for g in ours), seeded.msg(f"{where}: grad dtypes")
     theirs = [q.grad for q in twin.parameters()] + [xt.grad]
-    assert_gradients_close(seeded, where, names, ours, theirs, dtype, tol)
+    exact = None
+    if dtype == "float32":  # the same weights and batch in float64: the exact gradients
+        twin64 = torch_twin(model, "float64")
+        x64 = torch.from_numpy(X.astype(np.float64)).requires_grad_()
+        y64 = torch.from_numpy(y.astype(np.float64) if y.dtype.kind == "f" else y)
+        value64 = torch_loss(loss_name, reduction)(twin64(x64), y64)
+        if reduction == "none":
+            (value64 * torch.from_numpy(weights.astype(np.float64))).sum().backward()
+        else:
+            value64.backward()
+        exact = [q.grad for q in twin64.parameters()] + [x64.grad]
+    assert_gradients_close(seeded, where, names, ours, theirs, dtype, tol, exact)
 
 
 SHIFTS = {"float32": (2e3, 2e4), "float64": (1e8, 1e9)}  # where ε·shift exceeds the tolerance
