@@ -190,3 +190,40 @@ def test_a_state_reset_starts_again_as_pytorchs(rng, kind):
         their_opt.step()
     for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
         np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_tied_layer_and_a_frozen_one_train_as_pytorchs(rng, kind):
+    """A user's model: one Dense applied twice (its gradient the sum of both uses) after
+    a frozen first layer; fit with the optimiser built on every parameter, as PyTorch's
+    loop is (the frozen one gets no gradient, so no step)."""
+    X, y = rng.normal(size=(24, 3)), rng.integers(0, 3, 24)
+    first, tied = wxb.nn.Dense(3, 3, dtype="float64"), wxb.nn.Dense(3, 3, dtype="float64")
+    first.weight.requires_grad = first.bias.requires_grad = False
+    model = wxb.nn.Sequential(first, wxb.nn.Tanh(), tied, wxb.nn.Tanh(), tied)
+    t_first, t_tied = torch.nn.Linear(3, 3).double(), torch.nn.Linear(3, 3).double()
+    with torch.no_grad():
+        for mine, their in ((first, t_first), (tied, t_tied)):
+            their.weight.copy_(torch.tensor(mine.weight.data))
+            their.bias.copy_(torch.tensor(mine.bias.data))
+    t_first.requires_grad_(False)
+    twin = torch.nn.Sequential(t_first, torch.nn.Tanh(), t_tied, torch.nn.Tanh(), t_tied)
+    options = KINDS[kind][2](rng)
+    opt = KINDS[kind][0](model.parameters(), **options)
+    wxb.fit(model, X, y, optimizer=opt, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    their_opt = KINDS[kind][1](twin.parameters(), **options)
+    loss = torch.nn.CrossEntropyLoss()
+    for _ in range(2):
+        for start in range(0, 24, 8):
+            their_opt.zero_grad()
+            loss(
+                twin(torch.tensor(X[start : start + 8])), torch.tensor(y[start : start + 8])
+            ).backward()
+            their_opt.step()
+    for mine, their in ((first, t_first), (tied, t_tied)):
+        np.testing.assert_allclose(
+            mine.weight.data, their.weight.detach().numpy(), rtol=1e-10, atol=1e-12
+        )
+        np.testing.assert_allclose(
+            mine.bias.data, their.bias.detach().numpy(), rtol=1e-10, atol=1e-12
+        )

@@ -815,11 +815,10 @@ _BCE_OPTION_EQUATIONS = (
 
 def _class_options_used(kernel: object, target: np.ndarray) -> bool:
     """Whether a cross-entropy's weight, label smoothing or ignore_index changes its sum."""
-    ignored = getattr(kernel, "ignore_index", None)
     return (
         getattr(kernel, "weight", None) is not None
         or bool(getattr(kernel, "label_smoothing", 0.0))
-        or (ignored is not None and target.ndim == 1 and bool((target == ignored).any()))
+        or (hasattr(kernel, "ignored_rows") and kernel.ignored_rows(target) is not None)
     )
 
 

@@ -1196,14 +1196,8 @@ class CrossEntropyKernel:
         _check_reduction(self.reduction, self.name)
 
     def value_and_grad(self, output, target, grad_out):
-        plain = (
-            self.weight is None
-            and not self.label_smoothing
-            and target.ndim == 1
-            and self.ignore_index < 0  # PyTorch's -100: below every class index given
-            and (not target.size or target[target.argmin()] > self.ignore_index)
-        )  # the common case, told at once (a training step's Python is the tiny step)
-        weighted = None if plain else self._weighted_targets(output, target)
+        ignored = self.ignored_rows(target, output.shape[1])  # one argmin, most batches
+        weighted = self._weighted_targets(output, target, ignored)
         if weighted is not None:
             return self._weighted_value_and_grad(output, *weighted, grad_out, target.ndim == 1)
         scale = _batch_scale(self, output.shape[0])
@@ -1233,10 +1227,9 @@ class CrossEntropyKernel:
         exps *= scale
         return value
 
-    def _weighted_targets(self, output, target):
-        """(y′, the mean's divisor, the rows ignored or None) when an option is in play;
-        None when the loss is the plain one (the fused loop's)."""
-        ignored = self._ignored_rows(output, target)
+    def _weighted_targets(self, output, target, ignored):
+        """(y′, the mean's divisor, the rows ``ignored`` or None) when an option is in
+        play; None when the loss is the plain one (the fused loop's)."""
         if self.weight is None and not self.label_smoothing and ignored is None:
             return None
         rows, classes = output.shape
@@ -1259,16 +1252,18 @@ class CrossEntropyKernel:
             smoothed = smoothed * weight
         return smoothed.astype(output.dtype, copy=False), divisor, ignored
 
-    def _ignored_rows(self, output, target):
-        """The rows whose class index is ``ignore_index``, or None when there are none.
-        An index outside 0..C−1 can only be the smallest or the largest (the target's
-        check refuses others): one argmin or argmax tells, cheaper than a whole mask."""
+    def ignored_rows(self, target, classes: int | None = None):
+        """The rows of class-index targets whose class is ``ignore_index``, or None when
+        there are none (or the targets are probabilities). An index outside 0..C−1
+        (``classes`` C) can only be the smallest or the largest (the target's check
+        refuses others): one argmin or argmax tells, cheaper than a whole mask, which
+        is what a training step asks of PyTorch's -100 at every batch."""
         if target.ndim != 1 or not target.size:
             return None
         index = self.ignore_index
         if index < 0 and target[target.argmin()] > index:
             return None
-        if index >= output.shape[1] and target[target.argmax()] < index:
+        if classes is not None and index >= classes and target[target.argmax()] < index:
             return None
         ignored = target == index
         return ignored if ignored.any() else None
@@ -1285,7 +1280,7 @@ class CrossEntropyKernel:
         return value if self.reduction == "sum" else _ratio(value, divisor)
 
     def per_sample(self, output, target):  # −Σ_c yᵢc log softmax(zᵢ)_c and its ∇zᵢ
-        weighted = self._weighted_targets(output, target)
+        weighted = self._weighted_targets(output, target, self.ignored_rows(target))
         indices = weighted is not None and target.ndim == 1
         if weighted is not None:
             target = weighted[0]  # the rows ignored hold 0s: no loss, no gradient

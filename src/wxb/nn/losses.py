@@ -225,21 +225,23 @@ class CrossEntropyLoss(Loss):
         reduction: str = "mean",
         label_smoothing: float = 0.0,
     ) -> None:
+        self._make(ops.CrossEntropyKernel, weight, ignore_index, reduction, label_smoothing,
+                   size_average, reduce)  # fmt: skip
+
+    def _make(self, kind, weight, ignore_index, reduction, smoothing, size_average, reduce):
+        """The kernel ``kind`` with the options checked, kept also in the instance's dict
+        as the descriptors keep them (a checkpoint's loss settings read them)."""
         if isinstance(weight, str):  # wxb's earlier first argument was the reduction
             weight, reduction = None, weight
-        torch_options(
-            "CrossEntropyLoss",
-            {"size_average": size_average, "reduce": reduce},
-            _DEPRECATED,
-            _DEPRECATED_INSTEAD,
-        )
-        super().__init__(reduction)
-        options = ops.class_options(weight, ignore_index, label_smoothing, "cross_entropy")
-        self.kernel = ops.CrossEntropyKernel(reduction, **options)
-        self._keep_options(options)
-
-    def _keep_options(self, options: dict[str, object]) -> None:
-        for key, value in options.items():  # as the descriptors keep them
+        name = type(self).__name__
+        given = {"size_average": size_average, "reduce": reduce}
+        torch_options(name, given, _DEPRECATED, _DEPRECATED_INSTEAD)
+        Loss.__init__(self, reduction)
+        options = ops.class_options(weight, ignore_index, smoothing, kind.name)
+        if kind is ops.NLLKernel:  # not one of NLLLoss's options, as in PyTorch
+            del options["label_smoothing"]
+        self.kernel = kind(reduction, **options)
+        for key, value in options.items():
             self.__dict__[key] = list(value) if isinstance(value, tuple) else value
 
     def __repr__(self) -> str:
@@ -270,19 +272,7 @@ class NLLLoss(CrossEntropyLoss):
         reduce: None = None,
         reduction: str = "mean",
     ) -> None:
-        if isinstance(weight, str):  # wxb's earlier first argument was the reduction
-            weight, reduction = None, weight
-        torch_options(
-            "NLLLoss",
-            {"size_average": size_average, "reduce": reduce},
-            _DEPRECATED,
-            _DEPRECATED_INSTEAD,
-        )
-        Loss.__init__(self, reduction)
-        options = ops.class_options(weight, ignore_index, 0.0, "nll")
-        del options["label_smoothing"]
-        self.kernel = ops.NLLKernel(reduction, **options)
-        self._keep_options(options)
+        self._make(ops.NLLKernel, weight, ignore_index, reduction, 0.0, size_average, reduce)
 
 
 class _ArrayOption:
@@ -394,13 +384,12 @@ def mean_weight(loss: Loss, y: object) -> float | None:
     y = np.asarray(y.data if isinstance(y, Tensor) else y)
     if y.ndim != 1:
         return None
-    weight, index = kernel.weight, kernel.ignore_index
-    if weight is None and index < 0 and y.size and y[y.argmin()] > index:
-        return None  # PyTorch's -100 and no row of it: one argmin, per batch of fit
-    kept = y != index
-    if weight is None:  # none ignored: over the rows (a distributed rank's y is its share)
-        return None if kept.all() else float(kept.sum())
-    return float(np.asarray(weight, np.float64)[np.where(kept, y, 0).astype(np.intp)][kept].sum())
+    ignored = kernel.ignored_rows(y)  # (one argmin for PyTorch's -100, per batch of fit)
+    if kernel.weight is None:  # none ignored: over the rows (a distributed rank's y is its share)
+        return None if ignored is None else float(len(y) - ignored.sum())
+    kept = np.ones(len(y), bool) if ignored is None else ~ignored
+    picked = np.where(kept, y, 0).astype(np.intp)
+    return float(np.asarray(kernel.weight, np.float64)[picked][kept].sum())
 
 
 def counts_no_row(loss: Loss, y: object) -> bool:
