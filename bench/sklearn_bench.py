@@ -262,7 +262,7 @@ def machine() -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small data, one round")
     parser.add_argument("--threads", type=int, help="BLAS threads (default: the BLAS's own)")
     parser.add_argument("--json", type=Path, default=HERE / "results" / "sklearn.json")
