@@ -361,6 +361,25 @@ def test_two_layers_with_one_name_get_an_error_that_says_so():
         Sequential(Dense(2, 2, name="a"), Dense(2, 2, name="a"))
 
 
+@pytest.mark.parametrize("join", ["+", "+=", "extend", "constructor"])
+def test_joining_two_sequentials_that_named_their_layers_alike_says_how_to_fix_it(join):
+    # PyTorch's `a + b` numbers the keys anew; wxb's keys are the layers' names, and
+    # each Sequential named its unnamed Dense 'dense1': the refusal must say that and
+    # how to go on, not only "give them different names" to a user who named nothing
+    a, b = Sequential(Dense(2, 3), ReLU()), Sequential(Dense(3, 1))
+    joins = {
+        "+": lambda: a + b,
+        "+=": lambda: a.__iadd__(b),
+        "extend": lambda: a.extend(b),
+        "constructor": lambda: Sequential(*a, *b),
+    }
+    with pytest.raises(wxb.ConfigError, match="'dense1'") as caught:
+        joins[join]()
+    assert "name=" in str(caught.value) and "first Sequential" in str(caught.value)
+    assert len(a) == 2  # nothing appended before the refusal
+    assert len(Sequential(Dense(2, 3), ReLU()) + Sequential(Dense(3, 1, name="out"))) == 3
+
+
 def test_sequential_forward_takes_arrays_and_modules_take_several_inputs(rng):
     model = Sequential(Dense(3, 2, seed=int(rng.integers(1 << 30))))
     X = rng.normal(size=(4, 3)).astype(np.float32)

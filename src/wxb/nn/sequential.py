@@ -61,6 +61,13 @@ class _Plans:
 
 _PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Sequential → _Plans
 
+# A layer's name is its key (unlike PyTorch's numbered keys) and stays with the layer:
+# joining two Sequentials (a + b) meets each one's 'dense1'. Say why, and how to go on.
+_SAME_NAME_HINT = (
+    "a layer keeps the name it was given, or the one its first Sequential gave it "
+    "(dense1, relu1, …); name one of them apart, e.g. Dense(…, name='out')"
+)
+
 
 class Sequential(Module):
     """Layers applied in order. Unnamed layers are named by type: dense1, relu1, dense2, …
@@ -105,7 +112,7 @@ class Sequential(Module):
                 first = list(self._modules).index(layer.name)
                 raise ConfigError(
                     f"Sequential: two layers are named {layer.name!r} (items {first} and "
-                    f"{index}); give them different names"
+                    f"{index}); {_SAME_NAME_HINT}"
                 )
             placed[id(layer)] = layer.name
             setattr(self, layer.name, layer)
@@ -163,7 +170,10 @@ class Sequential(Module):
                 count += 1
             layer.name = f"{kind}{count}"
         if layer.name in self._modules:
-            raise ConfigError(f"Sequential.{where}: a layer named {layer.name!r} is there already")
+            raise ConfigError(
+                f"Sequential.{where}: a layer named {layer.name!r} is there already; "
+                f"{_SAME_NAME_HINT}"
+            )
         if hasattr(type(self), layer.name) or layer.name in vars(self):
             raise ConfigError(
                 f"Sequential.{where}: a layer named {layer.name!r} would hide the model's own "
