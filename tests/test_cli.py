@@ -1191,3 +1191,17 @@ def test_eval_finds_text_classes_that_spell_numbers_in_a_file_of_numbers(tmp_pat
     predicted = wxb.load(model_path).predict(X[known]).argmax(axis=1)
     expected = (predicted == y[known]).mean()
     assert float(re.search(r"accuracy ([\d.]+)", out).group(1)) == pytest.approx(expected, abs=1e-4)
+
+
+def test_python_dash_m_wxb_runs_the_command(tmp_path):
+    # `python -m wxb` is how a venv's command runs when its bin/ is not on PATH (and
+    # what `python -m pip`-style habits try first); it said "No module named wxb.__main__"
+    version = subprocess.run(
+        [sys.executable, "-m", "wxb", "--version"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.strip() == f"wxb {wxb.__version__}"
+    wrong = subprocess.run(
+        [sys.executable, "-m", "wxb", "traain"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert wrong.returncode == 2 and wrong.stderr.startswith("wxb: error: ")
