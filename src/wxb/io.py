@@ -158,7 +158,14 @@ def _check_saveable(model: object) -> None:
     """Every module of the model is one ``load`` rebuilds exactly; ConfigError naming the
     first that is not (its dotted path and class). Walks without recursion."""
     if not isinstance(model, Module):
-        raise ConfigError(f"wxb.save needs a wxb.nn.Module; got {type(model).__name__}")
+        hint = ""
+        if isinstance(model, dict):  # torch.save(model.state_dict(), path), by habit
+            hint = (
+                ": wxb.save(model, path) saves the model, architecture and all; the weights "
+                "alone are safetensors.numpy.save_file(model.state_dict(), path), read back by "
+                "model.load_state_dict(safetensors.numpy.load_file(path))"
+            )
+        raise ConfigError(f"wxb.save needs a wxb.nn.Module; got {type(model).__name__}{hint}")
     stack: list[tuple[str, Module, tuple[int, ...]]] = [("", model, ())]
     count = 0
     while stack:
