@@ -201,3 +201,18 @@ def test_frozen_parameters_load_frozen(tmp_path, rng):
     for m in (model, loaded):
         wxb.fit(m, X, y, epochs=2, seed=0, verbose=False)
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+def test_a_path_given_to_load_state_dict_or_a_weights_file_to_load_says_what_to_do(tmp_path):
+    # Keras's load_weights(path) habit: the path was iterated as a state, and the
+    # refusal listed its characters as "unexpected ['s', 'd', '.', …]"
+    model = Sequential(Dense(2, 3))
+    path = tmp_path / "sd.safetensors"
+    save_file(model.state_dict(), path)
+    for given in (str(path), path):
+        with pytest.raises(wxb.ConfigError, match=r"load_file\(path\)") as caught:
+            model.load_state_dict(given)
+        assert "'s', 'd'" not in str(caught.value)
+    # and wxb.load, handed that weights-only file, says how such a file goes in
+    with pytest.raises(wxb.ModelFileError, match=r"load_state_dict\(safetensors.numpy.load_file"):
+        wxb.load(path)

@@ -297,7 +297,10 @@ def _metadata(path: Path, header: dict) -> dict[str, str]:
     metadata = header.get("__metadata__") or {}
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise ModelFileError(
-            f"{path}: a safetensors file, but not a wxb model (no wxb architecture in its metadata)"
+            f"{path}: a safetensors file, but not a wxb model (no wxb architecture in its "
+            "metadata); weights alone, as safetensors.numpy.save_file(model.state_dict(), path) "
+            "writes them, go into a model built in code: "
+            "model.load_state_dict(safetensors.numpy.load_file(path))"
         )
     if metadata.get("format_version") != FORMAT_VERSION:
         raise ModelFileError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, NamedTuple, Protocol
 
@@ -707,6 +707,14 @@ class Module:
         Either way the names left out come back (``missing_keys``, ``unexpected_keys``),
         and nothing is copied unless every array given fits. A shared parameter's other
         names (PyTorch's state_dict gives it under each) are taken too, never required."""
+        if not isinstance(state, Mapping):  # a path (Keras's load_weights) would be iterated
+            hint = ""
+            if isinstance(state, (str, os.PathLike)):
+                hint = "; for a file: model.load_state_dict(safetensors.numpy.load_file(path))"
+            raise ConfigError(
+                f"{self.label}.load_state_dict takes a dict of arrays by name, as state_dict() "
+                f"gives it; got {type(state).__name__}{hint}"
+            )
         slots: dict[str, tuple[Parameter | None, Module, str]] = {}
         expected: list[str] = []
         seen: set[int] = set()
