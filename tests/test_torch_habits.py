@@ -149,3 +149,16 @@ def test_a_loss_moves_to_the_cpu_as_pytorchs_does():
     assert loss.double() is loss and loss.float() is loss and loss.cpu() is loss
     with pytest.raises(ConfigError, match="not available"):
         loss.to("cuda")
+
+
+def test_cpu_and_cuda_on_tensors_and_models_as_ported_code_calls_them(rng):
+    # out.detach().cpu().numpy() and model.cpu() are in most PyTorch scripts; both were
+    # AttributeErrors, where .to("cpu") works and .to("cuda") is refused in one line
+    model = wxb.nn.Sequential(wxb.nn.Dense(3, 2), wxb.nn.ReLU())
+    x = rng.normal(size=(4, 3)).astype(np.float32)
+    out = model(x)
+    assert model.cpu() is model and out.cpu() is out
+    assert np.array_equal(out.detach().cpu().numpy(), model.predict(x))
+    for cuda in (lambda: model.cuda(), lambda: out.cuda(), lambda: out.cuda(0)):
+        with pytest.raises(ConfigError, match="not available: wxb computes on the CPU"):
+            cuda()

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from wxb import kernels
-from wxb.backend import resolve_dtype, to_arguments
+from wxb.backend import check_device, resolve_dtype, to_arguments
 from wxb.errors import ConfigError, DataError, ShapeError, TrainingError
 from wxb.random import as_generator, row_masks
 from wxb.tensor import ARRAY_FUNCTION_OPS, UFUNC_OPS, Tensor, float_array, is_grad_enabled
@@ -2160,6 +2160,12 @@ def _to(self: Tensor, *args: object, dtype: object = None, device: object = None
     return self if dtype is None else astype(self, resolve_dtype(dtype))
 
 
+def _cuda(self: Tensor, device: object = None, non_blocking: bool = False) -> Tensor:
+    """``t.cuda()`` as ported code calls it: refused in one line, as ``t.to("cuda")`` is."""
+    check_device(f"cuda:{device}" if isinstance(device, int) else device or "cuda", "Tensor.cuda")
+    return self  # (a device that is the CPU)
+
+
 def _filler(name: str) -> Callable:
     def fill(self: Tensor, value: object = 0) -> Tensor:
         """Every value set in place (``zero_()``, ``fill_(v)``), as ``t[...] = v``."""
@@ -2175,6 +2181,8 @@ Tensor.dim = lambda self: self.ndim
 Tensor.numel = lambda self: int(self.data.size)
 Tensor.tolist = lambda self: self.data.tolist()
 Tensor.to = _to
+Tensor.cpu = lambda self: self  # as torch's on the CPU: the tensor itself
+Tensor.cuda = _cuda
 Tensor.float = lambda self: astype(self, np.float32)
 Tensor.double = lambda self: astype(self, np.float64)
 Tensor.clone = clone

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-from wxb.backend import resolve_dtype, to_arguments, xp
+from wxb.backend import check_device, resolve_dtype, to_arguments, xp
 from wxb.columns import rows_for_model
 from wxb.errors import ConfigError, DataError, NotFoundError, ShapeError
 from wxb.tables import is_tabular
@@ -655,6 +655,16 @@ class Module:
                     module.register_buffer(key, array.astype(target), persistent=persistent)
         _structure_changed()  # plans made for the old dtypes are made again
         return self
+
+    def cpu(self) -> Module:
+        """The model itself, as PyTorch's ``model.cpu()``: wxb computes on the CPU."""
+        return self
+
+    def cuda(self, device: object = None) -> Module:
+        """Refused in one line, as ``model.to("cuda")`` is: wxb computes on the CPU."""
+        name = f"cuda:{device}" if isinstance(device, int) else device or "cuda"
+        check_device(name, f"{type(self).__name__}.cuda")
+        return self  # (a device that is the CPU)
 
     def double(self) -> Module:
         return self.to("float64")
