@@ -278,6 +278,23 @@ def test_dates_the_reader_leaves_as_text_are_refused_as_iso_dates_are(tmp_path, 
     trained(capsys, tmp_path / "v.csv", "--target", "y")
 
 
+@pytest.mark.parametrize("form", ["%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%Y-%m-%d"])
+def test_one_date_a_row_is_refused_as_dates_not_left_out_as_an_identifier(
+    tmp_path, rng, capsys, form
+):
+    # a daily series: text dates unique per row were taken for a row identifier and
+    # left out with a warning, where ISO dates (and dates that repeat) stop in one line
+    n = 40
+    days = pd.Timestamp("2026-01-01") + pd.to_timedelta(rng.permutation(n), unit="D")
+    frame = pd.DataFrame({"when": days.strftime(form), "x": rng.normal(size=n).round(3)})
+    frame["y"] = rng.choice(["a", "b"], n)
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    code, _, err = run(capsys, "train", "--data", tmp_path / "d.csv", "--target", "y", *FAST)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "column 'when' holds dates" in err and "identifier" not in err
+    trained(capsys, tmp_path / "d.csv", "--target", "y", "--drop", "when")
+
+
 @pytest.mark.parametrize("sep", [";", "\t"])
 def test_text_with_commas_beside_decimal_points_does_not_make_a_decimal_comma_file(
     tmp_path, rng, sep

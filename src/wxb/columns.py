@@ -106,8 +106,10 @@ def choose_features(
         for name in table.names:
             if name in roles:
                 continue
-            why = looks_like_id(numbers_checked(name), table.n_rows)  # a typo is no ID
-            if why:
+            column = numbers_checked(name)
+            why = looks_like_id(column, table.n_rows)  # a typo is no ID
+            # nor is a date a row (a daily series): refused below, as ISO dates are
+            if why and not (column.kind == "text" and read_numbers and _date_text(column)):
                 identifiers.append(name)
                 warnings.append(
                     f"column {name!r} looks like a row identifier ({why}); left out of the "
