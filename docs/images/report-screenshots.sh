@@ -8,7 +8,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 $wxb train --history h.json --diagnose -q
-$wxb report model.safetensors --history h.json -o digits.html
+$wxb report model.safetensors --history h.json --sample 7 -o digits.html  # as the tutorial
 $wxb train --hidden 64,64,64,64,64,64,64 --activation sigmoid --lr 0.05 --epochs 5 \
     --diagnose --history deep.json -q -o deep.safetensors
 $wxb report deep.safetensors --history deep.json --sample 5 -o deep.html
