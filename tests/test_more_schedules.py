@@ -160,7 +160,7 @@ def test_fit_steps_the_plateau_on_the_validation_loss(rng):
         early_stopping=4, epochs=12, batch_size=8, verbose=0,
     )  # fmt: skip
     their_opt = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=0.5)
-    their = torch.optim.lr_scheduler.ReduceLROnPlateau(their_opt, patience=2)
+    their = torch.optim.lr_scheduler.ReduceLROnPlateau(their_opt, patience=1)  # ⌊4/2⌋ − 1
     expected = []
     for figure in history.history["val_loss"]:
         expected.append(their_opt.param_groups[0]["lr"])

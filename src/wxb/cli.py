@@ -201,7 +201,7 @@ def build_parser() -> _Parser:
     add("--lr-schedule", choices=sorted(SCHEDULES), default=None,
         help="per-epoch schedule: step (× 0.1 every third of the epochs), cosine, invscaling "
         "(1/√(epoch+1)), plateau (× 0.1 once the watched loss has not improved for half the "
-        "patience, or 10 epochs with --patience 0)")
+        "--patience, or for 11 epochs with --patience 0)")
     add("--clip-grad-norm", type=float, default=None, metavar="MAX", help="clip ‖∇L‖ to MAX")
     add("--dropout", type=float, default=0.0, help="dropout rate after each hidden layer")
     add("--epochs", type=int, default=None,
@@ -543,6 +543,12 @@ def check_train_options(args: argparse.Namespace) -> None:
     if args.patience is not None and args.patience < 0:
         raise ConfigError(
             f"--patience must be ≥ 0 (0 turns early stopping off); got {args.patience}"
+        )
+    if args.lr_schedule == "plateau" and args.patience == 1:
+        raise ConfigError(
+            "--lr-schedule plateau cuts the rate after half the --patience without progress; "
+            "with --patience 1 early stopping ends the run first: give --patience 2 or more "
+            "(0: no early stopping)"
         )
     if not 0 < args.test_split < 1:
         raise ConfigError(

@@ -427,8 +427,10 @@ def fit(
     - ``early_stopping``: patience in epochs on val_loss (or loss without validation);
       the best weights are restored at the end when ``restore_best_weights``.
     - ``lr_schedule``: "step", "cosine", "invscaling", "plateau", or an LRSchedule;
-      stepped per epoch. A ReduceLROnPlateau ("plateau": patience half early stopping's,
-      else 10) is stepped on what early stopping watches (val_loss, else loss).
+      stepped per epoch. A ReduceLROnPlateau is stepped on what early stopping watches
+      (val_loss, else loss); "plateau" cuts the rate × 0.1 once that has not improved for
+      half early stopping's patience (PyTorch's patience one less), else PyTorch's
+      default patience 10 (the 11th epoch without progress).
     - ``clip_grad_norm``: each step scales the gradients so that their joint L2 norm is at
       most this, the norm taken over the optimiser's parameters (a PyTorch loop passes
       ``model.parameters()`` to ``clip_grad_norm_``; the same when the optimiser holds all
@@ -1510,8 +1512,18 @@ def _make_schedule(
         return SCHEDULES["cosine"](optimizer, T_max=epochs)
     if schedule == "invscaling":
         return SCHEDULES["invscaling"](optimizer)
-    if schedule == "plateau":  # cut the rate well before early stopping would stop
-        patience = max(1, early_stopping // 2) if early_stopping else 10
+    if schedule == "plateau":
+        if early_stopping == 1:
+            raise ConfigError(
+                "lr_schedule='plateau' with early_stopping=1: early stopping ends the run at "
+                "the first epoch without progress, before the rate could be cut; give "
+                "early_stopping ≥ 2, or none"
+            )
+        # cut the rate once the figure has not improved for half early stopping's patience:
+        # PyTorch's patience counts the epochs it waits past (it cuts at patience + 1), so
+        # half of it (2 for early stopping's 4) cut at the epoch early stopping stopped
+        # at for 1 or 2, and the rate was never lowered, without a word
+        patience = max(1, early_stopping // 2) - 1 if early_stopping else 10
         return SCHEDULES["plateau"](optimizer, patience=patience)
     raise ConfigError(f"lr_schedule must be one of {', '.join(SCHEDULES)}; got {schedule!r}")
 

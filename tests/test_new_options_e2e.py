@@ -1,0 +1,96 @@
+"""The newer training options as a user runs them end to end: fit and wxb train with
+the plateau schedule beside early stopping, class weights, and what the command says."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from cli_run import run
+
+import wxb
+from wxb.errors import ConfigError
+
+
+def _plateau_rates(figures: list[float], lr: float, wait: int) -> list[float]:
+    """The rate of each epoch when it is cut × 0.1 after ``wait`` epochs in a row whose
+    figure is not below the best so far by PyTorch's relative threshold (1e-4)."""
+    rates, best, bad = [], np.inf, 0
+    for figure in figures:
+        rates.append(lr)
+        if figure < best * (1 - 1e-4):
+            best, bad = figure, 0
+        else:
+            bad += 1
+        if bad >= wait:
+            lr, bad = lr * 0.1, 0
+    return rates
+
+
+@pytest.mark.parametrize("patience", [2, 3, 4, 6])
+def test_fit_plateau_cuts_the_rate_after_half_early_stoppings_patience(rng, patience):
+    """fit(lr_schedule='plateau', early_stopping=P) cuts the rate once the watched loss
+    has not improved for ⌊P/2⌋ epochs, before early stopping ends the run. It waited
+    ⌊P/2⌋ + 1 (PyTorch's patience ⌊P/2⌋), so with P = 2 it would cut at the epoch the run
+    stopped at, and the rate was never lowered."""
+    X = rng.normal(size=(60, 4))
+    y = rng.integers(0, 3, 60)  # labels unrelated to X: the validation loss soon stalls
+    model = wxb.nn.Sequential(wxb.nn.Dense(4, 16), wxb.nn.ReLU(), wxb.nn.Dense(16, 3))
+    lr = float(rng.uniform(0.2, 0.5))
+    history = wxb.fit(
+        model, X, y, optimizer="sgd", lr=lr, lr_schedule="plateau", validation_split=0.3,
+        early_stopping=patience, epochs=300, batch_size=8, seed=int(rng.integers(1 << 30)),
+        verbose=False,
+    )  # fmt: skip
+    assert history.stopped_early
+    expected = _plateau_rates(history["val_loss"], lr, max(1, patience // 2))
+    np.testing.assert_allclose(history["lr"], expected, rtol=1e-12)
+    assert min(history["lr"]) < lr  # the stall that stopped the run cut the rate first
+
+
+def test_fit_refuses_a_plateau_early_stopping_would_always_end_first(rng):
+    model = wxb.nn.Sequential(wxb.nn.Dense(3, 2))
+    X, y = rng.normal(size=(16, 3)), rng.integers(0, 2, 16)
+    with pytest.raises(ConfigError, match="early_stopping=1"):
+        wxb.fit(model, X, y, lr_schedule="plateau", early_stopping=1, epochs=3, verbose=False)
+
+
+def _noise_table(rng, folder) -> str:
+    rows = 120
+    table = pd.DataFrame(rng.normal(size=(rows, 3)), columns=["a", "b", "c"])
+    table["label"] = rng.choice(["x", "y", "z"], rows)  # nothing to learn: a stall
+    path = folder / "noise.csv"
+    table.to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.mark.parametrize("patience", [2, 3])
+def test_train_plateau_cuts_the_rate_before_early_stopping(tmp_path, rng, capsys, patience):
+    data = _noise_table(rng, tmp_path)
+    history = tmp_path / "history.json"
+    code, _, err = run(
+        capsys, "train", "--data", data, "--target", "label", "--hidden", "16",
+        "--optimizer", "sgd", "--lr", "0.3", "--lr-schedule", "plateau",
+        "--patience", patience, "--epochs", "300", "--seed", int(rng.integers(1000)),
+        "-q", "-o", tmp_path / "m.safetensors", "--history", history,
+    )  # fmt: skip
+    assert code == 0, err
+    record = json.loads(history.read_text())
+    assert record["stopped_early"]
+    figures = record["history"]
+    expected = _plateau_rates(figures["val_loss"], 0.3, max(1, patience // 2))
+    np.testing.assert_allclose(figures["lr"], expected, rtol=1e-12)
+    assert min(figures["lr"]) < 0.3
+
+
+def test_train_refuses_plateau_with_patience_1(tmp_path, rng, capsys):
+    data = _noise_table(rng, tmp_path)
+    code, _, err = run(
+        capsys, "train", "--data", data, "--target", "label", "--lr-schedule", "plateau",
+        "--patience", "1", "-q", "-o", tmp_path / "m.safetensors",
+    )  # fmt: skip
+    assert code == 2
+    assert err.count("\n") == 1 and "--patience 2 or more" in err, err
+    assert not (tmp_path / "m.safetensors").exists()
