@@ -94,3 +94,35 @@ def test_train_refuses_plateau_with_patience_1(tmp_path, rng, capsys):
     assert code == 2
     assert err.count("\n") == 1 and "--patience 2 or more" in err, err
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_resume_of_a_run_from_before_class_weight_continues_exactly(tmp_path, rng, capsys):
+    """A checkpoint folder whose options were recorded by a wxb without --class-weight
+    (the run weighed no class) resumes as that run goes on: it was refused with
+    "--class-weight was None, now 'none'", an option the user never gave."""
+    data = _noise_table(rng, tmp_path)
+    common = ["train", "--data", data, "--target", "label", "--hidden", "6", "--epochs"]
+    rest = ["--seed", int(rng.integers(1000)), "-q", "--patience", "0"]
+    whole = tmp_path / "whole.safetensors"
+    code, _, err = run(capsys, *common, 5, *rest, "-o", whole)
+    assert code == 0, err
+    folder = tmp_path / "ckpt"
+    first = [*rest, "--checkpoint-dir", folder, "-o", tmp_path / "first.safetensors"]
+    code, _, err = run(capsys, *common, 3, *first)
+    assert code == 0, err
+    options = folder / "train-options.json"
+    recorded = json.loads(options.read_text())
+    del recorded["class_weight"]
+    options.write_text(json.dumps(recorded))
+    resumed = tmp_path / "resumed.safetensors"
+    code, out, err = run(
+        capsys, *common, 5, *rest, "--checkpoint-dir", folder, "--resume", "-o", resumed
+    )
+    assert code == 0, err
+    assert "resumed from" in out
+    assert resumed.read_bytes() == whole.read_bytes()
+    code, _, err = run(
+        capsys, *common, 5, *rest, "--checkpoint-dir", folder, "--resume", "-o", resumed,
+        "--class-weight", "balanced",
+    )  # fmt: skip
+    assert code == 2 and "--class-weight was 'none', now 'balanced'" in err, err

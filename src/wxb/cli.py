@@ -989,6 +989,9 @@ def check_resume_options(args: argparse.Namespace, writes: bool = True) -> None:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             saved = None  # unreadable: fit still compares the run itself
         if isinstance(saved, dict):
+            # an option the run's wxb did not have yet (--class-weight) ran at its default
+            defaults = _decisive_options(build_parser().commands["train"].parse_args([]))
+            saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
             differ = [
                 f"--{k.replace('_', '-')} was {saved.get(k)!r}, now {options.get(k)!r}"
                 for k in sorted(set(saved) | set(options))
