@@ -418,7 +418,8 @@ def fit(
       Tensor. A loss of one's own (a function, a Loss subclass with its own __call__)
       gets y as (B, outputs) when y has that shape, else its rows as given (class
       indices, extra columns such as row weights), as a PyTorch loop would.
-    - ``optimizer``: "adam", "adamw", "sgd", or an Optimizer built on ``model.parameters()``.
+    - ``optimizer``: "adam", "adamw", "sgd", "rmsprop", "adagrad" (with ``lr``, or each one's
+      default), or an Optimizer built on ``model.parameters()``.
     - ``X`` as a table (a pandas DataFrame, a pyarrow Table): its column names go into
       ``model.info["feature_names"]``, and ``predict`` then takes a table's columns by
       name; a later fit on other columns, or in another order, is refused.
