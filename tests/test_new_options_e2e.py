@@ -126,3 +126,38 @@ def test_resume_of_a_run_from_before_class_weight_continues_exactly(tmp_path, rn
         "--class-weight", "balanced",
     )  # fmt: skip
     assert code == 2 and "--class-weight was 'none', now 'balanced'" in err, err
+
+
+def test_balanced_weights_of_one_logit_are_named_by_class(tmp_path, rng, capsys):
+    """Two classes on one logit (--loss bce_with_logits) print their balanced weights by
+    class name, the same as the cross-entropy's over two logits: it printed
+    'positives/negatives: 5.24/0.553', naming neither class."""
+    rows = 150
+    table = pd.DataFrame(rng.normal(size=(rows, 2)), columns=["a", "b"])
+    table["label"] = np.where(rng.random(rows) < 0.15, "rare", "common")
+    table.loc[:5, "label"] = "rare"
+    data = tmp_path / "two.csv"
+    table.to_csv(data, index=False)
+    printed = []
+    for loss in ("cross_entropy", "bce_with_logits"):
+        code, out, err = run(
+            capsys, "train", "--data", data, "--target", "label", "--loss", loss,
+            "--class-weight", "balanced", "--hidden", "4", "--epochs", "1", "-q",
+            "-o", tmp_path / f"{loss}.safetensors",
+        )  # fmt: skip
+        assert code == 0, err
+        printed.append(out.splitlines()[0])
+    assert printed[0].startswith("class weights (balanced): common ")
+    assert printed[1] == printed[0]
+
+
+def test_class_weight_of_a_regression_says_so_once(tmp_path, rng, capsys):
+    data = tmp_path / "numbers.csv"
+    pd.DataFrame({"a": rng.normal(size=40), "y": rng.normal(size=40)}).to_csv(data, index=False)
+    code, _, err = run(
+        capsys, "train", "--data", data, "--target", "y", "--class-weight", "balanced",
+        "-o", tmp_path / "m.safetensors",
+    )  # fmt: skip
+    assert code == 2
+    assert "this is a regression (40 distinct numbers)" in err, err
+    assert err.count("regression") == 1, err

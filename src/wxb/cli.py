@@ -710,12 +710,18 @@ def training_loss(targets: Targets, fit_rows: np.ndarray, class_weight: str) -> 
     negatives = rows - positives
     weigh_positives = np.where(positives > 0, rows / (2 * np.maximum(positives, 1)), 1.0)
     weigh_negatives = np.where(negatives > 0, rows / (2 * np.maximum(negatives, 1)), 1.0)
-    print(
-        "class weights (balanced), positives/negatives: "
-        + ", ".join(
-            f"{p:.3g}/{n:.3g}" for p, n in zip(weigh_positives, weigh_negatives, strict=True)
+    if targets.classes is not None and len(targets.classes) == 2 and len(positives) == 1:
+        # one logit for two named classes: the negatives are the first class, as printed
+        # for the cross-entropy ("positives/negatives" named neither)
+        (first, second), weights = targets.classes, (weigh_negatives[0], weigh_positives[0])
+        print(f"class weights (balanced): {first} {weights[0]:.3g}, {second} {weights[1]:.3g}")
+    else:
+        print(
+            "class weights (balanced), positives/negatives: "
+            + ", ".join(
+                f"{p:.3g}/{n:.3g}" for p, n in zip(weigh_positives, weigh_negatives, strict=True)
+            )
         )
-    )
     # w·[(1 − y)·z + (1 + (p − 1)·y)·softplus(−z)]: w on the negatives, w·p on the positives
     return BCEWithLogitsLoss(weight=weigh_negatives, pos_weight=weigh_positives / weigh_negatives)
 
@@ -739,8 +745,8 @@ def _run_train(args: argparse.Namespace) -> None:
         print(f"wxb: warning: {message}", file=sys.stderr)
     if args.class_weight != "none" and targets.task != "classification":
         raise ConfigError(
-            f"--class-weight {args.class_weight} weighs classes; this is a regression "
-            f"({targets.reason or targets.task})"
+            f"--class-weight {args.class_weight} weighs classes; this is a "
+            f"{targets.reason or targets.task}"
         )
     if args.class_weight != "none" and ranks is not None and targets.loss == "cross_entropy":
         # fit refuses a distributed weighted mean (each rank's has its own divisor) with
