@@ -161,3 +161,48 @@ def test_class_weight_of_a_regression_says_so_once(tmp_path, rng, capsys):
     assert code == 2
     assert "this is a regression (40 distinct numbers)" in err, err
     assert err.count("regression") == 1, err
+
+
+def test_resume_of_a_plateau_an_earlier_wxb_made_says_why_it_keeps_its_settings(
+    rng, tmp_path, monkeypatch
+):
+    """A checkpoint whose 'plateau' an earlier wxb made with another patience goes on as
+    that run would (its settings are kept), and the warning says why: it said 'epochs
+    changed from 6 to 6'."""
+    X, y = rng.normal(size=(48, 3)), rng.integers(0, 3, 48)
+    made = wxb.train._make_schedule
+
+    def earlier(schedule, optimizer, epochs, early_stopping=None):  # ⌊P/2⌋, as before
+        made_now = made(schedule, optimizer, epochs, early_stopping)
+        made_now.patience = early_stopping // 2
+        return made_now
+
+    def run(folder=None, **options):
+        model = wxb.nn.Sequential(wxb.nn.Dense(3, 8, seed=1), wxb.nn.ELU(), wxb.nn.Dense(8, 3))
+        model[2].reset_parameters()
+        history = wxb.fit(
+            model, X, y, optimizer="rmsprop", lr_schedule="plateau", early_stopping=4,
+            validation_split=0.25, epochs=6, batch_size=8, seed=2, verbose=False,
+            checkpoint_dir=folder, **options,
+        )  # fmt: skip
+        return history, model
+
+    monkeypatch.setattr(wxb.train, "_make_schedule", earlier)
+    wxb.manual_seed(3)
+    whole = run()
+    wxb.manual_seed(3)
+    run(tmp_path, checkpoint_every=5, keep_checkpoints=100)
+    first = sorted(tmp_path.glob("step-*.json"))[0]
+    for later in sorted(tmp_path.glob("step-*")):
+        if later.stem != first.stem:
+            later.unlink()
+    monkeypatch.setattr(wxb.train, "_make_schedule", made)
+    wxb.manual_seed(3)
+    with pytest.warns(wxb.checkpoint.CheckpointWarning) as caught:
+        resumed = run(tmp_path, resume=True)
+    said = [str(w.message) for w in caught]
+    assert any("other settings than this wxb makes" in m and "patience=2" in m for m in said)
+    assert not any("epochs changed" in m for m in said), said
+    assert resumed[0].history == whole[0].history
+    for a, b in zip(whole[1].parameters(), resumed[1].parameters(), strict=True):
+        np.testing.assert_array_equal(a.data, b.data)

@@ -1170,9 +1170,16 @@ class _Saver:
             counters = getattr(schedule, "COUNTERS", ("epoch", "base_lrs"))
             saved = {k: v for k, v in meta["schedule"].items() if k not in counters}
             if saved != json.loads(json.dumps(schedule.settings())):
+                # a schedule derived from epochs, or one an earlier wxb derived otherwise
+                # (plateau's patience from early stopping's): the run goes on as it began
+                why = (
+                    f"epochs changed from {position['epochs']} to {epochs}"
+                    if position["epochs"] != epochs
+                    else "the checkpoint's schedule has other settings than this wxb makes"
+                )
                 warnings.warn(
-                    f"epochs changed from {position['epochs']} to {epochs}: the learning-rate "
-                    f"schedule keeps its settings from the checkpoint ({_settings(saved)})",
+                    f"{why}: the learning-rate schedule keeps its settings from the "
+                    f"checkpoint ({_settings(saved)})",
                     ckpt.CheckpointWarning,
                     stacklevel=4,
                 )
