@@ -206,3 +206,25 @@ def test_resume_of_a_plateau_an_earlier_wxb_made_says_why_it_keeps_its_settings(
     assert resumed[0].history == whole[0].history
     for a, b in zip(whole[1].parameters(), resumed[1].parameters(), strict=True):
         np.testing.assert_array_equal(a.data, b.data)
+
+
+@pytest.mark.parametrize(
+    "given",
+    [("--activation", "elu"), ("--dropout", "0.3"), ("--activation", "silu", "--dropout", "0.2")],
+)
+def test_train_refuses_hidden_layer_options_without_hidden_layers(tmp_path, rng, capsys, given):
+    """--hidden none builds one Dense layer: an activation or dropout for the hidden layers
+    was dropped without a word (the model trained as if neither had been given)."""
+    data = _noise_table(rng, tmp_path)
+    code, _, err = run(
+        capsys, "train", "--data", data, "--target", "label", "--hidden", "none", *given,
+        "-q", "-o", tmp_path / "m.safetensors",
+    )  # fmt: skip
+    assert code == 2 and err.count("\n") == 1, err
+    assert "--hidden none has none" in err and given[1] in err
+    assert not (tmp_path / "m.safetensors").exists()
+    code, _, err = run(
+        capsys, "train", "--data", data, "--target", "label", "--hidden", "none", "--epochs",
+        "1", "-q", "-o", tmp_path / "m.safetensors",
+    )  # fmt: skip
+    assert code == 0, err

@@ -560,6 +560,14 @@ def check_train_options(args: argparse.Namespace) -> None:
         )
     if not 0 <= args.dropout < 1:
         raise ConfigError(f"--dropout must be in [0, 1); got {args.dropout}")
+    ignored = [f"--activation {args.activation}"] * (args.activation != "relu")
+    ignored += [f"--dropout {args.dropout:g}"] * (args.dropout > 0)
+    if ignored and not parse_hidden(args.hidden):  # (they were dropped without a word)
+        raise ConfigError(
+            f"{' and '.join(ignored)} act{'s' * (len(ignored) == 1)} on hidden layers, and "
+            "--hidden none has none (the model is one Dense layer): leave "
+            f"{'it' if len(ignored) == 1 else 'them'} out, or give --hidden sizes"
+        )
     if args.clip_grad_norm is not None and not 0 < args.clip_grad_norm < math.inf:
         raise ConfigError(f"--clip-grad-norm must be > 0 and finite; got {args.clip_grad_norm}")
     if args.lr is not None and not 0 < args.lr < math.inf:
