@@ -228,3 +228,57 @@ def test_train_refuses_hidden_layer_options_without_hidden_layers(tmp_path, rng,
         "1", "-q", "-o", tmp_path / "m.safetensors",
     )  # fmt: skip
     assert code == 0, err
+
+
+def test_history_of_a_class_weighted_run_says_its_loss_is_weighted(tmp_path, rng, capsys):
+    """The history's loss and val_loss are the weighted loss fit trained on; the test
+    figures and wxb eval's the plain one. Nothing said so: the regression's note on its
+    standardized scale is the only one there was."""
+    data = _noise_table(rng, tmp_path)
+    history = tmp_path / "history.json"
+    code, _, err = run(
+        capsys, "train", "--data", data, "--target", "label", "--class-weight", "balanced",
+        "--hidden", "4", "--epochs", "2", "-q", "-o", tmp_path / "m.safetensors",
+        "--history", history,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "--class-weight balanced" in json.loads(history.read_text())["loss_note"]
+    code, _, err = run(
+        capsys, "train", "--data", data, "--target", "label", "--hidden", "4", "--epochs",
+        "2", "-q", "-o", tmp_path / "m.safetensors", "--history", history,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "loss_note" not in json.loads(history.read_text())
+
+
+def test_an_interrupted_regression_writes_its_historys_note(tmp_path, rng, capsys, monkeypatch):
+    """Stopped without --checkpoint-dir, wxb train writes the history so far: without the
+    note that its figures are on standardized targets, which the finished run writes."""
+    rows = 80
+    table = pd.DataFrame(rng.normal(size=(rows, 2)), columns=["a", "b"])
+    table["y"] = 1000 + 50 * table["a"] + rng.normal(size=rows)
+    data = tmp_path / "numbers.csv"
+    table.to_csv(data, index=False)
+    made = wxb.cli.make_optimizer
+
+    def stopping(args, model):  # asks to stop after the third step, as SIGTERM would
+        opt = made(args, model)
+        step, steps = opt.step, []
+
+        def counted(*a, **k):
+            steps.append(1)
+            if len(steps) == 3:
+                wxb.train.request_stop()
+            return step(*a, **k)
+
+        opt.step = counted
+        return opt
+
+    monkeypatch.setattr(wxb.cli, "make_optimizer", stopping)
+    history = tmp_path / "history.json"
+    code, _, err = run(
+        capsys, "train", "--data", data, "--target", "y", "--hidden", "4", "--epochs", "50",
+        "--batch-size", "8", "-q", "-o", tmp_path / "m.safetensors", "--history", history,
+    )  # fmt: skip
+    assert code == 130 and "interrupted at epoch 1" in err, err
+    assert "standardized targets" in json.loads(history.read_text())["loss_note"]

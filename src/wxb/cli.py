@@ -126,6 +126,19 @@ def regression_loss_note(loss: str) -> str:
     )
 
 
+def training_loss_note(targets: Targets, class_weight: str) -> str | None:
+    """What loss and val_loss in the history measure, where it is not the figure wxb eval
+    gives: a regression's on standardized targets, or a loss with class weights."""
+    if targets.task == "regression":
+        return regression_loss_note(targets.loss)
+    if class_weight != "none":
+        return (
+            f"loss and val_loss weigh each row by its class's weight (--class-weight "
+            f"{class_weight}): not the unweighted loss of the test figures and wxb eval"
+        )
+    return None
+
+
 class _Parser(argparse.ArgumentParser):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
@@ -856,6 +869,7 @@ def _run_train(args: argparse.Namespace) -> None:
             kept = "best" if stop.best_state is not None else "current"
             also = ""
             if args.history and stop.history is not None:  # not an older run's beside it
+                stop.history.loss_note = training_loss_note(targets, args.class_weight)
                 wdata.atomic_write(args.history, stop.history.to_json().encode())
                 also = f" and their history to {args.history}"
             raise Interrupted(
@@ -871,8 +885,7 @@ def _run_train(args: argparse.Namespace) -> None:
     if history.resumed_from is not None:
         print(f"resumed from {history.resumed_from}")
     figures = finish_model(model, args, data, targets, X, (train_rows, test_rows), held)
-    if targets.task == "regression":
-        history.loss_note = regression_loss_note(targets.loss)
+    history.loss_note = training_loss_note(targets, args.class_weight)
     if args.history:
         wdata.atomic_write(args.history, history.to_json().encode())
     if args.plots:
