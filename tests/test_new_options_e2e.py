@@ -11,6 +11,7 @@ import pytest
 from cli_run import run
 
 import wxb
+import wxb.interop
 from wxb.errors import ConfigError
 
 
@@ -282,3 +283,49 @@ def test_an_interrupted_regression_writes_its_historys_note(tmp_path, rng, capsy
     )  # fmt: skip
     assert code == 130 and "interrupted at epoch 1" in err, err
     assert "standardized targets" in json.loads(history.read_text())["loss_note"]
+
+
+class _Ported(wxb.nn.Module):
+    """A forward as PyTorch code writes it, with torch.nn.functional's inplace flags."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c = wxb.nn.Dense(3, 5), wxb.nn.Dense(5, 5), wxb.nn.Dense(5, 2)
+
+    def forward(self, x):
+        F = wxb.nn.functional
+        x = F.elu(self.a(x), 0.5, True)
+        x = F.silu(self.b(x), inplace=True)
+        return F.leaky_relu(self.c(x), 0.2, inplace=True)
+
+
+def test_functional_activations_take_torchs_inplace_flag(rng):
+    """F.elu(x, 0.5, True), F.silu(x, inplace=True), F.relu and F.leaky_relu with inplace
+    were a bare TypeError (the layers took the flag; the functions did not). The values,
+    the gradients and the converted PyTorch model are torch's."""
+    torch = pytest.importorskip("torch")
+    F, T = wxb.nn.functional, torch.nn.functional
+    z = rng.normal(size=(4, 3)) * 3
+    for name, args, kwargs in [
+        ("relu", (), {"inplace": True}),
+        ("leaky_relu", (0.2, True), {}),
+        ("elu", (0.5, True), {}),
+        ("elu", (), {"alpha": 0.5, "inplace": False}),
+        ("silu", (True,), {}),
+    ]:
+        mine = wxb.Tensor(z, requires_grad=True)
+        out = getattr(F, name)(mine, *args, **kwargs)
+        out.sum().backward()
+        theirs = torch.tensor(z, requires_grad=True)
+        expected = getattr(T, name)(theirs * 1.0, *args, **kwargs)  # (in place on a copy)
+        expected.sum().backward()
+        np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(mine.grad, theirs.grad.numpy(), rtol=1e-12, atol=1e-15)
+    with pytest.raises(ConfigError, match="inplace must be True or False"):
+        F.silu(wxb.Tensor(z), "yes")
+    model = _Ported().to("float64")
+    X = rng.normal(size=(6, 3))
+    converted = wxb.interop.to_torch(model)
+    with torch.no_grad():
+        expected = converted(torch.tensor(X)).numpy()
+    np.testing.assert_allclose(model.predict(X), expected, rtol=1e-12, atol=1e-15)

@@ -877,7 +877,15 @@ def sigmoid(z: Tensor) -> Tensor:
     return activation(as_tensor(z), Sigmoid())
 
 
-def relu(z: Tensor) -> Tensor:
+def _inplace(value: object, where: str) -> None:
+    """torch.nn.functional's ``inplace`` flag, taken as the layers take it: wxb computes
+    the same values out of place (use the result, ``x = F.relu(x, inplace=True)``)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{where}: inplace must be True or False; got {value!r}")
+
+
+def relu(z: Tensor, inplace: bool = False) -> Tensor:
+    _inplace(inplace, "relu")
     return activation(as_tensor(z), ReLU())
 
 
@@ -885,7 +893,8 @@ def tanh(z: Tensor) -> Tensor:
     return activation(as_tensor(z), Tanh())
 
 
-def leaky_relu(z: Tensor, negative_slope: float = 0.01) -> Tensor:
+def leaky_relu(z: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    _inplace(inplace, "leaky_relu")
     return activation(as_tensor(z), LeakyReLU(negative_slope))
 
 
@@ -893,11 +902,13 @@ def gelu(z: Tensor, approximate: str = "none") -> Tensor:
     return activation(as_tensor(z), GELU(approximate))
 
 
-def silu(z: Tensor) -> Tensor:
+def silu(z: Tensor, inplace: bool = False) -> Tensor:
+    _inplace(inplace, "silu")
     return activation(as_tensor(z), SiLU())
 
 
-def elu(z: Tensor, alpha: float = 1.0) -> Tensor:
+def elu(z: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    _inplace(inplace, "elu")
     return activation(as_tensor(z), ELU(alpha))
 
 
