@@ -1527,10 +1527,10 @@ def _make_schedule(
                 "the first epoch without progress, before the rate could be cut; give "
                 "early_stopping ≥ 2, or none"
             )
-        # cut the rate once the figure has not improved for half early stopping's patience:
-        # PyTorch's patience counts the epochs it waits past (it cuts at patience + 1), so
-        # half of it (2 for early stopping's 4) cut at the epoch early stopping stopped
-        # at for 1 or 2, and the rate was never lowered, without a word
+        # cut the rate once the figure has not improved for half early stopping's patience.
+        # PyTorch's rule cuts after patience + 1 such epochs: with ⌊P/2⌋ as its patience,
+        # early stopping's P = 2 stopped the run at the epoch of the cut, and the rate
+        # was never lowered, without a word
         patience = max(1, early_stopping // 2) - 1 if early_stopping else 10
         return SCHEDULES["plateau"](optimizer, patience=patience)
     raise ConfigError(f"lr_schedule must be one of {', '.join(SCHEDULES)}; got {schedule!r}")
