@@ -230,6 +230,36 @@ def test_a_batch_of_ignored_rows_only_trains_on_as_pytorchs_loop(rng, planned):
     assert history.history["loss"][0] == pytest.approx(total / weight_sum, rel=1e-9)
 
 
+@pytest.mark.parametrize("kind", [nn.CrossEntropyLoss, nn.NLLLoss])
+def test_validation_rows_all_ignored_train_on_as_pytorchs_loop(rng, kind):
+    """Validation rows all of the ignored class: PyTorch's val loss is NaN (0/0) and its
+    loop goes on. fit raised TrainingError ('the loss became nan … on the validation
+    rows') and put the initial weights back."""
+    rows, features, classes = 10, 3, 4
+    X, y = rng.normal(size=(rows, features)), rng.integers(0, classes, rows)
+    ignored = int(rng.choice([-100, int(rng.integers(0, classes))]))
+    y[y == ignored] = (ignored + 1) % classes
+    X_val, y_val = rng.normal(size=(3, features)), np.full(3, ignored)
+    runs = []
+    for validation in (None, (X_val, y_val)):
+        model = nn.Dense(features, classes).to("float64")
+        model.weight.data[...] = np.linspace(-1, 1, features * classes).reshape(classes, -1)
+        history = wxb.fit(
+            model, X, y, loss=kind(ignore_index=ignored), optimizer="sgd", lr=0.1, epochs=2,
+            batch_size=4, shuffle=False, verbose=0, validation_data=validation,
+        )  # fmt: skip
+        runs.append((model.weight.data.copy(), history))
+    np.testing.assert_array_equal(runs[1][0], runs[0][0])
+    with torch.no_grad():
+        expected = torch.nn.functional.cross_entropy(
+            torch.zeros(3, classes, dtype=torch.float64),
+            torch.tensor(y_val),
+            ignore_index=ignored,
+        ).item()
+    assert np.isnan(expected)
+    assert all(np.isnan(runs[1][1].history["val_loss"]))
+
+
 def test_evaluate_in_batches_is_pytorchs_loss_of_every_row(rng):
     """Class weights and ignored rows give each batch's mean its own divisor: evaluate's
     figure over several batches is still PyTorch's loss over all the rows at once (it

@@ -849,7 +849,13 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
                     f"the weights became infinite or NaN at the end of epoch {epoch}; weights "
                     "restored to the epoch before. Try a smaller learning rate or gradient clipping"
                 )
-            if X_val is not None and not math.isfinite(figures["val_loss"]):  # (every rank's)
+            # (every rank's; validation rows all of the ignore_index: NaN by PyTorch's
+            # rule, 0/0, and nothing diverged)
+            if (
+                X_val is not None
+                and not math.isfinite(figures["val_loss"])
+                and not counts_no_row(loss_fn, y_val)
+            ):
                 model.load_state_dict(loop.last_good)
                 restored = f"end of epoch {epoch - 1}" if epoch > 1 else "their initial values"
                 raise TrainingError(
