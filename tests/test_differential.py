@@ -5,8 +5,11 @@ with their own forward, custom Modules with residuals, shared and tied layers, b
 Parameters, branch arithmetic, NumPy constants and ufuncs, batch statistics, indexing,
 learnable 0-d gains, frozen parameters, (B,) outputs, two inputs), a loss (every wxb
 loss, mean and sum; the object, the function, or the formula written in tensor
-operations), an optimiser (SGD with momentum, Adam, AdamW; random settings; one or two
-parameter groups, or two optimisers) and data. PyTorch 2.13 runs the same model with
+operations; PyTorch's weight=, ignore_index=, label_smoothing= and pos_weight=), an
+optimiser (SGD with momentum, Adam, AdamW, RMSprop, Adagrad; random settings; one or two
+parameter groups, or two optimisers), a schedule (StepLR, CosineAnnealingLR,
+ExponentialLR, MultiStepLR, ReduceLROnPlateau on the loss), ``wxb.nn.init`` through
+``model.apply`` after the optimiser is made, and data. PyTorch 2.13 runs the same model with
 the same weights; everything is float64 and must agree to rtol = atol = 1e-10:
 
 * one pass: the outputs, the loss, every parameter's gradient (one that torch leaves
@@ -16,10 +19,12 @@ the same weights; everything is float64 and must agree to rtol = atol = 1e-10:
   (``opt.zero_grad()``, ``model.zero_grad()`` or ``set_to_none=False``; one
   ``backward()``, gradient accumulation, a sum of two or five losses, a scaled loss,
   ``retain_graph=True``; inference or a dropped forward between forward and backward;
-  clipping; a learning-rate change or a schedule; ``add_param_group``; parameters
+  clipping with norm_type 2, 1, inf or 3; a learning-rate change or a schedule (and
+  ``get_last_lr()``); ``model.apply(init_weights)``; ``add_param_group``; parameters
   frozen and unfrozen between steps; ``load_state_dict``, ``double()``; train or eval
   mode): the losses, the clipped norms, the gradients, the rates and the weights;
-* ``wxb.fit`` (an optimiser instance, no shuffling, one or two epochs, a schedule,
+* ``wxb.fit`` (an optimiser instance of one or two groups, no shuffling, one to three
+  epochs, a schedule by name or of one's own (ReduceLROnPlateau on the loss fit watches),
   clipping, validation data; then fit again, or a step by hand) against the same steps
   in PyTorch: the weights, and History's loss, accuracy, val_loss and lr; then
   ``wxb.evaluate``;
@@ -31,7 +36,8 @@ the same weights; everything is float64 and must agree to rtol = atol = 1e-10:
   here by name).
 
 Where wxb deliberately differs from PyTorch, the torch side computes wxb's documented
-definition (``MSELoss``: (1/B) Σᵢ ½‖ŷᵢ − yᵢ‖²). A failure prints the falsifying
+definition (``MSELoss``: (1/B) Σᵢ ½‖ŷᵢ − yᵢ‖²; Adagrad's Σ starts at a group's own
+initial_accumulator_value). A failure prints the falsifying
 example (the model as code, the loss, the optimiser, every other draw) and a
 ``@reproduce_failure`` blob. ``WXB_DIFF_EXAMPLES=<n>`` sets the examples per test
 (default 100: about 20 s on 2 cores when everything passes; shrinking a failure adds
@@ -64,7 +70,9 @@ from user_models import (
     DenseSpec,
     GainSpec,
     LossCase,
+    RawLinear,
     SqueezeSpec,
+    TorchRawLinear,
     UserModel,
     build_user_model,
     optimizers,
@@ -142,7 +150,7 @@ def test_one_pass_matches_torch(case: UserModel, data) -> None:
     batch = data.draw(st.integers(1, 8), label="batch")
     rng = np.random.default_rng(data.draw(SEEDS, label="data seed"))
     inputs_need_grad = data.draw(st.booleans(), label="inputs require grad")
-    target_tensor = loss.name != "cross_entropy" and data.draw(
+    target_tensor = loss.name not in ("cross_entropy", "nll") and data.draw(
         st.booleans(), label="target as wxb.Tensor"
     )
     seed_output = data.draw(st.booleans(), label="output.backward(G) instead of a loss")
@@ -252,6 +260,155 @@ def run_between(what: str | None, model, xs: list) -> None:
         model(*xs)
 
 
+@st.composite
+def schedules(draw, n_groups: int = 1):
+    """A schedule a user makes on an optimiser: (kind, its settings)."""
+    kind = draw(
+        st.sampled_from(
+            ["StepLR", "CosineAnnealingLR", "ExponentialLR", "MultiStepLR", "ReduceLROnPlateau"]
+        )
+    )
+    if kind == "StepLR":
+        options = {"step_size": draw(st.integers(1, 2)), "gamma": draw(st.floats(0.1, 0.9))}
+    elif kind == "CosineAnnealingLR":
+        options = {"T_max": draw(st.integers(1, 4)), "eta_min": draw(st.sampled_from([0.0, 1e-3]))}
+    elif kind == "ExponentialLR":
+        options = {"gamma": draw(st.floats(0.5, 0.99))}
+    elif kind == "MultiStepLR":
+        milestones = draw(st.lists(st.integers(1, 3), min_size=1, max_size=3))
+        options = {"milestones": milestones, "gamma": draw(st.floats(0.1, 0.9))}
+    else:
+        options = {
+            "factor": draw(st.sampled_from([0.1, 0.5]) | st.floats(0.05, 0.9)),
+            "patience": draw(st.integers(0, 2)),
+            "threshold": draw(st.sampled_from([1e-4, 0.01, 0.1])),
+            "threshold_mode": draw(st.sampled_from(["rel", "abs"])),
+            "cooldown": draw(st.integers(0, 1)),
+        }
+        floor = st.sampled_from([0.0, 1e-3, 5e-3])
+        if draw(st.booleans()):
+            options["min_lr"] = (
+                draw(st.lists(floor, min_size=n_groups, max_size=n_groups))
+                if draw(st.booleans())
+                else draw(floor)
+            )
+    return kind, tuple(options.items())
+
+
+def make_schedule(schedule, w_opt, t_opt):
+    """The same schedule on a wxb and a torch optimiser."""
+    kind, options = schedule
+    options = dict(options)
+    if kind == "ReduceLROnPlateau" and isinstance(options.get("min_lr"), list):
+        floors = options["min_lr"]  # one per group: as many as the optimiser holds
+        if len(floors) != len(w_opt.param_groups):
+            options["min_lr"] = floors[0]
+    return (
+        getattr(wxb.optim, kind)(w_opt, **options),
+        getattr(torch.optim.lr_scheduler, kind)(t_opt, **options),
+    )
+
+
+INITS = {  # wxb.nn.init's function for a weight matrix, with its settings: (name, kwargs)
+    "xavier_uniform_": {"gain": 1.0},
+    "xavier_normal_": {"gain": 0.5},
+    "kaiming_uniform_": {"a": 5**0.5},  # Linear.reset_parameters' own
+    "kaiming_normal_": {"mode": "fan_out", "nonlinearity": "relu"},
+    "orthogonal_": {"gain": 0.8},
+    "uniform_": {"a": -0.3, "b": 0.3},
+    "normal_": {"std": 0.2},
+    "trunc_normal_": {"std": 0.5, "a": -0.6, "b": 0.6},
+    "eye_": {},
+    "zeros_": {},
+}  # (not constant_: equal weights make gradients 0 in exact arithmetic, whose rounding
+# noise RMSprop and Adagrad divide by ε and blow up past the tolerance)
+BIAS_INITS = {"zeros_": {}, "constant_": {"val": 0.01}, "uniform_": {"a": -0.1, "b": 0.1}}
+RANDOM_INITS = {"xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_",
+                "orthogonal_", "uniform_", "normal_", "trunc_normal_"}  # fmt: skip
+
+
+@st.composite
+def initialisations(draw):
+    """model.apply(init_weights): (weight function, bias function, how draws are seeded)."""
+    weight = draw(st.sampled_from(sorted(INITS)))
+    bias = draw(st.none() | st.sampled_from(sorted(BIAS_INITS)))
+    seeding = draw(st.sampled_from(["generator=", "wxb.manual_seed"]))
+    return weight, bias, seeding, draw(SEEDS)
+
+
+def initialise(case: UserModel, init) -> None:
+    """model.apply(init_weights) on the wxb model, as PyTorch users write it; then the
+    twin gets the same values (torch's own function where it draws nothing)."""
+    weight, bias, seeding, seed = init
+    rng = np.random.default_rng(seed)
+    if seeding == "wxb.manual_seed":
+        wxb.manual_seed(seed)
+
+    def drawn(name: str, settings: dict) -> dict:
+        random = name in RANDOM_INITS
+        return {**settings, "generator": rng} if random and seeding == "generator=" else settings
+
+    done: dict[int, str] = {}  # id(parameter) → the function that set it
+
+    def init_weights(m):
+        if isinstance(m, (wxb.nn.Dense, RawLinear)):
+            getattr(wxb.nn.init, weight)(m.weight, **drawn(weight, INITS[weight]))
+            done[id(m.weight)] = weight
+            if bias is not None and getattr(m, "bias", None) is not None:
+                getattr(wxb.nn.init, bias)(m.bias, **drawn(bias, BIAS_INITS[bias]))
+                done[id(m.bias)] = bias
+
+    case.wxb_model.apply(init_weights)
+
+    def torch_init_weights(m):
+        if isinstance(m, (torch.nn.Linear, TorchRawLinear)):
+            getattr(torch.nn.init, weight)(m.weight, **INITS[weight])
+            if bias is not None and getattr(m, "bias", None) is not None:
+                getattr(torch.nn.init, bias)(m.bias, **BIAS_INITS[bias])
+
+    case.torch_model.apply(torch_init_weights)
+    # what torch drew is replaced by wxb's draws (checked as far as a draw can be);
+    # what it set is compared
+    for name, p, q in case.params:
+        function = done.get(id(p))
+        if function in RANDOM_INITS and q.ndim == 2:
+            check_drawn(name, function, np.array(p.data), q)
+        elif function in RANDOM_INITS:
+            assert np.all(np.abs(np.array(p.data)) <= 0.1), f"{name}: {function} beyond ±0.1"
+        else:
+            check(f"{name} after model.apply(init_weights)", p.data, q)
+            continue
+        with torch.no_grad():
+            q.copy_(to_torch(p.data))
+
+
+def check_drawn(name: str, weight: str, values: np.ndarray, q: torch.Tensor) -> None:
+    """What can be checked of a draw: its bounds, or orthogonality (by torch's fans)."""
+    fan_in, fan_out = torch.nn.init._calculate_fan_in_and_fan_out(q)
+    settings = INITS[weight]
+    if weight == "xavier_uniform_":
+        bound = settings["gain"] * math.sqrt(6 / (fan_in + fan_out))
+    elif weight == "kaiming_uniform_":
+        bound = (
+            math.sqrt(3)
+            * torch.nn.init.calculate_gain("leaky_relu", settings["a"])
+            / math.sqrt(fan_in)
+        )
+    elif weight == "uniform_":
+        bound = 0.3
+    elif weight == "trunc_normal_":
+        bound = 0.6
+    elif weight == "orthogonal_":
+        rows, cols = values.shape
+        m = values @ values.T if rows <= cols else values.T @ values
+        np.testing.assert_allclose(m, settings["gain"] ** 2 * np.eye(min(rows, cols)), atol=1e-12,
+                                   err_msg=f"{name}: orthogonal_ is not orthogonal")  # fmt: skip
+        return
+    else:
+        return
+    assert np.all(np.abs(values) <= bound), f"{name}: {weight} drew beyond ±{bound}"
+
+
 @DIFFERENTIAL
 @given(case=user_models(eval_dropout=True), data=st.data())
 def test_hand_written_loop_matches_torch(case: UserModel, data) -> None:
@@ -274,23 +431,34 @@ def test_hand_written_loop_matches_torch(case: UserModel, data) -> None:
     zeroing = data.draw(st.sampled_from(ZEROING), label="zeroing")
     how = data.draw(st.sampled_from(list(BACKWARD)), label="backward")
     clip = data.draw(st.none() | st.floats(0.05, 2.0), label="clip_grad_norm_ max_norm")
+    norm_type = data.draw(st.sampled_from([2, 2.0, 1, math.inf, "inf", 3.0]), label="norm_type")
     lr_change = data.draw(st.sampled_from(LR_CHANGES), label="before step 2")
     schedule = None
-    if lr_change is None and not arrangement.startswith("add_param_group"):
+    if not arrangement.startswith("add_param_group"):  # (wxb's own rule for a group added)
+        groups = 2 if arrangement == "two parameter groups" else 1
         schedule = data.draw(
-            st.none()
-            | st.tuples(st.just("StepLR"), st.integers(1, 2), st.floats(0.1, 0.9))
-            | st.tuples(
-                st.just("CosineAnnealingLR"), st.integers(1, 4), st.sampled_from([0.0, 1e-3])
-            ),
-            label="schedule stepped after each step",
+            st.none() | schedules(groups), label="schedule stepped after each step"
         )
+    # (wxb refuses a rate of 0 set by hand, where a cosine's trough has brought it)
+    assume(lr_change is None or schedule is None or schedule[0] != "CosineAnnealingLR")
+    plateau_on = data.draw(
+        st.sampled_from(["scheduler.step(loss)", "scheduler.step(loss.item())"]),
+        label="ReduceLROnPlateau stepped on",
+    )
+    init = data.draw(
+        st.none() | st.tuples(initialisations(), st.integers(1, STEPS)),
+        label="model.apply(init_weights) before step",
+    )
     toggles = data.draw(
         st.lists(
             st.sets(st.sampled_from(range(n_params)), max_size=2), min_size=STEPS, max_size=STEPS
         ),
         label="requires_grad flipped before each step (indices)",
     )
+    event(f"optimizer {opt_case.kind}")
+    event(f"schedule {schedule and schedule[0]}")
+    event(f"loss {loss.name}{' with options' if loss.options else ''}")
+    event(f"init {init is not None}")
     eval_mode = not case.trains_deterministically or data.draw(st.booleans(), label="eval()")
     between = data.draw(st.sampled_from(BETWEEN), label="between forward and backward")
     if between == "model.predict(X2)" and case.n_inputs != 1:
@@ -330,9 +498,10 @@ def test_hand_written_loop_matches_torch(case: UserModel, data) -> None:
 
     w_schedules, t_schedules = [], []
     if schedule is not None:
-        kind, *args = schedule
-        w_schedules = [getattr(wxb.optim, kind)(o, *args) for o in w_opts]
-        t_schedules = [getattr(torch.optim.lr_scheduler, kind)(o, *args) for o in t_opts]
+        for w_opt, t_opt in zip(w_opts, t_opts, strict=True):
+            w_schedule, t_schedule = make_schedule(schedule, w_opt, t_opt)
+            w_schedules.append(w_schedule)
+            t_schedules.append(t_schedule)
 
     model, twin = case.wxb_model, case.torch_model
     model.train(not eval_mode)
@@ -350,6 +519,8 @@ def test_hand_written_loop_matches_torch(case: UserModel, data) -> None:
                     q.copy_(value)
         elif step == 3 and before == "model.double()":
             model.double()  # already float64: a cast all the same (new arrays)
+        if init is not None and step == init[1]:  # the optimisers made, their states kept
+            initialise(case, init[0])
         for i in toggles[step - 1]:
             _, p, q = case.params[i]
             p.requires_grad = not p.requires_grad
@@ -362,6 +533,7 @@ def test_hand_written_loop_matches_torch(case: UserModel, data) -> None:
         if step == 2 and arrangement.startswith("add_param_group"):
             w_opts[0].add_param_group(opt_case.second_group(w2))
             t_opts[0].add_param_group(opt_case.second_group(t2))
+            opt_case.start_sums(t_opts[0])
         if step == 2 and lr_change is not None:
             for w_opt, t_opt in zip(w_opts, t_opts, strict=True):
                 if lr_change.startswith("opt.lr"):
@@ -394,8 +566,8 @@ def test_hand_written_loop_matches_torch(case: UserModel, data) -> None:
             check(f"{at}: loss {k + 1}", value, t_value)
         check_gradients(case, f"{at}: after backward")
         if clip is not None:
-            norm = wxb.optim.clip_grad_norm_(ours, clip)
-            t_norm = torch.nn.utils.clip_grad_norm_(theirs, clip)
+            norm = wxb.optim.clip_grad_norm_(ours, clip, norm_type=norm_type)
+            t_norm = torch.nn.utils.clip_grad_norm_(theirs, clip, norm_type=norm_type)
             check(f"{at}: clip_grad_norm_ returned", norm, t_norm)
             check_gradients(case, f"{at}: after clipping")
         for w_opt, t_opt in zip(w_opts, t_opts, strict=True):
@@ -403,8 +575,20 @@ def test_hand_written_loop_matches_torch(case: UserModel, data) -> None:
             t_opt.step()
         check_weights(case, f"{at}: after opt.step()")
         for i, (w_schedule, t_schedule) in enumerate(zip(w_schedules, t_schedules, strict=True)):
-            w_schedule.step()
-            t_schedule.step()
+            if schedule[0] != "ReduceLROnPlateau":
+                w_schedule.step()
+                t_schedule.step()
+            elif plateau_on == "scheduler.step(loss)":
+                w_schedule.step(values[0])
+                t_schedule.step(t_values[0].detach())  # (torch warns of a float of a graph)
+            else:
+                w_schedule.step(values[0].item())
+                t_schedule.step(t_values[0].item())
+            check(
+                f"{at}: optimiser {i}: get_last_lr()",
+                w_schedule.get_last_lr(),
+                t_schedule.get_last_lr(),
+            )
             groups = zip(w_opts[i].param_groups, t_opts[i].param_groups, strict=True)
             for k, (g, tg) in enumerate(groups):
                 check(
@@ -439,16 +623,28 @@ def torch_evaluate(case: UserModel, loss, X, y) -> dict[str, float]:
     twin.train(mode)
     correct = correct_predictions(loss, out, y)
     if correct is not None:
-        figures["accuracy"] = correct / len(y)
+        figures["accuracy"] = scored_share(loss, correct, y)
     return figures
 
 
+def scored_share(loss, correct: int, y: np.ndarray) -> float:
+    """The accuracy: over the rows scored (NaN where none is, as wxb reports)."""
+    scored = int((~loss.ignored(y)).sum())
+    return correct / scored if scored else math.nan
+
+
 def correct_predictions(loss, out: torch.Tensor, y: np.ndarray) -> int | None:
+    """Rows predicted right (rows of the ignored class index are not scored). Outputs
+    within rounding of a tie (of the argmax, or of 0) are dropped: rounding decides."""
     out = out.detach().numpy()
-    if loss.name.startswith("cross_entropy"):
+    if loss.name.startswith("cross_entropy") or loss.name == "nll":
+        if out.shape[1] > 1:
+            top = np.sort(out, axis=1)
+            assume(np.all(top[:, -1] - top[:, -2] > 1e-9 * (1 + np.abs(top[:, -1]))))
         labels = y if y.ndim == 1 else y.argmax(axis=1)
-        return int((out.argmax(axis=1) == labels).sum())
+        return int(((out.argmax(axis=1) == labels) & ~loss.ignored(y)).sum())
     if loss.name == "bce_with_logits":  # a row is right when all its labels are (sklearn's)
+        assume(np.all((out == 0) | (np.abs(out) > 1e-9)))
         right = (out > 0) == (y > 0.5)
         return int(right.reshape(len(right), -1).all(axis=1).sum())
     return None
@@ -464,11 +660,20 @@ def test_fit_matches_torch(case: UserModel, data) -> None:
     which = data.draw(st.sampled_from(["all", "trainable"]), label="optimised parameters")
     n = data.draw(st.integers(1, 12), label="rows")
     batch_size = data.draw(st.integers(1, 8), label="batch_size")
-    epochs = data.draw(st.integers(1, 2), label="epochs")
-    schedule = data.draw(st.sampled_from([None, "step", "cosine", "invscaling"]), label="lr")
+    epochs = data.draw(st.integers(1, 3), label="epochs")
+    two_groups = len(case.params) > 1 and data.draw(st.booleans(), label="two parameter groups")
+    schedule = data.draw(
+        st.one_of(
+            st.sampled_from([None, "step", "cosine", "invscaling", "plateau"]),
+            schedules(2 if two_groups else 1),
+            schedules(2 if two_groups else 1),
+        ),
+        label="lr_schedule",
+    )
     clip = data.draw(st.none() | st.floats(0.05, 2.0), label="clip_grad_norm")
     n_val = data.draw(st.none() | st.integers(1, 6), label="validation rows")
     x_form = data.draw(st.sampled_from(["float64", "float32", "list"]), label="X as")
+    init = data.draw(st.none() | initialisations(), label="model.apply(init_weights) before fit")
     rng = np.random.default_rng(data.draw(SEEDS, label="data seed"))
     X, y = rng.normal(size=(n, case.input_width)), case.targets(loss, rng, n)
     y_fit = y
@@ -489,21 +694,39 @@ def test_fit_matches_torch(case: UserModel, data) -> None:
     then = data.draw(
         st.sampled_from([None, "fit again", "one hand-written step"]), label="after fit"
     )
+    event(f"fit: optimizer {opt_case.kind}, {'two groups' if two_groups else 'one group'}")
+    event(f"fit: schedule {schedule[0] if isinstance(schedule, tuple) else schedule}")
+    event(f"fit: loss {loss.name}{' with options' if loss.options else ''}")
 
-    ours = [p for _, p, q in case.params if which == "all" or q.requires_grad]
-    theirs = [q for _, _, q in case.params if which == "all" or q.requires_grad]
-    t_opt = opt_case.torch(theirs)
-    w_opt = opt_case.wxb(ours)
-    base = t_opt.param_groups[0]["lr"]
+    chosen = [k for k, (_, _, q) in enumerate(case.params) if which == "all" or q.requires_grad]
+    assume(chosen)
+    ours = [case.params[k][1] for k in chosen]
+    theirs = [case.params[k][2] for k in chosen]
+    if two_groups:
+        first = data.draw(st.integers(1, len(case.params) - 1), label="first group: parameters")
+        assume(0 < first < len(chosen))
+        t_opt = opt_case.torch(theirs[:first], theirs[first:])
+        w_opt = opt_case.wxb(ours[:first], ours[first:])
+    else:
+        t_opt = opt_case.torch(theirs)
+        w_opt = opt_case.wxb(ours)
+    bases = [g["lr"] for g in t_opt.param_groups]
     rows = min(batch_size, n)
+    w_schedule = t_schedule = None
+    if isinstance(schedule, tuple):  # a schedule of one's own, built on the optimiser
+        w_schedule, t_schedule = make_schedule(schedule, w_opt, t_opt)
+    elif schedule == "plateau":  # fit's: patience 10 without early stopping
+        t_schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(t_opt, patience=10)
+    if init is not None:  # after the optimiser is made, as PyTorch users do
+        initialise(case, init)
 
     def torch_fit() -> dict[str, list[float]]:
         """PyTorch through the batches fit takes, in order; the figures History keeps."""
         expected: dict[str, list[float]] = {"loss": [], "lr": []}
         for epoch in range(epochs):
-            lr = scheduled_lr(schedule, base, epoch, epochs)
-            for g in t_opt.param_groups:
-                g["lr"] = lr
+            if isinstance(schedule, str) and schedule != "plateau":
+                for g, base in zip(t_opt.param_groups, bases, strict=True):
+                    g["lr"] = scheduled_lr(schedule, base, epoch, epochs)
             case.torch_model.train()
             total, correct = 0.0, 0
             for start in range(0, n, rows):
@@ -516,17 +739,24 @@ def test_fit_matches_torch(case: UserModel, data) -> None:
                 if clip is not None:
                     torch.nn.utils.clip_grad_norm_(theirs, clip)
                 t_opt.step()
-                total += t_value.item() * (len(xb) if loss.reduction == "mean" else 1)
+                total += t_value.item() * (loss.divisor(yb) if loss.reduction == "mean" else 1)
                 correct += correct_predictions(loss, out, yb) or 0
-            expected["loss"].append(total / n if loss.reduction == "mean" else total)
-            expected["lr"].append(lr)
+            figure = total / loss.divisor(y) if loss.reduction == "mean" else total
+            expected["loss"].append(figure)
+            expected["lr"].append(t_opt.param_groups[0]["lr"])
             if correct_predictions(loss, out, yb) is not None:
-                expected.setdefault("accuracy", []).append(correct / n)
+                expected.setdefault("accuracy", []).append(scored_share(loss, correct, y))
             if val is not None:
                 for key, value in torch_evaluate(case, loss, *val).items():
                     expected.setdefault(f"val_{key}", []).append(value)
-        if schedule is not None:  # fit steps the schedule after the last epoch too
-            for g in t_opt.param_groups:
+            # fit steps the schedule after every epoch, the last too; a plateau's on what
+            # early stopping watches
+            if isinstance(t_schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                t_schedule.step(expected["val_loss" if val is not None else "loss"][-1])
+            elif t_schedule is not None:
+                t_schedule.step()
+        if isinstance(schedule, str) and schedule != "plateau":
+            for g, base in zip(t_opt.param_groups, bases, strict=True):
                 g["lr"] = scheduled_lr(schedule, base, epochs, epochs)
         return expected
 
@@ -540,13 +770,15 @@ def test_fit_matches_torch(case: UserModel, data) -> None:
             epochs=epochs,
             batch_size=batch_size,
             shuffle=False,
-            lr_schedule=schedule,
+            lr_schedule=w_schedule if w_schedule is not None else schedule,
             clip_grad_norm=clip,
             validation_data=val,
         )
 
     calls = 2 if then == "fit again" else 1
     for call in range(1, calls + 1):
+        if call == 2 and schedule == "plateau":  # fit makes a new one each call
+            t_schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(t_opt, patience=10)
         expected = torch_fit()
         history = wxb_fit()
         at = f"fit call {call} with {opt_case!r}"
@@ -554,6 +786,10 @@ def test_fit_matches_torch(case: UserModel, data) -> None:
         for key, values in expected.items():
             assert key in history, f"History has no {key!r}"
             check(f"{at}: History[{key!r}]", history[key], values)
+        for k, (g, tg) in enumerate(zip(w_opt.param_groups, t_opt.param_groups, strict=True)):
+            check(f"{at}: group {k}'s lr after fit", g["lr"], tg["lr"])
+        if w_schedule is not None:
+            check(f"{at}: get_last_lr()", w_schedule.get_last_lr(), t_schedule.get_last_lr())
     if then == "one hand-written step":  # the same optimiser, by hand, after fit
         t_opt.zero_grad()
         loss.torch(case.torch_model(to_torch(X)), to_torch(y)).backward()

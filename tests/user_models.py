@@ -11,7 +11,8 @@ both, shared layers shared in both, frozen parameters frozen in both). ``.wxb_mo
 models are built the way the README shows:
 
 * ``Sequential`` of ``Dense`` (widths 1–9, bias on or off), activations (Identity,
-  Sigmoid, Tanh, ReLU, LeakyReLU with a random slope, GELU exact or tanh, Softmax or LogSoftmax on
+  Sigmoid, Tanh, ReLU, LeakyReLU with a random slope, GELU exact or tanh, SiLU, ELU(α),
+  Softplus(β, threshold), Softmax or LogSoftmax on
   two or more units), ``Standardize``, ``Dropout`` (p = 0, or p > 0 for eval-mode
   comparisons) — nested, with tied weights, and subclassed with their own ``forward``
   (``x + super().forward(x)``, ``2 * super().forward(x)``);
@@ -27,12 +28,15 @@ models are built the way the README shows:
 * two-input models (``forward(self, a, b)``): two towers, or one shared tower (siamese).
 
 Losses (``losses()``, ``UserModel.losses()``: wxb's, as an object, a function or a
-formula in tensor operations, and the matching torch expression, with targets) and
-optimisers (``optimizers()``: the same settings on both sides, one or two parameter
-groups) come with it.
+formula in tensor operations, and the matching torch expression, with targets; the
+cross-entropies' weight=, ignore_index= (padding rows planted), label_smoothing=, and
+BCEWithLogitsLoss's weight= and pos_weight= in the shapes PyTorch broadcasts) and
+optimisers (``optimizers()``: SGD, Adam, AdamW, RMSprop, Adagrad, the same settings on
+both sides, one or two parameter groups) come with it.
 
 Where wxb deliberately differs from PyTorch, the torch side computes wxb's documented
-definition: ``MSELoss`` is (1/B) Σᵢ ½‖ŷᵢ − yᵢ‖² (``reduction="sum"``: no 1/B).
+definition: ``MSELoss`` is (1/B) Σᵢ ½‖ŷᵢ − yᵢ‖² (``reduction="sum"``: no 1/B); Adagrad's
+Σ starts at each group's own initial_accumulator_value (``OptimizerCase.start_sums``).
 
 An expression wxb cannot compute (a missing operator or method) is found by a probe at
 import and kept out of the generated models (``UNSUPPORTED_*``); it is generated again
@@ -55,6 +59,7 @@ from hypothesis import strategies as st
 
 import wxb
 from wxb.nn import (
+    ELU,
     GELU,
     BCEWithLogitsLoss,
     CrossEntropyLoss,
@@ -65,11 +70,14 @@ from wxb.nn import (
     LogSoftmax,
     Module,
     MSELoss,
+    NLLLoss,
     Parameter,
     ReLU,
     Sequential,
     Sigmoid,
+    SiLU,
     Softmax,
+    Softplus,
     Standardize,
     Tanh,
 )
@@ -91,6 +99,9 @@ WXB_F = SimpleNamespace(
     softmax=wf.softmax,
     gelu_tanh=lambda h: wf.gelu(h, "tanh"),
     leaky_relu=lambda h: wf.leaky_relu(h, 0.1),
+    silu=wf.silu,
+    elu=wf.elu,
+    softplus=wf.softplus,
     np_exp=np.exp,  # NumPy's own ufuncs called on a tensor
     np_sqrt=np.sqrt,
     np_log=np.log,
@@ -108,6 +119,9 @@ TORCH_F = SimpleNamespace(
     softmax=lambda h: torch.softmax(h, dim=1),
     gelu_tanh=lambda h: F.gelu(h, approximate="tanh"),
     leaky_relu=lambda h: F.leaky_relu(h, 0.1),
+    silu=F.silu,
+    elu=F.elu,
+    softplus=F.softplus,
     np_exp=torch.exp,
     np_sqrt=torch.sqrt,
     np_log=torch.log,
@@ -134,6 +148,7 @@ MIXES: dict[str, Callable] = {  # (f, h1, h2): two branches of equal shape → o
     "(h1 * h2).sum(1, keepdims=True) * h1": lambda f, h1, h2: f.sum(h1 * h2, 1, True) * h1,
     "h1 @ (h2.T @ h2) / 8": lambda f, h1, h2: h1 @ (h2.T @ h2) / 8,
     "wf.softmax(h1) * h2": lambda f, h1, h2: f.softmax(h1) * h2,
+    "h1 * wf.silu(h2)": lambda f, h1, h2: h1 * f.silu(h2),
 }
 OPERANDS: dict[str, Callable] = {  # (f, c, h): a NumPy constant c and a tensor h
     "c * h": lambda f, c, h: c * h,
@@ -171,6 +186,12 @@ TRANSFORMS: dict[str, Callable] = {  # (f, h, idx): one tensor (B, w) → (B, w)
     "wf.tanh(h) + wf.relu(h) / 2": lambda f, h, idx: f.tanh(h) + f.relu(h) / 2,
     "wf.gelu(h, 'tanh') - wf.leaky_relu(h, 0.1)": lambda f, h, idx: (
         f.gelu_tanh(h) - f.leaky_relu(h)
+    ),
+    "wf.silu(h) - wf.elu(h, 0.5)": lambda f, h, idx: f.silu(h) - f.elu(h, 0.5),
+    "wf.elu(h) + wf.softplus(h)": lambda f, h, idx: f.elu(h) + f.softplus(h),
+    "wf.softplus(h, 2.0, 1.0) * h": lambda f, h, idx: f.softplus(h, 2.0, 1.0) * h,
+    "wf.softplus(h, beta=0.5, threshold=0.5)": lambda f, h, idx: f.softplus(
+        h, beta=0.5, threshold=0.5
     ),
     "h[::-1]": lambda f, h, idx: f.rows_reversed(h),
     "h[:, ::-1] * h": lambda f, h, idx: f.columns_reversed(h) * h,
@@ -651,12 +672,16 @@ class TorchTwin:
             return torch.nn.LeakyReLU(m.kernel.negative_slope)
         if isinstance(m, GELU):
             return torch.nn.GELU(approximate=m.kernel.approximate)
+        if isinstance(m, ELU):
+            return torch.nn.ELU(m.kernel.alpha)
+        if isinstance(m, Softplus):
+            return torch.nn.Softplus(m.kernel.beta, m.kernel.threshold)
         if isinstance(m, Softmax):
             return torch.nn.Softmax(dim=1)
         if isinstance(m, LogSoftmax):
             return torch.nn.LogSoftmax(dim=1)
         simple = {Identity: torch.nn.Identity, Sigmoid: torch.nn.Sigmoid}
-        simple |= {Tanh: torch.nn.Tanh, ReLU: torch.nn.ReLU}
+        simple |= {Tanh: torch.nn.Tanh, ReLU: torch.nn.ReLU, SiLU: torch.nn.SiLU}
         if type(m) in simple:
             return simple[type(m)]()
         if isinstance(m, Standardize):
@@ -741,7 +766,7 @@ class DenseSpec(Spec):
 class ActSpec(Spec):
     kind: str
     width: int
-    option: object = None  # LeakyReLU's slope, GELU's approximation
+    option: object = None  # LeakyReLU's slope, GELU's approximation, ELU's α, Softplus's (β, t)
 
     @property
     def in_width(self):
@@ -756,11 +781,17 @@ class ActSpec(Spec):
             return LeakyReLU(self.option)
         if self.kind == "GELU":
             return GELU(self.option)
-        kinds = {"Identity": Identity, "Sigmoid": Sigmoid, "Tanh": Tanh, "ReLU": ReLU}
+        if self.kind == "ELU":
+            return ELU(self.option)
+        if self.kind == "Softplus":
+            return Softplus(*self.option)
+        kinds = {"Identity": Identity, "Sigmoid": Sigmoid, "Tanh": Tanh, "ReLU": ReLU, "SiLU": SiLU}
         return (kinds | {"Softmax": Softmax, "LogSoftmax": LogSoftmax})[self.kind]()
 
     def code(self):
         arg = "" if self.option is None else repr(self.option)
+        if self.kind == "Softplus":
+            arg = "beta={!r}, threshold={!r}".format(*self.option)
         return f"{self.kind}({arg})"
 
 
@@ -1125,7 +1156,7 @@ def mixes() -> st.SearchStrategy[str]:
 
 @st.composite
 def activations(draw, width: int) -> ActSpec:
-    kinds = ["Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "GELU"]
+    kinds = ["Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "GELU", "SiLU", "ELU", "Softplus"]
     if width >= 2:
         kinds += ["Softmax", "LogSoftmax"]
     kind = draw(st.sampled_from(kinds))
@@ -1134,6 +1165,14 @@ def activations(draw, width: int) -> ActSpec:
         option = draw(st.sampled_from([0.01, 0.2]) | st.floats(0.0, 0.5))
     elif kind == "GELU":
         option = draw(st.sampled_from(["none", "tanh"]))
+    elif kind == "ELU":
+        option = draw(st.sampled_from([1.0, 0.5]) | st.floats(0.1, 2.0))
+    elif kind == "Softplus":
+        # A low threshold puts the switch to z itself among the values; not at 0, where
+        # rounding noise (a value 0 in exact arithmetic) would decide which side, a jump
+        # of log(2)/β.
+        beta = draw(st.sampled_from([1.0, 2.0]) | st.floats(0.25, 4.0))
+        option = (beta, draw(st.sampled_from([20.0, 1.0]) | st.floats(0.5, 3.0)))
     return ActSpec(kind, width, option)
 
 
@@ -1275,7 +1314,7 @@ class UserModel:
         """The losses that fit this model's output (cross-entropy: 2 or more classes)."""
         if self.vector_output:
             names = [n for n in names or ["mse", "bce_with_logits"] if n in VECTOR_LOSSES]
-        return losses(self.output_width, names)
+        return losses(self.output_width, names, self.vector_output)
 
     def targets(self, loss: LossCase, rng: np.random.Generator, batch: int) -> np.ndarray:
         y = loss.targets(rng, batch, self.output_width)
@@ -1390,16 +1429,48 @@ def build_user_model(
 # =====================================================================================
 @dataclass(frozen=True)
 class LossCase:
-    name: str  # mse, cross_entropy (class indices), cross_entropy_prob, bce_with_logits
+    # mse, cross_entropy (class indices), cross_entropy_prob, nll, bce_with_logits
+    name: str
     reduction: str
     form: str = "object"  # "object": MSELoss(…); "functional": wf.mse_loss(…); "by hand"
+    # PyTorch's options: weight (a tuple of values and its shape), ignore_index,
+    # label_smoothing, pos_weight (values, shape)
+    options: tuple[tuple[str, object], ...] = ()
+    weight_as: str = "array"  # how weight and pos_weight are given: array, list, Tensor
+
+    def _array(self, key: str):
+        values, shape = dict(self.options)[key]
+        array = np.array(values, dtype=np.float64).reshape(shape)
+        if self.weight_as == "list":
+            return array.tolist()
+        return wxb.Tensor(array) if self.weight_as == "Tensor" else array
+
+    def wxb_options(self) -> dict:
+        """The options as the user passes them to wxb."""
+        arrays = ("weight", "pos_weight")
+        return {k: self._array(k) if k in arrays else v for k, v in self.options}
+
+    def torch_options(self) -> dict:
+        return {
+            k: torch.tensor(np.array(v[0], dtype=np.float64).reshape(v[1]))
+            if k in ("weight", "pos_weight")
+            else v
+            for k, v in self.options
+        }
 
     def wxb(self):
         """The loss object (what fit and evaluate take)."""
+        options = self.wxb_options()
         if self.name == "mse":
             return MSELoss(self.reduction)
+        if self.name == "nll":
+            return NLLLoss(reduction=self.reduction, **options)
         if self.name.startswith("cross_entropy"):
+            if options:
+                return CrossEntropyLoss(reduction=self.reduction, **options)
             return CrossEntropyLoss(self.reduction)
+        if options:
+            return BCEWithLogitsLoss(reduction=self.reduction, **options)
         return BCEWithLogitsLoss(self.reduction)
 
     def wxb_fn(self) -> Callable:
@@ -1409,10 +1480,15 @@ class LossCase:
             return self.wxb()
         if self.form == "by hand":
             return lambda output, target: self.by_hand(WXB_F, output, target)
-        function = {"mse": wf.mse_loss, "bce_with_logits": wf.bce_with_logits}.get(
-            self.name, wf.cross_entropy
-        )
-        return lambda output, target: function(output, target, reduction=self.reduction)
+        function = {
+            "mse": wf.mse_loss,
+            "nll": wf.nll_loss,
+            "bce_with_logits": wf.binary_cross_entropy_with_logits
+            if self.options
+            else wf.bce_with_logits,
+        }.get(self.name, wf.cross_entropy)
+        options = self.wxb_options()
+        return lambda output, target: function(output, target, reduction=self.reduction, **options)
 
     def by_hand(self, f, out, y):
         """The loss written with tensor operations (``f``: WXB_F or TORCH_F)."""
@@ -1422,6 +1498,8 @@ class LossCase:
             total = (y * (f.sum(out.exp(), 1, True).log() - out)).sum()
         elif self.name == "cross_entropy":  # Σ (log Σ e^z − z_y), z_y picked by indexing
             total = (out.exp().sum(1).log() - out[f.arange(len(out)), y]).sum()
+        elif self.name == "nll":  # −Σ A[i, yᵢ]
+            total = -out[f.arange(len(out)), y].sum()
         else:  # max(z, 0) − z·y + log(1 + e^−|z|)
             total = (f.relu(out) - out * y + (1 + (-out.abs()).exp()).log()).sum()
             return total / math.prod(out.shape) if self.reduction == "mean" else total
@@ -1436,33 +1514,73 @@ class LossCase:
         return self.torch_library(output, target)
 
     def torch_library(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        options = self.torch_options()
         if self.name == "mse":  # wxb's documented MSE: (1/B) Σᵢ ½‖ŷᵢ − yᵢ‖²
             squares = 0.5 * (output - target) ** 2
             per_sample = squares.sum(dim=1) if squares.ndim == 2 else squares
             return per_sample.mean() if self.reduction == "mean" else per_sample.sum()
+        if self.name == "nll":
+            return F.nll_loss(output, target, reduction=self.reduction, **options)
         if self.name.startswith("cross_entropy"):
-            return F.cross_entropy(output, target, reduction=self.reduction)
-        return F.binary_cross_entropy_with_logits(output, target, reduction=self.reduction)
+            return F.cross_entropy(output, target, reduction=self.reduction, **options)
+        return F.binary_cross_entropy_with_logits(
+            output, target, reduction=self.reduction, **options
+        )
+
+    def ignored(self, y: np.ndarray) -> np.ndarray:
+        """The rows the loss leaves out (its ignore_index), as a mask."""
+        index = dict(self.options).get("ignore_index", -100)
+        if self.name in ("cross_entropy", "nll"):
+            return y == index
+        return np.zeros(len(y), bool)
+
+    def divisor(self, y: np.ndarray) -> float:
+        """What the mean over the rows ``y`` divides by: Σ w_y over the rows kept for a
+        cross-entropy on class indices (PyTorch's), else the rows."""
+        if self.name not in ("cross_entropy", "nll"):
+            return float(len(y))
+        kept = ~self.ignored(y)
+        if "weight" not in dict(self.options):
+            return float(kept.sum())
+        values, _ = dict(self.options)["weight"]
+        return float(np.array(values)[y[kept]].sum())
 
     def targets(self, rng: np.random.Generator, batch: int, width: int) -> np.ndarray:
         if self.name == "mse":
             return rng.normal(size=(batch, width))
-        if self.name == "cross_entropy":
-            return rng.integers(0, width, size=batch)
+        if self.name in ("cross_entropy", "nll"):
+            y = rng.integers(0, width, size=batch)
+            index = dict(self.options).get("ignore_index")
+            if index is not None and not 0 <= index < width:  # padding rows, as -100's
+                y[rng.uniform(size=batch) < 0.3] = index
+            return y
         if self.name == "cross_entropy_prob":
             return rng.dirichlet(np.ones(width), size=batch)
         return rng.uniform(0, 1, size=(batch, width))
 
     def __repr__(self) -> str:
-        return f"LossCase({self.name!r}, reduction={self.reduction!r}, form={self.form!r})"
+        options = "".join(f", {k}={v!r}" for k, v in self.options)
+        given = (
+            f", given as {self.weight_as}"
+            if {"weight", "pos_weight"} & set(dict(self.options))
+            else ""
+        )
+        return (
+            f"LossCase({self.name!r}, reduction={self.reduction!r}, form={self.form!r}"
+            f"{options}{given})"
+        )
 
 
 VECTOR_LOSSES = ("mse", "bce_with_logits")  # for a model whose output is (B,)
-LOSS_NAMES = ("mse", "bce_with_logits", "cross_entropy", "cross_entropy_prob")
+LOSS_NAMES = ("mse", "bce_with_logits", "cross_entropy", "cross_entropy_prob", "nll")
 
 
 def _by_hand_works(name: str) -> bool:
-    y = {"cross_entropy": np.array([2, 0]), "cross_entropy_prob": np.full((2, 3), 1 / 3)}
+    y = {
+        "cross_entropy": np.array([2, 0]),
+        "nll": np.array([2, 0]),
+        "cross_entropy_prob": np.full((2, 3), 1 / 3),
+    }
     case = LossCase(name, "mean", "by hand")
     return _works(lambda: case.by_hand(WXB_F, _probe_tensor(), y.get(name, np.full((2, 3), 0.5))))
 
@@ -1470,22 +1588,61 @@ def _by_hand_works(name: str) -> bool:
 UNSUPPORTED_BY_HAND = {name for name in LOSS_NAMES if not _by_hand_works(name)}
 
 
-def losses(output_width: int, names: Sequence[str] | None = None) -> st.SearchStrategy[LossCase]:
-    """Every loss wxb has, for a model of this output width (cross-entropy: 2 or more)."""
+@st.composite
+def loss_options(draw, name: str, width: int, vector: bool) -> tuple:
+    """PyTorch's options of this loss (none half the time)."""
+    if name == "mse" or draw(st.integers(0, 3)) == 0:
+        return ()
+    options = {}
+    positive = st.floats(0.1, 3.0)
+    if name == "bce_with_logits":
+        shapes = [(), (1,)] if vector else [(), (width,), (1, width)]
+        for key in ("weight", "pos_weight"):
+            if draw(st.booleans()):
+                shape = draw(st.sampled_from(shapes if key == "weight" else shapes[:2]))
+                if key == "pos_weight" and not vector:
+                    shape = draw(st.sampled_from([(), (width,)]))
+                values = draw(st.lists(positive, min_size=math.prod(shape),
+                                       max_size=math.prod(shape)))  # fmt: skip
+                options[key] = (tuple(values), shape)
+        return tuple(options.items())
+    if draw(st.booleans()):
+        options["weight"] = (tuple(draw(st.lists(positive, min_size=width, max_size=width))),
+                             (width,))  # fmt: skip
+    if name != "cross_entropy_prob" and draw(st.booleans()):
+        options["ignore_index"] = draw(
+            st.sampled_from([-100, width + 2]) | st.integers(0, width - 1)
+        )
+    if name != "nll" and draw(st.booleans()):
+        options["label_smoothing"] = draw(st.sampled_from([0.1, 0.0]) | st.floats(0.0, 0.5))
+    return tuple(options.items())
+
+
+def losses(
+    output_width: int, names: Sequence[str] | None = None, vector: bool = False
+) -> st.SearchStrategy[LossCase]:
+    """Every loss wxb has, for a model of this output width (cross-entropy: 2 or more),
+    with PyTorch's options drawn; ``vector``: for outputs of shape (B,)."""
     if names is None:
         names = ["mse", "bce_with_logits"]
         if output_width >= 2:
-            names += ["cross_entropy", "cross_entropy_prob"]
+            names += ["cross_entropy", "cross_entropy_prob", "nll"]
     reductions = st.sampled_from(["mean", "sum"])
     forms = ["object", "functional", "by hand"]
-    return st.sampled_from(names).flatmap(
-        lambda name: st.builds(
-            LossCase,
-            st.just(name),
-            reductions,
-            st.sampled_from(forms[:2] if name in UNSUPPORTED_BY_HAND else forms),
+
+    @st.composite
+    def case(draw, name):
+        options = draw(loss_options(name, output_width, vector))
+        allowed = forms[:2] if name in UNSUPPORTED_BY_HAND or options else forms
+        return LossCase(
+            name,
+            draw(reductions),
+            draw(st.sampled_from(allowed)),
+            options,
+            draw(st.sampled_from(["array", "list", "Tensor"])),
         )
-    )
+
+    return st.sampled_from(names).flatmap(case)
 
 
 # =====================================================================================
@@ -1493,7 +1650,7 @@ def losses(output_width: int, names: Sequence[str] | None = None) -> st.SearchSt
 # =====================================================================================
 @dataclass(frozen=True)
 class OptimizerCase:
-    kind: str  # SGD, Adam, AdamW
+    kind: str  # SGD, Adam, AdamW, RMSprop, Adagrad
     options: tuple[tuple[str, object], ...]
     # A second parameter group's own settings (PyTorch's param_groups), when there are two
     group_options: tuple[tuple[str, object], ...] = ()
@@ -1503,7 +1660,22 @@ class OptimizerCase:
         return getattr(wxb.optim, self.kind)(self._groups(groups), **dict(self.options))
 
     def torch(self, *groups: Sequence[torch.nn.Parameter]) -> torch.optim.Optimizer:
-        return getattr(torch.optim, self.kind)(self._groups(groups), **dict(self.options))
+        opt = getattr(torch.optim, self.kind)(self._groups(groups), **dict(self.options))
+        self.start_sums(opt)
+        return opt
+
+    def start_sums(self, opt: torch.optim.Optimizer) -> None:
+        """wxb's documented Adagrad: Σ starts at the parameter's own group's
+        initial_accumulator_value (PyTorch's takes the constructor's for every group).
+        Call after add_param_group too."""
+        if self.kind != "Adagrad":
+            return
+        for group in opt.param_groups:
+            for p in group["params"]:
+                state = opt.state[p]
+                if not state or float(state["step"]) == 0:
+                    state["step"] = torch.tensor(0.0)
+                    state["sum"] = torch.full_like(p, group["initial_accumulator_value"])
 
     def second_group(self, params: Sequence) -> dict:
         """The second group's dict (for the constructor or ``add_param_group``)."""
@@ -1523,8 +1695,17 @@ class OptimizerCase:
 
 @st.composite
 def optimizers(draw) -> OptimizerCase:
-    """SGD (momentum, dampening or Nesterov, weight decay), Adam, AdamW; random settings."""
-    kind = draw(st.sampled_from(["SGD", "Adam", "AdamW"]))
+    """SGD (momentum, dampening or Nesterov, weight decay), Adam, AdamW, RMSprop
+    (momentum, centered, α), Adagrad (lr_decay, initial_accumulator_value); random
+    settings."""
+    kind = draw(st.sampled_from(["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"]))
+    # ε: not PyTorch's defaults (1e-8; Adagrad's 1e-10) where a state can start at 0: a
+    # gradient that is 0 in exact arithmetic (a bias before h - h.mean(0), a batch of
+    # one) comes out as rounding noise ~1e-16 in either library, and Adam, RMSprop and
+    # Adagrad divide it by √v + ε: with ε = 1e-8 the noise moves a weight by ~lr·1e-8,
+    # over the 1e-10 tolerance. With ε ≥ 1e-5 it stays ~lr·1e-11, while a misplaced ε
+    # (inside the root, not bias-corrected) still shows.
+    eps = st.sampled_from([1e-5, 1e-4])
     if kind == "SGD":
         options = {"lr": draw(st.floats(0.001, 0.1)), "momentum": draw(st.floats(0.0, 0.95))}
         if options["momentum"] > 0 and draw(st.booleans()):
@@ -1532,17 +1713,29 @@ def optimizers(draw) -> OptimizerCase:
         elif draw(st.booleans()):
             options["dampening"] = draw(st.floats(0.0, 0.5))
         lr = st.floats(0.001, 0.1)
+    elif kind == "RMSprop":
+        options = {"lr": draw(st.floats(1e-3, 0.03)), "eps": draw(eps)}
+        if draw(st.booleans()):
+            options["alpha"] = draw(st.sampled_from([0.9, 0.99]) | st.floats(0.5, 0.999))
+        if draw(st.booleans()):
+            options["momentum"] = draw(st.floats(0.0, 0.9))
+        if draw(st.booleans()):
+            options["centered"] = True
+        lr = st.floats(1e-3, 0.03)
+    elif kind == "Adagrad":
+        options = {"lr": draw(st.floats(1e-3, 0.1))}
+        if draw(st.booleans()):
+            options["lr_decay"] = draw(st.sampled_from([0.0, 0.1]) | st.floats(0.0, 0.5))
+        if draw(st.booleans()):
+            options["initial_accumulator_value"] = draw(st.sampled_from([0.1, 1.0]))
+        else:
+            options["eps"] = draw(eps)
+        lr = st.floats(1e-3, 0.1)
     else:
         options = {
             "lr": draw(st.floats(1e-3, 0.05)),
             "betas": (draw(st.floats(0.5, 0.95)), draw(st.floats(0.9, 0.9999))),
-            # Not PyTorch's default 1e-8: a gradient that is 0 in exact arithmetic (a bias
-            # before h - h.mean(0), a batch of one) comes out as rounding noise ~1e-16 in
-            # either library, and Adam divides it by √v̂ + ε: with ε = 1e-8 the noise moves
-            # a weight by ~lr·1e-8, over the 1e-10 tolerance. With ε ≥ 1e-5 it stays
-            # ~lr·1e-11, while a misplaced ε (inside the root, not bias-corrected) still
-            # shows.
-            "eps": draw(st.sampled_from([1e-5, 1e-4])),
+            "eps": draw(eps),
         }
         lr = st.floats(1e-3, 0.05)
     if draw(st.booleans()) or kind == "AdamW":
@@ -1552,6 +1745,17 @@ def optimizers(draw) -> OptimizerCase:
         group["weight_decay"] = draw(st.floats(0.0, 0.2))
     if kind == "SGD" and "nesterov" not in options and draw(st.booleans()):
         group["momentum"] = draw(st.sampled_from([0.0, 0.9]))
-    if kind != "SGD" and draw(st.booleans()):
+    if kind in ("Adam", "AdamW") and draw(st.booleans()):
         group["betas"] = (draw(st.floats(0.5, 0.95)), draw(st.floats(0.9, 0.9999)))
+    if kind == "RMSprop":
+        for key, values in (("momentum", [0.0, 0.5]), ("centered", [True, False])):
+            if draw(st.booleans()):
+                group[key] = draw(st.sampled_from(values))
+        if draw(st.booleans()):
+            group["alpha"] = draw(st.floats(0.5, 0.99))
+    if kind == "Adagrad":
+        if draw(st.booleans()):
+            group["lr_decay"] = draw(st.floats(0.0, 0.3))
+        if draw(st.booleans()):  # wxb starts the group's Σ at it (see OptimizerCase.torch)
+            group["initial_accumulator_value"] = draw(st.sampled_from([0.5, 2.0]))
     return OptimizerCase(kind, tuple(options.items()), tuple(group.items()))
