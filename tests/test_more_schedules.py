@@ -193,6 +193,25 @@ def test_plateau_refusals():
             make()
 
 
+def test_plateau_floors_per_group_and_a_group_added_since():
+    """min_lr as one rate per group, then add_param_group: the cut asked for the new
+    group's floor past the list's end, a bare IndexError (PyTorch refuses it too, by
+    name); a scalar floor serves every group, as PyTorch's."""
+    first, second = wxb.nn.Dense(2, 2), wxb.nn.Dense(2, 2)
+    for floors in ([0.01], 0.01):
+        opt = wxb.optim.SGD(first.parameters(), lr=0.1)
+        schedule = wxb.optim.ReduceLROnPlateau(opt, patience=0, min_lr=floors)
+        opt.add_param_group({"params": second.parameters(), "lr": 0.2})
+        schedule.step(1.0)
+        if isinstance(floors, list):
+            with pytest.raises(ConfigError, match="1 rates for 2 parameter groups"):
+                schedule.step(2.0)
+            schedule.min_lr = [0.01, 0.05]  # as PyTorch's message asks (its min_lrs)
+        schedule.step(2.0)
+        expected = [0.01, 0.05] if isinstance(floors, list) else [0.01, 0.02]
+        assert [g["lr"] for g in opt.param_groups] == pytest.approx(expected)
+
+
 def test_a_resumed_fit_continues_the_plateau_exactly(rng, tmp_path):
     X, y = rng.normal(size=(48, 3)), rng.integers(0, 2, 48)
 

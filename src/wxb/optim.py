@@ -1811,6 +1811,14 @@ class ReduceLROnPlateau(LRSchedule):
             self.cooldown_counter -= 1
             self.num_bad_epochs = 0
         if self.num_bad_epochs > self.patience:
+            groups = len(self.optimizer.param_groups)
+            if isinstance(self.min_lr, list) and len(self.min_lr) != groups:
+                # a group added since (add_param_group) has no floor: PyTorch refuses too
+                raise ConfigError(
+                    f"ReduceLROnPlateau min_lr holds {len(self.min_lr)} rates for {groups} "
+                    "parameter groups (one added since it was made): set scheduler.min_lr "
+                    "to one rate per group"
+                )
             for index, group in enumerate(self.optimizer.param_groups):
                 floor = self.min_lr[index] if isinstance(self.min_lr, list) else self.min_lr
                 cut = max(group["lr"] * self.factor, floor)
