@@ -46,6 +46,7 @@ up to a minute; e.g. 2000 for a long hunt).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 
@@ -149,6 +150,18 @@ def test_one_pass_matches_torch(case: UserModel, data) -> None:
     loss = data.draw(case.losses(), label="loss")
     batch = data.draw(st.integers(1, 8), label="batch")
     rng = np.random.default_rng(data.draw(SEEDS, label="data seed"))
+    if loss.name == "bce_with_logits" and data.draw(st.booleans(), label="weight per row"):
+        # PyTorch's weight broadcast over the batch too: (B, C), (B, 1), or (B,) for (B,)
+        shape = data.draw(
+            st.sampled_from(
+                [(batch,)] if case.vector_output else [(batch, case.output_width), (batch, 1)]
+            ),
+            label="weight shape",
+        )
+        weight = (tuple(rng.uniform(0.1, 3.0, size=math.prod(shape))), shape)
+        options = {**dict(loss.options), "weight": weight}
+        form = "object" if loss.form == "by hand" else loss.form
+        loss = dataclasses.replace(loss, options=tuple(options.items()), form=form)
     inputs_need_grad = data.draw(st.booleans(), label="inputs require grad")
     target_tensor = loss.name not in ("cross_entropy", "nll") and data.draw(
         st.booleans(), label="target as wxb.Tensor"
@@ -213,6 +226,8 @@ BEFORE_STEP = [  # done to both models before a step
     None,
     "model.load_state_dict(initial state)",
     "model.double()",
+    "opt.load_state_dict(opt.state_dict())",
+    "a new optimiser, loaded with the old one's state_dict()",  # a resumed run
 ]
 ARRANGEMENTS = [
     "one optimiser",
@@ -482,12 +497,15 @@ def test_hand_written_loop_matches_torch(case: UserModel, data) -> None:
     theirs = [case.params[i][2] for i in chosen]
     if arrangement == "one optimiser":
         w_opts, t_opts = [opt_case.wxb(ours)], [opt_case.torch(theirs)]
+        makers = [(lambda: opt_case.wxb(ours), lambda: opt_case.torch(theirs))]
     else:
         one = [k for k, i in enumerate(chosen) if i in first]
         two = [k for k, i in enumerate(chosen) if i not in first]
         assume(one and two)
         w1, w2 = [ours[k] for k in one], [ours[k] for k in two]
         t1, t2 = [theirs[k] for k in one], [theirs[k] for k in two]
+        # (after add_param_group, the same two groups)
+        makers = [(lambda: opt_case.wxb(w1, w2), lambda: opt_case.torch(t1, t2))]
         if arrangement == "two parameter groups":
             w_opts, t_opts = [opt_case.wxb(w1, w2)], [opt_case.torch(t1, t2)]
         elif arrangement.startswith("add_param_group"):
@@ -495,6 +513,10 @@ def test_hand_written_loop_matches_torch(case: UserModel, data) -> None:
         else:
             w_opts = [opt_case.wxb(w1), second_opt.wxb(w2)]
             t_opts = [opt_case.torch(t1), second_opt.torch(t2)]
+            makers = [
+                (lambda: opt_case.wxb(w1), lambda: opt_case.torch(t1)),
+                (lambda: second_opt.wxb(w2), lambda: second_opt.torch(t2)),
+            ]
 
     w_schedules, t_schedules = [], []
     if schedule is not None:
@@ -519,6 +541,17 @@ def test_hand_written_loop_matches_torch(case: UserModel, data) -> None:
                     q.copy_(value)
         elif step == 3 and before == "model.double()":
             model.double()  # already float64: a cast all the same (new arrays)
+        elif step == 3 and before == "opt.load_state_dict(opt.state_dict())":
+            for w_opt, t_opt in zip(w_opts, t_opts, strict=True):
+                w_opt.load_state_dict(w_opt.state_dict())
+                t_opt.load_state_dict(t_opt.state_dict())
+        elif step == 3 and before is not None and before.startswith("a new optimiser"):
+            if not w_schedules:  # (a schedule stays with the optimiser it was made on)
+                for i, (make_wxb, make_torch) in enumerate(makers):
+                    w_new, t_new = make_wxb(), make_torch()
+                    w_new.load_state_dict(w_opts[i].state_dict())
+                    t_new.load_state_dict(t_opts[i].state_dict())
+                    w_opts[i], t_opts[i] = w_new, t_new
         if init is not None and step == init[1]:  # the optimisers made, their states kept
             initialise(case, init[0])
         for i in toggles[step - 1]:

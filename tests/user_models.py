@@ -1703,9 +1703,11 @@ def optimizers(draw) -> OptimizerCase:
     # gradient that is 0 in exact arithmetic (a bias before h - h.mean(0), a batch of
     # one) comes out as rounding noise ~1e-16 in either library, and Adam, RMSprop and
     # Adagrad divide it by √v + ε: with ε = 1e-8 the noise moves a weight by ~lr·1e-8,
-    # over the 1e-10 tolerance. With ε ≥ 1e-5 it stays ~lr·1e-11, while a misplaced ε
-    # (inside the root, not bias-corrected) still shows.
-    eps = st.sampled_from([1e-5, 1e-4])
+    # over the 1e-10 tolerance. With ε ≥ 1e-4 it stays ~lr·1e-12 (1e-5 still failed one
+    # example in several hundred: noise of ~1e-13 on a parameter unfrozen at step 2, whose
+    # first update is g/(|g| + ε)), while a misplaced ε (inside the root, not
+    # bias-corrected) still shows.
+    eps = st.sampled_from([1e-4, 1e-3])
     if kind == "SGD":
         options = {"lr": draw(st.floats(0.001, 0.1)), "momentum": draw(st.floats(0.0, 0.95))}
         if options["momentum"] > 0 and draw(st.booleans()):
