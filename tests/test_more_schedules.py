@@ -233,3 +233,45 @@ def test_a_resumed_fit_continues_the_plateau_exactly(rng, tmp_path):
         resumed = run(10, tmp_path / "parts", True)
     assert resumed.history["lr"] == whole.history["lr"]
     assert resumed.history["val_loss"] == whole.history["val_loss"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "settings"),
+    [
+        ("StepLR", {"step_size": 2, "gamma": 0.5}),
+        ("CosineAnnealingLR", {"T_max": 5, "eta_min": 0.001}),
+        ("ExponentialLR", {"gamma": 0.7}),
+        ("MultiStepLR", {"milestones": [1, 3], "gamma": 0.3}),
+    ],
+)
+def test_a_running_schedule_loads_a_state_leaving_the_rates_as_pytorchs(rng, kind, settings):
+    """load_state_dict into a schedule that has stepped (its own state, or an earlier
+    one with the optimiser's, a rollback): the groups' lr stay what the optimiser holds,
+    as PyTorch's. They went back to the rates the groups held when the schedule was made:
+    ExponentialLR(γ=0.5) after two steps trained on at 0.1 where PyTorch's is at 0.025."""
+    rates = [float(rng.uniform(0.01, 0.5)), float(rng.uniform(0.01, 0.5))]
+    ours = wxb.optim.SGD(_groups([wxb.nn.Dense(2, 2), wxb.nn.Dense(2, 2)], rates), lr=0.1)
+    theirs = torch.optim.SGD(_groups([torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)], rates))
+    mine = getattr(wxb.optim, kind)(ours, **settings)
+    reference = getattr(torch.optim.lr_scheduler, kind)(theirs, **settings)
+    saved = None
+    for epoch in range(8):
+        if epoch == int(rng.integers(1, 3)):
+            saved = (ours.state_dict(), mine.state_dict(), theirs.state_dict(),
+                     reference.state_dict())  # fmt: skip
+        if epoch in (3, 5):  # its own state, then the saved one with the optimiser's
+            if epoch == 5 and saved is not None:
+                ours.load_state_dict(saved[0])
+                theirs.load_state_dict(saved[2])
+                mine.load_state_dict(saved[1])
+                reference.load_state_dict(saved[3])
+            else:
+                mine.load_state_dict(mine.state_dict())
+                reference.load_state_dict(reference.state_dict())
+            expected = [g["lr"] for g in theirs.param_groups]
+            assert [g["lr"] for g in ours.param_groups] == pytest.approx(expected, rel=1e-12)
+            assert mine.get_last_lr() == pytest.approx(reference.get_last_lr(), rel=1e-12)
+        mine.step()
+        reference.step()
+        expected = [g["lr"] for g in theirs.param_groups]
+        assert [g["lr"] for g in ours.param_groups] == pytest.approx(expected, rel=1e-12), epoch

@@ -1503,10 +1503,11 @@ class LRSchedule:
     def load_state_dict(self, state: dict) -> None:
         """Continue from ``state_dict()`` of a schedule of the same kind. The groups' ``lr``
         stay what the optimiser holds (as PyTorch's schedulers leave them), apart from this
-        schedule's own setting of epoch 0's rates when it was made: the rates the optimiser
-        held then come back (an optimiser resumed before the schedule was made holds the
-        saved ones). An lr other than the loaded epoch's rate counts as set by hand, and
-        the next step goes on from it, as the uninterrupted run does."""
+        schedule's own setting of epoch 0's rates when it was made, where it has neither
+        stepped nor loaded since: the rates the optimiser held then come back (an
+        optimiser resumed before the schedule was made holds the saved ones). An lr other
+        than the loaded epoch's rate counts as set by hand, and the next step goes on from
+        it, as the uninterrupted run does."""
         name = type(self).__name__
         if not isinstance(state, dict) or state.get("type", name) != name:
             kind = state.get("type") if isinstance(state, dict) else type(state).__name__
@@ -1558,6 +1559,13 @@ class LRSchedule:
                 if initial is not None and group.get("initial_lr") == made:
                     group["initial_lr"] = initial
             self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = rate
+        self._forget_found()
+
+    def _forget_found(self) -> None:
+        """Past the first step or load, the rates (and initial_lr) the groups held when
+        this schedule was made are no longer its own write to undo: a later load leaves
+        the groups' lr as they are, as PyTorch's does."""
+        self._lrs_found, self._initials_found = [], []
 
     def _check_settings(self, values: dict, where: str) -> None:
         """Refuse settings this kind of schedule cannot run with (subclasses say which)."""
@@ -1583,6 +1591,7 @@ class LRSchedule:
         self._rebase(self._bases())  # a group added this epoch: its lr is this epoch's rate
         self.epoch += 1
         self._set(self.epoch)
+        self._forget_found()
         return self.optimizer.lr
 
     def _rebase(self, bases: list[float]) -> None:
