@@ -226,8 +226,8 @@ BEFORE_STEP = [  # done to both models before a step
     None,
     "model.load_state_dict(initial state)",
     "model.double()",
-    "opt.load_state_dict(opt.state_dict())",
-    "a new optimiser, loaded with the old one's state_dict()",  # a resumed run
+    "opt.load_state_dict(opt.state_dict())",  # and the schedule's
+    "a new optimiser, loaded with the old one's state_dict()",  # a resumed run, schedule too
 ]
 ARRANGEMENTS = [
     "one optimiser",
@@ -545,13 +545,22 @@ def test_hand_written_loop_matches_torch(case: UserModel, data) -> None:
             for w_opt, t_opt in zip(w_opts, t_opts, strict=True):
                 w_opt.load_state_dict(w_opt.state_dict())
                 t_opt.load_state_dict(t_opt.state_dict())
+            for w_sched, t_sched in zip(w_schedules, t_schedules, strict=True):
+                w_sched.load_state_dict(w_sched.state_dict())
+                t_sched.load_state_dict(t_sched.state_dict())
         elif step == 3 and before is not None and before.startswith("a new optimiser"):
-            if not w_schedules:  # (a schedule stays with the optimiser it was made on)
-                for i, (make_wxb, make_torch) in enumerate(makers):
-                    w_new, t_new = make_wxb(), make_torch()
-                    w_new.load_state_dict(w_opts[i].state_dict())
-                    t_new.load_state_dict(t_opts[i].state_dict())
-                    w_opts[i], t_opts[i] = w_new, t_new
+            # as a run resumes: optimiser and schedule made again, then their states loaded
+            for i, (make_wxb, make_torch) in enumerate(makers):
+                w_new, t_new = make_wxb(), make_torch()
+                if w_schedules:
+                    w_sched, t_sched = make_schedule(schedule, w_new, t_new)
+                w_new.load_state_dict(w_opts[i].state_dict())
+                t_new.load_state_dict(t_opts[i].state_dict())
+                if w_schedules:
+                    w_sched.load_state_dict(w_schedules[i].state_dict())
+                    t_sched.load_state_dict(t_schedules[i].state_dict())
+                    w_schedules[i], t_schedules[i] = w_sched, t_sched
+                w_opts[i], t_opts[i] = w_new, t_new
         if init is not None and step == init[1]:  # the optimisers made, their states kept
             initialise(case, init[0])
         for i in toggles[step - 1]:
@@ -707,6 +716,8 @@ def test_fit_matches_torch(case: UserModel, data) -> None:
     n_val = data.draw(st.none() | st.integers(1, 6), label="validation rows")
     x_form = data.draw(st.sampled_from(["float64", "float32", "list"]), label="X as")
     init = data.draw(st.none() | initialisations(), label="model.apply(init_weights) before fit")
+    early_stopping = data.draw(st.none() | st.integers(1, 2), label="early_stopping")
+    restore_best = data.draw(st.booleans(), label="restore_best_weights")
     rng = np.random.default_rng(data.draw(SEEDS, label="data seed"))
     X, y = rng.normal(size=(n, case.input_width)), case.targets(loss, rng, n)
     y_fit = y
@@ -748,18 +759,20 @@ def test_fit_matches_torch(case: UserModel, data) -> None:
     w_schedule = t_schedule = None
     if isinstance(schedule, tuple):  # a schedule of one's own, built on the optimiser
         w_schedule, t_schedule = make_schedule(schedule, w_opt, t_opt)
-    elif schedule == "plateau":  # fit's: patience 10 without early stopping
-        t_schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(t_opt, patience=10)
+    patience = max(1, early_stopping // 2) if early_stopping else 10  # fit's "plateau"
+    if schedule == "plateau":
+        t_schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(t_opt, patience=patience)
     if init is not None:  # after the optimiser is made, as PyTorch users do
         initialise(case, init)
 
     def torch_fit() -> dict[str, list[float]]:
         """PyTorch through the batches fit takes, in order; the figures History keeps."""
         expected: dict[str, list[float]] = {"loss": [], "lr": []}
+        best, best_state = [math.inf, 0], []  # the best figure, epochs waited; its weights
+        if isinstance(schedule, str) and schedule != "plateau":  # each fit starts it over
+            for g, base in zip(t_opt.param_groups, bases, strict=True):
+                g["lr"] = scheduled_lr(schedule, base, 0, epochs)
         for epoch in range(epochs):
-            if isinstance(schedule, str) and schedule != "plateau":
-                for g, base in zip(t_opt.param_groups, bases, strict=True):
-                    g["lr"] = scheduled_lr(schedule, base, epoch, epochs)
             case.torch_model.train()
             total, correct = 0.0, 0
             for start in range(0, n, rows):
@@ -782,15 +795,29 @@ def test_fit_matches_torch(case: UserModel, data) -> None:
             if val is not None:
                 for key, value in torch_evaluate(case, loss, *val).items():
                     expected.setdefault(f"val_{key}", []).append(value)
+            # early stopping, and the best weights kept, on val_loss (else loss)
+            watched = expected["val_loss" if val is not None else "loss"][-1]
+            if watched < best[0]:
+                best[:] = [watched, 0]
+                if early_stopping is not None and restore_best:
+                    best_state[:] = [q.detach().clone() for _, _, q in case.params]
+            else:
+                best[1] += 1
+                if early_stopping is not None and best[1] >= early_stopping:
+                    break  # (no schedule step after the epoch that stops)
             # fit steps the schedule after every epoch, the last too; a plateau's on what
             # early stopping watches
             if isinstance(t_schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                t_schedule.step(expected["val_loss" if val is not None else "loss"][-1])
+                t_schedule.step(watched)
             elif t_schedule is not None:
                 t_schedule.step()
-        if isinstance(schedule, str) and schedule != "plateau":
-            for g, base in zip(t_opt.param_groups, bases, strict=True):
-                g["lr"] = scheduled_lr(schedule, base, epochs, epochs)
+            if isinstance(schedule, str) and schedule != "plateau":
+                for g, base in zip(t_opt.param_groups, bases, strict=True):
+                    g["lr"] = scheduled_lr(schedule, base, epoch + 1, epochs)
+        if best_state:
+            with torch.no_grad():
+                for (_, _, q), value in zip(case.params, best_state, strict=True):
+                    q.copy_(value)
         return expected
 
     def wxb_fit():
@@ -806,12 +833,14 @@ def test_fit_matches_torch(case: UserModel, data) -> None:
             lr_schedule=w_schedule if w_schedule is not None else schedule,
             clip_grad_norm=clip,
             validation_data=val,
+            early_stopping=early_stopping,
+            restore_best_weights=restore_best,
         )
 
     calls = 2 if then == "fit again" else 1
     for call in range(1, calls + 1):
         if call == 2 and schedule == "plateau":  # fit makes a new one each call
-            t_schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(t_opt, patience=10)
+            t_schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(t_opt, patience=patience)
         expected = torch_fit()
         history = wxb_fit()
         at = f"fit call {call} with {opt_case!r}"
