@@ -46,6 +46,7 @@ up to a minute; e.g. 2000 for a long hunt).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 import os
@@ -228,6 +229,7 @@ BEFORE_STEP = [  # done to both models before a step
     "model.double()",
     "opt.load_state_dict(opt.state_dict())",  # and the schedule's
     "a new optimiser, loaded with the old one's state_dict()",  # a resumed run, schedule too
+    "opt.state = collections.defaultdict(dict)",  # PyTorch's reset of the moments
 ]
 ARRANGEMENTS = [
     "one optimiser",
@@ -548,6 +550,11 @@ def test_hand_written_loop_matches_torch(case: UserModel, data) -> None:
             for w_sched, t_sched in zip(w_schedules, t_schedules, strict=True):
                 w_sched.load_state_dict(w_sched.state_dict())
                 t_sched.load_state_dict(t_sched.state_dict())
+        elif step == 3 and before == "opt.state = collections.defaultdict(dict)":
+            for k, (w_opt, t_opt) in enumerate(zip(w_opts, t_opts, strict=True)):
+                w_opt.state = collections.defaultdict(dict)
+                t_opt.state = collections.defaultdict(dict)
+                (second_opt if k == 1 else opt_case).start_sums(t_opt)
         elif step == 3 and before is not None and before.startswith("a new optimiser"):
             # as a run resumes: optimiser and schedule made again, then their states loaded
             for i, (make_wxb, make_torch) in enumerate(makers):

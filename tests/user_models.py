@@ -46,6 +46,7 @@ every expression on its own, so a missing one fails there, by name.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -1437,6 +1438,7 @@ class LossCase:
     # label_smoothing, pos_weight (values, shape)
     options: tuple[tuple[str, object], ...] = ()
     weight_as: str = "array"  # how weight and pos_weight are given: array, list, Tensor
+    set_later: bool = False  # the object's options assigned after it is made (loss.weight = …)
 
     def _array(self, key: str):
         values, shape = dict(self.options)[key]
@@ -1461,6 +1463,11 @@ class LossCase:
     def wxb(self):
         """The loss object (what fit and evaluate take)."""
         options = self.wxb_options()
+        if self.set_later and options:  # as PyTorch's buffers and attributes are set
+            loss = dataclasses.replace(self, options=(), set_later=False).wxb()
+            for key, value in options.items():
+                setattr(loss, key, value)
+            return loss
         if self.name == "mse":
             return MSELoss(self.reduction)
         if self.name == "nll":
@@ -1565,6 +1572,7 @@ class LossCase:
             if {"weight", "pos_weight"} & set(dict(self.options))
             else ""
         )
+        given += ", set after construction" if self.set_later else ""
         return (
             f"LossCase({self.name!r}, reduction={self.reduction!r}, form={self.form!r}"
             f"{options}{given})"
@@ -1640,6 +1648,7 @@ def losses(
             draw(st.sampled_from(allowed)),
             options,
             draw(st.sampled_from(["array", "list", "Tensor"])),
+            bool(options) and draw(st.booleans()),
         )
 
     return st.sampled_from(names).flatmap(case)
