@@ -423,10 +423,10 @@ def test_from_torch_refuses_other_modules_naming_them():
         (nn.Sequential(nn.Linear(4, 4), nn.Conv1d(1, 1, 3)), r"module '1' \(Conv1d\)"),
         (nn.Sequential(nn.Flatten(), nn.Linear(4, 2)), r"module '0' \(Flatten\)"),
         (
-            nn.Sequential(nn.Linear(4, 4), nn.Sequential(nn.ReLU(), nn.BatchNorm1d(4))),
-            r"module '1\.1' \(BatchNorm1d\)",
+            nn.Sequential(nn.Linear(4, 4), nn.Sequential(nn.ReLU(), nn.GroupNorm(2, 4))),
+            r"module '1\.1' \(GroupNorm\)",
         ),
-        (nn.Sequential(OrderedDict(norm=nn.LayerNorm(4))), r"module 'norm' \(LayerNorm\)"),
+        (nn.Sequential(OrderedDict(norm=nn.RMSNorm(4))), r"module 'norm' \(RMSNorm\)"),
         (nn.Sequential(nn.Linear(4, 4), nn.LogSoftmax(dim=0)), r"'1' \(LogSoftmax\).*dim=0"),
         (nn.Sequential(nn.Linear(4, 4), nn.Softmin(dim=1)), r"module '1' \(Softmin\)"),
         (nn.Sequential(nn.Softmax(dim=0)), r"module '0' \(Softmax\): it is over dim=0"),

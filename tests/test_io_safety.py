@@ -553,7 +553,7 @@ def test_metadata_that_is_not_what_save_writes_is_refused(tmp_path, rng):
     "edit, fragment",
     [
         ("float16", "is 'F16'"),
-        ("int64", "is 'I64'"),
+        ("int64", "is I64, not F32 or F64"),  # (I64 is only BatchNorm1d's batch count)
         ("mixed", "mix F32 and F64"),
         ("extra", "'ghost.weight', which the architecture has no place for"),
         ("missing", "missing 'hidden.weight'"),

@@ -31,11 +31,41 @@ from wxb.columns import TableEncoder
 from wxb.errors import ConfigError
 from wxb.nn.layers import ACTIVATIONS, Activation, Dense, Dropout, Standardize
 from wxb.nn.module import Module, input_width, stock_kind
+from wxb.nn.norm import BatchNorm1d, LayerNorm
 from wxb.nn.sequential import Sequential
 from wxb.random import drawing_from
 from wxb.tensor import Tensor, graph, set_grad_enabled, topological_order
 
-STOCK_LAYERS = (Dense, Activation, Dropout, Standardize)
+STOCK_LAYERS = (Dense, Activation, Dropout, Standardize, LayerNorm, BatchNorm1d)
+NORMS = (LayerNorm, BatchNorm1d)
+
+
+def normalization_text(module: LayerNorm | BatchNorm1d, z: str, training: bool) -> str:
+    """What a normalisation layer computes from ``z`` in the seed's column notation
+    (units as rows, samples as columns)."""
+    affine = ("γ ⊙ ", " + β") if module.weight is not None else ("", "")
+    affine = (affine[0], " + β" if module.bias is not None else "")
+    if isinstance(module, LayerNorm):
+        over = "over the units of each column (sample)"
+    elif training or module._buffers.get("running_mean") is None:
+        over = "over the batch, per unit (row)"
+    else:
+        over = "the running statistics, per unit (row)"
+    return f"{affine[0]}({z} − μ)/√(σ² + ε){affine[1]}, μ and σ² {over}"
+
+
+def normalization_backward(module: LayerNorm | BatchNorm1d) -> str:
+    """A normalisation layer's backward rule, g = ∂L/∂(its output), x̂ its normalised input."""
+    scaled = "γ ⊙ g" if module.weight is not None else "g"
+    if isinstance(module, BatchNorm1d) and not module.training:
+        if module._buffers.get("running_mean") is not None:
+            return f"{scaled} / √(running σ² + ε)"
+    means = "over each column" if isinstance(module, LayerNorm) else "over the batch"
+    params = ""
+    if module.weight is not None:
+        params = "; ∂L/∂γ = Σ g ⊙ x̂" + (", ∂L/∂β = Σ g" if module.bias is not None else "")
+    return f"(ĝ − mean(ĝ) − x̂ ⊙ mean(ĝ ⊙ x̂))/σ, ĝ = {scaled}, means {means}{params}"
+
 
 # the sample runs (``_sample_run``) of one description, by model (held, so that its id
 # is not another's): a summary or diagram asks several questions of one forward
@@ -347,7 +377,7 @@ def _walk(model: Module, chain: _Chain | None) -> list[_Layer | _Group]:
             width_out: int | None = module.out_features
         elif _is(module, Standardize):
             width_out = module.in_features
-        elif _is(module, (Activation, Dropout)):
+        elif _is(module, (Activation, Dropout, *NORMS)):
             width_out = width_in
         else:  # a custom leaf: what it returns is unknown
             width_out = None
@@ -1155,6 +1185,13 @@ def architecture_diagram(model: Module) -> str:
                 lines = [f"{item.path} · Dropout", f"p = {module.p:g}"]
             elif _is(module, Standardize):
                 lines = [f"{item.path} · Standardize", "(X − μ) / σ"]
+            elif _is(module, NORMS):
+                params = sum(p.data.size for p in module.parameters())
+                lines = [
+                    f"{item.path} · {type(module).__name__}",
+                    normalization_text(module, "Z", module.training),
+                    f"{params:,} parameters",
+                ]
             else:
                 lines = [f"{item.path} · {type(module).__name__}"]
             chart.node(node_id, *lines, *calls_line(module), shape=shape)
@@ -1207,6 +1244,8 @@ def _forward_op(layer: _Layer, z: str) -> tuple[str, str]:
         return f"Dropout: ⊙ M / (1 − {module.p:g})", "box"
     if _is(module, Standardize):
         return "Standardize: (X − μ) / σ", "box"
+    if _is(module, NORMS):
+        return f"{type(module).__name__}: {normalization_text(module, z, module.training)}", "box"
     return f"{layer.path} · {type(module).__name__}", "box"
 
 
@@ -1280,6 +1319,8 @@ def _backward_op(layer: _Layer, z: str) -> str:
         return "Dropout p = 0: δ unchanged" if module.p == 0 else f"⊙ M / (1 − {module.p:g})"
     if _is(module, Standardize):
         return "⊙ 1/σ"
+    if _is(module, NORMS):
+        return f"{type(module).__name__} backward: {normalization_backward(module)}"
     return f"backward of {layer.path} · {type(module).__name__}"
 
 

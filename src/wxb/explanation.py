@@ -22,7 +22,7 @@ import numpy as np
 
 from wxb import ops
 from wxb.columns import rows_by_name
-from wxb.describe import chain_layers, percent
+from wxb.describe import NORMS, chain_layers, normalization_text, percent
 from wxb.errors import ConfigError, DataError
 from wxb.nn.heads import head_index, model_task, probability_head
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
@@ -700,6 +700,8 @@ def _forward_steps(
             standardize = is_stock(layer, Standardize)
             Hsym = _Symbol("X̂", r"\hat{\mathbf{X}}") if standardize else _symbol("H", position)
             how = f"({current.text} − mean)/scale" if standardize else f"{key}({current.text})"
+            if any(is_stock(layer, kind) for kind in NORMS):
+                how += " = " + normalization_text(layer, current.text, training=False)
             x = layer(x)
             H = x.data.T
             stats, facts = _stats(H, zeros=False)

@@ -35,6 +35,7 @@ from wxb.describe import chain_layers
 from wxb.errors import ConfigError
 from wxb.nn import layers
 from wxb.nn.module import Module
+from wxb.nn.norm import BatchNorm1d, LayerNorm
 from wxb.nn.sequential import Sequential
 
 __all__ = ["from_sklearn", "from_torch", "to_torch"]
@@ -92,7 +93,15 @@ def _import_torch():
 # wxb → PyTorch
 # ---------------------------------------------------------------------------------
 _ACTIVATION_TYPES = tuple(layers.ACTIVATIONS.values())
-_STOCK_TYPES = (Sequential, layers.Dense, layers.Dropout, layers.Standardize, *_ACTIVATION_TYPES)
+_STOCK_TYPES = (
+    Sequential,
+    layers.Dense,
+    layers.Dropout,
+    layers.Standardize,
+    LayerNorm,
+    BatchNorm1d,
+    *_ACTIVATION_TYPES,
+)
 
 
 def _where(path: str) -> str:
@@ -157,8 +166,8 @@ def _check_convertible(path: str, module: Module) -> None:
         )
         raise ConfigError(
             f"to_torch: cannot convert {_where(path)} ({cls.__name__}): {why}; to_torch "
-            "converts Sequential, Dense, Dropout, Standardize and the activations "
-            + ", ".join(c.__name__ for c in _ACTIVATION_TYPES)
+            "converts Sequential, Dense, Dropout, Standardize, LayerNorm, BatchNorm1d and the "
+            "activations " + ", ".join(c.__name__ for c in _ACTIVATION_TYPES)
         )
     if "forward" in vars(module) or "__call__" in vars(module):
         raise ConfigError(
@@ -188,7 +197,7 @@ def _stock_kernel(cls: type) -> object:
 def _model_dtype(model: Module) -> np.dtype:
     """The one dtype of the model's parameters and buffers (float32 or float64)."""
     dtypes = {p.data.dtype for p in model.parameters()}
-    dtypes |= {a.dtype for _, a in model.named_buffers()}
+    dtypes |= {a.dtype for _, a in model.named_buffers() if a.dtype.kind != "i"}  # (counts)
     odd = sorted(str(d) for d in dtypes if d not in _FLOATS)
     if odd:
         raise ConfigError(
@@ -227,18 +236,32 @@ def _to_torch(module: Module, path: str, torch, tdtype, made: dict[int, Any]):
             bias=module.bias is not None,
             dtype=tdtype,
         )
-        for key in ("weight", "bias"):
-            param = getattr(module, key)
-            if param is None:
-                continue
-            if id(param) in made:  # tied: the twin shares the one torch Parameter too
-                setattr(out, key, made[id(param)])
-                continue
-            twin = getattr(out, key)
+        _parameters_to_torch(module, out, torch, tdtype, made)
+    elif isinstance(module, LayerNorm):
+        out = nn.LayerNorm(
+            module.normalized_shape,
+            module.eps,
+            module.elementwise_affine,
+            bias=module.bias is not None,
+            dtype=tdtype,
+        )
+        _parameters_to_torch(module, out, torch, tdtype, made)
+    elif isinstance(module, BatchNorm1d):
+        out = nn.BatchNorm1d(
+            module.num_features,
+            module.eps,
+            module.momentum,
+            module.affine,
+            module.track_running_stats,
+            dtype=tdtype,
+            bias=module.bias is not None,
+        )
+        _parameters_to_torch(module, out, torch, tdtype, made)
+        if module.track_running_stats:
             with torch.no_grad():
-                twin.copy_(_tensor(torch, param.data, tdtype))
-            twin.requires_grad_(param.requires_grad)
-            made[id(param)] = twin
+                out.running_mean.copy_(_tensor(torch, module.running_mean, tdtype))
+                out.running_var.copy_(_tensor(torch, module.running_var, tdtype))
+                out.num_batches_tracked.fill_(int(module.num_batches_tracked))
     elif isinstance(module, layers.Dropout):
         out = nn.Dropout(module.p)
     elif isinstance(module, layers.Standardize):
@@ -270,6 +293,22 @@ def _to_torch(module: Module, path: str, torch, tdtype, made: dict[int, Any]):
     return out
 
 
+def _parameters_to_torch(module: Module, out, torch, tdtype, made: dict[int, Any]) -> None:
+    """Copy ``module``'s weight and bias into its twin ``out`` (shared where tied)."""
+    for key in ("weight", "bias"):
+        param = getattr(module, key)
+        if param is None:
+            continue
+        if id(param) in made:  # tied: the twin shares the one torch Parameter too
+            setattr(out, key, made[id(param)])
+            continue
+        twin = getattr(out, key)
+        with torch.no_grad():
+            twin.copy_(_tensor(torch, param.data, tdtype))
+        twin.requires_grad_(param.requires_grad)
+        made[id(param)] = twin
+
+
 def _torch_key(key: str, index: int, taken: dict[str, Any], nn) -> str:
     """The wxb key, where PyTorch accepts it (no dots, not an attribute of its
     Sequential); else the index, as PyTorch would name it."""
@@ -289,7 +328,7 @@ def from_torch(seq) -> Sequential:
 
     Reads (nested) Sequentials of Linear, Identity, ReLU, Sigmoid, Tanh,
     LeakyReLU, GELU, SiLU, ELU, Softplus, Softmax and LogSoftmax over dim 1 (or -1),
-    Dropout and
+    Dropout, LayerNorm, BatchNorm1d (with its running statistics) and
     ``TorchStandardize``,
     copying the weights; the dtype is the weights' (float32 or float64). Keys
     that are valid wxb names (not PyTorch's "0", "1", …) become the layers' names.
@@ -324,7 +363,8 @@ def from_torch(seq) -> Sequential:
 
 _READS = (
     "wxb reads Sequential, Linear, Identity, ReLU, Sigmoid, Tanh, LeakyReLU, GELU, SiLU, "
-    "ELU, Softplus, Softmax(dim=1), LogSoftmax(dim=1), Dropout and TorchStandardize"
+    "ELU, Softplus, Softmax(dim=1), LogSoftmax(dim=1), Dropout, LayerNorm, BatchNorm1d and "
+    "TorchStandardize"
 )
 
 
@@ -361,7 +401,7 @@ def _torch_refusal(module, nn) -> str | None:
     """Why ``module`` has no wxb twin, or None."""
     cls = type(module)
     simple = (nn.Linear, nn.Dropout, nn.LeakyReLU, nn.GELU, nn.Identity, nn.ReLU, nn.Sigmoid,
-              nn.SiLU, nn.ELU, nn.Softplus)  # fmt: skip
+              nn.SiLU, nn.ELU, nn.Softplus, nn.LayerNorm, nn.BatchNorm1d)  # fmt: skip
     if cls in (*simple, nn.Tanh) or cls is _standardize_class_if_made():
         return "it holds sub-modules, which wxb would not run" if module._modules else None
     if cls is nn.Sequential:
@@ -382,7 +422,8 @@ def _torch_dtype(seq, torch) -> np.dtype:
     names = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
     found: dict[Any, str] = {}
     for name, tensor in [*seq.named_parameters(), *seq.named_buffers()]:
-        found.setdefault(tensor.dtype, name)
+        if tensor.dtype != torch.int64:  # (BatchNorm's batch count)
+            found.setdefault(tensor.dtype, name)
     odd = [f"{name} is {dt}" for dt, name in found.items() if dt not in names]
     if odd:
         raise ConfigError(
@@ -457,7 +498,6 @@ def _from_torch(module, path: str, torch, dtype, made: dict[int, Module]) -> Mod
         _name_layers(kids, list(module._modules))
         out: Module = Sequential(*kids)
     elif cls is nn.Linear:
-        weight = _numpy(module.weight, dtype, label)
         out = layers.Dense(
             module.in_features,
             module.out_features,
@@ -465,17 +505,40 @@ def _from_torch(module, path: str, torch, dtype, made: dict[int, Module]) -> Mod
             seed=0,
             dtype=dtype,
         )
-        for key in ("weight", "bias"):
-            param = getattr(module, key)
-            if param is None:
-                continue
-            if id(param) in made:  # tied in PyTorch: one wxb Parameter in both places
-                setattr(out, key, made[id(param)])
-                continue
-            mine = getattr(out, key)
-            np.copyto(mine.data, weight if key == "weight" else _numpy(param, dtype, label))
-            mine.requires_grad = param.requires_grad
-            made[id(param)] = mine
+        _parameters_from_torch(module, out, dtype, label, made)
+    elif cls is nn.LayerNorm:
+        try:
+            out = LayerNorm(
+                tuple(module.normalized_shape),
+                float(module.eps),
+                module.elementwise_affine,
+                bias=module.bias is not None,
+                dtype=dtype,
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"from_torch: {label}: {exc}") from None
+        _parameters_from_torch(module, out, dtype, label, made)
+    elif cls is nn.BatchNorm1d:
+        try:
+            out = BatchNorm1d(
+                module.num_features,
+                float(module.eps),
+                module.momentum,
+                module.affine,
+                module.track_running_stats,
+                bias=module.bias is not None,
+                dtype=dtype,
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"from_torch: {label}: {exc}") from None
+        _parameters_from_torch(module, out, dtype, label, made)
+        if module.track_running_stats:
+            if module.running_mean is None or module.running_var is None:
+                raise ConfigError(f"from_torch: {label}: its running statistics were removed")
+            np.copyto(out.running_mean, _numpy(module.running_mean, dtype, label))
+            np.copyto(out.running_var, _numpy(module.running_var, dtype, label))
+            tracked = module.num_batches_tracked
+            out.num_batches_tracked[...] = 0 if tracked is None else int(tracked)
     elif cls is nn.Dropout:
         try:
             out = layers.Dropout(module.p)
@@ -517,6 +580,23 @@ def _from_torch(module, path: str, torch, dtype, made: dict[int, Module]) -> Mod
     out.training = module.training
     made[id(module)] = out
     return out
+
+
+def _parameters_from_torch(module, out: Module, dtype, label: str, made: dict[int, Module]) -> None:
+    """Copy the torch ``module``'s weight and bias into its wxb twin (shared where tied)."""
+    for key in ("weight", "bias"):
+        param = getattr(module, key)
+        if param is None:
+            continue
+        if id(param) in made:  # tied in PyTorch: one wxb Parameter in both places
+            setattr(out, key, made[id(param)])
+            continue
+        mine = getattr(out, key)
+        if mine is None or tuple(param.shape) != mine.shape:
+            raise ConfigError(f"from_torch: {label}: its {key} has shape {tuple(param.shape)}")
+        np.copyto(mine.data, _numpy(param, dtype, label))
+        mine.requires_grad = param.requires_grad
+        made[id(param)] = mine
 
 
 def _standardize_class_if_made() -> type | None:

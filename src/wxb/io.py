@@ -30,6 +30,7 @@ from wxb.data import atomic_write, read_safetensors_header, safetensors_bytes
 from wxb.errors import ConfigError, ModelFileError, ShapeError, WxbError
 from wxb.nn import layers
 from wxb.nn.module import Module
+from wxb.nn.norm import BatchNorm1d, LayerNorm
 from wxb.nn.plan import width_mismatch
 from wxb.nn.sequential import Sequential, layers_in_order
 
@@ -45,6 +46,8 @@ STOCK_TYPES: dict[str, type[Module]] = {
     "Dense": layers.Dense,
     "Dropout": layers.Dropout,
     "Standardize": layers.Standardize,
+    "LayerNorm": LayerNorm,
+    "BatchNorm1d": BatchNorm1d,
     **{cls.__name__: cls for cls in layers.ACTIVATIONS.values()},
 }
 # Fields of each type's config() besides "type" and the optional "name".
@@ -57,8 +60,12 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "GELU": ("approximate",),
     "ELU": ("alpha",),
     "Softplus": ("beta", "threshold"),
+    "LayerNorm": ("normalized_shape", "eps", "elementwise_affine", "bias"),
+    "BatchNorm1d": ("num_features", "eps", "momentum", "affine", "track_running_stats", "bias"),
 }
-FILE_DTYPES = {"F32": np.dtype(np.float32), "F64": np.dtype(np.float64)}
+# Weights are F32 or F64, one of them a model; I64 only for BatchNorm1d's batch count.
+FILE_DTYPES = {"F32": np.dtype(np.float32), "F64": np.dtype(np.float64), "I64": np.dtype(np.int64)}
+COUNT_CODE = "I64"
 _FILE_CODES = {dtype: code for code, dtype in FILE_DTYPES.items()}
 _MAX_NDIM = 8  # stored tensors are 1-D or 2-D; more is refused before any arithmetic
 
@@ -84,7 +91,7 @@ def save(model: Module, path: str | Path) -> Path:
     architecture = model.config()
     state = model.state_dict()
     ties = _ties(model)
-    dtypes = {array.dtype for array in state.values()}
+    dtypes = {array.dtype for array in state.values() if array.dtype.kind != "i"}
     odd = sorted(str(d) for d in dtypes if d not in _FILE_CODES)
     if odd:
         raise ConfigError(
@@ -118,7 +125,8 @@ def save(model: Module, path: str | Path) -> Path:
     frozen = [name for name, p in model.named_parameters() if not p.requires_grad]
     if frozen:  # as torch.save(model) keeps requires_grad: a frozen layer stays frozen
         metadata["frozen"] = json.dumps(frozen)
-    tensors = {name: np.ascontiguousarray(array) for name, array in state.items()}
+    # (np.ascontiguousarray would make a 0-d count 1-d)
+    tensors = {name: np.require(array, requirements="C") for name, array in state.items()}
     path = Path(path)
     atomic_write(path, safetensors_bytes(tensors, metadata=metadata))
     return path
@@ -197,6 +205,14 @@ def _check_saveable(model: object) -> None:
             expected_buffers = {"mean", "scale"}
             if not np.all(module.scale > 0):
                 raise ConfigError(f"cannot save {where} (Standardize): every scale must be > 0")
+        elif cls is LayerNorm:
+            expected_params = {"weight"} if module.elementwise_affine else set()
+            expected_params |= {"bias"} if module.bias is not None else set()
+        elif cls is BatchNorm1d:
+            expected_params = {"weight"} if module.affine else set()
+            expected_params |= {"bias"} if module.bias is not None else set()
+            if module.track_running_stats:
+                expected_buffers = {"running_mean", "running_var", "num_batches_tracked"}
         if params != expected_params or buffers != expected_buffers:
             extra = sorted((params - expected_params) | (buffers - expected_buffers))
             raise ConfigError(
@@ -349,7 +365,8 @@ def _stored_tensors(path: Path, header: dict) -> dict[str, tuple[str, tuple[int,
         dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
         if not isinstance(dtype, str) or dtype not in FILE_DTYPES:
             raise ModelFileError(
-                f"{what} is {dtype!r}; wxb model files hold F32 or F64 tensors only"
+                f"{what} is {dtype!r}; wxb model files hold F32 or F64 tensors (and I64 "
+                "batch counts) only"
             )
         if (
             not isinstance(shape, list)
@@ -431,7 +448,7 @@ def load(path: str | Path) -> Module:
     try:
         model = _build(architecture)
         _tie(model, ties)
-        dtypes = {a.dtype for a in tensors.values()}
+        dtypes = {a.dtype for a in tensors.values() if a.dtype.kind == "f"}
         if len(dtypes) == 1:
             model.to(dtypes.pop())
         model.load_state_dict(tensors)
@@ -513,6 +530,19 @@ def _build(config: dict[str, Any]) -> Module:
         return layers.ELU(config["alpha"], name=name)
     if kind == "Softplus":
         return layers.Softplus(config["beta"], config["threshold"], name=name)
+    if kind == "LayerNorm":
+        shape, eps = tuple(config["normalized_shape"]), config["eps"]
+        return LayerNorm(shape, eps, config["elementwise_affine"], config["bias"], name=name)
+    if kind == "BatchNorm1d":
+        return BatchNorm1d(
+            config["num_features"],
+            config["eps"],
+            config["momentum"],
+            config["affine"],
+            config["track_running_stats"],
+            bias=config["bias"],
+            name=name,
+        )
     return STOCK_TYPES[kind](name=name)
 
 
@@ -523,7 +553,7 @@ def _check_architecture(
 ) -> None:
     """The architecture is one ``build`` makes, its ties are sound, and the stored tensors
     are exactly the ones the built model holds (names, shapes, one dtype)."""
-    slots, buffers, shared = _layout(architecture)
+    slots, buffers, shared, counts = _layout(architecture)
     if not isinstance(ties, dict):
         raise _Invalid(f"its ties are {type(ties).__name__}, not a JSON object")
     order = {name: index for index, name in enumerate(slots)}
@@ -564,7 +594,13 @@ def _check_architecture(
                 f"the tensors do not fit the architecture: {name!r} has shape "
                 f"{list(stored[name][1])}, the architecture needs {list(shape)}"
             )
-    codes = sorted({code for code, _ in stored.values()})
+    for name, (code, _) in stored.items():
+        if (code == COUNT_CODE) != (name in counts):
+            needs = COUNT_CODE if name in counts else "F32 or F64"
+            raise _Invalid(
+                f"the tensors do not fit the architecture: {name!r} is {code}, not {needs}"
+            )
+    codes = sorted({code for code, _ in stored.values() if code != COUNT_CODE})
     if len(codes) > 1:
         raise _Invalid(f"its tensors mix {' and '.join(codes)}; a wxb model has one dtype")
 
@@ -577,18 +613,20 @@ def _names(names: list[str], limit: int = 5) -> str:
 Shapes = dict[str, tuple[int, ...]]
 
 
-def _layout(architecture: object) -> tuple[Shapes, Shapes, dict[str, str]]:
+def _layout(architecture: object) -> tuple[Shapes, Shapes, dict[str, str], set[str]]:
     """What the built model will hold, every field checked, without recursion:
 
     - its parameter slots (dotted name → shape, in ``named_modules`` order, each
       slot of a shared parameter included),
     - its buffers (dotted name → shape),
     - for the slots of a layer given twice to one Sequential (the same object
-      again, which ``build`` reproduces), the slot they share (its first name).
+      again, which ``build`` reproduces), the slot they share (its first name);
+    - the buffers that are counts (stored as I64), not weights.
     """
     slots: Shapes = {}
     buffers: Shapes = {}
     shared: dict[str, str] = {}
+    counts: set[str] = set()
     # (description, dotted prefix, where in the JSON, depth, for a layer given again the
     # description of its first place, and (first prefix, this prefix) inside such a layer)
     stack: list[tuple] = [(architecture, "", "architecture", 0, None, None)]
@@ -655,7 +693,44 @@ def _layout(architecture: object) -> tuple[Shapes, Shapes, dict[str, str]]:
             raise _Invalid(
                 f"{where}: approximate {_short(node['approximate'])} is not 'none' or 'tanh'"
             )
-    return slots, buffers, shared
+        elif kind == "LayerNorm":
+            dims = node["normalized_shape"]
+            if not isinstance(dims, list) or not dims or len(dims) > _MAX_NDIM:
+                raise _Invalid(f"{where}: normalized_shape {_short(dims)} is not a list of sizes")
+            shape = tuple(
+                _positive({"normalized_shape": d}, "normalized_shape", where) for d in dims
+            )
+            _check_norm_settings(node, where, ("elementwise_affine", "bias"))
+            if node["elementwise_affine"]:
+                slot(prefix, "weight", shape, alias)
+                if node["bias"]:
+                    slot(prefix, "bias", shape, alias)
+        elif kind == "BatchNorm1d":
+            n = _positive(node, "num_features", where)
+            _check_norm_settings(node, where, ("affine", "track_running_stats", "bias"))
+            momentum = node["momentum"]
+            if momentum is not None and not (_is_number(momentum) and 0 <= momentum <= 1):
+                raise _Invalid(f"{where}: momentum {_short(momentum)} is not a number in [0, 1]")
+            if node["affine"]:
+                slot(prefix, "weight", (n,), alias)
+                if node["bias"]:
+                    slot(prefix, "bias", (n,), alias)
+            if node["track_running_stats"]:
+                buffers[_join(prefix, "running_mean")] = buffers[_join(prefix, "running_var")] = (
+                    n,
+                )
+                tracked = _join(prefix, "num_batches_tracked")
+                buffers[tracked] = ()
+                counts.add(tracked)
+    return slots, buffers, shared, counts
+
+
+def _check_norm_settings(node: dict, where: str, flags: tuple[str, ...]) -> None:
+    if not _is_number(node["eps"]) or node["eps"] < 0:
+        raise _Invalid(f"{where}: eps {_short(node['eps'])} is not a finite number ≥ 0")
+    for key in flags:
+        if not isinstance(node[key], bool):
+            raise _Invalid(f"{where}: {key} {_short(node[key])} is not true or false")
 
 
 def _join(prefix: str, key: str) -> str:

@@ -12,6 +12,13 @@ initializers:
 - Standardize    (X − mean) ⊙ (1/scale): Sub, then Mul by the reciprocal, which is
                  what wxb itself computes (``1.0 / scale`` in the model's dtype)
 - Dropout        nothing (the export is for inference; wxb's predict skips it too)
+- LayerNorm(n)   μ = X·(𝟙/n), D = X − μ, σ² = (D ⊙ D)·(𝟙/n), D ⊙ 1/√(σ² + ε), then ⊙ γ + β:
+                 MatMul, Sub, Mul, Add, Sqrt, Reciprocal (opset-13 operators; wxb takes
+                 μ and σ² in float64, so float32 agrees to rounding)
+- BatchNorm1d    eval mode, as wxb's predict: (X − running μ) ⊙ 1/√(running σ² + ε), then
+                 ⊙ γ + β, with the factor computed as wxb computes it (Sub, Mul, Mul, Add);
+                 one without running statistics (it normalises each batch by itself) is
+                 refused
 - Identity       nothing
 - Sigmoid        Reciprocal(1 + Exp(−z)), as wxb computes it
 - Tanh, ReLU, Softmax   Tanh, Relu, Softmax(axis=-1)
@@ -98,6 +105,7 @@ from wxb.describe import chain_layers
 from wxb.errors import ConfigError
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
 from wxb.nn.module import Module, stock_kind
+from wxb.nn.norm import BatchNorm1d, LayerNorm
 from wxb.nn.sequential import Sequential
 from wxb.tables import numeric_markers
 
@@ -110,7 +118,7 @@ _KERNELS = (
     ops.Identity, ops.Sigmoid, ops.Tanh, ops.ReLU, ops.LeakyReLU, ops.GELU, ops.SiLU,
     ops.ELU, ops.Softplus, ops.Softmax, ops.LogSoftmax,
 )  # fmt: skip
-_STOCK = (Sequential, Dense, Dropout, Standardize, Activation)
+_STOCK = (Sequential, Dense, Dropout, Standardize, LayerNorm, BatchNorm1d, Activation)
 
 
 def _onnx() -> Any:
@@ -238,8 +246,8 @@ def _stock_leaf(path: str, module: Module) -> tuple[str, Module]:
         raise _refuse(
             path,
             module,
-            f"{why}; ONNX export handles only Sequential, Dense, Standardize, Dropout "
-            "and wxb's activations",
+            f"{why}; ONNX export handles only Sequential, Dense, Standardize, Dropout, "
+            "LayerNorm, BatchNorm1d and wxb's activations",
         )
     if kind is Activation and type(module.kernel) not in _KERNELS:
         raise _refuse(
@@ -260,6 +268,9 @@ def _dtype(model: Module, layers: list[tuple[str, Module]]) -> np.dtype:
                 dtypes.add(layer.bias.dtype)
         elif isinstance(layer, Standardize):
             dtypes.update((layer.mean.dtype, layer.scale.dtype))
+        elif isinstance(layer, (LayerNorm, BatchNorm1d)):
+            dtypes.update(p.dtype for p in (layer.weight, layer.bias) if p is not None)
+            dtypes.update(a.dtype for a in layer._buffers.values() if a.dtype.kind == "f")
     dtypes = {np.dtype(d) for d in dtypes} or {np.dtype(model.dtype)}
     odd = sorted(str(d) for d in dtypes if d not in (np.float32, np.float64))
     if odd:
@@ -501,6 +512,8 @@ class _Graph:
                 takes = self._dense_width(path, layer)
             elif isinstance(layer, Standardize):
                 takes = self._standardize_width(path, layer)
+            elif isinstance(layer, (LayerNorm, BatchNorm1d)):
+                takes = self._norm_width(path, layer)
             if takes is not None:
                 if width is None and n_features is None:
                     n_features = takes
@@ -534,6 +547,50 @@ class _Graph:
             raise _refuse(path, layer, f"mean {mean.shape} and scale {scale.shape} do not fit")
         return int(mean.shape[0])
 
+    @staticmethod
+    def _norm_width(path: str, layer: LayerNorm | BatchNorm1d) -> int:
+        if isinstance(layer, LayerNorm):
+            if len(layer.normalized_shape) != 1:
+                raise _refuse(
+                    path, layer, f"it normalises dims {layer.normalized_shape}; rows have one"
+                )
+            return layer.normalized_shape[0]
+        if layer._buffers.get("running_mean") is None:
+            raise _refuse(
+                path,
+                layer,
+                "it keeps no running statistics (track_running_stats=False), so it normalises "
+                "each batch by the batch itself, which an exported model cannot do",
+            )
+        return layer.num_features
+
+    def _affine(self, layer: LayerNorm | BatchNorm1d, x: str, where: str) -> str:
+        """γ ⊙ x̂ + β, as wxb's ops compute it (a Mul, then an Add)."""
+        if layer.weight is not None:
+            gamma = self.initializer(layer.weight, layer.weight.data, f"{where}.weight")
+            x = self.node("Mul", [x, gamma], where)
+        if layer.bias is not None:
+            beta = self.initializer(layer.bias, layer.bias.data, f"{where}.bias")
+            x = self.node("Add", [x, beta], where)
+        return x
+
+    def _layer_norm(self, layer: LayerNorm, x: str, where: str) -> str:
+        n = layer.normalized_shape[0]
+        mean_of = self.initializer(None, np.full((n, 1), 1.0 / n), f"{where}.mean_of")
+        centred = self.node("Sub", [x, self.node("MatMul", [x, mean_of], where)], where)
+        var = self.node("MatMul", [self.node("Mul", [centred, centred], where), mean_of], where)
+        root = self.node("Sqrt", [self.node("Add", [var, self.const(layer.eps)], where)], where)
+        out = self.node("Mul", [centred, self.node("Reciprocal", [root], where)], where)
+        return self._affine(layer, out, where)
+
+    def _batch_norm(self, layer: BatchNorm1d, x: str, where: str) -> str:
+        dtype = layer.running_var.dtype
+        factor = (1.0 / np.sqrt(layer.running_var + layer.eps)).astype(dtype)  # as wxb's
+        mean = self.initializer(layer.running_mean, layer.running_mean, f"{where}.running_mean")
+        inv = self.initializer(None, factor, f"{where}.reciprocal_std")
+        out = self.node("Mul", [self.node("Sub", [x, mean], where), inv], where)
+        return self._affine(layer, out, where)
+
     def _layer(self, path: str, layer: Module, x: str, width: int | None) -> tuple[str, int | None]:
         where = path or type(layer).__name__.lower()
         if isinstance(layer, Dense):
@@ -550,6 +607,10 @@ class _Graph:
             return self.node("Mul", [centred, inv], where), int(np.asarray(layer.mean).shape[0])
         if isinstance(layer, Dropout):
             return x, width
+        if isinstance(layer, LayerNorm):
+            return self._layer_norm(layer, x, where), width
+        if isinstance(layer, BatchNorm1d):
+            return self._batch_norm(layer, x, where), width
         return self._activation(layer.kernel, x, where), width
 
     def _activation(self, kernel: object, x: str, where: str) -> str:

@@ -1743,6 +1743,164 @@ def smooth_l1_loss(output: Tensor, target: object, reduction: str = "mean", beta
     return loss(output, target, SmoothL1Kernel(reduction, beta=float(beta)))
 
 
+# ---------------------------------------------------------------------------------
+# Normalisation: LayerNorm and BatchNorm1d (x̂ = (x − μ)/√(σ² + ε), then γ ⊙ x̂ + β)
+# ---------------------------------------------------------------------------------
+def check_normalized_shape(value: object, what: str = "normalized_shape") -> tuple[int, ...]:
+    """PyTorch's ``normalized_shape``: an int or a sequence of positive ints."""
+    dims = (value,) if isinstance(value, (int, np.integer)) else value
+    try:
+        dims = tuple(dims)  # type: ignore[arg-type]
+    except TypeError:
+        raise ConfigError(f"{what} must be an int or a sequence of ints; got {value!r}") from None
+    if not dims or any(
+        isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1 for d in dims
+    ):
+        raise ConfigError(f"{what} must be positive ints; got {value!r}")
+    return tuple(int(d) for d in dims)
+
+
+def check_eps(eps: object, what: str) -> float:
+    if not _is_number(eps) or not 0 <= eps < math.inf:
+        raise ConfigError(f"{what}: eps must be a finite number ≥ 0; got {eps!r}")
+    return float(eps)
+
+
+def normalize(
+    x: Tensor, axes: tuple[int, ...], eps: float
+) -> tuple[Tensor, np.ndarray, np.ndarray]:
+    """x̂ = (x − μ)/√(σ² + ε), μ and σ² the mean and (biased) variance over ``axes``,
+    taken in float64; with μ and σ² themselves (for running statistics)."""
+    X = x.data
+    X64 = X.astype(np.float64, copy=False)
+    mu = X64.mean(axis=axes, keepdims=True)
+    centred = X64 - mu
+    var = np.mean(centred * centred, axis=axes, keepdims=True)
+    rstd = 1.0 / np.sqrt(var + eps)
+    out = (centred * rstd).astype(X.dtype, copy=False)
+    rstd = rstd.astype(X.dtype, copy=False)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        # x̂ depends on every x it was normalised with, through μ and σ:
+        # ∂L/∂x = (1/σ)·(g − mean(g) − x̂ ⊙ mean(g ⊙ x̂)), the means over ``axes``
+        g_mean = g.mean(axis=axes, keepdims=True)
+        g_out_mean = (g * out).mean(axis=axes, keepdims=True)
+        return (rstd * (g - g_mean - out * g_out_mean),)
+
+    result = Tensor.from_op(out, "x̂", (x,), backward, saves_output=True, reads_inputs=False)
+    return result, mu, var
+
+
+def _affine(out: Tensor, weight: Tensor | None, bias: Tensor | None, shape: tuple) -> Tensor:
+    """γ ⊙ x̂ + β, γ and β reshaped to ``shape`` to broadcast (their gradients flow back
+    through the reshape: Σ over what they were broadcast over)."""
+    if weight is not None:
+        out = mul(out, weight if weight.shape == shape else reshape(weight, shape))
+    if bias is not None:
+        out = add(out, bias if bias.shape == shape else reshape(bias, shape))
+    return out
+
+
+def _affine_operand(value: object, size: tuple[int, ...], what: str) -> Tensor | None:
+    if value is None:
+        return None
+    t = value if isinstance(value, Tensor) else as_tensor(value)
+    if t.shape != size:
+        raise ShapeError(f"{what}: needs shape {size}; got {t.shape}")
+    return t
+
+
+def layer_norm(
+    x: Tensor,
+    normalized_shape: object,
+    weight: object = None,
+    bias: object = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Each sample normalised over its last dims (``normalized_shape``), as PyTorch's
+    ``F.layer_norm``: y = γ ⊙ (x − μ)/√(σ² + ε) + β, μ and σ² (biased) per sample."""
+    shape = check_normalized_shape(normalized_shape)
+    eps = check_eps(eps, "layer_norm")
+    k = len(shape)
+    if x.ndim < k or tuple(x.shape[x.ndim - k :]) != shape:
+        raise ShapeError(
+            f"layer_norm: normalized_shape {list(shape)} needs inputs ending in those dims; "
+            f"got shape {tuple(x.shape)}"
+        )
+    gamma = _affine_operand(weight, shape, "layer_norm weight")
+    beta = _affine_operand(bias, shape, "layer_norm bias")
+    out, _, _ = normalize(x, tuple(range(x.ndim - k, x.ndim)), eps)
+    return _affine(out, gamma, beta, shape)
+
+
+def batch_norm(
+    x: Tensor,
+    running_mean: np.ndarray | None,
+    running_var: np.ndarray | None,
+    weight: object = None,
+    bias: object = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Each channel normalised over the batch (and length), as PyTorch's ``F.batch_norm``.
+
+    ``training``: by the batch's own μ and σ², and the running statistics (when given)
+    move towards them in place: r ← (1 − momentum)·r + momentum·s, with the unbiased
+    variance, as PyTorch's. Else by the running statistics, a fixed affine map."""
+    if x.ndim not in (2, 3):
+        raise ShapeError(f"batch_norm: needs input of shape (N, C) or (N, C, L); got {x.shape}")
+    channels = x.shape[1]
+    eps = check_eps(eps, "batch_norm")
+    stats = []
+    for what, value in (("running_mean", running_mean), ("running_var", running_var)):
+        array = value.data if isinstance(value, Tensor) else value
+        if array is not None and (not isinstance(array, np.ndarray) or array.shape != (channels,)):
+            got = array.shape if isinstance(array, np.ndarray) else type(array).__name__
+            raise ShapeError(
+                f"batch_norm: {what} needs shape ({channels},) for {channels} channels; got {got}"
+            )
+        stats.append(array)
+    running_mean, running_var = stats
+    if (running_mean is None) != (running_var is None):
+        raise ConfigError("batch_norm: give both running_mean and running_var, or neither")
+    shape = (channels,) if x.ndim == 2 else (channels, 1)
+    gamma = _affine_operand(weight, (channels,), "batch_norm weight")
+    beta = _affine_operand(bias, (channels,), "batch_norm bias")
+    axes = (0,) if x.ndim == 2 else (0, 2)
+    if training:
+        count = x.shape[0] * (1 if x.ndim == 2 else x.shape[2])
+        if count <= 1:
+            raise ShapeError(
+                "batch_norm: needs more than 1 value per channel to normalise by the batch "
+                f"(training mode, or no running statistics); got input of shape "
+                f"{tuple(x.shape)}: give batches of 2 rows or more"
+            )
+        out, mu, var = normalize(x, axes, eps)
+        if running_mean is not None:
+            if not _is_number(momentum):
+                raise ConfigError(f"batch_norm: momentum must be a number; got {momentum!r}")
+            unbiased = var.reshape(channels) * (count / (count - 1))
+            with np.errstate(over="ignore"):
+                np.copyto(
+                    running_mean,
+                    (1 - momentum) * running_mean + momentum * mu.reshape(channels),
+                    casting="same_kind",
+                )
+                np.copyto(
+                    running_var,
+                    (1 - momentum) * running_var + momentum * unbiased,
+                    casting="same_kind",
+                )
+    else:
+        if running_mean is None:
+            raise ConfigError("batch_norm: needs running_mean and running_var when not training")
+        rstd = (1.0 / np.sqrt(running_var + eps)).astype(x.dtype, copy=False)
+        mu = running_mean.astype(x.dtype, copy=False)
+        out = mul(sub(x, mu.reshape(shape)), rstd.reshape(shape))
+    return _affine(out, gamma, beta, shape)
+
+
 def _dims(shape: tuple[int, ...]) -> str:
     return "×".join(str(s) for s in shape) if shape else "scalar"
 

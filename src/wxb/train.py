@@ -52,6 +52,7 @@ from wxb.nn.losses import (
     stock_loss,
 )
 from wxb.nn.module import Module, is_stock
+from wxb.nn.norm import BatchNorm1d
 from wxb.nn.sequential import layers_in_order
 from wxb.optim import SCHEDULES, LRSchedule, Optimizer, ReduceLROnPlateau, get_optimizer
 from wxb.random import RowMasks, as_generator, drawing_from, key_of, masks_by_row, row_masks
@@ -160,18 +161,20 @@ class ProgressBar:
 
 
 def output_shape(model: Module, X: np.ndarray, where: str = "X") -> tuple[int, ...]:
-    """The shape of the model's output for one row of X (from a forward pass in eval mode,
-    whatever the model's code): bad input fails here, before any training."""
+    """The shape of the model's output for a row of X (from a forward pass in eval mode of
+    its first two rows, whatever the model's code): bad input fails here, before any
+    training. (Two: a BatchNorm1d without running statistics normalises by the batch.)"""
+    rows = min(len(X), 2)
     with model.evaluating(), no_grad():
-        out = model(Tensor(X[:1]))
+        out = model(Tensor(X[:rows]))
     if not isinstance(out, Tensor):
         raise ConfigError(
             f"{type(model).__name__}.forward returned {type(out).__name__}; fit, evaluate "
             "and predict need it to return one Tensor"
         )
-    if out.ndim not in (1, 2) or out.shape[0] != 1:
+    if out.ndim not in (1, 2) or out.shape[0] != rows:
         raise ShapeError(
-            f"the model turns one row of {where} into shape {out.shape}; fit and evaluate "
+            f"the model turns {rows} row(s) of {where} into shape {out.shape}; fit and evaluate "
             "need one output row per input row, (B,) or (B, outputs)"
         )
     return out.shape[1:]
@@ -501,6 +504,27 @@ def _ranks(distributed: bool | Ranks) -> Ranks | None:
     return None
 
 
+def _check_batch_norm(model: Module, rows: int, batch_size: int, ranks: Ranks | None) -> None:
+    """ConfigError where a BatchNorm1d could not train as one process would: it normalises
+    each batch by the batch's own statistics, so it needs 2 rows or more, and a batch
+    split over ranks would be normalised share by share."""
+    norm = next((m for m in model.modules() if isinstance(m, BatchNorm1d)), None)
+    if norm is None:
+        return
+    if ranks is not None:
+        raise ConfigError(
+            f"{norm.label} normalises each batch by the batch's own statistics, and "
+            "split over ranks each would normalise its own share; distributed fit does not "
+            "train it (LayerNorm, per row, does)"
+        )
+    if batch_size == 1 or rows % batch_size == 1:
+        raise ConfigError(
+            f"{norm.label} needs 2 rows or more in each training batch, and "
+            f"{rows} rows in batches of {batch_size} leave a batch of 1; choose another "
+            "batch_size"
+        )
+
+
 def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
          validation_data, shuffle, seed, early_stopping, min_delta, restore_best_weights,
          lr_schedule, clip_grad_norm, verbose, stream, diagnose, checkpoint_dir,
@@ -555,7 +579,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     X_arr = validation.as_features(_through_stage(model, X, "X"), dtype, "X", check=ranks is None)
     if ranks is not None:
         _check_finite_together(X_arr, "X", ranks)
-    shape = output_shape(model, X_arr)  # one forward of one row, before any training
+    shape = output_shape(model, X_arr)  # one forward of two rows, before any training
     y_arr = _prepare_targets(loss_fn, y, dtype, shape, "y")
     validation.check_lengths(X_arr, y_arr)
     rng = as_generator(seed)
@@ -685,6 +709,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
 
     n = len(y_arr)
     batch_size = min(batch_size, n)
+    _check_batch_norm(model, n, batch_size, ranks)
     steps_per_epoch = math.ceil(n / batch_size)
     out_stream = stream if stream is not None else sys.stderr
     show = verbose is True or (verbose == "auto" and _is_terminal(out_stream))

@@ -34,6 +34,7 @@ from wxb.nn.losses import (
     get_loss,
 )
 from wxb.nn.module import Module, Parameter
+from wxb.nn.norm import BatchNorm1d, LayerNorm
 from wxb.nn.sequential import Sequential
 
 __all__ = [
@@ -43,12 +44,14 @@ __all__ = [
     "LOSSES",
     "Activation",
     "BCEWithLogitsLoss",
+    "BatchNorm1d",
     "CrossEntropyLoss",
     "Dense",
     "Dropout",
     "HuberLoss",
     "Identity",
     "L1Loss",
+    "LayerNorm",
     "LeakyReLU",
     "Linear",
     "LogSoftmax",

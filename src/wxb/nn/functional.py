@@ -5,6 +5,7 @@ samples, where PyTorch's averages (ŷ − y)² over every element: for C outputs
 C/2 times PyTorch's; see its docstring."""
 
 from wxb.ops import (
+    batch_norm,
     bce_with_logits,
     binary_cross_entropy_with_logits,
     cross_entropy,
@@ -13,6 +14,7 @@ from wxb.ops import (
     gelu,
     huber_loss,
     l1_loss,
+    layer_norm,
     leaky_relu,
     log_softmax,
     mse_loss,
@@ -27,6 +29,7 @@ from wxb.ops import (
 )
 
 __all__ = [
+    "batch_norm",
     "bce_with_logits",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
@@ -35,6 +38,7 @@ __all__ = [
     "gelu",
     "huber_loss",
     "l1_loss",
+    "layer_norm",
     "leaky_relu",
     "log_softmax",
     "mse_loss",

@@ -27,11 +27,13 @@ from wxb import kernels, ops
 from wxb.errors import ConfigError, DataError, ShapeError
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize, dtype_mismatch
 from wxb.nn.module import Module, Parameter, input_width, stock_kind
+from wxb.nn.norm import BatchNorm1d, LayerNorm
 from wxb.tensor import GRAD_LOCK, accumulate_grad
 
 _requires_grad = operator.attrgetter("requires_grad")
 
 STOCK_LAYERS = (Dense, Activation, Dropout, Standardize)
+NORMS = (LayerNorm, BatchNorm1d)  # (their backward is the graph's: not planned)
 
 
 def unplannable_reason(layers: list[Module]) -> str | None:
@@ -40,6 +42,8 @@ def unplannable_reason(layers: list[Module]) -> str | None:
     if not layers:
         return "it has no layers"
     for layer in layers:
+        if stock_kind(layer, NORMS) is not None:
+            return f"{layer.label} is a normalisation layer, which runs on the recorded graph"
         if not _is_stock(layer):
             return (
                 f"{layer.label} is not a stock layer (its class overrides forward or __call__, "

@@ -1,0 +1,219 @@
+"""Normalisation layers, as PyTorch's: LayerNorm (over each sample's features) and
+BatchNorm1d (over the batch, with running statistics for eval mode).
+
+Both compute x̂ = (x − μ)/√(σ² + ε), then γ ⊙ x̂ + β with learned γ (``weight``) and β
+(``bias``); ``ops.normalize`` holds the forward and its backward rule. They run on the
+recorded graph (a Sequential holding one is not planned: ``why_not_planned`` says so).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from wxb import ops
+from wxb.backend import resolve_dtype
+from wxb.errors import ConfigError
+from wxb.nn.layers import _positive_int, dtype_mismatch
+from wxb.nn.module import Module, Parameter
+from wxb.tensor import Tensor, no_grad
+
+
+def _check_dtype(layer: Module, x: Tensor, like: Parameter | np.ndarray | None) -> None:
+    if like is not None and x.dtype != like.dtype:
+        raise dtype_mismatch(layer.label, x.dtype, like.dtype)
+
+
+def _flag(value: object, what: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{what} must be True or False; got {value!r}")
+    return bool(value)
+
+
+def _refuse_subclass(layer: Module, kind: type[Module]) -> None:
+    if type(layer) is not kind:  # the file would rebuild a plain one without its code
+        raise ConfigError(
+            f"{type(layer).__name__} cannot be saved: it subclasses {kind.__name__}, and a "
+            f"model file rebuilds only a plain {kind.__name__}"
+        )
+
+
+class LayerNorm(Module):
+    """y = γ ⊙ (x − μ)/√(σ² + ε) + β, μ and σ² (biased) over each sample's last dims
+    (``normalized_shape``; for a dense layer's output, its width). The same in training
+    and in eval mode."""
+
+    def __init__(
+        self,
+        normalized_shape: int | tuple[int, ...],
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        bias: bool = True,
+        *,
+        dtype: object = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.normalized_shape = ops.check_normalized_shape(normalized_shape, "LayerNorm")
+        self.eps = ops.check_eps(eps, "LayerNorm")
+        self.elementwise_affine = _flag(elementwise_affine, "LayerNorm elementwise_affine")
+        with_bias = _flag(bias, "LayerNorm bias")
+        self.name = name
+        dt = resolve_dtype(dtype)
+        shape = self.normalized_shape
+        self.weight = Parameter(np.ones(shape, dt)) if self.elementwise_affine else None
+        self.bias = (
+            Parameter(np.zeros(shape, dt)) if self.elementwise_affine and with_bias else None
+        )
+
+    @property
+    def in_features(self) -> int:
+        """The width it takes, when it normalises one dim (else no such attribute)."""
+        if len(self.normalized_shape) != 1:
+            raise AttributeError("in_features: LayerNorm normalises several dims")
+        return self.normalized_shape[0]
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_dtype(self, x, self.weight if self.weight is not None else self.bias)
+        return ops.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def reset_parameters(self) -> None:
+        """γ = 1 and β = 0 again, in place (the same Parameters, as PyTorch's)."""
+        with no_grad():
+            if self.weight is not None:
+                self.weight[...] = 1
+            if self.bias is not None:
+                self.bias[...] = 0
+
+    def config(self) -> dict[str, Any]:
+        _refuse_subclass(self, LayerNorm)
+        return {
+            "type": "LayerNorm",
+            "name": self.name,
+            "normalized_shape": list(self.normalized_shape),
+            "eps": self.eps,
+            "elementwise_affine": self.elementwise_affine,
+            "bias": self.bias is not None,
+        }
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        )
+
+
+class BatchNorm1d(Module):
+    """y = γ ⊙ (x − μ)/√(σ² + ε) + β per channel, for inputs (N, C) or (N, C, L).
+
+    Training mode: μ and σ² are the batch's own (over N, and L), and the running
+    statistics move towards them: r ← (1 − momentum)·r + momentum·s, with the unbiased
+    variance (``momentum=None``: the mean over all batches so far). Eval mode: the running
+    statistics, so each row's output depends on that row alone. With
+    ``track_running_stats=False`` both modes use the batch's own."""
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        *,
+        bias: bool = True,
+        dtype: object = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__()
+        channels = _positive_int(num_features, "BatchNorm1d num_features")
+        self.num_features = channels
+        self.eps = ops.check_eps(eps, "BatchNorm1d")
+        self.momentum = momentum  # checked by the property
+        self.affine = _flag(affine, "BatchNorm1d affine")
+        self.track_running_stats = _flag(track_running_stats, "BatchNorm1d track_running_stats")
+        self.name = name
+        dt = resolve_dtype(dtype)
+        self.weight = Parameter(np.ones(channels, dt)) if self.affine else None
+        with_bias = self.affine and _flag(bias, "BatchNorm1d bias")
+        self.bias = Parameter(np.zeros(channels, dt)) if with_bias else None
+        if self.track_running_stats:
+            self.register_buffer("running_mean", np.zeros(channels, dt))
+            self.register_buffer("running_var", np.ones(channels, dt))
+            self.register_buffer("num_batches_tracked", np.zeros((), np.int64))
+        else:
+            for key in ("running_mean", "running_var", "num_batches_tracked"):
+                self.register_buffer(key, None)
+
+    @property
+    def momentum(self) -> float | None:
+        return self._momentum
+
+    @momentum.setter
+    def momentum(self, value: float | None) -> None:
+        if value is not None and not (ops._is_number(value) and 0 <= value <= 1):
+            raise ConfigError(
+                f"BatchNorm1d momentum must be a number in [0, 1] or None; got {value!r}"
+            )
+        object.__setattr__(self, "_momentum", None if value is None else float(value))
+
+    @property
+    def in_features(self) -> int:
+        return self.num_features
+
+    def forward(self, x: Tensor) -> Tensor:
+        running = self._buffers.get("running_mean")
+        _check_dtype(self, x, self.weight if self.weight is not None else running)
+        tracking = self.training and running is not None
+        factor = 0.0
+        if tracking:  # momentum None: the plain mean of every batch's statistics so far
+            done = int(self._buffers["num_batches_tracked"])
+            factor = 1.0 / (done + 1) if self.momentum is None else self.momentum
+        out = ops.batch_norm(
+            x,
+            running,
+            self._buffers.get("running_var"),
+            self.weight,
+            self.bias,
+            training=self.training or running is None,
+            momentum=factor,
+            eps=self.eps,
+        )
+        if tracking:  # counted once the batch was taken (a refused one changes nothing)
+            self._buffers["num_batches_tracked"] += 1
+        return out
+
+    def reset_running_stats(self) -> None:
+        """μ = 0, σ² = 1 and the batch count 0 again, in place."""
+        if self._buffers.get("running_mean") is not None:
+            self.running_mean[...] = 0
+            self.running_var[...] = 1
+            self.num_batches_tracked[...] = 0
+
+    def reset_parameters(self) -> None:
+        """The running statistics reset, γ = 1 and β = 0 again, in place (as PyTorch's)."""
+        self.reset_running_stats()
+        with no_grad():
+            if self.weight is not None:
+                self.weight[...] = 1
+            if self.bias is not None:
+                self.bias[...] = 0
+
+    def config(self) -> dict[str, Any]:
+        _refuse_subclass(self, BatchNorm1d)
+        return {
+            "type": "BatchNorm1d",
+            "name": self.name,
+            "num_features": self.num_features,
+            "eps": self.eps,
+            "momentum": self.momentum,
+            "affine": self.affine,
+            "track_running_stats": self.track_running_stats,
+            "bias": self.bias is not None,
+        }
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, track_running_stats={self.track_running_stats}"
+            + ("" if self.bias is not None or not self.affine else ", bias=False")
+        )
