@@ -1,7 +1,7 @@
 """Layers, models and losses."""
 
 from wxb.nn import functional, init
-from wxb.nn.containers import ModuleList
+from wxb.nn.containers import ModuleDict, ModuleList
 from wxb.nn.layers import (
     ACTIVATIONS,
     ELU,
@@ -58,6 +58,7 @@ __all__ = [
     "Loss",
     "MSELoss",
     "Module",
+    "ModuleDict",
     "ModuleList",
     "NLLLoss",
     "Parameter",

@@ -1,4 +1,5 @@
-"""``ModuleList``: modules held by index inside a module of one's own, as PyTorch's.
+"""``ModuleList`` and ``ModuleDict``: modules held by index or by name inside a module
+of one's own, as PyTorch's.
 
 A plain Python list of modules on a module is not registered (nor in PyTorch): its
 parameters would not reach ``parameters()``, the optimiser, ``state_dict()`` or
@@ -8,7 +9,7 @@ parameters would not reach ``parameters()``, the optimiser, ``state_dict()`` or
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from wxb.errors import ConfigError
@@ -93,4 +94,74 @@ class ModuleList(Module):
         raise ConfigError(
             "a ModuleList has no forward: call its modules from the module that holds it "
             "(for layers applied in order, use Sequential)"
+        )
+
+
+class ModuleDict(Module):
+    """Modules by name, in the order they were added ("encoder.weight" … in
+    ``state_dict``, as PyTorch names them); no forward of its own: the module holding it
+    calls them. A name must be one an attribute can take (not ``keys``, no dots), as in
+    PyTorch."""
+
+    def __init__(
+        self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]] | None = None
+    ) -> None:
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key: str) -> Module:
+        if key not in self._modules:
+            raise KeyError(key)
+        return self._modules[key]
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        self.add_module(key, module)
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self._modules:
+            raise KeyError(key)
+        delattr(self, key)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._modules))
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._modules
+
+    def keys(self) -> list[str]:
+        return list(self._modules)
+
+    def values(self) -> list[Module]:
+        return list(self._modules.values())
+
+    def items(self) -> list[tuple[str, Module]]:
+        return list(self._modules.items())
+
+    def update(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]]) -> None:
+        """Add or replace modules from a mapping, or from (name, module) pairs."""
+        pairs = modules.items() if isinstance(modules, Mapping) else modules
+        for index, pair in enumerate(pairs):
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise ConfigError(
+                    f"ModuleDict.update: item {index} is not a (name, module) pair; got "
+                    f"{type(pair).__name__}"
+                )
+            self[pair[0]] = pair[1]
+
+    def pop(self, key: str) -> Module:
+        module = self[key]
+        del self[key]
+        return module
+
+    def clear(self) -> None:
+        for key in list(self._modules):
+            delattr(self, key)
+
+    def forward(self, *inputs: Any, **kwargs: Any) -> Any:
+        raise ConfigError(
+            "a ModuleDict has no forward: call its modules from the module that holds it"
         )

@@ -289,7 +289,8 @@ class Module:
             raise ConfigError(
                 f"{self.label}.{key}: a {type(value).__name__} of modules is not registered "
                 "(their parameters would not train or be saved; PyTorch's plain lists are not "
-                "either): hold them in wxb.nn.ModuleList([...]), a Sequential, or attributes"
+                "either): hold them in wxb.nn.ModuleList([...]) (a dict: wxb.nn.ModuleDict), a "
+                "Sequential, or attributes"
             )
         object.__setattr__(self, key, value)
 
