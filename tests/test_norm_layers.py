@@ -439,3 +439,38 @@ def test_what_describes_a_model_shows_the_formula_and_leaves_it_alone(rng):
         assert "√(σ² + ε)" in joined and "the running statistics" in texts[-1]
         assert "(8,)" in texts[0]  # the summary knows the width it keeps
     assert "normalisation layer" in models[0].why_not_planned()
+
+
+@pytest.mark.parametrize("norm", ["batch", "layer"])
+def test_wxb_train_norm_puts_one_before_each_activation(tmp_path, rng, capsys, norm):
+    from wxb.cli import main
+
+    rows = int(rng.integers(60, 90))
+    X = rng.normal(size=(rows, 3))
+    table = tmp_path / "t.csv"
+    table.write_text("a,b,c,y\n" + "".join(f"{a},{b},{c},{int(a + b > 0)}\n" for a, b, c in X))
+    out = tmp_path / "m.safetensors"
+    argv = ["train", "--data", table, "--target", "y", "--norm", norm, "--hidden", "8,4"]
+    code = main([str(a) for a in [*argv, "--epochs", "2", "--batch-size", "8", "-o", out]])
+    printed, err = capsys.readouterr()
+    assert code == 0, err
+    kind = {"batch": BatchNorm1d, "layer": LayerNorm}[norm]
+    assert f"{kind.__name__} before each" in printed
+    model = wxb.load(out)
+    names = [type(m).__name__ for m in model]
+    assert names.count(kind.__name__) == 2
+    assert names.index(kind.__name__) == names.index("Dense") + 1  # Z, then the norm, then f
+    # predict through the command gives the model's own outputs, in eval mode
+    code = main(["predict", str(out), str(table), "--proba", "-o", str(tmp_path / "p.csv")])
+    assert code == 0 and "wrote" in capsys.readouterr().err
+    written = np.loadtxt(tmp_path / "p.csv", delimiter=",", skiprows=1)[:, 1:]
+    logits = model.predict(X.astype(np.float32)).astype(np.float64)
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    assert np.allclose(written, p / p.sum(axis=1, keepdims=True), atol=1e-6)
+    if norm == "batch":  # a split leaving a training batch of one row: one line, status 2
+        code = main(
+            [str(a) for a in [*argv, "--batch-size", "1", "-o", tmp_path / "n.safetensors"]]
+        )
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and "batches of 1 leave a batch of 1" in err
+        assert not (tmp_path / "n.safetensors").exists()

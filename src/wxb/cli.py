@@ -52,10 +52,12 @@ from wxb.metrics import (
 from wxb.nn import (
     ACTIVATIONS,
     LOSSES,
+    BatchNorm1d,
     BCEWithLogitsLoss,
     CrossEntropyLoss,
     Dense,
     Dropout,
+    LayerNorm,
     Loss,
     Sequential,
     Standardize,
@@ -217,6 +219,9 @@ def build_parser() -> _Parser:
         "--patience, or for 11 epochs with --patience 0)")
     add("--clip-grad-norm", type=float, default=None, metavar="MAX", help="clip ‖∇L‖ to MAX")
     add("--dropout", type=float, default=0.0, help="dropout rate after each hidden layer")
+    add("--norm", choices=("batch", "layer"), default=None,
+        help="normalise each hidden layer's Z before its activation: batch (BatchNorm1d, "
+        "by the batch; running statistics at predict time) or layer (LayerNorm, by the row)")
     add("--epochs", type=int, default=None,
         help="passes over the training data; default: enough for at least "
         f"{MIN_STEPS} steps and {MIN_EPOCHS} epochs, early stopping doing the rest")
@@ -530,12 +535,17 @@ def build_model(
     standardize: Standardize,
     rng: np.random.Generator,
     dtype: str,
+    norm: str | None = None,
 ) -> Sequential:
     init = "glorot_uniform"  # as Keras and scikit-learn: better on small tables than He's
     layers: list = [standardize]
     width = n_features
     for index, size in enumerate(hidden, start=1):
         layers.append(Dense(width, size, init=init, seed=rng, dtype=dtype, name=f"hidden{index}"))
+        if norm == "batch":
+            layers.append(BatchNorm1d(size, dtype=dtype, name=f"batchnorm{index}"))
+        elif norm == "layer":
+            layers.append(LayerNorm(size, dtype=dtype, name=f"layernorm{index}"))
         layers.append(ACTIVATIONS[activation](name=f"{activation}{index}"))
         if dropout:
             layers.append(Dropout(dropout, seed=rng, name=f"dropout{index}"))
@@ -827,6 +837,7 @@ def _run_train(args: argparse.Namespace) -> None:
         Standardize.fit(X_train, feature_names=matrix_columns(data)),
         rng,  # one generator from --seed: the splits above, then initialisation
         dtype,
+        args.norm,
     )
     if args.checkpoint_dir is not None:
         check_resume_options(args, writes=ranks is None or ranks.leader)
@@ -915,6 +926,8 @@ def _run_train(args: argparse.Namespace) -> None:
     stop = f" ({stop})" if stop else ""
     sizes = "-".join(map(str, [X.shape[1], *hidden, targets.outputs]))
     kind = f" {args.activation}" if hidden else " (linear)"
+    if hidden and args.norm is not None:
+        kind += f", {'BatchNorm1d' if args.norm == 'batch' else 'LayerNorm'} before each"
     held_text = f", {len(val_rows)} validation" if val_rows is not None else ""
     columns = (
         "" if X.shape[1] == len(features_of(data)) else f" from {len(features_of(data))} columns"
