@@ -766,7 +766,9 @@ def test_fit_matches_torch(case: UserModel, data) -> None:
     w_schedule = t_schedule = None
     if isinstance(schedule, tuple):  # a schedule of one's own, built on the optimiser
         w_schedule, t_schedule = make_schedule(schedule, w_opt, t_opt)
-    patience = max(1, early_stopping // 2) if early_stopping else 10  # fit's "plateau"
+    # fit's "plateau": a cut after half early stopping's patience (refused for 1)
+    assume(not (schedule == "plateau" and early_stopping == 1))
+    patience = max(1, early_stopping // 2) - 1 if early_stopping else 10
     if schedule == "plateau":
         t_schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(t_opt, patience=patience)
     if init is not None:  # after the optimiser is made, as PyTorch users do

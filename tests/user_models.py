@@ -13,7 +13,7 @@ models are built the way the README shows:
 * ``Sequential`` of ``Dense`` (widths 1–9, bias on or off), activations (Identity,
   Sigmoid, Tanh, ReLU, LeakyReLU with a random slope, GELU exact or tanh, SiLU, ELU(α),
   Softplus(β, threshold), Softmax or LogSoftmax on
-  two or more units), ``Standardize``, ``Dropout`` (p = 0, or p > 0 for eval-mode
+  two or more units), ``Standardize``, ``LayerNorm``, ``Dropout`` (p = 0, or p > 0 for eval-mode
   comparisons) — nested, with tied weights, and subclassed with their own ``forward``
   (``x + super().forward(x)``, ``2 * super().forward(x)``);
 * custom ``Module`` subclasses (``super().__init__()``, layers assigned as attributes,
@@ -67,6 +67,7 @@ from wxb.nn import (
     Dense,
     Dropout,
     Identity,
+    LayerNorm,
     LeakyReLU,
     LogSoftmax,
     Module,
@@ -103,6 +104,7 @@ WXB_F = SimpleNamespace(
     silu=wf.silu,
     elu=wf.elu,
     softplus=wf.softplus,
+    layer_norm=lambda h, eps=1e-5: wf.layer_norm(h, h.shape[1:], eps=eps),
     np_exp=np.exp,  # NumPy's own ufuncs called on a tensor
     np_sqrt=np.sqrt,
     np_log=np.log,
@@ -123,6 +125,7 @@ TORCH_F = SimpleNamespace(
     silu=F.silu,
     elu=F.elu,
     softplus=F.softplus,
+    layer_norm=lambda h, eps=1e-5: F.layer_norm(h, h.shape[1:], eps=eps),
     np_exp=torch.exp,
     np_sqrt=torch.sqrt,
     np_log=torch.log,
@@ -194,6 +197,8 @@ TRANSFORMS: dict[str, Callable] = {  # (f, h, idx): one tensor (B, w) → (B, w)
     "wf.softplus(h, beta=0.5, threshold=0.5)": lambda f, h, idx: f.softplus(
         h, beta=0.5, threshold=0.5
     ),
+    "wf.layer_norm(h, h.shape[1:]) * 2 + h": lambda f, h, idx: f.layer_norm(h) * 2 + h,
+    "h * wf.layer_norm(h, h.shape[1:], eps=0.1)": lambda f, h, idx: h * f.layer_norm(h, 0.1),
     "h[::-1]": lambda f, h, idx: f.rows_reversed(h),
     "h[:, ::-1] * h": lambda f, h, idx: f.columns_reversed(h) * h,
     "h[:, idx]": lambda f, h, idx: h[:, idx],
@@ -687,6 +692,16 @@ class TorchTwin:
             return simple[type(m)]()
         if isinstance(m, Standardize):
             return TorchStandardize(m.mean, m.scale)
+        if isinstance(m, LayerNorm):
+            bias = m.bias is not None
+            norm = torch.nn.LayerNorm(
+                m.normalized_shape, m.eps, m.elementwise_affine, bias, dtype=T64
+            )
+            if m.weight is not None:
+                norm.weight = self.param(m.weight)
+            if bias:
+                norm.bias = self.param(m.bias)
+            return norm
         if isinstance(m, Dropout):
             return torch.nn.Dropout(m.p)
         if isinstance(m, Residual):
@@ -816,6 +831,37 @@ class StandardizeSpec(Spec):
 
     def code(self):
         return f"Standardize(mean[{self.width}], scale[{self.width}])"
+
+
+@dataclass(frozen=True)
+class LayerNormSpec(Spec):
+    width: int
+    seed: int  # draws γ and β
+    affine: bool = True
+    bias: bool = True
+    eps: float = 1e-5
+
+    @property
+    def in_width(self):
+        return self.width
+
+    @property
+    def out_width(self):
+        return self.width
+
+    def build(self, ctx):
+        layer = LayerNorm(self.width, self.eps, self.affine, self.bias, dtype=ctx.dtype)
+        rng = np.random.default_rng(self.seed)
+        for key, centre in (("weight", 1.0), ("bias", 0.0)):
+            param = getattr(layer, key)
+            if param is not None:
+                param.data[...] = rng.normal(centre, 0.5, size=param.shape)
+        return layer
+
+    def code(self):
+        flags = "" if self.affine else ", elementwise_affine=False"
+        flags += "" if self.bias or not self.affine else ", bias=False"
+        return f"LayerNorm({self.width}, eps={self.eps!r}{flags})"
 
 
 @dataclass(frozen=True)
@@ -1179,12 +1225,18 @@ def activations(draw, width: int) -> ActSpec:
 
 @st.composite
 def extras(draw, width: int, dropout_p: st.SearchStrategy) -> Spec:
-    """A width-keeping layer for a Sequential: an activation, Standardize, Dropout."""
-    kind = draw(st.sampled_from(["activation", "activation", "standardize", "dropout"]))
+    """A width-keeping layer for a Sequential: an activation, Standardize, LayerNorm,
+    Dropout. (BatchNorm1d needs batches of 2 rows or more: tests/test_norm_layers.py.)"""
+    kinds = ["activation", "activation", "standardize", "layernorm", "dropout"]
+    kind = draw(st.sampled_from(kinds))
     if kind == "activation":
         return draw(activations(width))
     if kind == "standardize":
         return StandardizeSpec(width, draw(SEEDS))
+    if kind == "layernorm":
+        affine, bias = draw(st.booleans()), draw(st.booleans())
+        eps = draw(st.sampled_from([1e-5, 0.1]))
+        return LayerNormSpec(width, draw(SEEDS), affine, bias, eps)
     return DropoutSpec(width, draw(dropout_p))
 
 
