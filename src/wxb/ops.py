@@ -1869,6 +1869,11 @@ def batch_norm(
     beta = _affine_operand(bias, (channels,), "batch_norm bias")
     axes = (0,) if x.ndim == 2 else (0, 2)
     if training:
+        if eps <= 0:  # as PyTorch's: a channel of one value throughout would be 0/0
+            raise ConfigError(
+                "batch_norm: eps must be > 0 to normalise by the batch (training mode, or no "
+                f"running statistics), as PyTorch's; got {eps}"
+            )
         count = x.shape[0] * (1 if x.ndim == 2 else x.shape[2])
         if count <= 1:
             raise ShapeError(
