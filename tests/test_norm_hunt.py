@@ -50,3 +50,30 @@ def test_batch_norm_with_eps_0_is_refused_where_it_normalises_by_the_batch(rng):
             }
         )
     assert np.allclose(mine(X).data, twin(torch.tensor(X)).detach().numpy(), atol=1e-12)
+
+
+def test_onnx_layer_norm_of_float32_rows_with_a_large_offset_runs_as_predict(tmp_path, rng):
+    # 1e4 + noise of 1e-2: the export took μ and σ² in float32 and came out ~15% off
+    # PyTorch's float64 (the reference); wxb's predict takes them in float64, to 1e-7
+    ort = pytest.importorskip("onnxruntime")
+    from wxb import onnx as wxb_onnx
+
+    width = int(rng.integers(3, 9))
+    model = Sequential(wxb.nn.LayerNorm(width), Dense(width, 2, seed=rng))
+    for p in model[0].parameters():
+        p.data[...] = rng.normal(1, 0.5, size=p.shape)
+    X = (1e4 + rng.normal(size=(64, width)) * 1e-2).astype(np.float32)
+    twin = torch.nn.LayerNorm(width, dtype=torch.float64)
+    with torch.no_grad():
+        twin.weight.copy_(torch.tensor(model[0].weight.data))
+        twin.bias.copy_(torch.tensor(model[0].bias.data))
+    reference = twin(torch.tensor(X, dtype=torch.float64)).detach().numpy()
+    normalised = Sequential(model[0])
+    assert np.allclose(normalised.predict(X), reference, atol=1e-5)
+    path = wxb_onnx.export(model, tmp_path / "m.onnx")
+    got = ort.InferenceSession(str(path)).run(None, {"input": X})[0]
+    assert np.allclose(got, model.predict(X), rtol=1e-5, atol=1e-5)
+    first = wxb_onnx.export(normalised, tmp_path / "n.onnx")
+    got = ort.InferenceSession(str(first)).run(None, {"input": X})[0]
+    assert got.dtype == np.float32
+    assert np.allclose(got, reference, atol=1e-5)

@@ -13,8 +13,8 @@ initializers:
                  what wxb itself computes (``1.0 / scale`` in the model's dtype)
 - Dropout        nothing (the export is for inference; wxb's predict skips it too)
 - LayerNorm(n)   μ = X·(𝟙/n), D = X − μ, σ² = (D ⊙ D)·(𝟙/n), D ⊙ 1/√(σ² + ε), then ⊙ γ + β:
-                 MatMul, Sub, Mul, Add, Sqrt, Reciprocal (opset-13 operators; wxb takes
-                 μ and σ² in float64, so float32 agrees to rounding)
+                 MatMul, Sub, Mul, Add, Sqrt, Reciprocal (opset-13 operators), x̂ in
+                 float64 as wxb takes it (a float32 model Casts X there and x̂ back)
 - BatchNorm1d    eval mode, as wxb's predict: (X − running μ) ⊙ 1/√(running σ² + ε), then
                  ⊙ γ + β, with the factor computed as wxb computes it (Sub, Mul, Mul, Add);
                  one without running statistics (it normalises each batch by itself) is
@@ -575,12 +575,21 @@ class _Graph:
         return x
 
     def _layer_norm(self, layer: LayerNorm, x: str, where: str) -> str:
-        n = layer.normalized_shape[0]
-        mean_of = self.initializer(None, np.full((n, 1), 1.0 / n), f"{where}.mean_of")
+        # in float64, as wxb takes μ and σ² (float32 loses a row's spread under a large
+        # common offset: 1e4 + noise of 1e-2 came out 15% off), x̂ back in the model's dtype
+        n, f64 = layer.normalized_shape[0], np.dtype(np.float64)
+        wide = self.dtype != f64
+        if wide:
+            x = self.node("Cast", [x], where, to=self.onnx.TensorProto.DOUBLE)
+        mean_of = self.initializer(None, np.full((n, 1), 1.0 / n), f"{where}.mean_of", f64)
+        eps = self.initializer(None, np.array(layer.eps), f"{where}.eps", f64)
         centred = self.node("Sub", [x, self.node("MatMul", [x, mean_of], where)], where)
         var = self.node("MatMul", [self.node("Mul", [centred, centred], where), mean_of], where)
-        root = self.node("Sqrt", [self.node("Add", [var, self.const(layer.eps)], where)], where)
+        root = self.node("Sqrt", [self.node("Add", [var, eps], where)], where)
         out = self.node("Mul", [centred, self.node("Reciprocal", [root], where)], where)
+        if wide:
+            elem = self.onnx.helper.np_dtype_to_tensor_dtype(self.dtype)
+            out = self.node("Cast", [out], where, to=elem)
         return self._affine(layer, out, where)
 
     def _batch_norm(self, layer: BatchNorm1d, x: str, where: str) -> str:
