@@ -118,3 +118,22 @@ def test_save_refuses_a_module_dict_by_its_path(tmp_path, rng):
     with pytest.raises(ConfigError, match="Heads cannot be saved"):
         wxb.save(model, tmp_path / "m.safetensors")
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_a_module_dict_takes_another_module_dict_as_pytorchs_does(rng):
+    # ModuleDict(other) and .update(other) were refused ("item 0 is not a (name, module)
+    # pair; got str": iterating a ModuleDict gives its names); PyTorch takes both
+    keys = [f"h{i}" for i in rng.permutation(int(rng.integers(2, 6)))]
+    first = ModuleDict({key: Dense(2, int(rng.integers(1, 4)), seed=rng) for key in keys})
+    twin = torch.nn.ModuleDict({key: torch.nn.Linear(2, 1) for key in keys})
+    assert list(torch.nn.ModuleDict(twin)) == keys
+    copied = ModuleDict(first)
+    assert copied.keys() == keys and all(copied[k] is first[k] for k in keys)
+    extra = Dense(2, 2, seed=rng)
+    later = ModuleDict({"z": extra, keys[0]: Dense(2, 2, seed=rng)})
+    later.update(first)  # keys[0] replaced in its place, the others after it
+    assert later.keys() == ["z", *keys] and later[keys[0]] is first[keys[0]]
+    assert [name for name, _ in later.named_parameters()][2:4] == [
+        f"{keys[0]}.weight",
+        f"{keys[0]}.bias",
+    ]

@@ -142,8 +142,9 @@ class ModuleDict(Module):
         return list(self._modules.items())
 
     def update(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]]) -> None:
-        """Add or replace modules from a mapping, or from (name, module) pairs."""
-        pairs = modules.items() if isinstance(modules, Mapping) else modules
+        """Add or replace modules from a mapping (another ModuleDict too, as PyTorch's),
+        or from (name, module) pairs."""
+        pairs = modules.items() if isinstance(modules, (Mapping, ModuleDict)) else modules
         for index, pair in enumerate(pairs):
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
                 raise ConfigError(
