@@ -77,3 +77,23 @@ def test_onnx_layer_norm_of_float32_rows_with_a_large_offset_runs_as_predict(tmp
     got = ort.InferenceSession(str(first)).run(None, {"input": X})[0]
     assert got.dtype == np.float32
     assert np.allclose(got, reference, atol=1e-5)
+
+
+def test_functional_forms_take_arrays_as_the_other_functional_forms(rng):
+    # F.layer_norm(array, …) and F.batch_norm(array, None, None, training=True) raised
+    # AttributeError: 'memoryview' object has no attribute 'astype' (F.relu(array) works)
+    X = rng.normal(size=(int(rng.integers(2, 7)), int(rng.integers(2, 6))))
+    width = X.shape[1]
+    gamma, beta = rng.normal(size=width), rng.normal(size=width)
+    expected = torch.nn.functional.layer_norm(
+        torch.tensor(X), (width,), torch.tensor(gamma), torch.tensor(beta), eps=1e-3
+    )
+    got = F.layer_norm(X, (width,), gamma, beta, eps=1e-3)
+    assert np.allclose(got.data, expected.numpy(), atol=1e-12)
+    mean, var = np.zeros(width), np.ones(width)
+    tmean, tvar = torch.zeros(width, dtype=torch.float64), torch.ones(width, dtype=torch.float64)
+    expected = torch.nn.functional.batch_norm(torch.tensor(X), tmean, tvar, training=True)
+    got = F.batch_norm(X, mean, var, training=True)
+    assert np.allclose(got.data, expected.numpy(), atol=1e-12)
+    assert np.allclose(mean, tmean.numpy(), atol=1e-15) and np.allclose(var, tvar.numpy())
+    assert np.allclose(F.layer_norm(X.tolist(), width).data, F.layer_norm(X, width).data, atol=1e-6)

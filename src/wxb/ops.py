@@ -1819,6 +1819,7 @@ def layer_norm(
 ) -> Tensor:
     """Each sample normalised over its last dims (``normalized_shape``), as PyTorch's
     ``F.layer_norm``: y = γ ⊙ (x − μ)/√(σ² + ε) + β, μ and σ² (biased) per sample."""
+    x = as_tensor(x)  # (an array too, as the other functional forms take)
     shape = check_normalized_shape(normalized_shape)
     eps = check_eps(eps, "layer_norm")
     k = len(shape)
@@ -1848,6 +1849,7 @@ def batch_norm(
     ``training``: by the batch's own μ and σ², and the running statistics (when given)
     move towards them in place: r ← (1 − momentum)·r + momentum·s, with the unbiased
     variance, as PyTorch's. Else by the running statistics, a fixed affine map."""
+    x = as_tensor(x)  # (an array too, as the other functional forms take)
     if x.ndim not in (2, 3):
         raise ShapeError(f"batch_norm: needs input of shape (N, C) or (N, C, L); got {x.shape}")
     channels = x.shape[1]
