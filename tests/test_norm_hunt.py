@@ -9,6 +9,7 @@ import torch
 
 import wxb
 import wxb.nn.functional as F
+from wxb import interop
 from wxb.errors import ConfigError
 from wxb.nn import BatchNorm1d, Dense, Sequential
 
@@ -97,3 +98,32 @@ def test_functional_forms_take_arrays_as_the_other_functional_forms(rng):
     assert np.allclose(got.data, expected.numpy(), atol=1e-12)
     assert np.allclose(mean, tmean.numpy(), atol=1e-15) and np.allclose(var, tvar.numpy())
     assert np.allclose(F.layer_norm(X.tolist(), width).data, F.layer_norm(X, width).data, atol=1e-6)
+
+
+def test_a_torch_state_without_num_batches_tracked_loads_as_in_torch(rng):
+    # a state dict from before PyTorch kept the count, or filtered into a plain dict:
+    # PyTorch's BatchNorm loads it strict, keeping its count; wxb's refused it (ShapeError:
+    # missing [...num_batches_tracked])
+    width = int(rng.integers(2, 6))
+    source = torch.nn.Sequential(torch.nn.Linear(3, width), torch.nn.BatchNorm1d(width))
+    for _ in range(int(rng.integers(1, 5))):
+        source(torch.tensor(rng.normal(size=(6, 3)) * 2 + 1, dtype=torch.float32))
+    state = {k: v for k, v in source.state_dict().items() if "num_batches" not in k}
+    twin = torch.nn.Sequential(torch.nn.Linear(3, width), torch.nn.BatchNorm1d(width))
+    mine = interop.from_torch(twin)
+    ran = int(rng.integers(1, 4))
+    for _ in range(ran):
+        x = rng.normal(size=(5, 3)).astype(np.float32)
+        twin(torch.tensor(x))
+        mine(x)
+    for strict in (True, False):
+        theirs = twin.load_state_dict(dict(state), strict=strict)
+        names = {"0": "dense1", "1": "batchnorm1d1"}  # from_torch's names of "0", "1"
+        ours = mine.load_state_dict(
+            {names[k[0]] + k[1:]: v for k, v in state.items()}, strict=strict
+        )
+        assert ours.missing_keys == theirs.missing_keys == []
+        assert int(mine[1].num_batches_tracked) == int(twin[1].num_batches_tracked) == ran
+        assert np.array_equal(mine[1].running_var, twin[1].running_var.numpy())
+    with pytest.raises(wxb.errors.ShapeError, match="running_var"):  # the others stay required
+        mine.load_state_dict({k: v for k, v in mine.state_dict().items() if "var" not in k})

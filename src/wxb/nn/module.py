@@ -205,6 +205,9 @@ class Module:
 
     name: str | None = None
     _training: bool = True
+    # buffers a state may leave out (load_state_dict keeps them as they are), as PyTorch's
+    # BatchNorm takes a state dict without num_batches_tracked
+    _kept_if_missing: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", {})
@@ -738,8 +741,10 @@ class Module:
                     expected.append(name)
             for key in module._buffers:
                 if module._persistent(key):
-                    slots[_join(path, key)] = (None, module, key)
-                    expected.append(_join(path, key))
+                    name = _join(path, key)
+                    slots[name] = (None, module, key)
+                    if name in state or key not in module._kept_if_missing:
+                        expected.append(name)
         # missing in the model's order, as PyTorch lists them; unexpected in the state's
         missing = [name for name in expected if name not in state]
         unexpected = [name for name in state if name not in slots]

@@ -110,7 +110,12 @@ class BatchNorm1d(Module):
     statistics move towards them: r ← (1 − momentum)·r + momentum·s, with the unbiased
     variance (``momentum=None``: the mean over all batches so far). Eval mode: the running
     statistics, so each row's output depends on that row alone. With
-    ``track_running_stats=False`` both modes use the batch's own."""
+    ``track_running_stats=False`` both modes use the batch's own.
+
+    ``load_state_dict`` takes a state without ``num_batches_tracked`` (one from before
+    PyTorch kept it, or filtered into a plain dict), keeping the count, as PyTorch's."""
+
+    _kept_if_missing = ("num_batches_tracked",)
 
     def __init__(
         self,
