@@ -127,3 +127,37 @@ def test_a_torch_state_without_num_batches_tracked_loads_as_in_torch(rng):
         assert np.array_equal(mine[1].running_var, twin[1].running_var.numpy())
     with pytest.raises(wxb.errors.ShapeError, match="running_var"):  # the others stay required
         mine.load_state_dict({k: v for k, v in mine.state_dict().items() if "var" not in k})
+
+
+def test_diagnostics_see_the_activation_after_a_normalisation(rng):
+    # Dense → BatchNorm1d → ReLU (wxb train --norm batch --diagnose): dead and saturated
+    # units were never reported (None for every layer); A = f(BN(Z)) is the layer's A
+    from wxb.diagnose import layer_reports
+    from wxb.nn import LayerNorm, ReLU, Tanh
+
+    width = int(rng.integers(4, 9))
+    X = rng.normal(size=(40, 3)).astype(np.float32)
+    y = rng.integers(0, 2, 40)
+    dense1, dense2 = Dense(3, width, seed=rng), Dense(width, width, seed=rng)
+    bn, ln = BatchNorm1d(width), LayerNorm(width)
+    dead = rng.choice(width, size=int(rng.integers(1, width)), replace=False)
+    bn.bias.data[dead] = -50.0  # these units never fire, whatever the row
+    ln.weight.data[...] = rng.uniform(0.5, 5, size=width)
+    model = Sequential(dense1, bn, ReLU(), dense2, ln, Tanh(), Dense(width, 2, seed=rng))
+    for _ in range(3):
+        model(rng.normal(size=(8, 3)))
+    reports = layer_reports(model, X, y, wxb.nn.CrossEntropyLoss())
+    # in NumPy, float64: BatchNorm1d by its running statistics (eval mode), LayerNorm by row
+    z1 = X @ dense1.weight.data.T.astype(np.float64) + dense1.bias.data
+    a1 = np.maximum(
+        (z1 - bn.running_mean) / np.sqrt(bn.running_var + bn.eps) * bn.weight.data + bn.bias.data, 0
+    )
+    z2 = a1 @ dense2.weight.data.T.astype(np.float64) + dense2.bias.data
+    centred = z2 - z2.mean(axis=1, keepdims=True)
+    x_hat = centred / np.sqrt((centred**2).mean(axis=1, keepdims=True) + ln.eps)
+    a2 = np.tanh(x_hat * ln.weight.data + ln.bias.data)
+    assert reports[0].activation == "relu" and reports[1].activation == "tanh"
+    assert reports[0].dead_fraction == pytest.approx(np.mean(np.all(a1 <= 0, axis=0)))
+    assert reports[0].dead_fraction >= len(dead) / width
+    saturated = np.mean(1 - a2 * a2 < 0.01)  # (float32's rounding may move one on the edge)
+    assert reports[1].saturated_fraction == pytest.approx(saturated, abs=1.5 / a2.size)
