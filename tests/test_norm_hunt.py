@@ -161,3 +161,15 @@ def test_diagnostics_see_the_activation_after_a_normalisation(rng):
     assert reports[0].dead_fraction >= len(dead) / width
     saturated = np.mean(1 - a2 * a2 < 0.01)  # (float32's rounding may move one on the edge)
     assert reports[1].saturated_fraction == pytest.approx(saturated, abs=1.5 / a2.size)
+
+
+def test_bad_arguments_are_one_line_errors_naming_them(rng):
+    # integer running statistics (updated in place): a bare NumPy TypeError ("Cannot cast
+    # array data from dtype('float64') to dtype('int64')"); PyTorch refuses them too
+    width = int(rng.integers(2, 6))
+    X = rng.normal(size=(4, width))
+    with pytest.raises(wxb.errors.DataError, match="running_mean must be a float array"):
+        F.batch_norm(X, np.zeros(width, int), np.ones(width), training=True)
+    # "LayerNorm must be positive ints": the argument now named
+    with pytest.raises(ConfigError, match="LayerNorm normalized_shape must be positive"):
+        wxb.nn.LayerNorm([width, -int(rng.integers(1, 4))])

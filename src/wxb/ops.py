@@ -1857,6 +1857,8 @@ def batch_norm(
     stats = []
     for what, value in (("running_mean", running_mean), ("running_var", running_var)):
         array = value.data if isinstance(value, Tensor) else value
+        if isinstance(array, np.ndarray) and array.dtype.kind != "f":  # (updated in place)
+            raise DataError(f"batch_norm: {what} must be a float array; got {array.dtype}")
         if array is not None and (not isinstance(array, np.ndarray) or array.shape != (channels,)):
             got = array.shape if isinstance(array, np.ndarray) else type(array).__name__
             raise ShapeError(

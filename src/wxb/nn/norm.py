@@ -55,7 +55,9 @@ class LayerNorm(Module):
         name: str | None = None,
     ) -> None:
         super().__init__()
-        self.normalized_shape = ops.check_normalized_shape(normalized_shape, "LayerNorm")
+        self.normalized_shape = ops.check_normalized_shape(
+            normalized_shape, "LayerNorm normalized_shape"
+        )
         self.eps = ops.check_eps(eps, "LayerNorm")
         self.elementwise_affine = _flag(elementwise_affine, "LayerNorm elementwise_affine")
         with_bias = _flag(bias, "LayerNorm bias")
