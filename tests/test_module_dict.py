@@ -137,3 +137,16 @@ def test_a_module_dict_takes_another_module_dict_as_pytorchs_does(rng):
         f"{keys[0]}.weight",
         f"{keys[0]}.bias",
     ]
+
+
+def test_a_module_dict_of_something_else_is_one_line(rng):
+    # ModuleDict(Dense(…)) or .update(None) raised a bare TypeError ("'Dense' object is
+    # not iterable"); PyTorch's says what update takes
+    layer = Dense(2, int(rng.integers(1, 4)), seed=rng)
+    with pytest.raises(TypeError, match="iterable of key/value pairs"):
+        torch.nn.ModuleDict(torch.nn.Linear(2, 2))
+    for wrong in (layer, None, int(rng.integers(9))):
+        with pytest.raises(ConfigError, match="takes a mapping of names to modules"):
+            ModuleDict().update(wrong)
+    with pytest.raises(ConfigError, match="got Dense"):
+        ModuleDict(layer)

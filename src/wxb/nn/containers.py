@@ -145,6 +145,11 @@ class ModuleDict(Module):
         """Add or replace modules from a mapping (another ModuleDict too, as PyTorch's),
         or from (name, module) pairs."""
         pairs = modules.items() if isinstance(modules, (Mapping, ModuleDict)) else modules
+        if isinstance(pairs, Module) or not isinstance(pairs, Iterable):  # (as PyTorch's)
+            raise ConfigError(
+                "ModuleDict.update takes a mapping of names to modules, or (name, module) "
+                f"pairs; got {type(modules).__name__}"
+            )
         for index, pair in enumerate(pairs):
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
                 raise ConfigError(
