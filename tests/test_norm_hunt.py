@@ -173,3 +173,39 @@ def test_bad_arguments_are_one_line_errors_naming_them(rng):
     # "LayerNorm must be positive ints": the argument now named
     with pytest.raises(ConfigError, match="LayerNorm normalized_shape must be positive"):
         wxb.nn.LayerNorm([width, -int(rng.integers(1, 4))])
+
+
+def test_the_training_step_diagrams_say_how_a_training_step_normalises(rng):
+    # The forward and backward diagrams draw a training step (Dropout's mask M, the loss,
+    # the δ chain, the optimiser step). For a model in eval mode, as wxb.load gives and
+    # `wxb diagram` draws, they said BatchNorm1d took "the running statistics" and its
+    # backward "γ ⊙ g / √(running σ² + ε)": fit trains it by the batch's own
+    from wxb import describe
+    from wxb.nn import Dropout, ReLU
+
+    width = int(rng.integers(2, 9))
+    model = Sequential(
+        Dense(3, width, seed=rng), BatchNorm1d(width), ReLU(), Dropout(0.5), Dense(width, 2)
+    )
+    for mode in (False, True):
+        model.train(mode)
+        forward = describe.forward_diagram(model)
+        backward = describe.backward_diagram(model)
+        assert "⊙ M / (1 − 0.5)" in forward and "⊙ M / (1 − 0.5)" in backward
+        assert "μ and σ² over the batch, per unit (row) (predict: the running statistics)" in (
+            forward
+        )
+        assert "running σ²" not in backward and "means over the batch" in backward
+    # where the layer's own mode decides, it is still said: the running statistics in eval
+    model.eval()
+    assert "the running statistics" in describe.architecture_diagram(model)
+    assert "the running statistics" in str(wxb.explain(model, rng.normal(size=(4, 3))))
+    # and the backward rule drawn is the one training computes: torch's, by the batch
+    X = rng.normal(size=(int(rng.integers(3, 8)), width))
+    g = rng.normal(size=X.shape)
+    bn = torch.nn.BatchNorm1d(width, dtype=torch.float64)
+    x = torch.tensor(X, requires_grad=True)
+    (bn(x) * torch.tensor(g)).sum().backward()
+    x_hat = (X - X.mean(0)) / np.sqrt(X.var(0) + bn.eps)  # γ = 1: ĝ = g, means over the batch
+    rule = (g - g.mean(0) - x_hat * (g * x_hat).mean(0)) / np.sqrt(X.var(0) + bn.eps)
+    assert np.allclose(rule, x.grad.numpy(), atol=1e-10)

@@ -54,10 +54,10 @@ def normalization_text(module: LayerNorm | BatchNorm1d, z: str, training: bool) 
     return f"{affine[0]}({z} − μ)/√(σ² + ε){affine[1]}, μ and σ² {over}"
 
 
-def normalization_backward(module: LayerNorm | BatchNorm1d) -> str:
+def normalization_backward(module: LayerNorm | BatchNorm1d, training: bool) -> str:
     """A normalisation layer's backward rule, g = ∂L/∂(its output), x̂ its normalised input."""
     scaled = "γ ⊙ g" if module.weight is not None else "g"
-    if isinstance(module, BatchNorm1d) and not module.training:
+    if isinstance(module, BatchNorm1d) and not training:
         if module._buffers.get("running_mean") is not None:
             return f"{scaled} / √(running σ² + ε)"
     means = "over each column" if isinstance(module, LayerNorm) else "over the batch"
@@ -1244,8 +1244,11 @@ def _forward_op(layer: _Layer, z: str) -> tuple[str, str]:
         return f"Dropout: ⊙ M / (1 − {module.p:g})", "box"
     if _is(module, Standardize):
         return "Standardize: (X − μ) / σ", "box"
-    if _is(module, NORMS):
-        return f"{type(module).__name__}: {normalization_text(module, z, module.training)}", "box"
+    if _is(module, NORMS):  # as a training step computes it (Dropout's mask M too)
+        text = normalization_text(module, z, training=True)
+        if module._buffers.get("running_mean") is not None:
+            text += " (predict: the running statistics)"
+        return f"{type(module).__name__}: {text}", "box"
     return f"{layer.path} · {type(module).__name__}", "box"
 
 
@@ -1320,7 +1323,8 @@ def _backward_op(layer: _Layer, z: str) -> str:
     if _is(module, Standardize):
         return "⊙ 1/σ"
     if _is(module, NORMS):
-        return f"{type(module).__name__} backward: {normalization_backward(module)}"
+        # (the backward of a training step, which fit takes in training mode)
+        return f"{type(module).__name__} backward: {normalization_backward(module, True)}"
     return f"backward of {layer.path} · {type(module).__name__}"
 
 
