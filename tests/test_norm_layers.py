@@ -217,7 +217,9 @@ def test_a_hand_written_loop_trains_as_torch_in_both_modes(seeded, dtype):
     _close(model.predict(X), expected, dtype, msg + " eval outputs")
     if all(m.track_running_stats for m in model.modules() if isinstance(m, BatchNorm1d)):
         one = model.predict(X[:1])  # eval mode: a row's output is its own, whatever the batch
-        _close(one, expected[:1], dtype, msg + " one row")
+        # (to the batch's scale: a small running σ² amplifies float32's rounding of the
+        # trained weights, 2e-5 off a float64 run for wxb and torch alike, as above)
+        _close(one, expected[:1], dtype, msg + " one row", scale=float(np.abs(expected).max()))
 
 
 def test_fit_trains_as_the_torch_loop_and_validates_in_eval_mode(seeded):
