@@ -34,7 +34,7 @@ def test_batch_norm_with_eps_0_is_refused_where_it_normalises_by_the_batch(rng):
         F.batch_norm(wxb.Tensor(X), None, None, training=True, eps=0.0)
     with pytest.raises(ConfigError, match="eps"):
         BatchNorm1d(width, eps=0, track_running_stats=False).eval()(X.astype(np.float32))
-    model = Sequential(Dense(width, 3, seed=rng), BatchNorm1d(3, eps=0))
+    model = Sequential(Dense(width, 3, seed=rng), BatchNorm1d(3, eps=0)).double()
     with pytest.raises(ConfigError, match="eps"):
         wxb.fit(model, X, rng.normal(size=(len(X), 3)), loss="mse", epochs=1, verbose=False)
     # eval mode, by running statistics: as PyTorch's
