@@ -65,8 +65,10 @@ def test_a_model_of_heads_by_name_trains_as_in_torch(seeded):
         tloss.backward()
         topt.step()
         assert np.isclose(loss.item(), tloss.item(), rtol=1e-10), seeded.msg(name)
+    # (atol: after 4 Adam steps float64's summation order alone moved a weight of 6e-3 by
+    # 2.7e-11 for some draws, WXB_TEST_SEED=69726931231759284772250767808425309181)
     for a, b in zip(model.state_dict().values(), twin.state_dict().values(), strict=True):
-        assert np.allclose(a, b.numpy(), rtol=1e-9, atol=1e-12), seeded.msg("weights")
+        assert np.allclose(a, b.numpy(), rtol=1e-9, atol=1e-10), seeded.msg("weights")
     assert "heads" in str(describe.summary(model))
 
 
