@@ -269,6 +269,16 @@ def test_fit_refuses_a_training_batch_of_one_row_for_batch_norm(rng):
         with pytest.raises(ConfigError, match=f"33 rows in batches of {batch} leave a batch of 1"):
             wxb.fit(model, X, y, batch_size=batch, epochs=1)
     assert all(np.array_equal(before[k], v) for k, v in model.state_dict().items())
+    rows, batch = int(rng.integers(20, 200)), int(rng.integers(2, 19))
+    rows += (1 - rows % batch) % batch  # a last batch of one row
+    X, y = rng.normal(size=(rows, 3)), rng.integers(0, 2, rows)
+    with pytest.raises(ConfigError, match=r"batch size \((\d+) leaves none\)") as refused:
+        wxb.fit(model, X, y, batch_size=batch, epochs=1)
+    near = int(refused.value.args[0].rsplit("(", 1)[1].split()[0])
+    assert near >= 2 and rows % near != 1
+    closer = [s for s in range(2, rows + 1) if abs(s - batch) < abs(near - batch)]
+    assert all(rows % s == 1 for s in closer)  # the nearest that leaves none
+    wxb.fit(model, X, y, batch_size=near, epochs=1, loss="cross_entropy")  # and it trains
     bn = BatchNorm1d(4)
     with pytest.raises(ShapeError, match="more than 1 value per channel"):
         bn(rng.normal(size=(1, 4)))
@@ -478,3 +488,13 @@ def test_wxb_train_norm_puts_one_before_each_activation(tmp_path, rng, capsys, n
         err = capsys.readouterr().err
         assert code == 2 and err.count("\n") == 1 and "batches of 1 leave a batch of 1" in err
         assert not (tmp_path / "n.safetensors").exists()
+
+
+def test_wxb_train_refuses_norm_without_hidden_layers(tmp_path, capsys):
+    from wxb.cli import main
+
+    out = tmp_path / "m.safetensors"
+    code = main(["train", "--hidden", "none", "--norm", "layer", "-q", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "--norm layer acts on hidden layers" in err
+    assert not out.exists()

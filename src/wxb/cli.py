@@ -585,6 +585,7 @@ def check_train_options(args: argparse.Namespace) -> None:
         raise ConfigError(f"--dropout must be in [0, 1); got {args.dropout}")
     ignored = [f"--activation {args.activation}"] * (args.activation != "relu")
     ignored += [f"--dropout {args.dropout:g}"] * (args.dropout > 0)
+    ignored += [f"--norm {args.norm}"] * (args.norm is not None)
     if ignored and not parse_hidden(args.hidden):  # (they were dropped without a word)
         raise ConfigError(
             f"{' and '.join(ignored)} act{'s' * (len(ignored) == 1)} on hidden layers, and "

@@ -518,10 +518,19 @@ def _check_batch_norm(model: Module, rows: int, batch_size: int, ranks: Ranks | 
             "train it (LayerNorm, per row, does)"
         )
     if batch_size == 1 or rows % batch_size == 1:
+        near = next(  # the nearest size leaving no batch of one
+            (
+                size
+                for step in range(1, rows + 1)
+                for size in (batch_size + step, batch_size - step)
+                if 2 <= size <= rows and rows % size != 1
+            ),
+            None,
+        )
+        advice = f"choose another batch size ({near} leaves none)" if near else "give more rows"
         raise ConfigError(
             f"{norm.label} needs 2 rows or more in each training batch, and "
-            f"{rows} rows in batches of {batch_size} leave a batch of 1; choose another "
-            "batch_size"
+            f"{rows} rows in batches of {batch_size} leave a batch of 1; {advice}"
         )
 
 
