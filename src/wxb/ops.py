@@ -74,9 +74,11 @@ def matmul(a: object, b: object) -> Tensor:
             f"matmul: A·B needs A (m×n) and B (n×p); got A {_dims(a.shape)} and B {_dims(b.shape)}"
         )
     A, B = a.data, b.data
+    needs_a, needs_b = a.requires_grad, b.requires_grad  # (one that asks later gets none)
 
-    def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return g @ B.T, A.T @ g  # ∂L/∂A = G·Bᵀ, ∂L/∂B = Aᵀ·G
+    def backward(g: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        # ∂L/∂A = G·Bᵀ, ∂L/∂B = Aᵀ·G; each product only for an operand that asked for it
+        return (g @ B.T if needs_a else None), (A.T @ g if needs_b else None)
 
     return Tensor.from_op(A @ B, "matmul", (a, b), backward)
 
@@ -90,10 +92,13 @@ def linear_map(x: Tensor, weight: Tensor, where: str = "Dense") -> Tensor:
             f"{where}: Z = W·X + b needs X with {n} features (W is {m}×{n}); got {got}"
         )
     X, W = x.data, weight.data
+    needs_x, needs_w = x.requires_grad, weight.requires_grad  # (one that asks later gets none)
 
-    def backward(delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # seed: ∂L/∂A⁽ˡ⁻¹⁾ = W⁽ˡ⁾ᵀ·δ⁽ˡ⁾ (rows: δ·W);  ∂L/∂W⁽ˡ⁾ = δ⁽ˡ⁾·A⁽ˡ⁻¹⁾ᵀ (rows: δᵀ·X)
-        return delta @ W, delta.T @ X
+    def backward(delta: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        # seed: ∂L/∂A⁽ˡ⁻¹⁾ = W⁽ˡ⁾ᵀ·δ⁽ˡ⁾ (rows: δ·W);  ∂L/∂W⁽ˡ⁾ = δ⁽ˡ⁾·A⁽ˡ⁻¹⁾ᵀ (rows: δᵀ·X).
+        # Only those asked for, as the planned backward: the first layer's δ·W (as costly
+        # as its forward) has no taker when X is data, and a frozen W needs no δᵀ·X
+        return (delta @ W if needs_x else None), (delta.T @ X if needs_w else None)
 
     return Tensor.from_op(X @ W.T, "W·X", (x, weight), backward)
 
