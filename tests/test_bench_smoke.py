@@ -127,3 +127,20 @@ def test_table_defaults_runs_the_seeds_asked_for(rng, tmp_path: Path) -> None:
         sum(d == 0 for d in rows),
         sum(d < 0 for d in rows),
     )
+
+
+@pytest.mark.slow
+def test_the_graph_path_benchmark_runs_and_writes_results(tmp_path: Path) -> None:
+    out = tmp_path / "g.json"
+    command = [sys.executable, str(ROOT / "bench" / "graph_path.py"), "--quick", "--json", str(out)]
+    done = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert table_headers(done.stdout) == [["model", "wxb ms", "torch ms", "torch/wxb"]]
+    results = json.loads(out.read_text())["results"]
+    assert len(results) == 4
+    for name, figures in results.items():
+        assert positive(figures["wxb"]["median_s"]) and positive(figures["torch"]["median_s"])
+        planned = figures["engine"] == "planned stack"
+        assert planned == name.startswith("Sequential (planned"), figures["engine"]
