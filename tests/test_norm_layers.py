@@ -498,3 +498,19 @@ def test_wxb_train_refuses_norm_without_hidden_layers(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "--norm layer acts on hidden layers" in err
     assert not out.exists()
+
+
+def test_a_batch_norm_without_running_statistics_predicts_and_scores_all_rows_as_one_batch(rng):
+    # eval mode normalises by the batch itself: predict's and evaluate's chunks would each
+    # be normalised alone, where model(X) (and PyTorch's) takes all the rows together
+    norm = BatchNorm1d(6, track_running_stats=False)
+    model = Sequential(Dense(4, 6, seed=rng), norm, ReLU(), Dense(6, 3, seed=rng)).double()
+    twin = interop.to_torch(model).eval()
+    X, y = rng.normal(size=(50, 4)), rng.integers(0, 3, 50)
+    with torch.no_grad():
+        logits = twin(torch.tensor(X))
+        expected_loss = torch.nn.functional.cross_entropy(logits, torch.tensor(y)).item()
+    got = model.predict(X, batch_size=8)
+    assert np.allclose(got, logits.numpy(), rtol=1e-10, atol=1e-12)
+    figures = wxb.evaluate(model, X, y, loss="cross_entropy", batch_size=8)
+    assert np.isclose(figures["loss"], expected_loss, rtol=1e-10)

@@ -51,7 +51,7 @@ from wxb.nn.losses import (
     one_number,
     stock_loss,
 )
-from wxb.nn.module import Module, is_stock
+from wxb.nn.module import Module, couples_rows, is_stock
 from wxb.nn.norm import BatchNorm1d
 from wxb.nn.sequential import layers_in_order
 from wxb.optim import SCHEDULES, LRSchedule, Optimizer, ReduceLROnPlateau, get_optimizer
@@ -273,6 +273,8 @@ def _evaluate(
         X = X[part]
     else:
         rows = rows[part]
+    if couples_rows(model):  # rows normalised by their batch: all of them, as model(X)
+        batch_size = max(len(y_part), 1)
     # Weights that overflow give a non-finite figure, which the caller reports.
     overflow_ok = np.errstate(over="ignore", invalid="ignore", divide="ignore")
     with model.evaluating(), no_grad(), overflow_ok:

@@ -205,6 +205,10 @@ class Module:
 
     name: str | None = None
     _training: bool = True
+    # whether its output for a row depends on the other rows of the batch in eval mode
+    # (a BatchNorm1d without running statistics): predict and evaluate then take all rows
+    # as one batch, as model(X) does, instead of in chunks
+    _couples_rows: bool = False
     # buffers a state may leave out (load_state_dict keeps them as they are), as PyTorch's
     # BatchNorm takes a state dict without num_batches_tracked
     _kept_if_missing: tuple[str, ...] = ()
@@ -880,6 +884,8 @@ class Module:
         with self.evaluating(), no_grad():
             if 0 < len(X) <= batch_size:  # one batch (one row, often): no slicing or joining
                 return self(leaf(X)).data
+            if len(X) and couples_rows(self):  # chunks would be normalised each by itself
+                return self(leaf(X)).data
             parts = [self(leaf(X[i : i + batch_size])).data for i in range(0, len(X), batch_size)]
         if len(parts) == 1:
             return parts[0]
@@ -966,6 +972,11 @@ def is_stock(module: Module, kind: type[Module]) -> bool:
     a subclass of Dense or Sigmoid with a forward of its own is not one, and what shows
     or reads a layer as its stock kind must not take it for one."""
     return stock_kind(module, (kind,)) is kind
+
+
+def couples_rows(model: Module) -> bool:
+    """Whether some module's eval-mode output for a row depends on the rest of its batch."""
+    return any(module._couples_rows for module in model.modules())
 
 
 def input_width(model: Module) -> int | None:

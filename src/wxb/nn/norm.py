@@ -167,6 +167,10 @@ class BatchNorm1d(Module):
     def in_features(self) -> int:
         return self.num_features
 
+    @property
+    def _couples_rows(self) -> bool:  # without running statistics: by each batch's own
+        return self._buffers.get("running_mean") is None
+
     def forward(self, x: Tensor) -> Tensor:
         running = self._buffers.get("running_mean")
         _check_dtype(self, x, self.weight if self.weight is not None else running)
