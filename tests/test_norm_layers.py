@@ -514,3 +514,93 @@ def test_a_batch_norm_without_running_statistics_predicts_and_scores_all_rows_as
     assert np.allclose(got, logits.numpy(), rtol=1e-10, atol=1e-12)
     figures = wxb.evaluate(model, X, y, loss="cross_entropy", batch_size=8)
     assert np.isclose(figures["loss"], expected_loss, rtol=1e-10)
+
+
+def test_frozen_gamma_in_a_module_of_ones_own_trains_as_torch(seeded):
+    rng = seeded.rng
+
+    class Block(Module):  # a forward of one's own: norm before and after a residual
+        def __init__(self):
+            super().__init__()
+            self.fc, self.bn = (
+                Dense(4, 4, seed=rng, dtype="float64"),
+                BatchNorm1d(4, dtype="float64"),
+            )
+            self.ln, self.out = (
+                LayerNorm(4, dtype="float64"),
+                Dense(4, 2, seed=rng, dtype="float64"),
+            )
+
+        def forward(self, x):
+            return self.out(self.ln(x + F.relu(self.bn(self.fc(x)))))
+
+    class TorchBlock(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.bn = torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4)
+            self.ln, self.out = torch.nn.LayerNorm(4), torch.nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.out(self.ln(x + torch.relu(self.bn(self.fc(x)))))
+
+    model, twin = Block(), TorchBlock().double()
+    for p in (model.bn.weight, model.ln.bias, model.ln.weight):
+        p.data[...] = rng.normal(1, 0.5, size=p.shape)
+    twin.load_state_dict({k: torch.tensor(v) for k, v in model.state_dict().items()})
+    frozen = [model.bn.weight, model.ln.bias]
+    for p in frozen:
+        p.requires_grad = False
+    twin.bn.weight.requires_grad_(False)
+    twin.ln.bias.requires_grad_(False)
+    kept = [p.data.copy() for p in frozen]
+    opt = SGD([p for p in model.parameters() if p.requires_grad], lr=0.1, weight_decay=0.01)
+    topt = torch.optim.SGD(
+        [p for p in twin.parameters() if p.requires_grad], lr=0.1, weight_decay=0.01
+    )
+    for _ in range(3):
+        X, y = rng.normal(size=(6, 4)), rng.integers(0, 2, 6)
+        opt.zero_grad()
+        CrossEntropyLoss()(model(X), y).backward()
+        opt.step()
+        topt.zero_grad()
+        torch.nn.functional.cross_entropy(twin(torch.tensor(X)), torch.tensor(y)).backward()
+        topt.step()
+    assert all(np.array_equal(p.data, k) for p, k in zip(frozen, kept, strict=True))
+    assert model.bn.weight.grad is None and model.ln.bias.grad is None
+    _state_matches(model, twin, np.float64, seeded.msg("frozen γ and β"))
+
+
+def test_predicting_in_threads_while_another_thread_trains_its_own(rng):
+    import threading
+
+    def make(seed):
+        return Sequential(Dense(5, 8, seed=seed), BatchNorm1d(8), ReLU(), LayerNorm(8),
+                          Dense(8, 3, seed=seed + 1))  # fmt: skip
+
+    served = make(1)
+    X, y = rng.normal(size=(96, 5)), rng.integers(0, 3, 96)
+    wxb.fit(served, X, y, loss="cross_entropy", epochs=2, batch_size=16, seed=0, verbose=False)
+    rows = rng.normal(size=(40, 5))
+    expected = served.predict(rows)
+    alone = make(2)
+    wxb.fit(alone, X, y, loss="cross_entropy", epochs=3, batch_size=16, seed=4, verbose=False)
+    trained, seen, errors = make(2), [], []
+
+    def serve():
+        try:
+            for _ in range(200):
+                seen.append(served.predict(rows))
+        except Exception as exc:  # reported below, in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=serve) for _ in range(2)]
+    for t in threads:
+        t.start()
+    wxb.fit(trained, X, y, loss="cross_entropy", epochs=3, batch_size=16, seed=4, verbose=False)
+    for t in threads:
+        t.join()
+    assert not errors and len(seen) == 400
+    assert all(np.array_equal(out, expected) for out in seen)  # eval mode, stats untouched
+    assert served.training and int(served.batchnorm1d1.num_batches_tracked) == 2 * 96 // 16
+    for key, value in alone.state_dict().items():  # the training thread ran as alone
+        assert np.array_equal(trained.state_dict()[key], value), key

@@ -31,27 +31,26 @@ from wxb.columns import TableEncoder
 from wxb.errors import ConfigError
 from wxb.nn.layers import ACTIVATIONS, Activation, Dense, Dropout, Standardize
 from wxb.nn.module import Module, input_width, stock_kind
-from wxb.nn.norm import BatchNorm1d, LayerNorm
+from wxb.nn.norm import NORMS, BatchNorm1d, LayerNorm
 from wxb.nn.sequential import Sequential
 from wxb.random import drawing_from
 from wxb.tensor import Tensor, graph, set_grad_enabled, topological_order
 
-STOCK_LAYERS = (Dense, Activation, Dropout, Standardize, LayerNorm, BatchNorm1d)
-NORMS = (LayerNorm, BatchNorm1d)
+STOCK_LAYERS = (Dense, Activation, Dropout, Standardize, *NORMS)
 
 
 def normalization_text(module: LayerNorm | BatchNorm1d, z: str, training: bool) -> str:
     """What a normalisation layer computes from ``z`` in the seed's column notation
     (units as rows, samples as columns)."""
-    affine = ("γ ⊙ ", " + β") if module.weight is not None else ("", "")
-    affine = (affine[0], " + β" if module.bias is not None else "")
+    scale = "γ ⊙ " if module.weight is not None else ""
+    shift = " + β" if module.bias is not None else ""
     if isinstance(module, LayerNorm):
         over = "over the units of each column (sample)"
     elif training or module._buffers.get("running_mean") is None:
         over = "over the batch, per unit (row)"
     else:
         over = "the running statistics, per unit (row)"
-    return f"{affine[0]}({z} − μ)/√(σ² + ε){affine[1]}, μ and σ² {over}"
+    return f"{scale}({z} − μ)/√(σ² + ε){shift}, μ and σ² {over}"
 
 
 def normalization_backward(module: LayerNorm | BatchNorm1d, training: bool) -> str:

@@ -22,7 +22,7 @@ from wxb.errors import ConfigError
 from wxb.nn.layers import Activation, Dense, Dropout, ReLU, Sigmoid, Tanh
 from wxb.nn.losses import Loss
 from wxb.nn.module import Module, every_parameter_requiring_grad, is_stock
-from wxb.nn.norm import BatchNorm1d, LayerNorm
+from wxb.nn.norm import NORMS
 from wxb.nn.sequential import layers_in_order
 from wxb.tensor import Tensor, no_grad
 
@@ -79,7 +79,7 @@ def layer_reports(model: Module, X: np.ndarray, y: np.ndarray, loss: Loss) -> li
             elif is_stock(layer, Activation) and on_z is not None:
                 activation_of[id(on_z)] = (layer, out.data)  # f(Z), not a later g(f(Z))
                 on_z = None
-            elif not any(is_stock(layer, kind) for kind in (Dropout, LayerNorm, BatchNorm1d)):
+            elif not any(is_stock(layer, kind) for kind in (Dropout, *NORMS)):
                 on_z = None  # (f(BN(Z)), with --norm, is still the layer's A)
             x = out
         if chained:  # seen on a sample batch: does X take that path too?

@@ -22,12 +22,13 @@ import numpy as np
 
 from wxb import ops
 from wxb.columns import rows_by_name
-from wxb.describe import NORMS, chain_layers, normalization_text, percent
+from wxb.describe import chain_layers, normalization_text, percent
 from wxb.errors import ConfigError, DataError
 from wxb.nn.heads import head_index, model_task, probability_head
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
 from wxb.nn.losses import CrossEntropyLoss, Loss, computes_its_own, get_loss, stock_loss
 from wxb.nn.module import Module, Parameter, every_parameter_requiring_grad, is_stock
+from wxb.nn.norm import NORMS
 from wxb.nn.sequential import layers_in_order
 from wxb.tensor import Tensor, no_grad
 from wxb.validation import (

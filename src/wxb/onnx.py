@@ -105,7 +105,7 @@ from wxb.describe import chain_layers
 from wxb.errors import ConfigError
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
 from wxb.nn.module import Module, stock_kind
-from wxb.nn.norm import BatchNorm1d, LayerNorm
+from wxb.nn.norm import NORMS, BatchNorm1d, LayerNorm
 from wxb.nn.sequential import Sequential
 from wxb.tables import numeric_markers
 
@@ -118,7 +118,7 @@ _KERNELS = (
     ops.Identity, ops.Sigmoid, ops.Tanh, ops.ReLU, ops.LeakyReLU, ops.GELU, ops.SiLU,
     ops.ELU, ops.Softplus, ops.Softmax, ops.LogSoftmax,
 )  # fmt: skip
-_STOCK = (Sequential, Dense, Dropout, Standardize, LayerNorm, BatchNorm1d, Activation)
+_STOCK = (Sequential, Dense, Dropout, Standardize, *NORMS, Activation)
 
 
 def _onnx() -> Any:
@@ -268,7 +268,7 @@ def _dtype(model: Module, layers: list[tuple[str, Module]]) -> np.dtype:
                 dtypes.add(layer.bias.dtype)
         elif isinstance(layer, Standardize):
             dtypes.update((layer.mean.dtype, layer.scale.dtype))
-        elif isinstance(layer, (LayerNorm, BatchNorm1d)):
+        elif isinstance(layer, NORMS):
             dtypes.update(p.dtype for p in (layer.weight, layer.bias) if p is not None)
             dtypes.update(a.dtype for a in layer._buffers.values() if a.dtype.kind == "f")
     dtypes = {np.dtype(d) for d in dtypes} or {np.dtype(model.dtype)}
@@ -512,7 +512,7 @@ class _Graph:
                 takes = self._dense_width(path, layer)
             elif isinstance(layer, Standardize):
                 takes = self._standardize_width(path, layer)
-            elif isinstance(layer, (LayerNorm, BatchNorm1d)):
+            elif isinstance(layer, NORMS):
                 takes = self._norm_width(path, layer)
             if takes is not None:
                 if width is None and n_features is None:

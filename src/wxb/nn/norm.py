@@ -31,6 +31,15 @@ def _flag(value: object, what: str) -> bool:
     return bool(value)
 
 
+def _reset_affine(layer: LayerNorm | BatchNorm1d) -> None:
+    """γ = 1 and β = 0 again, in place (the same Parameters, as PyTorch's)."""
+    with no_grad():
+        if layer.weight is not None:
+            layer.weight[...] = 1
+        if layer.bias is not None:
+            layer.bias[...] = 0
+
+
 def _refuse_subclass(layer: Module, kind: type[Module]) -> None:
     if type(layer) is not kind:  # the file would rebuild a plain one without its code
         raise ConfigError(
@@ -82,11 +91,7 @@ class LayerNorm(Module):
 
     def reset_parameters(self) -> None:
         """γ = 1 and β = 0 again, in place (the same Parameters, as PyTorch's)."""
-        with no_grad():
-            if self.weight is not None:
-                self.weight[...] = 1
-            if self.bias is not None:
-                self.bias[...] = 0
+        _reset_affine(self)
 
     def config(self) -> dict[str, Any]:
         _refuse_subclass(self, LayerNorm)
@@ -203,11 +208,7 @@ class BatchNorm1d(Module):
     def reset_parameters(self) -> None:
         """The running statistics reset, γ = 1 and β = 0 again, in place (as PyTorch's)."""
         self.reset_running_stats()
-        with no_grad():
-            if self.weight is not None:
-                self.weight[...] = 1
-            if self.bias is not None:
-                self.bias[...] = 0
+        _reset_affine(self)
 
     def config(self) -> dict[str, Any]:
         _refuse_subclass(self, BatchNorm1d)
@@ -228,3 +229,7 @@ class BatchNorm1d(Module):
             f"affine={self.affine}, track_running_stats={self.track_running_stats}"
             + ("" if self.bias is not None or not self.affine else ", bias=False")
         )
+
+
+# The normalisation layers: on the recorded graph, not the planned stack
+NORMS = (LayerNorm, BatchNorm1d)

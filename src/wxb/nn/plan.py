@@ -27,13 +27,12 @@ from wxb import kernels, ops
 from wxb.errors import ConfigError, DataError, ShapeError
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize, dtype_mismatch
 from wxb.nn.module import Module, Parameter, input_width, stock_kind
-from wxb.nn.norm import BatchNorm1d, LayerNorm
+from wxb.nn.norm import NORMS
 from wxb.tensor import GRAD_LOCK, accumulate_grad
 
 _requires_grad = operator.attrgetter("requires_grad")
 
 STOCK_LAYERS = (Dense, Activation, Dropout, Standardize)
-NORMS = (LayerNorm, BatchNorm1d)  # (their backward is the graph's: not planned)
 
 
 def unplannable_reason(layers: list[Module]) -> str | None:
