@@ -1,0 +1,197 @@
+"""The docs' examples run as written: the README's ```python blocks, the self-contained
+block of docs/scaling.md, the seed's worked example the tutorial prints, and every wxb
+command and option the README and the tutorial name. A change of the code that breaks
+one of them fails here, not in a reader's hands."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import shlex
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from cli_run import run
+
+import wxb
+from wxb.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+TUTORIAL = ROOT / "docs" / "tutorial.md"
+SCALING = ROOT / "docs" / "scaling.md"
+
+# Options the docs name that belong to other programs: bench/run.py's, Open MPI's
+# mpiexec's, ruff's.
+NOT_WXB = {"--native-blas", "--quick", "--allow-run-as-root", "--check"}
+
+
+def fenced(path: Path, language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```", path.read_text(), re.S | re.M)
+
+
+def readme_blocks() -> dict[str, str]:
+    """The README's Python blocks by what they show; a new one must be added here."""
+    blocks = fenced(README, "python")
+    names = ["wine_dataframe", "digits_fit", "checkpoints", "hand_loop", "sklearn"]
+    assert len(blocks) == len(names), (
+        f"README.md has {len(blocks)} ```python blocks, this test runs {len(names)}: "
+        "run the new one in tests/test_docs_examples.py too"
+    )
+    return dict(zip(names, blocks, strict=True))
+
+
+def execute(block: str, namespace: dict) -> str:
+    """Runs a block as a script would, in ``namespace``; what it printed."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(block, "<docs example>", "exec"), namespace)
+    return printed.getvalue()
+
+
+def test_the_readme_dataframe_example_predicts_by_column_name(tmp_path, monkeypatch, capsys, rng):
+    pytest.importorskip("pandas")
+    (tmp_path / "examples").mkdir()
+    for name in ("wine.csv", "new_bottles.csv"):
+        shutil.copy(ROOT / "examples" / name, tmp_path / "examples" / name)
+    monkeypatch.chdir(tmp_path)
+    # The README's wxb train command, briefly: the block needs its model file.
+    code, _, err = run(
+        capsys,
+        *("train", "--data", "examples/wine.csv", "--comment", "#", "--target", "cultivar"),
+        *("--id-column", "bottle_id", "--epochs", "3", "-q", "-o", "wine.safetensors"),
+    )
+    assert code == 0, err
+
+    ns: dict = {}
+    execute(readme_blocks()["wine_dataframe"], ns)
+    logits, model, new = ns["logits"], ns["model"], ns["new"]
+    assert logits.shape == (2, 3) and np.isfinite(logits).all()
+    # "columns by name": any order of the DataFrame's columns gives the same outputs
+    shuffled = new[list(rng.permutation(new.columns))]
+    np.testing.assert_array_equal(model.predict(shuffled), logits)
+    # and they are what wxb predict --proba gives for the same file
+    code, out, err = run(
+        capsys, "predict", "wine.safetensors", "examples/new_bottles.csv", "--comment", "#"
+    )
+    assert code == 0, err
+    cli = pd.read_csv(io.StringIO(out))
+    proba = np.exp(logits - logits.max(axis=1, keepdims=True))
+    proba /= proba.sum(axis=1, keepdims=True)
+    classes = np.asarray(model.info["classes"])
+    assert list(cli["prediction"]) == list(classes[proba.argmax(axis=1)])
+    assert list(cli["bottle_id"]) == [9001, 9002]
+
+
+def test_the_readme_python_api_blocks_run_in_order(tmp_path, monkeypatch, rng):
+    pytest.importorskip("sklearn")
+    monkeypatch.chdir(tmp_path)
+    blocks = readme_blocks()
+    ns: dict = {}
+
+    execute(blocks["digits_fit"], ns)
+    model, history = ns["model"], ns["history"]
+    assert ns["accuracy"] > 0.9
+    assert history.engine == "planned"
+    assert len(history["val_accuracy"]) == history.epochs >= 1
+    # "rebuilds it": the loaded model predicts what the trained one does, bit for bit
+    rows = rng.uniform(0, 1, size=(int(rng.integers(1, 50)), 64))
+    np.testing.assert_array_equal(ns["same"].predict(rows), model.predict(rows))
+
+    execute(blocks["checkpoints"], ns)
+    first = ns["history"]
+    assert first.resumed_from is None  # none there yet: from the start
+    assert sorted((tmp_path / "digits_ckpt").glob("step-*.json"))
+    weights = [p.data.copy() for p in model.parameters()]
+    state = ns["state"]  # "PyTorch's layout: step counts, moments, param_groups"
+    assert {"state", "param_groups"} <= set(state) and state["param_groups"][0]["lr"] == 1e-3
+    assert all(entry["step"] == 0 for entry in state["state"].values())  # a fresh Adam
+    # "rerun the same script ... and it goes on where it stopped": here, at the end
+    execute(blocks["checkpoints"], ns)
+    again = ns["history"]
+    assert again.resumed_from is not None
+    assert again["loss"] == first["loss"]
+    for before, p in zip(weights, model.parameters(), strict=True):
+        np.testing.assert_array_equal(p.data, before)
+
+    # "opt.step(): in place on each parameter's .data": a view taken before follows it
+    view = model.parameters()[0].data
+    before = view.copy()
+    execute(blocks["hand_loop"], ns)
+    assert model.parameters()[0].data is view and not np.array_equal(view, before)
+    assert np.isfinite(ns["loss"].item())
+
+    execute(blocks["sklearn"], ns)
+    clf, X_test, y_test = ns["clf"], ns["X_test"], ns["y_test"]
+    assert clf.score(X_test, y_test) > 0.9
+    proba = clf.predict_proba(X_test)
+    assert proba.shape == (len(X_test), 10)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    assert [w.shape for w in clf.coefs_] == [(64, 100), (100, 10)]
+    assert 0 < len(clf.loss_curve_) <= 300
+
+
+def test_the_scaling_script_prints_the_table_docs_scaling_shows():
+    (block,) = fenced(SCALING, "python")
+    printed = execute(block, {"__name__": "__main__"}).splitlines()
+    text = SCALING.read_text()
+    start = text.index(printed[0] + "\n")
+    shown = text[start:].split("\n\n")[0].splitlines()
+    assert printed == shown
+
+
+def test_the_seeds_examples_are_what_the_tutorial_prints():
+    for block in fenced(TUTORIAL, "console"):
+        if block.startswith("$ wxb explain\n"):
+            shown = block.split("\n", 1)[1].rstrip("\n")
+            break
+    else:
+        pytest.fail("docs/tutorial.md no longer shows `$ wxb explain`")
+    assert str(wxb.explain()).rstrip("\n") == shown
+
+
+def documented_commands() -> list[str]:
+    """Each wxb command line of the README's bash blocks and the tutorial's transcripts."""
+    lines = []
+    for block in fenced(README, "bash"):
+        lines += block.replace("\\\n", " ").splitlines()
+    for block in fenced(TUTORIAL, "console"):
+        lines += [
+            line[2:] for line in block.replace("\\\n", " ").splitlines() if line.startswith("$ ")
+        ]
+    commands = []
+    for line in lines:
+        for part in line.split("&&"):
+            words = shlex.split(part, comments=True)
+            at = [i for i, word in enumerate(words) if word == "wxb" or word.endswith("/wxb")]
+            if at:
+                commands.append(shlex.join(words[at[0] + 1 :]))
+    return commands
+
+
+def test_every_command_the_docs_show_parses():
+    commands = documented_commands()
+    assert len(commands) > 20, commands  # the blocks were found
+    parser = build_parser()
+    for command in commands:
+        try:
+            parser.parse_args(shlex.split(command))
+        except SystemExit:
+            pytest.fail(f"the docs show `wxb {command}`, which wxb refuses")
+
+
+def test_every_option_the_readme_and_tutorial_name_is_one_of_wxbs():
+    parser = build_parser()
+    known = {
+        option
+        for command in parser.commands.values()
+        for action in command._actions
+        for option in action.option_strings
+    }
+    for path in (README, TUTORIAL):
+        named = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", path.read_text()))
+        assert named - known - NOT_WXB == set(), path.name
