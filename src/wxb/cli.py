@@ -216,12 +216,14 @@ def build_parser() -> _Parser:
     add("--lr-schedule", choices=sorted(SCHEDULES), default=None,
         help="per-epoch schedule: step (× 0.1 every third of the epochs), cosine, invscaling "
         "(1/√(epoch+1)), plateau (× 0.1 once the watched loss has not improved for half the "
-        "--patience, or for 11 epochs with --patience 0)")
-    add("--clip-grad-norm", type=float, default=None, metavar="MAX", help="clip ‖∇L‖ to MAX")
+        "--patience, or for 11 epochs with --patience 0); default: none, a constant rate")
+    add("--clip-grad-norm", type=float, default=None, metavar="MAX",
+        help="clip ‖∇L‖ to MAX; default: no clipping")
     add("--dropout", type=float, default=0.0, help="dropout rate after each hidden layer")
     add("--norm", choices=("batch", "layer"), default=None,
         help="normalise each hidden layer's Z before its activation: batch (BatchNorm1d, "
-        "by the batch; running statistics at predict time) or layer (LayerNorm, by the row)")
+        "by the batch; running statistics at predict time) or layer (LayerNorm, by the row); "
+        "default: none")
     add("--epochs", type=int, default=None,
         help="passes over the training data; default: enough for at least "
         f"{MIN_STEPS} steps and {MIN_EPOCHS} epochs, early stopping doing the rest")
@@ -249,7 +251,7 @@ def build_parser() -> _Parser:
         help="write checkpoints into DIR (each epoch, or each --checkpoint-every steps); "
         "Ctrl-C then stops after the current step with a checkpoint")
     add("--checkpoint-every", type=int, default=None, metavar="N",
-        help="a checkpoint every N training steps instead of each epoch")
+        help="a checkpoint every N training steps; default: one at the end of each epoch")
     add("--keep-checkpoints", type=int, default=2, metavar="K", help="checkpoints kept in DIR")
     add("--resume", action="store_true",
         help="continue from the newest good checkpoint in --checkpoint-dir, bit for bit "
