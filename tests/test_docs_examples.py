@@ -54,7 +54,6 @@ def execute(block: str, namespace: dict) -> str:
 
 
 def test_the_readme_dataframe_example_predicts_by_column_name(tmp_path, monkeypatch, capsys, rng):
-    pytest.importorskip("pandas")
     (tmp_path / "examples").mkdir()
     for name in ("wine.csv", "new_bottles.csv"):
         shutil.copy(ROOT / "examples" / name, tmp_path / "examples" / name)
