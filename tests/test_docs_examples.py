@@ -219,3 +219,107 @@ def test_train_help_gives_each_options_default():
         name = max(action.option_strings, key=len)
         if name not in exempt:
             assert "default" in formatter._expand_help(action), name
+
+
+def transcripts(path: Path) -> dict[str, list[str]]:
+    """Each ``$ wxb …`` line of the console blocks, and the lines shown after it."""
+    shown: dict[str, list[str]] = {}
+    for block in fenced(path, "console"):
+        command = None
+        for line in block.replace("\\\n", " ").splitlines():
+            if line.startswith("$ "):
+                command = " ".join(line[2:].split())
+                shown[command] = []
+            else:
+                shown[command].append(line)
+    return shown
+
+
+def readme_output(command: str) -> list[str]:
+    """The lines of the README's plain block that follows the bash block holding
+    ``command``."""
+    text = README.read_text()
+    at = text.index(command)
+    start = text.index("\n```\n", text.index("```\n", at)) + len("\n```\n")
+    return text[start : text.index("```", start)].rstrip("\n").splitlines()
+
+
+def cli_lines(capsys, *argv) -> list[str]:
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    return (err + out).rstrip("\n").splitlines()
+
+
+def test_the_transcripts_show_what_wxb_prints_bar_the_trained_figures(
+    tmp_path, monkeypatch, capsys
+):
+    """What reading, splitting, the table stage, the summary and the diagrams print does
+    not depend on how training went: those lines of the tutorial's and the README's
+    transcripts are compared as they are, on models trained for an epoch or two."""
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    monkeypatch.chdir(tmp_path)
+    tutorial = transcripts(TUTORIAL)
+
+    # digits: `wxb train`, then what describes its model
+    got = cli_lines(capsys, "train", "--epochs", "1", "-q")
+    shown = tutorial["wxb train"]
+    assert got[:2] == shown[:2]
+    assert got[2].split(";")[0] == shown[2].split(";")[0]  # the model, not its epochs
+    got = cli_lines(capsys, "summary", "model.safetensors", "--no-floor")
+    assert got == [
+        line for line in tutorial["wxb summary model.safetensors"] if "floor" not in line
+    ]
+    assert (
+        cli_lines(capsys, "diagram", "model.safetensors")
+        == tutorial["wxb diagram model.safetensors"]
+    )
+    drawn = [block.rstrip("\n").splitlines() for block in fenced(TUTORIAL, "mermaid")]
+    for kind, diagram in zip(("architecture", "backward", "graph"), drawn, strict=True):
+        assert cli_lines(capsys, "diagram", "model.safetensors", "--kind", kind) == diagram
+    # `wxb explain` on a sample: the model and X̂ (the Standardize the split fitted)
+    shown = tutorial["wxb explain model.safetensors --sample 0"]
+    head = shown.index("   [hidden1: Dense 64→512]")
+    assert cli_lines(capsys, "explain", "model.safetensors", "--sample", "0")[:head] == shown[:head]
+
+    # a history of another model is refused in the line shown
+    command = (
+        "wxb train --hidden 64,64,64,64,64,64,64 --activation sigmoid --lr 0.05 --epochs 5 "
+        "--diagnose --history deep.json -o deep.safetensors"
+    )
+    assert command in tutorial
+    cli_lines(capsys, *shlex.split(command)[1:], "--epochs", "1", "-q")
+    code, out, err = run(capsys, "report", "model.safetensors", "--history", "deep.json")
+    assert code == 2 and not out
+    assert err.splitlines() == tutorial["wxb report model.safetensors --history deep.json"]
+
+    # wine: the README's walk-through and the tutorial's section 8
+    train = (
+        "wxb train --data examples/wine.csv --comment '#' --target cultivar "
+        "--id-column bottle_id --fingerprint -o wine.safetensors -q"
+    )
+    assert " ".join(train.split()) in " ".join(README.read_text().replace("\\\n", " ").split())
+    got = cli_lines(capsys, *shlex.split(train)[1:], "--epochs", "2")
+    shown = readme_output("--id-column bottle_id --fingerprint -o wine.safetensors -q")
+    assert got[:3] == shown[:3]  # the rows dropped, the split, the task
+    assert got[3].split(";")[0] == shown[3].split(";")[0]
+    shown = tutorial["wxb summary wine.safetensors --no-floor"]
+    assert cli_lines(capsys, "summary", "wine.safetensors", "--no-floor")[: len(shown)] == shown
+    command = "wxb explain wine.safetensors --data examples/wine.csv --comment '#' --sample 2"
+    shown = tutorial[command]
+    assert cli_lines(capsys, *shlex.split(command)[1:])[: len(shown)] == shown
+
+    command = "wxb eval wine.safetensors examples/wine.csv --comment '#'"
+    shown = readme_output(command)
+    got = cli_lines(capsys, *shlex.split(command)[1:])  # the warning (stderr) first
+    assert set(shown[:2]) <= set(got)  # the rows dropped, and the training rows found
+    assert shown[2].split(";")[0] in [line.split(";")[0] for line in got]
+
+    command = (
+        "wxb predict wine.safetensors examples/new_bottles.csv --comment '#' -o predictions.csv"
+    )
+    cli_lines(capsys, *shlex.split(command)[1:])
+    shown = readme_output(command)
+    written = Path("predictions.csv").read_text().splitlines()
+    assert written[0] == shown[0] and [row.split(",")[0] for row in written] == [
+        row.split(",")[0] for row in shown
+    ]
