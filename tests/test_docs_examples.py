@@ -1,7 +1,8 @@
 """The docs' examples run as written: the README's ```python blocks, the self-contained
-block of docs/scaling.md, the seed's worked example the tutorial prints, and every wxb
-command and option the README and the tutorial name. A change of the code that breaks
-one of them fails here, not in a reader's hands."""
+block of docs/scaling.md, the seed's worked example the tutorial prints, the lines of
+the transcripts that do not depend on how training went, and every wxb command and option
+the README and the tutorial name. A change of the code that breaks one of them fails here,
+not in a reader's hands."""
 
 from __future__ import annotations
 
