@@ -252,16 +252,17 @@ def _to_torch(module: Module, path: str, torch, tdtype, made: dict[int, Any]):
             module.eps,
             module.momentum,
             module.affine,
-            module.track_running_stats,
+            kept := module._buffers.get("running_mean") is not None,
             dtype=tdtype,
             bias=module.bias is not None,
         )
         _parameters_to_torch(module, out, torch, tdtype, made)
-        if module.track_running_stats:
+        if kept:  # (statistics kept, tracking switched off since: eval mode reads them)
             with torch.no_grad():
                 out.running_mean.copy_(_tensor(torch, module.running_mean, tdtype))
                 out.running_var.copy_(_tensor(torch, module.running_var, tdtype))
                 out.num_batches_tracked.fill_(int(module.num_batches_tracked))
+            out.track_running_stats = module.track_running_stats
     elif isinstance(module, layers.Dropout):
         out = nn.Dropout(module.p)
     elif isinstance(module, layers.Standardize):
@@ -525,20 +526,21 @@ def _from_torch(module, path: str, torch, dtype, made: dict[int, Module]) -> Mod
                 float(module.eps),
                 module.momentum,
                 module.affine,
-                module.track_running_stats,
+                kept := module.running_mean is not None,
                 bias=module.bias is not None,
                 dtype=dtype,
             )
         except ConfigError as exc:
             raise ConfigError(f"from_torch: {label}: {exc}") from None
         _parameters_from_torch(module, out, dtype, label, made)
-        if module.track_running_stats:
+        if module.track_running_stats or kept:  # (kept, tracking switched off since)
             if module.running_mean is None or module.running_var is None:
                 raise ConfigError(f"from_torch: {label}: its running statistics were removed")
             np.copyto(out.running_mean, _numpy(module.running_mean, dtype, label))
             np.copyto(out.running_var, _numpy(module.running_var, dtype, label))
             tracked = module.num_batches_tracked
             out.num_batches_tracked[...] = 0 if tracked is None else int(tracked)
+            out.track_running_stats = bool(module.track_running_stats)
     elif cls is nn.Dropout:
         try:
             out = layers.Dropout(module.p)

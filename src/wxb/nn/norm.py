@@ -117,7 +117,9 @@ class BatchNorm1d(Module):
     statistics move towards them: r ← (1 − momentum)·r + momentum·s, with the unbiased
     variance (``momentum=None``: the mean over all batches so far). Eval mode: the running
     statistics, so each row's output depends on that row alone. With
-    ``track_running_stats=False`` both modes use the batch's own.
+    ``track_running_stats=False`` both modes use the batch's own; set False after
+    construction, as in PyTorch, training stops moving the statistics kept, and eval
+    mode still uses them.
 
     ``load_state_dict`` takes a state without ``num_batches_tracked`` (one from before
     PyTorch kept it, or filtered into a plain dict), keeping the count, as PyTorch's."""
@@ -179,15 +181,18 @@ class BatchNorm1d(Module):
     def forward(self, x: Tensor) -> Tensor:
         running = self._buffers.get("running_mean")
         _check_dtype(self, x, self.weight if self.weight is not None else running)
-        tracking = self.training and running is not None
+        # As PyTorch's: track_running_stats set False after construction keeps the
+        # statistics for eval mode but stops training from moving them (or counting)
+        read = not self.training or self.track_running_stats
+        tracking = self.training and running is not None and self.track_running_stats
         factor = 0.0
         if tracking:  # momentum None: the plain mean of every batch's statistics so far
             done = int(self._buffers["num_batches_tracked"])
             factor = 1.0 / (done + 1) if self.momentum is None else self.momentum
         out = ops.batch_norm(
             x,
-            running,
-            self._buffers.get("running_var"),
+            running if read else None,
+            self._buffers.get("running_var") if read else None,
             self.weight,
             self.bias,
             training=self.training or running is None,

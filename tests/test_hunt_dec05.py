@@ -1,0 +1,41 @@
+"""Silent differences from PyTorch 2.13 off the well-tested path: each test here failed
+before its fix (fresh random draws on each run; ``WXB_TEST_SEED`` replays one)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from wxb import interop
+from wxb.nn import BatchNorm1d, Dense, Sequential
+
+
+def test_track_running_stats_switched_off_after_construction_as_torchs(rng):
+    # PyTorch's idiom: the statistics stay for eval mode, training no longer moves them.
+    # wxb read only whether the buffers were there: training went on moving them, and
+    # to_torch/from_torch dropped them, so eval outputs differed without a word.
+    width = int(rng.integers(2, 6))
+    batches = [rng.normal(size=(int(rng.integers(3, 9)), width)) * 3 + 1 for _ in range(3)]
+    mine = BatchNorm1d(width, momentum=float(rng.uniform(0.1, 0.9)), dtype="float64")
+    twin = torch.nn.BatchNorm1d(width, momentum=mine.momentum, dtype=torch.float64)
+    for layer, to in ((mine, np.asarray), (twin, torch.tensor)):
+        layer(to(batches[0]))
+        layer.track_running_stats = False
+        out = layer(to(batches[1]))  # training: by the batch, nothing moved
+        assert np.allclose(np.asarray(out.detach()), (batches[1] - batches[1].mean(0))
+                           / np.sqrt(batches[1].var(0) + 1e-5), atol=1e-10)  # fmt: skip
+    assert np.allclose(mine.running_mean, twin.running_mean.numpy(), rtol=1e-12)
+    assert np.allclose(mine.running_var, twin.running_var.numpy(), rtol=1e-12)
+    assert int(mine.num_batches_tracked) == int(twin.num_batches_tracked) == 1
+    mine.eval(), twin.eval()
+    expected = twin(torch.tensor(batches[2])).detach().numpy()
+    assert np.allclose(mine(batches[2]).data, expected, rtol=1e-10, atol=1e-12)
+    # converted either way, the statistics and the flag go with it
+    model = Sequential(Dense(width, width, seed=rng), mine).double().eval()
+    ported = interop.to_torch(model).eval()
+    assert ported[1].track_running_stats is False
+    X = torch.tensor(batches[2])
+    assert np.allclose(ported(X).detach().numpy(), model(batches[2]).data, rtol=1e-10, atol=1e-12)
+    back = interop.from_torch(torch.nn.Sequential(twin)).eval()
+    assert back[0].track_running_stats is False
+    assert np.allclose(back(batches[2]).data, expected, rtol=1e-10, atol=1e-12)
