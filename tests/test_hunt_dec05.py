@@ -4,9 +4,12 @@ before its fix (fresh random draws on each run; ``WXB_TEST_SEED`` replays one)."
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
+import wxb
 from wxb import interop
+from wxb.errors import ConfigError
 from wxb.nn import BatchNorm1d, Dense, Sequential
 
 
@@ -39,3 +42,21 @@ def test_track_running_stats_switched_off_after_construction_as_torchs(rng):
     back = interop.from_torch(torch.nn.Sequential(twin)).eval()
     assert back[0].track_running_stats is False
     assert np.allclose(back(batches[2]).data, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["Softmax", "LogSoftmax"])
+def test_softmax_dim_set_after_construction_is_checked_as_at_construction(rng, kind):
+    # PyTorch's layer.dim = 0 runs over the batch; wxb's kernel kept to the last axis,
+    # on its own and in a Sequential, and gave the other axis's numbers without a word
+    width = int(rng.integers(2, 5))
+    layer = getattr(wxb.nn, kind)(dim=1)
+    model = Sequential(Dense(width, width, seed=rng), getattr(wxb.nn, kind)(dim=-1))
+    for held in (layer, model[1]):
+        with pytest.raises(ConfigError, match="dim=0"):
+            held.dim = 0
+        held.dim = -1  # the last axis, taken
+        assert held.dim == -1
+    X = rng.normal(size=(int(rng.integers(2, 6)), width))
+    twin = getattr(torch.nn, kind)(dim=-1)
+    assert np.allclose(layer(X).data, twin(torch.tensor(X, dtype=torch.float32)).numpy(), atol=1e-6)
+    assert np.all(np.isfinite(model(X).data))

@@ -296,15 +296,29 @@ class _RowWise(Activation):
     construction (0) or at the call (dim=1 of a tensor of 3 or more dimensions)."""
 
     def __init__(self, kernel: ops.ActivationKernel, name: str | None, dim: object) -> None:
-        what = f"{type(self).__name__}(dim={dim!r})"
-        if dim is not None and (isinstance(dim, bool) or dim not in (1, -1)):
-            raise ConfigError(
-                f"{what}: wxb's {type(self).__name__} runs over the last axis (dim=1 or -1 "
-                "of a (batch, classes) output); for another axis use "
-                f"tensor.{'softmax' if type(self) is Softmax else 'log_softmax'}(dim)"
-            )
+        self._check_dim(dim)
         super().__init__(kernel, name)
         self.dim = dim  # checked against the input in Activation.forward
+
+    def _check_dim(self, dim: object) -> None:
+        if dim is not None and (isinstance(dim, bool) or dim not in (1, -1)):
+            raise ConfigError(
+                f"{type(self).__name__}(dim={dim!r}): wxb's {type(self).__name__} runs over "
+                "the last axis (dim=1 or -1 of a (batch, classes) output); for another axis "
+                f"use tensor.{'softmax' if type(self) is Softmax else 'log_softmax'}(dim)"
+            )
+
+    @property
+    def dim(self) -> object:
+        held = self.__dict__
+        return held["_dim"] if "_dim" in held else held.get("dim")  # (pickled before: "dim")
+
+    @dim.setter
+    def dim(self, value: object) -> None:
+        # checked when set later too (PyTorch's layer.dim = 0): the kernel would still
+        # run over the last axis, another axis's numbers without a word
+        self._check_dim(value)
+        object.__setattr__(self, "_dim", value)
 
 
 class Softmax(_RowWise):
