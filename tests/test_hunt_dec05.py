@@ -3,6 +3,9 @@ before its fix (fresh random draws on each run; ``WXB_TEST_SEED`` replays one)."
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +13,7 @@ import torch
 import wxb
 from wxb import interop
 from wxb.errors import ConfigError
-from wxb.nn import BatchNorm1d, Dense, Sequential
+from wxb.nn import BatchNorm1d, Dense, ReLU, Sequential
 
 
 def test_track_running_stats_switched_off_after_construction_as_torchs(rng):
@@ -60,3 +63,37 @@ def test_softmax_dim_set_after_construction_is_checked_as_at_construction(rng, k
     twin = getattr(torch.nn, kind)(dim=-1)
     assert np.allclose(layer(X).data, twin(torch.tensor(X, dtype=torch.float32)).numpy(), atol=1e-6)
     assert np.all(np.isfinite(model(X).data))
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_a_copied_model_starts_without_the_originals_gradients_as_torchs(rng, how):
+    # PyTorch's Parameter copies (deepcopy, pickle, so a model's) leave .grad behind;
+    # wxb's kept it, and a copy taken between backward and step, trained by a loop that
+    # zeroes after its step, added that stale gradient into its first step silently
+    model = Sequential(Dense(4, 6, seed=rng), ReLU(), Dense(6, 2, seed=rng)).double()
+    twin = interop.to_torch(model)
+    X, y = rng.normal(size=(8, 4)), rng.normal(size=(8, 2))
+
+    def backward(m, to):
+        ((m(to(X)) - to(y)) ** 2).mean().backward()
+
+    wxb.optim.SGD(model.parameters(), lr=0.1)  # an optimiser holds the gradients' buffer
+    backward(model, np.asarray)
+    backward(twin, torch.tensor)
+    if how == "deepcopy":
+        mine, theirs = copy.deepcopy(model), copy.deepcopy(twin)
+    else:
+        mine, theirs = pickle.loads(pickle.dumps(model)), pickle.loads(pickle.dumps(twin))
+    assert all(p.grad is None for p in theirs.parameters())
+    assert all(p.grad is None for p in mine.parameters())
+    assert all(p.grad is not None for p in model.parameters())  # the original keeps its own
+    lr = float(rng.uniform(0.01, 0.1))
+    opts = wxb.optim.SGD(mine.parameters(), lr=lr), torch.optim.SGD(theirs.parameters(), lr=lr)
+    for _ in range(2):  # backward, step, then zero: the order many loops use
+        backward(mine, np.asarray)
+        backward(theirs, torch.tensor)
+        for opt in opts:
+            opt.step()
+            opt.zero_grad()
+    for p, q in zip(mine.parameters(), theirs.parameters(), strict=True):
+        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-10, atol=1e-12)

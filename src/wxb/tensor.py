@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Sequence
 from contextlib import ContextDecorator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -420,12 +420,18 @@ class Tensor:
             )
         copied = type(self).__new__(type(self))
         memo[id(self)] = copied
+        fresh = type(self)._fresh_when_copied
         for name in slot_names(type(self)):  # every slot (a Parameter's too), as deepcopy's
-            if hasattr(self, name):
+            if name in fresh:
+                setattr(copied, name, fresh[name])
+            elif hasattr(self, name):
                 setattr(copied, name, copy.deepcopy(getattr(self, name), memo))
         if hasattr(self, "__dict__"):  # a subclass of one's own without slots
             copied.__dict__.update(copy.deepcopy(self.__dict__, memo))
         return copied
+
+    # slots a copy (deepcopy, pickle) starts afresh with, not the original's (Parameter's)
+    _fresh_when_copied: ClassVar[dict[str, object]] = {}
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set ``requires_grad`` in place and return self (PyTorch's spelling). Only a

@@ -7,7 +7,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, NamedTuple, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 import numpy as np
 
@@ -111,6 +111,22 @@ class Parameter(Tensor):
 
     def __repr__(self) -> str:
         return f"Parameter(shape={self.shape}, dtype={self.dtype})"
+
+    # As PyTorch's, a copy (deepcopy, pickle) has the values and requires_grad, not the
+    # gradient: a copy taken between backward and step added that stale ∂L/∂p into its
+    # own first step. Nor the link to the optimiser's gradient buffer (a model copied
+    # alone carried the whole of it along).
+    _fresh_when_copied: ClassVar[dict[str, object]] = {
+        "grad": None, "grad_buffer": None, "grad_home": None, "grad_index": 0,
+    }  # fmt: skip
+
+    def __getstate__(self) -> tuple[dict | None, dict[str, object]]:
+        fresh = self._fresh_when_copied
+        return getattr(self, "__dict__", None), {
+            name: fresh[name] if name in fresh else getattr(self, name)
+            for name in slot_names(type(self))
+            if hasattr(self, name)
+        }
 
 
 # Grows whenever any module gains or loses a parameter or sub-module; next() on a
