@@ -13,7 +13,7 @@ import torch
 import wxb
 from wxb import interop
 from wxb.errors import ConfigError
-from wxb.nn import BatchNorm1d, Dense, ReLU, Sequential
+from wxb.nn import BatchNorm1d, Dense, Module, ReLU, Sequential
 
 
 def test_track_running_stats_switched_off_after_construction_as_torchs(rng):
@@ -97,3 +97,48 @@ def test_a_copied_model_starts_without_the_originals_gradients_as_torchs(rng, ho
             opt.zero_grad()
     for p, q in zip(mine.parameters(), theirs.parameters(), strict=True):
         np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+class BatchStandardized(Module):
+    """A forward of one's own that standardises its hidden units by the batch's own
+    statistics (as F.batch_norm without running statistics does)."""
+
+    def __init__(self, rng):
+        super().__init__()
+        self.a, self.b = Dense(3, 5, seed=rng), Dense(5, 2, seed=rng)
+
+    def forward(self, x):
+        h = self.a(x)
+        return self.b(((h - h.mean(0)) / (h.std(0) + 1e-3)).tanh())
+
+
+class RowWise(Module):
+    def __init__(self, rng):
+        super().__init__()
+        self.a = Dense(3, 2, seed=rng)
+        self.rows_seen = []
+
+    def forward(self, x):
+        self.rows_seen.append(len(x))
+        return self.a(x).tanh() * 2.0
+
+
+def test_predict_and_evaluate_of_a_forward_coupling_rows_give_model_X(rng):
+    # predict and evaluate cut X into chunks: each chunk was standardised by itself,
+    # and the outputs and the loss differed from model(X)'s without a word
+    rows, chunk = int(rng.integers(40, 80)), int(rng.integers(5, 15))
+    X = rng.normal(size=(rows, 3)) + np.linspace(0, 4, rows)[:, None]
+    y = rng.normal(size=(rows, 2))
+    model = BatchStandardized(rng).double()
+    with wxb.no_grad():
+        whole = model(X).data
+    np.testing.assert_allclose(model.predict(X, batch_size=chunk), whole, rtol=1e-12)
+    loss = wxb.evaluate(model, X, y, loss="mse", batch_size=chunk)["loss"]
+    assert loss == pytest.approx(0.5 * ((whole - y) ** 2).sum(1).mean(), rel=1e-12)
+    # a forward of one's own that takes each row alone still runs in chunks
+    rowwise = RowWise(rng).double()
+    with wxb.no_grad():
+        whole = rowwise(X).data
+    rowwise.rows_seen.clear()
+    np.testing.assert_allclose(rowwise.predict(X, batch_size=chunk), whole, rtol=1e-12)
+    assert max(rowwise.rows_seen) == chunk

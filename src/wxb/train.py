@@ -51,7 +51,7 @@ from wxb.nn.losses import (
     one_number,
     stock_loss,
 )
-from wxb.nn.module import Module, couples_rows, is_stock
+from wxb.nn.module import Module, chunk_changes_rows, couples_rows, is_stock
 from wxb.nn.norm import BatchNorm1d
 from wxb.nn.sequential import layers_in_order
 from wxb.optim import SCHEDULES, LRSchedule, Optimizer, ReduceLROnPlateau, get_optimizer
@@ -278,11 +278,19 @@ def _evaluate(
     # Weights that overflow give a non-finite figure, which the caller reports.
     overflow_ok = np.errstate(over="ignore", invalid="ignore", divide="ignore")
     with model.evaluating(), no_grad(), overflow_ok:
-        for start in range(0, len(y_part), batch_size):
+        start = 0
+        while start < len(y_part):
             end = start + batch_size
             xb = X[start:end] if rows is None else np.take(X, rows[start:end], axis=0)
             yb = y_part[start:end]
             out = model(Tensor(xb)).data
+            if start == 0 and end < len(y_part):  # a forward of one's own coupling rows
+                run = lambda rows_: model(Tensor(rows_)).data  # noqa: E731
+                if chunk_changes_rows(model, xb, out, run):  # all rows at once, as model(X)
+                    end = len(y_part)
+                    xb = X if rows is None else np.take(X, rows, axis=0)
+                    yb, out = y_part, run(xb)
+            start = end
             if yb.dtype == np.float64 and kind is not None:  # figures against exact targets
                 out = out.astype(np.float64, copy=False)
             value = one_number(loss, loss(Tensor(out), yb))

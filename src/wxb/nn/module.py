@@ -900,12 +900,20 @@ class Module:
         with self.evaluating(), no_grad():
             if 0 < len(X) <= batch_size:  # one batch (one row, often): no slicing or joining
                 return self(leaf(X)).data
-            if len(X) and couples_rows(self):  # chunks would be normalised each by itself
+            if not len(X):
+                return xp.empty((0,), dtype=dtype)
+            if couples_rows(self):  # chunks would be normalised each by itself
                 return self(leaf(X)).data
-            parts = [self(leaf(X[i : i + batch_size])).data for i in range(0, len(X), batch_size)]
-        if len(parts) == 1:
-            return parts[0]
-        return np.concatenate(parts) if parts else xp.empty((0,), dtype=dtype)
+
+            def run(rows: np.ndarray) -> np.ndarray:
+                return self(leaf(rows)).data
+
+            first = run(X[:batch_size])
+            if chunk_changes_rows(self, X[:batch_size], first, run):  # code of one's own
+                return run(X)
+            parts = [first]
+            parts += [run(X[i : i + batch_size]) for i in range(batch_size, len(X), batch_size)]
+        return np.concatenate(parts)
 
     # -- description ---------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -993,6 +1001,41 @@ def is_stock(module: Module, kind: type[Module]) -> bool:
 def couples_rows(model: Module) -> bool:
     """Whether some module's eval-mode output for a row depends on the rest of its batch."""
     return any(module._couples_rows for module in model.modules())
+
+
+def _runs_own_code(model: Module) -> bool:
+    """Whether some module computes with the user's code: a forward of its own, or an
+    activation kernel of its own (whose eval-mode output may couple rows unsaid)."""
+    for module in model.modules():
+        kernel = getattr(module, "kernel", None)
+        own_kernel = kernel is not None and not type(kernel).__module__.startswith("wxb.")
+        if own_kernel or module._own_forward():
+            return True
+    return False
+
+
+def chunk_changes_rows(
+    model: Module, chunk: np.ndarray, out: np.ndarray, run: Callable[[np.ndarray], object]
+) -> bool:
+    """Whether ``model``'s first rows come out otherwise alone than inside ``chunk`` (whose
+    outputs are ``out``), for a model with code of its own: a forward that couples rows
+    (statistics of the batch, F.batch_norm without running statistics, a softmax over
+    the batch) gives each chunk of predict or evaluate other numbers than ``model(X)``
+    gives, without a word. Two rows alone tell (one would make batch statistics fail);
+    a tolerance leaves BLAS's rounding, which differs with the rows, alone."""
+    if len(chunk) < 3 or not _runs_own_code(model):
+        return False
+    try:
+        alone = np.asarray(run(chunk[:2]))
+    except Exception:  # (a forward that cannot run on 2 rows couples them, or fails whole)
+        return True
+    part = np.asarray(out)[:2]
+    if alone.shape != part.shape or alone.dtype.kind != "f":
+        return alone.shape != part.shape
+    tol = 1e-4 if alone.dtype == np.float32 else 1e-9
+    with np.errstate(invalid="ignore"):
+        scale = max(1.0, float(np.nanmax(np.abs(part), initial=0.0)))
+        return not np.allclose(alone, part, rtol=tol, atol=tol * scale, equal_nan=True)
 
 
 def input_width(model: Module) -> int | None:
