@@ -142,3 +142,15 @@ def test_predict_and_evaluate_of_a_forward_coupling_rows_give_model_X(rng):
     rowwise.rows_seen.clear()
     np.testing.assert_allclose(rowwise.predict(X, batch_size=chunk), whole, rtol=1e-12)
     assert max(rowwise.rows_seen) == chunk
+
+
+def test_saving_a_batch_norm_whose_tracking_was_switched_off_says_what_to_do(rng, tmp_path):
+    model = Sequential(Dense(2, 3, seed=rng), BatchNorm1d(3))
+    model(rng.normal(size=(4, 2)))
+    model[1].track_running_stats = False
+    with pytest.raises(ConfigError, match="track_running_stats was set False"):
+        wxb.save(model, tmp_path / "m.wxb")
+    model[1].track_running_stats = True  # the statistics eval mode reads: saved with it
+    wxb.save(model, tmp_path / "m.wxb")
+    X = rng.normal(size=(5, 2)).astype(np.float32)
+    np.testing.assert_allclose(wxb.load(tmp_path / "m.wxb").predict(X), model.predict(X))

@@ -213,6 +213,12 @@ def _check_saveable(model: object) -> None:
             expected_params |= {"bias"} if module.bias is not None else set()
             if module.track_running_stats:
                 expected_buffers = {"running_mean", "running_var", "num_batches_tracked"}
+            elif module._buffers.get("running_mean") is not None:
+                raise ConfigError(
+                    f"cannot save {where} (BatchNorm1d): track_running_stats was set False "
+                    "after it kept running statistics, which eval mode still reads; the file "
+                    "would rebuild it without them (set it back to True to save them)"
+                )
         if params != expected_params or buffers != expected_buffers:
             extra = sorted((params - expected_params) | (buffers - expected_buffers))
             raise ConfigError(
