@@ -154,3 +154,30 @@ def test_saving_a_batch_norm_whose_tracking_was_switched_off_says_what_to_do(rng
     wxb.save(model, tmp_path / "m.wxb")
     X = rng.normal(size=(5, 2)).astype(np.float32)
     np.testing.assert_allclose(wxb.load(tmp_path / "m.wxb").predict(X), model.predict(X))
+
+
+@pytest.mark.parametrize("kind", ["CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss"])
+@pytest.mark.parametrize("how", ["item", "through a name", "attribute *="])
+def test_class_weights_changed_in_place_reach_the_loss_as_torchs(rng, kind, how):
+    # PyTorch's loss.weight is a buffer: loss.weight[0] = 5 changes the loss. Each read of
+    # wxb's gave a copy, so the change was dropped and the old weights used silently
+    classes, rows = int(rng.integers(2, 5)), int(rng.integers(3, 9))
+    z = rng.normal(size=(rows, classes))
+    binary = kind == "BCEWithLogitsLoss"
+    y = rng.random((rows, classes)) if binary else rng.integers(0, classes, rows)
+    name = "pos_weight" if binary else "weight"
+    start = rng.uniform(0.5, 2.0, classes)
+    mine = getattr(wxb.nn, kind)(reduction="sum", **{name: start})
+    theirs = getattr(torch.nn, kind)(reduction="sum", **{name: torch.tensor(start)})
+    new = float(rng.uniform(3.0, 6.0))
+    for loss in (mine, theirs):
+        if how == "item":
+            getattr(loss, name)[0] = new
+        elif how == "through a name":
+            held = getattr(loss, name)
+            held *= new
+        else:
+            setattr(loss, name, getattr(loss, name) * new)  # as loss.weight *= new reads
+    expected = theirs(torch.tensor(z), torch.tensor(y)).item()
+    assert mine(wxb.Tensor(z), y).item() == pytest.approx(expected, rel=1e-12)
+    np.testing.assert_allclose(getattr(mine, name).data, getattr(theirs, name).numpy())

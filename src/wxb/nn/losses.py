@@ -26,10 +26,39 @@ from wxb.validation import torch_options
 
 
 class Loss:
-    kernel: ops.LossKernel
-
     def __init__(self, reduction: str = "mean") -> None:
         self.reduction = reduction
+
+    @property
+    def kernel(self) -> ops.LossKernel:
+        """What computes the loss, following the arrays handed out as its options
+        (``loss.weight[0] = 5``, PyTorch's buffers changed in place: each read of
+        ``loss.weight`` gave a copy, and the change was dropped without a word)."""
+        held = self.__dict__
+        handed = held.get("_handed")
+        if handed:
+            for name in list(handed):
+                array, seen = handed[name]
+                if not np.array_equal(array, seen, equal_nan=True):
+                    del handed[name]
+                    setattr(self, name, array.copy())  # checked, as an assignment
+        try:
+            return held["kernel"]
+        except KeyError:
+            raise AttributeError(f"{type(self).__name__} has no kernel") from None
+
+    @kernel.setter
+    def kernel(self, value: ops.LossKernel) -> None:
+        self.__dict__["kernel"] = value
+
+    def _handed_out(self, name: str, values: np.ndarray) -> Tensor:
+        """``values`` (the option as the kernel holds it, just followed) as a Tensor over
+        an array this loss keeps: a change made through it reaches the kernel."""
+        handed = self.__dict__.setdefault("_handed", {})
+        held = handed.get(name)
+        if held is None or not np.array_equal(held[0], values, equal_nan=True):
+            held = handed[name] = (values, values.copy())
+        return Tensor(held[0])
 
     @property
     def reduction(self) -> str:
@@ -177,12 +206,14 @@ class _ClassOption:
     def __get__(self, loss: Loss | None, owner: type) -> object:
         if loss is None:
             return self
+        loss.kernel  # noqa: B018  (follows a change made through a tensor handed out)
         value = loss.__dict__.get(self.name, _CLASS_DEFAULTS[self.name])
         if self.name == "weight" and value is not None:  # a tensor, as PyTorch's buffer
-            return Tensor(np.array(value, dtype=np.float64))
+            return loss._handed_out("weight", np.array(value, dtype=np.float64))
         return value
 
     def __set__(self, loss: Loss, value: object) -> None:
+        loss.__dict__.get("_handed", {}).pop(self.name, None)  # this value, not one before
         kernel = loss.kernel
         options = {key: getattr(kernel, key) for key in _CLASS_DEFAULTS if hasattr(kernel, key)}
         options[self.name] = value
@@ -288,9 +319,10 @@ class _ArrayOption:
         kept = getattr(loss.kernel, self.name)
         if kept is None:
             return None
-        return Tensor(np.array(kept[0], dtype=np.float64).reshape(kept[1]))
+        return loss._handed_out(self.name, np.array(kept[0], dtype=np.float64).reshape(kept[1]))
 
     def __set__(self, loss: Loss, value: object) -> None:
+        loss.__dict__.get("_handed", {}).pop(self.name, None)  # this value, not one before
         frozen = ops.frozen_array(value, f"BCEWithLogitsLoss {self.name}")
         loss.kernel = dataclasses.replace(loss.kernel, **{self.name: frozen})
         # a plain list in the instance's dict: a checkpoint's loss settings read it
