@@ -219,3 +219,28 @@ def test_a_schedule_setting_changed_mid_run_goes_on_from_the_rate_as_torchs(
         for step in (mine.step, theirs.step, *(s.step for s in schedules)):
             step()
         assert mine.param_groups[0]["lr"] == pytest.approx(theirs.param_groups[0]["lr"], rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda z, w: wxb.nn.functional.cross_entropy(z, np.arange(len(z)) % 3, weight=w),
+        lambda z, w: wxb.nn.functional.nll_loss(z, np.arange(len(z)) % 3, weight=w),
+        lambda z, w: wxb.nn.functional.bce_with_logits(z, np.ones(z.shape) / 2, weight=w),
+        lambda z, w: wxb.nn.functional.bce_with_logits(z, np.ones(z.shape) / 2, pos_weight=w),
+        lambda z, w: wxb.nn.CrossEntropyLoss(weight=w)(z, np.arange(len(z)) % 3),
+        lambda z, w: wxb.nn.BCEWithLogitsLoss(pos_weight=w)(z, np.ones(z.shape) / 2),
+    ],
+    ids=["F.cross_entropy", "F.nll_loss", "F.bce weight", "F.bce pos_weight", "CE", "BCE"],
+)
+def test_loss_weights_that_require_grad_are_refused_as_torch_refuses(rng, call):
+    # PyTorch: 'not differentiable with respect to argument weight'; wxb took the values
+    # as constants, and the weights (a model's output, a Parameter) got no gradient unsaid
+    z = wxb.Tensor(rng.normal(size=(int(rng.integers(3, 7)), 3)), requires_grad=True)
+    w = wxb.Tensor(rng.uniform(0.5, 2.0, 3), requires_grad=True)
+    with pytest.raises(ConfigError, match="requires grad"):
+        call(z, w)
+    call(z, w.detach()).backward()  # as a constant: taken
+    assert w.grad is None and z.grad is not None
+    with wxb.no_grad():
+        call(z, w)  # nothing recorded: nothing to lose

@@ -1475,10 +1475,22 @@ class BCEWithLogitsKernel:
         return grad if weight is None else grad * weight
 
 
+def _constant_option(values: object, what: str) -> None:
+    """A loss's weights are constants of its kernel: one that asks for a gradient would
+    get none, without a word (PyTorch's losses refuse it: not differentiable)."""
+    if isinstance(values, Tensor) and values.requires_grad and is_grad_enabled():
+        raise ConfigError(
+            f"{what} requires grad, but the loss takes it as a constant, as PyTorch's "
+            "(which refuses it too): pass it .detach()ed, or for a gradient multiply the "
+            "losses of reduction='none' by it"
+        )
+
+
 def frozen_array(values: object, what: str) -> tuple[tuple[float, ...], tuple[int, ...]] | None:
     """An array option of a loss as a frozen kernel keeps it: its values and its shape."""
     if values is None:
         return None
+    _constant_option(values, what)
     array = np.asarray(values.data if isinstance(values, Tensor) else values)
     if array.dtype.kind not in "biuf" or array.size == 0:
         raise ConfigError(f"{what} must be numbers; got {array.dtype} of shape {array.shape}")
@@ -1709,6 +1721,7 @@ def class_options(
     weights as a tuple of floats (one per class; the kernel is frozen and compared)."""
     where = f"{name} loss"
     if weight is not None:
+        _constant_option(weight, f"{where}: weight")
         values = np.asarray(weight.data if isinstance(weight, Tensor) else weight)
         if values.ndim != 1 or values.size == 0 or values.dtype.kind not in "biuf":
             raise ConfigError(
