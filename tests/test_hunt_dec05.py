@@ -244,3 +244,20 @@ def test_loss_weights_that_require_grad_are_refused_as_torch_refuses(rng, call):
     assert w.grad is None and z.grad is not None
     with wxb.no_grad():
         call(z, w)  # nothing recorded: nothing to lose
+
+
+@pytest.mark.parametrize("loss, setting", [("huber_loss", "delta"), ("smooth_l1_loss", "beta")])
+def test_a_tensor_as_a_loss_threshold_is_refused_as_torch_refuses(rng, loss, setting):
+    # F.huber_loss(..., delta=param) took float(param): a learnable δ got no gradient
+    # without a word; PyTorch's takes only a float ('must be float, not Parameter')
+    z = wxb.Tensor(rng.normal(size=(4, 3)), requires_grad=True)
+    value = float(rng.uniform(0.2, 2.0))
+    for bad in (wxb.nn.Parameter(np.array(value)), wxb.Tensor(np.array(value)), str(value)):
+        with pytest.raises(ConfigError, match=setting):
+            getattr(wxb.nn.functional, loss)(z, np.zeros((4, 3)), **{setting: bad})
+    torch_loss = getattr(torch.nn.functional, loss)
+    expected = torch_loss(
+        torch.tensor(z.data), torch.zeros(4, 3, dtype=torch.float64), **{setting: value}
+    )
+    mine = getattr(wxb.nn.functional, loss)(z, np.zeros((4, 3)), **{setting: np.float64(value)})
+    assert mine.item() == pytest.approx(expected.item(), rel=1e-12)

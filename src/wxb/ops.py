@@ -1754,10 +1754,14 @@ def l1_loss(output: Tensor, target: object, reduction: str = "mean") -> Tensor:
 
 
 def huber_loss(output: Tensor, target: object, reduction: str = "mean", delta: float = 1.0):
+    # checked before float(): a 0-d tensor (a Parameter) would pass as its value and get
+    # no gradient without a word (PyTorch's takes only a float)
+    check_threshold(delta, "huber loss delta", positive=True)
     return loss(output, target, HuberKernel(reduction, delta=float(delta)))
 
 
 def smooth_l1_loss(output: Tensor, target: object, reduction: str = "mean", beta: float = 1.0):
+    check_threshold(beta, "smooth L1 loss beta", positive=False)  # as huber_loss's delta
     return loss(output, target, SmoothL1Kernel(reduction, beta=float(beta)))
 
 
