@@ -278,16 +278,22 @@ def _evaluate(
     # Weights that overflow give a non-finite figure, which the caller reports.
     overflow_ok = np.errstate(over="ignore", invalid="ignore", divide="ignore")
     with model.evaluating(), no_grad(), overflow_ok:
-        start = 0
+        start, tail = 0, None
         while start < len(y_part):
             end = start + batch_size
             xb = X[start:end] if rows is None else np.take(X, rows[start:end], axis=0)
             yb = y_part[start:end]
             out = model(Tensor(xb)).data
-            if start == 0 and end < len(y_part):  # a forward of one's own coupling rows
+            if start == 0 and end < len(y_part):
+                tail = out[-1:].copy()  # for the look across the first chunks' border
+            elif tail is not None:
+                tail, border = None, np.concatenate([tail, out[:1]])
+                window = slice(start - 1, start + 1)
+                window_rows = X[window] if rows is None else np.take(X, rows[window], axis=0)
                 run = lambda rows_: model(Tensor(rows_)).data  # noqa: E731
-                if chunk_changes_rows(model, xb, out, run):  # all rows at once, as model(X)
-                    end = len(y_part)
+                if chunk_changes_rows(model, window_rows, border, run):
+                    # a forward of one's own that couples rows: all at once, as model(X)
+                    total, correct, end = 0.0, 0, len(y_part)
                     xb = X if rows is None else np.take(X, rows, axis=0)
                     yb, out = y_part, run(xb)
             start = end

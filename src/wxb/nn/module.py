@@ -908,11 +908,10 @@ class Module:
             def run(rows: np.ndarray) -> np.ndarray:
                 return self(leaf(rows)).data
 
-            first = run(X[:batch_size])
-            if chunk_changes_rows(self, X[:batch_size], first, run):  # code of one's own
-                return run(X)
-            parts = [first]
-            parts += [run(X[i : i + batch_size]) for i in range(batch_size, len(X), batch_size)]
+            parts = [run(X[i : i + batch_size]) for i in range(0, len(X), batch_size)]
+            border = np.concatenate([parts[0][-1:], parts[1][:1]])
+            if chunk_changes_rows(self, X[batch_size - 1 : batch_size + 1], border, run):
+                return run(X)  # a forward of one's own that couples rows: as model(X)
         return np.concatenate(parts)
 
     # -- description ---------------------------------------------------------------------
@@ -1015,27 +1014,28 @@ def _runs_own_code(model: Module) -> bool:
 
 
 def chunk_changes_rows(
-    model: Module, chunk: np.ndarray, out: np.ndarray, run: Callable[[np.ndarray], object]
+    model: Module, window: np.ndarray, chunked: np.ndarray, run: Callable[[np.ndarray], object]
 ) -> bool:
-    """Whether ``model``'s first rows come out otherwise alone than inside ``chunk`` (whose
-    outputs are ``out``), for a model with code of its own: a forward that couples rows
-    (statistics of the batch, F.batch_norm without running statistics, a softmax over
-    the batch) gives each chunk of predict or evaluate other numbers than ``model(X)``
-    gives, without a word. Two rows alone tell (one would make batch statistics fail);
-    a tolerance leaves BLAS's rounding, which differs with the rows, alone."""
-    if len(chunk) < 3 or not _runs_own_code(model):
+    """Whether ``model``, with code of its own, gives the two rows about the first
+    chunks' border (``window``: the first chunk's last row and the next chunk's first)
+    other outputs run together than in their chunks (``chunked``): a forward that
+    couples rows (statistics of the batch, F.batch_norm without running statistics, a
+    softmax over the batch, its first row h[0]) gives each chunk of predict or evaluate
+    other numbers than ``model(X)`` gives, without a word. A tolerance leaves BLAS's
+    rounding, which differs with the rows, alone."""
+    if not _runs_own_code(model):
         return False
     try:
-        alone = np.asarray(run(chunk[:2]))
-    except Exception:  # (a forward that cannot run on 2 rows couples them, or fails whole)
+        together = np.asarray(run(window))
+    except Exception:  # (a forward that cannot run on these rows couples them, or fails)
         return True
-    part = np.asarray(out)[:2]
-    if alone.shape != part.shape or alone.dtype.kind != "f":
-        return alone.shape != part.shape
-    tol = 1e-4 if alone.dtype == np.float32 else 1e-9
+    chunked = np.asarray(chunked)
+    if together.shape != chunked.shape or together.dtype.kind != "f":
+        return together.shape != chunked.shape
+    tol = 1e-4 if together.dtype == np.float32 else 1e-11
     with np.errstate(invalid="ignore"):
-        scale = max(1.0, float(np.nanmax(np.abs(part), initial=0.0)))
-        return not np.allclose(alone, part, rtol=tol, atol=tol * scale, equal_nan=True)
+        scale = max(1.0, float(np.nanmax(np.abs(chunked), initial=0.0)))
+        return not np.allclose(together, chunked, rtol=tol, atol=tol * scale, equal_nan=True)
 
 
 def input_width(model: Module) -> int | None:
