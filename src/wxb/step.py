@@ -25,7 +25,7 @@ from wxb.errors import ConfigError
 from wxb.nn.layers import Dense
 from wxb.nn.losses import Loss, batch_loss, computes_its_own, counts_no_row, one_number
 from wxb.nn.module import Module, structure_version
-from wxb.nn.plan import StackPlan, unplannable_reason
+from wxb.nn.plan import LeanStack, StackPlan, unplannable_reason
 from wxb.nn.sequential import Sequential, plan_key, same_plan_key
 from wxb.optim import Optimizer, clip_grad_norm_
 from wxb.tensor import Tensor, float_array
@@ -141,6 +141,7 @@ class PlannedStep(_Update):
         # step plans again, or runs the graph (as GraphStep) where no plan computes it
         self._version, self._key = structure_version(), plan_key(model)
         self._graph: GraphStep | None = None
+        self._leans: dict[int, LeanStack | None] = {}  # by batch rows: fit's two sizes
 
     def _follow_model(self) -> None:
         """Plan again if the model's layers or parameters changed since it was planned."""
@@ -148,7 +149,7 @@ class PlannedStep(_Update):
         key = plan_key(self.model)
         if same_plan_key(key, self._key):
             return
-        self._key = key
+        self._key, self._leans = key, {}
         if self.why_not(self.model, None, self.loss) is None:
             self.plan, self._graph = StackPlan(list(self.model)), None
         else:
@@ -162,6 +163,10 @@ class PlannedStep(_Update):
             value = self._graph(X, y)
             self.output = self._graph.output
             return value
+        if self.reducer is None and type(X) is np.ndarray:
+            lean = self._leans.get(len(X))
+            if lean is not None and lean.current(X):
+                return self._lean_step(lean, X, y)
         plan = self.plan
         X = X.data if isinstance(X, Tensor) else batch_array(X, self.model)
         y = y.data if isinstance(y, Tensor) else y
@@ -189,6 +194,23 @@ class PlannedStep(_Update):
             reducer.scaled = True
         self.optimizer.zero_grad()  # the δ chain writes ∂L/∂W where the optimiser reads it
         plan.backward(grad, None if reducer is None else reducer.layer_done)
+        value = self._update(value, x, y)
+        if reducer is None:  # the next batch of these rows: every decision taken once
+            if len(self._leans) > 4:
+                self._leans = {}
+            self._leans[len(X)] = LeanStack.build(plan, X)
+        return value
+
+    def _lean_step(self, lean: LeanStack, X: np.ndarray, y: np.ndarray) -> float:
+        """The step above on the lean stack: the same loss, gradients and update."""
+        x = self.output = lean.forward(X)
+        grad = lean.loss_grad
+        y = ops.loss_target(y.data if isinstance(y, Tensor) else y, x, self.loss.kernel)
+        value = self.loss.kernel.value_and_grad(x, y, grad)
+        if not math.isfinite(value) and not counts_no_row(self.loss, y):
+            return value
+        self.optimizer.zero_grad()
+        lean.backward(X)
         return self._update(value, x, y)
 
     def contribute_nothing(self) -> float:

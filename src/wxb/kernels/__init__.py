@@ -18,9 +18,11 @@ One interface, two implementations that compute the same numbers:
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
+from collections.abc import Callable
 from types import ModuleType
 
 import numpy as np
@@ -128,6 +130,12 @@ def _impl(*arrays: np.ndarray) -> ModuleType:
     return compiled
 
 
+def loaded() -> ModuleType | None:
+    """The compiled module while that route is on, else None: what a caller that
+    prepared its calls (``prepared_*``) compares, to prepare them again after ``use``."""
+    return _compiled if _chosen is not None else _load_once()
+
+
 def compiled_takes(*arrays: np.ndarray) -> bool:
     """Whether a kernel call on these arrays runs the compiled loop (which needs no
     scratch), not the reference (another dtype, a mix of them, or numba off)."""
@@ -185,6 +193,34 @@ def bias_activation(
         impl = reference
     impl.bias_activation(code, *_activation_scalars(z.dtype, alpha), z, bias, out)
     return out
+
+
+# Calls prepared once for arrays that stay the same (a planned step's buffers): the
+# checks and conversions above are made now, so each call is the loop alone; where the
+# loop does not take the arrays, the call goes through the function above as usual.
+def prepared_bias_activation(
+    code: int, z: np.ndarray, bias: np.ndarray, out: np.ndarray, alpha: float = 0.0
+) -> Callable[[], object]:
+    """``bias_activation(code, z, bias, out, alpha)`` as a call of no arguments."""
+    if z.ndim == 2 and bias.shape == z.shape[1:] and out.shape == z.shape:
+        impl = _impl(z, bias, out)
+        if impl is not reference:
+            scalars = _activation_scalars(z.dtype, alpha)
+            return functools.partial(impl.bias_activation, code, *scalars, z, bias, out)
+    return functools.partial(bias_activation, code, z, bias, out, alpha)
+
+
+def prepared_activation_backward(
+    code: int, z: np.ndarray, a: np.ndarray, grad: np.ndarray, out: np.ndarray, alpha: float = 0.0
+) -> Callable[[], object]:
+    """``activation_backward(code, z, a, grad, out, alpha)`` as a call of no arguments."""
+    if z.shape == a.shape == grad.shape == out.shape:
+        impl = _impl(z, a, grad, out)
+        if impl is not reference:
+            scalars = _activation_scalars(z.dtype, alpha)
+            flat = _flat(z, a, grad, out)
+            return functools.partial(impl.activation_backward, code, *scalars, *flat)
+    return functools.partial(activation_backward, code, z, a, grad, out, alpha)
 
 
 # -- the loss ------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import operator
 import threading
 import weakref
 from collections.abc import Callable
+from itertools import repeat
 
 import numpy as np
 
@@ -85,6 +86,23 @@ def width_mismatch(layers: list[Module]) -> str | None:
 
 def _is_stock(module: Module) -> bool:
     return stock_kind(module, STOCK_LAYERS) is not None
+
+
+def _factor_forward(
+    layer: Dropout | Standardize, x: np.ndarray, out: np.ndarray, mask: np.ndarray | None
+) -> np.ndarray | float:
+    """A Dropout's or Standardize's output into ``out``; returns the factor it multiplied
+    by, which is also its backward's (``mask``: the Dropout's buffer for its draws)."""
+    if isinstance(layer, Dropout):
+        factor = 1.0  # eval mode: dropout is the identity
+        if layer.training and layer.p > 0:
+            factor = ops.dropout_mask(layer.rng, layer.p, mask[: len(x)], layer)
+        np.multiply(x, factor, out=out)
+        return factor
+    factor = 1.0 / layer.scale  # Standardize: (X − mean) / scale
+    np.subtract(x, layer.mean, out=out)
+    out *= factor
+    return factor
 
 
 class StackPlan:
@@ -270,17 +288,8 @@ class StackPlan:
                 result = kernel.forward(x, out)
                 if result is not out and result is not None:  # a user kernel may return A
                     np.copyto(out, result)
-            elif kind is Dropout:
-                if layer.training and layer.p > 0:
-                    mask = self.masks[i][:batch]
-                    factors[i] = ops.dropout_mask(layer.rng, layer.p, mask, layer)
-                else:  # eval mode: dropout is the identity
-                    factors[i] = 1.0
-                np.multiply(x, factors[i], out=out)
-            else:  # Standardize: (X − mean) / scale
-                factors[i] = 1.0 / layer.scale
-                np.subtract(x, layer.mean, out=out)
-                out *= factors[i]
+            else:  # Dropout, Standardize
+                factors[i] = _factor_forward(layer, x, out, self.masks.get(i))
             results.append(out)
             x = out
         self.output = x
@@ -386,3 +395,197 @@ class StackPlan:
     def _grad_done(p: Parameter, slot: np.ndarray) -> None:
         with GRAD_LOCK:  # as a graph's leaves add theirs: a tied weight may get both
             p.grad = slot if p.grad is None else accumulate_grad(p.grad, slot)
+
+
+_data = operator.attrgetter("data")
+_grad_buffer = operator.attrgetter("grad_buffer")
+_grad_home = operator.attrgetter("grad_home")
+
+# the kinds of a LeanStack's steps
+_DENSE, _DENSE_FUSED, _ACTIVATION, _FACTOR = range(4)
+
+
+class LeanStack:
+    """A StackPlan's training forward and backward for one batch size, every decision
+    taken once: the buffers sliced, the layers' kinds read, the kernel calls prepared.
+
+    It computes what ``StackPlan.forward`` and ``backward`` compute, operation for
+    operation (the same products of the same operands, the same kernels), for a stack
+    whose parameters all train and write their gradients into one optimiser's flat
+    buffer. At small sizes the Python of those general methods (their checks, slicing,
+    dispatch and bookkeeping) costs more than the products. ``current`` says whether
+    everything it took as fixed still holds; when not, the caller runs the plan's own
+    methods (and may build another).
+    """
+
+    @classmethod
+    def build(cls, plan: StackPlan, X: np.ndarray) -> LeanStack | None:
+        """One for batches shaped as ``X``, after ``plan.forward`` ran on them; None
+        where the stack is not one it runs."""
+        params = plan.params
+        if (
+            len(X) < 2  # one row: the plan's gemv form
+            or not params
+            or plan.stale_reason is not None
+            or len(X) > plan.capacity
+            or X.shape[1:] != (plan.width,)
+            or X.dtype != plan.dtype
+            or plan.dtype not in (np.float32, np.float64)
+            or not all(map(_requires_grad, params))
+            or kernels.loaded() is None
+        ):
+            return None
+        home = params[0].grad_home
+        for p in params:
+            buffer = p.grad_buffer
+            if (
+                home is None
+                or p.grad_home is not home
+                or buffer is None
+                or buffer.shape != p.shape
+                or buffer.dtype != p.dtype
+            ):
+                return None
+        for layer in plan.layers:
+            if isinstance(layer, Activation) and type(layer.kernel).__module__ != ops.__name__:
+                return None  # a kernel of one's own: the plan runs it
+        return cls(plan, X)
+
+    def __init__(self, plan: StackPlan, X: np.ndarray) -> None:
+        batch, layers = len(X), plan.layers
+        self.plan, self.shape, self.dtype = plan, X.shape, X.dtype
+        self.outputs = plan.outputs  # the plan's buffers, while it keeps these
+        self.params, self.arrays = plan.params, [p.data for p in plan.params]
+        self.home = plan.params[0].grad_home
+        self.loops = kernels.loaded()
+        self.kernels: list[tuple[Activation, object]] = []  # each activation's kernel, as taken
+        outs = [out[:batch] for out in plan.outputs]
+        grads = [None if g is None else g[:batch] for g in plan.input_grads]
+        masks = {i: mask[:batch] for i, mask in plan.masks.items()}
+        self.loss_grad = np.empty_like(outs[-1])  # ∇_A L, for the step to fill
+        self.output = outs[-1]
+        self.factors: dict[int, np.ndarray | float] = {}
+        index = {id(p): k for k, p in enumerate(plan.params)}
+        # the forward: (kind, the buffer it writes, and what the kind needs)
+        self.forward_program: list[tuple] = []
+        inputs: list[np.ndarray | None] = []  # layer i's input (None: X)
+        i = 0
+        while i < len(layers):
+            layer, kind, after = layers[i], plan.program[i][2], plan.program[i][3]
+            inputs.append(None if i == 0 else outs[i - 1])
+            if kind is Dense:
+                weight_t, bias = layer.weight.data.T, layer.bias
+                fusable = after is not None and type(after.kernel) in ops.BIAS_FUSABLE
+                if bias is not None and fusable:  # Z = X·Wᵀ; Z + b, A = f(Z) in one pass
+                    kernel = after.kernel
+                    self.kernels.append((after, kernel))
+                    fused = kernels.prepared_bias_activation(
+                        kernel.code, outs[i], bias.data, outs[i + 1], kernel.alpha
+                    )
+                    self.forward_program.append(
+                        (_DENSE_FUSED, outs[i + 1], weight_t, fused, outs[i])
+                    )
+                    inputs.append(outs[i])
+                    i += 2
+                    continue
+                b = None if bias is None else bias.data
+                self.forward_program.append((_DENSE, outs[i], weight_t, b, None))
+            elif kind is Activation:
+                self.kernels.append((layer, layer.kernel))
+                self.forward_program.append((_ACTIVATION, outs[i], layer.kernel, None, None))
+            else:  # Dropout, Standardize
+                self.forward_program.append((_FACTOR, outs[i], layer, i, masks.get(i)))
+            i += 1
+        # the backward, from the last layer down to the first with a trainable one below;
+        # each step's incoming gradient is what the step above it wrote (fixed buffers)
+        below = plan._trainable_below(_requires_grad)
+        self.backward_program: list[tuple] = []
+        for i in range(len(layers) - 1, -1, -1):
+            layer, x_in = layers[i], inputs[i]
+            g_in = self.loss_grad if i == len(layers) - 1 else grads[i + 1]
+            if isinstance(layer, Dense):
+                w = index[id(layer.weight)]
+                b = None if layer.bias is None else index[id(layer.bias)]
+                to_input = grads[i] if below[i] else None
+                entry = (_DENSE, g_in, x_in, (w, b, layer.weight.data), to_input)
+                self.backward_program.append(entry)
+                if not below[i]:
+                    break
+            elif not below[i]:
+                break
+            elif isinstance(layer, Activation):
+                kernel, call = layer.kernel, None
+                if x_in is not None and type(kernel) in ops.BIAS_FUSABLE:  # arrays fixed
+                    call = kernels.prepared_activation_backward(
+                        kernel.code, x_in, outs[i], g_in, grads[i], kernel.alpha
+                    )
+                entry = (_ACTIVATION, g_in, x_in, (call, kernel, outs[i]), grads[i])
+                self.backward_program.append(entry)
+            else:
+                self.backward_program.append((_FACTOR, g_in, None, i, grads[i]))
+
+    def current(self, X: np.ndarray) -> bool:
+        """Whether a batch like ``X`` runs here: the same shape and dtype, and the plan's
+        buffers, every parameter's array, trainable flag and gradient buffers' owner, every
+        activation's kernel and the kernel route as when it was built."""
+        return (
+            X.shape == self.shape
+            and X.dtype == self.dtype
+            and self.plan.outputs is self.outputs
+            and self.plan.stale_reason is None
+            and all(map(operator.is_, map(_data, self.params), self.arrays))
+            and all(map(_requires_grad, self.params))
+            and all(map(operator.is_, map(_grad_home, self.params), repeat(self.home)))
+            and all(layer.kernel is kernel for layer, kernel in self.kernels)
+            and kernels.loaded() is self.loops
+        )
+
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        """What ``StackPlan.forward(X)`` computes, into the same buffers."""
+        x = X
+        for kind, out, what, extra, more in self.forward_program:
+            if kind is _DENSE_FUSED:  # Z = X·Wᵀ, then Z + b and A = f(Z)
+                np.matmul(x, what, out=more)
+                extra()
+            elif kind is _DENSE:  # Z = X·Wᵀ + b
+                np.matmul(x, what, out=out)
+                if extra is not None:
+                    out += extra
+            elif kind is _ACTIVATION:  # A = f(Z)
+                result = what.forward(x, out)
+                if result is not out and result is not None:
+                    np.copyto(out, result)
+            else:  # Dropout, Standardize
+                self.factors[extra] = _factor_forward(what, x, out, more)
+            x = out
+        return x
+
+    def backward(self, X: np.ndarray) -> None:
+        """What ``StackPlan.backward(self.loss_grad)`` computes after ``forward(X)``: ∂L/∂p
+        into each parameter's gradient buffer, which becomes its ``.grad``."""
+        with self.plan._grad_lock:
+            self.home.ensure_free()  # a gradient kept from an earlier step is never written over
+            # (read at each step, never kept: a reference held here would count as a
+            # user's, and ensure_free would start a new buffer at every step)
+            buffers = list(map(_grad_buffer, self.params))
+            for kind, g_in, x_in, what, out in self.backward_program:
+                if kind is _DENSE:
+                    w, b, weight = what
+                    np.matmul(g_in.T, X if x_in is None else x_in, out=buffers[w])  # δ·Aᵀ
+                    if b is not None:
+                        ops.sum_over_batch(g_in, out=buffers[b])  # Σ_batch δ
+                    if out is not None:
+                        np.matmul(g_in, weight, out=out)  # ∂L/∂A⁽ˡ⁻¹⁾ = Wᵀ·δ
+                elif kind is _ACTIVATION:  # δ = ∂L/∂A ⊙ f′(Z)
+                    call, kernel, a = what
+                    if call is not None:
+                        call()
+                    else:
+                        result = kernel.backward(X if x_in is None else x_in, a, g_in, out)
+                        if result is not out:
+                            np.copyto(out, result)
+                else:
+                    np.multiply(g_in, self.factors[what], out=out)
+            with GRAD_LOCK:  # as the plan's backward sets them (another thread may add)
+                for p, buffer in zip(self.params, buffers, strict=True):
+                    p.grad = buffer if p.grad is None else accumulate_grad(p.grad, buffer)

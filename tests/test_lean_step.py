@@ -1,0 +1,258 @@
+"""The lean stack (``wxb.nn.plan.LeanStack``) takes over the planned step once a batch
+size has run: it must compute exactly, bit for bit, what the plan's general forward and
+backward compute, and hand back to them whenever something it took as fixed changes."""
+
+import copy
+import os
+
+import numpy as np
+import pytest
+
+import wxb
+from wxb import kernels, nn
+from wxb.nn.plan import LeanStack
+from wxb.optim import SGD, Adam, AdamW, FlatParameters
+from wxb.step import PlannedStep
+
+OPTIMIZERS = {
+    "sgd": lambda p: SGD(p, lr=0.05),
+    "sgd_momentum": lambda p: SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-3, nesterov=True),
+    "adam": lambda p: Adam(p, lr=1e-2, weight_decay=1e-3),
+    "adamw": lambda p: AdamW(p, lr=1e-2),
+}
+ACTIVATIONS = [
+    lambda rng: nn.ReLU(),
+    lambda rng: nn.Tanh(),
+    lambda rng: nn.Sigmoid(),
+    lambda rng: nn.LeakyReLU(float(rng.uniform(0.01, 0.5))),
+    lambda rng: nn.Identity(),
+    lambda rng: nn.GELU(),
+    lambda rng: nn.SiLU(),
+    lambda rng: nn.ELU(),
+]
+
+
+@pytest.fixture
+def no_lean(monkeypatch):
+    """Within the block, steps never build a lean stack: the plan's own methods run."""
+
+    class Off:
+        def __enter__(self):
+            monkeypatch.setattr(LeanStack, "build", classmethod(lambda cls, plan, X: None))
+
+        def __exit__(self, *exc):
+            monkeypatch.undo()
+
+    return Off()
+
+
+def random_stack(rng, dtype):
+    """A Sequential a user could write: Dense layers with or without a bias, stock
+    activations (some after a bias-free Dense, one maybe first), Dropout, Standardize."""
+    n = int(rng.integers(1, 7))
+    layers = []
+    if rng.random() < 0.3:
+        layers.append(nn.Standardize(rng.normal(size=n), rng.uniform(0.5, 2, size=n), dtype=dtype))
+    if rng.random() < 0.2:
+        layers.append(ACTIVATIONS[rng.integers(len(ACTIVATIONS))](rng))
+    width = n
+    for _ in range(int(rng.integers(1, 4))):
+        out = int(rng.integers(1, 9))
+        layers.append(nn.Dense(width, out, bias=bool(rng.random() < 0.8), dtype=dtype, seed=rng))
+        layers.append(ACTIVATIONS[rng.integers(len(ACTIVATIONS))](rng))
+        if rng.random() < 0.3:
+            layers.append(nn.Dropout(float(rng.uniform(0.1, 0.6)), seed=int(rng.integers(1 << 30))))
+        width = out
+    classes = int(rng.integers(2, 5))
+    layers.append(nn.Dense(width, classes, dtype=dtype, seed=rng))
+    return nn.Sequential(*layers), n, classes
+
+
+def run_steps(model, optimizer_name, batches, between=None):
+    """Each batch's loss, the gradients after it and the final weights, from the step
+    ``fit`` runs; ``between(i, model, optimizer)`` changes something before step i."""
+    optimizer = OPTIMIZERS[optimizer_name](model.parameters())
+    step = PlannedStep(model, nn.CrossEntropyLoss(), optimizer)
+    losses, grads, used = [], [], []
+    for i, (X, y) in enumerate(batches):
+        if between is not None:
+            between(i, model, optimizer)
+        lean = step._leans.get(len(X))
+        used.append(lean is not None and lean.current(X))
+        losses.append(step(X, y))
+        grads.append([None if p.grad is None else p.grad.copy() for p in model.parameters()])
+    return losses, grads, [p.data.copy() for p in model.parameters()], used
+
+
+def assert_identical(lean_run, plan_run):
+    assert lean_run[0] == plan_run[0]  # bit for bit: the same operations on the same operands
+    for lean_grads, plan_grads in zip(lean_run[1], plan_run[1], strict=True):
+        for a, b in zip(lean_grads, plan_grads, strict=True):
+            assert (a is None) == (b is None)
+            if a is not None:
+                np.testing.assert_array_equal(a, b)
+    for a, b in zip(lean_run[2], plan_run[2], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def batches_for(rng, n, classes, dtype, sizes):
+    return [
+        (rng.normal(size=(size, n)).astype(dtype), rng.integers(0, classes, size=size))
+        for size in sizes
+    ]
+
+
+@pytest.mark.parametrize("optimizer_name", list(OPTIMIZERS))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_lean_stack_computes_what_the_plan_computes(rng, no_lean, optimizer_name, dtype):
+    for _ in range(6):
+        model, n, classes = random_stack(rng, dtype)
+        big = int(rng.integers(2, 9))
+        sizes = [big, big, big, big - 1 if big > 2 else big, big, big, 2, big]  # fit's last batch
+        batches = batches_for(rng, n, classes, dtype, sizes)
+        lean = run_steps(copy.deepcopy(model), optimizer_name, batches)
+        assert any(lean[3]), "the lean stack never ran"
+        with no_lean:
+            plan = run_steps(copy.deepcopy(model), optimizer_name, batches)
+        assert not any(plan[3])
+        assert_identical(lean, plan)
+
+
+def changes():
+    """Things a user does between steps (in a callback, or by hand), each of which the
+    lean stack must notice or follow: (name, change before step i)."""
+
+    def freeze(i, model, optimizer):
+        first = model[0] if isinstance(model[0], nn.Dense) else model[1]
+        first.requires_grad_(i not in (3, 4))
+
+    def new_data(i, model, optimizer):
+        if i == 3:
+            dense = model[0]
+            dense.weight.data = dense.weight.data * 0.5  # another array, the same shape
+
+    def eval_mode(i, model, optimizer):
+        model.train(i not in (2, 3))
+
+    def slope(i, model, optimizer):
+        if i == 3:
+            model[1].negative_slope = 0.3
+
+    def learning_rate(i, model, optimizer):
+        for group in optimizer.param_groups:
+            group["lr"] = 0.05 / (i + 1)
+
+    def route(i, model, optimizer):
+        if i in (3, 5):
+            kernels.use("numpy" if i == 3 else "auto")
+
+    def swap_layer(i, model, optimizer):
+        if i == 4:
+            model[1] = nn.Tanh()
+
+    return {
+        "freeze": freeze,
+        "new_data": new_data,
+        "eval_mode": eval_mode,
+        "slope": slope,
+        "learning_rate": learning_rate,
+        "route": route,
+        "swap_layer": swap_layer,
+    }
+
+
+@pytest.mark.parametrize("change", list(changes()))
+def test_changes_between_steps_take_effect(rng, no_lean, change):
+    dtype = "float64"
+    n, hidden, classes = 4, 6, 3
+    model = nn.Sequential(
+        nn.Dense(n, hidden, dtype=dtype, seed=rng),
+        nn.LeakyReLU(0.1),
+        nn.Dropout(0.3, seed=int(rng.integers(1 << 30))),
+        nn.Dense(hidden, classes, dtype=dtype, seed=rng),
+    )
+    batches = batches_for(rng, n, classes, dtype, [5] * 7)
+    between = changes()[change]
+    try:
+        lean = run_steps(copy.deepcopy(model), "adam", batches, between)
+        with no_lean:
+            plan = run_steps(copy.deepcopy(model), "adam", batches, between)
+    finally:
+        kernels.use(os.environ.get("WXB_KERNELS", "auto"))
+    assert any(lean[3])
+    assert_identical(lean, plan)
+
+
+def test_a_gradient_kept_by_the_user_is_not_written_over(rng, monkeypatch):
+    new_buffers = []
+    original = FlatParameters._new_grad
+    monkeypatch.setattr(
+        FlatParameters, "_new_grad", lambda flat: (new_buffers.append(1), original(flat))[1]
+    )
+    model = nn.Sequential(nn.Dense(3, 5, seed=rng), nn.ReLU(), nn.Dense(5, 2, seed=rng))
+    step = PlannedStep(model, nn.CrossEntropyLoss(), SGD(model.parameters(), lr=0.1))
+    X, y = rng.normal(size=(4, 3)).astype(np.float32), rng.integers(0, 2, size=4)
+    step(X, y)
+    step(X, y)
+    assert isinstance(step._leans[4], LeanStack)
+    new_buffers.clear()  # (the optimiser's first, when it was made)
+    kept = model[0].weight.grad
+    before = kept.copy()
+    step(X * 2, y)  # the lean stack: its gradients must go elsewhere
+    np.testing.assert_array_equal(kept, before)
+    assert model[0].weight.grad is not kept
+    assert len(new_buffers) == 1
+    del kept
+    # nothing outside holds a gradient now: and the lean stack itself holds none that
+    # would make every step start a new buffer
+    for _ in range(3):
+        step(X, y)
+    assert len(new_buffers) == 1
+
+
+def test_fit_with_a_last_partial_batch_is_the_same_with_and_without(rng, no_lean):
+    X = rng.normal(size=(53, 6)).astype(np.float32)
+    y = rng.integers(0, 3, size=53)
+    model = nn.Sequential(nn.Dense(6, 16, seed=rng), nn.ReLU(), nn.Dropout(0.2), nn.Dense(16, 3))
+    runs = []
+    for off in (False, True):
+        trained = copy.deepcopy(model)
+        if off:
+            with no_lean:
+                history = wxb.fit(trained, X, y, epochs=3, batch_size=8, seed=5, verbose=False)
+        else:
+            history = wxb.fit(trained, X, y, epochs=3, batch_size=8, seed=5, verbose=False)
+        runs.append((history["loss"], [p.data.copy() for p in trained.parameters()]))
+    assert runs[0][0] == runs[1][0]
+    for a, b in zip(runs[0][1], runs[1][1], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_lean_step_against_pytorch(rng):
+    """An independent check: several lean steps against PyTorch's, in float64."""
+    torch = pytest.importorskip("torch")
+    from wxb.interop import to_torch
+
+    model = nn.Sequential(
+        nn.Dense(5, 7, dtype="float64", seed=rng),
+        nn.Tanh(),
+        nn.Dense(7, 4, bias=False, dtype="float64", seed=rng),
+        nn.ReLU(),
+        nn.Dense(4, 3, dtype="float64", seed=rng),
+    )
+    reference = to_torch(model)
+    step = PlannedStep(model, nn.CrossEntropyLoss(), Adam(model.parameters(), lr=0.01))
+    torch_optimizer = torch.optim.Adam(reference.parameters(), lr=0.01)
+    for _ in range(6):
+        X, y = rng.normal(size=(6, 5)), rng.integers(0, 3, size=6)
+        value = step(X, y)
+        torch_optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(
+            reference(torch.from_numpy(X)), torch.from_numpy(y)
+        )
+        loss.backward()
+        torch_optimizer.step()
+        assert value == pytest.approx(loss.item(), rel=1e-10)
+    assert isinstance(step._leans[6], LeanStack)
+    for ours, theirs in zip(model.parameters(), reference.parameters(), strict=True):
+        np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-9, atol=1e-12)
