@@ -256,3 +256,37 @@ def test_lean_step_against_pytorch(rng):
     assert isinstance(step._leans[6], LeanStack)
     for ours, theirs in zip(model.parameters(), reference.parameters(), strict=True):
         np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_a_gradient_already_set_is_added_to_as_the_plan_adds(rng):
+    """LeanStack.backward with .grad already set, even to the optimiser's own view (a
+    step's zero_grad leaves none; a direct caller may): the sum, as the plan's backward."""
+    results = []
+    for lean_side in (True, False):
+        seeded = np.random.default_rng(7)
+        model = nn.Sequential(
+            nn.Dense(3, 5, seed=seeded, dtype="float64"),
+            nn.Tanh(),
+            nn.Dense(5, 2, seed=seeded, dtype="float64"),
+        )
+        step = PlannedStep(model, nn.MSELoss(), SGD(model.parameters(), lr=0.1))
+        X = seeded.normal(size=(4, 3))
+        y = seeded.normal(size=(4, 2))
+        step(X, y)
+        lean, plan = step._leans[4], step.plan
+        before = [p.grad.copy() for p in model.parameters()]  # the views, still held as .grad
+        grad = seeded.normal(size=(4, 2))
+        if lean_side:
+            lean.forward(X)
+            lean.loss_grad[...] = grad
+            lean.backward(X)
+        else:
+            plan.forward(X)
+            plan.backward(grad)
+        results.append(([p.grad.copy() for p in model.parameters()], before))
+    (lean_grads, lean_before), (plan_grads, plan_before) = results
+    for a, b, old in zip(lean_grads, plan_grads, lean_before, strict=True):
+        np.testing.assert_array_equal(a, b)
+        assert not np.array_equal(a, old)
+    for a, b in zip(lean_before, plan_before, strict=True):
+        np.testing.assert_array_equal(a, b)

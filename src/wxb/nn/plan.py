@@ -566,8 +566,12 @@ class LeanStack:
         with self.plan._grad_lock:
             self.home.ensure_free()  # a gradient kept from an earlier step is never written over
             # (read at each step, never kept: a reference held here would count as a
-            # user's, and ensure_free would start a new buffer at every step)
-            buffers = list(map(_grad_buffer, self.params))
+            # user's, and ensure_free would start a new buffer at every step); as the
+            # plan's _grad_slot: a gradient already set is added to, from an array of its own
+            buffers = [
+                buffer if p.grad is None else np.empty_like(p.data)
+                for p, buffer in zip(self.params, map(_grad_buffer, self.params), strict=True)
+            ]
             for kind, g_in, x_in, what, out in self.backward_program:
                 if kind is _DENSE:
                     w, b, weight = what
