@@ -791,7 +791,7 @@ class Optimizer:
             if not live:
                 continue
             for i in live:  # graphs recorded before this update may not run backward after it
-                params[i]._version += 1
+                params[i]._versions[0] += 1  # (its _version, without the property's call)
             clocks = self._advance(live, group)
             if flat is not None and len(live) == stop - start and min(clocks) == max(clocks):
                 # One update over the group's stretch: gradients not already in place are copied.

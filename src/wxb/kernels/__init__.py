@@ -244,6 +244,7 @@ def cross_entropy_indices(
 
 # -- optimiser updates, in place over flat arrays ---------------------------------------------
 _adam_last: tuple = (None, ())  # the last update's key and its scalars in the dtype
+_adam_fixed: tuple = (None, ())  # the same for the scalars that do not depend on t
 
 
 def _same_shape(name: str, *arrays: np.ndarray) -> None:
@@ -263,19 +264,23 @@ def adam(data, grad, m, v, s1, s2, *, t, lr, beta1, beta2, eps, weight_decay, de
     """PyTorch's Adam (and AdamW, ``decoupled``) for update number ``t``. The bias
     corrections are folded: W ← W − η/(1 − β₁ᵗ)·c·m/(√v + ε·c) with c = √(1 − β₂ᵗ),
     which is η·m̂/(√v̂ + ε) with one pass fewer."""
-    global _adam_last
+    global _adam_last, _adam_fixed
     key = (data.dtype, t, lr, beta1, beta2, eps, weight_decay, decoupled)
     known, scalars = _adam_last
     if known != key:  # (the same for every run of an update's parameters: made once)
         kind = data.dtype.type
+        fixed_key = key[:1] + key[2:]
+        known_fixed, fixed = _adam_fixed
+        if known_fixed != fixed_key:  # what does not change with t: made once a run
+            shrink = 1 - lr * weight_decay if decoupled else 1.0
+            decay = 0.0 if decoupled else weight_decay
+            weight = kind(1 - beta1)  # m ← lerp(m, g, weight); 1 − weight in the dtype (PyTorch's)
+            fixed = (
+                kind(shrink), kind(decay), weight, kind(1) - weight, kind(beta2), kind(1 - beta2),
+            )  # fmt: skip
+            _adam_fixed = (fixed_key, fixed)
         c = math.sqrt(1 - beta2**t)
-        shrink = 1 - lr * weight_decay if decoupled else 1.0
-        decay = 0.0 if decoupled else weight_decay
-        weight = kind(1 - beta1)  # m ← lerp(m, g, weight); PyTorch takes 1 − weight in the dtype
-        scalars = (
-            kind(shrink), kind(decay), weight, kind(1) - weight, kind(beta2), kind(1 - beta2),
-            kind(eps * c), kind(lr / (1 - beta1**t) * c),
-        )  # fmt: skip
+        scalars = (*fixed, kind(eps * c), kind(lr / (1 - beta1**t) * c))
         _adam_last = (key, scalars)
     _same_shape("adam", data, grad, m, v)
     _impl(data, grad, m, v).adam(data, grad, m, v, s1, s2, *scalars)
