@@ -680,6 +680,9 @@ def save(results: dict[str, object], path: Path) -> None:
     path.write_text(json.dumps(results, indent=1, default=plain) + "\n")
 
 
+SECTIONS = ("training", "inference", "fit", "memory")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: fewer rounds, no large")
@@ -696,6 +699,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--threads", type=positive_int, help="BLAS and torch threads (default: the BLAS's own)"
+    )
+    parser.add_argument(
+        "--sections",
+        type=names(SECTIONS, "section"),
+        help=f"comma-separated, from {','.join(SECTIONS)} (default: all; the GEMM rate "
+        "is always measured: the floors are made of it)",
     )
     parser.add_argument(
         "--native-blas",
@@ -741,19 +750,23 @@ def run_suite(args: argparse.Namespace, threads: int) -> int:
         emit(render(results[key]))
         save(results, args.json)
 
+    sections = args.sections or SECTIONS
+    results["sections"] = list(sections)
     record("gemm", partial(bench_gemm, settings), render_gemm)
     gemm_rate = results["gemm"][0]["gflops"] * 1e9  # float32
-    record(
-        "training", partial(bench_training, configs, gemm_rate, settings.training), render_training
-    )
-    record("inference", partial(bench_inference, configs, settings.inference), render_inference)
-    record("fit", partial(bench_fit, settings), render_fit)
-    if _memory.available():
+    if "training" in sections:
+        training = partial(bench_training, configs, gemm_rate, settings.training)
+        record("training", training, render_training)
+    if "inference" in sections:
+        record("inference", partial(bench_inference, configs, settings.inference), render_inference)
+    if "fit" in sections:
+        record("fit", partial(bench_fit, settings), render_fit)
+    if "memory" in sections and _memory.available():
         record("memory", partial(bench_memory, settings, threads), render_memory)
-    else:
+    elif "memory" in sections:
         record("memory", lambda: {"skipped": "needs Linux (/proc/self/status)"}, render_memory)
 
-    finite = all(r["losses_finite"] for r in results["training"])
+    finite = all(r["losses_finite"] for r in results.get("training", []))
     results["checks"] = {"losses_finite": finite}
     results["elapsed_s"] = time.perf_counter() - started
     results["load_average_end"] = load_average()
