@@ -77,7 +77,7 @@ def run_steps(model, optimizer_name, batches, between=None):
     for i, (X, y) in enumerate(batches):
         if between is not None:
             between(i, model, optimizer)
-        lean = step._leans.get(len(X))
+        lean = step.plan._leans.get(len(X))
         used.append(lean is not None and lean.current(X))
         losses.append(step(X, y))
         grads.append([None if p.grad is None else p.grad.copy() for p in model.parameters()])
@@ -194,7 +194,7 @@ def test_a_gradient_kept_by_the_user_is_not_written_over(rng, monkeypatch):
     X, y = rng.normal(size=(4, 3)).astype(np.float32), rng.integers(0, 2, size=4)
     step(X, y)
     step(X, y)
-    assert isinstance(step._leans[4], LeanStack)
+    assert isinstance(step.plan._leans[4], LeanStack)
     new_buffers.clear()  # (the optimiser's first, when it was made)
     kept = model[0].weight.grad
     before = kept.copy()
@@ -253,7 +253,7 @@ def test_lean_step_against_pytorch(rng):
         loss.backward()
         torch_optimizer.step()
         assert value == pytest.approx(loss.item(), rel=1e-10)
-    assert isinstance(step._leans[6], LeanStack)
+    assert isinstance(step.plan._leans[6], LeanStack)
     for ours, theirs in zip(model.parameters(), reference.parameters(), strict=True):
         np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-9, atol=1e-12)
 
@@ -273,7 +273,7 @@ def test_a_gradient_already_set_is_added_to_as_the_plan_adds(rng):
         X = seeded.normal(size=(4, 3))
         y = seeded.normal(size=(4, 2))
         step(X, y)
-        lean, plan = step._leans[4], step.plan
+        lean, plan = step.plan._leans[4], step.plan
         before = [p.grad.copy() for p in model.parameters()]  # the views, still held as .grad
         grad = seeded.normal(size=(4, 2))
         if lean_side:
@@ -289,4 +289,111 @@ def test_a_gradient_already_set_is_added_to_as_the_plan_adds(rng):
         np.testing.assert_array_equal(a, b)
         assert not np.array_equal(a, old)
     for a, b in zip(lean_before, plan_before, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+# -- the loop a user writes: model(X), the loss, backward(), step() ------------------------
+def hand_loop(model, optimizer_name, batches, between=None, *, zero_every=1, retain=False):
+    """The hand-written loop's losses, gradients after each backward and final weights;
+    ``between(i, model, optimizer)`` runs between the forward and the backward of step i."""
+    optimizer = OPTIMIZERS[optimizer_name](model.parameters())
+    loss_fn = nn.CrossEntropyLoss()
+    losses, grads = [], []
+    for i, (X, y) in enumerate(batches):
+        if i % zero_every == 0:
+            optimizer.zero_grad()
+        loss = loss_fn(model(X), y)
+        if between is not None:
+            between(i, model, optimizer)
+        loss.backward(retain_graph=retain)
+        if retain:
+            loss.backward()  # the same graph again: its gradients added
+        losses.append(loss.item())
+        grads.append([None if p.grad is None else p.grad.copy() for p in model.parameters()])
+        if (i + 1) % zero_every == 0:
+            optimizer.step()
+    return losses, grads, [p.data.copy() for p in model.parameters()], [True]
+
+
+def lean_stacks_built(model):
+    from wxb.nn.sequential import _PLANS
+
+    return [lean for plan in _PLANS[model].training for lean in plan._leans.values() if lean]
+
+
+@pytest.mark.parametrize("optimizer_name", ["sgd_momentum", "adam"])
+def test_the_hand_loop_on_lean_stacks_computes_what_the_plan_computes(rng, no_lean, optimizer_name):
+    for dtype in ("float32", "float64"):
+        for _ in range(4):
+            model, n, classes = random_stack(rng, dtype)
+            big = int(rng.integers(2, 9))
+            batches = batches_for(rng, n, classes, dtype, [big] * 5 + [2, big])
+            lean_model = copy.deepcopy(model)
+            lean = hand_loop(lean_model, optimizer_name, batches)
+            assert lean_stacks_built(lean_model), "the lean stack never ran"
+            with no_lean:
+                plan_model = copy.deepcopy(model)
+                plan = hand_loop(plan_model, optimizer_name, batches)
+                assert not lean_stacks_built(plan_model)
+            assert_identical(lean, plan)
+
+
+def freeze_after_forward(i, model, optimizer):
+    model[0].requires_grad_(i != 3)  # frozen between the forward and the backward
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"between": freeze_after_forward},
+        {"zero_every": 2},  # gradients of two batches added before a step
+        {"retain": True},  # backward twice through one graph
+    ],
+    ids=["frozen_after_forward", "accumulate", "retain_graph"],
+)
+def test_the_hand_loop_off_the_usual_path_is_the_same_on_lean_stacks(rng, no_lean, options):
+    model = nn.Sequential(
+        nn.Dense(4, 6, dtype="float64", seed=rng),
+        nn.Tanh(),
+        nn.Dense(6, 3, dtype="float64", seed=rng),
+    )
+    batches = batches_for(rng, 4, 3, "float64", [5] * 7)
+    lean_model = copy.deepcopy(model)
+    lean = hand_loop(lean_model, "adam", batches, **options)
+    assert lean_stacks_built(lean_model)
+    with no_lean:
+        plan = hand_loop(copy.deepcopy(model), "adam", batches, **options)
+    assert_identical(lean, plan)
+
+
+def test_two_graphs_pending_at_once(rng, no_lean):
+    """Two forwards before either backward (the second takes another plan's buffers),
+    the backwards in the reverse order: the same gradients as the plan gives."""
+    model = nn.Sequential(
+        nn.Dense(3, 5, dtype="float64", seed=rng), nn.ReLU(), nn.Dense(5, 2, dtype="float64")
+    )
+    X1, X2 = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    y = rng.integers(0, 2, size=4)
+    results = []
+    for off in (False, True):
+        trained = copy.deepcopy(model)
+        optimizer = Adam(trained.parameters(), lr=0.01)
+        loss_fn = nn.CrossEntropyLoss()
+
+        def run(trained=trained, optimizer=optimizer, loss_fn=loss_fn):
+            for _ in range(4):
+                optimizer.zero_grad()
+                first, second = loss_fn(trained(X1), y), loss_fn(trained(X2), y)
+                second.backward()
+                first.backward()
+                optimizer.step()
+            return [p.data.copy() for p in trained.parameters()]
+
+        if off:
+            with no_lean:
+                results.append(run())
+        else:
+            results.append(run())
+            assert lean_stacks_built(trained)
+    for a, b in zip(*results, strict=True):
         np.testing.assert_array_equal(a, b)

@@ -141,7 +141,6 @@ class PlannedStep(_Update):
         # step plans again, or runs the graph (as GraphStep) where no plan computes it
         self._version, self._key = structure_version(), plan_key(model)
         self._graph: GraphStep | None = None
-        self._leans: dict[int, LeanStack | None] = {}  # by batch rows: fit's two sizes
 
     def _follow_model(self) -> None:
         """Plan again if the model's layers or parameters changed since it was planned."""
@@ -149,7 +148,7 @@ class PlannedStep(_Update):
         key = plan_key(self.model)
         if same_plan_key(key, self._key):
             return
-        self._key, self._leans = key, {}
+        self._key = key
         if self.why_not(self.model, None, self.loss) is None:
             self.plan, self._graph = StackPlan(list(self.model)), None
         else:
@@ -164,8 +163,8 @@ class PlannedStep(_Update):
             self.output = self._graph.output
             return value
         if self.reducer is None and type(X) is np.ndarray:
-            lean = self._leans.get(len(X))
-            if lean is not None and lean.current(X):
+            lean = self.plan.lean_for(X)  # a batch size that has run before
+            if lean is not None:
                 return self._lean_step(lean, X, y)
         plan = self.plan
         X = X.data if isinstance(X, Tensor) else batch_array(X, self.model)
@@ -194,16 +193,13 @@ class PlannedStep(_Update):
             reducer.scaled = True
         self.optimizer.zero_grad()  # the δ chain writes ∂L/∂W where the optimiser reads it
         plan.backward(grad, None if reducer is None else reducer.layer_done)
-        value = self._update(value, x, y)
-        if reducer is None:  # the next batch of these rows: every decision taken once
-            if len(self._leans) > 4:
-                self._leans = {}
-            self._leans[len(X)] = LeanStack.build(plan, X)
-        return value
+        return self._update(value, x, y)
 
     def _lean_step(self, lean: LeanStack, X: np.ndarray, y: np.ndarray) -> float:
-        """The step above on the lean stack: the same loss, gradients and update."""
+        """The step above on the plan's lean stack for this batch size: the same loss,
+        gradients and update, with the plan's checks and dispatch made once for it."""
         x = self.output = lean.forward(X)
+        self.plan._lean_ran = None  # (its records are not left in the plan)
         grad = lean.loss_grad
         y = ops.loss_target(y.data if isinstance(y, Tensor) else y, x, self.loss.kernel)
         value = self.loss.kernel.value_and_grad(x, y, grad)

@@ -12,6 +12,7 @@ The element-wise work goes through the same kernels as the graph's ops
 pointwise activation adds its bias and applies f in one pass. Two users:
 ``Sequential.forward`` (the loop a user writes: the recorded graph keeps its
 per-layer nodes, and one fused node runs the whole backward) and ``wxb.step.PlannedStep`` (``fit``).
+Once a batch size has run, a ``LeanStack`` runs it with every decision taken once.
 """
 
 from __future__ import annotations
@@ -147,6 +148,9 @@ class StackPlan:
         self._claim: weakref.ref | None = None  # the recorded graph using the buffers
         self._token: object = None
         self._released: object = None  # the token of the graph that last ran backward
+        # LeanStacks by batch rows (fit's two sizes), and the one the last forward ran on
+        self._leans: dict[int, LeanStack | None] = {}
+        self._lean_ran: LeanStack | None = None
 
     # -- checks ---------------------------------------------------------------------------
     def _parameter_signature(self) -> tuple:
@@ -231,6 +235,7 @@ class StackPlan:
         self.outputs, self.input_grads, self.masks = [], [], {}
         self.inputs, self.results, self.factors, self.used = [], [], {}, {}
         self.output, self.capacity = None, 0
+        self._leans, self._lean_ran = {}, None
 
     def _ensure(self, X: np.ndarray) -> None:
         # the width too: a stack with no Dense or Standardize takes any width
@@ -244,6 +249,13 @@ class StackPlan:
         """Run every layer into its buffer; the last into a new array if ``fresh_output``
         (the caller keeps it past the next forward). Without ``for_backward`` (a call
         under no_grad) nothing is kept for a backward."""
+        if for_backward:  # a batch size that has run before: on its lean stack
+            lean = self.lean_for(X)
+            self._lean_ran = lean
+            if lean is not None:
+                return lean.forward(X, fresh_output, record=True)
+        else:
+            self._lean_ran = None
         self._ensure(X)
         batch, last = len(X), len(self.layers) - 1
         whole = batch == self.capacity  # the buffers as they are, not sliced
@@ -329,8 +341,27 @@ class StackPlan:
         the ids of parameters that did not require grad when the forward ran, which get
         none even if they do now (as in PyTorch).
         """
+        lean = self._lean_ran
+        if lean is not None and layer_done is None and not frozen and lean.takes(grad):
+            lean.backward(self.inputs[0], grad)
+            return
         with self._grad_lock:
             self._backward(grad, layer_done, frozen)
+        if layer_done is None and not frozen and self.inputs:
+            self._remember_lean(self.inputs[0])
+
+    # -- the lean stacks -----------------------------------------------------------------------
+    def lean_for(self, X: np.ndarray) -> LeanStack | None:
+        """The lean stack for batches like ``X``, if one was built and still holds."""
+        lean = self._leans.get(len(X)) if self._leans else None
+        return lean if lean is not None and lean.current(X) else None
+
+    def _remember_lean(self, X: np.ndarray) -> None:
+        """After a forward and backward of X's size the general way: a lean stack for the
+        next batch of that size (None where the stack is not one it runs)."""
+        if len(self._leans) > 4:  # many sizes: start over rather than grow
+            self._leans = {}
+        self._leans[len(X)] = LeanStack.build(self, X)
 
     def _backward(
         self, grad: np.ndarray, layer_done: Callable[[list], None] | None, frozen: frozenset[int]
@@ -465,6 +496,7 @@ class LeanStack:
         self.loss_grad = np.empty_like(outs[-1])  # ∇_A L, for the step to fill
         self.output = outs[-1]
         self.factors: dict[int, np.ndarray | float] = {}
+        self.used: dict[int, object] = {}  # as the plan's forward records it
         index = {id(p): k for k, p in enumerate(plan.params)}
         # the forward: (kind, the buffer it writes, and what the kind needs)
         self.forward_program: list[tuple] = []
@@ -475,9 +507,10 @@ class LeanStack:
             inputs.append(None if i == 0 else outs[i - 1])
             if kind is Dense:
                 weight_t, bias = layer.weight.data.T, layer.bias
+                self.used[i] = (layer.weight, layer.weight.data, bias)
                 fusable = after is not None and type(after.kernel) in ops.BIAS_FUSABLE
                 if bias is not None and fusable:  # Z = X·Wᵀ; Z + b, A = f(Z) in one pass
-                    kernel = after.kernel
+                    kernel = self.used[i + 1] = after.kernel
                     self.kernels.append((after, kernel))
                     fused = kernels.prepared_bias_activation(
                         kernel.code, outs[i], bias.data, outs[i + 1], kernel.alpha
@@ -491,11 +524,13 @@ class LeanStack:
                 b = None if bias is None else bias.data
                 self.forward_program.append((_DENSE, outs[i], weight_t, b, None))
             elif kind is Activation:
+                self.used[i] = layer.kernel
                 self.kernels.append((layer, layer.kernel))
                 self.forward_program.append((_ACTIVATION, outs[i], layer.kernel, None, None))
             else:  # Dropout, Standardize
                 self.forward_program.append((_FACTOR, outs[i], layer, i, masks.get(i)))
             i += 1
+        self.results, self.later_inputs = outs, inputs[1:]
         # the backward, from the last layer down to the first with a trainable one below;
         # each step's incoming gradient is what the step above it wrote (fixed buffers)
         below = plan._trainable_below(_requires_grad)
@@ -540,8 +575,23 @@ class LeanStack:
             and kernels.loaded() is self.loops
         )
 
-    def forward(self, X: np.ndarray) -> np.ndarray:
-        """What ``StackPlan.forward(X)`` computes, into the same buffers."""
+    def takes(self, grad: np.ndarray) -> bool:
+        """Whether the backward after this stack's forward can run here from ``grad``:
+        its shape and dtype, and every parameter still trainable (one frozen since the
+        forward: the plan's general backward, from what ``forward`` recorded)."""
+        return (
+            type(grad) is np.ndarray
+            and grad.shape == self.loss_grad.shape
+            and grad.dtype == self.dtype
+            and all(map(_requires_grad, self.params))
+        )
+
+    def forward(
+        self, X: np.ndarray, fresh_output: bool = False, record: bool = False
+    ) -> np.ndarray:
+        """What ``StackPlan.forward(X, fresh_output)`` computes, into the same buffers (the
+        output copied into a new array if ``fresh_output``). ``record``: leave in the plan
+        what its forward leaves for its general backward (which a recorded graph may run)."""
         x = X
         for kind, out, what, extra, more in self.forward_program:
             if kind is _DENSE_FUSED:  # Z = X·Wᵀ, then Z + b and A = f(Z)
@@ -558,11 +608,21 @@ class LeanStack:
             else:  # Dropout, Standardize
                 self.factors[extra] = _factor_forward(what, x, out, more)
             x = out
+        if fresh_output:
+            x = x.copy()
+        if record:
+            plan = self.plan
+            plan.inputs, plan.used, plan.factors = [X, *self.later_inputs], self.used, self.factors
+            plan.results = [*self.results[:-1], x] if fresh_output else self.results
+            plan.output = x
         return x
 
-    def backward(self, X: np.ndarray) -> None:
-        """What ``StackPlan.backward(self.loss_grad)`` computes after ``forward(X)``: ∂L/∂p
-        into each parameter's gradient buffer, which becomes its ``.grad``."""
+    def backward(self, X: np.ndarray, grad: np.ndarray | None = None) -> None:
+        """What ``StackPlan.backward(grad)`` computes after ``forward(X)``: ∂L/∂p into each
+        parameter's gradient buffer, which becomes its ``.grad``. ``grad``: ∂L/∂output,
+        if not already in ``loss_grad``."""
+        if grad is not None and grad is not self.loss_grad:
+            np.copyto(self.loss_grad, grad)
         with self.plan._grad_lock:
             self.home.ensure_free()  # a gradient kept from an earlier step is never written over
             # (read at each step, never kept: a reference held here would count as a
