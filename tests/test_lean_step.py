@@ -175,6 +175,7 @@ def test_changes_between_steps_take_effect(rng, no_lean, change):
     between = changes()[change]
     try:
         lean = run_steps(copy.deepcopy(model), "adam", batches, between)
+        kernels.use(os.environ.get("WXB_KERNELS", "auto"))  # both runs from the same route
         with no_lean:
             plan = run_steps(copy.deepcopy(model), "adam", batches, between)
     finally:
@@ -397,3 +398,25 @@ def test_two_graphs_pending_at_once(rng, no_lean):
             assert lean_stacks_built(trained)
     for a, b in zip(*results, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_lean_stacks_that_no_longer_hold_let_their_arrays_go(rng):
+    """After each .data is replaced, the lean stacks of other batch sizes, built on the
+    old arrays, are dropped when the next one is built, not kept with those arrays."""
+    import weakref
+
+    model = nn.Sequential(nn.Dense(3, 5, seed=rng), nn.ReLU(), nn.Dense(5, 2, seed=rng))
+    step = PlannedStep(model, nn.CrossEntropyLoss(), SGD(model.parameters(), lr=0.1))
+    plan = step.plan
+    for rows in (4, 4, 3, 3):
+        step(rng.normal(size=(rows, 3)).astype(np.float32), rng.integers(0, 2, size=rows))
+    assert set(plan._leans) == {3, 4}
+    old = weakref.ref(plan._leans[3])
+    for p in model.parameters():
+        p.data = p.data.copy()  # another array each: the same plan, its lean stacks stale
+    for _ in range(2):
+        step(rng.normal(size=(4, 3)).astype(np.float32), rng.integers(0, 2, size=4))
+    assert step.plan is plan
+    assert set(plan._leans) == {4}
+    assert plan._leans[4].holds_arrays()
+    assert old() is None

@@ -359,9 +359,12 @@ class StackPlan:
     def _remember_lean(self, X: np.ndarray) -> None:
         """After a forward and backward of X's size the general way: a lean stack for the
         next batch of that size (None where the stack is not one it runs)."""
-        if len(self._leans) > 4:  # many sizes: start over rather than grow
-            self._leans = {}
-        self._leans[len(X)] = LeanStack.build(self, X)
+        # those of other sizes that no longer hold go (they keep old arrays alive)
+        leans = {n: lean for n, lean in self._leans.items() if lean and lean.holds_arrays()}
+        if len(leans) > 4:  # many sizes: start over rather than grow
+            leans = {}
+        leans[len(X)] = LeanStack.build(self, X)
+        self._leans = leans
 
     def _backward(
         self, grad: np.ndarray, layer_done: Callable[[list], None] | None, frozen: frozenset[int]
@@ -429,6 +432,7 @@ class StackPlan:
 
 
 _data = operator.attrgetter("data")
+_grad = operator.attrgetter("grad")
 _grad_buffer = operator.attrgetter("grad_buffer")
 _grad_home = operator.attrgetter("grad_home")
 
@@ -463,7 +467,6 @@ class LeanStack:
             or X.dtype != plan.dtype
             or plan.dtype not in (np.float32, np.float64)
             or not all(map(_requires_grad, params))
-            or kernels.loaded() is None
         ):
             return None
         home = params[0].grad_home
@@ -480,6 +483,15 @@ class LeanStack:
         for layer in plan.layers:
             if isinstance(layer, Activation) and type(layer.kernel).__module__ != ops.__name__:
                 return None  # a kernel of one's own: the plan runs it
+        computed = [
+            p
+            for layer in plan.layers
+            if isinstance(layer, Dense)
+            for p in (layer.weight, layer.bias)
+            if p is not None
+        ]
+        if len(computed) != len(params):
+            return None  # a parameter besides a W or b gets no gradient: the plan leaves it
         return cls(plan, X)
 
     def __init__(self, plan: StackPlan, X: np.ndarray) -> None:
@@ -559,6 +571,12 @@ class LeanStack:
             else:
                 self.backward_program.append((_FACTOR, g_in, None, i, grads[i]))
 
+    def holds_arrays(self) -> bool:
+        """Whether the plan's buffers and the parameters' arrays are still those it took."""
+        return self.plan.outputs is self.outputs and all(
+            map(operator.is_, map(_data, self.params), self.arrays)
+        )
+
     def current(self, X: np.ndarray) -> bool:
         """Whether a batch like ``X`` runs here: the same shape and dtype, and the plan's
         buffers, every parameter's array, trainable flag and gradient buffers' owner, every
@@ -627,11 +645,14 @@ class LeanStack:
             self.home.ensure_free()  # a gradient kept from an earlier step is never written over
             # (read at each step, never kept: a reference held here would count as a
             # user's, and ensure_free would start a new buffer at every step); as the
-            # plan's _grad_slot: a gradient already set is added to, from an array of its own
-            buffers = [
-                buffer if p.grad is None else np.empty_like(p.data)
-                for p, buffer in zip(self.params, map(_grad_buffer, self.params), strict=True)
-            ]
+            # plan's _grad_slot: a gradient already set (a zero_grad that zeroes in place
+            # leaves the buffer itself) is added to, from an array of its own
+            buffers = list(map(_grad_buffer, self.params))
+            if any(map(operator.is_not, map(_grad, self.params), repeat(None))):
+                buffers = [
+                    buffer if p.grad is None else np.empty_like(p.data)
+                    for p, buffer in zip(self.params, buffers, strict=True)
+                ]
             for kind, g_in, x_in, what, out in self.backward_program:
                 if kind is _DENSE:
                     w, b, weight = what
