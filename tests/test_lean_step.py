@@ -420,3 +420,29 @@ def test_lean_stacks_that_no_longer_hold_let_their_arrays_go(rng):
     assert set(plan._leans) == {4}
     assert plan._leans[4].holds_arrays()
     assert old() is None
+
+
+def test_a_parameter_on_a_layer_before_the_first_dense(rng):
+    """A Parameter registered on an activation before any Dense: no layer computes with
+    it, so it gets no gradient; the plan asked for a δ below the first Dense for it, into
+    a buffer it never made (TypeError)."""
+    from wxb.nn.module import Parameter
+
+    results = []
+    for use_plan in (True, False):
+        seeded = np.random.default_rng(11)
+        model = nn.Sequential(nn.Tanh(), nn.Dense(4, 3, dtype="float64", seed=seeded))
+        model[0].extra = Parameter(seeded.normal(size=2))
+        model.use_plan = use_plan
+        optimizer = SGD(model.parameters(), lr=0.1)
+        for _ in range(3):
+            X, y = seeded.normal(size=(5, 4)), seeded.integers(0, 3, size=5)
+            optimizer.zero_grad()
+            nn.CrossEntropyLoss()(model(X), y).backward()
+            optimizer.step()
+        assert model[0].extra.grad is None
+        results.append([p.data.copy() for p in model.parameters()])
+        history = wxb.fit(copy.deepcopy(model), X, y, epochs=2, batch_size=2, verbose=False)
+        assert history.engine == "planned"
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_array_equal(a, b)

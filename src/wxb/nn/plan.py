@@ -409,11 +409,13 @@ class StackPlan:
                 grad = np.multiply(grad, self.factors[i], out=self.input_grads[i][:batch])
 
     def _trainable_below(self, wants: Callable[[Parameter], bool]) -> list[bool]:
-        """For each layer, whether a layer before it has a parameter that requires grad."""
+        """For each layer, whether a Dense before it has a parameter that requires grad
+        (only a Dense computes with its parameters: one registered on another layer gets
+        no gradient, as on the layer-by-layer path, and asks for no δ below it)."""
         below, found = [], False
-        for params in self.layer_params:
+        for layer, params in zip(self.layers, self.layer_params, strict=True):
             below.append(found)
-            found = found or any(wants(p) for p in params)
+            found = found or (isinstance(layer, Dense) and any(wants(p) for p in params))
         return below
 
     @staticmethod
