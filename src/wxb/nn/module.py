@@ -72,6 +72,9 @@ class _Arena:
 parameter_memory = _Arena()
 
 
+_tensor_data = Tensor.data  # the slot itself, beneath Parameter's property
+
+
 class Parameter(Tensor):
     """A tensor the optimiser updates: ``.data`` and ``.grad`` are backend arrays.
 
@@ -98,6 +101,16 @@ class Parameter(Tensor):
         self.grad_buffer: np.ndarray | None = None
         self.grad_home: GradHome | None = None
         self.grad_index = 0
+
+    @property
+    def data(self) -> np.ndarray:
+        return _tensor_data.__get__(self)
+
+    @data.setter
+    def data(self, value: object) -> None:
+        # PyTorch's idiom ``p.data = t`` with a tensor: its array, not the tensor inside
+        # (which made every result's .data a Tensor, and the optimiser fail)
+        _tensor_data.__set__(self, value.data if isinstance(value, Tensor) else value)
 
     def free_grad_buffer(self) -> np.ndarray | None:
         """Where a backward may write a new ∂L/∂p: the optimiser's view, which its owner
