@@ -144,3 +144,19 @@ def test_the_graph_path_benchmark_runs_and_writes_results(tmp_path: Path) -> Non
         assert positive(figures["wxb"]["median_s"]) and positive(figures["torch"]["median_s"])
         planned = figures["engine"] == "planned stack"
         assert planned == name.startswith("Sequential (planned"), figures["engine"]
+
+
+@pytest.mark.slow
+def test_the_lean_stack_benchmark_runs_and_writes_results(tmp_path: Path) -> None:
+    out = tmp_path / "l.json"
+    command = [sys.executable, str(ROOT / "bench" / "lean_stack.py"), "--quick", "--json", str(out)]
+    done = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert done.returncode == 0, done.stderr[-4000:]  # (it checks each contender's path)
+    headers = ["network", "optimizer", "path", "general µs", "lean µs", "saved µs", "×"]
+    assert table_headers(done.stdout) == [headers]
+    results = json.loads(out.read_text())["results"]
+    assert len(results) == 8  # zero and tiny × SGD and Adam × step and hand
+    for figures in results.values():
+        assert positive(figures["lean"]["median_s"]) and positive(figures["general"]["median_s"])
