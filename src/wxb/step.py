@@ -199,7 +199,6 @@ class PlannedStep(_Update):
         """The step above on the plan's lean stack for this batch size: the same loss,
         gradients and update, with the plan's checks and dispatch made once for it."""
         x = self.output = lean.forward(X)
-        self.plan._lean_ran = None  # (its records are not left in the plan)
         grad = lean.loss_grad
         y = ops.loss_target(y.data if isinstance(y, Tensor) else y, x, self.loss.kernel)
         value = self.loss.kernel.value_and_grad(x, y, grad)

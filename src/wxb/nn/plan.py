@@ -630,11 +630,13 @@ class LeanStack:
             x = out
         if fresh_output:
             x = x.copy()
+        plan = self.plan
         if record:
-            plan = self.plan
             plan.inputs, plan.used, plan.factors = [X, *self.later_inputs], self.used, self.factors
             plan.results = [*self.results[:-1], x] if fresh_output else self.results
             plan.output = x
+        else:  # the plan's records are not this forward's: its backward must not follow it
+            plan._lean_ran = None
         return x
 
     def backward(self, X: np.ndarray, grad: np.ndarray | None = None) -> None:
