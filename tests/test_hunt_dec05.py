@@ -177,13 +177,6 @@ def test_class_weights_changed_in_place_reach_the_loss_as_torchs(rng, kind, how)
     np.testing.assert_allclose(getattr(mine, name).data, getattr(theirs, name).numpy())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="optim.py (another engineer's): a schedule's setting changed mid-run (gamma, "
-    "eta_min) is applied from the starting rate as if it had held from epoch 0; PyTorch's "
-    "schedulers go on from the rate the groups hold. Fix: re-base each group from its lr "
-    "(as for a rate set by hand) when settings() changed since the last step",
-)
 @pytest.mark.parametrize(
     "kind, settings, changed",
     [
@@ -255,3 +248,23 @@ def test_a_tensor_as_a_loss_threshold_is_refused_as_torch_refuses(rng, loss, set
     )
     mine = getattr(wxb.nn.functional, loss)(z, np.zeros((4, 3)), **{setting: np.float64(value)})
     assert mine.item() == pytest.approx(expected.item(), rel=1e-12)
+
+
+def test_a_schedule_setting_changed_mid_run_is_checked_and_resumes(rng):
+    lr = float(rng.uniform(0.05, 0.5))
+    optimizer = wxb.optim.SGD([wxb.nn.Parameter(np.zeros(2))], lr=lr)
+    schedule = wxb.optim.StepLR(optimizer, step_size=1, gamma=0.5)
+    schedule.step()
+    schedule.gamma = -1.0
+    with pytest.raises(wxb.ConfigError, match="gamma"):
+        schedule.step()
+    schedule.gamma = float(rng.uniform(0.8, 0.95))
+    schedule.step()
+    saved_optimizer, saved_schedule = optimizer.state_dict(), schedule.state_dict()
+    expected = [schedule.step() for _ in range(3)]
+    # a resumed run, made with the new setting, goes on as the uninterrupted one
+    resumed = wxb.optim.SGD([wxb.nn.Parameter(np.zeros(2))], lr=lr)
+    resumed.load_state_dict(saved_optimizer)
+    again = wxb.optim.StepLR(resumed, step_size=1, gamma=schedule.gamma)
+    again.load_state_dict(saved_schedule)
+    assert [again.step() for _ in range(3)] == pytest.approx(expected, rel=1e-12)

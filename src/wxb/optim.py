@@ -20,6 +20,7 @@ group (the common case) is exactly one walk over everything.
 from __future__ import annotations
 
 import bisect
+import copy
 import inspect
 import itertools
 import math
@@ -1477,6 +1478,7 @@ class LRSchedule:
         self._initials_found = [
             (found, group.get("initial_lr")) for found, group in zip(before, groups, strict=True)
         ]
+        self._settings_seen = copy.deepcopy(self.settings())
 
     def lr_at(self, epoch: int, base_lr: float | None = None) -> float:
         """The rate at ``epoch`` of a group starting at ``base_lr`` (the first group's)."""
@@ -1560,6 +1562,7 @@ class LRSchedule:
                     group["initial_lr"] = initial
             self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = rate
         self._forget_found()
+        self._settings_seen = copy.deepcopy(self.settings())
 
     def _forget_found(self) -> None:
         """Past the first step or load, the rates (and initial_lr) the groups held when
@@ -1588,11 +1591,28 @@ class LRSchedule:
         """Next epoch's rates; returns the first group's. A group whose lr was set by hand
         since the last step goes on from that rate, as PyTorch's chainable schedulers do:
         its starting rate becomes the one this schedule would have brought to it."""
-        self._rebase(self._bases())  # a group added this epoch: its lr is this epoch's rate
+        bases = self._bases()  # a group added this epoch: its lr is this epoch's rate
+        self._follow_settings(bases)
+        self._rebase(bases)
         self.epoch += 1
         self._set(self.epoch)
         self._forget_found()
         return self.optimizer.lr
+
+    def _follow_settings(self, bases: list[float]) -> None:
+        """Before a step: a setting changed since the last one (``schedule.gamma = 0.9``)
+        is checked as at construction, and every group goes on from the rate it holds
+        under it, as PyTorch's chainable schedulers do, not as if it had held from epoch
+        0 (StepLR's γ 0.5 → 0.9 after three steps gave 0.1·0.9⁴, not 0.0125·0.9)."""
+        settings = self.settings()
+        seen = getattr(self, "_settings_seen", None)  # (a schedule pickled before has none)
+        if seen is not None and settings != seen:
+            values = {k: v for k, v in settings.items() if k != "type"}
+            self._check_settings(values, f"{type(self).__name__} (a setting changed)")
+            vars(self).update(values)  # (as checked: MultiStepLR's milestones sorted)
+            for i, group in enumerate(self.optimizer.param_groups):
+                bases[i] = self._base_reaching(group["lr"], self.epoch)
+        self._settings_seen = copy.deepcopy(self.settings())
 
     def _rebase(self, bases: list[float]) -> None:
         """Before a step: the starting rate of each group whose lr was changed since
