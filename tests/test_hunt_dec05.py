@@ -268,3 +268,12 @@ def test_a_schedule_setting_changed_mid_run_is_checked_and_resumes(rng):
     again = wxb.optim.StepLR(resumed, step_size=1, gamma=schedule.gamma)
     again.load_state_dict(saved_schedule)
     assert [again.step() for _ in range(3)] == pytest.approx(expected, rel=1e-12)
+
+
+def test_int_of_a_one_element_tensor_as_torchs(rng):
+    for value in rng.normal(scale=50, size=8):
+        for shape in ((), (1,), (1, 1)):
+            data = np.full(shape, value)
+            assert int(wxb.Tensor(data)) == int(torch.tensor(data))
+    with pytest.raises(wxb.ShapeError):
+        int(wxb.Tensor(rng.normal(size=3)))

@@ -406,6 +406,10 @@ class Tensor:
     def __float__(self) -> float:
         return self.item()
 
+    def __int__(self) -> int:
+        """A one-element tensor's value truncated towards zero, as ``int(t)`` in PyTorch."""
+        return int(self.item())
+
     def detach(self) -> Tensor:
         return Tensor(self)  # the same array, no graph: changed in place, it counts for self
 
