@@ -65,7 +65,8 @@ Deviations from scikit-learn (besides those extras):
 - ``loss_`` and ``loss_curve_`` hold Python floats
 - ``partial_fit`` is unavailable for solver "lbfgs" in both estimators (scikit-learn's
   ``MLPRegressor`` offers it and then runs a whole L-BFGS fit)
-- sparse X is densified a batch at a time (for "lbfgs": whole)
+- sparse X is densified a batch at a time when training (for "lbfgs": whole); predictions
+  multiply it by the first layer sparse, as scikit-learn does
 - after a ``fit`` with "lbfgs", ``partial_fit`` starts new Adam moments or SGD
   velocities; scikit-learn goes on with those of the last stochastic fit before it,
   made for weights that "lbfgs" has moved since
@@ -873,14 +874,16 @@ class _BaseMLP(BaseEstimator):
         self._follow_settings(None)
         dtype = self._dtype
         if scipy.sparse.issparse(X):
-            X = X.tocsr()
-            parts = [
-                self._net.predict(
-                    np.ascontiguousarray(X[a : a + _PREDICT_ROWS].toarray(), dtype=dtype),
-                    batch_size=_PREDICT_ROWS,
-                )
-                for a in range(0, X.shape[0], _PREDICT_ROWS)
-            ]
+            # the first layer as a sparse product, as scikit-learn computes it: a dense
+            # chunk would take rows × n_features (GiBs for hashed or TF-IDF features)
+            X = scipy.sparse.csr_matrix(X, dtype=dtype)
+            first = self._dense()[0]
+            rest = self._net[1:] if len(self._net) > 1 else None
+            parts = []
+            for a in range(0, X.shape[0], _PREDICT_ROWS):
+                h = np.asarray(X[a : a + _PREDICT_ROWS] @ first.weight.data.T)
+                h += first.bias.data
+                parts.append(h if rest is None else rest.predict(h, batch_size=_PREDICT_ROWS))
             z = parts[0] if len(parts) == 1 else np.concatenate(parts)
         else:
             z = self._net.predict(np.asarray(X, dtype=dtype), batch_size=_PREDICT_ROWS)
