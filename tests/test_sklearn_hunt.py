@@ -10,7 +10,8 @@ import pytest
 import scipy.sparse
 from scipy.special import softmax
 
-from wxb.sklearn import MLPClassifier
+import wxb.sklearn as wxb_sklearn
+from wxb.sklearn import MLPClassifier, MLPRegressor
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -43,3 +44,40 @@ def test_sparse_predict_does_not_densify_wide_x(rng):
     assert peak < 8 * n * d // 10, peak  # a tenth of what the dense X takes
     np.testing.assert_allclose(proba, softmax(_relu_forward(clf, X), axis=1), rtol=1e-10)
     assert proba.dtype == np.float64
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_lbfgs_on_large_sparse_x_goes_by_chunks(rng, monkeypatch, weighted):
+    # "lbfgs" densified a sparse X whole: 4000 x 2**17 TF-IDF-like rows took 3.9 GiB and
+    # raised MemoryError where scikit-learn's sparse products need a few MB. Past a
+    # budget it now densifies chunks; the loss and gradients are the same sums.
+    n, d = 90, 40
+    X = scipy.sparse.random(n, d, density=0.2, format="csr", random_state=rng)
+    y = rng.integers(0, 3, n)
+    sw = None
+    if weighted:
+        sw = rng.uniform(0.2, 3, n)
+        sw[10:25] = 0  # a whole chunk of weight 0
+    params = dict(solver="lbfgs", hidden_layer_sizes=(6,), max_iter=15, alpha=0.3, random_state=0)
+    whole = MLPClassifier(**params).fit(X, y, sample_weight=sw)
+    monkeypatch.setattr(wxb_sklearn, "_DENSE_ELEMENTS", 15 * d, raising=False)  # chunks of 15 rows
+    chunked = MLPClassifier(**params).fit(X, y, sample_weight=sw)
+    assert chunked.n_iter_ == whole.n_iter_
+    np.testing.assert_allclose(chunked.loss_, whole.loss_, rtol=1e-9)
+    ours, theirs = chunked.coefs_ + chunked.intercepts_, whole.coefs_ + whole.intercepts_
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9)
+
+    n, d = 800, 2**15  # the dense X: 200 MiB
+    X = scipy.sparse.random(n, d, density=30 / d, format="csr", random_state=rng)
+    y = rng.integers(0, 2, n)
+    monkeypatch.setattr(wxb_sklearn, "_DENSE_ELEMENTS", 1 << 20, raising=False)
+    tracemalloc.start()
+    try:
+        reg = MLPRegressor(solver="lbfgs", hidden_layer_sizes=(4,), max_iter=2, random_state=0)
+        reg.fit(X, y, sample_weight=None if sw is None else rng.uniform(0.5, 2, n))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * n * d // 2, peak  # (the chunks, and the plan's buffers for them)
+    assert np.isfinite(reg.predict(X)).all()

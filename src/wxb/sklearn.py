@@ -65,8 +65,9 @@ Deviations from scikit-learn (besides those extras):
 - ``loss_`` and ``loss_curve_`` hold Python floats
 - ``partial_fit`` is unavailable for solver "lbfgs" in both estimators (scikit-learn's
   ``MLPRegressor`` offers it and then runs a whole L-BFGS fit)
-- sparse X is densified a batch at a time when training (for "lbfgs": whole); predictions
-  multiply it by the first layer sparse, as scikit-learn does
+- sparse X is densified a batch at a time when training (for "lbfgs": whole, or in
+  chunks of 2**24 values when larger); predictions multiply it by the first layer
+  sparse, as scikit-learn does
 - after a ``fit`` with "lbfgs", ``partial_fit`` starts new Adam moments or SGD
   velocities; scikit-learn goes on with those of the last stochastic fit before it,
   made for weights that "lbfgs" has moved since
@@ -118,6 +119,7 @@ __all__ = ["MLPClassifier", "MLPRegressor"]
 _STOCHASTIC_SOLVERS = ("sgd", "adam", "adamw")
 _HIDDEN_LAYERS = {"identity": IdentityLayer, "logistic": Sigmoid, "tanh": Tanh, "relu": ReLU}
 _PREDICT_ROWS = 4096  # rows per forward pass when predicting (bounds the buffers)
+_DENSE_ELEMENTS = 1 << 24  # "lbfgs" densifies a sparse X whole up to this many values
 
 
 def _extra_constraints() -> dict:
@@ -797,9 +799,15 @@ class _BaseMLP(BaseEstimator):
             optimizer = self._new_optimizer("lbfgs")
             self._stochastic_ready = False  # a later partial_fit starts a new optimiser
         dtype = self._dtype
+        chunk = None  # rows densified at a time, for a sparse X too large to densify whole
         if scipy.sparse.issparse(X):
-            X = X.toarray()
-        X = np.ascontiguousarray(X, dtype=dtype)
+            rows = max(1, _DENSE_ELEMENTS // max(1, X.shape[1]))
+            if rows < X.shape[0]:
+                X, chunk = X.tocsr(), rows
+            else:
+                X = X.toarray()
+        if chunk is None:
+            X = np.ascontiguousarray(X, dtype=dtype)
         Y = np.ascontiguousarray(Y)
         layers = self._dense()
         n_weights = self._weights_size()
@@ -816,7 +824,7 @@ class _BaseMLP(BaseEstimator):
             start = end
         size = start
         plan = self._plan_for()
-        work = _Workspace(len(Y), Y.shape[1], dtype)
+        work = _Workspace(len(Y) if chunk is None else chunk, Y.shape[1], dtype)
 
         def unpack(packed: np.ndarray) -> None:
             for layer, (a, b, shape) in zip(layers, slots, strict=True):
@@ -832,15 +840,41 @@ class _BaseMLP(BaseEstimator):
                 packed[a:b] = layer.bias.data
             return packed
 
+        def chunked_loss_and_backward(weights: np.ndarray) -> tuple[float, float]:
+            """The loss and the gradients (in each .grad) over X a chunk at a time: each
+            chunk's sample mean and δ weighted by its share of the samples."""
+            n = X.shape[0]
+            total = n if sample_weight is None else sample_weight.sum()
+            loss = 0.0
+            for a in range(0, n, chunk):
+                b = min(a + chunk, n)
+                sw = None if sample_weight is None else sample_weight[a:b]
+                if sw is not None and not sw.any():  # rows of weight 0 add nothing
+                    continue
+                part = b - a if sw is None else sw.sum()
+                z = plan.forward(np.ascontiguousarray(X[a:b].toarray(), dtype=dtype))
+                part_loss, _ = self._loss_and_delta(z, Y[a:b], sw, work, weights, l2=False)
+                share = part / total
+                work.delta[: b - a] *= share
+                loss += part_loss * share
+                plan.backward(work.delta[: b - a])  # adds to the chunks' gradients before
+            if self.alpha:
+                loss += (0.5 * self.alpha) * np.dot(weights, weights) / total
+            return float(loss), total
+
         def loss_and_grad(packed: np.ndarray) -> tuple[float, np.ndarray]:
             unpack(packed)
-            z = plan.forward(X)
             weights = optimizer.flat.data[:n_weights]
-            loss, sw_sum = self._loss_and_delta(z, Y, sample_weight, work, weights)
+            if chunk is None:
+                z = plan.forward(X)
+                loss, sw_sum = self._loss_and_delta(z, Y, sample_weight, work, weights)
+                optimizer.zero_grad()
+                plan.backward(work.delta)
+            else:
+                optimizer.zero_grad()
+                loss, sw_sum = chunked_loss_and_backward(weights)
             del weights
             l2 = self.alpha / sw_sum
-            optimizer.zero_grad()
-            plan.backward(work.delta)
             grad = np.empty(size, np.float64)
             for layer, (a, b, shape) in zip(layers, slots, strict=True):
                 view = grad[a:b].reshape(shape)
