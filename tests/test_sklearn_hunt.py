@@ -60,7 +60,9 @@ def test_lbfgs_on_large_sparse_x_goes_by_chunks(rng, monkeypatch, weighted):
         sw[10:25] = 0  # a whole chunk of weight 0
     params = dict(solver="lbfgs", hidden_layer_sizes=(6,), max_iter=15, alpha=0.3, random_state=0)
     whole = MLPClassifier(**params).fit(X, y, sample_weight=sw)
-    monkeypatch.setattr(wxb_sklearn, "_DENSE_ELEMENTS", 15 * d, raising=False)  # chunks of 15 rows
+    monkeypatch.setattr(
+        wxb_sklearn, "_DENSE_ELEMENTS", 15 * d, raising=False
+    )  # 24-row chunks (4 a unit)
     chunked = MLPClassifier(**params).fit(X, y, sample_weight=sw)
     assert chunked.n_iter_ == whole.n_iter_
     np.testing.assert_allclose(chunked.loss_, whole.loss_, rtol=1e-9)
@@ -80,4 +82,40 @@ def test_lbfgs_on_large_sparse_x_goes_by_chunks(rng, monkeypatch, weighted):
     finally:
         tracemalloc.stop()
     assert peak < 8 * n * d // 2, peak  # (the chunks, and the plan's buffers for them)
+    assert np.isfinite(reg.predict(X)).all()
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_stochastic_batches_of_wide_sparse_x_go_by_chunks(rng, monkeypatch, solver):
+    # A batch of 200 rows of a HashingVectorizer's 2**20 columns took 1.6 GiB densified
+    # (MemoryError under a 4 GiB limit, where scikit-learn fits in 2 s). Past a budget a
+    # batch is densified a chunk of rows at a time, its gradients added up.
+    n, d = 120, 30
+    X = scipy.sparse.random(n, d, density=0.3, format="csr", random_state=rng)
+    y = rng.integers(0, 3, n)
+    sw = rng.uniform(0.2, 3, n)
+    sw[:9] = 0
+    params = dict(solver=solver, hidden_layer_sizes=(5,), batch_size=45, max_iter=4, alpha=0.2)
+    for shuffle, weights in ((True, None), (False, sw)):
+        args = dict(params, shuffle=shuffle, random_state=int(rng.integers(1000)))
+        whole = MLPClassifier(**args).fit(X, y, sample_weight=weights)
+        with monkeypatch.context() as patch:
+            patch.setattr(wxb_sklearn, "_DENSE_ELEMENTS", 9 * d, raising=False)  # 20-row chunks
+            chunked = MLPClassifier(**args).fit(X, y, sample_weight=weights)
+        np.testing.assert_allclose(chunked.loss_curve_, whole.loss_curve_, rtol=1e-9)
+        ours, theirs = chunked.coefs_ + chunked.intercepts_, whole.coefs_ + whole.intercepts_
+        for a, b in zip(ours, theirs, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-10)
+
+    n, d = 400, 2**15  # a batch of 200 dense rows: 50 MiB
+    X = scipy.sparse.random(n, d, density=30 / d, format="csr", random_state=rng)
+    monkeypatch.setattr(wxb_sklearn, "_DENSE_ELEMENTS", 1 << 18, raising=False)
+    tracemalloc.start()
+    try:
+        reg = MLPRegressor(solver=solver, hidden_layer_sizes=(4,), max_iter=1, random_state=0)
+        reg.fit(X, rng.standard_normal(n))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 200 * d // 2, peak
     assert np.isfinite(reg.predict(X)).all()
