@@ -508,7 +508,6 @@ class LeanStack:
         grads = [None if g is None else g[:batch] for g in plan.input_grads]
         masks = {i: mask[:batch] for i, mask in plan.masks.items()}
         self.loss_grad = np.empty_like(outs[-1])  # ∇_A L, for the step to fill
-        self.output = outs[-1]
         self.factors: dict[int, np.ndarray | float] = {}
         self.used: dict[int, object] = {}  # as the plan's forward records it
         index = {id(p): k for k, p in enumerate(plan.params)}
