@@ -102,15 +102,13 @@ class Parameter(Tensor):
         self.grad_home: GradHome | None = None
         self.grad_index = 0
 
-    @property
-    def data(self) -> np.ndarray:
-        return _tensor_data.__get__(self)
-
-    @data.setter
-    def data(self, value: object) -> None:
+    def _set_data(self, value: object) -> None:
         # PyTorch's idiom ``p.data = t`` with a tensor: its array, not the tensor inside
         # (which made every result's .data a Tensor, and the optimiser fail)
         _tensor_data.__set__(self, value.data if isinstance(value, Tensor) else value)
+
+    # read through the slot's own getter (C: no Python call on the hot path), set above
+    data = property(_tensor_data.__get__, _set_data, doc="The parameter's array.")
 
     def free_grad_buffer(self) -> np.ndarray | None:
         """Where a backward may write a new ∂L/∂p: the optimiser's view, which its owner
