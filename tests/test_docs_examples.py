@@ -28,7 +28,8 @@ SCALING = ROOT / "docs" / "scaling.md"
 
 # Options the docs name that belong to other programs: bench/run.py's, Open MPI's
 # mpiexec's, ruff's.
-NOT_WXB = {"--native-blas", "--quick", "--allow-run-as-root", "--check"}
+# bench/run.py's (--native-blas, --quick, --sections), mpiexec's and ruff's
+NOT_WXB = {"--native-blas", "--quick", "--sections", "--allow-run-as-root", "--check"}
 
 
 def fenced(path: Path, language: str) -> list[str]:
