@@ -739,3 +739,29 @@ def test_a_stop_asked_before_fit_and_lost_stops_the_next_fit_at_once(rng):
         pass
     forget_stop_request()  # what wxb train does as it ends
     assert len(wxb.fit(model, X, y, epochs=1, verbose=0).history["loss"]) == 1
+
+
+@pytest.mark.parametrize(
+    "first, again",
+    [
+        (["--optimizer", "sgd"], ["--optimizer", "sgd", "--momentum", "0", "--lr", "0.01"]),
+        (["--optimizer", "adamw"], ["--optimizer", "adamw", "--weight-decay", "0.01"]),
+        (["--optimizer", "adam", "--lr", "0.001"], ["--optimizer", "adam"]),
+    ],
+)
+def test_a_resume_may_spell_an_optimiser_default_out_or_leave_it(
+    tmp_path, capsys, rng, first, again
+):
+    """A run without --momentum is one with --momentum 0 on sgd (and the same for the
+    rate and weight decay): the resume was refused, "--momentum was None, now 0.0"."""
+    data = write_data(tmp_path / "d.csv", rng)
+    folder, seed = str(tmp_path / "ck"), int(rng.integers(1 << 30))
+    out = ["-o", str(tmp_path / "m.safetensors"), "--checkpoint-dir", folder]
+    code, _, err = run_in_process(capsys, train_args(data, seed, 1, *first, *out))
+    assert code == 0, err
+    code, _, err = run_in_process(capsys, train_args(data, seed, 2, *again, *out, "--resume"))
+    assert code == 0, err
+    # a value that is not the default still differs, by name
+    changed = [*again[:2], "--lr", "0.5"]
+    code, _, err = run_in_process(capsys, train_args(data, seed, 3, *changed, *out, "--resume"))
+    assert code == 2 and "--lr was" in err and err.count("\n") == 1, err

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import json
 import math
 import os
@@ -64,7 +65,7 @@ from wxb.nn import (
     get_loss,
 )
 from wxb.nn.module import input_width, output_width
-from wxb.optim import OPTIMIZERS, SCHEDULES, get_optimizer
+from wxb.optim import NAMED_LRS, OPTIMIZERS, SCHEDULES, get_optimizer
 from wxb.plots import PLOT_FILES, plot_history
 from wxb.prepare import (
     MIN_EPOCHS,
@@ -1035,6 +1036,7 @@ def check_resume_options(args: argparse.Namespace, writes: bool = True) -> None:
             # an option the run's wxb did not have yet (--class-weight) ran at its default
             defaults = _decisive_options(build_parser().commands["train"].parse_args([]))
             saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
+            saved, options = _as_run(saved), _as_run(options)
             differ = [
                 f"--{k.replace('_', '-')} was {saved.get(k)!r}, now {options.get(k)!r}"
                 for k in sorted(set(saved) | set(options))
@@ -1060,6 +1062,28 @@ def record_options(args: argparse.Namespace) -> None:
     path = Path(args.checkpoint_dir) / OPTIONS_FILE
     if not path.is_file():
         wdata.atomic_write(path, json.dumps(_decisive_options(args), indent=1).encode())
+
+
+def _as_run(options: dict) -> dict:
+    """The options with --lr, --momentum and --weight-decay as the optimiser runs with
+    them: left out, each is its default (a run without --momentum is one with --momentum
+    0 on sgd, and a resume may spell it either way)."""
+    kind = OPTIMIZERS.get(options.get("optimizer"))
+    if kind is None:
+        return options
+    takes = inspect.signature(kind).parameters
+    ran = dict(options)
+    for key in ("lr", "momentum", "weight_decay"):
+        value = ran.get(key)
+        if value is None and key in takes and takes[key].default is not inspect.Parameter.empty:
+            value = (
+                NAMED_LRS.get(options["optimizer"], takes[key].default)
+                if key == "lr"
+                else (takes[key].default)
+            )
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            ran[key] = float(value)
+    return ran
 
 
 def _decisive_options(args: argparse.Namespace) -> dict:
