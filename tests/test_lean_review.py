@@ -1,32 +1,18 @@
 """Review of the lean stack (``wxb.nn.plan.LeanStack``): sequences a user can produce
 where the lean path must still compute exactly what the plan's own forward and backward
-compute (the lean path switched off as tests/test_lean_step.py's ``no_lean`` does)."""
+compute (the lean path switched off by tests/lean_paths.py's ``lean_stacks_off``)."""
 
 import copy
 import os
 
 import numpy as np
 import pytest
+from lean_paths import assert_identical, batches_for, lean_stacks_off
 
 import wxb
 from wxb import kernels, nn
-from wxb.nn.plan import LeanStack
 from wxb.optim import SGD, Adam
 from wxb.step import PlannedStep
-
-
-@pytest.fixture
-def no_lean(monkeypatch):
-    """Within the block, steps never build a lean stack: the plan's own methods run."""
-
-    class Off:
-        def __enter__(self):
-            monkeypatch.setattr(LeanStack, "build", classmethod(lambda cls, plan, X: None))
-
-        def __exit__(self, *exc):
-            monkeypatch.undo()
-
-    return Off()
 
 
 def small_model(rng, dtype="float64", n=4, hidden=6, classes=3):
@@ -52,24 +38,6 @@ def observe(model, step, batches, between=None):
     return losses, grads, [p.data.copy() for p in model.parameters()], lean_ran
 
 
-def assert_same(lean_run, plan_run):
-    assert lean_run[0] == plan_run[0]
-    for lean_grads, plan_grads in zip(lean_run[1], plan_run[1], strict=True):
-        for a, b in zip(lean_grads, plan_grads, strict=True):
-            assert (a is None) == (b is None)
-            if a is not None:
-                np.testing.assert_array_equal(a, b)
-    for a, b in zip(lean_run[2], plan_run[2], strict=True):
-        np.testing.assert_array_equal(a, b)
-
-
-def class_batches(rng, sizes, n=4, classes=3, dtype="float64"):
-    return [
-        (rng.normal(size=(size, n)).astype(dtype), rng.integers(0, classes, size=size))
-        for size in sizes
-    ]
-
-
 class ZeroingSGD(SGD):
     """An optimiser whose zero_grad zeroes the gradients where they lie (PyTorch's
     ``set_to_none=False``) rather than forgetting them."""
@@ -87,28 +55,28 @@ class AccumulatingSGD(SGD):
 
 @pytest.mark.parametrize("optimizer", [ZeroingSGD, AccumulatingSGD])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_a_grad_left_by_zero_grad_is_added_to_once(rng, no_lean, optimizer, dtype):
+def test_a_grad_left_by_zero_grad_is_added_to_once(rng, optimizer, dtype):
     """After a zero_grad that zeroes in place (or leaves the gradients), ``p.grad`` is
     the optimiser's buffer itself: the plan writes ∂L/∂p into a new array and adds it
     to ``.grad``; the lean stack wrote it into the buffer, over ``.grad``, and then
     added the buffer to itself (2·∂L/∂p, the accumulated part lost)."""
     model = small_model(rng, dtype)
-    batches = class_batches(rng, [5] * 5, dtype=dtype)
+    batches = batches_for(rng, 4, 3, dtype, [5] * 5)
     runs = []
     for off in (False, True):
         trained = copy.deepcopy(model)
         step = PlannedStep(trained, nn.CrossEntropyLoss(), optimizer(trained.parameters(), lr=0.01))
         if off:
-            with no_lean:
+            with lean_stacks_off():
                 runs.append(observe(trained, step, batches))
         else:
             runs.append(observe(trained, step, batches))
     assert any(runs[0][3]), "the lean stack never ran"
-    assert_same(*runs)
+    assert_identical(*runs)
 
 
 @pytest.mark.parametrize("where", ["activation", "dense"])
-def test_a_parameter_no_dense_computes_with_gets_no_gradient(rng, no_lean, where):
+def test_a_parameter_no_dense_computes_with_gets_no_gradient(rng, where):
     """A Parameter registered on a stock layer besides a Dense's W and b (a learnable
     setting its forward does not use) gets no gradient from the plan, as from PyTorch's
     backward: ``.grad`` stays None and the optimiser leaves it (no weight decay). The
@@ -117,23 +85,23 @@ def test_a_parameter_no_dense_computes_with_gets_no_gradient(rng, no_lean, where
     model = small_model(rng)
     layer = model[1] if where == "activation" else model[2]
     layer.extra = nn.Parameter(rng.normal(size=3))
-    batches = class_batches(rng, [5] * 5)
+    batches = batches_for(rng, 4, 3, "float64", [5] * 5)
     runs = []
     for off in (False, True):
         trained = copy.deepcopy(model)
         optimizer = SGD(trained.parameters(), lr=0.1, momentum=0.9, weight_decay=0.5)
         step = PlannedStep(trained, nn.CrossEntropyLoss(), optimizer)
         if off:
-            with no_lean:
+            with lean_stacks_off():
                 runs.append(observe(trained, step, batches))
         else:
             runs.append(observe(trained, step, batches))
-    assert_same(*runs)
+    assert_identical(*runs)
     at = [name.endswith("extra") for name, _ in model.named_parameters()].index(True)
     assert all(grads[at] is None for grads in runs[0][1])
 
 
-def test_fit_with_an_optimiser_that_zeroes_in_place(rng, no_lean):
+def test_fit_with_an_optimiser_that_zeroes_in_place(rng):
     """The first defect as fit meets it: an Optimizer given to fit whose zero_grad zeroes
     in place trained on doubled gradients once the lean stack took over."""
     X = rng.normal(size=(45, 6)).astype(np.float32)
@@ -145,7 +113,7 @@ def test_fit_with_an_optimiser_that_zeroes_in_place(rng, no_lean):
         optimizer = ZeroingSGD(trained.parameters(), lr=0.05, momentum=0.5)
         settings = dict(optimizer=optimizer, epochs=3, batch_size=8, seed=1, verbose=False)
         if off:
-            with no_lean:
+            with lean_stacks_off():
                 history = wxb.fit(trained, X, y, **settings)
         else:
             history = wxb.fit(trained, X, y, **settings)
@@ -156,12 +124,12 @@ def test_fit_with_an_optimiser_that_zeroes_in_place(rng, no_lean):
 
 
 @pytest.mark.parametrize("route", ["numpy", "auto"])
-def test_the_lean_stack_runs_on_either_kernel_route(rng, no_lean, route):
+def test_the_lean_stack_runs_on_either_kernel_route(rng, route):
     """CI runs the suite again with WXB_KERNELS=numpy: the lean stack must run there too
     (it did not, and every test that checks it ran failed), computing what the plan does."""
     model = small_model(rng, "float32")
     model.insert(2, nn.Dropout(0.25, seed=int(rng.integers(1 << 30))))
-    batches = class_batches(rng, [6, 6, 6, 2, 6, 6], dtype="float32")
+    batches = batches_for(rng, 4, 3, "float32", [6, 6, 6, 2, 6, 6])
     runs = []
     try:
         for off in (False, True):
@@ -169,11 +137,11 @@ def test_the_lean_stack_runs_on_either_kernel_route(rng, no_lean, route):
             trained = copy.deepcopy(model)
             step = PlannedStep(trained, nn.CrossEntropyLoss(), Adam(trained.parameters(), lr=0.01))
             if off:
-                with no_lean:
+                with lean_stacks_off():
                     runs.append(observe(trained, step, batches))
             else:
                 runs.append(observe(trained, step, batches))
     finally:
         kernels.use(os.environ.get("WXB_KERNELS", "auto"))
     assert any(runs[0][3]), "the lean stack never ran"
-    assert_same(*runs)
+    assert_identical(*runs)

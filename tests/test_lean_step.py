@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+from lean_paths import assert_identical, batches_for, lean_stacks_off
 
 import wxb
 from wxb import kernels, nn
@@ -30,20 +31,6 @@ ACTIVATIONS = [
     lambda rng: nn.SiLU(),
     lambda rng: nn.ELU(),
 ]
-
-
-@pytest.fixture
-def no_lean(monkeypatch):
-    """Within the block, steps never build a lean stack: the plan's own methods run."""
-
-    class Off:
-        def __enter__(self):
-            monkeypatch.setattr(LeanStack, "build", classmethod(lambda cls, plan, X: None))
-
-        def __exit__(self, *exc):
-            monkeypatch.undo()
-
-    return Off()
 
 
 def random_stack(rng, dtype):
@@ -84,27 +71,9 @@ def run_steps(model, optimizer_name, batches, between=None):
     return losses, grads, [p.data.copy() for p in model.parameters()], used
 
 
-def assert_identical(lean_run, plan_run):
-    assert lean_run[0] == plan_run[0]  # bit for bit: the same operations on the same operands
-    for lean_grads, plan_grads in zip(lean_run[1], plan_run[1], strict=True):
-        for a, b in zip(lean_grads, plan_grads, strict=True):
-            assert (a is None) == (b is None)
-            if a is not None:
-                np.testing.assert_array_equal(a, b)
-    for a, b in zip(lean_run[2], plan_run[2], strict=True):
-        np.testing.assert_array_equal(a, b)
-
-
-def batches_for(rng, n, classes, dtype, sizes):
-    return [
-        (rng.normal(size=(size, n)).astype(dtype), rng.integers(0, classes, size=size))
-        for size in sizes
-    ]
-
-
 @pytest.mark.parametrize("optimizer_name", list(OPTIMIZERS))
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_lean_stack_computes_what_the_plan_computes(rng, no_lean, optimizer_name, dtype):
+def test_lean_stack_computes_what_the_plan_computes(rng, optimizer_name, dtype):
     for _ in range(6):
         model, n, classes = random_stack(rng, dtype)
         big = int(rng.integers(2, 9))
@@ -112,7 +81,7 @@ def test_lean_stack_computes_what_the_plan_computes(rng, no_lean, optimizer_name
         batches = batches_for(rng, n, classes, dtype, sizes)
         lean = run_steps(copy.deepcopy(model), optimizer_name, batches)
         assert any(lean[3]), "the lean stack never ran"
-        with no_lean:
+        with lean_stacks_off():
             plan = run_steps(copy.deepcopy(model), optimizer_name, batches)
         assert not any(plan[3])
         assert_identical(lean, plan)
@@ -162,7 +131,7 @@ def changes():
 
 
 @pytest.mark.parametrize("change", list(changes()))
-def test_changes_between_steps_take_effect(rng, no_lean, change):
+def test_changes_between_steps_take_effect(rng, change):
     dtype = "float64"
     n, hidden, classes = 4, 6, 3
     model = nn.Sequential(
@@ -176,7 +145,7 @@ def test_changes_between_steps_take_effect(rng, no_lean, change):
     try:
         lean = run_steps(copy.deepcopy(model), "adam", batches, between)
         kernels.use(os.environ.get("WXB_KERNELS", "auto"))  # both runs from the same route
-        with no_lean:
+        with lean_stacks_off():
             plan = run_steps(copy.deepcopy(model), "adam", batches, between)
     finally:
         kernels.use(os.environ.get("WXB_KERNELS", "auto"))
@@ -211,7 +180,7 @@ def test_a_gradient_kept_by_the_user_is_not_written_over(rng, monkeypatch):
     assert len(new_buffers) == 1
 
 
-def test_fit_with_a_last_partial_batch_is_the_same_with_and_without(rng, no_lean):
+def test_fit_with_a_last_partial_batch_is_the_same_with_and_without(rng):
     X = rng.normal(size=(53, 6)).astype(np.float32)
     y = rng.integers(0, 3, size=53)
     model = nn.Sequential(nn.Dense(6, 16, seed=rng), nn.ReLU(), nn.Dropout(0.2), nn.Dense(16, 3))
@@ -219,7 +188,7 @@ def test_fit_with_a_last_partial_batch_is_the_same_with_and_without(rng, no_lean
     for off in (False, True):
         trained = copy.deepcopy(model)
         if off:
-            with no_lean:
+            with lean_stacks_off():
                 history = wxb.fit(trained, X, y, epochs=3, batch_size=8, seed=5, verbose=False)
         else:
             history = wxb.fit(trained, X, y, epochs=3, batch_size=8, seed=5, verbose=False)
@@ -323,7 +292,7 @@ def lean_stacks_built(model):
 
 
 @pytest.mark.parametrize("optimizer_name", ["sgd_momentum", "adam"])
-def test_the_hand_loop_on_lean_stacks_computes_what_the_plan_computes(rng, no_lean, optimizer_name):
+def test_the_hand_loop_on_lean_stacks_computes_what_the_plan_computes(rng, optimizer_name):
     for dtype in ("float32", "float64"):
         for _ in range(4):
             model, n, classes = random_stack(rng, dtype)
@@ -332,7 +301,7 @@ def test_the_hand_loop_on_lean_stacks_computes_what_the_plan_computes(rng, no_le
             lean_model = copy.deepcopy(model)
             lean = hand_loop(lean_model, optimizer_name, batches)
             assert lean_stacks_built(lean_model), "the lean stack never ran"
-            with no_lean:
+            with lean_stacks_off():
                 plan_model = copy.deepcopy(model)
                 plan = hand_loop(plan_model, optimizer_name, batches)
                 assert not lean_stacks_built(plan_model)
@@ -352,7 +321,7 @@ def freeze_after_forward(i, model, optimizer):
     ],
     ids=["frozen_after_forward", "accumulate", "retain_graph"],
 )
-def test_the_hand_loop_off_the_usual_path_is_the_same_on_lean_stacks(rng, no_lean, options):
+def test_the_hand_loop_off_the_usual_path_is_the_same_on_lean_stacks(rng, options):
     model = nn.Sequential(
         nn.Dense(4, 6, dtype="float64", seed=rng),
         nn.Tanh(),
@@ -362,12 +331,12 @@ def test_the_hand_loop_off_the_usual_path_is_the_same_on_lean_stacks(rng, no_lea
     lean_model = copy.deepcopy(model)
     lean = hand_loop(lean_model, "adam", batches, **options)
     assert lean_stacks_built(lean_model)
-    with no_lean:
+    with lean_stacks_off():
         plan = hand_loop(copy.deepcopy(model), "adam", batches, **options)
     assert_identical(lean, plan)
 
 
-def test_two_graphs_pending_at_once(rng, no_lean):
+def test_two_graphs_pending_at_once(rng):
     """Two forwards before either backward (the second takes another plan's buffers),
     the backwards in the reverse order: the same gradients as the plan gives."""
     model = nn.Sequential(
@@ -391,7 +360,7 @@ def test_two_graphs_pending_at_once(rng, no_lean):
             return [p.data.copy() for p in trained.parameters()]
 
         if off:
-            with no_lean:
+            with lean_stacks_off():
                 results.append(run())
         else:
             results.append(run())
