@@ -629,9 +629,8 @@ class _Graph:
             return self._sigmoid(x, where)
         if isinstance(kernel, ops.SiLU):  # z·σ(z)
             return self.node("Mul", [x, self._sigmoid(x, where)], where)
-        if isinstance(kernel, ops.ELU):  # z where z > 0, else α·(e^min(z, 0) − 1)
-            below = self.node("Exp", [self.node("Min", [x, self.const(0.0)], where)], where)
-            below = self.node("Sub", [below, self.const(1.0)], where)
+        if isinstance(kernel, ops.ELU):  # z where z > 0, else α·expm1(min(z, 0)), as wxb's
+            below = self._expm1(self.node("Min", [x, self.const(0.0)], where), where)
             below = self.node("Mul", [below, self.const(kernel.alpha)], where)
             positive = self.node("Greater", [x, self.const(0.0)], where)
             return self.node("Where", [positive, x, below], where)
@@ -641,7 +640,7 @@ class _Graph:
             tail = self.node(
                 "Exp", [self.node("Neg", [self.node("Abs", [scaled], where)], where)], where
             )
-            tail = self.node("Log", [self.node("Add", [tail, self.const(1.0)], where)], where)
+            tail = self._log1p(tail, where)
             smooth = self.node("Add", [self.node("Relu", [scaled], where), tail], where)
             smooth = self.node("Div", [smooth, self.const(kernel.beta)], where)
             linear = self.node("Greater", [scaled, self.const(kernel.threshold)], where)
@@ -670,6 +669,32 @@ class _Graph:
             if kernel.approximate == "none":
                 return self._gelu_erf(x, where)
         raise ConfigError(f"{where}: no ONNX form for the activation {kernel!r}")  # unreachable
+
+    def _log1p(self, u: str, where: str) -> str:
+        """log(1 + u) for u ≥ 0, as np.log1p to a few ulps (ONNX has no Log1p): Log(1 + u)
+        alone gave 0 for u below half an ulp of 1 (Softplus at βz = −17 in float32, −37
+        in float64, where wxb gives e^βz/β) and lost digits well before. Goldberg's form:
+        u where 1 + u rounds to 1, else log(w)·u/(w − 1) with w = 1 + u."""
+        w = self.node("Add", [u, self.const(1.0)], where)
+        rounded = self.node("Sub", [w, self.const(1.0)], where)  # u as 1 + u kept it
+        ratio = self.node("Div", [u, rounded], where)
+        exact = self.node("Mul", [self.node("Log", [w], where), ratio], where)
+        lost = self.node("Equal", [rounded, self.const(0.0)], where)
+        return self.node("Where", [lost, u, exact], where)
+
+    def _expm1(self, z: str, where: str) -> str:
+        """e^z − 1 for z ≤ 0, as np.expm1 to a few ulps (ONNX has no Expm1): Exp(z) − 1
+        alone gave 0 for |z| below half an ulp of 1 (ELU at z = −1e-8 in float32, where wxb
+        gives α·z) and lost digits well before. Kahan's form: z where e^z rounds to 1,
+        −1 where e^z − 1 rounds to −1, else (u − 1)·z/log(u) with u = e^z."""
+        u = self.node("Exp", [z], where)
+        below = self.node("Sub", [u, self.const(1.0)], where)
+        ratio = self.node("Div", [z, self.node("Log", [u], where)], where)
+        exact = self.node("Mul", [below, ratio], where)
+        whole = self.node("Equal", [below, self.const(-1.0)], where)  # log(u) = −inf there
+        exact = self.node("Where", [whole, self.const(-1.0), exact], where)
+        one = self.node("Equal", [u, self.const(1.0)], where)
+        return self.node("Where", [one, z, exact], where)
 
     def _sigmoid(self, z: str, where: str) -> str:
         # 1 / (1 + e^(−z)), as wxb computes it: onnxruntime's own Sigmoid is 22 % off
