@@ -711,23 +711,13 @@ class _Graph:
         return self.node("Mul", [half_z, self.node("Add", [t, self.const(1.0)], where)], where)
 
     def _gelu_erf(self, z: str, where: str) -> str:
-        # z · Φ(z), Φ taken in float64 and cast to the model's dtype, as wxb.ops._normal_cdf
-        # (a float32 ½z·(1 + Erf(z/√2)) cancels in the lower tail: 4 % off at z = −5,
-        # 0 from z = −6, where wxb gives z·Φ(z))
-        narrow = self.dtype != np.float64
-        x = self.node("Cast", [z], where, to=self.onnx.TensorProto.DOUBLE) if narrow else z
-        dtype, self.dtype = self.dtype, np.dtype(np.float64)  # Φ's constants in float64
-        try:
-            cdf = self._normal_cdf(x, where)
-        finally:
-            self.dtype = dtype
-        if narrow:
-            elem = self.onnx.helper.np_dtype_to_tensor_dtype(dtype)
-            cdf = self.node("Cast", [cdf], where, to=elem)
-        return self.node("Mul", [z, cdf], where)
-
-    def _normal_cdf(self, z: str, where: str) -> str:
-        # float64 (no Erf kernel for it in onnxruntime): ½·erfc(t), t = −z/√2, as
+        if self.dtype == np.float32:  # ½z · (1 + erf(z/√2)): the runtime's float Erf
+            erf = self.node("Erf", [self.node("Mul", [z, self.const(_SQRT_HALF)], where)], where)
+            half_z = self.node("Mul", [z, self.const(0.5)], where)
+            return self.node(
+                "Mul", [half_z, self.node("Add", [erf, self.const(1.0)], where)], where
+            )
+        # float64 (no Erf kernel for it in onnxruntime): z · ½·erfc(t), t = −z/√2, as
         # wxb.ops.erfc: t ≥ 2: the continued fraction; else 1 − erf(t), where
         # erf(t) = sign(t)·(series(|t|) for |t| < 2.5, else 1 − fraction(|t|)).
         t = self.node("Neg", [self.node("Mul", [z, self.const(_SQRT_HALF)], where)], where)
@@ -760,7 +750,8 @@ class _Graph:
             ],
             where,
         )
-        return self.node("Mul", [self.const(0.5), erfc], where)
+        cdf = self.node("Mul", [self.const(0.5), erfc], where)
+        return self.node("Mul", [z, cdf], where)
 
     def _erf_series(self, x: str, where: str) -> str:
         """2/√π · x · Σ (−1)ᵏ x^(2k+1)/(k!(2k+1)) by Horner's rule, as wxb.ops._erf_series."""
