@@ -37,3 +37,27 @@ def test_softplus_is_as_exact_in_onnxruntime_as_in_wxb_far_into_its_lower_tail(
     z = np.sort(np.append(z, [0.0, -0.0, -1e4])).reshape(-1, 1).astype(dtype)
     got = _onnx_run(export(model, tmp_path / "a.onnx"), z)
     np.testing.assert_allclose(got, model.predict(z), rtol=8 * eps, atol=0, err_msg=repr(softplus))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_log_softmax_row_holding_nan_or_inf_is_nan_in_onnxruntime_as_in_wxb(tmp_path, rng, dtype):
+    # onnxruntime's float64 LogSoftmax gave finite log-probabilities (46.05, 44.88, …) for
+    # a row holding NaN (a missing feature fed as NaN) or +inf, where wxb and PyTorch give
+    # NaN: a row of nonsense that looked like an answer
+    from wxb.nn import LogSoftmax, Standardize
+    from wxb.onnx import export
+
+    classes = int(rng.integers(2, 12))
+    rows = rng.normal(0, 3, size=(int(rng.integers(6, 40)), classes))
+    spoilt = rng.random(len(rows)) < 0.5
+    for row in np.flatnonzero(spoilt):
+        k = int(rng.integers(1, classes + 1))
+        rows[row, rng.choice(classes, k, replace=False)] = rng.choice([np.nan, np.inf, -np.inf])
+    rows = rows.astype(dtype)
+    model = Sequential(Standardize(np.zeros(classes), np.ones(classes), dtype=dtype), LogSoftmax())
+    with np.errstate(all="ignore"):  # predict refuses such rows; the layers take them
+        want = model(rows).numpy()
+    got = _onnx_run(export(model, tmp_path / "l.onnx"), rows)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    tol = 1e-6 if dtype == "float32" else 1e-12  # log Σ near 0: an ulp of 1 apart at most
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)

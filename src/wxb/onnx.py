@@ -22,12 +22,14 @@ initializers:
 - Identity       nothing
 - Sigmoid        Reciprocal(1 + Exp(−z)), as wxb computes it
 - Tanh, ReLU, Softmax   Tanh, Relu, Softmax(axis=-1)
-- LogSoftmax     LogSoftmax(axis=-1)
+- LogSoftmax     LogSoftmax(axis=-1), NaN in a row holding NaN or +inf, as wxb gives
+                 (onnxruntime's float64 kernel gave finite values there, 46.05 and the like)
 - LeakyReLU(α)   Z ⊙ Where(Z > 0, 1, α), as wxb computes it
 - SiLU           Z ⊙ σ(Z), σ as for Sigmoid
 - ELU(α)         Where(Z > 0, Z, α·(Exp(Min(Z, 0)) − 1))
-- Softplus(β, t) Where(βZ > t, Z, (Relu(βZ) + Log(1 + Exp(−|βZ|)))/β), as wxb computes
-                 it (wxb's log1p differs by less than one e^(−|βZ|) where that is tiny)
+- Softplus(β, t) Where(βZ > t, Z, (Relu(βZ) + log1p(Exp(−|βZ|)))/β), as wxb computes
+                 it, log1p(u) composed as Goldberg's
+                 Where(1 + u = 1, u, Log(1 + u)·u/((1 + u) − 1))
 - GELU('tanh')   composed from Mul/Add/Tanh as wxb writes it
 - GELU('none')   Z ⊙ Φ(Z). float32: ½·Z·(1 + Erf(Z/√2)). float64: onnxruntime has
                  no float64 Erf, so Φ(Z) = ½·erfc(−Z/√2) is composed from
@@ -655,7 +657,7 @@ class _Graph:
         if isinstance(kernel, ops.Softmax):
             return self.node("Softmax", [x], where, axis=-1)
         if isinstance(kernel, ops.LogSoftmax):
-            return self.node("LogSoftmax", [x], where, axis=-1)
+            return self._log_softmax(x, where)
         if isinstance(kernel, ops.LeakyReLU):
             # wxb: slope = 1 where z > 0, else α; A = slope ⊙ Z
             alpha = kernel.negative_slope
@@ -672,6 +674,24 @@ class _Graph:
             if kernel.approximate == "none":
                 return self._gelu_erf(x, where)
         raise ConfigError(f"{where}: no ONNX form for the activation {kernel!r}")  # unreachable
+
+    def _log_softmax(self, z: str, where: str) -> str:
+        # wxb's z − max − log Σ e^(z − max) is NaN across a row holding NaN or +inf;
+        # onnxruntime's float64 LogSoftmax gave finite log-probabilities there (46.05 for
+        # a row [1.0, -0.1, NaN]), so such rows are set to NaN, as wxb and PyTorch give
+        out = self.node("LogSoftmax", [z], where, axis=-1)
+        odd = self.node(
+            "Or",
+            [self.node("IsNaN", [z], where), self.node("IsInf", [z], where, detect_negative=0)],
+            where,
+        )
+        last = self.initializer(None, np.array([-1]), f"{where}.last_axis", np.dtype(np.int64))
+        count = self.node(
+            "Cast", [odd], where, to=self.onnx.helper.np_dtype_to_tensor_dtype(self.dtype)
+        )
+        count = self.node("ReduceSum", [count, last], where, keepdims=1)
+        spoilt = self.node("Greater", [count, self.const(0.0)], where)
+        return self.node("Where", [spoilt, self.const(math.nan), out], where)
 
     def _log1p(self, u: str, where: str) -> str:
         """log(1 + u) for u ≥ 0, as np.log1p to a few ulps (ONNX has no Log1p): Log(1 + u)
