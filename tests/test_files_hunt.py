@@ -3,6 +3,9 @@ PyTorch twins, the command line): the same numbers must come back."""
 
 from __future__ import annotations
 
+import os
+import stat
+
 import numpy as np
 import pytest
 
@@ -61,3 +64,25 @@ def test_a_log_softmax_row_holding_nan_or_inf_is_nan_in_onnxruntime_as_in_wxb(tm
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     tol = 1e-6 if dtype == "float32" else 1e-12  # log Σ near 0: an ulp of 1 apart at most
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_a_file_written_over_keeps_its_permissions(tmp_path, rng):
+    # the temporary renamed over the old file took the umask's mode: a model kept private
+    # with chmod 600 (one made with --fingerprint can tell its training rows) became
+    # readable by every user when saved again, and so did checkpoints and ONNX files
+    import wxb
+    from wxb.onnx import export
+
+    model = Sequential(Dense(3, 2, seed=int(rng.integers(1 << 31))))
+    for name, write in (("m.safetensors", wxb.save), ("m.onnx", export)):
+        path = tmp_path / name
+        write(model, path)
+        mode = int(rng.choice([0o600, 0o640, 0o660, 0o604]))
+        path.chmod(mode)
+        write(model, path)
+        assert stat.S_IMODE(path.stat().st_mode) == mode, name
+    umask = os.umask(0)
+    os.umask(umask)
+    fresh = wxb.save(model, tmp_path / "new.safetensors")  # a new file: the usual mode
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o666 & ~umask

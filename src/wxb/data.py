@@ -56,7 +56,8 @@ def atomic_write(path: str | Path, payload: bytes | list[bytes | memoryview]) ->
     """Write ``payload`` (bytes, or pieces written in turn) to ``path`` via a temporary
     file and a rename.
 
-    A crash leaves either the old file or the new one, never half of one. A
+    A crash leaves either the old file or the new one, never half of one; the new one
+    keeps the old one's permissions. A
     symbolic link is written through (the link stays); a device or pipe such as
     /dev/stdout is written to directly, since it cannot be renamed over.
     Missing parent folders are created. Errors name ``path``, not the temporary.
@@ -90,9 +91,13 @@ def atomic_write(path: str | Path, payload: bytes | list[bytes | memoryview]) ->
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror, str(path)) from None
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600; a saved file gets the usual mode
+        try:  # a file replaced keeps its permissions: a model chmod 600 stays private
+            mode = stat.S_IMODE(os.stat(target).st_mode)
+        except FileNotFoundError:  # mkstemp makes 0600; a new file gets the usual mode
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(temporary, mode)
         with os.fdopen(fd, "wb") as handle:
             _write_all(handle, payload)
             handle.flush()
