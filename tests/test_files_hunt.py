@@ -86,3 +86,37 @@ def test_a_file_written_over_keeps_its_permissions(tmp_path, rng):
     os.umask(umask)
     fresh = wxb.save(model, tmp_path / "new.safetensors")  # a new file: the usual mode
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("outputs", [1, 2, 3, 5])
+def test_class_names_that_do_not_fit_the_outputs_stop_predict_and_eval(
+    tmp_path, rng, capsys, outputs
+):
+    # model.info["classes"] set by hand with one name too few or too many was used as
+    # given: one logit and three names never predicted the third, and eval scored its
+    # rows with target 2 in the BCE loss; three outputs and two names wrote three
+    # probability columns under two headers
+    from cli_run import run
+
+    import wxb
+
+    fits = 2 if outputs == 1 else outputs
+    wrong = fits + int(rng.choice([-1, 1])) if fits > 2 else fits + 1
+    names = [f"k{i}" for i in range(wrong)]
+    model = Sequential(Dense(2, outputs, seed=int(rng.integers(1 << 31))))
+    model.info = {"task": "classification", "classes": names, "feature_names": ["x", "y"]}
+    if outputs == 1:
+        model.info["loss"] = "bce_with_logits"
+    path = wxb.save(model, tmp_path / "m.safetensors")
+    rows = rng.normal(size=(12, 2))
+    labels = rng.choice(names[: min(wrong, fits)], size=12)
+    lines = ["x,y,label", *(f"{a},{b},{c}" for (a, b), c in zip(rows, labels, strict=True))]
+    (tmp_path / "rows.csv").write_text("\n".join(lines) + "\n")
+    for command in (("predict", "--proba"), ("predict",), ("eval", "--target", "label")):
+        code, _, err = run(capsys, command[0], path, tmp_path / "rows.csv", *command[1:])
+        assert code == 2 and f"names {wrong} classes" in err and err.count("\n") == 1, err
+    model.info["classes"] = [f"k{i}" for i in range(fits)]  # the names that fit: it runs
+    wxb.save(model, path)
+    for command in (("predict", "--proba"), ("eval", "--target", "label")):
+        code, _, err = run(capsys, command[0], path, tmp_path / "rows.csv", *command[1:])
+        assert code == 0, err

@@ -74,6 +74,7 @@ from wxb.prepare import (
     PATIENCE_STEPS,
     TableData,
     Targets,
+    check_classes_fit,
     check_id_name,
     class_logits,
     default_schedule,
@@ -1181,6 +1182,7 @@ def run_eval(args: argparse.Namespace) -> None:
             )
     output = model.predict(X)
     check_outputs_finite(output, labelled.table, args.model)
+    check_classes_fit(model, output, args.model)  # before a label index is scored
     figures = report(model, X, y, loss, task)
     print(
         f"{data}: {len(X)} samples; "
@@ -1510,6 +1512,7 @@ def run_predict(args: argparse.Namespace) -> None:
     output = model.predict(X)
     if task == "classification":  # no class is read from inf or NaN (a number may be)
         check_outputs_finite(output, table, args.model)
+        check_classes_fit(model, output, args.model)
     header, columns = prediction_table(model, output, args.proba)
     id_column = model.info.get("id_column")
     if id_column and id_column in table:  # row order is kept: each row's id beside it

@@ -377,6 +377,27 @@ def is_multilabel(model) -> bool:
     return model.info.get("task") == "multilabel" or bool(model.info.get("multilabel"))
 
 
+def check_classes_fit(model, out: np.ndarray, source: object = "the model") -> None:
+    """ConfigError where ``model.info["classes"]``, set by hand, does not name what the
+    outputs ``out`` give: one name per output (two for one logit of ``bce_with_logits``).
+    Else predict read a class beyond the names as another (one logit and three names:
+    the third never predicted, its rows scored with target 2 in eval), or wrote
+    probability columns without a header."""
+    names = model.info.get("classes")
+    task, loss, _ = model_task(model)
+    if not names or task != "classification" or out.ndim != 2:
+        return
+    width = out.shape[1]
+    two = loss == "bce_with_logits" and width == 1 and not is_multilabel(model)
+    wanted = 2 if two else width
+    if len(names) != wanted:
+        outputs = "one logit (two classes)" if two else f"{width} outputs"
+        raise ConfigError(
+            f"{source}: its info names {len(names)} classes, but it gives {outputs}; "
+            f"model.info['classes'] needs {wanted} names, one per class in output order"
+        )
+
+
 def class_logits(model, out: np.ndarray) -> np.ndarray:
     """A classifier's outputs as logits: as they are, or from a probability head's
     p back to log p (softmax) or log p − log(1 − p) (sigmoid), which the softmax and the
@@ -472,6 +493,7 @@ def prediction_table(model, out: np.ndarray, proba: bool) -> tuple[list[str], li
 
     A multilabel model (from scikit-learn) gives one 0/1 column per label (σ(z) > ½, as
     scikit-learn's indicator matrix); a log-link regressor (Poisson) gives exp(z)."""
+    check_classes_fit(model, out)
     task, _, classes = model_task(model)
     head = probability_head(model)  # its outputs are p as the head gave them
     if is_multilabel(model):
