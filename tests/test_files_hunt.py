@@ -120,3 +120,22 @@ def test_class_names_that_do_not_fit_the_outputs_stop_predict_and_eval(
     for command in (("predict", "--proba"), ("eval", "--target", "label")):
         code, _, err = run(capsys, command[0], path, tmp_path / "rows.csv", *command[1:])
         assert code == 0, err
+
+
+def test_a_class_named_twice_stops_predict_and_eval(tmp_path, rng, capsys):
+    # ["cat", "cat", "dog"]: predict printed "cat" for two outputs, and eval looked the
+    # label up as one of them, so every row the other output won was scored wrong
+    from cli_run import run
+
+    import wxb
+
+    names = ["cat", "dog", "cat"] if rng.random() < 0.5 else ["1", "2", 1.0]  # '1' and 1.0
+    model = Sequential(Dense(2, 3, seed=int(rng.integers(1 << 31))))
+    model.info = {"task": "classification", "classes": names, "feature_names": ["x", "y"]}
+    path = wxb.save(model, tmp_path / "m.safetensors")
+    rows = rng.normal(size=(10, 2))
+    lines = ["x,y,label", *(f"{a},{b},{names[1]}" for a, b in rows)]
+    (tmp_path / "rows.csv").write_text("\n".join(lines) + "\n")
+    for command in (("predict",), ("eval", "--target", "label")):
+        code, _, err = run(capsys, command[0], path, tmp_path / "rows.csv", *command[1:])
+        assert code == 2 and "twice" in err and err.count("\n") == 1, err

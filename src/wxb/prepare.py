@@ -379,14 +379,22 @@ def is_multilabel(model) -> bool:
 
 def check_classes_fit(model, out: np.ndarray, source: object = "the model") -> None:
     """ConfigError where ``model.info["classes"]``, set by hand, does not name what the
-    outputs ``out`` give: one name per output (two for one logit of ``bce_with_logits``).
-    Else predict read a class beyond the names as another (one logit and three names:
-    the third never predicted, its rows scored with target 2 in eval), or wrote
-    probability columns without a header."""
+    outputs ``out`` give: one name per output (two for one logit of ``bce_with_logits``),
+    each name once. Else predict read a class beyond the names as another (one logit and
+    three names: the third never predicted, its rows scored with target 2 in eval), wrote
+    probability columns without a header, or eval scored a name given twice as one of
+    its outputs only."""
     names = model.info.get("classes")
-    task, loss, _ = model_task(model)
+    task, loss, classes = model_task(model)
     if not names or task != "classification" or out.ndim != 2:
         return
+    seen = [str(plain(c)) for c in classes]  # as labels are looked up (encode_labels)
+    twice = sorted({c for c in seen if seen.count(c) > 1})
+    if twice:  # one name for two outputs: eval scored one of them always wrong
+        raise ConfigError(
+            f"{source}: its info names the class {twice[0]!r} twice; model.info['classes'] "
+            "needs one name per class"
+        )
     width = out.shape[1]
     two = loss == "bce_with_logits" and width == 1 and not is_multilabel(model)
     wanted = 2 if two else width
