@@ -57,9 +57,9 @@ def atomic_write(path: str | Path, payload: bytes | list[bytes | memoryview]) ->
     file and a rename.
 
     A crash leaves either the old file or the new one, never half of one; the new one
-    keeps the old one's permissions. A
-    symbolic link is written through (the link stays); a device or pipe such as
-    /dev/stdout is written to directly, since it cannot be renamed over.
+    keeps the old one's permissions. A symbolic link is written through (the link
+    stays); a device or pipe such as /dev/stdout is written to directly, since it
+    cannot be renamed over.
     Missing parent folders are created. Errors name ``path``, not the temporary.
     """
     path = Path(path)
