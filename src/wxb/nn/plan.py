@@ -544,6 +544,10 @@ class LeanStack:
                 self.forward_program.append((_FACTOR, outs[i], layer, i, masks.get(i)))
             i += 1
         self.results, self.later_inputs = outs, inputs[1:]
+        # the output handed out by a recorded forward, where the last layer's backward
+        # reads A: a change made to it in place is what the backward reads (as PyTorch's)
+        self.reads_output = isinstance(layers[-1], Activation)
+        self.handed_out: np.ndarray | None = None
         # the backward, from the last layer down to the first with a trainable one below;
         # each step's incoming gradient is what the step above it wrote (fixed buffers)
         below = plan._trainable_below(_requires_grad)
@@ -630,6 +634,7 @@ class LeanStack:
         if fresh_output:
             x = x.copy()
         plan = self.plan
+        self.handed_out = x if fresh_output and record and self.reads_output else None
         if record:
             plan.inputs, plan.used, plan.factors = [X, *self.later_inputs], self.used, self.factors
             plan.results = [*self.results[:-1], x] if fresh_output else self.results
@@ -644,6 +649,8 @@ class LeanStack:
         if not already in ``loss_grad``."""
         if grad is not None and grad is not self.loss_grad:
             np.copyto(self.loss_grad, grad)
+        if self.handed_out is not None:  # the general backward reads that array itself
+            np.copyto(self.results[-1], self.handed_out)
         with self.plan._grad_lock:
             self.home.ensure_free()  # a gradient kept from an earlier step is never written over
             # (read at each step, never kept: a reference held here would count as a
