@@ -907,23 +907,24 @@ class Module:
         dtype = self.dtype
         X = rows_for_model(self.info, X, dtype)  # a table: its columns by name
         X = as_features(X, dtype)
-        leaf = Tensor.of_array if X.dtype in _NATIVE_FLOATS else Tensor  # (checked above)
         with self.evaluating(), no_grad():
             if 0 < len(X) <= batch_size:  # one batch (one row, often): no slicing or joining
-                return self(leaf(X)).data
+                return self._rows_forward(X)
             if not len(X):
                 return xp.empty((0,), dtype=dtype)
             if couples_rows(self):  # chunks would be normalised each by itself
-                return self(leaf(X)).data
-
-            def run(rows: np.ndarray) -> np.ndarray:
-                return self(leaf(rows)).data
-
+                return self._rows_forward(X)
+            run = self._rows_forward
             parts = [run(X[i : i + batch_size]) for i in range(0, len(X), batch_size)]
             border = np.concatenate([parts[0][-1:], parts[1][:1]])
             if chunk_changes_rows(self, X[batch_size - 1 : batch_size + 1], border, run):
                 return run(X)  # a forward of one's own that couples rows: as model(X)
         return np.concatenate(parts)
+
+    def _rows_forward(self, X: np.ndarray) -> np.ndarray:
+        """``predict``'s forward of rows X (checked, in the model's dtype), inside its block."""
+        leaf = Tensor.of_array if X.dtype in _NATIVE_FLOATS else Tensor  # (checked: finite)
+        return self(leaf(X)).data
 
     # -- description ---------------------------------------------------------------------
     def config(self) -> dict[str, Any]:

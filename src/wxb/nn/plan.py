@@ -35,6 +35,8 @@ from wxb.tensor import GRAD_LOCK, accumulate_grad
 _requires_grad = operator.attrgetter("requires_grad")
 
 STOCK_LAYERS = (Dense, Activation, Dropout, Standardize)
+# Inference buffers kept for later calls up to predict's batch; a larger call's go with it
+KEPT_INFERENCE_ROWS = 4096
 
 
 def unplannable_reason(layers: list[Module]) -> str | None:
@@ -151,6 +153,10 @@ class StackPlan:
         # LeanStacks by batch rows (fit's two sizes), and the one the last forward ran on
         self._leans: dict[int, LeanStack | None] = {}
         self._lean_ran: LeanStack | None = None
+        # the same for calls without a graph: the shape the last one ran the general way,
+        # and a LeanInference once a shape has run twice in a row
+        self._inference_lean: LeanInference | None = None
+        self._inference_shape: tuple | None = None
 
     # -- checks ---------------------------------------------------------------------------
     def _parameter_signature(self) -> tuple:
@@ -236,6 +242,7 @@ class StackPlan:
         self.inputs, self.results, self.factors, self.used = [], [], {}, {}
         self.output, self.capacity = None, 0
         self._leans, self._lean_ran = {}, None
+        self._inference_lean = self._inference_shape = None
 
     def _ensure(self, X: np.ndarray) -> None:
         # the width too: a stack with no Dense or Standardize takes any width
@@ -306,6 +313,25 @@ class StackPlan:
             x = out
         self.output = x
         return x
+
+    def infer(self, X: np.ndarray) -> np.ndarray | None:
+        """``forward(X, fresh_output=True, for_backward=False)`` (a call without a graph:
+        no_grad, predict), on a lean forward once X's shape has run twice in a row; None
+        where X does not fit (the layer-by-layer path then raises the error)."""
+        lean = self._inference_lean
+        if lean is not None and lean.current(X):
+            return lean.forward(X)
+        self._inference_lean = None  # (it keeps arrays alive that may be old now)
+        if not self.fits(X):
+            return None
+        out = self.forward(X, fresh_output=True, for_backward=False)
+        shape = (X.shape, X.dtype)
+        if len(X) > KEPT_INFERENCE_ROWS:  # not held for the model's life
+            self.drop_buffers()
+        elif shape == self._inference_shape:
+            self._inference_lean = LeanInference.build(self, X)
+        self._inference_shape = shape
+        return out
 
     # -- which recorded graph may use the buffers -------------------------------------------
     def pending(self) -> bool:
@@ -438,8 +464,143 @@ _grad = operator.attrgetter("grad")
 _grad_buffer = operator.attrgetter("grad_buffer")
 _grad_home = operator.attrgetter("grad_home")
 
-# the kinds of a LeanStack's steps
-_DENSE, _DENSE_FUSED, _ACTIVATION, _FACTOR = range(4)
+# the kinds of a lean forward's and backward's steps (_ROW: a one-row batch's W·x)
+_DENSE, _DENSE_FUSED, _ACTIVATION, _FACTOR, _ROW, _ROW_FUSED = range(6)
+
+
+def _forward_program(plan: StackPlan, batch: int) -> tuple[list, dict, list, list]:
+    """``plan.forward``'s steps for batches of ``batch`` rows, each decision taken: (the
+    steps, what each Dense and activation computes with as the plan's forward records it,
+    each activation with its kernel as taken, each layer's input buffer (None: X)).
+    A step is (kind, the buffer it writes, and what the kind needs)."""
+    layers = plan.layers
+    outs = [out[:batch] for out in plan.outputs]
+    masks = {i: mask[:batch] for i, mask in plan.masks.items()}
+    one_row = batch == 1  # the plan's gemv form: W·x, as the seed writes it
+    program: list[tuple] = []
+    used: dict[int, object] = {}
+    taken: list[tuple[Activation, object]] = []
+    inputs: list[np.ndarray | None] = []
+    i = 0
+    while i < len(layers):
+        layer, kind, after = layers[i], plan.program[i][2], plan.program[i][3]
+        inputs.append(None if i == 0 else outs[i - 1])
+        if kind is Dense:
+            weight, bias = layer.weight.data, layer.bias
+            operand = weight if one_row else weight.T
+            used[i] = (layer.weight, weight, bias)
+            fusable = after is not None and type(after.kernel) in ops.BIAS_FUSABLE
+            if bias is not None and fusable:  # Z = X·Wᵀ; Z + b, A = f(Z) in one pass
+                kernel = used[i + 1] = after.kernel
+                taken.append((after, kernel))
+                fused = kernels.prepared_bias_activation(
+                    kernel.code, outs[i], bias.data, outs[i + 1], kernel.alpha
+                )
+                z = outs[i][0] if one_row else outs[i]
+                program.append(
+                    (_ROW_FUSED if one_row else _DENSE_FUSED, outs[i + 1], operand, fused, z)
+                )
+                inputs.append(outs[i])
+                i += 2
+                continue
+            b = None if bias is None else bias.data
+            step = _ROW if one_row else _DENSE
+            program.append((step, outs[i], operand, b, outs[i][0] if one_row else None))
+        elif kind is Activation:
+            used[i] = layer.kernel
+            taken.append((layer, layer.kernel))
+            program.append((_ACTIVATION, outs[i], layer.kernel, None, None))
+        else:  # Dropout, Standardize
+            program.append((_FACTOR, outs[i], layer, i, masks.get(i)))
+        i += 1
+    return program, used, taken, inputs
+
+
+def _run_forward(program: list[tuple], X: np.ndarray, factors: dict) -> np.ndarray:
+    """The steps of ``_forward_program`` on X; the last step's buffer (each Dropout's and
+    Standardize's factor into ``factors``)."""
+    x = X
+    for kind, out, what, extra, more in program:
+        if kind is _DENSE_FUSED:  # Z = X·Wᵀ, then Z + b and A = f(Z)
+            np.matmul(x, what, out=more)
+            extra()
+        elif kind is _DENSE:  # Z = X·Wᵀ + b
+            np.matmul(x, what, out=out)
+            if extra is not None:
+                out += extra
+        elif kind is _ROW_FUSED:  # z = W·x, then z + b and a = f(z)
+            np.matmul(what, x[0], out=more)
+            extra()
+        elif kind is _ROW:  # z = W·x + b
+            np.matmul(what, x[0], out=more)
+            if extra is not None:
+                out += extra
+        elif kind is _ACTIVATION:  # A = f(Z)
+            result = what.forward(x, out)
+            if result is not out and result is not None:
+                np.copyto(out, result)
+        else:  # Dropout, Standardize
+            factors[extra] = _factor_forward(what, x, out, more)
+        x = out
+    return x
+
+
+def _kernels_loaded_as(plan: StackPlan) -> bool:
+    """Whether a lean program can be made for the plan: its activations are wxb's own
+    (a kernel of one's own runs on the plan's general path)."""
+    return all(
+        type(layer.kernel).__module__ == ops.__name__
+        for layer in plan.layers
+        if isinstance(layer, Activation)
+    )
+
+
+class LeanInference:
+    """A StackPlan's forward without a graph (``predict``, a call under ``no_grad``) for
+    one batch shape, every decision taken once, as ``LeanStack``'s for training: the same
+    products and kernels into the same buffers, so the same numbers. At one row the
+    checks and dispatch of the general forward cost as much as the arithmetic."""
+
+    @classmethod
+    def build(cls, plan: StackPlan, X: np.ndarray) -> LeanInference | None:
+        """One for batches shaped as ``X``, after ``plan.forward`` ran on them; None where
+        the stack is not one it runs."""
+        if (
+            plan.stale_reason is not None
+            or len(X) > plan.capacity
+            or X.shape[1:] != (plan.width,)
+            or X.dtype != plan.dtype
+            or plan.dtype not in (np.float32, np.float64)
+            or not _kernels_loaded_as(plan)
+        ):
+            return None
+        return cls(plan, X)
+
+    def __init__(self, plan: StackPlan, X: np.ndarray) -> None:
+        self.plan, self.shape, self.dtype = plan, X.shape, X.dtype
+        self.outputs = plan.outputs  # the plan's buffers, while it keeps these
+        self.params, self.arrays = plan.params, [p.data for p in plan.params]
+        self.loops = kernels.loaded()
+        self.program, _, self.kernels, _ = _forward_program(plan, len(X))
+        self.factors: dict[int, np.ndarray | float] = {}
+
+    def current(self, X: np.ndarray) -> bool:
+        """Whether a batch like ``X`` runs here: the same shape and dtype, and the plan's
+        buffers, every parameter's array, every activation's kernel and the kernel route
+        as when it was built (Dropout's mode and p, Standardize's statistics are read at
+        each call)."""
+        return (
+            X.shape == self.shape
+            and X.dtype == self.dtype
+            and self.plan.outputs is self.outputs
+            and all(map(operator.is_, map(_data, self.params), self.arrays))
+            and all(layer.kernel is kernel for layer, kernel in self.kernels)
+            and kernels.loaded() is self.loops
+        )
+
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        """What ``plan.forward(X, fresh_output=True, for_backward=False)`` returns."""
+        return _run_forward(self.program, X, self.factors).copy()
 
 
 class LeanStack:
@@ -482,9 +643,8 @@ class LeanStack:
                 or buffer.dtype != p.dtype
             ):
                 return None
-        for layer in plan.layers:
-            if isinstance(layer, Activation) and type(layer.kernel).__module__ != ops.__name__:
-                return None  # a kernel of one's own: the plan runs it
+        if not _kernels_loaded_as(plan):
+            return None  # a kernel of one's own: the plan runs it
         computed = [
             p
             for layer in plan.layers
@@ -503,47 +663,14 @@ class LeanStack:
         self.params, self.arrays = plan.params, [p.data for p in plan.params]
         self.home = plan.params[0].grad_home
         self.loops = kernels.loaded()
-        self.kernels: list[tuple[Activation, object]] = []  # each activation's kernel, as taken
         outs = [out[:batch] for out in plan.outputs]
         grads = [None if g is None else g[:batch] for g in plan.input_grads]
-        masks = {i: mask[:batch] for i, mask in plan.masks.items()}
         self.loss_grad = np.empty_like(outs[-1])  # ∇_A L, for the step to fill
         self.factors: dict[int, np.ndarray | float] = {}
-        self.used: dict[int, object] = {}  # as the plan's forward records it
-        index = {id(p): k for k, p in enumerate(plan.params)}
-        # the forward: (kind, the buffer it writes, and what the kind needs)
-        self.forward_program: list[tuple] = []
-        inputs: list[np.ndarray | None] = []  # layer i's input (None: X)
-        i = 0
-        while i < len(layers):
-            layer, kind, after = layers[i], plan.program[i][2], plan.program[i][3]
-            inputs.append(None if i == 0 else outs[i - 1])
-            if kind is Dense:
-                weight_t, bias = layer.weight.data.T, layer.bias
-                self.used[i] = (layer.weight, layer.weight.data, bias)
-                fusable = after is not None and type(after.kernel) in ops.BIAS_FUSABLE
-                if bias is not None and fusable:  # Z = X·Wᵀ; Z + b, A = f(Z) in one pass
-                    kernel = self.used[i + 1] = after.kernel
-                    self.kernels.append((after, kernel))
-                    fused = kernels.prepared_bias_activation(
-                        kernel.code, outs[i], bias.data, outs[i + 1], kernel.alpha
-                    )
-                    self.forward_program.append(
-                        (_DENSE_FUSED, outs[i + 1], weight_t, fused, outs[i])
-                    )
-                    inputs.append(outs[i])
-                    i += 2
-                    continue
-                b = None if bias is None else bias.data
-                self.forward_program.append((_DENSE, outs[i], weight_t, b, None))
-            elif kind is Activation:
-                self.used[i] = layer.kernel
-                self.kernels.append((layer, layer.kernel))
-                self.forward_program.append((_ACTIVATION, outs[i], layer.kernel, None, None))
-            else:  # Dropout, Standardize
-                self.forward_program.append((_FACTOR, outs[i], layer, i, masks.get(i)))
-            i += 1
+        # the forward, and what it records (as the plan's forward records it)
+        self.forward_program, self.used, self.kernels, inputs = _forward_program(plan, batch)
         self.results, self.later_inputs = outs, inputs[1:]
+        index = {id(p): k for k, p in enumerate(plan.params)}
         # the output handed out by a recorded forward, where the last layer's backward
         # reads A: a change made to it in place is what the backward reads (as PyTorch's)
         self.reads_output = isinstance(layers[-1], Activation)
@@ -615,22 +742,7 @@ class LeanStack:
         """What ``StackPlan.forward(X, fresh_output)`` computes, into the same buffers (the
         output copied into a new array if ``fresh_output``). ``record``: leave in the plan
         what its forward leaves for its general backward (which a recorded graph may run)."""
-        x = X
-        for kind, out, what, extra, more in self.forward_program:
-            if kind is _DENSE_FUSED:  # Z = X·Wᵀ, then Z + b and A = f(Z)
-                np.matmul(x, what, out=more)
-                extra()
-            elif kind is _DENSE:  # Z = X·Wᵀ + b
-                np.matmul(x, what, out=out)
-                if extra is not None:
-                    out += extra
-            elif kind is _ACTIVATION:  # A = f(Z)
-                result = what.forward(x, out)
-                if result is not out and result is not None:
-                    np.copyto(out, result)
-            else:  # Dropout, Standardize
-                self.factors[extra] = _factor_forward(what, x, out, more)
-            x = out
+        x = _run_forward(self.forward_program, X, self.factors)
         if fresh_output:
             x = x.copy()
         plan = self.plan

@@ -19,13 +19,17 @@ import numpy as np
 
 from wxb.errors import ConfigError, TrainingError
 from wxb.nn.layers import Activation, Dense, Dropout
-from wxb.nn.module import Module, _structure_changed, stock_kind, structure_version
+from wxb.nn.module import (
+    _NATIVE_FLOATS,
+    Module,
+    _structure_changed,
+    stock_kind,
+    structure_version,
+)
 from wxb.nn.plan import StackPlan, unplannable_reason
 from wxb.tensor import Tensor, is_grad_enabled, is_retaining_graph
 
 MAX_PENDING_GRAPHS = 4  # plans kept per model; beyond, graphs are recorded layer by layer
-# Inference buffers kept for later calls up to predict's batch; a larger call's go with it
-KEPT_INFERENCE_ROWS = 4096
 
 
 class _Plans:
@@ -255,14 +259,30 @@ class Sequential(Module):
                     return _record(plan, x)
             else:  # inference: straight through, no graph
                 plan = self._plans().inference
-                if plan is not None and plan.fits(x.data):
-                    out = plan.forward(x.data, fresh_output=True, for_backward=False)
-                    if len(out) > KEPT_INFERENCE_ROWS:  # not held for the model's life
-                        plan.drop_buffers()
-                    return Tensor.of_array(out)
+                if plan is not None:
+                    out = plan.infer(x.data)
+                    if out is not None:
+                        return Tensor.of_array(out)
         for layer in self._modules.values():  # layer by layer (also what raises the errors)
             x = layer(x)
         return x
+
+    def _rows_forward(self, X: np.ndarray) -> np.ndarray:
+        # predict's rows straight to the inference plan, where forward would take them
+        # there: the call and the Tensors around it cost as much as a one-row product
+        if (
+            self.use_plan
+            and type(self).forward is Sequential.forward
+            and type(self).__call__ is Module.__call__
+            and "forward" not in vars(self)
+            and X.dtype in _NATIVE_FLOATS
+        ):
+            plan = self._plans().inference
+            if plan is not None:
+                out = plan.infer(X)
+                if out is not None:
+                    return out
+        return super()._rows_forward(X)
 
     def why_not_planned(self) -> str | None:
         """None when calls of this model run the planned stack; else the reason they go
