@@ -319,7 +319,7 @@ class StackPlan:
         no_grad, predict), on a lean forward once X's shape has run twice in a row; None
         where X does not fit (the layer-by-layer path then raises the error)."""
         lean = self._inference_lean
-        if lean is not None and lean.current(X):
+        if lean is not None and lean.current(X, self):
             return lean.forward(X)
         self._inference_lean = None  # (it keeps arrays alive that may be old now)
         if not self.fits(X):
@@ -577,22 +577,24 @@ class LeanInference:
         return cls(plan, X)
 
     def __init__(self, plan: StackPlan, X: np.ndarray) -> None:
-        self.plan, self.shape, self.dtype = plan, X.shape, X.dtype
+        # (the plan itself is not held: it holds this, and a plan let go, as a thread's
+        # when the thread ends, must take its buffers with it at once, not at a gc pass)
+        self.shape, self.dtype = X.shape, X.dtype
         self.outputs = plan.outputs  # the plan's buffers, while it keeps these
         self.params, self.arrays = plan.params, [p.data for p in plan.params]
         self.loops = kernels.loaded()
         self.program, _, self.kernels, _ = _forward_program(plan, len(X))
         self.factors: dict[int, np.ndarray | float] = {}
 
-    def current(self, X: np.ndarray) -> bool:
+    def current(self, X: np.ndarray, plan: StackPlan) -> bool:
         """Whether a batch like ``X`` runs here: the same shape and dtype, and the plan's
-        buffers, every parameter's array, every activation's kernel and the kernel route
-        as when it was built (Dropout's mode and p, Standardize's statistics are read at
-        each call)."""
+        (``plan``: the one it was built for) buffers, every parameter's array, every
+        activation's kernel and the kernel route as when it was built (Dropout's mode and
+        p, Standardize's statistics are read at each call)."""
         return (
             X.shape == self.shape
             and X.dtype == self.dtype
-            and self.plan.outputs is self.outputs
+            and plan.outputs is self.outputs
             and all(map(operator.is_, map(_data, self.params), self.arrays))
             and all(layer.kernel is kernel for layer, kernel in self.kernels)
             and kernels.loaded() is self.loops
