@@ -7,9 +7,11 @@ import threading
 import weakref
 
 import numpy as np
+import pytest
 
 import wxb
 from wxb import nn
+from wxb.errors import DataError
 from wxb.nn.sequential import _PLANS
 
 
@@ -86,3 +88,31 @@ def test_threads_each_get_their_single_threaded_numbers(rng):
     for thread in threads:
         thread.join()
     assert wrong == []
+
+
+@pytest.mark.parametrize("new_width", [1, 5])
+def test_a_standardize_given_statistics_of_another_width(rng, new_width):
+    """A stack with no Dense takes the width its Standardize takes: statistics of another
+    width set since the plan was made (width 1 broadcast over any X) and the plan, lean or
+    not, ran the old width; the layers raise, and with rows of the new width agree."""
+    n = int(rng.integers(2, 5))
+    model = nn.Sequential(
+        nn.Standardize(rng.normal(size=n), rng.uniform(0.5, 2, size=n), dtype="float64"),
+        nn.ReLU(),
+    )
+    X = rng.normal(size=(int(rng.integers(1, 4)), n))
+    for _ in range(3):
+        model.predict(X)
+        with wxb.no_grad():
+            model(X)
+    model[0].mean = rng.normal(size=new_width)
+    model[0].scale = rng.uniform(0.5, 2, size=new_width)
+    with pytest.raises(DataError, match=f"needs X with {new_width} features"):
+        model.predict(X)
+    with pytest.raises(DataError, match=f"needs X with {new_width} features"), wxb.no_grad():
+        model(X)
+    general = copy.deepcopy(model)
+    general.use_plan = False
+    X = rng.normal(size=(len(X), new_width))
+    for _ in range(3):
+        np.testing.assert_array_equal(model.predict(X), general.predict(X))

@@ -328,13 +328,15 @@ class Sequential(Module):
         }
 
 
-def plan_key(model: Sequential) -> tuple[tuple, tuple, tuple]:
-    """What a plan of ``model`` was made for: its layers, their parameters, and the
-    forwards set on the model or a layer (``layer.forward = …``); see same_plan_key."""
+def plan_key(model: Sequential) -> tuple[tuple, tuple, tuple, tuple]:
+    """What a plan of ``model`` was made for: its layers, their parameters and buffers
+    (a Standardize's statistics given another width change the width the plan takes), and
+    the forwards set on the model or a layer (``layer.forward = …``); see same_plan_key."""
     layers = tuple(model._modules.values())
     params = tuple(p for m in layers for p in m._parameters.values())
+    buffers = tuple(a for m in layers for a in m._buffers.values())
     own_forwards = tuple(vars(m).get("forward") for m in (model, *layers))
-    return layers, params, own_forwards
+    return layers, params, buffers, own_forwards
 
 
 def same_plan_key(a: tuple, b: tuple) -> bool:
