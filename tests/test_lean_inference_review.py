@@ -3,6 +3,7 @@ sequences a user can produce, each checked against what the layers compute one b
 
 import copy
 import gc
+import os
 import threading
 import weakref
 
@@ -10,9 +11,10 @@ import numpy as np
 import pytest
 
 import wxb
-from wxb import nn
-from wxb.errors import DataError
+from wxb import kernels, nn
+from wxb.errors import DataError, ShapeError
 from wxb.nn.sequential import _PLANS
+from wxb.tensor import Tensor
 
 
 def _stack(rng, n, dtype="float64"):
@@ -58,11 +60,11 @@ def test_threads_each_get_their_single_threaded_numbers(rng):
         nn.Standardize(rng.normal(size=n), rng.uniform(0.5, 2, size=n)),
         nn.Dense(n, 16, seed=rng),
         nn.LeakyReLU(float(rng.uniform(0, 0.5))),
-        nn.Dropout(0.3, seed=rng),
+        nn.Dropout(0.3, seed=int(rng.integers(2**32))),
         nn.Dense(16, 4, seed=rng),
         nn.Softmax(dim=1),
     )
-    model.eval()  # model(X) too without Dropout draws (its generator is the model's one)
+    model.eval()  # model(X) too without Dropout draws (one generator for every thread)
     general = copy.deepcopy(model)
     general.use_plan = False
     rows = [1, 1, 1, 5, 5, 5, 1, 33, 33, 2, 2, 1]
@@ -116,3 +118,142 @@ def test_a_standardize_given_statistics_of_another_width(rng, new_width):
     X = rng.normal(size=(len(X), new_width))
     for _ in range(3):
         np.testing.assert_array_equal(model.predict(X), general.predict(X))
+
+
+def test_errors_the_layers_raise_are_raised_with_a_lean_forward_built(rng):
+    """Once a shape runs on the lean forward: a wrong width, a wrong dtype under no_grad
+    and NaN given to predict raise as the layers do, and the numbers after are the same."""
+    n = int(rng.integers(2, 6))
+    model = _stack(rng, n)
+    general = copy.deepcopy(model)
+    general.use_plan = False
+    for rows in (1, int(rng.integers(2, 6))):
+        X = rng.normal(size=(rows, n))
+        for _ in range(3):
+            model.predict(X)
+            with wxb.no_grad():
+                model(X)
+        assert _PLANS[model].inference._inference_lean is not None
+        wide = rng.normal(size=(rows, n + 1))
+        with pytest.raises(ShapeError):
+            model.predict(wide)
+        with pytest.raises(ShapeError), wxb.no_grad():
+            model(wide)
+        with pytest.raises(DataError, match="float32"), wxb.no_grad():
+            model(Tensor(X.astype("float32")))
+        bad = X.copy()
+        bad[int(rng.integers(rows)), int(rng.integers(n))] = rng.choice([np.nan, np.inf])
+        with pytest.raises(DataError):
+            model.predict(bad)
+        for _ in range(2):
+            np.testing.assert_array_equal(model.predict(X), general.predict(X))
+
+
+def test_outputs_handed_out_under_no_grad_are_the_callers_own(rng):
+    """One row and many, model(X) under no_grad and predict in chunks: an output kept is
+    not written by later calls of the same shape (on the lean forward, the same buffers)."""
+    n = int(rng.integers(2, 6))
+    model = _stack(rng, n)
+    for rows in (1, int(rng.integers(2, 6))):
+        X = rng.normal(size=(rows, n))
+        with wxb.no_grad():
+            kept = [model(X).data for _ in range(4)]
+        chunked = [model.predict(np.vstack([X, X, X]), batch_size=rows) for _ in range(3)]
+        expected = kept[0].copy()
+        for _ in range(3):
+            with wxb.no_grad():
+                model(rng.normal(size=(rows, n)))
+            model.predict(rng.normal(size=(3 * rows, n)), batch_size=rows)
+        for k in kept:
+            np.testing.assert_array_equal(k, expected)
+        for c in chunked:
+            np.testing.assert_array_equal(c, np.vstack([expected] * 3))
+
+
+def _twins(rng, dtype):
+    """A random stack of stock layers (a Standardize in front) and its copy that runs
+    layer by layer."""
+    n = int(rng.integers(1, 5))
+    layers = [nn.Standardize(rng.normal(size=n), rng.uniform(0.5, 2, size=n), dtype=dtype)]
+    width = n
+    makers = [
+        nn.ReLU,
+        nn.Tanh,
+        nn.Sigmoid,
+        nn.SiLU,
+        nn.Identity,
+        lambda: nn.LeakyReLU(0.1),
+        lambda: nn.ELU(0.5),
+        nn.Softplus,
+        nn.GELU,
+    ]
+    for _ in range(int(rng.integers(1, 4))):
+        out = int(rng.integers(1, 6))
+        bias = bool(rng.random() < 0.8)
+        layers.append(nn.Dense(width, out, bias=bias, dtype=dtype, seed=rng))
+        layers.append(makers[int(rng.integers(len(makers)))]())
+        if rng.random() < 0.3:  # (a generator of its own: the test's draws go on apart)
+            layers.append(nn.Dropout(0.3, seed=int(rng.integers(2**32))))
+        width = out
+    model = nn.Sequential(*layers)
+    general = copy.deepcopy(model)
+    general.use_plan = False
+    return model, general, n
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_random_sequences_of_calls_and_changes(rng, dtype):
+    """predict (whole, in chunks whose last is another shape) and no_grad calls of one
+    row and several, between changes a user makes to both twins alike (weights given
+    and scaled, an activation replaced, a training step, the statistics, use_plan, the
+    kernel route): each output as the layers compute it, bit for bit."""
+    try:
+        for _ in range(4):
+            model, general, n = _twins(rng, dtype)
+            optimizers = [wxb.optim.SGD(m.parameters(), lr=0.01) for m in (model, general)]
+            for _ in range(40):
+                action = int(rng.integers(12))
+                rows = int(rng.choice([1, 1, 2, 3, 7]))
+                X = rng.normal(size=(rows, n)).astype(dtype)
+                dense = [i for i, layer in enumerate(model) if isinstance(layer, nn.Dense)]
+                i = int(rng.choice(dense))
+                if action <= 4:
+                    batch = int(rng.choice([rows, max(1, rows - 1), 2, 1000]))
+                    got = model.predict(X, batch_size=batch)
+                    np.testing.assert_array_equal(got, general.predict(X, batch_size=batch))
+                elif action == 5:
+                    with wxb.no_grad():
+                        model.eval(), general.eval()
+                        np.testing.assert_array_equal(model(X).data, general(X).data)
+                        model.train(), general.train()
+                elif action == 6:
+                    weight = rng.normal(size=model[i].weight.shape).astype(dtype)
+                    for m in (model, general):
+                        m[i].weight.data = weight.copy()
+                elif action == 7:
+                    factor = np.dtype(dtype).type(rng.uniform(0.5, 2))
+                    for m in (model, general):
+                        m[i].weight.data *= factor
+                elif action == 8:
+                    slope = float(rng.uniform(-1, 1))
+                    make = [nn.ReLU, nn.Tanh, lambda s=slope: nn.LeakyReLU(s)][int(rng.integers(3))]
+                    for m in (model, general):
+                        m[i + 1] = make()
+                elif action == 9:
+                    Xt = rng.normal(size=(4, n)).astype(dtype)
+                    target = np.zeros((4, model[dense[-1]].out_features), dtype)
+                    for m, optimizer in zip((model, general), optimizers, strict=True):
+                        optimizer.zero_grad()
+                        nn.MSELoss()(m(Xt), target).backward()
+                        optimizer.step()
+                elif action == 10:
+                    mean = rng.normal(size=n).astype(dtype)
+                    for m in (model, general):
+                        m[0].mean[:] = mean
+                else:
+                    if rng.random() < 0.5:
+                        model.use_plan = not model.use_plan
+                    else:
+                        kernels.use(str(rng.choice(["numpy", "auto"])))
+    finally:
+        kernels.use(os.environ.get("WXB_KERNELS", "auto"))
