@@ -257,3 +257,132 @@ def test_random_sequences_of_calls_and_changes(rng, dtype):
                         kernels.use(str(rng.choice(["numpy", "auto"])))
     finally:
         kernels.use(os.environ.get("WXB_KERNELS", "auto"))
+
+
+def _changes(rng):
+    """Changes between calls that tests/test_lean_inference.py does not make."""
+
+    def elu_alpha(model):
+        model[1].alpha = float(rng.uniform(0.2, 2.0))
+
+    def softplus_beta(model):
+        model[3].beta = float(rng.uniform(0.5, 3.0))
+
+    def softplus_threshold(model):
+        model[3].threshold = float(rng.uniform(0.05, 1.0))
+
+    def gelu_approximate(model):
+        model[5].approximate = "tanh" if model[5].approximate == "none" else "none"
+
+    def layer_replaced(model):
+        model[1] = nn.Tanh()
+
+    def layer_inserted(model):
+        model.insert(2, nn.Sigmoid())
+
+    def layer_appended(model):
+        model.append(nn.ReLU())
+
+    def bias_removed(model):
+        model[2].bias = None
+
+    def state_loaded(model):
+        model.load_state_dict({k: v * 1.5 for k, v in model.state_dict().items()})
+
+    def statistics_replaced(model):
+        n = model[0].mean.shape[0]
+        model[0].mean = rng.normal(size=n)
+        model[0].scale = rng.uniform(0.5, 2, size=n)
+
+    def frozen(model):
+        for p in model.parameters():
+            p.requires_grad = False
+
+    return [
+        elu_alpha,
+        softplus_beta,
+        softplus_threshold,
+        gelu_approximate,
+        layer_replaced,
+        layer_inserted,
+        layer_appended,
+        bias_removed,
+        state_loaded,
+        statistics_replaced,
+        frozen,
+    ]
+
+
+@pytest.mark.parametrize("which", range(11))
+def test_more_changes_between_calls(rng, which):
+    n = int(rng.integers(2, 6))
+    model = nn.Sequential(
+        nn.Standardize(rng.normal(size=n), rng.uniform(0.5, 2, size=n), dtype="float64"),
+        nn.ELU(float(rng.uniform(0.2, 2.0))),
+        nn.Dense(n, 5, dtype="float64", seed=rng),
+        nn.Softplus(beta=float(rng.uniform(0.5, 3.0))),
+        nn.Dense(5, 3, dtype="float64", seed=rng),
+        nn.GELU(approximate=str(rng.choice(["none", "tanh"]))),
+    )
+    for rows in (1, int(rng.integers(2, 6))):
+        X = rng.normal(size=(rows, n))
+        for _ in range(3):
+            model.predict(X)
+        _changes(rng)[which](model)
+        general = copy.deepcopy(model)
+        general.use_plan = False
+        expected = general.predict(X)
+        for _ in range(3):  # the general forward, then a lean one built again
+            np.testing.assert_array_equal(model.predict(X), expected)
+            with wxb.no_grad():
+                np.testing.assert_array_equal(model(X).data, expected)
+
+
+def test_graphs_inside_no_grad_and_models_inside_models(rng):
+    """enable_grad inside a no_grad block (a step between lean calls); a Sequential
+    subclass with and without a forward of its own; a model called twice inside another
+    model's forward: the numbers of their layer-by-layer twins."""
+
+    class Plain(nn.Sequential):
+        pass
+
+    class Doubled(nn.Sequential):
+        def forward(self, x):
+            return super().forward(x) * 2.0
+
+    class Outer(nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(x) + self.inner(x * 2.0)
+
+    n = int(rng.integers(2, 6))
+    for make in (nn.Sequential, Plain, Doubled, lambda *layers: Outer(nn.Sequential(*layers))):
+        model = make(
+            nn.Dense(n, 6, dtype="float64", seed=rng),
+            nn.ReLU(),
+            nn.Dense(6, 2, dtype="float64", seed=rng),
+        )
+        general = copy.deepcopy(model)
+        for m in general.modules():
+            if isinstance(m, nn.Sequential):
+                m.use_plan = False
+        outs = []
+        for m in (model, general):
+            got = []
+            with wxb.no_grad():
+                for rows in (1, 1, 1, 3, 3, 3, 1, 1):
+                    X = np.random.default_rng(rows).normal(size=(rows, n))
+                    got += [m(X).data, m.predict(X)]
+                    with wxb.enable_grad():
+                        out = m(X)
+                        out.sum().backward()
+                    for p in m.parameters():
+                        p.data -= 0.01 * p.grad
+                        p.grad = None
+                    got += [m(X).data, m.predict(X)]
+            outs.append(got)
+        for a, b in zip(*outs, strict=True):
+            np.testing.assert_array_equal(a, b)
