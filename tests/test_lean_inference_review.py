@@ -52,6 +52,37 @@ def test_a_threads_plan_goes_with_the_thread(rng):
             gc.enable()
 
 
+def test_a_threads_training_plan_goes_with_the_thread(rng):
+    """The same for a thread that trains (a hand loop): its training plan's lean stack
+    holds no reference back to the plan."""
+    n = int(rng.integers(2, 6))
+    model = _stack(rng, n)
+    optimizer = wxb.optim.SGD(model.parameters(), lr=0.01)
+    rows = int(rng.integers(2, 9))
+    X, target = rng.normal(size=(rows, n)), rng.normal(size=(rows, 3))
+    plans = []
+
+    def work():
+        for _ in range(3):  # the lean stack from the second step
+            optimizer.zero_grad()
+            nn.MSELoss()(model(X), target).backward()
+            optimizer.step()
+        plan = _PLANS[model].training[0]
+        assert plan._leans.get(rows) is not None
+        plans.append(weakref.ref(plan))
+
+    was_enabled = gc.isenabled()
+    gc.disable()  # only reference counts free it
+    try:
+        thread = threading.Thread(target=work)
+        thread.start()
+        thread.join()
+        assert plans[0]() is None
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def test_threads_each_get_their_single_threaded_numbers(rng):
     """Several threads and the main thread predict (and call under no_grad) on one model,
     one-row and many-row batches interleaved: each gets the layers' own numbers."""

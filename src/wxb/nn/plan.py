@@ -660,7 +660,9 @@ class LeanStack:
 
     def __init__(self, plan: StackPlan, X: np.ndarray) -> None:
         batch, layers = len(X), plan.layers
-        self.plan, self.shape, self.dtype = plan, X.shape, X.dtype
+        # the plan held weakly: it holds this, and a plan let go (a thread's, when the
+        # thread ends) must take its buffers with it at once, not at a gc pass
+        self._plan, self.shape, self.dtype = weakref.ref(plan), X.shape, X.dtype
         self.outputs = plan.outputs  # the plan's buffers, while it keeps these
         self.params, self.arrays = plan.params, [p.data for p in plan.params]
         self.home = plan.params[0].grad_home
@@ -704,6 +706,11 @@ class LeanStack:
                 self.backward_program.append(entry)
             else:
                 self.backward_program.append((_FACTOR, g_in, None, i, grads[i]))
+
+    @property
+    def plan(self) -> StackPlan:
+        """The plan this runs for (alive while this is: only the plan holds this)."""
+        return self._plan()
 
     def holds_arrays(self) -> bool:
         """Whether the plan's buffers and the parameters' arrays are still those it took."""
