@@ -176,7 +176,10 @@ def float_array(value: object, dtype: np.dtype, where: str) -> np.ndarray:
             return xp.asarray(value, dtype=dtype)
         except OverflowError:  # an int beyond any float
             raise _beyond_range(where, dtype) from None
-    source = value if isinstance(value, np.ndarray) else np.asarray(value)
+    # A plain array, as torch.tensor takes a subclass: an np.matrix kept would index as a
+    # matrix (t[:, 0] of shape (n, 1)), and a masked array would keep its masked entries
+    # out of the arithmetic of the backward (g * A left g there), unlike torch and NumPy
+    source = value if type(value) is np.ndarray else np.asarray(value)
     if source.dtype == dtype:  # nothing to cast: nothing to check
         return source
     if source.dtype.kind in "biu":  # whole numbers fit either float (int64 < 3.4e38)
