@@ -45,3 +45,34 @@ def test_a_subclass_of_ndarray_gives_torchs_gradients(rng, where, subclass):
     np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-12)
     np.testing.assert_allclose(w.grad, tw.grad.numpy(), rtol=1e-12)
     assert type(x.grad) is np.ndarray and type(w.grad) is np.ndarray
+
+
+COMPARISONS = ["__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__"]
+
+
+@pytest.mark.parametrize("form", ["scalar", "0-d", "array"])
+@pytest.mark.parametrize("int_dtype", [np.int64, np.int32, np.uint64])
+def test_numpy_integers_compare_with_a_float_tensor_as_torchs(rng, form, int_dtype):
+    # torch compares float32 with integers in float32 (as x − n is computed); NumPy
+    # compares float32 with int64 in float64: beyond 2**24 the masks differed
+    # odd integers beyond 2**25: none is a float32; the tensor holds each one's float32
+    # (equal in torch's eyes), or a float32 or two away
+    ints = (rng.integers(2**24, 2**29, size=6) * 2 + 1).astype(int_dtype)
+    steps = rng.integers(-1, 2, size=6) * 64
+    pick = int(rng.integers(6))
+    steps[pick] = 0
+    floats = (ints.astype(np.float32) + steps).astype(np.float32)
+    if form == "array":
+        given = ints
+    else:
+        given = int_dtype(ints[pick]) if form == "scalar" else np.array(ints[pick])
+    ours, theirs = Tensor(floats), torch.tensor(floats)
+    other = torch.tensor(np.asarray(given).astype(np.int64))
+    for name in COMPARISONS:
+        want = getattr(theirs, name)(other).numpy()
+        np.testing.assert_array_equal(getattr(ours, name)(given), want, err_msg=name)
+    # on the left: NumPy's ufunc hands the comparison to the tensor
+    np.testing.assert_array_equal(given == ours, (other == theirs).numpy())
+    np.testing.assert_array_equal(np.less(given, ours), (other < theirs).numpy())
+    # the same answer as the difference gives
+    np.testing.assert_array_equal(ours == given, (ours - given).data == 0)

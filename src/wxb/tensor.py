@@ -641,15 +641,23 @@ def _compared(a: object, b: object) -> tuple[object, object]:
     """The two sides of a comparison as PyTorch compares them: a 0-d float side (a 0-d
     tensor or array, a NumPy float scalar) beside a dimensioned float array of the other
     dtype takes that array's dtype, as in arithmetic (float32 x == np.float64(0.1) holds
-    where x − 0.1 == 0; NumPy would compare in float64). Python numbers already do."""
+    where x − 0.1 == 0; NumPy would compare in float64). Python numbers already do.
+    NumPy integers beside floats take the floats' dtype, as torch's categories rank them
+    (and as t − n casts them): NumPy compares float32 with int64 in float64, where
+    float32 x == 16777217 held but x == np.int64(16777217) did not."""
     a = a.data if isinstance(a, Tensor) else a
     b = b.data if isinstance(b, Tensor) else b
-    if isinstance(a, (np.ndarray, np.floating)) and isinstance(b, (np.ndarray, np.floating)):
-        if a.dtype != b.dtype and a.dtype.kind == "f" == b.dtype.kind:
+    if isinstance(a, (np.ndarray, np.generic)) and isinstance(b, (np.ndarray, np.generic)):
+        kind_a, kind_b = a.dtype.kind, b.dtype.kind
+        if a.dtype != b.dtype and kind_a == "f" == kind_b:
             if a.ndim == 0 < b.ndim:
                 return a.astype(b.dtype), b
             if b.ndim == 0 < a.ndim:
                 return a, b.astype(a.dtype)
+        elif kind_a == "f" and kind_b in "iu":
+            return a, b.astype(a.dtype)
+        elif kind_b == "f" and kind_a in "iu":
+            return a.astype(b.dtype), b
     return a, b
 
 
