@@ -6,6 +6,9 @@ import numpy.ma as ma
 import pytest
 import torch
 
+import wxb
+from wxb import ops
+from wxb.nn import Dense, Module
 from wxb.tensor import Tensor
 
 
@@ -76,3 +79,41 @@ def test_numpy_integers_compare_with_a_float_tensor_as_torchs(rng, form, int_dty
     np.testing.assert_array_equal(np.less(given, ours), (other < theirs).numpy())
     # the same answer as the difference gives
     np.testing.assert_array_equal(ours == given, (ours - given).data == 0)
+
+
+class _Keeps(Module):
+    """A forward of one's own that keeps each input it is given (a user's debugging list)."""
+
+    def __init__(self, n, seed):
+        super().__init__()
+        self.dense = Dense(n, 3, seed=seed)
+        self.kept = []
+
+    def forward(self, x):
+        self.kept.append((x, x.data.copy()))
+        return self.dense(x)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "own"])
+def test_inputs_and_targets_fit_hands_over_stay_as_given(rng, loss):
+    # a DataLoader's batches are tensors of their own: one kept by the forward or the
+    # loss stays that batch; fit refilled one buffer, and every kept one became the last
+    n = int(rng.integers(2, 6))
+    X = rng.normal(size=(48, n)).astype(np.float32)
+    y = rng.integers(0, 3, size=48)
+    targets = []
+
+    def own(output, target):
+        targets.append((target, np.array(target, copy=True)))
+        return ops.cross_entropy(output, target)
+
+    model = _Keeps(n, int(rng.integers(1 << 20)))
+    wxb.fit(model, X, y, loss=own if loss == "own" else loss, epochs=2, batch_size=8,
+            seed=int(rng.integers(1 << 20)), verbose=False)  # fmt: skip
+    assert len(model.kept) >= 12
+    for x, then in model.kept:
+        np.testing.assert_array_equal(x.data, then)
+    for target, then in targets:
+        np.testing.assert_array_equal(target, then)
+    if loss == "own":
+        assert len(targets) >= 12

@@ -74,7 +74,14 @@ class GraphStep(_Update):
     def __call__(self, X: np.ndarray, y: np.ndarray) -> float:
         """Returns the batch loss; a non-finite loss is returned before any update."""
         self.optimizer.zero_grad()
-        output = self.model(X if isinstance(X, Tensor) else Tensor(batch_array(X, self.model)))
+        # Arrays of their own, as a DataLoader's batches are: fit refills one buffer a batch,
+        # and a forward or loss of one's own that kept its input or targets saw each kept
+        # batch become the later ones
+        if not isinstance(X, Tensor):
+            X = Tensor(np.array(batch_array(X, self.model)))
+        if isinstance(y, np.ndarray):
+            y = np.array(y)
+        output = self.model(X)
         self.output = output.data  # before the update: fit's running accuracy reads it
         value = one_number(self.loss, self.loss(output, y))
         number = value.item()  # ((1,) or (1, 1) too, as PyTorch's backward takes them)
