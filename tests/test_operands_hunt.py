@@ -1,6 +1,8 @@
 """NumPy operands off the well-tested path: subclasses of ndarray, unusual arrays, and
 threads, each compared with what PyTorch (or NumPy itself) gives."""
 
+import warnings
+
 import numpy as np
 import numpy.ma as ma
 import pytest
@@ -9,6 +11,7 @@ import torch
 import wxb
 from wxb import ops
 from wxb.nn import Dense, Module
+from wxb.sklearn import MLPRegressor
 from wxb.tensor import Tensor
 
 
@@ -117,3 +120,22 @@ def test_inputs_and_targets_fit_hands_over_stay_as_given(rng, loss):
         np.testing.assert_array_equal(target, then)
     if loss == "own":
         assert len(targets) >= 12
+
+
+@pytest.mark.parametrize("name", ["coefs_", "intercepts_"])
+def test_layers_values_swapped_through_the_setter_are_swapped_as_scikit_learns(rng, name):
+    # scikit-learn's coefs_ is a list: giving it back permuted swaps the layers' values.
+    # wxb's items view the network, and the first copied in overwrote the second's source
+    width = int(rng.integers(2, 6))
+    X = rng.normal(size=(30, width))
+    y = rng.normal(size=30)
+    est = MLPRegressor(hidden_layer_sizes=(width, width), max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (not converged in 3 iterations)
+        est.fit(X, y)
+    before = [a.copy() for a in getattr(est, name)]
+    given = getattr(est, name)
+    setattr(est, name, [given[1], given[0], given[2]])
+    after = getattr(est, name)
+    for got, want in zip(after, [before[1], before[0], before[2]], strict=True):
+        np.testing.assert_array_equal(got, want)

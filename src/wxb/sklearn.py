@@ -225,7 +225,9 @@ class _BaseMLP(BaseEstimator):
         layers = self._dense()
         if len(values) != len(layers):
             raise ValueError(f"{name} needs {len(layers)} arrays; got {len(values)}")
-        checked = [self._checked_value(name, i, v) for i, v in enumerate(values)]
+        # copies: the values may be this network's own (coefs_[1], coefs_[0] swapped), and
+        # the first copied in would change the second before it is read
+        checked = [np.array(self._checked_value(name, i, v)) for i, v in enumerate(values)]
         for i, value in enumerate(checked):
             assign(i, value)
 
