@@ -10,7 +10,7 @@ import torch
 
 import wxb
 from wxb import ops
-from wxb.nn import Dense, Module
+from wxb.nn import Dense, Module, Sequential, Standardize
 from wxb.sklearn import MLPRegressor
 from wxb.tensor import Tensor
 
@@ -139,3 +139,20 @@ def test_layers_values_swapped_through_the_setter_are_swapped_as_scikit_learns(r
     after = getattr(est, name)
     for got, want in zip(after, [before[1], before[0], before[2]], strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_standardize_keeps_statistics_of_its_own(rng, dtype):
+    # the arrays given are the caller's: refilled later (the next data set's statistics),
+    # they must not change the model, nor bring in a scale the checks refused
+    n = int(rng.integers(1, 6))
+    mean = rng.normal(size=n).astype(dtype)
+    scale = rng.uniform(0.5, 2.0, size=n).astype(dtype)
+    layer = Standardize(mean, scale, dtype=dtype)
+    model = Sequential(layer, Dense(n, 2, dtype=dtype))  # (the planned stack reads them too)
+    X = rng.normal(size=(4, n)).astype(dtype)
+    alone, whole = layer.predict(X).copy(), model.predict(X).copy()
+    mean += 3
+    scale[...] = 0
+    np.testing.assert_array_equal(layer.predict(X), alone)
+    np.testing.assert_array_equal(model.predict(X), whole)

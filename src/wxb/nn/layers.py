@@ -450,8 +450,10 @@ class Standardize(Module):
     ) -> None:
         super().__init__()
         dt = resolve_dtype(dtype)
-        mean = np.asarray(mean, dtype=dt).reshape(-1)
-        scale = np.asarray(scale, dtype=dt).reshape(-1)
+        # copies, as a Parameter copies: the caller's arrays, later refilled, changed the
+        # model without a word (and past the checks below: a scale of 0 gave ±inf)
+        mean = np.array(mean, dtype=dt).reshape(-1)
+        scale = np.array(scale, dtype=dt).reshape(-1)
         if mean.shape != scale.shape:
             raise ConfigError(f"Standardize: mean {mean.shape} and scale {scale.shape} differ")
         if np.isnan(mean).any() or np.isnan(scale).any():
