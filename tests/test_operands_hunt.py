@@ -84,6 +84,21 @@ def test_numpy_integers_compare_with_a_float_tensor_as_torchs(rng, form, int_dty
     np.testing.assert_array_equal(ours == given, (ours - given).data == 0)
 
 
+@pytest.mark.parametrize("container", [list, tuple])
+def test_a_list_compares_with_a_float32_tensor_in_its_dtype(rng, container):
+    # a list is read in the tensor's dtype, as t − [0.1] reads it and torch.tensor(list)
+    # makes it (float32); NumPy read the Python floats as float64: t == [0.1] was False
+    values = rng.normal(size=5)
+    given = container(values.tolist())
+    ours = Tensor(values.astype(np.float32))
+    theirs, other = torch.tensor(values, dtype=torch.float32), torch.tensor(values.tolist())
+    for name in COMPARISONS:
+        want = getattr(theirs, name)(other).numpy()
+        np.testing.assert_array_equal(getattr(ours, name)(given), want, err_msg=name)
+    np.testing.assert_array_equal(ours == given, (ours - given).data == 0)
+    assert (ours == given).all() and (given == ours).all()
+
+
 class _Keeps(Module):
     """A forward of one's own that keeps each input it is given (a user's debugging list)."""
 

@@ -644,9 +644,14 @@ def _compared(a: object, b: object) -> tuple[object, object]:
     where x − 0.1 == 0; NumPy would compare in float64). Python numbers already do.
     NumPy integers beside floats take the floats' dtype, as torch's categories rank them
     (and as t − n casts them): NumPy compares float32 with int64 in float64, where
-    float32 x == 16777217 held but x == np.int64(16777217) did not."""
+    float32 x == 16777217 held but x == np.int64(16777217) did not. A list or tuple is
+    read as an operand is, in the tensor's dtype (t == [0.1] holds where t − [0.1] == 0)."""
     a = a.data if isinstance(a, Tensor) else a
     b = b.data if isinstance(b, Tensor) else b
+    if isinstance(a, (list, tuple)):
+        a = _listed(a, b)
+    if isinstance(b, (list, tuple)):
+        b = _listed(b, a)
     if isinstance(a, (np.ndarray, np.generic)) and isinstance(b, (np.ndarray, np.generic)):
         kind_a, kind_b = a.dtype.kind, b.dtype.kind
         if a.dtype != b.dtype and kind_a == "f" == kind_b:
@@ -659,6 +664,15 @@ def _compared(a: object, b: object) -> tuple[object, object]:
         elif kind_b == "f" and kind_a in "iu":
             return a.astype(b.dtype), b
     return a, b
+
+
+def _listed(values: list | tuple, other: object) -> np.ndarray:
+    """A list compared with a float array, as an operand of it: NumPy would read its
+    Python floats as float64, and float32 x == [0.1] was False where x − [0.1] is 0."""
+    array = np.asarray(values)
+    if array.dtype.kind == "f" and isinstance(other, np.ndarray) and other.dtype.kind == "f":
+        return array.astype(other.dtype)
+    return array
 
 
 def _check_versions(order: list[Tensor]) -> None:
