@@ -171,3 +171,40 @@ def test_standardize_keeps_statistics_of_its_own(rng, dtype):
     scale[...] = 0
     np.testing.assert_array_equal(layer.predict(X), alone)
     np.testing.assert_array_equal(model.predict(X), whole)
+
+
+class _Shifts(Module):
+    """A forward of one's own that changes its input in place, a PyTorch idiom
+    (x.sub_(μ)) that is harmless there: each batch a DataLoader gives is a new tensor."""
+
+    def __init__(self, n, seed, shift):
+        super().__init__()
+        self.dense = Dense(n, 3, dtype="float64", seed=seed)
+        self.shift = shift
+
+    def forward(self, x):
+        x -= self.shift
+        return self.dense(x)
+
+
+def test_a_forward_that_changes_its_input_in_place_is_scored_on_the_rows_given(rng):
+    n = int(rng.integers(2, 6))
+    model = _Shifts(n, int(rng.integers(1 << 20)), rng.normal(size=n))
+    X = rng.normal(size=(int(rng.integers(6, 30)), n))
+    y = rng.integers(0, 3, size=len(X))
+    with wxb.no_grad(), model.evaluating():
+        expected = model(X.copy()).data  # torch.tensor(X): the rows as given
+    loss = torch.nn.functional.cross_entropy(torch.tensor(expected), torch.tensor(y)).item()
+    # predict in chunks runs the rows about the first border again: on changed rows, it
+    # took the model for one that couples rows and ran them all, changed, once more
+    for batch_size in (1, int(rng.integers(2, len(X)))):
+        got = model.predict(X.copy(), batch_size=batch_size)
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    # evaluate's look at the output's shape ran the first rows once before scoring them
+    assert wxb.evaluate(model, X.copy(), y)["loss"] == pytest.approx(loss, rel=1e-12)
+    # fit's validation_data: scored each epoch on the rows as given (an lr of 1e-300 leaves
+    # float64 weights as they are: one model throughout)
+    X_val = X.copy()
+    history = wxb.fit(model, X.copy(), y, validation_data=(X_val, y), epochs=3,
+                      optimizer="sgd", lr=1e-300, verbose=False)  # fmt: skip
+    np.testing.assert_allclose(history.history["val_loss"], [loss] * 3, rtol=1e-12)

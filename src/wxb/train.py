@@ -51,7 +51,7 @@ from wxb.nn.losses import (
     one_number,
     stock_loss,
 )
-from wxb.nn.module import Module, chunk_changes_rows, couples_rows, is_stock
+from wxb.nn.module import Module, _runs_own_code, chunk_changes_rows, couples_rows, is_stock
 from wxb.nn.norm import BatchNorm1d
 from wxb.nn.sequential import layers_in_order
 from wxb.optim import SCHEDULES, LRSchedule, Optimizer, ReduceLROnPlateau, get_optimizer
@@ -166,7 +166,9 @@ def output_shape(model: Module, X: np.ndarray, where: str = "X") -> tuple[int, .
     training. (Two: a BatchNorm1d without running statistics normalises by the batch.)"""
     rows = min(len(X), 2)
     with model.evaluating(), no_grad():
-        out = model(Tensor(X[:rows]))
+        # a copy: a forward of one's own may change its input in place (x -= μ), and these
+        # rows are then trained on or scored (evaluate's loss took them changed twice)
+        out = model(Tensor(X[:rows].copy()))
     if not isinstance(out, Tensor):
         raise ConfigError(
             f"{type(model).__name__}.forward returned {type(out).__name__}; fit, evaluate "
@@ -275,6 +277,10 @@ def _evaluate(
         rows = rows[part]
     if couples_rows(model):  # rows normalised by their batch: all of them, as model(X)
         batch_size = max(len(y_part), 1)
+    # rows of their own for a forward of one's own, which may change its input in place
+    # (x -= μ): validation_data was changed again each epoch, and the border's rows run
+    # again (below) were the changed ones
+    fresh = np.array if _runs_own_code(model) else np.asarray
     # Weights that overflow give a non-finite figure, which the caller reports.
     overflow_ok = np.errstate(over="ignore", invalid="ignore", divide="ignore")
     with model.evaluating(), no_grad(), overflow_ok:
@@ -283,14 +289,14 @@ def _evaluate(
             end = start + batch_size
             xb = X[start:end] if rows is None else np.take(X, rows[start:end], axis=0)
             yb = y_part[start:end]
-            out = model(Tensor(xb)).data
+            out = model(Tensor(fresh(xb))).data
             if start == 0 and end < len(y_part):
                 tail = out[-1:].copy()  # for the look across the first chunks' border
             elif tail is not None:
                 tail, border = None, np.concatenate([tail, out[:1]])
                 window = slice(start - 1, start + 1)
                 window_rows = X[window] if rows is None else np.take(X, rows[window], axis=0)
-                run = lambda rows_: model(Tensor(rows_)).data  # noqa: E731
+                run = lambda rows_: model(Tensor(fresh(rows_))).data  # noqa: E731
                 if chunk_changes_rows(model, window_rows, border, run):
                     # a forward of one's own that couples rows: all at once, as model(X)
                     total, correct, end = 0.0, 0, len(y_part)

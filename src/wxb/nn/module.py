@@ -914,7 +914,15 @@ class Module:
                 return xp.empty((0,), dtype=dtype)
             if couples_rows(self):  # chunks would be normalised each by itself
                 return self._rows_forward(X)
-            run = self._rows_forward
+            own = _runs_own_code(self)
+
+            def run(rows: np.ndarray) -> np.ndarray:
+                # A forward of one's own may change its input in place (x -= μ): each run
+                # gets rows of its own, as torch.tensor(rows) makes them; the border's rows,
+                # run again, were the changed ones, and the outputs then those of run(X)
+                # on them, without a word
+                return self._rows_forward(rows.copy() if own else rows)
+
             parts = [run(X[i : i + batch_size]) for i in range(0, len(X), batch_size)]
             border = np.concatenate([parts[0][-1:], parts[1][:1]])
             if chunk_changes_rows(self, X[batch_size - 1 : batch_size + 1], border, run):
