@@ -1,5 +1,7 @@
-"""NumPy operands off the well-tested path: subclasses of ndarray, unusual arrays, and
-threads, each compared with what PyTorch (or NumPy itself) gives."""
+"""NumPy operands off the well-tested path, each compared with what PyTorch, NumPy or
+scikit-learn gives: subclasses of ndarray (np.matrix, masked arrays), NumPy integers and
+lists in comparisons, and arrays shared between the caller and the model (fit's batch
+buffers, Standardize's statistics, coefs_ given back, a forward that changes its input)."""
 
 import warnings
 
