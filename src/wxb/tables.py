@@ -392,9 +392,7 @@ def read_csv(
             "a header; delete it, or add --comment sep="
         )
     if comment is not None:  # the delimiter and the decimal mark come from the data lines
-        sample = "\n".join(
-            line for line in sample.splitlines() if not line.lstrip().startswith(comment)
-        )
+        sample = "\n".join(_without_comment_lines(sample.splitlines(), comment, '"'))
     if sep is None:
         sep = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else _sniff(sample)
     if len(sep) != 1:
@@ -769,7 +767,19 @@ def _without_comments(path: Path, compression: str | None, comment: str) -> io.B
     with _pyarrow().input_stream(str(path), compression) as stream:
         # without a UTF-8 BOM (Excel's, Notepad's), which hid a first line's comment mark
         lines = stream.read().removeprefix(codecs.BOM_UTF8).splitlines(keepends=True)
-    return io.BytesIO(b"".join(line for line in lines if not line.lstrip().startswith(marker)))
+    return io.BytesIO(b"".join(_without_comment_lines(lines, marker, b'"')))
+
+
+def _without_comment_lines(lines: list, marker: Any, quote: Any) -> list:
+    """``lines`` (text or bytes) without those that start with ``marker``, but for lines
+    inside a quoted cell: a note's second line '# 2' is the cell's text, not a comment
+    (dropped, it took the closing quote with it and the next rows became the cell's)."""
+    kept, quoted = [], False
+    for line in lines:
+        if quoted or not line.lstrip().startswith(marker):
+            kept.append(line)
+            quoted ^= line.count(quote) % 2 == 1  # an odd count opens or closes a cell
+    return kept
 
 
 _SPACE_LINE = re.compile(rb"(?m)^[ \t]+\r?$")  # a line of spaces or tabs alone
