@@ -43,3 +43,27 @@ def test_a_quoted_cells_line_that_starts_with_the_comment_mark_is_not_a_comment(
     assert table["note"].values.tolist() == notes
     np.testing.assert_array_equal(table["x"].values, expected["x"].to_numpy())
     np.testing.assert_array_equal(table["id"].values, np.arange(n))
+
+
+def test_a_line_of_spaces_in_a_one_column_file_with_carriage_returns_is_no_row(tmp_path, rng):
+    # Lines ended by '\r' alone (old Mac files; pyarrow and pandas read them): a line of
+    # spaces there was not seen as blank, so a one-column file (what predict reads for a
+    # one-feature model) got a row too many, a gap, and its numbers became text.
+    n = int(rng.integers(3, 15))
+    values = np.round(rng.normal(size=n) * 10.0 ** rng.integers(-2, 4), 4)
+    lines = ["x"]
+    for v in values:
+        lines.append(repr(float(v)))
+        if rng.random() < 0.4:
+            lines.append(str(rng.choice([" ", "  ", "\t", " \t "])))
+    lines.insert(int(rng.integers(2, len(lines) + 1)), "   ")  # at least one
+    ending = "\r"  # ('\n' and '\r\n' files were read right)
+    path = tmp_path / "one.csv"
+    path.write_bytes(ending.join(lines).encode() + ending.encode() * int(rng.integers(2)))
+
+    expected = pd.read_csv(path)["x"].to_numpy()
+    np.testing.assert_array_equal(expected, values)  # pandas reads it so
+    table = read_table(path)
+    assert table.n_rows == n
+    assert table["x"].kind == "number"
+    np.testing.assert_array_equal(table["x"].values, values)

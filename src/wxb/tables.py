@@ -782,7 +782,9 @@ def _without_comment_lines(lines: list, marker: Any, quote: Any) -> list:
     return kept
 
 
-_SPACE_LINE = re.compile(rb"(?m)^[ \t]+\r?$")  # a line of spaces or tabs alone
+# a line of spaces or tabs alone, whatever ends its lines: '\r' alone too (old Mac files,
+# which pyarrow reads; '^' and '$' see only '\n', and missed such a line: a row too many)
+_SPACE_LINE = re.compile(rb"(?:\A|(?<=[\r\n]))[ \t]+(?=[\r\n]|\Z)")
 
 
 def _without_space_lines(stream: Any, path: Path, compression: str | None) -> io.BytesIO | None:
