@@ -67,3 +67,26 @@ def test_a_line_of_spaces_in_a_one_column_file_with_carriage_returns_is_no_row(t
     assert table.n_rows == n
     assert table["x"].kind == "number"
     np.testing.assert_array_equal(table["x"].values, values)
+
+
+def test_a_file_of_carriage_return_line_endings_is_looked_at_as_one_of_newlines(tmp_path, rng):
+    # The first look at a file's lines (hexadecimal codes, which pandas reads as text;
+    # columns float32 would coarsen) cut its sample at the last '\n': a file whose lines
+    # end in '\r' alone had none, so its codes became numbers (0x1F → 31) and a timestamp
+    # column was held in float32, to a step of 128 s, where the '\n' file was read right.
+    n = int(rng.integers(5, 30))
+    codes = [f"0x{int(c):X}" for c in rng.integers(1, 2**32, size=n)]
+    stamps = 1.7e9 + np.cumsum(rng.uniform(1, 60, size=n)).round(1)
+    x = rng.normal(size=n).round(4)
+    rows = zip(codes, stamps, x, strict=True)
+    lines = ["code,stamp,x", *(f"{c},{float(s)!r},{float(v)!r}" for c, s, v in rows)]
+    for ending, name in (("\r", "cr.csv"), ("\n", "lf.csv")):
+        path = tmp_path / name
+        path.write_bytes((ending.join(lines) + ending).encode())
+        expected = pd.read_csv(path)
+        assert expected["code"].tolist() == codes  # pandas reads them as text
+        table = read_table(path, float32=True)
+        assert table["code"].kind == "text", ending
+        assert table["code"].values.tolist() == codes
+        np.testing.assert_array_equal(table["stamp"].values, stamps)  # not coarsened
+        np.testing.assert_array_equal(table["x"].values.astype(np.float32), x.astype(np.float32))

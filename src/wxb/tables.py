@@ -664,7 +664,9 @@ def _sample_table(sample: str, names: list[str], parse: Any, convert: Any) -> An
     quoted line break cut at the sample's end)."""
     pa, pcsv = _pyarrow(), _pyarrow_csv()
     text = sample.lstrip("\n\r")
-    text = text[: text.rfind("\n") + 1]  # whole lines only
+    # whole lines only, whatever ends them: a file of '\r' line endings has no '\n', and
+    # read as no lines its hexadecimal codes went unseen and were read as numbers
+    text = text[: max(text.rfind("\n"), text.rfind("\r")) + 1]
     options = pcsv.ReadOptions(column_names=names, skip_rows_after_names=1)
     try:
         return pcsv.read_csv(io.BytesIO(text.encode()), read_options=options,
