@@ -10,7 +10,9 @@ import io
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from wxb.errors import DataError
 from wxb.tables import read_table
 
 
@@ -90,3 +92,24 @@ def test_a_file_of_carriage_return_line_endings_is_looked_at_as_one_of_newlines(
         assert table["code"].values.tolist() == codes
         np.testing.assert_array_equal(table["stamp"].values, stamps)  # not coarsened
         np.testing.assert_array_equal(table["x"].values.astype(np.float32), x.astype(np.float32))
+
+
+def test_excels_separator_line_is_seen_whatever_ends_the_lines(tmp_path, rng):
+    # 'sep=;' then lines ended by '\r' alone: the check for Excel's line looked for a
+    # '\n' after it, so the line was read as the header ('sep=', 'Unnamed: 1') and the
+    # real header as a row of data. Now refused as the '\n' file is, or skipped as asked.
+    n = int(rng.integers(3, 10))
+    x = rng.normal(size=n).round(3)
+    lines = [
+        "sep=;",
+        "x;label",
+        *(f"{str(float(v)).replace('.', ',')};k{i}" for i, v in enumerate(x)),
+    ]
+    path = tmp_path / "excel.csv"
+    path.write_bytes(("\r".join(lines) + "\r").encode())
+    with pytest.raises(DataError, match="Excel's separator line"):
+        read_table(path)
+    table = read_table(path, comment="sep=")
+    assert table.names == ["x", "label"]
+    np.testing.assert_array_equal(table["x"].values, x)
+    assert table["label"].values.tolist() == [f"k{i}" for i in range(n)]

@@ -385,7 +385,7 @@ def read_csv(
     if comment == "":  # every line starts with '': all would be dropped, 'the file is empty'
         raise DataError("--comment must be the character comment lines start with, e.g. '#'")
     sample = _sample(path, compression, encoding)
-    excel = re.match(r"\s*sep=(.)[ \t]*(\r?\n|$)", sample, flags=re.IGNORECASE)
+    excel = re.match(r"\s*sep=(.)[ \t]*(\r?\n|\r|$)", sample, flags=re.IGNORECASE)  # '\r': old Mac
     if excel and comment is None:  # else its header is 'sep=', and the real one a data row
         raise DataError(
             f"{source}: the first line, 'sep={excel.group(1)}', is Excel's separator line, not "
