@@ -113,3 +113,28 @@ def test_excels_separator_line_is_seen_whatever_ends_the_lines(tmp_path, rng):
     assert table.names == ["x", "label"]
     np.testing.assert_array_equal(table["x"].values, x)
     assert table["label"].values.tolist() == [f"k{i}" for i in range(n)]
+
+
+def test_decimal_commas_in_scientific_notation_are_found_as_the_files_decimal_mark(tmp_path, rng):
+    # Excel in a decimal-comma locale writes '1,257E-04'. The look for a decimal comma
+    # took only cells like '1,5', so a file of such numbers was read with '.': every
+    # number became text, a column of distinct ones left out as a 'row identifier' and
+    # one with repeats one-hot encoded, a category per number.
+    n = int(rng.integers(12, 40))
+    sep = str(rng.choice([";", "\t"]))
+    digits = [int(d) for d in rng.choice([1, 2, 4, 5], size=3)]  # (3 alone: thousands, after a tab)
+    scales = 10.0 ** rng.integers(-6, 7, size=3)
+    columns = {
+        name: [f"{v:.{d}E}".replace(".", ",") for v in rng.normal(size=n) * scale]
+        for name, d, scale in zip(("a", "b", "c"), digits, scales, strict=True)
+    }
+    lines = [sep.join(columns), *(sep.join(row) for row in zip(*columns.values(), strict=True))]
+    path = tmp_path / ("sci.tsv" if sep == "\t" else "sci.csv")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    expected = pd.read_csv(path, sep=sep, decimal=",")
+    table = read_table(path)
+    assert table.decimal == ","
+    for name in columns:
+        assert table[name].kind == "number", name
+        np.testing.assert_array_equal(table[name].values, expected[name].to_numpy())

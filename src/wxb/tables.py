@@ -754,7 +754,9 @@ def _comma_decimals(sample: str, sep: str) -> bool:
     def fractions(mark: str) -> list[str]:
         # spaces around a cell too: 'a; b' files put one after each ';' (pyarrow reads
         # ' 2,5' as 2.5), and a file whose only fractions sit there is no less decimal-comma
-        cell = rf'(?:^|{sep}) *"?-?\d+{re.escape(mark)}(\d+)"? *(?={sep}|$)'
+        # and in scientific notation, as Excel writes it ('1,5E-04'): a file of only such
+        # numbers was read as text, each number a category
+        cell = rf'(?:^|{sep}) *"?-?\d+{re.escape(mark)}(\d+)(?:[eE][-+]?\d+)?"? *(?={sep}|$)'
         return re.findall(cell, body, flags=re.MULTILINE)
 
     commas = fractions(",")
@@ -905,7 +907,7 @@ def _past_int64(message: str) -> bool:
 
 
 # a number with a decimal comma, as '70,5' is written where the decimal mark is ','
-_COMMA_DECIMAL = re.compile(r"[-+]?\d+,\d+")
+_COMMA_DECIMAL = re.compile(r"[-+]?\d+,\d+(?:[eE][-+]?\d+)?")  # '1,5E-04' too
 # digits with dots, as 1.234,5 is written where the decimal mark is ',' ('n.a.' is a word)
 _DOTTED_NUMBER = re.compile(r"[-+]?\d[\d.]*(,\d*)?")
 
