@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from wxb.cli import main
 from wxb.errors import DataError
 from wxb.tables import read_table
 
@@ -138,3 +139,22 @@ def test_decimal_commas_in_scientific_notation_are_found_as_the_files_decimal_ma
     for name in columns:
         assert table[name].kind == "number", name
         np.testing.assert_array_equal(table[name].values, expected[name].to_numpy())
+
+
+def test_utf16_named_for_a_file_without_its_bom_is_refused_in_one_line(tmp_path, rng, capsys):
+    # Excel's 'Unicode text' is UTF-16 with a BOM; the same text without one, read with
+    # --encoding utf-16, made the codec raise a UnicodeError that is no
+    # UnicodeDecodeError: a traceback, where a wrong encoding is one line (exit 2).
+    n = int(rng.integers(8, 20))
+    rows = [
+        f"{float(v)!r}\t{k}"
+        for v, k in zip(rng.normal(size=n), rng.integers(2, size=n), strict=True)
+    ]
+    path = tmp_path / "unicode.txt"
+    path.write_bytes("\n".join(["x\tlabel", *rows, ""]).encode("utf-16-le"))
+    model = tmp_path / "m.safetensors"
+    code = main(["train", "--data", str(path), "--target", "label", "--encoding", "utf-16",
+                 "-o", str(model), "-q"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "not utf-16 text" in err and "BOM" in err, err

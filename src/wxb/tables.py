@@ -494,9 +494,9 @@ def read_csv(
             bad_rows.clear()
             stream = _rewound(stream, path, compression)
             continue
-        except UnicodeDecodeError as exc:
+        except UnicodeError as exc:
             raise DataError(
-                f"{source}: not {encoding} text ({exc.reason} at byte {exc.start}); give "
+                f"{source}: not {encoding} text ({_decoding_error(exc)}); give "
                 "--encoding (e.g. latin-1)"
             ) from None
         if (
@@ -609,9 +609,9 @@ def _first_look_types(stream, read, parse, null_values, decimal, reading, source
         if "Empty CSV file" in message:
             raise DataError(f"{source}: the file is empty") from None
         raise DataError(f"{source}: cannot read as CSV ({message})") from None
-    except UnicodeDecodeError as exc:
+    except UnicodeError as exc:
         raise DataError(
-            f"{source}: not {read.encoding} text ({exc.reason} at byte {exc.start}); give "
+            f"{source}: not {read.encoding} text ({_decoding_error(exc)}); give "
             "--encoding (e.g. latin-1)"
         ) from None
     types = {}
@@ -633,6 +633,14 @@ def _first_look_types(stream, read, parse, null_values, decimal, reading, source
         # quoted line break ('"Weight\n(kg)"') to be read as a row of data
         read.skip_rows_after_names = 1
     return types
+
+
+def _decoding_error(exc: UnicodeError) -> str:
+    """What a codec said: a byte it could not decode, or (UnicodeError alone: 'utf-16'
+    given a file without a BOM) its own words, which escaped as a traceback before."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"{exc.reason} at byte {exc.start}"
+    return str(exc)
 
 
 def _coarsened_in(sample: str, types: dict, parse, null_values, decimal) -> list[str]:
