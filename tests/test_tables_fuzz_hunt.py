@@ -158,3 +158,24 @@ def test_utf16_named_for_a_file_without_its_bom_is_refused_in_one_line(tmp_path,
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and "not utf-16 text" in err and "BOM" in err, err
+
+
+def test_rows_are_named_by_their_own_lines_beside_comments_and_quoted_marks(tmp_path, rng):
+    # With --comment '#', the line finder (what 'dropped 2 rows with no target (line 4,
+    # …)' and every per-row message name) took a row whose quoted first cell starts with
+    # '#' for a comment, and read a quote in a comment line as opening a cell: the rows
+    # after were named by the next row's line, or not at all ('line ? (row 3)').
+    n = int(rng.integers(5, 20))
+    lines, expected = ['# exported by "tool", columns: a,"b', "note,x,label"], []
+    for i in range(n):
+        if rng.random() < 0.3:
+            lines.append(str(rng.choice(["# a comment", '# said "so', "", '# ,"x'])))
+        note = f'"#{i} item"' if i == 0 or rng.random() < 0.5 else f"item {i}"  # one at least
+        lines.append(f"{note},{float(rng.normal())!r},{rng.choice(['p', 'q'])}")
+        expected.append(f"line {len(lines)}")
+    path = tmp_path / "marked.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    table = read_table(path, comment="#")
+    assert table.n_rows == n
+    assert [table.row_name(i) for i in range(n)] == expected

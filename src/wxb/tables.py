@@ -860,15 +860,25 @@ class _LineFinder:
     def _record_lines(self):
         with _pyarrow().input_stream(str(self.path), self.compression) as stream:
             text = io.TextIOWrapper(io.BytesIO(stream.read()), self.encoding, newline="")
-            reader = csv.reader(text)
-            start = 1
-            for record in reader:
-                if record:  # a blank line is no row; ',,' is a row of gaps (as pyarrow reads)
-                    first = record[0].lstrip("\ufeff").lstrip()  # a BOM before a comment
-                    spaces = self.spaces_blank and len(record) == 1 and not first
-                    if not (spaces or (self.comment and first.startswith(self.comment))):
-                        yield start
-                start = reader.line_num + 1
+            lines = list(enumerate(text, start=1))
+        if self.comment:  # the lines the reader was given: comments gone as _without_comments
+            # drops them (a quoted '"#1 item"' first cell is a row, not a comment; a quote
+            # in a comment opens no cell), so the rows after are named by their own lines
+            marker = self.comment
+            kept, quoted = [], False
+            for number, line in lines:
+                if quoted or not line.lstrip("\ufeff").lstrip().startswith(marker):
+                    kept.append((number, line))
+                    quoted ^= line.count('"') % 2 == 1
+            lines = kept
+        reader = csv.reader(line for _, line in lines)
+        start = 0  # the record's first line, as an index into lines
+        for record in reader:
+            if record:  # a blank line is no row; ',,' is a row of gaps (as pyarrow reads)
+                first = record[0].lstrip("\ufeff").lstrip()
+                if not (self.spaces_blank and len(record) == 1 and not first):
+                    yield lines[start][0]
+            start = reader.line_num
 
 
 def _line_of_text(path, compression, encoding, text: str | None, comment) -> int | None:
