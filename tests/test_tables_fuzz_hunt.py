@@ -179,3 +179,103 @@ def test_rows_are_named_by_their_own_lines_beside_comments_and_quoted_marks(tmp_
     table = read_table(path, comment="#")
     assert table.n_rows == n
     assert [table.row_name(i) for i in range(n)] == expected
+
+
+def _dialect_table(rng, n: int):
+    """Columns of numbers (of any size, in several notations), booleans and text (with the
+    separator, quotes and line breaks in it), with gaps as pandas marks them; returns
+    {name: (kind, values)} with None for a gap, and how each cell is written."""
+    columns = {}
+    for j in range(int(rng.integers(2, 6))):
+        kind = str(rng.choice(["number", "number", "whole", "bool", "text"]))
+        name = f"{rng.choice(['wert', 'Größe', 'x y', 'naïve'])}{j}"
+        values = []
+        for _ in range(n):
+            if rng.random() < 0.15:
+                values.append(None)
+            elif kind == "number":
+                values.append(float(rng.uniform(-1, 1) * 10.0 ** rng.integers(-6, 9)))
+            elif kind == "whole":
+                values.append(float(rng.integers(-(10**6), 10**6)))
+            elif kind == "bool":
+                values.append(bool(rng.random() < 0.5))
+            else:
+                values.append(
+                    str(rng.choice(["red", "blue, dark", 'say "hi"', "two\nlines", "a;b"]))
+                )
+        if all(v is None for v in values):
+            values[0] = {"number": 1.5, "whole": 1.0, "bool": True, "text": "red"}[kind]
+        columns[name] = (kind, values)
+    return columns
+
+
+def test_a_table_in_any_dialect_reads_as_pandas_reads_it(tmp_path, rng):
+    # The differential this hunt ran, kept: a random table written in a random dialect
+    # (separator, decimal mark, line endings, quoting, BOM, comment and blank lines,
+    # gzip); every cell must read as written (pandas, given the dialect, agrees).
+    import gzip
+
+    for case in range(4):
+        n = int(rng.integers(3, 25))
+        columns = _dialect_table(rng, n)
+        sep = str(rng.choice([",", ";", "\t", "|"]))
+        decimal = "," if sep in ";\t" and rng.random() < 0.6 else "."
+        ending = str(rng.choice(["\n", "\r\n", "\r"]))
+
+        def cell(kind, v, decimal=decimal):
+            if v is None:
+                return str(rng.choice(["", "NA", "NaN", "null", "N/A"]))
+            if kind == "bool":
+                return str(v)
+            if kind in ("number", "whole"):
+                form = (
+                    str(rng.choice(["{!r}", "{:.6g}", "{:.4E}"])) if kind == "number" else "{:.0f}"
+                )
+                return form.format(v).replace(".", decimal)
+            return v
+
+        buffer = io.StringIO()
+        quoting = int(rng.choice([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]))
+        if ending == "\r":  # (Python's csv quotes a '\n' only where it ends the lines)
+            quoting = csv.QUOTE_ALL
+        writer = csv.writer(buffer, delimiter=sep, lineterminator=ending, quoting=quoting)
+        comment = "#" if rng.random() < 0.4 else None
+        if comment:
+            buffer.write(f'# exported, "by" hand{ending}')
+        writer.writerow(columns)
+        written = []
+        for i in range(n):
+            row = [cell(kind, values[i]) for kind, values in columns.values()]
+            for k, (kind, values) in enumerate(columns.values()):  # what was meant by the cell
+                if kind in ("number", "whole") and values[i] is not None:
+                    values[i] = float(row[k].replace(",", "."))
+            written.append(row)
+            if rng.random() < 0.1:
+                buffer.write(ending)  # a blank line
+            if comment and rng.random() < 0.1:
+                buffer.write(f"# {i}{ending}")
+            writer.writerow(row)
+        data = ("\ufeff" if rng.random() < 0.3 else "") + buffer.getvalue()
+        packed = rng.random() < 0.3
+        path = tmp_path / f"t{case}.csv{'.gz' * packed}"
+        path.write_bytes(gzip.compress(data.encode()) if packed else data.encode())
+        where = f"case {case}: sep {sep!r}, decimal {decimal!r}, ending {ending!r}"
+
+        expected = pd.read_csv(path, sep=sep, decimal=decimal, comment=comment)
+        table = read_table(path, comment=comment)
+        assert table.n_rows == len(expected) == n, where
+        for name, (kind, values) in columns.items():
+            column = table[name]
+            missing = [v is None for v in values]
+            assert column.missing.tolist() == missing, (where, name)
+            present = [v for v in values if v is not None]
+            got = [v for v, gap in zip(column.values.tolist(), missing, strict=True) if not gap]
+            if kind == "bool":
+                assert column.kind == "bool" and got == [float(v) for v in present], (where, name)
+            elif kind == "text":
+                assert column.kind == "text" and got == present, (where, name)
+            else:
+                assert column.kind == "number", (where, name)
+                assert got == present, (where, name)
+                pandas = expected[name].to_numpy(dtype=float)
+                np.testing.assert_array_equal(pandas[~np.array(missing)], present, err_msg=where)
