@@ -279,3 +279,36 @@ def test_a_table_in_any_dialect_reads_as_pandas_reads_it(tmp_path, rng):
                 assert got == present, (where, name)
                 pandas = expected[name].to_numpy(dtype=float)
                 np.testing.assert_array_equal(pandas[~np.array(missing)], present, err_msg=where)
+
+
+def test_an_inch_mark_inside_a_cell_opens_no_quoted_cell_among_comment_lines(tmp_path, rng):
+    # Comment lines are dropped outside quoted cells only; a quote inside a cell (5'11",
+    # 12" pizza) is text to the reader, not the start of a quoted cell, so the comment
+    # lines after it must still go (kept, they were read as rows, or broke the read).
+    n = int(rng.integers(4, 15))
+    sep = str(rng.choice([",", ";", "\t"]))
+    lines, names, heights, notes = (
+        ["# heights", sep.join(["name", "height", "note", "w"])],
+        [],
+        [],
+        [],
+    )
+    for i in range(n):
+        height = f"{rng.integers(4, 7)}'{rng.integers(0, 12)}\""
+        note = "tall\n# not a comment" if rng.random() < 0.3 else f"n{i}"
+        quoted = '"' + note + '"' if "\n" in note else note
+        lines.append(sep.join([f"p{i}", height, quoted, str(60 + i)]))
+        if rng.random() < 0.5:
+            lines.append(f"# after row {i}")
+        names.append(f"p{i}")
+        heights.append(height)
+        notes.append(note)
+    path = tmp_path / "heights.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    table = read_table(path, comment="#")
+    assert table.n_rows == n
+    assert table["name"].values.tolist() == names
+    assert table["height"].values.tolist() == heights
+    assert table["note"].values.tolist() == notes
+    np.testing.assert_array_equal(table["w"].values, 60 + np.arange(n))

@@ -392,7 +392,8 @@ def read_csv(
             "a header; delete it, or add --comment sep="
         )
     if comment is not None:  # the delimiter and the decimal mark come from the data lines
-        sample = "\n".join(_without_comment_lines(sample.splitlines(), comment, '"'))
+        lines = sample.splitlines()
+        sample = "\n".join(lines[i] for i in _uncommented(lines, comment, '"', sep or ",;\t|"))
     if sep is None:
         sep = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else _sniff(sample)
     if len(sep) != 1:
@@ -406,7 +407,7 @@ def read_csv(
         )
     stream: Any = path if compression is None else _pyarrow().input_stream(str(path), compression)
     if comment is not None:
-        stream = _without_comments(path, compression, comment)
+        stream = _without_comments(path, compression, comment, sep)
     null_values = reading.markers
     bad_rows: list[Any] = []
 
@@ -773,24 +774,34 @@ def _comma_decimals(sample: str, sep: str) -> bool:
     return sep == ";" or any(len(f) != 3 for f in commas)
 
 
-def _without_comments(path: Path, compression: str | None, comment: str) -> io.BytesIO:
+def _without_comments(path: Path, compression: str | None, comment: str, sep: str) -> io.BytesIO:
     """The file without its comment lines (pyarrow's reader has no such option)."""
     marker = comment.encode()
     with _pyarrow().input_stream(str(path), compression) as stream:
         # without a UTF-8 BOM (Excel's, Notepad's), which hid a first line's comment mark
         lines = stream.read().removeprefix(codecs.BOM_UTF8).splitlines(keepends=True)
-    return io.BytesIO(b"".join(_without_comment_lines(lines, marker, b'"')))
+    kept = _uncommented(lines, marker, b'"', sep.encode())
+    return io.BytesIO(b"".join(lines[i] for i in kept))
 
 
-def _without_comment_lines(lines: list, marker: Any, quote: Any) -> list:
-    """``lines`` (text or bytes) without those that start with ``marker``, but for lines
-    inside a quoted cell: a note's second line '# 2' is the cell's text, not a comment
-    (dropped, it took the closing quote with it and the next rows became the cell's)."""
+def _uncommented(lines: list, marker: Any, quote: Any, seps: Any) -> list[int]:
+    """Where in ``lines`` (text or bytes) those are that do not start with ``marker``, or
+    are inside a quoted cell: a note's second line '# 2' is the cell's text, not a comment
+    (dropped, it took the closing quote with it and the next rows became the cell's).
+    A cell is quoted where a quote opens it, after a separator (``seps``: any of them)
+    or at the line's start; a quote inside a cell is no quoting (5'11", as the reader
+    takes it), and inside a quoted cell quotes come in pairs but the closing one."""
+    text = isinstance(quote, str)
+    between = "".join(re.escape(c) for c in (seps if text else seps.decode()))
+    opening = re.compile(f'(?:^|[{between}])"' if text else f'(?:^|[{between}])"'.encode())
     kept, quoted = [], False
-    for line in lines:
+    for index, line in enumerate(lines):
         if quoted or not line.lstrip().startswith(marker):
-            kept.append(line)
-            quoted ^= line.count(quote) % 2 == 1  # an odd count opens or closes a cell
+            kept.append(index)
+            if quoted:  # closed by an odd count (a doubled quote is a quote in the text)
+                quoted = line.count(quote) % 2 == 0
+            elif (found := opening.search(line)) is not None:  # its quotes from there on
+                quoted = line.count(quote, found.end() - 1) % 2 == 1
     return kept
 
 
@@ -864,13 +875,8 @@ class _LineFinder:
         if self.comment:  # the lines the reader was given: comments gone as _without_comments
             # drops them (a quoted '"#1 item"' first cell is a row, not a comment; a quote
             # in a comment opens no cell), so the rows after are named by their own lines
-            marker = self.comment
-            kept, quoted = [], False
-            for number, line in lines:
-                if quoted or not line.lstrip("\ufeff").lstrip().startswith(marker):
-                    kept.append((number, line))
-                    quoted ^= line.count('"') % 2 == 1
-            lines = kept
+            text = [line.lstrip("\ufeff") for _, line in lines]
+            lines = [lines[i] for i in _uncommented(text, self.comment, '"', ",;\t|")]
         reader = csv.reader(line for _, line in lines)
         start = 0  # the record's first line, as an index into lines
         for record in reader:
