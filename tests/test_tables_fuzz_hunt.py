@@ -312,3 +312,23 @@ def test_an_inch_mark_inside_a_cell_opens_no_quoted_cell_among_comment_lines(tmp
     assert table["height"].values.tolist() == heights
     assert table["note"].values.tolist() == notes
     np.testing.assert_array_equal(table["w"].values, 60 + np.arange(n))
+
+
+def test_an_inch_mark_in_a_one_column_file_leaves_its_lines_of_spaces_blank(tmp_path, rng):
+    # A one-column file's lines of spaces are blank (pandas skips them), but for lines
+    # inside a quoted cell; an inch mark (5'11") was taken for a quote opening one, so
+    # the lines of spaces after it stayed: rows too many, each a gap.
+    n = int(rng.integers(3, 15))
+    heights = [f"{rng.integers(4, 7)}'{rng.integers(0, 12)}\"" for _ in range(n)]
+    lines = ["height"]
+    for height in heights:
+        lines.append(height)
+        if rng.random() < 0.5:
+            lines.append(str(rng.choice([" ", "   ", "\t"])))
+    lines.insert(2, "  ")  # at least one, after the first mark
+    path = tmp_path / "heights.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    assert pd.read_csv(path)["height"].tolist() == heights  # pandas reads it so
+    table = read_table(path)
+    assert table["height"].values.tolist() == heights

@@ -827,7 +827,14 @@ def _without_space_lines(stream: Any, path: Path, compression: str | None) -> io
     for line in raw.splitlines(keepends=True):
         if quoted or line.strip(b" \t\r\n"):
             kept.append(line)
-        quoted ^= line.count(b'"') % 2 == 1  # a quoted cell's line break: still inside it
+        # a quoted cell's line break: still inside it. One column: a cell is quoted where
+        # its line starts with a quote; an inch mark inside one (5'11") is text
+        if quoted:
+            quoted = line.count(b'"') % 2 == 0
+        else:
+            quoted = (
+                line.removeprefix(codecs.BOM_UTF8).startswith(b'"') and line.count(b'"') % 2 == 1
+            )
     return io.BytesIO(b"".join(kept))
 
 
