@@ -332,3 +332,24 @@ def test_an_inch_mark_in_a_one_column_file_leaves_its_lines_of_spaces_blank(tmp_
     assert pd.read_csv(path)["height"].tolist() == heights  # pandas reads it so
     table = read_table(path)
     assert table["height"].values.tolist() == heights
+
+
+def test_rows_of_a_semicolon_file_with_quoted_line_breaks_are_named_by_their_lines(tmp_path, rng):
+    # The line finder read every file at ',': in a ';' or tab file a quoted cell's line
+    # break ('1,5;"a\nb";p') was no cell's to it, so each row after was named by the
+    # line before its own ('dropped 2 rows with no target (line 3, ...)' for line 4).
+    n = int(rng.integers(8, 25))
+    sep = str(rng.choice([";", "\t", "|"]))
+    rows, expected, line = [], [], 2
+    for i in range(n):
+        note = f'"first\nsecond {i}"' if i == 0 or rng.random() < 0.3 else f"n{i}"
+        label = "" if rng.random() < 0.2 else str(rng.choice(["p", "q"]))
+        rows.append(sep.join([f"{float(rng.normal()):.4f}", note, label]))
+        expected.append(f"line {line}")
+        line += 1 + note.count("\n")
+    path = tmp_path / "notes.csv"
+    path.write_text("\n".join([sep.join(["x", "note", "label"]), *rows]) + "\n", encoding="utf-8")
+
+    table = read_table(path)
+    assert table.n_rows == n
+    assert [table.row_name(i) for i in range(n)] == expected

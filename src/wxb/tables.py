@@ -527,7 +527,7 @@ def read_csv(
         raise DataError(f"{source}: has a header but no data rows")
     table = from_arrow(arrow, source, reading.every_column, decimal)
     table.unread = [name for name in header if name not in read_names]
-    table.line_of_row = _LineFinder(path, compression, encoding, comment, spaces_blank=True)
+    table.line_of_row = _LineFinder(path, compression, encoding, comment, True, sep)
     table.decimal, table.csv = decimal, True
     return check_values(table)
 
@@ -861,11 +861,12 @@ class _LineFinder:
         encoding: str,
         comment: str | None,
         spaces_blank: bool = False,  # a line of spaces alone is no row (the reader skips it)
+        sep: str = ",",  # the file's: a quote opens a cell only at a cell's start
     ):
         self.path, self.compression, self.encoding, self.comment = (
             path, compression, encoding, comment,
         )  # fmt: skip
-        self.spaces_blank = spaces_blank
+        self.spaces_blank, self.sep = spaces_blank, sep
         self.lines: list[int] | None = None
 
     def __call__(self, row: int) -> int | str:
@@ -883,8 +884,10 @@ class _LineFinder:
             # drops them (a quoted '"#1 item"' first cell is a row, not a comment; a quote
             # in a comment opens no cell), so the rows after are named by their own lines
             text = [line.lstrip("\ufeff") for _, line in lines]
-            lines = [lines[i] for i in _uncommented(text, self.comment, '"', ",;\t|")]
-        reader = csv.reader(line for _, line in lines)
+            lines = [lines[i] for i in _uncommented(text, self.comment, '"', self.sep)]
+        # split at the file's separator: read at ',' a ';' file's quoted line break
+        # ('1,5;"a\nb";p') was no cell's, and each row after was named by the line before
+        reader = csv.reader((line for _, line in lines), delimiter=self.sep)
         start = 0  # the record's first line, as an index into lines
         for record in reader:
             if record:  # a blank line is no row; ',,' is a row of gaps (as pyarrow reads)
