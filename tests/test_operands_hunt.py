@@ -12,7 +12,7 @@ import torch
 
 import wxb
 from wxb import ops
-from wxb.nn import Dense, Module, Sequential, Standardize
+from wxb.nn import Dense, Dropout, Identity, Module, Sequential, Standardize
 from wxb.sklearn import MLPRegressor
 from wxb.tensor import Tensor
 
@@ -210,3 +210,27 @@ def test_a_forward_that_changes_its_input_in_place_is_scored_on_the_rows_given(r
     history = wxb.fit(model, X.copy(), y, validation_data=(X_val, y), epochs=3,
                       optimizer="sgd", lr=1e-300, verbose=False)  # fmt: skip
     np.testing.assert_allclose(history.history["val_loss"], [loss] * 3, rtol=1e-12)
+
+
+class _Passes(Module):
+    """A forward of one's own that hands back a view of its input (a crop)."""
+
+    def forward(self, x):
+        return x[:, :2]
+
+
+def test_predict_leaves_the_callers_rows_alone_and_hands_back_an_array_of_its_own(rng):
+    """predict(X), as scikit-learn's: X is not changed, and the predictions are not X
+    (nor a view of it) even where the forward gives back its input, as eval-mode Dropout
+    and an identity do (model(X) itself does hand it back, as PyTorch's)."""
+    n = int(rng.integers(3, 6))
+    shifts = _Shifts(n, int(rng.integers(1 << 20)), rng.normal(size=n))
+    for model in (shifts, Sequential(Dropout(0.5)), Sequential(Identity()), _Passes()):
+        X = rng.normal(size=(int(rng.integers(6, 30)), n))
+        if model is not shifts:
+            X = X.astype(model.dtype)  # (a model without parameters takes float32)
+        given = X.copy()
+        for batch_size in (len(X), 1, int(rng.integers(2, len(X)))):
+            out = model.predict(X, batch_size=batch_size)
+            np.testing.assert_array_equal(X, given)
+            assert not np.may_share_memory(out, X)

@@ -914,15 +914,7 @@ class Module:
                 return xp.empty((0,), dtype=dtype)
             if couples_rows(self):  # chunks would be normalised each by itself
                 return self._rows_forward(X)
-            own = _runs_own_code(self)
-
-            def run(rows: np.ndarray) -> np.ndarray:
-                # A forward of one's own may change its input in place (x -= μ): each run
-                # gets rows of its own, as torch.tensor(rows) makes them; the border's rows,
-                # run again, were the changed ones, and the outputs then those of run(X)
-                # on them, without a word
-                return self._rows_forward(rows.copy() if own else rows)
-
+            run = self._rows_forward
             parts = [run(X[i : i + batch_size]) for i in range(0, len(X), batch_size)]
             border = np.concatenate([parts[0][-1:], parts[1][:1]])
             if chunk_changes_rows(self, X[batch_size - 1 : batch_size + 1], border, run):
@@ -930,9 +922,16 @@ class Module:
         return np.concatenate(parts)
 
     def _rows_forward(self, X: np.ndarray) -> np.ndarray:
-        """``predict``'s forward of rows X (checked, in the model's dtype), inside its block."""
+        """``predict``'s forward of rows X (checked, in the model's dtype), inside its
+        block: an array of its own, and X (often the caller's) left as it was."""
         leaf = Tensor.of_array if X.dtype in _NATIVE_FLOATS else Tensor  # (checked: finite)
-        return self(leaf(X)).data
+        # A forward of one's own may change its input in place (x -= μ): it gets rows of
+        # its own, as torch.tensor(rows) makes them (predict's chunks about a border, run
+        # again, were the changed ones, and the caller's X changed without a word)
+        out = self(leaf(X.copy() if _runs_own_code(self) else X)).data
+        # and one that gives back its input (eval-mode Dropout alone, an identity) would
+        # hand the caller X itself, or a view of it, as the predictions
+        return out.copy() if np.may_share_memory(out, X) else out
 
     # -- description ---------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
