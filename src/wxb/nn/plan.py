@@ -545,7 +545,7 @@ def _run_forward(program: list[tuple], X: np.ndarray, factors: dict) -> np.ndarr
     return x
 
 
-def _kernels_loaded_as(plan: StackPlan) -> bool:
+def _wxb_kernels_only(plan: StackPlan) -> bool:
     """Whether a lean program can be made for the plan: its activations are wxb's own
     (a kernel of one's own runs on the plan's general path)."""
     return all(
@@ -571,7 +571,7 @@ class LeanInference:
             or X.shape[1:] != (plan.width,)
             or X.dtype != plan.dtype
             or plan.dtype not in (np.float32, np.float64)
-            or not _kernels_loaded_as(plan)
+            or not _wxb_kernels_only(plan)
         ):
             return None
         return cls(plan, X)
@@ -645,7 +645,7 @@ class LeanStack:
                 or buffer.dtype != p.dtype
             ):
                 return None
-        if not _kernels_loaded_as(plan):
+        if not _wxb_kernels_only(plan):
             return None  # a kernel of one's own: the plan runs it
         computed = [
             p
