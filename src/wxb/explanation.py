@@ -626,6 +626,7 @@ def _forward_steps(
     current = _symbol("X")
     dense_index = 0
     activations = 0  # of this layer so far: A⁽ˡ⁾₁ = f(Z⁽ˡ⁾), A⁽ˡ⁾ = g(A⁽ˡ⁾₁) when stacked
+    others = 0  # other steps (a norm, a custom layer) of this layer so far: H⁽ˡ⁾, H⁽ˡ⁾₂, …
     total_flops = 0
     seen: list[Tensor] = []  # what each layer reads: a probability head's logits
     for position, layer in enumerate(layers):
@@ -635,7 +636,7 @@ def _forward_steps(
         inputs[position] = current
         if is_stock(layer, Dense):
             dense_index += 1
-            activations = 0
+            activations = others = 0
             l = dense_index  # noqa: E741 (the seed's layer index)
             m, n = layer.out_features, layer.in_features
             fed[position] = x.data  # A⁽ˡ⁻¹⁾ on rows: a shared W's share of ∂L/∂W needs it
@@ -699,7 +700,14 @@ def _forward_steps(
             continue  # eval mode: the identity
         else:
             standardize = is_stock(layer, Standardize)
-            Hsym = _Symbol("X̂", r"\hat{\mathbf{X}}") if standardize else _symbol("H", position)
+            # H is numbered by the layer l it follows, as Z⁽ˡ⁾ and A⁽ˡ⁾ are (not by its place
+            # in the list of modules, which read as a layer that does not exist: H⁽⁶⁾)
+            others += not standardize
+            Hsym = _Symbol("X̂", r"\hat{\mathbf{X}}") if standardize else _symbol("H", dense_index)
+            if others > 1 and not standardize:  # a second one after the same Z⁽ˡ⁾: H⁽ˡ⁾₂
+                Hsym = _Symbol(
+                    Hsym.text + str(others).translate(_SUBSCRIPTS), rf"{Hsym.latex}_{{{others}}}"
+                )
             how = f"({current.text} − mean)/scale" if standardize else f"{key}({current.text})"
             if any(is_stock(layer, kind) for kind in NORMS):
                 how += " = " + normalization_text(layer, current.text, training=False)

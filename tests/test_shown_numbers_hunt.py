@@ -1,0 +1,39 @@
+"""Numbers and names wxb explain shows, checked against what they stand for."""
+
+import numpy as np
+
+import wxb
+from wxb import nn
+
+
+def test_norm_output_is_numbered_by_its_layer(rng):
+    """H after Z⁽ˡ⁾ is H⁽ˡ⁾ (a second one H⁽ˡ⁾₂), as A⁽ˡ⁾ is: not its place in the module
+    list, which named a BatchNorm after Z⁽²⁾ H⁽⁶⁾ in a three-layer model."""
+    n, h1, h2, k = (int(w) for w in rng.integers(2, 6, size=4))
+    model = nn.Sequential(
+        nn.Standardize(rng.standard_normal(n), 1 + rng.random(n)),
+        nn.Dense(n, h1),
+        nn.BatchNorm1d(h1),
+        nn.ReLU(),
+        nn.Dropout(0.2),
+        nn.Dense(h1, h2),
+        nn.LayerNorm(h2),
+        nn.BatchNorm1d(h2),
+        nn.Tanh(),
+        nn.Dense(h2, k),
+    )
+    X = rng.standard_normal((3, n))
+    y = rng.integers(0, k, 3)
+    walk = wxb.explain(model, X, y)
+    equations = [s.equation for s in walk.steps if s.name.endswith(".out")]
+    assert equations[0].startswith("X̂ = ")
+    assert equations[1].startswith("H⁽¹⁾ = batchnorm1d1(Z⁽¹⁾)")
+    assert equations[2].startswith("H⁽²⁾ = layernorm1(Z⁽²⁾)")
+    assert equations[3].startswith("H⁽²⁾₂ = batchnorm1d2(H⁽²⁾)")
+    activations = [s.equation for s in walk.steps if s.name.endswith(".A")]
+    assert activations == ["A⁽¹⁾ = f(H⁽¹⁾) = relu(H⁽¹⁾)", "A⁽²⁾ = f(H⁽²⁾₂) = tanh(H⁽²⁾₂)"]
+    latex = walk.step("batchnorm1d2.out").latex
+    assert latex.startswith(r"\mathbf{H}^{(2)}_{2} = ")
+    # the numbers under each name are that module's output
+    z2 = walk.step("dense2.Z").value
+    assert np.allclose(walk.step("layernorm1.out").value, model[6](wxb.Tensor(z2.T)).data.T)
