@@ -1,6 +1,7 @@
 """Numbers and names wxb explain shows, checked against what they stand for."""
 
 import numpy as np
+import pytest
 
 import wxb
 from wxb import nn
@@ -63,3 +64,33 @@ def test_classification_table_shows_no_perfect_score_short_of_perfect(rng):
         for cell, key in zip(shown, ("precision", "recall", "f1"), strict=True):
             assert cell == figure_text(row[key])
             assert (float(cell) == 1) == (row[key] == 1), (header, line)
+
+
+def _report_data(page: str) -> dict:
+    import json
+    import re
+
+    found = re.search(r"id='wxb-data'>(.*?)</script>", page, re.S)
+    return json.loads(found.group(1))
+
+
+def test_report_shows_no_f_prime_on_a_scored_probability_head_before_identity(rng):
+    """A Sigmoid head then an Identity: L is scored on the head's z (δ = (σ(z) − y)/B),
+    so the report must not show σ′ there as 'the factor δ passes back through', as it
+    does not without the Identity; the hidden tanh′ is shown and is 1 − A²."""
+    from wxb.reporting import report_html
+
+    n, h = (int(w) for w in rng.integers(2, 6, size=2))
+    tail = [nn.Identity()] if rng.random() < 0.5 else [nn.Identity(), nn.Dropout(0.1)]
+    model = nn.Sequential(nn.Dense(n, h), nn.Tanh(), nn.Dense(h, 1), nn.Sigmoid(), *tail)
+    X = rng.standard_normal((4, n))
+    y = rng.integers(0, 2, 4)
+    row = int(rng.integers(4))
+    data = _report_data(report_html(model, None, X, y, sample=row, floor=False))
+    steps = {step["name"]: step for step in data["steps"]}
+    assert "fprime" not in steps["sigmoid1.A"]
+    dense = model[0]
+    a = np.tanh(X[row] @ dense.weight.data.astype(np.float64).T + dense.bias.data)
+    fprime = steps["tanh1.A"]["fprime"]
+    assert fprime["kind"] == "tanh"
+    assert fprime["mean"] == pytest.approx(np.mean(1 - a * a), rel=1e-5)

@@ -47,6 +47,7 @@ from wxb.errors import ConfigError, DataError
 from wxb.explanation import Explanation, Step, explain_model, latex_line, scored_loss
 from wxb.io import load
 from wxb.metrics import figure_text
+from wxb.nn.heads import head_index
 from wxb.nn.layers import Activation, Dense
 from wxb.nn.module import Module, is_stock
 from wxb.nn.sequential import layers_in_order
@@ -295,7 +296,9 @@ def _fprime_facts(
     if layers == [model]:  # a forward of its own, walked layer by layer where a chain
         layers = chain_layers(model) or layers
     activations = [layer for layer in layers if is_stock(layer, Activation)]
-    skip = activations[-1] if head_scored and activations else None
+    # the head the loss was scored past: the last layer before any Identity or Dropout
+    # after it (a Sigmoid then an Identity is still the head; the Identity is not)
+    skip = layers[head_index(layers)] if head_scored else None
     forward = explanation.sections[0].steps if explanation.sections else []
     steps = [step for step in forward if step.name.endswith(".A")]
     facts = {}
