@@ -94,3 +94,20 @@ def test_report_shows_no_f_prime_on_a_scored_probability_head_before_identity(rn
     fprime = steps["tanh1.A"]["fprime"]
     assert fprime["kind"] == "tanh"
     assert fprime["mean"] == pytest.approx(np.mean(1 - a * a), rel=1e-5)
+
+
+def test_delta_of_a_softmax_head_before_identity_is_named_as_computed(rng):
+    """L is scored on the Softmax head's z, so δ⁽ᴸ⁾ = (softmax(Z) − Y)/B with or without
+    an Identity after the head (it said 'chain rule through softmax1, identity1')."""
+    n, h, k, rows = (int(w) for w in rng.integers(2, 6, size=4))
+    tail = [nn.Identity()] if rng.random() < 0.5 else [nn.Identity(), nn.Dropout(0.2)]
+    model = nn.Sequential(nn.Dense(n, h), nn.ReLU(), nn.Dense(h, k), nn.Softmax(), *tail)
+    model = model.double()
+    X = rng.standard_normal((rows, n))
+    y = rng.integers(0, k, rows)
+    walk = wxb.explain(model, X, y, sample_rows=None)
+    delta = walk.step("dense2.delta")
+    assert delta.equation == "δ⁽²⁾ = ∂L/∂Z⁽²⁾ = (softmax(Z⁽²⁾) − Y)/B"
+    z = walk.step("dense2.Z").value
+    p = np.exp(z - z.max(axis=0)) / np.exp(z - z.max(axis=0)).sum(axis=0)
+    assert np.allclose(delta.value, (p - np.eye(k)[y].T) / rows)

@@ -1003,6 +1003,8 @@ def _delta_equation(
     probabilities: bool = False,
 ) -> tuple[str, str, str]:
     """The seed's equation for δ⁽ˡ⁾, given what lies between Z⁽ˡ⁾ and the next Dense (or L)."""
+    if is_last and probabilities and after:  # an Identity after the head: L never reads it
+        after = after[: head_index(after) + 1]
     activation = after[0] if len(after) == 1 and is_stock(after[0], Activation) else None
     Z = f"Z{_sup(l)}"
     Z_latex = rf"\mathbf{{Z}}^{{({l})}}"
