@@ -111,3 +111,29 @@ def test_delta_of_a_softmax_head_before_identity_is_named_as_computed(rng):
     z = walk.step("dense2.Z").value
     p = np.exp(z - z.max(axis=0)) / np.exp(z - z.max(axis=0)).sum(axis=0)
     assert np.allclose(delta.value, (p - np.eye(k)[y].T) / rows)
+
+
+def test_saturation_warning_names_what_its_share_counts(rng):
+    """saturated_fraction is the share of f′(Z) entries (unit by row) under 0.01; the
+    warning called it a share 'of its units', which a layer can have none of (no unit
+    saturated on every row) while most of its entries are."""
+    from wxb.diagnose import LayerReport, layer_reports, warnings_for
+
+    n, h, rows = 3, int(rng.integers(2, 6)), 8
+    model = nn.Sequential(nn.Dense(n, h), nn.Sigmoid(), nn.Dense(h, 1)).double()
+    model[0].weight.data[...] = 0.0
+    model[0].weight.data[:, 0] = 50.0  # saturated where |x₀| is large, not where it is 0
+    X = rng.standard_normal((rows, n))
+    X[:, 0] = np.sign(X[:, 0]) * (1 + np.abs(X[:, 0]))  # |50·x₀| ≥ 50: saturated
+    X[: rows // 4, 0] = 0.0  # a quarter of the rows: no unit saturated there
+    reports = layer_reports(model, X, rng.standard_normal((rows, 1)), nn.MSELoss())
+    a = 1 / (1 + np.exp(-(X @ model[0].weight.data.T + model[0].bias.data)))
+    entries = np.mean(a * (1 - a) < 0.01)
+    assert reports[0].saturated_fraction == pytest.approx(entries) == 0.75
+    assert not np.any(np.all(a * (1 - a) < 0.01, axis=0))  # no unit saturated on every row
+    shown = [
+        LayerReport("hidden", 1.0, 1.0, 1.0, "sigmoid", saturated_fraction=entries),
+        LayerReport("out", 1.0, 1.0, 1.0),
+    ]
+    (warning,) = warnings_for(shown)
+    assert "of its units" not in warning and "of its entries" in warning

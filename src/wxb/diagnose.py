@@ -147,7 +147,9 @@ def warnings_for(reports: list[LayerReport]) -> list[str]:
             r = saturated[0]
             found.append(
                 f"{r.layer}: {r.activation} saturation, |f′(Z)| < {SATURATED} in "
-                f"{percent(r.saturated_fraction, 0)} of its units (they pass almost no δ back); "
+                # a share of its f′(Z) entries, unit by row, as saturated_fraction counts them
+                f"{percent(r.saturated_fraction, 0)} of its entries, unit by row (they pass "
+                "almost no δ back); "
                 "consider ReLU or smaller initial weights"
             )
         for r in dead:

@@ -94,7 +94,7 @@ def _diagnostics(plt, diagnostics: list[dict[str, Any]], warnings: list[str]):
         ("weight_norm", "‖W‖", True),
         ("weight_grad_norm", "‖∂L/∂W‖", True),
         ("delta_norm", "‖δ‖ = ‖∂L/∂Z‖", True),
-        ("unit_fraction", "dead ReLU / saturated units", False),
+        ("unit_fraction", "dead ReLU units / saturated entries", False),
     ]
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), dpi=110)
     for ax, (key, label, log) in zip(axes.flat, panels, strict=True):

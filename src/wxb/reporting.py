@@ -802,7 +802,7 @@ class _Page:
                 ("delta_norm", "‖δ‖ = ‖∂L/∂Z‖ per epoch"),
                 ("weight_grad_norm", "‖∂L/∂W‖ per epoch"),
                 ("weight_norm", "‖W‖ per epoch"),
-                ("unit_fraction", "Dead ReLU / saturated units"),
+                ("unit_fraction", "Dead ReLU units / saturated entries"),
             ):
                 parts.append(
                     f"<figure><figcaption>{_esc(label)}</figcaption>"
