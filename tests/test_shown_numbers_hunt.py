@@ -137,3 +137,21 @@ def test_saturation_warning_names_what_its_share_counts(rng):
     ]
     (warning,) = warnings_for(shown)
     assert "of its units" not in warning and "of its entries" in warning
+
+
+def test_explain_says_when_its_rows_are_normalised_as_their_own_batch(rng):
+    """A BatchNorm1d without running statistics normalises by the batch: explain on the
+    first B of N rows shows other numbers than predict gives those rows among all N;
+    the walk-through says so (it said nothing, under 'the numbers of a prediction')."""
+    n, h, rows = 3, int(rng.integers(2, 6)), int(rng.integers(6, 12))
+    norm = nn.BatchNorm1d(h, track_running_stats=False)
+    model = nn.Sequential(nn.Dense(n, h), norm, nn.ReLU(), nn.Dense(h, 2)).double()
+    X = rng.standard_normal((rows, n))
+    walk = wxb.explain(model, X, rng.integers(0, 2, rows), sample_rows=4)
+    z = walk.step("dense2.Z").value
+    assert np.allclose(z, model.predict(X[:4]).T)  # these 4 rows as one batch
+    assert not np.allclose(z, model.predict(X)[:4].T)  # not among all the rows
+    intro = "\n".join(walk.sections[0].intro)
+    assert "batchnorm1d1 normalises by the statistics of the batch itself" in intro
+    plain = nn.Sequential(nn.Dense(n, h), nn.BatchNorm1d(h), nn.ReLU(), nn.Dense(h, 2))
+    assert "statistics of the batch" not in "\n".join(wxb.explain(plain, X).sections[0].intro)

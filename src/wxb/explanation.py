@@ -27,7 +27,13 @@ from wxb.errors import ConfigError, DataError
 from wxb.nn.heads import head_index, model_task, probability_head
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
 from wxb.nn.losses import CrossEntropyLoss, Loss, computes_its_own, get_loss, stock_loss
-from wxb.nn.module import Module, Parameter, every_parameter_requiring_grad, is_stock
+from wxb.nn.module import (
+    Module,
+    Parameter,
+    couples_rows,
+    every_parameter_requiring_grad,
+    is_stock,
+)
 from wxb.nn.norm import NORMS
 from wxb.nn.sequential import layers_in_order
 from wxb.tensor import Tensor, no_grad
@@ -586,6 +592,13 @@ def explain_model(
         forward.intro.append(
             f"{type(model).__name__} has a forward of its own: it is one step here (its "
             "layers in order would compute something else), with no δ chain through it."
+        )
+    coupled = [key for layer, key in zip(layers, keys, strict=True) if couples_rows(layer)]
+    if coupled:  # (a norm without running statistics): predict on more rows differs
+        forward.intro.append(
+            f"{', '.join(coupled)} normalise{'s' if len(coupled) == 1 else ''} by the "
+            f"statistics of the batch itself: these are the numbers of these {batch} row(s) as "
+            "one batch, not of each row as predict gives it among other rows."
         )
     if frozen:
         forward.intro.append(
