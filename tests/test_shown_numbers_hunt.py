@@ -155,3 +155,22 @@ def test_explain_says_when_its_rows_are_normalised_as_their_own_batch(rng):
     assert "batchnorm1d1 normalises by the statistics of the batch itself" in intro
     plain = nn.Sequential(nn.Dense(n, h), nn.BatchNorm1d(h), nn.ReLU(), nn.Dense(h, 2))
     assert "statistics of the batch" not in "\n".join(wxb.explain(plain, X).sections[0].intro)
+
+
+def test_architecture_diagram_counts_a_layer_listed_twice_once(rng):
+    """A Dense listed twice (one W applied twice) showed its parameters at both nodes,
+    so the diagram's counts summed to more than the model has; the second says whose
+    they are, as the summary's '(shared)' does."""
+    import re
+
+    from wxb.describe import architecture_diagram, summary
+
+    n, h = (int(w) for w in rng.integers(2, 7, size=2))
+    tied = nn.Dense(n, n)
+    norm = nn.LayerNorm(n)
+    model = nn.Sequential(tied, norm, nn.Tanh(), tied, norm, nn.ReLU(), nn.Dense(n, h))
+    text = architecture_diagram(model)
+    counts = [int(c.replace(",", "")) for c in re.findall(r"<br>([\d,]+) parameters", text)]
+    assert sum(counts) == summary(model).parameters == sum(p.data.size for p in model.parameters())
+    assert text.count("parameters shared with dense1") == 1
+    assert text.count("parameters shared with layernorm1") == 1

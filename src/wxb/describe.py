@@ -1152,6 +1152,15 @@ def architecture_diagram(model: Module) -> str:
         chart.edge("tab0", "in0", None)
     counter = {"leaf": 0, "group": 0}
     previous: dict[str, _Layer | None] = {"layer": None}
+    first_listing: dict[int, _Layer] = {}  # a layer listed again (tied): its first listing
+
+    def params_line(item: _Layer) -> str:
+        """Its parameter count, or whose they are: a layer listed again adds none (the
+        summary's '(shared)'; counting them again over-stated the model's parameters)."""
+        first = first_listing.setdefault(id(item.module), item)
+        if first is not item:
+            return f"parameters shared with {first.path}"
+        return f"{sum(p.data.size for p in item.module.parameters()):,} parameters"
 
     def draw(items: list[_Layer | _Group]) -> None:
         for item in items:
@@ -1167,12 +1176,7 @@ def architecture_diagram(model: Module) -> str:
             if _is(module, Dense):
                 m, n, sup = module.out_features, module.in_features, _sup(item.index)
                 bias = f"b{sup} {m}" if module.bias is not None else "no bias"
-                params = sum(p.data.size for p in module.parameters())
-                lines = [
-                    f"{item.path} · Dense",
-                    f"W{sup} {m}×{n}, {bias}",
-                    f"{params:,} parameters",
-                ]
+                lines = [f"{item.path} · Dense", f"W{sup} {m}×{n}, {bias}", params_line(item)]
             elif _is(module, Activation):
                 name = _kernel_name(module)
                 before = previous["layer"]
@@ -1185,11 +1189,10 @@ def architecture_diagram(model: Module) -> str:
             elif _is(module, Standardize):
                 lines = [f"{item.path} · Standardize", "(X − μ) / σ"]
             elif _is(module, NORMS):
-                params = sum(p.data.size for p in module.parameters())
                 lines = [
                     f"{item.path} · {type(module).__name__}",
                     normalization_text(module, "Z", module.training),
-                    f"{params:,} parameters",
+                    params_line(item),
                 ]
             else:
                 lines = [f"{item.path} · {type(module).__name__}"]
