@@ -174,3 +174,25 @@ def test_architecture_diagram_counts_a_layer_listed_twice_once(rng):
     assert sum(counts) == summary(model).parameters == sum(p.data.size for p in model.parameters())
     assert text.count("parameters shared with dense1") == 1
     assert text.count("parameters shared with layernorm1") == 1
+
+
+def test_report_charts_show_no_one_short_of_one():
+    """The report's chart tips (report.js fmt) showed an accuracy of 0.99996 as '1'."""
+    import json
+    import re
+    import shutil
+    import subprocess
+    from importlib import resources
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("no node to run the report's script")
+    script = (resources.files("wxb") / "assets" / "report.js").read_text(encoding="utf-8")
+    fmt = re.search(r"  function fmt\(v\) \{\n.*?\n  \}\n", script, re.S).group(0)
+    values = [0.99996, -0.99996, 1.0, 0.5, 0.123456, 1.00004, 0.0, 12345.0]
+    code = fmt + f"console.log(JSON.stringify({values}.map(fmt)));"
+    shown = subprocess.run([node, "-e", code], capture_output=True, text=True, check=True)
+    texts = json.loads(shown.stdout)
+    assert texts[:6] == ["0.99996", "-0.99996", "1", "0.5", "0.1235", "1.00004"]
+    for value, text in zip(values[:6], texts, strict=False):
+        assert (float(text) == 1) == (value == 1)

@@ -21,7 +21,13 @@
     if (v === null || v === undefined) return '–';
     if (v === 0) return '0';
     var a = Math.abs(v);
-    return (a >= 1e4 || a < 1e-3) ? v.toExponential(2) : String(+v.toPrecision(4));
+    if (a >= 1e4 || a < 1e-3) return v.toExponential(2);
+    var text = String(+v.toPrecision(4));
+    // 0.99996 is not 1 (an accuracy short of perfect): more digits, as figure_text gives them
+    for (var p = 5; Math.abs(+text) === 1 && v !== +text && p <= 17; p++) {
+      text = String(+v.toPrecision(p));
+    }
+    return text;
   }
   function showTip(event, text) {
     tip.textContent = text; tip.style.display = 'block';
