@@ -196,3 +196,41 @@ def test_report_charts_show_no_one_short_of_one():
     assert texts[:6] == ["0.99996", "-0.99996", "1", "0.5", "0.1235", "1.00004"]
     for value, text in zip(values[:6], texts, strict=False):
         assert (float(text) == 1) == (value == 1)
+
+
+def test_explain_and_report_name_the_rows_they_walk_through(rng, tmp_path, capsys):
+    """wxb explain --sample 5 --rows 2 said 'B = 2, every row of X' (and the report's
+    walk-through of row 3 'B = 1, every row of X'): which rows of the file the numbers
+    are of was not said. Both now name them, and the numbers are those rows'."""
+    from cli_run import run, trained
+
+    from wxb.reporting import report_html
+
+    rows = 30
+    X = rng.standard_normal((rows, 3))
+    data = tmp_path / "data.csv"
+    table = "a,b,c,y\n" + "".join(f"{a},{b},{c},{a + b > 0:d}\n" for a, b, c in X)
+    data.write_text(table)
+    model_path = trained(capsys, data, "--target", "y")
+    first, count = int(rng.integers(0, rows - 3)), 2
+    code, out, err = run(
+        capsys, "explain", model_path, "--data", data, "--sample", first, "--rows", count
+    )
+    assert code == 0, err
+    assert f"B = 2, rows {first}–{first + 1} of {data};" in out
+    model = wxb.load(model_path)
+    walk = wxb.explain(model, X[first : first + count], sample_rows=None)
+    assert _fmt_z(walk) in out  # the numbers shown are those rows'
+
+    page = report_html(model, None, X, None, sample=first, floor=False)
+    steps = _report_data(page)["steps"]
+    assert f"row {first} of X" in page and "every row of X" not in page
+    z = wxb.explain(model, X[first : first + 1], sample_rows=None).step("hidden1.Z").value
+    shown = next(step for step in steps if step["name"] == "hidden1.Z")
+    assert shown["mean"] == pytest.approx(float(np.mean(z)), rel=1e-6)
+
+
+def _fmt_z(walk) -> str:
+    from wxb.explanation import _fmt_text
+
+    return _fmt_text(walk.step("hidden1.Z").value)

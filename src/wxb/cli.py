@@ -1385,7 +1385,15 @@ def run_explain(args: argparse.Namespace) -> None:
     elif rows.stage:
         print("\n".join(rows.stage) + "\n")
     # scored as wxb eval scores it: the model's loss, on a probability head's p itself
-    explanation = explain_model(model, rows.X, rows.y, rows.loss, sample_rows=None, fmt=fmt)
+    shown = len(rows.X)  # --rows past the file's end: the rows there are
+    label = (
+        f"row {args.sample} of {rows.source}"
+        if shown == 1
+        else f"rows {args.sample}–{args.sample + shown - 1} of {rows.source}"
+    )
+    explanation = explain_model(
+        model, rows.X, rows.y, rows.loss, sample_rows=None, fmt=fmt, rows_label=label
+    )
     print(explanation.render())
     if rows.y is None:  # said, not left to be noticed missing
         print(

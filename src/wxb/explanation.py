@@ -521,6 +521,7 @@ def explain_model(
     *,
     fmt: str = "text",
     probabilities: bool | None = None,
+    rows_label: str | None = None,
 ) -> Explanation:
     """Each layer's Z = W·X + b and A = f(Z) on the first ``sample_rows`` rows of X (all
     rows if None), in column notation with shapes, FLOPs and statistics; given targets
@@ -533,6 +534,8 @@ def explain_model(
     probabilities (a Softmax before cross-entropy, a Sigmoid before binary
     cross-entropy), and L is the loss of those probabilities, as wxb eval scores them:
     computed from their logits (log p); None: so when the loss is the model's own.
+    ``rows_label``: which rows of their file X holds ("rows 5–6 of data.csv"), said
+    instead of "every row of X" (the command line gives X those rows alone).
     """
     _check_format(fmt)
     if sample_rows is not None and (isinstance(sample_rows, bool) or sample_rows < 1):
@@ -579,6 +582,8 @@ def explain_model(
             )
 
     shown = f"the first {batch} of {total} rows of X" if batch < total else "every row of X"
+    if rows_label and batch == total:  # X is those rows alone: 'every row of X' hid which
+        shown = rows_label
     architecture = ", ".join(map(_describe, layers, keys))
     n = rows.shape[1]
     forward.intro = [

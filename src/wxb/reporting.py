@@ -155,9 +155,10 @@ def report_html(
     with one_sample_run():  # the summary and the diagrams ask of one sample forward
         table = summary(model, batch_size, gemm_rate)
         walk, head_scored = None, False
-        if X is not None:
-            walk, head_scored = _walkthrough(model, X, y, sample, loss)
         label = sample if sample_label is None else sample_label
+        if X is not None:  # (its intro said 'every row of X' of the one row it walks)
+            shown = f"row {label} of {data_source or 'X'}"
+            walk, head_scored = _walkthrough(model, X, y, sample, loss, shown)
         page = _Page(model, model_path, table, walk, record, label, data_source, row_stage or [])
         page.head_scored = head_scored
         return page.html()
@@ -258,7 +259,9 @@ def _is_diagnostic(entry: object) -> bool:
 # ---------------------------------------------------------------------------------
 # The walk-through of one sample
 # ---------------------------------------------------------------------------------
-def _walkthrough(model: Module, X: object, y: object, sample: int, loss: str | None):
+def _walkthrough(
+    model: Module, X: object, y: object, sample: int, loss: str | None, shown: str | None = None
+):
     rows = np.asarray(X)
     if rows.ndim == 1:
         rows = rows.reshape(1, -1)
@@ -280,6 +283,7 @@ def _walkthrough(model: Module, X: object, y: object, sample: int, loss: str | N
         loss,
         sample_rows=None,
         probabilities=probabilities,
+        rows_label=shown,
     )
     return walk, probabilities
 
