@@ -234,3 +234,20 @@ def _fmt_z(walk) -> str:
     from wxb.explanation import _fmt_text
 
     return _fmt_text(walk.step("hidden1.Z").value)
+
+
+def test_explain_names_the_classes_of_the_indices_it_shows_as_y(rng):
+    """y is shown as class indices (the rows of Z); for a model whose classes are words
+    'y = [2, 0]' did not say which class 2 is. The loss note now says it."""
+    n, k, rows = 3, 3, int(rng.integers(2, 8))
+    model = nn.Sequential(nn.Dense(n, 4), nn.ReLU(), nn.Dense(4, k))
+    model.info.update({"task": "classification", "classes": ["ant", "moose", "zebra"]})
+    y = rng.integers(0, k, rows)
+    note = wxb.explain(model, rng.standard_normal((rows, n)), y).step("loss").note
+    names = ["ant", "moose", "zebra"]
+    listed = ", ".join(f"{c} = {names[c]}" for c in sorted(set(y[:4].tolist())))
+    assert note.endswith(f"; classes {listed}"), note
+    assert f"y = [{', '.join(map(str, y[:4]))}]" in note
+    model.info["classes"] = [0, 1, 2]  # names that are their indices: nothing to add
+    plain = wxb.explain(model, rng.standard_normal((rows, n)), y).step("loss").note
+    assert "classes" not in plain

@@ -580,6 +580,16 @@ def explain_model(
             sections += _backward_sections(
                 layers, loss_fn, value, target, retained, inputs, fed, keys, probabilities
             )
+            names = (getattr(model, "info", None) or {}).get("classes") or []
+            shown_y = target.ndim == 1 and target.size <= MAX_SHOWN  # the note lists y
+            if shown_y and target.dtype.kind in "iu" and len(names) > 1:
+                # y holds class indices, the rows of Z: which class each is, where its
+                # name is not its index ('y = [2, 2]' of a model whose classes are words)
+                if [str(c) for c in names] != [str(k) for k in range(len(names))]:
+                    shown = sorted({int(k) for k in target if 0 <= k < len(names)})
+                    sections[1].steps[0].note += "; classes " + ", ".join(
+                        f"{k} = {names[k]}" for k in shown
+                    )
 
     shown = f"the first {batch} of {total} rows of X" if batch < total else "every row of X"
     if rows_label and batch == total:  # X is those rows alone: 'every row of X' hid which
