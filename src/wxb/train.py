@@ -921,13 +921,15 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
                     f"weights restored to {restored}. Try a smaller learning rate or gradient "
                     "clipping, or check the validation data"
                 )
+            agreed = None  # under ranks: whether they stop after this epoch, decided together
             if ranks is not None:
                 ranks.where = f"the end of epoch {epoch}"
                 ranks.check_same(  # buffers too: a module that updates one in training
                     [p.data for p in model.parameters()] + [a for _, a in model.named_buffers()],
                     "the weights or buffers",
                 )
-                if ranks.sum_numbers(interrupts.requested, what="the stop check")[0]:
+                agreed = bool(ranks.sum_numbers(interrupts.requested, what="the stop check")[0])
+                if agreed:
                     interrupts.requested = True
             loop.last_good = model.state_dict()
             if figures[monitor] < loop.best_value - min_delta:
@@ -944,14 +946,18 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
                 else:
                     schedule.step()
             loop.end_epoch()
+            # A Ctrl-C/SIGTERM reaching one rank after the stop check (while rank 0 writes
+            # the checkpoint, say) waits for the next step's sum: acted on here, it took
+            # that rank out of the loop alone, the others waiting on it until the timeout.
+            stopping = interrupts.requested if agreed is None else agreed
             if saver is not None and (
                 saver.due(loop.global_step(steps_per_epoch), epoch_end=True)
                 or loop.finished
                 or loop.epoch > epochs
-                or interrupts.requested
+                or stopping
             ):
                 saver.write(loop, model, opt, schedule, history, epochs, steps_per_epoch)
-            if interrupts.requested:  # also after the last epoch: the caller asked to stop
+            if stopping:  # also after the last epoch: the caller asked to stop
                 _stop(saver, loop, model, opt, schedule, history, epochs, steps_per_epoch)
     if loop.best_state is not None:
         model.load_state_dict(loop.best_state)
