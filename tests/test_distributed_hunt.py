@@ -3,13 +3,56 @@
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from test_distributed import MISSING, MPIEXEC, environment
+from test_distributed import MISSING, MPIEXEC, environment, wait_for
 
 pytestmark = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
+
+WXB = str(Path(sys.executable).with_name("wxb"))
+
+
+@pytest.mark.slow
+def test_sigterm_to_mpiexec_stops_wxb_train_after_the_step_with_a_checkpoint(seeded, tmp_path):
+    """A batch scheduler's (or kill's) SIGTERM to `mpiexec -n 2 wxb train`: mpiexec hands
+    it to the ranks, which died of it at once (exit 15, 'BAD TERMINATION'), the steps
+    since the last checkpoint lost; in one process it stops after the current step with
+    a checkpoint written and one line (exit 130). Now so under mpiexec too."""
+    rng = seeded.rng
+    rows, features = 3000, 8
+    X = rng.standard_normal((rows, features))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    lines = [",".join([*(f"f{i}" for i in range(features)), "label"])]
+    lines += [",".join([*(f"{v:.5g}" for v in r), str(t)]) for r, t in zip(X, y, strict=True)]
+    table = tmp_path / "table.csv"
+    table.write_text("\n".join(lines) + "\n")
+    folder = tmp_path / "ckpt"
+    command = [str(MPIEXEC), "-n", "2", WXB, "train", "--data", str(table), "--target", "label",
+               "--epochs", "100000", "--patience", "0", "--hidden", "16", "-q",
+               "--seed", str(int(rng.integers(0, 2**31))), "--checkpoint-dir", str(folder),
+               "-o", str(tmp_path / "model.safetensors")]  # fmt: skip
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env=environment())  # fmt: skip
+    try:
+        wait_for(lambda: folder.is_dir() and any(folder.glob("step-*.json")), 120, "a checkpoint")
+        job.send_signal(signal.SIGTERM)
+        stdout, stderr = job.communicate(timeout=60)
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.communicate()
+    said = seeded.msg(stdout + stderr)
+    assert job.returncode == 130, said
+    written = re.search(r"checkpoint written to (\S+\.json)", stderr)
+    assert written is not None and "to continue exactly" in stderr, said
+    assert Path(written.group(1)).is_file(), said
+    assert "BAD TERMINATION" not in stdout + stderr, said
+    assert Path(written.group(1)).with_suffix(".safetensors").is_file(), said
+
 
 LATE_STOP = """
 import sys, numpy as np, wxb

@@ -714,7 +714,9 @@ def _terminate_as_interrupt(signum: int, frame: object) -> None:
 
 
 def run_train(args: argparse.Namespace) -> None:
-    if launched_ranks() <= 1 and threading.current_thread() is threading.main_thread():
+    # Under mpiexec too: it hands a SIGTERM to every rank, which died of it at once;
+    # the ranks' stop is decided together, after a step, as a Ctrl-C's is.
+    if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
         try:
             return _run_train(args)
