@@ -100,3 +100,32 @@ def test_a_stop_reaching_one_rank_after_the_epochs_stop_check_stops_every_rank(s
     stops = sorted(re.findall(r"rank (\d) stopped at ([^;]+);", done.stdout))
     assert stops == [("0", f"epoch {epoch + 1}, step 2 of 4"),
                      ("1", f"epoch {epoch + 1}, step 2 of 4")], said  # fmt: skip
+
+
+class Writes:
+    """A stderr that records each write made to it."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_the_error_line_of_wxb_is_one_write_so_ranks_lines_do_not_glue(monkeypatch, tmp_path):
+    """Under mpiexec each rank says its line (rank 0 'wxb: interrupted at …', rank 1
+    'wxb: rank 1: interrupted at …'); print wrote the text and its newline apart, and
+    stderr writes through, so the other rank's line landed between them: 'wxb: rank 1:
+    interrupted at epoch 10, step 77 of 90wxb: interrupted at epoch 10, …'."""
+    from wxb import cli
+
+    said = Writes()
+    monkeypatch.setattr(sys, "stderr", said)
+    code = cli.main(["train", "--data", str(tmp_path / "absent.csv"), "--target", "y"])
+    assert code == 2
+    assert len(said.writes) == 1 and said.writes[0].startswith("wxb: error: "), said.writes
+    assert said.writes[0].endswith("\n") and said.writes[0].count("\n") == 1, said.writes

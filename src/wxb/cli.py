@@ -1603,6 +1603,25 @@ def printable_output(reporting: bool):
             sys.stdout = stream
 
 
+class _Lines:
+    """A stream that writes whole lines, each in one write: print writes a line and its
+    end apart (stderr writes through), and under mpiexec another rank's line was glued
+    onto the first part ("wxb: rank 1: interrupted at …wxb: interrupted at …")."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream, self.part = stream, ""
+
+    def write(self, text: str) -> None:
+        self.part += text
+        if self.part.endswith("\n"):
+            self.stream.write(self.part)
+            self.stream.flush()
+            self.part = ""
+
+    def flush(self) -> None:
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
@@ -1615,7 +1634,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.target = [name.strip() for name in args.target]
     if getattr(args, "id_column", None):
         args.id_column = args.id_column.strip()
-    errors = sys.stderr  # kept: the ranks other than 0 silence sys.stderr while training
+    errors = _Lines(sys.stderr)  # kept: the ranks other than 0 silence sys.stderr while training
     wxb = "wxb:" if launched_rank() == 0 else f"wxb: rank {launched_rank()}:"
     try:
         if launched_ranks() > 1 and args.run is not run_train:
