@@ -5,8 +5,11 @@ inside ``numpy_blas``), so a fresh child process can measure its baseline with i
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 STATUS = Path("/proc/self/status")
@@ -59,3 +62,36 @@ def reset_peak() -> bool:
     except OSError:
         return False
     return True
+
+
+def announce_machine() -> tuple[dict[str, object], dict[str, str]]:
+    """Print (to stderr) the CPU, NumPy's BLAS kernel and threads and the load, and a
+    warning when a variable forces OpenBLAS's kernel; returns (the BLAS, those variables)."""
+    forced = {k: os.environ[k] for k in FORCING_VARIABLES if k in os.environ}
+    blas = numpy_blas()
+    print(
+        f"# {cpu_model()}; BLAS {blas.get('internal_api')} {blas.get('architecture')}, "
+        f"{blas.get('num_threads')} threads; load {load_average()}",
+        file=sys.stderr,
+    )
+    if forced:
+        print(
+            f"warning: {forced} set: OpenBLAS may run a slower kernel than a user's "
+            "(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)",
+            file=sys.stderr,
+        )
+    return blas, forced
+
+
+def write_results(path: str | Path, results: dict, **meta: object) -> Path:
+    """``results`` as JSON under ``{"meta", "results"}``, the meta holding when, the CPU,
+    Python, the load at the end and what the caller adds (its BLAS, plan, versions)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    head = {
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpu": cpu_model(), "python": platform.python_version(),
+        "load_average_end": load_average(), **meta,
+    }  # fmt: skip
+    out.write_text(json.dumps({"meta": head, "results": results}, indent=2, default=str))
+    return out

@@ -15,17 +15,14 @@ and writes every figure as JSON (default bench/results/graph_path.json, git-igno
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
-from datetime import datetime, timezone
 from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 import torch
-from _machine import FORCING_VARIABLES, cpu_model, load_average, numpy_blas
+from _machine import announce_machine, numpy_blas, write_results
 from _tables import num, table
 from _timing import Plan, interleave
 
@@ -122,19 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     plan = Plan(rounds=3, turn_s=0.1, warmup_calls=3) if args.quick else Plan(9, 0.5, 20)
     torch.set_num_threads(int(numpy_blas().get("num_threads") or os.cpu_count() or 1))
-    forced = {k: os.environ[k] for k in FORCING_VARIABLES if k in os.environ}
-    blas = numpy_blas()
-    print(
-        f"# {cpu_model()}; BLAS {blas.get('internal_api')} {blas.get('architecture')}, "
-        f"{blas.get('num_threads')} threads; load {load_average()}",
-        file=sys.stderr,
-    )
-    if forced:
-        print(
-            f"warning: {forced} set: OpenBLAS may run a slower kernel than a user's "
-            "(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)",
-            file=sys.stderr,
-        )
+    blas, forced = announce_machine()
     rng = np.random.default_rng(0)
     wxb.manual_seed(0)
     torch.manual_seed(0)
@@ -151,15 +136,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: done", file=sys.stderr)
     print(table(["model", "wxb ms", "torch ms", "torch/wxb"], rows))
     print("\ntorch/wxb > 1: wxb is faster. 784-256-128-10, B = 128, Adam, float32.")
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "cpu": cpu_model(), "python": platform.python_version(), "blas": blas,
-        "forcing_variables": forced, "load_average_end": load_average(),
-        "torch": torch.__version__, "wxb": wxb.__version__, "plan": plan.__dict__,
-    }  # fmt: skip
-    out.write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=str))
+    out = write_results(
+        args.json,
+        results,
+        blas=blas,
+        forcing_variables=forced,
+        torch=torch.__version__,
+        wxb=wxb.__version__,
+        plan=plan.__dict__,
+    )
     print(f"wrote {out}", file=sys.stderr)
     return 0
 

@@ -15,16 +15,12 @@ Markdown table and writes every figure as JSON (default bench/results/lean_stack
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
-from datetime import datetime, timezone
 from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
-from _machine import FORCING_VARIABLES, cpu_model, load_average, numpy_blas
+from _machine import announce_machine, write_results
 from _tables import num, table
 from _timing import Plan, interleave
 from _workloads import CONFIGS
@@ -96,19 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=str(HERE / "results" / "lean_stack.json"))
     args = parser.parse_args(argv)
     plan = Plan(rounds=3, turn_s=0.02, warmup_calls=3) if args.quick else Plan(15, 0.1, 20)
-    forced = {k: os.environ[k] for k in FORCING_VARIABLES if k in os.environ}
-    blas = numpy_blas()
-    print(
-        f"# {cpu_model()}; BLAS {blas.get('internal_api')} {blas.get('architecture')}, "
-        f"{blas.get('num_threads')} threads; load {load_average()}",
-        file=sys.stderr,
-    )
-    if forced:
-        print(
-            f"warning: {forced} set: OpenBLAS may run a slower kernel than a user's "
-            "(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)",
-            file=sys.stderr,
-        )
+    blas, forced = announce_machine()
     rng = np.random.default_rng(0)
     wxb.manual_seed(0)
     results, rows = {}, []
@@ -139,15 +123,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{key}: done", file=sys.stderr)
     print(table(["network", "optimizer", "path", "general µs", "lean µs", "saved µs", "×"], rows))
     print("\ngeneral: the plan's forward and backward at every step; lean: its lean stacks.")
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "cpu": cpu_model(), "python": platform.python_version(), "blas": blas,
-        "forcing_variables": forced, "load_average_end": load_average(),
-        "wxb": wxb.__version__, "plan": plan.__dict__,
-    }  # fmt: skip
-    out.write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=str))
+    out = write_results(
+        args.json,
+        results,
+        blas=blas,
+        forcing_variables=forced,
+        wxb=wxb.__version__,
+        plan=plan.__dict__,
+    )
     print(f"wrote {out}", file=sys.stderr)
     return 0
 

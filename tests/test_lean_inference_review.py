@@ -25,6 +25,22 @@ def _stack(rng, n, dtype="float64"):
     )
 
 
+def _gone_with_its_thread(work, plans) -> bool:
+    """Run ``work`` in a thread of its own with the garbage collector off (so only
+    reference counts free anything); whether the plan it noted (``plans[0]``, a weak
+    reference) went when the thread ended."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        thread = threading.Thread(target=work)
+        thread.start()
+        thread.join()
+        return plans[0]() is None
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def test_a_threads_plan_goes_with_the_thread(rng):
     """A thread that predicts goes, and its buffers with it: the lean forward it made
     holds no reference back to its plan (a cycle would keep both until a gc pass)."""
@@ -40,16 +56,7 @@ def test_a_threads_plan_goes_with_the_thread(rng):
         assert plan._inference_lean is not None
         plans.append(weakref.ref(plan))
 
-    was_enabled = gc.isenabled()
-    gc.disable()  # only reference counts free it
-    try:
-        thread = threading.Thread(target=work)
-        thread.start()
-        thread.join()
-        assert plans[0]() is None
-    finally:
-        if was_enabled:
-            gc.enable()
+    assert _gone_with_its_thread(work, plans)
 
 
 def test_a_threads_training_plan_goes_with_the_thread(rng):
@@ -71,16 +78,7 @@ def test_a_threads_training_plan_goes_with_the_thread(rng):
         assert plan._leans.get(rows) is not None
         plans.append(weakref.ref(plan))
 
-    was_enabled = gc.isenabled()
-    gc.disable()  # only reference counts free it
-    try:
-        thread = threading.Thread(target=work)
-        thread.start()
-        thread.join()
-        assert plans[0]() is None
-    finally:
-        if was_enabled:
-            gc.enable()
+    assert _gone_with_its_thread(work, plans)
 
 
 def test_threads_each_get_their_single_threaded_numbers(rng):
