@@ -108,7 +108,7 @@ from wxb.tables import (
     read_table,
 )
 from wxb.tensor import Tensor
-from wxb.train import evaluate, fit, forget_stop_request, request_stop
+from wxb.train import check_batch_norm, evaluate, fit, forget_stop_request, request_stop
 
 DEFAULT_HIDDEN = "512"
 # what a regression's training figures measure: the network trains on (y − mean)/sd
@@ -768,86 +768,89 @@ def _run_train(args: argparse.Namespace) -> None:
     ranks = Ranks() if launched_ranks() > 1 else None  # under mpiexec -n K: data parallel
     if ranks is not None and not ranks.leader:  # rank 0 alone prints
         sys.stdout = sys.stderr = open(os.devnull, "w")
-    check_train_options(args)
-    dtype = str(resolve_dtype(args.dtype))
-    hidden = parse_hidden(args.hidden)
-    data = read_training_data(args)
-    for line in getattr(data, "notes", []):
-        print(line)
-    for message in getattr(data, "warnings", []):
-        print(f"wxb: warning: {message}", file=sys.stderr)
-    targets = encode_targets(data, args.task, args.loss)
-    if isinstance(data, TableData):
-        check_id_name(data.id_column, prediction_names(targets, data.targets), data.source)
-    for message in targets.warnings:
-        print(f"wxb: warning: {message}", file=sys.stderr)
-    if args.class_weight != "none" and targets.task != "classification":
-        raise ConfigError(
-            f"--class-weight {args.class_weight} weighs classes; this is a "
-            f"{targets.reason or targets.task}"
-        )
-    if args.class_weight != "none" and ranks is not None and targets.loss == "cross_entropy":
-        # fit refuses a distributed weighted mean (each rank's has its own divisor) with
-        # advice (reduction='sum') the command line has no option for: said here instead
-        raise ConfigError(
-            f"--class-weight {args.class_weight} does not run under mpiexec: each rank's "
-            "weighted mean would have its own divisor; train in one process (without "
-            "mpiexec), or without --class-weight"
-        )
-    n_rows = len(targets.y)
-    stratify = targets.y if targets.task == "classification" and targets.y.ndim == 1 else None
-    if targets.loss == "bce_with_logits":
-        stratify = targets.y[:, 0]
+    # Every rank reads and checks alike; a failure is said once, by rank 0
+    with contextlib.nullcontext() if ranks is None else ranks.together("the start", error_text):
+        check_train_options(args)
+        dtype = str(resolve_dtype(args.dtype))
+        hidden = parse_hidden(args.hidden)
+        data = read_training_data(args)
+        for line in getattr(data, "notes", []):
+            print(line)
+        for message in getattr(data, "warnings", []):
+            print(f"wxb: warning: {message}", file=sys.stderr)
+        targets = encode_targets(data, args.task, args.loss)
+        if isinstance(data, TableData):
+            check_id_name(data.id_column, prediction_names(targets, data.targets), data.source)
+        for message in targets.warnings:
+            print(f"wxb: warning: {message}", file=sys.stderr)
+        if args.class_weight != "none" and targets.task != "classification":
+            raise ConfigError(
+                f"--class-weight {args.class_weight} weighs classes; this is a "
+                f"{targets.reason or targets.task}"
+            )
+        if args.class_weight != "none" and ranks is not None and targets.loss == "cross_entropy":
+            # fit refuses a distributed weighted mean (each rank's has its own divisor) with
+            # advice (reduction='sum') the command line has no option for: said here instead
+            raise ConfigError(
+                f"--class-weight {args.class_weight} does not run under mpiexec: each rank's "
+                "weighted mean would have its own divisor; train in one process (without "
+                "mpiexec), or without --class-weight"
+            )
+        n_rows = len(targets.y)
+        stratify = targets.y if targets.task == "classification" and targets.y.ndim == 1 else None
+        if targets.loss == "bce_with_logits":
+            stratify = targets.y[:, 0]
 
-    rng = np.random.default_rng(args.seed)
-    train_rows, test_rows = wdata.split_indices(
-        n_rows, args.test_split, rng, stratify, what="--test-split"
-    )
-    if targets.task == "regression":  # statistics of the training part only
-        names = getattr(data, "targets", ["y"])
-        scale_targets(targets, train_rows, names, data.source, dtype)
-    fit_rows, val_rows = train_rows, None
-    if args.val_split:
-        kept, held = wdata.split_indices(
-            len(train_rows),
-            args.val_split,
-            rng,
-            None if stratify is None else stratify[train_rows],
-            what="--val-split",
+        rng = np.random.default_rng(args.seed)
+        train_rows, test_rows = wdata.split_indices(
+            n_rows, args.test_split, rng, stratify, what="--test-split"
         )
-        val_rows, fit_rows = train_rows[held], train_rows[kept]
-    if isinstance(data, TableData):  # fill values and categories from the training rows
-        encoder = TableEncoder.fit(data.table, data.features, fit_rows)
-        encoder.na_values = read_options(args)["na_values"]  # predict treats them alike
-        X = encoder.transform(data.table, dtype)
-        data.encoder = encoder
-    else:
-        X = data.X.astype(dtype)
-    validation.check_finite(X, data.source)
-    for message in rounded_features(data, fit_rows, dtype):
-        print(f"wxb: warning: {message}", file=sys.stderr)
-    validation_data = None
-    held = 0 if val_rows is None else len(val_rows)
-    if val_rows is not None:
-        validation_data = (X[val_rows], scaled(targets, targets.y[val_rows]))
-    X_train = X[fit_rows]
-    loss = training_loss(targets, fit_rows, args.class_weight)
-    epochs, patience = default_schedule(len(fit_rows), args.batch_size)
-    epochs = args.epochs if args.epochs is not None else epochs
-    patience = args.patience if args.patience is not None else patience
-    model = build_model(
-        X.shape[1],
-        hidden,
-        targets.outputs,
-        args.activation,
-        args.dropout,
-        Standardize.fit(X_train, feature_names=matrix_columns(data)),
-        rng,  # one generator from --seed: the splits above, then initialisation
-        dtype,
-        args.norm,
-    )
-    if args.checkpoint_dir is not None:
-        check_resume_options(args, writes=ranks is None or ranks.leader)
+        if targets.task == "regression":  # statistics of the training part only
+            names = getattr(data, "targets", ["y"])
+            scale_targets(targets, train_rows, names, data.source, dtype)
+        fit_rows, val_rows = train_rows, None
+        if args.val_split:
+            kept, held = wdata.split_indices(
+                len(train_rows),
+                args.val_split,
+                rng,
+                None if stratify is None else stratify[train_rows],
+                what="--val-split",
+            )
+            val_rows, fit_rows = train_rows[held], train_rows[kept]
+        if isinstance(data, TableData):  # fill values and categories from the training rows
+            encoder = TableEncoder.fit(data.table, data.features, fit_rows)
+            encoder.na_values = read_options(args)["na_values"]  # predict treats them alike
+            X = encoder.transform(data.table, dtype)
+            data.encoder = encoder
+        else:
+            X = data.X.astype(dtype)
+        validation.check_finite(X, data.source)
+        for message in rounded_features(data, fit_rows, dtype):
+            print(f"wxb: warning: {message}", file=sys.stderr)
+        validation_data = None
+        held = 0 if val_rows is None else len(val_rows)
+        if val_rows is not None:
+            validation_data = (X[val_rows], scaled(targets, targets.y[val_rows]))
+        X_train = X[fit_rows]
+        loss = training_loss(targets, fit_rows, args.class_weight)
+        epochs, patience = default_schedule(len(fit_rows), args.batch_size)
+        epochs = args.epochs if args.epochs is not None else epochs
+        patience = args.patience if args.patience is not None else patience
+        model = build_model(
+            X.shape[1],
+            hidden,
+            targets.outputs,
+            args.activation,
+            args.dropout,
+            Standardize.fit(X_train, feature_names=matrix_columns(data)),
+            rng,  # one generator from --seed: the splits above, then initialisation
+            dtype,
+            args.norm,
+        )
+        check_batch_norm(model, len(fit_rows), min(args.batch_size, len(fit_rows)), ranks)
+        if args.checkpoint_dir is not None:
+            check_resume_options(args, writes=ranks is None or ranks.leader)
     with warnings.catch_warnings():  # diagnostics are printed below, one line each
         warnings.simplefilter("ignore", RuntimeWarning)
         warnings.showwarning = _checkpoint_warning_line
@@ -1555,6 +1558,15 @@ def one_line(message: object) -> str:
     return str(message).replace("\r", "\\r").replace("\n", "\\n")
 
 
+def error_text(error: BaseException) -> str:
+    """What follows 'wxb: error: ' for a WxbError or an OSError (unwritable output folder,
+    disk full, …), in one line."""
+    if isinstance(error, OSError) and not isinstance(error, WxbError):
+        where = f"{error.filename}: " if error.filename else "standard output: "
+        return f"{one_line(where)}{error.strerror or error}"
+    return one_line(error)
+
+
 class _Printable:
     """Standard output for reports that show names from the data: control characters (a
     terminal's escape sequences, a carriage return) are written escaped, as repr()
@@ -1624,10 +1636,16 @@ class _Lines:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
-    if unknown:  # said by the command's own parser: its --help lists the options
-        command = parser.commands.get(getattr(args, "command", None) or "", parser)
-        command.error(f"unrecognized arguments: {' '.join(unknown)}")
+    # Under mpiexec every rank parses the same command line: its usage errors (and
+    # --help) are said once, by rank 0.
+    quiet = launched_ranks() > 1 and launched_rank() != 0
+    with open(os.devnull, "w") as sink:
+        with contextlib.redirect_stdout(sink if quiet else sys.stdout):
+            with contextlib.redirect_stderr(sink if quiet else sys.stderr):
+                args, unknown = parser.parse_known_args(argv)
+                if unknown:  # said by the command's own parser: its --help lists the options
+                    command = parser.commands.get(getattr(args, "command", None) or "", parser)
+                    command.error(f"unrecognized arguments: {' '.join(unknown)}")
     # Column names are read without the spaces around them, and --features and --drop
     # take theirs so: --target ' label ' names the column 'label' too (not "no column")
     if getattr(args, "target", None):
@@ -1638,6 +1656,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     wxb = "wxb:" if launched_rank() == 0 else f"wxb: rank {launched_rank()}:"
     try:
         if launched_ranks() > 1 and args.run is not run_train:
+            if launched_rank() != 0:  # every rank has the same command: said once
+                return 2
             raise ConfigError("under mpiexec only wxb train runs (on every rank); run this "
                               "command in one process")  # fmt: skip
         with printable_output(args.run in (run_train, run_eval, run_summary, run_explain)):
@@ -1646,14 +1666,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{wxb} {one_line(exc)}", file=errors)
         return 130
     except WxbError as exc:
-        print(f"{wxb} error: {one_line(exc)}", file=errors)
+        if not getattr(exc, "quiet", False):  # RanksFailed: rank 0 says it for every rank
+            print(f"{wxb} error: {error_text(exc)}", file=errors)
         return 2
     except BrokenPipeError:  # `wxb predict … | head`: the reader left; stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except OSError as exc:  # unwritable output folder, disk full, …
-        where = f"{exc.filename}: " if exc.filename else "standard output: "
-        print(f"{wxb} error: {one_line(where)}{exc.strerror or exc}", file=errors)
+        print(f"{wxb} error: {error_text(exc)}", file=errors)
         return 2
     except MemoryError:
         print(

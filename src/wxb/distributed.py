@@ -28,7 +28,8 @@ import sys
 import time
 import traceback
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from itertools import pairwise
 from typing import Any
 
@@ -43,6 +44,16 @@ _SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE")
 
 class RanksStopped(WxbError):
     """The other ranks did not answer in time, or disagree: the job cannot go on."""
+
+
+class RanksFailed(WxbError):
+    """A block run on every rank failed on one or more of them (``Ranks.together``):
+    the same error on every rank, in one line. ``quiet`` on the ranks other than 0, so
+    that a command says it once (rank 0's) and not once per rank."""
+
+    def __init__(self, message: str, quiet: bool) -> None:
+        super().__init__(message)
+        self.quiet = quiet
 
 
 def launched_ranks() -> int:
@@ -151,6 +162,43 @@ class Ranks:
         mine = np.array([value], np.int64)
         self.wait([self.comm.Iallgather(mine, out)], what)
         return [int(v) for v in out]
+
+    def gather_texts(self, text: str, what: str) -> list[str]:
+        """One text from each rank, on every rank (rank order)."""
+        data = np.frombuffer(text.encode(), np.uint8)
+        sizes = self.gather_numbers(len(data), what)
+        out = np.empty(sum(sizes), np.uint8)
+        starts = [0, *np.cumsum(sizes[:-1]).tolist()]
+        self.wait([self.comm.Iallgatherv(data, [out, sizes, starts, self.MPI.BYTE])], what)
+        return [out[a : a + n].tobytes().decode() for a, n in zip(starts, sizes, strict=True)]
+
+    @contextmanager
+    def together(self, what: str, describe: Callable[[BaseException], str] = str) -> Iterator[None]:
+        """Run a block that every rank runs alike (reading the data, checking options),
+        then agree whether it failed anywhere: if it did, every rank raises one error
+        naming each distinct failure once — this rank's own first, else the lowest
+        rank's — so a command prints it once (rank 0), not once per rank, and a rank
+        whose block passed does not go on to wait for the others in training. A bug
+        (not a WxbError or OSError) is not caught: it ends this rank as before."""
+        mine = None
+        try:
+            yield
+        except (WxbError, OSError) as error:
+            mine = error
+        texts = self.gather_texts("" if mine is None else describe(mine) or "failed", what)
+        failed = [(rank, text) for rank, text in enumerate(texts) if text]
+        if not failed:
+            return
+        if mine is not None:  # its own error first, unnamed as it is in one process
+            failed.sort(key=lambda failure: failure[0] != self.rank)
+        parts, said = [], set()
+        for rank, text in failed:
+            if text not in said:
+                said.add(text)
+                parts.append(text if rank == self.rank else f"rank {rank}: {text}")
+        if mine is not None and self.leader and len(parts) == 1:
+            raise mine  # the error as one process raises it (its type and words)
+        raise RanksFailed("; ".join(parts), quiet=not self.leader) from mine
 
     def barrier(self, what: str, comm: Any = None) -> None:
         self.wait([(comm or self.comm).Ibarrier()], what)

@@ -526,7 +526,7 @@ def _ranks(distributed: bool | Ranks) -> Ranks | None:
     return None
 
 
-def _check_batch_norm(model: Module, rows: int, batch_size: int, ranks: Ranks | None) -> None:
+def check_batch_norm(model: Module, rows: int, batch_size: int, ranks: Ranks | None) -> None:
     """ConfigError where a BatchNorm1d could not train as one process would: it normalises
     each batch by the batch's own statistics, so it needs 2 rows or more, and a batch
     split over ranks would be normalised share by share."""
@@ -740,7 +740,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
 
     n = len(y_arr)
     batch_size = min(batch_size, n)
-    _check_batch_norm(model, n, batch_size, ranks)
+    check_batch_norm(model, n, batch_size, ranks)
     steps_per_epoch = math.ceil(n / batch_size)
     out_stream = stream if stream is not None else sys.stderr
     show = verbose is True or (verbose == "auto" and _is_terminal(out_stream))
