@@ -123,24 +123,33 @@ class Explanation:
         return "\n".join(lines) + "\n"
 
     def markdown(self) -> str:
-        lines = [f"# {self.title}"]
+        lines = [f"# {_md(self.title)}"]
         for number, section in enumerate(self.sections, 1):
-            lines += ["", f"## {number}. {section.title}", ""]
-            lines += [f"{line}  " for line in section.intro]
+            lines += ["", f"## {number}. {_md(section.title)}", ""]
+            lines += [f"{_md(line)}  " for line in section.intro]
             group = ""
             for step in section.steps:
                 if step.group and step.group != group:
                     group = step.group
                     _blank(lines)
-                    lines.append(f"### {group}")
+                    lines.append(f"### {_md(group)}")
                 _blank(lines)
                 if step.check:
-                    lines.append(f"**Cross-check** with {step.equation}:")
+                    lines.append(f"**Cross-check** with {_md(step.equation)}:")
                 else:
                     lines += ["$$", latex_line(step), "$$"]
                 if step.note:
-                    lines += [""] + [f"- {part}" for part in step.note.split("\n")]
+                    lines += [""] + [f"- {_md(part)}" for part in step.note.split("\n")]
         return "\n".join(lines) + "\n"
+
+
+# Markdown's own characters, escaped in text that may hold the data's names (a class
+# '<b>z</b>' was rendered bold, a layer 'w_1_x_' in italics, a '|' cut a line)
+_MD_SPECIAL = {ord(c): "\\" + c for c in "\\`*_[]<>|~$"}
+
+
+def _md(text: str) -> str:
+    return text.translate(_MD_SPECIAL)
 
 
 def _blank(lines: list[str]) -> None:
