@@ -1445,7 +1445,9 @@ def explain_rows(model, data: Table | wdata.Dataset, args: argparse.Namespace) -
                     if args.rows == 1
                     else f"{source}: some of rows {first}–{first + args.rows - 1} have no target"
                 )
-        X = features_for(model, data)
+        # without the target column, as eval reads them: a model without feature names
+        # takes every column it is given, and read the target as a feature
+        X = features_for(model, data if labelled is None else labelled.table)
     else:
         X = features_for(model, data)[rows]
         labelled = wdata.Dataset(X, data.y[rows], data.feature_names, data.target, source)
