@@ -1665,7 +1665,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with printable_output(args.run in (run_train, run_eval, run_summary, run_explain)):
             args.run(args)
     except Interrupted as exc:
-        print(f"{wxb} {one_line(exc)}", file=errors)
+        if launched_rank() == 0:  # the ranks stop together: rank 0 says where, once
+            print(f"{wxb} {one_line(exc)}", file=errors)
         return 130
     except WxbError as exc:
         if not getattr(exc, "quiet", False):  # RanksFailed: rank 0 says it for every rank
@@ -1683,8 +1684,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=errors,
         )
         return 2
-    except KeyboardInterrupt:
-        print(f"{wxb} interrupted", file=errors)
+    except KeyboardInterrupt:  # mpiexec hands a Ctrl-C to every rank: said by rank 0
+        if launched_rank() == 0:
+            print(f"{wxb} interrupted", file=errors)
         return 130
     return 0
 
