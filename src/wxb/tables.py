@@ -1750,13 +1750,24 @@ def _duplicate_message(names: list[str], source: str) -> str:
     return f"{source}: column names must differ; repeated: {listed}. Rename them in the header"
 
 
+_pandas_settled = False
+
+
 def _pyarrow() -> Any:
     import pyarrow  # a core dependency, imported when a table is read (import wxb stays quick)
 
+    global _pandas_settled
+    if not _pandas_settled:
+        # pyarrow imports pandas (when it is installed) at its first conversion to NumPy,
+        # inside a call that drops any exception: a Ctrl-C during that import was lost, and
+        # the read went on. Its first pa.array makes the same import and lets one through.
+        pyarrow.array(np.zeros(1))
+        _pandas_settled = True
     return pyarrow
 
 
 def _pyarrow_csv() -> Any:
+    _pyarrow()
     import pyarrow.csv
 
     return pyarrow.csv
