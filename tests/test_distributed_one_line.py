@@ -130,3 +130,33 @@ def test_ranks_agree_on_a_failed_start(seeded, tmp_path):
         else:  # each distinct failure once, the rank's own first
             assert zero["text"] == f"{plan[0]}; rank 1: {plan[1]}", said
             assert one["text"] == f"{plan[1]}; rank 0: {plan[0]}", said
+
+
+NO_MPI4PY = textwrap.dedent(
+    """
+    import sys
+
+    class NoMPI4Py:  # as an install without the mpi extra
+        def find_spec(self, name, path=None, target=None):
+            if name == "mpi4py":
+                raise ImportError("No module named 'mpi4py'")
+
+    sys.meta_path.insert(0, NoMPI4Py())
+    from wxb.cli import main
+
+    sys.exit(main(sys.argv[1:]))
+    """
+)
+
+
+def test_wxb_train_under_mpiexec_without_mpi4py_says_so_once(seeded, tmp_path):
+    table = tmp_path / "good.csv"
+    write_table(table, seeded.rng, int(seeded.rng.integers(30, 60)))
+    script = tmp_path / "no_mpi4py.py"
+    script.write_text(NO_MPI4PY)
+    done = mpiexec([sys.executable, str(script), "train", "--data", str(table), "--target",
+                    "label", "-o", str(tmp_path / "model.safetensors")], timeout=120)  # fmt: skip
+    said = seeded.msg(done.stdout + done.stderr)
+    assert done.returncode == 2, said
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and "pip install 'wxb[mpi]'" in lines[0], said

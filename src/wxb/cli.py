@@ -35,7 +35,7 @@ from wxb.describe import (
     markdown_text,
     summary,
 )
-from wxb.distributed import Ranks, launched_rank, launched_ranks
+from wxb.distributed import Ranks, RanksFailed, launched_rank, launched_ranks
 from wxb.errors import ConfigError, DataError, TrainingInterrupted, WxbError
 from wxb.explanation import explain_model, explain_seed
 from wxb.io import load, save
@@ -764,8 +764,18 @@ def training_loss(targets: Targets, fit_rows: np.ndarray, class_weight: str) -> 
     return BCEWithLogitsLoss(weight=weigh_negatives, pos_weight=weigh_positives / weigh_negatives)
 
 
+def _ranks_of_this_job() -> Ranks | None:
+    """Under mpiexec -n K, the K ranks that train one model data-parallel; else None."""
+    if launched_ranks() == 1:
+        return None
+    try:
+        return Ranks()
+    except ConfigError as exc:  # no mpi4py: the same on every rank, said by rank 0
+        raise RanksFailed(str(exc), quiet=launched_rank() != 0) from None
+
+
 def _run_train(args: argparse.Namespace) -> None:
-    ranks = Ranks() if launched_ranks() > 1 else None  # under mpiexec -n K: data parallel
+    ranks = _ranks_of_this_job()
     if ranks is not None and not ranks.leader:  # rank 0 alone prints
         sys.stdout = sys.stderr = open(os.devnull, "w")
     # Every rank reads and checks alike; a failure is said once, by rank 0
