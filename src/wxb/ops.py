@@ -2127,7 +2127,10 @@ def extreme(a: Tensor, dim: object = None, keepdim: bool = False, largest: bool 
             with np.errstate(divide="ignore", invalid="ignore"):
                 return (np.where(hit, g / hit.sum(), 0).astype(A.dtype, copy=False),)
 
-        return Tensor.from_op(np.asarray(best), name, (a,), backward_all)
+        found = Tensor.from_op(np.asarray(best), name, (a,), backward_all)
+        # keepdim: every dimension kept, as size 1 (NumPy's np.max(x, keepdims=True),
+        # torch's amax(x, (), keepdim=True)), not the 0-d value
+        return reshape(found, (1,) * A.ndim) if keepdim else found
     axis = _axis(dim, A.ndim, name)
     if A.ndim == 0:  # dim 0 or -1 of a 0-d tensor, as PyTorch's: itself, at index 0
         found = extreme(reshape(a, (1,)), 0, False, largest)
