@@ -67,8 +67,17 @@ def sum_along(array: np.ndarray, axis: object, keepdims: bool = False) -> np.nda
 # Matrix products
 # ---------------------------------------------------------------------------------
 def matmul(a: object, b: object) -> Tensor:
-    """C = A·B for A (m×n), B (n×p): O(mnp) multiply-adds."""
+    """C = A·B for A (m×n), B (n×p): O(mnp) multiply-adds. A vector is a one-row A or a
+    one-column B whose added dimension C drops, as NumPy's and PyTorch's @: X @ w of
+    (m×n) and (n,) is (m,), v @ w a 0-d value."""
     a, b = _operands(a, b)
+    if 1 in (a.ndim, b.ndim) and a.ndim <= 2 and b.ndim <= 2 and 0 not in (a.ndim, b.ndim):
+        # as reshapes in the graph, whose rules carry ∂L/∂C back to the vector's shape
+        rows = reshape(a, (1, a.shape[0])) if a.ndim == 1 else a
+        columns = reshape(b, (b.shape[0], 1)) if b.ndim == 1 else b
+        if rows.shape[1] == columns.shape[0]:
+            product = matmul(rows, columns)
+            return reshape(product, product.shape[a.ndim == 1 : 2 - (b.ndim == 1)])
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
         raise ShapeError(
             f"matmul: A·B needs A (m×n) and B (n×p); got A {_dims(a.shape)} and B {_dims(b.shape)}"
