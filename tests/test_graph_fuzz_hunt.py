@@ -742,3 +742,23 @@ def test_a_models_weights_after_a_few_steps_are_torchs(seeded, scenario, kind, o
         for (name, p), q in zip(mw.named_parameters(), mt.parameters(), strict=True):
             np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-9, atol=1e-12,
                                        err_msg=f"{name}: {msg}")  # fmt: skip
+
+
+@pytest.mark.parametrize("what", ["indices", "a mask", "one index", "beside an integer"])
+def test_a_float_tensor_as_an_index_is_refused_by_name(seeded, what):
+    """Tensor() makes integers and booleans floats, so idx = Tensor([0, 2]) (torch's
+    torch.tensor([0, 2]) is int64) reached NumPy's bare IndexError ("arrays used as
+    indices must be of integer (or boolean) type"), naming neither the tensor nor the
+    way out; reading a float mask as indices 0 and 1 would be a silent wrong pick."""
+    rng = seeded.rng
+    x = Tensor(rng.normal(size=(3, 2)), requires_grad=True)
+    key = {
+        "indices": Tensor(np.array([0, 2])),
+        "a mask": Tensor(np.array([True, False, True])),
+        "one index": Tensor(2.0),
+        "beside an integer": (0, Tensor(np.array([1]))),
+    }[what]
+    with pytest.raises(wxb.DataError, match=r"index: a wxb Tensor used as an index holds float"):
+        x[key]
+    with pytest.raises(wxb.DataError, match=r"x\[idx\.data\.astype\(int\)\]"):
+        x.detach()[key] = 1.0

@@ -564,6 +564,13 @@ def _index_key(key: object) -> object:
     if isinstance(key, tuple):
         return tuple(_index_key(k) for k in key)
     if isinstance(key, Tensor):
+        if key.dtype.kind == "f":  # NumPy's refusal named neither the tensor nor the way out
+            raise DataError(
+                f"index: a wxb Tensor used as an index holds {key.dtype} values (Tensor() "
+                "makes integers and booleans floats, and torch refuses float indices); index "
+                "with an integer or boolean NumPy array: x[idx.data.astype(int)], or "
+                "x[mask.data > 0] for a mask"
+            )
         key = key.data
     elif hasattr(key, "__array__") and not isinstance(key, (np.ndarray, np.generic)):
         # a torch tensor: its array, which the backward then copies as any index array's,
