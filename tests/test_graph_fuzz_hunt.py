@@ -361,6 +361,16 @@ def check_graph(seed: int, dtype: object) -> None:
     for i, o in enumerate(outs):
         assert o.w.dtype == TORCH_DTYPES_INV[o.t.dtype], f"dtype of value {i}: {where}"
         assert _close(o.w.data, o.t, tol), f"value {i}: {where}"
+    # (not where torch returned its input itself, as flatten does when nothing is merged)
+    torch_ids = [id(v.t) for v in leaves + outs]
+    retained = [
+        o
+        for o in outs
+        if o.t.requires_grad and torch_ids.count(id(o.t)) == 1 and rng.random() < 0.5
+    ]
+    for o in retained:  # their own gradients kept too, in their own dtype
+        o.w.retain_grad()
+        o.t.retain_grad()
     loss_w = loss_t = 0
     for o in outs[-3:]:  # the last values, each weighted: every path counts
         r = rng.normal(size=o.shape).astype(o.w.dtype)
@@ -375,6 +385,12 @@ def check_graph(seed: int, dtype: object) -> None:
         assert leaf.w.grad is not None, f"leaf {j} got no gradient: {where}"
         assert leaf.w.grad.dtype == leaf.w.dtype, f"leaf {j}'s gradient dtype: {where}"
         assert _close(leaf.w.grad, leaf.t.grad, 10 * tol), f"leaf {j}'s gradient: {where}"
+    for o in retained:
+        if o.t.grad is None:
+            assert o.w.grad is None or not o.w.grad.any(), f"retained {o.shape}: {where}"
+            continue
+        assert o.w.grad.dtype == o.w.dtype, f"retained gradient's dtype: {where}"
+        assert _close(o.w.grad, o.t.grad, 10 * tol), f"retained gradient: {where}"
 
 
 TORCH_DTYPES_INV = {v: k for k, v in TORCH_DTYPES.items()}
@@ -762,3 +778,22 @@ def test_a_float_tensor_as_an_index_is_refused_by_name(seeded, what):
         x[key]
     with pytest.raises(wxb.DataError, match=r"x\[idx\.data\.astype\(int\)\]"):
         x.detach()[key] = 1.0
+
+
+@pytest.mark.parametrize("shape", ["vector", "0-d"])
+def test_a_retained_gradient_is_in_the_tensors_own_dtype_as_torchs(seeded, shape):
+    """y = x * 2 for a float32 x, y.retain_grad(), then y read by a float64 tensor: wxb
+    kept y.grad in float64 (the dtype the gradient arrived in), where torch's (and
+    wxb's own leaves') is y's dtype; and it adds up across backward calls."""
+    rng = seeded.rng
+    size = (int(rng.integers(1, 5)),) if shape == "vector" else ()
+    a, b = rng.normal(size=size).astype(np.float32), rng.normal(size=size)
+    (x, tx), (z, tz) = pair(a), pair(b)
+    y, ty = x * 2.0, tx * 2.0
+    y.retain_grad()
+    ty.retain_grad()
+    for _ in range(2):
+        (y * z).sum().backward(retain_graph=True)
+        (ty * tz).sum().backward(retain_graph=True)
+    assert y.grad.dtype == y.dtype == TORCH_DTYPES_INV[ty.grad.dtype], seeded.msg(shape)
+    np.testing.assert_allclose(y.grad, ty.grad.numpy(), rtol=1e-6, err_msg=seeded.msg(shape))

@@ -615,8 +615,13 @@ class Tensor:
             if node.retains_grad:  # accumulates across backward calls, as a leaf's does
                 if freed:
                     raise _second_backward_error()
+                # in the tensor's own dtype, as a leaf's and PyTorch's (a float32 value
+                # read by a float64 one gets its float64 gradient here)
+                kept = g if g.dtype == node.data.dtype else g.astype(node.data.dtype)
                 if node.grad is not None:  # a new array, as PyTorch's retained grad
-                    node.grad = np.asarray(node.grad + g)
+                    node.grad = np.asarray(node.grad + kept)
+                elif kept is not g:  # (the cast made an array of its own)
+                    node.grad = kept
                 else:  # its own array: g may be a loss's buffer, the caller's seed, or
                     node.grad = g.copy()  # shared with another node's gradient
             parent_grads = node._backward(g)
