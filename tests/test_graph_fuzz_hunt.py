@@ -804,3 +804,20 @@ def test_a_retained_gradient_is_in_the_tensors_own_dtype_as_torchs(seeded, shape
         (ty * tz).sum().backward(retain_graph=True)
     assert y.grad.dtype == y.dtype == TORCH_DTYPES_INV[ty.grad.dtype], seeded.msg(shape)
     np.testing.assert_allclose(y.grad, ty.grad.numpy(), rtol=1e-6, err_msg=seeded.msg(shape))
+
+
+@pytest.mark.parametrize("shape", ["one sample", "a sequence batch"])
+@pytest.mark.parametrize("model", ["Linear", "Sequential"])
+def test_a_linear_layer_given_n_features_not_a_row_each_says_what_it_needs(seeded, shape, model):
+    """torch's Linear maps the last dimension of any shape; wxb's takes (B, n), one sample
+    a row, and said "needs X with 4 features (W is 2×4); got an array of shape (4,)" for
+    an X that has 4 features: it now names the (B, n) it needs and the reshape."""
+    rng = seeded.rng
+    n, m = (int(k) for k in rng.integers(2, 6, size=2))
+    size = (n,) if shape == "one sample" else (2, 3, n)
+    layer = nn.Linear(n, m).double()
+    net = layer if model == "Linear" else nn.Sequential(layer, nn.ReLU())
+    with pytest.raises(wxb.ShapeError, match=rf"needs a batch X of shape \(B, {n}\).*{size}"):
+        net(Tensor(rng.normal(size=size)))
+    with wxb.no_grad(), pytest.raises(wxb.ShapeError, match=r"one sample a row"):
+        net(rng.normal(size=size))

@@ -95,6 +95,17 @@ def matmul(a: object, b: object) -> Tensor:
 def linear_map(x: Tensor, weight: Tensor, where: str = "Dense") -> Tensor:
     """The seed's W·X for W (m×n) and a batch X (n×B), computed on rows as X·Wᵀ."""
     m, n = weight.shape
+    if x.ndim != 2 and x.shape[-1:] == (n,):  # n features, but not one sample a row
+        # (torch's Linear maps the last dimension of any shape: "got (4,)" puzzled)
+        raise ShapeError(
+            f"{where}: Z = W·X + b needs a batch X of shape (B, {n}), one sample a row "
+            f"(W is {m}×{n}); got shape {x.shape}: "
+            + (
+                "one sample is x.reshape(1, -1)"
+                if x.ndim == 1
+                else f"reshape to (-1, {n}) and back"
+            )
+        )
     if x.ndim != 2 or x.shape[1] != n:
         got = x.shape[1] if x.ndim == 2 else f"an array of shape {x.shape}"
         raise ShapeError(
