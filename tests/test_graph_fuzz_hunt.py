@@ -163,6 +163,15 @@ def _reduction(rng, v: Pair) -> Pair | None:
             ),
             v,
         )
+    if name == "std":  # √ is ill-conditioned at 0: equal values (a std of 0 in one library,
+        # 1e-17 in the other) give a gradient of 0 by torch's rule, or rounding noise / 1e-17
+        jitter = rng.normal(size=v.shape)
+        return both(
+            lambda x, lib: (
+                x + (jitter if lib == "w" else torch.tensor(jitter, dtype=x.dtype))
+            ).std(dim=axis, keepdim=keep),
+            v,
+        )
     return both(lambda x, lib: getattr(x, name)(dim=axis, keepdim=keep), v)
 
 
