@@ -1284,8 +1284,10 @@ class RMSprop(Optimizer):
             g += grad
         square = state["square_avg"]
         square *= h["alpha"]
-        np.multiply(g, g, out=s1)
-        s1 *= 1 - h["alpha"]
+        # ((1 − α)·g)·g, PyTorch's addcmul order: g·g first overflowed where the scaled
+        # term does not (|g| > 1.8e19 in float32), and 0·inf made α = 1 give NaN
+        np.multiply(g, 1 - h["alpha"], out=s1)
+        s1 *= g
         square += s1
         if h["centered"]:
             mean = state["grad_avg"]
