@@ -82,3 +82,56 @@ def test_rmsprop_steps_through_a_gradient_spike_whose_square_overflows(seeded, r
             their_opt.step()
         what = f"RMSprop {options} {np.dtype(dtype)} ({route}), spikes at {sorted(spikes)}"
         _close(seeded, what, ours.data, theirs.detach().numpy(), dtype)
+
+
+# ---------------------------------------------------------------------------------
+# Cross-entropy: a row ignored adds nothing, whatever its logits
+# ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_ignored_rows_with_nan_or_infinite_logits_add_nothing(seeded, route, dtype, reduction):
+    """Rows of the ignore_index (padding) whose logits are NaN, +inf or all −inf: PyTorch
+    skips them and its loss stays finite; wxb's took 0·log Σe^z of them, NaN, and fit
+    stopped as if training had diverged. The rows kept get PyTorch's gradient."""
+    rng = seeded.rng
+    rows, classes = int(rng.integers(4, 12)), int(rng.integers(2, 6))
+    ignored = int(rng.choice([-100, int(rng.integers(0, classes))]))
+    y = rng.integers(0, classes, rows)
+    if ignored >= 0:
+        y[y == ignored] = (ignored + 1) % classes
+    out = rng.permutation(rows)[: int(rng.integers(1, rows))]  # at least one row kept
+    y[out] = ignored
+    z = rng.standard_normal((rows, classes)) * rng.choice([1, 30, 1e4])
+    for i in out:  # each ignored row not finite, one way or another
+        kind = rng.integers(4)
+        if kind == 0:
+            z[i] = np.nan
+        elif kind == 1:
+            z[i, rng.integers(classes)] = np.inf
+        elif kind == 2:
+            z[i] = -np.inf
+        else:
+            z[i, rng.integers(classes)] = np.nan
+    z = z.astype(dtype)
+    options = {"ignore_index": ignored}
+    if rng.random() < 0.5:
+        options["weight"] = rng.uniform(0.2, 3.0, classes)
+    if rng.random() < 0.5:
+        options["label_smoothing"] = float(rng.uniform(0, 0.5))
+    ours = wxb.Tensor(z.copy(), requires_grad=True)
+    with np.errstate(invalid="ignore"):
+        value = wxb.nn.CrossEntropyLoss(reduction=reduction, **options)(ours, y)
+        value.sum().backward()
+    theirs = torch.tensor(z.astype(np.float64), requires_grad=True)
+    their_options = dict(options)
+    if "weight" in options:
+        their_options["weight"] = torch.tensor(np.asarray(options["weight"], dtype))
+        their_options["weight"] = their_options["weight"].double()
+    expected = torch.nn.functional.cross_entropy(
+        theirs, torch.tensor(y), reduction=reduction, **their_options
+    )
+    expected.sum().backward()
+    what = f"{options} {reduction} {np.dtype(dtype)} ({route}), y {y}, logits {z}"
+    _close(seeded, f"{what}: loss", value.data, expected.detach().numpy(), dtype)
+    kept = y != ignored
+    _close(seeded, f"{what}: ∂L/∂z of the rows kept", ours.grad[kept], theirs.grad[kept], dtype)

@@ -1255,7 +1255,9 @@ class CrossEntropyKernel:
         """Σᵢ −Σ_c yᵢc log softmax(zᵢ)_c, unscaled; δ = ((Σ_c y_c)·softmax(Z) − Y)·scale
         into ``grad``. ``indices``: Y was made from class indices, and a class it leaves
         out (a 0) adds nothing, even where its logit is −inf (a masked class), as
-        PyTorch's picks y's column alone; 0·(−inf) made the loss NaN."""
+        PyTorch's picks y's column alone; 0·(−inf) made the loss NaN. So does a row left
+        out whole (ignored): its log s adds nothing, even where its logits are NaN or ±inf
+        (PyTorch skips the row; 0·NaN made the loss NaN)."""
         # Work on z − z_max, so the loss rounds at its own scale, not the logits'.
         shifted = np.subtract(output, output.max(axis=1, keepdims=True), out=grad)
         picked = dot64(target, np.where(target != 0, shifted, 0) if indices else shifted)
@@ -1263,6 +1265,8 @@ class CrossEntropyKernel:
         sums = exps.sum(axis=1, keepdims=True, dtype=np.float64)  # float64: log s ≈ 0 stays exact
         log_sums = np.log(sums)
         mass = target.sum(axis=1, keepdims=True)  # Σ_c y_c, 1 for probabilities
+        if indices:  # (one number a row)
+            log_sums[mass == 0] = 0
         value = float(np.vdot(mass, log_sums)) - picked
         exps /= sums  # softmax(Z)
         exps *= mass  # δ⁽ᴸ⁾ = (Σ_c y_c)·softmax(Z) − Y
@@ -1339,6 +1343,8 @@ class CrossEntropyKernel:
             mass = target.sum(axis=1, keepdims=True, dtype=np.float64)
             # (from class indices, a class left out adds nothing, even at z = −inf)
             kept = np.where(target != 0, shifted, 0) if indices else shifted
+            if indices:  # a row left out adds nothing, whatever its logits (as above)
+                log_sums[mass == 0] = 0
             values = mass[:, 0] * log_sums[:, 0] - _row_sums64(target, kept)
             softmax *= mass
             softmax -= target
