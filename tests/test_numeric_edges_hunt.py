@@ -135,3 +135,33 @@ def test_ignored_rows_with_nan_or_infinite_logits_add_nothing(seeded, route, dty
     _close(seeded, f"{what}: loss", value.data, expected.detach().numpy(), dtype)
     kept = y != ignored
     _close(seeded, f"{what}: ∂L/∂z of the rows kept", ours.grad[kept], theirs.grad[kept], dtype)
+
+
+# ---------------------------------------------------------------------------------
+# SmoothL1Loss: a β below the dtype's range is L1, not 0/0
+# ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_smooth_l1_with_a_beta_below_float32s_range_is_l1(seeded, reduction):
+    """β = 1e-300 (or any β under float32's smallest subnormal) rounds to 0 in a float32
+    model: where ŷ = y exactly, d/β was 0/0 and that element's gradient NaN, where
+    PyTorch's (which keeps β in double) is L1's 0."""
+    rng = seeded.rng
+    beta = float(10.0 ** rng.uniform(-300, -46))
+    shape = (int(rng.integers(1, 6)), int(rng.integers(1, 5)))
+    target = rng.standard_normal(shape).astype(np.float32)
+    output = target + rng.standard_normal(shape).astype(np.float32)
+    same = rng.random(shape) < 0.4
+    same.reshape(-1)[0] = True
+    output[same] = target[same]  # ŷ = y exactly there
+    ours = wxb.Tensor(output.copy(), requires_grad=True)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        value = wxb.nn.SmoothL1Loss(reduction=reduction, beta=beta)(ours, target)
+    value.sum().backward()
+    theirs = torch.tensor(output.astype(np.float64), requires_grad=True)
+    expected = torch.nn.functional.smooth_l1_loss(
+        theirs, torch.tensor(target.astype(np.float64)), reduction=reduction, beta=beta
+    )
+    expected.sum().backward()
+    what = f"SmoothL1Loss(beta={beta:.3g}, {reduction}) float32 at ŷ − y = {output - target}"
+    _close(seeded, f"{what}: loss", value.data, expected.detach().numpy(), np.float32)
+    _close(seeded, f"{what}: ∂L/∂ŷ", ours.grad, theirs.grad.numpy(), np.float32)

@@ -1208,8 +1208,8 @@ class SmoothL1Kernel(L1Kernel):
         check_threshold(self.beta, "smooth L1 loss beta", positive=False)
 
     def terms(self, diff):
-        if self.beta == 0:
-            return super().terms(diff)
+        if diff.dtype.type(self.beta) == 0:  # β = 0, or one below the dtype's range:
+            return super().terms(diff)  # L1 (d/β was 0/0, a NaN gradient, where d = 0)
         size = np.abs(diff)
         values = np.where(size < self.beta, 0.5 * diff * diff / self.beta, size - 0.5 * self.beta)
         return values, np.clip(diff / self.beta, -1, 1)
