@@ -165,3 +165,111 @@ def test_smooth_l1_with_a_beta_below_float32s_range_is_l1(seeded, reduction):
     what = f"SmoothL1Loss(beta={beta:.3g}, {reduction}) float32 at ŷ − y = {output - target}"
     _close(seeded, f"{what}: loss", value.data, expected.detach().numpy(), np.float32)
     _close(seeded, f"{what}: ∂L/∂ŷ", ours.grad, theirs.grad.numpy(), np.float32)
+
+
+# ---------------------------------------------------------------------------------
+# Every optimiser, 50 steps through the gradients users hit, against torch.optim
+# ---------------------------------------------------------------------------------
+def _optimizer_options(rng, kind: str) -> dict:
+    """Settings of ``kind`` with their edges drawn often: betas of 0 or near 1,
+    Nesterov, dampening, centring, weight decay and decay of the rate."""
+    lr = float(rng.uniform(1e-3, 0.05))
+    if kind == "SGD":
+        options = {"lr": lr, "weight_decay": float(rng.choice([0, rng.uniform(0, 0.1)]))}
+        style = rng.integers(4)
+        if style == 1:
+            options.update(momentum=float(rng.uniform(0.5, 1.0)))
+        elif style == 2:
+            options.update(momentum=float(rng.uniform(0.5, 0.99)), nesterov=True)
+        elif style == 3:
+            options.update(momentum=float(rng.uniform(0.5, 0.99)), dampening=0.5)
+        return options
+    if kind in ("Adam", "AdamW"):
+        beta1 = float(rng.choice([0.0, 0.9, 1 - 1e-6, rng.uniform(0, 1)]))
+        beta2 = float(rng.choice([0.0, 0.999, 1 - 1e-7, rng.uniform(0, 1)]))
+        return {
+            "lr": lr,
+            "betas": (beta1, beta2),
+            "eps": float(rng.choice([1e-8, 1e-3, 1.0])),
+            "weight_decay": float(rng.choice([0, rng.uniform(0, 0.5)])),
+        }
+    if kind == "RMSprop":
+        # (centred with α = 0 the variance is g² − g·g: its rounding, which PyTorch's
+        # fused multiply-add leaves out, decides between √0 and NaN)
+        centered = bool(rng.random() < 0.5)
+        alphas = [0.99, rng.uniform(0.5, 1)] + ([] if centered else [0.0])
+        return {
+            "lr": lr,
+            "alpha": float(rng.choice(alphas)),
+            "eps": float(rng.choice([1e-8, 1e-3])),
+            "momentum": float(rng.choice([0, rng.uniform(0, 0.9)])),
+            "centered": centered,
+            "weight_decay": float(rng.choice([0, rng.uniform(0, 0.1)])),
+        }
+    return {  # Adagrad
+        "lr": lr,
+        "lr_decay": float(rng.choice([0, rng.uniform(0, 0.1)])),
+        "weight_decay": float(rng.choice([0, rng.uniform(0, 0.1)])),
+        "initial_accumulator_value": float(rng.choice([0, rng.uniform(0, 1)])),
+        "eps": float(rng.choice([1e-10, 1e-4])),
+    }
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"])
+def test_fifty_steps_through_edge_gradients_are_torch_optims(seeded, route, kind, dtype):
+    """Gradients of exactly 0, tiny (denormal in their square), 1e3–1e6 times the
+    usual and a spike (3e19 in float32, 3e154 in float64: past the square's range), a
+    parameter without a gradient on some steps, and the rate changed between steps:
+    float64 to 1e-12 of torch.optim's, float32 to torch.optim's own float32 rounding."""
+    rng = seeded.rng
+    options = _optimizer_options(rng, kind)
+    shapes = [(3, 4), (4,), (1,)]
+    starts = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    ours = [Parameter(x.copy()) for x in starts]
+    theirs = [torch.tensor(x.copy(), requires_grad=True) for x in starts]
+    ours_opt = getattr(wxb.optim, kind)(ours, **options)
+    their_opt = getattr(torch.optim, kind)(theirs, **options)
+    spike = 3e19 if dtype == np.float32 else 3e154
+    if kind == "Adagrad" or (kind == "RMSprop" and options["alpha"] < 0.9):
+        spike = 1e6  # Σ g² (Adagrad), or α small: its square overflows in PyTorch too
+    steps = []
+    for _ in range(50):
+        regime = str(rng.choice(["normal", "zero", "tiny", "large", "spike", "none"]))
+        if regime == "spike" and any(r == "spike" for r in steps):
+            regime = "normal"  # one spike a run: the next would overflow the moments
+        steps.append(regime)
+        for k, (p, q) in enumerate(zip(ours, theirs, strict=True)):
+            g = rng.standard_normal(shapes[k])
+            if regime == "zero":
+                g[...] = 0
+            elif regime == "tiny":
+                g *= 1e-25 if dtype == np.float32 else 1e-160
+            elif regime == "large":
+                g *= 10.0 ** rng.uniform(3, 6)
+            elif regime == "spike":
+                g = np.sign(g) * rng.uniform(spike / 2, spike, shapes[k])
+            if regime == "none" and k == 1:
+                p.grad, q.grad = None, None
+                continue
+            g = g.astype(dtype)
+            p.grad, q.grad = g.copy(), torch.tensor(g.copy())
+        if rng.random() < 0.1:
+            lr = float(rng.uniform(1e-3, 0.05))
+            for group in (*ours_opt.param_groups, *their_opt.param_groups):
+                group["lr"] = lr
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            ours_opt.step()
+        their_opt.step()
+    for k, (p, q) in enumerate(zip(ours, theirs, strict=True)):
+        expected = q.detach().numpy().astype(np.float64)
+        what = f"{kind} {options} {np.dtype(dtype)} ({route}), parameter {k}, steps {steps}"
+        got = p.data.astype(np.float64)
+        finite = np.isfinite(expected)  # (β₂ = 0 after a spike: inf·0, NaN in both)
+        tolerance = 1e-12 if dtype == np.float64 else 2e-5
+        scale = max(1.0, float(np.abs(expected[finite]).max(initial=0)))
+        error = float(np.abs(got[finite] - expected[finite]).max(initial=0))
+        same = np.array_equal(got[~finite], expected[~finite], equal_nan=True)
+        assert same and error <= tolerance * scale, seeded.msg(
+            f"{what}: wxb {got.ravel()[:4]}, torch.optim {expected.ravel()[:4]}"
+        )
