@@ -6,6 +6,7 @@ Random draws on every run (the seed is in each message: WXB_TEST_SEED replays it
 
 from __future__ import annotations
 
+import copy
 import os
 
 import numpy as np
@@ -24,6 +25,15 @@ try:  # the compiled route where numba is installed
     ROUTES.append("compiled")
 except Exception:  # pragma: no cover - without numba the NumPy route alone
     pass
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny tensors: PyTorch's intra-op threads only add hand-offs on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(params=ROUTES)
@@ -272,4 +282,79 @@ def test_fifty_steps_through_edge_gradients_are_torch_optims(seeded, route, kind
         same = np.array_equal(got[~finite], expected[~finite], equal_nan=True)
         assert same and error <= tolerance * scale, seeded.msg(
             f"{what}: wxb {got.ravel()[:4]}, torch.optim {expected.ravel()[:4]}"
+        )
+
+
+@pytest.mark.parametrize("kind", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"])
+def test_fit_planned_steps_at_large_logits_are_torch_optims(seeded, route, kind):
+    """fit (its planned step: fused bias and activation, the loss's kernel, the flat
+    update) for 50 steps on inputs that drive the logits to ±30–±100, and a batch whose
+    targets spike a regression loss, against PyTorch's hand loop
+    (zero_grad, backward, step) in float64."""
+    rng = seeded.rng
+    options = _optimizer_options(rng, kind)
+    # where an update is m/|g| (β₂ or α = 0) or undamped (momentum 1), steps this large
+    # are chaotic: a 1-ulp change of the start moves PyTorch's own weights by 0.2
+    if kind in ("Adam", "AdamW"):
+        options["betas"] = (options["betas"][0], float(rng.choice([0.999, 1 - 1e-7])))
+    elif kind == "RMSprop":
+        options.update(alpha=float(rng.uniform(0.9, 0.999)), centered=False)
+    elif kind == "SGD":
+        options["momentum"] = min(options.get("momentum", 0.0), 0.95)
+    activation, their_activation = [
+        (wxb.nn.ReLU(), torch.nn.ReLU()),
+        (wxb.nn.ELU(0.5), torch.nn.ELU(0.5)),
+        (wxb.nn.Softplus(2.0, 5.0), torch.nn.Softplus(2.0, 5.0)),
+        (wxb.nn.LeakyReLU(0.1), torch.nn.LeakyReLU(0.1)),
+    ][rng.integers(4)]
+    losses = [
+        (
+            wxb.nn.CrossEntropyLoss(label_smoothing=0.1),
+            torch.nn.CrossEntropyLoss(label_smoothing=0.1),
+        ),
+        (wxb.nn.BCEWithLogitsLoss(), torch.nn.BCEWithLogitsLoss()),
+        (wxb.nn.HuberLoss(delta=0.5), torch.nn.HuberLoss(delta=0.5)),
+    ]
+    which = int(rng.integers(3))
+    loss, their_loss = losses[which]
+    model = wxb.nn.Sequential(
+        wxb.nn.Dense(4, 6, dtype="float64"), activation, wxb.nn.Dense(6, 3, dtype="float64")
+    )
+    twin = torch.nn.Sequential(torch.nn.Linear(4, 6), their_activation, torch.nn.Linear(6, 3))
+    twin = twin.double()
+    nudged = copy.deepcopy(twin)  # from 1 ulp away: how far PyTorch's own rounding carries
+    with torch.no_grad():
+        for p, q, r in zip(model.parameters(), twin.parameters(), nudged.parameters(), strict=True):
+            q.copy_(torch.tensor(p.data))
+            r.copy_(torch.tensor(np.nextafter(p.data, np.inf)))
+    rows, batch = 100, 10
+    X = rng.standard_normal((rows, 4)) * rng.choice([30.0, 100.0])
+    if which == 0:
+        y = rng.integers(0, 3, rows)
+    elif which == 1:
+        y = rng.integers(0, 2, (rows, 3)).astype(np.float64)
+    else:
+        y = rng.standard_normal((rows, 3)) * 30
+        y[rng.integers(rows)] *= 1e6  # one row far off: Huber's absolute branch
+    ours_opt = getattr(wxb.optim, kind)(model.parameters(), **options)
+    wxb.fit(model, X, y, loss=loss, optimizer=ours_opt, epochs=5, batch_size=batch,
+            shuffle=False, verbose=False)  # fmt: skip
+    for net in (twin, nudged):
+        their_opt = getattr(torch.optim, kind)(net.parameters(), **options)
+        for _ in range(5):
+            for start in range(0, rows, batch):
+                their_opt.zero_grad()
+                out = net(torch.tensor(X[start : start + batch]))
+                their_loss(out, torch.tensor(y[start : start + batch])).backward()
+                their_opt.step()
+    what = f"fit {kind} {options} {type(loss).__name__} {type(activation).__name__} ({route})"
+    pairs = zip(model.named_parameters(), twin.parameters(), nudged.parameters(), strict=True)
+    for (name, p), q, r in pairs:
+        expected = q.detach().numpy()
+        spread = float(np.abs(r.detach().numpy() - expected).max())
+        bound = max(1e-9 * max(1.0, float(np.abs(expected).max())), 100 * spread)
+        error = float(np.abs(p.data - expected).max())
+        assert error <= bound, seeded.msg(
+            f"{what}: {name} {p.data.ravel()[:3]}, PyTorch {expected.ravel()[:3]} (error "
+            f"{error:.3g}; PyTorch from 1 ulp away moves {spread:.3g})"
         )
