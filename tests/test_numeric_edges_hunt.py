@@ -358,3 +358,117 @@ def test_fit_planned_steps_at_large_logits_are_torch_optims(seeded, route, kind)
             f"{what}: {name} {p.data.ravel()[:3]}, PyTorch {expected.ravel()[:3]} (error "
             f"{error:.3g}; PyTorch from 1 ulp away moves {spread:.3g})"
         )
+
+
+# ---------------------------------------------------------------------------------
+# Activations and the classification losses at the values users hit
+# ---------------------------------------------------------------------------------
+EDGES = [0.0, -0.0, 1e-30, -1e-30, 1e-8, -1e-8, 15.0, -15.0, 17.0, -17.0, 19.99, 20.0,
+         20.01, -20.0, 30.0, -30.0, 88.0, -89.0, 100.0, -100.0, 1e4, -1e4]  # fmt: skip
+ACTIVATIONS = {
+    "relu": (lambda: wxb.nn.ReLU(), lambda: torch.nn.ReLU()),
+    "leaky_relu": (lambda: wxb.nn.LeakyReLU(0.2), lambda: torch.nn.LeakyReLU(0.2)),
+    "sigmoid": (lambda: wxb.nn.Sigmoid(), lambda: torch.nn.Sigmoid()),
+    "tanh": (lambda: wxb.nn.Tanh(), lambda: torch.nn.Tanh()),
+    "gelu": (lambda: wxb.nn.GELU(), lambda: torch.nn.GELU()),
+    "gelu_tanh": (lambda: wxb.nn.GELU("tanh"), lambda: torch.nn.GELU("tanh")),
+    "silu": (lambda: wxb.nn.SiLU(), lambda: torch.nn.SiLU()),
+    "elu": (lambda: wxb.nn.ELU(0.7), lambda: torch.nn.ELU(0.7)),
+    "softplus": (lambda: wxb.nn.Softplus(), lambda: torch.nn.Softplus()),
+    "softplus_beta": (lambda: wxb.nn.Softplus(2.0, 5.0), lambda: torch.nn.Softplus(2.0, 5.0)),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_activations_at_zero_saturation_and_thresholds_are_pytorchs(seeded, route, name, dtype):
+    """Each activation and its gradient at ±0, the smallest values, the thresholds
+    (Softplus's βz = 20 and 5), saturation (σ, tanh, GELU at ±17…±1e4) and random
+    values, against PyTorch in float64: to 1e-12 of the values' scale (float64) or
+    float32's rounding; ReLU's gradient at 0 is PyTorch's 0, LeakyReLU's and ELU's α."""
+    rng = seeded.rng
+    z = np.concatenate([EDGES, rng.standard_normal(20) * rng.choice([1, 30])]).astype(dtype)
+    if name == "softplus_beta":
+        z = np.concatenate([z, [2.5, 2.4999, 2.5001, -2.5]]).astype(dtype)
+    grad = rng.standard_normal(z.shape).astype(dtype)
+    ours_layer, their_layer = ACTIVATIONS[name]
+    ours = wxb.Tensor(z.copy(), requires_grad=True)
+    with np.errstate(over="ignore", under="ignore"):
+        out = ours_layer()(ours)
+        out.backward(wxb.Tensor(grad))
+    theirs = torch.tensor(z.astype(np.float64), requires_grad=True)
+    expected = their_layer()(theirs)
+    expected.backward(torch.tensor(grad.astype(np.float64)))
+    what = f"{name} {np.dtype(dtype)} ({route}) at {z}"
+    tolerance = 1e-12 if dtype == np.float64 else 2e-6
+    for part, got, want in (("f(z)", out.data, expected), ("∂L/∂z", ours.grad, theirs.grad)):
+        want = want.detach().numpy()
+        error = np.abs(got.astype(np.float64) - want)
+        assert (error <= tolerance * np.abs(want).max()).all(), seeded.msg(
+            f"{what}: {part} off by {error.max():.3g} at z = {z[error.argmax()]}"
+        )
+    at_zero = np.flatnonzero(z == 0)
+    slope = {"relu": 0.0, "leaky_relu": 0.2, "elu": 0.7}.get(name)
+    if slope is not None:  # PyTorch's convention at exactly 0: the negative side's
+        np.testing.assert_array_equal(ours.grad[at_zero], slope * grad[at_zero], err_msg=what)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_classification_losses_stay_finite_and_right_at_huge_logits(seeded, route, dtype):
+    """Logits of ±30, ±100 and ±1e4, rows all equal, one class, a batch of one, with
+    class indices, one-hot rows (floats and integers), soft labels, class weights,
+    label smoothing, pos_weight and each reduction: cross-entropy, NLL after
+    log-softmax and BCE with logits finite and PyTorch's (float64 reference)."""
+    rng = seeded.rng
+    F = torch.nn.functional
+    for _ in range(6):
+        rows, classes = int(rng.choice([1, 2, 7])), int(rng.choice([1, 2, 5]))
+        z = rng.standard_normal((rows, classes)) * rng.choice([30, 100, 1e4])
+        z[0] = z[0, 0]  # a row of equal logits
+        z = z.astype(dtype)
+        labels = rng.integers(0, classes, rows)
+        reduction = str(rng.choice(["mean", "sum", "none"]))
+        weight = rng.uniform(0.2, 3, classes) if rng.random() < 0.5 else None
+        smoothing = float(rng.choice([0.0, 0.1]))
+        kind = str(rng.choice(["indices", "one_hot", "one_hot_int", "soft"]))
+        target = {
+            "indices": labels,
+            "one_hot": np.eye(classes, dtype=dtype)[labels],
+            "one_hot_int": np.eye(classes, dtype=np.int64)[labels],
+            "soft": rng.dirichlet(np.ones(classes), rows).astype(dtype),
+        }[kind]
+        their_target = torch.tensor(labels if kind == "indices" else target.astype(np.float64))
+        w = None if weight is None else torch.tensor(weight.astype(dtype).astype(np.float64))
+        bits = (rng.random((rows, classes)) < 0.5).astype(dtype)
+        pos_weight = rng.uniform(0.2, 5, classes) if rng.random() < 0.5 else None
+        p = None if pos_weight is None else torch.tensor(pos_weight.astype(dtype).astype(float))
+        for case in ("cross_entropy", "nll", "bce_with_logits"):
+            ours = wxb.Tensor(z.copy(), requires_grad=True)
+            theirs = torch.tensor(z.astype(np.float64), requires_grad=True)
+            if case == "cross_entropy":
+                what = f"cross_entropy {kind} weight={weight is not None} smoothing={smoothing}"
+                value = wxb.nn.CrossEntropyLoss(
+                    weight, reduction=reduction, label_smoothing=smoothing
+                )(ours, target)
+                expected = F.cross_entropy(
+                    theirs, their_target, w, reduction=reduction, label_smoothing=smoothing
+                )
+            elif case == "nll":
+                what = f"nll after log_softmax weight={weight is not None}"
+                log_p = wxb.nn.functional.log_softmax(ours, dim=1)
+                value = wxb.nn.NLLLoss(weight, reduction=reduction)(log_p, labels)
+                their_log_p = F.log_softmax(theirs, 1)
+                expected = F.nll_loss(their_log_p, torch.tensor(labels), w, reduction=reduction)
+            else:
+                what = f"bce_with_logits pos_weight={pos_weight is not None}"
+                value = wxb.nn.BCEWithLogitsLoss(reduction=reduction, pos_weight=pos_weight)(
+                    ours, bits
+                )
+                expected = F.binary_cross_entropy_with_logits(
+                    theirs, torch.tensor(bits.astype(np.float64)), reduction=reduction, pos_weight=p
+                )
+            value.sum().backward()
+            expected.sum().backward()
+            what = f"{what} {reduction} {np.dtype(dtype)} ({route}), logits {z}"
+            _close(seeded, f"{what}: loss", value.data, expected.detach().numpy(), dtype)
+            _close(seeded, f"{what}: ∂L/∂z", ours.grad, theirs.grad.numpy(), dtype)
