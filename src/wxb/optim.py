@@ -1562,6 +1562,11 @@ class LRSchedule:
                 initial, made = initials[index]
                 if initial is not None and group.get("initial_lr") == made:
                     group["initial_lr"] = initial
+            # A group the saved schedule had not stepped since it was added got its
+            # initial_lr (its lr then) from that schedule's state_dict(), after an
+            # optimizer.state_dict() taken first (PyTorch's usual order) had gone without
+            # it: the saved run has it, so the cosine climbs out of a trough to it here too.
+            group.setdefault("initial_lr", group["lr"])
             self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = rate
         self._forget_found()
         self._settings_seen = copy.deepcopy(self.settings())
