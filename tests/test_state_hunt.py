@@ -9,8 +9,11 @@ import copy
 import itertools
 
 import numpy as np
+import pytest
+import torch
 
 from wxb import nn, optim
+from wxb.nn import Parameter
 
 
 def _model(seed: int, sizes: list[int]) -> nn.Sequential:
@@ -99,3 +102,97 @@ def test_cosine_resume_after_a_group_was_added_climbs_as_the_uninterrupted_run(s
     assert [g["lr"] for g in opt2.param_groups] == [g["lr"] for g in opt.param_groups], msg
     ours, theirs = model.state_dict(), model2.state_dict()
     assert all(np.array_equal(ours[k], theirs[k]) for k in ours), msg
+
+
+# =====================================================================================
+# Chained schedules, a group added: state_dict() is a read, and a resume goes on alike
+# =====================================================================================
+def _schedules(names, ours, theirs, rng_values):
+    made_ours, made_theirs = [], []
+    for name, (gamma, step, milestones) in zip(names, rng_values, strict=True):
+        if name == "exp":
+            made_ours.append(optim.ExponentialLR(ours, gamma))
+            made_theirs.append(torch.optim.lr_scheduler.ExponentialLR(theirs, gamma))
+        elif name == "step":
+            made_ours.append(optim.StepLR(ours, step, gamma))
+            made_theirs.append(torch.optim.lr_scheduler.StepLR(theirs, step, gamma))
+        else:
+            made_ours.append(optim.MultiStepLR(ours, milestones, gamma))
+            made_theirs.append(torch.optim.lr_scheduler.MultiStepLR(theirs, milestones, gamma))
+    return made_ours, made_theirs
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of")  # torch: no optimizer.step() here
+def test_chained_schedules_with_a_group_added_follow_torch_through_saves_and_resumes(seeded):
+    """Two schedules stepped on one optimiser, a group added mid-run: taking the
+    schedules' state_dict() (a checkpoint) between the addition and the next step made
+    the second schedule take the group on at its rate before the first one's step, so
+    the first one's decay was lost: ExponentialLR(0.8) then MultiStepLR gave the added
+    group 0.0020 where PyTorch, and the same run without the read, give 0.0016. A
+    resume from a checkpoint taken there went on with the same wrong rate."""
+    rng = seeded.rng
+    epochs = int(rng.integers(6, 10))
+    added = int(rng.integers(1, epochs - 2))
+    saved_at = int(rng.integers(added, epochs - 1))  # the epoch added, or later
+    # the first one changes the rate at every step: the second must compound on it
+    names = ["exp", str(rng.choice(["exp", "step", "multi"]))]
+    values = [
+        (
+            float(rng.uniform(0.3, 0.95)),
+            int(rng.integers(1, 4)),
+            sorted({int(v) for v in rng.integers(1, epochs + 1, size=3)}),
+        )
+        for _ in names
+    ]
+    lr, added_lr = float(rng.uniform(0.01, 0.1)), float(rng.uniform(1e-3, 0.05))
+    msg = seeded.msg(
+        f"{names} {values}, lr {lr:.4g}, group of {added_lr:.4g} added at epoch {added}, "
+        f"saved at {saved_at}, {epochs} epochs"
+    )
+    arrays = [rng.normal(size=(3, 2)), rng.normal(size=3)]
+
+    def ours_made(groups: int):
+        params = [Parameter(a.copy(), dtype="float64") for a in arrays]
+        if groups == 2:
+            return params, optim.SGD(
+                [{"params": params[:1]}, {"params": params[1:], "lr": added_lr}], lr=lr
+            )
+        return params, optim.SGD(params[:1], lr=lr)
+
+    params, opt = ours_made(1)
+    tparams = [torch.tensor(a, requires_grad=True) for a in arrays]
+    topt = torch.optim.SGD(tparams[:1], lr=lr)
+    scheds, tscheds = _schedules(names, opt, topt, values)
+    ours, theirs, saved = [], [], None
+    for epoch in range(epochs):
+        if epoch == added:
+            opt.add_param_group({"params": params[1:], "lr": added_lr})
+            topt.add_param_group({"params": tparams[1:], "lr": added_lr})
+        # a checkpoint each epoch, in PyTorch's usual order
+        checkpoint = (opt.state_dict(), [copy.deepcopy(s.state_dict()) for s in scheds])
+        if epoch == saved_at:
+            saved = checkpoint
+        for s, t in zip(scheds, tscheds, strict=True):
+            s.step()
+            t.step()
+        ours.append([g["lr"] for g in opt.param_groups])
+        theirs.append([g["lr"] for g in topt.param_groups])
+    np.testing.assert_allclose(
+        [r for row in ours for r in row],
+        [r for row in theirs for r in row],
+        rtol=1e-12,
+        err_msg=msg,
+    )
+
+    # resumed from the checkpoint of epoch saved_at: everything made, then loaded
+    _, opt2 = ours_made(2)
+    scheds2 = _schedules(names, opt2, topt, values)[0]
+    opt2.load_state_dict(saved[0])
+    for s, state in zip(scheds2, saved[1], strict=True):
+        s.load_state_dict(state)
+    resumed = []
+    for _ in range(saved_at, epochs):
+        for s in scheds2:
+            s.step()
+        resumed.append([g["lr"] for g in opt2.param_groups])
+    assert resumed == ours[saved_at:], msg

@@ -1439,7 +1439,7 @@ class LRSchedule:
     @property
     def base_lr(self) -> float:
         """The first group's starting rate."""
-        return self._bases()[0]
+        return self.base_lrs[0] if self.base_lrs else self._bases()[0]  # a read: no group taken
 
     def _bases(self) -> list[float]:
         for index, group in enumerate(self.optimizer.param_groups):
@@ -1499,8 +1499,12 @@ class LRSchedule:
             group["lr"] = self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = rate
 
     def state_dict(self) -> dict:
-        """As PyTorch's schedulers: every setting and counter but the optimiser, plain values."""
-        self._bases()  # a group added since the last step has its starting rate too
+        """As PyTorch's schedulers: every setting and counter but the optimiser, plain values.
+
+        A read: a group added since the last step is not taken on here (its starting rate
+        comes at the next step, from the rate it holds then, which a schedule stepped
+        before this one may have changed); ``base_lrs`` then holds fewer rates than the
+        optimiser has groups, and a load leaves those groups to the next step too."""
         state = {k: v for k, v in vars(self).items() if k != "optimizer" and k[0] != "_"}
         return {**state, "base_lrs": list(self.base_lrs), "type": type(self).__name__}
 
@@ -1524,10 +1528,13 @@ class LRSchedule:
             )
         for key, value in values.items():
             what = f"{name}.load_state_dict {key}"
-            if key == "base_lrs":
-                groups = len(self._bases())
-                if not isinstance(value, list) or len(value) != groups:
-                    raise ConfigError(f"{what} must be a list of {groups} rates; got {value!r}")
+            if key == "base_lrs":  # groups added since the saved schedule's last step: none
+                groups = len(self.optimizer.param_groups)
+                if not isinstance(value, list) or not 1 <= len(value) <= groups:
+                    raise ConfigError(
+                        f"{what} must be a list of 1 to {groups} rates (one per parameter "
+                        f"group); got {value!r}"
+                    )
                 values[key] = [_number(v, what) for v in value]
                 if not all(math.isfinite(v) for v in values[key]):
                     raise ConfigError(f"{what} must be finite; got {value!r}")
@@ -1547,7 +1554,6 @@ class LRSchedule:
         # changed since (the optimiser's state loaded after the schedule was made) stays.
         found = self._lrs_found
         for index, group in enumerate(self.optimizer.param_groups):
-            rate = self.lr_at(self.epoch, self.base_lrs[index])
             # exactly: a loaded rate one ulp from epoch 0's (a cosine back at its top) is
             # the loaded one, carried through the uninterrupted run's re-basing
             untouched = self._lrs_set.get(index) in (None, group["lr"])
@@ -1562,11 +1568,16 @@ class LRSchedule:
                 initial, made = initials[index]
                 if initial is not None and group.get("initial_lr") == made:
                     group["initial_lr"] = initial
-            # A group the saved schedule had not stepped since it was added got its
-            # initial_lr (its lr then) from that schedule's state_dict(), after an
-            # optimizer.state_dict() taken first (PyTorch's usual order) had gone without
-            # it: the saved run has it, so the cosine climbs out of a trough to it here too.
+                elif initial is None and index >= len(self.base_lrs):
+                    group.pop("initial_lr", None)  # made here, for a group not yet taken on
+            if index >= len(self.base_lrs):  # added after the saved schedule's last step:
+                if self.optimizer.scheduled_lrs.get(index) == self._lrs_set.pop(index, None):
+                    self.optimizer.scheduled_lrs.pop(index, None)  # (this schedule's write)
+                continue  # taken on at the next step, from its lr then, as in the saved run
+            # A state an older wxb saved in the epoch a group was added holds its rate while
+            # the optimiser's state taken before it lacks the initial_lr it wrote then.
             group.setdefault("initial_lr", group["lr"])
+            rate = self.lr_at(self.epoch, self.base_lrs[index])
             self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = rate
         self._forget_found()
         self._settings_seen = copy.deepcopy(self.settings())
