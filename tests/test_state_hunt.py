@@ -7,11 +7,13 @@ printed; ``WXB_TEST_SEED`` replays it).
 
 import copy
 import itertools
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
+import wxb
 from wxb import nn, optim
 from wxb.nn import Parameter
 
@@ -196,3 +198,51 @@ def test_chained_schedules_with_a_group_added_follow_torch_through_saves_and_res
             s.step()
         resumed.append([g["lr"] for g in opt2.param_groups])
     assert resumed == ours[saved_at:], msg
+
+
+# =====================================================================================
+# fit's checkpoints: a Dropout with a generator of its own
+# =====================================================================================
+def test_a_resume_keeps_the_runs_dropout_masks_whatever_seed_the_dropout_was_rebuilt_with(
+    seeded, tmp_path
+):
+    """The checkpoint restores a Dropout's own generator to the saved run's state, but its
+    masks went by a key taken from the seed the rebuilt layer was given: a resume on a
+    model rebuilt with Dropout(seed=8) for a run begun with seed=7 dropped other units
+    than either run, with no word said. The checkpoint now keeps the key too."""
+    rng = seeded.rng
+    n, h, c = (int(v) for v in rng.integers(2, 8, size=3))
+    rows = int(rng.integers(20, 50))
+    X, y = rng.normal(size=(rows, n)), rng.integers(0, c, size=rows)
+    p = float(rng.uniform(0.2, 0.6))
+    seeds = [int(v) for v in rng.choice(1 << 30, size=4, replace=False)]
+    dropout_seed, other_seed, model_seed, fit_seed = seeds
+    batch, epochs = int(rng.integers(4, 12)), int(rng.integers(2, 5))
+    msg = seeded.msg(f"{rows}×{n} → {h} → {c}, dropout {p:.2f}, batch {batch}, {epochs} epochs")
+
+    def run(drop_seed, folder=None, **options):
+        model = nn.Sequential(
+            nn.Linear(n, h, seed=model_seed, dtype="float64"),
+            nn.ReLU(),
+            nn.Dropout(p, seed=drop_seed),
+            nn.Linear(h, c, seed=model_seed + 1, dtype="float64"),
+        )
+        history = wxb.fit(
+            model, X, y, epochs=epochs, batch_size=batch, seed=fit_seed, verbose=False,
+            checkpoint_dir=folder, **options,
+        )  # fmt: skip
+        return history, model.state_dict()
+
+    reference = run(dropout_seed)
+    every = tmp_path / "every"
+    run(dropout_seed, every, checkpoint_every=1, keep_checkpoints=10_000)
+    found = sorted(every.glob("step-*.json"))
+    source = found[int(rng.integers(0, len(found) - 1))]  # not the last: steps are left
+    folder = tmp_path / "resumed"
+    folder.mkdir()
+    for path in (source, source.with_suffix(".safetensors")):
+        shutil.copy2(path, folder / path.name)
+    history, weights = run(other_seed, folder, resume=True)
+    assert history.resumed_from == str(folder / source.name), msg
+    assert history.history == reference[0].history, f"{msg}; from {source.name}"
+    assert all(np.array_equal(weights[k], v) for k, v in reference[1].items()), msg

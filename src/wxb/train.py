@@ -1105,6 +1105,14 @@ class _Saver:
         self.row_masks: RowMasks | None = None  # fit's masks by row: their key is saved
         self.whole_array_digests: Any = None  # the data as earlier checkpoints described it
 
+    def _own_keys(self) -> dict[str, int] | None:
+        """The masks' keys of Dropouts with generators of their own, by the index of the
+        generator in ``self.generators``."""
+        if self.row_masks is None:
+            return None
+        index = {id(g): i for i, g in enumerate(self.generators)}
+        return {str(index[g]): key for g, key in self.row_masks.own.items() if g in index}
+
     def due(self, global_step: int, epoch_end: bool = False) -> bool:
         """Every ``every`` steps; without it, at each epoch's end."""
         return epoch_end if self.every is None else global_step % self.every == 0
@@ -1172,6 +1180,8 @@ class _Saver:
             # Without a seed the key came from the state of wxb's default generator,
             # which a resumed run cannot rebuild.
             "row_masks_key": None if self.row_masks is None else self.row_masks.key,
+            # and each Dropout's own key (fixed when it was made), by its generator's index
+            "row_masks_own": self._own_keys(),
             "run": self.run,
             "setup": self.setup,
         }
@@ -1287,6 +1297,13 @@ class _Saver:
         self.last, self.last_step = found.path, position["global_step"]
         if self.row_masks is not None and meta.get("row_masks_key") is not None:
             self.row_masks.key = int(meta["row_masks_key"])
+        own = meta.get("row_masks_own")  # (None from a wxb that did not keep them)
+        if self.row_masks is not None and isinstance(own, dict):
+            # the run's, as its generators' states are: a Dropout made with another seed
+            # drew other masks with the restored generator, and said nothing
+            for index, key in own.items():
+                if index.isdigit() and int(index) < len(self.generators):
+                    self.row_masks.own[id(self.generators[int(index)])] = int(key)
         restored = History.from_dict(meta["history"])
         restored.engine, restored.engine_reason = history.engine, history.engine_reason
         restored.resumed_from = str(found.path)
