@@ -200,6 +200,42 @@ def test_chained_schedules_with_a_group_added_follow_torch_through_saves_and_res
     assert resumed == ours[saved_at:], msg
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of")  # torch: no optimizer.step() here
+def test_chained_schedules_compound_on_a_group_added_before_their_first_step(seeded):
+    """A group added after the schedules were made but before their first step: the
+    second schedule started it from its initial_lr, not from the rate the first one had
+    just set, so ExponentialLR(0.9) then MultiStepLR left it at 0.0020 after the first
+    epoch where PyTorch gives 0.0018 (and every later rate stayed a factor 1/0.9 off)."""
+    rng = seeded.rng
+    epochs = int(rng.integers(3, 9))
+    names = ["exp", str(rng.choice(["exp", "step", "multi"]))]
+    values = [
+        (
+            float(rng.uniform(0.3, 0.95)),
+            int(rng.integers(1, 4)),
+            sorted({int(v) for v in rng.integers(1, epochs + 1, size=3)}),
+        )
+        for _ in names
+    ]
+    lr, added_lr = float(rng.uniform(0.01, 0.1)), float(rng.uniform(1e-3, 0.05))
+    msg = seeded.msg(f"{names} {values}, lr {lr:.4g}, group of {added_lr:.4g}, {epochs} epochs")
+    arrays = [rng.normal(size=(3, 2)), rng.normal(size=3)]
+    params = [Parameter(a.copy(), dtype="float64") for a in arrays]
+    tparams = [torch.tensor(a, requires_grad=True) for a in arrays]
+    opt, topt = optim.SGD(params[:1], lr=lr), torch.optim.SGD(tparams[:1], lr=lr)
+    scheds, tscheds = _schedules(names, opt, topt, values)
+    opt.add_param_group({"params": params[1:], "lr": added_lr})
+    topt.add_param_group({"params": tparams[1:], "lr": added_lr})
+    ours, theirs = [], []
+    for _ in range(epochs):
+        for s, t in zip(scheds, tscheds, strict=True):
+            s.step()
+            t.step()
+        ours += [g["lr"] for g in opt.param_groups]
+        theirs += [g["lr"] for g in topt.param_groups]
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, err_msg=msg)
+
+
 # =====================================================================================
 # fit's checkpoints: a Dropout with a generator of its own
 # =====================================================================================

@@ -1448,9 +1448,11 @@ class LRSchedule:
             if self._set_by_hand(index, group):
                 group["initial_lr"] = group["lr"]
             initial = group.setdefault("initial_lr", group["lr"])
-            # Seen after the schedule began: from its lr now (an initial_lr it carries
-            # may be another group's, copied with the group's settings).
-            base = self._base_reaching(group["lr"], self.epoch) if self.epoch else initial
+            # Seen after the schedule began (it has set rates), in epoch 0 too: from its lr
+            # now, which a schedule stepped before this one may have changed (an initial_lr
+            # it carries may be another group's, copied with the group's settings).
+            began = self.epoch or self._lrs_set
+            base = self._base_reaching(group["lr"], self.epoch) if began else initial
             self.base_lrs.append(base)
         return self.base_lrs
 
