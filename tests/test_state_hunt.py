@@ -52,7 +52,8 @@ def test_cosine_resume_after_a_group_was_added_climbs_as_the_uninterrupted_run(s
     its trough towards the group's base rate, not towards the rate it was added with:
     0.0020 where the uninterrupted run had 0.00076 (T_max 5, lr 0.002 added at epoch 3).
     The scheduler's state_dict() wrote the group's initial_lr after the optimiser's
-    state was taken; its load now restores it."""
+    state was taken; it is now a read, and the group is taken on at the next step in
+    both runs alike."""
     rng = seeded.rng
     n, h, c = (int(v) for v in rng.integers(2, 7, size=3))
     sizes = [n, h, h, c]
