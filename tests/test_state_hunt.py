@@ -283,3 +283,58 @@ def test_a_resume_keeps_the_runs_dropout_masks_whatever_seed_the_dropout_was_reb
     assert history.resumed_from == str(folder / source.name), msg
     assert history.history == reference[0].history, f"{msg}; from {source.name}"
     assert all(np.array_equal(weights[k], v) for k, v in reference[1].items()), msg
+
+
+class _NoisyByList(nn.Module):
+    """Noise from generators the module keeps in a list and a dict (one per kind of noise)."""
+
+    def __init__(self, n, h, c, seed, scale):
+        super().__init__()
+        self.body = nn.Linear(n, h, seed=seed, dtype="float64")
+        self.head = nn.Linear(h, c, seed=seed + 1, dtype="float64")
+        self.rngs = [np.random.default_rng(seed + 2)]
+        self.by_kind = {"mask": np.random.default_rng(seed + 3)}
+        self.scale = scale
+
+    def forward(self, x):
+        h = wxb.ops.relu(self.body(x))
+        if self.training:
+            h = h + self.rngs[0].normal(scale=self.scale, size=h.shape)
+            h = h * (self.by_kind["mask"].random(h.shape) > 0.2)
+        return self.head(h)
+
+
+def test_a_resume_restores_generators_a_module_keeps_in_a_list_or_a_dict(seeded, tmp_path):
+    """Only a generator held directly as an attribute was checkpointed: one in a list or
+    a dict (self.rngs = [default_rng(s)]) went on from where the new process made it,
+    and the resumed run drew other noise than the uninterrupted one, with no word said."""
+    rng = seeded.rng
+    n, h, c = (int(v) for v in rng.integers(2, 8, size=3))
+    rows = int(rng.integers(20, 50))
+    X, y = rng.normal(size=(rows, n)), rng.integers(0, c, size=rows)
+    seed, fit_seed = (int(v) for v in rng.integers(0, 1 << 30, size=2))
+    scale = float(rng.uniform(0.1, 1.0))
+    batch, epochs = int(rng.integers(4, 12)), int(rng.integers(2, 4))
+    msg = seeded.msg(f"{rows}×{n} → {h} → {c}, noise {scale:.2f}, batch {batch}")
+
+    def run(folder=None, **options):
+        model = _NoisyByList(n, h, c, seed, scale)
+        history = wxb.fit(
+            model, X, y, epochs=epochs, batch_size=batch, seed=fit_seed, verbose=False,
+            checkpoint_dir=folder, **options,
+        )  # fmt: skip
+        return history, model.state_dict()
+
+    reference = run()
+    every = tmp_path / "every"
+    run(every, checkpoint_every=1, keep_checkpoints=10_000)
+    found = sorted(every.glob("step-*.json"))
+    source = found[int(rng.integers(0, len(found) - 1))]
+    folder = tmp_path / "resumed"
+    folder.mkdir()
+    for path in (source, source.with_suffix(".safetensors")):
+        shutil.copy2(path, folder / path.name)
+    history, weights = run(folder, resume=True)
+    assert history.resumed_from == str(folder / source.name), msg
+    assert history.history == reference[0].history, f"{msg}; from {source.name}"
+    assert all(np.array_equal(weights[k], v) for k, v in reference[1].items()), msg

@@ -467,16 +467,16 @@ def generators(
     model: Module, named: list[tuple[str, np.random.Generator | None]]
 ) -> tuple[list[Random], dict[str, int]]:
     """Every random generator a run draws from: ``named`` ones (shuffling, dropout masks)
-    and any a module holds as an attribute (a Dropout's own, or a legacy RandomState of
-    a module of one's own). Each distinct generator once; roles map each use to its
-    index, so sharing is restored as it was."""
+    and any a module holds as an attribute, or in a list, tuple or dict that is one (a
+    Dropout's own, or a legacy RandomState of a module of one's own). Each distinct
+    generator once; roles map each use to its index, so sharing is restored as it was."""
     found: list[Random] = []
     roles: dict[str, int] = {}
     uses = [(role, g) for role, g in named if g is not None]
     for path, module in model.named_modules(remove_duplicate=False):
         for attr, value in vars(module).items():
-            if isinstance(value, (np.random.Generator, np.random.RandomState)):
-                uses.append((f"{path or 'model'}.{attr}", value))
+            for name, generator in _held(attr, value):
+                uses.append((f"{path or 'model'}.{name}", generator))
     for role, generator in uses:
         index = next((i for i, seen in enumerate(found) if seen is generator), None)
         if index is None:
@@ -484,6 +484,19 @@ def generators(
             found.append(generator)
         roles[role] = index
     return found, roles
+
+
+def _held(attr: str, value: object) -> list[tuple[str, Random]]:
+    """The generators an attribute holds: itself, or those in a list, tuple or dict it
+    is (``self.rngs = [np.random.default_rng(s) for s in seeds]``), by their places."""
+    kinds = (np.random.Generator, np.random.RandomState)
+    if isinstance(value, kinds):
+        return [(attr, value)]
+    if isinstance(value, (list, tuple)):
+        return [(f"{attr}[{i}]", v) for i, v in enumerate(value) if isinstance(v, kinds)]
+    if isinstance(value, dict):
+        return [(f"{attr}[{k!r}]", v) for k, v in value.items() if isinstance(v, kinds)]
+    return []
 
 
 def generator_state(generator: Random) -> dict:
