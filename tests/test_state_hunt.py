@@ -338,3 +338,60 @@ def test_a_resume_restores_generators_a_module_keeps_in_a_list_or_a_dict(seeded,
     assert history.resumed_from == str(folder / source.name), msg
     assert history.history == reference[0].history, f"{msg}; from {source.name}"
     assert all(np.array_equal(weights[k], v) for k, v in reference[1].items()), msg
+
+
+class _NoisyCrossEntropy(nn.CrossEntropyLoss):
+    """Cross-entropy of logits scaled by a random factor from a generator of its own."""
+
+    def __init__(self, seed):
+        super().__init__()
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, output, target):
+        return super().__call__(output * float(self.rng.uniform(0.5, 1.5)), target)
+
+
+@pytest.mark.parametrize("kind", ["Loss subclass", "function"])
+def test_a_resume_restores_the_generator_of_a_loss_of_ones_own(seeded, tmp_path, kind):
+    """A loss that draws (noise, sampled rows) from a generator of its own: the checkpoint
+    kept only the model's generators, so the resumed run's loss drew from where the new
+    process made it, and the run ended with other weights, with no word said."""
+    rng = seeded.rng
+    n, h, c = (int(v) for v in rng.integers(2, 8, size=3))
+    rows = int(rng.integers(20, 50))
+    X, y = rng.normal(size=(rows, n)), rng.integers(0, c, size=rows)
+    seed, loss_seed, fit_seed = (int(v) for v in rng.integers(0, 1 << 30, size=3))
+    batch, epochs = int(rng.integers(4, 12)), int(rng.integers(2, 4))
+    msg = seeded.msg(f"{kind}: {rows}×{n} → {h} → {c}, batch {batch}, {epochs} epochs")
+
+    def make_loss():
+        if kind == "Loss subclass":
+            return _NoisyCrossEntropy(loss_seed)
+        draws = np.random.default_rng(loss_seed)
+        base = nn.CrossEntropyLoss()
+
+        def noisy(output, target):
+            return base(output * float(draws.uniform(0.5, 1.5)), target)
+
+        return noisy
+
+    def run(folder=None, **options):
+        model = _model(seed, [n, h, c])
+        history = wxb.fit(
+            model, X, y, loss=make_loss(), epochs=epochs, batch_size=batch, seed=fit_seed,
+            verbose=False, checkpoint_dir=folder, **options,
+        )  # fmt: skip
+        return history, model.state_dict()
+
+    reference = run()
+    every = tmp_path / "every"
+    run(every, checkpoint_every=1, keep_checkpoints=10_000)
+    found = sorted(every.glob("step-*.json"))
+    source = found[int(rng.integers(0, len(found) - 1))]
+    folder = tmp_path / "resumed"
+    folder.mkdir()
+    for path in (source, source.with_suffix(".safetensors")):
+        shutil.copy2(path, folder / path.name)
+    history, weights = run(folder, resume=True)
+    assert history.history == reference[0].history, f"{msg}; from {source.name}"
+    assert all(np.array_equal(weights[k], v) for k, v in reference[1].items()), msg

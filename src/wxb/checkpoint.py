@@ -499,6 +499,18 @@ def _held(attr: str, value: object) -> list[tuple[str, Random]]:
     return []
 
 
+def held_by(name: str, thing: object) -> list[tuple[str, Random]]:
+    """(role, generator) for the generators an object that is not a module holds: a
+    loss of one's own (its attributes, as a module's), or a function (its closure)."""
+    found: list[tuple[str, Random]] = []
+    if hasattr(thing, "__dict__") and not isinstance(thing, (types.FunctionType, type)):
+        for attr, value in vars(thing).items():
+            found += [(f"{name}.{role}", g) for role, g in _held(attr, value)]
+    for i, cell in enumerate(getattr(thing, "__closure__", None) or ()):
+        found += [(f"{name}.{role}", g) for role, g in _held(f"closure[{i}]", _cell_value(cell))]
+    return found
+
+
 def generator_state(generator: Random) -> dict:
     """The generator's state as plain JSON (arrays as lists with their dtype); a
     RandomState's with its cached Gaussian, marked legacy."""

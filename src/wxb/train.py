@@ -791,7 +791,11 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             checkpoint_every,
             run,
             ckpt.numeric_setup(dtype, history.engine),
-            *ckpt.generators(model, [("shuffle", rng), ("dropout_masks", masks)]),
+            *ckpt.generators(
+                model,
+                # a loss of one's own may draw too (noise, sampled rows): its generators
+                [("shuffle", rng), ("dropout_masks", masks), *ckpt.held_by("loss", loss)],
+            ),
         )
         saver.start = ckpt.state_digest(loop.last_good)  # the weights it starts from
         saver.row_masks = by_row
