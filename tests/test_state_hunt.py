@@ -395,3 +395,59 @@ def test_a_resume_restores_the_generator_of_a_loss_of_ones_own(seeded, tmp_path,
     history, weights = run(folder, resume=True)
     assert history.history == reference[0].history, f"{msg}; from {source.name}"
     assert all(np.array_equal(weights[k], v) for k, v in reference[1].items()), msg
+
+
+class _GlobalNoise(nn.Module):
+    """Noise from NumPy's global generator, as older code draws it (np.random.normal)."""
+
+    def __init__(self, n, h, c, seed, scale):
+        super().__init__()
+        self.body = nn.Linear(n, h, seed=seed, dtype="float64")
+        self.head = nn.Linear(h, c, seed=seed + 1, dtype="float64")
+        self.scale = scale
+
+    def forward(self, x):
+        h = wxb.ops.relu(self.body(x))
+        if self.training:
+            h = h + np.random.normal(scale=self.scale, size=h.shape)
+        return self.head(h)
+
+
+def test_a_resume_restores_numpys_global_generator(seeded, tmp_path):
+    """A module drawing from np.random (NumPy's global generator): the resumed run drew
+    from wherever the new process had left it, not from where the run had, and ended
+    with other weights than the uninterrupted run, with no word said."""
+    rng = seeded.rng
+    kept = np.random.get_state()  # this test's seeding stays its own
+    try:
+        n, h, c = (int(v) for v in rng.integers(2, 8, size=3))
+        rows = int(rng.integers(20, 50))
+        X, y = rng.normal(size=(rows, n)), rng.integers(0, c, size=rows)
+        seed, fit_seed, global_seed, other = (int(v) for v in rng.integers(0, 1 << 30, size=4))
+        scale = float(rng.uniform(0.1, 1.0))
+        batch, epochs = int(rng.integers(4, 12)), int(rng.integers(2, 4))
+        msg = seeded.msg(f"{rows}×{n} → {h} → {c}, noise {scale:.2f}, batch {batch}")
+
+        def run(start, folder=None, **options):
+            np.random.seed(start)
+            model = _GlobalNoise(n, h, c, seed, scale)
+            history = wxb.fit(
+                model, X, y, epochs=epochs, batch_size=batch, seed=fit_seed, verbose=False,
+                checkpoint_dir=folder, **options,
+            )  # fmt: skip
+            return history, model.state_dict()
+
+        reference = run(global_seed)
+        every = tmp_path / "every"
+        run(global_seed, every, checkpoint_every=1, keep_checkpoints=10_000)
+        found = sorted(every.glob("step-*.json"))
+        source = found[int(rng.integers(0, len(found) - 1))]
+        folder = tmp_path / "resumed"
+        folder.mkdir()
+        for path in (source, source.with_suffix(".safetensors")):
+            shutil.copy2(path, folder / path.name)
+        history, weights = run(other, folder, resume=True)  # a new process: another state
+        assert history.history == reference[0].history, f"{msg}; from {source.name}"
+        assert all(np.array_equal(weights[k], v) for k, v in reference[1].items()), msg
+    finally:
+        np.random.set_state(kept)

@@ -525,6 +525,20 @@ def _kind(generator: Random) -> str:
     return type(generator.bit_generator).__name__
 
 
+def numpy_global_state() -> dict:
+    """NumPy's global generator (``np.random.normal`` …, which a module or a loss of
+    one's own may draw from), as plain JSON."""
+    return _plain(np.random.get_state(legacy=False))
+
+
+def set_numpy_global_state(state: object) -> None:
+    try:
+        np.random.set_state(_arrays(state))
+    except (TypeError, ValueError, KeyError) as exc:
+        message = f"the state of NumPy's global generator is damaged ({exc})"
+        raise CheckpointFileError(message) from None
+
+
 def set_generator_state(generator: Random, state: dict, role: str) -> None:
     kind = _kind(generator)
     saved = None

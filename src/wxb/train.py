@@ -1186,6 +1186,7 @@ class _Saver:
             "row_masks_key": None if self.row_masks is None else self.row_masks.key,
             # and each Dropout's own key (fixed when it was made), by its generator's index
             "row_masks_own": self._own_keys(),
+            "numpy_global": ckpt.numpy_global_state(),
             "run": self.run,
             "setup": self.setup,
         }
@@ -1333,6 +1334,8 @@ class _Saver:
         model.load_state_dict(found.part("model"))
         for role, index in self.roles.items():
             ckpt.set_generator_state(self.generators[index], meta["generators"][index], role)
+        if meta.get("numpy_global") is not None:  # (a wxb that did not keep it: as it is)
+            ckpt.set_numpy_global_state(meta["numpy_global"])  # last: a failure changes it not
 
 
 def _update_training_record(info: dict, X: np.ndarray, X_val: np.ndarray | None) -> None:
