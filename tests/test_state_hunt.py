@@ -7,6 +7,7 @@ printed; ``WXB_TEST_SEED`` replays it).
 
 import copy
 import itertools
+import random
 import shutil
 
 import numpy as np
@@ -398,27 +399,34 @@ def test_a_resume_restores_the_generator_of_a_loss_of_ones_own(seeded, tmp_path,
 
 
 class _GlobalNoise(nn.Module):
-    """Noise from NumPy's global generator, as older code draws it (np.random.normal)."""
+    """Noise from a global generator, as older code draws it: NumPy's (np.random.normal)
+    or Python's (random.gauss)."""
 
-    def __init__(self, n, h, c, seed, scale):
+    def __init__(self, n, h, c, seed, scale, source):
         super().__init__()
         self.body = nn.Linear(n, h, seed=seed, dtype="float64")
         self.head = nn.Linear(h, c, seed=seed + 1, dtype="float64")
-        self.scale = scale
+        self.scale, self.source = scale, source
 
     def forward(self, x):
         h = wxb.ops.relu(self.body(x))
         if self.training:
-            h = h + np.random.normal(scale=self.scale, size=h.shape)
+            if self.source == "numpy":
+                noise = np.random.normal(scale=self.scale, size=h.shape)
+            else:
+                flat = [random.gauss(0.0, self.scale) for _ in range(h.shape[0] * h.shape[1])]
+                noise = np.reshape(flat, h.shape)
+            h = h + noise
         return self.head(h)
 
 
-def test_a_resume_restores_numpys_global_generator(seeded, tmp_path):
-    """A module drawing from np.random (NumPy's global generator): the resumed run drew
+@pytest.mark.parametrize("source", ["numpy", "python"])
+def test_a_resume_restores_the_global_generators(seeded, tmp_path, source):
+    """A module drawing from np.random or random (the global generators): the resumed run drew
     from wherever the new process had left it, not from where the run had, and ended
     with other weights than the uninterrupted run, with no word said."""
     rng = seeded.rng
-    kept = np.random.get_state()  # this test's seeding stays its own
+    kept = np.random.get_state(), random.getstate()  # this test's seeding stays its own
     try:
         n, h, c = (int(v) for v in rng.integers(2, 8, size=3))
         rows = int(rng.integers(20, 50))
@@ -426,11 +434,12 @@ def test_a_resume_restores_numpys_global_generator(seeded, tmp_path):
         seed, fit_seed, global_seed, other = (int(v) for v in rng.integers(0, 1 << 30, size=4))
         scale = float(rng.uniform(0.1, 1.0))
         batch, epochs = int(rng.integers(4, 12)), int(rng.integers(2, 4))
-        msg = seeded.msg(f"{rows}×{n} → {h} → {c}, noise {scale:.2f}, batch {batch}")
+        msg = seeded.msg(f"{source}: {rows}×{n} → {h} → {c}, noise {scale:.2f}, batch {batch}")
 
         def run(start, folder=None, **options):
             np.random.seed(start)
-            model = _GlobalNoise(n, h, c, seed, scale)
+            random.seed(start)
+            model = _GlobalNoise(n, h, c, seed, scale, source)
             history = wxb.fit(
                 model, X, y, epochs=epochs, batch_size=batch, seed=fit_seed, verbose=False,
                 checkpoint_dir=folder, **options,
@@ -441,13 +450,14 @@ def test_a_resume_restores_numpys_global_generator(seeded, tmp_path):
         every = tmp_path / "every"
         run(global_seed, every, checkpoint_every=1, keep_checkpoints=10_000)
         found = sorted(every.glob("step-*.json"))
-        source = found[int(rng.integers(0, len(found) - 1))]
+        picked = found[int(rng.integers(0, len(found) - 1))]
         folder = tmp_path / "resumed"
         folder.mkdir()
-        for path in (source, source.with_suffix(".safetensors")):
+        for path in (picked, picked.with_suffix(".safetensors")):
             shutil.copy2(path, folder / path.name)
         history, weights = run(other, folder, resume=True)  # a new process: another state
-        assert history.history == reference[0].history, f"{msg}; from {source.name}"
+        assert history.history == reference[0].history, f"{msg}; from {picked.name}"
         assert all(np.array_equal(weights[k], v) for k, v in reference[1].items()), msg
     finally:
-        np.random.set_state(kept)
+        np.random.set_state(kept[0])
+        random.setstate(kept[1])

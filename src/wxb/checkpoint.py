@@ -26,6 +26,7 @@ import json
 import math
 import os
 import platform
+import random
 import re
 import tempfile
 import types
@@ -536,6 +537,21 @@ def set_numpy_global_state(state: object) -> None:
         np.random.set_state(_arrays(state))
     except (TypeError, ValueError, KeyError) as exc:
         message = f"the state of NumPy's global generator is damaged ({exc})"
+        raise CheckpointFileError(message) from None
+
+
+def python_random_state() -> list:
+    """Python's ``random`` module's generator (``random.gauss`` …), as plain JSON."""
+    version, words, gauss = random.getstate()
+    return [version, list(words), gauss]
+
+
+def set_python_random_state(state: object) -> None:
+    try:
+        version, words, gauss = state  # type: ignore[misc]
+        random.setstate((version, tuple(words), gauss))
+    except (TypeError, ValueError) as exc:
+        message = f"the state of Python's random generator is damaged ({exc})"
         raise CheckpointFileError(message) from None
 
 

@@ -1187,6 +1187,7 @@ class _Saver:
             # and each Dropout's own key (fixed when it was made), by its generator's index
             "row_masks_own": self._own_keys(),
             "numpy_global": ckpt.numpy_global_state(),
+            "python_random": ckpt.python_random_state(),
             "run": self.run,
             "setup": self.setup,
         }
@@ -1334,8 +1335,17 @@ class _Saver:
         model.load_state_dict(found.part("model"))
         for role, index in self.roles.items():
             ckpt.set_generator_state(self.generators[index], meta["generators"][index], role)
-        if meta.get("numpy_global") is not None:  # (a wxb that did not keep it: as it is)
-            ckpt.set_numpy_global_state(meta["numpy_global"])  # last: a failure changes it not
+        # last, NumPy's first (a failure changes neither); a wxb that did not keep them:
+        # left as they are
+        if meta.get("numpy_global") is not None:
+            before = ckpt.numpy_global_state()
+            ckpt.set_numpy_global_state(meta["numpy_global"])
+            try:
+                if meta.get("python_random") is not None:
+                    ckpt.set_python_random_state(meta["python_random"])
+            except ckpt.CheckpointFileError:
+                ckpt.set_numpy_global_state(before)
+                raise
 
 
 def _update_training_record(info: dict, X: np.ndarray, X_val: np.ndarray | None) -> None:
