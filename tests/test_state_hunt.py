@@ -352,7 +352,18 @@ class _NoisyCrossEntropy(nn.CrossEntropyLoss):
         return super().__call__(output * float(self.rng.uniform(0.5, 1.5)), target)
 
 
-@pytest.mark.parametrize("kind", ["Loss subclass", "function"])
+class _Trainer:
+    """A training helper whose method is the loss, drawing from the helper's generator."""
+
+    def __init__(self, seed):
+        self.rng = np.random.default_rng(seed)
+        self.cross_entropy = nn.CrossEntropyLoss()
+
+    def loss(self, output, target):
+        return self.cross_entropy(output * float(self.rng.uniform(0.5, 1.5)), target)
+
+
+@pytest.mark.parametrize("kind", ["Loss subclass", "function", "method"])
 def test_a_resume_restores_the_generator_of_a_loss_of_ones_own(seeded, tmp_path, kind):
     """A loss that draws (noise, sampled rows) from a generator of its own: the checkpoint
     kept only the model's generators, so the resumed run's loss drew from where the new
@@ -368,6 +379,8 @@ def test_a_resume_restores_the_generator_of_a_loss_of_ones_own(seeded, tmp_path,
     def make_loss():
         if kind == "Loss subclass":
             return _NoisyCrossEntropy(loss_seed)
+        if kind == "method":
+            return _Trainer(loss_seed).loss
         draws = np.random.default_rng(loss_seed)
         base = nn.CrossEntropyLoss()
 

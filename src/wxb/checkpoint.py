@@ -502,8 +502,13 @@ def _held(attr: str, value: object) -> list[tuple[str, Random]]:
 
 def held_by(name: str, thing: object) -> list[tuple[str, Random]]:
     """(role, generator) for the generators an object that is not a module holds: a
-    loss of one's own (its attributes, as a module's), or a function (its closure)."""
+    loss of one's own (its attributes, as a module's), a function (its closure), or a
+    method (its object's attributes)."""
     found: list[tuple[str, Random]] = []
+    owner = getattr(thing, "__self__", None)
+    if isinstance(thing, types.MethodType) and hasattr(owner, "__dict__"):
+        thing, name = thing.__func__, f"{name}.__self__"
+        found += [(f"{name}.{role}", g) for a, v in vars(owner).items() for role, g in _held(a, v)]
     if hasattr(thing, "__dict__") and not isinstance(thing, (types.FunctionType, type)):
         for attr, value in vars(thing).items():
             found += [(f"{name}.{role}", g) for role, g in _held(attr, value)]
