@@ -1,0 +1,50 @@
+"""Tables read as pandas reads them, third hunt: hexadecimal past the sample, missing
+markers, comment lines in UTF-16, '\\r' files, and the spellings people write (thousands
+separators, '+1', 'inf', booleans, nullable pandas columns). Inputs are drawn fresh each
+run; every expected value comes from the data or from pandas."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from wxb.tables import read_table
+
+
+def _write(path, text: str) -> None:
+    if path.suffix == ".gz":
+        with gzip.open(path, "wt", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+    else:
+        path.write_text(text, encoding="utf-8", newline="")
+
+
+@pytest.mark.parametrize("name", ["codes.csv", "codes.csv.gz", "commented.csv"])
+def test_hexadecimal_past_the_sample_is_text_as_pandas_reads_it(tmp_path, rng, name):
+    # A column of whole numbers whose first 64 KiB holds no code, then '0x1F' further
+    # down: pyarrow reads it as the int64 31, and the user trained on 31 where pandas
+    # (and wxb, had the code come first) reads text.
+    n = int(rng.integers(9_000, 14_000))  # past 64 KiB
+    ids = rng.integers(0, 10**6, n)
+    codes = [str(v) for v in rng.integers(0, 10**6, n)]
+    at = int(rng.integers(n * 3 // 4, n))
+    codes[at] = f"0{'xX'[int(rng.integers(2))]}{int(rng.integers(16, 2**31)):X}"
+    words = rng.choice(["box", "tax", "fox0x1", "Xylo"], n)  # an 'x' that is no code
+    lines = ["id,code,word,x"]
+    lines += [f"{ids[i]},{codes[i]},{words[i]},{i * 0.25}" for i in range(n)]
+    text = "\n".join(lines) + "\n"
+    if name.startswith("commented"):
+        text = "# exported\n" + text
+    path = tmp_path / name
+    _write(path, text)
+
+    expected = pd.read_csv(path, comment="#" if name.startswith("commented") else None)
+    assert not pd.api.types.is_integer_dtype(expected["code"])  # pandas: text
+    table = read_table(path, comment="#" if name.startswith("commented") else None)
+    assert table["code"].kind == "text", f"{codes[at]!r} at row {at} was read as a number"
+    assert table["code"].values.tolist() == expected["code"].astype(str).tolist()
+    assert table["id"].kind == "number" and table["id"].integer  # 'x' words move nothing
+    np.testing.assert_array_equal(table["id"].values, expected["id"].to_numpy())
