@@ -48,3 +48,28 @@ def test_hexadecimal_past_the_sample_is_text_as_pandas_reads_it(tmp_path, rng, n
     assert table["code"].values.tolist() == expected["code"].astype(str).tolist()
     assert table["id"].kind == "number" and table["id"].integer  # 'x' words move nothing
     np.testing.assert_array_equal(table["id"].values, expected["id"].to_numpy())
+
+
+def test_nan_in_any_spelling_pandas_knows_is_a_gap_in_a_column_of_numbers(tmp_path, rng):
+    # pandas's default markers include the NaN old Windows C runtimes print ('-1.#IND',
+    # '1.#QNAN'): pandas reads the column as numbers with gaps, wxb read it as text (one-hot
+    # categories, or a refusal). 'NAN'/'Nan' are gaps in wxb's number columns (float()'s
+    # reading); pandas needs them named, which gives the same numbers.
+    n = int(rng.integers(20, 60))
+    x = np.round(rng.normal(size=n) * 10, 3)
+    spellings = ["-1.#IND", "1.#IND", "-1.#QNAN", "1.#QNAN", "NAN", "Nan", "nAN", "NaN"]
+    gaps = rng.choice(n, size=int(rng.integers(1, n // 8 + 2)), replace=False)
+    cells = [repr(float(v)) for v in x]
+    for i in gaps:
+        cells[i] = str(rng.choice(spellings))
+    cells[gaps[0]] = str(rng.choice(spellings[:4]))  # one of pandas's own, at least
+    colour = rng.choice(["red", "blue"], n)
+    path = tmp_path / "gaps.csv"
+    path.write_text(
+        "x,colour\n" + "".join(f"{c},{k}\n" for c, k in zip(cells, colour, strict=True))
+    )
+    expected = pd.read_csv(path, na_values=["NAN", "Nan", "nAN"])["x"].to_numpy()
+    assert np.isnan(expected).sum() == len(gaps)  # pandas: all of them gaps
+    table = read_table(path)
+    assert table["x"].kind == "number", f"cells {[cells[i] for i in gaps]} made it text"
+    np.testing.assert_array_equal(table["x"].values, expected)

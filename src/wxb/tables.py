@@ -26,11 +26,14 @@ import numpy as np
 
 from wxb.errors import DataError
 
-# Cells read as missing in every text format, as pandas reads them, and '?' (the UCI
-# repository's habit). ``na_values`` adds to these.
+# Cells read as missing in every text format, as pandas reads them (its default
+# na_values, the NaN that old Windows C runtimes print, '-1.#IND', included), and '?' (the
+# UCI repository's habit). ``na_values`` adds to these. In a column of numbers NaN in any
+# case ('NAN', 'Nan') is missing too, as Python's float() and pyarrow read it (pandas
+# makes such a column text): it can mean nothing else.
 NA_VALUES = (
     "", "NA", "N/A", "n/a", "NaN", "nan", "-NaN", "-nan", "NULL", "null", "None", "<NA>",
-    "#N/A", "#N/A N/A", "#NA", "?",
+    "#N/A", "#N/A N/A", "#NA", "-1.#IND", "1.#IND", "-1.#QNAN", "1.#QNAN", "?",
 )  # fmt: skip
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".data")
 COMPRESSED = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".zstd": "zstd", ".lz4": "lz4"}
