@@ -14,16 +14,20 @@ import pytest
 from wxb.tables import read_table
 
 
-def _write(path, text: str) -> None:
+def _write(path, text: str, encoding: str = "utf-8") -> None:
     if path.suffix == ".gz":
-        with gzip.open(path, "wt", encoding="utf-8", newline="") as handle:
+        with gzip.open(path, "wt", encoding=encoding, newline="") as handle:
             handle.write(text)
     else:
-        path.write_text(text, encoding="utf-8", newline="")
+        path.write_text(text, encoding=encoding, newline="")
 
 
-@pytest.mark.parametrize("name", ["codes.csv", "codes.csv.gz", "commented.csv"])
-def test_hexadecimal_past_the_sample_is_text_as_pandas_reads_it(tmp_path, rng, name):
+@pytest.mark.parametrize(
+    ("name", "encoding"),
+    [("codes.csv", "utf-8"), ("codes.csv.gz", "utf-8"), ("commented.csv", "utf-8"),
+     ("codes.csv", "utf-16"), ("commented.csv", "utf-16-le")],
+)  # fmt: skip
+def test_hexadecimal_past_the_sample_is_text_as_pandas_reads_it(tmp_path, rng, name, encoding):
     # A column of whole numbers whose first 64 KiB holds no code, then '0x1F' further
     # down: pyarrow reads it as the int64 31, and the user trained on 31 where pandas
     # (and wxb, had the code come first) reads text.
@@ -36,18 +40,43 @@ def test_hexadecimal_past_the_sample_is_text_as_pandas_reads_it(tmp_path, rng, n
     lines = ["id,code,word,x"]
     lines += [f"{ids[i]},{codes[i]},{words[i]},{i * 0.25}" for i in range(n)]
     text = "\n".join(lines) + "\n"
-    if name.startswith("commented"):
+    comment = "#" if name.startswith("commented") else None
+    if comment:
         text = "# exported\n" + text
     path = tmp_path / name
-    _write(path, text)
+    _write(path, text, encoding)
 
-    expected = pd.read_csv(path, comment="#" if name.startswith("commented") else None)
+    expected = pd.read_csv(path, comment=comment, encoding=encoding)
     assert not pd.api.types.is_integer_dtype(expected["code"])  # pandas: text
-    table = read_table(path, comment="#" if name.startswith("commented") else None)
+    table = read_table(path, comment=comment, encoding=encoding)
     assert table["code"].kind == "text", f"{codes[at]!r} at row {at} was read as a number"
     assert table["code"].values.tolist() == expected["code"].astype(str).tolist()
     assert table["id"].kind == "number" and table["id"].integer  # 'x' words move nothing
     np.testing.assert_array_equal(table["id"].values, expected["id"].to_numpy())
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "cp1252"])
+def test_comment_lines_are_skipped_in_a_file_of_any_encoding(tmp_path, rng, encoding):
+    # --comment did nothing in UTF-16 or -32: the file's bytes were split at b'\n' and
+    # looked at for b'#', neither of which such a file holds; the comment lines were then
+    # rows (a refusal), or the file cut inside its characters.
+    n = int(rng.integers(5, 40))
+    x = np.round(rng.normal(size=n) * 100, 3)
+    town = rng.choice(["Zürich", "Genève", "Köln", "Łódź" if encoding != "cp1252" else "Liège"], n)
+    lines = ["# exported, with commas, by a tool", "id,x,town"]
+    for i in range(n):
+        if rng.random() < 0.3:
+            lines.append(f"# note {i}, {rng.integers(100)}")
+        lines.append(f"{i},{x[i]!r},{town[i]}")
+    ending = str(rng.choice(["\n", "\r\n"]))
+    path = tmp_path / "notes.csv"
+    _write(path, ending.join(lines) + ending, encoding)
+
+    expected = pd.read_csv(path, comment="#", encoding=encoding)
+    table = read_table(path, comment="#", encoding=encoding)
+    assert table.n_rows == len(expected) == n
+    np.testing.assert_array_equal(table["x"].values, expected["x"].to_numpy())
+    assert table["town"].values.tolist() == expected["town"].tolist()
 
 
 def test_nan_in_any_spelling_pandas_knows_is_a_gap_in_a_column_of_numbers(tmp_path, rng):

@@ -411,7 +411,7 @@ def read_csv(
         )
     stream: Any = path if compression is None else _pyarrow().input_stream(str(path), compression)
     if comment is not None:
-        stream = _without_comments(path, compression, comment, sep)
+        stream = _without_comments(path, compression, comment, sep, encoding)
     null_values = reading.markers
     bad_rows: list[Any] = []
 
@@ -468,11 +468,12 @@ def read_csv(
     # Hexadecimal past the sample: pyarrow reads '0x1F' in an int64 column as 31. Looked
     # for in the bytes ('x' by memchr; a read of the int columns as text where it may be)
     hex_pending = True
+    wide = b"0x" not in "0x".encode(encoding, errors="replace")  # UTF-16: b'0\x00x\x00'
     while True:  # a column that is not what its first block said is read again as text
         whole = [n for n in read_names if pa.types.is_integer(types[n]) and n not in scored]
         scan = None
         if hex_pending and whole and compression is not None:  # seen as pyarrow reads it
-            stream = scan = _HexScan(stream)
+            stream = scan = _HexScan(stream, wide)
         convert = pcsv.ConvertOptions(
             column_types=types,
             null_values=null_values,  # in number columns; text columns mark their own
@@ -522,7 +523,7 @@ def read_csv(
             continue
         if hex_pending and whole and not bad_rows:  # (a short row is refused below)
             hex_pending = False
-            found = scan.found if scan is not None else _hex_cell_in(stream, path)
+            found = scan.found if scan is not None else _hex_cell_in(stream, path, wide)
             stream = _rewound(scan.raw if scan is not None else stream, path, compression)
             if found and (coded := _hex_columns(stream, read, parse, whole, null_values)):
                 for name in coded:
@@ -731,8 +732,8 @@ class _HexScan(io.RawIOBase):
     """A compressed CSV's stream, its bytes looked at for hexadecimal as pyarrow reads
     them (decompressing the file twice would cost half a read)."""
 
-    def __init__(self, raw: Any) -> None:
-        self.raw, self.found, self.tail = raw, False, b""
+    def __init__(self, raw: Any, wide: bool = False) -> None:
+        self.raw, self.found, self.tail, self.wide = raw, False, b"", wide
 
     def readable(self) -> bool:
         return True
@@ -740,7 +741,7 @@ class _HexScan(io.RawIOBase):
     def read(self, size: int = -1) -> bytes:
         data = self.raw.read(size)
         if not self.found and data:
-            self.found = _hex_cell_in_bytes(self.tail + data)
+            self.found = _hex_cell_in_bytes(self.tail + data, self.wide)
             self.tail = data[-2:]
         return data
 
@@ -751,12 +752,15 @@ _IN_WORD = np.zeros(256, dtype=bool)  # what '0x' inside a word or number follow
 _IN_WORD[list(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_.")] = True
 
 
-def _hex_cell_in_bytes(data: Any) -> bool:
+def _hex_cell_in_bytes(data: Any, wide: bool = False) -> bool:
     """Whether ``data`` (bytes-like) may hold a hexadecimal cell: '0x' and a hex digit,
     not inside a word ('box0x1' is none). A file without an 'x' is cleared by memchr
-    alone (a twentieth of a one-thread read); others a block at a time by NumPy."""
+    alone (a fortieth of a one-thread read); others a block at a time by NumPy. ``wide``:
+    UTF-16 or -32 bytes, where any 'x' may be one."""
     if data.find(b"x") < 0 and data.find(b"X") < 0:
         return False
+    if wide:
+        return True
     every = np.frombuffer(data, dtype=np.uint8)
     step = 1 << 18  # (blocks that stay in cache: twice as fast as 16 MiB ones)
     for start in range(0, len(every), step):
@@ -770,17 +774,17 @@ def _hex_cell_in_bytes(data: Any) -> bool:
     return False
 
 
-def _hex_cell_in(stream: Any, path: Path) -> bool:
+def _hex_cell_in(stream: Any, path: Path, wide: bool = False) -> bool:
     """_hex_cell_in_bytes of an uncompressed CSV (held, or memory-mapped: not read again)."""
     if isinstance(stream, io.BytesIO):
-        return _hex_cell_in_bytes(stream.getvalue())  # (the bytes it holds: no copy)
+        return _hex_cell_in_bytes(stream.getvalue(), wide)  # (the bytes it holds: no copy)
     import mmap
 
     with open(path, "rb") as handle:
         if not os.fstat(handle.fileno()).st_size:
             return False
         with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            return _hex_cell_in_bytes(mapped)
+            return _hex_cell_in_bytes(mapped, wide)
 
 
 def _hex_columns(stream: Any, read: Any, parse: Any, names: list[str], null_values) -> list[str]:
@@ -866,12 +870,31 @@ def _comma_decimals(sample: str, sep: str) -> bool:
     return sep == ";" or any(len(f) != 3 for f in commas)
 
 
-def _without_comments(path: Path, compression: str | None, comment: str, sep: str) -> io.BytesIO:
-    """The file without its comment lines (pyarrow's reader has no such option)."""
-    marker = comment.encode()
+def _without_comments(
+    path: Path, compression: str | None, comment: str, sep: str, encoding: str = "utf-8"
+) -> io.BytesIO:
+    """The file without its comment lines (pyarrow's reader has no such option), in its
+    own encoding."""
     with _pyarrow().input_stream(str(path), compression) as stream:
-        # without a UTF-8 BOM (Excel's, Notepad's), which hid a first line's comment mark
-        lines = stream.read().removeprefix(codecs.BOM_UTF8).splitlines(keepends=True)
+        raw = stream.read()
+    plain = f'{comment}{sep}"\r\n'
+    if plain.encode() not in plain.encode(encoding, errors="replace"):  # (after a BOM)
+        # UTF-16 or -32: its '#' and line breaks are not those bytes (none was a comment,
+        # and the file was cut inside its characters); looked at as text instead
+        try:
+            text = raw.decode(encoding)
+        except UnicodeError as exc:
+            raise DataError(
+                f"{path}: not {encoding} text ({_decoding_error(exc)}); give --encoding "
+                "(e.g. latin-1)"
+            ) from None
+        # lines end at '\n', '\r' or both alone, as the reader's (not str.splitlines's)
+        lines = list(io.StringIO(text.lstrip("\ufeff"), newline=""))
+        kept = "".join(lines[i] for i in _uncommented(lines, comment, '"', sep))
+        return io.BytesIO(kept.encode(encoding))  # (a BOM again, where 'utf-16' writes one)
+    marker = comment.encode()
+    # without a UTF-8 BOM (Excel's, Notepad's), which hid a first line's comment mark
+    lines = raw.removeprefix(codecs.BOM_UTF8).splitlines(keepends=True)
     kept = _uncommented(lines, marker, b'"', sep.encode())
     return io.BytesIO(b"".join(lines[i] for i in kept))
 
