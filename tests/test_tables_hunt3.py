@@ -102,3 +102,33 @@ def test_nan_in_any_spelling_pandas_knows_is_a_gap_in_a_column_of_numbers(tmp_pa
     table = read_table(path)
     assert table["x"].kind == "number", f"cells {[cells[i] for i in gaps]} made it text"
     np.testing.assert_array_equal(table["x"].values, expected)
+
+
+def test_lines_of_spaces_in_a_one_column_file_of_any_line_endings_are_no_rows(tmp_path, rng):
+    # A one-column file past a block (1 MiB) whose lines end in '\r', '\n' or '\r\n', mixed,
+    # with lines of spaces or tabs anywhere (the first and last too, and one across the
+    # block's end): each is blank, as pandas skips it. (Cut at '\n' alone, a '\r' file
+    # was held and searched again block by block: quadratic.)
+    n = int(rng.integers(120_000, 150_000))
+    values = np.round(rng.normal(size=n) * 10.0 ** rng.integers(-2, 4), 4)
+    cells = [repr(float(v)) for v in values]
+    endings = ["\r", "\n", "\r\n"][: int(rng.integers(1, 4))]
+    ends = rng.choice(endings, n + 2)
+    lines = ["x", *cells]
+    blanks = {int(i) for i in rng.choice(np.arange(1, n), size=int(rng.integers(1, 6)))}
+    offsets = np.cumsum([len(line) + len(end) for line, end in zip(lines, ends, strict=False)])
+    blanks.add(int(np.searchsorted(offsets, 1 << 20)) - 1)  # its spaces where the block ends
+    text = "".join(
+        f"{line}{ends[k]}" + (" \t "[: int(rng.integers(1, 4))] + ends[k] if k in blanks else "")
+        for k, line in enumerate(lines)
+    )
+    if rng.random() < 0.5:
+        text = text.rstrip("\r\n") + ends[-1] + "   "  # a last line of spaces, unfinished
+    path = tmp_path / "one.csv"
+    path.write_bytes(text.encode())
+
+    expected = pd.read_csv(path)["x"].to_numpy()
+    table = read_table(path)
+    assert table["x"].kind == "number"
+    np.testing.assert_array_equal(table["x"].values, expected)
+    np.testing.assert_array_equal(table["x"].values, values)
