@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from wxb.cli import main
 from wxb.tables import read_table
 
 
@@ -132,3 +133,19 @@ def test_lines_of_spaces_in_a_one_column_file_of_any_line_endings_are_no_rows(tm
     assert table["x"].kind == "number"
     np.testing.assert_array_equal(table["x"].values, expected)
     np.testing.assert_array_equal(table["x"].values, values)
+
+
+def test_a_header_alone_without_its_line_break_is_said_to_have_no_rows(tmp_path, rng, capsys):
+    # pandas reads 'a,b' (no line break after it) as a table of no rows; wxb said "the
+    # file is empty" (pyarrow's 'Empty CSV file'), sending the user to look for a file
+    # that was not written, where it has its header and nothing else.
+    names = [f"c{i}" for i in rng.permutation(int(rng.integers(2, 6)))]
+    path = tmp_path / "header.csv"
+    path.write_text(",".join(names))
+    expected = pd.read_csv(path)
+    assert list(expected.columns) == names and len(expected) == 0
+    code = main(["train", "--data", str(path), "--target", names[0], "-o",
+                 str(tmp_path / "m.safetensors"), "-q"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "has a header but no data rows" in err, err

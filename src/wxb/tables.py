@@ -435,6 +435,9 @@ def read_csv(
         except _ReadAgain:
             stream = _rewound(stream, path, compression)
             continue
+        except _Empty:  # pyarrow's word for a header alone without a line break too
+            what = "has a header but no data rows" if sample.strip() else "the file is empty"
+            raise DataError(f"{source}: {what}") from None
         if len(types) == 1 and not spaces_checked:
             # one column: a line of spaces alone is a cell of spaces to pyarrow, a row too
             # many (a gap) that shifted the rows after it; pandas skips it as blank
@@ -559,6 +562,10 @@ class _ReadAgain(Exception):
     """The first look needs the reader set wider (``_read_again_wider``)."""
 
 
+class _Empty(Exception):
+    """pyarrow found no line to read (none, or a header without its line break)."""
+
+
 def _rewound(stream: Any, path: Path, compression: str | None) -> Any:
     """The CSV's bytes from the start again, for another read."""
     if isinstance(stream, io.BytesIO):
@@ -631,7 +638,7 @@ def _first_look_types(stream, read, parse, null_values, decimal, reading, source
         if _read_again_wider(str(exc), parse, read):
             raise _ReadAgain from None
         if "Empty CSV file" in message:
-            raise DataError(f"{source}: the file is empty") from None
+            raise _Empty from None
         raise DataError(f"{source}: cannot read as CSV ({message})") from None
     except UnicodeError as exc:
         raise DataError(
