@@ -149,3 +149,28 @@ def test_a_header_alone_without_its_line_break_is_said_to_have_no_rows(tmp_path,
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and "has a header but no data rows" in err, err
+
+
+def test_a_hexadecimal_cell_cut_by_a_block_of_the_look_is_seen(tmp_path, rng):
+    # The file is looked at 1 MiB at a time: a '0x1F' whose bytes the block's end cuts
+    # ('…,0' | 'x1F') must be seen as one, or the column is read as numbers (31).
+    cut = int(rng.integers(0, 3))  # the block ends before the code's '0', 'x' or digit
+    lines, size = ["id,note,code"], len("id,note,code\n")
+    while size < (1 << 20) - 60:
+        lines.append(f"{len(lines)},a,{int(rng.integers(0, 10**6))}")
+        size += len(lines[-1]) + 1
+    hex_at = len(lines) + 1  # after one padding line, sized to put the code there
+    start = (1 << 20) - cut - len(f"{hex_at},a,")  # where the code's line must start
+    lines.append(f"{len(lines)},{'a' * (start - size - len(f'{len(lines)},,7') - 1)},7")
+    lines.append(f"{hex_at},a,0x{int(rng.integers(16, 2**20)):X}")
+    lines += [f"{hex_at + 1 + i},a,{int(rng.integers(0, 10**6))}" for i in range(50)]
+    text = "\n".join(lines) + "\n"
+    assert text.index(",0x") + 1 == (1 << 20) - cut
+    path = tmp_path / "edge.csv"
+    path.write_text(text)
+
+    expected = pd.read_csv(path)
+    assert not pd.api.types.is_integer_dtype(expected["code"])
+    table = read_table(path)
+    assert table["code"].kind == "text", f"block cut {cut} bytes before the code"
+    assert table["code"].values.tolist() == expected["code"].astype(str).tolist()
