@@ -271,7 +271,7 @@ def from_object(data: object, source: str = "table", reading: Reading | None = N
     if module == "pandas" and hasattr(data, "columns"):
         names = [str(c) for c in data.columns]
         _refuse_duplicates(names, source)
-        chosen = reading.wanted([n.strip() for n in names])
+        chosen = set(reading.wanted([n.strip() for n in names]))  # (a set: 20,000 columns)
         if len(chosen) < len(names):  # the columns a model reads: the others not converted
             data = data[[c for c in data.columns if str(c).strip() in chosen]]
         try:
@@ -283,7 +283,9 @@ def from_object(data: object, source: str = "table", reading: Reading | None = N
             ) from None
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError) as exc:
             raise DataError(f"{source}: a column cannot be read ({exc})") from None
-        return check_values(from_arrow(arrow, source, reading))
+        table = from_arrow(arrow, source, reading)
+        table.unread = [n.strip() for n in names if n.strip() not in chosen]  # (as a file's)
+        return check_values(table)
     if module == "pyarrow" and hasattr(data, "column_names"):
         if isinstance(data, pa.RecordBatch):  # one batch: as a table of one chunk
             data = pa.Table.from_batches([data])
@@ -551,7 +553,8 @@ def read_csv(
     if arrow.num_rows == 0:
         raise DataError(f"{source}: has a header but no data rows")
     table = from_arrow(arrow, source, reading.every_column, decimal)
-    table.unread = [name for name in header if name not in read_names]
+    read_set = set(read_names)  # (a list: quadratic in a file of 20,000 columns)
+    table.unread = [name for name in header if name not in read_set]
     table.line_of_row = _LineFinder(path, compression, encoding, comment, True, sep)
     table.decimal, table.csv = decimal, True
     return check_values(table)
@@ -1448,9 +1451,9 @@ def _read_in_groups(path: Path, what: str, schema: Any, read, reading: Reading) 
     index = _pandas_index_columns(schema)
     names = [n for n in schema.names if n not in index]
     _refuse_duplicates([str(n).strip() for n in names], str(path))
-    chosen = reading.wanted([str(n).strip() for n in names])
-    unread = [n for n in names if str(n).strip() not in chosen]
-    names = [n for n in names if n not in unread]
+    chosen = set(reading.wanted([str(n).strip() for n in names]))  # (sets: a wide file's
+    unread = [n for n in names if str(n).strip() not in chosen]  # lists were quadratic)
+    names = [n for n in names if str(n).strip() in chosen]
     size = max(1, -(-len(names) // COLUMN_GROUPS))
     columns: dict[str, Column] = {}
     for start in range(0, len(names), size):
@@ -1556,9 +1559,13 @@ def from_arrow(
     _refuse_duplicates(names, source)
     chosen = set(reading.wanted(names))
     columns: dict[str, Column] = {}
-    for name in names:
-        chunked = arrow.column(0)
-        arrow = arrow.remove_column(0)  # the converted column's buffers go with it
+    # each column let go of once converted, its buffers with it (where the caller holds
+    # the table no more). Not by Table.remove_column(0): a new table of the others each
+    # time, quadratic (a CSV of 20,000 columns took 52 s here)
+    arrays = arrow.columns
+    del arrow
+    for index, name in enumerate(names):
+        chunked, arrays[index] = arrays[index], None
         if name not in chosen:
             continue
         if decimal and name in reading.targets and name not in reading.as_text:
@@ -1584,7 +1591,6 @@ def from_arrow(
         column = _column_from_arrow(name, chunked, source, pa, markers, name in reading.as_text)
         columns[name] = _numeric_markers_missing(column, reading)
         del chunked
-    del arrow
     pa.default_memory_pool().release_unused()  # freed Arrow buffers back to the system
     table = _checked(columns, source)
     table.unread = [name for name in names if name not in chosen]
