@@ -202,3 +202,28 @@ def test_a_wide_table_reads_its_columns_as_pandas_does(tmp_path, rng, form):
     assert sorted(table.unread) == sorted(set(expected.columns) - only)
     for name in table.names:
         np.testing.assert_array_equal(table[name].values, expected[name].to_numpy(), err_msg=name)
+
+
+def test_a_compressed_commented_file_read_again_for_a_column_keeps_its_comments_out(tmp_path, rng):
+    # A .csv.gz read with --comment, whose whole-number column turns out (past pyarrow's
+    # first 1 MiB block) to hold a 2.5, and whose code column a '0x1F': read again, the
+    # file must be the one without its comment lines, and the codes text, as pandas reads.
+    n = int(rng.integers(150_000, 180_000))  # past 1 MiB
+    counts = [str(v) for v in rng.integers(0, 1000, n)]
+    counts[int(rng.integers(n - 1_000, n))] = f"{rng.integers(0, 1000)}.5"
+    codes = [str(v) for v in rng.integers(0, 10**6, n)]
+    codes[int(rng.integers(n // 2, n))] = f"0x{int(rng.integers(16, 2**31)):X}"
+    lines = ["# exported", "count,code"]
+    for i in range(n):
+        if rng.random() < 0.001:
+            lines.append(f"# note {i}")
+        lines.append(f"{counts[i]},{codes[i]}")
+    path = tmp_path / "counts.csv.gz"
+    _write(path, "\n".join(lines) + "\n")
+
+    expected = pd.read_csv(path, comment="#")
+    table = read_table(path, comment="#")
+    assert table.n_rows == len(expected) == n
+    np.testing.assert_array_equal(table["count"].values, expected["count"].to_numpy())
+    assert table["code"].kind == "text"
+    assert table["code"].values.tolist() == expected["code"].astype(str).tolist()

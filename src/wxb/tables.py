@@ -528,7 +528,7 @@ def read_csv(
         if hex_pending and whole and not bad_rows:  # (a short row is refused below)
             hex_pending = False
             found = scan.found if scan is not None else _hex_cell_in(stream, path, wide)
-            stream = _rewound(scan.raw if scan is not None else stream, path, compression)
+            stream = _rewound(stream, path, compression)
             if found and (coded := _hex_columns(stream, read, parse, whole, null_values)):
                 for name in coded:
                     types[name] = pa.string()  # text, as pandas reads them
@@ -570,6 +570,8 @@ class _Empty(Exception):
 
 def _rewound(stream: Any, path: Path, compression: str | None) -> Any:
     """The CSV's bytes from the start again, for another read."""
+    if isinstance(stream, _HexScan):  # the stream it looks at: a commented file's text
+        stream = stream.raw
     if isinstance(stream, io.BytesIO):
         stream.seek(0)
     elif compression is not None:
