@@ -227,3 +227,54 @@ def test_a_compressed_commented_file_read_again_for_a_column_keeps_its_comments_
     np.testing.assert_array_equal(table["count"].values, expected["count"].to_numpy())
     assert table["code"].kind == "text"
     assert table["code"].values.tolist() == expected["code"].astype(str).tolist()
+
+
+@pytest.mark.parametrize("form", ["parquet", "jsonl"])
+def test_numbers_stored_as_text_with_nan_spelled_out_read_as_a_csvs_numbers(
+    tmp_path, rng, capsys, form
+):
+    # Numbers stored as strings (Parquet, JSON Lines) with one 'NAN' or 'Nan' among them:
+    # wxb trained the column as ~140 one-hot categories, one per number (a CSV's column
+    # reads as numbers with a gap); predict on a DataFrame refused 'X has nan at row 7,
+    # column 0'; an 'inf' there made the column categories too (a CSV's is refused).
+    import wxb
+
+    n = int(rng.integers(120, 200))
+    cells = [f"{v:.3f}" for v in rng.normal(size=n)]
+    gap = int(rng.integers(n))
+    cells[gap] = str(rng.choice(["NAN", "Nan", "nAN"]))
+    frame = pd.DataFrame({"a": cells, "b": rng.normal(size=n), "y": rng.choice(["p", "q"], n)})
+    path = tmp_path / f"t.{form}"
+    if form == "parquet":
+        frame.to_parquet(path)
+    else:
+        frame.to_json(path, orient="records", lines=True)
+    csv_path = tmp_path / "t.csv"
+    frame.to_csv(csv_path, index=False)
+    expected = pd.read_csv(csv_path, na_values=[cells[gap]])["a"].to_numpy()
+    table = read_table(path)
+    assert table["a"].kind == "text"  # as stored; read as numbers where features are chosen
+    model = tmp_path / "m.safetensors"
+    code = main(["train", "--data", str(path), "--target", "y", "-o", str(model), "--epochs",
+                 "1", "-q"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 0, err
+    rules = {r["name"]: r for r in wxb.load(model).info["table"]["columns"]}
+    assert rules["a"]["kind"] == "number", rules["a"]
+    assert np.isnan(expected[gap]) and np.isfinite(np.delete(expected, gap)).all()
+
+    loaded = wxb.load(model)
+    rows = frame.drop(columns="y")
+    as_gap = rows.copy()
+    as_gap.loc[gap, "a"] = None
+    np.testing.assert_array_equal(loaded.predict(rows), loaded.predict(as_gap))
+
+    cells[gap] = str(rng.choice(["inf", "-inf", "Infinity"]))
+    frame["a"] = cells
+    frame.to_parquet(path) if form == "parquet" else frame.to_json(
+        path, orient="records", lines=True
+    )
+    code = main(["train", "--data", str(path), "--target", "y", "-o", str(model), "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"column 'a': '{cells[gap]}' is not a finite number" in err, err

@@ -376,6 +376,15 @@ class TableEncoder:
                         + " there"
                     )
                 column = Column(column.name, "number", np.array(numbers, dtype=np.float64))
+                # 'NAN' is a gap, 'inf' no number, as the reader takes them in a number
+                # column (the matrix was refused with NaN 'at row 7, column 0' of its own)
+                missing = missing | np.isnan(column.values)
+                infinite = np.flatnonzero(np.isinf(column.values))
+                if len(infinite):
+                    raise DataError(
+                        f"{table.source}, {table.row_name(int(infinite[0]))}, column "
+                        f"{rule.name!r}: {written[infinite[0]]!r} is not a finite number"
+                    )
                 if markers:  # the user's -999 written as text (a word elsewhere in the column)
                     missing = missing | marked_cells(column.values, markers)
             if column.kind == "date":

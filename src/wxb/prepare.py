@@ -127,6 +127,9 @@ def training_table(
         raise DataError(f"{table.source}: name the column to predict (columns: "
                         f"{', '.join(table.file_names)})")  # fmt: skip
     roles = choose_features(table, targets, features, drop, id_column, read_numbers)
+    if len(targets) == 1:  # numbers stored as text ('n.a.' among them refused) before the
+        # gaps are counted: a 'NAN' there is a row without a target, as in a CSV
+        table.columns[targets[0]], _ = text_as_numbers(table[targets[0]], table)
     missing, file_rows = np.zeros(table.n_rows, dtype=bool), None
     for name in targets:
         missing |= table[name].missing
@@ -142,8 +145,7 @@ def training_table(
         if table.n_rows == 0:
             raise DataError(f"{table.source}: no row has a target value")
     if len(targets) == 1:
-        column, _ = text_as_numbers(table[targets[0]], table)  # 'n.a.' among numbers: refused
-        y = target_values(column)
+        y = target_values(table[targets[0]])
     else:
         for name in targets:
             if table[name].kind not in ("number", "bool"):

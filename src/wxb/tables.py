@@ -1149,8 +1149,14 @@ def text_as_numbers(column: Column, table: Table) -> tuple[Column, str]:
         else:
             numbers[i] = number
     if not bad:
-        if not np.isfinite(numbers[present]).all():
-            return column, ""  # 'inf' or 'nan' spelled out: leave it to be text
+        # 'NAN', 'Nan' are gaps and 'inf' is refused, as a CSV's number column reads them:
+        # left as text, the column became one-hot categories, one per number
+        infinite = [i for i in present if np.isinf(numbers[i])]
+        if infinite:
+            raise DataError(
+                f"{table.source}, {table.row_name(infinite[0])}, column {column.name!r}: "
+                f"{column.values[infinite[0]]!r} is not a finite number"
+            )
         if any(_beyond_int64(column.values[i]) for i in present):
             return column, ""  # a code past int64: float64 would round codes into each other
         return Column(column.name, "number", numbers), ""
