@@ -1078,8 +1078,10 @@ def _is_code(text: str) -> bool:
     return len(text) > 1 and text[0] == "0" and text[1].isdigit()
 
 
-# 1,234.5 or 1.234,5 or 1 234: digits in groups of three after the first
-_GROUPED = re.compile(r"[-+]?\d{1,3}([,. \u00a0'_]\d{3})+([.,]\d+)?")
+# 1,234.5 or 1.234,5 or 1 234: digits in groups of three after the first; the spaces
+# too that French and other locales group with (no-break, narrow no-break: '6\u202f700,00',
+# which went unnamed, the column one-hot in silence) and the thin space of ISO 80000
+_GROUPED = re.compile(r"[-+]?\d{1,3}([,. \u00a0\u202f\u2009'_]\d{3})+([.,]\d+)?")
 # a hexadecimal code ('0x80070005', an error code): text, as pandas reads it
 HEX_CODE = re.compile(r"[+-]?0[xX][0-9a-fA-F]+")
 
