@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from wxb.cli import main
+from wxb.errors import DataError
 from wxb.tables import read_table
 
 
@@ -303,3 +304,23 @@ def test_numbers_grouped_by_a_narrow_no_break_space_are_said_to_be_text(tmp_path
     err = capsys.readouterr().err
     assert code == 0, err
     assert "column 'prix' is read as text" in err and "thousands separators" in err, err
+
+
+def test_a_short_row_after_a_cell_with_a_form_feed_is_named_by_its_own_line(tmp_path, rng):
+    # A cell pasted with a form feed, U+2028 or U+0085 inside (no line break to a CSV
+    # reader, pandas's or pyarrow's): the row with a value too many after it was named
+    # by a line too many per such cell (str.splitlines breaks there).
+    n = int(rng.integers(6, 30))
+    bad = int(rng.integers(n // 2, n))
+    ending = str(rng.choice(["\n", "\r\n", "\r"]))
+    lines = ["id,note"]
+    for i in range(n):
+        note = f"n{i}"
+        if i < bad and rng.random() < 0.5:
+            note += str(rng.choice(["\x0c", "\u2028", "\x85", "\x1e"])) + "more"
+        lines.append(f"{i},{note}" + (",extra" if i == bad else ""))
+    lines[1] += "\x0cp"  # one such cell before it at least
+    path = tmp_path / "notes.csv"
+    path.write_text(ending.join(lines) + ending, encoding="utf-8", newline="")
+    with pytest.raises(DataError, match=rf"line {bad + 2}: 3 values but the header has 2"):
+        read_table(path)

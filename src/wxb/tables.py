@@ -1059,7 +1059,10 @@ def _line_of_text(path, compression, encoding, text: str | None, comment) -> int
     if not text:
         return None
     with _pyarrow().input_stream(str(path), compression) as stream:
-        lines = stream.read().decode(encoding, errors="replace").splitlines()
+        decoded = stream.read().decode(encoding, errors="replace")
+    # lines end at '\n', '\r' or both, as the reader's: str.splitlines ends them at a form
+    # feed or U+2028 inside a cell too, and named the row after such a cell by a line too many
+    lines = re.split(r"\r\n|\r|\n", decoded)
     for number, line in enumerate(lines, start=1):
         if line == text:
             return number
