@@ -324,3 +324,30 @@ def test_a_short_row_after_a_cell_with_a_form_feed_is_named_by_its_own_line(tmp_
     path.write_text(ending.join(lines) + ending, encoding="utf-8", newline="")
     with pytest.raises(DataError, match=rf"line {bad + 2}: 3 values but the header has 2"):
         read_table(path)
+
+
+def test_a_header_repeated_inside_the_file_is_refused_by_its_line(tmp_path, rng, capsys):
+    # 'cat jan.csv feb.csv > all.csv' leaves the second header among the rows. pandas reads
+    # it as a row (every cell its column's name); wxb did too where the columns were text:
+    # a class 'species' of one row, a category per column. Refused, naming its line.
+    n = int(rng.integers(10, 40))
+    frame = pd.DataFrame({
+        "colour": rng.choice(["red", "blue", "green"], n),
+        "size": rng.choice(["S", "M", "L"], n),
+        "species": rng.choice(["setosa", "virginica"], n),
+    })  # fmt: skip
+    if rng.random() < 0.5:
+        frame.insert(0, "x", np.round(rng.normal(size=n), 3))  # a number column too
+    first = tmp_path / "jan.csv"
+    frame.iloc[: n // 2].to_csv(first, index=False)
+    path = tmp_path / "all.csv"
+    half = frame.iloc[n // 2 :].to_csv(index=False)
+    path.write_text(first.read_text() + half)
+    expected = pd.read_csv(path)
+    assert (expected.iloc[n // 2].astype(str) == expected.columns).all()  # pandas: a row
+
+    code = main(["train", "--data", str(path), "--target", "species", "-o",
+                 str(tmp_path / "m.safetensors"), "--epochs", "1", "-q"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"line {n // 2 + 2}: repeats the header" in err, err

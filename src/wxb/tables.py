@@ -557,7 +557,24 @@ def read_csv(
     table.unread = [name for name in header if name not in read_set]
     table.line_of_row = _LineFinder(path, compression, encoding, comment, True, sep)
     table.decimal, table.csv = decimal, True
+    _refuse_repeated_header(table)
     return check_values(table)
+
+
+def _refuse_repeated_header(table: Table) -> None:
+    """Refuse a row whose every cell is its column's name: the header again, as
+    'cat a.csv b.csv' leaves it. In a table of text columns it was read as data (a class
+    'species' of one row, a category per column), as pandas reads it."""
+    columns = list(table.columns.values())
+    if len(columns) < 2 or any(c.kind != "text" for c in columns):
+        return  # (a number column refuses it itself, naming the line: text_as_numbers)
+    rows = np.flatnonzero(columns[0].values == columns[0].name)
+    for row in rows:
+        if all(c.values[row] == c.name for c in columns[1:]):
+            raise DataError(
+                f"{table.source}, {table.row_name(int(row))}: repeats the header (files "
+                "joined?); delete that line"
+            )
 
 
 class _ReadAgain(Exception):
@@ -1219,6 +1236,10 @@ def text_as_numbers(column: Column, table: Table) -> tuple[Column, str]:
             )
         elif not comma and _COMMA_DECIMAL.fullmatch(word.strip()):
             mark = f"; {decimal_hint}"
+        elif word.strip() == column.name:  # 'cat a.csv b.csv': the second file's header
+            mark = (
+                "; it is the column's name: the line repeats the header (files joined?), delete it"
+            )
         else:
             mark = f"; if it marks a missing value, add --na-values {word!r}"
         raise DataError(
