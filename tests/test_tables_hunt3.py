@@ -283,20 +283,22 @@ def test_numbers_stored_as_text_with_nan_spelled_out_read_as_a_csvs_numbers(
 
 def test_numbers_grouped_by_a_narrow_no_break_space_are_said_to_be_text(tmp_path, rng, capsys):
     # French number formats group thousands with U+202F (what current locales and Excel
-    # write: '6 700,00'): pandas reads them with thousands='\u202f'; wxb read the column as
-    # text, one input per price, without the thousands-separator warning ' ' and U+00A0 get.
+    # write: '6 700,00'), Swiss ones with U+2019 ('6’700.00'): pandas reads them with
+    # thousands=; wxb read the column as text, one input per price, without the
+    # thousands-separator warning that ' ' and U+00A0 get.
     n = int(rng.integers(80, 150))
-    mark = str(rng.choice(["\u202f", "\u2009"]))
+    mark, decimal = [("\u202f", ","), ("\u2009", ","), ("\u2019", ".")][int(rng.integers(3))]
+    sep = ";" if decimal == "," else ","
     prices = np.round(rng.uniform(1_000, 999_999, n), 2)
-    cells = [f"{p:,.2f}".replace(",", "T").replace(".", ",").replace("T", mark) for p in prices]
+    cells = [f"{p:,.2f}".replace(",", "T").replace(".", decimal).replace("T", mark) for p in prices]
     x = np.round(rng.normal(size=n), 3)
-    lines = ["prix;x;y"] + [
-        f"{c};{str(v).replace('.', ',')};{k}"
+    lines = [f"prix{sep}x{sep}y"] + [
+        f"{c}{sep}{str(v).replace('.', decimal)}{sep}{k}"
         for c, v, k in zip(cells, x, rng.choice(["a", "b"], n), strict=True)
     ]
     path = tmp_path / "prix.csv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    expected = pd.read_csv(path, sep=";", decimal=",", thousands=mark, engine="python")
+    expected = pd.read_csv(path, sep=sep, decimal=decimal, thousands=mark, engine="python")
     np.testing.assert_allclose(expected["prix"].to_numpy(), prices)  # what the cells mean
 
     code = main(["train", "--data", str(path), "--target", "y", "-o",

@@ -1100,8 +1100,9 @@ def _is_code(text: str) -> bool:
 
 # 1,234.5 or 1.234,5 or 1 234: digits in groups of three after the first; the spaces
 # too that French and other locales group with (no-break, narrow no-break: '6\u202f700,00',
-# which went unnamed, the column one-hot in silence) and the thin space of ISO 80000
-_GROUPED = re.compile(r"[-+]?\d{1,3}([,. \u00a0\u202f\u2009'_]\d{3})+([.,]\d+)?")
+# which went unnamed, the column one-hot in silence), the thin space of ISO 80000, and
+# the Swiss apostrophe as typeset ('1\u2019234.50')
+_GROUPED = re.compile(r"[-+]?\d{1,3}([,. \u00a0\u202f\u2009'\u2019_]\d{3})+([.,]\d+)?")
 # a hexadecimal code ('0x80070005', an error code): text, as pandas reads it
 HEX_CODE = re.compile(r"[+-]?0[xX][0-9a-fA-F]+")
 
