@@ -209,6 +209,26 @@ class IncompatibleKeys(NamedTuple):
         )
 
 
+def _state_array(name: str, value: object) -> np.ndarray:
+    """A state dict's value as a NumPy array: a wxb Tensor's data, an array, or another
+    library's tensor. A torch Parameter (dict(named_parameters()), which torch's
+    load_state_dict takes) is read detached: np.asarray of it raised torch's
+    RuntimeError; values NumPy cannot hold (bfloat16) are refused by name."""
+    if isinstance(value, Tensor):
+        return np.asarray(value.data)
+    try:
+        if callable(getattr(value, "detach", None)) and not isinstance(value, np.ndarray):
+            value = value.detach()  # (the values only, as torch copies them)
+            value = value.cpu() if callable(getattr(value, "cpu", None)) else value
+        return np.asarray(value)
+    except (TypeError, RuntimeError, ValueError, NotImplementedError) as exc:
+        dtype = getattr(value, "dtype", type(value).__name__)
+        raise DataError(
+            f"{name}: its {dtype} values cannot be read as a NumPy array ({exc}); cast them "
+            "first (for a torch tensor: .float() or .double())"
+        ) from None
+
+
 def _join(prefix: str, key: str) -> str:
     return f"{prefix}.{key}" if prefix else key
 
@@ -789,9 +809,8 @@ class Module:
         for name, (param, module, key) in slots.items():  # in the model's order, as PyTorch
             if name not in state:
                 continue
-            value = state[name]  # a Tensor or Parameter too (dict(named_parameters())),
-            array = np.asarray(value.data if isinstance(value, Tensor) else value)  # as torch
-            # (p.data = p.data * 2 leaves a 0-d scalar)
+            # a Tensor or Parameter too (dict(named_parameters())), as torch; a torch tensor
+            array = _state_array(name, state[name])  # (p.data = p.data * 2: a 0-d scalar)
             target = np.asarray(param.data) if param is not None else module._buffers[key]
             if array.shape != target.shape:
                 raise ShapeError(f"{name}: shape {array.shape} does not fit {target.shape}")

@@ -1,0 +1,64 @@
+"""A hunt of wxb ⇄ PyTorch and ONNX export on models a user could write: the twin, the
+state it is loaded from and the exported file must give the model's numbers, and what
+cannot be carried over must be refused by name.
+
+Models and data are drawn fresh on every run (``WXB_TEST_SEED=<seed>`` replays one)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wxb.errors import DataError
+from wxb.nn import BatchNorm1d, Dense, ReLU, Sequential, Tanh
+
+torch = pytest.importorskip("torch")
+
+
+def _torch_net(rng, n: int, h: int, dtype):
+    torch.manual_seed(int(rng.integers(1 << 62)))
+    nn = torch.nn
+    net = nn.Sequential(nn.Linear(n, h), nn.BatchNorm1d(h), nn.Tanh(), nn.Linear(h, 2, bias=False))
+    net = net.to(dtype).train()
+    with torch.no_grad():
+        for _ in range(int(rng.integers(1, 4))):  # running statistics of a few batches
+            net(torch.randn(int(rng.integers(2, 9)), n, dtype=dtype))
+    return net.eval()
+
+
+def test_a_torch_state_of_parameters_that_require_grad_loads_as_torch_loads_it(seeded):
+    """dict(net.named_parameters()) (torch's load_state_dict takes it) raised torch's
+    RuntimeError "Can't call numpy() on Tensor that requires grad" from wxb's."""
+    rng = seeded.rng
+    n, h = (int(v) for v in rng.integers(2, 7, size=2))
+    net = _torch_net(rng, n, h, torch.float64)
+    model = Sequential(Dense(n, h), BatchNorm1d(h), Tanh(), Dense(h, 2, bias=False)).double()
+    ours = list(model.state_dict())
+    params = list(net.named_parameters())
+    assert all(p.requires_grad for _, p in params)
+    names = [k for k in ours if not k.endswith(("running_mean", "running_var", "tracked"))]
+    missing = model.load_state_dict(dict(zip(names, (p for _, p in params), strict=True)), False)
+    assert missing.unexpected_keys == [] and all("batchnorm" in k for k in missing.missing_keys)
+    buffers = dict(zip([k for k in ours if k not in names], net.buffers(), strict=True))
+    model.load_state_dict(buffers, strict=False)
+    X = rng.normal(size=(int(rng.integers(1, 20)), n))
+    with torch.no_grad():
+        expected = net(torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(
+        model.predict(X), expected, rtol=1e-12, atol=1e-12, err_msg=seeded.msg("loaded")
+    )
+
+
+def test_a_torch_state_numpy_cannot_hold_is_refused_by_name_and_nothing_loads(seeded):
+    """bfloat16 tensors raised torch's TypeError "Got unsupported ScalarType BFloat16"."""
+    rng = seeded.rng
+    n, h = (int(v) for v in rng.integers(2, 7, size=2))
+    net = _torch_net(rng, n, h, torch.float32)
+    model = Sequential(Dense(n, h), BatchNorm1d(h), ReLU(), Dense(h, 2, bias=False))
+    before = model.state_dict()
+    state = dict(zip(before, net.state_dict().values(), strict=True))
+    state["dense2.weight"] = state["dense2.weight"].bfloat16()
+    with pytest.raises(DataError, match=r"dense2\.weight: .*bfloat16.*\.float\(\)"):
+        model.load_state_dict(state)
+    after = model.state_dict()
+    assert all(np.array_equal(after[k], v) for k, v in before.items()), seeded.msg("half-loaded")
