@@ -62,3 +62,54 @@ def test_a_torch_state_numpy_cannot_hold_is_refused_by_name_and_nothing_loads(se
         model.load_state_dict(state)
     after = model.state_dict()
     assert all(np.array_equal(after[k], v) for k, v in before.items()), seeded.msg("half-loaded")
+
+
+def test_a_forward_running_a_block_under_no_grad_is_refused_not_trained_by_the_twin(seeded):
+    """``with no_grad(): h = self.backbone(x)`` (a frozen feature extractor): wxb gives the
+    backbone no gradient, but to_torch made a plain Sequential whose backbone got one
+    (‖∂L/∂W‖ of the size of the head's), so fine-tuning the twin trained what wxb never
+    trains. Refused by the layer's path; frozen parameters instead convert and agree."""
+    import wxb
+    from wxb import interop
+    from wxb.errors import ConfigError
+    from wxb.nn import Module
+
+    rng = seeded.rng
+    n, h, k = (int(v) for v in rng.integers(2, 7, size=3))
+
+    class Net(Module):
+        def __init__(self, frozen_by_no_grad: bool):
+            super().__init__()
+            self.frozen_by_no_grad = frozen_by_no_grad
+            self.backbone = Sequential(Dense(n, h, seed=int(rng.integers(1 << 30))), ReLU())
+            self.head = Dense(h, k, seed=int(rng.integers(1 << 30)))
+
+        def forward(self, x):
+            if self.frozen_by_no_grad:
+                with wxb.no_grad():
+                    x = self.backbone(x)
+                return self.head(x)
+            return self.head(self.backbone(x))
+
+    model = Net(True).double()
+    X = rng.normal(size=(int(rng.integers(2, 12)), n))
+    (model(X) ** 2).sum().backward()
+    assert model.backbone[0].weight.grad is None  # what wxb computes
+    with pytest.raises(ConfigError, match=r"module 'backbone\.dense1' without recording a graph"):
+        interop.to_torch(model)
+
+    model = Net(False).double()  # the way the message names
+    for p in model.backbone.parameters():
+        p.requires_grad = False
+    twin = interop.to_torch(model)
+    (model(X) ** 2).sum().backward()
+    (twin(torch.from_numpy(X)) ** 2).sum().backward()
+    theirs = dict(twin.named_parameters())
+    for name, p in model.named_parameters():
+        twin_p = theirs[name.replace("backbone.", "backbone_")]
+        assert p.requires_grad == twin_p.requires_grad, seeded.msg(name)
+        assert (p.grad is None) == (twin_p.grad is None), seeded.msg(name)
+        if p.grad is not None:
+            np.testing.assert_allclose(
+                p.grad, twin_p.grad.numpy(), rtol=1e-10, atol=1e-12, err_msg=seeded.msg(name)
+            )

@@ -254,6 +254,21 @@ def chain_layers(model: Module) -> list[Module] | None:
     return [layer.module for layer in layers]
 
 
+@_one_sample_run
+def chain_step_without_graph(model: Module) -> Module | None:
+    """The first layer of ``chain_layers``'s chain whose result, on the sample batch run
+    with a graph, records none (a forward running it under no_grad): it gets no gradient
+    however it is trained. None where every step records one (or no graph was run)."""
+    chain = _call_chain(model)
+    run = _sample_run(model)
+    if chain is None or run is None or not run.given.requires_grad:
+        return None
+    for key, out in zip(chain.steps, run.outputs, strict=False):
+        if isinstance(out, Tensor) and not out.requires_grad:
+            return chain.modules[key]
+    return None
+
+
 def _holds(container: Module, module: Module) -> bool:
     return any(m is module for _, m in container.named_modules())
 

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from wxb.backend import resolve_dtype
-from wxb.describe import chain_layers
+from wxb.describe import chain_layers, chain_step_without_graph, one_sample_run
 from wxb.errors import ConfigError
 from wxb.nn import layers
 from wxb.nn.module import Module
@@ -126,8 +126,18 @@ def to_torch(model: Module):
     """
     if not isinstance(model, Module):
         raise ConfigError(f"to_torch needs a wxb.nn.Module; got {type(model).__name__}")
-    chain = None if type(model) in _STOCK_TYPES else chain_layers(model)
+    with one_sample_run():
+        chain = None if type(model) in _STOCK_TYPES else chain_layers(model)
+        cut = None if chain is None else chain_step_without_graph(model)
     paths = {id(m): name for name, m in model.named_modules()}  # (each once, first path)
+    if cut is not None:  # (wxb never trains it; the twin's gradient would reach it)
+        raise ConfigError(
+            f"to_torch: cannot convert {_where('')} ({type(model).__name__}): its forward "
+            f"runs {_where(paths.get(id(cut), str(cut.name)))} without recording a graph "
+            "(under no_grad), so wxb gives it no gradient where the PyTorch twin would "
+            "train it; freeze its parameters instead (requires_grad = False) and run it "
+            "with the graph"
+        )
     named = None if chain is None else [(paths.get(id(m)) or str(m.name), m) for m in chain]
     for path, module in named or model.named_modules():
         _check_convertible(path, module)
