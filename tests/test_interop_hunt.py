@@ -113,3 +113,51 @@ def test_a_forward_running_a_block_under_no_grad_is_refused_not_trained_by_the_t
             np.testing.assert_allclose(
                 p.grad, twin_p.grad.numpy(), rtol=1e-10, atol=1e-12, err_msg=seeded.msg(name)
             )
+
+
+@pytest.mark.parametrize("how", ["F.dropout", "a branch on self.training"])
+def test_a_forward_that_trains_otherwise_than_it_predicts_is_refused(seeded, how):
+    """``self.fc2(F.dropout(self.fc1(x), p, training=self.training))``: the sample run
+    (eval mode) saw fc1 → fc2, and to_torch gave that Sequential: the twin, trained,
+    dropped nothing (its training outputs were its eval ones, where wxb's dropped a
+    fraction p of the units). Refused; the same net with a Dropout layer converts and
+    trains alike (the twin drops units too)."""
+    from wxb import interop
+    from wxb.errors import ConfigError
+    from wxb.nn import Dropout, Module
+    from wxb.nn import functional as F
+
+    rng = seeded.rng
+    n, h, k = (int(v) for v in rng.integers(2, 7, size=3))
+    p = float(rng.uniform(0.2, 0.8))
+
+    class Net(Module):
+        def __init__(self, layer: bool):
+            super().__init__()
+            self.layer = layer
+            self.fc1 = Dense(n, h, seed=int(rng.integers(1 << 30)))
+            self.drop = Dropout(p) if layer else None
+            self.fc2 = Dense(h, k, seed=int(rng.integers(1 << 30)))
+
+        def forward(self, x):
+            x = F.tanh(self.fc1(x))
+            if self.layer:
+                x = self.drop(x)
+            elif how == "F.dropout":
+                x = F.dropout(x, p, training=self.training)
+            elif self.training:
+                x = x * (1 - p)
+            return self.fc2(x)
+
+    model = Net(False).double().train()
+    X = rng.normal(size=(int(rng.integers(20, 40)), n))
+    ours, predicted = model(X).data, model.predict(X)
+    assert not np.allclose(ours, predicted), seeded.msg("wxb trains otherwise than it predicts")
+    with pytest.raises(ConfigError, match=r"in training mode its forward computes other"):
+        interop.to_torch(model)
+
+    twin = interop.to_torch(Net(True).double().train())
+    assert [type(m) for m in twin] == [
+        torch.nn.Linear, torch.nn.Tanh, torch.nn.Dropout, torch.nn.Linear
+    ]  # fmt: skip
+    assert twin.training and twin[2].p == p

@@ -24,6 +24,7 @@ generator). PyTorch and scikit-learn are imported inside these functions only:
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 from typing import Any
@@ -37,6 +38,8 @@ from wxb.nn import layers
 from wxb.nn.module import Module
 from wxb.nn.norm import BatchNorm1d, LayerNorm
 from wxb.nn.sequential import Sequential
+from wxb.random import drawing_from
+from wxb.tensor import Tensor
 
 __all__ = ["from_sklearn", "from_torch", "to_torch"]
 
@@ -119,7 +122,8 @@ def to_torch(model: Module):
     keys; a layer given twice stays one shared torch module. A module of one's own
     whose forward only chains stock layers, and activations it applies itself
     (``describe.chain_layers``), becomes the Sequential of them, as one sample batch
-    ran them (keys: their paths, ``.`` as ``_``). Raises ConfigError,
+    ran them (keys: their paths, ``.`` as ``_``), unless it trains otherwise (F.dropout,
+    a branch on ``self.training``, a layer run under no_grad). Raises ConfigError,
     naming the module's path and class, for anything without a PyTorch twin here
     (a module of its own, a subclass of a stock layer, a forward set on an
     instance) or a model mixing float32 and float64.
@@ -130,6 +134,13 @@ def to_torch(model: Module):
         chain = None if type(model) in _STOCK_TYPES else chain_layers(model)
         cut = None if chain is None else chain_step_without_graph(model)
     paths = {id(m): name for name, m in model.named_modules()}  # (each once, first path)
+    if chain is not None and not _trains_as_chained(model, chain):
+        raise ConfigError(
+            f"to_torch: cannot convert {_where('')} ({type(model).__name__}): in training "
+            "mode its forward computes other than the chain of its layers it runs in eval "
+            "mode (F.dropout, or a branch on self.training), which the PyTorch twin would "
+            "not compute; use a Dropout layer, or convert its layers as a Sequential"
+        )
     if cut is not None:  # (wxb never trains it; the twin's gradient would reach it)
         raise ConfigError(
             f"to_torch: cannot convert {_where('')} ({type(model).__name__}): its forward "
@@ -161,6 +172,39 @@ def to_torch(model: Module):
     out = torch.nn.Sequential(root)  # a single layer: wrapped, as the return type promises
     out.training = root.training
     return out
+
+
+def _trains_as_chained(model: Module, chain: list[Module]) -> bool:
+    """Whether a training-mode forward of ``model`` computes what its ``chain`` (found in
+    eval mode) computes in training mode, on a sample batch: F.dropout or a branch on
+    ``self.training`` are not in the chain, and the twin, trained, would leave them out.
+    Each runs on a copy of its own, drawing alike (Dropout layers' masks agree); the
+    model itself is not touched. True where the forward fails on the sample."""
+    width = next((int(m.in_features) for m in chain if hasattr(m, "in_features")), 3)
+    rows = np.random.default_rng(0).standard_normal((5, width)).astype(_model_dtype(model))
+    results = []
+    for chained in (False, True):
+        memo: dict[int, Any] = {}
+        legacy = np.random.get_state()
+        try:
+            twin = copy.deepcopy(model, memo).train()
+            with drawing_from(np.random.default_rng(0)), np.errstate(all="ignore"):
+                if chained:
+                    out = Tensor(rows)
+                    for layer in chain:
+                        out = memo.get(id(layer), layer)(out)
+                else:
+                    out = twin(Tensor(rows))
+            results.append(np.asarray(out.data, dtype=np.float64))
+        except Exception:  # (one that cannot be copied or run on this sample: no telling)
+            return True
+        finally:
+            np.random.set_state(legacy)
+    ours, chained_out = results
+    if ours.shape != chained_out.shape:
+        return False
+    scale = float(np.nanmax(np.abs(chained_out), initial=1.0))
+    return bool(np.allclose(ours, chained_out, rtol=1e-5, atol=1e-6 * scale, equal_nan=True))
 
 
 def _check_convertible(path: str, module: Module) -> None:
