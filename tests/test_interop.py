@@ -212,7 +212,7 @@ def test_every_layer_kind_has_its_pytorch_twin(seeded, dtype):
         nn.Softmax,
     ]
     assert [type(m) for m in twin.block] == [nn.Linear, nn.ReLU, nn.Dropout]
-    assert twin.block[2].p == 0.4 and twin.dense2.bias is None and twin.softmax1.dim == 1
+    assert twin.block[2].p == 0.4 and twin.dense2.bias is None and twin.softmax1.dim == -1
     assert twin.leakyrelu1.negative_slope == model.leakyrelu1.kernel.negative_slope
     assert (twin.gelu1.approximate, twin.gelu2.approximate) == ("none", "tanh")
     assert "wide.weight" in twin.state_dict()  # the layers' names are the keys

@@ -161,3 +161,50 @@ def test_a_forward_that_trains_otherwise_than_it_predicts_is_refused(seeded, how
         torch.nn.Linear, torch.nn.Tanh, torch.nn.Dropout, torch.nn.Linear
     ]  # fmt: skip
     assert twin.training and twin[2].p == p
+
+
+@pytest.mark.parametrize("kind", ["Softmax", "LogSoftmax"])
+def test_softmax_over_inputs_of_three_dims_is_over_the_same_axis_both_ways(seeded, kind):
+    """wxb's Softmax() runs over the last axis of an (N, C, L) input (after a LayerNorm or
+    BatchNorm1d, which take one); to_torch made it nn.Softmax(dim=1), over C: outputs off
+    by up to 0.4 (2.0 for LogSoftmax). And from_torch read nn.Softmax(dim=1) as wxb's
+    Softmax(), over L where PyTorch's is over C. Now the twin's is over dim=-1, and a
+    torch dim=1 stays dim=1 (wxb refuses it on 3 dims in one line, as for its own)."""
+    from wxb import interop
+    from wxb.errors import ConfigError
+    from wxb.nn import LayerNorm, LogSoftmax, Softmax
+
+    rng = seeded.rng
+    n, c, length = (int(v) for v in rng.integers(2, 7, size=3))
+    X = rng.normal(size=(n, c, length)) * 3
+    ours = {"Softmax": Softmax, "LogSoftmax": LogSoftmax}[kind]
+    for norm in (LayerNorm(length), BatchNorm1d(c)):
+        model = Sequential(norm, ours()).double().eval()
+        z = norm(X).data
+        shifted = z - z.max(axis=-1, keepdims=True)  # the reference: over the last axis
+        log_p = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        expected = log_p if kind == "LogSoftmax" else np.exp(log_p)
+        got = model(X).data
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12, err_msg=seeded.msg(kind))
+        twin = interop.to_torch(model)
+        with torch.no_grad():
+            theirs = twin(torch.from_numpy(X)).numpy()
+        np.testing.assert_allclose(theirs, got, rtol=1e-12, atol=1e-12, err_msg=seeded.msg(kind))
+
+    layer = getattr(torch.nn, kind)
+    for dim in (1, -1):
+        net = torch.nn.Sequential(torch.nn.BatchNorm1d(c), layer(dim=dim)).double().eval()
+        model = interop.from_torch(net)
+        with torch.no_grad():
+            theirs = net(torch.from_numpy(X)).numpy()
+        if dim == 1:  # over C in PyTorch: refused, not computed over L
+            with pytest.raises(ConfigError, match=r"\(dim=1\) of a tensor of 3 dimensions"):
+                model(X)
+        else:
+            np.testing.assert_allclose(
+                model(X).data, theirs, rtol=1e-12, atol=1e-12, err_msg=seeded.msg(kind)
+            )
+        rows = rng.normal(size=(n, c))  # rows: both read alike
+        with torch.no_grad():
+            expected = net(torch.from_numpy(rows)).numpy()
+        np.testing.assert_allclose(model.predict(rows), expected, rtol=1e-12, atol=1e-12)

@@ -330,10 +330,11 @@ def _to_torch(module: Module, path: str, torch, tdtype, made: dict[int, Any]):
         out = nn.ELU(alpha=module.kernel.alpha)
     elif isinstance(module, layers.Softplus):
         out = nn.Softplus(beta=module.kernel.beta, threshold=module.kernel.threshold)
-    elif isinstance(module, layers.Softmax):
-        out = nn.Softmax(dim=1)
-    elif isinstance(module, layers.LogSoftmax):
-        out = nn.LogSoftmax(dim=1)
+    elif isinstance(module, (layers.Softmax, layers.LogSoftmax)):
+        # wxb's runs over the last axis (dim=1 refuses inputs of 3 dims or more): dim=1
+        # of a (N, C, L) input was over C in the twin, over L in wxb
+        twin = nn.Softmax if isinstance(module, layers.Softmax) else nn.LogSoftmax
+        out = twin(dim=1 if module.dim == 1 else -1)
     else:
         simple = {
             layers.Identity: nn.Identity,
@@ -618,10 +619,9 @@ def _from_torch(module, path: str, torch, dtype, made: dict[int, Module]) -> Mod
             out = layers.Softplus(float(module.beta), float(module.threshold))
         except ConfigError as exc:
             raise ConfigError(f"from_torch: {label}: {exc}") from None
-    elif cls is nn.Softmax:
-        out = layers.Softmax()
-    elif cls is nn.LogSoftmax:
-        out = layers.LogSoftmax()
+    elif cls in (nn.Softmax, nn.LogSoftmax):  # dim kept: wxb's dim=1 refuses 3-D inputs,
+        twin = layers.Softmax if cls is nn.Softmax else layers.LogSoftmax  # as torch's
+        out = twin(dim=int(module.dim))  # would run over their dim 1, not the last
     elif cls in (nn.Identity, nn.ReLU, nn.Sigmoid, nn.Tanh, nn.SiLU):
         twin = {
             nn.SiLU: layers.SiLU,
