@@ -364,6 +364,7 @@ class _Graph:
         self.initializers: list = []
         self.arrays: dict[int, str] = {}  # id(array or Parameter) → initializer name
         self.constants: dict[tuple[str, float], str] = {}  # scalar constants, shared
+        self.near_one: dict[str, np.ndarray] = {}  # initializers onnxruntime takes for 1
         self.names: set[str] = set(reserved)
         self.inputs: list | None = None  # a table stage's inputs (else the one "input")
         self.per_column = False  # one input per raw column
@@ -387,6 +388,8 @@ class _Graph:
         name = self.name(wanted)
         data = np.ascontiguousarray(np.asarray(array, dtype=dtype or self.dtype))
         self.initializers.append(self.onnx.numpy_helper.from_array(data, name))
+        if data.dtype == np.float64 and data.size == 1 and 0 < abs(float(data.flat[0]) - 1) < 1e-7:
+            self.near_one[name] = data
         if key is not None:  # the model holds the key alive: its id stays its own
             self.arrays[id(key)] = name
         return name
@@ -402,6 +405,18 @@ class _Graph:
         return self.constants[key]
 
     def node(self, op: str, inputs: list[str], where: str, **attrs: Any) -> str:
+        # onnxruntime's NoopElimination drops x·c and x/c for a one-element c that rounds
+        # to 1 in float32: a float64 BatchNorm1d(1) factor 1/√(1 + 5.8e-8) was lost, the
+        # output 2.9e-8 off. x + x·(c − 1) and x − x·((c − 1)/c) round as x·c and x/c
+        # (to an ulp), with nothing near 1 to drop
+        near = [k for k, v in enumerate(inputs) if v in self.near_one]
+        if op in ("Mul", "Div") and near and (op == "Mul" or near == [1]):
+            c = self.near_one[inputs[near[0]]]
+            x = inputs[1 - near[0]]
+            delta = (c - 1) if op == "Mul" else (c - 1) / c
+            d = self.initializer(None, delta, f"{inputs[near[0]]}_minus_1")
+            small = self.node("Mul", [x, d], where)
+            return self.node("Add" if op == "Mul" else "Sub", [x, small], where)
         out = self.name(f"{where}/{op}")
         self.nodes.append(self.onnx.helper.make_node(op, inputs, [out], name=out, **attrs))
         return out
@@ -808,12 +823,14 @@ class _Graph:
         else:
             inputs = self.inputs or [helper.make_tensor_value_info("input", elem, shape_in)]
             doc = "Exported from wxb: input (batch, features) → output, as model.predict"
+        used = {name for node in self.nodes for name in node.input}
         graph = helper.make_graph(
             self.nodes,
             "wxb",
             inputs,
             [helper.make_tensor_value_info("output", elem, shape_out)],
-            initializer=self.initializers,
+            # (a factor near 1 taken apart in node() is left unused)
+            initializer=[t for t in self.initializers if t.name in used],
         )
         imports = [helper.make_opsetid("", opset)]
         if any(node.domain == ML_DOMAIN for node in self.nodes):
