@@ -208,3 +208,156 @@ def test_softmax_over_inputs_of_three_dims_is_over_the_same_axis_both_ways(seede
         with torch.no_grad():
             expected = net(torch.from_numpy(rows)).numpy()
         np.testing.assert_allclose(model.predict(rows), expected, rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------
+# Every stock layer, drawn at random: PyTorch and onnxruntime compute what wxb does
+# ---------------------------------------------------------------------------------
+def _activation(rng):
+    from wxb.nn import layers as L
+
+    kind = int(rng.integers(11))
+    if kind == 0:
+        return L.LeakyReLU(float(rng.uniform(-0.5, 1.5)))
+    if kind == 1:
+        return L.GELU(str(rng.choice(["none", "tanh"])))
+    if kind == 2:
+        return L.ELU(float(rng.uniform(0.1, 3)))
+    if kind == 3:
+        return L.Softplus(float(rng.uniform(0.3, 3)), float(rng.uniform(1, 30)))
+    return [L.Identity, L.Sigmoid, L.Tanh, L.ReLU, L.SiLU, L.Softmax, L.LogSoftmax][kind - 4]()
+
+
+def _network(rng, dtype):
+    from wxb.nn import Dropout, LayerNorm, Standardize
+
+    n = int(rng.integers(1, 7))
+    width, layers = n, []
+    if rng.random() < 0.4:
+        layers.append(Standardize(rng.normal(size=n), rng.uniform(0.3, 3, size=n)))
+    for _ in range(int(rng.integers(1, 5))):
+        out = int(rng.integers(2, 8))  # (a norm of one value is a constant: no test)
+        layers.append(
+            Dense(width, out, bias=bool(rng.random() < 0.7), seed=int(rng.integers(1 << 30)))
+        )
+        width, draw = out, rng.random()
+        eps = float(10 ** rng.uniform(-5, -2))  # (below, float32 noise of a constant
+        # feature is blown up by 1/√eps, in PyTorch as in wxb)
+        if draw < 0.25:
+            affine = bool(rng.random() < 0.7)
+            layers.append(LayerNorm(width, eps, affine, bias=bool(rng.random() < 0.7)))
+        elif draw < 0.5:
+            momentum = None if rng.random() < 0.3 else float(rng.uniform(0, 1))
+            layers.append(BatchNorm1d(width, eps, momentum, bool(rng.random() < 0.7)))
+        layers.append(_activation(rng))
+        if rng.random() < 0.2:
+            layers.append(Dropout(float(rng.uniform(0, 0.9))))
+    if rng.random() < 0.3:
+        layers = [Sequential(*layers[: len(layers) // 2]), *layers[len(layers) // 2 :]]
+    model = Sequential(*layers).to(dtype)
+    for p in model.parameters():
+        p.data += rng.normal(scale=0.5, size=p.shape).astype(dtype)
+    if rng.random() < 0.3 and len(model.parameters()) > 1:
+        model.parameters()[0].requires_grad = False
+    model.train()
+    for _ in range(int(rng.integers(0, 3))):  # running statistics of a few batches
+        model(rng.normal(size=(int(rng.integers(2, 9)), n)).astype(dtype))
+    return model, n
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_random_networks_of_every_stock_layer_agree_with_torch_and_onnxruntime(
+    tmp_path, seeded, dtype
+):
+    from wxb import interop
+    from wxb import onnx as wonnx
+
+    ort = pytest.importorskip("onnxruntime")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    rng = seeded.rng
+    tol = {"float32": 2e-4, "float64": 1e-9}[dtype]  # relative to max(|value|, 1)
+
+    def close(a, b, what):
+        scale = np.maximum(np.abs(b), 1)
+        error = float(np.max(np.abs(np.asarray(a, np.float64) - b) / scale, initial=0))
+        assert error <= tol, seeded.msg(f"{what}: error {error:.3g}")
+
+    for trial in range(12):
+        model, n = _network(rng, dtype)
+        twin = interop.to_torch(model)
+        assert all(p.dtype == getattr(torch, dtype) for p in twin.parameters())
+        assert list(twin.state_dict()) == list(model.state_dict()), seeded.msg(f"{trial} keys")
+        back = interop.from_torch(twin)  # the round trip keeps every bit
+        assert back.config() == model.config(), seeded.msg(f"{trial} config")
+        for key, array in model.state_dict().items():
+            assert back.state_dict()[key].dtype == array.dtype, seeded.msg(key)
+            assert np.array_equal(back.state_dict()[key], array), seeded.msg(key)
+
+        # training mode (no Dropout drawn here: its masks are each library's own)
+        if not any(type(m).__name__ == "Dropout" for m in model.modules()):
+            X = (rng.normal(size=(int(rng.integers(2, 12)), n)) * 2).astype(dtype)
+            out = model(X)
+            (out * out).sum().backward()
+            theirs = twin(torch.from_numpy(X))
+            (theirs * theirs).sum().backward()
+            close(out.data, theirs.detach().numpy(), f"{trial} training output")
+            for (name, p), q in zip(model.named_parameters(), twin.parameters(), strict=True):
+                assert p.requires_grad == q.requires_grad, seeded.msg(name)
+                assert (p.grad is None) == (q.grad is None), seeded.msg(name)
+            for key, array in twin.state_dict().items():  # the running statistics moved alike
+                close(model.state_dict()[key], array.numpy(), f"{trial} {key}")
+
+        model.eval()
+        twin.eval()
+        back = interop.from_torch(interop.to_torch(model))  # (statistics moved since)
+        path = wonnx.export(model, tmp_path / f"m{trial}.onnx")
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        for rows in (1, int(rng.integers(2, 40))):
+            X = (rng.normal(size=(rows, n)) * rng.uniform(0.1, 10)).astype(dtype)
+            ours = model.predict(X)
+            with torch.no_grad():
+                close(ours, twin(torch.from_numpy(X)).numpy(), f"{trial} torch eval, {rows} rows")
+            got = session.run(None, {"input": X})[0]
+            assert got.dtype == ours.dtype and got.shape == ours.shape, seeded.msg(str(trial))
+            close(got, ours, f"{trial} onnxruntime, {rows} rows")
+            assert np.array_equal(back.predict(X), ours), seeded.msg(f"{trial} round trip")
+
+
+def test_a_float64_factor_within_float32_rounding_of_one_is_kept_by_onnxruntime(tmp_path, seeded):
+    """onnxruntime's NoopElimination drops x·c and x/c for a one-element c that rounds to
+    1 in float32: a float64 BatchNorm1d(1) with eps = 5.8e-8 and its first statistics
+    (factor 1/√(1 + eps)) came out 2.9e-8 off, the eps lost; a Standardize of one
+    feature, an ELU's α and a Softplus's β of 1 + δ alike (δ off, not an ulp)."""
+    from wxb import onnx as wonnx
+    from wxb.nn import ELU, Softplus, Standardize
+
+    ort = pytest.importorskip("onnxruntime")
+    rng = seeded.rng
+
+    def near_one():
+        return 1.0 + float(rng.uniform(1e-9, 2.5e-8)) * float(rng.choice([-1.0, 1.0]))
+
+    n = int(rng.integers(2, 6))
+    models = {
+        "BatchNorm1d": Sequential(Dense(n, 1), BatchNorm1d(1, eps=float(rng.uniform(2e-9, 5e-8)))),
+        "Standardize": Sequential(
+            Standardize([float(rng.normal())], [near_one()], dtype="float64"), Tanh()
+        ),
+        "ELU": Sequential(Dense(n, n), ELU(near_one())),
+        "Softplus": Sequential(Dense(n, n), Softplus(near_one(), float(rng.uniform(5, 20)))),
+    }
+    failed = []
+    for kind, model in models.items():
+        model = model.double().eval()
+        width = 1 if kind == "Standardize" else n
+        X = rng.normal(size=(int(rng.integers(1, 30)), width)) * float(rng.uniform(1, 100))
+        path = wonnx.export(model, tmp_path / f"{kind}.onnx")
+        got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+            None, {"input": X}
+        )[0]
+        ours = model.predict(X)
+        error = float(np.max(np.abs(got - ours) / np.maximum(np.abs(ours), 1e-300)))
+        if error > 1e-14:
+            failed.append(f"{kind}: relative error {error:.3g}")
+    assert not failed, seeded.msg("; ".join(failed))
