@@ -357,7 +357,7 @@ def test_a_float64_factor_within_float32_rounding_of_one_is_kept_by_onnxruntime(
             None, {"input": X}
         )[0]
         ours = model.predict(X)
-        error = float(np.max(np.abs(got - ours) / np.maximum(np.abs(ours), 1e-300)))
-        if error > 1e-14:
+        error = float(np.max(np.abs(got - ours) / np.maximum(np.abs(ours), 1)))
+        if error > 1e-12:  # (rounding: an ulp or a few; the factor lost: δ ≥ 1e-9)
             failed.append(f"{kind}: relative error {error:.3g}")
     assert not failed, seeded.msg("; ".join(failed))
