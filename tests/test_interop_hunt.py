@@ -361,3 +361,18 @@ def test_a_float64_factor_within_float32_rounding_of_one_is_kept_by_onnxruntime(
         if error > 1e-12:  # (rounding: an ulp or a few; the factor lost: δ ≥ 1e-9)
             failed.append(f"{kind}: relative error {error:.3g}")
     assert not failed, seeded.msg("; ".join(failed))
+
+
+def test_a_parameter_set_by_hand_that_does_not_fit_is_refused_by_name(seeded):
+    """dense.bias = Parameter of another length: to_torch raised torch's RuntimeError
+    "The size of tensor a (4) must match the size of tensor b (2)", naming nothing."""
+    from wxb import interop
+    from wxb.errors import ConfigError
+    from wxb.nn import Parameter
+
+    rng = seeded.rng
+    n, h = (int(v) for v in rng.integers(2, 7, size=2))
+    model = Sequential(Dense(n, h), ReLU(), Dense(h, 2, name="head"))
+    model.head.bias = Parameter(rng.normal(size=h + 1).astype(np.float32))
+    with pytest.raises(ConfigError, match=r"module 'head' \(Dense\): its bias has shape"):
+        interop.to_torch(model)

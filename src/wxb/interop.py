@@ -290,7 +290,7 @@ def _to_torch(module: Module, path: str, torch, tdtype, made: dict[int, Any]):
             bias=module.bias is not None,
             dtype=tdtype,
         )
-        _parameters_to_torch(module, out, torch, tdtype, made)
+        _parameters_to_torch(module, out, path, torch, tdtype, made)
     elif isinstance(module, LayerNorm):
         out = nn.LayerNorm(
             module.normalized_shape,
@@ -299,7 +299,7 @@ def _to_torch(module: Module, path: str, torch, tdtype, made: dict[int, Any]):
             bias=module.bias is not None,
             dtype=tdtype,
         )
-        _parameters_to_torch(module, out, torch, tdtype, made)
+        _parameters_to_torch(module, out, path, torch, tdtype, made)
     elif isinstance(module, BatchNorm1d):
         out = nn.BatchNorm1d(
             module.num_features,
@@ -310,7 +310,7 @@ def _to_torch(module: Module, path: str, torch, tdtype, made: dict[int, Any]):
             dtype=tdtype,
             bias=module.bias is not None,
         )
-        _parameters_to_torch(module, out, torch, tdtype, made)
+        _parameters_to_torch(module, out, path, torch, tdtype, made)
         if kept:  # (statistics kept, tracking switched off since: eval mode reads them)
             with torch.no_grad():
                 out.running_mean.copy_(_tensor(torch, module.running_mean, tdtype))
@@ -349,12 +349,20 @@ def _to_torch(module: Module, path: str, torch, tdtype, made: dict[int, Any]):
     return out
 
 
-def _parameters_to_torch(module: Module, out, torch, tdtype, made: dict[int, Any]) -> None:
+def _parameters_to_torch(
+    module: Module, out, path: str, torch, tdtype, made: dict[int, Any]
+) -> None:
     """Copy ``module``'s weight and bias into its twin ``out`` (shared where tied)."""
     for key in ("weight", "bias"):
         param = getattr(module, key)
         if param is None:
             continue
+        expected = tuple(getattr(out, key).shape)
+        if tuple(param.shape) != expected:  # (a bias set by hand: torch's copy_ raised)
+            raise ConfigError(
+                f"to_torch: cannot convert {_where(path)} ({type(module).__name__}): its {key} "
+                f"has shape {tuple(param.shape)}, where its twin's is {expected}"
+            )
         if id(param) in made:  # tied: the twin shares the one torch Parameter too
             setattr(out, key, made[id(param)])
             continue
