@@ -185,3 +185,30 @@ def test_fresh_fit_follows_sklearn_epoch_by_epoch(seeded, rng, task):
 def test_fresh_fit_follows_sklearn_epoch_by_epoch_many(seeded, rng, task):
     for _ in range(60):
         compare_fits(rng, seeded, task)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+def test_numpy_float32_alpha_is_not_rounded_to_float32(seeded, rng, solver):
+    # alpha=np.float32(0.7) (a grid of float32 values): α/B was computed as a float32,
+    # so the L2 gradient was 3e-8 off and the weights 1e-8 away from scikit-learn's,
+    # whose α·W is a float64 product in a float64 network
+    X = rng.standard_normal((int(rng.integers(40, 120)), 3))
+    y = X @ rng.standard_normal(3)
+    params = {
+        "hidden_layer_sizes": (int(rng.integers(2, 7)),),
+        "solver": solver,
+        "alpha": np.float32(rng.uniform(0.1, 2.0)),
+        "batch_size": int(rng.integers(7, 20)),
+        "learning_rate_init": 0.05,
+        "max_iter": 20,
+        "tol": 0.0,
+        "random_state": int(rng.integers(2**31)),
+    }
+    what = seeded.msg(f"{params}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = SkRegressor(**params).fit(X, y)
+        ours = MLPRegressor(**params).fit(X, y)
+    for u, v in zip(ours.coefs_ + ours.intercepts_, ref.coefs_ + ref.intercepts_, strict=True):
+        assert relative_error(u, v) <= RTOL, f"{what}: off by {relative_error(u, v):.1e}"
+    assert relative_error(ours.loss_, ref.loss_) <= RTOL, what

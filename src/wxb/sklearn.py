@@ -671,6 +671,9 @@ class _BaseMLP(BaseEstimator):
         decoupled = getattr(optimizer, "decoupled", False)
         if decoupled:
             optimizer.param_groups[0]["weight_decay"] = float(self.alpha)
+        # float: a NumPy float32 alpha made α/B a float32 (1e-8 off); scikit-learn's α·W is
+        # float64 in a float64 network
+        alpha = 0.0 if decoupled else float(self.alpha)
         early_stopping = self.early_stopping
         if not early_stopping and self.best_loss_ is None:
             self.best_loss_ = np.inf  # an early-stopped fit before: start the loss records
@@ -760,7 +763,7 @@ class _BaseMLP(BaseEstimator):
                             optimizer.flat.data[:n_weights], chunk, l2=not decoupled,
                         )  # fmt: skip
                         accumulated_loss += batch_loss * rows
-                        optimizer.set_l2(0.0 if decoupled else self.alpha / sw_sum)
+                        optimizer.set_l2(alpha / sw_sum)
                         optimizer.step()
                         continue
                     if sparse:
@@ -772,7 +775,7 @@ class _BaseMLP(BaseEstimator):
                     )
                     del flat
                     accumulated_loss += batch_loss * rows
-                    optimizer.set_l2(0.0 if decoupled else self.alpha / sw_sum)
+                    optimizer.set_l2(alpha / sw_sum)
                     optimizer.zero_grad()
                     plan.backward(work.delta[:rows])
                     optimizer.step()
@@ -894,7 +897,7 @@ class _BaseMLP(BaseEstimator):
                 optimizer.zero_grad()
                 loss, sw_sum = self._chunked_pass(plan, X, Y, sample_weight, work, weights, chunk)
             del weights
-            l2 = self.alpha / sw_sum
+            l2 = float(self.alpha) / sw_sum  # (float: as in _fit_stochastic)
             grad = np.empty(size, np.float64)
             for layer, (a, b, shape) in zip(layers, slots, strict=True):
                 view = grad[a:b].reshape(shape)
