@@ -165,12 +165,16 @@ class Ranks:
 
     def gather_texts(self, text: str, what: str) -> list[str]:
         """One text from each rank, on every rank (rank order)."""
-        data = np.frombuffer(text.encode(), np.uint8)
+        # surrogatepass: a path's undecodable bytes (a file \xff.csv), as Python holds them
+        data = np.frombuffer(text.encode("utf-8", "surrogatepass"), np.uint8)
         sizes = self.gather_numbers(len(data), what)
         out = np.empty(sum(sizes), np.uint8)
         starts = [0, *np.cumsum(sizes[:-1]).tolist()]
         self.wait([self.comm.Iallgatherv(data, [out, sizes, starts, self.MPI.BYTE])], what)
-        return [out[a : a + n].tobytes().decode() for a, n in zip(starts, sizes, strict=True)]
+        return [
+            out[a : a + n].tobytes().decode("utf-8", "surrogatepass")
+            for a, n in zip(starts, sizes, strict=True)
+        ]
 
     @contextmanager
     def together(self, what: str, describe: Callable[[BaseException], str] = str) -> Iterator[None]:

@@ -1,0 +1,65 @@
+"""Review of the changes of 5 December: errors said once under mpiexec (Ranks.together),
+explain's Markdown, explain/report without the target column, a Ctrl-C while reading.
+
+Each test is a case where the change was wrong or left a gap; the reference is the same
+command in one process, or what the data says.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_distributed import MISSING, environment, mpiexec
+
+WXB = str(Path(sys.executable).with_name("wxb"))
+needs_mpi = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
+
+# The same command on every rank, but '@RANK@' in an argument is the rank's number: a
+# file one rank reads and another cannot (as on machines that do not share a disk)
+PER_RANK = textwrap.dedent(
+    """
+    import os, sys
+    from wxb.cli import main
+
+    rank = os.environ.get("PMI_RANK") or os.environ.get("OMPI_COMM_WORLD_RANK") or "0"
+    sys.exit(main([a.replace("@RANK@", rank) for a in sys.argv[1:]]))
+    """
+)
+
+
+def one_process(args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [WXB, *args], capture_output=True, text=True, timeout=300, env=environment()
+    )
+
+
+def write_table(path: Path, rng: np.random.Generator, rows: int) -> None:
+    X = rng.standard_normal((rows, 3))
+    lines = ["a,b,c,label", *(f"{a:.4f},{b:.4f},{c:.4f},{int(a > 0)}" for a, b, c in X)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def a_word(rng: np.random.Generator) -> str:
+    return "".join(rng.choice(list("abcdefgh"), 6))
+
+
+@needs_mpi
+def test_a_path_with_undecodable_bytes_is_said_once_as_one_process(seeded, tmp_path):
+    """A file name that is not UTF-8 (held as surrogates by Python) in the error text:
+    Ranks.together could not encode it to share it, and every rank ended in a traceback
+    (UnicodeEncodeError, exit 1) where one process says one line."""
+    name = os.fsdecode(a_word(seeded.rng).encode() + bytes([int(seeded.rng.integers(0x80, 0x100))]))
+    missing = str(tmp_path / f"{name}.csv")
+    args = ["train", "--data", missing, "--target", "label", "-o", str(tmp_path / "m.safetensors")]
+    alone = one_process(args)
+    done = mpiexec([WXB, *args], timeout=120)
+    said = seeded.msg(f"{done.stdout}\n{done.stderr}")
+    assert alone.returncode == 2, seeded.msg(alone.stderr)
+    assert done.returncode == 2, said
+    assert done.stderr.splitlines() == alone.stderr.splitlines(), said
