@@ -63,3 +63,24 @@ def test_a_path_with_undecodable_bytes_is_said_once_as_one_process(seeded, tmp_p
     assert alone.returncode == 2, seeded.msg(alone.stderr)
     assert done.returncode == 2, said
     assert done.stderr.splitlines() == alone.stderr.splitlines(), said
+
+
+@needs_mpi
+def test_an_optimizer_refusal_is_said_once_as_one_process(seeded, tmp_path):
+    """make_optimizer ran after the ranks agreed, so its refusals were said by each rank
+    ('wxb: error: --momentum is an option of sgd…' and 'wxb: rank 1: error: …')."""
+    table = tmp_path / "good.csv"
+    write_table(table, seeded.rng, int(seeded.rng.integers(30, 60)))
+    refused = [
+        ["--momentum", f"{seeded.rng.uniform(0.1, 0.9):.3f}"],  # adam has none
+        ["--optimizer", "sgd", "--momentum", f"{seeded.rng.uniform(2, 9):.3f}"],  # > 1
+    ][int(seeded.rng.integers(2))]
+    args = ["train", "--data", str(table), "--target", "label", "--epochs", "1",
+            "--hidden", "4", "-q", "-o", str(tmp_path / "m.safetensors"), *refused]  # fmt: skip
+    alone = one_process(args)
+    done = mpiexec([WXB, *args], timeout=120)
+    said = seeded.msg(f"{refused}: {done.stdout}\n{done.stderr}")
+    assert alone.returncode == 2, seeded.msg(alone.stderr)
+    assert done.returncode == 2, said
+    assert done.stderr.splitlines() == alone.stderr.splitlines(), said
+    assert not (tmp_path / "m.safetensors").exists(), said

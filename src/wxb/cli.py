@@ -859,6 +859,7 @@ def _run_train(args: argparse.Namespace) -> None:
             args.norm,
         )
         check_batch_norm(model, len(fit_rows), min(args.batch_size, len(fit_rows)), ranks)
+        optimizer = make_optimizer(args, model)  # (--momentum with adam: refused here)
         if args.checkpoint_dir is not None:
             check_resume_options(args, writes=ranks is None or ranks.leader)
     with warnings.catch_warnings():  # diagnostics are printed below, one line each
@@ -870,7 +871,7 @@ def _run_train(args: argparse.Namespace) -> None:
                 X_train,
                 scaled(targets, targets.y[fit_rows]),
                 loss=loss,
-                optimizer=make_optimizer(args, model),
+                optimizer=optimizer,
                 epochs=epochs,
                 batch_size=args.batch_size,
                 validation_data=validation_data,
