@@ -84,3 +84,29 @@ def test_an_optimizer_refusal_is_said_once_as_one_process(seeded, tmp_path):
     assert done.returncode == 2, said
     assert done.stderr.splitlines() == alone.stderr.splitlines(), said
     assert not (tmp_path / "m.safetensors").exists(), said
+
+
+@needs_mpi
+def test_a_start_failed_on_another_rank_leaves_no_options_to_resume_against(seeded, tmp_path):
+    """Rank 0 recorded the run's options in --checkpoint-dir while rank 1 failed to read
+    its data: the job stopped, and the options stayed. A later run with other options
+    kept them (they are written once), so its own --resume was refused ('--lr was …')."""
+    write_table(tmp_path / "good0.csv", seeded.rng, int(seeded.rng.integers(40, 80)))
+    folder = tmp_path / "checkpoints"
+    script = tmp_path / "per_rank.py"
+    script.write_text(PER_RANK)
+    first, then = (f"{v:.4g}" for v in seeded.rng.uniform(1e-3, 1e-1, 2))
+    common = ["train", "--target", "label", "--hidden", "4", "-q",
+              "-o", str(tmp_path / "m.safetensors"), "--checkpoint-dir", str(folder)]  # fmt: skip
+    done = mpiexec([sys.executable, str(script), *common, "--data",
+                    str(tmp_path / "good@RANK@.csv"), "--epochs", "1", "--lr", first],
+                   timeout=120)  # fmt: skip
+    said = seeded.msg(f"{done.stdout}\n{done.stderr}")
+    assert done.returncode == 2, said
+    assert done.stderr.splitlines() == [f"wxb: error: rank 1: {tmp_path}/good1.csv: no such file"]
+    assert not (folder / "train-options.json").exists(), said
+    data = ["--data", str(tmp_path / "good0.csv"), "--lr", then]
+    ran = one_process([*common, *data, "--epochs", "1"])
+    assert ran.returncode == 0, seeded.msg(ran.stderr)
+    resumed = one_process([*common, *data, "--epochs", "2", "--resume"])
+    assert resumed.returncode == 0, seeded.msg(resumed.stderr)

@@ -860,8 +860,14 @@ def _run_train(args: argparse.Namespace) -> None:
         )
         check_batch_norm(model, len(fit_rows), min(args.batch_size, len(fit_rows)), ranks)
         optimizer = make_optimizer(args, model)  # (--momentum with adam: refused here)
-        if args.checkpoint_dir is not None:
-            check_resume_options(args, writes=ranks is None or ranks.leader)
+        if args.checkpoint_dir is not None:  # recorded by one process; by rank 0 below
+            check_resume_options(args, writes=ranks is None)
+    if ranks is not None and args.checkpoint_dir is not None:
+        # once every rank passed: a start that failed on another rank leaves no options
+        # behind (a later run's --resume was compared with them); a failed write is agreed
+        with ranks.together("the start", error_text):
+            if ranks.leader:
+                check_resume_options(args)
     with warnings.catch_warnings():  # diagnostics are printed below, one line each
         warnings.simplefilter("ignore", RuntimeWarning)
         warnings.showwarning = _checkpoint_warning_line
