@@ -95,7 +95,7 @@ def test_a_start_failed_on_another_rank_leaves_no_options_to_resume_against(seed
     folder = tmp_path / "checkpoints"
     script = tmp_path / "per_rank.py"
     script.write_text(PER_RANK)
-    first, then = (f"{v:.4g}" for v in seeded.rng.uniform(1e-3, 1e-1, 2))
+    first = f"{seeded.rng.uniform(1e-3, 1e-1):.4g}"
     common = ["train", "--target", "label", "--hidden", "4", "-q",
               "-o", str(tmp_path / "m.safetensors"), "--checkpoint-dir", str(folder)]  # fmt: skip
     done = mpiexec([sys.executable, str(script), *common, "--data",
@@ -105,8 +105,32 @@ def test_a_start_failed_on_another_rank_leaves_no_options_to_resume_against(seed
     assert done.returncode == 2, said
     assert done.stderr.splitlines() == [f"wxb: error: rank 1: {tmp_path}/good1.csv: no such file"]
     assert not (folder / "train-options.json").exists(), said
-    data = ["--data", str(tmp_path / "good0.csv"), "--lr", then]
-    ran = one_process([*common, *data, "--epochs", "1"])
-    assert ran.returncode == 0, seeded.msg(ran.stderr)
-    resumed = one_process([*common, *data, "--epochs", "2", "--resume"])
-    assert resumed.returncode == 0, seeded.msg(resumed.stderr)
+
+
+@needs_mpi
+def test_a_checkpoint_folder_in_use_is_said_once_without_a_wait(seeded, tmp_path):
+    """Rank 0 alone locks --checkpoint-dir, in fit: a folder in use by another run was
+    refused on rank 0 while rank 1 went on, waited WXB_MPI_TIMEOUT for it, and aborted
+    the job with a second line ('no answer from the other ranks … setting up the run')."""
+    import fcntl
+
+    table = tmp_path / "good.csv"
+    write_table(table, seeded.rng, int(seeded.rng.integers(30, 60)))
+    folder = tmp_path / f"in-use-{a_word(seeded.rng)}"
+    folder.mkdir()
+    model = str(tmp_path / "m.safetensors")
+    args = ["train", "--data", str(table), "--target", "label", "--epochs", "1", "--hidden", "4",
+            "-q", "-o", model, "--checkpoint-dir", str(folder)]  # fmt: skip
+    held = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as another training run holds it
+        done = mpiexec([WXB, *args], timeout=120, WXB_MPI_TIMEOUT="10")
+        alone = one_process(args)
+    finally:
+        os.close(held)
+    said = seeded.msg(f"{done.stdout}\n{done.stderr}")
+    assert alone.returncode == 2, seeded.msg(alone.stderr)
+    assert "in use by another training run" in alone.stderr, seeded.msg(alone.stderr)
+    assert done.returncode == 2, said
+    assert done.stderr.splitlines() == alone.stderr.splitlines(), said
+    assert not (tmp_path / "m.safetensors").exists(), said

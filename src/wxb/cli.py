@@ -866,7 +866,9 @@ def _run_train(args: argparse.Namespace) -> None:
         # once every rank passed: a start that failed on another rank leaves no options
         # behind (a later run's --resume was compared with them); a failed write is agreed
         with ranks.together("the start", error_text):
-            if ranks.leader:
+            if ranks.leader:  # it alone locks the folder in fit: in use by another run?
+                with CheckpointFolder(args.checkpoint_dir).lock():
+                    pass
                 check_resume_options(args)
     with warnings.catch_warnings():  # diagnostics are printed below, one line each
         warnings.simplefilter("ignore", RuntimeWarning)
