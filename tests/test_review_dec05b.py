@@ -134,3 +134,31 @@ def test_a_checkpoint_folder_in_use_is_said_once_without_a_wait(seeded, tmp_path
     assert done.returncode == 2, said
     assert done.stderr.splitlines() == alone.stderr.splitlines(), said
     assert not (tmp_path / "m.safetensors").exists(), said
+
+
+@needs_mpi
+def test_an_error_every_rank_reaches_in_fit_is_said_once_as_one_process(seeded, tmp_path):
+    """A resume refused (the data differ from the checkpoint's) and a loss that became
+    NaN are reached by every rank together; each rank said it ('wxb: error: …' and
+    'wxb: rank 1: error: …')."""
+    rng = seeded.rng
+    table, other = tmp_path / "good.csv", tmp_path / "other.csv"
+    write_table(table, rng, int(rng.integers(30, 60)))
+    write_table(other, rng, int(rng.integers(30, 60)))
+    common = ["train", "--target", "label", "--hidden", "4", "-q",
+              "-o", str(tmp_path / "m.safetensors")]  # fmt: skip
+    if rng.random() < 0.5:
+        case = "resume"
+        folder = ["--checkpoint-dir", str(tmp_path / "checkpoints")]
+        first = one_process([*common, "--data", str(table), "--epochs", "1", *folder])
+        assert first.returncode == 0, seeded.msg(first.stderr)
+        args = [*common, "--data", str(other), "--epochs", "2", "--resume", *folder]
+    else:
+        case = "nan"
+        args = [*common, "--data", str(table), "--epochs", "1", "--lr", "1e308"]
+    alone = one_process(args)
+    done = mpiexec([WXB, *args], timeout=120)
+    said = seeded.msg(f"{case}: {done.stdout}\n{done.stderr}")
+    assert alone.returncode == 2, seeded.msg(alone.stderr)
+    assert done.returncode == 2, said
+    assert done.stderr.splitlines() == alone.stderr.splitlines()[-1:], said

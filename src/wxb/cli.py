@@ -36,7 +36,7 @@ from wxb.describe import (
     summary,
 )
 from wxb.distributed import Ranks, RanksFailed, launched_rank, launched_ranks
-from wxb.errors import ConfigError, DataError, TrainingInterrupted, WxbError
+from wxb.errors import ConfigError, DataError, TrainingError, TrainingInterrupted, WxbError
 from wxb.explanation import explain_model, explain_seed
 from wxb.io import load, save
 from wxb.metrics import (
@@ -895,6 +895,9 @@ def _run_train(args: argparse.Namespace) -> None:
                 resume=args.resume,
                 distributed=ranks or False,
             )
+        except TrainingError as error:  # every rank reaches it together: rank 0 says it
+            error.quiet = ranks is not None and not ranks.leader
+            raise
         except TrainingInterrupted as stop:
             if stop.checkpoint is not None:
                 raise Interrupted(

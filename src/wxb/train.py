@@ -825,7 +825,11 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             if resume:
                 found = _latest(saver, ranks)
                 if found is not None:
-                    history = saver.restore(found, model, opt, schedule, loop, epochs, history)
+                    try:
+                        history = saver.restore(found, model, opt, schedule, loop, epochs, history)
+                    except ConfigError as error:  # the same checkpoint and run on every rank
+                        error.quiet = ranks is not None and not ranks.leader  # rank 0 says it
+                        raise
                     if saver.writes:
                         saver.folder.prune(found.meta["position"]["global_step"])
             elif saver.folder.listed():
