@@ -162,3 +162,44 @@ def test_an_error_every_rank_reaches_in_fit_is_said_once_as_one_process(seeded, 
     assert alone.returncode == 2, seeded.msg(alone.stderr)
     assert done.returncode == 2, said
     assert done.stderr.splitlines() == alone.stderr.splitlines()[-1:], said
+
+
+BROKEN_PANDAS = textwrap.dedent(
+    """
+    import json, sys
+
+    class BrokenPandas:  # pandas built for another NumPy: its import fails, not ImportError
+        def find_spec(self, name, path=None, target=None):
+            if name == "pandas":
+                raise ValueError("numpy.dtype size changed, may indicate binary incompatibility")
+
+    sys.meta_path.insert(0, BrokenPandas())
+    from wxb.tables import read_table
+
+    table = read_table(sys.argv[1])
+    print(json.dumps({name: table[name].values.tolist() for name in table.names}))
+    """
+)
+
+
+def test_a_pandas_that_fails_to_import_does_not_stop_a_table_read(seeded, tmp_path):
+    """The probe that makes pyarrow import pandas early (so a Ctrl-C there is not lost)
+    let any other error of that import through: with a pandas that fails to import
+    (ValueError: built for another NumPy), every table read ended in that traceback,
+    where pyarrow, and wxb, read on without pandas (not a dependency of wxb)."""
+    import json
+
+    table = tmp_path / "table.csv"
+    rows = int(seeded.rng.integers(3, 30))
+    X = seeded.rng.standard_normal((rows, 3)).round(4)
+    body = "\n".join(",".join(f"{v:.4f}" for v in row) for row in X)
+    table.write_text("a,b,c\n" + body + "\n")
+    script = tmp_path / "read.py"
+    script.write_text(BROKEN_PANDAS)
+    done = subprocess.run([sys.executable, str(script), str(table)], capture_output=True,
+                          text=True, timeout=120, env=environment())  # fmt: skip
+    said = seeded.msg(done.stdout + done.stderr)
+    assert done.returncode == 0, said
+    read = json.loads(done.stdout)
+    assert list(read) == ["a", "b", "c"], said
+    assert np.array_equal(np.array([read[k] for k in "abc"]).T, X), said

@@ -1955,7 +1955,10 @@ def _pyarrow() -> Any:
         # pyarrow imports pandas (when it is installed) at its first conversion to NumPy,
         # inside a call that drops any exception: a Ctrl-C during that import was lost, and
         # the read went on. Its first pa.array makes the same import and lets one through.
-        pyarrow.array(np.zeros(1))
+        try:
+            pyarrow.array(np.zeros(1))
+        except Exception:  # a pandas that fails to import (built for another NumPy): pyarrow
+            pass  # reads on without it, as wxb did before; pandas is not a dependency
         _pandas_settled = True
     return pyarrow
 
