@@ -8,6 +8,7 @@ command in one process, or what the data says.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -203,3 +204,49 @@ def test_a_pandas_that_fails_to_import_does_not_stop_a_table_read(seeded, tmp_pa
     read = json.loads(done.stdout)
     assert list(read) == ["a", "b", "c"], said
     assert np.array_equal(np.array([read[k] for k in "abc"]).T, X), said
+
+
+# CommonMark: '&' + a name or number + ';' not preceded by a backslash is a character
+# reference, shown as the character it names ('&lt;' is '<'); '\&' is a plain '&'
+ENTITY = re.compile(r"(?<!\\)&(#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]*);")
+ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+def test_names_with_character_references_read_back_in_explain_markdown(rng):
+    """explain's Markdown escaped Markdown's characters in the data's names but not '&':
+    a class '&lt;b&gt;' was shown as '<b>', '&amp;x' as '&x' (the text rendering,
+    read back, is the reference)."""
+    from wxb import nn
+    from wxb.explanation import explain_model
+
+    def a_name() -> str:
+        word = "".join(rng.choice(list("abcdefgh"), int(rng.integers(1, 4))))
+        ref = str(rng.choice(["lt", "gt", "amp", "copy", "#65", "#x42", "quot"]))
+        parts = [word, f"&{ref};"]
+        return "".join(parts[i] for i in rng.permutation(2))
+
+    n_in, hidden = int(rng.integers(2, 5)), int(rng.integers(2, 6))
+    model = nn.Sequential()
+    layer_name = a_name()
+    model.add_module(layer_name, nn.Dense(n_in, hidden, seed=int(rng.integers(1 << 30))))
+    model.add_module("act", nn.ReLU())
+    model.add_module("out", nn.Dense(hidden, 2, seed=int(rng.integers(1 << 30))))
+    classes = [a_name(), a_name() + "0"]
+    model.info["classes"] = classes
+    X = rng.standard_normal((2, n_in)).astype(np.float32)
+    shown = explain_model(model, X, rng.permutation(2), sample_rows=2)
+    text, md = shown.text(), shown.markdown()
+    for name in [layer_name, *classes]:
+        assert name in text, (name, text)
+    math = False
+    for line in md.splitlines():
+        if line == "$$":  # LaTeX blocks are not Markdown text
+            math = not math
+            continue
+        if math:
+            continue
+        assert not ENTITY.search(line), (line, md)
+        body = re.sub(r"^(#+ |- |\*\*Cross-check\*\* with )", "", line).rstrip()
+        plain = ESCAPED.sub(r"\1", body)
+        if plain:
+            assert plain in text, (plain, text)

@@ -144,8 +144,9 @@ class Explanation:
 
 
 # Markdown's own characters, escaped in text that may hold the data's names (a class
-# '<b>z</b>' was rendered bold, a layer 'w_1_x_' in italics, a '|' cut a line)
-_MD_SPECIAL = {ord(c): "\\" + c for c in "\\`*_[]<>|~$"}
+# '<b>z</b>' was rendered bold, a layer 'w_1_x_' in italics, a '|' cut a line, a class
+# '&lt;' read as the entity '<')
+_MD_SPECIAL = {ord(c): "\\" + c for c in "\\`*_[]<>|~$&"}
 
 
 def _md(text: str) -> str:
