@@ -250,3 +250,48 @@ def test_names_with_character_references_read_back_in_explain_markdown(rng):
         plain = ESCAPED.sub(r"\1", body)
         if plain:
             assert plain in text, (plain, text)
+
+
+# A --checkpoint-dir that takes no file (a read-only disk, as a user resumes from a copy
+# there): simulated, since root writes anywhere, by a TemporaryFile refused in it
+READ_ONLY_FOLDER = textwrap.dedent(
+    """
+    import os, sys, tempfile
+    from pathlib import Path
+
+    folder = Path(sys.argv[1])
+    made = tempfile.TemporaryFile
+
+    def refused(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir) == folder:
+            raise PermissionError(13, "Read-only file system")
+        return made(*args, dir=dir, **kwargs)
+
+    tempfile.TemporaryFile = refused
+    from wxb.cli import main
+
+    sys.exit(main(sys.argv[2:]))
+    """
+)
+
+
+@needs_mpi
+def test_a_checkpoint_folder_that_takes_no_file_is_said_once(seeded, tmp_path):
+    """Rank 0 alone checks that --checkpoint-dir takes a file, in fit: refused there,
+    while rank 1 went on, waited WXB_MPI_TIMEOUT and aborted the job with a second line."""
+    table = tmp_path / "good.csv"
+    write_table(table, seeded.rng, int(seeded.rng.integers(30, 60)))
+    folder = tmp_path / f"read-only-{a_word(seeded.rng)}"
+    script = tmp_path / "read_only.py"
+    script.write_text(READ_ONLY_FOLDER)
+    args = [str(folder), "train", "--data", str(table), "--target", "label", "--epochs", "1",
+            "--hidden", "4", "-q", "-o", str(tmp_path / "m.safetensors"),
+            "--checkpoint-dir", str(folder)]  # fmt: skip
+    done = mpiexec([sys.executable, str(script), *args], timeout=120, WXB_MPI_TIMEOUT="10")
+    alone = subprocess.run([sys.executable, str(script), *args], capture_output=True,
+                           text=True, timeout=120, env=environment())  # fmt: skip
+    said = seeded.msg(f"{done.stdout}\n{done.stderr}")
+    assert alone.returncode == 2, seeded.msg(alone.stderr)
+    assert "cannot write checkpoints there" in alone.stderr, seeded.msg(alone.stderr)
+    assert done.returncode == 2, said
+    assert done.stderr.splitlines() == alone.stderr.splitlines(), said

@@ -866,8 +866,10 @@ def _run_train(args: argparse.Namespace) -> None:
         # once every rank passed: a start that failed on another rank leaves no options
         # behind (a later run's --resume was compared with them); a failed write is agreed
         with ranks.together("the start", error_text):
-            if ranks.leader:  # it alone locks the folder in fit: in use by another run?
-                with CheckpointFolder(args.checkpoint_dir).lock():
+            if ranks.leader:  # it alone writes and locks the folder, in fit: checked here
+                folder = CheckpointFolder(args.checkpoint_dir)
+                folder.check_writable()
+                with folder.lock():  # in use by another run?
                     pass
                 check_resume_options(args)
     with warnings.catch_warnings():  # diagnostics are printed below, one line each
