@@ -7,6 +7,7 @@ command in one process, or what the data says.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -141,24 +142,30 @@ def test_a_checkpoint_folder_in_use_is_said_once_without_a_wait(seeded, tmp_path
 def test_an_error_every_rank_reaches_in_fit_is_said_once_as_one_process(seeded, tmp_path):
     """A resume refused (the data differ from the checkpoint's) and a loss that became
     NaN are reached by every rank together; each rank said it ('wxb: error: …' and
-    'wxb: rank 1: error: …')."""
+    'wxb: rank 1: error: …'). A checkpoint of a newer wxb is refused by rank 0, which
+    alone reads the folder: rank 1 waited WXB_MPI_TIMEOUT and aborted with more lines."""
     rng = seeded.rng
     table, other = tmp_path / "good.csv", tmp_path / "other.csv"
     write_table(table, rng, int(rng.integers(30, 60)))
     write_table(other, rng, int(rng.integers(30, 60)))
     common = ["train", "--target", "label", "--hidden", "4", "-q",
               "-o", str(tmp_path / "m.safetensors")]  # fmt: skip
-    if rng.random() < 0.5:
-        case = "resume"
+    case = str(rng.choice(["resume", "newer", "nan"]))
+    if case in ("resume", "newer"):
         folder = ["--checkpoint-dir", str(tmp_path / "checkpoints")]
         first = one_process([*common, "--data", str(table), "--epochs", "1", *folder])
         assert first.returncode == 0, seeded.msg(first.stderr)
         args = [*common, "--data", str(other), "--epochs", "2", "--resume", *folder]
+        if case == "newer":  # rank 0 alone reads the folder: it refused, rank 1 waited
+            args[args.index(str(other))] = str(table)
+            (last,) = sorted((tmp_path / "checkpoints").glob("step-*.json"))[-1:]
+            meta = json.loads(last.read_text())
+            meta["format_version"] = int(rng.integers(2, 100))  # a newer wxb's
+            last.write_text(json.dumps(meta))
     else:
-        case = "nan"
         args = [*common, "--data", str(table), "--epochs", "1", "--lr", "1e308"]
     alone = one_process(args)
-    done = mpiexec([WXB, *args], timeout=120)
+    done = mpiexec([WXB, *args], timeout=120, WXB_MPI_TIMEOUT="10")
     said = seeded.msg(f"{case}: {done.stdout}\n{done.stderr}")
     assert alone.returncode == 2, seeded.msg(alone.stderr)
     assert done.returncode == 2, said

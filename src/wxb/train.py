@@ -1703,7 +1703,10 @@ def _latest(saver: _Saver, ranks: Ranks | None) -> Any:
     """The checkpoint to resume from: rank 0's choice, read by every rank."""
     if ranks is None:
         return saver.folder.latest()
-    found = saver.folder.latest() if ranks.leader else None
+    found = None
+    with ranks.together("the checkpoint to resume"):  # rank 0's refusal (a newer format):
+        if ranks.leader:  # the others stop with it, not after a timeout
+            found = saver.folder.latest()
     path = ranks.agree(None if found is None else str(found.path), "the checkpoint to resume")
     if path is None or ranks.leader:
         return found
