@@ -302,3 +302,40 @@ def test_a_checkpoint_folder_that_takes_no_file_is_said_once(seeded, tmp_path):
     assert "cannot write checkpoints there" in alone.stderr, seeded.msg(alone.stderr)
     assert done.returncode == 2, said
     assert done.stderr.splitlines() == alone.stderr.splitlines(), said
+
+
+# One rank short of memory while it reads the data (ranks on one machine, each reading
+# it whole): simulated by a MemoryError from rank 1's read
+SHORT_OF_MEMORY = textwrap.dedent(
+    """
+    import os, sys
+    import wxb.cli
+
+    if (os.environ.get("PMI_RANK") or os.environ.get("OMPI_COMM_WORLD_RANK")) == "1":
+        def read_table(*args, **kwargs):
+            raise MemoryError
+
+        wxb.cli.read_table = read_table
+    sys.exit(wxb.cli.main(sys.argv[1:]))
+    """
+)
+
+
+@needs_mpi
+def test_one_rank_out_of_memory_at_the_start_is_said_once(seeded, tmp_path):
+    """Ranks.together let a MemoryError through: rank 1 said 'out of memory' and ended,
+    while rank 0 waited WXB_MPI_TIMEOUT for it in the agreement and said a second line
+    ('no answer from the other ranks')."""
+    table = tmp_path / "good.csv"
+    write_table(table, seeded.rng, int(seeded.rng.integers(30, 60)))
+    script = tmp_path / "short.py"
+    script.write_text(SHORT_OF_MEMORY)
+    model = str(tmp_path / "m.safetensors")
+    done = mpiexec([sys.executable, str(script), "train", "--data", str(table), "--target",
+                    "label", "--epochs", "1", "--hidden", "4", "-q", "-o", model],
+                   timeout=120, WXB_MPI_TIMEOUT="10")  # fmt: skip
+    said = seeded.msg(f"{done.stdout}\n{done.stderr}")
+    assert done.returncode == 2, said
+    assert done.stderr.splitlines() == [
+        "wxb: error: rank 1: out of memory (are the layer sizes or the data too large?)"
+    ], said

@@ -1584,9 +1584,14 @@ def one_line(message: object) -> str:
     return str(message).replace("\r", "\\r").replace("\n", "\\n")
 
 
+OUT_OF_MEMORY = "out of memory (are the layer sizes or the data too large?)"
+
+
 def error_text(error: BaseException) -> str:
-    """What follows 'wxb: error: ' for a WxbError or an OSError (unwritable output folder,
-    disk full, …), in one line."""
+    """What follows 'wxb: error: ' for a WxbError, an OSError (unwritable output folder,
+    disk full, …) or a MemoryError, in one line."""
+    if isinstance(error, MemoryError):
+        return OUT_OF_MEMORY
     if isinstance(error, OSError) and not isinstance(error, WxbError):
         where = f"{error.filename}: " if error.filename else "standard output: "
         return f"{one_line(where)}{error.strerror or error}"
@@ -1703,10 +1708,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{wxb} error: {error_text(exc)}", file=errors)
         return 2
     except MemoryError:
-        print(
-            f"{wxb} error: out of memory (are the layer sizes or the data too large?)",
-            file=errors,
-        )
+        print(f"{wxb} error: {OUT_OF_MEMORY}", file=errors)
         return 2
     except KeyboardInterrupt:  # mpiexec hands a Ctrl-C to every rank: said by rank 0
         if launched_rank() == 0:

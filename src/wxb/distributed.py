@@ -183,11 +183,12 @@ class Ranks:
         naming each distinct failure once — this rank's own first, else the lowest
         rank's — so a command prints it once (rank 0), not once per rank, and a rank
         whose block passed does not go on to wait for the others in training. A bug
-        (not a WxbError or OSError) is not caught: it ends this rank as before."""
+        (not a WxbError, OSError or MemoryError) is not caught: it ends this rank as
+        before."""
         mine = None
         try:
             yield
-        except (WxbError, OSError) as error:
+        except (WxbError, OSError, MemoryError) as error:  # (one rank short of memory)
             mine = error
         texts = self.gather_texts("" if mine is None else describe(mine) or "failed", what)
         failed = [(rank, text) for rank, text in enumerate(texts) if text]
