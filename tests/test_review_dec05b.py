@@ -339,3 +339,45 @@ def test_one_rank_out_of_memory_at_the_start_is_said_once(seeded, tmp_path):
     assert done.stderr.splitlines() == [
         "wxb: error: rank 1: out of memory (are the layer sizes or the data too large?)"
     ], said
+
+
+# CommonMark blocks a line can begin (after up to 3 spaces): an ATX heading, a list item,
+# a setext underline, a block quote
+BLOCK_START = re.compile(r"^ {0,3}(#{1,6}(\s|$)|[-+*](\s|$)|\d{1,9}[.)](\s|$)|=+\s*$|>)")
+
+
+def test_a_layer_name_at_the_start_of_a_line_stays_text_in_explain_markdown(rng):
+    """A line of explain's Markdown that begins with a layer's name (the note on a norm
+    that normalises by the batch itself) became a heading for a layer '# bn', a list
+    item for '- bn' or '1) bn'. The text rendering, read back, is the reference."""
+    from wxb import nn
+    from wxb.explanation import explain_model
+
+    word = "".join(rng.choice(list("abcdefgh"), int(rng.integers(1, 5))))
+    marker = str(rng.choice(["#", "##", "-", "+", f"{int(rng.integers(1, 99))})"]))
+    name = f"{marker} {word}"
+    n_in, hidden = int(rng.integers(2, 5)), int(rng.integers(2, 6))
+    model = nn.Sequential()
+    model.add_module("dense", nn.Dense(n_in, hidden, seed=int(rng.integers(1 << 30))))
+    model.add_module(name, nn.BatchNorm1d(hidden, track_running_stats=False))
+    model.add_module("out", nn.Dense(hidden, 2, seed=int(rng.integers(1 << 30))))
+    X = rng.standard_normal((2, n_in)).astype(np.float32)
+    shown = explain_model(model, X, rng.permutation(2), sample_rows=2)
+    text, md = shown.text(), shown.markdown()
+    assert f"{name} normalises" in text, text
+    math = False
+    for line in md.splitlines():
+        if line == "$$":
+            math = not math
+            continue
+        if math:
+            continue
+        if line.endswith("  "):  # a line of a section's intro: text from its start
+            body = line.rstrip()
+        else:  # a heading or a note's item: its text after the mark
+            body = re.sub(r"^(## \d+\. |#+ |- |\*\*Cross-check\*\* with )", "", line).rstrip()
+        if line.endswith("  ") or not line.startswith("#"):  # (a heading's text is inline)
+            assert not BLOCK_START.match(body), (line, md)
+        plain = ESCAPED.sub(r"\1", body)
+        if plain:
+            assert plain in text, (plain, text)

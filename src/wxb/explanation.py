@@ -149,8 +149,14 @@ class Explanation:
 _MD_SPECIAL = {ord(c): "\\" + c for c in "\\`*_[]<>|~$&"}
 
 
+# ... and at the start of a line, what begins a block: a layer '# bn' opened a line
+# '# bn normalises …', a heading; '- bn' or '1) bn' a list
+_BLOCK_START = re.compile(r"^(?:([#+=-])|(\d{1,9})([.)]))")
+
+
 def _md(text: str) -> str:
-    return text.translate(_MD_SPECIAL)
+    text = text.translate(_MD_SPECIAL)
+    return _BLOCK_START.sub(lambda m: f"\\{m[1]}" if m[1] else f"{m[2]}\\{m[3]}", text)
 
 
 def _blank(lines: list[str]) -> None:
