@@ -133,9 +133,10 @@ class Ranks:
         while not MPI.Request.Testall(requests):
             waited = time.monotonic() - start
             if waited > self.timeout:
+                at = "" if self.where == "start" else f" at {self.where}"  # (not "at start")
                 raise RanksStopped(
                     f"rank {self.rank} of {self.size}: no answer from the other ranks for "
-                    f"{self.timeout:g} s during {what} at {self.where} (a rank died or hangs; "
+                    f"{self.timeout:g} s during {what}{at} (a rank died or hangs; "
                     "mpiexec names it if it died)"
                 )
             if waited > 0.05:  # a long wait: stop spinning a core

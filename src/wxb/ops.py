@@ -2191,8 +2191,10 @@ def _extreme_method(largest: bool) -> Callable:
         if out is not None or unused:
             raise TypeError("Tensor.max/min: out= and other NumPy options are not taken")
         if axis is not None or keepdims is not None:
-            if dim is not None:
+            if dim is not None and axis is not None:
                 raise TypeError("Tensor.max/min: give the axis once (axis= or dim=)")
+            # NumPy's spelling: its first argument is the axis (t.max(0, keepdims=True))
+            axis = dim if axis is None else axis
             found = extreme(self, axis, bool(keepdims), largest)
             return found if axis is None else found.values
         return extreme(self, dim, keepdim, largest)
