@@ -22,6 +22,19 @@ def a_name(rng: np.random.Generator) -> str:
     return "".join(rng.choice(pool, int(rng.integers(3, 9))))
 
 
+MARK = r"^(#+ |- |\*\*Cross-check\*\* with )"  # a heading's, an item's, a check's
+
+
+def text_lines(md: str):
+    """explain's Markdown lines that are Markdown text: those outside its $$ LaTeX blocks."""
+    math = False
+    for line in md.splitlines():
+        if line == "$$":
+            math = not math
+        elif not math:
+            yield line
+
+
 def unescaped_specials(line: str) -> list[str]:
     return [c for c in ESCAPED.sub("", line) if c in SPECIAL]
 
@@ -48,14 +61,8 @@ def test_names_in_explain_markdown_read_back_as_the_text_shows_them(rng):
     md = shown.markdown()
     for name in names + classes:
         assert name in text, (name, text)
-    math = False
-    for line in md.splitlines():
-        if line == "$$":  # LaTeX blocks are not Markdown text
-            math = not math
-            continue
-        if math:
-            continue
-        body = re.sub(r"^(#+ |- |\*\*Cross-check\*\* with )", "", line).rstrip()
+    for line in text_lines(md):
+        body = re.sub(MARK, "", line).rstrip()
         assert not unescaped_specials(body), (line, md)
         plain = ESCAPED.sub(r"\1", body)
         if plain:

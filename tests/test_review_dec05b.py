@@ -13,13 +13,13 @@ import re
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 from test_distributed import MISSING, environment, mpiexec
+from test_distributed_one_line import WXB, one_process, write_table
+from test_explain_markdown_names import ESCAPED, MARK, text_lines
 
-WXB = str(Path(sys.executable).with_name("wxb"))
 needs_mpi = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
 
 # The same command on every rank, but '@RANK@' in an argument is the rank's number: a
@@ -35,16 +35,17 @@ PER_RANK = textwrap.dedent(
 )
 
 
-def one_process(args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [WXB, *args], capture_output=True, text=True, timeout=300, env=environment()
-    )
-
-
-def write_table(path: Path, rng: np.random.Generator, rows: int) -> None:
-    X = rng.standard_normal((rows, 3))
-    lines = ["a,b,c,label", *(f"{a:.4f},{b:.4f},{c:.4f},{int(a > 0)}" for a, b, c in X)]
-    path.write_text("\n".join(lines) + "\n")
+def said_once_as_one_process(seeded, args: list[str], what: str = "", last=False, **env):
+    """``wxb ARGS`` under mpiexec -n 2 fails (2) with the lines one process says for it
+    (``last``: its last line, after lines of its own such as warnings)."""
+    alone = one_process(args)
+    done = mpiexec([WXB, *args], timeout=120, **env)
+    said = seeded.msg(f"{what}: {done.stdout}\n{done.stderr}")
+    assert alone.returncode == 2, seeded.msg(alone.stderr)
+    assert done.returncode == 2, said
+    expected = alone.stderr.splitlines()
+    assert done.stderr.splitlines() == (expected[-1:] if last else expected), said
+    return said
 
 
 def a_word(rng: np.random.Generator) -> str:
@@ -59,12 +60,7 @@ def test_a_path_with_undecodable_bytes_is_said_once_as_one_process(seeded, tmp_p
     name = os.fsdecode(a_word(seeded.rng).encode() + bytes([int(seeded.rng.integers(0x80, 0x100))]))
     missing = str(tmp_path / f"{name}.csv")
     args = ["train", "--data", missing, "--target", "label", "-o", str(tmp_path / "m.safetensors")]
-    alone = one_process(args)
-    done = mpiexec([WXB, *args], timeout=120)
-    said = seeded.msg(f"{done.stdout}\n{done.stderr}")
-    assert alone.returncode == 2, seeded.msg(alone.stderr)
-    assert done.returncode == 2, said
-    assert done.stderr.splitlines() == alone.stderr.splitlines(), said
+    said_once_as_one_process(seeded, args)
 
 
 @needs_mpi
@@ -79,12 +75,7 @@ def test_an_optimizer_refusal_is_said_once_as_one_process(seeded, tmp_path):
     ][int(seeded.rng.integers(2))]
     args = ["train", "--data", str(table), "--target", "label", "--epochs", "1",
             "--hidden", "4", "-q", "-o", str(tmp_path / "m.safetensors"), *refused]  # fmt: skip
-    alone = one_process(args)
-    done = mpiexec([WXB, *args], timeout=120)
-    said = seeded.msg(f"{refused}: {done.stdout}\n{done.stderr}")
-    assert alone.returncode == 2, seeded.msg(alone.stderr)
-    assert done.returncode == 2, said
-    assert done.stderr.splitlines() == alone.stderr.splitlines(), said
+    said = said_once_as_one_process(seeded, args, str(refused))
     assert not (tmp_path / "m.safetensors").exists(), said
 
 
@@ -164,12 +155,7 @@ def test_an_error_every_rank_reaches_in_fit_is_said_once_as_one_process(seeded, 
             last.write_text(json.dumps(meta))
     else:
         args = [*common, "--data", str(table), "--epochs", "1", "--lr", "1e308"]
-    alone = one_process(args)
-    done = mpiexec([WXB, *args], timeout=120, WXB_MPI_TIMEOUT="10")
-    said = seeded.msg(f"{case}: {done.stdout}\n{done.stderr}")
-    assert alone.returncode == 2, seeded.msg(alone.stderr)
-    assert done.returncode == 2, said
-    assert done.stderr.splitlines() == alone.stderr.splitlines()[-1:], said
+    said_once_as_one_process(seeded, args, case, last=True, WXB_MPI_TIMEOUT="10")
 
 
 BROKEN_PANDAS = textwrap.dedent(
@@ -216,7 +202,6 @@ def test_a_pandas_that_fails_to_import_does_not_stop_a_table_read(seeded, tmp_pa
 # CommonMark: '&' + a name or number + ';' not preceded by a backslash is a character
 # reference, shown as the character it names ('&lt;' is '<'); '\&' is a plain '&'
 ENTITY = re.compile(r"(?<!\\)&(#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]*);")
-ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
 
 
 def test_names_with_character_references_read_back_in_explain_markdown(rng):
@@ -245,15 +230,9 @@ def test_names_with_character_references_read_back_in_explain_markdown(rng):
     text, md = shown.text(), shown.markdown()
     for name in [layer_name, *classes]:
         assert name in text, (name, text)
-    math = False
-    for line in md.splitlines():
-        if line == "$$":  # LaTeX blocks are not Markdown text
-            math = not math
-            continue
-        if math:
-            continue
+    for line in text_lines(md):
         assert not ENTITY.search(line), (line, md)
-        body = re.sub(r"^(#+ |- |\*\*Cross-check\*\* with )", "", line).rstrip()
+        body = re.sub(MARK, "", line).rstrip()
         plain = ESCAPED.sub(r"\1", body)
         if plain:
             assert plain in text, (plain, text)
@@ -365,13 +344,7 @@ def test_a_layer_name_at_the_start_of_a_line_stays_text_in_explain_markdown(rng)
     shown = explain_model(model, X, rng.permutation(2), sample_rows=2)
     text, md = shown.text(), shown.markdown()
     assert f"{name} normalises" in text, text
-    math = False
-    for line in md.splitlines():
-        if line == "$$":
-            math = not math
-            continue
-        if math:
-            continue
+    for line in text_lines(md):
         if line.endswith("  "):  # a line of a section's intro: text from its start
             body = line.rstrip()
         else:  # a heading or a note's item: its text after the mark

@@ -241,6 +241,22 @@ def test_chained_schedules_compound_on_a_group_added_before_their_first_step(see
 # =====================================================================================
 # fit's checkpoints: a Dropout with a generator of its own
 # =====================================================================================
+def _resume_from_a_random_step(run_saving, run_resuming, tmp_path, rng):
+    """``run_saving`` writes a checkpoint at every step; one of them, picked at random
+    (not the last: steps are left), is copied alone into a folder that ``run_resuming``
+    resumes from. Returns its (history, weights) and the copied checkpoint's path."""
+    every = tmp_path / "every"
+    run_saving(every, checkpoint_every=1, keep_checkpoints=10_000)
+    found = sorted(every.glob("step-*.json"))
+    source = found[int(rng.integers(0, len(found) - 1))]
+    folder = tmp_path / "resumed"
+    folder.mkdir()
+    for path in (source, source.with_suffix(".safetensors")):
+        shutil.copy2(path, folder / path.name)
+    history, weights = run_resuming(folder, resume=True)
+    return history, weights, folder / source.name
+
+
 def test_a_resume_keeps_the_runs_dropout_masks_whatever_seed_the_dropout_was_rebuilt_with(
     seeded, tmp_path
 ):
@@ -272,16 +288,13 @@ def test_a_resume_keeps_the_runs_dropout_masks_whatever_seed_the_dropout_was_reb
         return history, model.state_dict()
 
     reference = run(dropout_seed)
-    every = tmp_path / "every"
-    run(dropout_seed, every, checkpoint_every=1, keep_checkpoints=10_000)
-    found = sorted(every.glob("step-*.json"))
-    source = found[int(rng.integers(0, len(found) - 1))]  # not the last: steps are left
-    folder = tmp_path / "resumed"
-    folder.mkdir()
-    for path in (source, source.with_suffix(".safetensors")):
-        shutil.copy2(path, folder / path.name)
-    history, weights = run(other_seed, folder, resume=True)
-    assert history.resumed_from == str(folder / source.name), msg
+    history, weights, source = _resume_from_a_random_step(
+        lambda folder, **options: run(dropout_seed, folder, **options),
+        lambda folder, **options: run(other_seed, folder, **options),
+        tmp_path,
+        rng,
+    )
+    assert history.resumed_from == str(source), msg
     assert history.history == reference[0].history, f"{msg}; from {source.name}"
     assert all(np.array_equal(weights[k], v) for k, v in reference[1].items()), msg
 
@@ -327,16 +340,8 @@ def test_a_resume_restores_generators_a_module_keeps_in_a_list_or_a_dict(seeded,
         return history, model.state_dict()
 
     reference = run()
-    every = tmp_path / "every"
-    run(every, checkpoint_every=1, keep_checkpoints=10_000)
-    found = sorted(every.glob("step-*.json"))
-    source = found[int(rng.integers(0, len(found) - 1))]
-    folder = tmp_path / "resumed"
-    folder.mkdir()
-    for path in (source, source.with_suffix(".safetensors")):
-        shutil.copy2(path, folder / path.name)
-    history, weights = run(folder, resume=True)
-    assert history.resumed_from == str(folder / source.name), msg
+    history, weights, source = _resume_from_a_random_step(run, run, tmp_path, rng)
+    assert history.resumed_from == str(source), msg
     assert history.history == reference[0].history, f"{msg}; from {source.name}"
     assert all(np.array_equal(weights[k], v) for k, v in reference[1].items()), msg
 
@@ -398,15 +403,7 @@ def test_a_resume_restores_the_generator_of_a_loss_of_ones_own(seeded, tmp_path,
         return history, model.state_dict()
 
     reference = run()
-    every = tmp_path / "every"
-    run(every, checkpoint_every=1, keep_checkpoints=10_000)
-    found = sorted(every.glob("step-*.json"))
-    source = found[int(rng.integers(0, len(found) - 1))]
-    folder = tmp_path / "resumed"
-    folder.mkdir()
-    for path in (source, source.with_suffix(".safetensors")):
-        shutil.copy2(path, folder / path.name)
-    history, weights = run(folder, resume=True)
+    history, weights, source = _resume_from_a_random_step(run, run, tmp_path, rng)
     assert history.history == reference[0].history, f"{msg}; from {source.name}"
     assert all(np.array_equal(weights[k], v) for k, v in reference[1].items()), msg
 
@@ -460,15 +457,13 @@ def test_a_resume_restores_the_global_generators(seeded, tmp_path, source):
             return history, model.state_dict()
 
         reference = run(global_seed)
-        every = tmp_path / "every"
-        run(global_seed, every, checkpoint_every=1, keep_checkpoints=10_000)
-        found = sorted(every.glob("step-*.json"))
-        picked = found[int(rng.integers(0, len(found) - 1))]
-        folder = tmp_path / "resumed"
-        folder.mkdir()
-        for path in (picked, picked.with_suffix(".safetensors")):
-            shutil.copy2(path, folder / path.name)
-        history, weights = run(other, folder, resume=True)  # a new process: another state
+        history, weights, picked = _resume_from_a_random_step(
+            lambda folder, **options: run(global_seed, folder, **options),
+            # a new process: the global generators elsewhere
+            lambda folder, **options: run(other, folder, **options),
+            tmp_path,
+            rng,
+        )
         assert history.history == reference[0].history, f"{msg}; from {picked.name}"
         assert all(np.array_equal(weights[k], v) for k, v in reference[1].items()), msg
     finally:
