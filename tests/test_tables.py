@@ -1407,3 +1407,32 @@ def test_values_near_float32s_limit_fill_and_standardize_or_name_their_column(
     code, _, err = run_cli(capsys, "train", "--data", data, "--target", "y", *FAST)
     assert_one_line_error(code, err, r"feature 'huge'.*beyond what float32 holds", seeded.msg)
     train(capsys, seeded, data, "--target", "y", "--dtype", "float64")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fill_values_are_the_training_rows_medians(seeded, dtype):
+    """Each number column's fill is np.median of its present training values, for odd
+    and even counts (one select, then the lower half's largest), ties, −0.0 and gaps,
+    with and without a subset of rows; the column itself is not reordered."""
+    rng = seeded.rng
+    for _ in range(30):
+        n = int(rng.choice([1, 2, 3, 4, 5, int(rng.integers(6, 3000))]))
+        pool = np.concatenate([rng.standard_normal(8) * 10.0 ** rng.integers(-3, 30), [0.0, -0.0]])
+        values = rng.choice(pool, n) if rng.random() < 0.5 else rng.standard_normal(n)
+        values = values.astype(dtype)
+        values[rng.random(n) < 0.2] = np.nan
+        values[int(rng.integers(n))] = rng.standard_normal()  # at least one present
+        before = values.copy()
+        table = from_object({"x": values.copy()})
+        column = table["x"].values
+        rows = None if rng.random() < 0.5 else rng.choice(n, int(rng.integers(1, n + 1)))
+        picked = column if rows is None else column[rows]
+        present = picked[~np.isnan(picked)]
+        if len(present) == 0:
+            continue
+        expected = np.median(present.astype(np.float64))
+        if column.dtype == np.float32:
+            expected = np.float32(expected)
+        fill = TableEncoder.fit(table, ["x"], rows).rules[0].fill
+        np.testing.assert_array_equal(fill, expected, err_msg=seeded.msg((n, rows, present)))
+        np.testing.assert_array_equal(column.astype(dtype), before, err_msg=seeded.msg(n))
