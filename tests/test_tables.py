@@ -494,7 +494,9 @@ def expected_matrix(rules, columns):
     return np.column_stack(parts)
 
 
-def test_the_table_stage_fills_flags_and_one_hot_encodes_by_construction(tmp_path, seeded):
+def test_the_table_stage_fills_flags_and_one_hot_encodes_by_construction(
+    tmp_path, seeded, monkeypatch
+):
     rng = seeded.rng
     n = int(rng.integers(12, 40))
     columns = messy_features(rng, n)
@@ -529,6 +531,11 @@ def test_the_table_stage_fills_flags_and_one_hot_encodes_by_construction(tmp_pat
     np.testing.assert_allclose(
         X, expected_matrix(rules, columns), rtol=1e-15, err_msg=seeded.msg("")
     )
+    # in blocks of a few rows, the last one partial (a million rows: 4,096 a block)
+    monkeypatch.setattr(TableEncoder, "BLOCK_ROWS", int(rng.integers(1, n)))
+    blocks = encoder.transform(table, np.float32)
+    np.testing.assert_array_equal(blocks, X.astype(np.float32), err_msg=seeded.msg("blocks"))
+    monkeypatch.undo()
 
     # new rows: an unseen colour, gaps everywhere (also in 'full', which had none)
     m = int(rng.integers(8, 20))
