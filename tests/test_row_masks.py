@@ -159,3 +159,39 @@ def test_masks_of_inputs_with_more_axes_also_go_by_row(seeded):
         part = ops.dropout_mask(None, p, np.empty((len(rows) - cut, *shape[1:])))
     assert np.array_equal(part, whole[cut:]), seeded.msg("masks by row, 3-D")
     assert set(np.unique(whole)) <= {0.0, 1.0 / (1.0 - p)}, seeded.msg("mask values")
+
+
+def test_a_seeded_dropout_draws_new_masks_in_each_fit_and_the_same_in_each_run(seeded):
+    """A Dropout with a seed of its own, trained by two fits in a row from the same
+    weights on the same batches: the second fit's masks were the first's, row for row
+    (the key was fixed when the layer was made), so dropout became a fixed mask per
+    row. As Keras's seeded Dropout, each fit now draws new masks, and a second run of
+    the same script draws the same two fits' masks again."""
+    import wxb
+    from wxb import nn
+
+    rng = seeded.rng
+    n, d, k = int(rng.integers(20, 60)), int(rng.integers(2, 8)), int(rng.integers(2, 5))
+    X = rng.standard_normal((n, d)).astype(np.float32)
+    y = rng.integers(0, k, n)
+    seeds = [int(s) for s in rng.integers(0, 2**31, 3)]
+
+    def two_fits() -> list[list[float]]:
+        wxb.manual_seed(seeds[0])
+        model = nn.Sequential(
+            nn.Linear(d, 16), nn.ReLU(), nn.Dropout(0.5, seed=seeds[1]), nn.Linear(16, k)
+        )
+        start = model.state_dict()
+        losses = []
+        for _ in range(2):
+            model.load_state_dict(start)
+            history = wxb.fit(
+                model, X, y, epochs=2, batch_size=8, optimizer="sgd", lr=0.1,
+                shuffle=False, seed=seeds[2], verbose=False,
+            )  # fmt: skip
+            losses.append(history.history["loss"])
+        return losses
+
+    first, second = two_fits()
+    assert first != second, seeded.msg("the second fit repeated the first fit's masks")
+    assert two_fits() == [first, second], seeded.msg("a second run drew other masks")

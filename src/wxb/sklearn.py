@@ -264,11 +264,7 @@ class _BaseMLP(BaseEstimator):
                 "activation": self._built_activation,
                 "dropout": self._built_dropout,
                 # where each Dropout's masks stand, so a copy trains on as the original
-                "masks": [
-                    (m._own_rng.bit_generator.state, m._row_key)
-                    for m in net
-                    if isinstance(m, Dropout)
-                ],
+                "masks": [m._own_rng.bit_generator.state for m in net if isinstance(m, Dropout)],
             }
         if optimizer is not None:
             state["_optimizer_state"] = {
@@ -297,9 +293,10 @@ class _BaseMLP(BaseEstimator):
             np.copyto(layer.weight.data, w)
             np.copyto(layer.bias.data, b)
         dropouts = [m for m in self._net if isinstance(m, Dropout)]
-        for layer, (where, key) in zip(dropouts, net_state.get("masks", []), strict=False):
+        for layer, where in zip(dropouts, net_state.get("masks", []), strict=False):
+            if isinstance(where, tuple):  # (state, key) from a wxb before 2026-12-06
+                where = where[0]
             layer._own_rng.bit_generator.state = where
-            layer._row_key = key
         if optimizer_state is not None:
             kind = optimizer_state["kind"]
             optimizer = self._new_optimizer(kind)

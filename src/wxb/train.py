@@ -1188,7 +1188,7 @@ class _Saver:
             # Without a seed the key came from the state of wxb's default generator,
             # which a resumed run cannot rebuild.
             "row_masks_key": None if self.row_masks is None else self.row_masks.key,
-            # and each Dropout's own key (fixed when it was made), by its generator's index
+            # and each Dropout's own key (drawn when the run began), by its generator's index
             "row_masks_own": self._own_keys(),
             "numpy_global": ckpt.numpy_global_state(),
             "python_random": ckpt.python_random_state(),
@@ -1722,15 +1722,16 @@ def _row_masks(
     """Keys for the masks by row: one drawn here from the run's mask generator (without a
     seed: from wxb's default generator in one process; distributed, from the state of
     the seed rank 0 drew, the same on every rank), and one per Dropout with a generator
-    of its own, fixed when the layer was made (from its state, without drawing)."""
+    of its own, drawn from it: the same in every run of a script (and on every rank),
+    and another in each later fit, as Keras's seeded Dropout draws new masks in each
+    (a resume takes the run's keys from its checkpoint)."""
     own, layers = {}, {}
     for _, module in model.named_modules():
         if isinstance(module, Dropout) and id(module) not in layers:
             layers[id(module)] = len(layers)  # its place: the same on every rank
         generator = getattr(module, "_own_rng", None)
         if isinstance(module, Dropout) and generator is not None and id(generator) not in own:
-            fixed = getattr(module, "_row_key", None)  # set at construction: resumes alike
-            own[id(generator)] = fixed if fixed is not None else key_of(generator)
+            own[id(generator)] = int(generator.integers(0, 1 << 63))
     if masks is not None:
         key = int(masks.integers(0, 1 << 63))
     elif distributed:  # the seed rank 0 drew: fresh each run, and the same on every rank
