@@ -48,6 +48,7 @@ from wxb.metrics import (
     pack_fingerprints,
     regression_figures,
     row_fingerprints,
+    share_text,
     unpack_fingerprints,
 )
 from wxb.nn import (
@@ -1204,7 +1205,7 @@ def run_eval(args: argparse.Namespace) -> None:
         seen = count_overlap(unpack_fingerprints(stored), X)
         if seen:  # as the network sees them: a gap filled in may make a new row one of them
             print(
-                f"wxb: warning: {seen} of {len(X)} rows ({seen / len(X):.0%}) are, as the "
+                f"wxb: warning: {seen} of {len(X)} rows ({share_text(seen, len(X))}) are, as the "
                 "network takes them in, rows it was trained on; these figures overstate how "
                 "the model does on new data",
                 file=sys.stderr,

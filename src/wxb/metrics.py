@@ -215,6 +215,15 @@ def figure_text(value: float) -> str:
     return f"{value:.4g}"
 
 
+def share_text(part: int, whole: int) -> str:
+    """``part`` of ``whole`` as a whole percent that reads 0% only for none and 100% only
+    for all: 1 of 300 is not '0%', 299 of 300 not '100%' (<1%, >99%)."""
+    text = f"{part / whole:.0%}"
+    if 0 < part < whole and text in ("0%", "100%"):
+        return "<1%" if text == "0%" else ">99%"
+    return text
+
+
 def format_regression(figures: dict, names: list[str] | None = None) -> str:
     """Terminal text for ``regression_figures``: one line, plus one per output when
     several, named by ``names`` (the target columns, in the outputs' order)."""
