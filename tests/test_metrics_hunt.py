@@ -45,3 +45,35 @@ def test_the_share_of_training_rows_reads_none_or_all_only_when_it_is(tmp_path, 
         assert text not in ("0%", "100%"), seeded.msg(f"{count} of {whole} said as {text}")
         shown = float(text.strip("<>%")) / 100
         assert abs(shown - share) <= 0.01, seeded.msg(f"{count} of {whole} said as {text}")
+
+
+def _close_as_shown(text: str, value: float) -> bool:
+    """``text`` is ``value`` to four decimals, or to four significant digits below 1e-3."""
+    tolerance = 5e-5 if abs(value) >= 1e-3 else 5e-4 * abs(value)
+    return abs(float(text) - value) <= tolerance
+
+
+def test_fit_prints_each_epoch_s_figures_as_they_are(seeded):
+    import io
+
+    import wxb
+    from wxb import nn
+
+    rng = seeded.rng
+    X = rng.normal(size=(int(rng.integers(32, 96)), 3))
+    y = X @ rng.normal(size=3)  # a line: plain SGD drives the MSE to ~1e-14
+    tiny_rate = float(10 ** rng.uniform(-6.5, -4.5))  # shown as 0.0000 to four decimals
+    for optimizer, lr, epochs in (("sgd", 0.5, 150), ("adam", tiny_rate, 2)):
+        stream = io.StringIO()
+        history = wxb.fit(nn.Sequential(nn.Linear(3, 1)), X, y, loss="mse", optimizer=optimizer,
+                          lr=lr, epochs=epochs, batch_size=len(X), validation_split=0,
+                          verbose=True, stream=stream)  # fmt: skip
+        lines = [line for line in stream.getvalue().split("\n") if "  loss " in line]
+        assert len(lines) == epochs
+        for epoch, line in enumerate(lines):
+            shown = dict(re.findall(r"(\w+) (\S+?)(?:\x1b\[K)?(?=\s|$)", line.split("\r")[-1]))
+            for key, values in history.history.items():
+                value = values[epoch]
+                assert _close_as_shown(shown[key], value), seeded.msg(
+                    f"epoch {epoch + 1}: {key} {value!r} shown as {shown[key]}"
+                )

@@ -33,7 +33,7 @@ from wxb.errors import (
     TrainingError,
     TrainingInterrupted,
 )
-from wxb.metrics import pack_fingerprints, row_fingerprints, unpack_fingerprints
+from wxb.metrics import figure_text, pack_fingerprints, row_fingerprints, unpack_fingerprints
 from wxb.nn.heads import head_index
 from wxb.nn.layers import Dropout, Sigmoid, Softmax
 from wxb.nn.losses import (
@@ -148,14 +148,16 @@ class ProgressBar:
         filled = width * step // self.steps
         bar = "█" * filled + "·" * (width - filled)
         self.stream.write(
-            f"\repoch {epoch}/{self.epochs} {bar} {step}/{self.steps}  loss {loss:.4f}"
+            f"\repoch {epoch}/{self.epochs} {bar} {step}/{self.steps}  loss {figure_text(loss)}"
         )
         self.stream.flush()
 
     def end_epoch(self, epoch: int, figures: dict[str, float]) -> None:
         if not self.enabled:
             return
-        text = "  ".join(f"{k} {v:.4f}" for k, v in figures.items())
+        # as the test figures are written: a loss of 3e-5 is not 0.0000, an accuracy of
+        # 0.99996 not 1.0000
+        text = "  ".join(f"{k} {figure_text(v)}" for k, v in figures.items())
         self.stream.write(f"\repoch {epoch}/{self.epochs}  {text}\033[K\n")
         self.stream.flush()
 
