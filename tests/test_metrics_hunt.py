@@ -3,11 +3,16 @@ against scikit-learn.metrics (and the counts behind each share) on fresh random 
 
 from __future__ import annotations
 
+import io
 import re
 
 import numpy as np
 import pandas as pd
 from cli_run import run
+from sklearn.metrics import accuracy_score
+
+import wxb
+from wxb import nn
 
 
 def _overlap_said(err: str) -> tuple[int, int, str]:
@@ -54,11 +59,6 @@ def _close_as_shown(text: str, value: float) -> bool:
 
 
 def test_fit_prints_each_epoch_s_figures_as_they_are(seeded):
-    import io
-
-    import wxb
-    from wxb import nn
-
     rng = seeded.rng
     X = rng.normal(size=(int(rng.integers(32, 96)), 3))
     y = X @ rng.normal(size=3)  # a line: plain SGD drives the MSE to ~1e-14
@@ -77,3 +77,27 @@ def test_fit_prints_each_epoch_s_figures_as_they_are(seeded):
                 assert _close_as_shown(shown[key], value), seeded.msg(
                     f"epoch {epoch + 1}: {key} {value!r} shown as {shown[key]}"
                 )
+
+
+def test_evaluate_reads_no_class_from_outputs_that_are_not_numbers(seeded):
+    rng = seeded.rng
+    n, classes = int(rng.integers(40, 200)), int(rng.integers(1, 5))
+    X = rng.normal(size=(n, 3)).astype(np.float32)
+    for loss, width in (("cross_entropy", classes + 1), ("bce_with_logits", 1)):
+        model = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, width))
+        y = rng.integers(0, 2 if width == 1 else width, n)
+        y = y.astype(np.float64) if width == 1 else y
+        out = model.predict(X)
+        right = out[:, 0] > 0 if width == 1 else out.argmax(axis=1)
+        figures = wxb.evaluate(model, X, y, loss)
+        assert figures["accuracy"] == accuracy_score(y, right), seeded.msg(loss)
+        # inputs far beyond float32's range for this network: some outputs overflow
+        far = X.copy()
+        far[rng.random(n) < 0.5] = np.float32(3e38)  # times W = 2: inf in every unit
+        model[0].weight.data[...] = 2.0
+        with np.errstate(all="ignore"):
+            out = model.predict(far)
+            figures = wxb.evaluate(model, far, y, loss)
+        assert not np.isfinite(out).all(), seeded.msg(loss)
+        # the loss is NaN; argmax would read a NaN as the largest, counted right or wrong
+        assert np.isnan(figures["accuracy"]), seeded.msg(f"{loss}: {figures}")

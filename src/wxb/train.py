@@ -268,7 +268,7 @@ def _evaluate(
 ) -> dict[str, float]:
     """The loss (and accuracy) over all of X (or X's ``rows``); in a distributed run each
     rank takes its share of the rows and the sums are added over the ranks."""
-    total, correct = 0.0, 0
+    total, correct, unread = 0.0, 0, 0  # unread: rows whose outputs are not finite
     kind = stock_loss(loss)
     count = len(y)
     part = ranks.share(count) if ranks is not None else slice(0, count)
@@ -301,7 +301,7 @@ def _evaluate(
                 run = lambda rows_: model(Tensor(fresh(rows_))).data  # noqa: E731
                 if chunk_changes_rows(model, window_rows, border, run):
                     # a forward of one's own that couples rows: all at once, as model(X)
-                    total, correct, end = 0.0, 0, len(y_part)
+                    total, correct, unread, end = 0.0, 0, 0, len(y_part)
                     xb = X if rows is None else np.take(X, rows, axis=0)
                     yb, out = y_part, run(xb)
             start = end
@@ -310,11 +310,16 @@ def _evaluate(
             value = one_number(loss, loss(Tensor(out), yb))
             total += _batch_total(loss, value.item(), len(xb), yb)
             correct += _correct(kind, out, yb, _ignored_label(loss))
+            unread += int(np.count_nonzero(~np.isfinite(out.reshape(len(out), -1)).all(axis=1)))
     if ranks is not None:
-        total, correct = ranks.sum_numbers(total, correct, what="the validation sums")
+        total, correct, unread = ranks.sum_numbers(
+            total, correct, unread, what="the validation sums"
+        )
     figures = {"loss": _epoch_figure(loss, total, count, y)}
     if kind in (CrossEntropyLoss, BCEWithLogitsLoss):
-        figures["accuracy"] = _share(correct, _scored_rows(loss, y))
+        # no class is read from an output that is inf or NaN (argmax takes a NaN for the
+        # largest): NaN, as the loss beside it, and as wxb eval refuses to score them
+        figures["accuracy"] = math.nan if unread else _share(correct, _scored_rows(loss, y))
     return figures
 
 
