@@ -8,6 +8,7 @@ import re
 
 import numpy as np
 import pandas as pd
+import pytest
 from cli_run import run
 from sklearn.metrics import accuracy_score
 
@@ -101,3 +102,45 @@ def test_evaluate_reads_no_class_from_outputs_that_are_not_numbers(seeded):
         assert not np.isfinite(out).all(), seeded.msg(loss)
         # the loss is NaN; argmax would read a NaN as the largest, counted right or wrong
         assert np.isnan(figures["accuracy"]), seeded.msg(f"{loss}: {figures}")
+
+
+def test_the_class_table_says_which_zeros_are_undefined_and_what_macro_f1_leaves_out(seeded):
+    from sklearn.metrics import f1_score, precision_recall_fscore_support
+
+    from wxb.metrics import classification_figures, format_classification
+
+    rng = seeded.rng
+    n_classes, rows = int(rng.integers(3, 9)), int(rng.integers(5, 200))
+    classes = [f"k{k}" for k in range(n_classes)]
+    # some classes never in the truth, some never predicted: each drawn from its own subset
+    in_truth = rng.choice(n_classes, int(rng.integers(1, n_classes + 1)), replace=False)
+    in_pred = rng.choice(n_classes, int(rng.integers(1, n_classes + 1)), replace=False)
+    y_true, y_pred = rng.choice(in_truth, rows), rng.choice(in_pred, rows)
+    text = format_classification(classification_figures(y_true, y_pred, classes))
+
+    labels = list(range(n_classes))
+    p, r, _, _ = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=np.nan
+    )
+    present = set(y_true) | set(y_pred)
+    said = {key: set() for key in ("precision", "recall", "left out")}
+    for line in text.splitlines():
+        if line.startswith("(0 where undefined"):
+            for key in ("precision", "recall"):
+                found = re.search(rf"the {key} of ([^(]*) \(", line)
+                said[key] = set(found[1].split(", ")) if found else set()
+        elif line.endswith("not in macro F1)"):
+            said["left out"] = set(line[1:].split(":")[0].split(", "))
+    expected = {
+        "precision": {classes[k] for k in present if np.isnan(p[k])},
+        "recall": {classes[k] for k in present if np.isnan(r[k])},
+        "left out": {classes[k] for k in labels if k not in present},
+    }
+    assert said == expected, seeded.msg(text)
+    # the F1 column's mean over the classes not left out is the macro F1 the text heads
+    table = text.split("\n\n")[1].splitlines()[1 : 1 + n_classes]  # after its header
+    shown = {line.split()[0]: float(line.split()[3]) for line in table}
+    macro = float(re.search(r"macro F1 (\S+)", text)[1])
+    kept = [v for name, v in shown.items() if name not in said["left out"]]
+    assert abs(np.mean(kept) - macro) <= 1e-4, seeded.msg(text)
+    assert macro == pytest.approx(f1_score(y_true, y_pred, average="macro"), abs=5e-5)

@@ -52,7 +52,10 @@ def classification_figures(y_true: np.ndarray, y_pred: np.ndarray, classes: list
     None beyond ``MAX_CONFUSION_CLASSES`` classes).
     Like scikit-learn's defaults, ``macro_f1`` averages over the classes that occur in
     ``y_true`` or ``y_pred``; a class that is neither present nor predicted is listed with
-    zeros but does not drag the average down.
+    zeros but does not drag the average down (``left_out`` names them). A precision of a
+    class never predicted, a recall of a class without rows, is undefined: 0.0, as
+    scikit-learn's ``zero_division=0`` (``undefined`` names those classes, the ones left
+    out aside).
     """
     n_classes = len(classes)
     if n_classes == 0:
@@ -97,6 +100,11 @@ def classification_figures(y_true: np.ndarray, y_pred: np.ndarray, classes: list
         "macro_f1": macro_f1,
         "weighted_f1": weighted_f1,
         "confusion": confusion,
+        "left_out": [classes[k] for k in np.flatnonzero(~seen)],
+        "undefined": {  # the classes whose 0.0 is zero_division's, the left out aside
+            "precision": [classes[k] for k in np.flatnonzero(seen & (predicted == 0))],
+            "recall": [classes[k] for k in np.flatnonzero(seen & (support == 0))],
+        },
     }
 
 
@@ -187,6 +195,17 @@ def format_classification(figures: dict) -> str:
     )
     for name, row, (pc, rc, fc) in zip(full, rows, cells, strict=True):
         lines.append(f"{name:<{w}}  {pc:>{p}}  {rc:>{r}}  {fc:>{f}}  {row['support']:>{s}d}")
+    # say where a 0 in the table is no measured figure, and which rows the macro F1 skips
+    undefined = figures.get("undefined") or {}
+    parts = [
+        f"the {key} of {_listed(undefined[key])} ({why})"
+        for key, why in (("precision", "never predicted"), ("recall", "no rows"))
+        if undefined.get(key)
+    ]
+    if parts:
+        lines.append(f"(0 where undefined, as scikit-learn's zero_division=0: {'; '.join(parts)})")
+    if figures.get("left_out"):
+        lines.append(f"({_listed(figures['left_out'])}: no rows, never predicted; not in macro F1)")
 
     confusion = figures["confusion"]
     if confusion is None:
@@ -200,6 +219,12 @@ def format_classification(figures: dict) -> str:
     for name, counts in zip(full, confusion, strict=True):
         lines.append(f"{name:<{w}}" + "".join(f"  {v:>{c}d}" for v in counts))
     return "\n".join(lines)
+
+
+def _listed(names: list, shown: int = 12) -> str:
+    """Class names for a note: the first few, then how many more."""
+    text = ", ".join(str(name) for name in names[:shown])
+    return text + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def figure_text(value: float) -> str:
