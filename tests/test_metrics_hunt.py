@@ -144,3 +144,32 @@ def test_the_class_table_says_which_zeros_are_undefined_and_what_macro_f1_leaves
     kept = [v for name, v in shown.items() if name not in said["left out"]]
     assert abs(np.mean(kept) - macro) <= 1e-4, seeded.msg(text)
     assert macro == pytest.approx(f1_score(y_true, y_pred, average="macro"), abs=5e-5)
+
+
+def test_eval_says_which_r2_is_undefined_for_a_target_that_does_not_vary(tmp_path, seeded, capsys):
+    from sklearn.metrics import r2_score
+
+    rng = seeded.rng
+    n = int(rng.integers(60, 120))
+    frame = pd.DataFrame(rng.normal(size=(n, 2)).round(4), columns=["u", "v"])
+    frame["t1"] = (frame.u * 2 + frame.v).round(4)
+    frame["t2"] = (frame.u - frame.v).round(4)
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    model = tmp_path / "m.safetensors"
+    fast = ("--hidden", "8", "--epochs", "2", "-q")
+    code, _, err = run(capsys, "train", "--data", tmp_path / "d.csv", "--target", "t1,t2",
+                       *fast, "-o", model)  # fmt: skip
+    assert code == 0, err
+    rows = frame.sample(int(rng.integers(5, 40)), random_state=int(rng.integers(1 << 31)))
+    flat = list(rng.choice(["t1", "t2"], int(rng.integers(1, 3)), replace=False))
+    rows[flat] = rng.integers(-50, 50, len(flat)).astype(float)  # whole: a mean that is exact
+    rows.to_csv(tmp_path / "e.csv", index=False)
+    code, out, err = run(capsys, "eval", model, tmp_path / "e.csv")
+    assert code == 0, err
+    predicted = wxb.load(model).predict(rows[["u", "v"]].to_numpy(np.float32))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        raw = r2_score(rows[["t1", "t2"]], predicted, multioutput="raw_values", force_finite=False)
+    undefined = [name for name, r2 in zip(("t1", "t2"), raw, strict=True) if not np.isfinite(r2)]
+    assert sorted(undefined) == sorted(flat)
+    note = re.search(r"R² undefined for ([^,]+(?:, [^,]+)*), whose", out)
+    assert note and note[1].split(", ") == undefined, seeded.msg(out)

@@ -129,6 +129,7 @@ def regression_figures(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     ``r2``) when there are several outputs. R² of a constant true column is 1.0 when the
     predictions are exact and 0.0 otherwise (scikit-learn's force_finite rule). Of a
     single row, R² is NaN: it is not defined there (scikit-learn's NaN, with a warning).
+    ``constant``: the outputs (indices) whose R² is so forced, when any.
     """
     t = _regression_array(y_true, "y_true")
     p = _regression_array(y_pred, "y_pred")
@@ -151,6 +152,8 @@ def regression_figures(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
         r2[:] = np.nan
 
     figures = {"mae": float(mae.mean()), "rmse": float(rmse.mean()), "r2": float(r2.mean())}
+    if t.shape[0] >= 2 and constant.any():
+        figures["constant"] = [int(k) for k in np.flatnonzero(constant)]
     if t.shape[1] > 1:
         figures["per_output"] = [
             {"mae": float(a), "rmse": float(b), "r2": float(c)}
@@ -257,10 +260,20 @@ def format_regression(figures: dict, names: list[str] | None = None) -> str:
         # R² as the headline writes it: 0.999996 is not 'R² 1'
         return f"MAE {f['mae']:.4g}, RMSE {f['rmse']:.4g}, R² {figure_text(f['r2'])}"
 
+    def name(k: int) -> str:
+        return names[k] if names and len(names) > k else f"output {k}"
+
     lines = [line(figures)]
     for k, f in enumerate(figures.get("per_output", [])):
-        name = names[k] if names and len(names) > k else f"output {k}"
-        lines.append(f"  {name}: {line(f)}")
+        lines.append(f"  {name(k)}: {line(f)}")
+    constant = figures.get("constant")
+    if constant:  # an R² of 0 (or 1) there is no measured figure: say so
+        which = "the target" if len(figures.get("per_output", [])) < 2 and not names else ""
+        which = which or ", ".join(name(k) for k in constant)
+        lines.append(
+            f"(R² undefined for {which}, whose true values are all equal: shown as 1 for "
+            "exact predictions, else 0, as scikit-learn's force_finite)"
+        )
     return "\n".join(lines)
 
 
