@@ -277,7 +277,9 @@ def build_parser() -> _Parser:
         help="evaluate a saved model on labelled data",
         description="Classification: loss, accuracy, per-class precision, recall and F1, and "
         "the confusion matrix up to 50 classes (a class never predicted, or never present, "
-        "has precision or recall 0, as scikit-learn's zero_division=0). Regression: MSE, MAE, "
+        "has precision or recall 0, as scikit-learn's zero_division=0, and one neither present "
+        "nor predicted is left out of the macro F1, as scikit-learn's; the table says which). "
+        "Regression: MSE, MAE, "
         "RMSE and R² (of a constant target: 1 when predicted exactly, else 0, as "
         "scikit-learn's force_finite; of one row: nan, as scikit-learn's). Warns when rows "
         "are, as the network takes them in, rows it was trained on (for a model trained with "
