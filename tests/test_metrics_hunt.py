@@ -173,3 +173,26 @@ def test_eval_says_which_r2_is_undefined_for_a_target_that_does_not_vary(tmp_pat
     assert sorted(undefined) == sorted(flat)
     note = re.search(r"R² undefined for ([^,]+(?:, [^,]+)*), whose", out)
     assert note and note[1].split(", ") == undefined, seeded.msg(out)
+
+
+def test_eval_scores_class_indices_for_a_model_trained_on_one_hot_rows(tmp_path, seeded, capsys):
+    from sklearn.metrics import f1_score
+
+    rng = seeded.rng
+    n, classes = int(rng.integers(80, 200)), int(rng.integers(2, 5))
+    X = rng.normal(size=(n, 3))
+    k = np.argmax(X[:, :1] * np.arange(classes) + rng.normal(size=(n, classes)), axis=1)
+    np.savez(tmp_path / "train.npz", X=X, y=np.eye(classes)[k])  # y0, y1, …: one-hot
+    model = tmp_path / "m.safetensors"
+    code, _, err = run(capsys, "train", "--data", tmp_path / "train.npz",
+                       "--hidden", "8", "--epochs", "2", "-q", "-o", model)  # fmt: skip
+    assert code == 0, err
+    rows = rng.choice(n, int(rng.integers(20, n)), replace=False)
+    np.savez(tmp_path / "e.npz", X=X[rows], y=k[rows])  # the same classes, as indices
+    code, out, err = run(capsys, "eval", model, tmp_path / "e.npz", "--target", "y")
+    assert code == 0, seeded.msg(err)
+    predicted = wxb.load(model).predict(X[rows]).argmax(axis=1)
+    said = re.search(r"accuracy (\S+), macro F1 (\S+)", out)
+    assert float(said[1]) == pytest.approx(accuracy_score(k[rows], predicted), abs=5e-5)
+    macro = f1_score(k[rows], predicted, average="macro", zero_division=0)
+    assert float(said[2]) == pytest.approx(macro, abs=5e-5), seeded.msg(out)

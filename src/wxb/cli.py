@@ -1262,9 +1262,12 @@ def labelled_rows(model, table: Table, given: list[str] | None, data: object) ->
     by default)."""
     targets = target_names(given, table) or model.info.get("targets")
     own = model.info.get("targets") or []
-    # a classifier trained on one-hot columns (pd.get_dummies), one per class: a column of
-    # its class names holds the same targets
-    labels = len(targets or []) == 1 and own == list(model.info.get("classes") or [None])
+    # a classifier trained on one-hot columns (pd.get_dummies, or an NPZ's one-hot y whose
+    # columns y0, y1, … are classes 0, 1, …), one per class: a column of its class names
+    # holds the same targets
+    classes = model.info.get("classes") or [None]
+    labels = len(targets or []) == 1 and len(own) == len(classes) > 1
+    labels = labels and model.info.get("task") == "classification"
     if given and len(own) > 1 and not labels:  # a multi-output model: outputs pair by name
         if set(targets) == set(own):
             targets = list(own)  # named in another order: the model's order
