@@ -1267,7 +1267,7 @@ def labelled_rows(model, table: Table, given: list[str] | None, data: object) ->
     # holds the same targets
     classes = model.info.get("classes") or [None]
     labels = len(targets or []) == 1 and len(own) == len(classes) > 1
-    labels = labels and model.info.get("task") == "classification"
+    labels = labels and model_task(model)[0] == "classification"
     if given and len(own) > 1 and not labels:  # a multi-output model: outputs pair by name
         if set(targets) == set(own):
             targets = list(own)  # named in another order: the model's order
