@@ -153,6 +153,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"wxb: error: {message} (see '{self.prog} --help')\n")
 
 
+class _Joined(argparse.Action):
+    """A comma-separated list that may be given more than once, as --target may: each
+    repeat adds to it (argparse's last-one-wins kept only the last --drop's columns)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        before = getattr(namespace, self.dest, None)
+        setattr(namespace, self.dest, values if before is None else f"{before},{values}")
+
+
 class _DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str | None:
         if action.default is None or action.default is False:  # 0 == False, but 0 is shown
@@ -189,8 +198,10 @@ def build_parser() -> _Parser:
     add("--target", metavar="COLUMN", action="append",
         help="the column to predict; several (repeat, or a,b) for multi-output "
         "regression, or one-hot columns: classes by their names")
-    add("--features", metavar="COLUMNS", help="use only these columns as features (a,b,c)")
-    add("--drop", metavar="COLUMNS", help="columns that are not features (a,b)")
+    add("--features", metavar="COLUMNS", action=_Joined,
+        help="use only these columns as features (a,b,c, or repeat)")
+    add("--drop", metavar="COLUMNS", action=_Joined,
+        help="columns that are not features (a,b, or repeat)")
     add("--id-column", metavar="COLUMN",
         help="a row identifier: never a feature; wxb predict writes it beside each prediction")
     add("--task", choices=("auto", "classification", "regression"), default="auto",
@@ -440,8 +451,8 @@ def add_read_options(command: argparse.ArgumentParser) -> None:
     add = group.add_argument
     # fmt: off
     add("--sep", metavar="CHAR", help="CSV delimiter (default: sniffed from the file; \\t for tab)")
-    add("--na-values", metavar="VALUES",
-        help="more cell values meaning missing, comma separated (always: empty, "
+    add("--na-values", metavar="VALUES", action=_Joined,
+        help="more cell values meaning missing, comma separated or repeated (always: empty, "
         + ", ".join(v for v in NA_VALUES if v) + ")")
     add("--encoding", default="utf-8", help="the CSV file's text encoding (e.g. latin-1)")
     add("--comment", metavar="CHAR", help="skip CSV lines that start with CHAR")
@@ -1173,6 +1184,12 @@ def report(model, X: np.ndarray, y: np.ndarray, loss: str, task: str) -> dict[st
 # eval and predict
 # ---------------------------------------------------------------------------------
 def run_eval(args: argparse.Namespace) -> None:
+    if args.data and args.data_option and args.data != args.data_option:
+        # (one of them was read and the other ignored without a word)
+        raise ConfigError(
+            f"wxb eval takes one table: DATA is {args.data}, --data {args.data_option}; "
+            "give one of them"
+        )
     data = args.data or args.data_option
     if data is None:
         raise ConfigError("name the data to evaluate on: wxb eval MODEL DATA")
