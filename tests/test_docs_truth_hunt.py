@@ -79,3 +79,18 @@ def test_eval_refuses_two_different_tables(tmp_path, capsys, seeded):
     assert err.count("\n") == 1 and "a.csv" in err and "b.csv" in err, err
     code, out, err = run(capsys, "eval", model, first, "--data", first)  # the same: fine
     assert code == 0, err
+
+
+def test_explain_without_a_model_refuses_the_options_of_a_model(capsys, seeded):
+    """`wxb explain --sample 3` printed the seed's examples and ignored --sample (only
+    --data was refused): a user asking for row 3 got another text without a word."""
+    rng = seeded.rng
+    capsys.readouterr()  # (the fixture's line with the seed)
+    options = {"--sample": int(rng.integers(1, 50)), "--rows": int(rng.integers(2, 9)),
+               "--target": "y"}  # fmt: skip
+    for name in rng.permutation(list(options)):
+        code, out, err = run(capsys, "explain", name, options[name])
+        assert code == 2 and out == "", seeded.msg(name)
+        assert err.startswith("wxb: error: ") and name in err and err.count("\n") == 1, err
+    code, out, _ = run(capsys, "explain")
+    assert code == 0 and "seed's worked examples" in out

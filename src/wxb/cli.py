@@ -1424,8 +1424,13 @@ def run_report(args: argparse.Namespace) -> None:
 def run_explain(args: argparse.Namespace) -> None:
     fmt = "markdown" if args.format == "md" else "text"
     if args.model is None:
-        if args.data is not None:
-            raise ConfigError("--data needs a MODEL: wxb explain MODEL --data PATH")
+        given = [f"--{k}" for k, unset in (("data", None), ("target", None), ("sample", 0),
+                                           ("rows", 1)) if getattr(args, k) != unset]  # fmt: skip
+        if given:  # (the seed's examples were printed, and these options ignored)
+            raise ConfigError(
+                f"{' and '.join(given)} {'needs' if len(given) == 1 else 'need'} a MODEL: "
+                "wxb explain MODEL --data PATH (alone, wxb explain works the seed's examples)"
+            )
         print(explain_seed(fmt).render())
         return
     if args.rows < 1 or args.sample < 0:
