@@ -1443,3 +1443,18 @@ def test_fill_values_are_the_training_rows_medians(seeded, dtype):
         fill = TableEncoder.fit(table, ["x"], rows).rules[0].fill
         np.testing.assert_array_equal(fill, expected, err_msg=seeded.msg((n, rows, present)))
         np.testing.assert_array_equal(column.astype(dtype), before, err_msg=seeded.msg(n))
+
+
+@pytest.mark.parametrize("option", ["--x-array", "--y-array"])
+def test_npz_array_names_on_a_file_of_columns_are_refused(tmp_path, seeded, capsys, option):
+    """--x-array/--y-array name an NPZ's arrays; on a CSV they were ignored without a
+    word (the file's columns trained as they were): now one line naming the option."""
+    rng = seeded.rng
+    n = int(rng.integers(20, 40))
+    data = write_columns(
+        tmp_path / "t.csv",
+        {"a": [number(v) for v in rng.standard_normal(n)],
+         "y": [str(int(v)) for v in rng.integers(0, 2, n)]},
+    )  # fmt: skip
+    code, _, err = run_cli(capsys, "train", "--data", data, "--target", "y", option, "X", *FAST)
+    assert_one_line_error(code, err, f"{option} names arrays of an NPZ file", seeded.msg)

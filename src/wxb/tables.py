@@ -340,6 +340,12 @@ def read_path(path: Path, **options: Any) -> Table:
     reading = options["reading"]
     if last == ".npz":
         return read_npz(path, options["x_array"], options["y_array"])
+    named = [f"--{k.replace('_', '-')}" for k in ("x_array", "y_array") if options.get(k)]
+    if named:  # (it would be ignored: the file's columns are read as they are)
+        raise DataError(
+            f"{path}: {' and '.join(named)} name{'s' if len(named) == 1 else ''} arrays of an "
+            "NPZ file; this file has columns (use --target and --features)"
+        )
     if last == ".npy":
         return read_npy(path)
     if last in PARQUET_SUFFIXES:
