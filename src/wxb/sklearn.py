@@ -113,6 +113,7 @@ from wxb.nn.layers import Identity as IdentityLayer
 from wxb.nn.plan import StackPlan
 from wxb.nn.sequential import Sequential
 from wxb.sklearn_optim import OPTIMIZERS, FlatBuffer, SklearnAdam, SklearnSGD
+from wxb.tensor import Tensor, no_grad
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -937,10 +938,10 @@ class _BaseMLP(BaseEstimator):
             for a in range(0, X.shape[0], _PREDICT_ROWS):
                 h = np.asarray(X[a : a + _PREDICT_ROWS] @ first.weight.data.T)
                 h += first.bias.data
-                parts.append(h if rest is None else rest.predict(h, batch_size=_PREDICT_ROWS))
+                parts.append(h if rest is None else _rows_through(rest, h))
             z = parts[0] if len(parts) == 1 else np.concatenate(parts)
         else:
-            z = self._net.predict(np.asarray(X, dtype=dtype), batch_size=_PREDICT_ROWS)
+            z = _rows_through(self._net, np.ascontiguousarray(X, dtype=dtype))
         return self._output(z, z)
 
     def _score_with_function(self, X, y, sample_weight, score_function):
@@ -1032,6 +1033,20 @@ class _BaseMLP(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+
+def _rows_through(net: Sequential, rows: np.ndarray) -> np.ndarray:
+    """``net``'s output for C-contiguous ``rows`` in its dtype, in eval mode, _PREDICT_ROWS
+    at a time. Not through ``net.predict``, whose check of finite inputs is not for here:
+    validate_data made scikit-learn's (skipped under assume_finite=True, as scikit-learn
+    skips it), and on the sparse path the rows are the first layer's outputs, where a
+    finite X may overflow to ±inf (predict then blamed X's row and a hidden unit's column)."""
+    with net.evaluating(), no_grad():
+        parts = [
+            net(Tensor.of_array(rows[a : a + _PREDICT_ROWS])).data
+            for a in range(0, len(rows), _PREDICT_ROWS)
+        ]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _check_lbfgs_result(result, max_iter: int) -> int:

@@ -1,0 +1,81 @@
+"""wxb.sklearn used as scikit-learn users use its estimators (pipelines, searches,
+meta-estimators, set_config, sparse inputs): cases where it answered otherwise than
+scikit-learn's MLPs, found by comparing the two (regression tests)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse
+import sklearn
+from sklearn.neural_network import MLPClassifier as SkClassifier
+from sklearn.neural_network import MLPRegressor as SkRegressor
+
+from wxb.sklearn import MLPClassifier, MLPRegressor
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::sklearn.exceptions.ConvergenceWarning", "ignore::RuntimeWarning"
+)
+
+
+@pytest.fixture
+def seeded():
+    seed = int(np.random.SeedSequence().entropy % 2**32)
+    return seed, np.random.default_rng(seed)
+
+
+def _pair(task: str, seed: int, **params):
+    """wxb's estimator and scikit-learn's with the same settings (the same run, to
+    rounding: tests/test_sklearn_parity.py)."""
+    params = {"hidden_layer_sizes": (8,), "max_iter": 4, "random_state": seed, **params}
+    if task == "classifier":
+        return MLPClassifier(**params), SkClassifier(**params)
+    return MLPRegressor(**params), SkRegressor(**params)
+
+
+def _outputs(est, X):
+    return est.predict_proba(X) if hasattr(est, "predict_proba") else est.predict(X)
+
+
+@pytest.mark.parametrize("task", ["classifier", "regressor"])
+def test_sparse_rows_overflowing_the_first_layer_predict_as_sklearn(seeded, task):
+    # A sparse X's first layer is a sparse product, the rest of the network then ran
+    # through Sequential.predict, which checks its input: a finite row whose first-layer
+    # output overflowed (±1e308 features) raised DataError 'X has inf at row r, column
+    # k', k a hidden unit's index, where scikit-learn (and the dense path) predicts.
+    seed, rng = seeded
+    n, d = 60, 30
+    X = rng.standard_normal((n, d))
+    y = rng.integers(0, 3, n) if task == "classifier" else X[:, 0] - X[:, 1]
+    ours, theirs = _pair(task, seed)
+    ours.fit(X, y)
+    theirs.fit(X, y)
+    W = ours.coefs_[0]
+    unit = int(np.abs(W).sum(axis=0).argmax())
+    assert np.abs(W[:, unit]).sum() > 2, f"seed {seed}: the row would not overflow"
+    rows = rng.choice(n, 3, replace=False)
+    X[rows] = 1e308 * np.sign(W[:, unit])  # finite; the unit's input sums past 1.8e308
+    for Z in (scipy.sparse.csr_matrix(X), scipy.sparse.csc_matrix(X), X):
+        got, want = _outputs(ours, Z), _outputs(theirs, Z)
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, err_msg=f"seed {seed}")
+
+
+@pytest.mark.parametrize("task", ["classifier", "regressor"])
+def test_assume_finite_predicts_as_sklearn(seeded, task):
+    # sklearn.set_config(assume_finite=True) skips the check of finite values (to save
+    # its pass over X): scikit-learn then predicts NaN for a row holding NaN or inf and
+    # the other rows as usual; wxb checked X again itself and raised DataError.
+    seed, rng = seeded
+    n, d = 50, 5
+    X = rng.standard_normal((n, d))
+    y = rng.integers(0, 2, n) if task == "classifier" else X @ rng.standard_normal(d)
+    ours, theirs = _pair(task, seed)
+    ours.fit(X, y)
+    theirs.fit(X, y)
+    bad = rng.choice(n, 4, replace=False)
+    X[bad, rng.integers(0, d, 4)] = [np.nan, np.inf, -np.inf, np.nan]
+    with sklearn.config_context(assume_finite=True):
+        for Z in (X, X.astype(np.float32), scipy.sparse.csr_matrix(X)):
+            got, want = _outputs(ours, Z), _outputs(theirs, Z)
+            np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-7, err_msg=f"seed {seed}")
+            assert ours.score(Z, y) == pytest.approx(theirs.score(Z, y), nan_ok=True)
