@@ -79,3 +79,26 @@ def test_assume_finite_predicts_as_sklearn(seeded, task):
             got, want = _outputs(ours, Z), _outputs(theirs, Z)
             np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-7, err_msg=f"seed {seed}")
             assert ours.score(Z, y) == pytest.approx(theirs.score(Z, y), nan_ok=True)
+
+
+@pytest.mark.parametrize("task", ["classifier", "regressor"])
+def test_float32_network_refuses_float64_values_past_float32(seeded, task):
+    # A float32 network (dtype="float32", or fitted on float32 X) casts the rows it
+    # predicts to float32 after checking them in float64: a value past float32's range
+    # (1e39) became inf, and wxb's own check then said 'X has inf at row r, column c'
+    # (the sparse path: c a hidden unit's index). It is refused now as scikit-learn's
+    # validate_data refuses a value too large for the dtype it casts to.
+    seed, rng = seeded
+    n, d = 40, 4
+    X = rng.standard_normal((n, d))
+    y = rng.integers(0, 3, n) if task == "classifier" else X[:, 0]
+    estimator = MLPClassifier if task == "classifier" else MLPRegressor
+    est = estimator(hidden_layer_sizes=(8,), max_iter=4, random_state=seed, dtype="float32")
+    est.fit(X, y)
+    row, col = int(rng.integers(n)), int(rng.integers(d))
+    X[row, col] = rng.choice([-1, 1]) * 10.0 ** rng.uniform(39, 300)
+    for Z in (X, scipy.sparse.csr_matrix(X)):
+        with pytest.raises(ValueError, match=r"too large for dtype\('float32'\)"):
+            _outputs(est, Z)
+    X[row, col] = 0.0
+    np.testing.assert_array_equal(_outputs(est, X), _outputs(est, X.astype(np.float32)))

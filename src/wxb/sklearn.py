@@ -924,10 +924,11 @@ class _BaseMLP(BaseEstimator):
     # -- prediction -------------------------------------------------------------------------------
     def _forward_pass_fast(self, X, check_input=True):
         """The output layer's activations for rows X (scikit-learn's name)."""
-        if check_input:
-            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
-        self._follow_settings(None)
         dtype = self._dtype
+        if check_input:  # in the network's dtype: a float64 value past float32's range is
+            # refused there, as validate_data refuses inf (cast after it, it became ±inf)
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False, dtype=dtype)
+        self._follow_settings(None)
         if scipy.sparse.issparse(X):
             # the first layer as a sparse product, as scikit-learn computes it: a dense
             # chunk would take rows × n_features (GiBs for hashed or TF-IDF features)
