@@ -4,6 +4,8 @@ scikit-learn's MLPs, found by comparing the two (regression tests)."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import scipy.sparse
@@ -102,3 +104,37 @@ def test_float32_network_refuses_float64_values_past_float32(seeded, task):
             _outputs(est, Z)
     X[row, col] = 0.0
     np.testing.assert_array_equal(_outputs(est, X), _outputs(est, X.astype(np.float32)))
+
+
+@pytest.mark.parametrize("task", ["classifier", "regressor"])
+def test_a_batch_of_weightless_rows_fails_as_in_sklearn_when_chunked(seeded, monkeypatch, task):
+    # sample_weight of 0 on every row of one batch: the batch's loss is a weighted mean,
+    # 0/0, and scikit-learn (as wxb's dense path) raises numpy's ZeroDivisionError. wxb's
+    # path for wide sparse X, which densifies a batch a chunk of rows at a time, skipped
+    # every chunk and trained on without an error, loss_ and every loss_curve_ entry inf.
+    import wxb.sklearn as wxb_sklearn
+
+    seed, rng = seeded
+    n, d, batch = 60, 6, 10
+    X = rng.standard_normal((n, d))
+    y = rng.integers(0, 3, n) if task == "classifier" else X[:, 0]
+    sw = rng.uniform(0.5, 2, n)
+    start = batch * int(rng.integers(n // batch))
+    sw[start : start + batch] = 0
+    params = {"batch_size": batch, "shuffle": False, "hidden_layer_sizes": (2,)}
+    ours, theirs = _pair(task, seed, **params)
+    with pytest.raises(ZeroDivisionError) as error:  # 0/0: no answer to compare with
+        theirs.fit(X, y, sample_weight=sw)
+    message = re.escape(str(error.value))
+    with pytest.raises(ZeroDivisionError, match=message):
+        ours.fit(X, y, sample_weight=sw)
+    # sparse batches densified 8 rows at a time (4 per first-layer unit)
+    monkeypatch.setattr(wxb_sklearn, "_DENSE_ELEMENTS", 2 * d)
+    Xs = scipy.sparse.csr_matrix(X)
+    with pytest.raises(ZeroDivisionError, match=message):
+        ours.fit(Xs, y, sample_weight=sw)
+    sw[start] = 1e-3  # one row of weight: trains, as scikit-learn does
+    ours.fit(Xs, y, sample_weight=sw)
+    theirs.fit(Xs, y, sample_weight=sw)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9, err_msg=f"{seed}")
+    np.testing.assert_allclose(_outputs(ours, X), _outputs(theirs, X), rtol=1e-9, atol=1e-12)

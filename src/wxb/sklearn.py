@@ -632,6 +632,8 @@ class _BaseMLP(BaseEstimator):
         .grad (zeroed by the caller). Returns (loss, Σw)."""
         n, dtype = X.shape[0], self._dtype
         total = n if sw is None else sw.sum()
+        if not total:  # every chunk skipped: the whole batch's np.average error, as unchunked
+            raise ZeroDivisionError("Weights sum to zero, can't be normalized")
         loss = 0.0
         for a in range(0, n, chunk):
             b = min(a + chunk, n)
