@@ -120,6 +120,38 @@ def fit_recording(cls, params, X, y, sample_weight):
     return est, epochs, said, printed.getvalue()
 
 
+class RoundingSpread:
+    """How far scikit-learn's own weights move, epoch by epoch, when X's or y's values
+    move by one unit in the last place: a run whose steps amplify rounding (Adam with
+    ε ~ 1e-9 over hundreds of steps through ReLU's kinks) diverges from itself by 1e-8
+    in a few epochs, so summation orders alone put wxb that far off. A comparison may
+    be off by ten times that spread, and by RTOL always; the spread is measured only
+    when a comparison is past RTOL."""
+
+    def __init__(self, cls, params, X, y, weights, epochs) -> None:
+        self.run = (cls, params, X, y, weights)
+        self.epochs, self.spreads = epochs, None
+
+    def spread(self, epoch: int) -> float:
+        if self.spreads is None:
+            cls, params, X, y, weights = self.run
+            nudged_X = X.copy()
+            if scipy.sparse.issparse(X):
+                nudged_X.data = np.nextafter(X.data, np.inf)
+            else:
+                nudged_X = np.nextafter(X, np.inf)
+            self.spreads = np.zeros(len(self.epochs))
+            for args in ((nudged_X, y), (X, np.nextafter(y, np.inf))):
+                _, moved, _, _ = fit_recording(cls, params, *args, weights)
+                for e, (a, b) in enumerate(zip(moved, self.epochs, strict=False)):
+                    gap = max(relative_error(u, v) for u, v in zip(a, b, strict=True))
+                    self.spreads[e] = max(self.spreads[e], gap)
+        return float(self.spreads[epoch - 1]) if len(self.spreads) else 0.0
+
+    def allowed(self, err: float, epoch: int) -> float:
+        return RTOL if err <= RTOL else max(RTOL, 10 * self.spread(epoch))
+
+
 def compare_fits(rng, seeded, task: str) -> None:
     X, y = make_task(rng, task)
     params = draw_params(rng, task, len(X))
@@ -143,35 +175,47 @@ def compare_fits(rng, seeded, task: str) -> None:
     assert ours.t_ == ref.t_, what
     assert our_said == ref_said, what  # ConvergenceWarning at max_iter, batch clipping, …
     assert len(our_epochs) == len(ref_epochs) == ref.n_iter_, what
+    rounding = RoundingSpread(sk_cls, params, X, y, weights, ref_epochs)
     for epoch, (a, b) in enumerate(zip(our_epochs, ref_epochs, strict=True), 1):
         for i, (u, v) in enumerate(zip(a, b, strict=True)):
             err = relative_error(u, v)
-            assert err <= RTOL, f"{what}: epoch {epoch}, parameter {i} off by {err:.1e}"
+            assert err <= rounding.allowed(err, epoch), (
+                f"{what}: epoch {epoch}, parameter {i} off by {err:.1e} "
+                f"(scikit-learn against itself: {rounding.spread(epoch):.1e})"
+            )
+
+    def close(err: float) -> bool:  # within the last epoch's allowance
+        return err <= rounding.allowed(err, len(ref_epochs))
+
     err = relative_error(ours.loss_curve_, ref.loss_curve_)
-    assert err <= RTOL, f"{what}: loss_curve_ off by {err:.1e}"
+    assert close(err), f"{what}: loss_curve_ off by {err:.1e}"
     if params["early_stopping"]:
         err = relative_error(ours.validation_scores_, ref.validation_scores_)
-        assert err <= RTOL, f"{what}: validation_scores_ off by {err:.1e}"
-        assert relative_error(ours.best_validation_score_, ref.best_validation_score_) <= RTOL
+        assert close(err), f"{what}: validation_scores_ off by {err:.1e}"
+        assert close(relative_error(ours.best_validation_score_, ref.best_validation_score_))
         assert ours.best_loss_ is None and ref.best_loss_ is None, what
     else:
-        assert relative_error(ours.best_loss_, ref.best_loss_) <= RTOL, what
+        assert close(relative_error(ours.best_loss_, ref.best_loss_)), what
         assert ours.validation_scores_ is None and ref.validation_scores_ is None, what
     # the weights kept (the best epoch's under early stopping), and what they predict
     for u, v in zip(ours.coefs_ + ours.intercepts_, ref.coefs_ + ref.intercepts_, strict=True):
-        assert relative_error(u, v) <= RTOL, f"{what}: final weights"
+        assert close(relative_error(u, v)), f"{what}: final weights"
     mask = r"-?\d+\.\d+(e[-+]?\d+)?"
     assert re.sub(mask, "#", our_printed) == re.sub(mask, "#", ref_printed), what
     numbers = [[float(m.group()) for m in re.finditer(mask, t)] for t in (our_printed, ref_printed)]
-    np.testing.assert_allclose(*numbers, rtol=1e-8, atol=2e-6, err_msg=what)  # 6-8 places
+    try:
+        np.testing.assert_allclose(*numbers, rtol=1e-8, atol=2e-6, err_msg=what)  # 6-8 places
+    except AssertionError:  # a run that amplifies rounding: within its own spread
+        spread = 10 * rounding.spread(len(ref_epochs))
+        np.testing.assert_allclose(*numbers, rtol=spread, atol=2e-6, err_msg=what)
     if regression:
-        assert relative_error(ours.predict(X), ref.predict(X)) <= RTOL, what
+        assert close(relative_error(ours.predict(X), ref.predict(X))), what
     else:
         np.testing.assert_array_equal(ours.classes_, ref.classes_, err_msg=what)
         np.testing.assert_array_equal(ours.predict(X), ref.predict(X), err_msg=what)
         assert ours.predict(X).dtype == ref.predict(X).dtype, what
-        assert relative_error(ours.predict_proba(X), ref.predict_proba(X)) <= RTOL, what
-    assert relative_error(ours.score(X, y, weights), ref.score(X, y, weights)) <= RTOL, what
+        assert close(relative_error(ours.predict_proba(X), ref.predict_proba(X))), what
+    assert close(relative_error(ours.score(X, y, weights), ref.score(X, y, weights))), what
 
 
 @pytest.mark.parametrize("task", ["binary", "multiclass", "multilabel", "regression", "poisson"])
