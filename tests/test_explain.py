@@ -7,6 +7,7 @@ counted here.
 """
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -637,3 +638,57 @@ def test_a_forward_that_chains_otherwise_on_these_rows_stays_one_step(rng):
     (step,) = shown.steps
     assert "has a forward of its own" in shown.text()
     assert np.array_equal(step.value, model.predict(large).T)
+
+
+@pytest.mark.parametrize("loss", ["huber", "smooth_l1"])
+def test_explain_scores_a_regression_with_the_threshold_training_used(
+    tmp_path, seeded, capsys, monkeypatch, loss
+):
+    """wxb train fits a regression on (y − mean)/s with Huber's δ = 1 (smooth L1's β = 1),
+    then folds s into the output layer; explain scored the folded model's ŷ − y with
+    δ = 1 in the target's units, so a row training saw in the squared part was shown in
+    the linear one. Now δ = s there: L is s² (s) × torch's loss on (ŷ − y)/s."""
+    from wxb.cli import main
+
+    rng = seeded.rng
+    n = int(rng.integers(40, 80))
+    scale = 10 ** rng.uniform(1, 3)
+    X = rng.standard_normal((n, 3))
+    y = 5 + scale * (X @ rng.standard_normal(3))
+    rows = np.column_stack([X, y])
+    lines = ["a,b,c,t"] + [",".join(repr(float(v)) for v in row) for row in rows]
+    (tmp_path / "reg.csv").write_text("\n".join(lines) + "\n")
+    monkeypatch.chdir(tmp_path)
+    seed = str(int(rng.integers(2**31)))
+    trained = main(["train", "--data", "reg.csv", "--target", "t", "--loss", loss,
+                    "--epochs", "3", "--hidden", "8", "--seed", seed, "-q",
+                    "-o", "m.safetensors"])  # fmt: skip
+    assert trained == 0, seeded.msg(capsys.readouterr().err)
+    model = wxb.load("m.safetensors")
+    # the training part's spread (its rows are most of them): not 1, not the target's mean
+    (s,) = model.info["target_scale"]
+    assert 0.5 * np.std(y) < s < 2 * np.std(y), seeded.msg(f"{s} vs {np.std(y)}")
+
+    def torch_loss(residual: float) -> float:
+        d = torch.tensor([residual / s], dtype=torch.float64)
+        zero = torch.zeros(1, dtype=torch.float64)
+        if loss == "huber":
+            return s * s * float(torch.nn.HuberLoss(delta=1.0)(d, zero))
+        return s * float(torch.nn.SmoothL1Loss(beta=1.0)(d, zero))
+
+    predicted = model.predict(X.astype(np.float32)).astype(np.float64)[:, 0]
+    row = int(np.argmax(np.abs(predicted - y)))  # far out: past δ = 1 in the target's units
+    capsys.readouterr()
+    for walk in ("cli", "python"):
+        if walk == "cli":
+            assert (
+                main(["explain", "m.safetensors", "--data", "reg.csv", "--sample", str(row)]) == 0
+            )
+            out = capsys.readouterr().out
+        else:  # the model's own loss, as wxb.explain scores it
+            out = explain_model(model, X[row : row + 1], y[row : row + 1]).render()
+        shown = float(re.search(r"^\s*L = .* = (\S+)$", out, re.M).group(1))
+        expected = torch_loss(predicted[row] - y[row])
+        assert shown == pytest.approx(expected, rel=2e-4), seeded.msg(
+            f"{walk}: {shown} vs {expected}"
+        )

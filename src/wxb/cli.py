@@ -37,7 +37,7 @@ from wxb.describe import (
 )
 from wxb.distributed import Ranks, RanksFailed, launched_rank, launched_ranks
 from wxb.errors import ConfigError, DataError, TrainingError, TrainingInterrupted, WxbError
-from wxb.explanation import explain_model, explain_seed
+from wxb.explanation import explain_model, explain_seed, trained_loss
 from wxb.io import load, save
 from wxb.metrics import (
     classification_figures,
@@ -1034,6 +1034,8 @@ def finish_model(model, args, data, targets: Targets, X, rows, held: int = 0) ->
         "loss": targets.loss,
         **({"classes": targets.classes} if targets.classes is not None else {}),
     }
+    if targets.task == "regression":  # the loss's δ or β applied to (y − mean)/scale
+        info["target_scale"] = [float(s) for s in np.atleast_1d(targets.scale)]
     if isinstance(data, TableData):
         info["targets"] = data.targets
         info["table"] = data.encoder.to_json()
@@ -1467,7 +1469,7 @@ class ExplainRows:
 
     X: np.ndarray
     y: np.ndarray | None
-    loss: str | None
+    loss: str | Loss | None
     stage: list[str]
     source: str
 
@@ -1512,6 +1514,7 @@ def explain_rows(model, data: Table | wdata.Dataset, args: argparse.Namespace) -
                 y = y.astype(np.float64).reshape(-1, 1)
         else:
             y = numeric_targets(labelled.y, labelled).reshape(len(labelled.y), -1)
+            loss = trained_loss(model.info, loss)  # Huber's δ as training applied it
     stage_lines: list[str] = []
     stage = model.info.get("table")
     if isinstance(data, Table) and stage is not None:

@@ -26,7 +26,15 @@ from wxb.describe import chain_layers, normalization_text, percent
 from wxb.errors import ConfigError, DataError
 from wxb.nn.heads import head_index, model_task, probability_head
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
-from wxb.nn.losses import CrossEntropyLoss, Loss, computes_its_own, get_loss, stock_loss
+from wxb.nn.losses import (
+    CrossEntropyLoss,
+    HuberLoss,
+    Loss,
+    SmoothL1Loss,
+    computes_its_own,
+    get_loss,
+    stock_loss,
+)
 from wxb.nn.module import (
     Module,
     Parameter,
@@ -651,10 +659,32 @@ def scored_loss(
     info = getattr(model, "info", None) or {}
     own = model_task(model)[1]
     if loss is None and (info.get("loss") or info.get("task") or head):
-        loss = own
+        loss = trained_loss(info, own)
     if probabilities is None:
         probabilities = head is not None and loss == own
     return loss, bool(probabilities)
+
+
+def trained_loss(info: dict, name: str) -> str | Loss:
+    """The loss ``name`` as training applied it to this model's outputs. wxb train fits
+    a regression on targets standardized by their scale s, then folds s into the output
+    layer: Huber's δ = 1 (smooth L1's β = 1) on (ŷ − y)/s is δ = s on ŷ − y, the loss
+    divided by s² (s): the same rows in the squared and in the linear part, and
+    gradients of the same direction. Where the outputs' scales differ, δ cannot be one
+    number: the loss as named."""
+    scales = info.get("target_scale") or []
+    if name not in ("huber", "smooth_l1") or len(set(scales)) != 1:
+        return name
+    scale = float(scales[0])
+    made = HuberLoss(delta=scale) if name == "huber" else SmoothL1Loss(beta=scale)
+    letter = "δ" if name == "huber" else "β"
+    factor = scale * scale if name == "huber" else scale
+    made.trained_note = (
+        f"; {letter} = {scale:.6g}: wxb train's {letter} = 1 on standardized targets "
+        f"((y − mean)/{scale:.6g}) in the target's units, so L is {factor:.6g} × the "
+        "training loss"
+    )
+    return made
 
 
 def _forward_steps(
@@ -921,7 +951,7 @@ def _backward_sections(
         output_grad = output_grad.replace("/B", "").replace("/(B·C)", "").replace("/W", "")
     targets = f"; y = {_fmt_text(target.T)}" if target.size <= MAX_SHOWN else ""
     shown = repr(loss_fn) if kernel else f"{type(loss_fn).__name__}(reduction={reduction!r})"
-    note = f"{shown} on B = {batch}{targets}{defined}"
+    note = f"{shown} on B = {batch}{targets}{defined}{getattr(loss_fn, 'trained_note', '')}"
     if probabilities:
         note += (
             "; the model's last layer gives probabilities p = "
