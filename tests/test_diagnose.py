@@ -1,6 +1,7 @@
 """Diagnostics: the figures are the engine's own, and the warnings fire when, and only
 when, δ vanishes through saturated units."""
 
+import re
 import warnings
 
 import numpy as np
@@ -58,7 +59,7 @@ def test_saturated_sigmoid_network_warns_and_a_healthy_relu_one_does_not(rng):
     for layer in list(saturated)[:-1]:  # large biases: every sigmoid sits near 1, σ′ ≈ 0
         if isinstance(layer, Dense):
             layer.bias.data[:] = 12
-    with pytest.warns(RuntimeWarning, match="δ shrinks 10.*sigmoid saturation"):
+    with pytest.warns(RuntimeWarning, match="δ shrinks .*10.*sigmoid saturation"):
         history = wxb.fit(saturated, X, y, epochs=2, diagnose=True, verbose=False, seed=1)
     assert len(history.diagnostics) == 2 and len(history.warnings) >= 1
     assert "sigmoid saturation" in history.warnings[0]
@@ -242,3 +243,21 @@ def test_the_activation_on_z_is_reported_when_another_follows_it(rng):
     saturated = np.mean(1 - np.tanh(Z) ** 2 < 0.01)
     assert saturated > 0.05  # the case the old report missed: sigmoid of tanh is never flat
     assert report.saturated_fraction == pytest.approx(saturated, abs=1e-6)
+
+
+def test_the_warning_gives_the_factor_to_two_digits(rng):
+    """'δ shrinks 10⁴×' was said for a factor of 8.3e4 (the power of ten below it, eight
+    times less): the factor is now read back from the text to within its rounding."""
+    from wxb.diagnose import LayerReport, warnings_for
+
+    supers = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻", "0123456789-")
+    for _ in range(50):
+        ratio = float(10 ** rng.uniform(4.01, 14))  # past VANISHING (1e4)
+        shrinking = rng.random() < 0.5
+        last, first = (1.0, 1.0 / ratio) if shrinking else (1.0, ratio)
+        reports = [LayerReport("dense1", 1.0, 1.0, first), LayerReport("dense2", 1.0, 1, last)]
+        (text,) = warnings_for(reports)
+        found = re.search(r"δ (shrinks|grows) (?:(\d(?:\.\d)?)·)?10([⁰¹²³⁴⁵⁶⁷⁸⁹⁻]+)×", text)
+        assert found and (found.group(1) == "shrinks") == shrinking, text
+        said = float(found.group(2) or 1) * 10 ** int(found.group(3).translate(supers))
+        assert abs(said - ratio) <= 0.051 * ratio, f"{text} for a factor of {ratio:.4g}"

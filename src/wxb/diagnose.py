@@ -161,6 +161,11 @@ def warnings_for(reports: list[LayerReport]) -> list[str]:
 
 
 def _power_of_ten(ratio: float) -> str:
+    """``ratio`` to two digits as m·10ⁿ (10ⁿ alone when m rounds to 1): 8.3e4 is
+    '8.3·10⁴', not '10⁴', eight times less than it is."""
     exponent = math.floor(math.log10(ratio)) if ratio > 0 else 0
+    mantissa = round(ratio / 10.0**exponent, 1) if ratio > 0 else 1.0
+    if mantissa >= 10:  # 9.96 rounds to 10.0: one more power
+        exponent, mantissa = exponent + 1, 1.0
     digits = str(exponent).translate(str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻"))
-    return f"10{digits}"
+    return f"10{digits}" if mantissa == 1.0 else f"{mantissa:g}·10{digits}"
