@@ -1792,6 +1792,7 @@ class ReduceLROnPlateau(LRSchedule):
         self.best = math.inf if mode == "min" else -math.inf
         self.num_bad_epochs = 0
         self.cooldown_counter = 0
+        self._last_lrs = [group["lr"] for group in optimizer.param_groups]
 
     def _check_settings(self, values: dict, where: str) -> None:
         if values["mode"] not in ("min", "max"):
@@ -1874,7 +1875,16 @@ class ReduceLROnPlateau(LRSchedule):
                 if group["lr"] - cut > self.eps:
                     group["lr"] = cut
             self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
+        self._last_lrs = [group["lr"] for group in self.optimizer.param_groups]
         return self.optimizer.lr
+
+    def get_last_lr(self) -> list[float]:
+        """Each group's rate as this step left it, as PyTorch's: a schedule stepped after
+        it on the same optimiser changes the groups' lr, not this (a group added since:
+        its lr now)."""
+        last = getattr(self, "_last_lrs", [])  # (a plateau pickled before has none)
+        groups = self.optimizer.param_groups
+        return [last[i] if i < len(last) else group["lr"] for i, group in enumerate(groups)]
 
     def state_dict(self) -> dict:
         state = {k: v for k, v in vars(self).items() if k != "optimizer" and k[0] != "_"}
@@ -1897,6 +1907,7 @@ class ReduceLROnPlateau(LRSchedule):
             values[key] = _count_value(values[key], f"{name}.load_state_dict {key}")
         values["best"] = _number(values["best"], f"{name}.load_state_dict best")
         vars(self).update(values)
+        self._last_lrs = [group["lr"] for group in self.optimizer.param_groups]
 
     COUNTERS: ClassVar[tuple[str, ...]] = ("epoch", "best", "num_bad_epochs", "cooldown_counter")
 
