@@ -1424,6 +1424,8 @@ class LRSchedule:
 
     # what its state holds besides its settings (a resume compares only the settings)
     COUNTERS: ClassVar[tuple[str, ...]] = ("epoch", "base_lrs")
+    # made with last_epoch=k: whether the rates held are epoch k's, stepped to k + 1 (_resume)
+    resume_steps: ClassVar[bool] = False
 
     def __init__(self, optimizer: Optimizer) -> None:
         if not isinstance(optimizer, Optimizer):
@@ -1473,16 +1475,53 @@ class LRSchedule:
         starting rate."""
         return False
 
-    def start(self) -> None:
-        """Set the rates for epoch 0 (a schedule starts from each group's initial rate)."""
+    def start(self, last_epoch: int = -1) -> None:
+        """Set the rates for epoch 0 (a schedule starts from each group's initial rate).
+
+        ``last_epoch`` k ≥ 0 is PyTorch's resume: the schedule goes on from epoch k + 1
+        with the rates the groups hold (an optimiser's loaded state), each group's
+        starting rate its ``initial_lr`` (which that state holds: none is refused, as
+        PyTorch does), and the next ``step()`` gives epoch k + 2's rates from them."""
+        where = f"{type(self).__name__} last_epoch"
+        if isinstance(last_epoch, (bool, np.bool_)) or not isinstance(
+            last_epoch, (int, np.integer)
+        ):
+            raise ConfigError(f"{where} must be a whole number ≥ -1; got {last_epoch!r}")
+        if last_epoch < -1:
+            raise ConfigError(f"{where} must be a whole number ≥ -1; got {last_epoch}")
         groups = self.optimizer.param_groups
         self._lrs_found = [group["lr"] for group in groups]
         before = [group.get("initial_lr") for group in groups]
-        self._set(0)
+        if last_epoch >= 0:
+            self._resume(int(last_epoch), where)
+        else:
+            self._set(0)
         self._initials_found = [
             (found, group.get("initial_lr")) for found, group in zip(before, groups, strict=True)
         ]
         self._settings_seen = copy.deepcopy(self.settings())
+
+    def _resume(self, last_epoch: int, where: str) -> None:
+        """PyTorch's ``last_epoch=k``: at epoch k + 1, going on from the rates the groups
+        hold as from rates set by hand; those rates are epoch k + 1's (``resume_steps``
+        False: PyTorch's ExponentialLR and CosineAnnealingLR) or epoch k's, stepped to
+        k + 1 at once (True: its StepLR and MultiStepLR)."""
+        groups = self.optimizer.param_groups
+        for index, group in enumerate(groups):
+            if "initial_lr" not in group:
+                raise ConfigError(
+                    f"{where}={last_epoch}: param_groups[{index}] has no 'initial_lr' (a "
+                    "resume takes it from the optimiser's loaded state_dict; load that first, "
+                    "or make the schedule with last_epoch=-1 and load its own state_dict)"
+                )
+        self.epoch = last_epoch + 1
+        if self.resume_steps:  # epoch k + 1's change from the rates held, as PyTorch's
+            self.base_lrs = [self._base_reaching(group["lr"], last_epoch) for group in groups]
+            self._set(self.epoch)
+            return
+        self.base_lrs = [self._base_reaching(group["lr"], self.epoch) for group in groups]
+        for index, group in enumerate(groups):
+            self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = group["lr"]
 
     def lr_at(self, epoch: int, base_lr: float | None = None) -> float:
         """The rate at ``epoch`` of a group starting at ``base_lr`` (the first group's)."""
@@ -1645,11 +1684,15 @@ class LRSchedule:
 class StepLR(LRSchedule):
     """η · γ^⌊epoch / step_size⌋."""
 
-    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
+    resume_steps = True
+
+    def __init__(
+        self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1
+    ) -> None:
         super().__init__(optimizer)
         self.step_size = _positive_int(step_size, "StepLR step_size")
         self.gamma = _positive_number(gamma, "StepLR gamma")
-        self.start()
+        self.start(last_epoch)
 
     def _check_settings(self, values: dict, where: str) -> None:
         _positive_int(values["step_size"], f"{where} step_size")
@@ -1670,11 +1713,13 @@ class CosineAnnealingLR(LRSchedule):
     towards the rate set (PyTorch's falls on, below zero).
     """
 
-    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:
+    def __init__(
+        self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1
+    ) -> None:
         super().__init__(optimizer)
         self.T_max = _positive_int(T_max, "CosineAnnealingLR T_max")
         self.eta_min = _non_negative(eta_min, "CosineAnnealingLR eta_min")
-        self.start()
+        self.start(last_epoch)
 
     def _check_settings(self, values: dict, where: str) -> None:
         _positive_int(values["T_max"], f"{where} T_max")
@@ -1706,10 +1751,10 @@ class CosineAnnealingLR(LRSchedule):
 class InverseScalingLR(LRSchedule):
     """η / (epoch + 1)^power, scikit-learn's 'invscaling' counted in epochs."""
 
-    def __init__(self, optimizer: Optimizer, power: float = 0.5) -> None:
+    def __init__(self, optimizer: Optimizer, power: float = 0.5, last_epoch: int = -1) -> None:
         super().__init__(optimizer)
         self.power = _non_negative(power, "InverseScalingLR power")
-        self.start()
+        self.start(last_epoch)
 
     def _check_settings(self, values: dict, where: str) -> None:
         _non_negative(values["power"], f"{where} power")
@@ -1722,10 +1767,10 @@ class InverseScalingLR(LRSchedule):
 class ExponentialLR(LRSchedule):
     """η · γ^epoch."""
 
-    def __init__(self, optimizer: Optimizer, gamma: float) -> None:
+    def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1) -> None:
         super().__init__(optimizer)
         self.gamma = _positive_number(gamma, "ExponentialLR gamma")
-        self.start()
+        self.start(last_epoch)
 
     def _check_settings(self, values: dict, where: str) -> None:
         _positive_number(values["gamma"], f"{where} gamma")
@@ -1739,11 +1784,19 @@ class MultiStepLR(LRSchedule):
     """η · γ^(milestones reached): γ once more at each milestone epoch (a milestone
     given twice counts twice, as in PyTorch)."""
 
-    def __init__(self, optimizer: Optimizer, milestones: Iterable[int], gamma: float = 0.1) -> None:
+    resume_steps = True
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        milestones: Iterable[int],
+        gamma: float = 0.1,
+        last_epoch: int = -1,
+    ) -> None:
         super().__init__(optimizer)
         self.milestones = _milestones(milestones, "MultiStepLR milestones")
         self.gamma = _positive_number(gamma, "MultiStepLR gamma")
-        self.start()
+        self.start(last_epoch)
 
     def _check_settings(self, values: dict, where: str) -> None:
         values["milestones"] = _milestones(values["milestones"], f"{where} milestones")
