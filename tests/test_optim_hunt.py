@@ -141,3 +141,186 @@ def test_last_epoch_without_an_initial_rate_or_of_a_bad_kind_is_refused(rng):
     for bad in (-2, 1.5, True, "3"):
         with pytest.raises(ConfigError, match="last_epoch must be a whole number"):
             optim.ExponentialLR(ours, 0.9, last_epoch=bad)
+
+
+# -- a long random hand loop beside torch.optim ------------------------------------------------
+KINDS = ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad")
+
+
+def _options(rng, kind):
+    """Random settings of one group (any key may be left to the defaults)."""
+    o = {"lr": float(10 ** rng.uniform(-3, -0.7))} if rng.random() < 0.8 else {}
+    if kind == "SGD":
+        if rng.random() < 0.7:
+            o["momentum"] = float(rng.choice([rng.uniform(0.1, 0.99), 1.0]))
+            if rng.random() < 0.4:
+                o["nesterov"] = True
+            elif rng.random() < 0.5:
+                o["dampening"] = float(rng.uniform(0, 1))
+    elif kind in ("Adam", "AdamW"):
+        if rng.random() < 0.6:
+            o["betas"] = (
+                float(rng.choice([0.0, rng.uniform(0, 0.99)])),
+                float(rng.uniform(0.5, 0.9999)),
+            )
+        if rng.random() < 0.4:
+            o["eps"] = float(rng.choice([1e-8, 1e-3, 0.5]))
+    elif kind == "RMSprop":
+        if rng.random() < 0.5:
+            o["alpha"] = float(rng.uniform(0.3, 0.999))
+        if rng.random() < 0.5:
+            o["momentum"] = float(rng.uniform(0, 0.99))
+        o["centered"] = bool(rng.random() < 0.5)
+    else:
+        if rng.random() < 0.5:
+            o["lr_decay"] = float(rng.uniform(0, 0.5))
+        if rng.random() < 0.3:
+            o["eps"] = float(rng.choice([1e-10, 1e-3]))
+    if rng.random() < 0.5:
+        o["weight_decay"] = float(rng.uniform(0, 0.3))
+    return o
+
+
+def _schedules(rng, ours, theirs, epochs):
+    """One or two schedules on both optimisers (a cosine's floor 0: below a floor above
+    zero PyTorch's cosine may fall below zero, where wxb's stays above on purpose)."""
+    pairs = []
+    for _ in range(int(rng.integers(1, 3))):
+        kind = str(
+            rng.choice(["StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "Plateau"])
+        )
+        if kind == "Plateau":
+            settings = _plateau_settings(rng)
+            pairs.append(
+                (
+                    optim.ReduceLROnPlateau(ours, **settings),
+                    TS.ReduceLROnPlateau(theirs, **settings),
+                )
+            )
+            continue
+        if kind == "StepLR":
+            settings = {"step_size": int(rng.integers(1, 5)), "gamma": float(rng.uniform(0.1, 1.2))}
+        elif kind == "MultiStepLR":
+            milestones = [int(m) for m in rng.integers(1, epochs + 2, size=int(rng.integers(1, 4)))]
+            settings = {"milestones": milestones, "gamma": float(rng.uniform(0.1, 1.2))}
+        elif kind == "ExponentialLR":
+            settings = {"gamma": float(rng.uniform(0.7, 1.05))}
+        else:
+            settings = {"T_max": int(rng.integers(1, epochs + 2))}
+        pairs.append(
+            (getattr(optim, kind)(ours, **settings), getattr(TS, kind)(theirs, **settings))
+        )
+    return pairs
+
+
+def _one_hand_run(rng, msg):
+    kind = str(rng.choice(KINDS))
+    dtype = np.dtype(str(rng.choice(["float64", "float32"])))
+    rtol, atol = (1e-9, 1e-12) if dtype == np.float64 else (3e-3, 3e-5)
+    count = int(rng.integers(2, 6))
+    shapes = [
+        tuple(int(d) for d in rng.integers(1, 5, size=int(rng.integers(0, 3))))
+        for _ in range(count)
+    ]
+    arrays = [rng.normal(size=s).astype(dtype) for s in shapes]
+    ours = [Parameter(a.copy(), dtype=dtype.name) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    late = count - 1  # the last parameter joins in a group added later
+    cut = int(rng.integers(1, late + 1))
+    specs = [_options(rng, kind) for _ in range(2)]
+    defaults = _options(rng, kind)
+    if kind == "SGD":
+        for spec in (*specs, defaults):
+            if spec.get("nesterov"):
+                spec.update(momentum=spec.get("momentum") or 0.5, dampening=0.0)
+        if defaults.get("nesterov"):  # a group's own settings must agree with it
+            for spec in specs:
+                spec.setdefault("momentum", defaults["momentum"])
+                spec["dampening"] = 0.0
+    if kind == "Adagrad" and rng.random() < 0.5:
+        defaults["initial_accumulator_value"] = float(rng.uniform(0, 1))
+    groups = [(0, cut), (cut, late)] if cut < late else [(0, late)]
+    ours_opt = getattr(optim, kind)(
+        [{"params": ours[a:b], **s} for (a, b), s in zip(groups, specs, strict=False)], **defaults
+    )
+    their_opt = getattr(torch.optim, kind)(
+        [{"params": theirs[a:b], **s} for (a, b), s in zip(groups, specs, strict=False)], **defaults
+    )
+    epochs = int(rng.integers(8, 20))
+    schedules = _schedules(rng, ours_opt, their_opt, epochs)
+    joins = int(rng.integers(0, epochs))
+    if any(isinstance(mine, optim.CosineAnnealingLR) for mine, _ in schedules):
+        joins = -1  # (PyTorch's cosine fails on a group added since, at its trough)
+    clipping = rng.random() < 0.6
+    where = f"{msg}: {kind} {dtype.name} groups {specs} defaults {defaults}"
+    for epoch in range(epochs):
+        if epoch == joins:
+            spec = {k: v for k, v in _options(rng, kind).items() if k != "nesterov"}
+            if kind == "SGD" and defaults.get("nesterov"):
+                spec.update(momentum=defaults["momentum"], dampening=0.0)
+            ours_opt.add_param_group({"params": [ours[late]], **spec})
+            their_opt.add_param_group({"params": [theirs[late]], **spec})
+        held = len(ours_opt.params)
+        for p, q in zip(ours[:held], theirs[:held], strict=True):
+            if rng.random() < 0.2:  # no gradient: not stepped (no decay, no count)
+                p.grad = q.grad = None
+                continue
+            g = (rng.normal(size=p.shape) * float(rng.choice([0.01, 1, 10]))).astype(dtype)
+            p.grad, q.grad = g.copy(), torch.tensor(g)
+        if rng.random() < 0.15:  # a rate set by hand
+            index = int(rng.integers(len(ours_opt.param_groups)))
+            lr = float(10 ** rng.uniform(-3, -1))
+            ours_opt.param_groups[index]["lr"] = their_opt.param_groups[index]["lr"] = lr
+        if clipping:
+            norm_type = float(rng.choice([1.0, 2.0, math.inf, 3.0]))
+            max_norm = float(rng.uniform(0.1, 5))
+            total = optim.clip_grad_norm_(ours[:held], max_norm, norm_type=norm_type)
+            their_total = torch.nn.utils.clip_grad_norm_(theirs[:held], max_norm, norm_type)
+            assert math.isclose(total, float(their_total), rel_tol=rtol), seeded_where(
+                where, epoch, f"norm {norm_type}: {total} vs {float(their_total)}"
+            )
+        ours_opt.step()
+        their_opt.step()
+        figure = float(rng.normal())
+        for mine, reference in schedules:
+            if isinstance(mine, optim.ReduceLROnPlateau):
+                mine.step(figure)
+                reference.step(figure)
+            else:
+                mine.step()
+                reference.step()
+            np.testing.assert_allclose(
+                mine.get_last_lr(),
+                reference.get_last_lr(),
+                rtol=1e-12,
+                err_msg=seeded_where(where, epoch, f"{type(mine).__name__}.get_last_lr()"),
+            )
+        for i, (p, q) in enumerate(zip(ours, theirs, strict=True)):
+            np.testing.assert_allclose(
+                p.data, q.detach().numpy(), rtol=rtol, atol=atol,
+                err_msg=seeded_where(where, epoch, f"parameter {i}"),
+            )  # fmt: skip
+
+
+def seeded_where(where, epoch, what):
+    return f"{where}; epoch {epoch}: {what}"
+
+
+@pytest.mark.parametrize("route", ["compiled", "numpy"])
+def test_long_random_hand_loops_are_torch_optims(seeded, route):
+    """Every optimiser with random settings per group, a group added mid-run, gradients
+    missing now and then, rates set by hand, clipping by norms 1, 2, 3 and inf, one or
+    two schedules: step by step beside torch.optim, on both kernel routes."""
+    from wxb import kernels
+
+    if route == "compiled" and not kernels.one_pass():
+        pytest.skip("numba is not installed")
+    previous = kernels.route().split()[0]
+    kernels.use("numpy" if route == "numpy" else "auto")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for run in range(12):
+                _one_hand_run(seeded.rng, seeded.msg(f"run {run}"))
+    finally:
+        kernels.use("auto" if previous == "compiled" else "numpy")
