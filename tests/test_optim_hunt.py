@@ -324,3 +324,32 @@ def test_long_random_hand_loops_are_torch_optims(seeded, route):
                 _one_hand_run(seeded.rng, seeded.msg(f"run {run}"))
     finally:
         kernels.use("auto" if previous == "compiled" else "numpy")
+
+
+def test_a_schedule_moved_by_setting_last_epoch_goes_on_as_pytorchs(seeded):
+    """``scheduler.last_epoch = k`` (PyTorch users' way of moving a schedule on a resume):
+    wxb's schedules kept an attribute of that name and went on from their own epoch
+    (StepLR at epoch 1 moved to 5: the next rate η·γ³ where PyTorch's gives η·γ)."""
+    rng = seeded.rng
+    for _ in range(10):
+        ours_kind, their_kind, settings = _schedule_pair(rng)
+        ours, theirs = _sgd_pair([float(rng.uniform(0.01, 1)) for _ in range(2)])
+        mine, reference = ours_kind(ours, **settings), their_kind(theirs, **settings)
+        moved_at, moved_to = int(rng.integers(0, 6)), int(rng.integers(0, 15))
+        with warnings.catch_warnings():  # (no optimiser step here: only the rates)
+            warnings.simplefilter("ignore", UserWarning)
+            for epoch in range(12):
+                if epoch == moved_at:
+                    mine.last_epoch = reference.last_epoch = moved_to
+                mine.step()
+                reference.step()
+                want = [g["lr"] for g in theirs.param_groups]
+                if min(want) < 0:  # PyTorch's cosine below 0 (wxb's stays above: documented)
+                    break
+                where = f"{ours_kind.__name__}({settings}) moved to {moved_to} at {moved_at}"
+                got = [g["lr"] for g in ours.param_groups]
+                np.testing.assert_allclose(
+                    got, want, rtol=1e-10, err_msg=seeded.msg(f"{where}: epoch {epoch}")
+                )
+                assert mine.last_epoch == reference.last_epoch, seeded.msg(where)
+            assert optim.StepLR(ours, 3).last_epoch == 0  # read before any move, as torch's

@@ -1640,6 +1640,22 @@ class LRSchedule:
             **{k: v for k, v in vars(self).items() if k not in skip and k[0] != "_"},
         }
 
+    @property
+    def last_epoch(self) -> int:
+        """PyTorch's name for ``epoch``: the epochs stepped so far (0 when made)."""
+        return self.epoch
+
+    @last_epoch.setter
+    def last_epoch(self, value: int) -> None:
+        """``scheduler.last_epoch = k``, as PyTorch users move a schedule (a resume): the
+        next step gives epoch k + 1's rates going on from the rates the groups hold, as
+        PyTorch's chainable schedules do (an attribute of its own changed nothing)."""
+        value = _count_value(value, f"{type(self).__name__}.last_epoch")
+        bases = self._bases()
+        for i, group in enumerate(self.optimizer.param_groups):
+            bases[i] = self._base_reaching(group["lr"], value)
+        self.epoch = value
+
     def get_last_lr(self) -> list[float]:
         """Each group's rate as this schedule last set it (its lr now where it set none),
         as PyTorch's ``get_last_lr()``."""
@@ -1930,6 +1946,16 @@ class ReduceLROnPlateau(LRSchedule):
             self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
         self._last_lrs = [group["lr"] for group in self.optimizer.param_groups]
         return self.optimizer.lr
+
+    @property
+    def last_epoch(self) -> int:
+        """PyTorch's name for ``epoch``: the figures stepped on so far."""
+        return self.epoch
+
+    @last_epoch.setter
+    def last_epoch(self, value: int) -> None:
+        """A count only, as PyTorch's: the rates follow the figures, not the epoch."""
+        self.epoch = _count_value(value, f"{type(self).__name__}.last_epoch")
 
     def get_last_lr(self) -> list[float]:
         """Each group's rate as this step left it, as PyTorch's: a schedule stepped after
