@@ -353,3 +353,29 @@ def test_a_schedule_moved_by_setting_last_epoch_goes_on_as_pytorchs(seeded):
                 )
                 assert mine.last_epoch == reference.last_epoch, seeded.msg(where)
             assert optim.StepLR(ours, 3).last_epoch == 0  # read before any move, as torch's
+
+
+def test_a_plateaus_floors_set_through_min_lrs_hold_as_pytorchs(seeded):
+    """``scheduler.min_lrs = [...]`` (PyTorch's attribute, which its own error after an
+    add_param_group asks for): wxb kept an attribute of that name and cut every rate
+    below the floors set there."""
+    rng = seeded.rng
+    lrs = [float(rng.uniform(0.1, 1)) for _ in range(2)]
+    ours, theirs = _sgd_pair(lrs)
+    settings = {"factor": float(rng.uniform(0.1, 0.5)), "patience": 0, "threshold": 0.0}
+    mine = optim.ReduceLROnPlateau(ours, **settings)
+    reference = TS.ReduceLROnPlateau(theirs, **settings)
+    late = float(rng.uniform(0.1, 1))
+    ours.add_param_group({"params": [Parameter(np.zeros(2))], "lr": late})
+    theirs.add_param_group({"params": [torch.zeros(2, requires_grad=True)], "lr": late})
+    floors = [float(f) for f in rng.uniform(0.01, 0.09, size=3)]
+    mine.min_lrs = floors
+    reference.min_lrs = floors
+    assert mine.min_lrs == reference.min_lrs
+    for epoch in range(12):  # nothing improves: a cut every epoch, down to the floors
+        mine.step(1.0)
+        reference.step(1.0)
+        got = [g["lr"] for g in ours.param_groups]
+        want = [g["lr"] for g in theirs.param_groups]
+        np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=seeded.msg(f"epoch {epoch}"))
+    np.testing.assert_allclose(got, floors, rtol=1e-12, err_msg=seeded.msg("the floors"))

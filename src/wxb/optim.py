@@ -1948,6 +1948,23 @@ class ReduceLROnPlateau(LRSchedule):
         return self.optimizer.lr
 
     @property
+    def min_lrs(self) -> list[float]:
+        """PyTorch's name for the floors: one rate per parameter group."""
+        floors, groups = self.min_lr, len(self.optimizer.param_groups)
+        return list(floors) if isinstance(floors, list) else [floors] * groups
+
+    @min_lrs.setter
+    def min_lrs(self, value: list[float]) -> None:
+        """``scheduler.min_lrs = [...]``, as PyTorch's error after an add_param_group asks
+        (an attribute of its own left the floors as they were)."""
+        where, groups = "ReduceLROnPlateau.min_lrs", len(self.optimizer.param_groups)
+        if not isinstance(value, (list, tuple)) or len(value) != groups:
+            raise ConfigError(
+                f"{where} takes one rate per parameter group ({groups}); got {value!r}"
+            )
+        self.min_lr = [_non_negative(v, where) for v in value]
+
+    @property
     def last_epoch(self) -> int:
         """PyTorch's name for ``epoch``: the figures stepped on so far."""
         return self.epoch
