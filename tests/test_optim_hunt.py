@@ -379,3 +379,58 @@ def test_a_plateaus_floors_set_through_min_lrs_hold_as_pytorchs(seeded):
         want = [g["lr"] for g in theirs.param_groups]
         np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=seeded.msg(f"epoch {epoch}"))
     np.testing.assert_allclose(got, floors, rtol=1e-12, err_msg=seeded.msg("the floors"))
+
+
+@pytest.mark.parametrize("how", ["del", "pop", "assign", "clear"])
+def test_forgetting_a_parameters_state_starts_it_again_as_pytorchs(seeded, how):
+    """``del optimizer.state[p]``, ``optimizer.state.pop(p)``, ``optimizer.state[p] = {}``
+    or ``optimizer.state.clear()`` (PyTorch's way of restarting a re-initialised layer's
+    moments): wxb's ``state`` was a copy, so the moments and step counts went on as before
+    (Adam's bias correction too) without a word."""
+    rng = seeded.rng
+    for kind in KINDS:
+        arrays = [rng.normal(size=s) for s in ((3, 2), (2,), (4,))]
+        ours = [Parameter(a.copy()) for a in arrays]
+        theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+        options = {"lr": 0.05, "weight_decay": 0.1}
+        if kind in ("SGD", "RMSprop"):
+            options["momentum"] = 0.9
+        if kind == "Adagrad":
+            options["initial_accumulator_value"] = float(rng.uniform(0, 1))
+        ours_opt = getattr(optim, kind)(ours, **options)
+        their_opt = getattr(torch.optim, kind)(theirs, **options)
+        forget = int(rng.integers(len(ours)))
+        for step in range(6):
+            for p, q in zip(ours, theirs, strict=True):
+                g = rng.normal(size=p.shape)
+                p.grad, q.grad = g.copy(), torch.tensor(g)
+            ours_opt.step()
+            their_opt.step()
+            if step == 2:
+                for state, params in ((ours_opt.state, ours), (their_opt.state, theirs)):
+                    if how == "del":
+                        del state[params[forget]]
+                    elif how == "pop":
+                        state.pop(params[forget])
+                    elif how == "assign":
+                        state[params[forget]] = {}
+                    else:
+                        state.clear()
+            for i, (p, q) in enumerate(zip(ours, theirs, strict=True)):
+                np.testing.assert_allclose(
+                    p.data,
+                    q.detach().numpy(),
+                    rtol=1e-10,
+                    atol=1e-13,
+                    err_msg=seeded.msg(f"{kind} {how} parameter {forget}: step {step}, #{i}"),
+                )
+
+
+def test_an_unstepped_parameters_state_reads_empty_and_only_empty_goes_in(rng):
+    from wxb.errors import ConfigError
+
+    p = Parameter(rng.normal(size=3))
+    opt = optim.Adam([p])
+    assert opt.state[p] == {}  # PyTorch's defaultdict
+    with pytest.raises(ConfigError, match=r"only \{\} may be assigned"):
+        opt.state[p] = {"step": 3}

@@ -288,6 +288,52 @@ class FlatParameters:
         return True
 
 
+class _State(dict):
+    """``optimizer.state`` as PyTorch's: each stepped parameter's counts and state arrays.
+    Forgetting an entry (``del state[p]``, ``state.pop(p)``, ``state[p] = {}``,
+    ``state.clear()``) starts that parameter again at its next step, as PyTorch's; a
+    parameter not stepped yet reads as ``{}`` (PyTorch's is a defaultdict). Once a copy
+    (a dict of its own), forgetting changed nothing."""
+
+    def __init__(self, optimizer: Optimizer, entries: dict) -> None:
+        super().__init__(entries)
+        self._optimizer = optimizer
+
+    def _index(self, key: object) -> int | None:
+        return next((i for i, p in enumerate(self._optimizer.params) if p is key), None)
+
+    def __missing__(self, key: object) -> dict:
+        if self._index(key) is None:
+            raise KeyError(key)
+        return {}
+
+    def __delitem__(self, key: object) -> None:
+        super().__delitem__(key)
+        self._optimizer._restart([self._index(key)])
+
+    def pop(self, key: object, *default: object) -> object:
+        if key not in self:
+            return super().pop(key, *default)
+        value = super().pop(key)
+        self._optimizer._restart([self._index(key)])
+        return value
+
+    def clear(self) -> None:
+        super().clear()
+        self._optimizer._restart(range(len(self._optimizer.params)))
+
+    def __setitem__(self, key: object, value: object) -> None:
+        index = self._index(key)
+        if index is None or not isinstance(value, Mapping) or len(value):
+            raise ConfigError(
+                f"{type(self._optimizer).__name__}.state[p] = …: only {{}} may be assigned, "
+                "for a parameter of this optimiser (it starts again, as PyTorch's); a saved "
+                "state goes in with load_state_dict"
+            )
+        super().pop(key, None)
+        self._optimizer._restart([index])
+
+
 class _GroupValue:
     """A hyperparameter read as an attribute (``optimizer.lr``): the first group's value.
 
@@ -620,14 +666,16 @@ class Optimizer:
     @property
     def state(self) -> dict[Parameter, dict]:
         """PyTorch's ``optimizer.state``: for each parameter stepped so far, its step
-        count(s) and state arrays (under ``state_dict()``'s names; the arrays themselves)."""
+        count(s) and state arrays (under ``state_dict()``'s names; the arrays themselves).
+        Forgetting an entry (``del``, ``pop``, ``= {}``, ``clear()``) starts that parameter
+        again, as PyTorch's next step does (see ``_State``)."""
         state = {}
         for i, p in enumerate(self.params):
             if self.param_steps[i]:
                 entry: dict = {COUNTER_KEYS[c]: getattr(self, c)[i] for c in self.counters}
                 entry.update({s: getattr(self, s)[i] for s in self.state_names})
                 state[p] = entry
-        return state
+        return _State(self, state)
 
     @state.setter
     def state(self, value: object) -> None:
@@ -639,11 +687,16 @@ class Optimizer:
                 "(PyTorch's reset, defaultdict(dict)); a saved state goes in with "
                 "load_state_dict"
             )
-        for counter in self.counters:
-            setattr(self, counter, [0] * len(self.params))
-        for s in self.state_names:
-            for array in getattr(self, s):
-                array[...] = 0
+        self._restart(range(len(self.params)))
+
+    def _restart(self, indices: Iterable[int]) -> None:
+        """Parameters ``indices`` start again: counts and state at zero, as the state
+        PyTorch makes at a parameter's first step."""
+        for i in indices:
+            for counter in self.counters:
+                getattr(self, counter)[i] = 0
+            for s in self.state_names:
+                getattr(self, s)[i][...] = 0
 
     # -- state: save and restore ------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -1350,12 +1403,16 @@ class Adagrad(Optimizer):
         super().add_param_group(group)
         self._start_sums(start)
 
-    @Optimizer.state.setter
-    def state(self, value: object) -> None:
-        """PyTorch's reset (``optimizer.state = defaultdict(dict)``): Σ starts again at
-        the initial value, as PyTorch's lazily made ``sum`` does (it was left at 0)."""
-        Optimizer.state.fset(self, value)
-        self._start_sums(0)
+    def _restart(self, indices: Iterable[int]) -> None:
+        """As a reset (``optimizer.state = defaultdict(dict)``, ``del optimizer.state[p]``):
+        Σ starts again at the initial value, as PyTorch's lazily made ``sum`` does (it was
+        left at 0)."""
+        indices = list(indices)
+        super()._restart(indices)
+        for group, (first, stop) in zip(self.param_groups, self._bounds, strict=True):
+            for i in indices:
+                if first <= i < stop:
+                    self.sum[i][...] = group["initial_accumulator_value"]
 
     def _start_sums(self, start: int) -> None:
         """Σ of the parameters from ``start`` on at their group's initial value."""
