@@ -290,10 +290,10 @@ class FlatParameters:
 
 class _State(dict):
     """``optimizer.state`` as PyTorch's: each stepped parameter's counts and state arrays.
-    Forgetting an entry (``del state[p]``, ``state.pop(p)``, ``state[p] = {}``,
-    ``state.clear()``) starts that parameter again at its next step, as PyTorch's; a
-    parameter not stepped yet reads as ``{}`` (PyTorch's is a defaultdict). Once a copy
-    (a dict of its own), forgetting changed nothing."""
+    Forgetting an entry (``del state[p]``, ``state.pop(p)``, ``popitem()``, ``state[p] =
+    {}``, ``state.clear()``) starts that parameter again at its next step, as PyTorch's; a
+    parameter not stepped yet reads as ``{}`` (PyTorch's is a defaultdict). (A plain
+    copy, as it was, made forgetting change nothing.)"""
 
     def __init__(self, optimizer: Optimizer, entries: dict) -> None:
         super().__init__(entries)
@@ -317,6 +317,11 @@ class _State(dict):
         value = super().pop(key)
         self._optimizer._restart([self._index(key)])
         return value
+
+    def popitem(self) -> tuple:
+        key, value = super().popitem()
+        self._optimizer._restart([self._index(key)])
+        return key, value
 
     def clear(self) -> None:
         super().clear()
