@@ -2,6 +2,7 @@
 the other optimiser tests leave out. Every run draws a fresh seed (printed;
 ``WXB_TEST_SEED`` replays it)."""
 
+import copy
 import math
 import warnings
 
@@ -434,3 +435,10 @@ def test_an_unstepped_parameters_state_reads_empty_and_only_empty_goes_in(rng):
     assert opt.state[p] == {}  # PyTorch's defaultdict
     with pytest.raises(ConfigError, match=r"only \{\} may be assigned"):
         opt.state[p] = {"step": 3}
+    p.grad = rng.normal(size=3)
+    opt.step()
+    kept = copy.deepcopy(opt.state)  # a snapshot: a plain dict of copies
+    (entry,) = kept.values()  # (its key a copy of p, as torch's deepcopy makes)
+    assert type(kept) is dict and entry["step"] == 1
+    entry["moment1"][...] = 7.0
+    assert not np.any(opt.state[p]["moment1"] == 7.0)

@@ -302,6 +302,9 @@ class _State(dict):
     def _index(self, key: object) -> int | None:
         return next((i for i, p in enumerate(self._optimizer.params) if p is key), None)
 
+    def __reduce_ex__(self, protocol: object) -> tuple:
+        return dict, (dict(self),)  # a copy or a pickle is a plain dict, as it was
+
     def __missing__(self, key: object) -> dict:
         if self._index(key) is None:
             raise KeyError(key)
