@@ -730,7 +730,12 @@ class Module:
     @property
     def dtype(self) -> np.dtype:
         """The dtype inputs are cast to: the first parameter's, else the first float
-        buffer's (a model of Standardize alone), else float32."""
+        buffer's (a model of Standardize alone), else float32 (but see ``_rows_dtype``)."""
+        held = self._held_dtype()
+        return resolve_dtype(None) if held is None else held
+
+    def _held_dtype(self) -> np.dtype | None:
+        """The first parameter's dtype, else the first float buffer's; None: none held."""
         modules = self._module_list()
         for module in modules:
             for p in module._parameters.values():
@@ -739,6 +744,18 @@ class Module:
             for array in module._buffers.values():
                 if array.dtype.kind == "f":
                     return array.dtype
+        return None
+
+    def _rows_dtype(self, x: object) -> np.dtype:
+        """The dtype rows ``x`` are computed in: the model's; a model holding no float
+        array (``Sequential(Softmax())``, whose ``.double()`` has nothing to cast) takes a
+        float32 or float64 array in its own dtype, as PyTorch's computes in its input's
+        (``model(Tensor(x64))`` was float64 and ``predict(x64)`` float32)."""
+        held = self._held_dtype()
+        if held is not None:
+            return held
+        if isinstance(x, np.ndarray) and x.dtype in _NATIVE_FLOATS:
+            return x.dtype
         return resolve_dtype(None)
 
     # -- state ---------------------------------------------------------------------------
@@ -838,7 +855,11 @@ class Module:
             x = inputs[0]
             if isinstance(x, Tensor):
                 return self.forward(x)
-            if type(x) is np.ndarray and x.dtype in _NATIVE_FLOATS and x.dtype == self.dtype:
+            if (
+                type(x) is np.ndarray
+                and x.dtype in _NATIVE_FLOATS
+                and x.dtype == self._rows_dtype(x)
+            ):
                 # nothing to convert or check; a copy where a graph may keep it (as below)
                 return self.forward(Tensor.of_array(x.copy() if is_grad_enabled() else x))
             return self.forward(self.as_input(x, whole_numbers_stay=self._own_forward()))
@@ -874,7 +895,8 @@ class Module:
         if whole_numbers_stay and array.dtype.kind in "biu":
             return x
         # checked as Tensor arithmetic is: text, dates, complex, or beyond float32's range
-        value = float_array(array, self.dtype, f"{type(self).__name__} input")
+        dtype = self._rows_dtype(x if isinstance(x, (list, tuple)) else array)  # (lists: float32)
+        value = float_array(array, dtype, f"{type(self).__name__} input")
         if value is array and is_grad_enabled() and not isinstance(x, (list, tuple)):
             # the caller's own memory: a backward reads the forward's input (∂L/∂W = δᵀ·X),
             # and a loader refilling its batch buffer before it would change the gradient
@@ -923,7 +945,7 @@ class Module:
             raise ConfigError(f"predict batch_size must be a positive integer; got {batch_size!r}")
         if batch_size < 1:
             raise ConfigError(f"predict batch_size must be a positive integer; got {batch_size}")
-        dtype = self.dtype
+        dtype = self._rows_dtype(X)
         X = rows_for_model(self.info, X, dtype)  # a table: its columns by name
         X = as_features(X, dtype)
         with self.evaluating(), no_grad():
