@@ -43,3 +43,53 @@ def test_a_model_without_parameters_computes_in_its_inputs_dtype(seeded, head, d
             np.testing.assert_allclose(out, expected, rtol=8 * eps, atol=scale, err_msg=seed)
         with no_grad():
             assert model(x).dtype == expected.dtype, seed
+
+
+LOSSES = {
+    "mse": (nn.MSELoss, None),
+    "l1": (nn.L1Loss, F.l1_loss),
+    "smooth_l1": (nn.SmoothL1Loss, F.smooth_l1_loss),
+    "huber": (nn.HuberLoss, F.huber_loss),
+    "bce_with_logits": (nn.BCEWithLogitsLoss, F.binary_cross_entropy_with_logits),
+    "cross_entropy": (nn.CrossEntropyLoss, F.cross_entropy),
+}
+
+
+def _torch_loss(name, out, target, reduction):
+    if name == "mse":  # the seed's ½‖ŷ − y‖² a sample (losses.MSELoss)
+        per = 0.5 * ((out - target) ** 2).sum(1)
+        return {"mean": per.mean(), "sum": per.sum(), "none": per}[reduction]
+    return LOSSES[name][1](out, target, reduction=reduction)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("name", sorted(LOSSES))
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_float32_outputs_against_float64_targets_are_compared_in_float64(
+    seeded, name, reduction, as_tensor
+):
+    """PyTorch promotes: loss(float32 ŷ, float64 y) is float64, ∂L/∂ŷ float32. wxb rounded
+    the targets to float32 first: targets near 1e4 within 1e-3 of the outputs gave L = 0
+    and no gradient at all."""
+    rng, seed = seeded
+    rows, width = int(rng.integers(2, 20)), int(rng.integers(2, 5))
+    if name == "bce_with_logits":
+        y = rng.random((rows, width))
+        outputs = (y + rng.standard_normal(y.shape)).astype(np.float32)
+    elif name == "cross_entropy":  # probabilities whose differences float32 cannot hold
+        y = np.full((rows, width), 1 / width) + rng.standard_normal((rows, width)) * 1e-10
+        y /= y.sum(axis=1, keepdims=True)
+        outputs = rng.standard_normal((rows, width)).astype(np.float32)
+    else:
+        y = 1e4 + rng.standard_normal((rows, width)) * 1e-3
+        outputs = (y + rng.standard_normal(y.shape) * 1e-4).astype(np.float32)
+    o = Tensor(outputs, requires_grad=True)
+    loss = LOSSES[name][0](reduction=reduction)(o, Tensor(y) if as_tensor else y)
+    (loss.sum() if reduction == "none" else loss).backward()
+    to = torch.tensor(outputs, requires_grad=True)
+    # in float64, as PyTorch's promotion computes it (its huber_loss alone keeps float32)
+    expected = _torch_loss(name, to.double(), torch.from_numpy(y), reduction)
+    (expected.sum() if reduction == "none" else expected).backward()
+    assert loss.dtype == np.float64 and o.grad.dtype == np.float32, seed
+    np.testing.assert_allclose(loss.data, expected.detach().numpy(), rtol=1e-12, err_msg=seed)
+    np.testing.assert_allclose(o.grad, to.grad.numpy(), rtol=1e-6, atol=1e-12, err_msg=seed)

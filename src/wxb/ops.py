@@ -1637,19 +1637,35 @@ def loss(output: Tensor, target: object, kernel: LossKernel) -> Tensor:
     """
     output = as_tensor(output)
     out = output.data
-    tgt = loss_target(target.data if isinstance(target, Tensor) else target, out, kernel)
+    given = target.data if isinstance(target, Tensor) else target
+    if (
+        isinstance(given, np.ndarray)
+        and given.dtype == np.float64
+        and out.dtype == np.float32
+        and given.ndim
+    ):
+        # float32 outputs against a float64 array or tensor of targets: compared in
+        # float64, as PyTorch promotes (its value float64, ∂L/∂ŷ cast back to float32);
+        # rounding the targets first lost the residuals below float32's step (targets
+        # near 1e4 within 1e-3 of the outputs gave L = 0 and no gradient)
+        out = out.astype(np.float64)
+    tgt = loss_target(given, out, kernel)
     recording = is_grad_enabled()
     learned_target = (
         recording and isinstance(target, Tensor) and target.requires_grad and tgt.dtype.kind == "f"
     )
     if getattr(kernel, "reduction", None) == "none":
-        return _per_sample_loss(output, target, tgt, kernel, learned_target)
+        return _per_sample_loss(output, target, tgt, kernel, learned_target, out)
     grad = np.empty_like(out) if recording and output.requires_grad else None
     value = kernel.value_and_grad(out, tgt, grad)
+    if grad is not None and grad.dtype != output.dtype:
+        grad = grad.astype(output.dtype)
 
     def backward(g: np.ndarray) -> tuple[np.ndarray | None, ...]:
         # ∇_ŷ L, the first factor of δ⁽ᴸ⁾ = ∇_A L ⊙ f′(Z⁽ᴸ⁾); scaled when L is not the root
         output_grad = grad if grad is None or g == 1 else grad * g
+        if output_grad is not None and output_grad.dtype != output.dtype:  # (g: float64)
+            output_grad = output_grad.astype(output.dtype)
         if not learned_target:
             return (output_grad,)
         target_grad = kernel.target_grad(out, tgt).astype(target.dtype, copy=False)
@@ -1662,20 +1678,26 @@ def loss(output: Tensor, target: object, kernel: LossKernel) -> Tensor:
 
 
 def _per_sample_loss(
-    output: Tensor, target: object, tgt: np.ndarray, kernel: LossKernel, learned_target: bool
+    output: Tensor,
+    target: object,
+    tgt: np.ndarray,
+    kernel: LossKernel,
+    learned_target: bool,
+    out: np.ndarray,
 ) -> Tensor:
     """Each sample's loss as a tensor, as PyTorch's reduction='none' gives it: (B,) for a
     loss over a sample's outputs, the output's shape for one taken per element. Its
-    backward scales each sample's gradient by that sample's factor of ∂L/∂(its losses)."""
-    out = output.data
+    backward scales each sample's gradient by that sample's factor of ∂L/∂(its losses).
+    ``out``: the outputs in the dtype compared (float64 beside float64 targets)."""
     values, grad = kernel.per_sample(out, tgt)
 
     def backward(g: np.ndarray) -> tuple[np.ndarray, ...]:
         factor = g.reshape(g.shape + (1,) * (grad.ndim - g.ndim))  # over the sample's outputs
+        output_grad = (grad * factor).astype(output.dtype, copy=False)
         if not learned_target:
-            return (grad * factor,)
+            return (output_grad,)
         target_grad = kernel.target_grad(out, tgt).astype(target.dtype, copy=False)
-        return grad * factor, target_grad * factor
+        return output_grad, target_grad * factor
 
     inputs = (output, target) if learned_target else (output,)
     return Tensor.from_op(values, kernel.name, inputs, backward)
