@@ -1647,7 +1647,9 @@ def loss(output: Tensor, target: object, kernel: LossKernel) -> Tensor:
         # float32 outputs against a float64 array or tensor of targets: compared in
         # float64, as PyTorch promotes (its value float64, ∂L/∂ŷ cast back to float32);
         # rounding the targets first lost the residuals below float32's step (targets
-        # near 1e4 within 1e-3 of the outputs gave L = 0 and no gradient)
+        # near 1e4 within 1e-3 of the outputs gave L = 0 and no gradient). Targets
+        # beyond float32's range are refused as before: ∂L/∂ŷ would be inf in float32.
+        float_array(given, out.dtype, f"{kernel.name} loss target")
         out = out.astype(np.float64)
     tgt = loss_target(given, out, kernel)
     recording = is_grad_enabled()
