@@ -93,3 +93,20 @@ def test_float32_outputs_against_float64_targets_are_compared_in_float64(
     assert loss.dtype == np.float64 and o.grad.dtype == np.float32, seed
     np.testing.assert_allclose(loss.data, expected.detach().numpy(), rtol=1e-12, err_msg=seed)
     np.testing.assert_allclose(o.grad, to.grad.numpy(), rtol=1e-6, atol=1e-12, err_msg=seed)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_evaluate_scores_a_model_without_parameters_in_its_inputs_dtype(seeded, dtype):
+    """evaluate(Sequential(LogSoftmax()), x64, classes, 'nll') cast the rows to float32
+    first: the loss was float32's log-softmax, off PyTorch's float64 figure by ~1e-9."""
+    import wxb
+
+    rng, seed = seeded
+    rows, classes = int(rng.integers(20, 80)), int(rng.integers(2, 6))
+    x = (rng.standard_normal((rows, classes)) * 4).astype(dtype)
+    labels = rng.integers(0, classes, rows)
+    expected = F.nll_loss(torch.log_softmax(torch.from_numpy(x), 1), torch.from_numpy(labels))
+    for model in (nn.Sequential(nn.LogSoftmax()), nn.Sequential(nn.LogSoftmax()).double()):
+        got = wxb.evaluate(model, x, labels, loss="nll")["loss"]
+        tol = 1e-12 if dtype == np.float64 else 1e-6
+        assert abs(got - expected.item()) <= tol * abs(expected.item()), seed

@@ -233,9 +233,10 @@ def evaluate(
     loss_fn = get_loss(loss)
     batch_size = _whole(batch_size, "batch_size")
     _check_target_order(model.info, y)
-    X_arr = validation.as_features(rows_by_name(model.info, X, model.dtype), model.dtype, "X")
+    dtype = model._rows_dtype(X)  # (a model holding no float array: X's own float dtype)
+    X_arr = validation.as_features(rows_by_name(model.info, X, dtype), dtype, "X")
     shape = output_shape(model, X_arr)
-    y_arr = _prepare_targets(loss_fn, y, _figure_dtype(loss_fn, model.dtype), shape, "y")
+    y_arr = _prepare_targets(loss_fn, y, _figure_dtype(loss_fn, dtype), shape, "y")
     validation.check_lengths(X_arr, y_arr)
     return _evaluate(model, X_arr, y_arr, loss_fn, batch_size)
 
