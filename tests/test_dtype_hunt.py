@@ -110,3 +110,42 @@ def test_evaluate_scores_a_model_without_parameters_in_its_inputs_dtype(seeded, 
         got = wxb.evaluate(model, x, labels, loss="nll")["loss"]
         tol = 1e-12 if dtype == np.float64 else 1e-6
         assert abs(got - expected.item()) <= tol * abs(expected.item()), seed
+
+
+@pytest.mark.parametrize("form", ["array", "column", "int64", "series"])
+def test_fit_says_when_float32_coarsens_the_targets_as_it_says_of_features(seeded, form):
+    """Regression targets near 1.7e9 (a timestamp) spread by tens became a handful of
+    distinct float32 values, trained on without a word (fit warns of such features)."""
+    import warnings
+
+    import pandas as pd
+
+    import wxb
+
+    rng, seed = seeded
+    rows = int(rng.integers(200, 600))
+    X = rng.standard_normal((rows, 2))
+    offset, spread = float(rng.uniform(1e9, 2e9)), float(rng.uniform(5, 50))
+    y = offset + X[:, 0] * spread
+    coarse = np.unique(y.astype(np.float32)).size < rows / 4  # the loss, measured
+    assert coarse, seed
+    given = {
+        "array": y,
+        "column": y[:, None],
+        "int64": np.round(y).astype(np.int64),
+        "series": pd.Series(y),
+    }[form]
+    for dtype, warned in (("float32", True), ("float64", False)):
+        model = nn.Sequential(nn.Linear(2, 1)).to(dtype)
+        model[0].bias.data[:] = offset
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            wxb.fit(model, X, given, loss="mse", epochs=1, lr=1e-9, verbose=False)
+        said = [w for w in caught if "target" in str(w.message) and "coarsened" in str(w.message)]
+        assert bool(said) == warned, (seed, dtype, [str(w.message) for w in caught])
+    # targets float32 holds finely: nothing said
+    model = nn.Sequential(nn.Linear(2, 1))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        wxb.fit(model, X, y - offset, loss="mse", epochs=1, verbose=False)
+    assert not [w for w in caught if "coarsened" in str(w.message)], seed

@@ -57,7 +57,7 @@ from wxb.nn.sequential import layers_in_order
 from wxb.optim import SCHEDULES, LRSchedule, Optimizer, ReduceLROnPlateau, get_optimizer
 from wxb.random import RowMasks, as_generator, drawing_from, key_of, masks_by_row, row_masks
 from wxb.step import PlannedStep, make_step
-from wxb.tables import column_names, feature_rounding_warnings, is_tabular
+from wxb.tables import coarsened_columns, column_names, feature_rounding_warnings, is_tabular
 from wxb.tensor import Tensor, no_grad
 
 
@@ -619,6 +619,8 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     if ranks is not None:
         _check_finite_together(X_arr, "X", ranks)
     shape = output_shape(model, X_arr)  # one forward of two rows, before any training
+    for message in _rounded_targets(loss_fn, y, dtype):  # before the cast does it
+        warnings.warn(message, UserWarning, stacklevel=3)
     y_arr = _prepare_targets(loss_fn, y, dtype, shape, "y")
     validation.check_lengths(X_arr, y_arr)
     rng = as_generator(seed)
@@ -1467,6 +1469,34 @@ def _rounded_features(
     columns = names or [f"X[:, {j}]" for j in range(values.shape[1])]
     keeps = "model.to('float64') (or a float64 model) keeps them"
     return feature_rounding_warnings(columns, values, dtype, keeps=keeps)
+
+
+def _rounded_targets(loss: Loss, y: object, dtype: np.dtype) -> list[str]:
+    """What fit says of regression targets (a float64 or integer array) that the model's
+    float32 rounds coarsely, as it says of features: targets near 1.7e9 spread by 30
+    became 3 distinct values of 500, trained on without a word. Judged on up to 2,000
+    rows; class indices are not rounded (they stay whole)."""
+    if dtype != np.float32 or stock_loss(loss) in (CrossEntropyLoss, NLLLoss):
+        return []
+    if isinstance(y, Tensor):
+        y = y.data
+    try:  # (a pandas Series or a list too, as fit reads them)
+        array = np.asarray(validation.numbers_from_pandas(y))
+    except (TypeError, ValueError):
+        return []  # (named by the targets' own check)
+    if array.dtype.kind not in "fiu" or array.dtype.itemsize <= 4:
+        return []  # (float32, float16 and small integers are held exactly)
+    if array.ndim not in (1, 2) or not len(array):
+        return []
+    values = np.asarray(array[:: max(1, len(array) // 2_000)], dtype=np.float64)
+    values = values.reshape(len(values), -1)
+    found, typical, steps, spread = coarsened_columns(values, dtype)
+    return [
+        f"target y[:, {j}]: its values near {typical[k]:.6g}, held in float32, are rounded "
+        f"to a step of {steps[k]:.3g} (their spread is {spread[k]:.3g}), so the model is "
+        "trained on them coarsened; model.to('float64') (or a float64 model) keeps them"
+        for k, j in enumerate(found[:5])
+    ]
 
 
 def _through_stage(model: Module, X: object, where: str) -> object:
