@@ -1640,7 +1640,8 @@ def loss(output: Tensor, target: object, kernel: LossKernel) -> Tensor:
     given = target.data if isinstance(target, Tensor) else target
     if (
         isinstance(given, np.ndarray)
-        and given.dtype == np.float64
+        and given.dtype.kind == "f"
+        and given.dtype.itemsize == 8  # (">f8" too)
         and out.dtype == np.float32
         and given.ndim
     ):
