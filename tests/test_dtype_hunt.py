@@ -150,3 +150,39 @@ def test_fit_says_when_float32_coarsens_the_targets_as_it_says_of_features(seede
         warnings.simplefilter("always")
         wxb.fit(model, X, y - offset, loss="mse", epochs=1, verbose=False)
     assert not [w for w in caught if "coarsened" in str(w.message)], seed
+
+
+class _Embedding(nn.Module):
+    """A forward of one's own that looks rows up by id, as PyTorch's nn.Embedding."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.E = nn.Parameter(table)
+
+    def forward(self, ids):
+        return self.E[np.asarray(getattr(ids, "data", ids)).reshape(-1)]
+
+
+@pytest.mark.parametrize("form", ["column", "flat", "list", "uint8", "int32"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_predict_hands_ids_to_a_forward_of_ones_own_as_the_call_does(seeded, form, dtype):
+    """model(ids) handed the whole numbers over as they are (documented), but
+    model.predict(ids) cast them to floats first: the forward's lookup failed with
+    NumPy's 'arrays used as indices must be of integer type'."""
+    rng, seed = seeded
+    table = rng.standard_normal((int(rng.integers(5, 60)), 3)).astype(dtype)
+    model = _Embedding(table)
+    ids = rng.integers(0, len(table), (int(rng.integers(3, 40)), 1))
+    given = {
+        "column": ids,
+        "flat": ids.ravel(),
+        "list": ids.tolist(),
+        "uint8": ids.astype(np.uint8),
+        "int32": ids.astype(np.int32),
+    }[form]
+    expected = table[ids.ravel()]  # NumPy's own lookup
+    for batch_size in (4096, 2):
+        got = model.predict(given, batch_size=batch_size)
+        assert got.dtype == dtype, seed
+        np.testing.assert_array_equal(got, expected, err_msg=seed)
+    np.testing.assert_array_equal(model(given).data, expected, err_msg=seed)

@@ -947,7 +947,8 @@ class Module:
             raise ConfigError(f"predict batch_size must be a positive integer; got {batch_size}")
         dtype = self._rows_dtype(X)
         X = rows_for_model(self.info, X, dtype)  # a table: its columns by name
-        X = as_features(X, dtype)
+        whole = self._own_forward() and _whole_number_rows(X)
+        X = np.ascontiguousarray(X) if whole else as_features(X, dtype)
         with self.evaluating(), no_grad():
             if 0 < len(X) <= batch_size:  # one batch (one row, often): no slicing or joining
                 return self._rows_forward(X)
@@ -965,6 +966,9 @@ class Module:
     def _rows_forward(self, X: np.ndarray) -> np.ndarray:
         """``predict``'s forward of rows X (checked, in the model's dtype), inside its
         block: an array of its own, and X (often the caller's) left as it was."""
+        if X.dtype.kind in "biu":  # ids for a forward of one's own: as model(ids) has them
+            out = self(X.copy()).data
+            return out.copy() if np.may_share_memory(out, X) else out
         leaf = Tensor.of_array if X.dtype in _NATIVE_FLOATS else Tensor  # (checked: finite)
         # A forward of one's own may change its input in place (x -= μ): it gets rows of
         # its own, as torch.tensor(rows) makes them (predict's chunks about a border, run
@@ -1060,6 +1064,15 @@ def is_stock(module: Module, kind: type[Module]) -> bool:
 def couples_rows(model: Module) -> bool:
     """Whether some module's eval-mode output for a row depends on the rest of its batch."""
     return any(module._couples_rows for module in model.modules())
+
+
+def _whole_number_rows(X: object) -> bool:
+    """Whether X is an array (or list) of integers or booleans with rows: what
+    ``model(X)`` hands a forward of one's own as it is (ids for ``self.E[ids]``), and so
+    ``predict`` too (it cast them to floats, and the forward's indexing failed)."""
+    if isinstance(X, list):
+        X = np.asarray(X)
+    return isinstance(X, np.ndarray) and X.dtype.kind in "biu" and X.ndim >= 1 and len(X) > 0
 
 
 def _runs_own_code(model: Module) -> bool:
