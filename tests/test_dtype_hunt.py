@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from wxb import nn
+from wxb.errors import DataError
 from wxb.tensor import Tensor, no_grad
 
 torch = pytest.importorskip("torch")
@@ -186,3 +187,48 @@ def test_predict_hands_ids_to_a_forward_of_ones_own_as_the_call_does(seeded, for
         assert got.dtype == dtype, seed
         np.testing.assert_array_equal(got, expected, err_msg=seed)
     np.testing.assert_array_equal(model(given).data, expected, err_msg=seed)
+
+
+def _stock_model(rng, width, hidden):
+    return nn.Sequential(
+        nn.Standardize(rng.standard_normal(width), rng.uniform(0.5, 2, width)),
+        nn.Linear(width, hidden),
+        nn.BatchNorm1d(hidden),
+        nn.Tanh(),
+        nn.LayerNorm(hidden),
+        nn.Linear(hidden, 3),
+    )
+
+
+@pytest.mark.parametrize("into", ["float32", "float64"])
+def test_load_state_dict_casts_as_torch_copies_and_refuses_what_float32_cannot_hold(seeded, into):
+    """A float64 state loads into a float32 model as torch's copy_ casts it (and the
+    reverse); a float64 value past float32's range became inf (with NumPy's overflow
+    warning only) and the model predicted inf: now refused by name, nothing loaded."""
+    rng, seed = seeded
+    width, hidden = int(rng.integers(2, 6)), int(rng.integers(2, 9))
+    source = _stock_model(rng, width, hidden).to("float64" if into == "float32" else "float32")
+    for p in source.parameters():
+        p.data[...] = rng.standard_normal(p.data.shape) * 10
+    model = _stock_model(rng, width, hidden).to(into)
+    before = model.state_dict()
+    state = source.state_dict()
+    model.load_state_dict(state)
+    tdtype = torch.float32 if into == "float32" else torch.float64
+    for name, array in model.state_dict().items():
+        expected = torch.zeros(array.shape, dtype=torch.from_numpy(before[name]).dtype)
+        expected.copy_(torch.from_numpy(state[name]))  # PyTorch's cast
+        assert array.dtype == before[name].dtype, (seed, name)
+        np.testing.assert_array_equal(array, expected.numpy(), err_msg=f"{seed} {name}")
+        if array.dtype.kind == "f":
+            assert expected.dtype == tdtype
+    if into == "float32":
+        kept = model.state_dict()
+        name = "dense2.weight"
+        state[name].flat[int(rng.integers(0, state[name].size))] = (
+            -float(rng.uniform(3.5, 9)) * 1e38
+        )
+        with pytest.raises(DataError, match=f"{name}: .* beyond float32's range"):
+            model.load_state_dict(state)
+        for key, array in model.state_dict().items():
+            np.testing.assert_array_equal(array, kept[key], err_msg=f"{seed} {key}")

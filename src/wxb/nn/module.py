@@ -833,6 +833,8 @@ class Module:
                 raise ShapeError(f"{name}: shape {array.shape} does not fit {target.shape}")
             if not np.can_cast(array.dtype, target.dtype, casting="same_kind"):
                 raise DataError(f"{name}: {array.dtype} values do not fit a {target.dtype} array")
+            if array.dtype.kind == "f" and array.dtype.itemsize > target.dtype.itemsize:
+                _check_narrowing(name, array, target.dtype)
             targets.append((param, target, array))
         for param, target, array in targets:
             if param is not None and not isinstance(param.data, np.ndarray):
@@ -1064,6 +1066,20 @@ def is_stock(module: Module, kind: type[Module]) -> bool:
 def couples_rows(model: Module) -> bool:
     """Whether some module's eval-mode output for a row depends on the rest of its batch."""
     return any(module._couples_rows for module in model.modules())
+
+
+def _check_narrowing(name: str, array: np.ndarray, dtype: np.dtype) -> None:
+    """A DataError naming the first finite value of ``array`` that ``dtype`` cannot hold
+    (1e39 in float32 became inf, with NumPy's overflow warning, and the model gave inf)."""
+    with np.errstate(over="ignore"):
+        lost = np.isinf(array.astype(dtype)) & np.isfinite(array)
+    if lost.any():
+        at = tuple(int(i) for i in np.argwhere(lost)[0])
+        raise DataError(
+            f"{name}: {array[at]:.6g} at {list(at)} is beyond {dtype.name}'s range "
+            f"(±{float(np.finfo(dtype).max):.3g}); load it into a float64 model "
+            "(model.to('float64'))"
+        )
 
 
 def _whole_number_rows(X: object) -> bool:
