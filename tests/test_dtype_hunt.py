@@ -232,3 +232,36 @@ def test_load_state_dict_casts_as_torch_copies_and_refuses_what_float32_cannot_h
             model.load_state_dict(state)
         for key, array in model.state_dict().items():
             np.testing.assert_array_equal(array, kept[key], err_msg=f"{seed} {key}")
+
+
+@pytest.mark.parametrize("made", ["init", "list"])
+def test_a_standardize_made_float32_then_cast_to_float64_uses_the_statistics_given(seeded, made):
+    """Standardize(X.mean(0), X.std(0)) holds float32 by default; .double() (the advice
+    fit gives for coarsened features) then standardized with the float32-rounded mean:
+    a mean of 12345.678 off by 2.7e-4, a scale of 0.01, x̂ off by 0.027 in a float64
+    model. Against PyTorch's (x − μ)/σ·W + b in float64, to 1e-12."""
+    rng, seed = seeded
+    width = int(rng.integers(1, 5))
+    mu = rng.uniform(1e3, 1e5, width)
+    sigma = rng.uniform(0.01, 1, width)
+    X = mu + rng.standard_normal((int(rng.integers(5, 30)), width)) * sigma
+    mean, scale = X.mean(axis=0), X.std(axis=0)
+    layer = {
+        "init": lambda: nn.Standardize(mean, scale),
+        "list": lambda: nn.Standardize(mean.tolist(), scale.tolist()),
+    }[made]()
+    assert layer.mean.dtype == np.float32, seed
+    model = nn.Sequential(layer, nn.Linear(width, 2)).double()
+    W, b = model[1].weight.data, model[1].bias.data
+    x = torch.from_numpy(X)
+    expected = ((x - torch.from_numpy(mean)) / torch.from_numpy(scale)) @ torch.from_numpy(W).T
+    expected = (expected + torch.from_numpy(b)).numpy()
+    got = model.predict(X)
+    assert got.dtype == np.float64, seed
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10, err_msg=seed)
+    np.testing.assert_array_equal(model[0].mean, mean, err_msg=seed)
+    # and back and forth: float32 rounds them, float64 takes the given values again
+    model.float()
+    np.testing.assert_array_equal(model[0].mean, mean.astype(np.float32), err_msg=seed)
+    model.double()
+    np.testing.assert_array_equal(model[0].mean, mean, err_msg=seed)

@@ -447,6 +447,7 @@ class Standardize(Module):
     ) -> None:
         super().__init__()
         dt = resolve_dtype(dtype)
+        given = {"mean": mean, "scale": scale}
         # copies, as a Parameter copies: the caller's arrays, later refilled, changed the
         # model without a word (and past the checks below: a scale of 0 gave ±inf)
         mean = np.array(mean, dtype=dt).reshape(-1)
@@ -461,6 +462,14 @@ class Standardize(Module):
         self.register_buffer("mean", mean)
         self.register_buffer("scale", scale)
         self.name = name
+        if dt != np.float64:  # statistics given wider: .to("float64") takes them back
+            wider = {}
+            for key, values in given.items():
+                exact = np.array(values, dtype=np.float64).reshape(-1)
+                if not np.array_equal(exact.astype(dt), exact):
+                    wider[key] = exact
+            if wider:
+                object.__setattr__(self, "_given_buffers", wider)
 
     @classmethod
     def fit(

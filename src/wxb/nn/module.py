@@ -707,7 +707,8 @@ class Module:
             for key, array in list(module._buffers.items()):
                 if array.dtype.kind == "f":
                     persistent = module._persistent(key)
-                    module.register_buffer(key, array.astype(target), persistent=persistent)
+                    cast = _cast_buffer(module, key, array, target)
+                    module.register_buffer(key, cast, persistent=persistent)
         _structure_changed()  # plans made for the old dtypes are made again
         return self
 
@@ -1066,6 +1067,23 @@ def is_stock(module: Module, kind: type[Module]) -> bool:
 def couples_rows(model: Module) -> bool:
     """Whether some module's eval-mode output for a row depends on the rest of its batch."""
     return any(module._couples_rows for module in model.modules())
+
+
+def _cast_buffer(module: Module, key: str, array: np.ndarray, target: np.dtype) -> np.ndarray:
+    """A float buffer in ``target``; one a layer rounded from wider values it was given
+    (``module._given_buffers``: Standardize's float64 statistics, held in its default
+    float32) gets those values back in float64 while it still holds them so rounded:
+    ``.double()`` after ``Standardize(X.mean(0), X.std(0))`` standardized with a mean
+    rounded to float32 (12345.678 by 2.7e-4, a scale of 0.01: x̂ off by 0.027)."""
+    given = module.__dict__.get("_given_buffers", {}).get(key)
+    if (
+        given is not None
+        and given.dtype == target
+        and given.shape == array.shape
+        and np.array_equal(given.astype(array.dtype), array)
+    ):
+        return given.copy()
+    return array.astype(target)
 
 
 def _check_narrowing(name: str, array: np.ndarray, dtype: np.dtype) -> None:
