@@ -265,3 +265,22 @@ def test_a_standardize_made_float32_then_cast_to_float64_uses_the_statistics_giv
     np.testing.assert_array_equal(model[0].mean, mean.astype(np.float32), err_msg=seed)
     model.double()
     np.testing.assert_array_equal(model[0].mean, mean, err_msg=seed)
+
+
+def test_pytorchs_half_bfloat16_and_type_casts_are_answered_as_to_answers_them(seeded):
+    """model.half() / model.bfloat16() were Python's AttributeError; model.type(dtype),
+    PyTorch's cast, too. Now: .to()'s one-line refusal of float16, and .to(dtype)."""
+    from wxb.errors import ConfigError
+
+    rng, seed = seeded
+    model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    x = rng.standard_normal((4, 3))
+    for cast, name in ((model.half, "float16"), (model.bfloat16, "bfloat16")):
+        with pytest.raises(ConfigError, match=f"got '{name}'"):
+            cast()
+    assert model.dtype == np.float32
+    assert model.type(torch.float64) is model and model.dtype == np.float64, seed
+    assert model[1].running_mean.dtype == np.float64
+    assert model[1].num_batches_tracked.dtype == np.int64
+    assert model.predict(x).dtype == np.float64
+    assert model.type("float32").dtype == np.float32

@@ -728,6 +728,18 @@ class Module:
     def float(self) -> Module:
         return self.to("float32")
 
+    def half(self) -> Module:
+        """PyTorch's float16 cast: refused in one line (wxb computes in float32 or
+        float64), not Python's AttributeError."""
+        return self.to("float16")
+
+    def bfloat16(self) -> Module:
+        return self.to("bfloat16")
+
+    def type(self, dst_type: object) -> Module:
+        """PyTorch's ``model.type(torch.float64)``: ``to(dst_type)``."""
+        return self.to(dst_type)
+
     @property
     def dtype(self) -> np.dtype:
         """The dtype inputs are cast to: the first parameter's, else the first float
