@@ -284,3 +284,48 @@ def test_pytorchs_half_bfloat16_and_type_casts_are_answered_as_to_answers_them(s
     assert model[1].num_batches_tracked.dtype == np.int64
     assert model.predict(x).dtype == np.float64
     assert model.type("float32").dtype == np.float32
+
+
+class _OffsetEmbedding(nn.Module):
+    """Rows looked up by ids past 2**24 (an id space with an offset), cast back to int
+    as the Tensor-index error advises."""
+
+    offset = 2**30
+
+    def __init__(self, table):
+        super().__init__()
+        self.E = nn.Parameter(table)
+
+    def forward(self, ids):
+        ids = np.asarray(getattr(ids, "data", ids)).astype(np.int64)[:, 0]
+        return self.E[ids - self.offset]
+
+
+def test_fit_and_evaluate_hand_ids_to_a_forward_of_ones_own_whole(seeded):
+    """fit and evaluate cast the ids to float32 first (model(ids) and predict do not):
+    ids near 2**30 merged in steps of 128, the lookup read other rows, and training
+    went elsewhere than PyTorch's loop over the same ids (weights 0.3 apart), without a
+    word. Against torch: E[ids − offset], cross-entropy, SGD, the same batches."""
+    import wxb
+
+    rng, seed = seeded
+    rows, classes, batch = int(rng.integers(20, 60)), int(rng.integers(2, 5)), 8
+    table = rng.standard_normal((int(rng.integers(30, 200)), classes)).astype(np.float32)
+    ids = _OffsetEmbedding.offset + rng.integers(0, len(table), (rows, 1))
+    y = rng.integers(0, classes, rows)
+    model = _OffsetEmbedding(table.copy())
+    wxb.fit(model, ids, y, loss="cross_entropy", optimizer="sgd", lr=0.5, epochs=2,
+            batch_size=batch, shuffle=False, validation_split=0, verbose=False)  # fmt: skip
+    E = torch.tensor(table.copy(), requires_grad=True)
+    opt = torch.optim.SGD([E], lr=0.5)
+    index = torch.from_numpy(ids[:, 0] - _OffsetEmbedding.offset)
+    for _ in range(2):
+        for start in range(0, rows, batch):
+            opt.zero_grad()
+            part = slice(start, start + batch)
+            F.cross_entropy(E[index[part]], torch.from_numpy(y[part])).backward()
+            opt.step()
+    np.testing.assert_allclose(model.E.data, E.detach().numpy(), atol=1e-5, err_msg=seed)
+    expected = F.cross_entropy(E[index], torch.from_numpy(y)).item()
+    assert wxb.evaluate(model, ids, y)["loss"] == pytest.approx(expected, rel=1e-5), seed
+    np.testing.assert_allclose(model.predict(ids), E[index].detach().numpy(), atol=1e-6)

@@ -78,7 +78,9 @@ class GraphStep(_Update):
         # and a forward or loss of one's own that kept its input or targets saw each kept
         # batch become the later ones
         if not isinstance(X, Tensor):
-            X = Tensor(np.array(batch_array(X, self.model)))
+            X = np.array(batch_array(X, self.model))
+            # ids for a forward of one's own stay whole, as model(ids) hands them over
+            X = X if X.dtype.kind in "biu" and self.model._own_forward() else Tensor(X)
         if isinstance(y, np.ndarray):
             y = np.array(y)
         output = self.model(X)

@@ -51,7 +51,14 @@ from wxb.nn.losses import (
     one_number,
     stock_loss,
 )
-from wxb.nn.module import Module, _runs_own_code, chunk_changes_rows, couples_rows, is_stock
+from wxb.nn.module import (
+    Module,
+    _runs_own_code,
+    _whole_number_rows,
+    chunk_changes_rows,
+    couples_rows,
+    is_stock,
+)
 from wxb.nn.norm import BatchNorm1d
 from wxb.nn.sequential import layers_in_order
 from wxb.optim import SCHEDULES, LRSchedule, Optimizer, ReduceLROnPlateau, get_optimizer
@@ -162,6 +169,23 @@ class ProgressBar:
         self.stream.flush()
 
 
+def _features(
+    model: Module, X: object, dtype: np.dtype, where: str, check: bool = True
+) -> np.ndarray:
+    """X as ``validation.as_features`` makes it, except rows of whole numbers (ids) for
+    a forward of one's own: those stay whole, as ``model(X)`` and ``predict`` hand them
+    over (cast to float32, ids past 2**24 merged, and the forward's lookup, after the
+    astype(int) the index error advised, read other rows without a word)."""
+    if model._own_forward() and _whole_number_rows(X) and np.ndim(X) == 2:
+        return np.ascontiguousarray(np.asarray(X))
+    return validation.as_features(X, dtype, where, check=check)
+
+
+def _rows_input(rows: np.ndarray) -> object:
+    """Rows for the model's call: floats as a Tensor; whole numbers as they are."""
+    return Tensor(rows) if rows.dtype.kind == "f" else rows
+
+
 def output_shape(model: Module, X: np.ndarray, where: str = "X") -> tuple[int, ...]:
     """The shape of the model's output for a row of X (from a forward pass in eval mode of
     its first two rows, whatever the model's code): bad input fails here, before any
@@ -170,7 +194,7 @@ def output_shape(model: Module, X: np.ndarray, where: str = "X") -> tuple[int, .
     with model.evaluating(), no_grad():
         # a copy: a forward of one's own may change its input in place (x -= μ), and these
         # rows are then trained on or scored (evaluate's loss took them changed twice)
-        out = model(Tensor(X[:rows].copy()))
+        out = model(_rows_input(X[:rows].copy()))
     if not isinstance(out, Tensor):
         raise ConfigError(
             f"{type(model).__name__}.forward returned {type(out).__name__}; fit, evaluate "
@@ -234,7 +258,7 @@ def evaluate(
     batch_size = _whole(batch_size, "batch_size")
     _check_target_order(model.info, y)
     dtype = model._rows_dtype(X)  # (a model holding no float array: X's own float dtype)
-    X_arr = validation.as_features(rows_by_name(model.info, X, dtype), dtype, "X")
+    X_arr = _features(model, rows_by_name(model.info, X, dtype), dtype, "X")
     shape = output_shape(model, X_arr)
     y_arr = _prepare_targets(loss_fn, y, _figure_dtype(loss_fn, dtype), shape, "y")
     validation.check_lengths(X_arr, y_arr)
@@ -292,14 +316,14 @@ def _evaluate(
             end = start + batch_size
             xb = X[start:end] if rows is None else np.take(X, rows[start:end], axis=0)
             yb = y_part[start:end]
-            out = model(Tensor(fresh(xb))).data
+            out = model(_rows_input(fresh(xb))).data
             if start == 0 and end < len(y_part):
                 tail = out[-1:].copy()  # for the look across the first chunks' border
             elif tail is not None:
                 tail, border = None, np.concatenate([tail, out[:1]])
                 window = slice(start - 1, start + 1)
                 window_rows = X[window] if rows is None else np.take(X, rows[window], axis=0)
-                run = lambda rows_: model(Tensor(fresh(rows_))).data  # noqa: E731
+                run = lambda rows_: model(_rows_input(fresh(rows_))).data  # noqa: E731
                 if chunk_changes_rows(model, window_rows, border, run):
                     # a forward of one's own that couples rows: all at once, as model(X)
                     total, correct, unread, end = 0.0, 0, 0, len(y_part)
@@ -615,7 +639,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         )
     for message in _rounded_features(model, X, names, dtype):  # before the cast does it
         warnings.warn(message, UserWarning, stacklevel=3)  # the caller of fit
-    X_arr = validation.as_features(_through_stage(model, X, "X"), dtype, "X", check=ranks is None)
+    X_arr = _features(model, _through_stage(model, X, "X"), dtype, "X", check=ranks is None)
     if ranks is not None:
         _check_finite_together(X_arr, "X", ranks)
     shape = output_shape(model, X_arr)  # one forward of two rows, before any training
@@ -632,7 +656,8 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ConfigError("validation_data must be a pair (X_val, y_val)")
         _feature_names(model, validation_data[0], "validation X", names)
-        X_val = validation.as_features(
+        X_val = _features(
+            model,
             _through_stage(model, validation_data[0], "validation X"),
             dtype,
             "validation X",
@@ -758,7 +783,9 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     bar = ProgressBar(epochs, steps_per_epoch, out_stream, show)
 
     # Batches are gathered into planned buffers: a step allocates nothing new.
-    x_batch = np.empty((batch_size, X_arr.shape[1]), dtype)
+    x_batch = np.empty(
+        (batch_size, X_arr.shape[1]), X_arr.dtype if X_arr.dtype.kind in "biu" else dtype
+    )
     y_batch = np.empty((batch_size, *y_arr.shape[1:]), y_arr.dtype)
     loop = _Loop(order=np.arange(n), last_good=model.state_dict())
     monitor = "val_loss" if X_val is not None else "loss"
@@ -1452,6 +1479,8 @@ def _rounded_features(
     timestamp in float32), for X as given to fit: an array or a DataFrame of numbers in
     a wider type, judged on up to 2,000 of its rows (a float64 copy of them is made)."""
     if dtype != np.float32 or model.info.get("table"):
+        return []
+    if model._own_forward() and _whole_number_rows(X):  # ids kept whole (_features)
         return []
     if isinstance(X, np.ndarray):
         if X.ndim != 2 or X.dtype.kind not in "fiu" or X.dtype == dtype:
