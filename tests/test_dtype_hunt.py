@@ -329,3 +329,22 @@ def test_fit_and_evaluate_hand_ids_to_a_forward_of_ones_own_whole(seeded):
     expected = F.cross_entropy(E[index], torch.from_numpy(y)).item()
     assert wxb.evaluate(model, ids, y)["loss"] == pytest.approx(expected, rel=1e-5), seed
     np.testing.assert_allclose(model.predict(ids), E[index].detach().numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("loss", ["mse", "own"])
+def test_fit_names_a_target_float32_cannot_hold_as_it_names_such_a_feature(seeded, loss):
+    """A float64 target of 1e39 for a float32 model was reported as 'y has inf at row
+    …; remove or fill non-finite values first': the user's value was finite, and the
+    cast made it inf. Named now as as_features names such a feature."""
+    import wxb
+
+    rng, seed = seeded
+    rows = int(rng.integers(3, 20))
+    X = rng.standard_normal((rows, 2))
+    y = rng.standard_normal(rows)
+    at = int(rng.integers(0, rows))
+    y[at] = float(rng.choice([-1, 1]) * rng.uniform(3.5, 100)) * 1e38
+    given = (lambda o, t: ((o - t) ** 2).mean()) if loss == "own" else loss
+    with pytest.raises(DataError, match=rf"y has .* at \[{at}, 0\]: beyond float32's range"):
+        wxb.fit(nn.Sequential(nn.Linear(2, 1)), X, y, loss=given, epochs=1, verbose=False)
+        pytest.fail(seed)

@@ -177,7 +177,7 @@ def as_own_loss_targets(
         raise DataError(f"{where} must hold one target per row; got shape {y.shape}")
     if y.dtype.kind in "iu":
         return np.ascontiguousarray(y, dtype=y.dtype.newbyteorder("="))
-    array = np.ascontiguousarray(y, dtype=dtype)
+    array = _narrowed(y, dtype, where)
     check_finite(array, where)
     return array
 
@@ -223,8 +223,26 @@ def as_targets(y: object, dtype: np.dtype | str, n_outputs: int, where: str = "y
             f"{where} must have shape (samples, {n_outputs}) to match the model's outputs; "
             f"got {np.asarray(y).shape}"
         )
-    array = np.ascontiguousarray(array, dtype=dtype)
+    array = _narrowed(array, dtype, where)
     check_finite(array, where)
+    return array
+
+
+def _narrowed(given: np.ndarray, dtype: np.dtype | str, where: str) -> np.ndarray:
+    """``given`` as a C-contiguous array in ``dtype``; a finite value the cast makes
+    ±inf (1e39 in float32) named as such, as ``as_features`` names it (it was said to
+    be inf: "remove or fill non-finite values first")."""
+    with np.errstate(over="ignore"):
+        array = np.ascontiguousarray(given, dtype=dtype)
+    if given.dtype.kind == "f" and given.dtype.itemsize > array.dtype.itemsize:
+        position = first_non_finite(array)
+        if position is not None and np.isfinite(given[position]):
+            at = ", ".join(str(i) for i in position)
+            raise DataError(
+                f"{where} has {given[position]:.6g} at [{at}]: beyond "
+                f"{array.dtype.name}'s range (±{float(np.finfo(array.dtype).max):.3g}); "
+                "scale it, or use float64"
+            )
     return array
 
 
