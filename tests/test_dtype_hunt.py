@@ -348,3 +348,65 @@ def test_fit_names_a_target_float32_cannot_hold_as_it_names_such_a_feature(seede
     with pytest.raises(DataError, match=rf"y has .* at \[{at}, 0\]: beyond float32's range"):
         wxb.fit(nn.Sequential(nn.Linear(2, 1)), X, y, loss=given, epochs=1, verbose=False)
         pytest.fail(seed)
+
+
+def _nothing():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def _random_stack(rng, width):
+    layers, last = [nn.Standardize(rng.standard_normal(width), rng.uniform(0.5, 2, width))], width
+    for _ in range(int(rng.integers(1, 4))):
+        out = int(rng.integers(2, 7))
+        layers.append(nn.Linear(last, out))
+        choice = int(rng.integers(0, 4))
+        if choice == 1:
+            layers.append(nn.BatchNorm1d(out))
+        elif choice == 2:
+            layers.append(nn.LayerNorm(out))
+        act = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.ELU, nn.SiLU, nn.Softplus)
+        layers.append(act[int(rng.integers(0, len(act)))]())
+        if rng.random() < 0.3:
+            layers.append(nn.Dropout(0.2))
+        last = out
+    layers.append(nn.Linear(last, 3))
+    if rng.random() < 0.5:
+        layers.append(nn.LogSoftmax() if rng.random() < 0.5 else nn.Softmax())
+    return nn.Sequential(*layers)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_every_path_of_a_random_stack_computes_in_the_models_dtype(seeded, dtype, tmp_path):
+    """A float64 model computes in float64 on every path (to ~1e-12 of its PyTorch twin),
+    a float32 one in float32 whatever the input's dtype; train-mode BatchNorm running
+    statistics stay in the model's dtype; files keep it."""
+    import wxb
+    from wxb.interop import to_torch
+
+    rng, seed = seeded
+    width = int(rng.integers(2, 6))
+    model = _random_stack(rng, width).to(dtype)
+    X = rng.standard_normal((int(rng.integers(6, 30)), width)) * 2
+    labels = rng.integers(0, 3, len(X))
+    with pytest.warns(UserWarning) if isinstance(model[-1], nn.Softmax) else _nothing():
+        wxb.fit(model, X, labels, epochs=1, batch_size=len(X), verbose=False)
+    for name, array in model.state_dict().items():
+        assert array.dtype == (np.int64 if name.endswith("tracked") else dtype), (seed, name)
+    twin = to_torch(model).eval()
+    tol = 1e-10 if dtype == "float64" else 2e-4
+    for given in (X, X.astype(np.float32), X.astype(np.float16), X.tolist()):
+        with torch.no_grad():  # the rows as the model's dtype holds them
+            reference = twin(torch.from_numpy(np.asarray(given).astype(dtype))).numpy()
+        for out in (model.predict(given), model.predict(given, batch_size=3)):
+            assert out.dtype == dtype, seed
+            np.testing.assert_allclose(out, reference, rtol=tol, atol=tol, err_msg=seed)
+    with no_grad():
+        assert model.eval()(X).dtype == dtype
+    model.train()
+    path = tmp_path / "m.safetensors"
+    wxb.save(model, path)
+    loaded = wxb.load(path)
+    assert loaded.dtype == dtype, seed
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X), err_msg=seed)
