@@ -35,6 +35,7 @@ def test_a_model_without_parameters_computes_in_its_inputs_dtype(seeded, head, d
         for out in (
             model.predict(x),
             model.predict(x, batch_size=2),
+            model.predict(Tensor(x)),
             model(x).data,
             model(Tensor(x)).data,
         ):

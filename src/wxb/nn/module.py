@@ -767,6 +767,8 @@ class Module:
         held = self._held_dtype()
         if held is not None:
             return held
+        if isinstance(x, Tensor):
+            x = x.data
         if isinstance(x, np.ndarray) and x.dtype in _NATIVE_FLOATS:
             return x.dtype
         return resolve_dtype(None)
