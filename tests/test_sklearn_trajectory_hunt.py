@@ -141,7 +141,10 @@ class RoundingSpread:
             else:
                 nudged_X = np.nextafter(X, np.inf)
             self.spreads = np.zeros(len(self.epochs))
-            for args in ((nudged_X, y), (X, np.nextafter(y, np.inf))):
+            runs = [(nudged_X, y)]
+            if np.asarray(y).dtype.kind == "f":  # labels (text, ints, bools) have no last place
+                runs.append((X, np.nextafter(y, np.inf)))
+            for args in runs:
                 _, moved, _, _ = fit_recording(cls, params, *args, weights)
                 for e, (a, b) in enumerate(zip(moved, self.epochs, strict=False)):
                     gap = max(relative_error(u, v) for u, v in zip(a, b, strict=True))
