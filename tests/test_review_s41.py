@@ -4,6 +4,7 @@ the scikit-learn trajectory allowance, Huber's δ in explain, --diagnose's facto
 from __future__ import annotations
 
 import warnings
+from decimal import Decimal
 
 import numpy as np
 from test_sklearn_trajectory_hunt import (
@@ -44,3 +45,67 @@ def test_trajectory_allowance_takes_text_labels(seeded, rng):
                 for u, v in zip(moved[epoch - 1], epochs[epoch - 1], strict=True)
             )
             assert spread.spread(epoch) == expected, seeded.msg(f"epoch {epoch}")
+
+
+def read_factor(text: str) -> tuple[str, Decimal] | None:
+    """('shrinks'|'grows', the factor) read back from a --diagnose warning."""
+    import re
+
+    supers = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻", "0123456789-")
+    found = re.search(r"δ (shrinks|grows) (?:(\d(?:\.\d)?)·)?10([⁰¹²³⁴⁵⁶⁷⁸⁹⁻]+)×", text)
+    if found is None:
+        return None
+    exponent = int(found.group(3).translate(supers))
+    return found.group(1), Decimal(found.group(2) or 1) * Decimal(10) ** exponent  # past 1e308
+
+
+def test_diagnose_factor_of_a_delta_of_zero_or_past_float64(seeded, rng):
+    """--diagnose divided by max(‖δ¹‖, 1e-300): a first layer whose ReLUs are all dead
+    (δ¹ exactly 0) was said to shrink δ '1.4·10²⁹⁹×', and past ‖δᴸ‖ ≈ 1.8e8 the quotient
+    overflowed and fit(diagnose=True) stopped with OverflowError; a δ of 0 everywhere was
+    said to grow '10⁰×'. Now: 'δ shrinks to 0', a factor past float64 from the
+    logarithms (against Decimal's quotient), and nothing for δ = 0 everywhere."""
+    from wxb.diagnose import LayerReport, warnings_for
+
+    last = float(10 ** rng.uniform(-5, 12))
+    reports = [LayerReport("dense1", 1.0, 1.0, 0.0), LayerReport("dense2", 1.0, 1.0, last)]
+    (text, *_) = warnings_for(reports)
+    assert text.startswith("δ shrinks to 0 from layer 2"), seeded.msg(text)
+    assert read_factor(text) is None, seeded.msg(text)
+
+    for shrinking in (True, False):
+        big_log = rng.uniform(0, 300)
+        ratio_log = rng.uniform(309, big_log + 322)  # a quotient past float64's 1.8e308
+        big, small = float(10**big_log), float(10 ** (big_log - ratio_log))  # small: subnormal too
+        ratio = Decimal(big) / Decimal(small)
+        first, last = (small, big) if shrinking else (big, small)
+        reports = [LayerReport("d1", 1.0, 1.0, first), LayerReport("d2", 1.0, 1.0, last)]
+        (text,) = warnings_for(reports)
+        said = read_factor(text)
+        what = seeded.msg(f"{text} for ‖δ‖ {first:.3g} and {last:.3g}")
+        assert said is not None and (said[0] == "shrinks") == shrinking, what
+        assert abs(said[1] - ratio) <= Decimal("0.051") * ratio, what
+
+    reports = [LayerReport("d1", 1.0, 1.0, 0.0), LayerReport("d2", 1.0, 1.0, 0.0)]
+    assert warnings_for(reports) == [], "δ = 0 everywhere neither shrinks nor grows"
+
+
+def test_fit_diagnose_with_dead_first_layer_and_large_targets(seeded, rng):
+    """The case above from fit(diagnose=True): every ReLU of the first layer dead on
+    the batch, targets in the 1e12s (a regression on raw prices): OverflowError."""
+    import wxb
+    from wxb import nn
+
+    n, d = int(rng.integers(20, 60)), int(rng.integers(1, 5))
+    X = rng.standard_normal((n, d))
+    y = rng.standard_normal((n, 1)) * 10 ** rng.uniform(11, 14)
+    model = nn.Sequential(nn.Linear(d, 8), nn.ReLU(), nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 1))
+    model[0].bias.data[:] = -1e3  # Z¹ < 0 on every row: δ¹ = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        history = wxb.fit(
+            model, X, y, epochs=1, batch_size=n, loss="mse", optimizer="sgd", lr=1e-30,
+            diagnose=True, verbose=False,
+        )  # fmt: skip
+    said = [w for w in history.warnings if "δ shrinks" in w]
+    assert said and "δ shrinks to 0" in said[0], seeded.msg(str(history.warnings))

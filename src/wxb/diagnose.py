@@ -120,8 +120,16 @@ def warnings_for(reports: list[LayerReport]) -> list[str]:
         where = f"from layer {len(reports)} ({last.layer}) to layer 1 ({first.layer})"
         saturated = [r for r in reports if (r.saturated_fraction or 0) > 0.5]
         dead = [r for r in reports if (r.dead_fraction or 0) > 0.5]
-        if last.delta_norm > 0 and first.delta_norm <= last.delta_norm / VANISHING:
-            factor = _power_of_ten(last.delta_norm / max(first.delta_norm, 1e-300))
+        # (non-finite norms: a diverged step, which fit itself reports)
+        finite = math.isfinite(last.delta_norm) and math.isfinite(first.delta_norm)
+        if finite and last.delta_norm > 0 and first.delta_norm <= last.delta_norm / VANISHING:
+            # δ exactly 0 at layer 1 (its ReLUs all dead): no factor; over a floor of
+            # 1e-300 it was said to shrink 10³⁰⁰×, or the quotient overflowed
+            factor = (
+                "to 0"
+                if first.delta_norm == 0
+                else f"{_power_of_ten(last.delta_norm, first.delta_norm)}×"
+            )
             squashing = [r for r in reports if r.activation == "sigmoid"]
             if saturated:
                 cause = (
@@ -136,9 +144,9 @@ def warnings_for(reports: list[LayerReport]) -> list[str]:
                 )
             else:
                 cause = "each f′(Z) and Wᵀ factor shrinks it; consider ReLU or other initial W"
-            found.append(f"δ shrinks {factor}× {where}: {cause}")
-        elif first.delta_norm >= last.delta_norm * VANISHING:
-            factor = _power_of_ten(first.delta_norm / max(last.delta_norm, 1e-300))
+            found.append(f"δ shrinks {factor} {where}: {cause}")
+        elif finite and last.delta_norm > 0 and first.delta_norm >= last.delta_norm * VANISHING:
+            factor = _power_of_ten(first.delta_norm, last.delta_norm)
             found.append(
                 f"δ grows {factor}× {where}: the Wᵀ factors are large; consider smaller "
                 "initial weights, gradient clipping or a smaller learning rate"
@@ -160,11 +168,17 @@ def warnings_for(reports: list[LayerReport]) -> list[str]:
     return found
 
 
-def _power_of_ten(ratio: float) -> str:
-    """``ratio`` to two digits as m·10ⁿ (10ⁿ alone when m rounds to 1): 8.3e4 is
-    '8.3·10⁴', not '10⁴', eight times less than it is."""
-    exponent = math.floor(math.log10(ratio)) if ratio > 0 else 0
-    mantissa = round(ratio / 10.0**exponent, 1) if ratio > 0 else 1.0
+def _power_of_ten(top: float, bottom: float) -> str:
+    """``top / bottom`` (both > 0 and finite) to two digits as m·10ⁿ (10ⁿ alone when m
+    rounds to 1): 8.3e4 is '8.3·10⁴', not '10⁴', eight times less than it is."""
+    ratio = top / bottom
+    if math.isfinite(ratio):
+        exponent = math.floor(math.log10(ratio))
+        mantissa = round(ratio / 10.0**exponent, 1)
+    else:  # past float64 (a δ of 1e10 over one of 1e-300): from the logarithms
+        log = math.log10(top) - math.log10(bottom)
+        exponent = math.floor(log)
+        mantissa = round(10.0 ** (log - exponent), 1)
     if mantissa >= 10:  # 9.96 rounds to 10.0: one more power
         exponent, mantissa = exponent + 1, 1.0
     digits = str(exponent).translate(str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻"))
