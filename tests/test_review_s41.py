@@ -109,3 +109,57 @@ def test_fit_diagnose_with_dead_first_layer_and_large_targets(seeded, rng):
         )  # fmt: skip
     said = [w for w in history.warnings if "δ shrinks" in w]
     assert said and "δ shrinks to 0" in said[0], seeded.msg(str(history.warnings))
+
+
+def test_resume_of_a_checkpoint_without_dropout_keys_draws_the_runs_masks(
+    seeded, rng, tmp_path, monkeypatch
+):
+    """A checkpoint written by a wxb before 2026-12-05 23:00 keeps no Dropout keys: that
+    wxb keyed a Dropout's masks from its generator's state when the layer was made (no
+    draw). Since keys are drawn at each fit, a resume of such a checkpoint drew a fresh
+    key and trained the rest of the run on other masks, without a word (the weights
+    off the uninterrupted run's). The run is emulated here: its keys forced to the
+    layer's, its checkpoint's keys removed (and its checksum made again)."""
+    import json
+
+    import wxb
+    import wxb.train as train_module
+    from wxb import nn
+    from wxb.checkpoint import _json_digest
+    from wxb.random import key_of
+
+    n, d, k = int(rng.integers(20, 50)), int(rng.integers(2, 6)), int(rng.integers(2, 4))
+    X = rng.standard_normal((n, d))
+    y = rng.integers(0, k, n)
+    seeds = [int(s) for s in rng.integers(0, 2**31, 3)]
+    original = train_module._row_masks
+
+    def as_before(model, masks, shuffles, distributed):
+        made = original(model, masks, shuffles, distributed)
+        made.own = {g: key_of(np.random.default_rng(seeds[1])) for g in made.own}
+        return made
+
+    def build():
+        wxb.manual_seed(seeds[0])
+        return nn.Sequential(
+            nn.Linear(d, 16), nn.ReLU(), nn.Dropout(0.5, seed=seeds[1]), nn.Linear(16, k)
+        )
+
+    kw = dict(batch_size=8, optimizer="sgd", lr=0.1, seed=seeds[2], verbose=False)
+    monkeypatch.setattr(train_module, "_row_masks", as_before)
+    whole = build()
+    wxb.fit(whole, X, y, epochs=4, **kw)
+    wxb.fit(build(), X, y, epochs=2, checkpoint_dir=tmp_path, **kw)
+    monkeypatch.setattr(train_module, "_row_masks", original)
+    for path in tmp_path.glob("step-*.json"):
+        meta = json.loads(path.read_text())
+        del meta["row_masks_own"]
+        meta["json_sha256"] = _json_digest(meta)
+        path.write_text(json.dumps(meta))
+    resumed = build()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        history = wxb.fit(resumed, X, y, epochs=4, checkpoint_dir=tmp_path, resume=True, **kw)
+    assert history.resumed_from, "resumed"
+    for name, value in whole.state_dict().items():
+        assert np.array_equal(resumed.state_dict()[name], value), seeded.msg(name)

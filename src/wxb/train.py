@@ -1351,6 +1351,18 @@ class _Saver:
             for index, key in own.items():
                 if index.isdigit() and int(index) < len(self.generators):
                     self.row_masks.own[id(self.generators[int(index)])] = int(key)
+        elif self.row_masks is not None:  # a wxb before 2026-12-05 23:00 kept no keys:
+            # each generator's was its first Dropout's, made when the layer was made
+            # (a fresh draw here gave the rest of the run other masks, without a word)
+            made: dict[int, int] = {}
+            for _, module in model.named_modules():
+                key = getattr(module, "_row_key", None)
+                generator = getattr(module, "_own_rng", None)
+                if isinstance(module, Dropout) and key is not None:
+                    made.setdefault(id(generator), int(key))
+            for generator_id in self.row_masks.own:
+                if generator_id in made:
+                    self.row_masks.own[generator_id] = made[generator_id]
         restored = History.from_dict(meta["history"])
         restored.engine, restored.engine_reason = history.engine, history.engine_reason
         restored.resumed_from = str(found.path)

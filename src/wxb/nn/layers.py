@@ -13,7 +13,7 @@ from wxb import ops
 from wxb.backend import DTYPES, resolve_dtype
 from wxb.errors import ConfigError, DataError
 from wxb.nn.module import Module, Parameter
-from wxb.random import as_generator
+from wxb.random import as_generator, key_of
 from wxb.tensor import Tensor, no_grad
 from wxb.validation import as_features, numbers_from_pandas
 
@@ -366,6 +366,9 @@ class Dropout(Module):
         self.p = p
         self.inplace = _inplace(inplace, "Dropout")  # PyTorch's Dropout(p, inplace)
         self._own_rng = None if seed is None else as_generator(seed)
+        # The masks' key a wxb before 2026-12-06 used in every fit (from the generator's
+        # state here, without drawing): a checkpoint it wrote without its keys resumes on it.
+        self._row_key = None if self._own_rng is None else key_of(self._own_rng)
         self.name = name
 
     @property
