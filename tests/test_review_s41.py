@@ -163,3 +163,37 @@ def test_resume_of_a_checkpoint_without_dropout_keys_draws_the_runs_masks(
     assert history.resumed_from, "resumed"
     for name, value in whole.state_dict().items():
         assert np.array_equal(resumed.state_dict()[name], value), seeded.msg(name)
+
+
+def test_explain_says_a_huber_loss_of_outputs_of_unequal_scales_is_not_trainings(
+    tmp_path, seeded, rng, capsys, monkeypatch
+):
+    """Two outputs of unequal spreads trained by wxb train with smooth L1 or Huber:
+    training's β = 1 was on each output's standardized targets (β = its scale in the
+    targets' units), and explain scored β = 1 in the targets' units, said as
+    'SmoothL1Loss(beta=1.0)' as if it were training's loss. It says now that it is not,
+    and each output's scale."""
+    import wxb
+    from wxb.cli import main
+
+    loss = ["huber", "smooth_l1"][int(rng.integers(2))]
+    n = int(rng.integers(40, 80))
+    X = rng.standard_normal((n, 3))
+    scales = 10 ** rng.uniform(0, 3, 2)
+    Y = X @ rng.standard_normal((3, 2)) * scales + rng.standard_normal((n, 2))
+    rows = np.column_stack([X, Y])
+    lines = ["a,b,c,t,u"] + [",".join(repr(float(v)) for v in row) for row in rows]
+    (tmp_path / "reg.csv").write_text("\n".join(lines) + "\n")
+    monkeypatch.chdir(tmp_path)
+    seed = str(int(rng.integers(2**31)))
+    args = ["train", "--data", "reg.csv", "--target", "t,u", "--loss", loss, "--epochs", "2",
+            "--hidden", "4", "--seed", seed, "-q", "-o", "m.safetensors"]  # fmt: skip
+    assert main(args) == 0, seeded.msg(capsys.readouterr().err)
+    model = wxb.load("m.safetensors")
+    expected = model.info["target_scale"]  # the training rows' spreads: about NumPy's
+    assert np.allclose(expected, np.std(Y, axis=0), rtol=0.5), seeded.msg(f"{expected}")
+    capsys.readouterr()
+    assert main(["explain", "m.safetensors", "--data", "reg.csv", "--rows", "2"]) == 0
+    out = capsys.readouterr().out
+    shown = ", ".join(f"{s:.6g}" for s in expected)
+    assert "not training's" in out and f"({shown})" in out, seeded.msg(out[-1500:])

@@ -671,13 +671,22 @@ def trained_loss(info: dict, name: str) -> str | Loss:
     layer: Huber's δ = 1 (smooth L1's β = 1) on (ŷ − y)/s is δ = s on ŷ − y, the loss
     divided by s² (s): the same rows in the squared and in the linear part, and
     gradients of the same direction. Where the outputs' scales differ, δ cannot be one
-    number: the loss as named."""
+    number: the loss as named, said not to be training's."""
     scales = info.get("target_scale") or []
-    if name not in ("huber", "smooth_l1") or len(set(scales)) != 1:
+    if name not in ("huber", "smooth_l1") or not scales:
         return name
+    letter = "δ" if name == "huber" else "β"
+    if len(set(scales)) > 1:  # (one δ = 1 in the targets' units: other rows squared)
+        made = HuberLoss() if name == "huber" else SmoothL1Loss()
+        shown = ", ".join(f"{float(s):.6g}" for s in scales)
+        made.trained_note = (
+            f"; not training's: wxb train's {letter} = 1 was on each output's standardized "
+            f"targets, {letter} = its scale ({shown}) in the targets' units, which one "
+            f"{letter} cannot give"
+        )
+        return made
     scale = float(scales[0])
     made = HuberLoss(delta=scale) if name == "huber" else SmoothL1Loss(beta=scale)
-    letter = "δ" if name == "huber" else "β"
     factor = scale * scale if name == "huber" else scale
     made.trained_note = (
         f"; {letter} = {scale:.6g}: wxb train's {letter} = 1 on standardized targets "
