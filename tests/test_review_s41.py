@@ -197,3 +197,18 @@ def test_explain_says_a_huber_loss_of_outputs_of_unequal_scales_is_not_trainings
     out = capsys.readouterr().out
     shown = ", ".join(f"{s:.6g}" for s in expected)
     assert "not training's" in out and f"({shown})" in out, seeded.msg(out[-1500:])
+
+
+def test_npz_array_options_without_data_are_refused(seeded, rng, tmp_path, capsys, monkeypatch):
+    """wxb train --x-array X (no --data: the built-in digits) trained on the digits and
+    ignored the option without a word, as a file of columns did before 6ac3b6a; refused
+    now in one line, exit status 2, before any training."""
+    from wxb.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    option = ["--x-array", "--y-array"][int(rng.integers(2))]
+    name = "".join(rng.choice(list("XYZabc"), int(rng.integers(1, 4))))
+    code = main(["train", option, name, "--epochs", "1", "--hidden", "2", "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and option in err[0], seeded.msg(f"{code} {err}")
+    assert not (tmp_path / "model.safetensors").exists(), "trained anyway"

@@ -674,6 +674,7 @@ def read_training_data(args: argparse.Namespace) -> TableData | wdata.Dataset:
     if args.data is None:
         if args.features or args.drop or args.id_column:
             raise ConfigError("--features, --drop and --id-column need --data")
+        _no_npz_arrays(args, "the built-in digits have none")
         return wdata.load_digits()
     float32 = args.dtype == "float32"  # numbers read straight to the model's dtype
     given = column_list(",".join(args.target or [])) or []
@@ -1563,8 +1564,18 @@ def explain_data(model, args: argparse.Namespace) -> Table | wdata.Dataset:
                 f"name the rows to explain on: wxb {args.command} MODEL --data PATH "
                 "(the built-in digits serve only a model trained on them)"
             )
+        _no_npz_arrays(args, "the built-in digits have none")
         return wdata.load_digits()
     return read_table(args.data, **read_options(args, args.data, model))
+
+
+def _no_npz_arrays(args: argparse.Namespace, what: str) -> None:
+    """--x-array/--y-array name an NPZ's arrays: refused where no file is read (they
+    were ignored without a word, as read_path refuses them for a file of columns)."""
+    named = [f"--{k.replace('_', '-')}" for k in ("x_array", "y_array") if getattr(args, k, None)]
+    if named:
+        verb = "names" if len(named) == 1 else "name"
+        raise ConfigError(f"{' and '.join(named)} {verb} arrays of an NPZ file (--data); {what}")
 
 
 def run_predict(args: argparse.Namespace) -> None:
