@@ -212,3 +212,33 @@ def test_npz_array_options_without_data_are_refused(seeded, rng, tmp_path, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and option in err[0], seeded.msg(f"{code} {err}")
     assert not (tmp_path / "model.safetensors").exists(), "trained anyway"
+
+
+def test_explain_says_an_old_huber_model_files_loss_is_not_trainings(
+    tmp_path, seeded, rng, capsys, monkeypatch
+):
+    """A model file wxb train saved before it recorded target_scale (a Huber or smooth
+    L1 regression): explain scored δ = 1 in the target's units and showed it as the
+    model's loss without a word, where training's δ was the target's scale (unknown to
+    that file). It says now that this L is not training's."""
+    import wxb
+    from wxb.cli import main
+
+    loss = ["huber", "smooth_l1"][int(rng.integers(2))]
+    n = int(rng.integers(40, 80))
+    X = rng.standard_normal((n, 3))
+    y = 10 ** rng.uniform(1, 3) * (X @ rng.standard_normal(3)) + rng.standard_normal(n)
+    lines = ["a,b,c,t"] + [",".join(repr(float(v)) for v in row) for row in np.c_[X, y]]
+    (tmp_path / "reg.csv").write_text("\n".join(lines) + "\n")
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "--data", "reg.csv", "--target", "t", "--loss", loss, "--epochs", "2",
+            "--hidden", "4", "--seed", str(int(rng.integers(2**31))), "-q",
+            "-o", "m.safetensors"]  # fmt: skip
+    assert main(args) == 0, seeded.msg(capsys.readouterr().err)
+    model = wxb.load("m.safetensors")
+    model.info.pop("target_scale", None)  # as a wxb before 2026-12-06 saved it
+    wxb.save(model, "old.safetensors")
+    capsys.readouterr()
+    assert main(["explain", "old.safetensors", "--data", "reg.csv"]) == 0
+    out = capsys.readouterr().out
+    assert "not training's" in out, seeded.msg(out[-1500:])

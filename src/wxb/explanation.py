@@ -671,11 +671,21 @@ def trained_loss(info: dict, name: str) -> str | Loss:
     layer: Huber's δ = 1 (smooth L1's β = 1) on (ŷ − y)/s is δ = s on ŷ − y, the loss
     divided by s² (s): the same rows in the squared and in the linear part, and
     gradients of the same direction. Where the outputs' scales differ, δ cannot be one
-    number: the loss as named, said not to be training's."""
+    number: the loss as named, said not to be training's; so too for a model file of
+    wxb train saved before it recorded target_scale."""
     scales = info.get("target_scale") or []
-    if name not in ("huber", "smooth_l1") or not scales:
+    trained_by_cli = isinstance(info.get("data"), dict) and "train_rows" in info["data"]
+    if name not in ("huber", "smooth_l1") or not (scales or trained_by_cli):
         return name
     letter = "δ" if name == "huber" else "β"
+    if not scales:  # a model file of wxb train from before target_scale was recorded
+        made = HuberLoss() if name == "huber" else SmoothL1Loss()
+        made.trained_note = (
+            f"; not training's: wxb train's {letter} = 1 was on standardized targets, "
+            f"{letter} = their scale in the targets' units, which this model file (saved "
+            "before wxb recorded target_scale) does not give"
+        )
+        return made
     if len(set(scales)) > 1:  # (one δ = 1 in the targets' units: other rows squared)
         made = HuberLoss() if name == "huber" else SmoothL1Loss()
         shown = ", ".join(f"{float(s):.6g}" for s in scales)
