@@ -215,7 +215,9 @@ def build_parser() -> _Parser:
         help="f in A = f(Z) for the hidden layers")
     add("--loss", choices=("auto", *(name for name in LOSSES if name != "nll")), default="auto",
         help="auto: cross_entropy for classification, mse for regression (l1, huber and "
-        "smooth_l1 are regression losses too, less pulled by outliers)")
+        "smooth_l1 are regression losses too, less pulled by outliers; huber's δ and "
+        "smooth_l1's β are 1 on the standardized target: one standard deviation in its "
+        "units, as wxb explain scores them)")
     add("--class-weight", choices=("none", "balanced"), default="none",
         help="balanced: each class's rows weigh n/(classes × its rows) in the loss, the "
         "counts taken on the training rows (scikit-learn's class_weight='balanced'), so "
