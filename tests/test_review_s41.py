@@ -242,3 +242,43 @@ def test_explain_says_an_old_huber_model_files_loss_is_not_trainings(
     assert main(["explain", "old.safetensors", "--data", "reg.csv"]) == 0
     out = capsys.readouterr().out
     assert "not training's" in out, seeded.msg(out[-1500:])
+
+
+def test_explain_takes_scales_equal_to_rounding_as_one_threshold(seeded, rng):
+    """Outputs whose targets are shifted copies (u = t + c) have the same spread, but
+    std(t + c) is std(t) only to a few units in the last place (about half the time):
+    the scales were then 'unequal' and explain scored δ = 1 in the targets' units,
+    where training's δ was each output's scale. Against torch's HuberLoss/SmoothL1Loss
+    of δ = 1 on each output's standardized residual, scaled back to the targets' units."""
+    import torch
+
+    from wxb.explanation import trained_loss
+    from wxb.nn.losses import get_loss
+    from wxb.tensor import Tensor
+
+    t = rng.standard_normal(int(rng.integers(20, 200))) * 10 ** rng.uniform(0, 4)
+    while True:  # a shift whose spread differs in the last place
+        c = rng.uniform(-1e4, 1e4)
+        scales = [float(np.std(t)), float(np.std(t + c))]
+        if scales[0] != scales[1]:
+            break
+    name = ["huber", "smooth_l1"][int(rng.integers(2))]
+    loss = trained_loss({"target_scale": scales}, name)
+    Y = rng.standard_normal((8, 2)) * scales
+    P = Y + rng.standard_normal((8, 2)) * scales * rng.uniform(0.1, 3)
+    ours = float(get_loss(loss)(Tensor(P), Y).data)  # (a float32 Tensor: to 1e-6)
+    residual = torch.tensor((P - Y) / scales)
+    zero = torch.zeros_like(residual)
+    if name == "huber":  # δ = 1 on (ŷ − y)/s: s² × in the targets' units
+        ref = float(
+            torch.nn.HuberLoss(reduction="none", delta=1.0)(residual, zero)
+            .mul(torch.tensor(scales) ** 2)
+            .mean()
+        )
+    else:  # β = 1 on (ŷ − y)/s: s ×
+        ref = float(
+            torch.nn.SmoothL1Loss(reduction="none", beta=1.0)(residual, zero)
+            .mul(torch.tensor(scales))
+            .mean()
+        )
+    assert abs(ours - ref) <= 1e-6 * abs(ref), seeded.msg(f"{name}: {ours} vs torch {ref}")

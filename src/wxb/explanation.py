@@ -686,7 +686,9 @@ def trained_loss(info: dict, name: str) -> str | Loss:
             "before wxb recorded target_scale) does not give"
         )
         return made
-    if len(set(scales)) > 1:  # (one δ = 1 in the targets' units: other rows squared)
+    # scales equal to rounding (targets shifted by a constant: std(y + c) is std(y) to
+    # a few units in the last place) are one δ: it is each output's to 1e-12
+    if max(scales) - min(scales) > 1e-12 * max(scales):  # one δ cannot be training's
         made = HuberLoss() if name == "huber" else SmoothL1Loss()
         shown = ", ".join(f"{float(s):.6g}" for s in scales)
         made.trained_note = (
