@@ -1458,3 +1458,37 @@ def test_npz_array_names_on_a_file_of_columns_are_refused(tmp_path, seeded, caps
     )  # fmt: skip
     code, _, err = run_cli(capsys, "train", "--data", data, "--target", "y", option, "X", *FAST)
     assert_one_line_error(code, err, f"{option} names arrays of an NPZ file", seeded.msg)
+
+
+def test_a_wide_table_stage_matrix_by_construction_in_blocks(seeded, monkeypatch):
+    """From ten inputs the table stage writes each block of rows through a transposed
+    scratch: numbers with gaps (median fill, a 0/1 column) and a text column (one-hot,
+    its most frequent value filling its gaps) against the matrix built by hand, in
+    blocks of a few rows, the last one partial, and in one block."""
+    rng = seeded.rng
+    n = int(rng.integers(30, 90))
+    data, parts = {}, []
+    for k in range(int(rng.integers(6, 14))):
+        values = rng.standard_normal(n)
+        gap = rng.random(n) < 0.2
+        gap[k % n] = False  # one present value at least
+        data[f"x{k}"] = np.where(gap, np.nan, values)
+        parts.append(np.where(gap, np.median(values[~gap]), values))
+        if gap.any():
+            parts.append(gap.astype(float))
+    words = np.array(["a", "b", "c", "d"])[rng.integers(0, 4, n)]
+    words[: n // 2] = "b"  # the most frequent, beyond doubt
+    gap = rng.random(n) < 0.15
+    data["w"] = np.array([None if g else w for w, g in zip(words, gap, strict=True)], object)
+    filled = np.where(gap, "b", words)
+    parts += [(filled == c).astype(float) for c in sorted(set(words[~gap]))]
+    if gap.any():
+        parts.append(gap.astype(float))
+    expected = np.column_stack(parts)
+    assert expected.shape[1] >= 10
+    table = from_object(data)
+    encoder = TableEncoder.fit(table, list(data))
+    for block in (int(rng.integers(1, n)), n + 1):
+        monkeypatch.setattr(TableEncoder, "BLOCK_ROWS", block)
+        X = encoder.transform(table, np.float64)
+        np.testing.assert_allclose(X, expected, rtol=1e-15, err_msg=seeded.msg(f"block {block}"))

@@ -308,13 +308,16 @@ class TableEncoder:
                     _check_range(values, dtype, table.source, rule.name)
                 pieces.append((values, width))
         X = np.empty((table.n_rows, len(self.outputs)), dtype=dtype)
-        # a block of rows is filled column by column (contiguous writes) in a scratch
-        # held transposed, then written to X in one transposing copy: ~25 % quicker
-        # than writing X's strided columns one by one
-        scratch = np.empty((X.shape[1], min(self.BLOCK_ROWS, table.n_rows)), dtype=dtype)
+        # Each block of rows is filled input by input through a view held transposed
+        # (outputs × rows). From ~10 inputs that view is a scratch, written to X in one
+        # transposing copy (contiguous writes: 25 % quicker at 20 inputs); below, X's
+        # own rows, whose columns are written in place (the scratch: 2× slower at 4).
+        scratch = None
+        if X.shape[1] >= 10:
+            scratch = np.empty((X.shape[1], min(self.BLOCK_ROWS, table.n_rows)), dtype=dtype)
         for start in range(0, table.n_rows, self.BLOCK_ROWS):
             stop = min(start + self.BLOCK_ROWS, table.n_rows)
-            block = scratch[:, : stop - start]
+            block = X[start:stop].T if scratch is None else scratch[:, : stop - start]
             j = 0
             for values, width in pieces:
                 part = values[start:stop]
@@ -326,7 +329,8 @@ class TableEncoder:
                     known = np.flatnonzero(part >= 0)
                     block[j + part[known], known] = 1
                     j += width
-            X[start:stop] = block.T
+            if scratch is not None:
+                X[start:stop] = block.T
         return X
 
     BLOCK_ROWS = 4096
