@@ -261,3 +261,20 @@ def test_the_warning_gives_the_factor_to_two_digits(rng):
         assert found and (found.group(1) == "shrinks") == shrinking, text
         said = float(found.group(2) or 1) * 10 ** int(found.group(3).translate(supers))
         assert abs(said - ratio) <= 0.051 * ratio, f"{text} for a factor of {ratio:.4g}"
+
+
+def test_a_vanishing_delta_through_relus_is_not_told_to_use_relu(rng):
+    """A ReLU network whose δ vanishes (no saturation, no dead layer) was told 'consider
+    ReLU'; a tanh one still is."""
+    from wxb.diagnose import LayerReport, warnings_for
+
+    ratio = float(10 ** rng.uniform(4.5, 9))
+    for activation, advice in (("relu", "He's initial W"), ("tanh", "consider ReLU")):
+        reports = [
+            LayerReport("dense1", 1.0, 1.0, 1.0 / ratio, activation=activation),
+            LayerReport("dense2", 1.0, 1.0, 1.0, activation=activation),
+            LayerReport("dense3", 1.0, 1.0, 1.0),
+        ]
+        (text,) = warnings_for(reports)
+        assert "δ shrinks" in text and advice in text, text
+        assert activation != "relu" or "consider ReLU" not in text, text

@@ -142,6 +142,13 @@ def warnings_for(reports: list[LayerReport]) -> list[str]:
                     f"sigmoid's f′(Z) ≤ 0.25 multiplies δ at each of {len(squashing)} layers; "
                     "consider ReLU or fewer layers"
                 )
+            elif any(r.activation == "relu" for r in reports) and all(
+                r.activation in (None, "relu") for r in reports
+            ):  # (ReLU already: its f′ is 0 or 1, the Wᵀ factors and the units off shrink δ)
+                cause = (
+                    "each Wᵀ factor, and ReLU's f′(Z) = 0 where a unit is off, shrinks it; "
+                    "consider He's initial W, fewer layers or a normalisation layer"
+                )
             else:
                 cause = "each f′(Z) and Wᵀ factor shrinks it; consider ReLU or other initial W"
             found.append(f"δ shrinks {factor} {where}: {cause}")
