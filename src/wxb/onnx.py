@@ -538,6 +538,9 @@ class _Graph:
                     raise _refuse(
                         path, layer, f"it takes {takes} features but the layer before gives {width}"
                     )
+                # a norm first gives what it takes: Dense(3) after LayerNorm(4) is refused
+                # here, not by onnx's shape inference (InferenceError, 'between 3 and 4')
+                width = takes if width is None else width
             x, width = self._layer(path, layer, x, width)
         if x == start:
             self.nodes.append(
