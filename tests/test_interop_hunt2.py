@@ -3,6 +3,7 @@
 Inputs are drawn fresh on each run (the seed is printed; WXB_TEST_SEED=<seed> replays).
 """
 
+import numpy as np
 import pytest
 
 from wxb.errors import ConfigError
@@ -32,3 +33,37 @@ def test_a_norm_first_whose_width_the_next_layer_does_not_take_is_refused_by_nam
     assert not (tmp_path / "m.onnx").exists(), seeded.msg("nothing written")
     with pytest.raises(Exception):  # noqa: B017 - wxb cannot run it either
         model.predict(rng.normal(size=(3, width)))
+
+
+@pytest.mark.parametrize("head", ["Softmax", "LogSoftmax", "Tanh", "GELU"])
+def test_a_model_holding_no_float_array_exports_in_the_dtype_asked(tmp_path, seeded, head):
+    # Sequential(Softmax()).double() computes in float64 in wxb (and PyTorch), but its
+    # export was float32 whatever one did (.double() has nothing to cast): onnxruntime
+    # refused float64 rows, and float32 ones gave probabilities rounded to 1e-7
+    import onnxruntime as ort
+    import torch
+
+    from wxb import nn
+    from wxb.onnx import export
+
+    rng = seeded.rng
+    X = rng.normal(size=(int(rng.integers(1, 9)), int(rng.integers(2, 7)))) * 20
+    model = nn.Sequential(nn.Sequential(getattr(nn, head)()), nn.Dropout(0.3)).double().eval()
+    path = export(model, tmp_path / "m.onnx", dtype="float64")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"input": X})[0]
+    layer = {"Softmax": torch.nn.Softmax(dim=1), "LogSoftmax": torch.nn.LogSoftmax(dim=1)}
+    with torch.no_grad():
+        expected = layer.get(head, getattr(torch.nn, head)())(torch.from_numpy(X)).numpy()
+    assert got.dtype == np.float64, seeded.msg(head)
+    np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13, err_msg=seeded.msg(head))
+    np.testing.assert_allclose(got, model.predict(X), rtol=1e-14, atol=1e-14)
+    default = export(model, tmp_path / "f.onnx")  # float32 unless asked, as before
+    session = ort.InferenceSession(str(default), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].type == "tensor(float)"
+    held = nn.Sequential(nn.Dense(X.shape[1], 2), getattr(nn, head)())  # arrays decide
+    with pytest.raises(ConfigError, match=r"float32 arrays.*model.to\('float64'\)"):
+        export(held, tmp_path / "h.onnx", dtype="float64")
+    assert export(held.double(), tmp_path / "h.onnx", dtype=np.float64).exists()
+    with pytest.raises(ConfigError, match="dtype"):
+        export(model, tmp_path / "h.onnx", dtype="float16")

@@ -3,10 +3,10 @@
     wxb.onnx.export(model, "model.onnx")
 
 The graph takes ``input`` of shape (batch, features) — the batch dimension is
-dynamic — in the model's dtype (float32 or float64), and gives ``output``: what
-``model.predict`` gives (logits for a classifier trained on logits). It holds
-only standard ONNX operators of the default domain, with the weights as
-initializers:
+dynamic — in the model's dtype (float32 or float64; ``dtype=`` chooses it for a model
+holding no float array), and gives ``output``: what ``model.predict`` gives (logits
+for a classifier trained on logits). It holds only standard ONNX operators of the
+default domain, with the weights as initializers:
 
 - Dense          Z = W·X + b on rows: Gemm(X, W, b, transB=1) (no C without a bias)
 - Standardize    (X − mean) ⊙ (1/scale): Sub, then Mul by the reciprocal, which is
@@ -131,19 +131,26 @@ def _onnx() -> Any:
     return onnx
 
 
-def export(model: Module, path: str | Path, *, opset: int | None = None) -> Path:
+def export(
+    model: Module, path: str | Path, *, opset: int | None = None, dtype: object = None
+) -> Path:
     """Write ``model`` as an ONNX file at ``path`` and return the path.
 
     ``opset``: the ONNX opset to target (default 17; 13 up to the installed onnx's
-    newest). Raises ConfigError, writing nothing, for a model with a module that is
-    not a stock wxb layer, layers whose widths do not chain, a mix of dtypes, or a
-    table stage (``model.info["table"]``) that is malformed or does not fit; OSError
-    when the file cannot be written (nothing half-written is left).
+    newest). ``dtype``: the graph's, for a model holding no float array
+    (``Sequential(Softmax())``, which wxb runs in its input's dtype and whose
+    ``.double()`` has nothing to cast): float32 by default; any other model's graph is
+    in its arrays' dtype, and another ``dtype`` is refused.
+
+    Raises ConfigError, writing nothing, for a model with a module that is not a stock
+    wxb layer, layers whose widths do not chain, a mix of dtypes, or a table stage
+    (``model.info["table"]``) that is malformed or does not fit; OSError when the file
+    cannot be written (nothing half-written is left).
     """
     onnx = _onnx()
     opset = _check_opset(opset, onnx.defs.onnx_opset_version())
     layers = _flatten(model)
-    dtype = _dtype(model, layers)
+    dtype = _dtype(model, layers, dtype)
     stage = _table_stage(model)
     if stage is None:
         graph = _Graph(onnx, dtype)
@@ -260,8 +267,9 @@ def _stock_leaf(path: str, module: Module) -> tuple[str, Module]:
     return path, module
 
 
-def _dtype(model: Module, layers: list[tuple[str, Module]]) -> np.dtype:
-    """The one dtype of the arrays the layers use (the model's dtype when none has any)."""
+def _dtype(model: Module, layers: list[tuple[str, Module]], wanted: object = None) -> np.dtype:
+    """The one dtype of the arrays the layers use (``wanted``, else the model's dtype,
+    when none has any); ConfigError where ``wanted`` is not theirs."""
     dtypes = set()
     for _, layer in layers:
         if isinstance(layer, Dense):
@@ -273,7 +281,14 @@ def _dtype(model: Module, layers: list[tuple[str, Module]]) -> np.dtype:
         elif isinstance(layer, NORMS):
             dtypes.update(p.dtype for p in (layer.weight, layer.bias) if p is not None)
             dtypes.update(a.dtype for a in layer._buffers.values() if a.dtype.kind == "f")
-    dtypes = {np.dtype(d) for d in dtypes} or {np.dtype(model.dtype)}
+    if wanted is not None:
+        from wxb.backend import resolve_dtype
+
+        try:
+            wanted = resolve_dtype(wanted)
+        except ConfigError as exc:
+            raise ConfigError(f"cannot export: {exc}") from None
+    dtypes = {np.dtype(d) for d in dtypes} or {np.dtype(wanted or model.dtype)}
     odd = sorted(str(d) for d in dtypes if d not in (np.float32, np.float64))
     if odd:
         raise ConfigError(
@@ -285,7 +300,13 @@ def _dtype(model: Module, layers: list[tuple[str, Module]]) -> np.dtype:
             "cannot export a model that mixes float32 and float64 arrays (wxb cannot run it "
             "either): cast it with model.to('float32') or model.to('float64')"
         )
-    return dtypes.pop()
+    found = dtypes.pop()
+    if wanted is not None and wanted != found:
+        raise ConfigError(
+            f"cannot export in {wanted.name} a model holding {found.name} arrays (dtype= is for "
+            f"a model holding none): cast it with model.to('{wanted.name}') first"
+        )
+    return found
 
 
 def _table_stage(model: Module) -> Any:
