@@ -391,7 +391,7 @@ def build_parser() -> _Parser:
         "(batch, features) in the model's dtype, taking raw features (Standardize is inside); "
         "a model whose table stage encodes text or booleans or adds missing indicators takes "
         "one input per column instead (numbers with NaN for missing, text with '' for "
-        "missing); "
+        "missing, trimmed of the spaces around it as wxb's reader trims it); "
         "output 'output' as wxb's predict gives it (logits for classifiers); class and feature "
         "names in its metadata. Needs the onnx package (pip install 'wxb[onnx]').",
     )
@@ -1342,7 +1342,7 @@ def run_export(args: argparse.Namespace) -> None:
         print(
             f"wrote {output} (ONNX: one input per column, {len(columns)} in all, each "
             f"(batch, 1): numbers {model.dtype} with NaN for missing, text as strings with '' "
-            "for missing)"
+            "for missing, trimmed of the spaces around them)"
         )
         return
     width = input_width(model)

@@ -67,7 +67,11 @@ maps column → input):
   fed), and so do the markers wxb reads as missing ('NA', '?', 'null', …; a cell of
   spaces only is not one here). A category not seen in training gives all zeros, as
   in wxb; a category is also found by the other texts its value may come as ('1' for
-  '1.0', 'True' for 'true', as ``columns.text_aliases`` lists them), as in wxb
+  '1.0', 'True' for 'true', as ``columns.text_aliases`` lists them), as in wxb. A
+  cell is compared as given: wxb's reader trims the whitespace around text cells
+  (' red', as pandas reads 'a, red', is 'red' there; '  ' a gap), which no ONNX
+  operator before opset 20 can, so here ' red' is a category not seen (all zeros)
+  without a word: trim the cells before feeding them
 
 The stage is built as wxb's ``TableEncoder.transform`` computes it, then Concat
 (axis 1, in the encoder's order) feeds the layers:
