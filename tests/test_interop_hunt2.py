@@ -67,3 +67,50 @@ def test_a_model_holding_no_float_array_exports_in_the_dtype_asked(tmp_path, see
     assert export(held.double(), tmp_path / "h.onnx", dtype=np.float64).exists()
     with pytest.raises(ConfigError, match="dtype"):
         export(model, tmp_path / "h.onnx", dtype="float16")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_text_cells_with_a_space_around_them_are_found_as_wxb_trims_them(tmp_path, seeded, dtype):
+    # wxb's reader trims text cells: ' red' (pandas' reading of 'a, red') is 'red' and
+    # ' ' a gap to wxb predict; the exported graph compared them as given, so ' red' was
+    # a category not seen (all zeros) and ' ' no gap, without a word
+    import onnxruntime as ort
+    import pyarrow as pa
+
+    from wxb.columns import TableEncoder
+    from wxb.nn import ReLU, Standardize
+    from wxb.onnx import export
+    from wxb.tables import from_object
+
+    rng = seeded.rng
+    words = ["red", "green", "New York", "1.0", "true", "blue"][: int(rng.integers(2, 7))]
+    n = int(rng.integers(30, 80))
+    cells = [None if rng.random() < 0.15 else str(rng.choice(words)) for _ in range(n)]
+    table = from_object(pa.table({"c": pa.array(cells, pa.string()), "v": rng.normal(size=n)}))
+    encoder = TableEncoder.fit(table, table.names)
+    X = encoder.transform(table, dtype)
+    hidden = int(rng.integers(2, 6))
+    model = Sequential(
+        Standardize.fit(X), Dense(X.shape[1], hidden, seed=int(rng.integers(1 << 30))), ReLU()
+    ).to(dtype)
+    model.info = {"table": encoder.to_json(), "feature_names": encoder.outputs}
+    texts = [*words, "1", "True", "NA", "", "purple"]
+    given = [
+        pad.replace("x", str(rng.choice(texts)))
+        for pad in rng.choice([" x", "x ", " x ", "x"], size=int(rng.integers(5, 30)))
+    ]
+    given += [" ", "  "]
+    path = export(model, tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    values = rng.normal(size=len(given))
+    got = session.run(
+        None,
+        {
+            "c": np.array(given, dtype=object).reshape(-1, 1),
+            "v": values.astype(dtype).reshape(-1, 1),
+        },
+    )[0]
+    rows = from_object(pa.table({"c": pa.array(given, pa.string()), "v": values}))
+    want = model.predict(rows)
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol, err_msg=seeded.msg(repr(given)))

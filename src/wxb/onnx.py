@@ -64,14 +64,14 @@ maps column → input):
   (the graph's only way to be given a boolean; wxb predict, reading a file or a table
   whose bool column holds the declared marker 0 or 1, takes the user's word: a gap)
 - text columns: strings; the empty string "" marks a missing cell (None cannot be
-  fed), and so do the markers wxb reads as missing ('NA', '?', 'null', …; a cell of
-  spaces only is not one here). A category not seen in training gives all zeros, as
-  in wxb; a category is also found by the other texts its value may come as ('1' for
-  '1.0', 'True' for 'true', as ``columns.text_aliases`` lists them), as in wxb. A
-  cell is compared as given: wxb's reader trims the whitespace around text cells
-  (' red', as pandas reads 'a, red', is 'red' there; '  ' a gap), which no ONNX
-  operator before opset 20 can, so here ' red' is a category not seen (all zeros)
-  without a word: trim the cells before feeding them
+  fed), and so do the markers wxb reads as missing ('NA', '?', 'null', …). A category
+  not seen in training gives all zeros, as in wxb; a category is also found by the
+  other texts its value may come as ('1' for '1.0', 'True' for 'true', as
+  ``columns.text_aliases`` lists them), as in wxb. wxb's reader trims the whitespace
+  around text cells (' red', as pandas reads 'a, red', is 'red' there; ' ' a gap),
+  which no ONNX operator before opset 20 can: the graph finds each text with one
+  space before, after or both too, but more (or a tab) is a category not seen (all
+  zeros) without a word: trim the cells before feeding them
 
 The stage is built as wxb's ``TableEncoder.transform`` computes it, then Concat
 (axis 1, in the encoder's order) feeds the layers:
@@ -523,8 +523,6 @@ class _Graph:
         # TableEncoder finds them
         aliases = {a: c for a, c in text_aliases(categories).items() if a not in missing}
         texts = [*categories, *aliases, *missing]
-        hot = self.node("OneHotEncoder", [x], where, domain=ML_DOMAIN, cats_strings=texts, zeros=1)
-        flat = self.node("Flatten", [hot], where, axis=1)
         slots = np.zeros((len(texts), k + int(rule.indicator)), dtype=np.float32)
         slots[:k, :k] = np.eye(k, dtype=np.float32)
         for row, category in enumerate(aliases.values(), start=k):
@@ -534,6 +532,18 @@ class _Graph:
             slots[gaps:, categories.index(rule.fill)] = 1
         if rule.indicator:
             slots[gaps:, k] = 1
+        # wxb's reader trims a text cell (' red', as pandas reads 'a, red', is 'red'; ' '
+        # a gap), which no ONNX operator before opset 20 can: each text with a space
+        # before, after or both is that text's slot too (more padding is not)
+        padded = {}
+        for row, text in enumerate(texts):
+            for variant in (f" {text}", f"{text} ", f" {text} "):
+                if variant not in texts:
+                    padded.setdefault(variant, row)
+        texts = [*texts, *padded]
+        slots = np.concatenate([slots, slots[list(padded.values())]])
+        hot = self.node("OneHotEncoder", [x], where, domain=ML_DOMAIN, cats_strings=texts, zeros=1)
+        flat = self.node("Flatten", [hot], where, axis=1)
         mapped = self.node(
             "MatMul", [flat, self.initializer(None, slots, f"{where}.slots", np.float32)], where
         )
