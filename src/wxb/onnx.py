@@ -533,17 +533,26 @@ class _Graph:
         if rule.indicator:
             slots[gaps:, k] = 1
         # wxb's reader trims a text cell (' red', as pandas reads 'a, red', is 'red'; ' '
-        # a gap), which no ONNX operator before opset 20 can: each text with a space
-        # before, after or both is that text's slot too (more padding is not)
-        padded = {}
-        for row, text in enumerate(texts):
-            for variant in (f" {text}", f"{text} ", f" {text} "):
-                if variant not in texts:
-                    padded.setdefault(variant, row)
-        texts = [*texts, *padded]
-        slots = np.concatenate([slots, slots[list(padded.values())]])
-        hot = self.node("OneHotEncoder", [x], where, domain=ML_DOMAIN, cats_strings=texts, zeros=1)
-        flat = self.node("Flatten", [hot], where, axis=1)
+        # a gap), which no ONNX operator before opset 20 can: three more blocks of the
+        # texts, with a space before, after, both, summed onto the first (a collision,
+        # '' + ' ' with ' ' + '', takes more spaces: it trims to the same text; the
+        # reshape's 0 keeps the batch, an empty one too)
+        used, every = set(texts), list(texts)
+        for pad in (lambda t: f" {t}", lambda t: f"{t} ", lambda t: f" {t} "):
+            for text in texts:
+                variant, more = pad(text), 2
+                while variant in used:
+                    variant, more = f"{' ' * more}{text}{' ' * more}", more + 1
+                used.add(variant)
+                every.append(variant)
+        hot = self.node("OneHotEncoder", [x], where, domain=ML_DOMAIN, cats_strings=every, zeros=1)
+        blocks = self.initializer(
+            None, np.array([0, 4, len(texts)]), f"{where}.blocks", np.dtype(np.int64)
+        )
+        axis = self.initializer(None, np.array([1]), f"{where}.block_axis", np.dtype(np.int64))
+        flat = self.node(
+            "ReduceSum", [self.node("Reshape", [hot, blocks], where), axis], where, keepdims=0
+        )
         mapped = self.node(
             "MatMul", [flat, self.initializer(None, slots, f"{where}.slots", np.float32)], where
         )
