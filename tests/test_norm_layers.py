@@ -604,3 +604,22 @@ def test_predicting_in_threads_while_another_thread_trains_its_own(rng):
     assert served.training and int(served.batchnorm1d1.num_batches_tracked) == 2 * 96 // 16
     for key, value in alone.state_dict().items():  # the training thread ran as alone
         assert np.array_equal(trained.state_dict()[key], value), key
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rows_and_channels_of_one_value_normalise_to_zero(seeded, dtype):
+    """x − μ of a row (LayerNorm) or channel (BatchNorm1d, training) holding one value is
+    0 exactly: Σx/n of 1e30 three times was an ulp off, and x̂ = that ulp over its own
+    spread came out ±1 (PyTorch's LayerNorm: 0). A second pass over the centred values
+    takes it out."""
+    rng = seeded.rng
+    top = 36 if dtype == np.float32 else 300
+    for _ in range(20):
+        b, k = int(rng.integers(2, 9)), int(rng.integers(2, 9))
+        values = rng.choice([-1, 1]) * 10.0 ** rng.uniform(0, top, size=(b, 1))
+        rows = np.repeat(values, k, axis=1).astype(dtype)
+        out = LayerNorm(k, dtype=dtype)(wxb.Tensor(rows)).data
+        np.testing.assert_array_equal(out, 0, err_msg=seeded.msg(f"LayerNorm of {values.T}"))
+        channels = np.repeat(values.T, b, axis=0).astype(dtype)  # each column one value
+        out = BatchNorm1d(b, dtype=dtype)(wxb.Tensor(channels)).data
+        np.testing.assert_array_equal(out, 0, err_msg=seeded.msg(f"BatchNorm1d of {values.T}"))

@@ -1855,6 +1855,11 @@ def normalize(
     X64 = X.astype(np.float64, copy=False)
     mu = X64.mean(axis=axes, keepdims=True)
     centred = X64 - mu
+    # a second pass takes out what is left of the mean: Σx/n of a row of one value,
+    # 1e30, is an ulp off, which x̂ blew up to ±1 (PyTorch's: 0)
+    residue = centred.mean(axis=axes, keepdims=True)
+    mu += residue
+    centred -= residue
     var = np.mean(centred * centred, axis=axes, keepdims=True)
     rstd = 1.0 / np.sqrt(var + eps)
     out = (centred * rstd).astype(X.dtype, copy=False)
