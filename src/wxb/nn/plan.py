@@ -34,6 +34,21 @@ from wxb.tensor import GRAD_LOCK, accumulate_grad
 
 _requires_grad = operator.attrgetter("requires_grad")
 
+# ids of the parameters whose optimiser buffer a planned backward is writing ∂L/∂p into
+# now (under GRAD_LOCK): two models sharing a layer run their backwards under locks of
+# their own, and both found .grad None and wrote into the one buffer (a share lost)
+_WRITING: set[int] = set()
+
+
+def _claim_buffer(p: Parameter) -> bool:
+    """Whether this backward may write p's new gradient into ``p.grad_buffer``: no
+    gradient yet, and no other backward writing there. Call with GRAD_LOCK held."""
+    if p.grad is not None or id(p) in _WRITING:
+        return False
+    _WRITING.add(id(p))
+    return True
+
+
 STOCK_LAYERS = (Dense, Activation, Dropout, Standardize)
 # Inference buffers kept for later calls up to predict's batch; a larger call's go with it
 KEPT_INFERENCE_ROWS = 4096
@@ -371,8 +386,14 @@ class StackPlan:
         if lean is not None and layer_done is None and not frozen and lean.takes(grad):
             lean.backward(self.inputs[0], grad)
             return
-        with self._grad_lock:
-            self._backward(grad, layer_done, frozen)
+        claimed: list[int] = []
+        try:
+            with self._grad_lock:
+                self._backward(grad, layer_done, frozen, claimed)
+        finally:
+            if claimed:  # a backward that raised: its buffers are free again
+                with GRAD_LOCK:
+                    _WRITING.difference_update(claimed)
         if layer_done is None and not frozen and self.inputs:
             self._remember_lean(self.inputs[0])
 
@@ -393,7 +414,11 @@ class StackPlan:
         self._leans = leans
 
     def _backward(
-        self, grad: np.ndarray, layer_done: Callable[[list], None] | None, frozen: frozenset[int]
+        self,
+        grad: np.ndarray,
+        layer_done: Callable[[list], None] | None,
+        frozen: frozenset[int],
+        claimed: list[int],
     ) -> None:
         batch = len(grad)
         wants = _requires_grad
@@ -412,13 +437,13 @@ class StackPlan:
                 weight, weight_data, bias = self.used[i]  # as the forward ran
                 delta = grad  # δ⁽ˡ⁾ for this layer's Z
                 if wants(weight):  # ∂L/∂W = δ·Aᵀ (rows: δᵀ·X)
-                    weight_grad = self._grad_slot(weight)
+                    weight_grad = self._grad_slot(weight, claimed)
                     np.matmul(delta.T, x_in, out=weight_grad)
-                    self._grad_done(weight, weight_grad)
+                    self._grad_done(weight, weight_grad, claimed)
                 if bias is not None and wants(bias):  # ∂L/∂b = Σ_batch δ
-                    bias_grad = self._grad_slot(bias)
+                    bias_grad = self._grad_slot(bias, claimed)
                     ops.sum_over_batch(delta, out=bias_grad)
-                    self._grad_done(bias, bias_grad)
+                    self._grad_done(bias, bias_grad, claimed)
                 if layer_done is not None:
                     layer_done(self.layer_params[i])
                 if not trainable_below[i]:
@@ -445,18 +470,23 @@ class StackPlan:
         return below
 
     @staticmethod
-    def _grad_slot(p: Parameter) -> np.ndarray:
+    def _grad_slot(p: Parameter, claimed: list[int]) -> np.ndarray:
         """Where this backward writes ∂L/∂p: the optimiser's buffer (checked free above)
         for a new gradient, else a new array (an existing ``.grad`` is added to after)."""
         home = p.grad_buffer
-        if p.grad is None and home is not None and home.shape == p.shape and home.dtype == p.dtype:
-            return home
+        if home is not None and home.shape == p.shape and home.dtype == p.dtype:
+            with GRAD_LOCK:
+                if _claim_buffer(p):
+                    claimed.append(id(p))
+                    return home
         return np.empty_like(p.data)
 
     @staticmethod
-    def _grad_done(p: Parameter, slot: np.ndarray) -> None:
+    def _grad_done(p: Parameter, slot: np.ndarray, claimed: list[int]) -> None:
         with GRAD_LOCK:  # as a graph's leaves add theirs: a tied weight may get both
             p.grad = slot if p.grad is None else accumulate_grad(p.grad, slot)
+            if claimed and claimed[-1] == id(p):
+                _WRITING.discard(claimed.pop())
 
 
 _data = operator.attrgetter("data")
@@ -779,29 +809,45 @@ class LeanStack:
             # plan's _grad_slot: a gradient already set (a zero_grad that zeroes in place
             # leaves the buffer itself) is added to, from an array of its own
             buffers = list(map(_grad_buffer, self.params))
-            if any(map(operator.is_not, map(_grad, self.params), repeat(None))):
-                buffers = [
-                    buffer if p.grad is None else np.empty_like(p.data)
-                    for p, buffer in zip(self.params, buffers, strict=True)
-                ]
-            for kind, g_in, x_in, what, out in self.backward_program:
-                if kind is _DENSE:
-                    w, b, weight = what
-                    np.matmul(g_in.T, X if x_in is None else x_in, out=buffers[w])  # δ·Aᵀ
-                    if b is not None:
-                        ops.sum_over_batch(g_in, out=buffers[b])  # Σ_batch δ
-                    if out is not None:
-                        np.matmul(g_in, weight, out=out)  # ∂L/∂A⁽ˡ⁻¹⁾ = Wᵀ·δ
-                elif kind is _ACTIVATION:  # δ = ∂L/∂A ⊙ f′(Z)
-                    call, kernel, a = what
-                    if call is not None:
-                        call()
-                    else:
-                        result = kernel.backward(X if x_in is None else x_in, a, g_in, out)
-                        if result is not out:
-                            np.copyto(out, result)
+            with GRAD_LOCK:  # claimed, as _grad_slot's: another model may share a layer
+                if _WRITING or any(map(operator.is_not, map(_grad, self.params), repeat(None))):
+                    mine = [_claim_buffer(p) for p in self.params]
+                    buffers = [
+                        buffer if own else np.empty_like(p.data)
+                        for p, buffer, own in zip(self.params, buffers, mine, strict=True)
+                    ]
+                    claimed = [id(p) for p, own in zip(self.params, mine, strict=True) if own]
                 else:
-                    np.multiply(g_in, self.factors[what], out=out)
+                    claimed = list(map(id, self.params))
+                    _WRITING.update(claimed)
+            try:
+                self._run_backward(X, buffers)
+            except BaseException:
+                with GRAD_LOCK:  # its buffers are free again
+                    _WRITING.difference_update(claimed)
+                raise
             with GRAD_LOCK:  # as the plan's backward sets them (another thread may add)
                 for p, buffer in zip(self.params, buffers, strict=True):
                     p.grad = buffer if p.grad is None else accumulate_grad(p.grad, buffer)
+                _WRITING.difference_update(claimed)
+
+    def _run_backward(self, X: np.ndarray, buffers: list[np.ndarray]) -> None:
+        """The backward program: ∂L/∂p of each parameter into ``buffers``."""
+        for kind, g_in, x_in, what, out in self.backward_program:
+            if kind is _DENSE:
+                w, b, weight = what
+                np.matmul(g_in.T, X if x_in is None else x_in, out=buffers[w])  # δ·Aᵀ
+                if b is not None:
+                    ops.sum_over_batch(g_in, out=buffers[b])  # Σ_batch δ
+                if out is not None:
+                    np.matmul(g_in, weight, out=out)  # ∂L/∂A⁽ˡ⁻¹⁾ = Wᵀ·δ
+            elif kind is _ACTIVATION:  # δ = ∂L/∂A ⊙ f′(Z)
+                call, kernel, a = what
+                if call is not None:
+                    call()
+                else:
+                    result = kernel.backward(X if x_in is None else x_in, a, g_in, out)
+                    if result is not out:
+                        np.copyto(out, result)
+            else:
+                np.multiply(g_in, self.factors[what], out=out)

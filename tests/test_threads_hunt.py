@@ -1,0 +1,76 @@
+"""Threads and processes, hunted against PyTorch and against the same work alone."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from wxb.nn import CrossEntropyLoss, Dense, ReLU, Sequential, Tanh
+from wxb.optim import Adam
+
+
+@pytest.fixture
+def seeded():
+    seed = int(np.random.SeedSequence().entropy % (1 << 32))
+    return seed, np.random.default_rng(seed)
+
+
+def _join(threads, errors, seconds=120):
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds)
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+    assert not errors, errors[:3]
+
+
+def test_two_models_sharing_a_layer_back_propagate_at_once_into_one_optimiser(seeded):
+    """Two Sequentials sharing an encoder, one Adam over both, a backward of each in two
+    threads at once: each planned backward found the encoder's .grad None under its own
+    model's lock and wrote ∂L/∂W into the optimiser's one buffer, so one model's share
+    was lost (the encoder's gradient off by a whole share, no error)."""
+    torch = pytest.importorskip("torch")
+    seed, rng = seeded
+    enc = Dense(128, 256, seed=seed % 1000)
+    heads = [Dense(256, 5, seed=seed % 1000 + 1), Dense(256, 5, seed=seed % 1000 + 2)]
+    models = [
+        Sequential(enc, Tanh(), heads[0]).to("float64"),
+        Sequential(enc, ReLU(), heads[1]).to("float64"),
+    ]
+    params = list({id(p): p for m in models for p in m.parameters()}.values())
+    optimizer = Adam(params)
+    data = [(rng.normal(size=(64, 128)), rng.integers(0, 5, 64)) for _ in models]
+
+    # PyTorch: the encoder's gradient of both losses, summed
+    tw = torch.tensor(enc.weight.data, requires_grad=True)
+    tb = torch.tensor(enc.bias.data, requires_grad=True)
+    acts = [torch.tanh, torch.relu]
+    total = 0
+    for (X, y), head, act in zip(data, heads, acts, strict=True):
+        z = act(torch.tensor(X) @ tw.T + tb) @ torch.tensor(head.weight.data).T
+        z = z + torch.tensor(head.bias.data)
+        total = total + torch.nn.functional.cross_entropy(z, torch.tensor(y))
+    total.backward()
+
+    errors: list[str] = []
+    for attempt in range(200):  # the first backwards run the general way, later ones lean
+        optimizer.zero_grad()
+        start = threading.Barrier(2)
+
+        def work(k, start=start):
+            try:
+                loss = CrossEntropyLoss()(models[k](data[k][0]), data[k][1])
+                start.wait()  # the backwards together
+                loss.backward()
+            except Exception as error:  # an assertion in a thread would be lost
+                errors.append(repr(error))
+
+        _join([threading.Thread(target=work, args=(k,)) for k in range(2)], errors)
+        for got, want, name in ((enc.weight, tw, "weight"), (enc.bias, tb, "bias")):
+            np.testing.assert_allclose(
+                got.grad,
+                want.grad.numpy(),
+                rtol=1e-10,
+                atol=1e-13,
+                err_msg=f"encoder {name}, try {attempt}, seed {seed}",
+            )
