@@ -74,3 +74,34 @@ def test_two_models_sharing_a_layer_back_propagate_at_once_into_one_optimiser(se
                 atol=1e-13,
                 err_msg=f"encoder {name}, try {attempt}, seed {seed}",
             )
+
+
+def test_forwards_through_one_batchnorm_in_several_threads_keep_every_batch(seeded):
+    """Training forwards through one BatchNorm1d (momentum None: the running statistics
+    are the plain mean of every batch's, whatever the order) in four threads at once: each
+    read the count and r, and wrote (1 − m)·r + m·s over the others' updates (a running
+    mean off by ~1e-2 from NumPy's mean of the batch means, no error)."""
+    import wxb
+    from wxb.nn import BatchNorm1d
+
+    seed, rng = seeded
+    threads, rounds = 4, 150
+    bn = BatchNorm1d(16, momentum=None).to("float64")
+    data = [[rng.normal(size=(32, 16)) * 2 + 1 for _ in range(rounds)] for _ in range(threads)]
+    start, errors = threading.Barrier(threads), []
+
+    def work(k):
+        try:
+            start.wait()
+            for X in data[k]:
+                bn(wxb.Tensor(X))
+        except Exception as error:
+            errors.append(repr(error))
+
+    _join([threading.Thread(target=work, args=(k,)) for k in range(threads)], errors)
+    batches = [X for part in data for X in part]
+    assert int(bn.num_batches_tracked) == len(batches), f"seed {seed}"
+    want_mean = np.mean([X.mean(axis=0) for X in batches], axis=0)
+    want_var = np.mean([X.var(axis=0, ddof=1) for X in batches], axis=0)
+    np.testing.assert_allclose(bn.running_mean, want_mean, rtol=1e-10, err_msg=f"seed {seed}")
+    np.testing.assert_allclose(bn.running_var, want_var, rtol=1e-10, err_msg=f"seed {seed}")

@@ -8,6 +8,8 @@ recorded graph (a Sequential holding one is not planned: ``why_not_planned`` say
 
 from __future__ import annotations
 
+import threading
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,11 @@ from wxb.errors import ConfigError
 from wxb.nn.layers import _positive_int, dtype_mismatch
 from wxb.nn.module import Module, Parameter
 from wxb.tensor import Tensor, no_grad
+
+# A training forward's read of the running statistics and the count, its update and its
+# count taken as one, per layer (by the layer's id, among a few locks): two threads'
+# forwards through one BatchNorm1d each read r and wrote (1 − m)·r + m·s, one update lost
+_TRACKING = tuple(threading.Lock() for _ in range(16))
 
 
 def _check_dtype(layer: Module, x: Tensor, like: Parameter | np.ndarray | None) -> None:
@@ -186,21 +193,22 @@ class BatchNorm1d(Module):
         read = not self.training or self.track_running_stats
         tracking = self.training and running is not None and self.track_running_stats
         factor = 0.0
-        if tracking:  # momentum None: the plain mean of every batch's statistics so far
-            done = int(self._buffers["num_batches_tracked"])
-            factor = 1.0 / (done + 1) if self.momentum is None else self.momentum
-        out = ops.batch_norm(
-            x,
-            running if read else None,
-            self._buffers.get("running_var") if read else None,
-            self.weight,
-            self.bias,
-            training=self.training or running is None,
-            momentum=factor,
-            eps=self.eps,
-        )
-        if tracking:  # counted once the batch was taken (a refused one changes nothing)
-            self._buffers["num_batches_tracked"] += 1
+        with _TRACKING[id(self) >> 4 & 15] if tracking else nullcontext():
+            if tracking:  # momentum None: the plain mean of every batch's statistics so far
+                done = int(self._buffers["num_batches_tracked"])
+                factor = 1.0 / (done + 1) if self.momentum is None else self.momentum
+            out = ops.batch_norm(
+                x,
+                running if read else None,
+                self._buffers.get("running_var") if read else None,
+                self.weight,
+                self.bias,
+                training=self.training or running is None,
+                momentum=factor,
+                eps=self.eps,
+            )
+            if tracking:  # counted once the batch was taken (a refused one changes nothing)
+                self._buffers["num_batches_tracked"] += 1
         return out
 
     def reset_running_stats(self) -> None:
