@@ -1,18 +1,13 @@
 """Threads and processes, hunted against PyTorch and against the same work alone."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
 
 from wxb.nn import CrossEntropyLoss, Dense, ReLU, Sequential, Tanh
 from wxb.optim import Adam
-
-
-@pytest.fixture
-def seeded():
-    seed = int(np.random.SeedSequence().entropy % (1 << 32))
-    return seed, np.random.default_rng(seed)
 
 
 def _join(threads, errors, seconds=120):
@@ -30,7 +25,7 @@ def test_two_models_sharing_a_layer_back_propagate_at_once_into_one_optimiser(se
     model's lock and wrote ∂L/∂W into the optimiser's one buffer, so one model's share
     was lost (the encoder's gradient off by a whole share, no error)."""
     torch = pytest.importorskip("torch")
-    seed, rng = seeded
+    seed, rng = seeded.seed, seeded.rng
     enc = Dense(128, 256, seed=seed % 1000)
     heads = [Dense(256, 5, seed=seed % 1000 + 1), Dense(256, 5, seed=seed % 1000 + 2)]
     models = [
@@ -84,7 +79,7 @@ def test_forwards_through_one_batchnorm_in_several_threads_keep_every_batch(seed
     import wxb
     from wxb.nn import BatchNorm1d
 
-    seed, rng = seeded
+    seed, rng = seeded.seed, seeded.rng
     threads, rounds = 4, 150
     bn = BatchNorm1d(16, momentum=None).to("float64")
     data = [[rng.normal(size=(32, 16)) * 2 + 1 for _ in range(rounds)] for _ in range(threads)]
@@ -105,3 +100,74 @@ def test_forwards_through_one_batchnorm_in_several_threads_keep_every_batch(seed
     want_var = np.mean([X.var(axis=0, ddof=1) for X in batches], axis=0)
     np.testing.assert_allclose(bn.running_mean, want_mean, rtol=1e-10, err_msg=f"seed {seed}")
     np.testing.assert_allclose(bn.running_var, want_var, rtol=1e-10, err_msg=f"seed {seed}")
+
+
+def _backward_in_child(model, X, y, queue):
+    from wxb.nn import CrossEntropyLoss as Loss
+
+    model.zero_grad()
+    Loss()(model(X), y).backward()
+    queue.put([p.grad for p in model.parameters()])
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="fork() is POSIX's")
+def test_a_child_forked_while_other_threads_run_backwards_runs_its_own(seeded):
+    """fork() (multiprocessing's default start on Linux) while two threads run backwards:
+    a lock one of them held (tensor.GRAD_LOCK, a model's backward lock, a BatchNorm's)
+    stayed held for ever in the child, whose first backward hung (about one fork in five)."""
+    import multiprocessing
+    import queue as queues
+
+    from wxb.nn import BatchNorm1d
+
+    rng = seeded.rng
+    X, y = rng.normal(size=(64, 32)), rng.integers(0, 3, 64)
+    planned = Sequential(Dense(32, 64), Tanh(), Dense(64, 3)).to("float64")
+    Adam(planned.parameters())
+    graph = Sequential(Dense(32, 64), BatchNorm1d(64), Tanh(), Dense(64, 3)).to("float64")
+    fresh = Sequential(Dense(32, 8), Tanh(), Dense(8, 3)).to("float64")
+    models = [planned, graph, fresh]
+    for model in models:  # the kernels loaded (a fork during an import is CPython's to fix)
+        CrossEntropyLoss()(model(X), y).backward()
+    stop, errors = threading.Event(), []
+
+    def busy():
+        try:
+            while not stop.is_set():
+                CrossEntropyLoss()(planned(X), y).backward()
+                CrossEntropyLoss()(graph(X), y).backward()
+        except Exception as error:
+            errors.append(repr(error))
+
+    workers = [threading.Thread(target=busy, daemon=True) for _ in range(2)]
+    for w in workers:
+        w.start()
+    context = multiprocessing.get_context("fork")
+    hung = []
+    try:
+        for attempt in range(45):
+            model = models[attempt % 3]
+            time.sleep(0.005)  # the busy threads under way
+            results = context.Queue()
+            child = context.Process(target=_backward_in_child, args=(model, X, y, results))
+            child.start()
+            try:
+                grads = results.get(timeout=20)
+            except queues.Empty:
+                hung.append(f"fork {attempt}: the child's backward of model {attempt % 3} hung")
+                break
+            finally:
+                child.join(5)
+                if child.is_alive():
+                    child.kill()
+            if model is fresh:  # the child's numbers: the parent's, alone
+                fresh.zero_grad()
+                CrossEntropyLoss()(fresh(X), y).backward()
+                for got, p in zip(grads, fresh.parameters(), strict=True):
+                    np.testing.assert_array_equal(got, p.grad, err_msg=seeded.msg("child"))
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(60)
+    assert not errors, errors[:3]
+    assert not hung, seeded.msg(hung[0])

@@ -15,6 +15,7 @@ import datetime
 import functools
 import inspect
 import math
+import os
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import ContextDecorator
@@ -41,6 +42,14 @@ _mode = _GradMode()
 # Held while a backward adds into a parameter's .grad (read, add, write; no user code
 # inside): backwards in several threads on one model each add their share, none lost.
 GRAD_LOCK = threading.RLock()
+if hasattr(os, "register_at_fork"):
+    # taken around fork(), as logging takes its lock: a fork while another thread held it
+    # left it held for ever in the child, whose first backward hung
+    os.register_at_fork(
+        before=GRAD_LOCK.acquire,
+        after_in_parent=GRAD_LOCK.release,
+        after_in_child=GRAD_LOCK.release,
+    )
 _FLOAT_TYPES = frozenset(d.type for d in DTYPES.values())  # dtype.name is slow to read
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 

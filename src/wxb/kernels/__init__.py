@@ -53,6 +53,15 @@ __all__ = [
 ROUTES = ("auto", "compiled", "numpy")
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _lock = threading.Lock()
+
+
+def _new_lock_in_child() -> None:  # a fork() while another thread loaded the kernels:
+    global _lock  # held for ever in the child (which loads them again: _chosen is None)
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)
 _compiled: ModuleType | None = None  # the compiled module, while that route is on
 _chosen: str | None = None  # the route after _load(); None until the first kernel call
 _why_numpy = ""

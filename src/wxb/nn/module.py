@@ -70,6 +70,8 @@ class _Arena:
 
 
 parameter_memory = _Arena()
+if hasattr(os, "register_at_fork"):  # a lock another thread held at fork() stays held
+    os.register_at_fork(after_in_child=lambda: setattr(parameter_memory, "_lock", threading.Lock()))
 
 
 _tensor_data = Tensor.data  # the slot itself, beneath Parameter's property

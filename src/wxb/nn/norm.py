@@ -8,6 +8,7 @@ recorded graph (a Sequential holding one is not planned: ``why_not_planned`` say
 
 from __future__ import annotations
 
+import os
 import threading
 from contextlib import nullcontext
 from typing import Any
@@ -25,6 +26,15 @@ from wxb.tensor import Tensor, no_grad
 # count taken as one, per layer (by the layer's id, among a few locks): two threads'
 # forwards through one BatchNorm1d each read r and wrote (1 − m)·r + m·s, one update lost
 _TRACKING = tuple(threading.Lock() for _ in range(16))
+
+
+def _new_tracking_locks() -> None:  # a fork()ed child: one held by another thread stays held
+    global _TRACKING
+    _TRACKING = tuple(threading.Lock() for _ in range(16))
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_tracking_locks)
 
 
 def _check_dtype(layer: Module, x: Tensor, like: Parameter | np.ndarray | None) -> None:

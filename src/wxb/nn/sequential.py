@@ -10,6 +10,7 @@ reads it. The hand-written loop then costs what ``fit``'s step costs.
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections.abc import Iterable, Iterator
@@ -64,6 +65,30 @@ class _Plans:
 
 
 _PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Sequential → _Plans
+_HELD_AT_FORK: list[threading.RLock] = []
+
+
+def _take_grad_locks() -> None:
+    """Before fork(): every model's backward lock, so that none is held by a thread the
+    child will not have (its planned backward of that model hung for ever). Runs before
+    tensor.GRAD_LOCK is taken (registered later), the order a planned backward takes them."""
+    _HELD_AT_FORK[:] = [plans.grad_lock for plans in list(_PLANS.values())]
+    for lock in _HELD_AT_FORK:
+        lock.acquire()
+
+
+def _give_grad_locks_back() -> None:
+    for lock in _HELD_AT_FORK:
+        lock.release()
+    _HELD_AT_FORK.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_take_grad_locks,
+        after_in_parent=_give_grad_locks_back,
+        after_in_child=_give_grad_locks_back,
+    )
 
 # A layer's name is its key (unlike PyTorch's numbered keys) and stays with the layer:
 # joining two Sequentials (a + b) meets each one's 'dense1'. Say why, and how to go on.
