@@ -171,3 +171,52 @@ def test_a_child_forked_while_other_threads_run_backwards_runs_its_own(seeded):
             w.join(60)
     assert not errors, errors[:3]
     assert not hung, seeded.msg(hung[0])
+
+
+def test_a_second_fit_of_a_model_another_thread_is_fitting_is_refused(seeded):
+    """Two fits of one model in two threads ran to the end without a word, each stepping
+    the other's weights: the model was neither run's (what wxb says is not safe must not
+    be silent). The second is refused; the first trains as it does alone."""
+    import wxb
+    from wxb.errors import TrainingError
+
+    rng = seeded.rng
+    X = rng.normal(size=(400, 6)).astype(np.float32)
+    y = rng.integers(0, 3, 400)
+
+    def make():
+        return Sequential(Dense(6, 16, seed=1), ReLU(), Dense(16, 3, seed=2))
+
+    alone = make()
+    wxb.fit(alone, X, y, epochs=3, batch_size=16, seed=5, verbose=False)
+    model, errors, refused = make(), [], []
+
+    def second():
+        try:
+            wxb.fit(model, X, y, epochs=1, seed=6, verbose=False)
+        except TrainingError as error:
+            refused.append(str(error))
+        except Exception as error:
+            errors.append(repr(error))
+
+    class Progress:  # the first fit's progress: the second fit starts while it is under way
+        def __init__(self):
+            self.other = None
+
+        def write(self, text):
+            if self.other is None:
+                self.other = threading.Thread(target=second)
+                self.other.start()
+                self.other.join(60)
+            return len(text)
+
+        def flush(self):
+            pass
+
+    progress = Progress()
+    wxb.fit(model, X, y, epochs=3, batch_size=16, seed=5, verbose=True, stream=progress)
+    assert progress.other is not None and not progress.other.is_alive()
+    assert not errors, errors
+    assert len(refused) == 1 and "another thread" in refused[0], refused
+    for a, b in zip(alone.parameters(), model.parameters(), strict=True):
+        np.testing.assert_array_equal(a.data, b.data, err_msg=seeded.msg("the first fit"))

@@ -11,7 +11,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, KeysView
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -526,6 +526,56 @@ def fit(
     A rank that dies or hangs stops the job within ``Ranks.timeout`` seconds
     (WXB_MPI_TIMEOUT, default 30).
     """
+    with _one_fit_at_a_time(model):
+        return _fit_ranks(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
+                          validation_data, shuffle, seed, early_stopping, min_delta,
+                          restore_best_weights, lr_schedule, clip_grad_norm, verbose, stream,
+                          diagnose, checkpoint_dir, checkpoint_every, keep_checkpoints, resume,
+                          distributed)  # fmt: skip
+
+
+_FITTING: dict[int, int] = {}  # id(model) → the thread whose fit trains it now
+_FITTING_LOCK = threading.Lock()
+
+
+def _forget_fits_in_child() -> None:  # a fork()ed child has none of its parent's fits
+    global _FITTING_LOCK
+    _FITTING.clear()
+    _FITTING_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_fits_in_child)
+
+
+@contextmanager
+def _one_fit_at_a_time(model: object) -> Iterator[None]:
+    """Refuses a fit of a model that another thread's fit is training: two fits of one
+    model at once ran without a word, each stepping the other's weights (a model trained
+    by neither's data and seed alone). The same thread may (a callback's own fit)."""
+    me = threading.get_ident()
+    with _FITTING_LOCK:
+        other = _FITTING.get(id(model))
+        if other is not None and other != me:
+            raise TrainingError(
+                f"fit: this {type(model).__name__} is being trained by fit in another thread; "
+                "a model may be trained by one thread at a time (train a copy: "
+                "copy.deepcopy(model))"
+            )
+        _FITTING[id(model)] = me
+    try:
+        yield
+    finally:
+        if other is None:
+            with _FITTING_LOCK:
+                _FITTING.pop(id(model), None)
+
+
+def _fit_ranks(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
+               validation_data, shuffle, seed, early_stopping, min_delta,
+               restore_best_weights, lr_schedule, clip_grad_norm, verbose, stream,
+               diagnose, checkpoint_dir, checkpoint_every, keep_checkpoints, resume,
+               distributed):  # fmt: skip
     ranks = _ranks(distributed)
     if ranks is None:
         return _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
