@@ -72,7 +72,12 @@ def _take_grad_locks() -> None:
     """Before fork(): every model's backward lock, so that none is held by a thread the
     child will not have (its planned backward of that model hung for ever). Runs before
     tensor.GRAD_LOCK is taken (registered later), the order a planned backward takes them."""
-    _HELD_AT_FORK[:] = [plans.grad_lock for plans in list(_PLANS.values())]
+    for _ in range(100):  # another thread may add a model meanwhile: read them again
+        try:
+            _HELD_AT_FORK[:] = [plans.grad_lock for plans in list(_PLANS.values())]
+            break
+        except RuntimeError:
+            continue
     for lock in _HELD_AT_FORK:
         lock.acquire()
 
