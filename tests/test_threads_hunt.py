@@ -220,3 +220,37 @@ def test_a_second_fit_of_a_model_another_thread_is_fitting_is_refused(seeded):
     assert len(refused) == 1 and "another thread" in refused[0], refused
     for a, b in zip(alone.parameters(), model.parameters(), strict=True):
         np.testing.assert_array_equal(a.data, b.data, err_msg=seeded.msg("the first fit"))
+
+
+def test_one_no_grad_instance_entered_in_several_threads_puts_back_each_ones_mode(seeded):
+    """``inference = wxb.no_grad()`` kept in a module and entered by several threads: its
+    one list of previous modes handed a thread the mode another had before the block (a
+    thread inside an outer no_grad came out recording, another came out not recording)."""
+    import random
+
+    import wxb
+
+    shared = [wxb.no_grad(), wxb.enable_grad()]
+    start, wrong, errors = threading.Barrier(4), [], []
+
+    def work(k):
+        draw = random.Random(seeded.seed + k)
+        try:
+            start.wait()
+            for call in range(150):
+                outer = wxb.no_grad() if k % 2 else wxb.enable_grad()
+                with outer:
+                    mine = wxb.is_grad_enabled()  # what this thread alone gets back
+                    with shared[draw.randrange(2)]:
+                        time.sleep(draw.random() * 1e-3)
+                    if wxb.is_grad_enabled() != mine:
+                        wrong.append(f"thread {k}, call {call}")
+                        return
+        except Exception as error:
+            errors.append(repr(error))
+
+    _join([threading.Thread(target=work, args=(k,)) for k in range(4)], errors)
+    assert not wrong, seeded.msg(
+        f"a thread came out of the shared block in the wrong mode: {wrong}"
+    )
+    assert wxb.is_grad_enabled()

@@ -72,14 +72,21 @@ class _GradSwitch(ContextDecorator):
         return switch(func)
 
     def __init__(self, func: Callable | None = None) -> None:
-        self._previous: list[bool] = []  # one instance may be entered again inside itself
+        # by thread (one instance, kept in a module, entered in several threads at once:
+        # one list handed a thread the mode another had before), and a list for each, as
+        # one instance may be entered again inside itself
+        self._previous: dict[int, list[bool]] = {}
 
     def __enter__(self) -> None:
-        self._previous.append(_mode.enabled)
+        self._previous.setdefault(threading.get_ident(), []).append(_mode.enabled)
         _mode.enabled = self.mode
 
     def __exit__(self, *exc_info: object) -> None:
-        _mode.enabled = self._previous.pop()
+        thread = threading.get_ident()
+        previous = self._previous[thread]
+        _mode.enabled = previous.pop()
+        if not previous:
+            del self._previous[thread]
 
     def _recreate_cm(self) -> _GradSwitch:
         return type(self)()  # each call of a decorated function keeps its own previous mode
