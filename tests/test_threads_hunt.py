@@ -254,3 +254,42 @@ def test_one_no_grad_instance_entered_in_several_threads_puts_back_each_ones_mod
         f"a thread came out of the shared block in the wrong mode: {wrong}"
     )
     assert wxb.is_grad_enabled()
+
+
+def test_one_evaluating_block_entered_in_several_threads_holds_each_ones_eval_mode(seeded):
+    """``ev = model.evaluating()`` entered by several threads at once: a thread leaving it
+    ended another thread's entry (whose forwards inside the block ran with Dropout on:
+    outputs unlike x·Wᵀ + b) and left its own for good (Dropout off after the block)."""
+    import random
+
+    import wxb
+    from wxb.nn import Dropout
+
+    rng = seeded.rng
+    model = Sequential(Dense(5, 9, seed=int(rng.integers(1000))), Dropout(0.5))
+    model.train()
+    shared = model.evaluating()
+    x = rng.normal(size=(7, 5)).astype(np.float32)
+    W, b = model[0].weight.data, model[0].bias.data
+    want = x.astype(np.float64) @ W.T.astype(np.float64) + b  # eval mode: Dropout is identity
+    start, wrong, errors = threading.Barrier(4), [], []
+
+    def work(k):
+        draw = random.Random(seeded.seed + k)
+        try:
+            start.wait()
+            for call in range(100):
+                with shared, wxb.no_grad():
+                    time.sleep(draw.random() * 1e-3)
+                    got = model(x).data
+                if not np.allclose(got, want, rtol=1e-5, atol=1e-5):
+                    wrong.append(f"thread {k}, call {call}: Dropout on inside the block")
+                    return
+                if not model[1].training:
+                    wrong.append(f"thread {k}, call {call}: eval mode after the block")
+                    return
+        except Exception as error:
+            errors.append(repr(error))
+
+    _join([threading.Thread(target=work, args=(k,)) for k in range(4)], errors)
+    assert not wrong, seeded.msg("; ".join(wrong[:4]))

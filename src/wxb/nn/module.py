@@ -1039,21 +1039,31 @@ class _Evaluating:
 
     def __init__(self, model: Module) -> None:
         self.model = model
+        # by thread, each open entry's (ids, modules): one instance entered in several
+        # threads at once ended another thread's entry (that thread's forwards ran in
+        # training mode inside its block) and left its own for good (eval mode after it)
+        self._entries: dict[int, list[tuple]] = {}
 
     def __enter__(self) -> Module:
         # this block's entry: the ids of the model's modules now (one set, kept with the
         # module list: entering costs no walk over the modules)
-        self.held = held = _thread.__dict__.setdefault("evaluating", [])
+        held = _thread.__dict__.setdefault("evaluating", [])
         # the modules kept alive too: one taken out inside the block and freed would hand
         # its id (CPython reuses the memory) to a new module, in eval mode here unasked
-        _, self.modules, self.ids = self.model._module_tree()
-        held.append(self.ids)
+        _, modules, ids = self.model._module_tree()
+        held.append(ids)
+        self._entries.setdefault(threading.get_ident(), []).append((ids, modules))
         return self.model
 
     def __exit__(self, *exc_info: object) -> None:
-        held = self.held
+        thread = threading.get_ident()
+        entries = self._entries[thread]
+        ids, _ = entries.pop()
+        if not entries:
+            del self._entries[thread]
+        held = _thread.__dict__.get("evaluating", [])
         for i in range(len(held) - 1, -1, -1):  # this block's own entry (blocks may overlap)
-            if held[i] is self.ids:
+            if held[i] is ids:
                 del held[i]
                 return
 
