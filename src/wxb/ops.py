@@ -2153,7 +2153,9 @@ def clamp(a: Tensor, min: object = None, max: object = None) -> Tensor:
     high = None if max is None else A.dtype.type(max) if A.dtype.kind == "f" else max
     out = np.clip(A, low, high)
     if low is not None and high is not None and low > high:
-        out = np.full_like(A, high)  # every value is max, as PyTorch's (NumPy's says so too)
+        # every value is max, as PyTorch's (NumPy's says so too); a NaN stays NaN, as
+        # torch's and np.clip's own (full_like made it max: a missing value turned real)
+        out = np.where(np.isnan(A), A, high) if A.dtype.kind == "f" else np.full_like(A, high)
 
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
         inside = np.ones(A.shape, dtype=bool)
