@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from wxb.errors import ConfigError, ShapeError
 from wxb.tensor import Tensor
 
 torch = pytest.importorskip("torch")
@@ -51,3 +52,40 @@ def test_clamp_with_min_above_max_keeps_a_nan_as_torchs(seeded, dtype):
     low = high + float(rng.uniform(0.1, 2))
     same_as_torch(seeded, x, lambda t: t.clamp(low, high))
     same_as_torch(seeded, x, lambda t: t.clip(min=low, max=high))
+
+
+def test_what_torch_refuses_is_refused_not_answered(seeded):
+    """t.mm of a vector or a batch, fill_ of several values or of none, view(), expand()
+    and repeat() without sizes: torch raises for each; wxb returned a number (mm as
+    matmul, fill_ broadcast a row over every row, fill_() filled zeros, view() a 0-d)."""
+    rng = seeded.rng
+    m, n, k = (int(v) for v in rng.integers(2, 5, size=3))
+    A, B = rng.standard_normal((m, n)), rng.standard_normal((n, k))
+    calls = {
+        "mm vector": lambda lib: lib(A).mm(lib(B[:, 0])),
+        "vector mm": lambda lib: lib(A[0]).mm(lib(B)),
+        "batch mm": lambda lib: lib(np.stack([A, A])).mm(lib(B)),
+        "fill_ row": lambda lib: lib(A).fill_(lib(A[0])),
+        "fill_ 1-element row": lambda lib: lib(A).fill_(lib(A[0, :1])),
+        "fill_ nothing": lambda lib: lib(A).fill_(),
+        "view nothing": lambda lib: lib(A[:1, :1].reshape(1)).view(),
+        "expand nothing": lambda lib: lib(A[0, 0]).expand(),
+        "repeat nothing": lambda lib: lib(A[0, 0]).repeat(),
+    }
+    for name, call in calls.items():
+        with pytest.raises((TypeError, RuntimeError)):
+            call(torch.tensor)
+        try:
+            call(Tensor)
+        except (ConfigError, ShapeError, TypeError):
+            continue
+        pytest.fail(seeded.msg(f"{name}: torch raises, wxb returned a value"))
+    with pytest.raises(ShapeError, match="mat2 must be a matrix"):
+        Tensor(A).mm(B[:, 0])  # an array on the right, as on the left
+    # what torch takes still runs: a matrix product, one value, a 0-d tensor's value
+    np.testing.assert_allclose(Tensor(A).mm(Tensor(B)).data, A @ B, rtol=1e-12)
+    value = float(rng.standard_normal())
+    assert (Tensor(A).fill_(value).data == value).all()
+    assert (Tensor(A).fill_(Tensor(np.array(value))).data == value).all()
+    assert (Tensor(A).zero_().data == 0).all()
+    assert Tensor(A[0, 0]).expand(()).shape == () == Tensor(A[0, 0]).repeat(()).shape

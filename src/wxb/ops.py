@@ -2352,6 +2352,8 @@ def view(a: Tensor, *shape: int | tuple[int, ...]) -> Tensor:
     """``t.view(shape)``: reshape's values, but only as a view of ``a``'s array, as torch's
     view refuses a tensor whose strides do not allow one (a transpose's): a silent copy
     would keep later in-place writes through either from reaching the other."""
+    if not shape:  # torch's view() refuses it; reshape() would give a 0-d tensor
+        raise ConfigError("view: give the shape (view(-1), view(2, 3) or view((2, 3)))")
     out = reshape(a, *shape)
     if out.data.size and not np.may_share_memory(out.data, a.data):
         raise ShapeError(
@@ -2370,8 +2372,11 @@ def clone(a: Tensor) -> Tensor:
     return Tensor.from_op(a.data.copy(), "clone", (a,), backward, reads_inputs=False)
 
 
-def _sizes(sizes: tuple) -> tuple[int, ...]:
-    """``f(2, 3)`` or ``f((2, 3))``, as PyTorch's shape arguments."""
+def _sizes(sizes: tuple, what: str) -> tuple[int, ...]:
+    """``f(2, 3)`` or ``f((2, 3))``, as PyTorch's shape arguments (at least one, as torch's
+    expand() and repeat() refuse none: wxb gave the tensor back)."""
+    if not sizes:
+        raise ConfigError(f"{what}: give the sizes ({what}(2, 3) or {what}((2, 3)))")
     if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
         sizes = tuple(sizes[0])
     if not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in sizes):
@@ -2382,7 +2387,7 @@ def _sizes(sizes: tuple) -> tuple[int, ...]:
 def expand(a: Tensor, *sizes: object) -> Tensor:
     """``t.expand(4, -1)``: a read-only broadcast view (−1 keeps a size); ∂L/∂A sums
     ∂L/∂out back over the axes that were broadcast, as a bias's gradient does."""
-    sizes = _sizes(sizes)
+    sizes = _sizes(sizes, "expand")
     lead = len(sizes) - a.ndim
     if lead < 0:
         raise ShapeError(f"expand: {_dims(a.shape)} cannot take {len(sizes)} sizes")
@@ -2401,7 +2406,7 @@ def expand(a: Tensor, *sizes: object) -> Tensor:
 
 def repeat(a: Tensor, *sizes: object) -> Tensor:
     """``t.repeat(2, 1)``: the values tiled (a copy); ∂L/∂A adds up ∂L/∂out's tiles."""
-    sizes = _sizes(sizes)
+    sizes = _sizes(sizes, "repeat")
     if len(sizes) < a.ndim or any(n < 0 for n in sizes):
         raise ShapeError(
             f"repeat: give a count ≥ 0 for each of the {a.ndim} dimensions; got {sizes}"
@@ -2436,9 +2441,28 @@ def _cuda(self: Tensor, device: object = None, non_blocking: bool = False) -> Te
     return self  # (a device that is the CPU)
 
 
+def _matrix_product(self: Tensor, other: object) -> Tensor:
+    """``t.mm(m)``: torch's product of two matrices only (matmul takes vectors and
+    batches); a vector or a batch is refused, as torch's mm refuses it."""
+    for side, operand in (("self", self), ("mat2", other)):
+        shape = np.shape(operand.data if isinstance(operand, Tensor) else operand)
+        if len(shape) != 2:
+            raise ShapeError(
+                f"mm: {side} must be a matrix; got shape {shape} (use matmul or @ for "
+                "vectors and batches)"
+            )
+    return matmul(self, other)
+
+
 def _filler(name: str) -> Callable:
-    def fill(self: Tensor, value: object = 0) -> Tensor:
+    def fill(self: Tensor, value: object) -> Tensor:
         """Every value set in place (``zero_()``, ``fill_(v)``), as ``t[...] = v``."""
+        shape = np.shape(value.data if isinstance(value, Tensor) else value)
+        if shape:  # torch's fill_ takes one value; t[...] = row broadcast it over the rows
+            raise ShapeError(
+                f"{name}(): takes one number (or a 0-d tensor); got values of shape {shape} "
+                "(use t[...] = values to write several)"
+            )
         self.data[...] = _writable(self, value, f"{name}()", "fill a copy")
         self._version += 1
         return self
@@ -2469,7 +2493,8 @@ Tensor.clamp = Tensor.clip = lambda self, min=None, max=None: clamp(self, min, m
 Tensor.pow = lambda self, exponent: power(self, exponent)
 Tensor.square = lambda self: mul(self, self)
 Tensor.neg = negative
-Tensor.matmul = Tensor.mm = lambda self, other: matmul(self, other)
+Tensor.matmul = lambda self, other: matmul(self, other)
+Tensor.mm = _matrix_product
 Tensor.t = _matrix_transpose
 Tensor.transpose = lambda self, dim0, dim1: swap_axes(self, dim0, dim1)
 Tensor.view = view
