@@ -89,3 +89,58 @@ def test_what_torch_refuses_is_refused_not_answered(seeded):
     assert (Tensor(A).fill_(Tensor(np.array(value))).data == value).all()
     assert (Tensor(A).zero_().data == 0).all()
     assert Tensor(A[0, 0]).expand(()).shape == () == Tensor(A[0, 0]).repeat(()).shape
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_extremes_along_a_dim_of_an_empty_tensor_as_torchs(seeded, dtype):
+    """t.max(1) of a (0, k) tensor is empty values and indices in torch (argmax too);
+    wxb refused any empty tensor. Along the empty dim both still refuse."""
+    rng = seeded.rng
+    shape = [int(rng.integers(1, 4)) for _ in range(int(rng.integers(2, 4)))]
+    empty_at = int(rng.integers(0, len(shape)))
+    shape[empty_at] = 0
+    x = np.zeros(shape, dtype)
+    for dim in range(-len(shape), len(shape)):
+        reduces_nothing = dim % len(shape) == empty_at
+        for keepdim in (False, True):
+            for name in ("max", "min"):
+                if reduces_nothing:
+                    with pytest.raises(IndexError):
+                        getattr(torch.tensor(x), name)(dim, keepdim)
+                    with pytest.raises(ShapeError):
+                        getattr(Tensor(x), name)(dim, keepdim)
+                    continue
+                same_as_torch(
+                    seeded, x, lambda t, n=name, d=dim, kd=keepdim: getattr(t, n)(d, kd)[0]
+                )
+                indices = getattr(Tensor(x), name)(dim, keepdim).indices
+                expected = getattr(torch.tensor(x), name)(dim, keepdim).indices
+                assert indices.shape == tuple(expected.shape), seeded.msg(f"{name}({dim})")
+                for arg in ("argmax", "argmin"):
+                    found = getattr(Tensor(x), arg)(dim, keepdim)
+                    assert found.shape == tuple(getattr(torch.tensor(x), arg)(dim, keepdim).shape)
+    for name in ("max", "min", "argmax", "argmin"):
+        with pytest.raises((IndexError, RuntimeError)):
+            getattr(torch.tensor(x), name)()
+        with pytest.raises(ShapeError):
+            getattr(Tensor(x), name)()
+
+
+def test_squeeze_of_several_dims_as_torchs(seeded):
+    """torch's squeeze((0, 2)) drops each listed dim of size 1 and keeps the others; wxb
+    took one dim only (a ConfigError for a tuple)."""
+    rng = seeded.rng
+    ndim = int(rng.integers(1, 5))
+    shape = tuple(int(rng.choice([1, 1, 2, 3])) for _ in range(ndim))
+    x = rng.standard_normal(shape)
+    for _ in range(6):
+        count = int(rng.integers(0, ndim + 1))
+        dims = [int(d) - ndim * int(rng.integers(0, 2)) for d in rng.permutation(ndim)[:count]]
+        for form in (tuple(dims), list(dims)):
+            same_as_torch(seeded, x, lambda t, f=form: t.squeeze(f))
+            same_as_torch(seeded, x, lambda t, f=form: t.squeeze(dim=f))
+    if ndim > 1:
+        with pytest.raises(RuntimeError):
+            torch.tensor(x).squeeze((0, -ndim))
+        with pytest.raises(ShapeError, match="twice"):
+            Tensor(x).squeeze((0, -ndim))

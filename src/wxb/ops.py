@@ -2181,8 +2181,7 @@ def extreme(a: Tensor, dim: object = None, keepdim: bool = False, largest: bool 
     each value's gradient going to the element its index names."""
     name = "max" if largest else "min"
     A = a.data
-    if A.size == 0:
-        raise ShapeError(f"{name}: the tensor holds no values (shape {A.shape})")
+    _check_not_empty(A, dim, name)
     if dim is None:
         best = A.max() if largest else A.min()
 
@@ -2215,6 +2214,13 @@ def extreme(a: Tensor, dim: object = None, keepdim: bool = False, largest: bool 
     return ValuesIndices(Tensor.from_op(values, name, (a,), backward), indices.astype(np.int64))
 
 
+def _check_not_empty(A: np.ndarray, dim: object, name: str) -> None:
+    """An extreme of no values is refused, as torch's; along a dim that holds values, an
+    empty tensor's (shape (0, k) along dim 1) is empty, as torch's (it was refused)."""
+    if A.size == 0 and (dim is None or A.shape[_axis(dim, A.ndim, name)] == 0):
+        raise ShapeError(f"{name}: the tensor holds no values (shape {A.shape}) along the dim")
+
+
 def _extreme_method(largest: bool) -> Callable:
     """t.max(dim, keepdim) as PyTorch's; t.max(axis=…, keepdims=…) (and np.max(t)) as
     NumPy's, the values alone."""
@@ -2239,8 +2245,7 @@ def _arg_method(largest: bool) -> Callable:
         """The index of the largest (smallest) value, as an int64 array (no gradient)."""
         dim = axis if dim is None else dim
         A = self.data
-        if A.size == 0:
-            raise ShapeError(f"argmax/argmin: the tensor holds no values (shape {A.shape})")
+        _check_not_empty(A, dim, "argmax/argmin")
         axis = None if dim is None else _axis(dim, A.ndim, "argmax")
         find = A.argmax if largest else A.argmin
         found = find(axis=axis, keepdims=keepdim)
@@ -2336,10 +2341,12 @@ def _unsqueezed(shape: tuple[int, ...], dim: object) -> tuple[int, ...]:
 def _squeezed(shape: tuple[int, ...], dim: object) -> tuple[int, ...]:
     if dim is None:
         return tuple(n for n in shape if n != 1)
-    if not shape:
-        return shape
-    axis = _axis(dim, len(shape), "squeeze")
-    return shape if shape[axis] != 1 else (*shape[:axis], *shape[axis + 1 :])
+    # one dim or several (torch's squeeze((0, 2))); one of size ≠ 1 is kept, as torch's
+    dims = tuple(dim) if isinstance(dim, (tuple, list)) else (dim,)
+    axes = {_axis(d, len(shape), "squeeze") for d in dims}
+    if len(axes) != len(dims):
+        raise ShapeError(f"squeeze: a dim appears twice in {dim!r}")
+    return tuple(n for i, n in enumerate(shape) if n != 1 or i not in axes)
 
 
 def _matrix_transpose(self: Tensor) -> Tensor:
