@@ -144,3 +144,37 @@ def test_squeeze_of_several_dims_as_torchs(seeded):
             torch.tensor(x).squeeze((0, -ndim))
         with pytest.raises(ShapeError, match="twice"):
             Tensor(x).squeeze((0, -ndim))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bounds", ["min", "max", "both"])
+def test_clamp_between_tensors_as_torchs(seeded, dtype, bounds):
+    """t.clamp(min=lo, max=hi) with tensor bounds (broadcast, at ties, lo > hi in places,
+    a NaN): torch's values and the gradients of t, lo and hi; wxb refused tensors."""
+    rng = seeded.rng
+    shape = tuple(int(n) for n in rng.integers(2, 5, size=rng.integers(1, 4)))
+    x = rng.integers(-2, 3, shape) + (rng.random(shape) < 0.5) * rng.standard_normal(shape)
+    x = x.astype(dtype)
+    x.flat[int(rng.integers(x.size))] = np.nan
+
+    def bound(low: int) -> np.ndarray:  # the tensor's shape or one that broadcasts into it
+        kept = [n if rng.random() < 0.6 else 1 for n in shape][int(rng.integers(len(shape))) :]
+        return rng.integers(low, low + 3, kept).astype(dtype)
+
+    given = {"min": bound(-2), "max": bound(-1)}
+    given = given if bounds == "both" else {bounds: given[bounds]}
+    xw, xt = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    bw = {k: Tensor(v, requires_grad=True) for k, v in given.items()}
+    bt = {k: torch.tensor(v, requires_grad=True) for k, v in given.items()}
+    out_w, out_t = xw.clamp(**bw), xt.clamp(**bt)
+    what = seeded.msg(f"clamp({', '.join(f'{k}={v.shape}' for k, v in given.items())}) of {shape}")
+    assert out_w.shape == tuple(out_t.shape) and out_w.dtype == x.dtype, what
+    np.testing.assert_array_equal(out_w.data, out_t.detach().numpy(), err_msg=what)
+    w = rng.standard_normal(shape).astype(dtype)
+    (out_t * torch.tensor(w)).sum().backward()
+    (out_w * w).sum().backward()
+    tol = TOL[np.dtype(dtype)]
+    np.testing.assert_allclose(xw.grad, xt.grad.numpy(), rtol=tol, atol=tol, err_msg=what)
+    for k in given:
+        assert bw[k].grad.dtype == dtype, what
+        np.testing.assert_allclose(bw[k].grad, bt[k].grad.numpy(), rtol=tol, atol=tol, err_msg=what)

@@ -2145,9 +2145,11 @@ def clamp(a: Tensor, min: object = None, max: object = None) -> Tensor:
     min ≤ A ≤ max, both ends included, and is 0 elsewhere (PyTorch's rule)."""
     if min is None and max is None:
         raise ConfigError("clamp: give min, max or both")
+    if isinstance(min, (Tensor, np.ndarray)) or isinstance(max, (Tensor, np.ndarray)):
+        return _clamp_between_tensors(a, min, max)
     for bound in (min, max):
         if bound is not None and not _is_number(bound):
-            raise ConfigError(f"clamp: min and max must be numbers; got {bound!r}")
+            raise ConfigError(f"clamp: min and max must be numbers or tensors; got {bound!r}")
     A = a.data
     low = None if min is None else A.dtype.type(min) if A.dtype.kind == "f" else min
     high = None if max is None else A.dtype.type(max) if A.dtype.kind == "f" else max
@@ -2166,6 +2168,44 @@ def clamp(a: Tensor, min: object = None, max: object = None) -> Tensor:
         return (np.where(inside, g, 0).astype(g.dtype, copy=False),)
 
     return Tensor.from_op(np.asarray(out), "clamp", (a,), backward)
+
+
+def _clamp_between_tensors(a: Tensor, min: object, max: object) -> Tensor:
+    """``t.clamp(min=lo, max=hi)`` with tensor bounds, as torch's: min(max(A, lo), hi),
+    broadcast (hi wherever lo > hi; NaN from any side). ∂L/∂A passes where lo ≤ A ≤ hi;
+    ∂L/∂lo where A < lo < hi; ∂L/∂hi where A > hi or lo > hi (torch's rules)."""
+    inputs = [a]
+    for bound in (min, max):
+        if bound is not None:
+            if not isinstance(bound, Tensor) and not _is_number(bound):
+                bound = np.asarray(bound)
+            inputs.append(_operands(a, bound)[1])
+    lo = inputs[1] if min is not None else None
+    hi = inputs[-1] if max is not None else None
+    A = a.data
+    out = A if lo is None else _broadcasting(np.maximum, a, lo)
+    out = out if hi is None else np.minimum(out, hi.data)
+    out = np.broadcast_to(out, np.broadcast_shapes(A.shape, *(t.shape for t in inputs)))
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray, ...]:
+        inside = np.ones(g.shape, dtype=bool)
+        grads = []
+        if lo is not None:
+            inside &= A >= lo.data
+            below = A < lo.data
+            if hi is not None:
+                below &= lo.data < hi.data
+            grads.append(_unbroadcast(np.where(below, g, 0), lo.shape))
+        if hi is not None:
+            inside &= A <= hi.data
+            above = A > hi.data
+            if lo is not None:
+                above |= hi.data < lo.data
+            grads.append(_unbroadcast(np.where(above, g, 0), hi.shape))
+        grad_a = _unbroadcast(np.where(inside, g, 0), A.shape)
+        return tuple(_in_dtype(x, t.dtype) for x, t in zip([grad_a, *grads], inputs, strict=True))
+
+    return Tensor.from_op(np.array(out), "clamp", tuple(inputs), backward)
 
 
 class ValuesIndices(NamedTuple):
