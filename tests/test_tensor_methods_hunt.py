@@ -28,14 +28,15 @@ def same_as_torch(seeded, x: np.ndarray, call, torch_call=None) -> None:
     out_w, out_t = call(xw), torch_call(xt)
     what = seeded.msg(f"on {x.dtype} {x.shape}")
     assert out_w.shape == tuple(out_t.shape), what
-    assert out_w.dtype == x.dtype and out_t.dtype == TORCH[x.dtype], what
-    tol = TOL[x.dtype]
+    assert TORCH[out_w.dtype] == out_t.dtype, what
+    tol = TOL[out_w.dtype]
     expected = out_t.detach().numpy()
     np.testing.assert_allclose(out_w.data, expected, rtol=tol, atol=tol, err_msg=what)
     np.testing.assert_array_equal(np.isnan(out_w.data), np.isnan(expected), err_msg=what)
-    w = seeded.rng.standard_normal(out_t.shape).astype(x.dtype)
+    w = seeded.rng.standard_normal(out_t.shape).astype(out_w.dtype)
     (out_t * torch.tensor(w)).sum().backward()
     (out_w * w).sum().backward()
+    assert xw.grad.dtype == x.dtype, what
     np.testing.assert_allclose(xw.grad, xt.grad.numpy(), rtol=tol, atol=tol, err_msg=what)
 
 
@@ -178,3 +179,21 @@ def test_clamp_between_tensors_as_torchs(seeded, dtype, bounds):
     for k in given:
         assert bw[k].grad.dtype == dtype, what
         np.testing.assert_allclose(bw[k].grad, bt[k].grad.numpy(), rtol=tol, atol=tol, err_msg=what)
+
+
+def test_to_takes_torchs_non_blocking_and_copy(seeded):
+    """x.to(device, non_blocking=True), as ported training loops write it, was a
+    TypeError; copy=True gives a copy in the graph (a change to it leaves x), as torch's."""
+    rng = seeded.rng
+    x = rng.standard_normal(tuple(int(n) for n in rng.integers(1, 4, size=2)))
+    for kwargs in ({"non_blocking": True}, {"copy": True}, {"non_blocking": True, "copy": True}):
+        for args in (("cpu",), (torch.float64,), ("cpu", torch.float32), ()):
+            same_as_torch(seeded, x, lambda t, a=args, k=kwargs: t.to(*a, **k) * 2)
+            xw, xt = Tensor(x.copy()), torch.tensor(x.copy())
+            out_w, out_t = xw.to(*args, **kwargs), xt.to(*args, **kwargs)
+            assert (out_w is xw) == (out_t is xt), seeded.msg(f"to({args}, {kwargs})")
+            with_same_dtype = out_w.dtype == xw.dtype
+            out_w.zero_()
+            out_t.zero_()
+            if with_same_dtype:  # a copy or the tensor itself, as torch's
+                np.testing.assert_array_equal(xw.data, xt.numpy(), err_msg=seeded.msg("copy"))

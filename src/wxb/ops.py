@@ -2475,11 +2475,21 @@ def _size(self: Tensor, dim: object = None) -> tuple[int, ...] | int:
     return tuple(self.shape) if dim is None else self.shape[_axis(dim, self.ndim, "size")]
 
 
-def _to(self: Tensor, *args: object, dtype: object = None, device: object = None) -> Tensor:
+def _to(
+    self: Tensor,
+    *args: object,
+    dtype: object = None,
+    device: object = None,
+    non_blocking: bool = False,
+    copy: bool = False,
+) -> Tensor:
     """``t.to(torch's arguments)``: another float dtype recorded as a cast (its gradient
-    comes back in this tensor's dtype); the CPU, where wxb computes, moves nothing."""
+    comes back in this tensor's dtype); the CPU, where wxb computes, moves nothing.
+    ``non_blocking`` (ported ``x.to(device, non_blocking=True)``) has nothing to wait for;
+    ``copy=True`` gives a copy even when nothing is cast, as torch's."""
     dtype = to_arguments(args, dtype, device, "Tensor.to")
-    return self if dtype is None else astype(self, resolve_dtype(dtype))
+    out = self if dtype is None else astype(self, resolve_dtype(dtype))
+    return clone(out) if copy and out is self else out
 
 
 def _cuda(self: Tensor, device: object = None, non_blocking: bool = False) -> Tensor:
