@@ -197,3 +197,29 @@ def test_to_takes_torchs_non_blocking_and_copy(seeded):
             out_t.zero_()
             if with_same_dtype:  # a copy or the tensor itself, as torch's
                 np.testing.assert_array_equal(xw.data, xt.numpy(), err_msg=seeded.msg("copy"))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["max", "min"])
+def test_max_of_another_tensor_is_elementwise_as_torchs(seeded, dtype, name):
+    """t.max(other) is torch's element-wise maximum (broadcast; a tie splits the gradient
+    in half; NaN wins); wxb refused it as 'dim must be an integer'."""
+    rng = seeded.rng
+    shape = tuple(int(n) for n in rng.integers(1, 5, size=rng.integers(1, 4)))
+    other_shape = tuple(n if rng.random() < 0.6 else 1 for n in shape)[rng.integers(len(shape)) :]
+    x = rng.integers(-2, 3, shape).astype(dtype)
+    y = rng.integers(-2, 3, other_shape).astype(dtype)
+    x[rng.random(shape) < 0.2] = np.nan
+    y[rng.random(other_shape) < 0.2] = np.nan
+    xw, xt = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    yw, yt = Tensor(y, requires_grad=True), torch.tensor(y, requires_grad=True)
+    out_w, out_t = getattr(xw, name)(yw), getattr(xt, name)(yt)
+    what = seeded.msg(f"{shape}.{name}({other_shape})")
+    assert out_w.shape == tuple(out_t.shape) and out_w.dtype == dtype, what
+    np.testing.assert_array_equal(out_w.data, out_t.detach().numpy(), err_msg=what)
+    w = rng.standard_normal(out_t.shape).astype(dtype)
+    (out_t * torch.tensor(w)).sum().backward()
+    (out_w * w).sum().backward()
+    tol = TOL[np.dtype(dtype)]
+    np.testing.assert_allclose(xw.grad, xt.grad.numpy(), rtol=tol, atol=tol, err_msg=what)
+    np.testing.assert_allclose(yw.grad, yt.grad.numpy(), rtol=tol, atol=tol, err_msg=what)

@@ -2254,6 +2254,24 @@ def extreme(a: Tensor, dim: object = None, keepdim: bool = False, largest: bool 
     return ValuesIndices(Tensor.from_op(values, name, (a,), backward), indices.astype(np.int64))
 
 
+def pairwise_extreme(a: object, b: object, largest: bool) -> Tensor:
+    """``t.max(other)`` / ``torch.maximum``: the larger (smaller) of each pair, broadcast,
+    NaN from either side. ∂L/∂A is G where A wins, G/2 at a tie, and G where either is
+    NaN (torch's rule: a NaN is neither above nor below); ∂L/∂B likewise."""
+    a, b = _operands(a, b)
+    A, B = a.data, b.data
+    out = _broadcasting(np.maximum if largest else np.minimum, a, b)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        a_loses, b_loses = (A < B, A > B) if largest else (A > B, A < B)
+        shared = np.where(A == B, g / 2, g)
+        ga = np.where(a_loses, 0, shared).astype(g.dtype, copy=False)
+        gb = np.where(b_loses, 0, shared).astype(g.dtype, copy=False)
+        return _unbroadcast(ga, A.shape), _unbroadcast(gb, B.shape)
+
+    return Tensor.from_op(out, "maximum" if largest else "minimum", (a, b), backward)
+
+
 def _check_not_empty(A: np.ndarray, dim: object, name: str) -> None:
     """An extreme of no values is refused, as torch's; along a dim that holds values, an
     empty tensor's (shape (0, k) along dim 1) is empty, as torch's (it was refused)."""
@@ -2268,6 +2286,10 @@ def _extreme_method(largest: bool) -> Callable:
     def method(self, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None, **unused):
         if out is not None or unused:
             raise TypeError("Tensor.max/min: out= and other NumPy options are not taken")
+        if isinstance(dim, (Tensor, np.ndarray)):  # torch's t.max(other): element-wise
+            if keepdim or axis is not None or keepdims is not None:
+                raise TypeError("Tensor.max/min(other): takes no dim or keepdim beside it")
+            return pairwise_extreme(self, dim, largest)
         if axis is not None or keepdims is not None:
             if dim is not None and axis is not None:
                 raise TypeError("Tensor.max/min: give the axis once (axis= or dim=)")
