@@ -223,3 +223,32 @@ def test_max_of_another_tensor_is_elementwise_as_torchs(seeded, dtype, name):
     tol = TOL[np.dtype(dtype)]
     np.testing.assert_allclose(xw.grad, xt.grad.numpy(), rtol=tol, atol=tol, err_msg=what)
     np.testing.assert_allclose(yw.grad, yt.grad.numpy(), rtol=tol, atol=tol, err_msg=what)
+
+
+def test_var_and_std_take_torchs_positional_forms_and_refuse_the_others(seeded):
+    """t.var(1, 2) (a correction where torch's older form has unbiased) is refused by
+    torch; wxb read the 2 as unbiased=True, correction 1, not the 2 a user meant.
+    t.var(False), torch's var(unbiased) over everything, was refused."""
+    rng = seeded.rng
+    shape = tuple(int(n) for n in rng.integers(2, 5, size=rng.integers(2, 4)))
+    x = rng.standard_normal(shape)
+    dim = int(rng.integers(-len(shape), len(shape)))
+    count = int(rng.integers(0, 3))
+    for name in ("var", "std"):
+        for args, kwargs in [
+            ((dim, count), {}),
+            ((None, count), {}),
+            ((dim,), {"unbiased": bool(count), "correction": count}),
+            ((dim, 1.0), {}),
+        ]:
+            with pytest.raises((TypeError, RuntimeError)):
+                getattr(torch.tensor(x), name)(*args, **kwargs)
+            with pytest.raises(ConfigError):
+                getattr(Tensor(x), name)(*args, **kwargs)
+        for args, kwargs in [
+            ((bool(count),), {}),
+            ((dim, bool(count)), {}),
+            ((dim, bool(count), True), {}),
+            ((dim,), {"correction": count, "keepdim": True}),
+        ]:
+            same_as_torch(seeded, x, lambda t, n=name, a=args, k=kwargs: getattr(t, n)(*a, **k))

@@ -2358,9 +2358,21 @@ def _variance_method(root: bool) -> Callable:
             dim, keepdim, correction = axis, bool(keepdims), 0 if ddof is None else ddof
         elif isinstance(dim, (tuple, list)) and not dim:  # torch's dim=(): every dimension
             dim = None
+        elif isinstance(dim, (bool, np.bool_)) and not args and unbiased is None:
+            dim, unbiased = None, dim  # torch's var(unbiased): over every dimension
         if args:  # torch's older var(dim, unbiased, keepdim)
+            if len(args) > 2 or unbiased is not None:
+                raise TypeError(f"Tensor.{name}: takes (dim, unbiased, keepdim) at most")
             unbiased, *rest = args
             keepdim = rest[0] if rest else keepdim
+        if unbiased is not None and not isinstance(unbiased, (bool, np.bool_)):
+            # var(1, 2) is refused by torch; taken as truthy, it was correction 1, not 2
+            raise ConfigError(
+                f"Tensor.{name}: unbiased must be True or False; got {unbiased!r} (give "
+                f"correction={unbiased!r} for n − {unbiased!r} in the divisor)"
+            )
+        if unbiased is not None and correction is not None:  # torch refuses both
+            raise ConfigError(f"Tensor.{name}: give unbiased= or correction=, not both")
         if correction is None:
             correction = 1 if unbiased is None or unbiased else 0
         value = variance(self, dim, keepdim, correction)
