@@ -252,3 +252,35 @@ def test_var_and_std_take_torchs_positional_forms_and_refuse_the_others(seeded):
             ((dim,), {"correction": count, "keepdim": True}),
         ]:
             same_as_torch(seeded, x, lambda t, n=name, a=args, k=kwargs: getattr(t, n)(*a, **k))
+
+
+def test_keepdim_is_a_flag_not_a_second_dim(seeded):
+    """t.mean(0, 1) and t.sum(1, 2), refused by torch (keepdim must be a bool), gave the
+    mean over dim 0 alone, kept as size 1, where a user meant dims (0, 1); max, min,
+    argmax, var and std likewise. A number there is refused; True/False run as torch's."""
+    rng = seeded.rng
+    shape = tuple(int(n) for n in rng.integers(2, 5, size=3))
+    x = rng.standard_normal(shape)
+    first, second = (int(d) for d in rng.permutation(3)[:2])
+    for name in ("sum", "mean", "max", "min", "argmax", "argmin", "var", "std"):
+        for args, kwargs in [((first, second), {}), ((first,), {"keepdim": int(second)})]:
+            with pytest.raises((TypeError, RuntimeError)):
+                getattr(torch.tensor(x), name)(*args, **kwargs)
+            with pytest.raises(ConfigError, match="must be True or False"):
+                getattr(Tensor(x), name)(*args, **kwargs)
+        for keepdim in (False, True, np.True_):
+            if name.startswith("arg"):
+                found = getattr(Tensor(x), name)(first, keepdim)
+                expected = getattr(torch.tensor(x), name)(first, bool(keepdim)).numpy()
+                np.testing.assert_array_equal(found, expected, err_msg=seeded.msg(name))
+                continue
+            pick = (lambda out: out[0]) if name in ("max", "min") else (lambda out: out)
+            same_as_torch(
+                seeded,
+                x,
+                lambda t, n=name, k=keepdim, p=pick: p(getattr(t, n)(first, k)),
+                lambda t, n=name, k=keepdim, p=pick: p(getattr(t, n)(first, bool(k))),
+            )
+    ones = tuple(1 if i in (first, second) else n for i, n in enumerate(shape))
+    # squeeze(0, 2), torch's several dims as arguments (wxb took one)
+    same_as_torch(seeded, rng.standard_normal(ones), lambda t: t.squeeze(first, second))

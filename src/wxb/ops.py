@@ -2106,7 +2106,7 @@ def _reduction(reduce: Callable[[Tensor, object, bool], Tensor], name: str) -> C
                 _axis(d, 0, name)  # in range: 0 or -1
             dim = None  # its one value
         axis = dim if dim is not None else axis
-        return reduce(self, axis, keepdims if keepdim is None else keepdim)
+        return reduce(self, axis, _flag(keepdims if keepdim is None else keepdim, f"Tensor.{name}"))
 
     return method
 
@@ -2125,6 +2125,17 @@ def _axis(dim: object, ndim: int, what: str, extra: int = 0) -> int:
     if not -places <= dim < places:
         raise ShapeError(f"{what}: dim {dim} is out of range for a tensor of {ndim} dimensions")
     return int(dim) % places
+
+
+def _flag(value: object, what: str) -> bool:
+    """keepdim as torch takes it, True or False: t.mean(0, 1) is refused by torch, where
+    a truthy 1 read as keepdim=True gave the mean over dim 0 alone, not over (0, 1)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(
+            f"{what}: keepdim must be True or False; got {value!r} (several dims go as a "
+            "tuple: dim=(0, 1))"
+        )
+    return bool(value)
 
 
 def swap_axes(a: Tensor, dim0: int, dim1: int) -> Tensor:
@@ -2297,7 +2308,7 @@ def _extreme_method(largest: bool) -> Callable:
             axis = dim if axis is None else axis
             found = extreme(self, axis, bool(keepdims), largest)
             return found if axis is None else found.values
-        return extreme(self, dim, keepdim, largest)
+        return extreme(self, dim, _flag(keepdim, "Tensor.max/min"), largest)
 
     return method
 
@@ -2310,7 +2321,7 @@ def _arg_method(largest: bool) -> Callable:
         _check_not_empty(A, dim, "argmax/argmin")
         axis = None if dim is None else _axis(dim, A.ndim, "argmax")
         find = A.argmax if largest else A.argmin
-        found = find(axis=axis, keepdims=keepdim)
+        found = find(axis=axis, keepdims=_flag(keepdim, "Tensor.argmax/argmin"))
         return np.asarray(found, dtype=np.int64)
 
     return method
@@ -2375,7 +2386,7 @@ def _variance_method(root: bool) -> Callable:
             raise ConfigError(f"Tensor.{name}: give unbiased= or correction=, not both")
         if correction is None:
             correction = 1 if unbiased is None or unbiased else 0
-        value = variance(self, dim, keepdim, correction)
+        value = variance(self, dim, _flag(keepdim, f"Tensor.{name}"), correction)
         return _root_of_variance(value) if root else value
 
     return method
@@ -2593,9 +2604,9 @@ Tensor.flatten = lambda self, start_dim=0, end_dim=-1: reshape(
     self, _shape_of_flatten(self.shape, start_dim, end_dim)
 )
 Tensor.unsqueeze = lambda self, dim: reshape(self, _unsqueezed(self.shape, dim))
-Tensor.squeeze = lambda self, dim=None, *, axis=None: reshape(
-    self, _squeezed(self.shape, axis if dim is None else dim)
-)  # (axis=: what np.squeeze(t, axis) calls)
+Tensor.squeeze = lambda self, dim=None, *dims, axis=None: reshape(
+    self, _squeezed(self.shape, (dim, *dims) if dims else axis if dim is None else dim)
+)  # (axis=: what np.squeeze(t, axis) calls; squeeze(0, 2): torch's several dims)
 Tensor.max, Tensor.min = _extreme_method(True), _extreme_method(False)
 Tensor.argmax, Tensor.argmin = _arg_method(True), _arg_method(False)
 Tensor.var, Tensor.std = _variance_method(False), _variance_method(True)
