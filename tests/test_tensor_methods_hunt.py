@@ -35,7 +35,8 @@ def same_as_torch(seeded, x: np.ndarray, call, torch_call=None) -> None:
     np.testing.assert_array_equal(np.isnan(out_w.data), np.isnan(expected), err_msg=what)
     w = seeded.rng.standard_normal(out_t.shape).astype(out_w.dtype)
     (out_t * torch.tensor(w)).sum().backward()
-    (out_w * w).sum().backward()
+    with np.errstate(invalid="ignore"):  # inf − inf in the sum: NaN, as torch's (silent)
+        (out_w * w).sum().backward()
     assert xw.grad.dtype == x.dtype, what
     np.testing.assert_allclose(xw.grad, xt.grad.numpy(), rtol=tol, atol=tol, err_msg=what)
 
@@ -284,3 +285,20 @@ def test_keepdim_is_a_flag_not_a_second_dim(seeded):
     ones = tuple(1 if i in (first, second) else n for i, n in enumerate(shape))
     # squeeze(0, 2), torch's several dims as arguments (wxb took one)
     same_as_torch(seeded, rng.standard_normal(ones), lambda t: t.squeeze(first, second))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_var_along_a_dim_with_as_many_values_as_the_correction_as_torchs(seeded, dtype):
+    """var(dim, correction=n) divides by 0: the value inf, and torch's gradient
+    2(A − mean)/0 = ±inf; wxb's, taken through the mean's node as well, was inf − inf =
+    NaN everywhere."""
+    rng = seeded.rng
+    shape = tuple(int(n) for n in rng.integers(2, 5, size=rng.integers(2, 4)))
+    x = rng.standard_normal(shape).astype(dtype)
+    dim = int(rng.integers(-len(shape), len(shape)))
+    keepdim = bool(rng.integers(2))
+    count = shape[dim]
+    same_as_torch(seeded, x, lambda t: t.var(dim, correction=count, keepdim=keepdim))
+    correction = float(rng.uniform(0, count - 1))  # and the ordinary case, unchanged
+    same_as_torch(seeded, x, lambda t: t.var(dim, correction=correction, keepdim=keepdim))
+    same_as_torch(seeded, x, lambda t: t.std(dim, correction=correction, keepdim=keepdim))

@@ -2334,12 +2334,24 @@ def variance(a: Tensor, dim: object = None, keepdim: bool = False, correction: f
     axes = dim if dim is None or isinstance(dim, (tuple, list)) else (dim,)
     axes = None if axes is None else tuple(_axis(d, a.ndim, "var") for d in axes)
     axes = None if a.ndim == 0 else axes  # a 0-d tensor's dim 0 or -1: its one value
-    centred = sub(a, mean(a, axes, True))
     count = a.data.size if axes is None else math.prod(a.shape[i] for i in axes)
     free = max(count - correction, 0)  # PyTorch's max(0, n − correction): never negative
     scale = 1.0 / free if free else math.inf
-    with np.errstate(invalid="ignore"):  # 0 · inf: NaN, as PyTorch's (no values to spread)
-        return mul(sum(mul(centred, centred), axes, keepdim), scale)
+    A = a.data
+    with np.errstate(invalid="ignore", divide="ignore"):  # no values: NaN, as PyTorch's
+        centred = A - np.asarray(mean(Tensor(A), axes, True).data)
+        squares = sum_along(centred * centred, axes, keepdim)
+        value = np.asarray(squares * np.asarray(scale, A.dtype))
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        # ∂var/∂A = 2(A − mean)/(n − correction): the mean's own share adds up to 0, and
+        # taken through the graph it made inf − inf = NaN where n = correction (torch: ±inf)
+        if axes is not None and not keepdim:
+            g = np.expand_dims(g, axes)
+        with np.errstate(invalid="ignore"):
+            return ((g * (2 * scale)) * centred,)
+
+    return Tensor.from_op(value, "var", (a,), backward, reads_inputs=False)
 
 
 def _root_of_variance(value: Tensor) -> Tensor:
