@@ -302,3 +302,25 @@ def test_var_along_a_dim_with_as_many_values_as_the_correction_as_torchs(seeded,
     correction = float(rng.uniform(0, count - 1))  # and the ordinary case, unchanged
     same_as_torch(seeded, x, lambda t: t.var(dim, correction=correction, keepdim=keepdim))
     same_as_torch(seeded, x, lambda t: t.std(dim, correction=correction, keepdim=keepdim))
+
+
+def test_a_list_of_index_lists_is_refused_not_read_one_way(seeded):
+    """x[[rows, cols]] is x[rows, cols] in torch (deprecated: torch will read it as one
+    index array, as NumPy does): wxb read it as NumPy's, a (2, k, …) gather of rows where
+    torch picks k elements, without a word. Refused for x[...] and x[...] = v; a tuple,
+    an array and a plain list of integers index as before."""
+    rng = seeded.rng
+    shape = tuple(int(n) for n in rng.integers(2, 5, size=3))
+    x = rng.standard_normal(shape)
+    rows = [int(i) for i in rng.integers(0, shape[0], size=3)]
+    cols = [int(i) for i in rng.integers(0, shape[1], size=3)]
+    for key in ([rows, cols], [np.array(rows), cols], [rows], [slice(None), 1], [None, 0]):
+        with pytest.raises(ShapeError, match="x\\[rows, cols\\]"):
+            Tensor(x, requires_grad=True)[key]
+        with pytest.raises(ShapeError, match="x\\[rows, cols\\]"):
+            Tensor(x.copy())[key] = 0.0
+    same_as_torch(seeded, x, lambda t: t[rows, cols])
+    same_as_torch(seeded, x, lambda t: t[rows])
+    deep = [[int(i) for i in rng.integers(0, shape[2], size=3)]]  # a (1, 3) index array
+    same_as_torch(seeded, x, lambda t: t[(rows, slice(None), deep)])
+    np.testing.assert_array_equal(Tensor(x)[np.array([rows, cols])].data, x[np.array([rows, cols])])

@@ -495,7 +495,7 @@ def _numpy_joining(op: Callable[..., Tensor], name: str) -> Callable[..., Tensor
 def index(a: Tensor, key: object) -> Tensor:
     """``a[key]``: integers, slices, index arrays, boolean masks, as NumPy indexes, except
     that integers beside index arrays go first, as PyTorch's do (``_torch_order``)."""
-    key = _index_key(key)
+    key = _whole_key(key)
     A = a.data
     first = None
     if _is_integer(key) or (type(key) is tuple and all(map(_is_integer, key))):
@@ -570,6 +570,19 @@ def _is_integer(k: object) -> bool:
     return isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_))
 
 
+def _whole_key(key: object) -> object:
+    """The key of t[key] as _index_key gives it, a list of index lists refused first."""
+    if type(key) is list and len(key) < 32 and any(map(_names_dimensions, key)):
+        # torch reads x[[rows, cols]] as x[rows, cols] (deprecated), NumPy as one index
+        # array: x[[[0, 1], [1, 2]]] is (2, 5) in one and (2, 2, 3, 5) in the other
+        raise ShapeError(
+            "index: a list holding lists, arrays, slices or None is read as several dims' "
+            "indices by torch (deprecated) and as one index array by NumPy; write "
+            "x[rows, cols] (a tuple) or x[np.array(key)] for the one you mean"
+        )
+    return _index_key(key)
+
+
 def _index_key(key: object) -> object:
     """The key with tensors as their arrays and lists as arrays (fixed at the forward)."""
     if isinstance(key, tuple):
@@ -592,6 +605,16 @@ def _index_key(key: object) -> object:
     if isinstance(key, list):  # [] picks nothing (as an empty float array it is refused)
         return np.asarray(key) if key else np.empty(0, np.intp)
     return key
+
+
+def _names_dimensions(k: object) -> bool:
+    """Whether torch takes a list holding k as a tuple of indices (its NumPy-1 rule)."""
+    return (
+        k is None
+        or k is Ellipsis
+        or isinstance(k, (list, tuple, slice, np.ndarray, Tensor))
+        or (hasattr(k, "__array__") and not isinstance(k, np.generic))
+    )
 
 
 def _is_advanced(key: object) -> bool:
@@ -2068,7 +2091,7 @@ def _writable(t: Tensor, other: object, action: str, instead: str) -> object:
 def _set_item(self: Tensor, key: object, value: object) -> None:
     """``t[key] = x``, and the last part of ``t[key] += x``: in place, as PyTorch's."""
     value = _writable(self, value, "t[...] = x", "set the values of a copy")
-    first, key = _torch_order(_index_key(key), self.ndim)  # integers first, as torch's
+    first, key = _torch_order(_whole_key(key), self.ndim)  # integers first, as torch's
     try:
         (self.data if first is None else self.data[first])[key] = value
     except ValueError as exc:
