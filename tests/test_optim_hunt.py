@@ -16,6 +16,16 @@ torch = pytest.importorskip("torch")
 TS = torch.optim.lr_scheduler
 
 
+def _step_both(mine, reference, figure: float) -> None:
+    """One epoch's step of a wxb schedule and its PyTorch twin (a plateau reads figure)."""
+    if isinstance(mine, optim.ReduceLROnPlateau):
+        mine.step(figure)
+        reference.step(figure)
+    else:
+        mine.step()
+        reference.step()
+
+
 def _plateau_settings(rng):
     return {
         "mode": str(rng.choice(["min", "max"])),
@@ -47,12 +57,7 @@ def test_a_plateaus_last_rates_are_its_own_with_another_schedule_after_it(seeded
         with warnings.catch_warnings():  # (no optimiser step here: only the rates)
             warnings.simplefilter("ignore", UserWarning)
             for schedule, their_schedule in zip(mine, reference, strict=True):
-                if isinstance(schedule, optim.ReduceLROnPlateau):
-                    schedule.step(figure)
-                    their_schedule.step(figure)
-                else:
-                    schedule.step()
-                    their_schedule.step()
+                _step_both(schedule, their_schedule, figure)
         for schedule, their_schedule in zip(mine, reference, strict=True):
             np.testing.assert_allclose(
                 schedule.get_last_lr(),
@@ -284,12 +289,7 @@ def _one_hand_run(rng, msg):
         their_opt.step()
         figure = float(rng.normal())
         for mine, reference in schedules:
-            if isinstance(mine, optim.ReduceLROnPlateau):
-                mine.step(figure)
-                reference.step(figure)
-            else:
-                mine.step()
-                reference.step()
+            _step_both(mine, reference, figure)
             np.testing.assert_allclose(
                 mine.get_last_lr(),
                 reference.get_last_lr(),

@@ -181,11 +181,6 @@ def _features(
     return validation.as_features(X, dtype, where, check=check)
 
 
-def _rows_input(rows: np.ndarray) -> object:
-    """Rows for the model's call: floats as a Tensor; whole numbers as they are."""
-    return Tensor(rows) if rows.dtype.kind == "f" else rows
-
-
 def output_shape(model: Module, X: np.ndarray, where: str = "X") -> tuple[int, ...]:
     """The shape of the model's output for a row of X (from a forward pass in eval mode of
     its first two rows, whatever the model's code): bad input fails here, before any
@@ -194,7 +189,7 @@ def output_shape(model: Module, X: np.ndarray, where: str = "X") -> tuple[int, .
     with model.evaluating(), no_grad():
         # a copy: a forward of one's own may change its input in place (x -= μ), and these
         # rows are then trained on or scored (evaluate's loss took them changed twice)
-        out = model(_rows_input(X[:rows].copy()))
+        out = model(X[:rows].copy())  # (Module.__call__: floats as a Tensor, ids as they are)
     if not isinstance(out, Tensor):
         raise ConfigError(
             f"{type(model).__name__}.forward returned {type(out).__name__}; fit, evaluate "
@@ -316,14 +311,14 @@ def _evaluate(
             end = start + batch_size
             xb = X[start:end] if rows is None else np.take(X, rows[start:end], axis=0)
             yb = y_part[start:end]
-            out = model(_rows_input(fresh(xb))).data
+            out = model(fresh(xb)).data
             if start == 0 and end < len(y_part):
                 tail = out[-1:].copy()  # for the look across the first chunks' border
             elif tail is not None:
                 tail, border = None, np.concatenate([tail, out[:1]])
                 window = slice(start - 1, start + 1)
                 window_rows = X[window] if rows is None else np.take(X, rows[window], axis=0)
-                run = lambda rows_: model(_rows_input(fresh(rows_))).data  # noqa: E731
+                run = lambda rows_: model(fresh(rows_)).data  # noqa: E731
                 if chunk_changes_rows(model, window_rows, border, run):
                     # a forward of one's own that couples rows: all at once, as model(X)
                     total, correct, unread, end = 0.0, 0, 0, len(y_part)
