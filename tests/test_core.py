@@ -210,9 +210,11 @@ def test_evaluating_and_gradients_set_aside_give_everything_back(rng):
     grads = [rng.normal(size=p.shape) for p in model.parameters()]
     for p, g in zip(model.parameters(), grads, strict=True):
         p.grad = g
-    with model.evaluating(), model.gradients_set_aside():
+    with model.evaluating(), model.gradients_set_aside() as apart:
         assert not any(m.training for _, m in model.named_modules())
-        assert all(p.grad is None for p in model.parameters())
+        model(rng.normal(size=(5, 3))).sum().backward()  # into the store, not .grad
+        assert all(p.grad is g for p, g in zip(model.parameters(), grads, strict=True))
+        assert all(apart[p].shape == p.shape for p in model.parameters())
     assert [m.training for m in model] == [True, False, True] and model.training
     assert all(p.grad is g for p, g in zip(model.parameters(), grads, strict=True))
 

@@ -67,7 +67,11 @@ def layer_reports(model: Module, X: np.ndarray, y: np.ndarray, loss: Loss) -> li
     # Eval mode: Dropout off, so the figures are the network's own and no mask is drawn.
     # Frozen layers too: δ passes through them all the same, and a frozen first layer
     # must not read as a vanished δ.
-    with model.evaluating(), model.gradients_set_aside(), every_parameter_requiring_grad(model):
+    with (
+        model.evaluating(),
+        model.gradients_set_aside() as grads,
+        every_parameter_requiring_grad(model),
+    ):
         x, denses, activation_of = Tensor(X), [], {}
         on_z = None  # the Dense whose Z is x (Dropout, off in eval mode, leaves it so)
         for layer in layers:
@@ -92,7 +96,7 @@ def layer_reports(model: Module, X: np.ndarray, y: np.ndarray, loss: Loss) -> li
             report = LayerReport(
                 layer=layer.name or paths.get(id(layer)) or "dense",
                 weight_norm=_norm(layer.weight.data),
-                weight_grad_norm=_norm(layer.weight.grad),
+                weight_grad_norm=_norm(grads[layer.weight]),
                 delta_norm=_norm(z.grad),
             )
             if id(layer) in activation_of:

@@ -44,7 +44,7 @@ from wxb.nn.module import (
 )
 from wxb.nn.norm import NORMS
 from wxb.nn.sequential import layers_in_order
-from wxb.tensor import Tensor, no_grad
+from wxb.tensor import Tensor, gradients_apart, no_grad
 from wxb.validation import (
     as_class_indices,
     as_features,
@@ -578,7 +578,7 @@ def explain_model(
 
     with (
         model.evaluating(),
-        model.gradients_set_aside(),
+        model.gradients_set_aside() as grads,
         every_parameter_requiring_grad(model) as frozen,
         np.errstate(over="ignore", invalid="ignore", divide="ignore"),  # shown as inf, NaN
     ):
@@ -602,7 +602,7 @@ def explain_model(
             value = loss_fn(logits[head] if probabilities else output, target)
             value.backward()
             sections += _backward_sections(
-                layers, loss_fn, value, target, retained, inputs, fed, keys, probabilities
+                layers, loss_fn, value, target, retained, inputs, fed, keys, grads, probabilities
             )
             names = (getattr(model, "info", None) or {}).get("classes") or []
             shown_y = target.ndim == 1 and target.size <= MAX_SHOWN  # the note lists y
@@ -937,6 +937,7 @@ def _backward_sections(
     inputs: dict[int, _Symbol],
     fed: dict[int, np.ndarray],
     keys: list[str],
+    grads: gradients_apart,
     probabilities: bool = False,
 ) -> list[Section]:
     """The loss, then δ⁽ˡ⁾, ∂L/∂W⁽ˡ⁾ and ∂L/∂b⁽ˡ⁾ from the last Dense layer to the first.
@@ -1036,7 +1037,7 @@ def _backward_sections(
         prev = inputs[position]
         shared_W = uses[id(layer.weight)] > 1
         # δ·Aᵀ of this place alone when W is used at others too (backward summed them)
-        grad_W = (delta @ fed[position]).astype(delta.dtype) if shared_W else layer.weight.grad
+        grad_W = (delta @ fed[position]).astype(delta.dtype) if shared_W else grads[layer.weight]
         norm_W = float(np.linalg.norm(grad_W.astype(np.float64)))
         flops = 2 * m * n * batch
         shapes_W = f"({m}×{batch})·({batch}×{n})"
@@ -1057,7 +1058,7 @@ def _backward_sections(
         )
         if layer.bias is not None:
             shared_b = uses[id(layer.bias)] > 1
-            grad_b = delta.sum(axis=1) if shared_b else layer.bias.grad
+            grad_b = delta.sum(axis=1) if shared_b else grads[layer.bias]
             norm_b = float(np.linalg.norm(grad_b.astype(np.float64)))
             steps.append(
                 Step(

@@ -36,6 +36,7 @@ class _GradMode(threading.local):
 
     enabled = True
     retain_graph = False  # True while a backward(retain_graph=True) runs its rules
+    leaf_grads: dict[int, tuple[Tensor, np.ndarray]] | None = None  # gradients_apart()
 
 
 _mode = _GradMode()
@@ -160,6 +161,36 @@ class set_grad_enabled:  # PyTorch's name: a function and a context manager at o
 
 def is_grad_enabled() -> bool:
     return _mode.enabled
+
+
+class gradients_apart:  # (lower case: a context manager, as no_grad)
+    """Inside the block, in this thread, a backward adds each leaf's gradient into a
+    store of its own (``store[t]``, None for a leaf that got none) instead of ``t.grad``,
+    as ``torch.autograd.grad`` hands them back: explain and the diagnostics look at
+    ∂L/∂W with the model's ``.grad`` untouched, so a user's accumulated gradients, and
+    those another thread's backward adds meanwhile, stay exactly as they are."""
+
+    def __init__(self) -> None:
+        self._grads: dict[int, tuple[Tensor, np.ndarray]] = {}
+        self._previous: list[dict | None] = []
+
+    def __enter__(self) -> gradients_apart:
+        self._previous.append(_mode.leaf_grads)
+        _mode.leaf_grads = self._grads
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        _mode.leaf_grads = self._previous.pop()
+
+    def __getitem__(self, leaf: Tensor) -> np.ndarray | None:
+        kept = self._grads.get(id(leaf))
+        return None if kept is None else kept[1]
+
+
+def keeping_gradients_apart() -> bool:
+    """Whether this thread's backward now fills a ``gradients_apart`` store (the planned
+    stack, which writes ``.grad`` itself, then stands aside for the graph)."""
+    return _mode.leaf_grads is not None
 
 
 def is_retaining_graph() -> bool:
@@ -612,6 +643,12 @@ class Tensor:
                 if g.dtype != node.data.dtype:  # from a graph of another dtype: the leaf's own
                     g = g.astype(node.data.dtype)
                     handed[id(g)] = 1
+                apart = _mode.leaf_grads
+                if apart is not None:  # gradients_apart(): .grad untouched (the tensor
+                    kept = apart.get(id(node))  # kept too: its id stays its own)
+                    total = g.copy() if kept is None else accumulate_grad(kept[1], g)
+                    apart[id(node)] = (node, total)
+                    continue
                 with GRAD_LOCK:
                     if node.grad is not None:
                         node.grad = accumulate_grad(node.grad, g)

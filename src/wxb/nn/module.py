@@ -15,7 +15,14 @@ from wxb.backend import check_device, resolve_dtype, to_arguments, xp
 from wxb.columns import rows_for_model
 from wxb.errors import ConfigError, DataError, NotFoundError, ShapeError
 from wxb.tables import is_tabular
-from wxb.tensor import Tensor, float_array, is_grad_enabled, no_grad, slot_names
+from wxb.tensor import (
+    Tensor,
+    float_array,
+    gradients_apart,
+    is_grad_enabled,
+    no_grad,
+    slot_names,
+)
 from wxb.validation import as_features
 
 _NATIVE_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))  # (not big-endian ones)
@@ -937,18 +944,14 @@ class Module:
         return _Evaluating(self)
 
     @contextmanager
-    def gradients_set_aside(self) -> Iterator[Module]:
-        """Parameters start the block without gradients and get theirs back after it: a
-        look at ∂L/∂W (explain, diagnostics) leaves a training step's gradients alone."""
-        params = self.parameters()
-        saved = [p.grad for p in params]
-        for p in params:
-            p.grad = None
-        try:
-            yield self
-        finally:
-            for p, grad in zip(params, saved, strict=True):
-                p.grad = grad
+    def gradients_set_aside(self) -> Iterator[gradients_apart]:
+        """A backward inside the block, in this thread, leaves every ``.grad`` as it is
+        and puts its gradients in the store yielded (``grads[p]``): a look at ∂L/∂W
+        (explain, diagnostics) touches neither a user's accumulated gradients nor those
+        another thread's backward adds to the same model meanwhile (clearing ``.grad``
+        and setting it back after lost those)."""
+        with gradients_apart() as grads:
+            yield grads
 
     def predict(self, X: object, batch_size: int = 4096) -> np.ndarray:
         """Outputs for rows X as a NumPy array, in eval mode, without recording a graph.

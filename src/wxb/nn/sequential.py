@@ -28,7 +28,7 @@ from wxb.nn.module import (
     structure_version,
 )
 from wxb.nn.plan import StackPlan, unplannable_reason
-from wxb.tensor import Tensor, is_grad_enabled, is_retaining_graph
+from wxb.tensor import Tensor, is_grad_enabled, is_retaining_graph, keeping_gradients_apart
 
 MAX_PENDING_GRAPHS = 4  # plans kept per model; beyond, graphs are recorded layer by layer
 
@@ -283,11 +283,12 @@ class Sequential(Module):
         if not isinstance(x, Tensor):
             x = self.as_input(x)
         if self.use_plan and isinstance(x, Tensor) and not x.requires_grad:
-            if is_grad_enabled():
+            # (the planned backward writes .grad itself: not where gradients go apart)
+            if is_grad_enabled() and not keeping_gradients_apart():
                 plan = self._free_plan()
                 if plan is not None and plan.fits(x.data):
                     return _record(plan, x)
-            else:  # inference: straight through, no graph
+            elif not is_grad_enabled():  # inference: straight through, no graph
                 plan = self._plans().inference
                 if plan is not None:
                     out = plan.infer(x.data)

@@ -1,0 +1,82 @@
+"""Leftovers of the last session: explain's and the diagnostics' gradients, Standardize's
+float64 statistics in files, exported text cells, predict on no rows, optimiser state."""
+
+import sys
+import threading
+
+import numpy as np
+import torch
+
+import wxb
+from wxb.diagnose import layer_reports
+from wxb.nn import Dense, ReLU, Sequential, Tanh
+from wxb.nn.losses import MSELoss
+
+
+def _mlp(rng, dtype="float64"):
+    model = Sequential(Dense(5, 7, dtype=dtype), Tanh(), Dense(7, 6, dtype=dtype), ReLU())
+    model.append(Dense(6, 2, dtype=dtype))
+    X, y = rng.normal(size=(int(rng.integers(3, 12)), 5)), rng.normal(size=(1, 2))
+    return model, X, y + rng.normal(size=(len(X), 2))
+
+
+def _torch_grads(model, X, y):
+    """∂L/∂p of the mean squared error by PyTorch, on the model's own weights."""
+    dense = [m for m in model if isinstance(m, Dense)]
+    params = [torch.tensor(p.data, requires_grad=True) for d in dense for p in (d.weight, d.bias)]
+    a = torch.tensor(X)
+    for i, act in enumerate((torch.tanh, torch.relu, None)):
+        a = a @ params[2 * i].T + params[2 * i + 1]
+        a = act(a) if act else a
+    torch.nn.functional.mse_loss(a, torch.tensor(y)).backward()
+    return [p.grad.numpy() for p in params]
+
+
+def test_explain_and_diagnostics_leave_accumulated_grads_bit_for_bit(seeded):
+    model, X, y = _mlp(seeded.rng)
+    MSELoss()(model(X), y).backward()
+    MSELoss()(model(X[::-1]), y[::-1]).backward()  # two backwards accumulated
+    kept = [p.grad.copy() for p in model.parameters()]
+    explained = wxb.explain(model, X, y, loss="mse", sample_rows=None)
+    reports = layer_reports(model, X, y, MSELoss())
+    for p, g in zip(model.parameters(), kept, strict=True):
+        assert np.array_equal(p.grad, g), seeded.msg("a .grad changed by explain/diagnose")
+    # and what they show is this batch's own gradient, not the accumulated one
+    expected = _torch_grads(model, X, y)
+    for layer, (gw, gb) in enumerate(zip(expected[::2], expected[1::2], strict=True), 1):
+        shown = explained.step(f"dense{layer}.dL/dW")
+        np.testing.assert_allclose(shown.value, gw, rtol=1e-9, atol=1e-12, err_msg=seeded.msg(""))
+        norm = reports[layer - 1].weight_grad_norm
+        np.testing.assert_allclose(norm, np.linalg.norm(gw), rtol=1e-9, err_msg=seeded.msg(""))
+        shown_b = explained.step(f"dense{layer}.dL/db").value
+        np.testing.assert_allclose(shown_b, gb, rtol=1e-9, atol=1e-12, err_msg=seeded.msg(""))
+
+
+def test_a_backward_in_another_thread_loses_nothing_to_explain(seeded):
+    model, X, y = _mlp(seeded.rng)
+    loss = MSELoss()
+    loss(model(X), y).backward()
+    one = [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch often: the interleavings happen
+    done = threading.Event()
+
+    def looking():
+        while not done.is_set():
+            wxb.explain(model, X, y, loss="mse")
+            layer_reports(model, X, y, loss)
+
+    try:
+        thread = threading.Thread(target=looking)
+        thread.start()
+        steps = 150
+        for _ in range(steps):
+            loss(model(X), y).backward()
+        done.set()
+        thread.join()
+    finally:
+        done.set()
+        sys.setswitchinterval(before)
+    for p, g in zip(model.parameters(), one, strict=True):
+        np.testing.assert_allclose(p.grad, steps * g, rtol=1e-9, err_msg=seeded.msg("lost"))
