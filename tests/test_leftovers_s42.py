@@ -5,6 +5,7 @@ import sys
 import threading
 
 import numpy as np
+import pytest
 import torch
 
 import wxb
@@ -80,3 +81,53 @@ def test_a_backward_in_another_thread_loses_nothing_to_explain(seeded):
         sys.setswitchinterval(before)
     for p, g in zip(model.parameters(), one, strict=True):
         np.testing.assert_allclose(p.grad, steps * g, rtol=1e-9, err_msg=seeded.msg("lost"))
+
+
+def _standardized(rng, dtype):
+    centre, spread = rng.uniform(1e3, 1e5), rng.uniform(1e-3, 1e-1)
+    X = rng.normal(centre, spread, size=(40, 3))
+    # statistics in float64, as NumPy gives them, held by a model of either dtype
+    standardize = wxb.nn.Standardize(X.mean(0), X.std(0), dtype=dtype)
+    model = Sequential(standardize, Dense(3, 2, dtype=dtype))
+    return model, X
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_standardize_float64_statistics_survive_a_model_file(seeded, tmp_path, dtype):
+    import copy
+
+    model, X = _standardized(seeded.rng, dtype)
+    wxb.save(model, tmp_path / "m.safetensors")
+    loaded = wxb.load(tmp_path / "m.safetensors")
+    # as saved, before any cast: the same numbers as the unsaved model's
+    assert np.array_equal(loaded.predict(X), model.predict(X)), seeded.msg("as saved")
+    unsaved = copy.deepcopy(model).double()
+    back = loaded.double()
+    exact = (X.mean(0), X.std(0))  # NumPy's own statistics, in float64
+    for key, want in zip(("mean", "scale"), exact, strict=True):
+        assert np.array_equal(getattr(back[0], key), getattr(unsaved[0], key)), seeded.msg(key)
+        np.testing.assert_allclose(getattr(back[0], key), want, rtol=1e-12, err_msg=seeded.msg(key))
+    assert np.array_equal(back.predict(X), unsaved.predict(X)), seeded.msg("predictions")
+
+
+def test_a_model_file_written_before_loads_as_it_did(seeded, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    from wxb.io import WIDER_STATISTICS, read_metadata
+
+    model, _ = _standardized(seeded.rng, "float32")
+    wxb.save(model, tmp_path / "m.safetensors")
+    metadata = read_metadata(tmp_path / "m.safetensors")
+    assert WIDER_STATISTICS in metadata
+    old = {k: v for k, v in metadata.items() if k != WIDER_STATISTICS}
+    save_file(load_file(tmp_path / "m.safetensors"), tmp_path / "old.safetensors", old)
+    loaded = wxb.load(tmp_path / "old.safetensors").double()
+    rounded = model.state_dict()  # the float32 statistics, all an old file holds
+    for key in ("mean", "scale"):
+        want = rounded[f"standardize1.{key}"].astype(np.float64)
+        assert np.array_equal(getattr(loaded[0], key), want), seeded.msg(key)
+    # an entry that is not the float64 form of the buffer it names is refused
+    broken = dict(old, **{WIDER_STATISTICS: '{"standardize1.mean": [1.0, 2.0, 3.0]}'})
+    save_file(load_file(tmp_path / "m.safetensors"), tmp_path / "bad.safetensors", broken)
+    with pytest.raises(wxb.ModelFileError, match=r"standardize1\.mean"):
+        wxb.load(tmp_path / "bad.safetensors")

@@ -125,11 +125,62 @@ def save(model: Module, path: str | Path) -> Path:
     frozen = [name for name, p in model.named_parameters() if not p.requires_grad]
     if frozen:  # as torch.save(model) keeps requires_grad: a frozen layer stays frozen
         metadata["frozen"] = json.dumps(frozen)
+    wider = _wider_statistics(model)
+    if wider:  # as the model holds them: .double() after load gets them back, as before save
+        metadata[WIDER_STATISTICS] = json.dumps(wider)
     # (np.ascontiguousarray would make a 0-d count 1-d)
     tensors = {name: np.require(array, requirements="C") for name, array in state.items()}
     path = Path(path)
     atomic_write(path, safetensors_bytes(tensors, metadata=metadata))
     return path
+
+
+# Standardize's float64 statistics held beside its float32 buffers (Module._given_buffers),
+# by state_dict name: the file's F32 tensors alone gave .double() after load the rounded
+# mean (12345.678 by 2.7e-4 off; with a scale of 0.01, x̂ off by 0.027), where .double()
+# before save gave the exact one. JSON floats are Python's repr: they read back exactly.
+WIDER_STATISTICS = "float64_statistics"
+
+
+def _wider_statistics(model: Module) -> dict[str, list[float]]:
+    """state_dict name → the float64 values a buffer still holds rounded (what
+    ``.double()`` would give back), for each Standardize that has them."""
+    wider: dict[str, list[float]] = {}
+    for path, module in model.named_modules(remove_duplicate=False):
+        for key, given in module.__dict__.get("_given_buffers", {}).items():
+            held = module._buffers.get(key)
+            if held is None or not module._persistent(key) or held.dtype == given.dtype:
+                continue
+            if given.shape == held.shape and np.array_equal(given.astype(held.dtype), held):
+                wider[_join(path, key)] = [float(v) for v in given]
+    return wider
+
+
+def _restore_wider_statistics(model: Module, path: Path, wider: object) -> None:
+    """Put back what ``_wider_statistics`` saved; a file written before holds none."""
+    if not isinstance(wider, dict):
+        raise ModelFileError(f"{path}: its {WIDER_STATISTICS} is not a table of buffers")
+    owners = {
+        _join(where, key): (module, key)
+        for where, module in model.named_modules(remove_duplicate=False)
+        for key in module._buffers
+    }
+    for name, values in wider.items():
+        module, key = owners.get(name, (None, None))
+        held = module._buffers[key] if isinstance(module, layers.Standardize) else None
+        numbers = isinstance(values, list) and all(_is_number(v) for v in values)
+        given = np.array(values, dtype=np.float64) if numbers else None
+        if (
+            held is None
+            or given is None
+            or given.shape != held.shape
+            or not np.array_equal(given.astype(held.dtype), held)
+        ):
+            raise ModelFileError(
+                f"{path}: its {WIDER_STATISTICS} entry {name!r} is not the float64 form of "
+                "a Standardize buffer it holds"
+            )
+        module.__dict__.setdefault("_given_buffers", {})[key] = given
 
 
 def _check_info_keys(value: object, where: str) -> None:
@@ -467,6 +518,7 @@ def load(path: str | Path) -> Module:
         ) from None
     except WxbError as exc:
         raise ModelFileError(f"{path}: {exc}") from None
+    _restore_wider_statistics(model, path, _json_field(path, metadata, WIDER_STATISTICS, {}))
     parameters = dict(model.named_parameters())
     if not isinstance(frozen, list) or not all(
         isinstance(name, str) and name in parameters for name in frozen
