@@ -131,3 +131,58 @@ def test_a_model_file_written_before_loads_as_it_did(seeded, tmp_path):
     save_file(load_file(tmp_path / "m.safetensors"), tmp_path / "bad.safetensors", broken)
     with pytest.raises(wxb.ModelFileError, match=r"standardize1\.mean"):
         wxb.load(tmp_path / "bad.safetensors")
+
+
+# every character wxb's reader trims around a text cell (pyarrow's, as str.isspace())
+SPACES = [chr(c) for c in range(0x3001) if chr(c).isspace()]
+
+
+def _padded(rng, text):
+    """``text`` with 0–3 whitespace characters of any kind before and after it."""
+    before, after = (rng.choice(SPACES, size=int(rng.integers(0, 4))) for _ in range(2))
+    return "".join(before) + text + "".join(after)
+
+
+def test_exported_text_cells_match_wxb_predict_with_any_whitespace_around(seeded, tmp_path):
+    import onnxruntime as ort
+    import pyarrow as pa
+
+    from wxb.columns import TableEncoder
+    from wxb.onnx import export
+    from wxb.tables import from_object
+
+    rng = seeded.rng
+    colours, cities = ["red", "dark red", "Gelb ✓", "a.b*c"], ["Oslo", "Lima", "1", "x y"]
+    n = int(rng.integers(30, 80))
+    train = {
+        "colour": list(rng.choice(colours, size=n)),
+        "city": list(rng.choice(cities, size=n)),
+        "size": rng.normal(size=n),
+    }
+    train["colour"][0] = None  # a gap in training: a missing indicator
+    table = from_object(pa.table(train))
+    enc = TableEncoder.fit(table, table.names)
+    X = enc.transform(table, "float32")
+    model = Sequential(Dense(X.shape[1], 3, seed=int(rng.integers(1 << 31))))
+    model.info = {"table": enc.to_json(), "feature_names": enc.outputs}
+    path = export(model, tmp_path / "m.onnx")
+    # raw cells as a user's file holds them: any whitespace around, blanks, markers, unseen
+    m = int(rng.integers(20, 60))
+    pool_colour, pool_city = [*colours, "", "NA", "purple"], [*cities, "", "?", "Atlantis"]
+    raw = {
+        "colour": [_padded(rng, str(v)) for v in rng.choice(pool_colour, size=m)],
+        "city": [_padded(rng, str(v)) for v in rng.choice(pool_city, size=m)],
+        "size": rng.normal(size=m),
+    }
+    expected = model.predict(pa.table(raw))
+    feeds = {
+        "colour": np.array(raw["colour"], dtype=object).reshape(-1, 1),
+        "city": np.array(raw["city"], dtype=object).reshape(-1, 1),
+        "size": raw["size"].astype(np.float32).reshape(-1, 1),
+    }
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    got = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]).run(
+        None, feeds
+    )[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5, err_msg=seeded.msg("cells"))

@@ -208,9 +208,10 @@ def test_the_file_has_one_input_per_column_and_the_stage_in_its_metadata(tmp_pat
     assert out.name == "output" and out.type.tensor_type.elem_type == ELEM_TYPES[dtype]
     assert out.type.tensor_type.shape.dim[1].dim_value == 3
     imports = {i.domain: i.version for i in proto.opset_import}
-    assert imports == {"": 17, "ai.onnx.ml": 3}
     ops = {node.op_type for node in proto.graph.node}
-    assert {"OneHotEncoder", "Concat", "IsNaN"} <= ops
+    # text columns: opset 20's RegexFullMatch finds a cell with any whitespace around it
+    assert imports == {"": 20, **({"ai.onnx.ml": 3} if "Imputer" in ops else {})}
+    assert {"RegexFullMatch", "Concat", "IsNaN"} <= ops
     assert ("Imputer" in ops) == (dtype == "float32")
     meta = props(path)
     assert json.loads(meta["table"]) == enc.to_json()

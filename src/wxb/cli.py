@@ -391,14 +391,20 @@ def build_parser() -> _Parser:
         "(batch, features) in the model's dtype, taking raw features (Standardize is inside); "
         "a model whose table stage encodes text or booleans or adds missing indicators takes "
         "one input per column instead (numbers with NaN for missing, text with '' for "
-        "missing, trimmed of the spaces around it as wxb's reader trims it); "
+        "missing; the graph trims the whitespace around a cell as wxb's reader does, from "
+        "opset 20, the default for such a model; below 20 only one space either side); "
         "output 'output' as wxb's predict gives it (logits for classifiers); class and feature "
         "names in its metadata. Needs the onnx package (pip install 'wxb[onnx]').",
     )
     export.add_argument("model", metavar="MODEL")
     export.add_argument("-o", "--output", metavar="OUT.onnx",
                         help="default: MODEL with the suffix .onnx")  # fmt: skip
-    export.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
+    export.add_argument(
+        "--opset",
+        type=int,
+        default=None,
+        help="ONNX opset (default 17; 20 for a model with text columns)",
+    )
     export.set_defaults(run=run_export)
 
     report_cmd = commands.add_parser(

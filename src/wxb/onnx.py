@@ -68,10 +68,11 @@ maps column → input):
   not seen in training gives all zeros, as in wxb; a category is also found by the
   other texts its value may come as ('1' for '1.0', 'True' for 'true', as
   ``columns.text_aliases`` lists them), as in wxb. wxb's reader trims the whitespace
-  around text cells (' red', as pandas reads 'a, red', is 'red' there; ' ' a gap),
-  which no ONNX operator before opset 20 can: the graph finds each text with one
-  space before, after or both too, but more (or a tab) is a category not seen (all
-  zeros) without a word: trim the cells before feeding them
+  around text cells (' red', as pandas reads 'a, red', is 'red' there; ' \t' a gap):
+  so does the graph, from opset 20 (RegexFullMatch), the default for a stage with
+  text columns where the installed onnx has it. An opset asked for below 20 has no
+  operator that can: the graph then finds each text with one space before, after or
+  both too, but more (or a tab) is a category not seen (all zeros) without a word
 
 The stage is built as wxb's ``TableEncoder.transform`` computes it, then Concat
 (axis 1, in the encoder's order) feeds the layers:
@@ -79,10 +80,11 @@ The stage is built as wxb's ``TableEncoder.transform`` computes it, then Concat
 - number, bool   float32: ai.onnx.ml Imputer (NaN → fill); float64: Where(IsNaN(x),
                  fill, x), as onnxruntime has no float64 Imputer and a float32 one
                  would round the values. Then, with an indicator, Cast(IsNaN(x))
-- text           ai.onnx.ml OneHotEncoder over categories + [""] + the markers
-                 (zeros=1), Flatten, and MatMul by a 0/1 matrix that maps those
-                 slots onto the fill category (and the indicator column); float32,
-                 Cast for float64
+- text           one RegexFullMatch per text of categories + [""] + the markers,
+                 each with any whitespace around it (opset 20 on; before it, ai.onnx.ml
+                 OneHotEncoder over them and their one-space variants, zeros=1),
+                 Concat, and MatMul by a 0/1 matrix that maps those slots onto the fill
+                 category (and the indicator column); float32, Cast for float64
 
 A file with these ai.onnx.ml operators imports that domain (version 3) too. A
 stage with "" as a category is refused (ConfigError): "" could not mean both that
@@ -116,6 +118,14 @@ from wxb.nn.sequential import Sequential
 from wxb.tables import numeric_markers
 
 DEFAULT_OPSET = 17
+# RegexFullMatch: a text cell found with any whitespace around it (a table model with
+# text columns is exported at this opset by default where the onnx installed has it)
+TEXT_OPSET = 20
+# the characters pyarrow's utf8_trim_whitespace (wxb's reader) trims: str.isspace()'s
+_SPACE = (
+    r"[\x{9}-\x{D}\x{1C}-\x{20}\x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}"
+    r"\x{202F}\x{205F}\x{3000}]*"
+)
 MIN_OPSET = 13  # Softmax on the last axis, Gemm with an optional C
 MAX_DEPTH = 64  # Sequentials nested in one another (as wxb.save allows)
 ML_DOMAIN, ML_OPSET = "ai.onnx.ml", 3  # Imputer and OneHotEncoder are unchanged since 1
@@ -140,8 +150,9 @@ def export(
 ) -> Path:
     """Write ``model`` as an ONNX file at ``path`` and return the path.
 
-    ``opset``: the ONNX opset to target (default 17; 13 up to the installed onnx's
-    newest). ``dtype``: the graph's, for a model holding no float array
+    ``opset``: the ONNX opset to target (default 17, or 20 for a table stage with text
+    columns, whose cells it then trims as wxb's reader does; 13 up to the installed
+    onnx's newest). ``dtype``: the graph's, for a model holding no float array
     (``Sequential(Softmax())``, which wxb runs in its input's dtype and whose
     ``.double()`` has nothing to cast): float32 by default; any other model's graph is
     in its arrays' dtype, and another ``dtype`` is refused.
@@ -152,10 +163,14 @@ def export(
     cannot be written (nothing half-written is left).
     """
     onnx = _onnx()
-    opset = _check_opset(opset, onnx.defs.onnx_opset_version())
+    newest = onnx.defs.onnx_opset_version()
+    opset = _check_opset(opset, newest) if opset is not None else None
     layers = _flatten(model)
     dtype = _dtype(model, layers, dtype)
     stage = _table_stage(model)
+    if opset is None and stage is not None and any(r.kind == "text" for r in stage.rules):
+        opset = min(max(DEFAULT_OPSET, TEXT_OPSET), newest)  # (else 17: padded texts)
+    opset = _check_opset(opset, newest)
     if stage is None:
         graph = _Graph(onnx, dtype)
         n_features, n_outputs = graph.add_layers(layers)
@@ -166,6 +181,7 @@ def export(
             x, width, inputs = graph.add_plain_table(stage)
         else:
             graph = _Graph(onnx, dtype, reserved=("output",))
+            graph.opset = opset
             x, width, inputs = graph.add_table(stage)
         n_features, n_outputs = graph.add_layers(layers, x)
         if n_features is not None and n_features != width:
@@ -197,6 +213,12 @@ def _check_opset(opset: object, newest: int) -> int:
             f"opset must be from {MIN_OPSET} to {newest} (the installed onnx's newest); got {opset}"
         )
     return int(opset)
+
+
+def _literal(text: str) -> str:
+    """``text`` as an RE2 pattern matching itself alone: each character but a letter or
+    digit of ASCII as its code point."""
+    return "".join(c if c.isascii() and c.isalnum() else f"\\x{{{ord(c):X}}}" for c in text)
 
 
 def _where(path: str) -> str:
@@ -393,6 +415,7 @@ class _Graph:
         self.names: set[str] = set(reserved)
         self.inputs: list | None = None  # a table stage's inputs (else the one "input")
         self.per_column = False  # one input per raw column
+        self.opset = DEFAULT_OPSET  # (text cells are matched by regex from TEXT_OPSET on)
 
     # -- names, initializers, nodes ------------------------------------------------------
     def name(self, wanted: str) -> str:
@@ -532,11 +555,30 @@ class _Graph:
             slots[gaps:, categories.index(rule.fill)] = 1
         if rule.indicator:
             slots[gaps:, k] = 1
-        # wxb's reader trims a text cell (' red', as pandas reads 'a, red', is 'red'; ' '
-        # a gap), which no ONNX operator before opset 20 can: three more blocks of the
-        # texts, with a space before, after, both, summed onto the first (a collision,
-        # '' + ' ' with ' ' + '', takes more spaces: it trims to the same text; the
-        # reshape's 0 keeps the batch, an empty one too)
+        if self.opset >= TEXT_OPSET:  # each text with any whitespace around it, as wxb's
+            # reader trims a cell (' red', as pandas reads 'a, red', is 'red'; '\t' a gap)
+            found = []
+            for text in texts:
+                pattern = f"{_SPACE}{_literal(text)}{_SPACE}"
+                match = self.node("RegexFullMatch", [x], where, pattern=pattern)
+                found.append(self.node("Cast", [match], where, to=self.onnx.TensorProto.FLOAT))
+            flat = found[0] if len(found) == 1 else self.node("Concat", found, where, axis=1)
+        else:
+            flat = self._padded_one_hot(x, texts, where)
+        mapped = self.node(
+            "MatMul", [flat, self.initializer(None, slots, f"{where}.slots", np.float32)], where
+        )
+        if self.dtype == np.float32:
+            return mapped
+        elem = self.onnx.helper.np_dtype_to_tensor_dtype(self.dtype)
+        return self.node("Cast", [mapped], where, to=elem)
+
+    def _padded_one_hot(self, x: str, texts: list[str], where: str) -> str:
+        """Before opset 20, which has no operator that trims text: OneHotEncoder over the
+        texts and three more blocks of them, with a space before, after, both, summed onto
+        the first; more space (or a tab) is a text not seen (all zeros)."""
+        # (a collision, '' + ' ' with ' ' + '', takes more spaces: it trims to the same
+        # text; the reshape's 0 keeps the batch, an empty one too)
         used, every = set(texts), list(texts)
         for pad in (lambda t: f" {t}", lambda t: f"{t} ", lambda t: f" {t} "):
             for text in texts:
@@ -550,16 +592,9 @@ class _Graph:
             None, np.array([0, 4, len(texts)]), f"{where}.blocks", np.dtype(np.int64)
         )
         axis = self.initializer(None, np.array([1]), f"{where}.block_axis", np.dtype(np.int64))
-        flat = self.node(
+        return self.node(
             "ReduceSum", [self.node("Reshape", [hot, blocks], where), axis], where, keepdims=0
         )
-        mapped = self.node(
-            "MatMul", [flat, self.initializer(None, slots, f"{where}.slots", np.float32)], where
-        )
-        if self.dtype == np.float32:
-            return mapped
-        elem = self.onnx.helper.np_dtype_to_tensor_dtype(self.dtype)
-        return self.node("Cast", [mapped], where, to=elem)
 
     # -- layers --------------------------------------------------------------------------
     def add_layers(
