@@ -186,3 +186,94 @@ def test_exported_text_cells_match_wxb_predict_with_any_whitespace_around(seeded
         None, feeds
     )[0]
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5, err_msg=seeded.msg("cells"))
+
+
+class _OwnForward(wxb.nn.Module):
+    def __init__(self, seed):
+        super().__init__()
+        self.a, self.b = Dense(4, 5, seed=seed), Dense(5, 3, seed=seed + 1)
+
+    def forward(self, x):
+        return self.b(self.a(x).tanh())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_predict_on_no_rows_gives_an_empty_result_as_pytorch(seeded, dtype):
+    rng = seeded.rng
+    seed = int(rng.integers(1 << 31))
+    torch_model = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3))
+    torch_model = torch_model.to(getattr(torch, dtype))
+    from wxb.interop import from_torch
+
+    models = [from_torch(torch_model), _OwnForward(seed).to(dtype)]
+    for X in (np.zeros((0, 4), dtype=dtype), np.zeros((0, 4)), np.zeros((0, 4), np.float32)):
+        with torch.no_grad():
+            want = torch_model(torch.as_tensor(np.asarray(X, dtype=dtype))).numpy()
+        for model in models:
+            for got in (model.predict(X), model.predict(X, batch_size=1)):
+                assert got.shape == want.shape == (0, 3) and got.dtype == want.dtype, seeded.msg(
+                    f"{type(model).__name__}: {got.shape} {got.dtype}"
+                )
+            with wxb.no_grad():
+                assert model(np.asarray(X, dtype=dtype)).shape == (0, 3)
+    # a width that does not fit is still refused, rows or none
+    with pytest.raises(wxb.WxbError, match="4"):
+        models[0].predict(np.zeros((0, 7), dtype=dtype))
+
+
+def test_the_estimators_refuse_no_rows_as_scikit_learn_does(seeded):
+    import warnings
+
+    from sklearn.neural_network import MLPClassifier as Reference
+
+    from wxb.sklearn import MLPClassifier
+
+    X = seeded.rng.normal(size=(30, 3))
+    y = (X[:, 0] > 0).astype(int)
+    for kind in (MLPClassifier, Reference):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = kind(hidden_layer_sizes=(4,), max_iter=3).fit(X, y)
+        for method in (model.predict, model.predict_proba):
+            with pytest.raises(ValueError, match="0 sample"):
+                method(np.zeros((0, 3)))
+
+
+def test_wxb_predict_on_a_header_alone_writes_the_header_alone(seeded, tmp_path, capsys):
+    import io
+
+    import pandas as pd
+
+    from wxb.cli import main
+
+    rng = seeded.rng
+    n = 40
+    frame = pd.DataFrame(
+        {
+            "size": rng.normal(size=n),
+            "colour": rng.choice(["red", "blue"], size=n),
+            "kind": rng.choice(["cat", "dog"], size=n),
+        }
+    )
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    model = tmp_path / "m.safetensors"
+    argv = ["train", "--data", tmp_path / "train.csv", "--target", "kind", "--hidden", "4"]
+    assert main([str(a) for a in [*argv, "--epochs", "2", "-q", "-o", model]]) == 0
+    for name, write in [
+        ("none.csv", lambda p: frame.drop(columns="kind").iloc[:0].to_csv(p, index=False)),
+        ("none.parquet", lambda p: frame.drop(columns="kind").iloc[:0].to_parquet(p)),
+    ]:
+        write(tmp_path / name)
+        capsys.readouterr()
+        for extra in ([], ["--proba"]):
+            code = main([str(a) for a in ["predict", model, tmp_path / name, *extra]])
+            out = capsys.readouterr()
+            assert code == 0, seeded.msg(out.err)
+            read = pd.read_csv(io.StringIO(out.out))
+            rows = main([str(a) for a in ["predict", model, tmp_path / "train.csv", *extra]])
+            assert rows == 0
+            full = pd.read_csv(io.StringIO(capsys.readouterr().out))
+            assert len(read) == 0 and list(read.columns) == list(full.columns), seeded.msg(name)
+    # eval has nothing to score: refused, in one line
+    assert main(["eval", str(model), str(tmp_path / "none.csv")]) == 2
+    assert "no data rows" in capsys.readouterr().err

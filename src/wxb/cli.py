@@ -1260,7 +1260,8 @@ def run_eval(args: argparse.Namespace) -> None:
 def check_outputs_finite(output: np.ndarray, table: Table, model_path: str) -> None:
     """Refuse outputs that are inf or NaN (inputs far beyond the training data overflow
     the network): no class can be read from them, and no figure scored."""
-    bad = ~np.isfinite(output.reshape(len(output), -1)).all(axis=1)
+    # (each row's values; (len, -1) cannot be reshaped from no rows)
+    bad = ~np.isfinite(output.reshape(len(output), math.prod(output.shape[1:]))).all(axis=1)
     if bad.any():
         rows = np.flatnonzero(bad)
         raise DataError(
@@ -1596,8 +1597,9 @@ def run_predict(args: argparse.Namespace) -> None:
     warn_if_task_guessed(model, args.model, task)
     if args.proba and task != "classification":
         raise ConfigError(f"--proba is for classifiers; {args.model} is a {task} model")
-    table = read_table(args.input, **read_options(args, args.input, model))
-    X = features_for(model, table)
+    # a file of a header alone: the predictions' header alone, as pandas reads it (no rows)
+    table = read_table(args.input, **read_options(args, args.input, model), no_rows=True)
+    X = features_for(model, table, no_rows=True)
     output = model.predict(X)
     if task == "classification":  # no class is read from inf or NaN (a number may be)
         check_outputs_finite(output, table, args.model)

@@ -364,14 +364,15 @@ def rounding_warnings(
     return warnings
 
 
-def features_for(model, data: Table | wdata.Dataset) -> np.ndarray:
+def features_for(model, data: Table | wdata.Dataset, no_rows: bool = False) -> np.ndarray:
     """The network's input matrix for ``data``: its columns by name through the model's
-    table stage (``columns.table_matrix``), checked against the network's width."""
+    table stage (``columns.table_matrix``), checked against the network's width.
+    ``no_rows``: a table of none gives a matrix of none (predict's), else refused."""
     X = data.X if isinstance(data, wdata.Dataset) else table_matrix(model.info, data, model.dtype)
     width = input_width(model)
     if width is not None and X.shape[1] != width:
         raise DataError(f"{data.source}: {X.shape[1]} features but the model takes {width}")
-    return validation.as_features(X, model.dtype, data.source)
+    return validation.as_features(X, model.dtype, data.source, no_rows=no_rows)
 
 
 def is_multilabel(model) -> bool:

@@ -158,6 +158,7 @@ def read_table(
     skip_whole: str | None = None,
     targets: Iterable[str] = (),
     exact: Iterable[str] = (),
+    no_rows: bool = False,
 ) -> Table:
     """A ``Table`` from a path or from a pandas DataFrame, pyarrow Table, dict of
     columns or 2-D NumPy array.
@@ -176,12 +177,13 @@ def read_table(
     file has a column of that name: --drop a,b); the others are in ``Table.unread``.
     ``targets``: a CSV's target columns, whose codes stay text ('007' and '7' are two
     classes). ``exact``: text columns whose cells are never missing markers (identifiers:
-    'NA' is Namibia).
+    'NA' is Namibia). ``no_rows``: a CSV file may hold a header alone (wxb predict's:
+    no rows to predict), else refused.
     """
     columns = Reading(
         tuple(na_values), float32, frozenset(as_text), frozenset(keep_float64),
         None if only is None else frozenset(only), frozenset(skip), skip_whole, frozenset(targets),
-        frozenset(exact),
+        frozenset(exact), no_rows,
     )  # fmt: skip
     if isinstance(source, (str, Path)):
         return read_path(
@@ -213,6 +215,7 @@ class Reading:
     skip_whole: str | None = None  # … but this alone where the file has a column 'a,b'
     targets: frozenset[str] = frozenset()  # a CSV's: typed from their text (_typed_target)
     exact: frozenset[str] = frozenset()  # text with no missing markers: 'NA' is an identifier
+    no_rows: bool = False  # a CSV of a header and a line break alone is a table of no rows
 
     @property
     def markers(self) -> list[str]:
@@ -556,7 +559,7 @@ def read_csv(
             f"{first.expected_columns} ({len(bad_rows)} such line{'s' * (len(bad_rows) > 1)})"
             f"{hint}"
         )
-    if arrow.num_rows == 0:
+    if arrow.num_rows == 0 and not reading.no_rows:
         raise DataError(f"{source}: has a header but no data rows")
     table = from_arrow(arrow, source, reading.every_column, decimal)
     read_set = set(read_names)  # (a list: quadratic in a file of 20,000 columns)

@@ -17,7 +17,11 @@ from wxb.tensor import Tensor
 
 # ---------------------------------------------------------------------------------
 def as_features(
-    X: object, dtype: np.dtype | str = "float32", where: str = "X", check: bool = True
+    X: object,
+    dtype: np.dtype | str = "float32",
+    where: str = "X",
+    check: bool = True,
+    no_rows: bool = False,
 ) -> np.ndarray:
     """X as a 2-D float array, or a DataError that says what is wrong.
 
@@ -51,7 +55,7 @@ def as_features(
         )
     if array.ndim != 2:
         raise DataError(f"{where} must be 2-D (samples × features); got shape {array.shape}")
-    if array.shape[0] == 0 or array.shape[1] == 0:
+    if (array.shape[0] == 0 and not no_rows) or array.shape[1] == 0:
         raise DataError(f"{where} is empty (shape {array.shape})")
     if isinstance(X, np.memmap) and array.dtype == np.dtype(dtype):
         array = X  # still a memmap (np.asarray gave a plain view): fit keeps it on disk

@@ -11,7 +11,7 @@ from typing import Any, ClassVar, NamedTuple, Protocol
 
 import numpy as np
 
-from wxb.backend import check_device, resolve_dtype, to_arguments, xp
+from wxb.backend import check_device, resolve_dtype, to_arguments
 from wxb.columns import rows_for_model
 from wxb.errors import ConfigError, DataError, NotFoundError, ShapeError
 from wxb.tables import is_tabular
@@ -970,12 +970,12 @@ class Module:
         dtype = self._rows_dtype(X)
         X = rows_for_model(self.info, X, dtype)  # a table: its columns by name
         whole = self._own_forward() and _whole_number_rows(X)
-        X = np.ascontiguousarray(X) if whole else as_features(X, dtype)
+        X = np.ascontiguousarray(X) if whole else as_features(X, dtype, no_rows=True)
         with self.evaluating(), no_grad():
-            if 0 < len(X) <= batch_size:  # one batch (one row, often): no slicing or joining
+            # one batch (one row, often): no slicing or joining; no rows: the forward's
+            # empty result, (0, outputs) as PyTorch's and onnxruntime's
+            if len(X) <= batch_size:
                 return self._rows_forward(X)
-            if not len(X):
-                return xp.empty((0,), dtype=dtype)
             if couples_rows(self):  # chunks would be normalised each by itself
                 return self._rows_forward(X)
             run = self._rows_forward
