@@ -61,19 +61,21 @@ def test_a_backward_in_another_thread_loses_nothing_to_explain(seeded):
     model.zero_grad()
     before = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)  # threads switch often: the interleavings happen
-    done = threading.Event()
+    done, looks = threading.Event(), []
 
     def looking():
         while not done.is_set():
             wxb.explain(model, X, y, loss="mse")
             layer_reports(model, X, y, loss)
+            looks.append(1)
 
     try:
         thread = threading.Thread(target=looking)
         thread.start()
-        steps = 150
-        for _ in range(steps):
+        steps = 0
+        while steps < 100 or (len(looks) < 30 and steps < 20_000):  # both ran, interleaved
             loss(model(X), y).backward()
+            steps += 1
         done.set()
         thread.join()
     finally:
@@ -277,3 +279,83 @@ def test_wxb_predict_on_a_header_alone_writes_the_header_alone(seeded, tmp_path,
     # eval has nothing to score: refused, in one line
     assert main(["eval", str(model), str(tmp_path / "none.csv")]) == 2
     assert "no data rows" in capsys.readouterr().err
+
+
+OPTIMISERS = [
+    ("Adam", {"lr": 0.05, "weight_decay": 0.1}),
+    ("AdamW", {"lr": 0.05}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9}),
+    ("RMSprop", {"lr": 0.01, "momentum": 0.5, "centered": True}),
+    ("Adagrad", {"lr": 0.1}),
+]
+
+
+@pytest.mark.parametrize(("kind", "options"), OPTIMISERS)
+def test_writing_the_state_as_pytorch_users_do_takes_effect(seeded, kind, options):
+    from wxb import optim
+    from wxb.nn import Parameter
+
+    rng = seeded.rng
+    arrays = [rng.normal(size=s) for s in ((3, 2), (2,))]
+    ours = [Parameter(a.copy()) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    ours_opt = getattr(optim, kind)(ours, **options)
+    their_opt = getattr(torch.optim, kind)(theirs, **options)
+    at = int(rng.integers(1, 4))
+    for step in range(6):
+        for p, q in zip(ours, theirs, strict=True):
+            g = rng.normal(size=p.shape)
+            p.grad, q.grad = g.copy(), torch.tensor(g)
+        ours_opt.step()
+        their_opt.step()
+        if step == at:
+            p, q = ours[-1], theirs[-1]
+            for key, value in their_opt.state[q].items():
+                # PyTorch's names read the same numbers
+                np.testing.assert_allclose(np.asarray(ours_opt.state[p][key]), value.numpy())
+                if key == "step":
+                    their_opt.state[q][key] = torch.tensor(0.0)
+                    ours_opt.state[p][key] = 0
+                else:  # (RMSprop's centred √(s − ḡ²) needs s ≥ ḡ²)
+                    low, high = (-0.1, 0.1) if key == "grad_avg" else (1.0, 2.0)
+                    new = rng.uniform(low, high, size=p.shape)
+                    their_opt.state[q][key] = torch.tensor(new)
+                    ours_opt.state[p][key] = new
+        for i, (p, q) in enumerate(zip(ours, theirs, strict=True)):
+            np.testing.assert_allclose(
+                p.data,
+                q.detach().numpy(),
+                rtol=1e-10,
+                atol=1e-12,
+                err_msg=seeded.msg(f"{kind}: written at step {at}; step {step}, #{i}"),
+            )
+
+
+def test_a_state_write_that_would_change_nothing_is_refused(seeded):
+    import copy
+
+    from wxb import optim
+    from wxb.errors import ConfigError
+    from wxb.nn import Parameter
+
+    p = Parameter(seeded.rng.normal(size=3))
+    opt = optim.Adam([p])
+    assert opt.state[p] == {}  # not stepped: empty, as PyTorch's defaultdict
+    p.grad = seeded.rng.normal(size=3)
+    opt.step()
+    entry = opt.state[p]
+    with pytest.raises(ConfigError, match="keeps 'step', 'moment1', 'moment2'"):
+        entry["max_exp_avg_sq"] = np.zeros(3)  # (amsgrad's: not kept)
+    with pytest.raises(ConfigError, match=r"shape \(3,\)"):
+        entry["exp_avg"] = np.zeros(4)
+    with pytest.raises(ConfigError, match="whole number"):
+        entry["step"] = 1.5
+    with pytest.raises(ConfigError, match="cannot be removed"):
+        del entry["exp_avg"]
+    p.grad = seeded.rng.normal(size=3)
+    opt.step()
+    assert entry["step"] == 2  # read live, as PyTorch's tensor is
+    kept = copy.deepcopy(opt.state[p])
+    assert type(kept) is dict and kept["step"] == 2
+    kept["moment1"][...] = 7.0
+    assert not np.any(opt.state[p]["moment1"] == 7.0)

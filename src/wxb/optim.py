@@ -288,6 +288,115 @@ class FlatParameters:
         return True
 
 
+class _ParamState(dict):
+    """``optimizer.state[p]`` as PyTorch's entry: the step count(s) now and the state
+    arrays themselves, under wxb's names or PyTorch's (``exp_avg``, ``exp_avg_sq``,
+    ``momentum_buffer``: ``Optimizer.torch_names``). Writing one sets the optimiser's own
+    count or array, which the next step uses, as PyTorch's does (``state[p]['step'] = 0``
+    restarts Adam's bias correction); a key it does not keep, a deletion, or a write
+    before the parameter's first step (no state yet) is refused. (A plain dict, as it was,
+    took ``state[p]['step'] = 0`` and the next step went on counting from 3.)"""
+
+    def __init__(self, optimizer: Optimizer, index: int) -> None:
+        self._optimizer, self._at = optimizer, index
+        super().__init__(self._now())
+
+    def _now(self) -> dict:
+        opt, i = self._optimizer, self._at
+        if not opt._has_state(i):
+            return {}
+        entry: dict = {COUNTER_KEYS[c]: getattr(opt, c)[i] for c in opt.counters}
+        entry.update({s: getattr(opt, s)[i] for s in opt.state_names})
+        return entry
+
+    def _own(self, key: object) -> object:
+        return self._optimizer.torch_names.get(key, key)  # type: ignore[call-overload]
+
+    def __getitem__(self, key: object) -> object:
+        now = self._now()
+        if self._own(key) not in now:
+            raise KeyError(key)
+        return now[self._own(key)]
+
+    def get(self, key: object, default: object = None) -> object:
+        return self[key] if key in self else default
+
+    def __contains__(self, key: object) -> bool:
+        return self._own(key) in self._now()
+
+    def __iter__(self):
+        return iter(self._now())
+
+    def __len__(self) -> int:
+        return len(self._now())
+
+    def keys(self):
+        return self._now().keys()
+
+    def values(self):
+        return self._now().values()
+
+    def items(self):
+        return self._now().items()
+
+    def __repr__(self) -> str:
+        return repr(self._now())
+
+    def __eq__(self, other: object) -> bool:
+        return self._now() == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __reduce_ex__(self, protocol: object) -> tuple:
+        return dict, (self._now(),)  # a copy or a pickle is a plain dict, as the state's
+
+    def __setitem__(self, key: object, value: object) -> None:
+        opt, i = self._optimizer, self._at
+        where = f"{type(opt).__name__}.state[p][{key!r}]"
+        name, counters = self._own(key), {COUNTER_KEYS[c]: c for c in opt.counters}
+        if name in counters:
+            getattr(opt, counters[name])[i] = _whole_count(value, where)
+        elif name in opt.state_names:
+            target = getattr(opt, name)[i]
+            array = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
+            if array.shape != target.shape or array.dtype.kind not in "fiu":
+                raise ConfigError(
+                    f"{where}: needs numbers of the parameter's shape {target.shape}; got "
+                    f"{array.dtype} of shape {array.shape}"
+                )
+            np.copyto(target, array, casting="unsafe")  # (in the parameter's dtype)
+        else:
+            kept = [*counters, *opt.state_names]
+            raise ConfigError(
+                f"{where}: {type(opt).__name__} keeps {', '.join(map(repr, kept))} here; "
+                "another key would change nothing"
+            )
+        # (an entry set by hand is the parameter's state from now on, a step count of 0 too)
+        opt.__dict__.setdefault("_written", set()).add(i)
+
+    def _refused(self, *args: object, **kwargs: object) -> None:
+        raise ConfigError(
+            f"{type(self._optimizer).__name__}.state[p]: its entries cannot be removed (set "
+            "a value instead; del optimizer.state[p] starts the parameter again)"
+        )
+
+    __delitem__ = pop = popitem = clear = setdefault = _refused
+
+    def update(self, *args: object, **kwargs: object) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+
+def _whole_count(value: object, where: str) -> int:
+    """A step count written by hand: a whole number ≥ 0 (PyTorch's is a 0-d float tensor,
+    ``torch.tensor(0.0)``: its value is taken)."""
+    if getattr(value, "shape", None) == () and hasattr(value, "item"):
+        value = value.item()  # a 0-d array or tensor
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return _count_value(value, where)
+
+
 class _State(dict):
     """``optimizer.state`` as PyTorch's: each stepped parameter's counts and state arrays.
     Forgetting an entry (``del state[p]``, ``state.pop(p)``, ``popitem()``, ``state[p] =
@@ -306,9 +415,10 @@ class _State(dict):
         return dict, (dict(self),)  # a copy or a pickle is a plain dict, as it was
 
     def __missing__(self, key: object) -> dict:
-        if self._index(key) is None:
+        index = self._index(key)
+        if index is None:
             raise KeyError(key)
-        return {}
+        return _ParamState(self._optimizer, index)  # reads {}; a write says why not
 
     def __delitem__(self, key: object) -> None:
         super().__delitem__(key)
@@ -385,6 +495,7 @@ class Optimizer:
 
     state_names: tuple[str, ...] = ()  # e.g. the Adam moments, one array per parameter
     possible_states: tuple[str, ...] = ()  # every state it may make (SGD: velocity, with momentum)
+    torch_names: ClassVar[dict[str, str]] = {}  # PyTorch's name of a state → wxb's
     hyperparameters: tuple[str, ...] = ("lr",)
     # PyTorch group flags that change the update, and the one value this optimiser runs
     # them with: another value is refused, never ignored (and why, for the message)
@@ -677,13 +788,12 @@ class Optimizer:
         count(s) and state arrays (under ``state_dict()``'s names; the arrays themselves).
         Forgetting an entry (``del``, ``pop``, ``= {}``, ``clear()``) starts that parameter
         again, as PyTorch's next step does (see ``_State``)."""
-        state = {}
-        for i, p in enumerate(self.params):
-            if self.param_steps[i]:
-                entry: dict = {COUNTER_KEYS[c]: getattr(self, c)[i] for c in self.counters}
-                entry.update({s: getattr(self, s)[i] for s in self.state_names})
-                state[p] = entry
+        state = {p: _ParamState(self, i) for i, p in enumerate(self.params) if self._has_state(i)}
         return _State(self, state)
+
+    def _has_state(self, i: int) -> bool:
+        """Whether parameter ``i`` has an entry in ``state``: stepped, or one set by hand."""
+        return bool(self.param_steps[i]) or i in self.__dict__.get("_written", ())
 
     @state.setter
     def state(self, value: object) -> None:
@@ -701,6 +811,7 @@ class Optimizer:
         """Parameters ``indices`` start again: counts and state at zero, as the state
         PyTorch makes at a parameter's first step."""
         for i in indices:
+            self.__dict__.get("_written", set()).discard(i)
             for counter in self.counters:
                 getattr(self, counter)[i] = 0
             for s in self.state_names:
@@ -1145,6 +1256,7 @@ class SGD(Optimizer):
 
     hyperparameters = ("lr", "momentum", "dampening", "nesterov", "weight_decay")
     possible_states = ("velocity",)
+    torch_names: ClassVar[dict[str, str]] = {"momentum_buffer": "velocity"}
     # momentum updates of each parameter: the first sets v = g (PyTorch's new momentum_buffer)
     counters = ("param_steps", "momentum_steps")
     momentum = _GroupValue()
@@ -1225,6 +1337,7 @@ class Adam(Optimizer):
 
     decoupled = False
     state_names = possible_states = ("moment1", "moment2")
+    torch_names: ClassVar[dict[str, str]] = {"exp_avg": "moment1", "exp_avg_sq": "moment2"}
     hyperparameters = ("lr", "betas", "eps", "weight_decay")
     fixed_flags: ClassVar[dict[str, tuple[bool, str]]] = {
         **Optimizer.fixed_flags,
