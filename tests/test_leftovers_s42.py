@@ -359,3 +359,47 @@ def test_a_state_write_that_would_change_nothing_is_refused(seeded):
     assert type(kept) is dict and kept["step"] == 2
     kept["moment1"][...] = 7.0
     assert not np.any(opt.state[p]["moment1"] == 7.0)
+
+
+def test_explain_beside_training_leaves_a_frozen_layer_frozen(seeded):
+    """explain and the diagnostics showed ∂L/∂W of frozen layers by setting their
+    requires_grad for a while: a backward in another thread meanwhile gave the frozen
+    weights a gradient, and its optimiser step moved them."""
+    model, X, y = _mlp(seeded.rng)
+    frozen = [model[0].weight, model[0].bias]
+    for p in frozen:
+        p.requires_grad = False
+    kept = [p.data.copy() for p in frozen]
+    loss = MSELoss()
+    opt = wxb.optim.SGD(model.parameters(), lr=0.01)  # (as PyTorch users pass them all)
+    shown = wxb.explain(model, X, y, loss="mse").step("dense1.dL/dW").value
+    assert np.all(np.isfinite(shown)) and shown.shape == (7, 5)  # still shown
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    done, looks = threading.Event(), []
+
+    def looking():
+        while not done.is_set():
+            try:
+                wxb.explain(model, X, y, loss="mse")
+                layer_reports(model, X, y, loss)
+            except wxb.TrainingError:  # a step between its forward and backward: refused
+                pass
+            looks.append(1)
+
+    try:
+        thread = threading.Thread(target=looking)
+        thread.start()
+        steps = 0
+        while steps < 100 or (len(looks) < 30 and steps < 20_000):
+            opt.zero_grad()
+            loss(model(X), y).backward()
+            opt.step()
+            steps += 1
+        done.set()
+        thread.join()
+    finally:
+        done.set()
+        sys.setswitchinterval(before)
+    for p, data in zip(frozen, kept, strict=True):
+        assert np.array_equal(p.data, data) and not p.requires_grad, seeded.msg("moved")

@@ -21,7 +21,7 @@ from wxb.describe import chain_layers, percent
 from wxb.errors import ConfigError
 from wxb.nn.layers import Activation, Dense, Dropout, ReLU, Sigmoid, Tanh
 from wxb.nn.losses import Loss
-from wxb.nn.module import Module, every_parameter_requiring_grad, is_stock
+from wxb.nn.module import Module, gradient_twin, is_stock
 from wxb.nn.norm import NORMS
 from wxb.nn.sequential import layers_in_order
 from wxb.tensor import Tensor, no_grad
@@ -56,7 +56,13 @@ NEEDS_A_CHAIN = (
 def layer_reports(model: Module, X: np.ndarray, y: np.ndarray, loss: Loss) -> list[LayerReport]:
     """Forward and backward through ``model`` on (X, y), layer by layer: a Sequential's
     layers, or those a forward of its own chains (``describe.chain_layers``; they must
-    give its own output on X)."""
+    give its own output on X). On its twin (``gradient_twin``): frozen layers get their
+    ∂L/∂W too, the model's own flags and ``.grad`` untouched."""
+    with gradient_twin(model) as (twin, _):
+        return _layer_reports(twin, X, y, loss)
+
+
+def _layer_reports(model: Module, X: np.ndarray, y: np.ndarray, loss: Loss) -> list[LayerReport]:
     layers = layers_in_order(model)
     chained = layers == [model]
     if chained:
@@ -65,13 +71,9 @@ def layer_reports(model: Module, X: np.ndarray, y: np.ndarray, loss: Loss) -> li
         raise ConfigError(f"diagnostics {NEEDS_A_CHAIN}")
     paths = {id(m): name for name, m in model.named_modules()}  # (each once, first path)
     # Eval mode: Dropout off, so the figures are the network's own and no mask is drawn.
-    # Frozen layers too: δ passes through them all the same, and a frozen first layer
-    # must not read as a vanished δ.
-    with (
-        model.evaluating(),
-        model.gradients_set_aside() as grads,
-        every_parameter_requiring_grad(model),
-    ):
+    # Frozen layers too (the twin's parameters all require grad): δ passes through them
+    # all the same, and a frozen first layer must not read as a vanished δ.
+    with model.evaluating(), model.gradients_set_aside() as grads:
         x, denses, activation_of = Tensor(X), [], {}
         on_z = None  # the Dense whose Z is x (Dropout, off in eval mode, leaves it so)
         for layer in layers:

@@ -39,7 +39,7 @@ from wxb.nn.module import (
     Module,
     Parameter,
     couples_rows,
-    every_parameter_requiring_grad,
+    gradient_twin,
     is_stock,
 )
 from wxb.nn.norm import NORMS
@@ -572,16 +572,18 @@ def explain_model(
     total = len(rows)
     rows = as_features(rows[:sample_rows] if sample_rows is not None else rows, dtype)
     batch = len(rows)
-    layers = layers_in_order(model)
-    # a forward of its own: layer by layer where it only chains them
-    chain = chain_layers(model) if layers == [model] else None
 
     with (
+        # the model from here on is its twin (frozen layers' ∂L/∂W too; the model's own
+        # requires_grad and .grad untouched, whatever another thread does with it)
+        gradient_twin(model) as (model, frozen),
         model.evaluating(),
         model.gradients_set_aside() as grads,
-        every_parameter_requiring_grad(model) as frozen,
         np.errstate(over="ignore", invalid="ignore", divide="ignore"),  # shown as inf, NaN
     ):
+        layers = layers_in_order(model)
+        # a forward of its own: layer by layer where it only chains them
+        chain = chain_layers(model) if layers == [model] else None
         if chain is not None:
             steps = _forward_steps(chain, Tensor(rows), batch, _step_keys(model, chain))
             with no_grad():  # (seen on a sample batch: these rows must take the same path)

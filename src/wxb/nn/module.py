@@ -1023,15 +1023,34 @@ class Module:
 
 
 @contextmanager
-def every_parameter_requiring_grad(model: Module) -> Iterator[list[str]]:
-    """Frozen parameters get a gradient inside the block (the δ chain passes through
-    them all the same: explain and diagnostics show it); the names of those that were
-    frozen."""
+def gradient_twin(model: Module) -> Iterator[tuple[Module, list[str]]]:
+    """A twin of ``model`` whose parameters are leaves of their own that share the
+    model's arrays (and version counts), every one requiring grad, and the names of those
+    frozen in the model: explain and the diagnostics follow the δ chain through frozen
+    layers too without setting ``requires_grad`` on the model's own parameters (another
+    thread training the model meanwhile recorded its frozen layers, and its step moved
+    them) and without touching any ``.grad``. A model that cannot be copied (one holding
+    a lock or a file) has its frozen parameters' flags set for the block instead."""
+    import copy
+
     frozen = [(name, p) for name, p in model.named_parameters() if not p.requires_grad]
+    names = [name for name, _ in frozen]
+    memo: dict[int, object] = {}
+    for p in model.parameters():
+        twin = copy.copy(p)  # (its array and version count shared; no .grad, no buffer)
+        twin.requires_grad = True
+        memo[id(p)] = twin
+    try:
+        twin_model = copy.deepcopy(model, memo)
+    except Exception:  # whatever a module of one's own refuses to copy
+        twin_model = None
+    if twin_model is not None:
+        yield twin_model, names
+        return
     for _, p in frozen:
         p.requires_grad = True
     try:
-        yield [name for name, _ in frozen]
+        yield model, names
     finally:
         for _, p in frozen:
             p.requires_grad = False
