@@ -139,13 +139,17 @@ def test_a_model_file_written_before_loads_as_it_did(seeded, tmp_path):
 SPACES = [chr(c) for c in range(0x3001) if chr(c).isspace()]
 
 
-def _padded(rng, text):
-    """``text`` with 0–3 whitespace characters of any kind before and after it."""
+def _padded(rng, text, spaces=None):
+    """``text`` with 0–3 whitespace characters of any kind before and after it (with
+    ``spaces``: 0 or 1 plain space)."""
+    if spaces is not None:
+        return " " * int(rng.integers(0, 2)) + text + " " * int(rng.integers(0, 2))
     before, after = (rng.choice(SPACES, size=int(rng.integers(0, 4))) for _ in range(2))
     return "".join(before) + text + "".join(after)
 
 
-def test_exported_text_cells_match_wxb_predict_with_any_whitespace_around(seeded, tmp_path):
+@pytest.mark.parametrize("opset", [None, 17])  # 17: no operator trims; one space either side
+def test_exported_text_cells_match_wxb_predict_with_any_whitespace_around(seeded, tmp_path, opset):
     import onnxruntime as ort
     import pyarrow as pa
 
@@ -167,13 +171,13 @@ def test_exported_text_cells_match_wxb_predict_with_any_whitespace_around(seeded
     X = enc.transform(table, "float32")
     model = Sequential(Dense(X.shape[1], 3, seed=int(rng.integers(1 << 31))))
     model.info = {"table": enc.to_json(), "feature_names": enc.outputs}
-    path = export(model, tmp_path / "m.onnx")
+    path = export(model, tmp_path / "m.onnx", opset=opset)
     # raw cells as a user's file holds them: any whitespace around, blanks, markers, unseen
     m = int(rng.integers(20, 60))
     pool_colour, pool_city = [*colours, "", "NA", "purple"], [*cities, "", "?", "Atlantis"]
     raw = {
-        "colour": [_padded(rng, str(v)) for v in rng.choice(pool_colour, size=m)],
-        "city": [_padded(rng, str(v)) for v in rng.choice(pool_city, size=m)],
+        "colour": [_padded(rng, str(v), opset) for v in rng.choice(pool_colour, size=m)],
+        "city": [_padded(rng, str(v), opset) for v in rng.choice(pool_city, size=m)],
         "size": rng.normal(size=m),
     }
     expected = model.predict(pa.table(raw))

@@ -915,6 +915,7 @@ class Optimizer:
         self._checked = [self._values(g) for g in self.param_groups]
         for counter, values in counts.items():
             setattr(self, counter, values)
+        self.__dict__.pop("_written", None)  # (entries set by hand: the loaded state's now)
         self.steps = steps
         missing = [s for s in arrays if s not in self.state_names]
         if missing:  # SGD's velocity, made by the saved run's momentum
