@@ -69,6 +69,7 @@ class _SklearnRule(Optimizer):
                     array[...] = 0
         for counter in self.counters:
             setattr(self, counter, [0] * len(self.params))
+        self.__dict__.pop("_written", None)  # (no state entry set by hand survives it)
         self.steps = 0
 
     def set_l2(self, value: float) -> None:
