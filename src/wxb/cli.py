@@ -315,7 +315,7 @@ def build_parser() -> _Parser:
         description="Write one prediction per input row as CSV (to -o, or to standard output), "
         "in the input's order, with the model's --id-column first when the input has it. The "
         "input's columns are found by name; gaps and unseen categories go through the model's "
-        "table stage.",
+        "table stage. An input of a header alone (no rows) gives the output's header alone.",
     )
     predict.add_argument("model", metavar="MODEL")
     predict.add_argument(
