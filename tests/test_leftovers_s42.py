@@ -268,6 +268,7 @@ def test_wxb_predict_on_a_header_alone_writes_the_header_alone(seeded, tmp_path,
     for name, write in [
         ("none.csv", lambda p: frame.drop(columns="kind").iloc[:0].to_csv(p, index=False)),
         ("none.parquet", lambda p: frame.drop(columns="kind").iloc[:0].to_parquet(p)),
+        ("bare.csv", lambda p: p.write_text("colour,size")),  # no line break after it
     ]:
         write(tmp_path / name)
         capsys.readouterr()

@@ -446,6 +446,11 @@ def read_csv(
             stream = _rewound(stream, path, compression)
             continue
         except _Empty:  # pyarrow's word for a header alone without a line break too
+            if reading.no_rows and sample.strip() and _all_in_sample(path, compression):
+                # (predict's) that header with its line break: a table of no rows, as
+                # pandas reads the file
+                stream, read.encoding = io.BytesIO((sample + "\n").encode()), "utf-8"
+                continue
             what = "has a header but no data rows" if sample.strip() else "the file is empty"
             raise DataError(f"{source}: {what}") from None
         if len(types) == 1 and not spaces_checked:
@@ -876,6 +881,12 @@ def _failed_column(message: str, header: list[str]) -> str | None:
 
 def _arrow_message(exc: Exception) -> str:
     return str(exc).splitlines()[0]
+
+
+def _all_in_sample(path: Path, compression: str | None, size: int = 1 << 16) -> bool:
+    """Whether ``_sample`` (of ``size`` bytes) held the whole file."""
+    with _pyarrow().input_stream(str(path), compression) as stream:
+        return len(stream.read(size + 1)) <= size
 
 
 def _sample(path: Path, compression: str | None, encoding: str, size: int = 1 << 16) -> str:
