@@ -408,3 +408,37 @@ def test_explain_beside_training_leaves_a_frozen_layer_frozen(seeded):
         sys.setswitchinterval(before)
     for p, data in zip(frozen, kept, strict=True):
         assert np.array_equal(p.data, data) and not p.requires_grad, seeded.msg("moved")
+
+
+@pytest.mark.parametrize(
+    ("kind", "options", "written"),
+    [
+        ("SGD", {"lr": 0.05, "momentum": 0.9}, ("momentum_buffer",)),
+        ("Adam", {"lr": 0.05}, ("step", "exp_avg", "exp_avg_sq")),
+    ],
+)
+def test_state_written_before_the_first_step_is_where_it_starts(seeded, kind, options, written):
+    """PyTorch takes a momentum buffer (or Adam's whole entry) set before the first step
+    as the state to go on from; wxb's SGD set v = g at its first momentum update over it."""
+    from wxb import optim
+    from wxb.nn import Parameter
+
+    rng = seeded.rng
+    a = rng.normal(size=(4, 3))
+    p, q = Parameter(a.copy()), torch.tensor(a, requires_grad=True)
+    ours, theirs = getattr(optim, kind)([p], **options), getattr(torch.optim, kind)([q], **options)
+    for key in written:
+        if key == "step":
+            value = int(rng.integers(1, 20))
+            ours.state[p][key], theirs.state[q][key] = value, torch.tensor(float(value))
+        else:
+            value = rng.uniform(0.5, 1.5, size=a.shape)
+            ours.state[p][key], theirs.state[q][key] = value, torch.tensor(value)
+    for step in range(4):
+        g = rng.normal(size=a.shape)
+        p.grad, q.grad = g.copy(), torch.tensor(g)
+        ours.step()
+        theirs.step()
+        np.testing.assert_allclose(
+            p.data, q.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=seeded.msg(f"{step}")
+        )

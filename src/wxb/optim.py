@@ -293,9 +293,9 @@ class _ParamState(dict):
     arrays themselves, under wxb's names or PyTorch's (``exp_avg``, ``exp_avg_sq``,
     ``momentum_buffer``: ``Optimizer.torch_names``). Writing one sets the optimiser's own
     count or array, which the next step uses, as PyTorch's does (``state[p]['step'] = 0``
-    restarts Adam's bias correction); a key it does not keep, a deletion, or a write
-    before the parameter's first step (no state yet) is refused. (A plain dict, as it was,
-    took ``state[p]['step'] = 0`` and the next step went on counting from 3.)"""
+    restarts Adam's bias correction; a momentum buffer written before the first step is
+    the one it starts from); a key it does not keep, or a deletion, is refused. (A plain
+    dict, as it was, took ``state[p]['step'] = 0`` and the next step went on counting.)"""
 
     def __init__(self, optimizer: Optimizer, index: int) -> None:
         self._optimizer, self._at = optimizer, index
@@ -365,6 +365,7 @@ class _ParamState(dict):
                     f"{array.dtype} of shape {array.shape}"
                 )
             np.copyto(target, array, casting="unsafe")  # (in the parameter's dtype)
+            opt._state_written(name, i)
         else:
             kept = [*counters, *opt.state_names]
             raise ConfigError(
@@ -418,7 +419,7 @@ class _State(dict):
         index = self._index(key)
         if index is None:
             raise KeyError(key)
-        return _ParamState(self._optimizer, index)  # reads {}; a write says why not
+        return _ParamState(self._optimizer, index)  # reads {} until a step or a write
 
     def __delitem__(self, key: object) -> None:
         super().__delitem__(key)
@@ -790,6 +791,9 @@ class Optimizer:
         again, as PyTorch's next step does (see ``_State``)."""
         state = {p: _ParamState(self, i) for i, p in enumerate(self.params) if self._has_state(i)}
         return _State(self, state)
+
+    def _state_written(self, name: str, i: int) -> None:
+        """State ``name`` of parameter ``i`` was set by hand (``state[p][name] = …``)."""
 
     def _has_state(self, i: int) -> bool:
         """Whether parameter ``i`` has an entry in ``state``: stepped, or one set by hand."""
@@ -1312,6 +1316,12 @@ class SGD(Optimizer):
     def _state_started(self, state: str, counts: dict[str, list[int]]) -> bool:
         # momentum switched on and saved before a step: no velocity yet, as PyTorch's
         return any(counts["momentum_steps"])
+
+    def _state_written(self, name: str, i: int) -> None:
+        # a velocity given before the first momentum update is the one it goes on from,
+        # as PyTorch's momentum_buffer (else that update would set v = g over it)
+        if name == "velocity" and not self.momentum_steps[i]:
+            self.momentum_steps[i] = 1
 
     def _advance(self, live: list[int], group: dict) -> list[int]:
         steps = self.param_steps
