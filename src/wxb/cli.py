@@ -1339,17 +1339,27 @@ def labelled_rows(model, table: Table, given: list[str] | None, data: object) ->
 def run_export(args: argparse.Namespace) -> None:
     output = Path(args.output) if args.output else Path(args.model).with_suffix(".onnx")
     wdata.check_can_write(output, "ONNX file", protect=(Path(args.model),))
-    from wxb.onnx import export  # the onnx package is imported only when exporting
+    from wxb.onnx import TEXT_OPSET, export  # the onnx package is imported only when exporting
 
     model = load(args.model)
     export(model, output, opset=args.opset)
     stage = model.info.get("table")
     if stage is not None and not TableEncoder.from_json(stage).is_plain:
-        columns = TableEncoder.from_json(stage).columns
+        encoder = TableEncoder.from_json(stage)
+        import onnx
+
+        opset = next(i.version for i in onnx.load(str(output)).opset_import if not i.domain)
+        trims = (
+            "any whitespace around them trimmed as wxb's reader trims it"
+            if opset >= TEXT_OPSET
+            else f"one space either side handled, more not (opset {opset}: trim them first)"
+        )
+        texts = any(rule.kind == "text" for rule in encoder.rules)
         print(
-            f"wrote {output} (ONNX: one input per column, {len(columns)} in all, each "
-            f"(batch, 1): numbers {model.dtype} with NaN for missing, text as strings with '' "
-            "for missing, trimmed of the spaces around them)"
+            f"wrote {output} (ONNX: one input per column, {len(encoder.columns)} in all, each "
+            f"(batch, 1): numbers {model.dtype} with NaN for missing"
+            + (f", text as strings with '' for missing, {trims}" if texts else "")
+            + ")"
         )
         return
     width = input_width(model)
