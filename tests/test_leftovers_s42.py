@@ -211,7 +211,10 @@ def test_predict_on_no_rows_gives_an_empty_result_as_pytorch(seeded, dtype):
     torch_model = torch_model.to(getattr(torch, dtype))
     from wxb.interop import from_torch
 
-    models = [from_torch(torch_model), _OwnForward(seed).to(dtype)]
+    # (a norm by the batch's own statistics too: PyTorch gives no rows, wxb said it needs 2)
+    unplanned = wxb.nn.BatchNorm1d(5, track_running_stats=False, dtype=dtype)
+    normed = Sequential(Dense(4, 5, dtype=dtype), unplanned, Dense(5, 3, dtype=dtype))
+    models = [from_torch(torch_model), _OwnForward(seed).to(dtype), normed]
     for X in (np.zeros((0, 4), dtype=dtype), np.zeros((0, 4)), np.zeros((0, 4), np.float32)):
         with torch.no_grad():
             want = torch_model(torch.as_tensor(np.asarray(X, dtype=dtype))).numpy()

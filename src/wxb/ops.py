@@ -1987,7 +1987,9 @@ def batch_norm(
                 f"running statistics), as PyTorch's; got {eps}"
             )
         count = x.shape[0] * (1 if x.ndim == 2 else x.shape[2])
-        if count <= 1:
+        if count == 0:  # no rows: an empty result, the running statistics left (PyTorch's)
+            return _affine(mul(x, 1.0), gamma, beta, shape)
+        if count == 1:
             raise ShapeError(
                 "batch_norm: needs more than 1 value per channel to normalise by the batch "
                 f"(training mode, or no running statistics); got input of shape "
