@@ -445,3 +445,22 @@ def test_state_written_before_the_first_step_is_where_it_starts(seeded, kind, op
         np.testing.assert_allclose(
             p.data, q.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=seeded.msg(f"{step}")
         )
+
+
+def test_explain_and_diagnostics_inside_no_grad_show_the_same_gradients(seeded):
+    """Called in a no_grad() block (an evaluation loop's), they recorded no graph and
+    stopped with 'backward() on a tensor that does not require grad'."""
+    from wxb.tensor import is_grad_enabled
+
+    model, X, y = _mlp(seeded.rng)
+    expected = _torch_grads(model, X, y)
+    with wxb.no_grad():
+        shown = wxb.explain(model, X, y, loss="mse", sample_rows=None)
+        reports = layer_reports(model, X, y, MSELoss())
+        assert not is_grad_enabled()  # (the caller's mode, after them)
+        assert "∂L/∂w" in wxb.explain().text()  # the seed's worked example too
+    for layer, gw in enumerate(expected[::2], 1):
+        value = shown.step(f"dense{layer}.dL/dW").value
+        np.testing.assert_allclose(value, gw, rtol=1e-9, atol=1e-12, err_msg=seeded.msg(""))
+        norm = reports[layer - 1].weight_grad_norm
+        np.testing.assert_allclose(norm, np.linalg.norm(gw), rtol=1e-9, err_msg=seeded.msg(""))

@@ -24,7 +24,7 @@ from wxb.nn.losses import Loss
 from wxb.nn.module import Module, gradient_twin, is_stock
 from wxb.nn.norm import NORMS
 from wxb.nn.sequential import layers_in_order
-from wxb.tensor import Tensor, no_grad
+from wxb.tensor import Tensor, enable_grad, no_grad
 
 SATURATED = 0.01  # |f′(Z)| below this: the unit passes (almost) no error back
 VANISHING = 1e4  # ‖δ‖ shrinking (or growing) this much from the last layer to the first
@@ -73,7 +73,8 @@ def _layer_reports(model: Module, X: np.ndarray, y: np.ndarray, loss: Loss) -> l
     # Eval mode: Dropout off, so the figures are the network's own and no mask is drawn.
     # Frozen layers too (the twin's parameters all require grad): δ passes through them
     # all the same, and a frozen first layer must not read as a vanished δ.
-    with model.evaluating(), model.gradients_set_aside() as grads:
+    # (a graph to walk back, even when called inside no_grad())
+    with enable_grad(), model.evaluating(), model.gradients_set_aside() as grads:
         x, denses, activation_of = Tensor(X), [], {}
         on_z = None  # the Dense whose Z is x (Dropout, off in eval mode, leaves it so)
         for layer in layers:

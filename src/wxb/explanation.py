@@ -44,7 +44,7 @@ from wxb.nn.module import (
 )
 from wxb.nn.norm import NORMS
 from wxb.nn.sequential import layers_in_order
-from wxb.tensor import Tensor, gradients_apart, no_grad
+from wxb.tensor import Tensor, enable_grad, gradients_apart, no_grad
 from wxb.validation import (
     as_class_indices,
     as_features,
@@ -459,9 +459,10 @@ def _seed_network_in_wxb(
     W1, B1 = Parameter([[w1]], dtype="float64"), Parameter([b1], dtype="float64")
     W2, B2 = Parameter([[w2]], dtype="float64"), Parameter([b2], dtype="float64")
     X = Tensor([[x]], dtype="float64")
-    Z1 = ops.add_bias(ops.linear_map(X, W1), B1).retain_grad()
-    Z2 = ops.add_bias(ops.linear_map(ops.sigmoid(Z1), W2), B2).retain_grad()
-    ops.mse_loss(ops.sigmoid(Z2), [[y]]).backward()  # mean over B = 1: ½(ŷ − y)²
+    with enable_grad():  # (a graph to walk back, even when called inside no_grad())
+        Z1 = ops.add_bias(ops.linear_map(X, W1), B1).retain_grad()
+        Z2 = ops.add_bias(ops.linear_map(ops.sigmoid(Z1), W2), B2).retain_grad()
+        ops.mse_loss(ops.sigmoid(Z2), [[y]]).backward()  # mean over B = 1: ½(ŷ − y)²
     return [float(t.grad.item()) for t in (Z2, W2, B2, Z1, W1, B1)]
 
 
@@ -577,6 +578,7 @@ def explain_model(
         # the model from here on is its twin (frozen layers' ∂L/∂W too; the model's own
         # requires_grad and .grad untouched, whatever another thread does with it)
         gradient_twin(model) as (model, frozen),
+        enable_grad(),  # a graph to walk back, even when called inside no_grad()
         model.evaluating(),
         model.gradients_set_aside() as grads,
         np.errstate(over="ignore", invalid="ignore", divide="ignore"),  # shown as inf, NaN
