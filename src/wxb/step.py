@@ -121,8 +121,8 @@ class PlannedStep(_Update):
         if reason is not None:
             return reason
         if loss is not None and computes_its_own(loss):
-            # the planned step calls the loss's kernel, never its __call__
-            return f"the loss {type(loss).__name__} overrides __call__"
+            # the planned step calls the loss's kernel, never its __call__ or forward
+            return f"the loss {type(loss).__name__} overrides __call__ or forward"
         if optimizer is not None:
             trainable = {id(p) for p in model.parameters() if p.requires_grad}
             if {id(p) for p in optimizer.params} != trainable:

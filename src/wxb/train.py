@@ -41,7 +41,6 @@ from wxb.nn.losses import (
     REGRESSION_LOSSES,
     BCEWithLogitsLoss,
     CrossEntropyLoss,
-    FunctionLoss,
     Loss,
     NLLLoss,
     computes_its_own,
@@ -49,6 +48,7 @@ from wxb.nn.losses import (
     get_loss,
     mean_weight,
     one_number,
+    own_code,
     stock_loss,
 )
 from wxb.nn.module import (
@@ -1467,8 +1467,7 @@ def _loss_settings(loss_fn: Loss) -> dict[str, Any]:
         if not key.startswith("_") and isinstance(value, np.ndarray):
             settings[key] = ckpt.fingerprint(value)
     if computes_its_own(loss_fn):
-        own = loss_fn._function if isinstance(loss_fn, FunctionLoss) else type(loss_fn).__call__
-        settings["code"] = ckpt.code_digest(own)
+        settings["code"] = ckpt.code_digest(own_code(loss_fn))
     return settings
 
 

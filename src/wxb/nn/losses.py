@@ -85,6 +85,13 @@ class Loss:
         self.__dict__["reduction"] = value
 
     def __call__(self, output: Tensor, target: object) -> Tensor:
+        return self.forward(output, target)
+
+    def forward(self, output: Tensor, target: object) -> Tensor:
+        """The stock loss's value; a subclass may write its own, as PyTorch's losses are
+        written (``super().forward`` gives the stock value): ``loss(ŷ, y)`` calls it, and
+        fit hands it its targets as given (a forward of one's own was ignored: the stock
+        loss trained without a word)."""
         return ops.loss(output, target, self.kernel)
 
     def __repr__(self) -> str:
@@ -384,22 +391,38 @@ class FunctionLoss(Loss):
 
 
 def computes_its_own(loss: Loss) -> bool:
-    """Whether the loss is one of one's own: its ``__call__`` is not a stock loss's (the
-    planned step calls a stock loss's kernel; fit hands this one its targets as given)."""
-    return type(loss).__call__ is not Loss.__call__
+    """Whether the loss is one of one's own: its ``__call__`` or ``forward`` is not a
+    stock loss's (the planned step calls a stock loss's kernel; fit hands this one its
+    targets as given)."""
+    return _own_kind(type(loss)) or "forward" in vars(loss)
+
+
+def _own_kind(kind: type) -> bool:
+    return kind.__call__ is not Loss.__call__ or kind.forward is not Loss.forward
+
+
+def own_code(loss: Loss) -> Callable:
+    """The function that computes a loss of one's own (a checkpoint digests its code)."""
+    if isinstance(loss, FunctionLoss):
+        return loss._function
+    if type(loss).__call__ is not Loss.__call__:
+        return type(loss).__call__
+    return vars(loss).get("forward", type(loss).forward)
 
 
 def stock_loss(loss: Loss) -> type[Loss] | None:
     """The stock loss whose numbers ``loss`` computes (its class, or a subclass keeping
-    its ``__call__``), which says what the targets and the outputs mean (accuracy, the
-    task); None for a loss of one's own, a stock loss's subclass with its own call too."""
-    return _stock_kind(type(loss))
+    its ``__call__`` and ``forward``), which says what the targets and the outputs mean
+    (accuracy, the task); None for a loss of one's own, a stock loss's subclass with its
+    own call or forward too."""
+    return None if "forward" in vars(loss) else _stock_kind(type(loss))
 
 
 @functools.cache
 def _stock_kind(kind: type) -> type[Loss] | None:
-    """stock_loss by the loss's class, which alone decides it: fit asks once a step."""
-    if kind.__call__ is not Loss.__call__:
+    """stock_loss by the loss's class (and a forward set on the instance): fit asks once a
+    step."""
+    if _own_kind(kind):
         return None
     return next((stock for stock in LOSSES.values() if issubclass(kind, stock)), None)
 

@@ -1,0 +1,103 @@
+"""Losses and targets as users write and pass them, against torch.nn.functional: a loss
+of one's own written as PyTorch's are (``forward``), targets of every shape and dtype."""
+
+import numpy as np
+import pytest
+import torch
+
+import wxb
+from wxb.nn import Dense, Loss, MSELoss, Sequential
+
+
+def twins(rng, features, outputs):
+    """A float64 wxb Linear model and a torch one with the same weights."""
+    model = Sequential(Dense(features, outputs, dtype="float64"))
+    twin = torch.nn.Linear(features, outputs).double()
+    model[0].weight.data[...] = rng.normal(size=(outputs, features))
+    model[0].bias.data[...] = rng.normal(size=outputs)
+    with torch.no_grad():
+        twin.weight.copy_(torch.from_numpy(model[0].weight.data))
+        twin.bias.copy_(torch.from_numpy(model[0].bias.data))
+    return model, twin
+
+
+def one_sgd_step(model, twin, X, y, loss, torch_loss, ty, seeded, what):
+    """fit's one step of SGD with lr 1 over the whole batch, and the same in PyTorch."""
+    history = wxb.fit(model, X, y, loss=loss, optimizer="sgd", lr=1.0, epochs=1,
+                      batch_size=len(X), shuffle=False, verbose=False)  # fmt: skip
+    optimizer = torch.optim.SGD(twin.parameters(), lr=1.0)
+    value = torch_loss(twin(torch.from_numpy(X)), ty)
+    value.backward()
+    optimizer.step()
+    assert history.history["loss"][0] == pytest.approx(value.item(), rel=1e-12), seeded.msg(what)
+    for ours, theirs in [(model[0].weight, twin.weight), (model[0].bias, twin.bias)]:
+        np.testing.assert_allclose(
+            ours.data, theirs.detach().numpy(), rtol=1e-12, atol=1e-12, err_msg=seeded.msg(what)
+        )
+    return history
+
+
+# -- a Loss subclass written as PyTorch's are: its forward computes it --------------------
+class ScaledL1(MSELoss):
+    """PyTorch's way to write a loss of one's own: a subclass with a forward."""
+
+    def forward(self, output, target):
+        return (output - target).abs().mean() * 3.0
+
+
+class PlainForward(Loss):
+    def forward(self, output, target):
+        return ((output - target) ** 2).mean()
+
+
+class DoubledStock(MSELoss):
+    def forward(self, output, target):  # the stock value through super(), as in PyTorch
+        return super().forward(output, target) * 2.0
+
+
+@pytest.mark.parametrize(
+    "loss, torch_loss",
+    [
+        (ScaledL1, lambda o, t: (o - t).abs().mean() * 3.0),
+        (PlainForward, lambda o, t: ((o - t) ** 2).mean()),
+        (DoubledStock, lambda o, t: ((o - t) ** 2).sum() / len(o)),
+    ],
+)
+def test_a_loss_subclass_with_a_forward_of_its_own_is_what_fit_and_a_call_compute(
+    loss, torch_loss, seeded
+):
+    """A stock loss's subclass whose forward computes another loss: ``loss(ŷ, y)`` and fit
+    took the stock MSE and ignored its forward without a word (a Loss subclass with a
+    forward alone: "has no kernel")."""
+    rng = seeded.rng
+    rows, features, outputs = int(rng.integers(5, 12)), 3, int(rng.integers(1, 4))
+    X, y = rng.normal(size=(rows, features)), rng.normal(size=(rows, outputs))
+    out = rng.normal(size=(rows, outputs))
+    ours = wxb.Tensor(out.copy(), requires_grad=True)
+    value = loss()(ours, y)
+    value.backward()
+    theirs = torch.tensor(out, requires_grad=True)
+    expected = torch_loss(theirs, torch.from_numpy(y))
+    expected.backward()
+    assert value.item() == pytest.approx(expected.item(), rel=1e-12), seeded.msg("value")
+    np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), rtol=1e-12, atol=1e-15)
+    model, twin = twins(rng, features, outputs)
+    history = one_sgd_step(
+        model, twin, X, y, loss(), torch_loss, torch.from_numpy(y), seeded, loss.__name__
+    )
+    assert history.engine == "graph"
+    assert "loss" not in model.info  # what its outputs mean is its own
+    assert wxb.evaluate(model, X, y, loss=loss())["loss"] == pytest.approx(
+        torch_loss(twin(torch.from_numpy(X)), torch.from_numpy(y)).item(), rel=1e-12
+    )
+
+
+def test_a_forward_set_on_a_loss_instance_is_what_it_computes(seeded):
+    rng = seeded.rng
+    rows = int(rng.integers(5, 12))
+    out, y = rng.normal(size=(rows, 2)), rng.normal(size=(rows, 2))
+    loss = MSELoss()
+    loss.forward = lambda o, t: (o - t).abs().sum()
+    assert loss(wxb.Tensor(out), y).item() == pytest.approx(np.abs(out - y).sum(), rel=1e-12)
+    assert wxb.nn.losses.computes_its_own(loss)
+    assert wxb.nn.losses.stock_loss(loss) is None
