@@ -101,3 +101,62 @@ def test_a_forward_set_on_a_loss_instance_is_what_it_computes(seeded):
     assert loss(wxb.Tensor(out), y).item() == pytest.approx(np.abs(out - y).sum(), rel=1e-12)
     assert wxb.nn.losses.computes_its_own(loss)
     assert wxb.nn.losses.stock_loss(loss) is None
+
+
+# -- a loss of one's own on one output: (B,) targets never spread into (B, B) ------------
+OWN_LOSSES = {
+    "out[:, 0] - y": lambda out, y: ((out[:, 0] - y) ** 2).mean(),  # PyTorch's usual form
+    "out.squeeze(1) - y": lambda out, y: (out.squeeze(1) - y).abs().mean(),
+    "out.reshape(-1) - 2y": lambda out, y: ((out.reshape(-1) - y * 2.0) ** 2).sum(),
+    "out - y": lambda out, y: ((out - y) ** 2).mean(),  # wxb hands it (B, 1) targets
+}
+
+
+@pytest.mark.parametrize("written", OWN_LOSSES)
+def test_a_loss_of_ones_own_on_one_output_compares_row_with_row(written, seeded):
+    """A loss written for (B,) targets, ``out[:, 0] − y``, got them as (B, 1) from fit and
+    evaluate and subtracted every row's target from every output, (B, B), without a word:
+    the weights after a step, the epoch's loss and evaluate's were all off (evaluate 5.9
+    where PyTorch's loop gives its row-wise mean). The same loss in PyTorch on y as given
+    is the reference; ``out − y`` is compared there with y as a column, as wxb hands it."""
+    rng = seeded.rng
+    rows, features = int(rng.integers(6, 20)), int(rng.integers(1, 5))
+    X, y = rng.normal(size=(rows, features)), rng.normal(size=rows)
+    own = OWN_LOSSES[written]
+    torch_y = torch.from_numpy(y[:, None] if written == "out - y" else y)
+    for given in (y, y.tolist()):
+        model, twin = twins(rng, features, 1)
+        history = wxb.fit(model, X, given, loss=own, optimizer="sgd", lr=0.1, epochs=1,
+                          batch_size=len(X), shuffle=False, verbose=False,
+                          validation_data=(X, given))  # fmt: skip
+        optimizer = torch.optim.SGD(twin.parameters(), lr=0.1)
+        value = own(twin(torch.from_numpy(X)), torch_y)
+        value.backward()
+        optimizer.step()
+        what = seeded.msg(f"{written} on y as a {type(given).__name__}")
+        assert history.history["loss"][0] == pytest.approx(value.item(), rel=1e-12), what
+        np.testing.assert_allclose(
+            model[0].weight.data, twin.weight.detach().numpy(), rtol=1e-12, err_msg=what
+        )
+        with torch.no_grad():
+            after = own(twin(torch.from_numpy(X)), torch_y).item()
+        assert history.history["val_loss"][0] == pytest.approx(after, rel=1e-12), what
+        assert wxb.evaluate(model, X, given, loss=own)["loss"] == pytest.approx(after, rel=1e-12)
+
+
+def test_a_loss_that_pairs_outputs_with_every_target_on_purpose_keeps_the_column(seeded):
+    """A loss that spreads the targets over the outputs in either form (a pairwise loss)
+    gets them as before, (B, 1)."""
+    rng = seeded.rng
+    rows = int(rng.integers(5, 12))
+    X, y = rng.normal(size=(rows, 2)), rng.normal(size=rows)
+    seen = []
+
+    def pairwise(out, target):
+        seen.append(np.shape(target))
+        t = np.reshape(target, -1)
+        return ((out - t) ** 2).mean() + ((out[:, 0] - t[:, None]) ** 2).mean()
+
+    wxb.fit(Sequential(Dense(2, 1, dtype="float64")), X, y, loss=pairwise, epochs=1,
+            batch_size=rows, verbose=False)  # fmt: skip
+    assert seen[-1] == (rows, 1)

@@ -65,7 +65,7 @@ from wxb.optim import SCHEDULES, LRSchedule, Optimizer, ReduceLROnPlateau, get_o
 from wxb.random import RowMasks, as_generator, drawing_from, key_of, masks_by_row, row_masks
 from wxb.step import PlannedStep, make_step
 from wxb.tables import coarsened_columns, column_names, feature_rounding_warnings, is_tabular
-from wxb.tensor import Tensor, no_grad
+from wxb.tensor import Tensor, enable_grad, no_grad
 
 
 @dataclass
@@ -234,6 +234,59 @@ def _prepare_targets(
     return targets[:, 0] if not shape and targets.shape[1:] == (1,) else targets
 
 
+def _own_loss_rows(model: Module, X: np.ndarray, loss: Loss, y: object, y_arr: np.ndarray):
+    """``y_arr`` as a loss of one's own on one output column is handed its targets: (B, 1)
+    as ``_prepare_targets`` makes a (B,) target, or (B,) as given where the loss reads
+    them so, which a probe of a few rows tells. Either way one form broadcasts against the
+    outputs into (B, B), each output against every row's target, without a word: a loss
+    written ``(out[:, 0] - y)`` got (B, 1) targets, and trained on that (B, B) mean. The
+    probe records the loss's graph on the first rows (eval mode: no Dropout draw) and
+    looks for an element-wise op of an output-derived (b,) or (b, 1) operand and a
+    constant one of the other shape; the form without one is handed over."""
+    rows = min(len(X), 3)
+    if not (computes_its_own(loss) and np.ndim(y) == 1 and y_arr.shape[1:] == (1,) and rows > 1):
+        return y_arr
+    if not _broadcasts_targets(model, X[:rows], loss, np.array(y_arr[:rows]), rows):
+        return y_arr
+    if _broadcasts_targets(model, X[:rows], loss, np.array(y_arr[:rows, 0]), rows) is not False:
+        return y_arr  # both forms do (the loss pairs rows on purpose), or (B,) is refused
+    return y_arr[:, 0]
+
+
+def _broadcasts_targets(
+    model: Module, X: np.ndarray, loss: Loss, y: np.ndarray, rows: int
+) -> bool | None:
+    """Whether ``loss`` on ``model``'s outputs for ``X`` spreads a column (rows, 1) over a
+    row (rows,) into (rows, rows) with one operand constant (the targets) and the other
+    derived from the outputs (see _own_loss_rows); None where the loss refuses ``y``."""
+    pair = sorted([(rows,), (rows, 1)])
+    with model.evaluating(), no_grad():
+        output = model(X.copy()).data
+    # the outputs as a leaf that asks for a gradient (a frozen model's too): the loss's
+    # own graph is recorded, and only it
+    with enable_grad(), np.errstate(all="ignore"):
+        try:
+            value = loss(Tensor(output.copy(), requires_grad=True), y)
+        except Exception:  # this form refused: said in the loss's own words where it is used
+            return None
+    seen, stack = set(), [value] if isinstance(value, Tensor) else []
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        inputs = node.inputs
+        if (
+            len(inputs) == 2
+            and node.shape == (rows, rows)
+            and sorted([inputs[0].shape, inputs[1].shape]) == pair
+            and inputs[0].requires_grad != inputs[1].requires_grad
+        ):
+            return True
+        stack.extend(inputs)
+    return False
+
+
 def evaluate(
     model: Module,
     X: object,
@@ -257,6 +310,7 @@ def evaluate(
     shape = output_shape(model, X_arr)
     y_arr = _prepare_targets(loss_fn, y, _figure_dtype(loss_fn, dtype), shape, "y")
     validation.check_lengths(X_arr, y_arr)
+    y_arr = _own_loss_rows(model, X_arr, loss_fn, y, y_arr)
     return _evaluate(model, X_arr, y_arr, loss_fn, batch_size)
 
 
@@ -467,9 +521,11 @@ def fit(
     - ``loss``: "cross_entropy" (y = class indices 0..C−1), "mse", "bce_with_logits",
       "nll" (after a LogSoftmax), "l1", "huber", "smooth_l1" (regressions outliers should
       pull less), a Loss, or a function ``f(output, target)`` giving the batch's mean as a scalar
-      Tensor. A loss of one's own (a function, a Loss subclass with its own __call__)
-      gets y as (B, outputs) when y has that shape, else its rows as given (class
-      indices, extra columns such as row weights), as a PyTorch loop would.
+      Tensor. A loss of one's own (a function, a Loss subclass with its own __call__ or
+      forward) gets y as (B, outputs) when y has that shape, else its rows as given (class
+      indices, extra columns such as row weights), as a PyTorch loop would; a (B,) y for
+      one output comes as (B, 1), or as (B,) where the loss reads it so (``out[:, 0] - y``:
+      a look at a few rows tells which form broadcasts into (B, B)).
     - ``optimizer``: "adam", "adamw", "sgd", "rmsprop", "adagrad" (with ``lr``, or each one's
       default), or an Optimizer built on ``model.parameters()``.
     - ``X`` as a table (a pandas DataFrame, a pyarrow Table): its column names go into
@@ -692,6 +748,8 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         warnings.warn(message, UserWarning, stacklevel=3)
     y_arr = _prepare_targets(loss_fn, y, dtype, shape, "y")
     validation.check_lengths(X_arr, y_arr)
+    y_arr = _own_loss_rows(model, X_arr, loss_fn, y, y_arr)
+    as_given = y_arr.ndim == 1 and shape == (1,)  # (and so the validation targets)
     rng = as_generator(seed)
     # A memory-mapped X stays on disk: the rows that train and validate are then lists of
     # its rows, and each rank reads only those its share of a batch takes.
@@ -720,6 +778,8 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             loss_fn, validation_data[1], _figure_dtype(loss_fn, dtype), shape, "validation y"
         )
         validation.check_lengths(X_val, y_val, "validation data")
+        if as_given and y_val.shape[1:] == (1,):
+            y_val = y_val[:, 0]
     elif validation_split:
         # By class: class indices or 0/1 labels; a regression's numbers (or soft
         # targets) are no classes.
@@ -743,6 +803,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         if y_val.dtype.kind == "f" and _figure_dtype(loss_fn, dtype) != y_val.dtype:
             # scored as evaluate scores: against the targets as given, not float32's
             y_val = _prepare_targets(loss_fn, y, _figure_dtype(loss_fn, dtype), shape, "y")[held]
+            y_val = y_val[:, 0] if as_given else y_val
         y_arr = y_arr[kept]
     else:
         X_val = y_val = None
