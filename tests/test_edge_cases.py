@@ -552,8 +552,8 @@ def test_fit_refuses_several_labels_a_row_for_cross_entropy_as_the_loss_does(rng
     assert len(history.history["loss"]) == 2
     # one-hot whole numbers stay classes
     picked = rng.integers(0, labels, size=n)
-    one_hot = wxb.evaluate(model, X, np.eye(labels, dtype=int)[picked])
-    assert one_hot == pytest.approx(wxb.evaluate(model, X, picked), rel=1e-12)
+    one_hot = wxb.evaluate(model, X, np.eye(labels, dtype=int)[picked], "cross_entropy")
+    assert one_hot == pytest.approx(wxb.evaluate(model, X, picked, "cross_entropy"), rel=1e-12)
 
 
 @pytest.mark.parametrize("shape", [(3, 0), (0, 4), ()])

@@ -291,10 +291,14 @@ def evaluate(
     model: Module,
     X: object,
     y: object,
-    loss: str | Loss | Callable[[Tensor, object], Tensor] = "cross_entropy",
+    loss: str | Loss | Callable[[Tensor, object], Tensor] | None = None,
     batch_size: int = 4096,
 ) -> dict[str, float]:
     """Loss (and accuracy for classification losses) of ``model`` on (X, y), in eval mode.
+
+    ``loss``: by default the stock loss the model was trained with (``model.info["loss"]``,
+    which fit and wxb train record; with its default options), else "cross_entropy", as
+    Keras's evaluate takes the compiled loss.
 
     A stock loss is computed against the targets as given (float64), as scikit-learn's
     metrics take them; several labels a row (``bce_with_logits``) count as right when
@@ -302,6 +306,9 @@ def evaluate(
     outputs as they are, as fit's figures and PyTorch's loss do: for a model whose last
     layer already gives probabilities (``Softmax``), cross_entropy applies softmax again
     (fit warns of it); ``wxb eval`` scores such a saved model's probabilities as such."""
+    if loss is None:  # a regression's MSE was scored as a cross-entropy of its targets
+        loss = model.info.get("loss")
+        loss = loss if isinstance(loss, str) and loss in LOSSES else "cross_entropy"
     loss_fn = get_loss(loss)
     batch_size = _whole(batch_size, "batch_size")
     _check_target_order(model.info, y)
