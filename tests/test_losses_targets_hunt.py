@@ -110,9 +110,16 @@ OWN_LOSSES = {
     "out.reshape(-1) - 2y": lambda out, y: ((out.reshape(-1) - y * 2.0) ** 2).sum(),
     "out - y": lambda out, y: ((out - y) ** 2).mean(),  # wxb hands it (B, 1) targets
 }
+# the same with wxb's functional and PyTorch's: wxb's refuses (B,) outputs against (B, 1)
+WXB_TORCH_FORMS = {
+    "F.l1_loss(out[:, 0], y)": (
+        lambda out, y: wxb.nn.functional.l1_loss(out[:, 0], y),
+        lambda out, y: torch.nn.functional.l1_loss(out[:, 0], y),
+    ),
+}
 
 
-@pytest.mark.parametrize("written", OWN_LOSSES)
+@pytest.mark.parametrize("written", [*OWN_LOSSES, *WXB_TORCH_FORMS])
 def test_a_loss_of_ones_own_on_one_output_compares_row_with_row(written, seeded):
     """A loss written for (B,) targets, ``out[:, 0] − y``, got them as (B, 1) from fit and
     evaluate and subtracted every row's target from every output, (B, B), without a word:
@@ -122,7 +129,9 @@ def test_a_loss_of_ones_own_on_one_output_compares_row_with_row(written, seeded)
     rng = seeded.rng
     rows, features = int(rng.integers(6, 20)), int(rng.integers(1, 5))
     X, y = rng.normal(size=(rows, features)), rng.normal(size=rows)
-    own = OWN_LOSSES[written]
+    own = their = OWN_LOSSES.get(written)
+    if own is None:
+        own, their = WXB_TORCH_FORMS[written]
     torch_y = torch.from_numpy(y[:, None] if written == "out - y" else y)
     for given in (y, y.tolist()):
         model, twin = twins(rng, features, 1)
@@ -130,7 +139,7 @@ def test_a_loss_of_ones_own_on_one_output_compares_row_with_row(written, seeded)
                           batch_size=len(X), shuffle=False, verbose=False,
                           validation_data=(X, given))  # fmt: skip
         optimizer = torch.optim.SGD(twin.parameters(), lr=0.1)
-        value = own(twin(torch.from_numpy(X)), torch_y)
+        value = their(twin(torch.from_numpy(X)), torch_y)
         value.backward()
         optimizer.step()
         what = seeded.msg(f"{written} on y as a {type(given).__name__}")
@@ -139,7 +148,7 @@ def test_a_loss_of_ones_own_on_one_output_compares_row_with_row(written, seeded)
             model[0].weight.data, twin.weight.detach().numpy(), rtol=1e-12, err_msg=what
         )
         with torch.no_grad():
-            after = own(twin(torch.from_numpy(X)), torch_y).item()
+            after = their(twin(torch.from_numpy(X)), torch_y).item()
         assert history.history["val_loss"][0] == pytest.approx(after, rel=1e-12), what
         assert wxb.evaluate(model, X, given, loss=own)["loss"] == pytest.approx(after, rel=1e-12)
 

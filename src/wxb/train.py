@@ -239,17 +239,18 @@ def _own_loss_rows(model: Module, X: np.ndarray, loss: Loss, y: object, y_arr: n
     as ``_prepare_targets`` makes a (B,) target, or (B,) as given where the loss reads
     them so, which a probe of a few rows tells. Either way one form broadcasts against the
     outputs into (B, B), each output against every row's target, without a word: a loss
-    written ``(out[:, 0] - y)`` got (B, 1) targets, and trained on that (B, B) mean. The
-    probe records the loss's graph on the first rows (eval mode: no Dropout draw) and
-    looks for an element-wise op of an output-derived (b,) or (b, 1) operand and a
-    constant one of the other shape; the form without one is handed over."""
+    written ``(out[:, 0] - y)`` got (B, 1) targets, and trained on that (B, B) mean (one
+    that refuses (B, 1), ``F.l1_loss(out[:, 0], y)``, was refused). The probe records the
+    loss's graph on the first rows (eval mode: no Dropout draw) and looks for an
+    element-wise op of an output-derived (b,) or (b, 1) operand and a constant one of the
+    other shape; (B,) is handed over where (B, 1) spreads so or is refused and it is not."""
     rows = min(len(X), 3)
     if not (computes_its_own(loss) and np.ndim(y) == 1 and y_arr.shape[1:] == (1,) and rows > 1):
         return y_arr
-    if not _broadcasts_targets(model, X[:rows], loss, np.array(y_arr[:rows]), rows):
+    if _broadcasts_targets(model, X[:rows], loss, np.array(y_arr[:rows]), rows) is False:
         return y_arr
     if _broadcasts_targets(model, X[:rows], loss, np.array(y_arr[:rows, 0]), rows) is not False:
-        return y_arr  # both forms do (the loss pairs rows on purpose), or (B,) is refused
+        return y_arr  # both forms do (the loss pairs rows on purpose), or neither is taken
     return y_arr[:, 0]
 
 
