@@ -199,3 +199,20 @@ def test_evaluate_scores_a_model_with_the_loss_it_was_fitted_with(loss, seeded):
     assert figures["loss"] == pytest.approx(expected, rel=1e-12), seeded.msg(loss)
     assert ("accuracy" in figures) == (loss == "bce_with_logits")
     assert figures == wxb.evaluate(model, X, Y, loss=loss)
+
+
+def test_explain_hands_a_loss_of_ones_own_its_targets_as_fit_does(seeded):
+    """explain's loss of ``out[:, 0] − y`` on (B,) targets was the (B, B) mean too (0.816
+    where the rows' own is 1.050), and its δ and ∂L/∂W followed it."""
+    rng = seeded.rng
+    rows = int(rng.integers(4, 12))
+    X, y = rng.normal(size=(rows, 3)), rng.normal(size=rows)
+    model, twin = twins(rng, 3, 1)
+    own = OWN_LOSSES["out[:, 0] - y"]
+    explained = wxb.explain(model, X, y, loss=own, sample_rows=None)
+    value = own(twin(torch.from_numpy(X)), torch.from_numpy(y))
+    value.backward()
+    assert explained.step("loss").value == pytest.approx(value.item(), rel=1e-12), seeded.msg("")
+    np.testing.assert_allclose(
+        explained.step("dense1.dL/dW").value, twin.weight.grad.numpy(), rtol=1e-10, atol=1e-14
+    )

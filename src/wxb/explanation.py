@@ -33,6 +33,7 @@ from wxb.nn.losses import (
     SmoothL1Loss,
     computes_its_own,
     get_loss,
+    rows_as_read,
     stock_loss,
 )
 from wxb.nn.module import (
@@ -855,7 +856,10 @@ def _loss_and_target(
         ignored = getattr(loss_fn.kernel, "ignore_index", None)
         return loss_fn, as_class_indices(target, outputs, "y", ignored)
     if computes_its_own(loss_fn):
-        return loss_fn, as_own_loss_targets(target, output.dtype, outputs)
+        own = as_own_loss_targets(target, output.dtype, outputs)
+        if target.ndim == 1:  # (B,) for one output: in the form the loss reads, as fit's
+            own = rows_as_read(loss_fn, output.data, own)
+        return loss_fn, own
     return loss_fn, as_targets(target, output.dtype, outputs)
 
 

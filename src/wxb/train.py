@@ -49,6 +49,7 @@ from wxb.nn.losses import (
     mean_weight,
     one_number,
     own_code,
+    rows_as_read,
     stock_loss,
 )
 from wxb.nn.module import (
@@ -65,7 +66,7 @@ from wxb.optim import SCHEDULES, LRSchedule, Optimizer, ReduceLROnPlateau, get_o
 from wxb.random import RowMasks, as_generator, drawing_from, key_of, masks_by_row, row_masks
 from wxb.step import PlannedStep, make_step
 from wxb.tables import coarsened_columns, column_names, feature_rounding_warnings, is_tabular
-from wxb.tensor import Tensor, enable_grad, no_grad
+from wxb.tensor import Tensor, no_grad
 
 
 @dataclass
@@ -235,57 +236,13 @@ def _prepare_targets(
 
 
 def _own_loss_rows(model: Module, X: np.ndarray, loss: Loss, y: object, y_arr: np.ndarray):
-    """``y_arr`` as a loss of one's own on one output column is handed its targets: (B, 1)
-    as ``_prepare_targets`` makes a (B,) target, or (B,) as given where the loss reads
-    them so, which a probe of a few rows tells. Either way one form broadcasts against the
-    outputs into (B, B), each output against every row's target, without a word: a loss
-    written ``(out[:, 0] - y)`` got (B, 1) targets, and trained on that (B, B) mean (one
-    that refuses (B, 1), ``F.l1_loss(out[:, 0], y)``, was refused). The probe records the
-    loss's graph on the first rows (eval mode: no Dropout draw) and looks for an
-    element-wise op of an output-derived (b,) or (b, 1) operand and a constant one of the
-    other shape; (B,) is handed over where (B, 1) spreads so or is refused and it is not."""
-    rows = min(len(X), 3)
-    if not (computes_its_own(loss) and np.ndim(y) == 1 and y_arr.shape[1:] == (1,) and rows > 1):
+    """``y_arr`` in the form a loss of one's own reads it (``losses.rows_as_read``), from
+    the model's outputs for the first rows (eval mode: no Dropout draw)."""
+    if not (computes_its_own(loss) and np.ndim(y) == 1 and y_arr.shape[1:] == (1,)):
         return y_arr
-    if _broadcasts_targets(model, X[:rows], loss, np.array(y_arr[:rows]), rows) is False:
-        return y_arr
-    if _broadcasts_targets(model, X[:rows], loss, np.array(y_arr[:rows, 0]), rows) is not False:
-        return y_arr  # both forms do (the loss pairs rows on purpose), or neither is taken
-    return y_arr[:, 0]
-
-
-def _broadcasts_targets(
-    model: Module, X: np.ndarray, loss: Loss, y: np.ndarray, rows: int
-) -> bool | None:
-    """Whether ``loss`` on ``model``'s outputs for ``X`` spreads a column (rows, 1) over a
-    row (rows,) into (rows, rows) with one operand constant (the targets) and the other
-    derived from the outputs (see _own_loss_rows); None where the loss refuses ``y``."""
-    pair = sorted([(rows,), (rows, 1)])
     with model.evaluating(), no_grad():
-        output = model(X.copy()).data
-    # the outputs as a leaf that asks for a gradient (a frozen model's too): the loss's
-    # own graph is recorded, and only it
-    with enable_grad(), np.errstate(all="ignore"):
-        try:
-            value = loss(Tensor(output.copy(), requires_grad=True), y)
-        except Exception:  # this form refused: said in the loss's own words where it is used
-            return None
-    seen, stack = set(), [value] if isinstance(value, Tensor) else []
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        inputs = node.inputs
-        if (
-            len(inputs) == 2
-            and node.shape == (rows, rows)
-            and sorted([inputs[0].shape, inputs[1].shape]) == pair
-            and inputs[0].requires_grad != inputs[1].requires_grad
-        ):
-            return True
-        stack.extend(inputs)
-    return False
+        output = model(X[:3].copy()).data
+    return rows_as_read(loss, output, y_arr)
 
 
 def evaluate(

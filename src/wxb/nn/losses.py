@@ -21,7 +21,7 @@ import numpy as np
 from wxb import ops
 from wxb.backend import to_arguments
 from wxb.errors import ConfigError
-from wxb.tensor import Tensor
+from wxb.tensor import Tensor, enable_grad
 from wxb.validation import torch_options
 
 
@@ -408,6 +408,57 @@ def own_code(loss: Loss) -> Callable:
     if type(loss).__call__ is not Loss.__call__:
         return type(loss).__call__
     return vars(loss).get("forward", type(loss).forward)
+
+
+def rows_as_read(loss: Loss, output: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """(B, 1) ``targets`` of a loss of one's own on one output column (fit, evaluate and
+    explain make them so from a (B,) y, as a stock loss takes them), or (B,) as given where
+    the loss reads them so. Either way one form broadcasts against the outputs into
+    (B, B), each output against every row's target, without a word: a loss written
+    ``(out[:, 0] - y)`` got (B, 1) targets and trained on that (B, B) mean, and one that
+    refuses (B, 1), ``F.l1_loss(out[:, 0], y)``, was refused. A probe of the loss on the
+    ``output`` of the first rows records its graph and looks for an element-wise op of
+    an output-derived (b,) or (b, 1) operand and a constant one of the other shape; (B,)
+    is handed over where (B, 1) spreads so or is refused and (B,) does neither."""
+    rows = min(len(output), len(targets), 3)
+    if rows < 2 or targets.shape[1:] != (1,):
+        return targets
+    output = np.array(output[:rows])
+    if _spreads_rows(loss, output, np.array(targets[:rows])) is False:
+        return targets
+    if _spreads_rows(loss, output, np.array(targets[:rows, 0])) is not False:
+        return targets  # both forms do (the loss pairs rows on purpose), or neither is taken
+    return targets[:, 0]
+
+
+def _spreads_rows(loss: Loss, output: np.ndarray, targets: np.ndarray) -> bool | None:
+    """Whether ``loss`` spreads a column (b, 1) over a row (b,) into (b, b), one operand
+    constant (the targets) and the other derived from ``output`` (see rows_as_read); None
+    where the loss refuses these targets."""
+    rows = len(output)
+    pair = sorted([(rows,), (rows, 1)])
+    # the outputs as a leaf that asks for a gradient: the loss's own graph is recorded
+    with enable_grad(), np.errstate(all="ignore"):
+        try:
+            value = loss(Tensor(output, requires_grad=True), targets)
+        except Exception:  # this form refused: said in the loss's own words where it is used
+            return None
+    seen, stack = set(), [value] if isinstance(value, Tensor) else []
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        inputs = node.inputs
+        if (
+            len(inputs) == 2
+            and node.shape == (rows, rows)
+            and sorted([inputs[0].shape, inputs[1].shape]) == pair
+            and inputs[0].requires_grad != inputs[1].requires_grad
+        ):
+            return True
+        stack.extend(inputs)
+    return False
 
 
 def stock_loss(loss: Loss) -> type[Loss] | None:
