@@ -216,3 +216,31 @@ def test_explain_hands_a_loss_of_ones_own_its_targets_as_fit_does(seeded):
     np.testing.assert_allclose(
         explained.step("dense1.dL/dW").value, twin.weight.grad.numpy(), rtol=1e-10, atol=1e-14
     )
+
+
+@pytest.mark.parametrize("form", ["several labels", "one-hot", "probabilities"])
+def test_nll_refuses_rows_of_labels_before_training_in_its_own_words(form, seeded):
+    """fit(loss="nll") on a 0/1 matrix said 'for cross_entropy must hold one-hot rows', and
+    one-hot rows were then refused by NLLLoss at the first step."""
+    from wxb.errors import DataError
+
+    rng = seeded.rng
+    rows, classes = int(rng.integers(6, 20)), int(rng.integers(2, 5))
+    X = rng.normal(size=(rows, 3))
+    picked = np.eye(classes, dtype=int)[rng.integers(0, classes, rows)]
+    y = {
+        "several labels": np.maximum(picked, rng.integers(0, 2, (rows, classes))),
+        "one-hot": picked,
+        "probabilities": rng.dirichlet(np.ones(classes), rows),
+    }[form]
+    model = Sequential(Dense(3, classes, dtype="float64"), wxb.nn.LogSoftmax(dim=1))
+    before = model[0].weight.data.copy()
+    for call in (
+        lambda: wxb.fit(model, X, y, loss="nll", epochs=1, verbose=False),
+        lambda: wxb.evaluate(model, X, y, loss="nll"),
+    ):
+        with pytest.raises(DataError, match=r"nll takes class indices of shape \(B,\)"):
+            call()
+    np.testing.assert_array_equal(model[0].weight.data, before)
+    with pytest.raises(RuntimeError):  # PyTorch's NLLLoss refuses them too
+        torch.nn.functional.nll_loss(torch.zeros(rows, classes), torch.from_numpy(y))

@@ -211,11 +211,17 @@ def _prepare_targets(
     ``shape`` per row (from ``output_shape``)."""
     outputs = shape[0] if shape else 1
     if stock_loss(loss) is CrossEntropyLoss:
+        name = loss.kernel.name  # (nll: log-probabilities)
         if not shape:
-            raise ShapeError(
-                "cross_entropy needs the model to give (B, classes) logits; it gives (B,)"
-            )
+            raise ShapeError(f"{name} needs the model to give (B, classes) outputs; it gives (B,)")
         y_arr = np.asarray(validation.numbers_from_pandas(y))
+        if y_arr.ndim == 2 and y_arr.shape[1] > 1 and name == "nll":
+            # (one-hot rows were advised, then refused by the loss at the first step)
+            raise DataError(
+                f"{where}: nll takes class indices of shape (B,), as PyTorch's NLLLoss; got "
+                f"{y_arr.dtype} of shape {y_arr.shape} (probabilities and one-hot rows go to "
+                "cross_entropy, on logits)"
+            )
         if y_arr.ndim == 2 and y_arr.shape[1] > 1:  # class probabilities
             # whole numbers as the loss refuses them; 0/1 floats, several 1s a row: no
             # probabilities either (a multilabel indicator read as floats)
