@@ -244,3 +244,16 @@ def test_nll_refuses_rows_of_labels_before_training_in_its_own_words(form, seede
     np.testing.assert_array_equal(model[0].weight.data, before)
     with pytest.raises(RuntimeError):  # PyTorch's NLLLoss refuses them too
         torch.nn.functional.nll_loss(torch.zeros(rows, classes), torch.from_numpy(y))
+
+
+def test_a_second_fit_without_a_loss_trains_on_the_loss_of_the_first(seeded):
+    """fit(model, X, Y) after fit(..., loss="mse") on three outputs trained the regression
+    as a cross-entropy of its targets (rows read as probabilities) without a word."""
+    rng = seeded.rng
+    rows = int(rng.integers(8, 20))
+    X, Y = rng.normal(size=(rows, 3)), rng.normal(size=(rows, 3))
+    model, twin = twins(rng, 3, 3)
+    model.info["loss"] = "mse"  # as a first fit(loss="mse") leaves it
+    one_sgd_step(model, twin, X, Y, None, lambda o, t: 0.5 * ((o - t) ** 2).sum(1).mean(),
+                 torch.from_numpy(Y), seeded, "mse recorded")  # fmt: skip
+    assert model.info["loss"] == "mse"

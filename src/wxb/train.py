@@ -270,10 +270,7 @@ def evaluate(
     outputs as they are, as fit's figures and PyTorch's loss do: for a model whose last
     layer already gives probabilities (``Softmax``), cross_entropy applies softmax again
     (fit warns of it); ``wxb eval`` scores such a saved model's probabilities as such."""
-    if loss is None:  # a regression's MSE was scored as a cross-entropy of its targets
-        loss = model.info.get("loss")
-        loss = loss if isinstance(loss, str) and loss in LOSSES else "cross_entropy"
-    loss_fn = get_loss(loss)
+    loss_fn = get_loss(_trained_loss(model, loss))
     batch_size = _whole(batch_size, "batch_size")
     _check_target_order(model.info, y)
     dtype = model._rows_dtype(X)  # (a model holding no float array: X's own float dtype)
@@ -283,6 +280,16 @@ def evaluate(
     validation.check_lengths(X_arr, y_arr)
     y_arr = _own_loss_rows(model, X_arr, loss_fn, y, y_arr)
     return _evaluate(model, X_arr, y_arr, loss_fn, batch_size)
+
+
+def _trained_loss(model: Module, loss: object) -> object:
+    """``loss``, or where None the stock loss the model was trained with (its info's, as
+    fit and wxb train record it), else cross_entropy: a regression's MSE was scored, and a
+    second fit trained, as a cross-entropy of its targets without a word."""
+    if loss is not None:
+        return loss
+    recorded = model.info.get("loss")
+    return recorded if isinstance(recorded, str) and recorded in LOSSES else "cross_entropy"
 
 
 def _head_applied_twice(model: Module, loss: Loss) -> str | None:
@@ -464,7 +471,7 @@ def fit(
     X: object,
     y: object,
     *,
-    loss: str | Loss | Callable[[Tensor, object], Tensor] = "cross_entropy",
+    loss: str | Loss | Callable[[Tensor, object], Tensor] | None = None,
     optimizer: str | Optimizer = "adam",
     lr: float | None = None,
     epochs: int = 10,
@@ -492,7 +499,8 @@ def fit(
     - ``loss``: "cross_entropy" (y = class indices 0..C−1), "mse", "bce_with_logits",
       "nll" (after a LogSoftmax), "l1", "huber", "smooth_l1" (regressions outliers should
       pull less), a Loss, or a function ``f(output, target)`` giving the batch's mean as a scalar
-      Tensor. A loss of one's own (a function, a Loss subclass with its own __call__ or
+      Tensor; by default the stock loss the model was trained with (its info's), else
+      "cross_entropy". A loss of one's own (a function, a Loss subclass with its own __call__ or
       forward) gets y as (B, outputs) when y has that shape, else its rows as given (class
       indices, extra columns such as row weights), as a PyTorch loop would; a (B,) y for
       one output comes as (B, 1), or as (B,) where the loss reads it so (``out[:, 0] - y``:
@@ -664,7 +672,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
          validation_data, shuffle, seed, early_stopping, min_delta, restore_best_weights,
          lr_schedule, clip_grad_norm, verbose, stream, diagnose, checkpoint_dir,
          checkpoint_every, keep_checkpoints, resume, ranks: Ranks | None) -> History:  # fmt: skip
-    loss_fn = get_loss(loss)
+    loss_fn = get_loss(_trained_loss(model, loss))
     epochs = _whole(epochs, "epochs")
     batch_size = _whole(batch_size, "batch_size")
     validation_split = _number(validation_split, "validation_split", 0.0, 1.0)
