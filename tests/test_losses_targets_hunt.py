@@ -257,3 +257,29 @@ def test_a_second_fit_without_a_loss_trains_on_the_loss_of_the_first(seeded):
     one_sgd_step(model, twin, X, Y, None, lambda o, t: 0.5 * ((o - t) ** 2).sum(1).mean(),
                  torch.from_numpy(Y), seeded, "mse recorded")  # fmt: skip
     assert model.info["loss"] == "mse"
+
+
+def test_evaluate_scores_an_estimators_network_with_its_loss(seeded):
+    """to_wxb()'s network of a binary MLPClassifier was refused by evaluate ('y holds class
+    1 but the model has 1 outputs') and a regressor's too ('non-integer class labels'):
+    the default cross-entropy, not the log-loss and squared error the estimator fits."""
+    import warnings
+
+    from sklearn.metrics import log_loss, mean_squared_error
+
+    import wxb.sklearn as ws
+
+    rng = seeded.rng
+    rows = int(rng.integers(20, 50))
+    X = rng.normal(size=(rows, 3))
+    labels, numbers = rng.integers(0, 2, rows), rng.normal(size=rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (not converged in a few iterations)
+        classifier = ws.MLPClassifier(hidden_layer_sizes=(4,), max_iter=5).fit(X, labels)
+        regressor = ws.MLPRegressor(hidden_layer_sizes=(4,), max_iter=5).fit(X, numbers)
+    figures = wxb.evaluate(classifier.to_wxb(), X, labels)
+    expected = log_loss(labels, classifier.predict_proba(X))
+    assert figures["loss"] == pytest.approx(expected, rel=1e-10), seeded.msg("log-loss")
+    assert figures["accuracy"] == pytest.approx(classifier.score(X, labels))
+    half_squared = mean_squared_error(numbers, regressor.predict(X)) / 2  # (one output)
+    assert wxb.evaluate(regressor.to_wxb(), X, numbers)["loss"] == pytest.approx(half_squared)
