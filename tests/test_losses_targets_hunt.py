@@ -283,3 +283,21 @@ def test_evaluate_scores_an_estimators_network_with_its_loss(seeded):
     assert figures["accuracy"] == pytest.approx(classifier.score(X, labels))
     half_squared = mean_squared_error(numbers, regressor.predict(X)) / 2  # (one output)
     assert wxb.evaluate(regressor.to_wxb(), X, numbers)["loss"] == pytest.approx(half_squared)
+
+
+@pytest.mark.parametrize("loss", ["mse", "cross_entropy", "bce_with_logits", "own"])
+def test_no_targets_are_named_as_such(loss, seeded):
+    """y=None (targets forgotten) was 'y must hold numbers; it holds object values'."""
+    from wxb.errors import DataError
+
+    rng = seeded.rng
+    X = rng.normal(size=(int(rng.integers(4, 10)), 3))
+    model = Sequential(Dense(3, 2, dtype="float64"))
+    given = OWN_LOSSES["out - y"] if loss == "own" else loss
+    for call in (
+        lambda: wxb.fit(model, X, None, loss=given, epochs=1, verbose=False),
+        lambda: wxb.evaluate(model, X, None, loss=given),
+        lambda: wxb.fit(model, X, X[:, :2], loss="mse", validation_data=(X, None)),
+    ):
+        with pytest.raises(DataError, match="y is None: give the targets"):
+            call()

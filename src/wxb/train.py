@@ -210,6 +210,8 @@ def _prepare_targets(
     """Targets in the form the loss kernel takes, checked against the model's output
     ``shape`` per row (from ``output_shape``)."""
     outputs = shape[0] if shape else 1
+    if y is None:  # (was "y must hold numbers; it holds object values")
+        raise DataError(f"{where} is None: give the targets, one per row of X")
     if stock_loss(loss) is CrossEntropyLoss:
         name = loss.kernel.name  # (nll: log-probabilities)
         if not shape:
