@@ -133,7 +133,7 @@ def test_a_loss_of_ones_own_on_one_output_compares_row_with_row(written, seeded)
     if own is None:
         own, their = WXB_TORCH_FORMS[written]
     torch_y = torch.from_numpy(y[:, None] if written == "out - y" else y)
-    for given in (y, y.tolist()):
+    for given in (y, y.tolist(), y[:, None]):  # (B, 1) too: out[:, 0] - y is row by row
         model, twin = twins(rng, features, 1)
         history = wxb.fit(model, X, given, loss=own, optimizer="sgd", lr=0.1, epochs=1,
                           batch_size=len(X), shuffle=False, verbose=False,

@@ -857,9 +857,7 @@ def _loss_and_target(
         return loss_fn, as_class_indices(target, outputs, "y", ignored)
     if computes_its_own(loss_fn):
         own = as_own_loss_targets(target, output.dtype, outputs)
-        if target.ndim == 1:  # (B,) for one output: in the form the loss reads, as fit's
-            own = rows_as_read(loss_fn, output.data, own)
-        return loss_fn, own
+        return loss_fn, rows_as_read(loss_fn, output.data, own)  # the form it reads, as fit
     return loss_fn, as_targets(target, output.dtype, outputs)
 
 

@@ -243,10 +243,10 @@ def _prepare_targets(
     return targets[:, 0] if not shape and targets.shape[1:] == (1,) else targets
 
 
-def _own_loss_rows(model: Module, X: np.ndarray, loss: Loss, y: object, y_arr: np.ndarray):
+def _own_loss_rows(model: Module, X: np.ndarray, loss: Loss, y_arr: np.ndarray):
     """``y_arr`` in the form a loss of one's own reads it (``losses.rows_as_read``), from
     the model's outputs for the first rows (eval mode: no Dropout draw)."""
-    if not (computes_its_own(loss) and np.ndim(y) == 1 and y_arr.shape[1:] == (1,)):
+    if not (computes_its_own(loss) and y_arr.shape[1:] == (1,)):
         return y_arr
     with model.evaluating(), no_grad():
         output = model(X[:3].copy()).data
@@ -280,7 +280,7 @@ def evaluate(
     shape = output_shape(model, X_arr)
     y_arr = _prepare_targets(loss_fn, y, _figure_dtype(loss_fn, dtype), shape, "y")
     validation.check_lengths(X_arr, y_arr)
-    y_arr = _own_loss_rows(model, X_arr, loss_fn, y, y_arr)
+    y_arr = _own_loss_rows(model, X_arr, loss_fn, y_arr)
     return _evaluate(model, X_arr, y_arr, loss_fn, batch_size)
 
 
@@ -729,7 +729,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         warnings.warn(message, UserWarning, stacklevel=3)
     y_arr = _prepare_targets(loss_fn, y, dtype, shape, "y")
     validation.check_lengths(X_arr, y_arr)
-    y_arr = _own_loss_rows(model, X_arr, loss_fn, y, y_arr)
+    y_arr = _own_loss_rows(model, X_arr, loss_fn, y_arr)
     as_given = y_arr.ndim == 1 and shape == (1,)  # (and so the validation targets)
     rng = as_generator(seed)
     # A memory-mapped X stays on disk: the rows that train and validate are then lists of

@@ -412,9 +412,10 @@ def own_code(loss: Loss) -> Callable:
 
 def rows_as_read(loss: Loss, output: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """(B, 1) ``targets`` of a loss of one's own on one output column (fit, evaluate and
-    explain make them so from a (B,) y, as a stock loss takes them), or (B,) as given where
-    the loss reads them so. Either way one form broadcasts against the outputs into
-    (B, B), each output against every row's target, without a word: a loss written
+    explain make them so from a (B,) y, as a stock loss takes them), or (B,) where the
+    loss reads them so (from a (B, 1) y too: ``out[:, 0] - y`` on it is no row-wise
+    loss). One form broadcasts against the outputs into (B, B), each output against
+    every row's target, without a word: a loss written
     ``(out[:, 0] - y)`` got (B, 1) targets and trained on that (B, B) mean, and one that
     refuses (B, 1), ``F.l1_loss(out[:, 0], y)``, was refused. A probe of the loss on the
     ``output`` of the first rows records its graph and looks for an element-wise op of
