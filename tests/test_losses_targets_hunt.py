@@ -301,3 +301,68 @@ def test_no_targets_are_named_as_such(loss, seeded):
     ):
         with pytest.raises(DataError, match="y is None: give the targets"):
             call()
+
+
+# -- a guard: every stock loss, both steps, targets in the forms users pass them ---------
+class OwnForward(wxb.nn.Module):
+    """The same Linear behind a forward of one's own: fit's recorded-graph step."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x)
+
+
+TORCH_STOCK = {
+    "mse": lambda o, t, r: (lambda s: s.mean() if r == "mean" else s.sum())(
+        0.5 * ((o - t) ** 2).sum(1)
+    ),
+    "l1": lambda o, t, r: torch.nn.functional.l1_loss(o, t, reduction=r),
+    "huber": lambda o, t, r: torch.nn.functional.huber_loss(o, t, reduction=r),
+    "smooth_l1": lambda o, t, r: torch.nn.functional.smooth_l1_loss(o, t, reduction=r),
+    "bce_with_logits": lambda o, t, r: torch.nn.functional.binary_cross_entropy_with_logits(
+        o, t, reduction=r
+    ),
+    "cross_entropy": lambda o, t, r: torch.nn.functional.cross_entropy(o, t, reduction=r),
+}
+
+
+@pytest.mark.parametrize("name", TORCH_STOCK)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_every_stock_loss_steps_as_torch_on_targets_in_every_form(name, reduction, seeded):
+    import pandas as pd
+
+    rng = seeded.rng
+    rows, features = int(rng.integers(5, 12)), 3
+    X = rng.normal(size=(rows, features))
+    if name == "cross_entropy":
+        outputs = int(rng.integers(2, 5))
+        labels = rng.integers(0, outputs, rows)
+        reference = torch.from_numpy(labels)
+        forms = [labels, labels.astype(np.int32), labels.astype(np.uint8), labels.astype(float),
+                 labels[:, None], labels.tolist(), pd.Series(labels)]  # fmt: skip
+    else:
+        outputs = 1
+        numbers = rng.integers(0, 2, rows) if name == "bce_with_logits" else rng.normal(size=rows)
+        reference = torch.from_numpy(numbers.astype(float)[:, None])
+        forms = [numbers, numbers[:, None], numbers.tolist(), pd.Series(numbers)]
+        if name == "bce_with_logits":
+            forms.append(numbers.astype(bool))
+    loss = wxb.nn.LOSSES[name](reduction=reduction)
+    for graph in (False, True):
+        for given in forms:
+            model, twin = twins(rng, features, outputs)
+            fitted = OwnForward(model) if graph else model
+            history = wxb.fit(fitted, X, given, loss=loss, optimizer="sgd", lr=0.5, epochs=1,
+                              batch_size=rows, shuffle=False, verbose=False)  # fmt: skip
+            assert history.engine == ("graph" if graph else "planned")
+            optimizer = torch.optim.SGD(twin.parameters(), lr=0.5)
+            value = TORCH_STOCK[name](twin(torch.from_numpy(X)), reference, reduction)
+            value.backward()
+            optimizer.step()
+            what = seeded.msg(f"{name} {reduction} graph={graph} y as {type(given).__name__}")
+            assert history.history["loss"][0] == pytest.approx(value.item(), rel=1e-12), what
+            np.testing.assert_allclose(model[0].weight.data, twin.weight.detach().numpy(),
+                                       rtol=1e-12, atol=1e-14, err_msg=what)  # fmt: skip
