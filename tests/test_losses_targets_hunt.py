@@ -366,3 +366,23 @@ def test_every_stock_loss_steps_as_torch_on_targets_in_every_form(name, reductio
             assert history.history["loss"][0] == pytest.approx(value.item(), rel=1e-12), what
             np.testing.assert_allclose(model[0].weight.data, twin.weight.detach().numpy(),
                                        rtol=1e-12, atol=1e-14, err_msg=what)  # fmt: skip
+
+
+def test_a_model_trained_with_a_loss_wxb_has_not_is_not_scored_as_a_classifier(seeded):
+    """A Poisson MLPRegressor's network (its info's loss 'poisson') was scored by evaluate
+    as a cross-entropy of its counts (refused in other words, or read as classes)."""
+    import warnings
+
+    import wxb.sklearn as ws
+    from wxb.errors import ConfigError
+
+    rng = seeded.rng
+    X = rng.normal(size=(30, 3))
+    counts = rng.poisson(2.0, size=(30, 2)).astype(float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net = ws.MLPRegressor(loss="poisson", hidden_layer_sizes=(3,), max_iter=3).fit(X, counts)
+    model = net.to_wxb()
+    with pytest.raises(ConfigError, match=r"trained with the poisson loss.*give loss="):
+        wxb.evaluate(model, X, counts)
+    assert wxb.evaluate(model, X, counts, loss="mse")["loss"] >= 0

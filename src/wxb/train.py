@@ -291,7 +291,12 @@ def _trained_loss(model: Module, loss: object) -> object:
     if loss is not None:
         return loss
     recorded = model.info.get("loss")
-    return recorded if isinstance(recorded, str) and recorded in LOSSES else "cross_entropy"
+    if isinstance(recorded, str) and recorded and recorded not in LOSSES:  # (Poisson's)
+        raise ConfigError(
+            f"the model was trained with the {recorded} loss, which wxb's losses do not "
+            f"include; give loss= (one of {', '.join(LOSSES)}, a Loss, or a function)"
+        )
+    return recorded if isinstance(recorded, str) and recorded else "cross_entropy"
 
 
 def _head_applied_twice(model: Module, loss: Loss) -> str | None:
