@@ -168,13 +168,17 @@ def test_a_columnar_file_of_no_rows_is_one_line(tmp_path, rng, capsys):
         empty = tmp_path / f"empty.{suffix}"
         getattr(frame.head(0), f"to_{suffix}")(empty)
         for argv in (
-            ("predict", model, empty),
             ("eval", model, empty),
             ("train", "--data", empty, "--target", "y", *FAST, "-o", tmp_path / "e.safetensors"),
         ):
             code, out, err = run(capsys, *argv)
             assert code == 2 and out == "" and len(err.splitlines()) == 1, (argv, err)
             assert str(empty) in err
+        # predict on no rows gives the predictions' header alone (wxb predict --help)
+        written = tmp_path / f"p-{suffix}.csv"
+        code, _, err = run(capsys, "predict", model, empty, "-o", written)
+        assert code == 0, err
+        assert pd.read_csv(written).shape[0] == 0
 
 
 @pytest.mark.parametrize("cells", [[[1], [2, 3]], [{"a": 1}, {"a": 2}], [b"\xff", b"a"]])
