@@ -700,6 +700,8 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             raise ConfigError("clip_grad_norm must be > 0")
     if seed is not None and not isinstance(seed, (int, np.integer, np.random.Generator)):
         raise ConfigError(f"seed must be an integer or a numpy Generator; got {seed!r}")
+    if isinstance(seed, (int, np.integer)) and seed < 0:  # NumPy's bare ValueError, else
+        raise ConfigError(f"seed must be an integer ≥ 0 (NumPy's seeds are); got {seed}")
     given_seed = seed  # what the checkpoints record: a drawn one differs at each start
     if ranks is not None:
         seed = _same_seed(ranks, seed)

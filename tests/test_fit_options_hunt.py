@@ -1,0 +1,239 @@
+"""``wxb.fit``'s options in random combinations, against a training loop written by hand
+in PyTorch from the documented semantics: the same initial weights, the same batches in
+the same order (shuffle=False, or the documented seed rule: ``np.random.default_rng(seed)``
+draws the validation split first, then shuffles one row order in place each epoch), the
+same validation rows, and Keras's EarlyStopping for patience, min_delta and
+restore_best_weights (an improvement is ``current + min_delta < best``, Keras's
+``min_delta *= -1`` in mode "min"; the best weights are put back at the end of the run,
+stopped early or not, as Keras 3 does). Every figure of every epoch and the final weights
+are compared (float64: to 1e-9 relative). Every run draws a fresh seed (printed;
+``WXB_TEST_SEED`` replays it)."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import wxb
+from wxb.errors import ConfigError
+from wxb.nn import Dense, Sequential, Tanh
+
+torch = pytest.importorskip("torch")
+
+OPTIMIZERS = {
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "rmsprop": torch.optim.RMSprop,
+    "adagrad": torch.optim.Adagrad,
+}
+
+
+def _twins(rng, d, h, c):
+    """A float64 wxb MLP and its PyTorch twin with the same weights."""
+    seed = int(rng.integers(1 << 30))
+    model = Sequential(
+        Dense(d, h, seed=seed, dtype="float64"), Tanh(), Dense(h, c, seed=seed + 1, dtype="float64")
+    )
+    twin = torch.nn.Sequential(torch.nn.Linear(d, h), torch.nn.Tanh(), torch.nn.Linear(h, c))
+    twin = twin.double()
+    with torch.no_grad():
+        for p, q in zip(model.parameters(), twin.parameters(), strict=True):
+            q.copy_(torch.from_numpy(p.data))
+    return model, twin
+
+
+def _torch_loss(name):
+    if name == "mse":  # wxb's MSELoss: the seed's ½‖ŷ − y‖² a row, averaged over rows
+        return lambda out, t: 0.5 * ((out - t) ** 2).reshape(len(out), -1).sum(1).mean()
+    return torch.nn.CrossEntropyLoss()
+
+
+def _hand_loop(twin, X, y, loss, opt, epochs, batch_size, order_rng, val, patience,
+               min_delta, restore, schedule, clip):  # fmt: skip
+    """PyTorch, by hand: what History should hold, its best epoch and whether it stopped."""
+    n = len(X)
+    rows_per_batch = min(batch_size, n)
+    order = np.arange(n)
+    loss_fn = _torch_loss(loss)
+    figures = {"loss": [], "lr": []}
+    best, waited, best_state, best_epoch, stopped = math.inf, 0, None, None, False
+    for epoch in range(1, epochs + 1):
+        if order_rng is not None:
+            order_rng.shuffle(order)
+        twin.train()
+        total, correct = 0.0, 0
+        for start in range(0, n, rows_per_batch):
+            rows = order[start : start + rows_per_batch]
+            opt.zero_grad()
+            out = twin(torch.from_numpy(X[rows]))
+            value = loss_fn(out, torch.from_numpy(y[rows]))
+            value.backward()
+            if clip is not None:
+                torch.nn.utils.clip_grad_norm_(twin.parameters(), clip)
+            opt.step()
+            total += value.item() * len(rows)  # the mean over the epoch's rows
+            if loss == "cross_entropy":
+                correct += int((out.argmax(1).numpy() == y[rows]).sum())
+        figures["loss"].append(total / n)
+        figures["lr"].append(opt.param_groups[0]["lr"])
+        if loss == "cross_entropy":
+            figures.setdefault("accuracy", []).append(correct / n)
+        if val is not None:
+            twin.eval()
+            with torch.no_grad():
+                out = twin(torch.from_numpy(val[0]))
+                figures.setdefault("val_loss", []).append(
+                    float(loss_fn(out, torch.from_numpy(val[1])))
+                )
+                if loss == "cross_entropy":
+                    right = float((out.argmax(1).numpy() == val[1]).mean())
+                    figures.setdefault("val_accuracy", []).append(right)
+        watched = figures["val_loss" if val is not None else "loss"][-1]
+        if watched + min_delta < best:  # Keras: monitor_op(current - (-min_delta), best)
+            best, waited, best_epoch = watched, 0, epoch
+            if patience is not None and restore:
+                best_state = [p.detach().clone() for p in twin.parameters()]
+        else:
+            waited += 1
+            if patience is not None and waited >= patience:
+                stopped = True
+                break
+        if isinstance(schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            schedule.step(watched)
+        elif schedule is not None:
+            schedule.step()
+    if best_state is not None:
+        with torch.no_grad():
+            for p, kept in zip(twin.parameters(), best_state, strict=True):
+                p.copy_(kept)
+    return figures, best_epoch, stopped
+
+
+def _their_schedule(name, opt, epochs, patience):
+    """fit's named schedules as documented, as PyTorch schedulers."""
+    lr = torch.optim.lr_scheduler
+    if name == "step":
+        return lr.StepLR(opt, step_size=max(1, epochs // 3), gamma=0.1)
+    if name == "cosine":
+        return lr.CosineAnnealingLR(opt, T_max=epochs)
+    if name == "invscaling":
+        return lr.LambdaLR(opt, lambda epoch: 1 / (epoch + 1) ** 0.5)
+    if name == "plateau":  # cut after ⌊P/2⌋ epochs without progress: PyTorch's one less
+        return lr.ReduceLROnPlateau(opt, patience=max(1, patience // 2) - 1 if patience else 10)
+    return None
+
+
+def _draw_run(rng):
+    """A random combination of fit's options a user could pass, and its data."""
+    d, h = int(rng.integers(1, 5)), int(rng.integers(2, 6))
+    loss = str(rng.choice(["mse", "cross_entropy"]))
+    c = int(rng.integers(1, 3)) if loss == "mse" else int(rng.integers(2, 4))
+    n = int(rng.integers(1, 14))  # one row, a batch larger than the data, a short last batch
+    X = rng.normal(size=(n, d))
+    y = rng.normal(size=(n, c)) if loss == "mse" else rng.integers(0, c, n)
+    patience = None if rng.random() < 0.4 else int(rng.integers(1, 5))
+    schedule = rng.choice([None, "step", "cosine", "invscaling", "plateau"])
+    if schedule == "plateau" and patience == 1:  # refused by fit (tested elsewhere)
+        schedule = None
+    run = {
+        "X": X,
+        "y": y,
+        "loss": loss,
+        "c": c,
+        "epochs": int(rng.integers(1, 9)),
+        "batch_size": int(rng.integers(1, 16)),
+        "shuffle": bool(rng.random() < 0.5),
+        "seed": int(rng.integers(1 << 30)),
+        "optimizer": str(rng.choice(list(OPTIMIZERS))),
+        "lr": float(rng.uniform(0.01, 0.3)),
+        "early_stopping": patience,
+        "min_delta": 0.0 if rng.random() < 0.5 else float(rng.uniform(0, 0.05)),
+        "restore_best_weights": bool(rng.random() < 0.5),
+        "lr_schedule": None if schedule is None else str(schedule),
+        "clip_grad_norm": None if rng.random() < 0.5 else float(rng.uniform(0.05, 1)),
+        "validation": str(rng.choice(["none", "data", "split"])),
+    }
+    if run["validation"] == "split" and (loss != "mse" or n < 2):  # (unstratified rows)
+        run["validation"] = "data"
+    return run, _twins(rng, d, h, c)
+
+
+def _compare(msg, expected, best_epoch, stopped, history, model, twin):
+    for key, values in expected.items():
+        assert key in history, f"{msg}: History has no {key!r}"
+        np.testing.assert_allclose(history[key], values, rtol=1e-9, atol=1e-12, err_msg=msg + key)
+    assert set(history.keys()) == set(expected), msg
+    for (name, p), q in zip(model.named_parameters(), twin.parameters(), strict=True):
+        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-9, atol=1e-12,
+                                   err_msg=f"{msg}: {name}")  # fmt: skip
+    assert history.best_epoch == best_epoch, msg
+    assert history.stopped_early == stopped, msg
+
+
+def _fit_and_replay(rng, msg):
+    run, (model, twin) = _draw_run(rng)
+    X, y, n = run["X"], run["y"], len(run["X"])
+    order_rng = np.random.default_rng(run["seed"])
+    kwargs, X_train, y_train, val = {}, X, y, None
+    if run["validation"] == "data":
+        rows = int(rng.integers(1, 6))
+        X_val = rng.normal(size=(rows, X.shape[1]))
+        y_val = (
+            rng.normal(size=(rows, run["c"]))
+            if run["loss"] == "mse"
+            else rng.integers(0, run["c"], rows)
+        )
+        val = (X_val, y_val)
+        # as a user may pass them: lists, or arrays
+        kwargs["validation_data"] = (
+            (X_val.tolist(), y_val.tolist()) if rng.random() < 0.5 else (X_val, y_val)
+        )
+    elif run["validation"] == "split":  # the documented rule: a seeded permutation first
+        fraction = float(rng.uniform(0.1, 0.6))
+        permuted = order_rng.permutation(n)
+        cut = n - max(1, round(n * fraction))
+        if cut >= 1:
+            kept, held = np.sort(permuted[:cut]), np.sort(permuted[cut:])
+            X_train, y_train, val = X[kept], y[kept], (X[held], y[held])
+            kwargs["validation_split"] = fraction
+        else:  # fit refuses it (tested elsewhere): train without
+            order_rng = np.random.default_rng(run["seed"])
+    opt = OPTIMIZERS[run["optimizer"]](twin.parameters(), lr=run["lr"])
+    schedule = _their_schedule(run["lr_schedule"], opt, run["epochs"], run["early_stopping"])
+    settings = {k: v for k, v in run.items() if k not in ("X", "y", "c")}
+    msg = msg(f"{settings}, {n} rows")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (PyTorch's LambdaLR, wxb's head warnings)
+        expected, best_epoch, stopped = _hand_loop(
+            twin, X_train, y_train, run["loss"], opt, run["epochs"], run["batch_size"],
+            order_rng if run["shuffle"] else None, val, run["early_stopping"],
+            run["min_delta"], run["restore_best_weights"], schedule, run["clip_grad_norm"],
+        )  # fmt: skip
+        history = wxb.fit(
+            model, X, y, loss=run["loss"], optimizer=run["optimizer"], lr=run["lr"],
+            epochs=run["epochs"], batch_size=run["batch_size"], shuffle=run["shuffle"],
+            seed=run["seed"], early_stopping=run["early_stopping"],
+            min_delta=run["min_delta"], restore_best_weights=run["restore_best_weights"],
+            lr_schedule=run["lr_schedule"], clip_grad_norm=run["clip_grad_norm"],
+            verbose=False, **kwargs,
+        )  # fmt: skip
+    _compare(msg, expected, best_epoch, stopped, history, model, twin)
+
+
+def test_random_option_combinations_are_a_hand_written_torch_loop(seeded):
+    """History (loss as the mean over rows, accuracy, val_*, lr) epoch by epoch, the best
+    epoch, the stop and the final (restored or not) weights, for 40 random combinations."""
+    for k in range(40):
+        _fit_and_replay(seeded.rng, lambda what, k=k: seeded.msg(f"run {k}: {what}"))
+
+
+def test_a_negative_seed_is_a_config_error(rng):
+    """seed=-1 (a habit from other libraries' "no seed") stopped fit with NumPy's bare
+    ValueError "expected non-negative integer", naming neither fit nor seed."""
+    X, y = rng.normal(size=(6, 3)), rng.integers(0, 2, 6)
+    model = Sequential(Dense(3, 2, dtype="float64"))
+    for seed in (-1, np.int64(-int(rng.integers(1, 1 << 40)))):
+        with pytest.raises(ConfigError, match=r"seed must be an integer ≥ 0"):
+            wxb.fit(model, X, y, seed=seed, epochs=1, verbose=False)
