@@ -237,3 +237,49 @@ def test_a_negative_seed_is_a_config_error(rng):
     for seed in (-1, np.int64(-int(rng.integers(1, 1 << 40)))):
         with pytest.raises(ConfigError, match=r"seed must be an integer ≥ 0"):
             wxb.fit(model, X, y, seed=seed, epochs=1, verbose=False)
+
+
+def _held_out_positives(X, y, head, seed, fraction, loss):
+    """The held-out rows' share of class 1 times their count, read from val_accuracy of a
+    model that predicts class 1 for every row (zero weights; an SGD step of 1e-300 leaves
+    them so)."""
+    if loss == "bce_with_logits":
+        model = Sequential(Dense(X.shape[1], 1, dtype="float64"))
+        model[0].bias.data[...] = 1.0  # logit 1: class 1
+        target = y if head == "vector" else y[:, None]
+    else:  # two logits, the second larger: class 1; targets one-hot rows
+        model = Sequential(Dense(X.shape[1], 2, dtype="float64"))
+        model[0].bias.data[...] = [0.0, 1.0]
+        target = np.eye(2)[y] if head == "one-hot" else y
+    model[0].weight.data[...] = 0.0
+    history = wxb.fit(
+        model, X, target, loss=loss, optimizer="sgd", lr=1e-300, epochs=1,
+        batch_size=len(X), validation_split=fraction, seed=seed, verbose=False,
+    )  # fmt: skip
+    held = round(len(X) * fraction)
+    return history["val_accuracy"][0] * held
+
+
+@pytest.mark.parametrize(
+    ("loss", "head"),
+    [("bce_with_logits", "vector"), ("bce_with_logits", "column"), ("cross_entropy", "indices"),
+     ("cross_entropy", "one-hot")],
+)  # fmt: skip
+def test_validation_split_stratifies_0_1_labels_whatever_their_shape(seeded, loss, head):
+    """0/1 labels are classes to stratify by (fit's rule). A binary classifier with one
+    logit, Dense(h, 1) and y of shape (n,) or (n, 1), got its validation rows by a plain
+    permutation, unlike the same labels for a (B,) output, and so did one-hot rows for
+    cross_entropy: 600 positives of 2000 at 0.5 held out 289 to 313 (random), not 300.
+    Reference: each class gives its share, within one row (scikit-learn's
+    StratifiedShuffleSplit's rule)."""
+    rng = seeded.rng
+    for _ in range(3):  # a permutation lands within one row by chance ~4% of the time
+        n, fraction = int(rng.integers(1500, 2500)), float(rng.uniform(0.3, 0.6))
+        y = (rng.random(n) < rng.uniform(0.2, 0.4)).astype(int)
+        X = rng.normal(size=(n, 2))
+        seed = int(rng.integers(1 << 30))
+        held = _held_out_positives(X, y, head, seed, fraction, loss)
+        quota = fraction * y.sum()
+        assert abs(held - quota) < 1 + 1e-9, seeded.msg(
+            f"{loss} {head}: {held:.1f} positives held out, quota {quota:.1f} (n {n})"
+        )

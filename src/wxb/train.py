@@ -772,14 +772,22 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         # By class: class indices or 0/1 labels; a regression's numbers (or soft
         # targets) are no classes.
         regression = getattr(getattr(loss_fn, "kernel", None), "name", None) in REGRESSION_LOSSES
+        # one label a row also as a column, and one-hot rows as their class: a (B, 1)
+        # logit's 0/1 targets are (n, 1), and they (and one-hot rows) were held out
+        # unstratified where the same labels as a vector were stratified
+        labels = y_arr
+        if y_arr.ndim == 2 and y_arr.shape[1] == 1:
+            labels = y_arr[:, 0]
+        elif stock_loss(loss_fn) is CrossEntropyLoss and ops.is_one_hot(y_arr):
+            labels = y_arr.argmax(axis=1)
         classes = (
-            y_arr.ndim == 1
+            labels.ndim == 1
             and not regression
-            and (y_arr.dtype.kind in "iub" or ops.is_zero_one(y_arr))
+            and (labels.dtype.kind in "iub" or ops.is_zero_one(labels))
         )
         if classes and computes_its_own(loss_fn):  # whole numbers, but classes? (item ids)
-            classes = len(np.unique(y_arr)) <= len(y_arr) / 2
-        stratify = y_arr if classes else None
+            classes = len(np.unique(labels)) <= len(labels) / 2
+        stratify = labels if classes else None
         kept, held = wdata.split_indices(
             len(X_arr), validation_split, rng, stratify, what="validation_split"
         )
