@@ -111,7 +111,7 @@ def _hand_loop(twin, X, y, loss, opt, epochs, batch_size, order_rng, val, patien
     return figures, best_epoch, stopped
 
 
-def _their_schedule(name, opt, epochs, patience):
+def _their_schedule(name, opt, epochs, patience, min_delta=0.0):
     """fit's named schedules as documented, as PyTorch schedulers."""
     lr = torch.optim.lr_scheduler
     if name == "step":
@@ -121,6 +121,10 @@ def _their_schedule(name, opt, epochs, patience):
     if name == "invscaling":
         return lr.LambdaLR(opt, lambda epoch: 1 / (epoch + 1) ** 0.5)
     if name == "plateau":  # cut after ⌊P/2⌋ epochs without progress: PyTorch's one less
+        if patience and min_delta > 0:  # progress as early stopping counts it
+            return lr.ReduceLROnPlateau(
+                opt, patience=max(1, patience // 2) - 1, threshold=min_delta, threshold_mode="abs"
+            )
         return lr.ReduceLROnPlateau(opt, patience=max(1, patience // 2) - 1 if patience else 10)
     return None
 
@@ -201,7 +205,9 @@ def _fit_and_replay(rng, msg):
         else:  # fit refuses it (tested elsewhere): train without
             order_rng = np.random.default_rng(run["seed"])
     opt = OPTIMIZERS[run["optimizer"]](twin.parameters(), lr=run["lr"])
-    schedule = _their_schedule(run["lr_schedule"], opt, run["epochs"], run["early_stopping"])
+    schedule = _their_schedule(
+        run["lr_schedule"], opt, run["epochs"], run["early_stopping"], run["min_delta"]
+    )
     settings = {k: v for k, v in run.items() if k not in ("X", "y", "c")}
     msg = msg(f"{settings}, {n} rows")
     with warnings.catch_warnings():
@@ -227,6 +233,45 @@ def test_random_option_combinations_are_a_hand_written_torch_loop(seeded):
     epoch, the stop and the final (restored or not) weights, for 40 random combinations."""
     for k in range(40):
         _fit_and_replay(seeded.rng, lambda what, k=k: seeded.msg(f"run {k}: {what}"))
+
+
+def test_plateau_counts_progress_as_early_stopping_does_with_min_delta(seeded):
+    """lr_schedule="plateau" cuts the rate once what early stopping watches has not
+    improved for ⌊P/2⌋ epochs. With min_delta, early stopping counts a loss falling by
+    less than min_delta as no progress, but the plateau kept PyTorch's default
+    (best·(1 − 1e-4)) and took it for progress: a loss falling 0.002 an epoch with
+    min_delta=0.01 and patience 4 was stopped after epoch 5 at lr 0.01 throughout, never
+    cut. Reference: PyTorch's ReduceLROnPlateau with early stopping's rule
+    (threshold=min_delta, "abs"), stepped on the run's own figures."""
+    rng = seeded.rng
+    for _ in range(3):
+        n, d = int(rng.integers(20, 80)), int(rng.integers(2, 5))
+        X, y = rng.normal(size=(n, d)), rng.integers(0, 2, n)
+        model, _ = _twins(rng, d, int(rng.integers(2, 6)), 2)
+        patience = int(rng.integers(2, 7))
+        min_delta = float(rng.uniform(0.005, 0.02))
+        lr = float(rng.uniform(0.003, 0.01))
+        use_val = bool(rng.random() < 0.5)
+        val = (rng.normal(size=(10, d)), rng.integers(0, 2, 10)) if use_val else None
+        history = wxb.fit(
+            model, X, y, optimizer="sgd", lr=lr, epochs=40, batch_size=n, shuffle=False,
+            early_stopping=patience, min_delta=min_delta, lr_schedule="plateau",
+            validation_data=val, verbose=False,
+        )  # fmt: skip
+        watched = history["val_loss" if use_val else "loss"]
+        their_opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+        theirs = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            their_opt, patience=max(1, patience // 2) - 1, threshold=min_delta,
+            threshold_mode="abs",
+        )  # fmt: skip
+        expected = []
+        for figure in watched:
+            expected.append(their_opt.param_groups[0]["lr"])
+            theirs.step(figure)
+        msg = seeded.msg(f"patience {patience}, min_delta {min_delta:.4f}, {watched}")
+        np.testing.assert_allclose(history["lr"], expected, rtol=1e-12, err_msg=msg)
+        if history.stopped_early:  # the documented promise: a cut before the stop
+            assert min(history["lr"]) < lr, msg
 
 
 def test_a_negative_seed_is_a_config_error(rng):

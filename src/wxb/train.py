@@ -524,7 +524,8 @@ def fit(
     - ``lr_schedule``: "step", "cosine", "invscaling", "plateau", or an LRSchedule;
       stepped per epoch. A ReduceLROnPlateau is stepped on what early stopping watches
       (val_loss, else loss); "plateau" cuts the rate × 0.1 once that has not improved for
-      half early stopping's patience (PyTorch's patience one less), else PyTorch's
+      half early stopping's patience (PyTorch's patience one less; improved as early
+      stopping counts it: by more than ``min_delta``, when that is set), else PyTorch's
       default patience 10 (the 11th epoch without progress).
     - ``clip_grad_norm``: each step scales the gradients so that their joint L2 norm is at
       most this, the norm taken over the optimiser's parameters (a PyTorch loop passes
@@ -816,7 +817,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         if not trainable:
             raise ConfigError("the model has no trainable parameters (requires_grad is False)")
         opt = get_optimizer(optimizer, trainable, lr=lr)
-    schedule = _make_schedule(lr_schedule, opt, epochs, early_stopping)
+    schedule = _make_schedule(lr_schedule, opt, epochs, early_stopping, min_delta)
     if diagnose and layers_in_order(model) == [model] and chain_layers(model) is None:
         raise ConfigError(f"fit(diagnose=True) {NEEDS_A_CHAIN}")
     step = make_step(model, loss_fn, opt, clip_grad_norm)
@@ -1784,6 +1785,7 @@ def _make_schedule(
     optimizer: Optimizer,
     epochs: int,
     early_stopping: int | None = None,
+    min_delta: float = 0.0,
 ) -> LRSchedule | None:
     if isinstance(schedule, LRSchedule) and schedule.optimizer is not optimizer:
         raise ConfigError(
@@ -1818,6 +1820,13 @@ def _make_schedule(
         # early stopping's P = 2 stopped the run at the epoch of the cut, and the rate
         # was never lowered, without a word
         patience = max(1, early_stopping // 2) - 1 if early_stopping else 10
+        if early_stopping and min_delta > 0:
+            # progress as early stopping counts it, by more than min_delta: PyTorch's
+            # default (best·(1 − 1e-4)) took a loss falling by less for progress, and
+            # early stopping ended the run before the rate was ever cut, without a word
+            return SCHEDULES["plateau"](
+                optimizer, patience=patience, threshold=min_delta, threshold_mode="abs"
+            )
         return SCHEDULES["plateau"](optimizer, patience=patience)
     raise ConfigError(f"lr_schedule must be one of {', '.join(SCHEDULES)}; got {schedule!r}")
 
