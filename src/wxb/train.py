@@ -517,8 +517,9 @@ def fit(
     - ``X`` as a table (a pandas DataFrame, a pyarrow Table): its column names go into
       ``model.info["feature_names"]``, and ``predict`` then takes a table's columns by
       name; a later fit on other columns, or in another order, is refused.
-    - ``validation_split``: fraction of (X, y) held out, taken after a seeded shuffle;
-      or pass ``validation_data=(X_val, y_val)``.
+    - ``validation_split``: fraction of (X, y) held out, taken after a seeded shuffle
+      (by class for class indices, 0/1 labels and one-hot rows: each class gives its
+      share); or pass ``validation_data=(X_val, y_val)``.
     - ``early_stopping``: patience in epochs on val_loss (or loss without validation);
       the best weights are restored at the end when ``restore_best_weights``.
     - ``lr_schedule``: "step", "cosine", "invscaling", "plateau", or an LRSchedule;
