@@ -235,6 +235,84 @@ def test_random_option_combinations_are_a_hand_written_torch_loop(seeded):
         _fit_and_replay(seeded.rng, lambda what, k=k: seeded.msg(f"run {k}: {what}"))
 
 
+class _StopsAt(Sequential):
+    """A Sequential whose training forward asks fit to stop (as a first Ctrl-C does) at
+    its ``stop_at``-th call: an interruption after any step of a run."""
+
+    stop_at = -1
+    _calls = 0
+
+    def forward(self, x):
+        if self.training:
+            self._calls += 1
+            if self._calls == self.stop_at:
+                wxb.train.request_stop()
+        return super().forward(x)
+
+
+def test_a_run_interrupted_at_any_step_and_resumed_is_the_hand_written_loop(seeded, tmp_path):
+    """Interrupted after a random step (an epoch's end or inside one), then resumed in a
+    fresh model and optimiser (a new process): every History figure, the best epoch, the
+    stop and the weights are those of one uninterrupted PyTorch loop (schedules, early
+    stopping and the optimiser's state carried across)."""
+    rng = seeded.rng
+    for k in range(6):
+        run, (model, twin) = _draw_run(rng)
+        run["early_stopping"] = None if rng.random() < 0.3 else int(rng.integers(2, 5))
+        X, y, state = run["X"], run["y"], model.state_dict()
+        val = None
+        if rng.random() < 0.5:
+            X_val = rng.normal(size=(int(rng.integers(1, 6)), X.shape[1]))
+            rows = len(X_val)
+            y_val = (
+                rng.normal(size=(rows, run["c"]))
+                if run["loss"] == "mse"
+                else rng.integers(0, run["c"], rows)
+            )
+            val = (X_val, y_val)
+        opt = OPTIMIZERS[run["optimizer"]](twin.parameters(), lr=run["lr"])
+        schedule = _their_schedule(
+            run["lr_schedule"], opt, run["epochs"], run["early_stopping"], run["min_delta"]
+        )
+        order = np.random.default_rng(run["seed"]) if run["shuffle"] else None
+        steps = math.ceil(len(X) / min(run["batch_size"], len(X))) * run["epochs"]
+        stop_at = int(rng.integers(1, steps + 1))
+        settings = {k: v for k, v in run.items() if k not in ("X", "y", "c", "validation")}
+        msg = seeded.msg(f"run {k}: {settings}, {len(X)} rows, stopped after step {stop_at}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected, best_epoch, stopped = _hand_loop(
+                twin, X, y, run["loss"], opt, run["epochs"], run["batch_size"], order, val,
+                run["early_stopping"], run["min_delta"], run["restore_best_weights"], schedule,
+                run["clip_grad_norm"],
+            )  # fmt: skip
+            options = dict(
+                loss=run["loss"], optimizer=run["optimizer"], lr=run["lr"],
+                epochs=run["epochs"], batch_size=run["batch_size"], shuffle=run["shuffle"],
+                seed=run["seed"], early_stopping=run["early_stopping"],
+                min_delta=run["min_delta"], restore_best_weights=run["restore_best_weights"],
+                lr_schedule=run["lr_schedule"], clip_grad_norm=run["clip_grad_norm"],
+                validation_data=val, verbose=False, checkpoint_dir=tmp_path / str(k),
+                checkpoint_every=None if rng.random() < 0.5 else int(rng.integers(1, 4)),
+            )  # fmt: skip
+            first = _StopsAt(*model)
+            first.stop_at = stop_at
+            interrupted = False
+            try:
+                wxb.fit(first, X, y, **options)
+            except wxb.TrainingInterrupted:
+                interrupted = True
+            h, d = model[0].weight.shape  # a fresh model, loaded with the same start
+            resumed = _StopsAt(
+                Dense(d, h, dtype="float64"), Tanh(), Dense(h, run["c"], dtype="float64")
+            )
+            resumed.load_state_dict(state)
+            history = wxb.fit(resumed, X, y, resume=True, **options)
+        assert history.resumed_from is not None, msg  # (the last checkpoint, when it ended)
+        assert interrupted or stopped, msg  # only stopping early comes before the step
+        _compare(msg, expected, best_epoch, stopped, history, resumed, twin)
+
+
 def test_plateau_counts_progress_as_early_stopping_does_with_min_delta(seeded):
     """lr_schedule="plateau" cuts the rate once what early stopping watches has not
     improved for ⌊P/2⌋ epochs. With min_delta, early stopping counts a loss falling by
