@@ -406,3 +406,32 @@ def test_validation_split_stratifies_0_1_labels_whatever_their_shape(seeded, los
         assert abs(held - quota) < 1 + 1e-9, seeded.msg(
             f"{loss} {head}: {held:.1f} positives held out, quota {quota:.1f} (n {n})"
         )
+
+
+def test_an_empty_checkpoint_dir_is_refused_not_the_working_folder(rng, tmp_path, monkeypatch):
+    """checkpoint_dir="" (an unset setting read as text) is Path(""), the working folder:
+    fit wrote its step-*.json and .safetensors there without a word."""
+    monkeypatch.chdir(tmp_path)
+    X, y = rng.normal(size=(8, 3)), rng.integers(0, 2, 8)
+    for folder in ("", " "):
+        with pytest.raises(ConfigError, match="checkpoint_dir is"):
+            wxb.fit(Sequential(Dense(3, 2)), X, y, epochs=2, checkpoint_dir=folder, verbose=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_keep_checkpoints_takes_a_numpy_integer(rng, tmp_path):
+    """keep_checkpoints=np.int64(3) (read from a config array) was refused with "must be
+    an integer ≥ 1; got np.int64(3)", where checkpoint_every, epochs and batch_size take
+    NumPy's integers: it keeps the newest as many as a Python int does."""
+    X, y = rng.normal(size=(12, 3)), rng.integers(0, 2, 12)
+    keep, epochs = int(rng.integers(1, 4)), int(rng.integers(4, 7))
+    kept = []
+    for how, value in (("int", keep), ("numpy", np.int64(keep))):
+        folder = tmp_path / how
+        wxb.fit(
+            Sequential(Dense(3, 2, seed=1)), X, y, epochs=epochs, batch_size=4,
+            checkpoint_dir=folder, keep_checkpoints=value, checkpoint_every=np.int64(1),
+            verbose=False,
+        )  # fmt: skip
+        kept.append(sorted(p.name for p in folder.glob("step-*.json")))
+    assert kept[0] == kept[1] and len(kept[0]) == keep, kept

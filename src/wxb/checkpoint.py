@@ -80,12 +80,22 @@ class CheckpointFolder:
     """The checkpoints of one run in one folder; keeps the newest ``keep``."""
 
     def __init__(self, folder: str | os.PathLike, keep: int = 2) -> None:
+        if isinstance(folder, str) and not folder.strip():
+            # Path("") is the working folder: checkpoints went there without a word
+            raise ConfigError(
+                f"checkpoint_dir is {folder!r}; give a folder, or None for no checkpoints"
+            )
         self.folder = Path(folder)
         if self.folder.exists() and not self.folder.is_dir():
             raise ConfigError(f"{self.folder} is a file; checkpoint_dir takes a folder")
-        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        # (NumPy's integers too, as checkpoint_every and batch_size take them)
+        if (
+            isinstance(keep, (bool, np.bool_))
+            or not isinstance(keep, (int, np.integer))
+            or keep < 1
+        ):
             raise ConfigError(f"keep_checkpoints must be an integer ≥ 1; got {keep!r}")
-        self.keep = keep
+        self.keep = int(keep)
 
     def check_writable(self) -> None:
         """Before any training: the folder exists (or is made) and takes a file."""
