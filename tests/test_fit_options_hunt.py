@@ -435,3 +435,32 @@ def test_keep_checkpoints_takes_a_numpy_integer(rng, tmp_path):
         )  # fmt: skip
         kept.append(sorted(p.name for p in folder.glob("step-*.json")))
     assert kept[0] == kept[1] and len(kept[0]) == keep, kept
+
+
+def test_validation_targets_in_another_column_order_are_refused(rng):
+    """A multi-output regression with y and validation y as DataFrames: the validation
+    y's columns in another order were scored by position, each output against another
+    target, and the val_loss (what early stopping watches) was off without a word,
+    while validation X's columns are taken by name and y's order is checked against the
+    model's. Reference: the val_loss of the same columns in y's order."""
+    pd = pytest.importorskip("pandas")
+    k = int(rng.integers(2, 5))
+    names = [f"t{i}" for i in range(k)]
+    X = pd.DataFrame(rng.normal(size=(30, 3)), columns=["p", "q", "r"])
+    Y = pd.DataFrame(rng.normal(size=(30, k)) * 10 ** np.arange(k), columns=names)
+    X_val = pd.DataFrame(rng.normal(size=(10, 3)), columns=["p", "q", "r"])
+    Y_val = pd.DataFrame(rng.normal(size=(10, k)) * 10 ** np.arange(k), columns=names)
+    order = list(rng.permutation(names))
+    while order == names:
+        order = list(rng.permutation(names))
+    fit = dict(loss="mse", epochs=2, batch_size=8, shuffle=False, verbose=False)
+    with pytest.raises(wxb.DataError, match=r"validation y's columns .* in another order"):
+        wxb.fit(Sequential(Dense(3, k, seed=1)), X, Y, validation_data=(X_val, Y_val[order]), **fit)
+    model = Sequential(Dense(3, k, seed=1, dtype="float64"))
+    history = wxb.fit(model, X, Y, validation_data=(X_val, Y_val[names]), **fit)
+    out = model(X_val.to_numpy()).data
+    expected = 0.5 * ((out - Y_val.to_numpy()) ** 2).sum(axis=1).mean()  # the seed's ½‖ŷ − y‖²
+    assert history["val_loss"][-1] == pytest.approx(expected, rel=1e-12)
+    # a later fit on arrays: checked against the targets the model recorded
+    with pytest.raises(wxb.DataError, match="the model's targets in another order"):
+        wxb.fit(model, X, Y.to_numpy(), validation_data=(X_val, Y_val[order]), **fit)

@@ -764,6 +764,13 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             raise DataError(
                 f"validation X has {X_val.shape[1]} features but X has {X_arr.shape[1]}"
             )
+        # target columns by name, as X_val's: y's own (the model's, from an earlier fit,
+        # when y has none); the same columns in another order were scored by position
+        if is_tabular(y):
+            named = {"targets": column_names(y)}
+            _check_target_order(named, validation_data[1], "validation y", "y's columns")
+        else:
+            _check_target_order(model.info, validation_data[1], "validation y")
         y_val = _prepare_targets(
             loss_fn, validation_data[1], _figure_dtype(loss_fn, dtype), shape, "validation y"
         )
@@ -1550,7 +1557,9 @@ def _record_loss(info: dict, loss_fn: Loss, y: np.ndarray) -> None:
         info.pop("multilabel", None)
 
 
-def _check_target_order(info: dict, y: object, where: str = "y") -> None:
+def _check_target_order(
+    info: dict, y: object, where: str = "y", whose: str = "the model's targets"
+) -> None:
     """Several target columns that are the model's own, in another order: refused, as X's
     are (the outputs follow the order the model learnt; one-hot classes renamed by
     position would be predicted under each other's names)."""
@@ -1559,7 +1568,7 @@ def _check_target_order(info: dict, y: object, where: str = "y") -> None:
     names, own = column_names(y), info.get("targets")
     if own and len(own) > 1 and sorted(names) == sorted(own) and names != list(own):
         raise DataError(
-            f"{where}'s columns {names[:8]} are the model's targets in another order "
+            f"{where}'s columns {names[:8]} are {whose} in another order "
             f"({list(own)[:8]}); select them as y[names]"
         )
 
