@@ -464,3 +464,40 @@ def test_validation_targets_in_another_column_order_are_refused(rng):
     # a later fit on arrays: checked against the targets the model recorded
     with pytest.raises(wxb.DataError, match="the model's targets in another order"):
         wxb.fit(model, X, Y.to_numpy(), validation_data=(X_val, Y_val[order]), **fit)
+
+
+def test_more_epochs_resumed_on_the_model_its_run_left_with_the_best_weights(seeded, tmp_path):
+    """fit(epochs=E, checkpoint_dir=d, early_stopping=P) ends with the best epoch's
+    weights put back; fit(epochs=E + k, same folder, resume=True) on that model, in the
+    same session, warned that "the model's weights differ from those that run started
+    from … to train a trained model further, give another folder": they are that run's
+    own best weights, and the resume goes on as the run does (the uninterrupted run)."""
+    from wxb.checkpoint import CheckpointWarning
+
+    rng, tried = seeded.rng, 0
+    for attempt in range(20):
+        X, y = rng.normal(size=(40, 3)), rng.integers(0, 2, 40)
+        val = (rng.normal(size=(10, 3)), rng.integers(0, 2, 10))
+        first, more = int(rng.integers(3, 6)), int(rng.integers(1, 4))
+        kw = dict(optimizer="adam", lr=float(rng.uniform(0.2, 0.5)), batch_size=8,
+                  seed=int(rng.integers(1 << 30)), early_stopping=first + more + 1,
+                  validation_data=val, verbose=False)  # fmt: skip
+        model = Sequential(Dense(3, 16, seed=1), Tanh(), Dense(16, 2, seed=2))
+        history = wxb.fit(model, X, y, epochs=first, checkpoint_dir=tmp_path / str(attempt), **kw)
+        if history.kept_epoch == first:  # the last epoch is the best: nothing was put back
+            continue
+        tried += 1
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", CheckpointWarning)
+            resumed = wxb.fit(
+                model, X, y, epochs=first + more, resume=True,
+                checkpoint_dir=tmp_path / str(attempt), **kw,
+            )  # fmt: skip
+        whole = Sequential(Dense(3, 16, seed=1), Tanh(), Dense(16, 2, seed=2))
+        expected = wxb.fit(whole, X, y, epochs=first + more, **kw)
+        assert resumed.history == expected.history, seeded.msg(f"attempt {attempt}")
+        for p, q in zip(model.parameters(), whole.parameters(), strict=True):
+            np.testing.assert_array_equal(p.data, q.data, err_msg=seeded.msg("weights"))
+        if tried == 3:
+            break
+    assert tried, seeded.msg("no run kept an earlier epoch")

@@ -1392,9 +1392,13 @@ class _Saver:
                 ckpt.CheckpointWarning,
                 stacklevel=4,
             )
-        if meta.get("start") != self.start and not _same_arrays(
-            model.state_dict(), found.part("model")
-        ):  # (a model stopped where the checkpoint is, rerun in its process: nothing replaced)
+        now_held = model.state_dict()
+        # (a model stopped where the checkpoint is, rerun in its process: nothing replaced;
+        # or holding the best weights that run's end put back, continued with more epochs)
+        own = [found.part("model")]
+        if meta.get("loop", {}).get("best_state") == "stored":
+            own.append(found.part("best"))
+        if meta.get("start") != self.start and not any(_same_arrays(now_held, w) for w in own):
             warnings.warn(
                 f"resuming from {found.path}: the model's weights differ from those that run "
                 "started from, and are replaced by the checkpoint's (resume=True continues "
