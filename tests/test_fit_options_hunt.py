@@ -501,3 +501,26 @@ def test_more_epochs_resumed_on_the_model_its_run_left_with_the_best_weights(see
         if tried == 3:
             break
     assert tried, seeded.msg("no run kept an earlier epoch")
+
+
+def test_a_stratified_split_keeps_a_training_row_where_the_plain_one_does(seeded):
+    """validation_split by class on a few rows: two rows of two classes at 0.6 rounded
+    each class's 0.6 to 1, held out both rows and refused ("2 samples are too few to hold
+    out 60%"), where the unstratified split holds out round(n·f) = 1 and trains on the
+    other. Reference: that count, the documented "within one row of the fraction"."""
+    from wxb.data import split_indices
+
+    rng = seeded.rng
+    for _ in range(300):
+        n, fraction = int(rng.integers(2, 9)), float(rng.uniform(0.05, 0.95))
+        labels = rng.integers(0, int(rng.integers(1, 4)), n)
+        if n - max(1, round(n * fraction)) < 1:
+            continue  # the plain split refuses it too
+        msg = seeded.msg(f"{n} rows, classes {np.bincount(labels)}, fraction {fraction:.3f}")
+        kept, held = split_indices(n, fraction, np.random.default_rng(0), labels)
+        assert len(kept) >= 1 and len(kept) + len(held) == n, msg
+        assert abs(len(held) - n * fraction) < 1 or len(held) == 1, msg
+    X, y = rng.normal(size=(2, 3)), np.array([0, 1])
+    model = Sequential(Dense(3, 2, dtype="float64"))
+    history = wxb.fit(model, X, y, epochs=1, validation_split=0.6, seed=1, verbose=False)
+    assert len(history["val_loss"]) == 1

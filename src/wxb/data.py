@@ -331,8 +331,9 @@ def split_indices(
     # (ten classes of 3 rows at 0.2 held out 10, not 6), the rows that rounding added or
     # dropped go back where the quotas' remainders say, as in a largest-remainder count.
     # (none held out at all: a small table whose classes each round to 0 gives one row,
-    # as the unstratified split does)
-    if abs(takes.sum() - n * fraction) >= 1 or takes.sum() == 0:
+    # as the unstratified split does; all of them: two rows of two classes at 0.6 each
+    # rounded to 1, and the split was refused where the unstratified one keeps a row)
+    if abs(takes.sum() - n * fraction) >= 1 or takes.sum() in (0, n):
         target = max(1, round(n * fraction))
         remainder = quotas - takes
         rank = rng.permutation(len(classes))  # equal remainders: no class always first
