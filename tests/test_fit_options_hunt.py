@@ -524,3 +524,17 @@ def test_a_stratified_split_keeps_a_training_row_where_the_plain_one_does(seeded
     model = Sequential(Dense(3, 2, dtype="float64"))
     history = wxb.fit(model, X, y, epochs=1, validation_split=0.6, seed=1, verbose=False)
     assert len(history["val_loss"]) == 1
+
+
+def test_a_validation_value_past_float32s_range_is_named_as_xs_is(rng):
+    """A float32 model, validation X in float64 holding 1e39: fit said "validation X has
+    inf …; remove or fill non-finite values first" of a finite value (the cast's inf),
+    where the same value in X is named as beyond float32's range."""
+    X, y = rng.normal(size=(20, 3)), rng.integers(0, 2, 20)
+    X_val = rng.normal(size=(6, 3))
+    row, column = int(rng.integers(6)), int(rng.integers(3))
+    X_val[row, column] = float(rng.choice([-1, 1])) * 10.0 ** float(rng.uniform(38.6, 300))
+    for given in (X_val, X_val.tolist()):
+        with pytest.raises(wxb.DataError, match=rf"row {row}, column {column}: beyond float32"):
+            wxb.fit(Sequential(Dense(3, 2)), X, y, epochs=1, validation_data=(given, y[:6]),
+                    verbose=False)  # fmt: skip

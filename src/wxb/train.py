@@ -749,16 +749,16 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ConfigError("validation_data must be a pair (X_val, y_val)")
         _feature_names(model, validation_data[0], "validation X", names)
+        # checked as X is: a float64 value past float32's range is named as such, not as
+        # the inf the cast made of it ("remove or fill non-finite values")
         X_val = _features(
             model,
             _through_stage(model, validation_data[0], "validation X"),
             dtype,
             "validation X",
-            check=False,
+            check=ranks is None,
         )
-        if ranks is None:
-            validation.check_finite(X_val, "validation X")
-        else:
+        if ranks is not None:
             _check_finite_together(X_val, "validation X", ranks)
         if X_val.shape[1] != X_arr.shape[1]:
             raise DataError(
