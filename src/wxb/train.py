@@ -518,8 +518,8 @@ def fit(
       ``model.info["feature_names"]``, and ``predict`` then takes a table's columns by
       name; a later fit on other columns, or in another order, is refused.
     - ``validation_split``: fraction of (X, y) held out, taken after a seeded shuffle
-      (by class for class indices, 0/1 labels and one-hot rows: each class gives its
-      share); or pass ``validation_data=(X_val, y_val)``.
+      (by class for class indices, one 0/1 label a row and one-hot rows: each class
+      gives its share); or pass ``validation_data=(X_val, y_val)``.
     - ``early_stopping``: patience in epochs on val_loss (or loss without validation);
       the best weights are restored at the end when ``restore_best_weights``.
     - ``lr_schedule``: "step", "cosine", "invscaling", "plateau", or an LRSchedule;
