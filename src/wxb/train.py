@@ -546,6 +546,11 @@ def fit(
       (``History.diagnostics``), and warns once per kind when δ vanishes or explodes
       through the chain of f′(Z) factors (``History.warnings``). Needs a Sequential, or a
       module whose forward only chains its layers (``fc2(F.relu(fc1(x)))``).
+    - ``checkpoint_dir``: a folder for the run's checkpoints, written at each epoch's end,
+      or every ``checkpoint_every`` steps, and when the run ends or is interrupted; the
+      newest ``keep_checkpoints`` stay. ``resume=True`` goes on from the newest good one,
+      bit for bit, given the same data and settings (only ``epochs`` may grow); an empty
+      folder starts the run.
 
     A loss that becomes NaN or infinite raises :class:`TrainingError` naming the epoch
     and step; the model is left with the weights of the last epoch that ended finite
