@@ -538,3 +538,15 @@ def test_a_validation_value_past_float32s_range_is_named_as_xs_is(rng):
         with pytest.raises(wxb.DataError, match=rf"row {row}, column {column}: beyond float32"):
             wxb.fit(Sequential(Dense(3, 2)), X, y, epochs=1, validation_data=(given, y[:6]),
                     verbose=False)  # fmt: skip
+
+
+def test_wxb_train_refuses_an_empty_checkpoint_dir_in_one_line(tmp_path, monkeypatch, capsys):
+    """wxb train --checkpoint-dir "" wrote the checkpoints into the working folder."""
+    from wxb.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    code = main(["train", "--epochs", "1", "--hidden", "4", "-q", "--checkpoint-dir", "",
+                 "-o", str(tmp_path / "m.safetensors")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip().count("\n") == 0 and "--checkpoint-dir" in err, err
+    assert list(tmp_path.iterdir()) == []

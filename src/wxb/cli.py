@@ -632,6 +632,8 @@ def check_train_options(args: argparse.Namespace) -> None:
         raise ConfigError(f"--keep-checkpoints must be ≥ 1; got {args.keep_checkpoints}")
     if args.checkpoint_dir is None and (args.resume or args.checkpoint_every is not None):
         raise ConfigError("--resume and --checkpoint-every need --checkpoint-dir DIR")
+    if args.checkpoint_dir is not None and not args.checkpoint_dir.strip():  # (Path: ".")
+        raise ConfigError(f"--checkpoint-dir is {args.checkpoint_dir!r}; give a folder")
     if args.checkpoint_dir is not None and Path(args.checkpoint_dir).is_file():
         raise DataError(f"{args.checkpoint_dir} is a file; --checkpoint-dir takes a folder")
     inputs = (Path(args.data),) if args.data else ()
