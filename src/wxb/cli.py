@@ -37,7 +37,7 @@ from wxb.describe import (
 )
 from wxb.distributed import Ranks, RanksFailed, launched_rank, launched_ranks
 from wxb.errors import ConfigError, DataError, TrainingError, TrainingInterrupted, WxbError
-from wxb.explanation import explain_model, explain_seed, trained_loss
+from wxb.explanation import explain_model, explain_seed
 from wxb.io import load, save
 from wxb.metrics import (
     classification_figures,
@@ -65,6 +65,7 @@ from wxb.nn import (
     Standardize,
     get_loss,
 )
+from wxb.nn.heads import trained_loss
 from wxb.nn.module import input_width, output_width
 from wxb.optim import NAMED_LRS, OPTIMIZERS, SCHEDULES, get_optimizer
 from wxb.plots import PLOT_FILES, plot_history

@@ -34,7 +34,7 @@ from wxb.errors import (
     TrainingInterrupted,
 )
 from wxb.metrics import figure_text, pack_fingerprints, row_fingerprints, unpack_fingerprints
-from wxb.nn.heads import head_index
+from wxb.nn.heads import head_index, trained_loss
 from wxb.nn.layers import Dropout, Sigmoid, Softmax
 from wxb.nn.losses import (
     LOSSES,
@@ -286,8 +286,9 @@ def evaluate(
 
 def _trained_loss(model: Module, loss: object) -> object:
     """``loss``, or where None the stock loss the model was trained with (its info's, as
-    fit and wxb train record it), else cross_entropy: a regression's MSE was scored, and a
-    second fit trained, as a cross-entropy of its targets without a word."""
+    fit and wxb train record it; wxb train's Huber or smooth L1 with the δ or β it
+    applied, ``heads.trained_loss``), else cross_entropy: a regression's MSE was scored,
+    and a second fit trained, as a cross-entropy of its targets without a word."""
     if loss is not None:
         return loss
     recorded = model.info.get("loss")
@@ -296,7 +297,10 @@ def _trained_loss(model: Module, loss: object) -> object:
             f"the model was trained with the {recorded} loss, which wxb's losses do not "
             f"include; give loss= (one of {', '.join(LOSSES)}, a Loss, or a function)"
         )
-    return recorded if isinstance(recorded, str) and recorded else "cross_entropy"
+    if not (isinstance(recorded, str) and recorded):
+        return "cross_entropy"
+    # (wxb train's Huber and smooth L1: the δ or β training applied, in the targets' units)
+    return trained_loss(model.info, recorded)
 
 
 def _head_applied_twice(model: Module, loss: Loss) -> str | None:

@@ -7,6 +7,7 @@ loss it was trained with, and as probabilities when its head gives them."""
 from __future__ import annotations
 
 from wxb.nn.layers import Dropout, Identity, Sigmoid, Softmax
+from wxb.nn.losses import HuberLoss, Loss, SmoothL1Loss
 from wxb.nn.module import is_stock, output_width
 from wxb.nn.sequential import layers_in_order
 
@@ -65,3 +66,46 @@ def probability_head(model) -> str | None:
     if is_stock(last, Sigmoid) and loss == "bce_with_logits":
         return "sigmoid"
     return None
+
+
+def trained_loss(info: dict, name: str) -> str | Loss:
+    """The loss ``name`` as training applied it to this model's outputs. wxb train fits
+    a regression on targets standardized by their scale s, then folds s into the output
+    layer: Huber's δ = 1 (smooth L1's β = 1) on (ŷ − y)/s is δ = s on ŷ − y, the loss
+    divided by s² (s): the same rows in the squared and in the linear part, and
+    gradients of the same direction. Where the outputs' scales differ, δ cannot be one
+    number: the loss as named, said not to be training's; so too for a model file of
+    wxb train saved before it recorded target_scale."""
+    scales = info.get("target_scale") or []
+    trained_by_cli = isinstance(info.get("data"), dict) and "train_rows" in info["data"]
+    if name not in ("huber", "smooth_l1") or not (scales or trained_by_cli):
+        return name
+    letter = "δ" if name == "huber" else "β"
+    if not scales:  # a model file of wxb train from before target_scale was recorded
+        made = HuberLoss() if name == "huber" else SmoothL1Loss()
+        made.trained_note = (
+            f"; not training's: wxb train's {letter} = 1 was on standardized targets, "
+            f"{letter} = their scale in the targets' units, which this model file (saved "
+            "before wxb recorded target_scale) does not give"
+        )
+        return made
+    # scales equal to rounding (targets shifted by a constant: std(y + c) is std(y) to
+    # a few units in the last place) are one δ: it is each output's to 1e-12
+    if max(scales) - min(scales) > 1e-12 * max(scales):  # one δ cannot be training's
+        made = HuberLoss() if name == "huber" else SmoothL1Loss()
+        shown = ", ".join(f"{float(s):.6g}" for s in scales)
+        made.trained_note = (
+            f"; not training's: wxb train's {letter} = 1 was on each output's standardized "
+            f"targets, {letter} = its scale ({shown}) in the targets' units, which one "
+            f"{letter} cannot give"
+        )
+        return made
+    scale = float(scales[0])
+    made = HuberLoss(delta=scale) if name == "huber" else SmoothL1Loss(beta=scale)
+    factor = scale * scale if name == "huber" else scale
+    made.trained_note = (
+        f"; {letter} = {scale:.6g}: wxb train's {letter} = 1 on standardized targets "
+        f"((y − mean)/{scale:.6g}) in the target's units, so L is {factor:.6g} × the "
+        "training loss"
+    )
+    return made
