@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar, NamedTuple, Protocol
@@ -182,6 +183,71 @@ def _structure_changed() -> None:
 _thread = threading.local()  # per thread: the modules `evaluating()` holds in eval mode
 
 
+class _Table(dict):
+    """A module's parameters, sub-modules or buffers by name. PyTorch code edits these
+    directly (``model._modules[name] = layer``, an idiom for swapping a layer, is how
+    ``model.name`` and forward change there): such an edit reaches the attribute too
+    (what a forward and the planned stack read), and cached plans are made again, as an
+    assignment of the attribute does. (The old layer ran on without a word, and
+    ``parameters()`` gave the new one's.) Pickled and copied as a plain dict; the
+    module's ``__setstate__`` makes it a table of the copy's."""
+
+    __slots__ = ("_owner",)
+
+    def __init__(self, owner: Module, items: Iterable = ()) -> None:
+        super().__init__(items)
+        self._owner = weakref.ref(owner)
+
+    def __reduce__(self) -> tuple:
+        return dict, (list(self.items()),)
+
+    def __setitem__(self, key: str, value: object) -> None:
+        held = dict.get(self, key, _ABSENT)
+        dict.__setitem__(self, key, value)
+        owner = self._owner()
+        if owner is not None and held is not value:  # (a buffer changed in place: the same)
+            owner.__dict__[key] = value
+            _structure_changed()
+
+    def __delitem__(self, key: str) -> None:
+        dict.__delitem__(self, key)
+        owner = self._owner()
+        if owner is not None:
+            owner.__dict__.pop(key, None)
+            _structure_changed()
+
+    def pop(self, key: str, *default: object) -> object:
+        if key not in self:
+            return dict.pop(self, key, *default)
+        value = self[key]
+        del self[key]
+        return value
+
+    def popitem(self) -> tuple[str, object]:
+        key = next(reversed(self))
+        return key, self.pop(key)
+
+    def clear(self) -> None:
+        for key in list(self):
+            del self[key]
+
+    def update(self, *args: object, **kwargs: object) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def setdefault(self, key: str, default: object = None) -> object:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def __ior__(self, other: object) -> _Table:
+        self.update(other)
+        return self
+
+
+_ABSENT = object()
+
+
 def _insert_in_place(table: dict, key: str, value: object, order: list[str]) -> None:
     """``table[key] = value`` placed after the keys that came before ``key`` in ``order``
     (the table's order when ``key`` was set to None)."""
@@ -270,9 +336,8 @@ class Module:
     _kept_if_missing: tuple[str, ...] = ()
 
     def __init__(self) -> None:
-        object.__setattr__(self, "_parameters", {})
-        object.__setattr__(self, "_modules", {})
-        object.__setattr__(self, "_buffers", {})
+        for table in ("_parameters", "_modules", "_buffers"):
+            object.__setattr__(self, table, _Table(self))
         self.training = True
         self.name = None
         self.info: dict[str, Any] = {}
@@ -366,12 +431,15 @@ class Module:
         """``del module.name`` removes a parameter, sub-module or buffer, as in PyTorch."""
         self.__dict__.get("_vacated", {}).pop(key, None)  # the name is free: any kind again
         self.__dict__.get("_non_persistent", set()).discard(key)
+        held = False
         for table in (self._parameters, self._modules, self._buffers):
-            if table.pop(key, None) is not None:
-                _structure_changed()
+            if key in table:
+                del table[key]  # (the table takes the attribute with it)
+                held = True
         if key == "forward" and "forward" in self.__dict__:
             _structure_changed()
-        object.__delattr__(self, key)
+        if not held or key in self.__dict__:
+            object.__delattr__(self, key)
 
     def register_buffer(self, key: str, array: np.ndarray | None, persistent: bool = True) -> None:
         """Keep ``array`` on the module as state that is saved but not trained; with
@@ -582,6 +650,16 @@ class Module:
             name: getattr(self, name) for name in slot_names(type(self)) if hasattr(self, name)
         }
         return (state, slots) if slots else state
+
+    def __setstate__(self, state: dict[str, Any] | tuple[dict[str, Any], dict[str, Any]]) -> None:
+        """What pickle and deepcopy restore: the attributes, with the tables of parameters,
+        sub-modules and buffers made this module's (they travel as plain dicts)."""
+        values, slots = state if isinstance(state, tuple) else (state, {})
+        self.__dict__.update(values or {})
+        for name, value in slots.items():
+            object.__setattr__(self, name, value)
+        for table in ("_parameters", "_modules", "_buffers"):
+            object.__setattr__(self, table, _Table(self, self.__dict__.get(table, {})))
 
     # -- what the model holds --------------------------------------------------------
     def _module_list(self) -> list[Module]:

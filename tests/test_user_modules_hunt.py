@@ -1,0 +1,495 @@
+"""Models users write themselves, against the same model written in PyTorch.
+
+A generator of ``Module`` subclasses as a PyTorch user writes them: an input layer, a
+few random blocks, a head. The blocks: a residual ``x + f(layer(x))``; one layer
+applied twice (shared weights); two branches concatenated; a matrix used as W and as
+Wᵀ (tied); a bare Parameter used by hand (``x @ self.W + self.b``); ``ModuleList`` and
+``ModuleDict``; a subclass of ``Linear`` with a forward of its own; a buffer; a frozen
+layer; a ``BatchNorm1d`` and a ``Dropout`` in a sub-module; a ``Sequential`` (named as
+PyTorch names an ``OrderedDict``'s) with a layer set after it was built. Each block is
+written once, for either library (``Lib``), so both models hold the same names. Then:
+names and order of parameters, buffers and the state dict; the forward; every
+parameter's gradient; the weights after 21 steps of each optimiser by the hand loop
+and by ``wxb.fit``; eval-mode predictions; deepcopy, pickle and load_state_dict.
+The seed of each run is printed in the assertion (replay with ``WXB_TEST_SEED``).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+import torch
+
+import wxb
+from wxb import nn, ops, optim
+from wxb.tensor import Tensor
+
+TORCH = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
+
+
+class Lib:
+    """What a block needs from a library, so that one block's code builds both models."""
+
+    def __init__(self, name: str, dtype: np.dtype) -> None:
+        self.name, self.dtype = name, np.dtype(dtype)
+        self.torch = name == "torch"
+        self.Module = torch.nn.Module if self.torch else nn.Module
+        self.ModuleList = torch.nn.ModuleList if self.torch else nn.ModuleList
+        self.ModuleDict = torch.nn.ModuleDict if self.torch else nn.ModuleDict
+        self.Dropout = torch.nn.Dropout if self.torch else nn.Dropout
+
+    def linear(self, n: int, m: int, bias: bool = True):
+        if self.torch:
+            return torch.nn.Linear(n, m, bias=bias, dtype=TORCH[self.dtype])
+        return nn.Linear(n, m, bias=bias, dtype=self.dtype)
+
+    def parameter(self, shape: tuple[int, ...]):
+        values = np.zeros(shape, self.dtype)  # (the wxb model's values are copied over)
+        return torch.nn.Parameter(torch.from_numpy(values)) if self.torch else nn.Parameter(values)
+
+    def array(self, values: np.ndarray):
+        return (
+            torch.from_numpy(values.astype(self.dtype)) if self.torch else values.astype(self.dtype)
+        )
+
+    def constant(self, values):  # a buffer as an operand
+        return values if self.torch else Tensor(values)
+
+    def batch_norm(self, h: int, momentum: float | None):
+        if self.torch:
+            return torch.nn.BatchNorm1d(h, momentum=momentum, dtype=TORCH[self.dtype])
+        return nn.BatchNorm1d(h, momentum=momentum, dtype=self.dtype)
+
+    def sequential(self, pairs: list[tuple[str, object]]):
+        if self.torch:
+            return torch.nn.Sequential(OrderedDict(pairs))
+        for name, layer in pairs:
+            layer.name = name
+        return nn.Sequential(*(layer for _, layer in pairs))
+
+    def cat(self, parts: list):
+        return torch.cat(parts, 1) if self.torch else ops.concatenate(parts, axis=1)
+
+
+def act(x, kind: str):
+    return {"tanh": x.tanh, "relu": x.relu, "sigmoid": x.sigmoid}[kind]()
+
+
+def block_classes(lib: Lib) -> dict[str, type]:
+    """The blocks, as classes of ``lib``'s Module; each maps h features to h."""
+
+    class Residual(lib.Module):
+        def __init__(self, h, kind):
+            super().__init__()
+            self.kind, self.layer = kind, lib.linear(h, h)
+
+        def forward(self, x):
+            return x + act(self.layer(x), self.kind)
+
+    class Twice(lib.Module):  # one layer, applied twice: its gradient is the sum of both
+        def __init__(self, h, kind):
+            super().__init__()
+            self.kind, self.layer = kind, lib.linear(h, h)
+
+        def forward(self, x):
+            return act(self.layer(act(self.layer(x), self.kind)), self.kind)
+
+    class Concat(lib.Module):
+        def __init__(self, h, kind):
+            super().__init__()
+            self.kind, self.left, self.right = kind, lib.linear(h, h), lib.linear(h, h - 1)
+            self.join = lib.linear(2 * h - 1, h)
+
+        def forward(self, x):
+            return self.join(lib.cat([act(self.left(x), self.kind), self.right(x).tanh()]))
+
+    class Tied(lib.Module):  # W down and Wᵀ back up, as a tied autoencoder
+        def __init__(self, h, kind):
+            super().__init__()
+            self.kind = kind
+            self.W = lib.parameter((h, max(1, h - 2)))
+            self.b = lib.parameter((max(1, h - 2),))
+
+        def forward(self, x):
+            return act(x @ self.W + self.b, self.kind) @ self.W.t() + x
+
+    class ByHand(lib.Module):
+        def __init__(self, h, kind):
+            super().__init__()
+            self.kind, self.W, self.b = kind, lib.parameter((h, h)), lib.parameter((h,))
+
+        def forward(self, x):
+            return act(x @ self.W + self.b, self.kind)
+
+    class Listed(lib.Module):
+        def __init__(self, h, kind):
+            super().__init__()
+            self.kind = kind
+            self.layers = lib.ModuleList([lib.linear(h, h) for _ in range(2)])
+            self.layers.append(lib.linear(h, h, bias=False))
+
+        def forward(self, x):
+            for layer in self.layers:
+                x = act(layer(x), self.kind)
+            return x
+
+    class Gated(lib.Module):
+        def __init__(self, h, kind):
+            super().__init__()
+            self.kind = kind
+            self.parts = lib.ModuleDict({"value": lib.linear(h, h), "gate": lib.linear(h, h)})
+
+        def forward(self, x):
+            return act(self.parts["value"](x), self.kind) * self.parts["gate"](x).sigmoid()
+
+    class Halved(torch.nn.Linear if lib.torch else nn.Linear):
+        """A stock layer's subclass with a forward of its own: never run as the stock one."""
+
+        def forward(self, x):
+            return 0.5 * super().forward(x) + x
+
+    class Subclassed(lib.Module):
+        def __init__(self, h, kind):
+            super().__init__()
+            self.kind = kind
+            self.layer = Halved(h, h, dtype=TORCH[lib.dtype] if lib.torch else lib.dtype)
+
+        def forward(self, x):
+            return act(self.layer(x), self.kind)
+
+    class Shifted(lib.Module):
+        def __init__(self, h, kind, shift):
+            super().__init__()
+            self.kind, self.layer = kind, lib.linear(h, h)
+            self.register_buffer("shift", lib.array(shift))
+
+        def forward(self, x):
+            return act(self.layer(x - lib.constant(self.shift)), self.kind)
+
+    class Frozen(lib.Module):
+        def __init__(self, h, kind):
+            super().__init__()
+            self.kind, self.fixed, self.free = kind, lib.linear(h, h), lib.linear(h, h)
+            self.fixed.requires_grad_(False)
+
+        def forward(self, x):
+            return self.free(act(self.fixed(x), self.kind))
+
+    class Normed(lib.Module):  # no bias before the norm (its gradient is 0 but rounding)
+        def __init__(self, h, kind, momentum):
+            super().__init__()
+            self.kind, self.layer = kind, lib.linear(h, h, bias=False)
+            self.norm, self.drop = lib.batch_norm(h, momentum), lib.Dropout(0.0)
+
+        def forward(self, x):
+            return x + self.drop(act(self.norm(self.layer(x)), self.kind))
+
+    class Stacked(lib.Module):
+        def __init__(self, h, kind):
+            super().__init__()
+            self.kind = kind
+            self.stack = lib.sequential(
+                [("dense1", lib.linear(h, h)), ("dense2", lib.linear(h, h))]
+            )
+            self.stack.dense2 = lib.linear(h, h)  # a layer set after it was built
+
+        def forward(self, x):
+            return act(self.stack(x), self.kind)
+
+    return {
+        cls.__name__: cls
+        for cls in (Residual, Twice, Concat, Tied, ByHand, Listed, Gated, Subclassed,
+                    Shifted, Frozen, Normed, Stacked)
+    }  # fmt: skip
+
+
+def make_model(lib: Lib, spec: dict):
+    blocks = block_classes(lib)
+
+    class UserModel(lib.Module):
+        def __init__(self):
+            super().__init__()
+            n, h, c = spec["n"], spec["h"], spec["c"]
+            self.inp = lib.linear(n, h)
+            self.blocks = lib.ModuleList()
+            for name, kind in spec["blocks"]:
+                extra = ()
+                if name == "Shifted":
+                    extra = (spec["shift"],)
+                elif name == "Normed":
+                    extra = (spec["momentum"],)
+                self.blocks.append(blocks[name](h, kind, *extra))
+            self.head = lib.linear(h, c)
+
+        def forward(self, x):
+            x = self.inp(x).tanh()
+            for block in self.blocks:
+                x = block(x)
+            return self.head(x)
+
+    return UserModel()
+
+
+def random_spec(rng) -> dict:
+    h = int(rng.integers(3, 7))
+    names = list(block_classes(Lib("wxb", np.float64)))
+    chosen = rng.choice(names, size=int(rng.integers(2, 5)), replace=False)
+    return {
+        "n": int(rng.integers(2, 6)),
+        "h": h,
+        "c": int(rng.integers(2, 5)),
+        "blocks": [(str(name), str(rng.choice(["tanh", "relu", "sigmoid"]))) for name in chosen],
+        "shift": rng.normal(size=h),
+        "momentum": None if rng.random() < 0.3 else float(rng.uniform(0.05, 0.5)),
+    }
+
+
+def pair(rng, dtype, spec=None):
+    """A wxb model of a random spec, with random weights, and its PyTorch twin."""
+    spec = spec or random_spec(rng)
+    ours, theirs = make_model(Lib("wxb", dtype), spec), make_model(Lib("torch", dtype), spec)
+    for p in ours.parameters():
+        p.data[...] = rng.normal(scale=0.6, size=p.shape)
+    with torch.no_grad():
+        state = theirs.state_dict()
+        for key, value in ours.state_dict().items():
+            state[key].copy_(torch.from_numpy(np.asarray(value)))
+    return ours, theirs, spec
+
+
+def as_numpy(t) -> np.ndarray:
+    return t.detach().cpu().numpy()
+
+
+def close(actual, expected, dtype, what: str, msg, scale: float = 1.0) -> None:
+    tol = (1e-10 if np.dtype(dtype) == np.float64 else 2e-4) * scale
+    np.testing.assert_allclose(
+        np.asarray(actual, np.float64), np.asarray(expected, np.float64), rtol=tol, atol=tol,
+        err_msg=msg(what),
+    )  # fmt: skip
+
+
+def optimisers(kind: str, ours: list, theirs: list):
+    settings = {
+        "sgd": (optim.SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.9, nesterov=True,
+                                                  weight_decay=0.01)),
+        "adam": (optim.Adam, torch.optim.Adam, dict(lr=0.01, weight_decay=0.01)),
+        "adamw": (optim.AdamW, torch.optim.AdamW, dict(lr=0.01, weight_decay=0.1)),
+        "rmsprop": (optim.RMSprop, torch.optim.RMSprop, dict(lr=0.003, momentum=0.5)),
+        "adagrad": (optim.Adagrad, torch.optim.Adagrad, dict(lr=0.05)),
+    }  # fmt: skip
+    mine, torchs, options = settings[kind]
+    return mine(ours, **options), torchs(theirs, **options)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_users_model_has_torchs_names_outputs_and_gradients(seeded, dtype):
+    rng = seeded.rng
+    ours, theirs, spec = pair(rng, dtype)
+    msg = lambda what: seeded.msg(f"{what} of {spec['blocks']}")  # noqa: E731
+    assert [k for k, _ in ours.named_parameters()] == [k for k, _ in theirs.named_parameters()]
+    assert [k for k, _ in ours.named_buffers()] == [k for k, _ in theirs.named_buffers()]
+    assert list(ours.state_dict()) == list(theirs.state_dict()), msg("state_dict keys")
+    assert [k for k, _ in ours.named_modules()] == [k for k, _ in theirs.named_modules()]
+    assert [p.requires_grad for p in ours.parameters()] == [
+        p.requires_grad for p in theirs.parameters()
+    ]
+    X = rng.normal(size=(int(rng.integers(2, 9)), spec["n"])).astype(dtype)
+    out, expected = ours(X), theirs(torch.from_numpy(X))
+    close(out.data, as_numpy(expected), dtype, "the forward", msg)
+    r = rng.normal(size=out.shape).astype(dtype)
+    (out * Tensor(r)).sum().backward()
+    (expected * torch.from_numpy(r)).sum().backward()
+    for (name, p), q in zip(ours.named_parameters(), theirs.parameters(), strict=True):
+        if q.grad is None:
+            assert p.grad is None, msg(f"{name}'s gradient (PyTorch's is None)")
+        else:
+            close(p.grad, as_numpy(q.grad), dtype, f"{name}'s gradient", msg)
+    for (name, value), other in zip(
+        ours.state_dict().items(), theirs.state_dict().values(), strict=True
+    ):
+        close(value, as_numpy(other), dtype, name, msg)  # the running statistics too
+
+
+def train_both(rng, ours, theirs, spec, kind: str, way: str, dtype, steps: int = 21):
+    """``steps`` batches of cross-entropy with optimiser ``kind``: wxb's by hand or by
+    fit (in order, no shuffling), PyTorch's by hand."""
+    batch = int(rng.integers(3, 8))
+    X = rng.normal(size=(steps * batch, spec["n"])).astype(dtype)
+    y = rng.integers(0, spec["c"], len(X))
+    mine, torchs = optimisers(
+        kind,
+        [p for p in ours.parameters() if p.requires_grad],
+        [p for p in theirs.parameters() if p.requires_grad],
+    )
+    if way == "fit":
+        history = wxb.fit(
+            ours, X, y, optimizer=mine, epochs=1, batch_size=batch, shuffle=False, verbose=False
+        )
+        assert len(history["loss"]) == 1
+    else:
+        ours.train()
+        for i in range(steps):
+            rows = slice(i * batch, (i + 1) * batch)
+            mine.zero_grad()
+            nn.CrossEntropyLoss()(ours(X[rows]), y[rows]).backward()
+            mine.step()
+    theirs.train()
+    for i in range(steps):
+        rows = slice(i * batch, (i + 1) * batch)
+        torchs.zero_grad()
+        torch.nn.functional.cross_entropy(
+            theirs(torch.from_numpy(X[rows])), torch.from_numpy(y[rows])
+        ).backward()
+        torchs.step()
+
+
+@pytest.mark.parametrize("way", ["hand", "fit"])
+@pytest.mark.parametrize("kind", ["sgd", "adam", "adamw", "rmsprop", "adagrad"])
+def test_a_users_model_trains_as_torchs(seeded, kind, way):
+    rng = seeded.rng
+    ours, theirs, spec = pair(rng, "float64")
+    msg = lambda what: seeded.msg(f"{what} after {kind} by {way} of {spec['blocks']}")  # noqa: E731
+    train_both(rng, ours, theirs, spec, kind, way, "float64")
+    for (name, value), other in zip(
+        ours.state_dict().items(), theirs.state_dict().values(), strict=True
+    ):
+        close(value, as_numpy(other), "float64", name, msg, scale=100)
+    X = rng.normal(size=(int(rng.integers(1, 9)), spec["n"]))
+    theirs.eval()
+    close(ours.predict(X), as_numpy(theirs(torch.from_numpy(X))), "float64", "predict", msg, 100)
+
+
+def test_a_users_model_in_float32_trains_as_torchs_to_rounding(seeded):
+    rng = seeded.rng
+    ours, theirs, spec = pair(rng, "float32")
+    msg = lambda what: seeded.msg(f"{what} in float32 of {spec['blocks']}")  # noqa: E731
+    train_both(rng, ours, theirs, spec, str(rng.choice(["sgd", "adam"])), "hand", "float32", 8)
+    for (name, value), other in zip(
+        ours.state_dict().items(), theirs.state_dict().values(), strict=True
+    ):
+        close(value, as_numpy(other), "float32", name, msg, scale=10)
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "state_dict"])
+def test_a_copy_of_a_users_model_computes_and_trains_as_the_original(seeded, how):
+    rng = seeded.rng
+    ours, theirs, spec = pair(rng, "float64")
+    msg = lambda what: seeded.msg(f"{what} of a {how} copy of {spec['blocks']}")  # noqa: E731
+    train_both(rng, ours, theirs, spec, "adam", "hand", "float64", 3)
+    if how == "deepcopy":
+        copied = copy.deepcopy(ours)
+    else:
+        copied = pair(rng, "float64", spec)[0]
+        assert not copied.load_state_dict(ours.state_dict()).missing_keys
+    X = rng.normal(size=(5, spec["n"]))
+    ours.eval()
+    copied.eval()
+    np.testing.assert_array_equal(copied.predict(X), ours.predict(X), err_msg=msg("predict"))
+    # the copy trains on as the original would, and leaves the original alone
+    before = ours.state_dict()
+    twin = copy.deepcopy(theirs)
+    train_both(rng, copied, twin, spec, "sgd", "fit", "float64", 4)
+    for (name, value), other in zip(
+        copied.state_dict().items(), twin.state_dict().values(), strict=True
+    ):
+        close(value, as_numpy(other), "float64", name, msg, scale=100)
+    for (name, value), kept in zip(ours.state_dict().items(), before.values(), strict=True):
+        np.testing.assert_array_equal(value, kept, err_msg=msg(f"the original's {name}"))
+
+
+class TwoLayers(nn.Module):
+    def __init__(self, n, h, c):
+        super().__init__()
+        self.first, self.second = nn.Linear(n, h, dtype="float64"), nn.Linear(h, c, dtype="float64")
+
+    def forward(self, x):
+        return self.second(self.first(x).tanh())
+
+
+class TorchTwoLayers(torch.nn.Module):
+    def __init__(self, n, h, c):
+        super().__init__()
+        self.first, self.second = torch.nn.Linear(n, h), torch.nn.Linear(h, c)
+
+    def forward(self, x):
+        return self.second(self.first(x).tanh())
+
+
+@pytest.mark.parametrize("model", ["Sequential", "module of its own"])
+@pytest.mark.parametrize("table", ["_modules", "_parameters"])
+def test_a_layer_swapped_through_the_modules_table_is_the_one_that_runs(seeded, model, table):
+    """``model._modules[name] = layer`` (PyTorch's idiom for swapping layers, as in
+    model surgery loops) and ``layer._parameters["weight"] = p``: PyTorch's forward runs
+    the new one. wxb's parameters() gave the new one, but ``model.name`` and the
+    planned stack of a model that had run kept the old one: the optimiser stepped
+    weights that did not compute the output, which stayed the old layer's."""
+    rng = seeded.rng
+    n, h, c = (int(v) for v in rng.integers(2, 6, size=3))
+    if model == "Sequential":
+        ours = nn.Sequential(
+            nn.Linear(n, h, dtype="float64"), nn.Tanh(), nn.Linear(h, c, dtype="float64")
+        )
+        theirs = torch.nn.Sequential(torch.nn.Linear(n, h), torch.nn.Tanh(), torch.nn.Linear(h, c))
+        name, torch_name = "dense2", "2"
+    else:
+        ours, theirs, name, torch_name = (
+            TwoLayers(n, h, c),
+            TorchTwoLayers(n, h, c),
+            "second",
+            "second",
+        )
+    theirs.double()
+    new = nn.Linear(h, c, dtype="float64", name=name if model == "Sequential" else None)
+    weight = nn.Parameter(rng.normal(size=(c, h)))
+    with torch.no_grad():
+        for value, other in zip(
+            ours.state_dict().values(), theirs.state_dict().values(), strict=True
+        ):
+            other.copy_(torch.from_numpy(value))
+    X = rng.normal(size=(int(rng.integers(2, 7)), n))
+    for _ in range(2):  # the model has run (and planned) before the swap
+        ours(X).sum().backward()
+        with wxb.no_grad():
+            ours(X)
+    if table == "_modules":
+        ours._modules[name] = new
+        twin = torch.nn.Linear(h, c).double()
+        with torch.no_grad():
+            twin.weight.copy_(torch.from_numpy(new.weight.data))
+            twin.bias.copy_(torch.from_numpy(new.bias.data))
+        theirs._modules[torch_name] = twin
+    else:
+        ours._modules[name]._parameters["weight"] = weight
+        theirs._modules[torch_name]._parameters["weight"] = torch.nn.Parameter(
+            torch.from_numpy(weight.data.copy())
+        )
+    assert [k for k, _ in ours.named_parameters()][-2:] == [
+        k.replace(torch_name, name) for k, _ in theirs.named_parameters()
+    ][-2:]
+    msg = lambda what: seeded.msg(f"{what} after {table}[...] = … on a {model}")  # noqa: E731
+    opt = optim.SGD(ours.parameters(), lr=0.1)
+    topt = torch.optim.SGD(theirs.parameters(), lr=0.1)
+    for _ in range(3):
+        expected = theirs(torch.from_numpy(X))
+        out = ours(X)
+        close(out.data, as_numpy(expected), "float64", "the forward", msg)
+        with wxb.no_grad():
+            close(ours(X).data, as_numpy(expected), "float64", "the forward without a graph", msg)
+        close(ours.predict(X), as_numpy(expected), "float64", "predict", msg)
+        opt.zero_grad()
+        topt.zero_grad()
+        (out**2).sum().backward()
+        (expected**2).sum().backward()
+        opt.step()
+        topt.step()
+    for (key, value), other in zip(
+        ours.state_dict().items(), theirs.state_dict().values(), strict=True
+    ):
+        close(value, as_numpy(other), "float64", key, msg)
+    assert getattr(ours, name) is ours._modules[name]
+    del ours._modules[name]  # as PyTorch's: the attribute goes with it
+    assert not hasattr(ours, name)
