@@ -493,3 +493,41 @@ def test_a_layer_swapped_through_the_modules_table_is_the_one_that_runs(seeded, 
     assert getattr(ours, name) is ours._modules[name]
     del ours._modules[name]  # as PyTorch's: the attribute goes with it
     assert not hasattr(ours, name)
+
+
+class TwoTowers(nn.Module):
+    """One argument holding two inputs, as a PyTorch forward takes a tuple of tensors."""
+
+    def __init__(self, n, m, c):
+        super().__init__()
+        self.left, self.right = nn.Linear(n, c, dtype="float64"), nn.Linear(m, c, dtype="float64")
+
+    def forward(self, pair):
+        a, b = pair
+        return self.left(a).tanh() * self.right(b)
+
+
+@pytest.mark.parametrize("container", [tuple, list])
+def test_a_pair_of_inputs_of_two_widths_in_one_argument_reaches_the_forward(seeded, container):
+    """``model((a, b))`` with arrays of two widths: NumPy's bare ValueError ("inhomogeneous
+    shape") from stacking them as rows; PyTorch hands the tuple over. Each is an input."""
+    rng = seeded.rng
+    n, m, c, rows = (int(v) for v in rng.integers(1, 6, size=4))
+    m += n  # another width than the first input's
+    model = TwoTowers(n, m, c)
+    left, right = torch.nn.Linear(n, c).double(), torch.nn.Linear(m, c).double()
+    with torch.no_grad():
+        for ours, theirs in ((model.left, left), (model.right, right)):
+            theirs.weight.copy_(torch.from_numpy(ours.weight.data))
+            theirs.bias.copy_(torch.from_numpy(ours.bias.data))
+    a, b = rng.normal(size=(rows, n)), rng.normal(size=(rows, m))
+    out = model(container((a, b)))
+    expected = left(torch.from_numpy(a)).tanh() * right(torch.from_numpy(b))
+    msg = lambda what: seeded.msg(what)  # noqa: E731
+    close(out.data, as_numpy(expected), "float64", "the output", msg)
+    out.sum().backward()
+    expected.sum().backward()
+    for ours, theirs in zip(
+        model.parameters(), [*left.parameters(), *right.parameters()], strict=True
+    ):
+        close(ours.grad, as_numpy(theirs.grad), "float64", "a gradient", msg)

@@ -995,7 +995,17 @@ class Module:
             if isinstance(x, Tensor) or not (hasattr(x, "__array__") and getattr(x, "ndim", 0)):
                 return x  # a forward's own argument (a flag, a scalar, None)
             # else an array of another library (a torch tensor): read as NumPy's
-        array = np.asarray(x)
+        try:
+            array = np.asarray(x)
+        except ValueError:
+            if not isinstance(x, (list, tuple)) or not all(
+                hasattr(v, "__array__") and getattr(v, "ndim", 0) for v in x
+            ):
+                raise
+            # arrays of several shapes, not rows: a forward's own inputs in one argument
+            # (model((a, b)), which PyTorch hands over as it is), each one as an input
+            inputs = [self.as_input(v, whole_numbers_stay) for v in x]
+            return inputs if isinstance(x, list) else tuple(inputs)
         if whole_numbers_stay and array.dtype.kind in "biu":
             return x
         # checked as Tensor arithmetic is: text, dates, complex, or beyond float32's range
