@@ -17,6 +17,7 @@ The seed of each run is printed in the assertion (replay with ``WXB_TEST_SEED``)
 from __future__ import annotations
 
 import copy
+import itertools
 from collections import OrderedDict
 
 import numpy as np
@@ -531,3 +532,52 @@ def test_a_pair_of_inputs_of_two_widths_in_one_argument_reaches_the_forward(seed
         model.parameters(), [*left.parameters(), *right.parameters()], strict=True
     ):
         close(ours.grad, as_numpy(theirs.grad), "float64", "a gradient", msg)
+
+
+def stacked_by_hand(lib: Lib, n: int, h: int, c: int, depth: int):
+    """Weights kept in a ParameterList and gains in a ParameterDict, used by hand."""
+
+    class ByHandStack(lib.Module):
+        def __init__(self):
+            super().__init__()
+            container = torch.nn if lib.torch else nn
+            widths = [n] + [h] * depth + [c]
+            self.weights = container.ParameterList(
+                [lib.parameter(shape) for shape in itertools.pairwise(widths)]
+            )
+            self.gains = container.ParameterDict({"hidden": lib.parameter((h,))})
+            self.gains["out"] = lib.parameter((c,))
+
+        def forward(self, x):
+            for W in self.weights[:-1]:
+                x = (x @ W).tanh() * self.gains["hidden"]
+            return x @ self.weights[-1] * self.gains["out"]
+
+    return ByHandStack()
+
+
+@pytest.mark.parametrize("way", ["hand", "fit"])
+def test_parameters_held_in_a_list_train_as_in_a_torch_parameter_list(seeded, way):
+    """A plain list of Parameters on a module was taken without a word and left out of
+    parameters(): fit trained none of them (PyTorch's plain list is not registered
+    either, and it has ParameterList, which wxb lacked). A plain list or dict is now
+    refused, naming ParameterList and ParameterDict, which train as PyTorch's."""
+    rng = seeded.rng
+    n, h, c, depth = (int(v) for v in rng.integers(1, 5, size=4))
+    spec = {"n": n, "c": c + 1}
+    ours = stacked_by_hand(Lib("wxb", np.float64), n, h, c + 1, depth)
+    theirs = stacked_by_hand(Lib("torch", np.float64), n, h, c + 1, depth)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    with torch.no_grad():
+        for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
+            p.data[...] = rng.normal(scale=0.7, size=p.shape)
+            q.copy_(torch.from_numpy(p.data))
+    train_both(rng, ours, theirs, spec, "adam", way, "float64", 12)
+    msg = lambda what: seeded.msg(f"{what} after training by {way}")  # noqa: E731
+    for (name, value), other in zip(
+        ours.state_dict().items(), theirs.state_dict().values(), strict=True
+    ):
+        close(value, as_numpy(other), "float64", name, msg, scale=100)
+    for plain in ([nn.Parameter(np.ones(2))], {"a": nn.Parameter(np.ones(2))}):
+        with pytest.raises(wxb.ConfigError, match=r"ParameterList.*ParameterDict"):
+            ours.more = plain

@@ -1,7 +1,7 @@
 """Layers, models and losses."""
 
 from wxb.nn import functional, init
-from wxb.nn.containers import ModuleDict, ModuleList
+from wxb.nn.containers import ModuleDict, ModuleList, ParameterDict, ParameterList
 from wxb.nn.layers import (
     ACTIVATIONS,
     ELU,
@@ -62,6 +62,8 @@ __all__ = [
     "ModuleList",
     "NLLLoss",
     "Parameter",
+    "ParameterDict",
+    "ParameterList",
     "ReLU",
     "Sequential",
     "SiLU",

@@ -1,9 +1,9 @@
-"""``ModuleList`` and ``ModuleDict``: modules held by index or by name inside a module
-of one's own, as PyTorch's.
+"""``ModuleList`` and ``ModuleDict``, ``ParameterList`` and ``ParameterDict``: modules
+or parameters held by index or by name inside a module of one's own, as PyTorch's.
 
-A plain Python list of modules on a module is not registered (nor in PyTorch): its
-parameters would not reach ``parameters()``, the optimiser, ``state_dict()`` or
-``eval()``. ``Module`` refuses one for that reason and names this class.
+A plain Python list of modules or parameters on a module is not registered (nor in
+PyTorch): they would not reach ``parameters()``, the optimiser, ``state_dict()`` or
+``eval()``. ``Module`` refuses one for that reason and names these classes.
 """
 
 from __future__ import annotations
@@ -12,8 +12,11 @@ import operator
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+import numpy as np
+
 from wxb.errors import ConfigError
-from wxb.nn.module import Module
+from wxb.nn.module import Module, Parameter
+from wxb.tensor import Tensor
 
 
 class ModuleList(Module):
@@ -170,4 +173,132 @@ class ModuleDict(Module):
     def forward(self, *inputs: Any, **kwargs: Any) -> Any:
         raise ConfigError(
             "a ModuleDict has no forward: call its modules from the module that holds it"
+        )
+
+
+def _as_parameter(value: object, where: str) -> Parameter:
+    """A Parameter as given; an array or Tensor made one (as PyTorch's containers wrap a
+    tensor), of its values."""
+    if isinstance(value, Parameter):
+        return value
+    if isinstance(value, (np.ndarray, Tensor)):
+        return Parameter(value.data if isinstance(value, Tensor) else value)
+    raise ConfigError(
+        f"{where}: {type(value).__name__} is not a wxb.nn.Parameter (or an array to make one)"
+    )
+
+
+class ParameterList(Module):
+    """Parameters by index ("0", "1", … in ``state_dict``, as PyTorch names them), for the
+    module holding it to use (``x @ self.weights[i]``); arrays given become Parameters."""
+
+    def __init__(self, values: Iterable[object] | None = None) -> None:
+        super().__init__()
+        if values is not None:
+            self.extend(values)
+
+    def _index(self, index: int) -> int:
+        index = operator.index(index)
+        size = len(self)
+        if not -size <= index < size:
+            raise IndexError(f"ParameterList index {index} out of range for {size} parameters")
+        return index % size
+
+    def append(self, value: object) -> ParameterList:
+        setattr(self, str(len(self)), _as_parameter(value, "ParameterList.append"))
+        return self
+
+    def extend(self, values: Iterable[object]) -> ParameterList:
+        for value in list(values):
+            self.append(value)
+        return self
+
+    def __iadd__(self, values: Iterable[object]) -> ParameterList:
+        return self.extend(values)
+
+    def __len__(self) -> int:
+        return len(self._parameters)
+
+    def __iter__(self) -> Iterator[Parameter]:
+        return iter(list(self._parameters.values()))
+
+    def __getitem__(self, index: int | slice) -> Any:
+        values = list(self._parameters.values())
+        if isinstance(index, slice):
+            return ParameterList(values[index])
+        return values[self._index(index)]
+
+    def __setitem__(self, index: int, value: object) -> None:
+        setattr(self, str(self._index(index)), _as_parameter(value, "ParameterList item"))
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"({i}): {p!r}" for i, p in enumerate(self))
+
+    def forward(self, *inputs: Any, **kwargs: Any) -> Any:
+        raise ConfigError(
+            "a ParameterList has no forward: use its parameters in the module that holds it"
+        )
+
+
+class ParameterDict(Module):
+    """Parameters by name, in the order they were added ("scales.a" … in ``state_dict``, as
+    PyTorch names them), for the module holding it to use; arrays given become
+    Parameters. A name must be one an attribute can take, as in ModuleDict."""
+
+    def __init__(
+        self, values: Mapping[str, object] | Iterable[tuple[str, object]] | None = None
+    ) -> None:
+        super().__init__()
+        if values is not None:
+            self.update(values)
+
+    def __getitem__(self, key: str) -> Parameter:
+        if key not in self._parameters:
+            raise KeyError(key)
+        return self._parameters[key]
+
+    def __setitem__(self, key: str, value: object) -> None:
+        self.register_parameter(key, _as_parameter(value, f"ParameterDict[{key!r}]"))
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self._parameters:
+            raise KeyError(key)
+        delattr(self, key)
+
+    def __len__(self) -> int:
+        return len(self._parameters)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._parameters))
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._parameters
+
+    def keys(self) -> list[str]:
+        return list(self._parameters)
+
+    def values(self) -> list[Parameter]:
+        return list(self._parameters.values())
+
+    def items(self) -> list[tuple[str, Parameter]]:
+        return list(self._parameters.items())
+
+    def update(self, values: Mapping[str, object] | Iterable[tuple[str, object]]) -> None:
+        pairs = values.items() if isinstance(values, (Mapping, ParameterDict)) else values
+        for index, pair in enumerate(pairs):
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise ConfigError(
+                    f"ParameterDict.update: item {index} is not a (name, parameter) pair; got "
+                    f"{type(pair).__name__}"
+                )
+            self[pair[0]] = pair[1]
+
+    def pop(self, key: str) -> Parameter:
+        value = self[key]
+        del self[key]
+        return value
+
+    def forward(self, *inputs: Any, **kwargs: Any) -> Any:
+        raise ConfigError(
+            "a ParameterDict has no forward: use its parameters in the module that holds it"
         )

@@ -259,13 +259,17 @@ def _insert_in_place(table: dict, key: str, value: object, order: list[str]) -> 
     table.update(items)
 
 
-def _holds_modules(value: object) -> bool:
-    """A list, tuple or dict with a Module among its items (or values)."""
+def _held_kind(value: object) -> str | None:
+    """ "module" or "parameter": a list, tuple or dict with a Module (else a Parameter)
+    among its items (or values); else None."""
     if isinstance(value, dict):
         value = value.values()
     elif not isinstance(value, (list, tuple)):
-        return False
-    return any(isinstance(item, Module) for item in value)
+        return None
+    items = list(value)
+    if any(isinstance(item, Module) for item in items):
+        return "module"
+    return "parameter" if any(isinstance(item, Parameter) for item in items) else None
 
 
 class IncompatibleKeys(NamedTuple):
@@ -413,12 +417,16 @@ class Module:
             _structure_changed()
         elif key == "forward":  # a forward set on the instance changes what it computes
             _structure_changed()
-        elif _holds_modules(value):
+        elif (held := _held_kind(value)) is not None:
+            where = (
+                "wxb.nn.ModuleList([...]) (a dict: wxb.nn.ModuleDict), a Sequential"
+                if held == "module"
+                else "wxb.nn.ParameterList([...]) (a dict: wxb.nn.ParameterDict)"
+            )
             raise ConfigError(
-                f"{self.label}.{key}: a {type(value).__name__} of modules is not registered "
-                "(their parameters would not train or be saved; PyTorch's plain lists are not "
-                "either): hold them in wxb.nn.ModuleList([...]) (a dict: wxb.nn.ModuleDict), a "
-                "Sequential, or attributes"
+                f"{self.label}.{key}: a {type(value).__name__} of {held}s is not registered "
+                "(their values would not train or be saved; PyTorch's plain lists are not "
+                f"either): hold them in {where}, or attributes"
             )
         object.__setattr__(self, key, value)
 
