@@ -581,3 +581,47 @@ def test_parameters_held_in_a_list_train_as_in_a_torch_parameter_list(seeded, wa
     for plain in ([nn.Parameter(np.ones(2))], {"a": nn.Parameter(np.ones(2))}):
         with pytest.raises(wxb.ConfigError, match=r"ParameterList.*ParameterDict"):
             ours.more = plain
+
+
+def centring(lib: Lib, n: int, c: int, shift: np.ndarray):
+    """A forward that changes its input in place (x -= shift; x[x > 1] = 1)."""
+
+    class Centre(lib.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("shift", lib.array(shift))
+            self.layer = lib.linear(n, c)
+
+        def forward(self, x):
+            x -= lib.constant(self.shift)
+            x[x > 1] = 1.0
+            return self.layer(x)
+
+    return Centre()
+
+
+@pytest.mark.parametrize("inside", [False, True], ids=["own", "in a Sequential"])
+def test_a_forward_that_changes_its_input_in_place_leaves_the_callers_rows_alone(seeded, inside):
+    """``model(X)`` under no_grad handed a forward of one's own the caller's own array
+    (with a graph, and in predict, it got a copy, as torch.tensor(X) makes one): its
+    ``x -= shift`` changed X, and the next call on the same X gave other outputs."""
+    rng = seeded.rng
+    n, c, rows = (int(v) for v in rng.integers(2, 6, size=3))
+    shift = rng.normal(size=n)
+    ours = centring(Lib("wxb", np.float64), n, c, shift)
+    theirs = centring(Lib("torch", np.float64), n, c, shift)
+    with torch.no_grad():
+        theirs.layer.weight.copy_(torch.from_numpy(ours.layer.weight.data))
+        theirs.layer.bias.copy_(torch.from_numpy(ours.layer.bias.data))
+    model = nn.Sequential(ours, nn.Identity()) if inside else ours
+    X = rng.normal(size=(rows, n))
+    given = X.copy()
+    with torch.no_grad():
+        expected = as_numpy(theirs(torch.tensor(X)))
+    msg = lambda what: seeded.msg(what)  # noqa: E731
+    for _ in range(2):
+        with wxb.no_grad():
+            close(model(X).data, expected, "float64", "the output under no_grad", msg)
+        np.testing.assert_array_equal(X, given, err_msg=msg("the caller's X"))
+        close(model(X).data, expected, "float64", "the output", msg)
+        close(model.predict(X), expected, "float64", "predict", msg)

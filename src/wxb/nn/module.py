@@ -654,6 +654,7 @@ class Module:
         pass for current in the parent, listing modules the model no longer holds)."""
         state = dict(self.__dict__)
         state.pop("_modules_cache", None)
+        state.pop("_own_code_cache", None)
         slots = {  # a subclass's own __slots__: pickle takes them as (dict, slots)
             name: getattr(self, name) for name in slot_names(type(self)) if hasattr(self, name)
         }
@@ -683,6 +684,14 @@ class Module:
             cached = (_structure_version, modules, frozenset(map(id, modules)))
             object.__setattr__(self, "_modules_cache", cached)
         return cached
+
+    def _computes_own_code(self) -> bool:
+        """``_runs_own_code(self)``, cached until the structure changes (a call's check)."""
+        cached = self.__dict__.get("_own_code_cache")
+        if cached is None or cached[0] != _structure_version:
+            cached = (_structure_version, _runs_own_code(self))
+            object.__setattr__(self, "_own_code_cache", cached)
+        return cached[1]
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
         """Each direct sub-module once, under its first name (a layer given twice to a
@@ -972,8 +981,10 @@ class Module:
                 and x.dtype in _NATIVE_FLOATS
                 and x.dtype == self._rows_dtype(x)
             ):
-                # nothing to convert or check; a copy where a graph may keep it (as below)
-                return self.forward(Tensor.of_array(x.copy() if is_grad_enabled() else x))
+                # nothing to convert or check; a copy where a graph may keep it, or code of
+                # one's own may change it in place (as below)
+                own = is_grad_enabled() or self._computes_own_code()
+                return self.forward(Tensor.of_array(x.copy() if own else x))
             return self.forward(self.as_input(x, whole_numbers_stay=self._own_forward()))
         own = self._own_forward()
         converted = [
@@ -1019,10 +1030,16 @@ class Module:
         # checked as Tensor arithmetic is: text, dates, complex, or beyond float32's range
         dtype = self._rows_dtype(x if isinstance(x, (list, tuple)) else array)  # (lists: float32)
         value = float_array(array, dtype, f"{type(self).__name__} input")
-        if value is array and is_grad_enabled() and not isinstance(x, (list, tuple)):
+        if (
+            value is array
+            and not isinstance(x, (list, tuple))
+            and (is_grad_enabled() or self._computes_own_code())
+        ):
             # the caller's own memory: a backward reads the forward's input (∂L/∂W = δᵀ·X),
             # and a loader refilling its batch buffer before it would change the gradient
-            # unseen (no version counter follows a plain array; torch.tensor(x) copies)
+            # unseen (no version counter follows a plain array; torch.tensor(x) copies);
+            # and a forward of one's own may change it in place (x -= μ, x[x != x] = 0):
+            # under no_grad the caller's X changed, and a second call gave other outputs
             value = value.copy()
         return Tensor(value)
 
