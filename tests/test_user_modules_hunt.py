@@ -625,3 +625,50 @@ def test_a_forward_that_changes_its_input_in_place_leaves_the_callers_rows_alone
         np.testing.assert_array_equal(X, given, err_msg=msg("the caller's X"))
         close(model(X).data, expected, "float64", "the output", msg)
         close(model.predict(X), expected, "float64", "predict", msg)
+
+
+def with_context(lib: Lib, n: int, m: int, c: int):
+    """A forward of two inputs that normalises each by its batch spread (x.std(0))."""
+
+    class WithContext(lib.Module):
+        def __init__(self):
+            super().__init__()
+            self.main, self.side = lib.linear(n, c), lib.linear(m, c)
+
+        def forward(self, x, context=None):
+            out = self.main((x - x.mean(0)) / x.std(0))
+            if context is not None:
+                out = out + self.side(context / context.std(0)) * context.var()
+            return out
+
+    return WithContext()
+
+
+@pytest.mark.parametrize("call", ["x=X", "X, context=C", "x=X, context=C"])
+def test_float_arrays_given_by_keyword_are_tensors_as_given_by_place(seeded, call):
+    """``model(x=X)`` handed the forward the NumPy array itself (only inputs by place
+    became Tensors): its ``x.std(0)`` was NumPy's (ddof 0), not the Tensor's (ddof 1, as
+    PyTorch's), and the output was off without a word."""
+    rng = seeded.rng
+    n, m, c = (int(v) for v in rng.integers(2, 6, size=3))
+    rows = int(rng.integers(3, 9))
+    ours = with_context(Lib("wxb", np.float64), n, m, c)
+    theirs = with_context(Lib("torch", np.float64), n, m, c)
+    with torch.no_grad():
+        for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
+            q.copy_(torch.from_numpy(p.data))
+    X, C = rng.normal(size=(rows, n)), rng.normal(size=(rows, m))
+    tX, tC = torch.from_numpy(X), torch.from_numpy(C)
+    if call == "x=X":
+        out, expected = ours(x=X), theirs(x=tX)
+    elif call == "X, context=C":
+        out, expected = ours(X, context=C), theirs(tX, context=tC)
+    else:
+        out, expected = ours(x=X, context=C), theirs(x=tX, context=tC)
+    msg = lambda what: seeded.msg(f"{what} of model({call})")  # noqa: E731
+    close(out.data, as_numpy(expected), "float64", "the output", msg)
+    out.sum().backward()
+    expected.sum().backward()
+    for (name, p), q in zip(ours.named_parameters(), theirs.parameters(), strict=True):
+        if q.grad is not None:
+            close(p.grad, as_numpy(q.grad), "float64", f"{name}'s gradient", msg)

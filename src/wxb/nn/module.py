@@ -971,7 +971,8 @@ class Module:
         """``forward`` on the inputs; NumPy arrays and lists become Tensors of the model's
         dtype, except whole numbers (indices, labels) after the first input, or in any
         place for a forward of the user's own (``self.E[ids]``): those stay as given, for
-        the forward to use as it means (a wxb layer it hands them to reads numbers)."""
+        the forward to use as it means (a wxb layer it hands them to reads numbers). Of
+        keyword arguments, float arrays become Tensors; the rest stay as given."""
         if len(inputs) == 1 and not kwargs:  # the common call, without building tuples
             x = inputs[0]
             if isinstance(x, Tensor):
@@ -990,6 +991,14 @@ class Module:
         converted = [
             self.as_input(x, whole_numbers_stay=own or i > 0) for i, x in enumerate(inputs)
         ]
+        if kwargs:  # float arrays by keyword too (model(x=X)): as an ndarray, x.std(0) was
+            # NumPy's (ddof 0) where the same forward's Tensor gives PyTorch's (ddof 1)
+            kwargs = {
+                key: self.as_input(value)
+                if isinstance(value, np.ndarray) and value.dtype.kind == "f"
+                else value
+                for key, value in kwargs.items()
+            }
         return self.forward(*converted, **kwargs)
 
     def _own_forward(self) -> bool:
