@@ -672,3 +672,65 @@ def test_float_arrays_given_by_keyword_are_tensors_as_given_by_place(seeded, cal
     for (name, p), q in zip(ours.named_parameters(), theirs.parameters(), strict=True):
         if q.grad is not None:
             close(p.grad, as_numpy(q.grad), "float64", f"{name}'s gradient", msg)
+
+
+def hooked_stack(lib: Lib, n: int, h: int, c: int, seen: list):
+    """A stack with a hook that keeps a hidden layer's output, one that doubles the first
+    layer's, and a pre-hook that shifts the model's input: each registered as in PyTorch."""
+    if lib.torch:
+        model = torch.nn.Sequential(
+            torch.nn.Linear(n, h), torch.nn.Tanh(), torch.nn.Linear(h, c)
+        ).to(TORCH[lib.dtype])
+    else:
+        model = nn.Sequential(
+            nn.Linear(n, h, dtype=lib.dtype), nn.Tanh(), nn.Linear(h, c, dtype=lib.dtype)
+        )
+
+    def keep(module, args, out):
+        seen.append(as_numpy(out) if lib.torch else out.data.copy())
+
+    handles = [
+        model[1].register_forward_hook(keep),
+        model[0].register_forward_hook(lambda module, args, out: out * 2.0),
+        model.register_forward_pre_hook(lambda module, args: args[0] + 0.5),
+    ]
+    return model, handles
+
+
+@pytest.mark.parametrize("way", ["hand", "fit"])
+def test_forward_hooks_run_as_torchs_and_their_removal_plans_again(seeded, way):
+    """``register_forward_hook`` and ``register_forward_pre_hook`` were missing (an
+    AttributeError for PyTorch code that reads a layer's output or changes it). They run
+    as PyTorch's, on every path: a hooked Sequential is not run by the planned stack or
+    the planned step, which would skip them; once removed, it is planned again."""
+    rng = seeded.rng
+    n, h, c = (int(v) for v in rng.integers(2, 6, size=3))
+    seen, torch_seen = [], []
+    ours, handles = hooked_stack(Lib("wxb", np.float64), n, h, c, seen)
+    theirs, _ = hooked_stack(Lib("torch", np.float64), n, h, c, torch_seen)
+    with torch.no_grad():
+        for value, other in zip(
+            ours.state_dict().values(), theirs.state_dict().values(), strict=True
+        ):
+            other.copy_(torch.from_numpy(value))
+    assert ours.why_not_planned() is not None
+    msg = lambda what: seeded.msg(f"{what} with hooks, by {way}")  # noqa: E731
+    X = rng.normal(size=(int(rng.integers(2, 7)), n))
+    with wxb.no_grad(), torch.no_grad():
+        close(ours(X).data, as_numpy(theirs(torch.from_numpy(X))), "float64", "no_grad", msg)
+    close(seen[-1], torch_seen[-1], "float64", "the hidden output a hook kept", msg)
+    train_both(rng, ours, theirs, {"n": n, "c": c}, "adam", way, "float64", 6)
+    for (name, value), other in zip(
+        ours.state_dict().items(), theirs.state_dict().values(), strict=True
+    ):
+        close(value, as_numpy(other), "float64", name, msg, scale=100)
+    theirs.eval()
+    close(ours.predict(X), as_numpy(theirs(torch.from_numpy(X))), "float64", "predict", msg)
+    close(seen[-1], torch_seen[-1], "float64", "the hidden output a hook kept", msg)
+    for handle in handles:
+        handle.remove()
+    assert ours.why_not_planned() is None
+    twin = torch.nn.Sequential(*theirs)  # the same layers, without the hooks
+    for layer in twin:
+        layer._forward_hooks.clear()
+    close(ours.predict(X), as_numpy(twin(torch.from_numpy(X))), "float64", "unhooked", msg)

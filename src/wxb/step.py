@@ -117,6 +117,8 @@ class PlannedStep(_Update):
             return f"{kind.__name__} overrides forward or __call__"
         if "forward" in vars(model):  # model.forward = … on the instance
             return "the model was given a forward of its own"
+        if model._has_hooks():  # (the step calls the plan, never the model)
+            return "the model has forward hooks, which run only through its calls"
         reason = unplannable_reason(list(model))
         if reason is not None:
             return reason
@@ -155,10 +157,11 @@ class PlannedStep(_Update):
         """Plan again if the model's layers or parameters changed since it was planned."""
         self._version = structure_version()
         key = plan_key(self.model)
-        if same_plan_key(key, self._key):
+        planned = self.why_not(self.model, None, self.loss) is None  # (hooks added too)
+        if same_plan_key(key, self._key) and planned == (self._graph is None):
             return
         self._key = key
-        if self.why_not(self.model, None, self.loss) is None:
+        if planned:
             self.plan, self._graph = StackPlan(list(self.model)), None
         else:
             self._graph = GraphStep(self.model, self.loss, self.optimizer, self.clip_norm)

@@ -272,6 +272,34 @@ def _held_kind(value: object) -> str | None:
     return "parameter" if any(isinstance(item, Parameter) for item in items) else None
 
 
+class RemovableHandle:
+    """What ``register_forward_hook`` and ``register_forward_pre_hook`` return:
+    ``remove()`` takes the hook off (also at the end of a ``with`` block), as PyTorch's."""
+
+    _ids = itertools.count()
+
+    def __init__(self, module: Module, kind: str) -> None:
+        self.id = next(RemovableHandle._ids)
+        self._module, self._kind = weakref.ref(module), kind
+
+    def remove(self) -> None:
+        module = self._module()
+        hooks = None if module is None else module.__dict__.get(self._kind)
+        if hooks is not None and self.id in hooks:
+            hooks = {key: entry for key, entry in hooks.items() if key != self.id}
+            if hooks:
+                object.__setattr__(module, self._kind, hooks)
+            else:
+                object.__delattr__(module, self._kind)  # (no hooks: the fast call again)
+            _structure_changed()
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.remove()
+
+
 class IncompatibleKeys(NamedTuple):
     """What ``load_state_dict`` left out: names the model has that the state lacked, and
     names the state has that the model lacks (PyTorch's ``_IncompatibleKeys``)."""
@@ -973,6 +1001,9 @@ class Module:
         place for a forward of the user's own (``self.E[ids]``): those stay as given, for
         the forward to use as it means (a wxb layer it hands them to reads numbers). Of
         keyword arguments, float arrays become Tensors; the rest stay as given."""
+        held = self.__dict__
+        if "_forward_hooks" in held or "_forward_pre_hooks" in held:
+            return self._call_hooked(inputs, kwargs)
         if len(inputs) == 1 and not kwargs:  # the common call, without building tuples
             x = inputs[0]
             if isinstance(x, Tensor):
@@ -1000,6 +1031,86 @@ class Module:
                 for key, value in kwargs.items()
             }
         return self.forward(*converted, **kwargs)
+
+    def _call_hooked(self, inputs: tuple, kwargs: dict) -> Any:
+        """``__call__`` with forward pre-hooks and hooks, as PyTorch runs them: each
+        pre-hook sees the inputs (as the forward will get them) and may give others, each
+        hook sees the output and may give another."""
+        own = self._own_forward()
+        args = tuple(
+            self.as_input(x, whole_numbers_stay=own or i > 0) for i, x in enumerate(inputs)
+        )
+        kwargs = {
+            key: self.as_input(value)
+            if isinstance(value, np.ndarray) and value.dtype.kind == "f"
+            else value
+            for key, value in kwargs.items()
+        }
+        for hook, with_kwargs in list(self.__dict__.get("_forward_pre_hooks", {}).values()):
+            if with_kwargs:
+                result = hook(self, args, kwargs)
+                if result is not None:
+                    if not (isinstance(result, tuple) and len(result) == 2):
+                        raise ConfigError(
+                            f"{self.label}: a forward pre-hook with_kwargs=True returns None "
+                            f"or (args, kwargs); got {type(result).__name__}"
+                        )
+                    args, kwargs = result
+            else:
+                result = hook(self, args)
+                if result is not None:
+                    args = result if isinstance(result, tuple) else (result,)
+        output = self.forward(*args, **kwargs)
+        for hook, with_kwargs in list(self.__dict__.get("_forward_hooks", {}).values()):
+            result = hook(self, args, kwargs, output) if with_kwargs else hook(self, args, output)
+            if result is not None:
+                output = result
+        return output
+
+    def register_forward_pre_hook(
+        self, hook: Callable, *, prepend: bool = False, with_kwargs: bool = False
+    ) -> RemovableHandle:
+        """``hook(module, args)`` before each call's forward, as PyTorch's: it returns None,
+        or the inputs to use instead (one, or a tuple); ``with_kwargs=True``:
+        ``hook(module, args, kwargs)`` returning None or ``(args, kwargs)``. Calls of
+        this model then run the recorded graph, not the planned stack (which runs no
+        hooks). ``handle.remove()`` takes the hook off."""
+        return self._add_hook("_forward_pre_hooks", hook, prepend, with_kwargs)
+
+    def register_forward_hook(
+        self,
+        hook: Callable,
+        *,
+        prepend: bool = False,
+        with_kwargs: bool = False,
+        always_call: bool = False,
+    ) -> RemovableHandle:
+        """``hook(module, args, output)`` after each call's forward, as PyTorch's (a look
+        at a layer's output, for one): it returns None, or the output to use instead;
+        ``with_kwargs=True``: ``hook(module, args, kwargs, output)``. Calls of this model
+        then run the recorded graph, not the planned stack (which runs no hooks).
+        ``handle.remove()`` takes the hook off."""
+        if always_call:
+            raise ConfigError(
+                f"{self.label}.register_forward_hook: always_call=True (run it when the "
+                "forward raises) is not taken by wxb"
+            )
+        return self._add_hook("_forward_hooks", hook, prepend, with_kwargs)
+
+    def _add_hook(self, kind: str, hook: Callable, prepend: bool, with_kwargs: bool) -> Any:
+        if not callable(hook):
+            raise ConfigError(f"{self.label}: a hook is a function; got {type(hook).__name__}")
+        handle = RemovableHandle(self, kind)
+        hooks = dict(self.__dict__.get(kind, {}))
+        entry = (hook, bool(with_kwargs))
+        hooks = {handle.id: entry, **hooks} if prepend else {**hooks, handle.id: entry}
+        object.__setattr__(self, kind, hooks)
+        _structure_changed()  # plans made without hooks are made again (without the plan)
+        return handle
+
+    def _has_hooks(self) -> bool:
+        held = self.__dict__
+        return bool(held.get("_forward_hooks") or held.get("_forward_pre_hooks"))
 
     def _own_forward(self) -> bool:
         """Whether the forward is the user's code (a subclass's, or one set on the object),
@@ -1214,10 +1325,11 @@ class _Evaluating:
 
 def stock_kind(module: Module, kinds: tuple[type[Module], ...]) -> type[Module] | None:
     """The type among ``kinds`` whose forward ``module`` runs unchanged: its class keeps
-    that type's forward and Module's __call__, and no forward was set on the instance.
+    that type's forward and Module's __call__, no forward was set on the instance, and
+    it has no forward hooks.
     None otherwise (a subclass with code of its own computes something else)."""
-    if "forward" in vars(module) or "__call__" in vars(module):
-        return None
+    if "forward" in vars(module) or "__call__" in vars(module) or module._has_hooks():
+        return None  # (hooks: its calls may compute something else)
     cls = type(module)
     if cls.__call__ is not Module.__call__:
         return None
@@ -1285,7 +1397,7 @@ def _runs_own_code(model: Module) -> bool:
     for module in model.modules():
         kernel = getattr(module, "kernel", None)
         own_kernel = kernel is not None and not type(kernel).__module__.startswith("wxb.")
-        if own_kernel or module._own_forward():
+        if own_kernel or module._own_forward() or module._has_hooks():
             return True
     return False
 
