@@ -270,6 +270,8 @@ def _stock_leaf(path: str, module: Module) -> tuple[str, Module]:
         own = [key for key in ("forward", "__call__") if key in vars(module)]
         if own:
             why = f"its {own[0]} was replaced on the instance"
+        elif module._has_hooks():
+            why = "it has forward hooks, which the ONNX graph would not run (remove them first)"
         elif isinstance(module, _STOCK):
             base = next(k for k in _STOCK if isinstance(module, k))
             why = f"it subclasses {base.__name__} and replaces forward or __call__"
