@@ -326,6 +326,7 @@ def train_both(rng, ours, theirs, spec, kind: str, way: str, dtype, steps: int =
         [p for p in ours.parameters() if p.requires_grad],
         [p for p in theirs.parameters() if p.requires_grad],
     )
+    history = None
     if way == "fit":
         history = wxb.fit(
             ours, X, y, optimizer=mine, epochs=1, batch_size=batch, shuffle=False, verbose=False
@@ -346,15 +347,67 @@ def train_both(rng, ours, theirs, spec, kind: str, way: str, dtype, steps: int =
             theirs(torch.from_numpy(X[rows])), torch.from_numpy(y[rows])
         ).backward()
         torchs.step()
+    return history
+
+
+ACTIVATIONS = {  # a wxb layer and its PyTorch twin, made alike
+    "tanh": (nn.Tanh, torch.nn.Tanh),
+    "relu": (nn.ReLU, torch.nn.ReLU),
+    "sigmoid": (nn.Sigmoid, torch.nn.Sigmoid),
+    "silu": (nn.SiLU, torch.nn.SiLU),
+    "gelu": (lambda: nn.GELU("tanh"), lambda: torch.nn.GELU("tanh")),
+    "elu": (lambda: nn.ELU(0.7), lambda: torch.nn.ELU(0.7)),
+    "leaky_relu": (lambda: nn.LeakyReLU(0.2), lambda: torch.nn.LeakyReLU(0.2)),
+    "softplus": (lambda: nn.Softplus(2.0), lambda: torch.nn.Softplus(2.0)),
+}
+
+
+def stack_pair(rng, spec: dict):
+    """A Sequential of stock layers (what the planned stack and planned step run), named
+    as PyTorch names an OrderedDict's, some Dense layers frozen, and its twin."""
+    widths = [spec["n"], *(int(w) for w in rng.integers(2, 7, size=int(rng.integers(1, 4))))]
+    widths.append(spec["c"])
+    pairs: list[tuple[str, object, object]] = []
+    for i, (a, b) in enumerate(itertools.pairwise(widths)):
+        bias = bool(rng.random() < 0.8)
+        pairs.append((f"dense{i}", nn.Linear(a, b, bias, dtype="float64"),
+                      torch.nn.Linear(a, b, bias, dtype=torch.float64)))  # fmt: skip
+        if i < len(widths) - 2:
+            name = str(rng.choice(list(ACTIVATIONS)))
+            mine, torchs = ACTIVATIONS[name]
+            pairs.append((f"{name}{i}", mine(), torchs()))
+            if rng.random() < 0.3:
+                pairs.append((f"drop{i}", nn.Dropout(0.0), torch.nn.Dropout(0.0)))
+    ours = Lib("wxb", np.float64).sequential([(key, layer) for key, layer, _ in pairs])
+    theirs = torch.nn.Sequential(OrderedDict((key, layer) for key, _, layer in pairs))
+    dense = [key for key, layer, _ in pairs if isinstance(layer, nn.Linear)]
+    if len(dense) > 1 and rng.random() < 0.5:
+        frozen = str(rng.choice(dense[:-1]))
+        getattr(ours, frozen).requires_grad_(False)
+        getattr(theirs, frozen).requires_grad_(False)
+    for p in ours.parameters():
+        p.data[...] = rng.normal(scale=0.6, size=p.shape)
+    with torch.no_grad():
+        for value, other in zip(
+            ours.state_dict().values(), theirs.state_dict().values(), strict=True
+        ):
+            other.copy_(torch.from_numpy(value))
+    spec["blocks"] = list(ours._modules)
+    return ours, theirs, spec
 
 
 @pytest.mark.parametrize("way", ["hand", "fit"])
 @pytest.mark.parametrize("kind", ["sgd", "adam", "adamw", "rmsprop", "adagrad"])
 def test_a_users_model_trains_as_torchs(seeded, kind, way):
     rng = seeded.rng
-    ours, theirs, spec = pair(rng, "float64")
+    stack = rng.random() < 0.35  # a Sequential of stock layers: planned
+    ours, theirs, spec = stack_pair(rng, random_spec(rng)) if stack else pair(rng, "float64")
     msg = lambda what: seeded.msg(f"{what} after {kind} by {way} of {spec['blocks']}")  # noqa: E731
-    train_both(rng, ours, theirs, spec, kind, way, "float64")
+    if stack:
+        assert ours.why_not_planned() is None, msg(ours.why_not_planned())
+    history = train_both(rng, ours, theirs, spec, kind, way, "float64")
+    if history is not None:
+        assert history.engine == ("planned" if stack else "graph"), msg(history.engine_reason)
     for (name, value), other in zip(
         ours.state_dict().items(), theirs.state_dict().values(), strict=True
     ):
