@@ -209,6 +209,11 @@ class ParameterList(Module):
         return self
 
     def extend(self, values: Iterable[object]) -> ParameterList:
+        if isinstance(values, (np.ndarray, Tensor)) or not isinstance(values, Iterable):
+            raise ConfigError(
+                "ParameterList takes an iterable of parameters (or arrays); got "
+                f"{type(values).__name__} (one parameter: ParameterList([p]))"
+            )
         for value in list(values):
             self.append(value)
         return self
@@ -285,6 +290,11 @@ class ParameterDict(Module):
 
     def update(self, values: Mapping[str, object] | Iterable[tuple[str, object]]) -> None:
         pairs = values.items() if isinstance(values, (Mapping, ParameterDict)) else values
+        if isinstance(pairs, (Module, np.ndarray, Tensor)) or not isinstance(pairs, Iterable):
+            raise ConfigError(
+                "ParameterDict.update takes a mapping of names to parameters, or (name, "
+                f"parameter) pairs; got {type(values).__name__}"
+            )
         for index, pair in enumerate(pairs):
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
                 raise ConfigError(
