@@ -787,3 +787,24 @@ def test_forward_hooks_run_as_torchs_and_their_removal_plans_again(seeded, way):
     for layer in twin:
         layer._forward_hooks.clear()
     close(ours.predict(X), as_numpy(twin(torch.from_numpy(X))), "float64", "unhooked", msg)
+
+
+@pytest.mark.parametrize("new", [False, True], ids=["replaced", "added"])
+def test_a_layer_assigned_to_a_sequential_by_attribute_saves_and_loads(seeded, tmp_path, new):
+    """``model.head = Dense(…)`` (PyTorch's way to replace a head) left the layer unnamed
+    under the key 'head', and wxb.save refused the model ("named None but sits in the
+    Sequential as 'head'"); ``model[i] = …`` and add_module name it after its place, and
+    so does an assignment now."""
+    rng = seeded.rng
+    n, h, c = (int(v) for v in rng.integers(2, 6, size=3))
+    model = nn.Sequential(nn.Linear(n, h), nn.Tanh(), nn.Linear(h, c, name="head"))
+    if new:
+        model.extra = nn.Sigmoid()
+    else:
+        model.head = nn.Linear(h, c + 1)
+    path = tmp_path / "model.safetensors"
+    wxb.save(model, path)
+    loaded = wxb.load(path)
+    assert list(loaded._modules) == list(model._modules)
+    X = rng.normal(size=(4, n)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X), err_msg=seeded.msg("load"))

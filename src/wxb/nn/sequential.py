@@ -151,6 +151,19 @@ class Sequential(Module):
             placed[id(layer)] = layer.name
             setattr(self, layer.name, layer)
 
+    def __setattr__(self, key: str, value: object) -> None:
+        """``model.head = Dense(…)`` (PyTorch's way to replace or add a layer): an unnamed
+        layer takes its key as its name, as ``model[i] = …`` and ``add_module`` name it (a
+        saved model finds each layer by its name: wxb.save refused the model)."""
+        if (
+            isinstance(value, Module)
+            and value.name is None
+            and "_modules" in self.__dict__
+            and not any(m is value for m in self._modules.values())
+        ):
+            value.name = key
+        super().__setattr__(key, value)
+
     @property
     def layers(self) -> list[Module]:
         return list(self._modules.values())
