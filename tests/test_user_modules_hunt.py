@@ -808,3 +808,34 @@ def test_a_layer_assigned_to_a_sequential_by_attribute_saves_and_loads(seeded, t
     assert list(loaded._modules) == list(model._modules)
     X = rng.normal(size=(4, n)).astype(np.float32)
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X), err_msg=seeded.msg("load"))
+
+
+def test_a_whole_modules_table_set_at_once_runs_in_its_order_as_torchs(seeded):
+    """``model._modules = OrderedDict(...)`` (PyTorch code reordering or trimming a stack)
+    was refused as "an OrderedDict of modules is not registered": the table is the
+    model's own. It is now taken as the model's table, as PyTorch takes it."""
+    rng = seeded.rng
+    h = int(rng.integers(2, 6))
+    ours = nn.Sequential(
+        nn.Linear(h, h, dtype="float64"), nn.Tanh(), nn.Linear(h, h, dtype="float64")
+    )
+    theirs = torch.nn.Sequential(
+        torch.nn.Linear(h, h), torch.nn.Tanh(), torch.nn.Linear(h, h)
+    ).double()
+    with torch.no_grad():
+        for value, other in zip(
+            ours.state_dict().values(), theirs.state_dict().values(), strict=True
+        ):
+            other.copy_(torch.from_numpy(value))
+    X = rng.normal(size=(int(rng.integers(1, 7)), h))
+    ours(X).sum().backward()  # it has run (and planned) in its first order
+    ours._modules = OrderedDict(reversed(list(ours._modules.items())))
+    theirs._modules = OrderedDict(reversed(list(theirs._modules.items())))
+    expected = as_numpy(theirs(torch.from_numpy(X)))
+    msg = lambda what: seeded.msg(what)  # noqa: E731
+    close(ours(X).data, expected, "float64", "the reordered stack", msg)
+    close(ours.predict(X), expected, "float64", "predict", msg)
+    assert ours[0] is ours.dense2 and [k for k, _ in ours.named_parameters()][:2] == [
+        "dense2.weight",
+        "dense2.bias",
+    ]

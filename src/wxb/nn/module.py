@@ -387,6 +387,16 @@ class Module:
     def __setattr__(self, key: str, value: object) -> None:
         if "_parameters" not in self.__dict__:
             raise ConfigError(f"{type(self).__name__}.__init__ must call super().__init__() first")
+        if key in ("_parameters", "_modules", "_buffers") and isinstance(value, Mapping):
+            # PyTorch code may set a whole table (model._modules = OrderedDict(...), to
+            # reorder a stack): it becomes the module's, its entries the attributes
+            for name in self.__dict__[key]:
+                self.__dict__.pop(name, None)
+            table = _Table(self, value.items())
+            self.__dict__.update(table)
+            object.__setattr__(self, key, table)
+            _structure_changed()
+            return
         params, modules, buffers = self._parameters, self._modules, self._buffers
         if isinstance(value, Module) and (
             key in params or self._vacated_kind(key) == "parameter"
