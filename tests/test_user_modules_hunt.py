@@ -10,8 +10,12 @@ PyTorch names an ``OrderedDict``'s) with a layer set after it was built. Each bl
 written once, for either library (``Lib``), so both models hold the same names. Then:
 names and order of parameters, buffers and the state dict; the forward; every
 parameter's gradient; the weights after 21 steps of each optimiser by the hand loop
-and by ``wxb.fit``; eval-mode predictions; deepcopy, pickle and load_state_dict.
-The seed of each run is printed in the assertion (replay with ``WXB_TEST_SEED``).
+and by ``wxb.fit`` (a drawn Sequential of stock layers on the planned step); eval-mode
+predictions; deepcopy and load_state_dict. After it, the defects the hunt found, each
+a test that failed before: layers swapped through ``_modules``, parameters in lists,
+inputs by keyword or in a tuple, a forward changing its input in place, forward hooks,
+a head assigned to a Sequential by attribute. The seed of each run is printed in the
+assertion (replay with ``WXB_TEST_SEED``).
 """
 
 from __future__ import annotations
