@@ -843,3 +843,26 @@ def test_a_whole_modules_table_set_at_once_runs_in_its_order_as_torchs(seeded):
         "dense2.weight",
         "dense2.bias",
     ]
+
+
+@pytest.mark.parametrize("held", ["registered as None", "set to None"])
+def test_a_buffer_registered_where_its_name_was_held_keeps_torchs_place(seeded, held):
+    """``register_buffer(name, None)`` holds a buffer's place (PyTorch keeps the name in
+    its table); ``register_buffer(name, array)`` later put it after the other buffers
+    (assigning the array kept the place), so state_dict's order was not PyTorch's."""
+    rng = seeded.rng
+    names = [str(name) for name in rng.permutation(["mask", "shift", "count", "gain"])]
+    ours, theirs = nn.Module(), torch.nn.Module()
+    for name in names:
+        ours.register_buffer(name, np.zeros(1))
+        theirs.register_buffer(name, torch.zeros(1))
+    first = names[int(rng.integers(len(names) - 1))]
+    for module, none in ((ours, None), (theirs, None)):
+        if held == "registered as None":
+            module.register_buffer(first, none)
+        else:
+            setattr(module, first, none)
+    ours.register_buffer(first, np.ones(2))
+    theirs.register_buffer(first, torch.ones(2))
+    assert list(ours.state_dict()) == list(theirs.state_dict()), seeded.msg(str(names))
+    assert [k for k, _ in ours.named_buffers()] == [k for k, _ in theirs.named_buffers()]

@@ -524,8 +524,13 @@ class Module:
         if array is None:
             self._set_none(key, "buffer", self._buffers)
             return
-        self.__dict__.get("_vacated", {}).pop(key, None)
-        self._buffers[key] = array
+        entry = self.__dict__.get("_vacated", {}).pop(key, None)
+        if key not in self._buffers and isinstance(entry, tuple) and entry[0] == "buffer":
+            # a buffer's name held by None (register_buffer(key, None), or set to None):
+            # back in its place, as PyTorch's (appended, state_dict's order was not torch's)
+            _insert_in_place(self._buffers, key, array, entry[1])
+        else:
+            self._buffers[key] = array
         _structure_changed()  # its dtype may differ from the others' (plans check that)
         object.__setattr__(self, key, array)
 
