@@ -866,3 +866,77 @@ def test_a_buffer_registered_where_its_name_was_held_keeps_torchs_place(seeded, 
     theirs.register_buffer(first, torch.ones(2))
     assert list(ours.state_dict()) == list(theirs.state_dict()), seeded.msg(str(names))
     assert [k for k, _ in ours.named_buffers()] == [k for k, _ in theirs.named_buffers()]
+
+
+def _structure_op(module, lib: str, op: str, key: str, persistent: bool) -> None:
+    """One change of a module's structure, written for wxb (lib "w") or for torch."""
+    ours = lib == "w"
+    parameter = nn.Parameter(np.zeros(2)) if ours else torch.nn.Parameter(torch.zeros(2))
+    buffer = np.zeros(1) if ours else torch.zeros(1)
+    if op == "module":
+        setattr(module, key, nn.Tanh() if ours else torch.nn.Tanh())
+    elif op == "parameter":
+        setattr(module, key, parameter)
+    elif op == "None":
+        setattr(module, key, None)
+    elif op == "del":
+        delattr(module, key)
+    elif op == "register_buffer":
+        module.register_buffer(key, buffer, persistent=persistent)
+    elif op == "buffer set":
+        setattr(module, key, buffer)
+    elif op == "add_module":
+        module.add_module(key, nn.ReLU() if ours else torch.nn.ReLU())
+    elif op == "add_module None":
+        module.add_module(key, None)
+    elif op == "register_parameter":
+        module.register_parameter(key, parameter)
+    elif op == "register_parameter None":
+        module.register_parameter(key, None)
+    else:
+        module.register_buffer(key, None)
+
+
+STRUCTURE_OPS = ["module", "parameter", "None", "del", "register_buffer", "buffer set",
+                 "add_module", "add_module None", "register_parameter",
+                 "register_parameter None", "register_buffer None"]  # fmt: skip
+
+
+def test_random_changes_of_structure_give_torchs_names_and_order(seeded):
+    """Random sequences of what a module's code does to its structure (assign, set to
+    None, delete, register, in any order, names reused) on a wxb and a torch module:
+    the same successes and refusals, and the same names in the same order throughout."""
+    rng = seeded.rng
+    for _ in range(200):
+        ours, theirs, done = nn.Module(), torch.nn.Module(), []
+        for _ in range(10):
+            op, key = str(rng.choice(STRUCTURE_OPS)), str(rng.choice(["a", "b", "c", "d"]))
+            persistent = bool(rng.random() < 0.6)
+            outcome = []
+            for module, lib in ((ours, "w"), (theirs, "t")):
+                try:
+                    _structure_op(module, lib, op, key, persistent)
+                    outcome.append("done")
+                except Exception:  # (wxb's ConfigError where torch raises its own)
+                    outcome.append("refused")
+            done.append(f"{op} {key}: {outcome}")
+            msg = seeded.msg("\n".join(done))
+            assert outcome[0] == outcome[1], msg
+            for kind in ("named_parameters", "named_buffers", "named_modules"):
+                assert [k for k, _ in getattr(ours, kind)()] == [
+                    k for k, _ in getattr(theirs, kind)()
+                ], f"{kind}: {msg}"
+            assert list(ours.state_dict()) == list(theirs.state_dict()), msg
+
+
+def test_a_name_held_by_none_stays_before_one_deleted_and_added_again(seeded):
+    """Parameters a and c held by None, a deleted and registered again, then c: PyTorch
+    keeps c's place, before the new a; wxb placed c after a, as a stood when c was
+    held (state_dict's order was not PyTorch's)."""
+    ours, theirs = nn.Module(), torch.nn.Module()
+    steps = [("register_parameter None", "a"), ("register_parameter None", "c"),
+             ("del", "a"), ("register_parameter", "a"), ("register_parameter", "c")]  # fmt: skip
+    for op, key in steps:
+        _structure_op(ours, "w", op, key, True)
+        _structure_op(theirs, "t", op, key, True)
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == ["c", "a"], seeded.msg("")

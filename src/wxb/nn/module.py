@@ -475,7 +475,12 @@ class Module:
 
     def __delattr__(self, key: str) -> None:
         """``del module.name`` removes a parameter, sub-module or buffer, as in PyTorch."""
-        self.__dict__.get("_vacated", {}).pop(key, None)  # the name is free: any kind again
+        vacated = self.__dict__.get("_vacated", {})
+        vacated.pop(key, None)  # the name is free: any kind again
+        for name, entry in list(vacated.items()):  # and no longer places the others: one
+            # held by None stays where it is, before the name if it comes back, as PyTorch's
+            if isinstance(entry, tuple) and key in entry[1]:
+                vacated[name] = (entry[0], [k for k in entry[1] if k != key])
         self.__dict__.get("_non_persistent", set()).discard(key)
         held = False
         for table in (self._parameters, self._modules, self._buffers):
