@@ -940,3 +940,55 @@ def test_a_name_held_by_none_stays_before_one_deleted_and_added_again(seeded):
         _structure_op(ours, "w", op, key, True)
         _structure_op(theirs, "t", op, key, True)
     assert list(ours.state_dict()) == list(theirs.state_dict()) == ["c", "a"], seeded.msg("")
+
+
+@pytest.mark.parametrize("kind", ["ModuleDict", "ParameterDict", "ParameterList"])
+def test_random_changes_of_a_container_give_torchs_names(seeded, kind):
+    """Random edits of a ModuleDict, ParameterDict or ParameterList beside PyTorch's: the
+    same successes and refusals, lengths and state_dict names throughout."""
+    rng = seeded.rng
+    listed = kind == "ParameterList"
+    ops = ["append", "extend", "set item", "slice"] if listed else ["set", "del", "pop",
+                                                                     "update", "clear"]  # fmt: skip
+    for _ in range(40):
+        ours, theirs, done = getattr(nn, kind)(), getattr(torch.nn, kind)(), []
+        for _ in range(8):
+            op, key = str(rng.choice(ops)), str(rng.choice(["a", "b", "c"]))
+            index = int(rng.integers(-4, 4))
+            outcome = []
+            for container, ours_ in ((ours, True), (theirs, False)):
+
+                def item(ours_=ours_):
+                    if kind == "ModuleDict":
+                        return nn.Tanh() if ours_ else torch.nn.Tanh()
+                    return (
+                        nn.Parameter(np.zeros(2)) if ours_ else torch.nn.Parameter(torch.zeros(2))
+                    )
+
+                try:
+                    if op == "append":
+                        container.append(item())
+                    elif op == "extend":
+                        container.extend([item(), item()])
+                    elif op == "set item":
+                        container[index] = item()
+                    elif op == "slice":
+                        assert len(container[1:3]) == len(list(range(len(container))[1:3]))
+                    elif op == "set":
+                        container[key] = item()
+                    elif op == "del":
+                        del container[key]
+                    elif op == "pop":
+                        container.pop(key)
+                    elif op == "update":
+                        container.update({key: item(), "d": item()})
+                    else:
+                        container.clear()
+                    outcome.append("done")
+                except (IndexError, KeyError, AttributeError, wxb.ConfigError):
+                    outcome.append("refused")
+            done.append(f"{op} {key if not listed else index}: {outcome}")
+            msg = seeded.msg(f"{kind}: " + "; ".join(done))
+            assert outcome[0] == outcome[1], msg
+            assert len(ours) == len(theirs), msg
+            assert list(ours.state_dict()) == list(theirs.state_dict()), msg

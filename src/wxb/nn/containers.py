@@ -308,6 +308,13 @@ class ParameterDict(Module):
         del self[key]
         return value
 
+    def get(self, key: str, default: object = None) -> object:
+        return self._parameters.get(key, default)
+
+    def clear(self) -> None:
+        for key in list(self._parameters):
+            delattr(self, key)
+
     def forward(self, *inputs: Any, **kwargs: Any) -> Any:
         raise ConfigError(
             "a ParameterDict has no forward: use its parameters in the module that holds it"
