@@ -992,3 +992,44 @@ def test_random_changes_of_a_container_give_torchs_names(seeded, kind):
             assert outcome[0] == outcome[1], msg
             assert len(ours) == len(theirs), msg
             assert list(ours.state_dict()) == list(theirs.state_dict()), msg
+
+
+class WeightedLayers(nn.Sequential):
+    """Sequential's forward, with an __iter__ of its own listing the layers with weights
+    (as an init loop might want them)."""
+
+    def __iter__(self):
+        return iter([layer for layer in self._modules.values() if layer._parameters])
+
+
+def test_a_sequential_iterating_its_own_way_is_planned_as_its_forward_runs(seeded):
+    """fit's planned step planned ``list(model)``: a subclass whose __iter__ lists only
+    the Dense layers was trained as a stack without its activations (weights 0.08 off
+    the model's own forward, which runs every layer), and said engine 'planned'."""
+    rng = seeded.rng
+    n, h, c = (int(v) for v in rng.integers(2, 6, size=3))
+    seeds = [int(s) for s in rng.integers(1 << 30, size=2)]
+
+    def build():
+        return WeightedLayers(
+            nn.Linear(n, h, dtype="float64", seed=seeds[0]), nn.Tanh(),
+            nn.Linear(h, c, dtype="float64", seed=seeds[1]),
+        )  # fmt: skip
+
+    X, y = rng.normal(size=(24, n)), rng.integers(0, c, 24)
+    planned = build()
+    history = wxb.fit(
+        planned, X, y, optimizer=optim.SGD(planned.parameters(), lr=0.2), batch_size=6,
+        epochs=2, shuffle=False, verbose=False,
+    )  # fmt: skip
+    reference = build()
+    reference.use_plan = False  # the forward, layer by layer
+    opt = optim.SGD(reference.parameters(), lr=0.2)
+    for _ in range(2):
+        for i in range(0, 24, 6):
+            opt.zero_grad()
+            nn.CrossEntropyLoss()(reference(X[i : i + 6]), y[i : i + 6]).backward()
+            opt.step()
+    msg = lambda what: seeded.msg(f"{what} ({history.engine})")  # noqa: E731
+    for p, q in zip(planned.parameters(), reference.parameters(), strict=True):
+        close(p.data, q.data, "float64", "a weight", msg)

@@ -100,6 +100,13 @@ class GraphStep(_Update):
         return self._update(0.0, None, None)
 
 
+def run_layers(model: Sequential) -> list:
+    """The layers Sequential.forward runs, in order: its table's, not what iterating the
+    model gives (a subclass's own __iter__, keeping Sequential's forward, was planned as
+    the layers it listed and trained another network without a word)."""
+    return list(model._modules.values())
+
+
 class PlannedStep(_Update):
     """One step of a Sequential MLP with every buffer planned once and reused."""
 
@@ -119,7 +126,7 @@ class PlannedStep(_Update):
             return "the model was given a forward of its own"
         if model._has_hooks():  # (the step calls the plan, never the model)
             return "the model has forward hooks, which run only through its calls"
-        reason = unplannable_reason(list(model))
+        reason = unplannable_reason(run_layers(model))
         if reason is not None:
             return reason
         if loss is not None and computes_its_own(loss):
@@ -145,7 +152,7 @@ class PlannedStep(_Update):
                 f"PlannedStep cannot run this model: {reason}; use GraphStep (or make_step)"
             )
         self.model, self.loss, self.optimizer, self.clip_norm = model, loss, optimizer, clip_norm
-        self.plan = StackPlan(list(model))
+        self.plan = StackPlan(run_layers(model))
         self.loss_grad: np.ndarray | None = None
         self.reducer: GradientSum | None = None  # set by a distributed fit
         # the model as planned: a layer replaced, removed or given a forward since, and the
@@ -162,7 +169,7 @@ class PlannedStep(_Update):
             return
         self._key = key
         if planned:
-            self.plan, self._graph = StackPlan(list(self.model)), None
+            self.plan, self._graph = StackPlan(run_layers(self.model)), None
         else:
             self._graph = GraphStep(self.model, self.loss, self.optimizer, self.clip_norm)
 
