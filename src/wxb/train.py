@@ -842,6 +842,29 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     planned = isinstance(step, PlannedStep)
     if ranks is not None:
         _same_start(ranks, model)
+        _same_settings(
+            ranks,
+            {
+                "epochs": epochs,
+                "batch_size": batch_size,
+                "shuffle": shuffle,
+                "validation_split": validation_split,
+                "validation_data": validation_data is not None,
+                "early_stopping": early_stopping,
+                "min_delta": min_delta,
+                "restore_best_weights": restore_best_weights,
+                "lr_schedule": lr_schedule
+                if isinstance(lr_schedule, str) or lr_schedule is None
+                else schedule.settings(),
+                "clip_grad_norm": clip_grad_norm,
+                "diagnose": diagnose,
+                "checkpoint_dir": checkpoint_dir is not None,
+                "resume": resume,
+                "loss": _loss_settings(loss_fn),
+                "optimizer": _optimizer_settings(opt, model),
+                "model": ckpt.architecture(model),
+            },
+        )
         kernel = getattr(loss_fn, "kernel", None)
         ignored = _ignored_label(loss_fn)
         if (
@@ -1905,6 +1928,47 @@ def _same_start(ranks: Ranks, model: Module) -> None:
         else:
             copy = ranks.broadcast_(np.array(array, order="C"), "the initial weights")
             np.copyto(array, copy)
+
+
+def _same_settings(ranks: Ranks, settings: dict[str, Any]) -> None:
+    """Stop every rank, naming what differs, when a rank's fit settings are not rank 0's.
+    Ranks sharing one copy of the weights each update their slice with their own rate
+    (a rate drawn per rank trained a mixture, and the weights' check saw one copy), and
+    another batch size gave each rank's share of another batch (the steps per epoch
+    alike: other gradients, other loss figures per rank, without a word)."""
+
+    def plain(value: object) -> object:
+        """NumPy's numbers as numbers; another object by its type (a repr may hold an
+        address, another on each rank)."""
+        if isinstance(value, np.generic | np.ndarray):
+            return value.tolist()
+        return type(value).__qualname__
+
+    mine = json.loads(json.dumps(ckpt.encode_floats(settings), default=plain))
+    first = ranks.agree(mine, "the check of fit's settings")  # rank 0's
+    with ranks.together("the check of fit's settings"):
+        said = [_where_differ(mine[key], first.get(key), key) for key in mine]
+        said = [text for text in said if text]
+        if said:
+            raise ConfigError(
+                f"fit's settings differ from rank 0's: {'; '.join(said)}; every rank must "
+                "pass the same settings (draw a random one on rank 0 and share it)"
+            )
+
+
+def _where_differ(here: Any, there: Any, path: str) -> str | None:
+    """The first place where two JSON values differ, with both values; None if alike."""
+    if isinstance(here, dict) and isinstance(there, dict) and here.keys() == there.keys():
+        return next(
+            (t for k in here if (t := _where_differ(here[k], there[k], f"{path}.{k}"))), None
+        )
+    if isinstance(here, list) and isinstance(there, list) and len(here) == len(there):
+        places = (_where_differ(a, there[i], f"{path}[{i}]") for i, a in enumerate(here))
+        return next((t for t in places if t), None)
+    if here == there:
+        return None
+    mine, theirs = json.dumps(here), json.dumps(there)
+    return f"{path} ({mine} here, {theirs} on rank 0)" if len(mine + theirs) <= 120 else path
 
 
 def _writable_in_place(array: object) -> bool:

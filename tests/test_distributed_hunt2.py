@@ -1,0 +1,52 @@
+"""Hunted bugs of data-parallel training (``mpiexec -n 2``), round 2: what the ranks were
+given against what one process does, and failures that one rank alone meets."""
+
+from __future__ import annotations
+
+import pytest
+from test_distributed import MISSING, failed_job
+
+pytestmark = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
+
+OTHER_SETTING = """
+import sys, numpy as np, wxb
+from wxb import nn
+from wxb.distributed import Ranks
+ranks = Ranks()
+seed, rows, batch, lrs, which = {seed}, {rows}, {batch}, {lrs}, {which!r}
+rng = np.random.default_rng(seed)
+X, y = rng.standard_normal((rows, 4)), rng.integers(0, 3, rows)
+lr, batch_size = lrs[0], batch
+if which == "lr":  # a rate drawn on each rank (a random search), not shared
+    lr = lrs[ranks.rank]
+else:  # one row more on rank 1: the same steps per epoch, another share of another batch
+    batch_size = batch + ranks.rank
+model = nn.Sequential(nn.Dense(4, 6, seed=1), nn.ReLU(), nn.Dense(6, 3, seed=2))
+history = wxb.fit(model, X, y, optimizer="adam", lr=lr, epochs=2, batch_size=batch_size,
+                  seed=seed, verbose=False, distributed=ranks)
+sys.stdout.write(f"finished rank {{ranks.rank}} loss {{history.history['loss'][-1]!r}};")
+"""
+
+
+@pytest.mark.parametrize("which", ["lr", "batch_size"])
+def test_ranks_given_other_settings_are_stopped_by_name(seeded, tmp_path, which):
+    """The ranks checked their data, seeds and weights, not fit's settings. A learning
+    rate drawn on each rank trained silently on one machine: the ranks share one copy
+    of the weights, each updating its slice at its own rate (the end-of-epoch check of
+    the weights saw the one copy); one process has one rate. A batch size one row
+    larger on rank 1 (the same steps per epoch) summed shares of two other batches,
+    and the ranks even reported other losses. Every rank now stops, naming the setting."""
+    rng = seeded.rng
+    batch = int(rng.integers(8, 20))
+    steps = int(rng.integers(3, 6))  # and a last short batch of more rows than that:
+    rows = batch * steps + int(rng.integers(steps + 1, batch))  # as many with batch + 1
+    lrs = [float(rng.uniform(0.001, 0.01)), float(rng.uniform(0.02, 0.05))]
+    seed = int(rng.integers(0, 2**31))
+    script = OTHER_SETTING.format(seed=seed, rows=rows, batch=batch, lrs=lrs, which=which)
+    said = failed_job(tmp_path / "other_setting.py", script, WXB_MPI_TIMEOUT="60")
+    msg = seeded.msg(said)
+    assert "fit's settings differ from rank 0's" in said, msg
+    if which == "lr":
+        assert f"optimizer.groups[0].lr ({lrs[1]!r} here, {lrs[0]!r} on rank 0)" in said, msg
+    else:
+        assert f"batch_size ({batch + 1} here, {batch} on rank 0)" in said, msg
