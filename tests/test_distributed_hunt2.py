@@ -3,8 +3,15 @@ given against what one process does, and failures that one rank alone meets."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+import time
+
 import pytest
-from test_distributed import MISSING, failed_job
+from test_distributed import MISSING, MPIEXEC, environment, failed_job
+
+from wxb.checkpoint import CheckpointFolder
 
 pytestmark = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
 
@@ -50,3 +57,49 @@ def test_ranks_given_other_settings_are_stopped_by_name(seeded, tmp_path, which)
         assert f"optimizer.groups[0].lr ({lrs[1]!r} here, {lrs[0]!r} on rank 0)" in said, msg
     else:
         assert f"batch_size ({batch + 1} here, {batch} on rank 0)" in said, msg
+
+
+LOCKED = """
+import sys, time, numpy as np, wxb
+from wxb import nn
+from wxb.distributed import Ranks
+ranks = Ranks()
+rng = np.random.default_rng({seed})
+X, y = rng.standard_normal((48, 3)), rng.integers(0, 2, 48)
+start = time.monotonic()
+try:
+    wxb.fit(nn.Sequential(nn.Dense(3, 2)), X, y, epochs=1, seed=1, verbose=False,
+            distributed=ranks, checkpoint_dir=sys.argv[1])
+except Exception as error:
+    sys.stdout.write(f"rank {{ranks.rank}} {{type(error).__name__}} after "
+                     f"{{time.monotonic() - start:.1f}} s: {{error}}<end>")
+    sys.stdout.flush()
+    raise
+print("finished")
+"""
+
+
+def test_a_checkpoint_folder_another_run_holds_stops_every_rank_at_once(seeded, tmp_path):
+    """Only rank 0 takes the checkpoint folder's lock (and checks that it takes a file):
+    a folder another run held stopped rank 0 at once, while rank 1 went on to wait for
+    it, and only after the timeout (30 s) stopped the job, naming a wait ('no answer
+    from the other ranks ... during setting up the run'). The ranks now agree at once,
+    every one naming the folder."""
+    folder = tmp_path / "ckpt"
+    script = tmp_path / "locked.py"
+    script.write_text(LOCKED.format(seed=int(seeded.rng.integers(0, 2**31))))
+    start = time.monotonic()
+    with CheckpointFolder(folder).lock():  # another run, under way
+        done = subprocess.run(
+            [str(MPIEXEC), "-n", "2", sys.executable, str(script), str(folder)],
+            capture_output=True, text=True, timeout=180, env=environment(WXB_MPI_TIMEOUT="60"),
+        )  # fmt: skip
+    took = time.monotonic() - start
+    said = done.stdout + done.stderr
+    msg = seeded.msg(said)
+    assert done.returncode != 0 and "finished" not in said, msg
+    assert took < 30, f"{msg}: took {took:.1f} s (the timeout is 60 s)"
+    assert "no answer from the other ranks" not in said, msg
+    for rank in (0, 1):
+        line = next(iter(re.findall(rf"rank {rank} (.*?)<end>", said, re.S)), "")
+        assert "in use by another training run" in line, msg

@@ -11,7 +11,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, KeysView
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -993,15 +993,17 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
 
         saver.whole_array_digests = whole_array_digests
         saver.writes = ranks is None or ranks.leader  # rank 0 alone writes
-        if saver.writes:
-            saver.folder.check_writable()
+        with _rank0_agreed(ranks, "the checkpoint folder"):
+            if saver.writes:
+                saver.folder.check_writable()
 
     interrupts = _Interrupts()
     model.train()
     with ExitStack() as context:
         if saver is not None:
-            if saver.writes:
-                context.enter_context(saver.folder.lock())
+            with _rank0_agreed(ranks, "the checkpoint folder's lock"):
+                if saver.writes:
+                    context.enter_context(saver.folder.lock())
             if resume:
                 found = _latest(saver, ranks)
                 if found is not None:
@@ -1010,8 +1012,9 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
                     except ConfigError as error:  # the same checkpoint and run on every rank
                         error.quiet = ranks is not None and not ranks.leader  # rank 0 says it
                         raise
-                    if saver.writes:
-                        saver.folder.prune(found.meta["position"]["global_step"])
+                    with _rank0_agreed(ranks, "the checkpoint folder"):
+                        if saver.writes:
+                            saver.folder.prune(found.meta["position"]["global_step"])
             elif saver.folder.listed():
                 raise ConfigError(
                     f"{checkpoint_dir} already holds checkpoints of a run; pass resume=True "
@@ -1973,6 +1976,14 @@ def _where_differ(here: Any, there: Any, path: str) -> str | None:
 
 def _writable_in_place(array: object) -> bool:
     return isinstance(array, np.ndarray) and array.flags.c_contiguous and array.flags.writeable
+
+
+def _rank0_agreed(ranks: Ranks | None, what: str) -> Any:
+    """A block only rank 0 does something in (the checkpoint folder's checks), after which
+    the ranks agree whether it failed: a folder another run held stopped rank 0 at once,
+    and the others waited out the timeout (30 s), then named a wait ('no answer from the
+    other ranks during setting up the run') instead of the folder."""
+    return nullcontext() if ranks is None else ranks.together(what)
 
 
 def _latest(saver: _Saver, ranks: Ranks | None) -> Any:
