@@ -103,3 +103,53 @@ def test_a_checkpoint_folder_another_run_holds_stops_every_rank_at_once(seeded, 
     for rank in (0, 1):
         line = next(iter(re.findall(rf"rank {rank} (.*?)<end>", said, re.S)), "")
         assert "in use by another training run" in line, msg
+
+
+NOT_SHARED = """
+import os, sys, time, numpy as np, wxb
+from wxb import nn
+from wxb.distributed import Ranks
+ranks = Ranks()
+os.makedirs(f"machine{{ranks.rank}}", exist_ok=True)
+os.chdir(f"machine{{ranks.rank}}")  # the same path, a folder of each machine's own
+rng = np.random.default_rng({seed})
+X, y = rng.standard_normal((40, 3)), rng.integers(0, 2, 40)
+def run(epochs, resume):
+    model = nn.Sequential(nn.Dense(3, 2, seed=1))
+    wxb.fit(model, X, y, epochs=epochs, seed=1, verbose=False, distributed=ranks,
+            checkpoint_dir="ckpt", resume=resume)
+run(1, False)
+start = time.monotonic()
+try:
+    run(2, True)
+except Exception as error:
+    sys.stdout.write(f"rank {{ranks.rank}} {{type(error).__name__}} after "
+                     f"{{time.monotonic() - start:.1f}} s: {{error}}<end>")
+    sys.stdout.flush()
+    raise
+print("finished")
+"""
+
+
+def test_a_checkpoint_one_rank_cannot_read_stops_every_rank_at_once(seeded, tmp_path):
+    """On resume rank 0 picks the checkpoint and the others read it by its path. A
+    folder not shared between machines (here: the same relative path from another
+    folder on each rank) left rank 1 unable to read it: it failed alone with
+    CheckpointFileError, and rank 0 waited for it until the timeout, naming a wait.
+    The ranks now agree at once, and say that the folder must be shared."""
+    script = tmp_path / "not_shared.py"
+    script.write_text(NOT_SHARED.format(seed=int(seeded.rng.integers(0, 2**31))))
+    start = time.monotonic()
+    done = subprocess.run(
+        [str(MPIEXEC), "-n", "2", sys.executable, str(script)], cwd=tmp_path,
+        capture_output=True, text=True, timeout=180, env=environment(WXB_MPI_TIMEOUT="60"),
+    )  # fmt: skip
+    took = time.monotonic() - start
+    said = done.stdout + done.stderr
+    msg = seeded.msg(said)
+    assert done.returncode != 0 and "finished" not in said, msg
+    assert took < 30, f"{msg}: took {took:.1f} s (the timeout is 60 s)"
+    assert "no answer from the other ranks" not in said, msg
+    for rank in (0, 1):
+        line = next(iter(re.findall(rf"rank {rank} (.*?)<end>", said, re.S)), "")
+        assert "cannot resume from" in line and "every rank sees" in line, msg

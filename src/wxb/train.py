@@ -1995,9 +1995,19 @@ def _latest(saver: _Saver, ranks: Ranks | None) -> Any:
         if ranks.leader:  # the others stop with it, not after a timeout
             found = saver.folder.latest()
     path = ranks.agree(None if found is None else str(found.path), "the checkpoint to resume")
-    if path is None or ranks.leader:
-        return found
-    return ckpt.read(Path(path))
+    # agreed too: a rank that could not read it (a folder not shared between machines)
+    # raised alone, and rank 0 waited for it until the timeout, naming a wait
+    with ranks.together("the checkpoint to resume"):
+        if path is not None and not ranks.leader:
+            try:
+                found = ckpt.read(Path(path))
+            except (OSError, ckpt.CheckpointFileError) as error:
+                raise ConfigError(
+                    f"cannot resume from {path}, rank 0's newest checkpoint, on this rank "
+                    f"({error}); the checkpoint folder must be one that every rank sees "
+                    "(a shared file system)"
+                ) from None
+    return found
 
 
 def _row_masks(
