@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from test_distributed import MISSING, MPIEXEC, environment, failed_job
 
@@ -153,3 +154,53 @@ def test_a_checkpoint_one_rank_cannot_read_stops_every_rank_at_once(seeded, tmp_
     for rank in (0, 1):
         line = next(iter(re.findall(rf"rank {rank} (.*?)<end>", said, re.S)), "")
         assert "cannot resume from" in line and "every rank sees" in line, msg
+
+
+FUNCTIONAL_BRANCH = """
+import sys, numpy as np, wxb
+from wxb import nn
+from wxb.nn import functional as F
+seed, threshold, mode, out = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4]
+rng = np.random.default_rng(seed)
+X, y = rng.standard_normal((int(rng.integers(30, 60)), 5)), rng.integers(0, 3, 60)
+class Branch(nn.Module):  # PyTorch's style: F.dropout(x, p, training=self.training)
+    def __init__(self):
+        super().__init__()
+        self.base, self.extra = nn.Dense(5, 8, seed=rng), nn.Dense(5, 8, seed=rng)
+        self.out = nn.Dense(8, 3, seed=rng)
+    def forward(self, x):
+        h = self.base(x)
+        rows = x.data[:, 0] > threshold
+        if rows.any():  # a batch (or a rank's share) without such rows skips the branch
+            extra = F.dropout(self.extra(x), 0.5, training=self.training)
+            h = h + extra * rows[:, None].astype(float)
+        return self.out(F.dropout(F.tanh(h), 0.3, training=self.training))
+model = Branch().to("float64")
+wxb.fit(model, X, y[: len(X)], optimizer="sgd", lr=0.1, epochs=3, batch_size=8, seed=seed,
+        verbose=False, distributed=mode == "dist")
+if mode == "one" or wxb.distributed.Ranks().rank == 0:
+    np.savez(out, *[p.data for p in model.parameters()])
+"""
+
+
+def test_an_f_dropout_in_a_branch_some_ranks_skip_leaves_the_later_masks_alike(seeded, tmp_path):
+    """F.dropout's masks in fit were keyed by how many the step had drawn: a rank whose
+    rows skipped a branch calling F.dropout gave every later F.dropout another stream
+    than one process (3.4e-2 apart after 3 epochs), as Dropout layers did before they
+    went by place. They go by where they are called now."""
+    rng = seeded.rng
+    script = tmp_path / "branch.py"
+    script.write_text(FUNCTIONAL_BRANCH)
+    args = [str(int(rng.integers(0, 2**31))), str(float(rng.uniform(0.8, 1.5)))]
+    command = [sys.executable, str(script), *args, "one", str(tmp_path / "one.npz")]
+    one = subprocess.run(command, capture_output=True, text=True, timeout=120, env=environment())
+    assert one.returncode == 0, one.stderr
+    done = subprocess.run(
+        [str(MPIEXEC), "-n", "2", sys.executable, str(script), *args, "dist",
+         str(tmp_path / "dist.npz")],
+        capture_output=True, text=True, timeout=120, env=environment(),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    with np.load(tmp_path / "one.npz") as a, np.load(tmp_path / "dist.npz") as b:
+        for key in a.files:
+            np.testing.assert_allclose(b[key], a[key], rtol=0, atol=1e-12, err_msg=seeded.msg(key))

@@ -151,12 +151,16 @@ def test_masks_of_inputs_with_more_axes_also_go_by_row(seeded):
     rows = rng.permutation(500)[: int(rng.integers(2, 30))]
     shape = (len(rows), int(rng.integers(1, 5)), int(rng.integers(1, 7)))
     p, step = float(rng.uniform(0.1, 0.9)), int(rng.integers(0, 1000))
+
+    def draw(count: int) -> np.ndarray:  # one place, as a forward's F.dropout at each step
+        return ops.dropout_mask(None, p, np.empty((count, *shape[1:])))
+
     with masks_by_row(source):
         source.start(step, rows)
-        whole = ops.dropout_mask(None, p, np.empty(shape))
+        whole = draw(len(rows))
         cut = int(rng.integers(1, len(rows)))
         source.start(step, rows[cut:])
-        part = ops.dropout_mask(None, p, np.empty((len(rows) - cut, *shape[1:])))
+        part = draw(len(rows) - cut)
     assert np.array_equal(part, whole[cut:]), seeded.msg("masks by row, 3-D")
     assert set(np.unique(whole)) <= {0.0, 1.0 / (1.0 - p)}, seeded.msg("mask values")
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import threading
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -82,7 +84,7 @@ def key_of(generator: np.random.Generator) -> int:
 
 class RowMasks:
     """Dropout masks inside ``fit``: each entry a hash of (key, step, stream, row, column),
-    the stream a Dropout layer's place in the model (F.dropout: its draw in the step).
+    the stream a Dropout layer's place in the model (F.dropout: where it is called).
 
     A counter-based generator: the mask a training row gets at a step depends on the
     row's index in the data, not on where it sits in the batch or on which rank of a
@@ -100,15 +102,15 @@ class RowMasks:
         # many masks the step drew before it: a rank whose rows skip a branch holding a
         # Dropout draws the later layers' masks as one process does.
         self.layers = dict(layers or {})
-        self.step, self.draws, self.rows = 0, 0, None
-        self.calls: dict[int, int] = {}
+        self.step, self.rows = 0, None
+        self.calls: dict[object, int] = {}
         # Distributed: a mask that cannot go by row is an error (each rank would draw its
         # own, unlike one process), not a fall-back to the layer's generator.
         self.by_row_only = False
 
     def start(self, step: int, rows: np.ndarray) -> None:
         """Masks for training step ``step`` (0-based, over the run) on data rows ``rows``."""
-        self.step, self.draws, self.rows = step, 0, rows
+        self.step, self.rows = step, rows
         self.calls = {}
 
     def stop(self) -> None:
@@ -120,7 +122,7 @@ class RowMasks:
         """(the rows, the draw's 64-bit seed) for a mask of ``out``'s shape (rows first,
         then units in any number of axes), to be filled by ``wxb.kernels.row_uniform``
         on its rows × units view; None outside a step. ``layer``: the Dropout drawing
-        (its stream by its place in the model; F.dropout's by the order of the calls)."""
+        (its stream by its place in the model; F.dropout's by where it is called)."""
         if self.rows is None:
             return None
         if out.ndim < 2 or len(out) != len(self.rows):
@@ -134,15 +136,33 @@ class RowMasks:
             return None
         key = self.own.get(id(rng), self.key)
         place = self.layers.get(id(layer)) if layer is not None else None
-        if place is None:
-            stream = self.draws
-            self.draws += 1  # the next functional draw of this step: another stream
+        if place is None:  # F.dropout: by where it is called (as a layer by its place; by
+            # the draws' order, a rank whose rows skipped a branch holding one drew every
+            # later one's masks from another stream than one process), its calls numbered
+            site = ("called at", _call_site())
+            calls = self.calls.get(site, 0)
+            self.calls[site] = calls + 1
+            stream = 1 << 63 | site[1] << 24 | calls
         else:  # a layer called again in the step (reused): another stream of its own
             calls = self.calls.get(place, 0)
             self.calls[place] = calls + 1
             stream = (place + 1) << 32 | calls
         base = _splitmix(_splitmix(key ^ (self.step * _GOLDEN & _WORD)) ^ stream)
         return self.rows, base
+
+
+def _call_site() -> int:
+    """Where the code outside wxb that drew a mask calls it (``F.dropout``, a Dropout not
+    in the model): a hash of its function's name and the line within it, the same on
+    every rank, and where the script has moved (a resume)."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] == "wxb":
+        frame = frame.f_back
+    if frame is None:
+        return 0
+    code, line = frame.f_code, frame.f_lineno or 0
+    place = f"{getattr(code, 'co_qualname', code.co_name)}:{line - code.co_firstlineno}"
+    return zlib.crc32(place.encode())
 
 
 @contextmanager
