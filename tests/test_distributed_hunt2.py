@@ -4,9 +4,11 @@ given against what one process does, and failures that one rank alone meets."""
 from __future__ import annotations
 
 import re
+import runpy
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +18,13 @@ from wxb.checkpoint import CheckpointFolder
 
 pytestmark = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
 
+
+def one_process(monkeypatch, script: Path, args: list[str]) -> None:
+    """The reference: ``script`` run in this process, as ``python script *args`` runs it."""
+    monkeypatch.setattr(sys, "argv", [str(script), *args])
+    runpy.run_path(str(script), run_name="__main__")
+
+
 OTHER_SETTING = """
 import sys, numpy as np, wxb
 from wxb import nn
@@ -24,26 +33,29 @@ ranks = Ranks()
 seed, rows, batch, lrs, which = {seed}, {rows}, {batch}, {lrs}, {which!r}
 rng = np.random.default_rng(seed)
 X, y = rng.standard_normal((rows, 4)), rng.integers(0, 3, rows)
-lr, batch_size = lrs[0], batch
+lr, batch_size, p = lrs[0], batch, 0.25
 if which == "lr":  # a rate drawn on each rank (a random search), not shared
     lr = lrs[ranks.rank]
-else:  # one row more on rank 1: the same steps per epoch, another share of another batch
+elif which == "batch_size":  # one row more on rank 1: the same steps, another batch's share
     batch_size = batch + ranks.rank
-model = nn.Sequential(nn.Dense(4, 6, seed=1), nn.ReLU(), nn.Dense(6, 3, seed=2))
+else:  # a Dropout's rate drawn on each rank
+    p = lrs[ranks.rank] * 10
+model = nn.Sequential(nn.Dense(4, 6, seed=1), nn.ReLU(), nn.Dropout(p), nn.Dense(6, 3, seed=2))
 history = wxb.fit(model, X, y, optimizer="adam", lr=lr, epochs=2, batch_size=batch_size,
                   seed=seed, verbose=False, distributed=ranks)
 sys.stdout.write(f"finished rank {{ranks.rank}} loss {{history.history['loss'][-1]!r}};")
 """
 
 
-@pytest.mark.parametrize("which", ["lr", "batch_size"])
+@pytest.mark.parametrize("which", ["lr", "batch_size", "dropout"])
 def test_ranks_given_other_settings_are_stopped_by_name(seeded, tmp_path, which):
     """The ranks checked their data, seeds and weights, not fit's settings. A learning
     rate drawn on each rank trained silently on one machine: the ranks share one copy
     of the weights, each updating its slice at its own rate (the end-of-epoch check of
     the weights saw the one copy); one process has one rate. A batch size one row
     larger on rank 1 (the same steps per epoch) summed shares of two other batches,
-    and the ranks even reported other losses. Every rank now stops, naming the setting."""
+    and the ranks even reported other losses. A Dropout's rate drawn on each rank
+    dropped other units than one process. Every rank now stops, naming the setting."""
     rng = seeded.rng
     batch = int(rng.integers(8, 20))
     steps = int(rng.integers(3, 6))  # and a last short batch of more rows than that:
@@ -56,8 +68,59 @@ def test_ranks_given_other_settings_are_stopped_by_name(seeded, tmp_path, which)
     assert "fit's settings differ from rank 0's" in said, msg
     if which == "lr":
         assert f"optimizer.groups[0].lr ({lrs[1]!r} here, {lrs[0]!r} on rank 0)" in said, msg
-    else:
+    elif which == "batch_size":
         assert f"batch_size ({batch + 1} here, {batch} on rank 0)" in said, msg
+    else:
+        assert f"model.dropout1.p ({lrs[1] * 10!r} here, {lrs[0] * 10!r} on rank 0)" in said, msg
+
+
+KEPT_STATE = """
+import sys, numpy as np, wxb
+from wxb import nn
+seed, mode, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+class Logged(nn.MSELoss):  # keeps its last value: another on each rank
+    def __call__(self, output, target):
+        value = super().__call__(output, target)
+        self.last = float(value.item())
+        return value
+class Net(nn.Module):  # keeps its last batch's mean: another on each rank
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Dense(4, 6, seed=1), nn.Dense(6, 2, seed=2)
+    def forward(self, x):
+        h = wxb.nn.functional.tanh(self.a(x))
+        self.last_mean = float(h.data.mean())
+        return self.b(h)
+rng = np.random.default_rng(seed)
+X, y = rng.standard_normal((int(rng.integers(30, 60)), 4)), rng.standard_normal((60, 2))
+model, loss = Net().to("float64"), Logged()
+for epochs in (1, 2):  # the second fit starts from the state the first left
+    wxb.fit(model, X, y[: len(X)], loss=loss, optimizer="sgd", lr=0.05, epochs=epochs,
+            batch_size=7, seed=seed, verbose=False, distributed=mode == "dist")
+if mode == "one" or wxb.distributed.Ranks().rank == 0:
+    np.savez(out, *[p.data for p in model.parameters()])
+"""
+
+
+def test_state_kept_by_ones_own_loss_or_module_does_not_stop_a_later_fit(
+    seeded, tmp_path, monkeypatch
+):
+    """The settings compared are those that decide the run: the attributes of a loss or
+    a module of one's own may be state (its last value), another on each rank after a
+    fit, and a second fit goes on as one process does."""
+    script = tmp_path / "kept_state.py"
+    script.write_text(KEPT_STATE)
+    seed = str(int(seeded.rng.integers(0, 2**31)))
+    one_process(monkeypatch, script, [seed, "one", str(tmp_path / "one.npz")])
+    done = subprocess.run(
+        [str(MPIEXEC), "-n", "2", sys.executable, str(script), seed, "dist",
+         str(tmp_path / "dist.npz")],
+        capture_output=True, text=True, timeout=120, env=environment(),
+    )  # fmt: skip
+    assert done.returncode == 0, seeded.msg(done.stdout + done.stderr)
+    with np.load(tmp_path / "one.npz") as a, np.load(tmp_path / "dist.npz") as b:
+        for key in a.files:
+            np.testing.assert_allclose(b[key], a[key], rtol=0, atol=1e-12, err_msg=seeded.msg(key))
 
 
 LOCKED = """
@@ -183,7 +246,9 @@ if mode == "one" or wxb.distributed.Ranks().rank == 0:
 """
 
 
-def test_an_f_dropout_in_a_branch_some_ranks_skip_leaves_the_later_masks_alike(seeded, tmp_path):
+def test_an_f_dropout_in_a_branch_some_ranks_skip_leaves_the_later_masks_alike(
+    seeded, tmp_path, monkeypatch
+):
     """F.dropout's masks in fit were keyed by how many the step had drawn: a rank whose
     rows skipped a branch calling F.dropout gave every later F.dropout another stream
     than one process (3.4e-2 apart after 3 epochs), as Dropout layers did before they
@@ -192,9 +257,7 @@ def test_an_f_dropout_in_a_branch_some_ranks_skip_leaves_the_later_masks_alike(s
     script = tmp_path / "branch.py"
     script.write_text(FUNCTIONAL_BRANCH)
     args = [str(int(rng.integers(0, 2**31))), str(float(rng.uniform(0.8, 1.5)))]
-    command = [sys.executable, str(script), *args, "one", str(tmp_path / "one.npz")]
-    one = subprocess.run(command, capture_output=True, text=True, timeout=120, env=environment())
-    assert one.returncode == 0, one.stderr
+    one_process(monkeypatch, script, [*args, "one", str(tmp_path / "one.npz")])
     done = subprocess.run(
         [str(MPIEXEC), "-n", "2", sys.executable, str(script), *args, "dist",
          str(tmp_path / "dist.npz")],

@@ -32,6 +32,7 @@ from wxb.errors import (
     ShapeError,
     TrainingError,
     TrainingInterrupted,
+    WxbError,
 )
 from wxb.metrics import figure_text, pack_fingerprints, row_fingerprints, unpack_fingerprints
 from wxb.nn.heads import head_index, trained_loss
@@ -860,9 +861,9 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
                 "diagnose": diagnose,
                 "checkpoint_dir": checkpoint_dir is not None,
                 "resume": resume,
-                "loss": _loss_settings(loss_fn),
+                "loss": _loss_to_compare(loss_fn),
                 "optimizer": _optimizer_settings(opt, model),
-                "model": ckpt.architecture(model),
+                "model": _modules_to_compare(model),
             },
         )
         kernel = getattr(loss_fn, "kernel", None)
@@ -1957,6 +1958,34 @@ def _same_settings(ranks: Ranks, settings: dict[str, Any]) -> None:
                 f"fit's settings differ from rank 0's: {'; '.join(said)}; every rank must "
                 "pass the same settings (draw a random one on rank 0 and share it)"
             )
+
+
+def _loss_to_compare(loss_fn: Loss) -> dict[str, Any]:
+    """The loss's settings, as a checkpoint records them; of a loss of one's own only its
+    kind, reduction and code: its other attributes may be state it keeps (its last
+    value), another on each rank after a fit."""
+    settings = _loss_settings(loss_fn)
+    if computes_its_own(loss_fn):
+        settings = {k: v for k, v in settings.items() if k in ("type", "reduction", "code")}
+    return settings
+
+
+def _modules_to_compare(model: Module) -> dict[str, Any]:
+    """Each module's kind by its path, a stock layer's settings too (a Dropout's p), and
+    each parameter's dtype; not the attributes of a module of one's own, which may be
+    state (a forward's last statistics), another on each rank after a fit."""
+    found: dict[str, Any] = {}
+    for path, module in model.named_modules(remove_duplicate=False):
+        settings = {"type": type(module).__name__}
+        stock = type(module).__module__.partition(".")[0] == "wxb"
+        if stock and not module._modules:  # (a container's config: its layers', below)
+            try:
+                settings = json.loads(json.dumps(module.config()))
+            except (WxbError, TypeError, ValueError):
+                settings = ckpt.plain_settings(module)
+        found[path or "(the model)"] = settings
+    found["dtypes"] = {name: str(p.dtype) for name, p in model.named_parameters()}
+    return found
 
 
 def _where_differ(here: Any, there: Any, path: str) -> str | None:
