@@ -563,7 +563,8 @@ def fit(
 
     ``distributed``: run as one of the ranks of an MPI job (``mpiexec -n K python …``;
     True takes MPI's world, or pass a :class:`wxb.distributed.Ranks`). Every rank
-    passes the same data and settings; each global batch of ``batch_size`` rows is
+    passes the same data and settings (checked at the start: a setting drawn at random
+    on each rank stops every rank, named); each global batch of ``batch_size`` rows is
     split across the ranks, the gradients are summed over them, and every rank ends
     with the same weights as one process with the same batch size (to rounding) —
     provided the loss is a sum or a mean over rows and the model treats each row on its
