@@ -267,3 +267,55 @@ def test_an_f_dropout_in_a_branch_some_ranks_skip_leaves_the_later_masks_alike(
     with np.load(tmp_path / "one.npz") as a, np.load(tmp_path / "dist.npz") as b:
         for key in a.files:
             np.testing.assert_allclose(b[key], a[key], rtol=0, atol=1e-12, err_msg=seeded.msg(key))
+
+
+STALE = """
+import os, sys, numpy as np, wxb
+from wxb import nn
+from wxb.distributed import Ranks
+ranks = Ranks()
+os.makedirs(f"machine{ranks.rank}", exist_ok=True)
+os.chdir(f"machine{ranks.rank}")  # the same path, a folder of each machine's own
+rng = np.random.default_rng(int(sys.argv[1]))
+X, y = rng.standard_normal((40, 3)), rng.integers(0, 2, 40)
+model = nn.Sequential(nn.Dense(3, 2, seed=1)).to("float64")
+wxb.fit(model, X, y, epochs=2, seed=1, verbose=False, distributed=ranks, checkpoint_dir="ckpt")
+if ranks.rank == 0:
+    np.savez(sys.argv[2], *[p.data for p in model.parameters()])
+print("finished")
+"""
+
+
+def test_stale_checkpoints_in_another_ranks_copy_of_the_folder_do_not_stop_the_job(
+    seeded, tmp_path
+):
+    """Rank 0 writes the checkpoints, but every rank looked for earlier ones in its own
+    view of the folder: one not shared between machines, holding an older run's
+    checkpoints on rank 1's machine only, stopped rank 1 alone ('already holds
+    checkpoints of a run'), and rank 0 waited for it until the timeout. Rank 0's folder,
+    the one written, decides now (and its refusal stops every rank at once)."""
+    import wxb
+    from wxb import nn
+
+    seed = int(seeded.rng.integers(0, 2**31))
+    rng = np.random.default_rng(seed)
+    X, y = rng.standard_normal((40, 3)), rng.integers(0, 2, 40)
+    reference = nn.Sequential(nn.Dense(3, 2, seed=1)).to("float64")
+    # an older run's checkpoints, in rank 1's copy of the folder only
+    wxb.fit(reference, X, y, epochs=2, seed=1, verbose=False,
+            checkpoint_dir=tmp_path / "machine1" / "ckpt")  # fmt: skip
+    script = tmp_path / "stale.py"
+    script.write_text(STALE)
+    start = time.monotonic()
+    done = subprocess.run(
+        [str(MPIEXEC), "-n", "2", sys.executable, str(script), str(seed),
+         str(tmp_path / "dist.npz")], cwd=tmp_path,
+        capture_output=True, text=True, timeout=180, env=environment(WXB_MPI_TIMEOUT="60"),
+    )  # fmt: skip
+    took = time.monotonic() - start
+    msg = seeded.msg(done.stdout + done.stderr)
+    assert done.returncode == 0, msg
+    assert took < 30, f"{msg}: took {took:.1f} s (the timeout is 60 s)"
+    with np.load(tmp_path / "dist.npz") as got:  # the same run as the one process's
+        for key, p in zip(got.files, reference.parameters(), strict=True):
+            np.testing.assert_allclose(got[key], p.data, rtol=0, atol=1e-12, err_msg=msg)

@@ -1017,11 +1017,14 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
                     with _rank0_agreed(ranks, "the checkpoint folder"):
                         if saver.writes:
                             saver.folder.prune(found.meta["position"]["global_step"])
-            elif saver.folder.listed():
-                raise ConfigError(
-                    f"{checkpoint_dir} already holds checkpoints of a run; pass resume=True "
-                    "to continue it, or give another folder"
-                )
+            else:  # rank 0's folder, the one it writes (another rank's copy, stale, of a
+                # folder not shared stopped that rank alone, the others waiting on it)
+                with _rank0_agreed(ranks, "the checkpoint folder"):
+                    if saver.writes and saver.folder.listed():
+                        raise ConfigError(
+                            f"{checkpoint_dir} already holds checkpoints of a run; pass "
+                            "resume=True to continue it, or give another folder"
+                        )
         if ranks is not None:  # after a restore: it may have given the optimiser new buffers
             step.reducer = GradientSum(
                 ranks,
