@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_distributed import MISSING, MPIEXEC, environment, failed_job
+from test_distributed import MISSING, MPIEXEC, environment, mpiexec
 
 from wxb.checkpoint import CheckpointFolder
 
@@ -28,50 +28,72 @@ def one_process(monkeypatch, script: Path, args: list[str]) -> None:
 OTHER_SETTING = """
 import sys, numpy as np, wxb
 from wxb import nn
-from wxb.distributed import Ranks
+from wxb.distributed import Ranks, RanksFailed
+from wxb.errors import ConfigError
 ranks = Ranks()
-seed, rows, batch, lrs, which = {seed}, {rows}, {batch}, {lrs}, {which!r}
+seed, rows, batch, lrs, cases = {seed}, {rows}, {batch}, {lrs}, {cases}
 rng = np.random.default_rng(seed)
 X, y = rng.standard_normal((rows, 4)), rng.integers(0, 3, rows)
-lr, batch_size, p = lrs[0], batch, 0.25
-if which == "lr":  # a rate drawn on each rank (a random search), not shared
-    lr = lrs[ranks.rank]
-elif which == "batch_size":  # one row more on rank 1: the same steps, another batch's share
-    batch_size = batch + ranks.rank
-else:  # a Dropout's rate drawn on each rank
-    p = lrs[ranks.rank] * 10
-model = nn.Sequential(nn.Dense(4, 6, seed=1), nn.ReLU(), nn.Dropout(p), nn.Dense(6, 3, seed=2))
-history = wxb.fit(model, X, y, optimizer="adam", lr=lr, epochs=2, batch_size=batch_size,
-                  seed=seed, verbose=False, distributed=ranks)
-sys.stdout.write(f"finished rank {{ranks.rank}} loss {{history.history['loss'][-1]!r}};")
+for which in cases:
+    lr, batch_size, p = lrs[0], batch, 0.25
+    if which in ("lr", "optimizer"):  # a rate drawn on each rank (a random search)
+        lr = lrs[ranks.rank]
+    elif which == "batch_size":  # one row more on rank 1: the same steps, another batch
+        batch_size = batch + ranks.rank
+    elif which == "dropout":  # a Dropout's rate drawn on each rank
+        p = lrs[ranks.rank] * 10
+    validation = (X[:9], y[:9]) if which == "validation_data" and ranks.rank == 0 else None
+    model = nn.Sequential(nn.Dense(4, 6, seed=1), nn.ReLU(), nn.Dropout(p), nn.Dense(6, 3, seed=2))
+    optimizer = wxb.optim.Adam(model.parameters(), lr=lr) if which == "optimizer" else "adam"
+    try:
+        history = wxb.fit(model, X, y, optimizer=optimizer, lr=None if which == "optimizer" else lr,
+                          epochs=2, batch_size=batch_size, seed=seed, verbose=False,
+                          distributed=ranks, validation_data=validation)
+        said = f"finished, loss {{history.history['loss'][-1]!r}}"
+    except (ConfigError, RanksFailed) as error:
+        said = str(error)
+    sys.stdout.write(f"rank {{ranks.rank}} {{which}}: {{said}}<end>")
+    sys.stdout.flush()
 """
 
 
-@pytest.mark.parametrize("which", ["lr", "batch_size", "dropout"])
-def test_ranks_given_other_settings_are_stopped_by_name(seeded, tmp_path, which):
+def test_ranks_given_other_settings_are_stopped_by_name(seeded, tmp_path):
     """The ranks checked their data, seeds and weights, not fit's settings. A learning
     rate drawn on each rank trained silently on one machine: the ranks share one copy
     of the weights, each updating its slice at its own rate (the end-of-epoch check of
     the weights saw the one copy); one process has one rate. A batch size one row
     larger on rank 1 (the same steps per epoch) summed shares of two other batches,
     and the ranks even reported other losses. A Dropout's rate drawn on each rank
-    dropped other units than one process. Every rank now stops, naming the setting."""
+    dropped other units than one process. Validation rows given to rank 0 alone paired
+    its check of them with rank 1's check of the weights' shapes, and the job ended on
+    nonsense ('validation X: row 790127956 holds a value that is not finite in another
+    rank's copy'). Every rank now stops at once, naming the setting."""
     rng = seeded.rng
     batch = int(rng.integers(8, 20))
     steps = int(rng.integers(3, 6))  # and a last short batch of more rows than that:
     rows = batch * steps + int(rng.integers(steps + 1, batch))  # as many with batch + 1
     lrs = [float(rng.uniform(0.001, 0.01)), float(rng.uniform(0.02, 0.05))]
-    seed = int(rng.integers(0, 2**31))
-    script = OTHER_SETTING.format(seed=seed, rows=rows, batch=batch, lrs=lrs, which=which)
-    said = failed_job(tmp_path / "other_setting.py", script, WXB_MPI_TIMEOUT="60")
+    cases = [str(c) for c in rng.permutation(["lr", "optimizer", "batch_size", "dropout"])]
+    cases.append("validation_data")  # (old code: the job ended on it)
+    script = tmp_path / "other_setting.py"
+    script.write_text(OTHER_SETTING.format(seed=int(rng.integers(0, 2**31)), rows=rows,
+                                           batch=batch, lrs=lrs, cases=cases))  # fmt: skip
+    done = mpiexec([sys.executable, str(script)], timeout=120, WXB_MPI_TIMEOUT="60")
+    said = done.stdout + done.stderr
     msg = seeded.msg(said)
-    assert "fit's settings differ from rank 0's" in said, msg
-    if which == "lr":
-        assert f"optimizer.groups[0].lr ({lrs[1]!r} here, {lrs[0]!r} on rank 0)" in said, msg
-    elif which == "batch_size":
-        assert f"batch_size ({batch + 1} here, {batch} on rank 0)" in said, msg
-    else:
-        assert f"model.dropout1.p ({lrs[1] * 10!r} here, {lrs[0] * 10!r} on rank 0)" in said, msg
+    assert done.returncode == 0, msg
+    expected = {
+        "lr": f"lr ({lrs[1]!r} here, {lrs[0]!r} on rank 0)",
+        "optimizer": f"optimizer.groups[0].lr ({lrs[1]!r} here, {lrs[0]!r} on rank 0)",
+        "batch_size": f"batch_size ({batch + 1} here, {batch} on rank 0)",
+        "dropout": f"model.dropout1.p ({lrs[1] * 10!r} here, {lrs[0] * 10!r} on rank 0)",
+        "validation_data": "validation_data (false here, true on rank 0)",
+    }
+    for which in cases:
+        for rank in (0, 1):  # rank 0 names rank 1's difference ("rank 1: …")
+            line = next(iter(re.findall(rf"rank {rank} {which}: (.*?)<end>", said, re.S)), "")
+            assert "fit's settings differ from rank 0's" in line, f"{msg}: rank {rank}, {which}"
+            assert expected[which] in line, f"{msg}: rank {rank}, {which}"
 
 
 KEPT_STATE = """

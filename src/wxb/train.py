@@ -692,6 +692,31 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
          validation_data, shuffle, seed, early_stopping, min_delta, restore_best_weights,
          lr_schedule, clip_grad_norm, verbose, stream, diagnose, checkpoint_dir,
          checkpoint_every, keep_checkpoints, resume, ranks: Ranks | None) -> History:  # fmt: skip
+    if ranks is not None:  # first, as given: which collectives follow depends on them (rank
+        # 0 alone given validation_data paired its check of those rows with another
+        # rank's check of the weights' shapes, and said nonsense: 'row 790127956 …')
+        _same_settings(
+            ranks,
+            {
+                "epochs": epochs,
+                "batch_size": batch_size,
+                "shuffle": shuffle,
+                "validation_split": validation_split,
+                "validation_data": validation_data is not None,
+                "seed": seed if seed is None or isinstance(seed, (int, np.integer)) else "given",
+                "early_stopping": early_stopping,
+                "min_delta": min_delta,
+                "restore_best_weights": restore_best_weights,
+                "clip_grad_norm": clip_grad_norm,
+                "diagnose": diagnose,
+                "checkpoint_dir": checkpoint_dir is not None,
+                "checkpoint_every": checkpoint_every,
+                "resume": resume,
+                "optimizer": optimizer if isinstance(optimizer, str) else "given",
+                "lr": lr,
+                "loss": loss if isinstance(loss, str) else "given",
+            },
+        )
     loss_fn = get_loss(_trained_loss(model, loss))
     epochs = _whole(epochs, "epochs")
     batch_size = _whole(batch_size, "batch_size")
@@ -847,21 +872,9 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         _same_settings(
             ranks,
             {
-                "epochs": epochs,
-                "batch_size": batch_size,
-                "shuffle": shuffle,
-                "validation_split": validation_split,
-                "validation_data": validation_data is not None,
-                "early_stopping": early_stopping,
-                "min_delta": min_delta,
-                "restore_best_weights": restore_best_weights,
                 "lr_schedule": lr_schedule
                 if isinstance(lr_schedule, str) or lr_schedule is None
                 else schedule.settings(),
-                "clip_grad_norm": clip_grad_norm,
-                "diagnose": diagnose,
-                "checkpoint_dir": checkpoint_dir is not None,
-                "resume": resume,
                 "loss": _loss_to_compare(loss_fn),
                 "optimizer": _optimizer_settings(opt, model),
                 "model": _modules_to_compare(model),
