@@ -36,6 +36,7 @@ def test_a_column_of_decimal_commas_in_a_comma_file_is_said_to_be_text(tmp_path,
     # silence (a few such cells are refused, most said; all of them were said nothing of)
     n = 60
     x = rng.normal(size=n)
+    x[1] = x[0]  # a value twice: text unique to every row would be taken for an identifier
     with (tmp_path / "c.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["x", "y"])

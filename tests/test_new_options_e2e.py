@@ -173,8 +173,8 @@ def test_resume_of_a_plateau_an_earlier_wxb_made_says_why_it_keeps_its_settings(
     X, y = rng.normal(size=(48, 3)), rng.integers(0, 3, 48)
     made = wxb.train._make_schedule
 
-    def earlier(schedule, optimizer, epochs, early_stopping=None):  # ⌊P/2⌋, as before
-        made_now = made(schedule, optimizer, epochs, early_stopping)
+    def earlier(schedule, optimizer, epochs, early_stopping=None, *rest):  # ⌊P/2⌋, as before
+        made_now = made(schedule, optimizer, epochs, early_stopping, *rest)
         made_now.patience = early_stopping // 2
         return made_now
 
