@@ -1393,8 +1393,12 @@ def test_values_near_float32s_limit_fill_and_standardize_or_name_their_column(
     computed in float64, and train refuses the column by name (--dtype float64 trains)."""
     rng = seeded.rng
     n = 40
-    huge = np.where(rng.random(n) < 0.8, -3e38, 3e38)  # mean near −2e38: x − mean > 3.4e38
+    # six of 40 at +3e38: whichever rows train, their mean is below −1.7e38 (at most 6
+    # of the ~28 training rows), so x − mean > 3.4e38 (a random share of +3e38 above
+    # 0.43 of the training rows, rare, left the mean too close to 0 to overflow)
+    huge = np.full(n, -3e38)
     huge[:4] = [3e38, 3e38, -3e38, -3e38]
+    huge[rng.choice(np.arange(4, n), 4, replace=False)] = 3e38
     cells = [number(v) for v in huge]
     for gap in rng.choice(np.arange(4, n), 2, replace=False):  # an even count: two middles
         cells[gap] = ""
