@@ -323,8 +323,8 @@ def build_parser() -> _Parser:
         "input", metavar="INPUT", help="a table with the training feature columns (by name)"
     )
     predict.add_argument("-o", "--output", metavar="OUT.csv",
-                         help="the predictions as CSV, a .csv name (default: standard "
-                         "output)")  # fmt: skip
+                         help="the predictions as CSV, a .csv name, or - for standard "
+                         "output (default: standard output)")  # fmt: skip
     predict.add_argument("--proba", action="store_true",
                          help="add a probability column per class (classifiers)")  # fmt: skip
     add_read_options(predict)
@@ -1601,6 +1601,8 @@ def _no_npz_arrays(args: argparse.Namespace, what: str) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> None:
+    if args.output == "-":  # the usual name of standard output: it wrote a file named '-'
+        args.output = None
     if args.output:
         protect = (Path(args.model), Path(args.input))
         wdata.check_can_write(args.output, "predictions", protect=protect)

@@ -1,0 +1,44 @@
+"""The command line end to end as a user with tables of their own runs it, round 2:
+train → predict → eval, against the Python API, pandas and scikit-learn. Inputs are drawn
+fresh each run; expected values come from the data, pandas or the Python API."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+from cli_run import run, trained
+
+import wxb
+
+
+def _table(rng, n: int = 50) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "id": rng.permutation(n) + 100,
+            "a": rng.normal(size=n).round(4),
+            "c": rng.choice(["red", "green", "blue"], n),
+        }
+    )
+    frame["y"] = np.where(frame["a"] > 0, "pos", "neg")
+    return frame
+
+
+def test_predict_dash_o_dash_writes_to_standard_output(tmp_path, rng, capsys, monkeypatch):
+    # '-o -', the usual name of standard output, wrote a file named '-' in the folder
+    frame = _table(rng)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    model = trained(capsys, tmp_path / "t.csv", "--target", "y", "--id-column", "id")
+    new = frame.drop(columns="y").sample(frac=1, random_state=int(rng.integers(1000)))
+    new.to_csv(tmp_path / "new.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "predict", model, tmp_path / "new.csv", "-o", "-", "--proba")
+    assert code == 0, err
+    assert not (tmp_path / "-").exists()
+    written = pd.read_csv(io.StringIO(out))
+    assert written["id"].tolist() == new["id"].tolist()
+    logits = wxb.load(model).predict(new).astype(np.float64)
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(written[["p_neg", "p_pos"]].to_numpy(), p, rtol=1e-5, atol=1e-7)
