@@ -42,3 +42,21 @@ def test_predict_dash_o_dash_writes_to_standard_output(tmp_path, rng, capsys, mo
     p = np.exp(logits - logits.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(written[["p_neg", "p_pos"]].to_numpy(), p, rtol=1e-5, atol=1e-7)
+
+
+def test_eval_scores_the_targets_y_array_names(tmp_path, rng, capsys):
+    # --y-array lab named the targets, but eval looked for the model's own target 'y':
+    # "no column 'y'; name the target column with --target"
+    n = 60
+    X = rng.normal(size=(n, 3))
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0)
+    np.savez(tmp_path / "train.npz", X=X, y=y)
+    model = trained(capsys, tmp_path / "train.npz")
+    X_new = rng.normal(size=(n, 3))
+    y_new = (X_new[:, 0] > 0).astype(int) + (X_new[:, 1] > 0)
+    np.savez(tmp_path / "new.npz", features=X_new, label=y_new)
+    code, out, err = run(capsys, "eval", model, tmp_path / "new.npz", "--x-array", "features",
+                         "--y-array", "label")  # fmt: skip
+    assert code == 0, err
+    predicted = wxb.load(model).predict(X_new).argmax(axis=1)
+    assert f"accuracy {np.mean(predicted == y_new):.4f}" in out.splitlines()[0]

@@ -522,6 +522,14 @@ def columns_named(text: str | None, table: Table) -> list[str] | None:
     return column_list(text)
 
 
+def given_targets(args: argparse.Namespace, table: Table) -> list[str] | None:
+    """--target, or the array --y-array names: an NPZ's targets the user named (the
+    model's own target name, 'y', was looked for instead, and not found)."""
+    if args.target or not getattr(args, "y_array", None):
+        return args.target
+    return table.default_targets or None
+
+
 def target_names(given: list[str] | None, table: Table) -> list[str]:
     """--target as given (repeated, or a,b where no column has that name)."""
     names: list[str] = []
@@ -1214,7 +1222,7 @@ def run_eval(args: argparse.Namespace) -> None:
             "(wxb predict does predict with it)"
         )
     table = read_table(data, **read_options(args, data, model))
-    labelled = labelled_rows(model, table, args.target, data)
+    labelled = labelled_rows(model, table, given_targets(args, table), data)
     X = features_for(model, labelled.table)
     task, loss, classes = model_task(model)
     warn_if_task_guessed(model, args.model, task)
@@ -1507,9 +1515,10 @@ def explain_rows(model, data: Table | wdata.Dataset, args: argparse.Namespace) -
     if isinstance(data, Table):
         data = data.take(np.arange(n_rows)[rows])
         labelled = None
-        if _has_targets(model, data, args.target):
+        given = given_targets(args, data)
+        if _has_targets(model, data, given):
             try:
-                labelled = labelled_rows(model, data, args.target, args.data)
+                labelled = labelled_rows(model, data, given, args.data)
             except DataError as exc:
                 if "no row has a target value" not in str(exc):
                     raise
