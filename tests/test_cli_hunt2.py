@@ -60,3 +60,21 @@ def test_eval_scores_the_targets_y_array_names(tmp_path, rng, capsys):
     assert code == 0, err
     predicted = wxb.load(model).predict(X_new).argmax(axis=1)
     assert f"accuracy {np.mean(predicted == y_new):.4f}" in out.splitlines()[0]
+
+
+def test_a_one_hot_row_of_no_class_is_named_by_its_line_in_eval(tmp_path, rng, capsys):
+    # a classifier trained on one-hot columns; a row of the new file with all of them 0
+    # (or two 1s) stopped eval with "class labels must be one column; got shape (n, 3)"
+    n = 60
+    frame = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)})
+    frame = pd.concat([frame, pd.get_dummies(rng.choice(["u", "v", "w"], n)).astype(int)], axis=1)
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    model = trained(capsys, tmp_path / "train.csv", "--target", "u,v,w")
+    row = int(rng.integers(n))
+    ones = int(rng.choice([0, 2, 3]))
+    frame.loc[row, ["u", "v", "w"]] = [1] * ones + [0] * (3 - ones)
+    frame.to_csv(tmp_path / "new.csv", index=False)
+    code, _, err = run(capsys, "eval", model, tmp_path / "new.csv")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    said = "no 1" if ones == 0 else f"{ones} ones"
+    assert f"line {row + 2}: its class columns hold {said}" in err, err

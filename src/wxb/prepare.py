@@ -464,6 +464,18 @@ def encode_labels(classes: list, dataset: wdata.Dataset) -> np.ndarray:
     y = dataset.y
     if y.ndim == 2 and y.shape[1] == len(classes) and ops.is_one_hot(y):
         return y.argmax(axis=1)
+    if y.ndim == 2 and y.shape[1] == len(classes) and y.dtype.kind in "biuf":
+        # one column per class, as the model was trained: name the row that is no class
+        # (it said "class labels must be one column", of the columns the model asked for)
+        ones = np.where(np.isin(y, (0, 1)).all(axis=1), y.sum(axis=1), -1)
+        row = int(np.flatnonzero(ones != 1)[0])
+        held = {-1: "a value other than 0 and 1", 0: "no 1"}.get(
+            int(ones[row]), f"{int(ones[row])} ones"
+        )
+        raise DataError(
+            f"{dataset.source}, {dataset.row_name(row)}: its class columns hold {held}; "
+            "each row of one-hot targets holds one 1, in the column of its class"
+        )
     if y.ndim != 1:
         raise DataError(f"{dataset.source}: class labels must be one column; got shape {y.shape}")
     encoded = np.empty(len(y), dtype=np.int64)
