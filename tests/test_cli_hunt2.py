@@ -78,3 +78,16 @@ def test_a_one_hot_row_of_no_class_is_named_by_its_line_in_eval(tmp_path, rng, c
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     said = "no 1" if ones == 0 else f"{ones} ones"
     assert f"line {row + 2}: its class columns hold {said}" in err, err
+
+
+def test_export_to_a_name_ending_in_a_separator_writes_no_file_of_the_folders_name(
+    tmp_path, rng, capsys
+):
+    # 'wxb export m -o out/' wrote the ONNX file as a file named 'out' and said "wrote out/"
+    frame = _table(rng)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    model = trained(capsys, tmp_path / "t.csv", "--target", "y", "--id-column", "id")
+    name = f"onnx_{rng.integers(1000)}"
+    code, _, err = run(capsys, "export", model, "-o", f"{tmp_path / name}/")
+    assert code == 2 and "names a folder" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / name).exists()

@@ -1349,7 +1349,8 @@ def labelled_rows(model, table: Table, given: list[str] | None, data: object) ->
 
 def run_export(args: argparse.Namespace) -> None:
     output = Path(args.output) if args.output else Path(args.model).with_suffix(".onnx")
-    wdata.check_can_write(output, "ONNX file", protect=(Path(args.model),))
+    # as given: Path() drops the separator that ends 'out/', which became a file 'out'
+    wdata.check_can_write(args.output or output, "ONNX file", protect=(Path(args.model),))
     from wxb.onnx import TEXT_OPSET, export  # the onnx package is imported only when exporting
 
     model = load(args.model)
