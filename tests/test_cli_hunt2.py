@@ -5,10 +5,11 @@ fresh each run; expected values come from the data, pandas or the Python API."""
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 import pandas as pd
-from cli_run import run, trained
+from cli_run import predicted, run, trained
 
 import wxb
 
@@ -91,3 +92,25 @@ def test_export_to_a_name_ending_in_a_separator_writes_no_file_of_the_folders_na
     code, _, err = run(capsys, "export", model, "-o", f"{tmp_path / name}/")
     assert code == 2 and "names a folder" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / name).exists()
+
+
+def test_a_feather_v1_file_predicts_as_the_same_rows_from_csv(tmp_path, rng, capsys):
+    # Feather V1 (R's feather package, pandas before 0.25) has no Arrow IPC footer: it
+    # was refused as "not a readable Feather/Arrow file (Not an Arrow file)"
+    import pyarrow as pa
+    import pyarrow.feather as feather
+
+    frame = _table(rng)
+    frame.loc[rng.choice(len(frame), 4, replace=False), "c"] = None
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    model = trained(capsys, tmp_path / "t.csv", "--target", "y", "--id-column", "id")
+    new = frame.drop(columns="y").sample(frac=1, random_state=int(rng.integers(1000)))
+    new.to_csv(tmp_path / "new.csv", index=False)
+    with warnings.catch_warnings():  # pyarrow calls V1 deprecated for writing
+        warnings.simplefilter("ignore", DeprecationWarning)
+        table = pa.Table.from_pandas(new, preserve_index=False)
+        feather.write_feather(table, tmp_path / "new.feather", version=1)
+    from_v1 = predicted(capsys, model, tmp_path / "new.feather", "--proba")
+    from_csv = predicted(capsys, model, tmp_path / "new.csv", "--proba")
+    assert from_v1["id"].tolist() == new["id"].tolist()
+    pd.testing.assert_frame_equal(from_v1, from_csv)

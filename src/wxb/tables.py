@@ -1483,19 +1483,25 @@ def read_feather(path: Path, reading: Reading | None = None) -> Table:
     pa = _pyarrow()
     import pyarrow.feather as feather
 
+    def columns_of(columns: list[str] | None) -> Any:
+        with warnings.catch_warnings():  # pyarrow's notice that V1 is deprecated: it reads
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return feather.read_table(path, columns=columns, memory_map=True)
+
     try:
-        schema = feather.read_table(path, columns=[], memory_map=True).schema
+        schema = columns_of([]).schema
         if not schema.names:
-            schema = pa.ipc.open_file(path).schema
+            try:
+                schema = pa.ipc.open_file(path).schema
+            except pa.ArrowInvalid:  # Feather V1 (R's feather, pandas before 0.25): no
+                # IPC footer; the whole table's schema (it was refused as "not an Arrow file")
+                schema = columns_of(None).schema
     except (OSError, pa.ArrowInvalid) as exc:
         raise DataError(
             f"{path}: not a readable Feather/Arrow file ({_arrow_message(exc)})"
         ) from None
 
-    def read(group: list[str]) -> Any:
-        return feather.read_table(path, columns=group, memory_map=True)
-
-    return _read_in_groups(path, "Feather/Arrow", schema, read, reading or Reading())
+    return _read_in_groups(path, "Feather/Arrow", schema, columns_of, reading or Reading())
 
 
 COLUMN_GROUPS = 5  # a columnar file is read in this many groups of columns
