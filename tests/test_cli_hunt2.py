@@ -114,3 +114,18 @@ def test_a_feather_v1_file_predicts_as_the_same_rows_from_csv(tmp_path, rng, cap
     from_csv = predicted(capsys, model, tmp_path / "new.csv", "--proba")
     assert from_v1["id"].tolist() == new["id"].tolist()
     pd.testing.assert_frame_equal(from_v1, from_csv)
+
+
+def test_names_set_by_hand_in_a_models_info_that_are_no_names_are_one_line(tmp_path, rng, capsys):
+    # model.info['id_column'] = ['id'] raised a bare TypeError (unhashable list) in every
+    # command that reads rows; targets = 'cls' was taken letter by letter ("no column 'l'")
+    frame = _table(rng)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    network = wxb.load(trained(capsys, tmp_path / "t.csv", "--target", "y", "--id-column", "id"))
+    key, value = [("id_column", ["id"]), ("targets", "y"), ("target", 1)][rng.integers(3)]
+    network.info[key] = value
+    wxb.save(network, tmp_path / "hand.safetensors")
+    for command in ("predict", "eval"):
+        code, _, err = run(capsys, command, tmp_path / "hand.safetensors", tmp_path / "t.csv")
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert f"model.info[{key!r}]" in err, err

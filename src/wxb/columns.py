@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from wxb.errors import DataError
+from wxb.errors import ConfigError, DataError
 from wxb.tables import (
     BOOLEAN_TEXT,
     HEX_CODE,
@@ -746,6 +746,16 @@ def rows_for_model(info: dict[str, Any], X: object, dtype: Any, where: str = "ta
 def reading_for(info: dict[str, Any]) -> dict[str, Any]:
     """How to read rows for a model: its text columns as text, its identifier as text,
     its own missing markers, its targets in float64."""
+    # names set by hand: a list for the identifier raised a bare TypeError, and a string
+    # of targets was taken letter by letter ("no column 'l'" for targets = 'cls')
+    for key, value in (("id_column", info.get("id_column")), ("target", info.get("target"))):
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"model.info[{key!r}] must be a column's name (text); got {value!r}")
+    named = info.get("targets")
+    if named is not None and (
+        not isinstance(named, list) or not all(isinstance(n, str) for n in named)
+    ):
+        raise ConfigError(f"model.info['targets'] must be a list of column names; got {named!r}")
     stage = info.get("table")
     encoder = TableEncoder.from_json(stage) if stage is not None else None
     as_text = [*(encoder.text_columns if encoder else []), *filter(None, [info.get("id_column")])]
