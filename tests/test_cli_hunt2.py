@@ -12,6 +12,7 @@ import pandas as pd
 from cli_run import predicted, run, trained
 
 import wxb
+from wxb.metrics import figure_text
 
 
 def _table(rng, n: int = 50) -> pd.DataFrame:
@@ -129,3 +130,29 @@ def test_names_set_by_hand_in_a_models_info_that_are_no_names_are_one_line(tmp_p
         code, _, err = run(capsys, command, tmp_path / "hand.safetensors", tmp_path / "t.csv")
         assert code == 2 and len(err.strip().splitlines()) == 1, err
         assert f"model.info[{key!r}]" in err, err
+
+
+def test_eval_of_an_npy_trained_on_one_of_its_columns_scores_it(tmp_path, rng, capsys):
+    # wxb train --data xy.npy --target x3 trains on x0…x2; wxb eval of the same file
+    # counted the target among the features: "4 features but the model takes 3"
+    from sklearn.metrics import mean_squared_error, r2_score
+
+    n, width = 60, int(rng.integers(3, 6))
+    k = int(rng.integers(width))  # the target's column: any of them
+    data = rng.normal(size=(n, width))
+    data[:, k] = data[:, (k + 1) % width] * 2 + rng.normal(size=n) * 0.1
+    np.save(tmp_path / "xy.npy", data)
+    model = trained(capsys, tmp_path / "xy.npy", "--target", f"x{k}")
+    for command in ("eval", "explain"):
+        argv = (
+            [model, tmp_path / "xy.npy"]
+            if command == "eval"
+            else [model, "--data", tmp_path / "xy.npy"]
+        )
+        code, out, err = run(capsys, command, *argv)
+        assert code == 0, err
+    code, out, err = run(capsys, "eval", model, tmp_path / "xy.npy")
+    predicted = wxb.load(model).predict(np.delete(data, k, axis=1))[:, 0].astype(np.float64)
+    mse, r2 = mean_squared_error(data[:, k], predicted), r2_score(data[:, k], predicted)
+    shown = f"mse {figure_text(mse)}, r2 {figure_text(r2)}"
+    assert shown in out.splitlines()[0], (out, mse, r2)

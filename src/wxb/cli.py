@@ -1341,7 +1341,9 @@ def labelled_rows(model, table: Table, given: list[str] | None, data: object) ->
     # the columns as read: the model's encoder reads each as the model learned it, as
     # predict does ('5' and 'S' stay categories, not numbers with a typo)
     labelled = training_table(table, targets, features or None, read_numbers=False)
-    if not knows_columns(model.info):  # then every other column, by position
+    # then every other column, by position; so too an array's (--target x3 of an NPY:
+    # the model trained on x0…x2, and eval counted x3 among its features)
+    if not knows_columns(model.info) or labelled.table.positional:
         rest = {n: c for n, c in labelled.table.columns.items() if n not in targets}
         labelled.table = replace(labelled.table, columns=rest)
     return labelled
