@@ -156,3 +156,45 @@ def test_eval_of_an_npy_trained_on_one_of_its_columns_scores_it(tmp_path, rng, c
     mse, r2 = mean_squared_error(data[:, k], predicted), r2_score(data[:, k], predicted)
     shown = f"mse {figure_text(mse)}, r2 {figure_text(r2)}"
     assert shown in out.splitlines()[0], (out, mse, r2)
+
+
+def _fitted_on_a_frame(tmp_path, rng) -> tuple[str, pd.DataFrame]:
+    """A model wxb.fit trained on a DataFrame of numbers (its names recorded, no table
+    stage), saved; and a new frame of its columns in another order, with the target."""
+    from wxb.nn import Dense, ReLU, Sequential
+
+    n = 60
+    frame = pd.DataFrame({name: rng.normal(size=n) for name in ("b", "a", "c")})
+    target = pd.Series(frame["a"] * 2 + frame["b"], name="price")
+    network = Sequential(Dense(3, 4), ReLU(), Dense(4, 1))
+    wxb.fit(network, frame, target, epochs=2, loss="mse")
+    wxb.save(network, tmp_path / "fit.safetensors")
+    return str(tmp_path / "fit.safetensors"), frame[["c", "a", "b"]].assign(price=target)
+
+
+def test_a_stray_inf_in_a_column_a_fitted_model_never_reads_stops_nothing(tmp_path, rng, capsys):
+    # README: other columns are not read (a stray inf there stops nothing); for a model
+    # wxb.fit trained on a DataFrame every column was read, and the inf stopped predict
+    model, new = _fitted_on_a_frame(tmp_path, rng)
+    new["notes"] = np.where(rng.random(len(new)) < 0.5, np.inf, 1.0)
+    new.to_csv(tmp_path / "new.csv", index=False)
+    written = predicted(capsys, model, tmp_path / "new.csv")
+    expected = wxb.load(model).predict(new[["a", "b", "c"]])[:, 0]
+    np.testing.assert_allclose(written["prediction"].to_numpy(), expected, rtol=1e-6)
+    code, out, err = run(capsys, "eval", model, tmp_path / "new.csv")
+    assert code == 0, err
+    mse = np.mean((written["prediction"].to_numpy() - new["price"].to_numpy()) ** 2)
+    assert f"mse {figure_text(mse)}" in out.splitlines()[0], (out, mse)
+
+
+def test_a_gap_a_fitted_model_cannot_fill_is_named_by_line_and_column(tmp_path, rng, capsys):
+    # "new.csv has nan at row 3, column 1": the row counted from 0 and the column in the
+    # network's order, not the file's
+    model, new = _fitted_on_a_frame(tmp_path, rng)
+    row, name = int(rng.integers(len(new))), str(rng.choice(["a", "b", "c"]))
+    new.loc[row, name] = np.nan
+    new.to_csv(tmp_path / "new.csv", index=False)
+    for command in ("predict", "eval"):
+        code, _, err = run(capsys, command, model, tmp_path / "new.csv")
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert f"line {row + 2}, column {name!r}: a missing value" in err, err

@@ -768,10 +768,13 @@ def reading_for(info: dict[str, Any]) -> dict[str, Any]:
         and info.get("target")
     ):
         as_text.append(info["target"])  # its classes are text: '007' is a class, not 7
+    # the model's columns: its stage's, or the names a fit recorded (without them, a stray
+    # inf in a column such a model never reads stopped wxb predict)
+    columns = encoder.columns if encoder else info.get("feature_names")
     return {
         # the model's columns and its identifier: the rest of a table is not read (but the
         # targets, by whoever scores them)
-        "only": [*encoder.columns, *filter(None, [info.get("id_column")])] if encoder else None,
+        "only": [*columns, *filter(None, [info.get("id_column")])] if columns else None,
         # its markers beyond today's defaults: the user's, and ones the defaults dropped
         "na_values": [m for m in encoder.markers if m not in NA_VALUES] if encoder else [],
         "as_text": as_text,

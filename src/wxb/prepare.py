@@ -23,7 +23,13 @@ import numpy as np
 
 from wxb import data as wdata
 from wxb import ops, validation
-from wxb.columns import TableEncoder, boolean_spellings, choose_features, table_matrix
+from wxb.columns import (
+    TableEncoder,
+    boolean_spellings,
+    choose_features,
+    model_encoder,
+    table_matrix,
+)
 from wxb.errors import ConfigError, DataError
 from wxb.nn import Dense
 from wxb.nn.heads import head_index, model_task, probability_head
@@ -372,6 +378,17 @@ def features_for(model, data: Table | wdata.Dataset, no_rows: bool = False) -> n
     width = input_width(model)
     if width is not None and X.shape[1] != width:
         raise DataError(f"{data.source}: {X.shape[1]} features but the model takes {width}")
+    if isinstance(data, Table) and model.info.get("table") is None:
+        # a gap, which a model without a table stage has no fill for: named by the file's
+        # line and column ("has nan at row 3, column 1" counted both from 0, in X's order)
+        gaps = np.flatnonzero(np.isnan(X).any(axis=1))
+        if len(gaps):
+            column = model_encoder(model.info, data).columns[int(np.isnan(X[gaps[0]]).argmax())]
+            raise DataError(
+                f"{data.source}, {data.row_name(int(gaps[0]))}, column {column!r}: a missing "
+                f"value ({len(gaps)} row{'s' * (len(gaps) > 1)}), and the model has no table "
+                "stage to fill gaps (wxb train makes one); fill them or leave the rows out"
+            )
     return validation.as_features(X, model.dtype, data.source, no_rows=no_rows)
 
 
