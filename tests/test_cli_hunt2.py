@@ -198,3 +198,26 @@ def test_a_gap_a_fitted_model_cannot_fill_is_named_by_line_and_column(tmp_path, 
         code, _, err = run(capsys, command, model, tmp_path / "new.csv")
         assert code == 2 and len(err.strip().splitlines()) == 1, err
         assert f"line {row + 2}, column {name!r}: a missing value" in err, err
+
+
+def test_a_short_or_long_row_over_several_lines_is_named_by_the_line_it_starts_on(
+    tmp_path, rng, capsys
+):
+    # a row with a quoted line break (or a quote left open) and a value too many or too
+    # few was named "a line": its text spans lines, and no one line of the file equals it
+    n = 20
+    rows = [
+        f"{v:.3f},{w},p" for v, w in zip(rng.normal(size=n), rng.choice(["u", "v"], n), strict=True)
+    ]
+    bad = int(rng.integers(n))
+    if rng.random() < 0.5:
+        rows[bad] = f'{rows[bad]},"two\nlines"'  # a value too many, its cell over two lines
+    else:
+        rows[bad] = '1.5,"open'  # a quote never closed: the rest of the file is its cell
+    ending = str(rng.choice(["\n", "\r\n"]))
+    (tmp_path / "bad.csv").write_bytes(
+        ("a,c,y\n" + "\n".join(rows) + "\n").replace("\n", ending).encode()
+    )
+    code, _, err = run(capsys, "train", "--data", tmp_path / "bad.csv", "--target", "y")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"bad.csv, line {bad + 2}: " in err, err

@@ -1103,6 +1103,13 @@ def _line_of_text(path, compression, encoding, text: str | None, comment) -> int
     for number, line in enumerate(lines, start=1):
         if line == text:
             return number
+    # a row over several lines (a quote left open, or a quoted line break): the line it
+    # starts on (it was named "a line")
+    parts = re.split(r"\r\n|\r|\n", text)
+    if len(parts) > 1:
+        for number, line in enumerate(lines, start=1):
+            if line == parts[0] and lines[number - 1 : number - 1 + len(parts)] == parts:
+                return number
     return None
 
 
