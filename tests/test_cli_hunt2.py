@@ -221,3 +221,31 @@ def test_a_short_or_long_row_over_several_lines_is_named_by_the_line_it_starts_o
     code, _, err = run(capsys, "train", "--data", tmp_path / "bad.csv", "--target", "y")
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert f"bad.csv, line {bad + 2}: " in err, err
+
+
+def test_a_decimal_comma_past_the_look_at_the_start_is_refused_with_the_option_that_reads_it(
+    tmp_path, rng, capsys
+):
+    # a ';' file of whole numbers for its first 64 KiB, then '23,5': "'23,5' is text; the
+    # model reads numbers there", without the --decimal , that reads it
+    n = 40
+    a = rng.integers(0, 100, n) + 0.5
+    train = "a;y\n" + "".join(f"{v:g};{'hi' if v > 50 else 'lo'}\n".replace(".", ",") for v in a)
+    (tmp_path / "train.csv").write_text(train)
+    model = trained(capsys, tmp_path / "train.csv", "--target", "y")
+    rows = 12_000
+    whole = rng.integers(0, 100, rows).astype(float)
+    late = int(rng.integers(9_000, rows))
+    whole[late] += 0.5
+    # a 10-digit serial beside it: 9,000 lines are past the 64 KiB the reader looks at
+    new = "a;serial\n" + "".join(
+        f"{v:g};{10**9 + i}\n".replace(".", ",") for i, v in enumerate(whole)
+    )
+    (tmp_path / "new.csv").write_text(new)
+    code, _, err = run(capsys, "predict", model, tmp_path / "new.csv")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"line {late + 2}, column 'a'" in err and "give --decimal ," in err, err
+    written = predicted(capsys, model, tmp_path / "new.csv", "--decimal", ",")
+    expected = wxb.load(model).predict(pd.DataFrame({"a": whole}))
+    names = np.array(wxb.load(model).info["classes"])[expected.argmax(axis=1)]
+    assert written["prediction"].tolist() == names.tolist()

@@ -1150,6 +1150,16 @@ def _past_int64(message: str) -> bool:
 
 # a number with a decimal comma, as '70,5' is written where the decimal mark is ','
 _COMMA_DECIMAL = re.compile(r"[-+]?\d+,\d+(?:[eE][-+]?\d+)?")  # '1,5E-04' too
+
+
+def decimal_comma_hint(table: Table, cell: str) -> str:
+    """'; if ',' is …' for a CSV cell written with a decimal comma where the file's
+    decimal mark was taken to be '.' (the first 64 KiB held no such number); else ''."""
+    if table.csv and table.decimal != "," and _COMMA_DECIMAL.fullmatch(cell.strip()):
+        return "; if ',' is the file's decimal mark, give --decimal ,"
+    return ""
+
+
 # digits with dots, as 1.234,5 is written where the decimal mark is ',' ('n.a.' is a word)
 _DOTTED_NUMBER = re.compile(r"[-+]?\d[\d.]*(,\d*)?")
 
