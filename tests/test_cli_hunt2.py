@@ -249,3 +249,27 @@ def test_a_decimal_comma_past_the_look_at_the_start_is_refused_with_the_option_t
     expected = wxb.load(model).predict(pd.DataFrame({"a": whole}))
     names = np.array(wxb.load(model).info["classes"])[expected.argmax(axis=1)]
     assert written["prediction"].tolist() == names.tolist()
+
+
+def test_a_file_of_another_format_named_csv_is_said_to_be_that_format(tmp_path, rng, capsys):
+    # a Parquet file, a gzip, an NPZ or a model saved as 'x.csv': its bytes were printed
+    # back in the error ("Expected 1 columns, got 2: N���}…"), with pyarrow's traceback of
+    # the bad row's failed decoding beside it
+    frame = _table(rng)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    model = trained(capsys, tmp_path / "t.csv", "--target", "y")
+    new = frame.drop(columns="y")
+    writers = {
+        "Parquet": lambda path: new.to_parquet(path),
+        "gzip": lambda path: new.to_csv(path, index=False, compression="gzip"),
+        "ZIP": lambda path: np.savez(path.with_suffix(".npz"), X=new[["a"]].to_numpy()),
+        "safetensors": lambda path: wxb.save(wxb.load(model), path),
+    }
+    for what, write in writers.items():
+        path = tmp_path / f"{what}.csv"
+        write(path)
+        if path.with_suffix(".npz").exists():
+            path.with_suffix(".npz").rename(path)
+        code, out, err = run(capsys, "predict", model, path)
+        assert code == 2 and not out and len(err.strip().splitlines()) == 1, err
+        assert f"{what}.csv: not CSV text but" in err and what in err.split("but", 1)[1], err

@@ -889,12 +889,30 @@ def _all_in_sample(path: Path, compression: str | None, size: int = 1 << 16) -> 
         return len(stream.read(size + 1)) <= size
 
 
+# Files of other formats, by their first bytes: read as CSV text, their bytes came back
+# in the error (and pyarrow's failed decoding of a bad row as a traceback beside it)
+_OTHER_FORMATS = (
+    (b"PAR1", "a Parquet file; name it .parquet"),
+    (b"ARROW1", "a Feather/Arrow file; name it .feather"),
+    (b"\x93NUMPY", "a NumPy .npy file; name it .npy"),
+    (b"\x1f\x8b", "gzip-compressed; name it .csv.gz"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed; name it .csv.zst"),
+    (b"PK\x03\x04", "a ZIP archive (an Excel workbook, or an NPZ): save the sheet as CSV"),
+    (b"\xd0\xcf\x11\xe0", "an Excel 97-2003 workbook: save the sheet as CSV"),
+)
+
+
 def _sample(path: Path, compression: str | None, encoding: str, size: int = 1 << 16) -> str:
     try:
         with _pyarrow().input_stream(str(path), compression) as stream:
             raw = stream.read(size)
     except (OSError, _pyarrow().ArrowInvalid) as exc:
         raise DataError(f"{path}: cannot read ({exc})") from None
+    for magic, what in _OTHER_FORMATS:
+        if raw.startswith(magic):
+            raise DataError(f"{path}: not CSV text but {what}")
+    if len(raw) > 8 and raw[8:10] == b'{"' and int.from_bytes(raw[:8], "little") < len(raw) + 2**26:
+        raise DataError(f"{path}: not CSV text but a safetensors (model) file")
     return raw.decode(encoding, errors="replace").lstrip("\ufeff")
 
 
