@@ -273,3 +273,20 @@ def test_a_file_of_another_format_named_csv_is_said_to_be_that_format(tmp_path, 
         code, out, err = run(capsys, "predict", model, path)
         assert code == 2 and not out and len(err.strip().splitlines()) == 1, err
         assert f"{what}.csv: not CSV text but" in err and what in err.split("but", 1)[1], err
+
+
+def test_a_binary_file_named_csv_is_one_line_without_its_bytes(tmp_path, rng, capsys):
+    # a PDF or an image saved as 'x.csv': pyarrow failed to decode a bad row's text (a
+    # traceback, 'Exception ignored in … on_bad_row') and the error printed the bytes back
+    frame = _table(rng)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    model = trained(capsys, tmp_path / "t.csv", "--target", "y")
+    head = bytes(
+        rng.choice([b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"])
+    )
+    body = rng.integers(0, 256, int(rng.integers(2_000, 20_000)), dtype=np.uint8).tobytes()
+    (tmp_path / "scan.csv").write_bytes(head + body)
+    for command in ("predict", "eval"):
+        code, out, err = run(capsys, command, model, tmp_path / "scan.csv")
+        assert code == 2 and not out and len(err.strip().splitlines()) == 1, err
+        assert "scan.csv: not CSV text" in err and "\ufffd" not in err, err

@@ -902,6 +902,11 @@ _OTHER_FORMATS = (
 )
 
 
+# control bytes text does not hold: not a tab, line ends, form feeds, nor ESC (a terminal's
+# colours, written into a log's cells)
+_CONTROL_BYTES = bytes([*range(0, 9), *range(14, 27), *range(28, 32), 127])
+
+
 def _sample(path: Path, compression: str | None, encoding: str, size: int = 1 << 16) -> str:
     try:
         with _pyarrow().input_stream(str(path), compression) as stream:
@@ -913,7 +918,21 @@ def _sample(path: Path, compression: str | None, encoding: str, size: int = 1 <<
             raise DataError(f"{path}: not CSV text but {what}")
     if len(raw) > 8 and raw[8:10] == b'{"' and int.from_bytes(raw[:8], "little") < len(raw) + 2**26:
         raise DataError(f"{path}: not CSV text but a safetensors (model) file")
-    return raw.decode(encoding, errors="replace").lstrip("\ufeff")
+    text = raw.decode(encoding, errors="replace")
+    # control bytes no text holds (a PDF, an image): text in another encoding has none
+    # (its few odd bytes are named by their column), and UTF-16 has a NUL beside each letter
+    utf16 = raw[:2] in (b"\xff\xfe", b"\xfe\xff") or raw[1:20:2] == b"\x00" * len(raw[1:20:2])
+    control = len(raw) - len(raw.translate(None, _CONTROL_BYTES))
+    if (
+        not utf16
+        and encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+        and control > max(8, len(raw) // 100)
+    ):
+        raise DataError(
+            f"{path}: not CSV text: {control:,} of its first {len(raw):,} bytes are control "
+            "characters (a binary file?)"
+        )
+    return text.lstrip("\ufeff")
 
 
 def _sniff(sample: str) -> str:
