@@ -290,3 +290,18 @@ def test_a_binary_file_named_csv_is_one_line_without_its_bytes(tmp_path, rng, ca
         code, out, err = run(capsys, command, model, tmp_path / "scan.csv")
         assert code == 2 and not out and len(err.strip().splitlines()) == 1, err
         assert "scan.csv: not CSV text" in err and "\ufffd" not in err, err
+
+
+def test_a_short_or_long_row_in_another_encoding_is_one_line_naming_it(tmp_path, rng, capsys):
+    # a latin-1 row with a value too many: pyarrow failed to decode it for the handler of
+    # bad rows ('Exception ignored in … on_bad_row', a traceback) and printed its bytes
+    n = 20
+    rows = [
+        f"{v:.3f},{w},p" for v, w in zip(rng.normal(size=n), rng.choice(["u", "v"], n), strict=True)
+    ]
+    bad = int(rng.integers(n))
+    rows[bad] = str(rng.choice(["1.5,café,p,9", "1.5,café"]))  # a value too many, or few
+    (tmp_path / "bad.csv").write_bytes(("a,c,y\n" + "\n".join(rows) + "\n").encode("latin-1"))
+    code, _, err = run(capsys, "train", "--data", tmp_path / "bad.csv", "--target", "y")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"bad.csv, line {bad + 2}: " in err and "--encoding" in err and "\ufffd" not in err, err

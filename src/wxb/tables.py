@@ -14,6 +14,7 @@ import io
 import json
 import re
 import shlex
+import sys
 import warnings
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -374,6 +375,56 @@ def _csv_options(options: dict[str, Any]) -> dict[str, Any]:
 # CSV
 # ---------------------------------------------------------------------------------
 def read_csv(
+    path: Path,
+    *,
+    compression: str | None = None,
+    sep: str | None = None,
+    encoding: str = "utf-8",
+    comment: str | None = None,
+    decimal: str | None = None,
+    reading: Reading | None = None,
+) -> Table:
+    """A CSV file with a header row, through pyarrow's multi-threaded reader (``_read_csv``).
+
+    A short or long row holding bytes that are not ``encoding`` text: pyarrow fails to
+    decode its text before the handler of bad rows is called, printed that failure as
+    'Exception ignored in … on_bad_row' with a traceback, and its error the row's bytes;
+    it is said in one line instead, by the row's line."""
+    undecodable: list[BaseException] = []
+    previous = sys.unraisablehook
+
+    def quiet(unraisable: Any) -> None:
+        if getattr(unraisable.object, "__name__", "") == "on_bad_row" and isinstance(
+            unraisable.exc_value, UnicodeDecodeError
+        ):
+            undecodable.append(unraisable.exc_value)
+        else:
+            previous(unraisable)
+
+    sys.unraisablehook = quiet
+    try:
+        return _read_csv(path, compression=compression, sep=sep, encoding=encoding,
+                         comment=comment, decimal=decimal, reading=reading)  # fmt: skip
+    except DataError as exc:
+        if not undecodable:
+            raise
+        found = re.search(r"Expected (\d+) columns, got (\d+): (.*)\)$", str(exc))
+        line = found and _line_of_text(path, compression, encoding, found.group(3), comment)
+        where = (
+            f", line {line}: {found.group(2)} values but the header has {found.group(1)}"
+            if line
+            else ": a row"
+        )
+        raise DataError(
+            f"{path}{where}; it holds bytes that are not {encoding} text: give the file's "
+            "--encoding (e.g. latin-1)"
+        ) from None
+    finally:
+        if sys.unraisablehook is quiet:
+            sys.unraisablehook = previous
+
+
+def _read_csv(
     path: Path,
     *,
     compression: str | None = None,
