@@ -305,3 +305,26 @@ def test_a_short_or_long_row_in_another_encoding_is_one_line_naming_it(tmp_path,
     code, _, err = run(capsys, "train", "--data", tmp_path / "bad.csv", "--target", "y")
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert f"bad.csv, line {bad + 2}: " in err and "--encoding" in err and "\ufffd" not in err, err
+
+
+def test_an_arrow_ipc_stream_predicts_as_the_same_rows_from_csv(tmp_path, rng, capsys):
+    # the IPC stream format (pyarrow.ipc.new_stream, Polars' write_ipc_stream; '.arrows'
+    # by Arrow's naming) has no file footer: "not a readable Feather/Arrow file (Not a
+    # Feather V1 or Arrow IPC file)"
+    import pyarrow as pa
+
+    frame = _table(rng)
+    frame.loc[rng.choice(len(frame), 4, replace=False), "a"] = np.nan
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    model = trained(capsys, tmp_path / "t.csv", "--target", "y", "--id-column", "id")
+    new = frame.drop(columns="y").sample(frac=1, random_state=int(rng.integers(1000)))
+    new.to_csv(tmp_path / "new.csv", index=False)
+    from_csv = predicted(capsys, model, tmp_path / "new.csv", "--proba")
+    table = pa.Table.from_pandas(new, preserve_index=False)
+    for name in ("new.arrow", "new.arrows"):
+        with pa.OSFile(str(tmp_path / name), "wb") as sink:
+            with pa.ipc.new_stream(sink, table.schema) as writer:
+                writer.write_table(table, max_chunksize=int(rng.integers(5, 30)))
+        from_stream = predicted(capsys, model, tmp_path / name, "--proba")
+        assert from_stream["id"].tolist() == new["id"].tolist()
+        pd.testing.assert_frame_equal(from_stream, from_csv)

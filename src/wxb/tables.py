@@ -38,7 +38,7 @@ NA_VALUES = (
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".data")
 COMPRESSED = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".zstd": "zstd", ".lz4": "lz4"}
 PARQUET_SUFFIXES = (".parquet", ".pq")
-ARROW_SUFFIXES = (".feather", ".arrow", ".ipc")
+ARROW_SUFFIXES = (".feather", ".arrow", ".arrows", ".ipc")  # .arrows: the IPC stream format
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
 
 
@@ -1594,7 +1594,20 @@ def read_feather(path: Path, reading: Reading | None = None) -> Table:
             return feather.read_table(path, columns=columns, memory_map=True)
 
     try:
-        schema = columns_of([]).schema
+        try:
+            schema = columns_of([]).schema
+        except pa.ArrowInvalid as exc:  # the Arrow IPC stream format (ipc.new_stream,
+            # Polars' write_ipc_stream): no file footer; read once, its columns taken from it
+            try:
+                with pa.memory_map(str(path)) as source:
+                    whole = pa.ipc.open_stream(source).read_all()
+            except pa.ArrowInvalid:
+                raise exc from None  # neither: what the file reader said
+            schema = whole.schema
+
+            def columns_of(columns: list[str] | None) -> Any:
+                return whole if columns is None else whole.select(columns)
+
         if not schema.names:
             try:
                 schema = pa.ipc.open_file(path).schema
