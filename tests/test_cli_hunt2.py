@@ -328,3 +328,41 @@ def test_an_arrow_ipc_stream_predicts_as_the_same_rows_from_csv(tmp_path, rng, c
         from_stream = predicted(capsys, model, tmp_path / name, "--proba")
         assert from_stream["id"].tolist() == new["id"].tolist()
         pd.testing.assert_frame_equal(from_stream, from_csv)
+
+
+def test_a_dash_for_a_file_output_other_than_predictions_is_refused(tmp_path, capsys, monkeypatch):
+    """'-' names standard output (wxb predict -o - writes there); a model, history, ONNX
+    file or report given '-' was written as a file named '-' in the working folder."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(np.random.SeedSequence().entropy)
+    x = rng.normal(size=(40, 2))
+    pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "y": (x[:, 0] > 0).astype(int)}).to_csv(
+        "t.csv", index=False
+    )
+    model = trained(capsys, tmp_path / "t.csv", "--target", "y")
+    for argv, what in (
+        (("train", "--data", "t.csv", "--target", "y", "-q", "--epochs", "1", "-o", "-"), "model"),
+        (
+            (
+                "train",
+                "--data",
+                "t.csv",
+                "--target",
+                "y",
+                "-q",
+                "--epochs",
+                "1",
+                "-o",
+                "m2.safetensors",
+                "--history",
+                "-",
+            ),
+            "history",
+        ),
+        (("export", model, "-o", "-"), "ONNX file"),
+        (("report", model, "-o", "-"), "report"),
+    ):
+        code, _, err = run(capsys, *argv)
+        assert code == 2 and len(err.splitlines()) == 1, (argv, err)
+        assert f"the {what} cannot go to standard output" in err, err
+        assert not (tmp_path / "-").exists(), argv

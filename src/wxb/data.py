@@ -150,6 +150,8 @@ def check_can_write(
     """
     if str(path).endswith(("/", os.sep)):  # Path() drops it: 'out/' would become file 'out'
         raise DataError(f"{path} names a folder; give a file path for the {what}")
+    if str(path) == "-":  # standard output's usual name (wxb predict -o - writes there)
+        raise DataError(f"the {what} cannot go to standard output ('-'); give a file path")
     path = Path(path)
     if path.is_dir():
         raise DataError(f"{path} is a folder; give a file path for the {what}")
