@@ -242,6 +242,11 @@ def _check_saveable(model: object) -> None:
                 f"cannot save {where} ({cls.__name__}): its {overridden[0]} was replaced on "
                 f"the instance, and the file would load as a plain {cls.__name__}"
             )
+        if module._has_hooks():  # (a hook may change the output: the file keeps none)
+            raise ConfigError(
+                f"cannot save {where} ({cls.__name__}): it has forward hooks, which the "
+                f"file would not keep (it would load as a plain {cls.__name__}); remove them first"
+            )
         if isinstance(module, layers.Activation) and type(module.kernel) is not type(cls().kernel):
             raise ConfigError(
                 f"cannot save {where} ({cls.__name__}): its kernel was replaced by "
