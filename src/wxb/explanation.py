@@ -662,6 +662,8 @@ def scored_loss(
     info = getattr(model, "info", None) or {}
     own = model_task(model)[1]
     if loss is None and (info.get("loss") or info.get("task") or head):
+        if head is not None:  # its probabilities scored by the loss's name, as before
+            info = {key: value for key, value in info.items() if key != "loss_options"}
         loss = trained_loss(info, own)
     if probabilities is None:
         probabilities = head is not None and loss == own

@@ -50,6 +50,7 @@ from wxb.nn.losses import (
     mean_weight,
     one_number,
     own_code,
+    plain_options,
     rows_as_read,
     stock_loss,
 )
@@ -1607,6 +1608,13 @@ def _record_loss(info: dict, loss_fn: Loss, y: np.ndarray) -> None:
     if name is None:
         return
     info["loss"] = name
+    # its options too (HuberLoss(delta=3)): by the name alone a second fit without loss=
+    # trained, and evaluate scored, on δ = 1
+    options = plain_options(loss_fn, name)
+    if options:
+        info["loss_options"] = options
+    else:
+        info.pop("loss_options", None)
     info["task"] = "regression" if name in REGRESSION_LOSSES else "classification"
     if name == "bce_with_logits" and y.ndim == 2 and y.shape[1] > 1:
         info["multilabel"] = True  # a sigmoid per output, as scikit-learn's multilabel MLP

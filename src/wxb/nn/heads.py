@@ -6,8 +6,9 @@ loss it was trained with, and as probabilities when its head gives them."""
 
 from __future__ import annotations
 
+from wxb.errors import ConfigError
 from wxb.nn.layers import Dropout, Identity, Sigmoid, Softmax
-from wxb.nn.losses import HuberLoss, Loss, SmoothL1Loss
+from wxb.nn.losses import LOSSES, PLAIN_OPTIONS, HuberLoss, Loss, SmoothL1Loss
 from wxb.nn.module import is_stock, output_width
 from wxb.nn.sequential import layers_in_order
 
@@ -76,6 +77,18 @@ def trained_loss(info: dict, name: str) -> str | Loss:
     gradients of the same direction. Where the outputs' scales differ, δ cannot be one
     number: the loss as named, said not to be training's; so too for a model file of
     wxb train saved before it recorded target_scale."""
+    options = info.get("loss_options")
+    if options is not None and info.get("loss") == name and name in LOSSES:
+        # the options fit recorded (HuberLoss(delta=3)): the name alone gave δ = 1
+        if not isinstance(options, dict) or not set(options) <= set(PLAIN_OPTIONS):
+            raise ConfigError(
+                f"the model's info['loss_options'] must be a table of {', '.join(PLAIN_OPTIONS)}"
+                f"; got {options!r}"
+            )
+        try:
+            return LOSSES[name](**options)
+        except TypeError as exc:  # an option this loss does not take (an edited file)
+            raise ConfigError(f"the model's info['loss_options'] for {name}: {exc}") from None
     scales = info.get("target_scale") or []
     trained_by_cli = isinstance(info.get("data"), dict) and "train_rows" in info["data"]
     if name not in ("huber", "smooth_l1") or not (scales or trained_by_cli):

@@ -479,6 +479,22 @@ def _stock_kind(kind: type) -> type[Loss] | None:
     return next((stock for stock in LOSSES.values() if issubclass(kind, stock)), None)
 
 
+# A stock loss's plain options, as fit records those set (model.info["loss_options"]):
+# a second fit or evaluate without loss= rebuilds the loss training applied. (Class
+# weights are not among them: wxb eval scores unweighted, as its docs say.)
+PLAIN_OPTIONS = ("reduction", "delta", "beta", "label_smoothing", "ignore_index")
+
+
+def plain_options(loss: Loss, name: str) -> dict[str, object]:
+    """``loss``'s PLAIN_OPTIONS that differ from those of ``LOSSES[name]()``."""
+    default, options = LOSSES[name](), {}
+    for key in PLAIN_OPTIONS:
+        value = getattr(loss, key, None)
+        if hasattr(default, key) and value != getattr(default, key):
+            options[key] = value.item() if isinstance(value, np.generic) else value  # (JSON)
+    return options
+
+
 def mean_weight(loss: Loss, y: object) -> float | None:
     """Σᵢ w_yᵢ over the rows not ignored, the divisor of a cross-entropy's mean over class
     indices with class weights or rows ignored (PyTorch's); None where the mean is over
