@@ -265,8 +265,9 @@ def evaluate(
     """Loss (and accuracy for classification losses) of ``model`` on (X, y), in eval mode.
 
     ``loss``: by default the stock loss the model was trained with (``model.info["loss"]``,
-    which fit and wxb train record; with its default options), else "cross_entropy", as
-    Keras's evaluate takes the compiled loss.
+    which fit and wxb train record; with the plain options fit recorded, Huber's delta or
+    label_smoothing, not class weights), else "cross_entropy", as Keras's evaluate takes
+    the compiled loss.
 
     A stock loss is computed against the targets as given (float64), as scikit-learn's
     metrics take them; several labels a row (``bce_with_logits``) count as right when
