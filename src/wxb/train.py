@@ -143,17 +143,27 @@ class History:
 
 
 class ProgressBar:
-    """One line per epoch, redrawn in place; silent unless writing to a terminal."""
+    """One line per epoch, redrawn in place; silent unless writing to a terminal.
+    ``lines_only`` (Keras's verbose=2): the epoch's closing line alone, no bar."""
 
-    def __init__(self, epochs: int, steps: int, stream: TextIO, enabled: bool) -> None:
+    def __init__(
+        self, epochs: int, steps: int, stream: TextIO, enabled: bool, lines_only: bool = False
+    ) -> None:
         self.epochs, self.steps, self.stream, self.enabled = epochs, steps, stream, enabled
+        self.lines_only = lines_only
         self.last_draw = 0.0
 
+    def due(self, step: int) -> bool:
+        """Whether ``update`` would draw now (the running figure is computed only then)."""
+        if not self.enabled or self.lines_only:
+            return False
+        return step >= self.steps or time.monotonic() - self.last_draw >= 0.1
+
     def update(self, epoch: int, step: int, loss: float) -> None:
-        now = time.monotonic()
-        if not self.enabled or (now - self.last_draw < 0.1 and step < self.steps):
+        """``loss``: the epoch's figure over its batches so far (Keras's running mean)."""
+        if not self.due(step):
             return
-        self.last_draw = now
+        self.last_draw = time.monotonic()
         width = 24
         filled = width * step // self.steps
         bar = "█" * filled + "·" * (width - filled)
@@ -168,7 +178,10 @@ class ProgressBar:
         # as the test figures are written: a loss of 3e-5 is not 0.0000, an accuracy of
         # 0.99996 not 1.0000
         text = "  ".join(f"{k} {figure_text(v)}" for k, v in figures.items())
-        self.stream.write(f"\repoch {epoch}/{self.epochs}  {text}\033[K\n")
+        if self.lines_only:  # a log's line: no carriage return or erase code
+            self.stream.write(f"epoch {epoch}/{self.epochs}  {text}\n")
+        else:
+            self.stream.write(f"\repoch {epoch}/{self.epochs}  {text}\033[K\n")
         self.stream.flush()
 
 
@@ -427,6 +440,25 @@ def _whole(value: object, what: str, minimum: int = 1) -> int:
     return int(value)
 
 
+def _folder(value: object, what: str) -> str:
+    """A folder path as text: a str, bytes (os.fsdecode, as open() and os.listdir take
+    them; pathlib's bare TypeError, else) or an os.PathLike of either."""
+    try:
+        path = os.fspath(value)
+    except TypeError:
+        raise ConfigError(
+            f"{what} must be a folder path (str, bytes or os.PathLike); got {type(value).__name__}"
+        ) from None
+    path = os.fsdecode(path)
+    if not path:
+        raise ConfigError(f"{what} is an empty path; give a folder")
+    return path
+
+
+def _integer(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
 def _flag(value: object, what: str) -> bool:
     """True or False: "no" or 0.5 would read as true."""
     if not isinstance(value, (bool, np.bool_)):
@@ -544,7 +576,10 @@ def fit(
       samples; "sum": summed over the epoch), ``accuracy`` running over the epoch's
       batches (as Keras reports; rows with every label right, for several labels),
       ``val_*`` on the validation data after the epoch (as ``evaluate`` scores it).
-    - ``verbose``: "auto" draws a progress bar only when ``stream`` is a terminal.
+    - ``verbose``: "auto" draws a progress bar only when ``stream`` is a terminal; True
+      (or 1) always, False (or 0) never; 2, as Keras's: one line per epoch, no bar. The
+      bar's ``loss`` is the epoch's figure over its batches so far (Keras's running mean),
+      which ends as the epoch's ``loss``.
     - The model trains in train mode (Dropout on), whatever mode it was given in, and is
       left in it, as a PyTorch loop leaves it: call ``model.eval()`` before using it.
       (``predict`` and ``evaluate`` run in eval mode by themselves.)
@@ -728,10 +763,12 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     restore_best_weights = _flag(restore_best_weights, "restore_best_weights")
     diagnose = _flag(diagnose, "diagnose")
     resume = _flag(resume, "resume")
-    if type(verbose) is int and verbose in (0, 1):
-        verbose = bool(verbose)  # Keras's habit
+    # Keras's 0, 1 and 2 (one line per epoch, no bar)
+    lines_only = _integer(verbose) and verbose == 2
+    if _integer(verbose) and verbose in (0, 1, 2):
+        verbose = bool(verbose)
     if not (isinstance(verbose, str) and verbose == "auto"):
-        verbose = _flag(verbose, 'verbose (or "auto")')
+        verbose = _flag(verbose, 'verbose (or "auto", or Keras\'s 0, 1, 2)')
     if early_stopping is not None:
         early_stopping = _whole(early_stopping, "early_stopping (patience)")
     if clip_grad_norm is not None:
@@ -745,6 +782,8 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     given_seed = seed  # what the checkpoints record: a drawn one differs at each start
     if ranks is not None:
         seed = _same_seed(ranks, seed)
+    if checkpoint_dir is not None:
+        checkpoint_dir = _folder(checkpoint_dir, "checkpoint_dir")
     if checkpoint_dir is None and (resume or checkpoint_every is not None):
         raise ConfigError("resume and checkpoint_every need a checkpoint_dir")
     if validation_data is not None and validation_split:
@@ -940,7 +979,8 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     out_stream = stream if stream is not None else sys.stderr
     show = verbose is True or (verbose == "auto" and _is_terminal(out_stream))
     show = show and (ranks is None or ranks.leader)  # one progress bar
-    bar = ProgressBar(epochs, steps_per_epoch, out_stream, show)
+    bar = ProgressBar(epochs, steps_per_epoch, out_stream, show, lines_only)
+    weighs = mean_weight(loss_fn, y_arr) is not None  # a mean over Σw, not over the rows
 
     # Batches are gathered into planned buffers: a step allocates nothing new.
     x_batch = np.empty(
@@ -1063,7 +1103,11 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
 
             def after_step(value: float, epoch: int = epoch) -> bool:
                 """Progress, a checkpoint when due; True stops the epoch (Ctrl-C)."""
-                bar.update(epoch, loop.step, value)
+                if bar.due(loop.step):  # the epoch's figure so far, as Keras's bar shows
+                    # (the last batch's loss alone was shown under "loss")
+                    done = min(loop.step * batch_size, n)
+                    seen = y_arr[loop.order[:done]] if weighs else None
+                    bar.update(epoch, loop.step, _epoch_figure(loss_fn, loop.total, done, seen))
                 if step.reducer is not None:  # a Ctrl-C on any rank stops them all, together:
                     step.reducer.local_stop = interrupts.requested  # summed in the next step
                     if loop.step == steps_per_epoch:

@@ -1,0 +1,106 @@
+"""Leftovers of the day's hunts: fit's progress bar (Keras's running mean), an optimiser
+built before ``model.to(dtype)`` (PyTorch's state cast by hand), SciPy sparse X
+(scikit-learn's MLP takes it), validation rows all of ignore_index (PyTorch's loss is
+NaN then), ``checkpoint_dir`` as bytes (as ``open`` takes it), Keras's ``verbose=2``,
+and a second ``fit(optimizer="adam")``. Fresh random draws on each run (the seed printed;
+``WXB_TEST_SEED`` replays it)."""
+
+import io
+import re
+
+import numpy as np
+import pytest
+import torch
+
+import wxb
+from wxb.errors import ConfigError
+from wxb.metrics import figure_text
+from wxb.nn import Dense, Sequential, Tanh
+from wxb.nn.losses import CrossEntropyLoss
+
+DRAW = re.compile(r"\repoch (\d+)/\d+ \S+ (\d+)/(\d+)  loss (\S+)")
+
+
+def _mlp(rng, d, c, dtype="float64"):
+    seed = int(rng.integers(1 << 30))
+    return Sequential(
+        Dense(d, 7, seed=seed, dtype=dtype), Tanh(), Dense(7, c, seed=seed + 1, dtype=dtype)
+    )
+
+
+def _torch_twin(model):
+    dense = [m for m in model if isinstance(m, Dense)]
+    twin = torch.nn.Sequential(
+        torch.nn.Linear(*dense[0].weight.shape[::-1]),
+        torch.nn.Tanh(),
+        torch.nn.Linear(*dense[1].weight.shape[::-1]),
+    ).to(getattr(torch, str(model.dtype)))
+    with torch.no_grad():
+        for tp, p in zip(twin.parameters(), model.parameters(), strict=True):
+            tp.copy_(torch.from_numpy(p.data.copy()))
+    return twin
+
+
+# -- 1. the progress bar's loss ------------------------------------------------------------
+def test_the_bar_shows_the_epochs_running_mean_as_keras(seeded):
+    """Keras's bar shows the mean of the epoch's batch losses so far (by rows): after the
+    first batch, that batch's loss; after the last, the epoch's figure. wxb showed the
+    last batch's loss alone under "loss"."""
+    rng = seeded.rng
+    n, d, c = int(rng.integers(30, 60)), 4, 3
+    batch = int(rng.integers(4, 9))
+    if n % batch == 0:
+        n += 1  # a short last batch: its loss is not the epoch's
+    X, y = rng.normal(size=(n, d)), rng.integers(0, c, size=n)
+    weight = rng.uniform(0.2, 3.0, size=c) if rng.random() < 0.5 else None
+    model = _mlp(rng, d, c)
+    twin = _torch_twin(model)
+    stream = io.StringIO()
+    loss = CrossEntropyLoss(weight=weight)
+    history = wxb.fit(
+        model, X, y, loss=loss, epochs=3, batch_size=batch, shuffle=False, verbose=True,
+        stream=stream,
+    )  # fmt: skip
+    draws = [m.groups() for m in DRAW.finditer(stream.getvalue())]
+    first = [g for g in draws if g[0] == "1" and g[1] == "1"]
+    assert first, seeded.msg(f"no draw after the first step: {stream.getvalue()!r}")
+    # the first batch at the initial weights, by PyTorch
+    w = None if weight is None else torch.tensor(weight)
+    expected = torch.nn.functional.cross_entropy(
+        twin(torch.tensor(X[:batch])), torch.tensor(y[:batch]), weight=w
+    )
+    assert first[0][3] == figure_text(expected.item()), seeded.msg(str(first))
+    for epoch in range(1, 4):
+        last = [g for g in draws if g[0] == str(epoch) and g[1] == g[2]]
+        assert last, seeded.msg(f"epoch {epoch}: no draw at its last step")
+        shown = figure_text(history["loss"][epoch - 1])
+        assert last[-1][3] == shown, seeded.msg(f"epoch {epoch}: {last[-1]} vs {shown}")
+
+
+# -- 5. checkpoint_dir as bytes, verbose=2 ---------------------------------------------------
+def test_checkpoint_dir_as_bytes_is_a_folder_as_open_takes_it(seeded, tmp_path):
+    rng = seeded.rng
+    X, y = rng.normal(size=(20, 4)), rng.integers(0, 3, size=20)
+    model = _mlp(rng, 4, 3)
+    folder = tmp_path / "ckpts"
+    wxb.fit(model, X, y, epochs=2, verbose=False, seed=1, checkpoint_dir=bytes(folder))
+    assert any(p.suffix == ".safetensors" for p in folder.iterdir())
+    for bad in (5, b"", 2.0):
+        with pytest.raises(ConfigError, match="checkpoint_dir"):
+            wxb.fit(model, X, y, epochs=1, verbose=False, checkpoint_dir=bad)
+
+
+@pytest.mark.parametrize("two", [2, np.int64(2)])
+def test_verbose_2_writes_one_line_per_epoch_as_keras(seeded, two):
+    rng = seeded.rng
+    X, y = rng.normal(size=(40, 4)), rng.integers(0, 3, size=40)
+    stream = io.StringIO()
+    epochs = int(rng.integers(2, 5))
+    history = wxb.fit(_mlp(rng, 4, 3), X, y, epochs=epochs, batch_size=8, verbose=two,
+                      stream=stream)  # fmt: skip
+    lines = stream.getvalue().split("\n")
+    assert lines[-1] == "" and len(lines) == epochs + 1, seeded.msg(repr(stream.getvalue()))
+    for epoch, line in enumerate(lines[:-1], 1):
+        assert line.startswith(f"epoch {epoch}/{epochs}  loss "), seeded.msg(line)
+        assert "\r" not in line and "\033" not in line
+        assert f"loss {figure_text(history['loss'][epoch - 1])}" in line
