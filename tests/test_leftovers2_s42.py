@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import wxb
-from wxb.errors import ConfigError
+from wxb.errors import ConfigError, DataError
 from wxb.metrics import figure_text
 from wxb.nn import Dense, Sequential, Tanh
 from wxb.nn.losses import CrossEntropyLoss
@@ -75,6 +75,48 @@ def test_the_bar_shows_the_epochs_running_mean_as_keras(seeded):
         assert last, seeded.msg(f"epoch {epoch}: no draw at its last step")
         shown = figure_text(history["loss"][epoch - 1])
         assert last[-1][3] == shown, seeded.msg(f"epoch {epoch}: {last[-1]} vs {shown}")
+
+
+# -- 4. validation rows all of ignore_index ------------------------------------------------
+def _all_ignored_case(rng):
+    n, d, c = 30, 4, 3
+    X, y = rng.normal(size=(n, d)), rng.integers(0, c, size=n)
+    ignored = int(rng.choice([-100, -1, 7]))
+    X_val, y_val = rng.normal(size=(9, d)), np.full(9, ignored)
+    return _mlp(rng, d, c), X, y, X_val, y_val, CrossEntropyLoss(ignore_index=ignored)
+
+
+def test_pytorchs_loss_of_rows_all_ignored_is_nan(seeded):
+    """The premise: PyTorch's mean over no row is 0/0."""
+    logits = torch.tensor(seeded.rng.normal(size=(5, 3)))
+    value = torch.nn.functional.cross_entropy(logits, torch.full((5,), -100))
+    assert torch.isnan(value)
+
+
+@pytest.mark.parametrize("watcher", ["early_stopping", "plateau"])
+def test_early_stopping_or_plateau_on_validation_rows_all_ignored_is_refused(seeded, watcher):
+    model, X, y, X_val, y_val, loss = _all_ignored_case(seeded.rng)
+    before = model.state_dict()
+    options = {"early_stopping": 2} if watcher == "early_stopping" else {"lr_schedule": "plateau"}
+    with pytest.raises(DataError, match="every validation row is of the loss's ignore_index"):
+        wxb.fit(model, X, y, loss=loss, epochs=4, verbose=False,
+                validation_data=(X_val, y_val), **options)  # fmt: skip
+    for key, value in model.state_dict().items():  # nothing trained, nothing restored
+        assert np.array_equal(value, before[key]), seeded.msg(key)
+
+
+def test_validation_rows_all_ignored_without_a_watcher_are_warned_of(seeded):
+    model, X, y, X_val, y_val, loss = _all_ignored_case(seeded.rng)
+    with pytest.warns(UserWarning, match="val_loss and val_accuracy are NaN"):
+        history = wxb.fit(model, X, y, loss=loss, epochs=2, verbose=False,
+                          validation_data=(X_val, y_val))  # fmt: skip
+    assert np.isnan(history["val_loss"]).all() and np.isfinite(history["loss"]).all()
+
+
+def test_training_rows_all_ignored_are_refused(seeded):
+    model, X, y, _, _, loss = _all_ignored_case(seeded.rng)
+    with pytest.raises(DataError, match="no row is trained on"):
+        wxb.fit(model, X, np.full(len(y), loss.kernel.ignore_index), loss=loss, verbose=False)
 
 
 # -- 5. checkpoint_dir as bytes, verbose=2 ---------------------------------------------------

@@ -475,6 +475,36 @@ def _number(value: object, what: str, low: float, high: float = math.inf) -> flo
     return float(value)
 
 
+def _check_rows_scored(loss, y, y_val, early_stopping, schedule) -> None:
+    """Refuse targets whose every row is of a cross-entropy's ignore_index: its loss is
+    NaN (0/0, PyTorch's rule) at every epoch. Training rows so: nothing is learned. Validation
+    rows so: val_loss is NaN, and early stopping or a plateau schedule watching it acted
+    on NaN without a word (stopped after its patience, cut the rate); without a watcher,
+    a warning (Keras shows the NaN)."""
+    ignored = _ignored_label(loss)
+    if ignored is None:
+        return
+    every = lambda rows: rows.ndim == 1 and rows.size > 0 and bool((rows == ignored).all())  # noqa: E731
+    if every(y):
+        raise DataError(
+            f"y: every row is of the loss's ignore_index ({ignored}): no row is trained on "
+            "(the loss is NaN, 0/0, each epoch)"
+        )
+    if y_val is None or not every(y_val):
+        return
+    message = (
+        f"every validation row is of the loss's ignore_index ({ignored}): val_loss and "
+        "val_accuracy are NaN (0/0) each epoch"
+    )
+    if early_stopping is not None or isinstance(schedule, ReduceLROnPlateau):
+        watcher = "early stopping" if early_stopping is not None else "the plateau schedule"
+        raise DataError(
+            f"{message}, and {watcher} would watch NaN; give validation rows of other "
+            "labels (or none: it then watches the training loss)"
+        )
+    warnings.warn(message, UserWarning, stacklevel=5)  # the caller of fit
+
+
 def _ignored_label(loss: Loss) -> int | None:
     """The class index a cross-entropy leaves out (its ignore_index): no row of it is
     scored, for the accuracy as for the loss."""
@@ -954,6 +984,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         if validation_data is not None:  # summed over the ranks' shares: the same rows too
             sample = [np.array(X_val.shape), X_val[:64], X_val[-64:], y_val[:64], y_val[-64:]]
             ranks.check_same([np.ascontiguousarray(a) for a in sample], "the validation data")
+    _check_rows_scored(loss_fn, y_arr, y_val, early_stopping, schedule)
     if names is not None and "feature_names" not in model.info:  # its inputs were accepted
         model.info["feature_names"] = names
     _update_training_record(model.info, X_arr, X_val)
