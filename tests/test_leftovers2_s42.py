@@ -7,9 +7,11 @@ and a second ``fit(optimizer="adam")``. Fresh random draws on each run (the seed
 
 import io
 import re
+import warnings
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 
 import wxb
@@ -75,6 +77,55 @@ def test_the_bar_shows_the_epochs_running_mean_as_keras(seeded):
         assert last, seeded.msg(f"epoch {epoch}: no draw at its last step")
         shown = figure_text(history["loss"][epoch - 1])
         assert last[-1][3] == shown, seeded.msg(f"epoch {epoch}: {last[-1]} vs {shown}")
+
+
+# -- 3. SciPy sparse X ---------------------------------------------------------------------
+@pytest.mark.parametrize("form", ["csr_matrix", "csc_matrix", "csr_array", "coo_matrix"])
+def test_sparse_rows_train_and_predict_as_their_dense_rows(seeded, form):
+    """scikit-learn's MLP takes sparse X; wxb said it "holds object values"."""
+    rng = seeded.rng
+    n, d, c = int(rng.integers(20, 50)), 6, 3
+    dense = rng.normal(size=(n, d)) * (rng.random((n, d)) < 0.3)
+    X = getattr(sp, form)(dense)
+    y = rng.integers(0, c, size=n)
+    seed = int(rng.integers(1 << 30))
+    a, b = _mlp(rng, d, c), _mlp(rng, d, c)
+    b.load_state_dict(a.state_dict())
+    ha = wxb.fit(a, X, y, epochs=2, batch_size=8, seed=seed, verbose=False,
+                 validation_data=(getattr(sp, form)(dense[: n // 2]), y[: n // 2]))  # fmt: skip
+    hb = wxb.fit(b, dense, y, epochs=2, batch_size=8, seed=seed, verbose=False,
+                 validation_data=(dense[: n // 2], y[: n // 2]))  # fmt: skip
+    assert ha.history == hb.history, seeded.msg(form)
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert np.array_equal(p.data, q.data), seeded.msg(form)
+    assert np.array_equal(a.predict(X), b.predict(dense)), seeded.msg(form)
+    assert np.array_equal(a(X).data, b(dense).data), seeded.msg(form)
+    assert wxb.evaluate(a, X, y) == wxb.evaluate(b, dense, y), seeded.msg(form)
+    # sparse targets too (one-hot rows, a multilabel indicator)
+    onehot = np.eye(c)[y]
+    e1 = wxb.evaluate(a, X, sp.csr_matrix(onehot), loss="cross_entropy")
+    assert e1 == wxb.evaluate(b, dense, onehot, loss="cross_entropy"), seeded.msg(form)
+
+
+def test_the_estimators_still_take_sparse_rows(seeded):
+    rng = seeded.rng
+    n, d = 40, 5
+    dense = rng.normal(size=(n, d)) * (rng.random((n, d)) < 0.4)
+    y = rng.integers(0, 2, size=n)
+    from wxb.sklearn import MLPClassifier
+
+    seed = int(rng.integers(1 << 30))
+    a = MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=seed)
+    b = MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (not converged in 5 iterations)
+        a.fit(sp.csr_matrix(dense), y)
+        b.fit(dense, y)
+    # (a sparse product rounds in its own order, as scikit-learn's own MLP)
+    np.testing.assert_allclose(
+        a.predict_proba(sp.csr_matrix(dense)), b.predict_proba(dense), rtol=1e-9,
+        err_msg=seeded.msg("sparse vs dense"),
+    )  # fmt: skip
 
 
 # -- 4. validation rows all of ignore_index ------------------------------------------------

@@ -290,6 +290,7 @@ def evaluate(
     (fit warns of it); ``wxb eval`` scores such a saved model's probabilities as such."""
     loss_fn = get_loss(_trained_loss(model, loss))
     batch_size = _whole(batch_size, "batch_size")
+    y = validation.dense_if_sparse(y)  # (X: as_features makes it dense)
     _check_target_order(model.info, y)
     dtype = model._rows_dtype(X)  # (a model holding no float array: X's own float dtype)
     X_arr = _features(model, rows_by_name(model.info, X, dtype), dtype, "X")
@@ -583,6 +584,8 @@ def fit(
       a look at a few rows tells which form broadcasts into (B, B)).
     - ``optimizer``: "adam", "adamw", "sgd", "rmsprop", "adagrad" (with ``lr``, or each one's
       default), or an Optimizer built on ``model.parameters()``.
+    - ``X`` (and ``y``) as a SciPy sparse matrix or array, as scikit-learn's MLP takes
+      them: made dense, whole, before training (rows × features numbers in memory).
     - ``X`` as a table (a pandas DataFrame, a pyarrow Table): its column names go into
       ``model.info["feature_names"]``, and ``predict`` then takes a table's columns by
       name; a later fit on other columns, or in another order, is refused.
@@ -820,6 +823,8 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         raise ConfigError(
             "give validation_data or validation_split, not both (validation_split would be ignored)"
         )
+    # SciPy sparse rows and targets: dense, whole (as fit's docstring says)
+    X, y = validation.dense_if_sparse(X), validation.dense_if_sparse(y)
     dtype = model.dtype
     names = _feature_names(model, X, "X")
     _check_target_order(model.info, y)
@@ -855,6 +860,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ConfigError("validation_data must be a pair (X_val, y_val)")
+        validation_data = tuple(validation.dense_if_sparse(part) for part in validation_data)
         _feature_names(model, validation_data[0], "validation X", names)
         # checked as X is: a float64 value past float32's range is named as such, not as
         # the inf the cast made of it ("remove or fill non-finite values")

@@ -16,6 +16,15 @@ from wxb.tensor import Tensor
 
 
 # ---------------------------------------------------------------------------------
+def dense_if_sparse(data: object) -> object:
+    """A SciPy sparse matrix or array as a dense ndarray, whole and in its own dtype
+    (scikit-learn's MLP takes sparse X; wxb's layers compute on dense rows); anything
+    else as it is. NumPy read one as a 0-d array of objects ("holds object values")."""
+    if type(data).__module__.startswith("scipy.sparse") and hasattr(data, "toarray"):
+        return data.toarray()
+    return data
+
+
 def as_features(
     X: object,
     dtype: np.dtype | str = "float32",
@@ -42,7 +51,7 @@ def as_features(
         if check:
             check_finite(X, where)
         return X
-    X = numbers_from_pandas(X)
+    X = numbers_from_pandas(dense_if_sparse(X))
     try:
         array = np.asarray(X)
     except ValueError as exc:  # ragged lists

@@ -24,7 +24,7 @@ from wxb.tensor import (
     no_grad,
     slot_names,
 )
-from wxb.validation import as_features
+from wxb.validation import as_features, dense_if_sparse
 
 _NATIVE_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))  # (not big-endian ones)
 
@@ -1144,6 +1144,7 @@ class Module:
         tuple or list holding Tensors) as it is."""
         if isinstance(x, (list, tuple)) and any(isinstance(v, Tensor) for v in x):
             return x
+        x = dense_if_sparse(x)  # (as predict takes it: it reached the layers as it was)
         if isinstance(x, Tensor) or not isinstance(x, (np.ndarray, list, tuple)):
             if is_tabular(x) and not isinstance(x, dict):  # (a dict may be a forward's own)
                 raise DataError(
