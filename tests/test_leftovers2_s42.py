@@ -19,6 +19,7 @@ from wxb.errors import ConfigError, DataError
 from wxb.metrics import figure_text
 from wxb.nn import Dense, Sequential, Tanh
 from wxb.nn.losses import CrossEntropyLoss
+from wxb.optim import SGD, Adam
 
 DRAW = re.compile(r"\repoch (\d+)/\d+ \S+ (\d+)/(\d+)  loss (\S+)")
 
@@ -77,6 +78,58 @@ def test_the_bar_shows_the_epochs_running_mean_as_keras(seeded):
         assert last, seeded.msg(f"epoch {epoch}: no draw at its last step")
         shown = figure_text(history["loss"][epoch - 1])
         assert last[-1][3] == shown, seeded.msg(f"epoch {epoch}: {last[-1]} vs {shown}")
+
+
+# -- 2. an optimiser built before model.to(dtype) -----------------------------------------
+@pytest.mark.parametrize("kind", ["adam", "sgd"])
+@pytest.mark.parametrize("cast", [("float32", "float64"), ("float64", "float32")])
+def test_an_optimiser_built_before_a_cast_follows_the_model(seeded, kind, cast):
+    """PyTorch refuses a step whose state is of the old dtype; its state cast by hand
+    along with the model is the reference: wxb's optimiser casts its state and flat
+    buffers at the next step and updates the arrays the model computes with."""
+    rng = seeded.rng
+    src, dst = cast
+    n, d, c = 24, 3, 2
+    X, y = rng.normal(size=(n, d)), rng.normal(size=(n, c))
+    model = _mlp(rng, d, c, src)
+    twin = _torch_twin(model)
+    make = {
+        "adam": (lambda ps: Adam(ps, lr=0.01), lambda ps: torch.optim.Adam(ps, lr=0.01)),
+        "sgd": (
+            lambda ps: SGD(ps, lr=0.05, momentum=0.9),
+            lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9),
+        ),
+    }[kind]
+    opt, topt = make[0](model.parameters()), make[1](twin.parameters())
+
+    def torch_epoch(dtype):
+        topt.zero_grad()
+        out = twin(torch.tensor(X, dtype=dtype))
+        torch.nn.functional.mse_loss(out, torch.tensor(y, dtype=dtype)).backward()
+        topt.step()
+
+    wxb.fit(model, X.astype(src), y.astype(src), loss="mse", optimizer=opt, epochs=2,
+            batch_size=n, shuffle=False, verbose=False)  # fmt: skip
+    for _ in range(2):
+        torch_epoch(getattr(torch, src))
+    if rng.random() < 0.5:
+        model.to(dst)
+    else:
+        model.double() if dst == "float64" else model.float()
+    twin.to(getattr(torch, dst))
+    for state in topt.state.values():  # what PyTorch needs done by hand
+        for key, value in state.items():
+            if key != "step" and torch.is_tensor(value):
+                state[key] = value.to(getattr(torch, dst))
+    wxb.fit(model, X, y, loss="mse", optimizer=opt, epochs=3, batch_size=n, shuffle=False,
+            verbose=False)  # fmt: skip
+    for _ in range(3):
+        torch_epoch(getattr(torch, dst))
+    tol = 1e-5 if "float32" in cast else 1e-10
+    for p, tp in zip(model.parameters(), twin.parameters(), strict=True):
+        assert p.data.dtype == np.dtype(dst)
+        np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=tol, atol=tol,
+                                   err_msg=seeded.msg(kind))  # fmt: skip
 
 
 # -- 3. SciPy sparse X ---------------------------------------------------------------------
@@ -197,3 +250,28 @@ def test_verbose_2_writes_one_line_per_epoch_as_keras(seeded, two):
         assert line.startswith(f"epoch {epoch}/{epochs}  loss "), seeded.msg(line)
         assert "\r" not in line and "\033" not in line
         assert f"loss {figure_text(history['loss'][epoch - 1])}" in line
+
+
+# -- 6. fit(optimizer="adam") twice --------------------------------------------------------
+def test_a_second_fit_by_name_starts_a_new_optimiser_as_documented(seeded):
+    """Documented: a name builds a new optimiser at each call (Keras would keep its
+    compiled one's state), and each History numbers its own epochs from 1."""
+    assert "A name builds a new" in wxb.fit.__doc__
+    rng = seeded.rng
+    n, d, c = 32, 4, 3
+    X, y = rng.normal(size=(n, d)), rng.integers(0, c, size=n)
+    model = _mlp(rng, d, c)
+    twin = _torch_twin(model)
+    for _ in range(2):
+        history = wxb.fit(model, X, y, optimizer="adam", lr=0.01, epochs=2, batch_size=n,
+                          shuffle=False, verbose=False)  # fmt: skip
+        assert history.epochs == 2 and len(history["loss"]) == 2
+        topt = torch.optim.Adam(twin.parameters(), lr=0.01)  # a new one each call
+        for _ in range(2):
+            topt.zero_grad()
+            out = twin(torch.tensor(X))
+            torch.nn.functional.cross_entropy(out, torch.tensor(y)).backward()
+            topt.step()
+    for p, tp in zip(model.parameters(), twin.parameters(), strict=True):
+        np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-9, atol=1e-12,
+                                   err_msg=seeded.msg("second fit"))  # fmt: skip

@@ -583,7 +583,11 @@ def fit(
       one output comes as (B, 1), or as (B,) where the loss reads it so (``out[:, 0] - y``:
       a look at a few rows tells which form broadcasts into (B, B)).
     - ``optimizer``: "adam", "adamw", "sgd", "rmsprop", "adagrad" (with ``lr``, or each one's
-      default), or an Optimizer built on ``model.parameters()``.
+      default), or an Optimizer built on ``model.parameters()``. A name builds a new
+      optimiser at each call: a second fit starts its state (Adam's moments and step
+      count, momentum) from zero, where Keras keeps its compiled optimiser's; pass one
+      Optimizer to each call to go on with it. Each call's History holds its own epochs,
+      numbered from 1 (as Keras's fit without ``initial_epoch``).
     - ``X`` (and ``y``) as a SciPy sparse matrix or array, as scikit-learn's MLP takes
       them: made dense, whole, before training (rows × features numbers in memory).
     - ``X`` as a table (a pandas DataFrame, a pyarrow Table): its column names go into
