@@ -275,3 +275,19 @@ def test_a_second_fit_by_name_starts_a_new_optimiser_as_documented(seeded):
     for p, tp in zip(model.parameters(), twin.parameters(), strict=True):
         np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-9, atol=1e-12,
                                    err_msg=seeded.msg("second fit"))  # fmt: skip
+
+
+@pytest.mark.parametrize("bad", ["log.txt", 5, "binary"])
+def test_a_stream_that_takes_no_text_is_refused_before_training(seeded, bad, tmp_path):
+    """It stopped at the bar's first draw, after a step: "'str' object has no attribute
+    'write'" (or a bytes-like object is required), the model half trained."""
+    rng = seeded.rng
+    X, y = rng.normal(size=(20, 4)), rng.integers(0, 3, size=20)
+    model = _mlp(rng, 4, 3)
+    before = model.state_dict()
+    with open(tmp_path / "log", "wb") as binary:
+        stream = binary if bad == "binary" else bad
+        with pytest.raises(ConfigError, match="stream must be a text stream"):
+            wxb.fit(model, X, y, epochs=1, verbose=True, stream=stream)
+    for key, value in model.state_dict().items():
+        assert np.array_equal(value, before[key])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -806,6 +807,13 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         verbose = bool(verbose)
     if not (isinstance(verbose, str) and verbose == "auto"):
         verbose = _flag(verbose, 'verbose (or "auto", or Keras\'s 0, 1, 2)')
+    binary = isinstance(stream, (io.RawIOBase, io.BufferedIOBase))  # open(path, "wb")
+    if stream is not None and (binary or not callable(getattr(stream, "write", None))):
+        # (stopped at the bar's first draw, after the first step: 'str' has no 'write')
+        raise ConfigError(
+            "stream must be a text stream (sys.stdout, io.StringIO, a file opened with "
+            f"'w'); got {'a binary file' if binary else type(stream).__name__}"
+        )
     if early_stopping is not None:
         early_stopping = _whole(early_stopping, "early_stopping (patience)")
     if clip_grad_norm is not None:
