@@ -291,3 +291,13 @@ def test_a_stream_that_takes_no_text_is_refused_before_training(seeded, bad, tmp
             wxb.fit(model, X, y, epochs=1, verbose=True, stream=stream)
     for key, value in model.state_dict().items():
         assert np.array_equal(value, before[key])
+
+
+def test_explain_takes_sparse_rows_as_their_dense_rows(seeded):
+    """It stopped on Python's "len() of unsized object"."""
+    rng = seeded.rng
+    dense = rng.normal(size=(12, 5)) * (rng.random((12, 5)) < 0.4)
+    y = rng.integers(0, 3, size=12)
+    model = _mlp(rng, 5, 3)
+    shown = wxb.explain(model, sp.csr_matrix(dense), sp.csr_matrix(y[:, None]))
+    assert str(shown) == str(wxb.explain(model, dense, y)), seeded.msg("explain")

@@ -49,6 +49,7 @@ from wxb.validation import (
     as_features,
     as_own_loss_targets,
     as_targets,
+    dense_if_sparse,
     numbers_from_pandas,
 )
 
@@ -566,7 +567,9 @@ def explain_model(
         raise ConfigError(f"sample_rows must be a positive integer or None; got {sample_rows!r}")
     dtype = model.dtype
     X = rows_by_name(getattr(model, "info", None) or {}, X, dtype)  # as predict takes them
-    rows = np.asarray(X.data if isinstance(X, Tensor) else X)
+    # (SciPy sparse rows and targets dense, as fit and predict take them)
+    rows = np.asarray(dense_if_sparse(X.data if isinstance(X, Tensor) else X))
+    y = dense_if_sparse(y)
     if rows.ndim == 1:  # one sample
         rows = rows.reshape(1, -1)
     total = len(rows)
@@ -804,6 +807,9 @@ def _loss_and_target(
         raise DataError(f"y has {len(target)} samples but X has {total}; they must match")
     target = target[:batch]
     outputs = output.shape[1]
+    if target.ndim == 2 and target.shape[1] == 1 and outputs > 1:  # class indices in a
+        target = target[:, 0]  # column, as fit and evaluate take them (was: "must have shape
+        # (samples, 3)")
     if loss is None:
         integer = target.dtype.kind in "iu" and target.ndim == 1
         loss = "cross_entropy" if outputs > 1 and integer else "mse"
