@@ -301,3 +301,29 @@ def test_explain_takes_sparse_rows_as_their_dense_rows(seeded):
     model = _mlp(rng, 5, 3)
     shown = wxb.explain(model, sp.csr_matrix(dense), sp.csr_matrix(y[:, None]))
     assert str(shown) == str(wxb.explain(model, dense, y)), seeded.msg("explain")
+
+
+@pytest.mark.parametrize(
+    ("option", "given", "said"),
+    [
+        ("loss", lambda ps: torch.nn.CrossEntropyLoss(), "loss is PyTorch's CrossEntropyLoss"),
+        ("loss", lambda ps: torch.nn.functional.cross_entropy, "loss is PyTorch's cross_entropy"),
+        ("optimizer", lambda ps: torch.optim.Adam(ps), "got PyTorch's Adam, which steps torch"),
+        ("optimizer", lambda ps: Adam, "optimizer is the class Adam; give an instance"),
+        (
+            "lr_schedule",
+            lambda ps: torch.optim.lr_scheduler.StepLR(torch.optim.SGD(ps, lr=0.1), 1),
+            "got PyTorch's StepLR",
+        ),
+    ],
+)
+def test_pytorchs_loss_optimiser_or_schedule_is_refused_in_one_line(seeded, option, given, said):
+    """A torch loss stopped at the first step on "argument 'input' (position 1) must be
+    Tensor, not Tensor"; a torch optimiser's refusal listed its groups over a dozen
+    lines."""
+    rng = seeded.rng
+    X, y = rng.normal(size=(20, 4)), rng.integers(0, 3, size=20)
+    with pytest.raises(ConfigError, match=re.escape(said)) as caught:
+        wxb.fit(_mlp(rng, 4, 3), X, y, epochs=1, verbose=False,
+                **{option: given([torch.zeros(1, requires_grad=True)])})  # fmt: skip
+    assert "\n" not in str(caught.value)

@@ -1581,8 +1581,19 @@ NAMED_LRS = {"sgd": 0.01}
 def get_optimizer(name: str | Optimizer, params: Iterable[Parameter], **options) -> Optimizer:
     if isinstance(name, Optimizer):
         return name
-    if name not in OPTIMIZERS:
-        raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {name!r}")
+    if isinstance(name, type) and issubclass(name, Optimizer):  # (as get_loss says of a class)
+        raise ConfigError(
+            f"optimizer is the class {name.__name__}; give an instance: "
+            f"{name.__name__}(model.parameters(), lr=…), or a name"
+        )
+    if not isinstance(name, str) or name not in OPTIMIZERS:
+        # one line: a torch optimiser's repr ran over a dozen lines, its groups listed
+        package = type(name).__module__.split(".")[0]
+        got = repr(name) if isinstance(name, str) or name is None else f"a {type(name).__name__}"
+        if package == "torch":
+            got = f"PyTorch's {type(name).__name__}, which steps torch tensors (wxb's own: "
+            got += "Adam(model.parameters()), …)"
+        raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {got}")
     kind = OPTIMIZERS[name]
     takes = [n for n in inspect.signature(kind).parameters if n != "params"]
     unknown = [k for k, v in options.items() if v is not None and k not in takes]

@@ -1997,7 +1997,10 @@ def _make_schedule(
                 optimizer, patience=patience, threshold=min_delta, threshold_mode="abs"
             )
         return SCHEDULES["plateau"](optimizer, patience=patience)
-    raise ConfigError(f"lr_schedule must be one of {', '.join(SCHEDULES)}; got {schedule!r}")
+    got = repr(schedule) if isinstance(schedule, str) else f"a {type(schedule).__name__}"
+    if type(schedule).__module__.startswith("torch."):
+        got = f"PyTorch's {type(schedule).__name__} (wxb.optim has its own, on wxb's optimiser)"
+    raise ConfigError(f"lr_schedule must be one of {', '.join(SCHEDULES)}; got {got}")
 
 
 def _is_terminal(stream: TextIO) -> bool:

@@ -574,6 +574,15 @@ def get_loss(loss: str | Loss | Callable[[Tensor, object], Tensor]) -> Loss:
         return batch_loss(loss)
     if isinstance(loss, type) and issubclass(loss, Loss):
         raise ConfigError(f"loss is the class {loss.__name__}; give an instance: {loss.__name__}()")
+    if str(getattr(loss, "__module__", None) or "").split(".")[0] == "torch":
+        # a torch.nn loss (or F.cross_entropy) is callable, and stopped at the first step on
+        # "argument 'input' (position 1) must be Tensor, not Tensor"
+        name = getattr(loss, "__name__", type(loss).__name__)
+        raise ConfigError(
+            f"loss is PyTorch's {name}, which takes torch tensors; give one "
+            f"of wxb's (loss='cross_entropy', 'mse', …, or wxb.nn's losses, which take "
+            "PyTorch's options)"
+        )
     if callable(loss):
         return FunctionLoss(loss)
     if not isinstance(loss, str) or loss not in LOSSES:
