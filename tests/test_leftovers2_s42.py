@@ -187,7 +187,15 @@ def _all_ignored_case(rng):
     X, y = rng.normal(size=(n, d)), rng.integers(0, c, size=n)
     ignored = int(rng.choice([-100, -1, 7]))
     X_val, y_val = rng.normal(size=(9, d)), np.full(9, ignored)
-    return _mlp(rng, d, c), X, y, X_val, y_val, CrossEntropyLoss(ignore_index=ignored)
+    if rng.random() < 0.4:  # rows of a class weighted 0 count for nothing too (0/0 in PyTorch)
+        weight = rng.uniform(0.5, 2.0, size=c)
+        weight[0] = 0.0
+        y_val[:] = 0
+        y_val[rng.random(9) < 0.3] = ignored
+        loss = CrossEntropyLoss(weight=weight, ignore_index=ignored)
+    else:
+        loss = CrossEntropyLoss(ignore_index=ignored)
+    return _mlp(rng, d, c), X, y, X_val, y_val, loss
 
 
 def test_pytorchs_loss_of_rows_all_ignored_is_nan(seeded):
@@ -211,16 +219,17 @@ def test_early_stopping_or_plateau_on_validation_rows_all_ignored_is_refused(see
 
 def test_validation_rows_all_ignored_without_a_watcher_are_warned_of(seeded):
     model, X, y, X_val, y_val, loss = _all_ignored_case(seeded.rng)
-    with pytest.warns(UserWarning, match="val_loss and val_accuracy are NaN"):
+    with pytest.warns(UserWarning, match="val_loss is NaN"):
         history = wxb.fit(model, X, y, loss=loss, epochs=2, verbose=False,
                           validation_data=(X_val, y_val))  # fmt: skip
     assert np.isnan(history["val_loss"]).all() and np.isfinite(history["loss"]).all()
 
 
 def test_training_rows_all_ignored_are_refused(seeded):
-    model, X, y, _, _, loss = _all_ignored_case(seeded.rng)
+    model, X, y, _, y_val, loss = _all_ignored_case(seeded.rng)
+    y = np.resize(y_val, len(y))  # as the validation rows: none counts
     with pytest.raises(DataError, match="no row is trained on"):
-        wxb.fit(model, X, np.full(len(y), loss.kernel.ignore_index), loss=loss, verbose=False)
+        wxb.fit(model, X, y, loss=loss, verbose=False)
 
 
 # -- 5. checkpoint_dir as bytes, verbose=2 ---------------------------------------------------
@@ -327,3 +336,22 @@ def test_pytorchs_loss_optimiser_or_schedule_is_refused_in_one_line(seeded, opti
         wxb.fit(_mlp(rng, 4, 3), X, y, epochs=1, verbose=False,
                 **{option: given([torch.zeros(1, requires_grad=True)])})  # fmt: skip
     assert "\n" not in str(caught.value)
+
+
+def test_a_training_batch_of_classes_weighted_0_is_named_not_called_a_divergence(seeded):
+    """PyTorch's mean over a batch whose classes all weigh 0 is 0/0, its gradient NaN;
+    fit said "the loss became nan … Try a smaller learning rate"."""
+    rng = seeded.rng
+    n, d, c, batch = 24, 4, 3, 6
+    X, y = rng.normal(size=(n, d)), rng.integers(1, c, size=n)
+    y[:batch] = 0
+    weight = np.r_[0.0, rng.uniform(0.5, 2.0, size=c - 1)]
+    model = _mlp(rng, d, c)
+    twin = _torch_twin(model)
+    out = twin(torch.tensor(X[:batch]))
+    value = torch.nn.functional.cross_entropy(out, torch.tensor(y[:batch]), torch.tensor(weight))
+    value.backward()
+    assert torch.isnan(value) and torch.isnan(twin[0].weight.grad).all()  # the premise
+    with pytest.raises(wxb.TrainingError, match="step 1 every row of the batch is of a class"):
+        wxb.fit(model, X, y, loss=CrossEntropyLoss(weight=weight), batch_size=batch,
+                shuffle=False, verbose=False)  # fmt: skip

@@ -478,26 +478,23 @@ def _number(value: object, what: str, low: float, high: float = math.inf) -> flo
 
 
 def _check_rows_scored(loss, y, y_val, early_stopping, schedule) -> None:
-    """Refuse targets whose every row is of a cross-entropy's ignore_index: its loss is
-    NaN (0/0, PyTorch's rule) at every epoch. Training rows so: nothing is learned. Validation
+    """Refuse targets whose every row is of a cross-entropy's ignore_index or of classes
+    weighted 0: its loss is NaN (0/0, PyTorch's rule) at every epoch (validation rows of
+    weight 0 raised "the loss became nan … outputs that overflow there", the training
+    going well). Training rows so: nothing is learned. Validation
     rows so: val_loss is NaN, and early stopping or a plateau schedule watching it acted
     on NaN without a word (stopped after its patience, cut the rate); without a watcher,
     a warning (Keras shows the NaN)."""
+    if stock_loss(loss) is not CrossEntropyLoss:
+        return
     ignored = _ignored_label(loss)
-    if ignored is None:
+    what = f"of the loss's ignore_index ({ignored}) or of a class whose weight is 0"
+    all_ignored = ignored is not None and y.ndim == 1 and bool((y == ignored).all())
+    if _weighs_nothing(loss, y) or all_ignored:  # (reduction 'sum': 0 each epoch, untrained)
+        raise DataError(f"y: every row is {what}: no row is trained on")
+    if y_val is None or not _weighs_nothing(loss, y_val):
         return
-    every = lambda rows: rows.ndim == 1 and rows.size > 0 and bool((rows == ignored).all())  # noqa: E731
-    if every(y):
-        raise DataError(
-            f"y: every row is of the loss's ignore_index ({ignored}): no row is trained on "
-            "(the loss is NaN, 0/0, each epoch)"
-        )
-    if y_val is None or not every(y_val):
-        return
-    message = (
-        f"every validation row is of the loss's ignore_index ({ignored}): val_loss and "
-        "val_accuracy are NaN (0/0) each epoch"
-    )
+    message = f"every validation row is {what}: val_loss is NaN (0/0) each epoch"
     if early_stopping is not None or isinstance(schedule, ReduceLROnPlateau):
         watcher = "early stopping" if early_stopping is not None else "the plateau schedule"
         raise DataError(
@@ -505,6 +502,12 @@ def _check_rows_scored(loss, y, y_val, early_stopping, schedule) -> None:
             "labels (or none: it then watches the training loss)"
         )
     warnings.warn(message, UserWarning, stacklevel=5)  # the caller of fit
+
+
+def _weighs_nothing(loss: Loss, y: np.ndarray) -> bool:
+    """Whether a cross-entropy's mean over ``y`` is 0/0 (NaN, as PyTorch's): every row
+    ignored, or of a class weighted 0."""
+    return counts_no_row(loss, y) or mean_weight(loss, y) == 0
 
 
 def _ignored_label(loss: Loss) -> int | None:
@@ -1181,6 +1184,13 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             except _Diverged as diverged:
                 model.load_state_dict(loop.last_good)
                 restored = f"end of epoch {epoch - 1}" if epoch > 1 else "their initial values"
+                if diverged.weightless:  # (a smaller learning rate was advised)
+                    raise TrainingError(
+                        f"at epoch {epoch}, step {diverged.step} every row of the batch is of "
+                        "a class whose weight is 0: the loss's mean is 0/0 and its gradient "
+                        f"NaN, as PyTorch's; weights restored to {restored}. Give every "
+                        "class a weight > 0 (or reduction='sum')"
+                    ) from None
                 raise TrainingError(
                     f"the loss became {diverged.value} at epoch {epoch}, step {diverged.step}; "
                     f"weights restored to {restored}. Try a smaller learning rate "
@@ -1214,7 +1224,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             if (
                 X_val is not None
                 and not math.isfinite(figures["val_loss"])
-                and not counts_no_row(loss_fn, y_val)
+                and not _weighs_nothing(loss_fn, y_val)
             ):
                 model.load_state_dict(loop.last_good)
                 restored = f"end of epoch {epoch - 1}" if epoch > 1 else "their initial values"
@@ -1897,8 +1907,9 @@ def _warning_kind(message: str) -> str:
 
 
 class _Diverged(Exception):
-    def __init__(self, step: int, value: float) -> None:
-        self.step, self.value = step, value
+    def __init__(self, step: int, value: float, weightless: bool = False) -> None:
+        # weightless: the batch's rows all of classes weighted 0 (Σw = 0), not a divergence
+        self.step, self.value, self.weightless = step, value, weightless
 
 
 def _train_epoch(step, loss_fn, X, y, loop: _Loop, x_batch, y_batch, after_step,
@@ -1937,7 +1948,7 @@ def _train_epoch(step, loss_fn, X, y, loop: _Loop, x_batch, y_batch, after_step,
                 by_row.stop()
             # (a batch whose rows are all ignored is NaN by PyTorch's rule, not diverged)
             if not math.isfinite(value) and not counts_no_row(loss_fn, yb):
-                raise _Diverged(loop.step + 1, value)
+                raise _Diverged(loop.step + 1, value, weighs and mean_weight(loss_fn, yb) == 0)
             loop.total += _batch_total(loss_fn, value, batch_rows, yb if weighs else None)
             if reducer is not None:  # the global batch's, summed with its loss
                 loop.correct += reducer.correct
