@@ -853,16 +853,16 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             f"that. Leave the last {twice} out of the model (wxb predict --proba and "
             f"wxb.nn.functional.{twice} give probabilities from its logits)",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     for message in _rounded_features(model, X, names, dtype):  # before the cast does it
-        warnings.warn(message, UserWarning, stacklevel=3)  # the caller of fit
+        warnings.warn(message, UserWarning, stacklevel=4)  # the caller of fit
     X_arr = _features(model, _through_stage(model, X, "X"), dtype, "X", check=ranks is None)
     if ranks is not None:
         _check_finite_together(X_arr, "X", ranks)
     shape = output_shape(model, X_arr)  # one forward of two rows, before any training
     for message in _rounded_targets(loss_fn, y, dtype):  # before the cast does it
-        warnings.warn(message, UserWarning, stacklevel=3)
+        warnings.warn(message, UserWarning, stacklevel=4)
     y_arr = _prepare_targets(loss_fn, y, dtype, shape, "y")
     validation.check_lengths(X_arr, y_arr)
     y_arr = _own_loss_rows(model, X_arr, loss_fn, y_arr)
@@ -996,7 +996,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
                 "(a weight penalty, a constant) counts once per rank. Use reduction='mean' "
                 "(each rank's share is weighted by its rows) or the optimiser's weight_decay",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         # The same data on every rank (a sample of it: its shape, first and last rows);
         # other data of the same length would train silently on a mixture.
@@ -1548,7 +1548,7 @@ class _Saver:
                 "resuming on a different numeric setup (" + "; ".join(changed) + "): the "
                 "result will match an uninterrupted run only to rounding",
                 ckpt.CheckpointWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
         now_held = model.state_dict()
         # (a model stopped where the checkpoint is, rerun in its process: nothing replaced;
@@ -1562,7 +1562,7 @@ class _Saver:
                 "started from, and are replaced by the checkpoint's (resume=True continues "
                 "the run in the folder; to train a trained model further, give another folder)",
                 ckpt.CheckpointWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
         if schedule is not None and meta["schedule"] is not None:
             counters = getattr(schedule, "COUNTERS", ("epoch", "base_lrs"))
@@ -1579,7 +1579,7 @@ class _Saver:
                     f"{why}: the learning-rate schedule keeps its settings from the "
                     f"checkpoint ({_settings(saved)})",
                     ckpt.CheckpointWarning,
-                    stacklevel=4,
+                    stacklevel=5,
                 )
         before = (
             model.state_dict(),
@@ -1896,7 +1896,7 @@ def _diagnose_epoch(
         kind = _warning_kind(message)
         if not any(_warning_kind(seen.split(": ", 1)[1]) == kind for seen in history.warnings):
             history.warnings.append(f"epoch {epoch}: {message}")
-            warnings.warn(message, RuntimeWarning, stacklevel=3)
+            warnings.warn(message, RuntimeWarning, stacklevel=5)
 
 
 def _warning_kind(message: str) -> str:
