@@ -373,3 +373,24 @@ def test_fits_warnings_point_at_the_line_that_called_fit(seeded):
     assert len(seen) >= 3, [str(w.message) for w in seen]
     for w in seen:
         assert w.filename == __file__, seeded.msg(f"{w.filename}:{w.lineno} {w.message}")
+
+
+def test_a_bar_left_mid_epoch_by_an_error_is_ended_with_its_line(seeded):
+    """Keras ends its bar's line; fit left it open, and the traceback began after
+    "… 2/5  loss 1.2"."""
+    rng = seeded.rng
+    X, y = rng.normal(size=(40, 4)), rng.integers(0, 3, size=40)
+    model = _mlp(rng, 4, 3)
+
+    class Diverges(SGD):
+        def step(self, closure=None):
+            super().step(closure)
+            if self.steps == 2:  # the third batch's loss is NaN
+                self.params[0].data[...] = np.nan
+
+    stream = io.StringIO()
+    with pytest.raises(wxb.TrainingError, match="step 3"):
+        wxb.fit(model, X, y, optimizer=Diverges(model.parameters(), lr=0.1), batch_size=8,
+                verbose=True, stream=stream)  # fmt: skip
+    text = stream.getvalue()
+    assert DRAW.search(text) and text.endswith("\n"), seeded.msg(repr(text))

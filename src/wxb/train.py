@@ -153,6 +153,7 @@ class ProgressBar:
         self.epochs, self.steps, self.stream, self.enabled = epochs, steps, stream, enabled
         self.lines_only = lines_only
         self.last_draw = 0.0
+        self.open_line = False  # a bar drawn and its epoch's line not yet written
 
     def due(self, step: int) -> bool:
         """Whether ``update`` would draw now (the running figure is computed only then)."""
@@ -172,12 +173,22 @@ class ProgressBar:
             f"\repoch {epoch}/{self.epochs} {bar} {step}/{self.steps}  loss {figure_text(loss)}"
         )
         self.stream.flush()
+        self.open_line = True
+
+    def close(self) -> None:
+        """End a bar left mid-epoch (an error, Ctrl-C): what follows starts on its own line
+        (a traceback began after "… 3/10  loss 1.2")."""
+        if self.open_line:
+            self.open_line = False
+            self.stream.write("\n")
+            self.stream.flush()
 
     def end_epoch(self, epoch: int, figures: dict[str, float]) -> None:
         if not self.enabled:
             return
         # as the test figures are written: a loss of 3e-5 is not 0.0000, an accuracy of
         # 0.99996 not 1.0000
+        self.open_line = False
         text = "  ".join(f"{k} {figure_text(v)}" for k, v in figures.items())
         if self.lines_only:  # a log's line: no carriage return or erase code
             self.stream.write(f"epoch {epoch}/{self.epochs}  {text}\n")
@@ -1109,6 +1120,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     interrupts = _Interrupts()
     model.train()
     with ExitStack() as context:
+        context.callback(bar.close)
         if saver is not None:
             with _rank0_agreed(ranks, "the checkpoint folder's lock"):
                 if saver.writes:
