@@ -394,3 +394,23 @@ def test_a_bar_left_mid_epoch_by_an_error_is_ended_with_its_line(seeded):
                 verbose=True, stream=stream)  # fmt: skip
     text = stream.getvalue()
     assert DRAW.search(text) and text.endswith("\n"), seeded.msg(repr(text))
+
+
+def test_sparse_ids_reach_a_forward_of_ones_own_whole_in_predict_and_evaluate(seeded):
+    """fit handed sparse ids over whole (made dense first); predict and evaluate made
+    them floats, and the forward's lookup was refused ("an index holds float32")."""
+    rng = seeded.rng
+
+    class Lookup(wxb.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = wxb.nn.Parameter(rng.normal(size=(10, 3)).astype(np.float32))
+
+        def forward(self, ids):
+            return self.table[ids[:, 0]]
+
+    ids, y = rng.integers(0, 10, (20, 1)), rng.integers(0, 3, 20)
+    model = Lookup()
+    wxb.fit(model, sp.csr_matrix(ids), y, epochs=1, verbose=False)
+    assert np.array_equal(model.predict(sp.csr_matrix(ids)), model.predict(ids))
+    assert wxb.evaluate(model, sp.csr_matrix(ids), y) == wxb.evaluate(model, ids, y)

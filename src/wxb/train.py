@@ -302,7 +302,8 @@ def evaluate(
     (fit warns of it); ``wxb eval`` scores such a saved model's probabilities as such."""
     loss_fn = get_loss(_trained_loss(model, loss))
     batch_size = _whole(batch_size, "batch_size")
-    y = validation.dense_if_sparse(y)  # (X: as_features makes it dense)
+    # SciPy sparse rows (ids for a forward of one's own among them) and targets: dense
+    X, y = validation.dense_if_sparse(X), validation.dense_if_sparse(y)
     _check_target_order(model.info, y)
     dtype = model._rows_dtype(X)  # (a model holding no float array: X's own float dtype)
     X_arr = _features(model, rows_by_name(model.info, X, dtype), dtype, "X")

@@ -1221,6 +1221,7 @@ class Module:
             raise ConfigError(f"predict batch_size must be a positive integer; got {batch_size!r}")
         if batch_size < 1:
             raise ConfigError(f"predict batch_size must be a positive integer; got {batch_size}")
+        X = dense_if_sparse(X)  # (whole numbers in it: ids, as fit hands them over)
         dtype = self._rows_dtype(X)
         X = rows_for_model(self.info, X, dtype)  # a table: its columns by name
         whole = self._own_forward() and _whole_number_rows(X)
