@@ -414,3 +414,22 @@ def test_sparse_ids_reach_a_forward_of_ones_own_whole_in_predict_and_evaluate(se
     wxb.fit(model, sp.csr_matrix(ids), y, epochs=1, verbose=False)
     assert np.array_equal(model.predict(sp.csr_matrix(ids)), model.predict(ids))
     assert wxb.evaluate(model, sp.csr_matrix(ids), y) == wxb.evaluate(model, ids, y)
+
+
+def test_a_diagnostics_warning_starts_a_line_of_its_own_after_the_epochs_line(seeded):
+    """fit(diagnose=True) warned before writing the epoch's line: the warning was printed
+    after the bar's "… 2/2  loss 1.11", on its line."""
+    rng = seeded.rng
+    X, y = rng.normal(size=(64, 4)), rng.integers(0, 3, size=64)
+    layers = [Dense(4, 8)]
+    for _ in range(12):  # δ vanishes through twelve sigmoids: warned
+        layers += [wxb.nn.Sigmoid(), Dense(8, 8)]
+    model = Sequential(*layers, wxb.nn.Sigmoid(), Dense(8, 3))
+    stream = io.StringIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = lambda message, *rest, **kw: stream.write(f"WARNING {message}\n")
+        history = wxb.fit(model, X, y, epochs=1, verbose=True, stream=stream, diagnose=True)
+    assert history.warnings, "no diagnostics warning to check"
+    text = stream.getvalue()
+    assert "\nWARNING " in text and text.index("WARNING") > text.index("accuracy"), repr(text)

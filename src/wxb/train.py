@@ -1219,10 +1219,10 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
                 figures.update({f"val_{k}": v for k, v in val.items()})
             figures["lr"] = opt.lr
             history.record(**figures)
+            bar.end_epoch(epoch, figures)  # first: a warning below then starts a line of its own
             if diagnose:
                 first = X_arr[:256] if train_rows is None else X_arr[train_rows[:256]]
                 _diagnose_epoch(history, epoch, model, first, y_arr[:256], loss_fn)
-            bar.end_epoch(epoch, figures)
             finite = all(np.isfinite(p.data).all() for p in model.parameters())
             if ranks is not None:  # decided together: a restore writes the shared weights
                 finite = not ranks.sum_numbers(not finite, what="the check of the weights")[0]
