@@ -433,3 +433,28 @@ def test_a_diagnostics_warning_starts_a_line_of_its_own_after_the_epochs_line(se
     assert history.warnings, "no diagnostics warning to check"
     text = stream.getvalue()
     assert "\nWARNING " in text and text.index("WARNING") > text.index("accuracy"), repr(text)
+
+
+def test_sparse_dataframe_columns_train_as_their_dense_columns(seeded):
+    """pd.get_dummies(..., sparse=True), which scikit-learn's MLP takes: fit, predict,
+    evaluate and explain stopped on "a column cannot be read (Sparse pandas data (column
+    1) not supported.)"."""
+    import pandas as pd
+
+    rng = seeded.rng
+    n = int(rng.integers(20, 40))
+    table = pd.DataFrame({"a": rng.normal(size=n), "c": rng.choice(list("xyz"), n)})
+    sparse = pd.get_dummies(table, columns=["c"], sparse=True, dtype=float)
+    dense = pd.get_dummies(table, columns=["c"], dtype=float)
+    y = rng.integers(0, 3, n)
+    a = _mlp(rng, dense.shape[1], 3)
+    b = _mlp(rng, dense.shape[1], 3)
+    b.load_state_dict(a.state_dict())
+    seed = int(rng.integers(1 << 30))
+    ha = wxb.fit(a, sparse, y, epochs=2, seed=seed, verbose=False)
+    hb = wxb.fit(b, dense, y, epochs=2, seed=seed, verbose=False)
+    assert ha.history == hb.history and a.info["feature_names"] == list(dense.columns)
+    assert np.array_equal(a.predict(sparse), b.predict(dense)), seeded.msg("predict")
+    sparse_y = pd.Series(y).astype(pd.SparseDtype(int))
+    assert wxb.evaluate(a, sparse, sparse_y) == wxb.evaluate(b, dense, y), seeded.msg("")
+    assert str(wxb.explain(a, sparse, y)) == str(wxb.explain(b, dense, y)), seeded.msg("")

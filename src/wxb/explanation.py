@@ -566,10 +566,10 @@ def explain_model(
     if sample_rows is not None and (isinstance(sample_rows, bool) or sample_rows < 1):
         raise ConfigError(f"sample_rows must be a positive integer or None; got {sample_rows!r}")
     dtype = model.dtype
+    # (sparse rows and targets dense, as fit and predict take them)
+    X, y = dense_if_sparse(X), dense_if_sparse(y)
     X = rows_by_name(getattr(model, "info", None) or {}, X, dtype)  # as predict takes them
-    # (SciPy sparse rows and targets dense, as fit and predict take them)
-    rows = np.asarray(dense_if_sparse(X.data if isinstance(X, Tensor) else X))
-    y = dense_if_sparse(y)
+    rows = np.asarray(X.data if isinstance(X, Tensor) else X)
     if rows.ndim == 1:  # one sample
         rows = rows.reshape(1, -1)
     total = len(rows)

@@ -18,11 +18,25 @@ from wxb.tensor import Tensor
 # ---------------------------------------------------------------------------------
 def dense_if_sparse(data: object) -> object:
     """A SciPy sparse matrix or array as a dense ndarray, whole and in its own dtype
-    (scikit-learn's MLP takes sparse X; wxb's layers compute on dense rows); anything
-    else as it is. NumPy read one as a 0-d array of objects ("holds object values")."""
+    (scikit-learn's MLP takes sparse X; wxb's layers compute on dense rows), and a pandas
+    DataFrame's or Series' sparse columns as dense ones; anything else as it is. NumPy
+    read a sparse matrix as a 0-d array of objects ("holds object values")."""
     if type(data).__module__.startswith("scipy.sparse") and hasattr(data, "toarray"):
         return data.toarray()
+    if type(data).__module__.split(".")[0] == "pandas":  # pd.get_dummies(..., sparse=True)
+        dtypes = getattr(data, "dtypes", None)  # ("Sparse pandas data not supported")
+        if isinstance(getattr(data, "dtype", None), _pandas_sparse()):  # a Series
+            return data.astype(data.dtype.subtype)
+        if dtypes is not None and not isinstance(dtypes, np.dtype):
+            sparse = {c: k.subtype for c, k in dtypes.items() if isinstance(k, _pandas_sparse())}
+            return data.astype(sparse) if sparse else data
     return data
+
+
+def _pandas_sparse() -> type:
+    import pandas  # (only asked of pandas data)
+
+    return pandas.SparseDtype
 
 
 def as_features(
