@@ -27,7 +27,7 @@ def dense_if_sparse(data: object) -> object:
         dtypes = getattr(data, "dtypes", None)  # ("Sparse pandas data not supported")
         if isinstance(getattr(data, "dtype", None), _pandas_sparse()):  # a Series
             return data.astype(data.dtype.subtype)
-        if dtypes is not None and not isinstance(dtypes, np.dtype):
+        if hasattr(dtypes, "items"):  # a DataFrame's (a Series' dtypes is its one dtype)
             sparse = {c: k.subtype for c, k in dtypes.items() if isinstance(k, _pandas_sparse())}
             return data.astype(sparse) if sparse else data
     return data
