@@ -312,11 +312,17 @@ def test_explain_takes_sparse_rows_as_their_dense_rows(seeded):
     assert str(shown) == str(wxb.explain(model, dense, y)), seeded.msg("explain")
 
 
+class _TorchLossOfOnesOwn(torch.nn.Module):
+    def forward(self, output, target):
+        return torch.nn.functional.cross_entropy(output, target)
+
+
 @pytest.mark.parametrize(
     ("option", "given", "said"),
     [
         ("loss", lambda ps: torch.nn.CrossEntropyLoss(), "loss is PyTorch's CrossEntropyLoss"),
         ("loss", lambda ps: torch.nn.functional.cross_entropy, "loss is PyTorch's cross_entropy"),
+        ("loss", lambda ps: _TorchLossOfOnesOwn(), "loss is PyTorch's _TorchLossOfOnesOwn"),
         ("optimizer", lambda ps: torch.optim.Adam(ps), "got PyTorch's Adam, which steps torch"),
         ("optimizer", lambda ps: Adam, "optimizer is the class Adam; give an instance"),
         (

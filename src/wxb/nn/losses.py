@@ -574,7 +574,9 @@ def get_loss(loss: str | Loss | Callable[[Tensor, object], Tensor]) -> Loss:
         return batch_loss(loss)
     if isinstance(loss, type) and issubclass(loss, Loss):
         raise ConfigError(f"loss is the class {loss.__name__}; give an instance: {loss.__name__}()")
-    if str(getattr(loss, "__module__", None) or "").split(".")[0] == "torch":
+    torch_kinds = [str(getattr(loss, "__module__", None) or "")]  # (F.cross_entropy)
+    torch_kinds += [kind.__module__ for kind in type(loss).__mro__]  # (a torch.nn.Module's own)
+    if any(module.split(".")[0] == "torch" for module in torch_kinds):
         # a torch.nn loss (or F.cross_entropy) is callable, and stopped at the first step on
         # "argument 'input' (position 1) must be Tensor, not Tensor"
         name = getattr(loss, "__name__", type(loss).__name__)
