@@ -1544,7 +1544,8 @@ class _Saver:
             now = {**now, "loss": {k: v for k, v in now["loss"].items() if k in saved_loss}}
         saved_data = meta.get("run", {}).get("data") or {}
         if len(str(saved_data.get("X", ""))) == 32:  # a whole-array digest: an earlier wxb's
-            now = {**self.run, "data": self.whole_array_digests()}
+            # (on top of the loss's filtering above: a wxb before both wrote either way)
+            now = {**now, "data": self.whole_array_digests()}
         differences = _differences(meta.get("run", {}), now)
         if differences:
             raise ConfigError(f"{where}: {'; '.join(differences)}")
