@@ -24,13 +24,16 @@ checked equal to its uninterrupted run's). They were made by
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import wxb
-from wxb import nn
+from wxb import ConfigError, nn
+from wxb.checkpoint import _json_digest
 
 DATA = Path(__file__).parent / "data" / "compat"
 
@@ -62,7 +65,7 @@ def _copy(name, tmp_path):
 
 @pytest.mark.parametrize(
     "name, p",
-    [("ckpt_345b859_plain", 0), ("ckpt_53d6383_plain", 0)],
+    [("ckpt_345b859_plain", 0), ("ckpt_53d6383_plain", 0), ("ckpt_c2aec29_dropout", 0.3)],
 )
 def test_an_older_checkpoint_resumes_as_its_own_wxb_resumed_it(tmp_path, name, p):
     """345b859's checkpoint (before loss digests and before data digests by blocks of
@@ -78,3 +81,87 @@ def test_an_older_checkpoint_resumes_as_its_own_wxb_resumed_it(tmp_path, name, p
     assert history.resumed_from is not None
     for key, value in model.state_dict().items():
         assert np.array_equal(value, np.asarray(expected[key], dtype=value.dtype)), (name, key)
+
+
+@pytest.mark.parametrize("name", ["ckpt_345b859_dropout", "ckpt_53d6383_dropout"])
+def test_an_older_checkpoint_whose_dropout_masks_cannot_be_drawn_again_is_refused(tmp_path, name):
+    """53d6383 drew a Dropout's masks on a stream per draw of the step; this wxb draws
+    them on a stream per layer, and resumed its checkpoint on other masks without a word
+    (the weights 6e-3 off that wxb's resume after one step, 5e-2 after two epochs). 345b859
+    drew them from the layers' generators. A resume is refused now, before anything is
+    put in place or written."""
+    folder, _ = _copy(name, tmp_path)
+    before = sorted(p.name for p in folder.iterdir())
+    X, y = _fixture_data()
+    model = _fixture_model(0.3)
+    start = {k: v.copy() for k, v in model.state_dict().items()}
+    with pytest.raises(ConfigError, match=r"Dropout masks .* train again without resuming"):
+        wxb.fit(model, X, y, epochs=2, checkpoint_dir=folder, resume=True, verbose=False,
+                **_FIXTURE_FIT)  # fmt: skip
+    assert sorted(p.name for p in folder.iterdir()) == before
+    for key, value in model.state_dict().items():
+        assert np.array_equal(value, start[key]), key
+
+
+def _as_written_before(folder: Path, *, arrays_by_name: bool) -> None:
+    """Make this wxb's checkpoints look like a wxb's of 2026-12-04/05 wrote them: no
+    per-generator Dropout keys and (before 2026-12-05 04:39) the arrays in state_dict's
+    order, not by name; the JSON's checksum made again."""
+    for path in folder.glob("step-*.json"):
+        meta = json.loads(path.read_text())
+        del meta["row_masks_own"]
+        if not arrays_by_name:
+            arrays = meta["run"]["architecture"]["arrays"]  # a layer's weight before its bias
+            arrays.sort(key=lambda a: (a[0].rsplit(".", 1)[0], a[0].endswith(".bias")))
+            assert arrays != sorted(arrays)
+        meta["json_sha256"] = _json_digest(meta)
+        path.write_text(json.dumps(meta))
+
+
+def test_the_command_line_refuses_such_a_resume_in_one_line(tmp_path):
+    """wxb train --resume of a checkpoint of 2026-12-04 with --dropout: exit 2, one line."""
+    seed = np.random.SeedSequence().entropy
+    rng = np.random.default_rng(seed)
+    n, d = int(rng.integers(60, 120)), int(rng.integers(2, 6))
+    X = rng.normal(size=(n, d))
+    y = (X[:, 0] + rng.normal(scale=0.5, size=n) > 0).astype(int)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    folder = tmp_path / "ck"
+    options = ["--data", str(tmp_path / "d.npz"), "--hidden", "5", "--dropout", "0.25",
+               "--seed", str(int(rng.integers(1 << 30))), "--batch-size", "16", "--quiet",
+               "--checkpoint-dir", str(folder),
+               "--output", str(tmp_path / "m.safetensors")]  # fmt: skip
+    wxb_cli = [sys.executable, "-c", "from wxb.cli import entry; entry()"]
+    first = subprocess.run([*wxb_cli, "train", *options, "--epochs", "1"], capture_output=True,
+                           text=True)  # fmt: skip
+    assert first.returncode == 0, (seed, first.stderr)
+    _as_written_before(folder, arrays_by_name=False)
+    again = subprocess.run([*wxb_cli, "train", *options, "--epochs", "3", "--resume"],
+                           capture_output=True, text=True)  # fmt: skip
+    assert again.returncode == 2, (seed, again.stdout, again.stderr)
+    lines = again.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Dropout masks" in lines[0], (seed, again.stderr)
+
+
+def test_a_checkpoint_of_a_run_without_dropout_is_not_refused_for_its_masks(tmp_path):
+    """The refusal is about Dropout's masks only: a run of the same age without Dropout
+    (or with p = 0) resumes to the uninterrupted run's weights."""
+    seed = np.random.SeedSequence().entropy
+    rng = np.random.default_rng(seed)
+    n, d, k = int(rng.integers(40, 80)), int(rng.integers(2, 6)), int(rng.integers(2, 4))
+    X, y = rng.normal(size=(n, d)), rng.integers(0, k, n)
+    init, fit_seed = (int(s) for s in rng.integers(0, 1 << 30, 2))
+
+    def build():
+        wxb.manual_seed(init)
+        return nn.Sequential(nn.Dense(d, 6), nn.Tanh(), nn.Dropout(0.0), nn.Dense(6, k))
+
+    kw = dict(batch_size=8, seed=fit_seed, optimizer="sgd", lr=0.1, verbose=False)
+    whole = build()
+    wxb.fit(whole, X, y, epochs=3, **kw)
+    wxb.fit(build(), X, y, epochs=1, checkpoint_dir=tmp_path, **kw)
+    _as_written_before(tmp_path, arrays_by_name=False)
+    resumed = build()
+    wxb.fit(resumed, X, y, epochs=3, checkpoint_dir=tmp_path, resume=True, **kw)
+    for key, value in whole.state_dict().items():
+        assert np.array_equal(resumed.state_dict()[key], value), (seed, key)

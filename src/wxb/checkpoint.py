@@ -347,6 +347,35 @@ def arrays_by_name(architecture: Any) -> Any:
     return architecture
 
 
+def unknown_dropout_masks(meta: dict[str, Any], model: Module) -> str | None:
+    """Why a checkpoint's Dropout masks cannot be drawn again, or None. Masks in fit went
+    by each layer's generator before 2026-12-03 (no ``row_masks_key``), then by data row
+    on a stream per draw of the step, and from 2026-12-04 20:25 on a stream per layer:
+    a resume on the other masks trains the rest of the run off the uninterrupted one's,
+    without a word. A checkpoint written after 2026-12-05 04:39 (its arrays listed by
+    name) used the layers' streams; one from between cannot say which it used."""
+    from wxb.nn.layers import Dropout
+
+    if not any(isinstance(m, Dropout) and m.p > 0 for m in model.modules()):
+        return None
+    other = "the rest of the run would train on other masks; train again without resuming"
+    if "row_masks_key" not in meta:
+        return (
+            "written by a wxb before 2026-12-03, whose Dropout masks came from the "
+            f"layers' generators: {other}"
+        )
+    if "row_masks_own" in meta:
+        return None
+    recorded = (meta.get("run") or {}).get("architecture", {}).get("arrays")
+    names = list(model.state_dict())
+    if isinstance(recorded, list) and recorded == sorted(recorded) and names != sorted(names):
+        return None  # listed by name: after 2026-12-05 04:39, the layers' streams
+    return (
+        "written by a wxb before 2026-12-05, whose Dropout masks went by another stream "
+        f"until 2026-12-04, and the checkpoint does not say which: {other}"
+    )
+
+
 def plain_settings(thing: object) -> dict[str, Any]:
     """An object's public attributes that are plain values (numbers, strings, flags,
     None, and lists or tuples of them): a custom module's or loss's settings."""

@@ -1549,6 +1549,9 @@ class _Saver:
         differences = _differences(meta.get("run", {}), now)
         if differences:
             raise ConfigError(f"{where}: {'; '.join(differences)}")
+        unknown = ckpt.unknown_dropout_masks(meta, model) if self.row_masks is not None else None
+        if unknown:
+            raise ConfigError(f"{where}: {unknown}")
         position = meta["position"]
         done = position["epoch"] - 1  # whole epochs; more when it is inside the next
         if epochs < done or (epochs == done and position["step"] > 0):
