@@ -19,7 +19,10 @@ checked equal to its uninterrupted run's). They were made by
 - ckpt_53d6383_plain, ckpt_53d6383_dropout: wxb at 53d6383 (2026-12-03), masks by data
   row on a stream per draw of the step;
 - ckpt_c2aec29_dropout: wxb at c2aec29 (2026-12-05), masks on a stream per layer, no
-  per-generator keys recorded yet.
+  per-generator keys recorded yet;
+- ckpt_4b4230d_functional: wxb at 4b4230d (2026-12-06 04:12), a module of one's own
+  calling F.dropout, by ``make_functional_checkpoint.py gen <folder>`` (resumed.json:
+  that wxb's uninterrupted run, which its own resume matched).
 """
 
 import json
@@ -34,6 +37,7 @@ import pytest
 import wxb
 from wxb import ConfigError, nn
 from wxb.checkpoint import _json_digest
+from wxb.nn import functional as F
 
 DATA = Path(__file__).parent / "data" / "compat"
 
@@ -165,3 +169,65 @@ def test_a_checkpoint_of_a_run_without_dropout_is_not_refused_for_its_masks(tmp_
     wxb.fit(resumed, X, y, epochs=3, checkpoint_dir=tmp_path, resume=True, **kw)
     for key, value in whole.state_dict().items():
         assert np.array_equal(resumed.state_dict()[key], value), (seed, key)
+
+
+class Net(nn.Module):
+    """A module of one's own whose forward calls F.dropout (ckpt_4b4230d_functional's,
+    made by tests/data/compat/make_functional_checkpoint.py at 4b4230d: the same name)."""
+
+    def __init__(self, d=4, h=6, k=3):
+        super().__init__()
+        self.a = nn.Dense(d, h)
+        self.b = nn.Dense(h, k)
+
+    def forward(self, x):
+        return self.b(F.dropout(self.a(x).relu(), 0.3, training=self.training))
+
+
+def test_a_checkpoint_whose_functional_dropout_masks_went_by_draw_order_is_refused(tmp_path):
+    """wxb before 2026-12-06 04:52 numbered F.dropout's masks in fit by the draws' order;
+    this wxb by where F.dropout is called. A checkpoint 4b4230d wrote of a module calling
+    F.dropout resumed on other masks without a word (4b4230d's own resume gives its
+    uninterrupted run's weights, kept in resumed.json). It is refused now, at the first
+    such draw, before any step changes the weights; the folder is left as it was."""
+    folder, expected = _copy("ckpt_4b4230d_functional", tmp_path)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    X, y = _fixture_data()
+    wxb.manual_seed(5)
+    model = Net()
+    fit = {**_FIXTURE_FIT, "verbose": False}
+    with pytest.raises(ConfigError, match=r"F\.dropout masks .* train again without resuming"):
+        wxb.fit(model, X, y, epochs=2, checkpoint_dir=folder, resume=True, **fit)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert any(not np.array_equal(v, expected[k]) for k, v in model.state_dict().items())
+
+
+def test_this_wxbs_checkpoint_with_functional_dropout_resumes_exactly(tmp_path):
+    """The same run as this wxb writes it resumes to the uninterrupted run's weights; with
+    the entry that says how F.dropout's masks went removed, as before, it is refused."""
+    seed = np.random.SeedSequence().entropy
+    rng = np.random.default_rng(seed)
+    n, d, k = int(rng.integers(40, 80)), int(rng.integers(2, 6)), int(rng.integers(2, 4))
+    X, y = rng.normal(size=(n, d)), rng.integers(0, k, n)
+    init, fit_seed = (int(s) for s in rng.integers(0, 1 << 30, 2))
+
+    def build():
+        wxb.manual_seed(init)
+        return Net(d, 6, k)
+
+    kw = dict(batch_size=8, seed=fit_seed, optimizer="sgd", lr=0.1, verbose=False)
+    whole = build()
+    wxb.fit(whole, X, y, epochs=3, **kw)
+    wxb.fit(build(), X, y, epochs=1, checkpoint_dir=tmp_path / "a", **kw)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    resumed = build()
+    wxb.fit(resumed, X, y, epochs=3, checkpoint_dir=tmp_path / "a", resume=True, **kw)
+    for key, value in whole.state_dict().items():
+        assert np.array_equal(resumed.state_dict()[key], value), (seed, key)
+    for path in (tmp_path / "b").glob("step-*.json"):
+        meta = json.loads(path.read_text())
+        del meta["row_masks_functional"]
+        meta["json_sha256"] = _json_digest(meta)
+        path.write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match=r"F\.dropout masks"):
+        wxb.fit(build(), X, y, epochs=3, checkpoint_dir=tmp_path / "b", resume=True, **kw)

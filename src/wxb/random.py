@@ -107,6 +107,9 @@ class RowMasks:
         # Distributed: a mask that cannot go by row is an error (each rank would draw its
         # own, unlike one process), not a fall-back to the layer's generator.
         self.by_row_only = False
+        # Why this run cannot draw F.dropout's masks as the run it resumes did (a
+        # checkpoint of a wxb that numbered them by the draws' order), or None
+        self.functional_refused: str | None = None
 
     def start(self, step: int, rows: np.ndarray) -> None:
         """Masks for training step ``step`` (0-based, over the run) on data rows ``rows``."""
@@ -136,6 +139,8 @@ class RowMasks:
             return None
         key = self.own.get(id(rng), self.key)
         place = self.layers.get(id(layer)) if layer is not None else None
+        if place is None and self.functional_refused:
+            raise ConfigError(self.functional_refused)
         if place is None:  # F.dropout: by where it is called (as a layer by its place; by
             # the draws' order, a rank whose rows skipped a branch holding one drew every
             # later one's masks from another stream than one process), its calls numbered

@@ -1509,6 +1509,8 @@ class _Saver:
             "row_masks_key": None if self.row_masks is None else self.row_masks.key,
             # and each Dropout's own key (drawn when the run began), by its generator's index
             "row_masks_own": self._own_keys(),
+            # F.dropout's masks by where it is called (before: by the draws' order)
+            "row_masks_functional": "call site",
             "numpy_global": ckpt.numpy_global_state(),
             "python_random": ckpt.python_random_state(),
             "run": self.run,
@@ -1552,6 +1554,13 @@ class _Saver:
         unknown = ckpt.unknown_dropout_masks(meta, model) if self.row_masks is not None else None
         if unknown:
             raise ConfigError(f"{where}: {unknown}")
+        if self.row_masks is not None and "row_masks_functional" not in meta:
+            # told only at the first such draw: what a forward calls is not known before
+            self.row_masks.functional_refused = (
+                f"{where}: written by a wxb before 2026-12-06, whose F.dropout masks in fit "
+                "went by another stream than this wxb draws: the rest of the run would "
+                "train on other masks; train again without resuming"
+            )
         position = meta["position"]
         done = position["epoch"] - 1  # whole epochs; more when it is inside the next
         if epochs < done or (epochs == done and position["step"] > 0):
