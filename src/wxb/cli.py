@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import warnings
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -477,10 +478,13 @@ def read_options(args: argparse.Namespace, path: object = None, model=None) -> d
     """read_table's options from the command line, and a model's own (its text and
     identifier columns as text, its missing markers, its targets in float64). For an
     NPZ, --target may name the array of targets (as --y-array does)."""
-    y_array = args.y_array
+    x_array, y_array = args.x_array, args.y_array
     given = getattr(args, "target", None)
-    if y_array is None and given and len(given) == 1 and str(path).lower().endswith(".npz"):
+    npz = str(path).lower().endswith(".npz")
+    if y_array is None and given and len(given) == 1 and npz:
         y_array = given[0]
+    if model is not None and npz:  # the arrays it was trained on, where this file has them
+        x_array, y_array = trained_arrays(model.info, path, x_array, y_array)
     sep = args.sep
     if sep in ("\\t", "tab"):
         sep = "\t"
@@ -491,7 +495,7 @@ def read_options(args: argparse.Namespace, path: object = None, model=None) -> d
         "encoding": args.encoding,
         "comment": args.comment,
         "decimal": args.decimal,
-        "x_array": args.x_array,
+        "x_array": x_array,
         "y_array": y_array,
     }
     if model is not None:
@@ -508,6 +512,26 @@ def read_options(args: argparse.Namespace, path: object = None, model=None) -> d
             scored = options["keep_float64"] if hasattr(args, "target") else []
             options["only"] = [*own["only"], *scored]
     return options
+
+
+def trained_arrays(info: dict, path: object, x_array: str | None, y_array: str | None):
+    """--x-array and --y-array, by default the arrays the model was trained on (as its
+    file says) where the NPZ holds them: without them eval read X and y again, so a model
+    trained on --x-array features --y-array label needed both named anew each time."""
+    data = info.get("data") if isinstance(info.get("data"), dict) else {}
+    trained = {k: data.get(k) for k in ("x_array", "y_array") if isinstance(data.get(k), str)}
+    if not trained or (x_array is not None and y_array is not None):
+        return x_array, y_array
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = set(archive.files)
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return x_array, y_array  # read_table tells what is wrong with the file
+    if x_array is None and trained.get("x_array") in names:
+        x_array = trained["x_array"]
+    if y_array is None and trained.get("y_array") in names:
+        y_array = trained["y_array"]
+    return x_array, y_array
 
 
 def column_list(text: str | None) -> list[str] | None:
@@ -1069,6 +1093,11 @@ def finish_model(model, args, data, targets: Targets, X, rows, held: int = 0) ->
         "validation_rows": held,
         "test_rows": len(test_rows),
     }
+    if str(data.source).lower().endswith(".npz"):  # eval and the rest read them by default
+        reading = read_options(args, data.source)
+        for key in ("x_array", "y_array"):
+            if reading[key] is not None:
+                info["data"][key] = reading[key]
     info["wxb_version"] = __version__
     if args.fingerprint:  # every row training saw: fitted on, or early-stopped on
         info["training_rows"] = pack_fingerprints(row_fingerprints(X[seen_rows]))
