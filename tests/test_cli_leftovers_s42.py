@@ -114,3 +114,31 @@ def test_a_model_file_without_the_array_names_reads_as_before(tmp_path, seeded, 
     code, old, err = run(capsys, "eval", older, path, *named)
     assert code == 0, seeded.msg(err)
     assert old == new.replace(str(model), str(older)), seeded.msg(f"{old}\n{new}")
+
+
+def test_why_several_zero_one_columns_are_a_regression(tmp_path, seeded, capsys):
+    rng = seeded.rng
+    n, k = int(rng.integers(60, 120)), int(rng.integers(2, 5))
+    frame = pd.DataFrame(rng.normal(size=(n, 3)), columns=["a", "b", "c"])
+    one_hot = np.eye(k, dtype=int)[rng.integers(0, k, size=n)]
+    several = one_hot.copy()
+    odd_rows = rng.choice(n, size=int(rng.integers(1, n // 3)), replace=False)
+    for row in odd_rows:  # no 1, or two
+        several[row] = 0 if rng.random() < 0.5 else np.eye(k, dtype=int)[[0, 1]].sum(axis=0)
+    names = [f"t{j}" for j in range(k)]
+    odd = int(np.count_nonzero(several.sum(axis=1) != 1))
+    cases = {
+        "several": (several, f"task: regression ({k} target columns: 0/1 columns, but {odd} "
+                    f"row{'s hold' if odd > 1 else ' holds'} no 1 or several"),
+        "one_hot": (one_hot, f"task: classification (one-hot rows over {k} classes"),
+        "numbers": (rng.normal(size=(n, k)), f"task: regression ({k} target columns)\n"),
+    }  # fmt: skip
+    for case, (targets, line) in cases.items():
+        table = frame.copy()
+        table[names] = targets
+        data = tmp_path / f"{case}.csv"
+        table.to_csv(data, index=False)
+        options = ("--target", ",".join(names), "--hidden", "4", "--epochs", "1")
+        code, out, err = run(capsys, "train", "--data", data, *options, "-o", tmp_path / "m.st")
+        assert code == 0, seeded.msg(err)
+        assert line in out, seeded.msg(f"{case}: {out}")

@@ -279,7 +279,15 @@ def task_reason(y: np.ndarray, chosen: str, task: str, loss: str) -> str:
                 f"classification (one-hot rows over {y.shape[1]} classes; --task regression "
                 "to predict them as numbers)"
             )
-        return f"regression ({y.shape[1]} target columns)"
+        why = ""
+        if y.dtype.kind in "biuf" and ops.is_zero_one(y):  # as one-hot rows but for some rows
+            odd = int(np.count_nonzero(y.sum(axis=1) != 1))
+            why = (
+                f": 0/1 columns, but {odd} row{'s hold' if odd > 1 else ' holds'} no 1 or "
+                "several, so not one class a row; several labels a row (multilabel) train "
+                "with wxb.fit(..., loss='bce_with_logits')"
+            )
+        return f"regression ({y.shape[1]} target columns{why})"
     distinct = len(np.unique(y))
     if y.dtype.kind in "USO":
         return f"{chosen} ({distinct} text labels)"
