@@ -4,6 +4,7 @@ target columns are a regression, an output folder that cannot be made."""
 from __future__ import annotations
 
 import io
+import os
 import re
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import pytest
 from cli_run import FAST, run
 from sklearn.metrics import accuracy_score, f1_score
 
+from wxb import data as wdata
+from wxb.errors import DataError
 from wxb.io import load, save
 
 
@@ -142,3 +145,43 @@ def test_why_several_zero_one_columns_are_a_regression(tmp_path, seeded, capsys)
         code, out, err = run(capsys, "train", "--data", data, *options, "-o", tmp_path / "m.st")
         assert code == 0, seeded.msg(err)
         assert line in out, seeded.msg(f"{case}: {out}")
+
+
+def _no_training(out: str, err: str) -> None:
+    assert "data:" not in out and "saved model" not in out, out
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+
+
+def test_an_output_under_a_regular_file_is_refused_before_any_work(tmp_path, seeded, capsys):
+    path, _ = _npz_with_decoys(tmp_path, seeded.rng)
+    regular = tmp_path / "afile"
+    regular.write_text("x")
+    for output in (regular / "m.safetensors", regular / "sub" / "deeper" / "m.safetensors"):
+        with pytest.raises(DataError, match="cannot write there"):
+            wdata.check_can_write(output, "model")
+        code, out, err = run(capsys, "train", "--data", path, "--x-array", "features",
+                             "--y-array", "label", *FAST, "-o", output)  # fmt: skip
+        assert code == 2, seeded.msg(err)
+        _no_training(out, err)
+    assert regular.read_text() == "x"
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="no /proc here")
+def test_an_output_under_proc_is_refused_before_any_work(tmp_path, seeded, capsys):
+    path, _ = _npz_with_decoys(tmp_path, seeded.rng)
+    name = f"wxb-missing-{seeded.seed % 10**9}"
+    for output in (f"/proc/{name}/m.safetensors", f"/proc/{name}/a/b/m.safetensors"):
+        with pytest.raises(DataError, match="cannot write there"):
+            wdata.check_can_write(output, "model")
+        code, out, err = run(capsys, "train", "--data", path, "--x-array", "features",
+                             "--y-array", "label", *FAST, "-o", output)  # fmt: skip
+        assert code == 2, seeded.msg(err)
+        _no_training(out, err)
+        assert not os.path.exists(f"/proc/{name}")
+
+
+def test_missing_folders_that_can_be_made_pass_and_are_not_left_behind(tmp_path):
+    output = tmp_path / "new" / "deeper" / "m.safetensors"
+    assert wdata.check_can_write(output, "model") == output
+    assert not (tmp_path / "new").exists(), "the check left a folder behind"
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

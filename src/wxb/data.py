@@ -176,7 +176,28 @@ def check_can_write(
         resolved.parent.exists() and not _can_create_in(resolved.parent)
     ):
         raise DataError(f"{path}: cannot write there (folder {folder} is not writable)")
+    if not resolved.parent.exists():
+        _check_can_make(resolved.parent, folder, path)
     return path
+
+
+def _check_can_make(missing: Path, folder: Path, path: Path) -> None:
+    """The folders up to ``missing`` can be made in ``folder``: its first one made and
+    removed at once. os.access cannot tell (as root, /proc answers writable, and its
+    folders cannot be made), and the save after training failed there."""
+    first = missing
+    while first.parent != folder:
+        first = first.parent
+    try:
+        os.mkdir(first)
+    except FileExistsError:  # made meanwhile by someone else: there it is
+        return
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise DataError(
+            f"{path}: cannot write there (cannot make folder {first}: {reason})"
+        ) from None
+    os.rmdir(first)
 
 
 def _is_model_file(path: Path) -> bool:
