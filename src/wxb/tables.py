@@ -15,6 +15,7 @@ import json
 import re
 import shlex
 import sys
+import threading
 import warnings
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -391,20 +392,11 @@ def read_csv(
     'Exception ignored in … on_bad_row' with a traceback, and its error the row's bytes;
     it is said in one line instead, by the row's line."""
     undecodable: list[BaseException] = []
-    previous = sys.unraisablehook
-
-    def quiet(unraisable: Any) -> None:
-        if getattr(unraisable.object, "__name__", "") == "on_bad_row" and isinstance(
-            unraisable.exc_value, UnicodeDecodeError
-        ):
-            undecodable.append(unraisable.exc_value)
-        else:
-            previous(unraisable)
-
-    sys.unraisablehook = quiet
+    _swap_unraisablehook(+1)
     try:
         return _read_csv(path, compression=compression, sep=sep, encoding=encoding,
-                         comment=comment, decimal=decimal, reading=reading)  # fmt: skip
+                         comment=comment, decimal=decimal, reading=reading,
+                         undecodable=undecodable)  # fmt: skip
     except DataError as exc:
         if not undecodable:
             raise
@@ -420,8 +412,33 @@ def read_csv(
             "--encoding (e.g. latin-1)"
         ) from None
     finally:
-        if sys.unraisablehook is quiet:
-            sys.unraisablehook = previous
+        _swap_unraisablehook(-1)
+
+
+# One hook for all reads at once (threads): each read swapping in its own chained them,
+# a row's failure went to the read on top, and the hook stayed another's after both ended.
+# A failure goes to the list its own handler of bad rows carries.
+_hook_lock = threading.Lock()
+_hook_reads = 0
+_hook_previous: Any = None
+
+
+def _undecodable_row(unraisable: Any) -> None:
+    found = getattr(unraisable.object, "undecodable", None)
+    if isinstance(found, list) and isinstance(unraisable.exc_value, UnicodeDecodeError):
+        found.append(unraisable.exc_value)
+    else:
+        _hook_previous(unraisable)
+
+
+def _swap_unraisablehook(change: int) -> None:
+    global _hook_reads, _hook_previous
+    with _hook_lock:
+        if change > 0 and _hook_reads == 0:
+            _hook_previous, sys.unraisablehook = sys.unraisablehook, _undecodable_row
+        _hook_reads += change
+        if _hook_reads == 0 and sys.unraisablehook is _undecodable_row:
+            sys.unraisablehook = _hook_previous
 
 
 def _read_csv(
@@ -433,6 +450,7 @@ def _read_csv(
     comment: str | None = None,
     decimal: str | None = None,
     reading: Reading | None = None,
+    undecodable: list[BaseException] | None = None,
 ) -> Table:
     """A CSV file with a header row, through pyarrow's multi-threaded reader.
 
@@ -481,6 +499,8 @@ def _read_csv(
             return "skip"  # a line of spaces alone is blank (pandas skips it), not a short row
         bad_rows.append(row)
         return "skip"
+
+    on_bad_row.undecodable = undecodable  # type: ignore[attr-defined]  # (where its failures go)
 
     # Line breaks inside quoted cells (free-text notes): pyarrow then splits its blocks
     # more slowly, so only where the sample shows one (or a block's rows do not fit)

@@ -1,0 +1,66 @@
+"""Review of the session's second wave (s42): defects found, each with its test."""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import numpy as np
+
+from wxb import tables
+from wxb.errors import DataError
+
+
+def _bad_bytes_csv(path, rng):
+    """A CSV whose third line is one cell long and holds a latin-1 byte."""
+    rows = rng.integers(0, 9, size=(4, 4))
+    lines = [b"a,b,c,d"] + [",".join(map(str, r)).encode() for r in rows]
+    lines[2] += b",caf\xe9"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def test_two_threads_reading_csvs_each_told_of_their_own_bytes(tmp_path, monkeypatch):
+    # Each read swapped sys.unraisablehook for its own: with two reads at once, a
+    # row's decode failure went to the hook on top (the other read's), so one read said
+    # "Expected 4 columns, got 5: 3,4,caf\ufffd…" with the row's bytes, and the hook was left
+    # swapped for a finished read's after both ended
+    seed = np.random.SeedSequence().entropy
+    rng = np.random.default_rng(seed)
+    first = _bad_bytes_csv(tmp_path / "first.csv", rng)
+    second = _bad_bytes_csv(tmp_path / "second.csv", rng)
+    original = sys.unraisablehook
+    real = tables._read_csv
+    arrived: list[object] = []
+    both_in, first_done = threading.Barrier(2, timeout=30), threading.Event()
+
+    def overlapping(path, **options):
+        arrived.append(path)  # (after its read swapped the hook)
+        both_in.wait()  # both reads have swapped it
+        if path != arrived[0]:  # the later one reads after the earlier has ended
+            first_done.wait(30)
+            return real(path, **options)
+        try:  # the earlier one reads under the later one's hook
+            return real(path, **options)
+        finally:
+            first_done.set()
+
+    monkeypatch.setattr(tables, "_read_csv", overlapping)
+    errors: dict[str, str] = {}
+
+    def read(path):
+        try:
+            tables.read_csv(path)
+        except DataError as exc:
+            errors[path.name] = str(exc)
+
+    threads = [threading.Thread(target=read, args=(p,)) for p in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    monkeypatch.undo()
+    for name in ("first.csv", "second.csv"):
+        assert "line 3: 5 values but the header has 4" in errors[name], (seed, errors)
+        assert "not utf-8 text" in errors[name], (seed, errors)
+    assert sys.unraisablehook is original, f"seed {seed}: the hook was left swapped"
