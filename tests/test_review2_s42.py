@@ -6,6 +6,8 @@ import sys
 import threading
 
 import numpy as np
+import pandas as pd
+import pytest
 
 from wxb import tables
 from wxb.errors import DataError
@@ -64,3 +66,31 @@ def test_two_threads_reading_csvs_each_told_of_their_own_bytes(tmp_path, monkeyp
         assert "line 3: 5 values but the header has 4" in errors[name], (seed, errors)
         assert "not utf-8 text" in errors[name], (seed, errors)
     assert sys.unraisablehook is original, f"seed {seed}: the hook was left swapped"
+
+
+@pytest.mark.parametrize("first", ["PAR1", "ARROW1"])
+def test_a_csv_whose_first_column_is_named_par1_is_read(tmp_path, first):
+    # Its first bytes are Parquet's (or Arrow's) magic: it was refused as "not CSV text
+    # but a Parquet file; name it .parquet"
+    seed = np.random.SeedSequence().entropy
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({first: rng.normal(size=6).round(3), "PAR2": rng.normal(size=6).round(3)})
+    frame["y"] = rng.integers(0, 3, size=6)
+    path = tmp_path / "params.csv"
+    frame.to_csv(path, index=False)
+    table = tables.read_csv(path)
+    expected = pd.read_csv(path)
+    for name in expected.columns:
+        got = np.asarray(table.columns[name].values, np.float64)
+        assert np.array_equal(got, expected[name].to_numpy(np.float64)), (seed, name)
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "feather"])
+def test_a_parquet_or_arrow_file_named_csv_is_still_named(tmp_path, suffix):
+    frame = pd.DataFrame({"a": np.random.default_rng().normal(size=4)})
+    path = tmp_path / "data.csv"
+    getattr(frame, f"to_{suffix}")(path)
+    with pytest.raises(
+        DataError, match=f"not CSV text but a {'Parquet' if suffix == 'parquet' else 'Feather'}"
+    ):
+        tables.read_csv(path)

@@ -985,7 +985,10 @@ def _sample(path: Path, compression: str | None, encoding: str, size: int = 1 <<
     except (OSError, _pyarrow().ArrowInvalid) as exc:
         raise DataError(f"{path}: cannot read ({exc})") from None
     for magic, what in _OTHER_FORMATS:
-        if raw.startswith(magic):
+        # ('PAR1' or 'ARROW1' may be a header's first name: those files go on in a byte
+        # no text holds, 0x15 or NUL)
+        after = raw[len(magic) : len(magic) + 1]
+        if raw.startswith(magic) and (not magic.isalnum() or (after and after in _CONTROL_BYTES)):
             raise DataError(f"{path}: not CSV text but {what}")
     if len(raw) > 8 and raw[8:10] == b'{"' and int.from_bytes(raw[:8], "little") < len(raw) + 2**26:
         raise DataError(f"{path}: not CSV text but a safetensors (model) file")
