@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 
@@ -9,8 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import wxb
 from wxb import tables
-from wxb.errors import DataError
+from wxb.checkpoint import _json_digest
+from wxb.errors import ConfigError, DataError
+from wxb.nn import functional as F
 
 
 def _bad_bytes_csv(path, rng):
@@ -94,3 +98,46 @@ def test_a_parquet_or_arrow_file_named_csv_is_still_named(tmp_path, suffix):
         DataError, match=f"not CSV text but a {'Parquet' if suffix == 'parquet' else 'Feather'}"
     ):
         tables.read_csv(path)
+
+
+class _Net(wxb.nn.Module):
+    """A forward of one's own calling F.dropout."""
+
+    def __init__(self, d, h, k):
+        super().__init__()
+        self.a = wxb.nn.Dense(d, h)
+        self.b = wxb.nn.Dense(h, k)
+
+    def forward(self, x):
+        return self.b(F.dropout(self.a(x).relu(), 0.3, training=self.training))
+
+
+def test_a_resume_refused_for_f_dropouts_masks_leaves_the_model_as_given(tmp_path):
+    # The refusal comes at the first F.dropout draw, after the checkpoint was put in
+    # place: the model given kept the checkpoint's weights (and its optimiser the
+    # checkpoint's state), so the "train again without resuming" it advises trained on
+    # from the old run's step 3 instead of the model's own start, without a word
+    seed = np.random.SeedSequence().entropy
+    rng = np.random.default_rng(seed)
+    n, d, k = int(rng.integers(40, 80)), int(rng.integers(2, 6)), int(rng.integers(2, 4))
+    X, y = rng.normal(size=(n, d)), rng.integers(0, k, n)
+    kw = dict(batch_size=8, seed=int(rng.integers(1 << 30)), lr=0.1, verbose=False)
+    init = int(rng.integers(1 << 30))
+    wxb.manual_seed(init)
+    wxb.fit(_Net(d, 6, k), X, y, epochs=1, checkpoint_dir=tmp_path, optimizer="adam", **kw)
+    for path in tmp_path.glob("step-*.json"):  # as a wxb before 2026-12-06 wrote it
+        meta = json.loads(path.read_text())
+        del meta["row_masks_functional"]
+        meta["json_sha256"] = _json_digest(meta)
+        path.write_text(json.dumps(meta))
+    wxb.manual_seed(init)  # the run's start: the checkpoint's weights replace it quietly
+    model = _Net(d, 6, k)
+    given = {key: value.copy() for key, value in model.state_dict().items()}
+    opt = wxb.optim.Adam(model.parameters(), lr=0.1)
+    opt_given = json.dumps(opt.state_dict(), default=repr, sort_keys=True)
+    with pytest.raises(ConfigError, match=r"F\.dropout masks"):
+        wxb.fit(model, X, y, epochs=3, checkpoint_dir=tmp_path, resume=True,
+                **{**kw, "lr": None}, optimizer=opt)  # fmt: skip
+    for key, value in model.state_dict().items():
+        assert np.array_equal(value, given[key]), (seed, key)
+    assert json.dumps(opt.state_dict(), default=repr, sort_keys=True) == opt_given, seed

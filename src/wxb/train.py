@@ -1194,6 +1194,14 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                     whole = _train_epoch(step, loss_fn, X_arr, y_arr, loop, x_batch, y_batch,
                                          after_step, train_rows)  # fmt: skip
+            except ConfigError as exc:
+                # a resume refused at the first F.dropout draw, after the checkpoint was put
+                # in place: the model and optimiser as given (they held the checkpoint's,
+                # and the "train again without resuming" advised went on from them)
+                refused = by_row.functional_refused
+                if saver is not None and saver.undo is not None and exc.args == (refused,):
+                    saver.undo()
+                raise
             except _Diverged as diverged:
                 model.load_state_dict(loop.last_good)
                 restored = f"end of epoch {epoch - 1}" if epoch > 1 else "their initial values"
@@ -1431,6 +1439,7 @@ class _Saver:
         self.writes = True  # False on the ranks other than 0 of a distributed run
         self.row_masks: RowMasks | None = None  # fit's masks by row: their key is saved
         self.whole_array_digests: Any = None  # the data as earlier checkpoints described it
+        self.undo: Any = None  # after a restore: put back what the model was given
 
     def _own_keys(self) -> dict[str, int] | None:
         """The masks' keys of Dropouts with generators of their own, by the index of the
@@ -1613,16 +1622,21 @@ class _Saver:
             None if schedule is None else schedule.state_dict(),
             [ckpt.generator_state(g) for g in self.generators],
         )
-        try:
-            self._put_in_place(found, model, opt, schedule)
-        except BaseException:
+
+        def undo() -> None:
             model.load_state_dict(before[0])
             opt.load_state_dict(before[1])
             if schedule is not None:
                 schedule.load_state_dict(before[2])
             for generator, state in zip(self.generators, before[3], strict=True):
                 ckpt.set_generator_state(generator, state, "rollback")
+
+        try:
+            self._put_in_place(found, model, opt, schedule)
+        except BaseException:
+            undo()
             raise
+        self.undo = undo  # (a refusal at the first F.dropout draw puts it all back)
         saved_loop = meta["loop"]
         loop.epoch, loop.step = position["epoch"], position["step"]
         loop.finished = position["finished"]
