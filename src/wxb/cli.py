@@ -307,7 +307,7 @@ def build_parser() -> _Parser:
                               help="default: the training target; a model with several "
                               "targets pairs its outputs with its own names in any order, or "
                               "with other names by position")  # fmt: skip
-    add_read_options(evaluate_cmd)
+    add_read_options(evaluate_cmd, model=True)
     evaluate_cmd.set_defaults(run=run_eval)
 
     predict = commands.add_parser(
@@ -328,7 +328,7 @@ def build_parser() -> _Parser:
                          "output (default: standard output)")  # fmt: skip
     predict.add_argument("--proba", action="store_true",
                          help="add a probability column per class (classifiers)")  # fmt: skip
-    add_read_options(predict)
+    add_read_options(predict, model=True)
     predict.set_defaults(run=run_predict)
 
     explain = commands.add_parser(
@@ -348,7 +348,7 @@ def build_parser() -> _Parser:
     explain.add_argument("--rows", type=int, default=1, metavar="B", help="rows from --sample")
     explain.add_argument("--format", choices=("text", "md"), default="text",
                          help="md: Markdown with the equations in LaTeX")  # fmt: skip
-    add_read_options(explain)
+    add_read_options(explain, model=True)
     explain.set_defaults(run=run_explain)
 
     summary_cmd = commands.add_parser(
@@ -436,7 +436,7 @@ def build_parser() -> _Parser:
                             help="skip the GEMM-rate measurement (about a second)")  # fmt: skip
     report_cmd.add_argument("-o", "--output", metavar="OUT.html", default="report.html",
                             help="the page to write")  # fmt: skip
-    add_read_options(report_cmd)
+    add_read_options(report_cmd, model=True)
     report_cmd.set_defaults(run=run_report)
 
     plot = commands.add_parser(
@@ -456,7 +456,7 @@ def build_parser() -> _Parser:
     return parser
 
 
-def add_read_options(command: argparse.ArgumentParser) -> None:
+def add_read_options(command: argparse.ArgumentParser, model: bool = False) -> None:
     group = command.add_argument_group("reading the data")
     add = group.add_argument
     # fmt: off
@@ -469,8 +469,10 @@ def add_read_options(command: argparse.ArgumentParser) -> None:
     add("--decimal", choices=(".", ","),
         help="the CSV's decimal mark (default: ',' where ';' or a tab separates cells "
         "written like 1,5; else '.')")
-    add("--x-array", metavar="NAME", help="NPZ: the array of features (default X)")
-    add("--y-array", metavar="NAME", help="NPZ: the array of targets (default y)")
+    # a model's command reads the arrays it was trained on (info["data"]), where the NPZ has them
+    trained = "the model's, where the file has it; else " if model else ""
+    add("--x-array", metavar="NAME", help=f"NPZ: the array of features (default {trained}X)")
+    add("--y-array", metavar="NAME", help=f"NPZ: the array of targets (default {trained}y)")
     # fmt: on
 
 
