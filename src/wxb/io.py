@@ -82,7 +82,8 @@ def save(model: Module, path: str | Path) -> Path:
 
     Raises ConfigError, writing nothing, for a model ``load`` could not rebuild
     exactly (a module of a type of its own or a subclass of a stock one, a mix
-    of float32 and float64, …).
+    of float32 and float64, a module with forward hooks, …). A float32 Standardize's
+    float64 statistics are kept too (``float64_statistics``), for ``.double()`` after load.
     """
     _check_saveable(model)
     mismatch = width_mismatch(layers_in_order(model))

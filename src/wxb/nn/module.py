@@ -1212,7 +1212,9 @@ class Module:
 
         X may also be a table (a pandas DataFrame, a pyarrow Table, a dict of columns):
         its columns are then taken by name, as the model was trained on them, through
-        the model's table stage (fill values, one-hot encoding) when it has one.
+        the model's table stage (fill values, one-hot encoding) when it has one. A SciPy
+        sparse X (or a DataFrame's sparse columns) is made dense, whole; X of no rows
+        gives the empty (0, outputs) array in the model's dtype, as a PyTorch forward does.
 
         Safe to call from several threads at once on one model (each thread runs with
         buffers of its own), as long as no thread trains or changes the model meanwhile.
