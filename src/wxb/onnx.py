@@ -158,9 +158,10 @@ def export(
     in its arrays' dtype, and another ``dtype`` is refused.
 
     Raises ConfigError, writing nothing, for a model with a module that is not a stock
-    wxb layer, layers whose widths do not chain, a mix of dtypes, or a table stage
-    (``model.info["table"]``) that is malformed or does not fit; OSError when the file
-    cannot be written (nothing half-written is left).
+    wxb layer (or has forward hooks, which the graph would not run), layers whose widths
+    do not chain, a mix of dtypes, or a table stage (``model.info["table"]``) that is
+    malformed or does not fit; OSError when the file cannot be written (nothing
+    half-written is left).
     """
     onnx = _onnx()
     newest = onnx.defs.onnx_opset_version()

@@ -487,7 +487,9 @@ class Optimizer:
     constructor's value (``defaults``). ``param_groups`` holds those dicts; a change
     to one (``g["lr"] *= 0.1``) takes effect at the next step, checked as at
     construction except that a learning rate may have reached 0 (a schedule's end).
-    ``params`` is every parameter, group after group.
+    ``params`` is every parameter, group after group. ``state[p]`` is a stepped
+    parameter's live entry, as PyTorch's: its counts and arrays under wxb's names or
+    PyTorch's (``exp_avg``, ``momentum_buffer``), written into the next step.
 
     A subclass names its per-parameter state (``state_names``), its hyperparameters
     (``hyperparameters``, checked by ``_check_group``) and writes ``_rule``: the
