@@ -292,7 +292,8 @@ def evaluate(
     ``loss``: by default the stock loss the model was trained with (``model.info["loss"]``,
     which fit and wxb train record; with the plain options fit recorded, Huber's delta or
     label_smoothing, not class weights), else "cross_entropy", as Keras's evaluate takes
-    the compiled loss.
+    the compiled loss. A recorded loss wxb has not (a Poisson MLPRegressor's) is refused:
+    give ``loss=``.
 
     A stock loss is computed against the targets as given (float64), as scikit-learn's
     metrics take them; several labels a row (``bce_with_logits``) count as right when
@@ -592,12 +593,13 @@ def fit(
     - ``loss``: "cross_entropy" (y = class indices 0..C−1), "mse", "bce_with_logits",
       "nll" (after a LogSoftmax), "l1", "huber", "smooth_l1" (regressions outliers should
       pull less), a Loss, or a function ``f(output, target)`` giving the batch's mean as a scalar
-      Tensor; by default the stock loss the model was trained with (its info's), else
-      "cross_entropy". A loss of one's own (a function, a Loss subclass with its own __call__ or
-      forward) gets y as (B, outputs) when y has that shape, else its rows as given (class
-      indices, extra columns such as row weights), as a PyTorch loop would; a (B,) y for
-      one output comes as (B, 1), or as (B,) where the loss reads it so (``out[:, 0] - y``:
-      a look at a few rows tells which form broadcasts into (B, B)).
+      Tensor; by default the stock loss the model was trained with (its info's; one wxb
+      has not, such as Poisson, is refused), else "cross_entropy". A loss of one's own (a
+      function, a Loss subclass with its own __call__ or forward) gets y as (B, outputs)
+      when y has that shape, else its rows as given (class indices, extra columns such as
+      row weights), as a PyTorch loop would; a (B,) y for one output comes as (B, 1), or
+      as (B,) where the loss reads it so (``out[:, 0] - y``: a look at a few rows tells
+      which form broadcasts into (B, B)).
     - ``optimizer``: "adam", "adamw", "sgd", "rmsprop", "adagrad" (with ``lr``, or each one's
       default), or an Optimizer built on ``model.parameters()``. A name builds a new
       optimiser at each call: a second fit starts its state (Adam's moments and step
