@@ -195,7 +195,7 @@ def build_parser() -> _Parser:
     add = train.add_argument
     add("--data", metavar="PATH",
         help="CSV (a header row; also .tsv/.gz/.zst), JSON Lines (.jsonl), Parquet, "
-        "Feather, NPY or NPZ; "
+        "Feather or Arrow IPC (.arrow, .arrows stream too), NPY or NPZ; "
         "default: digits")
     add("--target", metavar="COLUMN", action="append",
         help="the column to predict; several (repeat, or a,b) for multi-output "
