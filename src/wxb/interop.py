@@ -126,10 +126,16 @@ def to_torch(model: Module):
     a branch on ``self.training``, a layer run under no_grad). Raises ConfigError,
     naming the module's path and class, for anything without a PyTorch twin here
     (a module of its own, a subclass of a stock layer, a forward set on an
-    instance) or a model mixing float32 and float64.
+    instance, forward hooks) or a model mixing float32 and float64.
     """
     if not isinstance(model, Module):
         raise ConfigError(f"to_torch needs a wxb.nn.Module; got {type(model).__name__}")
+    for path, module in model.named_modules():  # (as wxb.save and ONNX export refuse them)
+        if module._has_hooks():
+            raise ConfigError(
+                f"to_torch: cannot convert {_where(path)} ({type(module).__name__}): it has "
+                "forward hooks, which the PyTorch twin would not run (remove them first)"
+            )
     with one_sample_run():
         chain = None if type(model) in _STOCK_TYPES else chain_layers(model)
         cut = None if chain is None else chain_step_without_graph(model)

@@ -1094,8 +1094,8 @@ class Module:
         or the inputs to use instead (one, or a tuple); ``with_kwargs=True``:
         ``hook(module, args, kwargs)`` returning None or ``(args, kwargs)``. Calls of
         this model then run the recorded graph, not the planned stack (which runs no
-        hooks). ``handle.remove()`` takes the hook off; until then ``wxb.save`` and ONNX
-        export refuse the model (the file would run without the hook)."""
+        hooks). ``handle.remove()`` takes the hook off; until then ``wxb.save``, ONNX
+        export and ``to_torch`` refuse the model (they would run without the hook)."""
         return self._add_hook("_forward_pre_hooks", hook, prepend, with_kwargs)
 
     def register_forward_hook(
@@ -1110,8 +1110,8 @@ class Module:
         at a layer's output, for one): it returns None, or the output to use instead;
         ``with_kwargs=True``: ``hook(module, args, kwargs, output)``. Calls of this model
         then run the recorded graph, not the planned stack (which runs no hooks).
-        ``handle.remove()`` takes the hook off; until then ``wxb.save`` and ONNX export
-        refuse the model (the file would run without the hook)."""
+        ``handle.remove()`` takes the hook off; until then ``wxb.save``, ONNX export and
+        ``to_torch`` refuse the model (they would run without the hook)."""
         if always_call:
             raise ConfigError(
                 f"{self.label}.register_forward_hook: always_call=True (run it when the "
