@@ -313,7 +313,7 @@ def build_parser() -> _Parser:
     predict = commands.add_parser(
         "predict",
         formatter_class=_DefaultsShown,
-        help="predict for the rows of a table (CSV, JSON Lines, Parquet, Feather, NPY, NPZ)",
+        help="predict for the rows of a table (CSV, JSON Lines, Parquet, Feather/Arrow, NPY, NPZ)",
         description="Write one prediction per input row as CSV (to -o, or to standard output), "
         "in the input's order, with the model's --id-column first when the input has it. The "
         "input's columns are found by name; gaps and unseen categories go through the model's "
