@@ -293,7 +293,8 @@ def evaluate(
     which fit and wxb train record; with the plain options fit recorded, Huber's delta or
     label_smoothing, not class weights), else "cross_entropy", as Keras's evaluate takes
     the compiled loss. A recorded loss wxb has not (a Poisson MLPRegressor's) is refused:
-    give ``loss=``.
+    give ``loss=``. X and y may be SciPy sparse (made dense, whole), as fit takes them;
+    X of no rows is refused (a mean over no rows is no figure).
 
     A stock loss is computed against the targets as given (float64), as scikit-learn's
     metrics take them; several labels a row (``bce_with_logits``) count as right when
