@@ -45,3 +45,21 @@ def test_to_torch_refuses_a_hooked_model_and_matches_wxb_without_the_hook(pre):
         model.predict(X), theirs, rtol=1e-12, atol=1e-12, err_msg=f"seed {seed}"
     )
     assert not np.allclose(hooked, theirs), f"seed {seed}: the hook changed nothing"
+
+
+def test_onnx_refusal_of_a_hooked_stock_layer_does_not_call_it_unsupported(tmp_path):
+    """A hooked Dense was refused with '…; ONNX export handles only Sequential, Dense, …':
+    the list named the very layer refused. The hook alone is the reason."""
+    pytest.importorskip("onnx")
+    import wxb.onnx
+
+    seed = int(np.random.SeedSequence().entropy % 2**32)
+    rng = np.random.default_rng(seed)
+    model = wxb.nn.Sequential(wxb.nn.Dense(3, 4), wxb.nn.ReLU(), wxb.nn.Dense(4, 2))
+    hooked = model[int(rng.integers(0, len(model)))]
+    hooked.register_forward_hook(lambda m, args, out: out)
+    with pytest.raises(ConfigError) as refused:
+        wxb.onnx.export(model, tmp_path / "m.onnx")
+    message = str(refused.value)
+    assert "forward hooks" in message and "handles only" not in message, f"seed {seed}: {message}"
+    assert not (tmp_path / "m.onnx").exists()

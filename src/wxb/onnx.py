@@ -281,6 +281,8 @@ def _stock_leaf(path: str, module: Module) -> tuple[str, Module]:
                 "it is a module of its own, not a stock wxb layer (nor one whose forward "
                 "only chains stock layers)"
             )
+        if own or module._has_hooks():  # a stock layer: the list of stock layers misleads
+            raise _refuse(path, module, why)
         raise _refuse(
             path,
             module,
