@@ -29,6 +29,7 @@ import numpy as np
 from wxb.backend import resolve_dtype
 from wxb.columns import TableEncoder
 from wxb.errors import ConfigError
+from wxb.nn.containers import ParameterDict, ParameterList
 from wxb.nn.layers import ACTIVATIONS, Activation, Dense, Dropout, Standardize
 from wxb.nn.module import Module, input_width, stock_kind
 from wxb.nn.norm import NORMS, BatchNorm1d, LayerNorm
@@ -127,6 +128,21 @@ class _Group:
     path: str
     module: Module
     items: list[_Layer | _Group] = field(default_factory=list)
+
+
+def _holds_parameters(module: Module) -> bool:
+    """A ParameterList or ParameterDict: never called, its weights used by its holder's code."""
+    return type(module) in (ParameterList, ParameterDict)
+
+
+def _used_by_code(model: Module) -> list[str]:
+    """Where ``model``'s forward code uses parameters itself (``x @ self.w``, a
+    ParameterList's ``x @ self.ws[0]``): no row counts the work done with them."""
+    return [
+        name or type(model).__name__
+        for name, m in model.named_modules()
+        if _holds_parameters(m) or (_is_container(m) and m._parameters)
+    ]
 
 
 def _is_container(module: Module) -> bool:
@@ -444,6 +460,7 @@ class LayerRow:
     # calls, its parameters on call 1's row only (0 after); call 0: a layer never called
     call: int = 1
     calls: int = 1
+    code_uses: bool = False  # a ParameterList's: its weights used by the forward's code
 
 
 @dataclass(frozen=True)
@@ -467,6 +484,7 @@ class Summary:
     unknown_order: list[str] = field(default_factory=list)  # containers: see unknown_order()
     calls_counted: bool = True  # False: a forward of its own did not run on a sample batch
     order_seen: bool = False  # its own forward's order, as a sample batch showed it
+    used_by_code: list[str] = field(default_factory=list)  # see _used_by_code
 
     @property
     def forward_flops(self) -> int:
@@ -514,8 +532,8 @@ class Summary:
                 f"{row.name} ({row.type}){_call_mark(row)}",
                 _shape(row.output_shape),
                 "(shared)" if row.call > 1 else f"{row.parameters:,}",
-                f"{row.forward_flops:,}",
-                f"{row.training_flops:,}",
+                "?" if row.code_uses else f"{row.forward_flops:,}",
+                "?" if row.code_uses else f"{row.training_flops:,}",
                 _bytes(row.activation_bytes),
             ]
             for row in self.rows
@@ -555,6 +573,11 @@ class Summary:
                 f"{', '.join(self.unknown_order)}: a forward of its own runs these layers in "
                 "the order its code says; they are listed, and ∂L/∂X counted, in registration "
                 "order, and widths between them are not known (?)"
+            )
+        if self.used_by_code:
+            lines.append(
+                f"{', '.join(self.used_by_code)}: parameters the forward's own code uses "
+                "(x @ w): the work done with them is not counted in the FLOPs (?)"
             )
         if not self.calls_counted:
             lines.append(
@@ -607,6 +630,8 @@ class Summary:
 
 
 def _call_mark(row: LayerRow) -> str:
+    if row.code_uses:
+        return ", used by the forward's code"
     if row.call == 0:
         return ", not called"
     return f", call {row.call} of {row.calls}" if row.calls > 1 else ""
@@ -688,6 +713,7 @@ def summary(model: Module, batch_size: int = 32, gemm_rate: float | None = None)
         unknown_order=unknown_order(model),
         calls_counted=calls is not None,
         order_seen=_call_chain(model) is not None,
+        used_by_code=_used_by_code(model),
     )
 
 
@@ -725,12 +751,13 @@ def call_mismatch(model: Module) -> str | None:
         )
     calls = run.counts()
     paths: dict[int, str] = {}
+    paths_module = {id(layer.module): layer.module for layer in layers}
     for layer in layers:
         paths.setdefault(id(layer.module), layer.path)
     odd = [
         f"{paths[key]!r} {_times(calls[key])}" + ("" if count == 1 else f" (listed {count} times)")
         for key, count in listed.items()
-        if calls[key] != count
+        if calls[key] != count and not _holds_parameters(paths_module[key])
     ]
     if odd:
         return f"one forward of {type(model).__name__} calls {', '.join(odd)}"
@@ -987,6 +1014,7 @@ def _row(layer: _Layer, itemsize: int, call: int = 1, calls: int = 1) -> LayerRo
         activation_bytes=kept,
         call=call,
         calls=calls,
+        code_uses=_holds_parameters(module),
     )
 
 
@@ -1150,6 +1178,8 @@ def architecture_diagram(model: Module) -> str:
 
     def calls_line(module: Module) -> list[str]:
         key = id(module)
+        if _holds_parameters(module):
+            return ["parameters the forward's code uses"]
         if calls is None or calls[key] == listed[key]:
             return []
         return [
