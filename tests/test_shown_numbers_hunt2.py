@@ -3,6 +3,7 @@ what the model runs (counts by hand)."""
 
 import numpy as np
 
+import wxb
 from wxb import nn
 from wxb.nn import functional as F
 
@@ -43,3 +44,22 @@ def test_parameter_list_used_by_hand_is_not_shown_as_a_layer_never_called():
     fc = next(r for r in table.rows if r.name == "fc")
     assert fc.forward_flops == 2 * h * n + h, seed
     assert "not called" not in architecture_diagram(model), seed
+
+
+def test_hooked_dense_costs_its_products_in_the_summary():
+    """A Dense with a forward hook scaling its output still computes W·X + b (2mn + m per
+    sample) and, trained, δ·Aᵀ; the summary showed 'dense1 (Dense) … 0 0', leaving its
+    products out of the totals and the rate floor without a word."""
+    seed, rng = _rng()
+    n, h, k = (int(w) for w in rng.integers(2, 7, size=3))
+    model = nn.Sequential(nn.Dense(n, h), nn.Tanh(), nn.Dense(h, k))
+    scale = float(rng.uniform(0.5, 3))
+    model[0].register_forward_hook(lambda module, args, out: out * scale)
+    table = model.summary()
+    first, _, last = table.rows
+    assert first.forward_flops == 2 * h * n + h, seed
+    assert first.training_flops == (2 * h * n + h) * 2, seed  # + δ·Aᵀ and Σδ; no ∂L/∂X
+    assert last.training_flops == (2 * k * h + k) * 2 + 2 * k * h, seed
+    assert table.forward_flops == 2 * h * n + h + 2 * k * h + k, seed
+    out = model(wxb.Tensor(rng.standard_normal((3, n)).astype(np.float32))).data
+    assert out.shape == (3, k), seed
