@@ -63,3 +63,38 @@ def test_hooked_dense_costs_its_products_in_the_summary():
     assert table.forward_flops == 2 * h * n + h + 2 * k * h + k, seed
     out = model(wxb.Tensor(rng.standard_normal((3, n)).astype(np.float32))).data
     assert out.shape == (3, k), seed
+
+
+def test_diagnostics_report_a_hooked_dense_with_the_delta_of_its_own_z():
+    """fit(diagnose=True)'s figures left a Dense with a forward hook out without a word
+    (dense2 then read as 'layer 1' in a δ warning); they now give its ‖∂L/∂W‖ and its
+    ‖δ‖ = ‖∂L/∂Z‖ of its own Z = W·X + b, before the hook scales it (PyTorch's autograd)."""
+    import torch
+
+    from wxb.diagnose import layer_reports
+
+    seed, rng = _rng()
+    n, h, k, rows = (int(w) for w in rng.integers(2, 7, size=4))
+    model = nn.Sequential(
+        nn.Dense(n, h), nn.Sigmoid(), nn.Dense(h, h), nn.Tanh(), nn.Dense(h, k)
+    ).double()
+    scale = float(rng.uniform(0.5, 3))
+    model[0].register_forward_hook(lambda module, args, out: out * scale)
+    X = rng.standard_normal((rows, n))
+    y = rng.integers(0, k, rows)
+    reports = layer_reports(model, X, y, nn.CrossEntropyLoss())
+    assert [r.layer for r in reports] == ["dense1", "dense2", "dense3"], seed
+
+    weights = [torch.tensor(model[i].weight.data, requires_grad=True) for i in (0, 2, 4)]
+    biases = [torch.tensor(model[i].bias.data) for i in (0, 2, 4)]
+    z1 = torch.tensor(X) @ weights[0].T + biases[0]
+    z2 = torch.sigmoid(z1 * scale) @ weights[1].T + biases[1]
+    z3 = torch.tanh(z2) @ weights[2].T + biases[2]
+    for z in (z1, z2, z3):
+        z.retain_grad()
+    torch.nn.functional.cross_entropy(z3, torch.tensor(y)).backward()
+    for report, z, w in zip(reports, (z1, z2, z3), weights, strict=True):
+        assert np.isclose(report.delta_norm, float(z.grad.norm()), rtol=1e-9), seed
+        assert np.isclose(report.weight_grad_norm, float(w.grad.norm()), rtol=1e-9), seed
+    # the model's own hook still runs, once per call, and is the only one it holds
+    assert len(model[0]._forward_hooks) == 1, seed

@@ -979,7 +979,7 @@ def table_stage_lines(model: Module) -> list[str]:
     return [head, *shown]
 
 
-def _runs_dense(module: Module) -> bool:
+def runs_dense_forward(module: Module) -> bool:
     """Whether Dense's forward runs in ``module``'s calls: a stock Dense, or one with
     forward hooks (they change what it hands on, not its W·X; drawn as a layer of its own)."""
     cls = type(module)
@@ -1000,7 +1000,7 @@ def _row(layer: _Layer, itemsize: int, call: int = 1, calls: int = 1) -> LayerRo
     needs_input_grad = layer.needs_input_grad or (
         call > 1 and any(p.requires_grad for p in module.parameters())
     )
-    if _runs_dense(module) and call:
+    if runs_dense_forward(module) and call:
         m, n = module.out_features, module.in_features
         bias = m if module.bias is not None else 0
         forward = 2 * m * n + bias

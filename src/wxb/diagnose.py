@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from wxb.describe import chain_layers, percent
+from wxb.describe import chain_layers, percent, runs_dense_forward
 from wxb.errors import ConfigError
 from wxb.nn.layers import Activation, Dense, Dropout, ReLU, Sigmoid, Tanh
 from wxb.nn.losses import Loss
@@ -78,10 +78,21 @@ def _layer_reports(model: Module, X: np.ndarray, y: np.ndarray, loss: Loss) -> l
         x, denses, activation_of = Tensor(X), [], {}
         on_z = None  # the Dense whose Z is x (Dropout, off in eval mode, leaves it so)
         for layer in layers:
-            out = layer(x)
-            if is_stock(layer, Dense):
-                out.retain_grad()
-                denses.append((layer, out))
+            seen: list[Tensor] = []
+            if runs_dense_forward(layer) and layer._has_hooks():
+                # its hooks may change what it hands on: δ is ∂L/∂Z of its own Z = W·X + b,
+                # seen by a hook put first (on the twin; the model's own hooks untouched)
+                handle = layer.register_forward_hook(
+                    lambda m, a, z, seen=seen: seen.append(z), prepend=True
+                )
+                out = layer(x)
+                handle.remove()
+            else:
+                out = layer(x)
+            if is_stock(layer, Dense) or seen:
+                z = seen[0] if seen else out
+                z.retain_grad()
+                denses.append((layer, z))
                 on_z = layer
             elif is_stock(layer, Activation) and on_z is not None:
                 activation_of[id(on_z)] = (layer, out.data)  # f(Z), not a later g(f(Z))
