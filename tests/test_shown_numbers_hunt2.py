@@ -98,3 +98,31 @@ def test_diagnostics_report_a_hooked_dense_with_the_delta_of_its_own_z():
         assert np.isclose(report.weight_grad_norm, float(w.grad.norm()), rtol=1e-9), seed
     # the model's own hook still runs, once per call, and is the only one it holds
     assert len(model[0]._forward_hooks) == 1, seed
+
+
+def test_explain_and_report_of_a_two_input_model_say_why_they_cannot():
+    """explain and the report run the model on X alone: a forward of two inputs stopped on
+    Python's "forward() missing 1 required positional argument: 'z'"."""
+    import pytest
+
+    from wxb.errors import ConfigError
+    from wxb.reporting import report_html
+
+    _seed, rng = _rng()
+    n, m, h, k, rows = (int(w) for w in rng.integers(2, 6, size=5))
+
+    class Two(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.out = nn.Dense(n, h), nn.Dense(m, h), nn.Dense(h, k)
+
+        def forward(self, x, z):
+            return self.out(F.relu(self.a(x) + self.b(z)))
+
+    model = Two()
+    X = rng.standard_normal((rows, n)).astype(np.float32)
+    y = rng.integers(0, k, rows)
+    assert model(X, rng.standard_normal((rows, m)).astype(np.float32)).shape == (rows, k)
+    for show in (lambda: wxb.explain(model, X, y), lambda: report_html(model, None, X, y)):
+        with pytest.raises(ConfigError, match=r"on X alone.*needs x, z"):
+            show()

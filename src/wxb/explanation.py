@@ -13,6 +13,7 @@ is always the seed's column notation: X is n×B, Z and δ are m×B.
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -537,6 +538,27 @@ def _describe(layer: Module, key: str | None = None) -> str:
     return f"{name or type(layer).__name__.lower()}: {type(layer).__name__}"
 
 
+def _takes_one_input(model: Module) -> None:
+    """The walk runs ``model`` on X alone: a forward that needs more inputs stopped on
+    Python's 'forward() missing 1 required positional argument'."""
+    try:
+        signature = inspect.signature(model.forward)
+    except (TypeError, ValueError):
+        return  # (a forward wxb cannot read: run it and see)
+    try:
+        signature.bind(None)
+    except TypeError:
+        needed = [
+            name
+            for name, p in signature.parameters.items()
+            if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+        raise ConfigError(
+            f"explain runs {type(model).__name__} on X alone, and its forward needs "
+            f"{', '.join(needed)}: the walk is for a model of one input"
+        ) from None
+
+
 def explain_model(
     model: Module,
     X: object,
@@ -565,6 +587,7 @@ def explain_model(
     _check_format(fmt)
     if sample_rows is not None and (isinstance(sample_rows, bool) or sample_rows < 1):
         raise ConfigError(f"sample_rows must be a positive integer or None; got {sample_rows!r}")
+    _takes_one_input(model)
     dtype = model.dtype
     # (sparse rows and targets dense, as fit and predict take them)
     X, y = dense_if_sparse(X), dense_if_sparse(y)
