@@ -126,3 +126,26 @@ def test_explain_and_report_of_a_two_input_model_say_why_they_cannot():
     for show in (lambda: wxb.explain(model, X, y), lambda: report_html(model, None, X, y)):
         with pytest.raises(ConfigError, match=r"on X alone.*needs x, z"):
             show()
+
+
+def test_explain_says_a_hooked_dense_products_are_not_in_its_flops():
+    """A forward hook on the first Dense (scaling its output) made it one opaque step:
+    the walk said 'Forward FLOPs of the products W·X: 2·k·h·B', the second Dense's alone,
+    and showed no ∂L/∂W for the first, without a word; the model computes both products."""
+    import re
+
+    seed, rng = _rng()
+    n, h, k, rows = (int(w) for w in rng.integers(2, 6, size=4))
+    model = nn.Sequential(nn.Dense(n, h), nn.Tanh(), nn.Dense(h, k)).double()
+    scale = float(rng.uniform(0.5, 3))
+    model[0].register_forward_hook(lambda module, args, out: out * scale)
+    X = rng.standard_normal((rows, n))
+    y = rng.integers(0, k, rows)
+    text = str(wxb.explain(model, X, y, sample_rows=None))
+    shown = int(re.search(r"Forward FLOPs of the products W·X: (\d+)", text).group(1))
+    every = 2 * h * n * rows + 2 * k * h * rows  # both products the model computes
+    if shown != every:
+        assert re.search(r"dense1[^\n]*not in these FLOPs[^\n]*∂L/∂W is not shown", text), (
+            seed,
+            text,
+        )

@@ -23,7 +23,7 @@ import numpy as np
 
 from wxb import ops
 from wxb.columns import rows_by_name
-from wxb.describe import chain_layers, normalization_text, percent
+from wxb.describe import STOCK_LAYERS, chain_layers, normalization_text, percent
 from wxb.errors import ConfigError, DataError
 from wxb.nn.heads import head_index, model_task, probability_head, trained_loss
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
@@ -41,6 +41,7 @@ from wxb.nn.module import (
     couples_rows,
     gradient_twin,
     is_stock,
+    stock_kind,
 )
 from wxb.nn.norm import NORMS
 from wxb.nn.sequential import layers_in_order
@@ -660,6 +661,19 @@ def explain_model(
         forward.intro.append(
             f"{type(model).__name__} has a forward of its own: it is one step here (its "
             "layers in order would compute something else), with no δ chain through it."
+        )
+    # a step that is not a stock layer (its own code, or forward hooks on a Dense) holding
+    # weights: what it computes with them is its code's, not drawn as W·X + b
+    opaque = [
+        key
+        for layer, key in zip(layers, keys, strict=True)
+        if stock_kind(layer, STOCK_LAYERS) is None and layer.parameters()
+    ]
+    if opaque:
+        forward.intro.append(
+            f"{', '.join(opaque)}: one step here (code of its own or forward hooks), holding "
+            "parameters: the products it computes with them are not in these FLOPs, and its "
+            "∂L/∂W is not shown."
         )
     coupled = [key for layer, key in zip(layers, keys, strict=True) if couples_rows(layer)]
     if coupled:  # (a norm without running statistics): predict on more rows differs
