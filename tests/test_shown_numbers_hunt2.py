@@ -149,3 +149,34 @@ def test_explain_says_a_hooked_dense_products_are_not_in_its_flops():
             seed,
             text,
         )
+
+
+def test_diagnostics_report_the_dense_inside_a_hooked_sequential():
+    """A forward hook on a nested Sequential (scaling its output) made fit(diagnose=True)
+    skip the Dense inside without a word; its ‖δ‖ = ‖∂L/∂Z‖ of its own Z and ‖∂L/∂W‖ are
+    now reported, as PyTorch's autograd gives them."""
+    import torch
+
+    from wxb.diagnose import layer_reports
+
+    seed, rng = _rng()
+    n, h, k, rows = (int(w) for w in rng.integers(2, 7, size=4))
+    inner = nn.Sequential(nn.Dense(h, k))
+    model = nn.Sequential(nn.Dense(n, h), nn.Tanh(), inner).double()
+    scale = float(rng.uniform(0.5, 3))
+    inner.register_forward_hook(lambda module, args, out: out * scale)
+    X = rng.standard_normal((rows, n))
+    y = rng.integers(0, k, rows)
+    reports = layer_reports(model, X, y, nn.CrossEntropyLoss())
+    assert [r.layer for r in reports] == ["dense1", "sequential1.dense1"], seed
+
+    w1 = torch.tensor(model[0].weight.data, requires_grad=True)
+    w2 = torch.tensor(inner[0].weight.data, requires_grad=True)
+    z1 = torch.tensor(X) @ w1.T + torch.tensor(model[0].bias.data)
+    z2 = torch.tanh(z1) @ w2.T + torch.tensor(inner[0].bias.data)
+    for z in (z1, z2):
+        z.retain_grad()
+    torch.nn.functional.cross_entropy(z2 * scale, torch.tensor(y)).backward()
+    for report, z, w in zip(reports, (z1, z2), (w1, w2), strict=True):
+        assert np.isclose(report.delta_norm, float(z.grad.norm()), rtol=1e-9), seed
+        assert np.isclose(report.weight_grad_norm, float(w.grad.norm()), rtol=1e-9), seed

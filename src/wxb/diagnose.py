@@ -13,6 +13,7 @@ diagnostics trains exactly as one without.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -75,24 +76,38 @@ def _layer_reports(model: Module, X: np.ndarray, y: np.ndarray, loss: Loss) -> l
     # all the same, and a frozen first layer must not read as a vanished δ.
     # (a graph to walk back, even when called inside no_grad())
     with enable_grad(), model.evaluating(), model.gradients_set_aside() as grads:
-        x, denses, activation_of = Tensor(X), [], {}
+        x, denses, activation_of, named = Tensor(X), [], {}, {}
         on_z = None  # the Dense whose Z is x (Dropout, off in eval mode, leaves it so)
         for layer in layers:
-            seen: list[Tensor] = []
-            if runs_dense_forward(layer) and layer._has_hooks():
-                # its hooks may change what it hands on: δ is ∂L/∂Z of its own Z = W·X + b,
-                # seen by a hook put first (on the twin; the model's own hooks untouched)
-                handle = layer.register_forward_hook(
-                    lambda m, a, z, seen=seen: seen.append(z), prepend=True
+            # a Dense with forward hooks, or one inside a layer with hooks (a hooked
+            # Sequential): their hooks may change what they hand on, so each one's own
+            # Z = W·X + b is seen by a hook put first (on the twin; the model's untouched)
+            inner = [] if is_stock(layer, Dense) else [
+                m for m in layer.modules() if runs_dense_forward(m)
+            ]  # fmt: skip
+            seen: list[tuple[Module, Tensor]] = []
+            handles = [
+                m.register_forward_hook(
+                    lambda m, a, z, seen=seen: seen.append((m, z)), prepend=True
                 )
+                for m in inner
+            ]
+            try:
                 out = layer(x)
-                handle.remove()
-            else:
-                out = layer(x)
-            if is_stock(layer, Dense) or seen:
-                z = seen[0] if seen else out
-                z.retain_grad()
-                denses.append((layer, z))
+            finally:
+                for handle in handles:
+                    handle.remove()
+            once = Counter(id(m) for m, _ in seen)
+            for dense, z in seen:
+                if dense is not layer:  # named by its path (its own name is its container's)
+                    named[id(dense)] = paths.get(id(dense)) or dense.name
+                if once[id(dense)] == 1:  # (one called twice: no one δ of its own)
+                    z.retain_grad()
+                    denses.append((dense, z))
+            if is_stock(layer, Dense):
+                out.retain_grad()
+                denses.append((layer, out))
+            if is_stock(layer, Dense) or once[id(layer)]:  # its own Z, whatever its hooks do
                 on_z = layer
             elif is_stock(layer, Activation) and on_z is not None:
                 activation_of[id(on_z)] = (layer, out.data)  # f(Z), not a later g(f(Z))
@@ -108,7 +123,7 @@ def _layer_reports(model: Module, X: np.ndarray, y: np.ndarray, loss: Loss) -> l
         reports = []
         for layer, z in denses:
             report = LayerReport(
-                layer=layer.name or paths.get(id(layer)) or "dense",
+                layer=named.get(id(layer)) or layer.name or paths.get(id(layer)) or "dense",
                 weight_norm=_norm(layer.weight.data),
                 weight_grad_norm=_norm(grads[layer.weight]),
                 delta_norm=_norm(z.grad),
