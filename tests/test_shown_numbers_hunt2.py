@@ -180,3 +180,30 @@ def test_diagnostics_report_the_dense_inside_a_hooked_sequential():
     for report, z, w in zip(reports, (z1, z2), (w1, w2), strict=True):
         assert np.isclose(report.delta_norm, float(z.grad.norm()), rtol=1e-9), seed
         assert np.isclose(report.weight_grad_norm, float(w.grad.norm()), rtol=1e-9), seed
+
+
+def test_explain_of_a_layer_applied_twice_says_its_flops_leave_out_the_products():
+    """A forward calling one Dense twice is one step in the walk, which said 'Forward FLOPs
+    of the products W·X: 0' for a model computing three products, without saying why."""
+    import re
+
+    seed, rng = _rng()
+    n, k, rows = (int(w) for w in rng.integers(2, 6, size=3))
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.out = nn.Dense(n, n), nn.Dense(n, k)
+
+        def forward(self, x):
+            return self.out(F.tanh(self.fc(F.tanh(self.fc(x)))))
+
+    model = Twice().double()
+    X = rng.standard_normal((rows, n))
+    text = str(wxb.explain(model, X, rng.integers(0, k, rows), sample_rows=None))
+    shown = int(re.search(r"Forward FLOPs of the products W·X: (\d+)", text).group(1))
+    if shown != 2 * (2 * n * n * rows) + 2 * k * n * rows:
+        assert re.search(r"Twice has a forward of its own[^\n]*not in these FLOPs", text), (
+            seed,
+            text,
+        )

@@ -660,15 +660,16 @@ def explain_model(
     if layers == [model] and len(list(model.named_modules())) > 1:
         forward.intro.append(
             f"{type(model).__name__} has a forward of its own: it is one step here (its "
-            "layers in order would compute something else), with no δ chain through it."
+            "layers in order would compute something else), with no δ chain through it "
+            "and the products inside it not in these FLOPs."
         )
     # a step that is not a stock layer (its own code, or forward hooks on a Dense) holding
     # weights: what it computes with them is its code's, not drawn as W·X + b
     opaque = [
         key
         for layer, key in zip(layers, keys, strict=True)
-        if stock_kind(layer, STOCK_LAYERS) is None and layer.parameters()
-    ]
+        if stock_kind(layer, STOCK_LAYERS) is None and layer.parameters() and layer is not model
+    ]  # (the model as one step: said above)
     if opaque:
         forward.intro.append(
             f"{', '.join(opaque)}: one step here (code of its own or forward hooks), holding "
