@@ -207,3 +207,18 @@ def test_explain_of_a_layer_applied_twice_says_its_flops_leave_out_the_products(
             seed,
             text,
         )
+
+
+def test_forward_diagram_applies_each_step_before_the_first_dense_to_the_one_before():
+    """Standardize then a Tanh before the first Dense: the forward diagram drew
+    '(X − μ) / σ' then 'tanh(X)', though the Tanh takes the standardized X."""
+    from wxb.describe import forward_diagram
+
+    seed, rng = _rng()
+    n, k = (int(w) for w in rng.integers(2, 6, size=2))
+    model = nn.Sequential(
+        nn.Standardize(rng.standard_normal(n), 1 + rng.random(n)), nn.Tanh(), nn.Dense(n, k)
+    )
+    chart = forward_diagram(model)
+    assert "(X − μ) / σ" in chart, (seed, chart)
+    assert "tanh(X)" not in chart and "tanh(·)" in chart, (seed, chart)

@@ -1325,7 +1325,7 @@ def forward_diagram(model: Module, batch_size: int | None = None) -> str:
     if before:
         ids = [chart.node("in0", "Input X", f"{n0}×{cols}", shape="stadium")]
         for k, layer in enumerate(before, start=1):
-            label, shape = _forward_op(layer, "X")
+            label, shape = _forward_op(layer, "X" if k == 1 else "·")  # (the one before's)
             ids.append(chart.node(f"pre{k}", label, shape=shape))
         ids.append(chart.node("act0", "A⁽⁰⁾", f"{_dim(before[-1].width_out)}×{cols}"))
     else:
