@@ -40,7 +40,7 @@ def test_parameter_list_used_by_hand_is_not_shown_as_a_layer_never_called():
     line = next(line for line in text.splitlines() if line.startswith("ws "))
     assert "not called" not in line, (seed, line)
     assert line.split()[-4:-2] == ["?", "?"], (seed, line)  # its FLOPs: the code's
-    assert "ws: parameters the forward's own code uses" in text, (seed, text)
+    assert "ws: parameters held for the forward's own code" in text, (seed, text)
     fc = next(r for r in table.rows if r.name == "fc")
     assert fc.forward_flops == 2 * h * n + h, seed
     assert "not called" not in architecture_diagram(model), seed

@@ -576,7 +576,7 @@ class Summary:
             )
         if self.used_by_code:
             lines.append(
-                f"{', '.join(self.used_by_code)}: parameters the forward's own code uses "
+                f"{', '.join(self.used_by_code)}: parameters held for the forward's own code "
                 "(x @ w): the work done with them is not counted in the FLOPs (?)"
             )
         if not self.calls_counted:
@@ -631,7 +631,7 @@ class Summary:
 
 def _call_mark(row: LayerRow) -> str:
     if row.code_uses:
-        return ", used by the forward's code"
+        return ", held for the forward's code"
     if row.call == 0:
         return ", not called"
     return f", call {row.call} of {row.calls}" if row.calls > 1 else ""
@@ -1192,7 +1192,7 @@ def architecture_diagram(model: Module) -> str:
     def calls_line(module: Module) -> list[str]:
         key = id(module)
         if _holds_parameters(module):
-            return ["parameters the forward's code uses"]
+            return ["parameters held for the forward's code"]
         if calls is None or calls[key] == listed[key]:
             return []
         return [
