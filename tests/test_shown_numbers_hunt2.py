@@ -222,3 +222,16 @@ def test_forward_diagram_applies_each_step_before_the_first_dense_to_the_one_bef
     chart = forward_diagram(model)
     assert "(X − μ) / σ" in chart, (seed, chart)
     assert "tanh(X)" not in chart and "tanh(·)" in chart, (seed, chart)
+
+
+def test_diagnostics_name_two_dense_layers_of_one_name_apart():
+    """A nested Sequential's first Dense is 'dense1' as the model's own first one is:
+    fit(diagnose=True) listed both as 'dense1', its figures not telling which is which."""
+    seed, rng = _rng()
+    n, h, k, rows = (int(w) for w in rng.integers(2, 6, size=4))
+    model = nn.Sequential(nn.Dense(n, h), nn.Tanh(), nn.Sequential(nn.Dense(h, k)))
+    X = rng.standard_normal((rows, n)).astype(np.float32)
+    history = wxb.fit(model, X, rng.integers(0, k, rows), epochs=1, diagnose=True, verbose=False)
+    names = [layer["layer"] for layer in history.diagnostics[0]["layers"]]
+    paths = {id(m): p for p, m in model.named_modules()}
+    assert names == [paths[id(model[0])], paths[id(model[2][0])]], (seed, names)

@@ -138,6 +138,11 @@ def _layer_reports(model: Module, X: np.ndarray, y: np.ndarray, loss: Loss) -> l
                 elif isinstance(act, Tanh):  # tanh′ = 1 − tanh²
                     report.saturated_fraction = float(np.mean(1 - a * a < SATURATED))
             reports.append(report)
+        # two layers of one name (a nested Sequential's dense1 beside the model's): by path
+        twice = Counter(r.layer for r in reports)
+        for report, (layer, _) in zip(reports, denses, strict=True):
+            if twice[report.layer] > 1:
+                report.layer = paths.get(id(layer)) or report.layer
         return reports
 
 
