@@ -235,3 +235,39 @@ def test_diagnostics_name_two_dense_layers_of_one_name_apart():
     names = [layer["layer"] for layer in history.diagnostics[0]["layers"]]
     paths = {id(m): p for p, m in model.named_modules()}
     assert names == [paths[id(model[0])], paths[id(model[2][0])]], (seed, names)
+
+
+def test_report_summary_says_what_its_flops_leave_out():
+    """The report's summary gave the table and its totals without the lines wxb summary
+    prints under them: for a forward of its own using a ParameterList, nothing said that
+    the totals leave out the products with its weights, or that the order is not seen."""
+    from wxb.reporting import report_html
+
+    seed, rng = _rng()
+    n, h, k, rows = (int(w) for w in rng.integers(2, 6, size=4))
+
+    class Own(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ws = nn.ParameterList([rng.standard_normal((n, h))])
+            self.fc = nn.Dense(h, k)
+
+        def forward(self, x):
+            return self.fc(F.relu(x @ self.ws[0]))
+
+    model = Own().double()
+    X = rng.standard_normal((rows, n))
+    page = report_html(model, None, X, rng.integers(0, k, rows), floor=False)
+    data = _report_data(page)
+    row = next(r for r in data["summary"]["rows"] if r["name"] == "ws")
+    assert row["forward_flops"] is None and row["training_flops"] is None, (seed, row)
+    for line in model.summary().order_lines():
+        assert line.replace("'", "&#x27;") in page or line in page, (seed, line)
+
+
+def _report_data(page: str) -> dict:
+    import json
+    import re
+
+    found = re.search(r"id='wxb-data'>(.*?)</script>", page, re.S)
+    return json.loads(found.group(1))

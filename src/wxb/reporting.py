@@ -640,8 +640,9 @@ class _Page:
                     "type": r.type,
                     "output_shape": list(r.output_shape) if r.output_shape else None,
                     "parameters": r.parameters,
-                    "forward_flops": r.forward_flops,
-                    "training_flops": r.training_flops,
+                    # None: a ParameterList's, whose work is the forward's code's ('?')
+                    "forward_flops": None if r.code_uses else r.forward_flops,
+                    "training_flops": None if r.code_uses else r.training_flops,
                     "activation_bytes": r.activation_bytes,
                     "call": r.call,
                     "calls": r.calls,
@@ -659,7 +660,8 @@ class _Page:
         if len(body) > FOLD_ROWS:  # a long layer list folds
             shown = f"{len(body)} layers: show the table"
             table = f"<details><summary>{shown}</summary>{table}</details>"
-        totals = "".join(f"<li>{_esc(line)}</li>" for line in t.totals())
+        # with what the table cannot count or order (as wxb summary prints it under its totals)
+        totals = "".join(f"<li>{_esc(line)}</li>" for line in [*t.totals(), *t.order_lines()])
         if t.gemm_rate is None:
             totals += "<li>Rate floor: not measured (no GEMM rate).</li>"
         else:
