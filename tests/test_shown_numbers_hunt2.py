@@ -271,3 +271,26 @@ def _report_data(page: str) -> dict:
 
     found = re.search(r"id='wxb-data'>(.*?)</script>", page, re.S)
     return json.loads(found.group(1))
+
+
+def test_summary_of_a_layer_of_ones_own_with_weights_says_its_flops_are_unknown():
+    """A layer of one's own computing x @ W (2·n·h per sample) showed 0 forward and 0
+    training FLOPs, and the totals left its product out without a word."""
+    seed, rng = _rng()
+    n, h, k = (int(w) for w in rng.integers(2, 7, size=3))
+
+    class MyLinear(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(rng.standard_normal((n, h)).astype(np.float32))
+
+        def forward(self, x):
+            return x @ self.w
+
+    model = nn.Sequential(MyLinear(), nn.Tanh(), nn.Dense(h, k))
+    table = model.summary()
+    text = table.text()
+    line = next(line for line in text.splitlines() if line.startswith("mylinear1 "))
+    assert line.split()[-4:-2] == ["?", "?"], (seed, line)
+    assert "mylinear1: parameters held for the forward's own code" in text, (seed, text)
+    assert table.parameters == n * h + k * h + k, seed

@@ -141,8 +141,14 @@ def _used_by_code(model: Module) -> list[str]:
     return [
         name or type(model).__name__
         for name, m in model.named_modules()
-        if _holds_parameters(m) or (_is_container(m) and m._parameters)
+        if _holds_parameters(m) or (m._parameters and (_is_container(m) or _own_code(m)))
     ]
+
+
+def _own_code(module: Module) -> bool:
+    """A layer whose forward is one's own code (not a wxb layer's, hooks or not): the
+    products it computes with its parameters are not known."""
+    return not _is_container(module) and module._own_forward()
 
 
 def _is_container(module: Module) -> bool:
@@ -461,6 +467,7 @@ class LayerRow:
     call: int = 1
     calls: int = 1
     code_uses: bool = False  # a ParameterList's: its weights used by the forward's code
+    flops_unknown: bool = False  # its FLOPs are its own code's, or its holder's ('?')
 
 
 @dataclass(frozen=True)
@@ -532,8 +539,8 @@ class Summary:
                 f"{row.name} ({row.type}){_call_mark(row)}",
                 _shape(row.output_shape),
                 "(shared)" if row.call > 1 else f"{row.parameters:,}",
-                "?" if row.code_uses else f"{row.forward_flops:,}",
-                "?" if row.code_uses else f"{row.training_flops:,}",
+                "?" if row.flops_unknown else f"{row.forward_flops:,}",
+                "?" if row.flops_unknown else f"{row.training_flops:,}",
                 _bytes(row.activation_bytes),
             ]
             for row in self.rows
@@ -1028,6 +1035,8 @@ def _row(layer: _Layer, itemsize: int, call: int = 1, calls: int = 1) -> LayerRo
         call=call,
         calls=calls,
         code_uses=_holds_parameters(module),
+        flops_unknown=_holds_parameters(module)
+        or bool(call and module._parameters and _own_code(module)),
     )
 
 

@@ -640,9 +640,9 @@ class _Page:
                     "type": r.type,
                     "output_shape": list(r.output_shape) if r.output_shape else None,
                     "parameters": r.parameters,
-                    # None: a ParameterList's, whose work is the forward's code's ('?')
-                    "forward_flops": None if r.code_uses else r.forward_flops,
-                    "training_flops": None if r.code_uses else r.training_flops,
+                    # None: a ParameterList's, or a layer of one's own code's ('?')
+                    "forward_flops": None if r.flops_unknown else r.forward_flops,
+                    "training_flops": None if r.flops_unknown else r.training_flops,
                     "activation_bytes": r.activation_bytes,
                     "call": r.call,
                     "calls": r.calls,
