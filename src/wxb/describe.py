@@ -676,7 +676,11 @@ def summary(model: Module, batch_size: int = 32, gemm_rate: float | None = None)
     a trainable parameter: below the first trainable layer nothing needs a gradient,
     and wxb's planned backward stops there (a frozen layer is forward only). Element-wise work
     (activations, Dropout, Standardize, f′) is counted as 0: it is O(m) beside
-    the O(mn) GEMMs, and memory-bound rather than FLOP-bound.
+    the O(mn) GEMMs, and memory-bound rather than FLOP-bound. A Dense with forward
+    hooks costs what a Dense does (its hooks change what it hands on). What code of
+    one's own computes with parameters (a layer's own forward, ``x @ self.w``, a
+    ParameterList's weights) is not known: such a row shows '?' and a line under the
+    totals names them.
 
     Activation memory (per sample): what a training step keeps for each layer,
     its output row (width × the model's dtype size; the planned stack holds one
