@@ -294,3 +294,30 @@ def test_summary_of_a_layer_of_ones_own_with_weights_says_its_flops_are_unknown(
     assert line.split()[-4:-2] == ["?", "?"], (seed, line)
     assert "mylinear1: parameters held for the forward's own code" in text, (seed, text)
     assert table.parameters == n * h + k * h + k, seed
+
+
+def test_architecture_diagram_counts_the_parameters_of_layers_drawn_as_their_own():
+    """A layer of one's own holding a weight, and a Dense with a forward hook, were drawn
+    with their names alone: the diagram's parameter counts added up to less than the
+    model's, the hooked Dense's W left out, without saying why it was not drawn as one."""
+    import re
+
+    from wxb.describe import architecture_diagram
+
+    seed, rng = _rng()
+    n, h, k = (int(w) for w in rng.integers(2, 7, size=3))
+
+    class MyLinear(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(rng.standard_normal((n, h)).astype(np.float32))
+
+        def forward(self, x):
+            return x @ self.w
+
+    model = nn.Sequential(MyLinear(), nn.Tanh(), nn.Dense(h, k), nn.Dense(k, k))
+    model[2].register_forward_hook(lambda module, args, out: out * 2)
+    chart = architecture_diagram(model)
+    counts = [int(c.replace(",", "")) for c in re.findall(r"([\d,]+) parameters", chart)]
+    assert sum(counts) == n * h + (h * k + k) + (k * k + k), (seed, chart)
+    assert "dense1 · Dense<br>with forward hooks" in chart, (seed, chart)

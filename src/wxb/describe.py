@@ -1265,8 +1265,12 @@ def architecture_diagram(model: Module) -> str:
                     normalization_text(module, "Z", module.training),
                     params_line(item),
                 ]
-            else:
+            else:  # its own code, or hooks: what it holds, and why it is drawn as its own
                 lines = [f"{item.path} · {type(module).__name__}"]
+                if module._has_hooks():
+                    lines.append("with forward hooks")
+                if module.parameters():
+                    lines.append(params_line(item))
             chart.node(node_id, *lines, *calls_line(module), shape=shape)
             ids.append(node_id)
             previous["layer"] = item
