@@ -321,3 +321,39 @@ def test_architecture_diagram_counts_the_parameters_of_layers_drawn_as_their_own
     counts = [int(c.replace(",", "")) for c in re.findall(r"([\d,]+) parameters", chart)]
     assert sum(counts) == n * h + (h * k + k) + (k * k + k), (seed, chart)
     assert "dense1 · Dense<br>with forward hooks" in chart, (seed, chart)
+
+
+def test_diagnostics_report_the_dense_inside_a_block_of_ones_own():
+    """A block of one's own (fc(x)·2) in a Sequential: its Dense was left out of the
+    diagnostics without a word; its ‖δ‖ and ‖∂L/∂W‖ now match PyTorch's autograd."""
+    import torch
+
+    from wxb.diagnose import layer_reports
+
+    seed, rng = _rng()
+    n, h, k, rows = (int(w) for w in rng.integers(2, 7, size=4))
+    scale = float(rng.uniform(0.5, 3))
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Dense(n, h)
+
+        def forward(self, x):
+            return self.fc(x) * scale
+
+    model = nn.Sequential(Block(), nn.Tanh(), nn.Dense(h, k)).double()
+    X = rng.standard_normal((rows, n))
+    y = rng.integers(0, k, rows)
+    reports = layer_reports(model, X, y, nn.CrossEntropyLoss())
+    assert [r.layer for r in reports] == ["block1.fc", "dense1"], seed
+    w1 = torch.tensor(model[0].fc.weight.data, requires_grad=True)
+    w2 = torch.tensor(model[2].weight.data, requires_grad=True)
+    z1 = torch.tensor(X) @ w1.T + torch.tensor(model[0].fc.bias.data)
+    z2 = torch.tanh(z1 * scale) @ w2.T + torch.tensor(model[2].bias.data)
+    for z in (z1, z2):
+        z.retain_grad()
+    torch.nn.functional.cross_entropy(z2, torch.tensor(y)).backward()
+    for report, z, w in zip(reports, (z1, z2), (w1, w2), strict=True):
+        assert np.isclose(report.delta_norm, float(z.grad.norm()), rtol=1e-9), seed
+        assert np.isclose(report.weight_grad_norm, float(w.grad.norm()), rtol=1e-9), seed
