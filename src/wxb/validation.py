@@ -21,6 +21,8 @@ def dense_if_sparse(data: object) -> object:
     (scikit-learn's MLP takes sparse X; wxb's layers compute on dense rows), and a pandas
     DataFrame's or Series' sparse columns as dense ones; anything else as it is. NumPy
     read a sparse matrix as a 0-d array of objects ("holds object values")."""
+    if isinstance(data, np.ndarray):  # (the common case, once a forward: nothing to ask)
+        return data
     if type(data).__module__.startswith("scipy.sparse") and hasattr(data, "toarray"):
         return data.toarray()
     if type(data).__module__.split(".")[0] == "pandas":  # pd.get_dummies(..., sparse=True)

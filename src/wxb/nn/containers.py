@@ -100,11 +100,52 @@ class ModuleList(Module):
         )
 
 
-class ModuleDict(Module):
+class _NamedEntries:
+    """A dict's reading and deleting over a container's table of named entries
+    (ModuleDict's modules, ParameterDict's parameters), in its order, as PyTorch's."""
+
+    _table_name: str
+
+    def _table(self) -> dict:
+        return getattr(self, self._table_name)
+
+    def __getitem__(self, key: str) -> Any:
+        table = self._table()
+        if key not in table:
+            raise KeyError(key)
+        return table[key]
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self._table():
+            raise KeyError(key)
+        delattr(self, key)
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._table()))
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._table()
+
+    def keys(self) -> list[str]:
+        return list(self._table())
+
+    def values(self) -> list[Any]:
+        return list(self._table().values())
+
+    def items(self) -> list[tuple[str, Any]]:
+        return list(self._table().items())
+
+
+class ModuleDict(_NamedEntries, Module):
     """Modules by name, in the order they were added ("encoder.weight" … in
     ``state_dict``, as PyTorch names them); no forward of its own: the module holding it
     calls them. A name must be one an attribute can take (not ``keys``, no dots), as in
     PyTorch."""
+
+    _table_name = "_modules"
 
     def __init__(
         self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]] | None = None
@@ -113,36 +154,8 @@ class ModuleDict(Module):
         if modules is not None:
             self.update(modules)
 
-    def __getitem__(self, key: str) -> Module:
-        if key not in self._modules:
-            raise KeyError(key)
-        return self._modules[key]
-
     def __setitem__(self, key: str, module: Module) -> None:
         self.add_module(key, module)
-
-    def __delitem__(self, key: str) -> None:
-        if key not in self._modules:
-            raise KeyError(key)
-        delattr(self, key)
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(list(self._modules))
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._modules
-
-    def keys(self) -> list[str]:
-        return list(self._modules)
-
-    def values(self) -> list[Module]:
-        return list(self._modules.values())
-
-    def items(self) -> list[tuple[str, Module]]:
-        return list(self._modules.items())
 
     def update(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]]) -> None:
         """Add or replace modules from a mapping (another ModuleDict too, as PyTorch's),
@@ -245,10 +258,12 @@ class ParameterList(Module):
         )
 
 
-class ParameterDict(Module):
+class ParameterDict(_NamedEntries, Module):
     """Parameters by name, in the order they were added ("scales.a" … in ``state_dict``, as
     PyTorch names them), for the module holding it to use; arrays given become
     Parameters. A name must be one an attribute can take, as in ModuleDict."""
+
+    _table_name = "_parameters"
 
     def __init__(
         self, values: Mapping[str, object] | Iterable[tuple[str, object]] | None = None
@@ -257,36 +272,8 @@ class ParameterDict(Module):
         if values is not None:
             self.update(values)
 
-    def __getitem__(self, key: str) -> Parameter:
-        if key not in self._parameters:
-            raise KeyError(key)
-        return self._parameters[key]
-
     def __setitem__(self, key: str, value: object) -> None:
         self.register_parameter(key, _as_parameter(value, f"ParameterDict[{key!r}]"))
-
-    def __delitem__(self, key: str) -> None:
-        if key not in self._parameters:
-            raise KeyError(key)
-        delattr(self, key)
-
-    def __len__(self) -> int:
-        return len(self._parameters)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(list(self._parameters))
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._parameters
-
-    def keys(self) -> list[str]:
-        return list(self._parameters)
-
-    def values(self) -> list[Parameter]:
-        return list(self._parameters.values())
-
-    def items(self) -> list[tuple[str, Parameter]]:
-        return list(self._parameters.items())
 
     def update(self, values: Mapping[str, object] | Iterable[tuple[str, object]]) -> None:
         pairs = values.items() if isinstance(values, (Mapping, ParameterDict)) else values
