@@ -408,9 +408,10 @@ def _walk(model: Module, chain: _Chain | None) -> list[_Layer | _Group]:
 
     def leaf(path: str, module: Module) -> _Layer:
         width_in = state["width"]
-        if _is(module, Dense):
+        if runs_dense_forward(module):  # W⁽ˡ⁾·X + b⁽ˡ⁾ runs, hooks or not (as diagnose counts)
             state["dense"] += 1
-            width_out: int | None = module.out_features
+            # (with hooks, it hands on what they return: a width not known)
+            width_out: int | None = module.out_features if _is(module, Dense) else None
         elif _is(module, Standardize):
             width_out = module.in_features
         elif _is(module, (Activation, Dropout, *NORMS)):
@@ -1244,10 +1245,13 @@ def architecture_diagram(model: Module) -> str:
             node_id = f"lay{counter['leaf']}"
             module = item.module
             shape = "box"
-            if _is(module, Dense):
-                m, n, sup = module.out_features, module.in_features, _sup(item.index)
+            if runs_dense_forward(module):
+                first = first_listing.get(id(module), item)  # W's number: its first listing's
+                m, n, sup = module.out_features, module.in_features, _sup(first.index)
                 bias = f"b{sup} {m}" if module.bias is not None else "no bias"
                 lines = [f"{item.path} · Dense", f"W{sup} {m}×{n}, {bias}", params_line(item)]
+                if not _is(module, Dense):  # its W·X + b, then what its hooks make of it
+                    lines.insert(1, "with forward hooks: hands on what they return")
             elif _is(module, Activation):
                 name = _kernel_name(module)
                 before = previous["layer"]
@@ -1301,7 +1305,7 @@ def _dense_blocks(layers: list[_Layer]) -> tuple[list[_Layer], list[tuple[_Layer
     before: list[_Layer] = []
     blocks: list[tuple[_Layer, list[_Layer]]] = []
     for layer in layers:
-        if _is(layer.module, Dense):
+        if runs_dense_forward(layer.module):  # (hooked too: its W·X + b runs)
             blocks.append((layer, []))
         elif blocks:
             blocks[-1][1].append(layer)
@@ -1347,32 +1351,42 @@ def forward_diagram(model: Module, batch_size: int | None = None) -> str:
         ids.append(chart.node("act0", "A⁽⁰⁾", f"{_dim(before[-1].width_out)}×{cols}"))
     else:
         ids = [chart.node("in0", "Input X = A⁽⁰⁾", f"{n0}×{cols}", shape="stadium")]
+    numbers = _weight_numbers(blocks)
     for dense, after in blocks:
         module = dense.module
         assert isinstance(module, Dense)
         idx, m, n = dense.index, module.out_features, module.in_features
-        sup, prev = _sup(idx), _sup(idx - 1)
+        sup, prev, w = _sup(idx), _sup(idx - 1), _sup(numbers[idx])
+        hooked = not _is(module, Dense)
         with chart.subgraph(f"lay{idx}", f"Layer {idx}: {dense.path}"):
             ids.append(
                 chart.node(
-                    f"mul{idx}", f"W{sup}·A{prev}", f"({m}×{n})·({n}×{cols})", shape="decision"
+                    f"mul{idx}", f"W{w}·A{prev}", f"({m}×{n})·({n}×{cols})", shape="decision"
                 )
             )
             if module.bias is not None:
-                ids.append(
-                    chart.node(f"add{idx}", f"+ b{sup}", f"b{sup} {m}×1, over {cols} columns")
-                )
+                ids.append(chart.node(f"add{idx}", f"+ b{w}", f"b{w} {m}×1, over {cols} columns"))
             ids.append(chart.node(f"pre{idx}z", f"Z{sup}", f"{m}×{cols}"))
+            if hooked:  # it hands on what its hooks return from Z⁽ˡ⁾
+                ids.append(chart.node(f"hk{idx}", f"forward hooks of {dense.path}(Z{sup})"))
             for k, layer in enumerate(after, start=1):
-                label, shape = _forward_op(layer, f"Z{sup}" if k == 1 else "·")
+                z = f"Z{sup}" if k == 1 and not hooked else "·"
+                label, shape = _forward_op(layer, z)
                 ids.append(chart.node(f"fn{idx}x{k}", label, shape=shape))
-            width = _dim(after[-1].width_out if after else m)
-            a_label = f"A{sup}" if after else f"A{sup} = Z{sup}"
+            width = _dim(after[-1].width_out if after else None if hooked else m)
+            a_label = f"A{sup}" if after or hooked else f"A{sup} = Z{sup}"
             ids.append(chart.node(f"act{idx}", a_label, f"{width}×{cols}"))
     last = _sup(blocks[-1][0].index if blocks else 0)
     ids.append(chart.node("loss", f"Loss L(A{last}, Y)", "scalar", shape="stadium"))
     chart.chain(ids)
     return chart.text()
+
+
+def _weight_numbers(blocks: list[tuple[_Layer, list[_Layer]]]) -> dict[int, int]:
+    """Each block's W number by its l: the l of its layer's first listing (a Dense listed
+    again keeps its W⁽ᵏ⁾, one Parameter one name, as wxb.explain numbers it)."""
+    first: dict[int, int] = {}
+    return {dense.index: first.setdefault(id(dense.module), dense.index) for dense, _ in blocks}
 
 
 def _applied(layer: _Layer, z: str) -> str:
@@ -1454,13 +1468,16 @@ def backward_diagram(model: Module, batch_size: int | None = None) -> str:
     learns_before = [  # layers of one's own before the first Dense that learn
         layer for layer in before if any(p.requires_grad for p in layer.module.parameters())
     ]
+    numbers = _weight_numbers(blocks)
     for dense, after in reversed(blocks[blocks.index(trainable[0]) :]):
         module = dense.module
         assert isinstance(module, Dense)
         idx, m, n = dense.index, module.out_features, module.in_features
-        sup = _sup(idx)
+        sup, w = _sup(idx), _sup(numbers[idx])  # W⁽ʷ⁾: a Dense listed again keeps its number
+        hooked = not _is(module, Dense)
         with chart.subgraph(f"lay{idx}", f"Layer {idx}: {dense.path}"):
-            inputs = [f"Z{sup}"]  # what each layer after the Dense is applied to
+            # what each layer after the Dense is applied to (after its hooks: what they return)
+            inputs = [f"{dense.path} hooks(Z{sup})" if hooked else f"Z{sup}"]
             for layer in after[:-1]:
                 inputs.append(_applied(layer, inputs[-1]))
             pairs = zip(reversed(after), reversed(inputs[: len(after)]), strict=True)
@@ -1468,30 +1485,37 @@ def backward_diagram(model: Module, batch_size: int | None = None) -> str:
                 node = chart.node(f"fn{idx}x{k}", _backward_op(layer, z), shape="decision")
                 chart.edge(source, node)
                 source = node
-            delta = chart.node(f"dlt{idx}", _delta_label(idx, after, incoming), f"{m}×{cols}")
+            if hooked:
+                node = chart.node(
+                    f"hk{idx}", f"backward of the forward hooks of {dense.path}", shape="decision"
+                )
+                chart.edge(source, node)
+                source = node
+            label = f"δ{sup} = ∂L/∂Z{sup}" if hooked else _delta_label(idx, after, incoming)
+            delta = chart.node(f"dlt{idx}", label, f"{m}×{cols}")
             chart.edge(source, delta)
             prev = _sup(idx - 1)
             if module.weight.requires_grad:
                 chart.node(
                     f"gw{idx}",
-                    f"∂L/∂W{sup} = δ{sup}·A{prev}ᵀ",
+                    f"∂L/∂W{w} = δ{sup}·A{prev}ᵀ",
                     f"({m}×{cols})·({cols}×{n}) = {m}×{n}",
                 )
                 chart.edge(delta, f"gw{idx}")
                 gradients.append(f"gw{idx}")
             if module.bias is not None and module.bias.requires_grad:
-                chart.node(f"gb{idx}", f"∂L/∂b{sup} = Σ δ{sup} over {cols} columns", f"{m}×1")
+                chart.node(f"gb{idx}", f"∂L/∂b{w} = Σ δ{sup} over {cols} columns", f"{m}×1")
                 chart.edge(delta, f"gb{idx}")
                 gradients.append(f"gb{idx}")
             if dense is not first_trainable or learns_before:
                 chart.node(
                     f"prop{idx}",
-                    f"W{sup}ᵀ·δ{sup}",
+                    f"W{w}ᵀ·δ{sup}",
                     f"({n}×{m})·({m}×{cols}) = {n}×{cols}",
                     shape="decision",
                 )
                 chart.edge(delta, f"prop{idx}")
-                source, incoming = f"prop{idx}", f"W{sup}ᵀ·δ{sup}"
+                source, incoming = f"prop{idx}", f"W{w}ᵀ·δ{sup}"
     for k, layer in enumerate(reversed(learns_before), start=1):
         node = chart.node(f"pre{k}", _backward_op(layer, "X"), shape="decision")
         chart.edge(source, node)

@@ -23,7 +23,13 @@ import numpy as np
 
 from wxb import ops
 from wxb.columns import rows_by_name
-from wxb.describe import STOCK_LAYERS, chain_layers, normalization_text, percent
+from wxb.describe import (
+    STOCK_LAYERS,
+    chain_layers,
+    normalization_text,
+    percent,
+    runs_dense_forward,
+)
 from wxb.errors import ConfigError, DataError
 from wxb.nn.heads import head_index, model_task, probability_head, trained_loss
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
@@ -489,10 +495,52 @@ def _symbol(letter: str, layer: int | None = None, bold: bool = True) -> _Symbol
 _SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 
 
+def _hooked_dense(layer: Module) -> bool:
+    """A Dense with forward hooks (or pre-hooks): Dense's own W·X + b runs in its call,
+    and it hands on what its hooks return. Numbered W⁽ˡ⁾ as a Dense is, as the
+    diagnostics and diagrams number it."""
+    return not is_stock(layer, Dense) and runs_dense_forward(layer)
+
+
+def _hooked_call(layer: Dense, x: Tensor) -> tuple[Tensor, Tensor, Tensor, np.ndarray]:
+    """``layer(x)`` for a Dense with hooks, its own Z = W·X + b seen by a hook put first:
+    (what it hands on, what W multiplied (after any pre-hooks), Z, Z's values in column
+    notation as Dense computed them, before a later hook could change them in place)."""
+    calls: list[tuple[Tensor, Tensor, np.ndarray]] = []
+    handle = layer.register_forward_hook(
+        lambda m, args, z: calls.append((args[0], z, np.array(z.data.T))), prepend=True
+    )
+    try:
+        out = layer(x)
+    finally:
+        handle.remove()
+    ((given, z, Z),) = calls  # (Dense's forward runs once per call)
+    return out, given, z, Z
+
+
+def _inner_dense_calls(layer: Module, x: Tensor) -> tuple[Tensor, list[tuple[str, Dense]]]:
+    """``layer(x)``, and the Dense layers inside it whose W·X + b ran once in that call, in
+    call order, by path within it (as ``diagnose`` reports them: one called twice has no
+    one δ of its own, and is left out there and here)."""
+    paths = {id(m): name for name, m in layer.named_modules() if name}
+    inner = [m for _, m in layer.named_modules() if m is not layer and runs_dense_forward(m)]
+    calls: list[Module] = []
+    handles = [
+        m.register_forward_hook(lambda m, a, z: calls.append(m), prepend=True) for m in inner
+    ]
+    try:
+        out = layer(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    once = [m for m in calls if calls.count(m) == 1]  # (Module equality: identity)
+    return out, [(paths[id(m)], m) for m in once]  # type: ignore[misc]
+
+
 def _activation_follows(layers: list[Module], position: int) -> bool:
     """Whether another activation comes after this one before the next Dense layer."""
     for later in layers[position + 1 :]:
-        if is_stock(later, Dense):
+        if any(runs_dense_forward(m) for m in later.modules()):  # (inside a block too)
             return False
         if is_stock(later, Activation):
             return True
@@ -536,6 +584,9 @@ def _describe(layer: Module, key: str | None = None) -> str:
     name = layer.name or key
     if is_stock(layer, Dense):
         return f"{name or 'dense'}: Dense {layer.in_features}→{layer.out_features}"
+    if _hooked_dense(layer):
+        widths = f"{layer.in_features}→{layer.out_features}"
+        return f"{name or 'dense'}: Dense {widths} with forward hooks"
     return f"{name or type(layer).__name__.lower()}: {type(layer).__name__}"
 
 
@@ -620,7 +671,7 @@ def explain_model(
         keys = _step_keys(model, layers)
         if layers is not chain:
             steps = _forward_steps(layers, Tensor(rows), batch, keys)
-        forward, output, retained, inputs, fed, logits = steps
+        forward, output, retained, inputs, fed, logits, levels = steps
         sections = [forward]
         if y is not None:
             loss, probabilities = scored_loss(model, loss, probabilities)
@@ -632,8 +683,9 @@ def explain_model(
             value = loss_fn(logits[head] if probabilities else output, target)
             value.backward()
             sections += _backward_sections(
-                layers, loss_fn, value, target, retained, inputs, fed, keys, grads, probabilities
-            )
+                layers, loss_fn, value, target, retained, inputs, fed, keys, grads, levels,
+                probabilities,
+            )  # fmt: skip
             names = (getattr(model, "info", None) or {}).get("classes") or []
             shown_y = target.ndim == 1 and target.size <= MAX_SHOWN  # the note lists y
             if shown_y and target.dtype.kind in "iu" and len(names) > 1:
@@ -668,11 +720,14 @@ def explain_model(
     opaque = [
         key
         for layer, key in zip(layers, keys, strict=True)
-        if stock_kind(layer, STOCK_LAYERS) is None and layer.parameters() and layer is not model
+        if stock_kind(layer, STOCK_LAYERS) is None
+        and layer.parameters()
+        and layer is not model
+        and not _hooked_dense(layer)  # (its W·X + b shown: said in its steps)
     ]  # (the model as one step: said above)
     if opaque:
         forward.intro.append(
-            f"{', '.join(opaque)}: one step here (code of its own or forward hooks), holding "
+            f"{', '.join(opaque)}: one step here (code of its own, or hooks on it), holding "
             "parameters: the products it computes with them are not in these FLOPs, and its "
             "∂L/∂W is not shown."
         )
@@ -714,9 +769,16 @@ def scored_loss(
 def _forward_steps(
     layers: list[Module], x: Tensor, batch: int, keys: list[str]
 ) -> tuple[
-    Section, Tensor, dict[int, Tensor], dict[int, _Symbol], dict[int, np.ndarray], list[Tensor]
+    Section,
+    Tensor,
+    dict[int, Tensor],
+    dict[int, _Symbol],
+    dict[int, np.ndarray],
+    list[Tensor],
+    dict[int, tuple[int, int]],
 ]:
-    """Run the layers one by one (keeping each Dense's Z for its δ) and describe each."""
+    """Run the layers one by one (keeping each Dense's Z for its δ) and describe each;
+    each Dense's (l, k) by position: the l of its Z and δ, the k of its W and b."""
     steps: list[Step] = []
     retained: dict[int, Tensor] = {}  # layer position → its Z
     fed: dict[int, np.ndarray] = {}  # layer position → the rows it read
@@ -727,23 +789,38 @@ def _forward_steps(
     others = 0  # other steps (a norm, a custom layer) of this layer so far: H⁽ˡ⁾, H⁽ˡ⁾₂, …
     total_flops = 0
     seen: list[Tensor] = []  # what each layer reads: a probability head's logits
+    numbers: dict[int, int] = {}  # a Dense's l at its first application: its W's number
+    levels: dict[int, tuple[int, int]] = {}  # position → (l, k) of each Dense shown
     for position, layer in enumerate(layers):
         seen.append(x)
         key = keys[position]
         group = _describe(layer, key)
         inputs[position] = current
-        if is_stock(layer, Dense):
+        hooked = _hooked_dense(layer)
+        if is_stock(layer, Dense) or hooked:
             dense_index += 1
             activations = others = 0
             l = dense_index  # noqa: E741 (the seed's layer index)
+            k = numbers.setdefault(id(layer), l)  # a Dense applied again: its W is W⁽ᵏ⁾ still
+            levels[position] = (l, k)
+            seen_symbol = current  # (a pre-hook changing its input: pre(A⁽ˡ⁻¹⁾) below)
             m, n = layer.out_features, layer.in_features
-            fed[position] = x.data  # A⁽ˡ⁻¹⁾ on rows: a shared W's share of ∂L/∂W needs it
-            x = layer(x).retain_grad()
-            retained[position] = x
+            given = x
+            if hooked:  # its own Z = W·X + b, seen by a hook put first (on the twin)
+                x, given, z, Z = _hooked_call(layer, x)
+                if given is not seen[-1] and not np.array_equal(
+                    given.data, seen[-1].data, equal_nan=True
+                ):  # a pre-hook changed what W multiplies
+                    current = _Symbol(f"pre({current.text})", rf"\mathrm{{pre}}({current.latex})")
+                    inputs[position] = current
+            else:
+                z = x = layer(x)
+                Z = z.data.T  # column notation: m×B
+            fed[position] = given.data  # A⁽ˡ⁻¹⁾ on rows: a shared W's share of ∂L/∂W needs it
+            retained[position] = z.retain_grad()
             flops = 2 * m * n * batch
             total_flops += flops
-            Z = x.data.T  # column notation: m×B
-            Wsym, Zsym, bsym = _symbol("W", l), _symbol("Z", l), _symbol("b", l)
+            Wsym, Zsym, bsym = _symbol("W", k), _symbol("Z", l), _symbol("b", k)
             stats, facts = _stats(Z, zeros=False)
             bias_text = f" + {bsym.text}" if layer.bias is not None else ""
             bias_latex = f" + {bsym.latex}" if layer.bias is not None else ""
@@ -768,7 +845,31 @@ def _forward_steps(
                     },
                 )
             )
+            if inputs[position] is not seen_symbol:
+                steps[-1].note += f"\n{current.text}: what {key}'s forward pre-hooks return"
+            if k != l:  # (the same Parameter object keeps one name in every view)
+                steps[-1].note += f"\n{Wsym.text}: {keys[layers.index(layer)]}'s, applied again"
             current = Zsym
+            if hooked:  # what it hands on: what its hooks return from Z (H⁽ˡ⁾)
+                others += 1
+                Hsym = _symbol("H", l)
+                H = np.asarray(x.data).T
+                stats, facts = _stats(H, zeros=False)
+                steps.append(
+                    Step(
+                        f"{key}.hooks",
+                        f"{Hsym.text} = {key}'s forward hooks({Zsym.text})",
+                        "",
+                        H,
+                        rf"{Hsym.latex} = \text{{{_latex_escaped(key)} hooks}}({Zsym.latex})",
+                        note=f"{Hsym.text}: {_dims(H.shape)}; {stats}\n"
+                        f"{key} is a Dense with forward hooks: it hands on what they return, "
+                        f"not {Zsym.text}; the backward passes δ through them as recorded",
+                        group=group,
+                        facts={"shape": H.shape, **facts},
+                    )
+                )
+                current = Hsym
         elif is_stock(layer, Activation):
             kernel = layer.kernel.name
             activations += 1
@@ -798,6 +899,15 @@ def _forward_steps(
             continue  # eval mode: the identity
         else:
             standardize = is_stock(layer, Standardize)
+            # Dense layers run inside this step (a block of one's own, a hooked Sequential):
+            # each takes its l, as the diagnostics and diagrams number them
+            x, inside = _inner_dense_calls(layer, x)
+            named = []
+            for path, dense in inside:
+                dense_index += 1
+                activations = others = 0
+                k = numbers.setdefault(id(dense), dense_index)
+                named.append(f"{key}.{path} (W{_sup(k)})")
             # H is numbered by the layer l it follows, as Z⁽ˡ⁾ and A⁽ˡ⁾ are (not by its place
             # in the list of modules, which read as a layer that does not exist: H⁽⁶⁾)
             others += not standardize
@@ -809,9 +919,13 @@ def _forward_steps(
             how = f"({current.text} − mean)/scale" if standardize else f"{key}({current.text})"
             if any(is_stock(layer, kind) for kind in NORMS):
                 how += " = " + normalization_text(layer, current.text, training=False)
-            x = layer(x)
             H = x.data.T
             stats, facts = _stats(H, zeros=False)
+            inner = (
+                f"\n{key} runs the W·X + b of {', '.join(named)} inside (one step here)"
+                if named
+                else ""
+            )
             steps.append(
                 Step(
                     f"{key}.out",
@@ -819,7 +933,7 @@ def _forward_steps(
                     "",
                     H,
                     rf"{Hsym.latex} = \text{{{_latex_escaped(key)}}}({current.latex})",
-                    note=f"{Hsym.text}: {_dims(H.shape)}; {stats}",
+                    note=f"{Hsym.text}: {_dims(H.shape)}; {stats}{inner}",
                     group=group,
                     facts={"shape": H.shape, **facts},
                 )
@@ -827,7 +941,7 @@ def _forward_steps(
             current = Hsym
     intro = [f"Forward FLOPs of the products W·X: {total_flops}."]
     section = Section("Forward pass: Z = W·X + b, A = f(Z), layer by layer", intro, steps)
-    return section, x, retained, inputs, fed, seen
+    return section, x, retained, inputs, fed, seen, levels
 
 
 def _loss_and_target(
@@ -945,6 +1059,7 @@ def _backward_sections(
     fed: dict[int, np.ndarray],
     keys: list[str],
     grads: gradients_apart,
+    levels: dict[int, tuple[int, int]],
     probabilities: bool = False,
 ) -> list[Section]:
     """The loss, then δ⁽ˡ⁾, ∂L/∂W⁽ˡ⁾ and ∂L/∂b⁽ˡ⁾ from the last Dense layer to the first.
@@ -990,7 +1105,7 @@ def _backward_sections(
     loss_step = Step("loss", text, "", value.item(), latex, note=note)
     loss_section = Section("Loss", [], [loss_step])
 
-    dense_positions = [i for i, layer in enumerate(layers) if is_stock(layer, Dense)]
+    dense_positions = sorted(retained)  # each Dense applied (hooked too), in order
     uses: dict[int, int] = {}  # id(parameter) → the places that may use it
     for layer in layers:  # a Dense's W inside another module (a tied decoder) counts too
         for p in layer.parameters():
@@ -999,11 +1114,16 @@ def _backward_sections(
     for rank in range(len(dense_positions) - 1, -1, -1):
         position = dense_positions[rank]
         layer: Dense = layers[position]  # type: ignore[assignment]
-        l = rank + 1  # noqa: E741 (the seed's layer index)
+        # (the seed's layer index; a Dense inside a step before counts: as diagnose numbers
+        # it); W⁽ᵏ⁾: its l where first applied (a Dense applied again)
+        l, k = levels[position]  # noqa: E741
         m, n = layer.out_features, layer.in_features
         key = keys[position]
         group = _describe(layer, key)
-        delta = retained[position].grad.T  # ∂L/∂Z⁽ˡ⁾ in column notation: m×B
+        # ∂L/∂Z⁽ˡ⁾ in column notation: m×B (none: a hook's result that L does not read Z
+        # through, so L does not change with Z: 0, as PyTorch's autograd leaves it)
+        z = retained[position]
+        delta = z.grad.T if z.grad is not None else np.zeros((m, batch), z.data.dtype)
         dsym, Zsym = _symbol("δ", l, bold=False), _symbol("Z", l)
         dsym.latex = rf"\delta^{{({l})}}"
         after = [
@@ -1025,7 +1145,12 @@ def _backward_sections(
             layers,
             dense_positions,
             probabilities,
+            levels.get(dense_positions[rank + 1]) if rank + 1 < len(dense_positions) else None,
+            dense_positions[rank + 1] if rank + 1 < len(dense_positions) else None,
         )
+        if _hooked_dense(layer):  # Z⁽ˡ⁾ reaches L through its hooks first
+            through = [f"{key}'s forward hooks", *(_describe(x) for x in after)]
+            equation, equation_latex, shapes = f"chain rule through {', '.join(through)}", "", ""
         norm = float(np.linalg.norm(delta.astype(np.float64)))
         steps.append(
             Step(
@@ -1045,19 +1170,21 @@ def _backward_sections(
         shared_W = uses[id(layer.weight)] > 1
         # δ·Aᵀ of this place alone when W is used at others too (backward summed them)
         grad_W = (delta @ fed[position]).astype(delta.dtype) if shared_W else grads[layer.weight]
+        if grad_W is None:  # (no δ reached it: see above)
+            grad_W = np.zeros((m, n), delta.dtype)
         norm_W = float(np.linalg.norm(grad_W.astype(np.float64)))
         flops = 2 * m * n * batch
         shapes_W = f"({m}×{batch})·({batch}×{n})"
         steps.append(
             Step(
                 f"{key}.dL/dW",
-                f"∂L/∂W{_sup(l)} = {dsym.text}·{prev.text}ᵀ",
+                f"∂L/∂W{_sup(k)} = {dsym.text}·{prev.text}ᵀ",
                 shapes_W,
                 grad_W,
-                rf"\frac{{\partial \mathcal{{L}}}}{{\partial \mathbf{{W}}^{{({l})}}}} = "
+                rf"\frac{{\partial \mathcal{{L}}}}{{\partial \mathbf{{W}}^{{({k})}}}} = "
                 rf"{dsym.latex} \cdot {_transposed(prev.latex)}",
                 shapes_W.replace("×", r" \times ").replace("·", r" \cdot "),
-                note=f"∂L/∂W{_sup(l)}: {m}×{n}; ‖∂L/∂W{_sup(l)}‖_F = {_num(norm_W)}; "
+                note=f"∂L/∂W{_sup(k)}: {m}×{n}; ‖∂L/∂W{_sup(k)}‖_F = {_num(norm_W)}; "
                 f"FLOPs 2·m·n·B = 2·{m}·{n}·{batch} = {flops}" + (_SHARED_NOTE if shared_W else ""),
                 group=group,
                 facts={"shape": (m, n), "norm": norm_W, "flops": flops},
@@ -1066,17 +1193,19 @@ def _backward_sections(
         if layer.bias is not None:
             shared_b = uses[id(layer.bias)] > 1
             grad_b = delta.sum(axis=1) if shared_b else grads[layer.bias]
+            if grad_b is None:
+                grad_b = np.zeros(m, delta.dtype)
             norm_b = float(np.linalg.norm(grad_b.astype(np.float64)))
             steps.append(
                 Step(
                     f"{key}.dL/db",
-                    f"∂L/∂b{_sup(l)} = {dsym.text}·1 (Σ over the batch)",
+                    f"∂L/∂b{_sup(k)} = {dsym.text}·1 (Σ over the batch)",
                     f"({m}×{batch})·({batch})",
                     grad_b,
-                    rf"\frac{{\partial \mathcal{{L}}}}{{\partial \mathbf{{b}}^{{({l})}}}} = "
+                    rf"\frac{{\partial \mathcal{{L}}}}{{\partial \mathbf{{b}}^{{({k})}}}} = "
                     rf"\sum_{{\text{{batch}}}} {dsym.latex}",
                     rf"({m} \times {batch}) \cdot ({batch})",
-                    note=f"∂L/∂b{_sup(l)}: {m}; ‖∂L/∂b{_sup(l)}‖ = {_num(norm_b)}"
+                    note=f"∂L/∂b{_sup(k)}: {m}; ‖∂L/∂b{_sup(k)}‖ = {_num(norm_b)}"
                     + (_SHARED_NOTE if shared_b else ""),
                     group=group,
                     facts={"shape": (m,), "norm": norm_b},
@@ -1104,8 +1233,11 @@ def _delta_equation(
     layers: list[Module],
     dense_positions: list[int],
     probabilities: bool = False,
+    upper_level: tuple[int, int] | None = None,
+    upper_position: int | None = None,
 ) -> tuple[str, str, str]:
-    """The seed's equation for δ⁽ˡ⁾, given what lies between Z⁽ˡ⁾ and the next Dense (or L)."""
+    """The seed's equation for δ⁽ˡ⁾, given what lies between Z⁽ˡ⁾ and the next Dense (or L):
+    that one's (l, k) (its δ's l, its W's k) and position (next by rank without them)."""
     if is_last and probabilities and after:  # an Identity after the head: L never reads it
         after = after[: head_index(after) + 1]
     activation = after[0] if len(after) == 1 and is_stock(after[0], Activation) else None
@@ -1141,10 +1273,13 @@ def _delta_equation(
                 "",
             )
         return "chain rule through " + ", ".join(_describe(x) for x in after), "", ""
-    upper = layers[dense_positions[l]]  # Dense l + 1
+    if upper_position is None:
+        upper_position = dense_positions[l]  # Dense l + 1
+    upper = layers[upper_position]
     k = upper.out_features
-    W, d = f"W{_sup(l + 1)}ᵀ", f"δ{_sup(l + 1)}"
-    W_latex = rf"\mathbf{{W}}^{{({l + 1})T}} \cdot \delta^{{({l + 1})}}"
+    u, w = upper_level or (l + 1, l + 1)  # its δ's l, its W's number (applied again)
+    W, d = f"W{_sup(w)}ᵀ", f"δ{_sup(u)}"
+    W_latex = rf"\mathbf{{W}}^{{({w})T}} \cdot \delta^{{({u})}}"
     product_shapes = f"({m}×{k})·({k}×{batch})"
     if not after:
         return f"{W}·{d}", W_latex, product_shapes
