@@ -182,3 +182,75 @@ def test_explain_numbers_the_dense_inside_a_block_as_the_diagnostics_do():
     delta = next(st for st in walk.steps if st.equation.startswith("δ⁽³⁾ = "))
     assert np.isclose(np.linalg.norm(delta.value), reports[2].delta_norm, rtol=1e-9), seed
     assert f"W⁽³⁾ {k}×{h}" in architecture_diagram(model), seed
+
+
+def _hand_training_flops(m: int, n: int, trainable: bool, input_needs_grad: bool) -> int:
+    """Per sample: W·X (2mn) + b (m); ∂L/∂W (2mn) and ∂L/∂b (m) when trainable; ∂L/∂X
+    = Wᵀ·δ (2mn) when the input needs a gradient."""
+    return (
+        2 * m * n + m + (2 * m * n + m if trainable else 0) + (2 * m * n if input_needs_grad else 0)
+    )
+
+
+@pytest.mark.parametrize("between", ["scale", "residual"])
+def test_summary_counts_input_gradients_where_the_forward_needs_them(between):
+    """A forward of one's own that is not a plain chain (fc1(x)·s, or a residual), its
+    layers registered in another order than called: the summary counted ∂L/∂X (2mn) for
+    every layer registered after a trainable one, so the first layer called (whose input
+    is the data) paid one, and the one registered first none (training FLOPs of 228 per
+    sample where the model needs 212). Now ∂L/∂X counts where the sample batch's graph
+    shows the input needs a gradient: PyTorch's autograd, on the same model, agrees."""
+    seed, rng = _rng()
+    n, h, k = (int(v) for v in rng.integers(2, 9, size=3))
+    s = float(rng.uniform(0.5, 2.0))
+    frozen = str(rng.choice(["none", "fc1", "fc2"]))
+    order = ["fc2", "fc3", "fc1"]
+    rng.shuffle(order)  # registered in any order, fc1 not first: the forward calls fc1 first
+    if order[0] == "fc1":
+        order = order[1:] + order[:1]
+    shapes = {"fc1": (n, h), "fc2": (h, h), "fc3": (h, k)}
+
+    def forward(self, x, relu, tanh):
+        z = self.fc1(x)
+        a = z * s if between == "scale" else relu(z)
+        b = self.fc2(a)
+        return self.fc3(tanh(b) if between == "scale" else tanh(b) + a)
+
+    class Own(nn.Module):
+        def __init__(self):
+            super().__init__()
+            for name in order:
+                setattr(self, name, nn.Dense(*shapes[name]))
+
+        def forward(self, x):
+            return forward(self, x, nn.functional.relu, nn.functional.tanh)
+
+    class Torch(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            for name in order:
+                setattr(self, name, torch.nn.Linear(*shapes[name]))
+
+        def forward(self, x):
+            return forward(self, x, torch.relu, torch.tanh)
+
+    model, reference = Own(), Torch()
+    if frozen != "none":
+        for p in getattr(model, frozen).parameters():
+            p.requires_grad = False
+        for p in getattr(reference, frozen).parameters():
+            p.requires_grad_(False)
+    needs = {}
+    for name in order:
+        getattr(reference, name).register_forward_hook(
+            lambda module, args, out, name=name: needs.__setitem__(name, args[0].requires_grad)
+        )
+    reference(torch.randn(3, n))
+    table = model.summary(batch_size=1, gemm_rate=1e9)
+    got = {row.name: row.training_flops for row in table.rows if row.name in shapes}
+    expected = {
+        name: _hand_training_flops(shapes[name][1], shapes[name][0], name != frozen, needs[name])
+        for name in shapes
+    }
+    assert got == expected, (seed, order, frozen, between, str(table))
+    assert table.training_flops == sum(expected.values()), seed

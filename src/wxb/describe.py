@@ -31,7 +31,7 @@ from wxb.columns import TableEncoder
 from wxb.errors import ConfigError
 from wxb.nn.containers import ParameterDict, ParameterList
 from wxb.nn.layers import ACTIVATIONS, Activation, Dense, Dropout, Standardize
-from wxb.nn.module import Module, input_width, stock_kind
+from wxb.nn.module import Module, Parameter, input_width, stock_kind
 from wxb.nn.norm import NORMS, BatchNorm1d, LayerNorm
 from wxb.nn.sequential import Sequential
 from wxb.random import drawing_from
@@ -491,6 +491,8 @@ class Summary:
     table_stage: list[str] = field(default_factory=list)  # raw columns → inputs, if any
     unknown_order: list[str] = field(default_factory=list)  # containers: see unknown_order()
     calls_counted: bool = True  # False: a forward of its own did not run on a sample batch
+    # ∂L/∂X counted where a sample batch's graph showed the layer's input needs it
+    input_grads_seen: bool = False
     order_seen: bool = False  # its own forward's order, as a sample batch showed it
     used_by_code: list[str] = field(default_factory=list)  # see _used_by_code
 
@@ -577,10 +579,15 @@ class Summary:
                 "one after another"
             )
         if self.unknown_order:
+            counted = (
+                "(∂L/∂X counted where the graph of a sample batch shows their input needs it)"
+                if self.input_grads_seen
+                else "and ∂L/∂X counted, in registration order"
+            )
             lines.append(
                 f"{', '.join(self.unknown_order)}: a forward of its own runs these layers in "
-                "the order its code says; they are listed, and ∂L/∂X counted, in registration "
-                "order, and widths between them are not known (?)"
+                f"the order its code says; they are listed in registration order {counted}, "
+                "and widths between them are not known (?)"
             )
         if self.used_by_code:
             lines.append(
@@ -675,7 +682,9 @@ def summary(model: Module, batch_size: int = 32, gemm_rate: float | None = None)
     for +b forward. Training adds ∂L/∂W = δ·Aᵀ (2mn) and ∂L/∂b (m) for the
     parameters that require grad, and ∂L/∂X = Wᵀ·δ (2mn) where a layer before has
     a trainable parameter: below the first trainable layer nothing needs a gradient,
-    and wxb's planned backward stops there (a frozen layer is forward only). Element-wise work
+    and wxb's planned backward stops there (a frozen layer is forward only). For a
+    forward of one's own, "before" is as it calls them: the graph of the sample batch
+    says which layers' inputs need a gradient (``_inputs_needing_grad``). Element-wise work
     (activations, Dropout, Standardize, f′) is counted as 0: it is O(m) beside
     the O(mn) GEMMs, and memory-bound rather than FLOP-bound. A Dense with forward
     hooks costs what a Dense does (its hooks change what it hands on). What code of
@@ -702,6 +711,7 @@ def summary(model: Module, batch_size: int = 32, gemm_rate: float | None = None)
     dtype = model.dtype
     layers = _flatten(_structure(model))
     listed, calls = _layer_calls(model, layers)
+    needs = _inputs_needing_grad(model)
     rows: list[LayerRow] = []
     seen: Counter[int] = Counter()
     for layer in layers:  # the k-th listing of a layer is its k-th call; the last, the rest
@@ -709,7 +719,10 @@ def summary(model: Module, batch_size: int = 32, gemm_rate: float | None = None)
         seen[key] += 1
         count = (listed if calls is None else calls)[key]
         last = count if seen[key] == listed[key] else min(seen[key], count)
-        rows += [_row(layer, dtype.itemsize, k, count) for k in range(seen[key], last + 1)]
+        rows += [
+            _row(layer, dtype.itemsize, k, count, _needs(needs, key, k))
+            for k in range(seen[key], last + 1)
+        ]
         if seen[key] > count:
             rows.append(_row(layer, dtype.itemsize, 0, count))
     params = model.parameters()
@@ -723,6 +736,7 @@ def summary(model: Module, batch_size: int = 32, gemm_rate: float | None = None)
         gemm_rate=None if gemm_rate is None else float(gemm_rate),
         table_stage=table_stage_lines(model),
         unknown_order=unknown_order(model),
+        input_grads_seen=needs is not None,
         calls_counted=calls is not None,
         order_seen=_call_chain(model) is not None,
         used_by_code=_used_by_code(model),
@@ -738,6 +752,51 @@ def _layer_calls(model: Module, layers: list[_Layer]) -> tuple[Counter[int], Cou
         return listed, listed
     run = _sample_run(model)
     return listed, None if run is None else run.counts()
+
+
+def _inputs_needing_grad(model: Module) -> dict[int, list[bool]] | None:
+    """For each leaf layer (by id), whether each call's input needs ∂L/∂X, in call order:
+    whether the graph a sample batch recorded leads from it to a parameter that requires
+    grad (as PyTorch's autograd decides it; the batch itself needs none). A forward of
+    one's own calls its layers in its own order, which registration order need not be
+    (``fc2(fc1(x) * 2)`` with fc2 registered first: fc1 needs no ∂L/∂X, fc2 does). None
+    where no forward of its own runs them (Sequential's: the listing is the order) or no
+    sample batch ran with a graph."""
+    if not _calls_layers_itself(model):
+        return None
+    run = _sample_run(model)
+    if run is None or not run.given.requires_grad:
+        return None
+    known: dict[int, bool] = {}
+
+    def needs(tensor: object) -> bool:
+        if not isinstance(tensor, Tensor):
+            return False
+        todo, order = [tensor], []
+        while todo:  # (iteratively: a deep graph is no recursion limit)
+            t = todo.pop()
+            if id(t) in known:
+                continue
+            known[id(t)] = False
+            order.append(t)
+            todo += [i for i in t.inputs if id(i) not in known]
+        for t in reversed(order):  # inputs first: each decided from its inputs
+            known[id(t)] = (isinstance(t, Parameter) and t.requires_grad) or any(
+                known.get(id(i), False) for i in t.inputs
+            )
+        return known[id(tensor)]
+
+    found: dict[int, list[bool]] = {}
+    for key, arg, _ in run.calls:
+        found.setdefault(key, []).append(needs(arg))
+    return found
+
+
+def _needs(needs: dict[int, list[bool]] | None, key: int, call: int) -> bool | None:
+    """The ``call``-th call's entry of ``_inputs_needing_grad`` (None: not known)."""
+    if needs is None or not 1 <= call <= len(needs.get(key, ())):
+        return None
+    return needs[key][call - 1]
 
 
 def _times(count: int) -> str:
@@ -1004,14 +1063,20 @@ def runs_dense_forward(module: Module) -> bool:
     )
 
 
-def _row(layer: _Layer, itemsize: int, call: int = 1, calls: int = 1) -> LayerRow:
-    """Layer's row for its ``call``-th call (0: never called, costing nothing)."""
+def _row(
+    layer: _Layer, itemsize: int, call: int = 1, calls: int = 1, needs: bool | None = None
+) -> LayerRow:
+    """Layer's row for its ``call``-th call (0: never called, costing nothing). ``needs``:
+    whether that call's input needs ∂L/∂X, as a sample batch's graph showed it; None:
+    from the order listed."""
     module = layer.module
     forward = training = 0
     # a later call runs after the layer's own trainable parameters (∂L/∂X counted by order)
     needs_input_grad = layer.needs_input_grad or (
         call > 1 and any(p.requires_grad for p in module.parameters())
     )
+    if needs is not None:
+        needs_input_grad = needs
     if runs_dense_forward(module) and call:
         m, n = module.out_features, module.in_features
         bias = m if module.bias is not None else 0
