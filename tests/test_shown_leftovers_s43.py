@@ -6,6 +6,7 @@ Every test draws fresh random inputs; the seed is in the assertion message."""
 
 from __future__ import annotations
 
+import copy
 import re
 
 import numpy as np
@@ -254,3 +255,41 @@ def test_summary_counts_input_gradients_where_the_forward_needs_them(between):
     }
     assert got == expected, (seed, order, frozen, between, str(table))
     assert table.training_flops == sum(expected.values()), seed
+
+
+def test_architecture_diagram_writes_a_is_f_of_z_only_where_the_activation_takes_z():
+    """After a block of one's own (fc(x)·s) or a hooked Sequential (its Dense's Z·t), the
+    architecture diagram wrote 'A⁽¹⁾ = tanh(Z⁽¹⁾)': the Tanh takes Z⁽¹⁾·s, not Z⁽¹⁾. A plain
+    nested Sequential's Dense still has it (the Tanh does take its Z)."""
+    seed, rng = _rng()
+    n, h, k = (int(v) for v in rng.integers(2, 6, size=3))
+    s, t = (float(v) for v in rng.uniform(1.5, 3.0, size=2))
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Dense(n, h)
+
+        def forward(self, x):
+            return self.fc(x) * s
+
+    hooked = nn.Sequential(nn.Dense(h, h))
+    hooked.register_forward_hook(lambda module, args, out: out * t)
+    plain = nn.Sequential(nn.Dense(h, h))
+    model = nn.Sequential(
+        Block(), nn.Tanh(), hooked, nn.Tanh(), plain, nn.Tanh(), nn.Dense(h, k)
+    ).double()
+    chart = architecture_diagram(model)
+    # what each Tanh takes, against the Z of the Dense before it (seen on a copy: hooks
+    # on the model itself would change how it is drawn)
+    twin, zs, takes = copy.deepcopy(model), [], []
+    for m in (twin[0].fc, twin[2][0], twin[4][0]):
+        m.register_forward_hook(lambda module, args, out: zs.append(out.data.copy()))
+    for position in (1, 3, 5):
+        twin[position].register_forward_hook(
+            lambda module, args, out: takes.append(args[0].data.copy())
+        )
+    twin(rng.standard_normal((3, n)))
+    for level, (z, taken) in enumerate(zip(zs, takes, strict=True), 1):
+        said = f"A{_sup(level)} = tanh(Z{_sup(level)})" in chart
+        assert said == np.allclose(z, taken), (seed, level, chart)

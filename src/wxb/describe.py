@@ -1288,7 +1288,7 @@ def architecture_diagram(model: Module) -> str:
                    shape="stadium")  # fmt: skip
         chart.edge("tab0", "in0", None)
     counter = {"leaf": 0, "group": 0}
-    previous: dict[str, _Layer | None] = {"layer": None}
+    previous: dict[str, _Layer | _Group | None] = {"layer": None}
     first_listing: dict[int, _Layer] = {}  # a layer listed again (tied): its first listing
 
     def params_line(item: _Layer) -> str:
@@ -1303,8 +1303,15 @@ def architecture_diagram(model: Module) -> str:
         for item in items:
             if isinstance(item, _Group):
                 counter["group"] += 1
-                with chart.subgraph(f"grp{counter['group']}", _module_title(item)):
+                title = _module_title(item)
+                if item.module._has_hooks():
+                    title += ", with forward hooks"
+                with chart.subgraph(f"grp{counter['group']}", title):
                     draw(item.items)
+                if stock_kind(item.module, (Sequential,)) is None:
+                    # its own forward, or hooks: what it hands on is not its last Z, so an
+                    # activation after it is not A = f(Z) of that Dense
+                    previous["layer"] = item
                 continue
             counter["leaf"] += 1
             node_id = f"lay{counter['leaf']}"
