@@ -193,14 +193,15 @@ def _hand_training_flops(m: int, n: int, trainable: bool, input_needs_grad: bool
     )
 
 
-@pytest.mark.parametrize("between", ["scale", "residual"])
+@pytest.mark.parametrize("between", ["scale", "residual", "no_grad"])
 def test_summary_counts_input_gradients_where_the_forward_needs_them(between):
     """A forward of one's own that is not a plain chain (fc1(x)·s, or a residual), its
     layers registered in another order than called: the summary counted ∂L/∂X (2mn) for
     every layer registered after a trainable one, so the first layer called (whose input
     is the data) paid one, and the one registered first none (training FLOPs of 228 per
     sample where the model needs 212). Now ∂L/∂X counts where the sample batch's graph
-    shows the input needs a gradient: PyTorch's autograd, on the same model, agrees."""
+    shows the input needs a gradient: PyTorch's autograd, on the same model, agrees. A
+    layer run under no_grad was charged its ∂L/∂W and ∂L/∂b, which no backward computes."""
     seed, rng = _rng()
     n, h, k = (int(v) for v in rng.integers(2, 9, size=3))
     s = float(rng.uniform(0.5, 2.0))
@@ -211,7 +212,11 @@ def test_summary_counts_input_gradients_where_the_forward_needs_them(between):
         order = order[1:] + order[:1]
     shapes = {"fc1": (n, h), "fc2": (h, h), "fc3": (h, k)}
 
-    def forward(self, x, relu, tanh):
+    def forward(self, x, relu, tanh, no_grad):
+        if between == "no_grad":  # fc1 as a fixed feature map: no gradient reaches it
+            with no_grad():
+                z = self.fc1(x)
+            return self.fc3(tanh(self.fc2(relu(z))))
         z = self.fc1(x)
         a = z * s if between == "scale" else relu(z)
         b = self.fc2(a)
@@ -224,7 +229,7 @@ def test_summary_counts_input_gradients_where_the_forward_needs_them(between):
                 setattr(self, name, nn.Dense(*shapes[name]))
 
         def forward(self, x):
-            return forward(self, x, nn.functional.relu, nn.functional.tanh)
+            return forward(self, x, nn.functional.relu, nn.functional.tanh, wxb.no_grad)
 
     class Torch(torch.nn.Module):
         def __init__(self):
@@ -233,7 +238,7 @@ def test_summary_counts_input_gradients_where_the_forward_needs_them(between):
                 setattr(self, name, torch.nn.Linear(*shapes[name]))
 
         def forward(self, x):
-            return forward(self, x, torch.relu, torch.tanh)
+            return forward(self, x, torch.relu, torch.tanh, torch.no_grad)
 
     model, reference = Own(), Torch()
     if frozen != "none":
@@ -241,16 +246,21 @@ def test_summary_counts_input_gradients_where_the_forward_needs_them(between):
             p.requires_grad = False
         for p in getattr(reference, frozen).parameters():
             p.requires_grad_(False)
-    needs = {}
+    needs, used = {}, {}  # its input requires grad; its result is in the graph at all
+
+    def seen(module, args, out):  # (returns None: the output stays)
+        name = next(key for key in order if getattr(reference, key) is module)
+        needs[name], used[name] = args[0].requires_grad, out.requires_grad
+
     for name in order:
-        getattr(reference, name).register_forward_hook(
-            lambda module, args, out, name=name: needs.__setitem__(name, args[0].requires_grad)
-        )
+        getattr(reference, name).register_forward_hook(seen)
     reference(torch.randn(3, n))
     table = model.summary(batch_size=1, gemm_rate=1e9)
     got = {row.name: row.training_flops for row in table.rows if row.name in shapes}
     expected = {
-        name: _hand_training_flops(shapes[name][1], shapes[name][0], name != frozen, needs[name])
+        name: _hand_training_flops(
+            shapes[name][1], shapes[name][0], name != frozen and used[name], needs[name]
+        )
         for name in shapes
     }
     assert got == expected, (seed, order, frozen, between, str(table))

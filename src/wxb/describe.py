@@ -754,14 +754,16 @@ def _layer_calls(model: Module, layers: list[_Layer]) -> tuple[Counter[int], Cou
     return listed, None if run is None else run.counts()
 
 
-def _inputs_needing_grad(model: Module) -> dict[int, list[bool]] | None:
-    """For each leaf layer (by id), whether each call's input needs ∂L/∂X, in call order:
-    whether the graph a sample batch recorded leads from it to a parameter that requires
-    grad (as PyTorch's autograd decides it; the batch itself needs none). A forward of
-    one's own calls its layers in its own order, which registration order need not be
-    (``fc2(fc1(x) * 2)`` with fc2 registered first: fc1 needs no ∂L/∂X, fc2 does). None
-    where no forward of its own runs them (Sequential's: the listing is the order) or no
-    sample batch ran with a graph."""
+def _inputs_needing_grad(model: Module) -> dict[int, list[tuple[bool, bool]]] | None:
+    """For each leaf layer (by id), each call's (whether its input needs ∂L/∂X, whether
+    its result is in the graph of the model's result at all), in call order, from the
+    graph a sample batch recorded: an input needs ∂L/∂X where its graph reaches a
+    parameter that requires grad (as PyTorch's autograd decides it; the batch itself
+    needs none). A forward of one's own calls its layers in its own order, which
+    registration order need not be (``fc2(fc1(x) * 2)`` with fc2 registered first: fc1
+    needs no ∂L/∂X, fc2 does); a call under no_grad, or whose result the forward drops,
+    gets no backward at all. None where no forward of its own runs them (Sequential's:
+    the listing is the order) or no sample batch ran with a graph."""
     if not _calls_layers_itself(model):
         return None
     run = _sample_run(model)
@@ -786,13 +788,18 @@ def _inputs_needing_grad(model: Module) -> dict[int, list[bool]] | None:
             )
         return known[id(tensor)]
 
-    found: dict[int, list[bool]] = {}
-    for key, arg, _ in run.calls:
-        found.setdefault(key, []).append(needs(arg))
+    result = run.result
+    in_graph = {id(t) for t in topological_order(result)} if isinstance(result, Tensor) else None
+    found: dict[int, list[tuple[bool, bool]]] = {}
+    for key, arg, out in run.calls:
+        used = in_graph is None or (id(out) in in_graph and bool(out.inputs))  # type: ignore[union-attr]
+        found.setdefault(key, []).append((used and needs(arg), used))
     return found
 
 
-def _needs(needs: dict[int, list[bool]] | None, key: int, call: int) -> bool | None:
+def _needs(
+    needs: dict[int, list[tuple[bool, bool]]] | None, key: int, call: int
+) -> tuple[bool, bool] | None:
     """The ``call``-th call's entry of ``_inputs_needing_grad`` (None: not known)."""
     if needs is None or not 1 <= call <= len(needs.get(key, ())):
         return None
@@ -1064,27 +1071,33 @@ def runs_dense_forward(module: Module) -> bool:
 
 
 def _row(
-    layer: _Layer, itemsize: int, call: int = 1, calls: int = 1, needs: bool | None = None
+    layer: _Layer,
+    itemsize: int,
+    call: int = 1,
+    calls: int = 1,
+    needs: tuple[bool, bool] | None = None,
 ) -> LayerRow:
     """Layer's row for its ``call``-th call (0: never called, costing nothing). ``needs``:
-    whether that call's input needs ∂L/∂X, as a sample batch's graph showed it; None:
-    from the order listed."""
+    whether that call's input needs ∂L/∂X, and whether it has a backward at all, as a
+    sample batch's graph showed them (``_inputs_needing_grad``); None: by the order
+    listed."""
     module = layer.module
     forward = training = 0
     # a later call runs after the layer's own trainable parameters (∂L/∂X counted by order)
     needs_input_grad = layer.needs_input_grad or (
         call > 1 and any(p.requires_grad for p in module.parameters())
     )
+    backward = True
     if needs is not None:
-        needs_input_grad = needs
+        needs_input_grad, backward = needs
     if runs_dense_forward(module) and call:
         m, n = module.out_features, module.in_features
         bias = m if module.bias is not None else 0
         forward = 2 * m * n + bias
         training = forward
-        if module.weight.requires_grad:
+        if module.weight.requires_grad and backward:
             training += 2 * m * n  # ∂L/∂W = δ·Aᵀ
-        if bias and module.bias.requires_grad:
+        if bias and module.bias.requires_grad and backward:
             training += bias  # ∂L/∂b = Σ δ
         if needs_input_grad:
             training += 2 * m * n  # ∂L/∂X = Wᵀ·δ
