@@ -255,6 +255,14 @@ def float_array(value: object, dtype: np.dtype, where: str) -> np.ndarray:
         raise _beyond_range(where, dtype) from None
 
 
+def foreign_array(value: object) -> np.ndarray:
+    """Another library's tensor (torch's) as NumPy reads it, its dtype kept; one that
+    requires grad gives its values, as ``torch.tensor(t)`` does (NumPy's read refuses it)."""
+    if getattr(value, "requires_grad", False) and callable(getattr(value, "detach", None)):
+        value = value.detach()
+    return np.asarray(value)
+
+
 def _not_real(objects: np.ndarray) -> str | None:
     """What an object array (a pandas object column, a list of mixed kinds) holds that the
     cast to float would change without a word, as it refuses none of it: None (NaN), text
@@ -311,9 +319,9 @@ class Tensor:
             base, data = data, data.data
         elif not isinstance(data, np.ndarray) and hasattr(data, "to_numpy"):
             data = data.to_numpy()  # a pandas Series or DataFrame: its float64 kept, as an array's
-        elif not isinstance(data, (np.ndarray, np.generic)) and getattr(data, "ndim", 0):
+        elif not isinstance(data, (np.ndarray, np.generic)) and hasattr(data, "ndim"):
             if hasattr(data, "__array__"):  # a torch tensor: its float64 kept, as an array's
-                data = np.asarray(data)
+                data = foreign_array(data)  # (a 0-d one too: torch.randn((), dtype=float64))
         # A float array, or a NumPy float scalar (np.float64(x), as PyTorch), keeps its dtype.
         if dtype is None and isinstance(data, (np.ndarray, np.inexact)) and data.dtype.kind in "fc":
             if data.dtype.type not in _FLOAT_TYPES:  # float16, longdouble, complex

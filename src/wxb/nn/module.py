@@ -19,6 +19,7 @@ from wxb.tables import is_tabular
 from wxb.tensor import (
     Tensor,
     float_array,
+    foreign_array,
     gradients_apart,
     is_grad_enabled,
     no_grad,
@@ -114,8 +115,18 @@ class Parameter(Tensor):
 
     def _set_data(self, value: object) -> None:
         # PyTorch's idiom ``p.data = t`` with a tensor: its array, not the tensor inside
-        # (which made every result's .data a Tensor, and the optimiser fail)
-        _tensor_data.__set__(self, value.data if isinstance(value, Tensor) else value)
+        # (which made every result's .data a Tensor, and the optimiser fail); another
+        # library's tensor (torch's: ``w.data = torch_layer.weight``) as NumPy reads it
+        if isinstance(value, Tensor):
+            value = value.data
+        elif not isinstance(value, np.ndarray) and hasattr(value, "__array__"):
+            value = foreign_array(value)
+        elif not isinstance(value, np.ndarray):  # torch refuses these too (a TypeError)
+            raise ConfigError(
+                f"Parameter.data = {type(value).__name__}: takes an array or a tensor "
+                "(np.asarray(values, dtype=p.dtype) for a list of numbers)"
+            )
+        _tensor_data.__set__(self, value)
 
     # read through the slot's own getter (C: no Python call on the hot path), set above
     data = property(_tensor_data.__get__, _set_data, doc="The parameter's array.")

@@ -1,0 +1,148 @@
+"""PyTorch's tutorials ported to wxb as a first-time user writes the port: "Learning
+PyTorch with Examples" (a cubic fitted to sin(x)) and the quickstart's habits of moving
+weights between the two libraries. Each test runs both sides on fresh random draws (the
+``seeded`` fixture prints its seed; replay with ``WXB_TEST_SEED=<seed>``) and compares
+the losses step by step in float64.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+
+import wxb
+from wxb import nn
+from wxb.errors import ConfigError
+
+torch = pytest.importorskip("torch")
+
+STEPS = 40
+
+
+def _generator(seeded) -> torch.Generator:
+    return torch.Generator().manual_seed(int(seeded.seed % 2**63))
+
+
+def test_the_cubics_weights_drawn_by_torch_keep_float64(seeded):
+    """Part (c), autograd by hand: ``a = torch.randn((), dtype=torch.float64,
+    requires_grad=True)``, ported as ``wxb.Tensor(torch.randn((), dtype=…), requires_grad=
+    True)`` to start from torch's very weights. A 0-d torch tensor became float32 (a
+    dimensioned one, and a NumPy float64 scalar, kept float64), so a, b, c, d lost their
+    last 29 bits and every loss after differed from torch's by ~1e-8 relative."""
+    draws = torch.randn(4, dtype=torch.float64, generator=_generator(seeded))
+    x_np = np.linspace(-math.pi, math.pi, 500)
+    lr = 1e-6
+    losses = {}
+    for lib in ("torch", "wxb"):
+        if lib == "torch":
+            x, y = torch.tensor(x_np), torch.sin(torch.tensor(x_np))
+            weights = [draws[i].clone().requires_grad_(True) for i in range(4)]
+            no_grad = torch.no_grad
+        else:
+            x, y = wxb.Tensor(x_np), wxb.Tensor(np.sin(x_np))
+            weights = [wxb.Tensor(draws[i].clone(), requires_grad=True) for i in range(4)]
+            no_grad = wxb.no_grad
+        assert all(w.dtype in (torch.float64, np.float64) for w in weights), seeded.msg(lib)
+        a, b, c, d = weights
+        losses[lib] = []
+        for _ in range(STEPS):
+            y_pred = a + b * x + c * x**2 + d * x**3
+            loss = (y_pred - y).pow(2).sum()
+            losses[lib].append(loss.item())
+            loss.backward()
+            with no_grad():
+                for w in weights:
+                    w -= lr * w.grad
+                    w.grad = None
+    np.testing.assert_allclose(
+        losses["wxb"], losses["torch"], rtol=1e-12, err_msg=seeded.msg("losses")
+    )
+
+
+def test_a_module_of_ones_own_with_parameters_from_torch_draws(seeded):
+    """Part (g): ``self.a = nn.Parameter(torch.randn(()))`` under
+    ``torch.set_default_dtype(torch.float64)``, ported keeping torch's draws: the
+    Parameter was float32 while the same draws as 1-element tensors were float64."""
+    draws = torch.randn(4, dtype=torch.float64, generator=_generator(seeded))
+    x_np = np.linspace(-math.pi, math.pi, 300)
+
+    def polynomial(module, parameter):
+        class Polynomial3(module):
+            def __init__(self):
+                super().__init__()
+                self.a, self.b, self.c, self.d = (parameter(draws[i].clone()) for i in range(4))
+
+            def forward(self, x):
+                return self.a + self.b * x + self.c * x**2 + self.d * x**3
+
+        return Polynomial3()
+
+    ours = polynomial(nn.Module, nn.Parameter)
+    theirs = polynomial(torch.nn.Module, torch.nn.Parameter)
+    assert all(p.dtype == np.float64 for p in ours.parameters()), seeded.msg("dtypes")
+    opt = wxb.optim.SGD(ours.parameters(), lr=1e-6, momentum=0.9)
+    torch_opt = torch.optim.SGD(theirs.parameters(), lr=1e-6, momentum=0.9)
+    x, y = wxb.Tensor(x_np), np.sin(x_np)
+    tx, ty = torch.tensor(x_np), torch.sin(torch.tensor(x_np))
+    for step in range(STEPS):
+        loss = ((ours(x) - y) ** 2).sum()  # (torch's MSELoss(reduction='sum'): wxb's is ½ of it)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        torch_loss = ((theirs(tx) - ty) ** 2).sum()
+        torch_opt.zero_grad()
+        torch_loss.backward()
+        torch_opt.step()
+        assert loss.item() == pytest.approx(torch_loss.item(), rel=1e-12), seeded.msg(
+            f"step {step}"
+        )
+
+
+@pytest.mark.parametrize("source", ["parameter", "data"])
+def test_weights_assigned_from_a_torch_layer_through_data(seeded, source):
+    """``ours.weight.data = theirs.weight`` (or ``theirs.weight.data``), PyTorch's idiom
+    for starting two models from the same weights: the parameter held the torch tensor
+    itself, and the first forward failed deep in NumPy ("Cannot interpret 'torch.float32'
+    as a data type")."""
+    rng = seeded.rng
+    torch.manual_seed(int(seeded.seed % 2**63))
+    theirs = torch.nn.Sequential(
+        torch.nn.Linear(5, 7), torch.nn.ReLU(), torch.nn.Linear(7, 3)
+    ).double()
+    ours = nn.Sequential(
+        nn.Linear(5, 7, dtype="float64"), nn.ReLU(), nn.Linear(7, 3, dtype="float64")
+    )
+    for mine, other in ((ours[0], theirs[0]), (ours[2], theirs[2])):
+        mine.weight.data = other.weight if source == "parameter" else other.weight.data
+        mine.bias.data = other.bias if source == "parameter" else other.bias.data
+        assert type(mine.weight.data) is np.ndarray, seeded.msg(source)
+        # the same memory, as torch's p.data = t shares it: train a copy beside ours
+        assert np.shares_memory(mine.weight.data, other.weight.detach().numpy())
+    theirs = copy.deepcopy(theirs)
+    opt = wxb.optim.SGD(ours.parameters(), lr=0.1, momentum=0.9)
+    torch_opt = torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=0.9)
+    X, y = rng.standard_normal((23, 5)), rng.integers(0, 3, 23)
+    for step in range(5):
+        opt.zero_grad()
+        loss = nn.CrossEntropyLoss()(ours(X), y)
+        loss.backward()
+        opt.step()
+        torch_opt.zero_grad()
+        torch_loss = torch.nn.functional.cross_entropy(theirs(torch.tensor(X)), torch.tensor(y))
+        torch_loss.backward()
+        torch_opt.step()
+        assert loss.item() == pytest.approx(torch_loss.item(), rel=1e-12), seeded.msg(
+            f"{source}, step {step}"
+        )
+
+
+def test_data_refuses_what_is_not_an_array(seeded):
+    """A list as ``p.data`` (torch raises a TypeError) was stored as it came, and the
+    layer failed later on ``'list' object has no attribute 'dtype'``."""
+    layer = nn.Linear(3, 2)
+    with pytest.raises(ConfigError, match=r"Parameter\.data = list"):
+        layer.weight.data = [[1.0, 2.0, 3.0]] * 2
+    assert type(layer.weight.data) is np.ndarray, seeded.msg("kept")
