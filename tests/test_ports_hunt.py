@@ -15,7 +15,7 @@ import pytest
 
 import wxb
 from wxb import nn
-from wxb.errors import ConfigError
+from wxb.errors import ConfigError, TrainingError
 
 torch = pytest.importorskip("torch")
 
@@ -146,3 +146,77 @@ def test_data_refuses_what_is_not_an_array(seeded):
     with pytest.raises(ConfigError, match=r"Parameter\.data = list"):
         layer.weight.data = [[1.0, 2.0, 3.0]] * 2
     assert type(layer.weight.data) is np.ndarray, seeded.msg("kept")
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda x, y: x.add(y, alpha=0.37),
+        lambda x, y: x.sub(y, alpha=-2.5),
+        lambda x, y: x.add(y),
+        lambda x, y: x.sub(1.25, alpha=3),
+        lambda x, y: x.mul(y),
+        lambda x, y: x.div(y.abs() + 1),
+        lambda x, y: x.div(4.0),
+    ],
+    ids=["add-alpha", "sub-alpha", "add", "sub-number", "mul", "div", "div-number"],
+)
+def test_torchs_operator_methods_give_torchs_values_and_gradients(seeded, call):
+    """``w1.add(w2, alpha=…)``, ``t.sub``, ``t.mul``, ``t.div``: torch's names for the
+    operators, which a port calls as written (they raised AttributeError)."""
+    rng = seeded.rng
+    a, b = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    xw, yw = wxb.Tensor(a.copy(), requires_grad=True), wxb.Tensor(b.copy(), requires_grad=True)
+    xt, yt = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    out_w, out_t = call(xw, yw), call(xt, yt)
+    np.testing.assert_allclose(out_w.data, out_t.detach().numpy(), rtol=1e-12, atol=1e-14)
+    weights = rng.standard_normal(out_w.shape)
+    (out_w * weights).sum().backward()
+    (out_t * torch.tensor(weights)).sum().backward()
+    msg = seeded.msg("gradient")
+    np.testing.assert_allclose(xw.grad, xt.grad.numpy(), rtol=1e-12, atol=1e-14, err_msg=msg)
+    if yt.grad is not None:
+        np.testing.assert_allclose(yw.grad, yt.grad.numpy(), rtol=1e-12, atol=1e-14, err_msg=msg)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_torchs_in_place_methods_update_a_parameter_as_torchs(seeded, dtype):
+    """The 60-minute blitz's ``f.data.sub_(f.grad.data * lr)`` and the copies
+    ``w.copy_(other)`` ported: ``sub_``, ``add_`` (alpha=), ``mul_``, ``div_`` and
+    ``copy_`` change the tensor itself and return it, as torch's."""
+    rng = seeded.rng
+    start, other = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    ours, theirs = nn.Parameter(start.astype(dtype)), torch.nn.Parameter(torch.tensor(start))
+    theirs.data = theirs.data.to(getattr(torch, np.dtype(dtype).name))
+    steps = [
+        lambda p, o: p.sub_(o, alpha=0.3),
+        lambda p, o: p.add_(o * 2),
+        lambda p, o: p.mul_(o.abs() + 0.5),
+        lambda p, o: p.div_(3.0),
+        lambda p, o: p.copy_(o[1]),  # broadcast over the rows, as torch's
+    ]
+    for i, step in enumerate(steps):
+        with wxb.no_grad():
+            assert step(ours, wxb.Tensor(other)) is ours, seeded.msg(f"step {i}")
+        with torch.no_grad():
+            step(theirs, torch.tensor(other))
+        np.testing.assert_allclose(
+            ours.data, theirs.detach().numpy(), rtol=1e-6, err_msg=seeded.msg(f"step {i}")
+        )
+        assert ours.dtype == dtype
+    with pytest.raises(TrainingError, match="in-place"):  # recorded: refused, as torch's
+        ours.add_(1.0)
+
+
+def test_copy_takes_a_torch_parameters_values(seeded):
+    """``with torch.no_grad(): ours.weight.copy_(theirs.weight)``: torch's copy_ reads a
+    tensor that requires grad; NumPy's read of it raised torch's RuntimeError."""
+    theirs = torch.nn.Linear(4, 2).double()
+    ours = nn.Linear(4, 2, dtype="float64")
+    with wxb.no_grad():
+        ours.weight.copy_(theirs.weight)
+        ours.bias.copy_(theirs.bias)
+    X = seeded.rng.standard_normal((6, 4))
+    np.testing.assert_allclose(
+        ours(X).data, theirs(torch.tensor(X)).detach().numpy(), rtol=1e-12, err_msg=seeded.msg("")
+    )

@@ -24,7 +24,14 @@ from wxb import kernels
 from wxb.backend import check_device, resolve_dtype, to_arguments
 from wxb.errors import ConfigError, DataError, ShapeError, TrainingError
 from wxb.random import as_generator, row_masks
-from wxb.tensor import ARRAY_FUNCTION_OPS, UFUNC_OPS, Tensor, float_array, is_grad_enabled
+from wxb.tensor import (
+    ARRAY_FUNCTION_OPS,
+    UFUNC_OPS,
+    Tensor,
+    float_array,
+    foreign_array,
+    is_grad_enabled,
+)
 
 
 def as_tensor(value: object, like: Tensor | None = None) -> Tensor:
@@ -2609,6 +2616,35 @@ def _filler(name: str) -> Callable:
     return fill
 
 
+def _scaled(self: Tensor, other: object, alpha: object, name: str) -> object:
+    """``alpha * other`` of torch's ``t.add(other, alpha=…)``: a tensor through the graph,
+    any other operand first in t's dtype, as ``t + x`` reads it."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)):
+        raise TypeError(f"Tensor.{name}: alpha must be a number; got {type(alpha).__name__}")
+    if alpha == 1:
+        return other
+    if isinstance(other, Tensor):
+        return mul(other, alpha)
+    dtype = self.dtype if self.dtype.kind == "f" else None
+    return (float_array(other, dtype, f"Tensor.{name}") if dtype else np.asarray(other)) * alpha
+
+
+def _divide(self: Tensor, other: object, rounding_mode: object = None) -> Tensor:
+    if rounding_mode is not None:  # torch's 'trunc'/'floor' give whole numbers, no gradient
+        raise ConfigError(f"Tensor.div: rounding_mode={rounding_mode!r} is not implemented")
+    return div(self, other)
+
+
+def _copy_in(self: Tensor, src: object, non_blocking: bool = False) -> Tensor:
+    """``t.copy_(src)``: src's values written into t (broadcast to t's shape, cast to its
+    dtype), in place, as torch's; under no_grad for a parameter, as ``t[...] = src``.
+    A torch tensor's values are read even when it requires grad, as torch's copy_ reads them."""
+    if not isinstance(src, (Tensor, np.ndarray)) and hasattr(src, "__array__"):
+        src = foreign_array(src)
+    _set_item(self, Ellipsis, src)
+    return self
+
+
 Tensor.size = _size
 Tensor.dim = lambda self: self.ndim
 Tensor.numel = lambda self: int(self.data.size)
@@ -2621,6 +2657,16 @@ Tensor.double = lambda self: astype(self, np.float64)
 Tensor.clone = clone
 Tensor.zero_ = lambda self: _filler("zero_")(self, 0)
 Tensor.fill_ = _filler("fill_")
+Tensor.copy_ = _copy_in
+# torch's method names for the operators, alpha= as torch's (t + alpha·other)
+Tensor.add = lambda self, other, *, alpha=1: add(self, _scaled(self, other, alpha, "add"))
+Tensor.sub = lambda self, other, *, alpha=1: sub(self, _scaled(self, other, alpha, "sub"))
+Tensor.mul = lambda self, other: mul(self, other)
+Tensor.div = _divide
+Tensor.add_ = lambda self, other, *, alpha=1: self.__iadd__(_scaled(self, other, alpha, "add_"))
+Tensor.sub_ = lambda self, other, *, alpha=1: self.__isub__(_scaled(self, other, alpha, "sub_"))
+Tensor.mul_ = lambda self, other: self.__imul__(other)
+Tensor.div_ = lambda self, other: self.__itruediv__(other)
 Tensor.expand = expand
 Tensor.repeat = repeat
 Tensor.relu = lambda self: relu(self)
