@@ -220,3 +220,22 @@ def test_copy_takes_a_torch_parameters_values(seeded):
     np.testing.assert_allclose(
         ours(X).data, theirs(torch.tensor(X)).detach().numpy(), rtol=1e-12, err_msg=seeded.msg("")
     )
+
+
+def test_backward_takes_torchs_gradient_keyword(seeded):
+    """ "A Gentle Introduction to torch.autograd": ``Q.backward(gradient=external_grad)``
+    raised TypeError (wxb named it ``grad``); torch's create_graph= and inputs= are
+    refused in one line rather than dropped."""
+    rng = seeded.rng
+    a_np, b_np, g_np = rng.standard_normal(5), rng.standard_normal(5), rng.standard_normal(5)
+    a, b = wxb.Tensor(a_np, requires_grad=True), wxb.Tensor(b_np, requires_grad=True)
+    ta, tb = torch.tensor(a_np, requires_grad=True), torch.tensor(b_np, requires_grad=True)
+    (3 * a**3 - b**2).backward(gradient=torch.tensor(g_np), retain_graph=None)
+    (3 * ta**3 - tb**2).backward(gradient=torch.tensor(g_np))
+    np.testing.assert_allclose(a.grad, ta.grad.numpy(), rtol=1e-12, err_msg=seeded.msg("a"))
+    np.testing.assert_allclose(b.grad, tb.grad.numpy(), rtol=1e-12, err_msg=seeded.msg("b"))
+    for option in ({"create_graph": True}, {"inputs": [a]}):
+        with pytest.raises(ConfigError, match="PyTorch's option"):
+            (a * b).sum().backward(**option)
+    with pytest.raises(TypeError, match="once"):
+        (a * b).backward(g_np, gradient=g_np)

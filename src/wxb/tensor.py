@@ -592,13 +592,38 @@ class Tensor:
     # attached by wxb.ops, which builds on this module: a module knows only those beneath it.
 
     # -- the reverse walk -------------------------------------------------------------
-    def backward(self, grad: object = None, retain_graph: bool = False) -> None:
+    def backward(
+        self,
+        grad: object = None,
+        retain_graph: bool | None = False,
+        create_graph: bool = False,
+        inputs: object = None,
+        *,
+        gradient: object = None,
+    ) -> None:
         """Fill ``.grad`` of every leaf (and retained) tensor that this one depends on.
 
         Leaf gradients accumulate, as in PyTorch: call ``zero_grad()`` between steps.
         Afterwards the graph counts as freed, as PyTorch frees it: a second backward
         through it raises, unless the first was ``backward(retain_graph=True)``.
+        ``gradient=`` is torch's name for ``grad`` (``Q.backward(gradient=g)``).
         """
+        if gradient is not None:
+            if grad is not None:
+                raise TypeError("backward(): give the gradient once (grad or gradient=)")
+            grad = gradient
+        if create_graph:  # torch's options, which a port must not lose without a word
+            raise ConfigError(
+                "backward(create_graph=True) is PyTorch's option, which wxb does not have: "
+                "its backward records no graph of its own (no second derivatives)"
+            )
+        if inputs is not None:
+            raise ConfigError(
+                "backward(inputs=…) is PyTorch's option, which wxb does not have: its "
+                "backward fills the .grad of every leaf that requires grad (set "
+                "requires_grad=False on the others)"
+            )
+        retain_graph = bool(retain_graph)  # torch's None: not kept, without create_graph
         if not self.requires_grad:
             raise ShapeError(
                 "backward() on a tensor that does not require grad: no parameter "
