@@ -15,7 +15,7 @@ import pytest
 
 import wxb
 from wxb import nn
-from wxb.errors import ConfigError, TrainingError
+from wxb.errors import ConfigError, ShapeError, TrainingError
 
 torch = pytest.importorskip("torch")
 
@@ -239,3 +239,92 @@ def test_backward_takes_torchs_gradient_keyword(seeded):
             (a * b).sum().backward(**option)
     with pytest.raises(TypeError, match="once"):
         (a * b).backward(g_np, gradient=g_np)
+
+
+def _legendre(base):
+    class LegendrePolynomial3(base):
+        @staticmethod
+        def forward(ctx, input):
+            ctx.save_for_backward(input)
+            return 0.5 * (5 * input**3 - 3 * input)
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            (input,) = ctx.saved_tensors
+            return grad_output * 1.5 * (5 * input**2 - 1)
+
+    return LegendrePolynomial3
+
+
+def test_the_tutorials_custom_function_as_torchs(seeded):
+    """Part (d), "Defining new autograd functions": LegendrePolynomial3 subclasses
+    torch.autograd.Function; the port's ``wxb.autograd.Function`` did not exist."""
+    start = np.array([0.0, -1.0, 0.0, 0.3]) + 0.01 * seeded.rng.standard_normal(4)
+    x_np = np.linspace(-math.pi, math.pi, 500)
+    losses = {}
+    for lib, base, no_grad in (
+        ("torch", torch.autograd.Function, torch.no_grad),
+        ("wxb", wxb.autograd.Function, wxb.no_grad),
+    ):
+        if lib == "torch":
+            x, y = torch.tensor(x_np), torch.sin(torch.tensor(x_np))
+            weights = [torch.tensor(v, requires_grad=True) for v in start]
+        else:
+            x, y = wxb.Tensor(x_np), wxb.Tensor(np.sin(x_np))
+            weights = [wxb.Tensor(v, requires_grad=True) for v in start]
+        P3 = _legendre(base).apply
+        a, b, c, d = weights
+        losses[lib] = []
+        for _ in range(STEPS):
+            loss = (a + b * P3(c + d * x) - y).pow(2).sum()
+            losses[lib].append(loss.item())
+            loss.backward()
+            with no_grad():
+                for w in weights:
+                    w -= 2e-5 * w.grad
+                    w.grad = None
+    np.testing.assert_allclose(
+        losses["wxb"], losses["torch"], rtol=1e-12, err_msg=seeded.msg("losses")
+    )
+
+
+def test_a_custom_functions_gradients_are_summed_and_checked_as_torchs(seeded):
+    """A backward that returns a broadcast gradient (the output's shape for a row bias)
+    is summed back to the input's shape, as torch sums it; a number among the inputs
+    takes None; a gradient of another shape, or too few, is refused by name."""
+    rng = seeded.rng
+    X, row, g = rng.standard_normal((5, 3)), rng.standard_normal(3), rng.standard_normal((5, 3))
+
+    def shifted(base):
+        class Shifted(base):
+            @staticmethod
+            def forward(ctx, x, bias, scale):
+                ctx.save_for_backward(x)
+                ctx.scale = scale
+                return (x + bias) * scale
+
+            @staticmethod
+            def backward(ctx, grad_output):
+                return grad_output * ctx.scale, grad_output * ctx.scale, None
+
+        return Shifted
+
+    xw, bw = wxb.Tensor(X, requires_grad=True), wxb.Tensor(row, requires_grad=True)
+    xt, bt = torch.tensor(X, requires_grad=True), torch.tensor(row, requires_grad=True)
+    shifted(wxb.autograd.Function).apply(xw, bw, 2.5).backward(g)
+    shifted(torch.autograd.Function).apply(xt, bt, 2.5).backward(torch.tensor(g))
+    np.testing.assert_allclose(xw.grad, xt.grad.numpy(), rtol=1e-12, err_msg=seeded.msg("x"))
+    np.testing.assert_allclose(bw.grad, bt.grad.numpy(), rtol=1e-12, err_msg=seeded.msg("b"))
+
+    class TooFew(wxb.autograd.Function):
+        forward = staticmethod(lambda ctx, x, k: x * k)
+        backward = staticmethod(lambda ctx, grad: grad)
+
+    class WrongShape(wxb.autograd.Function):
+        forward = staticmethod(lambda ctx, x: x * 2)
+        backward = staticmethod(lambda ctx, grad: grad[:2])
+
+    with pytest.raises(ConfigError, match="returned 1 gradient"):
+        TooFew.apply(xw, 2.0).sum().backward()
+    with pytest.raises(ShapeError, match=r"WrongShape\.backward: gradient 0 has shape"):
+        WrongShape.apply(xw).sum().backward()

@@ -6,7 +6,7 @@ A dense layer is Z = W·X + b, then A = f(Z); learning is the chain of error ter
 
 __version__ = "0.1.0"
 
-from wxb import describe, errors, nn, ops, optim
+from wxb import autograd, describe, errors, nn, ops, optim
 from wxb.errors import (
     CheckpointError,
     ConfigError,
@@ -49,6 +49,7 @@ __all__ = [
     "TrainingInterrupted",
     "WxbError",
     "__version__",
+    "autograd",
     "describe",
     "enable_grad",
     "errors",
