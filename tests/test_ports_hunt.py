@@ -328,3 +328,32 @@ def test_a_custom_functions_gradients_are_summed_and_checked_as_torchs(seeded):
         TooFew.apply(xw, 2.0).sum().backward()
     with pytest.raises(ShapeError, match=r"WrongShape\.backward: gradient 0 has shape"):
         WrongShape.apply(xw).sum().backward()
+
+
+def test_fit_says_how_to_hand_over_samples_of_several_dimensions(seeded):
+    """The quickstart's (N, 28, 28) images handed to wxb.fit: refused as not 2-D with no
+    word on what to do; the error now says the reshape, after which the port's
+    ``x.flatten(1)`` forward trains as torch's on the same rows."""
+    rng = seeded.rng
+    X = rng.standard_normal((30, 4, 4))
+    y = rng.integers(0, 3, 30)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stack = nn.Sequential(nn.Linear(16, 8, dtype="float64"), nn.ReLU())
+            self.out = nn.Linear(8, 3, dtype="float64")
+
+        def forward(self, x):
+            return self.out(self.stack(x.flatten(1)))
+
+    model = Net()
+    with pytest.raises(wxb.DataError, match=r"reshape it to \(30, -1\), a row a sample"):
+        wxb.fit(model, X, y, epochs=1, verbose=0)
+    with pytest.raises(wxb.DataError, match=r"\(-1, 1\) for one feature"):
+        model.predict(X[0, 0])
+    loss = wxb.evaluate(model, X.reshape(30, -1), y)["loss"]
+    expected = torch.nn.functional.cross_entropy(
+        torch.tensor(model(X).data), torch.tensor(y)
+    ).item()
+    assert loss == pytest.approx(expected, rel=1e-12), seeded.msg("evaluate")

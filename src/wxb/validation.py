@@ -79,7 +79,14 @@ def as_features(
             else f"{where} must hold numbers"
         )
     if array.ndim != 2:
-        raise DataError(f"{where} must be 2-D (samples × features); got shape {array.shape}")
+        hint = (  # a port's (N, 28, 28) images, which its forward would flatten itself
+            f": reshape it to ({array.shape[0]}, -1), a row a sample"
+            if array.ndim > 2
+            else ": reshape it to (-1, 1) for one feature, (1, -1) for one sample"
+            if array.ndim == 1
+            else ""
+        )
+        raise DataError(f"{where} must be 2-D (samples × features); got shape {array.shape}{hint}")
     if (array.shape[0] == 0 and not no_rows) or array.shape[1] == 0:
         raise DataError(f"{where} is empty (shape {array.shape})")
     if isinstance(X, np.memmap) and array.dtype == np.dtype(dtype):
