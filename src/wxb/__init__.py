@@ -70,3 +70,18 @@ __all__ = [
     "save",
     "set_grad_enabled",
 ]
+
+# torch's names a port reaches for that wxb has under another name, or not at all
+_TORCH_NAMES = {
+    "from_numpy": "wxb.Tensor(array) wraps the array without a copy, as torch.from_numpy",
+    "inference_mode": "use wxb.no_grad()",
+    "utils": "wxb has no DataLoader: wxb.fit(model, X, y, batch_size=…) batches and "
+    "shuffles itself, and a loop of your own may keep torch's DataLoader (a wxb model "
+    "takes its torch tensors)",
+}
+
+
+def __getattr__(name: str) -> object:  # PEP 562: only for names not found above
+    if name in _TORCH_NAMES:
+        raise AttributeError(f"module 'wxb' has no attribute {name!r}: {_TORCH_NAMES[name]}")
+    raise AttributeError(f"module 'wxb' has no attribute {name!r}")

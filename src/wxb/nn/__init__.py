@@ -77,3 +77,19 @@ __all__ = [
     "get_loss",
     "init",
 ]
+
+# torch.nn's names a port reaches for that wxb has under another name, or not at all:
+# the AttributeError says what to write instead
+_TORCH_NAMES = {
+    "Flatten": "wxb's layers take rows (B, features): flatten in a forward of your own "
+    "(x.flatten(1)), or hand fit rows (X.reshape(len(X), -1))",
+    "BCELoss": "use BCEWithLogitsLoss on the logits (it applies the sigmoid itself, stably; "
+    "leave the Sigmoid layer out)",
+    "utils": "clip_grad_norm_ is wxb.optim.clip_grad_norm_",
+}
+
+
+def __getattr__(name: str) -> object:  # PEP 562: only for names not found above
+    if name in _TORCH_NAMES:
+        raise AttributeError(f"module 'wxb.nn' has no attribute {name!r}: {_TORCH_NAMES[name]}")
+    raise AttributeError(f"module 'wxb.nn' has no attribute {name!r}")
