@@ -376,3 +376,21 @@ def test_torchs_names_wxb_lacks_say_what_to_write(module, name, says):
     with pytest.raises(AttributeError, match=says):
         getattr(module, name)
     assert not hasattr(module, name)
+
+
+def test_print_shows_a_tensors_values_as_torchs_does(seeded):
+    """The quickstart prints ``f"Values : {param[:2]}"`` and the autograd tutorial
+    ``print(w.grad)``-style lines: a wxb tensor printed its shape alone. The printed
+    numbers must read back as the tensor's (to print's 8 digits)."""
+    import ast
+
+    values = seeded.rng.standard_normal((2, 3))
+    layer = nn.Linear(3, 2, dtype="float64")
+    with wxb.no_grad():
+        layer.weight.copy_(values)
+    for shown, kind in ((f"{layer.weight[:2]}", "Tensor"), (str(layer.weight), "Parameter")):
+        assert shown.startswith(f"{kind}([["), seeded.msg(shown)
+        assert shown.endswith("requires_grad=True)"), seeded.msg(shown)
+        listed = ast.literal_eval(shown[len(kind) + 1 : shown.rindex("]") + 1])
+        np.testing.assert_allclose(listed, values, rtol=1e-7, atol=1e-8, err_msg=seeded.msg(shown))
+    assert repr(layer.weight) == "Parameter(shape=(2, 3), dtype=float64)"

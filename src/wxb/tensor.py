@@ -517,6 +517,15 @@ class Tensor:
         op = f", op={self.op}" if self.op else ""
         return f"Tensor(shape={self.shape}, dtype={self.dtype}{op}{grad})"
 
+    def __str__(self) -> str:
+        """The values, as ``print(t)`` of a torch tensor shows them (a large one summarised
+        as NumPy summarises it); ``repr`` stays the shape alone."""
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        op = f", op={self.op}" if self.op else ""
+        kind = type(self).__name__  # (a Parameter's too)
+        values = np.array2string(self.data, separator=", ", prefix=f"{kind}(")
+        return f"{kind}({values}, dtype={self.dtype}{op}{grad})"
+
     def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
         if self.requires_grad:  # np.dot(W, t), np.clip(t, …): the result would cut the graph
             raise TypeError(
