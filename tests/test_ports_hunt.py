@@ -394,3 +394,32 @@ def test_print_shows_a_tensors_values_as_torchs_does(seeded):
         listed = ast.literal_eval(shown[len(kind) + 1 : shown.rindex("]") + 1])
         np.testing.assert_allclose(listed, values, rtol=1e-7, atol=1e-8, err_msg=seeded.msg(shown))
     assert repr(layer.weight) == "Parameter(shape=(2, 3), dtype=float64)"
+
+
+def test_is_leaf_and_grad_fn_as_torchs(seeded):
+    """The autograd tutorial prints ``z.grad_fn`` and ``loss.grad_fn`` and tests tensors
+    for ``is_leaf``: both raised AttributeError. Which tensors are leaves, and which
+    have a grad_fn, must be torch's for the same computation."""
+    rng = seeded.rng
+    x_np, w_np, b_np = rng.standard_normal(5), rng.standard_normal((5, 3)), rng.standard_normal(3)
+
+    def tensors(lib):
+        if lib == "torch":
+            x, y = torch.tensor(x_np), torch.zeros(3, dtype=torch.float64)
+            w, b = torch.tensor(w_np, requires_grad=True), torch.tensor(b_np, requires_grad=True)
+            f, no_grad = torch.nn.functional, torch.no_grad
+        else:
+            x, y = wxb.Tensor(x_np), wxb.Tensor(np.zeros(3))
+            w, b = wxb.Tensor(w_np, requires_grad=True), wxb.Tensor(b_np, requires_grad=True)
+            f, no_grad = nn.functional, wxb.no_grad
+        z = x.matmul(w) + b
+        loss = f.binary_cross_entropy_with_logits(z, y)
+        with no_grad():
+            z_off = x.matmul(w) + b
+        return [x, w, b, z, loss, z_off, z.detach(), x * 2, (w * 2).sum()]
+
+    theirs, ours = tensors("torch"), tensors("wxb")
+    for i, (t, o) in enumerate(zip(theirs, ours, strict=True)):
+        assert o.is_leaf == t.is_leaf, seeded.msg(f"tensor {i}")
+        assert (o.grad_fn is None) == (t.grad_fn is None), seeded.msg(f"tensor {i}")
+    assert "bce_with_logits" in str(ours[4].grad_fn)

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Sequence
 from contextlib import ContextDecorator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -507,6 +507,18 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         return self
 
+    @property
+    def is_leaf(self) -> bool:
+        """No recorded operation made it (a parameter, an input, a result computed
+        without gradients): backward fills its ``.grad`` if it requires grad, as torch's."""
+        return self._backward is None
+
+    @property
+    def grad_fn(self) -> BackwardNode | None:
+        """The recorded operation that made it (None for a leaf), as torch's: the tutorials
+        print it and test it against None."""
+        return None if self._backward is None else BackwardNode(self.op or "")
+
     def retain_grad(self) -> Tensor:
         """Keep ∂L/∂self in ``.grad`` after backward, though self is not a leaf."""
         self.retains_grad = True
@@ -872,6 +884,18 @@ class GraphNode:
     shape: tuple[int, ...]
     inputs: list[int] = field(default_factory=list)
     name: str | None = None
+
+
+class BackwardNode(NamedTuple):
+    """What ``t.grad_fn`` gives: the recorded operation, by the name ``wxb.graph`` shows."""
+
+    op: str
+
+    def name(self) -> str:
+        return f"{self.op} backward"
+
+    def __repr__(self) -> str:
+        return f"<{self.name()}>"
 
 
 def graph(root: Tensor) -> list[GraphNode]:
