@@ -11,8 +11,10 @@ import inspect
 import json
 import math
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import warnings
 import zipfile
@@ -195,8 +197,8 @@ def build_parser() -> _Parser:
     add = train.add_argument
     add("--data", metavar="PATH",
         help="CSV (a header row; also .tsv/.gz/.zst), JSON Lines (.jsonl), Parquet, "
-        "Feather or Arrow IPC (.arrow, .arrows stream too), NPY or NPZ; "
-        "default: digits")
+        "Feather or Arrow IPC (.arrow, .arrows stream too), NPY or NPZ (a file: not - for "
+        "standard input, which --resume could not read again); default: digits")
     add("--target", metavar="COLUMN", action="append",
         help="the column to predict; several (repeat, or a,b) for multi-output "
         "regression, or one-hot columns: classes by their names")
@@ -301,7 +303,9 @@ def build_parser() -> _Parser:
         "--fingerprint). Rows without a target are left out, with a count.",
     )
     evaluate_cmd.add_argument("model", metavar="MODEL")
-    evaluate_cmd.add_argument("data", metavar="DATA", nargs="?", help="a table with targets")
+    evaluate_cmd.add_argument("data", metavar="DATA", nargs="?",
+                              help="a table with targets; - reads it from standard "
+                              "input")  # fmt: skip
     evaluate_cmd.add_argument("--data", dest="data_option", metavar="PATH", help="same as DATA")
     evaluate_cmd.add_argument("--target", metavar="COLUMN", action="append",
                               help="default: the training target; a model with several "
@@ -321,7 +325,10 @@ def build_parser() -> _Parser:
     )
     predict.add_argument("model", metavar="MODEL")
     predict.add_argument(
-        "input", metavar="INPUT", help="a table with the training feature columns (by name)"
+        "input",
+        metavar="INPUT",
+        help="a table with the training feature columns (by name); - reads it from standard "
+        "input (its format told by its bytes)",
     )
     predict.add_argument("-o", "--output", metavar="OUT.csv",
                          help="the predictions as CSV, a .csv name, or - for standard "
@@ -341,7 +348,9 @@ def build_parser() -> _Parser:
         "trained on them), with shapes in the seed's column notation and FLOPs.",
     )
     explain.add_argument("model", metavar="MODEL", nargs="?")
-    explain.add_argument("--data", metavar="PATH", help="a table; targets give the backward")
+    explain.add_argument("--data", metavar="PATH",
+                         help="a table (- reads it from standard input); targets give the "
+                         "backward")  # fmt: skip
     explain.add_argument("--target", metavar="COLUMN", action="append",
                          help="default: the training target")  # fmt: skip
     explain.add_argument("--sample", type=int, default=0, metavar="ROW", help="first row")
@@ -424,8 +433,9 @@ def build_parser() -> _Parser:
     report_cmd.add_argument("--history", metavar="HISTORY",
                             help="the JSON of wxb train --history for this model")  # fmt: skip
     report_cmd.add_argument("--data", metavar="PATH",
-                            help="rows for the walk-through (default: the built-in digits for "
-                            "a model trained on them; else no walk-through)")  # fmt: skip
+                            help="rows for the walk-through, - from standard input (default: "
+                            "the built-in digits for a model trained on them; else no "
+                            "walk-through)")  # fmt: skip
     report_cmd.add_argument("--target", metavar="COLUMN", action="append",
                             help="default: the training target")  # fmt: skip
     report_cmd.add_argument("--sample", type=int, default=0, metavar="ROW",
@@ -514,6 +524,130 @@ def read_options(args: argparse.Namespace, path: object = None, model=None) -> d
             scored = options["keep_float64"] if hasattr(args, "target") else []
             options["only"] = [*own["only"], *scored]
     return options
+
+
+STDIN = "-"  # a data argument of '-' (predict, eval, explain, report): standard input
+STDIN_NAME = "standard input"
+_spooled: dict[str, Any] = {}  # standard input once read, for the rest of the command
+
+
+def data_name(path: object) -> str:
+    """A data argument as messages name it."""
+    return STDIN_NAME if str(path) == STDIN else str(path)
+
+
+def read_data(args: argparse.Namespace, path: str, model=None, **extra: Any) -> Table:
+    """read_table of a data argument with the command's reading options; '-' reads the
+    table from standard input (`cat new.csv | wxb predict MODEL -`), its messages naming
+    it so."""
+    if str(path) != STDIN:
+        return read_table(path, **read_options(args, path, model), **extra)
+    spooled = str(spool_stdin())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            table = read_table(spooled, **read_options(args, spooled, model), **extra)
+        except WxbError as exc:  # named as the user gave it, not by the spooled copy
+            raise type(exc)(str(exc).replace(spooled, STDIN_NAME)) from None
+    for warning in caught:
+        text = str(warning.message).replace(spooled, STDIN_NAME)
+        warnings.warn_explicit(text, warning.category, warning.filename, warning.lineno)
+    table.source = STDIN_NAME
+    return table
+
+
+def spool_stdin() -> Path:
+    """Standard input's bytes in a temporary file named for their format, kept until the
+    command ends (a CSV's line numbers are read back from it for messages). The readers
+    read a file more than once (the CSV's first look, Parquet's footer), which a pipe
+    cannot be; the format is told by the bytes, as there is no file name: NPY, NPZ,
+    Parquet, Feather/Arrow (file or stream), gzip/bz2/zstd/lz4 of CSV or JSON Lines,
+    JSON Lines (a first '{'), else CSV."""
+    if "path" in _spooled:
+        return _spooled["path"]
+    stream = getattr(sys.stdin, "buffer", None)
+    if sys.stdin is None or stream is None or sys.stdin.closed:
+        raise DataError("the table is '-', standard input, which is closed; give a file path")
+    if sys.stdin.isatty():  # (it waited for a table typed in)
+        raise DataError(
+            "the table is '-', standard input, which is a terminal: pipe the table in "
+            "(cat new.csv | wxb predict MODEL -) or give its path (./- for a file named '-')"
+        )
+    folder = Path(tempfile.mkdtemp(prefix="wxb-stdin-"))
+    _spooled["folder"] = folder
+    raw = folder / "stdin"
+    with raw.open("wb") as handle:
+        while chunk := stream.read(1 << 20):
+            handle.write(chunk)
+    path = folder / f"stdin{_stdin_suffix(raw)}"
+    raw.rename(path)
+    _spooled["path"] = path
+    return path
+
+
+# a format's first bytes → the suffix its reader is chosen by
+MAGIC = {
+    b"\x93NUMPY": ".npy",
+    b"PAR1": ".parquet",
+    b"ARROW1": ".arrow",
+    b"FEA1": ".feather",
+    b"\xff\xff\xff\xff": ".arrows",  # an Arrow IPC stream's first message
+}
+COMPRESSED_MAGIC = {
+    b"\x1f\x8b": ".gz",
+    b"BZh": ".bz2",
+    b"\x28\xb5\x2f\xfd": ".zst",
+    b"\x04\x22\x4d\x18": ".lz4",
+}
+
+
+def _stdin_suffix(path: Path) -> str:
+    with path.open("rb") as handle:
+        head = handle.read(8)
+    for magic, suffix in MAGIC.items():
+        if head.startswith(magic):
+            return suffix
+    if head.startswith(b"PK"):  # a zip: NPZ when its members are arrays
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except zipfile.BadZipFile:
+            names = []
+        if names and all(name.endswith(".npy") for name in names):
+            return ".npz"
+        raise DataError(
+            f"{STDIN_NAME} holds a zip archive that is not NPZ (no arrays in it); wxb reads "
+            "CSV, JSON Lines, Parquet, Feather/Arrow, NPY or NPZ"
+        )
+    for magic, suffix in COMPRESSED_MAGIC.items():
+        if head.startswith(magic):
+            try:
+                with _pyarrow_stream(path, COMPRESSED[suffix]) as stream:
+                    text = stream.read(1 << 12)
+            except OSError as exc:
+                raise DataError(
+                    f"{STDIN_NAME}: not readable {COMPRESSED[suffix]} ({exc})"
+                ) from None
+            return _text_suffix(text) + suffix
+    return _text_suffix(head)
+
+
+def _text_suffix(head: bytes) -> str:
+    """JSON Lines where the first thing written is an object, else CSV."""
+    return ".jsonl" if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{") else ".csv"
+
+
+def _pyarrow_stream(path: Path, compression: str):
+    import pyarrow as pa
+
+    return pa.input_stream(str(path), compression)
+
+
+def _forget_stdin() -> None:
+    folder = _spooled.pop("folder", None)
+    _spooled.clear()
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def trained_arrays(info: dict, path: object, x_array: str | None, y_array: str | None):
@@ -669,6 +803,13 @@ def check_train_options(args: argparse.Namespace) -> None:
         raise ConfigError("--resume and --checkpoint-every need --checkpoint-dir DIR")
     if args.checkpoint_dir is not None and not args.checkpoint_dir.strip():  # (Path: ".")
         raise ConfigError(f"--checkpoint-dir is {args.checkpoint_dir!r}; give a folder")
+    if args.checkpoint_dir is not None:
+        wdata.check_folder_name(args.checkpoint_dir, "--checkpoint-dir")
+    if args.data == STDIN:  # (it said there was no file '-', or read a file of that name)
+        raise ConfigError(
+            "wxb train reads --data from a file, not standard input ('-'): --resume reads it "
+            "again, as does each rank under mpiexec; save the table to a file first"
+        )
     if args.checkpoint_dir is not None and Path(args.checkpoint_dir).is_file():
         raise DataError(f"{args.checkpoint_dir} is a file; --checkpoint-dir takes a folder")
     inputs = (Path(args.data),) if args.data else ()
@@ -680,7 +821,9 @@ def check_train_options(args: argparse.Namespace) -> None:
         wdata.check_can_write(args.report, "report", protect=inputs, written=tuple(written))
         written.append(Path(args.report))
     if args.plots:
-        charts = check_plot_folder(args.plots, protect=inputs, written=tuple(written))
+        charts = check_plot_folder(
+            args.plots, protect=inputs, written=tuple(written), option="--plots"
+        )
         if Path(args.plots).resolve() in [p.resolve() for p in written]:
             raise DataError(f"{args.plots}: --plots names a folder; give it a path of its own")
         written += charts
@@ -697,11 +840,15 @@ def check_train_options(args: argparse.Namespace) -> None:
 
 
 def check_plot_folder(
-    folder: str, protect: tuple[Path, ...] = (), written: tuple[Path, ...] = ()
+    folder: str,
+    protect: tuple[Path, ...] = (),
+    written: tuple[Path, ...] = (),
+    option: str = "-o of wxb plot",
 ) -> list[Path]:
     """Before any work: the plots' folder is a folder (or can be made), each chart's file
     can be written without destroying an input, another output or a model, and matplotlib
     is here. Returns the charts' paths."""
+    wdata.check_folder_name(folder, option)
     path = Path(folder)
     if path.exists() and not path.is_dir():
         raise DataError(f"{folder} is a file; --plots and -o of wxb plot take a folder")
@@ -1252,8 +1399,8 @@ def run_eval(args: argparse.Namespace) -> None:
             f"{args.model}: wxb eval does not evaluate a multilabel or Poisson model yet "
             "(wxb predict does predict with it)"
         )
-    table = read_table(data, **read_options(args, data, model))
-    labelled = labelled_rows(model, table, given_targets(args, table), data)
+    table = read_data(args, data, model)
+    labelled = labelled_rows(model, table, given_targets(args, table), data_name(data))
     X = features_for(model, labelled.table)
     task, loss, classes = model_task(model)
     warn_if_task_guessed(model, args.model, task)
@@ -1287,7 +1434,7 @@ def run_eval(args: argparse.Namespace) -> None:
     check_classes_fit(model, output, args.model)  # before a label index is scored
     figures = report(model, X, y, loss, task)
     print(
-        f"{data}: {len(X)} samples; "
+        f"{data_name(data)}: {len(X)} samples; "
         + ", ".join(f"{k} {figure_text(v)}" for k, v in figures.items())
     )
     if task == "classification":
@@ -1458,7 +1605,7 @@ def run_report(args: argparse.Namespace) -> None:
         raise ConfigError(f"--batch-size must be ≥ 1; got {args.batch_size}")
     if args.sample < 0:
         raise ConfigError(f"--sample must be ≥ 0; got {args.sample}")
-    inputs = [Path(p) for p in (args.model, args.history, args.data) if p]
+    inputs = [Path(p) for p in (args.model, args.history, args.data) if p and p != STDIN]
     wdata.check_can_write(args.output, "report", protect=tuple(inputs))
     model = load(args.model)
     if args.history is not None:  # checked before the data is read or the GEMM measured
@@ -1552,7 +1699,7 @@ def explain_rows(model, data: Table | wdata.Dataset, args: argparse.Namespace) -
         given = given_targets(args, data)
         if _has_targets(model, data, given):
             try:
-                labelled = labelled_rows(model, data, given, args.data)
+                labelled = labelled_rows(model, data, given, data_name(args.data))
             except DataError as exc:
                 if "no row has a target value" not in str(exc):
                     raise
@@ -1631,7 +1778,7 @@ def explain_data(model, args: argparse.Namespace) -> Table | wdata.Dataset:
             )
         _no_npz_arrays(args, "the built-in digits have none")
         return wdata.load_digits()
-    return read_table(args.data, **read_options(args, args.data, model))
+    return read_data(args, args.data, model)
 
 
 def _no_npz_arrays(args: argparse.Namespace, what: str) -> None:
@@ -1647,7 +1794,7 @@ def run_predict(args: argparse.Namespace) -> None:
     if args.output == "-":  # the usual name of standard output: it wrote a file named '-'
         args.output = None
     if args.output:
-        protect = (Path(args.model), Path(args.input))
+        protect = (Path(args.model), *[Path(args.input)] * (args.input != STDIN))
         wdata.check_can_write(args.output, "predictions", protect=protect)
         check_csv_name(args.output)
     model = load(args.model)
@@ -1656,7 +1803,7 @@ def run_predict(args: argparse.Namespace) -> None:
     if args.proba and task != "classification":
         raise ConfigError(f"--proba is for classifiers; {args.model} is a {task} model")
     # a file of a header alone: the predictions' header alone, as pandas reads it (no rows)
-    table = read_table(args.input, **read_options(args, args.input, model), no_rows=True)
+    table = read_data(args, args.input, model, no_rows=True)
     X = features_for(model, table, no_rows=True)
     output = model.predict(X)
     if task == "classification":  # no class is read from inf or NaN (a number may be)
@@ -1802,7 +1949,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ConfigError("under mpiexec only wxb train runs (on every rank); run this "
                               "command in one process")  # fmt: skip
         with printable_output(args.run in (run_train, run_eval, run_summary, run_explain)):
-            args.run(args)
+            try:
+                args.run(args)
+            finally:
+                _forget_stdin()
     except Interrupted as exc:
         if launched_rank() == 0:  # the ranks stop together: rank 0 says where, once
             print(f"{wxb} {one_line(exc)}", file=errors)

@@ -181,6 +181,16 @@ def check_can_write(
     return path
 
 
+def check_folder_name(folder: str | Path, option: str) -> None:
+    """A folder option given '-', standard output's usual name, as the file options are
+    refused it (check_can_write): it made a folder named '-' in the current one."""
+    if str(folder) == "-":
+        raise DataError(
+            f"{option} takes a folder, not standard output ('-'); give a folder path "
+            "(./- for a folder named '-')"
+        )
+
+
 def _check_can_make(missing: Path, folder: Path, path: Path) -> None:
     """The folders up to ``missing`` can be made in ``folder``: its first one made and
     removed at once. os.access cannot tell (as root, /proc answers writable, and its

@@ -1,0 +1,184 @@
+"""Command-line leftovers: a table read from standard input ('-'), '-' refused as a
+folder, standard JSON (no NaN tokens) in the files wxb writes."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from cli_run import FAST, run
+
+
+def _stdin(monkeypatch, data: bytes) -> None:
+    """Standard input as a pipe holding ``data``."""
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+
+
+def _mixed_table(rng: np.random.Generator) -> pd.DataFrame:
+    """Numbers with gaps, a text column, a boolean, an identifier out of order."""
+    n = int(rng.integers(40, 90))
+    frame = pd.DataFrame(
+        {
+            "rid": rng.permutation(np.arange(1000, 1000 + n)).astype(str),
+            "a": rng.normal(size=n).round(4),
+            "b": rng.normal(size=n) * 100,
+            "kind": rng.choice(["x", "y", "zz"], size=n),
+            "flag": rng.random(n) > 0.5,
+        }
+    )
+    frame.loc[rng.random(n) < 0.1, "a"] = np.nan
+    frame["label"] = np.where(frame["b"] + 50 * (frame["kind"] == "x") > 0, "up", "down")
+    return frame
+
+
+def _predicted_both_ways(capsys, monkeypatch, model, path: Path, *extra) -> tuple[str, str]:
+    code, by_path, err = run(capsys, "predict", model, path, "--proba", *extra)
+    assert code == 0, err
+    _stdin(monkeypatch, path.read_bytes())
+    code, piped, err = run(capsys, "predict", model, "-", "--proba", "-o", "-", *extra)
+    assert code == 0, err
+    return by_path, piped
+
+
+def test_predict_reads_each_format_from_standard_input(tmp_path, seeded, capsys, monkeypatch):
+    frame = _mixed_table(seeded.rng)
+    train = tmp_path / "train.csv"
+    frame.to_csv(train, index=False)
+    model = tmp_path / "m.safetensors"
+    code, _, err = run(capsys, "train", "--data", train, "--target", "label",
+                       "--id-column", "rid", *FAST, "-o", model)  # fmt: skip
+    assert code == 0, seeded.msg(err)
+    new = frame.drop(columns="label").sample(frac=1.0, random_state=int(seeded.seed % 2**32))
+    files = {
+        "csv": lambda p: new.to_csv(p, index=False),
+        "csv.gz": lambda p: new.to_csv(p, index=False, compression="gzip"),
+        "jsonl": lambda p: new.to_json(p, orient="records", lines=True),
+        "parquet": lambda p: new.to_parquet(p, index=False),
+        "feather": lambda p: new.reset_index(drop=True).to_feather(p),
+    }
+    for suffix, write in files.items():
+        path = tmp_path / f"new.{suffix}"
+        write(path)
+        by_path, piped = _predicted_both_ways(capsys, monkeypatch, model, path)
+        assert piped == by_path, seeded.msg(f"{suffix}: piped\n{piped}\nby path\n{by_path}")
+        # the identifiers in the input's own order (pandas reads the output)
+        ids = pd.read_csv(io.StringIO(piped), dtype={"rid": str})["rid"].tolist()
+        assert ids == new["rid"].tolist(), seeded.msg(suffix)
+    # an Arrow IPC stream (no file footer), as pyarrow writes to a pipe
+    stream = tmp_path / "new.arrows"
+    table = pa.Table.from_pandas(new, preserve_index=False)
+    with pa.OSFile(str(stream), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    by_path, piped = _predicted_both_ways(capsys, monkeypatch, model, stream)
+    assert piped == by_path, seeded.msg("arrow stream")
+
+
+def test_predict_and_eval_of_arrays_from_standard_input(tmp_path, seeded, capsys, monkeypatch):
+    rng = seeded.rng
+    X = rng.normal(size=(int(rng.integers(60, 120)), int(rng.integers(2, 5))))
+    y = (X[:, 0] - X[:, -1] > 0).astype(int)
+    npz = tmp_path / "d.npz"
+    np.savez(npz, X=X, y=y)
+    model = tmp_path / "m.safetensors"
+    code, _, err = run(capsys, "train", "--data", npz, *FAST, "-o", model)
+    assert code == 0, seeded.msg(err)
+    npy = tmp_path / "x.npy"
+    np.save(npy, X)
+    for path in (npy, npz):
+        by_path, piped = _predicted_both_ways(capsys, monkeypatch, model, path)
+        assert piped == by_path, seeded.msg(path.name)
+        assert len(pd.read_csv(io.StringIO(piped))) == len(X), seeded.msg(path.name)
+    code, by_path, err = run(capsys, "eval", model, npz)
+    assert code == 0, seeded.msg(err)
+    _stdin(monkeypatch, npz.read_bytes())
+    code, piped, err = run(capsys, "eval", model, "-")
+    assert code == 0, seeded.msg(err)
+    assert piped == by_path.replace(str(npz), "standard input"), seeded.msg(piped)
+
+
+def test_eval_and_explain_read_standard_input(tmp_path, seeded, capsys, monkeypatch):
+    frame = _mixed_table(seeded.rng)
+    data = tmp_path / "d.csv"
+    frame.to_csv(data, index=False, sep=";", decimal=",")
+    model = tmp_path / "m.safetensors"
+    code, _, err = run(capsys, "train", "--data", data, "--target", "label",
+                       "--id-column", "rid", *FAST, "-o", model)  # fmt: skip
+    assert code == 0, seeded.msg(err)
+    for command in (("eval", model, "{}"), ("explain", model, "--data", "{}", "--sample", "2")):
+        code, by_path, err = run(capsys, *[str(a).format(data) for a in command])
+        assert code == 0, seeded.msg(err)
+        _stdin(monkeypatch, data.read_bytes())
+        code, piped, err = run(capsys, *[str(a).format("-") for a in command])
+        assert code == 0, seeded.msg(err)
+        assert piped == by_path.replace(str(data), "standard input"), seeded.msg(command[0])
+
+
+def test_standard_input_errors_name_it_by_line(tmp_path, capsys, monkeypatch):
+    data = tmp_path / "d.csv"
+    data.write_text("a,b,y\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(30)))
+    model = tmp_path / "m.safetensors"
+    code, _, err = run(capsys, "train", "--data", data, "--target", "y", *FAST, "-o", model)
+    assert code == 0, err
+    _stdin(monkeypatch, b"a,b\n1,2\n3,oops\n4,5\n")
+    code, out, err = run(capsys, "predict", model, "-")
+    assert code == 2 and out == "", err
+    assert err.startswith("wxb: error: standard input") and "line 3" in err, err
+    assert str(tmp_path) not in err and "wxb-stdin" not in err, err
+    # a zip that is not an NPZ (an .xlsx): one line naming what it is
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w") as archive:
+        archive.writestr("xl/workbook.xml", "<workbook/>")
+    _stdin(monkeypatch, packed.getvalue())
+    code, _, err = run(capsys, "predict", model, "-")
+    assert code == 2 and err.count("\n") == 1 and "zip archive" in err, err
+    # gzip of CSV, told from its bytes
+    _stdin(monkeypatch, gzip.compress(b"a,b\n1,2\n"))
+    code, out, err = run(capsys, "predict", model, "-")
+    assert code == 0 and out.startswith("prediction\n") and len(out.splitlines()) == 2, err
+
+
+def test_standard_input_at_a_terminal_or_for_train_is_refused(tmp_path, capsys, monkeypatch):
+    class Terminal(io.TextIOWrapper):
+        def isatty(self) -> bool:
+            return True
+
+    data = tmp_path / "d.csv"
+    data.write_text("a,y\n" + "".join(f"{i % 7},{i % 2}\n" for i in range(20)))
+    model = tmp_path / "m.safetensors"
+    code, _, err = run(capsys, "train", "--data", data, "--target", "y", *FAST, "-o", model)
+    assert code == 0, err
+    for command in (("predict", model, "-"), ("eval", model, "-")):
+        monkeypatch.setattr(sys, "stdin", Terminal(io.BytesIO(b"")))
+        code, _, err = run(capsys, *command)
+        assert code == 2 and "terminal" in err and err.count("\n") == 1, err
+    _stdin(monkeypatch, data.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    model.unlink()
+    code, _, err = run(capsys, "train", "--data", "-", "--target", "y", *FAST)
+    assert code == 2 and "standard input" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("train", "--plots", "-"),
+        ("train", "--checkpoint-dir", "-"),
+        ("plot", "history.json", "-o", "-"),
+    ],
+)
+def test_folder_options_refuse_a_dash(tmp_path, capsys, monkeypatch, argv):
+    monkeypatch.chdir(tmp_path)
+    Path("history.json").write_text(json.dumps({"loss": [1.0]}))
+    code, _, err = run(capsys, *argv, *FAST[:-1] * (argv[0] == "train"))
+    assert code == 2 and err.count("\n") == 1 and "('-')" in err, err
+    assert not Path("-").exists(), "a folder named '-' was made"
+    assert not Path("model.safetensors").exists()
