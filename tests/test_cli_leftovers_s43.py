@@ -182,3 +182,69 @@ def test_folder_options_refuse_a_dash(tmp_path, capsys, monkeypatch, argv):
     assert code == 2 and err.count("\n") == 1 and "('-')" in err, err
     assert not Path("-").exists(), "a folder named '-' was made"
     assert not Path("model.safetensors").exists()
+
+
+def _strict(text: str):
+    """json.loads refusing NaN, Infinity and -Infinity, as jq and JSON.parse do."""
+
+    def refuse(token: str):
+        raise ValueError(f"{token} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_history_json_is_standard_with_null_for_a_figure_that_is_not_finite(tmp_path, seeded):
+    import wxb
+    from wxb.nn import CrossEntropyLoss, Dense, Sequential
+    from wxb.plots import plot_history
+    from wxb.reporting import read_history
+
+    rng = seeded.rng
+    X = rng.normal(size=(int(rng.integers(30, 80)), 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    X_val = rng.normal(size=(int(rng.integers(3, 12)), 3)).astype(np.float32)
+    y_val = np.full(len(X_val), -100)  # every validation row ignored: val_loss 0/0
+    model = Sequential(Dense(3, 4), Dense(4, 2))
+    with pytest.warns(UserWarning, match="ignore_index"):
+        history = wxb.fit(model, X, y, loss=CrossEntropyLoss(ignore_index=-100),
+                          validation_data=(X_val, y_val), epochs=2, seed=0,
+                          verbose=False, diagnose=True)  # fmt: skip
+    assert np.isnan(history["val_loss"]).all()  # (PyTorch's mean over no row)
+    record = _strict(history.to_json())
+    figures = record["history"]
+    for key, values in history.history.items():
+        expected = [v if np.isfinite(v) else None for v in values]
+        assert figures[key] == expected, seeded.msg(key)
+    path = tmp_path / "history.json"
+    path.write_text(history.to_json())
+    assert read_history(path)["history"]["val_loss"] == [None, None]
+    pytest.importorskip("matplotlib")
+    assert plot_history(read_history(path), tmp_path / "plots")
+
+
+def test_model_info_is_standard_json_and_loads_its_nan_back(tmp_path, seeded, capsys):
+    import safetensors.numpy
+
+    import wxb
+    from wxb.data import read_safetensors_header, safetensors_bytes
+
+    rng = seeded.rng
+    n = 6  # 5 training rows and 1 test row: R² of one row is NaN, as scikit-learn's
+    frame = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)})
+    frame["y"] = frame["a"] * 3 + rng.normal(size=n)
+    data = tmp_path / "r.csv"
+    frame.to_csv(data, index=False)
+    model = tmp_path / "r.safetensors"
+    code, _, err = run(capsys, "train", "--data", data, "--target", "y", "--val-split", "0",
+                       *FAST, "-o", model)  # fmt: skip
+    assert code == 0, seeded.msg(err)
+    metadata = read_safetensors_header(model)["__metadata__"]
+    info = _strict(metadata["info"])
+    assert info["test"]["r2"] == {"__float__": "nan"}, seeded.msg(str(info["test"]))
+    assert np.isnan(wxb.load(model).info["test"]["r2"])
+    # a file written before, with a NaN token there, still loads
+    metadata["info"] = metadata["info"].replace('{"__float__": "nan"}', "NaN")
+    old = tmp_path / "old.safetensors"
+    old.write_bytes(safetensors_bytes(safetensors.numpy.load_file(model), metadata))
+    assert np.isnan(wxb.load(old).info["test"]["r2"])
+    assert wxb.load(old).info["test"]["mse"] == wxb.load(model).info["test"]["mse"]

@@ -271,7 +271,7 @@ def read(path: Path) -> Checkpoint:
         arrays = safetensors_load(payload)
     except (SafetensorError, ValueError) as exc:
         raise CheckpointFileError(f"{name} cannot be read ({exc})") from None
-    return Checkpoint(path, _decode_floats(meta), arrays)
+    return Checkpoint(path, decode_floats(meta), arrays)
 
 
 def encode_floats(value: Any) -> Any:
@@ -285,13 +285,13 @@ def encode_floats(value: Any) -> Any:
     return value
 
 
-def _decode_floats(value: Any) -> Any:
+def decode_floats(value: Any) -> Any:
     if isinstance(value, dict):
         if set(value) == {"__float__"}:
             return float(value["__float__"])
-        return {k: _decode_floats(v) for k, v in value.items()}
+        return {k: decode_floats(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_decode_floats(v) for v in value]
+        return [decode_floats(v) for v in value]
     return value
 
 

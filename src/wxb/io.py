@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from wxb.checkpoint import decode_floats, encode_floats
 from wxb.data import atomic_write, read_safetensors_header, safetensors_bytes
 from wxb.errors import ConfigError, ModelFileError, ShapeError, WxbError
 from wxb.nn import layers
@@ -112,6 +113,11 @@ def save(model: Module, path: str | Path) -> Path:
     _check_info_keys(model.info, "model.info")
     try:
         info = json.dumps(model.info, default=_json_default)
+        # NaN and ±inf (R² of one test row, a user's figure) are no JSON, and a strict
+        # parser (jq, JSON.parse) refused the info: tagged as the checkpoints tag them
+        # ({"__float__": "nan"}), read back as the float by load
+        if any(word in info for word in ("NaN", "Infinity")):
+            info = json.dumps(encode_floats(json.loads(info)), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"cannot save model.info: {exc}") from None
     metadata = {
@@ -491,7 +497,7 @@ def load(path: str | Path) -> Module:
     header = _read_header(path)
     metadata = _metadata(path, header)
     architecture = _json_field(path, metadata, "architecture", None)
-    info = _json_field(path, metadata, "info", {})
+    info = decode_floats(_json_field(path, metadata, "info", {}))
     ties = _json_field(path, metadata, "ties", {})
     frozen = _json_field(path, metadata, "frozen", [])
     stored = _stored_tensors(path, header)

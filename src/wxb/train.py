@@ -72,6 +72,18 @@ from wxb.tables import coarsened_columns, column_names, feature_rounding_warning
 from wxb.tensor import Tensor, no_grad
 
 
+def _null_if_not_finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _null_if_not_finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_null_if_not_finite(v) for v in value]
+    if isinstance(value, np.generic):  # (a diagnostic's NumPy scalar)
+        return _null_if_not_finite(value.item())
+    return value
+
+
 @dataclass
 class History:
     """Per-epoch figures, keyed as Keras does: loss, accuracy, val_loss, val_accuracy, lr."""
@@ -127,7 +139,10 @@ class History:
         return figures
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
+        """Standard JSON: a figure that is NaN or ±inf (a loss of rows that all weigh
+        nothing, a norm that overflowed) is null, as a figure the epoch does not have
+        (NaN and Infinity are not JSON: jq, JSON.parse and strict parsers refused the file)."""
+        return json.dumps(_null_if_not_finite(self.to_dict()), indent=2, allow_nan=False)
 
     @classmethod
     def from_dict(cls, figures: dict[str, Any]) -> History:
