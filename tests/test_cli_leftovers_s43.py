@@ -139,6 +139,14 @@ def test_standard_input_errors_name_it_by_line(tmp_path, capsys, monkeypatch):
     _stdin(monkeypatch, packed.getvalue())
     code, _, err = run(capsys, "predict", model, "-")
     assert code == 2 and err.count("\n") == 1 and "zip archive" in err, err
+    # a JSON array of objects: refused as the same file by its path is
+    array = tmp_path / "rows.json"
+    array.write_text(json.dumps([{"a": 1, "b": 2}, {"a": 3, "b": 4}], indent=1))
+    code, _, by_path = run(capsys, "predict", model, array)
+    assert code == 2, by_path
+    _stdin(monkeypatch, array.read_bytes())
+    code, _, err = run(capsys, "predict", model, "-")
+    assert code == 2 and err == by_path.replace(str(array), "standard input"), err
     # gzip of CSV, told from its bytes
     _stdin(monkeypatch, gzip.compress(b"a,b\n1,2\n"))
     code, out, err = run(capsys, "predict", model, "-")

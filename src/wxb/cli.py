@@ -11,6 +11,7 @@ import inspect
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import sys
@@ -603,7 +604,7 @@ COMPRESSED_MAGIC = {
 
 def _stdin_suffix(path: Path) -> str:
     with path.open("rb") as handle:
-        head = handle.read(8)
+        head = handle.read(1 << 12)
     for magic, suffix in MAGIC.items():
         if head.startswith(magic):
             return suffix
@@ -633,8 +634,12 @@ def _stdin_suffix(path: Path) -> str:
 
 
 def _text_suffix(head: bytes) -> str:
-    """JSON Lines where the first thing written is an object, else CSV."""
-    return ".jsonl" if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{") else ".csv"
+    """JSON Lines where the first thing written is an object, JSON where it is an array
+    of objects (which the JSON reader refuses by name, as for a file), else CSV."""
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if text.startswith(b"{"):
+        return ".jsonl"
+    return ".json" if re.match(rb"\[\s*\{", text) else ".csv"
 
 
 def _pyarrow_stream(path: Path, compression: str):
