@@ -256,3 +256,46 @@ def test_model_info_is_standard_json_and_loads_its_nan_back(tmp_path, seeded, ca
     old.write_bytes(safetensors_bytes(safetensors.numpy.load_file(model), metadata))
     assert np.isnan(wxb.load(old).info["test"]["r2"])
     assert wxb.load(old).info["test"]["mse"] == wxb.load(model).info["test"]["mse"]
+
+
+def test_report_of_a_regression_in_big_units_draws_its_histograms(tmp_path, seeded, capsys):
+    """One output of 1e17 (a row's Z, ŷ): lo − 0.5 == lo, and np.histogram's refusal of
+    a range of no width was a traceback from wxb report (and wxb train --report)."""
+    rng = seeded.rng
+    n = int(rng.integers(60, 120))
+    frame = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)})
+    unit = 10.0 ** rng.uniform(16, 20)
+    frame["y"] = (5 + frame["a"] + 0.3 * frame["b"]) * unit
+    data = tmp_path / "big.csv"
+    frame.to_csv(data, index=False)
+    model = tmp_path / "m.safetensors"
+    code, _, err = run(capsys, "train", "--data", data, "--target", "y", "--dtype", "float64",
+                       *FAST, "-o", model)  # fmt: skip
+    assert code == 0, seeded.msg(err)
+    page = tmp_path / "r.html"
+    code, _, err = run(capsys, "report", model, "--data", data, "--no-floor", "-o", page)
+    assert code == 0 and page.is_file(), seeded.msg(err)
+
+
+def test_summarise_bins_huge_and_constant_values_as_numpy_does(seeded):
+    from wxb.reporting import HISTOGRAM_BINS, summarise
+
+    rng = seeded.rng
+    for _ in range(20):
+        exponent = float(rng.uniform(0, 307))
+        values = rng.normal(size=int(rng.integers(2, 50))) * 10.0**exponent
+        shown = summarise(values)["histogram"]
+        scale = 10.0 ** (exponent - 1)  # numpy on values brought into range by another scale
+        expected, _ = np.histogram(values / scale, bins=HISTOGRAM_BINS,
+                                   range=(values.min() / scale, values.max() / scale))  # fmt: skip
+        assert shown["counts"] == expected.tolist(), seeded.msg(f"10^{exponent:.1f}")
+        assert (shown["lo"], shown["hi"]) == (values.min(), values.max())
+        norm = np.linalg.norm(values / scale) * scale
+        assert summarise(values)["norm"] == pytest.approx(norm, rel=1e-12), seeded.msg("norm")
+        constant = np.full(int(rng.integers(1, 5)), values[0])
+        shown = summarise(constant)["histogram"]
+        assert shown["lo"] < values[0] < shown["hi"], seeded.msg(str(shown))
+        assert sum(shown["counts"]) == len(constant)
+    huge = np.array([-1.7e308, 1.7e308, *rng.normal(size=5)])
+    shown = summarise(huge)["histogram"]
+    assert shown["counts"][0] == shown["counts"][-1] == 1 and sum(shown["counts"]) == 7

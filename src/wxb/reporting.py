@@ -335,20 +335,33 @@ def summarise(value: np.ndarray | float, cap: int = MAX_GRID) -> dict[str, Any]:
     if array.ndim == 0:
         return {"shape": [], "value": float(array)}
     finite = array[np.isfinite(array)]
+    # ‖·‖ and the bins in units of a power of two, which scales exactly: the squares of
+    # entries past 1e154 overflowed (a norm of 1e160 shown as ∞), and hi − lo of
+    # −1e308 … 1e308 too, which np.histogram refused
+    shift = -math.frexp(float(np.abs(finite).max()))[1] if finite.size else 0
+    with np.errstate(over="ignore"):  # a norm past float64's range is ∞ indeed
+        norm = float(np.ldexp(np.linalg.norm(np.ldexp(finite, shift)), -shift))
     out: dict[str, Any] = {
         "shape": list(array.shape),
         "min": float(finite.min()) if finite.size else None,
         "max": float(finite.max()) if finite.size else None,
         "mean": float(finite.mean()) if finite.size else None,
-        "norm": float(np.linalg.norm(finite)),
+        "norm": norm,
         "zeros": float(np.mean(array == 0)),
         "nonfinite": int(array.size - finite.size),
     }
     if finite.size:
         lo, hi = float(finite.min()), float(finite.max())
-        if lo == hi:
-            lo, hi = lo - 0.5, hi + 0.5
-        counts, _ = np.histogram(finite, bins=HISTOGRAM_BINS, range=(lo, hi))
+        if lo == hi:  # by its size: at 1e17, lo − 0.5 is lo, and np.histogram refused
+            pad = max(0.5, abs(lo) * 2.0**-40)  # (a regression's one output in big units)
+            top = float(np.finfo(np.float64).max)
+            lo, hi = max(lo - pad, -top), min(hi + pad, top)
+        shift = -math.frexp(max(abs(lo), abs(hi)))[1]
+        counts, _ = np.histogram(
+            np.ldexp(finite, shift),
+            bins=HISTOGRAM_BINS,
+            range=(math.ldexp(lo, shift), math.ldexp(hi, shift)),
+        )
         out["histogram"] = {"lo": lo, "hi": hi, "counts": counts.tolist()}
     if array.ndim == 1 or (array.ndim == 2 and 1 in array.shape):
         flat = array.reshape(-1)
