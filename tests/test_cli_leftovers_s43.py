@@ -147,6 +147,12 @@ def test_standard_input_errors_name_it_by_line(tmp_path, capsys, monkeypatch):
     _stdin(monkeypatch, array.read_bytes())
     code, _, err = run(capsys, "predict", model, "-")
     assert code == 2 and err == by_path.replace(str(array), "standard input"), err
+    # gzip of an NPY: refused by name, as a file x.npy.gz is
+    packed = io.BytesIO()
+    np.save(packed, np.ones((3, 2)))
+    _stdin(monkeypatch, gzip.compress(packed.getvalue()))
+    code, _, err = run(capsys, "predict", model, "-")
+    assert code == 2 and err.count("\n") == 1 and "gzip-compressed npy" in err, err
     # gzip of CSV, told from its bytes
     _stdin(monkeypatch, gzip.compress(b"a,b\n1,2\n"))
     code, out, err = run(capsys, "predict", model, "-")

@@ -629,6 +629,13 @@ def _stdin_suffix(path: Path) -> str:
                 raise DataError(
                     f"{STDIN_NAME}: not readable {COMPRESSED[suffix]} ({exc})"
                 ) from None
+            inner = [kind for magic, kind in MAGIC.items() if text.startswith(magic)]
+            if inner or text.startswith(b"PK"):  # as a file's name: CSV and JSON Lines only
+                raise DataError(
+                    f"{STDIN_NAME} holds {COMPRESSED[suffix]}-compressed "
+                    f"{(inner or ['.zip'])[0][1:]} data; wxb reads compressed CSV and JSON "
+                    "Lines only: decompress it first"
+                )
             return _text_suffix(text) + suffix
     return _text_suffix(head)
 
