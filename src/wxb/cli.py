@@ -529,7 +529,9 @@ def read_options(args: argparse.Namespace, path: object = None, model=None) -> d
 
 STDIN = "-"  # a data argument of '-' (predict, eval, explain, report): standard input
 STDIN_NAME = "standard input"
-_spooled: dict[str, Any] = {}  # standard input once read, for the rest of the command
+# standard input once read, for the rest of the command: each thread its own (commands
+# run at once in threads; one ending removed another's copy)
+_spooled = threading.local()
 
 
 def data_name(path: object) -> str:
@@ -564,8 +566,8 @@ def spool_stdin() -> Path:
     cannot be; the format is told by the bytes, as there is no file name: NPY, NPZ,
     Parquet, Feather/Arrow (file or stream), gzip/bz2/zstd/lz4 of CSV or JSON Lines,
     JSON Lines (a first '{'), else CSV."""
-    if "path" in _spooled:
-        return _spooled["path"]
+    if getattr(_spooled, "path", None) is not None:
+        return _spooled.path
     stream = getattr(sys.stdin, "buffer", None)
     if sys.stdin is None or stream is None or sys.stdin.closed:
         raise DataError("the table is '-', standard input, which is closed; give a file path")
@@ -575,14 +577,14 @@ def spool_stdin() -> Path:
             "(cat new.csv | wxb predict MODEL -) or give its path (./- for a file named '-')"
         )
     folder = Path(tempfile.mkdtemp(prefix="wxb-stdin-"))
-    _spooled["folder"] = folder
+    _spooled.folder = folder
     raw = folder / "stdin"
     with raw.open("wb") as handle:
         while chunk := stream.read(1 << 20):
             handle.write(chunk)
     path = folder / f"stdin{_stdin_suffix(raw)}"
     raw.rename(path)
-    _spooled["path"] = path
+    _spooled.path = path
     return path
 
 
@@ -656,8 +658,8 @@ def _pyarrow_stream(path: Path, compression: str):
 
 
 def _forget_stdin() -> None:
-    folder = _spooled.pop("folder", None)
-    _spooled.clear()
+    folder = getattr(_spooled, "folder", None)
+    _spooled.folder = _spooled.path = None
     if folder is not None:
         shutil.rmtree(folder, ignore_errors=True)
 
