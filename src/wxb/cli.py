@@ -546,15 +546,10 @@ def read_data(args: argparse.Namespace, path: str, model=None, **extra: Any) -> 
     if str(path) != STDIN:
         return read_table(path, **read_options(args, path, model), **extra)
     spooled = str(spool_stdin())
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            table = read_table(spooled, **read_options(args, spooled, model), **extra)
-        except WxbError as exc:  # named as the user gave it, not by the spooled copy
-            raise type(exc)(str(exc).replace(spooled, STDIN_NAME)) from None
-    for warning in caught:
-        text = str(warning.message).replace(spooled, STDIN_NAME)
-        warnings.warn_explicit(text, warning.category, warning.filename, warning.lineno)
+    try:
+        table = read_table(spooled, **read_options(args, spooled, model), **extra)
+    except WxbError as exc:  # named as the user gave it, not by the spooled copy
+        raise type(exc)(str(exc).replace(spooled, STDIN_NAME)) from None
     table.source = STDIN_NAME
     return table
 
