@@ -305,3 +305,32 @@ def test_summarise_bins_huge_and_constant_values_as_numpy_does(seeded):
     huge = np.array([-1.7e308, 1.7e308, *rng.normal(size=5)])
     shown = summarise(huge)["histogram"]
     assert shown["counts"][0] == shown["counts"][-1] == 1 and sum(shown["counts"]) == 7
+
+
+def test_a_history_with_null_norms_is_read_back_by_report_and_plot(tmp_path, seeded, capsys):
+    """A norm that overflowed is null in the history (to_json): wxb report's check of the
+    history against the model took float(None), a traceback."""
+    import math
+
+    import wxb
+    from wxb.nn import Dense, ReLU, Sequential
+
+    rng = seeded.rng
+    X = rng.normal(size=(int(rng.integers(40, 90)), 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    model = Sequential(Dense(3, 4), ReLU(), Dense(4, 2))
+    history = wxb.fit(model, X, y, epochs=3, seed=0, verbose=False, diagnose=True)
+    history.diagnostics[0]["layers"][0]["weight_norm"] = math.inf  # (as if overflowed)
+    history.diagnostics[1]["layers"][1]["delta_norm"] = math.nan
+    record = _strict(history.to_json())
+    assert record["diagnostics"][0]["layers"][0]["weight_norm"] is None
+    model.info["task"] = "classification"
+    path, saved = tmp_path / "h.json", tmp_path / "m.safetensors"
+    path.write_text(history.to_json())
+    wxb.save(model, saved)
+    code, _, err = run(capsys, "report", saved, "--history", path, "--no-floor",
+                       "-o", tmp_path / "r.html")  # fmt: skip
+    assert code == 0, seeded.msg(err)
+    pytest.importorskip("matplotlib")
+    code, _, err = run(capsys, "plot", path, "-o", tmp_path / "plots")
+    assert code == 0, seeded.msg(err)

@@ -229,7 +229,8 @@ def check_history_matches(model: Module, record: dict[str, Any], source: str = "
         return
     mine = [float(np.sqrt(np.vdot(denses[i].weight.data, denses[i].weight.data))) for i in checked]
     for entry in diagnostics:
-        theirs = [float(entry["layers"][i]["weight_norm"]) for i in checked]
+        # (null: a norm that was not finite, as History.to_json writes it)
+        theirs = [_float_or_nan(entry["layers"][i]["weight_norm"]) for i in checked]
         if np.allclose(theirs, mine, rtol=1e-5, atol=0):
             return
     raise DataError(
@@ -240,6 +241,10 @@ def check_history_matches(model: Module, record: dict[str, Any], source: str = "
 
 def _history_source(history: object) -> str:
     return str(history) if isinstance(history, (str, Path)) else "history"
+
+
+def _float_or_nan(value: object) -> float:
+    return math.nan if value is None else float(value)
 
 
 def _is_number_or_none(value: object) -> bool:
