@@ -298,6 +298,8 @@ def test_summarise_bins_huge_and_constant_values_as_numpy_does(seeded):
         assert (shown["lo"], shown["hi"]) == (values.min(), values.max())
         norm = np.linalg.norm(values / scale) * scale
         assert summarise(values)["norm"] == pytest.approx(norm, rel=1e-12), seeded.msg("norm")
+        mean = np.mean(values / scale) * scale
+        assert summarise(values)["mean"] == pytest.approx(mean, rel=1e-9, abs=1e-12 * norm)
         constant = np.full(int(rng.integers(1, 5)), values[0])
         shown = summarise(constant)["histogram"]
         assert shown["lo"] < values[0] < shown["hi"], seeded.msg(str(shown))
@@ -305,6 +307,7 @@ def test_summarise_bins_huge_and_constant_values_as_numpy_does(seeded):
     huge = np.array([-1.7e308, 1.7e308, *rng.normal(size=5)])
     shown = summarise(huge)["histogram"]
     assert shown["counts"][0] == shown["counts"][-1] == 1 and sum(shown["counts"]) == 7
+    assert summarise(np.array([1.7e308, 1.5e308]))["mean"] == pytest.approx(1.6e308)
 
 
 def test_a_history_with_null_norms_is_read_back_by_report_and_plot(tmp_path, seeded, capsys):

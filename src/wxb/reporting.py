@@ -340,17 +340,19 @@ def summarise(value: np.ndarray | float, cap: int = MAX_GRID) -> dict[str, Any]:
     if array.ndim == 0:
         return {"shape": [], "value": float(array)}
     finite = array[np.isfinite(array)]
-    # ‖·‖ and the bins in units of a power of two, which scales exactly: the squares of
-    # entries past 1e154 overflowed (a norm of 1e160 shown as ∞), and hi − lo of
-    # −1e308 … 1e308 too, which np.histogram refused
+    # ‖·‖, the mean and the bins in units of a power of two, which scales exactly: the
+    # squares of entries past 1e154 overflowed (a norm of 1e160 shown as ∞), and hi − lo
+    # of −1e308 … 1e308 too, which np.histogram refused
     shift = -math.frexp(float(np.abs(finite).max()))[1] if finite.size else 0
     with np.errstate(over="ignore"):  # a norm past float64's range is ∞ indeed
         norm = float(np.ldexp(np.linalg.norm(np.ldexp(finite, shift)), -shift))
+    # (the sum of 1e308s overflowed as well)
+    mean = float(np.ldexp(np.ldexp(finite, shift).mean(), -shift)) if finite.size else None
     out: dict[str, Any] = {
         "shape": list(array.shape),
         "min": float(finite.min()) if finite.size else None,
         "max": float(finite.max()) if finite.size else None,
-        "mean": float(finite.mean()) if finite.size else None,
+        "mean": mean,
         "norm": norm,
         "zeros": float(np.mean(array == 0)),
         "nonfinite": int(array.size - finite.size),
