@@ -337,3 +337,22 @@ def test_a_history_with_null_norms_is_read_back_by_report_and_plot(tmp_path, see
     pytest.importorskip("matplotlib")
     code, _, err = run(capsys, "plot", path, "-o", tmp_path / "plots")
     assert code == 0, seeded.msg(err)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("train", "--plots", ""),
+        ("train", "--history", ""),
+        ("train", "--report", ""),
+        ("plot", "history.json", "-o", ""),
+    ],
+)
+def test_output_options_refuse_an_empty_path(tmp_path, capsys, monkeypatch, argv):
+    """'' (a "$DIR" left unset): train wrote no plots, history or report without a word,
+    and wxb plot wrote its charts into the current folder."""
+    monkeypatch.chdir(tmp_path)
+    Path("history.json").write_text(json.dumps({"history": {"loss": [1.0, 0.5]}}))
+    code, _, err = run(capsys, *argv, *FAST[:-1] * (argv[0] == "train"))
+    assert code == 2 and err.count("\n") == 1 and "''" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["history.json"]

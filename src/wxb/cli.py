@@ -814,6 +814,9 @@ def check_train_options(args: argparse.Namespace) -> None:
         raise ConfigError(f"--checkpoint-dir is {args.checkpoint_dir!r}; give a folder")
     if args.checkpoint_dir is not None:
         wdata.check_folder_name(args.checkpoint_dir, "--checkpoint-dir")
+    for name in ("history", "report", "plots"):  # '' ("$DIR" unset) wrote nothing, unsaid
+        if getattr(args, name) is not None and not getattr(args, name).strip():
+            raise ConfigError(f"--{name} is {getattr(args, name)!r}; give a path")
     if args.data == STDIN:  # (it said there was no file '-', or read a file of that name)
         raise ConfigError(
             "wxb train reads --data from a file, not standard input ('-'): --resume reads it "

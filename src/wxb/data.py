@@ -183,7 +183,10 @@ def check_can_write(
 
 def check_folder_name(folder: str | Path, option: str) -> None:
     """A folder option given '-', standard output's usual name, as the file options are
-    refused it (check_can_write): it made a folder named '-' in the current one."""
+    refused it (check_can_write): it made a folder named '-' in the current one; or
+    given nothing ('')."""
+    if not str(folder).strip():  # (Path('') is '.': the charts went to the current folder)
+        raise DataError(f"{option} is {str(folder)!r}; give a folder path")
     if str(folder) == "-":
         raise DataError(
             f"{option} takes a folder, not standard output ('-'); give a folder path "
