@@ -356,3 +356,39 @@ def test_output_options_refuse_an_empty_path(tmp_path, capsys, monkeypatch, argv
     code, _, err = run(capsys, *argv, *FAST[:-1] * (argv[0] == "train"))
     assert code == 2 and err.count("\n") == 1 and "''" in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["history.json"]
+
+
+def test_predict_says_which_regression_outputs_are_not_finite(tmp_path, seeded, capsys):
+    """A regression's predict writes inf and NaN outputs as they are (eval and a
+    classifier refuse them); numpy's overflow warnings from inside the network, with
+    their file paths, were all that told of them."""
+    import wxb
+
+    rng = seeded.rng
+    n = int(rng.integers(40, 80))
+    frame = pd.DataFrame({"x": rng.normal(size=n), "z": rng.normal(size=n)})
+    frame["y"] = 2 * frame["x"] - frame["z"] + rng.normal(size=n) * 0.1
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    model = tmp_path / "m.safetensors"
+    code, _, err = run(capsys, "train", "--data", tmp_path / "train.csv", "--target", "y",
+                       *FAST, "-o", model)  # fmt: skip
+    assert code == 0, seeded.msg(err)
+    network = wxb.load(model)
+    for parameter in network.parameters():  # weights that overflow float32 on large inputs
+        parameter.data *= 1e15
+    wxb.save(network, model)
+    far = frame[["x", "z"]].copy()
+    rows = np.sort(rng.choice(n, size=int(rng.integers(2, 5)), replace=False))
+    far.loc[rows, "x"] = 1e10 * np.resize([1.0, -1.0], len(rows))  # each way: some unit fires
+    far.to_csv(tmp_path / "far.csv", index=False)
+    with np.errstate(over="ignore", invalid="ignore"):
+        expected = wxb.load(model).predict(far).astype(np.float64).ravel()
+    bad = np.flatnonzero(~np.isfinite(expected))
+    assert len(bad), seeded.msg("no output overflowed")
+    code, out, err = run(capsys, "predict", model, tmp_path / "far.csv")
+    assert code == 0, seeded.msg(err)
+    assert err.count("\n") == 1 and err.startswith("wxb: warning: "), seeded.msg(out + err)
+    assert "Warning" not in err, err
+    assert f"line {bad[0] + 2}" in err and f"({len(bad)} row" in err, seeded.msg(err)
+    written = pd.read_csv(io.StringIO(out))["prediction"].to_numpy()
+    np.testing.assert_array_equal(written, expected, err_msg=seeded.msg("predictions"))

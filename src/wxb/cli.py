@@ -1441,7 +1441,8 @@ def run_eval(args: argparse.Namespace) -> None:
                 "the model does on new data",
                 file=sys.stderr,
             )
-    output = model.predict(X)
+    with np.errstate(over="ignore", invalid="ignore"):  # said in one line just below
+        output = model.predict(X)
     check_outputs_finite(output, labelled.table, args.model)
     check_classes_fit(model, output, args.model)  # before a label index is scored
     figures = report(model, X, y, loss, task)
@@ -1461,15 +1462,23 @@ def run_eval(args: argparse.Namespace) -> None:
 def check_outputs_finite(output: np.ndarray, table: Table, model_path: str) -> None:
     """Refuse outputs that are inf or NaN (inputs far beyond the training data overflow
     the network): no class can be read from them, and no figure scored."""
+    message = outputs_not_finite(output, table, model_path)
+    if message:
+        raise DataError(message)
+
+
+def outputs_not_finite(output: np.ndarray, table: Table, model_path: str) -> str | None:
+    """Which rows' outputs are inf or NaN, as a message (None: all finite)."""
     # (each row's values; (len, -1) cannot be reshaped from no rows)
     bad = ~np.isfinite(output.reshape(len(output), math.prod(output.shape[1:]))).all(axis=1)
-    if bad.any():
-        rows = np.flatnonzero(bad)
-        raise DataError(
-            f"{table.source}, {table.row_names(rows)}: {model_path} gives outputs that are "
-            f"not finite numbers ({len(rows)} row{'s' * (len(rows) > 1)}); their inputs may "
-            "lie far outside the data it was trained on"
-        )
+    if not bad.any():
+        return None
+    rows = np.flatnonzero(bad)
+    return (
+        f"{table.source}, {table.row_names(rows)}: {model_path} gives outputs that are "
+        f"not finite numbers ({len(rows)} row{'s' * (len(rows) > 1)}); their inputs may "
+        "lie far outside the data it was trained on"
+    )
 
 
 def warn_if_task_guessed(model, path: str, task: str) -> None:
@@ -1817,10 +1826,14 @@ def run_predict(args: argparse.Namespace) -> None:
     # a file of a header alone: the predictions' header alone, as pandas reads it (no rows)
     table = read_data(args, args.input, model, no_rows=True)
     X = features_for(model, table, no_rows=True)
-    output = model.predict(X)
+    with np.errstate(over="ignore", invalid="ignore"):  # said in one line just below
+        output = model.predict(X)
     if task == "classification":  # no class is read from inf or NaN (a number may be)
         check_outputs_finite(output, table, args.model)
         check_classes_fit(model, output, args.model)
+    elif message := outputs_not_finite(output, table, args.model):  # written, but said:
+        # numpy's overflow warnings from inside the network were all that told of them
+        print(f"wxb: warning: {message}; written as they are (inf, nan)", file=sys.stderr)
     header, columns = prediction_table(model, output, args.proba)
     id_column = model.info.get("id_column")
     if id_column and id_column in table:  # row order is kept: each row's id beside it
