@@ -2645,6 +2645,195 @@ def _copy_in(self: Tensor, src: object, non_blocking: bool = False) -> Tensor:
     return self
 
 
+# -- more of torch's everyday names (sin, cos, sign, norm, dot, prod, cumsum, casts) ----
+def sin(a: object) -> Tensor:
+    a = as_tensor(a)
+    A = a.data
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (g * np.cos(A),)  # (sin A)′ = cos A
+
+    return Tensor.from_op(np.sin(A), "sin", (a,), backward)
+
+
+def cos(a: object) -> Tensor:
+    a = as_tensor(a)
+    A = a.data
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (-g * np.sin(A),)  # (cos A)′ = −sin A
+
+    return Tensor.from_op(np.cos(A), "cos", (a,), backward)
+
+
+def sign(a: object) -> Tensor:
+    """−1, 0 or 1 (NaN stays NaN), as torch's sign; recorded with gradient 0, as torch's."""
+    a = as_tensor(a)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (np.zeros_like(g),)  # piecewise constant: ∂ sign(A)/∂A = 0
+
+    return Tensor.from_op(np.sign(a.data), "sign", (a,), backward, reads_inputs=False)
+
+
+def norm(a: Tensor, p: object = "fro", dim: object = None, keepdim: bool = False) -> Tensor:
+    """‖A‖_p over ``dim`` (None: every element), as torch's ``t.norm``: p = 2 ('fro'),
+    1, any finite p ≥ 1, or inf. Taken in float64 (the sum of |a|^p of many float32
+    values drifts as torch's does not), in A's dtype after. ∂‖A‖_p/∂a = sign(a)·|a|^(p−1)
+    / ‖A‖^(p−1), and 0 where ‖A‖ = 0 (torch's choice for the kink at zero); for inf the
+    elements tying for the largest |a| share it evenly."""
+    if p == "fro":
+        p = 2
+    if isinstance(p, bool) or not _is_number(p) or not (p >= 1 or p == math.inf):
+        raise ConfigError(f"norm: p must be 'fro', a number ≥ 1 or inf; got {p!r}")
+    p = float(p)
+    keepdim = _flag(keepdim, "norm")
+    A = a.data
+    if isinstance(dim, (tuple, list)) and dim:
+        axes = tuple(sorted({_axis(d, A.ndim, "norm") for d in dim}))
+    elif dim is None or isinstance(dim, (tuple, list)):  # (torch's dim=(): every dimension)
+        axes = tuple(range(A.ndim))
+    else:
+        axes = (_axis(dim, A.ndim, "norm"),)
+    axes = tuple(i for i in axes if i < A.ndim)  # (a 0-d tensor's dim 0 is itself)
+    magnitude = np.abs(A.astype(np.float64))
+    if p == math.inf:
+        total = magnitude.max(axis=axes, keepdims=True, initial=0.0)
+    elif p == 2:
+        total = np.sqrt(np.sum(magnitude * magnitude, axis=axes, keepdims=True))
+    elif p == 1:
+        total = np.sum(magnitude, axis=axes, keepdims=True)
+    else:
+        total = np.sum(magnitude**p, axis=axes, keepdims=True) ** (1 / p)
+    out = total if keepdim else np.squeeze(total, axis=axes)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        g = g if keepdim else np.expand_dims(g, axes)
+        signs = np.sign(A.astype(np.float64))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if p == math.inf:
+                hit = (magnitude == total) & (total > 0)
+                share = hit / np.sum(hit, axis=axes, keepdims=True)
+                grad = g * signs * np.nan_to_num(share)
+            elif p == 1:
+                grad = g * signs
+            else:
+                ratio = signs * (magnitude / total) ** (p - 1)  # |a|^(p−1) / ‖A‖^(p−1)
+                grad = g * np.where(total > 0, ratio, 0.0)
+        return (np.asarray(grad).astype(A.dtype, copy=False),)
+
+    return Tensor.from_op(np.asarray(out).astype(A.dtype), "norm", (a,), backward)
+
+
+def dot(a: object, b: object) -> Tensor:
+    """a·b of two vectors of one length, as torch's dot (which refuses anything else)."""
+    a, b = as_tensor(a), as_tensor(b)
+    if a.ndim != 1 or b.ndim != 1 or a.shape != b.shape:
+        raise ShapeError(
+            f"dot: needs two vectors of one length; got {_dims(a.shape)} and {_dims(b.shape)} "
+            "(use matmul or @ for matrices)"
+        )
+    return matmul(a, b)  # v @ w: a 0-d value, its gradients g·b and g·a
+
+
+def prod(a: Tensor, dim: object = None, keepdim: bool = False) -> Tensor:
+    """Π of the elements (along ``dim``), as torch's. ∂Π/∂a_i is the product of the
+    others, taken as (product of those before) · (product of those after): exact where
+    some a are 0 (Π/a_i would be 0/0), as torch's gives it."""
+    keepdim = _flag(keepdim, "prod")
+    A = a.data
+    if dim is None:
+        axis, flat = 0, A.reshape(-1)
+    else:
+        axis, flat = _axis(dim, A.ndim, "prod"), A
+        if A.ndim == 0:
+            flat = A.reshape(1)
+    out = np.prod(flat, axis=axis, keepdims=keepdim and dim is not None)
+    if (dim is None and keepdim) or A.ndim == 0:
+        out = out.reshape((1,) * A.ndim)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        ones = np.ones_like(np.take(flat, [0], axis=axis)) if flat.shape[axis] else None
+        if ones is None:  # an empty product: nothing to send back
+            return (np.zeros(A.shape, dtype=A.dtype),)
+        before = np.cumprod(np.concatenate([ones, flat], axis=axis), axis=axis)
+        before = np.delete(before, -1, axis=axis)
+        reversed_ = np.flip(flat, axis=axis)
+        after = np.cumprod(np.concatenate([ones, reversed_], axis=axis), axis=axis)
+        after = np.flip(np.delete(after, -1, axis=axis), axis=axis)
+        given = g.reshape(()) if dim is None else g if keepdim else np.expand_dims(g, axis)
+        return ((given * before * after).reshape(A.shape).astype(A.dtype, copy=False),)
+
+    return Tensor.from_op(np.asarray(out, dtype=A.dtype), "Π", (a,), backward)
+
+
+def cumsum(a: Tensor, dim: object) -> Tensor:
+    """Running sums along ``dim``, as torch's: ∂L/∂a_i = Σ_{j ≥ i} g_j, the running sum of
+    G taken from the other end."""
+    A = a.data
+    axis = _axis(dim, A.ndim, "cumsum")
+    if A.ndim == 0:
+        return clone(a)  # torch's cumsum of a 0-d tensor: itself
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (np.flip(np.cumsum(np.flip(g, axis), axis=axis), axis),)
+
+    return Tensor.from_op(np.cumsum(A, axis=axis), "cumsum", (a,), backward, reads_inputs=False)
+
+
+def _cast(a: Tensor, dtype: object) -> Tensor:
+    return a if dtype is None else astype(a, resolve_dtype(dtype))
+
+
+def whole_numbers(a: Tensor, dtype: object) -> np.ndarray:
+    """``t.long()``, ``t.int()``: the values truncated towards zero, as an integer array
+    (as argmax gives indices: no gradient, as torch's integer tensors have none)."""
+    with np.errstate(invalid="ignore"):  # NaN and ±inf: what torch's cast gives, unchecked
+        return np.asarray(a.data).astype(dtype)
+
+
+_INTEGER_TYPES = {"torch.LongTensor": np.int64, "torch.IntTensor": np.int32}
+_FLOAT_TYPE_NAMES = {
+    np.dtype(np.float32): "torch.FloatTensor",
+    np.dtype(np.float64): "torch.DoubleTensor",
+}
+
+
+def _type(self: Tensor, dtype: object = None, non_blocking: bool = False) -> object:
+    """``t.type()``: torch's type name ('torch.FloatTensor', 'torch.DoubleTensor'), which
+    ported code compares with; ``t.type(dtype)``: the cast, as ``t.to(dtype)`` (an integer
+    dtype gives the whole numbers, as ``long()``)."""
+    if dtype is None:
+        return _FLOAT_TYPE_NAMES.get(self.dtype, str(self.dtype))
+    name = dtype if isinstance(dtype, str) else str(dtype)
+    if name in _INTEGER_TYPES:
+        return whole_numbers(self, _INTEGER_TYPES[name])
+    if name in ("torch.int64", "torch.long", "int64") or dtype is np.int64:
+        return whole_numbers(self, np.int64)
+    if name in ("torch.int32", "torch.int", "int32") or dtype is np.int32:
+        return whole_numbers(self, np.int32)
+    given = {v: k for k, v in _FLOAT_TYPE_NAMES.items()}.get(name, dtype)
+    return astype(self, resolve_dtype(given))
+
+
+def _contiguous(self: Tensor, memory_format: object = None) -> Tensor:
+    """``t.contiguous()``: self where its array is in row-major order, else a copy in the
+    graph, as torch's: ``t.T.contiguous().view(-1)`` then works as it does in torch."""
+    return self if self.data.flags.c_contiguous else clone(self)
+
+
+def _new_filled(value: float) -> Callable:
+    def new(self: Tensor, *size: object, dtype: object = None, device: object = None,
+            requires_grad: bool = False, **unused: object) -> Tensor:  # fmt: skip
+        """``t.new_zeros(size)``/``new_ones``: a new leaf in t's dtype, as torch's."""
+        check_device(device, "Tensor.new_zeros/new_ones")
+        shape = _sizes(size, "new_zeros/new_ones")
+        kind = self.dtype if dtype is None else resolve_dtype(dtype)
+        return Tensor(np.full(shape, value, dtype=kind), requires_grad=bool(requires_grad))
+
+    return new
+
+
 Tensor.size = _size
 Tensor.dim = lambda self: self.ndim
 Tensor.numel = lambda self: int(self.data.size)
@@ -2693,6 +2882,21 @@ Tensor.squeeze = lambda self, dim=None, *dims, axis=None: reshape(
 Tensor.max, Tensor.min = _extreme_method(True), _extreme_method(False)
 Tensor.argmax, Tensor.argmin = _arg_method(True), _arg_method(False)
 Tensor.var, Tensor.std = _variance_method(False), _variance_method(True)
+Tensor.sin, Tensor.cos, Tensor.sign = sin, cos, sign
+# (dtype=: torch casts the input first, as here)
+Tensor.norm = lambda self, p="fro", dim=None, keepdim=False, dtype=None: norm(
+    _cast(self, dtype), p, dim, keepdim
+)
+Tensor.dot = dot
+Tensor.prod = lambda self, dim=None, keepdim=False, dtype=None: prod(
+    _cast(self, dtype), dim, keepdim
+)
+Tensor.cumsum = lambda self, dim, dtype=None: cumsum(_cast(self, dtype), dim)
+Tensor.long = lambda self, memory_format=None: whole_numbers(self, np.int64)
+Tensor.int = lambda self, memory_format=None: whole_numbers(self, np.int32)
+Tensor.type = _type
+Tensor.contiguous = _contiguous
+Tensor.new_zeros, Tensor.new_ones = _new_filled(0.0), _new_filled(1.0)
 
 # NumPy on the left (array * tensor, np.float64(2) * tensor, np.exp(tensor)) lands in
 # Tensor.__array_ufunc__, which runs these so the graph goes on.
@@ -2715,5 +2919,8 @@ UFUNC_OPS.update(
         np.log: log,
         np.sqrt: sqrt,
         np.absolute: absolute,
+        np.sin: sin,
+        np.cos: cos,
+        np.sign: sign,
     }
 )

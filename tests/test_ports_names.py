@@ -1,0 +1,175 @@
+"""torch's everyday names a port reaches for (Tensor.sin, cos, sign, norm, dot, prod,
+cumsum, long/int, type, contiguous, new_zeros/new_ones; F.linear, F.one_hot, F.normalize;
+LambdaLR, LinearLR and wxb.optim.lr_scheduler; wxb.tensor(...)), each against torch on
+fresh random inputs (the ``seeded`` fixture prints its seed): values and gradients, in
+float64 to ~1e-12 and float32 to its rounding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import wxb
+from wxb.errors import ShapeError
+
+torch = pytest.importorskip("torch")
+
+TOL = {np.float64: {"rtol": 1e-12, "atol": 1e-13}, np.float32: {"rtol": 2e-5, "atol": 2e-6}}
+
+
+def _pair(array: np.ndarray) -> tuple[wxb.Tensor, torch.Tensor]:
+    return (
+        wxb.Tensor(array.copy(), requires_grad=True),
+        torch.tensor(array.copy(), requires_grad=True),
+    )
+
+
+def _agree(seeded, what, dtype, f_wxb, f_torch, *arrays, seed_grad=True) -> None:
+    """f on wxb's and torch's tensors: the same values, and the same gradients of
+    Σ out ⊙ W for a random W (every element of the result weighted differently)."""
+    ours = [_pair(a.astype(dtype)) for a in arrays]
+    out_w = f_wxb(*(w for w, _ in ours))
+    out_t = f_torch(*(t for _, t in ours))
+    tol = TOL[dtype]
+    assert out_w.shape == tuple(out_t.shape), seeded.msg(f"{what}: shape")
+    assert out_w.dtype == out_t.detach().numpy().dtype, seeded.msg(f"{what}: dtype")
+    np.testing.assert_allclose(out_w.data, out_t.detach().numpy(), **tol, err_msg=seeded.msg(what))
+    weights = seeded.rng.normal(size=out_w.shape).astype(dtype)
+    (out_w * wxb.Tensor(weights)).sum().backward()
+    (out_t * torch.tensor(weights)).sum().backward()
+    for i, (w, t) in enumerate(ours):
+        expected = t.grad.numpy() if t.grad is not None else np.zeros_like(t.detach().numpy())
+        got = w.grad if w.grad is not None else np.zeros_like(w.data)
+        np.testing.assert_allclose(got, expected, **tol, err_msg=seeded.msg(f"{what}: ∂/∂{i}"))
+
+
+DTYPES = [np.float64, np.float32]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sin_cos_sign_against_torch(seeded, dtype):
+    """t.sin(), t.cos(), t.sign() (gradient 0, as torch's) and np.sin(t): AttributeError
+    (and np.sin's 'would cut the graph') before."""
+    x = seeded.rng.normal(size=(4, 5)) * 3
+    x[0, :2] = 0.0  # sign's 0
+    for name in ("sin", "cos", "sign"):
+        _agree(seeded, name, dtype, lambda a, n=name: getattr(a, n)(),
+               lambda a, n=name: getattr(a, n)(), x)  # fmt: skip
+        _agree(seeded, f"np.{name}", dtype, lambda a, n=name: getattr(np, n)(a),
+               lambda a, n=name: getattr(torch, n)(a), x)  # fmt: skip
+        _agree(seeded, f"wxb.ops.{name}", dtype, lambda a, n=name: getattr(wxb.ops, n)(a),
+               lambda a, n=name: getattr(torch, n)(a), x)  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("p", ["fro", 2, 1, 3, 1.5, float("inf")])
+def test_norm_against_torch_with_dims_and_zeros(seeded, dtype, p):
+    """t.norm(p, dim, keepdim), with a row and a column of zeros: torch's gradient at a
+    zero norm is 0 (√ would give 0/0)."""
+    x = seeded.rng.normal(size=(3, 4, 5))
+    x[1] = 0.0  # a slice whose norm is 0
+    x[:, 2, :] = 0.0
+    x[2, 0, :2] = x[2, 0, 2]  # ties for inf's largest |x|
+    cases = [(None, False), (0, False), (1, True), (-1, False), ((0, 2), False), ((1, 2), True)]
+    for dim, keepdim in cases:
+        f = lambda a, d=dim, k=keepdim: a.norm(p, d, k)  # noqa: E731
+        _agree(seeded, f"norm(p={p}, dim={dim}, keepdim={keepdim})", dtype, f, f, x)
+    _agree(seeded, "norm()", dtype, lambda a: a.norm(), lambda a: a.norm(), x)
+    zero = np.zeros((3, 2))
+    _agree(seeded, "norm of zeros", dtype, lambda a: a.norm(p), lambda a: a.norm(p), zero)
+
+
+def test_norm_refuses_what_it_does_not_compute(seeded):
+    t = wxb.Tensor(seeded.rng.normal(size=(3,)))
+    with pytest.raises(wxb.ConfigError, match="p must be"):
+        t.norm(0.5)
+    with pytest.raises(wxb.ConfigError, match="p must be"):
+        t.norm("nuc")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dot_against_torch(seeded, dtype):
+    a, b = seeded.rng.normal(size=(2, 7))
+    _agree(seeded, "dot", dtype, lambda u, v: u.dot(v), lambda u, v: u.dot(v), a, b)
+    _agree(seeded, "wxb.ops.dot", dtype, wxb.ops.dot, torch.dot, a, b)
+    with pytest.raises(ShapeError, match="two vectors"):
+        wxb.Tensor(np.ones((2, 3))).dot(wxb.Tensor(np.ones((3, 2))))
+    with pytest.raises(ShapeError, match="two vectors"):
+        wxb.Tensor(np.ones(3)).dot(wxb.Tensor(np.ones(4)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_prod_against_torch_with_zeros(seeded, dtype):
+    """t.prod(dim, keepdim): the gradient where one element of a slice is 0 is the
+    product of the others there and 0 elsewhere, and 0 where two are (Π/x is 0/0)."""
+    x = seeded.rng.uniform(0.5, 1.5, size=(4, 5)) * seeded.rng.choice([-1, 1], size=(4, 5))
+    x[1, 2] = 0.0  # one zero in row 1 and column 2
+    x[2, 0] = x[2, 3] = 0.0  # two zeros in row 2
+    for dim, keepdim in [(None, False), (0, False), (1, False), (1, True), (-2, True)]:
+        if dim is None:
+            fw, ft = (lambda a: a.prod()), (lambda a: a.prod())
+        else:
+            fw = ft = lambda a, d=dim, k=keepdim: a.prod(d, keepdim=k)
+        _agree(seeded, f"prod(dim={dim}, keepdim={keepdim})", dtype, fw, ft, x)
+    y = x[0].copy()  # no zeros: Π over everything
+    _agree(seeded, "prod of a row", dtype, lambda a: a.prod(), lambda a: a.prod(), y)
+    y[3] = 0.0  # one zero in the whole tensor
+    _agree(seeded, "prod with one zero", dtype, lambda a: a.prod(), lambda a: a.prod(), y)
+    s = np.asarray(seeded.rng.normal())
+    _agree(seeded, "prod of a 0-d", dtype, lambda a: a.prod(0), lambda a: a.prod(0), s)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cumsum_against_torch(seeded, dtype):
+    x = seeded.rng.normal(size=(3, 4, 5))
+    for dim in (0, 1, 2, -1):
+        _agree(seeded, f"cumsum({dim})", dtype, lambda a, d=dim: a.cumsum(d),
+               lambda a, d=dim: a.cumsum(d), x)  # fmt: skip
+    _agree(seeded, "cumsum(dim=)", dtype, lambda a: a.cumsum(dim=1),
+           lambda a: a.cumsum(dim=1), x)  # fmt: skip
+
+
+def test_long_int_and_type_as_torch(seeded):
+    """long()/int(): whole numbers truncated towards zero, as torch's (an integer array,
+    as argmax's indices); type() names torch's types, type(dtype) casts."""
+    x = seeded.rng.normal(size=(4, 6)) * 10
+    x[0, :4] = [2.5, -2.5, 0.999, -0.999]
+    ours, theirs = wxb.Tensor(x), torch.tensor(x)
+    for name, kind in (("long", np.int64), ("int", np.int32)):
+        got, expected = getattr(ours, name)(), getattr(theirs, name)().numpy()
+        assert got.dtype == kind == expected.dtype, seeded.msg(name)
+        np.testing.assert_array_equal(got, expected, err_msg=seeded.msg(name))
+    f32 = torch.tensor(x, dtype=torch.float32)
+    assert ours.type() == theirs.type() == "torch.DoubleTensor"
+    assert ours.float().type() == f32.type() == "torch.FloatTensor"
+    for dtype in (torch.float32, "torch.FloatTensor", np.float32):
+        cast = ours.type(dtype)
+        assert cast.dtype == np.float32, seeded.msg(str(dtype))
+        np.testing.assert_array_equal(cast.data, f32.numpy())
+    for dtype in (torch.int64, "torch.LongTensor"):
+        np.testing.assert_array_equal(ours.type(dtype), theirs.type(dtype).numpy())
+    w = wxb.Tensor(x, requires_grad=True)
+    w.type(torch.float32).sum().backward()  # the cast's gradient comes back in float64
+    assert w.grad.dtype == np.float64 and np.all(w.grad == 1)
+
+
+def test_contiguous_and_new_zeros_ones(seeded):
+    """contiguous(): self where the array is row-major, a copy in the graph where not, so
+    torch's x.t().contiguous().view(-1) runs (view refused the transpose)."""
+    x = seeded.rng.normal(size=(3, 4))
+    t, tt = wxb.Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    assert t.contiguous() is t
+    flat, flat_t = t.t().contiguous().view(-1), tt.t().contiguous().view(-1)
+    np.testing.assert_array_equal(flat.data, flat_t.detach().numpy())
+    weights = seeded.rng.normal(size=12)
+    (flat * wxb.Tensor(weights)).sum().backward()
+    (flat_t * torch.tensor(weights)).sum().backward()
+    np.testing.assert_array_equal(t.grad, tt.grad.numpy())
+    for dtype in (np.float32, np.float64):
+        src, src_t = wxb.Tensor(x.astype(dtype)), torch.tensor(x.astype(dtype))
+        for name in ("new_zeros", "new_ones"):
+            for args in [(2, 3), ((2, 3),), ([4],)]:
+                got, expected = getattr(src, name)(*args), getattr(src_t, name)(*args)
+                assert got.shape == tuple(expected.shape) and not got.requires_grad
+                assert got.dtype == expected.numpy().dtype, seeded.msg(f"{name}{args}")
+                np.testing.assert_array_equal(got.data, expected.numpy())
