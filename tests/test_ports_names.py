@@ -173,3 +173,63 @@ def test_contiguous_and_new_zeros_ones(seeded):
                 assert got.shape == tuple(expected.shape) and not got.requires_grad
                 assert got.dtype == expected.numpy().dtype, seeded.msg(f"{name}{args}")
                 np.testing.assert_array_equal(got.data, expected.numpy())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_functional_linear_against_torch(seeded, dtype):
+    """F.linear(x, W, b) in torch's layout, W (out, in): x of 1, 2 and 3 dimensions, with
+    and without a bias, and a vector W (AttributeError before)."""
+    rng = seeded.rng
+    n_in, n_out = 4, 3
+    W, b = rng.normal(size=(n_out, n_in)), rng.normal(size=n_out)
+    for shape in [(n_in,), (5, n_in), (2, 5, n_in)]:
+        x = rng.normal(size=shape)
+        _agree(seeded, f"linear {shape}", dtype, wxb.nn.functional.linear,
+               torch.nn.functional.linear, x, W, b)  # fmt: skip
+        _agree(seeded, f"linear {shape} no bias", dtype, wxb.nn.functional.linear,
+               torch.nn.functional.linear, x, W)  # fmt: skip
+    x, w = rng.normal(size=(5, n_in)), rng.normal(size=n_in)
+    _agree(seeded, "linear, vector W", dtype, wxb.nn.functional.linear,
+           torch.nn.functional.linear, x, w)  # fmt: skip
+    with pytest.raises(ShapeError, match="out_features, in_features"):
+        wxb.nn.functional.linear(wxb.Tensor(x), wxb.Tensor(W.T))  # (in, out): the seed's W?
+
+
+def test_functional_one_hot_against_torch(seeded):
+    rng = seeded.rng
+    F = wxb.nn.functional
+    labels = rng.integers(0, 6, size=(4, 5))
+    for num_classes in (-1, 6, 9):
+        got = F.one_hot(labels, num_classes)
+        expected = torch.nn.functional.one_hot(torch.tensor(labels), num_classes).numpy()
+        assert got.dtype == expected.dtype == np.int64, seeded.msg(str(num_classes))
+        np.testing.assert_array_equal(got, expected, err_msg=seeded.msg(str(num_classes)))
+    np.testing.assert_array_equal(F.one_hot(torch.tensor(labels)), F.one_hot(labels))
+    np.testing.assert_array_equal(F.one_hot(wxb.Tensor(labels).long()), F.one_hot(labels))
+    bad = labels.copy()
+    bad[1, 2] = -1  # NumPy's indexing would have set the last class
+    with pytest.raises(RuntimeError, match="non-negative"):  # torch's refusal
+        torch.nn.functional.one_hot(torch.tensor(bad))
+    with pytest.raises(wxb.DataError, match="≥ 0"):
+        F.one_hot(bad)
+    with pytest.raises(wxb.DataError, match="smaller than num_classes"):
+        F.one_hot(labels, int(labels.max()))
+    with pytest.raises(wxb.DataError, match="whole numbers"):
+        F.one_hot(wxb.Tensor(labels))
+    with pytest.raises(wxb.DataError, match="infer"):
+        F.one_hot(np.zeros(0, dtype=np.int64))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_functional_normalize_against_torch(seeded, dtype):
+    """F.normalize(x, p, dim, eps): a zero row (below ε, no gradient through its norm)
+    and rows of every size."""
+    x = seeded.rng.normal(size=(4, 5, 3))
+    x[1, 2] = 0.0
+    x[2, :, 1] = 0.0
+    F, TF = wxb.nn.functional, torch.nn.functional
+    _agree(seeded, "normalize()", dtype, F.normalize, TF.normalize, x)
+    for p, dim, eps in [(2, -1, 1e-12), (1, 0, 1e-12), (3, 1, 1e-12), (2, 2, 0.5)]:
+        f_w = lambda a, p=p, d=dim, e=eps: F.normalize(a, p=p, dim=d, eps=e)  # noqa: E731
+        f_t = lambda a, p=p, d=dim, e=eps: TF.normalize(a, p=p, dim=d, eps=e)  # noqa: E731
+        _agree(seeded, f"normalize(p={p}, dim={dim}, eps={eps})", dtype, f_w, f_t, x)

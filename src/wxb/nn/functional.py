@@ -4,7 +4,14 @@ One name means another number: ``mse_loss`` is the seed's ½‖ŷ − y‖² ave
 samples, where PyTorch's averages (ŷ − y)² over every element: for C outputs wxb's is
 C/2 times PyTorch's; see its docstring."""
 
+from __future__ import annotations
+
+import numpy as np
+
+from wxb.errors import ConfigError, DataError, ShapeError
 from wxb.ops import (
+    add,
+    as_tensor,
     batch_norm,
     bce_with_logits,
     binary_cross_entropy_with_logits,
@@ -17,9 +24,12 @@ from wxb.ops import (
     layer_norm,
     leaky_relu,
     log_softmax,
+    matmul,
     mse_loss,
     nll_loss,
+    norm,
     relu,
+    reshape,
     sigmoid,
     silu,
     smooth_l1_loss,
@@ -27,6 +37,7 @@ from wxb.ops import (
     softplus,
     tanh,
 )
+from wxb.tensor import Tensor, foreign_array
 
 __all__ = [
     "batch_norm",
@@ -40,9 +51,12 @@ __all__ = [
     "l1_loss",
     "layer_norm",
     "leaky_relu",
+    "linear",
     "log_softmax",
     "mse_loss",
     "nll_loss",
+    "normalize",
+    "one_hot",
     "relu",
     "sigmoid",
     "silu",
@@ -51,3 +65,67 @@ __all__ = [
     "softplus",
     "tanh",
 ]
+
+
+def linear(input: object, weight: object, bias: object = None) -> Tensor:
+    """x·Wᵀ + b with W of shape (out_features, in_features), torch's layout (the seed's
+    Z = W·X + b on rows), over the last dimension of x of any shape, as torch's F.linear;
+    the gradients are matmul's, reshape's and add's."""
+    x, w = as_tensor(input), as_tensor(weight)
+    if w.ndim not in (1, 2) or x.ndim == 0 or x.shape[-1] != w.shape[-1]:
+        raise ShapeError(
+            f"linear: x·Wᵀ needs W of shape (out_features, in_features) with in_features = "
+            f"x's last dimension; got x of shape {x.shape} and W of shape {w.shape}"
+        )
+    rows = x if x.ndim <= 2 else reshape(x, (-1, x.shape[-1]))
+    out = matmul(rows, w.T if w.ndim == 2 else w)
+    if x.ndim > 2:
+        out = reshape(out, (*x.shape[:-1], *w.shape[:-1]))
+    return out if bias is None else add(out, bias)
+
+
+def one_hot(tensor: object, num_classes: int = -1) -> np.ndarray:
+    """Class indices as rows of 0s and a 1, of shape (*indices.shape, num_classes), as
+    torch's F.one_hot: an int64 array (indices have no gradient); num_classes=-1 takes
+    the largest index + 1. Negative indices and indices ≥ num_classes are refused, as
+    torch refuses them (NumPy would count a negative one from the end)."""
+    source = tensor.data if isinstance(tensor, Tensor) else tensor
+    if not isinstance(source, np.ndarray) and hasattr(source, "__array__"):
+        source = foreign_array(source)  # a torch tensor of indices
+    indices = np.asarray(source)
+    if indices.dtype.kind not in "iu":
+        raise DataError(
+            f"one_hot: indices must be whole numbers (an integer array); got {indices.dtype} "
+            "values (a wxb Tensor holds floats: pass t.long())"
+        )
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
+        raise ConfigError(f"one_hot: num_classes must be an integer; got {num_classes!r}")
+    if indices.size and indices.min() < 0:
+        raise DataError(f"one_hot: class values must be ≥ 0; got {indices.min()}")
+    if num_classes == -1:
+        if not indices.size:
+            raise DataError("one_hot: cannot infer the number of classes from no indices")
+        num_classes = int(indices.max()) + 1
+    elif num_classes < 0:
+        raise ConfigError(f"one_hot: num_classes must be ≥ 0 or -1; got {num_classes}")
+    elif indices.size and indices.max() >= num_classes:
+        raise DataError(
+            f"one_hot: class values must be smaller than num_classes {num_classes}; got "
+            f"{indices.max()}"
+        )
+    out = np.zeros((*indices.shape, int(num_classes)), dtype=np.int64)
+    np.put_along_axis(out, indices[..., None].astype(np.intp), 1, axis=-1)
+    return out
+
+
+def normalize(
+    input: object, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out: object = None
+) -> Tensor:
+    """x / max(‖x‖_p, ε) along ``dim``, as torch's F.normalize (which composes the very
+    same norm, clamp and quotient, so the gradients are theirs: none through the norm
+    of a slice below ε). (wxb.ops.normalize is layer norm's x̂, another thing.)"""
+    if out is not None:
+        raise ConfigError("normalize: out= is not taken; use the returned tensor")
+    x = as_tensor(input)
+    denominator = norm(x, p, dim, keepdim=True).clamp(min=eps)
+    return x / denominator
