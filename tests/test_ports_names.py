@@ -233,3 +233,141 @@ def test_functional_normalize_against_torch(seeded, dtype):
         f_w = lambda a, p=p, d=dim, e=eps: F.normalize(a, p=p, dim=d, eps=e)  # noqa: E731
         f_t = lambda a, p=p, d=dim, e=eps: TF.normalize(a, p=p, dim=d, eps=e)  # noqa: E731
         _agree(seeded, f"normalize(p={p}, dim={dim}, eps={eps})", dtype, f_w, f_t, x)
+
+
+# -- LambdaLR, LinearLR and wxb.optim.lr_scheduler -------------------------------------
+def _schedules(rng, kind, groups=3, **settings):
+    """A wxb optimiser and schedule and torch's twins, several groups of random rates."""
+    rates = [float(rng.uniform(0.01, 0.5)) for _ in range(groups)]
+    ours = wxb.optim.SGD(
+        [{"params": wxb.nn.Dense(2, 2).parameters(), "lr": r} for r in rates], lr=0.1
+    )
+    theirs = torch.optim.SGD(
+        [{"params": torch.nn.Linear(2, 2).parameters(), "lr": r} for r in rates], lr=0.1
+    )
+    mine = getattr(wxb.optim.lr_scheduler, kind)(ours, **settings)
+    their = getattr(torch.optim.lr_scheduler, kind)(theirs, **settings)
+    return ours, mine, theirs, their
+
+
+def _lambda_settings(rng):
+    a, b = float(rng.uniform(0.5, 0.99)), int(rng.integers(2, 6))
+    return {"lr_lambda": lambda epoch: a**epoch * (1 + epoch % b)}
+
+
+def _linear_settings(rng):
+    return {
+        "start_factor": float(rng.uniform(0.05, 1.0)),
+        "end_factor": float(rng.uniform(0.0, 1.0)),
+        "total_iters": int(rng.integers(1, 12)),
+    }
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)`")
+@pytest.mark.parametrize("kind", ["LambdaLR", "LinearLR"])
+def test_schedules_rates_are_torchs_step_by_step(seeded, kind):
+    """Over many steps, every group's rate as torch's, with a rate set by hand mid-run
+    (LinearLR goes on from it, as torch's chainable form; LambdaLR sets base·λ over it,
+    as torch's)."""
+    rng = seeded.rng
+    settings = _lambda_settings(rng) if kind == "LambdaLR" else _linear_settings(rng)
+    ours, mine, theirs, their = _schedules(rng, kind, **settings)
+    by_hand = int(rng.integers(2, 20))
+    for epoch in range(30):
+        got = [g["lr"] for g in ours.param_groups]
+        expected = [g["lr"] for g in theirs.param_groups]
+        np.testing.assert_allclose(got, expected, rtol=1e-12, err_msg=seeded.msg(f"{epoch}"))
+        np.testing.assert_allclose(mine.get_last_lr(), their.get_last_lr(), rtol=1e-12)
+        if epoch == by_hand:
+            rate = float(rng.uniform(0.01, 0.5))
+            ours.param_groups[1]["lr"] = theirs.param_groups[1]["lr"] = rate
+        mine.step()
+        their.step()
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)`")
+@pytest.mark.parametrize("kind", ["LambdaLR", "LinearLR"])
+def test_schedules_resume_and_round_trip_as_torch(seeded, kind):
+    """Made with last_epoch=k on an optimiser holding torch's state (initial_lr), and a
+    state_dict round trip: the next rates are torch's and the uninterrupted run's."""
+    rng = seeded.rng
+    settings = _lambda_settings(rng) if kind == "LambdaLR" else _linear_settings(rng)
+    ours, mine, theirs, their = _schedules(rng, kind, **settings)
+    for _ in range(int(rng.integers(1, 8))):
+        mine.step()
+        their.step()
+    k = their.last_epoch
+    again, again_t = _schedules(rng, kind, **settings)[::2]
+    for a, saved in ((again, ours), (again_t, theirs)):
+        for g, h in zip(a.param_groups, saved.param_groups, strict=True):
+            g["lr"], g["initial_lr"] = h["lr"], h["initial_lr"]
+    resumed = getattr(wxb.optim.lr_scheduler, kind)(again, last_epoch=k, **settings)
+    resumed_t = getattr(torch.optim.lr_scheduler, kind)(again_t, last_epoch=k, **settings)
+    saved_opt, saved = ours.state_dict(), mine.state_dict()
+    for _ in range(10):
+        got = [g["lr"] for g in again.param_groups]
+        expected = [g["lr"] for g in again_t.param_groups]
+        np.testing.assert_allclose(got, expected, rtol=1e-12, err_msg=seeded.msg("resumed"))
+        resumed.step()
+        resumed_t.step()
+    uninterrupted = [mine.step() for _ in range(6)]
+    fresh = _schedules(rng, kind, **settings)[0]  # PyTorch's order: optimiser, its state,
+    fresh.load_state_dict(saved_opt)  # the schedule, its state
+    loaded = getattr(wxb.optim.lr_scheduler, kind)(fresh, **settings)
+    loaded.load_state_dict(saved)
+    got = [loaded.step() for _ in range(6)]
+    np.testing.assert_allclose(got, uninterrupted, rtol=1e-12, err_msg=seeded.msg("loaded"))
+
+
+def test_lr_scheduler_namespace_as_torchs():
+    """``from wxb.optim.lr_scheduler import StepLR`` and ``import
+    wxb.optim.lr_scheduler`` as a port writes them; OneCycleLR says why it is not there."""
+    import importlib
+
+    import wxb.optim.lr_scheduler as S
+    from wxb.optim.lr_scheduler import CosineAnnealingLR, LambdaLR, StepLR
+
+    assert S is wxb.optim.lr_scheduler is importlib.import_module("wxb.optim.lr_scheduler")
+    assert StepLR is wxb.optim.StepLR and LambdaLR is wxb.optim.LambdaLR
+    assert CosineAnnealingLR is wxb.optim.CosineAnnealingLR
+    for name in S.__all__:
+        assert hasattr(torch.optim.lr_scheduler, name), name
+    with pytest.raises(AttributeError, match="once a batch"):
+        S.OneCycleLR  # noqa: B018
+    with pytest.raises(AttributeError, match="it holds"):
+        S.CyclicLR  # noqa: B018
+
+
+def test_schedules_refuse_what_torch_refuses():
+    opt = wxb.optim.SGD(wxb.nn.Dense(2, 2).parameters(), lr=0.1)
+    for settings in [{"start_factor": 0}, {"start_factor": 1.5}, {"end_factor": -0.1},
+                     {"end_factor": 2}, {"total_iters": 0}]:  # fmt: skip
+        with pytest.raises(wxb.ConfigError):
+            wxb.optim.LinearLR(opt, **settings)
+    with pytest.raises(wxb.ConfigError, match="one function"):
+        wxb.optim.LambdaLR(opt, [lambda e: 1.0])
+    with pytest.raises(wxb.ConfigError, match="function of the epoch"):
+        wxb.optim.LambdaLR(opt, 0.5)
+
+
+def test_fit_steps_linear_and_lambda_schedules_once_an_epoch(seeded):
+    rng = seeded.rng
+    X, y = rng.normal(size=(32, 3)), rng.integers(0, 2, 32)
+    for kind, settings in [
+        ("LinearLR", _linear_settings(rng)),
+        ("LambdaLR", _lambda_settings(rng)),
+    ]:
+        model = wxb.nn.Sequential(wxb.nn.Dense(3, 4), wxb.nn.ReLU(), wxb.nn.Dense(4, 2))
+        opt = wxb.optim.SGD(model.parameters(), lr=0.1)
+        schedule = getattr(wxb.optim, kind)(opt, **settings)
+        history = wxb.fit(model, X, y, optimizer=opt, lr_schedule=schedule, epochs=6,
+                          batch_size=8, verbose=0)  # fmt: skip
+        their_opt = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=0.1)
+        their = getattr(torch.optim.lr_scheduler, kind)(their_opt, **settings)
+        expected = []
+        for _ in range(6):
+            expected.append(their_opt.param_groups[0]["lr"])
+            their_opt.step()
+            their.step()
+        np.testing.assert_allclose(history.history["lr"], expected, rtol=1e-12,
+                                   err_msg=seeded.msg(kind))  # fmt: skip

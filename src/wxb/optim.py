@@ -2276,3 +2276,108 @@ def clip_grad_norm_(
             else:  # a NumPy scalar, list or whole numbers a user assigned by hand
                 p.grad = np.asarray(p.grad, dtype=p.dtype) * p.dtype.type(factor)
     return np.float64(total)
+
+
+class LambdaLR(LRSchedule):
+    """η · lr_lambda(epoch), as PyTorch's LambdaLR: one function for every group, called
+    with the epoch (0 when made). As PyTorch's, it is not chainable: each step sets
+    base·λ(epoch) over a rate set by hand since. The function is kept out of
+    ``state_dict()`` (as PyTorch keeps a plain function out of its own)."""
+
+    def __init__(
+        self, optimizer: Optimizer, lr_lambda: Callable[[int], float], last_epoch: int = -1
+    ) -> None:
+        super().__init__(optimizer)
+        if isinstance(lr_lambda, (list, tuple)):
+            raise ConfigError(
+                "LambdaLR: a list of functions, one per parameter group, is not implemented "
+                "in wxb: give one function for every group"
+            )
+        if not callable(lr_lambda):
+            raise ConfigError(
+                f"LambdaLR lr_lambda must be a function of the epoch; got {lr_lambda!r}"
+            )
+        self._lr_lambda = lr_lambda
+        self.start(last_epoch)
+
+    def lr_at(self, epoch: int, base_lr: float | None = None) -> float:
+        base = self.base_lr if base_lr is None else base_lr
+        factor = self._lr_lambda(epoch)
+        if hasattr(factor, "item") and not isinstance(factor, (np.floating, np.integer)):
+            factor = factor.item()  # a 0-d tensor or array, as torch takes it
+        return base * _number(factor, f"LambdaLR lr_lambda({epoch})")
+
+    def _rebase(self, bases: list[float]) -> None:
+        """Not chainable, as PyTorch's: a rate set by hand is overwritten at the next step."""
+
+    def _resume(self, last_epoch: int, where: str) -> None:
+        """PyTorch's last_epoch=k: epoch k + 1's rate base·λ(k + 1) from each group's
+        initial_lr, whatever rate the group holds."""
+        super()._resume(last_epoch, where)
+        self.base_lrs = [group["initial_lr"] for group in self.optimizer.param_groups]
+        self._set(self.epoch)
+
+
+class LinearLR(LRSchedule):
+    """η · f(epoch), f going linearly from ``start_factor`` to ``end_factor`` over
+    ``total_iters`` epochs and staying there, as PyTorch's LinearLR (its warm-up)."""
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        start_factor: float = 1.0 / 3,
+        end_factor: float = 1.0,
+        total_iters: int = 5,
+        last_epoch: int = -1,
+    ) -> None:
+        super().__init__(optimizer)
+        given = {"start_factor": start_factor, "end_factor": end_factor, "total_iters": total_iters}
+        self._check_settings(given, "LinearLR")
+        self.start_factor, self.end_factor = float(start_factor), float(end_factor)
+        self.total_iters = int(total_iters)
+        self.start(last_epoch)
+
+    def _check_settings(self, values: dict, where: str) -> None:
+        start = _number(values["start_factor"], f"{where} start_factor")
+        if not 0 < start <= 1:  # PyTorch's bounds
+            raise ConfigError(f"{where} start_factor must be in (0, 1]; got {start}")
+        _fraction(values["end_factor"], f"{where} end_factor", one=True)
+        _positive_int(values["total_iters"], f"{where} total_iters")
+
+    def lr_at(self, epoch: int, base_lr: float | None = None) -> float:
+        base = self.base_lr if base_lr is None else base_lr
+        done = min(epoch, self.total_iters) / self.total_iters
+        return base * (self.start_factor + (self.end_factor - self.start_factor) * done)
+
+
+class _TorchSchedulerNames(type(sys)):
+    """``wxb.optim.lr_scheduler``: the schedules under ``torch.optim.lr_scheduler``'s
+    names, so ``from wxb.optim.lr_scheduler import StepLR`` ports as written; a name of
+    torch's it lacks says why."""
+
+    def __getattr__(self, name: str) -> object:
+        if name == "OneCycleLR":
+            raise AttributeError(
+                "wxb.optim.lr_scheduler has no OneCycleLR: torch's steps once a batch and "
+                "cycles momentum (or Adam's β₁) with the rate, where wxb's schedules set the "
+                "rate once an epoch (fit steps them after each epoch); LinearLR then "
+                "CosineAnnealingLR, or a LambdaLR of the epoch, give a warm-up and a decay"
+            )
+        raise AttributeError(
+            f"wxb.optim.lr_scheduler has no attribute {name!r}; it holds {', '.join(self.__all__)}"
+        )
+
+
+lr_scheduler = _TorchSchedulerNames(f"{__name__}.lr_scheduler")
+lr_scheduler.__all__ = [
+    "CosineAnnealingLR",
+    "ExponentialLR",
+    "LambdaLR",
+    "LinearLR",
+    "MultiStepLR",
+    "ReduceLROnPlateau",
+    "StepLR",
+]
+for _name in lr_scheduler.__all__:
+    setattr(lr_scheduler, _name, globals()[_name])
+sys.modules[lr_scheduler.__name__] = lr_scheduler  # import wxb.optim.lr_scheduler as torch's
