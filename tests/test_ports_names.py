@@ -371,3 +371,43 @@ def test_fit_steps_linear_and_lambda_schedules_once_an_epoch(seeded):
             their.step()
         np.testing.assert_allclose(history.history["lr"], expected, rtol=1e-12,
                                    err_msg=seeded.msg(kind))  # fmt: skip
+
+
+def test_wxb_tensor_is_torchs_tensor_and_still_the_module(seeded):
+    """wxb.tensor(data, requires_grad=True) as torch.tensor ran into "'module' object is
+    not callable"; the module's imports go on working."""
+    import importlib
+    import pickle
+    import subprocess
+    import sys
+
+    import wxb.tensor
+    from wxb.tensor import Tensor, no_grad
+
+    rng = seeded.rng
+    values = rng.normal(size=(3, 4))
+    as_torch = torch.tensor(values)  # (torch.tensor of a tensor: the same, with a warning)
+    for data, theirs in [(values, as_torch), (values.tolist(), torch.tensor(values.tolist())),
+                         (as_torch, as_torch), (wxb.Tensor(values), as_torch)]:  # fmt: skip
+        ours = wxb.tensor(data)
+        assert isinstance(ours, Tensor) and not ours.requires_grad
+        assert ours.dtype == theirs.numpy().dtype, seeded.msg(type(data).__name__)
+        np.testing.assert_array_equal(ours.data, theirs.numpy())
+    kept = values.copy()
+    copied = wxb.tensor(values, requires_grad=True, dtype="float64")
+    values[0, 0] += 1  # a copy, as torch.tensor's (wxb.Tensor(values) would see it)
+    np.testing.assert_array_equal(copied.data, kept)
+    (copied * copied).sum().backward()
+    np.testing.assert_allclose(copied.grad, 2 * kept, rtol=1e-15)
+    assert wxb.tensor([1.0, 2.0], dtype=torch.float64).dtype == np.float64
+    assert wxb.tensor.Tensor is Tensor is wxb.Tensor and wxb.tensor.no_grad is no_grad
+    assert importlib.import_module("wxb.tensor") is wxb.tensor is sys.modules["wxb.tensor"]
+    assert "tensor" in wxb.__all__
+    t = pickle.loads(pickle.dumps(wxb.tensor([1.0, 2.0])))
+    assert isinstance(t, Tensor) and t.tolist() == [1.0, 2.0]
+    code = (
+        "import wxb.tensor as m, wxb; from wxb.tensor import Tensor; "
+        "print(m(1.5).item(), wxb.tensor.Tensor is Tensor)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1.5", "True"], out.stderr

@@ -69,6 +69,7 @@ __all__ = [
     "report",
     "save",
     "set_grad_enabled",
+    "tensor",  # the module, callable as torch.tensor: wxb.tensor([1.0, 2.0], requires_grad=True)
 ]
 
 # torch's names a port reaches for that wxb has under another name, or not at all

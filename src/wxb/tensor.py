@@ -16,7 +16,9 @@ import functools
 import inspect
 import math
 import os
+import sys
 import threading
+import types
 from collections.abc import Callable, Sequence
 from contextlib import ContextDecorator
 from dataclasses import dataclass, field
@@ -24,7 +26,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from wxb.backend import DTYPES, resolve_dtype, xp
+from wxb.backend import DTYPES, check_device, resolve_dtype, xp
 from wxb.errors import ConfigError, DataError, ShapeError, TrainingError
 
 BackwardRule = Callable[[np.ndarray], Sequence["np.ndarray | None"]]
@@ -917,3 +919,40 @@ def graph(root: Tensor) -> list[GraphNode]:
             op = t.op
         nodes.append(GraphNode(i, op, t.shape, [index[id(p)] for p in t.inputs], name))
     return nodes
+
+
+def tensor(
+    data: object,
+    requires_grad: bool = False,
+    dtype: object = None,
+    device: object = None,
+    pin_memory: bool = False,
+) -> Tensor:
+    """``torch.tensor(data, requires_grad=…, dtype=…)``: a new leaf holding a copy of
+    ``data`` (``Tensor(array)`` wraps the array itself, as torch.from_numpy). A float
+    array keeps its dtype and a list of numbers is float32, as torch's; whole numbers
+    become floats too (wxb computes in float32 or float64), where torch's would be int64.
+    A tensor given is copied without its graph, as torch's (which warns)."""
+    check_device(device, "wxb.tensor")
+    source = data.data if isinstance(data, Tensor) else data
+    made = Tensor(source, dtype=dtype)
+    return Tensor(made.data.copy(), requires_grad=bool(requires_grad))
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable: ``wxb.tensor([1.0, 2.0])`` is torch's ``torch.tensor(...)``
+    while ``from wxb.tensor import Tensor`` and ``wxb.tensor.Tensor`` still read the module
+    (a function in its place on the package would have hidden the latter)."""
+
+    def __call__(
+        self,
+        data: object,
+        requires_grad: bool = False,
+        dtype: object = None,
+        device: object = None,
+        pin_memory: bool = False,
+    ) -> Tensor:
+        return tensor(data, requires_grad, dtype, device, pin_memory)
+
+
+sys.modules[__name__].__class__ = _CallableModule
