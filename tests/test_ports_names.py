@@ -411,3 +411,18 @@ def test_wxb_tensor_is_torchs_tensor_and_still_the_module(seeded):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["1.5", "True"], out.stderr
+
+
+@pytest.mark.parametrize("p", [2, 1, 3, float("inf")])
+def test_sign_and_norm_of_nan_and_inf_as_torchs(seeded, p):
+    """NaN and ±inf among the values: torch's sign gives 0 for NaN (NumPy's NaN), and
+    torch's norm's gradient is NaN through a NaN norm for p = 2 (a `norm > 0` test had
+    made it 0, hiding the NaN) and 0 at the NaN for p = 1 and inf."""
+    x = seeded.rng.normal(size=(3, 5))
+    x[0, 1], x[1, 2], x[1, 3] = np.nan, np.inf, -np.inf
+    with np.errstate(invalid="ignore"):
+        _agree(seeded, "sign", np.float64, lambda a: a.sign(), lambda a: a.sign(), x)
+        f = lambda a: a.norm(p, dim=1)  # noqa: E731
+        _agree(seeded, f"norm({p}) with NaN", np.float64, f, f, x)
+    with pytest.raises(ShapeError, match="inf norm of nothing"):
+        wxb.Tensor(np.zeros((0, 3))).norm(float("inf"))

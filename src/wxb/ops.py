@@ -2666,14 +2666,20 @@ def cos(a: object) -> Tensor:
     return Tensor.from_op(np.cos(A), "cos", (a,), backward)
 
 
+def _torch_sign(A: np.ndarray) -> np.ndarray:
+    """−1, 0 or 1, and 0 for NaN, as torch's sign (NumPy's keeps NaN)."""
+    signs = np.sign(A)
+    return np.where(np.isnan(signs), 0, signs).astype(signs.dtype, copy=False)
+
+
 def sign(a: object) -> Tensor:
-    """−1, 0 or 1 (NaN stays NaN), as torch's sign; recorded with gradient 0, as torch's."""
+    """−1, 0 or 1 (and 0 for NaN), as torch's sign; recorded with gradient 0, as torch's."""
     a = as_tensor(a)
 
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
         return (np.zeros_like(g),)  # piecewise constant: ∂ sign(A)/∂A = 0
 
-    return Tensor.from_op(np.sign(a.data), "sign", (a,), backward, reads_inputs=False)
+    return Tensor.from_op(_torch_sign(a.data), "sign", (a,), backward, reads_inputs=False)
 
 
 def norm(a: Tensor, p: object = "fro", dim: object = None, keepdim: bool = False) -> Tensor:
@@ -2697,6 +2703,8 @@ def norm(a: Tensor, p: object = "fro", dim: object = None, keepdim: bool = False
         axes = (_axis(dim, A.ndim, "norm"),)
     axes = tuple(i for i in axes if i < A.ndim)  # (a 0-d tensor's dim 0 is itself)
     magnitude = np.abs(A.astype(np.float64))
+    if p == math.inf and any(A.shape[i] == 0 for i in axes):
+        raise ShapeError(f"norm: the inf norm of nothing (shape {A.shape}) is not defined")
     if p == math.inf:
         total = magnitude.max(axis=axes, keepdims=True, initial=0.0)
     elif p == 2:
@@ -2709,7 +2717,7 @@ def norm(a: Tensor, p: object = "fro", dim: object = None, keepdim: bool = False
 
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
         g = g if keepdim else np.expand_dims(g, axes)
-        signs = np.sign(A.astype(np.float64))
+        signs = _torch_sign(A.astype(np.float64))  # (torch's: 0 at a NaN, as at 0)
         with np.errstate(divide="ignore", invalid="ignore"):
             if p == math.inf:
                 hit = (magnitude == total) & (total > 0)
@@ -2719,7 +2727,7 @@ def norm(a: Tensor, p: object = "fro", dim: object = None, keepdim: bool = False
                 grad = g * signs
             else:
                 ratio = signs * (magnitude / total) ** (p - 1)  # |a|^(p−1) / ‖A‖^(p−1)
-                grad = g * np.where(total > 0, ratio, 0.0)
+                grad = g * np.where(total == 0, 0.0, ratio)  # (a NaN norm: NaN)
         return (np.asarray(grad).astype(A.dtype, copy=False),)
 
     return Tensor.from_op(np.asarray(out).astype(A.dtype), "norm", (a,), backward)
