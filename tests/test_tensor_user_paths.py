@@ -126,8 +126,8 @@ def test_numpy_ufuncs_run_as_ops_or_are_refused(rng):
     (reference * torch.tensor(r)).sum().backward()
     close(out.data, reference)
     close(x.grad, tx.grad)
-    with pytest.raises(TypeError, match=r"np\.sin .*cut the graph.*np\.sin\(tensor\.data\)"):
-        np.sin(x)
+    with pytest.raises(TypeError, match=r"np\.tan .*cut the graph.*np\.tan\(tensor\.data\)"):
+        np.tan(x)  # (np.sin, np.cos and np.sign run as wxb ops)
     with pytest.raises(TypeError, match=r"np\.add\.reduce"):
         np.add.reduce(x)
     with pytest.raises(TypeError, match="cut the graph"):
