@@ -23,7 +23,6 @@ import functools
 import hashlib
 import inspect
 import json
-import math
 import os
 import platform
 import random
@@ -39,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from wxb.data import atomic_write, fsync_folder, safetensors_parts
+from wxb.data import atomic_write, decode_floats, encode_floats, fsync_folder, safetensors_parts
 from wxb.errors import ConfigError, DataError, WxbError
 from wxb.nn.module import Module
 
@@ -272,27 +271,6 @@ def read(path: Path) -> Checkpoint:
     except (SafetensorError, ValueError) as exc:
         raise CheckpointFileError(f"{name} cannot be read ({exc})") from None
     return Checkpoint(path, decode_floats(meta), arrays)
-
-
-def encode_floats(value: Any) -> Any:
-    """Strict JSON: NaN and ±inf (a diverging figure in the history) as tagged strings."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return {"__float__": repr(value)}
-    if isinstance(value, dict):
-        return {k: encode_floats(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [encode_floats(v) for v in value]
-    return value
-
-
-def decode_floats(value: Any) -> Any:
-    if isinstance(value, dict):
-        if set(value) == {"__float__"}:
-            return float(value["__float__"])
-        return {k: decode_floats(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [decode_floats(v) for v in value]
-    return value
 
 
 class CheckpointFileError(WxbError, ValueError):

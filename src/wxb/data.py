@@ -9,12 +9,14 @@ import csv
 import errno
 import io
 import json
+import math
 import os
 import stat
 import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -390,3 +392,25 @@ def split_indices(
         raise DataError(f"{what}: {n} samples are too few to hold out {fraction:.0%}")
     kept = np.setdiff1d(np.arange(n), held_out)
     return kept, held_out
+
+
+def encode_floats(value: Any) -> Any:
+    """Strict JSON: NaN and ±inf (a diverging figure in the history) as tagged strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"__float__": repr(value)}
+    if isinstance(value, dict):
+        return {k: encode_floats(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [encode_floats(v) for v in value]
+    return value
+
+
+def decode_floats(value: Any) -> Any:
+    """encode_floats' tagged strings as the floats they stand for."""
+    if isinstance(value, dict):
+        if set(value) == {"__float__"}:
+            return float(value["__float__"])
+        return {k: decode_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode_floats(v) for v in value]
+    return value

@@ -26,8 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from wxb.checkpoint import decode_floats, encode_floats
-from wxb.data import atomic_write, read_safetensors_header, safetensors_bytes
+from wxb.data import (
+    atomic_write,
+    decode_floats,
+    encode_floats,
+    read_safetensors_header,
+    safetensors_bytes,
+)
 from wxb.errors import ConfigError, ModelFileError, ShapeError, WxbError
 from wxb.nn import layers
 from wxb.nn.module import Module
