@@ -961,6 +961,9 @@ class Module:
     ) -> IncompatibleKeys:
         """Copy arrays into the existing parameters and buffers; shapes must match exactly.
 
+        A PyTorch Sequential's names for its layers, by position (``0.weight``), are taken
+        as this model's layers in the same places when all of them fit.
+
         ``strict`` (PyTorch's default): the names must be exactly ``state_dict()``'s,
         else ShapeError naming those missing and unexpected (PyTorch raises a
         RuntimeError). ``strict=False``: what fits is loaded, the rest left as it was.
@@ -991,6 +994,8 @@ class Module:
                     slots[name] = (None, module, key)
                     if name in state or key not in module._kept_if_missing:
                         expected.append(name)
+        if any(name not in slots for name in state):
+            state = self._from_torch_positions(state, slots)
         # missing in the model's order, as PyTorch lists them; unexpected in the state's
         missing = [name for name in expected if name not in state]
         unexpected = [name for name in state if name not in slots]
@@ -1021,6 +1026,26 @@ class Module:
             if param is not None:
                 param._version += 1
         return IncompatibleKeys(missing, unexpected)
+
+    def _from_torch_positions(self, state: Mapping, slots: Mapping) -> Mapping:
+        """``state`` with PyTorch's names for a Sequential's layers — by position:
+        ``0.weight``, ``2.bias`` (torch.nn.Sequential(...).state_dict()) — as this model's
+        (``dense1.weight``), when every name it holds is this model's or such a position of
+        it; else as given (a partial match could put a layer's arrays in another's place)."""
+        by_position: dict[str, str] = {}
+
+        def walk(module: Module, path: str, position: str) -> None:
+            for key in (*module._parameters, *module._buffers):
+                by_position[_join(position, key)] = _join(path, key)
+            ordered = getattr(module, "_children_by_position", False)
+            for index, (key, child) in enumerate(module._modules.items()):
+                walk(child, _join(path, key), _join(position, str(index) if ordered else key))
+
+        walk(self, "", "")
+        renamed = {name if name in slots else by_position.get(name, name): name for name in state}
+        if len(renamed) < len(state) or any(name not in slots for name in renamed):
+            return state
+        return {name: state[given] for name, given in renamed.items()}
 
     # -- calling -------------------------------------------------------------------------
     def forward(self, *inputs: Any, **kwargs: Any) -> Any:

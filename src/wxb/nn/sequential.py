@@ -111,6 +111,7 @@ class Sequential(Module):
     """
 
     use_plan = True
+    _children_by_position = True  # PyTorch's state_dict names its layers 0, 1, …
 
     def __init__(self, *layers: Module, name: str | None = None) -> None:
         super().__init__()
