@@ -24,7 +24,7 @@ from wxb.distributed import GradientSum
 from wxb.errors import ConfigError
 from wxb.nn.layers import Dense
 from wxb.nn.losses import Loss, batch_loss, computes_its_own, counts_no_row, one_number
-from wxb.nn.module import Module, structure_version
+from wxb.nn.module import Module, class_code, same_class_code, stock_kind, structure_version
 from wxb.nn.plan import LeanStack, StackPlan, unplannable_reason
 from wxb.nn.sequential import Sequential, plan_key, same_plan_key
 from wxb.optim import Optimizer, clip_grad_norm_
@@ -119,13 +119,15 @@ class PlannedStep(_Update):
         GraphStep)."""
         if not isinstance(model, Sequential):
             return f"the model is a {type(model).__name__}, not a Sequential"
-        kind = type(model)
-        if kind.forward is not Sequential.forward or kind.__call__ is not Module.__call__:
-            return f"{kind.__name__} overrides forward or __call__"
-        if "forward" in vars(model):  # model.forward = … on the instance
-            return "the model was given a forward of its own"
-        if model._has_hooks():  # (the step calls the plan, never the model)
-            return "the model has forward hooks, which run only through its calls"
+        if stock_kind(model, (Sequential,)) is not Sequential:
+            if "forward" in vars(model):  # model.forward = … on the instance
+                return "the model was given a forward of its own"
+            if model._has_hooks():  # (the step calls the plan, never the model)
+                return "the model has forward hooks, which run only through its calls"
+            return (
+                f"{type(model).__name__} overrides forward or __call__ (or its class was "
+                "given another since: Sequential.forward = …)"
+            )
         reason = unplannable_reason(run_layers(model))
         if reason is not None:
             return reason
@@ -158,11 +160,13 @@ class PlannedStep(_Update):
         # the model as planned: a layer replaced, removed or given a forward since, and the
         # step plans again, or runs the graph (as GraphStep) where no plan computes it
         self._version, self._key = structure_version(), plan_key(model)
+        self._code = class_code((model, *self.plan.layers))  # (a class's forward set since)
         self._graph: GraphStep | None = None
 
     def _follow_model(self) -> None:
         """Plan again if the model's layers or parameters changed since it was planned."""
         self._version = structure_version()
+        self._code = class_code((self.model, *run_layers(self.model)))
         key = plan_key(self.model)
         planned = self.why_not(self.model, None, self.loss) is None  # (hooks added too)
         if same_plan_key(key, self._key) and planned == (self._graph is None):
@@ -174,7 +178,7 @@ class PlannedStep(_Update):
             self._graph = GraphStep(self.model, self.loss, self.optimizer, self.clip_norm)
 
     def __call__(self, X: np.ndarray, y: np.ndarray) -> float:
-        if self._version != structure_version():
+        if self._version != structure_version() or not same_class_code(self._code):
             self._follow_model()
         if self._graph is not None:
             self._graph.reducer, self._graph.clip_norm = self.reducer, self.clip_norm
@@ -230,7 +234,7 @@ class PlannedStep(_Update):
     def contribute_nothing(self) -> float:
         """A distributed step in which this rank holds no row of the batch: zero
         gradients, summed layer by layer as a backward would, then the same update."""
-        if self._version != structure_version():
+        if self._version != structure_version() or not same_class_code(self._code):
             self._follow_model()
         if self._graph is not None:
             self._graph.reducer, self._graph.clip_norm = self.reducer, self.clip_norm

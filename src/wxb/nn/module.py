@@ -191,6 +191,27 @@ def _structure_changed() -> None:
     _structure_version = next(_structure_counter)
 
 
+# Each Module class's forward as its class statement left it: one assigned to a stock
+# class later (nn.Dense.forward = a patch) is no longer the forward a plan computes
+_DEFINED_FORWARD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def class_code(modules: Iterable[Module]) -> tuple:
+    """(class, its forward, its __call__) for each class among ``modules``: what their
+    calls ran when a plan was made of them. A forward assigned to a class since
+    (MyDense.forward = …) changes what its layers compute, which no structure_version
+    records: plans compare this (``same_class_code``) at each call."""
+    return tuple((cls, cls.forward, cls.__call__) for cls in dict.fromkeys(map(type, modules)))
+
+
+def same_class_code(code: tuple) -> bool:
+    """Whether each class in ``code`` (from class_code) still has that forward and __call__."""
+    for cls, forward, call in code:
+        if cls.forward is not forward or cls.__call__ is not call:
+            return False
+    return True
+
+
 _thread = threading.local()  # per thread: the modules `evaluating()` holds in eval mode
 
 
@@ -377,6 +398,10 @@ class Module:
     # buffers a state may leave out (load_state_dict keeps them as they are), as PyTorch's
     # BatchNorm takes a state dict without num_batches_tracked
     _kept_if_missing: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _DEFINED_FORWARD[cls] = cls.forward  # (stock_kind compares a kind's with it)
 
     def __init__(self) -> None:
         for table in ("_parameters", "_modules", "_buffers"):
@@ -1317,6 +1342,10 @@ class Module:
         return f"{type(self).__name__} '{self.name}'" if self.name else type(self).__name__
 
 
+_DEFINED_FORWARD[Module] = Module.forward
+_MODULE_CALL = Module.__call__  # (Module.__call__ patched: no layer runs it as planned)
+
+
 @contextmanager
 def gradient_twin(model: Module) -> Iterator[tuple[Module, list[str]]]:
     """A twin of ``model`` whose parameters are leaves of their own that share the
@@ -1393,10 +1422,10 @@ def stock_kind(module: Module, kinds: tuple[type[Module], ...]) -> type[Module] 
     if "forward" in vars(module) or "__call__" in vars(module) or module._has_hooks():
         return None  # (hooks: its calls may compute something else)
     cls = type(module)
-    if cls.__call__ is not Module.__call__:
+    if cls.__call__ is not _MODULE_CALL:
         return None
-    for kind in kinds:
-        if isinstance(module, kind) and cls.forward is kind.forward:
+    for kind in kinds:  # (the kind's own forward, not a patch assigned to it since)
+        if isinstance(module, kind) and cls.forward is _DEFINED_FORWARD.get(kind):
             return kind
     return None
 

@@ -24,6 +24,8 @@ from wxb.nn.module import (
     _NATIVE_FLOATS,
     Module,
     _structure_changed,
+    class_code,
+    same_class_code,
     stock_kind,
     structure_version,
 )
@@ -42,6 +44,7 @@ class _Plans:
         self.key = key  # (layers, parameters, forwards set on instances) they were made for
         self.version = -1  # the structure_version() at which the key was last checked
         self.reason = unplannable_reason(list(key[0]))  # None: the plan computes forward
+        self.code = class_code(key[0])  # the layers' classes' forwards it was checked with
         self._per_thread = threading.local()
         self.grad_lock = threading.RLock()  # this model's training plans, in every thread
 
@@ -317,10 +320,8 @@ class Sequential(Module):
         # there: the call and the Tensors around it cost as much as a one-row product
         if (
             self.use_plan
-            and type(self).forward is Sequential.forward
-            and type(self).__call__ is Module.__call__
-            and "forward" not in vars(self)
-            and not self._has_hooks()  # (its __call__ runs them)
+            # Sequential's own forward and __call__, no hooks (its __call__ runs them)
+            and stock_kind(self, (Sequential,)) is Sequential
             and X.dtype in _NATIVE_FLOATS
         ):
             plan = self._plans().inference
@@ -341,14 +342,16 @@ class Sequential(Module):
         """This model's plans, made again when its layers or parameters were replaced."""
         plans = _PLANS.get(self)
         version = structure_version()
-        if plans is not None and plans.version == version:
+        if plans is not None and plans.version == version and same_class_code(plans.code):
             return plans
         key = plan_key(self)
         layers = key[0]
         if plans is None or not same_plan_key(plans.key, key):
             plans = _PLANS[self] = _Plans(key)
-        else:  # the same layers and parameters, perhaps in other dtypes now (.to())
+        else:  # the same layers and parameters, perhaps in other dtypes now (.to()), or
+            # a layer's class given another forward (MyDense.forward = …)
             plans.reason = unplannable_reason(list(layers))
+            plans.code = class_code(layers)
         plans.version = version
         return plans
 

@@ -1,0 +1,169 @@
+"""Models users change after they were planned, or write so that they look plannable,
+trained by ``wxb.fit``, ``wxb.make_step`` and the hand-written loop against the same
+PyTorch loop from the same weights and batches: what a hunt through the planner found.
+The seed of each run is printed in the assertion (replay with ``WXB_TEST_SEED``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import wxb
+from wxb import nn, optim
+
+torch = pytest.importorskip("torch")
+
+
+def linear_like(dense: nn.Dense, cls: type = torch.nn.Linear) -> torch.nn.Linear:
+    """A float64 torch Linear (or subclass) holding a copy of ``dense``'s W and b."""
+    layer = cls(dense.in_features, dense.out_features, dtype=torch.float64)
+    with torch.no_grad():
+        layer.weight.copy_(torch.from_numpy(dense.weight.data))
+        layer.bias.copy_(torch.from_numpy(dense.bias.data))
+    return layer
+
+
+def half_mse(out, target):
+    """wxb's MSELoss: ½‖ŷ − y‖² summed over the outputs, averaged over the rows."""
+    return 0.5 * ((out - target) ** 2).sum(1).mean()
+
+
+class Run:
+    """One wxb model and its torch twin, trained batch by batch in the same order."""
+
+    def __init__(self, seeded, model, twin, n, c, batch=6, batches=4):
+        rng = seeded.rng
+        self.seeded, self.model, self.twin, self.batch = seeded, model, twin, batch
+        self.X = rng.normal(size=(batch * batches, n))
+        self.y = rng.normal(size=(batch * batches, c))
+        self.opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        self.twin_opt = torch.optim.SGD(twin.parameters(), lr=0.05, momentum=0.9)
+        self.ours, self.theirs, self.done = [], [], 0
+        self.step = None
+
+    def batches(self, count):
+        for k in range(self.done, self.done + count):
+            start = (k * self.batch) % len(self.X)
+            yield self.X[start : start + self.batch], self.y[start : start + self.batch]
+        self.done += count
+
+    def train(self, how, count):
+        for xb, yb in self.batches(count):
+            if how == "make_step":
+                if self.step is None:
+                    self.step = wxb.make_step(self.model, nn.MSELoss(), self.opt)
+                self.ours.append(self.step(xb, yb))
+            else:  # the loop a user writes
+                self.opt.zero_grad()
+                loss = nn.MSELoss()(self.model(xb), yb)
+                loss.backward()
+                self.opt.step()
+                self.ours.append(loss.item())
+            self.twin_opt.zero_grad()
+            loss = half_mse(self.twin(torch.from_numpy(xb)), torch.from_numpy(yb))
+            loss.backward()
+            self.twin_opt.step()
+            self.theirs.append(loss.item())
+
+    def check(self, what):
+        msg = self.seeded.msg(what)
+        np.testing.assert_allclose(self.ours, self.theirs, rtol=1e-10, atol=1e-12, err_msg=msg)
+        ours = [p.data for p in self.model.parameters()]
+        theirs = [p.detach().numpy() for p in self.twin.parameters()]
+        assert len(ours) == len(theirs), msg
+        for a, b in zip(ours, theirs, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=msg)
+        with wxb.no_grad():
+            predicted = self.model(self.X).data
+        with torch.no_grad():
+            expected = self.twin(torch.from_numpy(self.X)).numpy()
+        np.testing.assert_allclose(predicted, expected, rtol=1e-10, atol=1e-12, err_msg=msg)
+
+
+@pytest.mark.parametrize("how", ["make_step", "loop"])
+def test_a_layer_class_given_another_forward_after_planning_runs_it(seeded, how):
+    """``MyDense.forward = …`` after the model trained a few steps: the layers of that
+    class compute the new forward, as PyTorch's do. The planned stack (whose plans are
+    checked only when the structure changes) kept running the stock W·X + b."""
+    rng = seeded.rng
+    n, h, c = (int(v) for v in rng.integers(2, 6, size=3))
+    factor = float(rng.uniform(0.2, 0.8))
+
+    class MyDense(nn.Dense):  # a subclass of one's own, as yet with Dense's forward
+        pass
+
+    class TheirDense(torch.nn.Linear):
+        factor = 1.0
+
+        def forward(self, x):
+            return super().forward(x) * self.factor
+
+    first = nn.Dense(n, h, dtype="float64", seed=rng)
+    middle = MyDense(h, h, dtype="float64", seed=rng)
+    last = nn.Dense(h, c, dtype="float64", seed=rng)
+    model = nn.Sequential(first, nn.ReLU(), middle, nn.Tanh(), last)
+    twin = torch.nn.Sequential(
+        linear_like(first),
+        torch.nn.ReLU(),
+        linear_like(middle, TheirDense),
+        torch.nn.Tanh(),
+        linear_like(last),
+    )
+    run = Run(seeded, model, twin, n, c)
+    run.train(how, 3)  # (the third on the lean stack of its batch size)
+
+    def scaled(self, x):
+        return nn.Dense.forward(self, x) * factor
+
+    MyDense.forward = scaled
+    TheirDense.factor = factor
+    run.train(how, 4)
+    run.check(f"{how}: a Dense subclass given another forward after 3 steps")
+
+
+def test_a_stock_layers_forward_patched_is_what_fit_trains(seeded, monkeypatch):
+    """``nn.Dense.forward`` wrapped (a patch that scales, adds noise, logs): fit took the
+    model for stock layers by comparing each class's forward with Dense.forward, which
+    is the patch now, and trained the planned stack's W·X + b without it."""
+    rng = seeded.rng
+    n, h, c = (int(v) for v in rng.integers(2, 6, size=3))
+    factor = float(rng.uniform(0.2, 0.8))
+    model = nn.Sequential(
+        nn.Dense(n, h, dtype="float64", seed=rng), nn.Tanh(), nn.Dense(h, c, dtype="float64")
+    )
+
+    class TheirDense(torch.nn.Linear):
+        def forward(self, x):
+            return super().forward(x) * factor
+
+    twin = torch.nn.Sequential(
+        linear_like(model[0], TheirDense), torch.nn.Tanh(), linear_like(model[2], TheirDense)
+    )
+    stock = nn.Dense.forward
+
+    def scaled(self, x):
+        return stock(self, x) * factor
+
+    monkeypatch.setattr(nn.Dense, "forward", scaled)
+    X, y = rng.normal(size=(24, n)), rng.normal(size=(24, c))
+    opt = optim.Adam(model.parameters(), lr=0.01)
+    history = wxb.fit(
+        model, X, y, loss="mse", optimizer=opt, epochs=2, batch_size=8, shuffle=False,
+        verbose=False,
+    )  # fmt: skip
+    twin_opt = torch.optim.Adam(twin.parameters(), lr=0.01)
+    expected = []
+    for _ in range(2):
+        total = 0.0
+        for start in range(0, len(X), 8):
+            twin_opt.zero_grad()
+            loss = half_mse(twin(torch.from_numpy(X[start : start + 8])),
+                            torch.from_numpy(y[start : start + 8]))  # fmt: skip
+            loss.backward()
+            twin_opt.step()
+            total += loss.item() * 8
+        expected.append(total / len(X))
+    msg = seeded.msg(f"fit with Dense.forward patched (engine {history.engine})")
+    np.testing.assert_allclose(history["loss"], expected, rtol=1e-10, err_msg=msg)
+    for a, b in zip(model.parameters(), twin.parameters(), strict=True):
+        np.testing.assert_allclose(a.data, b.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=msg)
