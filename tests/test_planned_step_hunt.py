@@ -39,7 +39,7 @@ class Run:
         self.opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
         self.twin_opt = torch.optim.SGD(twin.parameters(), lr=0.05, momentum=0.9)
         self.ours, self.theirs, self.done = [], [], 0
-        self.step = None
+        self.step, self.loss, self.twin_loss = None, nn.MSELoss(), half_mse
 
     def batches(self, count):
         for k in range(self.done, self.done + count):
@@ -51,16 +51,16 @@ class Run:
         for xb, yb in self.batches(count):
             if how == "make_step":
                 if self.step is None:
-                    self.step = wxb.make_step(self.model, nn.MSELoss(), self.opt)
+                    self.step = wxb.make_step(self.model, self.loss, self.opt)
                 self.ours.append(self.step(xb, yb))
             else:  # the loop a user writes
                 self.opt.zero_grad()
-                loss = nn.MSELoss()(self.model(xb), yb)
+                loss = self.loss(self.model(xb), yb)
                 loss.backward()
                 self.opt.step()
                 self.ours.append(loss.item())
             self.twin_opt.zero_grad()
-            loss = half_mse(self.twin(torch.from_numpy(xb)), torch.from_numpy(yb))
+            loss = self.twin_loss(self.twin(torch.from_numpy(xb)), torch.from_numpy(yb))
             loss.backward()
             self.twin_opt.step()
             self.theirs.append(loss.item())
@@ -167,3 +167,37 @@ def test_a_stock_layers_forward_patched_is_what_fit_trains(seeded, monkeypatch):
     np.testing.assert_allclose(history["loss"], expected, rtol=1e-10, err_msg=msg)
     for a, b in zip(model.parameters(), twin.parameters(), strict=True):
         np.testing.assert_allclose(a.data, b.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=msg)
+
+
+def stack_and_twin(rng, n, h, c):
+    """A float64 Sequential of stock layers and its torch twin."""
+    first = nn.Dense(n, h, dtype="float64", seed=rng)
+    last = nn.Dense(h, c, dtype="float64", seed=rng)
+    model = nn.Sequential(first, nn.Tanh(), last)
+    return model, torch.nn.Sequential(linear_like(first), torch.nn.Tanh(), linear_like(last))
+
+
+@pytest.mark.parametrize("where", ["instance", "class"])
+def test_a_loss_given_a_forward_after_make_step_is_what_the_step_trains(seeded, where):
+    """``loss.forward = …`` (or the loss's class given one) after ``make_step`` built a
+    planned step: the step called the stock loss's kernel still, and trained on the old
+    loss without a word (GraphStep calls the loss, as a PyTorch loop does)."""
+    rng = seeded.rng
+    n, h, c = (int(v) for v in rng.integers(2, 6, size=3))
+    weight = float(rng.uniform(1.5, 4))
+    model, twin = stack_and_twin(rng, n, h, c)
+    run = Run(seeded, model, twin, n, c)
+
+    class MyLoss(nn.MSELoss):  # a subclass of one's own, as yet the stock loss
+        pass
+
+    run.loss = MyLoss()
+    run.train("make_step", 3)
+    if where == "instance":
+        stock = run.loss.forward
+        run.loss.forward = lambda out, target: stock(out, target) * weight
+    else:
+        MyLoss.forward = lambda self, out, target: nn.MSELoss.forward(self, out, target) * weight
+    run.twin_loss = lambda out, target: half_mse(out, target) * weight
+    run.train("make_step", 4)
+    run.check(f"make_step, the loss given another forward on its {where} after 3 steps")

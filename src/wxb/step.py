@@ -160,13 +160,28 @@ class PlannedStep(_Update):
         # the model as planned: a layer replaced, removed or given a forward since, and the
         # step plans again, or runs the graph (as GraphStep) where no plan computes it
         self._version, self._key = structure_version(), plan_key(model)
-        self._code = class_code((model, *self.plan.layers))  # (a class's forward set since)
         self._graph: GraphStep | None = None
+        self._take_code()
+
+    def _take_code(self) -> None:
+        """The forwards the model's, its layers' and the loss's classes have now, and the
+        loss's own: a forward set on one since (MyDense.forward = …, loss.forward = …)
+        changes what the step must compute, and no structure_version records it."""
+        self._code = class_code((self.model, *run_layers(self.model), self.loss))
+        self._loss_forward = vars(self.loss).get("forward")
+
+    def _as_planned(self) -> bool:
+        """Whether nothing the plan was checked against changed since."""
+        return (
+            self._version == structure_version()
+            and same_class_code(self._code)
+            and vars(self.loss).get("forward") is self._loss_forward
+        )
 
     def _follow_model(self) -> None:
         """Plan again if the model's layers or parameters changed since it was planned."""
         self._version = structure_version()
-        self._code = class_code((self.model, *run_layers(self.model)))
+        self._take_code()
         key = plan_key(self.model)
         planned = self.why_not(self.model, None, self.loss) is None  # (hooks added too)
         if same_plan_key(key, self._key) and planned == (self._graph is None):
@@ -178,7 +193,7 @@ class PlannedStep(_Update):
             self._graph = GraphStep(self.model, self.loss, self.optimizer, self.clip_norm)
 
     def __call__(self, X: np.ndarray, y: np.ndarray) -> float:
-        if self._version != structure_version() or not same_class_code(self._code):
+        if not self._as_planned():
             self._follow_model()
         if self._graph is not None:
             self._graph.reducer, self._graph.clip_norm = self.reducer, self.clip_norm
@@ -234,7 +249,7 @@ class PlannedStep(_Update):
     def contribute_nothing(self) -> float:
         """A distributed step in which this rank holds no row of the batch: zero
         gradients, summed layer by layer as a backward would, then the same update."""
-        if self._version != structure_version() or not same_class_code(self._code):
+        if not self._as_planned():
             self._follow_model()
         if self._graph is not None:
             self._graph.reducer, self._graph.clip_norm = self.reducer, self.clip_norm
