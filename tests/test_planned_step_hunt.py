@@ -201,3 +201,28 @@ def test_a_loss_given_a_forward_after_make_step_is_what_the_step_trains(seeded, 
     run.twin_loss = lambda out, target: half_mse(out, target) * weight
     run.train("make_step", 4)
     run.check(f"make_step, the loss given another forward on its {where} after 3 steps")
+
+
+@pytest.mark.parametrize("how", ["make_step", "loop"])
+def test_a_layer_given_another_class_after_planning_runs_its_forward(seeded, how):
+    """``layer.__class__ = Scaled`` (how some tools convert layers in place) after a few
+    steps: the layer computes Scaled's forward, as PyTorch's does. The assignment did not
+    reach the plans, which kept running the stock W·X + b for it."""
+    rng = seeded.rng
+    n, h, c = (int(v) for v in rng.integers(2, 6, size=3))
+    factor = float(rng.uniform(0.2, 0.8))
+
+    class Scaled(nn.Dense):
+        def forward(self, x):
+            return super().forward(x) * factor
+
+    class TheirScaled(torch.nn.Linear):
+        def forward(self, x):
+            return super().forward(x) * factor
+
+    model, twin = stack_and_twin(rng, n, h, c)
+    run = Run(seeded, model, twin, n, c)
+    run.train(how, 3)
+    model[2].__class__, twin[2].__class__ = Scaled, TheirScaled
+    run.train(how, 4)
+    run.check(f"{how}: the last Dense given a class with its own forward after 3 steps")

@@ -489,8 +489,8 @@ class Module:
             else:
                 _insert_in_place(buffers, key, value, self.__dict__["_vacated"].pop(key)[1])
             _structure_changed()
-        elif key == "forward":  # a forward set on the instance changes what it computes
-            _structure_changed()
+        elif key in ("forward", "__class__"):  # a forward set on the instance, or another
+            _structure_changed()  # class (layer.__class__ = …), changes what it computes
         elif (held := _held_kind(value)) is not None:
             where = (
                 "wxb.nn.ModuleList([...]) (a dict: wxb.nn.ModuleDict), a Sequential"
