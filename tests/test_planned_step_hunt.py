@@ -226,3 +226,58 @@ def test_a_layer_given_another_class_after_planning_runs_its_forward(seeded, how
     model[2].__class__, twin[2].__class__ = Scaled, TheirScaled
     run.train(how, 4)
     run.check(f"{how}: the last Dense given a class with its own forward after 3 steps")
+
+
+def fit_epochs(seeded, model, twin, X, y, epochs, batch, make_optimizers):
+    """``wxb.fit`` (shuffle=False) and the same epochs of a torch loop, each with a new
+    optimiser from ``make_optimizers``; returns both per-epoch losses."""
+    ours_opt, their_opt = make_optimizers(model, twin)
+    history = wxb.fit(
+        model, X, y, loss="mse", optimizer=ours_opt, epochs=epochs, batch_size=batch,
+        shuffle=False, verbose=False,
+    )  # fmt: skip
+    theirs = []
+    for _ in range(epochs):
+        total = 0.0
+        for start in range(0, len(X), batch):
+            rows = slice(start, start + batch)
+            their_opt.zero_grad()
+            loss = half_mse(twin(torch.from_numpy(X[rows])), torch.from_numpy(y[rows]))
+            loss.backward()
+            their_opt.step()
+            total += loss.item() * len(X[rows])
+        theirs.append(total / len(X))
+    return history["loss"], theirs
+
+
+def test_a_layer_set_at_a_second_place_is_shared_there_as_torchs(seeded):
+    """``model[4] = model[2]`` after a fit (tying two layers' weights, as a PyTorch user
+    writes it) was refused with advice that cannot be followed ("give it that name, or
+    none": the layer's name is its first place's); ``append`` took the same layer. Now it
+    is held at both places and the next fit trains the tied weights as PyTorch's."""
+    rng = seeded.rng
+    n, h, c = (int(v) for v in rng.integers(2, 6, size=3))
+    dense = [nn.Dense(a, b, dtype="float64", seed=rng) for a, b in ((n, h), (h, h), (h, h), (h, c))]
+    model = nn.Sequential(dense[0], nn.ReLU(), dense[1], nn.Tanh(), dense[2], nn.Tanh(), dense[3])
+    twin = torch.nn.Sequential(
+        linear_like(dense[0]), torch.nn.ReLU(), linear_like(dense[1]), torch.nn.Tanh(),
+        linear_like(dense[2]), torch.nn.Tanh(), linear_like(dense[3]),
+    )  # fmt: skip
+    X, y = rng.normal(size=(24, n)), rng.normal(size=(24, c))
+
+    def adam(ours, theirs):
+        return optim.Adam(ours.parameters(), lr=0.01), torch.optim.Adam(
+            theirs.parameters(), lr=0.01
+        )
+
+    first = fit_epochs(seeded, model, twin, X, y, 2, 8, adam)
+    model[4], twin[4] = model[2], twin[2]
+    assert model[4] is model[2] and len(model) == 7, seeded.msg(str(list(model._modules)))
+    second = fit_epochs(seeded, model, twin, X, y, 2, 8, adam)
+    msg = seeded.msg("a fit after model[4] = model[2]")
+    np.testing.assert_allclose(first[0] + second[0], first[1] + second[1], rtol=1e-10, err_msg=msg)
+    ours = list(model.parameters())
+    theirs = list(twin.parameters())
+    assert len(ours) == len(theirs) == 6, msg
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a.data, b.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=msg)

@@ -190,6 +190,21 @@ class Sequential(Module):
         if not isinstance(layer, Module):
             raise ConfigError(f"Sequential[{index}] = …: {type(layer).__name__} is not a Module")
         key = self._key_at(index)
+        first = next((k for k, m in self._modules.items() if m is layer and k != key), None)
+        if first is not None:  # a layer held at another place: shared (tied), as PyTorch's
+            # model[4] = model[2]; under a key of its own, as the constructor keys a layer
+            # given twice (its name is its first place's: it could take neither)
+            place = list(self._modules).index(key)
+            new_key = f"{first}_{place}"
+            while new_key in self._modules:
+                new_key += "_"
+            items = [(new_key, layer) if k == key else (k, m) for k, m in self._modules.items()]
+            delattr(self, key)
+            setattr(self, new_key, layer)
+            self._modules.clear()  # (in the replaced layer's place)
+            self._modules.update(items)
+            _structure_changed()
+            return
         if layer.name is None:  # named after its place, as the constructor names layers
             layer.name = key
         elif layer.name != key:  # a saved model finds each layer by its name
