@@ -272,6 +272,7 @@ def test_a_layer_set_at_a_second_place_is_shared_there_as_torchs(seeded):
 
     first = fit_epochs(seeded, model, twin, X, y, 2, 8, adam)
     model[4], twin[4] = model[2], twin[2]
+    model[4] = model[4]  # (a layer set where it is: as it was, also under a key of its own)
     assert model[4] is model[2] and len(model) == 7, seeded.msg(str(list(model._modules)))
     second = fit_epochs(seeded, model, twin, X, y, 2, 8, adam)
     msg = seeded.msg("a fit after model[4] = model[2]")

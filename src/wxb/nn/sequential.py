@@ -190,6 +190,8 @@ class Sequential(Module):
         if not isinstance(layer, Module):
             raise ConfigError(f"Sequential[{index}] = …: {type(layer).__name__} is not a Module")
         key = self._key_at(index)
+        if self._modules[key] is layer:  # model[i] = model[i]: as it is
+            return
         first = next((k for k, m in self._modules.items() if m is layer and k != key), None)
         if first is not None:  # a layer held at another place: shared (tied), as PyTorch's
             # model[4] = model[2]; under a key of its own, as the constructor keys a layer
