@@ -282,3 +282,40 @@ def test_a_layer_set_at_a_second_place_is_shared_there_as_torchs(seeded):
     assert len(ours) == len(theirs) == 6, msg
     for a, b in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(a.data, b.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=msg)
+
+
+def test_make_step_takes_a_loss_and_optimiser_as_fit_takes_them(seeded):
+    """``wxb.make_step`` (fit's step, public) failed at its first call on an attribute
+    for what fit takes (``make_step(model, "mse", "sgd")``: 'str' object has no attribute
+    'reduction') and for PyTorch's loss or optimiser ('int' object is not callable, 'SGD'
+    object has no attribute 'params'). Names are taken as fit takes them (trained as the
+    same torch loop), and the rest is refused in one line."""
+    rng = seeded.rng
+    n, h, c = (int(v) for v in rng.integers(2, 6, size=3))
+    model, twin = stack_and_twin(rng, n, h, c)
+    step = wxb.make_step(model, "mse", "sgd")  # fit's SGD: its default rate
+    rate = step.optimizer.param_groups[0]["lr"]
+    their_opt = torch.optim.SGD(twin.parameters(), lr=rate)
+    X, y = rng.normal(size=(18, n)), rng.normal(size=(18, c))
+    for start in range(0, 18, 6):
+        ours = step(X[start : start + 6], y[start : start + 6])
+        their_opt.zero_grad()
+        loss = half_mse(twin(torch.from_numpy(X[start : start + 6])),
+                        torch.from_numpy(y[start : start + 6]))  # fmt: skip
+        loss.backward()
+        their_opt.step()
+        np.testing.assert_allclose(ours, loss.item(), rtol=1e-10, err_msg=seeded.msg("loss"))
+    for a, b in zip(model.parameters(), twin.parameters(), strict=True):
+        np.testing.assert_allclose(a.data, b.detach().numpy(), rtol=1e-10, atol=1e-12)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    refused = [
+        (torch.nn.MSELoss(), opt, "PyTorch's MSELoss"),
+        (nn.MSELoss, opt, "the class MSELoss"),
+        (nn.MSELoss(), torch.optim.SGD(twin.parameters(), lr=0.1), "PyTorch's SGD"),
+        (nn.MSELoss(), None, "optimizer must be one of"),
+    ]
+    for loss, optimizer, said in refused:
+        for make in (wxb.make_step, wxb.GraphStep, wxb.PlannedStep):
+            with pytest.raises(wxb.errors.ConfigError, match=said) as caught:
+                make(model, loss, optimizer)
+            assert "\n" not in str(caught.value), seeded.msg(str(caught.value))

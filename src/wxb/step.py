@@ -23,11 +23,11 @@ from wxb import ops
 from wxb.distributed import GradientSum
 from wxb.errors import ConfigError
 from wxb.nn.layers import Dense
-from wxb.nn.losses import Loss, batch_loss, computes_its_own, counts_no_row, one_number
+from wxb.nn.losses import Loss, computes_its_own, counts_no_row, get_loss, one_number
 from wxb.nn.module import Module, class_code, same_class_code, stock_kind, structure_version
 from wxb.nn.plan import LeanStack, StackPlan, unplannable_reason
 from wxb.nn.sequential import Sequential, plan_key, same_plan_key
-from wxb.optim import Optimizer, clip_grad_norm_
+from wxb.optim import Optimizer, clip_grad_norm_, get_optimizer
 from wxb.tensor import Tensor, float_array
 
 
@@ -61,14 +61,25 @@ def batch_array(X: object, model: Module) -> np.ndarray:
     return float_array(np.asarray(X), model.dtype, "X")
 
 
+def loss_and_optimizer(model: Module, loss: object, optimizer: object) -> tuple[Loss, Optimizer]:
+    """A step's loss and optimiser as fit takes them: the loss by name, a Loss or a
+    function; an Optimizer, or a name (one over the model's trainable parameters). A
+    torch loss or optimiser, a class, anything else: refused in one line (they failed at
+    the first step on an attribute a wxb one has)."""
+    loss = get_loss(loss)
+    if not isinstance(optimizer, Optimizer):
+        optimizer = get_optimizer(optimizer, [p for p in model.parameters() if p.requires_grad])
+    return loss, optimizer
+
+
 class GraphStep(_Update):
     """One step through the recorded graph: works for any Module."""
 
     def __init__(
         self, model: Module, loss: Loss, optimizer: Optimizer, clip_norm: float | None = None
     ) -> None:
+        self.loss, optimizer = loss_and_optimizer(model, loss, optimizer)
         self.model, self.optimizer, self.clip_norm = model, optimizer, clip_norm
-        self.loss = batch_loss(loss)
         self.reducer: GradientSum | None = None  # set by a distributed fit
 
     def __call__(self, X: np.ndarray, y: np.ndarray) -> float:
@@ -148,7 +159,8 @@ class PlannedStep(_Update):
     def __init__(
         self, model: Sequential, loss: Loss, optimizer: Optimizer, clip_norm: float | None = None
     ) -> None:
-        reason = self.why_not(model, optimizer, batch_loss(loss))
+        loss, optimizer = loss_and_optimizer(model, loss, optimizer)
+        reason = self.why_not(model, optimizer, loss)
         if reason is not None:
             raise ConfigError(
                 f"PlannedStep cannot run this model: {reason}; use GraphStep (or make_step)"
@@ -284,7 +296,9 @@ class PlannedStep(_Update):
 def make_step(
     model: Module, loss: Loss, optimizer: Optimizer, clip_norm: float | None = None
 ) -> GraphStep | PlannedStep:
-    """The planned step where it computes exactly what the model does, else the graph step."""
+    """The planned step where it computes exactly what the model does, else the graph step.
+    ``loss`` and ``optimizer`` as fit takes them (names too: see loss_and_optimizer)."""
+    loss, optimizer = loss_and_optimizer(model, loss, optimizer)
     if PlannedStep.why_not(model, optimizer, loss) is None:
         return PlannedStep(model, loss, optimizer, clip_norm)
     return GraphStep(model, loss, optimizer, clip_norm)
