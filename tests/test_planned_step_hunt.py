@@ -5,6 +5,8 @@ The seed of each run is printed in the assertion (replay with ``WXB_TEST_SEED``)
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -319,3 +321,52 @@ def test_make_step_takes_a_loss_and_optimiser_as_fit_takes_them(seeded):
             with pytest.raises(wxb.errors.ConfigError, match=said) as caught:
                 make(model, loss, optimizer)
             assert "\n" not in str(caught.value), seeded.msg(str(caught.value))
+
+
+@pytest.mark.parametrize("shape", ["vector", "3-D"])
+def test_a_weight_given_through_data_that_is_no_matrix_is_refused_in_one_line(seeded, shape):
+    """``dense.weight.data = a`` with ``a`` no (out × in) matrix: PyTorch's Linear refuses
+    it at the next call. wxb read ``a.shape[1]`` as the inputs: predict ran an (m, n, 1)
+    W broadcast through the planned stack and gave numbers without a word, training
+    failed in the planned backward on a matmul's gufunc signature, and a vector W failed
+    on 'tuple index out of range'. Each now says which layer's W, in one line."""
+    rng = seeded.rng
+    n, h, c = (int(v) for v in rng.integers(2, 6, size=3))
+    model, twin = stack_and_twin(rng, n, h, c)
+    X, y = rng.normal(size=(8, n)), rng.normal(size=(8, c))
+    bad = rng.normal(size=(h,) if shape == "vector" else (h, n, 1))
+    twin[0].weight.data = torch.from_numpy(bad)
+    with pytest.raises(RuntimeError):  # PyTorch's Linear refuses it
+        twin(torch.from_numpy(X))
+    model[0].weight.data = bad
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    calls = {
+        "predict": lambda: model.predict(X),
+        "no_grad call": lambda: model(X),
+        "loop": lambda: nn.MSELoss()(model(X), y).backward(),
+        "make_step": lambda: wxb.make_step(model, nn.MSELoss(), opt)(X, y),
+        "fit": lambda: wxb.fit(model, X, y, loss="mse", optimizer=opt, epochs=1, verbose=False),
+    }
+    for what, call in calls.items():
+        with wxb.no_grad() if what == "no_grad call" else contextlib.nullcontext():
+            with pytest.raises(wxb.errors.ShapeError, match="W must be a matrix") as caught:
+                call()
+        message = str(caught.value)
+        assert "\n" not in message and model[0].label in message, seeded.msg(f"{what}: {message}")
+    assert str(tuple(bad.shape)) in repr(model), seeded.msg(repr(model))
+
+
+def test_a_parameters_data_must_be_an_array_as_torchs(seeded):
+    """``p.data = [[…]]``: PyTorch refuses it ("Variable data has to be a tensor"); wxb
+    took the list, and the next call failed on "'list' object has no attribute 'dtype'"."""
+    rng = seeded.rng
+    dense = nn.Dense(3, 2, dtype="float64", seed=rng)
+    values = rng.normal(size=(2, 3))
+    with pytest.raises(TypeError):
+        torch.nn.Linear(3, 2).weight.data = values.tolist()
+    with pytest.raises(wxb.errors.ConfigError, match="give an array"):
+        dense.weight.data = values.tolist()
+    dense.weight.data = values  # an array, or a Tensor's, is taken as before
+    assert dense.weight.data is values
+    dense.weight.data = wxb.Tensor(values * 2)
+    np.testing.assert_array_equal(dense.weight.data, values * 2)

@@ -11,7 +11,7 @@ import numpy as np
 
 from wxb import ops
 from wxb.backend import DTYPES, resolve_dtype
-from wxb.errors import ConfigError, DataError
+from wxb.errors import ConfigError, DataError, ShapeError
 from wxb.nn.module import Module, Parameter
 from wxb.random import as_generator, key_of
 from wxb.tensor import Tensor, no_grad
@@ -86,13 +86,26 @@ class Dense(Module):
     # attributes would go stale, and the planned stack sized its buffers from them).
     @property
     def in_features(self) -> int:
-        return int(self.weight.shape[1])
+        return self._weight_shape()[1]
 
     @property
     def out_features(self) -> int:
-        return int(self.weight.shape[0])
+        return self._weight_shape()[0]
+
+    def _weight_shape(self) -> tuple[int, int]:
+        """W's (out, in); a W given through ``.data`` that is not a matrix refused in one
+        line (its shape[1] was read as the inputs: an IndexError, or for (m, n, 1) a
+        prediction broadcast through it without a word)."""
+        shape = self.weight.shape
+        if len(shape) != 2:
+            raise ShapeError(
+                f"{self.label}: W must be a matrix (out_features × in_features); its "
+                f"array has shape {shape}"
+            )
+        return int(shape[0]), int(shape[1])
 
     def forward(self, x: Tensor) -> Tensor:
+        self._weight_shape()
         if x.dtype != self.weight.dtype:
             raise dtype_mismatch(self.label, x.dtype, self.weight.dtype)
         z = ops.linear_map(x, self.weight, where=self.label)
@@ -123,6 +136,8 @@ class Dense(Module):
         }
 
     def extra_repr(self) -> str:
+        if self.weight.ndim != 2:  # (shown, not refused: repr is how one looks at it)
+            return f"weight of shape {self.weight.shape}, bias={self.bias is not None}"
         return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
 
 

@@ -73,6 +73,8 @@ def unplannable_reason(layers: list[Module]) -> str | None:
                 value = getattr(layer, key)
                 if value is not None and not isinstance(value, Parameter):
                     return f"the {key} of {layer.label} is computed, not a parameter"
+            if layer.weight.ndim != 2:  # (given through .data; the layer's forward refuses it)
+                return f"the W of {layer.label} has shape {layer.weight.shape}, not out × in"
     slots = [p for m in layers for p in m._parameters.values()]
     if len({id(p) for p in slots}) != len(slots):
         return "some layers share parameters"
