@@ -370,3 +370,30 @@ def test_a_parameters_data_must_be_an_array_as_torchs(seeded):
     assert dense.weight.data is values
     dense.weight.data = wxb.Tensor(values * 2)
     np.testing.assert_array_equal(dense.weight.data, values * 2)
+
+
+@pytest.mark.parametrize("which", ["mean", "scale"])
+def test_standardize_statistics_set_in_another_shape_are_refused_in_one_line(seeded, which):
+    """A Standardize's mean (or scale) set later as a column, (n, 1), where the
+    constructor takes one value per feature: for a batch of n rows the planned stack and
+    the graph both broadcast it along the rows (row i less mean[i], not each feature
+    less its mean) and predicted without a word; a (1, n) mean was read as one feature.
+    Each path now refuses it in one line naming the layer."""
+    rng = seeded.rng
+    n, c = (int(v) for v in rng.integers(2, 6, size=2))
+    layer = nn.Standardize(rng.normal(size=n), rng.uniform(0.5, 2, size=n), dtype="float64")
+    model = nn.Sequential(layer, nn.Dense(n, c, dtype="float64", seed=rng))
+    X, y = rng.normal(size=(n, n)), rng.normal(size=(n, c))  # n rows: the broadcast fits
+    setattr(layer, which, getattr(layer, which).reshape(n, 1).copy())
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    calls = {
+        "predict": lambda: model.predict(X),
+        "loop": lambda: nn.MSELoss()(model(X), y).backward(),
+        "make_step": lambda: wxb.make_step(model, nn.MSELoss(), opt)(X, y),
+        "fit": lambda: wxb.fit(model, X, y, loss="mse", optimizer=opt, epochs=1, verbose=False),
+    }
+    for what, call in calls.items():
+        with pytest.raises(wxb.errors.ShapeError, match="one value per feature") as caught:
+            call()
+        message = str(caught.value)
+        assert "\n" not in message and layer.label in message, seeded.msg(f"{what}: {message}")

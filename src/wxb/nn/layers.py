@@ -526,7 +526,15 @@ class Standardize(Module):
 
     @property
     def in_features(self) -> int:
-        return self.mean.shape[0]
+        mean, scale = self.mean, self.scale
+        if mean.ndim != 1 or scale.shape != mean.shape:
+            # one value per feature, as the constructor takes them: a mean set since as
+            # (n, 1) took row i's mean from it for a batch of n rows, without a word
+            raise ShapeError(
+                f"{self.label}: mean and scale must be vectors of one value per feature, "
+                f"of one length; they have shapes {mean.shape} and {scale.shape}"
+            )
+        return mean.shape[0]
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 2 or x.shape[1] != self.in_features:

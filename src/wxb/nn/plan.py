@@ -75,6 +75,9 @@ def unplannable_reason(layers: list[Module]) -> str | None:
                     return f"the {key} of {layer.label} is computed, not a parameter"
             if layer.weight.ndim != 2:  # (given through .data; the layer's forward refuses it)
                 return f"the W of {layer.label} has shape {layer.weight.shape}, not out × in"
+        elif isinstance(layer, Standardize):  # (set since; the layer's forward refuses them)
+            if layer.mean.ndim != 1 or layer.scale.shape != layer.mean.shape:
+                return f"the mean and scale of {layer.label} are not one value per feature"
     slots = [p for m in layers for p in m._parameters.values()]
     if len({id(p) for p in slots}) != len(slots):
         return "some layers share parameters"
