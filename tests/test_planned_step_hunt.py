@@ -356,22 +356,6 @@ def test_a_weight_given_through_data_that_is_no_matrix_is_refused_in_one_line(se
     assert str(tuple(bad.shape)) in repr(model), seeded.msg(repr(model))
 
 
-def test_a_parameters_data_must_be_an_array_as_torchs(seeded):
-    """``p.data = [[…]]``: PyTorch refuses it ("Variable data has to be a tensor"); wxb
-    took the list, and the next call failed on "'list' object has no attribute 'dtype'"."""
-    rng = seeded.rng
-    dense = nn.Dense(3, 2, dtype="float64", seed=rng)
-    values = rng.normal(size=(2, 3))
-    with pytest.raises(TypeError):
-        torch.nn.Linear(3, 2).weight.data = values.tolist()
-    with pytest.raises(wxb.errors.ConfigError, match="give an array"):
-        dense.weight.data = values.tolist()
-    dense.weight.data = values  # an array, or a Tensor's, is taken as before
-    assert dense.weight.data is values
-    dense.weight.data = wxb.Tensor(values * 2)
-    np.testing.assert_array_equal(dense.weight.data, values * 2)
-
-
 @pytest.mark.parametrize("which", ["mean", "scale"])
 def test_standardize_statistics_set_in_another_shape_are_refused_in_one_line(seeded, which):
     """A Standardize's mean (or scale) set later as a column, (n, 1), where the
