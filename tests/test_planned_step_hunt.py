@@ -381,3 +381,59 @@ def test_standardize_statistics_set_in_another_shape_are_refused_in_one_line(see
             call()
         message = str(caught.value)
         assert "\n" not in message and layer.label in message, seeded.msg(f"{what}: {message}")
+
+
+def test_a_class_given_another_forward_during_fit_is_what_its_later_epochs_train(seeded):
+    """A schedule of one's own (stepped by fit after each epoch) that gives a layer
+    class another forward after epoch 1, as a callback might: fit's planned step, made
+    at the start, ran the stock tanh for the rest of the run (the losses of epochs 2 and
+    3 off PyTorch's loop, which calls the layer)."""
+    rng = seeded.rng
+    n, h, c = (int(v) for v in rng.integers(2, 6, size=3))
+    factor = float(rng.uniform(0.2, 0.8))
+
+    class MyTanh(nn.Tanh):
+        pass
+
+    class TheirTanh(torch.nn.Tanh):
+        factor = 1.0
+
+        def forward(self, x):
+            return super().forward(x) * self.factor
+
+    first = nn.Dense(n, h, dtype="float64", seed=rng)
+    last = nn.Dense(h, c, dtype="float64", seed=rng)
+    model = nn.Sequential(first, MyTanh(), last)
+    twin = torch.nn.Sequential(linear_like(first), TheirTanh(), linear_like(last))
+    opt = optim.Adam(model.parameters(), lr=0.01)
+
+    class Patching(optim.StepLR):
+        def step(self):
+            rate = super().step()
+            if self.epoch == 1:
+                MyTanh.forward = lambda self, x: nn.Tanh.forward(self, x) * factor
+            return rate
+
+    X, y = rng.normal(size=(24, n)), rng.normal(size=(24, c))
+    history = wxb.fit(
+        model, X, y, loss="mse", optimizer=opt, epochs=3, batch_size=8, shuffle=False,
+        verbose=False, lr_schedule=Patching(opt, step_size=100),
+    )  # fmt: skip
+    their_opt = torch.optim.Adam(twin.parameters(), lr=0.01)
+    expected = []
+    for epoch in range(3):
+        total = 0.0
+        for start in range(0, 24, 8):
+            their_opt.zero_grad()
+            loss = half_mse(twin(torch.from_numpy(X[start : start + 8])),
+                            torch.from_numpy(y[start : start + 8]))  # fmt: skip
+            loss.backward()
+            their_opt.step()
+            total += loss.item() * 8
+        expected.append(total / 24)
+        if epoch == 0:
+            TheirTanh.factor = factor
+    msg = seeded.msg("fit, a layer's class given another forward after epoch 1")
+    np.testing.assert_allclose(history["loss"], expected, rtol=1e-10, err_msg=msg)
+    for a, b in zip(model.parameters(), twin.parameters(), strict=True):
+        np.testing.assert_allclose(a.data, b.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=msg)
