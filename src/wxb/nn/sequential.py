@@ -198,7 +198,7 @@ class Sequential(Module):
             # given twice (its name is its first place's: it could take neither)
             place = list(self._modules).index(key)
             new_key = f"{first}_{place}"
-            while new_key in self._modules:
+            while new_key in self._modules and new_key != key:  # (key itself goes below)
                 new_key += "_"
             items = [(new_key, layer) if k == key else (k, m) for k, m in self._modules.items()]
             delattr(self, key)
