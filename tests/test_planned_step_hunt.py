@@ -437,3 +437,34 @@ def test_a_class_given_another_forward_during_fit_is_what_its_later_epochs_train
     np.testing.assert_allclose(history["loss"], expected, rtol=1e-10, err_msg=msg)
     for a, b in zip(model.parameters(), twin.parameters(), strict=True):
         np.testing.assert_allclose(a.data, b.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=msg)
+
+
+@pytest.mark.parametrize("how", ["fit", "make_step", "loop"])
+def test_a_dense_whose_w_or_b_is_a_buffer_trains_as_torchs(seeded, how):
+    """PyTorch's way to freeze a Linear's b (or W) and keep it in the state:
+    ``del lin.bias; lin.register_buffer("bias", b)``. wxb's Dense handed the array to
+    its ops as if it were a Tensor, and every call failed on "'numpy.ndarray' object
+    has no attribute 'requires_grad'"; it is now a constant, as PyTorch's buffer."""
+    rng = seeded.rng
+    n, h, c = (int(v) for v in rng.integers(2, 6, size=3))
+    model, twin = stack_and_twin(rng, n, h, c)
+    b = rng.normal(size=h)
+    W = model[2].weight.data.copy()
+    del model[0].bias, model[2].weight
+    model[0].register_buffer("bias", b.copy())
+    model[2].register_buffer("weight", W.copy())
+    del twin[0].bias, twin[2].weight
+    twin[0].register_buffer("bias", torch.from_numpy(b.copy()))
+    twin[2].register_buffer("weight", torch.from_numpy(W.copy()))
+    run = Run(seeded, model, twin, n, c)
+    if how == "fit":
+        ours, theirs = fit_epochs(seeded, model, twin, run.X, run.y, 2, 6, lambda a, b: (
+            optim.SGD(a.parameters(), lr=0.05, momentum=0.9),
+            torch.optim.SGD(b.parameters(), lr=0.05, momentum=0.9),
+        ))  # fmt: skip
+        run.ours, run.theirs = list(ours), theirs
+    else:
+        run.train(how, 6)
+    run.check(f"{how}: the first b and the last W buffers")
+    np.testing.assert_array_equal(model[0].bias, b)  # constants: not trained
+    np.testing.assert_array_equal(model[2].weight, W)

@@ -54,6 +54,13 @@ def dtype_mismatch(label: str, x: np.dtype, w: np.dtype) -> DataError:
     return DataError(f"{label}: X is {x} but W is {w}; {advice}")
 
 
+def _operand(value: object) -> object:
+    """A Dense's W or b as its forward computes with it: a buffer (an array, PyTorch's
+    ``del lin.bias; lin.register_buffer("bias", b)``, a frozen b kept in the state) as a
+    constant Tensor; a Parameter, a Tensor computed from others, or None as it is."""
+    return Tensor(value) if isinstance(value, np.ndarray) else value
+
+
 class Dense(Module):
     """Z = W·X + b with W of shape (out_features, in_features), as the seed writes it.
 
@@ -106,10 +113,11 @@ class Dense(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         self._weight_shape()
-        if x.dtype != self.weight.dtype:
-            raise dtype_mismatch(self.label, x.dtype, self.weight.dtype)
-        z = ops.linear_map(x, self.weight, where=self.label)
-        return ops.add_bias(z, self.bias) if self.bias is not None else z
+        weight, bias = _operand(self.weight), _operand(self.bias)
+        if x.dtype != weight.dtype:
+            raise dtype_mismatch(self.label, x.dtype, weight.dtype)
+        z = ops.linear_map(x, weight, where=self.label)
+        return ops.add_bias(z, bias) if bias is not None else z
 
     def reset_parameters(self) -> None:
         """W drawn again (its ``init``, from wxb's default generator, which

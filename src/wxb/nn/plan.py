@@ -72,7 +72,7 @@ def unplannable_reason(layers: list[Module]) -> str | None:
             for key in ("weight", "bias"):
                 value = getattr(layer, key)
                 if value is not None and not isinstance(value, Parameter):
-                    return f"the {key} of {layer.label} is computed, not a parameter"
+                    return f"the {key} of {layer.label} is not a parameter (computed, or a buffer)"
             if layer.weight.ndim != 2:  # (given through .data; the layer's forward refuses it)
                 return f"the W of {layer.label} has shape {layer.weight.shape}, not out × in"
         elif isinstance(layer, Standardize):  # (set since; the layer's forward refuses them)
