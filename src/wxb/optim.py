@@ -354,6 +354,7 @@ class _ParamState(dict):
         opt, i = self._optimizer, self._at
         where = f"{type(opt).__name__}.state[p][{key!r}]"
         name, counters = self._own(key), {COUNTER_KEYS[c]: c for c in opt.counters}
+        started = opt._has_state(i) and i not in opt.__dict__.get("_begun", {})
         if name in counters:
             getattr(opt, counters[name])[i] = _whole_count(value, where)
         elif name in opt.state_names:
@@ -374,6 +375,8 @@ class _ParamState(dict):
             )
         # (an entry set by hand is the parameter's state from now on, a step count of 0 too)
         opt.__dict__.setdefault("_written", set()).add(i)
+        if not started:  # a state begun by hand: the next step checks it is whole
+            opt.__dict__.setdefault("_begun", {}).setdefault(i, set()).add(counters.get(name, name))
 
     def _refused(self, *args: object, **kwargs: object) -> None:
         raise ConfigError(
@@ -818,6 +821,7 @@ class Optimizer:
         PyTorch makes at a parameter's first step."""
         for i in indices:
             self.__dict__.get("_written", set()).discard(i)
+            self.__dict__.get("_begun", {}).pop(i, None)
             for counter in self.counters:
                 getattr(self, counter)[i] = 0
             for s in self.state_names:
@@ -922,6 +926,7 @@ class Optimizer:
         for counter, values in counts.items():
             setattr(self, counter, values)
         self.__dict__.pop("_written", None)  # (entries set by hand: the loaded state's now)
+        self.__dict__.pop("_begun", None)
         self.steps = steps
         missing = [s for s in arrays if s not in self.state_names]
         if missing:  # SGD's velocity, made by the saved run's momentum
@@ -957,8 +962,41 @@ class Optimizer:
         self._update_params()
         return loss
 
+    def _required(self, group: dict, written: set[str]) -> set[str]:
+        """The entries PyTorch's step reads from a parameter's state in ``group`` once it
+        has any (``written``, set by hand before a step: it must hold them all)."""
+        return {*self.counters, *self._states_for([group])}
+
+    def _check_begun(self, groups: list[dict]) -> None:
+        """A state begun by hand (``state[p]['exp_avg'] = …`` before any step) must be
+        whole: PyTorch's step raises KeyError at a missing entry; here the zeros in its
+        place gave a step thousands of times too large (m̂ = m/(1 − β₁) over √v̂ of one
+        gradient), or a too small or NaN one, without a word."""
+        begun = self.__dict__.get("_begun")
+        if not begun:
+            return
+        named = {v: k for k, v in self.torch_names.items()}
+        named.update(COUNTER_KEYS)
+        for group, (start, stop) in zip(groups, self._bounds, strict=True):
+            for i in range(start, stop):
+                if i not in begun or self.params[i].grad is None:
+                    continue
+                missing = sorted(self._required(group, begun[i]) - begun[i])
+                if missing:
+                    p = self.params[i]
+                    raise ConfigError(
+                        f"{type(self).__name__}.step: the state of parameter {i} "
+                        f"({p.name or 'unnamed'}, shape {p.data.shape}) was set by hand "
+                        f"without {', '.join(repr(named.get(m, m)) for m in missing)} (it has "
+                        f"{', '.join(repr(named.get(m, m)) for m in sorted(begun[i]))}); set "
+                        "every entry, or none (del optimizer.state[p] starts it from zero)"
+                    )
+        for i in [i for i in begun if self.params[i].grad is not None]:
+            del begun[i]  # whole: stepped from now on as any other
+
     def _update_params(self) -> None:
         groups = self._groups()
+        self._check_begun(groups)
         self.steps += 1
         self._follow_params()
         if self._wanted_states() != self.state_names:
@@ -1325,6 +1363,11 @@ class SGD(Optimizer):
         if name == "velocity" and not self.momentum_steps[i]:
             self.momentum_steps[i] = 1
 
+    def _required(self, group: dict, written: set[str]) -> set[str]:
+        # PyTorch's SGD keeps only the buffer (none is a fresh start); a momentum count of
+        # wxb's own set alone would make the first update v = μ·0 + (1 − d)·g, not v = g
+        return {"velocity"} if group["momentum"] and "momentum_steps" in written else set()
+
     def _advance(self, live: list[int], group: dict) -> list[int]:
         steps = self.param_steps
         for i in live:
@@ -1547,6 +1590,9 @@ class Adagrad(Optimizer):
             for i in indices:
                 if first <= i < stop:
                     self.sum[i][...] = group["initial_accumulator_value"]
+
+    def _required(self, group: dict, written: set[str]) -> set[str]:
+        return set()  # PyTorch's Adagrad makes its whole state at construction
 
     def _start_sums(self, start: int) -> None:
         """Σ of the parameters from ``start`` on at their group's initial value."""
