@@ -103,3 +103,52 @@ def test_a_state_part_set_then_forgotten_starts_from_zero_as_pytorch():
     tp.grad = torch.tensor(g)
     topt.step()
     np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-12, err_msg=f"seed {seed}")
+
+
+# -- 5. History's learning rates with several parameter groups ---------------------------
+@pytest.mark.parametrize("schedule", ["step", "cosine", "exponential"])
+def test_history_records_every_parameter_groups_rate_as_pytorchs_groups_hold_it(schedule):
+    seed = _seed()
+    rng = np.random.default_rng(seed)
+    rates = rng.uniform(0.001, 0.1, size=3)
+    epochs = int(rng.integers(3, 6))
+    X = rng.normal(size=(24, 3)).astype(np.float32)
+    y = rng.integers(0, 2, size=24)
+    model = wxb.nn.Sequential(
+        wxb.nn.Linear(3, 4), wxb.nn.ReLU(), wxb.nn.Linear(4, 4), wxb.nn.ReLU(), wxb.nn.Linear(4, 2)
+    )
+    groups = [
+        {"params": model[i].parameters(), "lr": float(r)}
+        for i, r in zip((0, 2, 4), rates, strict=True)
+    ]
+    opt = wxb.optim.SGD(groups, lr=0.5)
+    tmodel = torch.nn.Linear(1, 1)  # three groups of PyTorch's, for their rates alone
+    tgroups = [
+        {"params": [p], "lr": float(r)}
+        for p, r in zip(
+            (tmodel.weight, tmodel.bias, torch.nn.Parameter(torch.zeros(1))), rates, strict=True
+        )
+    ]
+    topt = torch.optim.SGD(tgroups, lr=0.5)
+    if schedule == "step":
+        ours = wxb.optim.StepLR(opt, step_size=2, gamma=0.3)
+        theirs = torch.optim.lr_scheduler.StepLR(topt, step_size=2, gamma=0.3)
+    elif schedule == "cosine":
+        ours = wxb.optim.CosineAnnealingLR(opt, T_max=epochs)
+        theirs = torch.optim.lr_scheduler.CosineAnnealingLR(topt, T_max=epochs)
+    else:
+        ours = wxb.optim.ExponentialLR(opt, gamma=0.7)
+        theirs = torch.optim.lr_scheduler.ExponentialLR(topt, gamma=0.7)
+    history = wxb.fit(model, X, y, optimizer=opt, lr_schedule=ours, epochs=epochs, verbose=False)
+    expected: list[list[float]] = [[] for _ in rates]
+    for _ in range(epochs):  # the rate each group trains with in the epoch
+        for i, g in enumerate(topt.param_groups):
+            expected[i].append(g["lr"])
+        topt.step()
+        theirs.step()
+    np.testing.assert_allclose(history["lr"], expected[0], rtol=1e-12, err_msg=f"seed {seed}")
+    for i in (1, 2):
+        np.testing.assert_allclose(
+            history[f"lr_group{i}"], expected[i], rtol=1e-12, err_msg=f"seed {seed} group {i}"
+        )
+    assert "lr_group0" not in history and "lr_group3" not in history

@@ -86,7 +86,11 @@ def _null_if_not_finite(value: Any) -> Any:
 
 @dataclass
 class History:
-    """Per-epoch figures, keyed as Keras does: loss, accuracy, val_loss, val_accuracy, lr."""
+    """Per-epoch figures, keyed as Keras does: loss, accuracy, val_loss, val_accuracy, lr.
+
+    ``lr`` is the rate of the optimiser's first parameter group (``param_groups[0]``);
+    with several groups, group i's is ``lr_group{i}`` too (i ≥ 1): the rate each group
+    trained with in that epoch (``param_groups[i]["lr"]``, before the schedule's step)."""
 
     history: dict[str, list[float]] = field(default_factory=dict)
     best_epoch: int | None = None
@@ -646,7 +650,9 @@ def fit(
     - ``History`` figures: ``loss`` as the loss reduces it ("mean": over the epoch's
       samples; "sum": summed over the epoch), ``accuracy`` running over the epoch's
       batches (as Keras reports; rows with every label right, for several labels),
-      ``val_*`` on the validation data after the epoch (as ``evaluate`` scores it).
+      ``val_*`` on the validation data after the epoch (as ``evaluate`` scores it),
+      ``lr`` the rate the epoch trained with (the first parameter group's; with several
+      groups, group i's is ``lr_group{i}`` too).
     - ``verbose``: "auto" draws a progress bar only when ``stream`` is a terminal; True
       (or 1) always, False (or 0) never; 2, as Keras's: one line per epoch, no bar. The
       bar's ``loss`` is the epoch's figure over its batches so far (Keras's running mean),
@@ -1243,7 +1249,10 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             if X_val is not None:
                 val = _evaluate(model, X_val, y_val, loss_fn, ranks=ranks, rows=val_rows)
                 figures.update({f"val_{k}": v for k, v in val.items()})
-            figures["lr"] = opt.lr
+            figures["lr"] = opt.lr  # group 0's, as ever; each other group's under its index
+            # (one figure for several groups read as every group's rate, a schedule on each)
+            for index, group in enumerate(opt.param_groups[1:], 1):
+                figures[f"lr_group{index}"] = group["lr"]
             history.record(**figures)
             bar.end_epoch(epoch, figures)  # first: a warning below then starts a line of its own
             if diagnose:
