@@ -152,3 +152,50 @@ def test_history_records_every_parameter_groups_rate_as_pytorchs_groups_hold_it(
             history[f"lr_group{i}"], expected[i], rtol=1e-12, err_msg=f"seed {seed} group {i}"
         )
     assert "lr_group0" not in history and "lr_group3" not in history
+
+
+# -- 3. F.dropout's streams in fit: two calls on one line, two lambdas of one function ------
+class _TwoOnALine(wxb.nn.Module):
+    """F.dropout twice on one line (the first in a branch), and two lambdas of one
+    function, the first called in a branch: each mask drawn is recorded."""
+
+    def __init__(self, d: int, take: bool) -> None:
+        super().__init__()
+        self.fc, self.take, self.seen = wxb.nn.Linear(d, 6), take, []
+        self.f = lambda h: wxb.nn.functional.dropout(h, 0.5, self.training)
+        self.g = lambda h: wxb.nn.functional.dropout(h, 0.5, self.training)
+
+    def forward(self, x):
+        F = wxb.nn.functional
+        h = self.fc(x) * 0 + 1
+        a, b = (
+            (F.dropout(h, 0.5, self.training) if self.take else h),
+            F.dropout(h, 0.5, self.training),
+        )
+        c = self.f(h) if self.take else h
+        d = self.g(h)
+        if self.training:
+            self.seen.append([t.data.copy() for t in (a, b, c, d)])
+        return (a + b + c + d).sum(axis=1, keepdims=True)
+
+
+def test_f_dropout_calls_sharing_a_line_or_a_function_draw_streams_of_their_own():
+    seed = _seed()
+    rng = np.random.default_rng(seed)
+    n, d = int(rng.integers(6, 20)), int(rng.integers(2, 5))
+    X, y = rng.normal(size=(n, d)), rng.normal(size=n)
+    kw = dict(loss="mse", epochs=2, batch_size=n, shuffle=False, verbose=False, seed=seed % 1000)
+    runs = {}
+    for label, take in (("both", True), ("again", True), ("skipped", False)):
+        wxb.manual_seed(seed % 997)
+        model = _TwoOnALine(d, take)
+        wxb.fit(model, X, y, **kw)
+        runs[label] = model.seen
+    for step, (a, b, c, d_) in enumerate(runs["both"]):
+        assert not np.array_equal(a, b) and not np.array_equal(c, d_), (seed, step)
+        for mine, again in zip((a, b, c, d_), runs["again"][step], strict=True):
+            assert np.array_equal(mine, again), (seed, step)  # the same seed: the same masks
+        # a call skipped (a rank whose rows skip a branch) leaves the later calls' masks
+        # as they were: by the line alone, b and d took a's and c's streams then
+        assert np.array_equal(b, runs["skipped"][step][1]), (seed, step)
+        assert np.array_equal(d_, runs["skipped"][step][3]), (seed, step)

@@ -9,6 +9,7 @@ training steps they come by data row from ``RowMasks``, keyed from that generato
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sys
@@ -16,6 +17,7 @@ import threading
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import CodeType
 
 import numpy as np
 
@@ -156,18 +158,51 @@ class RowMasks:
         return self.rows, base
 
 
+# How F.dropout's streams in fit are keyed (a checkpoint records it: a resume under
+# another scheme would draw other masks)
+FUNCTIONAL_SCHEME = "call site and column"
+
+
 def _call_site() -> int:
     """Where the code outside wxb that drew a mask calls it (``F.dropout``, a Dropout not
-    in the model): a hash of its function's name and the line within it, the same on
-    every rank, and where the script has moved (a resume)."""
+    in the model): a hash of its function's name, the line within it and the call's
+    column, the same on every rank, and where the script has moved (a resume). (By the
+    line alone, two calls on one line, ``F.dropout(a) if c else a, F.dropout(b)``, or two
+    lambdas of one function, shared one numbered stream: a rank skipping the first drew
+    the second's mask from the first's place, unlike one process.)"""
     frame = sys._getframe(1)
     while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] == "wxb":
         frame = frame.f_back
     if frame is None:
         return 0
     code, line = frame.f_code, frame.f_lineno or 0
-    place = f"{getattr(code, 'co_qualname', code.co_name)}:{line - code.co_firstlineno}"
+    columns = _columns(code)  # the source position of the call being made
+    column = columns[frame.f_lasti // 2] if frame.f_lasti // 2 < len(columns) else None
+    name = getattr(code, "co_qualname", code.co_name)
+    place = f"{name}:{line - _anchor(name, code, frame.f_globals)}:{column}"
     return zlib.crc32(place.encode())
+
+
+@functools.lru_cache(maxsize=256)
+def _columns(code: CodeType) -> tuple[int | None, ...]:
+    """Each code unit's start column (Python 3.11+; none before: the line alone)."""
+    positions = getattr(code, "co_positions", None)
+    return () if positions is None else tuple(p[2] for p in positions())
+
+
+def _anchor(name: str, code: object, names: dict) -> int:
+    """The first line a call's line is counted from: its function's, or for a function
+    defined inside another (a lambda), the outermost named one's, found by its
+    qualified name (lambdas of one function on two lines are two places)."""
+    outer = name.partition(".<locals>")[0]
+    if outer != name:
+        found: object = names
+        for part in outer.split("."):
+            found = found.get(part) if isinstance(found, dict) else getattr(found, part, None)
+        first = getattr(getattr(found, "__code__", None), "co_firstlineno", None)
+        if isinstance(first, int):
+            return first
+    return code.co_firstlineno  # type: ignore[attr-defined]
 
 
 @contextmanager

@@ -66,7 +66,15 @@ from wxb.nn.module import (
 from wxb.nn.norm import BatchNorm1d
 from wxb.nn.sequential import layers_in_order
 from wxb.optim import SCHEDULES, LRSchedule, Optimizer, ReduceLROnPlateau, get_optimizer
-from wxb.random import RowMasks, as_generator, drawing_from, key_of, masks_by_row, row_masks
+from wxb.random import (
+    FUNCTIONAL_SCHEME,
+    RowMasks,
+    as_generator,
+    drawing_from,
+    key_of,
+    masks_by_row,
+    row_masks,
+)
 from wxb.step import PlannedStep, make_step
 from wxb.tables import coarsened_columns, column_names, feature_rounding_warnings, is_tabular
 from wxb.tensor import Tensor, no_grad
@@ -1546,7 +1554,7 @@ class _Saver:
             # and each Dropout's own key (drawn when the run began), by its generator's index
             "row_masks_own": self._own_keys(),
             # F.dropout's masks by where it is called (before: by the draws' order)
-            "row_masks_functional": "call site",
+            "row_masks_functional": FUNCTIONAL_SCHEME,
             "numpy_global": ckpt.numpy_global_state(),
             "python_random": ckpt.python_random_state(),
             "run": self.run,
@@ -1590,11 +1598,13 @@ class _Saver:
         unknown = ckpt.unknown_dropout_masks(meta, model) if self.row_masks is not None else None
         if unknown:
             raise ConfigError(f"{where}: {unknown}")
-        if self.row_masks is not None and "row_masks_functional" not in meta:
+        scheme = meta.get("row_masks_functional")
+        if self.row_masks is not None and scheme != FUNCTIONAL_SCHEME:
             # told only at the first such draw: what a forward calls is not known before
+            what = "by the draws' order" if scheme is None else f"by {scheme}"
             self.row_masks.functional_refused = (
-                f"{where}: written by a wxb before 2026-12-06, whose F.dropout masks in fit "
-                "went by another stream than this wxb draws: the rest of the run would "
+                f"{where}: written by an earlier wxb, whose F.dropout masks in fit went "
+                f"{what}, another stream than this wxb draws: the rest of the run would "
                 "train on other masks; train again without resuming"
             )
         position = meta["position"]
