@@ -199,3 +199,118 @@ def test_f_dropout_calls_sharing_a_line_or_a_function_draw_streams_of_their_own(
         # as they were: by the line alone, b and d took a's and c's streams then
         assert np.array_equal(b, runs["skipped"][step][1]), (seed, step)
         assert np.array_equal(d_, runs["skipped"][step][3]), (seed, step)
+
+
+# -- 2. a loss of one's own and forward hooks see the calls a PyTorch loop makes ----------
+@pytest.mark.parametrize("given", ["vector", "column"])
+def test_fit_and_evaluate_call_a_loss_of_ones_own_and_hooks_as_a_pytorch_loop_does(given):
+    seed = _seed()
+    rng = np.random.default_rng(seed)
+    n, d, h = int(rng.integers(20, 50)), int(rng.integers(2, 5)), int(rng.integers(3, 7))
+    batch, epochs = int(rng.integers(4, 12)), int(rng.integers(1, 4))
+    X = rng.normal(size=(n, d))
+    y = rng.normal(size=n) if given == "vector" else rng.normal(size=(n, 1))
+    seen = {"calls": 0, "rows": []}
+
+    def loss(out, t):  # written for y as given, as in a PyTorch loop
+        seen["calls"] += 1
+        return ((out[:, 0] - t) ** 2).mean() if t.ndim == 1 else ((out - t) ** 2).mean()
+
+    model = wxb.nn.Sequential(wxb.nn.Linear(d, h), wxb.nn.Tanh(), wxb.nn.Linear(h, 1))
+    model.to(np.float64)
+    tmodel = torch.nn.Sequential(torch.nn.Linear(d, h), torch.nn.Tanh(), torch.nn.Linear(h, 1))
+    tmodel.double()
+    with torch.no_grad():
+        for (_, tp), (_, value) in zip(
+            tmodel.named_parameters(), model.state_dict().items(), strict=True
+        ):
+            tp.copy_(torch.tensor(value))
+    model[0].register_forward_hook(lambda m, i, o: seen["rows"].append(len(o.data)))
+    wxb.fit(model, X, y, loss=loss, optimizer="sgd", lr=0.05, epochs=epochs,
+            batch_size=batch, shuffle=False, verbose=False)  # fmt: skip
+    theirs = {"calls": 0, "rows": []}
+    tmodel[0].register_forward_hook(lambda m, i, o: theirs["rows"].append(len(o)))
+    opt = torch.optim.SGD(tmodel.parameters(), lr=0.05)
+    Xt, yt = torch.tensor(X), torch.tensor(y)
+    for _ in range(epochs):
+        for start in range(0, n, batch):
+            opt.zero_grad()
+            out, t = tmodel(Xt[start : start + batch]), yt[start : start + batch]
+            theirs["calls"] += 1
+            value = ((out[:, 0] - t) ** 2).mean() if t.ndim == 1 else ((out - t) ** 2).mean()
+            value.backward()
+            opt.step()
+    assert seen == theirs, (seed, seen, theirs)
+    for (key, value), (_, tp) in zip(
+        model.state_dict().items(), tmodel.named_parameters(), strict=True
+    ):
+        np.testing.assert_allclose(
+            value, tp.detach().numpy(), rtol=1e-9, atol=1e-12, err_msg=f"{seed} {key}"
+        )
+    seen.update(calls=0, rows=[])
+    figures = wxb.evaluate(model, X, y, loss=loss)
+    assert seen == {"calls": 1, "rows": [n]}, (seed, seen)
+    with torch.no_grad():
+        out = tmodel(Xt)
+        expected = ((out[:, 0] - yt) ** 2).mean() if yt.ndim == 1 else ((out - yt) ** 2).mean()
+    assert figures["loss"] == pytest.approx(expected.item(), rel=1e-9), seed
+
+
+def test_a_loss_reading_the_other_form_is_still_handed_it_once_decided():
+    """y as (B,) to a loss written for (B, 1) (F.mse_loss(out, y)): the first step's
+    call on (B,) spreads into (B, B), so (B, 1) is taken, from then on, as before."""
+    seed = _seed()
+    rng = np.random.default_rng(seed)
+    n, d = int(rng.integers(20, 40)), int(rng.integers(2, 5))
+    X, y = rng.normal(size=(n, d)), rng.normal(size=n)
+    shapes = []
+
+    def loss(out, t):
+        shapes.append(t.shape)
+        return ((out - t) ** 2).mean()
+
+    model = wxb.nn.Sequential(wxb.nn.Linear(d, 1))
+    model.to(np.float64)
+    w0 = {k: v.copy() for k, v in model.state_dict().items()}
+    wxb.fit(model, X, y, loss=loss, optimizer="sgd", lr=0.1, epochs=2, batch_size=8,
+            shuffle=False, verbose=False)  # fmt: skip
+    steps = 2 * -(-n // 8)
+    assert shapes[0] == (8,) and all(s[1:] == (1,) for s in shapes[1:]), (seed, shapes)
+    assert len(shapes) == steps + 1, (seed, len(shapes))  # one call more, at the first step
+    lin = torch.nn.Linear(d, 1).double()
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor(w0["dense1.weight"]))
+        lin.bias.copy_(torch.tensor(w0["dense1.bias"]))
+    opt = torch.optim.SGD(lin.parameters(), lr=0.1)
+    Xt, yt = torch.tensor(X), torch.tensor(y)[:, None]
+    for _ in range(2):
+        for start in range(0, n, 8):
+            opt.zero_grad()
+            ((lin(Xt[start : start + 8]) - yt[start : start + 8]) ** 2).mean().backward()
+            opt.step()
+    np.testing.assert_allclose(
+        model.state_dict()["dense1.weight"],
+        lin.weight.detach().numpy(),
+        rtol=1e-9,
+        err_msg=str(seed),
+    )
+
+
+@pytest.mark.parametrize("given", ["vector", "column"])
+def test_explain_calls_a_loss_of_ones_own_once_in_the_form_it_reads(given):
+    from wxb.explanation import explain_model
+
+    seed = _seed()
+    rng = np.random.default_rng(seed)
+    d, rows = int(rng.integers(2, 5)), int(rng.integers(2, 6))
+    X = rng.normal(size=(rows, d))
+    y = rng.normal(size=rows) if given == "vector" else rng.normal(size=(rows, 1))
+    shapes = []
+
+    def loss(out, t):
+        shapes.append(t.shape)
+        return ((out[:, 0] - t) ** 2).mean() if t.ndim == 1 else ((out - t) ** 2).mean()
+
+    model = wxb.nn.Sequential(wxb.nn.Linear(d, 3), wxb.nn.Tanh(), wxb.nn.Linear(3, 1))
+    explain_model(model, X, y, loss=loss, sample_rows=None)
+    assert shapes == [y.shape], (seed, shapes)

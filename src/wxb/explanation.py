@@ -36,9 +36,9 @@ from wxb.nn.layers import Activation, Dense, Dropout, Standardize
 from wxb.nn.losses import (
     CrossEntropyLoss,
     Loss,
+    TargetForm,
     computes_its_own,
     get_loss,
-    rows_as_read,
     stock_loss,
 )
 from wxb.nn.module import (
@@ -680,7 +680,15 @@ def explain_model(
             # p whose log it takes (exactly, with no log of a p rounded to 0 or 1).
             head = head_index(layers)  # (an Identity or Dropout after it passes p on)
             probabilities = probabilities and is_stock(layers[head], Activation)
-            value = loss_fn(logits[head] if probabilities else output, target)
+            scored = logits[head] if probabilities else output
+            if computes_its_own(loss_fn) and target.shape[1:] == (1,):
+                # the form it reads, decided at this call as fit decides it at its first
+                # step: a probe on rows of its own called the loss once or twice more
+                form = TargetForm(by_row_first=np.ndim(y) == 1)
+                value = form(loss_fn, scored, target)
+                target = target if form.column is not False else target[:, 0]
+            else:
+                value = loss_fn(scored, target)
             value.backward()
             sections += _backward_sections(
                 layers, loss_fn, value, target, retained, inputs, fed, keys, grads, levels,
@@ -972,7 +980,7 @@ def _loss_and_target(
         return loss_fn, as_class_indices(target, outputs, "y", ignored)
     if computes_its_own(loss_fn):
         own = as_own_loss_targets(target, output.dtype, outputs)
-        return loss_fn, rows_as_read(loss_fn, output.data, own)  # the form it reads, as fit
+        return loss_fn, own  # (the form it reads: decided at its call, as fit's)
     return loss_fn, as_targets(target, output.dtype, outputs)
 
 

@@ -23,7 +23,14 @@ from wxb import ops
 from wxb.distributed import GradientSum
 from wxb.errors import ConfigError
 from wxb.nn.layers import Dense
-from wxb.nn.losses import Loss, computes_its_own, counts_no_row, get_loss, one_number
+from wxb.nn.losses import (
+    Loss,
+    TargetForm,
+    computes_its_own,
+    counts_no_row,
+    get_loss,
+    one_number,
+)
 from wxb.nn.module import Module, class_code, same_class_code, stock_kind, structure_version
 from wxb.nn.plan import LeanStack, StackPlan, unplannable_reason
 from wxb.nn.sequential import Sequential, plan_key, same_plan_key
@@ -81,6 +88,8 @@ class GraphStep(_Update):
         self.loss, optimizer = loss_and_optimizer(model, loss, optimizer)
         self.model, self.optimizer, self.clip_norm = model, optimizer, clip_norm
         self.reducer: GradientSum | None = None  # set by a distributed fit
+        # the targets' form a loss of one's own reads (fit's, decided at the first step)
+        self.form: TargetForm | None = None
 
     def __call__(self, X: np.ndarray, y: np.ndarray) -> float:
         """Returns the batch loss; a non-finite loss is returned before any update."""
@@ -96,7 +105,10 @@ class GraphStep(_Update):
             y = np.array(y)
         output = self.model(X)
         self.output = output.data  # before the update: fit's running accuracy reads it
-        value = one_number(self.loss, self.loss(output, y))
+        form = self.form
+        value = one_number(
+            self.loss, self.loss(output, y) if form is None else form(self.loss, output, y)
+        )
         number = value.item()  # ((1,) or (1, 1) too, as PyTorch's backward takes them)
         if self.reducer is None and not math.isfinite(number) and not counts_no_row(self.loss, y):
             return number

@@ -45,6 +45,7 @@ from wxb.nn.losses import (
     CrossEntropyLoss,
     Loss,
     NLLLoss,
+    TargetForm,
     computes_its_own,
     counts_no_row,
     get_loss,
@@ -52,7 +53,6 @@ from wxb.nn.losses import (
     one_number,
     own_code,
     plain_options,
-    rows_as_read,
     stock_loss,
 )
 from wxb.nn.module import (
@@ -61,6 +61,7 @@ from wxb.nn.module import (
     _whole_number_rows,
     chunk_changes_rows,
     couples_rows,
+    hooks_off,
     is_stock,
 )
 from wxb.nn.norm import BatchNorm1d
@@ -77,7 +78,7 @@ from wxb.random import (
 )
 from wxb.step import PlannedStep, make_step
 from wxb.tables import coarsened_columns, column_names, feature_rounding_warnings, is_tabular
-from wxb.tensor import Tensor, no_grad
+from wxb.tensor import Tensor, enable_grad, no_grad
 
 
 def _null_if_not_finite(value: Any) -> Any:
@@ -239,12 +240,18 @@ def _features(
 def output_shape(model: Module, X: np.ndarray, where: str = "X") -> tuple[int, ...]:
     """The shape of the model's output for a row of X (from a forward pass in eval mode of
     its first two rows, whatever the model's code): bad input fails here, before any
-    training. (Two: a BatchNorm1d without running statistics normalises by the batch.)"""
+    training. (Two: a BatchNorm1d without running statistics normalises by the batch.)
+    Forward hooks do not run in it (a hook counting calls or keeping the rows it saw
+    would see a call a PyTorch loop does not make), unless the forward fails without."""
     rows = min(len(X), 2)
     with model.evaluating(), no_grad():
         # a copy: a forward of one's own may change its input in place (x -= μ), and these
         # rows are then trained on or scored (evaluate's loss took them changed twice)
-        out = model(X[:rows].copy())  # (Module.__call__: floats as a Tensor, ids as they are)
+        try:  # without forward hooks: a PyTorch loop makes no such call for them to see
+            with hooks_off():
+                out = model(X[:rows].copy())  # (floats as a Tensor, ids as they are)
+        except Exception:  # (a pre-hook the forward needs, say): as the model runs
+            out = model(X[:rows].copy())
     if not isinstance(out, Tensor):
         raise ConfigError(
             f"{type(model).__name__}.forward returned {type(out).__name__}; fit, evaluate "
@@ -297,14 +304,14 @@ def _prepare_targets(
     return targets[:, 0] if not shape and targets.shape[1:] == (1,) else targets
 
 
-def _own_loss_rows(model: Module, X: np.ndarray, loss: Loss, y_arr: np.ndarray):
-    """``y_arr`` in the form a loss of one's own reads it (``losses.rows_as_read``), from
-    the model's outputs for the first rows (eval mode: no Dropout draw)."""
+def _target_form(loss: Loss, y: object, y_arr: np.ndarray) -> TargetForm | None:
+    """For a loss of one's own given (B, 1) targets: which form it reads, (B, 1) or (B,)
+    (``losses.TargetForm``), decided at its first real call (``TargetForm``), the form
+    ``y`` was given in tried first, not by a probe of the loss and the model on rows of
+    their own."""
     if not (computes_its_own(loss) and y_arr.shape[1:] == (1,)):
-        return y_arr
-    with model.evaluating(), no_grad():
-        output = model(X[:3].copy()).data
-    return rows_as_read(loss, output, y_arr)
+        return None
+    return TargetForm(by_row_first=np.ndim(y) == 1)
 
 
 def evaluate(
@@ -339,8 +346,7 @@ def evaluate(
     shape = output_shape(model, X_arr)
     y_arr = _prepare_targets(loss_fn, y, _figure_dtype(loss_fn, dtype), shape, "y")
     validation.check_lengths(X_arr, y_arr)
-    y_arr = _own_loss_rows(model, X_arr, loss_fn, y_arr)
-    return _evaluate(model, X_arr, y_arr, loss_fn, batch_size)
+    return _evaluate(model, X_arr, y_arr, loss_fn, batch_size, form=_target_form(loss_fn, y, y_arr))
 
 
 def _trained_loss(model: Module, loss: object) -> object:
@@ -387,9 +393,12 @@ def _evaluate(
     batch_size: int = 4096,
     ranks: Ranks | None = None,
     rows: np.ndarray | None = None,
+    form: TargetForm | None = None,
 ) -> dict[str, float]:
     """The loss (and accuracy) over all of X (or X's ``rows``); in a distributed run each
-    rank takes its share of the rows and the sums are added over the ranks."""
+    rank takes its share of the rows and the sums are added over the ranks. ``form``:
+    the targets' form a loss of one's own reads (``_target_form``; fit's, decided at its
+    first step), decided here at the first chunk where it is not yet."""
     total, correct, unread = 0.0, 0, 0  # unread: rows whose outputs are not finite
     kind = stock_loss(loss)
     count = len(y)
@@ -429,7 +438,13 @@ def _evaluate(
             start = end
             if yb.dtype == np.float64 and kind is not None:  # figures against exact targets
                 out = out.astype(np.float64, copy=False)
-            value = one_number(loss, loss(Tensor(out), yb))
+            if form is None:
+                value = one_number(loss, loss(Tensor(out), yb))
+            elif form.column is None:  # its graph recorded, for the form to be read off
+                with enable_grad():
+                    value = one_number(loss, form(loss, Tensor(out, requires_grad=True), yb))
+            else:
+                value = one_number(loss, form(loss, Tensor(out), yb))
             total += _batch_total(loss, value.item(), len(xb), yb)
             correct += _correct(kind, out, yb, _ignored_label(loss))
             unread += int(np.count_nonzero(~np.isfinite(out.reshape(len(out), -1)).all(axis=1)))
@@ -625,9 +640,13 @@ def fit(
       has not, such as Poisson, is refused), else "cross_entropy". A loss of one's own (a
       function, a Loss subclass with its own __call__ or forward) gets y as (B, outputs)
       when y has that shape, else its rows as given (class indices, extra columns such as
-      row weights), as a PyTorch loop would; a (B,) y for one output comes as (B, 1), or
-      as (B,) where the loss reads it so (``out[:, 0] - y``: a look at a few rows tells
-      which form broadcasts into (B, B)).
+      row weights), as a PyTorch loop would; y for one output comes as given, (B,) or
+      (B, 1), unless that form broadcasts into (B, B) in the loss or is refused and the
+      other does neither (``out[:, 0] - y`` on a (B, 1) y; ``out - y`` on a (B,) one):
+      the first step's call tells, and only then is the loss called twice in a step.
+      The loss is called once a step (once a chunk in evaluate), as a PyTorch loop
+      calls it; forward hooks see the steps' batches alone (fit's look at the output's
+      shape, one forward of two rows, runs without them).
     - ``optimizer``: "adam", "adamw", "sgd", "rmsprop", "adagrad" (with ``lr``, or each one's
       default), or an Optimizer built on ``model.parameters()``. A name builds a new
       optimiser at each call: a second fit starts its state (Adam's moments and step
@@ -909,7 +928,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         warnings.warn(message, UserWarning, stacklevel=4)
     y_arr = _prepare_targets(loss_fn, y, dtype, shape, "y")
     validation.check_lengths(X_arr, y_arr)
-    y_arr = _own_loss_rows(model, X_arr, loss_fn, y_arr)
+    form = _target_form(loss_fn, y, y_arr)  # decided at the first step
     as_given = y_arr.ndim == 1 and shape == (1,)  # (and so the validation targets)
     rng = as_generator(seed)
     # A memory-mapped X stays on disk: the rows that train and validate are then lists of
@@ -1001,6 +1020,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     if diagnose and layers_in_order(model) == [model] and chain_layers(model) is None:
         raise ConfigError(f"fit(diagnose=True) {NEEDS_A_CHAIN}")
     step = make_step(model, loss_fn, opt, clip_grad_norm)
+    step.form = form
     kind = stock_loss(loss_fn)  # what the outputs mean: accuracy for a classifier's loss
     planned = isinstance(step, PlannedStep)
     if ranks is not None:
@@ -1255,7 +1275,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             if kind in (CrossEntropyLoss, BCEWithLogitsLoss):
                 figures["accuracy"] = _share(loop.correct, _scored_rows(loss_fn, y_arr))
             if X_val is not None:
-                val = _evaluate(model, X_val, y_val, loss_fn, ranks=ranks, rows=val_rows)
+                val = _evaluate(model, X_val, y_val, loss_fn, ranks=ranks, rows=val_rows, form=form)
                 figures.update({f"val_{k}": v for k, v in val.items()})
             figures["lr"] = opt.lr  # group 0's, as ever; each other group's under its index
             # (one figure for several groups read as every group's rate, a schedule on each)
@@ -1265,7 +1285,8 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             bar.end_epoch(epoch, figures)  # first: a warning below then starts a line of its own
             if diagnose:
                 first = X_arr[:256] if train_rows is None else X_arr[train_rows[:256]]
-                _diagnose_epoch(history, epoch, model, first, y_arr[:256], loss_fn)
+                read = y_arr[:256] if form is None or form.column is not False else y_arr[:256, 0]
+                _diagnose_epoch(history, epoch, model, first, read, loss_fn)
             finite = all(np.isfinite(p.data).all() for p in model.parameters())
             if ranks is not None:  # decided together: a restore writes the shared weights
                 finite = not ranks.sum_numbers(not finite, what="the check of the weights")[0]

@@ -21,7 +21,7 @@ import numpy as np
 from wxb import ops
 from wxb.backend import to_arguments
 from wxb.errors import ConfigError
-from wxb.tensor import Tensor, enable_grad
+from wxb.tensor import Tensor
 from wxb.validation import torch_options
 
 
@@ -410,40 +410,61 @@ def own_code(loss: Loss) -> Callable:
     return vars(loss).get("forward", type(loss).forward)
 
 
-def rows_as_read(loss: Loss, output: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """(B, 1) ``targets`` of a loss of one's own on one output column (fit, evaluate and
-    explain make them so from a (B,) y, as a stock loss takes them), or (B,) where the
-    loss reads them so (from a (B, 1) y too: ``out[:, 0] - y`` on it is no row-wise
-    loss). One form broadcasts against the outputs into (B, B), each output against
-    every row's target, without a word: a loss written
-    ``(out[:, 0] - y)`` got (B, 1) targets and trained on that (B, B) mean, and one that
-    refuses (B, 1), ``F.l1_loss(out[:, 0], y)``, was refused. A probe of the loss on the
-    ``output`` of the first rows records its graph and looks for an element-wise op of
-    an output-derived (b,) or (b, 1) operand and a constant one of the other shape; (B,)
-    is handed over where (B, 1) spreads so or is refused and (B,) does neither."""
-    rows = min(len(output), len(targets), 3)
-    if rows < 2 or targets.shape[1:] != (1,):
-        return targets
-    output = np.array(output[:rows])
-    if _spreads_rows(loss, output, np.array(targets[:rows])) is False:
-        return targets
-    if _spreads_rows(loss, output, np.array(targets[:rows, 0])) is not False:
-        return targets  # both forms do (the loss pairs rows on purpose), or neither is taken
-    return targets[:, 0]
+class TargetForm:
+    """Which form of (B, 1) targets a loss of one's own on one output column reads: fit,
+    evaluate and explain make them so from a (B,) y, as a stock loss takes them, or hand
+    (B,) where the loss reads them so (from a (B, 1) y too: ``out[:, 0] - y`` on it is no
+    row-wise loss). One form broadcasts against the outputs into (B, B), each output
+    against every row's target, without a word: a loss written ``(out[:, 0] - y)`` got
+    (B, 1) targets and trained on that (B, B) mean, and one that refuses (B, 1),
+    ``F.l1_loss(out[:, 0], y)``, was refused. The call's graph tells: an element-wise op
+    of an output-derived (B,) or (B, 1) operand and a constant one of the other shape.
+
+    Decided at the loss's first real call, with no call of its own: fit's first step
+    (evaluate's first chunk, explain's call) hands it the targets in the form y was
+    given, (B,) or (B, 1), and looks at that call's graph; only where that form spreads
+    into (B, B), or is refused, is the loss called again, on the other form, which is
+    taken where it does neither. Every later call gets the form decided. (A probe of
+    the loss on three rows before training called it once or twice more, and ran the
+    model's forward with its hooks on those rows: a loss or hook counting its calls,
+    keeping the batches it saw or drawing random numbers saw calls a PyTorch loop does
+    not make.) The targets come as (B, 1); ``output`` must record its graph (a leaf
+    asking for a gradient, or the outputs of parameters that do)."""
+
+    def __init__(self, by_row_first: bool = False) -> None:
+        self.first = not by_row_first  # (B, 1) tried first: y was given so
+        self.column: bool | None = None  # the form decided: (B, 1) or (B,); None: not yet
+
+    def __call__(self, loss: Loss, output: Tensor, targets: object) -> Tensor:
+        if not isinstance(targets, np.ndarray) or targets.shape[1:] != (1,):
+            return loss(output, targets)
+        if self.column is not None:
+            return loss(output, targets if self.column else targets[:, 0])
+        rows = len(targets)
+        tried = {}
+        for column in (self.first, not self.first):
+            try:
+                value = loss(output, targets if column else targets[:, 0])
+            except Exception as refused:
+                tried[column] = refused
+                continue
+            with np.errstate(all="ignore"):
+                if rows < 2 or _spread_in(value, rows) is False:
+                    # (one row tells nothing, unless the other form was refused)
+                    self.column = column if rows >= 2 or column != self.first else None
+                    return value
+            tried[column] = value
+        first = tried[self.first]  # neither form is read row by row: the first as given
+        if isinstance(first, Exception):
+            raise first
+        self.column = self.first
+        return first
 
 
-def _spreads_rows(loss: Loss, output: np.ndarray, targets: np.ndarray) -> bool | None:
-    """Whether ``loss`` spreads a column (b, 1) over a row (b,) into (b, b), one operand
-    constant (the targets) and the other derived from ``output`` (see rows_as_read); None
-    where the loss refuses these targets."""
-    rows = len(output)
+def _spread_in(value: object, rows: int) -> bool:
+    """Whether ``value``'s graph spreads a column (rows, 1) over a row (rows,) into
+    (rows, rows), one operand constant and the other recorded (see TargetForm)."""
     pair = sorted([(rows,), (rows, 1)])
-    # the outputs as a leaf that asks for a gradient: the loss's own graph is recorded
-    with enable_grad(), np.errstate(all="ignore"):
-        try:
-            value = loss(Tensor(output, requires_grad=True), targets)
-        except Exception:  # this form refused: said in the loss's own words where it is used
-            return None
     seen, stack = set(), [value] if isinstance(value, Tensor) else []
     while stack:
         node = stack.pop()

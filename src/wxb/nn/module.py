@@ -215,6 +215,19 @@ def same_class_code(code: tuple) -> bool:
 _thread = threading.local()  # per thread: the modules `evaluating()` holds in eval mode
 
 
+@contextmanager
+def hooks_off() -> Iterator[None]:
+    """Module calls in this thread run without their forward (pre-)hooks inside the
+    block: fit's and evaluate's look at the output's shape before any step, which a
+    PyTorch loop does not make (a hook counting calls or keeping rows saw it)."""
+    previous = getattr(_thread, "hooks_off", False)
+    _thread.hooks_off = True
+    try:
+        yield
+    finally:
+        _thread.hooks_off = previous
+
+
 class _Table(dict):
     """A module's parameters, sub-modules or buffers by name. PyTorch code edits these
     directly (``model._modules[name] = layer``, an idiom for swapping a layer, is how
@@ -1083,7 +1096,9 @@ class Module:
         the forward to use as it means (a wxb layer it hands them to reads numbers). Of
         keyword arguments, float arrays become Tensors; the rest stay as given."""
         held = self.__dict__
-        if "_forward_hooks" in held or "_forward_pre_hooks" in held:
+        if ("_forward_hooks" in held or "_forward_pre_hooks" in held) and not getattr(
+            _thread, "hooks_off", False
+        ):
             return self._call_hooked(inputs, kwargs)
         if len(inputs) == 1 and not kwargs:  # the common call, without building tuples
             x = inputs[0]
