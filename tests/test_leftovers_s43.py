@@ -314,3 +314,32 @@ def test_explain_calls_a_loss_of_ones_own_once_in_the_form_it_reads(given):
     model = wxb.nn.Sequential(wxb.nn.Linear(d, 3), wxb.nn.Tanh(), wxb.nn.Linear(3, 1))
     explain_model(model, X, y, loss=loss, sample_rows=None)
     assert shapes == [y.shape], (seed, shapes)
+
+
+class _OwnForward(wxb.nn.Module):
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.fc = wxb.nn.Linear(d, 2)
+
+    def forward(self, x):
+        return self.fc(x).tanh()
+
+
+def test_evaluate_and_predict_in_chunks_show_hooks_the_chunks_alone():
+    seed = _seed()
+    rng = np.random.default_rng(seed)
+    n, d, batch = int(rng.integers(30, 60)), int(rng.integers(2, 5)), int(rng.integers(4, 12))
+    X, y = rng.normal(size=(n, d)), rng.normal(size=(n, 2))
+    model = _OwnForward(d)
+    rows = []
+    model.fc.register_forward_hook(lambda m, i, o: rows.append(len(o.data)))
+    chunks = [len(range(n)[s : s + batch]) for s in range(0, n, batch)]  # a PyTorch loop's
+    figures = wxb.evaluate(model, X, y, loss="mse", batch_size=batch)
+    assert rows == chunks, (seed, rows, chunks)
+    whole = model.eval()(X).data
+    assert figures["loss"] == pytest.approx(0.5 * ((whole - y) ** 2).sum(1).mean(), rel=1e-5), seed
+    rows.clear()
+    np.testing.assert_allclose(
+        model.predict(X, batch_size=batch), whole, rtol=1e-6, err_msg=str(seed)
+    )
+    assert rows == chunks, (seed, rows, chunks)

@@ -1520,8 +1520,11 @@ def chunk_changes_rows(
     rounding, which differs with the rows, alone."""
     if not _runs_own_code(model):
         return False
-    try:
-        together = np.asarray(run(window))
+    try:  # without forward hooks: a look a PyTorch loop does not take (a hook keeping the
+        # rows it saw took these two as a batch; one changing outputs reads as coupling,
+        # and the rows then run whole, as model(X))
+        with hooks_off():
+            together = np.asarray(run(window))
     except Exception:  # (a forward that cannot run on these rows couples them, or fails)
         return True
     chunked = np.asarray(chunked)
