@@ -343,3 +343,30 @@ def test_evaluate_and_predict_in_chunks_show_hooks_the_chunks_alone():
         model.predict(X, batch_size=batch), whole, rtol=1e-6, err_msg=str(seed)
     )
     assert rows == chunks, (seed, rows, chunks)
+
+
+def test_a_state_loaded_at_count_0_is_the_parameters_state_as_pytorchs():
+    seed = _seed()
+    rng = np.random.default_rng(seed)
+    w0, g, m, v = (rng.normal(size=(4,)) for _ in range(4))
+    p = Parameter(w0.copy())
+    opt = wxb.optim.Adam([p], lr=0.05)
+    saved = opt.state_dict()
+    saved["state"][0].update(moment1=m, moment2=v * v)
+    opt.load_state_dict(saved)
+    tp = torch.nn.Parameter(torch.tensor(w0))
+    topt = torch.optim.Adam([tp], lr=0.05)
+    groups = topt.state_dict()["param_groups"]
+    entry = {
+        "step": torch.tensor(0.0),
+        "exp_avg": torch.tensor(m),
+        "exp_avg_sq": torch.tensor(v * v),
+    }
+    topt.load_state_dict({"state": {0: entry}, "param_groups": groups})
+    assert len(opt.state[p]) == len(topt.state[tp]) == 3, seed
+    opt.state[p]["exp_avg"] = 2 * m  # the rest as loaded
+    topt.state[tp]["exp_avg"] = torch.tensor(2 * m)
+    p.grad, tp.grad = g.copy(), torch.tensor(g)
+    opt.step()
+    topt.step()
+    np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-12, err_msg=str(seed))

@@ -927,6 +927,18 @@ class Optimizer:
             setattr(self, counter, values)
         self.__dict__.pop("_written", None)  # (entries set by hand: the loaded state's now)
         self.__dict__.pop("_begun", None)
+        # a parameter loaded with a state of its own (not the zeros of one never stepped,
+        # which state_dict() writes too) has it, at a count of 0 too, as PyTorch's state[p]
+        # after load_state_dict (read as {}, an entry then set by hand was a state begun
+        # in part, and its step refused)
+        loaded = {
+            i
+            for i in range(len(self.params))
+            if any(values[i] for values in counts.values())
+            or any(np.any(arrays[s][i]) for s in arrays if s in self.state_names)
+        }
+        if loaded:
+            self.__dict__["_written"] = loaded
         self.steps = steps
         missing = [s for s in arrays if s not in self.state_names]
         if missing:  # SGD's velocity, made by the saved run's momentum
