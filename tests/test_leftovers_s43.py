@@ -370,3 +370,19 @@ def test_a_state_loaded_at_count_0_is_the_parameters_state_as_pytorchs():
     opt.step()
     topt.step()
     np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-12, err_msg=str(seed))
+
+
+def test_a_reports_constant_rate_names_every_parameter_groups():
+    from wxb.reporting import _constant_lr
+
+    seed = _seed()
+    rng = np.random.default_rng(seed)
+    rates = [float(r) for r in rng.uniform(0.001, 0.1, size=2)]
+    X, y = rng.normal(size=(16, 3)), rng.integers(0, 2, size=16)
+    model = wxb.nn.Sequential(wxb.nn.Linear(3, 4), wxb.nn.ReLU(), wxb.nn.Linear(4, 2))
+    groups = [
+        {"params": model[i].parameters(), "lr": r} for i, r in zip((0, 2), rates, strict=True)
+    ]
+    history = wxb.fit(model, X, y, optimizer=wxb.optim.SGD(groups), epochs=2, verbose=False)
+    note = _constant_lr(history.to_dict()["history"])
+    assert all(f"{r:g}" in note for r in rates), (seed, note)

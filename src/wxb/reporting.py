@@ -21,6 +21,7 @@ import html
 import json
 import math
 import platform
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -847,7 +848,20 @@ class _Page:
 
 def _constant_lr(figures: dict[str, list]) -> str:
     rates = set(figures.get("lr", []))
-    return f"; learning rate {next(iter(rates)):g} throughout" if len(rates) == 1 else ""
+    if len(rates) != 1:
+        return ""
+    # fit's history of several parameter groups: group i's under lr_group{i}, each said
+    # (group 0's alone read as every group's rate)
+    groups = sorted(
+        (k for k in figures if re.fullmatch(r"lr_group\d+", k)), key=lambda k: int(k[8:])
+    )
+    others = [set(figures[k]) for k in groups]
+    if not others:
+        return f"; learning rate {next(iter(rates)):g} throughout"
+    if any(len(r) != 1 for r in others):
+        return ""
+    shown = ", ".join(f"{next(iter(r)):g}" for r in [rates, *others])
+    return f"; learning rates {shown} (parameter groups 0–{len(others)}) throughout"
 
 
 def _machine() -> str:
