@@ -184,10 +184,11 @@ def _call_site() -> int:
 
 
 @functools.lru_cache(maxsize=256)
-def _columns(code: CodeType) -> tuple[int | None, ...]:
-    """Each code unit's start column (Python 3.11+; none before: the line alone)."""
+def _columns(code: CodeType) -> tuple[tuple[int | None, int | None], ...]:
+    """Each code unit's start and end columns (Python 3.11+; none before: the line
+    alone). Both: a call on another's result, ``h.drop().drop()``, starts where it does."""
     positions = getattr(code, "co_positions", None)
-    return () if positions is None else tuple(p[2] for p in positions())
+    return () if positions is None else tuple(p[2:] for p in positions())
 
 
 def _anchor(name: str, code: object, names: dict) -> int:
