@@ -386,3 +386,36 @@ def test_a_reports_constant_rate_names_every_parameter_groups():
     history = wxb.fit(model, X, y, optimizer=wxb.optim.SGD(groups), epochs=2, verbose=False)
     note = _constant_lr(history.to_dict()["history"])
     assert all(f"{r:g}" in note for r in rates), (seed, note)
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("Adam", {}),
+        ("SGD", {"momentum": 0.9, "dampening": 0.2}),
+        ("RMSprop", {"momentum": 0.5, "centered": True}),
+        ("Adagrad", {}),
+    ],
+)
+def test_pytorchs_optimiser_state_goes_in_entry_by_entry_and_its_state_dict_is_named(name, options):
+    seed = _seed()
+    rng = np.random.default_rng(seed)
+    w0 = rng.normal(size=(3, 2))
+    tp = torch.nn.Parameter(torch.tensor(w0))
+    topt = getattr(torch.optim, name)([tp], lr=0.1, **options)
+    for _ in range(int(rng.integers(1, 4))):
+        tp.grad = torch.tensor(rng.normal(size=w0.shape))
+        topt.step()
+    p = Parameter(tp.detach().numpy().copy())
+    opt = getattr(wxb.optim, name)([p], lr=0.1, **options)
+    with pytest.raises(ConfigError, match="PyTorch optimiser's state"):
+        opt.load_state_dict(topt.state_dict())
+    for key, value in topt.state[tp].items():
+        opt.state[p][key] = value
+    g = rng.normal(size=w0.shape)
+    p.grad, tp.grad = g, torch.tensor(g)
+    opt.step()
+    topt.step()
+    np.testing.assert_allclose(
+        p.data, tp.detach().numpy(), rtol=1e-12, atol=1e-15, err_msg=str(seed)
+    )

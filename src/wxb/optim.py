@@ -893,6 +893,15 @@ class Optimizer:
             where = f"{name}.load_state_dict state[{i}]"
             if not isinstance(entry, dict):
                 raise ConfigError(f"{where}: missing (parameter of shape {p.shape})")
+            torch_keys = [k for k in entry if k in self.torch_names]
+            if torch_keys or any(type(v).__module__.startswith("torch") for v in entry.values()):
+                # (it said "a step count must be a whole number ≥ 0; got tensor(3.)")
+                raise ConfigError(
+                    f"{where}: a PyTorch optimiser's state ({', '.join(map(repr, entry))}, "
+                    f"torch tensors); {name}.load_state_dict takes what {name}.state_dict() "
+                    "gives (set PyTorch's entries one by one through "
+                    "optimizer.state[p][name] = value instead)"
+                )
             for counter in self.counters:
                 counts[counter].append(_count_value(entry.get(COUNTER_KEYS[counter]), f"{where}"))
             for key, value in entry.items():
