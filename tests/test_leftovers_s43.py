@@ -419,3 +419,39 @@ def test_pytorchs_optimiser_state_goes_in_entry_by_entry_and_its_state_dict_is_n
     np.testing.assert_allclose(
         p.data, tp.detach().numpy(), rtol=1e-12, atol=1e-15, err_msg=str(seed)
     )
+
+
+# -- 4. a layer swapped by PyTorch's key of its place -------------------------------------
+@pytest.mark.parametrize("how", ["_modules", "setattr", "by_name"])
+def test_a_sequentials_layer_swapped_under_pytorchs_positional_key_replaces_it(how, tmp_path):
+    seed = _seed()
+    rng = np.random.default_rng(seed)
+    d, h = int(rng.integers(2, 5)), int(rng.integers(2, 5))
+    X = rng.normal(size=(7, d))
+    model = wxb.nn.Sequential(wxb.nn.Linear(d, h), wxb.nn.ReLU(), wxb.nn.Linear(h, h))
+    model.to(np.float64)
+    tmodel = torch.nn.Sequential(
+        torch.nn.Linear(d, h), torch.nn.ReLU(), torch.nn.Linear(h, h)
+    ).double()
+    new, tnew = wxb.nn.Linear(h, h), torch.nn.Linear(h, h).double()
+    new.to(np.float64)
+    with torch.no_grad():
+        for (_, tp), value in zip(
+            tmodel.named_parameters(), model.state_dict().values(), strict=True
+        ):
+            tp.copy_(torch.tensor(value))
+        for (_, tp), value in zip(tnew.named_parameters(), new.state_dict().values(), strict=True):
+            tp.copy_(torch.tensor(value))
+    if how == "_modules":  # (the head, h → h: added after it, it ran on without a word)
+        model._modules["2"], tmodel._modules["2"] = new, tnew
+    elif how == "setattr":
+        setattr(model, "2", new)
+        setattr(tmodel, "2", tnew)
+    else:  # wxb's key, an unnamed layer (wxb.save refused it: "named None")
+        model._modules[list(model._modules)[2]], tmodel._modules["2"] = new, tnew
+    assert len(model) == len(tmodel) == 3 and model[2] is new, seed
+    assert len(list(model.parameters())) == len(list(tmodel.parameters())), seed
+    expected = tmodel(torch.tensor(X)).detach().numpy()
+    np.testing.assert_allclose(model(X).data, expected, rtol=1e-12, err_msg=str(seed))
+    wxb.save(model, tmp_path / "m.wxb")  # its name is its place's: saved and loaded the same
+    np.testing.assert_allclose(wxb.load(tmp_path / "m.wxb")(X).data, expected, rtol=1e-12)

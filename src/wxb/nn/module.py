@@ -247,9 +247,30 @@ class _Table(dict):
         return dict, (list(self.items()),)
 
     def __setitem__(self, key: str, value: object) -> None:
-        held = dict.get(self, key, _ABSENT)
-        dict.__setitem__(self, key, value)
+        self._put(key, value, by_place=True)
+
+    def _put(self, key: str, value: object, by_place: bool = False) -> None:
         owner = self._owner()
+        layers = getattr(owner, "_names_its_layers", False) and isinstance(value, Module)
+        if (
+            layers
+            and by_place
+            and isinstance(key, str)
+            and key.isdigit()
+            and key not in self
+            and int(key) < len(self)
+            and not any(k.isdigit() for k in self)
+        ):  # PyTorch's key of a Sequential's i-th layer ('0'): that layer replaced, as
+            # PyTorch's model._modules['0'] = layer does (it was added at the end, after
+            # the head, without a word); wxb keys its layers by name
+            given, key = key, list(self)[int(key)]
+            if value.name == given:  # (named so by model.__setattr__ on the way)
+                value.name = None
+        held = dict.get(self, key, _ABSENT)
+        if layers and value.name is None and not any(m is value for m in dict.values(self)):
+            # an unnamed layer takes its key as its name, as Sequential's model.key = layer
+            value.name = key  # names it (wxb.save refused the model: "named None")
+        dict.__setitem__(self, key, value)
         if owner is not None and held is not value:  # (a buffer changed in place: the same)
             owner.__dict__[key] = value
             _structure_changed()
@@ -278,7 +299,7 @@ class _Table(dict):
 
     def update(self, *args: object, **kwargs: object) -> None:
         for key, value in dict(*args, **kwargs).items():
-            self[key] = value
+            self._put(key, value)  # (as given: a table rebuilt keeps its keys)
 
     def setdefault(self, key: str, default: object = None) -> object:
         if key not in self:

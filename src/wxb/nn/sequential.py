@@ -115,6 +115,7 @@ class Sequential(Module):
 
     use_plan = True
     _children_by_position = True  # PyTorch's state_dict names its layers 0, 1, …
+    _names_its_layers = True  # model._modules[key] = an unnamed layer: named key (_Table)
 
     def __init__(self, *layers: Module, name: str | None = None) -> None:
         super().__init__()
