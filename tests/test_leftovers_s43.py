@@ -455,3 +455,23 @@ def test_a_sequentials_layer_swapped_under_pytorchs_positional_key_replaces_it(h
     np.testing.assert_allclose(model(X).data, expected, rtol=1e-12, err_msg=str(seed))
     wxb.save(model, tmp_path / "m.wxb")  # its name is its place's: saved and loaded the same
     np.testing.assert_allclose(wxb.load(tmp_path / "m.wxb")(X).data, expected, rtol=1e-12)
+
+
+class _PairOut(wxb.nn.Module):
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.fc = wxb.nn.Linear(d, 1)
+
+    def forward(self, x):
+        return self.fc(x), x  # a hook hands on the first
+
+
+def test_a_forward_hook_that_makes_the_output_a_tensor_still_runs_in_fits_shape_look():
+    seed = _seed()
+    rng = np.random.default_rng(seed)
+    d = int(rng.integers(2, 5))
+    X, y = rng.normal(size=(12, d)), rng.normal(size=(12, 1))
+    model = _PairOut(d)
+    model.register_forward_hook(lambda m, i, o: o[0])
+    history = wxb.fit(model, X, y, loss="mse", epochs=1, batch_size=4, verbose=False)
+    assert np.isfinite(history["loss"][0]), seed

@@ -250,8 +250,11 @@ def output_shape(model: Module, X: np.ndarray, where: str = "X") -> tuple[int, .
         try:  # without forward hooks: a PyTorch loop makes no such call for them to see
             with hooks_off():
                 out = model(X[:rows].copy())  # (floats as a Tensor, ids as they are)
-        except Exception:  # (a pre-hook the forward needs, say): as the model runs
-            out = model(X[:rows].copy())
+        except Exception:  # (a pre-hook the forward needs, say)
+            out = None
+        if not isinstance(out, Tensor) or out.ndim not in (1, 2) or out.shape[0] != rows:
+            out = model(X[:rows].copy())  # with its hooks, as the model runs (one making
+            # its result a Tensor), and checked as such
     if not isinstance(out, Tensor):
         raise ConfigError(
             f"{type(model).__name__}.forward returned {type(out).__name__}; fit, evaluate "
