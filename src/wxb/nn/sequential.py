@@ -115,7 +115,6 @@ class Sequential(Module):
 
     use_plan = True
     _children_by_position = True  # PyTorch's state_dict names its layers 0, 1, …
-    _names_its_layers = True  # model._modules[key] = an unnamed layer: named key (_Table)
 
     def __init__(self, *layers: Module, name: str | None = None) -> None:
         super().__init__()
@@ -155,6 +154,8 @@ class Sequential(Module):
                 )
             placed[id(layer)] = layer.name
             setattr(self, layer.name, layer)
+
+    _names_its_layers = True  # model._modules[key] = an unnamed layer: named key (_Table)
 
     def __setattr__(self, key: str, value: object) -> None:
         """``model.head = Dense(…)`` (PyTorch's way to replace or add a layer): an unnamed
