@@ -709,20 +709,34 @@ def _read_again_wider(message: str, parse: Any, read: Any) -> bool:
 
 def check_values(table: Table) -> Table:
     """Refuse infinite numbers, naming the first by row (or line) and column."""
-    for column in table.columns.values():
-        if column.kind == "number" and column.values.dtype.kind == "f":
-            infinite = np.isinf(column.values)
-            if infinite.any():
-                row = int(np.flatnonzero(infinite)[0])
-                hint = (
-                    " (or a number beyond float32's range: read it as float64, --dtype float64)"
-                    if column.values.dtype == np.float32
-                    else ""
-                )
-                raise DataError(
-                    f"{table.source}, {table.row_name(row)}, column {column.name!r}: "
-                    f"{column.values[row]} is not a finite number{hint}"
-                )
+    floats = [
+        column
+        for column in table.columns.values()
+        if column.kind == "number" and column.values.dtype.kind == "f"
+    ]
+
+    def has_infinite(column: Column) -> bool:
+        return bool(np.isinf(column.values).any())
+
+    if len(floats) > 1 and table.n_rows >= THREADED_ROWS:  # two at a time (isinf frees the GIL)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(2) as pool:
+            found = list(pool.map(has_infinite, floats))
+    else:
+        found = [has_infinite(column) for column in floats]
+    for column, infinite in zip(floats, found, strict=True):
+        if infinite:
+            row = int(np.flatnonzero(np.isinf(column.values))[0])
+            hint = (
+                " (or a number beyond float32's range: read it as float64, --dtype float64)"
+                if column.values.dtype == np.float32
+                else ""
+            )
+            raise DataError(
+                f"{table.source}, {table.row_name(row)}, column {column.name!r}: "
+                f"{column.values[row]} is not a finite number{hint}"
+            )
     return table
 
 
@@ -1664,8 +1678,11 @@ def _read_in_groups(path: Path, what: str, schema: Any, read, reading: Reading) 
             arrow = read(group)
         except (OSError, pa.ArrowInvalid) as exc:
             raise DataError(f"{path}: not a readable {what} file ({_arrow_message(exc)})") from None
-        columns.update(from_arrow(arrow, str(path), reading.every_column).columns)
+        # Arrow's freed memory is kept for the next group (each group's decode reuses the
+        # last one's pages: handing them back and faulting them in again doubled the read)
+        columns.update(from_arrow(arrow, str(path), reading.every_column, release=False).columns)
         del arrow
+    pa.default_memory_pool().release_unused()  # then back to the system
     table = _checked(columns, str(path))
     table.unread = [str(n).strip() for n in unread]
     return check_values(table)
@@ -1750,10 +1767,15 @@ def read_npz(path: Path, x_array: str | None = None, y_array: str | None = None)
 # Arrow and NumPy columns to ``Column``
 # ---------------------------------------------------------------------------------
 def from_arrow(
-    arrow: Any, source: str, reading: Reading | None = None, decimal: str | None = None
+    arrow: Any,
+    source: str,
+    reading: Reading | None = None,
+    decimal: str | None = None,
+    release: bool = True,
 ) -> Table:
     """Columns of a pyarrow Table, each converted and released in turn (one copy).
-    ``decimal``: the CSV's decimal mark, where the targets are its text."""
+    ``decimal``: the CSV's decimal mark, where the targets are its text. ``release``: hand
+    Arrow's freed memory back to the system at the end (a reader of groups does it once)."""
     pa = _pyarrow()
     reading = reading or Reading()
     names = [str(name).strip() for name in arrow.column_names]
@@ -1766,37 +1788,105 @@ def from_arrow(
     # time, quadratic (a CSV of 20,000 columns took 52 s here)
     arrays = arrow.columns
     del arrow
-    for index, name in enumerate(names):
-        chunked, arrays[index] = arrays[index], None
-        if name not in chosen:
-            continue
-        if decimal and name in reading.targets and name not in reading.as_text:
-            chunked = _typed_target(chunked, reading.markers, decimal)
-        if name in reading.as_text and pa.types.is_float16(chunked.type):
-            chunked = _float16_as_text(chunked, pa)
-        elif name in reading.as_text and pa.types.is_floating(chunked.type):
-            chunked = _whole_floats_as_text(chunked, pa)
-        if (
-            name in reading.as_text
-            and not _is_text(chunked.type, pa)
-            and not pa.types.is_boolean(chunked.type)  # True: the encoder matches 'True'/'true'
-            and not pa.types.is_decimal(chunked.type)  # as text 1.50; as a number, 1.5
-        ):
-            try:
-                chunked = chunked.cast(pa.string())
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                pass  # lists, structs, bytes that are not text: _column_from_arrow names them
-        elif pa.types.is_float64(chunked.type) and reading.float32:
-            if name not in reading.keep_float64 and not float32_coarsens(_sample_of(chunked)):
-                chunked = chunked.cast(pa.float32())
-        markers = [] if name in reading.exact else reading.markers
-        column = _column_from_arrow(name, chunked, source, pa, markers, name in reading.as_text)
-        columns[name] = _numeric_markers_missing(column, reading)
-        del chunked
-    pa.default_memory_pool().release_unused()  # freed Arrow buffers back to the system
+    threaded = [
+        index
+        for index, name in enumerate(names)
+        if name in chosen
+        and name not in reading.as_text
+        and not (decimal and name in reading.targets)  # a CSV's targets: typed from their text
+        and _narrows(arrays[index], name, reading, pa)
+        and len(arrays[index]) >= THREADED_ROWS
+    ]
+    narrowed = _Narrowed(arrays, threaded)
+    try:
+        for index, name in enumerate(names):
+            if name not in chosen:
+                arrays[index] = None
+                continue
+            threads = index in narrowed
+            values = narrowed.take(index) if threads else None
+            chunked, arrays[index] = arrays[index], None
+            if values is not None:
+                columns[name] = _numeric_markers_missing(Column(name, "number", values), reading)
+                del chunked
+                continue
+            if decimal and name in reading.targets and name not in reading.as_text:
+                chunked = _typed_target(chunked, reading.markers, decimal)
+            if name in reading.as_text and pa.types.is_float16(chunked.type):
+                chunked = _float16_as_text(chunked, pa)
+            elif name in reading.as_text and pa.types.is_floating(chunked.type):
+                chunked = _whole_floats_as_text(chunked, pa)
+            if (
+                name in reading.as_text
+                and not _is_text(chunked.type, pa)
+                and not pa.types.is_boolean(chunked.type)  # True: the encoder matches 'True'
+                and not pa.types.is_decimal(chunked.type)  # as text 1.50; as a number, 1.5
+            ):
+                try:
+                    chunked = chunked.cast(pa.string())
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    pass  # lists, structs, bytes that are not text: _column_from_arrow names them
+            elif not threads and _narrows(chunked, name, reading, pa):
+                values = _float32_values(chunked)
+                if values is not None:
+                    column = Column(name, "number", values)
+                    columns[name] = _numeric_markers_missing(column, reading)
+                    del chunked
+                    continue
+            markers = [] if name in reading.exact else reading.markers
+            column = _column_from_arrow(name, chunked, source, pa, markers, name in reading.as_text)
+            columns[name] = _numeric_markers_missing(column, reading)
+            del chunked
+    finally:
+        narrowed.close()
+    if release:
+        pa.default_memory_pool().release_unused()  # freed Arrow buffers back to the system
     table = _checked(columns, source)
     table.unread = [name for name in names if name not in chosen]
     return table
+
+
+THREADED_ROWS = 100_000  # from this many rows, float columns are narrowed in threads
+
+
+def _narrows(chunked: Any, name: str, reading: Reading, pa: Any) -> bool:
+    """Whether a column is float64 read as float32 (unless float32 coarsens it)."""
+    return (
+        reading.float32 and pa.types.is_float64(chunked.type) and name not in reading.keep_float64
+    )
+
+
+class _Narrowed:
+    """The float64 columns ``indices`` of ``arrays`` read as float32 (``_float32_values``),
+    converted by two threads a few columns ahead of the loop that takes them in order
+    (NumPy's cast releases the GIL), so only those few are held twice."""
+
+    AHEAD = 4
+
+    def __init__(self, arrays: list, indices: list[int]) -> None:
+        self.pool = None
+        if len(indices) < 2:
+            indices = []  # one column: converted in the loop, as a small table's are
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(2)
+        self.arrays, self.todo, self.left = arrays, list(reversed(indices)), set(indices)
+        self.pending: dict[int, Any] = {}
+
+    def __contains__(self, index: int) -> bool:
+        return index in self.left
+
+    def take(self, index: int) -> np.ndarray | None:
+        while self.todo and len(self.pending) < self.AHEAD:
+            ahead = self.todo.pop()
+            self.pending[ahead] = self.pool.submit(_float32_values, self.arrays[ahead])
+        self.left.discard(index)
+        return self.pending.pop(index).result()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _typed_target(text: Any, markers: list[str], decimal: str) -> Any:
@@ -1892,9 +1982,34 @@ def float32_coarsens(values: np.ndarray) -> bool:
 
 
 def _sample_of(chunked: Any, size: int = 10_000) -> np.ndarray:
-    """Up to ``size`` evenly spaced values of a float64 Arrow column, NaN for nulls."""
+    """Up to ``size`` evenly spaced values of a float64 Arrow column (rows 0, every,
+    2·every, …), NaN for nulls: strided views of its chunks (Arrow's take over a chunked
+    column cost 0.7 ms a million rows)."""
     every = max(1, len(chunked) // size)
-    return chunked.take(np.arange(0, len(chunked), every)).to_numpy(zero_copy_only=False)
+    parts, start = [], 0
+    for chunk in chunked.chunks:
+        first = -start % every  # the chunk's first sampled row
+        start += len(chunk)
+        if first < len(chunk):
+            parts.append(chunk.to_numpy(zero_copy_only=False)[first::every])
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def _float32_values(chunked: Any) -> np.ndarray | None:
+    """A float64 Arrow column as float32 values (NaN for nulls), cast chunk by chunk into
+    one array (no Arrow float32 copy, then a second to join its chunks); None where float32
+    coarsens it (float32_coarsens, on a sample): the reader keeps it float64."""
+    if float32_coarsens(_sample_of(chunked)):
+        return None
+    # from Arrow's pool, whose pages the last group's decode freed (already mapped: a new
+    # NumPy array's 4 MB took a thousand page faults)
+    buffer = _pyarrow().allocate_buffer(4 * len(chunked))
+    values, start = np.frombuffer(buffer, dtype=np.float32), 0
+    for chunk in chunked.chunks:
+        stop = start + len(chunk)
+        values[start:stop] = chunk.to_numpy(zero_copy_only=False)  # nulls: NaN
+        start = stop
+    return values
 
 
 def _whole_floats_as_text(chunked: Any, pa: Any) -> Any:

@@ -1,0 +1,167 @@
+"""The path from a Parquet or Feather file to the float32 matrix a network trains on
+(read_table(float32=True), choose_features, TableEncoder.fit on the training rows, then
+transform), on generated tables large enough for its threaded route: each cell as
+pyarrow reads it, each fill value as scikit-learn's SimpleImputer computes it on the
+training rows, each text column as its OneHotEncoder writes it, and the same matrix
+whether threads do the work or not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.feather as feather
+import pyarrow.parquet as pq
+import pytest
+
+from wxb import columns as wcolumns
+from wxb import tables as wtables
+from wxb.columns import TableEncoder, choose_features
+from wxb.tables import float32_coarsens, read_table
+
+pytest.importorskip("sklearn")
+from sklearn.impute import SimpleImputer
+from sklearn.preprocessing import OneHotEncoder
+
+ROWS = 120_000  # past THREADED_ROWS: the reader's, fit's and transform's threads run
+
+
+def _table(rng: np.random.Generator, n: int) -> pa.Table:
+    """Numbers of several types and scales with nulls and NaN, booleans, text with gaps
+    and markers, a row ID, and a timestamp-like column float32 would coarsen."""
+    gaps = lambda share: rng.random(n) < share  # noqa: E731
+    scale = 10.0 ** rng.integers(-3, 4)
+    with_nan = rng.standard_normal(n) * scale
+    with_nan[gaps(0.1)] = np.nan  # NaN cells, not nulls
+    one = np.full(n, np.nan)
+    one[rng.integers(n)] = 2.5  # a single value
+    words = rng.choice(["red", " green", "Blue", "NA", "teal"], n).astype(object)
+    words[gaps(0.05)] = None
+    return pa.table(
+        {
+            "plain": rng.standard_normal(n) * scale,
+            "nulls": pa.array(rng.standard_normal(n).round(3), mask=gaps(0.2)),
+            "nans": with_nan,
+            "single": one,
+            "f32": pa.array(rng.standard_normal(n).astype(np.float32), mask=gaps(0.05)),
+            "ints": rng.integers(-40, 40, n),
+            "int_gaps": pa.array(rng.integers(0, 9, n), mask=gaps(0.1)),
+            "flag": rng.random(n) < 0.3,
+            "flag_gaps": pa.array(rng.random(n) < 0.6, mask=gaps(0.1)),
+            "colour": pa.array(words, pa.string()),
+            "row_id": np.arange(n) + 7000,
+            "stamp": 1.7e9 + rng.integers(0, 1000, n) * 30.0,  # float32: a step of 128
+        }
+    )
+
+
+def _write(arrow: pa.Table, path, rng: np.random.Generator) -> None:
+    if path.suffix == ".parquet":
+        pq.write_table(arrow, path, row_group_size=int(rng.integers(5_000, ROWS + 1)))
+    else:
+        feather.write_feather(arrow, path, chunksize=int(rng.integers(5_000, ROWS + 1)))
+
+
+def _reference(arrow: pa.Table, encoder: TableEncoder, rows: np.ndarray) -> np.ndarray:
+    """The matrix from pyarrow's own columns and scikit-learn's imputers and encoder."""
+    parts = []
+    for rule in encoder.rules:
+        column = arrow.column(rule.name)
+        if rule.kind == "text":
+            cells = np.array(
+                [None if c is None or c.strip() == "NA" else c.strip() for c in column.to_pylist()],
+                dtype=object,
+            ).reshape(-1, 1)
+            imputer = SimpleImputer(missing_values=None, strategy="most_frequent")
+            imputer.fit(cells[rows])
+            assert rule.fill == imputer.statistics_[0]
+            onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+            onehot.fit(imputer.transform(cells[rows]))
+            assert rule.categories == list(onehot.categories_[0])
+            parts.append(onehot.transform(imputer.transform(cells)).astype(np.float32))
+            missing = np.array([c is None for c in cells[:, 0]])
+        else:
+            values = column.to_numpy(zero_copy_only=False)
+            if values.dtype == bool or values.dtype == object:  # booleans: 0/1, None a gap
+                values = np.array([np.nan if v is None else float(v) for v in column.to_pylist()])
+            values = values.astype(np.float64)
+            narrow = pa.types.is_floating(column.type) and not float32_coarsens(values)
+            if narrow:  # read_table(float32=True) holds such a column in float32
+                values = values.astype(np.float32).astype(np.float64)
+            strategy = "most_frequent" if rule.kind == "bool" else "median"
+            imputer = SimpleImputer(strategy=strategy, keep_empty_features=True)
+            imputer.fit(values[rows].reshape(-1, 1))
+            fill = imputer.statistics_[0]
+            fill = float(np.float32(fill)) if narrow and rule.kind == "number" else fill
+            assert rule.fill == fill, rule.name
+            missing = np.isnan(values)
+            parts.append(np.where(missing, fill, values).astype(np.float32).reshape(-1, 1))
+        assert rule.indicator == bool(missing[rows].any()), rule.name
+        if rule.indicator:
+            parts.append(missing.astype(np.float32).reshape(-1, 1))
+    return np.hstack(parts)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".feather"])
+def test_the_path_to_the_float32_matrix_is_pyarrows_cells_and_scikit_learns_fills(
+    tmp_path, seeded, suffix
+):
+    rng = seeded.rng
+    arrow = _table(rng, ROWS)
+    path = tmp_path / f"data{suffix}"
+    _write(arrow, path, rng)
+    table = read_table(path, float32=True)
+    roles = choose_features(table, targets=["ints"])
+    assert "row_id" not in roles.features, seeded.msg("the row ID is no feature")
+    rows = rng.choice(ROWS, int(rng.integers(ROWS // 2, ROWS)), replace=False)  # the fit's
+    if rng.random() < 0.5:  # 'single': its one value among the training rows, or no feature
+        roles.features.remove("single")
+    else:
+        rows = np.union1d(rows, np.flatnonzero(~np.isnan(arrow.column("single").to_numpy())))
+    for name in ("plain", "nulls", "nans", "stamp"):  # each cell as pyarrow reads it
+        expected = arrow.column(name).to_numpy(zero_copy_only=False)
+        kept = float32_coarsens(expected)
+        assert table[name].values.dtype == (np.float64 if kept else np.float32), seeded.msg(name)
+        np.testing.assert_array_equal(
+            table[name].values, expected if kept else expected.astype(np.float32), seeded.msg(name)
+        )
+    encoder = TableEncoder.fit(table, roles.features, rows)
+    X = encoder.transform(table, np.float32)
+    assert X.dtype == np.float32 and X.flags.c_contiguous
+    expected = _reference(arrow, encoder, rows)
+    np.testing.assert_array_equal(X, expected, seeded.msg("the matrix"))
+    assert X.tobytes() == expected.tobytes(), seeded.msg("bit for bit")
+
+
+def test_threads_give_the_matrix_one_thread_gives(tmp_path, seeded, monkeypatch):
+    rng = seeded.rng
+    arrow = _table(rng, ROWS)
+    path = tmp_path / "data.parquet"
+    _write(arrow, path, rng)
+
+    def matrix() -> tuple[np.ndarray, list]:
+        table = read_table(path, float32=True)
+        features = [n for n in table.names if n not in ("row_id", "single")]
+        encoder = TableEncoder.fit(table, features)
+        kinds = [(n, c.values.dtype.str, c.values.tobytes()) for n, c in table.columns.items()
+                 if c.kind != "text"]  # fmt: skip
+        return encoder.transform(table, np.float32), [encoder.to_json(), kinds]
+
+    threaded, stage = matrix()
+    monkeypatch.setattr(wtables, "THREADED_ROWS", 10 * ROWS)
+    monkeypatch.setattr(wcolumns, "THREADED_ROWS", 10 * ROWS)
+    alone, stage_alone = matrix()
+    assert stage == stage_alone, seeded.msg("the fitted stage")
+    assert threaded.tobytes() == alone.tobytes(), seeded.msg("the matrix")
+
+
+def test_the_sample_that_keeps_a_column_float64_is_every_kth_row_across_chunks(seeded):
+    rng = seeded.rng
+    n = int(rng.integers(1, 60_000))
+    values = rng.standard_normal(n)
+    cuts = np.sort(rng.choice(np.arange(1, n), min(n - 1, int(rng.integers(0, 9))), False))
+    chunks = [pa.array(part, mask=rng.random(len(part)) < 0.2) for part in np.split(values, cuts)]
+    chunked = pa.chunked_array(chunks, pa.float64())
+    size = int(rng.integers(1, 20_000))
+    every = max(1, n // size)
+    expected = chunked.take(np.arange(0, n, every)).to_numpy(zero_copy_only=False)
+    np.testing.assert_array_equal(wtables._sample_of(chunked, size), expected, seeded.msg("sample"))
