@@ -86,6 +86,8 @@ class Table:
     decimal: str = "."  # the CSV's decimal mark: what text of numbers means in it
     csv: bool = False  # read from a CSV file: --decimal applies to it (not JSON, Parquet)
     unread: list[str] = field(default_factory=list)  # the file's columns left unread
+    # number columns a reader found free of ±inf as it wrote them (check_values skips them)
+    finite: frozenset[str] = field(default=frozenset(), repr=False)
 
     def __repr__(self) -> str:  # the columns' names and kinds, not every cell
         kinds = ", ".join(f"{name}: {c.kind}" for name, c in self.columns.items())
@@ -711,8 +713,8 @@ def check_values(table: Table) -> Table:
     """Refuse infinite numbers, naming the first by row (or line) and column."""
     floats = [
         column
-        for column in table.columns.values()
-        if column.kind == "number" and column.values.dtype.kind == "f"
+        for name, column in table.columns.items()
+        if column.kind == "number" and column.values.dtype.kind == "f" and name not in table.finite
     ]
 
     def has_infinite(column: Column) -> bool:
@@ -1671,20 +1673,41 @@ def _read_in_groups(path: Path, what: str, schema: Any, read, reading: Reading) 
     unread = [n for n in names if str(n).strip() not in chosen]  # lists were quadratic)
     names = [n for n in names if str(n).strip() in chosen]
     size = max(1, -(-len(names) // COLUMN_GROUPS))
+    groups = [names[start : start + size] for start in range(0, len(names), size)]
     columns: dict[str, Column] = {}
-    for start in range(0, len(names), size):
-        group = names[start : start + size]
-        try:
-            arrow = read(group)
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise DataError(f"{path}: not a readable {what} file ({_arrow_message(exc)})") from None
-        # Arrow's freed memory is kept for the next group (each group's decode reuses the
-        # last one's pages: handing them back and faulting them in again doubled the read)
-        columns.update(from_arrow(arrow, str(path), reading.every_column, release=False).columns)
-        del arrow
+    finite: set[str] = set()
+    types = dict(zip(schema.names, schema.types, strict=True))
+    narrow = [
+        n
+        for n in names
+        if _narrows(types[n], str(n).strip(), reading, pa) and str(n).strip() not in reading.as_text
+    ]
+    slab = _Slab(len(narrow))  # the file's float64 columns read as float32, in one array
+    from concurrent.futures import ThreadPoolExecutor
+
+    # The next group is decoded (by Arrow's threads, the GIL released) while this one is
+    # converted: two groups of the file's columns are held at most
+    with ThreadPoolExecutor(1) as ahead:
+        coming = ahead.submit(read, groups[0]) if groups else None
+        for k in range(len(groups)):
+            try:
+                arrow = coming.result()
+            except (OSError, pa.ArrowInvalid) as exc:
+                raise DataError(
+                    f"{path}: not a readable {what} file ({_arrow_message(exc)})"
+                ) from None
+            coming = ahead.submit(read, groups[k + 1]) if k + 1 < len(groups) else None
+            # Arrow's freed memory is kept for the next group (each group's decode reuses
+            # the last one's pages: handing them back and faulting them in again doubled
+            # the read)
+            part = from_arrow(arrow, str(path), reading.every_column, release=False, slab=slab)
+            del arrow
+            columns.update(part.columns)
+            finite |= part.finite
     pa.default_memory_pool().release_unused()  # then back to the system
     table = _checked(columns, str(path))
     table.unread = [str(n).strip() for n in unread]
+    table.finite = frozenset(finite)
     return check_values(table)
 
 
@@ -1772,10 +1795,13 @@ def from_arrow(
     reading: Reading | None = None,
     decimal: str | None = None,
     release: bool = True,
+    slab: _Slab | None = None,
 ) -> Table:
     """Columns of a pyarrow Table, each converted and released in turn (one copy).
     ``decimal``: the CSV's decimal mark, where the targets are its text. ``release``: hand
-    Arrow's freed memory back to the system at the end (a reader of groups does it once)."""
+    Arrow's freed memory back to the system at the end (a reader of groups does it once).
+    ``slab``: where a large table's float64 columns read as float32 go (a reader of groups
+    gives one for them all)."""
     pa = _pyarrow()
     reading = reading or Reading()
     names = [str(name).strip() for name in arrow.column_names]
@@ -1788,26 +1814,29 @@ def from_arrow(
     # time, quadratic (a CSV of 20,000 columns took 52 s here)
     arrays = arrow.columns
     del arrow
+    finite: set[str] = set()  # float32 columns found free of ±inf as they were cast
     threaded = [
         index
         for index, name in enumerate(names)
         if name in chosen
         and name not in reading.as_text
         and not (decimal and name in reading.targets)  # a CSV's targets: typed from their text
-        and _narrows(arrays[index], name, reading, pa)
+        and _narrows(arrays[index].type, name, reading, pa)
         and len(arrays[index]) >= THREADED_ROWS
     ]
-    narrowed = _Narrowed(arrays, threaded)
+    narrowed = _Narrowed(arrays, threaded, slab or _Slab(len(threaded)))
     try:
         for index, name in enumerate(names):
             if name not in chosen:
                 arrays[index] = None
                 continue
             threads = index in narrowed
-            values = narrowed.take(index) if threads else None
+            narrow = narrowed.take(index) if threads else None
             chunked, arrays[index] = arrays[index], None
-            if values is not None:
+            if narrow is not None:
+                values, infinite = narrow
                 columns[name] = _numeric_markers_missing(Column(name, "number", values), reading)
+                finite.update([] if infinite else [name])
                 del chunked
                 continue
             if decimal and name in reading.targets and name not in reading.as_text:
@@ -1826,11 +1855,13 @@ def from_arrow(
                     chunked = chunked.cast(pa.string())
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                     pass  # lists, structs, bytes that are not text: _column_from_arrow names them
-            elif not threads and _narrows(chunked, name, reading, pa):
-                values = _float32_values(chunked)
-                if values is not None:
+            elif not threads and _narrows(chunked.type, name, reading, pa):
+                narrow = _float32_values(chunked)
+                if narrow is not None:
+                    values, infinite = narrow
                     column = Column(name, "number", values)
                     columns[name] = _numeric_markers_missing(column, reading)
+                    finite.update([] if infinite else [name])
                     del chunked
                     continue
             markers = [] if name in reading.exact else reading.markers
@@ -1843,50 +1874,70 @@ def from_arrow(
         pa.default_memory_pool().release_unused()  # freed Arrow buffers back to the system
     table = _checked(columns, source)
     table.unread = [name for name in names if name not in chosen]
+    table.finite = frozenset(finite)
     return table
 
 
 THREADED_ROWS = 100_000  # from this many rows, float columns are narrowed in threads
 
 
-def _narrows(chunked: Any, name: str, reading: Reading, pa: Any) -> bool:
-    """Whether a column is float64 read as float32 (unless float32 coarsens it)."""
-    return (
-        reading.float32 and pa.types.is_float64(chunked.type) and name not in reading.keep_float64
-    )
+def _narrows(kind: Any, name: str, reading: Reading, pa: Any) -> bool:
+    """Whether a column of Arrow type ``kind`` is float64 read as float32 (unless float32
+    coarsens it)."""
+    return reading.float32 and pa.types.is_float64(kind) and name not in reading.keep_float64
 
 
 class _Narrowed:
     """The float64 columns ``indices`` of ``arrays`` read as float32 (``_float32_values``),
-    converted by two threads a few columns ahead of the loop that takes them in order
-    (NumPy's cast releases the GIL), so only those few are held twice."""
+    into rows of ``slab`` in their order, converted by two threads a few columns ahead of
+    the loop that takes them in order (NumPy's cast releases the GIL), so only those few
+    are held twice."""
 
     AHEAD = 4
 
-    def __init__(self, arrays: list, indices: list[int]) -> None:
+    def __init__(self, arrays: list, indices: list[int], slab: _Slab) -> None:
         self.pool = None
-        if len(indices) < 2:
-            indices = []  # one column: converted in the loop, as a small table's are
-        else:
+        if len(indices) > 1:
             from concurrent.futures import ThreadPoolExecutor
 
             self.pool = ThreadPoolExecutor(2)
         self.arrays, self.todo, self.left = arrays, list(reversed(indices)), set(indices)
-        self.pending: dict[int, Any] = {}
+        self.slab, self.pending = slab, {}
 
     def __contains__(self, index: int) -> bool:
         return index in self.left
 
-    def take(self, index: int) -> np.ndarray | None:
+    def take(self, index: int) -> tuple[np.ndarray, bool] | None:
+        self.left.discard(index)
+        if self.pool is None:
+            self.todo.pop()
+            return _float32_values(self.arrays[index], self.slab.row(len(self.arrays[index])))
         while self.todo and len(self.pending) < self.AHEAD:
             ahead = self.todo.pop()
-            self.pending[ahead] = self.pool.submit(_float32_values, self.arrays[ahead])
-        self.left.discard(index)
+            out = self.slab.row(len(self.arrays[ahead]))  # (here: the rows in column order)
+            self.pending[ahead] = self.pool.submit(_float32_values, self.arrays[ahead], out)
         return self.pending.pop(index).result()
 
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Slab:
+    """One float32 array whose rows hold, in the file's order, a large table's float64
+    columns read as float32: TableEncoder.transform copies a run of them to the matrix in
+    one transposing copy (twice as fast as a column at a time). ``rows``: how many."""
+
+    def __init__(self, rows: int) -> None:
+        self.rows, self.array, self.used = rows, None, 0
+
+    def row(self, n: int) -> np.ndarray:
+        if self.array is None:
+            self.array = np.empty((self.rows, n), dtype=np.float32)
+        if self.used == len(self.array) or self.array.shape[1] != n:
+            return np.empty(n, dtype=np.float32)  # more than counted: one of its own
+        self.used += 1
+        return self.array[self.used - 1]
 
 
 def _typed_target(text: Any, markers: list[str], decimal: str) -> Any:
@@ -1995,21 +2046,26 @@ def _sample_of(chunked: Any, size: int = 10_000) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
-def _float32_values(chunked: Any) -> np.ndarray | None:
+def _float32_values(chunked: Any, out: np.ndarray | None = None) -> tuple[np.ndarray, bool] | None:
     """A float64 Arrow column as float32 values (NaN for nulls), cast chunk by chunk into
-    one array (no Arrow float32 copy, then a second to join its chunks); None where float32
-    coarsens it (float32_coarsens, on a sample): the reader keeps it float64."""
+    one array (no Arrow float32 copy, then a second to join its chunks), and whether it
+    holds ±inf (looked for in each chunk as it is cast, while in cache); None where float32
+    coarsens it (float32_coarsens, on a sample): the reader keeps it float64. ``out``:
+    where the values go."""
     if float32_coarsens(_sample_of(chunked)):
         return None
-    # from Arrow's pool, whose pages the last group's decode freed (already mapped: a new
-    # NumPy array's 4 MB took a thousand page faults)
-    buffer = _pyarrow().allocate_buffer(4 * len(chunked))
-    values, start = np.frombuffer(buffer, dtype=np.float32), 0
+    values = out
+    if values is None:  # from Arrow's pool (pages the last group's decode freed and mapped:
+        # a new NumPy array's 4 MB took a thousand page faults)
+        values = np.frombuffer(_pyarrow().allocate_buffer(4 * len(chunked)), dtype=np.float32)
+    start, infinite = 0, False
     for chunk in chunked.chunks:
         stop = start + len(chunk)
-        values[start:stop] = chunk.to_numpy(zero_copy_only=False)  # nulls: NaN
+        part = values[start:stop]
+        part[...] = chunk.to_numpy(zero_copy_only=False)  # nulls: NaN
+        infinite = infinite or bool(np.isinf(part).any())  # (or past float32's range)
         start = stop
-    return values
+    return values, infinite
 
 
 def _whole_floats_as_text(chunked: Any, pa: Any) -> Any:
