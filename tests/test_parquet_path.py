@@ -165,3 +165,41 @@ def test_the_sample_that_keeps_a_column_float64_is_every_kth_row_across_chunks(s
     every = max(1, n // size)
     expected = chunked.take(np.arange(0, n, every)).to_numpy(zero_copy_only=False)
     np.testing.assert_array_equal(wtables._sample_of(chunked, size), expected, seeded.msg("sample"))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_columns_side_by_side_in_one_array_are_written_as_each_alone(seeded, monkeypatch, dtype):
+    """Columns that are consecutive rows of one array (a reader's float32 slab) go to the
+    matrix in one transposing copy; with gaps, text and other columns between them, the
+    matrix is each column's own values, its gaps filled with its median."""
+    rng = seeded.rng
+    n, k = int(rng.integers(1, 3_000)), int(rng.integers(2, 14))
+    slab = rng.standard_normal((k, n)).astype(np.float32)
+    slab[rng.random((k, n)) < 0.02 * rng.integers(0, 2, (k, 1))] = np.nan  # some with gaps
+    order = rng.permutation(k) if rng.random() < 0.3 else np.arange(k)
+    data = {f"s{i}": slab[i] for i in order}
+    data["word"] = rng.choice(["a", "b", "c"], n)
+    data["wide"] = rng.standard_normal(n)
+    names = list(data)
+    if rng.random() < 0.3:
+        rng.shuffle(names)
+    table = wtables.Table({m: wtables.Column(m, "number", data[m]) for m in names if m != "word"})
+    table.columns["word"] = wtables.Column("word", "text", data["word"].astype(object))
+    table.n_rows = n
+    monkeypatch.setattr(TableEncoder, "BLOCK_ROWS", int(rng.integers(1, n + 2)))
+    encoder = TableEncoder.fit(table, names)
+    X = encoder.transform(table, dtype)
+    parts = []
+    for name in names:
+        values = data[name]
+        if name == "word":
+            parts.extend((values == c).astype(dtype) for c in sorted(set(values)))
+            continue
+        gaps = np.isnan(values)
+        fill = np.median(values[~gaps].astype(np.float64))
+        fill = np.float32(fill) if values.dtype == np.float32 else fill
+        parts.append(np.where(gaps, fill, values).astype(dtype))
+        if gaps.any():
+            parts.append(gaps.astype(dtype))
+    expected = np.column_stack(parts)
+    assert X.tobytes() == expected.tobytes(), seeded.msg(f"order {order}, names {names}")
