@@ -7,6 +7,8 @@ whether threads do the work or not."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.feather as feather
@@ -203,3 +205,23 @@ def test_columns_side_by_side_in_one_array_are_written_as_each_alone(seeded, mon
             parts.append(gaps.astype(dtype))
     expected = np.column_stack(parts)
     assert X.tobytes() == expected.tobytes(), seeded.msg(f"order {order}, names {names}")
+
+
+def test_reading_in_threads_leaves_the_warning_filters_as_they_were(tmp_path, seeded):
+    """The check whether float32 coarsens a column silences NumPy's all-NaN warnings with
+    warnings.catch_warnings, which swaps the process's filters: run in two threads at
+    once, one thread's exit could leave the other's 'ignore' behind for the whole
+    process (a user's RuntimeWarnings gone for good)."""
+    rng = seeded.rng
+    n = ROWS
+    columns = {}
+    for j in range(8):
+        values = rng.standard_normal(n) if j % 2 else np.full(n, np.nan)  # all-NaN: warns
+        columns[f"c{j}"] = values
+    path = tmp_path / "gaps.parquet"
+    pq.write_table(pa.table(columns), path)
+    before = list(warnings.filters)
+    for _ in range(3):
+        table = read_table(path, float32=True)
+        assert list(warnings.filters) == before, seeded.msg("the warning filters")
+    assert all(table[f"c{j}"].values.dtype == np.float32 for j in range(1, 8, 2))

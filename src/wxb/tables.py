@@ -1903,6 +1903,10 @@ class _Narrowed:
             self.pool = ThreadPoolExecutor(2)
         self.arrays, self.todo, self.left = arrays, list(reversed(indices)), set(indices)
         self.slab, self.pending = slab, {}
+        from concurrent.futures import Future
+
+        self._kept: Future = Future()  # a column float32 would coarsen: kept float64
+        self._kept.set_result(None)
 
     def __contains__(self, index: int) -> bool:
         return index in self.left
@@ -1911,11 +1915,19 @@ class _Narrowed:
         self.left.discard(index)
         if self.pool is None:
             self.todo.pop()
-            return _float32_values(self.arrays[index], self.slab.row(len(self.arrays[index])))
+            chunked = self.arrays[index]
+            if float32_coarsens(_sample_of(chunked)):
+                return None
+            return _cast_float32(chunked, self.slab.row(len(chunked)))
         while self.todo and len(self.pending) < self.AHEAD:
             ahead = self.todo.pop()
-            out = self.slab.row(len(self.arrays[ahead]))  # (here: the rows in column order)
-            self.pending[ahead] = self.pool.submit(_float32_values, self.arrays[ahead], out)
+            chunked = self.arrays[ahead]
+            # here, not in a thread: the check sets warning filters, which are global
+            if float32_coarsens(_sample_of(chunked)):
+                self.pending[ahead] = self._kept
+                continue
+            out = self.slab.row(len(chunked))  # (here: the rows in column order)
+            self.pending[ahead] = self.pool.submit(_cast_float32, chunked, out)
         return self.pending.pop(index).result()
 
     def close(self) -> None:
@@ -2054,6 +2066,11 @@ def _float32_values(chunked: Any, out: np.ndarray | None = None) -> tuple[np.nda
     where the values go."""
     if float32_coarsens(_sample_of(chunked)):
         return None
+    return _cast_float32(chunked, out)
+
+
+def _cast_float32(chunked: Any, out: np.ndarray | None) -> tuple[np.ndarray, bool]:
+    """``_float32_values`` without the check (a thread's part: it sets no warning filter)."""
     values = out
     if values is None:  # from Arrow's pool (pages the last group's decode freed and mapped:
         # a new NumPy array's 4 MB took a thousand page faults)
