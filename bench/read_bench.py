@@ -8,10 +8,12 @@ The data (20 float columns f0…f19 of N(0, 1) values written with 6 significant
 and an integer 0/1 column ``target``) is made once under ``--data-dir`` and reused.
 Each measurement is a fresh interpreter (this script with ``--child``) that imports
 everything first, reads VmRSS (the baseline), resets VmHWM to it where the kernel
-allows (``/proc/self/clear_refs``), runs one read, and reports its wall time and
-VmHWM − baseline: the peak resident memory the read added. A warm-up read of each
-file primes the OS file cache; then every round runs every contender once, the first
-contender rotating. Figures are medians over rounds.
+allows (``/proc/self/clear_refs``), runs one read, and reports its wall time, its
+CPU time (the process's: every thread's, user and system) and VmHWM − baseline: the
+peak resident memory the read added. A warm-up read of each file primes the OS file
+cache; then every round runs every contender once, the first contender rotating.
+Figures are medians over rounds; a line a format gives wxb's path to the matrix against
+the faster peer's read.
 
 Targets (from the issue), for wxb's "read → float32 matrix" path: time ≤ 1.5× the
 faster of pandas's and pyarrow's own read of the same file; peak ≤ 4× the float32
@@ -157,9 +159,9 @@ def child(key: str, fmt: str, path: Path) -> dict[str, object]:
     baseline = resident_kib()
     peak_was_reset = reset_peak()
     phases: dict[str, object] = {}
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     result = call(path, fmt, phases)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     sizes = resident_kib()
     # what the contender hands back, held until now (its bytes count in the peak)
     if isinstance(result, np.ndarray):
@@ -177,6 +179,7 @@ def child(key: str, fmt: str, path: Path) -> dict[str, object]:
         "contender": key,
         "format": fmt,
         "seconds": seconds,
+        "cpu_seconds": cpu,  # the process's, every thread's (user + system)
         "baseline_rss_kib": baseline["VmRSS"],
         "baseline_hwm_kib": baseline["VmHWM"],
         "peak_was_reset": peak_was_reset,
@@ -229,6 +232,7 @@ def summarise(results: dict[str, dict], rows: int) -> list[dict[str, object]]:
                 "label": CONTENDERS[key][0],
                 "format": fmt,
                 "median_s": seconds,
+                "median_cpu_s": statistics.median(r["cpu_seconds"] for r in items),
                 "min_s": min(r["seconds"] for r in items),
                 "max_s": max(r["seconds"] for r in items),
                 "faster_peer": fastest,
@@ -282,6 +286,7 @@ def render(summary: list[dict[str, object]]) -> str:
         "format",
         "time s",
         "min–max s",
+        "CPU s",
         "×faster peer",
         "peak MiB",
         "×f32 matrix",
@@ -294,6 +299,7 @@ def render(summary: list[dict[str, object]]) -> str:
             str(e["format"]),
             num(e["median_s"]),
             f"{num(e['min_s'])}–{num(e['max_s'])}",
+            num(e["median_cpu_s"]),
             f"{e['over_faster_peer']:.2f}" if e["over_faster_peer"] is not None else "",
             num(e["extra_peak_bytes"] / 2**20),
             f"{e['over_float32_matrix']:.2f}",
@@ -303,6 +309,28 @@ def render(summary: list[dict[str, object]]) -> str:
         for e in summary
     ]
     return table(headers, rows, text_columns=2)
+
+
+def render_ratios(summary: list[dict[str, object]]) -> str:
+    """One line a format: wxb's path to the float32 matrix against each peer's own read
+    (the faster one is the issue's time target), wall and CPU time."""
+    lines = []
+    for e in summary:
+        if e["contender"] != "wxb":
+            continue
+        peers = [p for p in summary if p["format"] == e["format"] and p["contender"] in PEERS]
+        against = "; ".join(
+            f"{'**' * (p['contender'] == e['faster_peer'])}{e['median_s'] / p['median_s']:.2f}×"
+            f"{'**' * (p['contender'] == e['faster_peer'])} {peer_call(str(p['contender']), fmt)}"
+            f" ({num(p['median_s'])} s, CPU {num(p['median_cpu_s'])} s)"
+            for p in peers
+            for fmt in [str(e["format"])]
+        )
+        lines.append(
+            f"- {e['format']}: wxb's read → float32 matrix {num(e['median_s'])} s (CPU "
+            f"{num(e['median_cpu_s'])} s): {against}; target ≤ {TIME_TARGET}× the faster"
+        )
+    return "\n".join(lines)
 
 
 def render_phases(summary: list[dict[str, object]]) -> str:
@@ -405,6 +433,9 @@ def main(argv: list[str] | None = None) -> int:
         f"×f32 matrix: peak ÷ {args.rows * len(FEATURES) * 4 / 2**20:.1f} MiB. "
         f"Load average at the end: {machine()['load_average']}.\n"
     )
+    ratios = render_ratios(summary)
+    if ratios:
+        print(f"{ratios}\n")
     if any(e["contender"] == "wxb" for e in summary):
         print("Where wxb's path spends time and memory (medians; MiB above the baseline):\n")
         print(render_phases(summary))
