@@ -225,3 +225,26 @@ def test_reading_in_threads_leaves_the_warning_filters_as_they_were(tmp_path, se
         table = read_table(path, float32=True)
         assert list(warnings.filters) == before, seeded.msg("the warning filters")
     assert all(table[f"c{j}"].values.dtype == np.float32 for j in range(1, 8, 2))
+
+
+def test_a_number_past_float32s_range_is_refused_with_the_hint_and_no_numpy_warning(
+    tmp_path, seeded
+):
+    """Read as float32, 1e39 becomes inf: the reader names its row and says to read it as
+    float64, as after Arrow's cast, without NumPy's 'overflow encountered in cast' on top
+    (the cast now NumPy's, in threads)."""
+    rng = seeded.rng
+    row = int(rng.integers(ROWS))
+    big = rng.standard_normal(ROWS)
+    big[row] = float(rng.choice([-1, 1])) * 10.0 ** rng.uniform(38.6, 300)
+    columns = {"a": rng.standard_normal(ROWS), "big": big, "b": rng.standard_normal(ROWS)}
+    path = tmp_path / "big.parquet"
+    pq.write_table(pa.table(columns), path, row_group_size=int(rng.integers(5_000, ROWS)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(wtables.DataError) as refused:
+            read_table(path, float32=True)
+    message = str(refused.value)
+    assert f"row {row}, column 'big'" in message and "float32's range" in message, message
+    assert not [w for w in caught if "overflow" in str(w.message)], seeded.msg(str(caught))
+    assert read_table(path)["big"].values[row] == big[row]  # float64 holds it

@@ -2079,8 +2079,11 @@ def _cast_float32(chunked: Any, out: np.ndarray | None) -> tuple[np.ndarray, boo
     for chunk in chunked.chunks:
         stop = start + len(chunk)
         part = values[start:stop]
-        part[...] = chunk.to_numpy(zero_copy_only=False)  # nulls: NaN
-        infinite = infinite or bool(np.isinf(part).any())  # (or past float32's range)
+        # past float32's range a cell becomes ±inf, which the reader then refuses with a
+        # hint (as after Arrow's cast): NumPy's overflow warning would only say it twice
+        with np.errstate(over="ignore"):  # (a context variable: this thread's alone)
+            part[...] = chunk.to_numpy(zero_copy_only=False)  # nulls: NaN
+        infinite = infinite or bool(np.isinf(part).any())
         start = stop
     return values, infinite
 
