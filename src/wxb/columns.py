@@ -541,7 +541,8 @@ class _Scratch(threading.local):
     def copy(self, values: np.ndarray) -> np.ndarray:
         if self.buffer is None or self.buffer.nbytes < values.nbytes:
             # from 4 MiB NumPy asks the system for huge pages: a few faults, not a thousand
-            self.buffer = np.empty(max(values.nbytes, 1 << 22), dtype=np.uint8)
+            size = max(values.nbytes, 1 << 22) if values.nbytes >= 1 << 20 else values.nbytes
+            self.buffer = np.empty(size, dtype=np.uint8)
         work = self.buffer[: values.nbytes].view(values.dtype)
         work[...] = values
         return work
