@@ -20,10 +20,6 @@ from wxb import tables as wtables
 from wxb.columns import TableEncoder, choose_features
 from wxb.tables import float32_coarsens, read_table
 
-pytest.importorskip("sklearn")
-from sklearn.impute import SimpleImputer
-from sklearn.preprocessing import OneHotEncoder
-
 ROWS = 120_000  # past THREADED_ROWS: the reader's, fit's and transform's threads run
 
 
@@ -65,6 +61,9 @@ def _write(arrow: pa.Table, path, rng: np.random.Generator) -> None:
 
 def _reference(arrow: pa.Table, encoder: TableEncoder, rows: np.ndarray) -> np.ndarray:
     """The matrix from pyarrow's own columns and scikit-learn's imputers and encoder."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import OneHotEncoder
+
     parts = []
     for rule in encoder.rules:
         column = arrow.column(rule.name)
@@ -107,6 +106,7 @@ def _reference(arrow: pa.Table, encoder: TableEncoder, rows: np.ndarray) -> np.n
 def test_the_path_to_the_float32_matrix_is_pyarrows_cells_and_scikit_learns_fills(
     tmp_path, seeded, suffix
 ):
+    pytest.importorskip("sklearn")
     rng = seeded.rng
     arrow = _table(rng, ROWS)
     path = tmp_path / f"data{suffix}"
