@@ -237,21 +237,26 @@ def _features(
     return validation.as_features(X, dtype, where, check=check)
 
 
-def output_shape(model: Module, X: np.ndarray, where: str = "X") -> tuple[int, ...]:
+def output_shape(
+    model: Module, X: np.ndarray, where: str = "X", hooks: bool = False
+) -> tuple[int, ...]:
     """The shape of the model's output for a row of X (from a forward pass in eval mode of
     its first two rows, whatever the model's code): bad input fails here, before any
     training. (Two: a BatchNorm1d without running statistics normalises by the batch.)
     Forward hooks do not run in it (a hook counting calls or keeping the rows it saw
-    would see a call a PyTorch loop does not make), unless the forward fails without."""
+    would see a call a PyTorch loop does not make), unless the forward fails without,
+    or ``hooks`` (``_shape_and_targets``: a hook may change the output's width)."""
     rows = min(len(X), 2)
     with model.evaluating(), no_grad():
         # a copy: a forward of one's own may change its input in place (x -= μ), and these
         # rows are then trained on or scored (evaluate's loss took them changed twice)
-        try:  # without forward hooks: a PyTorch loop makes no such call for them to see
-            with hooks_off():
-                out = model(X[:rows].copy())  # (floats as a Tensor, ids as they are)
-        except Exception:  # (a pre-hook the forward needs, say)
-            out = None
+        out = None
+        if not hooks:
+            try:  # without forward hooks: a PyTorch loop makes no such call for them to see
+                with hooks_off():
+                    out = model(X[:rows].copy())  # (floats as a Tensor, ids as they are)
+            except Exception:  # (a pre-hook the forward needs, say)
+                out = None
         if not isinstance(out, Tensor) or out.ndim not in (1, 2) or out.shape[0] != rows:
             out = model(X[:rows].copy())  # with its hooks, as the model runs (one making
             # its result a Tensor), and checked as such
@@ -266,6 +271,24 @@ def output_shape(model: Module, X: np.ndarray, where: str = "X") -> tuple[int, .
             "need one output row per input row, (B,) or (B, outputs)"
         )
     return out.shape[1:]
+
+
+def _shape_and_targets(
+    model: Module, X: np.ndarray, loss: Loss, y: object, dtype: np.dtype
+) -> tuple[tuple[int, ...], np.ndarray]:
+    """``output_shape`` and the targets prepared for it. The look at the shape runs
+    without forward hooks, but a hook may return another width (``o.mean(1, keepdim)``,
+    ``o[:, :3]``): where y does not fit the shape without hooks and the model has hooks,
+    the shape is looked at again with them, as the model runs (y was refused, fitting
+    the model's real outputs)."""
+    shape = output_shape(model, X)
+    try:
+        return shape, _prepare_targets(loss, y, dtype, shape, "y")
+    except (DataError, ShapeError):
+        if not any(module._has_hooks() for module in model.modules()):
+            raise
+    shape = output_shape(model, X, hooks=True)
+    return shape, _prepare_targets(loss, y, dtype, shape, "y")
 
 
 def _prepare_targets(
@@ -346,8 +369,7 @@ def evaluate(
     _check_target_order(model.info, y)
     dtype = model._rows_dtype(X)  # (a model holding no float array: X's own float dtype)
     X_arr = _features(model, rows_by_name(model.info, X, dtype), dtype, "X")
-    shape = output_shape(model, X_arr)
-    y_arr = _prepare_targets(loss_fn, y, _figure_dtype(loss_fn, dtype), shape, "y")
+    _, y_arr = _shape_and_targets(model, X_arr, loss_fn, y, _figure_dtype(loss_fn, dtype))
     validation.check_lengths(X_arr, y_arr)
     return _evaluate(model, X_arr, y_arr, loss_fn, batch_size, form=_target_form(loss_fn, y, y_arr))
 
@@ -926,10 +948,10 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     X_arr = _features(model, _through_stage(model, X, "X"), dtype, "X", check=ranks is None)
     if ranks is not None:
         _check_finite_together(X_arr, "X", ranks)
-    shape = output_shape(model, X_arr)  # one forward of two rows, before any training
     for message in _rounded_targets(loss_fn, y, dtype):  # before the cast does it
         warnings.warn(message, UserWarning, stacklevel=4)
-    y_arr = _prepare_targets(loss_fn, y, dtype, shape, "y")
+    # one forward of two rows, before any training
+    shape, y_arr = _shape_and_targets(model, X_arr, loss_fn, y, dtype)
     validation.check_lengths(X_arr, y_arr)
     form = _target_form(loss_fn, y, y_arr)  # decided at the first step
     as_given = y_arr.ndim == 1 and shape == (1,)  # (and so the validation targets)
