@@ -57,3 +57,51 @@ def test_a_forward_hook_changing_the_outputs_width_trains_and_scores_as_pytorch(
         model.state_dict().items(), tmodel.named_parameters(), strict=True
     ):
         np.testing.assert_allclose(value, tp.detach().numpy(), rtol=1e-9, err_msg=f"{seed} {key}")
+
+
+# -- F.dropout's call-site streams: lambdas outside any named function --------------------
+_DROP_A = lambda h, on: wxb.nn.functional.dropout(h, 0.5, on)  # noqa: E731
+_DROP_B = lambda h, on: wxb.nn.functional.dropout(h, 0.5, on)  # noqa: E731
+
+
+class _ModuleLambdas(wxb.nn.Module):
+    """Two lambdas of the module (and two of the class body), the first of each called
+    in a branch: each mask drawn is recorded."""
+
+    drop_c = lambda self, h: wxb.nn.functional.dropout(h, 0.5, self.training)  # noqa: E731
+    drop_d = lambda self, h: wxb.nn.functional.dropout(h, 0.5, self.training)  # noqa: E731
+
+    def __init__(self, d: int, take: bool) -> None:
+        super().__init__()
+        self.fc, self.take, self.seen = wxb.nn.Linear(d, 6), take, []
+
+    def forward(self, x):
+        h = self.fc(x) * 0 + 1
+        a = _DROP_A(h, self.training) if self.take else h
+        b = _DROP_B(h, self.training)
+        c = self.drop_c(h) if self.take else h
+        d = self.drop_d(h)
+        if self.training:
+            self.seen.append([t.data.copy() for t in (a, b, c, d)])
+        return (a + b + c + d).sum(axis=1, keepdims=True)
+
+
+def test_f_dropout_in_lambdas_of_a_module_or_class_body_draws_streams_of_their_own():
+    """Lambdas outside a named function were each counted from their own first line (all
+    'line 0' at one column): two of them shared one numbered stream, and a rank whose
+    rows skipped the first drew the second's mask from the first's place."""
+    seed = _seed()
+    rng = np.random.default_rng(seed)
+    n, d = int(rng.integers(6, 20)), int(rng.integers(2, 5))
+    X, y = rng.normal(size=(n, d)), rng.normal(size=n)
+    kw = dict(loss="mse", epochs=2, batch_size=n, shuffle=False, verbose=False, seed=seed % 1000)
+    runs = {}
+    for take in (True, False):
+        model = _ModuleLambdas(d, take)
+        wxb.fit(model, X, y, **kw)
+        runs[take] = model.seen
+    for step, (a, b, c, d_) in enumerate(runs[True]):
+        assert not np.array_equal(a, b) and not np.array_equal(c, d_), (seed, step)
+        # the first call skipped: the second's mask is the one it drew with the first
+        assert np.array_equal(b, runs[False][step][1]), (seed, step)
+        assert np.array_equal(d_, runs[False][step][3]), (seed, step)

@@ -160,7 +160,7 @@ class RowMasks:
 
 # How F.dropout's streams in fit are keyed (a checkpoint records it: a resume under
 # another scheme would draw other masks)
-FUNCTIONAL_SCHEME = "call site and column"
+FUNCTIONAL_SCHEME = "call site and column, a lambda outside functions by its line"
 
 
 def _call_site() -> int:
@@ -203,6 +203,9 @@ def _anchor(name: str, code: object, names: dict) -> int:
         first = getattr(getattr(found, "__code__", None), "co_firstlineno", None)
         if isinstance(first, int):
             return first
+    if "<lambda>" in name:  # of a module or class body: by its line in the file (each
+        # counted from its own first line, every such lambda was 'line 0', one stream)
+        return 0
     return code.co_firstlineno  # type: ignore[attr-defined]
 
 
