@@ -105,3 +105,33 @@ def test_f_dropout_in_lambdas_of_a_module_or_class_body_draws_streams_of_their_o
         # the first call skipped: the second's mask is the one it drew with the first
         assert np.array_equal(b, runs[False][step][1]), (seed, step)
         assert np.array_equal(d_, runs[False][step][3]), (seed, step)
+
+
+# -- explain: a Dense whose pre-hook changes its input -----------------------------------
+def test_explain_does_not_write_a_delta_equation_that_skips_a_pre_hook():
+    """dense2's pre-hook scales its input by c: δ⁽¹⁾ (PyTorch's ∂L/∂Z⁽¹⁾) is
+    c·(W⁽²⁾ᵀ·δ⁽²⁾) ⊙ tanh′(Z⁽¹⁾), but explain wrote '(W⁽²⁾ᵀ·δ⁽²⁾) ⊙ tanh′(Z⁽¹⁾)' beside it:
+    the equation shown computes another number than the δ shown."""
+    seed = _seed()
+    rng = np.random.default_rng(seed)
+    n, h, rows = int(rng.integers(2, 5)), int(rng.integers(2, 6)), int(rng.integers(2, 6))
+    c = float(rng.uniform(1.5, 3.0))
+    model = wxb.nn.Sequential(wxb.nn.Dense(n, h), wxb.nn.Tanh(), wxb.nn.Dense(h, 2)).double()
+    model[2].register_forward_pre_hook(lambda m, args: (args[0] * c,))
+    X, y = rng.standard_normal((rows, n)), rng.standard_normal((rows, 2))
+    walk = wxb.explain(model, X, y, loss="mse", sample_rows=None)
+    W1, W2 = (torch.tensor(model[i].weight.data, requires_grad=True) for i in (0, 2))
+    z1 = torch.tensor(X) @ W1.T + torch.tensor(model[0].bias.data)
+    z1.retain_grad()
+    z2 = (torch.tanh(z1) * c) @ W2.T + torch.tensor(model[2].bias.data)
+    z2.retain_grad()
+    (0.5 * ((z2 - torch.tensor(y)) ** 2).sum() / rows).backward()
+    step = next(s for s in walk.steps if s.equation.startswith("δ⁽¹⁾"))
+    np.testing.assert_allclose(step.value, z1.grad.numpy().T, rtol=1e-9, err_msg=str(seed))
+    if step.equation.endswith("= (W⁽²⁾ᵀ·δ⁽²⁾) ⊙ tanh′(Z⁽¹⁾)"):  # then it must compute δ⁽¹⁾
+        written = (W2.detach().numpy().T @ z2.grad.numpy().T) * (
+            1 - np.tanh(z1.detach().numpy().T) ** 2
+        )
+        np.testing.assert_allclose(written, step.value, rtol=1e-9, err_msg=f"{seed} {step}")
+    else:
+        assert "dense2's forward pre-hooks" in step.equation, (seed, step.equation)

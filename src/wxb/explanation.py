@@ -1156,8 +1156,14 @@ def _backward_sections(
             levels.get(dense_positions[rank + 1]) if rank + 1 < len(dense_positions) else None,
             dense_positions[rank + 1] if rank + 1 < len(dense_positions) else None,
         )
-        if _hooked_dense(layer):  # Z⁽ˡ⁾ reaches L through its hooks first
-            through = [f"{key}'s forward hooks", *(_describe(x) for x in after)]
+        upper = dense_positions[rank + 1] if rank + 1 < len(dense_positions) else None
+        # the next Dense's pre-hook changed what its W multiplies: Wᵀ·δ is ∂L/∂pre(A), and
+        # the pre-hook's own derivative stands between (it was left out of the equation)
+        pre = upper is not None and inputs[upper].text.startswith("pre(")
+        if _hooked_dense(layer) or pre:  # Z⁽ˡ⁾ reaches L through its hooks first
+            through = [f"{key}'s forward hooks"] if _hooked_dense(layer) else []
+            through += [*(_describe(x) for x in after)]
+            through += [f"{keys[upper]}'s forward pre-hooks"] if pre else []
             equation, equation_latex, shapes = f"chain rule through {', '.join(through)}", "", ""
         norm = float(np.linalg.norm(delta.astype(np.float64)))
         steps.append(
