@@ -135,3 +135,30 @@ def test_explain_does_not_write_a_delta_equation_that_skips_a_pre_hook():
         np.testing.assert_allclose(written, step.value, rtol=1e-9, err_msg=f"{seed} {step}")
     else:
         assert "dense2's forward pre-hooks" in step.equation, (seed, step.equation)
+
+
+# -- load_state_dict of a torch Sequential's positions: a model of its first layers -------
+def test_a_model_of_a_torch_sequentials_first_layers_loads_them_with_strict_false():
+    """torch's idiom: the first layers of a trained Sequential, loaded with strict=False
+    (its later layers unexpected). wxb took the positions only when every name fitted,
+    so it loaded nothing, the weights left as drawn, where torch's loads the layers."""
+    seed = _seed()
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    d, h, k = (int(v) for v in rng.integers(2, 6, size=3))
+    theirs = torch.nn.Sequential(
+        torch.nn.Linear(d, h), torch.nn.Tanh(), torch.nn.Linear(h, k), torch.nn.ReLU(),
+        torch.nn.Linear(k, 3),
+    ).double()  # fmt: skip
+    state = theirs.state_dict()
+    first = torch.nn.Sequential(torch.nn.Linear(d, h), torch.nn.Tanh(), torch.nn.Linear(h, k))
+    first = first.double()
+    expected_keys = first.load_state_dict(state, strict=False)
+    ours = wxb.nn.Sequential(wxb.nn.Linear(d, h), wxb.nn.Tanh(), wxb.nn.Linear(h, k)).double()
+    keys = ours.load_state_dict({n: v.numpy() for n, v in state.items()}, strict=False)
+    assert keys.missing_keys == expected_keys.missing_keys, (seed, keys)
+    assert keys.unexpected_keys == expected_keys.unexpected_keys, (seed, keys)
+    x = rng.normal(size=(4, d))
+    with torch.no_grad():
+        expected = first(torch.tensor(x)).numpy()
+    np.testing.assert_allclose(ours(x).data, expected, rtol=1e-12, err_msg=str(seed))

@@ -1021,7 +1021,8 @@ class Module:
         """Copy arrays into the existing parameters and buffers; shapes must match exactly.
 
         A PyTorch Sequential's names for its layers, by position (``0.weight``), are taken
-        as this model's layers in the same places when all of them fit.
+        as this model's layers in the same places when all of them fit, or when they give
+        every array of the model (a torch model's later layers left unexpected).
 
         ``strict`` (PyTorch's default): the names must be exactly ``state_dict()``'s,
         else ShapeError naming those missing and unexpected (PyTorch raises a
@@ -1054,7 +1055,7 @@ class Module:
                     if name in state or key not in module._kept_if_missing:
                         expected.append(name)
         if any(name not in slots for name in state):
-            state = self._from_torch_positions(state, slots)
+            state = self._from_torch_positions(state, slots, expected)
         # missing in the model's order, as PyTorch lists them; unexpected in the state's
         missing = [name for name in expected if name not in state]
         unexpected = [name for name in state if name not in slots]
@@ -1086,11 +1087,14 @@ class Module:
                 param._version += 1
         return IncompatibleKeys(missing, unexpected)
 
-    def _from_torch_positions(self, state: Mapping, slots: Mapping) -> Mapping:
+    def _from_torch_positions(self, state: Mapping, slots: Mapping, expected: list) -> Mapping:
         """``state`` with PyTorch's names for a Sequential's layers — by position:
         ``0.weight``, ``2.bias`` (torch.nn.Sequential(...).state_dict()) — as this model's
         (``dense1.weight``), when every name it holds is this model's or such a position of
-        it; else as given (a partial match could put a layer's arrays in another's place)."""
+        it, or every array of this model is given so (the rest, a torch model's later
+        layers, unexpected: a model of its first layers loaded with strict=False took
+        nothing where torch's takes them); else as given (a partial match could put a
+        layer's arrays in another's place: one of the model's left out says so)."""
         by_position: dict[str, str] = {}
 
         def walk(module: Module, path: str, position: str) -> None:
@@ -1101,10 +1105,14 @@ class Module:
                 walk(child, _join(path, key), _join(position, str(index) if ordered else key))
 
         walk(self, "", "")
-        renamed = {name if name in slots else by_position.get(name, name): name for name in state}
-        if len(renamed) < len(state) or any(name not in slots for name in renamed):
-            return state
-        return {name: state[given] for name, given in renamed.items()}
+        renamed = {name: state[name] for name in state if name in slots}
+        for name in state:
+            target = by_position.get(name)
+            if name not in slots:
+                renamed[target if target in slots and target not in renamed else name] = state[name]
+        if all(name in slots for name in renamed) or all(name in renamed for name in expected):
+            return renamed
+        return state
 
     # -- calling -------------------------------------------------------------------------
     def forward(self, *inputs: Any, **kwargs: Any) -> Any:
