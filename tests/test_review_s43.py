@@ -162,3 +162,28 @@ def test_a_model_of_a_torch_sequentials_first_layers_loads_them_with_strict_fals
     with torch.no_grad():
         expected = first(torch.tensor(x)).numpy()
     np.testing.assert_allclose(ours(x).data, expected, rtol=1e-12, err_msg=str(seed))
+
+
+# -- predict and evaluate in chunks: a hook that changes the outputs ----------------------
+def test_a_hook_changing_outputs_keeps_predict_and_evaluate_in_chunks():
+    """A forward hook scaling the outputs (o·c) made the coupling look without hooks
+    differ from the chunks (which ran with it): read as a forward coupling rows, every
+    row then ran at once, again through the hook (a batch of all rows where batch_size
+    bounds the memory a call takes). The values are PyTorch's either way."""
+    seed = _seed()
+    rng = np.random.default_rng(seed)
+    n, d, batch = int(rng.integers(30, 60)), int(rng.integers(2, 5)), int(rng.integers(5, 12))
+    c = float(rng.uniform(1.5, 3.0))
+    X, y = rng.normal(size=(n, d)), rng.normal(size=n)
+    model, tmodel = _twins(d, 1)
+    seen = []
+    model.register_forward_hook(lambda m, i, o: (seen.append(len(o.data)), o * c)[1])
+    tmodel.register_forward_hook(lambda m, i, o: o * c)
+    with torch.no_grad():
+        expected = tmodel(torch.tensor(X)).numpy()
+    np.testing.assert_allclose(model.predict(X, batch_size=batch), expected, rtol=1e-9)
+    assert max(seen) <= batch, (seed, seen)
+    seen.clear()
+    loss = wxb.evaluate(model, X, y, loss="mse", batch_size=batch)["loss"]
+    assert loss == pytest.approx(0.5 * np.mean((expected[:, 0] - y) ** 2), rel=1e-9), seed
+    assert max(seen) <= batch, (seed, seen)

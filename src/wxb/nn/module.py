@@ -1549,20 +1549,28 @@ def chunk_changes_rows(
     rounding, which differs with the rows, alone."""
     if not _runs_own_code(model):
         return False
+    chunked = np.asarray(chunked)
+
+    def differs(together: np.ndarray) -> bool:
+        if together.shape != chunked.shape or together.dtype.kind != "f":
+            return together.shape != chunked.shape
+        tol = 1e-4 if together.dtype == np.float32 else 1e-11
+        with np.errstate(invalid="ignore"):
+            scale = max(1.0, float(np.nanmax(np.abs(chunked), initial=0.0)))
+            return not np.allclose(together, chunked, rtol=tol, atol=tol * scale, equal_nan=True)
+
     try:  # without forward hooks: a look a PyTorch loop does not take (a hook keeping the
-        # rows it saw took these two as a batch; one changing outputs reads as coupling,
-        # and the rows then run whole, as model(X))
+        # rows it saw took these two as a batch)
         with hooks_off():
-            together = np.asarray(run(window))
+            if not differs(np.asarray(run(window))):
+                return False
+        # a hook changing outputs (o·2) differs from the chunks, which ran with it: looked
+        # at again as the chunks ran (it read as coupling, and every row then ran at once)
+        if not any(module._has_hooks() for module in model.modules()):
+            return True
+        return differs(np.asarray(run(window)))
     except Exception:  # (a forward that cannot run on these rows couples them, or fails)
         return True
-    chunked = np.asarray(chunked)
-    if together.shape != chunked.shape or together.dtype.kind != "f":
-        return together.shape != chunked.shape
-    tol = 1e-4 if together.dtype == np.float32 else 1e-11
-    with np.errstate(invalid="ignore"):
-        scale = max(1.0, float(np.nanmax(np.abs(chunked), initial=0.0)))
-        return not np.allclose(together, chunked, rtol=tol, atol=tol * scale, equal_nan=True)
 
 
 def input_width(model: Module) -> int | None:
