@@ -187,3 +187,40 @@ def test_a_hook_changing_outputs_keeps_predict_and_evaluate_in_chunks():
     loss = wxb.evaluate(model, X, y, loss="mse", batch_size=batch)["loss"]
     assert loss == pytest.approx(0.5 * np.mean((expected[:, 0] - y) ** 2), rel=1e-9), seed
     assert max(seen) <= batch, (seed, seen)
+
+
+# -- wxb report's learning-rate chart with several parameter groups ----------------------
+def test_the_reports_learning_rate_chart_draws_each_parameter_groups_rate():
+    """Groups at lr and lr/10 under StepLR: the page drew history['lr'] alone under
+    'Learning rate', group 0's curve read as every group's (the note beside it was fixed
+    for this in cb160d7, the chart not); each group's rates, as torch.optim's
+    param_groups[i]['lr'] before each scheduler.step(), now has a chart of its own."""
+    import json
+    import re
+
+    from wxb.reporting import report_html
+
+    seed = _seed()
+    rng = np.random.default_rng(seed)
+    X, y = rng.normal(size=(20, 3)), rng.normal(size=20)
+    lr, gamma, epochs = float(rng.uniform(0.05, 0.2)), float(rng.uniform(0.3, 0.8)), 3
+    model = wxb.nn.Sequential(wxb.nn.Linear(3, 4), wxb.nn.Tanh(), wxb.nn.Linear(4, 1))
+    groups = [{"params": model[0].parameters()}, {"params": model[2].parameters(), "lr": lr / 10}]
+    opt = wxb.optim.SGD(groups, lr=lr)
+    history = wxb.fit(model, X, y, loss="mse", optimizer=opt, epochs=epochs, verbose=False,
+                      lr_schedule=wxb.optim.StepLR(opt, step_size=1, gamma=gamma))  # fmt: skip
+    tp = [torch.nn.Parameter(torch.zeros(1)) for _ in range(2)]
+    topt = torch.optim.SGD([{"params": [tp[0]]}, {"params": [tp[1]], "lr": lr / 10}], lr=lr)
+    tsched = torch.optim.lr_scheduler.StepLR(topt, step_size=1, gamma=gamma)
+    expected: list[list[float]] = [[], []]
+    for _ in range(epochs):
+        for i, group in enumerate(topt.param_groups):
+            expected[i].append(group["lr"])
+        topt.step()
+        tsched.step()
+    page = report_html(model, history, floor=False)
+    keys = re.findall(r"<svg class='chart curve' data-key='(lr[^']*)'", page)
+    assert len(keys) == 2, (seed, keys)
+    data = json.loads(re.search(r'"figures":\s*(\{.*?\})', page).group(1))
+    for key, rates in zip(keys, expected, strict=True):
+        np.testing.assert_allclose(data[key], rates, rtol=1e-12, err_msg=f"{seed} {key}")

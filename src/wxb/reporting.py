@@ -806,9 +806,13 @@ class _Page:
                 "<svg class='chart curve' data-key='accuracy'></svg></figure>"
             )
         parts.append("</div>")
-        if len(set(figures.get("lr", []))) > 1:  # a schedule: drawn; a constant: the note says it
-            parts.append("<figure><figcaption>Learning rate</figcaption>"
-                         "<svg class='chart curve' data-key='lr'></svg></figure>")  # fmt: skip
+        rates = ["lr", *_group_rates(figures)]  # (several groups: each its own chart;
+        # group 0's alone, captioned 'Learning rate', read as every group's)
+        if any(len(set(figures.get(key, []))) > 1 for key in rates):  # a schedule: drawn; a
+            for i, key in enumerate(rates):  # constant: the note says it
+                caption = "Learning rate" + (f", parameter group {i}" if len(rates) > 1 else "")
+                chart = f"<svg class='chart curve' data-key='{key}'></svg>"
+                parts.append(f"<figure><figcaption>{caption}</figcaption>{chart}</figure>")
         warnings = record.get("warnings") or []
         diagnostics = record.get("diagnostics") or []
         if diagnostics:
@@ -846,16 +850,18 @@ class _Page:
         return "\n".join(parts)
 
 
+def _group_rates(figures: dict[str, list]) -> list[str]:
+    """fit's figures of parameter groups 1, 2, … (``lr_group{i}``), in their order."""
+    return sorted((k for k in figures if re.fullmatch(r"lr_group\d+", k)), key=lambda k: int(k[8:]))
+
+
 def _constant_lr(figures: dict[str, list]) -> str:
     rates = set(figures.get("lr", []))
     if len(rates) != 1:
         return ""
     # fit's history of several parameter groups: group i's under lr_group{i}, each said
     # (group 0's alone read as every group's rate)
-    groups = sorted(
-        (k for k in figures if re.fullmatch(r"lr_group\d+", k)), key=lambda k: int(k[8:])
-    )
-    others = [set(figures[k]) for k in groups]
+    others = [set(figures[k]) for k in _group_rates(figures)]
     if not others:
         return f"; learning rate {next(iter(rates)):g} throughout"
     if any(len(r) != 1 for r in others):
