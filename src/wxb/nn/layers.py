@@ -61,6 +61,54 @@ def _operand(value: object) -> object:
     return Tensor(value) if isinstance(value, np.ndarray) else value
 
 
+# Keras's Dense arguments, each with wxb's way (Python's bare "unexpected keyword
+# argument 'activation'" named neither)
+_KERAS_DENSE = {
+    "units": "Dense(in_features, out_features) takes the inputs' count too, as PyTorch's "
+    "Linear: Keras's Dense(units) infers it, wxb's does not",
+    "activation": "an activation is a layer of its own: Sequential(Dense(4, 8), ReLU(), …)",
+    "use_bias": "write bias=False",
+    "kernel_initializer": f"write init= (one of {', '.join(INITS)}; Glorot-uniform, "
+    "Keras's default, by default) or use wxb.nn.init on layer.weight",
+    "bias_initializer": "b starts at 0, as Keras's; wxb.nn.init.constant_(layer.bias, v) sets it",
+    "kernel_regularizer": "an L2 penalty is the optimiser's weight_decay=",
+    "input_dim": "the inputs' count is Dense's first argument, in_features",
+    "input_shape": "the inputs' count is Dense's first argument, in_features",
+}
+
+
+def _refuse_keras_spelling(
+    in_features: object, out_features: object, bias: object, options: dict
+) -> None:
+    """Keras's habits refused in one line with wxb's way. Dense(64, 10, "relu") took the
+    activation for ``bias`` (a true value): a plain linear layer, without a word."""
+    if options:
+        name = next(iter(options))
+        way = _KERAS_DENSE.get(name)
+        if way is None:  # as Python says it
+            raise TypeError(f"Dense.__init__() got an unexpected keyword argument {name!r}")
+        raise ConfigError(f"Dense takes no {name}= (Keras's): {way}")
+    activation = "an activation is a layer of its own in wxb: Sequential(Dense(4, 8), ReLU())"
+    if out_features is None:
+        raise ConfigError(
+            f"Dense({in_features!r}): wxb's Dense takes (in_features, out_features), as "
+            "PyTorch's Linear; Keras's Dense(units) infers its inputs, wxb's does not: "
+            f"write Dense(<features in>, {in_features!r})"
+        )
+    if isinstance(out_features, str):
+        raise ConfigError(
+            f"Dense({in_features!r}, {out_features!r}): the second argument is out_features, "
+            f"a count; {activation}"
+        )
+    flag = isinstance(bias, (bool, np.bool_)) or bias is None  # None: no b, as torch's
+    if not flag and not (isinstance(bias, (int, np.integer)) and bias in (0, 1)):
+        where = f"Dense({in_features!r}, {out_features!r}, {bias!r})"
+        raise ConfigError(
+            f"{where}: the third argument is bias, True or False; got {bias!r}"
+            + (f" ({activation})" if isinstance(bias, str) else "")
+        )
+
+
 class Dense(Module):
     """Z = W·X + b with W of shape (out_features, in_features), as the seed writes it.
 
@@ -71,15 +119,17 @@ class Dense(Module):
     def __init__(
         self,
         in_features: int,
-        out_features: int,
+        out_features: int | None = None,
         bias: bool = True,
         *,
         init: str = "glorot_uniform",
         seed: int | np.random.Generator | None = None,
         dtype: object = None,
         name: str | None = None,
+        **keras_options: object,
     ) -> None:
         super().__init__()
+        _refuse_keras_spelling(in_features, out_features, bias, keras_options)
         n = _positive_int(in_features, "Dense in_features")
         m = _positive_int(out_features, "Dense out_features")
         self.init = init
