@@ -9,8 +9,9 @@ Keras's documented ``fit(batch_size=None)`` (its default, 32); and the arguments
 import numpy as np
 import pytest
 
+import wxb
 from wxb.errors import ConfigError
-from wxb.nn import Dense
+from wxb.nn import Dense, ReLU, Sequential
 
 torch = pytest.importorskip("torch")
 
@@ -75,3 +76,71 @@ def test_dense_of_units_alone_says_it_takes_its_inputs_too(seeded):
     assert f"Dense(<features in>, {units})" in str(caught.value)
     with pytest.raises(TypeError, match="no_such_thing"):  # others: Python's own error
         Dense(units, units, no_such_thing=1)
+
+
+KERAS_FIT = {
+    "class_weight": ({0: 1.0, 1: 2.0}, "CrossEntropyLoss(weight="),
+    "sample_weight": (None, "np.column_stack"),
+    "initial_epoch": (3, "resume=True"),
+    "steps_per_epoch": (5, "one pass over X"),
+    "validation_steps": (2, "all the validation rows"),
+    "validation_batch_size": (64, "do not depend on it"),
+    "validation_freq": (2, "every epoch"),
+    "callbacks": ([], "early_stopping=patience"),
+    "patience": (3, "early_stopping=patience"),
+    "monitor": ("val_accuracy", "val_loss"),
+    "baseline": (0.5, "no baseline"),
+    "start_from_epoch": (2, "first epoch"),
+}
+
+
+@pytest.mark.parametrize("keyword", sorted(KERAS_FIT))
+def test_kerass_fit_arguments_are_refused_naming_wxbs_way_before_training(seeded, keyword):
+    rng = seeded.rng
+    X, y, d, c = _data(rng)
+    value, way = KERAS_FIT[keyword]
+    if keyword == "sample_weight":
+        value = rng.random(len(X))
+    model = Sequential(Dense(d, 8, seed=int(rng.integers(1 << 30))), ReLU(), Dense(8, c))
+    before = [p.data.copy() for p in model.parameters()]
+    with pytest.raises(ConfigError, match=f"takes no {keyword}=") as caught:
+        wxb.fit(model, X, y, epochs=1, verbose=0, **{keyword: value})
+    assert way in str(caught.value), seeded.msg(str(caught.value))
+    for p, q in zip(model.parameters(), before, strict=True):
+        np.testing.assert_array_equal(p.data, q, err_msg=seeded.msg("trained before refusing"))
+    with pytest.raises(TypeError, match="no_such_option"):  # a typo: Python's own error
+        wxb.fit(model, X, y, epochs=1, verbose=0, no_such_option=1)
+
+
+def test_batch_size_none_is_kerass_default_of_32(seeded):
+    """Keras's fit(batch_size=None) trains in batches of 32; evaluate's and predict's
+    None is their default too (their figures do not depend on it)."""
+    rng = seeded.rng
+    X, y, d, c = _data(rng, int(rng.integers(33, 130)))  # more rows than one batch of 32
+    init = int(rng.integers(1 << 30))
+    seed = int(rng.integers(1 << 30))
+    runs = []
+    for batch_size in (None, 32):
+        model = Sequential(Dense(d, 8, seed=init), ReLU(), Dense(8, c, seed=init + 1))
+        history = wxb.fit(model, X, y, epochs=2, batch_size=batch_size, seed=seed, verbose=0)
+        runs.append((history.history, [p.data.copy() for p in model.parameters()], model))
+    assert runs[0][0] == runs[1][0], seeded.msg("History of batch_size=None vs 32")
+    for p, q in zip(runs[0][1], runs[1][1], strict=True):
+        np.testing.assert_array_equal(p, q, err_msg=seeded.msg("weights, None vs 32"))
+    model = runs[0][2]
+    assert wxb.evaluate(model, X, y, batch_size=None) == wxb.evaluate(model, X, y)
+    np.testing.assert_array_equal(model.predict(X, batch_size=None), model.predict(X))
+
+
+@pytest.mark.parametrize(
+    ("name", "way"),
+    [("epoch", "range(1, history.epochs + 1)"), ("params", "batch_size"), ("model", "in place")],
+)
+def test_kerass_history_attributes_name_wxbs_way(seeded, name, way):
+    rng = seeded.rng
+    X, y, d, c = _data(rng)
+    history = wxb.fit(Sequential(Dense(d, c)), X, y, epochs=1, verbose=0)
+    with pytest.raises(AttributeError, match=f"History has no {name}") as caught:
+        getattr(history, name)
+    assert way in str(caught.value)
+    assert not hasattr(history, "no_such_attribute")

@@ -93,6 +93,16 @@ def _null_if_not_finite(value: Any) -> Any:
     return value
 
 
+_KERAS_HISTORY = {
+    "epoch": "wxb numbers epochs from 1 (best_epoch, kept_epoch): "
+    "range(1, history.epochs + 1), history.epochs being their count (Keras's "
+    "history.epoch lists 0, 1, …)",
+    "params": "fit's settings are the arguments it was given; an epoch is "
+    "⌈rows / batch_size⌉ steps",
+    "model": "fit trains the model it was given, in place",
+}
+
+
 @dataclass
 class History:
     """Per-epoch figures, keyed as Keras does: loss, accuracy, val_loss, val_accuracy, lr.
@@ -117,6 +127,13 @@ class History:
     # what ``loss`` measures when it is not the loss in the data's own units (wxb train's
     # regression trains on standardized targets)
     loss_note: str | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        """Keras's History attributes wxb has not, refused with wxb's way."""
+        way = _KERAS_HISTORY.get(name)
+        if way is None:
+            raise AttributeError(f"'History' object has no attribute {name!r}")
+        raise AttributeError(f"History has no {name} (Keras's): {way}")
 
     def record(self, **values: float) -> None:
         for key, value in values.items():
@@ -345,9 +362,13 @@ def evaluate(
     X: object,
     y: object,
     loss: str | Loss | Callable[[Tensor, object], Tensor] | None = None,
-    batch_size: int = 4096,
+    batch_size: int | None = 4096,
 ) -> dict[str, float]:
     """Loss (and accuracy for classification losses) of ``model`` on (X, y), in eval mode.
+
+    Returns a dict, ``{"loss": …, "accuracy": …}``, as Keras's ``evaluate(...,
+    return_dict=True)``: Keras's ``loss, acc = model.evaluate(X, y)`` would unpack its
+    keys here; write ``scores = wxb.evaluate(model, X, y); scores["loss"]``.
 
     ``loss``: by default the stock loss the model was trained with (``model.info["loss"]``,
     which fit and wxb train record; with the plain options fit recorded, Huber's delta or
@@ -363,7 +384,8 @@ def evaluate(
     layer already gives probabilities (``Softmax``), cross_entropy applies softmax again
     (fit warns of it); ``wxb eval`` scores such a saved model's probabilities as such."""
     loss_fn = get_loss(_trained_loss(model, loss))
-    batch_size = _whole(batch_size, "batch_size")
+    # Keras's evaluate(batch_size=None): the default (the figures do not depend on it)
+    batch_size = _whole(4096 if batch_size is None else batch_size, "batch_size")
     # SciPy sparse rows (ids for a forward of one's own among them) and targets: dense
     X, y = validation.dense_if_sparse(X), validation.dense_if_sparse(y)
     _check_target_order(model.info, y)
@@ -637,7 +659,7 @@ def fit(
     optimizer: str | Optimizer = "adam",
     lr: float | None = None,
     epochs: int = 10,
-    batch_size: int = 32,
+    batch_size: int | None = 32,
     validation_split: float = 0.0,
     validation_data: tuple[object, object] | None = None,
     shuffle: bool = True,
@@ -655,6 +677,7 @@ def fit(
     keep_checkpoints: int = 2,
     resume: bool = False,
     distributed: bool | Ranks = False,
+    **keras_options: object,
 ) -> History:
     """Train ``model`` on rows ``X`` with targets ``y``; returns a :class:`History`.
 
@@ -683,11 +706,19 @@ def fit(
     - ``X`` as a table (a pandas DataFrame, a pyarrow Table): its column names go into
       ``model.info["feature_names"]``, and ``predict`` then takes a table's columns by
       name; a later fit on other columns, or in another order, is refused.
-    - ``validation_split``: fraction of (X, y) held out, taken after a seeded shuffle
-      (by class for class indices, one 0/1 label a row and one-hot rows: each class
-      gives its share); or pass ``validation_data=(X_val, y_val)``.
-    - ``early_stopping``: patience in epochs on val_loss (or loss without validation);
-      the best weights are restored at the end when ``restore_best_weights``.
+    - ``validation_split``: fraction of (X, y) held out, round(rows × fraction) rows (at
+      least one), drawn at random from the seeded generator (by class for class indices,
+      one 0/1 label a row and one-hot rows: each class gives its share); or pass
+      ``validation_data=(X_val, y_val)``. Unlike Keras's, which holds out the last rows
+      as given (before any shuffling): for rows in time order, hold out the last ones
+      yourself, ``fit(model, X[:k], y[:k], validation_data=(X[k:], y[k:]))``.
+    - ``early_stopping``: patience in epochs on val_loss (or loss without validation),
+      as Keras's ``EarlyStopping``: an epoch improves when it beats the best by more
+      than ``min_delta``, and the run stops after ``patience`` epochs in a row that do
+      not. With ``restore_best_weights`` (True by default, Keras's is False) the best
+      epoch's weights are put back when the run ends, stopped early or not, as Keras 3
+      does (tf.keras 2 put them back only when it stopped early); no ``baseline`` or
+      ``start_from_epoch``.
     - ``lr_schedule``: "step", "cosine", "invscaling", "plateau", or an LRSchedule;
       stepped per epoch. A ReduceLROnPlateau is stepped on what early stopping watches
       (val_loss, else loss); "plateau" cuts the rate × 0.1 once that has not improved for
@@ -699,8 +730,11 @@ def fit(
       ``model.parameters()`` to ``clip_grad_norm_``; the same when the optimiser holds all
       of them).
     - ``seed``: drives shuffling and the split; the same seed gives the same run, bit for bit.
+    - ``batch_size``: rows a step; None, as Keras's, is its default 32.
     - ``History`` figures: ``loss`` as the loss reduces it ("mean": over the epoch's
-      samples; "sum": summed over the epoch), ``accuracy`` running over the epoch's
+      samples, each batch weighted by its rows, as Keras 3; "sum": summed over the
+      epoch; "mse" is the seed's ½‖ŷ − y‖² a row, half Keras's "mse" for one output,
+      C/2 times it for C outputs), ``accuracy`` running over the epoch's
       batches (as Keras reports; rows with every label right, for several labels),
       ``val_*`` on the validation data after the epoch (as ``evaluate`` scores it),
       ``lr`` the rate the epoch trained with (the first parameter group's; with several
@@ -709,6 +743,8 @@ def fit(
       (or 1) always, False (or 0) never; 2, as Keras's: one line per epoch, no bar. The
       bar's ``loss`` is the epoch's figure over its batches so far (Keras's running mean),
       which ends as the epoch's ``loss``.
+    - Keras's arguments wxb has not (``class_weight``, ``sample_weight``,
+      ``initial_epoch``, ``callbacks``, ``steps_per_epoch``, …) are refused with wxb's way.
     - The model trains in train mode (Dropout on), whatever mode it was given in, and is
       left in it, as a PyTorch loop leaves it: call ``model.eval()`` before using it.
       (``predict`` and ``evaluate`` run in eval mode by themselves.)
@@ -742,12 +778,54 @@ def fit(
     A rank that dies or hangs stops the job within ``Ranks.timeout`` seconds
     (WXB_MPI_TIMEOUT, default 30).
     """
+    _refuse_keras_options(keras_options)
+    if batch_size is None:  # Keras's fit(batch_size=None): its default, 32, as fit's
+        batch_size = 32
     with _one_fit_at_a_time(model):
         return _fit_ranks(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
                           validation_data, shuffle, seed, early_stopping, min_delta,
                           restore_best_weights, lr_schedule, clip_grad_norm, verbose, stream,
                           diagnose, checkpoint_dir, checkpoint_every, keep_checkpoints, resume,
                           distributed)  # fmt: skip
+
+
+# Keras's fit arguments (and EarlyStopping's) wxb has not, each with wxb's way: Python's
+# bare "unexpected keyword argument 'class_weight'" named neither
+_KERAS_WAYS = {
+    "class_weight": "classes are weighted in the loss: loss=CrossEntropyLoss(weight=[w0, "
+    "w1, …]) (PyTorch's mean, over the rows' weights, where Keras's divides by the rows), "
+    "or rows weighted by class through wxb.sklearn's MLPClassifier fit(X, y, sample_weight=)",
+    "sample_weight": "a loss of one's own gets y's extra columns as given: "
+    "fit(model, X, np.column_stack([y, w]), loss=f) with f weighting each row's loss by "
+    "its column w; or wxb.sklearn's MLPClassifier/MLPRegressor fit(X, y, sample_weight=w)",
+    "initial_epoch": "each call trains `epochs` more epochs, its History numbered from 1; "
+    "pass the same Optimizer to each call to keep its state, or checkpoint_dir= with "
+    "resume=True to go on from a checkpoint",
+    "steps_per_epoch": "an epoch is one pass over X, ⌈rows / batch_size⌉ steps",
+    "validation_steps": "the validation figures are over all the validation rows",
+    "validation_batch_size": "the validation rows are scored 4,096 at a time (the figures "
+    "do not depend on it)",
+    "validation_freq": "the validation figures come after every epoch",
+    "callbacks": "early stopping is early_stopping=patience (min_delta=, "
+    "restore_best_weights=), a schedule lr_schedule=, checkpoints checkpoint_dir=; for "
+    "more, write the loop by hand (README: The Python API)",
+    "patience": "write early_stopping=patience",
+    "monitor": "early_stopping watches val_loss (loss without validation rows)",
+    "mode": "early_stopping watches a loss: lower is better",
+    "baseline": "wxb's early stopping has no baseline: every epoch that beats the best by "
+    "more than min_delta resets its patience",
+    "start_from_epoch": "wxb's early stopping counts from the first epoch",
+}
+
+
+def _refuse_keras_options(options: dict[str, object]) -> None:
+    if not options:
+        return
+    name = next(iter(options))
+    way = _KERAS_WAYS.get(name)
+    if way is None:  # as Python says it
+        raise TypeError(f"fit() got an unexpected keyword argument {name!r}")
+    raise ConfigError(f"wxb.fit takes no {name}= (Keras's): {way}")
 
 
 _FITTING: dict[int, int] = {}  # id(model) → the thread whose fit trains it now

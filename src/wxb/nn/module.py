@@ -1314,8 +1314,12 @@ class Module:
         with gradients_apart() as grads:
             yield grads
 
-    def predict(self, X: object, batch_size: int = 4096) -> np.ndarray:
+    def predict(self, X: object, batch_size: int | None = 4096) -> np.ndarray:
         """Outputs for rows X as a NumPy array, in eval mode, without recording a graph.
+
+        The outputs are what the last layer gives: logits for a classifier without a
+        Softmax head (Keras's models end in one, and their predict gives probabilities;
+        ``wxb.nn.functional.softmax(wxb.tensor(out), dim=1).data`` gives them here).
 
         X may also be a table (a pandas DataFrame, a pyarrow Table, a dict of columns):
         its columns are then taken by name, as the model was trained on them, through
@@ -1326,6 +1330,8 @@ class Module:
         Safe to call from several threads at once on one model (each thread runs with
         buffers of its own), as long as no thread trains or changes the model meanwhile.
         """
+        if batch_size is None:  # Keras's predict(batch_size=None): the default
+            batch_size = 4096
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
             raise ConfigError(f"predict batch_size must be a positive integer; got {batch_size!r}")
         if batch_size < 1:
