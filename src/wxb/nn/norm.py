@@ -132,8 +132,9 @@ class BatchNorm1d(Module):
 
     Training mode: μ and σ² are the batch's own (over N, and L), and the running
     statistics move towards them: r ← (1 − momentum)·r + momentum·s, with the unbiased
-    variance (``momentum=None``: the mean over all batches so far). Eval mode: the running
-    statistics, so each row's output depends on that row alone. With
+    variance (``momentum=None``: the mean over all batches so far). PyTorch's momentum,
+    the new batch's weight: Keras's ``momentum=0.99`` is ``momentum=0.01`` here. Eval
+    mode: the running statistics, so each row's output depends on that row alone. With
     ``track_running_stats=False`` both modes use the batch's own; set False after
     construction, as in PyTorch, training stops moving the statistics kept, and eval
     mode still uses them.
