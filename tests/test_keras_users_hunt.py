@@ -144,3 +144,55 @@ def test_kerass_history_attributes_name_wxbs_way(seeded, name, way):
         getattr(history, name)
     assert way in str(caught.value)
     assert not hasattr(history, "no_such_attribute")
+
+
+KERAS_ACTIVATION_LAYERS = {
+    "relu": "ReLU",
+    "sigmoid": "Sigmoid",
+    "tanh": "Tanh",
+    "softmax": "Softmax",
+    "elu": "ELU",
+    "gelu": "GELU",
+    "swish": "SiLU",
+    "linear": "Identity",
+}
+
+
+def test_kerass_activation_layer_by_name_is_refused_naming_wxbs_layer(seeded):
+    """wxb.nn.Activation("relu"), Keras's Activation layer, was built and crashed at the
+    first forward: "'str' object has no attribute 'forward'"."""
+    import wxb.nn as nn
+
+    name = str(seeded.rng.choice(sorted(KERAS_ACTIVATION_LAYERS)))
+    wanted = KERAS_ACTIVATION_LAYERS[name]
+    assert hasattr(nn, wanted)
+    with pytest.raises(ConfigError, match=rf"is {wanted}\(\) here"):
+        nn.Activation(name)
+    with pytest.raises(ConfigError, match=r"its activation layers: .*ReLU"):
+        nn.Activation("selu")
+
+
+@pytest.mark.parametrize(
+    ("layer", "keyword", "way"),
+    [
+        ("Dropout", "rate", "p="),
+        ("Dropout", "noise_shape", "on its own"),
+        ("LeakyReLU", "alpha", "negative_slope="),
+        ("Softmax", "axis", "dim="),
+        ("LogSoftmax", "axis", "dim="),
+        ("LayerNorm", "epsilon", "eps="),
+        ("BatchNorm1d", "epsilon", "eps="),
+        ("BatchNorm1d", "center", "bias=False"),
+        ("LayerNorm", "scale", "elementwise_affine=False"),
+    ],
+)
+def test_kerass_layer_keywords_are_refused_naming_wxbs_way(seeded, layer, keyword, way):
+    import wxb.nn as nn
+
+    cls = getattr(nn, layer)
+    args = (int(seeded.rng.integers(1, 9)),) if layer in ("LayerNorm", "BatchNorm1d") else ()
+    with pytest.raises(ConfigError, match=f"{layer} takes no {keyword}=") as caught:
+        cls(*args, **{keyword: 0.5})
+    assert way in str(caught.value), seeded.msg(str(caught.value))
+    with pytest.raises(TypeError, match="no_such_thing"):
+        cls(*args, no_such_thing=1)

@@ -77,17 +77,24 @@ _KERAS_DENSE = {
 }
 
 
+def refuse_keras_options(layer: str, options: dict, ways: dict[str, str]) -> None:
+    """A Keras keyword given to a wxb layer, refused with wxb's way (Python's bare
+    "unexpected keyword argument" named none); any other, as Python says it."""
+    if not options:
+        return
+    name = next(iter(options))
+    way = ways.get(name)
+    if way is None:
+        raise TypeError(f"{layer}.__init__() got an unexpected keyword argument {name!r}")
+    raise ConfigError(f"{layer} takes no {name}= (Keras's): {way}")
+
+
 def _refuse_keras_spelling(
     in_features: object, out_features: object, bias: object, options: dict
 ) -> None:
     """Keras's habits refused in one line with wxb's way. Dense(64, 10, "relu") took the
     activation for ``bias`` (a true value): a plain linear layer, without a word."""
-    if options:
-        name = next(iter(options))
-        way = _KERAS_DENSE.get(name)
-        if way is None:  # as Python says it
-            raise TypeError(f"Dense.__init__() got an unexpected keyword argument {name!r}")
-        raise ConfigError(f"Dense takes no {name}= (Keras's): {way}")
+    refuse_keras_options("Dense", options, _KERAS_DENSE)
     activation = "an activation is a layer of its own in wxb: Sequential(Dense(4, 8), ReLU())"
     if out_features is None:
         raise ConfigError(
@@ -220,6 +227,20 @@ class Activation(Module):
         self, kernel: ops.ActivationKernel, name: str | None = None, inplace: object = False
     ) -> None:
         super().__init__()
+        if isinstance(kernel, str):  # Keras's Activation("relu") was taken, and its forward
+            # crashed later: "'str' object has no attribute 'forward'"
+            known = {"linear": "identity", "swish": "silu"}.get(kernel, kernel)
+            layer = ACTIVATIONS.get(known)
+            way = (
+                f"Keras's Activation({kernel!r}) is {layer.__name__}() here"
+                if layer is not None
+                else "its activation layers: "
+                + ", ".join(cls.__name__ for cls in ACTIVATIONS.values())
+            )
+            raise ConfigError(
+                f"Activation({kernel!r}): wxb's Activation is the base of its activation "
+                f"layers, not Keras's Activation(name); {way}"
+            )
         if self.takes_inplace and isinstance(name, (bool, np.bool_)):
             name, inplace = None, name  # PyTorch's positional flag: ReLU(True)
         if name is not None and not isinstance(name, str):
@@ -295,8 +316,16 @@ class LeakyReLU(Activation):
     takes_inplace = True
 
     def __init__(
-        self, negative_slope: float = 0.01, name: str | None = None, *, inplace: bool = False
+        self,
+        negative_slope: float = 0.01,
+        name: str | None = None,
+        *,
+        inplace: bool = False,
+        **keras_options: object,
     ) -> None:
+        refuse_keras_options(
+            "LeakyReLU", keras_options, {"alpha": "the slope is negative_slope= (Keras 3's name)"}
+        )
         super().__init__(ops.LeakyReLU(negative_slope), name, inplace)  # it checks the slope
 
     negative_slope = _KernelSetting()
@@ -394,10 +423,16 @@ class _RowWise(Activation):
         object.__setattr__(self, "_dim", value)
 
 
+_KERAS_AXIS = {"axis": "the axis is dim= (PyTorch's name): dim=-1 for the last"}
+
+
 class Softmax(_RowWise):
     """Row-wise softmax. For training a classifier, prefer CrossEntropyLoss on logits."""
 
-    def __init__(self, name: str | None = None, *, dim: int | None = None) -> None:
+    def __init__(
+        self, name: str | None = None, *, dim: int | None = None, **keras_options: object
+    ) -> None:
+        refuse_keras_options("Softmax", keras_options, _KERAS_AXIS)
         super().__init__(ops.Softmax(), name, dim)
 
 
@@ -405,7 +440,10 @@ class LogSoftmax(_RowWise):
     """Row-wise log-softmax, Z − log Σⱼ e^(Zⱼ): log-probabilities, for NLLLoss (together
     the cross-entropy of Z, as PyTorch's LogSoftmax(dim=1) and NLLLoss)."""
 
-    def __init__(self, name: str | None = None, *, dim: int | None = None) -> None:
+    def __init__(
+        self, name: str | None = None, *, dim: int | None = None, **keras_options: object
+    ) -> None:
+        refuse_keras_options("LogSoftmax", keras_options, _KERAS_AXIS)
         super().__init__(ops.LogSoftmax(), name, dim)
 
 
@@ -434,8 +472,17 @@ class Dropout(Module):
         *,
         seed: int | np.random.Generator | None = None,
         name: str | None = None,
+        **keras_options: object,
     ) -> None:
         super().__init__()
+        refuse_keras_options(
+            "Dropout",
+            keras_options,
+            {
+                "rate": "the share dropped is p= (PyTorch's name), Dropout(0.5)",
+                "noise_shape": "each unit of each row is dropped on its own",
+            },
+        )
         self.p = p
         self.inplace = _inplace(inplace, "Dropout")  # PyTorch's Dropout(p, inplace)
         self._own_rng = None if seed is None else as_generator(seed)

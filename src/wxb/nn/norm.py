@@ -18,7 +18,7 @@ import numpy as np
 from wxb import ops
 from wxb.backend import resolve_dtype
 from wxb.errors import ConfigError
-from wxb.nn.layers import _positive_int, dtype_mismatch
+from wxb.nn.layers import _positive_int, dtype_mismatch, refuse_keras_options
 from wxb.nn.module import Module, Parameter
 from wxb.tensor import Tensor, no_grad
 
@@ -65,6 +65,18 @@ def _refuse_subclass(layer: Module, kind: type[Module]) -> None:
         )
 
 
+# Keras's normalisation keywords, with wxb's (PyTorch's) way
+_KERAS_NORM = {
+    "epsilon": "ε is eps= (PyTorch's name; its default 1e-5, Keras's 1e-3)",
+    "center": "β is learnt unless bias=False",
+    "scale": "γ is learnt unless elementwise_affine=False (LayerNorm) or affine=False "
+    "(BatchNorm1d, which then has no β either)",
+    "axis": "the features are the last axis (LayerNorm's normalized_shape) or the second "
+    "(BatchNorm1d's channels, as PyTorch's)",
+    "moving_mean_initializer": "the running statistics start at 0 and 1",
+}
+
+
 class LayerNorm(Module):
     """y = γ ⊙ (x − μ)/√(σ² + ε) + β, μ and σ² (biased) over each sample's last dims
     (``normalized_shape``; for a dense layer's output, its width). The same in training
@@ -79,8 +91,10 @@ class LayerNorm(Module):
         *,
         dtype: object = None,
         name: str | None = None,
+        **keras_options: object,
     ) -> None:
         super().__init__()
+        refuse_keras_options("LayerNorm", keras_options, _KERAS_NORM)
         self.normalized_shape = ops.check_normalized_shape(
             normalized_shape, "LayerNorm normalized_shape"
         )
@@ -155,8 +169,10 @@ class BatchNorm1d(Module):
         bias: bool = True,
         dtype: object = None,
         name: str | None = None,
+        **keras_options: object,
     ) -> None:
         super().__init__()
+        refuse_keras_options("BatchNorm1d", keras_options, _KERAS_NORM)
         channels = _positive_int(num_features, "BatchNorm1d num_features")
         self.num_features = channels
         self.eps = ops.check_eps(eps, "BatchNorm1d")
