@@ -196,3 +196,14 @@ def test_kerass_layer_keywords_are_refused_naming_wxbs_way(seeded, layer, keywor
     assert way in str(caught.value), seeded.msg(str(caught.value))
     with pytest.raises(TypeError, match="no_such_thing"):
         cls(*args, no_such_thing=1)
+
+
+def test_kerass_validation_data_with_weights_says_wxb_has_no_third_element(seeded):
+    rng = seeded.rng
+    X, y, d, c = _data(rng)
+    model = Sequential(Dense(d, c))
+    k = len(X) // 2
+    third = (X[k:], y[k:], rng.random(len(X) - k))
+    with pytest.raises(ConfigError, match="third element") as caught:
+        wxb.fit(model, X[:k], y[:k], epochs=1, verbose=0, validation_data=third)
+    assert "extra columns" in str(caught.value), seeded.msg(str(caught.value))

@@ -706,9 +706,10 @@ def fit(
     - ``X`` as a table (a pandas DataFrame, a pyarrow Table): its column names go into
       ``model.info["feature_names"]``, and ``predict`` then takes a table's columns by
       name; a later fit on other columns, or in another order, is refused.
-    - ``validation_split``: fraction of (X, y) held out, round(rows × fraction) rows (at
-      least one), drawn at random from the seeded generator (by class for class indices,
-      one 0/1 label a row and one-hot rows: each class gives its share); or pass
+    - ``validation_split``: fraction of (X, y) held out, drawn at random from the seeded
+      generator: round(rows × fraction) rows, at least one (Python's round, half to even;
+      Keras's and scikit-learn's count rounds up), or by class for class indices, one
+      0/1 label a row and one-hot rows, each class giving its share; or pass
       ``validation_data=(X_val, y_val)``. Unlike Keras's, which holds out the last rows
       as given (before any shuffling): for rows in time order, hold out the last ones
       yourself, ``fit(model, X[:k], y[:k], validation_data=(X[k:], y[k:]))``.
@@ -1040,7 +1041,13 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
 
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise ConfigError("validation_data must be a pair (X_val, y_val)")
+            third = (  # Keras's (X_val, y_val, sample_weight_val)
+                "; Keras's third element, the rows' weights, wxb has not: a loss of one's "
+                "own reads weights from y's extra columns (y_val's too)"
+                if isinstance(validation_data, (tuple, list)) and len(validation_data) == 3
+                else ""
+            )
+            raise ConfigError(f"validation_data must be a pair (X_val, y_val){third}")
         validation_data = tuple(validation.dense_if_sparse(part) for part in validation_data)
         _feature_names(model, validation_data[0], "validation X", names)
         # checked as X is: a float64 value past float32's range is named as such, not as
