@@ -207,3 +207,27 @@ def test_kerass_validation_data_with_weights_says_wxb_has_no_third_element(seede
     with pytest.raises(ConfigError, match="third element") as caught:
         wxb.fit(model, X[:k], y[:k], epochs=1, verbose=0, validation_data=third)
     assert "extra columns" in str(caught.value), seeded.msg(str(caught.value))
+
+
+KERAS_LOSSES = {
+    "binary_crossentropy": "'bce_with_logits'",
+    "categorical_crossentropy": "'cross_entropy'",
+    "sparse_categorical_crossentropy": "'cross_entropy'",
+    "mean_squared_error": "'mse'",
+    "mae": "'l1'",
+    "mean_absolute_error": "'l1'",
+}
+
+
+@pytest.mark.parametrize("name", sorted(KERAS_LOSSES))
+def test_kerass_loss_names_are_refused_naming_wxbs(seeded, name):
+    rng = seeded.rng
+    X, y, d, c = _data(rng)
+    model = Sequential(Dense(d, c))
+    for call in (
+        lambda: wxb.fit(model, X, y, loss=name, epochs=1, verbose=0),
+        lambda: wxb.evaluate(model, X, y, loss=name),
+    ):
+        with pytest.raises(ConfigError, match="Keras's name") as caught:
+            call()
+        assert f"wxb's is {KERAS_LOSSES[name]}" in str(caught.value), seeded.msg(name)

@@ -396,11 +396,28 @@ def evaluate(
     return _evaluate(model, X_arr, y_arr, loss_fn, batch_size, form=_target_form(loss_fn, y, y_arr))
 
 
+# Keras's loss names: wxb's losses take logits, where Keras's take a Sigmoid's or a
+# Softmax's probabilities by default
+_ON_LOGITS = "on logits: a model without its {} head (wxb.nn.functional.{} gives probabilities)"
+_KERAS_LOSSES = {
+    "binary_crossentropy": "'bce_with_logits', " + _ON_LOGITS.format("Sigmoid", "sigmoid"),
+    "categorical_crossentropy": "'cross_entropy' (it takes one-hot rows too), "
+    + _ON_LOGITS.format("Softmax", "softmax"),
+    "sparse_categorical_crossentropy": "'cross_entropy', "
+    + _ON_LOGITS.format("Softmax", "softmax"),
+    "mean_squared_error": "'mse' (½‖ŷ − y‖² a row: half Keras's for one output)",
+    "mae": "'l1'",
+    "mean_absolute_error": "'l1'",
+}
+
+
 def _trained_loss(model: Module, loss: object) -> object:
     """``loss``, or where None the stock loss the model was trained with (its info's, as
     fit and wxb train record it; wxb train's Huber or smooth L1 with the δ or β it
     applied, ``heads.trained_loss``), else cross_entropy: a regression's MSE was scored,
     and a second fit trained, as a cross-entropy of its targets without a word."""
+    if isinstance(loss, str) and loss in _KERAS_LOSSES:
+        raise ConfigError(f"loss={loss!r} is Keras's name; wxb's is {_KERAS_LOSSES[loss]}")
     if loss is not None:
         return loss
     recorded = model.info.get("loss")
@@ -736,7 +753,8 @@ def fit(
       samples, each batch weighted by its rows, as Keras 3; "sum": summed over the
       epoch; "mse" is the seed's ½‖ŷ − y‖² a row, half Keras's "mse" for one output,
       C/2 times it for C outputs), ``accuracy`` running over the epoch's
-      batches (as Keras reports; rows with every label right, for several labels),
+      batches (as Keras reports; for several labels, the rows with every label right,
+      scikit-learn's accuracy_score, where Keras's binary accuracy averages the labels),
       ``val_*`` on the validation data after the epoch (as ``evaluate`` scores it),
       ``lr`` the rate the epoch trained with (the first parameter group's; with several
       groups, group i's is ``lr_group{i}`` too).
