@@ -6,6 +6,8 @@ Keras's documented ``fit(batch_size=None)`` (its default, 32); and the arguments
 ``fit``, ``Dense`` and ``History`` have that wxb has not. Every run draws a fresh seed
 (printed; ``WXB_TEST_SEED`` replays it)."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -231,3 +233,21 @@ def test_kerass_loss_names_are_refused_naming_wxbs(seeded, name):
         with pytest.raises(ConfigError, match="Keras's name") as caught:
             call()
         assert f"wxb's is {KERAS_LOSSES[name]}" in str(caught.value), seeded.msg(name)
+
+
+def test_validation_split_without_shuffling_warns_its_rows_are_not_kerass_last(seeded):
+    """Keras's validation_split holds out the last rows as given; wxb's draws them at
+    random, as its docs say. A Keras user with rows in time order (shuffle=False) trained
+    on the rows after the ones it validated on, without a word."""
+    rng = seeded.rng
+    X, y, d, c = _data(rng)
+    fraction = float(rng.uniform(0.1, 0.4))
+    seed = int(rng.integers(1 << 30))
+    with pytest.warns(UserWarning, match="not the last rows as Keras's does") as caught:
+        history = wxb.fit(Sequential(Dense(d, c)), X, y, epochs=1, verbose=0, shuffle=False,
+                          validation_split=fraction, seed=seed)  # fmt: skip
+    assert "validation_data=(X[k:], y[k:])" in str(caught[0].message), seeded.msg("advice")
+    assert "val_loss" in history
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # shuffled rows: no word
+        wxb.fit(Sequential(Dense(d, c)), X, y, epochs=1, verbose=0, validation_split=fraction)

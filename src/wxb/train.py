@@ -728,8 +728,9 @@ def fit(
       Keras's and scikit-learn's count rounds up), or by class for class indices, one
       0/1 label a row and one-hot rows, each class giving its share; or pass
       ``validation_data=(X_val, y_val)``. Unlike Keras's, which holds out the last rows
-      as given (before any shuffling): for rows in time order, hold out the last ones
-      yourself, ``fit(model, X[:k], y[:k], validation_data=(X[k:], y[k:]))``.
+      as given (before any shuffling; with ``shuffle=False`` fit warns of it): for rows
+      in time order, hold out the last ones yourself,
+      ``fit(model, X[:k], y[:k], validation_data=(X[k:], y[k:]))``.
     - ``early_stopping``: patience in epochs on val_loss (or loss without validation),
       as Keras's ``EarlyStopping``: an epoch improves when it beats the best by more
       than ``min_delta``, and the run stops after ``patience`` epochs in a row that do
@@ -1097,6 +1098,15 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         if as_given and y_val.shape[1:] == (1,):
             y_val = y_val[:, 0]
     elif validation_split:
+        if not shuffle:  # rows whose order matters (time), where Keras holds out the last
+            warnings.warn(
+                f"validation_split={validation_split} with shuffle=False holds out rows drawn "
+                "at random from the seed, not the last rows as Keras's does: for rows in "
+                "time order, hold out the last ones yourself, fit(model, X[:k], y[:k], "
+                "validation_data=(X[k:], y[k:]))",
+                UserWarning,
+                stacklevel=4,
+            )
         # By class: class indices or 0/1 labels; a regression's numbers (or soft
         # targets) are no classes.
         regression = getattr(getattr(loss_fn, "kernel", None), "name", None) in REGRESSION_LOSSES
