@@ -251,3 +251,29 @@ def test_validation_split_without_shuffling_warns_its_rows_are_not_kerass_last(s
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # shuffled rows: no word
         wxb.fit(Sequential(Dense(d, c)), X, y, epochs=1, verbose=0, validation_split=fraction)
+
+
+def _kerass_stop(values, patience):
+    """Keras 3's EarlyStopping.on_epoch_end on a loss (mode "min", min_delta 0): the
+    0-based epoch it stops after, or None."""
+    best, wait = np.inf, 0
+    for epoch, current in enumerate(values):
+        wait += 1
+        if current < best:
+            best, wait = current, 0
+            continue
+        if wait >= patience and epoch > 0:
+            return epoch
+    return None
+
+
+def test_kerass_default_patience_0_is_refused_naming_early_stopping_1(seeded):
+    """Keras's EarlyStopping(patience=0), its default, stops where patience=1 does (the
+    reference rule above, on random figures); wxb refuses 0 and now says to give 1."""
+    rng = seeded.rng
+    for _ in range(50):
+        values = rng.normal(size=int(rng.integers(1, 12))).tolist()
+        assert _kerass_stop(values, 0) == _kerass_stop(values, 1), seeded.msg(str(values))
+    X, y, d, c = _data(rng)
+    with pytest.raises(ConfigError, match="as early_stopping=1 does here"):
+        wxb.fit(Sequential(Dense(d, c)), X, y, epochs=2, verbose=0, early_stopping=0)

@@ -1004,6 +1004,12 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             f"'w'); got {'a binary file' if binary else type(stream).__name__}"
         )
     if early_stopping is not None:
+        if _integer(early_stopping) and early_stopping == 0:  # Keras's default patience
+            raise ConfigError(
+                "early_stopping (patience) must be an integer ≥ 1; got 0 (Keras 3's "
+                "patience=0 stops at the first epoch without progress, as early_stopping=1 "
+                "does here; None: no early stopping)"
+            )
         early_stopping = _whole(early_stopping, "early_stopping (patience)")
     if clip_grad_norm is not None:
         clip_grad_norm = _number(clip_grad_norm, "clip_grad_norm", 0.0)
