@@ -89,6 +89,7 @@ KERAS_FIT = {
     "validation_batch_size": (64, "do not depend on it"),
     "validation_freq": (2, "every epoch"),
     "callbacks": ([], "early_stopping=patience"),
+    "metrics": (["mae"], "wxb.metrics"),
     "patience": (3, "early_stopping=patience"),
     "monitor": ("val_accuracy", "val_loss"),
     "baseline": (0.5, "no baseline"),

@@ -829,6 +829,9 @@ _KERAS_WAYS = {
     "callbacks": "early stopping is early_stopping=patience (min_delta=, "
     "restore_best_weights=), a schedule lr_schedule=, checkpoints checkpoint_dir=; for "
     "more, write the loop by hand (README: The Python API)",
+    "metrics": "fit records the loss and, for a classifier's loss, the accuracy (val_ "
+    "too); other figures from model.predict(X): wxb.metrics.regression_figures(y, "
+    "predictions), classification_figures(y, predicted_indices, classes)",
     "patience": "write early_stopping=patience",
     "monitor": "early_stopping watches val_loss (loss without validation rows)",
     "mode": "early_stopping watches a loss: lower is better",
