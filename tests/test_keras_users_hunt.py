@@ -278,3 +278,19 @@ def test_kerass_default_patience_0_is_refused_naming_early_stopping_1(seeded):
     X, y, d, c = _data(rng)
     with pytest.raises(ConfigError, match="as early_stopping=1 does here"):
         wxb.fit(Sequential(Dense(d, c)), X, y, epochs=2, verbose=0, early_stopping=0)
+
+
+@pytest.mark.parametrize("verbose", [0, 1, 2, True, False, "auto"])
+def test_kerass_verbose_on_predict_and_evaluate_is_taken(seeded, verbose, capsys):
+    """model.predict(X, verbose=0), a Keras script's habit, met Python's "unexpected
+    keyword argument"; the numbers are those without it, and nothing is shown."""
+    rng = seeded.rng
+    X, y, d, c = _data(rng)
+    model = Sequential(Dense(d, 8), ReLU(), Dense(8, c))
+    np.testing.assert_array_equal(model.predict(X, verbose=verbose), model.predict(X))
+    assert wxb.evaluate(model, X, y, verbose=verbose) == wxb.evaluate(model, X, y)
+    assert capsys.readouterr() == ("", "")
+    with pytest.raises(ConfigError, match="verbose must be"):
+        model.predict(X, verbose=3)
+    with pytest.raises(ConfigError, match="verbose must be"):
+        wxb.evaluate(model, X, y, verbose="loud")

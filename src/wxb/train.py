@@ -63,6 +63,7 @@ from wxb.nn.module import (
     couples_rows,
     hooks_off,
     is_stock,
+    keras_verbose,
 )
 from wxb.nn.norm import BatchNorm1d
 from wxb.nn.sequential import layers_in_order
@@ -363,6 +364,8 @@ def evaluate(
     y: object,
     loss: str | Loss | Callable[[Tensor, object], Tensor] | None = None,
     batch_size: int | None = 4096,
+    *,
+    verbose: object = "auto",
 ) -> dict[str, float]:
     """Loss (and accuracy for classification losses) of ``model`` on (X, y), in eval mode.
 
@@ -383,6 +386,7 @@ def evaluate(
     outputs as they are, as fit's figures and PyTorch's loss do: for a model whose last
     layer already gives probabilities (``Softmax``), cross_entropy applies softmax again
     (fit warns of it); ``wxb eval`` scores such a saved model's probabilities as such."""
+    keras_verbose(verbose, "evaluate")  # Keras's; taken, as evaluate shows no progress
     loss_fn = get_loss(_trained_loss(model, loss))
     # Keras's evaluate(batch_size=None): the default (the figures do not depend on it)
     batch_size = _whole(4096 if batch_size is None else batch_size, "batch_size")

@@ -416,6 +416,16 @@ def _forced_eval(module: Module) -> bool:
     return False
 
 
+def keras_verbose(value: object, where: str) -> None:
+    """Keras's ``verbose`` on predict and evaluate (``model.predict(X, verbose=0)``, a
+    Keras script's habit, met Python's "unexpected keyword argument"): taken, as wxb's
+    show no progress; a value Keras has not is refused."""
+    flag = isinstance(value, (bool, np.bool_))
+    number = isinstance(value, (int, np.integer)) and not flag and value in (0, 1, 2)
+    if not (flag or number or (isinstance(value, str) and value == "auto")):
+        raise ConfigError(f'{where} verbose must be 0, 1, 2, True, False or "auto"; got {value!r}')
+
+
 class Module:
     """Base of layers and models. Parameters and sub-modules are plain attributes.
 
@@ -1314,7 +1324,9 @@ class Module:
         with gradients_apart() as grads:
             yield grads
 
-    def predict(self, X: object, batch_size: int | None = 4096) -> np.ndarray:
+    def predict(
+        self, X: object, batch_size: int | None = 4096, *, verbose: object = "auto"
+    ) -> np.ndarray:
         """Outputs for rows X as a NumPy array, in eval mode, without recording a graph.
 
         The outputs are what the last layer gives: logits for a classifier without a
@@ -1329,7 +1341,9 @@ class Module:
 
         Safe to call from several threads at once on one model (each thread runs with
         buffers of its own), as long as no thread trains or changes the model meanwhile.
+        ``verbose``: Keras's (0, 1, 2, "auto"), taken; predict shows no progress.
         """
+        keras_verbose(verbose, "predict")
         if batch_size is None:  # Keras's predict(batch_size=None): the default
             batch_size = 4096
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
