@@ -294,3 +294,51 @@ def test_kerass_verbose_on_predict_and_evaluate_is_taken(seeded, verbose, capsys
         model.predict(X, verbose=3)
     with pytest.raises(ConfigError, match="verbose must be"):
         wxb.evaluate(model, X, y, verbose="loud")
+
+
+def test_the_bars_loss_is_kerass_running_mean_of_the_batch_losses(seeded, monkeypatch):
+    """Keras 3's progress bar shows, after k batches, the mean of the batch losses so far
+    weighted by their rows (its loss tracker's Mean with sample_weight = the batch's rows);
+    the reference: a hand-written PyTorch loop on the same weights and batches."""
+    import io
+    import re
+
+    from wxb.metrics import figure_text
+
+    rng = seeded.rng
+    n, d, c = int(rng.integers(5, 40)), int(rng.integers(1, 5)), int(rng.integers(2, 4))
+    batch = int(rng.integers(2, 9))
+    X, y = rng.normal(size=(n, d)), rng.integers(0, c, n)
+    init = int(rng.integers(1 << 30))
+    model = Sequential(Dense(d, 6, seed=init, dtype="float64"), wxb.nn.Tanh(),
+                       Dense(6, c, seed=init + 1, dtype="float64"))  # fmt: skip
+    twin = torch.nn.Sequential(torch.nn.Linear(d, 6), torch.nn.Tanh(), torch.nn.Linear(6, c))
+    twin = twin.double()
+    with torch.no_grad():
+        for p, q in zip(model.parameters(), twin.parameters(), strict=True):
+            q.copy_(torch.from_numpy(p.data))
+    opt = torch.optim.SGD(twin.parameters(), lr=0.1)
+    expected, total, seen = [], 0.0, 0
+    for start in range(0, n, batch):
+        xb, yb = (
+            torch.from_numpy(X[start : start + batch]),
+            torch.from_numpy(y[start : start + batch]),
+        )
+        opt.zero_grad()
+        value = torch.nn.functional.cross_entropy(twin(xb), yb)
+        value.backward()
+        opt.step()
+        total, seen = total + value.item() * len(yb), seen + len(yb)
+        expected.append(figure_text(total / seen))
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    clock = iter(range(1, 10**6))  # every step past the bar's 0.1 s: each step draws
+    monkeypatch.setattr(wxb.train.time, "monotonic", lambda: float(next(clock)))
+    stream = Terminal()
+    wxb.fit(model, X, y, loss="cross_entropy", optimizer="sgd", lr=0.1, epochs=1,
+            batch_size=batch, shuffle=False, stream=stream, verbose=True)  # fmt: skip
+    shown = re.findall(r"[█·] \d+/\d+  loss (\S+)", stream.getvalue())  # the bar, by step
+    assert shown == expected, seeded.msg(f"bar {shown} vs Keras's running mean {expected}")
