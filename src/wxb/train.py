@@ -371,7 +371,8 @@ def evaluate(
 
     Returns a dict, ``{"loss": …, "accuracy": …}``, as Keras's ``evaluate(...,
     return_dict=True)``: Keras's ``loss, acc = model.evaluate(X, y)`` would unpack its
-    keys here; write ``scores = wxb.evaluate(model, X, y); scores["loss"]``.
+    keys here; write ``scores = wxb.evaluate(model, X, y); scores["loss"]``. Keras's
+    ``verbose`` is taken (nothing is shown), and ``batch_size=None`` is the default.
 
     ``loss``: by default the stock loss the model was trained with (``model.info["loss"]``,
     which fit and wxb train record; with the plain options fit recorded, Huber's delta or
