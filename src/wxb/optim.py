@@ -612,10 +612,11 @@ class Optimizer:
         self.param_groups.append(group)
         self._checked.append(self._values(group))
 
-    def _check_group(self, group: dict, where: str, *, annealed: bool = False) -> None:
+    def _check_group(self, group: dict, where: str) -> None:
         """Refuse a bad hyperparameter (``where``: whose, for the message); store it as float.
 
-        ``annealed``: a rate a schedule brought to 0 is allowed (PyTorch's cosine ends there).
+        An lr of 0 is taken, as PyTorch takes it: a group at 0 is how a part of a model is
+        frozen, and a schedule may end there (a cosine with eta_min=0).
         """
         for flag, (value, instead) in self.fixed_flags.items():
             if flag in group and bool(group[flag]) != value:
@@ -623,11 +624,7 @@ class Optimizer:
                     f"{where} {flag}={group[flag]!r}: {type(self).__name__} runs with "
                     f"{flag}={value}; {instead}"
                 )
-        what = f"{where} lr"
-        if annealed:
-            group["lr"] = _non_negative(group.get("lr"), what)
-        else:
-            group["lr"] = _positive_number(group.get("lr"), what)
+        group["lr"] = _non_negative(group.get("lr"), f"{where} lr")
 
     # PyTorch's choices of implementation (a loop or one kernel over the tensors, a step
     # CUDA graphs may capture): the same numbers, so any setting is taken; wxb has one
@@ -676,7 +673,7 @@ class Optimizer:
                 raise self._edited_by_hand()
             if tuple(map(group.get, keys)) != checked[index]:
                 where = f"{type(self).__name__} param_groups[{index}]"
-                self._check_group(group, where, annealed=True)
+                self._check_group(group, where)
                 checked[index] = self._values(group)
         return groups
 
@@ -872,7 +869,7 @@ class Optimizer:
             # Keys beyond the hyperparameters (a group's "name", …) come back as they are,
             # as PyTorch keeps them.
             values = {k: v for k, v in group.items() if k != "params"}
-            self._check_group(values, where, annealed=True)
+            self._check_group(values, where)
             if "initial_lr" in values:
                 values["initial_lr"] = _non_negative(values["initial_lr"], f"{where} initial_lr")
             checked.append(values)
@@ -1351,8 +1348,8 @@ class SGD(Optimizer):
             weight_decay=weight_decay,
         )
 
-    def _check_group(self, group: dict, where: str, *, annealed: bool = False) -> None:
-        super()._check_group(group, where, annealed=annealed)
+    def _check_group(self, group: dict, where: str) -> None:
+        super()._check_group(group, where)
         group["momentum"] = _fraction(group.get("momentum"), f"{where} momentum", one=True)
         group["dampening"] = _fraction(group.get("dampening"), f"{where} dampening", one=True)
         group["weight_decay"] = _non_negative(group.get("weight_decay"), f"{where} weight_decay")
@@ -1438,8 +1435,8 @@ class Adam(Optimizer):
         self._torch_only(torch_only)
         super().__init__(params, lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
-    def _check_group(self, group: dict, where: str, *, annealed: bool = False) -> None:
-        super()._check_group(group, where, annealed=annealed)
+    def _check_group(self, group: dict, where: str) -> None:
+        super()._check_group(group, where)
         check_adam_group(group, where)
 
     @calls_kernel
@@ -1504,8 +1501,8 @@ class RMSprop(Optimizer):
             centered=centered,
         )  # fmt: skip
 
-    def _check_group(self, group: dict, where: str, *, annealed: bool = False) -> None:
-        super()._check_group(group, where, annealed=annealed)
+    def _check_group(self, group: dict, where: str) -> None:
+        super()._check_group(group, where)
         group["alpha"] = _fraction(group.get("alpha"), f"{where} alpha", one=True)
         group["eps"] = _non_negative(group.get("eps"), f"{where} eps")
         group["weight_decay"] = _non_negative(group.get("weight_decay"), f"{where} weight_decay")
@@ -1587,8 +1584,8 @@ class Adagrad(Optimizer):
             initial_accumulator_value=initial_accumulator_value,
         )  # fmt: skip
 
-    def _check_group(self, group: dict, where: str, *, annealed: bool = False) -> None:
-        super()._check_group(group, where, annealed=annealed)
+    def _check_group(self, group: dict, where: str) -> None:
+        super()._check_group(group, where)
         for key in ("lr_decay", "weight_decay", "eps", "initial_accumulator_value"):
             group[key] = _non_negative(group.get(key), f"{where} {key}")
 

@@ -135,8 +135,8 @@ class SklearnSGD(_SklearnRule):
         self.schedule, self.lr_init, self.power_t = schedule, float(lr), float(power_t)
         self.reset()
 
-    def _check_group(self, group: dict, where: str, *, annealed: bool = False) -> None:
-        super()._check_group(group, where, annealed=annealed)
+    def _check_group(self, group: dict, where: str) -> None:
+        super()._check_group(group, where)
         group["momentum"] = _fraction(group.get("momentum"), f"{where} momentum", one=True)
         nesterov = group.get("nesterov")
         if not isinstance(nesterov, (bool, np.bool_)):
@@ -210,8 +210,8 @@ class SklearnAdam(_SklearnRule):
         self.lr_init = float(lr)
         self.reset()
 
-    def _check_group(self, group: dict, where: str, *, annealed: bool = False) -> None:
-        super()._check_group(group, where, annealed=annealed)
+    def _check_group(self, group: dict, where: str) -> None:
+        super()._check_group(group, where)
         check_adam_group(group, where)
 
     def extra_state(self) -> dict:

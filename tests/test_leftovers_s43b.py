@@ -1,0 +1,131 @@
+"""Leftovers of session 43 (b): lr=0, Sequential(OrderedDict), buffers as a Dense's W or b,
+patched loss classes, against PyTorch on random inputs drawn fresh each run (the seed is
+printed; ``WXB_TEST_SEED`` replays it)."""
+
+import numpy as np
+import pytest
+import torch
+
+import wxb
+from wxb import optim
+from wxb.nn.module import Parameter
+
+OURS = {
+    "sgd": optim.SGD,
+    "adam": optim.Adam,
+    "adamw": optim.AdamW,
+    "rmsprop": optim.RMSprop,
+    "adagrad": optim.Adagrad,
+}
+THEIRS = {
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "rmsprop": torch.optim.RMSprop,
+    "adagrad": torch.optim.Adagrad,
+}
+
+
+def _options(rng, name):
+    options = {"weight_decay": float(rng.choice([0.0, rng.uniform(0, 0.1)]))}
+    if name in ("sgd", "rmsprop"):
+        options["momentum"] = float(rng.choice([0.0, rng.uniform(0.5, 0.9)]))
+    return options
+
+
+def _twins(rng, count):
+    arrays = [
+        rng.normal(size=tuple(rng.integers(1, 6, size=int(rng.integers(1, 3)))))
+        for _ in range(count)
+    ]
+    ours = [Parameter(a, dtype="float64") for a in arrays]
+    theirs = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in arrays]
+    return ours, theirs
+
+
+def _grads(rng, ours, theirs):
+    for p, q in zip(ours, theirs, strict=True):
+        g = rng.normal(size=p.shape)
+        p.grad, q.grad = g.copy(), torch.tensor(g)
+
+
+def _same(seeded, ours, theirs, where):
+    for i, (p, q) in enumerate(zip(ours, theirs, strict=True)):
+        np.testing.assert_allclose(
+            p.data, q.detach().numpy(), rtol=1e-10, atol=1e-13, err_msg=seeded.msg(f"{where} #{i}")
+        )
+
+
+# -- 1. lr = 0 -------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", list(OURS))
+def test_lr_zero_group_freezes_as_torch_and_its_state_advances(seeded, name):
+    # lr=0 was refused ("lr must be > 0"), which PyTorch takes: a group at 0 freezes part of
+    # a model, and the moments and step counts still advance (seen once it is unfrozen)
+    rng = seeded.rng
+    ours, theirs = _twins(rng, int(rng.integers(3, 6)))
+    cut = int(rng.integers(1, len(ours)))
+    options, lr = _options(rng, name), float(rng.uniform(1e-3, 5e-2))
+    whole = bool(rng.random() < 0.3)  # the constructor's lr at 0, else one group's
+    late = {"params": ours[-1:], "lr": 0}, {"params": theirs[-1:], "lr": 0}
+    if whole:
+        opt = OURS[name](ours[:-1], lr=0, **options)
+        ref = THEIRS[name](theirs[:-1], lr=0, **options)
+    else:
+        opt = OURS[name](
+            [{"params": ours[:cut], "lr": 0.0}, {"params": ours[cut:-1]}], lr=lr, **options
+        )
+        ref = THEIRS[name](
+            [{"params": theirs[:cut], "lr": 0.0}, {"params": theirs[cut:-1]}], lr=lr, **options
+        )
+    opt.add_param_group(late[0])
+    ref.add_param_group(late[1])
+    frozen = [p.data.copy() for p in ours[: (len(ours) if whole else cut)]] + [ours[-1].data.copy()]
+    for _ in range(int(rng.integers(2, 5))):
+        _grads(rng, ours, theirs)
+        opt.step()
+        ref.step()
+    _same(seeded, ours, theirs, "after steps at lr 0")
+    for a, b in zip(frozen, [*ours[: (len(ours) if whole else cut)], ours[-1]], strict=True):
+        np.testing.assert_array_equal(a, b.data, err_msg=seeded.msg("a weight at lr 0 moved"))
+    if name in ("adam", "adamw"):
+        for p, q in zip(ours, theirs, strict=True):
+            assert opt.state[p]["step"] == int(ref.state[q]["step"]), seeded.msg("step count")
+            np.testing.assert_allclose(opt.state[p]["moment1"], ref.state[q]["exp_avg"], rtol=1e-12)
+            np.testing.assert_allclose(
+                opt.state[p]["moment2"], ref.state[q]["exp_avg_sq"], rtol=1e-12
+            )
+    for a, b in zip(opt.param_groups, ref.param_groups, strict=True):  # unfrozen
+        a["lr"] = b["lr"] = lr
+    for _ in range(2):
+        _grads(rng, ours, theirs)
+        opt.step()
+        ref.step()
+    _same(seeded, ours, theirs, "after unfreezing")
+
+
+def test_lr_zero_schedules_and_fit(seeded):
+    rng = seeded.rng
+    ours, theirs = _twins(rng, 2)
+    gamma = float(rng.uniform(0.1, 0.9))
+    opt = optim.SGD([{"params": ours[:1], "lr": 0}, {"params": ours[1:]}], lr=0.1)
+    ref = torch.optim.SGD([{"params": theirs[:1], "lr": 0}, {"params": theirs[1:]}], lr=0.1)
+    mine = optim.StepLR(opt, step_size=1, gamma=gamma)
+    theirs_ = torch.optim.lr_scheduler.StepLR(ref, step_size=1, gamma=gamma)
+    for _ in range(3):
+        _grads(rng, ours, theirs)
+        opt.step()
+        ref.step()
+        mine.step()
+        theirs_.step()
+        assert [g["lr"] for g in opt.param_groups] == pytest.approx(
+            [g["lr"] for g in ref.param_groups], rel=1e-12
+        )
+    _same(seeded, ours, theirs, "StepLR from a group at lr 0")
+    # fit with lr=0 by name: it runs, and the weights stay as they were
+    X = rng.normal(size=(int(rng.integers(8, 30)), 3))
+    y = rng.normal(size=(len(X), 1))
+    model = wxb.nn.Sequential(wxb.nn.Dense(3, 4), wxb.nn.Tanh(), wxb.nn.Dense(4, 1))
+    before = [p.data.copy() for p in model.parameters()]
+    wxb.fit(model, X, y, loss="mse", optimizer="adam", lr=0, epochs=2, batch_size=4, verbose=0)
+    for a, p in zip(before, model.parameters(), strict=True):
+        np.testing.assert_array_equal(a, p.data, err_msg=seeded.msg("fit at lr 0 moved a weight"))
