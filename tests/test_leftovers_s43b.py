@@ -2,6 +2,8 @@
 patched loss classes, against PyTorch on random inputs drawn fresh each run (the seed is
 printed; ``WXB_TEST_SEED`` replays it)."""
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -129,3 +131,68 @@ def test_lr_zero_schedules_and_fit(seeded):
     wxb.fit(model, X, y, loss="mse", optimizer="adam", lr=0, epochs=2, batch_size=4, verbose=0)
     for a, p in zip(before, model.parameters(), strict=True):
         np.testing.assert_array_equal(a, p.data, err_msg=seeded.msg("fit at lr 0 moved a weight"))
+
+
+# -- 2. Sequential(OrderedDict) ----------------------------------------------------------------
+def test_sequential_of_an_ordered_dict_is_torch_s(seeded):
+    # Sequential(OrderedDict([('fc1', Linear), …])), PyTorch's usual way to name layers, was
+    # refused ("item 0 is OrderedDict, not a wxb.nn.Module")
+    from collections import OrderedDict
+
+    from wxb import nn
+
+    rng = seeded.rng
+    sizes = [int(s) for s in rng.integers(1, 7, size=int(rng.integers(2, 5)))]
+    acts = {"relu": (nn.ReLU, torch.nn.ReLU), "tanh": (nn.Tanh, torch.nn.Tanh)}
+    ours, theirs = [], []
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
+        ours.append((f"fc{i}", nn.Linear(a, b, dtype="float64")))
+        theirs.append((f"fc{i}", torch.nn.Linear(a, b).double()))
+        if i < len(sizes) - 2:
+            kind = str(rng.choice(list(acts)))
+            ours.append((f"{kind}_{i}", acts[kind][0]()))
+            theirs.append((f"{kind}_{i}", acts[kind][1]()))
+    model = nn.Sequential(OrderedDict(ours))
+    ref = torch.nn.Sequential(OrderedDict(theirs))
+    assert list(model.state_dict()) == list(ref.state_dict()), seeded.msg("state_dict keys")
+    assert [k for k, _ in model.named_children()] == [k for k, _ in ref.named_children()]
+    model.load_state_dict({k: v.detach().numpy() for k, v in ref.state_dict().items()})
+    X = rng.normal(size=(int(rng.integers(1, 20)), sizes[0]))
+    y = rng.normal(size=(len(X), sizes[-1]))
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    topt = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
+    for _ in range(3):
+        opt.zero_grad()
+        topt.zero_grad()
+        out, tout = model(X), ref(torch.tensor(X))
+        np.testing.assert_allclose(
+            out.data, tout.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=seeded.msg(f"step {_}")
+        )
+        wxb.nn.MSELoss()(out, y).backward()  # the seed's ½‖ŷ − y‖², averaged over rows
+        (0.5 * ((tout - torch.tensor(y)) ** 2).sum(1).mean()).backward()
+        opt.step()
+        topt.step()
+    theirs_now = ref.state_dict()
+    for key, value in model.state_dict().items():
+        np.testing.assert_allclose(
+            value, theirs_now[key].numpy(), rtol=1e-10, atol=1e-12, err_msg=seeded.msg(key)
+        )
+
+
+def test_sequential_of_an_ordered_dict_names_and_refusals():
+    from collections import OrderedDict
+
+    from wxb import nn
+    from wxb.errors import ConfigError
+
+    shared = nn.Linear(2, 2)
+    model = nn.Sequential(OrderedDict([("a", shared), ("act", nn.Tanh()), ("b", shared)]))
+    assert list(model._modules) == ["a", "act", "b"] and model.b is shared
+    assert shared.name == "a"  # a layer's name is its first key
+    with pytest.raises(ConfigError, match=r"under 'fc' is named 'x'; give it that key"):
+        nn.Sequential(OrderedDict([("fc", nn.Linear(2, 2, name="x"))]))
+    assert nn.Sequential(OrderedDict([("x", nn.Linear(2, 2, name="x"))]))[0].name == "x"
+    with pytest.raises(ConfigError, match=r"'forward' is already an attribute"):
+        nn.Sequential(OrderedDict([("forward", nn.Linear(2, 2))]))
+    with pytest.raises(ConfigError, match=r"go in one OrderedDict"):
+        nn.Sequential({"a": nn.Linear(2, 2)})

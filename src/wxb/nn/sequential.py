@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -117,8 +118,32 @@ class Sequential(Module):
     _children_by_position = True  # PyTorch's state_dict names its layers 0, 1, …
 
     def __init__(self, *layers: Module, name: str | None = None) -> None:
+        """``Sequential(a, b, …)``, or as PyTorch ``Sequential(OrderedDict([('fc1', a),
+        …]))``: each key the layer's name (its key in ``state_dict``), as ``add_module``."""
         super().__init__()
         self.name = name
+        if len(layers) == 1 and isinstance(layers[0], OrderedDict):
+            for index, (key, layer) in enumerate(layers[0].items()):
+                if not isinstance(layer, Module):
+                    raise ConfigError(
+                        f"Sequential: item {index} ({key!r}) is {type(layer).__name__}, not a "
+                        "wxb.nn.Module"
+                    )
+                self._check_name(key, "__init__(OrderedDict)", "module")
+                if layer.name not in (None, key) and not any(
+                    m is layer for m in self._modules.values()
+                ):  # a saved model finds each layer by its name, which is its key
+                    raise ConfigError(
+                        f"Sequential(OrderedDict): the layer under {key!r} is named "
+                        f"{layer.name!r}; give it that key, or no name"
+                    )
+                self.add_module(key, layer)
+            return
+        if any(isinstance(layer, dict) for layer in layers):
+            raise ConfigError(
+                "Sequential: named layers go in one OrderedDict, as PyTorch takes them: "
+                "Sequential(OrderedDict([('fc1', layer), …]))"
+            )
         counts: dict[str, int] = {}
         placed: dict[int, str] = {}  # id(layer) → its key, for a layer given twice
         for index, layer in enumerate(layers):
