@@ -196,3 +196,68 @@ def test_sequential_of_an_ordered_dict_names_and_refusals():
         nn.Sequential(OrderedDict([("forward", nn.Linear(2, 2))]))
     with pytest.raises(ConfigError, match=r"go in one OrderedDict"):
         nn.Sequential({"a": nn.Linear(2, 2)})
+
+
+# -- 3. a Dense whose W or b is a buffer; a patched Dense.forward ------------------------------
+def _as_buffer(layer, key):
+    value = getattr(layer, key)
+    value = value.detach().clone() if isinstance(value, torch.Tensor) else value.data.copy()
+    delattr(layer, key)
+    layer.register_buffer(key, value)
+
+
+@pytest.mark.parametrize("key", ["weight", "bias"])
+def test_summary_and_to_torch_take_a_buffer_as_weight_or_bias(seeded, key):
+    # PyTorch's `del lin.bias; lin.register_buffer('bias', b)` (a frozen constant): the
+    # layer ran, but model.summary() and to_torch failed with "'numpy.ndarray' object has
+    # no attribute 'requires_grad'"
+    from wxb import interop, nn
+
+    rng = seeded.rng
+    sizes = [int(s) for s in rng.integers(1, 7, size=3)]
+    model = nn.Sequential(
+        nn.Linear(sizes[0], sizes[1], dtype="float64"),
+        nn.Tanh(),
+        nn.Linear(sizes[1], sizes[2], dtype="float64"),
+    )
+    where = int(rng.integers(2)) * 2  # the first Dense, or the last
+    _as_buffer(model[where], key)
+    ref = torch.nn.Sequential(
+        torch.nn.Linear(sizes[0], sizes[1]), torch.nn.Tanh(), torch.nn.Linear(sizes[1], sizes[2])
+    ).double()
+    _as_buffer(ref[where], key)
+    for index, name in ((0, "weight"), (0, "bias"), (2, "weight"), (2, "bias")):  # ref's values
+        mine = getattr(model[index], name)
+        mine = mine if isinstance(mine, np.ndarray) else mine.data
+        np.copyto(mine, getattr(ref[index], name).detach().numpy())
+    shown = model.summary()
+    assert shown.parameters == sum(p.numel() for p in ref.parameters()), seeded.msg("params")
+    twin = interop.to_torch(model)
+    assert sorted(n.split(".")[1] for n, _ in twin.named_buffers()) == [key]
+    assert [tuple(p.shape) for p in twin.parameters()] == [tuple(p.shape) for p in ref.parameters()]
+    X = rng.normal(size=(int(rng.integers(1, 9)), sizes[0]))
+    expected = ref(torch.tensor(X)).detach().numpy()
+    np.testing.assert_allclose(model(X).data, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(twin(torch.tensor(X)).detach().numpy(), expected, rtol=1e-12)
+    # the twin trains as torch's model with that buffer: the buffer stays as it was
+    opt = torch.optim.SGD(twin.parameters(), lr=0.1)
+    ((twin(torch.tensor(X)) ** 2).sum()).backward()
+    opt.step()
+    buffer = dict(twin.named_buffers())
+    np.testing.assert_array_equal(next(iter(buffer.values())).numpy(), getattr(model[where], key))
+
+
+def test_a_dense_whose_class_forward_was_patched_is_no_stock_dense(monkeypatch):
+    # runs_dense_forward took a Dense whose class had a new forward (Dense.forward = …) for a
+    # stock one: the summary showed '?' in its rows yet counted W·X in the totals
+    from wxb import describe, nn
+
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    stock = model.summary().forward_flops
+    assert describe.runs_dense_forward(model[0]) and stock > 0
+    original = nn.Dense.forward
+    monkeypatch.setattr(nn.Dense, "forward", lambda self, x: original(self, x) * 2)
+    assert not describe.runs_dense_forward(model[0])
+    assert model.summary().forward_flops == 0  # not counted: its rows say '?'
+    monkeypatch.undo()
+    assert describe.runs_dense_forward(model[0])

@@ -31,7 +31,14 @@ from wxb.columns import TableEncoder
 from wxb.errors import ConfigError
 from wxb.nn.containers import ParameterDict, ParameterList
 from wxb.nn.layers import ACTIVATIONS, Activation, Dense, Dropout, Standardize
-from wxb.nn.module import Module, Parameter, input_width, stock_kind
+from wxb.nn.module import (
+    _DEFINED_FORWARD,
+    _MODULE_CALL,
+    Module,
+    Parameter,
+    input_width,
+    stock_kind,
+)
 from wxb.nn.norm import NORMS, BatchNorm1d, LayerNorm
 from wxb.nn.sequential import Sequential
 from wxb.random import drawing_from
@@ -1059,15 +1066,24 @@ def table_stage_lines(model: Module) -> list[str]:
 
 def runs_dense_forward(module: Module) -> bool:
     """Whether Dense's forward runs in ``module``'s calls: a stock Dense, or one with
-    forward hooks (they change what it hands on, not its W·X; drawn as a layer of its own)."""
+    forward hooks (they change what it hands on, not its W·X; drawn as a layer of its own).
+    Dense's own forward, not one assigned to the class since (Dense.forward = …), as
+    stock_kind reads it."""
     cls = type(module)
     return (
         isinstance(module, Dense)
-        and cls.forward is Dense.forward
-        and cls.__call__ is Module.__call__
+        and cls.forward is _DEFINED_FORWARD.get(Dense)
+        and cls.__call__ is _MODULE_CALL
         and "forward" not in vars(module)
         and "__call__" not in vars(module)
     )
+
+
+def _learns(array: object) -> bool:
+    """Whether a Dense's W or b gets ∂L/∂W: a Parameter with requires_grad (a buffer put in
+    its place, PyTorch's register_buffer('bias', b), is a constant: no gradient, as
+    PyTorch's parameters() leaves it out)."""
+    return isinstance(array, Parameter) and array.requires_grad
 
 
 def _row(
@@ -1095,9 +1111,9 @@ def _row(
         bias = m if module.bias is not None else 0
         forward = 2 * m * n + bias
         training = forward
-        if module.weight.requires_grad and backward:
+        if _learns(module.weight) and backward:
             training += 2 * m * n  # ∂L/∂W = δ·Aᵀ
-        if bias and module.bias.requires_grad and backward:
+        if bias and _learns(module.bias) and backward:
             training += bias  # ∂L/∂b = Σ δ
         if needs_input_grad:
             training += 2 * m * n  # ∂L/∂X = Wᵀ·δ
@@ -1580,7 +1596,7 @@ def backward_diagram(model: Module, batch_size: int | None = None) -> str:
             delta = chart.node(f"dlt{idx}", label, f"{m}×{cols}")
             chart.edge(source, delta)
             prev = _sup(idx - 1)
-            if module.weight.requires_grad:
+            if _learns(module.weight):
                 chart.node(
                     f"gw{idx}",
                     f"∂L/∂W{w} = δ{sup}·A{prev}ᵀ",
@@ -1588,7 +1604,7 @@ def backward_diagram(model: Module, batch_size: int | None = None) -> str:
                 )
                 chart.edge(delta, f"gw{idx}")
                 gradients.append(f"gw{idx}")
-            if module.bias is not None and module.bias.requires_grad:
+            if module.bias is not None and _learns(module.bias):
                 chart.node(f"gb{idx}", f"∂L/∂b{w} = Σ δ{sup} over {cols} columns", f"{m}×1")
                 chart.edge(delta, f"gb{idx}")
                 gradients.append(f"gb{idx}")

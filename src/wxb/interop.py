@@ -370,7 +370,17 @@ def _parameters_to_torch(
                 f"has shape {tuple(param.shape)}, where its twin's is {expected}"
             )
         if id(param) in made:  # tied: the twin shares the one torch Parameter too
-            setattr(out, key, made[id(param)])
+            if key in module._buffers:
+                delattr(out, key)
+                out.register_buffer(key, made[id(param)], persistent=module._persistent(key))
+            else:
+                setattr(out, key, made[id(param)])
+            continue
+        if key in module._buffers:  # a constant in its place (register_buffer): torch's too
+            twin = _tensor(torch, param, tdtype)
+            delattr(out, key)
+            out.register_buffer(key, twin, persistent=module._persistent(key))
+            made[id(param)] = twin
             continue
         twin = getattr(out, key)
         with torch.no_grad():
