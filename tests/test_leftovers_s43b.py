@@ -261,3 +261,54 @@ def test_a_dense_whose_class_forward_was_patched_is_no_stock_dense(monkeypatch):
     assert model.summary().forward_flops == 0  # not counted: its rows say '?'
     monkeypatch.undo()
     assert describe.runs_dense_forward(model[0])
+
+
+# -- 4. a forward assigned to Loss, or to a stock loss's class ---------------------------------
+@pytest.mark.parametrize("patched", ["Loss", "MSELoss"])
+def test_a_patched_loss_class_forward_is_what_fit_trains_on(seeded, monkeypatch, patched):
+    # nn.Loss.forward = … (a scaled or logged loss for every loss) was ignored: the planned
+    # step compared each loss's forward with the patched Loss.forward, took the loss for a
+    # stock one and ran its kernel, training on the unscaled loss without a word
+    from wxb import nn
+    from wxb.nn.losses import stock_loss
+
+    rng = seeded.rng
+    n_in, hidden = (int(v) for v in rng.integers(1, 6, size=2))
+    rows, batch = int(rng.integers(4, 24)), int(rng.integers(1, 8))
+    scale = float(rng.uniform(0.5, 4.0))
+    X, y = rng.normal(size=(rows, n_in)), rng.normal(size=(rows, 1))
+    model = nn.Sequential(nn.Linear(n_in, hidden, dtype="float64"), nn.Tanh())
+    model.append(nn.Linear(hidden, 1, dtype="float64"))
+    ref = torch.nn.Sequential(
+        torch.nn.Linear(n_in, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 1)
+    ).double()
+    model.load_state_dict({k: v.detach().numpy() for k, v in ref.state_dict().items()})
+    assert stock_loss(nn.MSELoss()) is nn.MSELoss  # (asked before the patch: cached)
+    cls = getattr(nn, patched)
+    original, calls = cls.forward, []
+
+    def forward(self, output, target):
+        calls.append(len(output))
+        return original(self, output, target) * scale
+
+    monkeypatch.setattr(cls, "forward", forward)
+    epochs = int(rng.integers(1, 3))
+    wxb.fit(
+        model, X, y, loss="mse", optimizer="sgd", lr=0.05, epochs=epochs, batch_size=batch,
+        shuffle=False, verbose=0,
+    )  # fmt: skip
+    opt = torch.optim.SGD(ref.parameters(), lr=0.05)
+    for _ in range(epochs):
+        for start in range(0, rows, batch):
+            xb, yb = torch.tensor(X[start : start + batch]), torch.tensor(y[start : start + batch])
+            opt.zero_grad()
+            # wxb's MSELoss: the seed's ½‖ŷ − y‖² averaged over rows, here scaled
+            (scale * 0.5 * ((ref(xb) - yb) ** 2).sum(1).mean()).backward()
+            opt.step()
+    pairs = zip(model.state_dict().items(), ref.state_dict().values(), strict=True)
+    for (key, value), theirs in pairs:  # (by position: dense1.weight is 0.weight)
+        np.testing.assert_allclose(
+            value, theirs.numpy(), rtol=1e-9, atol=1e-12, err_msg=seeded.msg(key)
+        )
+    assert len(calls) == epochs * -(-rows // batch), seeded.msg(f"loss calls {calls}")
+    assert stock_loss(nn.MSELoss()) is None, "a patched forward is no stock loss's"
