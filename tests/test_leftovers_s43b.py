@@ -312,3 +312,31 @@ def test_a_patched_loss_class_forward_is_what_fit_trains_on(seeded, monkeypatch,
         )
     assert len(calls) == epochs * -(-rows // batch), seeded.msg(f"loss calls {calls}")
     assert stock_loss(nn.MSELoss()) is None, "a patched forward is no stock loss's"
+
+
+# -- 6. fit's look at the output's shape: documented, and only that one call -------------------
+def test_a_forward_of_one_s_own_runs_once_more_than_a_torch_loop_only_for_the_look(seeded):
+    # fit looks at the output's shape with one forward of two rows before any step (its
+    # docstring says so): a counter inside forward sees a PyTorch loop's calls, one per
+    # batch, and that one more, no other
+    from wxb import nn
+
+    rng = seeded.rng
+    calls = []
+
+    class Net(nn.Module):
+        def __init__(self, n_in):
+            super().__init__()
+            self.fc = nn.Linear(n_in, 1, dtype="float64")
+
+        def forward(self, x):
+            calls.append((len(x), self.training))
+            return self.fc(x)
+
+    n_in, rows = int(rng.integers(1, 5)), int(rng.integers(1, 30))
+    batch, epochs = int(rng.integers(1, 9)), int(rng.integers(1, 3))
+    X, y = rng.normal(size=(rows, n_in)), rng.normal(size=(rows, 1))
+    wxb.fit(Net(n_in), X, y, loss="mse", epochs=epochs, batch_size=batch, shuffle=False, verbose=0)
+    loop = [(len(X[s : s + batch]), True) for _ in range(epochs) for s in range(0, rows, batch)]
+    assert calls == [(min(rows, 2), False), *loop], seeded.msg(f"forward calls {calls}")
+    assert "once more than a PyTorch loop" in " ".join(wxb.fit.__doc__.split())

@@ -386,7 +386,9 @@ def evaluate(
     every label is, as scikit-learn's ``accuracy_score`` counts them. The loss takes the
     outputs as they are, as fit's figures and PyTorch's loss do: for a model whose last
     layer already gives probabilities (``Softmax``), cross_entropy applies softmax again
-    (fit warns of it); ``wxb eval`` scores such a saved model's probabilities as such."""
+    (fit warns of it); ``wxb eval`` scores such a saved model's probabilities as such.
+    As fit, it runs a forward of one's own once more than its chunks: the look at the
+    output's shape (two rows, eval mode, no hooks) that reads and checks y first."""
     keras_verbose(verbose, "evaluate")  # Keras's; taken, as evaluate shows no progress
     loss_fn = get_loss(_trained_loss(model, loss))
     # Keras's evaluate(batch_size=None): the default (the figures do not depend on it)
@@ -716,7 +718,13 @@ def fit(
       the first step's call tells, and only then is the loss called twice in a step.
       The loss is called once a step (once a chunk in evaluate), as a PyTorch loop
       calls it; forward hooks see the steps' batches alone (fit's look at the output's
-      shape, one forward of two rows, runs without them).
+      shape, one forward of two rows, runs without them). A forward of one's own runs
+      once more than a PyTorch loop would: that look, in eval mode under no_grad, on X's
+      first two rows, before any step (a counter or a list kept inside forward sees it).
+      It stays: the output's width decides how y is read and checked before any step
+      (its form, (B,) or (B, 1); targets that do not fit the outputs refused at once;
+      the validation split by class), and a forward of one's own tells it only by
+      running (a model of stock layers alone runs no code of one's own there).
     - ``optimizer``: "adam", "adamw", "sgd", "rmsprop", "adagrad" (with ``lr``, or each one's
       default), or an Optimizer built on ``model.parameters()``. A name builds a new
       optimiser at each call: a second fit starts its state (Adam's moments and step
