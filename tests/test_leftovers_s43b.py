@@ -340,3 +340,43 @@ def test_a_forward_of_one_s_own_runs_once_more_than_a_torch_loop_only_for_the_lo
     loop = [(len(X[s : s + batch]), True) for _ in range(epochs) for s in range(0, rows, batch)]
     assert calls == [(min(rows, 2), False), *loop], seeded.msg(f"forward calls {calls}")
     assert "once more than a PyTorch loop" in " ".join(wxb.fit.__doc__.split())
+
+
+@pytest.mark.parametrize("key", ["weight", "bias"])
+def test_explain_takes_a_buffer_as_weight_or_bias(seeded, key):
+    # wxb.explain failed with a bare KeyError (the id of the array) on a Dense whose W or b
+    # is a buffer: it now shows no ∂L/∂W or ∂L/∂b for that constant, as PyTorch's autograd
+    # gives it none, and the other gradients are torch's
+    from wxb import nn
+
+    rng = seeded.rng
+    sizes = [int(s) for s in rng.integers(2, 6, size=3)]
+    model = nn.Sequential(
+        nn.Linear(sizes[0], sizes[1], dtype="float64"),
+        nn.Tanh(),
+        nn.Linear(sizes[1], sizes[2], dtype="float64"),
+    )
+    ref = torch.nn.Sequential(
+        torch.nn.Linear(sizes[0], sizes[1]), torch.nn.Tanh(), torch.nn.Linear(sizes[1], sizes[2])
+    ).double()
+    for index in (0, 2):
+        for name in ("weight", "bias"):
+            np.copyto(getattr(model[index], name).data, getattr(ref[index], name).detach().numpy())
+    where = int(rng.integers(2)) * 2
+    _as_buffer(model[where], key)
+    _as_buffer(ref[where], key)
+    X = rng.normal(size=(int(rng.integers(1, 6)), sizes[0]))
+    y = rng.integers(0, sizes[2], size=len(X))
+    shown = wxb.explain(model, X, y, loss="cross_entropy", sample_rows=None)
+    torch.nn.functional.cross_entropy(ref(torch.tensor(X)), torch.tensor(y)).backward()
+    names = {step.name for step in shown.steps}
+    constant = f"dense{where // 2 + 1}.dL/d{'W' if key == 'weight' else 'b'}"
+    assert constant not in names, seeded.msg(f"{constant} shown for a buffer")
+    for index in (0, 2):
+        for name, symbol in (("weight", "W"), ("bias", "b")):
+            param = getattr(ref[index], name)
+            if isinstance(param, torch.nn.Parameter):
+                got = shown.step(f"dense{index // 2 + 1}.dL/d{symbol}").value
+                np.testing.assert_allclose(
+                    got, param.grad.numpy(), rtol=1e-10, atol=1e-12, err_msg=seeded.msg(name)
+                )

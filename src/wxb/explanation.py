@@ -1181,30 +1181,36 @@ def _backward_sections(
             )
         )
         prev = inputs[position]
-        shared_W = uses[id(layer.weight)] > 1
-        # δ·Aᵀ of this place alone when W is used at others too (backward summed them)
-        grad_W = (delta @ fed[position]).astype(delta.dtype) if shared_W else grads[layer.weight]
-        if grad_W is None:  # (no δ reached it: see above)
-            grad_W = np.zeros((m, n), delta.dtype)
-        norm_W = float(np.linalg.norm(grad_W.astype(np.float64)))
-        flops = 2 * m * n * batch
-        shapes_W = f"({m}×{batch})·({batch}×{n})"
-        steps.append(
-            Step(
-                f"{key}.dL/dW",
-                f"∂L/∂W{_sup(k)} = {dsym.text}·{prev.text}ᵀ",
-                shapes_W,
-                grad_W,
-                rf"\frac{{\partial \mathcal{{L}}}}{{\partial \mathbf{{W}}^{{({k})}}}} = "
-                rf"{dsym.latex} \cdot {_transposed(prev.latex)}",
-                shapes_W.replace("×", r" \times ").replace("·", r" \cdot "),
-                note=f"∂L/∂W{_sup(k)}: {m}×{n}; ‖∂L/∂W{_sup(k)}‖_F = {_num(norm_W)}; "
-                f"FLOPs 2·m·n·B = 2·{m}·{n}·{batch} = {flops}" + (_SHARED_NOTE if shared_W else ""),
-                group=group,
-                facts={"shape": (m, n), "norm": norm_W, "flops": flops},
+        # a W or b that is a buffer (register_buffer in its place) is a constant: no
+        # gradient, as PyTorch's autograd gives it none
+        if isinstance(layer.weight, Parameter):
+            shared_W = uses[id(layer.weight)] > 1
+            # δ·Aᵀ of this place alone when W is used at others too (backward summed them)
+            grad_W = (
+                (delta @ fed[position]).astype(delta.dtype) if shared_W else grads[layer.weight]
             )
-        )
-        if layer.bias is not None:
+            if grad_W is None:  # (no δ reached it: see above)
+                grad_W = np.zeros((m, n), delta.dtype)
+            norm_W = float(np.linalg.norm(grad_W.astype(np.float64)))
+            flops = 2 * m * n * batch
+            shapes_W = f"({m}×{batch})·({batch}×{n})"
+            steps.append(
+                Step(
+                    f"{key}.dL/dW",
+                    f"∂L/∂W{_sup(k)} = {dsym.text}·{prev.text}ᵀ",
+                    shapes_W,
+                    grad_W,
+                    rf"\frac{{\partial \mathcal{{L}}}}{{\partial \mathbf{{W}}^{{({k})}}}} = "
+                    rf"{dsym.latex} \cdot {_transposed(prev.latex)}",
+                    shapes_W.replace("×", r" \times ").replace("·", r" \cdot "),
+                    note=f"∂L/∂W{_sup(k)}: {m}×{n}; ‖∂L/∂W{_sup(k)}‖_F = {_num(norm_W)}; "
+                    f"FLOPs 2·m·n·B = 2·{m}·{n}·{batch} = {flops}"
+                    + (_SHARED_NOTE if shared_W else ""),
+                    group=group,
+                    facts={"shape": (m, n), "norm": norm_W, "flops": flops},
+                )
+            )
+        if isinstance(layer.bias, Parameter):
             shared_b = uses[id(layer.bias)] > 1
             grad_b = delta.sum(axis=1) if shared_b else grads[layer.bias]
             if grad_b is None:
