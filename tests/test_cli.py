@@ -424,6 +424,7 @@ def test_writes_go_through_symlinks_and_name_the_users_path(tmp_path, capsys, ex
         (["--test-split", "0"], "--test-split must be between 0 and 1"),
         (["--val-split", "1.5"], r"--val-split must be in \[0, 1\)"),
         (["--lr", "-0.1"], "--lr must be > 0"),
+        (["--lr", "0"], r"--lr must be > 0 and finite; got 0\.0 \(a rate of 0 trains nothing\)"),
         (["--lr", "inf"], "--lr must be > 0 and finite"),
         (["--lr", "1e400"], "--lr must be > 0 and finite"),
         (["--clip-grad-norm", "inf"], "--clip-grad-norm must be > 0 and finite"),

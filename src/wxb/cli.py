@@ -799,7 +799,9 @@ def check_train_options(args: argparse.Namespace) -> None:
     if args.clip_grad_norm is not None and not 0 < args.clip_grad_norm < math.inf:
         raise ConfigError(f"--clip-grad-norm must be > 0 and finite; got {args.clip_grad_norm}")
     if args.lr is not None and not 0 < args.lr < math.inf:
-        raise ConfigError(f"--lr must be > 0 and finite; got {args.lr}")
+        # (the optimisers take 0, as PyTorch's: a frozen group; a whole run at 0 trains nothing)
+        zero = " (a rate of 0 trains nothing)" if args.lr == 0 else ""
+        raise ConfigError(f"--lr must be > 0 and finite; got {args.lr}{zero}")
     if args.weight_decay is not None and not 0 <= args.weight_decay < math.inf:
         raise ConfigError(f"--weight-decay must be ≥ 0 and finite; got {args.weight_decay}")
     if args.momentum is not None and not 0 <= args.momentum < math.inf:
