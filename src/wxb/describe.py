@@ -623,8 +623,9 @@ class Summary:
         out += [line(cells) for cells in body]
         out += ["═" * rule, *self.totals()]
         out.append(
-            "FLOPs count W·X, ∂L/∂W and ∂L/∂X (2mn each; the first trainable layer has no "
-            "∂L/∂X) and +b, ∂L/∂b (m each); element-wise work as 0."
+            "FLOPs count W·X, ∂L/∂W and ∂L/∂X (2mn each; no ∂L/∂X where the layer's input "
+            "needs no gradient, as the first trainable layer's) and +b, ∂L/∂b (m each); "
+            "element-wise work as 0."
         )
         out += self.order_lines()
         return "\n".join(out) + "\n"

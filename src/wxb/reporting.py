@@ -690,8 +690,8 @@ class _Page:
         return (
             "<section id='summary'><h2>Summary</h2>"
             "<p class='note'>As <code>wxb summary</code> gives it: per sample, FLOPs count W·X, "
-            "∂L/∂W and ∂L/∂X (2mn each; the first trainable layer has no ∂L/∂X) and +b, "
-            "∂L/∂b (m each).</p>"
+            "∂L/∂W and ∂L/∂X (2mn each; no ∂L/∂X where the layer's input needs no gradient, "
+            "as the first trainable layer's) and +b, ∂L/∂b (m each).</p>"
             f"{table}<ul class='totals'>{totals}</ul></section>"
         )
 
