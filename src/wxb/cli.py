@@ -426,8 +426,9 @@ def build_parser() -> _Parser:
         description="The model's info, its architecture, forward and backward diagrams "
         "(rendered), the summary table with this machine's rate floor, the walk-through of "
         "one sample (wxb explain's numbers, the equations typeset, each Z, A, δ and ∂L/∂W as "
-        "a heat-map and a histogram) and, with --history, the loss and accuracy curves and "
-        "the per-layer diagnostics. One HTML file that opens offline: everything it needs "
+        "a heat-map and a histogram) and, with --history, the loss and accuracy curves, the "
+        "learning rate where it changed (a chart per parameter group) and the per-layer "
+        "diagnostics. One HTML file that opens offline: everything it needs "
         "is inside it.",
     )
     report_cmd.add_argument("model", metavar="MODEL", help="a model file wxb saved")

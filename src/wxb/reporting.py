@@ -4,7 +4,8 @@ The page holds what the terminal tools print, drawn: the Mermaid diagrams of
 ``describe`` rendered, the summary table with the machine's rate floor, the
 walk-through of one sample (``explain_model``) with its equations typeset by KaTeX
 and each Z, A, δ, ∂L/∂W as a heat-map and a histogram, the loss and accuracy
-curves and the per-layer diagnostics of a history, and the model file's info.
+curves, the learning rate where it changed (a chart per parameter group) and the
+per-layer diagnostics of a history, and the model file's info.
 
 Everything it needs is inside the one file: Mermaid, KaTeX (its fonts as data: URIs)
 and a small hand-written script for the charts, so it opens offline from disk and
