@@ -229,7 +229,8 @@ def build_parser() -> _Parser:
         "that a rare class is not ignored; classification only")
     add("--optimizer", choices=sorted(OPTIMIZERS), default="adam", help="optimiser")
     add("--lr", type=float, default=None,
-        help="learning rate; default adam and adamw 1e-3, sgd, rmsprop and adagrad 0.01")
+        help="learning rate, > 0 (a run at 0 would train nothing); default adam and adamw "
+        "1e-3, sgd, rmsprop and adagrad 0.01")
     add("--momentum", type=float, default=None,
         help="momentum (sgd and rmsprop only; default 0)")
     add("--weight-decay", type=float, default=None,
