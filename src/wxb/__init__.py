@@ -83,6 +83,7 @@ _TORCH_NAMES = {
 
 
 def __getattr__(name: str) -> object:  # PEP 562: only for names not found above
-    if name in _TORCH_NAMES:
-        raise AttributeError(f"module 'wxb' has no attribute {name!r}: {_TORCH_NAMES[name]}")
+    if name in _TORCH_NAMES:  # (from wxb import name too: its ImportError says it)
+        what = f"module 'wxb' has no attribute {name!r}: {_TORCH_NAMES[name]}"
+        raise errors.missing_name("wxb", name, what)
     raise AttributeError(f"module 'wxb' has no attribute {name!r}")

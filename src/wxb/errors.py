@@ -54,3 +54,19 @@ class TrainingInterrupted(KeyboardInterrupt):
         super().__init__(message)
         self.where, self.checkpoint = where, checkpoint
         self.history, self.best_state = history, best_state
+
+
+def missing_name(module: str, name: str, message: str) -> Exception:
+    """The error for a name a module's ``__getattr__`` (PEP 562) does not have: an
+    AttributeError, or where the caller runs ``from module import name`` an ImportError
+    with the same message. (Python turns that statement's AttributeError into its bare
+    "cannot import name", dropping the message: the hint on what to write instead of a
+    torch name, ``from wxb.nn import Flatten``, was lost in the form a port writes.)"""
+    import dis
+    import sys
+
+    frame = sys._getframe(2)  # the caller of the module's __getattr__
+    code = frame.f_code.co_code
+    if 0 <= frame.f_lasti < len(code) and code[frame.f_lasti] == dis.opmap["IMPORT_FROM"]:
+        return ImportError(message, name=module)
+    return AttributeError(message)

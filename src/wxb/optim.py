@@ -35,7 +35,7 @@ from typing import ClassVar, NamedTuple
 import numpy as np
 
 from wxb import kernels
-from wxb.errors import ConfigError, TrainingError
+from wxb.errors import ConfigError, TrainingError, missing_name
 from wxb.nn.module import Module, Parameter, forget_gradients
 from wxb.tensor import Tensor, enable_grad
 from wxb.validation import torch_options
@@ -2421,14 +2421,18 @@ class _TorchSchedulerNames(type(sys)):
 
     def __getattr__(self, name: str) -> object:
         if name == "OneCycleLR":
-            raise AttributeError(
+            raise missing_name(
+                self.__name__,
+                name,
                 "wxb.optim.lr_scheduler has no OneCycleLR: torch's steps once a batch and "
                 "cycles momentum (or Adam's β₁) with the rate, where wxb's schedules set the "
                 "rate once an epoch (fit steps them after each epoch); LinearLR then "
-                "CosineAnnealingLR, or a LambdaLR of the epoch, give a warm-up and a decay"
+                "CosineAnnealingLR, or a LambdaLR of the epoch, give a warm-up and a decay",
             )
-        raise AttributeError(
-            f"wxb.optim.lr_scheduler has no attribute {name!r}; it holds {', '.join(self.__all__)}"
+        raise missing_name(
+            self.__name__,
+            name,
+            f"wxb.optim.lr_scheduler has no attribute {name!r}; it holds {', '.join(self.__all__)}",
         )
 
 

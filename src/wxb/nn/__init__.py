@@ -1,5 +1,6 @@
 """Layers, models and losses."""
 
+from wxb.errors import missing_name as _missing_name
 from wxb.nn import functional, init
 from wxb.nn.containers import ModuleDict, ModuleList, ParameterDict, ParameterList
 from wxb.nn.layers import (
@@ -90,6 +91,7 @@ _TORCH_NAMES = {
 
 
 def __getattr__(name: str) -> object:  # PEP 562: only for names not found above
-    if name in _TORCH_NAMES:
-        raise AttributeError(f"module 'wxb.nn' has no attribute {name!r}: {_TORCH_NAMES[name]}")
+    if name in _TORCH_NAMES:  # (from wxb.nn import name too: its ImportError says it)
+        what = f"module 'wxb.nn' has no attribute {name!r}: {_TORCH_NAMES[name]}"
+        raise _missing_name("wxb.nn", name, what)
     raise AttributeError(f"module 'wxb.nn' has no attribute {name!r}")
