@@ -46,3 +46,40 @@ def test_from_import_of_a_missing_torch_name_says_what_to_write(module, name):
 def test_from_import_of_another_name_is_pythons(module):
     with pytest.raises(ImportError, match=f"cannot import name 'no_such_name' from '{module}'"):
         exec(f"from {module} import no_such_name", {})
+
+
+# -- -o '' (a "$OUT" left unset), as 3c0b0d6 refuses it for train's other paths ---------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("predict", "m.safetensors", "x.csv", "-o"),  # wrote to standard output
+        ("export", "m.safetensors", "-o"),  # wrote m.onnx
+        ("report", "m.safetensors", "--no-floor", "-o"),  # said '. is a folder'
+        ("train", "--data", "x.csv", "--target", "y", "--epochs", "1", "-q", "-o"),  # so did train
+    ],
+)
+def test_dash_o_refuses_an_empty_path(tmp_path, capsys, monkeypatch, seeded, argv):
+    import pandas as pd
+    from cli_run import run
+
+    import wxb
+    from wxb.nn import Dense, ReLU, Sequential
+
+    monkeypatch.chdir(tmp_path)
+    rng = seeded.rng
+    n, features = int(rng.integers(8, 40)), int(rng.integers(1, 5))
+    X = rng.normal(size=(n, features))
+    table = pd.DataFrame(X, columns=[f"x{i}" for i in range(features)])
+    table.assign(y=X.sum(axis=1)).to_csv("x.csv", index=False)
+    model = Sequential(Dense(features, 4), ReLU(), Dense(4, 1))
+    wxb.fit(model, table, X.sum(axis=1), loss="mse", epochs=1, verbose=0, seed=0)
+    model.info["task"] = "regression"
+    wxb.save(model, "m.safetensors")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    capsys.readouterr()  # (the seed's line)
+    code, out, err = run(capsys, *argv, "")
+    assert code == 2 and err == "wxb: error: -o is ''; give a path\n", seeded.msg(err)
+    assert out == "", seeded.msg(repr(out[:300]))
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

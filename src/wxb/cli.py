@@ -821,6 +821,8 @@ def check_train_options(args: argparse.Namespace) -> None:
     for name in ("history", "report", "plots"):  # '' ("$DIR" unset) wrote nothing, unsaid
         if getattr(args, name) is not None and not getattr(args, name).strip():
             raise ConfigError(f"--{name} is {getattr(args, name)!r}; give a path")
+    if not args.output.strip():  # (it said '. is a folder')
+        raise ConfigError(f"-o is {args.output!r}; give a path")
     if args.data == STDIN:  # (it said there was no file '-', or read a file of that name)
         raise ConfigError(
             "wxb train reads --data from a file, not standard input ('-'): --resume reads it "
@@ -1977,6 +1979,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 2
             raise ConfigError("under mpiexec only wxb train runs (on every rank); run this "
                               "command in one process")  # fmt: skip
+        # -o '' (a "$OUT" left unset): predict wrote to standard output, export to the
+        # model's name with .onnx, without a word (train's and plot's: their own checks)
+        output = getattr(args, "output", None)
+        if isinstance(output, str) and not output.strip() and args.run not in (run_train, run_plot):
+            raise ConfigError(f"-o is {output!r}; give a path")
         with printable_output(args.run in (run_train, run_eval, run_summary, run_explain)):
             try:
                 args.run(args)
