@@ -48,19 +48,25 @@ def test_from_import_of_another_name_is_pythons(module):
         exec(f"from {module} import no_such_name", {})
 
 
-# -- -o '' (a "$OUT" left unset), as 3c0b0d6 refuses it for train's other paths ---------
+# -- '' as a path (a "$OUT" left unset), as 3c0b0d6 refuses it for train's other paths -----
 
 
 @pytest.mark.parametrize(
-    "argv",
+    ("argv", "name"),
     [
-        ("predict", "m.safetensors", "x.csv", "-o"),  # wrote to standard output
-        ("export", "m.safetensors", "-o"),  # wrote m.onnx
-        ("report", "m.safetensors", "--no-floor", "-o"),  # said '. is a folder'
-        ("train", "--data", "x.csv", "--target", "y", "--epochs", "1", "-q", "-o"),  # so did train
+        (("predict", "m.safetensors", "x.csv", "-o"), "-o"),  # wrote to standard output
+        (("export", "m.safetensors", "-o"), "-o"),  # wrote m.onnx
+        (("report", "m.safetensors", "--no-floor", "-o"), "-o"),  # said '. is a folder'
+        (("train", "--data", "x.csv", "--target", "y", "--epochs", "1", "-q", "-o"), "-o"),
+        (("train", "--epochs", "1", "-q", "--data"), "--data"),  # '. is a folder'
+        (("predict", "m.safetensors"), "INPUT"),
+        (("eval", "m.safetensors"), "DATA"),
+        (("explain", "m.safetensors", "--data"), "--data"),
+        (("report", "m.safetensors", "--no-floor", "--history"), "--history"),  # 'Is a directory'
+        (("summary",), "MODEL"),  # '.: no such model file'
     ],
 )
-def test_dash_o_refuses_an_empty_path(tmp_path, capsys, monkeypatch, seeded, argv):
+def test_an_empty_path_is_refused_by_name(tmp_path, capsys, monkeypatch, seeded, argv, name):
     import pandas as pd
     from cli_run import run
 
@@ -80,6 +86,6 @@ def test_dash_o_refuses_an_empty_path(tmp_path, capsys, monkeypatch, seeded, arg
     before = sorted(p.name for p in tmp_path.iterdir())
     capsys.readouterr()  # (the seed's line)
     code, out, err = run(capsys, *argv, "")
-    assert code == 2 and err == "wxb: error: -o is ''; give a path\n", seeded.msg(err)
+    assert code == 2 and err == f"wxb: error: {name} is ''; give a path\n", seeded.msg(err)
     assert out == "", seeded.msg(repr(out[:300]))
     assert sorted(p.name for p in tmp_path.iterdir()) == before

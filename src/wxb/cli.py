@@ -821,8 +821,9 @@ def check_train_options(args: argparse.Namespace) -> None:
     for name in ("history", "report", "plots"):  # '' ("$DIR" unset) wrote nothing, unsaid
         if getattr(args, name) is not None and not getattr(args, name).strip():
             raise ConfigError(f"--{name} is {getattr(args, name)!r}; give a path")
-    if not args.output.strip():  # (it said '. is a folder')
-        raise ConfigError(f"-o is {args.output!r}; give a path")
+    for name, value in (("-o", args.output), ("--data", args.data)):  # (said '. is a folder')
+        if value is not None and not value.strip():
+            raise ConfigError(f"{name} is {value!r}; give a path")
     if args.data == STDIN:  # (it said there was no file '-', or read a file of that name)
         raise ConfigError(
             "wxb train reads --data from a file, not standard input ('-'): --resume reads it "
@@ -1953,6 +1954,31 @@ class _Lines:
         pass
 
 
+# Each command's path arguments as its usage names them
+_PATH_NAMES = {
+    "model": "MODEL",
+    "input": "INPUT",
+    "data": "DATA",
+    "data_option": "--data",
+    "history": "--history",
+    "output": "-o",
+}
+
+
+def _refuse_empty_paths(args: argparse.Namespace) -> None:
+    for dest, name in _PATH_NAMES.items():
+        value = getattr(args, dest, None)
+        if not isinstance(value, str) or value.strip():
+            continue
+        if dest == "output" and args.run is run_plot:  # (its own line: a folder)
+            continue
+        if dest == "data" and args.run is not run_eval:
+            name = "--data"
+        if dest == "history" and args.run is run_plot:
+            name = "HISTORY"
+        raise ConfigError(f"{name} is {value!r}; give a path")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     # Under mpiexec every rank parses the same command line: its usage errors (and
@@ -1980,10 +2006,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ConfigError("under mpiexec only wxb train runs (on every rank); run this "
                               "command in one process")  # fmt: skip
         # -o '' (a "$OUT" left unset): predict wrote to standard output, export to the
-        # model's name with .onnx, without a word (train's and plot's: their own checks)
-        output = getattr(args, "output", None)
-        if isinstance(output, str) and not output.strip() and args.run not in (run_train, run_plot):
-            raise ConfigError(f"-o is {output!r}; give a path")
+        # model's name with .onnx, without a word (train's and plot's: their own checks);
+        # an input path '' was read as '.' ('. is a folder', '.: no such model file')
+        if args.run is not run_train:  # (train's: with its options, said once by rank 0)
+            _refuse_empty_paths(args)
         with printable_output(args.run in (run_train, run_eval, run_summary, run_explain)):
             try:
                 args.run(args)
