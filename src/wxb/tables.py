@@ -8,6 +8,7 @@ column is *for* (feature, target, identifier): that is ``wxb.columns``.
 
 from __future__ import annotations
 
+import atexit
 import codecs
 import csv
 import io
@@ -16,7 +17,9 @@ import re
 import shlex
 import sys
 import threading
+import time
 import warnings
+import weakref
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -503,6 +506,7 @@ def _read_csv(
         return "skip"
 
     on_bad_row.undecodable = undecodable  # type: ignore[attr-defined]  # (where its failures go)
+    _held_by_arrow(on_bad_row)
 
     # Line breaks inside quoted cells (free-text notes): pyarrow then splits its blocks
     # more slowly, so only where the sample shows one (or a block's rows do not fit)
@@ -572,8 +576,8 @@ def _read_csv(
             include_columns=read_names,
         )
         try:
-            arrow = pcsv.read_csv(stream, read_options=read, parse_options=parse,
-                                  convert_options=convert)  # fmt: skip
+            arrow = pcsv.read_csv(_held_by_arrow(stream), read_options=read,
+                                  parse_options=parse, convert_options=convert)  # fmt: skip
         except pa.ArrowInvalid as exc:
             column = _failed_column(str(exc), header)
             if column is None and _read_again_wider(str(exc), parse, read):
@@ -750,7 +754,7 @@ def _first_look_types(stream, read, parse, null_values, decimal, reading, source
         null_values=null_values, strings_can_be_null=True, decimal_point=decimal
     )
     try:
-        reader = pcsv.open_csv(stream, read_options=read, parse_options=parse,
+        reader = pcsv.open_csv(_held_by_arrow(stream), read_options=read, parse_options=parse,
                                convert_options=convert)  # fmt: skip
         schema = reader.schema
         reader.close()
@@ -830,7 +834,7 @@ def _sample_table(sample: str, names: list[str], parse: Any, convert: Any) -> An
     text = text[: max(text.rfind("\n"), text.rfind("\r")) + 1]
     options = pcsv.ReadOptions(column_names=names, skip_rows_after_names=1)
     try:
-        return pcsv.read_csv(io.BytesIO(text.encode()), read_options=options,
+        return pcsv.read_csv(_held_by_arrow(io.BytesIO(text.encode())), read_options=options,
                              parse_options=parse, convert_options=convert)  # fmt: skip
     except (pa.ArrowInvalid, UnicodeError):
         return None
@@ -941,7 +945,9 @@ def _hex_columns(stream: Any, read: Any, parse: Any, names: list[str], null_valu
         column_types={n: pa.string() for n in names}, include_columns=names,
         null_values=null_values, strings_can_be_null=True,
     )  # fmt: skip
-    text = pcsv.read_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
+    text = pcsv.read_csv(
+        _held_by_arrow(stream), read_options=read, parse_options=parse, convert_options=convert
+    )
     return [name for name in names if _holds_codes(pc.utf8_trim_whitespace(text.column(name)))]
 
 
@@ -2326,3 +2332,36 @@ def _pyarrow_csv() -> Any:
     import pyarrow.csv
 
     return pyarrow.csv
+
+
+# Python objects a threaded pyarrow CSV read was handed (the row handler, a stream of
+# ours) are let go of on one of pyarrow's threads after the read returns, and letting go
+# takes the GIL. At the interpreter's exit a thread that asks for it is stopped inside
+# C++ that cannot unwind: the process aborted ('terminate called without an active
+# exception', exit 134) after its work was done, about once in 200 quick runs under load.
+_ARROW_HOLDS: list[threading.Event] = []
+_ARROW_HOLDS_LOCK = threading.Lock()
+_LET_GO_WAIT = 2.0  # seconds at most, at exit (pyarrow lets go within a GIL switch)
+
+
+def _held_by_arrow(obj: object) -> object:
+    """``obj``, noted as handed to a pyarrow reader: the interpreter's exit waits (GIL
+    released) until pyarrow has let go of it."""
+    let_go = threading.Event()
+    try:
+        finalizer = weakref.finalize(obj, let_go.set)
+    except TypeError:  # (no weak references: a str path, which pyarrow opens itself)
+        return obj
+    finalizer.atexit = False  # set only by pyarrow letting go, never by the exit itself
+    with _ARROW_HOLDS_LOCK:
+        if not _ARROW_HOLDS:
+            atexit.register(_wait_for_arrow)
+        _ARROW_HOLDS[:] = [e for e in _ARROW_HOLDS if not e.is_set()]
+        _ARROW_HOLDS.append(let_go)
+    return obj
+
+
+def _wait_for_arrow() -> None:
+    deadline = time.monotonic() + _LET_GO_WAIT
+    for let_go in list(_ARROW_HOLDS):
+        let_go.wait(max(0.0, deadline - time.monotonic()))
