@@ -46,8 +46,9 @@ def test_pyarrow_lets_go_of_what_a_read_handed_it(tmp_path, bad_row):
 
 @pytest.mark.slow
 def test_processes_that_read_a_csv_and_exit_at_once_exit_cleanly(tmp_path):
-    """Many short processes (read, then exit at once, as an error after reading does):
-    none aborts. Before the wait, about one in 200 did under load."""
+    """Short processes (read, then exit at once, as an error after reading does), four
+    at a time: none aborts. (Before the wait, 2 in ~630 wxb train runs so did here: this
+    cannot catch the race every time, the test above checks the wait's premise.)"""
     seed = np.random.SeedSequence().entropy
     path = tmp_path / "t.csv"
     _write_csv(path, np.random.default_rng(seed), bad_row=False)
@@ -60,7 +61,7 @@ def test_processes_that_read_a_csv_and_exit_at_once_exit_cleanly(tmp_path):
     )
     runs = [subprocess.Popen([sys.executable, "-c", script]) for _ in range(4)]
     codes = []
-    for _ in range(100):
+    for _ in range(40):
         done = runs.pop(0)
         codes.append(done.wait(timeout=120))
         runs.append(subprocess.Popen([sys.executable, "-c", script]))
