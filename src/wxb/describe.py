@@ -484,7 +484,10 @@ class Summary:
 
     ``parameters`` counts each parameter once (a shared one is listed under every
     layer that uses it but counted once here; a layer called twice shows its own on
-    its first call's row). FLOP and byte totals are per sample;
+    its first call's row); ``trainable_parameters`` those of them that require grad, as
+    PyTorch's ``sum(p.numel() for p in m.parameters() if p.requires_grad)`` (buffers,
+    as BatchNorm's running statistics, are not parameters: in neither count). FLOP and
+    byte totals are per sample;
     the ``*_per_batch`` properties multiply by ``batch_size``.
     """
 
@@ -494,6 +497,7 @@ class Summary:
     batch_size: int
     parameters: int
     parameter_bytes: int
+    trainable_parameters: int
     gemm_rate: float | None = None  # FLOP/s of a large GEMM on this machine, if known
     table_stage: list[str] = field(default_factory=list)  # raw columns → inputs, if any
     unknown_order: list[str] = field(default_factory=list)  # containers: see unknown_order()
@@ -502,6 +506,11 @@ class Summary:
     input_grads_seen: bool = False
     order_seen: bool = False  # its own forward's order, as a sample batch showed it
     used_by_code: list[str] = field(default_factory=list)  # see _used_by_code
+
+    @property
+    def non_trainable_parameters(self) -> int:
+        """The parameters frozen (requires_grad False): Keras's and torchinfo's line."""
+        return self.parameters - self.trainable_parameters
 
     @property
     def forward_flops(self) -> int:
@@ -563,6 +572,8 @@ class Summary:
         lines = [
             f"Total params: {self.parameters:,} "
             f"({_bytes(self.parameter_bytes)}, {self.dtype.name})",
+            f"Trainable params: {self.trainable_parameters:,}",
+            f"Non-trainable params: {self.non_trainable_parameters:,}",
             f"Per sample: forward {_si(self.forward_flops)}FLOP, "
             f"training {_si(self.training_flops)}FLOP, "
             f"activations {_bytes(self.activation_bytes)}",
@@ -741,6 +752,7 @@ def summary(model: Module, batch_size: int = 32, gemm_rate: float | None = None)
         batch_size=int(batch_size),
         parameters=int(sum(p.data.size for p in params)),
         parameter_bytes=int(sum(p.data.nbytes for p in params)),
+        trainable_parameters=int(sum(p.data.size for p in params if p.requires_grad)),
         gemm_rate=None if gemm_rate is None else float(gemm_rate),
         table_stage=table_stage_lines(model),
         unknown_order=unknown_order(model),

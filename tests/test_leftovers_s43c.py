@@ -1,0 +1,54 @@
+"""Leftovers of the hunts of Dec 6 (s43c): what a user reads in a summary, in hints, in
+errors and on the task line, checked against PyTorch's own counts and messages."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+import wxb
+from wxb.nn import Dense, ReLU, Sequential
+
+
+def _seed() -> int:
+    return int(np.random.SeedSequence().entropy % 2**32)
+
+
+def _line(text: str, head: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith(head))
+
+
+def test_summary_counts_trainable_and_frozen_parameters_as_pytorch():
+    """model.summary() printed 'Total params' only: a model with frozen layers showed no
+    trainable count (Keras and torchinfo print 'Trainable params' and 'Non-trainable
+    params'). Both are now printed, counted as PyTorch counts over the same model: a
+    layer used twice (tied) once, buffers (running statistics) in neither."""
+    seed = _seed()
+    rng = np.random.default_rng(seed)
+    widths = [int(w) for w in rng.integers(2, 9, size=int(rng.integers(3, 6)))]
+    frozen = [bool(f) for f in rng.integers(0, 2, size=len(widths) - 1)]
+    biases = [bool(b) for b in rng.integers(0, 2, size=len(widths) - 1)]
+    ours: list = []
+    theirs: list = []
+    for n, m, cold, bias in zip(widths, widths[1:], frozen, biases, strict=False):
+        ours += [Dense(n, m, bias=bias), ReLU()]
+        theirs += [torch.nn.Linear(n, m, bias=bias), torch.nn.ReLU()]
+        ours[-2].requires_grad_(not cold)
+        theirs[-2].requires_grad_(not cold)
+    square = widths[-1]
+    tied, tied_t = Dense(square, square), torch.nn.Linear(square, square)  # used twice
+    tied.requires_grad_(bool(rng.integers(0, 2)))
+    tied_t.requires_grad_(tied.weight.requires_grad)
+    ours += [tied, wxb.nn.BatchNorm1d(square), tied]
+    theirs += [tied_t, torch.nn.BatchNorm1d(square), tied_t]
+    reference = torch.nn.Sequential(*theirs)
+    trainable = sum(p.numel() for p in reference.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in reference.parameters())
+
+    text = Sequential(*ours).summary().text()
+    where = f"seed {seed}, widths {widths}, frozen {frozen}\n{text}"
+    assert _line(text, "Total params:").split()[2] == f"{total:,}", where
+    assert _line(text, "Trainable params:") == f"Trainable params: {trainable:,}", where
+    assert _line(text, "Non-trainable params:") == (
+        f"Non-trainable params: {total - trainable:,}"
+    ), where
