@@ -4,6 +4,7 @@ errors and on the task line, checked against PyTorch's own counts and messages."
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 import wxb
@@ -52,3 +53,29 @@ def test_summary_counts_trainable_and_frozen_parameters_as_pytorch():
     assert _line(text, "Non-trainable params:") == (
         f"Non-trainable params: {total - trainable:,}"
     ), where
+
+
+@pytest.mark.parametrize("given", [list, tuple])
+def test_sequential_of_a_list_names_the_star_form(given):
+    """Keras's Sequential([a, b]) gave 'item 0 is list, not a wxb.nn.Module', which does
+    not say what to write. Still refused (PyTorch refuses it too, and a silent accept
+    would differ from PyTorch), now naming Sequential(*layers)."""
+    with pytest.raises(TypeError):
+        torch.nn.Sequential(given([torch.nn.Linear(2, 3), torch.nn.ReLU()]))
+    with pytest.raises(wxb.ConfigError, match=r"Sequential\(\*layers\)"):
+        Sequential(given([Dense(2, 3), ReLU()]))
+
+
+def test_keras_add_names_append_and_a_layer_named_add_still_works():
+    """Keras's model.add(layer) gave a bare "no attribute 'add'"; it now names
+    model.append(layer). Other missing names read as before, and a layer named 'add'
+    is still a layer (add is no method that would hide it)."""
+    model = Sequential(Dense(2, 3))
+    with pytest.raises(AttributeError, match=r"model\.append\(layer\)"):
+        model.add(ReLU())
+    with pytest.raises(AttributeError) as missing:
+        model.apend(ReLU())
+    assert "append(layer)" not in str(missing.value) and "'apend'" in str(missing.value)
+    assert not hasattr(model, "add") and len(model.append(ReLU())) == 2
+    layer = Dense(2, 3, name="add")
+    assert Sequential(layer).add is layer

@@ -147,6 +147,12 @@ class Sequential(Module):
         counts: dict[str, int] = {}
         placed: dict[int, str] = {}  # id(layer) → its key, for a layer given twice
         for index, layer in enumerate(layers):
+            if isinstance(layer, (list, tuple)):  # Keras's form; PyTorch refuses it too
+                raise ConfigError(
+                    f"Sequential: item {index} is a {type(layer).__name__} of layers; "
+                    "Sequential takes the layers themselves, as PyTorch's: "
+                    "Sequential(*layers)"
+                )
             if not isinstance(layer, Module):
                 raise ConfigError(
                     f"Sequential: item {index} is {type(layer).__name__}, not a wxb.nn.Module"
@@ -194,6 +200,14 @@ class Sequential(Module):
         ):
             value.name = key
         super().__setattr__(key, value)
+
+    def __getattr__(self, key: str) -> Any:
+        """Only for a name not found: Keras's ``model.add`` named with wxb's way. (Not a
+        method: a layer named 'add' would then be refused as hiding it.)"""
+        message = f"{type(self).__name__!r} object has no attribute {key!r}"
+        if key == "add":
+            message += "; a layer is added at the end with model.append(layer), as PyTorch's"
+        raise AttributeError(message, name=key, obj=self)
 
     @property
     def layers(self) -> list[Module]:
