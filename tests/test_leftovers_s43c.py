@@ -4,8 +4,10 @@ errors and on the task line, checked against PyTorch's own counts and messages."
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from cli_run import FAST, run
 
 import wxb
 from wxb.nn import Dense, ReLU, Sequential
@@ -79,3 +81,41 @@ def test_keras_add_names_append_and_a_layer_named_add_still_works():
     assert not hasattr(model, "add") and len(model.append(ReLU())) == 2
     layer = Dense(2, 3, name="add")
     assert Sequential(layer).add is layer
+
+
+def _task_line(capsys, tmp_path, frame, name: str) -> str:
+    path = tmp_path / name
+    if name.endswith(".parquet"):
+        frame.to_parquet(path)
+    else:
+        frame.to_csv(path, index=False)
+    code, out, err = run(capsys, "train", "--data", path, "--target", "t", *FAST, "-o",
+                         tmp_path / "m.safetensors")  # fmt: skip
+    assert code == 0, err
+    return next(line for line in out.splitlines() if line.startswith("task:"))
+
+
+def test_a_true_false_target_is_called_boolean_and_other_task_lines_stay(capsys, tmp_path):
+    """A True/False target column (pandas' bool, as a CSV writes it or in Parquet) read
+    'task: classification (2 text labels)'; it now says '2 boolean labels'. A yes/no text
+    column, whole numbers and real numbers read as before."""
+    seed = _seed()
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(40, 80))
+    frame = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)})
+    frame["t"] = frame["a"] + 0.1 * rng.normal(size=n) > 0
+    frame.loc[:1, "t"] = [True, False]  # both values present
+    assert frame["t"].dtype == bool and frame["t"].nunique() == 2
+    for name in ("bool.csv", "bool.parquet"):
+        line = _task_line(capsys, tmp_path, frame, name)
+        assert line == "task: classification (2 boolean labels)", (seed, name, line)
+    frame["t"] = np.where(frame["t"], "yes", "no")
+    line = _task_line(capsys, tmp_path, frame, "text.csv")
+    assert line == "task: classification (2 text labels)", (seed, line)
+    k = int(rng.integers(3, 6))
+    frame["t"] = np.arange(n) % k
+    line = _task_line(capsys, tmp_path, frame, "whole.csv")
+    assert line.startswith(f"task: classification ({k} distinct whole numbers;"), (seed, line)
+    frame["t"] = rng.normal(size=n)
+    line = _task_line(capsys, tmp_path, frame, "real.csv")
+    assert line == f"task: regression ({frame['t'].nunique()} distinct numbers)", (seed, line)

@@ -289,6 +289,11 @@ def task_reason(y: np.ndarray, chosen: str, task: str, loss: str) -> str:
             )
         return f"regression ({y.shape[1]} target columns{why})"
     distinct = len(np.unique(y))
+    # a bool column reaches here as 'True'/'False' (target_values), an array as bools
+    if y.dtype.kind == "b" or (
+        y.dtype.kind in "USO" and {str(v) for v in np.unique(y)} <= {"True", "False"}
+    ):
+        return f"{chosen} ({distinct} boolean label{'s' if distinct != 1 else ''})"
     if y.dtype.kind in "USO":
         return f"{chosen} ({distinct} text labels)"
     if chosen == "classification":
