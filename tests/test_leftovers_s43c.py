@@ -3,6 +3,9 @@ errors and on the task line, checked against PyTorch's own counts and messages."
 
 from __future__ import annotations
 
+import importlib.metadata
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -119,3 +122,42 @@ def test_a_true_false_target_is_called_boolean_and_other_task_lines_stay(capsys,
     frame["t"] = rng.normal(size=n)
     line = _task_line(capsys, tmp_path, frame, "real.csv")
     assert line == f"task: regression ({frame['t'].nunique()} distinct numbers)", (seed, line)
+
+
+def _hint_installs(message: str, module: str) -> None:
+    """The hint's 'pip install …' names a distribution that provides ``module`` (as the
+    installed packages' own metadata says), not only wxb's extra."""
+    provides = importlib.metadata.packages_distributions().get(module, [])
+    assert provides, module
+    named = message.split("pip install ", 1)[1].split(" (")[0].split()
+    assert {name.lower() for name in named} & {d.lower() for d in provides}, (message, provides)
+    assert "wxb[" not in message, message  # fails where wxb is not on the package index
+
+
+@pytest.mark.parametrize(
+    ("module", "call"),
+    [
+        ("matplotlib", lambda: __import__("wxb.plots").plots._pyplot()),
+        ("onnx", lambda: __import__("wxb.onnx").onnx._onnx()),
+        ("mpi4py", lambda: __import__("wxb.distributed").distributed._mpi()),
+        ("sklearn", lambda: __import__("wxb.data").data.load_digits()),
+    ],
+)
+def test_a_missing_extra_names_the_package_to_install(monkeypatch, module, call):
+    """'pip install wxb[plots]' (and the other extras) fails where wxb came from a source
+    checkout; each hint now names the package itself (pip install matplotlib)."""
+    for name in [m for m in list(sys.modules) if m.split(".")[0] == module]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, module, None)  # import fails
+    with pytest.raises(wxb.WxbError) as error:
+        call()
+    _hint_installs(str(error.value), module)
+
+
+def test_wxb_plot_without_matplotlib_names_it_in_one_line(monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    history = tmp_path / "h.json"
+    history.write_text("{}")
+    code, _, err = run(capsys, "plot", history, "-o", tmp_path / "plots")
+    assert code == 2 and len(err.splitlines()) == 1, err
+    _hint_installs(err, "matplotlib")

@@ -40,7 +40,14 @@ from wxb.describe import (
     summary,
 )
 from wxb.distributed import Ranks, RanksFailed, launched_rank, launched_ranks
-from wxb.errors import ConfigError, DataError, TrainingError, TrainingInterrupted, WxbError
+from wxb.errors import (
+    ConfigError,
+    DataError,
+    TrainingError,
+    TrainingInterrupted,
+    WxbError,
+    install_hint,
+)
 from wxb.explanation import explain_model, explain_seed
 from wxb.io import load, save
 from wxb.metrics import (
@@ -407,7 +414,7 @@ def build_parser() -> _Parser:
         "missing; the graph trims the whitespace around a cell as wxb's reader does, from "
         "opset 20, the default for such a model; below 20 only one space either side); "
         "output 'output' as wxb's predict gives it (logits for classifiers); class and feature "
-        "names in its metadata. Needs the onnx package (pip install 'wxb[onnx]').",
+        f"names in its metadata. Needs the onnx package: {install_hint('onnx', 'onnx')}.",
     )
     export.add_argument("model", metavar="MODEL")
     export.add_argument("-o", "--output", metavar="OUT.onnx",
@@ -459,7 +466,7 @@ def build_parser() -> _Parser:
         description="loss.png, and accuracy.png for a classifier (training and validation "
         "per epoch), and "
         "diagnostics.png (per-layer ‖W‖, ‖∂L/∂W‖, ‖δ‖, dead/saturated units) when the run "
-        "used --diagnose. Needs matplotlib (pip install 'wxb[plots]').",
+        f"used --diagnose. Needs matplotlib: {install_hint('matplotlib', 'plots')}.",
     )
     plot.add_argument("history", metavar="HISTORY", help="the JSON of wxb train --history")
     plot.add_argument("-o", "--output", metavar="DIR", default="plots",
@@ -877,7 +884,7 @@ def check_plot_folder(
     try:
         import matplotlib  # noqa: F401  (an optional extra)
     except ImportError:
-        raise ConfigError("plots need matplotlib: pip install 'wxb[plots]'") from None
+        raise ConfigError(f"plots need matplotlib: {install_hint('matplotlib', 'plots')}") from None
     return charts
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from wxb.errors import DataError, ModelFileError
+from wxb.errors import DataError, ModelFileError, install_hint
 
 
 @dataclass
@@ -47,7 +47,7 @@ def load_digits() -> Dataset:
     except ImportError:
         raise DataError(
             "the built-in digits data ships with scikit-learn, which is not installed: "
-            "pip install 'wxb[datasets]' (or pass --data PATH)"
+            f"{install_hint('scikit-learn', 'datasets')} (or pass --data PATH)"
         ) from None
     bunch = sklearn_digits()
     names = [f"pixel_{r}_{c}" for r in range(8) for c in range(8)]

@@ -17,7 +17,7 @@ rank that died or hangs stops the job within ``timeout`` seconds (``MPI_Abort``)
 than leaving the others blocked.
 
 mpi4py is imported only here, and only when a run is distributed (``pip install
-'wxb[mpi]'`` brings mpi4py and the MPICH library as wheels).
+mpi4py mpich``, wxb's 'mpi' extra, brings mpi4py and the MPICH library as wheels).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from wxb.errors import ConfigError, WxbError
+from wxb.errors import ConfigError, WxbError, install_hint
 
 DEFAULT_TIMEOUT = 30.0  # seconds a rank waits on the others before it stops the job
 # What mpiexec sets in each process it starts: MPICH/Intel MPI (PMI), Open MPI, PMIx.
@@ -93,7 +93,8 @@ def _mpi() -> Any:
         from mpi4py import MPI
     except ImportError as exc:
         raise ConfigError(
-            f"distributed training needs mpi4py and an MPI library: pip install 'wxb[mpi]' ({exc})"
+            "distributed training needs mpi4py and an MPI library: "
+            f"{install_hint('mpi4py mpich', 'mpi')} ({exc})"
         ) from None
     return MPI
 

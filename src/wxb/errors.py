@@ -56,6 +56,12 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.history, self.best_state = history, best_state
 
 
+def install_hint(packages: str, extra: str) -> str:
+    """How to install an optional extra: its packages by name, which works where wxb came
+    from a source checkout too ('wxb[extra]' only where wxb is on the package index)."""
+    return f"pip install {packages} (wxb's {extra!r} extra)"
+
+
 def missing_name(module: str, name: str, message: str) -> Exception:
     """The error for a name a module's ``__getattr__`` (PEP 562) does not have: an
     AttributeError, or where the caller runs ``from module import name`` an ImportError

@@ -110,7 +110,7 @@ from wxb import ops
 from wxb.columns import text_aliases
 from wxb.data import atomic_write
 from wxb.describe import chain_layers
-from wxb.errors import ConfigError
+from wxb.errors import ConfigError, install_hint
 from wxb.nn.layers import Activation, Dense, Dropout, Standardize
 from wxb.nn.module import Module, stock_kind
 from wxb.nn.norm import NORMS, BatchNorm1d, LayerNorm
@@ -141,7 +141,9 @@ def _onnx() -> Any:
     try:
         import onnx
     except ImportError:
-        raise ConfigError("ONNX export needs the onnx package: pip install 'wxb[onnx]'") from None
+        raise ConfigError(
+            f"ONNX export needs the onnx package: {install_hint('onnx', 'onnx')}"
+        ) from None
     return onnx
 
 

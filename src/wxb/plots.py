@@ -1,7 +1,7 @@
 """PNG plots of a training history: the loss and metric curves, and the per-layer
 diagnostics of ``fit(diagnose=True)`` (‖W‖, ‖∂L/∂W‖, ‖δ‖, dead and saturated units).
 
-matplotlib is an optional extra (``pip install 'wxb[plots]'``); it is imported
+matplotlib is an optional extra (``pip install matplotlib``, wxb's 'plots'); it is imported
 only here, with the Agg backend, so plots need no screen.
 """
 
@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from wxb.data import atomic_write
-from wxb.errors import ConfigError, DataError
+from wxb.errors import ConfigError, DataError, install_hint
 
 
 def _pyplot():
     try:
         import matplotlib
     except ImportError:
-        raise ConfigError("plots need matplotlib: pip install 'wxb[plots]'") from None
+        raise ConfigError(f"plots need matplotlib: {install_hint('matplotlib', 'plots')}") from None
     matplotlib.use("Agg")  # files only, no window
     import matplotlib.pyplot as plt
 
