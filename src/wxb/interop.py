@@ -457,6 +457,12 @@ def _torch_extras(module) -> str | None:
     if "forward" in vars(module):
         return "its forward is set on the instance, which wxb would not run"
     for key in ("weight", "bias"):
+        if key in module._buffers and module._buffers[key] is not None:  # register_buffer
+            return (
+                f"its {key} is a buffer (register_buffer), not a parameter, which wxb "
+                f"would train; make it a frozen parameter first: t = module.{key}; "
+                f"del module.{key}; module.{key} = torch.nn.Parameter(t, requires_grad=False)"
+            )
         if getattr(module, key, None) is not None and key not in module._parameters:
             return (
                 f"its {key} is not a parameter but computed (pruning, weight_norm or "
