@@ -196,3 +196,21 @@ def test_from_torch_names_a_buffer_bias_as_a_buffer_and_its_advice_works(key):
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12, err_msg=f"seed {seed}")
     frozen = dict(model.named_parameters())
     assert [frozen[name].requires_grad for name in frozen if name.endswith(key)][-1] is False
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["import wxb.utils.data", "from wxb.utils.data import DataLoader", "import wxb.utils"],
+)
+def test_import_of_torch_utils_place_gives_wxbs_hint(statement):
+    """`import wxb.utils.data` (torch.utils.data's DataLoader, in a port) raised Python's
+    bare "No module named 'wxb.utils'": a submodule import never reaches wxb's
+    __getattr__, whose hint `wxb.utils` gives. It now raises that same hint, as a
+    ModuleNotFoundError (an ImportError, for code that catches either)."""
+    with pytest.raises(AttributeError) as by_attribute:
+        wxb.utils  # noqa: B018
+    with pytest.raises(ModuleNotFoundError) as by_import:
+        exec(statement, {})
+    assert str(by_import.value) == str(by_attribute.value), by_import.value
+    assert "DataLoader" in str(by_import.value) and "wxb.utils" not in sys.modules
+    assert not hasattr(wxb, "utils")

@@ -82,8 +82,12 @@ _TORCH_NAMES = {
 }
 
 
+def _torch_hint(name: str) -> str:
+    """What wxb.NAME says of a torch name it lacks (wxb/utils's import error too)."""
+    return f"module 'wxb' has no attribute {name!r}: {_TORCH_NAMES[name]}"
+
+
 def __getattr__(name: str) -> object:  # PEP 562: only for names not found above
     if name in _TORCH_NAMES:  # (from wxb import name too: its ImportError says it)
-        what = f"module 'wxb' has no attribute {name!r}: {_TORCH_NAMES[name]}"
-        raise errors.missing_name("wxb", name, what)
+        raise errors.missing_name("wxb", name, _torch_hint(name))
     raise AttributeError(f"module 'wxb' has no attribute {name!r}")
