@@ -551,6 +551,7 @@ class Optimizer:
         self.before_repack: Callable[[], None] | None = None
         self._scratch: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.scheduled_lrs: dict[int, float] = {}  # group index → the rate a schedule last set
+        self._loads = 0  # calls of load_state_dict (a schedule made before one holds no rate)
         groups = items if isinstance(items[0], dict) else [{"params": items}]
         for group in groups:
             self._add_group(group)
@@ -946,6 +947,7 @@ class Optimizer:
         if loaded:
             self.__dict__["_written"] = loaded
         self.steps = steps
+        self._loads = getattr(self, "_loads", 0) + 1  # (an optimiser pickled before had none)
         missing = [s for s in arrays if s not in self.state_names]
         if missing:  # SGD's velocity, made by the saved run's momentum
             for s in missing:
@@ -1757,6 +1759,7 @@ class LRSchedule:
             raise ConfigError(f"{where} must be a whole number ≥ -1; got {last_epoch}")
         groups = self.optimizer.param_groups
         self._lrs_found = [group["lr"] for group in groups]
+        self._loads_found = getattr(self.optimizer, "_loads", 0)
         before = [group.get("initial_lr") for group in groups]
         if last_epoch >= 0:
             self._resume(int(last_epoch), where)
@@ -1856,6 +1859,12 @@ class LRSchedule:
                 f"below zero from epoch {values['epoch']}; got {values['base_lrs']!r}"
             )
         vars(self).update(values)
+        if getattr(self.optimizer, "_loads", 0) != getattr(self, "_loads_found", 0):
+            # the optimiser's state loaded since this schedule was made (PyTorch's order,
+            # and fit's resume): its rates are the saved run's, though one equal to epoch
+            # 0's here (LinearLR's start_factor·η inside epoch 0) looked like this
+            # schedule's own write, and was put back to the lr found (η)
+            self._forget_found()
         # PyTorch's order (optimiser, its state, schedule, its state): the schedule, made
         # last, set epoch 0's rates over the loaded ones; those come back. A group's lr
         # changed since (the optimiser's state loaded after the schedule was made) stays.
