@@ -134,3 +134,40 @@ def _compare_resumed(both, saved_epoch: int, msg: str) -> None:
         got[side] = now, [g["lr"] for g in opt2.param_groups]
     for t, w in zip(got["torch"], got["wxb"], strict=True):
         assert w == pytest.approx(t, rel=1e-12), msg
+
+
+def test_a_resume_with_another_lambda_schedule_function_is_refused(seeded, tmp_path, monkeypatch):
+    """LambdaLR's function is kept out of its state (PyTorch's too), so a resume given
+    another one went on without a word: the saved epoch's rates, then the new function's
+    (a schedule neither run had). Its code is now part of the run a checkpoint records;
+    the same function made anew resumes, and a checkpoint without the record still does."""
+    rng = seeded.rng
+    X = rng.normal(size=(int(rng.integers(40, 80)), 4))
+    y = rng.integers(0, 2, len(X))
+    old, new = (float(g) for g in rng.uniform(0.5, 0.95, size=2))
+    msg = seeded.msg(f"γ {old:.4g} then {new:.4g}")
+
+    def fit(folder, gamma, epochs=3, **kw):
+        model = Sequential(Dense(4, 5, seed=1), ReLU(), Dense(5, 2, seed=2))
+        params = list(model.parameters())
+        opt = Adam([{"params": params[:2], "lr": 0.02}, {"params": params[2:], "lr": 0.01}])
+        schedule = LambdaLR(opt, lambda e: gamma**e)
+        return wxb.fit(model, X, y, optimizer=opt, lr_schedule=schedule, epochs=epochs,
+                       batch_size=16, seed=1, verbose=False, checkpoint_dir=folder,
+                       **kw)  # fmt: skip
+
+    reference = fit(tmp_path / "whole", old).history
+    stopped = tmp_path / "stopped"
+    fit(stopped, old, epochs=1)
+    with pytest.raises(wxb.errors.ConfigError, match="schedule differs") as refused:
+        fit(stopped, new, resume=True)
+    assert "lr_lambda" in str(refused.value), msg
+    resumed = fit(stopped, old, resume=True)
+    assert resumed.resumed_from is not None and resumed.history == reference, msg
+    # a checkpoint written before the function's digest: resumes as it did
+    legacy = tmp_path / "legacy"
+    monkeypatch.setattr(wxb.train, "_schedule_settings", lambda schedule: schedule.settings())
+    fit(legacy, old, epochs=1)
+    monkeypatch.undo()
+    resumed = fit(legacy, old, resume=True)
+    assert resumed.resumed_from is not None and resumed.history == reference, msg

@@ -1297,7 +1297,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             "diagnose": bool(diagnose),
             "schedule": lr_schedule
             if isinstance(lr_schedule, str) or lr_schedule is None
-            else schedule.settings(),
+            else _schedule_settings(schedule),
         }
         saver = _Saver(
             ckpt.CheckpointFolder(checkpoint_dir, keep_checkpoints),
@@ -1769,6 +1769,14 @@ class _Saver:
         if isinstance(saved_loss, dict) and "code" not in saved_loss and "loss" in now:
             # a checkpoint of a wxb before loss digests: compared on what it recorded
             now = {**now, "loss": {k: v for k, v in now["loss"].items() if k in saved_loss}}
+        saved_schedule = meta.get("run", {}).get("schedule")
+        ours = now.get("schedule")
+        if (
+            isinstance(saved_schedule, dict)
+            and isinstance(ours, dict)
+            and "lr_lambda" not in saved_schedule
+        ):  # a LambdaLR's checkpoint of a wxb before its function's digest
+            now = {**now, "schedule": {k: v for k, v in ours.items() if k != "lr_lambda"}}
         saved_data = meta.get("run", {}).get("data") or {}
         if len(str(saved_data.get("X", ""))) == 32:  # a whole-array digest: an earlier wxb's
             # (on top of the loss's filtering above: a wxb before both wrote either way)
@@ -1942,6 +1950,17 @@ def _update_training_record(info: dict, X: np.ndarray, X_val: np.ndarray | None)
         if X_val is not None:
             seen.append(row_fingerprints(X_val))
         info["training_rows"] = pack_fingerprints(np.concatenate(seen))
+
+
+def _schedule_settings(schedule: LRSchedule) -> dict[str, Any]:
+    """What a checkpoint records of a schedule, for a resume to refuse another: its
+    settings, and a digest of a LambdaLR's function (kept out of its state_dict, as
+    PyTorch's: another function resumed with the saved rates and went on with its own)."""
+    settings = schedule.settings()
+    function = vars(schedule).get("_lr_lambda")
+    if function is not None:
+        settings["lr_lambda"] = ckpt.code_digest(function)
+    return settings
 
 
 def _loss_settings(loss_fn: Loss) -> dict[str, Any]:
