@@ -171,3 +171,52 @@ def test_a_resume_with_another_lambda_schedule_function_is_refused(seeded, tmp_p
     monkeypatch.undo()
     resumed = fit(legacy, old, resume=True)
     assert resumed.resumed_from is not None and resumed.history == reference, msg
+
+
+def test_a_resume_from_a_checkpoint_without_group_rates_keeps_each_figure_by_epoch(
+    seeded, tmp_path, monkeypatch
+):
+    """A checkpoint of a wxb before lr_group{i} (recorded since 7947ee2) holds none for
+    its epochs: the resumed run's lr_group1 held the later epochs' rates alone, a shorter
+    list whose first value read as epoch 1's (a report charted it so). Those epochs are
+    now NaN (not recorded), each later value at its own epoch, as the uninterrupted run's."""
+    rng = seeded.rng
+    X = rng.normal(size=(int(rng.integers(40, 80)), 4))
+    y = rng.integers(0, 3, len(X))
+    rates = [float(r) for r in rng.uniform(0.005, 0.05, size=int(rng.integers(2, 4)))]
+    done, epochs = int(rng.integers(1, 3)), int(rng.integers(3, 6))
+    msg = seeded.msg(f"rates {rates}, stopped after {done} of {epochs} epochs")
+
+    def fit(folder, epochs, **kw):
+        model = Sequential(Dense(4, 6, seed=1), ReLU(), Dense(6, 3, seed=2))
+        params = list(model.parameters())
+        cut = np.linspace(0, len(params), len(rates) + 1).astype(int)
+        groups = [
+            {"params": params[a:b], "lr": r}
+            for a, b, r in zip(cut[:-1], cut[1:], rates, strict=True)
+        ]
+        opt = SGD(groups, momentum=0.9)
+        schedule = LinearLR(opt, start_factor=0.5, total_iters=2)
+        return wxb.fit(model, X, y, optimizer=opt, lr_schedule=schedule, epochs=epochs,
+                       batch_size=16, seed=3, verbose=False, checkpoint_dir=folder,
+                       **kw)  # fmt: skip
+
+    reference = fit(tmp_path / "whole", epochs).history
+    record = wxb.train.History.record
+    monkeypatch.setattr(
+        wxb.train.History,
+        "record",
+        lambda self, **v: record(self, **{k: x for k, x in v.items() if "group" not in k}),
+    )
+    fit(tmp_path / "old", done)  # as a wxb before lr_group{i} wrote it
+    monkeypatch.undo()
+    resumed = fit(tmp_path / "old", epochs, resume=True)
+    assert resumed.resumed_from is not None, msg
+    assert set(resumed.history) == set(reference), msg
+    for key, values in resumed.history.items():
+        assert len(values) == epochs, f"{msg}: {key} {values}"
+        if key.startswith("lr_group"):
+            assert np.isnan(values[:done]).all(), f"{msg}: {key} {values}"
+            assert values[done:] == reference[key][done:], f"{msg}: {key} {values}"
+        else:
+            assert values == reference[key], f"{msg}: {key}"

@@ -137,8 +137,12 @@ class History:
         raise AttributeError(f"History has no {name} (Keras's): {way}")
 
     def record(self, **values: float) -> None:
+        done = self.epochs  # before this epoch's loss goes in
         for key, value in values.items():
-            self.history.setdefault(key, []).append(float(value))
+            # A figure new after some epochs (lr_group{i}, resumed from a checkpoint of a wxb
+            # that did not record it) is NaN for those, so the k-th value stays epoch k's
+            # (its list was shorter, its first value read as epoch 1's).
+            self.history.setdefault(key, [math.nan] * done).append(float(value))
 
     @property
     def epochs(self) -> int:
