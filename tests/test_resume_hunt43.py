@@ -220,3 +220,27 @@ def test_a_resume_from_a_checkpoint_without_group_rates_keeps_each_figure_by_epo
             assert values[done:] == reference[key][done:], f"{msg}: {key} {values}"
         else:
             assert values == reference[key], f"{msg}: {key}"
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of")
+def test_a_cosine_past_its_trough_brings_a_group_at_lr_0_back_as_torchs(seeded):
+    """CosineAnnealingLR with η_min > 0 on a group at lr 0 (taken since 46526be): out of
+    the trough the rate fell back towards 0 in PyTorch (0.75·η_min, 0.25·η_min, 0, …)
+    and rose to η_min here (0.9375·η_min, 0.8125·η_min, …): its base of 0, found again
+    from the trough's rate, came out a rounding below 0 and was refused for the rate."""
+    rng = seeded.rng
+    rates = [float(r) for r in rng.uniform(0.01, 0.5, size=int(rng.integers(2, 4)))]
+    rates[int(rng.integers(len(rates)))] = 0.0
+    t_max, eta_min = int(rng.integers(2, 6)), float(rng.uniform(1e-4, 5e-3))
+    msg = seeded.msg(f"rates {rates}, T_max {t_max}, η_min {eta_min:.4g}")
+    params = [torch.nn.Parameter(torch.zeros(2)) for _ in rates]
+    theirs = torch.optim.SGD([{"params": [p], "lr": r} for p, r in zip(params, rates, strict=True)])
+    their_schedule = torch.optim.lr_scheduler.CosineAnnealingLR(theirs, t_max, eta_min)
+    ours = SGD([{"params": [Dense(2, 1, seed=i).weight], "lr": r} for i, r in enumerate(rates)])
+    our_schedule = wxb.optim.CosineAnnealingLR(ours, t_max, eta_min)
+    for epoch in range(4 * t_max + 2):
+        want = [g["lr"] for g in theirs.param_groups]
+        got = [g["lr"] for g in ours.param_groups]
+        assert got == pytest.approx(want, rel=1e-9, abs=1e-15), f"{msg}: epoch {epoch}"
+        their_schedule.step()
+        our_schedule.step()

@@ -1734,6 +1734,11 @@ class LRSchedule:
         c = self.lr_at(epoch, 0.0)
         a = self.lr_at(epoch, 1.0) - c
         base = (lr - c) / a if a > 0 else lr
+        if a > 0 and base < 0 and -base * a <= 8 * np.finfo(float).eps * (abs(lr) + abs(c)):
+            # a base of 0 (a group at lr 0) found by rounding just below it: the cosine's
+            # climb out of a trough from η_min read as "below zero" and took the rate
+            # itself for the base, rising to η_min where PyTorch's falls back to 0
+            base = 0.0
         negative_ok = self._base_may_be_negative({**vars(self), "epoch": epoch})
         return base if math.isfinite(base) and (base >= 0 or negative_ok) else lr
 
