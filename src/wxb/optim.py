@@ -1826,9 +1826,10 @@ class LRSchedule:
     def load_state_dict(self, state: dict) -> None:
         """Continue from ``state_dict()`` of a schedule of the same kind. The groups' ``lr``
         stay what the optimiser holds (as PyTorch's schedulers leave them), apart from this
-        schedule's own setting of epoch 0's rates when it was made, where it has neither
-        stepped nor loaded since: the rates the optimiser held then come back (an
-        optimiser resumed before the schedule was made holds the saved ones). An lr other
+        schedule's own setting of epoch 0's rates when it was made, where neither it has
+        stepped or loaded nor the optimiser loaded a state since: the rates the optimiser
+        held then come back (an optimiser resumed before the schedule was made holds the
+        saved ones; one resumed after it, PyTorch's order, keeps them). An lr other
         than the loaded epoch's rate counts as set by hand, and the next step goes on from
         it, as the uninterrupted run does."""
         name = type(self).__name__
