@@ -775,7 +775,8 @@ def fit(
       scikit-learn's accuracy_score, where Keras's binary accuracy averages the labels),
       ``val_*`` on the validation data after the epoch (as ``evaluate`` scores it),
       ``lr`` the rate the epoch trained with (the first parameter group's; with several
-      groups, group i's is ``lr_group{i}`` too).
+      groups, group i's is ``lr_group{i}`` too; NaN for the epochs a run resumed from
+      a checkpoint of a wxb before it had trained, each list indexed by epoch).
     - ``verbose``: "auto" draws a progress bar only when ``stream`` is a terminal; True
       (or 1) always, False (or 0) never; 2, as Keras's: one line per epoch, no bar. The
       bar's ``loss`` is the epoch's figure over its batches so far (Keras's running mean),
