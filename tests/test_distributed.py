@@ -233,7 +233,9 @@ def test_ranks_train_what_one_process_trains(seeded, tmp_path, shared, ranks):
         ours, theirs = first_history["history"], history.history
         assert ours.keys() == theirs.keys(), msg
         for key in ours if not chaotic else ():  # figures over all the rows, as one process's
-            np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-4, atol=1e-6, err_msg=msg)
+            # (JSON's null is a figure not there: lr_group1 before a group added mid-run)
+            written = [np.nan if value is None else value for value in ours[key]]
+            np.testing.assert_allclose(written, theirs[key], rtol=1e-4, atol=1e-6, err_msg=msg)
 
 
 def test_a_checkpoint_of_two_ranks_resumes_in_one_and_back(seeded, tmp_path):
