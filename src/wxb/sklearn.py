@@ -92,6 +92,16 @@ from numbers import Real
 from typing import ClassVar
 
 import numpy as np
+
+from wxb.errors import install_hint
+
+try:  # (an optional extra: Python's bare "No module named 'sklearn.base'" said not which)
+    import scipy
+    import sklearn  # noqa: F401
+except ImportError as missing:
+    raise ImportError(
+        f"wxb.sklearn needs scikit-learn: {install_hint('scikit-learn', 'sklearn')}"
+    ) from missing
 import scipy.optimize
 import scipy.sparse
 from scipy.special import expit, xlogy
