@@ -2018,3 +2018,23 @@ def test_argmax_of_nothing_is_one_line():
     for call in (lambda: empty.argmax(), lambda: empty.argmin(0)):
         with pytest.raises(wxb.errors.ShapeError, match="the tensor holds no values"):
             call()
+
+
+def test_whole_numbers_made_float32_by_default_are_exact_or_refused(rng):
+    """wxb.tensor([16777217]) held 16777216.0 without a word: with no dtype given, whole
+    numbers become float32 (torch would keep them as int64), which is exact only up to
+    2**24. They are now kept exactly or refused; float64, asked for, holds them."""
+    odd = int(rng.integers(2**23, 2**30)) * 2 + 1  # odd and above 2**24: never a float32
+    small = rng.integers(-(2**24), 2**24, size=int(rng.integers(1, 6)))
+    for data in ([odd], odd, np.append(small, odd), [[3, odd]]):
+        with pytest.raises(wxb.DataError, match=f"whole number {odd} would become"):
+            wxb.tensor(data)
+        with pytest.raises(wxb.DataError, match=f"whole number {odd} would become"):
+            Tensor(data)
+        exact = wxb.tensor(data, dtype="float64").data
+        np.testing.assert_array_equal(exact, torch.tensor(data, dtype=torch.float64).numpy())
+    shifted = small.astype(np.int64) * 2**20  # above 2**24 but each a float32 exactly
+    kept = wxb.tensor(shifted).data
+    assert kept.dtype == np.float32
+    np.testing.assert_array_equal(kept.astype(np.int64), torch.tensor(shifted).numpy())
+    np.testing.assert_array_equal(wxb.tensor(small).data.astype(np.int64), small)

@@ -257,6 +257,27 @@ def float_array(value: object, dtype: np.dtype, where: str) -> np.ndarray:
         raise _beyond_range(where, dtype) from None
 
 
+_FLOAT32_EXACT = 2**24  # every whole number up to it is a float32; above it, only some
+
+
+def _check_whole_numbers_kept(data: object, array: np.ndarray) -> None:
+    """Whole numbers made float32 because no dtype was given (torch would keep them as
+    int64) must come out exact: above 2**24 a float32 holds only some of them."""
+    if array.size == 0 or float(np.abs(array).max()) < _FLOAT32_EXACT:
+        return
+    source = np.asarray(data)
+    if source.dtype.kind not in "iu":
+        return
+    rounded = array.astype(np.float64) != source
+    if rounded.any():
+        first = source.flat[int(np.argmax(rounded.ravel()))]
+        raise DataError(
+            f"Tensor: the whole number {first} would become {float(np.float32(first)):.0f} "
+            "in float32 (exact only up to 2**24 = 16777216); pass dtype='float64' (exact up "
+            "to 2**53), or scale the values"
+        )
+
+
 def foreign_array(value: object) -> np.ndarray:
     """Another library's tensor (torch's) as NumPy reads it, its dtype kept; one that
     requires grad gives its values, as ``torch.tensor(t)`` does (NumPy's read refuses it)."""
@@ -338,6 +359,8 @@ class Tensor:
                 array = array.astype(array.dtype.newbyteorder("="))
         else:
             array = float_array(data, resolve_dtype(dtype), "Tensor")
+            if dtype is None and array.dtype == np.float32:
+                _check_whole_numbers_kept(data, array)
         self.data: np.ndarray = array
         self.grad: np.ndarray | None = None
         self.requires_grad = requires_grad
