@@ -954,7 +954,8 @@ def tensor(
     """``torch.tensor(data, requires_grad=…, dtype=…)``: a new leaf holding a copy of
     ``data`` (``Tensor(array)`` wraps the array itself, as torch.from_numpy). A float
     array keeps its dtype and a list of numbers is float32, as torch's; whole numbers
-    become floats too (wxb computes in float32 or float64), where torch's would be int64.
+    become floats too (wxb computes in float32 or float64), where torch's would be int64;
+    one that float32 would round (above 2**24) is refused unless a dtype is given.
     A tensor given is copied without its graph, as torch's (which warns)."""
     check_device(device, "wxb.tensor")
     source = data.data if isinstance(data, Tensor) else data
