@@ -321,7 +321,7 @@ def test_schedules_resume_and_round_trip_as_torch(seeded, kind):
 
 def test_lr_scheduler_namespace_as_torchs():
     """``from wxb.optim.lr_scheduler import StepLR`` and ``import
-    wxb.optim.lr_scheduler`` as a port writes them; OneCycleLR says why it is not there."""
+    wxb.optim.lr_scheduler`` as a port writes them; CyclicLR says what to use instead."""
     import importlib
 
     import wxb.optim.lr_scheduler as S
@@ -332,10 +332,11 @@ def test_lr_scheduler_namespace_as_torchs():
     assert CosineAnnealingLR is wxb.optim.CosineAnnealingLR
     for name in S.__all__:
         assert hasattr(torch.optim.lr_scheduler, name), name
-    with pytest.raises(AttributeError, match="once a batch"):
-        S.OneCycleLR  # noqa: B018
-    with pytest.raises(AttributeError, match="it holds"):
+    assert S.OneCycleLR is wxb.optim.OneCycleLR and S.SequentialLR is wxb.optim.SequentialLR
+    with pytest.raises(AttributeError, match="OneCycleLR"):
         S.CyclicLR  # noqa: B018
+    with pytest.raises(AttributeError, match="it holds"):
+        S.MultiplicativeLR  # noqa: B018
 
 
 def test_schedules_refuse_what_torch_refuses():

@@ -23,6 +23,7 @@ import bisect
 import copy
 import inspect
 import itertools
+import json
 import math
 import operator
 import os
@@ -1694,6 +1695,10 @@ class LRSchedule:
     COUNTERS: ClassVar[tuple[str, ...]] = ("epoch", "base_lrs")
     # made with last_epoch=k: whether the rates held are epoch k's, stepped to k + 1 (_resume)
     resume_steps: ClassVar[bool] = False
+    # whether fit steps it after every batch (OneCycleLR) rather than every epoch
+    per_batch: ClassVar[bool] = False
+    # whether it goes on from a rate set by hand (PyTorch's chainable form)
+    chainable: ClassVar[bool] = True
 
     def __init__(self, optimizer: Optimizer) -> None:
         if not isinstance(optimizer, Optimizer):
@@ -2363,6 +2368,8 @@ class LambdaLR(LRSchedule):
     base·λ(epoch) over a rate set by hand since. The function is kept out of
     ``state_dict()`` (as PyTorch keeps a plain function out of its own)."""
 
+    chainable: ClassVar[bool] = False
+
     def __init__(
         self, optimizer: Optimizer, lr_lambda: Callable[[int], float], last_epoch: int = -1
     ) -> None:
@@ -2429,20 +2436,492 @@ class LinearLR(LRSchedule):
         return base * (self.start_factor + (self.end_factor - self.start_factor) * done)
 
 
+def _per_group(optimizer: Optimizer, value: object, what: str, check: Callable) -> list[float]:
+    """One value for every group, or a list of one per group (PyTorch's _format_param)."""
+    groups = len(optimizer.param_groups)
+    if isinstance(value, (list, tuple)):
+        if len(value) != groups:
+            raise ConfigError(f"{what}: expected {groups} values (one per group), got {len(value)}")
+        return [check(v, what) for v in value]
+    return [check(value, what)] * groups
+
+
+class OneCycleLR(LRSchedule):
+    """PyTorch's OneCycleLR: the rate climbs from max_lr/div_factor to max_lr over the
+    first ``pct_start`` of ``total_steps`` (cosine or linear), then falls to
+    max_lr/(div_factor·final_div_factor); ``three_phase`` comes back down to the
+    starting rate first. With ``cycle_momentum`` the momentum (SGD's, RMSprop's) or
+    Adam's β₁ moves the other way, between max_momentum and base_momentum. It is
+    stepped once a batch (``fit`` does so: ``total_steps`` must cover epochs × batches
+    per epoch); as PyTorch's, a rate set by hand is overwritten at the next step, and a
+    step past ``total_steps`` is refused."""
+
+    per_batch: ClassVar[bool] = True
+    chainable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        max_lr: float | list[float],
+        total_steps: int | None = None,
+        epochs: int | None = None,
+        steps_per_epoch: int | None = None,
+        pct_start: float = 0.3,
+        anneal_strategy: str = "cos",
+        cycle_momentum: bool = True,
+        base_momentum: float | list[float] = 0.85,
+        max_momentum: float | list[float] = 0.95,
+        div_factor: float = 25.0,
+        final_div_factor: float = 1e4,
+        three_phase: bool = False,
+        last_epoch: int = -1,
+    ) -> None:
+        super().__init__(optimizer)
+        name = "OneCycleLR"
+        if total_steps is not None:
+            total_steps = _positive_int(total_steps, f"{name} total_steps")
+        elif epochs is not None and steps_per_epoch is not None:
+            total_steps = _positive_int(epochs, f"{name} epochs") * _positive_int(
+                steps_per_epoch, f"{name} steps_per_epoch"
+            )
+        else:
+            raise ConfigError(f"{name}: give total_steps, or epochs and steps_per_epoch")
+        self.total_steps = total_steps
+        self.max_lr = _per_group(optimizer, max_lr, f"{name} max_lr", _positive_number)
+        self.pct_start, self.anneal_strategy = pct_start, anneal_strategy
+        self.three_phase, self.cycle_momentum = three_phase, cycle_momentum
+        self.div_factor, self.final_div_factor = div_factor, final_div_factor
+        self.base_momentum, self.max_momentum = base_momentum, max_momentum
+        values = {k: v for k, v in vars(self).items() if k[0] != "_"}
+        self._check_settings(values, name)
+        vars(self).update({k: v for k, v in values.items() if k in vars(self)})
+        if last_epoch == -1:  # as PyTorch: the starting rate is max_lr/div_factor
+            for index, group in enumerate(optimizer.param_groups):
+                group["initial_lr"] = self.max_lr[index] / self.div_factor
+                group["max_lr"] = self.max_lr[index]
+                group["min_lr"] = group["initial_lr"] / self.final_div_factor
+                if self.cycle_momentum:
+                    group["max_momentum"] = self._momentum(index, "max_momentum")
+                    group["base_momentum"] = self._momentum(index, "base_momentum")
+            self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        self.start(last_epoch)
+
+    def load_state_dict(self, state: dict) -> None:
+        """As every schedule's; the momentum too is the loaded step's, as in the
+        uninterrupted run (making the schedule had set it to max_momentum)."""
+        super().load_state_dict(state)
+        self._set_momentum(self.epoch)
+
+    def _check_settings(self, values: dict, where: str) -> None:
+        values["max_lr"] = _per_group(
+            self.optimizer, values["max_lr"], f"{where} max_lr", _positive_number
+        )
+        for key in ("three_phase", "cycle_momentum"):
+            if not isinstance(values[key], (bool, np.bool_)):
+                raise ConfigError(f"{where} {key} must be True or False; got {values[key]!r}")
+            values[key] = bool(values[key])
+        values["total_steps"] = _positive_int(values["total_steps"], f"{where} total_steps")
+        values["pct_start"] = _fraction(values["pct_start"], f"{where} pct_start", one=True)
+        if values["anneal_strategy"] not in ("cos", "linear"):
+            raise ConfigError(
+                f"{where} anneal_strategy must be 'cos' or 'linear'; got "
+                f"{values['anneal_strategy']!r}"
+            )
+        for key in ("div_factor", "final_div_factor"):
+            values[key] = _positive_number(values[key], f"{where} {key}")
+        for key in ("base_momentum", "max_momentum"):
+            value = values[key]
+            if isinstance(value, (list, tuple)):
+                values[key] = [_fraction(v, f"{where} {key}", one=False) for v in value]
+                if len(value) != len(self.optimizer.param_groups):
+                    raise ConfigError(
+                        f"{where} {key}: expected {len(self.optimizer.param_groups)} values "
+                        f"(one per group), got {len(value)}"
+                    )
+            else:
+                values[key] = _fraction(value, f"{where} {key}", one=False)
+        if values["cycle_momentum"]:
+            defaults = self.optimizer.defaults
+            if "momentum" not in defaults and "betas" not in defaults:
+                raise ConfigError(
+                    f"{where} cycle_momentum=True: {type(self.optimizer).__name__} has no "
+                    "momentum or betas to cycle; pass cycle_momentum=False"
+                )
+        start = 0.0
+        for end, _ in self._phases(
+            values["total_steps"], values["pct_start"], values["three_phase"]
+        ):
+            if end == start:  # PyTorch divides by this phase's length, 0: ZeroDivisionError
+                raise ConfigError(
+                    f"{where} pct_start={values['pct_start']} with total_steps="
+                    f"{values['total_steps']} makes a phase of the cycle 0 steps long; give "
+                    "another pct_start"
+                )
+            start = end
+
+    @staticmethod
+    def _phases(total: int, pct: float, three: bool) -> list[tuple[float, tuple[str, str]]]:
+        """Each phase's last step and the (start, end) it goes between, as PyTorch's."""
+        if three:
+            return [
+                (float(pct * total) - 1, ("initial", "max")),
+                (float(2 * pct * total) - 2, ("max", "initial")),
+                (total - 1, ("initial", "min")),
+            ]
+        return [(float(pct * total) - 1, ("initial", "max")), (total - 1, ("max", "min"))]
+
+    def _where(self, step: int) -> tuple[float, tuple[str, str]]:
+        """The fraction of its phase ``step`` is at, and the phase's ends."""
+        if step > self.total_steps:
+            raise ConfigError(
+                f"OneCycleLR stepped {step} times; its total_steps is {self.total_steps} (fit "
+                "steps it once a batch: give total_steps = epochs × batches per epoch)"
+            )
+        phases = self._phases(self.total_steps, self.pct_start, self.three_phase)
+        start = 0.0
+        for i, (end, ends) in enumerate(phases):
+            if step <= end or i == len(phases) - 1:
+                return (step - start) / (end - start), ends
+            start = end
+        raise AssertionError
+
+    def _anneal(self, start: float, end: float, pct: float) -> float:
+        if self.anneal_strategy == "cos":
+            return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+        return (end - start) * pct + start
+
+    def lr_at(self, epoch: int, base_lr: float | None = None) -> float:
+        base = self.base_lr if base_lr is None else base_lr
+        pct, (start, end) = self._where(epoch)
+        rates = {
+            "initial": base,
+            "max": base * self.div_factor,
+            "min": base / self.final_div_factor,
+        }
+        return self._anneal(rates[start], rates[end], pct)
+
+    def _momentum(self, index: int, key: str) -> float:
+        value = getattr(self, key)
+        return value[index] if isinstance(value, list) else value
+
+    def _set(self, epoch: int) -> None:
+        super()._set(epoch)
+        self._set_momentum(epoch)
+
+    def _set_momentum(self, epoch: int) -> None:
+        """Each group's momentum (Adam's β₁) at ``epoch``, opposite to the rate."""
+        if not self.cycle_momentum:
+            return
+        pct, ends = self._where(epoch)
+        names = {"initial": "max_momentum", "max": "base_momentum", "min": "max_momentum"}
+        beta1 = "betas" in self.optimizer.defaults
+        for index, group in enumerate(self.optimizer.param_groups):
+            if index >= len(self.max_lr):
+                continue  # a group added since: PyTorch's has no momentum for it either
+            start, end = (self._momentum(index, names[e]) for e in ends)
+            momentum = self._anneal(start, end, pct)
+            if beta1:
+                group["betas"] = (momentum, *group["betas"][1:])
+            else:
+                group["momentum"] = momentum
+
+    def _rebase(self, bases: list[float]) -> None:
+        """Not chainable, as PyTorch's: a rate set by hand is overwritten at the next step."""
+
+    def _resume(self, last_epoch: int, where: str) -> None:
+        """PyTorch's last_epoch=k: step k + 1's rate from each group's initial_lr."""
+        for index, group in enumerate(self.optimizer.param_groups):
+            if "initial_lr" not in group:
+                raise ConfigError(
+                    f"{where}={last_epoch}: param_groups[{index}] has no 'initial_lr' (a "
+                    "resume takes it from the optimiser's loaded state_dict; load that first)"
+                )
+        self.base_lrs = [group["initial_lr"] for group in self.optimizer.param_groups]
+        self.epoch = last_epoch + 1
+        self._set(self.epoch)
+
+
+class SequentialLR(LRSchedule):
+    """PyTorch's SequentialLR: ``schedulers[i]`` sets the rates from epoch
+    ``milestones[i-1]`` on, started again at its epoch 0 there (as PyTorch's, which
+    steps it with epoch 0 at the milestone: a warm-up's LinearLR, then a
+    CosineAnnealingLR from the full rate). Every schedule starts from the groups'
+    ``initial_lr``. Schedules stepped once a batch (OneCycleLR) are not mixed with
+    ones stepped once an epoch; a ReduceLROnPlateau is refused, as PyTorch does."""
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        schedulers: list[LRSchedule],
+        milestones: list[int],
+        last_epoch: int = -1,
+    ) -> None:
+        super().__init__(optimizer)
+        name = "SequentialLR"
+        if not isinstance(schedulers, (list, tuple)):
+            raise ConfigError(f"{name} schedulers must be a list of schedules; got {schedulers!r}")
+        if not schedulers:
+            raise ConfigError(f"{name} expects at least one scheduler; got none")
+        for index, schedule in enumerate(schedulers):
+            if not isinstance(schedule, LRSchedule):
+                raise ConfigError(
+                    f"{name} schedulers[{index}] must be a wxb schedule; got {schedule!r}"
+                )
+            if isinstance(schedule, ReduceLROnPlateau):
+                raise ConfigError(
+                    f"{name} schedulers[{index}] is a ReduceLROnPlateau, which steps on a "
+                    "figure, not an epoch: PyTorch's SequentialLR refuses it too"
+                )
+            if schedule.optimizer is not optimizer:
+                raise ConfigError(
+                    f"{name} schedulers[{index}] ({type(schedule).__name__}) is on another "
+                    "optimiser: every schedule must be on the SequentialLR's"
+                )
+        if len({s.per_batch for s in schedulers}) > 1:
+            raise ConfigError(
+                f"{name} mixes schedules stepped once a batch (OneCycleLR) with ones stepped "
+                "once an epoch"
+            )
+        self._schedulers = list(schedulers)
+        values = {"milestones": milestones}
+        self._check_settings(values, name)
+        self.milestones = values["milestones"]
+        # as PyTorch: every group back at its starting rate, the first schedule's epoch 0
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"]
+        self.start(last_epoch)
+        first = self._schedulers[0]  # what the groups held before it set its epoch 0 (a
+        # load_state_dict puts back what was found then: a loaded lr, not the reset above)
+        if len(first._lrs_found) == len(optimizer.param_groups):
+            self._lrs_found = list(first._lrs_found)
+            self._initials_found = list(first._initials_found)
+            self._loads_found = first._loads_found
+
+    @property
+    def per_batch(self) -> bool:  # type: ignore[override]
+        return self._schedulers[0].per_batch
+
+    def _check_settings(self, values: dict, where: str) -> None:
+        milestones = values["milestones"]
+        if isinstance(milestones, (str, bytes)) or not isinstance(milestones, Iterable):
+            raise ConfigError(f"{where} milestones must be a list of epochs; got {milestones!r}")
+        milestones = list(milestones)
+        count = len(self._schedulers)
+        if len(milestones) != count - 1:
+            raise ConfigError(
+                f"{where} milestones must hold one epoch fewer than the schedules: got "
+                f"{len(milestones)} milestones for {count} schedules"
+            )
+        for value in milestones:
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+                raise ConfigError(f"{where} milestones must be whole numbers; got {milestones!r}")
+            if value < 0:
+                raise ConfigError(f"{where} milestones must be ≥ 0; got {milestones!r}")
+        if milestones != sorted(milestones):
+            raise ConfigError(f"{where} milestones must be in increasing order; got {milestones!r}")
+        values["milestones"] = [int(v) for v in milestones]
+        children = values.pop("schedulers", None)
+        if children is not None:  # a child's setting changed since (schedule.T_max = …)
+            for schedule, settings in zip(self._schedulers, children, strict=True):
+                own = {k: v for k, v in settings.items() if k != "type"}
+                schedule._check_settings(own, f"{where} {type(schedule).__name__}")
+                vars(schedule).update(own)
+
+    def _current(self, epoch: int) -> tuple[LRSchedule, int]:
+        """The schedule at ``epoch`` and its own epoch then."""
+        index = bisect.bisect_right(self.milestones, epoch)
+        return self._schedulers[index], epoch - (self.milestones[index - 1] if index else 0)
+
+    def lr_at(self, epoch: int, base_lr: float | None = None) -> float:
+        base = self.base_lr if base_lr is None else base_lr
+        schedule, own = self._current(epoch)
+        return schedule.lr_at(own, base)
+
+    def _set(self, epoch: int) -> None:
+        super()._set(epoch)
+        schedule, own = self._current(epoch)
+        if isinstance(schedule, (OneCycleLR, SequentialLR)):
+            schedule._set_momentum(own)
+
+    def _set_momentum(self, epoch: int) -> None:
+        schedule, own = self._current(epoch)
+        if isinstance(schedule, (OneCycleLR, SequentialLR)):
+            schedule._set_momentum(own)
+
+    def _rebase(self, bases: list[float]) -> None:
+        """As the schedule at this epoch: chainable ones go on from a rate set by hand;
+        at a milestone the next starts again from the starting rates (PyTorch's step(0))."""
+        schedule, own = self._current(self.epoch + 1)
+        if not own:
+            for i, group in enumerate(self.optimizer.param_groups):
+                bases[i] = group.get("initial_lr", bases[i])
+        elif schedule.chainable:
+            super()._rebase(bases)
+
+    def settings(self) -> dict:
+        return {**super().settings(), "schedulers": [s.settings() for s in self._schedulers]}
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "schedulers": [s.settings() for s in self._schedulers]}
+
+    def load_state_dict(self, state: dict) -> None:
+        if isinstance(state, dict) and "schedulers" in state:
+            state = dict(state)
+            saved = state.pop("schedulers")
+            ours = json.loads(json.dumps([s.settings() for s in self._schedulers]))
+            if json.loads(json.dumps(saved)) != ours:
+                raise ConfigError(
+                    "SequentialLR.load_state_dict: the state's schedules have other "
+                    f"settings than this one's: {saved!r}, not {ours!r}"
+                )
+        super().load_state_dict(state)
+
+
+class ConstantLR(LRSchedule):
+    """η · factor until epoch ``total_iters``, then η, as PyTorch's ConstantLR."""
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        factor: float = 1.0 / 3,
+        total_iters: int = 5,
+        last_epoch: int = -1,
+    ) -> None:
+        super().__init__(optimizer)
+        values = {"factor": factor, "total_iters": total_iters}
+        self._check_settings(values, "ConstantLR")
+        self.factor, self.total_iters = values["factor"], values["total_iters"]
+        self.start(last_epoch)
+
+    def _check_settings(self, values: dict, where: str) -> None:
+        values["factor"] = _fraction(values["factor"], f"{where} factor", one=True)
+        values["total_iters"] = _positive_int(values["total_iters"], f"{where} total_iters")
+
+    def lr_at(self, epoch: int, base_lr: float | None = None) -> float:
+        base = self.base_lr if base_lr is None else base_lr
+        return base * (self.factor if epoch < self.total_iters else 1.0)
+
+
+class PolynomialLR(LRSchedule):
+    """η · (1 − min(epoch, total_iters)/total_iters)^power, as PyTorch's PolynomialLR."""
+
+    def __init__(
+        self, optimizer: Optimizer, total_iters: int = 5, power: float = 1.0, last_epoch: int = -1
+    ) -> None:
+        super().__init__(optimizer)
+        values = {"total_iters": total_iters, "power": power}
+        self._check_settings(values, "PolynomialLR")
+        self.total_iters, self.power = values["total_iters"], values["power"]
+        self.start(last_epoch)
+
+    def _check_settings(self, values: dict, where: str) -> None:
+        values["total_iters"] = _positive_int(values["total_iters"], f"{where} total_iters")
+        # (PyTorch's takes a negative power, and divides by zero at total_iters)
+        values["power"] = _non_negative(values["power"], f"{where} power")
+
+    def lr_at(self, epoch: int, base_lr: float | None = None) -> float:
+        base = self.base_lr if base_lr is None else base_lr
+        return base * (1.0 - min(self.total_iters, epoch) / self.total_iters) ** self.power
+
+
+class CosineAnnealingWarmRestarts(LRSchedule):
+    """η_min + (η − η_min)·(1 + cos(π·T_cur/T_i))/2, T_cur the epochs since the last
+    restart and T_i the length of this cycle (T_0, then × T_mult at each restart), as
+    PyTorch's. ``step(epoch)`` takes a fractional epoch (``epoch + i / batches``, as
+    PyTorch's example steps it once a batch); as PyTorch's, not chainable."""
+
+    chainable: ClassVar[bool] = False
+    COUNTERS: ClassVar[tuple[str, ...]] = ("epoch", "base_lrs", "T_cur", "T_i")
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        T_0: int,
+        T_mult: int = 1,
+        eta_min: float = 0.0,
+        last_epoch: int = -1,
+    ) -> None:
+        super().__init__(optimizer)
+        values = {"T_0": T_0, "T_mult": T_mult, "eta_min": eta_min}
+        self._check_settings(values, "CosineAnnealingWarmRestarts")
+        self.T_0, self.T_mult, self.eta_min = values["T_0"], values["T_mult"], values["eta_min"]
+        self.T_i, self.T_cur = self.T_0, 0.0
+        self.start(last_epoch)
+
+    def _check_settings(self, values: dict, where: str) -> None:
+        values["T_0"] = _positive_int(values["T_0"], f"{where} T_0")
+        values["T_mult"] = _positive_int(values["T_mult"], f"{where} T_mult")
+        values["eta_min"] = _non_negative(values["eta_min"], f"{where} eta_min")
+
+    def _cycle(self, epoch: int) -> tuple[float, int]:
+        """(T_cur, T_i) at a whole ``epoch`` stepped one at a time from 0."""
+        if epoch == self.epoch:
+            return self.T_cur, self.T_i
+        if self.T_mult == 1:
+            return float(epoch % self.T_0), self.T_0
+        t, length = epoch, self.T_0
+        while t >= length:
+            t, length = t - length, length * self.T_mult
+        return float(t), length
+
+    def lr_at(self, epoch: int, base_lr: float | None = None) -> float:
+        base = self.base_lr if base_lr is None else base_lr
+        t_cur, t_i = self._cycle(epoch)
+        return self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * t_cur / t_i)) / 2
+
+    def _rebase(self, bases: list[float]) -> None:
+        """Not chainable, as PyTorch's: a rate set by hand is overwritten at the next step."""
+
+    def _resume(self, last_epoch: int, where: str) -> None:
+        """PyTorch's last_epoch=k: T_cur k + 1 (wrapped once), from each initial_lr."""
+        super()._resume(last_epoch, where)
+        self.T_cur, self.T_i = float(last_epoch + 1), self.T_0
+        if self.T_cur >= self.T_i:
+            self.T_cur, self.T_i = self.T_cur % self.T_i, self.T_i * self.T_mult
+        self.base_lrs = [group["initial_lr"] for group in self.optimizer.param_groups]
+        self._set(self.epoch)
+
+    def step(self, epoch: float | None = None) -> float:  # type: ignore[override]
+        """The next epoch's rates, or (``epoch`` given) those at that epoch, fractional
+        ones too, as PyTorch's ``step(epoch)``; returns the first group's."""
+        if epoch is None:
+            t_cur, t_i = self.T_cur + 1, self.T_i
+            if t_cur >= t_i:
+                t_cur, t_i = t_cur % t_i, t_i * self.T_mult
+            self.T_cur, self.T_i = t_cur, t_i  # the next epoch's, which step() sets
+            return super().step()
+        value = _number(epoch, "CosineAnnealingWarmRestarts.step epoch")
+        if not value >= 0 or not math.isfinite(value):
+            raise ConfigError(f"CosineAnnealingWarmRestarts.step epoch must be ≥ 0; got {epoch}")
+        if value >= self.T_0:
+            if self.T_mult == 1:
+                self.T_cur = value % self.T_0
+            else:
+                n = int(math.log((value / self.T_0 * (self.T_mult - 1) + 1), self.T_mult))
+                self.T_cur = value - self.T_0 * (self.T_mult**n - 1) / (self.T_mult - 1)
+                self.T_i = self.T_0 * self.T_mult**n
+        else:
+            self.T_i, self.T_cur = self.T_0, value
+        self.T_cur = float(self.T_cur)
+        self.epoch = math.floor(value)
+        self._bases()
+        self._set(self.epoch)
+        self._forget_found()
+        return self.optimizer.lr
+
+
 class _TorchSchedulerNames(type(sys)):
     """``wxb.optim.lr_scheduler``: the schedules under ``torch.optim.lr_scheduler``'s
-    names, so ``from wxb.optim.lr_scheduler import StepLR`` ports as written; a name of
-    torch's it lacks says why."""
+    names, so ``from wxb.optim.lr_scheduler import StepLR`` ports as written; CyclicLR,
+    which it lacks, says what to use instead."""
 
     def __getattr__(self, name: str) -> object:
-        if name == "OneCycleLR":
+        if name == "CyclicLR":
             raise missing_name(
                 self.__name__,
                 name,
-                "wxb.optim.lr_scheduler has no OneCycleLR: torch's steps once a batch and "
-                "cycles momentum (or Adam's β₁) with the rate, where wxb's schedules set the "
-                "rate once an epoch (fit steps them after each epoch); LinearLR then "
-                "CosineAnnealingLR, or a LambdaLR of the epoch, give a warm-up and a decay",
+                "wxb.optim.lr_scheduler has no CyclicLR: OneCycleLR (one cycle, stepped once "
+                "a batch) or CosineAnnealingWarmRestarts give a rate that rises and falls",
             )
         raise missing_name(
             self.__name__,
@@ -2453,12 +2932,17 @@ class _TorchSchedulerNames(type(sys)):
 
 lr_scheduler = _TorchSchedulerNames(f"{__name__}.lr_scheduler")
 lr_scheduler.__all__ = [
+    "ConstantLR",
     "CosineAnnealingLR",
+    "CosineAnnealingWarmRestarts",
     "ExponentialLR",
     "LambdaLR",
     "LinearLR",
     "MultiStepLR",
+    "OneCycleLR",
+    "PolynomialLR",
     "ReduceLROnPlateau",
+    "SequentialLR",
     "StepLR",
 ]
 for _name in lr_scheduler.__all__:

@@ -756,11 +756,13 @@ def fit(
       does (tf.keras 2 put them back only when it stopped early); no ``baseline`` or
       ``start_from_epoch``.
     - ``lr_schedule``: "step", "cosine", "invscaling", "plateau", or an LRSchedule;
-      stepped per epoch. A ReduceLROnPlateau is stepped on what early stopping watches
-      (val_loss, else loss); "plateau" cuts the rate × 0.1 once that has not improved for
-      half early stopping's patience (PyTorch's patience one less; improved as early
-      stopping counts it: by more than ``min_delta``, when that is set), else PyTorch's
-      default patience 10 (the 11th epoch without progress).
+      stepped per epoch, but a OneCycleLR (or a SequentialLR of them) after every batch
+      (its total_steps must cover epochs × batches; History's lr is then the rate the
+      epoch's last batch trained with). A ReduceLROnPlateau is stepped on what early
+      stopping watches (val_loss, else loss); "plateau" cuts the rate × 0.1 once that
+      has not improved for half early stopping's patience (PyTorch's patience one less;
+      improved as early stopping counts it: by more than ``min_delta``, when that is
+      set), else PyTorch's default patience 10 (the 11th epoch without progress).
     - ``clip_grad_norm``: each step scales the gradients so that their joint L2 norm is at
       most this, the norm taken over the optimiser's parameters (a PyTorch loop passes
       ``model.parameters()`` to ``clip_grad_norm_``; the same when the optimiser holds all
@@ -1257,6 +1259,8 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     batch_size = min(batch_size, n)
     check_batch_norm(model, n, batch_size, ranks)
     steps_per_epoch = math.ceil(n / batch_size)
+    if schedule is not None and schedule.per_batch:
+        _check_batches_scheduled(schedule, epochs, steps_per_epoch)
     out_stream = stream if stream is not None else sys.stderr
     show = verbose is True or (verbose == "auto" and _is_terminal(out_stream))
     show = show and (ranks is None or ranks.leader)  # one progress bar
@@ -1378,6 +1382,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             context.enter_context(drawing_from(masks))
         context.enter_context(masks_by_row(by_row))
         context.enter_context(interrupts)
+        trained_lrs: list[float] = []  # a schedule stepped once a batch: the last batch's
         while not loop.finished and loop.epoch <= epochs:
             epoch = loop.epoch
             if shuffle and loop.step == 0:
@@ -1385,6 +1390,10 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
 
             def after_step(value: float, epoch: int = epoch) -> bool:
                 """Progress, a checkpoint when due; True stops the epoch (Ctrl-C)."""
+                if schedule is not None and schedule.per_batch:  # (OneCycleLR) once a batch
+                    if loop.step == steps_per_epoch:  # the rates the epoch's last batch took
+                        trained_lrs[:] = [group["lr"] for group in opt.param_groups]
+                    schedule.step()
                 if bar.due(loop.step):  # the epoch's figure so far, as Keras's bar shows
                     # (the last batch's loss alone was shown under "loss")
                     done = min(loop.step * batch_size, n)
@@ -1442,10 +1451,13 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             if X_val is not None:
                 val = _evaluate(model, X_val, y_val, loss_fn, ranks=ranks, rows=val_rows, form=form)
                 figures.update({f"val_{k}": v for k, v in val.items()})
-            figures["lr"] = opt.lr  # group 0's, as ever; each other group's under its index
+            lrs = [group["lr"] for group in opt.param_groups]
+            if schedule is not None and schedule.per_batch:  # stepped past the epoch already
+                lrs = trained_lrs + lrs[len(trained_lrs) :]
+            figures["lr"] = lrs[0]  # group 0's, as ever; each other group's under its index
             # (one figure for several groups read as every group's rate, a schedule on each)
-            for index, group in enumerate(opt.param_groups[1:], 1):
-                figures[f"lr_group{index}"] = group["lr"]
+            for index, rate in enumerate(lrs[1:], 1):
+                figures[f"lr_group{index}"] = rate
             history.record(**figures)
             bar.end_epoch(epoch, figures)  # first: a warning below then starts a line of its own
             if diagnose:
@@ -1496,7 +1508,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
                 loop.waited += 1
                 if early_stopping is not None and loop.waited >= early_stopping:
                     history.stopped_early = loop.finished = True
-            if schedule is not None and not loop.finished:
+            if schedule is not None and not loop.finished and not schedule.per_batch:
                 if isinstance(schedule, ReduceLROnPlateau):  # on what early stopping watches
                     schedule.step(figures[monitor])
                 else:
@@ -1965,6 +1977,8 @@ def _schedule_settings(schedule: LRSchedule) -> dict[str, Any]:
     function = vars(schedule).get("_lr_lambda")
     if function is not None:
         settings["lr_lambda"] = ckpt.code_digest(function)
+    if "schedulers" in settings:  # a SequentialLR: each of its own, a LambdaLR's function too
+        settings["schedulers"] = [_schedule_settings(s) for s in schedule._schedulers]
     return settings
 
 
@@ -2314,6 +2328,21 @@ def _same_seed(ranks: Ranks, seed: int | np.random.Generator | None) -> int | np
     else:  # as text: any whole number, 2⁶³ and beyond too
         ranks.check_same([np.frombuffer(str(int(seed)).encode(), np.uint8)], "the seeds")
     return seed
+
+
+def _check_batches_scheduled(schedule: LRSchedule, epochs: int, steps_per_epoch: int) -> None:
+    """A schedule fit steps once a batch must reach the run's last batch: PyTorch's
+    OneCycleLR stopped the run there with "Tried to step … times"."""
+    steps = epochs * steps_per_epoch
+    try:
+        schedule.lr_at(schedule.epoch + steps, 1.0)
+    except ConfigError:
+        raise ConfigError(
+            f"lr_schedule {type(schedule).__name__} is stepped once a batch: fit takes "
+            f"{steps} steps ({epochs} epochs × {steps_per_epoch} batches), past its "
+            f"total_steps={getattr(schedule, 'total_steps', '?')}; make it with "
+            f"total_steps={steps} (or epochs={epochs}, steps_per_epoch={steps_per_epoch})"
+        ) from None
 
 
 def _check_savable(schedule: LRSchedule) -> None:

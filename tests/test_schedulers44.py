@@ -1,0 +1,428 @@
+"""OneCycleLR, SequentialLR, CosineAnnealingWarmRestarts, ConstantLR and PolynomialLR:
+PyTorch's rates (and OneCycleLR's momentum) step by step for generated settings and
+several parameter groups, fit running them as a PyTorch loop would (OneCycleLR once a
+batch), their state round trip, a resumed fit equal to the uninterrupted one, and
+bad settings refused by name."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import wxb
+from wxb.errors import ConfigError
+from wxb.optim import lr_scheduler as ours_module
+
+torch = pytest.importorskip("torch")
+theirs_module = torch.optim.lr_scheduler
+# PyTorch's schedulers here step with no optimiser step (only the rates are compared),
+# and SequentialLR's milestone step passes an epoch (its own deprecation warning)
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)`"),
+    pytest.mark.filterwarnings("ignore:The epoch parameter in `scheduler.step\\(\\)`"),
+]
+
+KINDS = ["onecycle", "sequential", "warm_restarts", "constant", "polynomial"]
+
+
+def _phases_last(pct, total, three):
+    """Whether every phase of a one-cycle lasts (PyTorch divides by each one's length)."""
+    ends = [pct * total - 1, 2 * pct * total - 2, total - 1] if three else [
+        pct * total - 1, total - 1]  # fmt: skip
+    return all(b != a for a, b in zip([0.0, *ends], ends, strict=False))
+
+
+def _settings(rng, kind, groups):
+    """Settings a user could write for ``kind`` (drawn), and the steps a run takes."""
+    if kind == "onecycle":
+        total = int(rng.integers(5, 60))
+        pct, three = 0.3, bool(rng.integers(0, 2))
+        while not _phases_last(pct, total, three):
+            pct = float(rng.uniform(0.05, 0.6))
+        max_lr = [float(v) for v in rng.uniform(0.05, 1.0, groups)]
+        return {
+            "max_lr": max_lr if rng.integers(0, 2) else max_lr[0],
+            "total_steps": total,
+            "pct_start": pct,
+            "anneal_strategy": str(rng.choice(["cos", "linear"])),
+            "three_phase": three,
+            "div_factor": float(rng.uniform(2, 50)),
+            "final_div_factor": float(rng.uniform(10, 1e4)),
+            "base_momentum": float(rng.uniform(0.5, 0.85)),
+            "max_momentum": float(rng.uniform(0.86, 0.99)),
+        }, total
+    if kind == "sequential":
+        warm = int(rng.integers(1, 8))
+        return {
+            "warm": warm,
+            "start_factor": float(rng.uniform(0.01, 1.0)),
+            "T_max": int(rng.integers(2, 15)),
+            "eta_min": float(rng.choice([0.0, rng.uniform(0, 0.01)])),
+            "gamma": float(rng.uniform(0.5, 0.99)),
+            "second": warm + int(rng.integers(1, 20)),
+        }, int(rng.integers(10, 50))
+    if kind == "warm_restarts":
+        return {
+            "T_0": int(rng.integers(1, 8)),
+            "T_mult": int(rng.integers(1, 4)),
+            "eta_min": float(rng.choice([0.0, rng.uniform(0, 0.01)])),
+        }, int(rng.integers(5, 60))
+    if kind == "constant":
+        return {
+            "factor": float(rng.uniform(0.01, 1.0)),
+            "total_iters": int(rng.integers(1, 10)),
+        }, int(rng.integers(3, 20))
+    return {
+        "total_iters": int(rng.integers(1, 15)),
+        "power": float(rng.choice([1.0, rng.uniform(0.1, 3.0)])),
+    }, int(rng.integers(3, 25))
+
+
+def _schedule(module, opt, kind, settings):
+    """``kind`` made with ``module``'s classes (wxb's or PyTorch's)."""
+    if kind == "onecycle":
+        return module.OneCycleLR(opt, **settings)
+    if kind == "sequential":
+        s = settings
+        warm = module.LinearLR(opt, start_factor=s["start_factor"], total_iters=s["warm"])
+        cosine = module.CosineAnnealingLR(opt, T_max=s["T_max"], eta_min=s["eta_min"])
+        decay = module.ExponentialLR(opt, gamma=s["gamma"])
+        return module.SequentialLR(opt, [warm, cosine, decay], [s["warm"], s["second"]])
+    if kind == "warm_restarts":
+        return module.CosineAnnealingWarmRestarts(opt, **settings)
+    if kind == "constant":
+        return module.ConstantLR(opt, **settings)
+    return module.PolynomialLR(opt, **settings)
+
+
+def _optimisers(rng, groups, optimiser):
+    """A wxb optimiser and PyTorch's twin over ``groups`` groups of drawn rates."""
+    rates = [float(v) for v in rng.uniform(0.01, 0.5, groups)]
+    mine = [wxb.nn.Dense(2, 2) for _ in rates]
+    their = [torch.nn.Linear(2, 2) for _ in rates]
+    kw = {"momentum": 0.9} if optimiser == "SGD" else {}
+    ours = getattr(wxb.optim, optimiser)(
+        [{"params": m.parameters(), "lr": r} for m, r in zip(mine, rates, strict=True)], **kw
+    )
+    theirs = getattr(torch.optim, optimiser)(
+        [{"params": m.parameters(), "lr": r} for m, r in zip(their, rates, strict=True)], **kw
+    )
+    return ours, theirs
+
+
+def _momenta(opt):
+    return [g["betas"][0] if "betas" in g else g.get("momentum") for g in opt.param_groups]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("optimiser", ["SGD", "Adam"])
+def test_rates_are_pytorchs_at_every_step(seeded, kind, optimiser):
+    rng = seeded.rng
+    groups = int(rng.integers(1, 4))
+    settings, steps = _settings(rng, kind, groups)
+    ours, theirs = _optimisers(rng, groups, optimiser)
+    schedule = _schedule(ours_module, ours, kind, settings)
+    their_schedule = _schedule(theirs_module, theirs, kind, settings)
+    for step in range(steps + 1):
+        where = f"{kind} {settings} at step {step} (seed {seeded.seed})"
+        np.testing.assert_allclose(
+            schedule.get_last_lr(), their_schedule.get_last_lr(), rtol=1e-12, err_msg=where
+        )
+        np.testing.assert_allclose(
+            [g["lr"] for g in ours.param_groups], their_schedule.get_last_lr(), rtol=1e-12
+        )
+        if kind == "onecycle":  # the momentum (Adam's β₁) cycles the other way
+            np.testing.assert_allclose(_momenta(ours), _momenta(theirs), rtol=1e-12, err_msg=where)
+        if step < steps:
+            schedule.step()
+            their_schedule.step()
+
+
+def test_warm_restarts_stepped_with_fractional_epochs_as_pytorchs(seeded):
+    """PyTorch's example steps it once a batch with epoch + i / batches."""
+    rng = seeded.rng
+    settings, _ = _settings(rng, "warm_restarts", 2)
+    ours, theirs = _optimisers(rng, 2, "SGD")
+    schedule = ours_module.CosineAnnealingWarmRestarts(ours, **settings)
+    their_schedule = theirs_module.CosineAnnealingWarmRestarts(theirs, **settings)
+    batches = int(rng.integers(2, 7))
+    for epoch in range(int(rng.integers(3, 20))):
+        for i in range(batches):
+            schedule.step(epoch + i / batches)
+            their_schedule.step(epoch + i / batches)
+            np.testing.assert_allclose(
+                schedule.get_last_lr(), their_schedule.get_last_lr(), rtol=1e-12,
+                err_msg=f"{settings} epoch {epoch} batch {i} (seed {seeded.seed})",
+            )  # fmt: skip
+    for _ in range(5):  # then on from there one epoch at a time, as PyTorch's
+        schedule.step()
+        their_schedule.step()
+        np.testing.assert_allclose(
+            schedule.get_last_lr(),
+            their_schedule.get_last_lr(),
+            rtol=1e-12,
+            err_msg=f"seed {seeded.seed}",
+        )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_state_round_trip_goes_on_as_the_uninterrupted_run(seeded, kind):
+    """Saved mid-run, loaded in PyTorch's order (an optimiser and its state, the schedule
+    made on it, its state): the next rates (and momenta) are the uninterrupted run's."""
+    rng = seeded.rng
+    settings, steps = _settings(rng, kind, 2)
+    seed = int(rng.integers(0, 2**31))
+    ours, _ = _optimisers(np.random.default_rng(seed), 2, "SGD")
+    schedule = _schedule(ours_module, ours, kind, settings)
+    stop = int(rng.integers(0, steps))
+    for _ in range(stop):
+        schedule.step()
+    saved_opt, saved = ours.state_dict(), schedule.state_dict()
+    expected = []
+    for _ in range(steps - stop):
+        schedule.step()
+        expected.append((schedule.get_last_lr(), _momenta(ours)))
+    again, _ = _optimisers(np.random.default_rng(seed), 2, "SGD")
+    again.load_state_dict(saved_opt)
+    resumed = _schedule(ours_module, again, kind, settings)
+    resumed.load_state_dict(saved)
+    got = []
+    for _ in range(steps - stop):
+        resumed.step()
+        got.append((resumed.get_last_lr(), _momenta(again)))
+    np.testing.assert_allclose(
+        np.array(got, dtype=float), np.array(expected, dtype=float), rtol=1e-12,
+        err_msg=f"{kind} {settings} stopped at {stop} (seed {seeded.seed})",
+    )  # fmt: skip
+
+
+def _models(seed):
+    wxb.manual_seed(seed)
+    model = wxb.nn.Sequential(wxb.nn.Dense(3, 5), wxb.nn.Tanh(), wxb.nn.Dense(5, 2))
+    model = model.to("float64")
+    twin = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Tanh(), torch.nn.Linear(5, 2))
+    twin = twin.double()
+    mine = [model[0].weight, model[0].bias, model[2].weight, model[2].bias]
+    with torch.no_grad():
+        for a, b in zip(mine, twin.parameters(), strict=True):
+            b.copy_(torch.tensor(a.data))
+    return model, mine, twin
+
+
+def _fit_settings(rng, kind, epochs, batches):
+    """Settings for a run of ``epochs`` × ``batches`` (OneCycleLR stepped once a batch)."""
+    if kind == "onecycle":
+        settings, _ = _settings(rng, kind, 2)
+        settings["total_steps"] = total = epochs * batches
+        while not _phases_last(settings["pct_start"], total, settings["three_phase"]):
+            settings["pct_start"] = float(rng.uniform(0.05, 0.6))
+        return settings
+    return _settings(rng, kind, 2)[0]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_fit_trains_as_pytorchs_loop(seeded, kind):
+    """fit with each schedule (two groups): the weights PyTorch's hand loop reaches, and
+    History's lr the rate each epoch (its last batch, for OneCycleLR) trained with."""
+    rng = seeded.rng
+    rows, batch = int(rng.integers(12, 40)), int(rng.integers(3, 9))
+    X, y = rng.normal(size=(rows, 3)), rng.integers(0, 2, rows)
+    epochs, batches = int(rng.integers(2, 7)), -(-rows // batch)
+    settings = _fit_settings(rng, kind, epochs, batches)
+    model, mine, twin = _models(int(rng.integers(0, 2**31)))
+    rates = [float(v) for v in rng.uniform(0.01, 0.3, 2)]
+    opt = wxb.optim.SGD(
+        [{"params": mine[:2], "lr": rates[0]}, {"params": mine[2:], "lr": rates[1]}],
+        momentum=0.9,
+    )
+    their_params = list(twin.parameters())
+    their_groups = [their_params[:2], their_params[2:]]
+    their_opt = torch.optim.SGD(
+        [{"params": p, "lr": r} for p, r in zip(their_groups, rates, strict=True)], momentum=0.9
+    )
+    schedule = _schedule(ours_module, opt, kind, settings)
+    their_schedule = _schedule(theirs_module, their_opt, kind, settings)
+    history = wxb.fit(
+        model, X, y, optimizer=opt, lr_schedule=schedule, epochs=epochs, batch_size=batch,
+        shuffle=False, verbose=0,
+    )  # fmt: skip
+    loss = torch.nn.CrossEntropyLoss()
+    lrs = []
+    for _ in range(epochs):
+        for start in range(0, rows, batch):
+            their_opt.zero_grad()
+            loss(
+                twin(torch.tensor(X[start : start + batch])), torch.tensor(y[start : start + batch])
+            ).backward()
+            their_opt.step()
+            trained = [g["lr"] for g in their_opt.param_groups]
+            if kind == "onecycle":
+                their_schedule.step()
+        lrs.append(trained)
+        if kind != "onecycle":
+            their_schedule.step()
+    where = f"{kind} {settings} (seed {seeded.seed})"
+    for a, b in zip(mine, their_params, strict=True):
+        np.testing.assert_allclose(
+            a.data, b.detach().numpy(), rtol=1e-10, atol=1e-13, err_msg=where
+        )
+    np.testing.assert_allclose(
+        history.history["lr"], [r[0] for r in lrs], rtol=1e-12, err_msg=where
+    )
+    np.testing.assert_allclose(
+        history.history["lr_group1"], [r[1] for r in lrs], rtol=1e-12, err_msg=where
+    )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_resumed_fit_is_the_uninterrupted_run(seeded, kind, tmp_path):
+    """Stopped after some epochs (checkpoints mid-epoch too) and resumed: the same
+    weights and History, bit for bit, as the run that went straight through."""
+    rng = seeded.rng
+    rows, batch = int(rng.integers(16, 40)), int(rng.integers(3, 9))
+    X, y = rng.normal(size=(rows, 3)), rng.integers(0, 2, rows)
+    epochs, batches = int(rng.integers(3, 7)), -(-rows // batch)
+    settings = _fit_settings(rng, kind, epochs, batches)
+    seed = int(rng.integers(0, 2**31))
+
+    def run(until, folder, resume):
+        model, mine, _ = _models(seed)
+        opt = wxb.optim.Adam([{"params": mine[:2], "lr": 0.05}, {"params": mine[2:], "lr": 0.02}])
+        history = wxb.fit(
+            model, X, y, optimizer=opt, lr_schedule=_schedule(ours_module, opt, kind, settings),
+            epochs=until, batch_size=batch, verbose=0, seed=3, validation_split=0.25,
+            checkpoint_dir=folder, checkpoint_every=int(rng.integers(1, batches + 1)),
+            resume=resume,
+        )  # fmt: skip
+        return history, [p.data.copy() for p in mine]
+
+    whole, weights = run(epochs, tmp_path / "whole", False)
+    run(int(rng.integers(1, epochs)), tmp_path / "parts", False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the counters are no changed settings
+        resumed, got = run(epochs, tmp_path / "parts", True)
+    where = f"{kind} {settings} (seed {seeded.seed})"
+    for a, b in zip(got, weights, strict=True):
+        np.testing.assert_array_equal(a, b, err_msg=where)
+    assert resumed.history == whole.history, where
+
+
+def test_a_resume_refuses_another_sequence(rng, tmp_path):
+    """The checkpoint records each schedule of a SequentialLR: resuming with another
+    warm-up length is refused, not run on from the saved step with other rates."""
+    X, y = rng.normal(size=(20, 3)), rng.integers(0, 2, 20)
+
+    def run(warm, epochs, resume):
+        model, _, _ = _models(1)
+        opt = wxb.optim.SGD(model.parameters(), lr=0.1)
+        schedule = ours_module.SequentialLR(
+            opt,
+            [ours_module.LinearLR(opt, 0.1, total_iters=warm), ours_module.ExponentialLR(opt, 0.9)],
+            [warm],
+        )
+        return wxb.fit(
+            model, X, y, optimizer=opt, lr_schedule=schedule, epochs=epochs, batch_size=5,
+            verbose=0, checkpoint_dir=tmp_path, resume=resume, seed=0,
+        )  # fmt: skip
+
+    run(3, 2, False)
+    with pytest.raises(ConfigError, match="schedule"):
+        run(4, 5, True)
+
+
+def test_fit_refuses_a_one_cycle_shorter_than_the_run(rng):
+    """PyTorch's stops the run at the step past total_steps ("Tried to step …"); fit says
+    so before training, naming the steps it takes."""
+    X, y = rng.normal(size=(20, 3)), rng.integers(0, 2, 20)
+    model, _, _ = _models(0)
+    opt = wxb.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    schedule = ours_module.OneCycleLR(opt, max_lr=0.5, total_steps=5)  # the epochs, not steps
+    before = [p.data.copy() for p in model.parameters()]
+    with pytest.raises(ConfigError, match=r"20 steps \(5 epochs × 4 batches\).*total_steps=20"):
+        wxb.fit(model, X, y, optimizer=opt, lr_schedule=schedule, epochs=5, batch_size=5, verbose=0)
+    for a, b in zip(model.parameters(), before, strict=True):
+        np.testing.assert_array_equal(a.data, b)
+    schedule = ours_module.OneCycleLR(opt, max_lr=0.5, epochs=5, steps_per_epoch=4)
+    wxb.fit(model, X, y, optimizer=opt, lr_schedule=schedule, epochs=5, batch_size=5, verbose=0)
+    with pytest.raises(ConfigError, match="stepped 21 times; its total_steps is 20"):
+        schedule.step()
+
+
+def test_one_cycle_writes_torchs_group_keys(rng):
+    """As PyTorch's: each group's initial_lr, max_lr and min_lr (and momentum bounds),
+    which a port reads back (``group["max_lr"]``)."""
+    ours, theirs = _optimisers(rng, 2, "SGD")
+    ours_module.OneCycleLR(ours, max_lr=[0.4, 0.2], total_steps=10)
+    theirs_module.OneCycleLR(theirs, max_lr=[0.4, 0.2], total_steps=10)
+    for mine, their in zip(ours.param_groups, theirs.param_groups, strict=True):
+        for key in ("initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum", "lr"):
+            assert mine[key] == pytest.approx(their[key], rel=1e-15), key
+        assert mine["momentum"] == their["momentum"]
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda o, m: m.OneCycleLR(o, max_lr=0.1), "give total_steps, or epochs and steps_per"),
+        (lambda o, m: m.OneCycleLR(o, max_lr=0.1, total_steps=0), "total_steps must be a pos"),
+        (lambda o, m: m.OneCycleLR(o, max_lr=0.1, epochs=2, steps_per_epoch=1.5), "steps_per_ep"),
+        (lambda o, m: m.OneCycleLR(o, max_lr=[0.1], total_steps=9), "max_lr: expected 2 values"),
+        (lambda o, m: m.OneCycleLR(o, max_lr=-1.0, total_steps=9), "max_lr must be > 0"),
+        (lambda o, m: m.OneCycleLR(o, 0.1, 9, pct_start=1.5), "pct_start must be in"),
+        (lambda o, m: m.OneCycleLR(o, 0.1, 9, anneal_strategy="cosine"), "anneal_strategy"),
+        (lambda o, m: m.OneCycleLR(o, 0.1, 9, div_factor=0), "div_factor must be > 0"),
+        (lambda o, m: m.OneCycleLR(o, 0.1, 10, pct_start=0.1), "pct_start=0.1 with total_st"),
+        (lambda o, m: m.SequentialLR(o, [], []), "at least one"),
+        (lambda o, m: m.SequentialLR(o, [m.ConstantLR(o)], [3]), "one epoch fewer"),
+        (lambda o, m: m.SequentialLR(o, [m.ConstantLR(o)] * 3, [5, 2]), "increasing order"),
+        (lambda o, m: m.SequentialLR(o, [m.ReduceLROnPlateau(o)], []), "ReduceLROnPlateau"),
+        (lambda o, m: m.SequentialLR(o, ["cosine"], []), r"schedulers\[0\] must be a wxb"),
+        (lambda o, m: m.ConstantLR(o, factor=1.5), "factor must be in"),
+        (lambda o, m: m.ConstantLR(o, total_iters=0), "total_iters must be a positive"),
+        (lambda o, m: m.PolynomialLR(o, total_iters=2.5), "total_iters must be a positive"),
+        (lambda o, m: m.PolynomialLR(o, power=-1), "power must be ≥ 0"),
+        (lambda o, m: m.CosineAnnealingWarmRestarts(o, T_0=0), "T_0 must be a positive"),
+        (lambda o, m: m.CosineAnnealingWarmRestarts(o, T_0=2, T_mult=0), "T_mult must be a pos"),
+        (lambda o, m: m.CosineAnnealingWarmRestarts(o, 2, eta_min=-1), "eta_min must be ≥ 0"),
+    ],
+)
+def test_bad_settings_are_refused_by_name(rng, make, match):
+    ours, _ = _optimisers(rng, 2, "SGD")
+    with pytest.raises(ConfigError, match=match):
+        make(ours, ours_module)
+
+
+def test_refusals_of_a_running_schedule(rng):
+    adagrad = wxb.optim.Adagrad(wxb.nn.Dense(2, 2).parameters(), lr=0.1)
+    with pytest.raises(ConfigError, match="Adagrad has no momentum or betas"):
+        ours_module.OneCycleLR(adagrad, max_lr=0.1, total_steps=5)
+    ours_module.OneCycleLR(adagrad, max_lr=0.1, total_steps=5, cycle_momentum=False)
+    ours, _ = _optimisers(rng, 2, "SGD")
+    other, _ = _optimisers(rng, 1, "SGD")
+    with pytest.raises(ConfigError, match="on another optimiser"):
+        ours_module.SequentialLR(ours, [ours_module.ConstantLR(other)], [])
+    cycle = ours_module.OneCycleLR(ours, max_lr=0.1, total_steps=5)
+    with pytest.raises(ConfigError, match="mixes schedules stepped once a batch"):
+        ours_module.SequentialLR(ours, [cycle, ours_module.ConstantLR(ours)], [2])
+    restarts = ours_module.CosineAnnealingWarmRestarts(ours, T_0=3)
+    with pytest.raises(ConfigError, match="step epoch must be ≥ 0"):
+        restarts.step(-1)
+    sequence = ours_module.SequentialLR(
+        ours, [ours_module.ConstantLR(ours), ours_module.ExponentialLR(ours, 0.9)], [2]
+    )
+    state = sequence.state_dict()
+    other_sequence = ours_module.SequentialLR(
+        ours, [ours_module.ConstantLR(ours), ours_module.ExponentialLR(ours, 0.5)], [2]
+    )
+    with pytest.raises(ConfigError, match="other settings"):
+        other_sequence.load_state_dict(state)
+
+
+def test_torchs_names_are_importable():
+    from wxb.optim.lr_scheduler import (  # noqa: F401
+        ConstantLR,
+        CosineAnnealingWarmRestarts,
+        OneCycleLR,
+        PolynomialLR,
+        SequentialLR,
+    )
