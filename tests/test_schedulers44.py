@@ -123,8 +123,11 @@ def test_rates_are_pytorchs_at_every_step(seeded, kind, optimiser):
     ours, theirs = _optimisers(rng, groups, optimiser)
     schedule = _schedule(ours_module, ours, kind, settings)
     their_schedule = _schedule(theirs_module, theirs, kind, settings)
+    # a rate set by hand mid-run, in half the runs: chainable schedules go on from it
+    # (a cosine out of its trough too), the others overwrite it at the next step
+    by_hand = int(rng.integers(0, steps)) if rng.integers(0, 2) else -1
     for step in range(steps + 1):
-        where = f"{kind} {settings} at step {step} (seed {seeded.seed})"
+        where = f"{kind} {settings} at step {step}, by hand at {by_hand} (seed {seeded.seed})"
         np.testing.assert_allclose(
             schedule.get_last_lr(), their_schedule.get_last_lr(), rtol=1e-12, err_msg=where
         )
@@ -133,6 +136,10 @@ def test_rates_are_pytorchs_at_every_step(seeded, kind, optimiser):
         )
         if kind == "onecycle":  # the momentum (Adam's β₁) cycles the other way
             np.testing.assert_allclose(_momenta(ours), _momenta(theirs), rtol=1e-12, err_msg=where)
+        if step == by_hand:
+            factor = float(rng.uniform(0.2, 2.0))
+            for mine, their in zip(ours.param_groups, theirs.param_groups, strict=True):
+                mine["lr"] = their["lr"] = their["lr"] * factor
         if step < steps:
             schedule.step()
             their_schedule.step()

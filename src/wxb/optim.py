@@ -2040,14 +2040,19 @@ class CosineAnnealingLR(LRSchedule):
     def _rebase(self, bases: list[float]) -> None:
         """Out of a trough, as PyTorch: the rate found there plus
         (initial_lr − η_min)·(1 − cos(π/T_max))/2, and the cosine on from that."""
-        if (self.epoch - self.T_max) % (2 * self.T_max):  # not at a trough
+        if not self._at_trough(self.epoch):
             super()._rebase(bases)
             return
-        rise = (1 - math.cos(math.pi / self.T_max)) / 2
         for i, group in enumerate(self.optimizer.param_groups):
-            initial = group.get("initial_lr", bases[i])
-            climbed = group["lr"] + (initial - self.eta_min) * rise
-            bases[i] = self._base_reaching(climbed, self.epoch + 1)
+            bases[i] = self._base_reaching(self._climbed(group, bases[i]), self.epoch + 1)
+
+    def _at_trough(self, epoch: int) -> bool:
+        return not (epoch - self.T_max) % (2 * self.T_max)
+
+    def _climbed(self, group: dict, base: float) -> float:
+        """The rate PyTorch's chainable form gives the epoch after a trough."""
+        rise = (1 - math.cos(math.pi / self.T_max)) / 2
+        return group["lr"] + (group.get("initial_lr", base) - self.eta_min) * rise
 
 
 class InverseScalingLR(LRSchedule):
@@ -2647,7 +2652,9 @@ class SequentialLR(LRSchedule):
     steps it with epoch 0 at the milestone: a warm-up's LinearLR, then a
     CosineAnnealingLR from the full rate). Every schedule starts from the groups'
     ``initial_lr``. Schedules stepped once a batch (OneCycleLR) are not mixed with
-    ones stepped once an epoch; a ReduceLROnPlateau is refused, as PyTorch does."""
+    ones stepped once an epoch; a ReduceLROnPlateau is refused, as PyTorch does. A
+    SequentialLR inside another runs from its own epoch 0 (PyTorch's runs one epoch
+    ahead: the outer one's constructor steps it again)."""
 
     def __init__(
         self,
@@ -2755,6 +2762,9 @@ class SequentialLR(LRSchedule):
         if not own:
             for i, group in enumerate(self.optimizer.param_groups):
                 bases[i] = group.get("initial_lr", bases[i])
+        elif isinstance(schedule, CosineAnnealingLR) and schedule._at_trough(own - 1):
+            for i, group in enumerate(self.optimizer.param_groups):  # (its climb, as its own)
+                bases[i] = self._base_reaching(schedule._climbed(group, bases[i]), self.epoch + 1)
         elif schedule.chainable:
             super()._rebase(bases)
 
