@@ -433,3 +433,103 @@ def test_torchs_names_are_importable():
         PolynomialLR,
         SequentialLR,
     )
+
+
+@pytest.mark.parametrize("optimiser", ["adam", "sgd", "sgd_momentum"])
+def test_fit_onecycle_by_name_is_pytorchs_over_the_run(seeded, optimiser):
+    """lr_schedule="onecycle": PyTorch's OneCycleLR peaking at the optimiser's lr over
+    epochs × batches, Adam's β₁ (SGD's momentum) cycled; plain SGD stays plain."""
+    rng = seeded.rng
+    rows, batch = int(rng.integers(12, 40)), int(rng.integers(3, 9))
+    X, y = rng.normal(size=(rows, 3)), rng.integers(0, 2, rows)
+    epochs, lr = int(rng.integers(2, 6)), float(rng.uniform(0.01, 0.3))
+    model, mine, twin = _models(int(rng.integers(0, 2**31)))
+    momentum = {"momentum": 0.9} if optimiser == "sgd_momentum" else {}
+    if optimiser == "adam":
+        opt, their_opt = wxb.optim.Adam(mine, lr=lr), torch.optim.Adam(twin.parameters(), lr=lr)
+    else:
+        opt = wxb.optim.SGD(mine, lr=lr, **momentum)
+        their_opt = torch.optim.SGD(twin.parameters(), lr=lr, **momentum)
+    total = epochs * -(-rows // batch)
+    their_schedule = theirs_module.OneCycleLR(
+        their_opt, max_lr=lr, total_steps=total, cycle_momentum=optimiser != "sgd"
+    )
+    history = wxb.fit(
+        model, X, y, optimizer=opt, lr_schedule="onecycle", epochs=epochs, batch_size=batch,
+        shuffle=False, verbose=0,
+    )  # fmt: skip
+    loss, lrs = torch.nn.CrossEntropyLoss(), []
+    for _ in range(epochs):
+        for start in range(0, rows, batch):
+            their_opt.zero_grad()
+            rows_in = slice(start, start + batch)
+            loss(twin(torch.tensor(X[rows_in])), torch.tensor(y[rows_in])).backward()
+            their_opt.step()
+            trained = their_opt.param_groups[0]["lr"]
+            their_schedule.step()
+        lrs.append(trained)
+    where = f"{optimiser} lr {lr}, {total} steps (seed {seeded.seed})"
+    for a, b in zip(mine, twin.parameters(), strict=True):
+        np.testing.assert_allclose(
+            a.data, b.detach().numpy(), rtol=1e-10, atol=1e-13, err_msg=where
+        )
+    np.testing.assert_allclose(history.history["lr"], lrs, rtol=1e-12, err_msg=where)
+    assert opt.param_groups[0].get("momentum", 0) == their_opt.param_groups[0].get("momentum", 0)
+
+
+def test_train_onecycle_on_the_command_line(seeded, tmp_path, capsys):
+    """wxb train --lr-schedule onecycle: each epoch's lr in --history is PyTorch's
+    OneCycleLR's at that epoch's last batch, peaking at --lr."""
+    import json
+    import re
+
+    import pandas as pd
+    from cli_run import run
+
+    rng = seeded.rng
+    rows, batch, epochs, lr = 120, 16, int(rng.integers(2, 6)), float(rng.uniform(0.01, 0.1))
+    table = pd.DataFrame(rng.normal(size=(rows, 3)), columns=["a", "b", "c"])
+    table["label"] = rng.choice(["x", "y"], rows)
+    table.to_csv(tmp_path / "t.csv", index=False)
+    history = tmp_path / "history.json"
+    code, out, err = run(
+        capsys, "train", "--data", tmp_path / "t.csv", "--target", "label", "--optimizer",
+        "adam", "--lr", lr, "--lr-schedule", "onecycle", "--epochs", epochs, "--batch-size",
+        batch, "--patience", "0", "-q", "-o", tmp_path / "m.safetensors", "--history", history,
+    )  # fmt: skip
+    assert code == 0, err
+    trained = int(re.search(r"(\d+) train", out).group(1))  # the rows it says it trains on
+    steps = -(-trained // batch)
+    their_opt = torch.optim.Adam(torch.nn.Linear(1, 1).parameters(), lr=lr)
+    their_schedule = theirs_module.OneCycleLR(their_opt, max_lr=lr, total_steps=epochs * steps)
+    expected = []
+    for step in range(epochs * steps):
+        if step % steps == steps - 1:
+            expected.append(their_schedule.get_last_lr()[0])
+        their_schedule.step()
+    got = json.loads(history.read_text())["history"]["lr"]
+    np.testing.assert_allclose(got, expected, rtol=1e-12, err_msg=f"seed {seeded.seed}")
+
+
+@pytest.mark.filterwarnings("ignore:epochs changed from 2 to 3")
+def test_a_resume_with_more_epochs_than_the_one_cycle_is_refused(seeded, tmp_path):
+    """lr_schedule="onecycle" keeps the checkpoint's total_steps on a resume (a schedule
+    derived from epochs): more epochs would have stopped mid-run at the step past it.
+    Refused before training, the model as it was; fewer epochs go on."""
+    rng = seeded.rng
+    X, y = rng.normal(size=(24, 3)), rng.integers(0, 2, 24)
+
+    def run(model, epochs, resume):
+        return wxb.fit(
+            model, X, y, optimizer="adam", lr=0.05, lr_schedule="onecycle", epochs=epochs,
+            batch_size=6, verbose=0, seed=1, checkpoint_dir=tmp_path, resume=resume,
+        )  # fmt: skip
+
+    model, _, _ = _models(0)
+    run(model, 2, False)
+    again, _, _ = _models(0)
+    before = [p.data.copy() for p in again.parameters()]
+    with pytest.raises(ConfigError, match=r"total_steps=8, short of the 12 steps.*epochs ≤ 2"):
+        run(again, 3, True)
+    for a, b in zip(again.parameters(), before, strict=True):
+        np.testing.assert_array_equal(a.data, b)

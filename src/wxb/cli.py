@@ -243,9 +243,12 @@ def build_parser() -> _Parser:
     add("--weight-decay", type=float, default=None,
         help="L2 (adam, sgd, rmsprop, adagrad) or decoupled (adamw); default 0, adamw 0.01")
     add("--lr-schedule", choices=sorted(SCHEDULES), default=None,
-        help="per-epoch schedule: step (× 0.1 every third of the epochs), cosine, invscaling "
+        help="learning-rate schedule: step (× 0.1 every third of the epochs), cosine, invscaling "
         "(1/√(epoch+1)), plateau (× 0.1 once the watched loss has not improved for half the "
-        "--patience, or for 11 epochs with --patience 0); default: none, a constant rate")
+        "--patience, or for 11 epochs with --patience 0), onecycle (PyTorch's OneCycleLR, "
+        "stepped every batch: from --lr/25 up to --lr over the first 30%% of the run, then "
+        "down to --lr/250000, cycling momentum or Adam's beta1 where the optimiser has one); "
+        "default: none, a constant rate")
     add("--clip-grad-norm", type=float, default=None, metavar="MAX",
         help="clip ‖∇L‖ to MAX; default: no clipping")
     add("--dropout", type=float, default=0.0, help="dropout rate after each hidden layer")

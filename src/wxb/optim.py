@@ -2304,6 +2304,7 @@ SCHEDULES = {
     "cosine": CosineAnnealingLR,
     "invscaling": InverseScalingLR,
     "plateau": ReduceLROnPlateau,
+    "onecycle": None,  # OneCycleLR, defined below
 }
 
 
@@ -2940,6 +2941,7 @@ class _TorchSchedulerNames(type(sys)):
         )
 
 
+SCHEDULES["onecycle"] = OneCycleLR
 lr_scheduler = _TorchSchedulerNames(f"{__name__}.lr_scheduler")
 lr_scheduler.__all__ = [
     "ConstantLR",

@@ -755,7 +755,9 @@ def fit(
       epoch's weights are put back when the run ends, stopped early or not, as Keras 3
       does (tf.keras 2 put them back only when it stopped early); no ``baseline`` or
       ``start_from_epoch``.
-    - ``lr_schedule``: "step", "cosine", "invscaling", "plateau", or an LRSchedule;
+    - ``lr_schedule``: "step", "cosine", "invscaling", "plateau", "onecycle" (PyTorch's
+      OneCycleLR peaking at the optimiser's lr over the whole run, momentum or Adam's β₁
+      cycled where the optimiser has one), or an LRSchedule;
       stepped per epoch, but a OneCycleLR (or a SequentialLR of them) after every batch
       (its total_steps must cover epochs × batches; History's lr is then the rate the
       epoch's last batch trained with). A ReduceLROnPlateau is stepped on what early
@@ -1183,7 +1185,8 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         if not trainable:
             raise ConfigError("the model has no trainable parameters (requires_grad is False)")
         opt = get_optimizer(optimizer, trainable, lr=lr)
-    schedule = _make_schedule(lr_schedule, opt, epochs, early_stopping, min_delta)
+    batches = math.ceil(len(y_arr) / min(batch_size, len(y_arr))) if len(y_arr) else 1
+    schedule = _make_schedule(lr_schedule, opt, epochs, early_stopping, min_delta, batches)
     if diagnose and layers_in_order(model) == [model] and chain_layers(model) is None:
         raise ConfigError(f"fit(diagnose=True) {NEEDS_A_CHAIN}")
     step = make_step(model, loss_fn, opt, clip_grad_norm)
@@ -1352,6 +1355,14 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
                 if found is not None:
                     try:
                         history = saver.restore(found, model, opt, schedule, loop, epochs, history)
+                        if schedule is not None and schedule.per_batch:  # (its total_steps)
+                            try:
+                                _check_batches_scheduled(
+                                    schedule, epochs, steps_per_epoch, resumed=True
+                                )
+                            except ConfigError:
+                                saver.undo()
+                                raise
                     except ConfigError as error:  # the same checkpoint and run on every rank
                         error.quiet = ranks is not None and not ranks.leader  # rank 0 says it
                         raise
@@ -2262,6 +2273,7 @@ def _make_schedule(
     epochs: int,
     early_stopping: int | None = None,
     min_delta: float = 0.0,
+    steps_per_epoch: int = 1,
 ) -> LRSchedule | None:
     if isinstance(schedule, LRSchedule) and schedule.optimizer is not optimizer:
         raise ConfigError(
@@ -2284,6 +2296,16 @@ def _make_schedule(
         return SCHEDULES["cosine"](optimizer, T_max=epochs)
     if schedule == "invscaling":
         return SCHEDULES["invscaling"](optimizer)
+    if schedule == "onecycle":  # PyTorch's defaults, peaking at each group's lr; the
+        # momentum (Adam's β₁) cycled where the optimiser uses one (plain SGD stays plain)
+        groups = optimizer.param_groups
+        cycle = "betas" in optimizer.defaults or any(g.get("momentum") for g in groups)
+        return SCHEDULES["onecycle"](
+            optimizer,
+            max_lr=[group["lr"] for group in groups],
+            total_steps=epochs * steps_per_epoch,
+            cycle_momentum=cycle,
+        )
     if schedule == "plateau":
         if early_stopping == 1:
             raise ConfigError(
@@ -2330,17 +2352,28 @@ def _same_seed(ranks: Ranks, seed: int | np.random.Generator | None) -> int | np
     return seed
 
 
-def _check_batches_scheduled(schedule: LRSchedule, epochs: int, steps_per_epoch: int) -> None:
+def _check_batches_scheduled(
+    schedule: LRSchedule, epochs: int, steps_per_epoch: int, *, resumed: bool = False
+) -> None:
     """A schedule fit steps once a batch must reach the run's last batch: PyTorch's
-    OneCycleLR stopped the run there with "Tried to step … times"."""
+    OneCycleLR stopped the run there with "Tried to step … times". Resumed, the
+    checkpoint's schedule counts from the run's first step."""
     steps = epochs * steps_per_epoch
     try:
-        schedule.lr_at(schedule.epoch + steps, 1.0)
+        schedule.lr_at(steps if resumed else schedule.epoch + steps, 1.0)
     except ConfigError:
+        total = getattr(schedule, "total_steps", "?")
+        if resumed:
+            most = total // steps_per_epoch if isinstance(total, int) else "?"
+            raise ConfigError(
+                f"the checkpoint's lr_schedule {type(schedule).__name__} (stepped once a "
+                f"batch) has total_steps={total}, short of the {steps} steps of {epochs} "
+                f"epochs × {steps_per_epoch} batches: resume with epochs ≤ {most}"
+            ) from None
         raise ConfigError(
             f"lr_schedule {type(schedule).__name__} is stepped once a batch: fit takes "
             f"{steps} steps ({epochs} epochs × {steps_per_epoch} batches), past its "
-            f"total_steps={getattr(schedule, 'total_steps', '?')}; make it with "
+            f"total_steps={total}; make it with "
             f"total_steps={steps} (or epochs={epochs}, steps_per_epoch={steps_per_epoch})"
         ) from None
 
