@@ -136,13 +136,64 @@ def test_rates_are_pytorchs_at_every_step(seeded, kind, optimiser):
         )
         if kind == "onecycle":  # the momentum (Adam's β₁) cycles the other way
             np.testing.assert_allclose(_momenta(ours), _momenta(theirs), rtol=1e-12, err_msg=where)
-        if step == by_hand:
-            factor = float(rng.uniform(0.2, 2.0))
+        if step == by_hand:  # (after a PolynomialLR's end too: kept, as PyTorch's)
             for mine, their in zip(ours.param_groups, theirs.param_groups, strict=True):
-                mine["lr"] = their["lr"] = their["lr"] * factor
+                mine["lr"] = their["lr"] = float(rng.uniform(0.01, 0.5))
         if step < steps:
             schedule.step()
             their_schedule.step()
+
+
+def _made(module, opt, kind, settings, last_epoch):
+    """``kind`` made with ``last_epoch`` (PyTorch's resume), LambdaLR too."""
+    if kind == "lambda":
+        return module.LambdaLR(opt, lambda e: 0.9**e + 0.1 * (e % 3), last_epoch=last_epoch)
+    names = {"onecycle": "OneCycleLR", "warm_restarts": "CosineAnnealingWarmRestarts",
+             "constant": "ConstantLR", "polynomial": "PolynomialLR"}  # fmt: skip
+    return getattr(module, names[kind])(opt, **settings, last_epoch=last_epoch)
+
+
+@pytest.mark.parametrize("kind", ["onecycle", "warm_restarts", "constant", "polynomial", "lambda"])
+@pytest.mark.parametrize("how", ["last_epoch_argument", "last_epoch_attribute"])
+def test_a_schedule_moved_to_an_epoch_goes_on_as_pytorchs(seeded, kind, how):
+    """PyTorch's two ways to move a schedule: made with last_epoch=k on an optimiser
+    whose state was loaded, or ``scheduler.last_epoch = j`` then step(). LambdaLR's
+    (and OneCycleLR's) step after ``last_epoch = j`` went on from the rate held ×
+    λ(j + 1)/λ(j), not PyTorch's λ(j + 1)·initial_lr; ConstantLR made with last_epoch
+    = total_iters − 1 kept the rate held where PyTorch's divides it by factor."""
+    rng = seeded.rng
+    settings, steps = _settings(rng, "constant" if kind == "lambda" else kind, 2)
+    seed = int(rng.integers(0, 2**31))
+    ours, theirs = _optimisers(np.random.default_rng(seed), 2, "SGD")
+    schedule = _made(ours_module, ours, kind, settings, -1)
+    their_schedule = _made(theirs_module, theirs, kind, settings, -1)
+    stepped = int(rng.integers(0, max(1, steps - 1)))
+    if kind == "constant" and rng.integers(0, 2):  # resumed the epoch before its end
+        stepped = settings["total_iters"] - 1
+    for _ in range(stepped):
+        schedule.step()
+        their_schedule.step()
+    if how == "last_epoch_attribute":
+        moved = int(rng.integers(0, max(1, steps - 1)))
+        schedule.last_epoch = their_schedule.last_epoch = moved
+        schedule.step()
+        their_schedule.step()
+    else:
+        moved = stepped
+        ours_again, theirs_again = _optimisers(np.random.default_rng(seed), 2, "SGD")
+        ours_again.load_state_dict(ours.state_dict())
+        theirs_again.load_state_dict(theirs.state_dict())
+        schedule = _made(ours_module, ours_again, kind, settings, stepped)
+        their_schedule = _made(theirs_module, theirs_again, kind, settings, stepped)
+    for _ in range(3):
+        np.testing.assert_allclose(
+            schedule.get_last_lr(), their_schedule.get_last_lr(), rtol=1e-12,
+            err_msg=f"{kind} {settings} stepped {stepped}, moved to {moved} (seed {seeded.seed})",
+        )  # fmt: skip
+        if kind == "onecycle" and schedule.last_epoch >= settings["total_steps"]:
+            break
+        schedule.step()
+        their_schedule.step()
 
 
 def test_warm_restarts_stepped_with_fractional_epochs_as_pytorchs(seeded):

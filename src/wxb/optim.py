@@ -1935,10 +1935,14 @@ class LRSchedule:
     def last_epoch(self, value: int) -> None:
         """``scheduler.last_epoch = k``, as PyTorch users move a schedule (a resume): the
         next step gives epoch k + 1's rates going on from the rates the groups hold, as
-        PyTorch's chainable schedules do (an attribute of its own changed nothing)."""
+        PyTorch's chainable schedules do (an attribute of its own changed nothing); one
+        that is not chainable (LambdaLR, OneCycleLR) from its starting rates, as
+        PyTorch's, and CosineAnnealingWarmRestarts from its T_cur."""
         value = _count_value(value, f"{type(self).__name__}.last_epoch")
         bases = self._bases()
-        for i, group in enumerate(self.optimizer.param_groups):
+        # (not chainable, PyTorch's LambdaLR and OneCycleLR go on from the starting
+        # rates: λ(k + 1)·initial_lr, not the rate held × λ(k + 1)/λ(k))
+        for i, group in enumerate(self.optimizer.param_groups if self.chainable else []):
             bases[i] = self._base_reaching(group["lr"], value)
         self.epoch = value
 
@@ -2791,6 +2795,8 @@ class SequentialLR(LRSchedule):
 class ConstantLR(LRSchedule):
     """η · factor until epoch ``total_iters``, then η, as PyTorch's ConstantLR."""
 
+    resume_steps = True  # (last_epoch=k: PyTorch's divides the rate held by factor at k + 1)
+
     def __init__(
         self,
         optimizer: Optimizer,
@@ -2833,6 +2839,16 @@ class PolynomialLR(LRSchedule):
     def lr_at(self, epoch: int, base_lr: float | None = None) -> float:
         base = self.base_lr if base_lr is None else base_lr
         return base * (1.0 - min(self.total_iters, epoch) / self.total_iters) ** self.power
+
+    def _set(self, epoch: int) -> None:
+        """Past total_iters the rates stay what the groups hold, as PyTorch's (a rate set
+        by hand after the end is kept, not taken to 0)."""
+        if epoch <= self.total_iters:
+            super()._set(epoch)
+            return
+        self._bases()
+        for index, group in enumerate(self.optimizer.param_groups):
+            self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = group["lr"]
 
 
 class CosineAnnealingWarmRestarts(LRSchedule):
