@@ -424,7 +424,10 @@ def test_one_cycle_writes_torchs_group_keys(rng):
         (lambda o, m: m.OneCycleLR(o, max_lr=0.1), "give total_steps, or epochs and steps_per"),
         (lambda o, m: m.OneCycleLR(o, max_lr=0.1, total_steps=0), "total_steps must be a pos"),
         (lambda o, m: m.OneCycleLR(o, max_lr=0.1, epochs=2, steps_per_epoch=1.5), "steps_per_ep"),
-        (lambda o, m: m.OneCycleLR(o, max_lr=[0.1], total_steps=9), "max_lr: expected 2 values"),
+        (
+            lambda o, m: m.OneCycleLR(o, max_lr=[0.1], total_steps=9),
+            "max_lr holds 1 values for 2 param",
+        ),
         (lambda o, m: m.OneCycleLR(o, max_lr=-1.0, total_steps=9), "max_lr must be > 0"),
         (lambda o, m: m.OneCycleLR(o, 0.1, 9, pct_start=1.5), "pct_start must be in"),
         (lambda o, m: m.OneCycleLR(o, 0.1, 9, anneal_strategy="cosine"), "anneal_strategy"),
@@ -584,3 +587,49 @@ def test_a_resume_with_more_epochs_than_the_one_cycle_is_refused(seeded, tmp_pat
         run(again, 3, True)
     for a, b in zip(again.parameters(), before, strict=True):
         np.testing.assert_array_equal(a.data, b)
+
+
+@pytest.mark.parametrize("kind", ["onecycle", "sequential"])
+def test_a_fit_resumed_mid_epoch_is_the_uninterrupted_run(seeded, kind, tmp_path):
+    """Resumed from a checkpoint taken between two batches (OneCycleLR stepped after each
+    one): the same weights and History, bit for bit, as the run that went straight on."""
+    import shutil
+
+    rng = seeded.rng
+    rows, batch = int(rng.integers(16, 40)), int(rng.integers(3, 7))
+    X, y = rng.normal(size=(rows, 3)), rng.integers(0, 2, rows)
+    batches = -(-int(rows * 0.75) // batch)  # (validation_split 0.25 keeps ⌈0.75·rows⌉ or so)
+    epochs = int(rng.integers(2, 5))
+    seed = int(rng.integers(0, 2**31))
+
+    def run(folder, resume, settings):
+        model, mine, _ = _models(seed)
+        opt = wxb.optim.SGD(
+            [{"params": mine[:2], "lr": 0.05}, {"params": mine[2:], "lr": 0.02}], momentum=0.9
+        )
+        history = wxb.fit(
+            model, X, y, optimizer=opt, lr_schedule=_schedule(ours_module, opt, kind, settings),
+            epochs=epochs, batch_size=batch, verbose=0, seed=3, validation_split=0.25,
+            checkpoint_dir=folder, checkpoint_every=1, keep_checkpoints=10**6, resume=resume,
+        )  # fmt: skip
+        return history, [p.data.copy() for p in mine]
+
+    whole_folder = tmp_path / "whole"
+    settings = _fit_settings(rng, kind, epochs, batches)
+    if kind == "onecycle":
+        settings["total_steps"] += 2 * epochs  # (however many batches the split leaves)
+    whole, weights = run(whole_folder, False, settings)
+    steps = sorted(int(p.stem.split("-")[1]) for p in whole_folder.glob("step-*.json"))
+    per_epoch = steps[-1] // epochs
+    middle = [s for s in steps if s % per_epoch][: -1 or None]
+    stop = int(rng.choice(middle))
+    parts = tmp_path / "parts"
+    shutil.copytree(whole_folder, parts)
+    for path in parts.glob("step-*"):
+        if int(path.name.split(".")[0].split("-")[1]) > stop:
+            path.unlink()
+    resumed, got = run(parts, True, settings)
+    where = f"{kind} {settings}, resumed at step {stop} (seed {seeded.seed})"
+    for a, b in zip(got, weights, strict=True):
+        np.testing.assert_array_equal(a, b, err_msg=where)
+    assert resumed.history == whole.history, where

@@ -2451,7 +2451,9 @@ def _per_group(optimizer: Optimizer, value: object, what: str, check: Callable) 
     groups = len(optimizer.param_groups)
     if isinstance(value, (list, tuple)):
         if len(value) != groups:
-            raise ConfigError(f"{what}: expected {groups} values (one per group), got {len(value)}")
+            raise ConfigError(
+                f"{what} holds {len(value)} values for {groups} parameter groups (one per group)"
+            )
         return [check(v, what) for v in value]
     return [check(value, what)] * groups
 
@@ -2545,8 +2547,8 @@ class OneCycleLR(LRSchedule):
                 values[key] = [_fraction(v, f"{where} {key}", one=False) for v in value]
                 if len(value) != len(self.optimizer.param_groups):
                     raise ConfigError(
-                        f"{where} {key}: expected {len(self.optimizer.param_groups)} values "
-                        f"(one per group), got {len(value)}"
+                        f"{where} {key} holds {len(value)} values for "
+                        f"{len(self.optimizer.param_groups)} parameter groups (one per group)"
                     )
             else:
                 values[key] = _fraction(value, f"{where} {key}", one=False)
