@@ -1674,7 +1674,7 @@ def get_optimizer(name: str | Optimizer, params: Iterable[Parameter], **options)
 
 
 # ---------------------------------------------------------------------------------
-# Learning-rate schedules: call .step() once per epoch
+# Learning-rate schedules: call .step() once per epoch (OneCycleLR: once per batch)
 # ---------------------------------------------------------------------------------
 class LRSchedule:
     """Sets each group's lr from that group's own starting rate, as PyTorch's schedulers.

@@ -110,7 +110,8 @@ class History:
 
     ``lr`` is the rate of the optimiser's first parameter group (``param_groups[0]``);
     with several groups, group i's is ``lr_group{i}`` too (i ≥ 1): the rate each group
-    trained with in that epoch (``param_groups[i]["lr"]``, before the schedule's step)."""
+    trained with in that epoch (``param_groups[i]["lr"]``, before the schedule's step;
+    under a schedule stepped once a batch, OneCycleLR, the rate of the epoch's last batch)."""
 
     history: dict[str, list[float]] = field(default_factory=dict)
     best_epoch: int | None = None
