@@ -633,3 +633,19 @@ def test_a_fit_resumed_mid_epoch_is_the_uninterrupted_run(seeded, kind, tmp_path
     for a, b in zip(got, weights, strict=True):
         np.testing.assert_array_equal(a, b, err_msg=where)
     assert resumed.history == whole.history, where
+
+
+def test_a_second_fit_with_onecycle_cycles_to_the_same_peak(rng):
+    """fit(optimizer=opt, lr_schedule="onecycle") twice on one optimiser: the second
+    cycle peaks at the first one's max_lr, not at the rate the first left (1e-5 of it),
+    as every other named schedule starts again from its starting rate; a rate set by
+    hand in between is the new peak."""
+    X, y = rng.normal(size=(20, 3)), rng.integers(0, 2, 20)
+    model, _, _ = _models(0)
+    opt = wxb.optim.Adam(model.parameters(), lr=0.05)
+    first = wxb.fit(model, X, y, optimizer=opt, lr_schedule="onecycle", epochs=3, verbose=0)
+    second = wxb.fit(model, X, y, optimizer=opt, lr_schedule="onecycle", epochs=3, verbose=0)
+    assert second.history["lr"] == first.history["lr"]
+    opt.param_groups[0]["lr"] = 0.01
+    third = wxb.fit(model, X, y, optimizer=opt, lr_schedule="onecycle", epochs=3, verbose=0)
+    np.testing.assert_allclose(third.history["lr"], np.array(first.history["lr"]) / 5, rtol=1e-12)

@@ -2301,9 +2301,16 @@ def _make_schedule(
         # momentum (Adam's β₁) cycled where the optimiser uses one (plain SGD stays plain)
         groups = optimizer.param_groups
         cycle = "betas" in optimizer.defaults or any(g.get("momentum") for g in groups)
+        # A second fit on the same optimiser cycles again up to the peak of the first (its
+        # lr is then the first cycle's last, 1e-5 of the peak), unless set by hand since.
+        done = optimizer.scheduled_lrs
+        peaks = [
+            g["max_lr"] if "max_lr" in g and done.get(i) == g["lr"] else g["lr"]
+            for i, g in enumerate(groups)
+        ]
         return SCHEDULES["onecycle"](
             optimizer,
-            max_lr=[group["lr"] for group in groups],
+            max_lr=peaks,
             total_steps=epochs * steps_per_epoch,
             cycle_momentum=cycle,
         )
