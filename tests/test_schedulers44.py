@@ -649,3 +649,38 @@ def test_a_second_fit_with_onecycle_cycles_to_the_same_peak(rng):
     opt.param_groups[0]["lr"] = 0.01
     third = wxb.fit(model, X, y, optimizer=opt, lr_schedule="onecycle", epochs=3, verbose=0)
     np.testing.assert_allclose(third.history["lr"], np.array(first.history["lr"]) / 5, rtol=1e-12)
+
+
+def test_a_sequence_of_one_cycles_is_pytorchs_and_resumes_with_its_momentum(seeded):
+    """SequentialLR of two OneCycleLR: the rates and momenta are PyTorch's step by step;
+    saved mid-run and loaded after the optimiser's state (PyTorch's order), the
+    momentum is the loaded step's, not the max_momentum its making set."""
+    rng = seeded.rng
+    first, second = int(rng.integers(3, 12)), int(rng.integers(3, 12))
+
+    def made(module, opt):
+        cycles = [
+            module.OneCycleLR(opt, max_lr=0.5, total_steps=first),
+            module.OneCycleLR(opt, max_lr=0.2, total_steps=second, anneal_strategy="linear"),
+        ]
+        return module.SequentialLR(opt, cycles, [first])
+
+    seed = int(rng.integers(0, 2**31))
+    ours, theirs = _optimisers(np.random.default_rng(seed), 2, "Adam")
+    schedule, their_schedule = made(ours_module, ours), made(theirs_module, theirs)
+    stop = int(rng.integers(1, first + second))
+    for step in range(first + second):
+        where = f"{first}+{second} steps, at {step} (seed {seeded.seed})"
+        np.testing.assert_allclose(
+            schedule.get_last_lr(), their_schedule.get_last_lr(), rtol=1e-12, err_msg=where
+        )
+        np.testing.assert_allclose(_momenta(ours), _momenta(theirs), rtol=1e-12, err_msg=where)
+        if step == stop:
+            saved = ours.state_dict(), schedule.state_dict()
+            momenta = _momenta(ours)
+        schedule.step()
+        their_schedule.step()
+    again, _ = _optimisers(np.random.default_rng(seed), 2, "Adam")
+    again.load_state_dict(saved[0])
+    made(ours_module, again).load_state_dict(saved[1])
+    assert _momenta(again) == momenta, f"stopped at {stop} (seed {seeded.seed})"

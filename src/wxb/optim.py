@@ -2792,6 +2792,7 @@ class SequentialLR(LRSchedule):
                     f"settings than this one's: {saved!r}, not {ours!r}"
                 )
         super().load_state_dict(state)
+        self._set_momentum(self.epoch)  # (a OneCycleLR's, as its own load_state_dict does)
 
 
 class ConstantLR(LRSchedule):
