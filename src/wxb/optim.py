@@ -47,7 +47,11 @@ except ImportError:  # pragma: no cover
     byte_bounds = np.byte_bounds
 
 # Per-parameter counters under the names PyTorch's state dicts give them.
-COUNTER_KEYS = {"param_steps": "step", "momentum_steps": "momentum_step"}
+COUNTER_KEYS = {
+    "param_steps": "step",
+    "momentum_steps": "momentum_step",
+    "mu_products": "mu_product",  # NAdam's Π μ_k, a number in [0, 1] that starts at 1
+}
 CHUNK = 1 << 17  # elements per pass: the chunk of every array an update touches stays in cache
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -357,7 +361,7 @@ class _ParamState(dict):
         name, counters = self._own(key), {COUNTER_KEYS[c]: c for c in opt.counters}
         started = opt._has_state(i) and i not in opt.__dict__.get("_begun", {})
         if name in counters:
-            getattr(opt, counters[name])[i] = _whole_count(value, where)
+            getattr(opt, counters[name])[i] = opt._counter_value(counters[name], value, where)
         elif name in opt.state_names:
             target = getattr(opt, name)[i]
             array = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
@@ -510,6 +514,7 @@ class Optimizer:
         "maximize": (False, "minimise the negated loss instead")
     }
     counters: tuple[str, ...] = ("param_steps",)  # per-parameter counts, one list each
+    counter_starts: ClassVar[dict[str, float]] = {}  # a counter's start where it is not 0
     # Below this many elements, handing chunks to threads costs more than it saves
     # (measured on a 2-core machine: SGD's two passes gain from 2M, Adam's twelve from 256K).
     threaded_from = 1 << 21
@@ -609,7 +614,7 @@ class Optimizer:
         start = len(self.params)
         self.params.extend(params)
         for counter in self.counters:
-            getattr(self, counter).extend([0] * len(params))
+            getattr(self, counter).extend([self.counter_starts.get(counter, 0)] * len(params))
         self._bounds.append((start, len(self.params)))
         self.param_groups.append(group)
         self._checked.append(self._values(group))
@@ -799,6 +804,11 @@ class Optimizer:
     def _state_written(self, name: str, i: int) -> None:
         """State ``name`` of parameter ``i`` was set by hand (``state[p][name] = …``)."""
 
+    def _counter_value(self, counter: str, value: object, where: str, loaded: bool = False):
+        """A counter's value from a state dict (``loaded``: a whole number as saved) or set
+        by hand (PyTorch's 0-d float tensor taken too)."""
+        return _count_value(value, where) if loaded else _whole_count(value, where)
+
     def _has_state(self, i: int) -> bool:
         """Whether parameter ``i`` has an entry in ``state``: stepped, or one set by hand."""
         return bool(self.param_steps[i]) or i in self.__dict__.get("_written", ())
@@ -822,7 +832,7 @@ class Optimizer:
             self.__dict__.get("_written", set()).discard(i)
             self.__dict__.get("_begun", {}).pop(i, None)
             for counter in self.counters:
-                getattr(self, counter)[i] = 0
+                getattr(self, counter)[i] = self.counter_starts.get(counter, 0)
             for s in self.state_names:
                 getattr(self, s)[i][...] = 0
 
@@ -902,7 +912,8 @@ class Optimizer:
                     "optimizer.state[p][name] = value instead)"
                 )
             for counter in self.counters:
-                counts[counter].append(_count_value(entry.get(COUNTER_KEYS[counter]), f"{where}"))
+                value = entry.get(COUNTER_KEYS[counter])
+                counts[counter].append(self._counter_value(counter, value, where, loaded=True))
             for key, value in entry.items():
                 if key in keys:
                     continue
@@ -942,7 +953,7 @@ class Optimizer:
         loaded = {
             i
             for i in range(len(self.params))
-            if any(values[i] for values in counts.values())
+            if any(values[i] != self.counter_starts.get(c, 0) for c, values in counts.items())
             or any(np.any(arrays[s][i]) for s in arrays if s in self.state_names)
         }
         if loaded:
@@ -1635,12 +1646,160 @@ class Adagrad(Optimizer):
         data -= h["lr"] / (1 + (t - 1) * h["lr_decay"]) * s1
 
 
+def _lerp(m, g, beta1: float, s1) -> None:
+    """PyTorch's m ← lerp(m, g, w), w = 1 − β₁: m + w·(g − m) for w < 0.5, else
+    g − (1 − w)·(g − m), exact at either end, in the arrays' dtype, as the Adam kernels
+    compute it; ``s1`` is scratch."""
+    kind = m.dtype.type
+    weight = kind(1 - beta1)
+    np.subtract(g, m, out=s1)
+    if weight < 0.5:
+        s1 *= weight
+        m += s1
+    else:
+        s1 *= kind(1) - weight
+        np.subtract(g, s1, out=m)
+
+
+def _moments(m, v, g, beta1: float, beta2: float, s1) -> None:
+    """Adam's moments as PyTorch's: m ← lerp(m, g, 1 − β₁) and v ← β₂·v + ((1 − β₂)·g)·g
+    (addcmul's order); ``s1`` is scratch."""
+    kind = m.dtype.type
+    _lerp(m, g, beta1, s1)
+    np.multiply(g, kind(1 - beta2), out=s1)
+    s1 *= g
+    v *= kind(beta2)
+    v += s1
+
+
+def _decayed(data, grad, h: dict, s2, decoupled: bool):
+    """The gradient the moments take: g + λ·W (L2, in the scratch ``s2``: the gradient
+    itself stays as it is), or g after W ← W·(1 − η·λ) (``decoupled``)."""
+    decay = h["weight_decay"]
+    if not decay:
+        return grad
+    kind = data.dtype.type
+    if decoupled:
+        data *= kind(1 - h["lr"] * decay)
+        return grad
+    np.multiply(data, kind(decay), out=s2)
+    s2 += grad
+    return s2
+
+
+def _decoupled_flag(group: dict, where: str) -> None:
+    value = group.get("decoupled_weight_decay")
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{where} decoupled_weight_decay must be True or False; got {value!r}")
+    group["decoupled_weight_decay"] = bool(value)
+
+
+def _mu_product(value: object, where: str) -> float:
+    """NAdam's μ product from a state dict or set by hand: a number in [0, 1] (PyTorch's
+    0-d tensor taken)."""
+    if getattr(value, "shape", None) == () and hasattr(value, "item"):
+        value = value.item()
+    value = _number(value, where)
+    if not 0 <= value <= 1:
+        raise ConfigError(f"{where}: mu_product must be in [0, 1]; got {value}")
+    return value
+
+
+class NAdam(Optimizer):
+    """PyTorch's NAdam (Adam with Nesterov momentum, Dozat): μ_t = β₁·(1 − ½·0.96^(t·ψ))
+    (ψ = ``momentum_decay``), Π_t = Π_{t−1}·μ_t, m and v as Adam's, then
+    W ← W − η·(1 − μ_t)/(1 − Π_t)·g/d − η·μ_{t+1}/(1 − Π_t·μ_{t+1})·m/d with
+    d = √(v/(1 − β₂ᵗ)) + ε. ``weight_decay`` adds λ·W to g, or with
+    ``decoupled_weight_decay`` shrinks W by 1 − η·λ first (NAdamW). Π is kept per
+    parameter (state ``mu_product``) and rounded in the parameter's dtype, as PyTorch's
+    in its default dtype (float32 unless ``torch.set_default_dtype(torch.float64)``)."""
+
+    state_names = possible_states = ("moment1", "moment2")
+    torch_names: ClassVar[dict[str, str]] = {"exp_avg": "moment1", "exp_avg_sq": "moment2"}
+    hyperparameters = (
+        "lr", "betas", "eps", "weight_decay", "momentum_decay", "decoupled_weight_decay",
+    )  # fmt: skip
+    counters = ("param_steps", "mu_products")
+    counter_starts: ClassVar[dict[str, float]] = {"mu_products": 1.0}
+    betas = _GroupValue()
+    eps = _GroupValue()
+    weight_decay = _GroupValue()
+    momentum_decay = _GroupValue()
+
+    def __init__(
+        self,
+        params: Iterable[Parameter] | Iterable[dict],
+        lr: float = 2e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum_decay: float = 4e-3,
+        decoupled_weight_decay: bool = False,
+        **torch_only: object,
+    ) -> None:
+        self._torch_only(torch_only)
+        super().__init__(
+            params, lr, betas=betas, eps=eps, weight_decay=weight_decay,
+            momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay,
+        )  # fmt: skip
+
+    def _check_group(self, group: dict, where: str) -> None:
+        super()._check_group(group, where)
+        check_adam_group(group, where)
+        group["momentum_decay"] = _non_negative(
+            group.get("momentum_decay"), f"{where} momentum_decay"
+        )
+        _decoupled_flag(group, where)
+
+    def _counter_value(self, counter: str, value: object, where: str, loaded: bool = False):
+        if counter == "mu_products":
+            return _mu_product(value, where)
+        return super()._counter_value(counter, value, where, loaded)
+
+    @staticmethod
+    def _mu(beta1: float, momentum_decay: float, t: int) -> float:
+        return beta1 * (1.0 - 0.5 * (0.96 ** (t * momentum_decay)))
+
+    def _advance(self, live: list[int], group: dict) -> list[int]:
+        # the clock of each parameter is (t, Π_t): one walk takes the parameters that agree
+        steps, products, params = self.param_steps, self.mu_products, self.params
+        beta1, decay = group["betas"][0], group["momentum_decay"]
+        clocks = []
+        for i in live:
+            steps[i] += 1
+            kind = params[i].data.dtype.type  # PyTorch's Π is a 0-d tensor: mu_product *= μ
+            products[i] = float(kind(products[i]) * kind(self._mu(beta1, decay, steps[i])))
+            clocks.append((steps[i], products[i]))
+        return clocks
+
+    def _rule(self, data, grad, states, t, s1, s2, h):
+        step, product = t
+        beta1, beta2 = h["betas"]
+        lr, kind = h["lr"], data.dtype.type
+        mu = self._mu(beta1, h["momentum_decay"], step)
+        mu_next = self._mu(beta1, h["momentum_decay"], step + 1)
+        m, v = states
+        g = _decayed(data, grad, h, s2, h["decoupled_weight_decay"])
+        _moments(m, v, g, beta1, beta2, s1)
+        np.divide(v, kind(1 - beta2**step), out=s1)  # d = √(v/(1 − β₂ᵗ)) + ε
+        np.sqrt(s1, out=s1)
+        s1 += kind(h["eps"])
+        # W ← W + (c₁·g)/d + (c₂·m)/d, addcdiv's order, one term after the other
+        np.multiply(g, kind(-lr * (1.0 - mu) / (1.0 - product)), out=s2)
+        s2 /= s1
+        data += s2
+        np.multiply(m, kind((-lr * mu_next) / (1.0 - product * mu_next)), out=s2)
+        s2 /= s1
+        data += s2
+
+
 OPTIMIZERS: dict[str, type[Optimizer]] = {
     "sgd": SGD,
     "adam": Adam,
     "adamw": AdamW,
     "rmsprop": RMSprop,
     "adagrad": Adagrad,
+    "nadam": NAdam,
 }
 # The rate an optimiser named to fit or wxb train starts from without an lr, where it is
 # not the class's own (PyTorch's) default: SGD(params) is torch.optim.SGD's 1e-3.
