@@ -1,4 +1,4 @@
-"""NAdam: PyTorch's updates step by step (every option, several
+"""NAdam and RAdam: PyTorch's updates step by step (every option, several
 groups, a group at lr=0, parameters without a gradient), on both kernel routes; their
 state round trip; state set by hand; a resumed fit equal to the uninterrupted one."""
 
@@ -40,6 +40,7 @@ def _nadam_options(rng):
 
 KINDS = {
     "nadam": (wxb.optim.NAdam, torch.optim.NAdam, _nadam_options),
+    "radam": (wxb.optim.RAdam, torch.optim.RAdam, lambda rng: _adam_like(rng, True)),
 }
 # wxb's state name → PyTorch's
 TORCH_NAMES = {"moment1": "exp_avg", "moment2": "exp_avg_sq"}
@@ -280,7 +281,10 @@ def test_mu_product_set_by_hand_or_loaded_is_checked(seeded):
 def test_names_defaults_and_refusals():
     model = Dense(3, 2)
     params = list(model.parameters())
-    for name, kind, lr in (("nadam", torch.optim.NAdam, 2e-3),):
+    for name, kind, lr in (
+        ("nadam", torch.optim.NAdam, 2e-3),
+        ("radam", torch.optim.RAdam, 1e-3),
+    ):
         opt = wxb.optim.get_optimizer(name, params)
         theirs = kind([torch.nn.Parameter(torch.zeros(2))]).defaults
         assert opt.lr == lr == theirs["lr"], name
@@ -294,7 +298,7 @@ def test_names_defaults_and_refusals():
     with pytest.raises(ConfigError, match="momentum_decay"):
         wxb.optim.NAdam(params, momentum_decay=-1e-3)
     with pytest.raises(ConfigError, match="decoupled_weight_decay"):
-        wxb.optim.NAdam(params, decoupled_weight_decay="yes")
+        wxb.optim.RAdam(params, decoupled_weight_decay="yes")
 
 
 def _fit(kind, X, y, dtype, folder=None, **options):

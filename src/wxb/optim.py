@@ -1793,6 +1793,66 @@ class NAdam(Optimizer):
         data += s2
 
 
+class RAdam(Optimizer):
+    """PyTorch's RAdam (Liu et al.): m and v as Adam's, m̂ = m/(1 − β₁ᵗ); with
+    ρ_∞ = 2/(1 − β₂) − 1 and ρ_t = ρ_∞ − 2t·β₂ᵗ/(1 − β₂ᵗ), where ρ_t > 5 the step is
+    rectified, W ← W − η·m̂·√(1 − β₂ᵗ)/(√v + ε)·r_t,
+    r_t = √((ρ_t − 4)(ρ_t − 2)ρ_∞/((ρ_∞ − 4)(ρ_∞ − 2)ρ_t)); else W ← W − η·m̂ (SGD with
+    momentum, the first steps). ``weight_decay`` adds λ·W to g, or with
+    ``decoupled_weight_decay`` shrinks W by 1 − η·λ first (RAdamW)."""
+
+    state_names = possible_states = ("moment1", "moment2")
+    torch_names: ClassVar[dict[str, str]] = {"exp_avg": "moment1", "exp_avg_sq": "moment2"}
+    hyperparameters = ("lr", "betas", "eps", "weight_decay", "decoupled_weight_decay")
+    betas = _GroupValue()
+    eps = _GroupValue()
+    weight_decay = _GroupValue()
+
+    def __init__(
+        self,
+        params: Iterable[Parameter] | Iterable[dict],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        decoupled_weight_decay: bool = False,
+        **torch_only: object,
+    ) -> None:
+        self._torch_only(torch_only)
+        super().__init__(
+            params, lr, betas=betas, eps=eps, weight_decay=weight_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
+        )  # fmt: skip
+
+    def _check_group(self, group: dict, where: str) -> None:
+        super()._check_group(group, where)
+        check_adam_group(group, where)
+        _decoupled_flag(group, where)
+
+    def _rule(self, data, grad, states, t, s1, s2, h):
+        beta1, beta2 = h["betas"]
+        lr, kind = h["lr"], data.dtype.type
+        m, v = states
+        g = _decayed(data, grad, h, s2, h["decoupled_weight_decay"])
+        _moments(m, v, g, beta1, beta2, s1)
+        correction2 = 1 - beta2**t
+        rho_inf = 2 / (1 - beta2) - 1
+        rho_t = rho_inf - 2 * t * (beta2**t) / correction2
+        np.divide(m, kind(1 - beta1**t), out=s2)  # m̂, then η·m̂ (PyTorch's order)
+        s2 *= kind(lr)
+        if rho_t > 5.0:
+            rect = (
+                (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
+            ) ** 0.5
+            np.sqrt(v, out=s1)  # √(1 − β₂ᵗ)/(√v + ε) as 1/(√v + ε)·√(1 − β₂ᵗ)
+            s1 += kind(h["eps"])
+            np.reciprocal(s1, out=s1)
+            s1 *= kind(correction2**0.5)
+            s2 *= s1
+            s2 *= kind(rect)
+        data -= s2
+
+
 OPTIMIZERS: dict[str, type[Optimizer]] = {
     "sgd": SGD,
     "adam": Adam,
@@ -1800,6 +1860,7 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
     "rmsprop": RMSprop,
     "adagrad": Adagrad,
     "nadam": NAdam,
+    "radam": RAdam,
 }
 # The rate an optimiser named to fit or wxb train starts from without an lr, where it is
 # not the class's own (PyTorch's) default: SGD(params) is torch.optim.SGD's 1e-3.

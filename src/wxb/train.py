@@ -730,12 +730,13 @@ def fit(
       (its form, (B,) or (B, 1); targets that do not fit the outputs refused at once;
       the validation split by class), and a forward of one's own tells it only by
       running (a model of stock layers alone runs no code of one's own there).
-    - ``optimizer``: "adam", "adamw", "sgd", "rmsprop", "adagrad", "nadam" (with ``lr``,
-      or each one's default), or an Optimizer built on ``model.parameters()``. A name
-      builds a new optimiser at each call: a second fit starts its state (Adam's moments
-      and step count, momentum) from zero, where Keras keeps its compiled optimiser's;
-      pass one Optimizer to each call to go on with it. Each call's History holds its own
-      epochs, numbered from 1 (as Keras's fit without ``initial_epoch``).
+    - ``optimizer``: "adam", "adamw", "sgd", "rmsprop", "adagrad", "nadam", "radam"
+      (with ``lr``, or each one's default), or an Optimizer built on
+      ``model.parameters()``. A name builds a new optimiser at each call: a second fit
+      starts its state (Adam's moments and step count, momentum) from zero, where Keras
+      keeps its compiled optimiser's; pass one Optimizer to each call to go on with it.
+      Each call's History holds its own epochs, numbered from 1 (as Keras's fit without
+      ``initial_epoch``).
     - ``X`` (and ``y``) as a SciPy sparse matrix or array, as scikit-learn's MLP takes
       them: made dense, whole, before training (rows × features numbers in memory).
     - ``X`` as a table (a pandas DataFrame, a pyarrow Table): its column names go into
