@@ -1,4 +1,4 @@
-"""NAdam and RAdam: PyTorch's updates step by step (every option, several
+"""NAdam, RAdam and Adamax: PyTorch's updates step by step (every option, several
 groups, a group at lr=0, parameters without a gradient), on both kernel routes; their
 state round trip; state set by hand; a resumed fit equal to the uninterrupted one."""
 
@@ -41,9 +41,10 @@ def _nadam_options(rng):
 KINDS = {
     "nadam": (wxb.optim.NAdam, torch.optim.NAdam, _nadam_options),
     "radam": (wxb.optim.RAdam, torch.optim.RAdam, lambda rng: _adam_like(rng, True)),
+    "adamax": (wxb.optim.Adamax, torch.optim.Adamax, lambda rng: _adam_like(rng, False)),
 }
 # wxb's state name → PyTorch's
-TORCH_NAMES = {"moment1": "exp_avg", "moment2": "exp_avg_sq"}
+TORCH_NAMES = {"moment1": "exp_avg", "moment2": "exp_avg_sq", "inf_norm": "exp_inf"}
 
 
 @pytest.fixture(params=["numpy", "auto"])
@@ -284,6 +285,7 @@ def test_names_defaults_and_refusals():
     for name, kind, lr in (
         ("nadam", torch.optim.NAdam, 2e-3),
         ("radam", torch.optim.RAdam, 1e-3),
+        ("adamax", torch.optim.Adamax, 2e-3),
     ):
         opt = wxb.optim.get_optimizer(name, params)
         theirs = kind([torch.nn.Parameter(torch.zeros(2))]).defaults
@@ -299,6 +301,8 @@ def test_names_defaults_and_refusals():
         wxb.optim.NAdam(params, momentum_decay=-1e-3)
     with pytest.raises(ConfigError, match="decoupled_weight_decay"):
         wxb.optim.RAdam(params, decoupled_weight_decay="yes")
+    with pytest.raises(TypeError, match="decoupled_weight_decay"):  # PyTorch's has none
+        wxb.optim.Adamax(params, decoupled_weight_decay=True)
 
 
 def _fit(kind, X, y, dtype, folder=None, **options):
@@ -353,3 +357,17 @@ def test_forgotten_nadam_state_starts_its_mu_product_again(seeded):
         del their_opt.state[q]
         _step_both(rng, "nadam", "float64", 3, ours, theirs, opt, their_opt, msg)
         assert opt.state[p]["mu_product"] == their_opt.state[q]["mu_product"].item(), msg
+
+
+def test_adamax_group_key_of_another_optimiser_changes_nothing(seeded):
+    """A group's decoupled_weight_decay (NAdam's and RAdam's) is no option of PyTorch's
+    Adamax, which keeps the key and decays in the gradient still."""
+    rng = seeded.rng
+    ours, theirs = _twins(rng, "float64")
+    group = {"lr": 0.01, "weight_decay": 0.3, "decoupled_weight_decay": True}
+    msg = seeded.msg(f"Adamax {group}")
+    opt = wxb.optim.Adamax([{"params": [p for m in ours for p in m.parameters()], **group}])
+    their_opt = torch.optim.Adamax(
+        [{"params": [q for m in theirs for q in m.parameters()], **group}]
+    )
+    _step_both(rng, "adamax", "float64", 4, ours, theirs, opt, their_opt, msg)

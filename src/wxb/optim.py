@@ -1853,6 +1853,50 @@ class RAdam(Optimizer):
         data -= s2
 
 
+class Adamax(Optimizer):
+    """PyTorch's Adamax (Kingma & Ba): m as Adam's, u ← max(β₂·u, |g| + ε) (the infinity
+    norm, ε inside the max, as PyTorch's), W ← W − η/(1 − β₁ᵗ)·m/u; ``weight_decay``
+    adds λ·W to g."""
+
+    state_names = possible_states = ("moment1", "inf_norm")
+    torch_names: ClassVar[dict[str, str]] = {"exp_avg": "moment1", "exp_inf": "inf_norm"}
+    hyperparameters = ("lr", "betas", "eps", "weight_decay")
+    betas = _GroupValue()
+    eps = _GroupValue()
+    weight_decay = _GroupValue()
+
+    def __init__(
+        self,
+        params: Iterable[Parameter] | Iterable[dict],
+        lr: float = 2e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        **torch_only: object,
+    ) -> None:
+        self._torch_only(torch_only)
+        super().__init__(params, lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+    def _check_group(self, group: dict, where: str) -> None:
+        super()._check_group(group, where)
+        check_adam_group(group, where)
+
+    def _rule(self, data, grad, states, t, s1, s2, h):
+        beta1, beta2 = h["betas"]
+        kind = data.dtype.type
+        m, u = states
+        g = _decayed(data, grad, h, s2, False)  # (PyTorch's Adamax has no decoupled form)
+        _lerp(m, g, beta1, s1)
+        u *= kind(beta2)
+        np.abs(g, out=s1)
+        s1 += kind(h["eps"])
+        np.maximum(u, s1, out=u)  # NaN kept, as torch.maximum
+        # W ← W + (−η/(1 − β₁ᵗ)·m)/u, addcdiv's order
+        np.multiply(m, kind(-(h["lr"] / (1 - beta1**t))), out=s1)
+        s1 /= u
+        data += s1
+
+
 OPTIMIZERS: dict[str, type[Optimizer]] = {
     "sgd": SGD,
     "adam": Adam,
@@ -1861,6 +1905,7 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
     "adagrad": Adagrad,
     "nadam": NAdam,
     "radam": RAdam,
+    "adamax": Adamax,
 }
 # The rate an optimiser named to fit or wxb train starts from without an lr, where it is
 # not the class's own (PyTorch's) default: SGD(params) is torch.optim.SGD's 1e-3.
