@@ -1,4 +1,4 @@
-"""NAdam, RAdam and Adamax: PyTorch's updates step by step (every option, several
+"""NAdam, RAdam, Adamax and Adadelta: PyTorch's updates step by step (every option, several
 groups, a group at lr=0, parameters without a gradient), on both kernel routes; their
 state round trip; state set by hand; a resumed fit equal to the uninterrupted one."""
 
@@ -38,13 +38,31 @@ def _nadam_options(rng):
     return options
 
 
+def _adadelta_options(rng):
+    options = {"lr": float(rng.choice([0.0, *rng.uniform(0.05, 2.0, size=4)]))}
+    if rng.random() < 0.6:
+        options["rho"] = float(rng.uniform(0.0, 1.0))
+    if rng.random() < 0.5:
+        options["weight_decay"] = float(rng.uniform(0, 0.2))
+    if rng.random() < 0.3:
+        options["eps"] = float(rng.choice([1e-6, 1e-3, 1e-9]))
+    return options
+
+
 KINDS = {
     "nadam": (wxb.optim.NAdam, torch.optim.NAdam, _nadam_options),
     "radam": (wxb.optim.RAdam, torch.optim.RAdam, lambda rng: _adam_like(rng, True)),
     "adamax": (wxb.optim.Adamax, torch.optim.Adamax, lambda rng: _adam_like(rng, False)),
+    "adadelta": (wxb.optim.Adadelta, torch.optim.Adadelta, _adadelta_options),
 }
 # wxb's state name → PyTorch's
-TORCH_NAMES = {"moment1": "exp_avg", "moment2": "exp_avg_sq", "inf_norm": "exp_inf"}
+TORCH_NAMES = {
+    "moment1": "exp_avg",
+    "moment2": "exp_avg_sq",
+    "inf_norm": "exp_inf",
+    "square_avg": "square_avg",
+    "acc_delta": "acc_delta",
+}
 
 
 @pytest.fixture(params=["numpy", "auto"])
@@ -286,6 +304,7 @@ def test_names_defaults_and_refusals():
         ("nadam", torch.optim.NAdam, 2e-3),
         ("radam", torch.optim.RAdam, 1e-3),
         ("adamax", torch.optim.Adamax, 2e-3),
+        ("adadelta", torch.optim.Adadelta, 1.0),
     ):
         opt = wxb.optim.get_optimizer(name, params)
         theirs = kind([torch.nn.Parameter(torch.zeros(2))]).defaults
@@ -295,8 +314,8 @@ def test_names_defaults_and_refusals():
                 assert value == theirs[key], (name, key)
         with pytest.raises(ConfigError, match="maximize"):
             type(opt)(params, maximize=True)
-        with pytest.raises(ConfigError, match="betas"):
-            type(opt)(params, betas=(0.9, 1.0))
+        with pytest.raises(ConfigError, match="rho" if name == "adadelta" else "betas"):
+            type(opt)(params, **({"rho": 1.5} if name == "adadelta" else {"betas": (0.9, 1.0)}))
     with pytest.raises(ConfigError, match="momentum_decay"):
         wxb.optim.NAdam(params, momentum_decay=-1e-3)
     with pytest.raises(ConfigError, match="decoupled_weight_decay"):
@@ -356,7 +375,8 @@ def test_forgotten_nadam_state_starts_its_mu_product_again(seeded):
         del opt.state[p]
         del their_opt.state[q]
         _step_both(rng, "nadam", "float64", 3, ours, theirs, opt, their_opt, msg)
-        assert opt.state[p]["mu_product"] == their_opt.state[q]["mu_product"].item(), msg
+        theirs = their_opt.state[q].get("mu_product")  # (none: not stepped since)
+        assert opt.state[p].get("mu_product") == (theirs if theirs is None else theirs.item()), msg
 
 
 def test_adamax_group_key_of_another_optimiser_changes_nothing(seeded):

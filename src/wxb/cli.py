@@ -237,12 +237,12 @@ def build_parser() -> _Parser:
     add("--optimizer", choices=sorted(OPTIMIZERS), default="adam", help="optimiser")
     add("--lr", type=float, default=None,
         help="learning rate, > 0 (a run at 0 would train nothing); default adam and adamw "
-        "1e-3, sgd, rmsprop and adagrad 0.01, nadam and adamax 2e-3, radam 1e-3")
+        "1e-3, sgd, rmsprop and adagrad 0.01, nadam and adamax 2e-3, radam 1e-3, adadelta 1")
     add("--momentum", type=float, default=None,
         help="momentum (sgd and rmsprop only; default 0)")
     add("--weight-decay", type=float, default=None,
-        help="L2 (adam, sgd, rmsprop, adagrad, nadam, radam, adamax) or decoupled (adamw); "
-        "default 0, adamw 0.01")
+        help="L2 (adam, sgd, rmsprop, adagrad, nadam, radam, adamax, adadelta) or "
+        "decoupled (adamw); default 0, adamw 0.01")
     add("--lr-schedule", choices=sorted(SCHEDULES), default=None,
         help="learning-rate schedule: step (× 0.1 every third of the epochs), cosine, invscaling "
         "(1/√(epoch+1)), plateau (× 0.1 once the watched loss has not improved for half the "

@@ -1897,6 +1897,61 @@ class Adamax(Optimizer):
         data += s1
 
 
+class Adadelta(Optimizer):
+    """PyTorch's Adadelta (Zeiler): s ← ρ·s + (1 − ρ)·g², δ = √(Δ + ε)/√(s + ε)·g,
+    Δ ← ρ·Δ + (1 − ρ)·δ², W ← W − η·δ (η = 1 by default, as PyTorch's); weight decay
+    adds λ·W to g first. Both accumulators start at zero, under PyTorch's names."""
+
+    state_names = possible_states = ("square_avg", "acc_delta")
+    hyperparameters = ("lr", "rho", "eps", "weight_decay")
+    rho = _GroupValue()
+    eps = _GroupValue()
+    weight_decay = _GroupValue()
+
+    def __init__(
+        self,
+        params: Iterable[Parameter] | Iterable[dict],
+        lr: float = 1.0,
+        rho: float = 0.9,
+        eps: float = 1e-6,
+        weight_decay: float = 0.0,
+        **torch_only: object,
+    ) -> None:
+        self._torch_only(torch_only)
+        super().__init__(params, lr, rho=rho, eps=eps, weight_decay=weight_decay)
+
+    def _check_group(self, group: dict, where: str) -> None:
+        super()._check_group(group, where)
+        group["rho"] = _fraction(group.get("rho"), f"{where} rho", one=True)
+        group["eps"] = _non_negative(group.get("eps"), f"{where} eps")
+        group["weight_decay"] = _non_negative(group.get("weight_decay"), f"{where} weight_decay")
+
+    def _rule(self, data, grad, states, t, s1, s2, h):
+        kind = data.dtype.type
+        rho, keep, eps = kind(h["rho"]), kind(1 - h["rho"]), kind(h["eps"])
+        square, acc = states
+        g = grad
+        if h["weight_decay"]:  # g + λ·W in an array of its own: s1 and s2 hold √(s + ε), δ
+            g = np.multiply(data, kind(h["weight_decay"]))
+            g += grad
+        square *= rho  # s ← ρ·s + ((1 − ρ)·g)·g, addcmul's order
+        np.multiply(g, keep, out=s1)
+        s1 *= g
+        square += s1
+        np.add(square, eps, out=s1)
+        np.sqrt(s1, out=s1)
+        np.add(acc, eps, out=s2)  # δ = √(Δ + ε)/√(s + ε)·g
+        np.sqrt(s2, out=s2)
+        s2 /= s1
+        s2 *= g
+        acc *= rho
+        np.multiply(s2, keep, out=s1)
+        s1 *= s2
+        acc += s1
+        np.multiply(s2, kind(-h["lr"]), out=s1)
+        data += s1
+
+
 OPTIMIZERS: dict[str, type[Optimizer]] = {
     "sgd": SGD,
     "adam": Adam,
@@ -1906,6 +1961,7 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
     "nadam": NAdam,
     "radam": RAdam,
     "adamax": Adamax,
+    "adadelta": Adadelta,
 }
 # The rate an optimiser named to fit or wxb train starts from without an lr, where it is
 # not the class's own (PyTorch's) default: SGD(params) is torch.optim.SGD's 1e-3.

@@ -15,9 +15,9 @@ One interface, two implementations that compute the same numbers:
 ``WXB_KERNELS=compiled`` insists on it. Arrays the compiled loops do not take
 (other dtypes, non-contiguous views) go through NumPy whatever the route.
 
-An optimiser with no update here (RMSprop, Adagrad, NAdam, RAdam, Adamax: their
-``_rule`` is NumPy in wxb.optim, not marked ``calls_kernel``) runs that rule on either
-route, in cache-sized chunks: the two routes give it the same bits.
+An optimiser with no update here (RMSprop, Adagrad, NAdam, RAdam, Adamax, Adadelta:
+their ``_rule`` is NumPy in wxb.optim, not marked ``calls_kernel``) runs that rule on
+either route, in cache-sized chunks: the two routes give it the same bits.
 """
 
 from __future__ import annotations
