@@ -163,8 +163,8 @@ def test_updates_are_pytorchs(seeded, route, kind, dtype):
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_both_routes_give_the_same_bits(seeded, kind):
-    """The compiled route and NumPy's give one result (these rules have no compiled
-    kernel: each runs its NumPy rule on either route)."""
+    """The compiled route and NumPy's give one result, bit for bit (NAdam, RAdam and
+    Adamax run a compiled kernel or its NumPy twin; Adadelta its NumPy rule on either)."""
     rng = seeded.rng
     ours_kind, _, draw = KINDS[kind]
     dtype = str(rng.choice(["float32", "float64"]))
@@ -190,6 +190,81 @@ def test_both_routes_give_the_same_bits(seeded, kind):
         kernels.use(os.environ.get("WXB_KERNELS", "auto"))
     for a, b in zip(*results, strict=True):
         assert np.array_equal(a, b), seeded.msg(f"{kind} {dtype} {groups}")
+
+
+KERNELS = {"nadam": kernels.nadam, "radam": kernels.radam, "adamax": kernels.adamax}
+
+
+def _kernel_settings(rng, kind, t):
+    settings = dict(
+        t=t, lr=float(rng.uniform(1e-4, 0.1)), beta1=float(rng.uniform(0.0, 0.99)),
+        beta2=float(rng.uniform(0.5, 0.9999)), eps=float(rng.choice([1e-8, 1e-3, 0.0])),
+        weight_decay=float(rng.choice([0.0, rng.uniform(0, 0.2)])),
+    )  # fmt: skip
+    if kind != "adamax":
+        settings["decoupled"] = bool(rng.random() < 0.5)
+    if kind == "nadam":
+        settings["mu"], settings["mu_next"] = (float(x) for x in rng.uniform(0, 0.99, size=2))
+        settings["product"] = settings["mu"] * float(rng.uniform(0, 1))
+    return settings
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("kind", list(KERNELS))
+def test_compiled_kernels_are_their_numpy_twins(seeded, kind, dtype):
+    """Each kernel's two implementations, bit for bit: both branches of PyTorch's lerp
+    (β₁ on either side of ½), RAdam on both sides of ρ_t = 5, coupled and decoupled decay,
+    a NaN in the gradient (Adamax's max keeps it, as NumPy's)."""
+    pytest.importorskip("numba")
+    rng = seeded.rng
+    for size in (1, 3, int(rng.integers(4, 5000))):
+        for t in (1, int(rng.integers(2, 8)), int(rng.integers(8, 200))):
+            settings = _kernel_settings(rng, kind, t)
+            data = rng.normal(size=size).astype(dtype)
+            grad = (rng.normal(size=size) * rng.choice([1e-3, 1.0, 30.0])).astype(dtype)
+            if rng.random() < 0.3:
+                grad[int(rng.integers(0, size))] = np.nan
+            first = rng.normal(size=size).astype(dtype)
+            second = np.abs(rng.normal(size=size)).astype(dtype)
+            results = []
+            try:
+                for setting in ("numpy", "compiled"):
+                    kernels.use(setting)
+                    arrays = [a.copy() for a in (data, grad, first, second)]
+                    scratch = [np.empty_like(data), np.empty_like(data)]
+                    with np.errstate(invalid="ignore"):
+                        KERNELS[kind](*arrays, *scratch, **settings)
+                    results.append(arrays)
+            finally:
+                kernels.use(os.environ.get("WXB_KERNELS", "auto"))
+            for name, a, b in zip(("data", "grad", "m", "v/u"), *results, strict=True):
+                assert np.array_equal(a, b, equal_nan=True), seeded.msg(
+                    f"{kind} {dtype} size {size} {settings}: {name}"
+                )
+
+
+@pytest.mark.parametrize("kind", list(KERNELS))
+def test_a_threaded_walk_gives_the_same_bits(seeded, kind):
+    """A parameter past the size from which the update takes threads: both routes agree."""
+    rng = seeded.rng
+    ours_kind, _, draw = KINDS[kind]
+    options = draw(rng)
+    shape = (1 << 21) + int(rng.integers(1, 1000))
+    start = rng.normal(size=shape)
+    grads = [rng.normal(size=shape) for _ in range(2)]
+    results = []
+    try:
+        for setting in ("numpy", "auto"):
+            kernels.use(setting)
+            p = wxb.nn.Parameter(start.copy())
+            opt = ours_kind([p], **options)
+            for g in grads:
+                p.grad = g.copy()
+                opt.step()
+            results.append(p.data)
+    finally:
+        kernels.use(os.environ.get("WXB_KERNELS", "auto"))
+    assert np.array_equal(*results), seeded.msg(f"{kind} {options}")
 
 
 def _plain(state: dict) -> dict:
@@ -370,8 +445,8 @@ def test_forgotten_nadam_state_starts_its_mu_product_again(seeded):
     with torch_default("float64"):
         opt = wxb.optim.NAdam([p for m in ours for p in m.parameters()], lr=0.01)
         their_opt = torch.optim.NAdam([q for m in theirs for q in m.parameters()], lr=0.01)
-        _step_both(rng, "nadam", "float64", 3, ours, theirs, opt, their_opt, msg)
-        p, q = next(iter(ours[0].parameters())), next(iter(theirs[0].parameters()))
+        mine, their = _step_both(rng, "nadam", "float64", 3, ours, theirs, opt, their_opt, msg)
+        p, q = next((p, q) for p, q in zip(mine, their, strict=True) if opt.state[p])
         del opt.state[p]
         del their_opt.state[q]
         _step_both(rng, "nadam", "float64", 3, ours, theirs, opt, their_opt, msg)

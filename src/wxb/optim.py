@@ -1646,47 +1646,6 @@ class Adagrad(Optimizer):
         data -= h["lr"] / (1 + (t - 1) * h["lr_decay"]) * s1
 
 
-def _lerp(m, g, beta1: float, s1) -> None:
-    """PyTorch's m ← lerp(m, g, w), w = 1 − β₁: m + w·(g − m) for w < 0.5, else
-    g − (1 − w)·(g − m), exact at either end, in the arrays' dtype, as the Adam kernels
-    compute it; ``s1`` is scratch."""
-    kind = m.dtype.type
-    weight = kind(1 - beta1)
-    np.subtract(g, m, out=s1)
-    if weight < 0.5:
-        s1 *= weight
-        m += s1
-    else:
-        s1 *= kind(1) - weight
-        np.subtract(g, s1, out=m)
-
-
-def _moments(m, v, g, beta1: float, beta2: float, s1) -> None:
-    """Adam's moments as PyTorch's: m ← lerp(m, g, 1 − β₁) and v ← β₂·v + ((1 − β₂)·g)·g
-    (addcmul's order); ``s1`` is scratch."""
-    kind = m.dtype.type
-    _lerp(m, g, beta1, s1)
-    np.multiply(g, kind(1 - beta2), out=s1)
-    s1 *= g
-    v *= kind(beta2)
-    v += s1
-
-
-def _decayed(data, grad, h: dict, s2, decoupled: bool):
-    """The gradient the moments take: g + λ·W (L2, in the scratch ``s2``: the gradient
-    itself stays as it is), or g after W ← W·(1 − η·λ) (``decoupled``)."""
-    decay = h["weight_decay"]
-    if not decay:
-        return grad
-    kind = data.dtype.type
-    if decoupled:
-        data *= kind(1 - h["lr"] * decay)
-        return grad
-    np.multiply(data, kind(decay), out=s2)
-    s2 += grad
-    return s2
-
-
 def _decoupled_flag(group: dict, where: str) -> None:
     value = group.get("decoupled_weight_decay")
     if not isinstance(value, (bool, np.bool_)):
@@ -1721,6 +1680,7 @@ class NAdam(Optimizer):
     )  # fmt: skip
     counters = ("param_steps", "mu_products")
     counter_starts: ClassVar[dict[str, float]] = {"mu_products": 1.0}
+    threaded_from = 1 << 18  # as Adam's: a dozen NumPy passes gain from threads early
     betas = _GroupValue()
     eps = _GroupValue()
     weight_decay = _GroupValue()
@@ -1772,25 +1732,18 @@ class NAdam(Optimizer):
             clocks.append((steps[i], products[i]))
         return clocks
 
+    @calls_kernel
     def _rule(self, data, grad, states, t, s1, s2, h):
         step, product = t
         beta1, beta2 = h["betas"]
-        lr, kind = h["lr"], data.dtype.type
-        mu = self._mu(beta1, h["momentum_decay"], step)
-        mu_next = self._mu(beta1, h["momentum_decay"], step + 1)
         m, v = states
-        g = _decayed(data, grad, h, s2, h["decoupled_weight_decay"])
-        _moments(m, v, g, beta1, beta2, s1)
-        np.divide(v, kind(1 - beta2**step), out=s1)  # d = √(v/(1 − β₂ᵗ)) + ε
-        np.sqrt(s1, out=s1)
-        s1 += kind(h["eps"])
-        # W ← W + (c₁·g)/d + (c₂·m)/d, addcdiv's order, one term after the other
-        np.multiply(g, kind(-lr * (1.0 - mu) / (1.0 - product)), out=s2)
-        s2 /= s1
-        data += s2
-        np.multiply(m, kind((-lr * mu_next) / (1.0 - product * mu_next)), out=s2)
-        s2 /= s1
-        data += s2
+        kernels.nadam(
+            data, grad, m, v, s1, s2, t=step, product=product,
+            mu=self._mu(beta1, h["momentum_decay"], step),
+            mu_next=self._mu(beta1, h["momentum_decay"], step + 1),
+            lr=h["lr"], beta1=beta1, beta2=beta2, eps=h["eps"],
+            weight_decay=h["weight_decay"], decoupled=h["decoupled_weight_decay"],
+        )  # fmt: skip
 
 
 class RAdam(Optimizer):
@@ -1804,6 +1757,7 @@ class RAdam(Optimizer):
     state_names = possible_states = ("moment1", "moment2")
     torch_names: ClassVar[dict[str, str]] = {"exp_avg": "moment1", "exp_avg_sq": "moment2"}
     hyperparameters = ("lr", "betas", "eps", "weight_decay", "decoupled_weight_decay")
+    threaded_from = 1 << 18  # as Adam's
     betas = _GroupValue()
     eps = _GroupValue()
     weight_decay = _GroupValue()
@@ -1829,28 +1783,14 @@ class RAdam(Optimizer):
         check_adam_group(group, where)
         _decoupled_flag(group, where)
 
+    @calls_kernel
     def _rule(self, data, grad, states, t, s1, s2, h):
         beta1, beta2 = h["betas"]
-        lr, kind = h["lr"], data.dtype.type
         m, v = states
-        g = _decayed(data, grad, h, s2, h["decoupled_weight_decay"])
-        _moments(m, v, g, beta1, beta2, s1)
-        correction2 = 1 - beta2**t
-        rho_inf = 2 / (1 - beta2) - 1
-        rho_t = rho_inf - 2 * t * (beta2**t) / correction2
-        np.divide(m, kind(1 - beta1**t), out=s2)  # m̂, then η·m̂ (PyTorch's order)
-        s2 *= kind(lr)
-        if rho_t > 5.0:
-            rect = (
-                (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
-            ) ** 0.5
-            np.sqrt(v, out=s1)  # √(1 − β₂ᵗ)/(√v + ε) as 1/(√v + ε)·√(1 − β₂ᵗ)
-            s1 += kind(h["eps"])
-            np.reciprocal(s1, out=s1)
-            s1 *= kind(correction2**0.5)
-            s2 *= s1
-            s2 *= kind(rect)
-        data -= s2
+        kernels.radam(
+            data, grad, m, v, s1, s2, t=t, lr=h["lr"], beta1=beta1, beta2=beta2, eps=h["eps"],
+            weight_decay=h["weight_decay"], decoupled=h["decoupled_weight_decay"],
+        )  # fmt: skip
 
 
 class Adamax(Optimizer):
@@ -1861,6 +1801,7 @@ class Adamax(Optimizer):
     state_names = possible_states = ("moment1", "inf_norm")
     torch_names: ClassVar[dict[str, str]] = {"exp_avg": "moment1", "exp_inf": "inf_norm"}
     hyperparameters = ("lr", "betas", "eps", "weight_decay")
+    threaded_from = 1 << 18  # as Adam's
     betas = _GroupValue()
     eps = _GroupValue()
     weight_decay = _GroupValue()
@@ -1881,20 +1822,15 @@ class Adamax(Optimizer):
         super()._check_group(group, where)
         check_adam_group(group, where)
 
+    @calls_kernel
     def _rule(self, data, grad, states, t, s1, s2, h):
         beta1, beta2 = h["betas"]
-        kind = data.dtype.type
         m, u = states
-        g = _decayed(data, grad, h, s2, False)  # (PyTorch's Adamax has no decoupled form)
-        _lerp(m, g, beta1, s1)
-        u *= kind(beta2)
-        np.abs(g, out=s1)
-        s1 += kind(h["eps"])
-        np.maximum(u, s1, out=u)  # NaN kept, as torch.maximum
-        # W ← W + (−η/(1 − β₁ᵗ)·m)/u, addcdiv's order
-        np.multiply(m, kind(-(h["lr"] / (1 - beta1**t))), out=s1)
-        s1 /= u
-        data += s1
+        # (PyTorch's Adamax has no decoupled form: a group's key of that name is not read)
+        kernels.adamax(
+            data, grad, m, u, s1, s2, t=t, lr=h["lr"], beta1=beta1, beta2=beta2, eps=h["eps"],
+            weight_decay=h["weight_decay"],
+        )  # fmt: skip
 
 
 class Adadelta(Optimizer):

@@ -15,9 +15,10 @@ One interface, two implementations that compute the same numbers:
 ``WXB_KERNELS=compiled`` insists on it. Arrays the compiled loops do not take
 (other dtypes, non-contiguous views) go through NumPy whatever the route.
 
-An optimiser with no update here (RMSprop, Adagrad, NAdam, RAdam, Adamax, Adadelta:
-their ``_rule`` is NumPy in wxb.optim, not marked ``calls_kernel``) runs that rule on
-either route, in cache-sized chunks: the two routes give it the same bits.
+SGD, Adam(W), NAdam, RAdam and Adamax update through a kernel here (their ``_rule`` is
+marked ``calls_kernel``). An optimiser with no update here (RMSprop, Adagrad, Adadelta:
+their ``_rule`` is NumPy in wxb.optim) runs that rule on either route, in cache-sized
+chunks: the two routes give it the same bits.
 """
 
 from __future__ import annotations
@@ -44,9 +45,12 @@ __all__ = [
     "activation_backward",
     "activation_forward",
     "adam",
+    "adamax",
     "bias_activation",
     "cross_entropy_indices",
+    "nadam",
     "one_pass",
+    "radam",
     "route",
     "sgd",
     "sklearn_adam",
@@ -297,6 +301,63 @@ def adam(data, grad, m, v, s1, s2, *, t, lr, beta1, beta2, eps, weight_decay, de
         _adam_last = (key, scalars)
     _same_shape("adam", data, grad, m, v)
     _impl(data, grad, m, v).adam(data, grad, m, v, s1, s2, *scalars)
+
+
+def nadam(
+    data, grad, m, v, s1, s2, *, t, mu, mu_next, product, lr, beta1, beta2, eps, weight_decay,
+    decoupled,
+):  # fmt: skip
+    """PyTorch's NAdam for update number ``t``: ``mu`` and ``mu_next`` are μ_t and μ_{t+1},
+    ``product`` Π_t (μ_t's included); c₁ = −η·(1 − μ_t)/(1 − Π_t) and
+    c₂ = −η·μ_{t+1}/(1 − Π_t·μ_{t+1}) are PyTorch's addcdiv values."""
+    kind = data.dtype.type
+    weight = kind(1 - beta1)
+    scalars = (
+        kind(1 - lr * weight_decay if decoupled else 1.0),
+        kind(0.0 if decoupled else weight_decay),
+        weight, kind(1) - weight, kind(beta2), kind(1 - beta2), kind(1 - beta2**t), kind(eps),
+        kind(-lr * (1.0 - mu) / (1.0 - product)),
+        kind((-lr * mu_next) / (1.0 - product * mu_next)),
+    )  # fmt: skip
+    _same_shape("nadam", data, grad, m, v)
+    _impl(data, grad, m, v).nadam(data, grad, m, v, s1, s2, *scalars)
+
+
+def radam(data, grad, m, v, s1, s2, *, t, lr, beta1, beta2, eps, weight_decay, decoupled):
+    """PyTorch's RAdam for update number ``t``: rectified where
+    ρ_t = ρ_∞ − 2t·β₂ᵗ/(1 − β₂ᵗ) > 5 (ρ_∞ = 2/(1 − β₂) − 1), by
+    r_t = √((ρ_t − 4)(ρ_t − 2)ρ_∞/((ρ_∞ − 4)(ρ_∞ − 2)ρ_t)); else the step is η·m̂."""
+    kind = data.dtype.type
+    correction2 = 1 - beta2**t
+    rho_inf = 2 / (1 - beta2) - 1
+    rho_t = rho_inf - 2 * t * (beta2**t) / correction2
+    rectified = rho_t > 5.0
+    rect = 1.0
+    if rectified:
+        rect = (
+            (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
+        ) ** 0.5
+    weight = kind(1 - beta1)
+    scalars = (
+        kind(1 - lr * weight_decay if decoupled else 1.0),
+        kind(0.0 if decoupled else weight_decay),
+        weight, kind(1) - weight, kind(beta2), kind(1 - beta2), kind(1 - beta1**t), kind(lr),
+        bool(rectified), kind(1), kind(eps), kind(correction2**0.5), kind(rect),
+    )  # fmt: skip
+    _same_shape("radam", data, grad, m, v)
+    _impl(data, grad, m, v).radam(data, grad, m, v, s1, s2, *scalars)
+
+
+def adamax(data, grad, m, u, s1, s2, *, t, lr, beta1, beta2, eps, weight_decay):
+    """PyTorch's Adamax for update number ``t`` (u the infinity norm, ε inside its max)."""
+    kind = data.dtype.type
+    weight = kind(1 - beta1)
+    scalars = (
+        kind(weight_decay), weight, kind(1) - weight, kind(beta2), kind(eps),
+        kind(-(lr / (1 - beta1**t))),
+    )  # fmt: skip
+    _same_shape("adamax", data, grad, m, u)
+    _impl(data, grad, m, u).adamax(data, grad, m, u, s1, s2, *scalars)
 
 
 _sgd_last: tuple = (None, ())  # as _adam_last

@@ -123,6 +123,56 @@ def _adam(
         data[i] = w - mi / (math.sqrt(vi) + eps_c) * step_c
 
 
+def _nadam(
+    data, grad, m, v, s1, s2, shrink, decay, weight, one_minus_weight, beta2, one_minus_beta2,
+    correction2, eps, c1, c2,
+):  # fmt: skip
+    low = weight < 0.5
+    c = weight if low else -one_minus_weight
+    for i in range(data.size):
+        w = data[i] * shrink if shrink != 1 else data[i]
+        g = w * decay + grad[i] if decay != 0 else grad[i]
+        mi = (m[i] if low else g) + (g - m[i]) * c
+        vi = v[i] * beta2 + (g * one_minus_beta2) * g
+        m[i] = mi
+        v[i] = vi
+        d = math.sqrt(vi / correction2) + eps
+        data[i] = (w + (g * c1) / d) + (mi * c2) / d
+
+
+def _radam(
+    data, grad, m, v, s1, s2, shrink, decay, weight, one_minus_weight, beta2, one_minus_beta2,
+    correction1, lr, rectified, one, eps, root2, rect,
+):  # fmt: skip
+    low = weight < 0.5
+    c = weight if low else -one_minus_weight
+    for i in range(data.size):
+        w = data[i] * shrink if shrink != 1 else data[i]
+        g = w * decay + grad[i] if decay != 0 else grad[i]
+        mi = (m[i] if low else g) + (g - m[i]) * c
+        vi = v[i] * beta2 + (g * one_minus_beta2) * g
+        m[i] = mi
+        v[i] = vi
+        u = (mi / correction1) * lr
+        if rectified:
+            u = (u * ((one / (math.sqrt(vi) + eps)) * root2)) * rect
+        data[i] = w - u
+
+
+def _adamax(data, grad, m, u, s1, s2, decay, weight, one_minus_weight, beta2, eps, minus_step):
+    low = weight < 0.5
+    c = weight if low else -one_minus_weight
+    for i in range(data.size):
+        g = data[i] * decay + grad[i] if decay != 0 else grad[i]
+        mi = (m[i] if low else g) + (g - m[i]) * c
+        ui = u[i] * beta2
+        a = abs(g) + eps
+        ui = ui if ui >= a or ui != ui else a  # NumPy's maximum: a NaN on either side wins
+        m[i] = mi
+        u[i] = ui
+        data[i] = data[i] + (mi * minus_step) / ui
+
+
 def _sgd(data, grad, velocity, s1, s2, decay, lr, momentum, keep, nesterov, first):
     for i in range(data.size):
         w = data[i]
@@ -185,6 +235,9 @@ activation_backward = _jit(_activation_backward)
 bias_activation = _jit(_bias_activation)
 cross_entropy_indices = _jit(_cross_entropy_indices)
 adam = _jit(_adam)
+nadam = _jit(_nadam)
+radam = _jit(_radam)
+adamax = _jit(_adamax)
 sgd = _jit(_sgd)
 sklearn_sgd = _jit(_sklearn_sgd)
 sklearn_adam = _jit(_sklearn_adam)

@@ -141,6 +141,84 @@ def adam(
     data -= s1
 
 
+def _lerp(m, g, weight, one_minus_weight, s1):
+    """m ← lerp(m, g, w) as PyTorch's (see adam): m + w·(g − m) or g − (1 − w)·(g − m)."""
+    np.subtract(g, m, out=s1)
+    if weight < 0.5:
+        s1 *= weight
+        m += s1
+    else:
+        s1 *= one_minus_weight
+        np.subtract(g, s1, out=m)
+
+
+def _moments(m, v, g, s1, weight, one_minus_weight, beta2, one_minus_beta2):
+    """Adam's m ← lerp(m, g, 1 − β₁) and v ← β₂·v + ((1 − β₂)·g)·g (addcmul's order)."""
+    _lerp(m, g, weight, one_minus_weight, s1)
+    np.multiply(g, one_minus_beta2, out=s1)
+    s1 *= g
+    v *= beta2
+    v += s1
+
+
+def nadam(
+    data, grad, m, v, s1, s2, shrink, decay, weight, one_minus_weight, beta2, one_minus_beta2,
+    correction2, eps, c1, c2,
+):  # fmt: skip
+    """PyTorch's NAdam. W ← W·shrink (decoupled decay; 1 without), g ← g + λ·W, m and v
+    as Adam's, d = √(v/(1 − β₂ᵗ)) + ε, W ← W + (c₁·g)/d + (c₂·m)/d (two addcdivs, in
+    PyTorch's order)."""
+    if shrink != 1:
+        data *= shrink
+    g = _coupled(data, grad, decay, s2)
+    _moments(m, v, g, s1, weight, one_minus_weight, beta2, one_minus_beta2)
+    np.divide(v, correction2, out=s1)
+    np.sqrt(s1, out=s1)
+    s1 += eps
+    np.multiply(g, c1, out=s2)  # (g may be s2: the coupled gradient, read once more here)
+    s2 /= s1
+    data += s2
+    np.multiply(m, c2, out=s2)
+    s2 /= s1
+    data += s2
+
+
+def radam(
+    data, grad, m, v, s1, s2, shrink, decay, weight, one_minus_weight, beta2, one_minus_beta2,
+    correction1, lr, rectified, one, eps, root2, rect,
+):  # fmt: skip
+    """PyTorch's RAdam. W ← W·shrink, g ← g + λ·W, m and v as Adam's, u = η·m/(1 − β₁ᵗ);
+    ``rectified`` (ρ_t > 5): u ← (u·((1/(√v + ε))·√(1 − β₂ᵗ)))·r_t; W ← W − u."""
+    if shrink != 1:
+        data *= shrink
+    g = _coupled(data, grad, decay, s2)
+    _moments(m, v, g, s1, weight, one_minus_weight, beta2, one_minus_beta2)
+    np.divide(m, correction1, out=s2)  # g (perhaps s2) is read no more
+    s2 *= lr
+    if rectified:
+        np.sqrt(v, out=s1)
+        s1 += eps
+        np.divide(one, s1, out=s1)  # PyTorch's scalar/tensor: a reciprocal, times √(1 − β₂ᵗ)
+        s1 *= root2
+        s2 *= s1
+        s2 *= rect
+    data -= s2
+
+
+def adamax(data, grad, m, u, s1, s2, decay, weight, one_minus_weight, beta2, eps, minus_step):
+    """PyTorch's Adamax. g ← g + λ·W, m ← lerp(m, g, 1 − β₁), u ← max(β₂·u, |g| + ε)
+    (NaN kept, as torch.maximum), W ← W + (−η/(1 − β₁ᵗ)·m)/u (addcdiv's order)."""
+    g = _coupled(data, grad, decay, s2)
+    _lerp(m, g, weight, one_minus_weight, s1)
+    u *= beta2
+    np.abs(g, out=s1)
+    s1 += eps
+    np.maximum(u, s1, out=u)
+    np.multiply(m, minus_step, out=s1)
+    s1 /= u
+    data += s1
+
+
 def sgd(data, grad, velocity, s1, s2, decay, lr, momentum, keep, nesterov, first):
     """PyTorch's SGD: g ← g + λ·W; with momentum v = g on the first update, then
     v ← μ·v + keep·g (keep = 1 − dampening); W ← W − η·(g + μ·v if Nesterov else v)."""
