@@ -466,3 +466,45 @@ def test_adamax_group_key_of_another_optimiser_changes_nothing(seeded):
         [{"params": [q for m in theirs for q in m.parameters()], **group}]
     )
     _step_both(rng, "adamax", "float64", 4, ours, theirs, opt, their_opt, msg)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_wxb_train_runs_and_resumes_each_by_name(seeded, tmp_path, capsys, kind):
+    """wxb train --optimizer <name>: a run resumed from a checkpoint of its own ends at the
+    uninterrupted run's weights, bit for bit (the CLI's options record the name)."""
+    from wxb.cli import main
+
+    rng = seeded.rng
+    rows = int(rng.integers(40, 80))
+    X = rng.normal(size=(rows, 3))
+    y = (X[:, 0] + rng.normal(scale=0.3, size=rows) > 0).astype(int)
+    data = tmp_path / "d.csv"
+    data.write_text(
+        "a,b,c,y\n" + "".join(f"{r[0]},{r[1]},{r[2]},{t}\n" for r, t in zip(X, y, strict=True))
+    )
+
+    def train(folder, *more):
+        argv = ["train", "--data", str(data), "--target", "y", "--optimizer", kind,
+                "--epochs", "3", "--batch-size", "16", "--hidden", "5", "--seed", "3",
+                "--checkpoint-dir", str(folder), "--keep-checkpoints", "100",
+                "--checkpoint-every", "1", "-o", str(folder / "m.safetensors"), *more]  # fmt: skip
+        code = main(argv)
+        said = capsys.readouterr()
+        assert code == 0, seeded.msg(f"{kind}: {said.err}")
+        return wxb.load(folder / "m.safetensors").state_dict(), said.out
+
+    whole, _ = train(tmp_path / "whole")
+    found = sorted((tmp_path / "whole").glob("step-*.json"))
+    source = found[int(rng.integers(0, len(found) - 1))]
+    folder = tmp_path / "resumed"
+    folder.mkdir()
+    for path in (
+        source,
+        source.with_suffix(".safetensors"),
+        source.with_name("train-options.json"),
+    ):
+        shutil.copy2(path, folder / path.name)
+    resumed, out = train(folder, "--resume")
+    assert f"resumed from {folder / source.name}" in out, seeded.msg(out)
+    for k, v in whole.items():
+        assert np.array_equal(v, resumed[k]), seeded.msg(f"{kind} from {source.name}: {k}")
