@@ -329,19 +329,22 @@ def test_state_dict_round_trip_continues_bit_for_bit(seeded, route, kind):
             assert np.array_equal(v, sb["state"][i][k]), f"{msg}: state[{i}][{k}]"
 
 
-def test_nadam_state_set_by_hand_must_be_whole_and_then_is_pytorchs(seeded):
-    """PyTorch's NAdam step raises KeyError at a state set in part; a whole one (from
-    PyTorch's optimiser, its tensors) continues as PyTorch's does."""
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_state_set_by_hand_must_be_whole_and_then_is_pytorchs(seeded, kind):
+    """PyTorch's step raises KeyError at a state set in part; here the step refuses it,
+    naming what is missing. A whole one (PyTorch's entries, its tensors, under its names:
+    exp_avg, exp_inf, mu_product, square_avg, …) continues as PyTorch's does."""
     rng = seeded.rng
+    ours_kind, their_kind, draw = KINDS[kind]
     ours, theirs = _twins(rng, "float64")
-    options = _nadam_options(rng)
+    options = draw(rng)
     options["lr"] = float(rng.uniform(1e-3, 0.05))
-    msg = seeded.msg(f"NAdam {options}")
+    msg = seeded.msg(f"{kind} {options}")
     with torch_default("float64"):
-        opt = wxb.optim.NAdam([p for m in ours for p in m.parameters()], **options)
-        their_opt = torch.optim.NAdam([q for m in theirs for q in m.parameters()], **options)
+        opt = ours_kind([p for m in ours for p in m.parameters()], **options)
+        their_opt = their_kind([q for m in theirs for q in m.parameters()], **options)
         their = [q for m in theirs for q in m.parameters()]
-        for _ in range(int(rng.integers(1, 6))):  # PyTorch alone runs some steps first
+        for _ in range(int(rng.integers(1, 9))):  # PyTorch alone runs some steps first
             for q in their:
                 q.grad = torch.tensor(rng.normal(size=tuple(q.shape)))
             their_opt.step()
@@ -349,14 +352,17 @@ def test_nadam_state_set_by_hand_must_be_whole_and_then_is_pytorchs(seeded):
         for p, q in zip(mine, their, strict=True):
             p.data[...] = q.detach().numpy()
         p0 = mine[0]
-        opt.state[p0]["exp_avg"] = their_opt.state[their[0]]["exp_avg"]
+        keys = list(their_opt.state[their[0]])
+        left_out = keys.pop(int(rng.integers(0, len(keys))))
+        for key in keys:
+            opt.state[p0][key] = their_opt.state[their[0]][key]
         p0.grad = np.ones_like(p0.data)
-        with pytest.raises(ConfigError, match=r"without .*'mu_product'"):
+        with pytest.raises(ConfigError, match=f"without '{left_out}'"):
             opt.step()
         for p, q in zip(mine, their, strict=True):  # now whole, from PyTorch's tensors
             for key, value in their_opt.state[q].items():
                 opt.state[p][key] = value
-        _step_both(rng, "nadam", "float64", 5, ours, theirs, opt, their_opt, msg)
+        _step_both(rng, kind, "float64", 5, ours, theirs, opt, their_opt, msg)
 
 
 def test_mu_product_set_by_hand_or_loaded_is_checked(seeded):
