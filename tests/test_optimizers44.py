@@ -163,8 +163,8 @@ def test_updates_are_pytorchs(seeded, route, kind, dtype):
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_both_routes_give_the_same_bits(seeded, kind):
-    """The compiled route and NumPy's give one result, bit for bit (NAdam, RAdam and
-    Adamax run a compiled kernel or its NumPy twin; Adadelta its NumPy rule on either)."""
+    """The compiled route and NumPy's give one result, bit for bit (each runs a compiled
+    kernel or its NumPy twin)."""
     rng = seeded.rng
     ours_kind, _, draw = KINDS[kind]
     dtype = str(rng.choice(["float32", "float64"]))
@@ -192,7 +192,12 @@ def test_both_routes_give_the_same_bits(seeded, kind):
         assert np.array_equal(a, b), seeded.msg(f"{kind} {dtype} {groups}")
 
 
-KERNELS = {"nadam": kernels.nadam, "radam": kernels.radam, "adamax": kernels.adamax}
+KERNELS = {
+    "nadam": kernels.nadam,
+    "radam": kernels.radam,
+    "adamax": kernels.adamax,
+    "adadelta": kernels.adadelta,
+}
 
 
 def _kernel_settings(rng, kind, t):
@@ -201,7 +206,12 @@ def _kernel_settings(rng, kind, t):
         beta2=float(rng.uniform(0.5, 0.9999)), eps=float(rng.choice([1e-8, 1e-3, 0.0])),
         weight_decay=float(rng.choice([0.0, rng.uniform(0, 0.2)])),
     )  # fmt: skip
-    if kind != "adamax":
+    if kind == "adadelta":  # (rho, eps, weight_decay, lr: no betas, no step number)
+        settings = {
+            "lr": float(rng.uniform(0.05, 2.0)), "rho": float(rng.uniform(0, 1)),
+            "eps": float(rng.choice([1e-6, 1e-3, 0.0])), "weight_decay": settings["weight_decay"],
+        }  # fmt: skip
+    elif kind != "adamax":
         settings["decoupled"] = bool(rng.random() < 0.5)
     if kind == "nadam":
         settings["mu"], settings["mu_next"] = (float(x) for x in rng.uniform(0, 0.99, size=2))

@@ -1862,30 +1862,13 @@ class Adadelta(Optimizer):
         group["eps"] = _non_negative(group.get("eps"), f"{where} eps")
         group["weight_decay"] = _non_negative(group.get("weight_decay"), f"{where} weight_decay")
 
+    @calls_kernel
     def _rule(self, data, grad, states, t, s1, s2, h):
-        kind = data.dtype.type
-        rho, keep, eps = kind(h["rho"]), kind(1 - h["rho"]), kind(h["eps"])
         square, acc = states
-        g = grad
-        if h["weight_decay"]:  # g + λ·W in an array of its own: s1 and s2 hold √(s + ε), δ
-            g = np.multiply(data, kind(h["weight_decay"]))
-            g += grad
-        square *= rho  # s ← ρ·s + ((1 − ρ)·g)·g, addcmul's order
-        np.multiply(g, keep, out=s1)
-        s1 *= g
-        square += s1
-        np.add(square, eps, out=s1)
-        np.sqrt(s1, out=s1)
-        np.add(acc, eps, out=s2)  # δ = √(Δ + ε)/√(s + ε)·g
-        np.sqrt(s2, out=s2)
-        s2 /= s1
-        s2 *= g
-        acc *= rho
-        np.multiply(s2, keep, out=s1)
-        s1 *= s2
-        acc += s1
-        np.multiply(s2, kind(-h["lr"]), out=s1)
-        data += s1
+        kernels.adadelta(
+            data, grad, square, acc, s1, s2, lr=h["lr"], rho=h["rho"], eps=h["eps"],
+            weight_decay=h["weight_decay"],
+        )  # fmt: skip
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {

@@ -15,10 +15,10 @@ One interface, two implementations that compute the same numbers:
 ``WXB_KERNELS=compiled`` insists on it. Arrays the compiled loops do not take
 (other dtypes, non-contiguous views) go through NumPy whatever the route.
 
-SGD, Adam(W), NAdam, RAdam and Adamax update through a kernel here (their ``_rule`` is
-marked ``calls_kernel``). An optimiser with no update here (RMSprop, Adagrad, Adadelta:
-their ``_rule`` is NumPy in wxb.optim) runs that rule on either route, in cache-sized
-chunks: the two routes give it the same bits.
+SGD, Adam(W), NAdam, RAdam, Adamax and Adadelta update through a kernel here (their
+``_rule`` is marked ``calls_kernel``). An optimiser with no update here (RMSprop,
+Adagrad: their ``_rule`` is NumPy in wxb.optim) runs that rule on either route, in
+cache-sized chunks: the two routes give it the same bits.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ __all__ = [
     "TANH",
     "activation_backward",
     "activation_forward",
+    "adadelta",
     "adam",
     "adamax",
     "bias_activation",
@@ -358,6 +359,14 @@ def adamax(data, grad, m, u, s1, s2, *, t, lr, beta1, beta2, eps, weight_decay):
     )  # fmt: skip
     _same_shape("adamax", data, grad, m, u)
     _impl(data, grad, m, u).adamax(data, grad, m, u, s1, s2, *scalars)
+
+
+def adadelta(data, grad, square, acc, s1, s2, *, lr, rho, eps, weight_decay):
+    """PyTorch's Adadelta (s: the squared gradients' average, Δ: the squared updates')."""
+    kind = data.dtype.type
+    scalars = (kind(weight_decay), kind(rho), kind(1 - rho), kind(eps), kind(-lr))
+    _same_shape("adadelta", data, grad, square, acc)
+    _impl(data, grad, square, acc).adadelta(data, grad, square, acc, s1, s2, *scalars)
 
 
 _sgd_last: tuple = (None, ())  # as _adam_last

@@ -173,6 +173,17 @@ def _adamax(data, grad, m, u, s1, s2, decay, weight, one_minus_weight, beta2, ep
         data[i] = data[i] + (mi * minus_step) / ui
 
 
+def _adadelta(data, grad, square, acc, s1, s2, decay, rho, keep, eps, minus_lr):
+    for i in range(data.size):
+        w = data[i]
+        g = w * decay + grad[i] if decay != 0 else grad[i]
+        si = square[i] * rho + (g * keep) * g
+        square[i] = si
+        delta = (math.sqrt(acc[i] + eps) / math.sqrt(si + eps)) * g
+        acc[i] = acc[i] * rho + (delta * keep) * delta
+        data[i] = w + delta * minus_lr
+
+
 def _sgd(data, grad, velocity, s1, s2, decay, lr, momentum, keep, nesterov, first):
     for i in range(data.size):
         w = data[i]
@@ -238,6 +249,7 @@ adam = _jit(_adam)
 nadam = _jit(_nadam)
 radam = _jit(_radam)
 adamax = _jit(_adamax)
+adadelta = _jit(_adadelta)
 sgd = _jit(_sgd)
 sklearn_sgd = _jit(_sklearn_sgd)
 sklearn_adam = _jit(_sklearn_adam)

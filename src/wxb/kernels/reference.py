@@ -219,6 +219,31 @@ def adamax(data, grad, m, u, s1, s2, decay, weight, one_minus_weight, beta2, eps
     data += s1
 
 
+def adadelta(data, grad, square, acc, s1, s2, decay, rho, keep, eps, minus_lr):
+    """PyTorch's Adadelta. g ← g + λ·W, s ← ρ·s + ((1 − ρ)·g)·g,
+    δ = (√(Δ + ε)/√(s + ε))·g, Δ ← ρ·Δ + ((1 − ρ)·δ)·δ, W ← W + (−η)·δ."""
+    g = grad
+    if decay:  # g + λ·W in an array of its own: s1 and s2 hold √(s + ε) and δ
+        g = np.multiply(data, decay)
+        g += grad
+    square *= rho
+    np.multiply(g, keep, out=s1)
+    s1 *= g
+    square += s1
+    np.add(square, eps, out=s1)
+    np.sqrt(s1, out=s1)
+    np.add(acc, eps, out=s2)
+    np.sqrt(s2, out=s2)
+    s2 /= s1
+    s2 *= g
+    acc *= rho
+    np.multiply(s2, keep, out=s1)
+    s1 *= s2
+    acc += s1
+    np.multiply(s2, minus_lr, out=s1)
+    data += s1
+
+
 def sgd(data, grad, velocity, s1, s2, decay, lr, momentum, keep, nesterov, first):
     """PyTorch's SGD: g ← g + λ·W; with momentum v = g on the first update, then
     v ← μ·v + keep·g (keep = 1 − dampening); W ← W − η·(g + μ·v if Nesterov else v)."""
