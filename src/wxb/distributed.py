@@ -27,6 +27,7 @@ import os
 import sys
 import time
 import traceback
+import weakref
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -284,11 +285,14 @@ class SharedGradients:
         self.ranks, self.flat, self.optimizer = ranks, flat, optimizer
         n, item, dtype = flat.grad.size, flat.grad.itemsize, flat.grad.dtype
         count = n + len(flat.params)  # after the gradients: which parameters have one
+        _free_unviewed(ranks)  # windows of earlier runs nothing views any more
         self.window = MPI.Win.Allocate_shared(count * item, item, comm=ranks.comm)
         self.buffers = []
         for rank in range(ranks.size):
             memory, _ = self.window.Shared_query(rank)
             self.buffers.append(np.frombuffer(memory, dtype, count=count))
+        # every view of the window's memory holds one of these (NumPy bases a view on them)
+        self.bases = [weakref.ref(buffer) for buffer in self.buffers]
         self.window.Lock_all()  # one passive epoch: Sync orders the loads and stores
         self.flags = [buffer[n:] for buffer in self.buffers]
         self.mine = self.buffers[ranks.rank][:n]
@@ -322,7 +326,9 @@ class SharedGradients:
         whole = n * item * (1 + len(names)) if ranks.rank == 0 else 0
         self.state_window = MPI.Win.Allocate_shared(whole, item, comm=ranks.comm)
         memory, _ = self.state_window.Shared_query(0)
-        table = np.frombuffer(memory, dtype, count=n * (1 + len(names))).reshape(-1, n)
+        base = np.frombuffer(memory, dtype, count=n * (1 + len(names)))
+        self.state_base = weakref.ref(base)
+        table = base.reshape(-1, n)
         self.state_window.Lock_all()
         if ranks.rank == 0:  # rank 0's values; every rank holds the same ones by now
             table[0] = flat.data
@@ -427,10 +433,34 @@ class SharedGradients:
         # never comes makes the barrier time out (RanksStopped: the job is aborted).
         self.ranks.barrier("letting the shared memory go")  # nobody reads it any more
         self.window.Unlock_all()
-        self.window.Free()
+        _RETIRED.append((self.ranks.comm, self.window, self.bases))
         if self.state_window is not None:
             self.state_window.Unlock_all()
-            self.state_window.Free()
+            _RETIRED.append((self.ranks.comm, self.state_window, [self.state_base]))
+        self.window = self.state_window = None
+        _free_unviewed(self.ranks)
+
+
+# Windows let go by a run, not yet freed: a view of their memory may outlive the run (a
+# p.data or state array a user's code kept during it, a stale plan's), and reading it
+# after MPI_Win_free read unmapped memory (a segfault). Each is freed, by every rank at
+# once, when no rank holds a view of it any more; else at MPI's finalize.
+_RETIRED: list[tuple[Any, Any, list[weakref.ref]]] = []
+
+
+def _free_unviewed(ranks: Ranks) -> None:
+    """Free the let-go windows of ``ranks``'s communicator that no rank views (collective:
+    every rank retired the same windows in the same order)."""
+    ours = [entry for entry in _RETIRED if entry[0] is ranks.comm]
+    if not ours:
+        return
+    viewed = np.array([any(ref() is not None for ref in refs) for _, _, refs in ours], np.int64)
+    ranks.sum_(viewed, "letting the shared memory go")
+    freed = {id(entry) for entry, count in zip(ours, viewed, strict=True) if count == 0}
+    _RETIRED[:] = [entry for entry in _RETIRED if id(entry) not in freed]
+    for entry in ours:
+        if id(entry) in freed:
+            entry[1].Free()
 
 
 class GradientSum:

@@ -1,0 +1,91 @@
+"""Leftovers of session 44: a view of shared memory kept past a distributed fit, the
+names a layer called twice gets, validation_split's count, buffers as a Dense's W/b,
+and a resumed run whose schedule's code changed."""
+
+from __future__ import annotations
+
+import runpy
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from test_distributed import MISSING, MPIEXEC, environment
+
+needs_mpi = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
+
+KEPT_VIEWS = """
+import sys, numpy as np, wxb
+from wxb import distributed, nn
+seed, where, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+rng = np.random.default_rng(seed)
+rows, width = int(rng.integers(40, 90)), int(rng.integers(2, 6))
+X, y = rng.standard_normal((rows, width)), rng.integers(0, 3, rows)
+
+
+class Watch(wxb.optim.StepLR):
+    # a schedule of one's own that keeps what it watches, as a user's may (no copies)
+    def __init__(self, optimizer, model):
+        super().__init__(optimizer, step_size=10**9, gamma=1.0)
+        self._model, self._kept = model, []
+
+    def step(self):
+        params = list(self._model.parameters())
+        state = self.optimizer.state
+        self._kept = [p.data for p in params] + [state[p]["exp_avg"] for p in params]
+        return super().step()
+
+
+retired = []
+for run in range(3):
+    model = nn.Sequential(nn.Dense(width, 7, seed=seed), nn.Tanh(), nn.Dense(7, 3, seed=seed + 1))
+    model = model.to("float64")
+    optimizer = wxb.optim.Adam(model.parameters(), lr=0.01)
+    schedule = Watch(optimizer, model)
+    wxb.fit(model, X, y, optimizer=optimizer, lr_schedule=schedule, epochs=2, batch_size=16,
+            seed=seed, verbose=False, distributed=where == "dist")
+    retired.append(len(getattr(distributed, "_RETIRED", ())))
+    params = list(model.parameters())
+    final = [p.data for p in params] + [optimizer.state[p]["exp_avg"] for p in params]
+    # read after the fit: in one process they are the final arrays themselves
+    kept = [np.array(a, copy=True) for a in schedule._kept]
+    predicted = model.predict(X)
+np.savez(out, *kept, *[np.array(a) for a in final], predicted=predicted,
+         retired=np.array(retired))
+"""
+
+
+@needs_mpi
+def test_views_kept_during_a_distributed_fit_still_read_its_final_values(seeded, tmp_path):
+    """A p.data (or state array) that a user's schedule kept during a fit on ranks sharing
+    one machine viewed the shared-memory window the fit freed when it ended: reading it
+    after the fit read unmapped memory (the rank died of a segfault). In one process it
+    is the final array itself; the window is now freed only once nothing views it."""
+    script = tmp_path / "kept.py"
+    script.write_text(KEPT_VIEWS)
+    seed = str(int(seeded.rng.integers(0, 2**31)))
+    argv = sys.argv
+    try:
+        sys.argv = [str(script), seed, "one", str(tmp_path / "one.npz")]
+        runpy.run_path(str(script), run_name="__main__")
+    finally:
+        sys.argv = argv
+    done = subprocess.run(
+        [str(MPIEXEC), "-n", "2", sys.executable, str(script), seed, "dist",
+         str(tmp_path / "dist.npz")],
+        capture_output=True, text=True, timeout=120, env=environment(),
+    )  # fmt: skip
+    assert done.returncode == 0, seeded.msg(done.stdout + done.stderr)
+    with np.load(tmp_path / "one.npz") as one, np.load(tmp_path / "dist.npz") as dist:
+        count = (len(one.files) - 2) // 2
+        for i in range(count):
+            for run in (one, dist):
+                np.testing.assert_array_equal(
+                    run[f"arr_{i}"], run[f"arr_{i + count}"], err_msg=seeded.msg(f"kept {i}")
+                )
+            np.testing.assert_allclose(
+                dist[f"arr_{i}"], one[f"arr_{i}"], rtol=1e-9, atol=1e-12, err_msg=seeded.msg(i)
+            )
+        np.testing.assert_allclose(dist["predicted"], one["predicted"], rtol=1e-9, atol=1e-12)
+        # windows still viewed wait, but those no longer viewed are freed: few are held
+        assert dist["retired"].max() <= 4, seeded.msg(dist["retired"])
