@@ -89,3 +89,66 @@ def test_views_kept_during_a_distributed_fit_still_read_its_final_values(seeded,
         np.testing.assert_allclose(dist["predicted"], one["predicted"], rtol=1e-9, atol=1e-12)
         # windows still viewed wait, but those no longer viewed are freed: few are held
         assert dist["retired"].max() <= 4, seeded.msg(dist["retired"])
+
+
+def dense_names(model, X, y):
+    """The name each view gives each Dense use, in order: summary, diagram, explain
+    (step keys and headings), diagnostics."""
+    import re
+
+    import wxb
+    from wxb.describe import architecture_diagram, backward_diagram, forward_diagram
+    from wxb.diagnose import layer_reports
+    from wxb.nn import CrossEntropyLoss
+
+    summary = [row.name for row in model.summary(gemm_rate=1e9).rows if row.type == "Dense"]
+    unescaped = architecture_diagram(model).replace("#35;", "#")
+    diagram = re.findall(r'lay\d+\["([^"<]+) · Dense', unescaped)
+    forward = re.findall(r'Layer \d+: ([^"]+)"', forward_diagram(model).replace("#35;", "#"))
+    backward = re.findall(r'Layer \d+: ([^"]+)"', backward_diagram(model).replace("#35;", "#"))
+    shown = wxb.explain(model, X, y, sample_rows=None)
+    keys = [s.name[: -len(".Z")] for s in shown.steps if s.name.endswith(".Z")]
+    headings = re.findall(r"\n   \[([^\]:]+): Dense", shown.text())
+    diagnosed = [r.layer for r in layer_reports(model, X, y, CrossEntropyLoss())]
+    # the backward walks the layers from the last: its headings again, in reverse
+    return {
+        "summary": summary,
+        "architecture diagram": diagram,
+        "forward diagram": forward,
+        "backward diagram": backward[::-1],
+        "explain keys": keys,
+        "explain headings": headings[: len(keys)],
+        "explain backward headings": headings[len(keys) :][::-1],
+        "diagnostics": diagnosed,
+    }
+
+
+def test_a_dense_layer_used_again_has_one_name_in_every_view(seeded):
+    """Sequential(d1, relu, d2, relu, d2, …): the summary and the diagrams named d2's
+    second use by its second registration, dense2_4, explain's steps dense2#2 and its
+    headings, like the diagnostics, plain dense2 (two layers of one name); each view
+    now names the k-th use of a layer by its first path and k, dense2#2."""
+    from wxb import nn
+
+    rng = seeded.rng
+    width = int(rng.integers(2, 6))
+    count = int(rng.integers(2, 5))
+    layers = [nn.Dense(width, width) for _ in range(count)]
+    order = list(rng.integers(0, count, int(rng.integers(count + 1, count + 4))))
+    order[int(rng.integers(1, len(order)))] = order[0]  # at least one layer used again
+    stack = []
+    for k in order:
+        stack += [layers[k], nn.Tanh()]
+    model = nn.Sequential(*stack, nn.Dense(width, 3)).to("float64")
+    X, y = rng.standard_normal((3, width)), rng.integers(0, 3, 3)
+    views = dense_names(model, X, y)
+    # the reference: the k-th use of a layer is its first name, then #k
+    first, uses, expected = {}, {}, []
+    for layer in model.layers:
+        if isinstance(layer, nn.Dense):
+            first.setdefault(id(layer), layer.name)
+            uses[id(layer)] = uses.get(id(layer), 0) + 1
+            k = uses[id(layer)]
+            expected.append(first[id(layer)] if k == 1 else f"{first[id(layer)]}#{k}")
+    for view, names in views.items():
+        assert names == expected, seeded.msg(f"{view}: {names} != {expected}")

@@ -412,8 +412,16 @@ def _structure(model: Module) -> list[_Layer | _Group]:
 def _walk(model: Module, chain: _Chain | None) -> list[_Layer | _Group]:
     """``_structure`` with the forward's steps given (``_call_chain``'s) or not."""
     state = {"width": _first_width(model, chain), "dense": 0, "trainable": False, "free": False}
+    listings: dict[int, list] = {}  # a layer listed again: its first path, its listings
 
     def leaf(path: str, module: Module) -> _Layer:
+        # registered again (Sequential(d, relu, d): as dense2 and dense2_4): its first
+        # path and the use's number, dense2#2, as explain and diagnose name it (a layer a
+        # forward of its own calls again keeps its one path: "call 2 of 2" in a summary)
+        listed = listings.setdefault(id(module), [path, 0])
+        listed[1] += 1
+        if listed[1] > 1 and path != listed[0]:
+            path = f"{listed[0]}#{listed[1]}"
         width_in = state["width"]
         if runs_dense_forward(module):  # W⁽ˡ⁾·X + b⁽ˡ⁾ runs, hooks or not (as diagnose counts)
             state["dense"] += 1

@@ -143,6 +143,11 @@ def _layer_reports(model: Module, X: np.ndarray, y: np.ndarray, loss: Loss) -> l
         for report, (layer, _) in zip(reports, denses, strict=True):
             if twice[report.layer] > 1:
                 report.layer = paths.get(id(layer)) or report.layer
+        uses: Counter[int] = Counter()
+        for report, (layer, _) in zip(reports, denses, strict=True):
+            uses[id(layer)] += 1
+            if uses[id(layer)] > 1:  # a layer used again: dense2#2, as explain and summary
+                report.layer += f"#{uses[id(layer)]}"
         return reports
 
 

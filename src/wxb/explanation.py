@@ -582,6 +582,9 @@ def _step_keys(model: Module, layers: list[Module]) -> list[str]:
 def _describe(layer: Module, key: str | None = None) -> str:
     """``layer`` as a step's heading: its name (else ``key``, its path), type and widths."""
     name = layer.name or key
+    use = re.search(r"#\d+$", key or "")
+    if use and layer.name and not layer.name.endswith(use[0]):  # used again: as its keys
+        name += use[0]
     if is_stock(layer, Dense):
         return f"{name or 'dense'}: Dense {layer.in_features}→{layer.out_features}"
     if _hooked_dense(layer):
