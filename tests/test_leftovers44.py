@@ -152,3 +152,43 @@ def test_a_dense_layer_used_again_has_one_name_in_every_view(seeded):
             expected.append(first[id(layer)] if k == 1 else f"{first[id(layer)]}#{k}")
     for view, names in views.items():
         assert names == expected, seeded.msg(f"{view}: {names} != {expected}")
+
+
+def test_validation_split_by_class_holds_out_the_documented_count(seeded, monkeypatch):
+    """fit's validation_split holds out round(rows × fraction) rows, at least one (its
+    docstring); by class, the classes' own roundings were kept whenever their sum was
+    within a row of rows × fraction: classes of 11 and 6 rows at 0.25 held out 5 where
+    the same 17 rows as numbers hold out round(4.25) = 4 (about one table in five).
+    Reference: Python's round, as documented, and the rows a regression holds out."""
+    import wxb
+    from wxb import data as wdata
+    from wxb import nn
+
+    held_out = []
+    split = wdata.split_indices
+
+    def recording(*args, **kwargs):
+        kept, held = split(*args, **kwargs)
+        held_out.append(len(held))
+        return kept, held
+
+    monkeypatch.setattr(wdata, "split_indices", recording)
+    rng = seeded.rng
+    cases = [([11, 6], 0.25)]
+    while len(cases) < 60:
+        counts = rng.integers(1, 20, size=int(rng.integers(2, 7))).tolist()
+        fraction = rng.choice([0.1, 0.15, 0.2, 0.25, 0.3, 1 / 3, 0.35, 0.5, rng.uniform(0.01, 0.9)])
+        if sum(counts) - max(1, round(sum(counts) * float(fraction))) >= 1:
+            cases.append((counts, float(fraction)))
+    for counts, fraction in cases:
+        y = np.repeat(np.arange(len(counts)), counts)
+        rng.shuffle(y)
+        n = len(y)
+        X = rng.standard_normal((n, 2))
+        expected = max(1, round(n * fraction))
+        msg = seeded.msg(f"classes {counts}, fraction {fraction!r}")
+        for target, loss in ((y, "cross_entropy"), (y.astype(float)[:, None], "mse")):
+            model = nn.Sequential(nn.Dense(2, len(counts) if loss == "cross_entropy" else 1))
+            wxb.fit(model, X, target, loss=loss, epochs=1, batch_size=n, seed=1,
+                    validation_split=fraction, verbose=False)  # fmt: skip
+            assert held_out[-1] == expected, f"{loss}: held out {held_out[-1]}, {msg}"

@@ -348,8 +348,11 @@ def split_indices(
     rng: np.random.Generator,
     labels: np.ndarray | None = None,
     what: str = "a split fraction",
+    exact: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(kept, held_out) index arrays; stratified by ``labels`` when given."""
+    """(kept, held_out) index arrays; stratified by ``labels`` when given. Unstratified,
+    max(1, round(n·fraction)) rows are held out; by class, within a row of n·fraction
+    (the CLI's documented splits), or, ``exact``, that count too (fit's)."""
     if not 0 < fraction < 1:
         raise DataError(f"{what} must be between 0 and 1; got {fraction}")
     if labels is None:
@@ -366,13 +369,17 @@ def split_indices(
     quotas = sizes * fraction
     takes = np.array([round(q) for q in quotas])
     # Each class rounds on its own; when that leaves the whole a row or more off n·fraction
-    # (ten classes of 3 rows at 0.2 held out 10, not 6), the rows that rounding added or
-    # dropped go back where the quotas' remainders say, as in a largest-remainder count.
-    # (none held out at all: a small table whose classes each round to 0 gives one row,
-    # as the unstratified split does; all of them: two rows of two classes at 0.6 each
-    # rounded to 1, and the split was refused where the unstratified one keeps a row)
-    if abs(takes.sum() - n * fraction) >= 1 or takes.sum() in (0, n):
-        target = max(1, round(n * fraction))
+    # (ten classes of 3 rows at 0.2 held out 10, not 6), or, ``exact``, off the plain
+    # count at all (classes of 11 and 6 rows at 0.25 held out 5 where round(17 × 0.25) is
+    # 4, fit's documented count; scikit-learn's stratified split keeps its plain count
+    # too), the rows that rounding added or dropped go back where the quotas' remainders
+    # say, as in a largest-remainder count. (None held out at all: a small table whose
+    # classes each round to 0 gives one row, as the unstratified split does; all of them:
+    # two rows of two classes at 0.6 each rounded to 1, and the split was refused where
+    # the unstratified one keeps a row.)
+    target = max(1, round(n * fraction))
+    off = takes.sum() != target if exact else abs(takes.sum() - n * fraction) >= 1
+    if off or takes.sum() in (0, n):
         remainder = quotas - takes
         rank = rng.permutation(len(classes))  # equal remainders: no class always first
         while (gap := target - takes.sum()) != 0:

@@ -744,8 +744,10 @@ def fit(
       name; a later fit on other columns, or in another order, is refused.
     - ``validation_split``: fraction of (X, y) held out, drawn at random from the seeded
       generator: round(rows × fraction) rows, at least one (Python's round, half to even;
-      Keras's and scikit-learn's count rounds up), or by class for class indices, one
-      0/1 label a row and one-hot rows, each class giving its share; or pass
+      scikit-learn's count rounds up, Keras's holds out rows − ⌊rows × (1 − fraction)⌋,
+      up too, and one more where the float product falls just short: 28 of 90 at 0.3),
+      drawn by class for class indices, one 0/1 label a row and one-hot rows, each
+      class giving its share (the count the same); or pass
       ``validation_data=(X_val, y_val)``. Unlike Keras's, which holds out the last rows
       as given (before any shuffling; with ``shuffle=False`` fit warns of it): for rows
       in time order, hold out the last ones yourself,
@@ -1160,7 +1162,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             classes = len(np.unique(labels)) <= len(labels) / 2
         stratify = labels if classes else None
         kept, held = wdata.split_indices(
-            len(X_arr), validation_split, rng, stratify, what="validation_split"
+            len(X_arr), validation_split, rng, stratify, what="validation_split", exact=True
         )
         if isinstance(X_arr, np.memmap):
             X_val, train_rows, val_rows = X_arr, kept, held
