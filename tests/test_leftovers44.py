@@ -192,3 +192,57 @@ def test_validation_split_by_class_holds_out_the_documented_count(seeded, monkey
             wxb.fit(model, X, target, loss=loss, epochs=1, batch_size=n, seed=1,
                     validation_split=fraction, verbose=False)  # fmt: skip
             assert held_out[-1] == expected, f"{loss}: held out {held_out[-1]}, {msg}"
+
+
+@pytest.mark.parametrize("held", [("weight",), ("bias",), ("weight", "bias"), ("bias", "weight")])
+def test_a_dense_whose_weights_are_buffers_saves_and_loads_back_as_it_was(seeded, tmp_path, held):
+    """A Dense whose W or b a user made a buffer (del layer.weight; register_buffer, a
+    constant layer as in PyTorch, whose state_dict keeps buffers): wxb.save refused it
+    ("it holds arrays ['weight'] that a Dense saves"), and no model file could hold it.
+    It now loads back with the same outputs (torch's F.linear on the same arrays), the
+    same state_dict, and the same arrays buffers, the rest parameters."""
+    import torch
+
+    import wxb
+    from wxb import nn
+
+    rng = seeded.rng
+    n, h, k = (int(v) for v in rng.integers(2, 7, 3))
+    model = nn.Sequential(nn.Dense(n, h), nn.Tanh(), nn.Dense(h, k)).to("float64")
+    layer = model[int(rng.choice([0, 2]))]
+    for key in held:
+        array = rng.standard_normal(getattr(layer, key).shape)
+        delattr(layer, key)
+        layer.register_buffer(key, array)
+    path = tmp_path / "buffers.safetensors"
+    wxb.save(model, path)
+    loaded = wxb.load(path)
+    X = rng.standard_normal((int(rng.integers(1, 9)), n))
+    state = {key: torch.from_numpy(a) for key, a in model.state_dict().items()}
+    a = torch.tanh(torch.nn.functional.linear(torch.from_numpy(X), state["dense1.weight"],
+                                              state["dense1.bias"]))  # fmt: skip
+    reference = torch.nn.functional.linear(a, state["dense2.weight"], state["dense2.bias"])
+    np.testing.assert_allclose(loaded.predict(X), reference.numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    assert list(loaded.state_dict()) == list(model.state_dict()), seeded.msg(held)
+    for key, array in model.state_dict().items():
+        np.testing.assert_array_equal(loaded.state_dict()[key], array)
+    assert [name for name, _ in loaded.named_parameters()] == [
+        name for name, _ in model.named_parameters()
+    ], seeded.msg(held)
+    assert [name for name, _ in loaded.named_buffers()] == [
+        name for name, _ in model.named_buffers()
+    ], seeded.msg(held)
+
+
+def test_a_dense_weight_kept_out_of_state_dict_is_refused_saying_why(tmp_path):
+    """A non-persistent buffer is no part of state_dict, so of no file: refused by name."""
+    import wxb
+    from wxb import nn
+
+    model = nn.Sequential(nn.Dense(3, 2))
+    weight = model[0].weight.data.copy()
+    del model[0].weight
+    model[0].register_buffer("weight", weight, persistent=False)
+    with pytest.raises(wxb.ConfigError, match=r"dense1.*weight is a buffer .*persistent=False"):
+        wxb.save(model, tmp_path / "m.safetensors")

@@ -11,9 +11,10 @@ else, so it is refused before anything is written). Parameters shared between
 layers (tied weights) are stored once, under their first name, and the metadata
 records the ties (``"ties": {"dense3.weight": "dense1.weight"}``) so ``load``
 shares them again; parameters with ``requires_grad`` False are listed (``"frozen"``)
-and load frozen. ``load`` checks the architecture against the stored tensors'
-header, without recursion and before allocating anything, so a hand-edited file
-is refused with ModelFileError, never MemoryError or RecursionError.
+and load frozen, and a Dense's W or b registered as a buffer in its place is listed
+(``"dense_buffers"``) and loads as a buffer. ``load`` checks the architecture
+against the stored tensors' header, without recursion and before allocating anything,
+so a hand-edited file is refused with ModelFileError, never MemoryError or RecursionError.
 """
 
 from __future__ import annotations
@@ -137,6 +138,9 @@ def save(model: Module, path: str | Path) -> Path:
     frozen = [name for name, p in model.named_parameters() if not p.requires_grad]
     if frozen:  # as torch.save(model) keeps requires_grad: a frozen layer stays frozen
         metadata["frozen"] = json.dumps(frozen)
+    held = _dense_buffers(model)
+    if held:  # a Dense's W or b held as a buffer: loaded back as one, not a Parameter
+        metadata[DENSE_BUFFERS] = json.dumps(held)
     wider = _wider_statistics(model)
     if wider:  # as the model holds them: .double() after load gets them back, as before save
         metadata[WIDER_STATISTICS] = json.dumps(wider)
@@ -145,6 +149,38 @@ def save(model: Module, path: str | Path) -> Path:
     path = Path(path)
     atomic_write(path, safetensors_bytes(tensors, metadata=metadata))
     return path
+
+
+DENSE_BUFFERS = "dense_buffers"
+
+
+def _dense_buffers(model: Module) -> list[str]:
+    """state_dict names of the Dense weights and biases held as buffers, in its order."""
+    return [
+        _join(path, key)
+        for path, module in model.named_modules()
+        if type(module) is layers.Dense
+        for key in module._buffers
+        if key in ("weight", "bias")
+    ]
+
+
+def _restore_dense_buffers(model: Module, path: Path, held: object) -> None:
+    """Make the Dense arrays ``_dense_buffers`` listed buffers again, with their values."""
+    owners = {
+        _join(where, key): (module, key)
+        for where, module in model.named_modules()
+        if type(module) is layers.Dense
+        for key in ("weight", "bias")
+        if key in module._parameters
+    }
+    if not isinstance(held, list) or not all(name in owners for name in held):
+        raise ModelFileError(f"{path}: its {DENSE_BUFFERS} names no Dense weight or bias it has")
+    for name in held:
+        module, key = owners[name]
+        array = module._parameters[key].data
+        delattr(module, key)
+        module.register_buffer(key, array)
 
 
 # Standardize's float64 statistics held beside its float32 buffers (Module._given_buffers),
@@ -269,6 +305,18 @@ def _check_saveable(model: object) -> None:
         expected_buffers: set[str] = set()
         if cls is layers.Dense:
             expected_params = {"weight"} | ({"bias"} if module.bias is not None else set())
+            # W or b registered as a buffer in its place (a constant layer, PyTorch's way):
+            # saved as one, listed in "buffers", and loaded back as one
+            expected_buffers = expected_params & buffers
+            expected_params -= expected_buffers
+            hidden = sorted(key for key in expected_buffers if not module._persistent(key))
+            if hidden:
+                raise ConfigError(
+                    f"cannot save {where} (Dense): its {' and '.join(hidden)} "
+                    f"{'is a buffer' if len(hidden) == 1 else 'are buffers'} registered with "
+                    "persistent=False, which model files (as state_dict) leave out; register "
+                    "it persistent, or keep it a Parameter with requires_grad False"
+                )
         elif cls is layers.Standardize:
             expected_buffers = {"mean", "scale"}
             if not np.all(module.scale > 0):
@@ -536,6 +584,7 @@ def load(path: str | Path) -> Module:
     except WxbError as exc:
         raise ModelFileError(f"{path}: {exc}") from None
     _restore_wider_statistics(model, path, _json_field(path, metadata, WIDER_STATISTICS, {}))
+    _restore_dense_buffers(model, path, _json_field(path, metadata, DENSE_BUFFERS, []))
     parameters = dict(model.named_parameters())
     if not isinstance(frozen, list) or not all(
         isinstance(name, str) and name in parameters for name in frozen
