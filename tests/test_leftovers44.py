@@ -4,6 +4,7 @@ and a resumed run whose schedule's code changed."""
 
 from __future__ import annotations
 
+import re
 import runpy
 import subprocess
 import sys
@@ -246,3 +247,87 @@ def test_a_dense_weight_kept_out_of_state_dict_is_refused_saying_why(tmp_path):
     model[0].register_buffer("weight", weight, persistent=False)
     with pytest.raises(wxb.ConfigError, match=r"dense1.*weight is a buffer .*persistent=False"):
         wxb.save(model, tmp_path / "m.safetensors")
+
+
+SCHEDULE_OF_ONES_OWN = """
+from wxb.optim import LambdaLR, LRSchedule
+
+STEP = {step}
+
+
+class Decay(LRSchedule):
+    def __init__(self, optimizer):
+        super().__init__(optimizer)
+        self.start()
+
+    def lr_at(self, epoch, base_lr=None):
+        base = self.base_lr if base_lr is None else base_lr
+        return base * {factor} ** epoch
+
+
+def lambda_schedule(optimizer):
+    return LambdaLR(optimizer, lambda epoch: 0.5 ** (epoch // STEP))
+"""
+
+
+def _schedule_module(factor: float, step: int) -> dict:
+    namespace: dict = {"__name__": "users_schedules"}
+    exec(compile(SCHEDULE_OF_ONES_OWN.format(factor=factor, step=step), "<own>", "exec"), namespace)
+    return namespace
+
+
+@pytest.mark.parametrize("kind", ["subclass", "lambda global"])
+def test_a_resume_whose_schedule_code_changed_is_warned_of(seeded, tmp_path, kind):
+    """A schedule subclass of one's own had no digest in checkpoints, and a LambdaLR's
+    digest left out the globals its function reads: resumed after the code (or STEP)
+    changed, the run went on silently with the new rates after the checkpoint's, a mix
+    of two schedules. It now warns; the same code resumes without a word, matching an
+    uninterrupted run (the reference: that run's rates and weights)."""
+    import warnings
+
+    import wxb
+    from wxb import nn
+    from wxb.checkpoint import CheckpointWarning
+
+    rng = seeded.rng
+    factor = float(rng.choice([0.3, 0.5, 0.7]))
+    step = int(rng.integers(1, 4))
+    X = rng.standard_normal((int(rng.integers(16, 40)), 3))
+    y = rng.integers(0, 2, len(X))
+    first, total = int(rng.integers(1, 3)), int(rng.integers(4, 7))
+
+    def run(module: dict, epochs: int, folder):
+        model = nn.Sequential(nn.Dense(3, 4, seed=1), nn.Tanh(), nn.Dense(4, 2, seed=2))
+        optimizer = wxb.optim.SGD(model.to("float64").parameters(), lr=0.1)
+        make = module["Decay"] if kind == "subclass" else module["lambda_schedule"]
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            history = wxb.fit(model, X, y, optimizer=optimizer, lr_schedule=make(optimizer),
+                              epochs=epochs, batch_size=8, seed=1, verbose=False,
+                              checkpoint_dir=folder, resume=True)  # fmt: skip
+        said = [str(w.message) for w in seen if issubclass(w.category, CheckpointWarning)]
+        return history, model, said
+
+    same = _schedule_module(factor, step)
+    reference, whole, _ = run(same, total, tmp_path / "whole")
+    run(same, first, tmp_path / "same")
+    resumed, model, said = run(_schedule_module(factor, step), total, tmp_path / "same")
+    assert said == [], seeded.msg(said)
+    assert resumed["lr"] == reference["lr"], seeded.msg(kind)
+    for key, array in whole.state_dict().items():
+        np.testing.assert_array_equal(model.state_dict()[key], array, err_msg=seeded.msg(key))
+    other = (
+        _schedule_module(round(1 - factor, 1), step)
+        if kind == "subclass"
+        else _schedule_module(factor, step + 1)
+    )
+    run(same, first, tmp_path / "changed")
+    _, _, said = run(other, total, tmp_path / "changed")
+    what = (
+        "the code of its class"
+        if kind == "subclass"
+        else r"the values of the globals its code reads \(STEP\)"
+    )
+    assert any(re.search(rf"schedule differs .* in {what}", text) for text in said), seeded.msg(
+        said
+    )

@@ -408,6 +408,67 @@ def code_digest(function: object) -> str:
     return digest.hexdigest()
 
 
+def own_classes_digest(thing: object) -> str | None:
+    """A digest of the code of ``thing``'s classes that are not wxb's (a schedule
+    subclass of one's own): each one's functions (``code_digest``) and plain class
+    values, with their names; None where every class is wxb's own."""
+    own = [
+        cls
+        for cls in type(thing).__mro__
+        if cls is not object and not cls.__module__.split(".")[0] == "wxb"
+    ]
+    if not own:
+        return None
+    digest = hashlib.blake2b(digest_size=8)
+    for cls in own:
+        digest.update(cls.__qualname__.encode())
+        for name, value in sorted(vars(cls).items()):
+            if isinstance(value, (staticmethod, classmethod)):
+                value = value.__func__
+            if isinstance(value, property):
+                value = value.fget
+            if isinstance(value, types.FunctionType):
+                digest.update(f"{name}={code_digest(value)}".encode())
+            elif not name.startswith("__"):
+                digest.update(f"{name}={_value_text(value)}".encode())
+    return digest.hexdigest()
+
+
+def globals_digest(functions: list[object]) -> tuple[str, list[str]] | None:
+    """A digest of the module-level values ``functions``' code reads by name (a global
+    STEP = 5 in ``lambda e: 0.5 ** (e // STEP)``; a function it calls, by its code), and
+    their names: what ``code_digest`` leaves out. None where they read none."""
+    values: dict[str, str] = {}
+    for function in functions:
+        while isinstance(function, functools.partial):
+            function = function.func
+        if not isinstance(function, types.FunctionType):  # a callable object: its call
+            function = type(function).__call__ if callable(function) else None
+        code = getattr(function, "__code__", None)
+        scope = getattr(function, "__globals__", None)
+        if code is None or not isinstance(scope, dict):
+            continue
+        todo = [code]
+        while todo:
+            code = todo.pop()
+            todo += [c for c in code.co_consts if isinstance(c, types.CodeType)]
+            for name in code.co_names:
+                if name not in scope or name in values:
+                    continue
+                value = scope[name]
+                if isinstance(value, (types.ModuleType, type)):
+                    continue  # imports and classes: their code is theirs
+                values[name] = (
+                    code_digest(value)
+                    if isinstance(value, types.FunctionType)
+                    else _value_text(value)
+                )
+    if not values:
+        return None
+    text = _value_text(sorted(values.items()))
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest(), sorted(values)
+
+
 def _cell_value(cell: types.CellType) -> object:
     try:
         return cell.cell_contents

@@ -1809,11 +1809,18 @@ class _Saver:
             and "lr_lambda" not in saved_schedule
         ):  # a LambdaLR's checkpoint of a wxb before its function's digest
             now = {**now, "schedule": {k: v for k, v in ours.items() if k != "lr_lambda"}}
+        saved_run = meta.get("run", {})
+        code_changed = _schedule_code_warnings(saved_schedule, ours)
+        if isinstance(saved_schedule, dict) and isinstance(ours, dict):  # warned of, below
+            kept = {k: v for k, v in saved_schedule.items() if k not in SCHEDULE_CODE}
+            saved_run = {**saved_run, "schedule": kept}
+            kept = {k: v for k, v in now["schedule"].items() if k not in SCHEDULE_CODE}
+            now = {**now, "schedule": kept}
         saved_data = meta.get("run", {}).get("data") or {}
         if len(str(saved_data.get("X", ""))) == 32:  # a whole-array digest: an earlier wxb's
             # (on top of the loss's filtering above: a wxb before both wrote either way)
             now = {**now, "data": self.whole_array_digests()}
-        differences = _differences(meta.get("run", {}), now)
+        differences = _differences(saved_run, now)
         if differences:
             raise ConfigError(f"{where}: {'; '.join(differences)}")
         unknown = ckpt.unknown_dropout_masks(meta, model) if self.row_masks is not None else None
@@ -1835,6 +1842,15 @@ class _Saver:
                 f" and {position['step']} steps" if position["step"] else ""
             )
             raise ConfigError(f"{where}: it has trained {trained} already; epochs is {epochs}")
+        if code_changed:
+            warnings.warn(
+                f"resuming from {found.path}: the learning-rate schedule differs from the "
+                f"checkpoint's run in {' and '.join(code_changed)}; the rest of the run "
+                "takes its rates from the schedule as it is now, so the run mixes two "
+                "schedules (train again without resuming for one of them)",
+                ckpt.CheckpointWarning,
+                stacklevel=5,
+            )
         changed = ckpt.setup_differences(meta.get("setup", {}), self.setup)
         if changed:
             warnings.warn(
@@ -1987,14 +2003,51 @@ def _update_training_record(info: dict, X: np.ndarray, X_val: np.ndarray | None)
 def _schedule_settings(schedule: LRSchedule) -> dict[str, Any]:
     """What a checkpoint records of a schedule, for a resume to refuse another: its
     settings, and a digest of a LambdaLR's function (kept out of its state_dict, as
-    PyTorch's: another function resumed with the saved rates and went on with its own)."""
+    PyTorch's: another function resumed with the saved rates and went on with its own).
+    For a resume to warn of (``SCHEDULE_CODE``): a digest of a subclass of one's own's
+    code, and of the globals its code or the function reads (STEP in ``lambda e: 0.5 **
+    (e // STEP)``): either changed, the rest of the run went on with the new rates
+    silently, a mix of two schedules."""
     settings = schedule.settings()
     function = vars(schedule).get("_lr_lambda")
     if function is not None:
         settings["lr_lambda"] = ckpt.code_digest(function)
     if "schedulers" in settings:  # a SequentialLR: each of its own, a LambdaLR's function too
         settings["schedulers"] = [_schedule_settings(s) for s in schedule._schedulers]
+    own = ckpt.own_classes_digest(schedule)
+    if own is not None:
+        settings["_code"] = own
+    functions = [] if function is None else [function]
+    for cls in type(schedule).__mro__:
+        if cls is not object and cls.__module__.split(".")[0] != "wxb":
+            functions += [f for f in vars(cls).values() if callable(f)]
+    read = ckpt.globals_digest(functions)
+    if read is not None:
+        settings["_globals"] = list(read)
     return settings
+
+
+# A schedule's records that a resume warns of, not refuses on: a global may change
+# legitimately (a list the function logs to), and an edit may be a comment or a fix.
+SCHEDULE_CODE = {
+    "_code": "the code of its class",
+    "_globals": "the values of the globals its code reads",
+}
+
+
+def _schedule_code_warnings(saved: object, ours: object) -> list[str]:
+    """What of ``SCHEDULE_CODE`` differs between the checkpoint's schedule and this one
+    (nothing where the checkpoint recorded none: a wxb before, or no code of one's own)."""
+    if not isinstance(saved, dict) or not isinstance(ours, dict):
+        return []
+    changed = []
+    for key, what in SCHEDULE_CODE.items():
+        then, now = saved.get(key), json.loads(json.dumps(ours.get(key)))
+        if then is not None and then != now:
+            if key == "_globals" and isinstance(now, list) and len(now) == 2:
+                what += f" ({', '.join(map(str, now[1]))})"
+            changed.append(what)
+    return changed
 
 
 def _loss_settings(loss_fn: Loss) -> dict[str, Any]:
