@@ -1075,6 +1075,11 @@ def _check_lbfgs_result(result, max_iter: int) -> int:
                 "\nIncrease the number of iterations to improve the convergence "
                 f"(max_iter={max_iter})."
             )
+        # scikit-learn's advice ends every such warning (its _check_optimize_result)
+        message += (
+            "\nYou might also want to scale the data as shown in:\n"
+            "    https://scikit-learn.org/stable/modules/preprocessing.html"
+        )
         warnings.warn(message, ConvergenceWarning, stacklevel=4)
     return n_iter
 
