@@ -132,7 +132,9 @@ class SklearnSGD(_SklearnRule):
         self.lr = float(lr)
         self.momentum = momentum
         self.nesterov = bool(nesterov)
-        self.schedule, self.lr_init, self.power_t = schedule, float(lr), float(power_t)
+        # power_t as given: scikit-learn's (t + 1) ** power_t is computed in its type (a
+        # NumPy float32 power_t rounds the rate to float32 there; as a float it was 1e-8 off)
+        self.schedule, self.lr_init, self.power_t = schedule, float(lr), power_t
         self.reset()
 
     def _check_group(self, group: dict, where: str) -> None:
@@ -208,6 +210,10 @@ class SklearnAdam(_SklearnRule):
         self.eps = eps
         self.param_groups[0]["weight_decay"] = float(weight_decay)  # weights only
         self.lr_init = float(lr)
+        # lr and β as given (the groups hold floats): scikit-learn computes 1 − β and
+        # η·√(1 − β₂ᵗ)/(1 − β₁ᵗ) in their NumPy type, so NumPy float32 betas round those
+        # to float32 there (as floats the weights were 1e-8 off)
+        self.given = (lr, *betas)
         self.reset()
 
     def _check_group(self, group: dict, where: str) -> None:
@@ -215,21 +221,24 @@ class SklearnAdam(_SklearnRule):
         check_adam_group(group, where)
 
     def extra_state(self) -> dict:
-        return {**super().extra_state(), "decoupled": self.decoupled}
+        return {**super().extra_state(), "decoupled": self.decoupled, "given": self.given}
 
     def load_extra_state(self, state: dict) -> None:
         super().load_extra_state(state)
         self.decoupled = state["decoupled"]
         self.kind = "adamw" if self.decoupled else "adam"
+        self.given = state.get("given", (self.lr, *self.betas))  # (pickled before 2026-12-06)
 
     @calls_kernel
     def _rule(self, data, grad, states, t, s1, s2, h):
         # scikit-learn's expressions, the same operations in the same order:
         # β₁·m + (1 − β₁)·g, β₂·v + (1 − β₂)·g², W + (−η_t·m)/(√v + ε)
-        beta1, beta2 = h["betas"]
+        lr, (beta1, beta2) = h["lr"], h["betas"]
+        if not self.decoupled and (lr, beta1, beta2) == tuple(map(float, self.given)):
+            lr, beta1, beta2 = self.given  # (not set since; AdamW, wxb's own, keeps floats)
         m, v = states
         kernels.sklearn_adam(
-            data, grad, m, v, s1, s2, t=t, lr=h["lr"], beta1=beta1, beta2=beta2, eps=h["eps"],
+            data, grad, m, v, s1, s2, t=int(t), lr=lr, beta1=beta1, beta2=beta2, eps=h["eps"],
             l2=h["l2"], weight_decay=h["weight_decay"] if self.decoupled else 0.0,
         )  # fmt: skip
 

@@ -405,7 +405,9 @@ def sklearn_adam(data, grad, m, v, s1, s2, *, t, lr, beta1, beta2, eps, l2, weig
     """scikit-learn's Adam, its bias corrections folded into the step η_t; with
     ``weight_decay`` λ the weights first shrink by W ← W·(1 − η·λ) (solver "adamw")."""
     kind = data.dtype.type
-    step = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
+    # np.sqrt, not math.sqrt: NumPy float32 betas keep the step in float32, as
+    # scikit-learn's (for floats the two are the same correctly rounded root)
+    step = lr * np.sqrt(1 - beta2**t) / (1 - beta1**t)
     _same_shape("sklearn_adam", data, grad, m, v)
     _impl(data, grad, m, v).sklearn_adam(
         data, grad, m, v, s1, s2,
