@@ -97,3 +97,107 @@ def test_numpy_float_settings_round_as_in_sklearn(seeded, solver):
     for u, v in zip(ours.coefs_ + ours.intercepts_, ref.coefs_ + ref.intercepts_, strict=True):
         assert _relative_error(u, v) <= 1e-10, f"{what}: off by {_relative_error(u, v):.1e}"
     assert _relative_error(ours.loss_curve_, ref.loss_curve_) <= 1e-10, what
+
+
+# -- call sequences: fit, partial_fit and set_params in any order ----------------------------
+_CHANGES = {  # settings a user changes between calls, and how to draw them
+    "solver": lambda rng: ("sgd", "adam")[int(rng.integers(2))],
+    "warm_start": lambda rng: bool(rng.random() < 0.6),
+    "early_stopping": lambda rng: bool(rng.random() < 0.3),
+    "alpha": lambda rng: float(10 ** rng.uniform(-5, 0)),
+    "learning_rate_init": lambda rng: float(10 ** rng.uniform(-3, -1.5)),
+    "learning_rate": lambda rng: ("constant", "invscaling", "adaptive")[int(rng.integers(3))],
+    "batch_size": lambda rng: int(rng.integers(1, 150)),
+    "shuffle": lambda rng: bool(rng.random() < 0.5),
+    "activation": lambda rng: ("identity", "logistic", "tanh", "relu")[int(rng.integers(4))],
+    "max_iter": lambda rng: int(rng.integers(1, 8)),
+    "tol": lambda rng: float(10 ** rng.uniform(-4, -1)),
+    "n_iter_no_change": lambda rng: int(rng.integers(1, 4)),
+    "momentum": lambda rng: float(rng.uniform(0, 0.95)),
+}
+_RECORDS = ("n_iter_", "t_", "loss_", "loss_curve_", "best_loss_", "validation_scores_",
+            "best_validation_score_", "_no_improvement_count", "out_activation_")  # fmt: skip
+
+
+def _call(est, method, *args, **kwargs):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            getattr(est, method)(*args, **kwargs)
+        except Exception as error:  # (compared with scikit-learn's)
+            return error, []
+    return None, sorted({(w.category.__name__, str(w.message)) for w in caught
+                         if not issubclass(w.category, RuntimeWarning)})  # fmt: skip
+
+
+def _same_state(ours, ref, X, what) -> None:
+    for name in _RECORDS:
+        assert hasattr(ours, name) == hasattr(ref, name), f"{what}: {name}"
+        a, b = getattr(ours, name, None), getattr(ref, name, None)
+        if a is None or b is None or isinstance(b, str):
+            assert a == b, f"{what}: {name} {a!r} against {b!r}"
+        elif np.size(b):
+            err = _relative_error(a, b)
+            assert err <= 1e-8, f"{what}: {name} off by {err:.1e} ({a} against {b})"
+    pairs = zip(ours.coefs_ + ours.intercepts_, ref.coefs_ + ref.intercepts_, strict=True)
+    for i, (u, v) in enumerate(pairs):
+        assert u.shape == v.shape, f"{what}: parameter {i}"
+        assert _relative_error(u, v) <= 1e-8, f"{what}: parameter {i} off"
+    out = (
+        (lambda e: e.predict_proba(X))
+        if hasattr(ref, "predict_proba")
+        else (lambda e: e.predict(X))
+    )
+    assert _relative_error(out(ours), out(ref)) <= 1e-8, what
+    np.testing.assert_array_equal(ours.predict(X).shape, ref.predict(X).shape, err_msg=what)
+
+
+def _run_sequence(rng, seeded) -> None:
+    task = ("classifier", "regressor")[int(rng.integers(2))]
+    X, y, sk_cls, our_cls = _task(rng, task)
+    if task == "classifier" and rng.random() < 0.3:
+        y = np.array(["ant", "bee", "cat"])[y]
+    params = {name: draw(rng) for name, draw in _CHANGES.items()}
+    params["hidden_layer_sizes"] = tuple(
+        int(h) for h in rng.integers(1, 6, int(rng.integers(0, 3)))
+    )
+    params["random_state"] = int(rng.integers(2**31))
+    ours, ref = our_cls(**params), sk_cls(**params)
+    steps = [f"{our_cls.__name__} n={len(X)} {params}"]
+    fitted = False
+    for _ in range(int(rng.integers(2, 6))):
+        if fitted and rng.random() < 0.3:
+            names = rng.choice(list(_CHANGES), size=int(rng.integers(1, 3)), replace=False)
+            change = {str(name): _CHANGES[str(name)](rng) for name in names}
+            ours.set_params(**change)
+            ref.set_params(**change)
+            steps.append(f"set_params({change})")
+            continue
+        weights = rng.uniform(0.2, 2.0, len(X)) if rng.random() < 0.3 else None
+        kwargs = {"sample_weight": weights}
+        method = "fit" if rng.random() < 0.5 else "partial_fit"
+        if method == "partial_fit" and task == "classifier":
+            kwargs["classes"] = np.unique(y)
+        if fitted and method == "fit" and ref.warm_start and ref.early_stopping:
+            return  # parts from scikit-learn on purpose (docs/sklearn.md)
+        steps.append(f"{method}(weighted={weights is not None})")
+        what = seeded.msg(" → ".join(steps))
+        ref_error, ref_said = _call(ref, method, X, y, **kwargs)
+        if isinstance(ref_error, (TypeError, AttributeError)):
+            return  # scikit-learn's own crash (e.g. partial_fit after an early-stopped fit)
+        our_error, our_said = _call(ours, method, X, y, **kwargs)
+        assert type(our_error) is type(ref_error), f"{what}: {our_error!r} against {ref_error!r}"
+        if ref_error is not None:
+            assert str(our_error) == str(ref_error), what
+            return
+        assert our_said == ref_said, what
+        fitted = True
+        _same_state(ours, ref, X, what)
+
+
+def test_call_sequences_follow_sklearn(seeded):
+    # fit / partial_fit / set_params in random orders, each step compared with scikit-learn
+    # (warm starts, an optimiser kept across partial_fit calls, settings changed between
+    # calls, early stopping switched on and off): no defect found, kept as a guard
+    for _ in range(8):
+        _run_sequence(seeded.rng, seeded)
