@@ -773,7 +773,7 @@ class _BaseMLP(BaseEstimator):
                             optimizer.flat.data[:n_weights], chunk, l2=not decoupled,
                         )  # fmt: skip
                         accumulated_loss += batch_loss * rows
-                        optimizer.set_l2(alpha / sw_sum)
+                        optimizer.set_l2(alpha, sw_sum)
                         optimizer.step()
                         continue
                     if sparse:
@@ -785,7 +785,7 @@ class _BaseMLP(BaseEstimator):
                     )
                     del flat
                     accumulated_loss += batch_loss * rows
-                    optimizer.set_l2(alpha / sw_sum)
+                    optimizer.set_l2(alpha, sw_sum)
                     optimizer.zero_grad()
                     plan.backward(work.delta[:rows])
                     optimizer.step()
@@ -907,12 +907,13 @@ class _BaseMLP(BaseEstimator):
                 optimizer.zero_grad()
                 loss, sw_sum = self._chunked_pass(plan, X, Y, sample_weight, work, weights, chunk)
             del weights
-            l2 = float(self.alpha) / sw_sum  # (float: as in _fit_stochastic)
+            alpha = float(self.alpha)  # (float: as in _fit_stochastic)
             grad = np.empty(size, np.float64)
             for layer, (a, b, shape) in zip(layers, slots, strict=True):
                 view = grad[a:b].reshape(shape)
                 view[...] = layer.weight.grad.T
-                view += l2 * layer.weight.data.T
+                if alpha:  # (α·W)/B, rounded as scikit-learn's (see wxb.sklearn_optim)
+                    view += (alpha * layer.weight.data.T) / sw_sum
             for layer, (a, b) in zip(layers, bias_slots, strict=True):
                 grad[a:b] = layer.bias.grad
             optimizer.zero_grad()

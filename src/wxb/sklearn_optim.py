@@ -9,8 +9,11 @@ SGD and Adam (which follow PyTorch) in three ways:
     Adam   the bias corrections are folded into the step size and ε is added to √v
            itself (not to √v̂):  W ← W − η·√(1 − β₂ᵗ)/(1 − β₁ᵗ) · m/(√v + ε)
     L2     the penalty α/2·Σ‖W‖² over the batch's sample count B acts on the weights
-           only: the weights' group carries ``l2`` = α/B, set before each step,
-           and the rule uses g + l2·W; the biases' group has none
+           only: the weights' group carries ``l2`` = α and ``l2_count`` = B, set
+           before each step, and the rule uses g + (α·W)/B, rounded as scikit-learn's
+           (α·W)/B (a dead ReLU unit's gradient is that term alone, which Adam's
+           m/√v amplifies: as (α/B)·W its weights drifted 1e-3 from scikit-learn's);
+           the biases' group has none
 
 The parameters are laid out as scikit-learn packs them: every weight matrix, then
 every bias, as two parameter groups (weights, biases). ``Optimizer`` keeps both in
@@ -41,8 +44,8 @@ from wxb.optim import Optimizer, _fraction, _GroupValue, calls_kernel, check_ada
 def _groups(weights: Sequence[Parameter], biases: Sequence[Parameter]) -> list[dict]:
     """The two groups, in scikit-learn's packing order; ``l2`` starts at 0."""
     return [
-        {"params": list(weights), "l2": 0.0, "name": "weights"},
-        {"params": list(biases), "l2": 0.0, "name": "biases"},
+        {"params": list(weights), "l2": 0.0, "l2_count": 1.0, "name": "weights"},
+        {"params": list(biases), "l2": 0.0, "l2_count": 1.0, "name": "biases"},
     ]
 
 
@@ -72,9 +75,11 @@ class _SklearnRule(Optimizer):
         self.__dict__.pop("_written", None)  # (no state entry set by hand survives it)
         self.steps = 0
 
-    def set_l2(self, value: float) -> None:
-        """The weights' L2 factor α/B for the next step (the biases have none)."""
-        self.param_groups[0]["l2"] = value
+    def set_l2(self, alpha: float, count: float) -> None:
+        """The weights' L2 term (α·W)/B for the next step: α and the batch's sample
+        count (sum of its sample weights) B (the biases have none)."""
+        self.param_groups[0]["l2"] = alpha
+        self.param_groups[0]["l2_count"] = count
 
     def iteration_ends(self, samples_seen: int) -> None:
         """End of an epoch; ``samples_seen`` is the estimator's ``t_``."""
@@ -167,6 +172,7 @@ class SklearnSGD(_SklearnRule):
         kernels.sklearn_sgd(
             data, grad, states[0], s1, s2,
             lr=h["lr"], momentum=h["momentum"], nesterov=h["nesterov"], l2=h["l2"],
+            l2_count=h.get("l2_count", 1.0),
         )  # fmt: skip
 
 
@@ -240,6 +246,7 @@ class SklearnAdam(_SklearnRule):
         kernels.sklearn_adam(
             data, grad, m, v, s1, s2, t=int(t), lr=lr, beta1=beta1, beta2=beta2, eps=h["eps"],
             l2=h["l2"], weight_decay=h["weight_decay"] if self.decoupled else 0.0,
+            l2_count=h.get("l2_count", 1.0),
         )  # fmt: skip
 
 

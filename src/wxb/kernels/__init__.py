@@ -392,18 +392,24 @@ def sgd(data, grad, velocity, s1, s2, *, lr, momentum, dampening, nesterov, weig
     _impl(data, grad, velocity).sgd(data, grad, velocity, s1, s2, *scalars)
 
 
-def sklearn_sgd(data, grad, velocity, s1, s2, *, lr, momentum, nesterov, l2):
-    """scikit-learn's SGD: v ← μ·v − η·(g + l2·W); W ← W + v (or its Nesterov form)."""
+def sklearn_sgd(data, grad, velocity, s1, s2, *, lr, momentum, nesterov, l2, l2_count=1.0):
+    """scikit-learn's SGD: v ← μ·v − η·(g + (l2·W)/l2_count); W ← W + v (or its Nesterov
+    form). The L2 term rounds as scikit-learn's (α·W)/B: a ReLU unit dead on every row
+    has that term alone for its gradient, and Adam's m/√v blows a rounding apart up."""
     kind = data.dtype.type
     _same_shape("sklearn_sgd", data, grad, velocity)
     _impl(data, grad, velocity).sklearn_sgd(
-        data, grad, velocity, s1, s2, kind(l2), kind(lr), kind(momentum), bool(nesterov)
-    )
+        data, grad, velocity, s1, s2, kind(l2), kind(l2_count), kind(lr), kind(momentum),
+        bool(nesterov),
+    )  # fmt: skip
 
 
-def sklearn_adam(data, grad, m, v, s1, s2, *, t, lr, beta1, beta2, eps, l2, weight_decay):
-    """scikit-learn's Adam, its bias corrections folded into the step η_t; with
-    ``weight_decay`` λ the weights first shrink by W ← W·(1 − η·λ) (solver "adamw")."""
+def sklearn_adam(
+    data, grad, m, v, s1, s2, *, t, lr, beta1, beta2, eps, l2, weight_decay, l2_count=1.0
+):  # fmt: skip
+    """scikit-learn's Adam, its bias corrections folded into the step η_t, on the gradient
+    g + (l2·W)/l2_count (as ``sklearn_sgd``); with ``weight_decay`` λ the weights first
+    shrink by W ← W·(1 − η·λ) (solver "adamw")."""
     kind = data.dtype.type
     # np.sqrt, not math.sqrt: NumPy float32 betas keep the step in float32, as
     # scikit-learn's (for floats the two are the same correctly rounded root)
@@ -411,7 +417,8 @@ def sklearn_adam(data, grad, m, v, s1, s2, *, t, lr, beta1, beta2, eps, l2, weig
     _same_shape("sklearn_adam", data, grad, m, v)
     _impl(data, grad, m, v).sklearn_adam(
         data, grad, m, v, s1, s2,
-        kind(1 - lr * weight_decay), kind(l2), kind(beta1), kind(1 - beta1), kind(beta2),
+        kind(1 - lr * weight_decay), kind(l2), kind(l2_count), kind(beta1), kind(1 - beta1),
+        kind(beta2),
         kind(1 - beta2), kind(eps), kind(-step),
     )  # fmt: skip
 

@@ -201,10 +201,10 @@ def _sgd(data, grad, velocity, s1, s2, decay, lr, momentum, keep, nesterov, firs
         data[i] = w - update * lr
 
 
-def _sklearn_sgd(data, grad, velocity, s1, s2, decay, lr, momentum, nesterov):
+def _sklearn_sgd(data, grad, velocity, s1, s2, decay, count, lr, momentum, nesterov):
     for i in range(data.size):
         w = data[i]
-        g = w * decay + grad[i] if decay != 0 else grad[i]
+        g = (w * decay) / count + grad[i] if decay != 0 else grad[i]
         step = g * lr
         vi = velocity[i] * momentum - step
         velocity[i] = vi
@@ -212,12 +212,12 @@ def _sklearn_sgd(data, grad, velocity, s1, s2, decay, lr, momentum, nesterov):
 
 
 def _sklearn_adam(
-    data, grad, m, v, s1, s2, shrink, decay, beta1, one_minus_beta1, beta2, one_minus_beta2,
-    eps, minus_step,
+    data, grad, m, v, s1, s2, shrink, decay, count, beta1, one_minus_beta1, beta2,
+    one_minus_beta2, eps, minus_step,
 ):  # fmt: skip
     for i in range(data.size):
         w = data[i] * shrink if shrink != 1 else data[i]
-        g = w * decay + grad[i] if decay != 0 else grad[i]
+        g = (w * decay) / count + grad[i] if decay != 0 else grad[i]
         mi = m[i] * beta1 + g * one_minus_beta1
         vi = v[i] * beta2 + (g * g) * one_minus_beta2
         m[i] = mi

@@ -269,9 +269,20 @@ def sgd(data, grad, velocity, s1, s2, decay, lr, momentum, keep, nesterov, first
     data -= s1
 
 
-def sklearn_sgd(data, grad, velocity, s1, s2, decay, lr, momentum, nesterov):
+def _coupled_sklearn(data, grad, decay, count, out):
+    """g + (α·W)/B, the L2 term rounded as scikit-learn's (α·W)/B (B = 1: g + α·W)."""
+    if not decay:
+        return grad
+    np.multiply(data, decay, out=out)
+    if count != 1:
+        out /= count
+    out += grad
+    return out
+
+
+def sklearn_sgd(data, grad, velocity, s1, s2, decay, count, lr, momentum, nesterov):
     """scikit-learn's SGD: v ← μ·v − η·g; W ← W + (μ·v − η·g if Nesterov else v)."""
-    g = _coupled(data, grad, decay, s2)
+    g = _coupled_sklearn(data, grad, decay, count, s2)
     velocity *= momentum
     np.multiply(g, lr, out=s1)
     velocity -= s1
@@ -284,14 +295,14 @@ def sklearn_sgd(data, grad, velocity, s1, s2, decay, lr, momentum, nesterov):
 
 
 def sklearn_adam(
-    data, grad, m, v, s1, s2, shrink, decay, beta1, one_minus_beta1, beta2, one_minus_beta2,
-    eps, minus_step,
+    data, grad, m, v, s1, s2, shrink, decay, count, beta1, one_minus_beta1, beta2,
+    one_minus_beta2, eps, minus_step,
 ):  # fmt: skip
     """scikit-learn's Adam: m ← β₁·m + (1 − β₁)·g, v ← β₂·v + (1 − β₂)·g²,
     W ← W + (−η_t·m)/(√v + ε); W·shrink first for solver "adamw"."""
     if shrink != 1:
         data *= shrink
-    g = _coupled(data, grad, decay, s2)
+    g = _coupled_sklearn(data, grad, decay, count, s2)
     m *= beta1
     np.multiply(g, one_minus_beta1, out=s1)
     m += s1
