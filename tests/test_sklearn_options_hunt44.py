@@ -254,3 +254,32 @@ def _dead_units_case(seeded, task) -> None:
         rows = (slice(None), dead) if i == 0 else (dead, slice(None))
         for a, b in zip(u[rows].ravel(), v[rows].ravel(), strict=True):
             assert abs(a - b) <= 1e-10 * max(abs(b), 1e-3), f"{what}: coefs_[{i}] {a} vs {b}"
+
+
+def test_numpy_float_tol_stops_where_sklearn_stops(seeded):
+    # tol as a NumPy float16 (or float32): wxb's losses are Python floats, and best_loss_ −
+    # tol became a value of tol's type (float16: 3 digits), so the training-loss rule
+    # counted epochs without improvement otherwise: with tol=np.float16(0.000892)
+    # scikit-learn cut the adaptive rate after epoch 5 and wxb went on at the same rate
+    # (a slow run whose gains fall through tol: half such runs stopped elsewhere)
+    rng = seeded.rng
+    for _ in range(6):
+        X, y, sk_cls, our_cls = _task(rng, "regressor" if rng.random() < 0.5 else "classifier")
+        params = {
+            "hidden_layer_sizes": (int(rng.integers(1, 6)),),
+            "solver": ("sgd", "adam")[int(rng.integers(2))],
+            "learning_rate_init": float(10 ** rng.uniform(-3, -2.5)),
+            "tol": (np.float16, np.float32)[int(rng.random() < 0.25)](
+                10 ** rng.uniform(-3.5, -2.5)
+            ),
+            "n_iter_no_change": 1,
+            "max_iter": 300,
+            "random_state": int(rng.integers(2**31)),
+        }
+        what = seeded.msg(f"{our_cls.__name__} n={len(X)} {params}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            ref, ours = sk_cls(**params).fit(X, y), our_cls(**params).fit(X, y)
+        assert ours.n_iter_ == ref.n_iter_, what
+        assert ours._no_improvement_count == ref._no_improvement_count, what
+        assert _relative_error(ours.loss_curve_, ref.loss_curve_) <= 1e-10, what

@@ -843,7 +843,11 @@ class _BaseMLP(BaseEstimator):
                 self.best_validation_score_ = last_valid_score
                 np.copyto(self._best_params, self._flat_params())
         else:
-            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+            # in float64, as scikit-learn's NumPy losses compare: against a Python float,
+            # a NumPy float16 or float32 tol turned best_loss_ − tol (and the comparison)
+            # into its own type, and the run stopped (or cut the rate) at other epochs
+            last, best = np.float64(self.loss_curve_[-1]), np.float64(self.best_loss_)
+            if last > best - self.tol:
                 self._no_improvement_count += 1
             else:
                 self._no_improvement_count = 0
