@@ -1,7 +1,8 @@
 """wxb.sklearn against scikit-learn's MLPs on the options and call sequences the other
-sklearn tests leave out (L-BFGS's stops by max_iter and max_fun, …): each test draws
-its data and settings fresh, fits both estimators with the same ``random_state`` and
-compares what a user sees (regression tests for the defects found)."""
+sklearn tests leave out (L-BFGS stopped by max_iter or max_fun, settings given as NumPy
+float32/float16 scalars, ReLU units dead on every row, fit/partial_fit/set_params in any
+order): each test draws its data and settings fresh, fits both estimators with the same
+``random_state`` and compares what a user sees (regression tests for the defects found)."""
 
 from __future__ import annotations
 
