@@ -317,7 +317,7 @@ def test_a_resume_whose_schedule_code_changed_is_warned_of(seeded, tmp_path, kin
     for key, array in whole.state_dict().items():
         np.testing.assert_array_equal(model.state_dict()[key], array, err_msg=seeded.msg(key))
     other = (
-        _schedule_module(round(1 - factor, 1), step)
+        _schedule_module(factor / 2, step)  # (1 - factor would be 0.5's own)
         if kind == "subclass"
         else _schedule_module(factor, step + 1)
     )
