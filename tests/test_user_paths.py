@@ -1170,16 +1170,21 @@ def test_parameters_on_memory_of_another_dtype_step_as_in_pytorch(
             "adam": (Adam, torch.optim.Adam, {"lr": 0.05})}  # fmt: skip
     ours, reference, options = make[optimizer]
     opt, topt = ours(params, **options), reference(theirs, **options)
+    largest = max(float(np.abs(v).max()) for v in values)
     for _ in range(3):
         grads = [rng.normal(size=size).astype(np.float32) for size in sizes]
         for p, t, g in zip(params, theirs, grads, strict=True):
             p.grad, t.grad = g, torch.tensor(g)
         opt.step()
         topt.step()
+        largest = max(largest, *(float(t.detach().abs().max()) for t in theirs))
+    # each of the 3 float32 updates rounds at the ulp of the weight (and its step), so a
+    # weight that passes near 0 keeps ulps of its larger past: 8 of those at most
+    atol = 8 * float(np.finfo(np.float32).eps) * largest
     for p, t in zip(params, theirs, strict=True):
-        np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=1e-6, atol=atol)
     if kind != "big-endian":  # stepped where they lie: the user's buffer follows
-        np.testing.assert_allclose(values[0], theirs[0].detach().numpy(), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(values[0], theirs[0].detach().numpy(), rtol=1e-6, atol=atol)
 
 
 def test_gradients_set_by_hand_of_another_type_step_one_by_one_as_together(rng, kernel_route):
