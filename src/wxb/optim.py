@@ -2685,6 +2685,17 @@ class LinearLR(LRSchedule):
         done = min(epoch, self.total_iters) / self.total_iters
         return base * (self.start_factor + (self.end_factor - self.start_factor) * done)
 
+    def _set(self, epoch: int) -> None:
+        if epoch <= self.total_iters:
+            super()._set(epoch)
+            return
+        # Past total_iters PyTorch's LinearLR leaves each rate as it finds it. base ·
+        # end_factor is that rate, but after a decay to end_factor 0 no base reaches a
+        # rate set by hand since, and it was set back to 0.
+        self._bases()
+        for index, group in enumerate(self.optimizer.param_groups):
+            self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = group["lr"]
+
 
 def _per_group(optimizer: Optimizer, value: object, what: str, check: Callable) -> list[float]:
     """One value for every group, or a list of one per group (PyTorch's _format_param)."""
