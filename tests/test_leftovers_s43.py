@@ -8,6 +8,7 @@ import itertools
 
 import numpy as np
 import pytest
+from rounding import rounding_atol
 
 import wxb
 from wxb.errors import ConfigError
@@ -369,7 +370,11 @@ def test_a_state_loaded_at_count_0_is_the_parameters_state_as_pytorchs():
     p.grad, tp.grad = g.copy(), torch.tensor(g)
     opt.step()
     topt.step()
-    np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-12, err_msg=str(seed))
+    # w − Δ rounds at the sizes of w and Δ (Δ itself to a few ulps): a weight stepped
+    # near 0 from |w| ~ 1 differs from torch's by that alone
+    after = tp.detach().numpy()
+    atol = rounding_atol(np.abs(w0) + np.abs(after - w0), 4)
+    np.testing.assert_allclose(p.data, after, rtol=1e-12, atol=atol, err_msg=str(seed))
 
 
 def test_a_reports_constant_rate_names_every_parameter_groups():
@@ -414,11 +419,14 @@ def test_pytorchs_optimiser_state_goes_in_entry_by_entry_and_its_state_dict_is_n
         opt.state[p][key] = value
     g = rng.normal(size=w0.shape)
     p.grad, tp.grad = g, torch.tensor(g)
+    before = p.data.copy()
     opt.step()
     topt.step()
-    np.testing.assert_allclose(
-        p.data, tp.detach().numpy(), rtol=1e-12, atol=1e-15, err_msg=str(seed)
-    )
+    # w − Δ rounds at the sizes of w and Δ (Δ itself to a few ulps): a weight stepped
+    # near 0 from |w| ~ 3 is off by ulps of 3, above a fixed 1e-15
+    after = tp.detach().numpy()
+    atol = rounding_atol(np.abs(before) + np.abs(after - before), 4)
+    np.testing.assert_allclose(p.data, after, rtol=1e-12, atol=atol, err_msg=str(seed))
 
 
 # -- 4. a layer swapped by PyTorch's key of its place -------------------------------------
