@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from rounding import rounding_atol
 
 import wxb
 from wxb import optim
@@ -82,8 +83,10 @@ def test_lr_zero_group_freezes_as_torch_and_its_state_advances(seeded, name):
     opt.add_param_group(late[0])
     ref.add_param_group(late[1])
     frozen = [p.data.copy() for p in ours[: (len(ours) if whole else cut)]] + [ours[-1].data.copy()]
+    largest = 0.0  # the largest gradient entry: the size of the moments' terms
     for _ in range(int(rng.integers(2, 5))):
         _grads(rng, ours, theirs)
+        largest = max(largest, *(float(np.abs(p.grad).max()) for p in ours))
         opt.step()
         ref.step()
     _same(seeded, ours, theirs, "after steps at lr 0")
@@ -92,7 +95,14 @@ def test_lr_zero_group_freezes_as_torch_and_its_state_advances(seeded, name):
     if name in ("adam", "adamw"):
         for p, q in zip(ours, theirs, strict=True):
             assert opt.state[p]["step"] == int(ref.state[q]["step"]), seeded.msg("step count")
-            np.testing.assert_allclose(opt.state[p]["moment1"], ref.state[q]["exp_avg"], rtol=1e-12)
+            # m sums ≤ 4 gradients of either sign, torch's lerp in another order: an
+            # entry near 0 differs by ulps of the gradients alone (v's terms are ≥ 0)
+            np.testing.assert_allclose(
+                opt.state[p]["moment1"],
+                ref.state[q]["exp_avg"],
+                rtol=1e-12,
+                atol=rounding_atol(largest, 3 * 4),
+            )
             np.testing.assert_allclose(
                 opt.state[p]["moment2"], ref.state[q]["exp_avg_sq"], rtol=1e-12
             )
