@@ -547,6 +547,17 @@ def test_from_sklearn_takes_wxbs_own_estimator(rng):
         np.testing.assert_array_equal(copied.predict_proba(X), source.predict_proba(X))
     wide = MLPClassifier.from_sklearn(source, dtype="float64")
     assert wide.dtype == "float64" and wide.coefs_[0].dtype == np.float64
-    np.testing.assert_allclose(wide.predict_proba(X), source.predict_proba(X), rtol=1e-5)
+    # float32 rounds each logit's sums (5 + 1 terms, then 12 + 1 through |W₂|) by up to
+    # k·eps32·Σ|terms|, and p = exp(z − lse z) carries twice the row's worst of that as
+    # a relative error: 1e-5 alone was 0.59 of it for a tail probability of 1e-15
+    (W1, W2), (b1, b2) = wide.coefs_, wide.intercepts_
+    eps32 = float(np.finfo(np.float32).eps)
+    terms1 = np.abs(X) @ np.abs(W1) + np.abs(b1)
+    terms2 = np.maximum(X @ W1 + b1, 0) @ np.abs(W2) + np.abs(b2)
+    z_off = eps32 * (6 * terms1 @ np.abs(W2) + 13 * terms2)
+    relative = np.expm1(2 * z_off.max(axis=1, keepdims=True) + 8 * eps32)
+    p, p32 = wide.predict_proba(X), source.predict_proba(X)
+    off = np.abs(p32 - p)
+    assert np.all(off <= relative * p + np.finfo(np.float32).tiny), off.max()
     reg = MLPRegressor(**FAST, solver="adamw", random_state=0).fit(X, X[:, 0])
     np.testing.assert_array_equal(MLPRegressor.from_sklearn(reg).predict(X), reg.predict(X))
