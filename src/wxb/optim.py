@@ -2058,6 +2058,17 @@ class LRSchedule:
             rate = self.lr_at(epoch, base)
             group["lr"] = self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = rate
 
+    def _keeps_rates(self, epoch: int) -> bool:
+        """Whether stepping to ``epoch`` leaves the rates the groups hold (PolynomialLR
+        past its end, as PyTorch's: a rate set by hand then is kept)."""
+        return False
+
+    def _keep_rates(self) -> None:
+        """A step that keeps each group's rate: recorded as this schedule's setting."""
+        self._bases()
+        for index, group in enumerate(self.optimizer.param_groups):
+            self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = group["lr"]
+
     def state_dict(self) -> dict:
         """As PyTorch's schedulers: every setting and counter but the optimiser, plain values.
 
@@ -3002,8 +3013,17 @@ class SequentialLR(LRSchedule):
         schedule, own = self._current(epoch)
         return schedule.lr_at(own, base)
 
+    def _keeps_rates(self, epoch: int) -> bool:
+        schedule, own = self._current(epoch)
+        return schedule._keeps_rates(own)
+
     def _set(self, epoch: int) -> None:
-        super()._set(epoch)
+        # the schedule at this epoch may keep the rates held (a PolynomialLR past its
+        # end: a rate set by hand was taken to 0, where PyTorch's keeps it)
+        if self._keeps_rates(epoch):
+            self._keep_rates()
+        else:
+            super()._set(epoch)
         schedule, own = self._current(epoch)
         if isinstance(schedule, (OneCycleLR, SequentialLR)):
             schedule._set_momentum(own)
@@ -3094,15 +3114,16 @@ class PolynomialLR(LRSchedule):
         base = self.base_lr if base_lr is None else base_lr
         return base * (1.0 - min(self.total_iters, epoch) / self.total_iters) ** self.power
 
-    def _set(self, epoch: int) -> None:
+    def _keeps_rates(self, epoch: int) -> bool:
         """Past total_iters the rates stay what the groups hold, as PyTorch's (a rate set
         by hand after the end is kept, not taken to 0)."""
-        if epoch <= self.total_iters:
+        return epoch > self.total_iters
+
+    def _set(self, epoch: int) -> None:
+        if self._keeps_rates(epoch):
+            self._keep_rates()
+        else:
             super()._set(epoch)
-            return
-        self._bases()
-        for index, group in enumerate(self.optimizer.param_groups):
-            self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = group["lr"]
 
 
 class CosineAnnealingWarmRestarts(LRSchedule):
