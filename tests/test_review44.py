@@ -68,3 +68,32 @@ def test_a_rate_set_by_hand_after_a_sequences_polynomial_ends_is_kept(seeded):
                 if step < steps:
                     schedule.step()
                     their_schedule.step()
+
+
+@pytest.mark.parametrize("form", ["list", "int64", "uint64"])
+def test_whole_numbers_float32_rounds_are_refused_above_two_to_the_53(seeded, form):
+    """wxb.tensor([2**53 + 1]) held 9007199254740992 without a word, the defect its check
+    of whole numbers above 2**24 was made for: the check compared the float32 values
+    with the integers in float64, where the two are equal. Each number is refused where
+    float32 does not hold it (torch's own float32 says), and kept exactly where it does."""
+    from wxb.errors import DataError
+
+    rng = seeded.rng
+    top = 63 if form == "int64" else 64
+    for _ in range(20):
+        power = int(rng.integers(25, top))
+        value = 2**power + int(rng.integers(-3, 4)) * int(rng.choice([1, 2 ** (power - 30)]))
+        if form == "int64" and value >= 2**63:
+            value = 2**63 - 1
+        sign = -1 if form == "list" and rng.random() < 0.5 else 1
+        value *= sign
+        values = [int(v) for v in rng.integers(0, 100, int(rng.integers(0, 4)))] + [value]
+        data = values if form == "list" else np.array(values, dtype=form)
+        held = int(torch.tensor([value], dtype=torch.float64).to(torch.float32).item())
+        exact = held == value and abs(value) < 2**64
+        msg = seeded.msg(f"{form} {value}: float32 holds {held}")
+        if exact:
+            assert int(wxb.tensor(data).data[-1]) == value, msg
+        else:
+            with pytest.raises(DataError, match="whole number"):
+                wxb.tensor(data)

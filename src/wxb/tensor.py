@@ -266,9 +266,23 @@ def _check_whole_numbers_kept(data: object, array: np.ndarray) -> None:
     if array.size == 0 or float(np.abs(array).max()) < _FLOAT32_EXACT:
         return
     source = np.asarray(data)
-    if source.dtype.kind not in "iu":
+    if source.dtype.kind in "iu":
+        # compared as integers: float64 != int64 compares in float64, where 2**53 + 1
+        # and the float32 2**53 it became are equal
+        wide = array.astype(np.float64)
+        info = np.iinfo(source.dtype)
+        inside = (wide >= float(info.min)) & (wide < float(info.max) + 1)  # castable back
+        back = np.where(inside, wide, 0).astype(source.dtype)
+        rounded = ~inside | (back != source)
+    elif source.dtype.kind == "O":  # Python ints beyond int64's range
+        rounded = np.array(
+            [
+                isinstance(v, (int, np.integer)) and not isinstance(v, bool) and int(a) != v
+                for v, a in zip(source.ravel(), array.ravel(), strict=True)
+            ]
+        )
+    else:
         return
-    rounded = array.astype(np.float64) != source
     if rounded.any():
         first = source.flat[int(np.argmax(rounded.ravel()))]
         raise DataError(
