@@ -97,3 +97,24 @@ def test_whole_numbers_float32_rounds_are_refused_above_two_to_the_53(seeded, fo
         else:
             with pytest.raises(DataError, match="whole number"):
                 wxb.tensor(data)
+
+
+def test_readme_says_what_save_does_with_a_dense_whose_bias_is_a_buffer(tmp_path):
+    """README said `wxb.save` refuses a Dense whose W or b is a buffer; it saves and loads
+    it (a buffer again) since the model files list them (dense_buffers)."""
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    sentence = re.search(r"a Dense's W or b made a buffer[^|]*?\)\)", readme)
+    assert sentence, "README no longer describes a Dense whose W or b is a buffer"
+    lin = wxb.nn.Dense(3, 2)
+    bias = lin.bias.data.copy()
+    del lin.bias
+    lin.register_buffer("bias", bias)
+    model = wxb.nn.Sequential(lin)
+    wxb.save(model, tmp_path / "m.safetensors")  # (raised before 0ae733b)
+    loaded = wxb.load(tmp_path / "m.safetensors")
+    assert [name for name, _ in loaded.named_buffers()] == ["dense1.bias"]
+    assert "refuses it" not in sentence[0], sentence[0]
+    assert "wxb.load" in sentence[0] and "buffer" in sentence[0], sentence[0]
