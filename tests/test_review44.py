@@ -118,3 +118,67 @@ def test_readme_says_what_save_does_with_a_dense_whose_bias_is_a_buffer(tmp_path
     assert [name for name, _ in loaded.named_buffers()] == ["dense1.bias"]
     assert "refuses it" not in sentence[0], sentence[0]
     assert "wxb.load" in sentence[0] and "buffer" in sentence[0], sentence[0]
+
+
+SEQUENCE_OF_ONES_OWN = """
+import wxb
+
+STEP = {step}
+
+
+def schedule(optimizer):
+    warm = wxb.optim.LambdaLR(optimizer, lambda epoch: 0.5 ** (epoch // STEP))
+    decay = wxb.optim.ExponentialLR(optimizer, gamma={gamma})
+    return wxb.optim.SequentialLR(optimizer, [warm, decay], milestones=[{milestone}])
+"""
+
+
+def test_a_sequences_lambda_reading_a_changed_global_is_warned_of_not_refused(seeded, tmp_path):
+    """A LambdaLR inside a SequentialLR whose function reads a global that changed (STEP
+    in lambda e: 0.5 ** (e // STEP)) made the resume refuse with a dump of digests
+    ("schedule differs (checkpoint {... '_globals': [...]"), where the same change on
+    a LambdaLR alone is warned of (CheckpointWarning) and the run goes on, as the
+    checkpoint digests' commit says; a changed setting there (gamma) is still refused,
+    and the same code resumes silently as the uninterrupted run."""
+    import warnings
+
+    from wxb import nn
+    from wxb.checkpoint import CheckpointWarning
+    from wxb.errors import ConfigError
+
+    rng = seeded.rng
+    step, milestone = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    gamma = float(rng.choice([0.5, 0.8, 0.9]))
+    X = rng.standard_normal((int(rng.integers(16, 40)), 3))
+    y = rng.integers(0, 2, len(X))
+    first, total = int(rng.integers(1, 3)), int(rng.integers(4, 7))
+
+    def module(step, gamma):
+        namespace: dict = {"__name__": "users_sequences"}
+        source = SEQUENCE_OF_ONES_OWN.format(step=step, gamma=gamma, milestone=milestone)
+        exec(compile(source, "<own>", "exec"), namespace)
+        return namespace
+
+    def run(namespace, epochs, folder):
+        model = nn.Sequential(nn.Dense(3, 4, seed=1), nn.Tanh(), nn.Dense(4, 2, seed=2))
+        optimizer = wxb.optim.SGD(model.to("float64").parameters(), lr=0.1)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            history = wxb.fit(model, X, y, optimizer=optimizer,
+                              lr_schedule=namespace["schedule"](optimizer), epochs=epochs,
+                              batch_size=8, seed=1, verbose=False, checkpoint_dir=folder,
+                              resume=True)  # fmt: skip
+        said = [str(w.message) for w in seen if issubclass(w.category, CheckpointWarning)]
+        return history, said
+
+    same = module(step, gamma)
+    reference, _ = run(same, total, tmp_path / "whole")
+    run(same, first, tmp_path / "same")
+    resumed, said = run(module(step, gamma), total, tmp_path / "same")
+    assert said == [] and resumed["lr"] == reference["lr"], seeded.msg(said)
+    run(same, first, tmp_path / "changed")
+    _, said = run(module(step + 1, gamma), total, tmp_path / "changed")
+    assert any("globals its code reads (STEP)" in text for text in said), seeded.msg(said)
+    run(same, first, tmp_path / "gamma")
+    with pytest.raises(ConfigError, match="schedule differs"):
+        run(module(step, round(gamma - 0.1, 2)), total, tmp_path / "gamma")

@@ -1812,10 +1812,8 @@ class _Saver:
         saved_run = meta.get("run", {})
         code_changed = _schedule_code_warnings(saved_schedule, ours)
         if isinstance(saved_schedule, dict) and isinstance(ours, dict):  # warned of, below
-            kept = {k: v for k, v in saved_schedule.items() if k not in SCHEDULE_CODE}
-            saved_run = {**saved_run, "schedule": kept}
-            kept = {k: v for k, v in now["schedule"].items() if k not in SCHEDULE_CODE}
-            now = {**now, "schedule": kept}
+            saved_run = {**saved_run, "schedule": _without_code(saved_schedule)}
+            now = {**now, "schedule": _without_code(now["schedule"])}
         saved_data = meta.get("run", {}).get("data") or {}
         if len(str(saved_data.get("X", ""))) == 32:  # a whole-array digest: an earlier wxb's
             # (on top of the loss's filtering above: a wxb before both wrote either way)
@@ -2047,7 +2045,23 @@ def _schedule_code_warnings(saved: object, ours: object) -> list[str]:
             if key == "_globals" and isinstance(now, list) and len(now) == 2:
                 what += f" ({', '.join(map(str, now[1]))})"
             changed.append(what)
+    # a SequentialLR's schedules: theirs warned of as its own (a LambdaLR's STEP in one)
+    then, now = saved.get("schedulers"), ours.get("schedulers")
+    if isinstance(then, list) and isinstance(now, list) and len(then) == len(now):
+        for a, b in zip(then, now, strict=True):
+            changed += [what for what in _schedule_code_warnings(a, b) if what not in changed]
     return changed
+
+
+def _without_code(settings: object) -> object:
+    """A schedule's recorded settings without ``SCHEDULE_CODE``'s, its schedules' too (a
+    SequentialLR's: else a change there was refused, dumping digests, not warned of)."""
+    if not isinstance(settings, dict):
+        return settings
+    kept = {k: v for k, v in settings.items() if k not in SCHEDULE_CODE}
+    if isinstance(kept.get("schedulers"), list):
+        kept["schedulers"] = [_without_code(s) for s in kept["schedulers"]]
+    return kept
 
 
 def _loss_settings(loss_fn: Loss) -> dict[str, Any]:
