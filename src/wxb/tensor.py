@@ -266,6 +266,12 @@ def _check_whole_numbers_kept(data: object, array: np.ndarray) -> None:
     if array.size == 0 or float(np.abs(array).max()) < _FLOAT32_EXACT:
         return
     source = np.asarray(data)
+    if source.dtype.kind == "f" and isinstance(data, (list, tuple)):
+        # Python ints NumPy read as float64 ([5, 2**63 + 1]: int64 and uint64 have no
+        # common integer type), already rounded: read one by one
+        source = np.array(data, dtype=object)
+        if source.shape != array.shape:
+            return
     if source.dtype.kind in "iu":
         # compared as integers: float64 != int64 compares in float64, where 2**53 + 1
         # and the float32 2**53 it became are equal
@@ -274,13 +280,11 @@ def _check_whole_numbers_kept(data: object, array: np.ndarray) -> None:
         inside = (wide >= float(info.min)) & (wide < float(info.max) + 1)  # castable back
         back = np.where(inside, wide, 0).astype(source.dtype)
         rounded = ~inside | (back != source)
-    elif source.dtype.kind == "O":  # Python ints beyond int64's range
-        rounded = np.array(
-            [
-                isinstance(v, (int, np.integer)) and not isinstance(v, bool) and int(a) != v
-                for v, a in zip(source.ravel(), array.ravel(), strict=True)
-            ]
-        )
+    elif source.dtype.kind == "O":  # Python ints beyond int64's range: whole numbers alone
+        values = source.ravel()
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+            return  # (a float among them: float32 as torch's default dtype makes it)
+        rounded = np.array([int(a) != v for v, a in zip(values, array.ravel(), strict=True)])
     else:
         return
     if rounded.any():
