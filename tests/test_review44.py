@@ -186,3 +186,43 @@ def test_a_sequences_lambda_reading_a_changed_global_is_warned_of_not_refused(se
     run(same, first, tmp_path / "gamma")
     with pytest.raises(ConfigError, match="schedule differs"):
         run(module(step, round(gamma - 0.1, 2)), total, tmp_path / "gamma")
+
+
+@pytest.mark.parametrize("optimiser", ["SGD", "Adam", "NAdam"])
+def test_onecycle_keeps_a_group_at_lr_0_frozen_as_pytorchs(seeded, optimiser):
+    """fit(optimizer=opt, lr_schedule="onecycle") on an optimiser with a group at lr 0 (a
+    group frozen, as README says) was refused: 'OneCycleLR max_lr must be > 0; got
+    0.0', though PyTorch's OneCycleLR takes max_lr 0 and keeps that group at 0. Now
+    the group stays frozen and the others follow PyTorch's rates."""
+    rng = seeded.rng
+    rows, batch, epochs = int(rng.integers(10, 30)), int(rng.integers(3, 8)), 2
+    X, y = rng.standard_normal((rows, 3)), rng.integers(0, 2, rows)
+    model = wxb.nn.Sequential(wxb.nn.Dense(3, 4), wxb.nn.Tanh(), wxb.nn.Dense(4, 2))
+    frozen = int(rng.integers(0, 2))
+    rates = [0.0, float(rng.uniform(0.01, 0.2))][:: 1 if frozen == 0 else -1]
+    kw = {"momentum": 0.9} if optimiser == "SGD" else {}
+    layers = [model[0], model[2]]
+    opt = getattr(wxb.optim, optimiser)(
+        [{"params": m.parameters(), "lr": r} for m, r in zip(layers, rates, strict=True)], **kw
+    )
+    held = [p.data.copy() for p in layers[frozen].parameters()]
+    history = wxb.fit(model, X, y, optimizer=opt, lr_schedule="onecycle", epochs=epochs,
+                      batch_size=batch, verbose=False, seed=1)  # fmt: skip
+    for before, p in zip(held, layers[frozen].parameters(), strict=True):
+        np.testing.assert_array_equal(p.data, before, err_msg=seeded.msg("frozen group"))
+    twins = [torch.zeros(1, requires_grad=True) for _ in rates]
+    theirs = getattr(torch.optim, optimiser)(
+        [{"params": [t], "lr": r} for t, r in zip(twins, rates, strict=True)], **kw
+    )
+    total = epochs * -(-rows // batch)
+    schedule = theirs_module.OneCycleLR(theirs, max_lr=rates, total_steps=total)
+    want = [[], []]
+    for _ in range(epochs):
+        for _ in range(-(-rows // batch)):
+            trained = [g["lr"] for g in theirs.param_groups]
+            theirs.step()
+            schedule.step()
+        for i in range(2):
+            want[i].append(trained[i])
+    np.testing.assert_allclose(history["lr"], want[0], rtol=1e-12, err_msg=seeded.msg("lr"))
+    np.testing.assert_allclose(history["lr_group1"], want[1], rtol=1e-12, err_msg=seeded.msg(""))

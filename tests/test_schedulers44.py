@@ -428,7 +428,7 @@ def test_one_cycle_writes_torchs_group_keys(rng):
             lambda o, m: m.OneCycleLR(o, max_lr=[0.1], total_steps=9),
             "max_lr holds 1 values for 2 param",
         ),
-        (lambda o, m: m.OneCycleLR(o, max_lr=-1.0, total_steps=9), "max_lr must be > 0"),
+        (lambda o, m: m.OneCycleLR(o, max_lr=-1.0, total_steps=9), "max_lr must be ≥ 0"),
         (lambda o, m: m.OneCycleLR(o, 0.1, 9, pct_start=1.5), "pct_start must be in"),
         (lambda o, m: m.OneCycleLR(o, 0.1, 9, anneal_strategy="cosine"), "anneal_strategy"),
         (lambda o, m: m.OneCycleLR(o, 0.1, 9, div_factor=0), "div_factor must be > 0"),

@@ -2761,7 +2761,8 @@ class OneCycleLR(LRSchedule):
         else:
             raise ConfigError(f"{name}: give total_steps, or epochs and steps_per_epoch")
         self.total_steps = total_steps
-        self.max_lr = _per_group(optimizer, max_lr, f"{name} max_lr", _positive_number)
+        # (0 as PyTorch's takes it: a group at lr 0, frozen, stays at 0 through the cycle)
+        self.max_lr = _per_group(optimizer, max_lr, f"{name} max_lr", _non_negative)
         self.pct_start, self.anneal_strategy = pct_start, anneal_strategy
         self.three_phase, self.cycle_momentum = three_phase, cycle_momentum
         self.div_factor, self.final_div_factor = div_factor, final_div_factor
@@ -2788,7 +2789,7 @@ class OneCycleLR(LRSchedule):
 
     def _check_settings(self, values: dict, where: str) -> None:
         values["max_lr"] = _per_group(
-            self.optimizer, values["max_lr"], f"{where} max_lr", _positive_number
+            self.optimizer, values["max_lr"], f"{where} max_lr", _non_negative
         )
         for key in ("three_phase", "cycle_momentum"):
             if not isinstance(values[key], (bool, np.bool_)):
