@@ -268,7 +268,11 @@ def _check_whole_numbers_kept(data: object, array: np.ndarray) -> None:
     source = np.asarray(data)
     if source.dtype.kind == "f" and isinstance(data, (list, tuple)):
         # Python ints NumPy read as float64 ([5, 2**63 + 1]: int64 and uint64 have no
-        # common integer type), already rounded: read one by one
+        # common integer type), already rounded: read one by one (not where a fraction
+        # shows a float among them, which float32 takes as torch's default dtype does)
+        with np.errstate(invalid="ignore"):
+            if not np.all(np.floor(source) == source):
+                return
         source = np.array(data, dtype=object)
         if source.shape != array.shape:
             return
