@@ -226,3 +226,68 @@ def test_onecycle_keeps_a_group_at_lr_0_frozen_as_pytorchs(seeded, optimiser):
             want[i].append(trained[i])
     np.testing.assert_allclose(history["lr"], want[0], rtol=1e-12, err_msg=seeded.msg("lr"))
     np.testing.assert_allclose(history["lr_group1"], want[1], rtol=1e-12, err_msg=seeded.msg(""))
+
+
+WARM_UP_OF_ONES_OWN = """
+import wxb
+
+warm = {warm}  # a setting of the script's own, which the schedule never reads
+
+
+class WarmUp(wxb.optim.LRSchedule):
+    def __init__(self, optimizer):
+        super().__init__(optimizer)
+        self.warm = 3
+        self.start()
+
+    def lr_at(self, epoch, base_lr=None):
+        base = self.base_lr if base_lr is None else base_lr
+        return base * min(1.0, (epoch + 1) / self.warm) * {decay} ** epoch
+"""
+
+
+def test_a_global_of_an_attributes_name_is_no_global_the_schedule_reads(seeded, tmp_path):
+    """A schedule of one's own reading self.warm, in a script with a global warm it never
+    reads: a resume after that global changed warned that the schedule 'differs ... in
+    the values of the globals its code reads (warm)', untrue: the digest took every name
+    in the code (attributes too) for a global. Only names read as globals count now; a
+    global the code does read (decay, below, when it is one) is still warned of."""
+    import warnings
+
+    from wxb import nn
+    from wxb.checkpoint import CheckpointWarning
+
+    rng = seeded.rng
+    X = rng.standard_normal((int(rng.integers(16, 30)), 3))
+    y = rng.integers(0, 2, len(X))
+    first, total = int(rng.integers(1, 3)), int(rng.integers(4, 6))
+
+    def module(warm, decay="0.9"):
+        namespace: dict = {"__name__": "users_warm_up", "DECAY": 0.9}
+        exec(compile(WARM_UP_OF_ONES_OWN.format(warm=warm, decay=decay), "<own>", "exec"),
+             namespace)  # fmt: skip
+        return namespace
+
+    def run(namespace, epochs, folder):
+        model = nn.Sequential(nn.Dense(3, 4, seed=1), nn.Tanh(), nn.Dense(4, 2, seed=2))
+        optimizer = wxb.optim.SGD(model.to("float64").parameters(), lr=0.1)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            history = wxb.fit(model, X, y, optimizer=optimizer,
+                              lr_schedule=namespace["WarmUp"](optimizer), epochs=epochs,
+                              batch_size=8, seed=1, verbose=False, checkpoint_dir=folder,
+                              resume=True)  # fmt: skip
+        said = [str(w.message) for w in seen if issubclass(w.category, CheckpointWarning)]
+        return history, said
+
+    warm = int(rng.integers(1, 9))
+    reference, _ = run(module(warm), total, tmp_path / "whole")
+    run(module(warm), first, tmp_path / "other")
+    resumed, said = run(module(warm + 1), total, tmp_path / "other")
+    assert said == [], seeded.msg(said)
+    assert resumed["lr"] == reference["lr"], seeded.msg("rates")
+    reading = module(warm, decay="DECAY")
+    run(reading, first, tmp_path / "read")
+    reading["DECAY"] = 0.5
+    _, said = run(reading, total, tmp_path / "read")
+    assert any("globals its code reads (DECAY)" in text for text in said), seeded.msg(said)

@@ -19,6 +19,7 @@ resume skips, never a complete one that lies. Nothing here unpickles.
 
 from __future__ import annotations
 
+import dis
 import functools
 import hashlib
 import inspect
@@ -452,7 +453,14 @@ def globals_digest(functions: list[object]) -> tuple[str, list[str]] | None:
         while todo:
             code = todo.pop()
             todo += [c for c in code.co_consts if isinstance(c, types.CodeType)]
-            for name in code.co_names:
+            # names read as globals, not attributes (co_names holds both: self.warm's
+            # "warm" read a script's global warm the code never reads)
+            read = {
+                i.argval
+                for i in dis.get_instructions(code)
+                if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")
+            }
+            for name in sorted(read):
                 if name not in scope or name in values:
                     continue
                 value = scope[name]
