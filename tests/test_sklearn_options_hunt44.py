@@ -41,19 +41,24 @@ def test_lbfgs_stopped_early_warns_as_sklearn(seeded, task):
     # L-BFGS stopped by max_iter or max_fun: scikit-learn's ConvergenceWarning ends
     # with its advice to scale the data; wxb's left that paragraph out
     rng = seeded.rng
-    X, y, sk_cls, our_cls = _task(rng, task)
-    params = {
-        "hidden_layer_sizes": (int(rng.integers(1, 6)),),
-        "solver": "lbfgs",
-        "max_iter": int(rng.integers(1, 6)),
-        "max_fun": int(rng.integers(1, 8)) if rng.random() < 0.5 else 15000,
-        "random_state": int(rng.integers(2**31)),
-    }
-    what = seeded.msg(f"{task} n={len(X)} {params}")
-    ref = _fit_caught(sk_cls(**params), X, y)
-    ours = _fit_caught(our_cls(**params), X, y)
-    assert ref, what  # (a stop within a few iterations or evaluations)
-    assert ours == ref, what
+    for _ in range(20):  # (a draw that converges within max_iter warns of nothing: again)
+        X, y, sk_cls, our_cls = _task(rng, task)
+        params = {
+            "hidden_layer_sizes": (int(rng.integers(1, 6)),),
+            "solver": "lbfgs",
+            "max_iter": int(rng.integers(1, 6)),
+            "max_fun": int(rng.integers(1, 8)) if rng.random() < 0.5 else 15000,
+            "random_state": int(rng.integers(2**31)),
+        }
+        what = seeded.msg(f"{task} n={len(X)} {params}")
+        ref = _fit_caught(sk_cls(**params), X, y)
+        ours = _fit_caught(our_cls(**params), X, y)
+        assert ours == ref, what
+        if ref:
+            break
+    # a stop within a few iterations or evaluations: L-BFGS on a hidden unit or two can
+    # converge within 5 iterations (26 draws in 4000), never 20 times running
+    assert ref, what
 
 
 def _relative_error(ours, ref) -> float:
