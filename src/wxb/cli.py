@@ -248,7 +248,8 @@ def build_parser() -> _Parser:
         "(1/√(epoch+1)), plateau (× 0.1 once the watched loss has not improved for half the "
         "--patience, or for 11 epochs with --patience 0), onecycle (PyTorch's OneCycleLR, "
         "stepped every batch: from --lr/25 up to --lr over the first 30%% of the run, then "
-        "down to --lr/250000, cycling momentum or Adam's beta1 where the optimiser has one); "
+        "down to --lr/250000, cycling beta1 (adam, adamw, nadam, radam, adamax) or a "
+        "--momentum above 0 (sgd, rmsprop) against the rate); "
         "default: none, a constant rate")
     add("--clip-grad-norm", type=float, default=None, metavar="MAX",
         help="clip ‖∇L‖ to MAX; default: no clipping")
