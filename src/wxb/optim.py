@@ -2725,10 +2725,11 @@ class OneCycleLR(LRSchedule):
     first ``pct_start`` of ``total_steps`` (cosine or linear), then falls to
     max_lr/(div_factor·final_div_factor); ``three_phase`` comes back down to the
     starting rate first. With ``cycle_momentum`` the momentum (SGD's, RMSprop's) or
-    Adam's β₁ moves the other way, between max_momentum and base_momentum. It is
-    stepped once a batch (``fit`` does so: ``total_steps`` must cover epochs × batches
-    per epoch); as PyTorch's, a rate set by hand is overwritten at the next step, and a
-    step past ``total_steps`` is refused."""
+    β₁ (of Adam, AdamW, NAdam, RAdam, Adamax: their ``betas``) moves the other way,
+    between max_momentum and base_momentum. It is stepped once a batch (``fit`` does
+    so: ``total_steps`` must cover epochs × batches per epoch); as PyTorch's, a rate
+    set by hand is overwritten at the next step, and a step past ``total_steps`` is
+    refused."""
 
     per_batch: ClassVar[bool] = True
     chainable: ClassVar[bool] = False
