@@ -1,0 +1,119 @@
+"""What the docs say of today's optimisers, schedules and model files, held to the code.
+
+docs/architecture.md said every optimiser's update rule calls wxb.kernels (RMSprop's and
+Adagrad's are NumPy's on either route) and listed a model file's metadata keys without
+``dense_buffers``; ``wxb train --help`` said onecycle cycles "momentum or Adam's beta1
+where the optimiser has one", leaving out NAdam's, RAdam's and Adamax's β₁, and sgd
+without --momentum has a momentum (0) that fit leaves uncycled."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import re
+
+import numpy as np
+import pytest
+
+import wxb
+from wxb.data import read_safetensors_header
+from wxb.nn import Dense, ReLU, Sequential, Standardize
+from wxb.optim import OPTIMIZERS
+
+ROOT = pathlib.Path(__file__).parents[1]
+ARCHITECTURE = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+
+
+def _section(text: str, heading: str) -> str:
+    start = text.index(f"\n## {heading}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end >= 0 else None]
+
+
+def test_architecture_names_the_update_rules_that_call_the_kernels():
+    # the Kernels section's sentence: the rules that call wxb.kernels, then in brackets
+    # the ones that are NumPy's on either route
+    sentence = re.search(
+        r"Underneath, the pointwise activations.*?call `wxb.kernels`", ARCHITECTURE, re.S
+    )
+    assert sentence, "docs/architecture.md no longer says which rules call wxb.kernels"
+    text = " ".join(sentence[0].split())
+    compiled, _, numpy_only = text.rpartition("(")
+    assert "every optimiser" not in text, text
+    for name, cls in OPTIMIZERS.items():
+        kernel = getattr(cls._rule, "calls_kernel", False)
+        shown = "Adam(W)" if name in ("adam", "adamw") else cls.__name__
+        if kernel:
+            assert shown in compiled, (cls.__name__, text)
+        else:
+            assert f"{cls.__name__}'s" in numpy_only and shown not in compiled, (
+                cls.__name__,
+                text,
+            )
+
+
+def test_every_metadata_key_a_model_file_holds_is_in_the_files_section(tmp_path):
+    rng = np.random.default_rng(np.random.SeedSequence().entropy)
+    width = int(rng.integers(2, 5))
+    tied = Dense(width, width)
+    held = Dense(width, width)
+    bias = held.bias.data.copy()
+    del held.bias
+    held.register_buffer("bias", bias)  # a constant bias: dense_buffers
+    model = Sequential(
+        Standardize(rng.normal(size=width), rng.uniform(0.5, 2, size=width), dtype="float32"),
+        tied,
+        ReLU(),
+        tied,  # ties
+        held,
+        Dense(width, 2),
+    )
+    model.parameters()[0].requires_grad = False  # frozen
+    path = wxb.save(model, tmp_path / "m.safetensors")
+    metadata = read_safetensors_header(path)["__metadata__"]
+    assert {"ties", "frozen", "dense_buffers", "float64_statistics"} <= set(metadata)
+    files = _section(ARCHITECTURE, "Files")
+    for key in metadata:
+        assert f"`{key}`" in files, f"docs/architecture.md's Files section lacks `{key}`"
+    assert json.loads(metadata["dense_buffers"]) == ["dense2.bias"]
+
+
+def _help_of(option: str) -> str:
+    from wxb.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    train = commands.choices["train"]
+    action = next(a for a in train._actions if option in a.option_strings)
+    return " ".join((action.help or "").split())
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_onecycle_cycles_what_wxb_train_help_says(name):
+    seed = np.random.SeedSequence().entropy
+    rng = np.random.default_rng(seed)
+    text = _help_of("--lr-schedule")
+    said = re.search(r"cycling beta1 \(([^)]*)\) or a --momentum above 0 \(([^)]*)\)", text)
+    assert said, text
+    with_betas = [n.strip() for n in said[1].split(",")]
+    with_momentum = [n.strip() for n in said[2].split(",")]
+    momentum = float(rng.choice([0.0, rng.uniform(0.1, 0.99)]))
+    options = {"momentum": momentum} if name in ("sgd", "rmsprop") else {}
+    X = rng.normal(size=(int(rng.integers(8, 20)), 3))
+    y = X @ rng.normal(size=(3, 1))
+    model = Sequential(Dense(3, 1, dtype="float64"))
+    opt = wxb.optim.get_optimizer(name, model.parameters(), **options)
+    before = json.dumps({k: v for k, v in opt.param_groups[0].items() if k != "params"})
+    wxb.fit(model, X, y, optimizer=opt, lr_schedule="onecycle", epochs=2, batch_size=4,
+            loss="mse", verbose=0, seed=1)  # fmt: skip
+    group = opt.param_groups[0]
+    if name in with_betas:
+        assert group["betas"][0] != json.loads(before)["betas"][0], (name, seed)
+    elif name in with_momentum and momentum > 0:
+        assert group["momentum"] != momentum, (name, momentum, seed)
+    else:  # nothing to cycle, or a --momentum of 0 (plain SGD stays plain)
+        assert "max_momentum" not in group, (name, momentum, group, seed)
+        assert "momentum" not in group or group["momentum"] == momentum, (name, group, seed)
+    # every optimiser with betas is named, and no other
+    assert sorted(with_betas) == sorted(n for n, c in OPTIMIZERS.items() if "betas" in
+                                        c.__init__.__code__.co_varnames)  # fmt: skip
