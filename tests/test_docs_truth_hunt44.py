@@ -117,3 +117,49 @@ def test_onecycle_cycles_what_wxb_train_help_says(name):
     # every optimiser with betas is named, and no other
     assert sorted(with_betas) == sorted(n for n, c in OPTIMIZERS.items() if "betas" in
                                         c.__init__.__code__.co_varnames)  # fmt: skip
+
+
+def _fit_with(schedule_of, folder, epochs, resume=False):
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(24, 3))
+    y = X @ rng.normal(size=(3, 1))
+    model = Sequential(Dense(3, 1, dtype="float64", seed=1))
+    opt = wxb.optim.SGD(model.parameters(), lr=0.05)
+    return wxb.fit(model, X, y, optimizer=opt, lr_schedule=schedule_of(opt), epochs=epochs,
+                   batch_size=8, loss="mse", verbose=0, seed=1, checkpoint_dir=folder,
+                   resume=resume)  # fmt: skip
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_a_resume_refused_for_another_schedule_names_what_differs(tmp_path, nested):
+    """A resume whose LambdaLR had another function was refused with the two digests it
+    is recorded by ("schedule differs (checkpoint {'type': 'LambdaLR', 'lr_lambda':
+    '6d78c34de0c25d09'}, now {... '7871f67a4aaab85d'})"); it now says which setting
+    differs, a function as a function, a SequentialLR's schedule by its place."""
+    seed = np.random.SeedSequence().entropy
+    rng = np.random.default_rng(seed)
+    gamma = float(rng.uniform(0.5, 0.95))
+    other = float(rng.uniform(0.1, 0.45))
+
+    def schedule(function, decay=gamma):
+        def make(opt):
+            made = wxb.optim.LambdaLR(opt, function)
+            if not nested:
+                return made
+            warm = wxb.optim.ExponentialLR(opt, gamma=decay)
+            return wxb.optim.SequentialLR(opt, [warm, made], milestones=[1])
+
+        return make
+
+    _fit_with(schedule(lambda e: gamma**e), tmp_path, 1)
+    place = "schedulers[1] " if nested else ""
+    with pytest.raises(wxb.ConfigError) as refused:
+        _fit_with(schedule(lambda e: other ** (e + 1)), tmp_path, 2, resume=True)
+    text = str(refused.value)
+    assert f"schedule differs: {place}lr_lambda is another function" in text, (seed, text)
+    assert not re.search(r"[0-9a-f]{16}", text), (seed, text)  # no digest shown
+    if nested:  # a plain setting: by name, both values
+        with pytest.raises(wxb.ConfigError) as refused:
+            _fit_with(schedule(lambda e: gamma**e, other), tmp_path, 2, resume=True)
+        said = f"schedulers[0] gamma {gamma!r} in the checkpoint, {other!r} now"
+        assert said in str(refused.value), (seed, str(refused.value))

@@ -2254,9 +2254,42 @@ def _differences(saved: dict, now: dict) -> list[str]:
             )
         elif key in names:
             found.append(names[key])
+        elif key == "schedule" and isinstance(then, dict) and isinstance(current, dict):
+            found.append(f"schedule differs: {'; '.join(_schedule_changes(then, current))}")
         else:
             found.append(f"{key} differs (checkpoint {saved.get(key)!r}, now {now.get(key)!r})")
     return found
+
+
+def _schedule_changes(then: dict, now: dict, where: str = "") -> list[str]:
+    """The settings of the checkpoint's schedule that differ from this run's, by name; a
+    LambdaLR's function said as such, not as the two digests it is recorded by."""
+    if then.get("type") != now.get("type"):
+        return [f"{where}{then.get('type')} in the checkpoint, {now.get('type')} now"]
+    changes = []
+    for key in sorted(set(then) | set(now), key=str):
+        old, new = then.get(key), now.get(key)
+        if old == new:
+            continue
+        inner = (
+            key == "schedulers"
+            and isinstance(old, list)
+            and isinstance(new, list)
+            and len(old) == len(new)
+            and all(isinstance(s, dict) for s in old + new)
+        )
+        if inner:  # a SequentialLR's: the one that differs, by its place
+            for index, (a, b) in enumerate(zip(old, new, strict=True)):
+                if a != b:
+                    changes += _schedule_changes(a, b, f"{where}schedulers[{index}] ")
+        elif key == "lr_lambda":
+            changes.append(
+                f"{where}lr_lambda is another function than the checkpoint's (its code, "
+                "defaults or the values it captures)"
+            )
+        else:
+            changes.append(f"{where}{key} {old!r} in the checkpoint, {new!r} now")
+    return changes
 
 
 def _settings(values: dict) -> str:
