@@ -802,8 +802,10 @@ def fit(
     - ``checkpoint_dir``: a folder for the run's checkpoints, written at each epoch's end,
       or every ``checkpoint_every`` steps, and when the run ends or is interrupted; the
       newest ``keep_checkpoints`` stay. ``resume=True`` goes on from the newest good one,
-      bit for bit, given the same data and settings (only ``epochs`` may grow); an empty
-      folder starts the run.
+      bit for bit, given the same data and settings (only ``epochs`` may change: not below
+      the epochs trained, nor past a OneCycleLR's total_steps; a schedule of one's own
+      whose class's code, or a global its code reads, changed is warned of, and the run
+      goes on with it); an empty folder starts the run.
 
     A loss that becomes NaN or infinite raises :class:`TrainingError` naming the epoch
     and step; the model is left with the weights of the last epoch that ended finite
