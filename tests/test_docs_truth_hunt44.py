@@ -163,3 +163,69 @@ def test_a_resume_refused_for_another_schedule_names_what_differs(tmp_path, nest
             _fit_with(schedule(lambda e: gamma**e, other), tmp_path, 2, resume=True)
         said = f"schedulers[0] gamma {gamma!r} in the checkpoint, {other!r} now"
         assert said in str(refused.value), (seed, str(refused.value))
+
+
+TORCH_SCHEDULERS_LACKED = ["CyclicLR", "MultiplicativeLR", "ChainedScheduler", "LRScheduler"]
+
+
+@pytest.mark.parametrize("name", TORCH_SCHEDULERS_LACKED)
+def test_torch_scheduler_names_wxb_lacks_are_the_readmes_and_say_what_to_write(name):
+    """README said wxb.optim.lr_scheduler holds torch's names but CyclicLR; it also lacks
+    MultiplicativeLR, ChainedScheduler and LRScheduler, whose imports said only
+    'has no attribute', listing the names it holds."""
+    import torch.optim.lr_scheduler as torch_schedulers
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"`{name}`" in readme
+    lacked = set(torch_schedulers.__all__) - set(wxb.optim.lr_scheduler.__all__)
+    assert lacked == set(TORCH_SCHEDULERS_LACKED)
+    with pytest.raises(ImportError, match=f"has no {name}: "):
+        exec(f"from wxb.optim.lr_scheduler import {name}", {})
+
+
+def test_the_ways_said_for_multiplicative_and_chained_schedules_give_torchs_rates():
+    import math
+
+    import torch
+
+    seed = np.random.SeedSequence().entropy
+    rng = np.random.default_rng(seed)
+    factors = rng.uniform(0.5, 1.0, size=3)
+    gamma, step, drop = rng.uniform(0.7, 0.99), int(rng.integers(1, 4)), rng.uniform(0.1, 0.9)
+
+    def f(epoch):
+        return float(factors[epoch % 3])
+
+    def torch_rates(make):
+        p = torch.nn.Parameter(torch.zeros(2))
+        opt = torch.optim.SGD([p], lr=0.1)
+        schedule = make(opt)
+        rates = []
+        for _ in range(12):
+            rates.append(opt.param_groups[0]["lr"])
+            opt.step()
+            schedule.step()
+        return np.array(rates)
+
+    def wxb_rates(make):
+        opt = wxb.optim.SGD(Dense(2, 2).parameters(), lr=0.1)
+        schedules = make(opt)
+        rates = []
+        for _ in range(12):
+            rates.append(opt.param_groups[0]["lr"])
+            for schedule in schedules:
+                schedule.step()
+        return np.array(rates)
+
+    L = torch.optim.lr_scheduler
+    W = wxb.optim.lr_scheduler
+    multiplied = torch_rates(lambda o: L.MultiplicativeLR(o, f))
+    product = wxb_rates(
+        lambda o: [W.LambdaLR(o, lambda e: math.prod(f(k) for k in range(1, e + 1)))]
+    )
+    np.testing.assert_allclose(product, multiplied, rtol=1e-13, err_msg=str(seed))
+    chained = torch_rates(
+        lambda o: L.ChainedScheduler([L.ExponentialLR(o, gamma), L.StepLR(o, step, drop)])
+    )
+    both = wxb_rates(lambda o: [W.ExponentialLR(o, gamma), W.StepLR(o, step, drop)])
+    np.testing.assert_allclose(both, chained, rtol=1e-13, err_msg=str(seed))

@@ -3214,18 +3214,31 @@ class CosineAnnealingWarmRestarts(LRSchedule):
         return self.optimizer.lr
 
 
+# torch.optim.lr_scheduler's names this module lacks, each with what to write instead
+_TORCH_SCHEDULER_WAYS = {
+    "CyclicLR": "OneCycleLR (one cycle, stepped once a batch) or CosineAnnealingWarmRestarts "
+    "give a rate that rises and falls",
+    "MultiplicativeLR": "LambdaLR(optimizer, lambda epoch: f(1)·…·f(epoch)) gives the same "
+    "rates (the product of the factors so far)",
+    "ChainedScheduler": "make the schedules on one optimiser and step each: they compound, "
+    "each going on from the rate the others left, as ChainedScheduler's",
+    "LRScheduler": "a schedule of one's own subclasses wxb.optim.LRSchedule (its lr_at(epoch, "
+    "base_lr) gives the rate)",
+}
+
+
 class _TorchSchedulerNames(type(sys)):
     """``wxb.optim.lr_scheduler``: the schedules under ``torch.optim.lr_scheduler``'s
-    names, so ``from wxb.optim.lr_scheduler import StepLR`` ports as written; CyclicLR,
-    which it lacks, says what to use instead."""
+    names, so ``from wxb.optim.lr_scheduler import StepLR`` ports as written; a name it
+    lacks (CyclicLR, MultiplicativeLR, ChainedScheduler, LRScheduler) says what to use
+    instead."""
 
     def __getattr__(self, name: str) -> object:
-        if name == "CyclicLR":
+        if name in _TORCH_SCHEDULER_WAYS:
             raise missing_name(
                 self.__name__,
                 name,
-                "wxb.optim.lr_scheduler has no CyclicLR: OneCycleLR (one cycle, stepped once "
-                "a batch) or CosineAnnealingWarmRestarts give a rate that rises and falls",
+                f"wxb.optim.lr_scheduler has no {name}: {_TORCH_SCHEDULER_WAYS[name]}",
             )
         raise missing_name(
             self.__name__,
