@@ -839,9 +839,10 @@ class Optimizer:
     # -- state: save and restore ------------------------------------------------------------
     def state_dict(self) -> dict:
         """Everything the next step depends on, as PyTorch lays it out: ``state`` maps each
-        parameter's index to its step count(s) and state arrays (copies: velocity, or Adam's
-        moment1/moment2), ``param_groups`` holds each group's hyperparameters with ``params``
-        as indices. Plain Python values and NumPy arrays, no objects."""
+        parameter's index to its counters (step counts, NAdam's mu_product) and state arrays
+        (copies: velocity, Adam's moment1/moment2, …), ``param_groups`` holds each group's
+        hyperparameters with ``params`` as indices. Plain Python values and NumPy arrays,
+        no objects."""
         state = {}
         for i in range(len(self.params)):
             entry: dict = {COUNTER_KEYS[c]: getattr(self, c)[i] for c in self.counters}
