@@ -290,8 +290,9 @@ def build_parser() -> _Parser:
     add("--resume", action="store_true",
         help="continue from the newest good checkpoint in --checkpoint-dir, bit for bit "
         "(starts afresh when DIR holds none); what decides the run may not change, "
-        "--epochs may, and so may -o, --history, --plots, --report, -q and the checkpoint "
-        "settings")
+        "--epochs may (not below the epochs trained, nor past the end of an onecycle "
+        "--lr-schedule's cycle), and so may -o, --history, --plots, --report, -q and the "
+        "checkpoint settings")
     add("--fingerprint", action="store_true",
         help="store a fingerprint of each training row in the model, so wxb eval can warn "
         "when it is given training rows (anyone holding the model can then test whether a "
