@@ -41,7 +41,7 @@ from wxb.nn.sequential import Sequential
 from wxb.random import drawing_from
 from wxb.tensor import Tensor
 
-__all__ = ["from_sklearn", "from_torch", "to_torch"]
+__all__ = ["from_sklearn", "from_torch", "optimizer_from_torch", "optimizer_to_torch", "to_torch"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -831,3 +831,230 @@ def estimator_from_sklearn(est, dtype: object = None):
         return getattr(wxb_sklearn, kind).from_sklearn(est, dtype=dtype)
     except NotFittedError as exc:
         raise ConfigError(f"estimator_from_sklearn: the {kind} is not fitted ({exc})") from None
+
+
+# ---------------------------------------------------------------------------------
+# Optimiser state: PyTorch ⇄ wxb (a run trained in one, continued in the other)
+# ---------------------------------------------------------------------------------
+# PyTorch's choices of implementation in a group: the same numbers, not carried over
+_TORCH_IMPLEMENTATION = ("foreach", "fused", "capturable", "differentiable")
+
+
+def _wxb_optim():
+    from wxb import optim  # (interop is imported by wxb.optim's users, not the reverse)
+
+    return optim
+
+
+def _torch_settings(optim) -> set[str]:
+    """Every PyTorch setting some wxb optimiser has: one this class lacks is another
+    class's (the state of another optimiser)."""
+    return {
+        k for kind in optim.OPTIMIZERS.values() for k in (*kind.hyperparameters, *kind.fixed_flags)
+    }
+
+
+def _check_torch_optimizer(torch_opt, optimizer, torch, where: str) -> None:
+    """``torch_opt`` is PyTorch's optimiser of ``optimizer``'s class, over parameters of
+    the same shapes grouped the same way."""
+    name = type(optimizer).__name__
+    if not isinstance(torch_opt, torch.optim.Optimizer):
+        raise ConfigError(f"{where}: needs a torch.optim optimiser; got {type(torch_opt).__name__}")
+    if type(torch_opt) is not getattr(torch.optim, name, None):
+        raise ConfigError(
+            f"{where}: PyTorch's optimiser is {type(torch_opt).__name__}, the wxb one {name}; "
+            "the state of one is not the other's"
+        )
+    _check_groups([g["params"] for g in torch_opt.param_groups], optimizer, where)
+
+
+def _check_groups(torch_groups: list, optimizer, where: str) -> None:
+    """The same number of groups, of as many parameters each, of the same shapes
+    (``torch_groups``: lists of tensors, or of PyTorch's integer ids)."""
+    name = type(optimizer).__name__
+    sizes = [len(g) for g in torch_groups]
+    mine = [stop - start for start, stop in optimizer._bounds]
+    if sizes != mine:
+        raise ConfigError(
+            f"{where}: PyTorch's optimiser has {len(sizes)} parameter group(s) of {sizes} "
+            f"parameters; this {name} has {len(mine)} of {mine}"
+        )
+    flat = [p for g in torch_groups for p in g]
+    for i, (t, p) in enumerate(zip(flat, optimizer.params, strict=True)):
+        if hasattr(t, "shape") and tuple(t.shape) != tuple(p.shape):
+            raise ConfigError(
+                f"{where}: parameter {i} is {tuple(t.shape)} in PyTorch's optimiser and "
+                f"{tuple(p.shape)} in this {name} ({p.name or 'unnamed'}); the same model, "
+                "its parameters in the same order?"
+            )
+
+
+def _state_number(value, where: str) -> float:
+    """A 0-d tensor (PyTorch's step, mu_product) or a number, as a Python float."""
+    if getattr(value, "shape", None) not in ((), None) or isinstance(value, (str, bytes)):
+        raise ConfigError(f"{where}: must be one number; got shape {tuple(value.shape)}")
+    return float(value.item() if hasattr(value, "item") else value)
+
+
+def optimizer_from_torch(source, optimizer):
+    """Load PyTorch's optimiser state into the wxb ``optimizer`` of the same class
+    (SGD, Adam, AdamW, RMSprop, Adagrad, NAdam, RAdam, Adamax, Adadelta), made over the
+    wxb model's parameters in the order of the PyTorch model's (``from_torch(seq)``
+    keeps it): ``source`` is the ``torch.optim`` optimiser or its ``state_dict()``.
+    Each parameter's moments, step count, NAdam's mu_product, SGD's momentum_buffer and
+    each group's settings carry over, so the next steps are the ones PyTorch would have
+    taken. Raises ConfigError in one line for another class, other groups or shapes, or
+    a setting wxb lacks (amsgrad=True). Returns ``optimizer``."""
+    torch = _import_torch()
+    optim = _wxb_optim()
+    where = "optimizer_from_torch"
+    if not isinstance(optimizer, optim.Optimizer):
+        raise ConfigError(
+            f"{where}: the second argument must be a wxb optimiser; got {type(optimizer).__name__}"
+        )
+    name = type(optimizer).__name__
+    if isinstance(source, torch.optim.Optimizer):
+        _check_torch_optimizer(source, optimizer, torch, where)
+        source = source.state_dict()
+    if not isinstance(source, dict) or not {"state", "param_groups"} <= source.keys():
+        raise ConfigError(
+            f"{where}: takes a torch optimiser or its state_dict(); got {type(source).__name__}"
+        )
+    groups, state = source["param_groups"], source["state"]
+    if not isinstance(groups, list) or not all(
+        isinstance(g, dict) and "params" in g for g in groups
+    ):
+        raise ConfigError(f"{where}: 'param_groups' must be a list of dicts with 'params'")
+    _check_groups([list(g["params"]) for g in groups], optimizer, where)
+    ids = [k for g in groups for k in g["params"]]  # PyTorch's ids, in the parameters' order
+    settings, kind = _torch_settings(optim), type(optimizer)
+    own = {*kind.hyperparameters, *kind.fixed_flags}
+    loaded_groups = []
+    for index, (group, (start, stop)) in enumerate(zip(groups, optimizer._bounds, strict=True)):
+        at = f"{where} param_groups[{index}]"
+        other = sorted(k for k in group if k in settings and k not in own)
+        if other:
+            raise ConfigError(
+                f"{at}: has {', '.join(map(repr, other))}, which {name} has no setting of "
+                "(the state of another optimiser class?)"
+            )
+        values = {k: v for k, v in group.items() if k not in ("params", *_TORCH_IMPLEMENTATION)}
+        optimizer._check_group(dict(values), at)  # amsgrad=True, maximize=True: refused here
+        loaded_groups.append({**values, "params": list(range(start, stop))})
+    renamed = dict(kind.torch_names)
+    counters = {optim.COUNTER_KEYS[c]: c for c in kind.counters}
+    entries: dict[int, dict] = {}
+    names: set[str] = set()
+    for i, (key, p) in enumerate(zip(ids, optimizer.params, strict=True)):
+        raw = state.get(key, state.get(str(key), {})) if isinstance(state, dict) else None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where}: 'state' must map PyTorch's parameter ids to dicts")
+        entry: dict = {}
+        for k, v in raw.items():
+            at = f"{where} state[{key}][{k!r}]"
+            if k in counters:  # step, mu_product: PyTorch's 0-d float tensors
+                entry[k] = _state_number(v, at)
+                if k == "step":
+                    if not (entry[k] >= 0 and float(entry[k]).is_integer()):
+                        raise ConfigError(
+                            f"{at}: a step count must be a whole number ≥ 0; got {entry[k]}"
+                        )
+                    entry[k] = int(entry[k])
+                continue
+            if v is None:  # SGD's momentum_buffer before its first momentum step
+                continue
+            mine = renamed.get(k, k)
+            if mine not in kind.possible_states:
+                raise ConfigError(
+                    f"{at}: {name} keeps no such state (it keeps "
+                    f"{', '.join(repr(t) for t in _torch_state_names(kind))}): the state of "
+                    "another optimiser class, or a setting wxb lacks?"
+                )
+            if isinstance(v, torch.Tensor):  # (a half-precision state in float32 first)
+                v = v.detach().cpu()
+                v = (v.float() if v.dtype in (torch.float16, torch.bfloat16) else v).numpy()
+            array = np.array(v, copy=True)
+            if array.shape != tuple(p.shape):
+                raise ConfigError(
+                    f"{at}: shape {array.shape}; parameter {i} of this {name} is {tuple(p.shape)}"
+                )
+            entry[mine] = array
+            names.add(mine)
+        if "momentum_step" in counters and "velocity" in entry:  # SGD: a buffer is a begun run
+            entry.setdefault("momentum_step", 1)
+            entry.setdefault("step", 1)
+        entries[i] = entry
+    names.update(optimizer.state_names)
+    names.update(optimizer._states_for([{**g} for g in loaded_groups]))
+    state_dict_state = {}
+    for i, p in enumerate(optimizer.params):
+        entry = entries[i]
+        full = {key: entry.get(key, kind.counter_starts.get(c, 0)) for key, c in counters.items()}
+        for s in names:
+            full[s] = entry[s] if s in entry else np.zeros(p.shape, p.dtype)
+        state_dict_state[i] = full
+    steps = max((e.get("step", 0) for e in entries.values()), default=0)
+    try:
+        optimizer.load_state_dict(
+            {"state": state_dict_state, "param_groups": loaded_groups, "steps": steps}
+        )
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {error}") from None
+    return optimizer
+
+
+def _torch_state_names(kind) -> list[str]:
+    wxb_to_torch = {v: k for k, v in kind.torch_names.items()}
+    return [wxb_to_torch.get(s, s) for s in kind.possible_states]
+
+
+def optimizer_to_torch(optimizer, torch_opt):
+    """Load the wxb ``optimizer``'s state into PyTorch's optimiser ``torch_opt`` of the same
+    class, made over the PyTorch model's parameters (``to_torch(model)`` keeps their order):
+    moments, step counts (PyTorch's 0-d float tensors), NAdam's mu_product, SGD's
+    momentum_buffer and each group's settings, so PyTorch's next steps are wxb's.
+    Raises ConfigError in one line for another class, other groups or shapes. Returns
+    ``torch_opt``."""
+    torch = _import_torch()
+    optim = _wxb_optim()
+    where = "optimizer_to_torch"
+    if not isinstance(optimizer, optim.Optimizer):
+        raise ConfigError(
+            f"{where}: the first argument must be a wxb optimiser; got {type(optimizer).__name__}"
+        )
+    _check_torch_optimizer(torch_opt, optimizer, torch, where)
+    kind = type(optimizer)
+    saved = optimizer.state_dict()
+    to_torch_name = {v: k for k, v in kind.torch_names.items()}
+    scalar = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+    groups, state = [], {}
+    for group, mine in zip(torch_opt.param_groups, saved["param_groups"], strict=True):
+        values = {k: v for k, v in mine.items() if k != "params"}
+        kept = {k: v for k, v in group.items() if k != "params" and k not in values}
+        groups.append({**kept, **values, "params": mine["params"]})
+        for i in mine["params"]:
+            if not (optimizer._has_state(i) or kind is optim.Adagrad):
+                continue
+            entry = saved["state"][i]
+            out: dict = {}
+            for key, value in entry.items():
+                if key == "step":
+                    if kind is not optim.SGD:
+                        out["step"] = torch.tensor(float(value), dtype=scalar)
+                elif key == "mu_product":
+                    out["mu_product"] = torch.tensor(float(value), dtype=scalar)
+                elif key == "momentum_step":
+                    continue
+                elif key == "velocity":
+                    if values["momentum"] and entry.get("momentum_step", 0):
+                        out["momentum_buffer"] = torch.from_numpy(np.array(value, copy=True))
+                elif key == "momentum_buffer" and not values.get("momentum"):
+                    continue  # RMSprop's, kept from a group that had momentum: PyTorch's has none
+                elif key == "grad_avg" and not values.get("centered"):
+                    continue
+                else:
+                    out[to_torch_name.get(key, key)] = torch.from_numpy(np.array(value, copy=True))
+            if out:
+                state[i] = out
+    torch_opt.load_state_dict({"state": state, "param_groups": groups})
+    return torch_opt
