@@ -290,3 +290,48 @@ def test_mismatches_refused_by_name():
         )
     with pytest.raises(ConfigError, match=r"needs a torch.optim optimiser"):
         interop.optimizer_to_torch(ours, ours)
+
+
+OTHERS = ["RMSprop", "Adagrad", "NAdam", "RAdam", "Adamax", "Adadelta"]
+
+
+@pytest.fixture
+def torch_float64_scalars():
+    """NAdam's mu_product is rounded in PyTorch's default dtype (wxb's in the parameters'):
+    a float64 run compares with PyTorch's under float64 defaults."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(before)
+
+
+@pytest.mark.parametrize("name", OTHERS)
+def test_other_optimizers_continued_both_ways_float64(name, torch_float64_scalars):
+    for _ in range(2):
+        _torch_to_wxb(name, "float64", _seed())
+        _wxb_to_torch(name, "float64", _seed())
+
+
+@pytest.mark.parametrize("name", OTHERS)
+def test_other_optimizers_continued_both_ways_float32(name):
+    for _ in range(2):
+        _torch_to_wxb(name, "float32", _seed())
+        _wxb_to_torch(name, "float32", _seed())
+
+
+def test_fresh_state_and_tensor_settings():
+    """A PyTorch optimiser not stepped yet gives a fresh wxb one with its settings; an lr
+    and betas given as 0-d tensors (which PyTorch takes) are read as numbers."""
+    seed = _seed()
+    rng = np.random.default_rng(seed)
+    seq = _torch_model(rng, "float64", frozen=False)
+    model = interop.from_torch(seq)
+    lr, beta1 = float(rng.uniform(0.001, 0.1)), float(rng.uniform(0.5, 0.9))
+    fresh = torch.optim.SGD(seq.parameters(), lr=lr, momentum=beta1)
+    ours = interop.optimizer_from_torch(fresh, wxb.optim.SGD(model.parameters()))
+    assert len(ours.state) == 0 and (ours.lr, ours.momentum) == (lr, beta1), seed
+    opt = torch.optim.Adam(
+        seq.parameters(), lr=torch.tensor(lr), betas=(torch.tensor(beta1), torch.tensor(0.99))
+    )
+    ours = interop.optimizer_from_torch(opt, wxb.optim.Adam(model.parameters()))
+    assert ours.lr == pytest.approx(lr) and ours.betas[0] == pytest.approx(beta1), seed

@@ -896,6 +896,16 @@ def _state_number(value, where: str) -> float:
     return float(value.item() if hasattr(value, "item") else value)
 
 
+def _setting(value):
+    """A group's setting as a number where PyTorch takes a 0-d tensor (lr=torch.tensor(0.01),
+    betas of tensors): wxb's groups hold numbers."""
+    if isinstance(value, tuple):
+        return tuple(map(_setting, value))
+    if getattr(value, "shape", None) == () and hasattr(value, "item"):
+        return value.item()
+    return value
+
+
 def optimizer_from_torch(source, optimizer):
     """Load PyTorch's optimiser state into the wxb ``optimizer`` of the same class
     (SGD, Adam, AdamW, RMSprop, Adagrad, NAdam, RAdam, Adamax, Adadelta), made over the
@@ -938,7 +948,9 @@ def optimizer_from_torch(source, optimizer):
                 f"{at}: has {', '.join(map(repr, other))}, which {name} has no setting of "
                 "(the state of another optimiser class?)"
             )
-        values = {k: v for k, v in group.items() if k not in ("params", *_TORCH_IMPLEMENTATION)}
+        values = {
+            k: _setting(v) for k, v in group.items() if k not in ("params", *_TORCH_IMPLEMENTATION)
+        }
         optimizer._check_group(dict(values), at)  # amsgrad=True, maximize=True: refused here
         loaded_groups.append({**values, "params": list(range(start, stop))})
     renamed = dict(kind.torch_names)
