@@ -15,6 +15,9 @@
   Sequential giving its *decision values* (the output layer before its output
   activation: logits for a classifier), with ``model.info`` saying how to read
   them (task, loss, classes, feature names).
+- ``optimizer_from_torch(torch_opt, opt)`` / ``optimizer_to_torch(opt, torch_opt)``:
+  an optimiser's state (moments, step counts, groups' settings) from PyTorch's
+  optimiser of the same class into wxb's, and back, so a run goes on where it was.
 
 Training flags (``module.training``) and frozen parameters (``requires_grad``)
 carry over both ways; Dropout's own seed does not (PyTorch draws from its own

@@ -909,8 +909,8 @@ class Optimizer:
                 raise ConfigError(
                     f"{where}: a PyTorch optimiser's state ({', '.join(map(repr, entry))}, "
                     f"torch tensors); {name}.load_state_dict takes what {name}.state_dict() "
-                    "gives (set PyTorch's entries one by one through "
-                    "optimizer.state[p][name] = value instead)"
+                    "gives (PyTorch's: wxb.interop.optimizer_from_torch(torch_opt, "
+                    "optimizer))"
                 )
             for counter in self.counters:
                 value = entry.get(COUNTER_KEYS[counter])
