@@ -335,3 +335,46 @@ def test_fresh_state_and_tensor_settings():
     )
     ours = interop.optimizer_from_torch(opt, wxb.optim.Adam(model.parameters()))
     assert ours.lr == pytest.approx(lr) and ours.betas[0] == pytest.approx(beta1), seed
+
+
+def _two_hidden(dtype=torch.float64):
+    return torch.nn.Sequential(
+        torch.nn.Linear(4, 5, dtype=dtype),
+        torch.nn.Tanh(),
+        torch.nn.Linear(5, 5, dtype=dtype),
+        torch.nn.Tanh(),
+        torch.nn.Linear(5, 5, dtype=dtype),
+        torch.nn.Tanh(),
+        torch.nn.Linear(5, 2, dtype=dtype),
+    )
+
+
+def test_parameters_in_another_order_refused():
+    """Two hidden layers of one width, their groups listed in another order in wxb: the
+    shapes agree, so each took the other's moments and the run went on elsewhere without
+    an error; the weights show the pairing is wrong."""
+    seed = _seed()
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(int(rng.integers(1 << 31)))
+    seq = _two_hidden()
+    X, y = rng.normal(size=(8, 4)), rng.normal(size=(8, 2))
+    hidden = [list(seq[2].parameters()), list(seq[4].parameters())]
+    rest = [*seq[0].parameters(), *seq[6].parameters()]
+    opt = torch.optim.Adam(
+        [{"params": hidden[0], "lr": 0.01}, {"params": hidden[1], "lr": 0.02}, {"params": rest}]
+    )
+    _torch_steps(seq, opt, X, y, 2)
+    model = interop.from_torch(seq)
+    p = model.parameters()
+    swapped = wxb.optim.Adam([{"params": p[4:6]}, {"params": p[2:4]}, {"params": [*p[:2], *p[6:]]}])
+    with pytest.raises(ConfigError, match=r"parameter 0 .* holds the weights of parameter 2"):
+        interop.optimizer_from_torch(opt, swapped)
+    ours = wxb.optim.Adam([{"params": p[2:4]}, {"params": p[4:6]}, {"params": [*p[:2], *p[6:]]}])
+    interop.optimizer_from_torch(opt, ours)  # the same order: taken
+    twin = interop.to_torch(model)
+    t = list(twin.parameters())
+    theirs = torch.optim.Adam(
+        [{"params": t[4:6]}, {"params": t[2:4]}, {"params": [*t[:2], *t[6:]]}]
+    )
+    with pytest.raises(ConfigError, match=r"holds the weights of parameter"):
+        interop.optimizer_to_torch(ours, theirs)

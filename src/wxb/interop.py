@@ -890,6 +890,24 @@ def _check_groups(torch_groups: list, optimizer, where: str) -> None:
                 f"{tuple(p.shape)} in this {name} ({p.name or 'unnamed'}); the same model, "
                 "its parameters in the same order?"
             )
+    # Shapes alike, order not: two layers of one width given in another order (groups
+    # listed otherwise) would take each other's moments without an error. The weights
+    # tell: the run's state belongs to the values it was stepping.
+    theirs = [t.detach().cpu().numpy() if hasattr(t, "detach") else None for t in flat]
+    for i, (t, p) in enumerate(zip(theirs, optimizer.params, strict=True)):
+        if t is None or np.array_equal(t, p.data):
+            continue
+        j = next(
+            (j for j, u in enumerate(theirs) if j != i and u is not None and u.shape == t.shape
+             and np.array_equal(u, p.data)),
+            None,
+        )  # fmt: skip
+        if j is not None:
+            raise ConfigError(
+                f"{where}: parameter {i} of this {name} ({p.name or 'unnamed'}) holds the "
+                f"weights of parameter {j} of PyTorch's optimiser; give the parameters (and "
+                "groups) in the order PyTorch's optimiser has them"
+            )
 
 
 def _state_number(value, where: str) -> float:
