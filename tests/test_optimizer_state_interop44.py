@@ -378,3 +378,27 @@ def test_parameters_in_another_order_refused():
     )
     with pytest.raises(ConfigError, match=r"holds the weights of parameter"):
         interop.optimizer_to_torch(ours, theirs)
+
+
+@pytest.mark.parametrize("flags", [{"maximize": True}, {"amsgrad": True}])
+def test_wxb_run_continued_in_torch_made_with_other_flags(flags):
+    """PyTorch's optimiser made with maximize=True (or amsgrad=True) to take wxb's state:
+    the groups' settings are wxb's, flags included, so it goes on with wxb's run (it
+    climbed the loss instead, without an error; amsgrad failed for want of
+    max_exp_avg_sq)."""
+    seed = _seed()
+    rng = np.random.default_rng(seed)
+    start = _torch_model(rng, "float64", frozen=False)
+    X, y = rng.normal(size=(8, 4)), rng.normal(size=(8, 2))
+    model, reference = interop.from_torch(start), interop.from_torch(start)
+    ours = wxb.optim.Adam(model.parameters(), lr=0.02)
+    _wxb_steps(model, ours, X, y, 2)
+    _wxb_steps(reference, wxb.optim.Adam(reference.parameters(), lr=0.02), X, y, 4)
+    twin = interop.to_torch(model)
+    theirs = torch.optim.Adam(twin.parameters(), **flags)
+    interop.optimizer_to_torch(ours, theirs)
+    _torch_steps(twin, theirs, X, y, 2)
+    for got, p in zip(twin.parameters(), reference.parameters(), strict=True):
+        np.testing.assert_allclose(
+            got.detach().numpy(), p.data, rtol=1e-10, atol=1e-12, err_msg=f"seed={seed}"
+        )

@@ -1063,6 +1063,10 @@ def optimizer_to_torch(optimizer, torch_opt):
     groups, state = [], {}
     for group, mine in zip(torch_opt.param_groups, saved["param_groups"], strict=True):
         values = {k: v for k, v in mine.items() if k != "params"}
+        # the flags wxb runs at one value (maximize, amsgrad, Adam's decoupled weight
+        # decay): wxb's, as every other setting (PyTorch's made with maximize=True went
+        # on climbing the loss; with amsgrad=True it failed for want of max_exp_avg_sq)
+        values.update({flag: value for flag, (value, _) in kind.fixed_flags.items()})
         kept = {k: v for k, v in group.items() if k != "params" and k not in values}
         groups.append({**kept, **values, "params": mine["params"]})
         for i in mine["params"]:
