@@ -402,3 +402,15 @@ def test_wxb_run_continued_in_torch_made_with_other_flags(flags):
         np.testing.assert_allclose(
             got.detach().numpy(), p.data, rtol=1e-10, atol=1e-12, err_msg=f"seed={seed}"
         )
+
+
+def test_arguments_the_other_way_round_named():
+    """PyTorch's and wxb's optimisers share their class names: the message says whose."""
+    seq, opt = _trained_torch("Adam", lr=0.01)
+    ours = wxb.optim.Adam(interop.from_torch(seq).parameters())
+    with pytest.raises(ConfigError, match=r"second argument must be a wxb optimiser; got torch's"):
+        interop.optimizer_from_torch(ours, opt)
+    with pytest.raises(ConfigError, match=r"first argument must be a wxb optimiser; got torch's"):
+        interop.optimizer_to_torch(opt, ours)
+    with pytest.raises(ConfigError, match=r"state_dict\(\); got wxb's Adam"):
+        interop.optimizer_from_torch(ours, ours)

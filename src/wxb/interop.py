@@ -857,12 +857,19 @@ def _torch_settings(optim) -> set[str]:
     }
 
 
+def _kind(value: object) -> str:
+    """The class with its package (PyTorch's Adam and wxb's share the name: arguments
+    given the other way round said "must be a wxb optimiser; got Adam")."""
+    kind = type(value)
+    return f"{kind.__module__.split('.')[0]}'s {kind.__name__}"
+
+
 def _check_torch_optimizer(torch_opt, optimizer, torch, where: str) -> None:
     """``torch_opt`` is PyTorch's optimiser of ``optimizer``'s class, over parameters of
     the same shapes grouped the same way."""
     name = type(optimizer).__name__
     if not isinstance(torch_opt, torch.optim.Optimizer):
-        raise ConfigError(f"{where}: needs a torch.optim optimiser; got {type(torch_opt).__name__}")
+        raise ConfigError(f"{where}: needs a torch.optim optimiser; got {_kind(torch_opt)}")
     if type(torch_opt) is not getattr(torch.optim, name, None):
         raise ConfigError(
             f"{where}: PyTorch's optimiser is {type(torch_opt).__name__}, the wxb one {name}; "
@@ -941,7 +948,7 @@ def optimizer_from_torch(source, optimizer):
     where = "optimizer_from_torch"
     if not isinstance(optimizer, optim.Optimizer):
         raise ConfigError(
-            f"{where}: the second argument must be a wxb optimiser; got {type(optimizer).__name__}"
+            f"{where}: the second argument must be a wxb optimiser; got {_kind(optimizer)}"
         )
     name = type(optimizer).__name__
     if isinstance(source, torch.optim.Optimizer):
@@ -949,7 +956,7 @@ def optimizer_from_torch(source, optimizer):
         source = source.state_dict()
     if not isinstance(source, dict) or not {"state", "param_groups"} <= source.keys():
         raise ConfigError(
-            f"{where}: takes a torch optimiser or its state_dict(); got {type(source).__name__}"
+            f"{where}: takes a torch optimiser or its state_dict(); got {_kind(source)}"
         )
     groups, state = source["param_groups"], source["state"]
     if not isinstance(groups, list) or not all(
@@ -1053,7 +1060,7 @@ def optimizer_to_torch(optimizer, torch_opt):
     where = "optimizer_to_torch"
     if not isinstance(optimizer, optim.Optimizer):
         raise ConfigError(
-            f"{where}: the first argument must be a wxb optimiser; got {type(optimizer).__name__}"
+            f"{where}: the first argument must be a wxb optimiser; got {_kind(optimizer)}"
         )
     _check_torch_optimizer(torch_opt, optimizer, torch, where)
     kind = type(optimizer)
