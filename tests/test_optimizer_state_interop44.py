@@ -414,3 +414,15 @@ def test_arguments_the_other_way_round_named():
         interop.optimizer_to_torch(opt, ours)
     with pytest.raises(ConfigError, match=r"state_dict\(\); got wxb's Adam"):
         interop.optimizer_from_torch(ours, ours)
+
+
+def test_step_that_is_no_count_refused_in_one_line():
+    """A step that is not one whole number (a list, as an edited or JSON-kept state may
+    hold, or 1.5) is refused naming the entry (a list raised Python's TypeError)."""
+    seq, opt = _trained_torch("Adam", lr=0.01)
+    model = interop.from_torch(seq)
+    saved = opt.state_dict()
+    for bad, says in (([1.0, 2.0], r"must be one number; got \[1.0, 2.0\]"), (1.5, "whole")):
+        saved["state"][0]["step"] = bad
+        with pytest.raises(ConfigError, match=r"state\[0\]\['step'\]: .*" + says):
+            interop.optimizer_from_torch(saved, wxb.optim.Adam(model.parameters()))

@@ -844,7 +844,7 @@ _TORCH_IMPLEMENTATION = ("foreach", "fused", "capturable", "differentiable")
 
 
 def _wxb_optim():
-    from wxb import optim  # (interop is imported by wxb.optim's users, not the reverse)
+    from wxb import optim  # (loaded where an optimiser's state is converted)
 
     return optim
 
@@ -919,9 +919,11 @@ def _check_groups(torch_groups: list, optimizer, where: str) -> None:
 
 def _state_number(value, where: str) -> float:
     """A 0-d tensor (PyTorch's step, mu_product) or a number, as a Python float."""
-    if getattr(value, "shape", None) not in ((), None) or isinstance(value, (str, bytes)):
-        raise ConfigError(f"{where}: must be one number; got shape {tuple(value.shape)}")
-    return float(value.item() if hasattr(value, "item") else value)
+    if getattr(value, "shape", None) == () and hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where}: must be one number; got {value!r}")
+    return float(value)
 
 
 def _setting(value):
