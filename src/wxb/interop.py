@@ -943,8 +943,10 @@ def optimizer_from_torch(source, optimizer):
     keeps it): ``source`` is the ``torch.optim`` optimiser or its ``state_dict()``.
     Each parameter's moments, step count, NAdam's mu_product, SGD's momentum_buffer and
     each group's settings carry over, so the next steps are the ones PyTorch would have
-    taken. Raises ConfigError in one line for another class, other groups or shapes, or
-    a setting wxb lacks (amsgrad=True). Returns ``optimizer``."""
+    taken. Raises ConfigError in one line for another class, other groups or shapes, a
+    setting wxb lacks (amsgrad=True), or (given the optimiser itself) parameters whose
+    weights are another's of PyTorch's optimiser: given in another order. Returns
+    ``optimizer``."""
     torch = _import_torch()
     optim = _wxb_optim()
     where = "optimizer_from_torch"
@@ -1054,8 +1056,9 @@ def optimizer_to_torch(optimizer, torch_opt):
     """Load the wxb ``optimizer``'s state into PyTorch's optimiser ``torch_opt`` of the same
     class, made over the PyTorch model's parameters (``to_torch(model)`` keeps their order):
     moments, step counts (PyTorch's 0-d float tensors), NAdam's mu_product, SGD's
-    momentum_buffer and each group's settings, so PyTorch's next steps are wxb's.
-    Raises ConfigError in one line for another class, other groups or shapes. Returns
+    momentum_buffer and each group's settings (its flags too: maximize, amsgrad), so
+    PyTorch's next steps are wxb's. Raises ConfigError in one line for another class,
+    other groups or shapes, or parameters given in another order. Returns
     ``torch_opt``."""
     torch = _import_torch()
     optim = _wxb_optim()
