@@ -426,3 +426,25 @@ def test_step_that_is_no_count_refused_in_one_line():
         saved["state"][0]["step"] = bad
         with pytest.raises(ConfigError, match=r"state\[0\]\['step'\]: .*" + says):
             interop.optimizer_from_torch(saved, wxb.optim.Adam(model.parameters()))
+
+
+def test_state_into_a_bfloat16_twin():
+    """wxb's state into PyTorch's optimiser over the twin cast to bfloat16 (which NumPy
+    cannot read: the pairing check raised Python's TypeError); PyTorch casts the state."""
+    seed = _seed()
+    rng = np.random.default_rng(seed)
+    model = interop.from_torch(_torch_model(rng, "float32", frozen=False))
+    ours = wxb.optim.Adam(model.parameters(), lr=0.01)
+    _wxb_steps(model, ours, rng.normal(size=(8, 4)).astype("float32"),
+               rng.normal(size=(8, 2)).astype("float32"), 2)  # fmt: skip
+    twin = interop.to_torch(model).to(torch.bfloat16)
+    theirs = interop.optimizer_to_torch(ours, torch.optim.Adam(twin.parameters()))
+    first = next(twin.parameters())
+    assert theirs.state[first]["exp_avg"].dtype == torch.bfloat16, seed
+    np.testing.assert_allclose(
+        theirs.state[first]["exp_avg"].float().numpy(),
+        ours.state[model.parameters()[0]]["exp_avg"],
+        rtol=1e-2,
+        atol=1e-6,
+        err_msg=f"seed={seed}",
+    )

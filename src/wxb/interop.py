@@ -900,7 +900,7 @@ def _check_groups(torch_groups: list, optimizer, where: str) -> None:
     # Shapes alike, order not: two layers of one width given in another order (groups
     # listed otherwise) would take each other's moments without an error. The weights
     # tell: the run's state belongs to the values it was stepping.
-    theirs = [t.detach().cpu().numpy() if hasattr(t, "detach") else None for t in flat]
+    theirs = [_values(t) if hasattr(t, "detach") else None for t in flat]
     for i, (t, p) in enumerate(zip(theirs, optimizer.params, strict=True)):
         if t is None or np.array_equal(t, p.data):
             continue
@@ -915,6 +915,14 @@ def _check_groups(torch_groups: list, optimizer, where: str) -> None:
                 f"weights of parameter {j} of PyTorch's optimiser; give the parameters (and "
                 "groups) in the order PyTorch's optimiser has them"
             )
+
+
+def _values(tensor) -> np.ndarray:
+    """A torch tensor's values (float16 and bfloat16, which NumPy cannot take, widened)."""
+    tensor = tensor.detach().cpu()
+    if tensor.is_floating_point() and tensor.element_size() < 4:
+        tensor = tensor.float()
+    return tensor.numpy()
 
 
 def _state_number(value, where: str) -> float:
