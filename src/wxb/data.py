@@ -14,6 +14,7 @@ import os
 import stat
 import struct
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,22 +198,23 @@ def check_folder_name(folder: str | Path, option: str) -> None:
 
 
 def _check_can_make(missing: Path, folder: Path, path: Path) -> None:
-    """The folders up to ``missing`` can be made in ``folder``: its first one made and
-    removed at once. os.access cannot tell (as root, /proc answers writable, and its
-    folders cannot be made), and the save after training failed there."""
-    first = missing
-    while first.parent != folder:
-        first = first.parent
+    """The folders up to ``missing`` can be made in ``folder``: a folder of a name of its
+    own made and removed there at once. os.access cannot tell (as root, /proc answers
+    writable, and its folders cannot be made), and the save after training failed there.
+    Not the first folder itself: another process checking the same path (the ranks of
+    an mpiexec job) would see it come and go, a folder then gone or a file."""
+    if folder not in missing.parents:  # made meanwhile, or gone: (the walk up never
+        return  # reached folder, and went on for ever at the root)
+    first = folder / missing.relative_to(folder).parts[0]
+    probe = folder / f".{first.name[:100]}.wxb-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        os.mkdir(first)
-    except FileExistsError:  # made meanwhile by someone else: there it is
-        return
+        os.mkdir(probe)
     except OSError as exc:
         reason = exc.strerror or exc
         raise DataError(
             f"{path}: cannot write there (cannot make folder {first}: {reason})"
         ) from None
-    os.rmdir(first)
+    os.rmdir(probe)
 
 
 def _is_model_file(path: Path) -> bool:
