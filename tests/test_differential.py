@@ -277,23 +277,79 @@ def run_between(what: str | None, model, xs: list) -> None:
         model(*xs)
 
 
+SEQUENCED = {  # a SequentialLR's parts (kind → drawn settings)
+    "LinearLR": lambda draw: {
+        "start_factor": draw(st.floats(0.1, 1.0)),
+        "end_factor": draw(st.sampled_from([1.0]) | st.floats(0.1, 1.0)),
+        "total_iters": draw(st.integers(1, 3)),
+    },
+    "ConstantLR": lambda draw: {
+        "factor": draw(st.floats(0.1, 1.0)),
+        "total_iters": draw(st.integers(1, 3)),
+    },
+    "ExponentialLR": lambda draw: {"gamma": draw(st.floats(0.5, 0.99))},
+    "StepLR": lambda draw: {
+        "step_size": draw(st.integers(1, 2)),
+        "gamma": draw(st.floats(0.1, 0.9)),
+    },
+    "CosineAnnealingLR": lambda draw: {
+        "T_max": draw(st.integers(1, 4)),
+        "eta_min": draw(st.sampled_from([0.0, 1e-3])),
+    },
+    "PolynomialLR": lambda draw: {
+        "total_iters": draw(st.integers(1, 4)),
+        "power": draw(st.sampled_from([1.0, 2.0]) | st.floats(0.5, 3.0)),
+    },
+}
+
+
 @st.composite
-def schedules(draw, n_groups: int = 1):
-    """A schedule a user makes on an optimiser: (kind, its settings)."""
+def schedules(draw, n_groups: int = 1, steps: int = STEPS):
+    """A schedule a user makes on an optimiser: (kind, its settings). ``steps``: the most
+    steps it may be stepped (OneCycleLR's total_steps covers them, as torch requires)."""
     kind = draw(
         st.sampled_from(
-            ["StepLR", "CosineAnnealingLR", "ExponentialLR", "MultiStepLR", "ReduceLROnPlateau"]
+            ["StepLR", "CosineAnnealingLR", "ExponentialLR", "MultiStepLR", "ReduceLROnPlateau",
+             "OneCycleLR", "SequentialLR", "CosineAnnealingWarmRestarts", "ConstantLR",
+             "PolynomialLR"]
         )
-    )
-    if kind == "StepLR":
-        options = {"step_size": draw(st.integers(1, 2)), "gamma": draw(st.floats(0.1, 0.9))}
-    elif kind == "CosineAnnealingLR":
-        options = {"T_max": draw(st.integers(1, 4)), "eta_min": draw(st.sampled_from([0.0, 1e-3]))}
-    elif kind == "ExponentialLR":
-        options = {"gamma": draw(st.floats(0.5, 0.99))}
+    )  # fmt: skip
+    if kind in ("StepLR", "CosineAnnealingLR", "ExponentialLR", "ConstantLR", "PolynomialLR"):
+        options = SEQUENCED[kind](draw)
     elif kind == "MultiStepLR":
         milestones = draw(st.lists(st.integers(1, 3), min_size=1, max_size=3))
         options = {"milestones": milestones, "gamma": draw(st.floats(0.1, 0.9))}
+    elif kind == "OneCycleLR":
+        peak = st.floats(1e-3, 0.05)
+        options = {
+            "max_lr": draw(st.lists(peak, min_size=n_groups, max_size=n_groups))
+            if n_groups > 1 and draw(st.booleans())
+            else draw(peak),
+            "total_steps": steps + draw(st.integers(0, 3)),
+            "pct_start": draw(st.sampled_from([0.3]) | st.floats(0.1, 0.45)),
+            "anneal_strategy": draw(st.sampled_from(["cos", "linear"])),
+            "three_phase": draw(st.booleans()),
+            "div_factor": draw(st.sampled_from([25.0, 10.0, 2.5])),
+            "final_div_factor": draw(st.sampled_from([1e4, 100.0])),
+            "cycle_momentum": draw(st.booleans()),  # (off where the optimiser has none)
+        }
+        if draw(st.booleans()):
+            options["base_momentum"] = draw(st.floats(0.5, 0.85))
+            options["max_momentum"] = draw(st.floats(0.9, 0.99))
+    elif kind == "SequentialLR":
+        parts = draw(st.lists(st.sampled_from(sorted(SEQUENCED)), min_size=2, max_size=3))
+        milestones = sorted(draw(st.sets(st.integers(1, 4), min_size=len(parts) - 1,
+                                         max_size=len(parts) - 1)))  # fmt: skip
+        options = {
+            "schedulers": tuple((part, tuple(SEQUENCED[part](draw).items())) for part in parts),
+            "milestones": milestones,
+        }
+    elif kind == "CosineAnnealingWarmRestarts":
+        options = {
+            "T_0": draw(st.integers(1, 3)),
+            "T_mult": draw(st.integers(1, 2)),
+            "eta_min": draw(st.sampled_from([0.0, 1e-3])),
+        }
     else:
         options = {
             "factor": draw(st.sampled_from([0.1, 0.5]) | st.floats(0.05, 0.9)),
@@ -320,6 +376,26 @@ def make_schedule(schedule, w_opt, t_opt):
         floors = options["min_lr"]  # one per group: as many as the optimiser holds
         if len(floors) != len(w_opt.param_groups):
             options["min_lr"] = floors[0]
+    if kind == "OneCycleLR":
+        if isinstance(options["max_lr"], list) and len(options["max_lr"]) != len(
+            w_opt.param_groups
+        ):
+            options["max_lr"] = options["max_lr"][0]
+        # torch refuses cycle_momentum on an optimiser without momentum or betas
+        if "momentum" not in t_opt.defaults and "betas" not in t_opt.defaults:
+            options["cycle_momentum"] = False
+    if kind == "SequentialLR":
+        parts = options.pop("schedulers")
+        return (
+            wxb.optim.SequentialLR(
+                w_opt, [getattr(wxb.optim, k)(w_opt, **dict(o)) for k, o in parts], **options
+            ),
+            torch.optim.lr_scheduler.SequentialLR(
+                t_opt,
+                [getattr(torch.optim.lr_scheduler, k)(t_opt, **dict(o)) for k, o in parts],
+                **options,
+            ),
+        )
     return (
         getattr(wxb.optim, kind)(w_opt, **options),
         getattr(torch.optim.lr_scheduler, kind)(t_opt, **options),
@@ -456,6 +532,10 @@ def test_hand_written_loop_matches_torch(case: UserModel, data) -> None:
         schedule = data.draw(
             st.none() | schedules(groups), label="schedule stepped after each step"
         )
+    restarts_at = data.draw(
+        st.sampled_from([None, 2, 3]),
+        label="CosineAnnealingWarmRestarts stepped with step(k / this), as once a batch",
+    )
     plateau_on = data.draw(
         st.sampled_from(["scheduler.step(loss)", "scheduler.step(loss.item())"]),
         label="ReduceLROnPlateau stepped on",
@@ -622,7 +702,10 @@ def test_hand_written_loop_matches_torch(case: UserModel, data) -> None:
             t_opt.step()
         check_weights(case, f"{at}: after opt.step()")
         for i, (w_schedule, t_schedule) in enumerate(zip(w_schedules, t_schedules, strict=True)):
-            if schedule[0] != "ReduceLROnPlateau":
+            if schedule[0] == "CosineAnnealingWarmRestarts" and restarts_at is not None:
+                w_schedule.step(step / restarts_at)  # torch's epoch + i / iters
+                t_schedule.step(step / restarts_at)
+            elif schedule[0] != "ReduceLROnPlateau":
                 w_schedule.step()
                 t_schedule.step()
             elif plateau_on == "scheduler.step(loss)":
@@ -723,11 +806,12 @@ def test_fit_matches_torch(case: UserModel, data) -> None:
     batch_size = data.draw(st.integers(1, 8), label="batch_size")
     epochs = data.draw(st.integers(1, 3), label="epochs")
     two_groups = len(case.params) > 1 and data.draw(st.booleans(), label="two parameter groups")
+    batches = math.ceil(n / min(batch_size, n))  # a fit's steps: OneCycleLR must cover two fits'
     schedule = data.draw(
         st.one_of(
-            st.sampled_from([None, "step", "cosine", "invscaling", "plateau"]),
-            schedules(2 if two_groups else 1),
-            schedules(2 if two_groups else 1),
+            st.sampled_from([None, "step", "cosine", "invscaling", "plateau", "onecycle"]),
+            schedules(2 if two_groups else 1, 2 * epochs * batches),
+            schedules(2 if two_groups else 1, 2 * epochs * batches),
         ),
         label="lr_schedule",
     )
@@ -795,7 +879,7 @@ def test_fit_matches_torch(case: UserModel, data) -> None:
         """PyTorch through the batches fit takes, in order; the figures History keeps."""
         expected: dict[str, list[float]] = {"loss": [], "lr": []}
         best, best_state = [math.inf, 0], []  # the best figure, epochs waited; its weights
-        if isinstance(schedule, str) and schedule != "plateau":  # each fit starts it over
+        if schedule in ("step", "cosine", "invscaling"):  # each fit starts it over
             for g, base in zip(t_opt.param_groups, bases, strict=True):
                 g["lr"] = scheduled_lr(schedule, base, 0, epochs)
         for epoch in range(epochs):
@@ -811,11 +895,14 @@ def test_fit_matches_torch(case: UserModel, data) -> None:
                 if clip is not None:
                     torch.nn.utils.clip_grad_norm_(theirs, clip)
                 t_opt.step()
+                trained = t_opt.param_groups[0]["lr"]  # the rate this batch took
+                if per_batch:  # OneCycleLR: once a batch, as fit steps it
+                    t_schedule.step()
                 total += t_value.item() * (loss.divisor(yb) if loss.reduction == "mean" else 1)
                 correct += correct_predictions(loss, out, yb) or 0
             figure = total / loss.divisor(y) if loss.reduction == "mean" else total
             expected["loss"].append(figure)
-            expected["lr"].append(t_opt.param_groups[0]["lr"])
+            expected["lr"].append(trained)  # the rate the epoch's last batch took
             if correct_predictions(loss, out, yb) is not None:
                 expected.setdefault("accuracy", []).append(scored_share(loss, correct, y))
             if val is not None:
@@ -835,9 +922,9 @@ def test_fit_matches_torch(case: UserModel, data) -> None:
             # early stopping watches
             if isinstance(t_schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 t_schedule.step(watched)
-            elif t_schedule is not None:
+            elif t_schedule is not None and not per_batch:
                 t_schedule.step()
-            if isinstance(schedule, str) and schedule != "plateau":
+            if schedule in ("step", "cosine", "invscaling"):
                 for g, base in zip(t_opt.param_groups, bases, strict=True):
                     g["lr"] = scheduled_lr(schedule, base, epoch + 1, epochs)
         if best_state:
@@ -867,6 +954,16 @@ def test_fit_matches_torch(case: UserModel, data) -> None:
     for call in range(1, calls + 1):
         if call == 2 and schedule == "plateau":  # fit makes a new one each call
             t_schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(t_opt, patience=patience)
+        if schedule == "onecycle":  # fit's: torch's defaults, peaking at each group's lr
+            # (a second fit peaks where the first did), β₁ or a momentum in use cycled
+            t_schedule = torch.optim.lr_scheduler.OneCycleLR(
+                t_opt,
+                max_lr=[g["lr"] if call == 1 else g["max_lr"] for g in t_opt.param_groups],
+                total_steps=epochs * batches,
+                cycle_momentum="betas" in t_opt.defaults
+                or any(g.get("momentum") for g in t_opt.param_groups),
+            )
+        per_batch = isinstance(t_schedule, torch.optim.lr_scheduler.OneCycleLR)
         expected = torch_fit()
         history = wxb_fit()
         at = f"fit call {call} with {opt_case!r}"

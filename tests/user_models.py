@@ -31,8 +31,8 @@ Losses (``losses()``, ``UserModel.losses()``: wxb's, as an object, a function or
 formula in tensor operations, and the matching torch expression, with targets; the
 cross-entropies' weight=, ignore_index= (padding rows planted), label_smoothing=, and
 BCEWithLogitsLoss's weight= and pos_weight= in the shapes PyTorch broadcasts) and
-optimisers (``optimizers()``: SGD, Adam, AdamW, RMSprop, Adagrad, the same settings on
-both sides, one or two parameter groups) come with it.
+optimisers (``optimizers()``: SGD, Adam, AdamW, RMSprop, Adagrad, NAdam, RAdam, Adamax,
+Adadelta, the same settings on both sides, one or two parameter groups) come with it.
 
 Where wxb deliberately differs from PyTorch, the torch side computes wxb's documented
 definition: ``MSELoss`` is (1/B) Σᵢ ½‖ŷᵢ − yᵢ‖² (``reduction="sum"``: no 1/B); Adagrad's
@@ -1711,7 +1711,7 @@ def losses(
 # =====================================================================================
 @dataclass(frozen=True)
 class OptimizerCase:
-    kind: str  # SGD, Adam, AdamW, RMSprop, Adagrad
+    kind: str  # SGD, Adam, AdamW, RMSprop, Adagrad, NAdam, RAdam, Adamax, Adadelta
     options: tuple[tuple[str, object], ...]
     # A second parameter group's own settings (PyTorch's param_groups), when there are two
     group_options: tuple[tuple[str, object], ...] = ()
@@ -1728,7 +1728,20 @@ class OptimizerCase:
     def start_sums(self, opt: torch.optim.Optimizer) -> None:
         """wxb's documented Adagrad: Σ starts at the parameter's own group's
         initial_accumulator_value (PyTorch's takes the constructor's for every group).
-        Call after add_param_group too."""
+        Call after add_param_group too. NAdam's μ product: PyTorch keeps it in its default
+        dtype (float32 here), wxb in the parameter's, as PyTorch's under
+        ``torch.set_default_dtype(torch.float64)``: the torch side starts it so."""
+        if self.kind == "NAdam":
+            for group in opt.param_groups:
+                for p in group["params"]:
+                    if not opt.state[p]:
+                        opt.state[p].update(
+                            step=torch.tensor(0.0),
+                            mu_product=torch.ones((), dtype=torch.float64),
+                            exp_avg=torch.zeros_like(p, memory_format=torch.preserve_format),
+                            exp_avg_sq=torch.zeros_like(p, memory_format=torch.preserve_format),
+                        )
+            return
         if self.kind != "Adagrad":
             return
         for group in opt.param_groups:
@@ -1754,12 +1767,16 @@ class OptimizerCase:
         return f"{self.kind}({options})" + (f" [second group: {group}]" if group else "")
 
 
+NEW_OPTIMIZERS = ["NAdam", "RAdam", "Adamax", "Adadelta"]
+
+
 @st.composite
 def optimizers(draw) -> OptimizerCase:
     """SGD (momentum, dampening or Nesterov, weight decay), Adam, AdamW, RMSprop
-    (momentum, centered, α), Adagrad (lr_decay, initial_accumulator_value); random
-    settings."""
-    kind = draw(st.sampled_from(["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"]))
+    (momentum, centered, α), Adagrad (lr_decay, initial_accumulator_value), NAdam
+    (momentum_decay, decoupled_weight_decay), RAdam (decoupled_weight_decay), Adamax,
+    Adadelta (ρ); random settings."""
+    kind = draw(st.sampled_from(["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", *NEW_OPTIMIZERS]))
     # ε: not PyTorch's defaults (1e-8; Adagrad's 1e-10) where a state can start at 0: a
     # gradient that is 0 in exact arithmetic (a bias before h - h.mean(0), a batch of
     # one) comes out as rounding noise ~1e-16 in either library, and Adam, RMSprop and
@@ -1794,12 +1811,21 @@ def optimizers(draw) -> OptimizerCase:
         else:
             options["eps"] = draw(eps)
         lr = st.floats(1e-3, 0.1)
+    elif kind == "Adadelta":  # (η = 1 is PyTorch's default; its ε under the root, as v's)
+        options = {"lr": draw(st.sampled_from([1.0]) | st.floats(0.05, 1.0)), "eps": draw(eps)}
+        if draw(st.booleans()):
+            options["rho"] = draw(st.sampled_from([0.9, 0.95]) | st.floats(0.5, 0.99))
+        lr = st.floats(0.05, 1.0)
     else:
         options = {
             "lr": draw(st.floats(1e-3, 0.05)),
             "betas": (draw(st.floats(0.5, 0.95)), draw(st.floats(0.9, 0.9999))),
             "eps": draw(eps),
         }
+        if kind == "NAdam" and draw(st.booleans()):
+            options["momentum_decay"] = draw(st.sampled_from([4e-3, 0.0]) | st.floats(0.0, 0.1))
+        if kind in ("NAdam", "RAdam") and draw(st.booleans()):
+            options["decoupled_weight_decay"] = True
         lr = st.floats(1e-3, 0.05)
     if draw(st.booleans()) or kind == "AdamW":
         options["weight_decay"] = draw(st.floats(0.0, 0.1))
@@ -1808,7 +1834,7 @@ def optimizers(draw) -> OptimizerCase:
         group["weight_decay"] = draw(st.floats(0.0, 0.2))
     if kind == "SGD" and "nesterov" not in options and draw(st.booleans()):
         group["momentum"] = draw(st.sampled_from([0.0, 0.9]))
-    if kind in ("Adam", "AdamW") and draw(st.booleans()):
+    if kind in ("Adam", "AdamW", "NAdam", "RAdam", "Adamax") and draw(st.booleans()):
         group["betas"] = (draw(st.floats(0.5, 0.95)), draw(st.floats(0.9, 0.9999)))
     if kind == "RMSprop":
         for key, values in (("momentum", [0.0, 0.5]), ("centered", [True, False])):
@@ -1821,4 +1847,10 @@ def optimizers(draw) -> OptimizerCase:
             group["lr_decay"] = draw(st.floats(0.0, 0.3))
         if draw(st.booleans()):  # wxb starts the group's Σ at it (see OptimizerCase.torch)
             group["initial_accumulator_value"] = draw(st.sampled_from([0.5, 2.0]))
+    if kind == "NAdam" and draw(st.booleans()):
+        group["momentum_decay"] = draw(st.floats(0.0, 0.05))
+    if kind in ("NAdam", "RAdam") and draw(st.booleans()):
+        group["decoupled_weight_decay"] = draw(st.booleans())
+    if kind == "Adadelta" and draw(st.booleans()):
+        group["rho"] = draw(st.floats(0.5, 0.99))
     return OptimizerCase(kind, tuple(options.items()), tuple(group.items()))
