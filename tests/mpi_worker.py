@@ -110,8 +110,29 @@ def optimizer_for(case: dict, model: nn.Sequential):
             trainable, lr=spec["lr"], momentum=spec["momentum"], nesterov=spec["nesterov"],
             weight_decay=spec["weight_decay"],
         )  # fmt: skip
-    kind = wxb.optim.Adam if spec["name"] == "adam" else wxb.optim.AdamW
-    return kind(trainable, lr=spec["lr"], weight_decay=spec["weight_decay"])
+    # Adam, AdamW, and today's NAdam (momentum_decay, decoupled_weight_decay), RAdam
+    # (decoupled_weight_decay), Adamax, Adadelta (rho): their own settings under "options"
+    kind = wxb.optim.OPTIMIZERS[spec["name"]]
+    return kind(
+        trainable, lr=spec["lr"], weight_decay=spec["weight_decay"], **spec.get("options", {})
+    )
+
+
+def sequential_for(spec: dict, optimizer) -> wxb.optim.SequentialLR:
+    """A warm-up then a decay, as PyTorch users chain them: LinearLR (or ConstantLR) until
+    the milestone, then CosineAnnealingLR (or ExponentialLR)."""
+    o = wxb.optim
+    warm = (
+        o.LinearLR(optimizer, start_factor=spec["factor"], total_iters=spec["warm"])
+        if spec["first"] == "linear"
+        else o.ConstantLR(optimizer, factor=spec["factor"], total_iters=spec["warm"])
+    )
+    decay = (
+        o.CosineAnnealingLR(optimizer, T_max=spec["T_max"])
+        if spec["then"] == "cosine"
+        else o.ExponentialLR(optimizer, gamma=spec["gamma"])
+    )
+    return o.SequentialLR(optimizer, [warm, decay], milestones=[spec["milestone"]])
 
 
 def fit_case(case: dict, distributed: bool, **extra) -> tuple[nn.Sequential, wxb.History]:
@@ -130,6 +151,8 @@ def fit_case(case: dict, distributed: bool, **extra) -> tuple[nn.Sequential, wxb
             p.data = p.data * 1.0
     kwargs = dict(case["fit"])
     kwargs.update(extra)
+    if case.get("sequential"):
+        kwargs["lr_schedule"] = sequential_for(case["sequential"], optimizer)
     if case.get("midrun"):
         kwargs["lr_schedule"] = MidRun(optimizer, model, case["midrun"], case["activation"])
     kept = model[0].weight.data  # a view a user took: it follows training, as in PyTorch

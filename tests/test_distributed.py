@@ -49,6 +49,34 @@ def mpiexec(args: list[str], ranks: int = RANKS, timeout: float = 300, **env: st
     )
 
 
+NEW_OPTIMIZERS = ["nadam", "radam", "adamax", "adadelta"]
+
+
+def optimizer_options(rng: np.random.Generator, name: str) -> dict:
+    """The settings of today's optimisers that Adam's have not (PyTorch's names)."""
+    if name == "nadam":
+        return {"momentum_decay": float(rng.choice([4e-3, 0.05])),
+                "decoupled_weight_decay": bool(rng.random() < 0.5)}  # fmt: skip
+    if name == "radam":
+        return {"decoupled_weight_decay": bool(rng.random() < 0.5)}
+    if name == "adadelta":
+        return {"rho": float(rng.uniform(0.8, 0.95))}
+    return {}
+
+
+def sequential_case(rng: np.random.Generator) -> dict:
+    """A SequentialLR's parts (mpi_worker.sequential_for builds it on the optimiser)."""
+    return {
+        "first": str(rng.choice(["linear", "constant"])),
+        "factor": float(rng.uniform(0.1, 0.9)),
+        "warm": int(rng.integers(1, 3)),
+        "then": str(rng.choice(["cosine", "exponential"])),
+        "T_max": int(rng.integers(2, 5)),
+        "gamma": float(rng.uniform(0.5, 0.95)),
+        "milestone": int(rng.integers(1, 3)),
+    }
+
+
 def random_case(rng: np.random.Generator, folder: Path, name: str, **override) -> dict:
     """A random network, data set and fit, written to ``folder``; ``override`` fixes parts."""
     dtype = override.pop("dtype", str(rng.choice(["float32", "float64"])))
@@ -98,7 +126,7 @@ def random_case(rng: np.random.Generator, folder: Path, name: str, **override) -
         "on_disk_val": str(folder / f"{name}-X_val.npy") if on_disk else None,
         "weights": str(folder / f"{name}-weights.npz"),
         "optimizer": {
-            "name": str(rng.choice(["sgd", "adam", "adamw"])),
+            "name": str(rng.choice(["sgd", "adam", "adamw", *NEW_OPTIMIZERS])),
             "lr": float(rng.uniform(0.003, 0.05)),
             "momentum": float(rng.choice([0.0, 0.9])),
             "nesterov": False,
@@ -114,12 +142,17 @@ def random_case(rng: np.random.Generator, folder: Path, name: str, **override) -
             "seed": int(rng.integers(0, 2**31)),
             "shuffle": bool(rng.random() < 0.8),
             "clip_grad_norm": float(rng.uniform(0.5, 2)) if rng.random() < 0.3 else None,
-            "lr_schedule": str(rng.choice(["cosine", "step"])) if rng.random() < 0.3 else None,
+            "lr_schedule": str(rng.choice(["cosine", "step", "onecycle"]))
+            if rng.random() < 0.3
+            else None,
         },
+        "sequential": None,  # a SequentialLR of its own (sequential_case), given by override
     }
     if "X_val" not in data and rng.random() < 0.5:  # held out by fit, from the same rows
         case["fit"]["validation_split"] = float(rng.uniform(0.1, 0.3))
     case["optimizer"]["nesterov"] = case["optimizer"]["momentum"] > 0 and bool(rng.random() < 0.5)
+    case["optimizer"].update(override.pop("optimizer", {}))  # merged, not replaced
+    case["optimizer"]["options"] = optimizer_options(rng, case["optimizer"]["name"])
     if case["fit"]["reduction"] == "sum":  # the gradient of a sum is B times the mean's
         case["optimizer"]["lr"] /= case["fit"]["batch_size"]
     for key, value in override.items():
@@ -127,7 +160,6 @@ def random_case(rng: np.random.Generator, folder: Path, name: str, **override) -
             case["fit"][key] = value
         else:
             case[key] = value
-    case["optimizer"].update(override.get("optimizer", {}))
     # The initial weights: one draw, used by every rank and by the reference.
     state = {}
     for i, (m, n) in enumerate(itertools.pairwise(sizes)):
@@ -204,10 +236,25 @@ def test_ranks_train_what_one_process_trains(seeded, tmp_path, shared, ranks):
     rng = seeded.rng
     changes = ["freeze", "swap", "repack", "add_group"]
     forced = [{"graph": True}] + [{"midrun": change} for change in changes]  # each at least once
+    if ranks == 2:  # today's optimisers each once, under OneCycleLR (fit's) or a SequentialLR
+        forced[0].update(optimizer={"name": "adadelta"}, sequential=sequential_case(rng))
+        forced += [
+            {"optimizer": {"name": "nadam"}, "lr_schedule": "onecycle"},
+            {
+                "optimizer": {"name": "radam"},
+                "lr_schedule": None,
+                "sequential": sequential_case(rng),
+            },
+            {"optimizer": {"name": "adamax"}, "lr_schedule": "onecycle"},
+        ]
     cases = {}
     for i in range(8 if ranks == 2 else 5):
         drawn = {"midrun": str(rng.choice(changes))} if rng.random() < 0.3 else {}
-        cases[f"c{i}"] = random_case(rng, tmp_path, f"c{i}", **(forced[i] if i < 5 else drawn))
+        if not drawn and rng.random() < 0.2:
+            drawn = {"lr_schedule": None, "sequential": sequential_case(rng)}
+        cases[f"c{i}"] = random_case(
+            rng, tmp_path, f"c{i}", **(forced[i] if i < len(forced) else drawn)
+        )
     run_cases(tmp_path, cases, ranks=ranks, env={"WXB_MPI_SHARED": shared})
     for name, case in cases.items():
         msg = seeded.msg(f"{name}: {json.dumps(case)}")
