@@ -6,9 +6,11 @@ Parameters, branch arithmetic, NumPy constants and ufuncs, batch statistics, ind
 learnable 0-d gains, frozen parameters, (B,) outputs, two inputs), a loss (every wxb
 loss, mean and sum; the object, the function, or the formula written in tensor
 operations; PyTorch's weight=, ignore_index=, label_smoothing= and pos_weight=), an
-optimiser (SGD with momentum, Adam, AdamW, RMSprop, Adagrad; random settings; one or two
-parameter groups, or two optimisers), a schedule (StepLR, CosineAnnealingLR,
-ExponentialLR, MultiStepLR, ReduceLROnPlateau on the loss), ``wxb.nn.init`` through
+optimiser (SGD with momentum, Adam, AdamW, RMSprop, Adagrad, NAdam, RAdam, Adamax,
+Adadelta; random settings; one or two parameter groups, or two optimisers), a schedule
+(StepLR, CosineAnnealingLR, ExponentialLR, MultiStepLR, ReduceLROnPlateau on the loss,
+OneCycleLR, SequentialLR, CosineAnnealingWarmRestarts (also stepped with a fractional
+epoch), ConstantLR, PolynomialLR), ``wxb.nn.init`` through
 ``model.apply`` after the optimiser is made, and data. PyTorch 2.13 runs the same model with
 the same weights; everything is float64 and must agree to rtol = atol = 1e-10:
 
@@ -24,7 +26,8 @@ the same weights; everything is float64 and must agree to rtol = atol = 1e-10:
   frozen and unfrozen between steps; ``load_state_dict``, ``double()``; train or eval
   mode): the losses, the clipped norms, the gradients, the rates and the weights;
 * ``wxb.fit`` (an optimiser instance of one or two groups, no shuffling, one to three
-  epochs, a schedule by name or of one's own (ReduceLROnPlateau on the loss fit watches),
+  epochs, a schedule by name or of one's own (ReduceLROnPlateau on the loss fit watches;
+  OneCycleLR, and 'onecycle', stepped once a batch),
   clipping, validation data; then fit again, or a step by hand) against the same steps
   in PyTorch: the weights, and History's loss, accuracy, val_loss and lr; then
   ``wxb.evaluate``;
