@@ -1917,6 +1917,12 @@ def get_optimizer(name: str | Optimizer, params: Iterable[Parameter], **options)
 # ---------------------------------------------------------------------------------
 # Learning-rate schedules: call .step() once per epoch (OneCycleLR: once per batch)
 # ---------------------------------------------------------------------------------
+def _unstepped(optimizer: Optimizer) -> dict[int, float]:
+    """Each group's rate as the last schedule made on ``optimizer`` set its epoch 0, while
+    no schedule on it has stepped or loaded a state since (empty otherwise)."""
+    return getattr(optimizer, "_unstepped_lrs", {})
+
+
 class LRSchedule:
     """Sets each group's lr from that group's own starting rate, as PyTorch's schedulers.
 
@@ -1924,8 +1930,11 @@ class LRSchedule:
     first schedule made on the optimiser (its lr then), so a second schedule starts
     from the same rate: unlike PyTorch's, which keeps the lr it finds, it sets the lr
     an earlier schedule left back to that rate (a second ``fit`` with a schedule runs
-    it from its start). A rate set by hand since the last schedule set one is the new
-    starting rate (PyTorch's schedulers also go on from the lr they find). A group
+    it from its start); one made while the schedules already made have not stepped
+    goes on from the rate they set, as PyTorch's (a ConstantLR warm-up and an
+    ExponentialLR stepped side by side, ChainedScheduler's example). A rate set by
+    hand since the last schedule set one is the new starting rate (PyTorch's
+    schedulers also go on from the lr they find). A group
     added later keeps its lr through the epoch it was added in and follows the
     schedule from there (as PyTorch's StepLR does): its starting rate is the one the
     schedule would have brought to that lr by then. Several schedules stepped on one
@@ -1968,7 +1977,15 @@ class LRSchedule:
             # now, which a schedule stepped before this one may have changed (an initial_lr
             # it carries may be another group's, copied with the group's settings).
             began = self.epoch or self._lrs_set
-            base = self._base_reaching(group["lr"], self.epoch) if began else initial
+            if began:
+                base = self._base_reaching(group["lr"], self.epoch)
+            elif self.chainable and _unstepped(self.optimizer).get(index) == group["lr"]:
+                # made beside a schedule that has not stepped yet (its epoch 0's rate
+                # held): they compound from here, as PyTorch's (ChainedScheduler); from
+                # initial_lr, ConstantLR's factor was dropped here and undone at its end
+                base = group["lr"]
+            else:
+                base = initial
             self.base_lrs.append(base)
         return self.base_lrs
 
@@ -2016,6 +2033,7 @@ class LRSchedule:
             self._resume(int(last_epoch), where)
         else:
             self._set(0)
+            self.optimizer._unstepped_lrs = {i: g["lr"] for i, g in enumerate(groups)}
         self._initials_found = [
             (found, group.get("initial_lr")) for found, group in zip(before, groups, strict=True)
         ]
@@ -2160,6 +2178,7 @@ class LRSchedule:
             self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = rate
         self._forget_found()
         self._settings_seen = copy.deepcopy(self.settings())
+        self.optimizer._unstepped_lrs = {}
 
     def _forget_found(self) -> None:
         """Past the first step or load, the rates (and initial_lr) the groups held when
@@ -2214,6 +2233,7 @@ class LRSchedule:
         self.epoch += 1
         self._set(self.epoch)
         self._forget_found()
+        self.optimizer._unstepped_lrs = {}  # a schedule made from now on starts over
         return self.optimizer.lr
 
     def _follow_settings(self, bases: list[float]) -> None:
