@@ -336,6 +336,12 @@ def schedules(draw, n_groups: int = 1, steps: int = STEPS):
             "final_div_factor": draw(st.sampled_from([1e4, 100.0])),
             "cycle_momentum": draw(st.booleans()),  # (off where the optimiser has none)
         }
+        # a phase 0 steps long: torch divides by 0 (ZeroDivisionError), wxb refuses it
+        total, pct = options["total_steps"], options["pct_start"]
+        ends = [float(pct * total) - 1, total - 1]
+        if options["three_phase"]:
+            ends.insert(1, float(2 * pct * total) - 2)
+        assume(all(end != start for start, end in zip([0.0, *ends], ends, strict=False)))
         if draw(st.booleans()):
             options["base_momentum"] = draw(st.floats(0.5, 0.85))
             options["max_momentum"] = draw(st.floats(0.9, 0.99))
