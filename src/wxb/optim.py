@@ -2027,6 +2027,13 @@ class LRSchedule:
             raise ConfigError(f"{where} must be a whole number ≥ -1; got {last_epoch}")
         groups = self.optimizer.param_groups
         self._lrs_found = [group["lr"] for group in groups]
+        # made beside schedules that have not stepped (they compound, _bases): what the
+        # groups held before the first of them, which its load_state_dict would put back
+        # had the later ones not set the rates since
+        unstepped, before = _unstepped(self.optimizer), getattr(self.optimizer, "_found_lrs", {})
+        for index, group in enumerate(groups):
+            if self.chainable and unstepped.get(index) == group["lr"] and index in before:
+                self._lrs_found[index] = before[index]
         self._loads_found = getattr(self.optimizer, "_loads", 0)
         before = [group.get("initial_lr") for group in groups]
         if last_epoch >= 0:
@@ -2034,6 +2041,7 @@ class LRSchedule:
         else:
             self._set(0)
             self.optimizer._unstepped_lrs = {i: g["lr"] for i, g in enumerate(groups)}
+            self.optimizer._found_lrs = dict(enumerate(self._lrs_found))
         self._initials_found = [
             (found, group.get("initial_lr")) for found, group in zip(before, groups, strict=True)
         ]
