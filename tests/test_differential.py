@@ -541,6 +541,11 @@ def test_hand_written_loop_matches_torch(case: UserModel, data) -> None:
         schedule = data.draw(
             st.none() | schedules(groups), label="schedule stepped after each step"
         )
+    beside = None  # a second schedule on each optimiser, stepped after it: they compound
+    if schedule is not None and schedule[0] in SEQUENCED:
+        kind = data.draw(st.none() | st.sampled_from(sorted(SEQUENCED)), label="and beside it")
+        if kind is not None:
+            beside = (kind, tuple(SEQUENCED[kind](data.draw).items()))
     restarts_at = data.draw(
         st.sampled_from([None, 2, 3]),
         label="CosineAnnealingWarmRestarts stepped with step(k / this), as once a batch",
@@ -608,11 +613,16 @@ def test_hand_written_loop_matches_torch(case: UserModel, data) -> None:
             ]
 
     w_schedules, t_schedules = [], []
+    w_besides, t_besides = [], []
     if schedule is not None:
         for w_opt, t_opt in zip(w_opts, t_opts, strict=True):
             w_schedule, t_schedule = make_schedule(schedule, w_opt, t_opt)
             w_schedules.append(w_schedule)
             t_schedules.append(t_schedule)
+            if beside is not None:
+                w_beside, t_beside = make_schedule(beside, w_opt, t_opt)
+                w_besides.append(w_beside)
+                t_besides.append(t_beside)
 
     model, twin = case.wxb_model, case.torch_model
     model.train(not eval_mode)
@@ -634,7 +644,9 @@ def test_hand_written_loop_matches_torch(case: UserModel, data) -> None:
             for w_opt, t_opt in zip(w_opts, t_opts, strict=True):
                 w_opt.load_state_dict(w_opt.state_dict())
                 t_opt.load_state_dict(t_opt.state_dict())
-            for w_sched, t_sched in zip(w_schedules, t_schedules, strict=True):
+            for w_sched, t_sched in zip(
+                w_schedules + w_besides, t_schedules + t_besides, strict=True
+            ):
                 w_sched.load_state_dict(w_sched.state_dict())
                 t_sched.load_state_dict(t_sched.state_dict())
         elif step == 3 and before == "opt.state = collections.defaultdict(dict)":
@@ -648,12 +660,18 @@ def test_hand_written_loop_matches_torch(case: UserModel, data) -> None:
                 w_new, t_new = make_wxb(), make_torch()
                 if w_schedules:
                     w_sched, t_sched = make_schedule(schedule, w_new, t_new)
+                if w_besides:
+                    w_next, t_next = make_schedule(beside, w_new, t_new)
                 w_new.load_state_dict(w_opts[i].state_dict())
                 t_new.load_state_dict(t_opts[i].state_dict())
                 if w_schedules:
                     w_sched.load_state_dict(w_schedules[i].state_dict())
                     t_sched.load_state_dict(t_schedules[i].state_dict())
                     w_schedules[i], t_schedules[i] = w_sched, t_sched
+                if w_besides:
+                    w_next.load_state_dict(w_besides[i].state_dict())
+                    t_next.load_state_dict(t_besides[i].state_dict())
+                    w_besides[i], t_besides[i] = w_next, t_next
                 w_opts[i], t_opts[i] = w_new, t_new
         if init is not None and step == init[1]:  # the optimisers made, their states kept
             initialise(case, init[0])
@@ -728,6 +746,14 @@ def test_hand_written_loop_matches_torch(case: UserModel, data) -> None:
                 w_schedule.get_last_lr(),
                 t_schedule.get_last_lr(),
             )
+            if w_besides:
+                w_besides[i].step()
+                t_besides[i].step()
+                check(
+                    f"{at}: optimiser {i}: the schedule beside: get_last_lr()",
+                    w_besides[i].get_last_lr(),
+                    t_besides[i].get_last_lr(),
+                )
             groups = zip(w_opts[i].param_groups, t_opts[i].param_groups, strict=True)
             for k, (g, tg) in enumerate(groups):
                 check(
