@@ -1,0 +1,156 @@
+"""Whole training scripts as PyTorch users write them, ported line by line to wxb
+(``wxb.nn``, ``wxb.optim``, ``wxb.optim.lr_scheduler``, ``wxb.nn.functional``) and run
+beside the PyTorch original from the same weights on the same batches: losses, weights
+and rates compared after every step, in float64. Draws are fresh on each run (the
+``seeded`` fixture prints its seed; replay with ``WXB_TEST_SEED=<seed>``)."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+import wxb
+import wxb.nn.functional as F
+from wxb import nn
+
+torch = pytest.importorskip("torch")
+TF = torch.nn.functional
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)`"),
+    pytest.mark.filterwarnings("ignore:The epoch parameter in `scheduler.step\\(\\)`"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _torch_float64():
+    """float64 as torch's default: its NAdam, RAdam and Adamax keep step counts and
+    NAdam's μ product in the default dtype (float32 otherwise, ~1e-8 off float64's)."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(before)
+
+
+def _twin_models(rng, sizes=(5, 8, 3)):
+    """A two-layer classifier in each library, holding the same float64 weights."""
+    theirs = torch.nn.Sequential(
+        torch.nn.Linear(sizes[0], sizes[1], dtype=torch.float64),
+        torch.nn.Tanh(),
+        torch.nn.Linear(sizes[1], sizes[2], dtype=torch.float64),
+    )
+    ours = nn.Sequential(
+        nn.Linear(sizes[0], sizes[1], dtype="float64"),
+        nn.Tanh(),
+        nn.Linear(sizes[1], sizes[2], dtype="float64"),
+    )
+    for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
+        values = rng.normal(scale=0.5, size=tuple(q.shape))
+        p.data[...] = values
+        with torch.no_grad():
+            q.copy_(torch.from_numpy(values))
+    return ours, theirs
+
+
+def _batches(rng, count, sizes=(5, 8, 3)):
+    return [
+        (rng.normal(size=(7, sizes[0])), rng.integers(0, sizes[2], size=7)) for _ in range(count)
+    ]
+
+
+def _chained(module, optimizer, name, values):
+    factor, total, gamma = values
+    return {
+        "constant": lambda: module.ConstantLR(optimizer, factor=factor, total_iters=total),
+        "linear": lambda: module.LinearLR(optimizer, start_factor=factor, total_iters=total),
+        "exponential": lambda: module.ExponentialLR(optimizer, gamma=gamma),
+        "step": lambda: module.StepLR(optimizer, step_size=total, gamma=gamma),
+        "multistep": lambda: module.MultiStepLR(optimizer, [total, total + 2], gamma=gamma),
+        "cosine": lambda: module.CosineAnnealingLR(optimizer, T_max=total + 3),
+        "polynomial": lambda: module.PolynomialLR(optimizer, total_iters=total + 3, power=2.0),
+    }[name]()
+
+
+@pytest.mark.parametrize("first", ["constant", "linear"])
+def test_chained_schedules_of_torchs_docs_train_as_torch(seeded, first):
+    """PyTorch's docs chain schedules by making them one after the other and stepping
+    each every epoch (``scheduler1 = ConstantLR(optimizer, factor=0.1, total_iters=2)``,
+    ``scheduler2 = ExponentialLR(optimizer, gamma=0.9)``). The second, made, set the rate
+    back to the optimiser's lr, undoing the first one's factor: every rate of the run was
+    1/factor times PyTorch's (0.05, 0.045, 0.405, … where PyTorch's are 0.005, 0.0045,
+    0.0405, …), the model trained on with them, without a word."""
+    rng = seeded.rng
+    second = str(
+        rng.choice(["exponential", "step", "multistep", "cosine", "polynomial", "constant"])
+    )
+    values = (float(rng.uniform(0.05, 0.9)), int(rng.integers(1, 4)), float(rng.uniform(0.5, 0.95)))
+    msg = seeded.msg(f"{first} then {second} {values}")
+    ours, theirs = _twin_models(rng)
+    batches = _batches(rng, int(rng.integers(2, 5)))
+    lr = float(rng.uniform(0.01, 0.2))
+    opt = wxb.optim.NAdam(ours.parameters(), lr=lr)
+    ref = torch.optim.NAdam(theirs.parameters(), lr=lr)
+    scheds = [_chained(wxb.optim.lr_scheduler, opt, n, values) for n in (first, second)]
+    refs = [_chained(torch.optim.lr_scheduler, ref, n, values) for n in (first, second)]
+    for epoch in range(8):
+        assert opt.param_groups[0]["lr"] == pytest.approx(ref.param_groups[0]["lr"], rel=1e-12), (
+            msg + f" epoch {epoch}"
+        )
+        for x, y in batches:
+            opt.zero_grad()
+            ref.zero_grad()
+            loss = F.cross_entropy(ours(wxb.tensor(x)), y)
+            expected = TF.cross_entropy(theirs(torch.from_numpy(x)), torch.from_numpy(y))
+            loss.backward()
+            expected.backward()
+            assert loss.item() == pytest.approx(expected.item(), rel=1e-10), msg
+            opt.step()
+            ref.step()
+        for s, r in zip(scheds, refs, strict=True):
+            s.step()
+            r.step()
+            np.testing.assert_allclose(s.get_last_lr(), r.get_last_lr(), rtol=1e-12, err_msg=msg)
+    for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
+        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-9, atol=1e-12, err_msg=msg)
+
+
+def test_chained_schedules_resumed_from_a_checkpoint_end_as_the_whole_run(seeded):
+    """The same chain saved (``optimizer.state_dict()``, each scheduler's) at a drawn
+    epoch, its very first included, and resumed in a fresh optimiser and fresh
+    schedules made in the same order: the rates are the uninterrupted run's."""
+    rng = seeded.rng
+    values = (float(rng.uniform(0.05, 0.9)), int(rng.integers(1, 4)), float(rng.uniform(0.5, 0.95)))
+    names = [str(rng.choice(["constant", "linear"])), str(rng.choice(["exponential", "cosine"]))]
+    cut, epochs = int(rng.integers(0, 6)), 8
+    msg = seeded.msg(f"{names} {values}, saved at epoch {cut}")
+    lr = float(rng.uniform(0.01, 0.2))
+
+    def made():
+        opt = wxb.optim.SGD([wxb.nn.Parameter(np.zeros(3))], lr=lr, momentum=0.9)
+        return opt, [_chained(wxb.optim.lr_scheduler, opt, n, values) for n in names]
+
+    opt, scheds = made()
+    ref = torch.optim.SGD([torch.zeros(3, requires_grad=True)], lr=lr, momentum=0.9)
+    refs = [_chained(torch.optim.lr_scheduler, ref, n, values) for n in names]
+    rates, expected = [], []
+    for epoch in range(epochs):
+        if epoch == cut:
+            saved = pickle.dumps((opt.state_dict(), [s.state_dict() for s in scheds]))
+        rates.append(opt.param_groups[0]["lr"])
+        expected.append(ref.param_groups[0]["lr"])
+        for s, r in zip(scheds, refs, strict=True):
+            s.step()
+            r.step()
+    np.testing.assert_allclose(rates, expected, rtol=1e-12, err_msg=msg)
+    opt, scheds = made()
+    state, states = pickle.loads(saved)
+    opt.load_state_dict(state)
+    for s, loaded in zip(scheds, states, strict=True):
+        s.load_state_dict(loaded)
+    resumed = []
+    for _ in range(cut, epochs):
+        resumed.append(opt.param_groups[0]["lr"])
+        for s in scheds:
+            s.step()
+    assert resumed == rates[cut:], msg
