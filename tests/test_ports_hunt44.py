@@ -115,19 +115,26 @@ def test_chained_schedules_of_torchs_docs_train_as_torch(seeded, first):
         np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-9, atol=1e-12, err_msg=msg)
 
 
-def test_chained_schedules_resumed_from_a_checkpoint_end_as_the_whole_run(seeded):
+@pytest.mark.parametrize("order", ["schedules_then_loads", "optimiser_loaded_first"])
+def test_chained_schedules_resumed_from_a_checkpoint_end_as_the_whole_run(seeded, order):
     """The same chain saved (``optimizer.state_dict()``, each scheduler's) at a drawn
     epoch, its very first included, and resumed in a fresh optimiser and fresh
-    schedules made in the same order: the rates are the uninterrupted run's."""
+    schedules: the rates are the uninterrupted run's. Made in PyTorch's order (every
+    object, then every state) or with the optimiser's state loaded before the schedules
+    are made: there the second schedule took the first one's epoch-0 rate for the lr it
+    found, and its load_state_dict put that back (0.1 where the run had 0.01125)."""
     rng = seeded.rng
     values = (float(rng.uniform(0.05, 0.9)), int(rng.integers(1, 4)), float(rng.uniform(0.5, 0.95)))
-    names = [str(rng.choice(["constant", "linear"])), str(rng.choice(["exponential", "cosine"]))]
+    kinds = ["constant", "linear", "exponential", "step", "multistep", "cosine", "polynomial"]
+    names = [str(rng.choice(kinds)), str(rng.choice(kinds[:2]))]  # a factor at epoch 0 last
     cut, epochs = int(rng.integers(0, 6)), 8
     msg = seeded.msg(f"{names} {values}, saved at epoch {cut}")
     lr = float(rng.uniform(0.01, 0.2))
 
-    def made():
+    def made(state=None):
         opt = wxb.optim.SGD([wxb.nn.Parameter(np.zeros(3))], lr=lr, momentum=0.9)
+        if state is not None:
+            opt.load_state_dict(state)
         return opt, [_chained(wxb.optim.lr_scheduler, opt, n, values) for n in names]
 
     opt, scheds = made()
@@ -143,9 +150,12 @@ def test_chained_schedules_resumed_from_a_checkpoint_end_as_the_whole_run(seeded
             s.step()
             r.step()
     np.testing.assert_allclose(rates, expected, rtol=1e-12, err_msg=msg)
-    opt, scheds = made()
     state, states = pickle.loads(saved)
-    opt.load_state_dict(state)
+    if order == "schedules_then_loads":
+        opt, scheds = made()
+        opt.load_state_dict(state)
+    else:
+        opt, scheds = made(state)
     for s, loaded in zip(scheds, states, strict=True):
         s.load_state_dict(loaded)
     resumed = []
