@@ -164,3 +164,58 @@ def test_chained_schedules_resumed_from_a_checkpoint_end_as_the_whole_run(seeded
         for s in scheds:
             s.step()
     assert resumed == rates[cut:], msg
+
+
+@pytest.mark.parametrize("optimiser", ["SGD", "NAdam", "Adamax"])
+def test_a_group_added_to_a_one_cycle_run_follows_its_own_cycle_as_torch(seeded, optimiser):
+    """Fine-tuning as PyTorch's OneCycleLR wants a group added mid-run: with its own
+    ``initial_lr``, ``max_lr``, ``min_lr`` (and ``max_momentum``, ``base_momentum``),
+    which PyTorch's cycles it between. wxb's ignored them, scaling the first group's
+    cycle to the rate it found (0.0087 where PyTorch's gives 0.0406) and leaving its
+    momentum at 0.9; a checkpoint of that run was refused at resume ('max_lr holds 1
+    values for 2 parameter groups'). The run, and one resumed from a drawn step."""
+    rng = seeded.rng
+    total, three = int(rng.integers(8, 16)), bool(rng.integers(0, 2))
+    add, cut = int(rng.integers(0, total // 2)), int(rng.integers(0, total))
+    own = {
+        "initial_lr": float(rng.uniform(1e-3, 0.01)),
+        "max_lr": float(rng.uniform(0.02, 0.1)),
+        "min_lr": float(rng.uniform(0, 1e-4)),
+        "max_momentum": float(rng.uniform(0.9, 0.99)),
+        "base_momentum": float(rng.uniform(0.5, 0.85)),
+    }
+    msg = seeded.msg(f"{optimiser} {total} steps (three {three}), added at {add} {own}")
+    kw = {"momentum": 0.9} if optimiser == "SGD" else {}
+
+    def run(lib, parameter, start=0, state=None):
+        params = [parameter(), parameter()]
+        opt = getattr(lib.optim, optimiser)(params[:1], lr=0.1, **kw)
+        sched = lib.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=0.3, total_steps=total, three_phase=three
+        )
+        if state is not None:
+            if start >= add:
+                opt.add_param_group({"params": params[1:], "lr": 0.01, **own})
+            opt.load_state_dict(state[0])
+            sched.load_state_dict(state[1])
+        rows, saved = [], None
+        for k in range(start, total):
+            if k == add and (state is None or add > start):
+                opt.add_param_group({"params": params[1:], "lr": 0.01, **own})
+            if k == cut and state is None:
+                saved = pickle.loads(pickle.dumps((opt.state_dict(), sched.state_dict())))
+            opt.step()
+            sched.step()
+            rows.append(
+                [g["lr"] for g in opt.param_groups]
+                + [g["momentum"] if "momentum" in g else g["betas"][0] for g in opt.param_groups]
+                + sched.get_last_lr()
+            )
+        return rows, saved
+
+    ours, saved = run(wxb, lambda: wxb.nn.Parameter(np.zeros(2)))
+    theirs, _ = run(torch, lambda: torch.zeros(2, requires_grad=True))
+    for k, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, err_msg=msg + f" step {k}")
+    resumed, _ = run(wxb, lambda: wxb.nn.Parameter(np.zeros(2)), cut, saved)
+    assert resumed == ours[cut:], msg + f" resumed at {cut}"

@@ -2737,9 +2737,12 @@ class LinearLR(LRSchedule):
             self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = group["lr"]
 
 
-def _per_group(optimizer: Optimizer, value: object, what: str, check: Callable) -> list[float]:
-    """One value for every group, or a list of one per group (PyTorch's _format_param)."""
-    groups = len(optimizer.param_groups)
+def _per_group(
+    optimizer: Optimizer, value: object, what: str, check: Callable, groups: int | None = None
+) -> list[float]:
+    """One value for every group, or a list of one per group (PyTorch's _format_param);
+    ``groups``: how many (the optimiser's by default)."""
+    groups = len(optimizer.param_groups) if groups is None else groups
     if isinstance(value, (list, tuple)):
         if len(value) != groups:
             raise ConfigError(
@@ -2758,7 +2761,9 @@ class OneCycleLR(LRSchedule):
     between max_momentum and base_momentum. It is stepped once a batch (``fit`` does
     so: ``total_steps`` must cover epochs × batches per epoch); as PyTorch's, a rate
     set by hand is overwritten at the next step, and a step past ``total_steps`` is
-    refused."""
+    refused. A group added since (add_param_group) with its own ``initial_lr``,
+    ``max_lr`` and ``min_lr`` (and momentum bounds), the keys PyTorch's reads, cycles
+    between those, as there."""
 
     per_batch: ClassVar[bool] = True
     chainable: ClassVar[bool] = False
@@ -2815,11 +2820,18 @@ class OneCycleLR(LRSchedule):
         """As every schedule's; the momentum too is the loaded step's, as in the
         uninterrupted run (making the schedule had set it to max_momentum)."""
         super().load_state_dict(state)
+        for index, group in enumerate(self.optimizer.param_groups[: len(self.base_lrs)]):
+            if self._own_cycle(index, group, self._RATES):  # (its rate, not base·factors)
+                rate = self._own_rate(self.epoch, group)
+                self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = rate
         self._set_momentum(self.epoch)
 
     def _check_settings(self, values: dict, where: str) -> None:
+        # one per group it was made on: a group added since (add_param_group) has its own
+        # max_lr in the group, as PyTorch's reads it, and a saved state holds none for it
+        groups = len(getattr(self, "max_lr", None) or self.optimizer.param_groups)
         values["max_lr"] = _per_group(
-            self.optimizer, values["max_lr"], f"{where} max_lr", _non_negative
+            self.optimizer, values["max_lr"], f"{where} max_lr", _non_negative, groups
         )
         for key in ("three_phase", "cycle_momentum"):
             if not isinstance(values[key], (bool, np.bool_)):
@@ -2838,10 +2850,10 @@ class OneCycleLR(LRSchedule):
             value = values[key]
             if isinstance(value, (list, tuple)):
                 values[key] = [_fraction(v, f"{where} {key}", one=False) for v in value]
-                if len(value) != len(self.optimizer.param_groups):
+                if len(value) != groups:
                     raise ConfigError(
                         f"{where} {key} holds {len(value)} values for "
-                        f"{len(self.optimizer.param_groups)} parameter groups (one per group)"
+                        f"{groups} parameter groups (one per group)"
                     )
             else:
                 values[key] = _fraction(value, f"{where} {key}", one=False)
@@ -2909,9 +2921,27 @@ class OneCycleLR(LRSchedule):
         value = getattr(self, key)
         return value[index] if isinstance(value, list) else value
 
+    def _own_cycle(self, index: int, group: dict, keys: tuple[str, ...]) -> bool:
+        """Whether group ``index`` was added since (add_param_group) with the keys
+        PyTorch's OneCycleLR reads for it (its own initial_lr, max_lr and min_lr; its
+        max_momentum and base_momentum), so that it cycles between those, as there."""
+        return index >= len(self.max_lr) and all(key in group for key in keys)
+
     def _set(self, epoch: int) -> None:
         super()._set(epoch)
+        for index, group in enumerate(self.optimizer.param_groups):
+            if self._own_cycle(index, group, self._RATES):
+                rate = self._own_rate(epoch, group)
+                group["lr"] = self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = rate
         self._set_momentum(epoch)
+
+    _RATES = ("initial_lr", "max_lr", "min_lr")
+
+    def _own_rate(self, epoch: int, group: dict) -> float:
+        """The rate at ``epoch`` of a group cycling between its own initial, max and min."""
+        pct, ends = self._where(epoch)
+        start, end = (group[f"{e}_lr"] for e in ends)
+        return self._anneal(start, end, pct)
 
     def _set_momentum(self, epoch: int) -> None:
         """Each group's momentum (Adam's β₁) at ``epoch``, opposite to the rate."""
@@ -2921,9 +2951,12 @@ class OneCycleLR(LRSchedule):
         names = {"initial": "max_momentum", "max": "base_momentum", "min": "max_momentum"}
         beta1 = "betas" in self.optimizer.defaults
         for index, group in enumerate(self.optimizer.param_groups):
-            if index >= len(self.max_lr):
-                continue  # a group added since: PyTorch's has no momentum for it either
-            start, end = (self._momentum(index, names[e]) for e in ends)
+            if self._own_cycle(index, group, ("max_momentum", "base_momentum")):
+                start, end = (group[names[e]] for e in ends)
+            elif index >= len(self.max_lr):
+                continue  # added since without its bounds: PyTorch's has no momentum for it
+            else:
+                start, end = (self._momentum(index, names[e]) for e in ends)
             momentum = self._anneal(start, end, pct)
             if beta1:
                 group["betas"] = (momentum, *group["betas"][1:])
