@@ -219,3 +219,37 @@ def test_a_group_added_to_a_one_cycle_run_follows_its_own_cycle_as_torch(seeded,
         np.testing.assert_allclose(a, b, rtol=1e-12, err_msg=msg + f" step {k}")
     resumed, _ = run(wxb, lambda: wxb.nn.Parameter(np.zeros(2)), cut, saved)
     assert resumed == ours[cut:], msg + f" resumed at {cut}"
+
+
+@pytest.mark.parametrize(
+    "name", ["constant", "linear", "exponential", "step", "multistep", "cosine", "polynomial"]
+)
+def test_older_scripts_stepping_with_the_epoch_get_torchs_rates(seeded, name):
+    """``scheduler.step(epoch)``, the older form many scripts still call (PyTorch takes it,
+    with a deprecation warning, and sets that epoch's closed-form rates): wxb's step()
+    took no argument, so the port stopped at a TypeError ('step() takes 1 positional
+    argument but 2 were given'). Epochs in order, at the start or the end of each
+    epoch, and out of order; ReduceLROnPlateau's step(metric, epoch) too."""
+    rng = seeded.rng
+    values = (float(rng.uniform(0.05, 0.9)), int(rng.integers(1, 4)), float(rng.uniform(0.5, 0.95)))
+    rates = [float(v) for v in rng.uniform(0.01, 0.5, 2)]
+    epochs = [int(e) for e in rng.permutation(12)[:8]] if rng.integers(0, 2) else list(range(8))
+    msg = seeded.msg(f"{name} {values} at epochs {epochs}")
+    rows = {}
+    for lib, parameter in (
+        (wxb, lambda: wxb.nn.Parameter(np.zeros(2))),
+        (torch, lambda: torch.zeros(2, requires_grad=True)),
+    ):
+        opt = lib.optim.Adamax([{"params": [parameter()], "lr": r} for r in rates])
+        sched = _chained(lib.optim.lr_scheduler, opt, name, values)
+        plateau = lib.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=0)
+        rows[lib.__name__] = []
+        for k, epoch in enumerate(epochs):
+            opt.step()
+            sched.step(epoch)
+            rows[lib.__name__].append([g["lr"] for g in opt.param_groups] + sched.get_last_lr())
+            plateau.step(1.0, epoch=k + 1)  # no progress: the rates cut by 10
+            assert plateau.last_epoch == k + 1, msg
+            rows[lib.__name__].append([g["lr"] for g in opt.param_groups])
+    for a, b in zip(rows["wxb"], rows["torch"], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, err_msg=msg)

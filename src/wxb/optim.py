@@ -2231,10 +2231,15 @@ class LRSchedule:
         groups = self.optimizer.param_groups
         return [self._lrs_set.get(i, group["lr"]) for i, group in enumerate(groups)]
 
-    def step(self) -> float:
+    def step(self, epoch: int | None = None) -> float:
         """Next epoch's rates; returns the first group's. A group whose lr was set by hand
         since the last step goes on from that rate, as PyTorch's chainable schedulers do:
-        its starting rate becomes the one this schedule would have brought to it."""
+        its starting rate becomes the one this schedule would have brought to it.
+
+        ``step(epoch)``, PyTorch's older (deprecated) form: the rates of that epoch from
+        each group's starting rate, PyTorch's closed form."""
+        if epoch is not None:
+            return self._step_to(epoch)
         bases = self._bases()  # a group added this epoch: its lr is this epoch's rate
         self._follow_settings(bases)
         self._rebase(bases)
@@ -2243,6 +2248,18 @@ class LRSchedule:
         self._forget_found()
         self.optimizer._unstepped_lrs = {}  # a schedule made from now on starts over
         return self.optimizer.lr
+
+    def _step_to(self, epoch: object) -> float:
+        epoch = _count_value(epoch, f"{type(self).__name__}.step epoch")
+        self._bases()
+        self.epoch = epoch
+        self._closed_form(epoch)
+        self._forget_found()
+        return self.optimizer.lr
+
+    def _closed_form(self, epoch: int) -> None:
+        """Set each group's rate at ``epoch`` from its starting rate (PyTorch's closed form)."""
+        self._set(epoch)
 
     def _follow_settings(self, bases: list[float]) -> None:
         """Before a step: a setting changed since the last one (``schedule.gamma = 0.9``)
@@ -2489,14 +2506,18 @@ class ReduceLROnPlateau(LRSchedule):
         )
         return value > edge
 
-    def step(self, metrics: float | None = None) -> float:  # type: ignore[override]
-        """One epoch's figure: the rates are cut after too many epochs without progress."""
+    def step(self, metrics: float | None = None, epoch: int | None = None) -> float:  # type: ignore[override]
+        """One epoch's figure: the rates are cut after too many epochs without progress.
+        ``epoch`` (PyTorch's deprecated argument) sets the count of epochs alone."""
         if metrics is None:
             raise ConfigError(
                 "ReduceLROnPlateau.step needs the epoch's figure: step(val_loss), as PyTorch's"
             )
         value = float(metrics.item() if isinstance(metrics, Tensor) else metrics)
-        self.epoch += 1
+        if epoch is None:
+            self.epoch += 1
+        else:
+            self.epoch = _count_value(epoch, "ReduceLROnPlateau.step epoch")
         if self._improved(value):
             self.best, self.num_bad_epochs = value, 0
         else:
@@ -2724,6 +2745,9 @@ class LinearLR(LRSchedule):
         base = self.base_lr if base_lr is None else base_lr
         done = min(epoch, self.total_iters) / self.total_iters
         return base * (self.start_factor + (self.end_factor - self.start_factor) * done)
+
+    def _closed_form(self, epoch: int) -> None:
+        LRSchedule._set(self, epoch)  # base · end_factor past total_iters, as PyTorch's
 
     def _set(self, epoch: int) -> None:
         if epoch <= self.total_iters:
@@ -3041,6 +3065,9 @@ class SequentialLR(LRSchedule):
     def per_batch(self) -> bool:  # type: ignore[override]
         return self._schedulers[0].per_batch
 
+    def _step_to(self, epoch: object) -> float:
+        raise ConfigError("SequentialLR.step takes no epoch (PyTorch's neither): call step()")
+
     def _check_settings(self, values: dict, where: str) -> None:
         milestones = values["milestones"]
         if isinstance(milestones, (str, bytes)) or not isinstance(milestones, Iterable):
@@ -3182,6 +3209,9 @@ class PolynomialLR(LRSchedule):
         """Past total_iters the rates stay what the groups hold, as PyTorch's (a rate set
         by hand after the end is kept, not taken to 0)."""
         return epoch > self.total_iters
+
+    def _closed_form(self, epoch: int) -> None:
+        LRSchedule._set(self, epoch)  # 0 past total_iters, as PyTorch's
 
     def _set(self, epoch: int) -> None:
         if self._keeps_rates(epoch):
