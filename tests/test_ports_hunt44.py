@@ -253,3 +253,55 @@ def test_older_scripts_stepping_with_the_epoch_get_torchs_rates(seeded, name):
             rows[lib.__name__].append([g["lr"] for g in opt.param_groups])
     for a, b in zip(rows["wxb"], rows["torch"], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, err_msg=msg)
+
+
+def test_chained_scheduler_of_torchs_docs_trains_and_resumes_as_torch(seeded):
+    """``ChainedScheduler([ConstantLR(opt, factor=0.1, total_iters=2), ExponentialLR(opt,
+    gamma=0.9)])``, PyTorch's docs example, stepped once an epoch: the port stopped at
+    an AttributeError (wxb.optim.lr_scheduler had no ChainedScheduler). Its rates, the
+    weights trained with them, and a resume from its state_dict at a drawn epoch."""
+    rng = seeded.rng
+    values = (float(rng.uniform(0.05, 0.9)), int(rng.integers(1, 4)), float(rng.uniform(0.5, 0.95)))
+    kinds = ["constant", "linear", "exponential", "step", "multistep", "cosine", "polynomial"]
+    names = [str(rng.choice(kinds[:2])), str(rng.choice(kinds))]
+    cut, epochs = int(rng.integers(0, 7)), 8
+    msg = seeded.msg(f"{names} {values}, resumed at {cut}")
+    ours, theirs = _twin_models(rng)
+    batches = _batches(rng, 2)
+    lr = float(rng.uniform(0.01, 0.2))
+
+    def made(lib, params):
+        opt = lib.optim.RAdam(params, lr=lr)
+        chain = [_chained(lib.optim.lr_scheduler, opt, n, values) for n in names]
+        return opt, lib.optim.lr_scheduler.ChainedScheduler(chain, optimizer=opt)
+
+    opt, sched = made(wxb, ours.parameters())
+    ref, ref_sched = made(torch, theirs.parameters())
+    rates = []
+    for epoch in range(epochs):
+        if epoch == cut:
+            saved = pickle.dumps((opt.state_dict(), sched.state_dict()))
+        rates.append(opt.param_groups[0]["lr"])
+        for x, y in batches:
+            opt.zero_grad()
+            ref.zero_grad()
+            F.cross_entropy(ours(wxb.tensor(x)), y).backward()
+            TF.cross_entropy(theirs(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+            opt.step()
+            ref.step()
+        sched.step()
+        ref_sched.step()
+        np.testing.assert_allclose(
+            sched.get_last_lr(), ref_sched.get_last_lr(), rtol=1e-12, err_msg=msg
+        )
+    for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
+        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-9, atol=1e-12, err_msg=msg)
+    opt, sched = made(wxb, _twin_models(rng)[0].parameters())
+    state, sched_state = pickle.loads(saved)
+    opt.load_state_dict(state)
+    sched.load_state_dict(sched_state)
+    resumed = []
+    for _ in range(cut, epochs):
+        resumed.append(opt.param_groups[0]["lr"])
+        sched.step()
+    assert resumed == rates[cut:], msg

@@ -3306,14 +3306,74 @@ class CosineAnnealingWarmRestarts(LRSchedule):
         return self.optimizer.lr
 
 
+class ChainedScheduler:
+    """PyTorch's ChainedScheduler: several schedules on one optimiser stepped together,
+    each on the rate the ones before it left (its docs' ConstantLR then ExponentialLR).
+    ``step()`` steps each in turn; ``get_last_lr()`` is the groups' lr after the last;
+    ``state_dict()`` holds each schedule's. A ReduceLROnPlateau, stepped on a figure, is
+    refused (stepped without one here, PyTorch's fails at the first step)."""
+
+    def __init__(self, schedulers: list[LRSchedule], optimizer: Optimizer | None = None) -> None:
+        name = "ChainedScheduler"
+        if not isinstance(schedulers, (list, tuple)) or not schedulers:
+            raise ConfigError(f"{name} expects a list of at least one schedule; got {schedulers!r}")
+        optimizer = schedulers[0].optimizer if optimizer is None else optimizer
+        for index, schedule in enumerate(schedulers):
+            if not isinstance(schedule, LRSchedule):
+                raise ConfigError(
+                    f"{name} schedulers[{index}] must be a wxb schedule; got {schedule!r}"
+                )
+            if isinstance(schedule, ReduceLROnPlateau):
+                raise ConfigError(
+                    f"{name} schedulers[{index}] is a ReduceLROnPlateau, which steps on a "
+                    "figure: step it on its own (scheduler.step(val_loss))"
+                )
+            if schedule.optimizer is not optimizer:
+                raise ConfigError(
+                    f"{name} schedulers[{index}] ({type(schedule).__name__}) is on another "
+                    "optimiser: every schedule must be on the same one"
+                )
+        self.optimizer = optimizer
+        self._schedulers = list(schedulers)
+        self._last_lr = [group["lr"] for group in optimizer.param_groups]
+
+    def step(self) -> float:
+        """Each schedule's next epoch, in turn; returns the first group's rate."""
+        for schedule in self._schedulers:
+            schedule.step()
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        return self.optimizer.lr
+
+    def get_last_lr(self) -> list[float]:
+        return list(self._last_lr)
+
+    def state_dict(self) -> dict:
+        return {
+            "type": "ChainedScheduler",
+            "_last_lr": list(self._last_lr),
+            "_schedulers": [s.state_dict() for s in self._schedulers],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        where = "ChainedScheduler.load_state_dict"
+        saved = state.get("_schedulers") if isinstance(state, dict) else None
+        if not isinstance(saved, list) or len(saved) != len(self._schedulers):
+            count = len(saved) if isinstance(saved, list) else "no"
+            raise ConfigError(
+                f"{where}: the state holds {count} schedules' states; this chain has "
+                f"{len(self._schedulers)}"
+            )
+        for schedule, loaded in zip(self._schedulers, saved, strict=True):
+            schedule.load_state_dict(loaded)
+        self._last_lr = [float(v) for v in state.get("_last_lr", self._last_lr)]
+
+
 # torch.optim.lr_scheduler's names this module lacks, each with what to write instead
 _TORCH_SCHEDULER_WAYS = {
     "CyclicLR": "OneCycleLR (one cycle, stepped once a batch) or CosineAnnealingWarmRestarts "
     "give a rate that rises and falls",
     "MultiplicativeLR": "LambdaLR(optimizer, lambda epoch: f(1)·…·f(epoch)) gives the same "
     "rates (the product of the factors so far)",
-    "ChainedScheduler": "make the schedules on one optimiser and step each: they compound, "
-    "each going on from the rate the others left, as ChainedScheduler's",
     "LRScheduler": "a schedule of one's own subclasses wxb.optim.LRSchedule (its lr_at(epoch, "
     "base_lr) gives the rate)",
 }
@@ -3342,6 +3402,7 @@ class _TorchSchedulerNames(type(sys)):
 SCHEDULES["onecycle"] = OneCycleLR
 lr_scheduler = _TorchSchedulerNames(f"{__name__}.lr_scheduler")
 lr_scheduler.__all__ = [
+    "ChainedScheduler",
     "ConstantLR",
     "CosineAnnealingLR",
     "CosineAnnealingWarmRestarts",
