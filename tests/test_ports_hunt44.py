@@ -305,3 +305,46 @@ def test_chained_scheduler_of_torchs_docs_trains_and_resumes_as_torch(seeded):
         resumed.append(opt.param_groups[0]["lr"])
         sched.step()
     assert resumed == rates[cut:], msg
+
+
+@pytest.mark.parametrize("optimiser", ["NAdam", "RAdam", "Adamax", "Adadelta"])
+def test_warm_restarts_by_fractional_epochs_with_clipped_values_train_as_torch(seeded, optimiser):
+    """PyTorch's CosineAnnealingWarmRestarts example (``scheduler.step(epoch + i /
+    iters)`` after every batch) with ``torch.nn.utils.clip_grad_value_``: wxb had no
+    clip_grad_value_, so the port stopped at an AttributeError. Now beside
+    clip_grad_norm_ in wxb.optim: the losses, weights and rates are PyTorch's."""
+    rng = seeded.rng
+    T_0, T_mult = int(rng.integers(1, 4)), int(rng.integers(1, 3))
+    clip, lr = float(rng.uniform(0.01, 0.2)), float(rng.uniform(0.01, 0.1))
+    if optimiser == "Adadelta":
+        lr *= 10
+    msg = seeded.msg(f"{optimiser} T_0 {T_0} T_mult {T_mult}, clip {clip}, lr {lr}")
+    ours, theirs = _twin_models(rng)
+    batches = _batches(rng, int(rng.integers(2, 5)))
+    opt = getattr(wxb.optim, optimiser)(ours.parameters(), lr=lr)
+    ref = getattr(torch.optim, optimiser)(theirs.parameters(), lr=lr)
+    sched = wxb.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0, T_mult, eta_min=1e-4)
+    ref_sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(ref, T_0, T_mult, 1e-4)
+    iters = len(batches)
+    for epoch in range(5):
+        for i, (x, y) in enumerate(batches):
+            opt.zero_grad()
+            ref.zero_grad()
+            loss = F.cross_entropy(ours(wxb.tensor(x)), y)
+            expected = TF.cross_entropy(theirs(torch.from_numpy(x)), torch.from_numpy(y))
+            loss.backward()
+            expected.backward()
+            assert loss.item() == pytest.approx(expected.item(), rel=1e-10), msg
+            assert wxb.optim.clip_grad_value_(ours.parameters(), clip) is None
+            torch.nn.utils.clip_grad_value_(theirs.parameters(), clip)
+            for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
+                np.testing.assert_allclose(p.grad, q.grad.numpy(), rtol=1e-10, err_msg=msg)
+            opt.step()
+            ref.step()
+            sched.step(epoch + i / iters)
+            ref_sched.step(epoch + i / iters)
+            np.testing.assert_allclose(
+                sched.get_last_lr(), ref_sched.get_last_lr(), rtol=1e-12, err_msg=msg
+            )
+    for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
+        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-9, atol=1e-12, err_msg=msg)

@@ -2673,6 +2673,31 @@ def clip_grad_norm_(
     return np.float64(total)
 
 
+def clip_grad_value_(
+    params: Parameter | Iterable[Parameter], clip_value: float, foreach: bool | None = None
+) -> None:
+    """Clamp every gradient entry to [−clip_value, clip_value] in place, as
+    ``torch.nn.utils.clip_grad_value_``; those without a gradient are skipped.
+    ``foreach`` (an implementation choice of torch's) is taken and changes nothing."""
+    clip_value = _number(clip_value, "clip_grad_value_ clip_value")
+    if not clip_value >= 0:
+        raise ConfigError(f"clip_grad_value_ clip_value must be ≥ 0; got {clip_value}")
+    if foreach not in (None, True, False):
+        raise ConfigError(f"clip_grad_value_ foreach must be True, False or None; got {foreach!r}")
+    params = [params] if isinstance(params, Tensor) else list(params)
+    for index, p in enumerate(params):
+        if p.grad is None:
+            continue
+        try:
+            _check_grad_shape(p, index)
+        except ConfigError as exc:
+            raise ConfigError(f"clip_grad_value_: {exc}") from None
+        if isinstance(p.grad, np.ndarray) and p.grad.dtype.kind == "f":
+            np.clip(p.grad, -clip_value, clip_value, out=p.grad)  # in place, as PyTorch's
+        else:  # a NumPy scalar, list or whole numbers a user assigned by hand
+            p.grad = np.clip(np.asarray(p.grad, dtype=p.dtype), -clip_value, clip_value)
+
+
 class LambdaLR(LRSchedule):
     """η · lr_lambda(epoch), as PyTorch's LambdaLR: one function for every group, called
     with the epoch (0 when made). As PyTorch's, it is not chainable: each step sets

@@ -86,7 +86,7 @@ _TORCH_NAMES = {
     "(x.flatten(1)), or hand fit rows (X.reshape(len(X), -1))",
     "BCELoss": "use BCEWithLogitsLoss on the logits (it applies the sigmoid itself, stably; "
     "leave the Sigmoid layer out)",
-    "utils": "clip_grad_norm_ is wxb.optim.clip_grad_norm_",
+    "utils": "clip_grad_norm_ is wxb.optim.clip_grad_norm_ (clip_grad_value_ too)",
 }
 
 
