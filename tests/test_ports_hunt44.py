@@ -348,3 +348,48 @@ def test_warm_restarts_by_fractional_epochs_with_clipped_values_train_as_torch(s
             )
     for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
         np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-9, atol=1e-12, err_msg=msg)
+
+
+def test_lambda_lr_with_one_function_per_group_as_torchs_docs(seeded):
+    """PyTorch's LambdaLR example: ``lambda1 = lambda epoch: epoch // 30``, ``lambda2 =
+    lambda epoch: 0.95 ** epoch``, ``LambdaLR(optimizer, lr_lambda=[lambda1, lambda2])``
+    on an optimiser of two groups: refused ('a list of functions, one per parameter
+    group, is not implemented'). Each group's rate, through a resume from a drawn
+    epoch's state, and step(epoch)."""
+    rng = seeded.rng
+    every, gamma = int(rng.integers(1, 4)), float(rng.uniform(0.5, 0.99))
+    rates = [float(v) for v in rng.uniform(0.01, 0.5, 2)]
+    cut, epochs = int(rng.integers(0, 9)), 10
+    msg = seeded.msg(f"every {every}, gamma {gamma}, rates {rates}, resumed at {cut}")
+
+    def made(lib, parameter):
+        opt = lib.optim.RAdam([{"params": [parameter()], "lr": r} for r in rates])
+        lambdas = [lambda epoch: epoch // every, lambda epoch: gamma**epoch]
+        return opt, lib.optim.lr_scheduler.LambdaLR(opt, lr_lambda=lambdas)
+
+    rows, saved = {}, None
+    for lib, parameter in (
+        (wxb, lambda: wxb.nn.Parameter(np.zeros(2))),
+        (torch, lambda: torch.zeros(2, requires_grad=True)),
+    ):
+        opt, sched = made(lib, parameter)
+        rows[lib.__name__] = []
+        for epoch in range(epochs):
+            if epoch == cut and lib is wxb:
+                saved = pickle.dumps((opt.state_dict(), sched.state_dict()))
+            opt.step()
+            sched.step()
+            rows[lib.__name__].append([g["lr"] for g in opt.param_groups] + sched.get_last_lr())
+        sched.step(3)
+        rows[lib.__name__].append([g["lr"] for g in opt.param_groups] + sched.get_last_lr())
+    np.testing.assert_allclose(rows["wxb"], rows["torch"], rtol=1e-12, err_msg=msg)
+    opt, sched = made(wxb, lambda: wxb.nn.Parameter(np.zeros(2)))
+    state, sched_state = pickle.loads(saved)
+    opt.load_state_dict(state)
+    sched.load_state_dict(sched_state)
+    resumed = []
+    for _ in range(cut, epochs):
+        opt.step()
+        sched.step()
+        resumed.append([g["lr"] for g in opt.param_groups] + sched.get_last_lr())
+    assert resumed == rows["wxb"][cut:epochs], msg

@@ -362,8 +362,8 @@ def test_schedules_refuse_what_torch_refuses():
                      {"end_factor": 2}, {"total_iters": 0}]:  # fmt: skip
         with pytest.raises(wxb.ConfigError):
             wxb.optim.LinearLR(opt, **settings)
-    with pytest.raises(wxb.ConfigError, match="one function"):
-        wxb.optim.LambdaLR(opt, [lambda e: 1.0])
+    with pytest.raises(wxb.ConfigError, match="2 functions for 1 parameter groups"):
+        wxb.optim.LambdaLR(opt, [lambda e: 1.0, lambda e: 0.5])  # (PyTorch's refuses too)
     with pytest.raises(wxb.ConfigError, match="function of the epoch"):
         wxb.optim.LambdaLR(opt, 0.5)
 

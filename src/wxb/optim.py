@@ -2699,35 +2699,74 @@ def clip_grad_value_(
 
 
 class LambdaLR(LRSchedule):
-    """η · lr_lambda(epoch), as PyTorch's LambdaLR: one function for every group, called
-    with the epoch (0 when made). As PyTorch's, it is not chainable: each step sets
-    base·λ(epoch) over a rate set by hand since. The function is kept out of
-    ``state_dict()`` (as PyTorch keeps a plain function out of its own)."""
+    """η · lr_lambda(epoch), as PyTorch's LambdaLR: one function for every group, or a
+    list of one per group (PyTorch's docs' example), called with the epoch (0 when
+    made). As PyTorch's, it is not chainable: each step sets base·λ(epoch) over a rate
+    set by hand since. The function is kept out of ``state_dict()`` (as PyTorch keeps
+    a plain function out of its own)."""
 
     chainable: ClassVar[bool] = False
 
     def __init__(
-        self, optimizer: Optimizer, lr_lambda: Callable[[int], float], last_epoch: int = -1
+        self,
+        optimizer: Optimizer,
+        lr_lambda: Callable[[int], float] | list[Callable[[int], float]],
+        last_epoch: int = -1,
     ) -> None:
         super().__init__(optimizer)
-        if isinstance(lr_lambda, (list, tuple)):
+        functions = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else [lr_lambda]
+        groups = len(optimizer.param_groups)
+        if isinstance(lr_lambda, (list, tuple)) and len(functions) != groups:
             raise ConfigError(
-                "LambdaLR: a list of functions, one per parameter group, is not implemented "
-                "in wxb: give one function for every group"
+                f"LambdaLR lr_lambda holds {len(functions)} functions for {groups} parameter "
+                "groups (one per group, or one for every group)"
             )
-        if not callable(lr_lambda):
-            raise ConfigError(
-                f"LambdaLR lr_lambda must be a function of the epoch; got {lr_lambda!r}"
-            )
-        self._lr_lambda = lr_lambda
+        for function in functions:
+            if not callable(function):
+                raise ConfigError(
+                    f"LambdaLR lr_lambda must be a function of the epoch; got {function!r}"
+                )
+        self._lr_lambda = (
+            lr_lambda
+            if len(functions) == 1 and not isinstance(lr_lambda, (list, tuple))
+            else functions
+        )
         self.start(last_epoch)
 
-    def lr_at(self, epoch: int, base_lr: float | None = None) -> float:
+    def _function(self, index: int) -> Callable[[int], float]:
+        if not isinstance(self._lr_lambda, list):
+            return self._lr_lambda
+        if index >= len(self._lr_lambda):  # PyTorch's zips them (strict): it fails too
+            raise ConfigError(
+                f"LambdaLR holds {len(self._lr_lambda)} functions, one per parameter group "
+                f"it was made on; param_groups[{index}] was added since and has none"
+            )
+        return self._lr_lambda[index]
+
+    def lr_at(self, epoch: int, base_lr: float | None = None, index: int = 0) -> float:
         base = self.base_lr if base_lr is None else base_lr
-        factor = self._lr_lambda(epoch)
+        factor = self._function(index)(epoch)
         if hasattr(factor, "item") and not isinstance(factor, (np.floating, np.integer)):
             factor = factor.item()  # a 0-d tensor or array, as torch takes it
         return base * _number(factor, f"LambdaLR lr_lambda({epoch})")
+
+    def _set(self, epoch: int) -> None:
+        if not isinstance(self._lr_lambda, list):
+            super()._set(epoch)
+            return
+        groups = self.optimizer.param_groups
+        for index, (group, base) in enumerate(zip(groups, self._bases(), strict=True)):
+            rate = self.lr_at(epoch, base, index)  # (each group its own function)
+            group["lr"] = self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = rate
+
+    def load_state_dict(self, state: dict) -> None:
+        """As every schedule's; with one function per group, each group's own rate is the
+        one recorded as set (the loaded epoch's)."""
+        super().load_state_dict(state)
+        if isinstance(self._lr_lambda, list):
+            for index, base in enumerate(self.base_lrs):
+                rate = self.lr_at(self.epoch, base, index)
+                self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = rate
 
     def _rebase(self, bases: list[float]) -> None:
         """Not chainable, as PyTorch's: a rate set by hand is overwritten at the next step."""
@@ -3065,6 +3104,11 @@ class SequentialLR(LRSchedule):
                 raise ConfigError(
                     f"{name} schedulers[{index}] ({type(schedule).__name__}) is on another "
                     "optimiser: every schedule must be on the SequentialLR's"
+                )
+            if isinstance(vars(schedule).get("_lr_lambda"), list):
+                raise ConfigError(
+                    f"{name} schedulers[{index}] is a LambdaLR with one function per group, "
+                    "which a SequentialLR does not run in wxb: give it one function"
                 )
         if len({s.per_batch for s in schedulers}) > 1:
             raise ConfigError(

@@ -2010,14 +2010,16 @@ def _schedule_settings(schedule: LRSchedule) -> dict[str, Any]:
     silently, a mix of two schedules."""
     settings = schedule.settings()
     function = vars(schedule).get("_lr_lambda")
-    if function is not None:
+    if isinstance(function, list):  # one per group: each one's digest
+        settings["lr_lambda"] = [ckpt.code_digest(f) for f in function]
+    elif function is not None:
         settings["lr_lambda"] = ckpt.code_digest(function)
     if "schedulers" in settings:  # a SequentialLR: each of its own, a LambdaLR's function too
         settings["schedulers"] = [_schedule_settings(s) for s in schedule._schedulers]
     own = ckpt.own_classes_digest(schedule)
     if own is not None:
         settings["_code"] = own
-    functions = [] if function is None else [function]
+    functions = [] if function is None else function if isinstance(function, list) else [function]
     for cls in type(schedule).__mro__:
         if cls is not object and cls.__module__.split(".")[0] != "wxb":
             functions += [f for f in vars(cls).values() if callable(f)]
