@@ -393,3 +393,55 @@ def test_lambda_lr_with_one_function_per_group_as_torchs_docs(seeded):
         sched.step()
         resumed.append([g["lr"] for g in opt.param_groups] + sched.get_last_lr())
     assert resumed == rows["wxb"][cut:epochs], msg
+
+
+def test_multiplicative_lr_trains_and_resumes_as_torch(seeded):
+    """``MultiplicativeLR(optimizer, lr_lambda=lambda epoch: 0.95)``, PyTorch's docs
+    example, stopped the port at an AttributeError (wxb.optim.lr_scheduler had none).
+    Each group's rate after every epoch, a rate set by hand mid-run, an ExponentialLR
+    stepped beside it, and a resume from a drawn epoch's state."""
+    rng = seeded.rng
+    gamma, hand = float(rng.uniform(0.5, 1.0)), int(rng.integers(0, 10))
+    rates = [float(v) for v in rng.uniform(0.01, 0.5, 2)]
+    cut, epochs = int(rng.integers(0, 10)), 12
+    msg = seeded.msg(f"gamma {gamma}, set by hand at {hand}, rates {rates}, resumed at {cut}")
+
+    def made(lib, parameter):
+        opt = lib.optim.Adadelta([{"params": [parameter()], "lr": r} for r in rates])
+        S = lib.optim.lr_scheduler
+        return opt, [
+            S.MultiplicativeLR(opt, lambda e: gamma if e % 2 else 1 / (1 + 0.1 * e)),
+            S.ExponentialLR(opt, 0.9),
+        ]
+
+    rows, saved = {}, None
+    for lib, parameter in (
+        (wxb, lambda: wxb.nn.Parameter(np.zeros(2))),
+        (torch, lambda: torch.zeros(2, requires_grad=True)),
+    ):
+        opt, scheds = made(lib, parameter)
+        rows[lib.__name__] = []
+        for epoch in range(epochs):
+            if epoch == hand:
+                opt.param_groups[0]["lr"] = 0.05
+            if epoch == cut and lib is wxb:
+                saved = pickle.dumps((opt.state_dict(), [s.state_dict() for s in scheds]))
+            opt.step()
+            for s in scheds:
+                s.step()
+            rows[lib.__name__].append([g["lr"] for g in opt.param_groups] + scheds[0].get_last_lr())
+    np.testing.assert_allclose(rows["wxb"], rows["torch"], rtol=1e-11, err_msg=msg)
+    opt, scheds = made(wxb, lambda: wxb.nn.Parameter(np.zeros(2)))
+    state, states = pickle.loads(saved)
+    opt.load_state_dict(state)
+    for s, loaded in zip(scheds, states, strict=True):
+        s.load_state_dict(loaded)
+    resumed = []
+    for epoch in range(cut, epochs):
+        if epoch == hand:
+            opt.param_groups[0]["lr"] = 0.05
+        opt.step()
+        for s in scheds:
+            s.step()
+        resumed.append([g["lr"] for g in opt.param_groups] + scheds[0].get_last_lr())
+    np.testing.assert_allclose(resumed, rows["wxb"][cut:], rtol=1e-13, err_msg=msg)

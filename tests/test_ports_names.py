@@ -350,8 +350,6 @@ def test_lr_scheduler_namespace_as_torchs():
     assert S.OneCycleLR is wxb.optim.OneCycleLR and S.SequentialLR is wxb.optim.SequentialLR
     with pytest.raises(AttributeError, match="OneCycleLR"):
         S.CyclicLR  # noqa: B018
-    with pytest.raises(AttributeError, match="LambdaLR"):  # torch's, with wxb's way
-        S.MultiplicativeLR  # noqa: B018
     with pytest.raises(AttributeError, match="it holds"):
         S.NoSuchLR  # noqa: B018
 

@@ -2779,6 +2779,53 @@ class LambdaLR(LRSchedule):
         self._set(self.epoch)
 
 
+class MultiplicativeLR(LRSchedule):
+    """PyTorch's MultiplicativeLR: each step multiplies every group's rate by
+    ``lr_lambda(epoch)`` (epoch ≥ 1), so the rate at epoch n is η·λ(1)·…·λ(n). As
+    PyTorch's, it goes on from a rate set by hand (chainable); ``step(epoch)`` multiplies
+    the rate held by λ(epoch) once. One function for every group; the function is kept
+    out of ``state_dict()``, as PyTorch's."""
+
+    def __init__(
+        self, optimizer: Optimizer, lr_lambda: Callable[[int], float], last_epoch: int = -1
+    ) -> None:
+        super().__init__(optimizer)
+        if isinstance(lr_lambda, (list, tuple)):
+            raise ConfigError(
+                "MultiplicativeLR: a list of functions, one per parameter group, is not "
+                "implemented in wxb: give one function for every group"
+            )
+        if not callable(lr_lambda):
+            raise ConfigError(
+                f"MultiplicativeLR lr_lambda must be a function of the epoch; got {lr_lambda!r}"
+            )
+        self._lr_lambda = lr_lambda
+        self._products = [1.0]  # λ(1)·…·λ(n) at n, each λ called once, as PyTorch calls it
+        self.start(last_epoch)
+
+    def _factor(self, epoch: int) -> float:
+        factor = self._lr_lambda(epoch)
+        if hasattr(factor, "item") and not isinstance(factor, (np.floating, np.integer)):
+            factor = factor.item()  # a 0-d tensor or array, as torch takes it
+        return _number(factor, f"MultiplicativeLR lr_lambda({epoch})")
+
+    def lr_at(self, epoch: int, base_lr: float | None = None) -> float:
+        base = self.base_lr if base_lr is None else base_lr
+        products = self._products
+        while len(products) <= epoch:
+            products.append(products[-1] * self._factor(len(products)))
+        return base * products[epoch]
+
+    def _closed_form(self, epoch: int) -> None:
+        # PyTorch's has none: step(epoch) multiplies the rate held by λ(epoch) once
+        factor = self._factor(epoch) if epoch > 0 else 1.0
+        self._bases()
+        for index, group in enumerate(self.optimizer.param_groups):
+            rate = group["lr"] * factor
+            group["lr"] = self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = rate
+            self.base_lrs[index] = self._base_reaching(rate, epoch)
+
+
 class LinearLR(LRSchedule):
     """η · f(epoch), f going linearly from ``start_factor`` to ``end_factor`` over
     ``total_iters`` epochs and staying there, as PyTorch's LinearLR (its warm-up)."""
@@ -3441,8 +3488,6 @@ class ChainedScheduler:
 _TORCH_SCHEDULER_WAYS = {
     "CyclicLR": "OneCycleLR (one cycle, stepped once a batch) or CosineAnnealingWarmRestarts "
     "give a rate that rises and falls",
-    "MultiplicativeLR": "LambdaLR(optimizer, lambda epoch: f(1)·…·f(epoch)) gives the same "
-    "rates (the product of the factors so far)",
     "LRScheduler": "a schedule of one's own subclasses wxb.optim.LRSchedule (its lr_at(epoch, "
     "base_lr) gives the rate)",
 }
@@ -3472,6 +3517,7 @@ SCHEDULES["onecycle"] = OneCycleLR
 lr_scheduler = _TorchSchedulerNames(f"{__name__}.lr_scheduler")
 lr_scheduler.__all__ = [
     "ChainedScheduler",
+    "MultiplicativeLR",
     "ConstantLR",
     "CosineAnnealingLR",
     "CosineAnnealingWarmRestarts",
