@@ -120,20 +120,7 @@ def adam(
     if shrink != 1:
         data *= shrink
     g = _coupled(data, grad, decay, s2)
-    # m ← β₁·m + (1 − β₁)·g as PyTorch's lerp writes it: m + w·(g − m) for w < 0.5, else
-    # g − (1 − w)·(g − m), exact at either end (β₁·(m − g) + g lost g − β₁·g to
-    # cancellation in float32, 1.8 % off at β₁ = 0.999999; m + (g − m) need not be g)
-    np.subtract(g, m, out=s1)
-    if weight < 0.5:
-        s1 *= weight
-        m += s1
-    else:
-        s1 *= one_minus_weight
-        np.subtract(g, s1, out=m)
-    np.multiply(g, one_minus_beta2, out=s1)
-    s1 *= g
-    v *= beta2
-    v += s1
+    _moments(m, v, g, s1, weight, one_minus_weight, beta2, one_minus_beta2)
     np.sqrt(v, out=s1)
     s1 += eps_c
     np.divide(m, s1, out=s1)
@@ -142,7 +129,9 @@ def adam(
 
 
 def _lerp(m, g, weight, one_minus_weight, s1):
-    """m ← lerp(m, g, w) as PyTorch's (see adam): m + w·(g − m) or g − (1 − w)·(g − m)."""
+    """m ← lerp(m, g, w) as PyTorch's lerp writes β₁·m + (1 − β₁)·g: m + w·(g − m) for
+    w < 0.5, else g − (1 − w)·(g − m), exact at either end (β₁·(m − g) + g lost g − β₁·g
+    to cancellation in float32, 1.8 % off at β₁ = 0.999999; m + (g − m) need not be g)."""
     np.subtract(g, m, out=s1)
     if weight < 0.5:
         s1 *= weight
