@@ -3122,7 +3122,9 @@ class SequentialLR(LRSchedule):
     ``initial_lr``. Schedules stepped once a batch (OneCycleLR) are not mixed with
     ones stepped once an epoch; a ReduceLROnPlateau is refused, as PyTorch does. A
     SequentialLR inside another runs from its own epoch 0 (PyTorch's runs one epoch
-    ahead: the outer one's constructor steps it again)."""
+    ahead: the outer one's constructor steps it again). ``last_epoch=k`` is refused:
+    PyTorch's restarts the first schedule there (pytorch/pytorch#162591); a resume
+    loads the saved ``state_dict()`` instead."""
 
     def __init__(
         self,
@@ -3166,6 +3168,20 @@ class SequentialLR(LRSchedule):
         values = {"milestones": milestones}
         self._check_settings(values, name)
         self.milestones = values["milestones"]
+        if (
+            isinstance(last_epoch, (int, np.integer))
+            and not isinstance(last_epoch, bool)
+            and (last_epoch != -1)
+        ):
+            # PyTorch's resume this way restarts its first schedule at epoch 0 whatever k
+            # and counts from k + 1 (pytorch/pytorch#162591): its rates follow neither the
+            # saved run nor one rule wxb could match, so none is guessed here
+            raise ConfigError(
+                f"{name} last_epoch={last_epoch!r}: a SequentialLR does not resume from "
+                "last_epoch (PyTorch's restarts its first schedule at epoch 0 there, "
+                "pytorch/pytorch#162591); make it with last_epoch=-1 and load the saved "
+                "scheduler.state_dict() with load_state_dict, which goes on exactly"
+            )
         # as PyTorch: every group back at its starting rate, the first schedule's epoch 0
         for group in optimizer.param_groups:
             group["lr"] = group["initial_lr"]
