@@ -2,6 +2,8 @@
 beside an unstepped warm-up, schedules' state in PyTorch's form, public names,
 class indices in a float tensor, and fit on a SciPy sparse X a batch at a time."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -70,3 +72,41 @@ def test_sequential_lr_last_epoch_refused_and_state_resume_goes_on_as_torch():
         resumed.step()
         got.append(resumed_opt.param_groups[0]["lr"])
     np.testing.assert_allclose(got, expected[k:], rtol=1e-12, atol=1e-15, err_msg=f"seed {seed}")
+
+
+@pytest.mark.parametrize("named", ["cosine", "step"])
+def test_fit_named_schedule_after_unstepped_warm_up_warns_and_runs_torch_rates(named):
+    """A LinearLR made on the optimiser and never stepped, then fit(lr_schedule="cosine"):
+    the run trained at the warm-up's lowered rate throughout (PyTorch's rule for a second
+    scheduler: it goes on from the lr it finds) without a word. Same rates, now said."""
+    seed = _seed()
+    rng = np.random.default_rng(seed)
+    lr, start, epochs = float(rng.uniform(0.01, 0.5)), float(rng.uniform(0.05, 0.9)), 6
+    p = _torch_param()
+    opt_t = torch.optim.SGD([p], lr=lr)
+    L.LinearLR(opt_t, start_factor=start, total_iters=3)
+    theirs = (L.CosineAnnealingLR(opt_t, T_max=epochs) if named == "cosine"
+              else L.StepLR(opt_t, step_size=max(1, epochs // 3)))  # fmt: skip
+    expected = []
+    for _ in range(epochs):
+        expected.append(opt_t.param_groups[0]["lr"])
+        opt_t.step()
+        theirs.step()
+    X = rng.normal(size=(20, 3))
+    y = X @ rng.normal(size=3)
+    model = wxb.nn.Sequential(wxb.nn.Dense(3, 1))
+    opt = wxb.optim.SGD(model.parameters(), lr=lr)
+    wxb.optim.LinearLR(opt, start_factor=start, total_iters=3)
+    with pytest.warns(UserWarning, match=r"never stepped.*SequentialLR") as caught:
+        history = wxb.fit(model, X, y, loss="mse", optimizer=opt, epochs=epochs,
+                          batch_size=20, lr_schedule=named, verbose=0)  # fmt: skip
+    assert caught[0].filename == __file__, seed
+    np.testing.assert_allclose(history.history["lr"], expected, rtol=1e-12, err_msg=f"{seed}")
+    # no warning where no schedule left the rate lowered
+    model = wxb.nn.Sequential(wxb.nn.Dense(3, 1))
+    opt = wxb.optim.SGD(model.parameters(), lr=lr)
+    wxb.optim.StepLR(opt, step_size=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        wxb.fit(model, X, y, loss="mse", optimizer=opt, epochs=2, batch_size=20,
+                lr_schedule=named, verbose=0)  # fmt: skip

@@ -67,7 +67,14 @@ from wxb.nn.module import (
 )
 from wxb.nn.norm import BatchNorm1d
 from wxb.nn.sequential import layers_in_order
-from wxb.optim import SCHEDULES, LRSchedule, Optimizer, ReduceLROnPlateau, get_optimizer
+from wxb.optim import (
+    SCHEDULES,
+    LRSchedule,
+    Optimizer,
+    ReduceLROnPlateau,
+    _unstepped,
+    get_optimizer,
+)
 from wxb.random import (
     FUNCTIONAL_SCHEME,
     RowMasks,
@@ -761,7 +768,9 @@ def fit(
       ``start_from_epoch``.
     - ``lr_schedule``: "step", "cosine", "invscaling", "plateau", "onecycle" (PyTorch's
       OneCycleLR peaking at the optimiser's lr over the whole run, momentum or Adam's β₁
-      cycled where the optimiser has one), or an LRSchedule;
+      cycled where the optimiser has one), or an LRSchedule (a named one goes on from
+      the rates the optimiser holds, as a second PyTorch scheduler does: after a warm-up
+      made on it and never stepped, from the warm-up's lowered rate, with a warning);
       stepped per epoch, but a OneCycleLR (or a SequentialLR of them) after every batch
       (its total_steps must cover epochs × batches; History's lr is then the rate the
       epoch's last batch trained with). A ReduceLROnPlateau is stepped on what early
@@ -2375,6 +2384,28 @@ def _train_epoch(step, loss_fn, X, y, loop: _Loop, x_batch, y_batch, after_step,
     return True
 
 
+def _warn_unstepped_schedule(optimizer: Optimizer, name: str) -> None:
+    """A schedule the user made on the optimiser and never stepped (a warm-up's LinearLR)
+    left a group's lr below its initial_lr: fit's own schedule goes on from that rate,
+    as a second PyTorch scheduler made on the optimiser does, while the warm-up, which
+    fit never steps, does not run. Said, since the whole run trains at the lower rate."""
+    held = _unstepped(optimizer)
+    for index, group in enumerate(optimizer.param_groups):
+        initial = group.get("initial_lr", group["lr"])
+        if index in held and group["lr"] != initial:
+            warnings.warn(
+                f"lr_schedule={name!r} goes on from the rate the optimiser holds, as a second "
+                f"PyTorch scheduler does: a schedule made on it and never stepped (a warm-up's "
+                f"LinearLR or ConstantLR) set param_groups[{index}]'s lr to {group['lr']:g} "
+                f"(its initial_lr is {initial:g}), and fit steps only its own schedule, so the "
+                "warm-up never runs. For a warm-up then a decay pass lr_schedule=SequentialLR("
+                "opt, [warm_up, CosineAnnealingLR(opt, T_max)], milestones=[k])",
+                UserWarning,
+                stacklevel=6,  # the caller of fit
+            )
+            return
+
+
 def _make_schedule(
     schedule: str | LRSchedule | None,
     optimizer: Optimizer,
@@ -2398,6 +2429,8 @@ def _make_schedule(
         )
     if schedule is None or isinstance(schedule, LRSchedule):
         return schedule
+    if isinstance(schedule, str):
+        _warn_unstepped_schedule(optimizer, schedule)
     if schedule == "step":
         return SCHEDULES["step"](optimizer, step_size=max(1, epochs // 3))
     if schedule == "cosine":
