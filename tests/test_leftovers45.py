@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import wxb
+from wxb import interop
 from wxb.errors import ConfigError
 
 torch = pytest.importorskip("torch")
@@ -110,3 +111,155 @@ def test_fit_named_schedule_after_unstepped_warm_up_warns_and_runs_torch_rates(n
         warnings.simplefilter("error")
         wxb.fit(model, X, y, loss="mse", optimizer=opt, epochs=2, batch_size=20,
                 lr_schedule=named, verbose=0)  # fmt: skip
+
+
+SCHEDULE_KINDS = ["StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR",
+                  "ConstantLR", "PolynomialLR", "OneCycleLR", "CosineAnnealingWarmRestarts",
+                  "ReduceLROnPlateau", "LambdaLR", "MultiplicativeLR", "SequentialLR",
+                  "ChainedScheduler"]  # fmt: skip
+TOTAL = 14
+
+
+def _schedule_settings(rng, kind):
+    """Settings a user could write for ``kind`` (drawn once, used on both sides)."""
+    u, i = rng.uniform, rng.integers
+    return {
+        "StepLR": {"step_size": int(i(1, 5)), "gamma": float(u(0.1, 0.9))},
+        "MultiStepLR": {"milestones": sorted(int(v) for v in i(1, 10, 3)),
+                        "gamma": float(u(0.1, 0.9))},
+        "ExponentialLR": {"gamma": float(u(0.5, 0.99))},
+        "CosineAnnealingLR": {"T_max": int(i(2, 8)), "eta_min": float(u(0, 0.01))},
+        "LinearLR": {"start_factor": float(u(0.05, 1)), "end_factor": float(u(0, 1)),
+                     "total_iters": int(i(1, 8))},
+        "ConstantLR": {"factor": float(u(0.05, 1)), "total_iters": int(i(1, 8))},
+        "PolynomialLR": {"total_iters": int(i(1, 10)), "power": float(u(0.5, 3))},
+        "OneCycleLR": {"max_lr": [float(v) for v in u(0.1, 1, 2)], "total_steps": TOTAL + 1,
+                       "pct_start": 0.3, "anneal_strategy": str(rng.choice(["cos", "linear"])),
+                       "div_factor": float(u(5, 30)), "final_div_factor": float(u(10, 1e4))},
+        "CosineAnnealingWarmRestarts": {"T_0": int(i(1, 5)), "T_mult": int(i(1, 3)),
+                                        "eta_min": float(u(0, 0.01))},
+        "ReduceLROnPlateau": {"patience": int(i(0, 3)), "factor": float(u(0.1, 0.9)),
+                              "cooldown": int(i(0, 2))},
+        "LambdaLR": {"decay": float(u(0.5, 0.99))},
+        "MultiplicativeLR": {"decay": float(u(0.5, 0.99))},
+        "SequentialLR": {"warm": int(i(1, 5)), "start_factor": float(u(0.05, 1)),
+                         "T_max": int(i(2, 8)), "gamma": float(u(0.5, 0.99))},
+        "ChainedScheduler": {"factor": float(u(0.05, 1)), "total_iters": int(i(1, 6)),
+                             "gamma": float(u(0.5, 0.99))},
+    }[kind]  # fmt: skip
+
+
+def _build(module, opt, kind, s):
+    if kind in ("LambdaLR", "MultiplicativeLR"):
+        decay = s["decay"]
+        factor = (lambda e: decay**e + 0.1 * (e % 2)) if kind == "LambdaLR" else (lambda e: decay)
+        return getattr(module, kind)(opt, factor)
+    if kind == "SequentialLR":
+        warm = module.LinearLR(opt, start_factor=s["start_factor"], total_iters=s["warm"])
+        cosine = module.CosineAnnealingLR(opt, T_max=s["T_max"], eta_min=0.001)
+        decay = module.ExponentialLR(opt, gamma=s["gamma"])
+        return module.SequentialLR(
+            opt, [warm, cosine, decay], milestones=[s["warm"], s["warm"] + s["T_max"]]
+        )
+    if kind == "ChainedScheduler":
+        constant = module.ConstantLR(opt, factor=s["factor"], total_iters=s["total_iters"])
+        return module.ChainedScheduler([constant, module.ExponentialLR(opt, gamma=s["gamma"])])
+    return getattr(module, kind)(opt, **s)
+
+
+def _optimizers(lrs):
+    def torch_one():
+        groups = [{"params": [_torch_param()], "lr": lr} for lr in lrs]
+        return torch.optim.SGD(groups, lr=lrs[0], momentum=0.9)
+
+    def wxb_one():
+        groups = [{"params": [_wxb_param()], "lr": lr} for lr in lrs]
+        return wxb.optim.SGD(groups, lr=lrs[0], momentum=0.9)
+
+    return torch_one, wxb_one
+
+
+def _step(schedule, figure):
+    if type(schedule).__name__ == "ReduceLROnPlateau":
+        schedule.step(figure)
+    else:
+        schedule.step()
+
+
+def _seen(opt):
+    return [g["lr"] for g in opt.param_groups] + [g["momentum"] for g in opt.param_groups]
+
+
+@pytest.mark.parametrize("kind", SCHEDULE_KINDS)
+def test_scheduler_state_from_and_to_torch_goes_on_with_torch_rates(kind):
+    """wxb.interop had no way to take PyTorch's scheduler.state_dict() (nor give one back):
+    a run resumed from PyTorch's checkpoint restarted its schedule. Now a PyTorch state
+    loaded at step k goes on with PyTorch's rates (and OneCycleLR's momentum) step for
+    step, and a wxb state loaded into PyTorch's scheduler does too."""
+    seed = _seed()
+    rng = np.random.default_rng(seed)
+    settings = _schedule_settings(rng, kind)
+    torch_opt, wxb_opt = _optimizers([float(v) for v in rng.uniform(0.01, 1, 2)])
+    figures = [float(v) for v in rng.uniform(0.5, 1, TOTAL)]
+    k = int(rng.integers(0, TOTAL))
+    opt_t = torch_opt()
+    theirs = _build(L, opt_t, kind, settings)
+    expected = []
+    for i in range(TOTAL):
+        expected.append(_seen(opt_t))
+        opt_t.step()
+        _step(theirs, figures[i])
+    expected.append(_seen(opt_t))
+    where = f"{kind} k={k} seed {seed}"
+
+    # PyTorch's state at step k into wxb (optimiser first, then the schedule)
+    opt_t = torch_opt()
+    theirs = _build(L, opt_t, kind, settings)
+    for i in range(k):
+        opt_t.step()
+        _step(theirs, figures[i])
+    opt = wxb_opt()
+    ours = _build(wxb.optim, opt, kind, settings)
+    interop.optimizer_from_torch(opt_t, opt)
+    assert interop.scheduler_from_torch(theirs.state_dict(), ours) is ours
+    got = [_seen(opt)]
+    for i in range(k, TOTAL):
+        _step(ours, figures[i])
+        got.append(_seen(opt))
+    # PyTorch's chainable recurrence and wxb's closed form round apart by an ulp or two
+    np.testing.assert_allclose(got, expected[k:], rtol=2e-15, atol=0, err_msg=where)
+
+    # wxb's state at step k into PyTorch's
+    opt = wxb_opt()
+    ours = _build(wxb.optim, opt, kind, settings)
+    for i in range(k):
+        _step(ours, figures[i])
+    opt_t = torch_opt()
+    theirs = _build(L, opt_t, kind, settings)
+    interop.optimizer_to_torch(opt, opt_t)
+    assert interop.scheduler_to_torch(ours, theirs) is theirs
+    got = [_seen(opt_t)]
+    for i in range(k, TOTAL):
+        opt_t.step()
+        _step(theirs, figures[i])
+        got.append(_seen(opt_t))
+    np.testing.assert_allclose(got, expected[k:], rtol=2e-15, atol=0, err_msg=where)
+
+
+def test_scheduler_interop_refuses_other_kinds_in_one_line():
+    opt_t = torch.optim.SGD([_torch_param()], lr=0.1)
+    opt = wxb.optim.SGD([_wxb_param()], lr=0.1)
+    step = L.StepLR(opt_t, step_size=2)
+    exponential = wxb.optim.ExponentialLR(opt, gamma=0.9)
+    with pytest.raises(ConfigError, match="other kinds"):
+        interop.scheduler_from_torch(step, exponential)
+    with pytest.raises(ConfigError, match="other kinds"):
+        interop.scheduler_to_torch(exponential, step)
+    with pytest.raises(ConfigError, match="lacks"):
+        interop.scheduler_from_torch({"gamma": 0.9}, exponential)
+    with pytest.raises(ConfigError, match="PyTorch has no InverseScalingLR"):
+        interop.scheduler_from_torch(step.state_dict(), wxb.optim.InverseScalingLR(opt))
+    with pytest.raises(ConfigError, match="must be PyTorch's lr_scheduler"):
+        interop.scheduler_to_torch(exponential, step.state_dict())
+    with pytest.raises(ConfigError, match="must be a wxb schedule"):
+        interop.scheduler_from_torch(step, step)

@@ -18,6 +18,9 @@
 - ``optimizer_from_torch(torch_opt, opt)`` / ``optimizer_to_torch(opt, torch_opt)``:
   an optimiser's state (moments, step counts, groups' settings) from PyTorch's
   optimiser of the same class into wxb's, and back, so a run goes on where it was.
+- ``scheduler_from_torch(torch_sched, schedule)`` / ``scheduler_to_torch(schedule,
+  torch_sched)``: a learning-rate schedule's state (its epoch, starting rates and
+  settings) from PyTorch's scheduler of the same kind into wxb's, and back.
 
 Training flags (``module.training``) and frozen parameters (``requires_grad``)
 carry over both ways; Dropout's own seed does not (PyTorch draws from its own
@@ -27,8 +30,11 @@ generator). PyTorch and scikit-learn are imported inside these functions only:
 
 from __future__ import annotations
 
+import bisect
+import collections
 import copy
 import functools
+import math
 import re
 from typing import Any
 
@@ -44,7 +50,15 @@ from wxb.nn.sequential import Sequential
 from wxb.random import drawing_from
 from wxb.tensor import Tensor
 
-__all__ = ["from_sklearn", "from_torch", "optimizer_from_torch", "optimizer_to_torch", "to_torch"]
+__all__ = [
+    "from_sklearn",
+    "from_torch",
+    "optimizer_from_torch",
+    "optimizer_to_torch",
+    "scheduler_from_torch",
+    "scheduler_to_torch",
+    "to_torch",
+]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -1115,3 +1129,226 @@ def optimizer_to_torch(optimizer, torch_opt):
                 state[i] = out
     torch_opt.load_state_dict({"state": state, "param_groups": groups})
     return torch_opt
+
+
+# ---------------------------------------------------------------------------------
+# Schedules' state: PyTorch's lr_scheduler state_dict() ⇄ wxb's
+# ---------------------------------------------------------------------------------
+def _torch_scheduler_base(torch):
+    return torch.optim.lr_scheduler.LRScheduler
+
+
+def _check_pair(schedule, theirs, torch, where: str, wxb_first: bool) -> None:
+    """The wxb schedule and PyTorch's (object or state) are of one kind wxb maps."""
+    optim = _wxb_optim()
+    mine, other = ("first", "second") if wxb_first else ("second", "first")
+    if not isinstance(schedule, (optim.LRSchedule, optim.ChainedScheduler)):
+        raise ConfigError(
+            f"{where}: the {mine} argument must be a wxb schedule; got {_kind(schedule)}"
+        )
+    name = type(schedule).__name__
+    if name not in optim.lr_scheduler.__all__:  # InverseScalingLR, a schedule of one's own
+        raise ConfigError(f"{where}: PyTorch has no {name}, so no state of one to map")
+    if isinstance(theirs, _torch_scheduler_base(torch)):
+        if type(theirs).__name__ != name:
+            raise ConfigError(
+                f"{where}: PyTorch's {type(theirs).__name__} and wxb's {name} are of other "
+                "kinds: make both of one kind, with the same settings"
+            )
+    elif wxb_first or not isinstance(theirs, dict):
+        what = (
+            "PyTorch's lr_scheduler" if wxb_first else "PyTorch's lr_scheduler or its state_dict()"
+        )
+        raise ConfigError(f"{where}: the {other} argument must be {what}; got {_kind(theirs)}")
+
+
+def _torch_phases(state: dict) -> list[float]:
+    return [float(p["end_step"]) for p in state["_schedule_phases"]]
+
+
+def _onecycle_phases(values: dict) -> list[float]:
+    optim = _wxb_optim()
+    phases = optim.OneCycleLR._phases(
+        values["total_steps"], values["pct_start"], values["three_phase"]
+    )
+    return [float(end) for end, _ in phases]
+
+
+def _state_from_torch(theirs: dict, schedule, where: str) -> dict:
+    """wxb's state_dict() for ``schedule`` holding PyTorch's state ``theirs``: its counters
+    and the settings it holds (PyTorch's load_state_dict takes those too); settings it
+    does not hold (OneCycleLR's max_lr, div_factor) stay the wxb schedule's."""
+    name = type(schedule).__name__
+    if name == "ChainedScheduler":
+        children = theirs["_schedulers"]
+        if not isinstance(children, list) or len(children) != len(schedule._schedulers):
+            raise ConfigError(
+                f"{where}: PyTorch's state holds {len(children)} schedules; this chain has "
+                f"{len(schedule._schedulers)}"
+            )
+        return {
+            "type": name,
+            "_last_lr": [_state_number(v, f"{where} _last_lr") for v in theirs["_last_lr"]],
+            "_schedulers": [
+                _state_from_torch(child, s, f"{where} _schedulers[{i}]")
+                for i, (child, s) in enumerate(zip(children, schedule._schedulers, strict=True))
+            ],
+        }
+    state = schedule.state_dict()
+    state["epoch"] = theirs["last_epoch"]
+    if name == "ReduceLROnPlateau":
+        for key in ("mode", "factor", "patience", "threshold", "threshold_mode", "cooldown",
+                    "eps", "best", "num_bad_epochs", "cooldown_counter"):  # fmt: skip
+            state[key] = theirs[key]
+        state["min_lr"] = [_state_number(v, f"{where} min_lrs") for v in theirs["min_lrs"]]
+        return state
+    if name == "SequentialLR":
+        state["milestones"] = list(theirs["_milestones"])
+        children = theirs["_schedulers"]
+        if not isinstance(children, list) or len(children) != len(schedule._schedulers):
+            raise ConfigError(
+                f"{where}: PyTorch's state holds {len(children)} schedules; this SequentialLR "
+                f"has {len(schedule._schedulers)}"
+            )
+        # the starting rates of the schedule at this epoch (each starts from initial_lr)
+        now = bisect.bisect_right(state["milestones"], state["epoch"])
+        state["base_lrs"] = children[min(now, len(children) - 1)]["base_lrs"]
+        settings = []
+        for i, (child, s) in enumerate(zip(children, schedule._schedulers, strict=True)):
+            own = _state_from_torch(child, s, f"{where} _schedulers[{i}]")
+            settings.append({k: v for k, v in own.items() if k in s.settings()})
+        state["schedulers"] = settings
+    else:
+        state["base_lrs"] = theirs["base_lrs"]
+        for key in state:
+            if key in theirs and key not in ("base_lrs", "epoch", "type"):
+                state[key] = theirs[key]
+    state["base_lrs"] = [_state_number(v, f"{where} base_lrs") for v in state["base_lrs"]]
+    if name == "MultiStepLR":  # PyTorch's Counter {milestone: times}
+        state["milestones"] = sorted(collections.Counter(theirs["milestones"]).elements())
+    if name == "OneCycleLR":
+        state["anneal_strategy"] = theirs["_anneal_func_type"]
+        state["three_phase"] = len(theirs["_schedule_phases"]) == 3
+        if _torch_phases(theirs) != _onecycle_phases(state):
+            raise ConfigError(
+                f"{where}: PyTorch's OneCycleLR ends its phases at steps "
+                f"{_torch_phases(theirs)}; this one at {_onecycle_phases(state)} (another "
+                "pct_start or total_steps: make it with PyTorch's settings)"
+            )
+    if "T_cur" in state:
+        state["T_cur"] = _state_number(state["T_cur"], f"{where} T_cur")
+    return state
+
+
+def scheduler_from_torch(source, schedule):
+    """Load a PyTorch learning-rate scheduler's state into the wxb ``schedule`` of the
+    same kind (StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, LinearLR,
+    ConstantLR, PolynomialLR, OneCycleLR, CosineAnnealingWarmRestarts,
+    ReduceLROnPlateau, SequentialLR, ChainedScheduler, LambdaLR, MultiplicativeLR):
+    ``source`` is the ``torch.optim.lr_scheduler`` object or its ``state_dict()``. Load
+    the optimiser's state first (``optimizer_from_torch``: the groups' lr and
+    initial_lr), then this, and the next steps give PyTorch's rates. The settings
+    PyTorch's state holds are taken, as its load_state_dict takes them; those it does
+    not (OneCycleLR's max_lr, a LambdaLR's function) stay the wxb schedule's, made with
+    the same ones. Raises ConfigError in one line for another kind or a state wxb
+    cannot run. Returns ``schedule``."""
+    torch = _import_torch()
+    where = "scheduler_from_torch"
+    _check_pair(schedule, source, torch, where, wxb_first=False)
+    if isinstance(source, _torch_scheduler_base(torch)):
+        source = source.state_dict()
+    try:
+        state = _state_from_torch(source, schedule, where)
+    except (KeyError, TypeError) as error:
+        raise ConfigError(
+            f"{where}: the state lacks {error} (not the state_dict() of PyTorch's "
+            f"{type(schedule).__name__}?)"
+        ) from None
+    try:
+        schedule.load_state_dict(state)
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {error}") from None
+    return schedule
+
+
+def _state_to_torch(schedule, theirs: dict) -> dict:
+    """PyTorch's state_dict() ``theirs`` with the wxb ``schedule``'s counters and
+    settings written over it."""
+    name = type(schedule).__name__
+    state = dict(theirs)
+    if name == "ChainedScheduler":
+        state["_schedulers"] = [
+            _state_to_torch(s, child)
+            for s, child in zip(schedule._schedulers, theirs["_schedulers"], strict=True)
+        ]
+        state["_last_lr"] = schedule.get_last_lr()
+        return state
+    mine = schedule.state_dict()
+    groups = schedule.optimizer.param_groups
+    state["last_epoch"] = mine["epoch"]
+    state["_last_lr"] = schedule.get_last_lr()
+    if name == "ReduceLROnPlateau":
+        for key in ("mode", "factor", "patience", "threshold", "threshold_mode", "cooldown",
+                    "eps", "best", "num_bad_epochs", "cooldown_counter"):  # fmt: skip
+            state[key] = mine[key]
+        state["min_lrs"] = schedule.min_lrs
+        state["mode_worse"] = math.inf if mine["mode"] == "min" else -math.inf
+        return state
+    # PyTorch counts its initial step: past it, its CosineAnnealingLR's closed-form branch
+    # for a schedule made with last_epoch > 0 stays shut
+    state["_step_count"] = mine["epoch"] + 1
+    # PyTorch's chainable schedules go on from each group's lr; their base_lrs are the
+    # groups' initial_lr (its cosine climbs out of a trough by it)
+    bases = mine["base_lrs"]
+    if schedule.chainable:
+        bases = [g.get("initial_lr", b) for g, b in zip(groups, bases, strict=False)]
+    state["base_lrs"] = list(bases)
+    if name == "SequentialLR":
+        state["_milestones"] = list(mine["milestones"])
+        now = bisect.bisect_right(mine["milestones"], mine["epoch"])
+        start = mine["milestones"][now - 1] if now else 0
+        children = []
+        for i, (s, child) in enumerate(
+            zip(schedule._schedulers, theirs["_schedulers"], strict=True)
+        ):
+            child = dict(child)
+            child.update({k: v for k, v in s.settings().items() if k in child})
+            if isinstance(child.get("milestones"), collections.Counter):
+                child["milestones"] = collections.Counter(s.milestones)
+            if i == now:
+                child["last_epoch"] = mine["epoch"] - start
+                child["_step_count"] = child["last_epoch"] + 1
+                child["_last_lr"] = schedule.get_last_lr()
+                child["base_lrs"] = [g["initial_lr"] for g in groups]
+            children.append(child)
+        state["_schedulers"] = children
+        state.pop("base_lrs")
+        state.pop("_step_count")
+        return state
+    for key, value in mine.items():
+        if key in theirs and key not in ("base_lrs", "epoch", "type"):
+            state[key] = value
+    if name == "MultiStepLR":
+        state["milestones"] = collections.Counter(mine["milestones"])
+    if name == "OneCycleLR":
+        if _torch_phases(theirs) != _onecycle_phases(mine):
+            raise ConfigError(
+                f"scheduler_to_torch: PyTorch's OneCycleLR ends its phases at steps "
+                f"{_torch_phases(theirs)}; this one at {_onecycle_phases(mine)} (make it "
+                "with the same pct_start and total_steps)"
+            )
+        state["_anneal_func_type"] = mine["anneal_strategy"]
+    return state
+
+
+def scheduler_to_torch(schedule, torch_sched):
+    """Load the wxb ``schedule``'s state into PyTorch's scheduler ``torch_sched`` of the
+    same kind (those ``scheduler_from_torch`` takes), made on the PyTorch optimiser:
+    load that one's state first (``optimizer_to_torch``), then this, and PyTorch's next
+    steps give wxb's rates. Raises ConfigError in one line for another kind. Returns
+    ``torch_sched``."""
+    torch = _import_torch()
+    where = "scheduler_to_torch"
+    _check_pair(schedule, torch_sched, torch, where, wxb_first=True)
+    torch_sched.load_state_dict(_state_to_torch(schedule, torch_sched.state_dict()))
+    return torch_sched
