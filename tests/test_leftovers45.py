@@ -263,3 +263,38 @@ def test_scheduler_interop_refuses_other_kinds_in_one_line():
         interop.scheduler_to_torch(exponential, step.state_dict())
     with pytest.raises(ConfigError, match="must be a wxb schedule"):
         interop.scheduler_from_torch(step, step)
+
+
+def test_public_names_of_optim_and_nn_are_declared():
+    """wxb.optim had no __all__: ``from wxb.optim import *`` brought np, math, os, sys,
+    Module, Tensor and its helpers. Its __all__ now holds README's names and torch.optim's
+    that wxb has; wxb.nn, wxb.nn.functional and wxb.optim.lr_scheduler's hold what is
+    there, and each holds every name it shares with its torch module."""
+    import re
+    from pathlib import Path
+
+    from wxb import nn
+    from wxb.nn import functional
+    from wxb.optim import lr_scheduler
+
+    optim = wxb.optim
+    namespace: dict = {}
+    exec("from wxb.optim import *", namespace)
+    brought = set(namespace) - {"__builtins__"}
+    assert brought == set(optim.__all__)
+    assert not {"np", "math", "os", "sys", "Module", "Tensor", "kernels"} & brought
+    assert all(hasattr(optim, name) for name in optim.__all__)
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| Optimisers"))
+    for name in set(re.findall(r"`([A-Za-z_]+)", row)):
+        if isinstance(getattr(optim, name, None), type) or name.startswith("clip_grad"):
+            assert name in optim.__all__, name
+    pairs = [(optim, torch.optim), (lr_scheduler, torch.optim.lr_scheduler),
+             (nn, torch.nn), (functional, torch.nn.functional)]  # fmt: skip
+    for ours, theirs in pairs:
+        assert all(hasattr(ours, name) for name in ours.__all__), ours.__name__
+        shared = {n for n in vars(ours) if not n.startswith("_") and hasattr(theirs, n)}
+        shared -= {"Tensor", "np", "annotations", "Callable", "Iterable", "Mapping"}
+        shared -= {n for n in shared if type(getattr(ours, n)).__name__ == "module"} - {
+            "functional", "init", "lr_scheduler"}  # fmt: skip
+        assert shared <= set(ours.__all__), (ours.__name__, sorted(shared - set(ours.__all__)))

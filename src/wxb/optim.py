@@ -47,6 +47,40 @@ except ImportError:  # pragma: no cover
     byte_bounds = np.byte_bounds
 
 # Per-parameter counters under the names PyTorch's state dicts give them.
+# the public names (README's table; torch.optim's that wxb has): ``from wxb.optim import *``
+# brings these, not NumPy or the helpers fit and the CLI share
+__all__ = [
+    "SGD",
+    "Adadelta",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Adamax",
+    "ChainedScheduler",
+    "ConstantLR",
+    "CosineAnnealingLR",
+    "CosineAnnealingWarmRestarts",
+    "ExponentialLR",
+    "InverseScalingLR",
+    "LRSchedule",
+    "LambdaLR",
+    "LinearLR",
+    "MultiStepLR",
+    "MultiplicativeLR",
+    "NAdam",
+    "OneCycleLR",
+    "Optimizer",
+    "PolynomialLR",
+    "RAdam",
+    "RMSprop",
+    "ReduceLROnPlateau",
+    "SequentialLR",
+    "StepLR",
+    "clip_grad_norm_",
+    "clip_grad_value_",
+    "lr_scheduler",
+]
+
 COUNTER_KEYS = {
     "param_steps": "step",
     "momentum_steps": "momentum_step",
