@@ -298,3 +298,45 @@ def test_public_names_of_optim_and_nn_are_declared():
         shared -= {n for n in shared if type(getattr(ours, n)).__name__ == "module"} - {
             "functional", "init", "lr_scheduler"}  # fmt: skip
         assert shared <= set(ours.__all__), (ours.__name__, sorted(shared - set(ours.__all__)))
+
+
+def test_cross_entropy_takes_class_indices_wxb_tensor_made_floats():
+    """F.cross_entropy(out, wxb.tensor(y)) with y integer labels: wxb.tensor made floats
+    (where torch.tensor(y) keeps int64) and the loss refused them with "must be
+    integers; got float64", not saying why. Whole numbers are now the class indices
+    meant, as fit takes float labels: PyTorch's value and gradient; a fraction is
+    refused by name."""
+    import torch.nn.functional as TF
+
+    from wxb.nn import functional as F
+
+    seed = _seed()
+    rng = np.random.default_rng(seed)
+    rows, classes = int(rng.integers(2, 30)), int(rng.integers(2, 8))
+    logits = rng.normal(size=(rows, classes))
+    y = rng.integers(0, classes, rows)
+    y[rng.random(rows) < 0.2] = -100  # PyTorch's ignore_index, left out
+    y[0] = 0
+    weight = rng.uniform(0.1, 2, classes)
+    cases = [
+        (lambda o, t: F.cross_entropy(o, t), lambda o, t: TF.cross_entropy(o, t)),
+        (lambda o, t: F.nll_loss(F.log_softmax(o, dim=1), t),
+         lambda o, t: TF.nll_loss(TF.log_softmax(o, dim=1), t)),
+        (lambda o, t: wxb.nn.CrossEntropyLoss(weight=weight)(o, t),
+         lambda o, t: torch.nn.CrossEntropyLoss(weight=torch.tensor(weight))(o, t)),
+    ]  # fmt: skip
+    for index, (ours, theirs) in enumerate(cases):
+        out = wxb.tensor(logits, requires_grad=True)
+        value = ours(out, wxb.tensor(y))
+        value.backward()
+        out_t = torch.tensor(logits, requires_grad=True)
+        expected = theirs(out_t, torch.tensor(y))
+        expected.backward()
+        where = f"case {index} seed {seed}"
+        np.testing.assert_allclose(value.item(), expected.item(), rtol=1e-12, err_msg=where)
+        np.testing.assert_allclose(out.grad, out_t.grad.numpy(), rtol=1e-10, atol=1e-15,
+                                   err_msg=where)  # fmt: skip
+    fractional = y.astype(float)
+    fractional[-1] = 0.5
+    with pytest.raises(wxb.DataError, match=r"whole numbers.*0\.5"):
+        F.cross_entropy(wxb.tensor(logits), wxb.tensor(fractional))

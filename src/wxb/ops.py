@@ -1574,8 +1574,25 @@ def loss_target(target: object, output: np.ndarray, kernel: LossKernel) -> np.nd
     target = np.asarray(target)
     if target.dtype.kind not in "biu" and target.dtype != output.dtype:
         target = float_array(target, output.dtype, f"{kernel.name} loss target")
+    if isinstance(kernel, (CrossEntropyKernel, NLLKernel)) and target.ndim == 1:
+        target = _whole_class_indices(target, f"{kernel.name} loss")
     check_loss_target(kernel, output, target)
     return target
+
+
+def _whole_class_indices(target: np.ndarray, where: str) -> np.ndarray:
+    """Class indices given as floats: ``wxb.tensor(y)`` of integer labels holds floats
+    (wxb's tensors are float) where ``torch.tensor(y)`` keeps int64. Whole numbers are
+    the indices meant, as fit takes float labels; a fraction is refused by name."""
+    if target.dtype.kind != "f":
+        return target
+    fraction = target[~np.isfinite(target) | (target != np.round(target))]
+    if fraction.size:
+        raise DataError(
+            f"{where}: class-index targets (shape (B,)) must be whole numbers; got "
+            f"{target.dtype} holding {fraction[0]} (probabilities go as shape (B, C))"
+        )
+    return target.astype(np.int64)
 
 
 ONE_HOT_ADVICE = (
