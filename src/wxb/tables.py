@@ -2030,7 +2030,18 @@ def feature_rounding_warnings(
 def coarsened_columns(X: np.ndarray, dtype: Any) -> tuple[np.ndarray, ...]:
     """The columns of ``X`` (2-D) that ``dtype`` coarsens (rounding_steps), ignoring NaN:
     their indices, typical magnitudes, steps and spreads. Most columns are cleared by
-    their largest magnitude's step alone, without a median."""
+    their largest magnitude's step alone, without a median. A SciPy sparse X (fit's
+    sample of a sparse X) is judged a block of columns at a time, never dense whole."""
+    if hasattr(X, "tocsc"):
+        X = X.tocsc()
+        width = max(1, (1 << 21) // max(1, X.shape[0]))  # ~16 MB of float64 a block
+        parts = [
+            coarsened_columns(X[:, start : start + width].toarray(), dtype)
+            for start in range(0, X.shape[1], width)
+        ]
+        starts = range(0, X.shape[1], width)
+        found = np.concatenate([part[0] + start for part, start in zip(parts, starts, strict=True)])
+        return (found, *(np.concatenate([part[i] for part in parts]) for i in (1, 2, 3)))
     X = np.asarray(X, dtype=np.float64)
     if len(X) == 0:  # no rows (a file of none): nothing coarsened, and nanmax has no identity
         return (np.zeros(0, dtype=np.int64), *(np.zeros(0) for _ in range(3)))

@@ -255,6 +255,20 @@ class ProgressBar:
         self.stream.flush()
 
 
+def _sparse_rows(
+    model: Module, X: object, dtype: np.dtype, batchwise: bool
+) -> validation.SparseRows | None:
+    """A SciPy sparse X to be made dense a batch at a time (``validation.SparseRows``), or
+    None: made dense whole, as before, where ``batchwise`` is False (a distributed run
+    checks and digests X in shares) or its whole numbers are ids for a forward of one's
+    own (kept whole, ``_features``)."""
+    if not batchwise or (
+        model._own_forward() and getattr(X, "dtype", np.dtype(float)).kind in "biu"
+    ):
+        return None
+    return validation.sparse_rows(X, dtype)
+
+
 def _features(
     model: Module, X: object, dtype: np.dtype, where: str, check: bool = True
 ) -> np.ndarray:
@@ -390,7 +404,8 @@ def evaluate(
     which fit and wxb train record; with the plain options fit recorded, Huber's delta or
     label_smoothing, not class weights), else "cross_entropy", as Keras's evaluate takes
     the compiled loss. A recorded loss wxb has not (a Poisson MLPRegressor's) is refused:
-    give ``loss=``. X and y may be SciPy sparse (made dense, whole), as fit takes them;
+    give ``loss=``. X and y may be SciPy sparse (X made dense a chunk at a time), as fit
+    takes them;
     X of no rows is refused (a mean over no rows is no figure).
 
     A stock loss is computed against the targets as given (float64), as scikit-learn's
@@ -405,11 +420,18 @@ def evaluate(
     loss_fn = get_loss(_trained_loss(model, loss))
     # Keras's evaluate(batch_size=None): the default (the figures do not depend on it)
     batch_size = _whole(4096 if batch_size is None else batch_size, "batch_size")
-    # SciPy sparse rows (ids for a forward of one's own among them) and targets: dense
-    X, y = validation.dense_if_sparse(X), validation.dense_if_sparse(y)
+    # SciPy sparse rows: dense a chunk at a time, as fit reads them (whole for ids of a
+    # forward of one's own, or a model holding no float array, computed in X's dtype)
+    held = model._held_dtype()
+    X_sparse = _sparse_rows(model, X, held, held is not None)
+    X = X if X_sparse is not None else validation.dense_if_sparse(X)
+    y = validation.dense_if_sparse(y)
     _check_target_order(model.info, y)
     dtype = model._rows_dtype(X)  # (a model holding no float array: X's own float dtype)
-    X_arr = _features(model, rows_by_name(model.info, X, dtype), dtype, "X")
+    if X_sparse is not None:
+        X_arr = X_sparse
+    else:
+        X_arr = _features(model, rows_by_name(model.info, X, dtype), dtype, "X")
     _, y_arr = _shape_and_targets(model, X_arr, loss_fn, y, _figure_dtype(loss_fn, dtype))
     validation.check_lengths(X_arr, y_arr)
     return _evaluate(model, X_arr, y_arr, loss_fn, batch_size, form=_target_form(loss_fn, y, y_arr))
@@ -745,7 +767,9 @@ def fit(
       Each call's History holds its own epochs, numbered from 1 (as Keras's fit without
       ``initial_epoch``).
     - ``X`` (and ``y``) as a SciPy sparse matrix or array, as scikit-learn's MLP takes
-      them: made dense, whole, before training (rows × features numbers in memory).
+      them: X made dense a batch at a time, as scikit-learn's MLP does (a TF-IDF matrix
+      whose dense form would not fit in memory trains; whole only in a distributed run,
+      or for ids of a forward of one's own), y made dense.
     - ``X`` as a table (a pandas DataFrame, a pyarrow Table): its column names go into
       ``model.info["feature_names"]``, and ``predict`` then takes a table's columns by
       name; a later fit on other columns, or in another order, is refused.
@@ -1070,9 +1094,14 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         raise ConfigError(
             "give validation_data or validation_split, not both (validation_split would be ignored)"
         )
-    # SciPy sparse rows and targets: dense, whole (as fit's docstring says)
-    X, y = validation.dense_if_sparse(X), validation.dense_if_sparse(y)
     dtype = model.dtype
+    # SciPy sparse rows: dense a batch at a time (rows of whole numbers for a forward of
+    # one's own, and a distributed run: whole, as before); targets: dense
+    X_sparse = _sparse_rows(model, X, dtype, ranks is None)
+    X, y = (
+        X if X_sparse is not None else validation.dense_if_sparse(X),
+        validation.dense_if_sparse(y),
+    )
     names = _feature_names(model, X, "X")
     _check_target_order(model.info, y)
     twice = _head_applied_twice(model, loss_fn)
@@ -1089,7 +1118,10 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         )
     for message in _rounded_features(model, X, names, dtype):  # before the cast does it
         warnings.warn(message, UserWarning, stacklevel=4)  # the caller of fit
-    X_arr = _features(model, _through_stage(model, X, "X"), dtype, "X", check=ranks is None)
+    if X_sparse is not None:
+        X_arr = X_sparse
+    else:
+        X_arr = _features(model, _through_stage(model, X, "X"), dtype, "X", check=ranks is None)
     if ranks is not None:
         _check_finite_together(X_arr, "X", ranks)
     for message in _rounded_targets(loss_fn, y, dtype):  # before the cast does it
@@ -1113,17 +1145,22 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
                 else ""
             )
             raise ConfigError(f"validation_data must be a pair (X_val, y_val){third}")
-        validation_data = tuple(validation.dense_if_sparse(part) for part in validation_data)
+        X_val = _sparse_rows(model, validation_data[0], dtype, ranks is None)
+        if X_val is None:
+            validation_data = tuple(validation.dense_if_sparse(p) for p in validation_data)
+        else:
+            validation_data = (validation_data[0], validation.dense_if_sparse(validation_data[1]))
         _feature_names(model, validation_data[0], "validation X", names)
         # checked as X is: a float64 value past float32's range is named as such, not as
         # the inf the cast made of it ("remove or fill non-finite values")
-        X_val = _features(
-            model,
-            _through_stage(model, validation_data[0], "validation X"),
-            dtype,
-            "validation X",
-            check=ranks is None,
-        )
+        if X_val is None:
+            X_val = _features(
+                model,
+                _through_stage(model, validation_data[0], "validation X"),
+                dtype,
+                "validation X",
+                check=ranks is None,
+            )
         if ranks is not None:
             _check_finite_together(X_val, "validation X", ranks)
         if X_val.shape[1] != X_arr.shape[1]:
@@ -1175,7 +1212,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         kept, held = wdata.split_indices(
             len(X_arr), validation_split, rng, stratify, what="validation_split", exact=True
         )
-        if isinstance(X_arr, np.memmap):
+        if isinstance(X_arr, (np.memmap, validation.SparseRows)):
             X_val, train_rows, val_rows = X_arr, kept, held
         else:
             X_arr, X_val = X_arr[kept], X_arr[held]
@@ -1488,6 +1525,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             bar.end_epoch(epoch, figures)  # first: a warning below then starts a line of its own
             if diagnose:
                 first = X_arr[:256] if train_rows is None else X_arr[train_rows[:256]]
+                first = np.asarray(first)  # (a SparseRows slice: its rows, dense)
                 read = y_arr[:256] if form is None or form.column is not False else y_arr[:256, 0]
                 _diagnose_epoch(history, epoch, model, first, read, loss_fn)
             finite = all(np.isfinite(p.data).all() for p in model.parameters())
@@ -2170,6 +2208,10 @@ def _rounded_features(
         if X.ndim != 2 or X.dtype.kind not in "fiu" or X.dtype == dtype:
             return []
         values = np.asarray(X[:: max(1, len(X) // 2_000)], dtype=np.float64)
+    elif hasattr(X, "tocsr") and getattr(X, "ndim", 0) == 2:  # SciPy sparse: kept sparse
+        if X.dtype.kind not in "fiu" or X.dtype == dtype:
+            return []
+        values = X.tocsr()[:: max(1, X.shape[0] // 2_000)].astype(np.float64)
     elif is_tabular(X) and hasattr(X, "iloc") and hasattr(X, "dtypes"):  # pandas
         if not all(getattr(kind, "kind", "O") in "biuf" for kind in X.dtypes):
             return []  # text, dates, complex: the table's reading says what it can

@@ -35,6 +35,67 @@ def dense_if_sparse(data: object) -> object:
     return data
 
 
+class SparseRows:
+    """A SciPy sparse X (CSR, in the model's dtype) that fit and evaluate read a batch at a
+    time: rows come out dense only when a batch takes them (``np.take`` calls ``take``),
+    as scikit-learn's MLP densifies them, so a TF-IDF matrix whose dense form would not
+    fit in memory trains. A slice stays sparse; ``np.asarray`` of it is dense."""
+
+    ndim = 2
+
+    def __init__(self, matrix: object, dtype: np.dtype) -> None:
+        self.matrix, self.dtype, self.shape = matrix, np.dtype(dtype), matrix.shape
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def size(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+    @property
+    def nbytes(self) -> int:  # the dense rows' (the checkpoints' digest blocks count them)
+        return self.size * self.dtype.itemsize
+
+    def __getitem__(self, key: object) -> object:
+        if isinstance(key, slice):
+            return SparseRows(self.matrix[key], self.dtype)
+        return self.take(key)
+
+    def take(self, indices: object, axis: int = 0, out=None, mode: str = "raise") -> np.ndarray:
+        if axis != 0:
+            raise ValueError("SparseRows.take takes rows (axis=0)")
+        rows = self.matrix[np.asarray(indices)].toarray()
+        if out is None:
+            return rows
+        out[...] = rows
+        return out
+
+    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+        dense = self.matrix.toarray()
+        return dense if dtype is None else dense.astype(dtype, copy=False)
+
+    def copy(self) -> np.ndarray:
+        return self.matrix.toarray()
+
+
+def sparse_rows(X: object, dtype: np.dtype) -> SparseRows | None:
+    """A 2-D SciPy sparse X of finite numbers as ``SparseRows`` in ``dtype``, each value as
+    the dense path casts it; None for anything else (dense data, or a sparse X the
+    dense path refuses by name: empty, not numbers, a NaN, a value past the dtype)."""
+    if not (type(X).__module__.startswith("scipy.sparse") and hasattr(X, "tocsr")):
+        return None
+    if getattr(X, "ndim", 0) != 2 or 0 in X.shape or X.dtype.kind not in "biuf":
+        return None
+    matrix = X.tocsr(copy=True)
+    matrix.sum_duplicates()  # (summed in X's dtype, as toarray sums them)
+    with np.errstate(over="ignore"):
+        data = matrix.data.astype(dtype)
+    if not np.isfinite(data).all():
+        return None
+    return SparseRows(type(matrix)((data, matrix.indices, matrix.indptr), shape=X.shape), dtype)
+
+
 def _pandas_sparse() -> type:
     import pandas  # (only asked of pandas data)
 
