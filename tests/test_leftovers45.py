@@ -257,6 +257,10 @@ def test_scheduler_interop_refuses_other_kinds_in_one_line():
         interop.scheduler_to_torch(exponential, step)
     with pytest.raises(ConfigError, match="lacks"):
         interop.scheduler_from_torch({"gamma": 0.9}, exponential)
+    with pytest.raises(ConfigError, match="holds no step_size"):  # an ExponentialLR's state
+        interop.scheduler_from_torch(
+            L.ExponentialLR(opt_t, gamma=0.5).state_dict(), wxb.optim.StepLR(opt, 2)
+        )
     with pytest.raises(ConfigError, match="PyTorch has no InverseScalingLR"):
         interop.scheduler_from_torch(step.state_dict(), wxb.optim.InverseScalingLR(opt))
     with pytest.raises(ConfigError, match="must be PyTorch's lr_scheduler"):

@@ -1220,6 +1220,13 @@ def _state_from_torch(theirs: dict, schedule, where: str) -> dict:
         state["schedulers"] = settings
     else:
         state["base_lrs"] = theirs["base_lrs"]
+        held = name == "OneCycleLR" or all(k in theirs for k in schedule.settings() if k != "type")
+        if not held:  # (PyTorch's holds every setting of these: a state of another kind)
+            lacking = sorted(k for k in schedule.settings() if k != "type" and k not in theirs)
+            raise ConfigError(
+                f"{where}: the state holds no {', '.join(lacking)} (not the state_dict() of "
+                f"PyTorch's {name}?)"
+            )
         for key in state:
             if key in theirs and key not in ("base_lrs", "epoch", "type"):
                 state[key] = theirs[key]
