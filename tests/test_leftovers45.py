@@ -379,6 +379,10 @@ def test_fit_on_sparse_x_is_the_dense_fit_bit_for_bit(how):
         np.testing.assert_array_equal(ours, theirs, err_msg=f"seed {seed}")
     model = wxb.nn.Sequential(wxb.nn.Dense(columns, 3))
     assert wxb.evaluate(model, X, y) == wxb.evaluate(model, X.toarray(), y), seed
+    chunk = int(rng.integers(1, rows + 5))
+    np.testing.assert_array_equal(
+        model.predict(X, batch_size=chunk), model.predict(X.toarray(), batch_size=chunk)
+    )
 
 
 def test_fit_on_sparse_x_stays_far_below_its_dense_size():
@@ -400,6 +404,7 @@ def test_fit_on_sparse_x_stays_far_below_its_dense_size():
     try:
         wxb.fit(model, X, y, loss="mse", epochs=1, batch_size=64, verbose=0)
         wxb.evaluate(model, X[:500], y[:500], loss="mse")
+        model.predict(X, batch_size=256)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

@@ -25,7 +25,7 @@ from wxb.tensor import (
     no_grad,
     slot_names,
 )
-from wxb.validation import as_features, dense_if_sparse
+from wxb.validation import as_features, dense_if_sparse, sparse_rows
 
 _NATIVE_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))  # (not big-endian ones)
 
@@ -1336,8 +1336,9 @@ class Module:
         X may also be a table (a pandas DataFrame, a pyarrow Table, a dict of columns):
         its columns are then taken by name, as the model was trained on them, through
         the model's table stage (fill values, one-hot encoding) when it has one. A SciPy
-        sparse X (or a DataFrame's sparse columns) is made dense, whole; X of no rows
-        gives the empty (0, outputs) array in the model's dtype, as a PyTorch forward does.
+        sparse X is made dense a chunk at a time (a DataFrame's sparse columns: whole); X
+        of no rows gives the empty (0, outputs) array in the model's dtype, as a PyTorch
+        forward does.
 
         Safe to call from several threads at once on one model (each thread runs with
         buffers of its own), as long as no thread trains or changes the model meanwhile.
@@ -1350,22 +1351,32 @@ class Module:
             raise ConfigError(f"predict batch_size must be a positive integer; got {batch_size!r}")
         if batch_size < 1:
             raise ConfigError(f"predict batch_size must be a positive integer; got {batch_size}")
-        X = dense_if_sparse(X)  # (whole numbers in it: ids, as fit hands them over)
-        dtype = self._rows_dtype(X)
-        X = rows_for_model(self.info, X, dtype)  # a table: its columns by name
-        whole = self._own_forward() and _whole_number_rows(X)
-        X = np.ascontiguousarray(X) if whole else as_features(X, dtype, no_rows=True)
+        # A SciPy sparse X: dense a chunk at a time, as fit reads it (whole for ids of a
+        # forward of one's own, or a model holding no float array, computed in X's dtype)
+        held = self._held_dtype()
+        ids = self._own_forward() and getattr(X, "dtype", np.dtype(float)).kind in "biu"
+        sparse = sparse_rows(X, held) if held is not None and not ids else None
+        if sparse is not None:
+            X = sparse
+        else:
+            X = dense_if_sparse(X)  # (whole numbers in it: ids, as fit hands them over)
+            dtype = self._rows_dtype(X)
+            X = rows_for_model(self.info, X, dtype)  # a table: its columns by name
+            whole = self._own_forward() and _whole_number_rows(X)
+            X = np.ascontiguousarray(X) if whole else as_features(X, dtype, no_rows=True)
         with self.evaluating(), no_grad():
+            run = lambda rows: self._rows_forward(np.asarray(rows))  # noqa: E731 (a sparse X's: dense)
             # one batch (one row, often): no slicing or joining; no rows: the forward's
             # empty result, (0, outputs) as PyTorch's and onnxruntime's
             if len(X) <= batch_size:
-                return self._rows_forward(X)
+                return run(X)
             if couples_rows(self):  # chunks would be normalised each by itself
-                return self._rows_forward(X)
-            run = self._rows_forward
+                return run(X)
             parts = [run(X[i : i + batch_size]) for i in range(0, len(X), batch_size)]
             border = np.concatenate([parts[0][-1:], parts[1][:1]])
-            if chunk_changes_rows(self, X[batch_size - 1 : batch_size + 1], border, run):
+            if chunk_changes_rows(
+                self, np.asarray(X[batch_size - 1 : batch_size + 1]), border, run
+            ):
                 return run(X)  # a forward of one's own that couples rows: as model(X)
         return np.concatenate(parts)
 
