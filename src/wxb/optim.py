@@ -36,8 +36,16 @@ from typing import ClassVar, NamedTuple
 import numpy as np
 
 from wxb import kernels
-from wxb.errors import ConfigError, TrainingError, missing_name
+from wxb.errors import ConfigError, missing_name
 from wxb.nn.module import Module, Parameter, forget_gradients
+
+# clipping works on parameters alone, so it lives in wxb.nn.utils (torch.nn.utils's place)
+from wxb.nn.utils import (  # noqa: F401
+    _check_grad_shape,
+    _number,
+    clip_grad_norm_,
+    clip_grad_value_,
+)
 from wxb.tensor import Tensor, enable_grad
 from wxb.validation import torch_options
 
@@ -1309,14 +1317,6 @@ def calls_kernel(rule):
     return rule
 
 
-def _number(value: object, what: str) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(
-        value, (int, float, np.floating, np.integer)
-    ):
-        raise ConfigError(f"{what} must be a number; got {value!r}")
-    return float(value)
-
-
 def _positive_number(value: object, what: str) -> float:
     value = _number(value, what)
     if not value > 0 or not math.isfinite(value):
@@ -1348,19 +1348,6 @@ def _positive_int(value: object, what: str) -> int:
 
 
 Optimizer._watched = (*Optimizer.hyperparameters, *Optimizer.fixed_flags)
-
-
-def _check_grad_shape(p: Parameter, index: int) -> None:
-    """A gradient set by hand must be the parameter's shape: NumPy would spread a (3,)
-    gradient over every row of a (2, 3) weight (PyTorch refuses the assignment)."""
-    shape = getattr(p.grad, "shape", None)  # np.shape() costs ~0.5 µs a call
-    if shape != p.data.shape:
-        shape = np.shape(p.grad)  # a Python float set by hand
-    if shape != p.data.shape:
-        raise ConfigError(
-            f"parameter {index} ({p.name or 'unnamed'}, shape {p.data.shape}) has a gradient "
-            f"of shape {shape}"
-        )
 
 
 class SGD(Optimizer):
@@ -2645,91 +2632,6 @@ SCHEDULES = {
     "plateau": ReduceLROnPlateau,
     "onecycle": None,  # OneCycleLR, defined below
 }
-
-
-def clip_grad_norm_(
-    params: Parameter | Iterable[Parameter],
-    max_norm: float,
-    norm_type: float | str = 2.0,
-    error_if_nonfinite: bool = False,
-    foreach: bool | None = None,
-) -> np.float64:
-    """Scale all gradients in place so their joint norm is at most max_norm.
-
-    Takes one Parameter or an iterable of them; those without a gradient are skipped.
-    The norm is the p-norm of all the gradients' entries together (``norm_type``, 2 by
-    default; ``inf`` or ``"inf"``: the largest magnitude). Returns the norm before
-    clipping, as ``torch.nn.utils.clip_grad_norm_`` does, as a NumPy float (a float that
-    also has torch's ``.item()``); ``error_if_nonfinite`` refuses a NaN or infinite one.
-    ``foreach`` (an implementation choice of torch's) is taken and changes nothing.
-    """
-    max_norm = _number(max_norm, "clip_grad_norm_ max_norm")
-    if not max_norm >= 0:
-        raise ConfigError(f"clip_grad_norm_ max_norm must be ≥ 0; got {max_norm}")
-    if norm_type in ("inf", "Inf"):
-        norm_type = math.inf
-    norm_type = _number(norm_type, "clip_grad_norm_ norm_type")
-    if not norm_type > 0:
-        raise ConfigError(f"clip_grad_norm_ norm_type must be > 0 (or inf); got {norm_type}")
-    if foreach not in (None, True, False):
-        raise ConfigError(f"clip_grad_norm_ foreach must be True, False or None; got {foreach!r}")
-    if isinstance(params, Tensor):
-        params = [params]
-    params = list(params)
-    for index, p in enumerate(params):  # numbered as the caller listed them
-        if p.grad is not None:
-            try:
-                _check_grad_shape(p, index)
-            except ConfigError as exc:
-                raise ConfigError(f"clip_grad_norm_: {exc}") from None
-    params = [p for p in params if p.grad is not None]
-    if norm_type == 2:
-        total = math.sqrt(sum(float(np.vdot(p.grad, p.grad)) for p in params))
-    elif norm_type == math.inf:
-        total = max((float(np.max(np.abs(p.grad), initial=0)) for p in params), default=0.0)
-    else:
-        with np.errstate(over="ignore"):
-            powers = sum(float(np.sum(np.abs(np.asarray(p.grad, np.float64)) ** norm_type))
-                         for p in params)  # fmt: skip
-        total = powers ** (1 / norm_type)
-    if error_if_nonfinite and not math.isfinite(total):
-        raise TrainingError(
-            f"clip_grad_norm_: the gradients' norm is {total}; error_if_nonfinite=True "
-            "refuses to scale by it"
-        )
-    factor = max_norm / (total + 1e-6)
-    if not factor >= 1:  # (a NaN norm makes every gradient NaN, as PyTorch's does)
-        for p in params:
-            if isinstance(p.grad, np.ndarray) and p.grad.dtype.kind == "f":
-                p.grad *= factor  # in place, as PyTorch: the planned path's views stay put
-            else:  # a NumPy scalar, list or whole numbers a user assigned by hand
-                p.grad = np.asarray(p.grad, dtype=p.dtype) * p.dtype.type(factor)
-    return np.float64(total)
-
-
-def clip_grad_value_(
-    params: Parameter | Iterable[Parameter], clip_value: float, foreach: bool | None = None
-) -> None:
-    """Clamp every gradient entry to [−clip_value, clip_value] in place, as
-    ``torch.nn.utils.clip_grad_value_``; those without a gradient are skipped.
-    ``foreach`` (an implementation choice of torch's) is taken and changes nothing."""
-    clip_value = _number(clip_value, "clip_grad_value_ clip_value")
-    if not clip_value >= 0:
-        raise ConfigError(f"clip_grad_value_ clip_value must be ≥ 0; got {clip_value}")
-    if foreach not in (None, True, False):
-        raise ConfigError(f"clip_grad_value_ foreach must be True, False or None; got {foreach!r}")
-    params = [params] if isinstance(params, Tensor) else list(params)
-    for index, p in enumerate(params):
-        if p.grad is None:
-            continue
-        try:
-            _check_grad_shape(p, index)
-        except ConfigError as exc:
-            raise ConfigError(f"clip_grad_value_: {exc}") from None
-        if isinstance(p.grad, np.ndarray) and p.grad.dtype.kind == "f":
-            np.clip(p.grad, -clip_value, clip_value, out=p.grad)  # in place, as PyTorch's
-        else:  # a NumPy scalar, list or whole numbers a user assigned by hand
-            p.grad = np.clip(np.asarray(p.grad, dtype=p.dtype), -clip_value, clip_value)
 
 
 class LambdaLR(LRSchedule):

@@ -1,7 +1,7 @@
 """Layers, models and losses."""
 
 from wxb.errors import missing_name as _missing_name
-from wxb.nn import functional, init
+from wxb.nn import functional, init, utils
 from wxb.nn.containers import ModuleDict, ModuleList, ParameterDict, ParameterList
 from wxb.nn.layers import (
     ACTIVATIONS,
@@ -77,6 +77,7 @@ __all__ = [
     "functional",
     "get_loss",
     "init",
+    "utils",
 ]
 
 # torch.nn's names a port reaches for that wxb has under another name, or not at all:
@@ -86,7 +87,6 @@ _TORCH_NAMES = {
     "(x.flatten(1)), or hand fit rows (X.reshape(len(X), -1))",
     "BCELoss": "use BCEWithLogitsLoss on the logits (it applies the sigmoid itself, stably; "
     "leave the Sigmoid layer out)",
-    "utils": "clip_grad_norm_ is wxb.optim.clip_grad_norm_ (clip_grad_value_ too)",
 }
 
 
