@@ -108,3 +108,40 @@ def test_torch_nn_utils_imports_and_trains_as_torchs(seeded):
     _same_weights(ours, theirs, seeded.msg("after the written vector"))
     with pytest.raises(wxb.ShapeError, match="vec has 3 entries; the 4 parameters hold"):
         vector_to_parameters(np.zeros(3), ours.parameters())
+
+
+@pytest.mark.parametrize("optimizer", ["RMSprop", "Adam"])
+def test_weight_clipping_with_clamp_trains_as_torchs(seeded, optimizer):
+    """WGAN's critic clips its weights after each step, ``for p in critic.parameters():
+    p.clamp_(-c, c)`` under no_grad (RMSprop, as the paper): wxb's Tensor had no clamp_
+    (an AttributeError stopped the port). Trained side by side with PyTorch; ``clip_``
+    (its alias) and tensor bounds too, and the same refusal while the graph records."""
+    rng = seeded.rng
+    ours, theirs = _twins(rng)
+    opt = getattr(wxb.optim, optimizer)(ours.parameters(), lr=0.05)
+    topt = getattr(torch.optim, optimizer)(theirs.parameters(), lr=0.05)
+    c = float(rng.uniform(0.2, 0.6))
+    for step in range(5):
+        X, y = _batch(rng)
+        opt.zero_grad()
+        topt.zero_grad()
+        F.cross_entropy(ours(X), y).backward()
+        TF.cross_entropy(theirs(torch.from_numpy(X)), torch.from_numpy(y)).backward()
+        opt.step()
+        topt.step()
+        with wxb.no_grad():
+            for p in ours.parameters():
+                assert (p.clamp_(-c, c) if step % 2 else p.clip_(min=-c, max=c)) is p
+        with torch.no_grad():
+            for q in theirs.parameters():
+                q.clamp_(-c, c)
+        _same_weights(ours, theirs, seeded.msg(f"step {step}"))
+        assert max(np.abs(p.data).max() for p in ours.parameters()) <= c
+    lo = rng.normal(size=3) - 1
+    with wxb.no_grad():
+        ours[2].bias.clamp_(wxb.tensor(lo, dtype="float64"), wxb.tensor(lo + 0.5, dtype="float64"))
+    with torch.no_grad():
+        theirs[2].bias.clamp_(torch.from_numpy(lo), torch.from_numpy(lo + 0.5))
+    _same_weights(ours, theirs, seeded.msg("tensor bounds"))
+    with pytest.raises(wxb.TrainingError, match=r"clamp_\(\) on a tensor that requires grad"):
+        ours[0].weight.clamp_(-c, c)

@@ -31,6 +31,7 @@ from wxb.tensor import (
     float_array,
     foreign_array,
     is_grad_enabled,
+    no_grad,
 )
 
 
@@ -2633,6 +2634,19 @@ def _filler(name: str) -> Callable:
     return fill
 
 
+def _clamp_in_place(self: Tensor, min: object = None, max: object = None) -> Tensor:
+    """``t.clamp_(min, max)`` (``clip_``): t's own values held within [min, max], as
+    ``t.clamp``'s (WGAN's weight clipping, ``p.clamp_(-c, c)`` under no_grad)."""
+    _writable(self, 0, "clamp_()", "write t = t.clamp(min, max) for a new tensor")
+    with no_grad():
+        values = clamp(self, min, max).data
+    if values.shape != self.shape:  # tensor bounds cannot grow t by broadcasting
+        raise ShapeError(f"clamp_: bounds of shape {values.shape} do not fit t's {self.shape}")
+    self.data[...] = values
+    self._version += 1
+    return self
+
+
 def _scaled(self: Tensor, other: object, alpha: object, name: str) -> object:
     """``alpha * other`` of torch's ``t.add(other, alpha=…)``: a tensor through the graph,
     any other operand first in t's dtype, as ``t + x`` reads it."""
@@ -2897,6 +2911,7 @@ Tensor.tanh = lambda self: tanh(self)
 Tensor.softmax = lambda self, dim: softmax_along(self, dim)
 Tensor.log_softmax = lambda self, dim: log_softmax_along(self, dim)
 Tensor.clamp = Tensor.clip = lambda self, min=None, max=None: clamp(self, min, max)
+Tensor.clamp_ = Tensor.clip_ = _clamp_in_place
 Tensor.pow = lambda self, exponent: power(self, exponent)
 Tensor.square = lambda self: mul(self, self)
 Tensor.neg = negative
