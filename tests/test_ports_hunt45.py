@@ -145,3 +145,78 @@ def test_weight_clipping_with_clamp_trains_as_torchs(seeded, optimizer):
     _same_weights(ours, theirs, seeded.msg("tensor bounds"))
     with pytest.raises(wxb.TrainingError, match=r"clamp_\(\) on a tensor that requires grad"):
         ours[0].weight.clamp_(-c, c)
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_input_gradients_and_autograd_grad_as_torchs(seeded, frozen):
+    """Saliency maps and FGSM as PyTorch scripts write them: ``x.grad`` after
+    ``loss.backward()`` (eval mode, parameters frozen or not, after ``model.zero_grad()``),
+    and ``torch.autograd.grad(loss, x)[0]``, which wxb lacked (an AttributeError on
+    wxb.autograd.grad). Gradients with respect to the parameters handed back by
+    ``autograd.grad`` after the planned Sequential's forward were written into their
+    ``.grad`` instead, over what a loop had accumulated: the step then took a wrong one."""
+    rng = seeded.rng
+    ours, theirs = _twins(rng)
+    ours.eval()
+    theirs.eval()
+    if frozen:
+        ours.requires_grad_(False)
+        theirs.requires_grad_(False)
+    X, y = _batch(rng)
+    eps = float(rng.uniform(0.01, 0.3))
+    ours.zero_grad()
+    theirs.zero_grad()
+    x = wxb.tensor(X, requires_grad=True, dtype="float64")
+    tx = torch.tensor(X, requires_grad=True)
+    F.cross_entropy(ours(x), y).backward()
+    TF.cross_entropy(theirs(tx), torch.from_numpy(y)).backward()
+    np.testing.assert_allclose(
+        x.grad, tx.grad.numpy(), rtol=1e-12, atol=1e-15, err_msg=seeded.msg("input gradient")
+    )
+    x = wxb.tensor(X, requires_grad=True, dtype="float64")
+    tx = torch.tensor(X, requires_grad=True)
+    (g,) = wxb.autograd.grad(F.cross_entropy(ours(x), y), x)
+    (tg,) = torch.autograd.grad(TF.cross_entropy(theirs(tx), torch.from_numpy(y)), tx)
+    assert x.grad is None and tx.grad is None
+    np.testing.assert_allclose(
+        g.data, tg.numpy(), rtol=1e-12, atol=1e-15, err_msg=seeded.msg("input gradient")
+    )
+    adversarial = (x + eps * g.sign()).detach()
+    their_adversarial = (tx + eps * tg.sign()).detach()
+    np.testing.assert_allclose(
+        ours(adversarial).data, theirs(their_adversarial).detach().numpy(), rtol=1e-12
+    )
+    if frozen:
+        with pytest.raises(wxb.ShapeError, match=r"inputs\[0\] does not require grad"):
+            wxb.autograd.grad(F.cross_entropy(ours(X), y), ours[0].weight)
+        return
+    # a loop's accumulated gradients, then autograd.grad on the parameters of a planned
+    # forward (X a plain array): handed back, .grad left as it was, the step as torch's
+    opt = wxb.optim.SGD(ours.parameters(), lr=0.1, momentum=0.9)
+    topt = torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=0.9)
+    ours.train()
+    theirs.train()
+    for step in range(3):
+        opt.zero_grad()
+        topt.zero_grad()
+        X, y = _batch(rng)
+        F.cross_entropy(ours(X), y).backward()
+        TF.cross_entropy(theirs(torch.from_numpy(X)), torch.from_numpy(y)).backward()
+        X2, y2 = _batch(rng)
+        assert ours.why_not_planned() is None
+        grads = wxb.autograd.grad(F.cross_entropy(ours(X2), y2), ours.parameters())
+        tgrads = torch.autograd.grad(
+            TF.cross_entropy(theirs(torch.from_numpy(X2)), torch.from_numpy(y2)),
+            list(theirs.parameters()),
+        )
+        for a, b in zip(grads, tgrads, strict=True):
+            np.testing.assert_allclose(a.data, b.numpy(), rtol=1e-12, atol=1e-15)
+        for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
+            np.testing.assert_allclose(p.grad, q.grad.numpy(), rtol=1e-12, atol=1e-15)
+        opt.step()
+        topt.step()
+        _same_weights(ours, theirs, seeded.msg(f"step {step}"))
+    unused = wxb.tensor(X, requires_grad=True)
+    with pytest.raises(wxb.ShapeError, match=r"inputs\[0\] was not used"):
+        wxb.autograd.grad(F.cross_entropy(ours(X), y), unused)
+    assert wxb.autograd.grad(ours(X).sum(), [unused], allow_unused=True) == (None,)

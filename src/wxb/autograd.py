@@ -13,6 +13,9 @@ written beside its forward, as every primitive of ``wxb.ops`` is (``Tensor.from_
             return grad_output * 1.5 * (5 * x**2 - 1)
 
     y = LegendrePolynomial3.apply(c + d * x)
+
+and ``torch.autograd.grad(outputs, inputs)``: the gradients handed back, no ``.grad`` set
+(a saliency map, ``wxb.autograd.grad(loss, x)[0]``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 
 from wxb.errors import ConfigError, ShapeError
 from wxb.ops import _unbroadcast
-from wxb.tensor import Tensor, float_array, no_grad
+from wxb.tensor import Tensor, float_array, gradients_apart, no_grad
 
 
 class FunctionCtx:
@@ -93,3 +96,74 @@ class Function:
             return out
 
         return Tensor.from_op(result, name, tuple(a for _, a in tensors), backward)
+
+
+def grad(
+    outputs: Tensor | list[Tensor] | tuple[Tensor, ...],
+    inputs: Tensor | list[Tensor] | tuple[Tensor, ...],
+    grad_outputs: object = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+    allow_unused: bool | None = None,
+    is_grads_batched: bool = False,
+    materialize_grads: bool = False,
+) -> tuple[Tensor | None, ...]:
+    """∂(outputs)/∂(each input), handed back as a tuple of tensors, as
+    ``torch.autograd.grad``: no tensor's ``.grad`` changes (a model's accumulated
+    gradients stay as they were). Several outputs add their gradients (each seeded by its
+    ``grad_outputs`` entry; a scalar's may be left None). The graph is freed as
+    ``backward`` frees it, unless ``retain_graph=True``. An input that the outputs do not
+    depend on is refused, or with ``allow_unused=True`` given as None (zeros with
+    ``materialize_grads=True``), as torch's. ``create_graph`` and ``is_grads_batched``
+    (second derivatives, vmap) are torch's options wxb does not have: refused."""
+    if create_graph or is_grads_batched:
+        option = "create_graph" if create_graph else "is_grads_batched"
+        raise ConfigError(
+            f"autograd.grad({option}=True) is PyTorch's option, which wxb does not have: its "
+            "backward records no graph of its own (no second derivatives)"
+        )
+    outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    seeds = [grad_outputs] if isinstance(grad_outputs, Tensor) or grad_outputs is None else None
+    if seeds is None:
+        seeds = list(grad_outputs)  # (an array is one seed, not one per row)
+        if isinstance(grad_outputs, np.ndarray):
+            seeds = [grad_outputs]
+    if len(seeds) == 1 and len(outs) > 1 and seeds[0] is None:
+        seeds = seeds * len(outs)
+    if len(seeds) != len(outs):
+        raise ShapeError(f"autograd.grad: {len(seeds)} grad_outputs for {len(outs)} outputs")
+    for where, items in (("outputs", outs), ("inputs", ins)):
+        if not items:
+            raise ConfigError(f"autograd.grad: got no {where}")
+        for i, t in enumerate(items):
+            if not isinstance(t, Tensor):
+                raise ConfigError(f"autograd.grad: {where}[{i}] is a {type(t).__name__}")
+    for i, t in enumerate(ins):
+        if not t.requires_grad:
+            raise ShapeError(f"autograd.grad: inputs[{i}] does not require grad")
+    # a recorded input's gradient is read as retain_grad() reads it, its .grad put back
+    kept = [(t, t.retains_grad, t.grad) for t in ins if t.grad_fn is not None]
+    for t, _, _ in kept:
+        t.retains_grad, t.grad = True, None
+    try:
+        with gradients_apart() as store:
+            for k, (out, seed) in enumerate(zip(outs, seeds, strict=True)):
+                last = k == len(outs) - 1
+                out.backward(seed, retain_graph=bool(retain_graph) or not last)
+        found = [t.grad if t.grad_fn is not None else store[t] for t in ins]
+    finally:
+        for t, retains, before in kept:
+            t.retains_grad, t.grad = retains, before
+    result: list[Tensor | None] = []
+    for i, (t, g) in enumerate(zip(ins, found, strict=True)):
+        if g is None:
+            if not allow_unused and not materialize_grads:
+                raise ShapeError(
+                    f"autograd.grad: inputs[{i}] was not used to compute the outputs "
+                    "(allow_unused=True gives None for it)"
+                )
+            result.append(Tensor(np.zeros_like(t.data)) if materialize_grads else None)
+        else:
+            result.append(Tensor(np.array(g, dtype=t.dtype)))
+    return tuple(result)

@@ -189,6 +189,13 @@ class gradients_apart:  # (lower case: a context manager, as no_grad)
         return None if kept is None else kept[1]
 
 
+def keep_apart(leaf: Tensor, g: np.ndarray) -> None:
+    """Add ``g`` to ``leaf``'s gradient in this thread's ``gradients_apart`` store."""
+    apart = _mode.leaf_grads
+    kept = apart.get(id(leaf))  # (the tensor kept too: its id stays its own)
+    apart[id(leaf)] = (leaf, g.copy() if kept is None else accumulate_grad(kept[1], g))
+
+
 def keeping_gradients_apart() -> bool:
     """Whether this thread's backward now fills a ``gradients_apart`` store (the planned
     stack, which writes ``.grad`` itself, then stands aside for the graph)."""
@@ -744,11 +751,8 @@ class Tensor:
                 if g.dtype != node.data.dtype:  # from a graph of another dtype: the leaf's own
                     g = g.astype(node.data.dtype)
                     handed[id(g)] = 1
-                apart = _mode.leaf_grads
-                if apart is not None:  # gradients_apart(): .grad untouched (the tensor
-                    kept = apart.get(id(node))  # kept too: its id stays its own)
-                    total = g.copy() if kept is None else accumulate_grad(kept[1], g)
-                    apart[id(node)] = (node, total)
+                if _mode.leaf_grads is not None:  # gradients_apart(): .grad untouched
+                    keep_apart(node, g)
                     continue
                 with GRAD_LOCK:
                     if node.grad is not None:
