@@ -148,6 +148,8 @@ def test_refusals_are_one_clear_line():
     with pytest.raises(ConfigError, match="mode must be 'fan_in' or 'fan_out'"):
         nn.init.kaiming_normal_(nn.Dense(3, 2).weight, mode="fan_avg")
     with pytest.raises(ConfigError, match="writes into a wxb Tensor"):
-        nn.init.zeros_(np.ones((2, 2)))
+        nn.init.zeros_([[1.0, 2.0]])  # (a float array is written in place: m.weight.data)
+    with pytest.raises(ConfigError, match=r"float array .* got ndarray of int64"):
+        nn.init.zeros_(np.ones((2, 2), dtype=np.int64))
     with pytest.raises(ConfigError, match="a must be below b"):
         nn.init.trunc_normal_(nn.Dense(3, 2).weight, a=1.0, b=0.0)

@@ -220,3 +220,41 @@ def test_input_gradients_and_autograd_grad_as_torchs(seeded, frozen):
     with pytest.raises(wxb.ShapeError, match=r"inputs\[0\] was not used"):
         wxb.autograd.grad(F.cross_entropy(ours(X), y), unused)
     assert wxb.autograd.grad(ours(X).sum(), [unused], allow_unused=True) == (None,)
+
+
+def test_model_apply_with_init_on_the_weights_data_trains_as_torchs(seeded):
+    """``model.apply(init_weights)`` where ``init_weights`` hands ``m.weight.data`` to
+    ``nn.init`` (``xavier_uniform_(m.weight.data, gain=calculate_gain('tanh'))``,
+    ``constant_(m.bias.data, 0.01)``), as older PyTorch scripts write it: wxb refused the
+    array ('writes into a wxb Tensor or Parameter'). Applied after the optimiser was
+    built (it steps the new values), then trained beside PyTorch from those weights."""
+    rng = seeded.rng
+    ours, theirs = _twins(rng)
+    opt = wxb.optim.Adam(ours.parameters(), lr=0.01)
+    gain = nn.init.calculate_gain("tanh")
+    bias = float(rng.uniform(-0.1, 0.1))
+
+    def init_weights(m):
+        if isinstance(m, nn.Linear):
+            assert nn.init.xavier_uniform_(m.weight.data, gain=gain) is m.weight.data
+            nn.init.constant_(m.bias.data, bias)
+
+    assert ours.apply(init_weights) is ours
+    for layer in (ours[0], ours[2]):
+        out, inputs = layer.weight.shape
+        bound = gain * np.sqrt(6 / (inputs + out))
+        assert np.abs(layer.weight.data).max() <= bound, seeded.msg("xavier bound")
+        assert np.all(layer.bias.data == bias)
+    with torch.no_grad():
+        for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
+            q.copy_(torch.from_numpy(p.data))
+    topt = torch.optim.Adam(theirs.parameters(), lr=0.01)
+    for step in range(4):
+        X, y = _batch(rng)
+        opt.zero_grad()
+        topt.zero_grad()
+        F.cross_entropy(ours(X), y).backward()
+        TF.cross_entropy(theirs(torch.from_numpy(X)), torch.from_numpy(y)).backward()
+        opt.step()
+        topt.step()
+        _same_weights(ours, theirs, seeded.msg(f"step {step}"))

@@ -2,7 +2,9 @@
 
 Each function writes into the tensor it is given (a ``Parameter`` stays the same
 object, holding the same array, so an optimiser built on it and the planned step
-follow) and returns it, as PyTorch's do; no graph is recorded. Fans follow PyTorch's
+follow) and returns it, as PyTorch's do; no graph is recorded. A parameter's float
+array (``m.weight.data``, as older PyTorch scripts hand it) is written where it lies
+and returned. Fans follow PyTorch's
 (out, in) layout, which is Dense's W: fan_in = shape[1], fan_out = shape[0] (times the
 size of any further dimensions). Draws come from ``generator`` (a seed or a NumPy
 generator), else from wxb's default generator, which ``wxb.manual_seed`` sets; they
@@ -65,11 +67,24 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     return _GAINS[nonlinearity]
 
 
+class _GivenArray(Tensor):
+    """A float array given in a tensor's place (``m.weight.data``, which PyTorch's init
+    functions take as they take ``m.weight``): written where it lies, and given back."""
+
+
 def _tensor(tensor: object, where: str) -> Tensor:
+    if (
+        isinstance(tensor, np.ndarray)
+        and tensor.dtype in (np.float32, np.float64)
+        and tensor.dtype.isnative
+        and tensor.flags.writeable
+    ):
+        return _GivenArray.of_array(tensor)
     if not isinstance(tensor, Tensor):
         raise ConfigError(
-            f"{where} writes into a wxb Tensor or Parameter (layer.weight); got "
-            f"{type(tensor).__name__}"
+            f"{where} writes into a wxb Tensor or Parameter (layer.weight), or its float "
+            f"array (layer.weight.data); got {type(tensor).__name__}"
+            + (f" of {tensor.dtype}" if isinstance(tensor, np.ndarray) else "")
         )
     return tensor
 
@@ -78,7 +93,7 @@ def _fill(tensor: Tensor, values: np.ndarray | float) -> Tensor:
     values = np.asarray(values, dtype=np.float64).astype(tensor.dtype)  # drawn in float64
     with no_grad():  # in place, as PyTorch's: graphs recorded before refuse backward
         tensor[...] = values
-    return tensor
+    return tensor.data if isinstance(tensor, _GivenArray) else tensor
 
 
 def _fans(tensor: Tensor, where: str) -> tuple[int, int]:
