@@ -258,3 +258,56 @@ def test_model_apply_with_init_on_the_weights_data_trains_as_torchs(seeded):
         opt.step()
         topt.step()
         _same_weights(ours, theirs, seeded.msg(f"step {step}"))
+
+
+def test_optimizer_over_named_parameters_with_no_decay_groups_as_torchs(seeded):
+    """PyTorch (2.6 on) takes ``model.named_parameters()`` as an optimiser's parameters,
+    keeping their names in each group's ``param_names``; the no-decay idiom then reads
+    ``[{"params": [(n, p) for n, p in named if "bias" not in n]}, ...]``. wxb refused
+    the pairs ('takes wxb Parameters'). Trained beside PyTorch, and its state resumes."""
+    import pickle
+
+    rng = seeded.rng
+    ours, theirs = _twins(rng)
+    decay = float(rng.uniform(0.01, 0.2))
+
+    def groups(model):
+        named = list(model.named_parameters())
+        return [
+            {"params": [(n, p) for n, p in named if "bias" not in n], "weight_decay": decay},
+            {"params": [(n, p) for n, p in named if "bias" in n], "weight_decay": 0.0},
+        ]
+
+    opt = wxb.optim.AdamW(groups(ours), lr=0.01)
+    topt = torch.optim.AdamW(groups(theirs), lr=0.01)
+    names = [[n for n, _ in g["params"]] for g in groups(ours)]
+    assert [g["param_names"] for g in opt.param_groups] == names
+    assert [len(g["param_names"]) for g in topt.param_groups] == [len(n) for n in names]
+    batches = [_batch(rng) for _ in range(5)]
+    saved = None
+    for step, (X, y) in enumerate(batches):
+        opt.zero_grad()
+        topt.zero_grad()
+        F.cross_entropy(ours(X), y).backward()
+        TF.cross_entropy(theirs(torch.from_numpy(X)), torch.from_numpy(y)).backward()
+        opt.step()
+        topt.step()
+        _same_weights(ours, theirs, seeded.msg(f"step {step}"))
+        if step == 2:
+            saved = pickle.dumps({"model": ours.state_dict(), "optimizer": opt.state_dict()})
+    resumed = nn.Sequential(
+        nn.Linear(5, 8, dtype="float64"), nn.Tanh(), nn.Linear(8, 3, dtype="float64")
+    )
+    checkpoint = pickle.loads(saved)
+    resumed.load_state_dict(checkpoint["model"])
+    again = wxb.optim.AdamW(groups(resumed), lr=0.01)
+    again.load_state_dict(checkpoint["optimizer"])
+    assert [g["param_names"] for g in again.param_groups] == names
+    for X, y in batches[3:]:
+        again.zero_grad()
+        F.cross_entropy(resumed(X), y).backward()
+        again.step()
+    for p, q in zip(resumed.parameters(), ours.parameters(), strict=True):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=seeded.msg("resumed"))
+    with pytest.raises(wxb.ConfigError, match="with its name, as named_parameters"):
+        wxb.optim.SGD([("0.weight", ours[0].weight), ours[0].bias], lr=0.1)

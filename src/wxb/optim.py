@@ -636,6 +636,15 @@ class Optimizer:
         elif isinstance(params, (str, bytes, dict)) or not isinstance(params, Iterable):
             raise ConfigError(f"{where}: 'params' must be a list of Parameters; got {params!r}")
         params = list(params)
+        named = [isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in params]
+        if any(named):  # model.named_parameters(), as PyTorch's (2.6 on) take it
+            if not all(named):
+                raise ConfigError(
+                    f"{where}: give every parameter with its name, as named_parameters() "
+                    "gives them, or none (as PyTorch requires)"
+                )
+            group["param_names"] = [n for n, _ in params]
+            params = [p for _, p in params]
         for p in params:
             if isinstance(p, dict):
                 raise ConfigError(
