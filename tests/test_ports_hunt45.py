@@ -311,3 +311,60 @@ def test_optimizer_over_named_parameters_with_no_decay_groups_as_torchs(seeded):
         np.testing.assert_array_equal(p.data, q.data, err_msg=seeded.msg("resumed"))
     with pytest.raises(wxb.ConfigError, match="with its name, as named_parameters"):
         wxb.optim.SGD([("0.weight", ours[0].weight), ours[0].bias], lr=0.1)
+
+
+def test_a_loop_with_dropout_resumes_bit_for_bit_with_the_generators_state(seeded):
+    """A checkpoint as PyTorch scripts write it, ``{"model": …, "optimizer": …,
+    "scheduler": …, "epoch": e, "rng": torch.get_rng_state()}``, pickled, then loaded into
+    a new model, optimiser and schedule: wxb had no get_rng_state (an AttributeError), so
+    a loop with Dropout could not draw the masks the uninterrupted run drew."""
+    import pickle
+
+    rng = seeded.rng
+    batches = [_batch(rng) for _ in range(8)]
+
+    def make():
+        model = nn.Sequential(
+            nn.Linear(5, 16, dtype="float64"),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.Linear(16, 3, dtype="float64"),
+        )
+        opt = wxb.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        return model, opt, wxb.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.7)
+
+    def epoch(model, opt, sched, part):
+        for X, y in part:
+            opt.zero_grad()
+            F.cross_entropy(model(X), y).backward()
+            opt.step()
+        sched.step()
+
+    wxb.manual_seed(int(rng.integers(2**31)))
+    model, opt, sched = make()
+    for e in range(4):
+        epoch(model, opt, sched, batches[2 * e : 2 * e + 2])
+        if e == 1:
+            saved = pickle.dumps(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "epoch": e + 1,
+                    "rng": wxb.get_rng_state(),
+                }
+            )
+    wxb.manual_seed(int(rng.integers(2**31)))  # a new process: another seed, new weights
+    again, opt2, sched2 = make()
+    checkpoint = pickle.loads(saved)
+    again.load_state_dict(checkpoint["model"])
+    opt2.load_state_dict(checkpoint["optimizer"])
+    sched2.load_state_dict(checkpoint["scheduler"])
+    wxb.set_rng_state(checkpoint["rng"])
+    for e in range(checkpoint["epoch"], 4):
+        epoch(again, opt2, sched2, batches[2 * e : 2 * e + 2])
+    for (name, p), q in zip(again.named_parameters(), model.parameters(), strict=True):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=seeded.msg(name))
+    assert opt2.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
+    with pytest.raises(wxb.ConfigError, match=r"takes what wxb\.get_rng_state"):
+        wxb.set_rng_state(torch.get_rng_state())

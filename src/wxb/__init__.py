@@ -20,7 +20,7 @@ from wxb.errors import (
 )
 from wxb.explanation import explain
 from wxb.io import load, save
-from wxb.random import manual_seed
+from wxb.random import get_rng_state, manual_seed, set_rng_state
 from wxb.reporting import report  # wxb.report(model, history, X, y, path=…)
 from wxb.step import GraphStep, PlannedStep, make_step
 from wxb.tables import read_table
@@ -56,6 +56,7 @@ __all__ = [
     "evaluate",
     "explain",
     "fit",
+    "get_rng_state",
     "graph",
     "is_grad_enabled",
     "load",
@@ -69,6 +70,7 @@ __all__ = [
     "report",
     "save",
     "set_grad_enabled",
+    "set_rng_state",
     "tensor",  # the module, callable as torch.tensor: wxb.tensor([1.0, 2.0], requires_grad=True)
 ]
 

@@ -34,6 +34,29 @@ def manual_seed(seed: int) -> np.random.Generator:
     return _generator
 
 
+def get_rng_state() -> dict:
+    """The default generator's state (``torch.get_rng_state``'s place): a plain dict a
+    checkpoint can hold, which ``set_rng_state`` puts back, so Dropout's masks and other
+    draws from it go on after a resume as in the uninterrupted run."""
+    return _generator.bit_generator.state
+
+
+def set_rng_state(new_state: object) -> None:
+    """Put back a state ``get_rng_state`` gave, into the default generator itself (what
+    holds it, as ``Dropout`` does each call, draws on from there)."""
+    kind = type(_generator.bit_generator).__name__
+    if not isinstance(new_state, dict) or new_state.get("bit_generator") != kind:
+        raise ConfigError(
+            f"set_rng_state takes what wxb.get_rng_state() gave (a {kind} state dict); got "
+            + (f"a {new_state.get('bit_generator')} state" if isinstance(new_state, dict)
+               else type(new_state).__name__)
+        )  # fmt: skip
+    try:
+        _generator.bit_generator.state = new_state
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ConfigError(f"set_rng_state: the state is damaged ({exc})") from None
+
+
 def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
     """A generator from a seed, an existing generator, or wxb's default one."""
     if seed is None:
