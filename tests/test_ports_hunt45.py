@@ -368,3 +368,44 @@ def test_a_loop_with_dropout_resumes_bit_for_bit_with_the_generators_state(seede
     assert opt2.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
     with pytest.raises(wxb.ConfigError, match=r"takes what wxb\.get_rng_state"):
         wxb.set_rng_state(torch.get_rng_state())
+
+
+@pytest.mark.parametrize("in_place", [True, False])
+def test_max_norm_constraint_with_renorm_trains_as_torchs(seeded, in_place):
+    """A max-norm constraint after each step, as PyTorch ports of Keras's MaxNorm write
+    it: ``w.renorm_(2, 0, c)`` under no_grad, or ``w.copy_(w.renorm(2, 0, c))``; wxb's
+    Tensor had no renorm (an AttributeError). Each row of W whose norm passes c is
+    scaled to c·‖w‖/(‖w‖ + 1e-7), as torch's; its gradient (renorm in a loss) too."""
+    rng = seeded.rng
+    ours, theirs = _twins(rng)
+    opt = wxb.optim.SGD(ours.parameters(), lr=0.5, momentum=0.9)
+    topt = torch.optim.SGD(theirs.parameters(), lr=0.5, momentum=0.9)
+    c = float(rng.uniform(0.5, 1.5))
+    for step in range(5):
+        X, y = _batch(rng)
+        opt.zero_grad()
+        topt.zero_grad()
+        F.cross_entropy(ours(X), y).backward()
+        TF.cross_entropy(theirs(torch.from_numpy(X)), torch.from_numpy(y)).backward()
+        opt.step()
+        topt.step()
+        with wxb.no_grad():
+            for layer in (ours[0], ours[2]):
+                w = layer.weight
+                assert (w.renorm_(2, 0, c) if in_place else w.copy_(w.renorm(2, 0, c))) is w
+        with torch.no_grad():
+            for layer in (theirs[0], theirs[2]):
+                layer.weight.renorm_(2, 0, c)
+        _same_weights(ours, theirs, seeded.msg(f"step {step}"))
+        assert np.linalg.norm(ours[0].weight.data, axis=1).max() <= c
+    W = rng.normal(size=(4, 6))
+    G = rng.normal(size=(4, 6))
+    w = wxb.tensor(W, requires_grad=True, dtype="float64")
+    tw = torch.tensor(W, requires_grad=True)
+    p, dim = (float("inf"), 1) if in_place else (1, 0)
+    limit = float(np.median(np.abs(W).max(axis=0) if dim == 1 else np.abs(W).sum(axis=1)))
+    out, their_out = w.renorm(p, dim, limit), tw.renorm(p, dim, limit)
+    np.testing.assert_array_equal(out.data, their_out.detach().numpy(), err_msg=seeded.msg("out"))
+    (out * G).sum().backward()
+    (their_out * torch.from_numpy(G)).sum().backward()
+    np.testing.assert_allclose(w.grad, tw.grad.numpy(), rtol=1e-12, atol=1e-15)

@@ -2634,17 +2634,26 @@ def _filler(name: str) -> Callable:
     return fill
 
 
-def _clamp_in_place(self: Tensor, min: object = None, max: object = None) -> Tensor:
-    """``t.clamp_(min, max)`` (``clip_``): t's own values held within [min, max], as
-    ``t.clamp``'s (WGAN's weight clipping, ``p.clamp_(-c, c)`` under no_grad)."""
-    _writable(self, 0, "clamp_()", "write t = t.clamp(min, max) for a new tensor")
-    with no_grad():
-        values = clamp(self, min, max).data
-    if values.shape != self.shape:  # tensor bounds cannot grow t by broadcasting
-        raise ShapeError(f"clamp_: bounds of shape {values.shape} do not fit t's {self.shape}")
-    self.data[...] = values
-    self._version += 1
-    return self
+def _in_place_of(name: str, op: Callable, call: str) -> Callable:
+    """``t.name_(…)``: t's own values set to ``op(t, …)``'s, as torch's in-place form."""
+
+    def apply(self: Tensor, *args: object, **kwargs: object) -> Tensor:
+        _writable(self, 0, f"{name}_()", f"write t = t.{call} for a new tensor")
+        with no_grad():
+            values = op(self, *args, **kwargs).data
+        if values.shape != self.shape:  # tensor bounds cannot grow t by broadcasting
+            raise ShapeError(f"{name}_: its result's shape {values.shape} is not t's {self.shape}")
+        self.data[...] = values
+        self._version += 1
+        return self
+
+    return apply
+
+
+# WGAN's weight clipping (p.clamp_(-c, c) under no_grad)
+_clamp_in_place = _in_place_of(
+    "clamp", lambda t, min=None, max=None: clamp(t, min, max), "clamp(min, max)"
+)
 
 
 def _scaled(self: Tensor, other: object, alpha: object, name: str) -> object:
@@ -2762,6 +2771,28 @@ def norm(a: Tensor, p: object = "fro", dim: object = None, keepdim: bool = False
         return (np.asarray(grad).astype(A.dtype, copy=False),)
 
     return Tensor.from_op(np.asarray(out).astype(A.dtype), "norm", (a,), backward)
+
+
+def renorm(a: Tensor, p: object, dim: object, maxnorm: object) -> Tensor:
+    """Each slice along ``dim`` (a row of W for dim=0) whose p-norm over the other
+    dimensions exceeds ``maxnorm`` scaled down to it, as torch's ``renorm``: A·F with
+    F = maxnorm/(‖A_i‖ + 1e-7) there, else 1 (a max-norm constraint on W's rows).
+    ∂L/∂A = G·F + A·∂L/∂F through the norm, ∂F/∂‖A_i‖ = −maxnorm/(‖A_i‖ + 1e-7)²."""
+    a = as_tensor(a)
+    if not _is_number(maxnorm) or not 0 <= maxnorm < math.inf:
+        raise ConfigError(f"renorm: maxnorm must be a number ≥ 0; got {maxnorm!r}")
+    if a.ndim < 2:  # (as torch's refuses it)
+        raise ShapeError(f"renorm: needs at least 2 dimensions; got shape {a.shape}")
+    axis = _axis(dim, a.ndim, "renorm")
+    norms = norm(a, p, dim=tuple(i for i in range(a.ndim) if i != axis), keepdim=True)
+    N = norms.data
+    over = N > maxnorm
+    F = np.where(over, maxnorm / (N + 1e-7), 1).astype(a.dtype)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (np.where(over, g * (-maxnorm / (N + 1e-7) ** 2), 0).astype(g.dtype),)
+
+    return mul(a, Tensor.from_op(F, "renorm factor", (norms,), backward))
 
 
 def dot(a: object, b: object) -> Tensor:
@@ -2912,6 +2943,8 @@ Tensor.softmax = lambda self, dim: softmax_along(self, dim)
 Tensor.log_softmax = lambda self, dim: log_softmax_along(self, dim)
 Tensor.clamp = Tensor.clip = lambda self, min=None, max=None: clamp(self, min, max)
 Tensor.clamp_ = Tensor.clip_ = _clamp_in_place
+Tensor.renorm = lambda self, p, dim, maxnorm: renorm(self, p, dim, maxnorm)
+Tensor.renorm_ = _in_place_of("renorm", renorm, "renorm(p, dim, maxnorm)")  # max-norm on W's rows
 Tensor.pow = lambda self, exponent: power(self, exponent)
 Tensor.square = lambda self: mul(self, self)
 Tensor.neg = negative
