@@ -409,3 +409,26 @@ def test_max_norm_constraint_with_renorm_trains_as_torchs(seeded, in_place):
     (out * G).sum().backward()
     (their_out * torch.from_numpy(G)).sum().backward()
     np.testing.assert_allclose(w.grad, tw.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_clipping_takes_torchs_keywords(seeded):
+    """``clip_grad_norm_(parameters=model.parameters(), max_norm=…)`` and
+    ``clip_grad_value_(parameters=…, clip_value=…)``, PyTorch's keywords, raised
+    TypeError (wxb named the first argument ``params``, which it still takes)."""
+    rng = seeded.rng
+    ours, theirs = _twins(rng)
+    X, y = _batch(rng)
+    F.cross_entropy(ours(X), y).backward()
+    TF.cross_entropy(theirs(torch.from_numpy(X)), torch.from_numpy(y)).backward()
+    limit = float(rng.uniform(0.05, 0.5))
+    norm = nn.utils.clip_grad_norm_(parameters=ours.parameters(), max_norm=limit, norm_type=2.0)
+    expected = torch.nn.utils.clip_grad_norm_(parameters=theirs.parameters(), max_norm=limit)
+    assert float(norm) == pytest.approx(expected.item(), rel=1e-12), seeded.msg("norm")
+    value = limit / 10
+    nn.utils.clip_grad_value_(parameters=ours.parameters(), clip_value=value)
+    torch.nn.utils.clip_grad_value_(parameters=theirs.parameters(), clip_value=value)
+    for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
+        np.testing.assert_allclose(p.grad, q.grad.numpy(), rtol=1e-12, err_msg=seeded.msg("grad"))
+    assert wxb.optim.clip_grad_norm_(params=ours.parameters(), max_norm=limit) <= limit
+    with pytest.raises(wxb.ConfigError, match="give the parameters once"):
+        nn.utils.clip_grad_norm_(ours.parameters(), limit, params=ours.parameters())

@@ -40,12 +40,21 @@ def _check_grad_shape(p: Parameter, index: int) -> None:
         )
 
 
+def _given(parameters: object, params: object, where: str) -> object:
+    """The parameters, by PyTorch's keyword ``parameters=`` or wxb's earlier ``params=``."""
+    if (parameters is None) == (params is None):
+        raise ConfigError(f"{where}: give the parameters once (parameters=model.parameters())")
+    return parameters if params is None else params
+
+
 def clip_grad_norm_(
-    params: Parameter | Iterable[Parameter],
-    max_norm: float,
+    parameters: Parameter | Iterable[Parameter] | None = None,
+    max_norm: float | None = None,
     norm_type: float | str = 2.0,
     error_if_nonfinite: bool = False,
     foreach: bool | None = None,
+    *,
+    params: Parameter | Iterable[Parameter] | None = None,
 ) -> np.float64:
     """Scale all gradients in place so their joint norm is at most max_norm.
 
@@ -56,6 +65,7 @@ def clip_grad_norm_(
     also has torch's ``.item()``); ``error_if_nonfinite`` refuses a NaN or infinite one.
     ``foreach`` (an implementation choice of torch's) is taken and changes nothing.
     """
+    params = _given(parameters, params, "clip_grad_norm_")
     max_norm = _number(max_norm, "clip_grad_norm_ max_norm")
     if not max_norm >= 0:
         raise ConfigError(f"clip_grad_norm_ max_norm must be ≥ 0; got {max_norm}")
@@ -101,11 +111,16 @@ def clip_grad_norm_(
 
 
 def clip_grad_value_(
-    params: Parameter | Iterable[Parameter], clip_value: float, foreach: bool | None = None
+    parameters: Parameter | Iterable[Parameter] | None = None,
+    clip_value: float | None = None,
+    foreach: bool | None = None,
+    *,
+    params: Parameter | Iterable[Parameter] | None = None,
 ) -> None:
     """Clamp every gradient entry to [−clip_value, clip_value] in place, as
     ``torch.nn.utils.clip_grad_value_``; those without a gradient are skipped.
     ``foreach`` (an implementation choice of torch's) is taken and changes nothing."""
+    params = _given(parameters, params, "clip_grad_value_")
     clip_value = _number(clip_value, "clip_grad_value_ clip_value")
     if not clip_value >= 0:
         raise ConfigError(f"clip_grad_value_ clip_value must be ≥ 0; got {clip_value}")
