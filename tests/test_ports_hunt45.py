@@ -432,3 +432,39 @@ def test_clipping_takes_torchs_keywords(seeded):
     assert wxb.optim.clip_grad_norm_(params=ours.parameters(), max_norm=limit) <= limit
     with pytest.raises(wxb.ConfigError, match="give the parameters once"):
         nn.utils.clip_grad_norm_(ours.parameters(), limit, params=ours.parameters())
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)`")
+def test_load_state_dict_takes_torchs_keyword(seeded):
+    """``model.load_state_dict(state_dict=ckpt["model"], strict=False)`` and
+    ``scheduler.load_state_dict(state_dict=…)``, PyTorch's keyword, raised TypeError
+    (wxb named it ``state``); the returned keys and the resumed rates as torch's."""
+    rng = seeded.rng
+    ours, theirs = _twins(rng)
+    partial = {k: v for k, v in ours.state_dict().items() if k != "dense2.bias"}
+    fresh, _ = _twins(rng)
+    keys = fresh.load_state_dict(state_dict=partial, strict=False)
+    their_partial = {k: v for k, v in theirs.state_dict().items() if k != "2.bias"}
+    their_keys = theirs.load_state_dict(state_dict=their_partial, strict=False)
+    assert keys.missing_keys == ["dense2.bias"] and their_keys.missing_keys == ["2.bias"]
+    assert keys.unexpected_keys == [] == their_keys.unexpected_keys
+    np.testing.assert_array_equal(fresh[0].weight.data, ours[0].weight.data)
+    gamma = float(rng.uniform(0.5, 0.9))
+    for Schedule, options in (
+        ("StepLR", {"step_size": 1, "gamma": gamma}),
+        ("ReduceLROnPlateau", {"factor": gamma, "patience": 0}),
+    ):
+        lrs = []
+        for lib, model in (("wxb", ours), ("torch", theirs)):
+            optim = wxb.optim if lib == "wxb" else torch.optim
+            make = getattr(optim.lr_scheduler, Schedule)
+            first = make(optim.SGD(model.parameters(), lr=0.1), **options)
+            for value in (1.0, 2.0, 3.0):
+                first.step(value) if "Plateau" in Schedule else first.step()
+            opt = optim.SGD(model.parameters(), lr=0.1)
+            second = make(opt, **options)
+            opt.load_state_dict(state_dict=first.optimizer.state_dict())
+            second.load_state_dict(state_dict=first.state_dict())
+            second.step(4.0) if "Plateau" in Schedule else second.step()
+            lrs.append(opt.param_groups[0]["lr"])
+        assert lrs[0] == pytest.approx(lrs[1], rel=1e-15), seeded.msg(Schedule)

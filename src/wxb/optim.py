@@ -2136,7 +2136,7 @@ class LRSchedule:
         state = {k: v for k, v in vars(self).items() if k != "optimizer" and k[0] != "_"}
         return {**state, "base_lrs": list(self.base_lrs), "type": type(self).__name__}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state_dict: dict) -> None:
         """Continue from ``state_dict()`` of a schedule of the same kind. The groups' ``lr``
         stay what the optimiser holds (as PyTorch's schedulers leave them), apart from this
         schedule's own setting of epoch 0's rates when it was made, where neither it has
@@ -2145,6 +2145,7 @@ class LRSchedule:
         saved ones; one resumed after it, PyTorch's order, keeps them). An lr other
         than the loaded epoch's rate counts as set by hand, and the next step goes on from
         it, as the uninterrupted run does."""
+        state = state_dict  # (PyTorch's keyword: load_state_dict(state_dict=…))
         name = type(self).__name__
         if not isinstance(state, dict) or state.get("type", name) != name:
             kind = state.get("type") if isinstance(state, dict) else type(state).__name__
@@ -2613,7 +2614,8 @@ class ReduceLROnPlateau(LRSchedule):
         state.pop("base_lrs", None)
         return {**state, "type": type(self).__name__}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state_dict: dict) -> None:
+        state = state_dict  # (PyTorch's keyword: load_state_dict(state_dict=…))
         name = type(self).__name__
         if not isinstance(state, dict) or state.get("type", name) != name:
             kind = state.get("type") if isinstance(state, dict) else type(state).__name__
@@ -2704,9 +2706,10 @@ class LambdaLR(LRSchedule):
             rate = self.lr_at(epoch, base, index)  # (each group its own function)
             group["lr"] = self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = rate
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state_dict: dict) -> None:
         """As every schedule's; with one function per group, each group's own rate is the
         one recorded as set (the loaded epoch's)."""
+        state = state_dict  # (PyTorch's keyword: load_state_dict(state_dict=…))
         super().load_state_dict(state)
         if isinstance(self._lr_lambda, list):
             for index, base in enumerate(self.base_lrs):
@@ -2896,9 +2899,10 @@ class OneCycleLR(LRSchedule):
             self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.start(last_epoch)
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state_dict: dict) -> None:
         """As every schedule's; the momentum too is the loaded step's, as in the
         uninterrupted run (making the schedule had set it to max_momentum)."""
+        state = state_dict  # (PyTorch's keyword: load_state_dict(state_dict=…))
         super().load_state_dict(state)
         for index, group in enumerate(self.optimizer.param_groups[: len(self.base_lrs)]):
             if self._own_cycle(index, group, self._RATES):  # (its rate, not base·factors)
@@ -3220,7 +3224,8 @@ class SequentialLR(LRSchedule):
     def state_dict(self) -> dict:
         return {**super().state_dict(), "schedulers": [s.settings() for s in self._schedulers]}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state_dict: dict) -> None:
+        state = state_dict  # (PyTorch's keyword: load_state_dict(state_dict=…))
         if isinstance(state, dict) and "schedulers" in state:
             state = dict(state)
             saved = state.pop("schedulers")
@@ -3431,7 +3436,8 @@ class ChainedScheduler:
             "_schedulers": [s.state_dict() for s in self._schedulers],
         }
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state_dict: dict) -> None:
+        state = state_dict  # (PyTorch's keyword: load_state_dict(state_dict=…))
         where = "ChainedScheduler.load_state_dict"
         saved = state.get("_schedulers") if isinstance(state, dict) else None
         if not isinstance(saved, list) or len(saved) != len(self._schedulers):

@@ -1026,7 +1026,7 @@ class Module:
         return state
 
     def load_state_dict(
-        self, state: dict[str, np.ndarray], strict: bool = True
+        self, state_dict: dict[str, np.ndarray], strict: bool = True
     ) -> IncompatibleKeys:
         """Copy arrays into the existing parameters and buffers; shapes must match exactly.
 
@@ -1040,6 +1040,7 @@ class Module:
         Either way the names left out come back (``missing_keys``, ``unexpected_keys``),
         and nothing is copied unless every array given fits. A shared parameter's other
         names (PyTorch's state_dict gives it under each) are taken too, never required."""
+        state = state_dict  # (PyTorch's keyword: load_state_dict(state_dict=…))
         if not isinstance(state, Mapping):  # a path (Keras's load_weights) would be iterated
             hint = ""
             if isinstance(state, (str, os.PathLike)):
