@@ -468,3 +468,32 @@ def test_load_state_dict_takes_torchs_keyword(seeded):
             second.step(4.0) if "Plateau" in Schedule else second.step()
             lrs.append(opt.param_groups[0]["lr"])
         assert lrs[0] == pytest.approx(lrs[1], rel=1e-15), seeded.msg(Schedule)
+
+
+def test_saving_a_checkpoint_dict_says_how(seeded, tmp_path):
+    """``torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch":
+    e}, path)`` ported as ``wxb.save(checkpoint, path)`` was refused with the hint for a
+    model's weights alone (safetensors), which cannot hold an optimiser's nested state;
+    the refusal now says how such a checkpoint is written and read, which then works."""
+    import pickle
+
+    ours, _ = _twins(seeded.rng)
+    opt = wxb.optim.Adam(ours.parameters(), lr=0.01)
+    X, y = _batch(seeded.rng)
+    F.cross_entropy(ours(X), y).backward()
+    opt.step()
+    checkpoint = {"model": ours.state_dict(), "optimizer": opt.state_dict(), "epoch": 1}
+    path = tmp_path / "checkpoint.pt"
+    with pytest.raises(wxb.ConfigError, match=r"pickle\.dump\(checkpoint, file\)"):
+        wxb.save(checkpoint, path)
+    assert not path.exists()
+    with pytest.raises(wxb.ConfigError, match=r"safetensors\.numpy\.save_file"):
+        wxb.save(ours.state_dict(), path)
+    with open(path, "wb") as file:
+        pickle.dump(checkpoint, file)
+    with open(path, "rb") as file:
+        back = pickle.load(file)
+    again = wxb.optim.Adam(ours.parameters(), lr=0.01)
+    again.load_state_dict(back["optimizer"])
+    for key, value in opt.state_dict()["state"][0].items():
+        np.testing.assert_array_equal(again.state_dict()["state"][0][key], value)

@@ -272,6 +272,14 @@ def _check_saveable(model: object) -> None:
                 "alone are safetensors.numpy.save_file(model.state_dict(), path), read back by "
                 "model.load_state_dict(safetensors.numpy.load_file(path))"
             )
+            if not all(isinstance(v, np.ndarray) for v in model.values()):
+                # torch.save({"model": …, "optimizer": …, "epoch": e}, path): states nest
+                hint = (
+                    ": a checkpoint of states ({'model': model.state_dict(), 'optimizer': "
+                    "opt.state_dict(), 'epoch': e}) holds plain Python and NumPy values; "
+                    "pickle.dump(checkpoint, file) saves it, pickle.load(file) reads it back "
+                    "(files you trust), as torch.save and torch.load do"
+                )
         raise ConfigError(f"wxb.save needs a wxb.nn.Module; got {type(model).__name__}{hint}")
     stack: list[tuple[str, Module, tuple[int, ...]]] = [("", model, ())]
     count = 0
