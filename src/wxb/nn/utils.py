@@ -193,4 +193,5 @@ def vector_to_parameters(vec: Tensor | np.ndarray, parameters: Iterable[Paramete
     start = 0
     for p in items:
         p.data[...] = vec[start : start + p.data.size].reshape(p.data.shape)
+        p._version += 1  # a graph that read the old values refuses its backward
         start += p.data.size
