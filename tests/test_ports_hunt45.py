@@ -108,6 +108,10 @@ def test_torch_nn_utils_imports_and_trains_as_torchs(seeded):
     _same_weights(ours, theirs, seeded.msg("after the written vector"))
     with pytest.raises(wxb.ShapeError, match="vec has 3 entries; the 4 parameters hold"):
         vector_to_parameters(np.zeros(3), ours.parameters())
+    # a torch model's vector, as a port moving weights across writes it
+    their_vector = torch.nn.utils.parameters_to_vector(theirs.parameters())
+    vector_to_parameters(their_vector, ours.parameters())
+    _same_weights(ours, theirs, seeded.msg("torch's vector"))
     # a graph recorded before the write would take its gradient at the new values (torch's
     # keeps the old arrays): refused, as after any in-place change of a parameter
     loss = F.cross_entropy(ours(X), y)

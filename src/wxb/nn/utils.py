@@ -13,8 +13,8 @@ import numpy as np
 
 from wxb import ops
 from wxb.errors import ConfigError, ShapeError, TrainingError
-from wxb.nn.module import Parameter
-from wxb.tensor import Tensor
+from wxb.nn.module import Module, Parameter
+from wxb.tensor import Tensor, foreign_array
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector", "vector_to_parameters"]
 
@@ -145,6 +145,8 @@ def _parameters(parameters: object, where: str) -> list:
     ``parameters()``, tied ones once, as it yields them)."""
     if isinstance(parameters, Tensor):
         return [parameters]
+    if isinstance(parameters, Module):
+        raise ConfigError(f"{where} takes model.parameters(), not the model itself")
     try:
         items = list(parameters)
     except TypeError:
@@ -176,9 +178,13 @@ def vector_to_parameters(vec: Tensor | np.ndarray, parameters: Iterable[Paramete
     together is refused (PyTorch's ignores what is left over)."""
     if isinstance(vec, Tensor):
         vec = vec.data
-    if not isinstance(vec, np.ndarray):
-        kind = type(vec).__name__
-        raise ConfigError(f"vector_to_parameters takes a Tensor or a NumPy array; got a {kind}")
+    elif not isinstance(vec, np.ndarray) and hasattr(vec, "__array__"):
+        vec = foreign_array(vec)  # a torch vector (parameters_to_vector of a torch model)
+    if not isinstance(vec, np.ndarray) or vec.dtype.kind not in "fiu":
+        kind = type(vec).__name__ + (f" of {vec.dtype}" if isinstance(vec, np.ndarray) else "")
+        raise ConfigError(
+            f"vector_to_parameters takes a Tensor or a NumPy array of numbers; got a {kind}"
+        )
     if vec.ndim != 1:
         raise ShapeError(
             f"vector_to_parameters: vec must be one-dimensional; got shape {vec.shape}"
