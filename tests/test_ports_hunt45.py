@@ -507,3 +507,31 @@ def test_saving_a_checkpoint_dict_says_how(seeded, tmp_path):
     again.load_state_dict(back["optimizer"])
     for key, value in opt.state_dict()["state"][0].items():
         np.testing.assert_array_equal(again.state_dict()["state"][0][key], value)
+
+
+def test_load_state_dict_with_assign_trains_on_as_torchs(seeded):
+    """``model.load_state_dict(torch_model.state_dict(), assign=True)``, PyTorch 2's
+    keyword, raised TypeError. The same values are loaded where the dtypes agree (the
+    optimiser made after, as PyTorch requires with assign=True), and training goes on
+    to PyTorch's numbers; a state that would change a parameter's dtype is refused."""
+    rng = seeded.rng
+    _, theirs = _twins(rng)
+    fresh = nn.Sequential(
+        nn.Linear(5, 8, dtype="float64"), nn.Tanh(), nn.Linear(8, 3, dtype="float64")
+    )
+    keys = fresh.load_state_dict(theirs.state_dict(), assign=True)
+    assert not keys.missing_keys and not keys.unexpected_keys
+    opt = wxb.optim.Adam(fresh.parameters(), lr=0.01)
+    topt = torch.optim.Adam(theirs.parameters(), lr=0.01)
+    for step in range(3):
+        X, y = _batch(rng)
+        opt.zero_grad()
+        topt.zero_grad()
+        F.cross_entropy(fresh(X), y).backward()
+        TF.cross_entropy(theirs(torch.from_numpy(X)), torch.from_numpy(y)).backward()
+        opt.step()
+        topt.step()
+        _same_weights(fresh, theirs, seeded.msg(f"step {step}"))
+    single = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3))  # float32
+    with pytest.raises(wxb.ConfigError, match=r"assign=True\) would make this float32"):
+        single.load_state_dict(theirs.state_dict(), assign=True)

@@ -1026,7 +1026,7 @@ class Module:
         return state
 
     def load_state_dict(
-        self, state_dict: dict[str, np.ndarray], strict: bool = True
+        self, state_dict: dict[str, np.ndarray], strict: bool = True, assign: bool = False
     ) -> IncompatibleKeys:
         """Copy arrays into the existing parameters and buffers; shapes must match exactly.
 
@@ -1039,7 +1039,11 @@ class Module:
         RuntimeError). ``strict=False``: what fits is loaded, the rest left as it was.
         Either way the names left out come back (``missing_keys``, ``unexpected_keys``),
         and nothing is copied unless every array given fits. A shared parameter's other
-        names (PyTorch's state_dict gives it under each) are taken too, never required."""
+        names (PyTorch's state_dict gives it under each) are taken too, never required.
+
+        ``assign=True`` (PyTorch's: the model takes the state's arrays as they are, their
+        dtype too) loads the same values, so it is taken where every array is of its
+        target's dtype, and refused where one would change a parameter's dtype."""
         state = state_dict  # (PyTorch's keyword: load_state_dict(state_dict=…))
         if not isinstance(state, Mapping):  # a path (Keras's load_weights) would be iterated
             hint = ""
@@ -1087,6 +1091,12 @@ class Module:
                 raise ShapeError(f"{name}: shape {array.shape} does not fit {target.shape}")
             if not np.can_cast(array.dtype, target.dtype, casting="same_kind"):
                 raise DataError(f"{name}: {array.dtype} values do not fit a {target.dtype} array")
+            if assign and array.dtype != target.dtype:
+                raise ConfigError(
+                    f"{name}: load_state_dict(assign=True) would make this {target.dtype} array "
+                    f"{array.dtype}, as PyTorch's does; cast the state (or the model) to one "
+                    "dtype first, or load with assign=False"
+                )
             if array.dtype.kind == "f" and array.dtype.itemsize > target.dtype.itemsize:
                 _check_narrowing(name, array, target.dtype)
             targets.append((param, target, array))
