@@ -535,3 +535,35 @@ def test_load_state_dict_with_assign_trains_on_as_torchs(seeded):
     single = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3))  # float32
     with pytest.raises(wxb.ConfigError, match=r"assign=True\) would make this float32"):
         single.load_state_dict(theirs.state_dict(), assign=True)
+
+
+def test_backward_hooks_say_what_gives_the_same_numbers(seeded):
+    """``layer.register_full_backward_hook(lambda m, gi, go: …)``, to look at ∂L/∂ a
+    layer's output, stopped a port at a bare AttributeError. The refusal names what wxb
+    has instead, and that way (a forward hook keeping the output with retain_grad) gives
+    the grad_output PyTorch's hook sees."""
+    rng = seeded.rng
+    ours, theirs = _twins(rng)
+    X, y = _batch(rng)
+    with pytest.raises(wxb.ConfigError, match=r"output\.retain_grad\(\)"):
+        ours[0].register_full_backward_hook(lambda module, grad_in, grad_out: None)
+    with pytest.raises(wxb.ConfigError, match="no backward hooks"):
+        ours[0].register_backward_hook(lambda module, grad_in, grad_out: None)
+    kept, seen = {}, {}
+
+    def keep(module, args, output):
+        output.retain_grad()
+        kept["out"] = output
+
+    def look(module, grad_input, grad_output):
+        seen["out"] = grad_output[0]
+
+    ours[0].register_forward_hook(keep)
+    theirs[0].register_full_backward_hook(look)
+    x = wxb.tensor(X, requires_grad=True, dtype="float64")  # (torch's hook wants one)
+    F.cross_entropy(ours(x), y).backward()
+    tx = torch.tensor(X, requires_grad=True)
+    TF.cross_entropy(theirs(tx), torch.from_numpy(y)).backward()
+    np.testing.assert_allclose(
+        kept["out"].grad, seen["out"].numpy(), rtol=1e-12, atol=1e-15, err_msg=seeded.msg("")
+    )

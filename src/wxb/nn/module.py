@@ -1245,6 +1245,17 @@ class Module:
             )
         return self._add_hook("_forward_hooks", hook, prepend, with_kwargs)
 
+    def register_full_backward_hook(self, hook: Callable, prepend: bool = False) -> None:
+        """PyTorch's backward hooks, which wxb has not: refused, saying what gives the
+        same numbers (a port stopped at a bare AttributeError)."""
+        raise ConfigError(
+            f"{self.label}: wxb has no backward hooks (register_full_backward_hook); a "
+            "forward hook that calls output.retain_grad() and keeps the output gives, after "
+            "backward(), output.grad: the hook's grad_output[0] (∂L/∂ the layer's output)"
+        )
+
+    register_backward_hook = register_full_backward_pre_hook = register_full_backward_hook
+
     def _add_hook(self, kind: str, hook: Callable, prepend: bool, with_kwargs: bool) -> Any:
         if not callable(hook):
             raise ConfigError(f"{self.label}: a hook is a function; got {type(hook).__name__}")
