@@ -1402,17 +1402,28 @@ class Module:
                 return run(X)  # a forward of one's own that couples rows: as model(X)
         return np.concatenate(parts)
 
+    def _output_array(self, out: object) -> np.ndarray:
+        """``predict``'s outputs from what the forward returned: one Tensor, as fit and
+        evaluate refuse anything else (an ndarray's ``.data`` gave predict a memoryview,
+        a dict or tuple an AttributeError naming neither the model nor what it needs)."""
+        if not isinstance(out, Tensor):
+            raise ConfigError(
+                f"{type(self).__name__}.forward returned {type(out).__name__}; fit, evaluate "
+                "and predict need it to return one Tensor"
+            )
+        return out.data
+
     def _rows_forward(self, X: np.ndarray) -> np.ndarray:
         """``predict``'s forward of rows X (checked, in the model's dtype), inside its
         block: an array of its own, and X (often the caller's) left as it was."""
         if X.dtype.kind in "biu":  # ids for a forward of one's own: as model(ids) has them
-            out = self(X.copy()).data
+            out = self._output_array(self(X.copy()))
             return out.copy() if np.may_share_memory(out, X) else out
         leaf = Tensor.of_array if X.dtype in _NATIVE_FLOATS else Tensor  # (checked: finite)
         # A forward of one's own may change its input in place (x -= μ): it gets rows of
         # its own, as torch.tensor(rows) makes them (predict's chunks about a border, run
         # again, were the changed ones, and the caller's X changed without a word)
-        out = self(leaf(X.copy() if _runs_own_code(self) else X)).data
+        out = self._output_array(self(leaf(X.copy() if _runs_own_code(self) else X)))
         # and one that gives back its input (eval-mode Dropout alone, an identity) would
         # hand the caller X itself, or a view of it, as the predictions
         return out.copy() if np.may_share_memory(out, X) else out
