@@ -58,3 +58,40 @@ def test_predict_refuses_a_forward_that_returns_no_tensor_as_fit_does(seeded, mo
         model.predict(X)
     assert str(by_predict.value) == str(by_fit.value), seeded.msg(str(by_predict.value))
     assert model_class.__name__ in str(by_predict.value)
+
+
+class _Pair(nn.Module):
+    """Two inputs in one argument, joined as a PyTorch forward joins them."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(2 * width, 3, dtype="float64")
+
+    def forward(self, xs):
+        assert isinstance(xs, (list, tuple)), type(xs)
+        return self.fc(wxb.ops.concatenate(xs, axis=1)).tanh()
+
+
+@pytest.mark.parametrize("container", [list, tuple])
+def test_two_inputs_of_one_shape_in_one_argument_reach_the_forward_as_given(seeded, container):
+    # model([a, b]) with a and b of one shape: stacked into one (2, B, F) Tensor, where
+    # PyTorch hands the list over (torch.cat(xs, 1) ran; wxb's cat refused "got a Tensor",
+    # and isinstance(xs, list) was False); of two shapes, they already came as given
+    torch = pytest.importorskip("torch")
+    rng = seeded.rng
+    rows, width = int(rng.integers(2, 7)), int(rng.integers(1, 5))
+    a, b = rng.normal(size=(rows, width)), rng.normal(size=(rows, width))
+    model = _Pair(width)
+    linear = torch.nn.Linear(2 * width, 3, dtype=torch.float64)
+    with torch.no_grad():
+        linear.weight.copy_(torch.from_numpy(model.fc.weight.data))
+        linear.bias.copy_(torch.from_numpy(model.fc.bias.data))
+    out = model(container([a, b]))
+    theirs = linear(torch.cat(container([torch.from_numpy(a), torch.from_numpy(b)]), 1)).tanh()
+    g = rng.normal(size=out.shape)
+    out.backward(g)
+    theirs.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(out.data, theirs.detach().numpy(), rtol=1e-12, atol=1e-12,
+                               err_msg=seeded.msg("outputs"))  # fmt: skip
+    np.testing.assert_allclose(model.fc.weight.grad, linear.weight.grad.numpy(), rtol=1e-12,
+                               atol=1e-12, err_msg=seeded.msg("∂L/∂W"))  # fmt: skip

@@ -1283,6 +1283,18 @@ class Module:
         tuple or list holding Tensors) as it is."""
         if isinstance(x, (list, tuple)) and any(isinstance(v, Tensor) for v in x):
             return x
+        if (
+            isinstance(x, (list, tuple))
+            and x
+            and self._own_forward()
+            and all(hasattr(v, "__array__") and getattr(v, "ndim", 0) >= 2 for v in x)
+        ):
+            # matrices, not rows: a forward's own inputs in one argument (model([a, b]),
+            # which PyTorch hands over as it is), each one an input, as for other shapes
+            # below; a and b of one shape were stacked into one 3-D Tensor, which
+            # ops.cat(xs, axis=1) refused ("got a Tensor") and isinstance(xs, list) denied
+            inputs = [self.as_input(v, whole_numbers_stay) for v in x]
+            return inputs if isinstance(x, list) else tuple(inputs)
         x = dense_if_sparse(x)  # (as predict takes it: it reached the layers as it was)
         if isinstance(x, Tensor) or not isinstance(x, (np.ndarray, list, tuple)):
             if is_tabular(x) and not isinstance(x, dict):  # (a dict may be a forward's own)
