@@ -95,3 +95,31 @@ def test_two_inputs_of_one_shape_in_one_argument_reach_the_forward_as_given(seed
                                err_msg=seeded.msg("outputs"))  # fmt: skip
     np.testing.assert_allclose(model.fc.weight.grad, linear.weight.grad.numpy(), rtol=1e-12,
                                atol=1e-12, err_msg=seeded.msg("∂L/∂W"))  # fmt: skip
+
+
+def test_numpy_size_and_prod_of_a_tensor_are_numpys(seeded):
+    # np.size(t) gave Tensor.size, torch's bound method, not the count (a forward's
+    # h.sum() / np.size(h) then failed far from it); np.prod(t, axis=0) stopped at
+    # "<lambda>() got an unexpected keyword argument 'axis'". NumPy's meaning, PyTorch's
+    # gradient (prod along a dim, zeros in it too)
+    torch = pytest.importorskip("torch")
+    rng = seeded.rng
+    a = rng.normal(size=tuple(int(n) for n in rng.integers(1, 5, size=3)))
+    a[tuple(rng.integers(0, n) for n in a.shape)] = 0.0  # a zero in some product
+    for axis in (None, 0, 1, -1):
+        assert np.size(wxb.tensor(a, dtype="float64"), axis) == np.size(a, axis), seeded.msg(
+            f"np.size axis={axis}"
+        )
+    for axis, keepdims in ((None, False), (0, False), (2, True), (-2, True)):
+        x = wxb.tensor(a, dtype="float64", requires_grad=True)
+        t = torch.tensor(a, requires_grad=True)
+        ours = np.prod(x, axis=axis, keepdims=keepdims)
+        theirs = t.prod() if axis is None else t.prod(axis, keepdim=keepdims)
+        expected = np.prod(a, axis=axis, keepdims=keepdims)
+        message = seeded.msg(f"np.prod axis={axis}")
+        np.testing.assert_allclose(ours.data, expected, rtol=1e-12, err_msg=message)
+        g = rng.normal(size=ours.shape)
+        ours.backward(g if ours.shape else None)
+        theirs.backward(torch.tensor(g).reshape(theirs.shape) if theirs.dim() else None)
+        np.testing.assert_allclose(x.grad, t.grad.numpy(), rtol=1e-12, atol=1e-12,
+                                   err_msg=seeded.msg(f"∂/∂a of np.prod axis={axis}"))  # fmt: skip

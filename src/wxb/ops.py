@@ -2969,9 +2969,22 @@ Tensor.norm = lambda self, p="fro", dim=None, keepdim=False, dtype=None: norm(
     _cast(self, dtype), p, dim, keepdim
 )
 Tensor.dot = dot
-Tensor.prod = lambda self, dim=None, keepdim=False, dtype=None: prod(
-    _cast(self, dtype), dim, keepdim
-)
+
+
+def _prod_method(self, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None,
+                 out=None, **unused):  # fmt: skip
+    """t.prod(dim, keepdim) as PyTorch's; NumPy's spelling, t.prod(axis=…, keepdims=…),
+    which np.prod(t) calls (it stopped at "<lambda>() got an unexpected keyword argument
+    'axis'"), with NumPy's meaning."""
+    if out is not None or unused:
+        raise TypeError("Tensor.prod: out= and other NumPy options are not taken")
+    if axis is not None and dim is not None:
+        raise TypeError("Tensor.prod: give the axis once (axis= or dim=)")
+    keepdim = keepdim if keepdims is None else keepdims
+    return prod(_cast(self, dtype), dim if axis is None else axis, keepdim)
+
+
+Tensor.prod = _prod_method
 Tensor.cumsum = lambda self, dim, dtype=None: cumsum(_cast(self, dtype), dim)
 Tensor.long = lambda self, memory_format=None: whole_numbers(self, np.int64)
 Tensor.int = lambda self, memory_format=None: whole_numbers(self, np.int32)
@@ -2985,6 +2998,9 @@ ARRAY_FUNCTION_OPS.update(
     {
         np.concatenate: _numpy_joining(concatenate, "concatenate"),
         np.stack: _numpy_joining(stack, "stack"),
+        # NumPy reads a.size of what is not an array: Tensor.size is torch's method, and
+        # np.size(t) gave that bound method, not the count of elements
+        np.size: lambda a, axis=None: np.size(a.data, axis),
     }
 )
 UFUNC_OPS.update(
