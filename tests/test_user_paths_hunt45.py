@@ -123,3 +123,83 @@ def test_numpy_size_and_prod_of_a_tensor_are_numpys(seeded):
         theirs.backward(torch.tensor(g).reshape(theirs.shape) if theirs.dim() else None)
         np.testing.assert_allclose(x.grad, t.grad.numpy(), rtol=1e-12, atol=1e-12,
                                    err_msg=seeded.msg(f"∂/∂a of np.prod axis={axis}"))  # fmt: skip
+
+
+class _TwoHeads(nn.Module):
+    """A classifier head and a regression head on one trunk."""
+
+    def __init__(self, width: int, classes: int, as_dict: bool) -> None:
+        super().__init__()
+        self.trunk = nn.Linear(width, 5, dtype="float64")
+        self.cls, self.reg = (
+            nn.Linear(5, classes, dtype="float64"),
+            nn.Linear(5, 1, dtype="float64"),
+        )
+        self.as_dict = as_dict
+
+    def forward(self, x):
+        h = self.trunk(x).tanh()
+        self.h = h  # read by the activity penalty
+        c, r = self.cls(h), self.reg(h)
+        return {"classes": c, "value": r} if self.as_dict else (c, r)
+
+
+@pytest.mark.parametrize("as_dict", [False, True])
+def test_make_step_trains_a_forward_of_two_heads_as_a_pytorch_loop(seeded, as_dict):
+    # make_step's GraphStep ("any model") stopped at "'tuple' object has no attribute
+    # 'data'" on a forward returning (logits, value) for a loss of one's own reading both
+    # heads (a weighted sum of a classification loss, a regression loss and an L1
+    # activity penalty); PyTorch's loop trains it
+    torch = pytest.importorskip("torch")
+    rng = seeded.rng
+    width, classes, rows = int(rng.integers(2, 6)), int(rng.integers(2, 5)), 7
+    ours = _TwoHeads(width, classes, as_dict)
+
+    class Twin(torch.nn.Module):
+        forward = _TwoHeads.forward  # the same code
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.trunk = torch.nn.Linear(width, 5, dtype=torch.float64)
+            self.cls = torch.nn.Linear(5, classes, dtype=torch.float64)
+            self.reg = torch.nn.Linear(5, 1, dtype=torch.float64)
+            self.as_dict = as_dict
+
+    theirs = Twin()
+    with torch.no_grad():
+        for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
+            q.copy_(torch.from_numpy(p.data))
+    weights = rng.uniform(0.1, 2.0, size=3)
+
+    def parts(out):
+        return (out["classes"], out["value"]) if as_dict else out
+
+    def our_loss(out, y):
+        c, r = parts(out)
+        return (weights[0] * nn.functional.cross_entropy(c, y[:, 0].astype(np.int64))
+                + weights[1] * ((r[:, 0] - y[:, 1]) ** 2).mean()
+                + weights[2] * ours.h.abs().mean())  # fmt: skip
+
+    def their_loss(out, y):
+        c, r = parts(out)
+        return (weights[0] * torch.nn.functional.cross_entropy(c, y[:, 0].long())
+                + weights[1] * ((r[:, 0] - y[:, 1]) ** 2).mean()
+                + weights[2] * theirs.h.abs().mean())  # fmt: skip
+
+    step = wxb.make_step(ours, our_loss, wxb.optim.SGD(ours.parameters(), lr=0.1, momentum=0.9))
+    opt = torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=0.9)
+    for k in range(3):
+        X = rng.normal(size=(rows, width))
+        y = np.column_stack([rng.integers(0, classes, size=rows), rng.normal(size=rows)])
+        value = step(X, y)
+        opt.zero_grad()
+        expected = their_loss(theirs(torch.from_numpy(X)), torch.from_numpy(y))
+        expected.backward()
+        opt.step()
+        assert value == pytest.approx(expected.item(), rel=1e-12), seeded.msg(f"loss {k}")
+    for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
+        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-10, atol=1e-12,
+                                   err_msg=seeded.msg("weights after 3 steps"))  # fmt: skip
+    # a stock loss given both heads says so (it said a Tensor "cannot become a NumPy array")
+    with pytest.raises(ConfigError, match=r"one Tensor; got a (tuple|dict)"):
+        nn.CrossEntropyLoss()(ours(X), y[:, 0].astype(np.int64))

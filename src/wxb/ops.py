@@ -1683,6 +1683,14 @@ def loss(output: Tensor, target: object, kernel: LossKernel) -> Tensor:
     A target tensor that requires grad (another model's output, say) is an input too,
     and gets ∂L/∂target; class indices have none.
     """
+    if isinstance(output, (tuple, list, dict)) and any(
+        isinstance(v, Tensor) for v in (output.values() if isinstance(output, dict) else output)
+    ):  # a forward of two heads: read as one array, it said a Tensor "cannot become" one
+        raise ConfigError(
+            f"{kernel.name} loss: takes the outputs as one Tensor; got a "
+            f"{type(output).__name__} of them (a forward of several heads): give it one, "
+            "loss(out[0], y), or write a loss of one's own that reads them all"
+        )
     output = as_tensor(output)
     out = output.data
     given = target.data if isinstance(target, Tensor) else target

@@ -104,7 +104,12 @@ class GraphStep(_Update):
         if isinstance(y, np.ndarray):
             y = np.array(y)
         output = self.model(X)
-        self.output = output.data  # before the update: fit's running accuracy reads it
+        # before the update: fit's running accuracy reads it. A forward of one's own may
+        # give a tuple or a dict, which a loss of one's own reads (two heads), as a
+        # PyTorch loop takes it: there is no one output then (fit refuses such a model
+        # before any step; make_step's loop stopped at "'tuple' object has no attribute
+        # 'data'")
+        self.output = output.data if isinstance(output, Tensor) else None
         form = self.form
         value = one_number(
             self.loss, self.loss(output, y) if form is None else form(self.loss, output, y)
