@@ -203,3 +203,131 @@ def test_make_step_trains_a_forward_of_two_heads_as_a_pytorch_loop(seeded, as_di
     # a stock loss given both heads says so (it said a Tensor "cannot become a NumPy array")
     with pytest.raises(ConfigError, match=r"one Tensor; got a (tuple|dict)"):
         nn.CrossEntropyLoss()(ours(X), y[:, 0].astype(np.int64))
+
+
+# -- models users write from functional calls, trained by fit and by hand beside PyTorch ----
+# (no defect of these was found; they hold the paths the hunt walked: a layer applied twice
+# with a skip, weight normalisation computed in forward, a detached and a no-grad branch,
+# NumPy operands on either side, a shared block holding a BatchNorm1d, two heads and an L1
+# activity penalty in the loss)
+
+
+class _Lib:
+    def __init__(self, torch) -> None:
+        self.torch = torch
+
+    def linear(self, i, o):
+        if self.torch is None:
+            return nn.Linear(i, o, dtype="float64")
+        return self.torch.nn.Linear(i, o, dtype=self.torch.float64)
+
+    def param(self, a):
+        return (
+            nn.Parameter(a.copy())
+            if self.torch is None
+            else self.torch.nn.Parameter(self.torch.tensor(a.copy()))
+        )
+
+    def batch_norm(self, n):
+        if self.torch is None:
+            return nn.BatchNorm1d(n).to("float64")
+        return self.torch.nn.BatchNorm1d(n, dtype=self.torch.float64)
+
+    def const(self, a):
+        return a if self.torch is None else self.torch.tensor(a)
+
+    def no_grad(self):
+        return wxb.no_grad() if self.torch is None else self.torch.no_grad()
+
+    def cat(self, parts):
+        return (
+            wxb.ops.concatenate(parts, axis=1) if self.torch is None else self.torch.cat(parts, 1)
+        )
+
+
+def _user_model(lib: _Lib, base, width, hidden, classes, draws):
+    """One model of the blocks above, the same code for either library."""
+
+    class Model(base):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inp, self.shared = lib.linear(width, hidden), lib.linear(hidden, hidden)
+            self.v, self.g = lib.param(draws["v"]), lib.param(draws["g"])
+            self.block = lib.linear(hidden, hidden)
+            self.norm = lib.batch_norm(hidden)
+            self.cls, self.reg = lib.linear(hidden, classes), lib.linear(hidden, 1)
+
+        def forward(self, x):
+            h = self.inp(x).tanh()
+            h = h + self.shared(self.shared(h).tanh()).tanh()  # one layer twice, a skip
+            w = self.g * self.v / self.v.norm(dim=1, keepdim=True)  # weight normalisation
+            h = h @ w.T
+            with lib.no_grad():
+                gate = self.block(h).sigmoid()
+            h = h * gate + self.block(h).tanh() * h.detach()  # no-grad and detached branches
+            h = lib.const(draws["a"]) - h * lib.const(draws["c"]) + np.float64(draws["s"])
+            h = h + self.norm(h) + self.norm(h * 0.5)  # a BatchNorm1d applied twice
+            self.act = h
+            return lib.cat([self.cls(h), self.reg(h)])
+
+    return Model()
+
+
+def test_models_of_functional_calls_train_as_pytorchs_by_fit_and_by_hand(seeded):
+    torch = pytest.importorskip("torch")
+    rng = seeded.rng
+    width, hidden, classes = int(rng.integers(2, 5)), int(rng.integers(2, 5)), 3
+    draws = {
+        "v": rng.normal(size=(hidden, hidden)),
+        "g": rng.uniform(0.5, 1.5, size=(hidden, 1)),
+        "a": rng.normal(size=hidden),
+        "c": rng.uniform(0.5, 1.5, size=hidden),
+        "s": float(rng.uniform(-1, 1)),
+    }
+    rows, batch, weights = 14, 5, rng.uniform(0.1, 1.0, size=3)
+    X = rng.normal(size=(rows, width))
+    Y = np.column_stack([rng.integers(0, classes, size=rows), rng.normal(size=rows)])
+
+    def loss(F, model, out, y, long):
+        return (weights[0] * F.cross_entropy(out[:, :classes], long(y[:, 0]))
+                + weights[1] * ((out[:, classes] - y[:, 1]) ** 2).mean()
+                + weights[2] * model.act.abs().mean())  # fmt: skip
+
+    for how in ("fit", "hand"):
+        ours = _user_model(_Lib(None), nn.Module, width, hidden, classes, draws)
+        theirs = _user_model(_Lib(torch), torch.nn.Module, width, hidden, classes, draws)
+        with torch.no_grad():
+            for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
+                q.copy_(torch.from_numpy(p.data))
+        opt = wxb.optim.Adam(ours.parameters(), lr=0.02)
+        their_opt = torch.optim.Adam(theirs.parameters(), lr=0.02)
+
+        def our_loss(out, y, model=ours):
+            return loss(nn.functional, model, out, y, lambda c: c.astype(np.int64))
+
+        if how == "fit":
+            wxb.fit(ours, X, Y, loss=our_loss, optimizer=opt, epochs=2, batch_size=batch,
+                    shuffle=False, verbose=False)  # fmt: skip
+        else:
+            ours.train()
+        for _ in range(2):
+            for start in range(0, rows, batch):
+                xb, yb = X[start : start + batch], Y[start : start + batch]
+                if how == "hand":
+                    opt.zero_grad()
+                    our_loss(ours(xb), yb).backward()
+                    opt.step()
+                their_opt.zero_grad()
+                out = theirs(torch.from_numpy(xb))
+                loss(
+                    torch.nn.functional, theirs, out, torch.from_numpy(yb), lambda c: c.long()
+                ).backward()
+                their_opt.step()
+        for (name, p), q in zip(ours.named_parameters(), theirs.parameters(), strict=True):
+            np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-7, atol=1e-9,
+                                       err_msg=seeded.msg(f"{how}: {name}"))  # fmt: skip
+        theirs.eval()
+        with torch.no_grad():
+            expected = theirs(torch.from_numpy(X)).numpy()
+        np.testing.assert_allclose(ours.predict(X), expected, rtol=1e-7, atol=1e-9,
+                                   err_msg=seeded.msg(f"{how}: eval-mode outputs"))  # fmt: skip
