@@ -28,7 +28,6 @@ import math
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 
 import numpy as np
@@ -165,144 +164,6 @@ def _flat(*arrays: np.ndarray) -> list[np.ndarray]:
     return [a.reshape(-1) for a in arrays]
 
 
-# -- large calls on several cores ------------------------------------------------------------
-# A loop over millions of elements is bound by one core's share of memory bandwidth, while
-# the products beside it use every BLAS thread. A kernel whose every output element depends
-# only on the same element of its inputs (never a reduction: the loss, a norm, ∂L/∂b) runs
-# over contiguous pieces at once, each piece on a thread (the loops release the GIL): each
-# element goes through the same operations as in one call, so the result is the same bits.
-# Cuts fall on multiples of _ALIGN elements, so every piece's loop runs the same vector
-# body and scalar tail over the same elements as one call would.
-_ALIGN = 4096
-_split_bytes = 4 << 20  # below this many bytes per array a hand-off costs more than it saves
-_split_threads: int | None = None  # None: from WXB_KERNEL_THREADS, the cores and the BLAS's
-_split_pool: ThreadPoolExecutor | None = None
-
-
-def _forget_pool_in_child() -> None:  # a fork()ed child has none of the pool's threads,
-    global _split_pool  # which the pool would count as free: work handed to it would wait
-    _split_pool = None  # for ever. The child makes its own.
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool_in_child)
-
-
-def threads(count: int | None = None, *, split_from: int | None = None) -> int:
-    """The threads one large element-wise kernel call is split over, after setting it to
-    ``count`` (1: never split) and the size from which a call splits to ``split_from``
-    bytes per array; returns the count. Unset, it is ``WXB_KERNEL_THREADS`` or the
-    BLAS's thread count, at most the cores this process may use."""
-    global _split_threads, _split_bytes
-    if split_from is not None:
-        _split_bytes = max(1, int(split_from))
-    if count is not None:
-        if int(count) < 1:
-            raise ConfigError(f"kernels.threads: count must be at least 1; got {count!r}")
-        _split_threads = int(count)
-    return _split_threads if _split_threads is not None else _threads_now()
-
-
-def _threads_now() -> int:
-    global _split_threads
-    setting = os.environ.get("WXB_KERNEL_THREADS", "auto").strip().lower() or "auto"
-    if setting.isdigit() and int(setting) >= 1:
-        _split_threads = int(setting)
-        return _split_threads
-    if setting != "auto":
-        raise ConfigError(f"WXB_KERNEL_THREADS must be auto or a count ≥ 1; got {setting!r}")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    count = min(8, cores or 1, _blas_threads())
-    for name in ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE"):  # ranks share the cores
-        local = os.environ.get(name, "")
-        if local.isdigit() and int(local) > 1:
-            count = count // int(local)
-            break
-    _split_threads = max(1, count)
-    return _split_threads
-
-
-def _blas_threads() -> int:
-    """The BLAS's threads (threadpoolctl, when installed; else its environment), which
-    bound ours: a BLAS held to one thread means a machine shared on purpose."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        threadpool_info = None
-    if threadpool_info is not None:
-        found = [p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"]
-        if found:
-            return max(1, min(found))
-    for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
-        value = os.environ.get(name, "").strip()
-        if value.isdigit() and int(value) >= 1:
-            return int(value)
-    return 1 << 10
-
-
-def _pieces(size: int, itemsize: int, row: int = 1) -> int:
-    """How many threads a call over ``size`` elements (rows of ``row``) is split into."""
-    if size * itemsize < _split_bytes or size < 2 * _ALIGN:
-        return 1
-    count = _split_threads if _split_threads is not None else _threads_now()
-    return max(1, min(count, size // max(_ALIGN, row)))
-
-
-def _split(call: Callable[[int, int], object], size: int, pieces: int, step: int = _ALIGN):
-    """``call(lo, hi)`` over [0, size) in ``pieces`` contiguous ranges at once, cut at
-    multiples of ``step``; the caller runs the first, and waits for every other (also when
-    one raises) before it returns or raises the first error."""
-    global _split_pool
-    bounds = [min(size, (size * k // pieces) // step * step) for k in range(pieces)] + [size]
-    pool = _split_pool
-    if pool is None or pool._max_workers < pieces - 1:
-        with _lock:  # two threads' first large calls at once: one pool
-            if _split_pool is None or _split_pool._max_workers < pieces - 1:
-                _split_pool = ThreadPoolExecutor(pieces - 1, thread_name_prefix="wxb-kernel")
-            pool = _split_pool
-    pending = [pool.submit(call, bounds[k], bounds[k + 1]) for k in range(1, pieces)]
-    try:
-        call(bounds[0], bounds[1])
-    finally:
-        errors = [job.exception() for job in pending]  # waits for each
-    for error in errors:
-        if error is not None:
-            raise error
-
-
-def _update(impl: ModuleType, name: str, arrays: tuple, scratch: tuple, scalars: tuple) -> None:
-    """An optimiser's kernel ``name`` over its flat arrays, split when they are large and it
-    is compiled (NumPy's twin keeps one call: its scratch is the caller's, of its size)."""
-    kernel = getattr(impl, name)
-    size = arrays[0].size
-    one = impl is reference or arrays[0].ndim != 1
-    pieces = 1 if one else _pieces(size, arrays[0].itemsize)
-    if pieces == 1:
-        kernel(*arrays, *scratch, *scalars)
-        return
-    _split(lambda lo, hi: kernel(*(a[lo:hi] for a in arrays), *scratch, *scalars), size, pieces)
-
-
-def _elementwise(kernel, leading: tuple, flat: list) -> None:
-    """An activation's compiled ``kernel(*leading, *flat)``, split when the arrays are large."""
-    size = flat[0].size
-    pieces = _pieces(size, flat[0].itemsize)
-    if pieces == 1:
-        kernel(*leading, *flat)
-        return
-    _split(lambda lo, hi: kernel(*leading, *(a[lo:hi] for a in flat)), size, pieces)
-
-
-def _by_rows(kernel, leading: tuple, z: np.ndarray, bias: np.ndarray, out: np.ndarray) -> None:
-    """``kernel(*leading, z, bias, out)`` (bias broadcast over the rows), split by rows."""
-    rows = z.shape[0]
-    pieces = _pieces(z.size, z.itemsize, z.shape[1]) if rows > 1 else 1
-    if pieces == 1:
-        kernel(*leading, z, bias, out)
-        return
-    _split(lambda lo, hi: kernel(*leading, z[lo:hi], bias, out[lo:hi]), rows, pieces, 1)
-
-
 # -- activations: A = f(Z) and δ = ∂L/∂A ⊙ f′(Z) -------------------------------------------
 _scalars: dict[tuple[np.dtype, float], tuple] = {}
 
@@ -325,7 +186,7 @@ def activation_forward(code: int, z: np.ndarray, out: np.ndarray, alpha: float =
     scalars = _activation_scalars(z.dtype, alpha)
     if impl is reference or z.shape != out.shape:  # (the loops check no bounds: NumPy raises)
         return reference.activation_forward(code, *scalars, z, out)
-    _elementwise(impl.activation_forward, (code, *scalars), _flat(z, out))
+    impl.activation_forward(code, *scalars, *_flat(z, out))
     return out
 
 
@@ -337,7 +198,7 @@ def activation_backward(
     scalars = _activation_scalars(z.dtype, alpha)
     if impl is reference or not z.shape == a.shape == grad.shape == out.shape:
         return reference.activation_backward(code, *scalars, z, a, grad, out)
-    _elementwise(impl.activation_backward, (code, *scalars), _flat(z, a, grad, out))
+    impl.activation_backward(code, *scalars, *_flat(z, a, grad, out))
     return out
 
 
@@ -348,11 +209,7 @@ def bias_activation(
     impl = _impl(z, bias, out)
     if z.ndim != 2 or bias.shape != z.shape[1:] or out.shape != z.shape:
         impl = reference
-    scalars = _activation_scalars(z.dtype, alpha)
-    if impl is reference:
-        reference.bias_activation(code, *scalars, z, bias, out)
-    else:
-        _by_rows(impl.bias_activation, (code, *scalars), z, bias, out)
+    impl.bias_activation(code, *_activation_scalars(z.dtype, alpha), z, bias, out)
     return out
 
 
@@ -367,10 +224,6 @@ def prepared_bias_activation(
         impl = _impl(z, bias, out)
         if impl is not reference:
             scalars = _activation_scalars(z.dtype, alpha)
-            if _pieces(z.size, z.itemsize, z.shape[1]) > 1:  # _by_rows decides again each call
-                return functools.partial(
-                    _by_rows, impl.bias_activation, (code, *scalars), z, bias, out
-                )
             return functools.partial(impl.bias_activation, code, *scalars, z, bias, out)
     return functools.partial(bias_activation, code, z, bias, out, alpha)
 
@@ -384,10 +237,6 @@ def prepared_activation_backward(
         if impl is not reference:
             scalars = _activation_scalars(z.dtype, alpha)
             flat = _flat(z, a, grad, out)
-            if _pieces(z.size, z.itemsize) > 1:  # _by_rows decides again each call
-                return functools.partial(
-                    _elementwise, impl.activation_backward, (code, *scalars), flat
-                )
             return functools.partial(impl.activation_backward, code, *scalars, *flat)
     return functools.partial(activation_backward, code, z, a, grad, out, alpha)
 
@@ -452,7 +301,7 @@ def adam(data, grad, m, v, s1, s2, *, t, lr, beta1, beta2, eps, weight_decay, de
         scalars = (*fixed, kind(eps * c), kind(lr / (1 - beta1**t) * c))
         _adam_last = (key, scalars)
     _same_shape("adam", data, grad, m, v)
-    _update(_impl(data, grad, m, v), "adam", (data, grad, m, v), (s1, s2), scalars)
+    _impl(data, grad, m, v).adam(data, grad, m, v, s1, s2, *scalars)
 
 
 def nadam(
@@ -472,7 +321,7 @@ def nadam(
         kind((-lr * mu_next) / (1.0 - product * mu_next)),
     )  # fmt: skip
     _same_shape("nadam", data, grad, m, v)
-    _update(_impl(data, grad, m, v), "nadam", (data, grad, m, v), (s1, s2), scalars)
+    _impl(data, grad, m, v).nadam(data, grad, m, v, s1, s2, *scalars)
 
 
 def radam(data, grad, m, v, s1, s2, *, t, lr, beta1, beta2, eps, weight_decay, decoupled):
@@ -497,7 +346,7 @@ def radam(data, grad, m, v, s1, s2, *, t, lr, beta1, beta2, eps, weight_decay, d
         bool(rectified), kind(1), kind(eps), kind(correction2**0.5), kind(rect),
     )  # fmt: skip
     _same_shape("radam", data, grad, m, v)
-    _update(_impl(data, grad, m, v), "radam", (data, grad, m, v), (s1, s2), scalars)
+    _impl(data, grad, m, v).radam(data, grad, m, v, s1, s2, *scalars)
 
 
 def adamax(data, grad, m, u, s1, s2, *, t, lr, beta1, beta2, eps, weight_decay):
@@ -509,7 +358,7 @@ def adamax(data, grad, m, u, s1, s2, *, t, lr, beta1, beta2, eps, weight_decay):
         kind(-(lr / (1 - beta1**t))),
     )  # fmt: skip
     _same_shape("adamax", data, grad, m, u)
-    _update(_impl(data, grad, m, u), "adamax", (data, grad, m, u), (s1, s2), scalars)
+    _impl(data, grad, m, u).adamax(data, grad, m, u, s1, s2, *scalars)
 
 
 def adadelta(data, grad, square, acc, s1, s2, *, lr, rho, eps, weight_decay):
@@ -517,9 +366,7 @@ def adadelta(data, grad, square, acc, s1, s2, *, lr, rho, eps, weight_decay):
     kind = data.dtype.type
     scalars = (kind(weight_decay), kind(rho), kind(1 - rho), kind(eps), kind(-lr))
     _same_shape("adadelta", data, grad, square, acc)
-    _update(
-        _impl(data, grad, square, acc), "adadelta", (data, grad, square, acc), (s1, s2), scalars
-    )
+    _impl(data, grad, square, acc).adadelta(data, grad, square, acc, s1, s2, *scalars)
 
 
 _sgd_last: tuple = (None, ())  # as _adam_last
@@ -539,12 +386,10 @@ def sgd(data, grad, velocity, s1, s2, *, lr, momentum, dampening, nesterov, weig
         _sgd_last = (key, scalars)
     if velocity is None:
         _same_shape("sgd", data, grad)
-        _update(
-            _impl(data, grad), "sgd", (data, grad), (s1, s1, s2), scalars
-        )  # s1: no velocity read
+        _impl(data, grad).sgd(data, grad, s1, s1, s2, *scalars)  # s1: momentum 0 reads no velocity
         return
     _same_shape("sgd", data, grad, velocity)
-    _update(_impl(data, grad, velocity), "sgd", (data, grad, velocity), (s1, s2), scalars)
+    _impl(data, grad, velocity).sgd(data, grad, velocity, s1, s2, *scalars)
 
 
 def sklearn_sgd(data, grad, velocity, s1, s2, *, lr, momentum, nesterov, l2, l2_count=1.0):
@@ -553,8 +398,10 @@ def sklearn_sgd(data, grad, velocity, s1, s2, *, lr, momentum, nesterov, l2, l2_
     has that term alone for its gradient, and Adam's m/√v blows a rounding apart up."""
     kind = data.dtype.type
     _same_shape("sklearn_sgd", data, grad, velocity)
-    scalars = (kind(l2), kind(l2_count), kind(lr), kind(momentum), bool(nesterov))
-    _update(_impl(data, grad, velocity), "sklearn_sgd", (data, grad, velocity), (s1, s2), scalars)
+    _impl(data, grad, velocity).sklearn_sgd(
+        data, grad, velocity, s1, s2, kind(l2), kind(l2_count), kind(lr), kind(momentum),
+        bool(nesterov),
+    )  # fmt: skip
 
 
 def sklearn_adam(
@@ -568,11 +415,12 @@ def sklearn_adam(
     # scikit-learn's (for floats the two are the same correctly rounded root)
     step = lr * np.sqrt(1 - beta2**t) / (1 - beta1**t)
     _same_shape("sklearn_adam", data, grad, m, v)
-    scalars = (
+    _impl(data, grad, m, v).sklearn_adam(
+        data, grad, m, v, s1, s2,
         kind(1 - lr * weight_decay), kind(l2), kind(l2_count), kind(beta1), kind(1 - beta1),
-        kind(beta2), kind(1 - beta2), kind(eps), kind(-step),
+        kind(beta2),
+        kind(1 - beta2), kind(eps), kind(-step),
     )  # fmt: skip
-    _update(_impl(data, grad, m, v), "sklearn_adam", (data, grad, m, v), (s1, s2), scalars)
 
 
 # -- dropout masks by row ---------------------------------------------------------------------
