@@ -40,7 +40,7 @@ from wxb.errors import ConfigError, missing_name
 from wxb.nn.module import Module, Parameter, forget_gradients
 
 # clipping works on parameters alone, so it lives in wxb.nn.utils (torch.nn.utils's place)
-from wxb.nn.utils import (  # noqa: F401
+from wxb.nn.utils import (
     _check_grad_shape,
     _number,
     clip_grad_norm_,
