@@ -49,7 +49,7 @@ from wxb.errors import (
     install_hint,
 )
 from wxb.explanation import explain_model, explain_seed
-from wxb.io import load, save
+from wxb.io import load_model, save
 from wxb.metrics import (
     classification_figures,
     count_overlap,
@@ -1425,7 +1425,7 @@ def run_eval(args: argparse.Namespace) -> None:
     data = args.data or args.data_option
     if data is None:
         raise ConfigError("name the data to evaluate on: wxb eval MODEL DATA")
-    model = load(args.model)
+    model = load_model(args.model)
     if is_multilabel(model) or model.info.get("link"):
         raise ConfigError(
             f"{args.model}: wxb eval does not evaluate a multilabel or Poisson model yet "
@@ -1574,7 +1574,7 @@ def run_export(args: argparse.Namespace) -> None:
     wdata.check_can_write(args.output or output, "ONNX file", protect=(Path(args.model),))
     from wxb.onnx import TEXT_OPSET, export  # the onnx package is imported only when exporting
 
-    model = load(args.model)
+    model = load_model(args.model)
     export(model, output, opset=args.opset)
     stage = model.info.get("table")
     if stage is not None and not TableEncoder.from_json(stage).is_plain:
@@ -1612,7 +1612,7 @@ def run_plot(args: argparse.Namespace) -> None:
 def run_summary(args: argparse.Namespace) -> None:
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be ≥ 1")
-    model = load(args.model)
+    model = load_model(args.model)
     table = model.summary(args.batch_size) if not args.no_floor else summary(model, args.batch_size)
     print(table.markdown() if args.format == "md" else table.text())
 
@@ -1620,7 +1620,7 @@ def run_summary(args: argparse.Namespace) -> None:
 def run_diagram(args: argparse.Namespace) -> None:
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be ≥ 1")
-    model = load(args.model)
+    model = load_model(args.model)
     if args.kind == "architecture":
         text = architecture_diagram(model)
     elif args.kind == "forward":
@@ -1648,7 +1648,7 @@ def run_report(args: argparse.Namespace) -> None:
         raise ConfigError(f"--sample must be ≥ 0; got {args.sample}")
     inputs = [Path(p) for p in (args.model, args.history, args.data) if p and p != STDIN]
     wdata.check_can_write(args.output, "report", protect=tuple(inputs))
-    model = load(args.model)
+    model = load_model(args.model)
     if args.history is not None:  # checked before the data is read or the GEMM measured
         check_history_matches(model, read_history(args.history), args.history)
     rows = None
@@ -1690,7 +1690,7 @@ def run_explain(args: argparse.Namespace) -> None:
         return
     if args.rows < 1 or args.sample < 0:
         raise ConfigError("--rows must be ≥ 1 and --sample ≥ 0")
-    model = load(args.model)
+    model = load_model(args.model)
     rows = explain_rows(model, explain_data(model, args), args)
     if rows.stage and fmt == "markdown":  # a list, its names shown literally
         print("\n".join(f"- {markdown_text(line.strip())}" for line in rows.stage) + "\n")
@@ -1838,7 +1838,7 @@ def run_predict(args: argparse.Namespace) -> None:
         protect = (Path(args.model), *[Path(args.input)] * (args.input != STDIN))
         wdata.check_can_write(args.output, "predictions", protect=protect)
         check_csv_name(args.output)
-    model = load(args.model)
+    model = load_model(args.model)
     task, _, _ = model_task(model)
     warn_if_task_guessed(model, args.model, task)
     if args.proba and task != "classification":

@@ -170,8 +170,9 @@ def check_can_write(
                 raise DataError(
                     f"{path} is also {role} of this command; write the {what} elsewhere"
                 )
-    if what != "model" and path.is_file() and _is_model_file(path):
-        raise DataError(f"{path} is a wxb model file; refusing to overwrite it with the {what}")
+    kind = _wxb_file_kind(path) if what != "model" and path.is_file() else None
+    if kind is not None:
+        raise DataError(f"{path} is a wxb {kind} file; refusing to overwrite it with the {what}")
     folder = _nearest_existing(resolved.parent)
     if not folder.is_dir():
         raise DataError(f"{path}: cannot write there ({folder} is a file, not a folder)")
@@ -217,12 +218,16 @@ def _check_can_make(missing: Path, folder: Path, path: Path) -> None:
     os.rmdir(probe)
 
 
-def _is_model_file(path: Path) -> bool:
+def _wxb_file_kind(path: Path) -> str | None:
+    """The kind of wxb file at ``path``: "model", "checkpoint" (a checkpoint of states
+    wxb.save wrote, as precious), or None for any other file."""
     try:
         metadata = read_safetensors_header(path).get("__metadata__") or {}
     except ModelFileError:
-        return False
-    return metadata.get("format") == "wxb"
+        return None
+    kinds = {"wxb": "model", "wxb-state": "checkpoint"}
+    label = metadata.get("format") if isinstance(metadata, dict) else None
+    return kinds.get(label) if isinstance(label, str) else None
 
 
 MAX_HEADER = 100 * 1024 * 1024
@@ -234,6 +239,13 @@ SAFETENSORS_DTYPES = {
     np.dtype(np.int32): "I32",
     np.dtype(np.uint8): "U8",
     np.dtype(np.bool_): "BOOL",
+    # a checkpoint of states (wxb.save of a dict) holds any of these too
+    np.dtype(np.int8): "I8",
+    np.dtype(np.int16): "I16",
+    np.dtype(np.uint16): "U16",
+    np.dtype(np.uint32): "U32",
+    np.dtype(np.uint64): "U64",
+    np.dtype(np.complex64): "C64",
 }
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from wxb import statefile
 from wxb.data import (
     atomic_write,
     decode_floats,
@@ -84,14 +85,21 @@ class _Invalid(Exception):
 # ---------------------------------------------------------------------------------
 # Saving
 # ---------------------------------------------------------------------------------
-def save(model: Module, path: str | Path) -> Path:
+def save(model: Module | dict, path: str | Path) -> Path:
     """Save weights, architecture and ``model.info`` to one .safetensors file.
 
     Raises ConfigError, writing nothing, for a model ``load`` could not rebuild
     exactly (a module of a type of its own or a subclass of a stock one, a mix
     of float32 and float64, a module with forward hooks, …). A float32 Standardize's
     float64 statistics are kept too (``float64_statistics``), for ``.double()`` after load.
+
+    Given a dict instead (``torch.save``'s checkpoint: ``{"model": model.state_dict(),
+    "optimizer": opt.state_dict(), "epoch": e, "rng": wxb.get_rng_state()}``, or a
+    state_dict alone), writes it as a checkpoint of states (``wxb.statefile``), which
+    ``load`` gives back.
     """
+    if not isinstance(model, Module):
+        return statefile.save(model, path)
     _check_saveable(model)
     mismatch = width_mismatch(layers_in_order(model))
     if mismatch is not None:  # it could not run, here or after loading
@@ -264,23 +272,8 @@ def _where(path: str) -> str:
 def _check_saveable(model: object) -> None:
     """Every module of the model is one ``load`` rebuilds exactly; ConfigError naming the
     first that is not (its dotted path and class). Walks without recursion."""
-    if not isinstance(model, Module):
-        hint = ""
-        if isinstance(model, dict):  # torch.save(model.state_dict(), path), by habit
-            hint = (
-                ": wxb.save(model, path) saves the model, architecture and all; the weights "
-                "alone are safetensors.numpy.save_file(model.state_dict(), path), read back by "
-                "model.load_state_dict(safetensors.numpy.load_file(path))"
-            )
-            if not all(isinstance(v, np.ndarray) for v in model.values()):
-                # torch.save({"model": …, "optimizer": …, "epoch": e}, path): states nest
-                hint = (
-                    ": a checkpoint of states ({'model': model.state_dict(), 'optimizer': "
-                    "opt.state_dict(), 'epoch': e}) holds plain Python and NumPy values; "
-                    "pickle.dump(checkpoint, file) saves it, pickle.load(file) reads it back "
-                    "(files you trust), as torch.save and torch.load do"
-                )
-        raise ConfigError(f"wxb.save needs a wxb.nn.Module; got {type(model).__name__}{hint}")
+    if not isinstance(model, Module):  # (save sends anything else to statefile.save)
+        raise ConfigError(f"wxb.save needs a wxb.nn.Module; got {type(model).__name__}")
     stack: list[tuple[str, Module, tuple[int, ...]]] = [("", model, ())]
     count = 0
     while stack:
@@ -399,8 +392,8 @@ def _unsaveable_message(path: str, module: Module) -> str:
     return (
         f"{cls.__name__} cannot be saved ({_where(path)}, class "
         f"{cls.__module__}.{cls.__qualname__}): {why}. Save the weights alone instead, "
-        "safetensors.numpy.save_file(model.state_dict(), path), and rebuild the model "
-        "in code before model.load_state_dict(safetensors.numpy.load_file(path))"
+        "wxb.save(model.state_dict(), path), and rebuild the model in code before "
+        "model.load_state_dict(wxb.load(path))"
     )
 
 
@@ -441,6 +434,11 @@ def _read_header(path: Path) -> dict:
 
 def _metadata(path: Path, header: dict) -> dict[str, str]:
     metadata = header.get("__metadata__") or {}
+    if _is_state_file(header):
+        raise ModelFileError(
+            f"{path}: a wxb checkpoint of states (wxb.save of a dict), not a model: "
+            "wxb.load(path) in Python gives its dict back; a model file is wxb.save(model, path)"
+        )
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise ModelFileError(
             f"{path}: a safetensors file, but not a wxb model (no wxb architecture in its "
@@ -480,9 +478,15 @@ def _data_length(path: Path) -> int:
     return path.stat().st_size - 8 - length
 
 
-def _stored_tensors(path: Path, header: dict) -> dict[str, tuple[str, tuple[int, ...]]]:
+def _stored_tensors(
+    path: Path,
+    header: dict,
+    dtypes: dict[str, np.dtype] = FILE_DTYPES,
+    max_ndim: int = _MAX_NDIM,
+) -> dict[str, tuple[str, tuple[int, ...]]]:
     """name → (dtype code, shape) of each tensor in the header, checked against the file's
-    size and wxb's dtypes, reading no tensor data."""
+    size and ``dtypes`` (a model file's by default; a checkpoint of states holds more),
+    reading no tensor data."""
     data_length = _data_length(path)
     stored: dict[str, tuple[str, tuple[int, ...]]] = {}
     spans: list[tuple[int, int, str]] = []
@@ -493,14 +497,16 @@ def _stored_tensors(path: Path, header: dict) -> dict[str, tuple[str, tuple[int,
         if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= set(entry):
             raise ModelFileError(f"{what} is not described by dtype, shape and data_offsets")
         dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-        if not isinstance(dtype, str) or dtype not in FILE_DTYPES:
-            raise ModelFileError(
-                f"{what} is {dtype!r}; wxb model files hold F32 or F64 tensors (and I64 "
-                "batch counts) only"
+        if not isinstance(dtype, str) or dtype not in dtypes:
+            held = (
+                "wxb model files hold F32 or F64 tensors (and I64 batch counts) only"
+                if dtypes is FILE_DTYPES
+                else f"wxb checkpoints hold {', '.join(dtypes)} tensors only"
             )
+            raise ModelFileError(f"{what} is {_short(dtype)}; {held}")
         if (
             not isinstance(shape, list)
-            or len(shape) > _MAX_NDIM
+            or len(shape) > max_ndim
             or not all(_is_count(n) for n in shape)
         ):
             raise ModelFileError(f"{what} has shape {_short(shape)}, not a list of sizes ≥ 0")
@@ -512,7 +518,7 @@ def _stored_tensors(path: Path, header: dict) -> dict[str, tuple[str, tuple[int,
                 f"{path}: corrupt or truncated safetensors data (tensor {name!r} lies at bytes "
                 f"{begin}–{end} of {data_length})"
             )
-        if end - begin != math.prod(shape) * FILE_DTYPES[dtype].itemsize:
+        if end - begin != math.prod(shape) * dtypes[dtype].itemsize:
             raise ModelFileError(
                 f"{what}: shape {shape} of {dtype} does not take the {end - begin} bytes it has"
             )
@@ -542,20 +548,42 @@ def _short(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def load(path: str | Path) -> Module:
+def _is_state_file(header: dict) -> bool:
+    metadata = header.get("__metadata__")
+    return isinstance(metadata, dict) and metadata.get("format") == statefile.FORMAT
+
+
+def load(path: str | Path) -> Module | Any:
     """Rebuild the model saved at ``path``; predictions equal the saved model's exactly.
 
     The model comes back in eval mode (Dropout off), ready to predict: a hand-written
     training loop calls ``model.train()`` first (``fit`` does it itself).
 
+    A checkpoint of states (``save`` of a dict) comes back as the dict it was, its arrays
+    NumPy arrays (tuples as tuples, int keys as ints, NumPy scalars with their dtype).
+
     The file is checked before anything is built: ModelFileError, naming the file
-    and what is wrong, for anything but a model ``save`` wrote.
+    and what is wrong, for anything but a file ``save`` wrote.
     """
+    path = Path(path)
+    header = _read_header(path)
+    if _is_state_file(header):
+        stored = _stored_tensors(path, header, statefile.FILE_DTYPES, statefile.MAX_NDIM)
+        return statefile.read(path, header, stored)
+    return _load_model(path, header)
+
+
+def load_model(path: str | Path) -> Module:
+    """``load`` of a model file only: a checkpoint of states is refused (ModelFileError),
+    where a model is needed (the command line's commands)."""
+    path = Path(path)
+    return _load_model(path, _read_header(path))
+
+
+def _load_model(path: Path, header: dict) -> Module:
     from safetensors import SafetensorError
     from safetensors.numpy import load as safetensors_load
 
-    path = Path(path)
-    header = _read_header(path)
     metadata = _metadata(path, header)
     architecture = _json_field(path, metadata, "architecture", None)
     info = decode_floats(_json_field(path, metadata, "info", {}))

@@ -47,7 +47,7 @@ from wxb.describe import (
 )
 from wxb.errors import ConfigError, DataError
 from wxb.explanation import Explanation, Step, explain_model, latex_line, scored_loss
-from wxb.io import load
+from wxb.io import load_model
 from wxb.metrics import figure_text
 from wxb.nn.heads import head_index
 from wxb.nn.layers import Activation, Dense
@@ -144,7 +144,7 @@ def report_html(
     """The page ``report`` writes, as a string."""
     if isinstance(model, (str, Path)):
         model_path = str(model)
-        model = load(model)
+        model = load_model(model)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
         raise ConfigError(f"report batch_size must be a positive integer; got {batch_size!r}")
     if batch_size < 1:
