@@ -151,6 +151,23 @@ def test_random_structures_come_back_exactly(seeded, tmp_path):
     assert list(load_file(tmp_path / "one.safetensors")) == ["checkpoint"]
 
 
+def test_what_save_writes_as_deep_as_it_goes_load_reads(seeded, tmp_path):
+    """Containers nested as deep as wxb.save allows, a leaf of each kind at the bottom: an
+    array, a NaN, a NumPy scalar were refused by wxb.load as "nested too deep" (the reader
+    counted the leaf's tag as a container); one level more is refused by save itself."""
+    from wxb.statefile import MAX_DEPTH
+
+    rng = seeded.rng
+    for leaf in (_random_array(rng), float("nan"), _random_array(rng, ())[()], "x"):
+        value = leaf
+        for _ in range(MAX_DEPTH):
+            value = [value] if rng.random() < 0.5 else {int(rng.integers(9)): value}
+        path = wxb.save(value, tmp_path / "deep.safetensors")
+        _same(value, wxb.load(path), seeded.msg(f"leaf {leaf!r}"))
+        with pytest.raises(wxb.ConfigError, match=f"nested more than {MAX_DEPTH} deep"):
+            wxb.save([value], tmp_path / "deeper.safetensors")
+
+
 def test_a_state_dict_alone_is_a_plain_safetensors_file(seeded, tmp_path):
     """``torch.save(model.state_dict(), path)``: wxb.save of a state_dict was refused with
     a hint; now its tensors are named as the state_dict names them, so

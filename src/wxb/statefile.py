@@ -301,12 +301,12 @@ class _Decoder:
         """The structure with each array a ``_Array`` placeholder, every node checked."""
         if node is None or type(node) in (bool, int, float, str):
             return node
-        if depth >= MAX_DEPTH:
-            raise self.damaged(f"containers nested more than {MAX_DEPTH} deep")
         if not isinstance(node, dict) or len(node) not in (1, 2):
             raise self.damaged(f"{_short(node)} is no value wxb.save writes")
         tag = next(iter(node))
         body = node[tag]
+        if tag in ("list", "tuple", "dict") and depth >= MAX_DEPTH:  # as save counts them
+            raise self.damaged(f"containers nested more than {MAX_DEPTH} deep")
         if tag == "float" and len(node) == 1:
             if body not in ("nan", "inf", "-inf"):
                 raise self.damaged(f"float {_short(body)} is not nan, inf or -inf")
