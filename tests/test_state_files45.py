@@ -409,11 +409,22 @@ def test_damaged_or_edited_files_are_refused_in_one_line(seeded, tmp_path):
         "version": (lambda h: h["__metadata__"].update(format_version="2"), "version '2'"),
         "no structure": (lambda h: h["__metadata__"].pop("structure"), "without its structure"),
         "not JSON": (lambda h: h["__metadata__"].update(structure="{"), "not JSON"),
-        "missing tensor": (_edit_structure(set_node("w", {"array": "nope"})), "'nope'"),
+        "missing tensor": (
+            _edit_structure(set_node("w", {"array": "nope", "dtype": "float32"})),
+            "'nope'",
+        ),
         "unnamed tensor": (_edit_structure(set_node("w", None)), "does not name"),
-        "named twice": (_edit_structure(set_node("s", {"array": "w"})), "twice"),
+        "named twice": (
+            _edit_structure(set_node("s", {"array": "w", "dtype": "float32"})),
+            "twice",
+        ),
         "bad tag": (_edit_structure(set_node("s", {"set": [1]})), "no value wxb.save writes"),
-        "not complex": (_edit_structure(set_node("w", {"array": "w", "complex": True})), "F32"),
+        "not complex": (
+            _edit_structure(set_node("w", {"array": "w", "dtype": "complex128"})),
+            "says 'complex128'",
+        ),
+        "other dtype": (lambda h: h["w"].update(dtype="I32"), "I32 [3, 2], where its struct"),
+        "odd dtype": (_edit_structure(set_node("w", {"array": "w", "dtype": "str"})), "'str'"),
         "scalar range": (_edit_structure(set_node("n", {"numpy": "int8", "value": 300})), "300"),
         "scalar type": (_edit_structure(set_node("n", {"numpy": "object", "value": 1})), "object"),
         "tensor dtype": (lambda h: h["w"].update(dtype="BF16"), "'BF16'"),
@@ -428,7 +439,8 @@ def test_damaged_or_edited_files_are_refused_in_one_line(seeded, tmp_path):
         with pytest.raises(wxb.ModelFileError) as caught:
             wxb.load(edited)
         message = str(caught.value)
-        assert message.startswith(str(edited)) and words in message, (name, message)
+        assert message.startswith(f"{edited}: "), (name, message)
+        assert words in message[len(str(edited)) :], (name, message)
         assert "\n" not in message, message
     for cut in sorted({int(rng.integers(1, len(data))) for _ in range(6)} | {4, len(data) - 1}):
         truncated = tmp_path / "truncated.safetensors"

@@ -12,8 +12,9 @@ value of the user's can read as a tag:
   exact repr); a NaN or ±inf float: ``{"float": "nan"}``
 - ``{"dict": [[key, value], …]}`` (a key str or int: an optimiser's state is keyed by
   index), ``{"list": […]}``, ``{"tuple": […]}``
-- ``{"array": name}``; a complex128 array, which safetensors has no dtype for, is
-  stored as F64 pairs on a last axis of 2: ``{"array": name, "complex": true}``
+- ``{"array": name, "dtype": "float32"}``: the tensor and its NumPy dtype (checked
+  against the tensor's when read); a complex128 array, which safetensors has no dtype
+  for, is stored as F64 pairs on a last axis of 2
 - ``{"numpy": "float32", "value": …}``: a NumPy scalar and its dtype
 
 Anything else (a function, an object, a set, bytes, a key of another type) is refused
@@ -152,11 +153,9 @@ class _Encoder:
                 "(save np.asarray(x), and what else it holds, such as a mask, beside it)",
             )
         dtype = value.dtype
-        node: dict[str, Any] = {}
         if dtype.kind == "c" and dtype.itemsize == 16:  # no safetensors dtype: F64 pairs
             pairs = np.require(value, np.complex128, "C").reshape(-1).view(np.float64)
             value = pairs.reshape(*value.shape, 2)
-            node["complex"] = True
         elif (dtype.kind, dtype.itemsize) not in _CODES:
             raise _refuse(
                 where,
@@ -169,7 +168,7 @@ class _Encoder:
             number += 1
             taken = f"{name}#{number}"
         self.tensors[taken] = value
-        return {"array": taken, **node}
+        return {"array": taken, "dtype": dtype.newbyteorder("=").name}
 
 
 def _scalar(value: np.generic, where: str) -> dict:
@@ -323,24 +322,29 @@ class _Decoder:
                     raise self.damaged(f"dict key {_short(pair[0])} is given twice")
                 result[pair[0]] = self.decode(pair[1], depth + 1)
             return result
-        if tag == "array" and set(node) <= {"array", "complex"}:
-            return self.array(body, node.get("complex", False))
+        if tag == "array" and set(node) == {"array", "dtype"}:
+            return self.array(body, node["dtype"])
         if tag == "numpy" and set(node) == {"numpy", "value"}:
             return self.scalar(body, node["value"])
         raise self.damaged(f"{_short(node)} is no value wxb.save writes")
 
-    def array(self, name: object, complex_pairs: object) -> _Array:
+    def array(self, name: object, dtype: object) -> _Array:
         if not isinstance(name, str) or name not in self.stored:
             raise self.damaged(f"it names tensor {_short(name)}, which the file does not hold")
         if name in self.used:
             raise self.damaged(f"it names tensor {name!r} twice")
-        if complex_pairs not in (True, False):
-            raise self.damaged(f"tensor {name!r}: complex is {_short(complex_pairs)}")
         code, shape = self.stored[name]
-        if complex_pairs and (code != "F64" or not shape or shape[-1] != 2):
-            raise self.damaged(f"tensor {name!r} is {code} {list(shape)}, not complex128 pairs")
+        pairs = dtype == "complex128"
+        expected = (
+            "F64" if pairs else _TYPES.get(_SCALARS.get(dtype) if isinstance(dtype, str) else None)
+        )
+        if code != expected or (pairs and (not shape or shape[-1] != 2)):
+            raise self.damaged(
+                f"tensor {name!r} is {code} {list(shape)}, where its structure says "
+                f"{_short(dtype)}: the metadata does not match the tensors"
+            )
         self.used.add(name)
-        return _Array(name, bool(complex_pairs))
+        return _Array(name, pairs)
 
     def scalar(self, name: object, value: object) -> np.generic:
         kind = _SCALARS.get(name) if isinstance(name, str) else None
