@@ -168,6 +168,18 @@ def test_what_save_writes_as_deep_as_it_goes_load_reads(seeded, tmp_path):
             wxb.save([value], tmp_path / "deeper.safetensors")
 
 
+def test_tensors_and_parameters_are_saved_as_their_arrays(seeded, tmp_path):
+    """A Parameter or Tensor in a checkpoint (a list of model.parameters(), a loss kept)
+    is written as its array and read back as a NumPy array of the same values."""
+    rng = seeded.rng
+    layer = nn.Linear(int(rng.integers(1, 5)), int(rng.integers(1, 5)), dtype="float64")
+    kept = wxb.Tensor(rng.normal(size=(2, 3)).astype(np.float32))
+    value = {"params": list(layer.parameters()), "kept": kept, "weight": layer.weight}
+    back = wxb.load(wxb.save(value, tmp_path / "t.safetensors"))
+    expected = {"params": [p.data for p in layer.parameters()], "kept": kept.data}
+    _same({**expected, "weight": layer.weight.data}, back, seeded.msg("tensors"))
+
+
 def test_a_state_dict_alone_is_a_plain_safetensors_file(seeded, tmp_path):
     """``torch.save(model.state_dict(), path)``: wxb.save of a state_dict was refused with
     a hint; now its tensors are named as the state_dict names them, so

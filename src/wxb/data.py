@@ -302,7 +302,7 @@ def read_safetensors_header(path: Path) -> dict:
     with path.open("rb") as handle:
         prefix = handle.read(8)
         if len(prefix) < 8:
-            raise ModelFileError(f"{path}: not a model file (too short to be safetensors)")
+            raise ModelFileError(f"{path}: not a safetensors file (too short)")
         (length,) = struct.unpack("<Q", prefix)
         if length > MAX_HEADER or length > path.stat().st_size - 8:
             raise ModelFileError(f"{path}: not a safetensors file (bad header length)")

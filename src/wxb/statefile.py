@@ -105,7 +105,7 @@ class _Encoder:
         if kind is float:
             return value if math.isfinite(value) else {"float": repr(value)}
         if isinstance(value, Tensor):  # a Parameter or Tensor: its array, as state_dict gives
-            value = np.asarray(value.data.get() if hasattr(value.data, "get") else value.data)
+            value = value.data
         if isinstance(value, np.ndarray):
             return self.array(value, where, names)
         if isinstance(value, np.generic):
