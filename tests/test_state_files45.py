@@ -506,3 +506,35 @@ def test_loading_runs_no_pickle(seeded, tmp_path, monkeypatch):
     _same(value, wxb.load(path))
     model = nn.Sequential(nn.Linear(2, 2))
     wxb.load(wxb.save(model, tmp_path / "m.safetensors"))
+
+
+def test_a_pytorch_or_pickle_file_is_named_as_one(seeded, tmp_path, capsys):
+    """``torch.load(path)`` ported as ``wxb.load(path)`` on a file torch.save wrote (a zip
+    of pickles, or the legacy pickle) was refused as "not a safetensors file (bad header
+    length)", which did not say what the file is or what to do; wxb reads none."""
+    torch = pytest.importorskip("torch")
+    values = torch.from_numpy(seeded.rng.normal(size=3))
+    written = {
+        "zip.pt": lambda p: torch.save({"w": values}, p),
+        "legacy.pt": lambda p: torch.save({"w": values}, p, _use_new_zipfile_serialization=False),
+        "plain.pkl": lambda p: p.write_bytes(pickle.dumps({"w": values.numpy()}, protocol=2)),
+    }
+    for name, write in written.items():
+        path = tmp_path / name
+        write(path)
+        with pytest.raises(wxb.ModelFileError, match="PyTorch .* or pickle file") as caught:
+            wxb.load(path)
+        assert str(caught.value).startswith(f"{path}: ") and "\n" not in str(caught.value)
+        code, _, err = run(capsys, "summary", path)
+        assert code == 2 and "pickle file" in err and err.count("\n") == 1, err
+    # a safetensors file whose header length begins as a pickle does (0x80, 2..5) is read
+    for _ in range(3):
+        target = int(seeded.rng.integers(2, 6)) * 256 + 0x80
+        value = {"pad": "", "w": values.numpy()}
+        path = tmp_path / "lookalike.safetensors"
+        for _ in range(2):  # the header's length, padded to 8, set by the string's length
+            wxb.save(value, path)
+            length = int.from_bytes(path.read_bytes()[:8], "little")
+            value["pad"] += "x" * max(0, target - length)
+        assert path.read_bytes()[:2] == bytes([0x80, target >> 8])
+        _same(value, wxb.load(path), seeded.msg("lookalike"))

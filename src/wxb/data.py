@@ -305,14 +305,28 @@ def read_safetensors_header(path: Path) -> dict:
             raise ModelFileError(f"{path}: not a safetensors file (too short)")
         (length,) = struct.unpack("<Q", prefix)
         if length > MAX_HEADER or length > path.stat().st_size - 8:
+            _refuse_pickled(path, prefix)
             raise ModelFileError(f"{path}: not a safetensors file (bad header length)")
         try:
             header = json.loads(handle.read(length))
         except (ValueError, RecursionError):  # not JSON, a huge number, absurd nesting
+            _refuse_pickled(path, prefix)
             raise ModelFileError(f"{path}: not a safetensors file (header is not JSON)") from None
     if not isinstance(header, dict):
         raise ModelFileError(f"{path}: not a safetensors file (header is not a JSON object)")
     return header
+
+
+def _refuse_pickled(path: Path, prefix: bytes) -> None:
+    """A file that is no safetensors and begins as torch.save's zip or a pickle does (its
+    protocol 2–5 mark) is named as one: "bad header length" said nothing to a port of
+    torch.load(path)."""
+    if prefix.startswith(b"PK\x03\x04") or (prefix[0] == 0x80 and 2 <= prefix[1] <= 5):
+        raise ModelFileError(
+            f"{path}: a PyTorch (torch.save) or pickle file, which wxb never reads (loading "
+            "a pickle runs code); in PyTorch, save its tensors with "
+            "safetensors.torch.save_file, or hand wxb NumPy arrays to wxb.save"
+        )
 
 
 def _can_create_in(folder: Path) -> bool:
