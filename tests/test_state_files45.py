@@ -14,11 +14,11 @@ import struct
 
 import numpy as np
 import pytest
+from cli_run import run
 from safetensors.numpy import load_file
 
 import wxb
 import wxb.nn.functional as F
-from tests.cli_run import run
 from wxb import nn
 
 DTYPES = [
@@ -522,7 +522,7 @@ def test_a_pytorch_or_pickle_file_is_named_as_one(seeded, tmp_path, capsys):
     for name, write in written.items():
         path = tmp_path / name
         write(path)
-        with pytest.raises(wxb.ModelFileError, match="PyTorch .* or pickle file") as caught:
+        with pytest.raises(wxb.ModelFileError, match=r"PyTorch .* or pickle file") as caught:
             wxb.load(path)
         assert str(caught.value).startswith(f"{path}: ") and "\n" not in str(caught.value)
         code, _, err = run(capsys, "summary", path)
