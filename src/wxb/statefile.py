@@ -322,10 +322,10 @@ class _Decoder:
                     raise self.damaged(f"dict key {_short(pair[0])} is given twice")
                 result[pair[0]] = self.decode(pair[1], depth + 1)
             return result
-        if tag == "array" and set(node) == {"array", "dtype"}:
-            return self.array(body, node["dtype"])
-        if tag == "numpy" and set(node) == {"numpy", "value"}:
-            return self.scalar(body, node["value"])
+        if set(node) == {"array", "dtype"}:  # (in either order)
+            return self.array(node["array"], node["dtype"])
+        if set(node) == {"numpy", "value"}:
+            return self.scalar(node["numpy"], node["value"])
         raise self.damaged(f"{_short(node)} is no value wxb.save writes")
 
     def array(self, name: object, dtype: object) -> _Array:
