@@ -538,3 +538,25 @@ def test_a_pytorch_or_pickle_file_is_named_as_one(seeded, tmp_path, capsys):
             value["pad"] += "x" * max(0, target - length)
         assert path.read_bytes()[:2] == bytes([0x80, target >> 8])
         _same(value, wxb.load(path), seeded.msg("lookalike"))
+
+
+def test_torch_loads_keywords_are_taken(seeded, tmp_path):
+    """``torch.load(path, map_location="cpu", weights_only=True)`` ported as ``wxb.load``
+    stopped at TypeError (unexpected keyword). The CPU and either weights_only load the
+    same (wxb never unpickles); another device is refused, saying why."""
+    torch = pytest.importorskip("torch")
+    value = {"w": seeded.rng.normal(size=(2, 3)), "epoch": 4}
+    path = wxb.save(value, tmp_path / "ckpt.safetensors")
+    for keywords in (
+        {"map_location": "cpu"},
+        {"map_location": torch.device("cpu"), "weights_only": True},
+        {"weights_only": False},
+    ):
+        _same(value, wxb.load(path, **keywords), seeded.msg(str(keywords)))
+    model = nn.Sequential(nn.Linear(2, 2))
+    assert isinstance(
+        wxb.load(wxb.save(model, tmp_path / "m.safetensors"), map_location="cpu"), nn.Sequential
+    )
+    for device in ("cuda", torch.device("cuda:0"), {"cuda:0": "cpu"}):
+        with pytest.raises(wxb.ConfigError, match=r"map_location=.*on the CPU"):
+            wxb.load(path, map_location=device)

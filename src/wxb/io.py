@@ -553,7 +553,9 @@ def _is_state_file(header: dict) -> bool:
     return isinstance(metadata, dict) and metadata.get("format") == statefile.FORMAT
 
 
-def load(path: str | Path) -> Module | Any:
+def load(
+    path: str | Path, *, map_location: object = None, weights_only: bool | None = None
+) -> Module | Any:
     """Rebuild the model saved at ``path``; predictions equal the saved model's exactly.
 
     The model comes back in eval mode (Dropout off), ready to predict: a hand-written
@@ -562,9 +564,20 @@ def load(path: str | Path) -> Module | Any:
     A checkpoint of states (``save`` of a dict) comes back as the dict it was, its arrays
     NumPy arrays (tuples as tuples, int keys as ints, NumPy scalars with their dtype).
 
+    ``map_location`` and ``weights_only`` are torch.load's, taken for a port of one:
+    wxb's arrays are NumPy's, on the CPU (so "cpu" or none), and no file of wxb's holds
+    code to run, whichever ``weights_only`` says.
+
     The file is checked before anything is built: ModelFileError, naming the file
     and what is wrong, for anything but a file ``save`` wrote.
     """
+    if map_location is not None and str(map_location) != "cpu":  # (torch.device("cpu") too)
+        raise ConfigError(
+            f"wxb.load map_location={map_location!r}: wxb's arrays are NumPy arrays, on the "
+            "CPU; give map_location='cpu' or none"
+        )
+    if weights_only not in (None, True, False):
+        raise ConfigError(f"wxb.load weights_only={weights_only!r}: give True, False or none")
     path = Path(path)
     header = _read_header(path)
     if _is_state_file(header):
