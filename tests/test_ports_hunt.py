@@ -365,7 +365,6 @@ def test_fit_says_how_to_hand_over_samples_of_several_dimensions(seeded):
         (nn, "Flatten", r"x\.flatten\(1\)"),
         (nn, "BCELoss", "BCEWithLogitsLoss"),
         (wxb, "utils", "DataLoader"),
-        (wxb, "from_numpy", r"wxb\.Tensor\(array\)"),
         (wxb, "inference_mode", r"wxb\.no_grad\(\)"),
     ],
 )

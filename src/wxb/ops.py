@@ -13,6 +13,8 @@ very same kernels with buffers it allocated once. One implementation, two users.
 
 from __future__ import annotations
 
+import builtins
+import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ from wxb.tensor import (
     float_array,
     foreign_array,
     is_grad_enabled,
+    marks,
     no_grad,
 )
 
@@ -2163,6 +2166,8 @@ def _reduction(reduce: Callable[[Tensor, object, bool], Tensor], name: str) -> C
             for d in dim if isinstance(dim, (tuple, list)) else (dim,):
                 _axis(d, 0, name)  # in range: 0 or -1
             dim = None  # its one value
+        for d in dim if isinstance(dim, (tuple, list)) else () if dim is None else (dim,):
+            _axis(d, self.ndim, f"Tensor.{name}")  # refused by name, not NumPy's AxisError
         axis = dim if dim is not None else axis
         return reduce(self, axis, _flag(keepdims if keepdim is None else keepdim, f"Tensor.{name}"))
 
@@ -2307,7 +2312,7 @@ def extreme(a: Tensor, dim: object = None, keepdim: bool = False, largest: bool 
     axis = _axis(dim, A.ndim, name)
     if A.ndim == 0:  # dim 0 or -1 of a 0-d tensor, as PyTorch's: itself, at index 0
         found = extreme(reshape(a, (1,)), 0, False, largest)
-        return ValuesIndices(found.values, found.indices.reshape(()))
+        return ValuesIndices(found.values, marks(found.indices.reshape(())))
     chosen = A.argmax(axis=axis, keepdims=True) if largest else A.argmin(axis=axis, keepdims=True)
     values = np.take_along_axis(A, chosen, axis)
 
@@ -2320,7 +2325,9 @@ def extreme(a: Tensor, dim: object = None, keepdim: bool = False, largest: bool 
         values, indices = np.squeeze(values, axis), np.squeeze(chosen, axis)
     else:
         indices = chosen
-    return ValuesIndices(Tensor.from_op(values, name, (a,), backward), indices.astype(np.int64))
+    return ValuesIndices(
+        Tensor.from_op(values, name, (a,), backward), marks(indices.astype(np.int64))
+    )
 
 
 def pairwise_extreme(a: object, b: object, largest: bool) -> Tensor:
@@ -2380,7 +2387,7 @@ def _arg_method(largest: bool) -> Callable:
         axis = None if dim is None else _axis(dim, A.ndim, "argmax")
         find = A.argmax if largest else A.argmin
         found = find(axis=axis, keepdims=_flag(keepdim, "Tensor.argmax/argmin"))
-        return np.asarray(found, dtype=np.int64)
+        return marks(np.asarray(found, dtype=np.int64))
 
     return method
 
@@ -2875,7 +2882,7 @@ def whole_numbers(a: Tensor, dtype: object) -> np.ndarray:
     """``t.long()``, ``t.int()``: the values truncated towards zero, as an integer array
     (as argmax gives indices: no gradient, as torch's integer tensors have none)."""
     with np.errstate(invalid="ignore"):  # NaN and ±inf: what torch's cast gives, unchecked
-        return np.asarray(a.data).astype(dtype)
+        return marks(np.asarray(a.data).astype(dtype))
 
 
 _INTEGER_TYPES = {"torch.LongTensor": np.int64, "torch.IntTensor": np.int32}
@@ -3029,3 +3036,348 @@ UFUNC_OPS.update(
         np.sign: sign,
     }
 )
+
+
+# -- torch's other everyday tensor methods: permute, split, sort, masked_fill, … --------
+def permute(a: Tensor, *dims: object) -> Tensor:
+    """``t.permute(dims)``: the axes in a new order; ∂L/∂A is G in the inverse order."""
+    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        dims = tuple(dims[0])
+    if len(dims) != a.ndim:
+        raise ShapeError(
+            f"permute: a tensor of {a.ndim} dimensions needs {a.ndim} dims; got {dims}"
+        )
+    axes = tuple(_axis(d, a.ndim, "permute") for d in dims) if a.ndim else ()
+    if len(set(axes)) != len(axes):
+        raise ShapeError(f"permute: a dim appears twice in {dims}")
+    inverse = tuple(int(i) for i in np.argsort(axes))
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (np.transpose(g, inverse),)
+
+    data = np.transpose(a.data, axes)
+    return _view_of(a, Tensor.from_op(data, "permute", (a,), backward, reads_inputs=False))
+
+
+def split(a: Tensor, split_size_or_sections: object, dim: object = 0) -> tuple[Tensor, ...]:
+    """``t.split(size, dim)``: pieces of ``size`` along dim (the last smaller), or of the
+    sizes listed, which must add up to the dim's size; each a recorded slice."""
+    axis = _axis(dim, a.ndim, "split")
+    if a.ndim == 0:
+        raise ShapeError("split: a 0-d tensor has no dim to split")
+    length = a.shape[axis]
+    sizes = split_size_or_sections
+    if isinstance(sizes, (list, tuple)):
+        sizes = _sizes(tuple(sizes), "split") if sizes else ()
+        if any(n < 0 for n in sizes) or builtins.sum(sizes) != length:
+            raise ShapeError(f"split: sizes {list(sizes)} do not add up to dim {dim}'s {length}")
+    else:
+        if isinstance(sizes, bool) or not isinstance(sizes, (int, np.integer)) or sizes <= 0:
+            raise ConfigError(f"split: split_size must be a positive integer; got {sizes!r}")
+        step = int(sizes)
+        sizes = [min(step, length - start) for start in range(0, length, step)] or [0]
+    bounds = np.cumsum([0, *sizes])
+    before = (slice(None),) * axis
+    return tuple(index(a, (*before, slice(int(i), int(j)))) for i, j in itertools.pairwise(bounds))
+
+
+def chunk(a: Tensor, chunks: object, dim: object = 0) -> tuple[Tensor, ...]:
+    """``t.chunk(n, dim)``: torch's pieces of ⌈size/n⌉ along dim (so fewer than n where
+    that size already covers the dim)."""
+    if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks <= 0:
+        raise ConfigError(f"chunk: chunks must be a positive integer; got {chunks!r}")
+    axis = _axis(dim, a.ndim, "chunk")
+    length = a.shape[axis] if a.ndim else 1
+    return split(a, max(-(-length // int(chunks)), 1), axis)
+
+
+def _mask_for(a: Tensor, mask: object, what: str) -> np.ndarray:
+    """A boolean mask that broadcasts to ``a``'s shape (torch refuses any other dtype)."""
+    array = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+    if array.dtype != np.bool_:
+        raise DataError(f"{what}: the mask must be boolean (t > 0, t == x); got {array.dtype}")
+    try:
+        return np.broadcast_to(array, a.shape)
+    except ValueError:
+        raise ShapeError(
+            f"{what}: a mask of shape {array.shape} for a tensor of {a.shape}"
+        ) from None
+
+
+def masked_fill(a: Tensor, mask: object, value: object) -> Tensor:
+    """``t.masked_fill(mask, value)``: value where the mask holds, A elsewhere; ∂L/∂A is G
+    where the mask does not hold (and 0 where it does: the value does not depend on A)."""
+    where = _mask_for(a, mask, "masked_fill")
+    if isinstance(value, Tensor):
+        if value.ndim:
+            raise ShapeError(
+                f"masked_fill: value must be a number or a 0-d tensor; got {value.shape}"
+            )
+        value = value.data
+    if not _is_number(value) and not (isinstance(value, np.ndarray) and value.ndim == 0):
+        raise ConfigError(f"masked_fill: value must be a number; got {value!r}")
+    filled = float_array(value, a.dtype, "masked_fill")
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (np.where(where, 0, g).astype(g.dtype, copy=False),)
+
+    out = np.where(where, filled, a.data)
+    return Tensor.from_op(out, "masked_fill", (a,), backward, reads_inputs=False)
+
+
+def where(condition: object, a: object, b: object) -> Tensor:
+    """``torch.where(condition, a, b)``: a where the condition holds, b elsewhere,
+    broadcast; ∂L/∂A is G where it holds, ∂L/∂B where it does not, each summed back to
+    its operand's shape."""
+    if isinstance(condition, Tensor):  # torch takes only bool tensors as the condition
+        raise DataError("where: the condition must be a boolean mask (t > 0); got a float Tensor")
+    c = np.asarray(condition)
+    if c.dtype != np.bool_:
+        raise DataError(f"where: the condition must be boolean (t > 0, t == x); got {c.dtype}")
+    a, b = _operands(a, b)
+    if a.dtype != b.dtype:  # torch's result takes the wider dtype
+        wider = np.promote_types(a.dtype, b.dtype)
+        a, b = astype(a, wider), astype(b, wider)
+    try:
+        out = np.where(c, a.data, b.data)
+    except ValueError:
+        raise ShapeError(
+            f"where: shapes {c.shape}, {a.shape} and {b.shape} do not broadcast"
+        ) from None
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        zero = np.zeros((), dtype=g.dtype)
+        return (
+            _unbroadcast(np.where(c, g, zero), a.shape),
+            _unbroadcast(np.where(c, zero, g), b.shape),
+        )
+
+    return Tensor.from_op(out, "where", (a, b), backward, reads_inputs=False)
+
+
+def log1p(a: object) -> Tensor:
+    a = as_tensor(a)
+    A = a.data
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (g / (1 + A),)  # (log(1 + A))′ = 1/(1 + A)
+
+    return Tensor.from_op(np.log1p(A), "log1p", (a,), backward)
+
+
+def reciprocal(a: object) -> Tensor:
+    a = as_tensor(a)
+    R = np.reciprocal(a.data)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (-g * R * R,)  # (1/A)′ = −1/A²
+
+    return Tensor.from_op(R, "reciprocal", (a,), backward, saves_output=True, reads_inputs=False)
+
+
+def rsqrt(a: object) -> Tensor:
+    a = as_tensor(a)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        R = np.reciprocal(np.sqrt(a.data))
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (g * (-0.5) * R * R * R,)  # (A^(−½))′ = −½·A^(−3/2)
+
+    return Tensor.from_op(R, "rsqrt", (a,), backward, saves_output=True, reads_inputs=False)
+
+
+def _stepwise(name: str, function: Callable[[np.ndarray], np.ndarray]) -> Callable:
+    """round, floor, ceil, trunc: piecewise constant, recorded with gradient 0, as torch's."""
+
+    def op(a: object) -> Tensor:
+        a = as_tensor(a)
+
+        def backward(g: np.ndarray) -> tuple[np.ndarray]:
+            return (np.zeros_like(g),)  # flat between the steps: ∂/∂A = 0
+
+        return Tensor.from_op(function(a.data), name, (a,), backward, reads_inputs=False)
+
+    return op
+
+
+floor, ceil, trunc = (
+    _stepwise("floor", np.floor),
+    _stepwise("ceil", np.ceil),
+    _stepwise("trunc", np.trunc),
+)
+
+
+def round_(a: object, decimals: object = 0) -> Tensor:
+    """``t.round(decimals=0)``: halves to even, as torch's (and NumPy's); gradient 0."""
+    if isinstance(decimals, bool) or not isinstance(decimals, (int, np.integer)):
+        raise ConfigError(f"round: decimals must be an integer; got {decimals!r}")
+    return _stepwise("round", lambda A: np.round(A, int(decimals)))(a)
+
+
+def remainder(a: object, b: object) -> Tensor:
+    """``a % b`` as torch's (the sign of b, as Python's): A − B·⌊A/B⌋. ∂L/∂A = G and
+    ∂L/∂B = −G·⌊A/B⌋ (torch's rule)."""
+    a, b = _operands(a, b)
+    A, B = a.data, b.data
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = _broadcasting(np.remainder, a, b)
+        quotient = np.floor(A / B)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return _unbroadcast(g, A.shape), _unbroadcast(-g * quotient, B.shape)
+
+    return Tensor.from_op(out, "remainder", (a, b), backward)
+
+
+def floor_divide(a: object, b: object) -> Tensor:
+    """``a // b`` as torch's: ⌊A/B⌋. torch has no derivative for it and refuses a backward
+    through it; so does this one's rule (a silent 0 would hide a broken loss)."""
+    a, b = _operands(a, b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = _broadcasting(np.floor_divide, a, b)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise TrainingError(
+            "backward() through a // b (floor_divide): it has no derivative, as in PyTorch; "
+            "detach() the operands, or use a / b"
+        )
+
+    return Tensor.from_op(out, "floor_divide", (a, b), backward, reads_inputs=False)
+
+
+def _order(A: np.ndarray, axis: int, descending: bool) -> np.ndarray:
+    """The indices that sort A along ``axis``, ties in their first order (stable), NaN
+    counted above every number, as torch's sort: last ascending, first descending."""
+    moved = np.moveaxis(A, axis, -1)
+    nan = np.isnan(moved)
+    values = np.where(nan, 0, moved)
+    if descending:
+        found = np.lexsort((-values, ~nan), axis=-1)
+    else:
+        found = np.lexsort((values, nan), axis=-1)
+    return np.moveaxis(found, -1, axis)
+
+
+def _taken(a: Tensor, chosen: np.ndarray, axis: int, name: str) -> Tensor:
+    """A's values at ``chosen`` along ``axis``; each one's gradient goes back to its place."""
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        grad = np.zeros(a.shape, dtype=g.dtype)
+        np.add.at(grad, _along(chosen, axis), g)
+        return (grad,)
+
+    return Tensor.from_op(
+        np.take_along_axis(a.data, chosen, axis), name, (a,), backward, reads_inputs=False
+    )
+
+
+def _along(chosen: np.ndarray, axis: int) -> tuple:
+    """np.take_along_axis's index as a fancy index (for np.add.at)."""
+    grids = list(np.indices(chosen.shape, sparse=True))
+    grids[axis] = chosen
+    return tuple(grids)
+
+
+def sort(
+    a: Tensor, dim: object = -1, descending: bool = False, stable: bool = False
+) -> ValuesIndices:
+    """``t.sort(dim=-1, descending=False)``: (values, indices), as torch's."""
+    axis = _axis(dim, a.ndim, "sort")
+    if a.ndim == 0:
+        return ValuesIndices(clone(a), marks(np.zeros((), dtype=np.int64)))
+    chosen = _order(a.data, axis, _flag(descending, "sort: descending"))
+    return ValuesIndices(_taken(a, chosen, axis, "sort"), marks(chosen.astype(np.int64)))
+
+
+def argsort(
+    a: Tensor, dim: object = -1, descending: bool = False, stable: bool = False
+) -> np.ndarray:
+    return sort(a, dim, descending).indices
+
+
+def topk(
+    a: Tensor, k: object, dim: object = -1, largest: bool = True, sorted: bool = True
+) -> ValuesIndices:
+    """``t.topk(k, dim=-1, largest=True)``: the k largest (smallest) along dim, largest
+    first, as (values, indices)."""
+    axis = _axis(dim, a.ndim, "topk")
+    length = a.shape[axis] if a.ndim else 1
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= length:
+        raise ShapeError(
+            f"topk: k must be an integer from 0 to {length} (dim {dim}'s size); got {k!r}"
+        )
+    if a.ndim == 0:
+        return sort(a) if k else ValuesIndices(reshape(a, (0,)), marks(np.zeros(0, np.int64)))
+    chosen = _order(a.data, axis, _flag(largest, "topk: largest"))
+    chosen = np.take(chosen, np.arange(int(k)), axis=axis)
+    return ValuesIndices(_taken(a, chosen, axis, "topk"), marks(chosen.astype(np.int64)))
+
+
+def index_select(a: Tensor, dim: object, index_: object) -> Tensor:
+    """``t.index_select(dim, index)``: the slices along dim that a 1-d integer index names
+    (repeats allowed); each slice's gradient adds back into its place."""
+    axis = _axis(dim, a.ndim, "index_select")
+    chosen = np.asarray(index_.data if isinstance(index_, Tensor) else index_)
+    if chosen.dtype.kind not in "iu" or chosen.ndim > 1:
+        raise DataError(
+            f"index_select: index must be a 1-d integer array; got {chosen.dtype} of {chosen.shape}"
+        )
+    length = a.shape[axis] if a.ndim else 1
+    if chosen.size and (chosen.min() < -length or chosen.max() >= length):
+        raise ShapeError(f"index_select: an index is out of range for dim {dim} of size {length}")
+    chosen = chosen.reshape(-1) % max(length, 1)
+    if a.ndim == 0:
+        return index(reshape(a, (1,)), chosen).reshape(chosen.shape if chosen.size != 1 else ())
+    before = (slice(None),) * axis
+    return index(a, (*before, chosen))
+
+
+def isnan(a: object) -> np.ndarray:
+    return marks(np.isnan(a.data if isinstance(a, Tensor) else np.asarray(a)))
+
+
+def _truth(name: str) -> Callable:
+    """``t.all()``/``t.any()``, over everything or along dim, as a boolean mask."""
+    reduce = np.all if name == "all" else np.any
+
+    def method(self, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
+        dim = axis if dim is None else dim
+        keep = _flag(keepdim if keepdims is None else keepdims, f"Tensor.{name}")
+        if dim is not None:
+            dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+            dim = tuple(_axis(d, self.ndim, name) for d in dims) if self.ndim else None
+        return marks(reduce(self.data, axis=dim, keepdims=keep))
+
+    return method
+
+
+Tensor.permute = permute
+Tensor.split = split
+Tensor.chunk = chunk
+Tensor.masked_fill = masked_fill
+Tensor.log1p = log1p
+Tensor.reciprocal = reciprocal
+Tensor.rsqrt = rsqrt
+Tensor.floor, Tensor.ceil, Tensor.trunc, Tensor.round = floor, ceil, trunc, round_
+Tensor.sort = sort
+Tensor.argsort = argsort
+Tensor.topk = topk
+Tensor.index_select = index_select
+Tensor.minimum = lambda self, other: pairwise_extreme(self, other, largest=False)
+Tensor.maximum = lambda self, other: pairwise_extreme(self, other, largest=True)
+Tensor.isnan = isnan
+Tensor.all, Tensor.any = _truth("all"), _truth("any")
+Tensor.bool = lambda self: marks(self.data != 0)
+Tensor.view_as = lambda self, other: reshape(self, other.shape)
+Tensor.eq = Tensor.__eq__
+Tensor.ne = Tensor.__ne__
+Tensor.gt = Tensor.__gt__
+Tensor.ge = Tensor.__ge__
+Tensor.lt = Tensor.__lt__
+Tensor.le = Tensor.__le__
+Tensor.__mod__ = lambda self, other: remainder(self, other)
+Tensor.__rmod__ = lambda self, other: remainder(other, self)
+Tensor.__floordiv__ = lambda self, other: floor_divide(self, other)
+Tensor.__rfloordiv__ = lambda self, other: floor_divide(other, self)
+Tensor.remainder = lambda self, other: remainder(self, other)
+Tensor.floor_divide = lambda self, other: floor_divide(self, other)

@@ -219,6 +219,61 @@ _BOOLEAN_UFUNCS = frozenset(
 )
 
 
+class IndexArray(np.ndarray):
+    """An integer or boolean NumPy array as wxb gives one (a comparison's mask, argmax's
+    and max(dim)'s indices, ``long()``), which also answers torch's casts: the accuracy
+    idiom ``(out.argmax(1) == y).float().mean().item()`` runs as in PyTorch (a plain
+    array has no ``.float()``), and ``.sum().item()`` gives an int, as torch's."""
+
+    def float(self) -> Tensor:  # a float32 Tensor of the 0/1s or whole numbers, as torch's
+        return Tensor(np.asarray(self, dtype=np.float32))
+
+    def double(self) -> Tensor:
+        return Tensor(np.asarray(self, dtype=np.float64))
+
+    def long(self) -> IndexArray:
+        return np.asarray(self, dtype=np.int64).view(IndexArray)
+
+    def int(self) -> IndexArray:
+        return np.asarray(self, dtype=np.int32).view(IndexArray)
+
+    def bool(self) -> IndexArray:
+        return np.asarray(self != 0).view(IndexArray)
+
+    def numel(self) -> int:
+        return int(self.size)
+
+    # torch's names for the comparisons: pred.eq(target.view_as(pred)).sum().item()
+    def eq(self, other: object) -> IndexArray:
+        return marks(self == other)
+
+    def ne(self, other: object) -> IndexArray:
+        return marks(self != other)
+
+    def gt(self, other: object) -> IndexArray:
+        return marks(self > other)
+
+    def ge(self, other: object) -> IndexArray:
+        return marks(self >= other)
+
+    def lt(self, other: object) -> IndexArray:
+        return marks(self < other)
+
+    def le(self, other: object) -> IndexArray:
+        return marks(self <= other)
+
+    def view_as(self, other: object) -> IndexArray:
+        return marks(self.reshape(np.shape(other)))
+
+    def dim(self) -> int:
+        return self.ndim
+
+
+def marks(array: object) -> IndexArray:
+    """``array`` (a mask, indices) as the IndexArray wxb hands back."""
+    return np.asarray(array).view(IndexArray)
+
+
 def float_array(value: object, dtype: np.dtype, where: str) -> np.ndarray:
     """``value`` as an array of ``dtype``, refusing what the cast would change without a
     word: complex numbers (the imaginary part dropped), text and dates (parsed, or
@@ -615,8 +670,8 @@ class Tensor:
                 return UFUNC_OPS[ufunc](*inputs)
             if ufunc in _BOOLEAN_UFUNCS:
                 if len(inputs) == 2:
-                    return ufunc(*_compared(*inputs))
-                return ufunc(*(x.data if isinstance(x, Tensor) else x for x in inputs))
+                    return marks(ufunc(*_compared(*inputs)))
+                return marks(ufunc(*(x.data if isinstance(x, Tensor) else x for x in inputs)))
         name = f"np.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
         raise TypeError(
             f"{name} on a wxb Tensor would return an array and cut the graph: use the "
@@ -633,24 +688,24 @@ class Tensor:
             return op(*args, **kwargs)
         return func._implementation(*args, **kwargs)
 
-    def __lt__(self, other: object) -> np.ndarray:  # comparisons: masks, no gradient
-        return np.less(*_compared(self, other))
+    def __lt__(self, other: object) -> np.ndarray:  # comparisons: masks (IndexArray), no gradient
+        return marks(np.less(*_compared(self, other)))
 
     def __le__(self, other: object) -> np.ndarray:
-        return np.less_equal(*_compared(self, other))
+        return marks(np.less_equal(*_compared(self, other)))
 
     def __gt__(self, other: object) -> np.ndarray:
-        return np.greater(*_compared(self, other))
+        return marks(np.greater(*_compared(self, other)))
 
     def __ge__(self, other: object) -> np.ndarray:
-        return np.greater_equal(*_compared(self, other))
+        return marks(np.greater_equal(*_compared(self, other)))
 
     def __eq__(self, other: object) -> np.ndarray:  # type: ignore[override]
         """Element-wise, as NumPy and PyTorch compare (``t == 0`` is a mask)."""
-        return np.equal(*_compared(self, other))
+        return marks(np.equal(*_compared(self, other)))
 
     def __ne__(self, other: object) -> np.ndarray:  # type: ignore[override]
-        return np.not_equal(*_compared(self, other))
+        return marks(np.not_equal(*_compared(self, other)))
 
     __hash__ = object.__hash__  # by identity, as PyTorch's: tensors as dict keys
 

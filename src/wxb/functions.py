@@ -1,0 +1,363 @@
+"""torch's functions by torch's names, for a script ported from ``import torch``:
+``wxb.cat``, ``wxb.zeros``, ``wxb.randn``, ``wxb.exp``, ``wxb.softmax``, ``wxb.where``, …
+
+Each is the tensor method of the same name (``wxb.exp(t)`` is ``t.exp()``) or one of
+``wxb.ops``'s primitives, so values and gradients are theirs; the constructors give
+float32 leaves by default, as torch's, and draw from the generator ``wxb.manual_seed``
+seeds."""
+
+from __future__ import annotations
+
+import builtins
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from wxb import ops
+from wxb.backend import check_device, resolve_dtype
+from wxb.errors import ConfigError, DataError
+from wxb.random import as_generator
+from wxb.tensor import IndexArray, Tensor, float_array, marks
+
+float32 = np.dtype(np.float32)  # torch.float32's place: dtype=wxb.float32, t.dtype == wxb.float32
+float64 = np.dtype(np.float64)
+double = float64
+
+
+# -- constructors -------------------------------------------------------------------
+def _shape(size: tuple, what: str) -> tuple[int, ...]:
+    """``zeros(2, 3)``, ``zeros((2, 3))`` or ``zeros([2, 3])``, as torch's size arguments."""
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    if not builtins.all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in size):
+        raise ConfigError(f"wxb.{what}: sizes must be integers; got {size!r}")
+    if builtins.any(n < 0 for n in size):
+        raise ConfigError(f"wxb.{what}: sizes must not be negative; got {size!r}")
+    return tuple(int(n) for n in size)
+
+
+def _leaf(array: np.ndarray, requires_grad: object, device: object, what: str) -> Tensor:
+    check_device(device, f"wxb.{what}")
+    return Tensor(array, requires_grad=bool(requires_grad))
+
+
+def _filled(value: float, what: str) -> Callable[..., Tensor]:
+    def make(*size, dtype=None, device=None, requires_grad=False, out=None, **unused) -> Tensor:
+        _no_out(out, unused, what)
+        array = np.full(_shape(size, what), value, dtype=resolve_dtype(dtype))
+        return _leaf(array, requires_grad, device, what)
+
+    make.__name__ = make.__qualname__ = what
+    make.__doc__ = f"``torch.{what}(*size, dtype=None, requires_grad=False)``: float32 by default."
+    return make
+
+
+def _no_out(out: object, unused: dict, what: str) -> None:
+    if out is not None or {k for k, v in unused.items() if v is not None} - {
+        "layout",
+        "pin_memory",
+    }:
+        taken = sorted(k for k, v in unused.items() if v is not None) or ["out"]
+        raise ConfigError(
+            f"wxb.{what}: {', '.join(taken)} not taken (only size, dtype=, requires_grad=)"
+        )
+
+
+zeros = _filled(0.0, "zeros")
+ones = _filled(1.0, "ones")
+empty = _filled(0.0, "empty")  # torch's values are whatever memory held: zeros here
+
+
+def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
+    """``torch.full(size, fill_value)``: float32 by default (torch's would follow the value's
+    kind: an int fill gives int64 there; wxb computes in floats)."""
+    _no_out(out, {}, "full")
+    size = size if isinstance(size, (tuple, list)) else (size,)
+    kind = resolve_dtype(dtype)
+    if not ops._is_number(fill_value):
+        raise ConfigError(f"wxb.full: fill_value must be a number; got {fill_value!r}")
+    array = np.full(_shape(tuple(size), "full"), _in(fill_value, kind, "full"), dtype=kind)
+    return _leaf(array, requires_grad, device, "full")
+
+
+def _in(value: object, dtype: np.dtype, what: str) -> np.ndarray:
+    return float_array(value, dtype, f"wxb.{what}")
+
+
+def eye(n, m=None, *, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
+    _no_out(out, {}, "eye")
+    rows, cols = _shape((n,) if m is None else (n, m), "eye") * (2 if m is None else 1)
+    return _leaf(np.eye(rows, cols, dtype=resolve_dtype(dtype)), requires_grad, device, "eye")
+
+
+def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=False, out=None):
+    """``torch.arange(start, end, step)``: start + i·step below end (above it for a
+    negative step), i from 0 to ⌈(end − start)/step⌉ − 1, computed in float64 and then
+    cast, as torch's; float32 by default (torch's is int64 for whole numbers)."""
+    _no_out(out, {}, "arange")
+    if end is None:
+        start, end = 0, start
+    for value in (start, end, step):
+        if not ops._is_number(value) or not math.isfinite(value):
+            raise ConfigError(
+                f"wxb.arange: start, end and step must be finite numbers; got {value!r}"
+            )
+    if step == 0:
+        raise ConfigError("wxb.arange: step must not be 0")
+    if (end - start) / step < 0:
+        raise ConfigError(
+            f"wxb.arange: end {end} cannot be reached from {start} by steps of {step}"
+        )
+    count = math.ceil((end - start) / step)
+    values = start + np.arange(count, dtype=np.float64) * step
+    return _leaf(_in(values, resolve_dtype(dtype), "arange"), requires_grad, device, "arange")
+
+
+def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False, out=None):
+    """``torch.linspace(start, end, steps)``: steps values from start to end, both ends
+    included, computed as torch's (the first half from start, the rest back from end)."""
+    _no_out(out, {}, "linspace")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ConfigError(f"wxb.linspace: steps must be a whole number ≥ 0; got {steps!r}")
+    for value in (start, end):
+        if not ops._is_number(value):
+            raise ConfigError(f"wxb.linspace: start and end must be numbers; got {value!r}")
+    kind = resolve_dtype(dtype)
+    i = np.arange(steps, dtype=np.float64)
+    step = (end - start) / (steps - 1) if steps > 1 else 0.0
+    half = steps // 2
+    values = np.where(i < half, start + step * i, end - step * (steps - 1 - i))
+    return _leaf(_in(values, kind, "linspace"), requires_grad, device, "linspace")
+
+
+def _drawn(what: str, draw: Callable[[np.random.Generator, tuple, np.dtype], np.ndarray]):
+    def make(*size, generator=None, dtype=None, device=None, requires_grad=False, out=None,
+             **unused) -> Tensor:  # fmt: skip
+        _no_out(out, unused, what)
+        kind = resolve_dtype(dtype)
+        array = draw(_generator(generator, what), _shape(size, what), kind)
+        return _leaf(array, requires_grad, device, what)
+
+    make.__name__ = make.__qualname__ = what
+    make.__doc__ = (
+        f"``torch.{what}(*size, generator=None, dtype=None, requires_grad=False)``: drawn from "
+        "``generator`` (a NumPy Generator) or the one wxb.manual_seed seeds; float32 by default."
+    )
+    return make
+
+
+def _generator(generator: object, what: str) -> np.random.Generator:
+    if generator is not None and not isinstance(generator, np.random.Generator):
+        raise ConfigError(
+            f"wxb.{what}: generator must be a NumPy Generator (np.random.default_rng(seed)); "
+            f"got {type(generator).__name__} (wxb.manual_seed(seed) seeds the default one)"
+        )
+    return as_generator(generator)
+
+
+randn = _drawn("randn", lambda rng, shape, kind: rng.standard_normal(shape, dtype=kind))
+rand = _drawn("rand", lambda rng, shape, kind: rng.random(shape, dtype=kind))
+
+
+def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None,
+            requires_grad=False) -> IndexArray:  # fmt: skip
+    """``torch.randint(low, high, size)``: whole numbers in [low, high), as an int64 array
+    (class indices, as argmax gives them)."""
+    if high is None:
+        low, high = 0, low
+    if size is None:
+        raise ConfigError("wxb.randint: give the size, randint(low, high, (n,))")
+    if requires_grad:
+        raise ConfigError("wxb.randint: whole numbers have no gradient (requires_grad=True)")
+    check_device(device, "wxb.randint")
+    shape = _shape(tuple(size) if isinstance(size, (tuple, list)) else (size,), "randint")
+    return marks(_generator(generator, "randint").integers(low, high, shape, dtype=np.int64))
+
+
+def _like(make: Callable[..., Tensor], what: str) -> Callable[..., Tensor]:
+    def like(input, *, dtype=None, device=None, requires_grad=False, **options) -> Tensor:
+        t = _tensor_of(input, what)
+        return make(t.shape, dtype=t.dtype if dtype is None else dtype, device=device,
+                    requires_grad=requires_grad, **options)  # fmt: skip
+
+    like.__name__ = like.__qualname__ = what
+    like.__doc__ = f"``torch.{what}(input)``: input's shape and dtype."
+    return like
+
+
+zeros_like = _like(zeros, "zeros_like")
+ones_like = _like(ones, "ones_like")
+empty_like = _like(empty, "empty_like")
+randn_like = _like(randn, "randn_like")
+rand_like = _like(rand, "rand_like")
+
+
+def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    t = _tensor_of(input, "full_like")
+    kind = t.dtype if dtype is None else dtype
+    return full(t.shape, fill_value, dtype=kind, device=device, requires_grad=requires_grad)
+
+
+def from_numpy(array: object) -> Tensor:
+    """``torch.from_numpy(array)``: a float32 or float64 array wrapped without a copy (a
+    change through either is seen by the other); whole numbers become float32, as
+    ``wxb.tensor`` makes them (wxb computes in floats), in a new array."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"wxb.from_numpy: expected a NumPy array; got {type(array).__name__}")
+    return Tensor(array)
+
+
+def as_tensor(data: object, dtype: object = None, device: object = None) -> Tensor:
+    """``torch.as_tensor(data, dtype=None)``: a tensor as given, an array of its dtype
+    wrapped, anything else made as ``wxb.tensor`` makes it."""
+    check_device(device, "wxb.as_tensor")
+    if isinstance(data, Tensor):
+        return data if dtype is None else ops.astype(data, resolve_dtype(dtype))
+    return Tensor(data, dtype=dtype)
+
+
+def is_tensor(obj: object) -> bool:
+    return isinstance(obj, Tensor)
+
+
+def numel(input: object) -> int:
+    return _tensor_of(input, "numel").numel()
+
+
+# -- functions of tensors: torch.f(t, …) is t.f(…) ------------------------------------
+def _tensor_of(input: object, what: str) -> Tensor:
+    """A Tensor as given; an array or list as wxb.tensor would read it (torch refuses
+    them; a NumPy array of a model's inputs is what a wxb user has at hand)."""
+    if isinstance(input, Tensor):
+        return input
+    if isinstance(input, (np.ndarray, np.generic, list, tuple, int, float)) and not isinstance(
+        input, (bool, np.bool_)
+    ):
+        return Tensor(input)
+    raise TypeError(f"wxb.{what}: input must be a Tensor; got {type(input).__name__}")
+
+
+def _method(name: str) -> Callable:
+    def function(input, *args, **kwargs):
+        return getattr(_tensor_of(input, name), name)(*args, **kwargs)
+
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = f"``torch.{name}(input, …)``: ``input.{name}(…)``."
+    return function
+
+
+exp, log, sqrt, abs, log1p = (_method(n) for n in ("exp", "log", "sqrt", "abs", "log1p"))
+sin, cos, tanh, sigmoid, relu = (_method(n) for n in ("sin", "cos", "tanh", "sigmoid", "relu"))
+softmax, log_softmax = _method("softmax"), _method("log_softmax")
+mean, prod, cumsum, var, std = (_method(n) for n in ("mean", "prod", "cumsum", "var", "std"))
+max, min, argmax, argmin = (_method(n) for n in ("max", "min", "argmax", "argmin"))
+clamp, clip, matmul, mm, flatten = (
+    _method(n) for n in ("clamp", "clip", "matmul", "mm", "flatten")
+)
+reshape, transpose, squeeze, unsqueeze = (
+    _method(n) for n in ("reshape", "transpose", "squeeze", "unsqueeze")
+)
+permute, split, chunk, index_select = (
+    _method(n) for n in ("permute", "split", "chunk", "index_select")
+)
+sort, argsort, topk, masked_fill = (_method(n) for n in ("sort", "argsort", "topk", "masked_fill"))
+maximum, minimum, pow, square, neg = (
+    _method(n) for n in ("maximum", "minimum", "pow", "square", "neg")
+)
+round, floor, ceil, trunc = (_method(n) for n in ("round", "floor", "ceil", "trunc"))
+reciprocal, rsqrt, sign, norm, dot = (
+    _method(n) for n in ("reciprocal", "rsqrt", "sign", "norm", "dot")
+)
+eq, ne, gt, ge, lt, le = (_method(n) for n in ("eq", "ne", "gt", "ge", "lt", "le"))
+isnan, all, any = _method("isnan"), _method("all"), _method("any")
+remainder, floor_divide = _method("remainder"), _method("floor_divide")
+
+
+def sum(input, *args, **kwargs):
+    """``torch.sum(input, dim=None, keepdim=False)``; of a mask or indices (``torch.sum(
+    pred == y)``) the whole-number count, as torch's int64 sum gives it."""
+    if isinstance(input, IndexArray):
+        dim = kwargs.pop("dim", args[0] if args else None)
+        keepdim = kwargs.pop("keepdim", args[1] if len(args) > 1 else False)
+        axis = None if dim is None else ops._axis(dim, input.ndim, "sum")
+        return marks(
+            np.sum(input, axis=axis, keepdims=ops._flag(keepdim, "wxb.sum"), dtype=np.int64)
+        )
+    return _tensor_of(input, "sum").sum(*args, **kwargs)
+
+
+def where(condition, input=None, other=None) -> Tensor:
+    """``torch.where(condition, input, other)``; ``torch.where(condition)`` alone: the
+    indices where it holds, one array per dim, as ``nonzero(as_tuple=True)``."""
+    if input is None and other is None:
+        array = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
+        return tuple(marks(i.astype(np.int64)) for i in np.nonzero(array))
+    if input is None or other is None:
+        raise ConfigError("wxb.where: give condition, input and other (or the condition alone)")
+    return ops.where(condition, input, other)
+
+
+def cat(tensors: Sequence[object], dim: object = 0, *, axis: object = None, out=None) -> Tensor:
+    """``torch.cat(tensors, dim=0)``: joined along an existing dim."""
+    _no_out(out, {}, "cat")
+    return ops.concatenate(tensors, _one_axis(dim, axis, "cat"))
+
+
+concat = concatenate = cat
+
+
+def stack(tensors: Sequence[object], dim: object = 0, *, axis: object = None, out=None) -> Tensor:
+    """``torch.stack(tensors, dim=0)``: joined along a new dim."""
+    _no_out(out, {}, "stack")
+    return ops.stack(tensors, _one_axis(dim, axis, "stack"))
+
+
+def _one_axis(dim: object, axis: object, what: str) -> object:
+    if axis is not None:
+        if dim != 0:
+            raise ConfigError(f"wxb.{what}: give the dim once (dim= or axis=)")
+        return axis
+    return dim
+
+
+def allclose(
+    input, other, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
+) -> bool:
+    """``torch.allclose``: |input − other| ≤ atol + rtol·|other| everywhere (broadcast)."""
+    a, b = _values(input, "allclose"), _values(other, "allclose")
+    return bool(np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def isclose(input, other, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False):
+    a, b = _values(input, "isclose"), _values(other, "isclose")
+    return marks(np.isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def equal(input, other) -> bool:
+    """``torch.equal``: the same shape and the same values (NaN equals nothing)."""
+    a, b = _values(input, "equal"), _values(other, "equal")
+    return a.shape == b.shape and bool(np.array_equal(a, b))
+
+
+def _values(value: object, what: str) -> np.ndarray:
+    if isinstance(value, Tensor):
+        return value.data
+    if isinstance(value, np.ndarray):
+        return value
+    raise DataError(f"wxb.{what}: compares tensors (or arrays); got {type(value).__name__}")
+
+
+__all__ = [
+    "abs", "all", "allclose", "any", "arange", "argmax", "argmin", "argsort", "as_tensor",
+    "cat", "ceil", "chunk", "clamp", "clip", "concat", "concatenate", "cos", "cumsum", "dot",
+    "double", "empty", "empty_like", "eq", "equal", "exp", "eye", "flatten", "float32",
+    "float64", "floor", "floor_divide", "from_numpy", "full", "full_like", "ge", "gt",
+    "index_select", "is_tensor", "isclose", "isnan", "le", "linspace", "log", "log1p",
+    "log_softmax", "lt", "masked_fill", "matmul", "max", "maximum", "mean", "min", "minimum",
+    "mm", "ne", "neg", "norm", "numel", "ones", "ones_like", "permute", "pow", "prod", "rand",
+    "rand_like", "randint", "randn", "randn_like", "reciprocal", "relu", "remainder",
+    "reshape", "round", "rsqrt", "sigmoid", "sign", "sin", "softmax", "sort", "split",
+    "sqrt", "square", "squeeze", "stack", "std", "sum", "tanh", "topk", "transpose", "trunc",
+    "unsqueeze", "var", "where", "zeros", "zeros_like",
+]  # fmt: skip
