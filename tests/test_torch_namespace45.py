@@ -130,6 +130,9 @@ def test_arange_and_linspace_give_torchs_values(seeded, dtype):
         steps = int(rng.integers(0, 50))
         ours = wxb.linspace(start, end, steps, dtype=dtype)
         close(ours, torch.linspace(start, end, steps, dtype=torch_dtype), dtype, "linspace")
+    for steps in (0, 1, 2):  # one step: start alone, as torch's (it gave end)
+        expected = torch.linspace(start, end, steps, dtype=torch_dtype)
+        close(wxb.linspace(start, end, steps, dtype=dtype), expected, dtype, f"linspace {steps}")
     stop = int(rng.integers(1, 20))
     close(wxb.arange(stop), torch.arange(stop).float(), np.float32, "arange(n)")
     assert wxb.arange(stop).dtype == np.float32
@@ -150,6 +153,9 @@ def test_random_draws_follow_manual_seed(seeded):
     assert wxb.randn(5, dtype=wxb.float64, requires_grad=True).requires_grad
     labels = wxb.randint(0, 7, (500,))
     assert labels.dtype == np.int64 and labels.min() >= 0 and labels.max() < 7
+    high = int(seeded.rng.integers(1, 9))  # torch's randint(high, size): from 0
+    labels = wxb.randint(high, (300,))
+    assert labels.shape == (300,) and labels.min() >= 0 and labels.max() < high
 
 
 def test_from_numpy_wraps_the_array(seeded):

@@ -128,6 +128,8 @@ def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False,
     step = (end - start) / (steps - 1) if steps > 1 else 0.0
     half = steps // 2
     values = np.where(i < half, start + step * i, end - step * (steps - 1 - i))
+    if steps == 1:  # torch's one value is start (the formula's second half gave end)
+        values = np.array([start], dtype=np.float64)
     return _leaf(_in(values, kind, "linspace"), requires_grad, device, "linspace")
 
 
@@ -164,6 +166,8 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
             requires_grad=False) -> IndexArray:  # fmt: skip
     """``torch.randint(low, high, size)``: whole numbers in [low, high), as an int64 array
     (class indices, as argmax gives them)."""
+    if size is None and isinstance(high, (tuple, list)):  # torch's randint(high, size)
+        low, high, size = 0, low, high
     if high is None:
         low, high = 0, low
     if size is None:
