@@ -442,3 +442,31 @@ def test_dims_out_of_range_and_wrong_types_are_refused_by_name(rng):
     ]:
         with pytest.raises(error):
             call()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batched_matmul_as_torchs(seeded, dtype):
+    """Attention's Q·Kᵀ of (B, T, d) tensors, a batch against one matrix, broadcast batch
+    dims and vectors: torch's @ runs them; wxb's refused anything beyond 2-d."""
+    rng = seeded.rng
+    b, t, d, p = (int(n) for n in rng.integers(1, 5, size=4))
+    for shape_a, shape_b in [
+        ((b, t, d), (b, d, t)),
+        ((b, t, d), (d, p)),
+        ((d, p), (b, p, t)),
+        ((2, 1, t, d), (1, b, d, p)),
+        ((b, t, d), (d,)),
+        ((d,), (b, d, p)),
+    ]:
+        (oa, ta), (ob, tb) = (
+            pair(rng.normal(size=shape_a).astype(dtype)),
+            pair(rng.normal(size=shape_b).astype(dtype)),
+        )
+        found, expected = wxb.matmul(oa, ob), torch.matmul(ta, tb)
+        close(found, expected, dtype, seeded.msg(f"{shape_a} @ {shape_b}"))
+        backward_both(found, expected, rng, dtype)
+        close(oa.grad, ta.grad, dtype, seeded.msg(f"{shape_a} @ {shape_b} grad A"))
+        close(ob.grad, tb.grad, dtype, seeded.msg(f"{shape_a} @ {shape_b} grad B"))
+        close(oa @ ob, ta @ tb, dtype, "@")
+    with pytest.raises(ShapeError, match="matmul"):
+        wxb.matmul(wxb.zeros(2, 3, 4), wxb.zeros(2, 5, 4))

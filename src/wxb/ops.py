@@ -89,6 +89,8 @@ def matmul(a: object, b: object) -> Tensor:
         if rows.shape[1] == columns.shape[0]:
             product = matmul(rows, columns)
             return reshape(product, product.shape[a.ndim == 1 : 2 - (b.ndim == 1)])
+    if max(a.ndim, b.ndim) > 2 and min(a.ndim, b.ndim) >= 1:
+        return _batched_matmul(a, b)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
         raise ShapeError(
             f"matmul: A·B needs A (m×n) and B (n×p); got A {_dims(a.shape)} and B {_dims(b.shape)}"
@@ -101,6 +103,36 @@ def matmul(a: object, b: object) -> Tensor:
         return (g @ B.T if needs_a else None), (A.T @ g if needs_b else None)
 
     return Tensor.from_op(A @ B, "matmul", (a, b), backward)
+
+
+def _batched_matmul(a: Tensor, b: Tensor) -> Tensor:
+    """A stack of products (torch's and NumPy's @ of 3-d and more: attention's Q·Kᵀ), the
+    leading dims broadcast; a vector on either side as a one-row or one-column matrix."""
+    if a.ndim == 1:
+        product = _batched_matmul(reshape(a, (1, a.shape[0])), b)
+        return reshape(product, (*product.shape[:-2], product.shape[-1]))
+    if b.ndim == 1:
+        product = _batched_matmul(a, reshape(b, (b.shape[0], 1)))
+        return reshape(product, product.shape[:-1])
+    A, B = a.data, b.data
+    try:
+        batch = np.broadcast_shapes(A.shape[:-2], B.shape[:-2])
+    except ValueError:
+        batch = None
+    if batch is None or A.shape[-1] != B.shape[-2]:
+        raise ShapeError(
+            f"matmul: A·B needs A (…×m×n) and B (…×n×p), the leading dims broadcast; got A "
+            f"{_dims(a.shape)} and B {_dims(b.shape)}"
+        )
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # ∂L/∂A = G·Bᵀ and ∂L/∂B = Aᵀ·G per matrix of the stack, summed over broadcast dims
+        return (
+            _unbroadcast(g @ np.swapaxes(B, -1, -2), A.shape),
+            _unbroadcast(np.swapaxes(A, -1, -2) @ g, B.shape),
+        )
+
+    return Tensor.from_op(np.matmul(A, B), "matmul", (a, b), backward)
 
 
 def linear_map(x: Tensor, weight: Tensor, where: str = "Dense") -> Tensor:
