@@ -55,6 +55,13 @@ def test_accuracy_idioms_give_torchs_numbers(seeded):
         assert total == expected_sum and isinstance(total, int), seeded.msg("sum().item()")
         assert wxb.sum(correct).item() == expected_sum, seeded.msg("wxb.sum(mask)")
         assert correct.double().dtype == np.float64
+    # per row and per column, torch's dim= (NumPy's sum refused it)
+    for dim in (0, 1):
+        found = (out > 0).sum(dim=dim, keepdim=bool(dim))
+        np.testing.assert_array_equal(found, (theirs > 0).sum(dim=dim, keepdim=bool(dim)).numpy())
+    # the MNIST example's pred.eq(target.view_as(pred)).sum().item()
+    pred = out.argmax(dim=1, keepdim=True)
+    assert pred.eq(wxb.tensor(y).view_as(pred)).sum().item() == expected_sum
     # out.max(1) as torch's namedtuple; its indices take part in the idiom too
     _, pred = out.max(1)
     assert (pred == y).float().sum().item() == expected_sum, seeded.msg("max(1).indices")

@@ -243,6 +243,11 @@ class IndexArray(np.ndarray):
     def numel(self) -> int:
         return int(self.size)
 
+    def sum(self, dim=None, keepdim=False, *, axis=None, keepdims=False, **numpy_options):
+        """torch's ``mask.sum(dim=1, keepdim=…)`` (NumPy's refused dim=) or NumPy's own."""
+        axis = dim if dim is not None else axis
+        return np.ndarray.sum(self, axis=axis, keepdims=keepdim or keepdims, **numpy_options)
+
     # torch's names for the comparisons: pred.eq(target.view_as(pred)).sum().item()
     def eq(self, other: object) -> IndexArray:
         return marks(self == other)
