@@ -477,3 +477,15 @@ def test_batched_matmul_as_torchs(seeded, dtype):
         close(oa @ ob, ta @ tb, dtype, "@")
     with pytest.raises(ShapeError, match="matmul"):
         wxb.matmul(wxb.zeros(2, 3, 4), wxb.zeros(2, 5, 4))
+
+
+def test_a_scripts_device_line_picks_the_cpu(rng):
+    """device = torch.device("cuda" if torch.cuda.is_available() else "cpu"), the first
+    lines of most PyTorch scripts, stopped at wxb.cuda / wxb.device."""
+    device = wxb.device("cuda" if wxb.cuda.is_available() else "cpu")
+    assert str(device) == "cpu" and device == "cpu" and wxb.cuda.device_count() == 0
+    model = wxb.nn.Sequential(wxb.nn.Dense(3, 2)).to(device)
+    x = wxb.tensor(rng.normal(size=(4, 3)), dtype=wxb.float32).to(device)
+    np.testing.assert_allclose(model(x).data, model(x.data).data)
+    with pytest.raises(ConfigError, match="cuda"):
+        wxb.device("cuda:0")

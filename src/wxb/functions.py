@@ -25,6 +25,43 @@ float64 = np.dtype(np.float64)
 double = float64
 
 
+class device:  # torch.device's name: device = wxb.device("cpu"); x.to(device)
+    """``torch.device("cpu")``: the device a ported script hands to ``.to()``; wxb computes
+    on the CPU, and another device is refused here, in one line, as ``.to("cuda")`` is."""
+
+    def __init__(self, type: object = "cpu", index: object = None) -> None:
+        name = str(getattr(type, "type", type))
+        check_device(name, "wxb.device")
+        self.type, self.index = name.split(":")[0].strip().lower(), index
+
+    def __repr__(self) -> str:
+        return f"device(type={self.type!r})"
+
+    def __str__(self) -> str:
+        return self.type
+
+    def __eq__(self, other: object) -> bool:
+        return str(other) == self.type
+
+    __hash__ = object.__hash__
+
+
+class _Cuda:
+    """``torch.cuda``'s questions a ported script asks first: no GPU here, so
+    ``device = "cuda" if wxb.cuda.is_available() else "cpu"`` picks the CPU."""
+
+    @staticmethod
+    def is_available() -> bool:
+        return False
+
+    @staticmethod
+    def device_count() -> int:
+        return 0
+
+
+cuda = _Cuda()
+
+
 # -- constructors -------------------------------------------------------------------
 def _shape(size: tuple, what: str) -> tuple[int, ...]:
     """``zeros(2, 3)``, ``zeros((2, 3))`` or ``zeros([2, 3])``, as torch's size arguments."""
@@ -353,15 +390,101 @@ def _values(value: object, what: str) -> np.ndarray:
 
 
 __all__ = [
-    "abs", "all", "allclose", "any", "arange", "argmax", "argmin", "argsort", "as_tensor",
-    "cat", "ceil", "chunk", "clamp", "clip", "concat", "concatenate", "cos", "cumsum", "dot",
-    "double", "empty", "empty_like", "eq", "equal", "exp", "eye", "flatten", "float32",
-    "float64", "floor", "floor_divide", "from_numpy", "full", "full_like", "ge", "gt",
-    "index_select", "is_tensor", "isclose", "isnan", "le", "linspace", "log", "log1p",
-    "log_softmax", "lt", "masked_fill", "matmul", "max", "maximum", "mean", "min", "minimum",
-    "mm", "ne", "neg", "norm", "numel", "ones", "ones_like", "permute", "pow", "prod", "rand",
-    "rand_like", "randint", "randn", "randn_like", "reciprocal", "relu", "remainder",
-    "reshape", "round", "rsqrt", "sigmoid", "sign", "sin", "softmax", "sort", "split",
-    "sqrt", "square", "squeeze", "stack", "std", "sum", "tanh", "topk", "transpose", "trunc",
-    "unsqueeze", "var", "where", "zeros", "zeros_like",
+    "abs",
+    "all",
+    "allclose",
+    "any",
+    "arange",
+    "argmax",
+    "argmin",
+    "argsort",
+    "as_tensor",
+    "cat",
+    "ceil",
+    "chunk",
+    "clamp",
+    "clip",
+    "concat",
+    "concatenate",
+    "cos",
+    "cuda",
+    "cumsum",
+    "device",
+    "dot",
+    "double",
+    "empty",
+    "empty_like",
+    "eq",
+    "equal",
+    "exp",
+    "eye",
+    "flatten",
+    "float32",
+    "float64",
+    "floor",
+    "floor_divide",
+    "from_numpy",
+    "full",
+    "full_like",
+    "ge",
+    "gt",
+    "index_select",
+    "is_tensor",
+    "isclose",
+    "isnan",
+    "le",
+    "linspace",
+    "log",
+    "log1p",
+    "log_softmax",
+    "lt",
+    "masked_fill",
+    "matmul",
+    "max",
+    "maximum",
+    "mean",
+    "min",
+    "minimum",
+    "mm",
+    "ne",
+    "neg",
+    "norm",
+    "numel",
+    "ones",
+    "ones_like",
+    "permute",
+    "pow",
+    "prod",
+    "rand",
+    "rand_like",
+    "randint",
+    "randn",
+    "randn_like",
+    "reciprocal",
+    "relu",
+    "remainder",
+    "reshape",
+    "round",
+    "rsqrt",
+    "sigmoid",
+    "sign",
+    "sin",
+    "softmax",
+    "sort",
+    "split",
+    "sqrt",
+    "square",
+    "squeeze",
+    "stack",
+    "std",
+    "sum",
+    "tanh",
+    "topk",
+    "transpose",
+    "trunc",
+    "unsqueeze",
+    "var",
+    "where",
+    "zeros",
+    "zeros_like",
 ]  # fmt: skip
