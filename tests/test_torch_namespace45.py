@@ -489,3 +489,60 @@ def test_a_scripts_device_line_picks_the_cpu(rng):
     np.testing.assert_allclose(model(x).data, model(x.data).data)
     with pytest.raises(ConfigError, match="cuda"):
         wxb.device("cuda:0")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_causal_self_attention_written_as_in_torch(seeded, dtype):
+    """A causal attention head as PyTorch tutorials write it (tril, masked_fill with -inf,
+    softmax(-1), batched @, transpose(-2, -1)), with torch's values and gradients."""
+    rng = seeded.rng
+    b, t, d = (int(n) for n in rng.integers(1, 6, size=3))
+    x = rng.normal(size=(b, t, d)).astype(dtype)
+    weights = [(rng.normal(size=(d, d)) / np.sqrt(d)).astype(dtype) for _ in range(3)]
+
+    def head(lib, x, wq, wk, wv):
+        q, k, v = x @ wq, x @ wk, x @ wv
+        scores = q @ k.transpose(-2, -1) / float(np.sqrt(d))
+        causal = lib.tril(lib.ones(t, t, dtype=x.dtype))
+        scores = scores.masked_fill(causal == 0, float("-inf"))
+        return lib.softmax(scores, dim=-1) @ v
+
+    ours = [pair(a) for a in (x, *weights)]
+    found = head(wxb, *(o for o, _ in ours))
+    expected = head(torch, *(t_ for _, t_ in ours))
+    close(found, expected, dtype, seeded.msg("attention"))
+    backward_both(found, expected, rng, dtype)
+    for i, (o, t_) in enumerate(ours):
+        close(o.grad, t_.grad, dtype, seeded.msg(f"attention grad {i}"))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_tril_triu_bmm_outer_and_randperm(seeded, dtype):
+    rng = seeded.rng
+    x = rng.normal(size=(2, 4, 5)).astype(dtype)
+    diagonal = int(rng.integers(-4, 5))
+    for name in ("tril", "triu"):
+        ours, theirs = pair(x)
+        found, expected = getattr(wxb, name)(ours, diagonal), getattr(torch, name)(theirs, diagonal)
+        close(found, expected, dtype, seeded.msg(f"{name}({diagonal})"))
+        backward_both(found, expected, rng, dtype)
+        close(ours.grad, theirs.grad, dtype, f"{name} grad")
+    (oa, ta), (ob, tb) = pair(x), pair(rng.normal(size=(2, 5, 3)).astype(dtype))
+    found, expected = wxb.bmm(oa, ob), torch.bmm(ta, tb)
+    close(found, expected, dtype, "bmm")
+    backward_both(found, expected, rng, dtype)
+    close(ob.grad, tb.grad, dtype, "bmm grad")
+    (ou, tu), (ov, tv) = pair(x[0, 0]), pair(x[1, 1, :3])
+    found, expected = ou.outer(ov), torch.outer(tu, tv)
+    close(found, expected, dtype, "outer")
+    backward_both(found, expected, rng, dtype)
+    close(ou.grad, tu.grad, dtype, "outer grad")
+    n = int(rng.integers(0, 30))
+    seed = int(rng.integers(2**31))
+    wxb.manual_seed(seed)
+    order = wxb.randperm(n)
+    assert order.dtype == np.int64 and sorted(order.tolist()) == list(range(n))
+    wxb.manual_seed(seed)
+    np.testing.assert_array_equal(wxb.randperm(n), order)
+    with pytest.raises(ShapeError, match="bmm"):
+        wxb.bmm(oa, ob[0])

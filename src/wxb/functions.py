@@ -234,6 +234,16 @@ randn_like = _like(randn, "randn_like")
 rand_like = _like(rand, "rand_like")
 
 
+def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False) -> IndexArray:
+    """``torch.randperm(n)``: 0 … n − 1 shuffled, as an int64 array (rows to index with)."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ConfigError(f"wxb.randperm: n must be a whole number ≥ 0; got {n!r}")
+    if requires_grad:
+        raise ConfigError("wxb.randperm: whole numbers have no gradient (requires_grad=True)")
+    check_device(device, "wxb.randperm")
+    return marks(_generator(generator, "randperm").permutation(int(n)).astype(np.int64))
+
+
 def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False) -> Tensor:
     t = _tensor_of(input, "full_like")
     kind = t.dtype if dtype is None else dtype
@@ -313,6 +323,7 @@ reciprocal, rsqrt, sign, norm, dot = (
 eq, ne, gt, ge, lt, le = (_method(n) for n in ("eq", "ne", "gt", "ge", "lt", "le"))
 isnan, all, any = _method("isnan"), _method("all"), _method("any")
 remainder, floor_divide = _method("remainder"), _method("floor_divide")
+tril, triu, bmm, outer = (_method(n) for n in ("tril", "triu", "bmm", "outer"))
 
 
 def sum(input, *args, **kwargs):
@@ -399,6 +410,7 @@ __all__ = [
     "argmin",
     "argsort",
     "as_tensor",
+    "bmm",
     "cat",
     "ceil",
     "chunk",
@@ -452,6 +464,7 @@ __all__ = [
     "numel",
     "ones",
     "ones_like",
+    "outer",
     "permute",
     "pow",
     "prod",
@@ -460,6 +473,7 @@ __all__ = [
     "randint",
     "randn",
     "randn_like",
+    "randperm",
     "reciprocal",
     "relu",
     "remainder",
@@ -481,6 +495,8 @@ __all__ = [
     "tanh",
     "topk",
     "transpose",
+    "tril",
+    "triu",
     "trunc",
     "unsqueeze",
     "var",

@@ -3413,3 +3413,43 @@ Tensor.__floordiv__ = lambda self, other: floor_divide(self, other)
 Tensor.__rfloordiv__ = lambda self, other: floor_divide(other, self)
 Tensor.remainder = lambda self, other: remainder(self, other)
 Tensor.floor_divide = lambda self, other: floor_divide(self, other)
+
+
+def triangle(a: Tensor, diagonal: object = 0, lower: bool = True) -> Tensor:
+    """``t.tril(diagonal)`` / ``t.triu(diagonal)`` over the last two dims (a causal mask's
+    shape): A where the triangle keeps it, 0 elsewhere; ∂L/∂A is G on the same triangle."""
+    name = "tril" if lower else "triu"
+    if isinstance(diagonal, bool) or not isinstance(diagonal, (int, np.integer)):
+        raise ConfigError(f"{name}: diagonal must be an integer; got {diagonal!r}")
+    if a.ndim < 2:
+        raise ShapeError(f"{name}: needs a tensor of at least 2 dimensions; got {_dims(a.shape)}")
+    rows, cols = a.shape[-2:]
+    make = np.tri if lower else (lambda n, m, k: ~np.tri(n, m, k - 1, dtype=bool))
+    kept = make(rows, cols, int(diagonal)).astype(bool)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (np.where(kept, g, 0).astype(g.dtype, copy=False),)
+
+    out = np.where(kept, a.data, 0).astype(a.dtype, copy=False)
+    return Tensor.from_op(out, name, (a,), backward, reads_inputs=False)
+
+
+def _batch_product(self: Tensor, other: object) -> Tensor:
+    """``t.bmm(other)``: torch's product of two stacks of matrices (3-d each)."""
+    other = as_tensor(other, self)
+    if self.ndim != 3 or other.ndim != 3:
+        raise ShapeError(
+            f"bmm: two 3-d tensors (b×n×m, b×m×p); got {_dims(self.shape)} and "
+            f"{_dims(other.shape)} (matmul broadcasts)"
+        )
+    if self.shape[0] != other.shape[0]:
+        raise ShapeError(f"bmm: batch sizes {self.shape[0]} and {other.shape[0]} differ")
+    return matmul(self, other)
+
+
+Tensor.tril = lambda self, diagonal=0: triangle(self, diagonal, lower=True)
+Tensor.triu = lambda self, diagonal=0: triangle(self, diagonal, lower=False)
+Tensor.bmm = _batch_product
+Tensor.outer = lambda self, vec2: mul(
+    reshape(self, (-1, 1)), reshape(as_tensor(vec2, self), (1, -1))
+)
