@@ -440,7 +440,11 @@ def mean(a: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = 
     else:
         axes = (axis,) if isinstance(axis, (int, np.integer)) else axis
         count = math.prod(a.shape[i] for i in axes)
-    return mul(total, 1.0 / count if count else math.nan)  # the mean of nothing: NaN
+    if not count:
+        return mul(total, math.nan)  # the mean of nothing: NaN
+    # Σ/n, not Σ·(1/n): the product rounds twice (5 of 12 right came out 0.41666669 in
+    # float32, torch's 0.41666666); ∂L/∂Σ = G/n, torch's rule too
+    return div(total, count)
 
 
 def reshape(a: Tensor, *shape: int | tuple[int, ...]) -> Tensor:
