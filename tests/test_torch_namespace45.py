@@ -564,3 +564,18 @@ def test_the_mean_of_a_mask_is_torchs_exactly(seeded, dtype):
     close(found, expected, dtype, seeded.msg("mean(0)"))
     backward_both(found, expected, rng, dtype)
     close(ours.grad, theirs.grad, dtype, seeded.msg("mean(0) grad"))
+
+
+def test_chunk_and_split_of_an_empty_dim_as_torchs(seeded):
+    rows = int(seeded.rng.integers(1, 5))
+    chunks = int(seeded.rng.integers(1, 5))
+    empty = np.zeros((0, rows), np.float32)
+    for dim in (0, 1):
+        shape = (0, rows)
+        found = wxb.tensor(empty).chunk(chunks, dim)
+        expected = torch.tensor(empty).chunk(chunks, dim)
+        assert [f.shape for f in found] == [tuple(e.shape) for e in expected], seeded.msg(
+            f"chunk({chunks}, {dim}) of {shape}"
+        )
+        found, expected = wxb.tensor(empty).split(2, dim), torch.tensor(empty).split(2, dim)
+        assert [f.shape for f in found] == [tuple(e.shape) for e in expected]

@@ -3124,7 +3124,9 @@ def chunk(a: Tensor, chunks: object, dim: object = 0) -> tuple[Tensor, ...]:
         raise ConfigError(f"chunk: chunks must be a positive integer; got {chunks!r}")
     axis = _axis(dim, a.ndim, "chunk")
     length = a.shape[axis] if a.ndim else 1
-    return split(a, max(-(-length // int(chunks)), 1), axis)
+    if length == 0:  # torch's: chunks empty pieces
+        return split(a, [0] * int(chunks), axis)
+    return split(a, -(-length // int(chunks)), axis)
 
 
 def _mask_for(a: Tensor, mask: object, what: str) -> np.ndarray:
