@@ -579,3 +579,19 @@ def test_chunk_and_split_of_an_empty_dim_as_torchs(seeded):
         )
         found, expected = wxb.tensor(empty).split(2, dim), torch.tensor(empty).split(2, dim)
         assert [f.shape for f in found] == [tuple(e.shape) for e in expected]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_masked_fill_with_a_learned_value_passes_its_gradient(seeded, dtype):
+    """masked_fill(mask, v) with a 0-d v that requires grad: torch gives v the sum of the
+    gradient over the filled places."""
+    rng = seeded.rng
+    x = rng.normal(size=(3, 5)).astype(dtype)
+    mask = rng.random(size=(3, 5)) < 0.4
+    (ox, tx), (ov, tv) = pair(x), pair(np.asarray(rng.normal(), dtype=dtype))
+    found = ox.masked_fill(mask, ov)
+    expected = tx.masked_fill(torch.tensor(mask), tv)
+    close(found, expected, dtype, seeded.msg("masked_fill(v)"))
+    backward_both(found, expected, rng, dtype)
+    close(ox.grad, tx.grad, dtype, seeded.msg("masked_fill(v) grad x"))
+    close(ov.grad, tv.grad, dtype, seeded.msg("masked_fill(v) grad v"))

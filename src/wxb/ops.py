@@ -3145,21 +3145,23 @@ def _mask_for(a: Tensor, mask: object, what: str) -> np.ndarray:
 def masked_fill(a: Tensor, mask: object, value: object) -> Tensor:
     """``t.masked_fill(mask, value)``: value where the mask holds, A elsewhere; ∂L/∂A is G
     where the mask does not hold (and 0 where it does: the value does not depend on A)."""
-    where = _mask_for(a, mask, "masked_fill")
+    filled_at = _mask_for(a, mask, "masked_fill")
     if isinstance(value, Tensor):
         if value.ndim:
             raise ShapeError(
                 f"masked_fill: value must be a number or a 0-d tensor; got {value.shape}"
             )
+        if value.requires_grad:  # ∂L/∂value = Σ G over the filled places, as torch's
+            return where(filled_at, value, a)
         value = value.data
     if not _is_number(value) and not (isinstance(value, np.ndarray) and value.ndim == 0):
         raise ConfigError(f"masked_fill: value must be a number; got {value!r}")
     filled = float_array(value, a.dtype, "masked_fill")
 
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
-        return (np.where(where, 0, g).astype(g.dtype, copy=False),)
+        return (np.where(filled_at, 0, g).astype(g.dtype, copy=False),)
 
-    out = np.where(where, filled, a.data)
+    out = np.where(filled_at, filled, a.data)
     return Tensor.from_op(out, "masked_fill", (a,), backward, reads_inputs=False)
 
 
