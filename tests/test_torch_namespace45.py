@@ -595,3 +595,61 @@ def test_masked_fill_with_a_learned_value_passes_its_gradient(seeded, dtype):
     backward_both(found, expected, rng, dtype)
     close(ox.grad, tx.grad, dtype, seeded.msg("masked_fill(v) grad x"))
     close(ov.grad, tv.grad, dtype, seeded.msg("masked_fill(v) grad v"))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gather_logsumexp_amax_flip_and_logs_as_torchs(seeded, dtype):
+    """logp.gather(1, y.unsqueeze(1)), logsumexp, amax/amin (ties share the gradient),
+    flip, expm1, log2, log10, type_as, mT, unbind: torch's values and gradients."""
+    rng = seeded.rng
+    x = rng.integers(-3, 3, size=(4, 5)).astype(dtype) + rng.choice([0, 0.5], size=(4, 5))
+    x = x.astype(dtype)
+    index = rng.integers(0, 5, size=(4, int(rng.integers(1, 7))))  # repeats: gradients add
+    cases = [
+        ("gather", lambda t, i: t.gather(1, i), True),
+        ("gather rows", lambda t, i: t.gather(0, i[:3, :5].T % 4), True),
+        ("logsumexp", lambda t, i: t.logsumexp(1), False),
+        ("logsumexp keep", lambda t, i: t.logsumexp((0, 1), keepdim=True), False),
+        ("amax", lambda t, i: t.amax(1), False),
+        ("amin keep", lambda t, i: t.amin(0, keepdim=True), False),
+        ("amax all", lambda t, i: t.amax(), False),
+        ("flip", lambda t, i: t.flip(0, 1), False),
+        ("expm1", lambda t, i: t.expm1(), False),
+        ("log2", lambda t, i: (t.abs() + 0.5).log2(), False),
+        ("log10", lambda t, i: (t.abs() + 0.5).log10(), False),
+        ("mT", lambda t, i: t.mT, False),
+        ("clamp_min", lambda t, i: t.clamp_min(0.2), False),
+    ]
+    for name, f, takes_index in cases:
+        ours, theirs = pair(x)
+        i_ours, i_theirs = (index, torch.tensor(index)) if takes_index else (None, None)
+        found, expected = f(ours, i_ours), f(theirs, i_theirs)
+        close(found, expected, dtype, seeded.msg(name))
+        backward_both(found, expected, rng, dtype)
+        close(ours.grad, theirs.grad, dtype, seeded.msg(f"{name} grad"))
+    ours, theirs = pair(x)
+    pieces, expected = ours.unbind(1), theirs.unbind(1)
+    assert len(pieces) == len(expected)
+    for p, e in zip(pieces, expected, strict=True):
+        close(p, e, dtype, "unbind")
+    other = wxb.zeros(1, dtype=np.float64 if dtype == np.float32 else np.float32)
+    assert ours.type_as(other).dtype == other.dtype
+    assert np.array_equal(wxb.isinf(wxb.tensor([1.0, np.inf])), [False, True])
+    found = wxb.nonzero(wxb.tensor(x))
+    np.testing.assert_array_equal(found, torch.nonzero(torch.tensor(x)).numpy())
+    for a, b in zip(
+        wxb.tensor(x).nonzero(as_tuple=True), torch.tensor(x).nonzero(as_tuple=True), strict=True
+    ):
+        np.testing.assert_array_equal(a, b.numpy())
+    np.testing.assert_array_equal(
+        wxb.logical_and(wxb.tensor(x) > 0, wxb.tensor(x) < 2),
+        torch.logical_and(torch.tensor(x) > 0, torch.tensor(x) < 2).numpy(),
+    )
+    rows = np.full((2, 3), -np.inf, dtype=dtype)
+    rows[1] = x[0, :3]
+    found = wxb.logsumexp(wxb.tensor(rows), 1)
+    close(found, torch.logsumexp(torch.tensor(rows), 1), dtype, "logsumexp of -inf")
+    with pytest.raises(ShapeError, match="out of range"):
+        wxb.gather(wxb.tensor(x), 2, index)
+    with pytest.raises(ShapeError, match="out of range"):
+        wxb.gather(wxb.tensor(x), 1, index + 5)

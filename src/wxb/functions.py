@@ -324,6 +324,29 @@ eq, ne, gt, ge, lt, le = (_method(n) for n in ("eq", "ne", "gt", "ge", "lt", "le
 isnan, all, any = _method("isnan"), _method("all"), _method("any")
 remainder, floor_divide = _method("remainder"), _method("floor_divide")
 tril, triu, bmm, outer = (_method(n) for n in ("tril", "triu", "bmm", "outer"))
+gather, logsumexp, amax, amin = (_method(n) for n in ("gather", "logsumexp", "amax", "amin"))
+flip, expm1, log2, log10 = (_method(n) for n in ("flip", "expm1", "log2", "log10"))
+isinf, isfinite, nonzero, argwhere = (
+    _method(n) for n in ("isinf", "isfinite", "nonzero", "argwhere")
+)
+unbind, clone, detach = _method("unbind"), _method("clone"), _method("detach")
+
+
+def logical_and(input, other) -> IndexArray:
+    return marks(np.logical_and(_truths(input), _truths(other)))
+
+
+def logical_or(input, other) -> IndexArray:
+    return marks(np.logical_or(_truths(input), _truths(other)))
+
+
+def logical_not(input) -> IndexArray:
+    return marks(np.logical_not(_truths(input)))
+
+
+def _truths(value: object) -> np.ndarray:
+    """A mask, or any values read as torch reads them: nonzero is True."""
+    return value.data if isinstance(value, Tensor) else np.asarray(value)
 
 
 def sum(input, *args, **kwargs):
@@ -404,11 +427,14 @@ __all__ = [
     "abs",
     "all",
     "allclose",
+    "amax",
+    "amin",
     "any",
     "arange",
     "argmax",
     "argmin",
     "argsort",
+    "argwhere",
     "as_tensor",
     "bmm",
     "cat",
@@ -416,11 +442,13 @@ __all__ = [
     "chunk",
     "clamp",
     "clip",
+    "clone",
     "concat",
     "concatenate",
     "cos",
     "cuda",
     "cumsum",
+    "detach",
     "device",
     "dot",
     "double",
@@ -429,8 +457,10 @@ __all__ = [
     "eq",
     "equal",
     "exp",
+    "expm1",
     "eye",
     "flatten",
+    "flip",
     "float32",
     "float64",
     "floor",
@@ -438,17 +468,26 @@ __all__ = [
     "from_numpy",
     "full",
     "full_like",
+    "gather",
     "ge",
     "gt",
     "index_select",
     "is_tensor",
     "isclose",
+    "isfinite",
+    "isinf",
     "isnan",
     "le",
     "linspace",
     "log",
     "log1p",
+    "log2",
+    "log10",
     "log_softmax",
+    "logical_and",
+    "logical_not",
+    "logical_or",
+    "logsumexp",
     "lt",
     "masked_fill",
     "matmul",
@@ -460,6 +499,7 @@ __all__ = [
     "mm",
     "ne",
     "neg",
+    "nonzero",
     "norm",
     "numel",
     "ones",
@@ -498,6 +538,7 @@ __all__ = [
     "tril",
     "triu",
     "trunc",
+    "unbind",
     "unsqueeze",
     "var",
     "where",

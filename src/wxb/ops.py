@@ -3461,3 +3461,151 @@ Tensor.bmm = _batch_product
 Tensor.outer = lambda self, vec2: mul(
     reshape(self, (-1, 1)), reshape(as_tensor(vec2, self), (1, -1))
 )
+
+
+def gather(a: Tensor, dim: object, index_: object) -> Tensor:
+    """``t.gather(dim, index)``: out[i][j] = A[i][index[i][j]] along dim (the picked
+    log-probability of each row's class, ``logp.gather(1, y.unsqueeze(1))``); index has
+    A's number of dims and sizes up to A's in the others. Each picked value's gradient
+    adds back into its place."""
+    axis = _axis(dim, a.ndim, "gather")
+    chosen = np.asarray(index_.data if isinstance(index_, Tensor) else index_)
+    if chosen.dtype.kind not in "iu":
+        raise DataError(f"gather: index must hold integers (int64); got {chosen.dtype}")
+    if chosen.ndim != max(a.ndim, 1) or any(
+        n > m for i, (n, m) in enumerate(zip(chosen.shape, a.shape, strict=False)) if i != axis
+    ):
+        raise ShapeError(
+            f"gather: index of shape {chosen.shape} for a tensor of {a.shape} along dim {dim} "
+            "(as many dims, each at most the tensor's)"
+        )
+    length = a.shape[axis] if a.ndim else 1
+    if chosen.size and (chosen.min() < -length or chosen.max() >= length):
+        raise ShapeError(f"gather: an index is out of range for dim {dim} of size {length}")
+    place = _along(chosen % max(length, 1), axis)
+    source = a.data if a.ndim else a.data.reshape(1)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        grad = np.zeros(source.shape, dtype=g.dtype)
+        np.add.at(grad, place, g)  # a place picked twice gets both gradients
+        return (grad.reshape(a.shape),)
+
+    return Tensor.from_op(source[place], "gather", (a,), backward, reads_inputs=False)
+
+
+def logsumexp(a: Tensor, dim: object, keepdim: bool = False) -> Tensor:
+    """log Σ exp(A) over dim, taken as m + log Σ exp(A − m) with m the largest (no
+    overflow); ∂/∂A = exp(A − out), the softmax. A row of −inf gives −inf, as torch's."""
+    dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+    if a.ndim == 0:  # dim 0 or -1 of a 0-d tensor: its one value
+        for d in dims:
+            _axis(d, 0, "logsumexp")
+        return reshape(logsumexp(reshape(a, (1,)), 0), ())
+    axes = tuple(_axis(d, a.ndim, "logsumexp") for d in dims)
+    keep = _flag(keepdim, "logsumexp")
+    A = a.data
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        top = np.max(A, axis=axes, keepdims=True) if A.size else np.zeros((1,) * A.ndim, A.dtype)
+        top = np.where(np.isfinite(top), top, 0).astype(A.dtype, copy=False)
+        total = np.log(np.sum(np.exp(A - top), axis=axes, keepdims=True)) + top
+    out = total if keep else np.squeeze(total, axes)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        gk = g if keep else np.expand_dims(g, axes)
+        with np.errstate(invalid="ignore", over="ignore"):
+            return ((gk * np.exp(A - total)).astype(A.dtype, copy=False),)
+
+    return Tensor.from_op(np.asarray(out), "logsumexp", (a,), backward)
+
+
+def extreme_of_dims(a: Tensor, dim: object = (), keepdim: bool = False, largest: bool = True):
+    """``t.amax(dim)`` / ``amin``: the largest (smallest) over dims, whose gradient the
+    elements tying for it share evenly (torch's amax rule; max(dim) gives it to one)."""
+    name = "amax" if largest else "amin"
+    dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+    axes = tuple(_axis(d, a.ndim, name) for d in dims) if a.ndim and dims else None
+    keep = _flag(keepdim, name)
+    A = a.data
+    if A.size == 0:
+        raise ShapeError(f"{name}: the tensor holds no values (shape {A.shape})")
+    best = (np.max if largest else np.min)(A, axis=axes, keepdims=True)
+    out = best if keep else np.squeeze(best, axes) if axes is not None else best.reshape(())
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        hit = (A == best) | (np.isnan(A) & np.isnan(best))  # a NaN extreme: the NaNs'
+        share = hit / np.sum(hit, axis=axes, keepdims=True)
+        gk = g if keep else np.expand_dims(g, axes) if axes is not None else g
+        return ((gk * share).astype(A.dtype, copy=False),)
+
+    return Tensor.from_op(np.asarray(out), name, (a,), backward)
+
+
+def flip(a: Tensor, *dims: object) -> Tensor:
+    """``t.flip(dims)``: the order reversed along dims; ∂L/∂A is G flipped back."""
+    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        dims = tuple(dims[0])
+    axes = tuple(_axis(d, a.ndim, "flip") for d in dims) if a.ndim else ()
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (np.flip(g, axes),)
+
+    return Tensor.from_op(np.flip(a.data, axes).copy(), "flip", (a,), backward, reads_inputs=False)
+
+
+def expm1(a: object) -> Tensor:
+    a = as_tensor(a)
+    A = a.data
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (g * np.exp(A),)  # (e^A − 1)′ = e^A
+
+    return Tensor.from_op(np.expm1(A), "expm1", (a,), backward)
+
+
+def _log_base(base: float, name: str) -> Callable:
+    def op(a: object) -> Tensor:
+        a = as_tensor(a)
+        A = a.data
+        scale = A.dtype.type(math.log(base))
+
+        def backward(g: np.ndarray) -> tuple[np.ndarray]:
+            return (g / (A * scale),)  # (log_b A)′ = 1/(A ln b)
+
+        return Tensor.from_op(np.log2(A) if base == 2 else np.log10(A), name, (a,), backward)
+
+    return op
+
+
+log2, log10 = _log_base(2, "log2"), _log_base(10, "log10")
+
+
+def _type_as(self: Tensor, other: object) -> Tensor:
+    """``t.type_as(other)``: t in other's float dtype (a tensor's or an array's)."""
+    kind = np.dtype(getattr(other, "dtype", np.float32))
+    return astype(self, resolve_dtype(kind)) if kind.kind == "f" else whole_numbers(self, kind)
+
+
+Tensor.gather = gather
+Tensor.logsumexp = lambda self, dim, keepdim=False: logsumexp(self, dim, keepdim)
+Tensor.amax = lambda self, dim=(), keepdim=False: extreme_of_dims(self, dim, keepdim, True)
+Tensor.amin = lambda self, dim=(), keepdim=False: extreme_of_dims(self, dim, keepdim, False)
+Tensor.flip = flip
+Tensor.expm1, Tensor.log2, Tensor.log10 = expm1, log2, log10
+Tensor.type_as = _type_as
+Tensor.expand_as = lambda self, other: expand(self, *np.shape(other))
+Tensor.reshape_as = lambda self, other: reshape(self, np.shape(other))
+Tensor.mT = property(lambda self: swap_axes(self, -2, -1))
+Tensor.unbind = lambda self, dim=0: tuple(
+    index(self, (*(slice(None),) * _axis(dim, self.ndim, "unbind"), i))
+    for i in range(self.shape[_axis(dim, self.ndim, "unbind")])
+)
+Tensor.clamp_min = lambda self, min: clamp(self, min=min)
+Tensor.clamp_max = lambda self, max: clamp(self, max=max)
+Tensor.isinf = lambda self: marks(np.isinf(self.data))
+Tensor.isfinite = lambda self: marks(np.isfinite(self.data))
+Tensor.nonzero = lambda self, as_tuple=False: (
+    tuple(marks(i.astype(np.int64)) for i in np.nonzero(self.data))
+    if as_tuple
+    else marks(np.argwhere(self.data).astype(np.int64))
+)
+Tensor.argwhere = lambda self: marks(np.argwhere(self.data).astype(np.int64))
