@@ -55,6 +55,8 @@ def test_accuracy_idioms_give_torchs_numbers(seeded):
         assert total == expected_sum and isinstance(total, int), seeded.msg("sum().item()")
         assert wxb.sum(correct).item() == expected_sum, seeded.msg("wxb.sum(mask)")
         assert correct.double().dtype == np.float64
+        as_x = correct.type_as(out)  # older code's mask.type_as(x)
+        assert isinstance(as_x, wxb.Tensor) and as_x.mean().item() == expected_mean
     # per row and per column, torch's dim= (NumPy's sum refused it)
     for dim in (0, 1):
         found = (out > 0).sum(dim=dim, keepdim=bool(dim))

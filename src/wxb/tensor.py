@@ -240,6 +240,13 @@ class IndexArray(np.ndarray):
     def bool(self) -> IndexArray:
         return np.asarray(self != 0).view(IndexArray)
 
+    def type_as(self, other: object) -> Tensor | IndexArray:
+        """``mask.type_as(x)``: a Tensor of x's float dtype (older code's .float())."""
+        kind = np.dtype(getattr(other, "dtype", np.float32))
+        if kind.kind == "f":
+            return Tensor(np.asarray(self, dtype=kind))
+        return np.asarray(self, dtype=kind).view(IndexArray)
+
     def numel(self) -> int:
         return int(self.size)
 
