@@ -655,3 +655,30 @@ def test_gather_logsumexp_amax_flip_and_logs_as_torchs(seeded, dtype):
         wxb.gather(wxb.tensor(x), 2, index)
     with pytest.raises(ShapeError, match="out of range"):
         wxb.gather(wxb.tensor(x), 1, index + 5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_einsum_as_torchs_with_gradients(seeded, dtype):
+    rng = seeded.rng
+    b, i, j, k = (int(n) for n in rng.integers(1, 5, size=4))
+    for equation, shapes in [
+        ("bij,bjk->bik", [(b, i, j), (b, j, k)]),  # batched product
+        ("ij,kj->ik", [(i, j), (k, j)]),  # A·Bᵀ
+        ("bi,bi->b", [(b, i), (b, i)]),  # row-wise dot
+        ("ij->j", [(i, j)]),  # a sum over rows
+        ("i,j->ij", [(i,), (j,)]),  # outer
+        ("ij,jk", [(i, j), (j, k)]),  # implicit output: ik
+        ("bij,jk->b", [(b, i, j), (j, k)]),  # k summed away, only B had it
+        ("ij->ji", [(i, j)]),
+    ]:
+        pairs = [pair(rng.normal(size=s).astype(dtype)) for s in shapes]
+        found = wxb.einsum(equation, *(o for o, _ in pairs))
+        expected = torch.einsum(equation, *(t for _, t in pairs))
+        close(found, expected, dtype, seeded.msg(equation))
+        backward_both(found, expected, rng, dtype)
+        for n, (o, t) in enumerate(pairs):
+            close(o.grad, t.grad, dtype, seeded.msg(f"{equation} grad {n}"))
+    with pytest.raises(ConfigError, match="repeated"):
+        wxb.einsum("ii->i", wxb.zeros(2, 2))
+    with pytest.raises(ShapeError, match="einsum"):
+        wxb.einsum("ij,jk->ik", wxb.zeros(2, 3), wxb.zeros(4, 2))

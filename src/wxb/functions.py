@@ -332,6 +332,9 @@ isinf, isfinite, nonzero, argwhere = (
 unbind, clone, detach = _method("unbind"), _method("clone"), _method("detach")
 
 
+einsum = ops.einsum
+
+
 def logical_and(input, other) -> IndexArray:
     return marks(np.logical_and(_truths(input), _truths(other)))
 
@@ -452,6 +455,7 @@ __all__ = [
     "device",
     "dot",
     "double",
+    "einsum",
     "empty",
     "empty_like",
     "eq",

@@ -3609,3 +3609,53 @@ Tensor.nonzero = lambda self, as_tuple=False: (
     else marks(np.argwhere(self.data).astype(np.int64))
 )
 Tensor.argwhere = lambda self: marks(np.argwhere(self.data).astype(np.int64))
+
+
+def einsum(equation: object, *operands: object) -> Tensor:
+    """``torch.einsum("bij,bjk->bik", a, b)``: NumPy's einsum forward. ∂L/∂Xₖ contracts
+    G with the other operands back onto Xₖ's subscripts (G's subscripts the output's),
+    broadcast along an index only Xₖ had (summed away in the forward). Ellipses and an
+    index repeated within one operand (a trace, a diagonal) are refused."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    if not isinstance(equation, str):
+        raise ConfigError(f"einsum: the equation must be a string; got {equation!r}")
+    spec = equation.replace(" ", "")
+    if "." in spec:
+        raise ConfigError("einsum: ellipses (...) are not taken; name every dim")
+    inputs_spec, arrow, output = spec.partition("->")
+    subs = inputs_spec.split(",")
+    if len(subs) != len(operands):
+        raise ShapeError(f"einsum: {equation!r} names {len(subs)} operands; got {len(operands)}")
+    letters = "".join(subs)
+    if not arrow:  # implicit: the indices met once, in alphabetical order (as torch's)
+        output = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    for s in (*subs, output):
+        if s and not s.isalpha():
+            raise ConfigError(f"einsum: subscripts are letters; got {s!r}")
+        if len(set(s)) != len(s):
+            raise ConfigError(f"einsum: an index repeated within {s!r} is not taken")
+    tensors = [as_tensor(x) for x in operands]
+    like = max(tensors, key=lambda t: t.dtype.itemsize)
+    tensors = [astype(t, like.dtype) if t.dtype != like.dtype else t for t in tensors]
+    try:
+        out = np.einsum(f"{','.join(subs)}->{output}", *(t.data for t in tensors))
+    except ValueError as error:
+        shapes = ", ".join(_dims(t.shape) for t in tensors)
+        raise ShapeError(f"einsum: {equation!r} with {shapes}: {error}") from None
+    arrays = [t.data for t in tensors]
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray, ...]:
+        grads = []
+        for k, (sub, t) in enumerate(zip(subs, tensors, strict=True)):
+            others = [s for j, s in enumerate(subs) if j != k]
+            kept = "".join(c for c in sub if c in output or any(c in s for s in others))
+            terms = ",".join([output, *others])
+            rest = [a for j, a in enumerate(arrays) if j != k]
+            grad = np.einsum(f"{terms}->{kept}", g, *rest)
+            # an index only this operand had was summed away: ∂/∂ is G along all of it
+            shape = [t.shape[i] if c in kept else 1 for i, c in enumerate(sub)]
+            grads.append(np.broadcast_to(grad.reshape(shape), t.shape).astype(t.dtype))
+        return tuple(grads)
+
+    return Tensor.from_op(np.asarray(out), "einsum", tuple(tensors), backward)
