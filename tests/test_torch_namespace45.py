@@ -682,3 +682,62 @@ def test_einsum_as_torchs_with_gradients(seeded, dtype):
         wxb.einsum("ii->i", wxb.zeros(2, 2))
     with pytest.raises(ShapeError, match="einsum"):
         wxb.einsum("ij,jk->ik", wxb.zeros(2, 3), wxb.zeros(4, 2))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_in_place_forms_narrow_movedim_and_stacks(seeded, dtype):
+    rng = seeded.rng
+    x = rng.normal(size=(3, 4, 2)).astype(dtype)
+    mask = rng.random(size=(3, 4, 2)) < 0.5
+    for name, args in [
+        ("masked_fill_", (mask, 0.25)),
+        ("relu_", ()),
+        ("sigmoid_", ()),
+        ("tanh_", ()),
+        ("exp_", ()),
+        ("abs_", ()),
+        ("neg_", ()),
+        ("clamp_min_", (0.1,)),
+        ("clamp_max_", (-0.1,)),
+        ("pow_", (2,)),
+    ]:
+        ours, theirs = wxb.tensor(x.copy()), torch.tensor(x.copy())
+        targs = tuple(torch.tensor(a) if isinstance(a, np.ndarray) else a for a in args)
+        assert getattr(ours, name)(*args) is ours
+        getattr(theirs, name)(*targs)
+        close(ours, theirs, dtype, seeded.msg(name))
+    w = wxb.tensor(x, requires_grad=True)
+    with pytest.raises(TrainingError):
+        (w * 2).relu_()  # in a recorded graph: torch's in-place would be recorded; not here
+    cases = [
+        ("narrow", lambda t: t.narrow(1, 1, 2), lambda t: t.narrow(1, 1, 2)),
+        ("narrow neg", lambda t: t.narrow(-1, -1, 1), lambda t: t.narrow(-1, -1, 1)),
+        ("movedim", lambda t: t.movedim(0, -1), lambda t: t.movedim(0, -1)),
+        ("movedim 2", lambda t: t.movedim((0, 2), (2, 0)), lambda t: t.movedim((0, 2), (2, 0))),
+        ("swapaxes", lambda t: wxb.swapaxes(t, 0, 2), lambda t: torch.swapaxes(t, 0, 2)),
+        ("hstack", lambda t: wxb.hstack([t, t[:, :1]]), lambda t: torch.hstack([t, t[:, :1]])),
+        ("vstack", lambda t: wxb.vstack([t[0], t[1]]), lambda t: torch.vstack([t[0], t[1]])),
+        (
+            "vstack 1d",
+            lambda t: wxb.vstack([t[0, 0], t[1, 1]]),
+            lambda t: torch.vstack([t[0, 0], t[1, 1]]),
+        ),
+        (
+            "hstack 1d",
+            lambda t: wxb.hstack([t[0, 0], t[1, 1]]),
+            lambda t: torch.hstack([t[0, 0], t[1, 1]]),
+        ),
+        (
+            "broadcast_to",
+            lambda t: wxb.broadcast_to(t[:1], (5, 4, 2)),
+            lambda t: torch.broadcast_to(t[:1], (5, 4, 2)),
+        ),
+    ]
+    for name, f, g in cases:
+        ours, theirs = pair(x)
+        found, expected = f(ours), g(theirs)
+        close(found, expected, dtype, seeded.msg(name))
+        backward_both(found, expected, rng, dtype)
+        close(ours.grad, theirs.grad, dtype, seeded.msg(f"{name} grad"))
+    with pytest.raises(ShapeError, match="narrow"):
+        wxb.tensor(x).narrow(1, 3, 2)

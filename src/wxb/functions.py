@@ -333,6 +333,30 @@ unbind, clone, detach = _method("unbind"), _method("clone"), _method("detach")
 
 
 einsum = ops.einsum
+narrow, movedim, swapaxes = _method("narrow"), _method("movedim"), _method("swapaxes")
+
+
+def broadcast_to(input, size) -> Tensor:
+    """``torch.broadcast_to(t, size)``: t.expand(size) (−1 keeps a size)."""
+    return _tensor_of(input, "broadcast_to").expand(*size)
+
+
+def hstack(tensors: Sequence[object]) -> Tensor:
+    """``torch.hstack``: joined along dim 1 (dim 0 for vectors)."""
+    items = (
+        [_tensor_of(t, "hstack") for t in tensors]
+        if isinstance(tensors, (list, tuple))
+        else tensors
+    )
+    return cat(items, 0 if items and builtins.all(t.ndim == 1 for t in items) else 1)
+
+
+def vstack(tensors: Sequence[object]) -> Tensor:
+    """``torch.vstack``: rows joined along dim 0 (a vector is one row)."""
+    if not isinstance(tensors, (list, tuple)):
+        return cat(tensors, 0)
+    items = [_tensor_of(t, "vstack") for t in tensors]
+    return cat([t.reshape(1, -1) if t.ndim == 1 else t for t in items], 0)
 
 
 def logical_and(input, other) -> IndexArray:
@@ -440,6 +464,7 @@ __all__ = [
     "argwhere",
     "as_tensor",
     "bmm",
+    "broadcast_to",
     "cat",
     "ceil",
     "chunk",
@@ -475,6 +500,7 @@ __all__ = [
     "gather",
     "ge",
     "gt",
+    "hstack",
     "index_select",
     "is_tensor",
     "isclose",
@@ -501,6 +527,8 @@ __all__ = [
     "min",
     "minimum",
     "mm",
+    "movedim",
+    "narrow",
     "ne",
     "neg",
     "nonzero",
@@ -536,6 +564,7 @@ __all__ = [
     "stack",
     "std",
     "sum",
+    "swapaxes",
     "tanh",
     "topk",
     "transpose",
@@ -545,6 +574,7 @@ __all__ = [
     "unbind",
     "unsqueeze",
     "var",
+    "vstack",
     "where",
     "zeros",
     "zeros_like",

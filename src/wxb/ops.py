@@ -3659,3 +3659,54 @@ def einsum(equation: object, *operands: object) -> Tensor:
         return tuple(grads)
 
     return Tensor.from_op(np.asarray(out), "einsum", tuple(tensors), backward)
+
+
+# torch's in-place forms of the element-wise ops (t's own array changed, under no_grad or
+# on a tensor that records nothing; refused while a graph through t is recorded)
+for _name, _op, _call in [
+    ("masked_fill", masked_fill, "masked_fill(mask, value)"),
+    ("relu", relu, "relu()"),
+    ("sigmoid", sigmoid, "sigmoid()"),
+    ("tanh", tanh, "tanh()"),
+    ("exp", exp, "exp()"),
+    ("log", log, "log()"),
+    ("sqrt", sqrt, "sqrt()"),
+    ("abs", absolute, "abs()"),
+    ("neg", negative, "neg()"),
+    ("clamp_min", lambda t, min: clamp(t, min=min), "clamp_min(min)"),
+    ("clamp_max", lambda t, max: clamp(t, max=max), "clamp_max(max)"),
+    ("pow", power, "pow(exponent)"),
+]:
+    setattr(Tensor, f"{_name}_", _in_place_of(_name, _op, _call))
+
+
+def narrow(a: Tensor, dim: object, start: object, length: object) -> Tensor:
+    """``t.narrow(dim, start, length)``: the slice start:start + length along dim."""
+    axis = _axis(dim, a.ndim, "narrow")
+    size = a.shape[axis]
+    for value in (start, length):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ConfigError(f"narrow: start and length must be integers; got {value!r}")
+    first = int(start) + size if start < 0 else int(start)
+    if not 0 <= first <= size or length < 0 or first + length > size:
+        raise ShapeError(f"narrow: {start}:{start}+{length} is outside dim {dim} of size {size}")
+    return index(a, (*(slice(None),) * axis, slice(first, first + int(length))))
+
+
+def movedim(a: Tensor, source: object, destination: object) -> Tensor:
+    """``t.movedim(source, destination)``: dims moved, the others in their order."""
+    sources = source if isinstance(source, (tuple, list)) else (source,)
+    targets = destination if isinstance(destination, (tuple, list)) else (destination,)
+    if len(sources) != len(targets):
+        raise ShapeError(f"movedim: {len(sources)} source dims but {len(targets)} destinations")
+    frm = [_axis(d, a.ndim, "movedim") for d in sources]
+    to = [_axis(d, a.ndim, "movedim") for d in targets]
+    order = [n for n in range(a.ndim) if n not in frm]
+    for dst, src in sorted(zip(to, frm, strict=True)):
+        order.insert(dst, src)
+    return permute(a, *order)
+
+
+Tensor.narrow = narrow
+Tensor.movedim = movedim
+Tensor.swapaxes = Tensor.swapdims = lambda self, dim0, dim1: swap_axes(self, dim0, dim1)
