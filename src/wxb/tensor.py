@@ -252,6 +252,8 @@ class IndexArray(np.ndarray):
 
     def sum(self, dim=None, keepdim=False, *, axis=None, keepdims=False, **numpy_options):
         """torch's ``mask.sum(dim=1, keepdim=…)`` (NumPy's refused dim=) or NumPy's own."""
+        if not isinstance(keepdim, (bool, np.bool_)):  # NumPy's second place is dtype
+            raise TypeError(f"sum: keepdim must be True or False; got {keepdim!r} (dtype=…)")
         axis = dim if dim is not None else axis
         return np.ndarray.sum(self, axis=axis, keepdims=keepdim or keepdims, **numpy_options)
 
