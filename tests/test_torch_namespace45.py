@@ -741,3 +741,46 @@ def test_in_place_forms_narrow_movedim_and_stacks(seeded, dtype):
         close(ours.grad, theirs.grad, dtype, seeded.msg(f"{name} grad"))
     with pytest.raises(ShapeError, match="narrow"):
         wxb.tensor(x).narrow(1, 3, 2)
+
+
+def _fd_cases(rng):
+    """The new primitives as (function of float64 tensors, input arrays) for the central
+    finite-difference check of test_gradcheck (values kept off kinks and ties)."""
+    x = rng.normal(size=(3, 4))
+    positive = np.abs(x) + 0.5
+    mask = rng.random(size=(3, 4)) < 0.5
+    index = rng.integers(0, 4, size=(3, 6))
+    return {
+        "permute": (lambda t: t.permute(2, 0, 1), [rng.normal(size=(2, 3, 4))]),
+        "where": (lambda a, b: wxb.where(mask, a, b), [x, rng.normal(size=(1, 4))]),
+        "masked_fill": (lambda t: t.masked_fill(mask, 2.0), [x]),
+        "masked_fill value": (lambda t, v: t.masked_fill(mask, v), [x, np.array(0.3)]),
+        "log1p": (lambda t: t.log1p(), [positive]),
+        "reciprocal": (lambda t: t.reciprocal(), [positive]),
+        "rsqrt": (lambda t: t.rsqrt(), [positive]),
+        "remainder": (lambda a, b: a % b, [x * 3 + 0.01, positive]),
+        "tril": (lambda t: t.tril(-1), [x]),
+        "gather": (lambda t: t.gather(1, index), [x]),
+        "sort": (lambda t: t.sort(1, descending=True).values, [x]),
+        "topk": (lambda t: t.topk(2, 0).values, [x]),
+        "index_select": (lambda t: t.index_select(1, index[0]), [x]),
+        "logsumexp": (lambda t: t.logsumexp(0), [x]),
+        "amax": (lambda t: t.amax(1), [x]),
+        "flip": (lambda t: t.flip(0), [x]),
+        "expm1": (lambda t: t.expm1(), [x]),
+        "log2": (lambda t: t.log2(), [positive]),
+        "log10": (lambda t: t.log10(), [positive]),
+        "batched matmul": (
+            lambda a, b: a @ b,
+            [rng.normal(size=(2, 3, 4)), rng.normal(size=(4, 2))],
+        ),
+        "einsum": (lambda a, b: wxb.einsum("bij,jk->bk", a, b), [rng.normal(size=(2, 3, 4)), x.T]),
+        "mean": (lambda t: t.mean(1), [x]),
+    }
+
+
+def test_new_primitives_pass_the_finite_difference_check(seeded):
+    from test_gradcheck import check_op
+
+    for name, (fn, arrays) in _fd_cases(seeded.rng).items():
+        check_op(seeded, name, fn, arrays)
