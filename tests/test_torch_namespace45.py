@@ -784,3 +784,12 @@ def test_new_primitives_pass_the_finite_difference_check(seeded):
 
     for name, (fn, arrays) in _fd_cases(seeded.rng).items():
         check_op(seeded, name, fn, arrays)
+
+
+@pytest.mark.parametrize(
+    ("name", "says"), [("long", "int64 NumPy array"), ("set_default_dtype", "float64")]
+)
+def test_torch_names_wxb_lacks_say_what_to_write(name, says):
+    """torch.tensor(y, dtype=torch.long) and torch.set_default_dtype: a bare AttributeError."""
+    with pytest.raises(AttributeError, match=says):
+        getattr(wxb, name)

@@ -334,6 +334,16 @@ _TORCH_NAMES = {
     "utils": "wxb has no DataLoader: wxb.fit(model, X, y, batch_size=…) batches and "
     "shuffles itself, and a loop of your own may keep torch's DataLoader (a wxb model "
     "takes its torch tensors)",
+    # integer dtypes for class indices (torch.tensor(y, dtype=torch.long)): wxb's tensors
+    # hold floats, and the losses take the indices as an array or as whole floats
+    **dict.fromkeys(
+        ("long", "int64", "int32", "int"),
+        "wxb tensors hold float32 or float64; keep class indices as an int64 NumPy array "
+        "(np.asarray(y), t.long()), or as the whole floats wxb.tensor(y) makes, which the "
+        "losses take",
+    ),
+    "set_default_dtype": "wxb's default is float32; for float64 pass dtype='float64' to "
+    "wxb.tensor and the constructors, and call model.to('float64')",
 }
 
 
