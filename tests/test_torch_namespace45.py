@@ -793,3 +793,15 @@ def test_torch_names_wxb_lacks_say_what_to_write(name, says):
     """torch.tensor(y, dtype=torch.long) and torch.set_default_dtype: a bare AttributeError."""
     with pytest.raises(AttributeError, match=says):
         getattr(wxb, name)
+
+
+def test_one_hot_float_as_torchs(seeded):
+    """F.one_hot(y, C).float(), the soft-target idiom, stopped at the int64 array's
+    missing .float()."""
+    rng = seeded.rng
+    classes = int(rng.integers(2, 7))
+    y = rng.integers(0, classes, size=int(rng.integers(1, 20)))
+    found = wxb.nn.functional.one_hot(y, classes).float()
+    expected = torch.nn.functional.one_hot(torch.tensor(y), classes).float()
+    assert isinstance(found, wxb.Tensor) and found.dtype == np.float32
+    close(found, expected, np.float32, seeded.msg("one_hot().float()"))

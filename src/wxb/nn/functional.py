@@ -37,7 +37,7 @@ from wxb.ops import (
     softplus,
     tanh,
 )
-from wxb.tensor import Tensor, foreign_array
+from wxb.tensor import Tensor, foreign_array, marks
 
 __all__ = [
     "batch_norm",
@@ -115,7 +115,7 @@ def one_hot(tensor: object, num_classes: int = -1) -> np.ndarray:
         )
     out = np.zeros((*indices.shape, int(num_classes)), dtype=np.int64)
     np.put_along_axis(out, indices[..., None].astype(np.intp), 1, axis=-1)
-    return out
+    return marks(out)  # (F.one_hot(y, C).float(), torch's idiom for soft targets)
 
 
 def normalize(
