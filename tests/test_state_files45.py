@@ -137,8 +137,14 @@ def test_random_structures_come_back_exactly(seeded, tmp_path):
         tensors = load_file(path)
         places = _arrays_by_place(value)
         assert len(tensors) == len(places), seeded.msg(f"trial {trial}")
+        taken: set[str] = set()
         for names, array in places:
-            name = "/".join(map(str, names))
+            name = place = "/".join(map(str, names))
+            number = 1  # a place an earlier array's name took ({32: …, "32": …}): place#2, …
+            while name in taken:
+                number += 1
+                name = f"{place}#{number}"
+            taken.add(name)
             if array.dtype == np.complex128:  # (no safetensors dtype: F64 pairs)
                 stored = tensors[name].view(np.complex128)[..., 0]
             else:
