@@ -2834,6 +2834,11 @@ def renorm(a: Tensor, p: object, dim: object, maxnorm: object) -> Tensor:
         raise ConfigError(f"renorm: maxnorm must be a number ≥ 0; got {maxnorm!r}")
     if a.ndim < 2:  # (as torch's refuses it)
         raise ShapeError(f"renorm: needs at least 2 dimensions; got shape {a.shape}")
+    if not (_is_number(p) and p >= 1):  # (norm's own refusal would name norm)
+        raise ConfigError(
+            f"renorm: p must be a number ≥ 1 or inf in wxb; got {p!r} (torch's also takes "
+            "0 < p < 1, a quasi-norm wxb's norm does not compute)"
+        )
     axis = _axis(dim, a.ndim, "renorm")
     norms = norm(a, p, dim=tuple(i for i in range(a.ndim) if i != axis), keepdim=True)
     N = norms.data

@@ -227,7 +227,8 @@ def _unsaveable(value: object) -> str:
     if isinstance(value, np.random.Generator):
         return "a NumPy Generator cannot be saved (save rng.bit_generator.state, a dict)"
     if kind.__module__ == "builtins":
-        return f"a {kind.__name__} value cannot be saved (a checkpoint holds {_KINDS})"
+        article = "an" if kind.__name__[0] in "aeiou" else "a"  # (an object, a complex)
+        return f"{article} {kind.__name__} value cannot be saved (a checkpoint holds {_KINDS})"
     return (
         f"a {_what(value)} object cannot be saved (a checkpoint holds {_KINDS}; a file of "
         "wxb's runs no code)"
