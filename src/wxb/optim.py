@@ -652,6 +652,18 @@ class Optimizer:
                 )
             if not isinstance(p, Parameter):
                 raise ConfigError(f"{name} takes wxb Parameters (model.parameters()); got {p!r}")
+        if self.param_groups and ("param_names" in group) != (
+            "param_names" in self.param_groups[0]
+        ):  # as PyTorch: state_dict's names would cover some groups only
+            mixed = (
+                "parameters with names (named_parameters()) cannot join groups without names"
+                if "param_names" in group
+                else "parameters without names cannot join groups from named_parameters()"
+            )
+            raise ConfigError(
+                f"{where}: {mixed}; give every group its parameters the same way, "
+                "as PyTorch requires"
+            )
         if len({id(p) for p in params}) != len(params):
             raise ConfigError(f"{where} lists a parameter twice")
         held = {id(p) for p in self.params}
