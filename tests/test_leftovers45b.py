@@ -1,4 +1,5 @@
-"""Small PyTorch-parity leftovers: parameter groups with and without names mixed."""
+"""Small PyTorch-parity leftovers: parameter groups with and without names mixed, and
+a loop with a Dropout(seed=…) resumed from a checkpoint."""
 
 import itertools
 
@@ -70,3 +71,88 @@ def test_groups_all_named_or_all_plain_are_still_taken():
     plain = wxb.optim.Adam([p for _, p in params[:cut]], lr=0.01)
     plain.add_param_group({"params": [p for _, p in params[cut:]]})
     assert all("param_names" not in g for g in plain.param_groups), f"seed {seed}"
+
+
+def _dropout_net(rng_seed, dtype):
+    from wxb import nn
+
+    return nn.Sequential(
+        nn.Linear(5, 16, dtype=dtype),
+        nn.ReLU(),
+        nn.Dropout(0.4, seed=rng_seed),  # a generator of its own
+        nn.Linear(16, 12, dtype=dtype),
+        nn.Tanh(),
+        nn.Dropout(0.3),  # draws from wxb's default generator
+        nn.Linear(12, 3, dtype=dtype),
+    )
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_loop_with_a_seeded_dropout_resumes_bit_for_bit(tmp_path, dtype):
+    """A hand-written loop resumed from ``wxb.save({"model": …, "optimizer": …, "rng":
+    wxb.get_rng_state(model)})``: the Dropout(seed=…) of the rebuilt model started again
+    from its seed (neither state_dict nor get_rng_state() held its generator), so the
+    resumed run drew other masks than the uninterrupted one and ended elsewhere."""
+    import wxb.nn.functional as F
+
+    seed = _seed()
+    rng = np.random.default_rng(seed)
+    steps = int(rng.integers(4, 9))
+    cut = int(rng.integers(1, steps))
+    batches = [
+        (wxb.tensor(rng.standard_normal((8, 5)).astype(dtype)), rng.integers(0, 3, 8))
+        for _ in range(steps)
+    ]
+    dropout_seed = int(rng.integers(2**31))
+
+    def make():
+        model = _dropout_net(dropout_seed, dtype)
+        return model, wxb.optim.Adam(model.parameters(), lr=0.01)
+
+    def step(model, opt, X, y):
+        opt.zero_grad()
+        F.cross_entropy(model(X), y).backward()
+        opt.step()
+
+    path = tmp_path / "ckpt.safetensors"
+    wxb.manual_seed(int(rng.integers(2**31)))
+    model, opt = make()
+    for i, (X, y) in enumerate(batches):
+        step(model, opt, X, y)
+        if i + 1 == cut:
+            state = {"model": model.state_dict(), "optimizer": opt.state_dict()}
+            wxb.save({**state, "step": i + 1, "rng": wxb.get_rng_state(model)}, path)
+    wxb.manual_seed(int(rng.integers(2**31)))  # a new process: another seed, new weights
+    again, opt2 = make()
+    ckpt = wxb.load(path)
+    again.load_state_dict(ckpt["model"])
+    opt2.load_state_dict(ckpt["optimizer"])
+    wxb.set_rng_state(ckpt["rng"], again)
+    for X, y in batches[ckpt["step"] :]:
+        step(again, opt2, X, y)
+    for (name, p), q in zip(again.named_parameters(), model.parameters(), strict=True):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=f"seed {seed}: {name}")
+
+
+def test_a_model_generators_state_is_refused_where_it_does_not_fit():
+    from wxb import nn
+
+    seed = _seed()
+    rng = np.random.default_rng(seed)
+    model = _dropout_net(int(rng.integers(2**31)), "float64")
+    state = wxb.get_rng_state(model)
+    with pytest.raises(ConfigError, match=r"pass the model too") as caught:
+        wxb.set_rng_state(state)  # the model's generators would be left behind
+    assert "\n" not in str(caught.value)
+    with pytest.raises(ConfigError, match=r"this state lacks: save wxb\.get_rng_state\(model\)"):
+        wxb.set_rng_state(wxb.get_rng_state(), model)
+    other = nn.Sequential(nn.Linear(5, 3), nn.Dropout(0.2, seed=1), nn.Dropout(0.1, seed=2))
+    before = [d._own_rng.bit_generator.state for d in other if isinstance(d, nn.Dropout)]
+    with pytest.raises(ConfigError, match=r"are not the model's") as caught:
+        wxb.set_rng_state(state, other)
+    assert "\n" not in str(caught.value)
+    after = [d._own_rng.bit_generator.state for d in other if isinstance(d, nn.Dropout)]
+    assert after == before, f"seed {seed}: a refused state changed the generators"
+    plain = nn.Sequential(nn.Linear(5, 3), nn.Dropout(0.2))  # no generator of its own
+    wxb.set_rng_state(wxb.get_rng_state(plain), plain)
+    wxb.set_rng_state(wxb.get_rng_state(), plain)
