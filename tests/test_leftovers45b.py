@@ -156,3 +156,41 @@ def test_a_model_generators_state_is_refused_where_it_does_not_fit():
     plain = nn.Sequential(nn.Linear(5, 3), nn.Dropout(0.2))  # no generator of its own
     wxb.set_rng_state(wxb.get_rng_state(plain), plain)
     wxb.set_rng_state(wxb.get_rng_state(), plain)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_gather_idiom_with_arange_is_refused_naming_the_fix_or_gives_torchs_loss(dtype):
+    """``-logp[torch.arange(B), y].mean()`` written with wxb.arange, which is float32 (as
+    README says): refused in one line that names arange and the way out (the refusal
+    named Tensor() only), and with ``.long()`` it gives torch's loss and gradient."""
+    seed = _seed()
+    rng = np.random.default_rng(seed)
+    rows, classes = int(rng.integers(1, 9)), int(rng.integers(2, 6))
+    z = rng.standard_normal((rows, classes)).astype(dtype)
+    y = rng.integers(0, classes, rows)
+    x = wxb.tensor(z, requires_grad=True)
+    logp = x.log_softmax(1)
+    for index in (wxb.arange(rows), y), (wxb.arange(rows), wxb.tensor(y)):
+        with pytest.raises(wxb.DataError) as caught:
+            logp[index]
+        message = str(caught.value)
+        assert "\n" not in message and "wxb.arange()" in message, message
+        assert "idx.long()" in message and "np.arange(n)" in message, message
+    with pytest.raises(wxb.DataError, match=r"wxb\.arange\(\).*write idx\.long\(\)"):
+        logp.index_select(0, wxb.arange(rows))
+    with pytest.raises(wxb.DataError, match=r"wxb\.arange\(\).*write idx\.long\(\)"):
+        logp.gather(1, wxb.tensor(y).reshape(rows, 1))
+    loss = -logp[wxb.arange(rows).long(), y].mean()
+    loss.backward()
+    t = torch.tensor(z, requires_grad=True)
+    expected = -t.log_softmax(1)[torch.arange(rows), torch.tensor(y)].mean()
+    expected.backward()
+    tol = 1e-6 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(loss.item(), expected.item(), rtol=tol, err_msg=f"seed {seed}")
+    np.testing.assert_allclose(x.grad, t.grad.numpy(), rtol=tol, atol=tol, err_msg=f"seed {seed}")
+    # arange as a float tensor in arithmetic: torch's int64 · float gives the float's dtype
+    w = rng.standard_normal(rows).astype(dtype)
+    ours = wxb.arange(rows) * wxb.tensor(w)
+    theirs = torch.arange(rows) * torch.tensor(w)
+    assert ours.dtype == np.dtype(dtype), f"seed {seed}: {ours.dtype}"
+    np.testing.assert_allclose(ours.data, theirs.numpy(), rtol=tol, err_msg=f"seed {seed}")

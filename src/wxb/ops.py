@@ -637,10 +637,10 @@ def _index_key(key: object) -> object:
     if isinstance(key, Tensor):
         if key.dtype.kind == "f":  # NumPy's refusal named neither the tensor nor the way out
             raise DataError(
-                f"index: a wxb Tensor used as an index holds {key.dtype} values (Tensor() "
-                "makes integers and booleans floats, and torch refuses float indices); index "
-                "with an integer or boolean NumPy array: x[idx.data.astype(int)], or "
-                "x[mask.data > 0] for a mask"
+                f"index: a wxb Tensor used as an index holds {key.dtype} values, and torch "
+                f"refuses float indices ({_FLOAT_INDEX}); index with integers: x[idx.long()], "
+                "x[np.arange(n), y] for torch's x[torch.arange(n), y], or x[mask.data > 0] "
+                "for a mask"
             )
         key = key.data
     elif hasattr(key, "__array__") and not isinstance(key, (np.ndarray, np.generic)):
@@ -3358,6 +3358,10 @@ def topk(
     return ValuesIndices(_taken(a, chosen, axis, "topk"), marks(chosen.astype(np.int64)))
 
 
+# Why an index a torch script writes holds floats in wxb: wxb computes in floats
+_FLOAT_INDEX = "wxb.tensor() and wxb.arange() make whole numbers float32; torch's arange is int64"
+
+
 def index_select(a: Tensor, dim: object, index_: object) -> Tensor:
     """``t.index_select(dim, index)``: the slices along dim that a 1-d integer index names
     (repeats allowed); each slice's gradient adds back into its place."""
@@ -3365,7 +3369,9 @@ def index_select(a: Tensor, dim: object, index_: object) -> Tensor:
     chosen = np.asarray(index_.data if isinstance(index_, Tensor) else index_)
     if chosen.dtype.kind not in "iu" or chosen.ndim > 1:
         raise DataError(
-            f"index_select: index must be a 1-d integer array; got {chosen.dtype} of {chosen.shape}"
+            f"index_select: index must be a 1-d integer array; got {chosen.dtype} of "
+            f"{chosen.shape}"
+            + (f" ({_FLOAT_INDEX}: write idx.long())" if chosen.dtype.kind == "f" else "")
         )
     length = a.shape[axis] if a.ndim else 1
     if chosen.size and (chosen.min() < -length or chosen.max() >= length):
@@ -3476,7 +3482,8 @@ def gather(a: Tensor, dim: object, index_: object) -> Tensor:
     axis = _axis(dim, a.ndim, "gather")
     chosen = np.asarray(index_.data if isinstance(index_, Tensor) else index_)
     if chosen.dtype.kind not in "iu":
-        raise DataError(f"gather: index must hold integers (int64); got {chosen.dtype}")
+        hint = f" ({_FLOAT_INDEX}: write idx.long())" if chosen.dtype.kind == "f" else ""
+        raise DataError(f"gather: index must hold integers (int64); got {chosen.dtype}{hint}")
     if chosen.ndim != max(a.ndim, 1) or any(
         n > m for i, (n, m) in enumerate(zip(chosen.shape, a.shape, strict=False)) if i != axis
     ):
