@@ -194,3 +194,53 @@ def test_the_gather_idiom_with_arange_is_refused_naming_the_fix_or_gives_torchs_
     theirs = torch.arange(rows) * torch.tensor(w)
     assert ours.dtype == np.dtype(dtype), f"seed {seed}: {ours.dtype}"
     np.testing.assert_allclose(ours.data, theirs.numpy(), rtol=tol, err_msg=f"seed {seed}")
+
+
+def _as_torch_result(value):
+    if isinstance(value, tuple):  # (values, indices)
+        return tuple(_as_torch_result(v) for v in value)
+    return np.asarray(value.detach().numpy() if hasattr(value, "detach") else value)
+
+
+@pytest.mark.parametrize("name", ["max", "min", "amax", "amin", "argmax", "argmin", "sum"])
+def test_reductions_of_whole_numbers_are_exact_ints_as_torchs(name):
+    """``wxb.max(labels).item()`` on an int64 array gave a float (5.0) where torch's and
+    ``labels.max().item()`` give an int; and read as float32 a label above 2²⁴ was
+    rounded (wxb.max of [16777217] gave 16777216.0), argmax chose between rounded ties."""
+    from wxb.tensor import marks
+
+    seed = _seed()
+    rng = np.random.default_rng(seed)
+    for _ in range(20):
+        ndim = int(rng.integers(0, 4))
+        shape = tuple(int(n) for n in rng.integers(1, 5, size=ndim))
+        base = int(rng.choice([0, 2**24, 2**40]))
+        labels = base + rng.integers(-3, 4, size=shape, dtype=np.int64)
+        given = marks(labels) if rng.integers(2) else labels
+        theirs_in = torch.from_numpy(np.array(labels))
+        reduce_all = name in ("max", "min", "sum") or rng.integers(2)
+        if reduce_all or ndim == 0:
+            ours, theirs = getattr(wxb, name)(given), getattr(torch, name)(theirs_in)
+            what = f"{name}(labels)"
+            assert type(ours.item()) is type(theirs.item()) is int, f"seed {seed}: {what}"
+            assert ours.item() == theirs.item(), f"seed {seed}: {what} {labels}"
+            if name in ("max", "min"):
+                assert ours.item() == getattr(labels, name)().item(), f"seed {seed}"
+            continue
+        dim = int(rng.integers(-ndim, ndim))
+        keepdim = bool(rng.integers(2))
+        what = f"{name}(labels, {dim}, keepdim={keepdim}) of {shape}"
+        ours = getattr(wxb, name)(given, dim, keepdim)
+        theirs = getattr(torch, name)(theirs_in, dim, keepdim)
+        for a, b in zip(
+            ours if isinstance(ours, tuple) else (ours,),
+            theirs if isinstance(theirs, tuple) else (theirs,),
+            strict=True,
+        ):
+            b = _as_torch_result(b)
+            assert np.asarray(a).dtype == np.int64, f"seed {seed}: {what}"
+            np.testing.assert_array_equal(a, b, err_msg=f"seed {seed}: {what}")
+            assert np.shape(a) == b.shape, f"seed {seed}: {what}"
+    floats = rng.standard_normal((3, 4)).astype(np.float32)  # floats: the Tensor form still
+    ours = wxb.max(wxb.tensor(floats), 1)
+    np.testing.assert_array_equal(ours.values.data, floats.max(1), err_msg=f"seed {seed}")

@@ -302,7 +302,6 @@ exp, log, sqrt, abs, log1p = (_method(n) for n in ("exp", "log", "sqrt", "abs", 
 sin, cos, tanh, sigmoid, relu = (_method(n) for n in ("sin", "cos", "tanh", "sigmoid", "relu"))
 softmax, log_softmax = _method("softmax"), _method("log_softmax")
 mean, prod, cumsum, var, std = (_method(n) for n in ("mean", "prod", "cumsum", "var", "std"))
-max, min, argmax, argmin = (_method(n) for n in ("max", "min", "argmax", "argmin"))
 clamp, clip, matmul, mm, flatten = (
     _method(n) for n in ("clamp", "clip", "matmul", "mm", "flatten")
 )
@@ -324,12 +323,69 @@ eq, ne, gt, ge, lt, le = (_method(n) for n in ("eq", "ne", "gt", "ge", "lt", "le
 isnan, all, any = _method("isnan"), _method("all"), _method("any")
 remainder, floor_divide = _method("remainder"), _method("floor_divide")
 tril, triu, bmm, outer = (_method(n) for n in ("tril", "triu", "bmm", "outer"))
-gather, logsumexp, amax, amin = (_method(n) for n in ("gather", "logsumexp", "amax", "amin"))
+gather, logsumexp = _method("gather"), _method("logsumexp")
 flip, expm1, log2, log10 = (_method(n) for n in ("flip", "expm1", "log2", "log10"))
 isinf, isfinite, nonzero, argwhere = (
     _method(n) for n in ("isinf", "isfinite", "nonzero", "argwhere")
 )
 unbind, clone, detach = _method("unbind"), _method("clone"), _method("detach")
+
+
+def _whole(input: object) -> np.ndarray | None:
+    """An integer NumPy array (labels, argmax's indices) as it is; None for anything else."""
+    if isinstance(input, (np.ndarray, np.generic)) and np.asarray(input).dtype.kind in "iu":
+        return np.asarray(input)
+    return None
+
+
+def _exact_extreme(name: str, largest: bool, kind: str) -> Callable:
+    """``torch.max(labels)`` and kin on whole numbers as the array's own ``labels.max()``:
+    exact, in their dtype (``.item()`` an int, as torch's int64 gives). Read as a float32
+    Tensor, a label above 2²⁴ was rounded, and argmax chose between rounded ties.
+    ``kind``: "values" (max/min: a value, or (values, indices) along a dim), "reduce"
+    (amax/amin over dims), "index" (argmax/argmin)."""
+    tensor_form = _method(name)
+    reduce, pick = (np.max, np.argmax) if largest else (np.min, np.argmin)
+
+    def function(input, *args, **kwargs):
+        whole = _whole(input)
+        if whole is None or not whole.size or len(args) > 2 or set(kwargs) - {"dim", "keepdim"}:
+            return tensor_form(input, *args, **kwargs)  # floats, no values, NumPy's options
+        dim = kwargs.get("dim", args[0] if args else None)
+        if kind == "reduce" and isinstance(dim, (tuple, list)):
+            dims = tuple(dim)
+        elif dim is None or (isinstance(dim, (int, np.integer)) and not isinstance(dim, bool)):
+            dims = () if dim is None else (dim,)
+        else:  # max(labels, other) and the like: the Tensor form's
+            return tensor_form(input, *args, **kwargs)
+        keep = ops._flag(kwargs.get("keepdim", args[1] if len(args) > 1 else False), name)
+        axes = tuple(ops._axis(d, whole.ndim, name) for d in dims)
+        if len(set(axes)) < len(axes):  # a dim named twice: the Tensor form's refusal
+            return tensor_form(input, *args, **kwargs)
+        if not axes:  # over everything: one value (argmax: its flat index)
+            found = np.int64(pick(whole)) if kind == "index" else reduce(whole)
+            return marks(np.reshape(found, (1,) * whole.ndim) if keep else found)
+        if whole.ndim == 0:  # dim 0 or -1 of one value: itself, at index 0, as torch's
+            whole = whole.reshape(1)
+            keep = False
+        if kind == "reduce":
+            return marks(reduce(whole, axis=axes, keepdims=keep))
+        chosen = pick(whole, axis=axes[0], keepdims=True)
+        found = np.take_along_axis(whole, chosen, axes[0])
+        if not keep:
+            found, chosen = np.squeeze(found, axes[0]), np.squeeze(chosen, axes[0])
+        chosen = marks(chosen.astype(np.int64))
+        return chosen if kind == "index" else ops.ValuesIndices(marks(found), chosen)
+
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = f"``torch.{name}(input, …)``: ``input.{name}(…)``; whole numbers exact."
+    return function
+
+
+max, min = _exact_extreme("max", True, "values"), _exact_extreme("min", False, "values")
+amax, amin = _exact_extreme("amax", True, "reduce"), _exact_extreme("amin", False, "reduce")
+argmax = _exact_extreme("argmax", True, "index")
+argmin = _exact_extreme("argmin", False, "index")
 
 
 einsum = ops.einsum
@@ -378,8 +434,9 @@ def _truths(value: object) -> np.ndarray:
 
 def sum(input, *args, **kwargs):
     """``torch.sum(input, dim=None, keepdim=False)``; of a mask or indices (``torch.sum(
-    pred == y)``) the whole-number count, as torch's int64 sum gives it."""
-    if isinstance(input, IndexArray):
+    pred == y)``) the whole-number count, as torch's int64 sum gives it; of labels (an
+    integer NumPy array) their exact sum, as ``labels.sum()`` (float32 rounded it)."""
+    if isinstance(input, IndexArray) or _whole(input) is not None:
         dim = kwargs.pop("dim", args[0] if args else None)
         keepdim = kwargs.pop("keepdim", args[1] if len(args) > 1 else False)
         axis = None if dim is None else ops._axis(dim, input.ndim, "sum")
