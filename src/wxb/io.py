@@ -94,7 +94,7 @@ def save(model: Module | dict, path: str | Path) -> Path:
     float64 statistics are kept too (``float64_statistics``), for ``.double()`` after load.
 
     Given a dict instead (``torch.save``'s checkpoint: ``{"model": model.state_dict(),
-    "optimizer": opt.state_dict(), "epoch": e, "rng": wxb.get_rng_state()}``, or a
+    "optimizer": opt.state_dict(), "epoch": e, "rng": wxb.get_rng_state(model)}``, or a
     state_dict alone), writes it as a checkpoint of states (``wxb.statefile``), which
     ``load`` gives back.
     """
