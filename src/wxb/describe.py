@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -144,9 +144,15 @@ def _holds_parameters(module: Module) -> bool:
 
 def _used_by_code(model: Module) -> list[str]:
     """Where ``model``'s forward code uses parameters itself (``x @ self.w``, a
-    ParameterList's ``x @ self.ws[0]``): no row counts the work done with them."""
+    ParameterList's ``x @ self.ws[0]``): no layer's row counts the work done with them
+    (``_own_code_products`` does, from a sample batch's graph)."""
+    return [name for name, _ in _code_users(model)]
+
+
+def _code_users(model: Module) -> list[tuple[str, Module]]:
+    """``_used_by_code``'s modules, by name."""
     return [
-        name or type(model).__name__
+        (name or type(model).__name__, m)
         for name, m in model.named_modules()
         if _holds_parameters(m) or (m._parameters and (_is_container(m) or _own_code(m)))
     ]
@@ -484,6 +490,7 @@ class LayerRow:
     calls: int = 1
     code_uses: bool = False  # a ParameterList's: its weights used by the forward's code
     flops_unknown: bool = False  # its FLOPs are its own code's, or its holder's ('?')
+    per_batch: bool = False  # FLOPs per batch, not per sample (a product of parameters)
 
 
 @dataclass(frozen=True)
@@ -521,12 +528,12 @@ class Summary:
         return self.parameters - self.trainable_parameters
 
     @property
-    def forward_flops(self) -> int:
-        return sum(row.forward_flops for row in self.rows)
+    def forward_flops(self) -> int | float:
+        return _per_sample(self.forward_flops_per_batch, self.batch_size)
 
     @property
-    def training_flops(self) -> int:
-        return sum(row.training_flops for row in self.rows)
+    def training_flops(self) -> int | float:
+        return _per_sample(self.training_flops_per_batch, self.batch_size)
 
     @property
     def activation_bytes(self) -> int:
@@ -534,11 +541,11 @@ class Summary:
 
     @property
     def forward_flops_per_batch(self) -> int:
-        return self.forward_flops * self.batch_size
+        return sum(r.forward_flops * (1 if r.per_batch else self.batch_size) for r in self.rows)
 
     @property
     def training_flops_per_batch(self) -> int:
-        return self.training_flops * self.batch_size
+        return sum(r.training_flops * (1 if r.per_batch else self.batch_size) for r in self.rows)
 
     @property
     def activation_bytes_per_batch(self) -> int:
@@ -566,8 +573,8 @@ class Summary:
                 f"{row.name} ({row.type}){_call_mark(row)}",
                 _shape(row.output_shape),
                 "(shared)" if row.call > 1 else f"{row.parameters:,}",
-                "?" if row.flops_unknown else f"{row.forward_flops:,}",
-                "?" if row.flops_unknown else f"{row.training_flops:,}",
+                "?" if row.flops_unknown else f"{row.forward_flops:,}{_per(row)}",
+                "?" if row.flops_unknown else f"{row.training_flops:,}{_per(row)}",
                 _bytes(row.activation_bytes),
             ]
             for row in self.rows
@@ -614,6 +621,12 @@ class Summary:
                 f"{', '.join(self.unknown_order)}: a forward of its own runs these layers in "
                 f"the order its code says; they are listed in registration order {counted}, "
                 "and widths between them are not known (?)"
+            )
+        if any(row.name.startswith("own code") for row in self.rows):
+            lines.append(
+                "own code: the products the forward computes itself, from the graph of a "
+                "sample batch: (…, m, n)·(…, n, p) 2mnp, and 2mnp more for each operand "
+                "needing a gradient; + b and ∂L/∂b m each"
             )
         if self.used_by_code:
             lines.append(
@@ -671,6 +684,17 @@ class Summary:
         return self.text()
 
 
+def _per_sample(per_batch: int, batch_size: int) -> int | float:
+    """Per batch / batch size: whole where it divides (a product of parameters alone
+    runs once a batch, shared by its samples)."""
+    whole, rest = divmod(per_batch, batch_size)
+    return per_batch / batch_size if rest else whole
+
+
+def _per(row: LayerRow) -> str:
+    return " per batch" if row.per_batch else ""
+
+
 def _call_mark(row: LayerRow) -> str:
     if row.code_uses:
         return ", held for the forward's code"
@@ -714,10 +738,14 @@ def summary(model: Module, batch_size: int = 32, gemm_rate: float | None = None)
     says which layers' inputs need a gradient (``_inputs_needing_grad``). Element-wise work
     (activations, Dropout, Standardize, f′) is counted as 0: it is O(m) beside
     the O(mn) GEMMs, and memory-bound rather than FLOP-bound. A Dense with forward
-    hooks costs what a Dense does (its hooks change what it hands on). What code of
-    one's own computes with parameters (a layer's own forward, ``x @ self.w``, a
-    ParameterList's weights) is not known: such a row shows '?' and a line under the
-    totals names them.
+    hooks costs what a Dense does (its hooks change what it hands on). The products
+    code of one's own computes (``x @ self.w.T``, ``F.linear``, ``einsum``, ``bmm``, a
+    ParameterList's weights, a layer's own forward) are counted from the graph of the
+    sample batch (``_own_code_products``): a row "own code (x @ w1ᵀ + b1)" each, in the
+    forward's order, by the same rules (2·m·n·p per matrix product, +b, ∂ for each
+    operand that needs a gradient; a product of parameters alone once per batch). Where
+    that forward did not run, or ran a product outside its graph (under no_grad), the
+    rows holding those parameters show '?' and a line under the totals names them.
 
     Activation memory (per sample): what a training step keeps for each layer,
     its output row (width × the model's dtype size; the planned stack holds one
@@ -740,18 +768,30 @@ def summary(model: Module, batch_size: int = 32, gemm_rate: float | None = None)
     listed, calls = _layer_calls(model, layers)
     needs = _inputs_needing_grad(model)
     rows: list[LayerRow] = []
+    places: list[tuple[int, int]] = []  # each row's (layer, call), to place own code's rows
     seen: Counter[int] = Counter()
     for layer in layers:  # the k-th listing of a layer is its k-th call; the last, the rest
         key = id(layer.module)
         seen[key] += 1
         count = (listed if calls is None else calls)[key]
         last = count if seen[key] == listed[key] else min(seen[key], count)
-        rows += [
-            _row(layer, dtype.itemsize, k, count, _needs(needs, key, k))
-            for k in range(seen[key], last + 1)
-        ]
+        for k in range(seen[key], last + 1):
+            rows.append(_row(layer, dtype.itemsize, k, count, _needs(needs, key, k)))
+            places.append((key, k))
         if seen[key] > count:
             rows.append(_row(layer, dtype.itemsize, 0, count))
+            places.append((key, 0))
+    used_by_code = _used_by_code(model)
+    own = _own_code_products(model) if used_by_code or _calls_layers_itself(model) else None
+    if own is not None:
+        # counted: a '?' stays only where some of its parameters ran outside the graph
+        uncounted = {id(m): name for name, m in _code_users(model) if not own.saw(m)}
+        used_by_code = [name for name, m in _code_users(model) if id(m) in uncounted]
+        rows = [
+            replace(row, flops_unknown=False) if key not in uncounted else row
+            for row, (key, _) in zip(rows, places, strict=True)
+        ]
+        rows = own.placed(rows, places)
     params = model.parameters()
     return Summary(
         model_type=type(model).__name__,
@@ -767,8 +807,217 @@ def summary(model: Module, batch_size: int = 32, gemm_rate: float | None = None)
         input_grads_seen=needs is not None,
         calls_counted=calls is not None,
         order_seen=_call_chain(model) is not None,
-        used_by_code=_used_by_code(model),
+        used_by_code=used_by_code,
     )
+
+
+_PRODUCTS = ("matmul", "einsum", "W·X")  # the recorded ops that are matrix products
+
+
+@dataclass
+class _OwnCode:
+    """The products a forward's own code computed on a sample batch (``_own_code_products``):
+    each a row, with its place in the graph (inputs before), and each layer call's place."""
+
+    rows: list[tuple[int, LayerRow]]
+    calls: dict[tuple[int, int], int]  # (layer, call) → place of its result
+    seen: set[int]  # the tensors of the graph (a parameter in it was counted)
+
+    def saw(self, module: Module) -> bool:
+        return all(id(p) in self.seen for p in module.parameters())
+
+    def placed(self, rows: list[LayerRow], places: list[tuple[int, int]]) -> list[LayerRow]:
+        """``rows`` (the layers', ``places`` their (layer, call)) with own code's rows
+        among them as the forward ran them: each before the first layer whose result
+        comes after it (the layers' rows keep their order)."""
+        pending = sorted(self.rows, key=lambda item: item[0])
+        out: list[LayerRow] = []
+        for row, where in zip(rows, places, strict=True):
+            at = self.calls.get(where)
+            while at is not None and pending and pending[0][0] <= at:
+                out.append(pending.pop(0)[1])
+            out.append(row)
+        return out + [row for _, row in pending]
+
+
+def _own_code_products(model: Module) -> _OwnCode | None:
+    """The matrix products a sample batch's graph (``_sample_run``) holds that no
+    layer's row counts (a stock Dense's W·X is its row's): ``x @ self.w.T``,
+    ``F.linear``, ``einsum``, ``bmm``, a custom layer's. A product of (…, m, n) by
+    (…, n, p) costs 2·m·n·p per matrix of the stack forward, and as much again for the
+    gradient of each operand that needs one (its graph reaches a parameter that requires
+    grad, as ``_inputs_needing_grad`` decides: the batch needs none); einsum 2·Π of its
+    index sizes per operand pair. A bias added to a product's result (``F.linear``'s +b)
+    costs its size, and as much for ∂L/∂b, as Dense's +b. Per sample: divided by the
+    sample batch's rows; a product of parameters alone (its graph does not reach the
+    batch) runs once per batch, its row per batch. None where no forward ran with a graph."""
+    run = _sample_run(model)
+    if run is None or not run.given.requires_grad:
+        return None
+    roots = run.result if isinstance(run.result, (tuple, list)) else (run.result,)
+    order: list[Tensor] = []
+    placed: dict[int, int] = {}
+    for root in roots:
+        if isinstance(root, Tensor):
+            for t in _inputs_first(root, placed):
+                placed[id(t)] = len(order)
+                order.append(t)
+    if not order:
+        return None
+    dense_weights = {
+        id(m.weight) for _, m in model.named_modules() if runs_dense_forward(m)
+    }  # their W·X is the Dense row's
+    learns: dict[int, bool] = {}
+    batched: dict[int, bool] = {}
+    for t in order:  # inputs first
+        learns[id(t)] = (isinstance(t, Parameter) and t.requires_grad) or any(
+            learns.get(id(i), False) for i in t.inputs
+        )
+        batched[id(t)] = t is run.given or any(batched.get(id(i), False) for i in t.inputs)
+    names = {id(p): name for name, p in model.named_parameters()}
+    # a frozen parameter's view (w.T) records no graph of its own: known by its memory
+    for t in order:
+        if not t.inputs and id(t) not in names:
+            for name, p in model.named_parameters():
+                if t.data.size == p.data.size and np.may_share_memory(t.data, p.data):
+                    names[id(t)] = name + ("ᵀ" if t.shape != p.shape else "")
+                    placed.setdefault(id(p), placed[id(t)])
+                    break
+    rows_of_sample = run.given.shape[0] if run.given.ndim else 1
+    found: list[tuple[int, LayerRow]] = []
+    products: dict[int, int] = {}  # a counted product's tensor → its row's index in found
+    for t in order:
+        if t.op == "W·X" and (
+            len(t.inputs) < 2 or any(id(i) in dense_weights for i in t.inputs)
+        ):  # a Dense's (a Sequential's planned stack records W·X on W alone)
+            continue
+        if t.op in _PRODUCTS and len(t.inputs) >= 2:
+            forward = _product_flops(t)
+            training = forward + sum(forward for i in t.inputs if learns[id(i)])
+            per_batch = not batched[id(t)]
+            shape = tuple(t.shape)
+            if not per_batch and shape and shape[0] == rows_of_sample:
+                shape = shape[1:]
+            row = LayerRow(
+                name=f"own code ({_product_text(t, names)})",
+                type=str(t.op),
+                output_shape=shape,
+                parameters=0,
+                forward_flops=forward,
+                training_flops=training,
+                activation_bytes=0,
+                per_batch=per_batch,
+            )
+            products[id(t)] = len(found)
+            found.append((placed[id(t)], row))
+            continue
+        bias = _bias_of(t, products)
+        if bias is not None:  # + b on a product's result: Dense's +b and ∂L/∂b
+            k, b = bias
+            size = int(t.data.size)
+            at, row = found[k]
+            found[k] = (
+                at,
+                replace(
+                    row,
+                    name=row.name[:-1] + f" + {names.get(id(b), 'b')})",
+                    forward_flops=row.forward_flops + size,
+                    training_flops=row.training_flops + size * (1 + learns[id(b)]),
+                    output_shape=row.output_shape
+                    if t.shape == order[at].shape
+                    else tuple(t.shape[1:] if not row.per_batch else t.shape),
+                ),
+            )
+            products[id(t)] = k
+    rows = []
+    for at, row in found:
+        if not row.per_batch:  # per sample, as the other rows
+            row = replace(
+                row,
+                forward_flops=row.forward_flops // rows_of_sample,
+                training_flops=row.training_flops // rows_of_sample,
+            )
+        rows.append((at, row))
+    # each call's place is its input's: what its own code computes comes after its row
+    calls: dict[tuple[int, int], int] = {}
+    made: Counter[int] = Counter()
+    for key, arg, out in run.calls:
+        made[key] += 1
+        if id(out) in placed and id(arg) in placed:
+            calls[(key, made[key])] = placed[id(arg)]
+    for key, out in zip(run.steps or [], run.outputs, strict=False):
+        if key in run.stand_ins and isinstance(out, Tensor) and out.inputs:
+            made[key] += 1
+            calls[(key, made[key])] = placed.get(id(out.inputs[0]), placed.get(id(out), -1))
+    return _OwnCode(rows, calls, set(placed))
+
+
+def _inputs_first(root: Tensor, seen: dict[int, int]) -> list[Tensor]:
+    """The graph ending at ``root`` (less what ``seen`` holds), each tensor after its
+    inputs, taken first to last: ``(x @ q) @ (x @ k).T`` lists x @ q first, as the
+    forward computed them (``topological_order`` takes them last to first)."""
+    order: list[Tensor] = []
+    marked = {id(root)} | set(seen)
+    if id(root) in seen:
+        return order
+    stack = [(root, iter(root.inputs))]
+    while stack:  # (iteratively: a deep graph is no recursion limit)
+        node, parents = stack[-1]
+        for parent in parents:
+            if id(parent) not in marked:
+                marked.add(id(parent))
+                stack.append((parent, iter(parent.inputs)))
+                break
+        else:
+            stack.pop()
+            order.append(node)
+    return order
+
+
+def _product_flops(t: Tensor) -> int:
+    """Forward FLOPs of a recorded product (the whole of its operands, per batch)."""
+    if t.op == "einsum":
+        sizes: dict[str, int] = {}
+        for sub, operand in zip(_einsum_subscripts(t), t.inputs, strict=False):
+            sizes.update(zip(sub, operand.shape, strict=False))
+        return 2 * (len(t.inputs) - 1) * math.prod(sizes.values())
+    # (…, m, n)·(…, n, p) and X·Wᵀ: 2·n per entry of the result
+    return 2 * int(t.data.size) * int(t.inputs[0].shape[-1])
+
+
+def _einsum_subscripts(t: Tensor) -> list[str]:
+    return list(getattr(t._backward, "subscripts", ()))
+
+
+def _bias_of(t: Tensor, products: dict[int, int]) -> tuple[int, Tensor] | None:
+    """(the product's row, b) where ``t`` adds a vector b to a counted product's
+    result, through reshapes (``F.linear``'s +b): None where not."""
+    if t.op not in ("+", "+b") or len(t.inputs) != 2:
+        return None
+    for a, b in (t.inputs, t.inputs[::-1]):
+        source = a
+        while source.op == "reshape" and id(source) not in products:
+            source = source.inputs[0]
+        if id(source) in products and b.ndim == 1 and t.shape == a.shape:
+            return products[id(source)], b
+    return None
+
+
+def _product_text(t: Tensor, names: dict[int, str]) -> str:
+    """``x @ w1ᵀ``: each operand by its parameter's name (ᵀ: transposed), else x."""
+
+    def name(operand: Tensor) -> str:
+        mark = ""
+        while operand.op in ("transpose", "reshape", "permute") and len(operand.inputs) == 1:
+            mark = "ᵀ" if operand.op == "transpose" and not mark else mark
+            operand = operand.inputs[0]
+        return names.get(id(operand), "x") + mark
+
+    symbol = {"matmul": " @ ", "W·X": " @ "}.get(str(t.op))
+    shown = [name(i) for i in t.inputs]
+    if t.op == "W·X":
+        shown[1] += "ᵀ"
+    return symbol.join(shown) if symbol else f"einsum({', '.join(shown)})"
 
 
 def _layer_calls(model: Module, layers: list[_Layer]) -> tuple[Counter[int], Counter[int] | None]:
@@ -1031,6 +1280,8 @@ def _run_sample(model: Module) -> _SampleRun | None:
         ]
 
     widths = [_first_width(model), *(getattr(m, "in_features", None) for m in originals)]
+    # then a parameter's dims: a forward of one's own (x @ self.w.T) says no in_features
+    widths += [int(d) for p in model.parameters() for d in reversed(p.shape)]
     draw = np.random.default_rng(0)
     sample = draw.standard_normal((2, max(filter(None, widths), default=1)))
     others = [1.0 + 3.0 * draw.standard_normal((rows, sample.shape[1])) for rows in (1, 5)]

@@ -3670,6 +3670,7 @@ def einsum(equation: object, *operands: object) -> Tensor:
             grads.append(np.broadcast_to(grad.reshape(shape), t.shape).astype(t.dtype))
         return tuple(grads)
 
+    backward.subscripts = subs  # type: ignore[attr-defined]  # (summary counts its FLOPs)
     return Tensor.from_op(np.asarray(out), "einsum", tuple(tensors), backward)
 
 

@@ -668,6 +668,7 @@ class _Page:
                     "activation_bytes": r.activation_bytes,
                     "call": r.call,
                     "calls": r.calls,
+                    "per_batch": r.per_batch,  # its FLOPs once a batch (parameters alone)
                 }
                 for r in t.rows
             ],
