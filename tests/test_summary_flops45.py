@@ -28,6 +28,8 @@ def _plan(rng):
     plan = []
     for n, m in itertools.pairwise(widths):
         style = str(rng.choice(STYLES))
+        if style == "einsum" and n == 1:  # torch's einsum computes a sum over one index
+            style = "linear"  # of size 1 as a broadcast product, which it counts as 0
         bias = bool(rng.integers(2)) and style != "mm"
         plan.append((style, n, m, bias, bool(rng.integers(3)), bool(rng.integers(3))))
     repeat = int(rng.integers(len(plan)))  # a square layer used twice: its weight twice
@@ -320,3 +322,31 @@ def test_a_product_outside_the_graph_keeps_its_note(rng, seeded):
 
     s = Hidden().summary(8)
     assert NOTE in s.text(), seeded.msg(str(s))
+
+
+def test_a_tied_decoder_counts_its_product_with_the_encoders_weight(rng, seeded):
+    # F.linear(h, enc.weight.T): the Dense row counts enc's W·X, the decoder's h·W is its
+    # own code's (named enc.weight: W.T.T is W), with ∂L/∂W and ∂L/∂h both needed
+    n, h = (int(v) for v in rng.integers(1, 20, size=2))
+    enc_frozen = bool(rng.integers(2))
+
+    class Tied(Module):
+        def __init__(self):
+            super().__init__()
+            self.enc = Dense(n, h)
+            self.out_bias = Parameter(np.zeros(n, dtype=np.float32))
+            self.enc.weight.requires_grad = not enc_frozen
+
+        def forward(self, x):
+            return F.linear(F.relu(self.enc(x)), self.enc.weight.T, self.out_bias)
+
+    batch = int(rng.integers(1, 100))
+    s = Tied().summary(batch)
+    encode = 2 * n * h + h
+    encode_training = encode + (0 if enc_frozen else 2 * n * h) + h
+    decode = 2 * h * n + n
+    decode_training = decode + (0 if enc_frozen else 2 * h * n) + n + 2 * h * n  # ∂W, ∂b, ∂h
+    assert s.forward_flops == encode + decode, seeded.msg(str(s))
+    assert s.training_flops == encode_training + decode_training, seeded.msg(str(s))
+    own = [r.name for r in s.rows if r.name.startswith("own code")]
+    assert own == ["own code (x @ enc.weight + out_bias)"], seeded.msg(str(s))

@@ -824,7 +824,10 @@ class _OwnCode:
     seen: set[int]  # the tensors of the graph (a parameter in it was counted)
 
     def saw(self, module: Module) -> bool:
-        return all(id(p) in self.seen for p in module.parameters())
+        """Whether each parameter ``module``'s code uses (its own; a ParameterList's
+        all) is in the graph: the products with it were counted."""
+        held = module.parameters() if _holds_parameters(module) else module._parameters.values()
+        return all(id(p) in self.seen for p in held if p is not None)
 
     def placed(self, rows: list[LayerRow], places: list[tuple[int, int]]) -> list[LayerRow]:
         """``rows`` (the layers', ``places`` their (layer, call)) with own code's rows
@@ -880,7 +883,8 @@ def _own_code_products(model: Module) -> _OwnCode | None:
         if not t.inputs and id(t) not in names:
             for name, p in model.named_parameters():
                 if t.data.size == p.data.size and np.may_share_memory(t.data, p.data):
-                    names[id(t)] = name + ("ᵀ" if t.shape != p.shape else "")
+                    flipped = t.data.strides != p.data.strides and t.ndim > 1
+                    names[id(t)] = name + ("ᵀ" if flipped else "")
                     placed.setdefault(id(p), placed[id(t)])
                     break
     rows_of_sample = run.given.shape[0] if run.given.ndim else 1
@@ -1007,11 +1011,14 @@ def _product_text(t: Tensor, names: dict[int, str]) -> str:
     """``x @ w1ᵀ``: each operand by its parameter's name (ᵀ: transposed), else x."""
 
     def name(operand: Tensor) -> str:
-        mark = ""
+        flips = 0  # w.T.T is w
         while operand.op in ("transpose", "reshape", "permute") and len(operand.inputs) == 1:
-            mark = "ᵀ" if operand.op == "transpose" and not mark else mark
+            flips += operand.op == "transpose"
             operand = operand.inputs[0]
-        return names.get(id(operand), "x") + mark
+        name = names.get(id(operand), "x")
+        if flips % 2 and name.endswith("ᵀ"):  # a frozen parameter's view, itself transposed
+            return name[:-1]
+        return name + ("ᵀ" if flips % 2 else "")
 
     symbol = {"matmul": " @ ", "W·X": " @ "}.get(str(t.op))
     shown = [name(i) for i in t.inputs]
