@@ -350,3 +350,26 @@ def test_a_tied_decoder_counts_its_product_with_the_encoders_weight(rng, seeded)
     assert s.training_flops == encode_training + decode_training, seeded.msg(str(s))
     own = [r.name for r in s.rows if r.name.startswith("own code")]
     assert own == ["own code (x @ enc.weight + out_bias)"], seeded.msg(str(s))
+
+
+def test_a_product_across_the_batch_grows_as_its_square(rng, seeded):
+    # z @ z.T (a Gram matrix of the batch) costs 2·B·h·B: counted for a batch of 2 and
+    # divided by 2 it would be 4h per sample, 4hB a batch, for 2hB² (B times too little)
+    n, h = (int(v) for v in rng.integers(1, 20, size=2))
+
+    class Gram(Module):
+        def __init__(self):
+            super().__init__()
+            self.w = Parameter(rng.standard_normal((h, n)).astype(np.float32))
+
+        def forward(self, x):
+            z = F.linear(x, self.w)
+            return z @ z.T
+
+    batch = int(rng.integers(1, 300))
+    s = Gram().summary(batch)
+    linear = 2 * n * h * batch
+    gram = 2 * batch * h * batch
+    assert s.forward_flops_per_batch == linear + gram, seeded.msg(str(s))
+    # training: ∂W for the linear (the batch needs no ∂X); ∂ of both Gram operands
+    assert s.training_flops_per_batch == 2 * linear + 3 * gram, seeded.msg(str(s))

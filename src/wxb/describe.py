@@ -627,6 +627,10 @@ class Summary:
                 "own code: the products the forward computes itself, from the graph of a "
                 "sample batch: (…, m, n)·(…, n, p) 2mnp, and 2mnp more for each operand "
                 "needing a gradient; + b and ∂L/∂b m each"
+                + "; (B²): across the batch (z @ zᵀ), for a batch of B"
+                * any(row.name.endswith("(B²)") for row in self.rows)
+                + "; ?: its cost grows with the batch neither as B nor as B²"
+                * any(row.flops_unknown and row.name.startswith("own code") for row in self.rows)
             )
         if self.used_by_code:
             lines.append(
@@ -782,7 +786,11 @@ def summary(model: Module, batch_size: int = 32, gemm_rate: float | None = None)
             rows.append(_row(layer, dtype.itemsize, 0, count))
             places.append((key, 0))
     used_by_code = _used_by_code(model)
-    own = _own_code_products(model) if used_by_code or _calls_layers_itself(model) else None
+    own = (
+        _own_code_products(model, int(batch_size))
+        if used_by_code or _calls_layers_itself(model)
+        else None
+    )
     if own is not None:
         # counted: a '?' stays only where some of its parameters ran outside the graph
         uncounted = {id(m): name for name, m in _code_users(model) if not own.saw(m)}
@@ -843,7 +851,7 @@ class _OwnCode:
         return out + [row for _, row in pending]
 
 
-def _own_code_products(model: Module) -> _OwnCode | None:
+def _own_code_products(model: Module, batch_size: int) -> _OwnCode | None:
     """The matrix products a sample batch's graph (``_sample_run``) holds that no
     layer's row counts (a stock Dense's W·X is its row's): ``x @ self.w.T``,
     ``F.linear``, ``einsum``, ``bmm``, a custom layer's. A product of (…, m, n) by
@@ -853,10 +861,61 @@ def _own_code_products(model: Module) -> _OwnCode | None:
     index sizes per operand pair. A bias added to a product's result (``F.linear``'s +b)
     costs its size, and as much for ∂L/∂b, as Dense's +b. Per sample: divided by the
     sample batch's rows; a product of parameters alone (its graph does not reach the
-    batch) runs once per batch, its row per batch. None where no forward ran with a graph."""
+    batch) runs once per batch, its row per batch. The same forward on a batch of 5
+    rows (``_SampleRun.again``) says how each product grows with the batch: as B (per
+    sample), or as B² (z @ z.T across the batch: its row per batch of ``batch_size``);
+    else its row is '?'. None where no forward ran with a graph."""
     run = _sample_run(model)
     if run is None or not run.given.requires_grad:
         return None
+    gathered = _products_of(model, run)
+    if gathered is None:
+        return None
+    found, placed = gathered
+    again = None if run.again is None else _products_of(model, run.again)
+    if again is not None and len(again[0]) != len(found):
+        again = None  # another forward on another batch: each product as on the first
+    rows = []
+    two = run.given.shape[0] if run.given.ndim else 1
+    for k, (at, row) in enumerate(found):
+        if not row.per_batch:  # per sample, as the other rows
+            f, t = row.forward_flops, row.training_flops
+            five = None if again is None else run.again.given.shape[0]  # type: ignore[union-attr]
+            grown = None if again is None else again[0][k][1].forward_flops
+            if grown is None or grown * two == f * five:  # as B: per sample
+                row = replace(row, forward_flops=f // two, training_flops=t // two)
+            elif grown * two * two == f * five * five:  # as B²: per batch of batch_size
+                scale = batch_size * batch_size
+                row = replace(
+                    row,
+                    name=f"{row.name} (B²)",
+                    output_shape=None,  # (its dims are the batch's)
+                    per_batch=True,
+                    forward_flops=f * scale // (two * two),
+                    training_flops=t * scale // (two * two),
+                )
+            else:  # neither: not known
+                row = replace(row, forward_flops=0, training_flops=0, flops_unknown=True)
+        rows.append((at, row))
+    # each call's place is its input's: what its own code computes comes after its row
+    calls: dict[tuple[int, int], int] = {}
+    made: Counter[int] = Counter()
+    for key, arg, out in run.calls:
+        made[key] += 1
+        if id(out) in placed and id(arg) in placed:
+            calls[(key, made[key])] = placed[id(arg)]
+    for key, out in zip(run.steps or [], run.outputs, strict=False):
+        if key in run.stand_ins and isinstance(out, Tensor) and out.inputs:
+            made[key] += 1
+            calls[(key, made[key])] = placed.get(id(out.inputs[0]), placed.get(id(out), -1))
+    return _OwnCode(rows, calls, set(placed))
+
+
+def _products_of(
+    model: Module, run: _SampleRun
+) -> tuple[list[tuple[int, LayerRow]], dict[int, int]] | None:
+    """``_own_code_products``'s rows on one run, per batch of its rows, each with its
+    place in the graph; and every tensor's place."""
     roots = run.result if isinstance(run.result, (tuple, list)) else (run.result,)
     order: list[Tensor] = []
     placed: dict[int, int] = {}
@@ -933,27 +992,7 @@ def _own_code_products(model: Module) -> _OwnCode | None:
                 ),
             )
             products[id(t)] = k
-    rows = []
-    for at, row in found:
-        if not row.per_batch:  # per sample, as the other rows
-            row = replace(
-                row,
-                forward_flops=row.forward_flops // rows_of_sample,
-                training_flops=row.training_flops // rows_of_sample,
-            )
-        rows.append((at, row))
-    # each call's place is its input's: what its own code computes comes after its row
-    calls: dict[tuple[int, int], int] = {}
-    made: Counter[int] = Counter()
-    for key, arg, out in run.calls:
-        made[key] += 1
-        if id(out) in placed and id(arg) in placed:
-            calls[(key, made[key])] = placed[id(arg)]
-    for key, out in zip(run.steps or [], run.outputs, strict=False):
-        if key in run.stand_ins and isinstance(out, Tensor) and out.inputs:
-            made[key] += 1
-            calls[(key, made[key])] = placed.get(id(out.inputs[0]), placed.get(id(out), -1))
-    return _OwnCode(rows, calls, set(placed))
+    return found, placed
 
 
 def _inputs_first(root: Tensor, seen: dict[int, int]) -> list[Tensor]:
@@ -1156,6 +1195,7 @@ class _SampleRun:
     steps: list[int] | None = None
     outputs: list[object] = field(default_factory=list)  # each step's result
     stand_ins: dict[int, Activation] = field(default_factory=dict)
+    again: _SampleRun | None = None  # the forward on 5 rows (how its products grow)
 
     def __post_init__(self) -> None:
         self.steps, self.outputs, self.stand_ins = _chained(self.calls, self.given, self.result)
@@ -1300,6 +1340,8 @@ def _run_sample(model: Module) -> _SampleRun | None:
         # a chain on this batch only (a branch on the values or the batch size) is none
         if seen is not None and any(chain(run(o[:, :width], True)) != seen for o in others):
             found.steps, found.outputs, found.stand_ins = None, [], {}
+        if recorded:  # how its own code's products grow with the batch
+            found.again = run(others[1][:, :width], True)
         return found
     return None
 
