@@ -7,6 +7,7 @@ A dense layer is Z = W·X + b, then A = f(Z); learning is the chain of error ter
 __version__ = "0.1.0"
 
 from wxb import autograd, describe, errors, functions, nn, ops, optim
+from wxb.checkpoint import get_rng_state, set_rng_state
 from wxb.errors import (
     CheckpointError,
     ConfigError,
@@ -152,7 +153,7 @@ from wxb.functions import (  # noqa: F401
     zeros_like,
 )
 from wxb.io import load, save
-from wxb.random import get_rng_state, manual_seed, set_rng_state
+from wxb.random import manual_seed
 from wxb.reporting import report  # wxb.report(model, history, X, y, path=…)
 from wxb.step import GraphStep, PlannedStep, make_step
 from wxb.tables import read_table

@@ -42,6 +42,8 @@ import numpy as np
 from wxb.data import atomic_write, decode_floats, encode_floats, fsync_folder, safetensors_parts
 from wxb.errors import ConfigError, DataError, WxbError
 from wxb.nn.module import Module
+from wxb.random import get_rng_state as default_rng_state
+from wxb.random import set_rng_state as set_default_rng_state
 
 FORMAT = "wxb-checkpoint"
 FORMAT_VERSION = 1
@@ -661,6 +663,73 @@ def set_generator_state(generator: Random, state: dict, role: str) -> None:
     except (TypeError, ValueError, KeyError) as exc:
         message = f"the state of the generator for {role} is damaged ({exc})"
         raise CheckpointFileError(message) from None
+
+
+# -- wxb.get_rng_state / set_rng_state: torch's pair, with a model's own generators ---------
+def get_rng_state(model: Module | None = None) -> dict:
+    """The default generator's state (``torch.get_rng_state``'s place): a plain dict a
+    checkpoint can hold, which ``set_rng_state`` puts back, so Dropout's masks and other
+    draws from it go on after a resume as in the uninterrupted run.
+
+    Given the model, also the generators its modules hold (a ``Dropout(seed=…)``'s own,
+    by module path), which a rebuilt model would otherwise start again from their seeds:
+    ``{"default": …, "modules": {path: state}}``, for ``set_rng_state(state, model)``."""
+    if model is None:
+        return default_rng_state()
+    return {
+        "default": default_rng_state(),
+        "modules": {path: generator_state(g) for path, g in _held_generators(model).items()},
+    }
+
+
+def set_rng_state(new_state: object, model: Module | None = None) -> None:
+    """Put back a state ``get_rng_state`` gave, into the default generator itself (what
+    holds it, as ``Dropout`` does each call, draws on from there); a state taken with
+    the model goes back with the model, into the generators its modules hold."""
+    held = isinstance(new_state, dict) and set(new_state) == {"default", "modules"}
+    if held and model is None:
+        raise ConfigError(
+            "set_rng_state: this state holds the generators of a model's modules "
+            f"({', '.join(new_state['modules']) or 'none'}): pass the model too, "
+            "wxb.set_rng_state(state, model)"
+        )
+    if not held:
+        if model is not None and (paths := list(_held_generators(model))):
+            raise ConfigError(
+                "set_rng_state: the model's modules hold generators of their own "
+                f"({', '.join(paths)}) this state lacks: save wxb.get_rng_state(model), or "
+                "restore with set_rng_state(state) alone"
+            )
+        set_default_rng_state(new_state)
+        return
+    default = new_state["default"]  # type: ignore[index]
+    kind = default_rng_state()["bit_generator"]
+    if not isinstance(default, dict) or default.get("bit_generator") != kind:
+        set_default_rng_state(default)  # (refuses it, naming what it got, before any is set)
+    _set_held(new_state["modules"], model)  # type: ignore[index]
+    set_default_rng_state(default)
+
+
+def _held_generators(model: object) -> dict[str, Random]:
+    """The generators ``model``'s modules hold, by module path and attribute."""
+    if not isinstance(model, Module):
+        raise ConfigError(f"get_rng_state/set_rng_state take a wxb Module as model; got {model!r}")
+    found, roles = generators(model, [])
+    return {path: found[index] for path, index in roles.items()}
+
+
+def _set_held(states: object, model: object) -> None:
+    """Each saved generator's state into the model's generator at its path; refused,
+    before any is set, where the paths are not the model's."""
+    held = _held_generators(model)
+    if not isinstance(states, dict) or set(states) != set(held):
+        saved = sorted(states) if isinstance(states, dict) else []
+        raise ConfigError(
+            "set_rng_state: the state's module generators "
+            f"({', '.join(saved) or 'none'}) are not the model's ({', '.join(held) or 'none'})"
+        )
+    for path, generator in held.items():
+        set_generator_state(generator, states[path], path)
 
 
 def _plain(value: Any) -> Any:

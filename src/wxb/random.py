@@ -34,44 +34,17 @@ def manual_seed(seed: int) -> np.random.Generator:
     return _generator
 
 
-def get_rng_state(model: object = None) -> dict:
+def get_rng_state() -> dict:
     """The default generator's state (``torch.get_rng_state``'s place): a plain dict a
     checkpoint can hold, which ``set_rng_state`` puts back, so Dropout's masks and other
-    draws from it go on after a resume as in the uninterrupted run.
-
-    Given the model, also the generators its modules hold (a ``Dropout(seed=…)``'s own,
-    by module path), which a rebuilt model would otherwise start again from their seeds:
-    ``{"default": …, "modules": {path: state}}``, for ``set_rng_state(state, model)``."""
-    if model is None:
-        return _generator.bit_generator.state
-    from wxb.checkpoint import generator_state  # here: checkpoint imports nn, which imports us
-
-    return {
-        "default": _generator.bit_generator.state,
-        "modules": {path: generator_state(g) for path, g in _held_generators(model).items()},
-    }
+    draws from it go on after a resume as in the uninterrupted run. ``wxb.get_rng_state``
+    (``wxb.checkpoint``'s) also takes a model, for the generators its modules hold."""
+    return _generator.bit_generator.state
 
 
-def set_rng_state(new_state: object, model: object = None) -> None:
+def set_rng_state(new_state: object) -> None:
     """Put back a state ``get_rng_state`` gave, into the default generator itself (what
-    holds it, as ``Dropout`` does each call, draws on from there); a state taken with
-    the model goes back with the model, into the generators its modules hold."""
-    held = isinstance(new_state, dict) and set(new_state) == {"default", "modules"}
-    if held and model is None:
-        raise ConfigError(
-            "set_rng_state: this state holds the generators of a model's modules "
-            f"({', '.join(new_state['modules']) or 'none'}): pass the model too, "
-            "wxb.set_rng_state(state, model)"
-        )
-    modules = new_state["modules"] if held else None  # type: ignore[index]
-    if held:
-        new_state = new_state["default"]  # type: ignore[index]
-    elif model is not None and (paths := list(_held_generators(model))):
-        raise ConfigError(
-            f"set_rng_state: the model's modules hold generators of their own ({', '.join(paths)})"
-            " this state lacks: save wxb.get_rng_state(model), or restore with "
-            "set_rng_state(state) alone"
-        )
+    holds it, as ``Dropout`` does each call, draws on from there)."""
     kind = type(_generator.bit_generator).__name__
     if not isinstance(new_state, dict) or new_state.get("bit_generator") != kind:
         raise ConfigError(
@@ -79,39 +52,10 @@ def set_rng_state(new_state: object, model: object = None) -> None:
             + (f"a {new_state.get('bit_generator')} state" if isinstance(new_state, dict)
                else type(new_state).__name__)
         )  # fmt: skip
-    if held:
-        _set_held(modules, model)
     try:
         _generator.bit_generator.state = new_state
     except (TypeError, ValueError, KeyError) as exc:
         raise ConfigError(f"set_rng_state: the state is damaged ({exc})") from None
-
-
-def _held_generators(model: object) -> dict[str, object]:
-    """The generators ``model``'s modules hold, by module path and attribute."""
-    from wxb.checkpoint import generators  # here: checkpoint imports nn, which imports us
-    from wxb.nn.module import Module
-
-    if not isinstance(model, Module):
-        raise ConfigError(f"get_rng_state/set_rng_state take a wxb Module as model; got {model!r}")
-    found, roles = generators(model, [])
-    return {path: found[index] for path, index in roles.items()}
-
-
-def _set_held(states: object, model: object) -> None:
-    """Each saved generator's state into the model's generator at its path; refused,
-    before any is set, where the paths are not the model's."""
-    from wxb.checkpoint import set_generator_state  # here: checkpoint imports nn, which imports us
-
-    held = _held_generators(model)
-    if not isinstance(states, dict) or set(states) != set(held):
-        saved = sorted(states) if isinstance(states, dict) else []
-        raise ConfigError(
-            "set_rng_state: the state's module generators "
-            f"({', '.join(saved) or 'none'}) are not the model's ({', '.join(held) or 'none'})"
-        )
-    for path, generator in held.items():
-        set_generator_state(generator, states[path], path)
 
 
 def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
