@@ -39,7 +39,14 @@ def fenced(path: Path, language: str) -> list[str]:
 def readme_blocks() -> dict[str, str]:
     """The README's Python blocks by what they show; a new one must be added here."""
     blocks = fenced(README, "python")
-    names = ["wine_dataframe", "digits_fit", "checkpoints", "hand_loop", "sklearn"]
+    names = [
+        "wine_dataframe",
+        "digits_fit",
+        "checkpoints",
+        "hand_loop",
+        "sklearn",
+        "from_pytorch",
+    ]
     assert len(blocks) == len(names), (
         f"README.md has {len(blocks)} ```python blocks, this test runs {len(names)}: "
         "run the new one in tests/test_docs_examples.py too"
@@ -134,6 +141,12 @@ def test_the_readme_python_api_blocks_run_in_order(tmp_path, monkeypatch, rng):
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
     assert [w.shape for w in clf.coefs_] == [(64, 100), (100, 10)]
     assert 0 < len(clf.loss_curve_) <= 300
+
+    # Coming from PyTorch: the ported script trains, and its checkpoint loads back
+    printed = execute(blocks["from_pytorch"], ns)
+    assert printed.count("epoch ") == ns["epochs"] and ns["acc"] > 0.9
+    assert len(ns["losses"]) == ns["epochs"] * -(-len(ns["X_train"]) // ns["batch"])
+    assert ns["ckpt"]["epoch"] == ns["epochs"] and (tmp_path / "mlp.safetensors").exists()
 
 
 def test_the_scaling_script_prints_the_table_docs_scaling_shows():
