@@ -5,6 +5,7 @@ with the stated way back giving torch's number."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import math
 import re
@@ -186,7 +187,8 @@ def _grads(rng):
 
 
 def test_grad_std_is_numpys_and_ddof_1_gives_torchs(seeded):
-    ours, theirs = _grads(seeded.rng)
+    ours, _ = _grads(seeded.rng)
+    theirs = torch.tensor(ours)  # the same numbers: only the divisor differs
     n = ours.size
     assert isinstance(ours, np.ndarray)
     t_std = theirs.std().item()
@@ -197,12 +199,16 @@ def test_grad_std_is_numpys_and_ddof_1_gives_torchs(seeded):
 
 
 def test_max_along_a_dim_of_numpy_arrays_gives_values_alone(seeded):
-    ours, theirs = _grads(seeded.rng)
+    ours, _ = _grads(seeded.rng)
+    theirs = torch.tensor(ours)  # the same numbers, so values and indices are exact
     tv, ti = theirs.max(1)
-    np.testing.assert_allclose(ours.max(1), tv.numpy(), rtol=1e-12)  # the values alone
+    np.testing.assert_array_equal(ours.max(1), tv.numpy())  # the values alone
     v, i = wxb.max(wxb.tensor(ours), 1)
-    np.testing.assert_allclose(v.data, tv.numpy(), rtol=1e-12)
+    np.testing.assert_array_equal(v.data, tv.numpy())
     np.testing.assert_array_equal(i, ti.numpy())
+    out = wxb.tensor(ours)  # a Tensor's .data too: the old MNIST example's .max(1)[1]
+    assert out.data.max(1)[1] == tv[1].item(), seeded.msg("row 1's maximum")
+    np.testing.assert_array_equal(out.max(1)[1], ti.numpy())
 
     mask_w = (wxb.tensor(ours) > 0).long()  # comparisons: NumPy arrays, int64 with .long()
     mask_t = (theirs > 0).long()
@@ -261,3 +267,38 @@ def test_what_is_refused_is_refused_in_one_line():
         model.to("cuda")
     with pytest.raises(AttributeError):
         model.weight.data.clamp_(-1, 1)
+
+
+def test_state_dicts_are_copies_where_torchs_follow_training(seeded):
+    rng = seeded.rng
+    twin = torch.nn.Linear(4, 3).double()
+    model = nn.Linear(4, 3, dtype="float64")
+    model.load_state_dict(twin.state_dict())
+    opt, topt = (
+        wxb.optim.Adam(model.parameters(), lr=0.1),
+        torch.optim.Adam(twin.parameters(), lr=0.1),
+    )
+    x, y = rng.normal(size=(6, 4)), rng.integers(0, 3, 6)
+
+    def step():
+        opt.zero_grad(), topt.zero_grad()
+        nn.CrossEntropyLoss()(model(wxb.tensor(x)), y).backward()
+        torch.nn.CrossEntropyLoss()(twin(torch.tensor(x)), torch.tensor(y)).backward()
+        opt.step(), topt.step()
+
+    step()
+    best, tbest = model.state_dict(), twin.state_dict()
+    deep = copy.deepcopy(twin.state_dict())  # PyTorch users' way to keep them
+    ostate, tostate = opt.state_dict(), topt.state_dict()
+    step()
+    for k, v in best.items():  # wxb's: that step's weights
+        np.testing.assert_allclose(
+            v, deep[k].numpy(), rtol=1e-12, atol=1e-15, err_msg=seeded.msg(k)
+        )
+    # torch's followed training: the last weights, as the model holds them
+    np.testing.assert_array_equal(tbest["weight"].numpy(), twin.weight.detach().numpy())
+    assert not np.allclose(deep["weight"].numpy(), twin.weight.detach().numpy())
+    assert ostate["state"][0]["step"] == 1 and tostate["state"][0]["step"].item() == 2
+    model.load_state_dict(best)
+    twin.load_state_dict(deep)
+    np.testing.assert_allclose(model.weight.data, twin.weight.detach().numpy(), rtol=1e-12)
