@@ -114,6 +114,8 @@ def test_mse_loss_is_c_over_2_times_torchs_and_the_mean_of_squares_is_torchs(see
     sq = (out - y) ** 2
     atol = rounding_atol(sq, B * C)  # two sums of the B·C squares, scaled by < 1
     assert abs(ours - theirs * C / 2) <= atol, seeded.msg(f"{ours} vs {theirs} × {C}/2")
+    functional = nn.functional.mse_loss(wxb.tensor(out, dtype="float64"), y).item()
+    assert abs(functional - theirs * C / 2) <= atol, seeded.msg(f"F.mse_loss {functional}")
     back = ((wxb.tensor(out, dtype="float64") - y) ** 2).mean().item()
     assert abs(back - theirs) <= atol, seeded.msg("((out - y) ** 2).mean()")
 
