@@ -3075,6 +3075,28 @@ class OneCycleLR(LRSchedule):
         self._set(self.epoch)
 
 
+def _check_members(
+    name: str, schedulers: list, optimizer: object, plateau: str, elsewhere: str
+) -> None:
+    """What SequentialLR and ChainedScheduler both ask of the schedules they run: wxb
+    schedules, none stepped on a figure, all on ``optimizer``; the two say why in their
+    own words (``plateau``, ``elsewhere``)."""
+    for index, schedule in enumerate(schedulers):
+        if not isinstance(schedule, LRSchedule):
+            raise ConfigError(
+                f"{name} schedulers[{index}] must be a wxb schedule; got {schedule!r}"
+            )
+        if isinstance(schedule, ReduceLROnPlateau):
+            raise ConfigError(
+                f"{name} schedulers[{index}] is a ReduceLROnPlateau, which steps on a {plateau}"
+            )
+        if schedule.optimizer is not optimizer:
+            raise ConfigError(
+                f"{name} schedulers[{index}] ({type(schedule).__name__}) is on another "
+                f"optimiser: {elsewhere}"
+            )
+
+
 class SequentialLR(LRSchedule):
     """PyTorch's SequentialLR: ``schedulers[i]`` sets the rates from epoch
     ``milestones[i-1]`` on, started again at its epoch 0 there (as PyTorch's, which
@@ -3100,21 +3122,12 @@ class SequentialLR(LRSchedule):
             raise ConfigError(f"{name} schedulers must be a list of schedules; got {schedulers!r}")
         if not schedulers:
             raise ConfigError(f"{name} expects at least one scheduler; got none")
+        _check_members(
+            name, schedulers, optimizer,
+            "figure, not an epoch: PyTorch's SequentialLR refuses it too",
+            "every schedule must be on the SequentialLR's",
+        )  # fmt: skip
         for index, schedule in enumerate(schedulers):
-            if not isinstance(schedule, LRSchedule):
-                raise ConfigError(
-                    f"{name} schedulers[{index}] must be a wxb schedule; got {schedule!r}"
-                )
-            if isinstance(schedule, ReduceLROnPlateau):
-                raise ConfigError(
-                    f"{name} schedulers[{index}] is a ReduceLROnPlateau, which steps on a "
-                    "figure, not an epoch: PyTorch's SequentialLR refuses it too"
-                )
-            if schedule.optimizer is not optimizer:
-                raise ConfigError(
-                    f"{name} schedulers[{index}] ({type(schedule).__name__}) is on another "
-                    "optimiser: every schedule must be on the SequentialLR's"
-                )
             if isinstance(vars(schedule).get("_lr_lambda"), list):
                 raise ConfigError(
                     f"{name} schedulers[{index}] is a LambdaLR with one function per group, "
@@ -3412,21 +3425,11 @@ class ChainedScheduler:
         if not isinstance(schedulers, (list, tuple)) or not schedulers:
             raise ConfigError(f"{name} expects a list of at least one schedule; got {schedulers!r}")
         optimizer = schedulers[0].optimizer if optimizer is None else optimizer
-        for index, schedule in enumerate(schedulers):
-            if not isinstance(schedule, LRSchedule):
-                raise ConfigError(
-                    f"{name} schedulers[{index}] must be a wxb schedule; got {schedule!r}"
-                )
-            if isinstance(schedule, ReduceLROnPlateau):
-                raise ConfigError(
-                    f"{name} schedulers[{index}] is a ReduceLROnPlateau, which steps on a "
-                    "figure: step it on its own (scheduler.step(val_loss))"
-                )
-            if schedule.optimizer is not optimizer:
-                raise ConfigError(
-                    f"{name} schedulers[{index}] ({type(schedule).__name__}) is on another "
-                    "optimiser: every schedule must be on the same one"
-                )
+        _check_members(
+            name, schedulers, optimizer,
+            "figure: step it on its own (scheduler.step(val_loss))",
+            "every schedule must be on the same one",
+        )  # fmt: skip
         self.optimizer = optimizer
         self._schedulers = list(schedulers)
         self._last_lr = [group["lr"] for group in optimizer.param_groups]
