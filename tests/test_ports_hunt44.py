@@ -13,9 +13,10 @@ import pytest
 
 import wxb
 import wxb.nn.functional as F
-from wxb import nn
 
 torch = pytest.importorskip("torch")
+from torch_twins import tanh_classifier  # noqa: E402 (torch is there)
+
 TF = torch.nn.functional
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)`"),
@@ -33,24 +34,7 @@ def _torch_float64():
     torch.set_default_dtype(before)
 
 
-def _twin_models(rng, sizes=(5, 8, 3)):
-    """A two-layer classifier in each library, holding the same float64 weights."""
-    theirs = torch.nn.Sequential(
-        torch.nn.Linear(sizes[0], sizes[1], dtype=torch.float64),
-        torch.nn.Tanh(),
-        torch.nn.Linear(sizes[1], sizes[2], dtype=torch.float64),
-    )
-    ours = nn.Sequential(
-        nn.Linear(sizes[0], sizes[1], dtype="float64"),
-        nn.Tanh(),
-        nn.Linear(sizes[1], sizes[2], dtype="float64"),
-    )
-    for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
-        values = rng.normal(scale=0.5, size=tuple(q.shape))
-        p.data[...] = values
-        with torch.no_grad():
-            q.copy_(torch.from_numpy(values))
-    return ours, theirs
+_twin_models = tanh_classifier  # (tests/torch_twins.py)
 
 
 def _batches(rng, count, sizes=(5, 8, 3)):
