@@ -27,6 +27,21 @@ def _batch(rng, rows=7, sizes=(5, 8, 3)):
     return rng.normal(size=(rows, sizes[0])), rng.integers(0, sizes[2], size=rows)
 
 
+def _backward_both(ours, theirs, X, y):
+    """The batch's cross-entropy backward through each library's model."""
+    F.cross_entropy(ours(X), y).backward()
+    TF.cross_entropy(theirs(torch.from_numpy(X)), torch.from_numpy(y)).backward()
+
+
+def _step_both(ours, theirs, opt, topt, X, y):
+    """One training step of each library's loop on the batch."""
+    opt.zero_grad()
+    topt.zero_grad()
+    _backward_both(ours, theirs, X, y)
+    opt.step()
+    topt.step()
+
+
 def _same_weights(ours, theirs, msg, rtol=1e-12):
     for (name, p), q in zip(ours.named_parameters(), theirs.parameters(), strict=True):
         np.testing.assert_allclose(
@@ -85,12 +100,7 @@ def test_torch_nn_utils_imports_and_trains_as_torchs(seeded):
     torch.nn.utils.vector_to_parameters(taverage, theirs.parameters())
     _same_weights(ours, theirs, seeded.msg("averaged"))
     X, y = _batch(rng)  # the optimiser steps on from the written values, as PyTorch's
-    opt.zero_grad()
-    topt.zero_grad()
-    F.cross_entropy(ours(X), y).backward()
-    TF.cross_entropy(theirs(torch.from_numpy(X)), torch.from_numpy(y)).backward()
-    opt.step()
-    topt.step()
+    _step_both(ours, theirs, opt, topt, X, y)
     _same_weights(ours, theirs, seeded.msg("after the written vector"))
     with pytest.raises(wxb.ShapeError, match="vec has 3 entries; the 4 parameters hold"):
         vector_to_parameters(np.zeros(3), ours.parameters())
@@ -119,12 +129,7 @@ def test_weight_clipping_with_clamp_trains_as_torchs(seeded, optimizer):
     c = float(rng.uniform(0.2, 0.6))
     for step in range(5):
         X, y = _batch(rng)
-        opt.zero_grad()
-        topt.zero_grad()
-        F.cross_entropy(ours(X), y).backward()
-        TF.cross_entropy(theirs(torch.from_numpy(X)), torch.from_numpy(y)).backward()
-        opt.step()
-        topt.step()
+        _step_both(ours, theirs, opt, topt, X, y)
         with wxb.no_grad():
             for p in ours.parameters():
                 assert (p.clamp_(-c, c) if step % 2 else p.clip_(min=-c, max=c)) is p
@@ -205,8 +210,7 @@ def test_input_gradients_and_autograd_grad_as_torchs(seeded, frozen):
         opt.zero_grad()
         topt.zero_grad()
         X, y = _batch(rng)
-        F.cross_entropy(ours(X), y).backward()
-        TF.cross_entropy(theirs(torch.from_numpy(X)), torch.from_numpy(y)).backward()
+        _backward_both(ours, theirs, X, y)
         X2, y2 = _batch(rng)
         assert ours.why_not_planned() is None
         grads = wxb.autograd.grad(F.cross_entropy(ours(X2), y2), ours.parameters())
@@ -256,12 +260,7 @@ def test_model_apply_with_init_on_the_weights_data_trains_as_torchs(seeded):
     topt = torch.optim.Adam(theirs.parameters(), lr=0.01)
     for step in range(4):
         X, y = _batch(rng)
-        opt.zero_grad()
-        topt.zero_grad()
-        F.cross_entropy(ours(X), y).backward()
-        TF.cross_entropy(theirs(torch.from_numpy(X)), torch.from_numpy(y)).backward()
-        opt.step()
-        topt.step()
+        _step_both(ours, theirs, opt, topt, X, y)
         _same_weights(ours, theirs, seeded.msg(f"step {step}"))
 
 
@@ -291,12 +290,7 @@ def test_optimizer_over_named_parameters_with_no_decay_groups_as_torchs(seeded):
     batches = [_batch(rng) for _ in range(5)]
     saved = None
     for step, (X, y) in enumerate(batches):
-        opt.zero_grad()
-        topt.zero_grad()
-        F.cross_entropy(ours(X), y).backward()
-        TF.cross_entropy(theirs(torch.from_numpy(X)), torch.from_numpy(y)).backward()
-        opt.step()
-        topt.step()
+        _step_both(ours, theirs, opt, topt, X, y)
         _same_weights(ours, theirs, seeded.msg(f"step {step}"))
         if step == 2:
             saved = pickle.dumps({"model": ours.state_dict(), "optimizer": opt.state_dict()})
@@ -388,12 +382,7 @@ def test_max_norm_constraint_with_renorm_trains_as_torchs(seeded, in_place):
     c = float(rng.uniform(0.5, 1.5))
     for step in range(5):
         X, y = _batch(rng)
-        opt.zero_grad()
-        topt.zero_grad()
-        F.cross_entropy(ours(X), y).backward()
-        TF.cross_entropy(theirs(torch.from_numpy(X)), torch.from_numpy(y)).backward()
-        opt.step()
-        topt.step()
+        _step_both(ours, theirs, opt, topt, X, y)
         with wxb.no_grad():
             for layer in (ours[0], ours[2]):
                 w = layer.weight
@@ -438,8 +427,7 @@ def test_clipping_takes_torchs_keywords(seeded):
     rng = seeded.rng
     ours, theirs = _twins(rng)
     X, y = _batch(rng)
-    F.cross_entropy(ours(X), y).backward()
-    TF.cross_entropy(theirs(torch.from_numpy(X)), torch.from_numpy(y)).backward()
+    _backward_both(ours, theirs, X, y)
     limit = float(rng.uniform(0.05, 0.5))
     norm = nn.utils.clip_grad_norm_(parameters=ours.parameters(), max_norm=limit, norm_type=2.0)
     expected = torch.nn.utils.clip_grad_norm_(parameters=theirs.parameters(), max_norm=limit)
@@ -533,12 +521,7 @@ def test_load_state_dict_with_assign_trains_on_as_torchs(seeded):
     topt = torch.optim.Adam(theirs.parameters(), lr=0.01)
     for step in range(3):
         X, y = _batch(rng)
-        opt.zero_grad()
-        topt.zero_grad()
-        F.cross_entropy(fresh(X), y).backward()
-        TF.cross_entropy(theirs(torch.from_numpy(X)), torch.from_numpy(y)).backward()
-        opt.step()
-        topt.step()
+        _step_both(fresh, theirs, opt, topt, X, y)
         _same_weights(fresh, theirs, seeded.msg(f"step {step}"))
     single = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3))  # float32
     with pytest.raises(wxb.ConfigError, match=r"assign=True\) would make this float32"):
