@@ -1655,8 +1655,15 @@ def run_report(args: argparse.Namespace) -> None:
     if args.data is not None or trained_on_digits(model):
         args.rows = 1
         rows = explain_rows(model, explain_data(model, args), args)
-    elif args.target:
-        raise ConfigError("--target needs --data: the rows to walk through")
+    else:  # no walk-through: an option that picks its row or target would do nothing
+        given = [
+            f"--{k}" for k, unset in (("target", None), ("sample", 0)) if getattr(args, k) != unset
+        ]
+        if given:
+            raise ConfigError(
+                f"{' and '.join(given)} {'needs' if len(given) == 1 else 'need'} --data: "
+                f"the rows to walk through ({args.model} was not trained on the built-in digits)"
+            )
     write_page(
         model,
         path=args.output,
