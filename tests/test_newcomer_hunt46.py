@@ -1,5 +1,5 @@
 """A newcomer's next steps after the README's examples: a report asked for one row of a
-model trained on a file."""
+model trained on a file, and a checkpoint handed to the commands that read a model."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from cli_run import FAST, run
+
+import wxb
+from wxb.errors import ModelFileError
 
 
 def _table(rng: np.random.Generator, path: Path) -> Path:
@@ -38,3 +42,37 @@ def test_report_refuses_a_row_it_has_no_data_for(tmp_path, capsys, seeded):
     code, out, err = run(capsys, "report", model, "--sample", sample, "--data", data,
                          "--no-floor", "-o", page)  # fmt: skip
     assert code == 0 and f"row {sample} of" in out, seeded.msg(err)
+
+
+@pytest.mark.parametrize("command", ["summary", "predict", "eval", "explain", "diagram", "report"])
+def test_a_checkpoint_given_as_a_model_is_named_as_one(tmp_path, capsys, seeded, command):
+    """`wxb predict ckpt/step-….safetensors new.csv`, to predict from a run under way,
+    said 'a safetensors file, but not a wxb model … weights alone, as
+    safetensors.numpy.save_file writes them …' (its own checkpoint, whose keys
+    model.*/optimizer.* no load_state_dict takes), and of the step's JSON 'not a
+    safetensors file (bad header length)'. Both now say it is a training checkpoint
+    and that --resume finishes the run; that way then gives a model."""
+    rng = seeded.rng
+    data = _table(rng, tmp_path / "t.csv")
+    folder, model = tmp_path / "ckpt", tmp_path / "m.safetensors"
+    argv = ["train", "--data", data, "--target", "y", "--hidden", "8", "--epochs", "4", "-q",
+            "--checkpoint-dir", folder, "-o", model]  # fmt: skip
+    code, _, err = run(capsys, *argv)
+    assert code == 0, err
+    steps = sorted(folder.glob("step-*.json"))
+    assert steps, "no checkpoint written"
+    record = steps[int(rng.integers(len(steps)))]
+    rest = {"predict": [data], "eval": [data], "explain": ["--data", data],
+            "report": ["--no-floor", "-o", tmp_path / "r.html"]}.get(command, [])  # fmt: skip
+    for given in rng.permutation([record, record.with_suffix(".safetensors")]):
+        code, out, err = run(capsys, command, given, *rest)
+        assert code == 2 and out == "", seeded.msg(f"{given}: {out}")
+        assert err.startswith(f"wxb: error: {given}: a training checkpoint"), err
+        assert "--resume" in err and err.count("\n") == 1, err
+        with pytest.raises(ModelFileError, match="a training checkpoint"):
+            wxb.load(given)
+    model.unlink()
+    code, _, err = run(capsys, *argv, "--resume")  # the way the error names
+    assert code == 0, err
+    code, out, err = run(capsys, "summary", model, "--no-floor")
+    assert code == 0 and "hidden1 (Dense)" in out, err

@@ -421,9 +421,31 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     return _metadata(path, _read_header(path))
 
 
+def _refuse_train_checkpoint(path: Path) -> None:
+    """A checkpoint of wxb train or fit (step-N.json, or its step-N.safetensors of arrays)
+    is named as one: a reader given it, to predict from a run under way, was told it is
+    no safetensors file, or a bare state_dict to load into a model built in code."""
+    record = path if path.suffix == ".json" else path.with_suffix(".json")
+    try:
+        meta = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
+    except (OSError, ValueError, RecursionError):
+        return
+    if not isinstance(meta, dict) or meta.get("format") != "wxb-checkpoint":  # checkpoint.FORMAT
+        return
+    beside = "" if record == path else f" ({record.name})"
+    raise ModelFileError(
+        f"{path}: a training checkpoint{beside}, not a model: run the same wxb train command "
+        "with --resume (or wxb.fit with resume=True), which finishes the run and saves the model"
+    )
+
+
 def _read_header(path: Path) -> dict:
     try:
         return read_safetensors_header(path)
+    except ModelFileError:
+        if path.is_file():
+            _refuse_train_checkpoint(path)
+        raise
     except RecursionError:
         raise ModelFileError(f"{path}: not a safetensors file (header nested too deeply)") from None
     except ValueError as exc:
@@ -440,6 +462,7 @@ def _metadata(path: Path, header: dict) -> dict[str, str]:
             "wxb.load(path) in Python gives its dict back; a model file is wxb.save(model, path)"
         )
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        _refuse_train_checkpoint(path)
         raise ModelFileError(
             f"{path}: a safetensors file, but not a wxb model (no wxb architecture in its "
             "metadata); weights alone, as safetensors.numpy.save_file(model.state_dict(), path) "
