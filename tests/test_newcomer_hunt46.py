@@ -76,3 +76,31 @@ def test_a_checkpoint_given_as_a_model_is_named_as_one(tmp_path, capsys, seeded,
     assert code == 0, err
     code, out, err = run(capsys, "summary", model, "--no-floor")
     assert code == 0 and "hidden1 (Dense)" in out, err
+
+
+def test_an_npz_without_the_array_named_says_which_it_has(tmp_path, capsys, seeded):
+    """An NPZ whose arrays are not X and y (`np.savez(path, feats=…, target=…)`) was
+    refused as 'not a readable NPZ file (…: no array 'X' (found …); name it with
+    --x-array)': the reader's own DataError, a ValueError, was caught as a broken file's.
+    The line now says only what is missing, which arrays there are and the option."""
+    rng = seeded.rng
+    rows, width = int(rng.integers(30, 60)), int(rng.integers(2, 6))
+    names = [f"a{rng.integers(1000)}", f"b{rng.integers(1000)}"]
+    data = tmp_path / "d.npz"
+    X, y = rng.normal(size=(rows, width)), rng.integers(0, 2, size=rows)
+    np.savez(data, **{names[0]: X, names[1]: y})
+    found = ", ".join(sorted(names))
+    capsys.readouterr()  # (the fixture's line with the seed)
+    wanted = {
+        (): f"{data}: no array 'X' (found {found}); name it with --x-array",
+        ("--x-array", names[0], "--y-array", "nope"): f"{data}: no array 'nope' (found {found})",
+        ("--x-array", names[0]): f"{data}: no array 'y' with the targets; name it with --y-array",
+    }
+    for extra, line in wanted.items():
+        code, out, err = run(capsys, "train", "--data", data, *extra, *FAST)
+        assert (code, out, err) == (2, "", f"wxb: error: {line}\n"), seeded.msg(str(extra))
+    model = tmp_path / "m.safetensors"
+    code, _, err = run(capsys, "train", "--data", data, "--x-array", names[0], "--y-array",
+                       names[1], *FAST, "-o", model)  # fmt: skip
+    assert code == 0, err
+    np.testing.assert_array_equal(wxb.load(model).predict(X).shape, (rows, 2))

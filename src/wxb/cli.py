@@ -923,7 +923,8 @@ def read_training_data(args: argparse.Namespace) -> TableData | wdata.Dataset:
     targets = target_names(args.target, table) or table.default_targets
     if not targets:
         if str(args.data).lower().endswith(".npz"):
-            raise DataError(f"{args.data}: no array {args.y_array or 'y'!r} with the targets")
+            hint = "" if args.y_array else "; name it with --y-array"
+            raise DataError(f"{args.data}: no array {args.y_array or 'y'!r} with the targets{hint}")
         else:
             raise DataError(
                 f"{args.data}: name the column to predict with --target (columns: "

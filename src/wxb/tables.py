@@ -1760,6 +1760,8 @@ def read_npz(path: Path, x_array: str | None = None, y_array: str | None = None)
             if y_array is not None and y_name not in names:
                 raise DataError(f"{path}: no array {y_name!r} (found {', '.join(sorted(names))})")
             y = archive[y_name] if y_name in names else None
+    except DataError:  # (a ValueError) the array named is missing: said as is, not as a bad file
+        raise
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path}: not a readable NPZ file ({exc})") from None
     if X.ndim == 1:
