@@ -104,3 +104,18 @@ def test_an_npz_without_the_array_named_says_which_it_has(tmp_path, capsys, seed
                        names[1], *FAST, "-o", model)  # fmt: skip
     assert code == 0, err
     np.testing.assert_array_equal(wxb.load(model).predict(X).shape, (rows, 2))
+
+
+def test_explain_names_the_one_option_out_of_range_with_its_value(capsys, seeded):
+    """`wxb explain MODEL --sample -3` said "--rows must be ≥ 1 and --sample ≥ 0", naming
+    an option the user left alone and not the value given (wxb report's own check says
+    "--sample must be ≥ 0; got -3"). Each is now named alone, with its value."""
+    rng = seeded.rng
+    capsys.readouterr()  # (the fixture's line with the seed)
+    sample, rows = -int(rng.integers(1, 100)), -int(rng.integers(0, 100))
+    for argv, line in (
+        (["--sample", sample], f"--sample must be ≥ 0; got {sample}"),
+        (["--rows", rows], f"--rows must be ≥ 1; got {rows}"),
+    ):
+        code, out, err = run(capsys, "explain", "model.safetensors", *argv)
+        assert (code, out, err) == (2, "", f"wxb: error: {line}\n"), seeded.msg(str(argv))

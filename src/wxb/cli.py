@@ -1696,8 +1696,10 @@ def run_explain(args: argparse.Namespace) -> None:
             )
         print(explain_seed(fmt).render())
         return
-    if args.rows < 1 or args.sample < 0:
-        raise ConfigError("--rows must be ≥ 1 and --sample ≥ 0")
+    if args.sample < 0:  # each named alone, with its value, as wxb report names them
+        raise ConfigError(f"--sample must be ≥ 0; got {args.sample}")
+    if args.rows < 1:
+        raise ConfigError(f"--rows must be ≥ 1; got {args.rows}")
     model = load_model(args.model)
     rows = explain_rows(model, explain_data(model, args), args)
     if rows.stage and fmt == "markdown":  # a list, its names shown literally
