@@ -11,8 +11,9 @@ else, so it is refused before anything is written). Parameters shared between
 layers (tied weights) are stored once, under their first name, and the metadata
 records the ties (``"ties": {"dense3.weight": "dense1.weight"}``) so ``load``
 shares them again; parameters with ``requires_grad`` False are listed (``"frozen"``)
-and load frozen, and a Dense's W or b registered as a buffer in its place is listed
-(``"dense_buffers"``) and loads as a buffer. ``load`` checks the architecture
+and load frozen, a Dense's W or b registered as a buffer in its place is listed
+(``"dense_buffers"``) and loads as a buffer, and a ``Dropout(seed=…)``'s own generator
+is kept as it stands (``"dropout_generators"``). ``load`` checks the architecture
 against the stored tensors' header, without recursion and before allocating anything,
 so a hand-edited file is refused with ModelFileError, never MemoryError or RecursionError.
 """
@@ -152,6 +153,9 @@ def save(model: Module | dict, path: str | Path) -> Path:
     wider = _wider_statistics(model)
     if wider:  # as the model holds them: .double() after load gets them back, as before save
         metadata[WIDER_STATISTICS] = json.dumps(wider)
+    generators = _dropout_generators(model)
+    if generators:  # a Dropout(seed=…)'s own generator, as it stands: fit after load draws on
+        metadata[DROPOUT_GENERATORS] = json.dumps(generators)
     # (np.ascontiguousarray would make a 0-d count 1-d)
     tensors = {name: np.require(array, requirements="C") for name, array in state.items()}
     path = Path(path)
@@ -237,6 +241,90 @@ def _restore_wider_statistics(model: Module, path: Path, wider: object) -> None:
                 "a Standardize buffer it holds"
             )
         module.__dict__.setdefault("_given_buffers", {})[key] = given
+
+
+# A Dropout(seed=…)'s own generator (state and the key fit's masks took from it when made),
+# by module path; a Dropout sharing another's generator (wxb train's, made from one seed)
+# names that one's path. Without it, a loaded model drew its masks from wxb's generator: a
+# model saved before training, loaded and fit, trained otherwise than the model itself, and
+# set_rng_state(get_rng_state(model), loaded) was refused (no generator at that path).
+DROPOUT_GENERATORS = "dropout_generators"
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+
+def _dropout_generators(model: Module) -> dict[str, object]:
+    """module path → {"state", "row_key"} of each Dropout's own generator ("same_as": the
+    path of the Dropout whose generator it shares, in place of "state")."""
+    found: dict[str, object] = {}
+    first: dict[int, str] = {}
+    for path, module in model.named_modules():
+        generator = module.__dict__.get("_own_rng") if isinstance(module, layers.Dropout) else None
+        if generator is None:
+            continue
+        if id(generator) in first:
+            found[path] = {"same_as": first[id(generator)], "row_key": module._row_key}
+            continue
+        kind = type(generator.bit_generator).__name__
+        if kind not in _BIT_GENERATORS:
+            raise ConfigError(
+                f"cannot save this model: {path}'s generator is a {kind}, which a model file "
+                f"cannot rebuild (it takes NumPy's {', '.join(_BIT_GENERATORS)})"
+            )
+        first[id(generator)] = path
+        state = _plain_state(generator.bit_generator.state)
+        found[path] = {"state": state, "row_key": module._row_key}
+    return found
+
+
+def _plain_state(value: object) -> object:
+    """A bit generator's state as JSON: arrays (MT19937's key) as lists with their dtype."""
+    if isinstance(value, dict):
+        return {k: _plain_state(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return {"__ndarray__": value.tolist(), "dtype": str(value.dtype)}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _array_state(value: object) -> object:
+    if isinstance(value, dict):
+        if set(value) == {"__ndarray__", "dtype"}:
+            return np.array(value["__ndarray__"], dtype=value["dtype"])
+        return {k: _array_state(v) for k, v in value.items()}
+    return value
+
+
+def _restore_dropout_generators(model: Module, path: Path, saved: object) -> None:
+    """Put back what ``_dropout_generators`` saved; a file written before holds none."""
+    if not isinstance(saved, dict):
+        raise ModelFileError(f"{path}: its {DROPOUT_GENERATORS} is not a table of modules")
+    modules = dict(model.named_modules())
+    made: dict[str, np.random.Generator] = {}
+    for where, entry in saved.items():
+        module = modules.get(where)
+        what = f"{path}: its {DROPOUT_GENERATORS} entry {where!r}"
+        if not isinstance(module, layers.Dropout):
+            raise ModelFileError(f"{what} names no Dropout of the model")
+        key = entry.get("row_key") if isinstance(entry, dict) else None
+        if not _is_count(key):
+            raise ModelFileError(f"{what} is not a generator's state and key")
+        if "same_as" in entry:  # shares the generator of a Dropout saved before it
+            generator = made.get(entry["same_as"])  # type: ignore[arg-type]
+            if generator is None:
+                raise ModelFileError(f"{what} shares a generator saved after it, or none")
+        else:
+            try:
+                state = _array_state(entry["state"])
+                kind = state["bit_generator"]
+                if kind not in _BIT_GENERATORS:
+                    raise ValueError(kind)
+                bits = getattr(np.random, kind)()
+                bits.state = state
+            except (TypeError, ValueError, KeyError, OverflowError):
+                raise ModelFileError(f"{what} is not a generator's state and key") from None
+            generator = made[where] = np.random.Generator(bits)
+        module._own_rng, module._row_key = generator, key
 
 
 def _check_info_keys(value: object, where: str) -> None:
@@ -657,6 +745,7 @@ def _load_model(path: Path, header: dict) -> Module:
         raise ModelFileError(f"{path}: {exc}") from None
     _restore_wider_statistics(model, path, _json_field(path, metadata, WIDER_STATISTICS, {}))
     _restore_dense_buffers(model, path, _json_field(path, metadata, DENSE_BUFFERS, []))
+    _restore_dropout_generators(model, path, _json_field(path, metadata, DROPOUT_GENERATORS, {}))
     parameters = dict(model.named_parameters())
     if not isinstance(frozen, list) or not all(
         isinstance(name, str) and name in parameters for name in frozen
@@ -713,8 +802,8 @@ def _build(config: dict[str, Any]) -> Module:
         return layers.Dense(
             config["in_features"], config["out_features"], config["bias"], seed=0, name=name
         )
-    if kind == "Dropout":
-        return layers.Dropout(config["p"], name=name)  # masks from wxb's generator, as when built
+    if kind == "Dropout":  # (its own generator, if it had one, is put back after)
+        return layers.Dropout(config["p"], name=name)
     if kind == "Standardize":
         n = config["features"]
         return layers.Standardize(np.zeros(n), np.ones(n), name=name)

@@ -1,0 +1,166 @@
+"""Files and interop round trips at random shapes (hunt 46).
+
+Models, widths, dtypes and seeds are drawn fresh on each run (the seed is printed;
+WXB_TEST_SEED=<seed> replays a failure).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import safetensors.numpy as stn
+from safetensors import safe_open
+
+import wxb
+from wxb.errors import ConfigError, ModelFileError
+from wxb.nn import (
+    BatchNorm1d,
+    CrossEntropyLoss,
+    Dense,
+    Dropout,
+    LayerNorm,
+    ReLU,
+    Sequential,
+    Tanh,
+)
+
+
+# ---------------------------------------------------------------------------------
+# A Dropout(seed=…)'s own generator travels in the model file
+# ---------------------------------------------------------------------------------
+def _dropout_model(rng, dtype):
+    """Dense layers of random widths (1 included), each maybe followed by a norm, an
+    activation and a Dropout with a generator of its own: a fresh one, or the one an
+    earlier Dropout holds (as wxb train's, all made from one seed)."""
+    width = int(rng.integers(1, 6))
+    n_features, layers, generators = width, [], []
+    for _ in range(int(rng.integers(1, 4))):
+        out = int(rng.integers(1, 7))
+        layers.append(Dense(width, out, seed=int(rng.integers(1 << 30))))
+        if out > 1 and rng.random() < 0.3:
+            layers.append(LayerNorm(out) if rng.random() < 0.5 else BatchNorm1d(out))
+        layers.append(ReLU() if rng.random() < 0.5 else Tanh())
+        if rng.random() < 0.8 or not generators:
+            if generators and rng.random() < 0.4:
+                seed = generators[int(rng.integers(len(generators)))]
+            else:
+                kind = [np.random.PCG64, np.random.MT19937, np.random.Philox][int(rng.integers(3))]
+                seed = np.random.Generator(kind(int(rng.integers(1 << 30))))
+                generators.append(seed)
+            layers.append(Dropout(float(rng.uniform(0.1, 0.6)), seed=seed))
+        width = out
+    layers.append(Dense(width, 3, seed=int(rng.integers(1 << 30))))
+    model = Sequential(*layers).to(dtype)
+    for _ in range(int(rng.integers(0, 3))):  # a generator part-way through its draws
+        generators[int(rng.integers(len(generators)))].random(int(rng.integers(1, 5)))
+    return model, n_features
+
+
+def _same_state(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(a.values(), b.values(), strict=True))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_seeded_dropouts_generator_comes_back_with_the_model_file(tmp_path, seeded, dtype):
+    """wxb.save kept a Dropout's p alone: the loaded Dropout drew its masks from wxb's
+    generator, so a model saved before training (or between stages), loaded and fit,
+    trained otherwise than the model itself (weights off by 1e-2 after a few steps), and
+    set_rng_state(get_rng_state(model), loaded), the README's checkpoint recipe, was
+    refused ("the state's module generators (dropout1._own_rng) are not the model's
+    (none)"). Now each generator's state (shared ones shared) and the key fit's masks
+    take from it come back with the model."""
+    rng = seeded.rng
+    for trial in range(6):
+        model, n = _dropout_model(rng, dtype)
+        path = tmp_path / f"m{trial}.safetensors"
+        wxb.save(model, path)
+        loaded = wxb.load(path)
+        twin = copy.deepcopy(model)  # the reference: the model itself, trained on
+        held = wxb.get_rng_state(model)["modules"]
+        assert wxb.get_rng_state(loaded)["modules"] == held, seeded.msg(f"{trial} generators")
+        wxb.set_rng_state(wxb.get_rng_state(model), loaded)  # (refused before)
+        kept = [id(m._own_rng) for m in model.modules() if isinstance(m, Dropout)]
+        back = [id(m._own_rng) for m in loaded.modules() if isinstance(m, Dropout)]
+        assert len(set(kept)) == len(set(back)), seeded.msg(f"{trial} sharing")
+
+        rows = int(rng.choice([1, 3, 7, 20]))
+        X = rng.normal(size=(rows * 2 + 3, n)).astype(dtype)  # odd; batches of ≥ 2 rows
+        y = rng.integers(0, 3, size=len(X))
+        fit_seed = int(rng.integers(1 << 30))
+        for m in (twin, loaded):  # fit: masks keyed by each own generator's first draw
+            wxb.fit(m, X, y, epochs=2, batch_size=rows + 2, seed=fit_seed, verbose=False)
+        assert _same_state(twin.state_dict(), loaded.state_dict()), seeded.msg(f"{trial} fit")
+        for m in (twin, loaded):  # a loop of one's own: masks drawn from the generators
+            m.train()
+            opt = wxb.optim.SGD(m.parameters(), lr=0.05)
+            for _ in range(2):
+                loss = CrossEntropyLoss()(m(X), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        assert _same_state(twin.state_dict(), loaded.state_dict()), seeded.msg(f"{trial} loop")
+
+
+def _edited(tmp_path, source, edit):
+    """The model file ``source`` with its metadata's dropout_generators replaced."""
+    with safe_open(str(source), "np") as handle:
+        metadata = dict(handle.metadata())
+    tensors = stn.load_file(str(source))
+    entries = json.loads(metadata["dropout_generators"])
+    edit(entries)
+    metadata["dropout_generators"] = json.dumps(entries)
+    path = tmp_path / "edited.safetensors"
+    stn.save_file(tensors, str(path), metadata=metadata)
+    return path
+
+
+def test_damaged_dropout_generators_are_refused_in_one_line(tmp_path, seeded):
+    rng = seeded.rng
+    seed = int(rng.integers(1 << 30))
+    model = Sequential(
+        Dense(3, 4), ReLU(), Dropout(0.2, seed=seed), Dense(4, 4), Dropout(0.3), Dense(4, 2)
+    )
+    model[4]._own_rng = model[2]._own_rng  # (the second shares the first's generator)
+    model[4]._row_key = int(rng.integers(1 << 62))
+    source = wxb.save(model, tmp_path / "m.safetensors")
+    loaded = wxb.load(source)
+    assert loaded[2]._own_rng is loaded[4]._own_rng
+    assert (loaded[2]._row_key, loaded[4]._row_key) == (model[2]._row_key, model[4]._row_key)
+
+    def rename(e):
+        first = e.pop("dropout1")
+        e.update({"dense1": first, "dropout2": e.pop("dropout2")})  # (in its place)
+
+    def bad_state(e):
+        e["dropout1"]["state"]["state"] = "x"
+
+    def other_kind(e):
+        e["dropout1"]["state"]["bit_generator"] = "os.system"
+
+    def bad_key(e):
+        e["dropout1"]["row_key"] = -1
+
+    def shares_nothing(e):
+        e["dropout2"]["same_as"] = "dropout9"
+
+    for edit, says in [
+        (rename, "'dense1' names no Dropout"),
+        (bad_state, "'dropout1' is not a generator's state"),
+        (other_kind, "'dropout1' is not a generator's state"),
+        (bad_key, "'dropout1' is not a generator's state"),
+        (shares_nothing, "'dropout2' shares a generator saved after it, or none"),
+    ]:
+        with pytest.raises(ModelFileError, match=says) as caught:
+            wxb.load(_edited(tmp_path, source, edit))
+        assert "\n" not in str(caught.value)
+
+    class OwnBits(np.random.PCG64):
+        pass
+
+    odd = Sequential(Dense(2, 2), Dropout(0.5, seed=np.random.Generator(OwnBits(seed))))
+    with pytest.raises(ConfigError, match="dropout1's generator is a OwnBits"):
+        wxb.save(odd, tmp_path / "odd.safetensors")
+    assert not (tmp_path / "odd.safetensors").exists()
