@@ -164,3 +164,84 @@ def test_damaged_dropout_generators_are_refused_in_one_line(tmp_path, seeded):
     with pytest.raises(ConfigError, match="dropout1's generator is a OwnBits"):
         wxb.save(odd, tmp_path / "odd.safetensors")
     assert not (tmp_path / "odd.safetensors").exists()
+
+
+# ---------------------------------------------------------------------------------
+# A torch state in bfloat16 (or float8) loads as torch's load_state_dict loads it
+# ---------------------------------------------------------------------------------
+def _torch_pair(rng, dtype):
+    """A random torch Sequential (widths from 1, norms, activations) with a few batches
+    of running statistics, and the wxb Sequential of the same layers, fresh."""
+    torch = pytest.importorskip("torch")
+    tnn, wnn = torch.nn, wxb.nn
+    width = int(rng.integers(1, 6))
+    theirs, ours, inputs = [], [], width
+    for _ in range(int(rng.integers(1, 4))):
+        out = int(rng.integers(1, 7))
+        bias = bool(rng.random() < 0.7)
+        theirs.append(tnn.Linear(inputs, out, bias=bias))
+        ours.append(wnn.Linear(inputs, out, bias=bias))
+        draw = rng.random()
+        if draw < 0.3:
+            theirs.append(tnn.BatchNorm1d(out))
+            ours.append(wnn.BatchNorm1d(out))
+        elif draw < 0.6 and out > 1:
+            theirs.append(tnn.LayerNorm(out))
+            ours.append(wnn.LayerNorm(out))
+        kind = ["Tanh", "ReLU", "Sigmoid", "GELU"][int(rng.integers(4))]
+        theirs.append(getattr(tnn, kind)())
+        ours.append(getattr(wnn, kind)())
+        inputs = out
+    torch.manual_seed(int(rng.integers(1 << 62)))
+    net = tnn.Sequential(*theirs).to(getattr(torch, dtype)).train()
+    with torch.no_grad():
+        for p in net.parameters():  # (norms' γ and β off 1 and 0)
+            p.add_(torch.randn_like(p) * 0.5)
+        for _ in range(int(rng.integers(1, 4))):
+            net(torch.randn(int(rng.integers(2, 9)), width, dtype=net[0].weight.dtype))
+    return net.eval(), wnn.Sequential(*ours).to(dtype), width
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_torch_state_in_bfloat16_loads_widened_as_torch_loads_it(tmp_path, seeded, dtype):
+    """A bfloat16 checkpoint (safetensors.torch.save_file of a model cast with
+    .bfloat16(), as many are published) was refused: "its torch.bfloat16 values cannot
+    be read as a NumPy array", where torch's load_state_dict copies it into its float32
+    model. Now each value is widened exactly, as torch's copy reads it (float8 too), and
+    the model holds torch's numbers; assign=True, which would make the parameter
+    bfloat16 in torch, is refused and loads nothing."""
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import load_file, save_file
+
+    rng = seeded.rng
+    for trial in range(6):
+        net, model, width = _torch_pair(rng, dtype)
+        low = [torch.bfloat16, torch.float8_e4m3fn, torch.float8_e5m2][int(rng.integers(3))]
+        state = {k: v.to(low) if v.is_floating_point() else v for k, v in net.state_dict().items()}
+        if trial % 2:  # through a file, as published
+            save_file({k: v.contiguous() for k, v in state.items()}, tmp_path / "m.safetensors")
+            state = load_file(tmp_path / "m.safetensors")
+        else:  # in memory, a matrix non-contiguous (W.T of a (in, out) store)
+            state = {k: v.T.contiguous().T if v.ndim == 2 else v for k, v in state.items()}
+        before = {k: v.copy() for k, v in model.state_dict().items()}
+        with pytest.raises(ConfigError, match=rf"assign=True\) would make this parameter {low}"):
+            model.load_state_dict(state, assign=True)
+        assert _same_state(model.state_dict(), before), seeded.msg(f"{trial} half-loaded")
+
+        keys = model.load_state_dict(state)
+        assert keys.missing_keys == [] and keys.unexpected_keys == [], seeded.msg(str(keys))
+        net.load_state_dict(state)  # torch's own: the widened values in its dtype
+        for (key, ours), theirs in zip(
+            model.state_dict().items(), net.state_dict().values(), strict=True
+        ):
+            assert ours.dtype == theirs.numpy().dtype, seeded.msg(f"{trial} {key}")
+            assert np.array_equal(ours, theirs.numpy()), seeded.msg(f"{trial} {key}")
+        X = rng.normal(size=(int(rng.choice([1, 3, 8])), width)).astype(dtype)
+        with torch.no_grad():
+            expected = net(torch.from_numpy(X)).numpy()
+        # the same weights, two libraries' roundings: float32 sums and a LayerNorm's x̂ (in
+        # float64 in wxb, float32 in torch, off by ~ε·|x|/√(σ² + ε) ≤ 1e-4 with ε = 1e-5)
+        tol = {"float32": 2e-4, "float64": 1e-11}[dtype]
+        got = model.eval().predict(X)
+        error = np.max(np.abs(got - expected) / np.maximum(np.abs(expected), 1), initial=0)
+        assert error <= tol, seeded.msg(f"{trial}: off by {error:.3g}")

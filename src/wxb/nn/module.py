@@ -382,24 +382,50 @@ class IncompatibleKeys(NamedTuple):
         )
 
 
-def _state_array(name: str, value: object) -> np.ndarray:
+def _state_array(name: str, value: object, assign: bool = False) -> np.ndarray:
     """A state dict's value as a NumPy array: a wxb Tensor's data, an array, or another
     library's tensor. A torch Parameter (dict(named_parameters()), which torch's
     load_state_dict takes) is read detached: np.asarray of it raised torch's
-    RuntimeError; values NumPy cannot hold (bfloat16) are refused by name."""
+    RuntimeError. Floats NumPy has no dtype for (torch's bfloat16, float8) are widened
+    to float32, exactly, as torch's copy into a float32 parameter reads them (a bf16
+    checkpoint was refused, where torch loads it); other values NumPy cannot hold are
+    refused by name, and so is widening under ``assign=True`` (torch's parameter would
+    take that dtype)."""
     if isinstance(value, Tensor):
         return np.asarray(value.data)
     try:
         if callable(getattr(value, "detach", None)) and not isinstance(value, np.ndarray):
             value = value.detach()  # (the values only, as torch copies them)
             value = value.cpu() if callable(getattr(value, "cpu", None)) else value
+            if _float_numpy_lacks(value):
+                if not assign:
+                    return np.asarray(value.float())
+                raise ConfigError(
+                    f"{name}: load_state_dict(assign=True) would make this parameter "
+                    f"{value.dtype}, as PyTorch's does, a dtype wxb has not; load with "
+                    "assign=False (the values widened to the model's dtype)"
+                )
         return np.asarray(value)
     except (TypeError, RuntimeError, ValueError, NotImplementedError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
         dtype = getattr(value, "dtype", type(value).__name__)
         raise DataError(
             f"{name}: its {dtype} values cannot be read as a NumPy array ({exc}); cast them "
             "first (for a torch tensor: .float() or .double())"
         ) from None
+
+
+def _float_numpy_lacks(value: object) -> bool:
+    """Whether ``value`` is a real floating tensor of a dtype NumPy has not (bfloat16)."""
+    floating = getattr(value, "is_floating_point", None)
+    if not (callable(floating) and floating() and not value.is_complex()):
+        return False
+    try:
+        np.asarray(value[:0] if getattr(value, "ndim", 0) else value.reshape(1)[:0])
+    except TypeError:
+        return True
+    return False
 
 
 def _join(prefix: str, key: str) -> str:
@@ -1043,7 +1069,10 @@ class Module:
 
         ``assign=True`` (PyTorch's: the model takes the state's arrays as they are, their
         dtype too) loads the same values, so it is taken where every array is of its
-        target's dtype, and refused where one would change a parameter's dtype."""
+        target's dtype, and refused where one would change a parameter's dtype.
+
+        A torch tensor of a float dtype NumPy has not (bfloat16, float8) is widened
+        exactly, as PyTorch's copy into a float32 or float64 parameter reads it."""
         state = state_dict  # (PyTorch's keyword: load_state_dict(state_dict=…))
         if not isinstance(state, Mapping):  # a path (Keras's load_weights) would be iterated
             hint = ""
@@ -1085,7 +1114,7 @@ class Module:
             if name not in state:
                 continue
             # a Tensor or Parameter too (dict(named_parameters())), as torch; a torch tensor
-            array = _state_array(name, state[name])  # (p.data = p.data * 2: a 0-d scalar)
+            array = _state_array(name, state[name], assign)  # (p.data * 2: a 0-d scalar)
             target = np.asarray(param.data) if param is not None else module._buffers[key]
             if array.shape != target.shape:
                 raise ShapeError(f"{name}: shape {array.shape} does not fit {target.shape}")
