@@ -245,3 +245,56 @@ def test_a_torch_state_in_bfloat16_loads_widened_as_torch_loads_it(tmp_path, see
         got = model.eval().predict(X)
         error = np.max(np.abs(got - expected) / np.maximum(np.abs(expected), 1), initial=0)
         assert error <= tol, seeded.msg(f"{trial}: off by {error:.3g}")
+
+
+# ---------------------------------------------------------------------------------
+# A Dense's init travels in the model file: reset_parameters() after load draws as before
+# ---------------------------------------------------------------------------------
+def test_reset_parameters_after_load_draws_the_layers_own_init(tmp_path, seeded):
+    """A Dense made with init="he_normal" (or another) came back with the default, so
+    reset_parameters() on the loaded model (re-initialising a head to fine-tune it)
+    drew Glorot-uniform weights, of another spread, without a word. Now the file keeps
+    each init that is not the default, and the loaded layer draws what the model's own
+    draws from the same generator state."""
+    from wxb.nn.layers import INITS
+
+    rng = seeded.rng
+    for trial in range(8):
+        width, layers, inits = int(rng.integers(1, 6)), [], []
+        for _ in range(int(rng.integers(1, 5))):
+            out = int(rng.integers(1, 7))
+            init = str(rng.choice(INITS))
+            layers += [Dense(width, out, init=init, seed=int(rng.integers(1 << 30))), Tanh()]
+            inits.append(init)
+            width = out
+        dtype = str(rng.choice(["float32", "float64"]))
+        model = Sequential(*layers).to(dtype)
+        loaded = wxb.load(wxb.save(model, tmp_path / f"m{trial}.safetensors"))
+        ours = [m for m in loaded.modules() if isinstance(m, Dense)]
+        assert [m.init for m in ours] == inits, seeded.msg(str(trial))
+        seed = int(rng.integers(1 << 30))
+        for m in (model, loaded):
+            wxb.manual_seed(seed)
+            for layer in m.modules():
+                if isinstance(layer, Dense):
+                    layer.reset_parameters()
+        assert _same_state(model.state_dict(), loaded.state_dict()), seeded.msg(str(trial))
+
+    model = Sequential(Dense(2, 3, init="he_uniform"), Dense(3, 1))
+    source = wxb.save(model, tmp_path / "m.safetensors")
+    assert json.loads(wxb.io.read_metadata(source)["dense_inits"]) == {"dense1": "he_uniform"}
+    with safe_open(str(source), "np") as handle:
+        metadata = dict(handle.metadata())
+    for entries, says in [
+        ({"dense1": "kaiming"}, "'dense1' is not a Dense layer's init"),
+        ({"tanh1": "he_uniform"}, "'tanh1' is not a Dense layer's init"),
+    ]:
+        path = tmp_path / "edited.safetensors"
+        stn.save_file(
+            stn.load_file(str(source)), str(path), {**metadata, "dense_inits": json.dumps(entries)}
+        )
+        with pytest.raises(ModelFileError, match=says):
+            wxb.load(path)
+    model[0].init = "lecun"  # (set since: neither reset_parameters nor a file takes it)
+    with pytest.raises(ConfigError, match="dense1's init 'lecun' is not one of"):
+        wxb.save(model, tmp_path / "odd.safetensors")

@@ -12,10 +12,12 @@ layers (tied weights) are stored once, under their first name, and the metadata
 records the ties (``"ties": {"dense3.weight": "dense1.weight"}``) so ``load``
 shares them again; parameters with ``requires_grad`` False are listed (``"frozen"``)
 and load frozen, a Dense's W or b registered as a buffer in its place is listed
-(``"dense_buffers"``) and loads as a buffer, and a ``Dropout(seed=…)``'s own generator
-is kept as it stands (``"dropout_generators"``). ``load`` checks the architecture
-against the stored tensors' header, without recursion and before allocating anything,
-so a hand-edited file is refused with ModelFileError, never MemoryError or RecursionError.
+(``"dense_buffers"``) and loads as a buffer, a ``Dropout(seed=…)``'s own generator
+is kept as it stands (``"dropout_generators"``), and a Dense's ``init`` other than the
+default (``"dense_inits"``), which its ``reset_parameters()`` draws. ``load`` checks the
+architecture against the stored tensors' header, without recursion and before allocating
+anything, so a hand-edited file is refused with ModelFileError, never MemoryError or
+RecursionError.
 """
 
 from __future__ import annotations
@@ -153,6 +155,19 @@ def save(model: Module | dict, path: str | Path) -> Path:
     wider = _wider_statistics(model)
     if wider:  # as the model holds them: .double() after load gets them back, as before save
         metadata[WIDER_STATISTICS] = json.dumps(wider)
+    inits = {
+        path: m.init
+        for path, m in model.named_modules()
+        if isinstance(m, layers.Dense) and m.init != _DEFAULT_INIT
+    }
+    odd = next((path for path, init in inits.items() if init not in layers.INITS), None)
+    if odd is not None:  # (set since: its reset_parameters() would fail too)
+        raise ConfigError(
+            f"cannot save this model: {odd}'s init {_short(inits[odd])} is not one of "
+            f"{', '.join(layers.INITS)}"
+        )
+    if inits:  # reset_parameters() after load draws W as the layer was made to
+        metadata[DENSE_INITS] = json.dumps(inits)
     generators = _dropout_generators(model)
     if generators:  # a Dropout(seed=…)'s own generator, as it stands: fit after load draws on
         metadata[DROPOUT_GENERATORS] = json.dumps(generators)
@@ -241,6 +256,26 @@ def _restore_wider_statistics(model: Module, path: Path, wider: object) -> None:
                 "a Standardize buffer it holds"
             )
         module.__dict__.setdefault("_given_buffers", {})[key] = given
+
+
+# A Dense's init other than the default, by module path: reset_parameters() on a loaded
+# model drew Glorot-uniform where the layer made with init="he_normal" draws He's.
+DENSE_INITS = "dense_inits"
+_DEFAULT_INIT = "glorot_uniform"
+
+
+def _restore_dense_inits(model: Module, path: Path, saved: object) -> None:
+    """Put back what save recorded in ``dense_inits``; a file written before holds none."""
+    if not isinstance(saved, dict):
+        raise ModelFileError(f"{path}: its {DENSE_INITS} is not a table of modules")
+    modules = dict(model.named_modules())
+    for where, init in saved.items():
+        if not isinstance(modules.get(where), layers.Dense) or init not in layers.INITS:
+            raise ModelFileError(
+                f"{path}: its {DENSE_INITS} entry {where!r} is not a Dense layer's init "
+                f"({', '.join(layers.INITS)})"
+            )
+        modules[where].init = init
 
 
 # A Dropout(seed=…)'s own generator (state and the key fit's masks took from it when made),
@@ -746,6 +781,7 @@ def _load_model(path: Path, header: dict) -> Module:
     _restore_wider_statistics(model, path, _json_field(path, metadata, WIDER_STATISTICS, {}))
     _restore_dense_buffers(model, path, _json_field(path, metadata, DENSE_BUFFERS, []))
     _restore_dropout_generators(model, path, _json_field(path, metadata, DROPOUT_GENERATORS, {}))
+    _restore_dense_inits(model, path, _json_field(path, metadata, DENSE_INITS, {}))
     parameters = dict(model.named_parameters())
     if not isinstance(frozen, list) or not all(
         isinstance(name, str) and name in parameters for name in frozen
