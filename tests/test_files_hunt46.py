@@ -298,3 +298,27 @@ def test_reset_parameters_after_load_draws_the_layers_own_init(tmp_path, seeded)
     model[0].init = "lecun"  # (set since: neither reset_parameters nor a file takes it)
     with pytest.raises(ConfigError, match="dense1's init 'lecun' is not one of"):
         wxb.save(model, tmp_path / "odd.safetensors")
+
+
+def test_a_bfloat16_weights_file_given_to_load_names_the_reader_that_reads_it(tmp_path, seeded):
+    """wxb.load of a plain safetensors file says how to load its weights instead; for a
+    bfloat16 one it said safetensors.numpy.load_file, which fails on it ("data type
+    'bfloat16' not understood"): it now names safetensors.torch.load_file, whose tensors
+    load_state_dict takes, and the model then holds torch's numbers."""
+    pytest.importorskip("torch")
+    from safetensors.torch import load_file, save_file
+
+    rng = seeded.rng
+    net, model, _ = _torch_pair(rng, "float32")
+    path = tmp_path / "weights.safetensors"
+    save_file(
+        {k: v.bfloat16() if v.is_floating_point() else v for k, v in net.state_dict().items()}, path
+    )
+    with pytest.raises(ModelFileError, match=r"safetensors\.torch\.load_file\(path\)\) \(NumPy"):
+        wxb.load(path)
+    model.load_state_dict(load_file(path))  # what the message says, taken
+    net.load_state_dict(load_file(path))
+    assert _same_state(model.state_dict(), {k: v.numpy() for k, v in net.state_dict().items()})
+    save_file(net.state_dict(), path)  # float32: NumPy's reader, as before
+    with pytest.raises(ModelFileError, match=r"safetensors\.numpy\.load_file\(path\)\)$"):
+        wxb.load(path)

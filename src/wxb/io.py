@@ -586,11 +586,17 @@ def _metadata(path: Path, header: dict) -> dict[str, str]:
         )
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         _refuse_train_checkpoint(path)
+        reader, why = "numpy", ""
+        if any(  # NumPy has no bfloat16: safetensors.numpy cannot read the file
+            isinstance(e, dict) and str(e.get("dtype")).startswith(("BF", "F8"))
+            for e in header.values()
+        ):
+            reader, why = "torch", " (NumPy cannot read its bfloat16 or float8 tensors)"
         raise ModelFileError(
             f"{path}: a safetensors file, but not a wxb model (no wxb architecture in its "
             "metadata); weights alone, as safetensors.numpy.save_file(model.state_dict(), path) "
             "writes them, go into a model built in code: "
-            "model.load_state_dict(safetensors.numpy.load_file(path))"
+            f"model.load_state_dict(safetensors.{reader}.load_file(path)){why}"
         )
     if metadata.get("format_version") != FORMAT_VERSION:
         raise ModelFileError(
