@@ -2202,8 +2202,8 @@ def _reduction(reduce: Callable[[Tensor, object, bool], Tensor], name: str) -> C
             for d in dim if isinstance(dim, (tuple, list)) else (dim,):
                 _axis(d, 0, name)  # in range: 0 or -1
             dim = None  # its one value
-        for d in dim if isinstance(dim, (tuple, list)) else () if dim is None else (dim,):
-            _axis(d, self.ndim, f"Tensor.{name}")  # refused by name, not NumPy's AxisError
+        if dim is not None:  # refused by name, not NumPy's AxisError
+            _axes(dim if isinstance(dim, (tuple, list)) else (dim,), self.ndim, f"Tensor.{name}")
         axis = dim if dim is not None else axis
         return reduce(self, axis, _flag(keepdims if keepdim is None else keepdim, f"Tensor.{name}"))
 
@@ -2224,6 +2224,15 @@ def _axis(dim: object, ndim: int, what: str, extra: int = 0) -> int:
     if not -places <= dim < places:
         raise ShapeError(f"{what}: dim {dim} is out of range for a tensor of {ndim} dimensions")
     return int(dim) % places
+
+
+def _axes(dims: Sequence[object], ndim: int, what: str) -> tuple[int, ...]:
+    """Several dims as axes, each once: torch refuses a dim named twice, where NumPy's
+    "duplicate value in 'axis'" came from deep inside (and norm's set dropped it)."""
+    axes = tuple(_axis(d, ndim, what) for d in dims)
+    if len(set(axes)) < len(axes):
+        raise ShapeError(f"{what}: a dim appears more than once in {tuple(dims)}")
+    return axes
 
 
 def _flag(value: object, what: str) -> bool:
@@ -2433,7 +2442,7 @@ def variance(a: Tensor, dim: object = None, keepdim: bool = False, correction: f
     unbiased estimate; NumPy's ``var`` has 0): from sum, mean and products, whose rules
     give its gradient, 2(A − mean)/(n − correction)."""
     axes = dim if dim is None or isinstance(dim, (tuple, list)) else (dim,)
-    axes = None if axes is None else tuple(_axis(d, a.ndim, "var") for d in axes)
+    axes = None if axes is None else _axes(axes, a.ndim, "var")
     axes = None if a.ndim == 0 else axes  # a 0-d tensor's dim 0 or -1: its one value
     count = a.data.size if axes is None else math.prod(a.shape[i] for i in axes)
     free = max(count - correction, 0)  # PyTorch's max(0, n − correction): never negative
@@ -2787,7 +2796,7 @@ def norm(a: Tensor, p: object = "fro", dim: object = None, keepdim: bool = False
     keepdim = _flag(keepdim, "norm")
     A = a.data
     if isinstance(dim, (tuple, list)) and dim:
-        axes = tuple(sorted({_axis(d, A.ndim, "norm") for d in dim}))
+        axes = tuple(sorted(_axes(dim, A.ndim, "norm")))
     elif dim is None or isinstance(dim, (tuple, list)):  # (torch's dim=(): every dimension)
         axes = tuple(range(A.ndim))
     else:
@@ -2995,8 +3004,9 @@ Tensor.repeat = repeat
 Tensor.relu = lambda self: relu(self)
 Tensor.sigmoid = lambda self: sigmoid(self)
 Tensor.tanh = lambda self: tanh(self)
-Tensor.softmax = lambda self, dim: softmax_along(self, dim)
-Tensor.log_softmax = lambda self, dim: log_softmax_along(self, dim)
+# dtype=: cast first, as torch's (softmax(1, dtype=torch.float64) stopped at a TypeError)
+Tensor.softmax = lambda self, dim, dtype=None: softmax_along(_cast(self, dtype), dim)
+Tensor.log_softmax = lambda self, dim, dtype=None: log_softmax_along(_cast(self, dtype), dim)
 Tensor.clamp = Tensor.clip = lambda self, min=None, max=None: clamp(self, min, max)
 Tensor.clamp_ = Tensor.clip_ = _clamp_in_place
 Tensor.renorm = lambda self, p, dim, maxnorm: renorm(self, p, dim, maxnorm)
@@ -3351,8 +3361,8 @@ def topk(
         raise ShapeError(
             f"topk: k must be an integer from 0 to {length} (dim {dim}'s size); got {k!r}"
         )
-    if a.ndim == 0:
-        return sort(a) if k else ValuesIndices(reshape(a, (0,)), marks(np.zeros(0, np.int64)))
+    if a.ndim == 0:  # the value itself, k 0 or 1, as torch's (reshape to (0,) failed)
+        return sort(a)
     chosen = _order(a.data, axis, _flag(largest, "topk: largest"))
     chosen = np.take(chosen, np.arange(int(k)), axis=axis)
     return ValuesIndices(_taken(a, chosen, axis, "topk"), marks(chosen.astype(np.int64)))
@@ -3513,7 +3523,7 @@ def logsumexp(a: Tensor, dim: object, keepdim: bool = False) -> Tensor:
         for d in dims:
             _axis(d, 0, "logsumexp")
         return reshape(logsumexp(reshape(a, (1,)), 0), ())
-    axes = tuple(_axis(d, a.ndim, "logsumexp") for d in dims)
+    axes = _axes(dims, a.ndim, "logsumexp")
     keep = _flag(keepdim, "logsumexp")
     A = a.data
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
@@ -3535,11 +3545,12 @@ def extreme_of_dims(a: Tensor, dim: object = (), keepdim: bool = False, largest:
     elements tying for it share evenly (torch's amax rule; max(dim) gives it to one)."""
     name = "amax" if largest else "amin"
     dims = dim if isinstance(dim, (tuple, list)) else (dim,)
-    axes = tuple(_axis(d, a.ndim, name) for d in dims) if a.ndim and dims else None
+    axes = _axes(dims, a.ndim, name) if a.ndim and dims else None
     keep = _flag(keepdim, name)
     A = a.data
-    if A.size == 0:
-        raise ShapeError(f"{name}: the tensor holds no values (shape {A.shape})")
+    if A.size == 0 and (axes is None or any(A.shape[i] == 0 for i in axes)):
+        raise ShapeError(f"{name}: the tensor holds no values (shape {A.shape}) along the dims")
+    # (along dims that hold values, an empty tensor's is empty, as torch's: (0, 3) → (0,))
     best = (np.max if largest else np.min)(A, axis=axes, keepdims=True)
     out = best if keep else np.squeeze(best, axes) if axes is not None else best.reshape(())
 
@@ -3556,7 +3567,7 @@ def flip(a: Tensor, *dims: object) -> Tensor:
     """``t.flip(dims)``: the order reversed along dims; ∂L/∂A is G flipped back."""
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = tuple(dims[0])
-    axes = tuple(_axis(d, a.ndim, "flip") for d in dims) if a.ndim else ()
+    axes = _axes(dims, a.ndim, "flip") if a.ndim else ()
 
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
         return (np.flip(g, axes),)
@@ -3607,10 +3618,17 @@ Tensor.type_as = _type_as
 Tensor.expand_as = lambda self, other: expand(self, *np.shape(other))
 Tensor.reshape_as = lambda self, other: reshape(self, np.shape(other))
 Tensor.mT = property(lambda self: swap_axes(self, -2, -1))
-Tensor.unbind = lambda self, dim=0: tuple(
-    index(self, (*(slice(None),) * _axis(dim, self.ndim, "unbind"), i))
-    for i in range(self.shape[_axis(dim, self.ndim, "unbind")])
-)
+
+
+def unbind(a: Tensor, dim: object = 0) -> tuple[Tensor, ...]:
+    """``t.unbind(dim)``: the slices along dim, each a recorded index."""
+    axis = _axis(dim, a.ndim, "unbind")
+    if a.ndim == 0:  # (shape[0] of a 0-d tensor stopped at "tuple index out of range")
+        raise ShapeError("unbind: a 0-d tensor has no dim to unbind")
+    return tuple(index(a, (*(slice(None),) * axis, i)) for i in range(a.shape[axis]))
+
+
+Tensor.unbind = unbind
 Tensor.clamp_min = lambda self, min: clamp(self, min=min)
 Tensor.clamp_max = lambda self, max: clamp(self, max=max)
 Tensor.isinf = lambda self: marks(np.isinf(self.data))
@@ -3696,6 +3714,8 @@ for _name, _op, _call in [
 def narrow(a: Tensor, dim: object, start: object, length: object) -> Tensor:
     """``t.narrow(dim, start, length)``: the slice start:start + length along dim."""
     axis = _axis(dim, a.ndim, "narrow")
+    if a.ndim == 0:  # (as torch's; a.shape[0] stopped at "tuple index out of range")
+        raise ShapeError("narrow: a 0-d tensor has no dim to narrow")
     size = a.shape[axis]
     for value in (start, length):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -3714,6 +3734,8 @@ def movedim(a: Tensor, source: object, destination: object) -> Tensor:
         raise ShapeError(f"movedim: {len(sources)} source dims but {len(targets)} destinations")
     frm = [_axis(d, a.ndim, "movedim") for d in sources]
     to = [_axis(d, a.ndim, "movedim") for d in targets]
+    if a.ndim == 0:  # dim 0 or -1 of a 0-d tensor, as torch's: itself (permute refused it)
+        return reshape(a, ())
     order = [n for n in range(a.ndim) if n not in frm]
     for dst, src in sorted(zip(to, frm, strict=True)):
         order.insert(dst, src)
