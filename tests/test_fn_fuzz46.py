@@ -19,6 +19,32 @@ EPS = {np.dtype(np.float32): float(np.finfo(np.float32).eps), np.dtype(np.float6
 
 
 # -- what the fuzzer found -------------------------------------------------------
+@pytest.mark.parametrize("name", ["var", "std"])
+def test_spread_with_no_degrees_of_freedom_left_has_torchs_gradient(seeded, name):
+    """correction ≥ the count: torch's var gradient is ∞ (NaN where a value is its mean)
+    over everything, and 2(A − mean)/(n − correction) along a dim, finite past n; wxb's
+    was NaN everywhere (∞·0 from max(n − correction, 0))."""
+    rng = seeded.rng
+    for _ in range(20):
+        rows, along = int(rng.integers(1, 4)), bool(rng.integers(2))
+        x = rng.choice([-1.0, 0.0, 2.0], size=(rows, int(rng.integers(1, 3))))
+        count = rows if along else x.size
+        correction = int(rng.integers(count, count + 3))
+        kwargs = dict(dim=0, correction=correction) if along else dict(correction=correction)
+        g = rng.normal(size=(x.shape[1],) if along else ())
+        ours_x, theirs_x = (
+            wxb.tensor(x, requires_grad=True),
+            torch.tensor(x, requires_grad=True, dtype=torch.float32),
+        )
+        ours = getattr(ours_x, name)(**kwargs)
+        theirs = getattr(theirs_x, name)(**kwargs)  # (torch warns, once a process)
+        (ours * wxb.tensor(g)).sum().backward()
+        (theirs * torch.tensor(g, dtype=torch.float32)).sum().backward()
+        what = seeded.msg(f"{name}({kwargs}) of {x.tolist()}")
+        np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-6, err_msg=what)
+        np.testing.assert_allclose(ours_x.grad, theirs_x.grad.numpy(), rtol=1e-6, err_msg=what)
+
+
 @pytest.mark.parametrize("name", ["amax", "amin"])
 def test_amax_of_an_empty_tensor_along_dims_holding_values(seeded, name):
     """amax((0, 3), dim=1) is empty, as torch's (and max(dim=1)'s); it was refused as

@@ -2456,10 +2456,17 @@ def variance(a: Tensor, dim: object = None, keepdim: bool = False, correction: f
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
         # ∂var/∂A = 2(A − mean)/(n − correction): the mean's own share adds up to 0, and
         # taken through the graph it made inf − inf = NaN where n = correction (torch: ±inf)
+        if axes is None and free == 0:  # torch's rule for no degrees of freedom left over
+            # everything: NaN where A is its mean (∞·0), else ∞ (not −2·0 = −0, nor ±∞)
+            with np.errstate(invalid="ignore"):
+                return (g * np.where(centred == 0, np.nan, np.inf).astype(A.dtype),)
         if axes is not None and not keepdim:
             g = np.expand_dims(g, axes)
+        # along dims, torch's 2/(n − correction) as it is: negative past n (a −0 slope
+        # where every A is its mean), where max(n − correction, 0) made it ∞·0 = NaN
+        slope = 2 / (count - correction) if count != correction else math.inf
         with np.errstate(invalid="ignore"):
-            return ((g * (2 * scale)) * centred,)
+            return ((g * np.asarray(slope, A.dtype)) * centred,)
 
     return Tensor.from_op(value, "var", (a,), backward, reads_inputs=False)
 
