@@ -19,6 +19,50 @@ EPS = {np.dtype(np.float32): float(np.finfo(np.float32).eps), np.dtype(np.float6
 
 
 # -- what the fuzzer found -------------------------------------------------------
+def test_a_power_of_two_float_dtypes_is_taken_in_the_wider(seeded):
+    """float32 base ** float64 exponent (0-d each: neither takes the other's dtype): the
+    exponent's gradient A^B·log A took log A in float32, off from torch's by 2e-8."""
+    rng = seeded.rng
+    base, exponent = float(rng.uniform(0.05, 3.0)), float(rng.normal())
+    a, b = wxb.tensor(base, requires_grad=True), wxb.tensor(exponent, dtype="float64",
+                                                              requires_grad=True)  # fmt: skip
+    ta = torch.tensor(base, requires_grad=True)
+    tb = torch.tensor(exponent, dtype=torch.float64, requires_grad=True)
+    out, theirs = a**b, ta**tb
+    out.backward()
+    theirs.backward()
+    assert out.dtype == np.float64 and theirs.dtype == torch.float64
+    # float64 arithmetic of the same float32 base: a few ulps of float64 apart at most
+    np.testing.assert_allclose(out.item(), theirs.item(), rtol=8 * EPS[np.dtype(np.float64)])
+    np.testing.assert_allclose(b.grad, tb.grad.numpy(), rtol=8 * EPS[np.dtype(np.float64)],
+                               err_msg=seeded.msg("∂/∂exponent"))  # fmt: skip
+    assert a.grad.dtype == np.float32
+    np.testing.assert_allclose(a.grad, ta.grad.numpy(), rtol=4 * EPS[np.dtype(np.float32)])
+
+
+@pytest.mark.parametrize("name", ["pow", "remainder"])
+def test_a_number_first_takes_the_tensors_dtype(seeded, name):
+    """wxb.pow(0.1, x) of a float64 x read 0.1 as float32 first (0.100000001…): its values
+    and gradients were 1e-8 off torch's, whose number takes x's dtype."""
+    rng = seeded.rng
+    x = rng.uniform(0.5, 3.0, size=int(rng.integers(0, 5)) or ())
+    number = float(rng.choice([0.1, 0.3, -2.7]))
+    if name == "pow":
+        number = abs(number)
+    ours_x = wxb.tensor(x, dtype="float64", requires_grad=True)
+    theirs_x = torch.tensor(x, requires_grad=True)
+    ours, theirs = getattr(wxb, name)(number, ours_x), getattr(torch, name)(number, theirs_x)
+    assert ours.dtype == np.float64
+    tight = dict(rtol=8 * EPS[np.dtype(np.float64)], atol=0)
+    np.testing.assert_allclose(ours.data, theirs.detach().numpy(), **tight,
+                               err_msg=seeded.msg(f"{name}({number}, x)"))  # fmt: skip
+    if name == "pow":
+        g = rng.normal(size=x.shape)
+        (ours * wxb.tensor(g, dtype="float64")).sum().backward()
+        (theirs * torch.tensor(g)).sum().backward()
+        np.testing.assert_allclose(ours_x.grad, theirs_x.grad.numpy(), **tight)
+
+
 @pytest.mark.parametrize("name", ["var", "std"])
 def test_spread_with_no_degrees_of_freedom_left_has_torchs_gradient(seeded, name):
     """correction ≥ the count: torch's var gradient is ∞ (NaN where a value is its mean)

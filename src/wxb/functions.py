@@ -291,6 +291,10 @@ def _tensor_of(input: object, what: str) -> Tensor:
 
 def _method(name: str) -> Callable:
     def function(input, *args, **kwargs):
+        if ops._is_number(input) and args and isinstance(args[0], Tensor):
+            # torch.pow(0.1, x): a number takes the tensor operand's dtype, as in x ** y
+            # (made float32 first, float64 x got 0.1's float32 rounding, 1e-8 off)
+            return getattr(ops.as_tensor(input, args[0]), name)(*args, **kwargs)
         return getattr(_tensor_of(input, name), name)(*args, **kwargs)
 
     function.__name__ = function.__qualname__ = name

@@ -347,6 +347,9 @@ def div(a: object, b: object) -> Tensor:
 def power(a: object, b: object) -> Tensor:
     """Element-wise power A^B: ``x ** 2``, ``x ** y``, ``2 ** x``."""
     a, b = _operands(a, b)
+    if a.dtype != b.dtype:  # in the wider dtype, as torch's: log A of a float32 base
+        wider = np.promote_types(a.dtype, b.dtype)  # (∂/∂B) kept float32's 7 digits
+        a, b = astype(a, wider), astype(b, wider)
     A, B = a.data, b.data
     a_needs, b_needs = a.requires_grad, b.requires_grad
     out = _broadcasting(np.power, a, b)
