@@ -304,6 +304,14 @@ def remainder_number_first(t, p, nd):
     return p.lib.remainder(p.pick([0.1, -2.5]), t.detach() + 5.0) + t
 
 
+@case("normal", "ties", "special")
+def div_rounding(t, p, nd):  # torch's integer division: gradient 0, not refused
+    divisor = p.pick([0.7, -1.5, 2.0, 0.0])
+    return t.div(
+        divisor if p.flag() else t.detach() - divisor, rounding_mode=p.pick(["floor", "trunc"])
+    )
+
+
 @case("normal", "ties", grad=False)
 def floor_divide(t, p, nd):
     return t.floor_divide(p.pick([1.5, -1.5, 0.7, -0.7]))
@@ -760,3 +768,33 @@ def test_softmax_takes_torchs_dtype_argument(seeded, name):
         ours.sum().backward()
         assert ours_x.grad.dtype == np.float32
     assert getattr(wxb, name)(wxb.tensor(x), 1, dtype="float64").dtype == np.float64
+
+
+@pytest.mark.parametrize("mode", ["floor", "trunc"])
+def test_div_takes_torchs_rounding_mode(seeded, mode):
+    """t.div(other, rounding_mode='floor') (torch's spelling of integer division since
+    floor_divide's) was refused as not implemented: now the rounded quotient, bit for bit
+    torch's (−0, ±inf and NaN included), with torch's zero gradient for both operands."""
+    rng = seeded.rng
+    for dtype in (np.float32, np.float64):
+        size = int(rng.integers(0, 12))
+        specials = [-3.0, -2.5, -0.0, 0.0, 2.5, np.inf, -np.inf, np.nan]
+        a = np.where(rng.random(size) < 0.5, rng.normal(size=size) * 3, rng.choice(specials, size))
+        b = np.where(rng.random(size) < 0.5, rng.normal(size=size), rng.choice(specials, size))
+        a, b = a.astype(dtype), b.astype(dtype)
+        ours_a, ours_b = (wxb.tensor(v, dtype=dtype, requires_grad=True) for v in (a, b))
+        theirs_a, theirs_b = (torch.tensor(v, requires_grad=True) for v in (a, b))
+        ours = ours_a.div(ours_b, rounding_mode=mode)
+        theirs = theirs_a.div(theirs_b, rounding_mode=mode)
+        expected = theirs.detach().numpy()
+        what = seeded.msg(f"{a} div {b} ({mode})")
+        assert ours.dtype == expected.dtype, what
+        np.testing.assert_array_equal(ours.data, expected, err_msg=what)
+        assert np.array_equal(np.signbit(ours.data), np.signbit(expected)), what
+        g = rng.normal(size=size).astype(dtype)
+        (ours * wxb.tensor(g, dtype=dtype)).sum().backward()
+        (theirs * torch.tensor(g)).sum().backward()
+        np.testing.assert_array_equal(ours_a.grad, theirs_a.grad.numpy(), err_msg=what)
+        np.testing.assert_array_equal(ours_b.grad, theirs_b.grad.numpy(), err_msg=what)
+    with pytest.raises(wxb.errors.ConfigError, match="rounding_mode must be"):
+        wxb.tensor([1.0]).div(2, rounding_mode="round")

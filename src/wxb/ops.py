@@ -2740,9 +2740,27 @@ def _scaled(self: Tensor, other: object, alpha: object, name: str) -> object:
 
 
 def _divide(self: Tensor, other: object, rounding_mode: object = None) -> Tensor:
-    if rounding_mode is not None:  # torch's 'trunc'/'floor' give whole numbers, no gradient
-        raise ConfigError(f"Tensor.div: rounding_mode={rounding_mode!r} is not implemented")
-    return div(self, other)
+    """``t.div(other, rounding_mode=None)``: A / B; with 'trunc' or 'floor' the quotient
+    rounded (floor as ``//``'s), whose gradient is 0 for both, as torch's (where ``//``
+    refuses a backward): torch's spelling of integer division since floor_divide's."""
+    if rounding_mode is None:
+        return div(self, other)
+    if rounding_mode not in ("trunc", "floor"):
+        raise ConfigError(
+            f"Tensor.div: rounding_mode must be None, 'trunc' or 'floor'; got {rounding_mode!r}"
+        )
+    a, b = _operands(self, other)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if rounding_mode == "floor":
+            out = _broadcasting(np.floor_divide, a, b)
+        else:
+            out = np.trunc(_broadcasting(np.true_divide, a, b))
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # piecewise constant: ∂/∂A = ∂/∂B = 0
+        return np.zeros(a.shape, dtype=a.dtype), np.zeros(b.shape, dtype=b.dtype)
+
+    return Tensor.from_op(out, "div", (a, b), backward, reads_inputs=False)
 
 
 def _copy_in(self: Tensor, src: object, non_blocking: bool = False) -> Tensor:
