@@ -798,3 +798,105 @@ def test_div_takes_torchs_rounding_mode(seeded, mode):
         np.testing.assert_array_equal(ours_b.grad, theirs_b.grad.numpy(), err_msg=what)
     with pytest.raises(wxb.errors.ConfigError, match="rounding_mode must be"):
         wxb.tensor([1.0]).div(2, rounding_mode="round")
+
+
+# -- in place ----------------------------------------------------------------------------
+IN_PLACE = {
+    "add_": lambda t, p: t.add_(p.pick([1.5, -0.25]), alpha=p.pick([1, 2, -0.5])),
+    "sub_": lambda t, p: t.sub_(t * 0.5 if p.flag() else 0.3),
+    "mul_": lambda t, p: t.mul_(p.pick([2.0, -1.0, 0.0])),
+    "div_": lambda t, p: t.div_(p.pick([3.0, -0.5])),
+    "clamp_": lambda t, p: t.clamp_(-0.5, 0.5) if p.flag() else t.clamp_(min=0.0),
+    "clamp_min_": lambda t, p: t.clamp_min_(0.0),
+    "clamp_max_": lambda t, p: t.clamp_max_(0.5),
+    "masked_fill_": lambda t, p: t.masked_fill_(p.of(p.rng.random(tuple(t.shape)) < 0.5), -1.0),
+    "relu_": lambda t, p: t.relu_(),
+    "neg_": lambda t, p: t.neg_(),
+    "abs_": lambda t, p: t.abs_(),
+    "exp_": lambda t, p: t.exp_(),
+    "tanh_": lambda t, p: t.tanh_(),
+    "sigmoid_": lambda t, p: t.sigmoid_(),
+    "pow_": lambda t, p: t.pow_(p.pick([2.0, 3.0])),
+    "fill_": lambda t, p: t.fill_(p.pick([0.5, -2.0])),
+    "zero_": lambda t, p: t.zero_(),
+    "copy_": lambda t, p: t.copy_(t.flip(0) * 2),
+}
+VIEWS = {
+    "itself": lambda t: t,
+    "a row": lambda t: t[1],
+    "the transpose": lambda t: t.T,
+    "a reshape": lambda t: t.reshape(-1),
+    "a column slice": lambda t: t[:, 1:3],
+}
+
+
+@pytest.mark.parametrize("name", sorted(IN_PLACE))
+def test_in_place_methods_on_tensors_and_views_agree_with_torch(seeded, name):
+    """t.name_(…) on a tensor that records nothing, or on a view of it: the tensor's own
+    values afterwards are torch's, and the method returns the tensor it changed."""
+    rng = seeded.rng
+    for _ in range(DRAWS):
+        dtype = np.dtype(rng.choice([np.float32, np.float64]))
+        x = values(rng, (3, 4), dtype, str(rng.choice(["normal", "ties"])))
+        view = str(rng.choice(sorted(VIEWS)))
+        seed = int(rng.integers(2**63))
+        ours_base, theirs_base = wxb.tensor(x, dtype=dtype), torch.tensor(x)
+        ours_view, theirs_view = VIEWS[view](ours_base), VIEWS[view](theirs_base)
+        returned = IN_PLACE[name](ours_view, Params(seed, wxb))
+        IN_PLACE[name](theirs_view, Params(seed, torch))
+        what = seeded.msg(f"{name} on {view} of {dtype.name} {x.tolist()}")
+        assert returned is ours_view, what
+        _agree(ours_base.data, theirs_base.numpy(), 4 * EPS[dtype], 1.0, what)
+        _agree(ours_view.data, theirs_view.numpy(), 4 * EPS[dtype], 1.0, what)
+
+
+SAVED = {  # operations whose backward reads their input, or their output (exp, sqrt)
+    "mul": lambda w: w * w,
+    "pow": lambda w: w.pow(2),
+    "clamp": lambda w: w.clamp(-0.5, 0.5),
+    "abs": lambda w: w.abs(),
+    "exp": lambda w: w.exp(),
+    "sqrt": lambda w: w.sqrt(),
+    "sum": lambda w: w.sum(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SAVED))
+def test_a_change_in_place_after_the_forward_is_refused_as_torchs(seeded, name):
+    """What a recorded operation's backward reads, changed in place before backward()
+    (through the leaf, a view of it, or the result's detach()): torch's version counter
+    refuses the backward, and so must wxb's, in one line; where torch's goes through (a
+    change of what it does not read: exp and sqrt keep their output, a sum nothing), so
+    does wxb's, with torch's gradient. wxb refused a changed input of exp and sqrt."""
+    rng = seeded.rng
+    x = rng.uniform(0.5, 2.0, size=(3, 4)) * rng.choice([-1.0, 1.0], size=(3, 4))
+    if name == "sqrt":
+        x = np.abs(x)
+    for how in ("the leaf", "a view of the leaf", "the result's detach()"):
+        outcomes = []
+        for lib in (torch, wxb):
+            w = lib.tensor(x, requires_grad=True)
+            y = SAVED[name](w)
+            with lib.no_grad():
+                if how == "the leaf":
+                    w.mul_(2)
+                elif how == "a view of the leaf":
+                    w[0].zero_()
+                else:
+                    y.detach().add_(1)
+            try:
+                (y * 1.5).sum().backward()
+            except (RuntimeError, wxb.errors.TrainingError) as refusal:
+                assert "modified" in str(refusal), seeded.msg(f"{name}: {refusal}")
+                assert lib is torch or "\n" not in str(refusal)
+                outcomes.append("refused")
+            else:
+                outcomes.append(np.asarray(w.grad).copy())
+        what = seeded.msg(f"{name}, {how} changed")
+        theirs, ours = outcomes
+        if isinstance(theirs, str) or isinstance(ours, str):
+            assert isinstance(ours, str) and isinstance(theirs, str), f"{what}: {ours} / {theirs}"
+        else:
+            np.testing.assert_allclose(
+                ours, theirs, rtol=4 * EPS[np.dtype(np.float64)], err_msg=what
+            )

@@ -384,7 +384,8 @@ def exp(a: object) -> Tensor:
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
         return (g * E,)  # (e^A)′ = e^A
 
-    return Tensor.from_op(E, "exp", (a,), backward, saves_output=True)
+    # it reads e^A alone: A changed in place since does not refuse it, as torch's
+    return Tensor.from_op(E, "exp", (a,), backward, saves_output=True, reads_inputs=False)
 
 
 def log(a: object) -> Tensor:
@@ -405,7 +406,8 @@ def sqrt(a: object) -> Tensor:
         with np.errstate(divide="ignore"):  # √0: an infinite slope, as PyTorch gives
             return (g / (2 * S),)  # (√A)′ = 1/(2√A)
 
-    return Tensor.from_op(S, "√", (a,), backward, saves_output=True)
+    # (√A alone, as exp's e^A)
+    return Tensor.from_op(S, "√", (a,), backward, saves_output=True, reads_inputs=False)
 
 
 def absolute(a: object) -> Tensor:
