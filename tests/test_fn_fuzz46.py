@@ -75,11 +75,14 @@ class Params:
 
 
 def values(rng, shape, dtype, kind):
-    """normal draws, or few distinct values (ties), zeros among them, ±inf, positives."""
+    """normal draws, or few distinct values (ties), zeros among them, ±inf, NaN,
+    positives."""
     if kind == "ties":
         v = rng.choice([-1.0, 0.0, 0.5, 1.0], size=shape)
     elif kind == "special":
         v = rng.choice([-np.inf, -1.0, -0.0, 0.0, 0.5, 2.0, np.inf], size=shape)
+    elif kind == "nan":
+        v = rng.choice([np.nan, -1.0, 0.0, 0.5, 2.0], size=shape)
     elif kind == "zeros":
         v = np.where(rng.random(shape) < 0.7, rng.normal(size=shape), 0.0)  # (+0: see above)
     elif kind == "positive":
@@ -122,7 +125,7 @@ def _unary(name, *kinds):
 for _name in ["exp", "log", "sqrt", "abs", "log1p", "sin", "cos", "tanh", "sigmoid", "relu",
               "neg", "square", "reciprocal", "rsqrt", "sign", "floor", "ceil", "trunc",
               "round", "expm1", "log2", "log10", "clone"]:  # fmt: skip
-    _unary(_name, "normal", "special", "zeros", "positive", "ties")
+    _unary(_name, "normal", "special", "zeros", "positive", "ties", "nan")
 
 
 @case("normal", "ties", "special")
@@ -790,7 +793,8 @@ def test_div_takes_torchs_rounding_mode(seeded, mode):
         what = seeded.msg(f"{a} div {b} ({mode})")
         assert ours.dtype == expected.dtype, what
         np.testing.assert_array_equal(ours.data, expected, err_msg=what)
-        assert np.array_equal(np.signbit(ours.data), np.signbit(expected)), what
+        numbers = ~np.isnan(expected)  # (the sign of −0; a NaN's sign bit means nothing)
+        assert np.array_equal(np.signbit(ours.data[numbers]), np.signbit(expected[numbers])), what
         g = rng.normal(size=size).astype(dtype)
         (ours * wxb.tensor(g, dtype=dtype)).sum().backward()
         (theirs * torch.tensor(g)).sum().backward()
@@ -900,3 +904,19 @@ def test_a_change_in_place_after_the_forward_is_refused_as_torchs(seeded, name):
             np.testing.assert_allclose(
                 ours, theirs, rtol=4 * EPS[np.dtype(np.float64)], err_msg=what
             )
+
+
+def test_abs_sends_no_gradient_to_a_nan_as_torchs(seeded):
+    """|x|′ is sign(x), which torch takes as 0 at NaN (as its sign): wxb's np.sign gave
+    NaN there, so one NaN input left a NaN in the gradient where torch's has 0."""
+    rng = seeded.rng
+    x = rng.choice([np.nan, -1.5, 0.0, 2.0], size=int(rng.integers(1, 9)))
+    x[int(rng.integers(x.size))] = np.nan
+    g = rng.normal(size=x.shape)
+    ours_x, theirs_x = (
+        wxb.tensor(x, dtype="float64", requires_grad=True),
+        torch.tensor(x, requires_grad=True),
+    )
+    (ours_x.abs() * wxb.tensor(g, dtype="float64")).sum().backward()
+    (theirs_x.abs() * torch.tensor(g)).sum().backward()
+    np.testing.assert_array_equal(ours_x.grad, theirs_x.grad.numpy(), err_msg=seeded.msg(f"{x}"))

@@ -415,7 +415,7 @@ def absolute(a: object) -> Tensor:
     A = a.data
 
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
-        return (g * np.sign(A),)  # |A|′ = sign(A), 0 at 0 (as PyTorch)
+        return (g * _torch_sign(A),)  # |A|′ = sign(A), 0 at 0 and at NaN (as PyTorch)
 
     return Tensor.from_op(np.abs(A), "abs", (a,), backward)
 
