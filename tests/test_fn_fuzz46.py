@@ -18,7 +18,8 @@ fuzzer leaves alone:
 - ``sort``/``argsort`` are stable whatever ``stable=`` says (ties in their first order);
   ``wxb.einsum`` refuses ellipses and an index repeated within one operand;
 - ``//`` has no gradient (its backward refused, as torch's); ``%``'s divisor gets
-  ``−G·⌊A/B⌋``, where torch 2.13 refuses that derivative.
+  ``−G·⌊A/B⌋`` as torch's, also where it divides a number (``wxb.remainder(2.5, t)``),
+  whose derivative torch 2.13 has not implemented.
 
 torch leaves some choices to its kernels, which wxb need not copy: which of tied values
 ``topk`` returns (its indices and so its gradient are checked against wxb's own
@@ -300,6 +301,11 @@ def pow_number_first(t, p, nd):  # torch.pow(0.1, x): 0.1 in x's dtype
 @case("normal", "ties")
 def remainder(t, p, nd):  # the divisor's sign, as Python's, not C's
     return t.remainder(p.pick([1.5, -1.5, 0.7, -0.7]))
+
+
+@case("normal", "ties")
+def remainder_tensors(t, p, nd):  # the divisor's gradient, −G·⌊A/B⌋
+    return (t * 3).remainder(t.abs() + p.pick([0.5, 1.0]))
 
 
 @case("normal", "ties")
