@@ -618,6 +618,19 @@ class Tensor:
     # slots a copy (deepcopy, pickle) starts afresh with, not the original's (Parameter's)
     _fresh_when_copied: ClassVar[dict[str, object]] = {}
 
+    def __getstate__(self) -> tuple[dict | None, dict[str, object]]:
+        """What pickle and ``copy.copy`` take, as PyTorch's ``__reduce_ex__`` gives: the
+        values and requires_grad, a leaf without ``.grad``. A recorded result's backward
+        rules are closures pickle cannot take (a loss sent back from a process pool
+        raised "Can't pickle local object"), and a shallow copy's backward reached the
+        original's inputs."""
+        fresh = {**_LEAF_AFRESH, **type(self)._fresh_when_copied}
+        return getattr(self, "__dict__", None), {
+            name: fresh[name] if name in fresh else getattr(self, name)
+            for name in slot_names(type(self))
+            if hasattr(self, name)
+        }
+
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set ``requires_grad`` in place and return self (PyTorch's spelling). Only a
         leaf may be turned off: a recorded result's gradient would be dropped silently;
@@ -932,6 +945,20 @@ def _check_versions(order: list[Tensor]) -> None:
                     "place since the forward (by optimizer.step(), load_state_dict() or an "
                     "in-place operation such as +=); run the forward again after the change"
                 )
+
+
+# A copy's slots (pickle, copy.copy) as a leaf's: no gradient, no record of an operation
+_LEAF_AFRESH: dict[str, object] = {
+    "grad": None,
+    "retains_grad": False,
+    "op": None,
+    "inputs": (),
+    "_backward": None,
+    "_freed": False,
+    "_saved_versions": None,
+    "_recorded": None,
+    "_output_version": None,
+}
 
 
 def slot_names(kind: type) -> list[str]:

@@ -152,14 +152,6 @@ class Parameter(Tensor):
         "grad": None, "grad_buffer": None, "grad_home": None, "grad_index": 0,
     }  # fmt: skip
 
-    def __getstate__(self) -> tuple[dict | None, dict[str, object]]:
-        fresh = self._fresh_when_copied
-        return getattr(self, "__dict__", None), {
-            name: fresh[name] if name in fresh else getattr(self, name)
-            for name in slot_names(type(self))
-            if hasattr(self, name)
-        }
-
 
 # Grows whenever any module gains or loses a parameter or sub-module; next() on a
 # count is atomic, so two threads changing two models never hand out the same number.
