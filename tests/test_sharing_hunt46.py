@@ -11,6 +11,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from sharing_workers import update
 from torch_twins import tanh_classifier
 
 import wxb
@@ -120,3 +121,48 @@ def test_a_process_pool_hands_back_a_loops_losses(seeded):
     assert [t.item() for t in got] == [t.item() for t in want]
     for p, q in zip(model.parameters(), trained.parameters(), strict=True):
         np.testing.assert_array_equal(p.data, q.data)
+
+
+def _update_here(model, state, X, y, lr):
+    """sharing_workers.update in PyTorch, in this process (its tensors are not mapped)."""
+    model.load_state_dict({k: torch.tensor(v) for k, v in state.items()})
+    model.train()
+    torch.nn.functional.cross_entropy(model(torch.tensor(X)), torch.tensor(y)).backward()
+    with torch.no_grad():
+        for p in model.parameters():
+            p -= lr * p.grad
+    stats = [b for k, b in model.named_buffers() if k.endswith(("_mean", "_var"))]
+    return [t.detach().numpy() for t in [*model.parameters(), *stats]]
+
+
+def test_a_model_joblib_hands_a_worker_as_memory_maps_trains_there_as_torchs(seeded):
+    # joblib passes each array over max_nbytes (1 MB by default) to its workers as a
+    # read-only memory map: a wxb model arrived with read-only parameters and buffers,
+    # and load_state_dict, p -= lr * p.grad and the running statistics raised
+    # ("assignment destination is read-only"); PyTorch's tensors arrive writable
+    joblib = pytest.importorskip("joblib")
+    rng = seeded.rng
+    n, hidden = 5, int(rng.integers(4, 9))
+    ours = nn.Sequential(
+        nn.Linear(n, hidden, dtype="float64"),
+        nn.BatchNorm1d(hidden, dtype="float64"),
+        nn.Tanh(),
+        nn.Linear(hidden, 3, dtype="float64"),
+    )
+    theirs = torch.nn.Sequential(
+        torch.nn.Linear(n, hidden, dtype=torch.float64),
+        torch.nn.BatchNorm1d(hidden, dtype=torch.float64),
+        torch.nn.Tanh(),
+        torch.nn.Linear(hidden, 3, dtype=torch.float64),
+    )
+    state = {k: rng.normal(size=tuple(v.shape)) for k, v in theirs.state_dict().items()}
+    state = {k: (abs(v) + 0.5 if k.endswith("running_var") else v) for k, v in state.items()}
+    state["1.num_batches_tracked"] = np.array(0)
+    X, y = _batch(rng, rows=int(rng.integers(4, 9)))
+    lr = float(rng.uniform(0.01, 0.5))
+    with joblib.parallel_config(backend="loky", n_jobs=2, max_nbytes=8):  # every array mapped
+        (mine,) = joblib.Parallel(timeout=120)([joblib.delayed(update)(ours, state, X, y, lr)])
+    want = _update_here(theirs, state, X, y, lr)
+    assert len(mine) == len(want) == 8  # six parameters, the running mean and variance
+    for got, expected in zip(mine, want, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)

@@ -152,6 +152,26 @@ class Parameter(Tensor):
         "grad": None, "grad_buffer": None, "grad_home": None, "grad_index": 0,
     }  # fmt: skip
 
+    def __setstate__(self, state: tuple[dict | None, dict[str, object]]) -> None:
+        values, slots = state
+        if values:
+            self.__dict__.update(values)
+        for name, value in slots.items():
+            setattr(self, name, value)
+        self.data = _writable(self.data)
+
+
+def _writable(array: object) -> object:
+    """An unpickled array as memory of its own: joblib hands a worker each array over
+    1 MB as a read-only memory map, where a Parameter's or buffer's in-place updates
+    (``p -= lr * p.grad``, load_state_dict, nn.init, running statistics) raised,
+    whereas PyTorch's tensors arrive writable."""
+    if isinstance(array, np.ndarray) and (
+        type(array) is not np.ndarray or not array.flags.writeable
+    ):
+        return parameter_memory.copy(np.asarray(array))
+    return array
+
 
 # Grows whenever any module gains or loses a parameter or sub-module; next() on a
 # count is atomic, so two threads changing two models never hand out the same number.
@@ -813,6 +833,11 @@ class Module:
         self.__dict__.update(values or {})
         for name, value in slots.items():
             object.__setattr__(self, name, value)
+        buffers = self.__dict__.get("_buffers", {})
+        for key, array in buffers.items():
+            kept = _writable(array)
+            if kept is not array:
+                buffers[key] = self.__dict__[key] = kept
         for table in ("_parameters", "_modules", "_buffers"):
             object.__setattr__(self, table, _Table(self, self.__dict__.get(table, {})))
 
