@@ -168,11 +168,12 @@ def test_a_forward_that_trains_otherwise_than_it_predicts_is_refused(seeded, how
 
 @pytest.mark.parametrize("kind", ["Softmax", "LogSoftmax"])
 def test_softmax_over_inputs_of_three_dims_is_over_the_same_axis_both_ways(seeded, kind):
-    """wxb's Softmax() runs over the last axis of an (N, C, L) input (after a LayerNorm or
-    BatchNorm1d, which take one); to_torch made it nn.Softmax(dim=1), over C: outputs off
-    by up to 0.4 (2.0 for LogSoftmax). And from_torch read nn.Softmax(dim=1) as wxb's
-    Softmax(), over L where PyTorch's is over C. Now the twin's is over dim=-1, and a
-    torch dim=1 stays dim=1 (wxb refuses it on 3 dims in one line, as for its own)."""
+    """wxb's Softmax(dim=-1) runs over the last axis of an (N, C, L) input (after a
+    LayerNorm or BatchNorm1d, which take one); to_torch made it nn.Softmax(dim=1), over C:
+    outputs off by up to 0.4 (2.0 for LogSoftmax). And from_torch read nn.Softmax(dim=1)
+    as wxb's Softmax(), over L where PyTorch's is over C. Now the twin's is over dim=-1,
+    and a torch dim=1 stays dim=1 (wxb refuses it on 3 dims in one line, as for its own;
+    Softmax() without dim too, where torch's implicit axis is dim 0)."""
     from wxb import interop
     from wxb.errors import ConfigError
     from wxb.nn import LayerNorm, LogSoftmax, Softmax
@@ -182,7 +183,9 @@ def test_softmax_over_inputs_of_three_dims_is_over_the_same_axis_both_ways(seede
     X = rng.normal(size=(n, c, length)) * 3
     ours = {"Softmax": Softmax, "LogSoftmax": LogSoftmax}[kind]
     for norm in (LayerNorm(length), BatchNorm1d(c)):
-        model = Sequential(norm, ours()).double().eval()
+        with pytest.raises(ConfigError, match=r"\(\) of a tensor of 3 dimensions needs dim="):
+            Sequential(norm, ours()).double().eval()(X)
+        model = Sequential(norm, ours(dim=-1)).double().eval()
         z = norm(X).data
         shifted = z - z.max(axis=-1, keepdims=True)  # the reference: over the last axis
         log_p = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))

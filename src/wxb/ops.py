@@ -1026,7 +1026,7 @@ def softplus(z: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
 def softmax(z: Tensor, dim: int | None = None) -> Tensor:
     """Softmax over ``dim`` (torch's ``F.softmax(z, dim)``); without one, over the last
     axis of a vector or a (B, C) batch. A tensor of more dimensions needs ``dim``: torch's
-    implicit choice for it is dim 0 (deprecated), where wxb's would be the last."""
+    implicit choice for it (deprecated) is dim 0 for 3 and dim 1 for more, not the last."""
     z = as_tensor(z)
     if dim is not None:
         return softmax_along(z, dim)
@@ -1047,7 +1047,8 @@ def _implicit_dim(z: Tensor, name: str) -> None:
     if z.ndim > 2:
         raise ConfigError(
             f"{name} of a tensor of {z.ndim} dimensions needs dim= (torch's implicit choice "
-            "there is dim 0, deprecated; wxb's would be the last): give the axis"
+            f"there is dim {0 if z.ndim == 3 else 1}, deprecated; wxb's would be the last): "
+            "give the axis"
         )
 
 

@@ -257,10 +257,21 @@ class Activation(Module):
         self.inplace = _inplace(inplace, type(self).__name__)
 
     def forward(self, x: Tensor) -> Tensor:
-        if getattr(self, "dim", None) == 1 and getattr(x, "ndim", 2) != 2:  # (Log)Softmax
+        # (Log)Softmax's dim checked here: a forward of _RowWise's own would read as one
+        # replaced (stock_kind), refused by export and to_torch
+        dim, ndim = getattr(self, "dim", 0), getattr(x, "ndim", 2)
+        if dim == 1 and ndim != 2:
             raise ConfigError(
-                f"{type(self).__name__}(dim=1) of a tensor of {x.ndim} dimensions: wxb's "
+                f"{type(self).__name__}(dim=1) of a tensor of {ndim} dimensions: wxb's "
                 "runs over the last axis; give dim=-1 for that, or use tensor.softmax(1)"
+            )
+        if dim is None and ndim > 2:
+            # torch's implicit dim there is 0 (3 dims) or 1 (4 or more), deprecated; the
+            # last axis would give other numbers without a word
+            raise ConfigError(
+                f"{type(self).__name__}() of a tensor of {ndim} dimensions needs dim= (as "
+                "torch's deprecation says; its implicit choice there is dim "
+                f"{0 if ndim == 3 else 1}): give dim=-1 for the last axis"
             )
         return ops.activation(x, self.kernel)
 
@@ -395,7 +406,8 @@ class _RowWise(Activation):
     """Softmax and LogSoftmax: over each row's last axis, the classes of a (B, C) batch.
     PyTorch's ``dim=`` is taken where it names that axis (1 or -1; None, PyTorch's
     implicit choice, is 1 for a batch); another axis is refused in one line, at
-    construction (0) or at the call (dim=1 of a tensor of 3 or more dimensions)."""
+    construction (0) or at the call (dim=1 or None of a tensor of 3 or more dimensions,
+    where torch's dim=None is dim 0 for 3 and dim 1 for more)."""
 
     def __init__(self, kernel: ops.ActivationKernel, name: str | None, dim: object) -> None:
         self._check_dim(dim)
