@@ -1,5 +1,6 @@
 """Small leftovers: Softmax()/LogSoftmax() without dim on inputs of 3 or more dimensions
-(torch's implicit axis is not the last there), the functional refusal's named axis.
+(torch's implicit axis is not the last there), the functional refusal's named axis, and
+the ONNX export / to_torch refusal of a module of one's own inside a Sequential.
 
 Inputs are drawn fresh on every run (``WXB_TEST_SEED=<seed>`` replays one)."""
 
@@ -12,7 +13,7 @@ import pytest
 
 import wxb
 from wxb.errors import ConfigError
-from wxb.nn import LayerNorm, LogSoftmax, Sequential, Softmax
+from wxb.nn import Dense, LayerNorm, LogSoftmax, Module, ReLU, Sequential, Softmax, Tanh
 
 torch = pytest.importorskip("torch")
 
@@ -88,3 +89,66 @@ def test_functional_softmax_refusal_names_torchs_implicit_dim(seeded, name):
         assert f"implicit choice there is dim {implicit}," in str(caught.value), seeded.msg(
             str(caught.value)
         )
+
+
+class _Block(Module):
+    """A module of one's own whose forward only chains stock layers."""
+
+    def __init__(self, n: int, h: int) -> None:
+        super().__init__()
+        self.fc = Dense(n, h)
+        self.act = Tanh()
+
+    def forward(self, x):
+        return self.act(self.fc(x))
+
+
+class _Wrap(Module):
+    """The way the refusal gives: the model a module of one's own calling the Sequential."""
+
+    def __init__(self, seq: Sequential) -> None:
+        super().__init__()
+        self.seq = seq
+
+    def forward(self, x):
+        return self.seq(x)
+
+
+def test_a_chaining_module_inside_a_sequential_is_refused_with_a_true_reason(seeded, tmp_path):
+    """Sequential(Block(), Dense) with Block's forward only chaining stock layers was
+    refused by ONNX export saying "(nor one whose forward only chains stock layers)", and
+    by to_torch saying such a module "would be" converted: both false for it. Now each
+    says that a module of one's own is not read inside a Sequential and how to export it;
+    following that gives the model's numbers in onnxruntime and in torch. Fails on the old
+    code (its messages)."""
+    ort = pytest.importorskip("onnxruntime")
+    import wxb.interop
+    import wxb.onnx
+
+    rng = seeded.rng
+    n, h, out = (int(v) for v in rng.integers(2, 7, size=3))
+    seq = Sequential(_Block(n, h), ReLU(), Dense(h, out)).double()
+    X = rng.normal(size=(int(rng.integers(1, 9)), n))
+    for refuse, what in (
+        (lambda: wxb.onnx.export(seq, tmp_path / "m.onnx"), "export"),
+        (lambda: wxb.interop.to_torch(seq), "to_torch"),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            refuse()
+        message = str(caught.value)
+        assert "_Block" in message and "inside a Sequential" in message, message
+        assert f"whose forward {what} does not read" in message, message
+        assert "only chains stock layers" not in message, message
+        assert "\n" not in message
+    assert not (tmp_path / "m.onnx").exists()
+
+    model = _Wrap(seq)  # as the message says
+    expected = seq.predict(X)
+    path = wxb.onnx.export(model, tmp_path / "w.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: X})[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12, err_msg=seeded.msg("onnx"))
+    twin = wxb.interop.to_torch(model)
+    with torch.no_grad():
+        theirs = twin(torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(theirs, expected, rtol=1e-12, atol=1e-12, err_msg=seeded.msg("pt"))

@@ -174,7 +174,7 @@ def to_torch(model: Module):
         )
     named = None if chain is None else [(paths.get(id(m)) or str(m.name), m) for m in chain]
     for path, module in named or model.named_modules():
-        _check_convertible(path, module)
+        _check_convertible(path, module, in_sequential=chain is None and bool(path))
     dtype = _model_dtype(model)
     torch = _import_torch()
     tdtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[dtype]
@@ -230,17 +230,24 @@ def _trains_as_chained(model: Module, chain: list[Module]) -> bool:
     return bool(np.allclose(ours, chained_out, rtol=1e-5, atol=1e-6 * scale, equal_nan=True))
 
 
-def _check_convertible(path: str, module: Module) -> None:
+def _check_convertible(path: str, module: Module, in_sequential: bool = False) -> None:
     """``module`` is a stock one to_torch knows (exact class, no forward of its own)."""
     cls = type(module)
     if cls not in _STOCK_TYPES:
         base = next((b for b in cls.__mro__[1:] if b in _STOCK_TYPES), None)
-        why = (
-            f"it subclasses {base.__name__}, and its own code has no PyTorch twin"
-            if base is not None
-            else "it is a module of its own, which has no PyTorch twin here"
-            + (" (one whose forward only chains stock layers would be)" if module._modules else "")
-        )
+        if base is not None:
+            why = f"it subclasses {base.__name__}, and its own code has no PyTorch twin"
+        elif in_sequential:  # inside a Sequential: chain_layers reads the model's own forward only
+            why = (
+                "it is a module of its own inside a Sequential, whose forward to_torch does "
+                "not read (it follows a forward of one's own only in the model itself); make "
+                "the model a module of your own whose forward calls this Sequential, or put "
+                "that module's stock layers in the Sequential"
+            )
+        else:
+            why = "it is a module of its own, which has no PyTorch twin here" + (
+                " (one whose forward only chains stock layers would be)" if module._modules else ""
+            )
         raise ConfigError(
             f"to_torch: cannot convert {_where(path)} ({cls.__name__}): {why}; to_torch "
             "converts Sequential, Dense, Dropout, Standardize, LayerNorm, BatchNorm1d and the "

@@ -251,7 +251,7 @@ def _flatten(model: object) -> list[tuple[str, Module]]:
     while stack:
         path, module, ancestors = stack.pop()
         if stock_kind(module, _STOCK) is not Sequential:
-            leaves.append(_stock_leaf(path, module))
+            leaves.append(_stock_leaf(path, module, in_sequential=bool(ancestors)))
             continue
         if len(ancestors) >= MAX_DEPTH:
             raise _refuse(path, module, f"Sequentials nested more than {MAX_DEPTH} deep")
@@ -266,7 +266,7 @@ def _flatten(model: object) -> list[tuple[str, Module]]:
     return leaves
 
 
-def _stock_leaf(path: str, module: Module) -> tuple[str, Module]:
+def _stock_leaf(path: str, module: Module, in_sequential: bool = False) -> tuple[str, Module]:
     """(path, module) for a stock layer other than Sequential; ConfigError for another."""
     kind = stock_kind(module, _STOCK)
     if kind is None:
@@ -278,6 +278,14 @@ def _stock_leaf(path: str, module: Module) -> tuple[str, Module]:
         elif isinstance(module, _STOCK):
             base = next(k for k in _STOCK if isinstance(module, k))
             why = f"it subclasses {base.__name__} and replaces forward or __call__"
+        elif in_sequential:  # chain_layers reads the model's own forward only, and a
+            # Sequential's runs its layers: this one's forward is not read, chain or not
+            why = (
+                "it is a module of its own inside a Sequential, whose forward export does not "
+                "read (it follows a forward of one's own only in the model itself); make the "
+                "model a module of your own whose forward calls this Sequential, or put that "
+                "module's stock layers in the Sequential"
+            )
         else:
             why = (
                 "it is a module of its own, not a stock wxb layer (nor one whose forward "
