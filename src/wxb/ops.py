@@ -2204,13 +2204,16 @@ def _reduction(reduce: Callable[[Tensor, object, bool], Tensor], name: str) -> C
             raise TypeError(f"Tensor.{name}: give the axis once (axis= or dim=)")
         if isinstance(dim, (tuple, list)) and not dim:  # torch's dim=() reduces every
             dim = None  # dimension (NumPy's axis=() none): not the tensor unreduced
-        if dim is not None and self.ndim == 0:  # torch's dim 0 or -1 of a 0-d tensor
-            for d in dim if isinstance(dim, (tuple, list)) else (dim,):
-                _axis(d, 0, name)  # in range: 0 or -1
-            dim = None  # its one value
-        if dim is not None:  # refused by name, not NumPy's AxisError
-            _axes(dim if isinstance(dim, (tuple, list)) else (dim,), self.ndim, f"Tensor.{name}")
+        # torch's t.sum(1) comes in as axis: checked as dim= is (its NumPy meaning of
+        # () kept), where it met NumPy's AxisError, "duplicate value" or an IndexError
         axis = dim if dim is not None else axis
+        dims = axis if isinstance(axis, (tuple, list)) else () if axis is None else (axis,)
+        if dims and self.ndim == 0:  # torch's dim 0 or -1 of a 0-d tensor
+            for d in dims:
+                _axis(d, 0, name)  # in range: 0 or -1
+            axis = None  # its one value
+        elif dims:  # refused by name, not NumPy's AxisError
+            _axes(dims, self.ndim, f"Tensor.{name}")
         return reduce(self, axis, _flag(keepdims if keepdim is None else keepdim, f"Tensor.{name}"))
 
     return method
