@@ -39,3 +39,34 @@ def test_sum_mean_take_torch_positional_dims_as_dim_is_taken(seeded):
         for d in (0, -1, (0,), [-1]):
             got = getattr(wxb.tensor(value), name)(d)
             assert got.shape == () and got.dtype == np.float64 and float(got.data) == value
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_functional_softmax_takes_torchs_dtype(seeded, name):
+    """F.softmax(z, dim=-1, dtype=torch.float64), as ported code writes it: Tensor.softmax
+    took dtype= (68a5eab), the functional form stopped at a TypeError. z is cast first, so
+    the float32 leaf gets its gradient back in float32, as torch's."""
+    rng = seeded.rng
+    shape = tuple(int(n) for n in rng.integers(1, 6, size=int(rng.integers(1, 4))))
+    z = (rng.standard_normal(shape) * 3).astype(np.float32)
+    weights = rng.standard_normal(shape)
+    dim = int(rng.integers(-len(shape), len(shape)))
+    for dtype, torch_dtype in [(torch.float64, torch.float64), ("float64", torch.float64)]:
+        x = wxb.tensor(z, requires_grad=True)
+        t = torch.tensor(z, requires_grad=True)
+        got = getattr(wxb.nn.functional, name)(x, dim=dim, dtype=dtype)
+        want = getattr(torch.nn.functional, name)(t, dim=dim, dtype=torch_dtype)
+        assert got.dtype == np.float64
+        # both in float64 from the same float32 values: a few units of float64's last place
+        np.testing.assert_allclose(np.asarray(got.data), want.detach().numpy(), rtol=1e-13)
+        (got * wxb.tensor(weights)).sum().backward()
+        (want * torch.tensor(weights)).sum().backward()
+        assert x.grad.dtype == np.float32
+        # float64 gradients ~1e-15 apart, each rounded once to float32: 2 ulp, or an
+        # absolute 1e-12 where a gradient is near 0 (its float64 difference shows)
+        np.testing.assert_allclose(
+            np.asarray(x.grad.data if hasattr(x.grad, "data") else x.grad),
+            t.grad.numpy(),
+            rtol=2.0**-22,
+            atol=1e-12,
+        )

@@ -1023,20 +1023,21 @@ def softplus(z: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     return activation(as_tensor(z), Softplus(beta, threshold))
 
 
-def softmax(z: Tensor, dim: int | None = None) -> Tensor:
+def softmax(z: Tensor, dim: int | None = None, *, dtype: object = None) -> Tensor:
     """Softmax over ``dim`` (torch's ``F.softmax(z, dim)``); without one, over the last
     axis of a vector or a (B, C) batch. A tensor of more dimensions needs ``dim``: torch's
-    implicit choice for it (deprecated) is dim 0 for 3 and dim 1 for more, not the last."""
-    z = as_tensor(z)
+    implicit choice for it (deprecated) is dim 0 for 3 and dim 1 for more, not the last.
+    ``dtype=``: z cast to it first, as torch's (as ``Tensor.softmax``)."""
+    z = _cast(as_tensor(z), dtype)
     if dim is not None:
         return softmax_along(z, dim)
     _implicit_dim(z, "softmax")
     return activation(z, Softmax())
 
 
-def log_softmax(z: Tensor, dim: int | None = None) -> Tensor:
-    """Log-softmax over ``dim``, as ``softmax``."""
-    z = as_tensor(z)
+def log_softmax(z: Tensor, dim: int | None = None, *, dtype: object = None) -> Tensor:
+    """Log-softmax over ``dim``, as ``softmax`` (``dtype=`` too)."""
+    z = _cast(as_tensor(z), dtype)
     if dim is not None:
         return log_softmax_along(z, dim)
     _implicit_dim(z, "log_softmax")
