@@ -44,6 +44,7 @@ from wxb.errors import ConfigError, DataError, WxbError
 from wxb.nn.module import Module
 from wxb.random import get_rng_state as default_rng_state
 from wxb.random import set_rng_state as set_default_rng_state
+from wxb.random import state_as_json, state_from_json
 
 FORMAT = "wxb-checkpoint"
 FORMAT_VERSION = 1
@@ -609,8 +610,8 @@ def generator_state(generator: Random) -> dict:
     """The generator's state as plain JSON (arrays as lists with their dtype); a
     RandomState's with its cached Gaussian, marked legacy."""
     if isinstance(generator, np.random.RandomState):
-        return {"legacy": True, **_plain(generator.get_state(legacy=False))}
-    return _plain(generator.bit_generator.state)
+        return {"legacy": True, **state_as_json(generator.get_state(legacy=False))}
+    return state_as_json(generator.bit_generator.state)
 
 
 def _kind(generator: Random) -> str:
@@ -622,12 +623,12 @@ def _kind(generator: Random) -> str:
 def numpy_global_state() -> dict:
     """NumPy's global generator (``np.random.normal`` …, which a module or a loss of
     one's own may draw from), as plain JSON."""
-    return _plain(np.random.get_state(legacy=False))
+    return state_as_json(np.random.get_state(legacy=False))
 
 
 def set_numpy_global_state(state: object) -> None:
     try:
-        np.random.set_state(_arrays(state))
+        np.random.set_state(state_from_json(state))
     except (TypeError, ValueError, KeyError) as exc:
         message = f"the state of NumPy's global generator is damaged ({exc})"
         raise CheckpointFileError(message) from None
@@ -657,9 +658,9 @@ def set_generator_state(generator: Random, state: dict, role: str) -> None:
         raise ConfigError(f"the generator for {role} is a {kind}; the checkpoint's was {saved}")
     try:
         if isinstance(generator, np.random.RandomState):
-            generator.set_state(_arrays({k: v for k, v in state.items() if k != "legacy"}))
+            generator.set_state(state_from_json({k: v for k, v in state.items() if k != "legacy"}))
         else:
-            generator.bit_generator.state = _arrays(state)
+            generator.bit_generator.state = state_from_json(state)
     except (TypeError, ValueError, KeyError) as exc:
         message = f"the state of the generator for {role} is damaged ({exc})"
         raise CheckpointFileError(message) from None
@@ -730,21 +731,3 @@ def _set_held(states: object, model: object) -> None:
         )
     for path, generator in held.items():
         set_generator_state(generator, states[path], path)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray):
-        return {"__ndarray__": value.tolist(), "dtype": str(value.dtype)}
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _arrays(value: Any) -> Any:
-    if isinstance(value, dict):
-        if set(value) == {"__ndarray__", "dtype"}:
-            return np.array(value["__ndarray__"], dtype=value["dtype"])
-        return {k: _arrays(v) for k, v in value.items()}
-    return value

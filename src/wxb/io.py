@@ -44,6 +44,7 @@ from wxb.nn.module import Module
 from wxb.nn.norm import BatchNorm1d, LayerNorm
 from wxb.nn.plan import width_mismatch
 from wxb.nn.sequential import Sequential, layers_in_order
+from wxb.random import state_as_json, state_from_json
 
 FORMAT = "wxb"
 FORMAT_VERSION = "1"
@@ -306,28 +307,9 @@ def _dropout_generators(model: Module) -> dict[str, object]:
                 f"cannot rebuild (it takes NumPy's {', '.join(_BIT_GENERATORS)})"
             )
         first[id(generator)] = path
-        state = _plain_state(generator.bit_generator.state)
+        state = state_as_json(generator.bit_generator.state)
         found[path] = {"state": state, "row_key": module._row_key}
     return found
-
-
-def _plain_state(value: object) -> object:
-    """A bit generator's state as JSON: arrays (MT19937's key) as lists with their dtype."""
-    if isinstance(value, dict):
-        return {k: _plain_state(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray):
-        return {"__ndarray__": value.tolist(), "dtype": str(value.dtype)}
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _array_state(value: object) -> object:
-    if isinstance(value, dict):
-        if set(value) == {"__ndarray__", "dtype"}:
-            return np.array(value["__ndarray__"], dtype=value["dtype"])
-        return {k: _array_state(v) for k, v in value.items()}
-    return value
 
 
 def _restore_dropout_generators(model: Module, path: Path, saved: object) -> None:
@@ -350,7 +332,7 @@ def _restore_dropout_generators(model: Module, path: Path, saved: object) -> Non
                 raise ModelFileError(f"{what} shares a generator saved after it, or none")
         else:
             try:
-                state = _array_state(entry["state"])
+                state = state_from_json(entry["state"])
                 kind = state["bit_generator"]
                 if kind not in _BIT_GENERATORS:
                     raise ValueError(kind)

@@ -58,6 +58,27 @@ def set_rng_state(new_state: object) -> None:
         raise ConfigError(f"set_rng_state: the state is damaged ({exc})") from None
 
 
+def state_as_json(value: object) -> object:
+    """A generator's state as JSON holds it: arrays (MT19937's key) as lists with their
+    dtype, NumPy scalars as numbers; ``state_from_json`` gives it back."""
+    if isinstance(value, dict):
+        return {k: state_as_json(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return {"__ndarray__": value.tolist(), "dtype": str(value.dtype)}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def state_from_json(value: object) -> object:
+    """What ``state_as_json`` wrote, its arrays arrays again."""
+    if isinstance(value, dict):
+        if set(value) == {"__ndarray__", "dtype"}:
+            return np.array(value["__ndarray__"], dtype=value["dtype"])
+        return {k: state_from_json(v) for k, v in value.items()}
+    return value
+
+
 def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
     """A generator from a seed, an existing generator, or wxb's default one."""
     if seed is None:
