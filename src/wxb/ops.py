@@ -1031,7 +1031,7 @@ def softmax(z: Tensor, dim: int | None = None, *, dtype: object = None) -> Tenso
     z = _cast(as_tensor(z), dtype)
     if dim is not None:
         return softmax_along(z, dim)
-    _implicit_dim(z, "softmax")
+    check_implicit_dim(z.ndim, "softmax")
     return activation(z, Softmax())
 
 
@@ -1040,16 +1040,19 @@ def log_softmax(z: Tensor, dim: int | None = None, *, dtype: object = None) -> T
     z = _cast(as_tensor(z), dtype)
     if dim is not None:
         return log_softmax_along(z, dim)
-    _implicit_dim(z, "log_softmax")
+    check_implicit_dim(z.ndim, "log_softmax")
     return activation(z, LogSoftmax())
 
 
-def _implicit_dim(z: Tensor, name: str) -> None:
-    if z.ndim > 2:
+def check_implicit_dim(ndim: int, name: str) -> None:
+    """Softmax without a dim over ``ndim`` dimensions (F.softmax, the Softmax layers): torch's
+    implicit choice past 2 dims is dim 0 (3) or 1 (more), deprecated, where the last axis
+    would give other numbers without a word."""
+    if ndim > 2:
         raise ConfigError(
-            f"{name} of a tensor of {z.ndim} dimensions needs dim= (torch's implicit choice "
-            f"there is dim {0 if z.ndim == 3 else 1}, deprecated; wxb's would be the last): "
-            "give the axis"
+            f"{name} of a tensor of {ndim} dimensions needs dim= (torch's implicit choice "
+            f"there is dim {0 if ndim == 3 else 1}, deprecated; wxb's would be the last): "
+            "give dim=-1 for the last axis"
         )
 
 

@@ -265,14 +265,8 @@ class Activation(Module):
                 f"{type(self).__name__}(dim=1) of a tensor of {ndim} dimensions: wxb's "
                 "runs over the last axis; give dim=-1 for that, or use tensor.softmax(1)"
             )
-        if dim is None and ndim > 2:
-            # torch's implicit dim there is 0 (3 dims) or 1 (4 or more), deprecated; the
-            # last axis would give other numbers without a word
-            raise ConfigError(
-                f"{type(self).__name__}() of a tensor of {ndim} dimensions needs dim= (as "
-                "torch's deprecation says; its implicit choice there is dim "
-                f"{0 if ndim == 3 else 1}): give dim=-1 for the last axis"
-            )
+        if dim is None:  # (1-D and 2-D: the last axis is torch's implicit dim too)
+            ops.check_implicit_dim(ndim, f"{type(self).__name__}()")
         return ops.activation(x, self.kernel)
 
     def config(self) -> dict[str, Any]:
