@@ -225,6 +225,48 @@ class IndexArray(np.ndarray):
     idiom ``(out.argmax(1) == y).float().mean().item()`` runs as in PyTorch (a plain
     array has no ``.float()``), and ``.sum().item()`` gives an int, as torch's."""
 
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: object, **kwargs: object):
+        """NumPy's ufuncs, but arithmetic of two operands in the dtype torch's gives
+        (``result_type``): ``labels * 0.5`` and ``correct / n`` are float32, as torch's
+        int64 tensors give them, where NumPy's rule made them float64. Beside a Tensor,
+        NumPy hands the call to the Tensor's own hook."""
+        args = []
+        for x in inputs:
+            if isinstance(x, Tensor):
+                return NotImplemented
+            args.append(x.view(np.ndarray) if isinstance(x, IndexArray) else x)
+        out = kwargs.get("out")
+        if out is not None:
+            if any(isinstance(o, Tensor) for o in out):
+                return NotImplemented
+            kwargs["out"] = tuple(
+                o.view(np.ndarray) if isinstance(o, IndexArray) else o for o in out
+            )
+        elif len(args) == 2 and method == "__call__" and not kwargs:
+            floating = _PROMOTED_UFUNCS.get(ufunc)
+            if floating is not None:
+                dtype = result_type(*inputs, floating=floating)
+                args = [np.asarray(x).astype(dtype, copy=False) for x in args]
+                result = super().__array_ufunc__(ufunc, method, *args)
+                # (mask ** mask: NumPy has no bool loop and gives int8; torch's is bool)
+                return marks(result if result.dtype == dtype else result.astype(dtype))
+        result = super().__array_ufunc__(ufunc, method, *args, **kwargs)
+        if result is NotImplemented or method == "at":
+            return result
+        if out is not None:  # the arrays given, as NumPy hands them back
+            return out[0] if len(out) == 1 else out
+        if type(result) is tuple:
+            return tuple(marks(r) for r in result)
+        return marks(result)
+
+    # ** as np.power: NumPy's own swaps in np.square, np.sqrt, … for some exponents
+    # (labels ** 0.5 came out float64, mask ** 2 int8, past the rule above)
+    def __pow__(self, other: object) -> object:
+        return np.power(self, other)
+
+    def __rpow__(self, other: object) -> object:
+        return np.power(other, self)
+
     def float(self) -> Tensor:  # a float32 Tensor of the 0/1s or whole numbers, as torch's
         return Tensor(np.asarray(self, dtype=np.float32))
 
@@ -286,6 +328,80 @@ class IndexArray(np.ndarray):
 def marks(array: object) -> IndexArray:
     """``array`` (a mask, indices) as the IndexArray wxb hands back."""
     return np.asarray(array).view(IndexArray)
+
+
+# Ufuncs of two operands whose dtype result_type gives; True: a float result for whole
+# numbers too (torch's int / int is its default float dtype, float32)
+_PROMOTED_UFUNCS = {
+    np.add: False,
+    np.subtract: False,
+    np.multiply: False,
+    np.true_divide: True,
+    np.floor_divide: False,
+    np.remainder: False,
+    np.fmod: False,
+    np.power: False,
+    np.maximum: False,
+    np.minimum: False,
+    np.arctan2: True,
+    np.hypot: True,
+}
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}  # torch's ranks: bool < integer < float
+
+
+def result_type(*operands: object, floating: bool = False) -> np.dtype:
+    """The dtype of an operation's result, by ``torch.result_type``'s rule, for the
+    operands wxb takes: tensors and arrays with dimensions decide; a 0-d one, a number or a
+    NumPy scalar changes the result only where it is of a higher kind (bool < integer <
+    float), a float number then giving float32 (torch's default dtype), a 0-d tensor or
+    array its own dtype. Where a Tensor is among the operands, an array counts as a number:
+    it takes the tensor's dtype (wxb's one difference from torch, which reads a float64
+    array as a float64 tensor). ``floating``: a result of whole numbers is float32 (true
+    division). Values of other kinds (text, complex) have no say: the cast refuses them."""
+    beside_tensor = any(isinstance(x, Tensor) for x in operands)
+    tiers: list[np.dtype | None] = [None, None, None]  # dimensioned, 0-d, numbers
+    for x in operands:
+        if isinstance(x, Tensor) or (isinstance(x, np.ndarray) and not beside_tensor):
+            dtype, tier = x.dtype, 0 if x.ndim else 1
+        else:
+            dtype, tier = _number_dtype(x), 2
+        if dtype.kind not in _CATEGORY:  # (object, text, complex: no say; the cast refuses)
+            continue
+        tiers[tier] = dtype if tiers[tier] is None else _promoted(tiers[tier], dtype)
+    result = None
+    for dtype in tiers:
+        if dtype is not None and (result is None or _rank(dtype) > _rank(result)):
+            result = dtype if result is None else _promoted(result, dtype)
+    if result is None or (floating and result.kind != "f"):
+        return DTYPES["float32"]
+    return result
+
+
+def _number_dtype(value: object) -> np.dtype:
+    """A number's dtype as torch reads one: bool, int64, or float32 (its default)."""
+    if isinstance(value, (bool, np.bool_)):
+        return np.dtype(np.bool_)
+    if isinstance(value, (int, np.integer)):
+        return np.dtype(np.int64)
+    if isinstance(value, (float, np.floating)):
+        return DTYPES["float32"]
+    dtype = getattr(value, "dtype", None)  # an array beside a tensor, a list, torch's
+    if not isinstance(dtype, np.dtype):
+        dtype = foreign_array(value).dtype if hasattr(value, "__array__") else None
+        dtype = np.asarray(value).dtype if dtype is None else dtype
+    return _number_dtype(dtype.type(0)) if dtype.kind in _CATEGORY else dtype
+
+
+def _rank(dtype: np.dtype) -> int:
+    return _CATEGORY[dtype.kind]
+
+
+def _promoted(a: np.dtype, b: np.dtype) -> np.dtype:
+    """torch's promote_types: the higher kind's dtype (int64 with float32 is float32,
+    where NumPy gives float64); within a kind, the wider."""
+    if _rank(a) != _rank(b):
+        return a if _rank(a) > _rank(b) else b
+    return np.promote_types(a, b)
 
 
 def float_array(value: object, dtype: np.dtype, where: str) -> np.ndarray:

@@ -1,0 +1,220 @@
+"""Result dtypes of mixed operands, against PyTorch's ``torch.result_type``: every binary
+operation wxb offers as an operator, a Tensor method and a ``wxb.`` function, on float32
+and float64 tensors (dimensioned and 0-d), the integer and boolean arrays wxb gives for
+torch's integer tensors (``IndexArray``: ``long()``, argmax, masks), Python numbers and
+NumPy scalars; the values, and the dtype and values of each leaf's gradient, too.
+
+wxb's one documented difference: a NumPy float array beside a tensor takes the tensor's
+dtype (torch reads a float64 array as a float64 tensor); it holds in every form."""
+
+import operator
+
+import numpy as np
+import pytest
+import torch
+
+import wxb
+from wxb.errors import WxbError
+from wxb.tensor import IndexArray, Tensor
+
+FLOATS = ["f32", "f64", "f32 0-d", "f64 0-d"]
+WHOLES = ["i32", "i64", "bool", "i64 0-d"]
+NUMBERS = ["int", "float", "bool number", "np.float64", "np.int64", "np.float32"]
+_NP = {"f32": np.float32, "f64": np.float64, "i32": np.int32, "i64": np.int64, "bool": np.bool_}
+
+
+def _operand(rng, kind, shape=(2, 3)):
+    """(wxb's operand, torch's operand, whether it is a leaf that requires grad)."""
+    if kind in NUMBERS:
+        value = {
+            "int": int(rng.integers(1, 5)),
+            "float": float(rng.uniform(0.5, 4)),
+            "bool number": True,
+            "np.float64": np.float64(rng.uniform(0.5, 4)),
+            "np.int64": np.int64(rng.integers(1, 5)),
+            "np.float32": np.float32(rng.uniform(0.5, 4)),
+        }[kind]
+        return value, value, False
+    dtype = _NP[kind.split()[0]]
+    shape = () if kind.endswith("0-d") else shape
+    if kind in FLOATS:
+        array = rng.uniform(0.5, 4, shape).astype(dtype)
+        return (
+            Tensor(array.copy(), requires_grad=True),
+            torch.tensor(array, requires_grad=True),
+            True,
+        )
+    array = rng.integers(0 if dtype is np.bool_ else 1, 5, shape).astype(dtype)
+    return array.view(IndexArray), torch.tensor(array), False
+
+
+def _torch_dtype(value):
+    return str(value.dtype).removeprefix("torch.")
+
+
+def _boundaries(name, a, b):
+    """Where a quotient is within reach of a whole number: floor and remainder jump there,
+    and an ulp decides the side (float64 a/b of the operands both sides were given)."""
+    if not any(k in name for k in ("//", "%", "remainder", "floor")):
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.asarray(a, dtype=np.float64) / np.asarray(b, dtype=np.float64)
+        return np.abs(q - np.round(q)) < 1e-4
+
+
+def _differs(ours, theirs, scale, skip=None):
+    """Beyond a few roundings of the result's dtype (NumPy's and torch's loops each round
+    once per operation, pow and its gradient a few ulps more), relative to the result and
+    the operands' size (a remainder near 0 is as exact as its operands)."""
+    ours = np.asarray(ours, dtype=np.float64)
+    theirs = np.broadcast_to(np.asarray(theirs, dtype=np.float64), ours.shape)
+    eps = float(np.finfo(np.float32 if scale[1] == np.float32 else np.float64).eps)
+    with np.errstate(invalid="ignore"):
+        near = np.abs(ours - theirs) <= 16 * eps * (np.abs(theirs) + scale[0])
+    fine = near | (ours == theirs) | (np.isnan(ours) & np.isnan(theirs))
+    if skip is not None:  # (a 0-d leaf's gradient sums over every place)
+        fine |= np.broadcast_to(skip if skip.shape == fine.shape else skip.any(), fine.shape)
+    return not fine.all()
+
+
+def _check(
+    rng, name, ours_call, theirs_call, wx, th, leaves, problems, backward=True, refuses=True
+):
+    """One case: torch's result (skipped where torch refuses it) against wxb's: a refusal
+    of wxb's own (a WxbError, or a TypeError naming wxb) passes where ``refuses``, a
+    silent difference never."""
+    try:
+        with np.errstate(all="ignore"):
+            theirs = theirs_call(*th)
+    except (RuntimeError, TypeError, ZeroDivisionError, NotImplementedError):
+        return
+    case = f"{name} of {[type(x).__name__ + str(getattr(x, 'dtype', '')) for x in wx]}"
+    try:
+        with np.errstate(all="ignore"):
+            ours = ours_call(*wx)
+    except WxbError:
+        if refuses:
+            return
+        raise
+    except TypeError as error:
+        if refuses and "wxb" in str(error):
+            return
+        problems.append(f"{case}: {type(error).__name__}: {error}")
+        return
+    got = np.asarray(ours.data if isinstance(ours, Tensor) else ours)
+    if str(got.dtype) != _torch_dtype(theirs) or got.shape != tuple(theirs.shape):
+        problems.append(
+            f"{case}: {got.dtype}{got.shape}, torch {theirs.dtype}{tuple(theirs.shape)}"
+        )
+        return
+    sizes = [np.max(np.abs(np.asarray(x.detach() if torch.is_tensor(x) else x))) for x in th]
+    scale = (float(max(sizes)), np.float32 if got.dtype == np.float32 else np.float64)
+    skip = _boundaries(name, *[x.detach() if torch.is_tensor(x) else x for x in th[-2:]])
+    if _differs(got, theirs.detach().numpy(), scale, skip):
+        problems.append(f"{case}: values {got} != torch's {theirs.detach().numpy()}")
+        return
+    if not backward or not theirs.requires_grad:
+        return
+    g = rng.uniform(0.5, 2, got.shape)
+    try:
+        theirs.backward(torch.tensor(g, dtype=theirs.dtype))
+    except RuntimeError:  # (no derivative in torch: 2.5 % t)
+        return
+    with np.errstate(all="ignore"):
+        ours.backward(g.astype(got.dtype))
+    for w, t in leaves:
+        if t.grad is None:
+            continue
+        grad = np.asarray(w.grad)
+        if grad.dtype != w.dtype or str(grad.dtype) != _torch_dtype(t.grad):
+            problems.append(f"{case}: ∂/∂{w.dtype} leaf {grad.dtype}, torch {t.grad.dtype}")
+            continue
+        coarser = np.float32 if np.float32 in (w.dtype, got.dtype) else np.float64
+        if _differs(grad, t.grad.numpy(), (float(np.max(np.abs(g))) * scale[0], coarser), skip):
+            problems.append(f"{case}: ∂/∂{w.dtype} leaf {grad} != torch's {t.grad.numpy()}")
+
+
+def _where(mask):
+    return (
+        lambda a, b: wxb.where(mask, a, b),
+        lambda a, b: torch.where(torch.tensor(mask), a, b),
+    )
+
+
+BINARY = {  # name: (wxb's, torch's), each called with the two operands
+    "+": (operator.add, operator.add),
+    "-": (operator.sub, operator.sub),
+    "*": (operator.mul, operator.mul),
+    "/": (operator.truediv, operator.truediv),
+    "//": (operator.floordiv, operator.floordiv),
+    "%": (operator.mod, operator.mod),
+    "**": (operator.pow, operator.pow),
+    "maximum": (wxb.maximum, torch.maximum),
+    "minimum": (wxb.minimum, torch.minimum),
+    "pow": (wxb.pow, torch.pow),
+    "remainder": (wxb.remainder, torch.remainder),
+    "floor_divide": (wxb.floor_divide, torch.floor_divide),
+    "clamp min": (lambda a, b: wxb.clamp(a, min=b), lambda a, b: torch.clamp(a, min=b)),
+    "clamp max": (lambda a, b: wxb.clamp(a, max=b), lambda a, b: torch.clamp(a, max=b)),
+}
+METHODS = {  # called on a float tensor
+    ".add": lambda a, b: a.add(b, alpha=2),
+    ".sub": lambda a, b: a.sub(b),
+    ".mul": lambda a, b: a.mul(b),
+    ".div": lambda a, b: a.div(b),
+    "div floor": lambda a, b: a.div(b, rounding_mode="floor"),
+    ".pow": lambda a, b: a.pow(b),
+    ".remainder": lambda a, b: a.remainder(b),
+    ".maximum": lambda a, b: a.maximum(b),
+    ".minimum": lambda a, b: a.minimum(b),
+    ".clamp": lambda a, b: a.clamp(min=b),
+    ".clamp_max": lambda a, b: a.clamp_max(b),
+}
+
+
+def test_integer_arrays_with_numbers_give_torchs_dtypes(seeded):
+    # labels * 0.5, correct / n, mask * np.float64(0.1): torch's integer tensors give
+    # float32; wxb's integer arrays followed NumPy's rule, float64 (and int32 labels + a
+    # 0-d int64 gave int64, torch: int32)
+    rng, problems = seeded.rng, []
+    arithmetic = {name: BINARY[name] for name in ("+", "-", "*", "/", "//", "%", "**")}
+    for name, (ours, theirs) in arithmetic.items():
+        for first in WHOLES + NUMBERS:
+            for second in WHOLES + NUMBERS:
+                if first not in WHOLES and second not in WHOLES:
+                    continue
+                (wa, ta, _), (wb, tb, _) = _operand(rng, first), _operand(rng, second)
+                _check(rng, name, ours, theirs, (wa, wb), (ta, tb), [], problems)
+                try:
+                    with np.errstate(all="ignore"):
+                        kind = type(ours(wa, wb))
+                except TypeError:  # (bool − bool: NumPy's refusal, as torch's)
+                    continue
+                if kind is not IndexArray:  # (with torch's .float(), .long(), …)
+                    problems.append(f"{first} {name} {second}: a {kind.__name__}")
+    assert not problems, seeded.msg(f"{len(problems)} differ from torch:\n" + "\n".join(problems))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_hand_made_soft_targets_keep_the_models_dtype_as_torchs(seeded, dtype):
+    # label smoothing by hand, F.one_hot(y, C) * (1 − ε) + ε / C, was float64 (NumPy's
+    # rule for an int64 array times a Python float): torch's is float32, and the loss
+    # against float32 logits float32 too
+    rng = seeded.rng
+    y = rng.integers(0, 4, 8)
+    logits = rng.normal(size=(8, 4)).astype(dtype)
+    eps = float(rng.uniform(0.05, 0.2))
+    soft = wxb.nn.functional.one_hot(y, 4) * (1 - eps) + eps / 4
+    theirs = torch.nn.functional.one_hot(torch.tensor(y), 4) * (1 - eps) + eps / 4
+    assert str(soft.dtype) == _torch_dtype(theirs) == "float32", seeded.msg(str(soft.dtype))
+    np.testing.assert_array_equal(soft, theirs.numpy(), err_msg=seeded.msg("soft targets"))
+    z, tz = Tensor(logits.copy(), requires_grad=True), torch.tensor(logits, requires_grad=True)
+    loss = wxb.nn.functional.cross_entropy(z, soft)
+    their_loss = torch.nn.functional.cross_entropy(tz, theirs)
+    loss.backward()
+    their_loss.backward()
+    assert str(loss.dtype) == _torch_dtype(their_loss) == dtype, seeded.msg(str(loss.dtype))
+    assert z.grad.dtype == np.dtype(dtype)
+    tolerance = 64 * float(np.finfo(dtype).eps)  # log-softmax's few roundings, summed rows
+    np.testing.assert_allclose(loss.item(), their_loss.item(), rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(z.grad, tz.grad.numpy(), rtol=tolerance, atol=tolerance / 8)
