@@ -172,6 +172,36 @@ METHODS = {  # called on a float tensor
 }
 
 
+def test_binary_operations_give_torchs_dtypes_values_and_gradients(seeded):
+    # wxb.maximum(labels, s) with s a 0-d float64 tensor came out float32 (the array made
+    # a float32 tensor on its own first; torch: float64), and a 0-d float64 x clamped
+    # between float32 bounds float64 (torch: float32): every pair, every form
+    rng, problems = seeded.rng, []
+    mask = rng.random((2, 3)) < 0.5
+    forms = {**BINARY, "where": _where(mask)}
+    for name, (ours, theirs) in {**forms, **{n: (m, m) for n, m in METHODS.items()}}.items():
+        for first in FLOATS + WHOLES + NUMBERS:
+            for second in FLOATS + WHOLES + NUMBERS:
+                if first not in FLOATS and (second not in FLOATS or name in METHODS):
+                    continue  # a float tensor among them (the receiver of a method)
+                (wa, ta, la), (wb, tb, lb) = _operand(rng, first), _operand(rng, second)
+                leaves = [(w, t) for w, t, leaf in ((wa, ta, la), (wb, tb, lb)) if leaf]
+                _check(rng, name, ours, theirs, (wa, wb), (ta, tb), leaves, problems, name != "//")
+    assert not problems, seeded.msg(f"{len(problems)} differ from torch:\n" + "\n".join(problems))
+
+
+def test_clamp_between_two_tensor_bounds_gives_torchs_dtype_and_gradients(seeded):
+    # the three operands by one rule: a 0-d float64 value between dimensioned float32
+    # bounds is float32 in torch; wxb cast the bounds alone and gave float64
+    rng, problems = seeded.rng, []
+    for kinds in [(a, lo, hi) for a in FLOATS for lo in FLOATS + WHOLES for hi in FLOATS]:
+        made = [_operand(rng, kind) for kind in kinds]
+        wx, th = [m[0] for m in made], [m[1] for m in made]
+        leaves = [(m[0], m[1]) for m in made if m[2]]
+        _check(rng, "clamp", wxb.clamp, torch.clamp, wx, th, leaves, problems)
+    assert not problems, seeded.msg("\n".join(problems))
+
+
 def test_integer_arrays_with_numbers_give_torchs_dtypes(seeded):
     # labels * 0.5, correct / n, mask * np.float64(0.1): torch's integer tensors give
     # float32; wxb's integer arrays followed NumPy's rule, float64 (and int32 labels + a
@@ -193,6 +223,62 @@ def test_integer_arrays_with_numbers_give_torchs_dtypes(seeded):
                 if kind is not IndexArray:  # (with torch's .float(), .long(), …)
                     problems.append(f"{first} {name} {second}: a {kind.__name__}")
     assert not problems, seeded.msg(f"{len(problems)} differ from torch:\n" + "\n".join(problems))
+
+
+def test_a_numpy_float_array_beside_a_tensor_takes_its_dtype_in_every_form(seeded):
+    # wxb's documented rule (torch would read the array as a float64 tensor): x + a,
+    # x.maximum(a) kept float32, but wxb.maximum(a, x), wxb.pow(a, x), wxb.dot(a, v) and
+    # wxb.clamp(a, min=x) made the array a float64 tensor first and gave float64
+    rng = seeded.rng
+    array = rng.uniform(0.5, 4, (3, 3))
+    forms = {
+        "a + x": lambda a, x: a + x,
+        "x - a": lambda a, x: x - a,
+        "a ** x": lambda a, x: a**x,
+        "x.maximum(a)": lambda a, x: x.maximum(a),
+        "wxb.maximum(a, x)": wxb.maximum,
+        "wxb.minimum(a, x)": wxb.minimum,
+        "wxb.pow(a, x)": wxb.pow,
+        "wxb.remainder(a, x)": wxb.remainder,
+        "wxb.floor_divide(a, x)": wxb.floor_divide,
+        "wxb.matmul(a, x)": wxb.matmul,
+        "wxb.clamp(a, min=x)": lambda a, x: wxb.clamp(a, min=x),
+        "wxb.where(m, a, x)": lambda a, x: wxb.where(a > 2, a, x),
+        "wxb.dot(a[0], x[0])": lambda a, x: wxb.dot(a[0], x[0]),
+    }
+    theirs = {
+        "a + x": lambda a, x: a + x,
+        "x - a": lambda a, x: x - a,
+        "a ** x": lambda a, x: a**x,
+        "x.maximum(a)": lambda a, x: x.maximum(a),
+        "wxb.maximum(a, x)": torch.maximum,
+        "wxb.minimum(a, x)": torch.minimum,
+        "wxb.pow(a, x)": torch.pow,
+        "wxb.remainder(a, x)": torch.remainder,
+        "wxb.floor_divide(a, x)": torch.floor_divide,
+        "wxb.matmul(a, x)": torch.matmul,
+        "wxb.clamp(a, min=x)": lambda a, x: torch.clamp(a, min=x),
+        "wxb.where(m, a, x)": lambda a, x: torch.where(a > 2, a, x),
+        "wxb.dot(a[0], x[0])": lambda a, x: torch.dot(a[0], x[0]),
+    }
+    for dtype in (np.float32, np.float64):
+        for shape in ((3, 3), ()):
+            if shape == () and dtype == np.float64:
+                continue  # (float64 already: nothing to narrow)
+            values = rng.uniform(0.5, 4, shape).astype(dtype)
+            problems = []
+            for name, form in forms.items():
+                if shape == () and ("matmul" in name or "dot" in name):
+                    continue
+                x, tx = (
+                    Tensor(values.copy(), requires_grad=True),
+                    torch.tensor(values, requires_grad=True),
+                )
+                # torch's answer for the array read in the tensor's dtype, as wxb reads it
+                ta = torch.tensor(array.astype(dtype))
+                _check(rng, name, form, theirs[name], (array, x), (ta, tx), [(x, tx)], problems,
+                       "floor_divide" not in name)  # fmt: skip
+            assert not problems, seeded.msg(f"{dtype.__name__} {shape}:\n" + "\n".join(problems))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -282,19 +282,37 @@ def _tensor_of(input: object, what: str) -> Tensor:
     them; a NumPy array of a model's inputs is what a wxb user has at hand)."""
     if isinstance(input, Tensor):
         return input
-    if isinstance(input, (np.ndarray, np.generic, list, tuple, int, float)) and not isinstance(
+    _check_input(input, what)
+    return Tensor(input)
+
+
+def _check_input(input: object, what: str) -> None:
+    if not isinstance(input, (np.ndarray, np.generic, list, tuple, int, float)) or isinstance(
         input, (bool, np.bool_)
     ):
-        return Tensor(input)
-    raise TypeError(f"wxb.{what}: input must be a Tensor; got {type(input).__name__}")
+        raise TypeError(f"wxb.{what}: input must be a Tensor; got {type(input).__name__}")
 
 
-def _method(name: str) -> Callable:
+def _method(
+    name: str,
+    operands: int = 1,
+    keywords: tuple[str, ...] = ("other", "exponent"),
+    arrays: bool = True,
+) -> Callable:
+    """``wxb.name(input, …)`` as ``input.name(…)``; ``operands``: how many arguments after
+    input are operands of it (by position, or by ``keywords``); ``arrays=False``: only a
+    number input is read by the operators' rule (a comparison reads an array as it is)."""
+
     def function(input, *args, **kwargs):
-        if ops._is_number(input) and args and isinstance(args[0], Tensor):
-            # torch.pow(0.1, x): a number takes the tensor operand's dtype, as in x ** y
-            # (made float32 first, float64 x got 0.1's float32 rounding, 1e-8 off)
-            return getattr(ops.as_tensor(input, args[0]), name)(*args, **kwargs)
+        given = [*args[:operands], *(kwargs.get(k) for k in keywords)]
+        tensors = [x for x in given if isinstance(x, Tensor)]
+        ruled = arrays or ops._is_number(input)
+        if not isinstance(input, Tensor) and tensors and ruled:
+            # torch.pow(0.1, x), torch.maximum(labels, s): input beside the tensors by the
+            # operators' rule (made a Tensor alone first, float64 x got 0.1's float32
+            # rounding, and an int array beside a 0-d float64 one came out float32)
+            _check_input(input, name)
+            input = ops.in_result_type((input, *tensors))[0]
         return getattr(_tensor_of(input, name), name)(*args, **kwargs)
 
     function.__name__ = function.__qualname__ = name
@@ -306,9 +324,8 @@ exp, log, sqrt, abs, log1p = (_method(n) for n in ("exp", "log", "sqrt", "abs", 
 sin, cos, tanh, sigmoid, relu = (_method(n) for n in ("sin", "cos", "tanh", "sigmoid", "relu"))
 softmax, log_softmax = _method("softmax"), _method("log_softmax")
 mean, prod, cumsum, var, std = (_method(n) for n in ("mean", "prod", "cumsum", "var", "std"))
-clamp, clip, matmul, mm, flatten = (
-    _method(n) for n in ("clamp", "clip", "matmul", "mm", "flatten")
-)
+clamp, clip = (_method(n, operands=2, keywords=("min", "max")) for n in ("clamp", "clip"))
+matmul, mm, flatten = (_method(n) for n in ("matmul", "mm", "flatten"))
 reshape, transpose, squeeze, unsqueeze = (
     _method(n) for n in ("reshape", "transpose", "squeeze", "unsqueeze")
 )
@@ -323,7 +340,9 @@ round, floor, ceil, trunc = (_method(n) for n in ("round", "floor", "ceil", "tru
 reciprocal, rsqrt, sign, norm, dot = (
     _method(n) for n in ("reciprocal", "rsqrt", "sign", "norm", "dot")
 )
-eq, ne, gt, ge, lt, le = (_method(n) for n in ("eq", "ne", "gt", "ge", "lt", "le"))
+# (compared as the operators compare, tensor._compared: a float64 array beside a float32
+# tensor in float64, as torch compares; its values are not cast)
+eq, ne, gt, ge, lt, le = (_method(n, arrays=False) for n in ("eq", "ne", "gt", "ge", "lt", "le"))
 isnan, all, any = _method("isnan"), _method("all"), _method("any")
 remainder, floor_divide = _method("remainder"), _method("floor_divide")
 tril, triu, bmm, outer = (_method(n) for n in ("tril", "triu", "bmm", "outer"))

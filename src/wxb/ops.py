@@ -35,6 +35,7 @@ from wxb.tensor import (
     is_grad_enabled,
     marks,
     no_grad,
+    result_type,
 )
 
 
@@ -245,24 +246,49 @@ def _view_of(source: Tensor, out: Tensor) -> Tensor:
 # Element-wise arithmetic and reductions
 # ---------------------------------------------------------------------------------
 def _operands(a: object, b: object) -> tuple[Tensor, Tensor]:
-    """Both as tensors; a plain number or array takes the other operand's dtype."""
-    if not isinstance(a, Tensor) and isinstance(b, Tensor):
-        return _kept(as_tensor(a, b), a, b), b
-    a_tensor = as_tensor(a)
-    return _dimensioned_dtype(a_tensor, _kept(as_tensor(b, a_tensor), b, a_tensor))
-
-
-def _dimensioned_dtype(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
-    """A 0-d float tensor beside a dimensioned one of the other float dtype takes the
-    dimensioned one's, as in PyTorch (float32 x ⊙ a 0-d float64 scale stays float32;
-    NumPy would widen the result, which a float32 layer after it then refuses); a
-    number or a 0-d array does the same (as_tensor)."""
-    if a.dtype != b.dtype and a.dtype.kind == "f" == b.dtype.kind:
-        if a.ndim == 0 < b.ndim:
-            return astype(a, b.dtype), b
-        if b.ndim == 0 < a.ndim:
-            return a, astype(b, a.dtype)
+    """Both as tensors of the dtype ``result_type`` gives (torch's rule: float32 x ⊙ a 0-d
+    float64 scale stays float32, where NumPy would widen the result, which a float32
+    layer after it then refuses); a plain number or array takes the tensor's dtype."""
+    # the common cases first, as result_type decides them (a number or an array beside a
+    # float tensor takes its dtype; two tensors of one dtype keep it), without its walk
+    if isinstance(a, Tensor) and a.dtype.kind == "f":
+        if not isinstance(b, Tensor):
+            return a, _operand(b, a.dtype, a.requires_grad)
+        if a.dtype == b.dtype:
+            return a, b
+    elif isinstance(b, Tensor) and b.dtype.kind == "f" and not isinstance(a, Tensor):
+        return _operand(a, b.dtype, b.requires_grad), b
+    a, b = in_result_type((a, b))
     return a, b
+
+
+def in_result_type(operands: Sequence[object]) -> list[Tensor]:
+    """The operands of one operation as tensors in the dtype of its result, by
+    ``result_type`` (the one rule): a 0-d tensor of another dtype cast (``astype``, so its
+    gradient comes back in its own dtype), numbers and arrays made tensors of it; whole
+    numbers alone give float32, as wxb computes in floats."""
+    dtype = result_type(*operands)
+    dtype = dtype if dtype.kind == "f" else None  # (None: Tensor's default, checked)
+    recorded = builtins.any(isinstance(x, Tensor) and x.requires_grad for x in operands)
+    out = []
+    for x in operands:
+        if not isinstance(x, Tensor):
+            out.append(Tensor(x) if dtype is None else _operand(x, dtype, recorded))
+        elif x.ndim == 0 and dtype is not None and x.dtype != dtype and x.dtype.kind == "f":
+            out.append(astype(x, dtype))  # (a dimensioned one NumPy widens by itself)
+        else:
+            out.append(x)
+    return out
+
+
+def _operand(value: object, dtype: np.dtype, recorded: bool) -> Tensor:
+    """A number or array as a tensor of ``dtype``; kept apart from the caller's array
+    where a graph that needs gradients will read it (``_kept``)."""
+    made = Tensor(float_array(value, dtype, _OPERAND))
+    return _kept(made, value) if recorded and is_grad_enabled() else made
+
+
+_OPERAND = "an operand of a tensor"
 
 
 def astype(a: Tensor, dtype: object) -> Tensor:
@@ -278,14 +304,11 @@ def astype(a: Tensor, dtype: object) -> Tensor:
     return Tensor.from_op(a.data.astype(dtype), "astype", (a,), backward, reads_inputs=False)
 
 
-def _kept(operand: Tensor, given: object, other: Tensor) -> Tensor:
-    """An array operand as the backward will read it: a copy where the graph keeps it, so
-    that the caller's ``arr *= 10`` after the forward cannot change the gradient unseen
-    (no version counter follows a plain array; PyTorch refuses x * ndarray). Another
-    library's array (a torch tensor, a pandas Series) is read through a view of its
-    memory, which is copied too."""
-    if operand is given or not (other.requires_grad and is_grad_enabled()):
-        return operand  # (a tensor is an input of the graph, counted by its version)
+def _kept(operand: Tensor, given: object) -> Tensor:
+    """An array operand as a recorded backward will read it: a copy, so that the caller's
+    ``arr *= 10`` after the forward cannot change the gradient unseen (no version counter
+    follows a plain array; PyTorch refuses x * ndarray). Another library's array (a torch
+    tensor, a pandas Series) is read through a view of its memory, which is copied too."""
     if isinstance(given, np.ndarray):
         shared = np.may_share_memory(operand.data, given)
     else:  # a number or list was cast into an array of its own: nothing else holds it
@@ -2306,12 +2329,14 @@ def _clamp_between_tensors(a: Tensor, min: object, max: object) -> Tensor:
     """``t.clamp(min=lo, max=hi)`` with tensor bounds, as torch's: min(max(A, lo), hi),
     broadcast (hi wherever lo > hi; NaN from any side). ∂L/∂A passes where lo ≤ A ≤ hi;
     ∂L/∂lo where A < lo < hi; ∂L/∂hi where A > hi or lo > hi (torch's rules)."""
-    inputs = [a]
+    bounds = []
     for bound in (min, max):
         if bound is not None:
             if not isinstance(bound, Tensor) and not _is_number(bound):
                 bound = np.asarray(bound)
-            inputs.append(_operands(a, bound)[1])
+            bounds.append(bound)
+    inputs = in_result_type((a, *bounds))  # all three by one rule, as torch's result_type
+    a = inputs[0]
     lo = inputs[1] if min is not None else None
     hi = inputs[-1] if max is not None else None
     A = a.data
@@ -2900,7 +2925,7 @@ def renorm(a: Tensor, p: object, dim: object, maxnorm: object) -> Tensor:
 
 def dot(a: object, b: object) -> Tensor:
     """a·b of two vectors of one length, as torch's dot (which refuses anything else)."""
-    a, b = as_tensor(a), as_tensor(b)
+    a, b = _operands(a, b)
     if a.ndim != 1 or b.ndim != 1 or a.shape != b.shape:
         raise ShapeError(
             f"dot: needs two vectors of one length; got {_dims(a.shape)} and {_dims(b.shape)} "
