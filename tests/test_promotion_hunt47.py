@@ -281,6 +281,31 @@ def test_a_numpy_float_array_beside_a_tensor_takes_its_dtype_in_every_form(seede
             assert not problems, seeded.msg(f"{dtype.__name__} {shape}:\n" + "\n".join(problems))
 
 
+def test_numpy_on_the_left_of_floor_divide_remainder_and_maximum_runs_as_the_tensors_own(
+    seeded,
+):
+    # labels // t, np.float64(7.5) % t, np.maximum(array, t): NumPy hands them to the
+    # tensor, which refused them ("np.remainder on a wxb Tensor would … cut the graph")
+    # where labels + t and np.float64(2) * t ran, and torch runs them all
+    rng, problems = seeded.rng, []
+    forms = {
+        "//": (operator.floordiv, operator.floordiv),
+        "%": (operator.mod, operator.mod),
+        "np.maximum": (np.maximum, torch.maximum),
+        "np.minimum": (np.minimum, torch.minimum),
+    }
+    for name, (ours, theirs) in forms.items():
+        for kind in FLOATS:
+            for left in ["i64", "i32", "bool", "i64 0-d", "np.float64", "np.int64", "np.float32"]:
+                if name.startswith("np.") and left in NUMBERS:
+                    continue  # (torch.maximum takes tensors only)
+                (wa, ta, _), (wx, tx, _) = _operand(rng, left), _operand(rng, kind)
+                leaves = [(wx, tx)]
+                _check(rng, name, ours, theirs, (wa, wx), (ta, tx), leaves, problems,
+                       backward=name != "//", refuses=False)  # fmt: skip
+    assert not problems, seeded.msg("\n".join(problems))
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_hand_made_soft_targets_keep_the_models_dtype_as_torchs(seeded, dtype):
     # label smoothing by hand, F.one_hot(y, C) * (1 − ε) + ε / C, was float64 (NumPy's

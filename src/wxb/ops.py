@@ -3363,6 +3363,18 @@ def floor_divide(a: object, b: object) -> Tensor:
     return Tensor.from_op(out, "floor_divide", (a, b), backward, reads_inputs=False)
 
 
+# labels // t and np.float64(7) % t (NumPy on the left) as t's own // and %, which NumPy
+# refused; np.maximum(array, t) as torch.maximum
+UFUNC_OPS.update(
+    {
+        np.floor_divide: floor_divide,
+        np.remainder: remainder,
+        np.maximum: lambda a, b: pairwise_extreme(a, b, largest=True),
+        np.minimum: lambda a, b: pairwise_extreme(a, b, largest=False),
+    }
+)
+
+
 def _order(A: np.ndarray, axis: int, descending: bool) -> np.ndarray:
     """The indices that sort A along ``axis``, ties in their first order (stable), NaN
     counted above every number, as torch's sort: last ascending, first descending."""
