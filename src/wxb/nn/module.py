@@ -1434,16 +1434,25 @@ class Module:
         # A SciPy sparse X: dense a chunk at a time, as fit reads it (whole for ids of a
         # forward of one's own, or a model holding no float array, computed in X's dtype)
         held = self._held_dtype()
-        ids = self._own_forward() and getattr(X, "dtype", np.dtype(float)).kind in "biu"
-        sparse = sparse_rows(X, held) if held is not None and not ids else None
-        if sparse is not None:
-            X = sparse
+        own = self._own_forward()
+        if type(X) is np.ndarray and held is not None and not own:
+            # the usual rows: nothing sparse or tabular to read, in the model's dtype
+            X = as_features(X, held, no_rows=True)
         else:
-            X = dense_if_sparse(X)  # (whole numbers in it: ids, as fit hands them over)
-            dtype = self._rows_dtype(X)
-            X = rows_for_model(self.info, X, dtype)  # a table: its columns by name
-            whole = self._own_forward() and _whole_number_rows(X)
-            X = np.ascontiguousarray(X) if whole else as_features(X, dtype, no_rows=True)
+            ids = own and getattr(X, "dtype", np.dtype(float)).kind in "biu"
+            sparse = sparse_rows(X, held) if held is not None and not ids else None
+            if sparse is not None:
+                X = sparse
+            else:
+                X = dense_if_sparse(X)  # (whole numbers in it: ids, as fit hands them over)
+                dtype = self._rows_dtype(X)
+                X = rows_for_model(self.info, X, dtype)  # a table: its columns by name
+                whole = own and _whole_number_rows(X)
+                X = np.ascontiguousarray(X) if whole else as_features(X, dtype, no_rows=True)
+        if len(X) <= batch_size:  # (a Sequential's lean forward, outside the blocks below)
+            out = self._rows_as_is(X)
+            if out is not None:
+                return out
         with self.evaluating(), no_grad():
             run = lambda rows: self._rows_forward(np.asarray(rows))  # noqa: E731 (a sparse X's: dense)
             # one batch (one row, often): no slicing or joining; no rows: the forward's
@@ -1470,6 +1479,12 @@ class Module:
                 "and predict need it to return one Tensor"
             )
         return out.data
+
+    def _rows_as_is(self, X: np.ndarray) -> np.ndarray | None:
+        """``predict``'s outputs for checked rows X computed without entering eval mode
+        or no_grad, where nothing would read them (a Sequential's lean inference); None:
+        predict enters both and runs ``_rows_forward``."""
+        return None
 
     def _rows_forward(self, X: np.ndarray) -> np.ndarray:
         """``predict``'s forward of rows X (checked, in the model's dtype), inside its

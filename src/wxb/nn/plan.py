@@ -353,6 +353,20 @@ class StackPlan:
         self._inference_shape = shape
         return out
 
+    def infer_as_is(self, X: np.ndarray) -> np.ndarray | None:
+        """``infer(X)`` where its lean forward holds for X and no Dropout of the stack is
+        in training mode by its own flag: a caller that would enter ``evaluating()`` and
+        ``no_grad`` for it (predict) need not, as nothing here reads either (at one row
+        entering them cost as much as the forward). None otherwise: the caller enters them
+        and runs ``infer``."""
+        lean = self._inference_lean
+        if lean is None or not lean.current(X, self):
+            return None
+        for dropout in lean.dropouts:
+            if dropout._training:
+                return None
+        return lean.forward(X)
+
     # -- which recorded graph may use the buffers -------------------------------------------
     def pending(self) -> bool:
         """Whether a recorded graph still waits to run backward through these buffers."""
@@ -620,6 +634,8 @@ class LeanInference:
         self.loops = kernels.loaded()
         self.program, _, self.kernels, _ = _forward_program(plan, len(X))
         self.factors: dict[int, np.ndarray | float] = {}
+        # the layers whose output depends on the mode (read at each call)
+        self.dropouts = [layer for layer in plan.layers if isinstance(layer, Dropout)]
 
     def current(self, X: np.ndarray, plan: StackPlan) -> bool:
         """Whether a batch like ``X`` runs here: the same shape and dtype, and the plan's

@@ -395,6 +395,15 @@ class Sequential(Module):
                     return out
         return super()._rows_forward(X)
 
+    def _rows_as_is(self, X: np.ndarray) -> np.ndarray | None:
+        # predict's checked rows on this thread's lean inference, where it holds and
+        # reads neither eval mode nor no_grad (StackPlan.infer_as_is); else None
+        if self.use_plan and stock_kind(self, (Sequential,)) is Sequential:
+            plan = self._plans().inference
+            if plan is not None:
+                return plan.infer_as_is(X)
+        return None
+
     def why_not_planned(self) -> str | None:
         """None when calls of this model run the planned stack; else the reason they go
         layer by layer (the numbers are the same; the planned stack is faster)."""
