@@ -1450,7 +1450,7 @@ class Module:
                 whole = own and _whole_number_rows(X)
                 X = np.ascontiguousarray(X) if whole else as_features(X, dtype, no_rows=True)
         if len(X) <= batch_size:  # (a Sequential's lean forward, outside the blocks below)
-            out = self._rows_as_is(X)
+            out = self._rows_evaluating(X)
             if out is not None:
                 return out
         with self.evaluating(), no_grad():
@@ -1480,10 +1480,10 @@ class Module:
             )
         return out.data
 
-    def _rows_as_is(self, X: np.ndarray) -> np.ndarray | None:
-        """``predict``'s outputs for checked rows X computed without entering eval mode
-        or no_grad, where nothing would read them (a Sequential's lean inference); None:
-        predict enters both and runs ``_rows_forward``."""
+    def _rows_evaluating(self, X: np.ndarray) -> np.ndarray | None:
+        """``predict``'s outputs for checked rows X computed in eval mode without entering
+        ``evaluating()`` or no_grad (a Sequential's lean inference); None: predict enters
+        both and runs ``_rows_forward``."""
         return None
 
     def _rows_forward(self, X: np.ndarray) -> np.ndarray:

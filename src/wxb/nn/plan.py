@@ -112,13 +112,18 @@ def _is_stock(module: Module) -> bool:
 
 
 def _factor_forward(
-    layer: Dropout | Standardize, x: np.ndarray, out: np.ndarray, mask: np.ndarray | None
+    layer: Dropout | Standardize,
+    x: np.ndarray,
+    out: np.ndarray,
+    mask: np.ndarray | None,
+    evaluating: bool = False,
 ) -> np.ndarray | float:
     """A Dropout's or Standardize's output into ``out``; returns the factor it multiplied
-    by, which is also its backward's (``mask``: the Dropout's buffer for its draws)."""
+    by, which is also its backward's (``mask``: the Dropout's buffer for its draws).
+    ``evaluating``: in eval mode whatever the layer's own (predict's, outside its block)."""
     if isinstance(layer, Dropout):
         factor = 1.0  # eval mode: dropout is the identity
-        if layer.training and layer.p > 0:
+        if not evaluating and layer.training and layer.p > 0:
             factor = ops.dropout_mask(layer.rng, layer.p, mask[: len(x)], layer)
         np.multiply(x, factor, out=out)
         return factor
@@ -353,19 +358,16 @@ class StackPlan:
         self._inference_shape = shape
         return out
 
-    def infer_as_is(self, X: np.ndarray) -> np.ndarray | None:
-        """``infer(X)`` where its lean forward holds for X and no Dropout of the stack is
-        in training mode by its own flag: a caller that would enter ``evaluating()`` and
-        ``no_grad`` for it (predict) need not, as nothing here reads either (at one row
-        entering them cost as much as the forward). None otherwise: the caller enters them
-        and runs ``infer``."""
+    def infer_evaluating(self, X: np.ndarray) -> np.ndarray | None:
+        """What ``infer(X)`` gives inside ``evaluating()`` and ``no_grad`` (predict's
+        blocks), without them, where its lean forward holds for X: it records nothing, and
+        Dropout, the one layer here that reads the mode, is told eval mode (at one row
+        entering the blocks cost as much as the forward). None otherwise: the caller
+        enters them and runs ``infer``."""
         lean = self._inference_lean
         if lean is None or not lean.current(X, self):
             return None
-        for dropout in lean.dropouts:
-            if dropout._training:
-                return None
-        return lean.forward(X)
+        return lean.forward(X, evaluating=True)
 
     # -- which recorded graph may use the buffers -------------------------------------------
     def pending(self) -> bool:
@@ -565,9 +567,11 @@ def _forward_program(plan: StackPlan, batch: int) -> tuple[list, dict, list, lis
     return program, used, taken, inputs
 
 
-def _run_forward(program: list[tuple], X: np.ndarray, factors: dict) -> np.ndarray:
+def _run_forward(
+    program: list[tuple], X: np.ndarray, factors: dict, evaluating: bool = False
+) -> np.ndarray:
     """The steps of ``_forward_program`` on X; the last step's buffer (each Dropout's and
-    Standardize's factor into ``factors``)."""
+    Standardize's factor into ``factors``). ``evaluating``: every Dropout in eval mode."""
     x = X
     for kind, out, what, extra, more in program:
         if kind is _DENSE_FUSED:  # Z = X·Wᵀ, then Z + b and A = f(Z)
@@ -589,7 +593,7 @@ def _run_forward(program: list[tuple], X: np.ndarray, factors: dict) -> np.ndarr
             if result is not out and result is not None:
                 np.copyto(out, result)
         else:  # Dropout, Standardize
-            factors[extra] = _factor_forward(what, x, out, more)
+            factors[extra] = _factor_forward(what, x, out, more, evaluating)
         x = out
     return x
 
@@ -634,8 +638,6 @@ class LeanInference:
         self.loops = kernels.loaded()
         self.program, _, self.kernels, _ = _forward_program(plan, len(X))
         self.factors: dict[int, np.ndarray | float] = {}
-        # the layers whose output depends on the mode (read at each call)
-        self.dropouts = [layer for layer in plan.layers if isinstance(layer, Dropout)]
 
     def current(self, X: np.ndarray, plan: StackPlan) -> bool:
         """Whether a batch like ``X`` runs here: the same shape and dtype, and the plan's
@@ -651,9 +653,10 @@ class LeanInference:
             and kernels.loaded() is self.loops
         )
 
-    def forward(self, X: np.ndarray) -> np.ndarray:
-        """What ``plan.forward(X, fresh_output=True, for_backward=False)`` returns."""
-        return _run_forward(self.program, X, self.factors).copy()
+    def forward(self, X: np.ndarray, evaluating: bool = False) -> np.ndarray:
+        """What ``plan.forward(X, fresh_output=True, for_backward=False)`` returns (with
+        ``evaluating``: every Dropout in eval mode, whatever its own)."""
+        return _run_forward(self.program, X, self.factors, evaluating).copy()
 
 
 class LeanStack:

@@ -395,13 +395,13 @@ class Sequential(Module):
                     return out
         return super()._rows_forward(X)
 
-    def _rows_as_is(self, X: np.ndarray) -> np.ndarray | None:
-        # predict's checked rows on this thread's lean inference, where it holds and
-        # reads neither eval mode nor no_grad (StackPlan.infer_as_is); else None
+    def _rows_evaluating(self, X: np.ndarray) -> np.ndarray | None:
+        # predict's checked rows on this thread's lean inference, in eval mode without
+        # the blocks, where it holds (StackPlan.infer_evaluating); else None
         if self.use_plan and stock_kind(self, (Sequential,)) is Sequential:
             plan = self._plans().inference
             if plan is not None:
-                return plan.infer_as_is(X)
+                return plan.infer_evaluating(X)
         return None
 
     def why_not_planned(self) -> str | None:

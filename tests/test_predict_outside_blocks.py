@@ -1,7 +1,8 @@
-"""``predict`` of a Sequential on its lean inference without entering ``evaluating()`` or
-``no_grad`` (``StackPlan.infer_as_is``): taken only where nothing would read them, and
-never with a result that no longer holds. Each case checks the outputs against the
-stack's equations in float64 NumPy after a change made once the fast path ran."""
+"""``predict`` of a Sequential on its lean inference in eval mode without entering
+``evaluating()`` or ``no_grad`` (``StackPlan.infer_evaluating``): never with a result
+that no longer holds, nor with a Dropout in training mode drawing. Each case checks the
+outputs against the stack's equations in float64 NumPy after a change made once the
+fast path ran."""
 
 from unittest import mock
 
@@ -53,11 +54,12 @@ def _warm(model, X):
         model.predict(X)
 
 
-def test_a_warm_eval_stack_predicts_outside_the_blocks(rng):
+def test_a_warm_stack_predicts_outside_the_blocks(rng):
     """What the fast path is for: once the shape ran twice, predict enters no block (it
-    cost as much as the one-row forward) and gives the equations' numbers."""
+    cost as much as the one-row forward) and gives the equations' numbers, in eval mode
+    whatever the model's (fit leaves it in training mode)."""
     n = int(rng.integers(2, 9))
-    model = _stack(rng, n, dropout=bool(rng.integers(2))).eval()
+    model = _stack(rng, n, dropout=bool(rng.integers(2))).train(bool(rng.integers(2)))
     X = _rows(rng, n)
     _warm(model, X)
     with _blocks() as blocks:
@@ -66,9 +68,10 @@ def test_a_warm_eval_stack_predicts_outside_the_blocks(rng):
     np.testing.assert_allclose(got, _reference(model, X), rtol=1e-12, atol=1e-12)
 
 
-def test_dropout_in_training_mode_takes_the_blocks_and_stays_off(rng):
+def test_dropout_in_training_mode_stays_off(rng):
     """model.train() after the fast path ran: predict is in eval mode all the same (the
-    fast path would have drawn masks), and model(X) under no_grad does draw them."""
+    lean forward, left to read the layer's mode, draws masks), and model(X) under
+    no_grad does draw them."""
     n = int(rng.integers(2, 9))
     model = _stack(rng, n, dropout=True).eval()
     X = rng.normal(size=(int(rng.integers(2, 5)), n))
@@ -76,9 +79,16 @@ def test_dropout_in_training_mode_takes_the_blocks_and_stays_off(rng):
     model.train()
     expected = _reference(model, X)
     for _ in range(3):
-        np.testing.assert_allclose(model.predict(X), expected, rtol=1e-12, atol=1e-12)
-    with wxb.no_grad():  # the training mode is real: the Dropout zeroes (all kept: 2⁻⁴⁴⁸)
-        assert np.any(model.layers[2](np.ones((64, 7))).data == 0)
+        with _blocks() as blocks:
+            np.testing.assert_allclose(model.predict(X), expected, rtol=1e-12, atol=1e-12)
+        assert blocks.call_count == 0
+    # the training mode is real, and left as it was: model(X) under no_grad draws masks,
+    # on its lean forward too (from the second call); all 64·7 kept has odds 2⁻⁴⁴⁸
+    big = rng.normal(size=(64, n))
+    for _ in range(3):
+        with wxb.no_grad():
+            assert not np.allclose(model(big).data, _reference(model, big))
+        model.predict(big)
     model.eval()
     np.testing.assert_allclose(model.predict(X), expected, rtol=1e-12, atol=1e-12)
 
@@ -166,3 +176,16 @@ def test_the_checks_still_run_after_the_fast_path_ran(rng):
     np.testing.assert_allclose(model.predict(as32), _reference(model, as32), rtol=1e-12)
     as_list = X.tolist()
     np.testing.assert_allclose(model.predict(as_list), _reference(model, X), rtol=1e-12)
+
+
+def test_fit_then_predict_with_dropout(rng):
+    """fit leaves the model in training mode (as PyTorch's loop does): a Keras user's
+    predict right after it is in eval mode, on the fast path from the second call."""
+    n = int(rng.integers(2, 9))
+    model = _stack(rng, n, dropout=True)
+    X, y = rng.normal(size=(48, n)), rng.integers(0, 3, size=48)
+    wxb.fit(model, X, y, epochs=2, batch_size=16, verbose=False)
+    assert model.training
+    rows = _rows(rng, n)
+    for _ in range(3):
+        np.testing.assert_allclose(model.predict(rows), _reference(model, rows), rtol=1e-12)
