@@ -271,7 +271,8 @@ def build_parser() -> _Parser:
         f"off; default: {PATIENCE_STEPS} steps' worth of epochs (at least {MIN_PATIENCE})")
     add("--seed", type=int, default=0, help="drives splits, initialisation, shuffling, dropout")
     add("--dtype", choices=("float32", "float64"), default="float32", help="number type")
-    add("-o", "--output", default="model.safetensors", metavar="PATH", help="model file")
+    add("-o", "--output", default="model.safetensors", metavar="PATH",
+        help="model file (safetensors; wxb export then writes ONNX)")
     add("--history", metavar="PATH", help="also write the per-epoch history as JSON")
     add("--report", metavar="PATH",
         help="also write wxb report's HTML page of the model and its training (with the "
@@ -846,6 +847,9 @@ def check_train_options(args: argparse.Namespace) -> None:
         raise DataError(f"{args.checkpoint_dir} is a file; --checkpoint-dir takes a folder")
     inputs = (Path(args.data),) if args.data else ()
     wdata.check_can_write(args.output, "model", protect=inputs)
+    check_format_name(
+        args.output, "onnx", "wxb train saves a wxb model (safetensors)", ".safetensors"
+    )
     if args.history:
         wdata.check_can_write(args.history, "history", protect=inputs, written=(Path(args.output),))
     written = [Path(p) for p in (args.output, args.history) if p]
@@ -1573,6 +1577,7 @@ def run_export(args: argparse.Namespace) -> None:
     output = Path(args.output) if args.output else Path(args.model).with_suffix(".onnx")
     # as given: Path() drops the separator that ends 'out/', which became a file 'out'
     wdata.check_can_write(args.output or output, "ONNX file", protect=(Path(args.model),))
+    check_format_name(output, "safetensors", "wxb export writes ONNX", ".onnx")
     from wxb.onnx import TEXT_OPSET, export  # the onnx package is imported only when exporting
 
     model = load_model(args.model)
@@ -1889,6 +1894,19 @@ def check_csv_name(path: str) -> None:
             f"{path}: wxb predict writes CSV (comma-separated, uncompressed); name the file "
             f".csv, not {last}"
         )
+
+
+def check_format_name(path: str | Path, other: str, writes: str, suffix: str) -> None:
+    """A model file named .onnx (or ONNX named .safetensors) looked like the other format,
+    which onnxruntime, or wxb's readers, then refused long after the run that wrote it."""
+    if Path(path).suffix.lower() != f".{other}":
+        return
+    fix = (
+        f"then wxb export {Path(path).with_suffix('.safetensors')} -o {path} writes ONNX"
+        if other == "onnx"
+        else "the .safetensors model is what wxb predict, eval and summary read"
+    )
+    raise DataError(f"{path}: {writes}, not .{other}; name the file {suffix} ({fix})")
 
 
 def one_line(message: object) -> str:

@@ -1,0 +1,70 @@
+"""A newcomer's next steps after the README's examples, each a place where wxb's answer
+did not say what was wrong or what to do: a model saved under the name of the format
+`wxb export` writes, a --loss that picks the task against the target, Keras's
+model.compile and model.fit, a PyTorch optimiser's state from before its steps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from cli_run import FAST, run
+
+import wxb
+
+
+def _table(rng: np.random.Generator, path: Path, labels: bool, capsys) -> Path:
+    capsys.readouterr()  # the seed's line, printed by the fixture
+    rows = int(rng.integers(40, 90))
+    table = pd.DataFrame(rng.normal(size=(rows, 3)).round(3), columns=["a", "b", "c"])
+    if labels:
+        table["y"] = rng.choice(["setosa", "virginica", "versicolor"], size=rows)
+    else:  # every value its own: no classification has so many classes
+        table["y"] = table["a"] * 3.0 - table["b"] + rng.normal(size=rows) * 0.1
+    table.to_csv(path, index=False)
+    return path
+
+
+def _one_error(code: int, out: str, err: str) -> None:
+    assert code == 2 and out == "", out
+    assert err.startswith("wxb: error: ") and err.count("\n") == 1, err
+
+
+def test_a_model_named_onnx_or_an_export_named_safetensors_is_refused(tmp_path, capsys, seeded):
+    """`wxb train -o model.onnx` wrote a safetensors model under an ONNX name, which
+    onnxruntime then refused ('protobuf parsing failed'), and `wxb export -o
+    m.safetensors` ONNX under a model's name, which wxb's readers refused. Both are
+    refused before training or exporting, naming the way; that way gives an ONNX
+    file whose outputs are the model's."""
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    rng = seeded.rng
+    data = _table(rng, tmp_path / "t.csv", labels=False, capsys=capsys)
+    stem = rng.choice(["model", "houses", "my.net"])
+    suffix = rng.choice([".onnx", ".ONNX"])
+    onnx_named = tmp_path / f"{stem}{suffix}"
+    code, out, err = run(capsys, "train", "--data", data, "--target", "y", *FAST, "-o", onnx_named)
+    _one_error(code, out, err)
+    assert "wxb export" in err and ".safetensors" in err, err
+    assert not onnx_named.exists()
+
+    model = tmp_path / f"{stem}.safetensors"
+    code, _, err = run(capsys, "train", "--data", data, "--target", "y", *FAST, "-o", model)
+    assert code == 0, seeded.msg(err)
+    named_model = tmp_path / "exported.safetensors"
+    code, out, err = run(capsys, "export", model, "-o", named_model)
+    _one_error(code, out, err)
+    assert "ONNX" in err and ".onnx" in err, err
+    assert not named_model.exists()
+
+    code, _, err = run(capsys, "export", model, "-o", onnx_named)
+    assert code == 0, seeded.msg(err)
+    X = pd.read_csv(data)[["a", "b", "c"]].to_numpy(np.float32)
+    session = ort.InferenceSession(str(onnx_named))
+    got = session.run(None, {session.get_inputs()[0].name: X})[0]
+    want = wxb.load(model).predict(X)
+    # float32 through two implementations of the same three small products: a few ulps
+    scale = float(np.abs(want).max()) + 1.0
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * scale, err_msg=seeded.msg(""))
