@@ -68,3 +68,47 @@ def test_a_model_named_onnx_or_an_export_named_safetensors_is_refused(tmp_path, 
     # float32 through two implementations of the same three small products: a few ulps
     scale = float(np.abs(want).max()) + 1.0
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * scale, err_msg=seeded.msg(""))
+
+
+@pytest.mark.parametrize("loss", ["mse", "l1", "huber", "smooth_l1"])
+def test_a_regression_loss_on_text_labels_names_the_loss(tmp_path, capsys, seeded, loss):
+    """`wxb train --data iris.csv --target species --loss mse` said only "target
+    'setosa' is not a number (a regression model needs numeric targets)": no word of
+    the --loss that made it a regression. It now names the loss and the way, which
+    trains the classifier."""
+    data = _table(seeded.rng, tmp_path / "t.csv", labels=True, capsys=capsys)
+    model = tmp_path / "m.safetensors"
+    argv = ["train", "--data", data, "--target", "y", *FAST, "-o", model]
+    code, out, err = run(capsys, *argv, "--loss", loss)
+    _one_error(code, out, err)
+    assert "is not a number" in err and f"--loss {loss} is a regression loss" in err, err
+    assert not model.exists()
+    code, out, err = run(capsys, *argv)  # the way it names: --loss left out
+    assert code == 0 and "task: classification (3 text labels)" in out, seeded.msg(err)
+    # --task regression asked for it: the target's fault alone, as before
+    code, out, err = run(capsys, *argv, "--loss", loss, "--task", "regression")
+    _one_error(code, out, err)
+    assert "--loss" not in err, err
+
+
+def test_a_classification_loss_on_continuous_targets_names_the_loss(tmp_path, capsys, seeded):
+    """`wxb train --data houses.csv --target price --loss cross_entropy` said "(use --task
+    regression)", and that way was refused in turn ('--loss cross_entropy is for
+    classification'). The hint now says to leave the loss out, which trains the
+    regression."""
+    rng = seeded.rng
+    data = _table(rng, tmp_path / "t.csv", labels=False, capsys=capsys)
+    model = tmp_path / "m.safetensors"
+    argv = ["train", "--data", data, "--target", "y", *FAST, "-o", model]
+    loss = str(rng.choice(["cross_entropy", "bce_with_logits"]))
+    code, out, err = run(capsys, *argv, "--loss", loss)
+    _one_error(code, out, err)
+    assert "is this a regression target?" in err and f"leave --loss {loss} out" in err, err
+    code, out, err = run(capsys, *argv)
+    assert code == 0 and "task: regression" in out, seeded.msg(err)
+    # with --task classification too, --task regression alone would be refused again
+    code, out, err = run(capsys, *argv, "--loss", loss, "--task", "classification")
+    _one_error(code, out, err)
+    assert "--task regression and a regression --loss" in err, err
+    code, out, err = run(capsys, *argv, "--task", "regression", "--loss", "mse")
+    assert code == 0 and "task: regression (as --task asked)" in out, seeded.msg(err)

@@ -203,6 +203,8 @@ def encode_targets(dataset: wdata.Dataset | TableData, task: str, loss: str) -> 
         )
     chosen = choose_task(y, task, loss)
     reason = task_reason(y, chosen, task, loss)
+    loss_given = loss != "auto"
+    loss_chose = task == "auto" and loss_given  # the loss, not the target, chose
     task = chosen
     if loss == "auto":
         loss = "cross_entropy" if task == "classification" else "mse"
@@ -230,9 +232,12 @@ def encode_targets(dataset: wdata.Dataset | TableData, task: str, loss: str) -> 
         if len(classes) < 2:
             raise DataError(f"{source}: the target has a single class {plain(classes[0])!r}")
         if len(classes) > len(y) / 2:
+            # where --loss made it a classification, --task regression alone was refused
+            way = "use --task regression" + (" and a regression --loss" if loss_given else "")
+            way = f"leave --loss {loss} out" if loss_chose else way
             raise DataError(
                 f"{source}: {len(classes)} classes in {len(y)} samples; is this a regression "
-                "target? (use --task regression)"
+                f"target? ({way})"
             )
         counts = np.bincount(indices, minlength=len(classes))
         rare = [plain(classes[k]) for k in np.flatnonzero(counts < 2)]
@@ -256,7 +261,16 @@ def encode_targets(dataset: wdata.Dataset | TableData, task: str, loss: str) -> 
         raise ConfigError(
             f"--loss {loss} is for classification; regression uses " + ", ".join(REGRESSION_LOSSES)
         )
-    y = numeric_targets(y, dataset)
+    try:
+        y = numeric_targets(y, dataset)
+    except DataError as exc:
+        if not loss_chose:
+            raise
+        # a regression loss chose the task: said so, or 'needs numeric targets' puzzled
+        raise DataError(
+            f"{exc}; --loss {loss} is a regression loss: leave it out (or give cross_entropy) "
+            "to classify these labels"
+        ) from None
     y = y.reshape(len(y), -1)
     constant = np.flatnonzero((y == y[0]).all(axis=0))
     if len(constant):
