@@ -112,3 +112,28 @@ def test_a_classification_loss_on_continuous_targets_names_the_loss(tmp_path, ca
     assert "--task regression and a regression --loss" in err, err
     code, out, err = run(capsys, *argv, "--task", "regression", "--loss", "mse")
     assert code == 0 and "task: regression (as --task asked)" in out, seeded.msg(err)
+
+
+@pytest.mark.parametrize("method", ["compile", "fit", "evaluate"])
+def test_keras_model_methods_name_wxbs_functions(seeded, method):
+    """A Keras user's `model.compile(optimizer="adam", loss=…)` then `model.fit(X, y)`
+    met "'Sequential' object has no attribute 'compile'" and nothing more (README:
+    "there is no compile or model.fit"). The AttributeError, still one (hasattr is
+    False, as duck typing needs), now names wxb.fit and wxb.evaluate; that way trains."""
+    from wxb.nn import Dense, ReLU, Sequential
+
+    rng = seeded.rng
+    features, classes = int(rng.integers(2, 6)), int(rng.integers(2, 5))
+    model = Sequential(Dense(features, 8), ReLU(), Dense(8, classes))
+    assert not hasattr(model, method)
+    with pytest.raises(AttributeError, match=rf"model\.{method} is Keras's") as info:
+        getattr(model, method)
+    assert "wxb.fit(model, X, y" in str(info.value) and "wxb.evaluate(model, X, y)" in str(
+        info.value
+    )
+    assert "\n" not in str(info.value)
+    X = rng.normal(size=(40, features))
+    y = rng.integers(0, classes, size=40)
+    history = wxb.fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs=2, verbose=0)
+    assert len(history["loss"]) == 2
+    assert set(wxb.evaluate(model, X, y)) == {"loss", "accuracy"}

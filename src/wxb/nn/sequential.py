@@ -213,6 +213,12 @@ class Sequential(Module):
         message = f"{type(self).__name__!r} object has no attribute {key!r}"
         if key == "add":
             message += "; a layer is added at the end with model.append(layer), as PyTorch's"
+        elif key in ("compile", "fit", "evaluate"):  # Keras's methods: wxb's are functions
+            message += (
+                f"; model.{key} is Keras's: wxb trains with wxb.fit(model, X, y, loss=…, "
+                "optimizer=…, epochs=…) (compile's settings are fit's arguments) and scores "
+                "with wxb.evaluate(model, X, y)"
+            )
         raise AttributeError(message, name=key, obj=self)
 
     @property
