@@ -13,6 +13,7 @@ import pytest
 from cli_run import FAST, run
 
 import wxb
+from wxb.errors import ConfigError
 
 
 def _table(rng: np.random.Generator, path: Path, labels: bool, capsys) -> Path:
@@ -137,3 +138,49 @@ def test_keras_model_methods_name_wxbs_functions(seeded, method):
     history = wxb.fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs=2, verbose=0)
     assert len(history["loss"]) == 2
     assert set(wxb.evaluate(model, X, y)) == {"loss", "accuracy"}
+
+
+@pytest.mark.parametrize("kind", ["SGD", "Adam", "RMSprop", "Adamax"])
+def test_a_pytorch_optimisers_state_before_its_steps_names_optimizer_from_torch(seeded, kind):
+    """README: "A PyTorch optimiser's state is refused by load_state_dict, naming
+    wxb.interop.optimizer_from_torch". One that had not stepped (an empty state), or
+    had stepped only its last layer's parameters (no entry for the others), was refused
+    with "state[0]: missing (parameter of shape (3, 4))" instead. Both now name the way,
+    and that way's next steps are PyTorch's."""
+    torch = pytest.importorskip("torch")
+    import wxb.interop
+
+    rng = seeded.rng
+    torch.manual_seed(int(rng.integers(1 << 31)))
+    n_in, hidden = int(rng.integers(2, 6)), int(rng.integers(2, 6))
+    twin = torch.nn.Sequential(
+        torch.nn.Linear(n_in, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 2)
+    ).double()
+    model = wxb.interop.from_torch(twin)
+    lr = float(rng.uniform(0.01, 0.1))
+    topt = getattr(torch.optim, kind)(twin.parameters(), lr=lr)
+    opt = getattr(wxb.optim, kind)(model.parameters(), lr=lr)
+    before = opt.state_dict()
+    for partial in (False, True):
+        if partial:  # the last layer alone has a gradient: the others have no entry
+            twin[2](torch.tensor(rng.normal(size=(3, hidden)))).sum().backward()
+            topt.step()
+            model.load_state_dict(twin.state_dict())
+        with pytest.raises(ConfigError) as info:
+            opt.load_state_dict(topt.state_dict())
+        message = str(info.value)
+        assert "optimizer_from_torch" in message and "\n" not in message, message
+        assert "missing" not in message, message
+        assert opt.state_dict()["state"][0]["step"] == before["state"][0]["step"]
+    wxb.interop.optimizer_from_torch(topt, opt)  # the way named
+    x = rng.normal(size=(8, n_in))
+    for _ in range(2):
+        topt.zero_grad()
+        opt.zero_grad()
+        (twin(torch.tensor(x)) ** 2).sum().backward()
+        (model(wxb.tensor(x, dtype="float64")) ** 2).sum().backward()
+        topt.step()
+        opt.step()
+    for (name, theirs), ours in zip(twin.state_dict().items(), model.parameters(), strict=True):
+        # float64 through the same few updates: rounding only
+        np.testing.assert_allclose(ours.data, theirs.numpy(), rtol=1e-10, atol=1e-12, err_msg=name)

@@ -958,6 +958,22 @@ class Optimizer:
                 f"{name}.load_state_dict: state for parameters {extra[:5]} it does not have "
                 f"({len(self.params)} parameters)"
             )
+        # PyTorch's state, told before a missing entry: it has none for a parameter not
+        # stepped yet, and none at all before the first step (it said 'state[0]: missing')
+        torch_entry = next((k for k, e in state.items() if self._torch_entry(e)), None)
+        if torch_entry is not None or not state:
+            what = (
+                f"state[{torch_entry}]: a PyTorch optimiser's state "
+                f"({', '.join(map(repr, state[torch_entry]))}, torch tensors)"
+                if torch_entry is not None
+                else "the state is empty (PyTorch's before its first step; wxb's holds each "
+                "parameter's)"
+            )
+            raise ConfigError(
+                f"{name}.load_state_dict {what}; {name}.load_state_dict takes what "
+                f"{name}.state_dict() gives (PyTorch's: wxb.interop.optimizer_from_torch("
+                "torch_opt, optimizer))"
+            )
         keys = {COUNTER_KEYS[c] for c in self.counters}
         arrays: dict[str, list] = {}
         counts: dict[str, list[int]] = {c: [] for c in self.counters}
@@ -966,15 +982,6 @@ class Optimizer:
             where = f"{name}.load_state_dict state[{i}]"
             if not isinstance(entry, dict):
                 raise ConfigError(f"{where}: missing (parameter of shape {p.shape})")
-            torch_keys = [k for k in entry if k in self.torch_names]
-            if torch_keys or any(type(v).__module__.startswith("torch") for v in entry.values()):
-                # (it said "a step count must be a whole number ≥ 0; got tensor(3.)")
-                raise ConfigError(
-                    f"{where}: a PyTorch optimiser's state ({', '.join(map(repr, entry))}, "
-                    f"torch tensors); {name}.load_state_dict takes what {name}.state_dict() "
-                    "gives (PyTorch's: wxb.interop.optimizer_from_torch(torch_opt, "
-                    "optimizer))"
-                )
             for counter in self.counters:
                 value = entry.get(COUNTER_KEYS[counter])
                 counts[counter].append(self._counter_value(counter, value, where, loaded=True))
@@ -1034,6 +1041,15 @@ class Optimizer:
         for s in self.state_names:
             for target, value in zip(getattr(self, s), arrays[s], strict=True):
                 np.copyto(target, value, casting="same_kind")
+
+    def _torch_entry(self, entry: object) -> bool:
+        """A parameter's state as PyTorch's optimiser holds it: its names, or torch tensors
+        (it said "a step count must be a whole number ≥ 0; got tensor(3.)")."""
+        if not isinstance(entry, dict):
+            return False
+        return any(k in self.torch_names for k in entry) or any(
+            type(v).__module__.startswith("torch") for v in entry.values()
+        )
 
     # -- the update -------------------------------------------------------------------------
     def _advance(self, live: list[int], group: dict) -> list[int]:
