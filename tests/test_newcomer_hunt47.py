@@ -184,3 +184,46 @@ def test_a_pytorch_optimisers_state_before_its_steps_names_optimizer_from_torch(
     for (name, theirs), ours in zip(twin.state_dict().items(), model.parameters(), strict=True):
         # float64 through the same few updates: rounding only
         np.testing.assert_allclose(ours.data, theirs.numpy(), rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("source", ["DataLoader", "TensorDataset", "generator"])
+def test_a_dataloader_given_as_x_names_the_way(seeded, source):
+    """A PyTorch user's `wxb.fit(model, loader, y)` (and `model.predict(loader)`,
+    `wxb.evaluate(model, loader, y)`) said "X must hold numbers; it holds object values
+    (e.g. <torch.utils.data.dataloader.DataLoader object at 0x…>)", and a Dataset "X is
+    not a rectangular array: … inhomogeneous shape": neither says to give the arrays.
+    Each now says what X is and the way, which trains as the arrays do."""
+    torch = pytest.importorskip("torch")
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from wxb.errors import DataError
+    from wxb.nn import Dense, ReLU, Sequential
+
+    rng = seeded.rng
+    n, features = int(rng.integers(10, 40)), int(rng.integers(2, 6))
+    X, y = rng.normal(size=(n, features)), rng.integers(0, 3, size=n)
+    data = TensorDataset(torch.tensor(X, dtype=torch.float32), torch.tensor(y))
+    given = {
+        "DataLoader": lambda: DataLoader(data, batch_size=8),
+        "TensorDataset": lambda: data,
+        "generator": lambda: (row for row in X),
+    }[source]
+    model = Sequential(Dense(features, 8), ReLU(), Dense(8, 3))
+    calls = {
+        "fit": lambda: wxb.fit(model, given(), y, epochs=1, verbose=0),
+        "evaluate": lambda: wxb.evaluate(model, given(), y),
+        "predict": lambda: model.predict(given()),
+    }
+    for name, call in calls.items():
+        with pytest.raises(DataError) as info:
+            call()
+        message = str(info.value)
+        assert message.startswith(f"X is a {type(given()).__name__}, not an array"), name
+        assert "wxb.fit(model, X, y, batch_size=" in message and "\n" not in message, message
+    wxb.manual_seed(int(rng.integers(1 << 31)))
+    twin = Sequential(Dense(features, 8), ReLU(), Dense(8, 3))
+    twin.load_state_dict(model.state_dict())
+    seed = int(rng.integers(1 << 31))
+    wxb.fit(model, *data.tensors, epochs=2, verbose=0, seed=seed)  # the way named
+    wxb.fit(twin, X.astype(np.float32), y, epochs=2, verbose=0, seed=seed)
+    np.testing.assert_array_equal(model.predict(X), twin.predict(X))  # the same run, bit for bit

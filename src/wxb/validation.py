@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -102,6 +103,22 @@ def _pandas_sparse() -> type:
     return pandas.SparseDtype
 
 
+def refuse_batch_source(X: object, where: str = "X") -> None:
+    """A DataLoader, Dataset, tf.data pipeline or iterator handed over as the rows: said,
+    with the way ('must hold numbers; it holds object values' said neither)."""
+    module = type(X).__module__
+    if not (
+        module.startswith(("torch.utils.data", "tensorflow.python.data")) or isinstance(X, Iterator)
+    ):
+        return
+    name = type(X).__name__
+    raise DataError(
+        f"{where} is a {name}, not an array: give the arrays themselves; wxb.fit(model, "
+        "X, y, batch_size=…) batches and shuffles them, model.predict(X) takes X whole "
+        f"(a loop of your own may iterate the {name}: a wxb model takes torch tensors)"
+    )
+
+
 def as_features(
     X: object,
     dtype: np.dtype | str = "float32",
@@ -117,6 +134,7 @@ def as_features(
     """
     if isinstance(X, Tensor):
         X = X.data
+    refuse_batch_source(X, where)
     if (  # the usual input, already right (predict's one row): only the finite check
         type(X) is np.ndarray
         and X.dtype == dtype
