@@ -5,6 +5,7 @@ model.compile and model.fit, a PyTorch optimiser's state from before its steps."
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -227,3 +228,35 @@ def test_a_dataloader_given_as_x_names_the_way(seeded, source):
     wxb.fit(model, *data.tensors, epochs=2, verbose=0, seed=seed)  # the way named
     wxb.fit(twin, X.astype(np.float32), y, epochs=2, verbose=0, seed=seed)
     np.testing.assert_array_equal(model.predict(X), twin.predict(X))  # the same run, bit for bit
+
+
+def test_a_table_too_wide_for_a_model_fitted_on_arrays_names_its_columns(tmp_path, capsys, seeded):
+    """A model fitted in Python on NumPy arrays, saved, then `wxb predict m.safetensors
+    data.csv` on a CSV that also holds the target: "data.csv: 5 features but the model
+    takes 4", with no word of why five (such a model records no names, so every column
+    is read in order). It now names the columns read and the way; that way predicts
+    what the model predicts."""
+    from wxb.nn import Dense, ReLU, Sequential
+
+    rng = seeded.rng
+    capsys.readouterr()
+    n, features = int(rng.integers(20, 50)), int(rng.integers(2, 6))
+    X, y = rng.normal(size=(n, features)), rng.integers(0, 3, size=n)
+    model = Sequential(Dense(features, 8), ReLU(), Dense(8, 3))
+    wxb.fit(model, X, y, epochs=2, verbose=0, seed=int(rng.integers(1 << 31)))
+    saved = wxb.save(model, tmp_path / "m.safetensors")
+    names = [f"f{k}" for k in range(features)]
+    table = pd.DataFrame(X, columns=names)
+    table.insert(int(rng.integers(features + 1)), "label", y)
+    table.to_csv(tmp_path / "all.csv", index=False)
+    code, out, err = run(capsys, "predict", saved, tmp_path / "all.csv")
+    _one_error(code, out, err)
+    assert f"{features + 1} features but the model takes {features}" in err, err
+    assert ", ".join(table.columns) in err and "feature columns alone" in err, err
+    table.drop(columns="label").to_csv(tmp_path / "x.csv", index=False)  # the way named
+    code, out, err = run(capsys, "predict", saved, tmp_path / "x.csv")
+    assert code == 0, seeded.msg(err)
+    got = pd.read_csv(io.StringIO(out))["prediction"].to_numpy()
+    np.testing.assert_array_equal(got, model.predict(X.astype(np.float32)).argmax(axis=1))
+    code, out, err = run(capsys, "eval", saved, tmp_path / "all.csv", "--target", "label")
+    assert code == 0 and f"{n} samples" in out, seeded.msg(err)

@@ -27,6 +27,7 @@ from wxb.columns import (
     TableEncoder,
     boolean_spellings,
     choose_features,
+    knows_columns,
     model_encoder,
     table_matrix,
 )
@@ -404,7 +405,17 @@ def features_for(model, data: Table | wdata.Dataset, no_rows: bool = False) -> n
     X = data.X if isinstance(data, wdata.Dataset) else table_matrix(model.info, data, model.dtype)
     width = input_width(model)
     if width is not None and X.shape[1] != width:
-        raise DataError(f"{data.source}: {X.shape[1]} features but the model takes {width}")
+        why = ""
+        if isinstance(data, Table) and not data.positional and not knows_columns(model.info):
+            # a model fitted on arrays: it said the count alone, of a table's every column
+            names = list(data.columns)
+            shown = ", ".join(names[:8]) + (", …" if len(names) > 8 else "")
+            why = (
+                f" (the model, fitted on arrays, records no feature names, so every column "
+                f"is read, in order: {shown}; give a table of its {width} feature columns "
+                "alone, or name the target with --target in eval, explain and report)"
+            )
+        raise DataError(f"{data.source}: {X.shape[1]} features but the model takes {width}{why}")
     if isinstance(data, Table) and model.info.get("table") is None:
         # a gap, which a model without a table stage has no fill for: named by the file's
         # line and column ("has nan at row 3, column 1" counted both from 0, in X's order)
