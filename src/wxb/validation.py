@@ -134,7 +134,6 @@ def as_features(
     """
     if isinstance(X, Tensor):
         X = X.data
-    refuse_batch_source(X, where)
     if (  # the usual input, already right (predict's one row): only the finite check
         type(X) is np.ndarray
         and X.dtype == dtype
@@ -146,6 +145,7 @@ def as_features(
         if check:
             check_finite(X, where)
         return X
+    refuse_batch_source(X, where)  # (after the usual input: predict's one row pays nothing)
     X = numbers_from_pandas(dense_if_sparse(X))
     try:
         array = np.asarray(X)
