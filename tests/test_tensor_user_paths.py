@@ -883,13 +883,14 @@ def test_setting_items_of_a_parameter_under_no_grad_as_in_pytorch(rng):
 
 def test_a_parameter_made_from_a_tensor_counts_its_own_changes(rng):
     """Parameter(t) copies t's array, so it has a version counter of its own: a step on
-    it is seen by its graphs, and a change to t is not."""
+    it is seen by its graphs, and a change to t is not. (p ⊙ p reads p; p ⊙ x with a
+    constant x reads x alone, and torch's backward then runs after a step, as wxb's.)"""
     x = Tensor(rng.normal(size=3))
     source = Tensor(rng.normal(size=3))
     p = Parameter(source)
     opt = SGD([p], lr=0.1)
     (p * x).sum().backward()
-    pending = (p * x).sum()
+    pending = (p * p * x).sum()
     opt.step()
     with pytest.raises(wxb.TrainingError, match="modified in place"):
         pending.backward()

@@ -103,7 +103,7 @@ def matmul(a: object, b: object) -> Tensor:
         # ∂L/∂A = G·Bᵀ, ∂L/∂B = Aᵀ·G; each product only for an operand that asked for it
         return (g @ B.T if needs_a else None), (A.T @ g if needs_b else None)
 
-    return Tensor.from_op(A @ B, "matmul", (a, b), backward)
+    return Tensor.from_op(A @ B, "matmul", (a, b), backward, reads_inputs=(needs_b, needs_a))
 
 
 def _batched_matmul(a: Tensor, b: Tensor) -> Tensor:
@@ -126,14 +126,15 @@ def _batched_matmul(a: Tensor, b: Tensor) -> Tensor:
             f"{_dims(a.shape)} and B {_dims(b.shape)}"
         )
 
-    def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # ∂L/∂A = G·Bᵀ and ∂L/∂B = Aᵀ·G per matrix of the stack, summed over broadcast dims
-        return (
-            _unbroadcast(g @ np.swapaxes(B, -1, -2), A.shape),
-            _unbroadcast(np.swapaxes(A, -1, -2) @ g, B.shape),
-        )
+    needs_a, needs_b = a.requires_grad, b.requires_grad
 
-    return Tensor.from_op(np.matmul(A, B), "matmul", (a, b), backward)
+    def backward(g: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        # ∂L/∂A = G·Bᵀ and ∂L/∂B = Aᵀ·G per matrix of the stack, summed over broadcast dims
+        ga = _unbroadcast(g @ np.swapaxes(B, -1, -2), A.shape) if needs_a else None
+        return ga, (_unbroadcast(np.swapaxes(A, -1, -2) @ g, B.shape) if needs_b else None)
+
+    out = np.matmul(A, B)
+    return Tensor.from_op(out, "matmul", (a, b), backward, reads_inputs=(needs_b, needs_a))
 
 
 def linear_map(x: Tensor, weight: Tensor, where: str = "Dense") -> Tensor:
@@ -164,7 +165,7 @@ def linear_map(x: Tensor, weight: Tensor, where: str = "Dense") -> Tensor:
         # as its forward) has no taker when X is data, and a frozen W needs no δᵀ·X
         return (delta @ W if needs_x else None), (delta.T @ X if needs_w else None)
 
-    return Tensor.from_op(X @ W.T, "W·X", (x, weight), backward)
+    return Tensor.from_op(X @ W.T, "W·X", (x, weight), backward, reads_inputs=(needs_w, needs_x))
 
 
 def add_bias(z: Tensor, bias: Tensor) -> Tensor:
@@ -343,12 +344,16 @@ def mul(a: object, b: object) -> Tensor:
     """Element-wise product ⊙ (a scalar is broadcast)."""
     a, b = _operands(a, b)
     A, B = a.data, b.data
+    a_needs, b_needs = a.requires_grad, b.requires_grad
 
-    def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # ∂(A ⊙ B)/∂A = B: the same product rule as δ = ∂L/∂A ⊙ f′(Z)
-        return _unbroadcast(g * B, A.shape), _unbroadcast(g * A, B.shape)
+    def backward(g: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        # ∂(A ⊙ B)/∂A = B: the same product rule as δ = ∂L/∂A ⊙ f′(Z); each only if asked
+        # (the other factor alone is read: A changed in place since is no matter to ∂L/∂A)
+        ga = _unbroadcast(g * B, A.shape) if a_needs else None
+        return ga, (_unbroadcast(g * A, B.shape) if b_needs else None)
 
-    return Tensor.from_op(_broadcasting(np.multiply, a, b), "⊙", (a, b), backward)
+    out = _broadcasting(np.multiply, a, b)
+    return Tensor.from_op(out, "⊙", (a, b), backward, reads_inputs=(b_needs, a_needs))
 
 
 def div(a: object, b: object) -> Tensor:
@@ -364,7 +369,8 @@ def div(a: object, b: object) -> Tensor:
         gb = _unbroadcast(-g * ((A / B) / B), B.shape) if b_needs else None
         return ga, gb
 
-    return Tensor.from_op(_broadcasting(np.true_divide, a, b), "/", (a, b), backward)
+    out = _broadcasting(np.true_divide, a, b)  # (A is read only for ∂L/∂B, as torch's)
+    return Tensor.from_op(out, "/", (a, b), backward, reads_inputs=(b_needs, True))
 
 
 def power(a: object, b: object) -> Tensor:
@@ -702,8 +708,14 @@ def _is_advanced(key: object) -> bool:
 # ---------------------------------------------------------------------------------
 # Activations A = f(Z): in-place kernels, and the graph op that uses them
 # ---------------------------------------------------------------------------------
+_Z, _A = frozenset({"z"}), frozenset({"a"})  # what a kernel's backward reads: Z, A = f(Z)
+
+
 class ActivationKernel(Protocol):
     name: str
+    # ``backward_reads``: which of Z and A its backward reads (both unless it says), so
+    # that an in-place change of the other one does not refuse the backward, as torch's
+    # (σ, tanh, ReLU and softmax save their output; GELU, SiLU, ELU their input)
 
     def forward(self, z: np.ndarray, out: np.ndarray) -> np.ndarray: ...
 
@@ -730,21 +742,25 @@ class _Pointwise:
 class Identity(_Pointwise):
     name = "identity"
     code = kernels.IDENTITY  # f′ = 1
+    backward_reads = frozenset()
 
 
 class Sigmoid(_Pointwise):
     name = "sigmoid"
     code = kernels.SIGMOID  # σ(z) = 1 / (1 + e^(−z)), σ′ = σ(1 − σ)
+    backward_reads = _A
 
 
 class Tanh(_Pointwise):
     name = "tanh"
     code = kernels.TANH  # tanh′ = 1 − tanh²
+    backward_reads = _A
 
 
 class ReLU(_Pointwise):
     name = "relu"
     code = kernels.RELU  # max(0, z); f′ = 1 where z > 0, else 0: exactly where a > 0
+    backward_reads = _A
 
 
 @dataclass(frozen=True)
@@ -752,6 +768,7 @@ class LeakyReLU(_Pointwise):
     negative_slope: float = 0.01
     name: str = "leaky_relu"
     code = kernels.LEAKY_RELU  # z where z > 0, else αz; f′ = 1 where z > 0, else α
+    backward_reads = _Z
 
     def __post_init__(self) -> None:  # any finite α, as in PyTorch
         slope = self.negative_slope
@@ -780,6 +797,7 @@ class GELU:
 
     approximate: str = "none"
     name: str = "gelu"
+    backward_reads = _Z
 
     def __post_init__(self) -> None:
         if not isinstance(self.approximate, str) or self.approximate not in ("none", "tanh"):
@@ -823,6 +841,7 @@ class SiLU:
     """SiLU (swish) z·σ(z); f′ = σ(z)·(1 + z·(1 − σ(z)))."""
 
     name = "silu"
+    backward_reads = _Z
 
     def forward(self, z, out):
         return np.multiply(z, _sigmoid(z), out=out)
@@ -840,6 +859,7 @@ class ELU:
 
     alpha: float = 1.0
     name: str = "elu"
+    backward_reads = _Z
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "alpha", _finite_setting(self.alpha, "ELU alpha"))
@@ -865,6 +885,7 @@ class Softplus:
     beta: float = 1.0
     threshold: float = 20.0
     name: str = "softplus"
+    backward_reads = _Z
 
     def __post_init__(self) -> None:
         beta = _finite_setting(self.beta, "Softplus beta", positive=True)
@@ -956,6 +977,7 @@ def softmax_rows(z: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 class Softmax:
     name = "softmax"
+    backward_reads = _A
 
     def forward(self, z, out):
         return softmax_rows(z, out)
@@ -973,6 +995,7 @@ class LogSoftmax:
     so that e^Z never overflows (PyTorch's ``LogSoftmax(dim=1)``, before ``NLLLoss``)."""
 
     name = "log_softmax"
+    backward_reads = _A
 
     def forward(self, z, out):
         if z.ndim == 0 or z.shape[-1] == 0:  # one value: log 1 = 0 (NaN from inf or NaN)
@@ -1000,7 +1023,21 @@ def activation(z: Tensor, kernel: ActivationKernel) -> Tensor:
         return (kernel.backward(Z, A, grad, np.empty_like(Z)),)  # δ = ∂L/∂A ⊙ f′(Z)
 
     backward.kernel = kernel  # type: ignore[attr-defined]  # which f, slope and all (describe)
-    return Tensor.from_op(A, kernel.name, (z,), backward, saves_output=True)
+    reads = _backward_reads(kernel)
+    return Tensor.from_op(
+        A, kernel.name, (z,), backward, saves_output="a" in reads, reads_inputs="z" in reads
+    )
+
+
+def _backward_reads(kernel: object) -> frozenset[str]:
+    """``kernel.backward_reads`` where the class that says it is the backward's own (or
+    below it): a subclass with a backward of its own may read both, and is taken so."""
+    mro = type(kernel).__mro__
+    said = next((i for i, c in enumerate(mro) if "backward_reads" in c.__dict__), None)
+    rule = next((i for i, c in enumerate(mro) if "backward" in c.__dict__), None)
+    if said is None or (rule is not None and rule < said):
+        return _Z | _A
+    return frozenset(kernel.backward_reads)
 
 
 def sigmoid(z: Tensor) -> Tensor:
@@ -1148,6 +1185,9 @@ def dropout(
 class LossKernel(Protocol):
     name: str
     reduction: str  # "mean", "sum" or "none"
+    # ``reads_inputs``: False where torch's backward keeps none of the loss's inputs (its
+    # L1 and cross-entropy: |d| and log-softmax are its own), so that one changed in place
+    # after the loss does not refuse the backward (wxb's ∂L/∂ŷ is taken in the forward)
 
     def value_and_grad(
         self, output: np.ndarray, target: np.ndarray, grad_out: np.ndarray | None
@@ -1254,6 +1294,7 @@ class L1Kernel:
 
     reduction: str = "mean"
     name: str = "l1"
+    reads_inputs = False
 
     def __post_init__(self) -> None:
         _check_reduction(self.reduction, self.name)
@@ -1285,6 +1326,7 @@ class HuberKernel(L1Kernel):
     element: squared near the target, absolute far from it. ∂L/∂ŷ = d clipped to ±δ."""
 
     name: str = "huber"
+    reads_inputs = True
     delta: float = 1.0
 
     def __post_init__(self) -> None:
@@ -1304,6 +1346,7 @@ class SmoothL1Kernel(L1Kernel):
     L1). ∂L/∂ŷ = d/β clipped to ±1."""
 
     name: str = "smooth_l1"
+    reads_inputs = True
     beta: float = 1.0
 
     def __post_init__(self) -> None:
@@ -1334,6 +1377,7 @@ class CrossEntropyKernel:
 
     reduction: str = "mean"
     name: str = "cross_entropy"
+    reads_inputs = False
     weight: tuple[float, ...] | None = None
     ignore_index: int = -100
     label_smoothing: float = 0.0
@@ -1478,6 +1522,7 @@ class NLLKernel(CrossEntropyKernel):
     as PyTorch's NLLLoss; the rows whose class is ``ignore_index`` count for nothing."""
 
     name: str = "nll"
+    reads_inputs = True
 
     def _row_weights(self, output, target):
         """Each row's w_y (0 for a row ignored), its picked column, the rows kept, and
@@ -1791,21 +1836,22 @@ def loss(output: Tensor, target: object, kernel: LossKernel) -> Tensor:
     value = kernel.value_and_grad(out, tgt, grad)
     if grad is not None and grad.dtype != output.dtype:
         grad = grad.astype(output.dtype)
+    # ∂L/∂target now, as ∂L/∂ŷ: the backward reads neither input (either may change after)
+    learned = kernel.target_grad(out, tgt).astype(target.dtype) if learned_target else None
 
     def backward(g: np.ndarray) -> tuple[np.ndarray | None, ...]:
         # ∇_ŷ L, the first factor of δ⁽ᴸ⁾ = ∇_A L ⊙ f′(Z⁽ᴸ⁾); scaled when L is not the root
         output_grad = grad if grad is None or g == 1 else grad * g
         if output_grad is not None and output_grad.dtype != output.dtype:  # (g: float64)
             output_grad = output_grad.astype(output.dtype)
-        if not learned_target:
+        if learned is None:
             return (output_grad,)
-        target_grad = kernel.target_grad(out, tgt).astype(target.dtype, copy=False)
-        if g != 1:
-            target_grad *= g
-        return output_grad, target_grad
+        return output_grad, (learned if g == 1 else learned * g)
 
     inputs = (output, target) if learned_target else (output,)
-    return Tensor.from_op(np.asarray(value, dtype=out.dtype), kernel.name, inputs, backward)
+    reads = getattr(kernel, "reads_inputs", True)
+    value = np.asarray(value, dtype=out.dtype)
+    return Tensor.from_op(value, kernel.name, inputs, backward, reads_inputs=reads)
 
 
 def _per_sample_loss(
@@ -1821,17 +1867,19 @@ def _per_sample_loss(
     backward scales each sample's gradient by that sample's factor of ∂L/∂(its losses).
     ``out``: the outputs in the dtype compared (float64 beside float64 targets)."""
     values, grad = kernel.per_sample(out, tgt)
+    # ∂/∂target now, as ∂/∂ŷ: the backward reads neither input (either may change after)
+    learned = kernel.target_grad(out, tgt).astype(target.dtype) if learned_target else None
 
     def backward(g: np.ndarray) -> tuple[np.ndarray, ...]:
         factor = g.reshape(g.shape + (1,) * (grad.ndim - g.ndim))  # over the sample's outputs
         output_grad = (grad * factor).astype(output.dtype, copy=False)
-        if not learned_target:
+        if learned is None:
             return (output_grad,)
-        target_grad = kernel.target_grad(out, tgt).astype(target.dtype, copy=False)
-        return output_grad, target_grad * factor
+        return output_grad, learned * factor
 
     inputs = (output, target) if learned_target else (output,)
-    return Tensor.from_op(values, kernel.name, inputs, backward)
+    reads = getattr(kernel, "reads_inputs", True)
+    return Tensor.from_op(values, kernel.name, inputs, backward, reads_inputs=reads)
 
 
 def mse_loss(output: Tensor, target: object, reduction: str = "mean") -> Tensor:
@@ -2000,7 +2048,9 @@ def normalize(
         g_out_mean = (g * out).mean(axis=axes, keepdims=True)
         return (rstd * (g - g_mean - out * g_out_mean),)
 
-    result = Tensor.from_op(out, "x̂", (x,), backward, saves_output=True, reads_inputs=False)
+    # (its backward reads x̂ and 1/σ; x is recorded as torch's layer and batch norms keep
+    # it, so that x changed in place before the backward refuses it as theirs)
+    result = Tensor.from_op(out, "x̂", (x,), backward, saves_output=True)
     return result, mu, var
 
 
@@ -2388,7 +2438,8 @@ def extreme(a: Tensor, dim: object = None, keepdim: bool = False, largest: bool 
             with np.errstate(divide="ignore", invalid="ignore"):
                 return (np.where(hit, g / hit.sum(), 0).astype(A.dtype, copy=False),)
 
-        found = Tensor.from_op(np.asarray(best), name, (a,), backward_all)
+        # (torch keeps the result too: changed in place, the backward refuses, as its)
+        found = Tensor.from_op(np.asarray(best), name, (a,), backward_all, saves_output=True)
         # keepdim: every dimension kept, as size 1 (NumPy's np.max(x, keepdims=True),
         # torch's amax(x, (), keepdim=True)), not the 0-d value
         return reshape(found, (1,) * A.ndim) if keepdim else found
@@ -2408,9 +2459,9 @@ def extreme(a: Tensor, dim: object = None, keepdim: bool = False, largest: bool 
         values, indices = np.squeeze(values, axis), np.squeeze(chosen, axis)
     else:
         indices = chosen
-    return ValuesIndices(
-        Tensor.from_op(values, name, (a,), backward), marks(indices.astype(np.int64))
-    )
+    # its backward reads the indices alone (torch's too): A may change in place after
+    found = Tensor.from_op(values, name, (a,), backward, reads_inputs=False)
+    return ValuesIndices(found, marks(indices.astype(np.int64)))
 
 
 def pairwise_extreme(a: object, b: object, largest: bool) -> Tensor:
@@ -2506,7 +2557,9 @@ def variance(a: Tensor, dim: object = None, keepdim: bool = False, correction: f
         with np.errstate(invalid="ignore"):
             return ((g * np.asarray(slope, A.dtype)) * centred,)
 
-    return Tensor.from_op(value, "var", (a,), backward, reads_inputs=False)
+    # (its backward reads its own A − mean; A is recorded as torch's keeps it, so that A
+    # changed in place before the backward refuses it as torch's does)
+    return Tensor.from_op(value, "var", (a,), backward)
 
 
 def _root_of_variance(value: Tensor) -> Tensor:
@@ -2893,7 +2946,8 @@ def norm(a: Tensor, p: object = "fro", dim: object = None, keepdim: bool = False
                 grad = g * np.where(total == 0, 0.0, ratio)  # (a NaN norm: NaN)
         return (np.asarray(grad).astype(A.dtype, copy=False),)
 
-    return Tensor.from_op(np.asarray(out).astype(A.dtype), "norm", (a,), backward)
+    # (torch keeps the result too: changed in place, the backward refuses, as its)
+    return Tensor.from_op(np.asarray(out).astype(A.dtype), "norm", (a,), backward, True)
 
 
 def renorm(a: Tensor, p: object, dim: object, maxnorm: object) -> Tensor:
@@ -2962,7 +3016,8 @@ def prod(a: Tensor, dim: object = None, keepdim: bool = False) -> Tensor:
         given = g.reshape(()) if dim is None else g if keepdim else np.expand_dims(g, axis)
         return ((given * before * after).reshape(A.shape).astype(A.dtype, copy=False),)
 
-    return Tensor.from_op(np.asarray(out, dtype=A.dtype), "Π", (a,), backward)
+    # (torch keeps the result too: changed in place, the backward refuses, as its)
+    return Tensor.from_op(np.asarray(out, dtype=A.dtype), "Π", (a,), backward, True)
 
 
 def cumsum(a: Tensor, dim: object) -> Tensor:
@@ -3344,7 +3399,9 @@ def remainder(a: object, b: object) -> Tensor:
     def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return _unbroadcast(g, A.shape), _unbroadcast(-g * quotient, B.shape)
 
-    return Tensor.from_op(out, "remainder", (a, b), backward)
+    # A and B only for ∂L/∂B, as torch's (its own copy, ⌊A/B⌋, is read)
+    reads = (b.requires_grad,) * 2
+    return Tensor.from_op(out, "remainder", (a, b), backward, reads_inputs=reads)
 
 
 def floor_divide(a: object, b: object) -> Tensor:
@@ -3587,7 +3644,8 @@ def gather(a: Tensor, dim: object, index_: object) -> Tensor:
         np.add.at(grad, place, g)  # a place picked twice gets both gradients
         return (grad.reshape(a.shape),)
 
-    return Tensor.from_op(source[place], "gather", (a,), backward, reads_inputs=False)
+    # (its backward reads A's shape alone; A is recorded as torch's gather keeps it)
+    return Tensor.from_op(source[place], "gather", (a,), backward)
 
 
 def logsumexp(a: Tensor, dim: object, keepdim: bool = False) -> Tensor:
@@ -3612,7 +3670,8 @@ def logsumexp(a: Tensor, dim: object, keepdim: bool = False) -> Tensor:
         with np.errstate(invalid="ignore", over="ignore"):
             return ((gk * np.exp(A - total)).astype(A.dtype, copy=False),)
 
-    return Tensor.from_op(np.asarray(out), "logsumexp", (a,), backward)
+    # the result's array is total's (or a view of it), which the backward reads
+    return Tensor.from_op(np.asarray(out), "logsumexp", (a,), backward, saves_output=True)
 
 
 def extreme_of_dims(a: Tensor, dim: object = (), keepdim: bool = False, largest: bool = True):
@@ -3635,7 +3694,8 @@ def extreme_of_dims(a: Tensor, dim: object = (), keepdim: bool = False, largest:
         gk = g if keep else np.expand_dims(g, axes) if axes is not None else g
         return ((gk * share).astype(A.dtype, copy=False),)
 
-    return Tensor.from_op(np.asarray(out), name, (a,), backward)
+    # the result's array is best's (or a view of it), which the backward reads
+    return Tensor.from_op(np.asarray(out), name, (a,), backward, saves_output=True)
 
 
 def flip(a: Tensor, *dims: object) -> Tensor:
@@ -3652,12 +3712,12 @@ def flip(a: Tensor, *dims: object) -> Tensor:
 
 def expm1(a: object) -> Tensor:
     a = as_tensor(a)
-    A = a.data
+    E = np.expm1(a.data)
 
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
-        return (g * np.exp(A),)  # (e^A − 1)′ = e^A
+        return (g * (E + 1),)  # (e^A − 1)′ = e^A, from the result as torch's
 
-    return Tensor.from_op(np.expm1(A), "expm1", (a,), backward)
+    return Tensor.from_op(E, "expm1", (a,), backward, saves_output=True, reads_inputs=False)
 
 
 def _log_base(base: float, name: str) -> Callable:
@@ -3749,10 +3809,14 @@ def einsum(equation: object, *operands: object) -> Tensor:
         shapes = ", ".join(_dims(t.shape) for t in tensors)
         raise ShapeError(f"einsum: {equation!r} with {shapes}: {error}") from None
     arrays = [t.data for t in tensors]
+    needs = [t.requires_grad for t in tensors]
 
-    def backward(g: np.ndarray) -> tuple[np.ndarray, ...]:
-        grads = []
+    def backward(g: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        grads: list[np.ndarray | None] = []
         for k, (sub, t) in enumerate(zip(subs, tensors, strict=True)):
+            if not needs[k]:  # (its ∂ would read the others only: none taken)
+                grads.append(None)
+                continue
             others = [s for j, s in enumerate(subs) if j != k]
             kept = "".join(c for c in sub if c in output or any(c in s for s in others))
             terms = ",".join([output, *others])
@@ -3764,7 +3828,9 @@ def einsum(equation: object, *operands: object) -> Tensor:
         return tuple(grads)
 
     backward.subscripts = subs  # type: ignore[attr-defined]  # (summary counts its FLOPs)
-    return Tensor.from_op(np.asarray(out), "einsum", tuple(tensors), backward)
+    # an operand is read only for the others' gradients
+    reads = tuple(any(n for j, n in enumerate(needs) if j != k) for k in range(len(needs)))
+    return Tensor.from_op(np.asarray(out), "einsum", tuple(tensors), backward, reads_inputs=reads)
 
 
 # torch's in-place forms of the element-wise ops (t's own array changed, under no_grad or

@@ -626,13 +626,14 @@ class Tensor:
         inputs: tuple[Tensor, ...],
         backward: BackwardRule,
         saves_output: bool = False,
-        reads_inputs: bool = True,
+        reads_inputs: bool | tuple[bool, ...] = True,
     ) -> Tensor:
         """The result of primitive ``op``; records the graph edge if any input needs it.
         ``saves_output``: the backward reads the result itself (e^A, √A, f(Z)), so an
         in-place change of it before backward is refused, as for an input.
         ``reads_inputs=False``: the backward reads no input's values (A + B, Σ A, a
-        reshape), so an input changed in place since does not refuse it (as PyTorch)."""
+        reshape), so an input changed in place since does not refuse it (as PyTorch);
+        a tuple says it per input (A ⊙ B reads B only for ∂L/∂A: a constant A may change)."""
         out = cls.__new__(cls)
         # NumPy's ufuncs give a scalar, not a 0-d array, for a 0-d input
         out.data = np.asarray(data) if isinstance(data, np.generic) else data
@@ -657,9 +658,14 @@ class Tensor:
         out.inputs, out._backward = inputs, backward
         # The inputs' versions now: backward refuses if one was updated in place since
         # (a step between forward and backward would give gradients of other weights).
-        out._saved_versions = (
-            tuple([t._versions[0] for t in inputs]) if reads_inputs else (None,) * len(inputs)
-        )
+        if reads_inputs is True or reads_inputs is False:
+            out._saved_versions = (
+                tuple([t._versions[0] for t in inputs]) if reads_inputs else (None,) * len(inputs)
+            )
+        else:
+            out._saved_versions = tuple(
+                [t._versions[0] if r else None for t, r in zip(inputs, reads_inputs, strict=True)]
+            )
         # Which inputs needed a gradient when it ran: one that asks later gets none from
         # this record, as in PyTorch (None: all of them did).
         for t in inputs:
