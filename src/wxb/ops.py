@@ -35,6 +35,7 @@ from wxb.tensor import (
     is_grad_enabled,
     marks,
     no_grad,
+    record_in_place,
     result_type,
 )
 
@@ -2202,13 +2203,16 @@ Tensor.__neg__ = negative
 Tensor.__abs__ = lambda self: absolute(self)
 
 
-def _in_place(ufunc: np.ufunc, symbol: str):
+def _in_place(ufunc: np.ufunc, symbol: str, op: Callable[[Tensor, object], Tensor]):
     """``t += x`` and its kin change t itself, as PyTorch's do: a parameter updated by
     hand (``p -= lr * p.grad`` under no_grad) must change in the model, where Python's
-    fallback (``t = t - x``) would bind a new tensor to the name and leave it as it was."""
+    fallback (``t = t - x``) would bind a new tensor to the name and leave it as it was.
+    On a computed tensor while the graph is recorded, recorded as ``op`` (torch's)."""
 
     def apply(self: Tensor, other: object) -> Tensor:
         instead = f"write t = t {symbol[:-1]} x for a new tensor"
+        if _recorded_in_place(self, other, f"in-place {symbol}", instead):
+            return _record_change(self, lambda before: op(before, other), f"in-place {symbol}")
         value = _writable(self, other, f"in-place {symbol}", instead)
         try:  # the result's shape must be the tensor's: it cannot grow by broadcasting
             ufunc(self.data, value, out=self.data, casting="same_kind")
@@ -2221,19 +2225,52 @@ def _in_place(ufunc: np.ufunc, symbol: str):
     return apply
 
 
-def _writable(t: Tensor, other: object, action: str, instead: str) -> object:
-    """``other``'s array, once ``t`` may be changed in place: not while a graph is
-    recorded through ``t`` or ``other`` that requires grad (wxb records no in-place
-    operation, and a lost gradient is worse than an error), nor when it is read-only."""
+def _recorded_in_place(t: Tensor, other: object, action: str, instead: str) -> bool:
+    """Whether changing ``t`` in place is to be recorded, as torch records it: while the
+    graph is recorded, on a computed tensor (or with an operand that requires grad). A
+    leaf that requires grad is refused, as torch's; so is a view of another tensor (torch
+    records it on the viewed one, which wxb does not), and a Parameter."""
     other_grad = isinstance(other, Tensor) and other.requires_grad
-    if is_grad_enabled() and (t.requires_grad or other_grad):
-        what = "a tensor that requires grad"
-        what = what if t.requires_grad else f"a tensor, from {what}"
-        raise TrainingError(
-            f"{action} on {what} while the graph is recorded: PyTorch refuses it on a "
-            "parameter, and wxb records no in-place operation. Update parameters inside "
-            f"`with wxb.no_grad():`, or {instead}"
-        )
+    if not (is_grad_enabled() and (t.requires_grad or other_grad)):
+        return False
+    if isinstance(t.data, np.generic):  # (a NumPy scalar stored by ``t.data = …``)
+        t.data = np.array(t.data)
+    what = None
+    if t.requires_grad and t._backward is None:
+        what = "a tensor that requires grad, a leaf (a parameter, an input requiring grad),"
+        why = "PyTorch refuses it too"
+    elif any(p._versions is t._versions for p in t.inputs) or (
+        t._backward is None and t.data.base is not None
+    ):
+        what = "a view of another tensor (t[i], t.T, t.reshape(…), …)"
+        why = "wxb records an in-place operation only on a whole computed tensor"
+    elif type(t) is not Tensor:
+        what, why = f"a {type(t).__name__}", "wxb records no in-place operation on it"
+    elif not t.data.flags.writeable:
+        raise DataError(f"{action}: the tensor's array is read-only")
+    if what is None:
+        return True
+    raise TrainingError(
+        f"{action} on {what} while the graph is recorded: {why}. Update parameters inside "
+        f"`with wxb.no_grad():`, or {instead}"
+    )
+
+
+def _record_change(t: Tensor, compute: Callable[[Tensor], Tensor], action: str) -> Tensor:
+    """``t`` set in place to ``compute(t)``'s values, recorded: compute runs on a copy
+    of t's values that holds t's record so far, and t takes the result's record."""
+    before = Tensor.of_array(t.data.copy())  # (the operation may read the values before)
+    before.requires_grad = t.requires_grad
+    result = compute(before)
+    if result.shape != t.shape:  # it cannot grow t by broadcasting
+        raise ShapeError(f"{action} on a tensor of shape {t.shape}: the result's is {result.shape}")
+    record_in_place(t, before, astype(result, t.dtype))
+    return t
+
+
+def _writable(t: Tensor, other: object, action: str, instead: str) -> object:
+    """``other``'s array, once ``t`` may be changed in place without a record (the
+    caller asked ``_recorded_in_place`` first): not when it is read-only."""
     if isinstance(t.data, np.generic):  # ``p.data = p.data * 2`` on a 0-d tensor stores
         t.data = np.array(t.data)  # NumPy's scalar, which nothing views: an array in its place
     if not t.data.flags.writeable:
@@ -2245,9 +2282,35 @@ def _writable(t: Tensor, other: object, action: str, instead: str) -> object:
     return other
 
 
+def _put(a: Tensor, key: object, value: object) -> Tensor:
+    """A copy of ``a`` with ``[key] = value`` (torch's index_put, recorded as torch
+    records ``t[key] = v``): ∂L/∂a is G with the written places 0; ∂L/∂value is G at
+    those places, summed over what value was broadcast over."""
+    first, key = _torch_order(_whole_key(key), a.ndim)  # integers first, as torch's
+    v = as_tensor(value, a)
+    v = astype(v, a.dtype) if v.dtype != a.dtype else v
+    out = a.data.copy()
+    try:
+        (out if first is None else out[first])[key] = v.data
+    except ValueError as exc:
+        raise ShapeError(f"t[...] = x on a tensor of shape {a.shape}: {exc}") from None
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        kept = g.copy()
+        (kept if first is None else kept[first])[key] = 0
+        written = np.asarray((g if first is None else g[first])[key])
+        return kept, _unbroadcast(written, v.shape).astype(v.dtype, copy=False)
+
+    return Tensor.from_op(out, "index_put", (a, v), backward, reads_inputs=False)
+
+
 def _set_item(self: Tensor, key: object, value: object) -> None:
     """``t[key] = x``, and the last part of ``t[key] += x``: in place, as PyTorch's."""
-    value = _writable(self, value, "t[...] = x", "set the values of a copy")
+    instead = "set the values of a copy"
+    if _recorded_in_place(self, value, "t[...] = x", instead):
+        _record_change(self, lambda before: _put(before, key, value), "t[...] = x")
+        return
+    value = _writable(self, value, "t[...] = x", instead)
     first, key = _torch_order(_whole_key(key), self.ndim)  # integers first, as torch's
     try:
         (self.data if first is None else self.data[first])[key] = value
@@ -2256,11 +2319,11 @@ def _set_item(self: Tensor, key: object, value: object) -> None:
     self._version += 1
 
 
-Tensor.__iadd__ = _in_place(np.add, "+=")
-Tensor.__isub__ = _in_place(np.subtract, "-=")
-Tensor.__imul__ = _in_place(np.multiply, "*=")
-Tensor.__itruediv__ = _in_place(np.true_divide, "/=")
-Tensor.__ipow__ = _in_place(np.power, "**=")
+Tensor.__iadd__ = _in_place(np.add, "+=", add)
+Tensor.__isub__ = _in_place(np.subtract, "-=", sub)
+Tensor.__imul__ = _in_place(np.multiply, "*=", mul)
+Tensor.__itruediv__ = _in_place(np.true_divide, "/=", div)
+Tensor.__ipow__ = _in_place(np.power, "**=", power)
 Tensor.__getitem__ = index
 Tensor.__setitem__ = _set_item
 Tensor.__iter__ = _iterate
@@ -2785,6 +2848,8 @@ def _filler(name: str) -> Callable:
                 f"{name}(): takes one number (or a 0-d tensor); got values of shape {shape} "
                 "(use t[...] = values to write several)"
             )
+        if _recorded_in_place(self, value, f"{name}()", "fill a copy"):
+            return _record_change(self, lambda before: _put(before, ..., value), f"{name}()")
         self.data[...] = _writable(self, value, f"{name}()", "fill a copy")
         self._version += 1
         return self
@@ -2796,7 +2861,13 @@ def _in_place_of(name: str, op: Callable, call: str) -> Callable:
     """``t.name_(…)``: t's own values set to ``op(t, …)``'s, as torch's in-place form."""
 
     def apply(self: Tensor, *args: object, **kwargs: object) -> Tensor:
-        _writable(self, 0, f"{name}_()", f"write t = t.{call} for a new tensor")
+        instead = f"write t = t.{call} for a new tensor"
+        given = [a for a in (*args, *kwargs.values()) if isinstance(a, Tensor)]
+        other = next((a for a in given if a.requires_grad), None)
+        if _recorded_in_place(self, other, f"{name}_()", instead):
+            change = lambda before: op(before, *args, **kwargs)  # noqa: E731
+            return _record_change(self, change, f"{name}_()")
+        _writable(self, other if other is not None else 0, f"{name}_()", instead)
         with no_grad():
             values = op(self, *args, **kwargs).data
         if values.shape != self.shape:  # tensor bounds cannot grow t by broadcasting

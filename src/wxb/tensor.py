@@ -19,6 +19,7 @@ import os
 import sys
 import threading
 import types
+import weakref
 from collections.abc import Callable, Sequence
 from contextlib import ContextDecorator
 from dataclasses import dataclass, field
@@ -532,7 +533,9 @@ class Tensor:
         "_freed",
         "_output_version",
         "_recorded",
+        "_replaced",
         "_saved_versions",
+        "_seen_versions",
         "_versions",
         "data",
         "grad",
@@ -584,9 +587,13 @@ class Tensor:
         self.inputs: tuple[Tensor, ...] = ()
         self._backward: BackwardRule | None = None
         self._freed = False
-        self._saved_versions: tuple[int, ...] | None = None
+        self._saved_versions: tuple[int | None, ...] | None = None
+        self._seen_versions: tuple[int, ...] | None = None
         self._recorded: tuple[bool, ...] | None = None
         self._output_version: int | None = None
+        # the records an in-place operation replaced: (version after it, the tensor that
+        # holds the record before it), oldest first (record_in_place)
+        self._replaced: list[tuple[int, Tensor]] | None = None
         # Bumped by in-place updates (optimizer.step, load_state_dict, t += x); one counter
         # for a tensor and its views (Tensor(t), t.detach(), t.T, t[0], t.reshape), as
         # PyTorch's views share one: a change through any of them counts for all.
@@ -615,6 +622,7 @@ class Tensor:
         out.name = out.op = out._backward = None
         out.inputs = ()
         out._saved_versions = out._recorded = out._output_version = None
+        out._seen_versions = out._replaced = None
         out._versions = [0]
         return out
 
@@ -642,6 +650,7 @@ class Tensor:
         out.name = None
         out.op = op
         out._freed = False
+        out._replaced = None
         out._versions = [0]  # ops whose result views an input's array share its (ops.py)
         needs = False
         if _mode.enabled:
@@ -653,15 +662,15 @@ class Tensor:
         out._recorded = None
         if not needs:
             out.inputs, out._backward = (), None
-            out._saved_versions = out._output_version = None
+            out._saved_versions = out._seen_versions = out._output_version = None
             return out
         out.inputs, out._backward = inputs, backward
-        # The inputs' versions now: backward refuses if one was updated in place since
-        # (a step between forward and backward would give gradients of other weights).
+        # The inputs' versions now: backward refuses if one it reads was updated in place
+        # since (a step between forward and backward would give gradients of other
+        # weights); all of them, to tell which record of an input it took (record_in_place)
+        out._seen_versions = seen = tuple([t._versions[0] for t in inputs])
         if reads_inputs is True or reads_inputs is False:
-            out._saved_versions = (
-                tuple([t._versions[0] for t in inputs]) if reads_inputs else (None,) * len(inputs)
-            )
+            out._saved_versions = seen if reads_inputs else (None,) * len(inputs)
         else:
             out._saved_versions = tuple(
                 [t._versions[0] if r else None for t, r in zip(inputs, reads_inputs, strict=True)]
@@ -928,6 +937,8 @@ class Tensor:
         # gradient about to be stored raises instead: nothing is counted twice.
         freed = any(node._freed for node in order)
         _check_versions(order)
+        if _REPLACED[0]:
+            _check_views(order, self)
         previous, _mode.retain_graph = _mode.retain_graph, retain_graph
         try:
             self._walk(order, seed, caller_seed=grad is not None, freed=freed)
@@ -1078,8 +1089,10 @@ _LEAF_AFRESH: dict[str, object] = {
     "_backward": None,
     "_freed": False,
     "_saved_versions": None,
+    "_seen_versions": None,
     "_recorded": None,
     "_output_version": None,
+    "_replaced": None,
 }
 
 
@@ -1126,6 +1139,8 @@ def topological_order(root: Tensor) -> list[Tensor]:
     walk that takes each node's inputs last to first."""
     order: list[Tensor] = []
     seen = {id(root)}
+    if _REPLACED[0]:  # (only once an in-place operation was recorded: it costs a pass)
+        _take_records(root)
     # iterative (deep graphs must not hit Python's recursion limit): each entry is a node
     # and where its walk over its inputs stands
     stack = [(root, reversed(root.inputs))]
@@ -1136,12 +1151,97 @@ def topological_order(root: Tensor) -> list[Tensor]:
             key = id(parent)
             if key not in seen:
                 mark(key)
+                if _REPLACED[0]:
+                    _take_records(parent)
                 push((parent, reversed(parent.inputs)))
                 break
         else:  # every input done: the node itself
             pop()
             append(node)
     return order
+
+
+_REPLACED = [False]  # whether any in-place operation was recorded in this process
+
+
+def record_in_place(target: Tensor, before: Tensor, result: Tensor) -> None:
+    """``target`` changed in place to ``result``'s values, as torch records an in-place
+    operation on a computed tensor: ``before`` (a new tensor holding the values before,
+    a copy, and a version counter of its own) takes the record ``target`` had, ``result``
+    was computed from ``before``, and ``target`` takes ``result``'s record. Nodes recorded
+    earlier still reach the old record (``_take_records``), as torch's do."""
+    _REPLACED[0] = True
+    for name in ("op", "inputs", "_backward", "_freed", "_saved_versions", "_seen_versions"):
+        setattr(before, name, getattr(target, name))
+    before._recorded, before.requires_grad = target._recorded, target.requires_grad
+    # a record that reads its own result (e^A, σ(Z)) read the array now overwritten
+    before._output_version = None if target._output_version is None else -1
+    np.copyto(target.data, result.data, casting="same_kind")
+    target._versions[0] += 1  # (shared with its views: those reading the old values refuse)
+    for name in ("op", "inputs", "_backward", "_freed", "_saved_versions", "_seen_versions"):
+        setattr(target, name, getattr(result, name))
+    target._recorded, target.requires_grad = result._recorded, result.requires_grad
+    target._output_version = None if result._output_version is None else target._versions[0]
+    target._replaced = [*(target._replaced or ()), (target._versions[0], before)]
+
+
+def _take_records(node: Tensor) -> None:
+    """``node``'s inputs as they were when it was recorded: an input changed since by a
+    recorded in-place operation is the tensor holding its record of then. Where the
+    node reads that input (its array now overwritten) or views it (its values changed
+    with it, which its record does not say), the backward is refused, as the version
+    check refuses a change under no_grad."""
+    inputs = node.inputs
+    for parent in inputs:
+        if parent._replaced is not None:
+            break
+    else:
+        return
+    if node._seen_versions is None:  # (not recorded by from_op: nothing to tell)
+        return
+    taken, saved = list(inputs), list(node._saved_versions or (None,) * len(inputs))
+    for i, (parent, seen) in enumerate(zip(inputs, node._seen_versions, strict=True)):
+        for after, before in parent._replaced or ():
+            if seen < after:
+                taken[i] = before
+                if saved[i] is not None:
+                    saved[i] = -1  # (its array was overwritten: refused)
+                if node._versions is parent._versions:  # a view of it: used since, its
+                    _stale_view(node, after)  # values are not its record's (refused)
+                break
+    node.inputs, node._saved_versions = tuple(taken), tuple(saved)
+
+
+# views taken of a tensor before a recorded in-place operation on it: the version from
+# which a use of one is refused (torch takes such a view again through the operation);
+# by id, the entry going with the view (a tensor's == is element-wise)
+_STALE_VIEWS: dict[int, tuple[weakref.ref, int]] = {}
+
+
+def _stale_view(view: Tensor, since: int) -> None:
+    key = id(view)
+    _STALE_VIEWS[key] = (weakref.ref(view, lambda _: _STALE_VIEWS.pop(key, None)), since)
+
+
+def _stale_since(view: Tensor) -> int | None:
+    entry = _STALE_VIEWS.get(id(view))
+    return entry[1] if entry is not None and entry[0]() is view else None
+
+
+def _check_views(order: list[Tensor], root: Tensor) -> None:
+    """A view from before a recorded in-place change of its tensor, used after it."""
+    stale = [root] if _stale_since(root) is not None else []
+    for node in order:
+        for view, seen in zip(node.inputs, node._seen_versions or (), strict=False):
+            since = _stale_since(view)
+            if since is not None and seen >= since:
+                stale.append(view)
+    if stale:
+        raise TrainingError(
+            f"backward(): a view ({stale[0].op!r}) of a tensor that an in-place operation "
+            "changed since the view was taken is used after the change; wxb does not take "
+            "it again through the change, as PyTorch does: take the view after the change"
+        )
 
 
 @dataclass
