@@ -548,3 +548,79 @@ def test_a_residual_block_with_out_plus_identity_trains_as_torch(seeded):
         np.testing.assert_allclose(
             p.grad, q.grad.numpy(), rtol=1e-5, atol=1e-7, err_msg=seeded.msg("W")
         )
+
+
+def _functions(base):
+    """torch.autograd.Function's tutorial forms, on torch's base or wxb's."""
+
+    class Exp(base):  # keeps its output
+        @staticmethod
+        def forward(ctx, x):
+            y = x.exp()
+            ctx.save_for_backward(y)
+            return y
+
+        @staticmethod
+        def backward(ctx, g):
+            (y,) = ctx.saved_tensors
+            return g * y
+
+    class Scale(base):  # keeps the factor alone: x may change after
+        @staticmethod
+        def forward(ctx, x, w):
+            ctx.save_for_backward(w)
+            return x * w
+
+        @staticmethod
+        def backward(ctx, g):
+            (w,) = ctx.saved_tensors
+            return g * w, g * 0
+
+    class Stashed(base):  # keeps x as an attribute of ctx, not saved
+        @staticmethod
+        def forward(ctx, x):
+            ctx.x = x
+            return x * x
+
+        @staticmethod
+        def backward(ctx, g):
+            return 2 * g * ctx.x
+
+    return {"Exp": Exp, "Scale": Scale, "Stashed": Stashed}
+
+
+def test_a_function_of_ones_own_refuses_where_what_it_kept_changed_as_torch(seeded):
+    """autograd.Function: torch checks what ``save_for_backward`` kept. wxb checked every
+    input and never the output: Exp's output changed in place ran its backward with the
+    changed e^x (a wrong gradient, no word), and Scale refused an x it does not keep.
+    Now what forward kept (saved, or set on ctx) is checked, the output among it."""
+    rng = seeded.rng
+    for name, changed in (("Exp", "output"), ("Scale", "x"), ("Scale", "w"), ("Stashed", "x")):
+        a, b = rng.standard_normal(4), rng.standard_normal(4)
+        outcome = {}
+        for lib in (torch, wxb):
+            base = torch.autograd.Function if lib is torch else wxb.autograd.Function
+            if lib is torch:
+                x, w, quiet = torch.tensor(a, requires_grad=True), torch.tensor(b), torch.no_grad
+            else:
+                x = wxb.tensor(a, requires_grad=True, dtype="float64")
+                w, quiet = wxb.tensor(b, dtype="float64"), wxb.no_grad
+            y = _functions(base)[name].apply(*((x, w) if name == "Scale" else (x,)))
+            with quiet():
+                {"output": y, "x": x, "w": w}[changed].mul_(2.0)
+            try:
+                y.sum().backward()
+            except (RuntimeError, wxb.WxbError) as error:
+                outcome[lib] = str(error)
+                continue
+            outcome[lib] = np.asarray(x.grad)
+        theirs, ours = outcome[torch], outcome[wxb]
+        what = seeded.msg(f"{name}, {changed} changed: torch {theirs!s:.60}; wxb {ours!s:.60}")
+        if name == "Stashed":  # torch does not check ctx's attributes (a wrong gradient)
+            assert isinstance(ours, str) and "modified in place" in ours, what
+            continue
+        assert isinstance(theirs, str) == isinstance(ours, str), what
+        if isinstance(ours, str):
+            assert "modified in place" in ours and "\n" not in ours, what
+        else:
+            np.testing.assert_allclose(ours, theirs, rtol=1e-12, err_msg=what)

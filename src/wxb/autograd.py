@@ -95,7 +95,35 @@ class Function:
                 out.append(_unbroadcast(array, a.shape) if array.shape != a.shape else array)
             return out
 
-        return Tensor.from_op(result, name, tuple(a for _, a in tensors), backward)
+        # What the backward keeps (saved, or set on ctx) is checked as torch checks saved
+        # tensors: an input kept, or one sharing its memory, changed in place refuses the
+        # backward; so does the output changed, where it is kept (e^x's forward saving e^x)
+        kept = _arrays_kept(ctx)
+        reads = tuple(any(_shares(k, a.data) for k in kept) for _, a in tensors)
+        saves_output = any(_shares(k, result) for k in kept)
+        operands = tuple(a for _, a in tensors)
+        return Tensor.from_op(
+            result, name, operands, backward, saves_output=saves_output, reads_inputs=reads
+        )
+
+
+def _arrays_kept(ctx: FunctionCtx) -> list[np.ndarray]:
+    """The arrays of what ``forward`` left on ``ctx``: its saved tensors and attributes
+    (and those in a list, tuple or dict there)."""
+    found = []
+    values = [*ctx.saved_tensors, *(v for k, v in vars(ctx).items() if k != "saved_tensors")]
+    for value in values:
+        parts = value.values() if isinstance(value, dict) else value
+        for part in parts if isinstance(value, (list, tuple, dict)) else (value,):
+            if isinstance(part, Tensor):
+                found.append(part.data)
+            elif isinstance(part, np.ndarray):
+                found.append(part)
+    return found
+
+
+def _shares(kept: np.ndarray, array: np.ndarray) -> bool:
+    return kept is array or np.may_share_memory(kept, array)
 
 
 def grad(
