@@ -356,6 +356,45 @@ def test_an_optimizer_step_before_the_backward_of_a_one_layer_model_as_torch(see
     assert results["wxb"][1] == results["torch"][1] == "refused", seeded.msg(str(results))
 
 
+def test_an_optimizer_step_before_the_backward_of_a_planned_sequential_as_torch(seeded):
+    """The planned Sequential recorded every input's version on each node: a step
+    between forward and backward refused even where nothing its backward reads changed
+    (one Dense layer, X data: torch runs it). Now its nodes read as the graph's do: one
+    layer and tanh gives torch's gradients; a second Dense reads the first one's W for
+    its δ and is refused there, as torch's."""
+    import wxb.interop
+    from wxb.nn import Dense, Sequential, Tanh
+
+    rng = seeded.rng
+    X = rng.standard_normal((6, 4))
+    for depth in (1, 2):
+        layers = [Dense(4, 3, seed=int(rng.integers(1000))), Tanh()]
+        if depth == 2:
+            layers.append(Dense(3, 2, seed=int(rng.integers(1000))))
+        model = Sequential(*layers).double()
+        results = {}
+        for lib, net in (("wxb", model), ("torch", wxb.interop.to_torch(model).double())):
+            params = list(net.parameters())
+            opt = SGD(params, lr=0.1) if lib == "wxb" else torch.optim.SGD(params, lr=0.1)
+            x = wxb.tensor(X, dtype="float64") if lib == "wxb" else torch.tensor(X)
+            (net(x) ** 2).sum().backward()
+            pending = (net(x) ** 2).sum()
+            opt.step()
+            try:
+                pending.backward()
+            except (RuntimeError, wxb.WxbError):
+                results[lib] = "refused"
+                continue
+            results[lib] = [np.array(p.grad if lib == "wxb" else p.grad.numpy()) for p in params]
+        ours, theirs = results["wxb"], results["torch"]
+        if depth == 2:
+            assert ours == theirs == "refused", seeded.msg(str(ours))
+            continue
+        assert not isinstance(ours, str), seeded.msg(f"{depth} layer: {ours}")
+        for p, q in zip(ours, theirs, strict=True):
+            np.testing.assert_allclose(p, q, rtol=1e-10, err_msg=seeded.msg("∂L/∂p"))
+
+
 def test_a_kernel_subclass_with_a_backward_of_its_own_keeps_its_input_checked(seeded):
     """σ's backward reads its output alone, so its input may change after the forward; a
     subclass of Sigmoid with a backward of its own may read Z, and stays refused."""

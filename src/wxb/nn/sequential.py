@@ -527,6 +527,10 @@ def _record(plan: StackPlan, x: Tensor) -> Tensor:
     node, last = x, len(steps) - 1
     for j, (data, op, extra) in enumerate(steps):
         inputs = (node, *extra)
+        # as the graph's W·X: X is read for ∂L/∂W, W for the δ of what needs one (a step
+        # on the first layer's W, with X data, leaves what the backward reads as it was);
+        # + b reads neither
+        reads = (extra[0].requires_grad, node.requires_grad) if op == "W·X" else op != "+b"
         if j == last:  # the output: a fresh array, and the whole backward
             reads_output = plan.program[-1][2] is Activation  # a last f(Z): its A
             node = Tensor.from_op(
@@ -535,10 +539,11 @@ def _record(plan: StackPlan, x: Tensor) -> Tensor:
                 inputs,
                 _planned_backward(plan, token, inputs, frozen),
                 reads_output,
+                reads,
             )
         else:
             rule = _NO_GRADIENT.get(len(inputs)) or _no_gradient(len(inputs))
-            node = Tensor.from_op(data, op, inputs, rule)
+            node = Tensor.from_op(data, op, inputs, rule, reads_inputs=reads)
     if node.requires_grad:
         plan.claim(node, token)
     return node
