@@ -24,7 +24,10 @@ Both are scored on the same rows, so the table also gives the paired difference:
 score minus scikit-learn's, seed by seed, its mean with a 95 % t interval (in test rows
 a seed for classification: how many more rows wxb classified right), and the seeds wxb
 won, tied and lost. An interval that holds 0 means the seeds cannot tell the two apart.
-``--datasets digits`` adds the built-in digits (``wxb train`` with no ``--data``).
+``--datasets digits`` adds the built-in digits (``wxb train`` with no ``--data``);
+``--datasets generated`` runs thirteen other small classification tables, fixed once
+(digits subsets and pairs, ``make_classification``, moons, circles, blobs, …: GENERATED),
+the out-of-sample check of the defaults in docs/sklearn.md.
 Prints a Markdown table; writes every figure, per seed, as JSON
 (default bench/results/table_defaults.json, which git ignores).
 """
@@ -46,14 +49,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import sklearn
 from _machine import load_average
 from _tables import table
 from sklearn import datasets as skdata
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.preprocessing import StandardScaler
 
@@ -76,12 +82,81 @@ class Table:
         return "accuracy" if self.task == "classification" else "r2"
 
 
+def _frame(X: np.ndarray, y: np.ndarray, names: list[str] | None = None) -> SimpleNamespace:
+    """A generated table as a loader's ``as_frame=True`` bunch: features, integer target."""
+    frame = pd.DataFrame(np.asarray(X, dtype=np.float64), columns=names)
+    if names is None:
+        frame.columns = [f"x{i}" for i in range(X.shape[1])]
+    frame["target"] = np.asarray(y).astype(np.int64)
+    return SimpleNamespace(frame=frame)
+
+
+def _digits_rows(n: int) -> SimpleNamespace:
+    digits = skdata.load_digits()
+    keep, _ = train_test_split(
+        np.arange(len(digits.target)), train_size=n, stratify=digits.target, random_state=2024
+    )
+    keep = np.sort(keep)
+    return _frame(digits.data[keep], digits.target[keep], list(digits.feature_names))
+
+
+def _digits_pair(a: int, b: int) -> SimpleNamespace:
+    digits = skdata.load_digits()
+    keep = np.flatnonzero((digits.target == a) | (digits.target == b))
+    return _frame(digits.data[keep], digits.target[keep], list(digits.feature_names))
+
+
+def _made(n: int, classes: int, state: int) -> SimpleNamespace:
+    X, y = skdata.make_classification(
+        n_samples=n, n_features=20, n_informative=6, n_redundant=2, n_classes=classes,
+        flip_y=0.05, class_sep=1.0, random_state=state,
+    )  # fmt: skip
+    return _frame(X, y)
+
+
+def _with_noise(X: np.ndarray, y: np.ndarray, extra: int, state: int) -> SimpleNamespace:
+    noise = np.random.default_rng(state).standard_normal((len(X), extra))
+    return _frame(np.hstack([X, noise]), y)
+
+
+def _hastie(n: int, state: int) -> SimpleNamespace:
+    X, y = skdata.make_hastie_10_2(n_samples=n, random_state=state)
+    return _frame(X, (y > 0).astype(int))
+
+
+# Small classification tables that are none of the four above, fixed once (not by seed):
+# the out-of-sample check of the defaults (docs/sklearn.md, "Thirteen other small tables")
+GENERATED = {
+    "mc200_2c": lambda **_: _made(200, 2, 11),
+    "blobs300_5c": lambda **_: _frame(
+        *skdata.make_blobs(
+            n_samples=300, n_features=10, centers=5, cluster_std=4.0, random_state=25
+        )
+    ),
+    "digits300": lambda **_: _digits_rows(300),
+    "quantiles300_3c": lambda **_: _frame(
+        *skdata.make_gaussian_quantiles(n_samples=300, n_features=6, n_classes=3, random_state=23)
+    ),
+    "digits3v8": lambda **_: _digits_pair(3, 8),
+    "digits1v7": lambda **_: _digits_pair(1, 7),
+    "moons400": lambda **_: _with_noise(*skdata.make_moons(400, noise=0.3, random_state=21), 8, 31),
+    "circles400": lambda **_: _with_noise(
+        *skdata.make_circles(400, noise=0.2, factor=0.5, random_state=22), 8, 32
+    ),
+    "hastie500": lambda **_: _hastie(500, 24),
+    "mc500_3c": lambda **_: _made(500, 3, 12),
+    "digits600": lambda **_: _digits_rows(600),
+    "digits1000": lambda **_: _digits_rows(1000),
+    "mc1000_4c": lambda **_: _made(1000, 4, 13),
+}
+
 TABLES = {
     "iris": Table("iris", skdata.load_iris, "classification"),
     "wine": Table("wine", skdata.load_wine, "classification"),
     "breast_cancer": Table("breast_cancer", skdata.load_breast_cancer, "classification"),
     "diabetes": Table("diabetes", skdata.load_diabetes, "regression"),
     "digits": Table("digits", None, "classification"),
+    **{name: Table(name, build, "classification") for name, build in GENERATED.items()},
 }
 DEFAULT_TABLES = "iris,wine,breast_cancer,diabetes"
 
@@ -279,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--datasets",
         default=DEFAULT_TABLES,
-        help=f"comma separated, from {', '.join(TABLES)} (default: {DEFAULT_TABLES})",
+        help=f"comma separated, from {', '.join(TABLES)}, or 'generated' for the last "
+        f"{len(GENERATED)} (default: {DEFAULT_TABLES})",
     )
     parser.add_argument(
         "--wxb-args", default="", help='extra wxb train options, e.g. "--epochs 300"'
@@ -287,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=HERE / "results" / "table_defaults.json")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
+    if names == ["generated"]:
+        names = list(GENERATED)
     unknown = [n for n in names if n not in TABLES]
     if unknown:
         parser.error(f"unknown data sets {unknown}; choose from {', '.join(TABLES)}")
