@@ -92,7 +92,8 @@ class _Invalid(Exception):
 def save(model: Module | dict, path: str | Path) -> Path:
     """Save weights, architecture and ``model.info`` to one .safetensors file.
 
-    Raises ConfigError, writing nothing, for a model ``load`` could not rebuild
+    Raises ConfigError, writing nothing, for a path ending ``.onnx`` (ONNX is
+    ``wxb.onnx.export``'s), or a model ``load`` could not rebuild
     exactly (a module of a type of its own or a subclass of a stock one, a mix
     of float32 and float64, a module with forward hooks, …). A float32 Standardize's
     float64 statistics are kept too (``float64_statistics``), for ``.double()`` after load.
@@ -102,6 +103,15 @@ def save(model: Module | dict, path: str | Path) -> Path:
     state_dict alone), writes it as a checkpoint of states (``wxb.statefile``), which
     ``load`` gives back.
     """
+    if Path(path).suffix.lower() == ".onnx":  # (as wxb train -o: else safetensors bytes
+        # under an ONNX name, which onnxruntime refused long after)
+        what, fix = "checkpoint", ""
+        if isinstance(model, Module):
+            what, fix = "wxb model", f", or write ONNX with wxb.onnx.export(model, {str(path)!r})"
+        raise ConfigError(
+            f"{path}: wxb.save writes a {what} (safetensors), not ONNX; name the file "
+            f".safetensors{fix}"
+        )
     if not isinstance(model, Module):
         return statefile.save(model, path)
     _check_saveable(model)

@@ -159,12 +159,18 @@ def export(
     ``.double()`` has nothing to cast): float32 by default; any other model's graph is
     in its arrays' dtype, and another ``dtype`` is refused.
 
-    Raises ConfigError, writing nothing, for a model with a module that is not a stock
+    Raises ConfigError, writing nothing, for a path ending ``.safetensors`` (wxb's model
+    files: ``wxb.save``), a model with a module that is not a stock
     wxb layer (or has forward hooks, which the graph would not run), layers whose widths
     do not chain, a mix of dtypes, or a table stage (``model.info["table"]``) that is
     malformed or does not fit; OSError when the file cannot be written (nothing
     half-written is left).
     """
+    if Path(path).suffix.lower() == ".safetensors":  # (as wxb export -o: wxb.load refused it)
+        raise ConfigError(
+            f"{path}: wxb.onnx.export writes ONNX, not .safetensors; name the file .onnx "
+            "(wxb.save(model, path) writes the .safetensors model)"
+        )
     onnx = _onnx()
     newest = onnx.defs.onnx_opset_version()
     opset = _check_opset(opset, newest) if opset is not None else None

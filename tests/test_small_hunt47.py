@@ -1,0 +1,83 @@
+"""Small leftovers a PyTorch or Keras user meets: ``wxb.save(model, "m.onnx")`` (and
+``wxb.onnx.export(model, "m.safetensors")``) writing one format under the other's name;
+``model(loader)``'s AttributeError on ``.dtype``; torch.nn's layers wxb lacks
+(``nn.Conv2d``, ``nn.LSTM``, ``nn.Embedding``) without a hint; a missing ``--history``
+file in Python's words; and one-operand ufuncs (``np.exp(labels)``) and ``mean()`` of
+wxb's integer arrays in NumPy's float64 where torch's are float32.
+
+Inputs are drawn fresh on every run (``WXB_TEST_SEED=<seed>`` replays one)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import wxb
+from wxb.errors import ConfigError
+from wxb.nn import Dense, ReLU, Sequential
+
+torch = pytest.importorskip("torch")
+
+
+def _model(rng, n_in=4, n_out=3, dtype="float32"):
+    model = Sequential(Dense(n_in, 5, dtype=dtype), ReLU(), Dense(5, n_out, dtype=dtype))
+    with wxb.no_grad():
+        for p in model.parameters():
+            p.copy_(rng.standard_normal(p.shape))
+    return model
+
+
+# -- 1. a model file's name says its format ------------------------------------------------
+@pytest.mark.parametrize("name", ["m.onnx", "M.ONNX"])
+def test_save_refuses_an_onnx_name_naming_the_export(tmp_path, rng, name):
+    """wxb.save(model, "m.onnx") wrote safetensors bytes under an ONNX name, which
+    onnxruntime refused long after (the CLI's wxb train -o m.onnx is refused)."""
+    model = _model(rng)
+    path = tmp_path / name
+    with pytest.raises(ConfigError) as caught:
+        wxb.save(model, path)
+    message = str(caught.value)
+    assert "\n" not in message and f"wxb.onnx.export(model, {str(path)!r})" in message, message
+    assert ".safetensors" in message, message
+    with pytest.raises(ConfigError, match=r"\.safetensors"):  # a checkpoint: no export named
+        wxb.save({"model": model.state_dict(), "epoch": 3}, path)
+    assert not path.exists() and list(tmp_path.iterdir()) == []
+    # the names that say safetensors still save, and the model loads back the same
+    X = rng.standard_normal((6, 4)).astype(np.float32)
+    wxb.save(model, tmp_path / "m.safetensors")
+    np.testing.assert_array_equal(
+        wxb.load(tmp_path / "m.safetensors")(X).data, model.eval()(X).data
+    )
+
+
+def test_onnx_export_refuses_a_safetensors_name(tmp_path, rng):
+    """The other way round: ONNX under wxb's model name, which wxb.load then refused."""
+    pytest.importorskip("onnx")
+    import wxb.onnx
+
+    model = _model(rng)
+    path = tmp_path / "m.safetensors"
+    with pytest.raises(ConfigError, match=r"name the file \.onnx \(wxb\.save"):
+        wxb.onnx.export(model, path)
+    assert not path.exists()
+    ort = pytest.importorskip("onnxruntime")
+    written = wxb.onnx.export(model, tmp_path / "m.onnx")
+    X = rng.standard_normal((5, 4)).astype(np.float32)
+    session = ort.InferenceSession(str(written), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {session.get_inputs()[0].name: X})
+    ref = _torch_twin(model)(torch.from_numpy(X.astype(np.float64))).detach().numpy()
+    # float32 through two layers of 4 and 5 terms: a few roundings of the outputs' size
+    tol = 64 * np.finfo(np.float32).eps * (1 + np.abs(ref).max())
+    np.testing.assert_allclose(got, ref, atol=tol, err_msg="onnxruntime against torch")
+
+
+def _torch_twin(model):
+    first, last = model[0], model[2]
+    twin = torch.nn.Sequential(
+        torch.nn.Linear(4, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3)
+    ).double()
+    with torch.no_grad():
+        for ours, theirs in ((first, twin[0]), (last, twin[2])):
+            theirs.weight.copy_(torch.from_numpy(ours.weight.data.astype(np.float64)))
+            theirs.bias.copy_(torch.from_numpy(ours.bias.data.astype(np.float64)))
+    return twin
