@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import wxb
-from wxb.errors import ConfigError
-from wxb.nn import Dense, ReLU, Sequential
+from wxb.errors import ConfigError, DataError
+from wxb.nn import Dense, Module, ReLU, Sequential
 
 torch = pytest.importorskip("torch")
 
@@ -81,3 +81,58 @@ def _torch_twin(model):
             theirs.weight.copy_(torch.from_numpy(ours.weight.data.astype(np.float64)))
             theirs.bias.copy_(torch.from_numpy(ours.bias.data.astype(np.float64)))
     return twin
+
+
+# -- 2. model(loader) --------------------------------------------------------------------
+class _Own(Module):
+    def __init__(self, rng):
+        super().__init__()
+        self.net = _model(rng)
+
+    def forward(self, x):
+        return self.net(x) * 2.0
+
+
+def test_calling_a_model_on_a_dataloader_says_so_in_one_line(rng):
+    """model(loader) gave "AttributeError: 'DataLoader' object has no attribute 'dtype'";
+    fit and predict said what to do. Every form a port hands over is refused the same way,
+    from a Sequential, a layer, and a forward of one's own (through its wxb layers)."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    X = rng.standard_normal((10, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 10)
+    dataset = TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
+    loader = DataLoader(dataset, batch_size=4)
+    model = _model(rng)
+    for module in (model, model[0], ReLU(), _Own(rng)):
+        for source, name in (
+            (loader, "DataLoader"),
+            (dataset, "TensorDataset"),
+            (iter(loader), type(iter(loader)).__name__),
+            ((row for row in X), "generator"),
+        ):
+            with pytest.raises(DataError) as caught:
+                module(source)
+            message = str(caught.value)
+            assert f"is a {name}, not an array" in message and "\n" not in message, message
+    # the loop the message points to gives the model's numbers, batch by batch
+    model.eval()
+    got = np.concatenate([model(xb).data for xb, _ in loader])
+    ref = _torch_twin(model)(torch.from_numpy(X.astype(np.float64))).detach().numpy()
+    tol = 64 * np.finfo(np.float32).eps * (1 + np.abs(ref).max())
+    np.testing.assert_allclose(got, ref, atol=tol)
+
+    # the check is on wxb's layers: a forward of the user's may take what it likes
+    class Summed(Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = Dense(4, 2, dtype="float64")
+
+        def forward(self, rows):
+            return sum(self.layer(r[None, :]) for r in rows)
+
+    rows = rng.standard_normal((3, 4))
+    summed = Summed()
+    np.testing.assert_allclose(
+        summed(iter(list(rows))).data, summed(rows).data.sum(0, keepdims=True), rtol=1e-12
+    )

@@ -25,7 +25,7 @@ from wxb.tensor import (
     no_grad,
     slot_names,
 )
-from wxb.validation import as_features, dense_if_sparse, sparse_rows
+from wxb.validation import as_features, dense_if_sparse, refuse_batch_source, sparse_rows
 
 _NATIVE_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))  # (not big-endian ones)
 
@@ -1350,6 +1350,9 @@ class Module:
                     "(or pass table.to_numpy())"
                 )
             if isinstance(x, Tensor) or not (hasattr(x, "__array__") and getattr(x, "ndim", 0)):
+                if not isinstance(x, Tensor) and not self._own_forward():
+                    # a wxb layer's rows: x.dtype's AttributeError said nothing of the way
+                    refuse_batch_source(x, f"{type(self).__name__} input")
                 return x  # a forward's own argument (a flag, a scalar, None)
             # else an array of another library (a torch tensor): read as NumPy's
         try:
