@@ -136,3 +136,80 @@ def test_calling_a_model_on_a_dataloader_says_so_in_one_line(rng):
     np.testing.assert_allclose(
         summed(iter(list(rows))).data, summed(rows).data.sum(0, keepdims=True), rtol=1e-12
     )
+
+
+# -- 3. torch.nn's layers wxb lacks ------------------------------------------------------
+_DENSE = "wxb builds dense networks"
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("Conv1d", _DENSE),
+        ("Conv2d", _DENSE),
+        ("ConvTranspose2d", _DENSE),
+        ("MaxPool2d", _DENSE),
+        ("AdaptiveAvgPool2d", _DENSE),
+        ("LSTM", _DENSE),
+        ("GRU", _DENSE),
+        ("RNN", _DENSE),
+        ("MultiheadAttention", _DENSE),
+        ("Embedding", r"self\.E\[ids\]"),
+        ("BatchNorm2d", "BatchNorm1d"),
+        ("GroupNorm", "LayerNorm"),
+        ("Dropout2d", r"Dropout\(p\)"),
+        ("ReLU6", r"x\.clamp\(0, 6\)"),
+        ("LazyLinear", r"Linear\(in_features, out_features\)"),
+        ("Unflatten", "reshape"),
+        ("KLDivLoss", r"loss=f"),
+    ],
+)
+def test_torch_layers_wxb_lacks_say_what_to_write(name, says):
+    """nn.Conv2d, nn.LSTM, nn.Embedding, … gave a bare AttributeError (Flatten had a
+    hint); hasattr stays False, and from-import says the same."""
+    assert getattr(torch.nn, name, None) is not None, name  # torch's own name
+    with pytest.raises(AttributeError, match=says) as caught:
+        getattr(wxb.nn, name)
+    assert str(caught.value).startswith(f"module 'wxb.nn' has no attribute {name!r}: ")
+    assert not hasattr(wxb.nn, name)
+    with pytest.raises(ImportError, match=says):
+        exec(f"from wxb.nn import {name}", {})
+
+
+def test_every_hinted_name_is_torchs_and_not_wxbs():
+    """A hint for a name torch does not have, or that wxb has, would be a wrong hint."""
+    names = wxb.nn._TORCH_NAMES
+    assert len(names) > 50
+    assert [n for n in names if getattr(torch.nn, n, None) is None] == []
+    assert [n for n in names if n in vars(wxb.nn)] == []
+
+
+def test_the_embedding_hint_trains_as_torchs_embedding(rng):
+    """nn.Embedding gave a bare AttributeError; what its hint now tells a port to write
+    gives torch's numbers: the rows looked up, and the table's gradient (rows repeated add
+    up, rows unused stay 0)."""
+    with pytest.raises(AttributeError, match=r"self\.E = nn\.Parameter\(wxb\.randn\(n, d\)\)"):
+        wxb.nn.Embedding  # noqa: B018
+    n, d = 6, 3
+    table = rng.standard_normal((n, d))
+    ids = rng.integers(0, n, 8)
+    weights = rng.standard_normal((8, d))
+
+    class Looked(Module):
+        def __init__(self):
+            super().__init__()
+            self.E = wxb.nn.Parameter(wxb.tensor(table, dtype="float64"))
+
+        def forward(self, ids):
+            return self.E[ids]
+
+    ours = Looked()
+    out = ours(ids)
+    (out * weights).sum().backward()
+    theirs = torch.nn.Embedding(n, d).double()
+    with torch.no_grad():
+        theirs.weight.copy_(torch.from_numpy(table))
+    ref = theirs(torch.from_numpy(ids))
+    (ref * torch.from_numpy(weights)).sum().backward()
+    np.testing.assert_array_equal(out.data, ref.detach().numpy())
+    np.testing.assert_allclose(ours.E.grad, theirs.weight.grad.numpy(), rtol=1e-12, atol=1e-12)

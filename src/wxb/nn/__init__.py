@@ -87,7 +87,98 @@ _TORCH_NAMES = {
     "(x.flatten(1)), or hand fit rows (X.reshape(len(X), -1))",
     "BCELoss": "use BCEWithLogitsLoss on the logits (it applies the sigmoid itself, stably; "
     "leave the Sigmoid layer out)",
+    "Unflatten": "wxb's layers take rows (B, features): reshape in a forward of your own "
+    "(x.view(len(x), …))",
+    "LazyLinear": "give Linear(in_features, out_features) its input width (wxb has no lazy layers)",
 }
+# torch's layers for images, sequences and tokens: wxb builds dense networks, so the
+# hint says so, and what to write with the layers it has
+_DENSE = "wxb builds dense networks on rows (B, features)"
+_SPATIAL = [
+    f"{kind}{d}d"
+    for kind in (
+        "Conv", "ConvTranspose", "LazyConv", "LazyConvTranspose", "MaxPool", "AvgPool",
+        "AdaptiveAvgPool", "AdaptiveMaxPool", "LPPool", "MaxUnpool", "ZeroPad", "ConstantPad",
+        "ReflectionPad", "ReplicationPad", "CircularPad",
+    )
+    for d in (1, 2, 3)
+]  # fmt: skip
+_SPATIAL += ["FractionalMaxPool2d", "FractionalMaxPool3d", "Upsample", "UpsamplingNearest2d"]
+_SPATIAL += ["UpsamplingBilinear2d", "PixelShuffle", "PixelUnshuffle", "Fold", "Unfold"]
+_SPATIAL += ["ChannelShuffle"]
+_TORCH_NAMES.update(
+    dict.fromkeys(
+        _SPATIAL,
+        f"{_DENSE}, with no convolution or pooling: flatten each image to a row "
+        "(X.reshape(len(X), -1)) for Linear layers",
+    )
+)
+_TORCH_NAMES.update(
+    dict.fromkeys(
+        (
+            *("RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "RNNBase", "RNNCellBase"),
+            *("MultiheadAttention", "Transformer", "TransformerEncoder"),
+            *("TransformerEncoderLayer", "TransformerDecoder", "TransformerDecoderLayer"),
+        ),
+        f"{_DENSE}, with no recurrent or attention layers: give each sequence as one row "
+        "of fixed width (X.reshape(len(X), -1)) to Linear layers",
+    )
+)
+_TORCH_NAMES.update(
+    dict.fromkeys(
+        ("Embedding", "EmbeddingBag"),
+        f"{_DENSE}, with no Embedding layer: hold the table as a Parameter indexed in a "
+        "forward of your own (self.E = nn.Parameter(wxb.randn(n, d)); self.E[ids]), or "
+        "give Linear the ids one-hot (F.one_hot(ids, n).float())",
+    )
+)
+_TORCH_NAMES.update(
+    dict.fromkeys(
+        (
+            *("BatchNorm2d", "BatchNorm3d", "LazyBatchNorm1d", "LazyBatchNorm2d"),
+            *("LazyBatchNorm3d", "SyncBatchNorm", "InstanceNorm1d", "InstanceNorm2d"),
+            *("InstanceNorm3d", "LazyInstanceNorm1d", "LazyInstanceNorm2d"),
+            *("LazyInstanceNorm3d", "GroupNorm", "LocalResponseNorm", "CrossMapLRN2d"),
+            "RMSNorm",
+        ),
+        f"{_DENSE}: its norms are BatchNorm1d(features) and LayerNorm(features)",
+    )
+)
+_TORCH_NAMES.update(
+    dict.fromkeys(
+        ("Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"),
+        f"{_DENSE}: its dropout is Dropout(p), of single features",
+    )
+)
+_TORCH_NAMES.update(
+    dict.fromkeys(
+        (
+            *("ReLU6", "Hardtanh", "PReLU", "Mish", "SELU", "CELU", "GLU", "Hardshrink"),
+            *("Hardsigmoid", "Hardswish", "LogSigmoid", "RReLU", "Softmin", "Softshrink"),
+            *("Softsign", "Tanhshrink", "Threshold", "Softmax2d"),
+        ),
+        "wxb.nn's activations are "
+        + ", ".join(sorted({layer.__name__ for layer in ACTIVATIONS.values()}))
+        + "; another is a Module of your own whose forward computes it with tensor methods "
+        "(ReLU6: x.clamp(0, 6))",
+    )
+)
+
+_TORCH_NAMES.update(
+    dict.fromkeys(
+        (
+            *("KLDivLoss", "PoissonNLLLoss", "GaussianNLLLoss", "CosineEmbeddingLoss"),
+            *("MarginRankingLoss", "HingeEmbeddingLoss", "MultiMarginLoss", "SoftMarginLoss"),
+            *("MultiLabelMarginLoss", "MultiLabelSoftMarginLoss", "TripletMarginLoss"),
+            *("TripletMarginWithDistanceLoss", "CTCLoss", "NLLLoss2d"),
+            "AdaptiveLogSoftmaxWithLoss",
+        ),
+        "wxb.nn's losses are "
+        + ", ".join(sorted({loss.__name__ for loss in LOSSES.values()}))
+        + "; another is a function of your own, loss(outputs, targets) -> Tensor, which "
+        "wxb.fit(model, X, y, loss=f) takes",
+    )
+)
 
 
 def __getattr__(name: str) -> object:  # PEP 562: only for names not found above
