@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from cli_run import run
 
 import wxb
 from wxb.errors import ConfigError, DataError
@@ -213,3 +214,28 @@ def test_the_embedding_hint_trains_as_torchs_embedding(rng):
     (ref * torch.from_numpy(weights)).sum().backward()
     np.testing.assert_array_equal(out.data, ref.detach().numpy())
     np.testing.assert_allclose(ours.E.grad, theirs.weight.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+# -- 4. a missing history file ------------------------------------------------------------
+def test_a_missing_history_file_says_no_such_file(tmp_path, rng, capsys):
+    """wxb report --history missing.json said "No such file or directory" (Python's
+    OSError), where every other missing file is "no such file"; a folder said "Is a
+    directory". wxb plot said it already: both now say it from the one reader."""
+    from wxb.reporting import read_history
+
+    model = tmp_path / "m.safetensors"
+    wxb.save(_model(rng), model)
+    missing = tmp_path / "missing.json"
+    out = tmp_path / "report.html"
+    code, _, err = run(capsys, "report", model, "--history", missing, "-o", out)
+    assert code == 2 and err.strip() == f"wxb: error: {missing}: no such file", err
+    code, _, err = run(capsys, "report", model, "--history", tmp_path, "-o", out)
+    assert code == 2 and err.strip().endswith(": is a folder, not a history file"), err
+    assert not out.exists()
+    code, _, err = run(capsys, "plot", missing, "-o", tmp_path / "plots")
+    assert code == 2 and err.strip() == f"wxb: error: {missing}: no such file", err
+    assert not (tmp_path / "plots").exists()
+    with pytest.raises(DataError, match="no such file"):
+        read_history(missing)
+    with pytest.raises(DataError, match="no such file"):
+        wxb.report(wxb.load(model), history=str(missing))

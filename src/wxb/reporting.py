@@ -173,6 +173,9 @@ def read_history(history: History | dict[str, Any] | str | Path) -> dict[str, An
     if isinstance(history, History):
         record: Any = history.to_dict()
     elif isinstance(history, (str, Path)):
+        if not Path(history).is_file():  # (was the OSError's "No such file or directory")
+            what = "is a folder, not a history file" if Path(history).is_dir() else "no such file"
+            raise DataError(f"{source}: {what}")
         try:
             record = json.loads(Path(history).read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
