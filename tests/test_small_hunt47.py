@@ -16,6 +16,7 @@ from cli_run import run
 import wxb
 from wxb.errors import ConfigError, DataError
 from wxb.nn import Dense, Module, ReLU, Sequential
+from wxb.tensor import IndexArray, Tensor
 
 torch = pytest.importorskip("torch")
 
@@ -239,3 +240,127 @@ def test_a_missing_history_file_says_no_such_file(tmp_path, rng, capsys):
         read_history(missing)
     with pytest.raises(DataError, match="no such file"):
         wxb.report(wxb.load(model), history=str(missing))
+
+
+# -- 5. one-operand ufuncs and mean() of wxb's integer arrays ------------------------------
+# NumPy's ufunc, torch's function of the same meaning
+_UNARY = {
+    np.exp: torch.exp,
+    np.exp2: torch.exp2,
+    np.expm1: torch.expm1,
+    np.log: torch.log,
+    np.log2: torch.log2,
+    np.log10: torch.log10,
+    np.log1p: torch.log1p,
+    np.sqrt: torch.sqrt,
+    np.sin: torch.sin,
+    np.cos: torch.cos,
+    np.tan: torch.tan,
+    np.sinh: torch.sinh,
+    np.cosh: torch.cosh,
+    np.tanh: torch.tanh,
+    np.arcsin: torch.asin,
+    np.arccos: torch.acos,
+    np.arctan: torch.atan,
+    np.arcsinh: torch.asinh,
+    np.arccosh: torch.acosh,
+    np.arctanh: torch.atanh,
+    np.deg2rad: torch.deg2rad,
+    np.rad2deg: torch.rad2deg,
+    np.reciprocal: torch.reciprocal,
+    np.rint: torch.round,
+    np.sign: torch.sign,
+    np.square: torch.square,
+    np.conjugate: torch.conj,
+    np.absolute: torch.abs,
+    np.negative: torch.neg,
+    np.floor: torch.floor,
+    np.ceil: torch.ceil,
+    np.trunc: torch.trunc,
+    np.isnan: torch.isnan,
+    np.logical_not: torch.logical_not,
+    np.invert: torch.bitwise_not,
+}
+_WHOLE = [np.int64, np.int32, np.int16, np.uint8, np.bool_]
+
+
+def _whole(rng, dtype, shape=(3, 4)):
+    if dtype is np.bool_:
+        return rng.random(shape) < 0.5
+    return rng.integers(0 if dtype is np.uint8 else -3, 9, shape).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", _WHOLE, ids=lambda d: np.dtype(d).name)
+def test_one_operand_ufuncs_of_whole_numbers_give_torchs_dtype_and_values(rng, seeded, dtype):
+    """np.exp(labels), np.sqrt(mask), … were float64 (float16 for bools and bytes) where
+    torch's labels.exp() is float32; np.reciprocal of whole numbers was NumPy's 1 // x
+    (0 for |x| > 1) where torch's is 1 / x in float32; np.square(mask) int8, torch's int64."""
+    array = _whole(rng, dtype)
+    compared, wrong = 0, []
+    for ufunc, twin in _UNARY.items():
+        try:
+            ref = twin(torch.from_numpy(array))
+        except RuntimeError:
+            continue  # (torch has none for this dtype, -mask, abs(mask): NumPy decides)
+        ref = ref.resolve_conj().numpy()
+        with np.errstate(all="ignore"):
+            got = ufunc(array.view(IndexArray))
+        compared += 1
+        if not isinstance(got, IndexArray) or got.dtype != ref.dtype:
+            wrong.append(f"{ufunc.__name__}: {type(got).__name__} {got.dtype}, torch {ref.dtype}")
+            continue
+        # float32 functions of the same float32 operand: each library within an ulp or two
+        # of the result (sin and cos of a few units: of 1, the result may be near 0)
+        eps = np.finfo(np.float32).eps
+        ours, theirs = np.asarray(got, dtype=np.float64), ref.astype(np.float64)
+        near = np.isclose(ours, theirs, rtol=4 * eps, atol=4 * eps, equal_nan=True)
+        if not near.all():
+            wrong.append(f"{ufunc.__name__}: {ours[~near]} vs torch {theirs[~near]}")
+    assert compared >= 25, compared  # (bools: torch has no abs, neg, floor, round, …)
+    assert wrong == [], seeded.msg("\n".join(wrong))
+
+
+def test_the_rule_is_for_wxbs_integer_arrays_only(rng):
+    """np.exp of an IndexArray is float32 now; a plain array, a float one, and a dtype or
+    out given keep NumPy's meaning."""
+    labels = rng.integers(0, 9, 5)
+    assert np.exp(labels.view(IndexArray)).dtype == np.float32
+    assert np.exp(labels).dtype == np.float64
+    assert np.exp(labels.view(IndexArray), dtype=np.float64).dtype == np.float64
+    out = np.empty(5)
+    np.sqrt(labels.view(IndexArray), out=out)
+    np.testing.assert_array_equal(out, np.sqrt(labels.astype(np.float64)))
+    floats = rng.standard_normal(5).view(IndexArray)
+    assert np.exp(floats).dtype == np.float64
+
+
+def test_mean_of_whole_numbers_is_float32_as_torchs_float_mean(rng, seeded):
+    """torch refuses labels.mean() (an integer tensor has no mean) and writes
+    labels.float().mean(): float32. NumPy's float64 beside correct / n's float32 gave two
+    dtypes for one figure; with dim, keepdim and NumPy's own dtype= kept."""
+    labels = rng.integers(0, 10, (40, 3))
+    mask = rng.random((40, 3)) < 0.3
+    with pytest.raises(RuntimeError):
+        torch.from_numpy(labels).mean()  # the reference's own refusal
+    for array in (labels, mask):
+        ours = array.view(IndexArray)
+        theirs = torch.from_numpy(array).float()
+        eps = np.finfo(np.float32).eps  # a float32 mean of 40 or 120 small whole numbers
+        for got, ref in (
+            (ours.mean(), theirs.mean()),
+            (np.mean(ours), theirs.mean()),
+            (ours.mean(axis=0), theirs.mean(0)),
+            (ours.mean(0, keepdims=True), theirs.mean(0, keepdim=True)),
+        ):
+            assert got.dtype == np.float32, seeded.msg(str(got.dtype))
+            assert got.shape == tuple(ref.shape)
+            np.testing.assert_allclose(got, ref.numpy(), rtol=8 * eps, err_msg=seeded.msg("mean"))
+        exact = ours.mean(dtype=np.float64)
+        assert exact.dtype == np.float64 and exact == array.astype(np.float64).mean()
+    # the accuracy idiom and its NumPy spelling agree, in torch's dtype
+    out = Tensor(rng.standard_normal((40, 3)).astype(np.float32))
+    y = rng.integers(0, 3, 40)
+    by_numpy = (out.argmax(1) == y).mean()
+    by_torch = (out.argmax(1) == y).float().mean()
+    assert by_numpy.dtype == by_torch.dtype == np.float32
+    assert by_numpy.item() == by_torch.item()

@@ -251,6 +251,10 @@ class IndexArray(np.ndarray):
                 result = super().__array_ufunc__(ufunc, method, *args)
                 # (mask ** mask: NumPy has no bool loop and gives int8; torch's is bool)
                 return marks(result if result.dtype == dtype else result.astype(dtype))
+        elif len(args) == 1 and method == "__call__" and not kwargs:
+            computed = _one_operand_dtype(ufunc, args[0].dtype)  # (np.exp(labels): float32)
+            if computed is not None:
+                return self._one_operand(ufunc, args[0], computed)
         result = super().__array_ufunc__(ufunc, method, *args, **kwargs)
         if result is NotImplemented or method == "at":
             return result
@@ -259,6 +263,19 @@ class IndexArray(np.ndarray):
         if type(result) is tuple:
             return tuple(marks(r) for r in result)
         return marks(result)
+
+    def _one_operand(self, ufunc: np.ufunc, x: np.ndarray, dtype: np.dtype) -> object:
+        if dtype.kind != "f":  # values as they are (np.rint of whole numbers, a bool's sign)
+            return marks(x.astype(dtype))
+        result = super().__array_ufunc__(ufunc, "__call__", x.astype(dtype))
+        return tuple(marks(r) for r in result) if type(result) is tuple else marks(result)
+
+    def mean(self, axis=None, dtype=None, out=None, keepdims=False, **numpy_options):
+        """float32, as torch's ``mask.float().mean()`` (torch refuses an integer tensor's
+        mean; NumPy's float64 set a float64 beside the float32 of ``correct / n``)."""
+        if dtype is None and out is None and self.dtype.kind in "biu":
+            dtype = DTYPES["float32"]
+        return np.ndarray.mean(self, axis, dtype, out, keepdims, **numpy_options)
 
     # ** as np.power: NumPy's own swaps in np.square, np.sqrt, … for some exponents
     # (labels ** 0.5 came out float64, mask ** 2 int8, past the rule above)
@@ -348,6 +365,33 @@ _PROMOTED_UFUNCS = {
     np.hypot: True,
 }
 _CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}  # torch's ranks: bool < integer < float
+
+
+# torch's dtype for these of a bool tensor (NumPy's: int8, int8 and no loop for sign)
+_BOOLS_KEPT = {np.sign: np.dtype(np.bool_), np.conjugate: np.dtype(np.bool_)}
+_BOOLS_KEPT[np.square] = np.dtype(np.int64)
+
+
+def _one_operand_dtype(ufunc: np.ufunc, dtype: np.dtype) -> np.dtype | None:
+    """The dtype a one-operand ufunc of an integer or boolean array computes in, where
+    torch's differs from NumPy's: float32 (torch's default dtype) where NumPy's result is
+    a float (np.exp, np.sqrt, np.sin: float64, or float16 for bools and bytes) or, for
+    np.reciprocal, its whole-number 1 // x; the dtype itself for np.rint of whole
+    numbers (torch.round keeps them), and torch's for bools where each value stays as it
+    is (sign, conj: bool; square: int64); None: NumPy's own."""
+    if dtype.kind not in "biu":
+        return None
+    if ufunc is np.rint and dtype.kind != "b":
+        return dtype
+    if dtype.kind == "b" and ufunc in _BOOLS_KEPT:
+        return _BOOLS_KEPT[ufunc]
+    if ufunc is np.reciprocal:
+        return DTYPES["float32"]
+    try:
+        resolved = ufunc.resolve_dtypes((dtype,) + (None,) * ufunc.nout)
+    except TypeError:  # (no loop for it, np.negative of bools: NumPy's error says so)
+        return None
+    return DTYPES["float32"] if any(d.kind == "f" for d in resolved[1:]) else None
 
 
 def result_type(*operands: object, floating: bool = False) -> np.dtype:
