@@ -30,9 +30,11 @@ from wxb.tensor import (
     ARRAY_FUNCTION_OPS,
     UFUNC_OPS,
     Tensor,
+    check_joined,
     float_array,
     foreign_array,
     is_grad_enabled,
+    is_view_of,
     marks,
     no_grad,
     record_in_place,
@@ -241,6 +243,8 @@ def _view_of(source: Tensor, out: Tensor) -> Tensor:
     later in-place change through either counts for both, as PyTorch's views do."""
     if out.data.base is not None and np.may_share_memory(out.data, source.data):
         out._versions = source._versions
+        if out._backward is None:  # a constant's view: the version it was taken at, for
+            out._seen_versions = (source._versions[0],)  # a recorded change after it
     return out
 
 
@@ -2231,6 +2235,8 @@ def _recorded_in_place(t: Tensor, other: object, action: str, instead: str) -> b
     leaf that requires grad is refused, as torch's; so is a view of another tensor (torch
     records it on the viewed one, which wxb does not), and a Parameter."""
     other_grad = isinstance(other, Tensor) and other.requires_grad
+    if isinstance(other, Tensor) and len(other._versions) > 1 and is_grad_enabled():
+        check_joined((other,), action)  # (a view without the record of its values)
     if not (is_grad_enabled() and (t.requires_grad or other_grad)):
         return False
     if isinstance(t.data, np.generic):  # (a NumPy scalar stored by ``t.data = …``)
@@ -2239,7 +2245,7 @@ def _recorded_in_place(t: Tensor, other: object, action: str, instead: str) -> b
     if t.requires_grad and t._backward is None:
         what = "a tensor that requires grad, a leaf (a parameter, an input requiring grad),"
         why = "PyTorch refuses it too"
-    elif any(p._versions is t._versions for p in t.inputs) or (
+    elif any(is_view_of(t, p) for p in t.inputs) or (
         t._backward is None and t.data.base is not None
     ):
         what = "a view of another tensor (t[i], t.T, t.reshape(…), …)"
@@ -2863,7 +2869,7 @@ def _in_place_of(name: str, op: Callable, call: str) -> Callable:
     def apply(self: Tensor, *args: object, **kwargs: object) -> Tensor:
         instead = f"write t = t.{call} for a new tensor"
         given = [a for a in (*args, *kwargs.values()) if isinstance(a, Tensor)]
-        other = next((a for a in given if a.requires_grad), None)
+        other = next((a for a in given if a.requires_grad), given[0] if given else None)
         if _recorded_in_place(self, other, f"{name}_()", instead):
             change = lambda before: op(before, *args, **kwargs)  # noqa: E731
             return _record_change(self, change, f"{name}_()")

@@ -702,6 +702,11 @@ class Tensor:
                 if t.requires_grad:
                     needs = True
                     break
+            if _REPLACED[0]:  # (only once an in-place operation was recorded)
+                for t in inputs:
+                    if len(t._versions) > 1:  # (a recorded change on its array)
+                        check_joined(inputs, op)
+                        break
         out.requires_grad = needs
         out._recorded = None
         if not needs:
@@ -1215,6 +1220,13 @@ def record_in_place(target: Tensor, before: Tensor, result: Tensor) -> None:
     was computed from ``before``, and ``target`` takes ``result``'s record. Nodes recorded
     earlier still reach the old record (``_take_records``), as torch's do."""
     _REPLACED[0] = True
+    # the version from which its values are this record's: a view without a record (of
+    # a constant, or taken under no_grad) taken before it would lose its gradient
+    versions = target._versions
+    if len(versions) == 1:
+        versions.append(versions[0] + 1)
+    else:
+        versions[1] = versions[0] + 1
     for name in ("op", "inputs", "_backward", "_freed", "_saved_versions", "_seen_versions"):
         setattr(before, name, getattr(target, name))
     before._recorded, before.requires_grad = target._recorded, target.requires_grad
@@ -1224,9 +1236,34 @@ def record_in_place(target: Tensor, before: Tensor, result: Tensor) -> None:
     target._versions[0] += 1  # (shared with its views: those reading the old values refuse)
     for name in ("op", "inputs", "_backward", "_freed", "_saved_versions", "_seen_versions"):
         setattr(target, name, getattr(result, name))
+    if any(p is target for p in target.inputs):  # t += t, t.copy_(t): its values before
+        _read_before(target, before)
     target._recorded, target.requires_grad = result._recorded, result.requires_grad
     target._output_version = None if result._output_version is None else target._versions[0]
     target._replaced = [*(target._replaced or ()), (target._versions[0], before)]
+
+
+def is_view_of(node: Tensor, parent: Tensor) -> bool:
+    """Whether ``node``'s array views its input ``parent``'s (one version counter). A
+    tensor changed by a recorded in-place operation is a whole one: an input sharing
+    its counter (t[0] = t[1] reads the view t[1]) is a view of it, not the reverse."""
+    return node._versions is parent._versions and node._replaced is None
+
+
+def _read_before(target: Tensor, before: Tensor) -> None:
+    """``target``'s new record, which took ``target`` itself as an operand, takes
+    ``before`` there: the operation read the values before the change (refused where
+    its backward reads them, as the array it kept is overwritten, as torch refuses)."""
+    saved = list(target._saved_versions or (None,) * len(target.inputs))
+    seen = list(target._seen_versions or ())
+    inputs = list(target.inputs)
+    for i, parent in enumerate(inputs):
+        if parent is target:
+            inputs[i], seen[i] = before, before._versions[0]
+            if saved[i] is not None:
+                saved[i] = -1
+    target.inputs, target._saved_versions = tuple(inputs), tuple(saved)
+    target._seen_versions = tuple(seen)
 
 
 def _take_records(node: Tensor) -> None:
@@ -1250,8 +1287,8 @@ def _take_records(node: Tensor) -> None:
                 taken[i] = before
                 if saved[i] is not None:
                     saved[i] = -1  # (its array was overwritten: refused)
-                if node._versions is parent._versions:  # a view of it: used since, its
-                    _stale_view(node, after)  # values are not its record's (refused)
+                if is_view_of(node, parent):  # used since, its values are not its
+                    _stale_view(node, after)  # record's (refused)
                 break
     node.inputs, node._saved_versions = tuple(taken), tuple(saved)
 
@@ -1272,13 +1309,48 @@ def _stale_since(view: Tensor) -> int | None:
     return entry[1] if entry is not None and entry[0]() is view else None
 
 
+def _joined_since(view: Tensor) -> int | None:
+    """For a view without a record (``_view_of`` keeps the version it was taken at),
+    taken before a recorded in-place operation on its tensor: the version from which
+    its values are that record's, which the view's own (none) does not say."""
+    versions, taken = view._versions, view._seen_versions
+    if len(versions) < 2 or view._backward is not None or not taken or taken[0] >= versions[1]:
+        return None
+    return versions[1]
+
+
+def check_joined(inputs: tuple[Tensor, ...], op: str) -> None:
+    """Refuses a view without a record (of a constant, or taken under no_grad) used
+    after a recorded in-place operation on its tensor: torch's view of a constant
+    takes the gradient of the change, which wxb's would lose without a word (and torch
+    refuses a view taken under no_grad)."""
+    for t in inputs:
+        if len(t._versions) > 1 and _joined_since(t) is not None:
+            raise TrainingError(
+                f"{op!r} on a view of a tensor that an in-place operation recorded in the "
+                "graph since the view was taken (as z = zeros(…); v = z[0]; z += x); wxb "
+                "does not take the view again through the change, as PyTorch does: take "
+                "the view after the change"
+            )
+
+
 def _check_views(order: list[Tensor], root: Tensor) -> None:
-    """A view from before a recorded in-place change of its tensor, used after it."""
-    stale = [root] if _stale_since(root) is not None else []
+    """A view from before a recorded in-place change of its tensor, used after it; a
+    view of such a view (y.T.T, y[0][1:]) sees the change as well, and is one too."""
+    since: dict[int, int] = {}
+    for node in order:  # (inputs first)
+        mark = _stale_since(node)
+        for parent in node.inputs:
+            of_parent = since.get(id(parent))
+            if of_parent is not None and is_view_of(node, parent):
+                mark = of_parent if mark is None else min(mark, of_parent)
+        if mark is not None:
+            since[id(node)] = mark
+    stale = [root] if id(root) in since else []
     for node in order:
         for view, seen in zip(node.inputs, node._seen_versions or (), strict=False):
-            since = _stale_since(view)
-            if since is not None and seen >= since:
+            mark = since.get(id(view))
+            if mark is not None and seen >= mark:
                 stale.append(view)
     if stale:
         raise TrainingError(
