@@ -341,3 +341,32 @@ def test_a_view_taken_under_no_grad_then_its_tensor_changed_with_grad_refuses_as
     expected, got = _both(allowed, seeded.rng)
     assert not isinstance(got, Exception), seeded.msg(f"wxb refused: {got}")
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12, err_msg=seeded.msg("∂L/∂x"))
+
+
+@pytest.mark.parametrize("returns", ["x", "x[:2]"])
+def test_a_function_handing_back_its_input_refuses_an_in_place_change_as_torch(returns, seeded):
+    """A Function whose forward returns its input (or a view of it): y.relu_() wrote
+    into the input's array, a parameter's, without a word (its version unchanged);
+    torch refuses it (the output is a view of the input)."""
+    values = seeded.rng.standard_normal(3)
+    errors = []
+    for lib in (torch, wxb):
+
+        class Pass(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                return x if returns == "x" else x[:2]
+
+            @staticmethod
+            def backward(ctx, g):
+                return g
+
+        for make in (lambda w: w, lambda w: w * 1.0):  # a leaf, a computed tensor
+            w = lib.tensor(values.copy(), requires_grad=True, dtype=lib.float64)
+            source = make(w)
+            y = Pass.apply(source)
+            with pytest.raises((RuntimeError, TrainingError)) as caught:
+                y.relu_()
+            errors.append(caught.value)
+            assert np.array_equal(_array(lib, source), values), seeded.msg(lib.__name__)
+    assert all(isinstance(e, TrainingError) for e in errors[2:])

@@ -102,9 +102,17 @@ class Function:
         reads = tuple(any(_shares(k, a.data) for k in kept) for _, a in tensors)
         saves_output = any(_shares(k, result) for k in kept)
         operands = tuple(a for _, a in tensors)
-        return Tensor.from_op(
+        out = Tensor.from_op(
             result, name, operands, backward, saves_output=saves_output, reads_inputs=reads
         )
+        # an output that is an input's array, or a view of it (forward returning x or
+        # x[:2]), is a view of that input, as torch's: an in-place change of it is
+        # refused, where it would write into the input (a parameter) without a word
+        for _, a in tensors:
+            if _shares(result, a.data):
+                out._versions = a._versions
+                break
+        return out
 
 
 def _arrays_kept(ctx: FunctionCtx) -> list[np.ndarray]:
