@@ -189,3 +189,36 @@ def test_fit_then_predict_with_dropout(rng):
     rows = _rows(rng, n)
     for _ in range(3):
         np.testing.assert_allclose(model.predict(rows), _reference(model, rows), rtol=1e-12)
+
+
+def test_a_subclass_with_its_own_forward_is_not_taken_past_it(rng):
+    # a user's Sequential subclass: its forward, not the stock stack's, gives predict's rows
+    class Scaled(nn.Sequential):
+        def forward(self, x):
+            return super().forward(x) * 2.0
+
+    model = Scaled(*_stack(rng, 5).layers)
+    X = _rows(rng, 5)
+    _warm(model, X)
+    np.testing.assert_allclose(model.predict(X), 2.0 * _reference(model, X), rtol=1e-12)
+
+
+def test_two_threads_predicting_rows_of_other_counts(rng):
+    # each thread's lean forward is its own: one thread's rows never come out of another's
+    import threading
+
+    model = _stack(rng, 6, dropout=True)
+    inputs = [rng.normal(size=(1, 6)), rng.normal(size=(3, 6))]
+    wrong = []
+
+    def work(X):
+        for _ in range(300):
+            if not np.allclose(model.predict(X), _reference(model, X), rtol=1e-12, atol=0):
+                wrong.append(len(X))
+
+    threads = [threading.Thread(target=work, args=(X,)) for X in inputs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not wrong

@@ -1211,6 +1211,8 @@ def topological_order(root: Tensor) -> list[Tensor]:
 
 
 _REPLACED = [False]  # whether any in-place operation was recorded in this process
+# what a tensor's record is made of: handed over whole by record_in_place
+_RECORD_FIELDS = ("op", "inputs", "_backward", "_freed", "_saved_versions", "_seen_versions")
 
 
 def record_in_place(target: Tensor, before: Tensor, result: Tensor) -> None:
@@ -1227,14 +1229,14 @@ def record_in_place(target: Tensor, before: Tensor, result: Tensor) -> None:
         versions.append(versions[0] + 1)
     else:
         versions[1] = versions[0] + 1
-    for name in ("op", "inputs", "_backward", "_freed", "_saved_versions", "_seen_versions"):
+    for name in _RECORD_FIELDS:
         setattr(before, name, getattr(target, name))
     before._recorded, before.requires_grad = target._recorded, target.requires_grad
     # a record that reads its own result (e^A, σ(Z)) read the array now overwritten
     before._output_version = None if target._output_version is None else -1
     np.copyto(target.data, result.data, casting="same_kind")
     target._versions[0] += 1  # (shared with its views: those reading the old values refuse)
-    for name in ("op", "inputs", "_backward", "_freed", "_saved_versions", "_seen_versions"):
+    for name in _RECORD_FIELDS:
         setattr(target, name, getattr(result, name))
     if any(p is target for p in target.inputs):  # t += t, t.copy_(t): its values before
         _read_before(target, before)
