@@ -93,6 +93,7 @@ def _reference(arrow: pa.Table, encoder: TableEncoder, rows: np.ndarray) -> np.n
             imputer.fit(values[rows].reshape(-1, 1))
             fill = imputer.statistics_[0]
             fill = float(np.float32(fill)) if narrow and rule.kind == "number" else fill
+            fill += 0.0  # wxb fills a zero median with +0.0; NumPy's select may give -0.0
             assert rule.fill == fill, rule.name
             missing = np.isnan(values)
             parts.append(np.where(missing, fill, values).astype(np.float32).reshape(-1, 1))

@@ -616,20 +616,22 @@ def _fit_rule(
 
 
 def _median(values: np.ndarray, own: bool) -> float:
-    """``np.median(values)`` (no NaN among them), from a select at one index: NumPy's
-    partition at a single index takes its SIMD route, ~10× faster on a million float32
-    than the two-index partition np.median does for an even count. ``own``: ``values``
-    is a copy the select may reorder."""
+    """``np.median(values)`` (no NaN among them; a zero as +0.0), from a select at one
+    index: NumPy's partition at a single index takes its SIMD route, ~10× faster on a
+    million float32 than the two-index partition np.median does for an even count.
+    ``own``: ``values`` is a copy the select may reorder."""
     if values.dtype not in (np.float32, np.float64):
         values, own = values.astype(np.float64), True
     work = values if own else values.copy()
     middle = len(work) // 2
     work.partition(middle)
     upper = float(work[middle])
+    # + 0.0 writes a zero median as +0.0: the select does not order -0.0 and 0.0, so
+    # which of them lands in the middle would depend on the rows' order
     if len(work) % 2:
-        return upper
+        return upper + 0.0
     # in float64: float32's middle two, 3e38 each, would overflow in their mean
-    return (float(work[:middle].max()) + upper) / 2
+    return (float(work[:middle].max()) + upper) / 2 + 0.0
 
 
 def explain_row(encoder: TableEncoder, table: Table, row: int) -> list[str]:
