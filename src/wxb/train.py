@@ -387,7 +387,7 @@ def _target_form(loss: Loss, y: object, y_arr: np.ndarray) -> TargetForm | None:
 def evaluate(
     model: Module,
     X: object,
-    y: object,
+    y: object = None,
     loss: str | Loss | Callable[[Tensor, object], Tensor] | None = None,
     batch_size: int | None = 4096,
     *,
@@ -711,7 +711,7 @@ def _correct(
 def fit(
     model: Module,
     X: object,
-    y: object,
+    y: object = None,
     *,
     loss: str | Loss | Callable[[Tensor, object], Tensor] | None = None,
     optimizer: str | Optimizer = "adam",
