@@ -43,3 +43,37 @@ def test_fit_and_evaluate_without_y_say_what_is_missing(seeded, call, source):
     assert message.startswith(expected) and "\n" not in message, message
     for p, old in zip(model.parameters(), before, strict=True):
         np.testing.assert_array_equal(p.data, old)  # nothing trained
+
+
+@pytest.mark.parametrize("name", ["sum", "mean"])
+def test_an_empty_dim_given_in_place_reduces_every_dim_as_torchs(seeded, name):
+    """torch's `t.sum(())`, `t.mean([], keepdim=True)` reduce every dimension (as dim=()
+    did in wxb); given in the first place, wxb read () as NumPy's axis=(), none reduced,
+    and handed back the tensor unreduced: a loss `(out - y).pow(2).sum(())` was a matrix.
+    NumPy's own np.sum(t, axis=()) keeps NumPy's meaning."""
+    torch = pytest.importorskip("torch")
+    rng = seeded.rng
+    for _ in range(20):
+        shape = tuple(int(d) for d in rng.integers(1, 5, size=int(rng.integers(1, 4))))
+        a = rng.standard_normal(shape)
+        dims = [(), [], None, int(rng.integers(-len(shape), len(shape)))][int(rng.integers(4))]
+        keep = [None, False, True][int(rng.integers(3))]
+        args, kwargs = (dims,), {}
+        if keep is not None:
+            if rng.random() < 0.5:
+                args = (dims, keep)
+            else:
+                kwargs = {"keepdim": keep}
+        x = wxb.tensor(a, requires_grad=True)
+        t = torch.tensor(a, requires_grad=True)
+        got, want = getattr(x, name)(*args, **kwargs), getattr(t, name)(*args, **kwargs)
+        weights = rng.standard_normal(tuple(want.shape))
+        (got * weights).sum().backward()
+        (want * torch.from_numpy(weights)).sum().backward()
+        case = seeded.msg((shape, args, kwargs))
+        assert got.shape == tuple(want.shape), case
+        np.testing.assert_allclose(got.data, want.detach().numpy(), rtol=1e-12, err_msg=case)
+        np.testing.assert_allclose(x.grad, t.grad.numpy(), rtol=1e-12, err_msg=case)
+        assert getattr(wxb, name)(x, *args, **kwargs).shape == got.shape, case
+    x = wxb.tensor(rng.standard_normal((2, 3)))
+    assert np.sum(x, axis=()).shape == (2, 3) and np.mean(x, axis=()).shape == (2, 3)

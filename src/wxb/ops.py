@@ -2342,16 +2342,23 @@ def _reduction(reduce: Callable[[Tensor, object, bool], Tensor], name: str) -> C
     """t.sum(), t.mean(): NumPy's axis=/keepdims= or PyTorch's dim=/keepdim=; also what
     np.sum(t), np.mean(t) call (with dtype=, out=)."""
 
-    def method(self, axis=None, keepdims=False, *, dim=None, keepdim=None, dtype=None, out=None,
-               **unused):  # fmt: skip
-        if dtype is not None or out is not None or unused:
+    def method(self, *given, axis=None, keepdims=False, dim=None, keepdim=None, dtype=None,
+               out=None, **unused):  # fmt: skip
+        if dtype is not None or out is not None or unused or len(given) > 2:
             raise TypeError(f"Tensor.{name}: dtype=, out= and other NumPy options are not taken")
-        if dim is not None and axis is not None:
+        # the places are torch's, t.sum(dim, keepdim): NumPy's np.sum(t, …) names axis=
+        if given and (dim is not None or axis is not None):
+            raise TypeError(f"Tensor.{name}: give the axis once (axis= or dim=)")
+        if len(given) == 2 and keepdim is not None:
+            raise TypeError(f"Tensor.{name}: give keepdim once")
+        if given:
+            dim, keepdim = given[0], given[1] if len(given) == 2 else keepdim
+        elif dim is not None and axis is not None:
             raise TypeError(f"Tensor.{name}: give the axis once (axis= or dim=)")
         if isinstance(dim, (tuple, list)) and not dim:  # torch's dim=() reduces every
             dim = None  # dimension (NumPy's axis=() none): not the tensor unreduced
-        # torch's t.sum(1) comes in as axis: checked as dim= is (its NumPy meaning of
-        # () kept), where it met NumPy's AxisError, "duplicate value" or an IndexError
+        # checked as torch checks dims, where NumPy's AxisError, "duplicate value" or an
+        # IndexError came from deep inside; NumPy's axis=() (no axis reduced) kept
         axis = dim if dim is not None else axis
         dims = axis if isinstance(axis, (tuple, list)) else () if axis is None else (axis,)
         if dims and self.ndim == 0:  # torch's dim 0 or -1 of a 0-d tensor
