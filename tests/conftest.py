@@ -1,6 +1,9 @@
 """Fresh random draws on every run, with the seed printed so a failure can be replayed."""
 
 import os
+import subprocess
+import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -31,3 +34,56 @@ def seeded() -> Seeded:
 @pytest.fixture
 def rng(seeded: Seeded) -> np.random.Generator:
     return seeded.rng
+
+
+# CI (.ci/run) sets WXB_ALSO_NUMPY_ROUTE=1: the same suite then also runs with the compiled
+# kernels off (WXB_KERNELS=numpy, an install without numba), in a child started beside
+# this session rather than after it, so that CI's two cores share the two passes; this
+# session waits for it at its end, shows its summary, and fails when it fails.
+_BESIDE = "WXB_ALSO_NUMPY_ROUTE"
+_child_key = pytest.StashKey[tuple]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if os.environ.get(_BESIDE) != "1":
+        return
+    env = {**os.environ, "WXB_KERNELS": "numpy"}
+    del env[_BESIDE]  # the child runs the suite once
+    log = tempfile.NamedTemporaryFile(prefix="wxb-numpy-route-", suffix=".log", delete=False)
+    base = tempfile.mkdtemp(prefix="wxb-numpy-route-")  # tmp_path of its own
+    params = session.config.invocation_params
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+               f"--basetemp={base}", *params.args]  # fmt: skip
+    child = subprocess.Popen(command, cwd=params.dir, env=env, stdout=log, stderr=subprocess.STDOUT)
+    session.config.stash[_child_key] = (child, log.name)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    beside = session.config.stash.get(_child_key, None)
+    if beside is None:
+        return
+    child, log = beside
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        child.kill()
+    code = child.wait()
+    with open(log, encoding="utf-8", errors="replace") as file:
+        lines = file.read().splitlines()
+    os.unlink(log)
+    session.config.stash[_report_key] = (code, lines)
+    if code and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_report_key = pytest.StashKey[tuple]()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """The child's report, before this session's last line: in full when it failed."""
+    report = config.stash.get(_report_key, None)
+    if report is None:
+        return
+    code, lines = report
+    title = f"the suite with WXB_KERNELS=numpy, run beside: {'FAILED, exit ' if code else ''}"
+    terminalreporter.write_sep("=", title + (str(code) if code else "passed"), red=bool(code))
+    for line in lines if code else lines[-1:]:
+        terminalreporter.write_line(line)
