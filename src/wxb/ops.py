@@ -1028,13 +1028,13 @@ def activation(z: Tensor, kernel: ActivationKernel) -> Tensor:
         return (kernel.backward(Z, A, grad, np.empty_like(Z)),)  # δ = ∂L/∂A ⊙ f′(Z)
 
     backward.kernel = kernel  # type: ignore[attr-defined]  # which f, slope and all (describe)
-    reads = _backward_reads(kernel)
+    reads = backward_reads_of(kernel)
     return Tensor.from_op(
         A, kernel.name, (z,), backward, saves_output="a" in reads, reads_inputs="z" in reads
     )
 
 
-def _backward_reads(kernel: object) -> frozenset[str]:
+def backward_reads_of(kernel: object) -> frozenset[str]:
     """``kernel.backward_reads`` where the class that says it is the backward's own (or
     below it): a subclass with a backward of its own may read both, and is taken so."""
     mro = type(kernel).__mro__

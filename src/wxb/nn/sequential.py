@@ -31,6 +31,7 @@ from wxb.nn.module import (
     structure_version,
 )
 from wxb.nn.plan import StackPlan, unplannable_reason
+from wxb.ops import backward_reads_of
 from wxb.tensor import (
     Tensor,
     is_grad_enabled,
@@ -532,7 +533,12 @@ def _record(plan: StackPlan, x: Tensor) -> Tensor:
         # + b reads neither
         reads = (extra[0].requires_grad, node.requires_grad) if op == "W·X" else op != "+b"
         if j == last:  # the output: a fresh array, and the whole backward
-            reads_output = plan.program[-1][2] is Activation  # a last f(Z): its A
+            # a last f(Z) whose backward reads A (σ, tanh, ReLU, softmax), as the graph's:
+            # GELU's, SiLU's, ELU's read Z alone, and torch lets their output change
+            last_layer = plan.layers[-1]
+            reads_output = plan.program[-1][2] is Activation and "a" in backward_reads_of(
+                last_layer.kernel
+            )
             node = Tensor.from_op(
                 plan.output,
                 op,
