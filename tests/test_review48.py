@@ -103,3 +103,101 @@ def test_a_planned_stacks_output_changed_in_place_refuses_only_where_torch_does(
         torch_optimizer.step()
     for p, q in zip(model.parameters(), reference.parameters(), strict=True):
         np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def _leaf(lib, values):
+    return lib.tensor(values.copy(), requires_grad=True, dtype=lib.float64)
+
+
+def _given(lib, array):
+    """The array as each side takes it: wxb the caller's own, torch a tensor of a copy."""
+    return array if lib is wxb else torch.tensor(array.copy())
+
+
+# f(lib, leaf, array) → a result whose backward reads the array the caller passed; the
+# array's shape, and the leaf's
+READS_ARRAY = {
+    "where(mask, x, x/2)": (
+        lambda L, x, m: L.where(_given(L, m), x, x * 0.5),
+        lambda rng: rng.random((4, 3)) < 0.5,
+        (4, 3),
+    ),
+    "x.masked_fill(mask, 0)": (
+        lambda L, x, m: x.masked_fill(_given(L, m), 0.0),
+        lambda rng: rng.random((4, 3)) < 0.5,
+        (4, 3),
+    ),
+    "y[idx] = 0 (recorded)": (
+        lambda L, x, i: (lambda y: (y.__setitem__(_given(L, i), 0.0), y)[1])(x * 1.5),
+        lambda rng: rng.permutation(4)[:2],
+        (4, 3),
+    ),
+    "F.linear(x, W array)": (
+        lambda L, x, w: L.nn.functional.linear(x, _given(L, w)),
+        lambda rng: rng.standard_normal((2, 3)),
+        (4, 3),
+    ),
+    "F.linear(X array, W)": (
+        lambda L, w, X: L.nn.functional.linear(_given(L, X), w),
+        lambda rng: rng.standard_normal((4, 3)),
+        (2, 3),
+    ),
+    "einsum(x, array)": (
+        lambda L, x, w: L.einsum("ij,jk->ik", x, _given(L, w)),
+        lambda rng: rng.standard_normal((3, 2)),
+        (4, 3),
+    ),
+    "x.outer(array)": (
+        lambda L, x, v: x.outer(_given(L, v)),
+        lambda rng: rng.standard_normal(3),
+        (4,),
+    ),
+    "x.bmm(array)": (
+        lambda L, x, w: x.bmm(_given(L, w)),
+        lambda rng: rng.standard_normal((2, 3, 2)),
+        (2, 4, 3),
+    ),
+    "layer_norm(x, weight=array)": (
+        lambda L, x, w: L.nn.functional.layer_norm(x, (3,), weight=_given(L, w)),
+        lambda rng: rng.standard_normal(3),
+        (4, 3),
+    ),
+    "batch_norm(x, weight=array)": (
+        lambda L, x, w: L.nn.functional.batch_norm(
+            x, None, None, weight=_given(L, w), training=True
+        ),
+        lambda rng: rng.standard_normal(3),
+        (4, 3),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(READS_ARRAY))
+def test_an_array_a_backward_reads_is_its_own_as_torch_tensor_copies_it(seeded, case):
+    """wxb takes NumPy arrays where torch takes tensors (torch.tensor(array) copies), and
+    copies what a recorded backward reads of them (x * arr, model(arr)). These did not:
+    the caller's mask, index, weight or batch array changed in place after the forward
+    (a reused buffer, mask &= …) changed the gradient without a word. Now each is the
+    backward's own: torch's gradient of the values at the forward."""
+    rng = seeded.rng
+    forward, draw, shape = READS_ARRAY[case]
+    values, array = rng.standard_normal(shape), draw(rng)
+    weights = None
+    grads = {}
+    for lib in (torch, wxb):
+        leaf = _leaf(lib, values)
+        out = forward(lib, leaf, array)
+        if weights is None:
+            weights = rng.standard_normal(tuple(out.shape))
+        if lib is wxb:  # the caller's array changed in place before the backward
+            if array.dtype == bool:
+                np.logical_not(array, out=array)
+            elif array.dtype.kind in "iu":
+                array[...] = (array + 1) % shape[0]
+            else:
+                array *= -3.0
+        (out * lib.tensor(weights, dtype=lib.float64)).sum().backward()
+        grads[lib] = np.asarray(leaf.grad)
+    np.testing.assert_allclose(
+        grads[wxb], grads[torch], rtol=1e-10, atol=1e-12, err_msg=seeded.msg(case)
+    )

@@ -322,6 +322,17 @@ def _kept(operand: Tensor, given: object) -> Tensor:
     return Tensor(operand.data.copy()) if shared else operand
 
 
+def kept_operands(tensors: Sequence[Tensor], given: Sequence[object]) -> list[Tensor]:
+    """``tensors``, made of ``given`` by ``as_tensor``, each one made of an array copied
+    (``_kept``) where a recorded backward will read it: einsum's and F.linear's operands,
+    which a caller's ``arr[...] = …`` before backward changed the gradient of unseen."""
+    if not is_grad_enabled() or not builtins.any(t.requires_grad for t in tensors):
+        return list(tensors)
+    return [
+        t if isinstance(x, Tensor) else _kept(t, x) for t, x in zip(tensors, given, strict=True)
+    ]
+
+
 def add(a: object, b: object) -> Tensor:
     a, b = _operands(a, b)
     a_shape, b_shape = a.shape, b.shape
@@ -2072,7 +2083,11 @@ def _affine(out: Tensor, weight: Tensor | None, bias: Tensor | None, shape: tupl
 def _affine_operand(value: object, size: tuple[int, ...], what: str) -> Tensor | None:
     if value is None:
         return None
-    t = value if isinstance(value, Tensor) else as_tensor(value)
+    if isinstance(value, Tensor):
+        t = value
+    else:  # γ, β: read by the backward of x (copied, as an operand's)
+        t = as_tensor(value)
+        t = _kept(t, value) if is_grad_enabled() else t
     if t.shape != size:
         raise ShapeError(f"{what}: needs shape {size}; got {t.shape}")
     return t
@@ -2293,6 +2308,7 @@ def _put(a: Tensor, key: object, value: object) -> Tensor:
     records ``t[key] = v``): ∂L/∂a is G with the written places 0; ∂L/∂value is G at
     those places, summed over what value was broadcast over."""
     first, key = _torch_order(_whole_key(key), a.ndim)  # integers first, as torch's
+    first, key = _copied(first), _copied(key)  # the backward's own, as index's
     v = as_tensor(value, a)
     v = astype(v, a.dtype) if v.dtype != a.dtype else v
     out = a.data.copy()
@@ -3363,6 +3379,8 @@ def masked_fill(a: Tensor, mask: object, value: object) -> Tensor:
     """``t.masked_fill(mask, value)``: value where the mask holds, A elsewhere; ∂L/∂A is G
     where the mask does not hold (and 0 where it does: the value does not depend on A)."""
     filled_at = _mask_for(a, mask, "masked_fill")
+    if a.requires_grad and is_grad_enabled():
+        filled_at = filled_at.copy()  # the backward's own (the caller may reuse its mask)
     if isinstance(value, Tensor):
         if value.ndim:
             raise ShapeError(
@@ -3392,6 +3410,8 @@ def where(condition: object, a: object, b: object) -> Tensor:
     if c.dtype != np.bool_:
         raise DataError(f"where: the condition must be boolean (t > 0, t == x); got {c.dtype}")
     a, b = _operands(a, b)
+    if (a.requires_grad or b.requires_grad) and is_grad_enabled():
+        c = c.copy()  # the backward's own: a caller's mask &= … after it changed ∂L/∂A unseen
     if a.dtype != b.dtype:  # torch's result takes the wider dtype
         wider = np.promote_types(a.dtype, b.dtype)
         a, b = astype(a, wider), astype(b, wider)
@@ -3681,7 +3701,7 @@ def triangle(a: Tensor, diagonal: object = 0, lower: bool = True) -> Tensor:
 
 def _batch_product(self: Tensor, other: object) -> Tensor:
     """``t.bmm(other)``: torch's product of two stacks of matrices (3-d each)."""
-    other = as_tensor(other, self)
+    other = other if isinstance(other, Tensor) else _operand(other, self.dtype, self.requires_grad)
     if self.ndim != 3 or other.ndim != 3:
         raise ShapeError(
             f"bmm: two 3-d tensors (b×n×m, b×m×p); got {_dims(self.shape)} and "
@@ -3696,7 +3716,11 @@ Tensor.tril = lambda self, diagonal=0: triangle(self, diagonal, lower=True)
 Tensor.triu = lambda self, diagonal=0: triangle(self, diagonal, lower=False)
 Tensor.bmm = _batch_product
 Tensor.outer = lambda self, vec2: mul(
-    reshape(self, (-1, 1)), reshape(as_tensor(vec2, self), (1, -1))
+    reshape(self, (-1, 1)),
+    reshape(
+        vec2 if isinstance(vec2, Tensor) else _operand(vec2, self.dtype, self.requires_grad),
+        (1, -1),
+    ),
 )
 
 
@@ -3884,7 +3908,7 @@ def einsum(equation: object, *operands: object) -> Tensor:
             raise ConfigError(f"einsum: subscripts are letters; got {s!r}")
         if len(set(s)) != len(s):
             raise ConfigError(f"einsum: an index repeated within {s!r} is not taken")
-    tensors = [as_tensor(x) for x in operands]
+    tensors = kept_operands([as_tensor(x) for x in operands], operands)
     like = max(tensors, key=lambda t: t.dtype.itemsize)
     tensors = [astype(t, like.dtype) if t.dtype != like.dtype else t for t in tensors]
     try:

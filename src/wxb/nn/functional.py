@@ -20,6 +20,7 @@ from wxb.ops import (
     elu,
     gelu,
     huber_loss,
+    kept_operands,
     l1_loss,
     layer_norm,
     leaky_relu,
@@ -71,7 +72,7 @@ def linear(input: object, weight: object, bias: object = None) -> Tensor:
     """x·Wᵀ + b with W of shape (out_features, in_features), torch's layout (the seed's
     Z = W·X + b on rows), over the last dimension of x of any shape, as torch's F.linear;
     the gradients are matmul's, reshape's and add's."""
-    x, w = as_tensor(input), as_tensor(weight)
+    x, w = kept_operands([as_tensor(input), as_tensor(weight)], [input, weight])
     if w.ndim not in (1, 2) or x.ndim == 0 or x.shape[-1] != w.shape[-1]:
         raise ShapeError(
             f"linear: x·Wᵀ needs W of shape (out_features, in_features) with in_features = "
