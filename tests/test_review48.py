@@ -201,3 +201,57 @@ def test_an_array_a_backward_reads_is_its_own_as_torch_tensor_copies_it(seeded, 
     np.testing.assert_allclose(
         grads[wxb], grads[torch], rtol=1e-10, atol=1e-12, err_msg=seeded.msg(case)
     )
+
+
+# f(lib, leaf, array): an array beside a float32 tensor, which wxb's rule gives the
+# tensor's dtype (as x @ arr, x * arr); torch, which refuses mixed dtypes, is given it
+# in float32
+BESIDE_A_TENSOR = {
+    "F.linear(x, W array)": (lambda L, x, w: L.nn.functional.linear(x, w), (3, 8), (5, 8)),
+    "F.linear(X array, W)": (lambda L, w, X: L.nn.functional.linear(X, w), (5, 8), (3, 8)),
+    "einsum(x, array)": (lambda L, x, w: L.einsum("ij,kj->ik", x, w), (3, 8), (5, 8)),
+    "layer_norm(x, weight=, bias=)": (
+        lambda L, x, w: L.nn.functional.layer_norm(x, (8,), weight=w[0], bias=w[1]),
+        (2, 8),
+        (5, 8),
+    ),
+    "batch_norm(x, weight=, bias=)": (
+        lambda L, x, w: L.nn.functional.batch_norm(
+            x, None, None, weight=w[0], bias=w[1], training=True
+        ),
+        (2, 8),
+        (5, 8),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BESIDE_A_TENSOR))
+def test_a_float64_array_beside_a_float32_tensor_takes_its_dtype_in_the_functional_forms(
+    seeded, case
+):
+    """F.linear(x, W), einsum and a norm's weight and bias made a float64 array a
+    float64 tensor on its own before meeting float32 x: the result was float64, where
+    x @ W.T, x * w and wxb.maximum(x, w) are float32 (tensor.result_type: an array beside
+    a tensor counts as a number). Now float32, with float32 gradients: torch's values on
+    the array in float32 (float32 rounding of sums of 8 products: 1e-5 relative)."""
+    rng = seeded.rng
+    forward, array_shape, leaf_shape = BESIDE_A_TENSOR[case]
+    array, values = rng.standard_normal(array_shape), rng.standard_normal(leaf_shape)
+    weights = None
+    got = {}
+    for lib in (torch, wxb):
+        leaf = lib.tensor(values, requires_grad=True, dtype=lib.float32)
+        given = array if lib is wxb else torch.tensor(array, dtype=torch.float32)
+        out = forward(lib, leaf, given)
+        if weights is None:
+            weights = rng.standard_normal(tuple(out.shape))
+        (out * lib.tensor(weights, dtype=lib.float32)).sum().backward()
+        got[lib] = (out.dtype, np.array(out.detach().numpy() if lib is torch else out.data))
+        grad = leaf.grad.numpy() if lib is torch else leaf.grad
+        got[lib] += (grad.dtype, np.array(grad))
+    ours, theirs = got[wxb], got[torch]
+    assert ours[0] == np.float32 and ours[2] == np.float32, seeded.msg(f"{case}: {ours[0]}")
+    for k, what in ((1, "values"), (3, "∂L/∂leaf")):
+        np.testing.assert_allclose(
+            ours[k], theirs[k], rtol=1e-5, atol=1e-5, err_msg=seeded.msg(f"{case}: {what}")
+        )

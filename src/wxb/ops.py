@@ -322,17 +322,6 @@ def _kept(operand: Tensor, given: object) -> Tensor:
     return Tensor(operand.data.copy()) if shared else operand
 
 
-def kept_operands(tensors: Sequence[Tensor], given: Sequence[object]) -> list[Tensor]:
-    """``tensors``, made of ``given`` by ``as_tensor``, each one made of an array copied
-    (``_kept``) where a recorded backward will read it: einsum's and F.linear's operands,
-    which a caller's ``arr[...] = …`` before backward changed the gradient of unseen."""
-    if not is_grad_enabled() or not builtins.any(t.requires_grad for t in tensors):
-        return list(tensors)
-    return [
-        t if isinstance(x, Tensor) else _kept(t, x) for t, x in zip(tensors, given, strict=True)
-    ]
-
-
 def add(a: object, b: object) -> Tensor:
     a, b = _operands(a, b)
     a_shape, b_shape = a.shape, b.shape
@@ -2080,14 +2069,11 @@ def _affine(out: Tensor, weight: Tensor | None, bias: Tensor | None, shape: tupl
     return out
 
 
-def _affine_operand(value: object, size: tuple[int, ...], what: str) -> Tensor | None:
+def _affine_operand(value: object, size: tuple[int, ...], what: str, x: Tensor) -> Tensor | None:
     if value is None:
         return None
-    if isinstance(value, Tensor):
-        t = value
-    else:  # γ, β: read by the backward of x (copied, as an operand's)
-        t = as_tensor(value)
-        t = _kept(t, value) if is_grad_enabled() else t
+    # an array as an operand of x: x's dtype, and copied where x's backward reads it (γ)
+    t = value if isinstance(value, Tensor) else _operand(value, x.dtype, x.requires_grad)
     if t.shape != size:
         raise ShapeError(f"{what}: needs shape {size}; got {t.shape}")
     return t
@@ -2111,8 +2097,8 @@ def layer_norm(
             f"layer_norm: normalized_shape {list(shape)} needs inputs ending in those dims; "
             f"got shape {tuple(x.shape)}"
         )
-    gamma = _affine_operand(weight, shape, "layer_norm weight")
-    beta = _affine_operand(bias, shape, "layer_norm bias")
+    gamma = _affine_operand(weight, shape, "layer_norm weight", x)
+    beta = _affine_operand(bias, shape, "layer_norm bias", x)
     out, _, _ = normalize(x, tuple(range(x.ndim - k, x.ndim)), eps)
     return _affine(out, gamma, beta, shape)
 
@@ -2152,8 +2138,8 @@ def batch_norm(
     if (running_mean is None) != (running_var is None):
         raise ConfigError("batch_norm: give both running_mean and running_var, or neither")
     shape = (channels,) if x.ndim == 2 else (channels, 1)
-    gamma = _affine_operand(weight, (channels,), "batch_norm weight")
-    beta = _affine_operand(bias, (channels,), "batch_norm bias")
+    gamma = _affine_operand(weight, (channels,), "batch_norm weight", x)
+    beta = _affine_operand(bias, (channels,), "batch_norm bias", x)
     axes = (0,) if x.ndim == 2 else (0, 2)
     if training:
         if eps <= 0:  # as PyTorch's: a channel of one value throughout would be 0/0
@@ -3908,7 +3894,7 @@ def einsum(equation: object, *operands: object) -> Tensor:
             raise ConfigError(f"einsum: subscripts are letters; got {s!r}")
         if len(set(s)) != len(s):
             raise ConfigError(f"einsum: an index repeated within {s!r} is not taken")
-    tensors = kept_operands([as_tensor(x) for x in operands], operands)
+    tensors = in_result_type(operands)  # (an array: the tensors' dtype, copied if read)
     like = max(tensors, key=lambda t: t.dtype.itemsize)
     tensors = [astype(t, like.dtype) if t.dtype != like.dtype else t for t in tensors]
     try:

@@ -20,7 +20,7 @@ from wxb.ops import (
     elu,
     gelu,
     huber_loss,
-    kept_operands,
+    in_result_type,
     l1_loss,
     layer_norm,
     leaky_relu,
@@ -72,7 +72,8 @@ def linear(input: object, weight: object, bias: object = None) -> Tensor:
     """x·Wᵀ + b with W of shape (out_features, in_features), torch's layout (the seed's
     Z = W·X + b on rows), over the last dimension of x of any shape, as torch's F.linear;
     the gradients are matmul's, reshape's and add's."""
-    x, w = kept_operands([as_tensor(input), as_tensor(weight)], [input, weight])
+    # an array beside a tensor takes its dtype, copied where the backward reads it
+    x, w = in_result_type((input, weight))
     if w.ndim not in (1, 2) or x.ndim == 0 or x.shape[-1] != w.shape[-1]:
         raise ShapeError(
             f"linear: x·Wᵀ needs W of shape (out_features, in_features) with in_features = "
