@@ -546,21 +546,25 @@ def test_an_in_place_operation_on_a_computed_tensor_is_recorded_as_torch(seeded,
             np.testing.assert_allclose(o, t, rtol=1e-5, atol=1e-8, err_msg=seeded.msg(f"∂/∂{k}"))
 
 
-def test_a_view_taken_before_an_in_place_change_refuses_where_torch_would_retake_it(seeded):
+def test_a_view_taken_before_an_in_place_change_is_taken_again_as_torchs(seeded):
     """v = y[0:2] taken before y *= 3 and used after: torch takes the view again through
-    the change; wxb's record of v is from before it, so a backward through v would skip
-    the × 3 (a wrong gradient). Refused in one line, as an in-place change of a view."""
-    x = wxb.tensor(seeded.rng.standard_normal(SHAPE), requires_grad=True, dtype="float64")
-    y = x * 2
-    v = y[0:2]
-    y *= 3
-    with pytest.raises(wxb.TrainingError, match=r"view .* in-place operation"):
-        v.sum().backward()
-    with pytest.raises(wxb.TrainingError, match=r"view .* in-place operation"):
-        v.backward(wxb.ones(2, 4, dtype="float64"))
-    z = x * 2
-    with pytest.raises(wxb.TrainingError, match="view of another tensor"):
+    the change; wxb's record of v was from before it (refused, a backward through it
+    would have skipped the × 3). Now taken again, as torch's; and z[0:2] *= 3, an
+    in-place change of a view, recorded on z, as torch's."""
+    values = seeded.rng.standard_normal(SHAPE)
+    grads = []
+    for lib in (torch, wxb):
+        x = lib.tensor(values.copy(), requires_grad=True, dtype=lib.float64)
+        y = x * 2
+        v = y[0:2]
+        y *= 3
+        v.sum().backward(retain_graph=True)
+        v.backward(lib.ones(2, 4, dtype=lib.float64))  # (v itself, the root)
+        z = x * 2
         z[0:2] *= 3
+        (z * z).sum().backward()
+        grads.append(x.grad.numpy() if lib is torch else x.grad)
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-12, atol=1e-12, err_msg=seeded.msg(""))
 
 
 def test_a_residual_block_with_out_plus_identity_trains_as_torch(seeded):

@@ -30,15 +30,20 @@ from wxb.tensor import (
     ARRAY_FUNCTION_OPS,
     UFUNC_OPS,
     Tensor,
-    check_joined,
     float_array,
     foreign_array,
+    hold_record,
     is_grad_enabled,
     is_view_of,
     marks,
     no_grad,
     record_in_place,
     result_type,
+    retake_views,
+    take_record,
+    view_base,
+    view_positions,
+    view_record,
 )
 
 
@@ -245,7 +250,20 @@ def _view_of(source: Tensor, out: Tensor) -> Tensor:
         out._versions = source._versions
         if out._backward is None:  # a constant's view: the version it was taken at, for
             out._seen_versions = (source._versions[0],)  # a recorded change after it
+        # what it views, for an in-place change of it (recorded on the tensor at the
+        # chain's end, as torch's base) and how it was taken (torch refuses some)
+        out._view_base = (source, not is_grad_enabled(), False)
     return out
+
+
+def _several(views: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """Views one op handed back together (split, chunk, unbind), marked as such: torch
+    refuses an in-place change of one of them while the graph is recorded."""
+    for v in views:
+        found = getattr(v, "_view_base", None)
+        if found is not None:
+            v._view_base = (found[0], found[1], True)
+    return views
 
 
 # ---------------------------------------------------------------------------------
@@ -2232,25 +2250,44 @@ def _in_place(ufunc: np.ufunc, symbol: str, op: Callable[[Tensor, object], Tenso
 
 def _recorded_in_place(t: Tensor, other: object, action: str, instead: str) -> bool:
     """Whether changing ``t`` in place is to be recorded, as torch records it: while the
-    graph is recorded, on a computed tensor (or with an operand that requires grad). A
-    leaf that requires grad is refused, as torch's; so is a view of another tensor (torch
-    records it on the viewed one, which wxb does not), and a Parameter."""
+    graph is recorded, on a computed tensor or a view of one (or with an operand that
+    requires grad). Refused as torch refuses: a leaf that requires grad, or a view of
+    one; a view taken under no_grad; one of split's views. Refused too: a Parameter, and
+    a tensor viewing another's array without being a view op's (a Function's output)."""
+    if not is_grad_enabled():  # (an optimiser's p -= lr * g: nothing more to look at)
+        return False
+    retake_views((t,), action)  # a view from before a recorded change: its record now
+    if isinstance(other, Tensor):
+        retake_views((other,), action, joins=True)
     other_grad = isinstance(other, Tensor) and other.requires_grad
-    if isinstance(other, Tensor) and len(other._versions) > 1 and is_grad_enabled():
-        check_joined((other,), action)  # (a view without the record of its values)
-    if not (is_grad_enabled() and (t.requires_grad or other_grad)):
+    found = view_base(t)
+    if not (t.requires_grad or other_grad or (found is not None and found[0].requires_grad)):
         return False
     if isinstance(t.data, np.generic):  # (a NumPy scalar stored by ``t.data = …``)
         t.data = np.array(t.data)
     what = None
-    if t.requires_grad and t._backward is None:
+    why = "PyTorch refuses it too"
+    if found is not None:
+        base, quiet, several = found
+        if base.requires_grad and base._backward is None:
+            what = "a view of a leaf that requires grad (a parameter, an input requiring grad),"
+        elif several:
+            what = "one of the views split, chunk or unbind gave"
+        elif quiet:
+            what = "a view taken under no_grad"
+            why = "PyTorch refuses it too (which values it stands for is ambiguous)"
+        elif type(base) is not Tensor:
+            what, why = (
+                f"a view of a {type(base).__name__}",
+                "wxb records no in-place operation on it",
+            )
+        elif not t.data.flags.writeable:  # (an expand's view: one place for several elements)
+            raise DataError(f"{action}: the tensor's array is read-only")
+    elif t.requires_grad and t._backward is None:
         what = "a tensor that requires grad, a leaf (a parameter, an input requiring grad),"
-        why = "PyTorch refuses it too"
-    elif any(is_view_of(t, p) for p in t.inputs) or (
-        t._backward is None and t.data.base is not None
-    ):
-        what = "a view of another tensor (t[i], t.T, t.reshape(…), …)"
-        why = "wxb records an in-place operation only on a whole computed tensor"
+    elif any(is_view_of(t, p) for p in t.inputs):
+        what = "a tensor viewing its input's array (an autograd.Function's output)"
+        why = "wxb records an in-place operation only on a tensor or a view op's view of one"
     elif type(t) is not Tensor:
         what, why = f"a {type(t).__name__}", "wxb records no in-place operation on it"
     elif not t.data.flags.writeable:
@@ -2266,6 +2303,9 @@ def _recorded_in_place(t: Tensor, other: object, action: str, instead: str) -> b
 def _record_change(t: Tensor, compute: Callable[[Tensor], Tensor], action: str) -> Tensor:
     """``t`` set in place to ``compute(t)``'s values, recorded: compute runs on a copy
     of t's values that holds t's record so far, and t takes the result's record."""
+    found = view_base(t)
+    if found is not None:
+        return _record_view_change(t, found[0], compute, action)
     before = Tensor.of_array(t.data.copy())  # (the operation may read the values before)
     before.requires_grad = t.requires_grad
     result = compute(before)
@@ -2273,6 +2313,46 @@ def _record_change(t: Tensor, compute: Callable[[Tensor], Tensor], action: str) 
         raise ShapeError(f"{action} on a tensor of shape {t.shape}: the result's is {result.shape}")
     record_in_place(t, before, astype(result, t.dtype))
     return t
+
+
+def _record_view_change(
+    t: Tensor, base: Tensor, compute: Callable[[Tensor], Tensor], action: str
+) -> Tensor:
+    """``t``, a view of ``base``, set in place to ``compute(t)``'s values, as torch
+    records it (CopySlices): base's record takes the result at the view's places, and
+    t's record is taken again, as a view of base after the change."""
+    places = view_positions(t.data, base.data)
+    if places is None or np.unique(places).size < places.size:
+        raise TrainingError(
+            f"{action} on a view whose elements are not each one place of its tensor's array "
+            "while the graph is recorded: change a copy, t = t.clone()"
+        )
+    held = hold_record(t)  # t's values before and its record so far
+    result = compute(held)
+    if result.shape != t.shape:  # it cannot grow t by broadcasting
+        raise ShapeError(f"{action} on a tensor of shape {t.shape}: the result's is {result.shape}")
+    result = astype(result, t.dtype)
+    old = Tensor.of_array(base.data.copy())
+    old.requires_grad = base.requires_grad
+    record_in_place(base, old, _copy_slices(old, places, result))
+    take_record(t, view_record(base, places, t.data), held)
+    if result._output_version is not None:  # its backward reads its result, now the view's
+        result._versions, result._output_version = t._versions, t._versions[0]
+    return t
+
+
+def _copy_slices(base: Tensor, places: np.ndarray, values: Tensor) -> Tensor:
+    """``base`` with its elements at ``places`` (flat, C order) set to ``values``: the
+    record an in-place change of a view leaves on its tensor (torch's CopySlices)."""
+    out = base.data.copy()
+    np.put(out, places, values.data)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        kept = g.copy()  # ∂L/∂base: G, 0 where the view's values replaced base's
+        np.put(kept, places, 0)
+        return kept, np.asarray(np.take(g, places))  # ∂L/∂values: G at those places
+
+    return Tensor.from_op(out, "copy_slices", (base, values), backward, reads_inputs=False)
 
 
 def _writable(t: Tensor, other: object, action: str, instead: str) -> object:
@@ -3333,7 +3413,10 @@ def split(a: Tensor, split_size_or_sections: object, dim: object = 0) -> tuple[T
         sizes = [min(step, length - start) for start in range(0, length, step)] or [0]
     bounds = np.cumsum([0, *sizes])
     before = (slice(None),) * axis
-    return tuple(index(a, (*before, slice(int(i), int(j)))) for i, j in itertools.pairwise(bounds))
+    pieces = tuple(
+        index(a, (*before, slice(int(i), int(j)))) for i, j in itertools.pairwise(bounds)
+    )
+    return _several(pieces)
 
 
 def chunk(a: Tensor, chunks: object, dim: object = 0) -> tuple[Tensor, ...]:
@@ -3854,7 +3937,7 @@ def unbind(a: Tensor, dim: object = 0) -> tuple[Tensor, ...]:
     axis = _axis(dim, a.ndim, "unbind")
     if a.ndim == 0:  # (shape[0] of a 0-d tensor stopped at "tuple index out of range")
         raise ShapeError("unbind: a 0-d tensor has no dim to unbind")
-    return tuple(index(a, (*(slice(None),) * axis, i)) for i in range(a.shape[axis]))
+    return _several(tuple(index(a, (*(slice(None),) * axis, i)) for i in range(a.shape[axis])))
 
 
 Tensor.unbind = unbind

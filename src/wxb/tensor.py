@@ -28,6 +28,11 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from wxb.backend import DTYPES, check_device, resolve_dtype, xp
+
+try:
+    from numpy.lib.array_utils import byte_bounds
+except ImportError:  # NumPy < 2
+    byte_bounds = np.byte_bounds
 from wxb.errors import ConfigError, DataError, ShapeError, TrainingError
 
 BackwardRule = Callable[[np.ndarray], Sequence["np.ndarray | None"]]
@@ -581,6 +586,7 @@ class Tensor:
         "_saved_versions",
         "_seen_versions",
         "_versions",
+        "_view_base",
         "data",
         "grad",
         "inputs",
@@ -698,15 +704,15 @@ class Tensor:
         out._versions = [0]  # ops whose result views an input's array share its (ops.py)
         needs = False
         if _mode.enabled:
+            if _REPLACED[0]:  # (only once an in-place operation was recorded)
+                for t in inputs:
+                    if len(t._versions) > 1:  # (a recorded change on its array: a view
+                        retake_views(inputs, op)  # from before it takes its record again)
+                        break
             for t in inputs:  # plain loops, not any(): this runs for every recorded op
                 if t.requires_grad:
                     needs = True
                     break
-            if _REPLACED[0]:  # (only once an in-place operation was recorded)
-                for t in inputs:
-                    if len(t._versions) > 1:  # (a recorded change on its array)
-                        check_joined(inputs, op)
-                        break
         out.requires_grad = needs
         out._recorded = None
         if not needs:
@@ -787,6 +793,8 @@ class Tensor:
         memo[id(self)] = copied
         fresh = type(self)._fresh_when_copied
         for name in slot_names(type(self)):  # every slot (a Parameter's too), as deepcopy's
+            if name == "_view_base":  # (the copy's array is its own: a view of nothing)
+                continue
             if name in fresh:
                 setattr(copied, name, fresh[name])
             elif hasattr(self, name):
@@ -945,6 +953,8 @@ class Tensor:
         through it raises, unless the first was ``backward(retain_graph=True)``.
         ``gradient=`` is torch's name for ``grad`` (``Q.backward(gradient=g)``).
         """
+        if _REPLACED[0] and len(self._versions) > 1:  # a view from before a change
+            retake_views((self,), "backward()", joins=True)
         if gradient is not None:
             if grad is not None:
                 raise TypeError("backward(): give the gradient once (grad or gradient=)")
@@ -1142,6 +1152,7 @@ _LEAF_AFRESH: dict[str, object] = {
     "_recorded": None,
     "_output_version": None,
     "_replaced": None,
+    "_view_base": None,
 }
 
 
@@ -1311,29 +1322,138 @@ def _stale_since(view: Tensor) -> int | None:
     return entry[1] if entry is not None and entry[0]() is view else None
 
 
-def _joined_since(view: Tensor) -> int | None:
-    """For a view without a record (``_view_of`` keeps the version it was taken at),
-    taken before a recorded in-place operation on its tensor: the version from which
-    its values are that record's, which the view's own (none) does not say."""
-    versions, taken = view._versions, view._seen_versions
-    if len(versions) < 2 or view._backward is not None or not taken or taken[0] >= versions[1]:
+def view_positions(view: np.ndarray, base: np.ndarray) -> np.ndarray | None:
+    """Where each element of ``view`` (an array viewing ``base``'s memory) sits in base,
+    as flat indices of base's C order: the view as the base's places, whichever views
+    made it (torch's as_strided). None where view reaches outside base's elements."""
+    item = base.itemsize
+    if view.dtype != base.dtype or not base.size:
         return None
-    return versions[1]
+    low, high = byte_bounds(base)
+    view_low, view_high = byte_bounds(view) if view.size else (low, low)
+    if view_low < low or view_high > high or (view_low - low) % item:
+        return None
+    if any(s % item for s in (*base.strides, *view.strides)):
+        return None
+    # each of base's places holds its flat index; read through the view's strides
+    probe = np.full((high - low) // item, -1, np.dtype(f"i{item}"))
+    own = base.__array_interface__["data"][0] - low
+    laid = np.lib.stride_tricks.as_strided(probe[own // item :], base.shape, base.strides)
+    laid[...] = np.arange(base.size, dtype=probe.dtype).reshape(base.shape)
+    if np.count_nonzero(probe >= 0) != base.size:  # (base overlaps itself: no places)
+        return None
+    start = view.__array_interface__["data"][0] - low if view.size else 0
+    seen = np.lib.stride_tricks.as_strided(probe[start // item :], view.shape, view.strides)
+    places = seen.astype(np.intp)
+    return None if (places < 0).any() else places
 
 
-def check_joined(inputs: tuple[Tensor, ...], op: str) -> None:
-    """Refuses a view without a record (of a constant, or taken under no_grad) used
-    after a recorded in-place operation on its tensor: torch's view of a constant
-    takes the gradient of the change, which wxb's would lose without a word (and torch
-    refuses a view taken under no_grad)."""
+def view_record(base: Tensor, places: np.ndarray, data: np.ndarray) -> Tensor:
+    """A view of ``base``'s values at ``places`` (``view_positions``), recorded: the
+    record a view takes again after an in-place change of its tensor, as torch's."""
+    shape, dtype = base.shape, base.dtype
+    repeated = places.size and np.unique(places).size < places.size  # (an expand's view)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        grad = np.zeros(shape, dtype)  # ∂L/∂base: G at the view's places, 0 elsewhere
+        if repeated:
+            np.add.at(grad.reshape(-1), places.reshape(-1), np.reshape(g, -1))
+        else:
+            np.put(grad, places, g)
+        return (grad,)
+
+    return Tensor.from_op(data, "view", (base,), backward, reads_inputs=False)
+
+
+def hold_record(target: Tensor) -> Tensor:
+    """A new tensor holding ``target``'s values (a copy, with a version counter of its
+    own) and its record: what a node recorded before a change of target reaches."""
+    held = Tensor.of_array(target.data.copy())
+    for name in _RECORD_FIELDS:
+        setattr(held, name, getattr(target, name))
+    held._recorded, held.requires_grad = target._recorded, target.requires_grad
+    # a record that reads its own result read the array now changed
+    held._output_version = None if target._output_version is None else -1
+    return held
+
+
+def take_record(target: Tensor, source: Tensor, held: Tensor | None = None) -> None:
+    """``target`` takes ``source``'s record; nodes recorded before reach its old one,
+    ``held`` (``hold_record``'s), through ``_take_records``."""
+    _REPLACED[0] = True
+    held = hold_record(target) if held is None else held
+    for name in _RECORD_FIELDS:
+        setattr(target, name, getattr(source, name))
+    target._recorded, target.requires_grad = source._recorded, source.requires_grad
+    target._output_version = None
+    target._seen_versions = (target._versions[0],)  # (taken now, also without a record)
+    target._replaced = [*(target._replaced or ()), (target._versions[0], held)]
+    _STALE_VIEWS.pop(id(target), None)
+
+
+def view_base(view: Tensor) -> tuple[Tensor, bool, bool] | None:
+    """For a tensor made by a view op (t[i], t.T, t.reshape, …): the tensor whose array
+    it views, not a view itself; whether it, or a view it was taken of, was taken under
+    no_grad; whether one of them is one of several views an op handed back (split,
+    chunk, unbind), as torch passes these on. None otherwise. (Each view keeps only
+    what it was taken of: the view ops pay for no more.)"""
+    found = getattr(view, "_view_base", None)
+    if found is None:
+        return None
+    base, quiet, several = found
+    above = getattr(base, "_view_base", None)
+    while above is not None:
+        base, quiet, several = above[0], quiet or above[1], several or above[2]
+        above = getattr(base, "_view_base", None)
+    return base, quiet, several
+
+
+def _stale(view: Tensor) -> tuple[Tensor, bool, bool] | None:
+    """``view``'s base where an in-place operation recorded on its memory since the
+    view's record was made (its values are the change's, its record from before)."""
+    versions = view._versions
+    if len(versions) < 2:
+        return None
+    seen = view._seen_versions
+    if seen and seen[0] >= versions[1]:
+        return None
+    return view_base(view)
+
+
+def retake_views(inputs: tuple[Tensor, ...], op: str, joins: bool = False) -> None:
+    """Each view among ``inputs`` taken before an in-place operation recorded on its
+    memory takes its record again, as a view of its base now, as torch's view is taken
+    again through the change. A view taken under no_grad is refused, as torch refuses.
+    ``joins``: a view of a constant that the change joined to the graph may start to
+    require grad here, which a caller reading requires_grad after this takes (an
+    in-place operation's operand, backward's root). Refused elsewhere: an op (from_op)
+    read it before, so its rule would give such a view no gradient (torch takes it
+    again), and an in-place operation's target (torch refuses it, as a leaf)."""
     for t in inputs:
-        if len(t._versions) > 1 and _joined_since(t) is not None:
+        found = _stale(t)
+        if found is None:
+            continue
+        base, quiet, several = found
+        if quiet or several:
+            how = "taken under no_grad" if quiet else "that split, chunk or unbind gave"
             raise TrainingError(
-                f"{op!r} on a view of a tensor that an in-place operation recorded in the "
-                "graph since the view was taken (as z = zeros(…); v = z[0]; z += x); wxb "
-                "does not take the view again through the change, as PyTorch does: take "
+                f"{op!r} on a view {how}, of a tensor that an in-place operation recorded "
+                "in the graph since: PyTorch refuses it too (which values it stands for is "
+                "ambiguous); take the view after the change"
+            )
+        if base.requires_grad and not t.requires_grad and not joins:
+            raise TrainingError(
+                f"{op!r} on a view of a tensor that an in-place operation joined to the "
+                "graph since the view was taken (as z = zeros(…); v = z[0]; z += x): take "
                 "the view after the change"
             )
+        places = view_positions(t.data, base.data)
+        if places is None:  # (base.data replaced since the view was taken)
+            raise TrainingError(
+                f"{op!r} on a view whose tensor was changed in place since and whose array "
+                "is no longer inside that tensor's: take the view again"
+            )
+        take_record(t, view_record(base, places, t.data))
 
 
 def _check_views(order: list[Tensor], root: Tensor) -> None:
