@@ -2276,6 +2276,8 @@ def _recorded_in_place(t: Tensor, other: object, action: str, instead: str) -> b
         elif quiet:
             what = "a view taken under no_grad"
             why = "PyTorch refuses it too (which values it stands for is ambiguous)"
+        elif any(is_view_of(base, p) for p in base.inputs):  # (it would write the input)
+            what = "a view of a tensor viewing its input's array (an autograd.Function's output)"
         elif type(base) is not Tensor:
             what, why = (
                 f"a view of a {type(base).__name__}",
