@@ -251,8 +251,9 @@ def _view_of(source: Tensor, out: Tensor) -> Tensor:
         if out._backward is None:  # a constant's view: the version it was taken at, for
             out._seen_versions = (source._versions[0],)  # a recorded change after it
         # what it views, for an in-place change of it (recorded on the tensor at the
-        # chain's end, as torch's base) and how it was taken (torch refuses some)
-        out._view_base = (source, not is_grad_enabled(), False)
+        # chain's end, as torch's base); a tuple where it was taken under no_grad
+        # (torch refuses some of those: tensor.view_base)
+        out._view_base = source if is_grad_enabled() else (source, True, False)
     return out
 
 
@@ -260,9 +261,10 @@ def _several(views: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     """Views one op handed back together (split, chunk, unbind), marked as such: torch
     refuses an in-place change of one of them while the graph is recorded."""
     for v in views:
-        found = getattr(v, "_view_base", None)
-        if found is not None:
-            v._view_base = (found[0], found[1], True)
+        own = getattr(v, "_view_base", None)
+        if own is not None:
+            source, quiet = (own, False) if type(own) is not tuple else own[:2]
+            v._view_base = (source, quiet, True)
     return views
 
 

@@ -1400,9 +1400,12 @@ def view_base(view: Tensor) -> tuple[Tensor, bool, bool] | None:
     found = getattr(view, "_view_base", None)
     if found is None:
         return None
-    base, quiet, several = found
+    base, quiet, several = (found, False, False) if type(found) is not tuple else found
     above = getattr(base, "_view_base", None)
     while above is not None:
+        if type(above) is not tuple:  # (taken with the graph recorded: the view op's own)
+            base, above = above, getattr(above, "_view_base", None)
+            continue
         base, quiet, several = above[0], quiet or above[1], several or above[2]
         above = getattr(base, "_view_base", None)
     return base, quiet, several
