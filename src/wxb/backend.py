@@ -74,3 +74,27 @@ def to_arguments(args: tuple, dtype: object, device: object, where: str) -> obje
             dtype = getattr(arg, "dtype", arg) if type(arg).__name__ == "Tensor" else arg
     check_device(device, where)
     return dtype
+
+
+class device:  # torch.device's name: device = wxb.device("cpu"); x.to(device)
+    """``torch.device("cpu")``: the device a ported script hands to ``.to()``; wxb computes
+    on the CPU, and another device is refused here, in one line, as ``.to("cuda")`` is."""
+
+    def __init__(self, type: object = "cpu", index: object = None) -> None:
+        name = str(getattr(type, "type", type))
+        check_device(name, "wxb.device")
+        self.type, self.index = name.split(":")[0].strip().lower(), index
+
+    def __repr__(self) -> str:
+        return f"device(type={self.type!r})"
+
+    def __str__(self) -> str:
+        return self.type
+
+    def __eq__(self, other: object) -> bool:
+        return str(other) == self.type
+
+    __hash__ = object.__hash__
+
+
+CPU = device("cpu")  # what a tensor's .device answers

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from wxb import ops
-from wxb.backend import check_device, resolve_dtype
+from wxb.backend import check_device, device, resolve_dtype
 from wxb.errors import ConfigError, DataError
 from wxb.random import as_generator
 from wxb.tensor import IndexArray, Tensor, float_array, marks
@@ -23,27 +23,6 @@ from wxb.tensor import IndexArray, Tensor, float_array, marks
 float32 = np.dtype(np.float32)  # torch.float32's place: dtype=wxb.float32, t.dtype == wxb.float32
 float64 = np.dtype(np.float64)
 double = float64
-
-
-class device:  # torch.device's name: device = wxb.device("cpu"); x.to(device)
-    """``torch.device("cpu")``: the device a ported script hands to ``.to()``; wxb computes
-    on the CPU, and another device is refused here, in one line, as ``.to("cuda")`` is."""
-
-    def __init__(self, type: object = "cpu", index: object = None) -> None:
-        name = str(getattr(type, "type", type))
-        check_device(name, "wxb.device")
-        self.type, self.index = name.split(":")[0].strip().lower(), index
-
-    def __repr__(self) -> str:
-        return f"device(type={self.type!r})"
-
-    def __str__(self) -> str:
-        return self.type
-
-    def __eq__(self, other: object) -> bool:
-        return str(other) == self.type
-
-    __hash__ = object.__hash__
 
 
 class _Cuda:
@@ -57,6 +36,14 @@ class _Cuda:
     @staticmethod
     def device_count() -> int:
         return 0
+
+    # A ported set_seed() calls these unguarded; torch ignores them without a GPU, and so
+    # does wxb (wxb.manual_seed seeds what wxb draws)
+    @staticmethod
+    def manual_seed(seed: int) -> None:
+        return None
+
+    manual_seed_all = manual_seed
 
 
 cuda = _Cuda()

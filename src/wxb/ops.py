@@ -23,7 +23,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from wxb import kernels
-from wxb.backend import check_device, resolve_dtype, to_arguments
+from wxb.backend import CPU, check_device, resolve_dtype, to_arguments
 from wxb.errors import ConfigError, DataError, ShapeError, TrainingError
 from wxb.random import as_generator, row_masks
 from wxb.tensor import (
@@ -3271,6 +3271,9 @@ Tensor.numel = lambda self: int(self.data.size)
 Tensor.tolist = lambda self: self.data.tolist()
 Tensor.to = _to
 Tensor.cpu = lambda self: self  # as torch's on the CPU: the tensor itself
+# torch's x.device (torch.zeros(n, device=x.device), next(model.parameters()).device)
+Tensor.device = property(lambda self: CPU)
+Tensor.is_cuda = property(lambda self: False)
 Tensor.cuda = _cuda
 Tensor.float = lambda self: astype(self, np.float32)
 Tensor.double = lambda self: astype(self, np.float64)

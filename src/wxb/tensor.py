@@ -27,7 +27,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from wxb.backend import DTYPES, check_device, resolve_dtype, xp
+from wxb.backend import DTYPES, check_device, resolve_dtype, to_arguments, xp
 
 try:
     from numpy.lib.array_utils import byte_bounds
@@ -346,6 +346,57 @@ class IndexArray(np.ndarray):
 
     def dim(self) -> int:
         return self.ndim
+
+    # A ported loop moves its labels as its inputs (labels.to(device)) and counts them
+    # (total += labels.size(0)): the CPU moves nothing, another device is refused
+    def to(self, *args: object, dtype: object = None, device: object = None,
+           non_blocking: bool = False, copy: bool = False) -> Tensor | IndexArray:  # fmt: skip
+        """``labels.to(device)``, ``.to(torch.float32)``: as torch's; a float dtype gives a
+        Tensor (as ``.float()``), an integer or bool one an IndexArray."""
+        dtype = to_arguments(args, dtype, device, "to")
+        if dtype is None:
+            return self.copy() if copy else self
+        name = str(dtype).removeprefix("torch.") if type(dtype).__module__ == "torch" else dtype
+        name = {"long": "int64", "int": "int32"}.get(name, name) if isinstance(name, str) else name
+        try:
+            kind = np.dtype(name)  # type: ignore[call-overload]
+        except TypeError:
+            raise ConfigError(f"to: {dtype!r} is not a dtype (nor a device)") from None
+        if kind.kind == "f":
+            return Tensor(np.asarray(self, dtype=resolve_dtype(name)))
+        if kind.kind not in "biu":
+            raise ConfigError(f"to: {dtype!r} is neither a float, an integer nor bool dtype")
+        return np.asarray(self, dtype=kind).view(IndexArray)
+
+    def cpu(self) -> IndexArray:
+        return self
+
+    def cuda(self, device: object = None, non_blocking: bool = False) -> IndexArray:
+        check_device(f"cuda:{device}" if isinstance(device, int) else device or "cuda", "cuda")
+        return self
+
+    def detach(self) -> IndexArray:  # (no gradient to leave behind)
+        return self
+
+    def numpy(self, force: bool = False) -> np.ndarray:
+        return self.view(np.ndarray)
+
+    @property
+    def size(self) -> _Count:  # NumPy's count, which torch's size(dim) also answers
+        return _Count(np.ndarray.size.__get__(self), self.shape)
+
+
+class _Count(int):
+    """An IndexArray's ``size``: NumPy's count of elements, an int, which called answers
+    torch's ``size()`` (the shape) and ``size(dim)``."""
+
+    def __new__(cls, count: int, shape: tuple[int, ...]) -> _Count:
+        made = super().__new__(cls, count)
+        made.shape = tuple(shape)
+        return made
+
+    def __call__(self, dim: int | None = None) -> tuple[int, ...] | int:
+        return self.shape if dim is None else self.shape[dim]
 
 
 def marks(array: object) -> IndexArray:

@@ -1,0 +1,110 @@
+"""A newcomer's walk as a PyTorch, a Keras and a scikit-learn user, where the earlier walks
+did not go: a PyTorch evaluation loop asks a tensor for its device and moves and counts
+its labels (labels.to(device), labels.size(0)), a set_seed() seeds CUDA unguarded, and
+torch's names wxb lacks (torch.backends, F.binary_cross_entropy, …) met Python's bare
+AttributeError; Keras's evaluate(return_dict=…) met a TypeError."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import wxb
+import wxb.nn as nn
+import wxb.nn.functional as F
+from wxb.errors import ConfigError
+
+
+def _twins(rng: np.random.Generator, features: int, classes: int):
+    """A wxb model and a torch one holding the same weights."""
+    hidden = int(rng.integers(3, 9))
+    twin = torch.nn.Sequential(
+        torch.nn.Linear(features, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, classes)
+    ).double()
+    with torch.no_grad():
+        for p in twin.parameters():
+            p.copy_(torch.from_numpy(rng.normal(size=tuple(p.shape))))
+    model = nn.Sequential(nn.Linear(features, hidden), nn.Tanh(), nn.Linear(hidden, classes))
+    model.to("float64")
+    model.load_state_dict({k: v.numpy() for k, v in twin.state_dict().items()})
+    return model, twin
+
+
+def _evaluation_loop(lib, model, X, y, batch: int):
+    """The loop PyTorch's tutorials write, line for line; ``lib`` is torch or wxb."""
+    device = next(iter(model.parameters())).device
+    inputs_all, labels_all = lib.tensor(X, dtype=lib.float64), lib.tensor(y).long()
+    correct = total = 0
+    loss_sum = lib.zeros(1, dtype=lib.float64, device=inputs_all.device)
+    model.eval()
+    with lib.no_grad():
+        for start in range(0, len(X), batch):
+            inputs = inputs_all[start : start + batch].to(device)
+            labels = labels_all[start : start + batch].to(device)
+            outputs = model(inputs)
+            _, predicted = lib.max(outputs, 1)
+            total += labels.size(0)
+            correct += (predicted == labels).sum().item()
+            loss = torch.nn.functional.cross_entropy if lib is torch else F.cross_entropy
+            loss_sum = loss_sum + loss(outputs, labels, reduction="sum")
+            on_cpu = labels.cpu().numpy()
+            assert isinstance(on_cpu, np.ndarray) and on_cpu.dtype == np.int64
+    return correct, total, loss_sum.item() / total
+
+
+def test_a_pytorch_evaluation_loop_runs_as_written_and_gives_torchs_figures(seeded):
+    """`device = next(model.parameters()).device` stopped at "'Parameter' object has no
+    attribute 'device'", and, past it, `labels.to(device)` at "'IndexArray' object has no
+    attribute 'to'" and `total += labels.size(0)` at "'int' object is not callable":
+    the labels wxb.tensor(y).long() gives are an int64 NumPy array. A tensor's device is
+    now the CPU's, as torch's on the CPU, and the labels move (nowhere) and count."""
+    rng = seeded.rng
+    rows, features, classes = int(rng.integers(20, 80)), int(rng.integers(2, 6)), 3
+    X, y = rng.normal(size=(rows, features)), rng.integers(0, classes, size=rows)
+    model, twin = _twins(rng, features, classes)
+    batch = int(rng.integers(3, 17))
+    ours = _evaluation_loop(wxb, model, X, y, batch)
+    theirs = _evaluation_loop(torch, twin, X, y, batch)
+    assert ours[:2] == theirs[:2], seeded.msg(f"{ours} != {theirs}")
+    assert abs(ours[2] - theirs[2]) <= 1e-12 * max(1.0, abs(theirs[2])), seeded.msg(
+        f"{ours} != {theirs}"
+    )
+    p = model[0].weight
+    assert p.device == "cpu" and str(p.device) == "cpu" and p.device.type == "cpu"
+    assert p.is_cuda is False and model(X).device.type == "cpu"
+    with pytest.raises(ConfigError, match="cuda"):  # the labels are refused a GPU, as tensors
+        wxb.tensor(y).long().to("cuda")
+
+
+@pytest.mark.parametrize(
+    "to", ["float32", "float64", "long", "int32", "bool"], ids=lambda name: f"to({name})"
+)
+def test_labels_to_a_dtype_are_torchs_values_in_torchs_kind(seeded, to):
+    """`labels.to(torch.float32)` (soft targets, a BCE's) gives a float tensor, as
+    `labels.float()` does; an integer dtype integer labels; values as torch's."""
+    y = seeded.rng.integers(-3, 4, size=int(seeded.rng.integers(1, 30)))
+    torch_dtype = {"long": torch.int64, "bool": torch.bool}.get(to) or getattr(torch, to)
+    theirs = torch.tensor(y).to(torch_dtype)
+    for given in (torch_dtype, to, np.dtype({"long": "int64"}.get(to, to))):
+        ours = wxb.tensor(y).long().to(given)
+        values = ours.data if isinstance(ours, wxb.Tensor) else np.asarray(ours)
+        assert isinstance(ours, wxb.Tensor) == theirs.is_floating_point(), seeded.msg(repr(ours))
+        assert str(values.dtype) == str(theirs.dtype).removeprefix("torch."), seeded.msg(to)
+        np.testing.assert_array_equal(values, theirs.numpy(), err_msg=seeded.msg(str(given)))
+    labels = wxb.tensor(y).long()
+    assert labels.to("cpu") is labels and labels.to(wxb.device("cpu"), torch_dtype).dtype
+
+
+def test_a_set_seed_of_pytorchs_seeds_the_same_as_wxbs_manual_seed_alone(seeded):
+    """`torch.cuda.manual_seed_all(seed)` in a ported set_seed() stopped at "'_Cuda' object
+    has no attribute 'manual_seed_all'"; torch ignores it without a GPU, and so does wxb:
+    the CPU's draws are the manual seed's, in torch and in wxb."""
+    seed = int(seeded.rng.integers(0, 2**31))
+    for lib in (torch, wxb):
+        lib.manual_seed(seed)
+        plain = lib.randn(5).numpy().copy()
+        lib.manual_seed(seed)
+        lib.cuda.manual_seed(seed + 1)
+        lib.cuda.manual_seed_all(seed + 2)
+        np.testing.assert_array_equal(lib.randn(5).numpy(), plain, err_msg=seeded.msg(str(lib)))
