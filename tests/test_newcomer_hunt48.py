@@ -6,6 +6,8 @@ AttributeError; Keras's evaluate(return_dict=…) met a TypeError."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -108,3 +110,49 @@ def test_a_set_seed_of_pytorchs_seeds_the_same_as_wxbs_manual_seed_alone(seeded)
         lib.cuda.manual_seed(seed + 1)
         lib.cuda.manual_seed_all(seed + 2)
         np.testing.assert_array_equal(lib.randn(5).numpy(), plain, err_msg=seeded.msg(str(lib)))
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "way"),
+    [
+        (wxb, "backends", "same seed gives the same run"),
+        (wxb, "set_num_threads", "OMP_NUM_THREADS"),
+        (wxb, "seed", "wxb.manual_seed"),
+        (wxb, "Generator", "np.random.default_rng"),
+        (wxb, "FloatTensor", "wxb.tensor(data)"),
+        (wxb, "LongTensor", ".long()"),
+        (F, "binary_cross_entropy", "binary_cross_entropy_with_logits"),
+        (F, "conv2d", "flatten each image"),
+        (F, "max_pool2d", "flatten each image"),
+        (F, "embedding", "one_hot"),
+        (F, "relu6", "x.clamp(0, 6)"),
+        (F, "kl_div", "loss=f"),
+    ],
+    ids=lambda v: getattr(v, "__name__", v) if not isinstance(v, str) else v[:20],
+)
+def test_torchs_names_wxb_lacks_name_wxbs_way(module, name, way):
+    """Each was Python's bare "module 'wxb' has no attribute 'backends'" (a set_seed()'s
+    torch.backends.cudnn.deterministic = True), naming nothing to write instead; the names
+    are torch's, and the ways named are wxb's."""
+    torchs = torch if module is wxb else torch.nn.functional
+    assert hasattr(torchs, name)  # a name a port really has
+    with pytest.raises(AttributeError, match=rf"no attribute '{name}': .*{re.escape(way)}"):
+        getattr(module, name)
+    with pytest.raises(ImportError, match=re.escape(way)):
+        exec(f"from {module.__name__} import {name}", {})
+    for named in ("binary_cross_entropy_with_logits", "one_hot", "cross_entropy", "mse_loss"):
+        assert callable(getattr(F, named))  # what the hints name is there
+    with pytest.raises(
+        AttributeError, match=r"^module 'wxb\.nn\.functional' has no attribute 'x'$"
+    ):
+        F.x  # noqa: B018
+
+
+def test_the_activations_and_losses_a_functional_hint_lists_are_wxbs():
+    """The hints list wxb.nn.functional's activations and losses: each there, callable."""
+    for name, hint in (("relu6", "activations are "), ("kl_div", "losses are ")):
+        with pytest.raises(AttributeError) as caught:
+            getattr(F, name)
+        listed = str(caught.value).split(hint)[1].split(";")[0].replace(" and ", ", ")
+        for named in listed.split(", "):
+            assert callable(getattr(F, named)), named

@@ -229,6 +229,28 @@ _TORCH_NAMES = {
     ),
     "set_default_dtype": "wxb's default is float32; for float64 pass dtype='float64' to "
     "wxb.tensor and the constructors, and call model.to('float64')",
+    # a ported script's seeding and setup lines
+    "backends": "wxb computes on the CPU, without cuDNN, and the same seed gives the same "
+    "run bit for bit: leave torch.backends' settings out",
+    **dict.fromkeys(
+        ("set_num_threads", "get_num_threads"),
+        "wxb's threads are NumPy's BLAS's: set OMP_NUM_THREADS before Python starts, or "
+        "use threadpoolctl's threadpool_limits(n)",
+    ),
+    **dict.fromkeys(
+        ("seed", "initial_seed"),
+        "seed with wxb.manual_seed(n), which returns the NumPy Generator it seeded",
+    ),
+    "Generator": "generator= takes a NumPy Generator: np.random.default_rng(seed)",
+    **dict.fromkeys(
+        ("FloatTensor", "DoubleTensor"),
+        "wxb.tensor(data) makes a float32 tensor (dtype=wxb.float64 a float64 one)",
+    ),
+    **dict.fromkeys(
+        ("LongTensor", "IntTensor"),
+        "keep class indices as an int64 NumPy array: wxb.tensor(y).long() or "
+        "np.asarray(y, dtype=np.int64)",
+    ),
 }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from wxb.errors import ConfigError, DataError, ShapeError
+from wxb.errors import ConfigError, DataError, ShapeError, missing_name
 from wxb.ops import (
     add,
     as_tensor,
@@ -131,3 +131,49 @@ def normalize(
     x = as_tensor(input)
     denominator = norm(x, p, dim, keepdim=True).clamp(min=eps)
     return x / denominator
+
+
+# torch.nn.functional's names a port reaches for that wxb has not, each with wxb's way (as
+# wxb.nn's for its layers): Python's bare AttributeError named neither
+_ACTIVATIONS = "elu, gelu, leaky_relu, log_softmax, relu, sigmoid, silu, softmax, softplus, tanh"
+_TORCH_NAMES = {
+    "binary_cross_entropy": "use binary_cross_entropy_with_logits on the logits (it applies "
+    "the sigmoid itself, stably; leave the sigmoid out)",
+    "embedding": "wxb builds dense networks on rows (B, features), with no embedding: index "
+    "a Parameter in a forward of your own (self.E[ids]), or give linear the ids one-hot "
+    "(one_hot(ids, n).float())",
+}
+_TORCH_NAMES.update(
+    dict.fromkeys(
+        [
+            f"{kind}{d}d"
+            for kind in ("conv", "conv_transpose", "max_pool", "avg_pool")
+            for d in (1, 2, 3)
+        ]
+        + [f"adaptive_{kind}_pool{d}d" for kind in ("avg", "max") for d in (1, 2, 3)],
+        "wxb builds dense networks on rows (B, features), with no convolution or pooling: "
+        "flatten each image to a row (X.reshape(len(X), -1)) for linear layers",
+    )
+)
+_TORCH_NAMES.update(
+    dict.fromkeys(
+        ("relu6", "hardtanh", "logsigmoid", "mish", "selu", "celu", "softmin", "softsign"),
+        f"wxb.nn.functional's activations are {_ACTIVATIONS}; compute another with tensor "
+        "methods (relu6: x.clamp(0, 6))",
+    )
+)
+_TORCH_NAMES.update(
+    dict.fromkeys(
+        ("kl_div", "poisson_nll_loss", "gaussian_nll_loss", "cosine_embedding_loss"),
+        "wxb.nn.functional's losses are binary_cross_entropy_with_logits, cross_entropy, "
+        "huber_loss, l1_loss, mse_loss, nll_loss and smooth_l1_loss; compute another with "
+        "tensor methods, as a function wxb.fit(model, X, y, loss=f) takes",
+    )
+)
+
+
+def __getattr__(name: str) -> object:  # PEP 562: only for names not found above
+    if name in _TORCH_NAMES:  # (from wxb.nn.functional import name too)
+        what = f"module 'wxb.nn.functional' has no attribute {name!r}: {_TORCH_NAMES[name]}"
+        raise missing_name("wxb.nn.functional", name, what)
+    raise AttributeError(f"module 'wxb.nn.functional' has no attribute {name!r}")
