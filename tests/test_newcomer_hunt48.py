@@ -156,3 +156,28 @@ def test_the_activations_and_losses_a_functional_hint_lists_are_wxbs():
         listed = str(caught.value).split(hint)[1].split(";")[0].replace(" and ", ", ")
         for named in listed.split(", "):
             assert callable(getattr(F, named)), named
+
+
+def test_kerass_evaluate_return_dict_false_gives_kerass_list(seeded):
+    """`wxb.evaluate(model, X, y, return_dict=True)`, as the README says it answers, was
+    "unexpected keyword argument 'return_dict'"; False gives Keras's list, [loss,
+    accuracy] (the loss alone for a loss without an accuracy), checked against torch's
+    cross-entropy and the share of argmax hits."""
+    rng = seeded.rng
+    rows, features, classes = int(rng.integers(5, 60)), int(rng.integers(2, 6)), 4
+    X, y = rng.normal(size=(rows, features)), rng.integers(0, classes, size=rows)
+    model, twin = _twins(rng, features, classes)
+    with torch.no_grad():
+        out = twin(torch.from_numpy(X))
+        loss = torch.nn.functional.cross_entropy(out, torch.from_numpy(y)).item()
+        accuracy = (out.argmax(1).numpy() == y).mean()
+    as_list = wxb.evaluate(model, X, y, return_dict=False)
+    assert isinstance(as_list, list) and len(as_list) == 2, seeded.msg(repr(as_list))
+    np.testing.assert_allclose(as_list, [loss, accuracy], rtol=1e-12, err_msg=seeded.msg("list"))
+    assert wxb.evaluate(model, X, y, return_dict=True) == wxb.evaluate(model, X, y)
+    targets = rng.normal(size=(rows, classes))
+    mse = wxb.evaluate(model, X, targets, loss="mse", return_dict=False)
+    reference = 0.5 * ((out.numpy() - targets) ** 2).sum(axis=1).mean()  # wxb's ½‖ŷ − y‖²
+    assert isinstance(mse, float) and abs(mse - reference) <= 1e-12 * max(1, reference)
+    with pytest.raises(ConfigError, match="return_dict must be True or False; got 'no'"):
+        wxb.evaluate(model, X, y, return_dict="no")

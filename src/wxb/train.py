@@ -392,13 +392,16 @@ def evaluate(
     batch_size: int | None = 4096,
     *,
     verbose: object = "auto",
-) -> dict[str, float]:
+    return_dict: bool = True,
+) -> dict[str, float] | list[float] | float:
     """Loss (and accuracy for classification losses) of ``model`` on (X, y), in eval mode.
 
     Returns a dict, ``{"loss": …, "accuracy": …}``, as Keras's ``evaluate(...,
     return_dict=True)``: Keras's ``loss, acc = model.evaluate(X, y)`` would unpack its
-    keys here; write ``scores = wxb.evaluate(model, X, y); scores["loss"]``. Keras's
-    ``verbose`` is taken (nothing is shown), and ``batch_size=None`` is the default.
+    keys here; write ``scores = wxb.evaluate(model, X, y); scores["loss"]``, or pass
+    Keras's ``return_dict=False`` for Keras's list, ``[loss, accuracy]`` (the loss alone
+    where there is no accuracy). Keras's ``verbose`` is taken (nothing is shown), and
+    ``batch_size=None`` is the default.
 
     ``loss``: by default the stock loss the model was trained with (``model.info["loss"]``,
     which fit and wxb train record; with the plain options fit recorded, Huber's delta or
@@ -417,6 +420,8 @@ def evaluate(
     As fit, it runs a forward of one's own once more than its chunks: the look at the
     output's shape (two rows, eval mode, no hooks) that reads and checks y first."""
     keras_verbose(verbose, "evaluate")  # Keras's; taken, as evaluate shows no progress
+    if not isinstance(return_dict, (bool, np.bool_)):
+        raise ConfigError(f"evaluate return_dict must be True or False; got {return_dict!r}")
     loss_fn = get_loss(_trained_loss(model, loss))
     # Keras's evaluate(batch_size=None): the default (the figures do not depend on it)
     batch_size = _whole(4096 if batch_size is None else batch_size, "batch_size")
@@ -434,7 +439,13 @@ def evaluate(
         X_arr = _features(model, rows_by_name(model.info, X, dtype), dtype, "X")
     _, y_arr = _shape_and_targets(model, X_arr, loss_fn, y, _figure_dtype(loss_fn, dtype))
     validation.check_lengths(X_arr, y_arr)
-    return _evaluate(model, X_arr, y_arr, loss_fn, batch_size, form=_target_form(loss_fn, y, y_arr))
+    scores = _evaluate(
+        model, X_arr, y_arr, loss_fn, batch_size, form=_target_form(loss_fn, y, y_arr)
+    )
+    if return_dict:
+        return scores
+    # Keras's return_dict=False: its list in its order, the loss alone without a metric
+    return [scores["loss"], scores["accuracy"]] if "accuracy" in scores else scores["loss"]
 
 
 # Keras's loss names: wxb's losses take logits, where Keras's take a Sigmoid's or a
