@@ -2,7 +2,8 @@
 did not go: a PyTorch evaluation loop asks a tensor for its device and moves and counts
 its labels (labels.to(device), labels.size(0)), a set_seed() seeds CUDA unguarded, and
 torch's names wxb lacks (torch.backends, F.binary_cross_entropy, …) met Python's bare
-AttributeError; Keras's evaluate(return_dict=…) met a TypeError."""
+AttributeError; Keras's evaluate(return_dict=…) met a TypeError; and `wxb train` on a
+spreadsheet's prices ('$344,838.73') pointed to --task regression, which refused them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from cli_run import FAST, run
 
 import wxb
 import wxb.nn as nn
@@ -181,3 +183,42 @@ def test_kerass_evaluate_return_dict_false_gives_kerass_list(seeded):
     assert isinstance(mse, float) and abs(mse - reference) <= 1e-12 * max(1, reference)
     with pytest.raises(ConfigError, match="return_dict must be True or False; got 'no'"):
         wxb.evaluate(model, X, y, return_dict="no")
+
+
+_WRITTEN = {  # how a spreadsheet writes a price, what the error must name, and its fix
+    "currency": (lambda p: f'"${p:,.2f}"', "a currency or percent sign", "remove the signs"),
+    "euro": (lambda p: f"{p:.2f} €", "a currency or percent sign", "remove the signs"),
+    "grouped": (lambda p: f'"{p:,.2f}"', "thousands separators", "remove the separators"),
+    "comma": (lambda p: f'"{p:.2f}"'.replace(".", ","), "a decimal comma", "decimal points"),
+}
+
+
+@pytest.mark.parametrize("written", sorted(_WRITTEN))
+def test_a_target_of_numbers_written_as_text_is_named_as_such(tmp_path, capsys, seeded, written):
+    """A price column written '$344,838.73' (a spreadsheet's export) stopped `wxb train`
+    at "200 classes in 200 samples; is this a regression target? (use --task
+    regression)", and --task regression at "target '$344,838.73' is not a number": two
+    lines, neither naming the currency sign or the separators. Both now say how the
+    numbers are written and what to do; done, the file trains as a regression on the
+    very numbers."""
+    capsys.readouterr()  # the seed's line
+    rng = seeded.rng
+    rows = int(rng.integers(30, 80))
+    x = rng.normal(size=rows).round(3)
+    price = (200_000 + 50_000 * x + rng.normal(size=rows) * 1_000).round(2)
+    fmt, what, fix = _WRITTEN[written]
+    messy = tmp_path / "houses.csv"
+    messy.write_text(
+        "x,price\n" + "".join(f"{a},{fmt(p)}\n" for a, p in zip(x, price, strict=True))
+    )
+    for task in ((), ("--task", "regression")):
+        code, out, err = run(capsys, "train", "--data", messy, "--target", "price", *FAST, *task)
+        assert code == 2 and out == "" and err.count("\n") == 1, seeded.msg(err)
+        assert f"numbers written with {what}" in err or f"a number written with {what}" in err
+        assert fix in err, seeded.msg(err)
+    clean = tmp_path / "clean.csv"  # as the line says: the signs and separators removed
+    clean.write_text("x,price\n" + "".join(f"{a},{p:.2f}\n" for a, p in zip(x, price, strict=True)))
+    code, out, err = run(capsys, "train", "--data", clean, "--target", "price", *FAST)
+    assert code == 0 and "task: regression" in out, seeded.msg(err)
+    read = wxb.read_table(clean).columns["price"].values
+    np.testing.assert_array_equal(read, price, err_msg=seeded.msg(written))

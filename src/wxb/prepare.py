@@ -38,7 +38,7 @@ from wxb.nn.layers import standard_scale
 from wxb.nn.losses import REGRESSION_LOSSES
 from wxb.nn.module import input_width
 from wxb.nn.sequential import layers_in_order
-from wxb.tables import Column, Table, number_from_text, text_as_numbers
+from wxb.tables import Column, Table, number_from_text, text_as_numbers, written_number
 
 MAX_CLASSES_FOR_AUTO = 50
 # The default schedule (wxb train without --epochs/--patience): see default_schedule.
@@ -233,6 +233,12 @@ def encode_targets(dataset: wdata.Dataset | TableData, task: str, loss: str) -> 
         if len(classes) < 2:
             raise DataError(f"{source}: the target has a single class {plain(classes[0])!r}")
         if len(classes) > len(y) / 2:
+            written = _written_numbers(classes, dataset)
+            if written:  # '$344,838.73': --task regression then refused each one
+                raise DataError(
+                    f"{source}: {len(classes)} classes in {len(y)} samples: {written}, and "
+                    "they are read as numbers, a regression's targets"
+                )
             # where --loss made it a classification, --task regression alone was refused
             way = "use --task regression" + (" and a regression --loss" if loss_given else "")
             way = f"leave --loss {loss} out" if loss_chose else way
@@ -319,6 +325,21 @@ def task_reason(y: np.ndarray, chosen: str, task: str, loss: str) -> str:
     return f"regression ({distinct} distinct numbers)"
 
 
+def _written_numbers(labels: np.ndarray, dataset: object) -> str:
+    """'its labels are numbers written with …: …' where most text labels are numbers
+    written so ('$344,838.73', '1,200'), else ''."""
+    if labels.dtype.kind not in "USO":
+        return ""
+    table = getattr(dataset, "table", None)
+    decimal, csv = getattr(table, "decimal", "."), getattr(table, "csv", False)
+    written = [(written_number(str(v), decimal, csv), str(v)) for v in labels]
+    written = [(how, v) for how, v in written if how[0]]
+    if len(written) <= len(labels) / 2:
+        return ""
+    (what, fix), example = written[0]
+    return f"its labels are numbers written with {what} (e.g. {example!r}): {fix}"
+
+
 def numeric_targets(y: np.ndarray, dataset: wdata.Dataset) -> np.ndarray:
     """Regression targets as numbers: text cells read as the file's cells read ('1.103'
     in a decimal-comma file is a thousands group, '1_000' is text), else refused by row."""
@@ -329,9 +350,12 @@ def numeric_targets(y: np.ndarray, dataset: wdata.Dataset) -> np.ndarray:
     for row, value in enumerate(y):
         number = number_from_text(str(value), decimal)
         if number is None:
+            table = getattr(dataset, "table", None)
+            what, fix = written_number(str(value), decimal, getattr(table, "csv", False))
             raise DataError(
-                f"{dataset.source}, {dataset.row_name(row)}: target {str(value)!r} is not a number "
-                "(a regression model needs numeric targets)"
+                f"{dataset.source}, {dataset.row_name(row)}: target {str(value)!r} is "
+                + (f"a number written with {what}: {fix}" if what else "not a number")
+                + " (a regression model needs numeric targets)"
             )
         numbers[row] = number
     return numbers

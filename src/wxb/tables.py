@@ -1310,6 +1310,23 @@ def _signed_number(text: str, decimal: str) -> bool:
     )
 
 
+def written_number(text: str, decimal: str = ".", csv: bool = True) -> tuple[str, str]:
+    """How a cell that ``number_from_text`` does not read writes a number ('$344,838.73',
+    '1,200', '45%'), as the feature columns' warnings say it, and what to do: ('', '')
+    where it is no number so written."""
+    core = text.strip()
+    if _signed_number(core, decimal):
+        return "a currency or percent sign", "remove the signs (and any separators) in the file"
+    if _GROUPED.fullmatch(core):
+        return "thousands separators", "remove the separators in the file"
+    if decimal != "," and _COMMA_DECIMAL.fullmatch(core):
+        way = "write decimal points in the file"
+        if csv:  # (--decimal , where ',' also separates the cells is refused)
+            return "a decimal comma", f"{way} (or, where ',' does not separate cells, --decimal ,)"
+        return "a decimal comma", f"{way} (--decimal reads CSV files alone)"
+    return "", ""
+
+
 def number_from_text(text: str, decimal: str = ".") -> float | None:
     """The number a cell writes, or None. Not float()'s own reading: it takes '18_24'
     (1824) and, in a file whose decimal mark is ',', the '1.065' of a '.' thousands
