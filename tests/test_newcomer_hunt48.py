@@ -222,3 +222,44 @@ def test_a_target_of_numbers_written_as_text_is_named_as_such(tmp_path, capsys, 
     assert code == 0 and "task: regression" in out, seeded.msg(err)
     read = wxb.read_table(clean).columns["price"].values
     np.testing.assert_array_equal(read, price, err_msg=seeded.msg(written))
+
+
+def test_labels_reshape_and_join_as_torchs_do(seeded):
+    """A ported loop's label handling: `labels.view(-1)` stopped at NumPy's "Cannot
+    interpret '-1' as a data type", `labels.unsqueeze(1).float()` (a BCE's targets) at
+    "no attribute 'unsqueeze'", `labels.clone()`/`permute` likewise, and
+    `torch.cat(all_preds)` of the batches' predicted classes gave a float32 Tensor where
+    torch's stays int64. Each now gives torch's values and kind."""
+    rng = seeded.rng
+    rows = 2 * int(rng.integers(1, 20))
+    y = rng.integers(0, 5, size=rows)
+    ours, theirs = wxb.tensor(y).long(), torch.tensor(y)
+
+    def same(a, b, what):
+        assert isinstance(a, np.ndarray) and not isinstance(a, wxb.Tensor), seeded.msg(what)
+        assert str(a.dtype) == str(b.dtype).removeprefix("torch."), seeded.msg(what)
+        np.testing.assert_array_equal(a, b.numpy(), err_msg=seeded.msg(what))
+
+    same(ours.view(-1), theirs.view(-1), "view(-1)")
+    same(ours.view(2, -1), theirs.view(2, -1), "view(2, -1)")
+    same(ours.view((-1, 1)), theirs.view((-1, 1)), "view((-1, 1))")
+    for dim in (0, 1, -1):
+        same(ours.unsqueeze(dim), theirs.unsqueeze(dim), f"unsqueeze({dim})")
+    same(ours.view(2, -1).permute(1, 0), theirs.view(2, -1).permute(1, 0), "permute")
+    copy = ours.clone()
+    copy[0] += 1
+    assert ours[0] == y[0], seeded.msg("clone shares its values")
+    np.testing.assert_array_equal(ours.view(np.int32), y.view(np.int32))  # NumPy's view(dtype)
+    # the batches' predicted classes, joined
+    cut = int(rng.integers(1, rows))
+    same(wxb.cat([ours[:cut], ours[cut:]]), torch.cat([theirs[:cut], theirs[cut:]]), "cat")
+    same(wxb.cat([ours == 1, ours > 2]), torch.cat([theirs == 1, theirs > 2]), "cat of masks")
+    halves = [ours[: rows // 2], ours[rows // 2 :]]
+    for dim in (0, 1, -1):
+        torch_halves = [theirs[: rows // 2], theirs[rows // 2 :]]
+        same(wxb.stack(halves, dim=dim), torch.stack(torch_halves, dim=dim), f"stack {dim}")
+    # .repeat stays NumPy's (np.repeat's dispatches to it), as the README says; torch's tiles
+    np.testing.assert_array_equal(ours.repeat(2), np.repeat(y, 2))
+    np.testing.assert_array_equal(theirs.repeat(2).numpy(), np.tile(y, 2))
+    mixed = wxb.cat([ours.float(), wxb.tensor([0.5])])  # beside floats: a float tensor
+    assert isinstance(mixed, wxb.Tensor) and mixed.dtype == np.float32

@@ -16,7 +16,7 @@ import numpy as np
 
 from wxb import ops
 from wxb.backend import check_device, device, resolve_dtype
-from wxb.errors import ConfigError, DataError
+from wxb.errors import ConfigError, DataError, WxbError
 from wxb.random import as_generator
 from wxb.tensor import IndexArray, Tensor, float_array, marks
 
@@ -468,9 +468,12 @@ def where(condition, input=None, other=None) -> Tensor:
 
 
 def cat(tensors: Sequence[object], dim: object = 0, *, axis: object = None, out=None) -> Tensor:
-    """``torch.cat(tensors, dim=0)``: joined along an existing dim."""
+    """``torch.cat(tensors, dim=0)``: joined along an existing dim; labels (integer or
+    bool arrays, no tensor among them) stay labels, as torch's int64 cat gives them."""
     _no_out(out, {}, "cat")
-    return ops.concatenate(tensors, _one_axis(dim, axis, "cat"))
+    dim = _one_axis(dim, axis, "cat")
+    joined = _joined_labels(tensors, dim, np.concatenate, 0)
+    return ops.concatenate(tensors, dim) if joined is None else joined
 
 
 concat = concatenate = cat
@@ -479,7 +482,26 @@ concat = concatenate = cat
 def stack(tensors: Sequence[object], dim: object = 0, *, axis: object = None, out=None) -> Tensor:
     """``torch.stack(tensors, dim=0)``: joined along a new dim."""
     _no_out(out, {}, "stack")
-    return ops.stack(tensors, _one_axis(dim, axis, "stack"))
+    dim = _one_axis(dim, axis, "stack")
+    joined = _joined_labels(tensors, dim, np.stack, 1)
+    return ops.stack(tensors, dim) if joined is None else joined
+
+
+def _joined_labels(tensors: object, dim: object, join: Callable, new: int) -> IndexArray | None:
+    """Batches' predicted classes or labels joined (``torch.cat(all_preds)``) as whole
+    numbers: read as a float32 Tensor they became floats. None where a part is not such
+    an array, or they do not fit together (the Tensor form then says why)."""
+    if not isinstance(tensors, (list, tuple)) or not tensors:
+        return None
+    parts = [np.asarray(t) if isinstance(t, np.ndarray) else None for t in tensors]
+    if not builtins.all(p is not None and p.dtype.kind in "biu" for p in parts):
+        return None
+    if len({p.ndim for p in parts}) != 1 or isinstance(dim, bool):
+        return None
+    try:
+        return marks(join(parts, axis=ops._axis(dim, parts[0].ndim + new, "cat")))
+    except (ValueError, WxbError):
+        return None
 
 
 def _one_axis(dim: object, axis: object, what: str) -> object:

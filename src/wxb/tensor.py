@@ -368,6 +368,29 @@ class IndexArray(np.ndarray):
             raise ConfigError(f"to: {dtype!r} is neither a float, an integer nor bool dtype")
         return np.asarray(self, dtype=kind).view(IndexArray)
 
+    def view(self, *args: object, **kwargs: object) -> np.ndarray:
+        """torch's ``labels.view(-1)``, ``view(-1, 1)``: the labels reshaped; NumPy's
+        ``view(dtype)``/``view(type)`` as ever (NumPy's own calls pass those)."""
+        shape = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
+        whole = (int, np.integer)
+        if (
+            not kwargs
+            and shape
+            and all(isinstance(n, whole) and n is not True and n is not False for n in shape)
+        ):
+            return self.reshape(tuple(int(n) for n in shape))
+        return np.ndarray.view(self, *args, **kwargs)
+
+    def unsqueeze(self, dim: int) -> IndexArray:
+        return np.expand_dims(self, dim if dim >= 0 else self.ndim + 1 + dim)
+
+    def permute(self, *dims: object) -> IndexArray:
+        order = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+        return self.transpose(tuple(order))
+
+    def clone(self) -> IndexArray:
+        return self.copy()
+
     def cpu(self) -> IndexArray:
         return self
 
