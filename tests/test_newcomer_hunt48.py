@@ -263,3 +263,32 @@ def test_labels_reshape_and_join_as_torchs_do(seeded):
     np.testing.assert_array_equal(theirs.repeat(2).numpy(), np.tile(y, 2))
     mixed = wxb.cat([ours.float(), wxb.tensor([0.5])])  # beside floats: a float tensor
     assert isinstance(mixed, wxb.Tensor) and mixed.dtype == np.float32
+
+
+def test_text_labels_in_python_name_the_way_to_encode_them(seeded):
+    """`wxb.fit(model, df, df["species"])` with text labels (a Keras or PyTorch user's
+    DataFrame) said "(the CLI encodes string labels for you)": no way in Python. The line
+    now names a label and the encoding; done as it says, the model trains, and the
+    classes it names are scikit-learn's LabelEncoder's, each row's own label."""
+    from sklearn.preprocessing import LabelEncoder
+
+    rng = seeded.rng
+    names = rng.choice(["setosa", "versicolor", "virginica", "x", "y"], size=3, replace=False)
+    rows = int(rng.integers(20, 60))
+    labels = rng.choice(names, size=rows)
+    X = rng.normal(size=(rows, 3)) + (labels[:, None] == names[0]) * 4.0
+    model = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, len(set(labels))))
+    for y in (labels, labels.astype(object), list(labels)):
+        with pytest.raises(wxb.DataError) as caught:
+            wxb.fit(model, X, y, epochs=1, verbose=0)
+        message = str(caught.value)
+        assert f"such as '{labels[0]}'" in message and "\n" not in message, seeded.msg(message)
+    code = message.split("encode them, ")[1].split(" (then")[0]
+    scope = {"np": np, "y": labels}
+    exec(code, scope)
+    classes, y = scope["classes"], scope["y"]
+    np.testing.assert_array_equal(y, LabelEncoder().fit(labels).transform(labels))
+    wxb.fit(model, X, y, epochs=2, verbose=0, seed=int(rng.integers(0, 2**31)))
+    np.testing.assert_array_equal(classes[y], labels)
+    named = classes[model.predict(X).argmax(1)]
+    assert set(named) <= set(labels), seeded.msg(str(named))

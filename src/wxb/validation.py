@@ -260,9 +260,13 @@ def as_class_indices(
         if fractional.size:
             raise DataError(f"{where} holds non-integer class labels (e.g. {fractional[0]})")
     elif array.dtype.kind not in "iub":
+        # text labels ('setosa') met a line that named the CLI alone, no way in Python
+        example = f" such as {str(array.flat[0])!r}" if array.dtype.kind in "USO" else ""
         raise DataError(
-            f"{where} must hold integer class labels 0..C−1; it holds {array.dtype} values "
-            "(the CLI encodes string labels for you)"
+            f"{where} must hold integer class labels 0..C−1; it holds {array.dtype} "
+            f"values{example}: encode them, classes, y = np.unique(y, return_inverse=True) "
+            "(then classes[model.predict(X).argmax(1)] names the predictions), or train "
+            "with wxb.sklearn's MLPClassifier or wxb train, which encode them"
         )
     array = array.astype(np.int64)
     labels = array if ignore_index is None else array[array != ignore_index]
