@@ -7,6 +7,8 @@ spreadsheet's prices ('$344,838.73') pointed to --task regression, which refused
 
 from __future__ import annotations
 
+import copy
+import pickle
 import re
 
 import numpy as np
@@ -246,10 +248,14 @@ def test_labels_reshape_and_join_as_torchs_do(seeded):
     for dim in (0, 1, -1):
         same(ours.unsqueeze(dim), theirs.unsqueeze(dim), f"unsqueeze({dim})")
     same(ours.view(2, -1).permute(1, 0), theirs.view(2, -1).permute(1, 0), "permute")
-    copy = ours.clone()
-    copy[0] += 1
+    cloned = ours.clone()
+    cloned[0] += 1
     assert ours[0] == y[0], seeded.msg("clone shares its values")
     np.testing.assert_array_equal(ours.view(np.int32), y.view(np.int32))  # NumPy's view(dtype)
+    # the count torch's size(0) also answers is NumPy's int, pickled and copied as one
+    count = pickle.loads(pickle.dumps(ours.size))
+    assert count == y.size == theirs.numel() and type(count) is int
+    assert copy.deepcopy(ours.size) == y.size and ours.size(0) == theirs.size(0)
     # the batches' predicted classes, joined
     cut = int(rng.integers(1, rows))
     same(wxb.cat([ours[:cut], ours[cut:]]), torch.cat([theirs[:cut], theirs[cut:]]), "cat")

@@ -421,6 +421,9 @@ class _Count(int):
     def __call__(self, dim: int | None = None) -> tuple[int, ...] | int:
         return self.shape if dim is None else self.shape[dim]
 
+    def __reduce__(self) -> tuple:  # pickled and copied as the plain count
+        return int, (int(self),)
+
 
 def marks(array: object) -> IndexArray:
     """``array`` (a mask, indices) as the IndexArray wxb hands back."""
