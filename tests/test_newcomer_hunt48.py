@@ -298,3 +298,19 @@ def test_text_labels_in_python_name_the_way_to_encode_them(seeded):
     np.testing.assert_array_equal(classes[y], labels)
     named = classes[model.predict(X).argmax(1)]
     assert set(named) <= set(labels), seeded.msg(str(named))
+
+
+@pytest.mark.parametrize("keyword", ["workers", "use_multiprocessing", "max_queue_size"])
+def test_tf_keras_2s_loading_arguments_are_refused_naming_wxbs_way(seeded, keyword):
+    """tf.keras 2's fit(..., workers=4, use_multiprocessing=True) met Python's bare
+    "fit() got an unexpected keyword argument 'workers'", where the README says Keras's
+    arguments wxb has not are refused naming its way; before any step (the weights as
+    they were)."""
+    rng = seeded.rng
+    X, y = rng.normal(size=(20, 3)), rng.integers(0, 2, size=20)
+    model = nn.Sequential(nn.Linear(3, 2))
+    before = model[0].weight.data.copy()
+    value = {"workers": 4, "use_multiprocessing": True, "max_queue_size": 10}[keyword]
+    with pytest.raises(ConfigError, match=rf"^wxb\.fit takes no {keyword}= \(Keras's\): .*mpiexec"):
+        wxb.fit(model, X, y, epochs=1, verbose=0, **{keyword: value})
+    np.testing.assert_array_equal(model[0].weight.data, before)

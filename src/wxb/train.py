@@ -910,6 +910,13 @@ _KERAS_WAYS = {
     "baseline": "wxb's early stopping has no baseline: every epoch that beats the best by "
     "more than min_delta resets its patience",
     "start_from_epoch": "wxb's early stopping counts from the first epoch",
+    # tf.keras 2's data-loading workers: fit reads the arrays it is given, in its process
+    **dict.fromkeys(
+        ("workers", "use_multiprocessing", "max_queue_size"),
+        "fit batches X and y itself, in its own process, with no loading queue (a "
+        "memory-mapped .npy X stays on disk); several processes train one model with "
+        "distributed=True under mpiexec",
+    ),
 }
 
 
