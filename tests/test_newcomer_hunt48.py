@@ -314,3 +314,18 @@ def test_tf_keras_2s_loading_arguments_are_refused_naming_wxbs_way(seeded, keywo
     with pytest.raises(ConfigError, match=rf"^wxb\.fit takes no {keyword}= \(Keras's\): .*mpiexec"):
         wxb.fit(model, X, y, epochs=1, verbose=0, **{keyword: value})
     np.testing.assert_array_equal(model[0].weight.data, before)
+
+
+def test_a_checkpoint_holding_a_count_of_labels_saves_it_as_the_int(tmp_path, seeded):
+    """A ported loop's checkpoint, as PyTorch's tutorial writes it, with the samples seen
+    (`total += labels.size(0)`, or `labels.size` kept whole): the count, callable as
+    torch's size() since 568a733, was refused by wxb.save as "a function"; it saves and
+    loads as NumPy's int count."""
+    y = seeded.rng.integers(0, 3, size=int(seeded.rng.integers(1, 50)))
+    labels = wxb.tensor(y).long()
+    model = nn.Sequential(nn.Linear(2, 3))
+    path = tmp_path / "ckpt.safetensors"
+    wxb.save({"model": model.state_dict(), "seen": labels.size, "first": labels.size(0)}, path)
+    back = wxb.load(path)
+    assert back["seen"] == back["first"] == np.asarray(y).size == torch.tensor(y).numel()
+    assert type(back["seen"]) is int, seeded.msg(repr(back["seen"]))

@@ -35,7 +35,7 @@ import numpy as np
 
 from wxb.data import MAX_HEADER, atomic_write, safetensors_parts
 from wxb.errors import ConfigError, DataError, ModelFileError
-from wxb.tensor import Tensor
+from wxb.tensor import Count, Tensor
 
 FORMAT = "wxb-state"
 FORMAT_VERSION = "1"
@@ -95,6 +95,8 @@ class _Encoder:
         self.inside: set[int] = set()  # ids of the containers on the way down: cycles
 
     def encode(self, value: object, where: str = "checkpoint", names: tuple = (), depth: int = 0):
+        if isinstance(value, Count):  # labels.size: NumPy's count, callable as torch's size()
+            value = int(value)
         kind = type(value)
         if value is None or kind in (bool, str):
             return value

@@ -405,15 +405,15 @@ class IndexArray(np.ndarray):
         return self.view(np.ndarray)
 
     @property
-    def size(self) -> _Count:  # NumPy's count, which torch's size(dim) also answers
-        return _Count(np.ndarray.size.__get__(self), self.shape)
+    def size(self) -> Count:  # NumPy's count, which torch's size(dim) also answers
+        return Count(np.ndarray.size.__get__(self), self.shape)
 
 
-class _Count(int):
+class Count(int):
     """An IndexArray's ``size``: NumPy's count of elements, an int, which called answers
     torch's ``size()`` (the shape) and ``size(dim)``."""
 
-    def __new__(cls, count: int, shape: tuple[int, ...]) -> _Count:
+    def __new__(cls, count: int, shape: tuple[int, ...]) -> Count:
         made = super().__new__(cls, count)
         made.shape = tuple(shape)
         return made
