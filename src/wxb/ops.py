@@ -1803,7 +1803,9 @@ def check_loss_target(kernel: LossKernel, output: np.ndarray, target: np.ndarray
                         f"outputs (classes 0..{classes - 1}; ignore_index={kernel.ignore_index})"
                     )
             return
-        if kernel.ignore_index != -100:  # PyTorch's refusal: no class index to compare
+        # PyTorch's refusal: no class index to compare; a negative one (its -100, the -1
+        # of padding) is no class either, and torch takes it with probabilities
+        if kernel.ignore_index >= 0:
             raise DataError(
                 f"{where}: ignore_index={kernel.ignore_index} applies to class-index targets; "
                 "these are probabilities (give a row of 0s to leave one out)"
