@@ -941,6 +941,7 @@ def test_what_torch_refuses_wxb_refuses_in_one_line_naming_it(seeded):
         ("dim", lambda: nn.LogSoftmax(dim=1)(wxb.randn(2, 3, 4))),
         ("p", lambda: F.normalize(wxb.randn(2, 3), p=0.5)),
         ("inplace", lambda: F.dropout(wxb.randn(2, 3), 0.5, True, True)),
+        ("device", lambda: nn.Linear(3, 4, device="cuda")),
         # (torch takes a negative one as 0, without a word)
         ("label_smoothing", lambda: F.cross_entropy(wxb.randn(2, 3), [0, 1], label_smoothing=-0.1)),
     ],
@@ -975,3 +976,24 @@ def test_probability_targets_take_a_negative_ignore_index_as_torch(seeded):
                 assert_agrees(ours_z.grad, theirs_z.grad, 64, seeded.msg(f"{options}"), 1.0)
                 functional = F.cross_entropy(wxb.tensor(z, dtype=dtype), p, **options)
                 assert_agrees(functional, expected, 64, seeded.msg(f"F, {options}"), 1.0)
+
+
+@pytest.mark.parametrize("device", ["cpu", "torch", "wxb"])
+def test_layers_take_torchs_device_keyword_for_the_cpu(seeded, device):
+    """nn.Linear(…, device=device), a ported script's device line (README: wxb.cuda is
+    not available, so it picks "cpu"), was Python's "unexpected keyword argument
+    'device'"; the CPU is taken, and the layers are those without it."""
+    where = {"cpu": "cpu", "torch": torch.device("cpu"), "wxb": wxb.device("cpu")}[device]
+    x = seeded.rng.normal(size=(4, 3)).astype(np.float32)
+    seed = int(seeded.rng.integers(2**31))
+    made = nn.Linear(3, 2, seed=seed, device=where)
+    plain = nn.Linear(3, 2, seed=seed)
+    np.testing.assert_array_equal(array(made(wxb.tensor(x))), array(plain(wxb.tensor(x))))
+    for layer in (nn.LayerNorm(3, device=where), nn.BatchNorm1d(3, device=where)):
+        again = type(layer)(3)
+        np.testing.assert_array_equal(array(layer(wxb.tensor(x))), array(again(wxb.tensor(x))))
+    for kind, make in (("Dense", lambda: nn.Linear(3, 2, device="cuda:0")),
+                       ("LayerNorm", lambda: nn.LayerNorm(3, device="mps")),
+                       ("BatchNorm1d", lambda: nn.BatchNorm1d(3, device="cuda"))):  # fmt: skip
+        with pytest.raises(ConfigError, match=f"{kind}: device .* CPU only"):
+            make()

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from wxb import ops
-from wxb.backend import DTYPES, resolve_dtype
+from wxb.backend import DTYPES, check_device, resolve_dtype
 from wxb.errors import ConfigError, DataError, ShapeError
 from wxb.nn.module import Module, Parameter
 from wxb.random import as_generator, key_of
@@ -120,7 +120,8 @@ class Dense(Module):
     """Z = W·X + b with W of shape (out_features, in_features), as the seed writes it.
 
     Inputs are rows (B, in_features); the product is computed as X·Wᵀ, which is
-    the seed's W·X on columns, with no copy (BLAS reads Wᵀ as a view).
+    the seed's W·X on columns, with no copy (BLAS reads Wᵀ as a view). PyTorch's
+    ``device=`` is taken for the CPU (wxb computes there), another refused in one line.
     """
 
     def __init__(
@@ -132,11 +133,13 @@ class Dense(Module):
         init: str = "glorot_uniform",
         seed: int | np.random.Generator | None = None,
         dtype: object = None,
+        device: object = None,
         name: str | None = None,
         **keras_options: object,
     ) -> None:
         super().__init__()
         _refuse_keras_spelling(in_features, out_features, bias, keras_options)
+        check_device(device, "Dense")  # PyTorch's factory keyword: the CPU, or refused
         n = _positive_int(in_features, "Dense in_features")
         m = _positive_int(out_features, "Dense out_features")
         self.init = init

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from wxb import ops
-from wxb.backend import resolve_dtype
+from wxb.backend import check_device, resolve_dtype
 from wxb.errors import ConfigError
 from wxb.nn.layers import _positive_int, dtype_mismatch, refuse_keras_options
 from wxb.nn.module import Module, Parameter
@@ -80,7 +80,7 @@ _KERAS_NORM = {
 class LayerNorm(Module):
     """y = γ ⊙ (x − μ)/√(σ² + ε) + β, μ and σ² (biased) over each sample's last dims
     (``normalized_shape``; for a dense layer's output, its width). The same in training
-    and in eval mode."""
+    and in eval mode. ``device=``: the CPU, as Dense takes it."""
 
     def __init__(
         self,
@@ -90,11 +90,13 @@ class LayerNorm(Module):
         bias: bool = True,
         *,
         dtype: object = None,
+        device: object = None,
         name: str | None = None,
         **keras_options: object,
     ) -> None:
         super().__init__()
         refuse_keras_options("LayerNorm", keras_options, _KERAS_NORM)
+        check_device(device, "LayerNorm")  # PyTorch's factory keyword: the CPU, or refused
         self.normalized_shape = ops.check_normalized_shape(
             normalized_shape, "LayerNorm normalized_shape"
         )
@@ -154,7 +156,8 @@ class BatchNorm1d(Module):
     mode still uses them.
 
     ``load_state_dict`` takes a state without ``num_batches_tracked`` (one from before
-    PyTorch kept it, or filtered into a plain dict), keeping the count, as PyTorch's."""
+    PyTorch kept it, or filtered into a plain dict), keeping the count, as PyTorch's.
+    ``device=``: the CPU, as Dense takes it."""
 
     _kept_if_missing = ("num_batches_tracked",)
 
@@ -168,11 +171,13 @@ class BatchNorm1d(Module):
         *,
         bias: bool = True,
         dtype: object = None,
+        device: object = None,
         name: str | None = None,
         **keras_options: object,
     ) -> None:
         super().__init__()
         refuse_keras_options("BatchNorm1d", keras_options, _KERAS_NORM)
+        check_device(device, "BatchNorm1d")  # PyTorch's factory keyword: the CPU, or refused
         channels = _positive_int(num_features, "BatchNorm1d num_features")
         self.num_features = channels
         self.eps = ops.check_eps(eps, "BatchNorm1d")
