@@ -674,12 +674,23 @@ def _regression(d: Draw, thresholds=(1.0,)):
     return [out, y], [True, d.flag()], d.pick(REDUCTIONS)
 
 
+def _element_weight(d: Draw, inputs, grad):
+    """torch's weight= of F.l1_loss and F.huber_loss (one per element, asking for its
+    gradient or not), or None; appended to the inputs."""
+    if not d.flag():
+        return False
+    inputs.append(d.rng.uniform(0.0, 2.0, inputs[0].shape).astype(d.dtype))
+    grad.append(d.flag())
+    return True
+
+
 @case
 def l1_loss(d):
     inputs, grad, reduction = _regression(d)
+    weighted = _element_weight(d, inputs, grad)
 
-    def function(f, const, a, b):
-        return f.l1_loss(a, b, reduction=reduction)
+    def function(f, const, a, b, *weight):
+        return f.l1_loss(a, b, reduction=reduction, weight=weight[0] if weighted else None)
 
     return _loss(d, inputs, function, lambda n, c: n.L1Loss(reduction=reduction),
                  4 * inputs[0].size + 4, grad, [("reduction", reduction)])  # fmt: skip
@@ -689,9 +700,10 @@ def l1_loss(d):
 def huber_loss(d):
     delta = d.pick([1.0, 0.3, 5.0, 1e-6])
     inputs, grad, reduction = _regression(d, (delta,))
+    weighted = _element_weight(d, inputs, grad)
 
-    def function(f, const, a, b):
-        return f.huber_loss(a, b, reduction=reduction, delta=delta)
+    def function(f, const, a, b, *weight):
+        return f.huber_loss(a, b, reduction, delta, weight[0] if weighted else None)
 
     later = [("delta", delta), ("reduction", reduction)]
     return _loss(d, inputs, function, lambda n, c: n.HuberLoss(reduction, delta),
@@ -917,6 +929,8 @@ def _refusals(rng):
             c(z), c(b), pos_weight=c(np.ones(2)))),
         ("dim", lambda f, c: f.softmax(c(z), 2)),
         ("dim", lambda f, c: f.normalize(c(z), dim=-3)),
+        ("weight", lambda f, c: f.l1_loss(c(z), c(b), weight=c(np.ones(3)))),
+        ("weight", lambda f, c: f.huber_loss(c(z), c(b), weight=c(np.ones((4, 1))))),
     ]  # fmt: skip
 
 
@@ -942,6 +956,7 @@ def test_what_torch_refuses_wxb_refuses_in_one_line_naming_it(seeded):
         ("p", lambda: F.normalize(wxb.randn(2, 3), p=0.5)),
         ("inplace", lambda: F.dropout(wxb.randn(2, 3), 0.5, True, True)),
         ("device", lambda: nn.Linear(3, 4, device="cuda")),
+        ("weight", lambda: F.mse_loss(wxb.randn(2, 3), wxb.randn(2, 3), weight=np.ones((2, 3)))),
         # (torch takes a negative one as 0, without a word)
         ("label_smoothing", lambda: F.cross_entropy(wxb.randn(2, 3), [0, 1], label_smoothing=-0.1)),
     ],
@@ -997,3 +1012,29 @@ def test_layers_take_torchs_device_keyword_for_the_cpu(seeded, device):
                        ("BatchNorm1d", lambda: nn.BatchNorm1d(3, device="cuda"))):  # fmt: skip
         with pytest.raises(ConfigError, match=f"{kind}: device .* CPU only"):
             make()
+
+
+@pytest.mark.parametrize("name", ["l1_loss", "huber_loss"])
+def test_l1_and_huber_loss_take_torchs_weight_per_element(seeded, name):
+    """torch's F.l1_loss(…, weight=w) and F.huber_loss(…, weight=w) (one weight per
+    element; l1's mean over Σw, huber's over the count) were Python's "unexpected
+    keyword argument 'weight'"; values and the gradients of ŷ, y and w are torch's."""
+    rng = seeded.rng
+    for dtype in (np.float32, np.float64):
+        for reduction in REDUCTIONS:
+            arrays = [rng.normal(size=(4, 3)).astype(dtype) for _ in range(2)]
+            arrays.append(rng.uniform(0.0, 2.0, (4, 3)).astype(dtype))
+            ours = [wxb.tensor(a, dtype=dtype, requires_grad=True) for a in arrays]
+            theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+            extra = {"delta": 0.5} if name == "huber_loss" else {}
+            got = getattr(F, name)(*ours[:2], reduction=reduction, weight=ours[2], **extra)
+            expected = getattr(TF, name)(
+                *theirs[:2], reduction=reduction, weight=theirs[2], **extra
+            )
+            what = seeded.msg(f"{name} {dtype.__name__} {reduction}")
+            assert_agrees(got, expected, 64, what)
+            weights = rng.normal(size=expected.shape).astype(dtype)
+            (expected * torch.tensor(weights)).sum().backward()
+            (got * wxb.tensor(weights, dtype=dtype)).sum().backward()
+            for k, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+                assert_agrees(a.grad, b.grad, 64, f"{what}: gradient {k}", np.abs(weights).max())

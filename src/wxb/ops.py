@@ -1909,11 +1909,20 @@ def _per_sample_loss(
     return Tensor.from_op(values, kernel.name, inputs, backward, reads_inputs=reads)
 
 
-def mse_loss(output: Tensor, target: object, reduction: str = "mean") -> Tensor:
+def mse_loss(
+    output: Tensor, target: object, reduction: str = "mean", *, weight: object = None
+) -> Tensor:
     """The seed's L = ½‖ŷ − y‖² per sample, averaged over the B samples ("mean") or
     summed ("sum"). Not PyTorch's ``F.mse_loss``, which averages (ŷ − y)² over all B·C
     elements: for C outputs this is C/2 times it (half of it for one output), and so are
-    its gradients; ``2 * mse_loss(ŷ, y) / C`` is PyTorch's figure."""
+    its gradients; ``2 * mse_loss(ŷ, y) / C`` is PyTorch's figure. PyTorch's ``weight=``
+    (per element, its mean over Σw) is refused by name: these are other numbers."""
+    if weight is not None:
+        raise ConfigError(
+            "mse_loss: weight= is PyTorch's option (w·(ŷ − y)² per element, its mean over "
+            "Σw), and wxb's mse_loss is the seed's ½‖ŷ − y‖² a sample: multiply the losses "
+            "of reduction='none' (one a sample) by your weights"
+        )
     return loss(output, target, MSEKernel(reduction))
 
 
@@ -2010,15 +2019,54 @@ def class_options(
     }
 
 
-def l1_loss(output: Tensor, target: object, reduction: str = "mean") -> Tensor:
+def l1_loss(
+    output: Tensor, target: object, reduction: str = "mean", *, weight: object = None
+) -> Tensor:
+    """|ŷ − y| per element, reduced; PyTorch's ``weight=`` by keyword (see _weighted)."""
+    if weight is not None:
+        kernel = L1Kernel("none")
+        return _weighted(loss(output, target, kernel), weight, reduction, kernel.name, True)
     return loss(output, target, L1Kernel(reduction))
 
 
-def huber_loss(output: Tensor, target: object, reduction: str = "mean", delta: float = 1.0):
+def huber_loss(
+    output: Tensor,
+    target: object,
+    reduction: str = "mean",
+    delta: float = 1.0,
+    weight: object = None,
+) -> Tensor:
+    """Huber's loss per element, reduced; PyTorch's ``weight=`` (see _weighted)."""
     # checked before float(): a 0-d tensor (a Parameter) would pass as its value and get
     # no gradient without a word (PyTorch's takes only a float)
     check_threshold(delta, "huber loss delta", positive=True)
+    if weight is not None:
+        kernel = HuberKernel("none", delta=float(delta))
+        return _weighted(loss(output, target, kernel), weight, reduction, kernel.name, False)
     return loss(output, target, HuberKernel(reduction, delta=float(delta)))
+
+
+def _weighted(
+    losses: Tensor, weight: object, reduction: str, name: str, over_weights: bool
+) -> Tensor:
+    """PyTorch's ``weight=`` of ``l1_loss`` and ``huber_loss`` (torch 2.6 on): each
+    element's loss times its weight, of the output's shape as torch requires, then
+    reduced; torch's mean is over the weights' sum for l1_loss (``over_weights``) and
+    over the element count for huber_loss. A weight that requires grad gets its gradient,
+    as torch's (an ignored keyword was Python's TypeError)."""
+    _check_reduction(reduction, name)
+    weight = as_tensor(weight, like=losses)  # (an array takes the loss's dtype, a tensor its own)
+    if weight.shape != losses.shape:
+        raise ShapeError(
+            f"{name} loss: weight of shape {weight.shape} must have the output's shape "
+            f"{losses.shape}, as PyTorch requires"
+        )
+    weighted = mul(losses, weight)
+    if reduction == "none":
+        return weighted
+    if reduction == "sum":
+        return sum(weighted)
+    return div(sum(weighted), sum(weight)) if over_weights else mean(weighted)
 
 
 def smooth_l1_loss(output: Tensor, target: object, reduction: str = "mean", beta: float = 1.0):
