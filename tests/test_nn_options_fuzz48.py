@@ -1038,3 +1038,35 @@ def test_l1_and_huber_loss_take_torchs_weight_per_element(seeded, name):
             (got * wxb.tensor(weights, dtype=dtype)).sum().backward()
             for k, (a, b) in enumerate(zip(ours, theirs, strict=True)):
                 assert_agrees(a.grad, b.grad, 64, f"{what}: gradient {k}", np.abs(weights).max())
+
+
+@pytest.mark.parametrize("smoothing", [0.1, 0.5])
+def test_a_mean_over_a_zero_weight_sum_is_nan_with_label_smoothing_as_torchs(seeded, smoothing):
+    """Class weights and label smoothing, every row of a class weighted 0 (or ignored):
+    torch's mean is NaN (its NLL part is 0/0) and so is each kept row's gradient; wxb's
+    was +inf, its gradients ±inf (the smoothing's part over a zero sum)."""
+    rng = seeded.rng
+    for dtype in (np.float32, np.float64):
+        classes = int(rng.integers(2, 5))
+        z = rng.normal(size=(4, classes)).astype(dtype)
+        weight = rng.uniform(0.5, 2.0, classes).astype(dtype)
+        weight[-1] = 0
+        y = np.full(4, classes - 1)
+        y[0] = 0  # a row ignored: no gradient, as torch's
+        options = {"weight": weight, "label_smoothing": smoothing, "ignore_index": 0}
+        ours_z = wxb.tensor(z, dtype=dtype, requires_grad=True)
+        theirs_z = torch.tensor(z, requires_grad=True)
+        for as_layer in (False, True):
+            got = (
+                nn.CrossEntropyLoss(**options)(ours_z, y)
+                if as_layer
+                else F.cross_entropy(ours_z, y, **options)
+            )
+            torch_options = {**options, "weight": torch.tensor(weight)}
+            expected = TF.cross_entropy(theirs_z, torch.tensor(y), **torch_options)
+            what = seeded.msg(f"{dtype.__name__}, {options}, layer {as_layer}")
+            assert_agrees(got, expected, 64, what)
+            got.backward()
+            expected.backward()
+            assert_agrees(ours_z.grad, theirs_z.grad, 64, what)
+            ours_z.grad, theirs_z.grad = None, None

@@ -1491,11 +1491,19 @@ class CrossEntropyKernel:
         if self.reduction == "none":
             raise per_sample_refused(self.name)
         scale = 1.0 if self.reduction == "sum" else _ratio(1.0, divisor)
+        # A mean over a zero weight sum (every row ignored or of a class weighted 0) is
+        # PyTorch's NaN, its gradient NaN on each row kept: its NLL part is 0/0 there,
+        # whatever label smoothing adds (which alone gave +inf and ±inf gradients)
+        undefined = self.reduction == "mean" and divisor == 0
+        if undefined:
+            scale = math.nan
         grad = _workspace(output, grad_out)
         with np.errstate(invalid="ignore"):  # 0·inf over a zero weight sum: PyTorch's NaN
             value = self._probabilities(output, smoothed, grad, scale, indices)
         if ignored is not None:  # PyTorch's: an ignored row gets no gradient, even over 0
             grad[ignored] = 0
+        if undefined:
+            return math.nan
         return value if self.reduction == "sum" else _ratio(value, divisor)
 
     def per_sample(self, output, target):  # −Σ_c yᵢc log softmax(zᵢ)_c and its ∇zᵢ
