@@ -469,7 +469,9 @@ def layer_norm(d):
     terms = 8 * math.prod(normalized) + 8
     axes = tuple(range(len(shape) - k, len(shape)))
     floor = norm_floor(x, axes, eps, w if use_w else None)
-    return Case([x, w, b], call, call, terms, grad=[True, use_w, use_b], grad_floor=floor)
+    made = Case([x, w, b], call, call, terms, grad=[True, use_w, use_b], grad_floor=floor)
+    made.value_floor = norm_value_floor(x, axes, eps, w if use_w else None)
+    return made
 
 
 @case
@@ -498,7 +500,9 @@ def batch_norm(d):
     count = shape[0] * (shape[2] if len(shape) == 3 else 1)
     axes = (0,) if len(shape) == 2 else (0, 2)
     floor = norm_floor(x, axes, eps, w if use_w else None)
-    return Case([x, w, b], call, call, 8 * count + 8, after, [True, use_w, use_b], grad_floor=floor)
+    made = Case([x, w, b], call, call, 8 * count + 8, after, [True, use_w, use_b], grad_floor=floor)
+    made.value_floor = norm_value_floor(x, axes, eps, w if use_w else None) if training else 0.0
+    return made
 
 
 def norm_floor(x: np.ndarray, axes: tuple[int, ...], eps: float, w: np.ndarray | None):
@@ -509,6 +513,16 @@ def norm_floor(x: np.ndarray, axes: tuple[int, ...], eps: float, w: np.ndarray |
     count = math.prod(x.shape[i] for i in axes)
     gain = 1.0 if w is None else max(1.0, float(np.abs(w).max()))
     return lambda weights: rstd * gain * float(np.abs(weights).max()) * (1 + math.sqrt(count))
+
+
+def norm_value_floor(x: np.ndarray, axes: tuple[int, ...], eps: float, w: np.ndarray | None):
+    """The summands' size in a normalisation's output: x and μ over σ, times |w| (x − μ
+    rounds at the scale of |x|: two float32 values near 50 a step apart normalise to a
+    number whose error is ulps of 50/σ, not of itself)."""
+    x64 = x.astype(np.float64)
+    rstd = 1 / np.sqrt(x64.var(axis=axes) + eps).min()
+    gain = 1.0 if w is None else max(1.0, float(np.abs(w).max()))
+    return float(np.abs(x64).max()) * rstd * gain
 
 
 @case
@@ -780,12 +794,16 @@ def _normalisation_step(seeded, ours, theirs, x, floor_axes, what):
     got = ours(ours_x)
     count = math.prod(x.shape[i] for i in floor_axes)
     terms = 8 * count + 8
-    assert_agrees(got, expected, terms, f"{what}: value")
+    gamma = getattr(ours, "weight", None)
+    gamma = None if gamma is None else array(gamma)
+    value_floor = norm_value_floor(x, floor_axes, ours.eps, gamma)
+    if not ours.training and getattr(ours, "running_var", None) is not None:
+        value_floor = 0.0  # (eval mode: by the running statistics, a fixed affine map)
+    assert_agrees(got, expected, terms, f"{what}: value", value_floor)
     weights = seeded.rng.normal(size=x.shape).astype(x.dtype)
     (expected * torch.tensor(weights)).sum().backward()
     (got * wxb.tensor(weights, dtype=x.dtype)).sum().backward()
-    gamma = getattr(ours, "weight", None)
-    floor = norm_floor(x, floor_axes, ours.eps, None if gamma is None else array(gamma))(weights)
+    floor = norm_floor(x, floor_axes, ours.eps, gamma)(weights)
     assert_agrees(ours_x.grad, theirs_x.grad, terms, f"{what}: x's gradient", floor)
     for key, parameter in theirs.named_parameters():
         mine = getattr(ours, key)
