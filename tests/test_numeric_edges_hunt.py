@@ -329,6 +329,14 @@ def test_fit_planned_steps_at_large_logits_are_torch_optims(seeded, route, kind)
         for p, q, r in zip(model.parameters(), twin.parameters(), nudged.parameters(), strict=True):
             q.copy_(torch.tensor(p.data))
             r.copy_(torch.tensor(np.nextafter(p.data, np.inf)))
+    # ... and how far one rounding of the loss's gradient carries: δ = σ(z) − y (p − y, a
+    # Huber slope ≤ 0.5) is a difference of terms ≤ 1, exact only to u = 2⁻⁵³ whatever its
+    # size, so a bias's Σδ/N over a batch whose ±1 cancel (z ≫ 0 with y = 0, z ≪ 0 with
+    # y = 1) is rounding to B·u/N (4e-17 here), and wxb's and PyTorch's orders round it
+    # apart. Adagrad's step with Σ = 0 is η·g/(|g| + ε), η/ε up to 5e8 per unit of g: 1e-9
+    # of weight from 1e-17 of g, which 1 ulp of the start (σ' ≈ 0 at z = ±35) never moves.
+    # This twin's δ/N each get u/N more, every step.
+    rounded = copy.deepcopy(twin)
     rows, batch = 100, 10
     X = rng.standard_normal((rows, 4)) * rng.choice([30.0, 100.0])
     if which == 0:
@@ -341,24 +349,28 @@ def test_fit_planned_steps_at_large_logits_are_torch_optims(seeded, route, kind)
     ours_opt = getattr(wxb.optim, kind)(model.parameters(), **options)
     wxb.fit(model, X, y, loss=loss, optimizer=ours_opt, epochs=5, batch_size=batch,
             shuffle=False, verbose=False)  # fmt: skip
-    for net in (twin, nudged):
+    for net in (twin, nudged, rounded):
         their_opt = getattr(torch.optim, kind)(net.parameters(), **options)
         for _ in range(5):
             for start in range(0, rows, batch):
                 their_opt.zero_grad()
                 out = net(torch.tensor(X[start : start + batch]))
+                if net is rounded:  # (cross-entropy's mean is over rows, the others' elements)
+                    n = out.shape[0] if which == 0 else out.numel()
+                    out.register_hook(lambda g, n=n: g + 2.0**-53 / n)
                 their_loss(out, torch.tensor(y[start : start + batch])).backward()
                 their_opt.step()
     what = f"fit {kind} {options} {type(loss).__name__} {type(activation).__name__} ({route})"
-    pairs = zip(model.named_parameters(), twin.parameters(), nudged.parameters(), strict=True)
-    for (name, p), q, r in pairs:
+    pairs = zip(model.named_parameters(), twin.parameters(), nudged.parameters(),
+                rounded.parameters(), strict=True)  # fmt: skip
+    for (name, p), q, r, v in pairs:
         expected = q.detach().numpy()
-        spread = float(np.abs(r.detach().numpy() - expected).max())
+        spread = max(float(np.abs(w.detach().numpy() - expected).max()) for w in (r, v))
         bound = max(1e-9 * max(1.0, float(np.abs(expected).max())), 100 * spread)
         error = float(np.abs(p.data - expected).max())
         assert error <= bound, seeded.msg(
             f"{what}: {name} {p.data.ravel()[:3]}, PyTorch {expected.ravel()[:3]} (error "
-            f"{error:.3g}; PyTorch from 1 ulp away moves {spread:.3g})"
+            f"{error:.3g}; PyTorch 1 ulp from its start or its δ moves {spread:.3g})"
         )
 
 
