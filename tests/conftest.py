@@ -20,13 +20,25 @@ class Seeded:
         self.seed = int(replay) if replay else np.random.SeedSequence().entropy
         self.rng = np.random.default_rng(self.seed)
 
+    @property
+    def wxb_seed(self) -> int:
+        """The seed of wxb's default generator in this test: drawn from the test's seed,
+        apart from ``rng``'s stream."""
+        return int(np.random.SeedSequence(self.seed).spawn(1)[0].generate_state(1, np.uint64)[0])
+
     def msg(self, what: str) -> str:
         return f"{what} (seed {self.seed}; replay with WXB_TEST_SEED={self.seed})"
 
 
 @pytest.fixture
 def seeded() -> Seeded:
+    """The test's seed; wxb's default generator (a layer built without ``seed=``, a
+    Dropout's masks) reseeded from it, so WXB_TEST_SEED replays those draws too, which
+    otherwise hung on the tests run before (a ``wxb.manual_seed(5)`` there fixed them)."""
+    import wxb
+
     s = Seeded()
+    wxb.manual_seed(s.wxb_seed)
     print(f"random seed: {s.seed}")
     return s
 
