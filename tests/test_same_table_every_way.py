@@ -254,7 +254,7 @@ def test_a_thousands_dot_in_a_regression_target_is_refused(tmp_path, rng, capsys
     (tmp_path / "eu.csv").write_text("\n".join(lines) + "\n")
     code, _, err = run(capsys, "train", "--data", tmp_path / "eu.csv", "--target", "price",
                        "--task", "regression", *FAST)  # fmt: skip
-    assert code == 2 and "'1.103' is not a number" in err
+    assert code == 2 and "'1.103' is a number written with thousands separators" in err, err
 
 
 def test_scores_just_short_of_one_are_not_printed_as_one(rng):
