@@ -294,6 +294,17 @@ NETWORK_ACTIVATIONS = {
     "silu": lambda: ACTIVATIONS["silu"](),
     "elu": lambda: ACTIVATIONS["elu"](1.3),
     "softplus": lambda: ACTIVATIONS["softplus"](0.8),
+    "relu6": lambda: ACTIVATIONS["relu6"](),
+    "hardtanh": lambda: ACTIVATIONS["hardtanh"](-0.7, 1.2),
+    "selu": lambda: ACTIVATIONS["selu"](),
+    "celu": lambda: ACTIVATIONS["celu"](0.6),
+    "mish": lambda: ACTIVATIONS["mish"](),
+    "hardswish": lambda: ACTIVATIONS["hardswish"](),
+    "hardsigmoid": lambda: ACTIVATIONS["hardsigmoid"](),
+    "logsigmoid": lambda: ACTIVATIONS["logsigmoid"](),
+    "softsign": lambda: ACTIVATIONS["softsign"](),
+    "tanhshrink": lambda: ACTIVATIONS["tanhshrink"](),
+    "threshold": lambda: ACTIVATIONS["threshold"](-0.3, 0.2),
     "softmax": lambda: ACTIVATIONS["softmax"](),
 }
 NETWORK_LOSSES = {

@@ -362,16 +362,16 @@ def test_fit_says_how_to_hand_over_samples_of_several_dimensions(seeded):
 @pytest.mark.parametrize(
     ("module", "name", "says"),
     [
-        (nn, "Flatten", r"x\.flatten\(1\)"),
+        (nn, "Unflatten", r"x\.view\(len\(x\)"),
         (nn, "BCELoss", "BCEWithLogitsLoss"),
         (wxb, "utils", "DataLoader"),
         (wxb, "inference_mode", r"wxb\.no_grad\(\)"),
     ],
 )
 def test_torchs_names_wxb_lacks_say_what_to_write(module, name, says):
-    """nn.Flatten() in the quickstart's network, nn.BCELoss, torch.utils.data.DataLoader
-    (torch.nn.utils is wxb.nn.utils since ports45): an AttributeError that named only the
-    missing name."""
+    """nn.Unflatten (the quickstart's nn.Flatten is wxb's now), nn.BCELoss,
+    torch.utils.data.DataLoader (torch.nn.utils is wxb.nn.utils since ports45): an
+    AttributeError that named only the missing name."""
     with pytest.raises(AttributeError, match=says):
         getattr(module, name)
     assert not hasattr(module, name)

@@ -160,7 +160,7 @@ _DENSE = "wxb builds dense networks"
         ("BatchNorm2d", "BatchNorm1d"),
         ("GroupNorm", "LayerNorm"),
         ("Dropout2d", r"Dropout\(p\)"),
-        ("ReLU6", r"x\.clamp\(0, 6\)"),
+        ("Softshrink", r"x - x\.clamp\(-0\.5, 0\.5\)"),
         ("LazyLinear", r"Linear\(in_features, out_features\)"),
         ("Unflatten", "reshape"),
         ("KLDivLoss", r"loss=f"),

@@ -30,7 +30,14 @@ from wxb.backend import resolve_dtype
 from wxb.columns import TableEncoder
 from wxb.errors import ConfigError
 from wxb.nn.containers import ParameterDict, ParameterList
-from wxb.nn.layers import ACTIVATIONS, Activation, Dense, Dropout, Standardize
+from wxb.nn.layers import (
+    ACTIVATIONS,
+    Activation,
+    Dense,
+    Dropout,
+    Standardize,
+)
+from wxb.nn.layers import stand_in as activation_stand_in
 from wxb.nn.module import (
     _DEFINED_FORWARD,
     _MODULE_CALL,
@@ -1247,9 +1254,8 @@ def _activations_between(source: object, target: object) -> list[tuple[Activatio
         kernel = getattr(target._backward, "kernel", None)  # ops.activation's, exactly
         if len(target.inputs) != 1 or kernel is None:
             return None
-        stand_in = ACTIVATIONS[str(target.op)]()
-        stand_in.kernel = kernel  # its slope or approximation too: it computes what ran
-        applied.append((stand_in, target))
+        # its slope or approximation too: it computes what ran
+        applied.append((activation_stand_in(str(target.op), kernel), target))
         target = target.inputs[0]
     return applied[::-1]
 

@@ -113,8 +113,22 @@ def _import_torch():
 # wxb → PyTorch
 # ---------------------------------------------------------------------------------
 _ACTIVATION_TYPES = tuple(layers.ACTIVATIONS.values())
+# Layers whose torch twin is the class of the same name, with the same settings
+# (attributes of both): made and read by that table
+_TWINS: dict[type[Module], tuple[str, ...]] = {
+    layers.Flatten: ("start_dim", "end_dim"),
+    **dict.fromkeys(
+        (layers.ReLU6, layers.SELU, layers.Mish, layers.Hardswish, layers.Hardsigmoid),
+        (),
+    ),
+    **dict.fromkeys((layers.LogSigmoid, layers.Softsign, layers.Tanhshrink), ()),
+    layers.Hardtanh: ("min_val", "max_val"),
+    layers.CELU: ("alpha",),
+    layers.Threshold: ("threshold", "value"),
+}
 _STOCK_TYPES = (
     Sequential,
+    *_TWINS,
     layers.Dense,
     layers.Dropout,
     layers.Standardize,
@@ -275,7 +289,7 @@ def _check_convertible(path: str, module: Module, in_sequential: bool = False) -
 
 @functools.cache
 def _stock_kernel(cls: type) -> object:
-    return cls().kernel
+    return layers.stock_kernel(cls)
 
 
 def _model_dtype(model: Module) -> np.dtype:
@@ -352,6 +366,9 @@ def _to_torch(module: Module, path: str, torch, tdtype, made: dict[int, Any]):
     elif isinstance(module, layers.Standardize):
         cls = _torch_standardize_class()
         out = cls(_tensor(torch, module.mean, tdtype), _tensor(torch, module.scale, tdtype))
+    elif type(module) in _TWINS:
+        settings = {key: getattr(module, key) for key in _TWINS[type(module)]}
+        out = getattr(nn, type(module).__name__)(**settings)
     elif isinstance(module, layers.LeakyReLU):
         out = nn.LeakyReLU(module.kernel.negative_slope)
     elif isinstance(module, layers.GELU):
@@ -467,9 +484,15 @@ def from_torch(seq) -> Sequential:
 
 _READS = (
     "wxb reads Sequential, Linear, Identity, ReLU, Sigmoid, Tanh, LeakyReLU, GELU, SiLU, "
-    "ELU, Softplus, Softmax(dim=1), LogSoftmax(dim=1), Dropout, LayerNorm, BatchNorm1d and "
-    "TorchStandardize"
+    "ELU, Softplus, Softmax(dim=1), LogSoftmax(dim=1), Dropout, LayerNorm, BatchNorm1d, "
+    + ", ".join(cls.__name__ for cls in _TWINS)
+    + " and TorchStandardize"
 )
+
+
+def _twin_classes(nn) -> dict[type, type[Module]]:
+    """torch.nn's classes of the layers in ``_TWINS``, each with its wxb class."""
+    return {getattr(nn, cls.__name__): cls for cls in _TWINS}
 
 
 def _torch_extras(module) -> str | None:
@@ -511,7 +534,8 @@ def _torch_refusal(module, nn) -> str | None:
     """Why ``module`` has no wxb twin, or None."""
     cls = type(module)
     simple = (nn.Linear, nn.Dropout, nn.LeakyReLU, nn.GELU, nn.Identity, nn.ReLU, nn.Sigmoid,
-              nn.SiLU, nn.ELU, nn.Softplus, nn.LayerNorm, nn.BatchNorm1d)  # fmt: skip
+              nn.SiLU, nn.ELU, nn.Softplus, nn.LayerNorm, nn.BatchNorm1d,
+              *_twin_classes(nn))  # fmt: skip
     if cls in (*simple, nn.Tanh) or cls is _standardize_class_if_made():
         return "it holds sub-modules, which wxb would not run" if module._modules else None
     if cls is nn.Sequential:
@@ -660,6 +684,12 @@ def _from_torch(module, path: str, torch, dtype, made: dict[int, Module]) -> Mod
         scale = _numpy(module.scale, dtype, label)
         try:
             out = layers.Standardize(mean, scale, dtype=dtype)
+        except ConfigError as exc:
+            raise ConfigError(f"from_torch: {label}: {exc}") from None
+    elif cls in (twins := _twin_classes(nn)):
+        ours = twins[cls]
+        try:
+            out = ours(**{key: getattr(module, key) for key in _TWINS[ours]})
         except ConfigError as exc:
             raise ConfigError(f"from_torch: {label}: {exc}") from None
     elif cls is nn.LeakyReLU:

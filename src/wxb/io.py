@@ -58,6 +58,7 @@ STOCK_TYPES: dict[str, type[Module]] = {
     "Dense": layers.Dense,
     "Dropout": layers.Dropout,
     "Standardize": layers.Standardize,
+    "Flatten": layers.Flatten,
     "LayerNorm": LayerNorm,
     "BatchNorm1d": BatchNorm1d,
     **{cls.__name__: cls for cls in layers.ACTIVATIONS.values()},
@@ -68,10 +69,14 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "Dense": ("in_features", "out_features", "bias"),
     "Dropout": ("p",),
     "Standardize": ("features",),
+    "Flatten": ("start_dim", "end_dim"),
     "LeakyReLU": ("negative_slope",),
     "GELU": ("approximate",),
     "ELU": ("alpha",),
     "Softplus": ("beta", "threshold"),
+    "Hardtanh": ("min_val", "max_val"),
+    "CELU": ("alpha",),
+    "Threshold": ("threshold", "value"),
     "LayerNorm": ("normalized_shape", "eps", "elementwise_affine", "bias"),
     "BatchNorm1d": ("num_features", "eps", "momentum", "affine", "track_running_stats", "bias"),
 }
@@ -411,7 +416,9 @@ def _check_saveable(model: object) -> None:
                 f"cannot save {where} ({cls.__name__}): it has forward hooks, which the "
                 f"file would not keep (it would load as a plain {cls.__name__}); remove them first"
             )
-        if isinstance(module, layers.Activation) and type(module.kernel) is not type(cls().kernel):
+        if isinstance(module, layers.Activation) and type(module.kernel) is not type(
+            layers.stock_kernel(cls)
+        ):
             raise ConfigError(
                 f"cannot save {where} ({cls.__name__}): its kernel was replaced by "
                 f"{type(module.kernel).__name__}, and the file would load a plain {cls.__name__}"
@@ -841,6 +848,8 @@ def _build(config: dict[str, Any]) -> Module:
     if kind == "Standardize":
         n = config["features"]
         return layers.Standardize(np.zeros(n), np.ones(n), name=name)
+    if kind == "Flatten":
+        return layers.Flatten(config["start_dim"], config["end_dim"], name=name)
     if kind == "LeakyReLU":
         return layers.LeakyReLU(config["negative_slope"], name=name)
     if kind == "GELU":
@@ -849,6 +858,8 @@ def _build(config: dict[str, Any]) -> Module:
         return layers.ELU(config["alpha"], name=name)
     if kind == "Softplus":
         return layers.Softplus(config["beta"], config["threshold"], name=name)
+    if kind in ("Hardtanh", "CELU", "Threshold"):
+        return STOCK_TYPES[kind](*(config[key] for key in _FIELDS[kind]), name=name)
     if kind == "LayerNorm":
         shape, eps = tuple(config["normalized_shape"]), config["eps"]
         return LayerNorm(shape, eps, config["elementwise_affine"], config["bias"], name=name)
@@ -1000,6 +1011,11 @@ def _layout(architecture: object) -> tuple[Shapes, Shapes, dict[str, str], set[s
             p = node["p"]
             if not _is_number(p) or not 0 <= p < 1:
                 raise _Invalid(f"{where}: Dropout p {_short(p)} is not a number in [0, 1)")
+        elif kind == "Flatten":
+            for key in _FIELDS[kind]:
+                value = node[key]
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise _Invalid(f"{where}: Flatten {key} {_short(value)} is not an integer")
         elif kind == "LeakyReLU":
             slope = node["negative_slope"]
             if not _is_number(slope):
@@ -1008,6 +1024,14 @@ def _layout(architecture: object) -> tuple[Shapes, Shapes, dict[str, str], set[s
             for key in _FIELDS[kind]:
                 if not _is_number(node[key]) or (key == "beta" and not node[key] > 0):
                     raise _Invalid(f"{where}: {kind} {key} {_short(node[key])} is not valid")
+        elif kind in ("Hardtanh", "CELU", "Threshold"):
+            values = [node[key] for key in _FIELDS[kind]]
+            if not all(_is_number(v) for v in values):
+                raise _Invalid(f"{where}: {kind} {_short(values)} are not finite numbers")
+            try:
+                STOCK_TYPES[kind](*values)  # (its own checks: max_val > min_val, α ≠ 0)
+            except ConfigError as exc:
+                raise _Invalid(f"{where}: {exc}") from None
         elif kind == "GELU" and node["approximate"] not in ("none", "tanh"):
             raise _Invalid(
                 f"{where}: approximate {_short(node['approximate'])} is not 'none' or 'tanh'"

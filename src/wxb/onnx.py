@@ -12,6 +12,8 @@ default domain, with the weights as initializers:
 - Standardize    (X − mean) ⊙ (1/scale): Sub, then Mul by the reciprocal, which is
                  what wxb itself computes (``1.0 / scale`` in the model's dtype)
 - Dropout        nothing (the export is for inference; wxb's predict skips it too)
+- Flatten()      Flatten(axis=1). The graph's input is rows (batch, features), as ONNX
+                 needs its rank: images go in as X.reshape(len(X), -1), as wxb's fit takes them
 - LayerNorm(n)   μ = X·(𝟙/n), D = X − μ, σ² = (D ⊙ D)·(𝟙/n), D ⊙ 1/√(σ² + ε), then ⊙ γ + β:
                  MatMul, Sub, Mul, Add, Sqrt, Reciprocal (opset-13 operators), x̂ in
                  float64 as wxb takes it (a float32 model Casts X there and x̂ back)
@@ -30,6 +32,14 @@ default domain, with the weights as initializers:
 - Softplus(β, t) Where(βZ > t, Z, (Relu(βZ) + log1p(Exp(−|βZ|)))/β), as wxb computes
                  it, log1p(u) composed as Goldberg's
                  Where(1 + u = 1, u, Log(1 + u)·u/((1 + u) − 1))
+- ReLU6, Hardtanh Clip(Z, low, high)
+- SELU, CELU(α)  Where(Z > 0, λZ or Z, factor·(Exp(Min(Z, 0)[/α]) − 1)), as wxb computes
+                 them (onnx's Selu and Celu take float32 attributes)
+- Mish           Z ⊙ Tanh(Relu(Z) + log1p(Exp(−|Z|))), log1p as for Softplus
+- LogSigmoid     Min(Z, 0) − log1p(Exp(−|Z|))
+- Hardswish      Z ⊙ Clip(Z + 3, 0, 6) / 6; Hardsigmoid without the Z ⊙
+- Softsign       Z / (|Z| + 1); Tanhshrink: Z − Tanh(Z)
+- Threshold(t, v) Where(Z > t, Z, v)
 - GELU('tanh')   composed from Mul/Add/Tanh as wxb writes it
 - GELU('none')   Z ⊙ Φ(Z). float32: ½·Z·(1 + Erf(Z/√2)). float64: onnxruntime has
                  no float64 Erf, so Φ(Z) = ½·erfc(−Z/√2) is composed from
@@ -111,7 +121,7 @@ from wxb.columns import text_aliases
 from wxb.data import atomic_write
 from wxb.describe import chain_layers
 from wxb.errors import ConfigError, install_hint
-from wxb.nn.layers import Activation, Dense, Dropout, Standardize
+from wxb.nn.layers import Activation, Dense, Dropout, Flatten, Standardize
 from wxb.nn.module import Module, stock_kind
 from wxb.nn.norm import NORMS, BatchNorm1d, LayerNorm
 from wxb.nn.sequential import Sequential
@@ -132,9 +142,11 @@ ML_DOMAIN, ML_OPSET = "ai.onnx.ml", 3  # Imputer and OneHotEncoder are unchanged
 
 _KERNELS = (
     ops.Identity, ops.Sigmoid, ops.Tanh, ops.ReLU, ops.LeakyReLU, ops.GELU, ops.SiLU,
-    ops.ELU, ops.Softplus, ops.Softmax, ops.LogSoftmax,
+    ops.ELU, ops.Softplus, ops.Softmax, ops.LogSoftmax, ops.ReLU6, ops.Hardtanh, ops.SELU,
+    ops.CELU, ops.Mish, ops.Hardswish, ops.Hardsigmoid, ops.LogSigmoid, ops.Softsign,
+    ops.Tanhshrink, ops.Threshold,
 )  # fmt: skip
-_STOCK = (Sequential, Dense, Dropout, Standardize, *NORMS, Activation)
+_STOCK = (Sequential, Dense, Dropout, Standardize, Flatten, *NORMS, Activation)
 
 
 def _onnx() -> Any:
@@ -303,7 +315,7 @@ def _stock_leaf(path: str, module: Module, in_sequential: bool = False) -> tuple
             path,
             module,
             f"{why}; ONNX export handles only Sequential, Dense, Standardize, Dropout, "
-            "LayerNorm, BatchNorm1d and wxb's activations",
+            "Flatten, LayerNorm, BatchNorm1d and wxb's activations",
         )
     if kind is Activation and type(module.kernel) not in _KERNELS:
         raise _refuse(
@@ -631,6 +643,8 @@ class _Graph:
                 takes = self._standardize_width(path, layer)
             elif isinstance(layer, NORMS):
                 takes = self._norm_width(path, layer)
+            elif isinstance(layer, Flatten):
+                self._check_flatten(path, layer)  # (rows (B, n) it gives as they are)
             if takes is not None:
                 if width is None and n_features is None:
                     n_features = takes
@@ -659,6 +673,16 @@ class _Graph:
         if bias is not None and tuple(bias.shape) != (weight.shape[0],):
             raise _refuse(path, layer, f"its bias has shape {bias.shape}; W is {weight.shape}")
         return int(weight.shape[1])
+
+    @staticmethod
+    def _check_flatten(path: str, layer: Flatten) -> None:
+        if (layer.start_dim, layer.end_dim) != (1, -1):  # ONNX's Flatten gives 2 dims
+            raise _refuse(
+                path,
+                layer,
+                f"ONNX export takes Flatten(start_dim=1, end_dim=-1), torch's default, which "
+                f"makes rows; this one has start_dim={layer.start_dim}, end_dim={layer.end_dim}",
+            )
 
     @staticmethod
     def _standardize_width(path: str, layer: Standardize) -> int:
@@ -736,6 +760,8 @@ class _Graph:
             return self.node("Mul", [centred, inv], where), int(np.asarray(layer.mean).shape[0])
         if isinstance(layer, Dropout):
             return x, width
+        if isinstance(layer, Flatten):  # (B, d₁, d₂, …) → (B, d₁·d₂·…)
+            return self.node("Flatten", [x], where, axis=1), width
         if isinstance(layer, LayerNorm):
             return self._layer_norm(layer, x, where), width
         if isinstance(layer, BatchNorm1d):
@@ -757,6 +783,46 @@ class _Graph:
             below = self.node("Mul", [below, self.const(kernel.alpha)], where)
             positive = self.node("Greater", [x, self.const(0.0)], where)
             return self.node("Where", [positive, x, below], where)
+        if isinstance(kernel, ops.ReLU6):  # (Hardtanh too) Clip(z, low, high)
+            low, high = self.const(kernel.low), self.const(kernel.high)
+            return self.node("Clip", [x, low, high], where)
+        if isinstance(kernel, (ops.SELU, ops.CELU)):  # composed as wxb computes them: onnx's
+            # Selu and Celu take float32 attributes, off in float64
+            selu = isinstance(kernel, ops.SELU)
+            below = self.node("Min", [x, self.const(0.0)], where)
+            if not selu:
+                below = self.node("Mul", [below, self.const(1 / kernel.alpha)], where)
+            below = self.node("Sub", [self.node("Exp", [below], where), self.const(1.0)], where)
+            factor = ops._SELU_ALPHA * ops._SELU_SCALE if selu else kernel.alpha
+            below = self.node("Mul", [below, self.const(factor)], where)
+            above = self.node("Mul", [x, self.const(ops._SELU_SCALE)], where) if selu else x
+            positive = self.node("Greater", [x, self.const(0.0)], where)
+            return self.node("Where", [positive, above, below], where)
+        if isinstance(kernel, (ops.Mish, ops.LogSigmoid)):
+            tail = self.node(
+                "Exp", [self.node("Neg", [self.node("Abs", [x], where)], where)], where
+            )
+            tail = self._log1p(tail, where)  # log(1 + e^(−|z|))
+            if isinstance(kernel, ops.LogSigmoid):  # min(z, 0) − log1p(e^(−|z|))
+                return self.node(
+                    "Sub", [self.node("Min", [x, self.const(0.0)], where), tail], where
+                )
+            softplus = self.node("Add", [self.node("Relu", [x], where), tail], where)
+            return self.node("Mul", [x, self.node("Tanh", [softplus], where)], where)
+        if isinstance(kernel, (ops.Hardswish, ops.Hardsigmoid)):  # (z·)clip(z + 3, 0, 6)/6
+            shifted = self.node("Add", [x, self.const(3.0)], where)
+            clipped = self.node("Clip", [shifted, self.const(0.0), self.const(6.0)], where)
+            if isinstance(kernel, ops.Hardswish):
+                clipped = self.node("Mul", [x, clipped], where)
+            return self.node("Div", [clipped, self.const(6.0)], where)
+        if isinstance(kernel, ops.Softsign):  # z/(1 + |z|)
+            d = self.node("Add", [self.node("Abs", [x], where), self.const(1.0)], where)
+            return self.node("Div", [x, d], where)
+        if isinstance(kernel, ops.Tanhshrink):
+            return self.node("Sub", [x, self.node("Tanh", [x], where)], where)
+        if isinstance(kernel, ops.Threshold):  # z where z > threshold, else value
+            above = self.node("Greater", [x, self.const(kernel.threshold)], where)
+            return self.node("Where", [above, x, self.const(kernel.value)], where)
         if isinstance(kernel, ops.Softplus):
             # z where βz > threshold, else (max(βz, 0) + log(1 + e^(−|βz|)))/β, as wxb's
             scaled = self.node("Mul", [x, self.const(kernel.beta)], where)

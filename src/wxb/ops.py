@@ -934,6 +934,235 @@ class Softplus:
         return out
 
 
+def _typed(z: np.ndarray, value: float) -> np.generic:
+    """A setting in z's dtype (float32 arithmetic stays float32, as torch's)."""
+    return z.dtype.type(value)
+
+
+class ReLU6:
+    """min(max(z, 0), 6); f′ = 1 where 0 < z < 6, else 0 (torch's Hardtanh(0, 6): 0 at
+    the kinks z = 0 and z = 6 themselves)."""
+
+    name = "relu6"
+    backward_reads = _Z
+    low, high = 0.0, 6.0
+
+    def forward(self, z, out):
+        return np.clip(z, _typed(z, self.low), _typed(z, self.high), out=out)
+
+    def backward(self, z, a, grad, out):
+        flat = (z <= self.low) | (z >= self.high)
+        np.copyto(out, grad)
+        out[flat] = 0
+        return out
+
+
+@dataclass(frozen=True)
+class Hardtanh(ReLU6):
+    """min(max(z, min_val), max_val); f′ = 1 strictly between them, else 0 (torch's)."""
+
+    min_val: float = -1.0
+    max_val: float = 1.0
+    name: str = "hardtanh"
+
+    def __post_init__(self) -> None:
+        low = _finite_setting(self.min_val, "Hardtanh min_val")
+        high = _finite_setting(self.max_val, "Hardtanh max_val")
+        if not high > low:
+            raise ConfigError(f"Hardtanh max_val must exceed min_val; got {low} and {high}")
+        object.__setattr__(self, "min_val", low)
+        object.__setattr__(self, "max_val", high)
+
+    @property
+    def low(self) -> float:
+        return self.min_val
+
+    @property
+    def high(self) -> float:
+        return self.max_val
+
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+class SELU:
+    """λ·z where z > 0, else λα·(e^z − 1) (λ, α: torch's constants); f′ = λ where z > 0,
+    else λα·e^z."""
+
+    name = "selu"
+    backward_reads = _Z
+
+    def forward(self, z, out):
+        below = np.expm1(np.minimum(z, 0))  # e^z taken only where used: no overflow
+        below *= _typed(z, _SELU_ALPHA * _SELU_SCALE)
+        out[...] = np.where(z > 0, z * _typed(z, _SELU_SCALE), below)
+        return out
+
+    def backward(self, z, a, grad, out):
+        slope = np.exp(np.minimum(z, 0))
+        slope *= _typed(z, _SELU_ALPHA * _SELU_SCALE)
+        np.multiply(np.where(z > 0, _typed(z, _SELU_SCALE), slope), grad, out=out)
+        return out
+
+
+@dataclass(frozen=True)
+class CELU:
+    """z where z > 0, else α·(e^(z/α) − 1); f′ = 1 where z > 0, else e^(z/α)."""
+
+    alpha: float = 1.0
+    name: str = "celu"
+    backward_reads = _Z
+
+    def __post_init__(self) -> None:
+        alpha = _finite_setting(self.alpha, "CELU alpha")
+        if alpha == 0:
+            raise ConfigError("CELU alpha must be a finite number other than 0; got 0.0")
+        object.__setattr__(self, "alpha", alpha)
+
+    def forward(self, z, out):
+        below = np.expm1(np.minimum(z, 0) * _typed(z, 1 / self.alpha))
+        below *= _typed(z, self.alpha)
+        out[...] = np.where(z > 0, z, below)
+        return out
+
+    def backward(self, z, a, grad, out):
+        slope = np.exp(np.minimum(z, 0) * _typed(z, 1 / self.alpha))
+        np.multiply(np.where(z > 0, 1, slope), grad, out=out)
+        return out
+
+
+def _softplus1(z: np.ndarray) -> np.ndarray:
+    """log(1 + e^z) = max(z, 0) + log1p(e^(−|z|)): no overflow, no lost small values."""
+    return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+
+
+class Mish:
+    """z·tanh(softplus(z)); f′ = t + z·σ(z)·(1 − t²) with t = tanh(softplus(z))."""
+
+    name = "mish"
+    backward_reads = _Z
+
+    def forward(self, z, out):
+        return np.multiply(z, np.tanh(_softplus1(z)), out=out)
+
+    def backward(self, z, a, grad, out):
+        t = np.tanh(_softplus1(z))
+        np.multiply(z * _sigmoid(z), 1 - t * t, out=out)
+        out += t
+        out *= grad
+        return out
+
+
+class Hardswish:
+    """z·min(max(z + 3, 0), 6)/6; f′ = 0 up to −3, z/3 + ½ between, 1 from 3 (torch's
+    choice at the kinks themselves: 0 at z = −3, 1 at z = 3)."""
+
+    name = "hardswish"
+    backward_reads = _Z
+
+    def forward(self, z, out):
+        np.multiply(z, np.clip(z + _typed(z, 3), _typed(z, 0), _typed(z, 6)), out=out)
+        out /= _typed(z, 6)
+        return out
+
+    def backward(self, z, a, grad, out):
+        slope = np.where(z <= -3, 0, np.where(z < 3, z / _typed(z, 3) + _typed(z, 0.5), 1))
+        np.multiply(slope, grad, out=out)
+        return out
+
+
+class Hardsigmoid:
+    """min(max(z + 3, 0), 6)/6; f′ = 1/6 strictly between −3 and 3, else 0 (torch's)."""
+
+    name = "hardsigmoid"
+    backward_reads = _Z
+
+    def forward(self, z, out):
+        np.clip(z + _typed(z, 3), _typed(z, 0), _typed(z, 6), out=out)
+        out /= _typed(z, 6)
+        return out
+
+    def backward(self, z, a, grad, out):
+        inside = (z > -3) & (z < 3)
+        np.multiply(grad, _typed(z, 1 / 6), out=out)
+        out[~inside] = 0
+        return out
+
+
+class LogSigmoid:
+    """log σ(z) = min(z, 0) − log1p(e^(−|z|)); f′ = 1 − σ(z), as e^(−|z|)/(1 + e^(−|z|))
+    for z ≥ 0 and 1 − that below (torch's, with no overflow either way)."""
+
+    name = "logsigmoid"
+    backward_reads = _Z
+
+    def forward(self, z, out):
+        np.subtract(np.minimum(z, 0), np.log1p(np.exp(-np.abs(z))), out=out)
+        return out
+
+    def backward(self, z, a, grad, out):
+        e = np.exp(-np.abs(z))
+        e /= 1 + e
+        slope = np.where(z < 0, 1 - e, e)
+        np.multiply(slope, grad, out=out)
+        return out
+
+
+class Softsign:
+    """z/(1 + |z|); f′ = 1/(1 + |z|)²."""
+
+    name = "softsign"
+    backward_reads = _Z
+
+    def forward(self, z, out):
+        return np.divide(z, np.abs(z) + 1, out=out)
+
+    def backward(self, z, a, grad, out):
+        d = np.abs(z) + 1
+        np.divide(grad, d * d, out=out)
+        return out
+
+
+class Tanhshrink:
+    """z − tanh(z); f′ = tanh²(z)."""
+
+    name = "tanhshrink"
+    backward_reads = _Z
+
+    def forward(self, z, out):
+        return np.subtract(z, np.tanh(z), out=out)
+
+    def backward(self, z, a, grad, out):
+        t = np.tanh(z)
+        np.multiply(t * t, grad, out=out)
+        return out
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """z where z > threshold, else value; f′ = 1 where z > threshold, else 0."""
+
+    threshold: float = 0.0
+    value: float = 0.0
+    name: str = "threshold"
+    backward_reads = _Z
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "threshold", _finite_setting(self.threshold, "Threshold threshold")
+        )
+        object.__setattr__(self, "value", _finite_setting(self.value, "Threshold value"))
+
+    def forward(self, z, out):
+        out[...] = np.where(z > self.threshold, z, _typed(z, self.value))
+        return out
+
+    def backward(self, z, a, grad, out):
+        np.multiply(grad, z > self.threshold, out=out)
+        return out
+
+
 _GELU_C = math.sqrt(2 / math.pi)
 
 
@@ -1106,6 +1335,60 @@ def elu(z: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
 
 def softplus(z: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     return activation(as_tensor(z), Softplus(beta, threshold))
+
+
+def relu6(z: Tensor, inplace: bool = False) -> Tensor:
+    _inplace(inplace, "relu6")
+    return activation(as_tensor(z), ReLU6())
+
+
+def hardtanh(
+    z: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False
+) -> Tensor:
+    _inplace(inplace, "hardtanh")
+    return activation(as_tensor(z), Hardtanh(min_val, max_val))
+
+
+def selu(z: Tensor, inplace: bool = False) -> Tensor:
+    _inplace(inplace, "selu")
+    return activation(as_tensor(z), SELU())
+
+
+def celu(z: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    _inplace(inplace, "celu")
+    return activation(as_tensor(z), CELU(alpha))
+
+
+def mish(z: Tensor, inplace: bool = False) -> Tensor:
+    _inplace(inplace, "mish")
+    return activation(as_tensor(z), Mish())
+
+
+def hardswish(z: Tensor, inplace: bool = False) -> Tensor:
+    _inplace(inplace, "hardswish")
+    return activation(as_tensor(z), Hardswish())
+
+
+def hardsigmoid(z: Tensor, inplace: bool = False) -> Tensor:
+    _inplace(inplace, "hardsigmoid")
+    return activation(as_tensor(z), Hardsigmoid())
+
+
+def logsigmoid(z: Tensor) -> Tensor:
+    return activation(as_tensor(z), LogSigmoid())
+
+
+def softsign(z: Tensor) -> Tensor:
+    return activation(as_tensor(z), Softsign())
+
+
+def tanhshrink(z: Tensor) -> Tensor:
+    return activation(as_tensor(z), Tanhshrink())
+
+
+def threshold(z: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
+    _inplace(inplace, "threshold")
+    return activation(as_tensor(z), Threshold(threshold, value))
 
 
 def softmax(z: Tensor, dim: int | None = None, *, dtype: object = None) -> Tensor:
@@ -2849,7 +3132,8 @@ def log_softmax_along(a: Tensor, dim: object) -> Tensor:
     return swap_axes(activation(swap_axes(a, axis, -1), LogSoftmax()), axis, -1)
 
 
-def _shape_of_flatten(shape: tuple[int, ...], start: object, end: object) -> tuple[int, ...]:
+def flattened_shape(shape: tuple[int, ...], start: object, end: object) -> tuple[int, ...]:
+    """The shape ``flatten(start, end)`` gives (torch's: a 0-d tensor becomes (1,))."""
     if not shape:
         return (1,)
     first, last = _axis(start, len(shape), "flatten"), _axis(end, len(shape), "flatten")
@@ -3369,7 +3653,7 @@ Tensor.t = _matrix_transpose
 Tensor.transpose = lambda self, dim0, dim1: swap_axes(self, dim0, dim1)
 Tensor.view = view
 Tensor.flatten = lambda self, start_dim=0, end_dim=-1: reshape(
-    self, _shape_of_flatten(self.shape, start_dim, end_dim)
+    self, flattened_shape(self.shape, start_dim, end_dim)
 )
 Tensor.unsqueeze = lambda self, dim: reshape(self, _unsqueezed(self.shape, dim))
 Tensor.squeeze = lambda self, dim=None, *dims, axis=None: reshape(

@@ -61,6 +61,7 @@ from wxb.nn.module import (
     _whole_number_rows,
     chunk_changes_rows,
     couples_rows,
+    flatten_rows,
     hooks_off,
     is_stock,
     keras_verbose,
@@ -275,7 +276,9 @@ def _features(
     """X as ``validation.as_features`` makes it, except rows of whole numbers (ids) for
     a forward of one's own: those stay whole, as ``model(X)`` and ``predict`` hand them
     over (cast to float32, ids past 2**24 merged, and the forward's lookup, after the
-    astype(int) the index error advised, read other rows without a word)."""
+    astype(int) the index error advised, read other rows without a word). X of more dims
+    before a first Flatten: its rows (``flatten_rows``)."""
+    X = flatten_rows(model, X)
     if model._own_forward() and _whole_number_rows(X) and np.ndim(X) == 2:
         return np.ascontiguousarray(np.asarray(X))
     return validation.as_features(X, dtype, where, check=check)

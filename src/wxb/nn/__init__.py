@@ -5,22 +5,34 @@ from wxb.nn import functional, init, utils
 from wxb.nn.containers import ModuleDict, ModuleList, ParameterDict, ParameterList
 from wxb.nn.layers import (
     ACTIVATIONS,
+    CELU,
     ELU,
     GELU,
+    SELU,
     Activation,
     Dense,
     Dropout,
+    Flatten,
+    Hardsigmoid,
+    Hardswish,
+    Hardtanh,
     Identity,
     LeakyReLU,
     Linear,
+    LogSigmoid,
     LogSoftmax,
+    Mish,
     ReLU,
+    ReLU6,
     Sigmoid,
     SiLU,
     Softmax,
     Softplus,
+    Softsign,
     Standardize,
     Tanh,
+    Tanhshrink,
+    Threshold,
 )
 from wxb.nn.losses import (
     LOSSES,
@@ -40,24 +52,32 @@ from wxb.nn.sequential import Sequential
 
 __all__ = [
     "ACTIVATIONS",
+    "CELU",
     "ELU",
     "GELU",
     "LOSSES",
+    "SELU",
     "Activation",
     "BCEWithLogitsLoss",
     "BatchNorm1d",
     "CrossEntropyLoss",
     "Dense",
     "Dropout",
+    "Flatten",
+    "Hardsigmoid",
+    "Hardswish",
+    "Hardtanh",
     "HuberLoss",
     "Identity",
     "L1Loss",
     "LayerNorm",
     "LeakyReLU",
     "Linear",
+    "LogSigmoid",
     "LogSoftmax",
     "Loss",
     "MSELoss",
+    "Mish",
     "Module",
     "ModuleDict",
     "ModuleList",
@@ -66,14 +86,18 @@ __all__ = [
     "ParameterDict",
     "ParameterList",
     "ReLU",
+    "ReLU6",
     "Sequential",
     "SiLU",
     "Sigmoid",
     "SmoothL1Loss",
     "Softmax",
     "Softplus",
+    "Softsign",
     "Standardize",
     "Tanh",
+    "Tanhshrink",
+    "Threshold",
     "functional",
     "get_loss",
     "init",
@@ -83,8 +107,6 @@ __all__ = [
 # torch.nn's names a port reaches for that wxb has under another name, or not at all:
 # the AttributeError says what to write instead
 _TORCH_NAMES = {
-    "Flatten": "wxb's layers take rows (B, features): flatten in a forward of your own "
-    "(x.flatten(1)), or hand fit rows (X.reshape(len(X), -1))",
     "BCELoss": "use BCEWithLogitsLoss on the logits (it applies the sigmoid itself, stably; "
     "leave the Sigmoid layer out)",
     "Unflatten": "wxb's layers take rows (B, features): reshape in a forward of your own "
@@ -152,15 +174,11 @@ _TORCH_NAMES.update(
 )
 _TORCH_NAMES.update(
     dict.fromkeys(
-        (
-            *("ReLU6", "Hardtanh", "PReLU", "Mish", "SELU", "CELU", "GLU", "Hardshrink"),
-            *("Hardsigmoid", "Hardswish", "LogSigmoid", "RReLU", "Softmin", "Softshrink"),
-            *("Softsign", "Tanhshrink", "Threshold", "Softmax2d"),
-        ),
+        (*("PReLU", "GLU", "Hardshrink", "RReLU", "Softmin", "Softshrink", "Softmax2d"),),
         "wxb.nn's activations are "
         + ", ".join(sorted({layer.__name__ for layer in ACTIVATIONS.values()}))
         + "; another is a Module of your own whose forward computes it with tensor methods "
-        "(ReLU6: x.clamp(0, 6))",
+        "(Softshrink: x - x.clamp(-0.5, 0.5))",
     )
 )
 

@@ -399,6 +399,132 @@ class Softplus(Activation):
         return f"beta={self.kernel.beta}, threshold={self.kernel.threshold}"
 
 
+class _Plain(Activation):
+    """An activation of no settings whose torch twin takes ``inplace`` (or not)."""
+
+    kernel_type: type
+
+    def __init__(self, name: str | None = None, *, inplace: bool = False) -> None:
+        super().__init__(self.kernel_type(), name, inplace)
+
+
+class ReLU6(_Plain):
+    """min(max(z, 0), 6)."""
+
+    takes_inplace = True
+    kernel_type = ops.ReLU6
+
+
+class Hardtanh(Activation):
+    """min(max(z, min_val), max_val)."""
+
+    takes_inplace = True
+
+    def __init__(
+        self,
+        min_val: float = -1.0,
+        max_val: float = 1.0,
+        name: str | None = None,
+        *,
+        inplace: bool = False,
+    ) -> None:
+        super().__init__(ops.Hardtanh(min_val, max_val), name, inplace)  # it checks both
+
+    min_val = _KernelSetting()
+    max_val = _KernelSetting()
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "min_val": self.min_val, "max_val": self.max_val}
+
+    def extra_repr(self) -> str:
+        return f"min_val={self.min_val}, max_val={self.max_val}"
+
+
+class SELU(_Plain):
+    """λ·z where z > 0, else λα·(e^z − 1), with torch's λ ≈ 1.0507 and α ≈ 1.6733."""
+
+    takes_inplace = True
+    kernel_type = ops.SELU
+
+
+class CELU(Activation):
+    """z where z > 0, else α·(e^(z/α) − 1)."""
+
+    takes_inplace = True
+
+    def __init__(
+        self, alpha: float = 1.0, name: str | None = None, *, inplace: bool = False
+    ) -> None:
+        super().__init__(ops.CELU(alpha), name, inplace)  # it checks α
+
+    alpha = _KernelSetting()
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "alpha": self.alpha}
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+class Mish(_Plain):
+    """z·tanh(softplus(z))."""
+
+    takes_inplace = True
+    kernel_type = ops.Mish
+
+
+class Hardswish(_Plain):
+    """z·min(max(z + 3, 0), 6)/6."""
+
+    takes_inplace = True
+    kernel_type = ops.Hardswish
+
+
+class Hardsigmoid(_Plain):
+    """min(max(z + 3, 0), 6)/6."""
+
+    takes_inplace = True
+    kernel_type = ops.Hardsigmoid
+
+
+class LogSigmoid(_Plain):
+    """log σ(z)."""
+
+    kernel_type = ops.LogSigmoid
+
+
+class Softsign(_Plain):
+    """z/(1 + |z|)."""
+
+    kernel_type = ops.Softsign
+
+
+class Tanhshrink(_Plain):
+    """z − tanh(z)."""
+
+    kernel_type = ops.Tanhshrink
+
+
+class Threshold(Activation):
+    """z where z > threshold, else value (both required, as torch's)."""
+
+    takes_inplace = True
+
+    def __init__(
+        self, threshold: float, value: float, name: str | None = None, *, inplace: bool = False
+    ) -> None:
+        super().__init__(ops.Threshold(threshold, value), name, inplace)  # it checks both
+
+    threshold = _KernelSetting()
+    value = _KernelSetting()
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "threshold": self.threshold, "value": self.value}
+
+    def extra_repr(self) -> str:
+        return f"threshold={self.threshold}, value={self.value}"
+
+
 class _RowWise(Activation):
     """Softmax and LogSoftmax: over each row's last axis, the classes of a (B, C) batch.
     PyTorch's ``dim=`` is taken where it names that axis (1 or -1; None, PyTorch's
@@ -466,9 +592,44 @@ ACTIVATIONS: dict[str, type[Activation]] = {
     "silu": SiLU,
     "elu": ELU,
     "softplus": Softplus,
+    "relu6": ReLU6,
+    "hardtanh": Hardtanh,
+    "selu": SELU,
+    "celu": CELU,
+    "mish": Mish,
+    "hardswish": Hardswish,
+    "hardsigmoid": Hardsigmoid,
+    "logsigmoid": LogSigmoid,
+    "softsign": Softsign,
+    "tanhshrink": Tanhshrink,
+    "threshold": Threshold,
     "softmax": Softmax,
     "log_softmax": LogSoftmax,
 }
+
+# the settings of the activations that take some: a file keeps them (wxb.io)
+SETTINGS: dict[type[Activation], tuple[str, ...]] = {
+    LeakyReLU: ("negative_slope",),
+    GELU: ("approximate",),
+    ELU: ("alpha",),
+    Softplus: ("beta", "threshold"),
+    Hardtanh: ("min_val", "max_val"),
+    CELU: ("alpha",),
+    Threshold: ("threshold", "value"),
+}
+
+
+def stock_kernel(cls: type[Activation]) -> object:
+    """A kernel of the type ``cls`` makes (Threshold's settings have no defaults)."""
+    return (cls(0.0, 0.0) if cls is Threshold else cls()).kernel
+
+
+def stand_in(kind: str, kernel: object) -> Activation:
+    """The activation layer whose kernel is named ``kind``, computing with ``kernel``."""
+    cls = ACTIVATIONS[kind]
+    layer = cls(*(getattr(kernel, key) for key in SETTINGS.get(cls, ())))
+    layer.kernel = kernel  # (the kernel that ran, exactly)
+    return layer
 
 
 class Dropout(Module):
@@ -529,6 +690,66 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+def _dim_setting(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ConfigError(f"{what} must be an integer (a dim); got {value!r}")
+    return int(value)
+
+
+class Flatten(Module):
+    """Dims start_dim … end_dim made one, as torch's nn.Flatten: (N, 28, 28) → (N, 784)
+    by default. A view of the input (a reshape); its backward reshapes δ back."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1, name: str | None = None) -> None:
+        super().__init__()
+        self.start_dim = start_dim
+        self.end_dim = end_dim
+        self.name = name
+
+    # checked when set later too (torch's layer.start_dim = 2), as at construction
+    @property
+    def start_dim(self) -> int:
+        return self._start_dim
+
+    @start_dim.setter
+    def start_dim(self, value: object) -> None:
+        self._start_dim = _dim_setting(value, "Flatten start_dim")
+
+    @property
+    def end_dim(self) -> int:
+        return self._end_dim
+
+    @end_dim.setter
+    def end_dim(self, value: object) -> None:
+        self._end_dim = _dim_setting(value, "Flatten end_dim")
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = ops.as_tensor(x)
+        return ops.reshape(x, ops.flattened_shape(x.shape, self.start_dim, self.end_dim))
+
+    def config(self) -> dict[str, Any]:
+        if type(self) is not Flatten:
+            raise ConfigError(
+                f"{type(self).__name__} cannot be saved: it subclasses Flatten, and a model "
+                "file rebuilds only a plain Flatten"
+            )
+        return {
+            "type": "Flatten",
+            "name": self.name,
+            "start_dim": self.start_dim,
+            "end_dim": self.end_dim,
+        }
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+    def rows_of(self, shape: tuple[int, ...]) -> bool:
+        """Whether this Flatten makes an input of ``shape`` rows (B, features): fit and
+        predict then take X of that shape, as (B, −1) rows."""
+        n = len(shape)
+        return n >= 2 and self.start_dim in (1, 1 - n) and self.end_dim in (-1, n - 1)
 
 
 def standard_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

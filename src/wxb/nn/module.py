@@ -1438,6 +1438,7 @@ class Module:
         # forward of one's own, or a model holding no float array, computed in X's dtype)
         held = self._held_dtype()
         own = self._own_forward()
+        X = flatten_rows(self, X)
         if type(X) is np.ndarray and held is not None and not own:
             # the usual rows: nothing sparse or tabular to read, in the model's dtype
             X = as_features(X, held, no_rows=True)
@@ -1619,6 +1620,25 @@ def is_stock(module: Module, kind: type[Module]) -> bool:
     a subclass of Dense or Sigmoid with a forward of its own is not one, and what shows
     or reads a layer as its stock kind must not take it for one."""
     return stock_kind(module, (kind,)) is kind
+
+
+def flatten_rows(model: Module, X: object) -> object:
+    """X of more than 2 dims as (B, −1) rows where the model begins with a Flatten that
+    makes such X rows (MNIST's (N, 28, 28) before Flatten(), Linear(784, …)): fit,
+    evaluate and predict take what model(X) takes, and the Flatten passes the rows on
+    as they are. Any other X as given."""
+    if not getattr(X, "ndim", 0) > 2:
+        return X
+    from wxb.nn.layers import Flatten
+    from wxb.nn.sequential import Sequential
+
+    first = model
+    while stock_kind(first, (Sequential,)) is Sequential and first._modules:
+        first = next(iter(first._modules.values()))
+    if not is_stock(first, Flatten) or not first.rows_of(tuple(X.shape)):
+        return X
+    X = np.asarray(X)
+    return X.reshape(len(X), -1)
 
 
 def couples_rows(model: Module) -> bool:
