@@ -444,3 +444,276 @@ def test_planned_and_graph_paths_train_alike(rng):
         )  # fmt: skip
     for a, b in zip(planned.parameters(), graph.parameters(), strict=True):
         np.testing.assert_allclose(a.data, b.data, rtol=1e-12, atol=1e-14)
+
+
+# ---------------------------------------------------------------------------------
+# PReLU: a learned slope
+# ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("shared", [True, False], ids=["one_slope", "per_feature"])
+def test_prelu_values_and_gradients_are_torchs(rng, shared):
+    for _ in range(10):
+        ndim = int(rng.integers(2, 5))
+        shape = tuple(int(n) for n in rng.integers(1, 5, size=ndim))
+        n = 1 if shared else shape[1]
+        init = float(rng.uniform(-1, 1))
+        ours = nn.PReLU(n, init, dtype="float64")
+        theirs = torch.nn.PReLU(n, init, dtype=torch.float64)
+        assert repr(ours) == repr(theirs)
+        z = rng.normal(size=shape) * 3
+        z.reshape(-1)[0] = 0.0  # the kink
+        oz, tz = wxb.Tensor(z, requires_grad=True), torch.tensor(z, requires_grad=True)
+        upstream = rng.normal(size=shape)
+        a, b = ours(oz), theirs(tz)
+        np.testing.assert_array_equal(a.data, b.detach().numpy())
+        (a * wxb.Tensor(upstream)).sum().backward()
+        (b * torch.tensor(upstream)).sum().backward()
+        np.testing.assert_allclose(oz.grad, tz.grad.numpy(), rtol=1e-13, atol=1e-300)
+        # ∂L/∂a sums over the rows (and features, for one slope): rounding of the sum
+        bound = 1e-13 * np.abs(upstream * z).sum()
+        assert np.abs(ours.weight.grad - theirs.weight.grad.numpy()).max() <= bound
+        f = nn.functional.prelu(wxb.Tensor(z), ours.weight)
+        np.testing.assert_array_equal(f.data, a.data)
+
+
+def test_prelu_gradient_is_finite_differences(rng):
+    layer = nn.PReLU(4, dtype="float64")
+    layer.weight.data[:] = rng.normal(size=4)
+    z = rng.normal(size=(6, 4))
+    z[np.abs(z) < 1e-3] = 0.5
+    upstream = rng.normal(size=z.shape)
+    (layer(wxb.Tensor(z)) * wxb.Tensor(upstream)).sum().backward()
+    h, numeric = 1e-6, np.empty(4)
+    for j in range(4):
+        values = []
+        for step in (h, -h):
+            moved = nn.PReLU(4, dtype="float64")
+            moved.weight.data[:] = layer.weight.data
+            moved.weight.data[j] += step
+            values.append((moved(wxb.Tensor(z)).data * upstream).sum())
+        numeric[j] = (values[0] - values[1]) / (2 * h)
+    np.testing.assert_allclose(layer.weight.grad, numeric, rtol=1e-7, atol=1e-8)
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["one_slope", "per_feature"])
+def test_prelu_trains_as_torchs(rng, shared):
+    rows, features, batch = 32, 4, 8
+    X, y = rng.normal(size=(rows, features)) * 2, rng.integers(0, 3, rows)
+    n = 1 if shared else 6
+    model = nn.Sequential(
+        nn.Dense(features, 6), nn.PReLU(n), nn.Dense(6, 3)
+    ).to("float64")  # fmt: skip
+    assert "PReLU" in model.why_not_planned()  # the graph runs it
+    twin = torch.nn.Sequential(
+        torch.nn.Linear(features, 6), torch.nn.PReLU(n), torch.nn.Linear(6, 3)
+    ).double()
+    _copy_weights(model, twin)
+    opt = torch.optim.SGD(twin.parameters(), lr=0.1)
+    for start in range(0, rows, batch):
+        part = slice(start, start + batch)
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(
+            twin(torch.tensor(X[part])), torch.tensor(y[part])
+        ).backward()
+        opt.step()
+    start_slope = model[1].weight.data.copy()
+    wxb.fit(
+        model, X, y, optimizer=wxb.optim.SGD(model.parameters(), lr=0.1),
+        epochs=1, batch_size=batch, shuffle=False, verbose=0,
+    )  # fmt: skip
+    assert not np.array_equal(model[1].weight.data, start_slope)  # it learned
+    _same_weights(model, twin, rtol=1e-11)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_prelu_in_file_onnx_and_torch(rng, tmp_path, dtype):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    import wxb.interop
+    import wxb.onnx
+
+    model = nn.Sequential(nn.Dense(3, 5), nn.PReLU(5), nn.Dense(5, 4), nn.PReLU(), nn.Dense(4, 2))
+    model = model.to(dtype)
+    for layer in (model[1], model[3]):
+        layer.weight.data[:] = rng.normal(size=layer.weight.shape)
+    X = (rng.normal(size=(20, 3)) * 3).astype(dtype)
+    expected = model(X).data
+    wxb.save(model, tmp_path / "m.safetensors")
+    loaded = wxb.load(tmp_path / "m.safetensors")
+    assert repr(loaded) == repr(model)
+    np.testing.assert_array_equal(loaded(X).data, expected)
+    np.testing.assert_array_equal(loaded[1].weight.data, model[1].weight.data)
+
+    wxb.onnx.export(model, tmp_path / "m.onnx")
+    got = onnxruntime.InferenceSession(str(tmp_path / "m.onnx")).run(None, {"input": X})[0]
+    tolerance = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance)
+
+    twin = wxb.interop.to_torch(model)
+    assert isinstance(twin[1], torch.nn.PReLU) and twin[1].num_parameters == 5
+    np.testing.assert_allclose(
+        twin(torch.tensor(X)).detach().numpy(), expected, rtol=tolerance, atol=tolerance
+    )
+    back = wxb.interop.from_torch(twin)
+    np.testing.assert_array_equal(back(X).data, expected)
+
+
+def test_prelu_settings_are_checked():
+    with pytest.raises(ConfigError, match="PReLU num_parameters"):
+        nn.PReLU(0)
+    with pytest.raises(ConfigError, match="PReLU init"):
+        nn.PReLU(1, float("nan"))
+    with pytest.raises(wxb.errors.ShapeError, match="one per channel"):
+        nn.PReLU(3)(wxb.Tensor(np.zeros((2, 4))))
+
+
+# ---------------------------------------------------------------------------------
+# Softmin
+# ---------------------------------------------------------------------------------
+def test_softmin_is_torchs(rng, tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    import wxb.interop
+    import wxb.onnx
+
+    for dim in (1, -1):
+        z = rng.normal(size=(int(rng.integers(1, 7)), int(rng.integers(1, 7)))) * 30
+        oz, tz = wxb.Tensor(z, requires_grad=True), torch.tensor(z, requires_grad=True)
+        ours, theirs = nn.Softmin(dim=dim), torch.nn.Softmin(dim=dim)
+        assert repr(ours) == repr(theirs)
+        upstream = rng.normal(size=z.shape)
+        a, b = ours(oz), theirs(tz)
+        # e^(−z + max) as softmax's: torch's to a few ulps of each probability
+        np.testing.assert_allclose(a.data, b.detach().numpy(), rtol=1e-13, atol=1e-300)
+        (a * wxb.Tensor(upstream)).sum().backward()
+        (b * torch.tensor(upstream)).sum().backward()
+        # s ⊙ (g − Σ g⊙s): the sum's rounding, relative to the row's |g|
+        scale = np.abs(upstream).max(axis=1, keepdims=True)
+        np.testing.assert_array_less(
+            np.abs(oz.grad - tz.grad.numpy()), 1e-13 * scale * (1 + b.detach().numpy())
+        )
+        f = nn.functional.softmin(wxb.Tensor(z), dim=dim)
+        np.testing.assert_array_equal(f.data, a.data)
+    with pytest.raises(ConfigError, match=r"\(-tensor\)\.softmax"):
+        nn.Softmin(dim=0)
+
+    model = nn.Sequential(nn.Dense(3, 4), nn.Softmin(dim=1)).to("float64")
+    X = rng.normal(size=(10, 3)) * 3
+    expected = model(X).data
+    wxb.save(model, tmp_path / "m.safetensors")
+    np.testing.assert_array_equal(wxb.load(tmp_path / "m.safetensors")(X).data, expected)
+    wxb.onnx.export(model, tmp_path / "m.onnx")
+    got = onnxruntime.InferenceSession(str(tmp_path / "m.onnx")).run(None, {"input": X})[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
+    twin = wxb.interop.to_torch(model)
+    assert isinstance(twin[1], torch.nn.Softmin)
+    np.testing.assert_allclose(twin(torch.tensor(X)).detach().numpy(), expected, rtol=1e-12)
+    np.testing.assert_array_equal(wxb.interop.from_torch(twin)(X).data, expected)
+
+
+# ---------------------------------------------------------------------------------
+# BCELoss (on probabilities) and KLDivLoss
+# ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_bce_loss_is_torchs(rng, reduction):
+    for _ in range(10):
+        shape = (int(rng.integers(1, 7)), int(rng.integers(1, 4)))
+        p = rng.uniform(size=shape)
+        flat = p.reshape(-1)
+        flat[: min(3, flat.size)] = [0.0, 1.0, 1e-50][: min(3, flat.size)]  # the clamps
+        y = rng.uniform(size=shape) * (rng.uniform(size=shape) < 0.7)
+        weight = rng.uniform(0.5, 2, size=shape[1]) if rng.uniform() < 0.5 else None
+        op, oy = wxb.Tensor(p, requires_grad=True), wxb.Tensor(y, requires_grad=True)
+        tp, ty = torch.tensor(p, requires_grad=True), torch.tensor(y, requires_grad=True)
+        tw = None if weight is None else torch.tensor(weight)
+        ours = nn.BCELoss(weight=weight, reduction=reduction)(op, oy)
+        theirs = torch.nn.BCELoss(weight=tw, reduction=reduction)(tp, ty)
+        np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-13, atol=1e-300)
+        upstream = rng.normal(size=ours.shape)
+        (ours * wxb.Tensor(upstream)).sum().backward()
+        (theirs * torch.tensor(upstream)).sum().backward()
+        np.testing.assert_allclose(op.grad, tp.grad.numpy(), rtol=1e-13, atol=1e-300)
+        np.testing.assert_allclose(oy.grad, ty.grad.numpy(), rtol=1e-13, atol=1e-300)
+        f = nn.functional.binary_cross_entropy(wxb.Tensor(p), y, weight, reduction)
+        np.testing.assert_array_equal(f.data, ours.data)
+    with pytest.raises(wxb.errors.DataError, match="probabilities in"):
+        nn.BCELoss()(wxb.Tensor(np.array([[1.5]])), np.array([[1.0]]))
+    with pytest.raises(wxb.errors.ShapeError, match="target's shape"):
+        nn.BCELoss()(wxb.Tensor(np.array([[0.5]])), np.array([1.0]))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "batchmean", "sum", "none"])
+@pytest.mark.parametrize("log_target", [False, True])
+def test_kl_div_loss_is_torchs(rng, reduction, log_target):
+    for _ in range(10):
+        shape = (int(rng.integers(1, 7)), int(rng.integers(2, 6)))
+        x = torch.log_softmax(torch.tensor(rng.normal(size=shape) * 3), 1).numpy()
+        t = rng.dirichlet(np.ones(shape[1]), size=shape[0])
+        if not log_target:
+            t.reshape(-1)[0] = 0.0  # 0·log 0 = 0
+        else:
+            t = np.log(t)
+        ox, ot = wxb.Tensor(x, requires_grad=True), wxb.Tensor(t, requires_grad=True)
+        tx, tt = torch.tensor(x, requires_grad=True), torch.tensor(t, requires_grad=True)
+        ours = nn.KLDivLoss(reduction=reduction, log_target=log_target)(ox, ot)
+        theirs = torch.nn.KLDivLoss(reduction=reduction, log_target=log_target)(tx, tt)
+        # a sum of terms of both signs: its rounding, relative to the terms' size
+        size = np.abs(theirs.detach().numpy()) + 1e-15 * np.abs(t * x).sum()
+        assert np.all(np.abs(ours.data - theirs.detach().numpy()) <= 1e-13 * size)
+        upstream = rng.normal(size=ours.shape)
+        (ours * wxb.Tensor(upstream)).sum().backward()
+        (theirs * torch.tensor(upstream)).sum().backward()
+        np.testing.assert_allclose(ox.grad, tx.grad.numpy(), rtol=1e-13, atol=1e-300)
+        positive = np.exp(t) > 0 if log_target else t > 0  # (torch's ∂L/∂t at t = 0: −inf·0)
+        np.testing.assert_allclose(
+            ot.grad[positive], tt.grad.numpy()[positive], rtol=1e-12, atol=1e-15
+        )
+        f = nn.functional.kl_div(wxb.Tensor(x), t, reduction, log_target)
+        np.testing.assert_array_equal(f.data, ours.data)
+    with pytest.raises(ConfigError, match="batchmean"):
+        nn.KLDivLoss(reduction="average")
+
+
+def test_bce_and_kl_losses_train_as_torchs(rng):
+    rows, features = 24, 3
+    X = rng.normal(size=(rows, features))
+    y = (X[:, :1] + rng.normal(size=(rows, 1)) > 0).astype(np.float64)
+    target = rng.dirichlet(np.ones(4), size=rows)
+    for kind in ("bce", "kl"):
+        width = 1 if kind == "bce" else 4
+        head = nn.Sigmoid() if kind == "bce" else nn.LogSoftmax(dim=1)
+        model = nn.Sequential(nn.Dense(features, 5), nn.Tanh(), nn.Dense(5, width), head)
+        model = model.to("float64")
+        twin = torch.nn.Sequential(
+            torch.nn.Linear(features, 5), torch.nn.Tanh(), torch.nn.Linear(5, width),
+            torch.nn.Sigmoid() if kind == "bce" else torch.nn.LogSoftmax(dim=1),
+        ).double()  # fmt: skip
+        _copy_weights(model, twin)
+        ours = nn.BCELoss() if kind == "bce" else nn.KLDivLoss(reduction="batchmean")
+        theirs = torch.nn.BCELoss() if kind == "bce" else torch.nn.KLDivLoss(reduction="batchmean")
+        goal = y if kind == "bce" else target
+        mine, opt = (
+            wxb.optim.SGD(model.parameters(), lr=0.5),
+            torch.optim.SGD(twin.parameters(), 0.5),
+        )
+        for start in range(0, rows, 8):
+            part = slice(start, start + 8)
+            mine.zero_grad()
+            opt.zero_grad()
+            ours(model(wxb.Tensor(X[part])), goal[part]).backward()
+            theirs(twin(torch.tensor(X[part])), torch.tensor(goal[part])).backward()
+            mine.step()
+            opt.step()
+        _same_weights(model, twin, rtol=1e-11)
+    # fit takes BCELoss on a Sigmoid's probabilities, as torch's loop
+    model = nn.Sequential(nn.Dense(features, 1), nn.Sigmoid()).to("float64")
+    twin = torch.nn.Sequential(torch.nn.Linear(features, 1), torch.nn.Sigmoid()).double()
+    _copy_weights(model, twin)
+    opt = torch.optim.SGD(twin.parameters(), lr=0.5)
+    for start in range(0, rows, 8):
+        opt.zero_grad()
+        part = slice(start, start + 8)
+        torch.nn.BCELoss()(twin(torch.tensor(X[part])), torch.tensor(y[part])).backward()
+        opt.step()
+    wxb.fit(
+        model, X, y, loss=nn.BCELoss(), optimizer=wxb.optim.SGD(model.parameters(), lr=0.5),
+        epochs=1, batch_size=8, shuffle=False, verbose=0,
+    )  # fmt: skip
+    _same_weights(model, twin, rtol=1e-11)

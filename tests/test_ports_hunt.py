@@ -363,13 +363,13 @@ def test_fit_says_how_to_hand_over_samples_of_several_dimensions(seeded):
     ("module", "name", "says"),
     [
         (nn, "Unflatten", r"x\.view\(len\(x\)"),
-        (nn, "BCELoss", "BCEWithLogitsLoss"),
+        (nn, "PoissonNLLLoss", "BCEWithLogitsLoss"),
         (wxb, "utils", "DataLoader"),
         (wxb, "inference_mode", r"wxb\.no_grad\(\)"),
     ],
 )
 def test_torchs_names_wxb_lacks_say_what_to_write(module, name, says):
-    """nn.Unflatten (the quickstart's nn.Flatten is wxb's now), nn.BCELoss,
+    """nn.Unflatten (the quickstart's nn.Flatten is wxb's now), nn.PoissonNLLLoss,
     torch.utils.data.DataLoader (torch.nn.utils is wxb.nn.utils since ports45): an
     AttributeError that named only the missing name."""
     with pytest.raises(AttributeError, match=says):

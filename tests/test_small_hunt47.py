@@ -163,7 +163,7 @@ _DENSE = "wxb builds dense networks"
         ("Softshrink", r"x - x\.clamp\(-0\.5, 0\.5\)"),
         ("LazyLinear", r"Linear\(in_features, out_features\)"),
         ("Unflatten", "reshape"),
-        ("KLDivLoss", r"loss=f"),
+        ("PoissonNLLLoss", r"loss=f"),
     ],
 )
 def test_torch_layers_wxb_lacks_say_what_to_write(name, says):

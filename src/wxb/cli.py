@@ -220,10 +220,11 @@ def build_parser() -> _Parser:
         help="auto: classification for text or few integer labels")
     add("--hidden", default=DEFAULT_HIDDEN, metavar="SIZES",
         help="hidden layer sizes, comma separated; 'none' for none")
-    # (softmax and log_softmax are heads, not hidden activations; nll needs a LogSoftmax
-    # head, which wxb train does not build: its cross_entropy is the same loss on logits;
-    # threshold needs its two settings, which no flag gives)
-    add("--activation", choices=sorted(set(ACTIVATIONS) - {"softmax", "log_softmax", "threshold"}),
+    # (softmax, log_softmax and softmin are heads, not hidden activations; nll needs a
+    # LogSoftmax head, which wxb train does not build: its cross_entropy is the same loss
+    # on logits; threshold needs its two settings, which no flag gives)
+    heads = {"softmax", "log_softmax", "softmin", "threshold"}
+    add("--activation", choices=sorted(set(ACTIVATIONS) - heads),
         default="relu",
         help="f in A = f(Z) for the hidden layers")
     add("--loss", choices=("auto", *(name for name in LOSSES if name != "nll")), default="auto",

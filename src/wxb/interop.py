@@ -128,6 +128,7 @@ _TWINS: dict[type[Module], tuple[str, ...]] = {
 }
 _STOCK_TYPES = (
     Sequential,
+    layers.PReLU,
     *_TWINS,
     layers.Dense,
     layers.Dropout,
@@ -366,6 +367,9 @@ def _to_torch(module: Module, path: str, torch, tdtype, made: dict[int, Any]):
     elif isinstance(module, layers.Standardize):
         cls = _torch_standardize_class()
         out = cls(_tensor(torch, module.mean, tdtype), _tensor(torch, module.scale, tdtype))
+    elif type(module) is layers.PReLU:
+        out = nn.PReLU(module.num_parameters, dtype=tdtype)
+        _parameters_to_torch(module, out, path, torch, tdtype, made)
     elif type(module) in _TWINS:
         settings = {key: getattr(module, key) for key in _TWINS[type(module)]}
         out = getattr(nn, type(module).__name__)(**settings)
@@ -377,10 +381,10 @@ def _to_torch(module: Module, path: str, torch, tdtype, made: dict[int, Any]):
         out = nn.ELU(alpha=module.kernel.alpha)
     elif isinstance(module, layers.Softplus):
         out = nn.Softplus(beta=module.kernel.beta, threshold=module.kernel.threshold)
-    elif isinstance(module, (layers.Softmax, layers.LogSoftmax)):
+    elif isinstance(module, (layers.Softmax, layers.LogSoftmax, layers.Softmin)):
         # wxb's runs over the last axis (dim=1 refuses inputs of 3 dims or more): dim=1
         # of a (N, C, L) input was over C in the twin, over L in wxb
-        twin = nn.Softmax if isinstance(module, layers.Softmax) else nn.LogSoftmax
+        twin = getattr(nn, type(module).__name__)
         out = twin(dim=1 if module.dim == 1 else -1)
     else:
         simple = {
@@ -401,7 +405,7 @@ def _parameters_to_torch(
 ) -> None:
     """Copy ``module``'s weight and bias into its twin ``out`` (shared where tied)."""
     for key in ("weight", "bias"):
-        param = getattr(module, key)
+        param = getattr(module, key, None)  # (PReLU has no bias)
         if param is None:
             continue
         expected = tuple(getattr(out, key).shape)
@@ -484,9 +488,8 @@ def from_torch(seq) -> Sequential:
 
 _READS = (
     "wxb reads Sequential, Linear, Identity, ReLU, Sigmoid, Tanh, LeakyReLU, GELU, SiLU, "
-    "ELU, Softplus, Softmax(dim=1), LogSoftmax(dim=1), Dropout, LayerNorm, BatchNorm1d, "
-    + ", ".join(cls.__name__ for cls in _TWINS)
-    + " and TorchStandardize"
+    "ELU, Softplus, Softmax(dim=1), LogSoftmax(dim=1), Softmin(dim=1), Dropout, LayerNorm, "
+    "BatchNorm1d, PReLU, " + ", ".join(cls.__name__ for cls in _TWINS) + " and TorchStandardize"
 )
 
 
@@ -534,20 +537,20 @@ def _torch_refusal(module, nn) -> str | None:
     """Why ``module`` has no wxb twin, or None."""
     cls = type(module)
     simple = (nn.Linear, nn.Dropout, nn.LeakyReLU, nn.GELU, nn.Identity, nn.ReLU, nn.Sigmoid,
-              nn.SiLU, nn.ELU, nn.Softplus, nn.LayerNorm, nn.BatchNorm1d,
+              nn.SiLU, nn.ELU, nn.Softplus, nn.LayerNorm, nn.BatchNorm1d, nn.PReLU,
               *_twin_classes(nn))  # fmt: skip
     if cls in (*simple, nn.Tanh) or cls is _standardize_class_if_made():
         return "it holds sub-modules, which wxb would not run" if module._modules else None
     if cls is nn.Sequential:
         return None
-    if cls in (nn.Softmax, nn.LogSoftmax):
+    if cls in (nn.Softmax, nn.LogSoftmax, nn.Softmin):
         if module.dim in (1, -1):
             return None
         return (
             f"it is over dim={module.dim}; wxb's {cls.__name__} is over the features of each "
             "row (give dim=1 or -1)"
         )
-    if issubclass(cls, (*simple, nn.Tanh, nn.Sequential, nn.Softmax, nn.LogSoftmax)):
+    if issubclass(cls, (*simple, nn.Tanh, nn.Sequential, nn.Softmax, nn.LogSoftmax, nn.Softmin)):
         return f"{_READS} (subclasses refused: their forward may differ)"
     return _READS
 
@@ -686,6 +689,9 @@ def _from_torch(module, path: str, torch, dtype, made: dict[int, Module]) -> Mod
             out = layers.Standardize(mean, scale, dtype=dtype)
         except ConfigError as exc:
             raise ConfigError(f"from_torch: {label}: {exc}") from None
+    elif cls is nn.PReLU:
+        out = layers.PReLU(module.num_parameters, dtype=dtype)
+        _parameters_from_torch(module, out, dtype, label, made)
     elif cls in (twins := _twin_classes(nn)):
         ours = twins[cls]
         try:
@@ -703,8 +709,8 @@ def _from_torch(module, path: str, torch, dtype, made: dict[int, Module]) -> Mod
             out = layers.Softplus(float(module.beta), float(module.threshold))
         except ConfigError as exc:
             raise ConfigError(f"from_torch: {label}: {exc}") from None
-    elif cls in (nn.Softmax, nn.LogSoftmax):  # dim kept: wxb's dim=1 refuses 3-D inputs,
-        twin = layers.Softmax if cls is nn.Softmax else layers.LogSoftmax  # as torch's
+    elif cls in (nn.Softmax, nn.LogSoftmax, nn.Softmin):  # dim kept: wxb's dim=1 refuses
+        twin = getattr(layers, cls.__name__)  # 3-D inputs, as torch's
         out = twin(dim=int(module.dim))  # would run over their dim 1, not the last
     elif cls in (nn.Identity, nn.ReLU, nn.Sigmoid, nn.Tanh, nn.SiLU):
         twin = {
@@ -725,7 +731,7 @@ def _from_torch(module, path: str, torch, dtype, made: dict[int, Module]) -> Mod
 def _parameters_from_torch(module, out: Module, dtype, label: str, made: dict[int, Module]) -> None:
     """Copy the torch ``module``'s weight and bias into its wxb twin (shared where tied)."""
     for key in ("weight", "bias"):
-        param = getattr(module, key)
+        param = getattr(module, key, None)  # (PReLU has no bias)
         if param is None:
             continue
         if id(param) in made:  # tied in PyTorch: one wxb Parameter in both places

@@ -59,6 +59,7 @@ STOCK_TYPES: dict[str, type[Module]] = {
     "Dropout": layers.Dropout,
     "Standardize": layers.Standardize,
     "Flatten": layers.Flatten,
+    "PReLU": layers.PReLU,
     "LayerNorm": LayerNorm,
     "BatchNorm1d": BatchNorm1d,
     **{cls.__name__: cls for cls in layers.ACTIVATIONS.values()},
@@ -70,6 +71,7 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "Dropout": ("p",),
     "Standardize": ("features",),
     "Flatten": ("start_dim", "end_dim"),
+    "PReLU": ("num_parameters",),
     "LeakyReLU": ("negative_slope",),
     "GELU": ("approximate",),
     "ELU": ("alpha",),
@@ -440,6 +442,8 @@ def _check_saveable(model: object) -> None:
                     "persistent=False, which model files (as state_dict) leave out; register "
                     "it persistent, or keep it a Parameter with requires_grad False"
                 )
+        elif cls is layers.PReLU:
+            expected_params = {"weight"}
         elif cls is layers.Standardize:
             expected_buffers = {"mean", "scale"}
             if not np.all(module.scale > 0):
@@ -850,6 +854,8 @@ def _build(config: dict[str, Any]) -> Module:
         return layers.Standardize(np.zeros(n), np.ones(n), name=name)
     if kind == "Flatten":
         return layers.Flatten(config["start_dim"], config["end_dim"], name=name)
+    if kind == "PReLU":
+        return layers.PReLU(config["num_parameters"], name=name)
     if kind == "LeakyReLU":
         return layers.LeakyReLU(config["negative_slope"], name=name)
     if kind == "GELU":
@@ -1011,6 +1017,8 @@ def _layout(architecture: object) -> tuple[Shapes, Shapes, dict[str, str], set[s
             p = node["p"]
             if not _is_number(p) or not 0 <= p < 1:
                 raise _Invalid(f"{where}: Dropout p {_short(p)} is not a number in [0, 1)")
+        elif kind == "PReLU":
+            slot(prefix, "weight", (_positive(node, "num_parameters", where),), alias)
         elif kind == "Flatten":
             for key in _FIELDS[kind]:
                 value = node[key]

@@ -40,6 +40,8 @@ default domain, with the weights as initializers:
 - Hardswish      Z ⊙ Clip(Z + 3, 0, 6) / 6; Hardsigmoid without the Z ⊙
 - Softsign       Z / (|Z| + 1); Tanhshrink: Z − Tanh(Z)
 - Threshold(t, v) Where(Z > t, Z, v)
+- PReLU          PRelu(Z, a), a the learned slope(s) as an initializer
+- Softmin        Softmax(Neg(Z), axis=-1)
 - GELU('tanh')   composed from Mul/Add/Tanh as wxb writes it
 - GELU('none')   Z ⊙ Φ(Z). float32: ½·Z·(1 + Erf(Z/√2)). float64: onnxruntime has
                  no float64 Erf, so Φ(Z) = ½·erfc(−Z/√2) is composed from
@@ -121,7 +123,7 @@ from wxb.columns import text_aliases
 from wxb.data import atomic_write
 from wxb.describe import chain_layers
 from wxb.errors import ConfigError, install_hint
-from wxb.nn.layers import Activation, Dense, Dropout, Flatten, Standardize
+from wxb.nn.layers import Activation, Dense, Dropout, Flatten, PReLU, Standardize
 from wxb.nn.module import Module, stock_kind
 from wxb.nn.norm import NORMS, BatchNorm1d, LayerNorm
 from wxb.nn.sequential import Sequential
@@ -144,9 +146,9 @@ _KERNELS = (
     ops.Identity, ops.Sigmoid, ops.Tanh, ops.ReLU, ops.LeakyReLU, ops.GELU, ops.SiLU,
     ops.ELU, ops.Softplus, ops.Softmax, ops.LogSoftmax, ops.ReLU6, ops.Hardtanh, ops.SELU,
     ops.CELU, ops.Mish, ops.Hardswish, ops.Hardsigmoid, ops.LogSigmoid, ops.Softsign,
-    ops.Tanhshrink, ops.Threshold,
+    ops.Tanhshrink, ops.Threshold, ops.Softmin,
 )  # fmt: skip
-_STOCK = (Sequential, Dense, Dropout, Standardize, Flatten, *NORMS, Activation)
+_STOCK = (Sequential, Dense, Dropout, Standardize, Flatten, PReLU, *NORMS, Activation)
 
 
 def _onnx() -> Any:
@@ -315,7 +317,7 @@ def _stock_leaf(path: str, module: Module, in_sequential: bool = False) -> tuple
             path,
             module,
             f"{why}; ONNX export handles only Sequential, Dense, Standardize, Dropout, "
-            "Flatten, LayerNorm, BatchNorm1d and wxb's activations",
+            "Flatten, PReLU, LayerNorm, BatchNorm1d and wxb's activations",
         )
     if kind is Activation and type(module.kernel) not in _KERNELS:
         raise _refuse(
@@ -760,6 +762,9 @@ class _Graph:
             return self.node("Mul", [centred, inv], where), int(np.asarray(layer.mean).shape[0])
         if isinstance(layer, Dropout):
             return x, width
+        if isinstance(layer, PReLU):  # its slope(s) along the features (the last axis)
+            slope = self.initializer(layer.weight, layer.weight.data, f"{where}.weight")
+            return self.node("PRelu", [x, slope], where), width
         if isinstance(layer, Flatten):  # (B, d₁, d₂, …) → (B, d₁·d₂·…)
             return self.node("Flatten", [x], where, axis=1), width
         if isinstance(layer, LayerNorm):
@@ -840,6 +845,8 @@ class _Graph:
             return self.node("Relu", [x], where)
         if isinstance(kernel, ops.Softmax):
             return self.node("Softmax", [x], where, axis=-1)
+        if isinstance(kernel, ops.Softmin):
+            return self.node("Softmax", [self.node("Neg", [x], where)], where, axis=-1)
         if isinstance(kernel, ops.LogSoftmax):
             return self._log_softmax(x, where)
         if isinstance(kernel, ops.LeakyReLU):

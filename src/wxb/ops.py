@@ -1244,6 +1244,22 @@ class Softmax:
         return out
 
 
+class Softmin:
+    """Row-wise softmax of −Z (torch's Softmin): e^(−zᵢ)/Σⱼ e^(−zⱼ), shifted so that no
+    e^x overflows; backward −s ⊙ (g − Σ g⊙s), softmax's through the negation."""
+
+    name = "softmin"
+    backward_reads = _A
+
+    def forward(self, z, out):
+        return softmax_rows(np.negative(z), out)
+
+    def backward(self, z, a, grad, out):
+        Softmax.backward(self, z, a, grad, out)  # type: ignore[arg-type]
+        np.negative(out, out=out)
+        return out
+
+
 class LogSoftmax:
     """A = Z − log Σⱼ e^(Zⱼ), row-wise: log-probabilities, shifted by the row maximum
     so that e^Z never overflows (PyTorch's ``LogSoftmax(dim=1)``, before ``NLLLoss``)."""
@@ -1391,6 +1407,37 @@ def threshold(z: Tensor, threshold: float, value: float, inplace: bool = False) 
     return activation(as_tensor(z), Threshold(threshold, value))
 
 
+def prelu(z: Tensor, weight: Tensor) -> Tensor:
+    """PReLU: z where z > 0, else a·z, with a learned ``weight`` a of one value, or one per
+    channel (dim 1, the features of rows), as torch's F.prelu. Backward: ∂L/∂Z = δ where
+    z > 0, else a·δ; ∂L/∂a = Σ δ·z over z ≤ 0 (summed over all but the channel dim)."""
+    z, weight = as_tensor(z), as_tensor(weight)
+    Z, W = z.data, weight.data
+    if W.ndim != 1:
+        raise ShapeError(f"prelu: weight must be a vector; got shape {W.shape}")
+    if W.size != 1 and (Z.ndim < 2 or Z.shape[1] != W.size):
+        got = Z.shape[1] if Z.ndim >= 2 else "no channel dim"
+        raise ShapeError(
+            f"prelu: {W.size} parameters, one per channel (dim 1), but the input of shape "
+            f"{Z.shape} has {got}"
+        )
+    if Z.dtype != W.dtype:
+        raise DataError(f"prelu: the input is {Z.dtype} but the weight is {W.dtype}")
+    # the weight along dim 1 (one value: everywhere)
+    along = W.reshape((1, -1) + (1,) * (Z.ndim - 2)) if W.size != 1 else W.reshape(())
+    positive = Z > 0
+    out = np.where(positive, Z, along * Z)
+
+    def backward(grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        dz = np.where(positive, grad, along * grad)
+        below = np.where(positive, 0, grad * Z)
+        axes = tuple(i for i in range(Z.ndim) if W.size == 1 or i != 1)
+        dw = below.sum(axis=axes).reshape(W.shape)
+        return dz, dw
+
+    return Tensor.from_op(out, "prelu", (z, weight), backward)
+
+
 def softmax(z: Tensor, dim: int | None = None, *, dtype: object = None) -> Tensor:
     """Softmax over ``dim`` (torch's ``F.softmax(z, dim)``); without one, over the last
     axis of a vector or a (B, C) batch. A tensor of more dimensions needs ``dim``: torch's
@@ -1401,6 +1448,15 @@ def softmax(z: Tensor, dim: int | None = None, *, dtype: object = None) -> Tenso
         return softmax_along(z, dim)
     check_implicit_dim(z.ndim, "softmax")
     return activation(z, Softmax())
+
+
+def softmin(z: Tensor, dim: int | None = None, *, dtype: object = None) -> Tensor:
+    """Softmin over ``dim`` (torch's ``F.softmin``): softmax of −z."""
+    z = _cast(as_tensor(z), dtype)
+    if dim is not None:
+        return softmax_along(negative(z), dim)
+    check_implicit_dim(z.ndim, "softmin")
+    return activation(z, Softmin())
 
 
 def log_softmax(z: Tensor, dim: int | None = None, *, dtype: object = None) -> Tensor:
@@ -2198,6 +2254,106 @@ def _per_sample_loss(
     inputs = (output, target) if learned_target else (output,)
     reads = getattr(kernel, "reads_inputs", True)
     return Tensor.from_op(values, kernel.name, inputs, backward, reads_inputs=reads)
+
+
+def _reduced(values: np.ndarray, reduction: str, rows: int) -> tuple[np.ndarray, float]:
+    """A pointwise loss reduced, and the factor each element's gradient takes."""
+    if reduction == "none":
+        return values, 1.0
+    if reduction == "sum":
+        return np.asarray(values.sum()), 1.0
+    count = values.size if reduction == "mean" else rows  # "batchmean": over the rows
+    return np.asarray(values.sum() / count), 1.0 / count
+
+
+def _pointwise_target(output: Tensor, target: object, name: str) -> Tensor:
+    target = as_tensor(target, like=output) if not isinstance(target, Tensor) else target
+    if target.shape != output.shape:  # torch refuses another size (broadcasting misleads)
+        raise ShapeError(
+            f"{name}: the target's shape {target.shape} differs from the input's {output.shape}"
+        )
+    return target
+
+
+def binary_cross_entropy(
+    output: object, target: object, weight: object = None, reduction: str = "mean"
+) -> Tensor:
+    """Binary cross-entropy of probabilities p (torch's F.binary_cross_entropy / BCELoss):
+    −w·[y·log p + (1 − y)·log(1 − p)], each log clamped at −100 as torch's (so p = 0 or 1
+    gives a finite loss). ∂L/∂p = w·(p − y)/max(p·(1 − p), 1e-12), torch's rule;
+    ∂L/∂y = w·(log(1 − p) − log p), unclamped as torch's."""
+    _check_reduction(reduction, "binary_cross_entropy")
+    p = as_tensor(output)
+    y = _pointwise_target(p, target, "binary_cross_entropy")
+    P, Y = p.data, y.data
+    if P.size and not ((P >= 0) & (P <= 1)).all():  # (NaN too)
+        raise DataError(
+            "binary_cross_entropy: the input must be probabilities in [0, 1] (a Sigmoid's "
+            "output; for logits use BCEWithLogitsLoss)"
+        )
+    W = (
+        None
+        if weight is None
+        else np.broadcast_to(np.asarray(getattr(weight, "data", weight), P.dtype), P.shape)
+    )
+    with np.errstate(divide="ignore"):
+        log_p = np.maximum(np.log(P), -100)
+        log_q = np.maximum(np.log1p(-P), -100)
+    values = (Y - 1) * log_q - Y * log_p
+    if W is not None:
+        values = values * W
+    out, factor = _reduced(values, reduction, len(P) if P.ndim else 1)
+
+    def backward(grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        g = grad * factor
+        # torch's floor 1e-12 is a float32 constant (9.99999996e-13) in float64 too
+        dp = g * (P - Y) / np.maximum((1 - P) * P, P.dtype.type(np.float32(1e-12)))
+        with np.errstate(divide="ignore"):  # torch's: the logs unclamped (±inf at 0, 1)
+            dy = g * (np.log1p(-P) - np.log(P))
+        if W is not None:
+            dp, dy = dp * W, dy * W
+        return dp.astype(P.dtype, copy=False), dy.astype(Y.dtype, copy=False)
+
+    return Tensor.from_op(out.astype(P.dtype, copy=False), "binary_cross_entropy", (p, y), backward)
+
+
+KL_REDUCTIONS = ("mean", "batchmean", "sum", "none")
+
+
+def kl_div(
+    output: object, target: object, reduction: str = "mean", log_target: bool = False
+) -> Tensor:
+    """KL divergence of log-probabilities x from the target (torch's F.kl_div /
+    KLDivLoss): t·(log t − x), 0 where t = 0; ``log_target``: e^t·(t − x) with t a
+    log-probability. "batchmean" divides the sum by the rows (the KL divergence's
+    mathematical mean), "mean" by the elements (torch's default). ∂L/∂x = −t (−e^t);
+    ∂L/∂t = log t + 1 − x (e^t·(t − x + 1))."""
+    if reduction not in KL_REDUCTIONS:
+        raise ConfigError(
+            f"kl_div reduction must be one of {', '.join(KL_REDUCTIONS)}; got {reduction!r}"
+        )
+    if not isinstance(log_target, (bool, np.bool_)):
+        raise ConfigError(f"kl_div log_target must be True or False; got {log_target!r}")
+    x = as_tensor(output)
+    t = _pointwise_target(x, target, "kl_div")
+    X, T = x.data, t.data
+    if log_target:
+        e = np.exp(T)
+        values = e * (T - X)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):  # (0·log 0 taken as 0)
+            log_t = np.log(T)
+            values = np.where(T > 0, T * log_t, np.where(T == 0, 0, np.nan)) - T * X
+    out, factor = _reduced(values, reduction, len(X) if X.ndim else 1)
+
+    def backward(grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        g = grad * factor
+        if log_target:
+            return -g * e, g * e * (T - X + 1)
+        with np.errstate(invalid="ignore"):  # (−inf where t = 0)
+            return -g * T, g * (log_t + 1 - X)
+
+    return Tensor.from_op(out.astype(X.dtype, copy=False), "kl_div", (x, t), backward)
 
 
 def mse_loss(

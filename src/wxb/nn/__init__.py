@@ -22,11 +22,13 @@ from wxb.nn.layers import (
     LogSigmoid,
     LogSoftmax,
     Mish,
+    PReLU,
     ReLU,
     ReLU6,
     Sigmoid,
     SiLU,
     Softmax,
+    Softmin,
     Softplus,
     Softsign,
     Standardize,
@@ -36,9 +38,11 @@ from wxb.nn.layers import (
 )
 from wxb.nn.losses import (
     LOSSES,
+    BCELoss,
     BCEWithLogitsLoss,
     CrossEntropyLoss,
     HuberLoss,
+    KLDivLoss,
     L1Loss,
     Loss,
     MSELoss,
@@ -58,6 +62,7 @@ __all__ = [
     "LOSSES",
     "SELU",
     "Activation",
+    "BCELoss",
     "BCEWithLogitsLoss",
     "BatchNorm1d",
     "CrossEntropyLoss",
@@ -69,6 +74,7 @@ __all__ = [
     "Hardtanh",
     "HuberLoss",
     "Identity",
+    "KLDivLoss",
     "L1Loss",
     "LayerNorm",
     "LeakyReLU",
@@ -82,6 +88,7 @@ __all__ = [
     "ModuleDict",
     "ModuleList",
     "NLLLoss",
+    "PReLU",
     "Parameter",
     "ParameterDict",
     "ParameterList",
@@ -92,6 +99,7 @@ __all__ = [
     "Sigmoid",
     "SmoothL1Loss",
     "Softmax",
+    "Softmin",
     "Softplus",
     "Softsign",
     "Standardize",
@@ -107,8 +115,6 @@ __all__ = [
 # torch.nn's names a port reaches for that wxb has under another name, or not at all:
 # the AttributeError says what to write instead
 _TORCH_NAMES = {
-    "BCELoss": "use BCEWithLogitsLoss on the logits (it applies the sigmoid itself, stably; "
-    "leave the Sigmoid layer out)",
     "Unflatten": "wxb's layers take rows (B, features): reshape in a forward of your own "
     "(x.view(len(x), …))",
     "LazyLinear": "give Linear(in_features, out_features) its input width (wxb has no lazy layers)",
@@ -174,9 +180,9 @@ _TORCH_NAMES.update(
 )
 _TORCH_NAMES.update(
     dict.fromkeys(
-        (*("PReLU", "GLU", "Hardshrink", "RReLU", "Softmin", "Softshrink", "Softmax2d"),),
+        ("GLU", "Hardshrink", "RReLU", "Softshrink", "Softmax2d"),
         "wxb.nn's activations are "
-        + ", ".join(sorted({layer.__name__ for layer in ACTIVATIONS.values()}))
+        + ", ".join(sorted({layer.__name__ for layer in ACTIVATIONS.values()} | {"PReLU"}))
         + "; another is a Module of your own whose forward computes it with tensor methods "
         "(Softshrink: x - x.clamp(-0.5, 0.5))",
     )
@@ -185,14 +191,14 @@ _TORCH_NAMES.update(
 _TORCH_NAMES.update(
     dict.fromkeys(
         (
-            *("KLDivLoss", "PoissonNLLLoss", "GaussianNLLLoss", "CosineEmbeddingLoss"),
+            *("PoissonNLLLoss", "GaussianNLLLoss", "CosineEmbeddingLoss"),
             *("MarginRankingLoss", "HingeEmbeddingLoss", "MultiMarginLoss", "SoftMarginLoss"),
             *("MultiLabelMarginLoss", "MultiLabelSoftMarginLoss", "TripletMarginLoss"),
             *("TripletMarginWithDistanceLoss", "CTCLoss", "NLLLoss2d"),
             "AdaptiveLogSoftmaxWithLoss",
         ),
         "wxb.nn's losses are "
-        + ", ".join(sorted({loss.__name__ for loss in LOSSES.values()}))
+        + ", ".join(sorted({loss.__name__ for loss in LOSSES.values()} | {"BCELoss", "KLDivLoss"}))
         + "; another is a function of your own, loss(outputs, targets) -> Tensor, which "
         "wxb.fit(model, X, y, loss=f) takes",
     )

@@ -525,6 +525,44 @@ class Threshold(Activation):
         return f"threshold={self.threshold}, value={self.value}"
 
 
+class PReLU(Module):
+    """z where z > 0, else a·z, with a a learned parameter: one shared value
+    (``num_parameters=1``) or one per feature (dim 1), each starting at ``init``, as
+    torch's nn.PReLU. It runs on the recorded graph (``ops.prelu``: f and f′ there)."""
+
+    def __init__(
+        self,
+        num_parameters: int = 1,
+        init: float = 0.25,
+        *,
+        dtype: object = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__()
+        n = _positive_int(num_parameters, "PReLU num_parameters")
+        start = ops._finite_setting(init, "PReLU init")
+        self.weight = Parameter(np.full(n, start, dtype=resolve_dtype(dtype)))
+        self.name = name
+
+    @property
+    def num_parameters(self) -> int:
+        return int(self.weight.shape[0]) if self.weight.ndim == 1 else int(self.weight.size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ops.prelu(x, self.weight)
+
+    def config(self) -> dict[str, Any]:
+        if type(self) is not PReLU:
+            raise ConfigError(
+                f"{type(self).__name__} cannot be saved: it subclasses PReLU, and a model "
+                "file rebuilds only a plain PReLU"
+            )
+        return {"type": "PReLU", "name": self.name, "num_parameters": self.num_parameters}
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"
+
+
 class _RowWise(Activation):
     """Softmax and LogSoftmax: over each row's last axis, the classes of a (B, C) batch.
     PyTorch's ``dim=`` is taken where it names that axis (1 or -1; None, PyTorch's
@@ -542,7 +580,7 @@ class _RowWise(Activation):
             raise ConfigError(
                 f"{type(self).__name__}(dim={dim!r}): wxb's {type(self).__name__} runs over "
                 "the last axis (dim=1 or -1 of a (batch, classes) output); for another axis "
-                f"use tensor.{'softmax' if type(self) is Softmax else 'log_softmax'}(dim)"
+                f"use {self._along}"
             )
 
     @property
@@ -564,6 +602,8 @@ _KERAS_AXIS = {"axis": "the axis is dim= (PyTorch's name): dim=-1 for the last"}
 class Softmax(_RowWise):
     """Row-wise softmax. For training a classifier, prefer CrossEntropyLoss on logits."""
 
+    _along = "tensor.softmax(dim)"
+
     def __init__(
         self, name: str | None = None, *, dim: int | None = None, **keras_options: object
     ) -> None:
@@ -575,11 +615,28 @@ class LogSoftmax(_RowWise):
     """Row-wise log-softmax, Z − log Σⱼ e^(Zⱼ): log-probabilities, for NLLLoss (together
     the cross-entropy of Z, as PyTorch's LogSoftmax(dim=1) and NLLLoss)."""
 
+    _along = "tensor.log_softmax(dim)"
+
     def __init__(
         self, name: str | None = None, *, dim: int | None = None, **keras_options: object
     ) -> None:
         refuse_keras_options("LogSoftmax", keras_options, _KERAS_AXIS)
         super().__init__(ops.LogSoftmax(), name, dim)
+
+
+class Softmin(_RowWise):
+    """Row-wise softmax of −Z (torch's Softmin(dim=1))."""
+
+    _along = "(-tensor).softmax(dim)"
+
+    def __init__(
+        self, name: str | None = None, *, dim: int | None = None, **keras_options: object
+    ) -> None:
+        refuse_keras_options("Softmin", keras_options, _KERAS_AXIS)
+        super().__init__(ops.Softmin(), name, dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
 
 
 ACTIVATIONS: dict[str, type[Activation]] = {
@@ -605,6 +662,7 @@ ACTIVATIONS: dict[str, type[Activation]] = {
     "threshold": Threshold,
     "softmax": Softmax,
     "log_softmax": LogSoftmax,
+    "softmin": Softmin,
 }
 
 # the settings of the activations that take some: a file keeps them (wxb.io)

@@ -378,6 +378,74 @@ class BCEWithLogitsLoss(Loss):
         return f"{type(self).__name__}({', '.join(settings)})"
 
 
+class BCELoss(Loss):
+    """Binary cross-entropy of probabilities (a Sigmoid's output), torch's BCELoss: each
+    log clamped at −100; ``weight`` scales each element's loss (broadcast over the
+    input). It runs on the recorded graph (``ops.binary_cross_entropy``); for logits,
+    BCEWithLogitsLoss is the stable one."""
+
+    def __init__(
+        self,
+        weight: object = None,
+        size_average: None = None,
+        reduce: None = None,
+        reduction: str = "mean",
+    ) -> None:
+        torch_options(
+            "BCELoss", {"size_average": size_average, "reduce": reduce}, _DEPRECATED,
+            _DEPRECATED_INSTEAD,
+        )  # fmt: skip
+        super().__init__(reduction)
+        self.weight = None if weight is None else np.array(getattr(weight, "data", weight))
+
+    def forward(self, output: Tensor, target: object) -> Tensor:
+        return ops.binary_cross_entropy(output, target, self.weight, self.reduction)
+
+    def __repr__(self) -> str:
+        return f"BCELoss(reduction={self.reduction!r})"
+
+
+class KLDivLoss(Loss):
+    """KL divergence of log-probabilities (the input, a LogSoftmax's output) from the
+    target's probabilities (log-probabilities with ``log_target=True``), torch's
+    KLDivLoss; reduction "batchmean" is the true mean per row (torch's default "mean"
+    divides by the elements). It runs on the recorded graph (``ops.kl_div``)."""
+
+    def __init__(
+        self,
+        size_average: None = None,
+        reduce: None = None,
+        reduction: str = "mean",
+        log_target: bool = False,
+    ) -> None:
+        torch_options(
+            "KLDivLoss", {"size_average": size_average, "reduce": reduce}, _DEPRECATED,
+            _DEPRECATED_INSTEAD,
+        )  # fmt: skip
+        self.reduction = reduction
+        if not isinstance(log_target, (bool, np.bool_)):
+            raise ConfigError(f"KLDivLoss log_target must be True or False; got {log_target!r}")
+        self.log_target = bool(log_target)
+
+    @property
+    def reduction(self) -> str:
+        return self.__dict__.get("reduction", "mean")
+
+    @reduction.setter
+    def reduction(self, value: str) -> None:  # (batchmean too, which the kernels lack)
+        if value not in ops.KL_REDUCTIONS:
+            raise ConfigError(
+                f"KLDivLoss reduction must be one of {', '.join(ops.KL_REDUCTIONS)}; got {value!r}"
+            )
+        self.__dict__["reduction"] = value
+
+    def forward(self, output: Tensor, target: object) -> Tensor:
+        return ops.kl_div(output, target, self.reduction, self.log_target)
+
+    def __repr__(self) -> str:
+        return f"KLDivLoss(reduction={self.reduction!r}, log_target={self.log_target})"
+
+
 class FunctionLoss(Loss):
     """A function ``f(output, target)`` that returns the batch's mean loss as a scalar
     Tensor, as a Loss (``fit(loss=f)``, as Keras takes a function for its loss). Its

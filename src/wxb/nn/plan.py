@@ -27,7 +27,15 @@ import numpy as np
 
 from wxb import kernels, ops
 from wxb.errors import ConfigError, DataError, ShapeError
-from wxb.nn.layers import Activation, Dense, Dropout, Flatten, Standardize, dtype_mismatch
+from wxb.nn.layers import (
+    Activation,
+    Dense,
+    Dropout,
+    Flatten,
+    PReLU,
+    Standardize,
+    dtype_mismatch,
+)
 from wxb.nn.module import Module, Parameter, input_width, stock_kind
 from wxb.nn.norm import NORMS
 from wxb.tensor import GRAD_LOCK, accumulate_grad
@@ -64,6 +72,8 @@ def unplannable_reason(layers: list[Module]) -> str | None:
             return f"{layer.label} is a normalisation layer, which runs on the recorded graph"
         if stock_kind(layer, (Flatten,)) is not None:
             return f"{layer.label} reshapes its input, which runs on the recorded graph"
+        if stock_kind(layer, (PReLU,)) is not None:
+            return f"{layer.label} learns its slope on the recorded graph"
         if not _is_stock(layer):
             return (
                 f"{layer.label} is not a stock layer (its class overrides forward or __call__, "
