@@ -172,7 +172,7 @@ def test_kerass_activation_layer_by_name_is_refused_naming_wxbs_layer(seeded):
     with pytest.raises(ConfigError, match=rf"is {wanted}\(\) here"):
         nn.Activation(name)
     with pytest.raises(ConfigError, match=r"its activation layers: .*ReLU"):
-        nn.Activation("selu")
+        nn.Activation("exponential")
 
 
 @pytest.mark.parametrize(

@@ -38,7 +38,8 @@ def make_problem(rng, activation, loss_name, dtype, dropout=0.0, standardize=Fal
     layers = []
     if standardize:
         layers.append(Standardize(rng.normal(size=n), rng.uniform(0.5, 2, size=n), dtype=dtype))
-    layers += [Dense(n, h, seed=seed, dtype=dtype), ACTIVATIONS[activation]()]
+    settings = (0.1, -0.5) if activation == "threshold" else ()  # (torch's: no defaults)
+    layers += [Dense(n, h, seed=seed, dtype=dtype), ACTIVATIONS[activation](*settings)]
     if dropout:
         layers.append(Dropout(dropout, seed=seed))
     layers += [Dense(h, c, seed=seed + 1, dtype=dtype)]

@@ -9,8 +9,9 @@
   use the same names ("dense1.weight", …).
 - ``from_torch(seq)``: the way back, for a ``torch.nn.Sequential`` (nested ones
   too) of Linear, Identity, ReLU, Sigmoid, Tanh, LeakyReLU, GELU, SiLU, ELU, Softplus,
-  Softmax(dim=1), LogSoftmax(dim=1), Dropout and ``TorchStandardize``; anything else is
-  refused by its path.
+  Softmax/LogSoftmax/Softmin(dim=1), Dropout, LayerNorm, BatchNorm1d, PReLU, Flatten,
+  ReLU6, Hardtanh, SELU, CELU, Mish, Hardswish, Hardsigmoid, LogSigmoid, Softsign,
+  Tanhshrink, Threshold and ``TorchStandardize``; anything else is refused by its path.
 - ``from_sklearn(est)``: a fitted ``MLPClassifier`` or ``MLPRegressor`` as a wxb
   Sequential giving its *decision values* (the output layer before its output
   activation: logits for a classifier), with ``model.info`` saying how to read
@@ -452,8 +453,9 @@ def from_torch(seq) -> Sequential:
     """A wxb Sequential computing what the ``torch.nn.Sequential`` ``seq`` computes.
 
     Reads (nested) Sequentials of Linear, Identity, ReLU, Sigmoid, Tanh,
-    LeakyReLU, GELU, SiLU, ELU, Softplus, Softmax and LogSoftmax over dim 1 (or -1),
-    Dropout, LayerNorm, BatchNorm1d (with its running statistics) and
+    LeakyReLU, GELU, SiLU, ELU, Softplus, Softmax, LogSoftmax and Softmin over dim 1
+    (or -1), Dropout, LayerNorm, BatchNorm1d (with its running statistics), PReLU, the
+    same-named layers of ``_TWINS`` (Flatten, ReLU6, Hardtanh, …) and
     ``TorchStandardize``,
     copying the weights; the dtype is the weights' (float32 or float64). Keys
     that are valid wxb names (not PyTorch's "0", "1", …) become the layers' names.
