@@ -318,6 +318,97 @@ def softplus(d):
     )
 
 
+# a floor that makes assert_agrees's bound ~4 float32 ulps in a float64 comparison with
+# terms=4 (16·terms·ε64·floor = ε32·scale): where torch rounds a constant to float32
+F32_IN_F64 = float(np.finfo(np.float32).eps / np.finfo(np.float64).eps) / (16 * 4) * 4
+
+
+@case
+def relu6(d):
+    return _activation(
+        d, lambda f, x: f.relu6(x), lambda n: n.ReLU6(), edges=(0.0, 6.0, -np.inf, np.inf)
+    )
+
+
+@case
+def hardtanh(d):
+    low = d.pick([-1.0, -2.0, 0.0, -0.5])
+    high = d.pick([1.0, 2.0, 0.5, 3.0])
+    return _activation(
+        d, lambda f, x: f.hardtanh(x, low, high), lambda n: n.Hardtanh(low, high),
+        edges=(low, high, -np.inf, np.inf),
+    )  # fmt: skip
+
+
+@case
+def selu(d):
+    return _activation(
+        d, lambda f, x: f.selu(x), lambda n: n.SELU(), edges=(-40.0, np.inf), slope=1.76
+    )
+
+
+@case
+def celu(d):
+    """torch's float64 backward rounds 1/α to float32: ulps of float32 at large |x/α|."""
+    alpha = d.pick([1.0, 0.5, 2.0, 3.0])
+    case = _activation(
+        d, lambda f, x: f.celu(x, alpha), lambda n: n.CELU(alpha), edges=(-40.0, np.inf)
+    )
+    if d.dtype == np.float64:
+        x = case.inputs[0]
+        size = 1 + float(np.abs(x[np.isfinite(x)]).max(initial=0.0)) / alpha
+        case.grad_floor = lambda weights: F32_IN_F64 * size * np.abs(weights).max()
+    return case
+
+
+@case
+def mish(d):
+    return _activation(
+        d, lambda f, x: f.mish(x), lambda n: n.Mish(), edges=(-40.0, 40.0), slope=1.1
+    )
+
+
+@case
+def hardswish(d):
+    return _activation(
+        d, lambda f, x: f.hardswish(x), lambda n: n.Hardswish(), edges=(-3.0, 3.0), slope=1.5
+    )
+
+
+@case
+def hardsigmoid(d):
+    """torch's float64 backward takes 1/6 as a float32 constant."""
+    case = _activation(
+        d, lambda f, x: f.hardsigmoid(x), lambda n: n.Hardsigmoid(), edges=(-3.0, 3.0)
+    )
+    if d.dtype == np.float64:
+        case.grad_floor = lambda weights: F32_IN_F64 * np.abs(weights).max()
+    return case
+
+
+@case
+def logsigmoid(d):
+    return _activation(d, lambda f, x: f.logsigmoid(x), lambda n: n.LogSigmoid(), (-40.0,))
+
+
+@case
+def softsign(d):
+    return _activation(d, lambda f, x: f.softsign(x), lambda n: n.Softsign(), (-1e3, 1e3))
+
+
+@case
+def tanhshrink(d):
+    return _activation(d, lambda f, x: f.tanhshrink(x), lambda n: n.Tanhshrink(), (-5.0, 5.0))
+
+
+@case
+def threshold(d):
+    at, value = d.pick([0.0, 0.5, -1.0, 2.0]), d.pick([0.0, -1.0, 3.0])
+    return _activation(
+        d, lambda f, x: f.threshold(x, at, value), lambda n: n.Threshold(at, value), edges=(at,)
+    )
+
+
 @case
 def sigmoid(d):
     return _activation(d, lambda f, x: f.sigmoid(x), lambda n: n.Sigmoid(), (-np.inf, np.inf))
@@ -760,10 +851,16 @@ def test_function_and_layer_agree_with_torch(seeded, name):
         run_case(CASES[name](Draw(seeded.rng)), seeded, f"{name}, draw {draw}")
 
 
+# checked against torch, with their options, in tests/test_more_layers48.py
+AGAINST_TORCH_IN_MORE_LAYERS = {"Flatten", "PReLU", "Softmin", "BCELoss", "KLDivLoss"}
+
+
 def test_every_function_and_layer_torch_also_has_is_fuzzed():
     """The cases cover wxb.nn.functional's whole public list and every layer and loss
     class of wxb.nn that torch.nn has (a new one fails here until it is fuzzed)."""
-    covered = set(CASES) | {"bce_with_logits"}  # (wxb's short name of the same function)
+    # (wxb's short name of the same function; and those tests/test_more_layers48.py checks
+    # against torch with their options)
+    covered = set(CASES) | {"bce_with_logits", "prelu", "softmin", "binary_cross_entropy", "kl_div"}
     functions = {name for name in F.__all__ if hasattr(TF, name) or name == "bce_with_logits"}
     assert functions <= covered | {"batch_norm", "layer_norm"}, functions - covered
     classes = {name for name in nn.__all__ if isinstance(getattr(nn, name), type)}
@@ -771,8 +868,9 @@ def test_every_function_and_layer_torch_also_has_is_fuzzed():
         "ReLU", "LeakyReLU", "GELU", "SiLU", "ELU", "Softplus", "Sigmoid", "Tanh", "Identity",
         "Softmax", "LogSoftmax", "Dropout", "Linear", "CrossEntropyLoss", "NLLLoss",
         "BCEWithLogitsLoss", "L1Loss", "HuberLoss", "SmoothL1Loss", "MSELoss", "BatchNorm1d",
-        "LayerNorm",
-    }  # fmt: skip
+        "LayerNorm", "ReLU6", "Hardtanh", "SELU", "CELU", "Mish", "Hardswish", "Hardsigmoid",
+        "LogSigmoid", "Softsign", "Tanhshrink", "Threshold",
+    } | AGAINST_TORCH_IN_MORE_LAYERS  # fmt: skip
     torch_has = {name for name in classes if hasattr(torch.nn, name)}
     containers = {"Module", "Sequential", "ModuleList", "ModuleDict", "Parameter",
                   "ParameterList", "ParameterDict"}  # fmt: skip

@@ -165,10 +165,12 @@ def normalize(
 
 # torch.nn.functional's names a port reaches for that wxb has not, each with wxb's way (as
 # wxb.nn's for its layers): Python's bare AttributeError named neither
-_ACTIVATIONS = "elu, gelu, leaky_relu, log_softmax, relu, sigmoid, silu, softmax, softplus, tanh"
+_ACTIVATIONS = (
+    "celu, elu, gelu, hardsigmoid, hardswish, hardtanh, leaky_relu, log_softmax, logsigmoid, "
+    "mish, prelu, relu, relu6, selu, sigmoid, silu, softmax, softmin, softplus, softsign, "
+    "tanh, tanhshrink and threshold"
+)
 _TORCH_NAMES = {
-    "binary_cross_entropy": "use binary_cross_entropy_with_logits on the logits (it applies "
-    "the sigmoid itself, stably; leave the sigmoid out)",
     "embedding": "wxb builds dense networks on rows (B, features), with no embedding: index "
     "a Parameter in a forward of your own (self.E[ids]), or give linear the ids one-hot "
     "(one_hot(ids, n).float())",
@@ -187,17 +189,24 @@ _TORCH_NAMES.update(
 )
 _TORCH_NAMES.update(
     dict.fromkeys(
-        ("relu6", "hardtanh", "logsigmoid", "mish", "selu", "celu", "softmin", "softsign"),
+        ("hardshrink", "softshrink", "rrelu", "glu", "gumbel_softmax"),
         f"wxb.nn.functional's activations are {_ACTIVATIONS}; compute another with tensor "
-        "methods (relu6: x.clamp(0, 6))",
+        "methods (hardshrink: x * (x.abs() > lambd))",
     )
 )
 _TORCH_NAMES.update(
     dict.fromkeys(
-        ("kl_div", "poisson_nll_loss", "gaussian_nll_loss", "cosine_embedding_loss"),
-        "wxb.nn.functional's losses are binary_cross_entropy_with_logits, cross_entropy, "
-        "huber_loss, l1_loss, mse_loss, nll_loss and smooth_l1_loss; compute another with "
-        "tensor methods, as a function wxb.fit(model, X, y, loss=f) takes",
+        (
+            "poisson_nll_loss",
+            "gaussian_nll_loss",
+            "cosine_embedding_loss",
+            "margin_ranking_loss",
+            "triplet_margin_loss",
+        ),
+        "wxb.nn.functional's losses are binary_cross_entropy, "
+        "binary_cross_entropy_with_logits, cross_entropy, huber_loss, kl_div, l1_loss, "
+        "mse_loss, nll_loss and smooth_l1_loss; compute another with tensor methods, as a "
+        "function wxb.fit(model, X, y, loss=f) takes",
     )
 )
 
