@@ -230,11 +230,12 @@ class PlannedStep(_Update):
             self.output = self._graph.output
             return value
         if self.reducer is None and type(X) is np.ndarray:
+            X = self.plan.rows(X)  # (N, 28, 28) through a Flatten in front
             lean = self.plan.lean_for(X)  # a batch size that has run before
             if lean is not None:
                 return self._lean_step(lean, X, y)
         plan = self.plan
-        X = X.data if isinstance(X, Tensor) else batch_array(X, self.model)
+        X = plan.rows(X.data if isinstance(X, Tensor) else batch_array(X, self.model))
         y = y.data if isinstance(y, Tensor) else y
         plan.check(X)
         self.optimizer.grad_buffers()  # re-gathers the parameters if the model was cast

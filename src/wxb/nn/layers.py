@@ -12,7 +12,7 @@ import numpy as np
 from wxb import ops
 from wxb.backend import DTYPES, check_device, resolve_dtype
 from wxb.errors import ConfigError, DataError, ShapeError
-from wxb.nn.module import Module, Parameter
+from wxb.nn.module import Module, Parameter, _structure_changed
 from wxb.random import as_generator, key_of
 from wxb.tensor import Tensor, no_grad
 from wxb.validation import as_features, numbers_from_pandas
@@ -774,6 +774,7 @@ class Flatten(Module):
     @start_dim.setter
     def start_dim(self, value: object) -> None:
         self._start_dim = _dim_setting(value, "Flatten start_dim")
+        _structure_changed()  # a plan leaves out a Flatten that passes rows on
 
     @property
     def end_dim(self) -> int:
@@ -782,10 +783,14 @@ class Flatten(Module):
     @end_dim.setter
     def end_dim(self, value: object) -> None:
         self._end_dim = _dim_setting(value, "Flatten end_dim")
+        _structure_changed()  # a plan leaves out a Flatten that passes rows on
 
     def forward(self, x: Tensor) -> Tensor:
         x = ops.as_tensor(x)
-        return ops.reshape(x, ops.flattened_shape(x.shape, self.start_dim, self.end_dim))
+        shape = ops.flattened_shape(x.shape, self.start_dim, self.end_dim)
+        if tuple(shape) == x.shape:  # one dim made one: torch's flatten returns its input
+            return x
+        return ops.reshape(x, shape)
 
     def config(self) -> dict[str, Any]:
         if type(self) is not Flatten:

@@ -65,13 +65,18 @@ KEPT_INFERENCE_ROWS = 4096
 def unplannable_reason(layers: list[Module]) -> str | None:
     """None when the planned stack computes exactly what the layers' own forwards
     compute; else why it cannot (the layer-by-layer path then runs, and raises any error)."""
-    if not layers:
-        return "it has no layers"
+    if all(passes_rows(layer) for layer in layers):
+        return "it has no layers" if not layers else "it has no layers but Flatten"
     for layer in layers:
+        if passes_rows(layer):
+            continue
         if stock_kind(layer, NORMS) is not None:
             return f"{layer.label} is a normalisation layer, which runs on the recorded graph"
-        if stock_kind(layer, (Flatten,)) is not None:
-            return f"{layer.label} reshapes its input, which runs on the recorded graph"
+        if stock_kind(layer, (Flatten,)) is not None and not passes_rows(layer):
+            return (
+                f"{layer.label} (start_dim={layer.start_dim}, end_dim={layer.end_dim}) "
+                "reshapes its rows, which runs on the recorded graph"
+            )
         if stock_kind(layer, (PReLU,)) is not None:
             return f"{layer.label} learns its slope on the recorded graph"
         if not _is_stock(layer):
@@ -103,6 +108,12 @@ def unplannable_reason(layers: list[Module]) -> str | None:
                 outputs = layer.out_features
                 return f"the b of {layer.label} has shape {shape}; its W gives {outputs} outputs"
     return width_mismatch(layers)
+
+
+def passes_rows(layer: Module) -> bool:
+    """A stock Flatten that gives (B, F) rows back as they are (torch's flatten returns its
+    input then): the plan leaves it out, and one in front makes X of more dims its rows."""
+    return stock_kind(layer, (Flatten,)) is Flatten and layer.rows_of((1, 1))
 
 
 def width_mismatch(layers: list[Module]) -> str | None:
@@ -149,7 +160,10 @@ class StackPlan:
     """Buffers and the forward/backward equations of one stack of stock layers."""
 
     def __init__(self, layers: list[Module], grad_lock: threading.RLock | None = None) -> None:
-        self.layers = list(layers)
+        layers = list(layers)
+        # a Flatten in front makes (N, 28, 28) rows (N, 784); one anywhere passes rows on
+        self.front_flatten = layers[0] if layers and passes_rows(layers[0]) else None
+        self.layers = [m for m in layers if not passes_rows(m)]
         # held through backward: the plans of other threads on the same model share it
         # (both would take the optimiser's one gradient buffer, or add into one .grad)
         self._grad_lock = grad_lock or threading.RLock()
@@ -219,6 +233,14 @@ class StackPlan:
                 (input_width(m) for m in self.layers if input_width(m) is not None), None
             )
             self.capacity = 0  # every buffer again at the next batch
+
+    def rows(self, X: np.ndarray) -> np.ndarray:
+        """X as the plan's first layer takes it: X of more than 2 dims made (B, −1) rows
+        where the stack begins with a Flatten that makes them so (as its forward would)."""
+        flatten = self.front_flatten
+        if X.ndim > 2 and flatten is not None and flatten.rows_of(X.shape):
+            return X.reshape(X.shape[0], int(np.prod(X.shape[1:])))
+        return X
 
     def fits(self, X: np.ndarray) -> bool:
         """Whether a batch can run planned (if not, the layer-by-layer path gives the error)."""

@@ -374,12 +374,14 @@ class Sequential(Module):
             # (the planned backward writes .grad itself: not where gradients go apart)
             if is_grad_enabled() and not keeping_gradients_apart():
                 plan = self._free_plan()
-                if plan is not None and plan.fits(x.data):
-                    return _record(plan, x)
+                if plan is not None:
+                    rows = plan.rows(x.data)  # (N, 28, 28) through a Flatten in front
+                    if plan.fits(rows):
+                        return _record(plan, x if rows is x.data else Tensor.of_array(rows))
             elif not is_grad_enabled():  # inference: straight through, no graph
                 plan = self._plans().inference
                 if plan is not None:
-                    out = plan.infer(x.data)
+                    out = plan.infer(plan.rows(x.data))
                     if out is not None:
                         return Tensor.of_array(out)
         for layer in self._modules.values():  # layer by layer (also what raises the errors)
