@@ -93,8 +93,8 @@ def _externals(blas: tuple) -> tuple:
 
     info, gemm, gemv, wide = blas
     binding.load_library_permanently(info["filepath"])
-    # LLVM binds a name to the first library exporting it: another copy of scipy-openblas
-    # (SciPy's wheels bundle one, under the same names) must not be the one called
+    # LLVM binds a name to the first library exporting it: another scipy-openblas (SciPy's
+    # wheels bundle one exporting scipy_cblas_sgemm, an LP64 NumPy's name) must not answer
     lib = ctypes.CDLL(info["filepath"])
     for name in (gemm, gemv):
         if (
