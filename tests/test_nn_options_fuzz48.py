@@ -861,6 +861,8 @@ def test_every_function_and_layer_torch_also_has_is_fuzzed():
     # (wxb's short name of the same function; and those tests/test_more_layers48.py checks
     # against torch with their options)
     covered = set(CASES) | {"bce_with_logits", "prelu", "softmin", "binary_cross_entropy", "kl_div"}
+    # checked against torch, with their options, in tests/test_missing_ops49.py
+    covered |= {"pad", "cosine_similarity", "pairwise_distance"}
     functions = {name for name in F.__all__ if hasattr(TF, name) or name == "bce_with_logits"}
     assert functions <= covered | {"batch_norm", "layer_norm"}, functions - covered
     classes = {name for name in nn.__all__ if isinstance(getattr(nn, name), type)}

@@ -339,6 +339,28 @@ isinf, isfinite, nonzero, argwhere = (
     _method(n) for n in ("isinf", "isfinite", "nonzero", "argwhere")
 )
 unbind, clone, detach = _method("unbind"), _method("clone"), _method("detach")
+roll, median, kthvalue, cummax, cummin = (
+    _method(n) for n in ("roll", "median", "kthvalue", "cummax", "cummin")
+)
+diag, diagonal, trace, cumprod, logcumsumexp = (
+    _method(n) for n in ("diag", "diagonal", "trace", "cumprod", "logcumsumexp")
+)
+quantile, nanquantile, nan_to_num = (_method(n) for n in ("quantile", "nanquantile", "nan_to_num"))
+fmod = _method("fmod")
+lerp = _method("lerp", operands=2, keywords=("end", "weight"))
+addmm = _method("addmm", operands=2, keywords=("mat1", "mat2"))
+baddbmm = _method("baddbmm", operands=2, keywords=("batch1", "batch2"))
+
+
+def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):
+    """``torch.unique(input, sorted=True, return_inverse=False, return_counts=False,
+    dim=None)``: ``input.unique(…)``."""
+    return _tensor_of(input, "unique").unique(sorted, return_inverse, return_counts, dim)
+
+
+def cdist(x1, x2, p=2.0, compute_mode=None) -> Tensor:
+    """``torch.cdist(x1, x2, p=2.0)``: the p-norm distance of each row of x1 to each of x2."""
+    return ops.cdist(x1, x2, p, compute_mode)
 
 
 def _whole(input: object) -> np.ndarray | None:
@@ -541,6 +563,7 @@ def _values(value: object, what: str) -> np.ndarray:
 
 __all__ = [
     "abs",
+    "addmm",
     "all",
     "allclose",
     "amax",
@@ -552,9 +575,11 @@ __all__ = [
     "argsort",
     "argwhere",
     "as_tensor",
+    "baddbmm",
     "bmm",
     "broadcast_to",
     "cat",
+    "cdist",
     "ceil",
     "chunk",
     "clamp",
@@ -564,9 +589,14 @@ __all__ = [
     "concatenate",
     "cos",
     "cuda",
+    "cummax",
+    "cummin",
+    "cumprod",
     "cumsum",
     "detach",
     "device",
+    "diag",
+    "diagonal",
     "dot",
     "double",
     "einsum",
@@ -583,6 +613,7 @@ __all__ = [
     "float64",
     "floor",
     "floor_divide",
+    "fmod",
     "from_numpy",
     "full",
     "full_like",
@@ -596,13 +627,16 @@ __all__ = [
     "isfinite",
     "isinf",
     "isnan",
+    "kthvalue",
     "le",
+    "lerp",
     "linspace",
     "log",
     "log1p",
     "log2",
     "log10",
     "log_softmax",
+    "logcumsumexp",
     "logical_and",
     "logical_not",
     "logical_or",
@@ -613,10 +647,13 @@ __all__ = [
     "max",
     "maximum",
     "mean",
+    "median",
     "min",
     "minimum",
     "mm",
     "movedim",
+    "nan_to_num",
+    "nanquantile",
     "narrow",
     "ne",
     "neg",
@@ -629,6 +666,7 @@ __all__ = [
     "permute",
     "pow",
     "prod",
+    "quantile",
     "rand",
     "rand_like",
     "randint",
@@ -639,6 +677,7 @@ __all__ = [
     "relu",
     "remainder",
     "reshape",
+    "roll",
     "round",
     "rsqrt",
     "sigmoid",
@@ -656,11 +695,13 @@ __all__ = [
     "swapaxes",
     "tanh",
     "topk",
+    "trace",
     "transpose",
     "tril",
     "triu",
     "trunc",
     "unbind",
+    "unique",
     "unsqueeze",
     "var",
     "vstack",

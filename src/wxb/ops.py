@@ -4461,15 +4461,16 @@ Tensor.argwhere = lambda self: marks(np.argwhere(self.data).astype(np.int64))
 def einsum(equation: object, *operands: object) -> Tensor:
     """``torch.einsum("bij,bjk->bik", a, b)``: NumPy's einsum forward. ∂L/∂Xₖ contracts
     G with the other operands back onto Xₖ's subscripts (G's subscripts the output's),
-    broadcast along an index only Xₖ had (summed away in the forward). Ellipses and an
-    index repeated within one operand (a trace, a diagonal) are refused."""
+    broadcast along an index only Xₖ had (summed away in the forward). An ellipsis
+    (...) stands for the dims no letter names, broadcast as torch's; an index repeated
+    within one operand (a trace, a diagonal) is refused."""
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
     if not isinstance(equation, str):
         raise ConfigError(f"einsum: the equation must be a string; got {equation!r}")
     spec = equation.replace(" ", "")
     if "." in spec:
-        raise ConfigError("einsum: ellipses (...) are not taken; name every dim")
+        spec, operands = _ellipsis_named(spec, operands, equation)
     inputs_spec, arrow, output = spec.partition("->")
     subs = inputs_spec.split(",")
     if len(subs) != len(operands):
@@ -4513,6 +4514,56 @@ def einsum(equation: object, *operands: object) -> Tensor:
     # an operand is read only for the others' gradients
     reads = tuple(any(n for j, n in enumerate(needs) if j != k) for k in range(len(needs)))
     return Tensor.from_op(np.asarray(out), "einsum", tuple(tensors), backward, reads_inputs=reads)
+
+
+def _ellipsis_named(spec: str, operands: tuple, equation: str) -> tuple[str, tuple]:
+    """An equation with ``...`` as one with letters of their own for the dims it stands
+    for (right-aligned, broadcast as torch's: each operand expanded to the broadcast
+    sizes, so that expand's rule sums its gradient back); an implicit output puts them
+    first, as torch's; an explicit one without ``...`` sums them."""
+    inputs_spec, arrow, output = spec.partition("->")
+    subs = inputs_spec.split(",")
+    if len(subs) != len(operands):
+        raise ShapeError(f"einsum: {equation!r} names {len(subs)} operands; got {len(operands)}")
+    for s in (*subs, output):
+        if s.count(".") not in (0, 3) or (s.count(".") == 3 and "..." not in s):
+            raise ConfigError(f"einsum: a '.' stands only in an ellipsis (...); got {s!r}")
+    tensors = in_result_type(operands)
+    spans = []
+    for sub, t in zip(subs, tensors, strict=True):
+        named = len(sub.replace("...", ""))
+        if "..." not in sub:
+            spans.append(None)
+            continue
+        if t.ndim < named:
+            raise ShapeError(f"einsum: {sub!r} names {named} dims of a {t.ndim}-d operand")
+        start = sub.index("...")
+        spans.append(t.shape[start : start + t.ndim - named])
+    shapes = [s for s in spans if s is not None]
+    try:
+        wide = np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise ShapeError(f"einsum: the dims of {equation!r}'s ellipses do not broadcast") from None
+    unused = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" if c not in spec]
+    if len(unused) < len(wide):
+        raise ConfigError(f"einsum: {equation!r} leaves too few letters for its ellipsis")
+    letters = "".join(unused[: len(wide)])
+    named_subs, expanded = [], []
+    for sub, t, span in zip(subs, tensors, spans, strict=True):
+        if span is None:
+            named_subs.append(sub)
+            expanded.append(t)
+            continue
+        start = sub.index("...")
+        named_subs.append(sub.replace("...", letters[len(wide) - len(span) :]))
+        target = (*t.shape[:start], *wide[len(wide) - len(span) :], *t.shape[start + len(span) :])
+        expanded.append(t if t.shape == target else expand(t, *target))
+    if arrow:
+        output = output.replace("...", letters)
+    else:
+        once = "".join(c for c in "".join(named_subs) if c not in letters)
+        output = letters + "".join(sorted(c for c in set(once) if once.count(c) == 1))
+    return f"{','.join(named_subs)}->{output}", tuple(expanded)
 
 
 # torch's in-place forms of the element-wise ops (t's own array changed, under no_grad or
@@ -4568,3 +4619,666 @@ def movedim(a: Tensor, source: object, destination: object) -> Tensor:
 Tensor.narrow = narrow
 Tensor.movedim = movedim
 Tensor.swapaxes = Tensor.swapdims = lambda self, dim0, dim1: swap_axes(self, dim0, dim1)
+
+
+# -- what a ported script reaches for next: torch's names, each beside its backward ------
+def _whole_int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ConfigError(f"{what} must be an integer; got {value!r}")
+    return int(value)
+
+
+def roll(a: Tensor, shifts: object, dims: object = None) -> Tensor:
+    """``t.roll(shifts, dims)``: the values shifted cyclically along dims (None: the
+    flattened tensor, its shape kept); ∂L/∂A is G rolled back."""
+    many = isinstance(shifts, (tuple, list))
+    steps = tuple(_whole_int(s, "roll: shifts") for s in (shifts if many else (shifts,)))
+    if dims is None:
+        if len(steps) != 1:
+            raise ShapeError(f"roll: {len(steps)} shifts need as many dims; got dims=None")
+        axes = None
+    else:
+        given = tuple(dims) if isinstance(dims, (tuple, list)) else (dims,)
+        if len(given) != len(steps):
+            raise ShapeError(f"roll: {len(steps)} shifts and {len(given)} dims must align")
+        if a.ndim == 0:
+            raise ShapeError("roll: a 0-d tensor has no dim to roll along")
+        axes = tuple(_axis(d, a.ndim, "roll") for d in given)
+    shift = steps[0] if axes is None else steps
+    back = -steps[0] if axes is None else tuple(-s for s in steps)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (np.roll(g, back, axes),)
+
+    return Tensor.from_op(np.roll(a.data, shift, axes), "roll", (a,), backward, reads_inputs=False)
+
+
+def _shared_by_ties(A: np.ndarray, value: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """G shared evenly by the elements equal to ``value`` (the NaNs, for a NaN): torch's
+    rule for a max, min or median over everything."""
+    hit = np.isnan(A) if np.isnan(value) else A == value
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(hit, g / hit.sum(), 0).astype(A.dtype, copy=False)
+
+
+def _selected(a: Tensor, chosen: np.ndarray, axis: int, keepdim: bool, name: str):
+    """(values, indices) of the elements ``chosen`` (kept dims) names along ``axis``; each
+    value's gradient goes to its element."""
+    found = _taken(a, chosen, axis, name)
+    if not keepdim:
+        found, chosen = reshape(found, np.squeeze(chosen, axis).shape), np.squeeze(chosen, axis)
+    return ValuesIndices(found, marks(chosen.astype(np.int64)))
+
+
+def _kth_along(A: np.ndarray, axis: int, k: np.ndarray | int) -> np.ndarray:
+    """The index of the k-th smallest (from 0) along axis, NaN above every number and
+    ties in their first order (kept dims)."""
+    order = _order(A, axis, False)
+    return np.take(order, [k], axis=axis) if np.ndim(k) == 0 else np.take_along_axis(order, k, axis)
+
+
+def median(a: Tensor, dim: object = None, keepdim: bool = False):
+    """``t.median()``: the lower of the two middle values (torch's; NaN where one is NaN),
+    its gradient shared evenly by the elements equal to it, as torch's. ``t.median(dim)``:
+    (values, indices), each value's gradient to its index; of tied values the first in
+    sorted order (torch leaves that choice to its kernel)."""
+    A = a.data
+    if dim is None:
+        flat = A.reshape(-1)
+        if flat.size == 0:
+            value = np.asarray(np.nan, dtype=A.dtype)  # as torch's
+        elif np.isnan(flat).any():
+            value = np.asarray(np.nan, dtype=A.dtype)
+        else:
+            value = np.asarray(flat[_kth_along(flat, 0, (flat.size - 1) // 2)[0]])
+
+        def backward_all(g: np.ndarray) -> tuple[np.ndarray]:
+            return (_shared_by_ties(A, value, g),)
+
+        found = Tensor.from_op(value, "median", (a,), backward_all, saves_output=True)
+        return reshape(found, (1,) * A.ndim) if _flag(keepdim, "median") else found
+    keep = _flag(keepdim, "median")
+    axis = _axis(dim, A.ndim, "median")
+    if A.ndim == 0:
+        return ValuesIndices(clone(a), marks(np.zeros((), dtype=np.int64)))
+    n = A.shape[axis]
+    if n == 0:
+        raise ShapeError(f"median: dim {dim} has no values to take the median of")
+    chosen = _kth_along(A, axis, (n - 1) // 2)
+    nan = np.isnan(A)
+    first_nan = np.argmax(nan, axis=axis, keepdims=True)
+    chosen = np.where(nan.any(axis=axis, keepdims=True), first_nan, chosen)  # NaN, as torch's
+    return _selected(a, chosen, axis, keep, "median")
+
+
+def kthvalue(a: Tensor, k: object, dim: object = -1, keepdim: bool = False):
+    """``t.kthvalue(k, dim=-1)``: the k-th smallest along dim (k from 1), NaN above every
+    number, as (values, indices); each value's gradient to its index (of ties the first
+    in sorted order: torch leaves that choice to its kernel)."""
+    keep = _flag(keepdim, "kthvalue")
+    axis = _axis(dim, a.ndim, "kthvalue")
+    n = a.shape[axis] if a.ndim else 1
+    k = _whole_int(k, "kthvalue: k")
+    if not 1 <= k <= n:
+        raise ShapeError(f"kthvalue: k must be from 1 to {n} (dim {dim}'s size); got {k}")
+    if a.ndim == 0:
+        return ValuesIndices(clone(a), marks(np.zeros((), dtype=np.int64)))
+    return _selected(a, _kth_along(a.data, axis, k - 1), axis, keep, "kthvalue")
+
+
+def running_extreme(a: Tensor, dim: object, largest: bool) -> ValuesIndices:
+    """``t.cummax(dim)`` / ``cummin``: the largest (smallest) so far, as (values, indices);
+    a tie takes the later index and a NaN stays (the latest NaN's index), as torch's; each
+    value's gradient goes to its index."""
+    name = "cummax" if largest else "cummin"
+    axis = _axis(dim, a.ndim, name)
+    if a.ndim == 0:
+        return ValuesIndices(clone(a), marks(np.zeros((), dtype=np.int64)))
+    moved = np.moveaxis(a.data, axis, 0)
+    indices = np.zeros(moved.shape, dtype=np.int64)
+    if moved.shape[0]:
+        best, place = moved[0].copy(), np.zeros(moved.shape[1:], dtype=np.int64)
+        for i in range(moved.shape[0]):
+            x = moved[i]
+            beats = x >= best if largest else x <= best
+            take = np.isnan(x) | (~np.isnan(best) & beats)
+            best, place = np.where(take, x, best), np.where(take, i, place)
+            indices[i] = place
+    chosen = np.moveaxis(indices, 0, axis)
+    return ValuesIndices(_taken(a, chosen, axis, name), marks(chosen))
+
+
+def diagonal(a: Tensor, offset: object = 0, dim1: object = 0, dim2: object = 1) -> Tensor:
+    """``t.diagonal(offset, dim1, dim2)``: the diagonal of the matrices over dim1 and dim2,
+    as the last dim, a view as torch's (``m.diagonal().fill_(0)`` changes m); ∂L/∂A is G
+    on that diagonal, 0 elsewhere."""
+    offset = _whole_int(offset, "diagonal: offset")
+    first, second = _axis(dim1, a.ndim, "diagonal"), _axis(dim2, a.ndim, "diagonal")
+    if a.ndim < 2:
+        raise ShapeError(f"diagonal: needs at least 2 dimensions; got {_dims(a.shape)}")
+    if first == second:
+        raise ShapeError(f"diagonal: dim1 and dim2 name one dim ({dim1}, {dim2})")
+    moved_shape = np.moveaxis(a.data, (first, second), (-2, -1)).shape
+    rows, cols = moved_shape[-2:]
+    length = max(0, min(rows + min(offset, 0), cols - max(offset, 0)))
+    i = np.arange(length) - min(offset, 0)
+    j = np.arange(length) + max(offset, 0)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        grad = np.zeros(moved_shape, dtype=g.dtype)
+        grad[..., i, j] = g
+        return (np.moveaxis(grad, (-2, -1), (first, second)),)
+
+    out = np.diagonal(a.data, offset, first, second)
+    out.flags.writeable = a.data.flags.writeable  # (NumPy's is read-only: torch's is not)
+    return _view_of(a, Tensor.from_op(out, "diagonal", (a,), backward, reads_inputs=False))
+
+
+def diag(a: Tensor, diagonal_: object = 0) -> Tensor:
+    """``t.diag(diagonal)``: of a vector, the square matrix with it on that diagonal; of a
+    matrix, that diagonal, a copy (as torch's; other shapes refused)."""
+    offset = _whole_int(diagonal_, "diag: diagonal")
+    if a.ndim == 2:
+        return clone(diagonal(a, offset))
+    if a.ndim != 1:
+        raise ShapeError(f"diag: takes a vector or a matrix; got {_dims(a.shape)}")
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (np.diagonal(g, offset).copy(),)  # the diagonal it went to
+
+    return Tensor.from_op(np.diag(a.data, offset), "diag", (a,), backward, reads_inputs=False)
+
+
+def trace(a: Tensor) -> Tensor:
+    """``t.trace()``: Σ of a matrix's diagonal (Σ and diagonal's rules)."""
+    if a.ndim != 2:
+        raise ShapeError(f"trace: takes a matrix; got {_dims(a.shape)}")
+    return sum(diagonal(a))
+
+
+def lerp(start: object, end: object, weight: object) -> Tensor:
+    """``torch.lerp(start, end, weight)``: start + w·(end − start), taken as torch takes it
+    (end − (end − start)·(1 − w) where |w| ≥ ½, exact at w = 1). ∂/∂start = 1 − w,
+    ∂/∂end = w, ∂/∂w = end − start."""
+    start, end, w = in_result_type((start, end, weight))
+    S, E, W = start.data, end.data, w.data
+    try:
+        shape = np.broadcast_shapes(S.shape, E.shape, W.shape)
+    except ValueError:
+        raise ShapeError(
+            f"lerp: shapes {start.shape}, {end.shape} and weight {w.shape} do not broadcast"
+        ) from None
+    diff = E - S
+    out = np.where(np.abs(W) < 0.5, S + W * diff, E - diff * (1 - W))
+    out = np.broadcast_to(out, shape).astype(S.dtype, copy=False)
+    needs = [t.requires_grad for t in (start, end, w)]
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        return (
+            _unbroadcast(g * (1 - W), S.shape) if needs[0] else None,
+            _unbroadcast(g * W, E.shape) if needs[1] else None,
+            _unbroadcast(g * diff, W.shape) if needs[2] else None,
+        )
+
+    # start and end are read for ∂/∂w alone (as E − S, held), w for the other two
+    reads = (False, False, needs[0] or needs[1])
+    return Tensor.from_op(np.array(out), "lerp", (start, end, w), backward, reads_inputs=reads)
+
+
+def fmod(a: object, b: object) -> Tensor:
+    """``torch.fmod(a, b)``: C's remainder, A − B·trunc(A/B), with the sign of A (``%``,
+    ``remainder``, takes B's). ∂L/∂A = G, ∂L/∂B = −G·trunc(A/B) (torch's rule)."""
+    a, b = _operands(a, b)
+    A, B = a.data, b.data
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = _broadcasting(np.fmod, a, b)
+        quotient = np.trunc(A / B)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return _unbroadcast(g, A.shape), _unbroadcast(-g * quotient, B.shape)
+
+    reads = (b.requires_grad,) * 2  # (for ∂L/∂B alone, through its own trunc(A/B))
+    return Tensor.from_op(out, "fmod", (a, b), backward, reads_inputs=reads)
+
+
+def cumprod(a: Tensor, dim: object) -> Tensor:
+    """Running products along ``dim`` (float32 carried in float64, as torch's CPU one).
+    ∂L/∂a_i = P_{i−1}·R_i, P the running product before i and R_i = g_i + a_{i+1}·R_{i+1}
+    (Σ_{j ≥ i} g_j·Π_{i<k≤j} a_k): exact where some a are 0, where out/a_i is 0/0."""
+    axis = _axis(dim, a.ndim, "cumprod")
+    if a.ndim == 0:
+        return clone(a)
+    A = a.data
+    wide = np.float64 if A.dtype == np.float32 else A.dtype
+    out = np.cumprod(A, axis=axis, dtype=wide).astype(A.dtype, copy=False)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        x, gm = np.moveaxis(A.astype(wide), axis, 0), np.moveaxis(g.astype(wide), axis, 0)
+        n = x.shape[0]
+        before = np.cumprod(np.concatenate([np.ones_like(x[:1]), x[:-1]]), axis=0)
+        rest = np.empty_like(gm)
+        if n:
+            rest[-1] = gm[-1]
+        for i in range(n - 2, -1, -1):
+            rest[i] = gm[i] + x[i + 1] * rest[i + 1]
+        return (np.moveaxis(before * rest, 0, axis).astype(A.dtype, copy=False),)
+
+    return Tensor.from_op(out, "cumprod", (a,), backward)
+
+
+def logcumsumexp(a: Tensor, dim: object) -> Tensor:
+    """log Σ_{j ≤ i} exp(a_j) along ``dim`` (NumPy's logaddexp, no overflow).
+    ∂L/∂a_j = Σ_{i ≥ j} g_i·exp(a_j − out_i), summed in the log domain for the positive
+    and the negative g apart (torch's way: neither exp(−out) nor exp(a) overflows)."""
+    axis = _axis(dim, a.ndim, "logcumsumexp")
+    if a.ndim == 0:
+        return clone(a)
+    A = a.data
+    with np.errstate(invalid="ignore"):  # (a NaN gives NaN, as torch's, unwarned)
+        out = np.logaddexp.accumulate(A, axis=axis) if A.size else A.copy()
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        x, o, gw = (v.astype(np.float64) for v in (A, out, g))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            grad = np.zeros_like(x)
+            for sign in (1.0, -1.0):
+                logs = np.log(np.maximum(sign * gw, 0)) - o
+                tail = np.flip(np.logaddexp.accumulate(np.flip(logs, axis), axis=axis), axis)
+                grad += sign * np.exp(x + tail)
+        return (grad.astype(A.dtype, copy=False),)
+
+    return Tensor.from_op(out, "logcumsumexp", (a,), backward, saves_output=True)
+
+
+_INTERPOLATIONS = ("linear", "lower", "higher", "midpoint", "nearest")
+
+
+def quantile(
+    a: Tensor,
+    q: object,
+    dim: object = None,
+    keepdim: bool = False,
+    *,
+    interpolation: str = "linear",
+    ignore_nan: bool = False,
+) -> Tensor:
+    """``t.quantile(q, dim=None, keepdim=False, interpolation='linear')`` (``nanquantile``
+    with ``ignore_nan``): torch's way, the sorted values (NaN last, ties in their first
+    order) at rank q·(n − 1), between the two neighbours by ``interpolation``; a row
+    holding NaN gives NaN (nanquantile: NaN of a row of NaNs only). q a number, or a 1-D
+    list or tensor, whose values come first in the result. The gradient goes to the two
+    neighbours, 1 − w and w (lerp's)."""
+    name = "nanquantile" if ignore_nan else "quantile"
+    keep = _flag(keepdim, name)
+    if interpolation not in _INTERPOLATIONS:
+        raise ConfigError(
+            f"{name}: interpolation must be one of {', '.join(_INTERPOLATIONS)}; got "
+            f"{interpolation!r}"
+        )
+    values = q.data if isinstance(q, Tensor) else q
+    if isinstance(values, bool) or (np.ndim(values) == 0 and not _is_number(values)):
+        raise ConfigError(f"{name}: q must be a number or a 1-D tensor of them; got {q!r}")
+    qs = np.asarray(values, dtype=np.float64)
+    if qs.ndim > 1:
+        raise ShapeError(f"{name}: q must be a number or 1-D; got shape {qs.shape}")
+    if qs.size and not ((qs >= 0) & (qs <= 1)).all():
+        raise ConfigError(f"{name}: q must be in [0, 1]; got {values!r}")
+    if a.data.size == 0:
+        raise ShapeError(f"{name}: the tensor holds no values (shape {a.shape})")
+    if dim is None:
+        rows, axis = reshape(a, (-1,)), None
+    else:
+        axis = _axis(dim, a.ndim, name)
+        rows = movedim(a, axis, -1) if a.ndim else reshape(a, (1,))
+    found = _quantile_last(rows, qs.reshape(-1).astype(a.dtype), interpolation, ignore_nan)
+    # found: (*rows' other dims, len(q)); q's dim goes first, the reduced one kept as 1
+    found = movedim(found, -1, 0)
+    if keep:
+        if axis is None:
+            shape = (found.shape[0], *(1,) * a.ndim)
+        elif a.ndim:
+            shape = (*found.shape[: axis + 1], 1, *found.shape[axis + 1 :])
+        else:
+            shape = found.shape
+        found = reshape(found, shape)
+    return reshape(found, found.shape[1:]) if qs.ndim == 0 else found
+
+
+def _quantile_last(rows: Tensor, qs: np.ndarray, how: str, ignore_nan: bool) -> Tensor:
+    """The quantiles qs of each row along the last dim, shape (..., len(qs))."""
+    A = rows.data
+    n = A.shape[-1]
+    order = _order(A, A.ndim - 1, False)
+    sorted_ = np.take_along_axis(A, order, -1)
+    nan = np.isnan(sorted_)
+    if ignore_nan:
+        counts = (~nan).sum(-1, keepdims=True)
+        ranks = qs * (counts - 1).astype(A.dtype)
+        ranks = np.where(ranks < 0, n - 1, ranks)  # a row of NaNs: its NaN
+    else:
+        ranks = np.broadcast_to(qs * A.dtype.type(n - 1), (*A.shape[:-1], qs.size))
+        ranks = np.where(nan.any(-1, keepdims=True), n - 1, ranks)  # NaN in it: NaN
+    ranks = {"lower": np.floor, "higher": np.ceil, "nearest": np.round}.get(how, np.asarray)(ranks)
+    below = np.floor(ranks).astype(np.intp)
+    above = np.ceil(ranks).astype(np.intp)
+    if how == "midpoint":
+        w = np.full(ranks.shape, 0.5, dtype=A.dtype)
+    else:
+        w = (ranks - below).astype(A.dtype)
+    low = np.take_along_axis(order, below, -1)
+    high = np.take_along_axis(order, above, -1)
+    L, H = np.take_along_axis(A, low, -1), np.take_along_axis(A, high, -1)
+    out = np.where(w < 0.5, L + w * (H - L), H - (H - L) * (1 - w)).astype(A.dtype)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        grad = np.zeros(A.shape, dtype=g.dtype)
+        np.add.at(grad, _along(low, A.ndim - 1), g * (1 - w))
+        np.add.at(grad, _along(high, A.ndim - 1), g * w)
+        return (grad,)
+
+    return Tensor.from_op(out, "quantile", (rows,), backward, reads_inputs=False)
+
+
+def nan_to_num(a: Tensor, nan: object = 0.0, posinf: object = None, neginf: object = None):
+    """``t.nan_to_num(nan=0.0, posinf=None, neginf=None)``: NaN, +inf and −inf replaced
+    (the infinities by the dtype's largest and smallest finite values unless given);
+    ∂L/∂A is G where A was finite, 0 where a value was replaced (torch's rule)."""
+    for value, what in ((nan, "nan"), (posinf, "posinf"), (neginf, "neginf")):
+        if value is not None and (isinstance(value, bool) or not _is_number(value)):
+            raise ConfigError(f"nan_to_num: {what} must be a number; got {value!r}")
+    A = a.data
+    info = np.finfo(A.dtype) if A.dtype.kind == "f" else None
+    with np.errstate(over="ignore"):
+        out = np.nan_to_num(
+            A,
+            nan=0.0 if nan is None else nan,
+            posinf=posinf if posinf is not None or info is None else info.max,
+            neginf=neginf if neginf is not None or info is None else info.min,
+        )
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (np.where(np.isfinite(A), g, 0).astype(g.dtype, copy=False),)
+
+    return Tensor.from_op(np.asarray(out, dtype=A.dtype), "nan_to_num", (a,), backward)
+
+
+def _scaled_by(a: Tensor, factor: object, what: str) -> Tensor:
+    """a·factor, exactly 0 for a factor 0 (torch's beta=0: a NaN or inf in a is not
+    read), the gradient G·factor."""
+    if isinstance(factor, bool) or not _is_number(factor):
+        raise ConfigError(f"{what} must be a number; got {factor!r}")
+    if factor == 1:
+        return a
+    A = a.data
+    scale = A.dtype.type(factor)
+    out = np.zeros_like(A) if factor == 0 else A * scale
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (g * scale,)
+
+    return Tensor.from_op(out, "scale", (a,), backward, reads_inputs=False)
+
+
+def _add_products(input: object, first: object, second: object, beta: object, alpha: object,
+                  name: str, dims: int) -> Tensor:  # fmt: skip
+    """beta·input + alpha·(first @ second), torch's addmm (dims 2) and baddbmm (dims 3):
+    input broadcast to the product's shape, the products matmul's."""
+    c, x, y = in_result_type((input, first, second))
+    for what, t in (("mat1" if dims == 2 else "batch1", x), ("mat2" if dims == 2 else "batch2", y)):
+        if t.ndim != dims:
+            kind = "a matrix" if dims == 2 else "a 3-d tensor"
+            raise ShapeError(f"{name}: {what} must be {kind}; got {_dims(t.shape)}")
+    if dims == 3 and x.shape[0] != y.shape[0]:
+        raise ShapeError(f"{name}: batch sizes {x.shape[0]} and {y.shape[0]} differ")
+    if x.shape[-1] != y.shape[-2]:
+        raise ShapeError(f"{name}: {_dims(x.shape)} and {_dims(y.shape)} do not multiply")
+    product = _scaled_by(matmul(x, y), alpha, f"{name}: alpha")
+    try:
+        fits = np.broadcast_shapes(c.shape, product.shape) == product.shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ShapeError(
+            f"{name}: input of shape {c.shape} does not broadcast to the product's {product.shape}"
+        )
+    return add(_scaled_by(c, beta, f"{name}: beta"), product)
+
+
+def addmm(input: object, mat1: object, mat2: object, *, beta: object = 1, alpha: object = 1):
+    """``torch.addmm(input, mat1, mat2, beta=1, alpha=1)``: β·input + α·(mat1 @ mat2)."""
+    return _add_products(input, mat1, mat2, beta, alpha, "addmm", 2)
+
+
+def baddbmm(input: object, batch1: object, batch2: object, *, beta: object = 1, alpha: object = 1):
+    """``torch.baddbmm(input, batch1, batch2, beta=1, alpha=1)``: β·input + α·(b1 @ b2)."""
+    return _add_products(input, batch1, batch2, beta, alpha, "baddbmm", 3)
+
+
+def unique(
+    a: Tensor,
+    sorted: bool = True,
+    return_inverse: bool = False,
+    return_counts: bool = False,
+    dim: object = None,
+) -> Tensor | tuple:
+    """``torch.unique``: the distinct values (in ascending order whatever ``sorted`` says;
+    torch's unsorted order is its kernel's), each NaN one of its own, as torch's; with
+    ``dim``, the distinct slices along it. ``return_inverse``: where each value (slice)
+    went, int64; ``return_counts``: how often each came. No derivative, as torch's: a
+    backward through it is refused."""
+    A = a.data
+    if dim is None:
+        values, inverse, counts = np.unique(
+            A.reshape(-1), return_inverse=True, return_counts=True, equal_nan=False
+        )
+        inverse = inverse.reshape(A.shape)
+    else:
+        axis = _axis(dim, A.ndim, "unique")
+        if A.ndim == 0:
+            raise ShapeError("unique: a 0-d tensor has no dim to take slices along")
+        values, inverse, counts = np.unique(
+            A, return_inverse=True, return_counts=True, axis=axis, equal_nan=False
+        )
+        inverse = inverse.reshape(-1)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        raise TrainingError(
+            "backward() through unique: it has no derivative, as in PyTorch; detach() its "
+            "input, or index the tensor with return_inverse's indices"
+        )
+
+    out = Tensor.from_op(values, "unique", (a,), backward, reads_inputs=False)
+    extra = []
+    if _flag(return_inverse, "unique: return_inverse"):
+        extra.append(marks(inverse.astype(np.int64)))
+    if _flag(return_counts, "unique: return_counts"):
+        extra.append(marks(counts.astype(np.int64)))
+    return (out, *extra) if extra else out
+
+
+_PAD_MODES = ("constant", "reflect", "replicate", "circular")
+
+
+def pad(input: object, pad: object, mode: str = "constant", value: object = None) -> Tensor:
+    """``F.pad(x, pad, mode='constant', value=0)``: the last dims padded, (left, right) of
+    the last first, then of the one before, …; a negative pad crops. reflect, replicate
+    and circular as torch's (their number of padded dims by the tensor's: 1 of 2-d or 3-d,
+    2 of 3-d or 4-d, 3 of 4-d or 5-d). ∂L/∂x sums G back onto the places each value was
+    read from (a constant's places give none)."""
+    x = as_tensor(input)
+    if mode not in _PAD_MODES:
+        raise ConfigError(f"pad: mode must be one of {', '.join(_PAD_MODES)}; got {mode!r}")
+    if not isinstance(pad, (tuple, list)):
+        raise ConfigError(f"pad: pad must be a tuple of integers; got {pad!r}")
+    sizes = [_whole_int(p, "pad: each pad") for p in pad]
+    if len(sizes) % 2:
+        raise ShapeError(f"pad: pad's length must be even (left, right per dim); got {len(sizes)}")
+    padded = len(sizes) // 2
+    if padded > x.ndim:
+        raise ShapeError(f"pad: {len(sizes)} pads name {padded} dims of a {x.ndim}-d tensor")
+    if mode != "constant":
+        if value is not None and value != 0:
+            raise ConfigError(f"pad: mode {mode!r} takes no value")
+        if builtins.min(sizes, default=0) < 0:  # (torch's crops of these differ by mode)
+            raise ConfigError(
+                f"pad: mode {mode!r} takes pads ≥ 0 here; got {tuple(sizes)} (crop by "
+                "slicing, or by a constant pad's negative sizes)"
+            )
+        if padded not in (1, 2, 3) or x.ndim not in (padded + 1, padded + 2):
+            raise ShapeError(
+                f"pad: mode {mode!r} pads the last 1, 2 or 3 dims of a tensor with 1 or 2 "
+                f"dims before them; got {len(sizes)} pads for a {x.ndim}-d tensor"
+            )
+    elif value is not None and (isinstance(value, bool) or not _is_number(value)):
+        raise ConfigError(f"pad: value must be a number; got {value!r}")
+    out = x
+    for k in range(padded):
+        out = _pad_axis(out, x.ndim - 1 - k, sizes[2 * k], sizes[2 * k + 1], mode, value or 0)
+    return out
+
+
+def _pad_axis(a: Tensor, axis: int, left: int, right: int, mode: str, value: object) -> Tensor:
+    n = a.shape[axis]
+    if n + min(left, 0) + min(right, 0) < 0:  # cropped first, as torch's narrow
+        raise ShapeError(f"pad: ({left}, {right}) crops more than dim {axis}'s size {n}")
+    where_ = np.arange(-left, n + right)  # each output place's place in the input
+    if mode == "reflect":
+        if max(left, right) >= n:
+            raise ShapeError(
+                f"pad: reflect's pads ({left}, {right}) must be below dim {axis}'s size {n}"
+            )
+        where_ = np.abs(where_)
+        where_ = np.where(where_ >= n, 2 * (n - 1) - where_, where_)
+    elif mode == "replicate":
+        if n == 0 and where_.size:
+            raise ShapeError(f"pad: replicate has no value to repeat in dim {axis} of size 0")
+        where_ = np.clip(where_, 0, n - 1)
+    elif mode == "circular":
+        if max(left, right) > n:
+            raise ShapeError(
+                f"pad: circular's pads ({left}, {right}) must be at most dim {axis}'s size {n}"
+            )
+        where_ = where_ % n if n else where_
+    inside = (where_ >= 0) & (where_ < n)
+    taken = np.where(inside, where_, 0)
+    A = a.data
+    out = (
+        np.take(A, taken, axis=axis)
+        if n
+        else np.zeros((*A.shape[:axis], where_.size, *A.shape[axis + 1 :]), dtype=A.dtype)
+    )
+    shape = [1] * A.ndim
+    shape[axis] = where_.size
+    keep = inside.reshape(shape)
+    if not inside.all():
+        out = np.where(keep, out, A.dtype.type(value)).astype(A.dtype, copy=False)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        grad = np.zeros(A.shape, dtype=g.dtype)
+        place = (slice(None),) * axis + (taken[inside],)
+        np.add.at(grad, place, np.compress(inside, g, axis=axis))
+        return (grad,)
+
+    return Tensor.from_op(out, "pad", (a,), backward, reads_inputs=False)
+
+
+def _floored_value(a: Tensor, eps: float) -> Tensor:
+    """max(a, eps) whose gradient is G wherever (torch's clamp_min_ of a norm under
+    no_grad in cosine_similarity: the graph sees no clamp)."""
+    A = a.data
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (g,)
+
+    out = np.maximum(A, A.dtype.type(eps))
+    return Tensor.from_op(out, "clamp_min (no_grad)", (a,), backward, reads_inputs=False)
+
+
+def cosine_similarity(x1: object, x2: object, dim: object = 1, eps: object = 1e-8) -> Tensor:
+    """``F.cosine_similarity(x1, x2, dim=1, eps=1e-8)`` as torch's: Σ (x1/‖x1‖)·(x2/‖x2‖)
+    along dim, x1 and x2 broadcast, each norm held at least eps (by a clamp the gradient
+    does not see, as torch's)."""
+    if isinstance(eps, bool) or not _is_number(eps):
+        raise ConfigError(f"cosine_similarity: eps must be a number; got {eps!r}")
+    a, b = in_result_type((x1, x2))
+    try:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ShapeError(
+            f"cosine_similarity: shapes {a.shape} and {b.shape} do not broadcast"
+        ) from None
+    a = a if a.shape == shape else expand(a, *shape)
+    b = b if b.shape == shape else expand(b, *shape)
+    axis = _axis(dim, len(shape), "cosine_similarity")
+    na = _floored_value(norm(a, 2, axis, keepdim=True), float(eps))
+    nb = _floored_value(norm(b, 2, axis, keepdim=True), float(eps))
+    return sum(mul(div(a, na), div(b, nb)), axis)
+
+
+def pairwise_distance(
+    x1: object, x2: object, p: object = 2.0, eps: object = 1e-6, keepdim: bool = False
+) -> Tensor:
+    """``F.pairwise_distance(x1, x2, p=2, eps=1e-6)`` as torch's: ‖x1 − x2 + eps‖_p over
+    the last dim (norm's rules: p ≥ 1 or inf)."""
+    if isinstance(eps, bool) or not _is_number(eps):
+        raise ConfigError(f"pairwise_distance: eps must be a number; got {eps!r}")
+    a, b = in_result_type((x1, x2))
+    last = max(a.ndim, b.ndim) - 1
+    difference = add(sub(a, b), eps)
+    if last < 0:
+        return norm(difference, p, None, keepdim=False)
+    return norm(difference, p, last, keepdim=keepdim)
+
+
+def cdist(x1: object, x2: object, p: object = 2.0, compute_mode: object = None) -> Tensor:
+    """``torch.cdist(x1, x2, p=2)``: ‖x1_i − x2_j‖_p for each row i of x1 (…, P, M) and j of
+    x2 (…, R, M), shape (…, P, R), the leading dims broadcast (norm's rules: p ≥ 1 or inf,
+    0 at a zero distance; the differences taken one by one, never ‖a‖² + ‖b‖² − 2a·b)."""
+    a, b = in_result_type((x1, x2))
+    for what, t in (("x1", a), ("x2", b)):
+        if t.ndim < 2:
+            raise ShapeError(
+                f"cdist: {what} must have at least 2 dims (rows, columns); got {_dims(t.shape)}"
+            )
+    if a.shape[-1] != b.shape[-1]:
+        raise ShapeError(
+            f"cdist: x1 and x2 need as many columns; got {a.shape[-1]} and {b.shape[-1]}"
+        )
+    rows = reshape(a, (*a.shape[:-1], 1, a.shape[-1]))
+    columns = reshape(b, (*b.shape[:-2], 1, *b.shape[-2:]))
+    try:
+        difference = sub(rows, columns)
+    except ShapeError:
+        raise ShapeError(f"cdist: batch dims of {a.shape} and {b.shape} do not broadcast") from None
+    return norm(difference, p, -1)
+
+
+Tensor.roll = lambda self, shifts, dims=None: roll(self, shifts, dims)
+Tensor.median = lambda self, dim=None, keepdim=False: median(self, dim, keepdim)
+Tensor.kthvalue = lambda self, k, dim=-1, keepdim=False: kthvalue(self, k, dim, keepdim)
+Tensor.cummax = lambda self, dim: running_extreme(self, dim, largest=True)
+Tensor.cummin = lambda self, dim: running_extreme(self, dim, largest=False)
+Tensor.diagonal = lambda self, offset=0, dim1=0, dim2=1: diagonal(self, offset, dim1, dim2)
+Tensor.diag = lambda self, diagonal=0: diag(self, diagonal)
+Tensor.trace = trace
+Tensor.lerp = lambda self, end, weight: lerp(self, end, weight)
+Tensor.fmod = lambda self, other: fmod(self, other)
+Tensor.cumprod = lambda self, dim, dtype=None: cumprod(_cast(self, dtype), dim)
+Tensor.logcumsumexp = lambda self, dim: logcumsumexp(self, dim)
+Tensor.quantile = lambda self, q, dim=None, keepdim=False, *, interpolation="linear": quantile(
+    self, q, dim, keepdim, interpolation=interpolation
+)
+Tensor.nanquantile = lambda self, q, dim=None, keepdim=False, *, interpolation="linear": quantile(
+    self, q, dim, keepdim, interpolation=interpolation, ignore_nan=True
+)
+Tensor.nan_to_num = lambda self, nan=0.0, posinf=None, neginf=None: nan_to_num(
+    self, nan, posinf, neginf
+)
+Tensor.addmm = lambda self, mat1, mat2, *, beta=1, alpha=1: addmm(
+    self, mat1, mat2, beta=beta, alpha=alpha
+)
+Tensor.baddbmm = lambda self, batch1, batch2, *, beta=1, alpha=1: baddbmm(
+    self, batch1, batch2, beta=beta, alpha=alpha
+)
+Tensor.unique = unique
+Tensor.where = lambda self, condition, other: where(condition, self, other)
