@@ -18,7 +18,7 @@ import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -30,11 +30,15 @@ from wxb.tensor import (
     ARRAY_FUNCTION_OPS,
     UFUNC_OPS,
     Tensor,
+    ValuesIndices,
+    dim_axes,
+    dim_axis,
     float_array,
     foreign_array,
     hold_record,
     is_grad_enabled,
     is_view_of,
+    keep_flag,
     marks,
     no_grad,
     record_in_place,
@@ -2960,35 +2964,7 @@ Tensor.mean = _reduction(mean, "mean")
 
 
 # -- PyTorch's tensor methods: torch's names and arguments for a forward of one's own ----
-def _axis(dim: object, ndim: int, what: str, extra: int = 0) -> int:
-    """torch's ``dim`` as an axis from 0 (negative counts from the end); ``extra``: one
-    more place, where a new axis may go (unsqueeze)."""
-    places = max(ndim, 1) + extra
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
-        raise ConfigError(f"{what}: dim must be an integer; got {dim!r}")
-    if not -places <= dim < places:
-        raise ShapeError(f"{what}: dim {dim} is out of range for a tensor of {ndim} dimensions")
-    return int(dim) % places
-
-
-def _axes(dims: Sequence[object], ndim: int, what: str) -> tuple[int, ...]:
-    """Several dims as axes, each once: torch refuses a dim named twice, where NumPy's
-    "duplicate value in 'axis'" came from deep inside (and norm's set dropped it)."""
-    axes = tuple(_axis(d, ndim, what) for d in dims)
-    if len(set(axes)) < len(axes):
-        raise ShapeError(f"{what}: a dim appears more than once in {tuple(dims)}")
-    return axes
-
-
-def _flag(value: object, what: str) -> bool:
-    """keepdim as torch takes it, True or False: t.mean(0, 1) is refused by torch, where
-    a truthy 1 read as keepdim=True gave the mean over dim 0 alone, not over (0, 1)."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise ConfigError(
-            f"{what}: keepdim must be True or False; got {value!r} (several dims go as a "
-            "tuple: dim=(0, 1))"
-        )
-    return bool(value)
+_axis, _axes, _flag = dim_axis, dim_axes, keep_flag  # (tensor.py's: IndexArray's too)
 
 
 def swap_axes(a: Tensor, dim0: int, dim1: int) -> Tensor:
@@ -3072,13 +3048,6 @@ def _clamp_between_tensors(a: Tensor, min: object, max: object) -> Tensor:
         return tuple(_in_dtype(x, t.dtype) for x, t in zip([grad_a, *grads], inputs, strict=True))
 
     return Tensor.from_op(np.array(out), "clamp", tuple(inputs), backward)
-
-
-class ValuesIndices(NamedTuple):
-    """``t.max(dim)``'s result, as PyTorch's: the values (a tensor) and their indices."""
-
-    values: Tensor
-    indices: np.ndarray
 
 
 def extreme(a: Tensor, dim: object = None, keepdim: bool = False, largest: bool = True):

@@ -225,6 +225,54 @@ _BOOLEAN_UFUNCS = frozenset(
 )
 
 
+def dim_axis(dim: object, ndim: int, what: str, extra: int = 0) -> int:
+    """torch's ``dim`` as an axis from 0 (negative counts from the end); ``extra``: one
+    more place, where a new axis may go (unsqueeze)."""
+    places = max(ndim, 1) + extra
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise ConfigError(f"{what}: dim must be an integer; got {dim!r}")
+    if not -places <= dim < places:
+        raise ShapeError(f"{what}: dim {dim} is out of range for a tensor of {ndim} dimensions")
+    return int(dim) % places
+
+
+def dim_axes(dims: Sequence[object], ndim: int, what: str) -> tuple[int, ...]:
+    """Several dims as axes, each once: torch refuses a dim named twice, where NumPy's
+    "duplicate value in 'axis'" came from deep inside (and norm's set dropped it)."""
+    axes = tuple(dim_axis(d, ndim, what) for d in dims)
+    if len(set(axes)) < len(axes):
+        raise ShapeError(f"{what}: a dim appears more than once in {tuple(dims)}")
+    return axes
+
+
+def keep_flag(value: object, what: str) -> bool:
+    """keepdim as torch takes it, True or False: t.mean(0, 1) is refused by torch, where
+    a truthy 1 read as keepdim=True gave the mean over dim 0 alone, not over (0, 1)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(
+            f"{what}: keepdim must be True or False; got {value!r} (several dims go as a "
+            "tuple: dim=(0, 1))"
+        )
+    return bool(value)
+
+
+class ValuesIndices(NamedTuple):
+    """``t.max(dim)``'s result, as PyTorch's: the values (a tensor) and their indices."""
+
+    values: Tensor
+    indices: np.ndarray
+
+
+def to_dtype(dtype: object, what: str, nor: str = "") -> np.dtype:
+    """torch's dtype (torch.int64, 'long'), or NumPy's, as NumPy's."""
+    name = str(dtype).removeprefix("torch.") if type(dtype).__module__ == "torch" else dtype
+    name = {"long": "int64", "int": "int32"}.get(name, name) if isinstance(name, str) else name
+    try:
+        return np.dtype(name)  # type: ignore[call-overload]
+    except TypeError:
+        raise ConfigError(f"{what}: {dtype!r} is not a dtype{nor}") from None
+
+
 class IndexArray(np.ndarray):
     """An integer or boolean NumPy array as wxb gives one (a comparison's mask, argmax's
     and max(dim)'s indices, ``long()``), which also answers torch's casts: the accuracy
@@ -356,14 +404,9 @@ class IndexArray(np.ndarray):
         dtype = to_arguments(args, dtype, device, "to")
         if dtype is None:
             return self.copy() if copy else self
-        name = str(dtype).removeprefix("torch.") if type(dtype).__module__ == "torch" else dtype
-        name = {"long": "int64", "int": "int32"}.get(name, name) if isinstance(name, str) else name
-        try:
-            kind = np.dtype(name)  # type: ignore[call-overload]
-        except TypeError:
-            raise ConfigError(f"to: {dtype!r} is not a dtype (nor a device)") from None
+        kind = to_dtype(dtype, "to", " (nor a device)")
         if kind.kind == "f":
-            return Tensor(np.asarray(self, dtype=resolve_dtype(name)))
+            return Tensor(np.asarray(self, dtype=resolve_dtype(kind.name)))
         if kind.kind not in "biu":
             raise ConfigError(f"to: {dtype!r} is neither a float, an integer nor bool dtype")
         return np.asarray(self, dtype=kind).view(IndexArray)
