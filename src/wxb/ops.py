@@ -45,6 +45,7 @@ from wxb.tensor import (
     result_type,
     retake_views,
     take_record,
+    to_dtype,
     view_base,
     view_positions,
     view_record,
@@ -3382,6 +3383,12 @@ def _to(
     ``non_blocking`` (ported ``x.to(device, non_blocking=True)``) has nothing to wait for;
     ``copy=True`` gives a copy even when nothing is cast, as torch's."""
     dtype = to_arguments(args, dtype, device, "Tensor.to")
+    try:
+        kind = None if dtype is None else to_dtype(dtype, "Tensor.to")
+    except ConfigError:  # (resolve_dtype's refusal below names the dtypes wxb takes)
+        kind = None
+    if kind is not None and kind.kind in "biu":  # whole numbers, as long(), int(), bool()
+        return marks(self.data != 0) if kind.kind == "b" else whole_numbers(self, kind)
     out = self if dtype is None else astype(self, resolve_dtype(dtype))
     return clone(out) if copy and out is self else out
 
@@ -3850,6 +3857,8 @@ UFUNC_OPS.update(
 # -- torch's other everyday tensor methods: permute, split, sort, masked_fill, … --------
 def permute(a: Tensor, *dims: object) -> Tensor:
     """``t.permute(dims)``: the axes in a new order; ∂L/∂A is G in the inverse order."""
+    if not dims:  # (torch's refuses none, a 0-d tensor's too: permute(()) is its order)
+        raise ConfigError("permute: give the dims' new order (permute(1, 0) or permute((1, 0)))")
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = tuple(dims[0])
     if len(dims) != a.ndim:
@@ -4258,13 +4267,21 @@ def _batch_product(self: Tensor, other: object) -> Tensor:
 Tensor.tril = lambda self, diagonal=0: triangle(self, diagonal, lower=True)
 Tensor.triu = lambda self, diagonal=0: triangle(self, diagonal, lower=False)
 Tensor.bmm = _batch_product
-Tensor.outer = lambda self, vec2: mul(
-    reshape(self, (-1, 1)),
-    reshape(
-        vec2 if isinstance(vec2, Tensor) else _operand(vec2, self.dtype, self.requires_grad),
-        (1, -1),
-    ),
-)
+
+
+def _outer(self: Tensor, vec2: object) -> Tensor:
+    """``t.outer(v)``: of two vectors, as torch's (NumPy's np.outer flattened a matrix
+    or a 0-d value without a word, where torch refuses them)."""
+    other = vec2 if isinstance(vec2, Tensor) else _operand(vec2, self.dtype, self.requires_grad)
+    if self.ndim != 1 or other.ndim != 1:
+        raise ShapeError(
+            f"outer: of two 1-D tensors, as torch's; got shapes {self.shape} and {other.shape} "
+            "(flatten them first for NumPy's np.outer)"
+        )
+    return mul(reshape(self, (-1, 1)), reshape(other, (1, -1)))
+
+
+Tensor.outer = _outer
 
 
 def gather(a: Tensor, dim: object, index_: object) -> Tensor:
@@ -4401,7 +4418,7 @@ Tensor.amin = lambda self, dim=(), keepdim=False: extreme_of_dims(self, dim, kee
 Tensor.flip = flip
 Tensor.expm1, Tensor.log2, Tensor.log10 = expm1, log2, log10
 Tensor.type_as = _type_as
-Tensor.expand_as = lambda self, other: expand(self, *np.shape(other))
+Tensor.expand_as = lambda self, other: expand(self, tuple(np.shape(other)))  # (0-d too)
 Tensor.reshape_as = lambda self, other: reshape(self, np.shape(other))
 Tensor.mT = property(lambda self: swap_axes(self, -2, -1))
 
@@ -4420,7 +4437,7 @@ Tensor.clamp_max = lambda self, max: clamp(self, max=max)
 Tensor.isinf = lambda self: marks(np.isinf(self.data))
 Tensor.isfinite = lambda self: marks(np.isfinite(self.data))
 Tensor.nonzero = lambda self, as_tuple=False: (
-    tuple(marks(i.astype(np.int64)) for i in np.nonzero(self.data))
+    tuple(marks(i.astype(np.int64)) for i in np.nonzero(np.atleast_1d(self.data)))
     if as_tuple
     else marks(np.argwhere(self.data).astype(np.int64))
 )
@@ -4587,7 +4604,8 @@ def movedim(a: Tensor, source: object, destination: object) -> Tensor:
 
 Tensor.narrow = narrow
 Tensor.movedim = movedim
-Tensor.swapaxes = Tensor.swapdims = lambda self, dim0, dim1: swap_axes(self, dim0, dim1)
+Tensor.swapdims = lambda self, dim0, dim1: swap_axes(self, dim0, dim1)
+Tensor.swapaxes = lambda self, axis0, axis1: swap_axes(self, axis0, axis1)  # (torch's names)
 
 
 # -- what a ported script reaches for next: torch's names, each beside its backward ------

@@ -1,0 +1,704 @@
+"""Methods whose name means one thing in PyTorch and another in NumPy: a PyTorch user
+calls torch's methods on wxb's tensors and on the IndexArray wxb hands back for masks,
+indices and labels. Where the NumPy meaning answered, the number was silently wrong
+(``labels.repeat(2)`` repeated each element where torch tiles, ``len(mask.nonzero())``
+counted dims, ``L.max(1)[0]`` was row 0, ``x.transpose(0, 1)`` of a matrix was the
+matrix itself). A generated differential test: every public name torch.Tensor shares
+with wxb.Tensor or IndexArray (introspected: the list of names is the coverage) is
+called torch's ways on random tensors and index/bool arrays of random shapes, and value,
+dtype, shape, the Python type of the result and "torch raises <=> wxb raises one line"
+are held to torch's. NumPy's own functions on an IndexArray keep NumPy's meaning."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+
+from wxb.tensor import IndexArray, Tensor, marks
+
+
+class Arr:
+    """An operand array, made a torch tensor on torch's side and wxb's kind on wxb's."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+
+
+def _torch_side(a: object) -> object:
+    if isinstance(a, Arr):
+        return torch.from_numpy(a.array.copy())
+    if isinstance(a, (tuple, list)):
+        return type(a)(_torch_side(x) for x in a)
+    return a
+
+
+def _wxb_side(a: object) -> object:
+    if isinstance(a, Arr):
+        arr = a.array.copy()
+        return Tensor(arr) if arr.dtype.kind == "f" else marks(arr)
+    if isinstance(a, (tuple, list)):
+        return type(a)(_wxb_side(x) for x in a)
+    return a
+
+
+def _made(array: np.ndarray, side: str) -> object:
+    if side == "torch":
+        return torch.from_numpy(array.copy())
+    return Tensor(array.copy()) if array.dtype.kind == "f" else marks(array.copy())
+
+
+_DTYPE_NAMES = {"float32", "float64", "int64", "int32", "bool", "uint8", "int16", "int8"}
+
+
+def _plain(r: object) -> object:
+    """A result as (kind, …) both libraries' results compare by."""
+    if isinstance(r, torch.Tensor):
+        r = r.detach()
+        return ("tensor", r.numpy(), str(r.dtype).removeprefix("torch."), tuple(r.shape))
+    if isinstance(r, Tensor):
+        return ("tensor", np.asarray(r.data), r.dtype.name, tuple(r.shape))
+    if isinstance(r, np.ndarray):
+        return ("tensor", np.asarray(r).view(np.ndarray), r.dtype.name, tuple(r.shape))
+    if isinstance(r, np.generic):  # NumPy's scalar stands for torch's 0-d tensor
+        return ("tensor", np.asarray(r), r.dtype.name, ())
+    if isinstance(r, torch.dtype):
+        return ("dtype", str(r).removeprefix("torch."))
+    if isinstance(r, np.dtype):
+        return ("dtype", r.name)
+    if isinstance(r, (tuple, list)):
+        return ("sequence", [_plain(x) for x in r])
+    if isinstance(r, bool):
+        return ("bool", r)
+    if isinstance(r, int):
+        return ("int", int(r))
+    if isinstance(r, float):
+        return ("float", r)
+    if r is None:
+        return ("None",)
+    return ("other", type(r).__name__)
+
+
+def _same(theirs: object, ours: object, scale: float, n: int, ref: str = "torch") -> str | None:
+    """None where ``ours`` is ``ref``'s (torch's) ``theirs``; else what differs."""
+    if theirs[0] != ours[0]:
+        return f"a {ours[0]} where {ref} gives a {theirs[0]}"
+    kind = theirs[0]
+    if kind == "sequence":
+        if len(theirs[1]) != len(ours[1]):
+            return f"{len(ours[1])} items where {ref} gives {len(theirs[1])}"
+        for i, (t, o) in enumerate(zip(theirs[1], ours[1], strict=True)):
+            why = _same(t, o, scale, n, ref)
+            if why:
+                return f"item {i}: {why}"
+        return None
+    if kind == "tensor":
+        _, tv, td, ts = theirs
+        _, ov, od, os_ = ours
+        if td != od:
+            return f"dtype {od} where {ref}'s is {td}"
+        if ts != os_:
+            return f"shape {os_} where {ref}'s is {ts}"
+        if td in ("float32", "float64"):
+            # n-term sums and products: each step rounds by at most eps of the running
+            # value, whose size is bounded by n·scale (scale: max |input| or its square)
+            eps = float(np.finfo(td).eps)
+            ok = np.isclose(ov, tv, rtol=(n + 8) * eps, atol=(n + 8) * eps * scale, equal_nan=True)
+            if not np.all(ok):
+                return f"values {ov!r} where {ref}'s are {tv!r}"
+        elif not np.array_equal(ov, tv):
+            return f"values {ov!r} where {ref}'s are {tv!r}"
+        return None
+    if kind == "float":
+        if not np.isclose(theirs[1], ours[1], rtol=(n + 8) * 1.2e-7, atol=1e-6 * scale):
+            return f"{ours[1]} where {ref} gives {theirs[1]}"
+        return None
+    if theirs != ours:
+        return f"{ours} where {ref} gives {theirs}"
+    return None
+
+
+# -- the calls each name is given, torch's ways -------------------------------------------
+# A spec: (name, rng, shape, dtype) -> [(args, kwargs)]; args may hold Arr operands.
+Spec = Callable[[np.random.Generator, tuple, np.dtype], list]
+
+
+def _dim(rng: np.random.Generator, shape: tuple) -> int:
+    n = max(len(shape), 1)  # (a 0-d tensor takes dim 0 and -1, as torch)
+    return int(rng.integers(-n, n))
+
+
+def _dims(rng: np.random.Generator, shape: tuple) -> tuple[int, ...]:
+    n = len(shape)
+    if n < 2:
+        return (_dim(rng, shape),)
+    k = int(rng.integers(1, n + 1))
+    picked = rng.choice(n, size=k, replace=False)
+    return tuple(int(d) - n if rng.random() < 0.5 else int(d) for d in picked)
+
+
+def _none(rng, shape, dtype):
+    return [((), {})]
+
+
+def _reduce(*, keep: bool = True, tuples: bool = True, none: bool = True) -> Spec:
+    def calls(rng, shape, dtype):
+        d = _dim(rng, shape)
+        out = [((d,), {}), ((), {"dim": d})]
+        if none:
+            out.append(((), {}))
+        if keep:
+            out += [((d, True), {}), ((), {"dim": d, "keepdim": True}), ((d,), {"keepdim": False})]
+        if tuples and len(shape) >= 2:
+            ds = _dims(rng, shape)
+            out += [((ds,), {}), ((), {"dim": ds, "keepdim": True})]
+        return out
+
+    return calls
+
+
+def _spread(rng, shape, dtype):  # std and var: torch's unbiased default and its options
+    d = _dim(rng, shape)
+    out = [((), {}), ((d,), {}), ((d, True), {}), ((d,), {"keepdim": True})]
+    out += [((), {"correction": 0}), ((), {"dim": d, "unbiased": False}), ((), {"unbiased": True})]
+    if len(shape) >= 2:
+        out.append(((_dims(rng, shape),), {}))
+    return out
+
+
+def _sort(rng, shape, dtype):
+    d = _dim(rng, shape)
+    return [((), {}), ((d,), {}), ((), {"dim": d, "descending": True}), ((d, True), {})]
+
+
+def _one_dim(rng, shape, dtype):
+    d = _dim(rng, shape)
+    return [((d,), {}), ((), {"dim": d})]
+
+
+def _two_dims(rng, shape, dtype):
+    a, b = _dim(rng, shape), _dim(rng, shape)
+    return [((a, b), {}), ((), {"dim0": a, "dim1": b}), ((0, -1), {})]
+
+
+def _flatten(rng, shape, dtype):
+    s = _dim(rng, shape)
+    n = max(len(shape), 1)
+    e = int(rng.integers(s % n, n))
+    return [((), {}), ((s,), {}), ((s, e), {}), ((), {"start_dim": s, "end_dim": -1})]
+
+
+def _squeeze(rng, shape, dtype):
+    out = [((), {}), ((_dim(rng, shape),), {}), ((), {"dim": _dim(rng, shape)})]
+    if len(shape) >= 2:
+        out.append(((_dims(rng, shape),), {}))
+    return out
+
+
+def _unsqueeze(rng, shape, dtype):
+    d = int(rng.integers(-len(shape) - 1, len(shape) + 1))
+    return [((d,), {}), ((), {"dim": d})]
+
+
+def _repeat(rng, shape, dtype):
+    sizes = tuple(int(rng.integers(1, 4)) for _ in range(len(shape) + int(rng.integers(0, 2))))
+    out = [(sizes, {}), ((sizes,), {})] if sizes else [((), {})]
+    if len(shape) <= 1:
+        out.append(((int(rng.integers(1, 4)),), {}))
+    return out
+
+
+def _round(rng, shape, dtype):
+    return [((), {}), ((), {"decimals": int(rng.integers(0, 3))})]
+
+
+def _clip(rng, shape, dtype):
+    if dtype.kind == "b":
+        return [((), {"min": False}), ((False, True), {})]
+    lo, hi = sorted(int(v) for v in rng.integers(-3, 4, size=2))
+    out = [((lo, hi), {}), ((), {"min": lo}), ((), {"max": hi}), ((), {"min": lo, "max": hi})]
+    return [*out, ((lo + 0.5,), {})]
+
+
+def _permutation(rng, shape, dtype):
+    order = tuple(int(d) for d in rng.permutation(len(shape)))
+    return [(order, {}), ((order,), {})]
+
+
+def _reshape(rng, shape, dtype):
+    size = int(np.prod(shape))
+    return [((-1,), {}), ((size,), {}), (((size, 1),), {}), ((1, -1), {})]
+
+
+def _size(rng, shape, dtype):
+    return [((), {}), ((_dim(rng, shape),), {})] if shape else [((), {})]
+
+
+def _dtype_arg(rng, shape, dtype):
+    return [((torch.float32,), {}), ((torch.int64,), {}), ((), {"dtype": torch.float64})]
+
+
+def _other_like(rng, shape, dtype):
+    return [((Arr(_draw(rng, shape, dtype)),), {})]
+
+
+def _other_float(rng, shape, dtype):
+    return [((Arr(_draw(rng, shape, np.dtype(np.float32))),), {})]
+
+
+def _take(rng, shape, dtype):
+    size = int(np.prod(shape))
+    index = rng.integers(-size, size, size=int(rng.integers(1, 5)))
+    return [((Arr(index),), {})]
+
+
+def _put(rng, shape, dtype):
+    size = int(np.prod(shape))
+    index = rng.choice(size, size=min(size, 2), replace=False)
+    source = _draw(rng, index.shape, dtype)
+    return [((Arr(index), Arr(source)), {})]
+
+
+def _topk(rng, shape, dtype):
+    if not shape:
+        return [((1,), {})]
+    d = _dim(rng, shape)
+    k = int(rng.integers(1, shape[d] + 1))
+    return [((k,), {}), ((k, d), {}), ((k,), {"dim": d, "largest": False})]
+
+
+def _diagonal(rng, shape, dtype):
+    return [((), {}), ((), {"offset": 1}), ((0, 0, -1), {})]
+
+
+def _chunk(rng, shape, dtype):
+    d = _dim(rng, shape)
+    return [((int(rng.integers(1, 4)),), {}), ((2, d), {}), ((2,), {"dim": d})]
+
+
+def _split(rng, shape, dtype):
+    d = _dim(rng, shape)
+    return [((1,), {}), ((2, d), {}), ((2,), {"dim": d})]
+
+
+def _expand(rng, shape, dtype):
+    return [((2, *shape), {}), (((2, *shape),), {}), ((-1,) * len(shape), {})]
+
+
+def _new_filled(rng, shape, dtype):
+    return [((2, 3), {}), (((2,),), {}), (((1, 2),), {"dtype": torch.float64})]
+
+
+def _fill(rng, shape, dtype):
+    return [((1,), {})] if dtype.kind != "f" else [((0.5,), {})]
+
+
+def _scalar_op(rng, shape, dtype):
+    return [((2,), {}), ((Arr(_draw(rng, shape, dtype)),), {})]
+
+
+def _type(rng, shape, dtype):
+    return [((), {}), ((torch.float64,), {}), ((), {"dtype": torch.float32})]
+
+
+def _narrow(rng, shape, dtype):
+    if not shape:
+        return [((0, 0, 1), {})]
+    d = _dim(rng, shape)
+    return [((d, 0, 1), {})]
+
+
+def _gather(rng, shape, dtype):
+    if not shape:
+        return [((0, Arr(np.zeros((), np.int64))), {})]
+    d = _dim(rng, shape)
+    index = rng.integers(0, shape[d], size=shape)
+    return [((d, Arr(index)), {})]
+
+
+def _index_select(rng, shape, dtype):
+    if not shape:
+        return [((0, Arr(np.zeros(1, np.int64))), {})]
+    d = _dim(rng, shape)
+    return [((d, Arr(rng.integers(0, shape[d], size=3))), {})]
+
+
+def _masked_fill(rng, shape, dtype):
+    return [((Arr(np.asarray(rng.random(shape) < 0.5)), 7.0), {})]
+
+
+def _matrix_op(rng, shape, dtype):
+    return [((Arr(_draw(rng, shape[::-1], dtype)),), {})]
+
+
+def _movedim(rng, shape, dtype):
+    return [((_dim(rng, shape), _dim(rng, shape)), {})]
+
+
+def _norm(rng, shape, dtype):
+    return [((), {}), ((2, _dim(rng, shape)), {}), ((1,), {})]
+
+
+def _renorm(rng, shape, dtype):
+    return [((2, 0, 1.0), {})]
+
+
+def _softmax(rng, shape, dtype):
+    d = _dim(rng, shape)
+    return [((d,), {}), ((), {"dim": d})]
+
+
+def _triangle(rng, shape, dtype):
+    return [((), {}), ((1,), {}), ((), {"diagonal": -1})]
+
+
+def _copy_in(rng, shape, dtype):
+    return [((Arr(_draw(rng, shape, dtype)),), {})]
+
+
+def _nonzero(rng, shape, dtype):
+    return [((), {}), ((), {"as_tuple": True}), ((), {"as_tuple": False})]
+
+
+def _pow(rng, shape, dtype):
+    return [((2,), {}), ((0.5,), {})]
+
+
+def _alpha(rng, shape, dtype):
+    return [
+        ((Arr(_draw(rng, shape, dtype)),), {}),
+        ((Arr(_draw(rng, shape, dtype)),), {"alpha": 2}),
+    ]
+
+
+def _cumulative(rng, shape, dtype):
+    d = _dim(rng, shape)
+    return [((d,), {}), ((), {"dim": d}), ((), {})]
+
+
+def _logsumexp(rng, shape, dtype):
+    d = _dim(rng, shape)
+    return [((d,), {}), ((d, True), {})]
+
+
+def _unbind(rng, shape, dtype):
+    return [((), {}), ((_dim(rng, shape),), {})]
+
+
+def _max_min(rng, shape, dtype):
+    return [*_reduce(tuples=False)(rng, shape, dtype), ((Arr(_draw(rng, shape, dtype)),), {})]
+
+
+def _dot(rng, shape, dtype):
+    return [((Arr(_draw(rng, shape, dtype)),), {})]
+
+
+SPECS: dict[str, Spec] = {
+    # properties and no-argument methods
+    **dict.fromkeys(
+        [
+            "T",
+            "mT",
+            "dtype",
+            "ndim",
+            "shape",
+            "is_cuda",
+            "is_leaf",
+            "requires_grad",
+            "retains_grad",
+            "grad",
+            "grad_fn",
+            "name",
+            "itemsize",
+            "nbytes",
+            "real",
+            "imag",
+        ],
+        None,
+    ),
+    **dict.fromkeys(
+        [
+            "abs",
+            "ceil",
+            "floor",
+            "trunc",
+            "sign",
+            "exp",
+            "expm1",
+            "log",
+            "log10",
+            "log1p",
+            "log2",
+            "sqrt",
+            "rsqrt",
+            "reciprocal",
+            "sigmoid",
+            "tanh",
+            "relu",
+            "cos",
+            "sin",
+            "square",
+            "neg",
+            "isfinite",
+            "isinf",
+            "isnan",
+            "bool",
+            "int",
+            "long",
+            "float",
+            "double",
+            "clone",
+            "detach",
+            "contiguous",
+            "cpu",
+            "dim",
+            "numel",
+            "item",
+            "tolist",
+            "t",
+            "conj",
+            "ravel",
+            "trace",
+            "abs_",
+            "exp_",
+            "log_",
+            "neg_",
+            "sqrt_",
+            "relu_",
+            "sigmoid_",
+            "tanh_",
+            "zero_",
+            "argwhere",
+        ],
+        _none,
+    ),
+    **dict.fromkeys(["sum", "mean", "amax", "amin", "all", "any", "prod"], _reduce()),
+    **dict.fromkeys(["argmax", "argmin"], _reduce(tuples=False)),
+    **dict.fromkeys(["max", "min"], _max_min),
+    **dict.fromkeys(["std", "var"], _spread),
+    **dict.fromkeys(["sort", "argsort"], _sort),
+    **dict.fromkeys(["cumsum", "cumprod"], _cumulative),
+    **dict.fromkeys(["transpose", "swapdims"], _two_dims),
+    "swapaxes": lambda r, s, d: [(_two_dims(r, s, d)[0][0], {}), ((), {"axis0": 0, "axis1": -1})],
+    "flatten": _flatten,
+    "squeeze": _squeeze,
+    "unsqueeze": _unsqueeze,
+    "repeat": _repeat,
+    "round": _round,
+    **dict.fromkeys(["clip", "clamp", "clip_", "clamp_"], _clip),
+    **dict.fromkeys(["clamp_min", "clamp_min_"], lambda r, s, d: [((0,), {})]),
+    **dict.fromkeys(["clamp_max", "clamp_max_"], lambda r, s, d: [((0,), {})]),
+    "permute": _permutation,
+    **dict.fromkeys(["reshape", "view"], _reshape),
+    "size": _size,
+    "to": _dtype_arg,
+    "type": _type,
+    **dict.fromkeys(["type_as", "view_as", "reshape_as", "expand_as"], _other_like),
+    **dict.fromkeys(["eq", "ne", "lt", "le", "gt", "ge", "maximum", "minimum"], _other_like),
+    **dict.fromkeys(["remainder", "floor_divide", "mul", "div", "mul_", "div_"], _scalar_op),
+    **dict.fromkeys(["add", "sub", "add_", "sub_"], _alpha),
+    **dict.fromkeys(["pow", "pow_"], _pow),
+    "take": _take,
+    "topk": _topk,
+    "diagonal": _diagonal,
+    "chunk": _chunk,
+    "split": _split,
+    "expand": _expand,
+    **dict.fromkeys(["new_zeros", "new_ones"], _new_filled),
+    "fill_": _fill,
+    "narrow": _narrow,
+    "gather": _gather,
+    "index_select": _index_select,
+    **dict.fromkeys(["masked_fill", "masked_fill_"], _masked_fill),
+    **dict.fromkeys(["matmul", "mm", "outer"], _matrix_op),
+    "bmm": _matrix_op,
+    "dot": _dot,
+    "movedim": _movedim,
+    "norm": _norm,
+    **dict.fromkeys(["renorm", "renorm_"], _renorm),
+    **dict.fromkeys(["softmax", "log_softmax"], _softmax),
+    "logsumexp": _logsumexp,
+    **dict.fromkeys(["tril", "triu"], _triangle),
+    "copy_": _copy_in,
+    "nonzero": _nonzero,
+    "flip": lambda r, s, d: [((tuple(range(len(s))),), {}), ((0,), {})],
+    "unbind": _unbind,
+    "resize": lambda r, s, d: [((int(np.prod(s)),), {})],
+    # (torch's own spelling, not refused as ambiguous)
+    "put": lambda r, s, d: [*_put(r, s, d), ((*_put(r, s, d)[0][0],), {"accumulate": False})],
+}
+# Names both sides have that this test does not call, and why.
+NOT_CALLED = {
+    "backward": "the autograd tests compare it with torch's",
+    "requires_grad_": "the autograd tests",
+    "retain_grad": "the autograd tests",
+    "data": "a Tensor's holds its array (documented); an IndexArray's is NumPy's buffer",
+    "device": "a device object; test_newcomer_hunt48 compares it",
+    "cuda": "refused on the CPU; test_newcomer_hunt48",
+    "numpy": "gives a NumPy array by design",
+}
+
+# Left alone, and why: (name, class, 0-d only) -> reason
+LEFT_ALONE = {
+    ("mT", "Tensor", True): "torch's mT of a 0-d tensor is a deprecated identity (it warns)",
+    ("mT", "IndexArray", True): "torch's mT of a 0-d tensor is a deprecated identity (it warns)",
+    ("gather", "Tensor", True): "a 0-d tensor's gather, refused in one line",
+    ("imag", "IndexArray", False): "NumPy's zeros, where torch refuses a real tensor's imag",
+}
+# Refused in one line that names both meanings: neither can stand for the other without
+# a word (torch's gives a new array, NumPy's works in place and gives None)
+REFUSED_AS_AMBIGUOUS = {"put": lambda kwargs: "accumulate" not in kwargs, "resize": None}
+
+# Where wxb answers where torch refuses, on purpose (documented in docs/architecture.md)
+_ANSWERS_WHERE_TORCH_REFUSES = {
+    # (torch: "mean(): could not infer output dtype"); the accuracy idiom
+    # (pred == y).mean() gives torch's (pred == y).float().mean()
+    ("mean", "IndexArray"),
+}
+
+
+def _draw(rng: np.random.Generator, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    if dtype.kind == "b":
+        return np.asarray(rng.random(shape) < 0.5)
+    if dtype.kind == "i":
+        return np.asarray(rng.integers(-4, 5, size=shape), dtype=dtype)
+    return np.asarray(rng.normal(size=shape), dtype=dtype)
+
+
+def _shape(rng: np.random.Generator) -> tuple[int, ...]:
+    return tuple(int(n) for n in rng.integers(1, 4, size=int(rng.integers(0, 4))))
+
+
+def _shared_names(kind: type) -> list[str]:
+    theirs = {n for n in dir(torch.Tensor) if not n.startswith("_")}
+    return sorted(n for n in dir(kind) if not n.startswith("_") and n in theirs)
+
+
+_INDEXED = {"sort": 1, "argsort": None, "topk": 1}  # ties: indices compared by their values
+
+
+def _by_values(name: str, result: object, x: object, args: tuple, kwargs: dict) -> object:
+    """sort's, argsort's and topk's indices, as the values they pick from x (ties may
+    be ordered either way)."""
+    if name not in _INDEXED or isinstance(result, BaseException):
+        return result
+    dim = kwargs.get("dim", args[1] if name == "topk" and len(args) > 1 else None)
+    if dim is None and name != "topk":
+        dim = args[0] if args else -1
+    dim = -1 if dim is None else dim
+    array = x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    if isinstance(result, tuple) and len(result) == 2:
+        values, idx = result
+        idx_np = idx.numpy() if isinstance(idx, torch.Tensor) else np.asarray(idx)
+        picked = np.take_along_axis(array, idx_np, dim) if array.ndim else array
+        return (values, np.asarray(picked).view(np.ndarray))
+    if name == "argsort" and not isinstance(result, tuple):
+        idx_np = result.numpy() if isinstance(result, torch.Tensor) else np.asarray(result)
+        if not isinstance(idx_np, np.ndarray) or idx_np.dtype.kind not in "iu":
+            return result
+        picked = np.take_along_axis(array, idx_np, dim) if array.ndim else array
+        return ("argsort picks", picked.tolist(), str(idx_np.dtype))
+    return result
+
+
+def _call(obj: object, name: str, args: tuple, kwargs: dict, spec: Spec | None) -> object:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if spec is None:
+                return getattr(obj, name)
+            return getattr(obj, name)(*args, **kwargs)
+    except Exception as error:  # (any refusal: compared with torch's)
+        return error
+
+
+def mismatches(rng: np.random.Generator, kind: type, dtypes: list, rounds: int) -> list[str]:
+    found: list[str] = []
+    for name in _shared_names(kind):
+        if name in NOT_CALLED:
+            continue
+        spec = SPECS[name]
+        for _ in range(rounds):
+            dtype = np.dtype(dtypes[int(rng.integers(len(dtypes)))])
+            shape = _shape(rng)
+            array = _draw(rng, shape, dtype)
+            calls = [((), {})] if spec is None else spec(rng, shape, dtype)
+            for args, kwargs in calls:
+                theirs_x, ours_x = _made(array, "torch"), _made(array, "wxb")
+                theirs = _call(theirs_x, name, _torch_side(args), _torch_side(kwargs), spec)
+                ours = _call(ours_x, name, _wxb_side(args), _wxb_side(kwargs), spec)
+                theirs = _by_values(name, theirs, theirs_x, args, kwargs)
+                ours = _by_values(name, ours, ours_x, args, kwargs)
+                where = f"{kind.__name__}({dtype.name}, shape {shape}).{name}{_shown(args, kwargs)}"
+                if any(LEFT_ALONE.get((name, kind.__name__, z)) for z in (False, not shape)):
+                    continue
+                if _ambiguous(kind, name, kwargs):
+                    if not (isinstance(ours, Exception) and _names_both(str(ours))):
+                        found.append(f"{where}: not refused naming both meanings: {ours!r:.120}")
+                    continue
+                why = _compare(theirs, ours, array, name, kind)
+                if why is None and not isinstance(theirs, BaseException):
+                    # the tensor itself afterwards (NumPy's sort, put, resize work in place)
+                    why = _compare(theirs_x, ours_x, array, name, kind)
+                    why = why and f"the tensor afterwards: {why}"
+                if why:
+                    found.append(f"{where}: {why}")
+    return found
+
+
+def _ambiguous(kind: type, name: str, kwargs: dict) -> bool:
+    if kind is not IndexArray or name not in REFUSED_AS_AMBIGUOUS:
+        return False
+    when = REFUSED_AS_AMBIGUOUS[name]
+    return when is None or when(kwargs)
+
+
+def _names_both(message: str) -> bool:
+    return "torch's" in message and "NumPy's" in message and "\n" not in message
+
+
+def _shown(args: tuple, kwargs: dict) -> str:
+    def show(a):
+        return f"<{a.array.dtype.name} {a.array.shape}>" if isinstance(a, Arr) else repr(a)
+
+    parts = [show(a) for a in args] + [f"{k}={show(v)}" for k, v in kwargs.items()]
+    return f"({', '.join(parts)})"
+
+
+def _compare(theirs: object, ours: object, array: np.ndarray, name: str, kind: type) -> str | None:
+    t_raised, o_raised = isinstance(theirs, BaseException), isinstance(ours, BaseException)
+    if t_raised and o_raised:
+        message = str(ours)
+        if "\n" in message.strip() or not message.strip():
+            return f"refused without one clear line: {type(ours).__name__}: {message!r}"
+        return None
+    if t_raised:
+        if (name, kind.__name__) in _ANSWERS_WHERE_TORCH_REFUSES:
+            return None
+        return f"answers {ours!r:.120} where torch refuses ({theirs!s:.120})"
+    if o_raised:
+        return f"refuses ({type(ours).__name__}: {ours!s:.160}) where torch answers"
+    scale = max(1.0, float(np.max(np.abs(array.astype(np.float64))))) ** 2 if array.size else 1.0
+    return _same(_plain(theirs), _plain(ours), scale, max(int(array.size), 1))
+
+
+@pytest.mark.parametrize("kind", [Tensor, IndexArray])
+def test_every_shared_name_is_called(kind):
+    """The coverage: each public name torch.Tensor shares with this class has calls here
+    (or a reason why not), so a new method joins the comparison or fails this test."""
+    missing = [n for n in _shared_names(kind) if n not in SPECS and n not in NOT_CALLED]
+    assert not missing, f"{kind.__name__}: torch's names without calls here: {missing}"
+    assert len(_shared_names(kind)) > 50
+
+
+@pytest.mark.parametrize(
+    "kind,dtypes",
+    [(Tensor, ["float32", "float64"])],
+    ids=["Tensor"],
+)
+def test_torchs_names_give_torchs_answers(seeded, kind, dtypes):
+    found = mismatches(seeded.rng, kind, dtypes, rounds=3)
+    assert not found, seeded.msg(f"{len(found)} differ from torch:\n" + "\n".join(found[:40]))
