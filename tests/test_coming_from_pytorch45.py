@@ -215,7 +215,10 @@ def test_max_along_a_dim_of_numpy_arrays_gives_values_alone(seeded):
     mask_w = (wxb.tensor(ours) > 0).long()  # comparisons: NumPy arrays, int64 with .long()
     mask_t = (theirs > 0).long()
     assert isinstance(mask_w, np.ndarray) and mask_w.dtype == np.int64
-    np.testing.assert_array_equal(mask_w.max(1), mask_t.max(1).values.numpy())
+    # the mask's own max(1) is torch's (values, indices); NumPy's np.max the values alone
+    np.testing.assert_array_equal(mask_w.max(1)[0], mask_t.max(1).values.numpy())
+    np.testing.assert_array_equal(mask_w.max(1).indices, mask_t.max(1).indices.numpy())
+    np.testing.assert_array_equal(np.max(mask_w, 1), mask_t.max(1).values.numpy())
     v, i = wxb.max(mask_w, 1)
     np.testing.assert_array_equal(v, mask_t.max(1).values.numpy())
     np.testing.assert_array_equal(np.take_along_axis(mask_w, np.asarray(i)[:, None], 1)[:, 0], v)

@@ -264,9 +264,9 @@ def test_labels_reshape_and_join_as_torchs_do(seeded):
     for dim in (0, 1, -1):
         torch_halves = [theirs[: rows // 2], theirs[rows // 2 :]]
         same(wxb.stack(halves, dim=dim), torch.stack(torch_halves, dim=dim), f"stack {dim}")
-    # .repeat stays NumPy's (np.repeat's dispatches to it), as the README says; torch's tiles
-    np.testing.assert_array_equal(ours.repeat(2), np.repeat(y, 2))
-    np.testing.assert_array_equal(theirs.repeat(2).numpy(), np.tile(y, 2))
+    # .repeat is torch's (it tiles); np.repeat of the labels stays NumPy's (test_torch_names49)
+    np.testing.assert_array_equal(ours.repeat(2), theirs.repeat(2).numpy())
+    np.testing.assert_array_equal(np.repeat(ours, 2), np.repeat(y, 2))
     mixed = wxb.cat([ours.float(), wxb.tensor([0.5])])  # beside floats: a float tensor
     assert isinstance(mixed, wxb.Tensor) and mixed.dtype == np.float32
 

@@ -696,9 +696,102 @@ def test_every_shared_name_is_called(kind):
 
 @pytest.mark.parametrize(
     "kind,dtypes",
-    [(Tensor, ["float32", "float64"])],
-    ids=["Tensor"],
+    [(Tensor, ["float32", "float64"]), (IndexArray, ["int64", "bool"])],
+    ids=["Tensor", "IndexArray"],
 )
 def test_torchs_names_give_torchs_answers(seeded, kind, dtypes):
     found = mismatches(seeded.rng, kind, dtypes, rounds=3)
     assert not found, seeded.msg(f"{len(found)} differ from torch:\n" + "\n".join(found[:40]))
+
+
+def test_the_known_silent_numbers_are_torchs(seeded):
+    """The cases met first, each a silent NumPy number before: labels.repeat(2) repeated
+    each label ([a, a, b, b]) where torch tiles; len(mask.nonzero()) counted the dims;
+    L.max(1)[0] was row 0 of the row maxima; L.transpose(0, 1) of a matrix was the
+    matrix itself; L.sort(1) sorted L in place and gave None."""
+    rng = seeded.rng
+    rows, cols = int(rng.integers(2, 6)), int(rng.integers(2, 6))
+    labels = rng.integers(0, 9, size=rows)
+    L = rng.integers(-9, 9, size=(rows, cols))
+    mask = rng.random((rows, cols)) < 0.5
+    ours_l, ours_L, ours_m = marks(labels.copy()), marks(L.copy()), marks(mask.copy())
+    t_l, t_L, t_m = torch.from_numpy(labels), torch.from_numpy(L), torch.from_numpy(mask)
+    assert ours_l.repeat(2).tolist() == t_l.repeat(2).tolist()
+    assert len(ours_m.nonzero()) == len(t_m.nonzero()) == int(mask.sum())
+    assert ours_m.nonzero().tolist() == t_m.nonzero().tolist()
+    values, indices = ours_L.max(1)
+    assert values.tolist() == t_L.max(1)[0].tolist() and ours_L.max(1)[0].shape == (rows,)
+    assert indices.tolist() == t_L.max(1)[1].tolist() and indices.dtype == np.int64
+    assert ours_L.min(dim=0, keepdim=True).values.tolist() == t_L.min(0, True).values.tolist()
+    assert ours_L.transpose(0, 1).tolist() == t_L.transpose(0, 1).tolist()
+    got = ours_L.sort(1, descending=True)
+    assert got[0].tolist() == t_L.sort(1, descending=True)[0].tolist()
+    assert np.array_equal(np.take_along_axis(L, np.asarray(got[1]), 1), got[0])
+    assert ours_L.tolist() == L.tolist()  # (unchanged, as torch's)
+
+
+def _numpys_calls(rng: np.random.Generator, a: np.ndarray) -> list[tuple[str, Callable]]:
+    """NumPy's functions, several of which call the array's own method of the same
+    name (np.nonzero calls a.nonzero(), np.repeat a.repeat(), np.max a.max(axis=…))."""
+    axis = int(rng.integers(-a.ndim, a.ndim))
+    index = rng.integers(0, a.size, size=3)
+    return [
+        ("nonzero", lambda x: np.nonzero(x)),
+        ("repeat", lambda x: np.repeat(x, 2)),
+        ("repeat axis", lambda x: np.repeat(x, 2, axis=axis)),
+        ("sort", lambda x: np.sort(x, axis=axis)),
+        ("argsort", lambda x: np.argsort(x, axis=axis, kind="stable")),
+        ("max", lambda x: np.max(x, axis)),
+        ("min", lambda x: np.min(x, axis=axis, keepdims=True)),
+        ("amax", lambda x: np.amax(x)),
+        ("argmax", lambda x: np.argmax(x, axis)),
+        ("std", lambda x: np.std(x)),
+        ("var", lambda x: np.var(x, axis=axis)),
+        ("round", lambda x: np.round(x, 1)),
+        ("take", lambda x: np.take(x, index)),
+        ("where", lambda x: np.where(x)),
+        ("unique", lambda x: np.unique(x, return_counts=True)),
+        ("transpose", lambda x: np.transpose(x)),
+        ("squeeze", lambda x: np.squeeze(x)),
+        ("all", lambda x: np.all(x, axis)),
+        ("any", lambda x: np.any(x, axis, keepdims=True)),
+        ("prod", lambda x: np.prod(x, axis)),
+        ("cumsum", lambda x: np.cumsum(x)),
+        ("clip", lambda x: np.clip(x, 0, 1)),
+        ("ravel", lambda x: np.ravel(x)),
+        ("trace", lambda x: np.trace(x) if x.ndim >= 2 else np.trace(x.reshape(1, -1))),
+        ("resize", lambda x: np.resize(x, (a.size + 1,))),
+        ("put", lambda x: (np.put(x, index[:1], 1), x)[1]),
+        ("partition", lambda x: np.partition(x, 0, axis=axis)),
+        ("flatnonzero", lambda x: np.flatnonzero(x)),
+        ("count_nonzero", lambda x: np.count_nonzero(x, axis=axis)),
+        ("in-place sort method", lambda x: (x.sort(axis=axis), x)[1]),
+        ("flatten order", lambda x: x.flatten("F")),
+        (
+            "squeeze axis",
+            lambda x: x.squeeze(axis=tuple(i for i, n in enumerate(x.shape) if n == 1)),
+        ),
+    ]
+
+
+@pytest.mark.parametrize("dtype", ["int64", "bool"])
+def test_numpys_own_functions_keep_numpys_meaning(seeded, dtype):
+    """NumPy's functions call the array's methods (np.nonzero → a.nonzero(), np.repeat →
+    a.repeat(), np.max → a.max(axis=…)): on an IndexArray, where those methods now mean
+    torch's, NumPy's functions still give NumPy's answer, as on a plain array; and the
+    methods with NumPy's keywords (axis=, kind=, order) give NumPy's."""
+    rng = seeded.rng
+    shape = tuple(int(n) for n in rng.integers(1, 4, size=int(rng.integers(1, 4))))
+    a = _draw(rng, shape, np.dtype(dtype))
+    for what, call in _numpys_calls(rng, a):
+        plain, ours = a.copy(), marks(a.copy())
+        expected, got = (
+            _call(call, "__call__", (plain,), {}, _none),
+            _call(call, "__call__", (ours,), {}, _none),
+        )
+        if isinstance(expected, Exception) or isinstance(got, Exception):
+            assert type(expected) is type(got), seeded.msg(f"np's {what}: {got!r} for {expected!r}")
+            continue
+        exp, obtained = _plain(expected), _plain(got)
+        why = _same(exp, obtained, 1.0, 1, "NumPy")
+        assert why is None, seeded.msg(f"np's {what} of an IndexArray {a.tolist()}: {why}")

@@ -273,6 +273,51 @@ def to_dtype(dtype: object, what: str, nor: str = "") -> np.dtype:
         raise ConfigError(f"{what}: {dtype!r} is not a dtype{nor}") from None
 
 
+class _NumpyCalls(threading.local):
+    depth = 0  # > 0 while one of NumPy's functions runs on an IndexArray, in this thread
+
+
+_numpy_calls = _NumpyCalls()
+# NumPy's functions that call the caller's own function back: it runs as the user's
+# code, IndexArray's methods meaning torch's there
+_CALLING_BACK = frozenset({np.apply_along_axis, np.apply_over_axes, np.piecewise})
+
+
+def _torchs(method: Callable) -> Callable:
+    """An IndexArray method of torch's meaning where NumPy's differs (nonzero, repeat,
+    max(dim), sort, …): a user's call gets torch's; NumPy's own functions, which call
+    the method on the array they are given (np.nonzero calls a.nonzero(), np.max
+    a.max(axis=…)), get NumPy's, as on any array."""
+    numpys = getattr(np.ndarray, method.__name__)
+
+    @functools.wraps(method)
+    def either(self: IndexArray, *args: object, **kwargs: object) -> object:
+        if _numpy_calls.depth:
+            return numpys(self, *args, **kwargs)
+        return method(self, *args, **kwargs)
+
+    return either
+
+
+def _numpys(self: np.ndarray, name: str, args: tuple, kwargs: dict) -> object:
+    return getattr(np.ndarray, name)(self, *args, **kwargs)
+
+
+def _ints(sizes: tuple, what: str) -> tuple[int, ...]:
+    """torch's sizes, given as several ints or one tuple: ints each."""
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = tuple(sizes[0])
+    if not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in sizes):
+        raise ConfigError(f"{what}: sizes must be whole numbers; got {sizes!r}")
+    return tuple(int(n) for n in sizes)
+
+
+def _refused_for(kind: str, self: np.ndarray, what: str, way: str) -> None:
+    """torch refuses this of a bool (kind "b") or of any integer tensor (kind "biu")."""
+    if self.dtype.kind in kind:
+        raise ConfigError(f"{what}: torch refuses it for a {self.dtype} tensor; write {way}")
+
+
 class IndexArray(np.ndarray):
     """An integer or boolean NumPy array as wxb gives one (a comparison's mask, argmax's
     and max(dim)'s indices, ``long()``), which also answers torch's casts: the accuracy
@@ -428,8 +473,12 @@ class IndexArray(np.ndarray):
         return np.expand_dims(self, dim if dim >= 0 else self.ndim + 1 + dim)
 
     def permute(self, *dims: object) -> IndexArray:
+        if not dims:
+            raise ConfigError(
+                "permute: give the dims' new order (permute(1, 0) or permute((1, 0)))"
+            )
         order = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
-        return self.transpose(tuple(order))
+        return marks(np.transpose(self._whole(), tuple(order)))
 
     def clone(self) -> IndexArray:
         return self.copy()
@@ -446,6 +495,347 @@ class IndexArray(np.ndarray):
 
     def numpy(self, force: bool = False) -> np.ndarray:
         return self.view(np.ndarray)
+
+    def __array_function__(self, func: Callable, types: tuple, args: tuple, kwargs: dict):
+        """NumPy's functions keep NumPy's meaning: np.nonzero(mask) is NumPy's tuple even
+        where mask.nonzero() is torch's (n, ndim) indices (``_torchs``)."""
+        if func in _CALLING_BACK:
+            return super().__array_function__(func, types, args, kwargs)
+        _numpy_calls.depth += 1
+        try:
+            return super().__array_function__(func, types, args, kwargs)
+        finally:
+            _numpy_calls.depth -= 1
+
+    # -- torch's meanings of names NumPy gives another (docs/architecture.md) -------
+    def _whole(self) -> np.ndarray:
+        return self.view(np.ndarray)
+
+    @_torchs
+    def nonzero(self, *, as_tuple: bool = False) -> IndexArray | tuple[IndexArray, ...]:
+        """torch's: the (n, ndim) indices of the nonzero elements (``len`` counts them);
+        ``as_tuple=True`` and ``np.nonzero(mask)`` give NumPy's one array per dim."""
+        whole = self._whole()
+        if as_tuple:
+            return tuple(marks(i.astype(np.int64)) for i in np.nonzero(np.atleast_1d(whole)))
+        return marks(np.argwhere(whole).astype(np.int64))
+
+    @_torchs
+    def repeat(self, *sizes: object, axis: object = None) -> IndexArray:
+        """torch's: the whole tiled ``sizes`` times (``[a, b].repeat(2)`` is ``[a, b, a,
+        b]``); NumPy's each element repeated is ``repeat(n, axis=…)`` or ``np.repeat``."""
+        if axis is not None:
+            return _numpys(self, "repeat", sizes, {"axis": axis})
+        reps = _ints(sizes, "repeat")
+        if not sizes or len(reps) < self.ndim:
+            raise ShapeError(
+                f"repeat: {len(reps)} sizes for a tensor of {self.ndim} dimensions (torch's "
+                "repeat takes one per dimension, or more; NumPy's each-element repeat is "
+                "np.repeat(a, n, axis))"
+            )
+        return marks(np.tile(self._whole(), reps))
+
+    def _extreme(self, name: str, dim: object, keepdim: object, numpy_options: dict) -> object:
+        if numpy_options:  # axis=, out=, keepdims=: NumPy's own
+            return _numpys(self, name, (), numpy_options)
+        if dim is None:
+            return _numpys(self, name, (), {})
+        if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
+            other = np.maximum if name == "max" else np.minimum  # t.max(other), as torch's
+            return other(self, dim)
+        keep = keep_flag(keepdim, name)
+        found, chosen = self._picked(name, dim, keep)
+        return ValuesIndices(found, chosen)
+
+    def _picked(self, name: str, dim: object, keep: bool) -> tuple[IndexArray, IndexArray]:
+        whole = self._whole()
+        axis = dim_axis(dim, whole.ndim, name)
+        if whole.ndim == 0:  # dim 0 or -1 of one value: itself, at index 0, as torch's
+            return marks(whole.copy()), marks(np.zeros((), np.int64))
+        if not whole.shape[axis]:
+            raise ShapeError(f"{name}: dim {dim} of shape {whole.shape} is empty")
+        pick = np.argmax if name in ("max", "argmax") else np.argmin
+        chosen = pick(whole, axis=axis, keepdims=True)
+        found = np.take_along_axis(whole, chosen, axis)
+        if not keep:
+            found, chosen = np.squeeze(found, axis), np.squeeze(chosen, axis)
+        return marks(found), marks(chosen.astype(np.int64))
+
+    @_torchs
+    def max(self, dim: object = None, keepdim: object = False, **numpy_options: object) -> object:
+        """torch's: ``max()`` the value; ``max(dim)`` (values, indices), as torch's
+        (NumPy's array of values is ``max(axis=…)``); ``max(other)`` the larger of each pair."""
+        return self._extreme("max", dim, keepdim, numpy_options)
+
+    @_torchs
+    def min(self, dim: object = None, keepdim: object = False, **numpy_options: object) -> object:
+        """torch's, as ``max``."""
+        return self._extreme("min", dim, keepdim, numpy_options)
+
+    def _arg(self, name: str, dim: object, keepdim: object, numpy_options: dict) -> object:
+        if numpy_options:
+            return _numpys(self, name, (), numpy_options)
+        _refused_for("b", self, name, f"mask.long().{name}()")
+        keep = keep_flag(keepdim, name)
+        if dim is None:  # the flat index; keepdim: every dim kept, as size 1 (torch's)
+            found = np.int64(_numpys(self, name, (), {}))
+            return marks(np.reshape(found, (1,) * self.ndim)) if keep else found
+        return self._picked(name, dim, keep)[1]
+
+    @_torchs
+    def argmax(self, dim: object = None, keepdim: object = False, **numpy_options: object):
+        """torch's ``argmax(dim, keepdim)`` (NumPy's second place was ``out``)."""
+        return self._arg("argmax", dim, keepdim, numpy_options)
+
+    @_torchs
+    def argmin(self, dim: object = None, keepdim: object = False, **numpy_options: object):
+        return self._arg("argmin", dim, keepdim, numpy_options)
+
+    def _sorted(self, dim: object, descending: object, name: str) -> tuple[np.ndarray, IndexArray]:
+        whole = self._whole()
+        if whole.ndim == 0:
+            dim_axis(dim, 0, name)
+            return whole.copy(), marks(np.zeros((), np.int64))
+        axis = dim_axis(dim, whole.ndim, name)
+        if not isinstance(descending, (bool, np.bool_)):
+            raise ConfigError(f"{name}: descending must be True or False; got {descending!r}")
+        if descending:  # stable: equal values keep their order, as torch's stable sort
+            flipped = np.argsort(np.flip(whole, axis), axis=axis, kind="stable")
+            order = whole.shape[axis] - 1 - np.flip(flipped, axis)
+        else:
+            order = np.argsort(whole, axis=axis, kind="stable")
+        return np.take_along_axis(whole, order, axis), marks(order.astype(np.int64))
+
+    @_torchs
+    def sort(self, dim: object = -1, descending: object = False, stable: object = False,
+             **numpy_options: object) -> ValuesIndices:  # fmt: skip
+        """torch's: (values, indices), the array itself unchanged; NumPy's sort in place
+        is ``sort(axis=…, kind=…)`` or ``np.sort`` (a sorted copy)."""
+        if numpy_options:
+            return _numpys(self, "sort", (), numpy_options)
+        values, order = self._sorted(dim, descending, "sort")
+        return ValuesIndices(marks(values), order)
+
+    @_torchs
+    def argsort(self, dim: object = -1, descending: object = False, stable: object = False,
+                **numpy_options: object) -> IndexArray:  # fmt: skip
+        """torch's ``argsort(dim, descending)`` (NumPy's second place was ``kind``)."""
+        if numpy_options:
+            return _numpys(self, "argsort", (), numpy_options)
+        return self._sorted(dim, descending, "argsort")[1]
+
+    def _reduced(self, name: str, dim: object, keepdim: object, tuples: bool) -> tuple:
+        """torch's dim (an int, a tuple where ``tuples``, None: all) as NumPy's axis."""
+        keep = keep_flag(keepdim, name)
+        if dim is None:
+            return None, keep
+        if isinstance(dim, (tuple, list)):
+            if not tuples:
+                raise ConfigError(f"{name}: dim must be one integer; got {dim!r}")
+            axes = dim_axes(dim, self.ndim, name)
+            return (axes if self.ndim else None), keep
+        axis = dim_axis(dim, self.ndim, name)
+        return (axis if self.ndim else None), keep
+
+    @_torchs
+    def all(self, dim: object = None, keepdim: object = False, **numpy_options: object):
+        """torch's ``all(dim, keepdim)`` (NumPy's second place was ``out``)."""
+        if numpy_options:
+            return _numpys(self, "all", (), numpy_options)
+        axis, keep = self._reduced("all", dim, keepdim, tuples=True)
+        return marks(np.all(self._whole(), axis=axis, keepdims=keep))
+
+    @_torchs
+    def any(self, dim: object = None, keepdim: object = False, **numpy_options: object):
+        if numpy_options:
+            return _numpys(self, "any", (), numpy_options)
+        axis, keep = self._reduced("any", dim, keepdim, tuples=True)
+        return marks(np.any(self._whole(), axis=axis, keepdims=keep))
+
+    @_torchs
+    def prod(self, dim: object = None, keepdim: object = False, *, dtype: object = None,
+             **numpy_options: object):  # fmt: skip
+        """torch's ``prod(dim, keepdim)``: int64 of whole numbers and bools (NumPy's
+        second place was ``dtype``)."""
+        if numpy_options:
+            return _numpys(self, "prod", (), {"dtype": dtype, **numpy_options})
+        axis, keep = self._reduced("prod", dim, keepdim, tuples=False)
+        kind = np.int64 if dtype is None else to_dtype(dtype, "prod")
+        return marks(np.prod(self._whole(), axis=axis, keepdims=keep, dtype=kind))
+
+    def _cumulative(self, name: str, dim: object, dtype: object, numpy_options: dict):
+        if numpy_options or dim is None:
+            if dim is None and not numpy_options:  # torch needs the dim; NumPy's flattened
+                raise ConfigError(
+                    f"{name}: give the dim, as torch's {name}(dim) (NumPy's {name}() of the "
+                    f"flattened array is np.{name}(a))"
+                )
+            return _numpys(self, name, (), {"dtype": dtype, **numpy_options})
+        whole = self._whole()
+        axis = dim_axis(dim, whole.ndim, name)
+        kind = np.int64 if dtype is None else to_dtype(dtype, name)
+        run = np.cumsum if name == "cumsum" else np.cumprod
+        return marks(run(whole, axis=axis, dtype=kind).reshape(whole.shape))
+
+    @_torchs
+    def cumsum(self, dim: object = None, *, dtype: object = None, **numpy_options: object):
+        """torch's ``cumsum(dim)`` (a 0-d array stays 0-d); NumPy's ``axis=`` as ever."""
+        return self._cumulative("cumsum", dim, dtype, numpy_options)
+
+    @_torchs
+    def cumprod(self, dim: object = None, *, dtype: object = None, **numpy_options: object):
+        return self._cumulative("cumprod", dim, dtype, numpy_options)
+
+    @_torchs
+    def flatten(self, start_dim: object = 0, end_dim: object = -1, **numpy_options: object):
+        """torch's ``flatten(start_dim, end_dim)``; NumPy's ``flatten(order)`` as ever."""
+        if numpy_options or isinstance(start_dim, str):
+            order = start_dim if isinstance(start_dim, str) else "C"
+            return _numpys(self, "flatten", (), {"order": order, **numpy_options})
+        whole = self._whole()
+        if whole.ndim == 0:
+            dim_axis(start_dim, 0, "flatten"), dim_axis(end_dim, 0, "flatten")
+            return marks(whole.reshape(1))
+        start = dim_axis(start_dim, whole.ndim, "flatten")
+        end = dim_axis(end_dim, whole.ndim, "flatten")
+        if start > end:
+            raise ShapeError(
+                f"flatten: start_dim {start_dim} comes after end_dim {end_dim} (shape "
+                f"{whole.shape})"
+            )
+        return marks(whole.reshape(*whole.shape[:start], -1, *whole.shape[end + 1 :]))
+
+    @_torchs
+    def squeeze(self, dim: object = None, **numpy_options: object) -> IndexArray:
+        """torch's ``squeeze(dim)``: a dim of size 1 dropped, another kept (NumPy's
+        refused it); NumPy's ``squeeze(axis=…)`` as ever."""
+        if numpy_options:
+            return _numpys(self, "squeeze", (), numpy_options)
+        whole = self._whole()
+        if dim is None:
+            return marks(np.squeeze(whole))
+        dims = tuple(dim) if isinstance(dim, (tuple, list)) else (dim,)
+        axes = dim_axes(dims, whole.ndim, "squeeze")
+        drop = tuple(a for a in axes if whole.ndim and whole.shape[a] == 1)
+        return marks(np.squeeze(whole, drop) if drop else whole)
+
+    @_torchs
+    def transpose(self, *dims: object, **torch_dims: object) -> IndexArray:
+        """torch's ``transpose(dim0, dim1)``: those two dims swapped; NumPy's of a
+        matrix, ``transpose(0, 1)``, was the matrix itself. NumPy's other forms (none,
+        one order of all dims) as ever."""
+        if torch_dims:
+            dims = (*dims, *(torch_dims.pop(k) for k in ("dim0", "dim1") if k in torch_dims))
+            if torch_dims or len(dims) != 2:
+                raise ConfigError(f"transpose: takes dim0 and dim1; got {sorted(torch_dims)}")
+        if len(dims) == 2 and all(isinstance(d, (int, np.integer)) for d in dims):
+            return self._swapped(dims[0], dims[1], "transpose")
+        return _numpys(self, "transpose", dims, {})
+
+    def _swapped(self, dim0: object, dim1: object, name: str) -> IndexArray:
+        whole = self._whole()
+        a, b = dim_axis(dim0, whole.ndim, name), dim_axis(dim1, whole.ndim, name)
+        return marks(np.swapaxes(whole, a, b) if whole.ndim else whole)
+
+    @_torchs
+    def swapaxes(self, axis0: object, axis1: object) -> IndexArray:
+        return self._swapped(axis0, axis1, "swapaxes")
+
+    def resize(self, *args: object, **kwargs: object) -> None:
+        """Refused: torch's ``resize`` gives a new tensor, NumPy's resizes in place and
+        gives None; neither can stand for the other without a word."""
+        if _numpy_calls.depth:
+            return _numpys(self, "resize", args, kwargs)
+        raise ConfigError(
+            "resize: torch's resize(*sizes) gives a new tensor, NumPy's resizes the array "
+            "in place; write labels.reshape(...) (torch's, same count), or np.resize(labels, "
+            "shape) (a new array, cycling the values)"
+        )
+
+    def put(self, index: object, source: object = None, accumulate: object = None,
+            **numpy_options: object) -> IndexArray | None:  # fmt: skip
+        """torch's ``put(index, source, accumulate=…)`` gives a new array; NumPy's
+        ``put(ind, v)`` writes in place: the form without ``accumulate`` is refused
+        (neither can stand for the other without a word)."""
+        if _numpy_calls.depth or numpy_options:
+            return _numpys(self, "put", (index, source), numpy_options)
+        if accumulate is None:
+            raise ConfigError(
+                "put: torch's put(index, source) gives a new tensor, NumPy's writes in place; "
+                "write put(index, source, accumulate=False) for torch's, np.put(a, index, "
+                "source) for NumPy's"
+            )
+        out = self._whole().copy()
+        flat = np.asarray(index, dtype=np.int64).reshape(-1)
+        values = np.asarray(source).reshape(-1)
+        if keep_flag(accumulate, "put (accumulate)"):
+            np.add.at(out.reshape(-1), flat % max(out.size, 1), values)
+        else:
+            np.put(out, flat, values)
+        return marks(out)
+
+    @_torchs
+    def std(self, *args: object, **kwargs: object) -> np.ndarray:
+        return self._spread("std", args, kwargs)
+
+    @_torchs
+    def var(self, *args: object, **kwargs: object) -> np.ndarray:
+        return self._spread("var", args, kwargs)
+
+    def _spread(self, name: str, args: tuple, kwargs: dict) -> np.ndarray:
+        """Refused, as torch refuses an integer tensor's; NumPy's (ddof=0, where torch's
+        default divides by n − 1) with NumPy's keywords (axis=, ddof=) as ever."""
+        if not args and kwargs and set(kwargs) <= {"axis", "ddof", "dtype", "out", "keepdims"}:
+            return _numpys(self, name, (), kwargs)
+        raise ConfigError(
+            f"{name}: torch refuses a {self.dtype} tensor's {name} (NumPy's divides by n, "
+            f"torch's by n − 1); write t.float().{name}(...) for torch's, "
+            f"np.{name}(t) for NumPy's"
+        )
+
+    @_torchs
+    def round(self, *args: object, **kwargs: object) -> object:
+        """torch's: a whole number rounds to itself; a bool, and ``decimals`` of whole
+        numbers, are refused, as torch's."""
+        if self.dtype.kind in "biu" and ("out" not in kwargs):
+            # (torch's own refuses decimals for whole numbers, 0 too)
+            if self.dtype.kind == "b" or args or "decimals" in kwargs:
+                _refused_for("biu", self, "round", "t.float().round(decimals=...)")
+            return marks(self._whole().copy())
+        return _numpys(self, "round", args, kwargs)
+
+    @_torchs
+    def clip(self, min: object = None, max: object = None, **numpy_options: object):
+        """torch's clamp: refused for bools; a float bound gives float32, as torch's."""
+        if numpy_options:
+            return _numpys(self, "clip", (min, max), numpy_options)
+        _refused_for("b", self, "clip", "mask.long().clip(...)")
+        if min is None and max is None:
+            raise ConfigError("clip: give min or max (or both)")
+        low = self if min is None else np.maximum(self, min)
+        return low if max is None else np.minimum(low, max)
+
+    @_torchs
+    def dot(self, other: object, out: object = None) -> object:
+        """torch's: of two vectors alone (NumPy's took matrices: a product); refused for
+        bools, as torch's."""
+        if out is None and not (self.ndim == 1 and np.ndim(other) == 1):
+            raise ShapeError(
+                f"dot: torch's takes two 1-D tensors; got shapes {self.shape} and "
+                f"{np.shape(other)} (a @ b for matrices)"
+            )
+        if out is None:
+            _refused_for("b", self, "dot", "a.long().dot(b.long())")
+        return _numpys(self, "dot", (other,), {} if out is None else {"out": out})
+
+    @_torchs
+    def trace(self, *args: object, **kwargs: object) -> object:
+        """torch's: of a matrix alone (NumPy's summed diagonals of a stack of them)."""
+        if not args and not kwargs:
+            if self.ndim != 2:
+                raise ShapeError(f"trace: of a matrix, as torch's; got shape {self.shape}")
+            _refused_for("b", self, "trace", "mask.long().trace()")
+        return _numpys(self, "trace", args, kwargs)
 
     @property
     def size(self) -> Count:  # NumPy's count, which torch's size(dim) also answers
