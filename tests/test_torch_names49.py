@@ -233,6 +233,15 @@ def _reshape(rng, shape, dtype):
     return [((-1,), {}), ((size,), {}), (((size, 1),), {}), ((1, -1), {})]
 
 
+def _view(rng, shape, dtype):  # a shape, or torch's dtype: the same bytes read as it
+    return [
+        *_reshape(rng, shape, dtype),
+        ((torch.int32,), {}),
+        ((torch.float64,), {}),
+        ((torch.uint8,), {}),
+    ]
+
+
 def _size(rng, shape, dtype):
     return [((), {}), ((_dim(rng, shape),), {})] if shape else [((), {})]
 
@@ -492,7 +501,8 @@ SPECS: dict[str, Spec] = {
     **dict.fromkeys(["clamp_min", "clamp_min_"], lambda r, s, d: [((0,), {})]),
     **dict.fromkeys(["clamp_max", "clamp_max_"], lambda r, s, d: [((0,), {})]),
     "permute": _permutation,
-    **dict.fromkeys(["reshape", "view"], _reshape),
+    "reshape": _reshape,
+    "view": _view,
     "size": _size,
     "to": _dtype_arg,
     "type": _type,

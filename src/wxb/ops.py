@@ -36,6 +36,7 @@ from wxb.tensor import (
     float_array,
     foreign_array,
     hold_record,
+    is_dtype,
     is_grad_enabled,
     is_view_of,
     keep_flag,
@@ -3296,6 +3297,8 @@ def view(a: Tensor, *shape: int | tuple[int, ...]) -> Tensor:
     would keep later in-place writes through either from reaching the other."""
     if not shape:  # torch's view() refuses it; reshape() would give a 0-d tensor
         raise ConfigError("view: give the shape (view(-1), view(2, 3) or view((2, 3)))")
+    if len(shape) == 1 and is_dtype(shape[0]):
+        return _bits_as(a, shape[0])
     out = reshape(a, *shape)
     if out.data.size and not np.may_share_memory(out.data, a.data):
         raise ShapeError(
@@ -3303,6 +3306,20 @@ def view(a: Tensor, *shape: int | tuple[int, ...]) -> Tensor:
             f"{_dims(out.shape)} without a copy (as torch's view refuses); use reshape(...)"
         )
     return out
+
+
+def _bits_as(a: Tensor, dtype: object) -> Tensor | np.ndarray:
+    """``t.view(torch.int32)``: the same bytes read as another dtype, as torch's (the last
+    dim scaled by the sizes' ratio), without a gradient, as torch's (its shape was read
+    as the dtype: "'torch.dtype' object cannot be interpreted as an integer")."""
+    kind = to_dtype(dtype, "view")
+    try:
+        if a.ndim == 0 and kind.itemsize != a.dtype.itemsize:
+            raise ValueError("a 0-d tensor's bytes make no value of another size")
+        data = a.data.view(kind)
+    except ValueError as error:
+        raise ShapeError(f"view({dtype}): {error}") from None
+    return Tensor(data) if kind.kind == "f" else marks(data)
 
 
 def clone(a: Tensor) -> Tensor:

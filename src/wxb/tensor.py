@@ -273,6 +273,15 @@ def to_dtype(dtype: object, what: str, nor: str = "") -> np.dtype:
         raise ConfigError(f"{what}: {dtype!r} is not a dtype{nor}") from None
 
 
+def is_dtype(value: object) -> bool:
+    """Whether ``value`` names a dtype (torch's, or NumPy's dtype or scalar type), not a size."""
+    if isinstance(value, np.dtype) or (
+        type(value).__module__ == "torch" and type(value).__name__ == "dtype"
+    ):
+        return True
+    return isinstance(value, type) and issubclass(value, np.generic)
+
+
 class _NumpyCalls(threading.local):
     depth = 0  # > 0 while one of NumPy's functions runs on an IndexArray, in this thread
 
@@ -459,6 +468,10 @@ class IndexArray(np.ndarray):
     def view(self, *args: object, **kwargs: object) -> np.ndarray:
         """torch's ``labels.view(-1)``, ``view(-1, 1)``: the labels reshaped; NumPy's
         ``view(dtype)``/``view(type)`` as ever (NumPy's own calls pass those)."""
+        if len(args) == 1 and not kwargs and type(args[0]).__module__ == "torch":
+            kind = to_dtype(args[0], "view")  # torch's view(torch.int32): the bytes, read
+            data = np.ndarray.view(self._whole(), kind)
+            return Tensor(data) if kind.kind == "f" else marks(data)
         shape = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
         whole = (int, np.integer)
         if (
