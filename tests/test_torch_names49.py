@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+import wxb
 from wxb.tensor import IndexArray, Tensor, marks
 
 
@@ -555,7 +556,6 @@ NOT_CALLED = {
 LEFT_ALONE = {
     ("mT", "Tensor", True): "torch's mT of a 0-d tensor is a deprecated identity (it warns)",
     ("mT", "IndexArray", True): "torch's mT of a 0-d tensor is a deprecated identity (it warns)",
-    ("gather", "Tensor", True): "a 0-d tensor's gather, refused in one line",
     ("imag", "IndexArray", False): "NumPy's zeros, where torch refuses a real tensor's imag",
 }
 # Refused in one line that names both meanings: neither can stand for the other without
@@ -805,3 +805,16 @@ def test_numpys_own_functions_keep_numpys_meaning(seeded, dtype):
         exp, obtained = _plain(expected), _plain(got)
         why = _same(exp, obtained, 1.0, 1, "NumPy")
         assert why is None, seeded.msg(f"np's {what} of an IndexArray {a.tolist()}: {why}")
+
+
+def test_a_0d_tensors_gather_of_a_0d_index_is_torchs(seeded):
+    """x.gather(0, index) of a 0-d x and a 0-d index was refused ("index of shape () for
+    a tensor of ()"), where torch gives the 0-d value and its gradient."""
+    value, dim = float(seeded.rng.normal()), int(seeded.rng.choice([0, -1]))
+    ours = wxb.tensor(value, dtype="float64", requires_grad=True)
+    theirs = torch.tensor(value, dtype=torch.float64, requires_grad=True)
+    got, expected = ours.gather(dim, np.array(0)), theirs.gather(dim, torch.tensor(0))
+    assert got.shape == tuple(expected.shape) == () and got.item() == expected.item()
+    (got * 3).backward()
+    (expected * 3).backward()
+    assert float(ours.grad) == float(theirs.grad) == 3.0, seeded.msg(f"{ours.grad}")

@@ -4308,6 +4308,8 @@ def gather(a: Tensor, dim: object, index_: object) -> Tensor:
     adds back into its place."""
     axis = _axis(dim, a.ndim, "gather")
     chosen = np.asarray(index_.data if isinstance(index_, Tensor) else index_)
+    if a.ndim == 0 and chosen.ndim == 0:  # one value, one index: a 0-d result, as torch's
+        return reshape(gather(a, dim, chosen.reshape(1)), ())
     if chosen.dtype.kind not in "iu":
         hint = f" ({_FLOAT_INDEX}: write idx.long())" if chosen.dtype.kind == "f" else ""
         raise DataError(f"gather: index must hold integers (int64); got {chosen.dtype}{hint}")
