@@ -506,6 +506,15 @@ class IndexArray(np.ndarray):
     def detach(self) -> IndexArray:  # (no gradient to leave behind)
         return self
 
+    @property
+    def data(self) -> IndexArray | memoryview:
+        """torch's ``labels.data``: the array itself (no gradient to leave behind), as in
+        old code's ``pred.eq(target.data.view_as(pred))``; NumPy's buffer, a memoryview,
+        answered ``labels.data == y`` with one False. NumPy's functions get their buffer."""
+        if _numpy_calls.depth:
+            return np.ndarray.data.__get__(self)
+        return self
+
     def numpy(self, force: bool = False) -> np.ndarray:
         return self.view(np.ndarray)
 
