@@ -311,7 +311,8 @@ def _scalar_op(rng, shape, dtype):
 
 
 def _type(rng, shape, dtype):
-    return [((), {}), ((torch.float64,), {}), ((), {"dtype": torch.float32})]
+    named = [(("torch.LongTensor",), {}), (("torch.FloatTensor",), {}), (("torch.BoolTensor",), {})]
+    return [((), {}), ((torch.float64,), {}), ((), {"dtype": torch.float32}), *named]
 
 
 def _narrow(rng, shape, dtype):
@@ -836,3 +837,25 @@ def test_a_0d_tensors_gather_of_a_0d_index_is_torchs(seeded):
     (got * 3).backward()
     (expected * 3).backward()
     assert float(ours.grad) == float(theirs.grad) == 3.0, seeded.msg(f"{ours.grad}")
+
+
+def test_labels_type_names_and_casts_as_torchs(seeded):
+    """``labels.type()`` met "'IndexArray' object has no attribute 'type'" (ported code
+    compares it with 'torch.LongTensor'), and a Tensor's type('torch.BoolTensor') was
+    refused; both as torch's now."""
+    rng = seeded.rng
+    values = rng.integers(-3, 4, size=int(rng.integers(1, 9)))
+    for array in (values, values.astype(np.int32), values > 0):
+        ours, theirs = marks(array.copy()), torch.from_numpy(array.copy())
+        assert ours.type() == theirs.type(), seeded.msg(f"{array.dtype}")
+        for to in ("torch.FloatTensor", "torch.LongTensor", torch.float64, torch.bool):
+            why = _same(_plain(theirs.type(to)), _plain(ours.type(to)), 1.0, 1)
+            assert why is None, seeded.msg(f"{array.dtype}.type({to}): {why}")
+    floats = rng.normal(size=values.shape)
+    why = _same(
+        _plain(torch.from_numpy(floats).type("torch.BoolTensor")),
+        _plain(Tensor(floats).type("torch.BoolTensor")),
+        1.0,
+        1,
+    )
+    assert why is None, seeded.msg(why)

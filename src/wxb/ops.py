@@ -28,6 +28,7 @@ from wxb.errors import ConfigError, DataError, ShapeError, TrainingError
 from wxb.random import as_generator, row_masks
 from wxb.tensor import (
     ARRAY_FUNCTION_OPS,
+    TYPE_NAMES,
     UFUNC_OPS,
     Tensor,
     ValuesIndices,
@@ -3714,28 +3715,15 @@ def whole_numbers(a: Tensor, dtype: object) -> np.ndarray:
         return marks(np.asarray(a.data).astype(dtype))
 
 
-_INTEGER_TYPES = {"torch.LongTensor": np.int64, "torch.IntTensor": np.int32}
-_FLOAT_TYPE_NAMES = {
-    np.dtype(np.float32): "torch.FloatTensor",
-    np.dtype(np.float64): "torch.DoubleTensor",
-}
-
-
 def _type(self: Tensor, dtype: object = None, non_blocking: bool = False) -> object:
     """``t.type()``: torch's type name ('torch.FloatTensor', 'torch.DoubleTensor'), which
     ported code compares with; ``t.type(dtype)``: the cast, as ``t.to(dtype)`` (an integer
     dtype gives the whole numbers, as ``long()``)."""
     if dtype is None:
-        return _FLOAT_TYPE_NAMES.get(self.dtype, str(self.dtype))
-    name = dtype if isinstance(dtype, str) else str(dtype)
-    if name in _INTEGER_TYPES:
-        return whole_numbers(self, _INTEGER_TYPES[name])
-    if name in ("torch.int64", "torch.long", "int64") or dtype is np.int64:
-        return whole_numbers(self, np.int64)
-    if name in ("torch.int32", "torch.int", "int32") or dtype is np.int32:
-        return whole_numbers(self, np.int32)
-    given = {v: k for k, v in _FLOAT_TYPE_NAMES.items()}.get(name, dtype)
-    return astype(self, resolve_dtype(given))
+        return TYPE_NAMES.get(self.dtype, str(self.dtype))
+    # a type's name ('torch.BoolTensor') as its dtype; any dtype as to(dtype) casts it
+    named = {v: k for k, v in TYPE_NAMES.items()}.get(dtype) if isinstance(dtype, str) else None
+    return _to(self, dtype if named is None else named)
 
 
 def _contiguous(self: Tensor, memory_format: object = None) -> Tensor:

@@ -282,6 +282,16 @@ def is_dtype(value: object) -> bool:
     return isinstance(value, type) and issubclass(value, np.generic)
 
 
+# torch's names of its tensor types, as t.type() gives them
+TYPE_NAMES = {
+    np.dtype(k): f"torch.{v}Tensor"
+    for k, v in [
+        ("int64", "Long"), ("int32", "Int"), ("int16", "Short"), ("int8", "Char"),
+        ("uint8", "Byte"), ("bool", "Bool"), ("float32", "Float"), ("float64", "Double"),
+    ]
+}  # fmt: skip
+
+
 class _NumpyCalls(threading.local):
     depth = 0  # > 0 while one of NumPy's functions runs on an IndexArray, in this thread
 
@@ -858,6 +868,14 @@ class IndexArray(np.ndarray):
                 raise ShapeError(f"trace: of a matrix, as torch's; got shape {self.shape}")
             _refused_for("b", self, "trace", "mask.long().trace()")
         return _numpys(self, "trace", args, kwargs)
+
+    def type(self, dtype: object = None, non_blocking: bool = False) -> str | Tensor | IndexArray:
+        """torch's ``labels.type()``, the type's name ('torch.LongTensor'), and
+        ``type(dtype)``, the cast as ``to(dtype)`` (a name as 'torch.FloatTensor' too)."""
+        if dtype is None:
+            return TYPE_NAMES.get(self.dtype, f"torch.{self.dtype}")
+        named = {v: k for k, v in TYPE_NAMES.items()}.get(dtype) if isinstance(dtype, str) else None
+        return self.to(dtype if named is None else named)
 
     @property
     def size(self) -> Count:  # NumPy's count, which torch's size(dim) also answers
