@@ -274,7 +274,8 @@ def build_parser() -> _Parser:
     add("--seed", type=int, default=0, help="drives splits, initialisation, shuffling, dropout")
     add("--dtype", choices=("float32", "float64"), default="float32", help="number type")
     add("-o", "--output", default="model.safetensors", metavar="PATH",
-        help="model file (safetensors; wxb export then writes ONNX)")
+        help="model file (safetensors; wxb export then writes ONNX); another format's "
+        "name (.pt, .pth, .pkl, .h5, .onnx, …) is refused")
     add("--history", metavar="PATH", help="also write the per-epoch history as JSON")
     add("--report", metavar="PATH",
         help="also write wxb report's HTML page of the model and its training (with the "
@@ -849,9 +850,7 @@ def check_train_options(args: argparse.Namespace) -> None:
         raise DataError(f"{args.checkpoint_dir} is a file; --checkpoint-dir takes a folder")
     inputs = (Path(args.data),) if args.data else ()
     wdata.check_can_write(args.output, "model", protect=inputs)
-    check_format_name(
-        args.output, "onnx", "wxb train saves a wxb model (safetensors)", ".safetensors"
-    )
+    check_format_name(args.output, "wxb train saves a wxb model (safetensors)", ".safetensors")
     if args.history:
         wdata.check_can_write(args.history, "history", protect=inputs, written=(Path(args.output),))
     written = [Path(p) for p in (args.output, args.history) if p]
@@ -1579,7 +1578,7 @@ def run_export(args: argparse.Namespace) -> None:
     output = Path(args.output) if args.output else Path(args.model).with_suffix(".onnx")
     # as given: Path() drops the separator that ends 'out/', which became a file 'out'
     wdata.check_can_write(args.output or output, "ONNX file", protect=(Path(args.model),))
-    check_format_name(output, "safetensors", "wxb export writes ONNX", ".onnx")
+    check_format_name(output, "wxb export writes ONNX", ".onnx")
     from wxb.onnx import TEXT_OPSET, export  # the onnx package is imported only when exporting
 
     model = load_model(args.model)
@@ -1895,17 +1894,42 @@ def check_csv_name(path: str) -> None:
         )
 
 
-def check_format_name(path: str | Path, other: str, writes: str, suffix: str) -> None:
-    """A model file named .onnx (or ONNX named .safetensors) looked like the other format,
-    which onnxruntime, or wxb's readers, then refused long after the run that wrote it."""
-    if Path(path).suffix.lower() != f".{other}":
+# other tools' model formats, whose readers refused wxb's safetensors bytes under their
+# name (torch.load of a 'model.pt' said "invalid load key", long after the run)
+_OTHER_FORMATS = {
+    ".onnx": "ONNX",
+    **dict.fromkeys((".pt", ".pth"), "PyTorch's torch.save"),
+    **dict.fromkeys((".pkl", ".pickle", ".joblib"), "a pickle"),
+    ".bin": "PyTorch's pytorch_model.bin",
+    ".ckpt": "a PyTorch Lightning or TensorFlow checkpoint",
+    **dict.fromkeys((".h5", ".hdf5", ".keras"), "Keras's format"),
+    ".pb": "TensorFlow's SavedModel",
+    ".tflite": "TensorFlow Lite's format",
+    **dict.fromkeys((".npz", ".npy"), "NumPy's format"),
+    ".json": "JSON",
+}
+
+
+def check_format_name(path: str | Path, writes: str, suffix: str) -> None:
+    """A model file named .onnx, .pt, … (or ONNX named .safetensors): written in wxb's
+    format under another's name, which onnxruntime, torch.load, or wxb's readers, then
+    refused long after the run that wrote it."""
+    last = Path(path).suffix.lower()
+    others = {**_OTHER_FORMATS, ".safetensors": "safetensors"}
+    others.pop(suffix)
+    if last not in others:
         return
-    fix = (
-        f"then wxb export {Path(path).with_suffix('.safetensors')} -o {path} writes ONNX"
-        if other == "onnx"
-        else "the .safetensors model is what wxb predict, eval and summary read"
+    if last == ".onnx":
+        fix = f"then wxb export {Path(path).with_suffix('.safetensors')} -o {path} writes ONNX"
+    elif suffix == ".onnx":
+        fix = "the .safetensors model is what wxb predict, eval and summary read"
+    elif last in (".pt", ".pth"):
+        fix = "wxb.interop.to_torch(wxb.load(path)) gives a torch.nn.Sequential to torch.save"
+    else:
+        fix = "wxb.load reads it; wxb export writes ONNX"
+    raise DataError(
+        f"{path}: {writes}, not {others[last]} ({last}); name the file {suffix} ({fix})"
     )
-    raise DataError(f"{path}: {writes}, not .{other}; name the file {suffix} ({fix})")
 
 
 def one_line(message: object) -> str:
