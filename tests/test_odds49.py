@@ -9,6 +9,7 @@ import wxb
 import wxb.interop
 from wxb import nn
 from wxb.cli import main
+from wxb.errors import ConfigError
 
 torch = pytest.importorskip("torch")
 
@@ -59,3 +60,30 @@ def test_export_refuses_a_pytorch_name_for_onnx(seeded, tmp_path, capsys):
     line = _one_error_line(err)
     assert code == 2 and "writes ONNX" in line and ".onnx" in line, line
     assert not (tmp_path / "m.pt").exists()
+
+
+# ---------------------------------------------------------------------------------
+# 2. Keras's x= for X
+# ---------------------------------------------------------------------------------
+def test_fit_evaluate_and_predict_take_keras_x(seeded):
+    """`wxb.fit(model, x=X, y=y)`, Keras's spelling, raised Python's "missing 1 required
+    positional argument: 'X'"; now x= is X: the same run, figures and outputs."""
+    rng = seeded.rng
+    n, features = int(rng.integers(20, 60)), int(rng.integers(2, 6))
+    X = rng.normal(size=(n, features)).astype(np.float32)
+    y = rng.integers(0, 3, size=n)
+    a = nn.Sequential(nn.Linear(features, 5), nn.ReLU(), nn.Linear(5, 3))
+    b = nn.Sequential(nn.Linear(features, 5), nn.ReLU(), nn.Linear(5, 3))
+    b.load_state_dict(a.state_dict())
+    seed = int(rng.integers(2**31))
+    by_position = wxb.fit(a, X, y, epochs=2, seed=seed, verbose=0)
+    by_keyword = wxb.fit(b, x=X, y=y, epochs=2, seed=seed, verbose=0)
+    assert by_position.history == by_keyword.history, seeded.msg("histories")
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=seeded.msg("weights"))
+    assert wxb.evaluate(b, x=X, y=y) == wxb.evaluate(b, X, y)
+    np.testing.assert_array_equal(b.predict(x=X), b.predict(X))
+    with pytest.raises(ConfigError, match="both given"):
+        wxb.fit(b, X, x=X, y=y, epochs=1, verbose=0)
+    with pytest.raises(TypeError, match="missing 1 required positional argument: 'X'"):
+        wxb.fit(b, y=y)

@@ -389,11 +389,12 @@ def _target_form(loss: Loss, y: object, y_arr: np.ndarray) -> TargetForm | None:
 
 def evaluate(
     model: Module,
-    X: object,
+    X: object = validation.NOT_GIVEN,
     y: object = None,
     loss: str | Loss | Callable[[Tensor, object], Tensor] | None = None,
     batch_size: int | None = 4096,
     *,
+    x: object = validation.NOT_GIVEN,
     verbose: object = "auto",
     return_dict: bool = True,
 ) -> dict[str, float] | list[float] | float:
@@ -403,8 +404,8 @@ def evaluate(
     return_dict=True)``: Keras's ``loss, acc = model.evaluate(X, y)`` would unpack its
     keys here; write ``scores = wxb.evaluate(model, X, y); scores["loss"]``, or pass
     Keras's ``return_dict=False`` for Keras's list, ``[loss, accuracy]`` (the loss alone
-    where there is no accuracy). Keras's ``verbose`` is taken (nothing is shown), and
-    ``batch_size=None`` is the default.
+    where there is no accuracy). Keras's ``verbose`` is taken (nothing is shown),
+    ``batch_size=None`` is the default, and Keras's ``x=`` names X.
 
     ``loss``: by default the stock loss the model was trained with (``model.info["loss"]``,
     which fit and wxb train record; with the plain options fit recorded, Huber's delta or
@@ -422,6 +423,7 @@ def evaluate(
     (fit warns of it); ``wxb eval`` scores such a saved model's probabilities as such.
     As fit, it runs a forward of one's own once more than its chunks: the look at the
     output's shape (two rows, eval mode, no hooks) that reads and checks y first."""
+    X = validation.keras_rows(X, x, "evaluate")
     keras_verbose(verbose, "evaluate")  # Keras's; taken, as evaluate shows no progress
     if not isinstance(return_dict, (bool, np.bool_)):
         raise ConfigError(f"evaluate return_dict must be True or False; got {return_dict!r}")
@@ -724,7 +726,7 @@ def _correct(
 
 def fit(
     model: Module,
-    X: object,
+    X: object = validation.NOT_GIVEN,
     y: object = None,
     *,
     loss: str | Loss | Callable[[Tensor, object], Tensor] | None = None,
@@ -836,6 +838,7 @@ def fit(
       (or 1) always, False (or 0) never; 2, as Keras's: one line per epoch, no bar. The
       bar's ``loss`` is the epoch's figure over its batches so far (Keras's running mean),
       which ends as the epoch's ``loss``.
+    - ``x=``: Keras's name for X (``fit(model, x=X, y=y)``), taken as X.
     - Keras's arguments wxb has not (``class_weight``, ``sample_weight``,
       ``initial_epoch``, ``callbacks``, ``steps_per_epoch``, …) are refused with wxb's way.
     - The model trains in train mode (Dropout on), whatever mode it was given in, and is
@@ -873,6 +876,7 @@ def fit(
     A rank that dies or hangs stops the job within ``Ranks.timeout`` seconds
     (WXB_MPI_TIMEOUT, default 30).
     """
+    X = validation.keras_rows(X, keras_options.pop("x", validation.NOT_GIVEN), "fit")
     _refuse_keras_options(keras_options)
     if batch_size is None:  # Keras's fit(batch_size=None): its default, 32, as fit's
         batch_size = 32

@@ -15,6 +15,21 @@ import numpy as np
 from wxb.errors import ConfigError, DataError
 from wxb.tensor import Tensor
 
+# ---------------------------------------------------------------------------------
+NOT_GIVEN: object = type("NotGiven", (), {"__repr__": lambda self: "NOT_GIVEN"})()
+
+
+def keras_rows(X: object, x: object, where: str) -> object:
+    """The rows given as X, or under Keras's name x= (``fit(model, x=X, y=y)`` stopped on
+    Python's "missing 1 required positional argument: 'X'"); both at once refused."""
+    if x is NOT_GIVEN:
+        if X is NOT_GIVEN:
+            raise TypeError(f"{where}() missing 1 required positional argument: 'X'")
+        return X
+    if X is not NOT_GIVEN:
+        raise ConfigError(f"{where} takes the rows once: X and x= (Keras's name) were both given")
+    return x
+
 
 # ---------------------------------------------------------------------------------
 def dense_if_sparse(data: object) -> object:

@@ -25,7 +25,14 @@ from wxb.tensor import (
     no_grad,
     slot_names,
 )
-from wxb.validation import as_features, dense_if_sparse, refuse_batch_source, sparse_rows
+from wxb.validation import (
+    NOT_GIVEN,
+    as_features,
+    dense_if_sparse,
+    keras_rows,
+    refuse_batch_source,
+    sparse_rows,
+)
 
 _NATIVE_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))  # (not big-endian ones)
 
@@ -1408,7 +1415,12 @@ class Module:
             yield grads
 
     def predict(
-        self, X: object, batch_size: int | None = 4096, *, verbose: object = "auto"
+        self,
+        X: object = NOT_GIVEN,
+        batch_size: int | None = 4096,
+        *,
+        x: object = NOT_GIVEN,
+        verbose: object = "auto",
     ) -> np.ndarray:
         """Outputs for rows X as a NumPy array, in eval mode, without recording a graph.
 
@@ -1425,8 +1437,10 @@ class Module:
 
         Safe to call from several threads at once on one model (each thread runs with
         buffers of its own), as long as no thread trains or changes the model meanwhile.
-        ``verbose``: Keras's (0, 1, 2, "auto"), taken; predict shows no progress.
+        ``verbose``: Keras's (0, 1, 2, "auto"), taken; predict shows no progress; so is
+        Keras's ``x=`` for X.
         """
+        X = keras_rows(X, x, "predict")
         keras_verbose(verbose, "predict")
         if batch_size is None:  # Keras's predict(batch_size=None): the default
             batch_size = 4096
