@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import warnings
+
 import numpy as np
 import pytest
 
@@ -87,3 +90,44 @@ def test_fit_evaluate_and_predict_take_keras_x(seeded):
         wxb.fit(b, X, x=X, y=y, epochs=1, verbose=0)
     with pytest.raises(TypeError, match="missing 1 required positional argument: 'X'"):
         wxb.fit(b, y=y)
+
+
+# ---------------------------------------------------------------------------------
+# 3. BCELoss and KLDivLoss by name
+# ---------------------------------------------------------------------------------
+def test_fit_and_evaluate_take_bce_and_kl_div_by_name(seeded):
+    """BCELoss and KLDivLoss were classes fit took, but loss="bce",
+    "binary_cross_entropy" and "kl_div" (torch.nn.functional's names) were refused."""
+    rng = seeded.rng
+    n, features = int(rng.integers(20, 60)), int(rng.integers(2, 6))
+    X = rng.normal(size=(n, features)).astype(np.float32)
+    seed = int(rng.integers(2**31))
+
+    y = (rng.random((n, 1)) < 0.5).astype(np.float64)
+    a = nn.Sequential(nn.Linear(features, 1), nn.Sigmoid())
+    b = nn.Sequential(nn.Linear(features, 1), nn.Sigmoid())
+    b.load_state_dict(a.state_dict())
+    named = wxb.fit(a, X, y, loss="bce", epochs=2, seed=seed, verbose=0)
+    given = wxb.fit(b, X, y, loss=nn.BCELoss(), epochs=2, seed=seed, verbose=0)
+    assert named.history == given.history, seeded.msg("bce")
+    p = torch.from_numpy(a.predict(X).astype(np.float64))
+    expected = torch.nn.functional.binary_cross_entropy(p, torch.from_numpy(y)).item()
+    got = wxb.evaluate(a, X, y, loss="binary_cross_entropy")["loss"]
+    # outputs in float32: each probability within an ulp or two, a log's error ≲ 4ε/p
+    tol = 4 * EPS32 / float(min(p.min(), 1 - p.max()))
+    assert math.isclose(got, expected, rel_tol=tol, abs_tol=tol), seeded.msg((got, expected))
+
+    classes = int(rng.integers(2, 5))
+    t = rng.dirichlet(np.ones(classes), size=n)
+    model = nn.Sequential(nn.Linear(features, classes), nn.LogSoftmax(dim=1))
+    history = wxb.fit(model, X, t, loss="kl_div", epochs=1, seed=seed, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    logp = torch.from_numpy(model.predict(X).astype(np.float64))
+    with warnings.catch_warnings():  # (torch's: "mean" divides by the elements, as wxb's)
+        warnings.simplefilter("ignore", UserWarning)
+        expected = torch.nn.functional.kl_div(logp, torch.from_numpy(t), reduction="mean")
+    got = wxb.evaluate(model, X, t, loss="kl_div")["loss"]
+    # Σ t·(log t − log p) over the elements: each log p within a few ulps of its size
+    tol = 8 * EPS32 * float(logp.abs().max()) + 1e-12
+    expected = expected.item()
+    assert math.isclose(got, expected, rel_tol=0, abs_tol=tol), seeded.msg((got, expected))

@@ -757,9 +757,11 @@ def fit(
 
     - ``loss``: "cross_entropy" (y = class indices 0..C−1), "mse", "bce_with_logits",
       "nll" (after a LogSoftmax), "l1", "huber", "smooth_l1" (regressions outliers should
-      pull less), a Loss, or a function ``f(output, target)`` giving the batch's mean as a scalar
-      Tensor; by default the stock loss the model was trained with (its info's; one wxb
-      has not, such as Poisson, is refused), else "cross_entropy". A loss of one's own (a
+      pull less), "bce" (or "binary_cross_entropy": BCELoss, of a Sigmoid's
+      probabilities), "kl_div" (KLDivLoss, of a LogSoftmax's output), a Loss, or a
+      function ``f(output, target)`` giving the batch's mean as a scalar Tensor; by
+      default the stock loss the model was trained with (its info's; one wxb has not,
+      such as Poisson, is refused), else "cross_entropy". A loss of one's own (a
       function, a Loss subclass with its own __call__ or forward) gets y as (B, outputs)
       when y has that shape, else its rows as given (class indices, extra columns such as
       row weights), as a PyTorch loop would; y for one output comes as given, (B,) or

@@ -657,6 +657,13 @@ LOSSES: dict[str, type[Loss]] = {
     "huber": HuberLoss,
     "smooth_l1": SmoothL1Loss,
 }
+# losses fit takes by name besides LOSSES (torch.nn.functional's names; "bce" beside
+# "bce_with_logits"): on the recorded graph, neither --loss choices nor recorded in info
+GRAPH_LOSSES: dict[str, type[Loss]] = {
+    "bce": BCELoss,
+    "binary_cross_entropy": BCELoss,
+    "kl_div": KLDivLoss,
+}
 # the losses of a regression (numbers to predict), by name: the rest are a classifier's
 REGRESSION_LOSSES = ("mse", "l1", "huber", "smooth_l1")
 
@@ -687,9 +694,11 @@ def get_loss(loss: str | Loss | Callable[[Tensor, object], Tensor]) -> Loss:
         )
     if callable(loss):
         return FunctionLoss(loss)
+    if isinstance(loss, str) and loss in GRAPH_LOSSES:
+        return GRAPH_LOSSES[loss]()
     if not isinstance(loss, str) or loss not in LOSSES:
         raise ConfigError(
-            f"loss must be one of {', '.join(LOSSES)}, a Loss, or a function "
-            f"(output, target) → Tensor; got {loss!r}"
+            f"loss must be one of {', '.join([*LOSSES, *GRAPH_LOSSES])}, a Loss, or a "
+            f"function (output, target) → Tensor; got {loss!r}"
         )
     return LOSSES[loss]()
