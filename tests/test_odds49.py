@@ -12,7 +12,7 @@ import wxb
 import wxb.interop
 from wxb import nn
 from wxb.cli import main
-from wxb.errors import ConfigError
+from wxb.errors import ConfigError, DataError
 
 torch = pytest.importorskip("torch")
 
@@ -131,3 +131,49 @@ def test_fit_and_evaluate_take_bce_and_kl_div_by_name(seeded):
     tol = 8 * EPS32 * float(logp.abs().max()) + 1e-12
     expected = expected.item()
     assert math.isclose(got, expected, rel_tol=0, abs_tol=tol), seeded.msg((got, expected))
+
+
+# ---------------------------------------------------------------------------------
+# 4. a module of one's own that flattens first takes (N, h, w) X
+# ---------------------------------------------------------------------------------
+class _Quickstart(nn.Module):
+    """PyTorch's quickstart model: a Flatten attribute, applied first."""
+
+    def __init__(self, inputs: int, hidden: int, classes: int, first: bool = True) -> None:
+        super().__init__()
+        self.flatten = nn.Flatten()
+        self.stack = nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, classes))
+        self.first = first
+
+    def forward(self, x):
+        if not self.first:  # reads X's dims before flattening: not the rows' outputs
+            x = x - x.mean(1, keepdim=True)
+        return self.stack(self.flatten(x))
+
+
+def test_a_module_of_ones_own_flattening_first_takes_image_shaped_x(seeded):
+    """fit, evaluate and predict refused (N, h, w) X for a module of one's own whose
+    forward begins with self.flatten(x), as PyTorch's quickstart writes it, where a
+    Sequential beginning with Flatten took it; now taken as the rows the Flatten makes:
+    the same run as on X reshaped (N, h·w)."""
+    rng = seeded.rng
+    n, h, w = int(rng.integers(10, 40)), int(rng.integers(2, 5)), int(rng.integers(2, 5))
+    classes = int(rng.integers(2, 4))
+    X = rng.normal(size=(n, h, w)).astype(np.float32)
+    y = rng.integers(0, classes, size=n)
+    a, b = _Quickstart(h * w, 6, classes), _Quickstart(h * w, 6, classes)
+    b.load_state_dict(a.state_dict())
+    seed = int(rng.integers(2**31))
+    shaped = wxb.fit(a, X, y, epochs=2, seed=seed, verbose=0)
+    rows = wxb.fit(b, X.reshape(n, -1), y, epochs=2, seed=seed, verbose=0)
+    assert shaped.history == rows.history, seeded.msg("histories")
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=seeded.msg("weights"))
+    assert wxb.evaluate(a, X, y) == wxb.evaluate(b, X.reshape(n, -1), y)
+    a.eval()
+    with wxb.no_grad():
+        np.testing.assert_array_equal(a.predict(X), a(X).data, err_msg=seeded.msg("predict"))
+    # one whose forward reads X's dims first is not flattened behind its back
+    other = _Quickstart(h * w, 6, classes, first=False)
+    with pytest.raises(DataError, match="must be 2-D"):
+        wxb.fit(other, X, y, epochs=1, verbose=0)

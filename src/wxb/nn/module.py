@@ -1638,9 +1638,11 @@ def is_stock(module: Module, kind: type[Module]) -> bool:
 
 def flatten_rows(model: Module, X: object) -> object:
     """X of more than 2 dims as (B, −1) rows where the model begins with a Flatten that
-    makes such X rows (MNIST's (N, 28, 28) before Flatten(), Linear(784, …)): fit,
-    evaluate and predict take what model(X) takes, and the Flatten passes the rows on
-    as they are. Any other X as given."""
+    makes such X rows (MNIST's (N, 28, 28) before Flatten(), Linear(784, …)), or with a
+    forward of one's own that holds such a Flatten and gives X's rows what it gives X
+    (``x = self.flatten(x)`` first: PyTorch's quickstart model): fit, evaluate and
+    predict take what model(X) takes, and the Flatten passes the rows on as they are.
+    Any other X as given."""
     if not getattr(X, "ndim", 0) > 2:
         return X
     from wxb.nn.layers import Flatten
@@ -1649,10 +1651,35 @@ def flatten_rows(model: Module, X: object) -> object:
     first = model
     while stock_kind(first, (Sequential,)) is Sequential and first._modules:
         first = next(iter(first._modules.values()))
-    if not is_stock(first, Flatten) or not first.rows_of(tuple(X.shape)):
+    stock = is_stock(first, Flatten) and first.rows_of(tuple(X.shape))
+    if not stock and not (first._own_forward() and _takes_rows_alike(first, X, Flatten)):
         return X
     X = np.asarray(X)
     return X.reshape(len(X), -1)
+
+
+def _takes_rows_alike(module: Module, X: object, flatten: type[Module]) -> bool:
+    """Whether a forward of one's own holding a Flatten that makes X rows gives the
+    same outputs for X's first rows as for those rows flattened (its first step flattens
+    them, as a PyTorch model's ``x = self.flatten(x)``): run on both, in eval mode, with
+    no graph and no hooks (a forward that reads X's dims first tells them apart)."""
+    shape = tuple(X.shape)
+    if not any(is_stock(m, flatten) and m.rows_of(shape) for m in module.modules()):
+        return False
+    sample = np.asarray(X[:2])
+    try:
+        with module.evaluating(), no_grad(), hooks_off():
+            given = module(sample.copy())
+            rows = module(sample.reshape(len(sample), -1).copy())
+    except Exception:  # (the forward's own error comes again, where fit runs it on X)
+        return False
+    return (
+        isinstance(given, Tensor)
+        and isinstance(rows, Tensor)
+        and given.shape == rows.shape
+        and given.dtype == rows.dtype
+        and np.array_equal(given.data, rows.data, equal_nan=True)
+    )
 
 
 def couples_rows(model: Module) -> bool:
