@@ -177,3 +177,34 @@ def test_a_module_of_ones_own_flattening_first_takes_image_shaped_x(seeded):
     other = _Quickstart(h * w, 6, classes, first=False)
     with pytest.raises(DataError, match="must be 2-D"):
         wxb.fit(other, X, y, epochs=1, verbose=0)
+
+
+# ---------------------------------------------------------------------------------
+# 5. 3.0 / x, then x changed in place
+# ---------------------------------------------------------------------------------
+def test_a_number_over_a_tensor_changed_in_place_after_has_torchs_gradient(seeded):
+    """`z = 3.0 / y; y.mul_(2)` then backward was refused ("a tensor that the recorded
+    '/' needs was modified"): torch's rdiv is y.reciprocal() * 3.0, which keeps 1/y and
+    not y. Now as torch's: its values (reciprocal, then the product) and gradients."""
+    rng = seeded.rng
+    shape = (int(rng.integers(1, 5)), int(rng.integers(1, 5)))
+    x0 = (rng.uniform(0.5, 2.0, size=shape) * rng.choice([-1, 1], size=shape)).astype(np.float32)
+    w = rng.uniform(0.5, 2.0, size=shape).astype(np.float32)
+    g = rng.normal(size=shape).astype(np.float32)
+    c, k = float(rng.uniform(-4, 4)), float(rng.uniform(0.5, 3))
+
+    def run(lib, tensor):
+        x = tensor(x0, requires_grad=True)
+        y = x * tensor(w)
+        z = c / y
+        values = z.detach().numpy().copy() if lib is torch else z.data.copy()
+        y.mul_(k)  # the divisor changed in place after the quotient
+        z.mul_(2.0)  # and the quotient itself
+        ((z * tensor(g)).sum() + y.sum()).backward()
+        return values, (x.grad.numpy() if lib is torch else x.grad)
+
+    got_z, got = run(wxb, lambda a, **kw: wxb.tensor(a, dtype=wxb.float32, **kw))
+    want_z, want = run(torch, lambda a, **kw: torch.tensor(a, **kw))
+    np.testing.assert_array_equal(got_z, want_z, err_msg=seeded.msg("values"))
+    # a handful of float32 roundings on each side
+    np.testing.assert_allclose(got, want, rtol=16 * EPS32, atol=0, err_msg=seeded.msg("grad"))

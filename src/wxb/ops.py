@@ -390,9 +390,12 @@ def mul(a: object, b: object) -> Tensor:
 
 def div(a: object, b: object) -> Tensor:
     """Element-wise quotient A / B (a scalar is broadcast)."""
+    constant = not isinstance(a, Tensor)
     a, b = _operands(a, b)
     A, B = a.data, b.data
     a_needs, b_needs = a.requires_grad, b.requires_grad
+    if constant and b.dtype.kind == "f":
+        return _number_over(A, b)
 
     def backward(g: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         # ∂(A / B)/∂A = 1/B, ∂(A / B)/∂B = −A/B²
@@ -403,6 +406,20 @@ def div(a: object, b: object) -> Tensor:
 
     out = _broadcasting(np.true_divide, a, b)  # (A is read only for ∂L/∂B, as torch's)
     return Tensor.from_op(out, "/", (a, b), backward, reads_inputs=(b_needs, True))
+
+
+def _number_over(A: np.ndarray, b: Tensor) -> Tensor:
+    """``3.0 / x`` (a number or an array over a tensor) as torch's __rdiv__ computes it,
+    x.reciprocal() * 3.0: its backward reads 1/B alone, which nothing else holds, so x
+    and the quotient may change in place before it (the quotient read x, and refused)."""
+    R = np.reciprocal(b.data)
+    out = _broadcasting(np.multiply, Tensor(R), Tensor(A))
+
+    def backward(g: np.ndarray) -> tuple[None, np.ndarray]:
+        # ∂(A · 1/B)/∂B = −A/B², in torch's order: (g·A) through reciprocal's −g·R²
+        return None, _unbroadcast(-(g * A) * (R * R), b.shape)
+
+    return Tensor.from_op(out, "/", (Tensor(A), b), backward, reads_inputs=False)
 
 
 def power(a: object, b: object) -> Tensor:
