@@ -10,6 +10,7 @@ import pytest
 
 import wxb
 import wxb.interop
+import wxb.nn.functional as F
 from wxb import nn
 from wxb.cli import main
 from wxb.errors import ConfigError, DataError
@@ -208,3 +209,41 @@ def test_a_number_over_a_tensor_changed_in_place_after_has_torchs_gradient(seede
     np.testing.assert_array_equal(got_z, want_z, err_msg=seeded.msg("values"))
     # a handful of float32 roundings on each side
     np.testing.assert_allclose(got, want, rtol=16 * EPS32, atol=0, err_msg=seeded.msg("grad"))
+
+
+# ---------------------------------------------------------------------------------
+# 6. F.layer_norm without weight and bias, its result then changed in place
+# ---------------------------------------------------------------------------------
+def test_layer_norms_result_changed_in_place_has_torchs_gradient(seeded):
+    """F.layer_norm(y, shape) without γ and β, its result then changed in place
+    (`z.mul_(w)`), refused the backward ("the result of the recorded 'x̂' ... was
+    modified"): torch's layer norm keeps its input, mean and 1/σ, not x̂. Now as
+    torch's; a change of its input is still refused, as torch's."""
+    rng = seeded.rng
+    rows, k = int(rng.integers(1, 6)), int(rng.integers(2, 8))
+    x0 = rng.normal(size=(rows, k)) * rng.uniform(0.5, 3)
+    w, g = rng.normal(size=(rows, k)), rng.normal(size=(rows, k))
+
+    def run(lib, tensor, functional):
+        x = tensor(x0, requires_grad=True)
+        y = x * 1.5
+        z = functional.layer_norm(y, (k,))
+        z.mul_(tensor(w))
+        (z * tensor(g)).sum().backward()
+        return x.grad.numpy() if lib is torch else x.grad
+
+    got = run(wxb, lambda a, **kw: wxb.tensor(a, dtype=wxb.float32, **kw), F)
+    f64 = lambda a, **kw: torch.tensor(a, dtype=torch.float64, **kw)  # noqa: E731
+    want = run(torch, f64, torch.nn.functional)
+    # ∂L/∂x = 1.5/σ·(h − mean(h) − x̂·mean(h x̂)), h = g·w: float32 terms summed over k
+    rstd = 1 / np.sqrt((1.5 * x0).var(axis=1, keepdims=True) + 1e-5)
+    scale = 1.5 * rstd * np.abs(g * w).max() * (1 + 4 * k)  # |x̂| ≤ √k
+    tol = 8 * k * EPS32 * scale
+    assert np.all(np.abs(got - want) <= tol), seeded.msg(np.abs(got - want).max())
+
+    x = wxb.tensor(x0, dtype=wxb.float32, requires_grad=True)
+    y = x * 1.5
+    z = F.layer_norm(y, (k,))
+    y.mul_(2.0)  # its input: refused, as torch's
+    with pytest.raises(wxb.TrainingError, match="modified in place"):
+        (z * z).sum().backward()

@@ -2575,28 +2575,33 @@ def normalize(
     taken in float64; with μ and σ² themselves (for running statistics)."""
     X = x.data
     X64 = X.astype(np.float64, copy=False)
-    mu = X64.mean(axis=axes, keepdims=True)
-    centred = X64 - mu
+    mu0 = X64.mean(axis=axes, keepdims=True)
+    centred = X64 - mu0
     # a second pass takes out what is left of the mean: Σx/n of a row of one value,
     # 1e30, is an ulp off, which x̂ blew up to ±1 (PyTorch's: 0)
     residue = centred.mean(axis=axes, keepdims=True)
-    mu += residue
+    mu = mu0 + residue
     centred -= residue
     var = np.mean(centred * centred, axis=axes, keepdims=True)
-    rstd = 1.0 / np.sqrt(var + eps)
-    out = (centred * rstd).astype(X.dtype, copy=False)
-    rstd = rstd.astype(X.dtype, copy=False)
+    rstd64 = 1.0 / np.sqrt(var + eps)
+    out = (centred * rstd64).astype(X.dtype, copy=False)
+    rstd = rstd64.astype(X.dtype, copy=False)
 
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        # x̂ again from x, μ and 1/σ, as the forward computed it: torch's norms keep x, not
+        # x̂, so x̂ (F.layer_norm's result without γ, β) may change in place before this
+        xhat = (((X.astype(np.float64, copy=False) - mu0) - residue) * rstd64).astype(
+            X.dtype, copy=False
+        )
         # x̂ depends on every x it was normalised with, through μ and σ:
         # ∂L/∂x = (1/σ)·(g − mean(g) − x̂ ⊙ mean(g ⊙ x̂)), the means over ``axes``
         g_mean = g.mean(axis=axes, keepdims=True)
-        g_out_mean = (g * out).mean(axis=axes, keepdims=True)
-        return (rstd * (g - g_mean - out * g_out_mean),)
+        g_out_mean = (g * xhat).mean(axis=axes, keepdims=True)
+        return (rstd * (g - g_mean - xhat * g_out_mean),)
 
-    # (its backward reads x̂ and 1/σ; x is recorded as torch's layer and batch norms keep
-    # it, so that x changed in place before the backward refuses it as theirs)
-    result = Tensor.from_op(out, "x̂", (x,), backward, saves_output=True)
+    # (x is recorded as torch's layer and batch norms keep it, so that x changed in place
+    # before the backward refuses it as theirs)
+    result = Tensor.from_op(out, "x̂", (x,), backward)
     return result, mu, var
 
 
