@@ -247,3 +247,48 @@ def test_layer_norms_result_changed_in_place_has_torchs_gradient(seeded):
     y.mul_(2.0)  # its input: refused, as torch's
     with pytest.raises(wxb.TrainingError, match="modified in place"):
         (z * z).sum().backward()
+
+
+# ---------------------------------------------------------------------------------
+# 7. wxb.maximum of a NumPy scalar and an IndexArray
+# ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["maximum", "minimum"])
+def test_maximum_of_a_numpy_scalar_and_labels_is_float32_either_way(seeded, name):
+    """wxb.maximum(np.float64(s), labels) gave float64 where wxb.maximum(labels,
+    np.float64(s)) gave float32 (the operators' rule, torch's for a number beside an int64
+    tensor): the scalar was made a 0-d float64 tensor before meeting the labels."""
+    rng = seeded.rng
+    labels = wxb.tensor(rng.integers(-5, 6, size=int(rng.integers(1, 10)))).long()
+    s = np.float64(rng.uniform(-5, 5))
+    expected_dtype = torch.result_type(torch.from_numpy(np.asarray(labels)), float(s))
+    assert expected_dtype == torch.float32
+    want = getattr(np, name)(np.asarray(labels).astype(np.float32), np.float32(s))
+    for args in ((s, labels), (labels, s)):
+        got = getattr(wxb, name)(*args)
+        assert got.dtype == np.float32, seeded.msg((args, got.dtype))
+        np.testing.assert_array_equal(got.data, want, err_msg=seeded.msg(args))
+
+
+# ---------------------------------------------------------------------------------
+# 8. abs and negation of a boolean mask
+# ---------------------------------------------------------------------------------
+def test_abs_and_negation_of_a_mask_are_refused_as_torchs(seeded):
+    """torch refuses -mask and abs(mask) of a bool tensor; wxb's abs(mask) gave the mask
+    back, wxb.abs(mask) and wxb.neg(mask) float tensors of 0 and ±1."""
+    rng = seeded.rng
+    values = rng.normal(size=int(rng.integers(1, 10)))
+    mask = wxb.tensor(values) > 0
+    torch_mask = torch.from_numpy(values) > 0
+    for ours, theirs in (
+        (lambda: -mask, lambda: -torch_mask),
+        (lambda: abs(mask), lambda: abs(torch_mask)),
+        (lambda: np.abs(mask), lambda: torch_mask.abs()),
+        (lambda: wxb.abs(mask), lambda: torch.abs(torch_mask)),
+        (lambda: wxb.neg(mask), lambda: torch.neg(torch_mask)),
+    ):
+        with pytest.raises((RuntimeError, NotImplementedError)):
+            theirs()
+        with pytest.raises(TypeError, match="~mask"):
+            ours()
+    labels = mask.long()  # whole numbers stay as ever
+    np.testing.assert_array_equal(abs(-labels), labels)

@@ -18,7 +18,7 @@ from wxb import ops
 from wxb.backend import check_device, device, resolve_dtype
 from wxb.errors import ConfigError, DataError, WxbError
 from wxb.random import as_generator
-from wxb.tensor import IndexArray, Tensor, float_array, marks
+from wxb.tensor import IndexArray, Tensor, float_array, marks, refuse_bool_sign
 
 float32 = np.dtype(np.float32)  # torch.float32's place: dtype=wxb.float32, t.dtype == wxb.float32
 float64 = np.dtype(np.float64)
@@ -291,9 +291,16 @@ def _method(
     number input is read by the operators' rule (a comparison reads an array as it is)."""
 
     def function(input, *args, **kwargs):
+        if name in ("abs", "neg") and not isinstance(input, Tensor):  # (a Tensor is floats)
+            refuse_bool_sign(np.absolute if name == "abs" else np.negative,
+                             np.asarray(input).dtype)  # fmt: skip
         given = [*args[:operands], *(kwargs.get(k) for k in keywords)]
-        tensors = [x for x in given if isinstance(x, Tensor)]
         ruled = arrays or ops._is_number(input)
+        # (an array beside a number input counts too: wxb.maximum(np.float64(1), labels)
+        # made the number a 0-d float64 tensor first, and gave float64, where
+        # wxb.maximum(labels, np.float64(1)) gives float32, the operators' rule)
+        tensors = [x for x in given if isinstance(x, Tensor)
+                   or (isinstance(x, np.ndarray) and ops._is_number(input))]  # fmt: skip
         if not isinstance(input, Tensor) and tensors and ruled:
             # torch.pow(0.1, x), torch.maximum(labels, s): input beside the tensors by the
             # operators' rule (made a Tensor alone first, float64 x got 0.1's float32

@@ -369,6 +369,7 @@ class IndexArray(np.ndarray):
                 # (mask ** mask: NumPy has no bool loop and gives int8; torch's is bool)
                 return marks(result if result.dtype == dtype else result.astype(dtype))
         elif len(args) == 1 and method == "__call__" and not kwargs:
+            refuse_bool_sign(ufunc, args[0].dtype)
             computed = _one_operand_dtype(ufunc, args[0].dtype)  # (np.exp(labels): float32)
             if computed is not None:
                 return self._one_operand(ufunc, args[0], computed)
@@ -896,6 +897,18 @@ class Count(int):
 
     def __reduce__(self) -> tuple:  # pickled and copied as the plain count
         return int, (int(self),)
+
+
+def refuse_bool_sign(ufunc: object, dtype: np.dtype) -> None:
+    """-mask and abs(mask) refused, as torch refuses them: abs(mask) gave the mask itself
+    (bool), wxb.abs(mask) and wxb.neg(mask) float tensors, where torch says no."""
+    if dtype.kind != "b" or ufunc not in (np.negative, np.absolute):
+        return
+    what = "-mask (negation)" if ufunc is np.negative else "abs(mask)"
+    raise TypeError(
+        f"{what} of a boolean mask is not supported, as in torch: invert it with ~mask; "
+        "for its values as numbers, mask.long() or mask.float() first"
+    )
 
 
 def marks(array: object) -> IndexArray:
