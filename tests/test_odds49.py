@@ -292,3 +292,26 @@ def test_abs_and_negation_of_a_mask_are_refused_as_torchs(seeded):
             ours()
     labels = mask.long()  # whole numbers stay as ever
     np.testing.assert_array_equal(abs(-labels), labels)
+
+
+# ---------------------------------------------------------------------------------
+# 10. wxb eval MODEL without DATA
+# ---------------------------------------------------------------------------------
+def test_eval_without_data_of_a_digits_model_says_where_its_test_figures_are(
+    seeded, tmp_path, capsys
+):
+    """`wxb train` then `wxb eval model.safetensors` said only "name the data"; a model
+    trained on the built-in digits now hears where its test figures are (no file keeps
+    the digits' test rows apart)."""
+    rng = seeded.rng
+    loss, accuracy = float(rng.uniform(0.01, 1)), float(rng.uniform(0.5, 1))
+    model = nn.Sequential(nn.Linear(64, 10))
+    model.info.update(
+        {"data": {"source": "built-in digits"}, "test": {"loss": loss, "accuracy": accuracy}}
+    )
+    path = wxb.save(model, tmp_path / "model.safetensors")
+    code, out, err = _cli(capsys, "eval", path)
+    line = _one_error_line(err)
+    assert code == 2 and out == "", err
+    assert "wxb eval MODEL DATA" in line and "built-in digits" in line, line
+    assert f"loss {loss:.4f}, accuracy {accuracy:.4f}" in line, seeded.msg(line)

@@ -323,7 +323,9 @@ def build_parser() -> _Parser:
     )
     evaluate_cmd.add_argument("model", metavar="MODEL")
     evaluate_cmd.add_argument("data", metavar="DATA", nargs="?",
-                              help="a table with targets; - reads it from standard "
+                              help="a table with targets (required, here or as --data: "
+                              "a model trained on the built-in digits holds its test "
+                              "figures, which wxb report shows); - reads it from standard "
                               "input")  # fmt: skip
     evaluate_cmd.add_argument("--data", dest="data_option", metavar="PATH", help="same as DATA")
     evaluate_cmd.add_argument("--target", metavar="COLUMN", action="append",
@@ -1430,7 +1432,8 @@ def run_eval(args: argparse.Namespace) -> None:
         )
     data = args.data or args.data_option
     if data is None:
-        raise ConfigError("name the data to evaluate on: wxb eval MODEL DATA")
+        model = load_model(args.model)  # (a model that cannot be read: that, first)
+        raise ConfigError(f"name the data to evaluate on: wxb eval MODEL DATA{_digits_test(model)}")
     model = load_model(args.model)
     if is_multilabel(model) or model.info.get("link"):
         raise ConfigError(
@@ -1809,6 +1812,23 @@ def _has_targets(model, table: Table, given: list[str] | None) -> bool:
         target = model.info.get("target")
         targets = [target] if target and target in table else table.default_targets
     return bool(targets) and all(name in table for name in targets)
+
+
+def _digits_test(model) -> str:
+    """For a model trained on the built-in digits, where its test figures are: a user of
+    `wxb train` then `wxb eval model.safetensors` looked for the digits' test rows, which
+    no file keeps apart (the split is drawn by train's --seed and --test-split)."""
+    if not trained_on_digits(model):
+        return ""
+    test = model.info.get("test") or {}
+    figures = ", ".join(
+        f"{k} {test[k]:.4f}" for k in ("loss", "accuracy") if isinstance(test.get(k), float)
+    )
+    scored = f" ({figures})" if figures else ""
+    return (
+        "; the model was trained on the built-in digits, whose test rows wxb train scored "
+        f"as it saved it{scored}: wxb report MODEL shows those figures"
+    )
 
 
 def trained_on_digits(model) -> bool:
