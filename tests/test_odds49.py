@@ -315,3 +315,55 @@ def test_eval_without_data_of_a_digits_model_says_where_its_test_figures_are(
     assert code == 2 and out == "", err
     assert "wxb eval MODEL DATA" in line and "built-in digits" in line, line
     assert f"loss {loss:.4f}, accuracy {accuracy:.4f}" in line, seeded.msg(line)
+
+
+# ---------------------------------------------------------------------------------
+# 12. a module's own NumPy buffers through to_torch
+# ---------------------------------------------------------------------------------
+def test_to_torch_keeps_a_modules_own_numpy_buffers_as_torch_would(seeded):
+    """`self.register_buffer("m", np.zeros(3))` (float64, beside float32 weights) made
+    to_torch refuse the model ("mixes float32 and float64"); the buffers are now the
+    twin's, in their dtype, so its state_dict loads, strictly, into the PyTorch class
+    holding tensor buffers, and back."""
+    rng = seeded.rng
+    n, hidden = int(rng.integers(2, 6)), int(rng.integers(2, 6))
+    m0, count = rng.normal(size=n), int(rng.integers(0, 100))
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(n, hidden), nn.Linear(hidden, 2)
+            self.register_buffer("m", m0.copy())
+            self.register_buffer("count", np.array(count))
+            self.register_buffer("scratch", np.zeros(2, np.float32), persistent=False)
+
+        def forward(self, x):
+            return self.fc2(F.relu(self.fc1(x)))
+
+    class TorchNet(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = torch.nn.Linear(n, hidden), torch.nn.Linear(hidden, 2)
+            self.register_buffer("m", torch.zeros(n, dtype=torch.float64))
+            self.register_buffer("count", torch.tensor(0))
+            self.register_buffer("scratch", torch.zeros(2), persistent=False)
+
+        def forward(self, x):
+            return self.fc2(torch.relu(self.fc1(x)))
+
+    model = Net()
+    twin = wxb.interop.to_torch(model)
+    mine = TorchNet()
+    mine.load_state_dict(twin.state_dict())  # strict: every key, no more
+    np.testing.assert_array_equal(mine.m.numpy(), m0)
+    assert mine.m.dtype == torch.float64 and int(mine.count) == count
+    back = Net()
+    back.load_state_dict({key: t.numpy() for key, t in mine.state_dict().items()})
+    for key, array in model.state_dict().items():
+        np.testing.assert_array_equal(back.state_dict()[key], array, err_msg=key)
+    X = rng.normal(size=(3, n)).astype(np.float32)
+    with torch.no_grad():
+        out = mine(torch.from_numpy(X)).numpy()
+    # two float32 products of n and hidden terms
+    tol = 4 * (n + hidden) * EPS32 * (1 + np.abs(out).max())
+    np.testing.assert_allclose(model(X).data, out, rtol=0, atol=tol, err_msg=seeded.msg("out"))

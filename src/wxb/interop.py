@@ -204,6 +204,13 @@ def to_torch(model: Module):
         root = torch.nn.Sequential()
         for key, twin in chained.items():
             root.add_module(key, twin)
+        # the module's own buffers (register_buffer("m", np.zeros(3)), a step counter),
+        # which its chain does not read, kept as a PyTorch module of its class keeps them:
+        # the twin's state_dict() loaded into that class lacked them (strict: refused)
+        for key, array in model._buffers.items():
+            if array is not None and key not in chained:
+                tensor = torch.from_numpy(np.array(array))
+                root.register_buffer(key, tensor, persistent=model._persistent(key))
         return root.train(model.training)
     root = _to_torch(model, "", torch, tdtype, made)
     if isinstance(root, torch.nn.Sequential):
@@ -295,9 +302,16 @@ def _stock_kernel(cls: type) -> object:
 
 
 def _model_dtype(model: Module) -> np.dtype:
-    """The one dtype of the model's parameters and buffers (float32 or float64)."""
+    """The one dtype of the model's parameters and buffers (float32 or float64); but for
+    a forward of one's own's own buffers, which no layer converted reads (to_torch keeps
+    them in their dtype: np.zeros(3)'s float64 beside float32 weights was refused)."""
+    own = model._own_forward()
     dtypes = {p.data.dtype for p in model.parameters()}
-    dtypes |= {a.dtype for _, a in model.named_buffers() if a.dtype.kind != "i"}  # (counts)
+    dtypes |= {
+        a.dtype
+        for path, a in model.named_buffers()
+        if a.dtype.kind != "i" and not (own and "." not in path)  # (counts)
+    }
     odd = sorted(str(d) for d in dtypes if d not in _FLOATS)
     if odd:
         raise ConfigError(
@@ -560,7 +574,11 @@ def _torch_refusal(module, nn) -> str | None:
 def _torch_dtype(seq, torch) -> np.dtype:
     names = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
     found: dict[Any, str] = {}
-    for name, tensor in [*seq.named_parameters(), *seq.named_buffers()]:
+    # (not a Sequential's own buffers, which no layer reads and from_torch does not carry:
+    # to_torch's of a module of one's own, a float64 np.zeros(3) among them)
+    own = set(seq._buffers) if isinstance(seq, torch.nn.Sequential) else set()
+    buffers = [(name, t) for name, t in seq.named_buffers() if name not in own]
+    for name, tensor in [*seq.named_parameters(), *buffers]:
         if tensor.dtype != torch.int64:  # (BatchNorm's batch count)
             found.setdefault(tensor.dtype, name)
     odd = [f"{name} is {dt}" for dt, name in found.items() if dt not in names]
