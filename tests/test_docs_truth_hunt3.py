@@ -14,7 +14,7 @@ import pytest
 MISSING = (
     [("wxb", name) for name in importlib.import_module("wxb")._TORCH_NAMES]
     + [("wxb.nn", name) for name in importlib.import_module("wxb.nn")._TORCH_NAMES]
-    + [("wxb.optim.lr_scheduler", "CyclicLR")]
+    + [("wxb.optim.lr_scheduler", "LRScheduler")]
 )
 
 

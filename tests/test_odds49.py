@@ -367,3 +367,93 @@ def test_to_torch_keeps_a_modules_own_numpy_buffers_as_torch_would(seeded):
     # two float32 products of n and hidden terms
     tol = 4 * (n + hidden) * EPS32 * (1 + np.abs(out).max())
     np.testing.assert_allclose(model(X).data, out, rtol=0, atol=tol, err_msg=seeded.msg("out"))
+
+
+# ---------------------------------------------------------------------------------
+# 11. CyclicLR
+# ---------------------------------------------------------------------------------
+def _cyclic_settings(rng: np.random.Generator, groups: int) -> dict:
+    def per_group(low: float, high: float) -> float | list[float]:
+        values = [float(v) for v in rng.uniform(low, high, size=groups)]
+        return values if groups > 1 and rng.random() < 0.5 else values[0]
+
+    mode = ["triangular", "triangular2", "exp_range", "own"][int(rng.integers(4))]
+    settings = {
+        "base_lr": per_group(1e-4, 1e-2),
+        "max_lr": per_group(0.02, 0.5),
+        "step_size_up": int(rng.integers(1, 6)),
+        "step_size_down": None if rng.random() < 0.3 else int(rng.integers(1, 6)),
+        "cycle_momentum": bool(rng.random() < 0.7),
+        "base_momentum": per_group(0.5, 0.8),
+        "max_momentum": per_group(0.85, 0.99),
+    }
+    if mode == "own":
+        a = float(rng.uniform(0.3, 0.9))
+        settings["scale_fn"] = lambda x: a**x
+        settings["scale_mode"] = ["cycle", "iterations"][int(rng.integers(2))]
+    else:
+        settings["mode"] = mode
+        settings["gamma"] = float(rng.uniform(0.8, 1.0))
+    return settings
+
+
+@pytest.mark.parametrize("optimizer", ["SGD", "Adam", "RMSprop"])
+def test_cyclic_lr_gives_torchs_rates_and_momenta_step_by_step(seeded, optimizer):
+    """wxb.optim.lr_scheduler had no CyclicLR (its import named OneCycleLR instead); now
+    torch's, every option: each step's rate and momentum (Adam's β₁) are torch's, and a
+    state_dict loaded into a new one mid-run goes on as the run does."""
+    rng = seeded.rng
+    groups = int(rng.integers(1, 3))
+    settings = _cyclic_settings(rng, groups)
+    options = {"lr": 0.1, **({"momentum": 0.9} if optimizer != "Adam" else {})}
+    arrays = [rng.normal(size=(2, 3)).astype(np.float32) for _ in range(groups)]
+    ours = getattr(wxb.optim, optimizer)([{"params": [nn.Parameter(a)]} for a in arrays], **options)
+    theirs = getattr(torch.optim, optimizer)(
+        [{"params": [torch.nn.Parameter(torch.from_numpy(a))]} for a in arrays], **options
+    )
+    schedule = wxb.optim.lr_scheduler.CyclicLR(ours, **settings)
+    reference = torch.optim.lr_scheduler.CyclicLR(theirs, **settings)
+
+    def momenta(opt):
+        return [g["betas"][0] if "betas" in g else g["momentum"] for g in opt.param_groups]
+
+    steps = int(rng.integers(10, 40))
+    halfway = int(rng.integers(1, steps))
+    for step in range(steps):
+        where = seeded.msg(f"step {step}, {settings}")
+        assert [g["lr"] for g in ours.param_groups] == [g["lr"] for g in theirs.param_groups], where
+        assert schedule.get_last_lr() == reference.get_last_lr(), where
+        assert momenta(ours) == momenta(theirs), where
+        if step == halfway:  # a resume: a new schedule on the optimiser, its state loaded
+            state = schedule.state_dict()
+            schedule = wxb.optim.lr_scheduler.CyclicLR(ours, **settings)
+            schedule.load_state_dict(state)
+        theirs.step()
+        schedule.step()
+        reference.step()
+
+
+def test_cyclic_lr_is_stepped_once_a_batch_by_fit(seeded):
+    """fit steps a CyclicLR after every batch, as torch's is stepped: each epoch's lr in
+    History is the rate its last batch trained with."""
+    rng = seeded.rng
+    n, features, batch = int(rng.integers(20, 60)), 3, int(rng.integers(4, 10))
+    X = rng.normal(size=(n, features)).astype(np.float32)
+    y = rng.integers(0, 2, size=n)
+    model = nn.Sequential(nn.Linear(features, 2))
+    opt = wxb.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    settings = {"base_lr": 0.01, "max_lr": 0.1, "step_size_up": int(rng.integers(1, 5))}
+    schedule = wxb.optim.CyclicLR(opt, **settings)
+    epochs = int(rng.integers(2, 5))
+    history = wxb.fit(model, X, y, optimizer=opt, lr_schedule=schedule, epochs=epochs,
+                      batch_size=batch, verbose=0)  # fmt: skip
+    reference_opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.9)
+    reference = torch.optim.lr_scheduler.CyclicLR(reference_opt, **settings)
+    batches, rates = math.ceil(n / batch), []
+    for _ in range(epochs):
+        for _ in range(batches):
+            rate = reference_opt.param_groups[0]["lr"]
+            reference_opt.step()
+            reference.step()
+        rates.append(rate)
+    assert history.history["lr"] == rates, seeded.msg((history.history["lr"], rates))

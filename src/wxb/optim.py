@@ -68,6 +68,7 @@ __all__ = [
     "ConstantLR",
     "CosineAnnealingLR",
     "CosineAnnealingWarmRestarts",
+    "CyclicLR",
     "ExponentialLR",
     "InverseScalingLR",
     "LRSchedule",
@@ -3091,6 +3092,185 @@ class OneCycleLR(LRSchedule):
         self._set(self.epoch)
 
 
+class CyclicLR(LRSchedule):
+    """PyTorch's CyclicLR: the rate goes from ``base_lr`` up to ``max_lr`` over
+    ``step_size_up`` steps and back down over ``step_size_down`` (default the same), the
+    height of each cycle scaled by ``mode``: "triangular" (1), "triangular2" (halved each
+    cycle), "exp_range" (γ^step), or by a ``scale_fn`` of one's own of the cycle
+    (``scale_mode="cycle"``) or of the step ("iterations"). With ``cycle_momentum`` the
+    momentum (SGD's, RMSprop's) or β₁ (Adam's and its kin's ``betas``) moves the other
+    way, between ``max_momentum`` and ``base_momentum``. Stepped once a batch, as
+    PyTorch's (``fit`` does so); not chainable: a rate set by hand is overwritten at the
+    next step. ``scale_fn`` is kept out of ``state_dict()``, as PyTorch keeps a plain
+    function out of its own."""
+
+    per_batch: ClassVar[bool] = True
+    chainable: ClassVar[bool] = False
+    MODES: ClassVar[tuple[str, ...]] = ("triangular", "triangular2", "exp_range")
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        base_lr: float | list[float],
+        max_lr: float | list[float],
+        step_size_up: float = 2000,
+        step_size_down: float | None = None,
+        mode: str = "triangular",
+        gamma: float = 1.0,
+        scale_fn: Callable[[float], float] | None = None,
+        scale_mode: str = "cycle",
+        cycle_momentum: bool = True,
+        base_momentum: float | list[float] = 0.8,
+        max_momentum: float | list[float] = 0.9,
+        last_epoch: int = -1,
+    ) -> None:
+        super().__init__(optimizer)
+        name = "CyclicLR"
+        if scale_fn is not None and not callable(scale_fn):
+            raise ConfigError(f"{name} scale_fn must be a function or None; got {scale_fn!r}")
+        self._scale_fn = scale_fn
+        bases = _per_group(optimizer, base_lr, f"{name} base_lr", _non_negative)
+        self.max_lrs = max_lr
+        self.step_size_up = step_size_up
+        self.step_size_down = step_size_up if step_size_down is None else step_size_down
+        self.mode, self.gamma, self.scale_mode = mode, gamma, scale_mode
+        self.cycle_momentum = cycle_momentum
+        self.base_momentums, self.max_momentums = base_momentum, max_momentum
+        values = {k: v for k, v in vars(self).items() if k[0] != "_" and k != "optimizer"}
+        values = {k: v for k, v in values.items() if k not in self.COUNTERS}
+        self._check_settings(values, name)
+        vars(self).update(values)
+        if last_epoch == -1:  # as PyTorch's: the groups start at base_lr, at max_momentum
+            for index, group in enumerate(optimizer.param_groups):
+                group["lr"] = bases[index]
+                group.setdefault("initial_lr", bases[index])
+                if self.cycle_momentum:
+                    group["max_momentum"] = self.max_momentums[index]
+                    group["base_momentum"] = self.base_momentums[index]
+            self.base_lrs = list(bases)
+            self.start(last_epoch)
+        else:
+            self.start(last_epoch)
+            self.base_lrs = list(bases)  # (PyTorch's: the base_lr given, after its first step)
+
+    def _check_settings(self, values: dict, where: str) -> None:
+        # one per group it was made on (a group added since has none: refused at a step)
+        groups = len(getattr(self, "base_lrs", None) or self.optimizer.param_groups)
+        values["max_lrs"] = _per_group(
+            self.optimizer, values["max_lrs"], f"{where} max_lr", _non_negative, groups
+        )
+        for key in ("step_size_up", "step_size_down"):
+            values[key] = float(_positive_number(values[key], f"{where} {key}"))
+        if values["mode"] not in self.MODES and self._scale_fn is None:
+            raise ConfigError(
+                f"{where} mode must be one of {', '.join(self.MODES)} (or give scale_fn); "
+                f"got {values['mode']!r}"
+            )
+        values["gamma"] = _positive_number(values["gamma"], f"{where} gamma")
+        if values["scale_mode"] not in ("cycle", "iterations"):
+            raise ConfigError(
+                f"{where} scale_mode must be 'cycle' or 'iterations'; got {values['scale_mode']!r}"
+            )
+        if self._scale_fn is None:  # as PyTorch's: the mode decides what its scale reads
+            values["scale_mode"] = "iterations" if values["mode"] == "exp_range" else "cycle"
+        if not isinstance(values["cycle_momentum"], (bool, np.bool_)):
+            raise ConfigError(
+                f"{where} cycle_momentum must be True or False; got {values['cycle_momentum']!r}"
+            )
+        values["cycle_momentum"] = bool(values["cycle_momentum"])
+        for key, option in (("base_momentums", "base_momentum"), ("max_momentums", "max_momentum")):
+            values[key] = _per_group(
+                self.optimizer, values[key], f"{where} {option}",
+                lambda v, what: _fraction(v, what, one=False), groups,
+            )  # fmt: skip
+        if values["cycle_momentum"]:
+            defaults = self.optimizer.defaults
+            if "momentum" not in defaults and "betas" not in defaults:
+                raise ConfigError(
+                    f"{where} cycle_momentum=True: {type(self.optimizer).__name__} has no "
+                    "momentum or betas to cycle; pass cycle_momentum=False"
+                )
+
+    def _phase(self, epoch: int) -> tuple[float, float]:
+        """Where step ``epoch`` is in its cycle (0 at base_lr, 1 at max_lr) and the
+        cycle's scale, in PyTorch's arithmetic."""
+        total = self.step_size_up + self.step_size_down
+        ratio = self.step_size_up / total
+        cycle = math.floor(1 + epoch / total)
+        x = 1.0 + epoch / total - cycle
+        factor = x / ratio if x <= ratio else (x - 1) / (ratio - 1)
+        at = cycle if self.scale_mode == "cycle" else epoch
+        if self._scale_fn is not None:
+            scale = self._scale_fn(at)
+            if hasattr(scale, "item") and not isinstance(scale, (np.floating, np.integer)):
+                scale = scale.item()  # a 0-d tensor or array, as torch takes it
+            return factor, _number(scale, f"CyclicLR scale_fn({at})")
+        if self.mode == "triangular2":
+            return factor, 1 / (2.0 ** (at - 1))
+        if self.mode == "exp_range":
+            return factor, self.gamma**at
+        return factor, 1.0
+
+    def _rate(self, epoch: int, base: float, top: float) -> float:
+        factor, scale = self._phase(epoch)
+        return base + (top - base) * factor * scale
+
+    def lr_at(self, epoch: int, base_lr: float | None = None) -> float:
+        base = self.base_lr if base_lr is None else base_lr
+        return self._rate(epoch, base, self.max_lrs[0])
+
+    def _set(self, epoch: int) -> None:
+        groups = self.optimizer.param_groups
+        if len(groups) > len(self.max_lrs):  # PyTorch's zips them (strict): it fails too
+            raise ConfigError(
+                f"CyclicLR holds max_lr for the {len(self.max_lrs)} parameter groups it was "
+                f"made on; param_groups[{len(self.max_lrs)}] was added since and has none"
+            )
+        for index, (group, base) in enumerate(zip(groups, self._bases(), strict=True)):
+            rate = self._rate(epoch, base, self.max_lrs[index])
+            group["lr"] = self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = rate
+        self._set_momentum(epoch)
+
+    def _set_momentum(self, epoch: int) -> None:
+        """Each group's momentum (Adam's β₁) at ``epoch``, opposite to the rate."""
+        if not self.cycle_momentum:
+            return
+        factor, scale = self._phase(epoch)
+        beta1 = "betas" in self.optimizer.defaults
+        for index, group in enumerate(self.optimizer.param_groups):
+            low, high = self.base_momentums[index], self.max_momentums[index]
+            momentum = high - (high - low) * factor * scale
+            if beta1:
+                group["betas"] = (momentum, *group["betas"][1:])
+            else:
+                group["momentum"] = momentum
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """As every schedule's; each group's rate recorded as set is its own (its own
+        max_lr), and the momentum is the loaded step's, as in the uninterrupted run."""
+        state = state_dict  # (PyTorch's keyword: load_state_dict(state_dict=…))
+        super().load_state_dict(state)
+        for index, base in enumerate(self.base_lrs):
+            rate = self._rate(self.epoch, base, self.max_lrs[index])
+            self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = rate
+        self._set_momentum(self.epoch)
+
+    def _rebase(self, bases: list[float]) -> None:
+        """Not chainable, as PyTorch's: a rate set by hand is overwritten at the next step."""
+
+    def _resume(self, last_epoch: int, where: str) -> None:
+        """PyTorch's last_epoch=k: step k + 1's rate from each group's initial_lr."""
+        for index, group in enumerate(self.optimizer.param_groups):
+            if "initial_lr" not in group:
+                raise ConfigError(
+                    f"{where}={last_epoch}: param_groups[{index}] has no 'initial_lr' (a "
+                    "resume takes it from the optimiser's loaded state_dict; load that first)"
+                )
+        self.base_lrs = [group["initial_lr"] for group in self.optimizer.param_groups]
+        self.epoch = last_epoch + 1
+        self._set(self.epoch)
+
+
 def _check_members(
     name: str, schedulers: list, optimizer: object, plateau: str, elsewhere: str
 ) -> None:
@@ -3484,8 +3664,6 @@ class ChainedScheduler:
 
 # torch.optim.lr_scheduler's names this module lacks, each with what to write instead
 _TORCH_SCHEDULER_WAYS = {
-    "CyclicLR": "OneCycleLR (one cycle, stepped once a batch) or CosineAnnealingWarmRestarts "
-    "give a rate that rises and falls",
     "LRScheduler": "a schedule of one's own subclasses wxb.optim.LRSchedule (its lr_at(epoch, "
     "base_lr) gives the rate)",
 }
@@ -3494,8 +3672,7 @@ _TORCH_SCHEDULER_WAYS = {
 class _TorchSchedulerNames(type(sys)):
     """``wxb.optim.lr_scheduler``: the schedules under ``torch.optim.lr_scheduler``'s
     names, so ``from wxb.optim.lr_scheduler import StepLR`` ports as written; a name it
-    lacks (CyclicLR, MultiplicativeLR, ChainedScheduler, LRScheduler) says what to use
-    instead."""
+    lacks (LRScheduler) says what to use instead."""
 
     def __getattr__(self, name: str) -> object:
         if name in _TORCH_SCHEDULER_WAYS:
@@ -3519,6 +3696,7 @@ lr_scheduler.__all__ = [
     "ConstantLR",
     "CosineAnnealingLR",
     "CosineAnnealingWarmRestarts",
+    "CyclicLR",
     "ExponentialLR",
     "LambdaLR",
     "LinearLR",
