@@ -457,3 +457,28 @@ def test_cyclic_lr_is_stepped_once_a_batch_by_fit(seeded):
             reference.step()
         rates.append(rate)
     assert history.history["lr"] == rates, seeded.msg((history.history["lr"], rates))
+
+
+def test_cyclic_lr_resumed_with_another_scale_fn_is_refused(seeded, tmp_path):
+    """A CyclicLR's scale_fn is kept out of its state_dict, as torch's; a resume from a
+    checkpoint with another function is refused, naming it, as a LambdaLR's is (else
+    the run went on with other rates than the saved run's without a word)."""
+    rng = seeded.rng
+    n = int(rng.integers(20, 40))
+    X = rng.normal(size=(n, 3)).astype(np.float32)
+    y = rng.integers(0, 2, size=n)
+    a = float(rng.uniform(0.3, 0.8))
+    start = nn.Sequential(nn.Linear(3, 2)).state_dict()
+
+    def run(scale, epochs, resume):
+        model = nn.Sequential(nn.Linear(3, 2))
+        model.load_state_dict(start)  # (the run's own start: a resume warns of another)
+        opt = wxb.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        schedule = wxb.optim.CyclicLR(opt, 0.01, 0.1, step_size_up=3, scale_fn=scale)
+        return wxb.fit(model, X, y, optimizer=opt, lr_schedule=schedule, epochs=epochs,
+                       batch_size=8, verbose=0, checkpoint_dir=tmp_path, resume=resume)  # fmt: skip
+
+    run(lambda x: a**x, 1, False)
+    assert len(run(lambda x: a**x, 2, True).history["lr"]) == 2  # the same function goes on
+    with pytest.raises(ConfigError, match="scale_fn is another function than the checkpoint"):
+        run(lambda x: (a / 2) ** x, 3, True)

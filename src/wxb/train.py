@@ -2076,8 +2076,9 @@ def _update_training_record(info: dict, X: np.ndarray, X_val: np.ndarray | None)
 
 def _schedule_settings(schedule: LRSchedule) -> dict[str, Any]:
     """What a checkpoint records of a schedule, for a resume to refuse another: its
-    settings, and a digest of a LambdaLR's function (kept out of its state_dict, as
-    PyTorch's: another function resumed with the saved rates and went on with its own).
+    settings, and a digest of a LambdaLR's function or a CyclicLR's scale_fn (kept out
+    of its state_dict, as PyTorch's: another function resumed with the saved rates and
+    went on with its own).
     For a resume to warn of (``SCHEDULE_CODE``): a digest of a subclass of one's own's
     code, and of the globals its code or the function reads (STEP in ``lambda e: 0.5 **
     (e // STEP)``): either changed, the rest of the run went on with the new rates
@@ -2088,6 +2089,9 @@ def _schedule_settings(schedule: LRSchedule) -> dict[str, Any]:
         settings["lr_lambda"] = [ckpt.code_digest(f) for f in function]
     elif function is not None:
         settings["lr_lambda"] = ckpt.code_digest(function)
+    scale = vars(schedule).get("_scale_fn")  # a CyclicLR's of one's own, likewise
+    if scale is not None:
+        settings["scale_fn"] = ckpt.code_digest(scale)
     if "schedulers" in settings:  # a SequentialLR: each of its own, a LambdaLR's function too
         settings["schedulers"] = [_schedule_settings(s) for s in schedule._schedulers]
     own = ckpt.own_classes_digest(schedule)
@@ -2364,9 +2368,9 @@ def _schedule_changes(then: dict, now: dict, where: str = "") -> list[str]:
             for index, (a, b) in enumerate(zip(old, new, strict=True)):
                 if a != b:
                     changes += _schedule_changes(a, b, f"{where}schedulers[{index}] ")
-        elif key == "lr_lambda":
+        elif key in ("lr_lambda", "scale_fn"):
             changes.append(
-                f"{where}lr_lambda is another function than the checkpoint's (its code, "
+                f"{where}{key} is another function than the checkpoint's (its code, "
                 "defaults or the values it captures)"
             )
         else:
