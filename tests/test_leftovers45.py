@@ -116,7 +116,7 @@ def test_fit_named_schedule_after_unstepped_warm_up_warns_and_runs_torch_rates(n
 SCHEDULE_KINDS = ["StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR",
                   "ConstantLR", "PolynomialLR", "OneCycleLR", "CosineAnnealingWarmRestarts",
                   "ReduceLROnPlateau", "LambdaLR", "MultiplicativeLR", "SequentialLR",
-                  "ChainedScheduler"]  # fmt: skip
+                  "ChainedScheduler", "CyclicLR"]  # fmt: skip
 TOTAL = 14
 
 
@@ -146,6 +146,10 @@ def _schedule_settings(rng, kind):
                          "T_max": int(i(2, 8)), "gamma": float(u(0.5, 0.99))},
         "ChainedScheduler": {"factor": float(u(0.05, 1)), "total_iters": int(i(1, 6)),
                              "gamma": float(u(0.5, 0.99))},
+        "CyclicLR": {"base_lr": [float(v) for v in u(0.001, 0.01, 2)],
+                     "max_lr": [float(v) for v in u(0.1, 1, 2)], "step_size_up": int(i(1, 5)),
+                     "step_size_down": int(i(1, 5)), "gamma": float(u(0.8, 1)),
+                     "mode": str(rng.choice(["triangular", "triangular2", "exp_range"]))},
     }[kind]  # fmt: skip
 
 

@@ -1237,6 +1237,21 @@ def _onecycle_phases(values: dict) -> list[float]:
     return [float(end) for end, _ in phases]
 
 
+def _cyclic_steps(theirs: dict, mine: dict, where: str) -> dict:
+    """A CyclicLR's step_size_up and step_size_down from PyTorch's total_size and
+    step_ratio (all its state holds of them): the wxb schedule's own where they give
+    those, else whole numbers where the product rounds off to them."""
+    total = _state_number(theirs["total_size"], f"{where} total_size")
+    ratio = _state_number(theirs["step_ratio"], f"{where} step_ratio")
+    up, down = mine["step_size_up"], mine["step_size_down"]
+    if up + down == total and up / (up + down) == ratio:
+        return {}
+    up = total * ratio
+    if abs(up - round(up)) <= 1e-9 * total:
+        up = float(round(up))
+    return {"step_size_up": up, "step_size_down": total - up}
+
+
 def _state_from_torch(theirs: dict, schedule, where: str) -> dict:
     """wxb's state_dict() for ``schedule`` holding PyTorch's state ``theirs``: its counters
     and the settings it holds (PyTorch's load_state_dict takes those too); settings it
@@ -1281,6 +1296,13 @@ def _state_from_torch(theirs: dict, schedule, where: str) -> dict:
             own = _state_from_torch(child, s, f"{where} _schedulers[{i}]")
             settings.append({k: v for k, v in own.items() if k in s.settings()})
         state["schedulers"] = settings
+    elif name == "CyclicLR":
+        state["base_lrs"] = theirs["base_lrs"]
+        state.update(_cyclic_steps(theirs, state, where))
+        for key in ("max_lrs", "mode", "gamma", "scale_mode", "cycle_momentum",
+                    "base_momentums", "max_momentums"):  # fmt: skip
+            if key in theirs:  # (the momenta: only where PyTorch's cycles them)
+                state[key] = theirs[key]
     else:
         state["base_lrs"] = theirs["base_lrs"]
         held = name == "OneCycleLR" or all(k in theirs for k in schedule.settings() if k != "type")
@@ -1313,13 +1335,14 @@ def _state_from_torch(theirs: dict, schedule, where: str) -> dict:
 def scheduler_from_torch(source, schedule):
     """Load a PyTorch learning-rate scheduler's state into the wxb ``schedule`` of the
     same kind (StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, LinearLR,
-    ConstantLR, PolynomialLR, OneCycleLR, CosineAnnealingWarmRestarts,
+    ConstantLR, PolynomialLR, OneCycleLR, CyclicLR, CosineAnnealingWarmRestarts,
     ReduceLROnPlateau, SequentialLR, ChainedScheduler, LambdaLR, MultiplicativeLR):
     ``source`` is the ``torch.optim.lr_scheduler`` object or its ``state_dict()``. Load
     the optimiser's state first (``optimizer_from_torch``: the groups' lr and
     initial_lr), then this, and the next steps give PyTorch's rates. The settings
     PyTorch's state holds are taken, as its load_state_dict takes them; those it does
-    not (OneCycleLR's max_lr, a LambdaLR's function) stay the wxb schedule's, made with
+    not (OneCycleLR's max_lr, a LambdaLR's function, a CyclicLR's scale_fn) stay the wxb
+    schedule's, made with
     the same ones. Raises ConfigError in one line for another kind or a state wxb
     cannot run. Returns ``schedule``."""
     torch = _import_torch()
@@ -1400,6 +1423,9 @@ def _state_to_torch(schedule, theirs: dict) -> dict:
             state[key] = value
     if name == "MultiStepLR":
         state["milestones"] = collections.Counter(mine["milestones"])
+    if name == "CyclicLR":  # PyTorch's holds the two steps' sum and the first's share
+        state["total_size"] = mine["step_size_up"] + mine["step_size_down"]
+        state["step_ratio"] = mine["step_size_up"] / state["total_size"]
     if name == "OneCycleLR":
         if _torch_phases(theirs) != _onecycle_phases(mine):
             raise ConfigError(
