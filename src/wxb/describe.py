@@ -1829,13 +1829,21 @@ def _applied(layer: _Layer, z: str) -> str:
     return f"{'standardize' if _is(module, Standardize) else name}({z})"
 
 
+# The row-wise activations' backward, g = ∂L/∂A: a Jacobian, not an element-wise f′
+_JACOBIANS = {
+    "softmax": "A ⊙ (g − Σ g ⊙ A)",
+    "softmin": "−A ⊙ (g − Σ g ⊙ A)",
+    "log_softmax": "g − softmax(Z) ⊙ Σ g",
+}
+
+
 def _backward_op(layer: _Layer, z: str) -> str:
     """The label of a non-Dense layer's backward step (what the error is multiplied by)."""
     module = layer.module
     if _is(module, Activation):
         name = _kernel_name(module)
-        if name == "softmax":
-            return f"softmax Jacobian at {z}: A ⊙ (g − Σ g ⊙ A)"
+        if name in _JACOBIANS:  # a row's outputs each depend on all of its Z: no f′ ⊙
+            return f"{name} Jacobian at {z}: {_JACOBIANS[name]}"
         return f"⊙ {name}′({z})"
     if _is(module, Dropout):
         return "Dropout p = 0: δ unchanged" if module.p == 0 else f"⊙ M / (1 − {module.p:g})"
@@ -1853,7 +1861,7 @@ def _delta_label(idx: int, after: list[_Layer], incoming: str) -> str:
     if not after:
         return f"δ{sup} = {incoming}"
     only = after[0].module
-    if len(after) == 1 and _is(only, Activation) and _kernel_name(only) != "softmax":
+    if len(after) == 1 and _is(only, Activation) and _kernel_name(only) not in _JACOBIANS:
         product = f"({incoming})" if "·" in incoming else incoming
         return f"δ{sup} = {product} ⊙ {_kernel_name(only)}′(Z{sup})"
     return f"δ{sup} = ∂L/∂Z{sup}"

@@ -1268,6 +1268,9 @@ def _delta_equation(
     Z_latex = rf"\mathbf{{Z}}^{{({l})}}"
     softmax = activation is not None and activation.kernel.name == "softmax"
     log_softmax = activation is not None and activation.kernel.name == "log_softmax"
+    # softmin's Jacobian is softmax's of −Z: −A ⊙ (g − Σⱼ Aⱼ·gⱼ)
+    sign = "−" if activation is not None and activation.kernel.name == "softmin" else ""
+    softmax = softmax or sign == "−"
     if is_last:
         if not after or (probabilities and activation is not None):
             # (with probabilities, log p's softmax (σ) is p: δ is the loss's own on Z)
@@ -1276,8 +1279,8 @@ def _delta_equation(
         if softmax:  # softmax′ is a Jacobian: A ⊙ (g − Σⱼ Aⱼ gⱼ), per column
             A, A_latex = f"A{_sup(l)}", rf"\mathbf{{A}}^{{({l})}}"
             return (
-                f"{A} ⊙ (∇_A L − Σⱼ {A}ⱼ·(∇_A L)ⱼ)",
-                rf"{A_latex} \odot (\nabla_{{\mathbf{{A}}}} \mathcal{{L}} - "
+                f"{sign}{A} ⊙ (∇_A L − Σⱼ {A}ⱼ·(∇_A L)ⱼ)",
+                rf"{sign and '-'}{A_latex} \odot (\nabla_{{\mathbf{{A}}}} \mathcal{{L}} - "
                 rf"\textstyle\sum_j {A_latex}_j (\nabla_{{\mathbf{{A}}}} \mathcal{{L}})_j)",
                 "",
             )
@@ -1309,7 +1312,7 @@ def _delta_equation(
     if softmax:  # a Jacobian, as above, with g = Wᵀ·δ
         A = f"A{_sup(l)}"
         return (
-            f"{A} ⊙ (g − Σⱼ {A}ⱼ·gⱼ), g = {W}·{d}",
+            f"{sign}{A} ⊙ (g − Σⱼ {A}ⱼ·gⱼ), g = {W}·{d}",
             "",
             f"{product_shapes}, ⊙ ({m}×{batch})",
         )
