@@ -52,3 +52,20 @@ def test_explain_and_diagram_write_softmins_jacobian(rng):
         nn.Sequential(nn.Dense(features, classes), nn.LogSoftmax(dim=1))
     )
     assert "log_softmax′" not in chart and "log_softmax Jacobian at Z⁽¹⁾" in chart
+
+
+# ---------------------------------------------------------------------------------
+# PReLU takes torch's device= (as Linear, LayerNorm and BatchNorm1d do since the last
+# stop): nn.PReLU(device=device) was Python's "unexpected keyword argument 'device'"
+# ---------------------------------------------------------------------------------
+def test_prelu_takes_torchs_device_keyword(rng):
+    n = int(rng.integers(1, 6))
+    init = float(rng.uniform(-1, 1))
+    ours = nn.PReLU(n, init, device=torch.device("cpu"), dtype=torch.float64)
+    theirs = torch.nn.PReLU(n, init, device=torch.device("cpu"), dtype=torch.float64)
+    assert repr(ours) == repr(theirs)
+    z = rng.normal(size=(4, n))
+    np.testing.assert_array_equal(ours(wxb.Tensor(z)).data, theirs(torch.tensor(z)).detach())
+    assert nn.PReLU(device="cpu").weight.dtype == np.float32
+    with pytest.raises(wxb.errors.ConfigError, match="PReLU: device 'cuda'"):
+        nn.PReLU(device="cuda")

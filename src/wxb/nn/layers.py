@@ -528,17 +528,20 @@ class Threshold(Activation):
 class PReLU(Module):
     """z where z > 0, else a·z, with a a learned parameter: one shared value
     (``num_parameters=1``) or one per feature (dim 1), each starting at ``init``, as
-    torch's nn.PReLU. It runs on the recorded graph (``ops.prelu``: f and f′ there)."""
+    torch's nn.PReLU. It runs on the recorded graph (``ops.prelu``: f and f′ there).
+    ``device=``: the CPU, as Dense takes it."""
 
     def __init__(
         self,
         num_parameters: int = 1,
         init: float = 0.25,
         *,
+        device: object = None,
         dtype: object = None,
         name: str | None = None,
     ) -> None:
         super().__init__()
+        check_device(device, "PReLU")  # PyTorch's factory keyword: the CPU, or refused
         n = _positive_int(num_parameters, "PReLU num_parameters")
         start = ops._finite_setting(init, "PReLU init")
         self.weight = Parameter(np.full(n, start, dtype=resolve_dtype(dtype)))
