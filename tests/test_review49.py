@@ -69,3 +69,60 @@ def test_prelu_takes_torchs_device_keyword(rng):
     assert nn.PReLU(device="cpu").weight.dtype == np.float32
     with pytest.raises(wxb.errors.ConfigError, match="PReLU: device 'cuda'"):
         nn.PReLU(device="cuda")
+
+
+# ---------------------------------------------------------------------------------
+# A recorded backward keeps its own copy of the caller's arrays (5f53766's rule): the
+# new losses and PReLU read the caller's target, weight or input array at backward, so
+# a buffer refilled between the forward and backward (several chunks' losses summed,
+# then one backward) changed the gradient without a word
+# ---------------------------------------------------------------------------------
+_REUSED = {
+    # name: (wxb's, torch's), each f(output, array); the output in (0, 1)
+    "binary_cross_entropy target": (
+        lambda o, a: nn.functional.binary_cross_entropy(o, a),
+        lambda o, a: torch.nn.functional.binary_cross_entropy(o, a),
+    ),
+    "binary_cross_entropy weight": (
+        lambda o, a: nn.functional.binary_cross_entropy(o, 1 - a, weight=a),
+        lambda o, a: torch.nn.functional.binary_cross_entropy(o, 1 - a, weight=a),
+    ),
+    "kl_div target": (
+        lambda o, a: nn.functional.kl_div(o.log(), a, reduction="batchmean"),
+        lambda o, a: torch.nn.functional.kl_div(o.log(), a, reduction="batchmean"),
+    ),
+    "l1_loss weight": (
+        lambda o, a: nn.functional.l1_loss(o, 1 - a, weight=a),
+        lambda o, a: (a * (o - (1 - a)).abs()).sum() / a.sum(),  # torch 2.6's rule
+    ),
+    "huber_loss weight": (
+        lambda o, a: nn.functional.huber_loss(o, 1 - a, weight=a, delta=0.3),
+        lambda o, a: (
+            a * torch.nn.functional.huber_loss(o, 1 - a, reduction="none", delta=0.3)
+        ).mean(),
+    ),
+    "prelu input": (  # (its chunks in (−1, 1): ∂L/∂a reads z where z ≤ 0)
+        lambda o, a: nn.functional.prelu(a, o[0]).sum(),
+        lambda o, a: torch.nn.functional.prelu(a, o[0]).sum(),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_REUSED))
+def test_a_buffer_refilled_before_backward_leaves_the_gradient_alone(rng, case):
+    ours, theirs = _REUSED[case]
+    rows, cols = (int(n) for n in rng.integers(2, 6, size=2))
+    low = -0.95 if case == "prelu input" else 0.05
+    chunks = [rng.uniform(low, 0.95, size=(rows, cols)) for _ in range(3)]
+    p = rng.uniform(0.05, 0.95, size=(rows, cols))
+    op, tp = wxb.Tensor(p, requires_grad=True), torch.tensor(p, requires_grad=True)
+    buffer = np.empty((rows, cols))
+    total = 0
+    for chunk in chunks:  # one buffer, refilled for each chunk's loss
+        buffer[...] = chunk
+        total = total + ours(op, buffer)
+    expected = sum(theirs(tp, torch.tensor(chunk)) for chunk in chunks)
+    total.backward()
+    expected.backward()
+    # float64: each gradient a few operations on terms of order 1/p (BCE's 1/(p(1 − p)))
+    np.testing.assert_allclose(op.grad, tp.grad.numpy(), rtol=1e-12, atol=1e-14)

@@ -1435,7 +1435,8 @@ def prelu(z: Tensor, weight: Tensor) -> Tensor:
     """PReLU: z where z > 0, else a·z, with a learned ``weight`` a of one value, or one per
     channel (dim 1, the features of rows), as torch's F.prelu. Backward: ∂L/∂Z = δ where
     z > 0, else a·δ; ∂L/∂a = Σ δ·z over z ≤ 0 (summed over all but the channel dim)."""
-    z, weight = as_tensor(z), as_tensor(weight)
+    # an array beside a tensor takes its dtype, copied where the backward reads it
+    z, weight = in_result_type((z, weight))
     Z, W = z.data, weight.data
     if W.ndim != 1:
         raise ShapeError(f"prelu: weight must be a vector; got shape {W.shape}")
@@ -2291,7 +2292,8 @@ def _reduced(values: np.ndarray, reduction: str, rows: int) -> tuple[np.ndarray,
 
 
 def _pointwise_target(output: Tensor, target: object, name: str) -> Tensor:
-    target = as_tensor(target, like=output) if not isinstance(target, Tensor) else target
+    if not isinstance(target, Tensor):  # the output's dtype, copied where a backward reads it
+        target = _operand(target, output.dtype, output.requires_grad)
     if target.shape != output.shape:  # torch refuses another size (broadcasting misleads)
         raise ShapeError(
             f"{name}: the target's shape {target.shape} differs from the input's {output.shape}"
@@ -2315,10 +2317,10 @@ def binary_cross_entropy(
             "binary_cross_entropy: the input must be probabilities in [0, 1] (a Sigmoid's "
             "output; for logits use BCEWithLogitsLoss)"
         )
-    W = (
+    W = (  # (a copy: the backward's own, as a target's)
         None
         if weight is None
-        else np.broadcast_to(np.asarray(getattr(weight, "data", weight), P.dtype), P.shape)
+        else np.broadcast_to(np.array(getattr(weight, "data", weight), P.dtype), P.shape)
     )
     with np.errstate(divide="ignore"):
         log_p = np.maximum(np.log(P), -100)
@@ -2526,7 +2528,8 @@ def _weighted(
     over the element count for huber_loss. A weight that requires grad gets its gradient,
     as torch's (an ignored keyword was Python's TypeError)."""
     _check_reduction(reduction, name)
-    weight = as_tensor(weight, like=losses)  # (an array takes the loss's dtype, a tensor its own)
+    if not isinstance(weight, Tensor):  # the loss's dtype, copied where the backward reads it
+        weight = _operand(weight, losses.dtype, losses.requires_grad)
     if weight.shape != losses.shape:
         raise ShapeError(
             f"{name} loss: weight of shape {weight.shape} must have the output's shape "
