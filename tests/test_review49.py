@@ -126,3 +126,57 @@ def test_a_buffer_refilled_before_backward_leaves_the_gradient_alone(rng, case):
     expected.backward()
     # float64: each gradient a few operations on terms of order 1/p (BCE's 1/(p(1 − p)))
     np.testing.assert_allclose(op.grad, tp.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+# ---------------------------------------------------------------------------------
+# Threshold passes a NaN on, as torch's (its test is z ≤ threshold): wxb's tested
+# z > threshold, so a NaN became the value (and its δ 0), hiding a diverged input
+# ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_threshold_passes_nan_on_as_torchs(rng, tmp_path, dtype):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    import wxb.onnx
+
+    t, v = (float(u) for u in rng.normal(size=2))
+    z = rng.normal(size=(6, 5)).astype(dtype)
+    z.reshape(-1)[rng.choice(z.size, 4, replace=False)] = [np.nan, np.inf, -np.inf, t]
+    ours, theirs = nn.Threshold(t, v), torch.nn.Threshold(t, v)
+    oz, tz = wxb.Tensor(z, requires_grad=True), torch.tensor(z, requires_grad=True)
+    upstream = rng.normal(size=z.shape).astype(dtype)
+    a, b = ours(oz), theirs(tz)
+    (a * wxb.Tensor(upstream)).sum().backward()
+    (b * torch.tensor(upstream)).sum().backward()
+    # each element is z, the value or δ as given: exactly torch's, NaN where torch's is
+    np.testing.assert_array_equal(a.data, b.detach().numpy())
+    np.testing.assert_array_equal(oz.grad, tz.grad.numpy())
+
+    # the planned stack and its ONNX export compute the same
+    model = nn.Sequential(nn.Dense(5, 3), nn.Threshold(t, v)).to(dtype)
+    X = rng.normal(size=(6, 5)).astype(dtype)
+    X[rng.integers(6), rng.integers(5)] = np.nan
+    assert model.why_not_planned() is None
+    twin = torch.nn.Sequential(torch.nn.Linear(5, 3), torch.nn.Threshold(t, v)).to(
+        getattr(torch, dtype)
+    )
+    with torch.no_grad():
+        twin[0].weight.copy_(torch.tensor(model[0].weight.data))
+        twin[0].bias.copy_(torch.tensor(model[0].bias.data))
+    out = twin(torch.tensor(X))
+    expected = out.detach().numpy()
+    mine = model(X)  # (the planned stack: predict refuses a NaN in X)
+    got = mine.data
+    assert np.isnan(expected).any()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    # (one product of 5 terms apart: its float32 rounding)
+    tolerance = 1e-5 if dtype == "float32" else 1e-13
+    np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance)
+    mine.sum().backward()
+    out.sum().backward()  # ∂L/∂W: NaN from the NaN row where torch's is
+    np.testing.assert_allclose(
+        model[0].weight.grad, twin[0].weight.grad.numpy(), rtol=tolerance, atol=tolerance
+    )
+    wxb.onnx.export(model, tmp_path / "m.onnx")
+    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"))
+    exported = session.run(None, {"input": X})[0]
+    np.testing.assert_array_equal(np.isnan(exported), np.isnan(expected))
+    np.testing.assert_allclose(exported, got, rtol=tolerance, atol=tolerance)

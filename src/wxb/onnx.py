@@ -39,7 +39,7 @@ default domain, with the weights as initializers:
 - LogSigmoid     Min(Z, 0) − log1p(Exp(−|Z|))
 - Hardswish      Z ⊙ Clip(Z + 3, 0, 6) / 6; Hardsigmoid without the Z ⊙
 - Softsign       Z / (|Z| + 1); Tanhshrink: Z − Tanh(Z)
-- Threshold(t, v) Where(Z > t, Z, v)
+- Threshold(t, v) Where(Z ≤ t, v, Z) (a NaN passes, as torch's)
 - PReLU          PRelu(Z, a), a the learned slope(s) as an initializer
 - Softmin        Softmax(Neg(Z), axis=-1)
 - GELU('tanh')   composed from Mul/Add/Tanh as wxb writes it
@@ -825,9 +825,9 @@ class _Graph:
             return self.node("Div", [x, d], where)
         if isinstance(kernel, ops.Tanhshrink):
             return self.node("Sub", [x, self.node("Tanh", [x], where)], where)
-        if isinstance(kernel, ops.Threshold):  # z where z > threshold, else value
-            above = self.node("Greater", [x, self.const(kernel.threshold)], where)
-            return self.node("Where", [above, x, self.const(kernel.value)], where)
+        if isinstance(kernel, ops.Threshold):  # value where z ≤ threshold, else z (NaN too)
+            below = self.node("LessOrEqual", [x, self.const(kernel.threshold)], where)
+            return self.node("Where", [below, self.const(kernel.value), x], where)
         if isinstance(kernel, ops.Softplus):
             # z where βz > threshold, else (max(βz, 0) + log(1 + e^(−|βz|)))/β, as wxb's
             scaled = self.node("Mul", [x, self.const(kernel.beta)], where)

@@ -1165,7 +1165,7 @@ class Tanhshrink:
 
 @dataclass(frozen=True)
 class Threshold:
-    """z where z > threshold, else value; f′ = 1 where z > threshold, else 0."""
+    """value where z ≤ threshold, else z; f′ = 0 where z ≤ threshold, else 1."""
 
     threshold: float = 0.0
     value: float = 0.0
@@ -1178,12 +1178,13 @@ class Threshold:
         )
         object.__setattr__(self, "value", _finite_setting(self.value, "Threshold value"))
 
+    # torch's test is z ≤ threshold (value there), so a NaN passes on as NaN, with δ
     def forward(self, z, out):
-        out[...] = np.where(z > self.threshold, z, _typed(z, self.value))
+        out[...] = np.where(z <= self.threshold, _typed(z, self.value), z)
         return out
 
     def backward(self, z, a, grad, out):
-        np.multiply(grad, z > self.threshold, out=out)
+        np.multiply(grad, ~(z <= self.threshold), out=out)
         return out
 
 

@@ -506,7 +506,7 @@ class Tanhshrink(_Plain):
 
 
 class Threshold(Activation):
-    """z where z > threshold, else value (both required, as torch's)."""
+    """z where z > threshold, else value (both required, as torch's; a NaN passes as NaN)."""
 
     takes_inplace = True
 
