@@ -8,6 +8,7 @@ import pytest
 
 import wxb
 import wxb.describe
+import wxb.interop
 from wxb import nn
 
 torch = pytest.importorskip("torch")
@@ -180,3 +181,34 @@ def test_threshold_passes_nan_on_as_torchs(rng, tmp_path, dtype):
     exported = session.run(None, {"input": X})[0]
     np.testing.assert_array_equal(np.isnan(exported), np.isnan(expected))
     np.testing.assert_allclose(exported, got, rtol=tolerance, atol=tolerance)
+
+
+# ---------------------------------------------------------------------------------
+# summary and the diagrams know PReLU's and Flatten's widths: PReLU is element-wise
+# and a Flatten of rows changes nothing, where both were read as custom layers (output
+# shape '?', no activation memory, the widths after them unknown)
+# ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_summary_gives_prelus_and_flattens_output_shapes_as_torchs(rng, dtype):
+    features, hidden, classes = (int(n) for n in rng.integers(2, 7, size=3))
+    shared = bool(rng.integers(2))
+    model = nn.Sequential(
+        nn.Flatten(),
+        nn.Dense(features, hidden),
+        nn.PReLU(1 if shared else hidden),
+        nn.Flatten(),
+        nn.Dense(hidden, classes),
+    ).to(dtype)
+    twin = wxb.interop.to_torch(model)
+    shapes = []  # each torch layer's output per sample, from hooks
+    for layer in twin:
+        layer.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape[1:])))
+    twin(torch.zeros((3, features), dtype=getattr(torch, dtype)))
+    rows = model.summary().rows
+    assert [row.output_shape for row in rows] == shapes
+    size = np.dtype(dtype).itemsize
+    # what a step keeps: each layer's output row, a Flatten's a view of its input
+    kept = [0, hidden * size, hidden * size, 0, classes * size]
+    assert [row.activation_bytes for row in rows] == kept
+    chart = wxb.describe.architecture_diagram(model)
+    assert f'-->|"{hidden}"| lay4' in chart and f'-->|"{hidden}"| lay5' in chart

@@ -35,6 +35,8 @@ from wxb.nn.layers import (
     Activation,
     Dense,
     Dropout,
+    Flatten,
+    PReLU,
     Standardize,
 )
 from wxb.nn.layers import stand_in as activation_stand_in
@@ -340,6 +342,12 @@ def _holders(model: Module, run: _SampleRun) -> dict[int, Module]:
     return holders
 
 
+def _keeps_width(module: Module) -> bool:
+    """A stock PReLU (element-wise) or Flatten of rows (it changes nothing): a row's
+    width out is its width in."""
+    return stock_kind(module, (PReLU, Flatten)) is not None
+
+
 def _first_width(model: Module, chain: _Chain | None = None) -> int | None:
     """What the model takes, from the first layer that says, unless a layer whose width
     is not known comes first (one of its own, or a container's of unknown order).
@@ -363,7 +371,8 @@ def _first_width(model: Module, chain: _Chain | None = None) -> int | None:
             return None
         if _is(leaf, (Dense, Standardize)):
             return int(leaf.in_features)
-        if not _is(leaf, (Activation, Dropout)):  # its own: what it takes, if it says
+        if not (_is(leaf, (Activation, Dropout)) or _keeps_width(leaf)):
+            # its own: what it takes, if it says
             width = getattr(leaf, "in_features", None)
             return None if width is None else int(width)
     return input_width(model)
@@ -442,7 +451,7 @@ def _walk(model: Module, chain: _Chain | None) -> list[_Layer | _Group]:
             width_out: int | None = module.out_features if _is(module, Dense) else None
         elif _is(module, Standardize):
             width_out = module.in_features
-        elif _is(module, (Activation, Dropout, *NORMS)):
+        elif _is(module, (Activation, Dropout, *NORMS)) or _keeps_width(module):
             width_out = width_in
         else:  # a custom leaf: what it returns is unknown
             width_out = None
@@ -761,9 +770,9 @@ def summary(model: Module, batch_size: int = 32, gemm_rate: float | None = None)
     Activation memory (per sample): what a training step keeps for each layer,
     its output row (width × the model's dtype size; the planned stack holds one
     such buffer per layer, Dense's W·X and +b sharing it), plus Dropout's mask of
-    the same size when p > 0. Gradient buffers (δ), the input batch, parameters
-    and optimiser state are not counted; nor is the output of a custom layer, whose
-    width wxb cannot know (its shape shows as ?).
+    the same size when p > 0 (a Flatten of rows, a view, holds none). Gradient
+    buffers (δ), the input batch, parameters and optimiser state are not counted; nor
+    is the output of a custom layer, whose width wxb cannot know (its shape shows as ?).
 
     ``gemm_rate`` (FLOP/s, e.g. from ``measure_gemm_rate(model.dtype)``) adds the
     rate floor: training FLOPs per batch / rate, the least time a step can take.
@@ -1450,6 +1459,8 @@ def _row(
         kept = width * itemsize
         if _is(module, Dropout) and module.p > 0:
             kept *= 2  # the output and the mask
+        elif stock_kind(module, (Flatten,)) is Flatten:
+            kept = 0  # a view of its input
     return LayerRow(
         name=layer.path,
         type=type(module).__name__,
