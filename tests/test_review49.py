@@ -212,3 +212,16 @@ def test_summary_gives_prelus_and_flattens_output_shapes_as_torchs(rng, dtype):
     assert [row.activation_bytes for row in rows] == kept
     chart = wxb.describe.architecture_diagram(model)
     assert f'-->|"{hidden}"| lay4' in chart and f'-->|"{hidden}"| lay5' in chart
+
+
+# ---------------------------------------------------------------------------------
+# Labels answer torch's is_cuda as a tensor does (the last stop gave Tensor .device and
+# .is_cuda, and labels .to(device) and .cpu(): labels.is_cuda was an AttributeError)
+# ---------------------------------------------------------------------------------
+def test_labels_answer_is_cuda_as_torchs(rng):
+    y = rng.integers(0, 4, size=int(rng.integers(1, 9)))
+    ours = wxb.tensor(y.astype(np.float32)).long()
+    theirs = torch.tensor(y)
+    for a, b in ((ours, theirs), (ours > 1, theirs > 1), (ours.view(-1, 1), theirs.view(-1, 1))):
+        assert a.is_cuda is b.is_cuda is False
+        assert a.to(a.device).is_cuda is b.to(b.device).is_cuda

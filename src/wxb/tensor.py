@@ -510,6 +510,10 @@ class IndexArray(np.ndarray):
     def cpu(self) -> IndexArray:
         return self
 
+    @property
+    def is_cuda(self) -> bool:  # as a Tensor's (labels.is_cuda in a ported loop)
+        return False
+
     def cuda(self, device: object = None, non_blocking: bool = False) -> IndexArray:
         check_device(f"cuda:{device}" if isinstance(device, int) else device or "cuda", "cuda")
         return self
