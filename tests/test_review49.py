@@ -225,3 +225,39 @@ def test_labels_answer_is_cuda_as_torchs(rng):
     for a, b in ((ours, theirs), (ours > 1, theirs > 1), (ours.view(-1, 1), theirs.view(-1, 1))):
         assert a.is_cuda is b.is_cuda is False
         assert a.to(a.device).is_cuda is b.to(b.device).is_cuda
+
+
+# ---------------------------------------------------------------------------------
+# BCELoss is wxb's now: a model kept with its Sigmoid head is pointed to it, where the
+# hints said only to take the head off (Keras's binary_crossentropy; bce_with_logits
+# after a Sigmoid, which trains through it twice)
+# ---------------------------------------------------------------------------------
+def test_a_sigmoid_head_is_pointed_to_bce_loss_which_trains_as_torchs(rng):
+    import warnings
+
+    features = int(rng.integers(2, 6))
+    X = rng.normal(size=(16, features))
+    y = (X[:, 0] + 0.3 * rng.normal(size=16) > 0).astype(np.float64)
+    model = nn.Sequential(nn.Dense(features, 4), nn.Tanh(), nn.Dense(4, 1), nn.Sigmoid())
+    model = model.to("float64")
+    with pytest.raises(wxb.errors.ConfigError, match=r"loss=wxb\.nn\.BCELoss\(\)"):
+        wxb.fit(model, X, y, loss="binary_crossentropy", epochs=1, verbose=0)
+    with pytest.warns(UserWarning, match=r"keep it and train with loss=wxb\.nn\.BCELoss\(\)"):
+        wxb.fit(model, X, y, loss="bce_with_logits", epochs=1, verbose=0, shuffle=False)
+
+    # the way it names: no warning, and torch's BCELoss training on the same weights
+    twin = wxb.interop.to_torch(model)
+    opt = torch.optim.SGD(twin.parameters(), lr=0.1)
+    for start in range(0, 16, 8):
+        opt.zero_grad()
+        out = twin(torch.tensor(X[start : start + 8]))
+        torch.nn.BCELoss()(out, torch.tensor(y[start : start + 8, None])).backward()
+        opt.step()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        wxb.fit(
+            model, X, y[:, None], loss=nn.BCELoss(), epochs=1, batch_size=8, shuffle=False,
+            optimizer=wxb.optim.SGD(model.parameters(), lr=0.1), verbose=0,
+        )  # fmt: skip
+    for mine, theirs in zip(model.parameters(), twin.parameters(), strict=True):
+        np.testing.assert_allclose(mine.data, theirs.detach().numpy(), rtol=1e-12, atol=1e-14)

@@ -457,7 +457,9 @@ def evaluate(
 # Softmax's probabilities by default
 _ON_LOGITS = "on logits: a model without its {} head (wxb.nn.functional.{} gives probabilities)"
 _KERAS_LOSSES = {
-    "binary_crossentropy": "'bce_with_logits', " + _ON_LOGITS.format("Sigmoid", "sigmoid"),
+    "binary_crossentropy": "'bce_with_logits', "
+    + _ON_LOGITS.format("Sigmoid", "sigmoid")
+    + "; with the Sigmoid head kept, loss=wxb.nn.BCELoss() (on its probabilities)",
     "categorical_crossentropy": "'cross_entropy' (it takes one-hot rows too), "
     + _ON_LOGITS.format("Softmax", "softmax"),
     "sparse_categorical_crossentropy": "'cross_entropy', "
@@ -1139,7 +1141,10 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             f"logits): the network trains "
             f"through {twice} twice, with weaker gradients, and fit's loss figures are of "
             f"that. Leave the last {twice} out of the model (wxb predict --proba and "
-            f"wxb.nn.functional.{twice} give probabilities from its logits)",
+            f"wxb.nn.functional.{twice} give probabilities from its logits)"
+            + (  # PyTorch's pair for a Sigmoid kept: BCELoss, on its probabilities
+                ", or keep it and train with loss=wxb.nn.BCELoss()" if twice == "sigmoid" else ""
+            ),
             UserWarning,
             stacklevel=4,
         )
