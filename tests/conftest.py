@@ -59,8 +59,10 @@ _child_key = pytest.StashKey[tuple]()
 def pytest_sessionstart(session: pytest.Session) -> None:
     if os.environ.get(_BESIDE) != "1":
         return
-    env = {**os.environ, "WXB_KERNELS": "numpy"}
-    del env[_BESIDE]  # the child runs the suite once
+    # taken from this session's environment too: a test that runs pytest again (the seed
+    # replays) must not start a pass of its own beside it
+    del os.environ[_BESIDE]
+    env = {**os.environ, "WXB_KERNELS": "numpy"}  # the child runs the suite once
     log = tempfile.NamedTemporaryFile(prefix="wxb-numpy-route-", suffix=".log", delete=False)
     base = tempfile.mkdtemp(prefix="wxb-numpy-route-")  # tmp_path of its own
     params = session.config.invocation_params
