@@ -409,7 +409,9 @@ def evaluate(
 
     ``loss``: by default the stock loss the model was trained with (``model.info["loss"]``,
     which fit and wxb train record; with the plain options fit recorded, Huber's delta or
-    label_smoothing, not class weights), else "cross_entropy", as Keras's evaluate takes
+    label_smoothing, not class weights; a model last trained by fit with a loss not
+    recorded by name, BCELoss, KLDivLoss or one's own, is refused: give ``loss=``),
+    else "cross_entropy", as Keras's evaluate takes
     the compiled loss. A recorded loss wxb has not (a Poisson MLPRegressor's) is refused:
     give ``loss=``. X and y may be SciPy sparse (X made dense a chunk at a time), as fit
     takes them;
@@ -479,6 +481,12 @@ def _trained_loss(model: Module, loss: object) -> object:
         raise ConfigError(f"loss={loss!r} is Keras's name; wxb's is {_KERAS_LOSSES[loss]}")
     if loss is not None:
         return loss
+    unnamed = model.info.get("unnamed_loss")
+    if unnamed:
+        raise ConfigError(
+            f"the model was last trained with {unnamed}, which is not recorded by name; "
+            "give loss= (the same loss) to score or train it again"
+        )
     recorded = model.info.get("loss")
     if isinstance(recorded, str) and recorded and recorded not in LOSSES:  # (Poisson's)
         raise ConfigError(
@@ -763,7 +771,8 @@ def fit(
       probabilities), "kl_div" (KLDivLoss, of a LogSoftmax's output), a Loss, or a
       function ``f(output, target)`` giving the batch's mean as a scalar Tensor; by
       default the stock loss the model was trained with (its info's; one wxb has not,
-      such as Poisson, is refused), else "cross_entropy". A loss of one's own (a
+      such as Poisson, is refused, as is a model last trained here with a loss not
+      recorded by name: BCELoss, KLDivLoss, one's own), else "cross_entropy". A loss of one's own (a
       function, a Loss subclass with its own __call__ or forward) gets y as (B, outputs)
       when y has that shape, else its rows as given (class indices, extra columns such as
       row weights), as a PyTorch loop would; y for one output comes as given, (B,) or
@@ -2175,7 +2184,11 @@ def _record_loss(info: dict, loss_fn: Loss, y: np.ndarray) -> None:
     kind = stock_loss(loss_fn)
     name = next((n for n, stock in LOSSES.items() if stock is kind), None)
     if name is None:
+        # what evaluate and a later fit must not replace by cross_entropy without a word
+        # (a KLDivLoss model scored as a cross-entropy of its targets)
+        info["unnamed_loss"] = _loss_name(loss_fn)
         return
+    info.pop("unnamed_loss", None)
     info["loss"] = name
     # its options too (HuberLoss(delta=3)): by the name alone a second fit without loss=
     # trained, and evaluate scored, on δ = 1
@@ -2189,6 +2202,14 @@ def _record_loss(info: dict, loss_fn: Loss, y: np.ndarray) -> None:
         info["multilabel"] = True  # a sigmoid per output, as scikit-learn's multilabel MLP
     else:
         info.pop("multilabel", None)
+
+
+def _loss_name(loss_fn: object) -> str:
+    """A loss as a user would recognise it: its class (KLDivLoss) or function name."""
+    function = getattr(loss_fn, "function", None)  # (a function fit took, FunctionLoss)
+    if isinstance(function, str):
+        return f"the function {function}"
+    return type(loss_fn).__name__
 
 
 def _check_target_order(
