@@ -1118,7 +1118,17 @@ class Optimizer:
         for group, (start, stop) in zip(groups, self._bounds, strict=True):
             # As PyTorch: every parameter with a gradient is stepped, a frozen one that
             # still holds a gradient included (its weight decay and momentum act).
-            live = [i for i in range(start, stop) if params[i].grad is not None]
+            mine = params[start:stop]
+            grads = [p.grad for p in mine]
+            # the planned step's case, one test: every gradient already where the walk reads it
+            in_place = flat is not None and all(
+                map(operator.is_, grads, flat.grad_views[start:stop])
+            )
+            if in_place:
+                live = list(range(start, stop))
+            else:
+                live = [i for i, g in zip(range(start, stop), grads, strict=True) if g is not None]
+            del grads  # a reference to a view here would count as a holder (ensure_free)
             if not live:
                 continue
             for i in live:  # graphs recorded before this update may not run backward after it
@@ -1126,14 +1136,14 @@ class Optimizer:
             clocks = self._advance(live, group)
             if flat is not None and len(live) == stop - start and min(clocks) == max(clocks):
                 # One update over the group's stretch: gradients not already in place are copied.
-                if any(params[i].grad is not flat.grad_views[i] for i in live):
+                if not in_place:
                     flat.ensure_free()  # a kept gradient must not be written over
-                views = flat.grad_views
-                for i in live:
-                    if params[i].grad is not views[i]:
-                        _check_grad_shape(params[i], i)
-                        np.copyto(views[i], params[i].grad, casting="same_kind")
-                del views
+                    views = flat.grad_views
+                    for i in live:
+                        if params[i].grad is not views[i]:
+                            _check_grad_shape(params[i], i)
+                            np.copyto(views[i], params[i].grad, casting="same_kind")
+                    del views
                 a, b = flat.offsets[start], flat.offsets[stop]
                 if self.shard is not None and self.shard[2] is flat.data:
                     a, b = max(a, self.shard[0]), min(b, self.shard[1])  # this rank's part
@@ -1181,25 +1191,43 @@ class Optimizer:
         """
         states = [self._flat_state[s] for s in self.state_names]
         rule = type(self)._rule
-        route = kernels.one_pass()
+        compiled = kernels.loaded()
         # identities, not values: a buffer replaced (shared memory) or a kernel route
         # switched cuts the pieces again; the flat layout owns its cache. The gradient is
         # sliced per step: a kept view of it would count as a holder (ensure_free).
+        route = compiled is not None
         key = (flat.data, flat.runs, rule, route, self.threaded_from, *states)
         known = flat.walks.get((a, b))
         if known is None or len(known[0]) != len(key) or not all(map(_same, known[0], key)):
             known = (key, self._pieces(flat, a, b, states, route))
             flat.walks[(a, b)] = known
         grad = flat.grad
+        # a stock rule's loop called straight with its scalars: the pieces' arrays were
+        # checked when cut (the wrapper's checks, its key and the group's lookups per piece
+        # were a third of the update's Python at tiny sizes)
+        loop = self._direct(compiled, h, t, flat.dtype) if route else None
         for lo, hi, memory, mine, direct in known[1]:
             if direct:  # a compiled one-pass rule on a size that takes no threads: one call
-                self._rule(memory, grad[lo:hi], mine, t, memory[:0], memory[:0], h)
+                empty = memory[:0]
+                if loop is None:
+                    self._rule(memory, grad[lo:hi], mine, t, empty, empty, h)
+                else:
+                    function, used, scalars = loop
+                    if used:
+                        function(memory, grad[lo:hi], *mine[:used], empty, empty, *scalars)
+                    else:  # SGD without momentum: the loop reads no velocity
+                        function(memory, grad[lo:hi], empty, empty, empty, *scalars)
             elif memory is None:  # one parameter, not contiguous: in its own shape
                 i = lo
                 mine = [getattr(self, s)[i] for s in self.state_names]
                 self._walk(flat.views[i], flat.grad_views[i], mine, t, h)
             else:
                 self._walk_flat([memory, grad[lo:hi], *mine], t, h)
+
+    def _direct(self, compiled: object, h: dict, t: int, dtype: np.dtype) -> tuple | None:
+        """For a stock compiled rule: its loop, how many states it reads, and its scalars
+        for group ``h`` at update ``t`` (what ``_rule`` would pass); else None."""
+        return None
 
     def _pieces(
         self, flat: FlatParameters, a: int, b: int, states: list[np.ndarray], route: bool
@@ -1471,6 +1499,14 @@ class SGD(Optimizer):
             counts[i] += 1
         return [counts[i] for i in live]
 
+    def _direct(self, compiled: object, h: dict, t: int, dtype: np.dtype) -> tuple | None:
+        if type(self)._rule is not SGD._rule:
+            return None
+        scalars = kernels.sgd_scalars(
+            dtype, h["lr"], h["momentum"], h["dampening"], h["nesterov"], h["weight_decay"], t == 1
+        )
+        return compiled.sgd, 1 if h["momentum"] else 0, scalars
+
     @calls_kernel
     def _rule(self, data, grad, states, t, s1, s2, h):
         kernels.sgd(
@@ -1512,6 +1548,15 @@ class Adam(Optimizer):
     def _check_group(self, group: dict, where: str) -> None:
         super()._check_group(group, where)
         check_adam_group(group, where)
+
+    def _direct(self, compiled: object, h: dict, t: int, dtype: np.dtype) -> tuple | None:
+        if type(self)._rule is not Adam._rule:
+            return None
+        beta1, beta2 = h["betas"]
+        scalars = kernels.adam_scalars(
+            dtype, t, h["lr"], beta1, beta2, h["eps"], h["weight_decay"], self.decoupled
+        )
+        return compiled.adam, 2, scalars
 
     @calls_kernel
     def _rule(self, data, grad, states, t, s1, s2, h):

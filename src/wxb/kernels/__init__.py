@@ -282,11 +282,19 @@ def adam(data, grad, m, v, s1, s2, *, t, lr, beta1, beta2, eps, weight_decay, de
     """PyTorch's Adam (and AdamW, ``decoupled``) for update number ``t``. The bias
     corrections are folded: W ← W − η/(1 − β₁ᵗ)·c·m/(√v + ε·c) with c = √(1 − β₂ᵗ),
     which is η·m̂/(√v̂ + ε) with one pass fewer."""
+    scalars = adam_scalars(data.dtype, t, lr, beta1, beta2, eps, weight_decay, decoupled)
+    _same_shape("adam", data, grad, m, v)
+    _impl(data, grad, m, v).adam(data, grad, m, v, s1, s2, *scalars)
+
+
+def adam_scalars(dtype, t, lr, beta1, beta2, eps, weight_decay, decoupled) -> tuple:
+    """The compiled ``adam`` loop's scalars after its arrays (a caller that checked the
+    arrays once calls the loop with them: ``Optimizer._walk_stretch``)."""
     global _adam_last, _adam_fixed
-    key = (data.dtype, t, lr, beta1, beta2, eps, weight_decay, decoupled)
+    key = (dtype, t, lr, beta1, beta2, eps, weight_decay, decoupled)
     known, scalars = _adam_last
     if known != key:  # (the same for every run of an update's parameters: made once)
-        kind = data.dtype.type
+        kind = dtype.type
         fixed_key = key[:1] + key[2:]
         known_fixed, fixed = _adam_fixed
         if known_fixed != fixed_key:  # what does not change with t: made once a run
@@ -300,8 +308,7 @@ def adam(data, grad, m, v, s1, s2, *, t, lr, beta1, beta2, eps, weight_decay, de
         c = math.sqrt(1 - beta2**t)
         scalars = (*fixed, kind(eps * c), kind(lr / (1 - beta1**t) * c))
         _adam_last = (key, scalars)
-    _same_shape("adam", data, grad, m, v)
-    _impl(data, grad, m, v).adam(data, grad, m, v, s1, s2, *scalars)
+    return scalars
 
 
 def nadam(
@@ -374,22 +381,28 @@ _sgd_last: tuple = (None, ())  # as _adam_last
 
 def sgd(data, grad, velocity, s1, s2, *, lr, momentum, dampening, nesterov, weight_decay, first):
     """PyTorch's SGD; ``first``: the velocity's first update (v = g)."""
-    global _sgd_last
-    key = (data.dtype, lr, momentum, dampening, nesterov, weight_decay, first)
-    known, scalars = _sgd_last
-    if known != key:
-        kind = data.dtype.type
-        scalars = (
-            kind(weight_decay), kind(lr), kind(momentum), kind(1 - dampening),
-            bool(nesterov), bool(first),
-        )  # fmt: skip
-        _sgd_last = (key, scalars)
+    scalars = sgd_scalars(data.dtype, lr, momentum, dampening, nesterov, weight_decay, first)
     if velocity is None:
         _same_shape("sgd", data, grad)
         _impl(data, grad).sgd(data, grad, s1, s1, s2, *scalars)  # s1: momentum 0 reads no velocity
         return
     _same_shape("sgd", data, grad, velocity)
     _impl(data, grad, velocity).sgd(data, grad, velocity, s1, s2, *scalars)
+
+
+def sgd_scalars(dtype, lr, momentum, dampening, nesterov, weight_decay, first) -> tuple:
+    """The compiled ``sgd`` loop's scalars after its arrays (as ``adam_scalars``)."""
+    global _sgd_last
+    key = (dtype, lr, momentum, dampening, nesterov, weight_decay, first)
+    known, scalars = _sgd_last
+    if known != key:
+        kind = dtype.type
+        scalars = (
+            kind(weight_decay), kind(lr), kind(momentum), kind(1 - dampening),
+            bool(nesterov), bool(first),
+        )  # fmt: skip
+        _sgd_last = (key, scalars)
+    return scalars
 
 
 def sklearn_sgd(data, grad, velocity, s1, s2, *, lr, momentum, nesterov, l2, l2_count=1.0):
