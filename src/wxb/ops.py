@@ -1936,8 +1936,17 @@ class NLLKernel(CrossEntropyKernel):
     def value_and_grad(self, output, target, grad_out):
         if self.reduction == "none":
             raise per_sample_refused(self.name)
-        weights, picked, kept, divisor = self._row_weights(output, target)
         rows = np.arange(len(output))
+        if self.weight is None and rows.size and not (target == self.ignore_index).any():
+            # every row kept, each of weight 1 (F.nll_loss(out, y), a step's usual call):
+            # the numbers below without their weight arrays, nor errstate (B ≥ 1 divides)
+            value = -float(output[rows, target].sum(dtype=np.float64))
+            scale = 1.0 if self.reduction == "sum" else 1.0 / rows.size
+            grad = _workspace(output, grad_out)
+            grad[...] = 0
+            grad[rows, target] = -output.dtype.type(scale)
+            return value if self.reduction == "sum" else value / rows.size
+        weights, picked, kept, divisor = self._row_weights(output, target)
         value = -float((weights * self._picked(output, picked, kept)).sum(dtype=np.float64))
         scale = 1.0 if self.reduction == "sum" else _ratio(1.0, divisor)
         grad = _workspace(output, grad_out)
