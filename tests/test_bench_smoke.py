@@ -160,3 +160,20 @@ def test_the_lean_stack_benchmark_runs_and_writes_results(tmp_path: Path) -> Non
     assert len(results) == 8  # zero and tiny × SGD and Adam × step and hand
     for figures in results.values():
         assert positive(figures["lean"]["median_s"]) and positive(figures["general"]["median_s"])
+
+
+@pytest.mark.slow
+def test_the_custom_module_benchmark_runs_and_writes_results(tmp_path: Path) -> None:
+    out = tmp_path / "c.json"
+    script = str(ROOT / "bench" / "custom_module.py")
+    command = [sys.executable, script, "--quick", "--rows", "256", "--json", str(out)]
+    done = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert table_headers(done.stdout) == [["optimizer", "contender", "µs a step", "torch/this"]]
+    results = json.loads(out.read_text())["results"]
+    assert sorted(results) == ["Adam", "SGD"]
+    for figures in results.values():
+        assert len(figures["median_s"]) == 4
+        assert all(positive(s) for s in figures["median_s"].values())

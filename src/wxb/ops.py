@@ -41,6 +41,7 @@ from wxb.tensor import (
     is_grad_enabled,
     is_view_of,
     keep_flag,
+    leaf_grad_slot,
     marks,
     no_grad,
     record_in_place,
@@ -178,7 +179,12 @@ def linear_map(x: Tensor, weight: Tensor, where: str = "Dense") -> Tensor:
         # seed: ∂L/∂A⁽ˡ⁻¹⁾ = W⁽ˡ⁾ᵀ·δ⁽ˡ⁾ (rows: δ·W);  ∂L/∂W⁽ˡ⁾ = δ⁽ˡ⁾·A⁽ˡ⁻¹⁾ᵀ (rows: δᵀ·X).
         # Only those asked for, as the planned backward: the first layer's δ·W (as costly
         # as its forward) has no taker when X is data, and a frozen W needs no δᵀ·X
-        return (delta @ W if needs_x else None), (delta.T @ X if needs_w else None)
+        if not needs_w:
+            return (delta @ W if needs_x else None), None
+        # a new ∂L/∂W straight into the optimiser's buffer, where the step reads it
+        slot = leaf_grad_slot(weight) if delta.dtype == X.dtype == W.dtype else None
+        grad_w = delta.T @ X if slot is None else np.matmul(delta.T, X, out=slot)
+        return (delta @ W if needs_x else None), grad_w
 
     return Tensor.from_op(X @ W.T, "W·X", (x, weight), backward, reads_inputs=(needs_w, needs_x))
 
@@ -189,7 +195,9 @@ def add_bias(z: Tensor, bias: Tensor) -> Tensor:
         raise ShapeError(f"add_bias: Z {_dims(z.shape)} and b {_dims(bias.shape)} do not match")
 
     def backward(delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return delta, sum_over_batch(delta)  # seed: ∂L/∂b⁽ˡ⁾ = δ⁽ˡ⁾, summed over the batch
+        # seed: ∂L/∂b⁽ˡ⁾ = δ⁽ˡ⁾, summed over the batch (into the optimiser's buffer if free)
+        slot = leaf_grad_slot(bias) if delta.dtype == bias.dtype else None
+        return delta, sum_over_batch(delta, out=slot)
 
     return Tensor.from_op(z.data + bias.data, "+b", (z, bias), backward, reads_inputs=False)
 

@@ -45,12 +45,20 @@ class _GradMode(threading.local):
     enabled = True
     retain_graph = False  # True while a backward(retain_graph=True) runs its rules
     leaf_grads: dict[int, tuple[Tensor, np.ndarray]] | None = None  # gradients_apart()
+    # the running backward's claims on optimiser buffers (leaf_grad_slot), None outside
+    # a backward; and the buffers' owners it found free (ensure_free)
+    slots: dict[int, np.ndarray] | None = None
+    slot_homes: set[int] | None = None
 
 
 _mode = _GradMode()
 # Held while a backward adds into a parameter's .grad (read, add, write; no user code
 # inside): backwards in several threads on one model each add their share, none lost.
 GRAD_LOCK = threading.RLock()
+# ids of the parameters whose optimiser buffer a backward is writing ∂L/∂p into now
+# (under GRAD_LOCK), the planned stack's and the graph's: two backwards sharing a
+# parameter both found .grad None and wrote into the one buffer (a share lost)
+WRITING: set[int] = set()
 if hasattr(os, "register_at_fork"):
     # taken around fork(), as logging takes its lock: a fork while another thread held it
     # left it held for ever in the child, whose first backward hung
@@ -206,6 +214,43 @@ def keeping_gradients_apart() -> bool:
     """Whether this thread's backward now fills a ``gradients_apart`` store (the planned
     stack, which writes ``.grad`` itself, then stands aside for the graph)."""
     return _mode.leaf_grads is not None
+
+
+def ensure_free_once(home: object) -> None:
+    """``home.ensure_free()``, once a backward (before it holds any of the buffer's views:
+    the walk's own claims would count as a user's, and start a new buffer every step)."""
+    homes = _mode.slot_homes
+    if homes is not None:
+        if id(home) in homes:
+            return
+        homes.add(id(home))
+    home.ensure_free()
+
+
+def leaf_grad_slot(leaf: Tensor) -> np.ndarray | None:
+    """Where a recorded rule may write ``leaf``'s new gradient with ``out=``: the view of
+    the optimiser's flat buffer that the planned stack writes (the step then copies
+    nothing), claimed for the running backward; None unless the leaf has no ``.grad``, a
+    buffer of its shape and dtype, and no other backward writing there (a new array then)."""
+    slots = _mode.slots
+    if slots is None or leaf.grad is not None or leaf._backward is not None:
+        return None  # (a computed tensor's gradient is no optimiser's)
+    if not leaf.requires_grad:
+        return None
+    home = getattr(leaf, "grad_home", None)
+    if home is None:
+        return None
+    with GRAD_LOCK:
+        key = id(leaf)
+        if leaf.grad is not None or key in WRITING:
+            return None
+        ensure_free_once(home)  # a gradient a user kept from an earlier step stays as it is
+        buffer = leaf.grad_buffer
+        if buffer.shape != leaf.data.shape or buffer.dtype != leaf.data.dtype:
+            return None
+        WRITING.add(key)
+        slots[key] = buffer
+        return buffer
 
 
 def is_retaining_graph() -> bool:
@@ -1566,10 +1611,17 @@ class Tensor:
         if _REPLACED[0]:
             _check_views(order, self)
         previous, _mode.retain_graph = _mode.retain_graph, retain_graph
+        outer = _mode.slots, _mode.slot_homes
+        claims = _mode.slots = {}  # rules may write new gradients into optimiser buffers
+        _mode.slot_homes = set()
         try:
             self._walk(order, seed, caller_seed=grad is not None, freed=freed)
         finally:
             _mode.retain_graph = previous
+            _mode.slots, _mode.slot_homes = outer
+            if claims:  # claimed and not reached (a tied weight's sum, an error on the way)
+                with GRAD_LOCK:
+                    WRITING.difference_update(claims)
         if freed:
             raise _second_backward_error()
         if not retain_graph:
@@ -1582,6 +1634,7 @@ class Tensor:
         # How often each gradient array was handed out: a leaf may keep an array as
         # its .grad without a copy only if nothing else holds it (or a view of it).
         handed: dict[int, int] = {id(seed): 2}  # the seed may be the caller's own array
+        slots = _mode.slots
         for node in reversed(order):
             g = grads.pop(id(node), None)
             if g is None:
@@ -1596,7 +1649,11 @@ class Tensor:
                     keep_apart(node, g)
                     continue
                 with GRAD_LOCK:
-                    if node.grad is not None:
+                    if slots and slots.get(id(node)) is g:  # its rule wrote the buffer
+                        del slots[id(node)]
+                        WRITING.discard(id(node))
+                        node.grad = g if node.grad is None else accumulate_grad(node.grad, g)
+                    elif node.grad is not None:
                         node.grad = accumulate_grad(node.grad, g)
                     elif (
                         g.base is None

@@ -38,14 +38,14 @@ from wxb.nn.layers import (
 )
 from wxb.nn.module import Module, Parameter, input_width, stock_kind
 from wxb.nn.norm import NORMS
-from wxb.tensor import GRAD_LOCK, accumulate_grad
+from wxb.tensor import GRAD_LOCK, WRITING, accumulate_grad, ensure_free_once
 
 _requires_grad = operator.attrgetter("requires_grad")
 
-# ids of the parameters whose optimiser buffer a planned backward is writing ∂L/∂p into
-# now (under GRAD_LOCK): two models sharing a layer run their backwards under locks of
-# their own, and both found .grad None and wrote into the one buffer (a share lost)
-_WRITING: set[int] = set()
+# ids of the parameters whose optimiser buffer a backward is writing ∂L/∂p into now
+# (under GRAD_LOCK), shared with the graph's rules (tensor.leaf_grad_slot): two models
+# sharing a layer run their backwards under locks of their own
+_WRITING = WRITING
 
 
 def _claim_buffer(p: Parameter) -> bool:
@@ -484,8 +484,8 @@ class StackPlan:
 
         trainable_below = self._trainable_below(wants)
         homes = {id(p.grad_home): p.grad_home for p in self.params if p.grad_home is not None}
-        for home in homes.values():
-            home.ensure_free()  # a gradient kept from an earlier step is never written over
+        for home in homes.values():  # a gradient kept from an earlier step is never written over
+            ensure_free_once(home)  # (once a backward: a graph's rules may hold its views now)
         for i in range(len(self.layers) - 1, -1, -1):
             layer, x_in = self.layers[i], self.inputs[i]
             if isinstance(layer, Dense):
@@ -861,7 +861,9 @@ class LeanStack:
         if self.handed_out is not None:  # the general backward reads that array itself
             np.copyto(self.results[-1], self.handed_out)
         with self.plan._grad_lock:
-            self.home.ensure_free()  # a gradient kept from an earlier step is never written over
+            ensure_free_once(
+                self.home
+            )  # a gradient kept from an earlier step is never written over
             # (read at each step, never kept: a reference held here would count as a
             # user's, and ensure_free would start a new buffer at every step); as the
             # plan's _grad_slot: a gradient already set (a zero_grad that zeroes in place
