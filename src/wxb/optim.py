@@ -554,7 +554,9 @@ class Optimizer:
     # PyTorch group flags that change the update, and the one value this optimiser runs
     # them with: another value is refused, never ignored (and why, for the message)
     fixed_flags: ClassVar[dict[str, tuple[bool, str]]] = {
-        "maximize": (False, "minimise the negated loss instead")
+        "maximize": (False, "minimise the negated loss instead"),
+        # a group's own too, as PyTorch's step reads it there (it was taken and ignored)
+        "differentiable": (False, "wxb records no graph through an optimiser's step"),
     }
     counters: tuple[str, ...] = ("param_steps",)  # per-parameter counts, one list each
     counter_starts: ClassVar[dict[str, float]] = {}  # a counter's start where it is not 0
@@ -716,8 +718,6 @@ class Optimizer:
                 del options[key]
         defaults = {flag: value for flag, (value, _) in self.fixed_flags.items()}
         instead = {flag: why for flag, (_, why) in self.fixed_flags.items()}
-        defaults["differentiable"] = False
-        instead["differentiable"] = "wxb records no graph through an optimiser's step"
         torch_options(type(self).__name__, options, defaults, instead)
 
     def __init_subclass__(cls, **kwargs: object) -> None:
