@@ -826,3 +826,66 @@ def test_a_groups_own_differentiable_true_is_refused_as_the_constructors(seeded,
     opt = getattr(optim, kind)([{"params": [first], "differentiable": False}])
     opt.add_param_group({"params": [second], "differentiable": False})
     opt.step()
+
+
+def _rmsprop_reference(p, grads, switch_at, key, value, lr, alpha, eps):
+    """RMSprop in float64 NumPy, ``key`` (momentum or centered) switched on before update
+    ``switch_at``: its buffer starts at zero there."""
+    p, square, mean, buf = p.copy(), np.zeros_like(p), np.zeros_like(p), np.zeros_like(p)
+    for t, g in enumerate(grads):
+        on = t >= switch_at
+        square = alpha * square + (1 - alpha) * g * g
+        if key == "centered" and on:
+            mean = alpha * mean + (1 - alpha) * g
+            avg = np.sqrt(square - mean * mean) + eps
+        else:
+            avg = np.sqrt(square) + eps
+        if key == "momentum" and on:
+            buf = value * buf + g / avg
+            p -= lr * buf
+        else:
+            p -= lr * g / avg
+    return p
+
+
+@pytest.mark.parametrize("key", ["momentum", "centered"])
+@pytest.mark.parametrize("how", ["group value", "group added"])
+def test_rmsprops_state_saved_after_a_buffer_was_switched_on_loads_and_goes_on(seeded, key, how):
+    """RMSprop's momentum (or centered) switched on between steps, by a group's value or
+    a group added with it, makes its buffer at the next step: a state_dict() taken in
+    between has none, and load_state_dict refused wxb's own state ("the state has no
+    'momentum_buffer'"), into the same optimiser or a fresh one. It loads, and the run
+    goes on as the rule in NumPy gives it."""
+    rng = seeded.rng
+    shape = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+    lr, alpha, eps = float(rng.uniform(1e-3, 0.05)), float(rng.uniform(0.5, 0.99)), 1e-8
+    value = float(rng.uniform(0.1, 0.9)) if key == "momentum" else True
+    start = rng.normal(size=shape)
+    before, after = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    grads = [rng.normal(size=shape) for _ in range(before + after)]
+    p = wnn.Parameter(start.copy(), dtype="float64")
+    opt = optim.RMSprop([p], lr=lr, alpha=alpha, eps=eps)
+    for g in grads[:before]:
+        p.grad = g.copy()
+        opt.step()
+    extra = None
+    if how == "group value":
+        opt.param_groups[0][key] = value
+    else:  # the buffer the new group needs: made at the next step for every parameter
+        extra = wnn.Parameter(rng.normal(size=3), dtype="float64")
+        opt.add_param_group({"params": [extra], key: value})
+    saved = copy.deepcopy(opt.state_dict())
+    opt.load_state_dict(saved)  # its own state, back into it
+    groups = [{"params": [p], **({key: value} if how == "group value" else {})}]
+    if extra is not None:
+        groups.append({"params": [extra], key: value})
+    fresh = optim.RMSprop(groups, lr=lr, alpha=alpha, eps=eps)
+    fresh.load_state_dict(saved)
+    for g in grads[before:]:
+        p.grad = g.copy()
+        fresh.step()
+    expected = _rmsprop_reference(
+        start, grads, before if how == "group value" else len(grads), key, value, lr, alpha, eps
+    )
+    # float64 against float64: a handful of roundings a step
+    np.testing.assert_allclose(p.data, expected, rtol=1e-12, atol=1e-14, err_msg=seeded.msg(key))

@@ -1643,6 +1643,11 @@ class RMSprop(Optimizer):
             *(("grad_avg",) if any(g["centered"] for g in groups) else ()),
         )
 
+    def _state_started(self, state: str, counts: dict[str, list[int]]) -> bool:
+        # a buffer switched on (momentum, centered) since the last step is made at the next
+        # one: a state saved in between holds none, and loads (its own state_dict did not)
+        return state == "square_avg"
+
     def _rule(self, data, grad, states, t, s1, s2, h):
         state = dict(zip(self.state_names, states, strict=True))
         g = grad
