@@ -498,11 +498,12 @@ def _one_script(rng, msg):
     ctx["sched_o"] = _make_schedule(optim.lr_scheduler, opt_o, sched_name, sched_spec)
     ctx["sched_t"] = _make_schedule(TS, opt_t, sched_name, sched_spec)
     tied = saved = False
+    snapshot = None
     log = [f"{kind} defaults {defaults} groups {specs} late {late} sched {sched_name} "
            f"{sched_spec} loss {loss_name} arch {arch}"]  # fmt: skip
     for step in range(steps):
         events = []
-        ctx["where"] = f"{msg}; step {step}; " + " | ".join(log[-6:])
+        ctx["where"] = f"{msg}; step {step}; " + " | ".join(log[:1] + log[max(1, len(log) - 6) :])
         # before the gradients
         if rng.random() < 0.15:  # freeze or unfreeze a parameter (one stays trainable)
             i = int(rng.integers(len(params_o)))
@@ -574,7 +575,9 @@ def _one_script(rng, msg):
             ctx["opt_o"].param_groups[k][key] = value
             ctx["opt_t"].param_groups[k][key] = value
             events.append(f"group {k} {key} = {value}")
-        ctx["where"] = f"{msg}; step {step}; " + " | ".join([*log[-6:], ", ".join(events)])
+        ctx["where"] = f"{msg}; step {step}; " + " | ".join(
+            [*log[:1] + log[max(1, len(log) - 6) :], ", ".join(events)]
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ctx["opt_o"].step()
@@ -613,6 +616,23 @@ def _one_script(rng, msg):
             if ctx["sched_o"] is None:
                 ctx["opt_o"], ctx["opt_t"] = opt_o, opt_t
                 events.append("optimizer replaced by a loaded one")
+        if rng.random() < 0.1:  # a snapshot of the optimiser's state, for a rollback later
+            snapshot = (
+                copy.deepcopy(ctx["opt_o"].state_dict()),
+                copy.deepcopy(ctx["opt_t"].state_dict()),
+                len(ctx["opt_t"].param_groups),
+                ctx["opt_o"],
+            )
+            events.append("snapshot")
+        elif (
+            snapshot is not None
+            and snapshot[3] is ctx["opt_o"]
+            and snapshot[2] == len(ctx["opt_t"].param_groups)
+            and rng.random() < 0.3
+        ):  # the live optimiser rolled back to it, its schedule going on
+            ctx["opt_o"].load_state_dict(copy.deepcopy(snapshot[0]))
+            ctx["opt_t"].load_state_dict(copy.deepcopy(snapshot[1]))
+            events.append("rolled back to the snapshot")
         if not tied and rng.random() < 0.08:  # save everything, load into fresh objects
             saved = True
             sd_o, sd_t = model_o.state_dict(), copy.deepcopy(model_t.state_dict())
@@ -663,7 +683,12 @@ def _one_script(rng, msg):
             del old_o, old_t
             events.append("saved and loaded into fresh objects")
         log.append(f"step {step}: " + ", ".join(events))
-        _compare(ctx, f"{msg}; step {step}; " + " | ".join(log[-6:]) + " (between steps)")
+        _compare(
+            ctx,
+            f"{msg}; step {step}; "
+            + " | ".join(log[:1] + log[max(1, len(log) - 6) :])
+            + " (between steps)",
+        )
     return log
 
 
@@ -889,3 +914,67 @@ def test_rmsprops_state_saved_after_a_buffer_was_switched_on_loads_and_goes_on(s
     )
     # float64 against float64: a handful of roundings a step
     np.testing.assert_allclose(p.data, expected, rtol=1e-12, atol=1e-14, err_msg=seeded.msg(key))
+
+
+def _resumed_schedules(kind, rng):
+    """A schedule whose group's rate was set by hand (a PolynomialLR's, then stepped past
+    its end; a plateau's, after its last step), saved and
+    loaded into fresh objects in PyTorch's order, beside torch's: (wxb's, torch's,
+    wxb's saved state)."""
+    lr, late = float(rng.uniform(0.01, 0.1)), float(rng.uniform(0.001, 0.3))
+    values = rng.normal(size=3)
+
+    def make(module, opt):
+        if kind == "PolynomialLR":  # past its end the rate is kept, a rate set by hand too
+            return module.PolynomialLR(opt, total_iters=2, power=float(rng_power))
+        return module.ReduceLROnPlateau(opt, factor=float(rng_factor), patience=0)
+
+    rng_power, rng_factor = rng.uniform(0.5, 3), rng.uniform(0.1, 0.9)
+    p, q = wnn.Parameter(values.copy(), dtype="float64"), torch.tensor(values, requires_grad=True)
+    ours, theirs = optim.SGD([p], lr=lr), torch.optim.SGD([q], lr=lr)
+    mine, reference = make(optim.lr_scheduler, ours), make(TS, theirs)
+    for _ in range(int(rng.integers(3, 6))):
+        p.grad, q.grad = np.ones(3), torch.ones(3, dtype=torch.float64)
+        ours.step()
+        theirs.step()
+        if kind == "PolynomialLR":
+            mine.step()
+            reference.step()
+        else:
+            mine.step(1.0)
+            reference.step(1.0)
+    ours.param_groups[0]["lr"] = theirs.param_groups[0]["lr"] = late
+    if kind == "PolynomialLR":  # a step past its end keeps the rate set by hand
+        mine.step()
+        reference.step()
+    saved = copy.deepcopy(mine.state_dict())
+    saved_t = copy.deepcopy(reference.state_dict())
+    opt_saved, opt_saved_t = ours.state_dict(), theirs.state_dict()
+    p2, q2 = wnn.Parameter(values.copy(), dtype="float64"), torch.tensor(values, requires_grad=True)
+    ours, theirs = optim.SGD([p2], lr=lr), torch.optim.SGD([q2], lr=lr)
+    mine, reference = make(optim.lr_scheduler, ours), make(TS, theirs)
+    ours.load_state_dict(opt_saved)
+    theirs.load_state_dict(opt_saved_t)
+    mine.load_state_dict(saved)
+    reference.load_state_dict(saved_t)
+    return mine, reference, saved
+
+
+@pytest.mark.parametrize("kind", ["PolynomialLR", "ReduceLROnPlateau"])
+def test_a_resumed_schedules_get_last_lr_is_the_saved_runs(seeded, kind):
+    """get_last_lr() right after a schedule's state was loaded into a fresh one: the
+    rates the saved run's schedule last set, as PyTorch's (whose state holds _last_lr).
+    A group's lr set by hand gave, after the resume, 0.0 (a PolynomialLR past its end,
+    which keeps that rate: the closed form at the epoch) or the hand-set rate (a
+    ReduceLROnPlateau, set after its last step: the rate the group held), where the
+    saved run, and PyTorch, said the schedule's last rate."""
+    mine, reference, saved = _resumed_schedules(kind, seeded.rng)
+    np.testing.assert_allclose(
+        mine.get_last_lr(), reference.get_last_lr(), rtol=1e-12, err_msg=seeded.msg(kind)
+    )
+    # a state saved by a wxb that kept no _last_lr still loads, as it did
+    older = {k: v for k, v in saved.items() if k != "_last_lr"}
+    mine.load_state_dict(older)
+    assert len(mine.get_last_lr()) == 1
+    with pytest.raises(wxb.errors.ConfigError, match="_last_lr must be a list of 1 to 1"):
+        mine.load_state_dict({**saved, "_last_lr": [0.1, 0.2]})

@@ -2032,6 +2032,20 @@ def _unstepped(optimizer: Optimizer) -> dict[int, float]:
     return getattr(optimizer, "_unstepped_lrs", {})
 
 
+def _last_lrs(value: object, optimizer: Optimizer, where: str) -> list[float] | None:
+    """A saved state's ``_last_lr`` (get_last_lr()): one rate per group at most, or None
+    (a state saved before wxb kept them)."""
+    if value is None:
+        return None
+    groups = len(optimizer.param_groups)
+    if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= groups:
+        raise ConfigError(
+            f"{where} _last_lr must be a list of 1 to {groups} rates (one per parameter "
+            f"group); got {value!r}"
+        )
+    return [_non_negative(v, f"{where} _last_lr") for v in value]
+
+
 class LRSchedule:
     """Sets each group's lr from that group's own starting rate, as PyTorch's schedulers.
 
@@ -2213,7 +2227,15 @@ class LRSchedule:
         before this one may have changed); ``base_lrs`` then holds fewer rates than the
         optimiser has groups, and a load leaves those groups to the next step too."""
         state = {k: v for k, v in vars(self).items() if k != "optimizer" and k[0] != "_"}
-        return {**state, "base_lrs": list(self.base_lrs), "type": type(self).__name__}
+        # get_last_lr() too, PyTorch's "_last_lr": a resumed run reads what this one did
+        # (the closed form at the epoch is not it after a rate set by hand; it said 0.0
+        # for a PolynomialLR past its end whose group's lr was set to 0.02)
+        return {
+            **state,
+            "base_lrs": list(self.base_lrs),
+            "_last_lr": self.get_last_lr(),
+            "type": type(self).__name__,
+        }
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Continue from ``state_dict()`` of a schedule of the same kind. The groups' ``lr``
@@ -2230,6 +2252,7 @@ class LRSchedule:
             kind = state.get("type") if isinstance(state, dict) else type(state).__name__
             raise ConfigError(f"{name}.load_state_dict: the state is of a {kind}")
         values = {k: v for k, v in state.items() if k != "type"}
+        last = _last_lrs(values.pop("_last_lr", None), self.optimizer, f"{name}.load_state_dict")
         mine = {k for k in vars(self) if k != "optimizer" and k[0] != "_"}
         if set(values) != mine:
             raise ConfigError(
@@ -2297,6 +2320,7 @@ class LRSchedule:
         self._forget_found()
         self._settings_seen = copy.deepcopy(self.settings())
         self.optimizer._unstepped_lrs = {}
+        self._loaded_last = last  # get_last_lr() until the next step (None: a state without)
 
     def _forget_found(self) -> None:
         """Past the first step or load, the rates (and initial_lr) the groups held when
@@ -2339,7 +2363,11 @@ class LRSchedule:
         """Each group's rate as this schedule last set it (its lr now where it set none),
         as PyTorch's ``get_last_lr()``."""
         groups = self.optimizer.param_groups
-        return [self._lrs_set.get(i, group["lr"]) for i, group in enumerate(groups)]
+        loaded = self.__dict__.get("_loaded_last") or []
+        return [
+            loaded[i] if i < len(loaded) else self._lrs_set.get(i, group["lr"])
+            for i, group in enumerate(groups)
+        ]
 
     def step(self, epoch: int | None = None) -> float:
         """Next epoch's rates; returns the first group's. A group whose lr was set by hand
@@ -2348,6 +2376,7 @@ class LRSchedule:
 
         ``step(epoch)``, PyTorch's older (deprecated) form: the rates of that epoch from
         each group's starting rate, PyTorch's closed form."""
+        self._loaded_last = None
         if epoch is not None:
             return self._step_to(epoch)
         bases = self._bases()  # a group added this epoch: its lr is this epoch's rate
@@ -2691,7 +2720,7 @@ class ReduceLROnPlateau(LRSchedule):
     def state_dict(self) -> dict:
         state = {k: v for k, v in vars(self).items() if k != "optimizer" and k[0] != "_"}
         state.pop("base_lrs", None)
-        return {**state, "type": type(self).__name__}
+        return {**state, "_last_lr": self.get_last_lr(), "type": type(self).__name__}
 
     def load_state_dict(self, state_dict: dict) -> None:
         state = state_dict  # (PyTorch's keyword: load_state_dict(state_dict=…))
@@ -2700,7 +2729,8 @@ class ReduceLROnPlateau(LRSchedule):
             kind = state.get("type") if isinstance(state, dict) else type(state).__name__
             raise ConfigError(f"{name}.load_state_dict: the state is of a {kind}")
         values = {k: v for k, v in state.items() if k != "type"}
-        mine = set(self.state_dict()) - {"type"}
+        last = _last_lrs(values.pop("_last_lr", None), self.optimizer, f"{name}.load_state_dict")
+        mine = set(self.state_dict()) - {"type", "_last_lr"}
         if set(values) != mine:
             raise ConfigError(
                 f"{name}.load_state_dict: the state holds {sorted(values)}; expected {sorted(mine)}"
@@ -2710,7 +2740,8 @@ class ReduceLROnPlateau(LRSchedule):
             values[key] = _count_value(values[key], f"{name}.load_state_dict {key}")
         values["best"] = _number(values["best"], f"{name}.load_state_dict best")
         vars(self).update(values)
-        self._last_lrs = [group["lr"] for group in self.optimizer.param_groups]
+        # the saved run's get_last_lr(); a state without them: the rates the groups hold
+        self._last_lrs = last or [group["lr"] for group in self.optimizer.param_groups]
 
     COUNTERS: ClassVar[tuple[str, ...]] = ("epoch", "best", "num_bad_epochs", "cooldown_counter")
 

@@ -1963,7 +1963,8 @@ class _Saver:
             )
         if schedule is not None and meta["schedule"] is not None:
             counters = getattr(schedule, "COUNTERS", ("epoch", "base_lrs"))
-            saved = {k: v for k, v in meta["schedule"].items() if k not in counters}
+            # (as settings(): its "_" entries, get_last_lr()'s "_last_lr", are no setting)
+            saved = {k: v for k, v in meta["schedule"].items() if k not in counters and k[0] != "_"}
             if saved != json.loads(json.dumps(schedule.settings())):
                 # a schedule derived from epochs, or one an earlier wxb derived otherwise
                 # (plateau's patience from early stopping's): the run goes on as it began
