@@ -3011,14 +3011,18 @@ class OneCycleLR(LRSchedule):
 
     def load_state_dict(self, state_dict: dict) -> None:
         """As every schedule's; the momentum too is the loaded step's, as in the
-        uninterrupted run (making the schedule had set it to max_momentum)."""
+        uninterrupted run (making the schedule had set it to max_momentum), unless the
+        optimiser's state was loaded since: its momentum is then the saved run's, as
+        PyTorch's leaves it (an optimiser rolled back, a β₁ set by hand, stay)."""
         state = state_dict  # (PyTorch's keyword: load_state_dict(state_dict=…))
+        loaded = getattr(self.optimizer, "_loads", 0) != getattr(self, "_loads_found", 0)
         super().load_state_dict(state)
         for index, group in enumerate(self.optimizer.param_groups[: len(self.base_lrs)]):
             if self._own_cycle(index, group, self._RATES):  # (its rate, not base·factors)
                 rate = self._own_rate(self.epoch, group)
                 self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = rate
-        self._set_momentum(self.epoch)
+        if not loaded:
+            self._set_momentum(self.epoch)
 
     def _check_settings(self, values: dict, where: str) -> None:
         # one per group it was made on: a group added since (add_param_group) has its own
