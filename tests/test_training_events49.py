@@ -750,8 +750,8 @@ def _fit_script(rng, msg):
     sched_t = _make_schedule(TS, opt_t, sched_name, spec)
     clip = float(rng.uniform(0.1, 2)) if rng.random() < 0.4 else None
     batch = int(rng.integers(2, rows + 1))
-    if arch["norm"] == "batch" and rows % batch == 1:
-        batch += 1  # (a BatchNorm refuses a batch of one row, torch's too)
+    while arch["norm"] == "batch" and rows % batch == 1:
+        batch += 1  # (a BatchNorm refuses a batch of one row, torch's too; 7 rows: 2, 3, 4)
 
     def loss_fn(o, y):
         return ((o - y) ** 2).mean()
