@@ -990,8 +990,9 @@ def test_a_resumed_schedules_get_last_lr_is_the_saved_runs(seeded, kind):
         mine.load_state_dict({**saved, "_last_lr": [0.1, 0.2]})
 
 
+@pytest.mark.parametrize("schedule", ["OneCycleLR", "CyclicLR"])
 @pytest.mark.parametrize("kind", ["SGD", "Adam"])
-def test_a_onecycle_resumed_in_pytorchs_order_keeps_the_loaded_momentum(seeded, kind):
+def test_a_onecycle_resumed_in_pytorchs_order_keeps_the_loaded_momentum(seeded, kind, schedule):
     """A OneCycleLR cycling the momentum (Adam's β₁), resumed in PyTorch's order (the
     schedule made, then the optimiser's state loaded, then the schedule's): the momentum
     is the loaded optimiser's, as PyTorch's. One set by hand after the last step (or an
@@ -999,28 +1000,36 @@ def test_a_onecycle_resumed_in_pytorchs_order_keeps_the_loaded_momentum(seeded, 
     the schedule's value at the loaded step."""
     rng = seeded.rng
     values = rng.normal(size=3)
-    settings = {
-        "max_lr": float(rng.uniform(0.01, 0.1)),
-        "total_steps": int(rng.integers(8, 20)),
-        "pct_start": float(rng.uniform(0.2, 0.6)),
-    }
+    total_steps = int(rng.integers(8, 20))
+    if schedule == "OneCycleLR":
+        settings = {
+            "max_lr": float(rng.uniform(0.01, 0.1)),
+            "total_steps": total_steps,
+            "pct_start": float(rng.uniform(0.2, 0.6)),
+        }
+    else:  # (a CyclicLR as a OneCycleLR: its momentum cycles opposite to the rate)
+        settings = {
+            "base_lr": float(rng.uniform(1e-4, 1e-3)),
+            "max_lr": float(rng.uniform(0.01, 0.1)),
+            "step_size_up": int(rng.integers(2, 6)),
+        }
     options = {"momentum": 0.9} if kind == "SGD" else {}
     by_hand = float(rng.uniform(0.5, 0.8))
 
     def run(p, opt_module, sched_module, p_grad):
         opt = getattr(opt_module, kind)([p], lr=0.01, **options)
-        schedule = sched_module.OneCycleLR(opt, **settings)
+        cycle = getattr(sched_module, schedule)(opt, **settings)
         for _ in range(int(rng_steps)):
             p.grad = p_grad()
             opt.step()
-            schedule.step()
+            cycle.step()
         if kind == "SGD":
             opt.param_groups[0]["momentum"] = by_hand
         else:
             opt.param_groups[0]["betas"] = (by_hand, opt.param_groups[0]["betas"][1])
-        return opt, schedule
+        return opt, cycle
 
-    rng_steps = rng.integers(1, settings["total_steps"] - 2)
+    rng_steps = rng.integers(1, total_steps - 2)
     p, q = wnn.Parameter(values.copy(), dtype="float64"), torch.tensor(values, requires_grad=True)
     ours, mine = run(p, optim, optim.lr_scheduler, lambda: np.ones(3))
     theirs, reference = run(q, torch.optim, TS, lambda: torch.ones(3, dtype=torch.float64))
@@ -1028,8 +1037,8 @@ def test_a_onecycle_resumed_in_pytorchs_order_keeps_the_loaded_momentum(seeded, 
     p2, q2 = wnn.Parameter(values.copy(), dtype="float64"), torch.tensor(values, requires_grad=True)
     ours = getattr(optim, kind)([p2], lr=0.01, **options)
     theirs = getattr(torch.optim, kind)([q2], lr=0.01, **options)
-    mine = optim.lr_scheduler.OneCycleLR(ours, **settings)
-    reference = TS.OneCycleLR(theirs, **settings)
+    mine = getattr(optim.lr_scheduler, schedule)(ours, **settings)
+    reference = getattr(TS, schedule)(theirs, **settings)
     ours.load_state_dict(saved[0])
     theirs.load_state_dict(saved[2])
     mine.load_state_dict(saved[1])

@@ -2945,6 +2945,25 @@ def _per_group(
     return [check(value, what)] * groups
 
 
+def _not_chainable(self: LRSchedule, bases: list[float]) -> None:
+    """Not chainable, as PyTorch's: a rate set by hand is overwritten at the next step
+    (OneCycleLR's and CyclicLR's ``_rebase``)."""
+
+
+def _resume_from_initial_lrs(self: LRSchedule, last_epoch: int, where: str) -> None:
+    """PyTorch's last_epoch=k: step k + 1's rate from each group's initial_lr
+    (OneCycleLR's and CyclicLR's ``_resume``)."""
+    for index, group in enumerate(self.optimizer.param_groups):
+        if "initial_lr" not in group:
+            raise ConfigError(
+                f"{where}={last_epoch}: param_groups[{index}] has no 'initial_lr' (a "
+                "resume takes it from the optimiser's loaded state_dict; load that first)"
+            )
+    self.base_lrs = [group["initial_lr"] for group in self.optimizer.param_groups]
+    self.epoch = last_epoch + 1
+    self._set(self.epoch)
+
+
 class OneCycleLR(LRSchedule):
     """PyTorch's OneCycleLR: the rate climbs from max_lr/div_factor to max_lr over the
     first ``pct_start`` of ``total_steps`` (cosine or linear), then falls to
@@ -3161,20 +3180,8 @@ class OneCycleLR(LRSchedule):
             else:
                 group["momentum"] = momentum
 
-    def _rebase(self, bases: list[float]) -> None:
-        """Not chainable, as PyTorch's: a rate set by hand is overwritten at the next step."""
-
-    def _resume(self, last_epoch: int, where: str) -> None:
-        """PyTorch's last_epoch=k: step k + 1's rate from each group's initial_lr."""
-        for index, group in enumerate(self.optimizer.param_groups):
-            if "initial_lr" not in group:
-                raise ConfigError(
-                    f"{where}={last_epoch}: param_groups[{index}] has no 'initial_lr' (a "
-                    "resume takes it from the optimiser's loaded state_dict; load that first)"
-                )
-        self.base_lrs = [group["initial_lr"] for group in self.optimizer.param_groups]
-        self.epoch = last_epoch + 1
-        self._set(self.epoch)
+    _rebase = _not_chainable
+    _resume = _resume_from_initial_lrs
 
 
 class CyclicLR(LRSchedule):
@@ -3332,28 +3339,20 @@ class CyclicLR(LRSchedule):
 
     def load_state_dict(self, state_dict: dict) -> None:
         """As every schedule's; each group's rate recorded as set is its own (its own
-        max_lr), and the momentum is the loaded step's, as in the uninterrupted run."""
+        max_lr), and the momentum is the loaded step's, as in the uninterrupted run, unless
+        the optimiser's state was loaded since: its momentum is then the saved run's, as
+        PyTorch's leaves it (OneCycleLR's rule)."""
         state = state_dict  # (PyTorch's keyword: load_state_dict(state_dict=…))
+        loaded = getattr(self.optimizer, "_loads", 0) != getattr(self, "_loads_found", 0)
         super().load_state_dict(state)
         for index, base in enumerate(self.base_lrs):
             rate = self._rate(self.epoch, base, self.max_lrs[index])
             self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = rate
-        self._set_momentum(self.epoch)
+        if not loaded:
+            self._set_momentum(self.epoch)
 
-    def _rebase(self, bases: list[float]) -> None:
-        """Not chainable, as PyTorch's: a rate set by hand is overwritten at the next step."""
-
-    def _resume(self, last_epoch: int, where: str) -> None:
-        """PyTorch's last_epoch=k: step k + 1's rate from each group's initial_lr."""
-        for index, group in enumerate(self.optimizer.param_groups):
-            if "initial_lr" not in group:
-                raise ConfigError(
-                    f"{where}={last_epoch}: param_groups[{index}] has no 'initial_lr' (a "
-                    "resume takes it from the optimiser's loaded state_dict; load that first)"
-                )
-        self.base_lrs = [group["initial_lr"] for group in self.optimizer.param_groups]
-        self.epoch = last_epoch + 1
-        self._set(self.epoch)
+    _rebase = _not_chainable
+    _resume = _resume_from_initial_lrs
 
 
 def _check_members(
