@@ -139,3 +139,62 @@ def test_flatten_of_rows_is_its_input_as_torchs_and_both_paths_record_one_graph(
         out = model(wxb.Tensor(rng.standard_normal((rows, 2, 3))))
         ops.append([node.op for node in wxb.graph(out)])
     assert ops[0] == ops[1]
+
+
+@pytest.mark.parametrize("how", ["view", "flatten", "reshape"])
+def test_pytorchs_mnist_example_module_fits_images_as_torchs_loop(rng, how):
+    """PyTorch's MNIST example: a Module of one's own whose forward starts with
+    ``x.view(-1, 784)`` (or ``torch.flatten(x, 1)``, ``x.reshape(x.size(0), -1)``), no
+    Flatten layer held; fit takes (N, 1, h, w) as torch's loop over the same batches."""
+    dims = (1, int(rng.integers(2, 5)), int(rng.integers(2, 5)))
+    width, hidden, classes = int(np.prod(dims)), int(rng.integers(3, 8)), 3
+
+    def flat(x, lib):
+        if how == "view":
+            return x.view(-1, width)
+        if how == "flatten":
+            return lib.flatten(x, 1)
+        return x.reshape(x.size(0), -1)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(width, hidden), nn.Linear(hidden, classes)
+
+        def forward(self, x):
+            x = nn.functional.relu(self.fc1(flat(x, wxb)))
+            return nn.functional.log_softmax(self.fc2(x), dim=1)
+
+    class TorchNet(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = torch.nn.Linear(width, hidden)
+            self.fc2 = torch.nn.Linear(hidden, classes)
+
+        def forward(self, x):
+            x = torch.nn.functional.relu(self.fc1(flat(x, torch)))
+            return torch.nn.functional.log_softmax(self.fc2(x), dim=1)
+
+    model, twin = Net().to("float64"), TorchNet().double()
+    for a, b in ((model.fc1, twin.fc1), (model.fc2, twin.fc2)):
+        a.weight.data[...] = rng.standard_normal(a.weight.shape) / np.sqrt(a.in_features)
+        a.bias.data[...] = rng.standard_normal(a.bias.shape) * 0.1
+        b.weight.data = torch.tensor(a.weight.data.copy())
+        b.bias.data = torch.tensor(a.bias.data.copy())
+    rows, batch = int(rng.integers(6, 20)), int(rng.integers(2, 6))
+    X, y = rng.standard_normal((rows, *dims)), rng.integers(0, classes, rows)
+    opt = torch.optim.SGD(twin.parameters(), lr=0.1, momentum=0.9)
+    for start in range(0, rows, batch):
+        opt.zero_grad()
+        part = slice(start, start + batch)
+        out = twin(torch.tensor(X[part]))
+        torch.nn.functional.nll_loss(out, torch.tensor(y[part])).backward()
+        opt.step()
+    mine = wxb.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    wxb.fit(model, X, y, loss="nll", optimizer=mine, epochs=1, batch_size=batch, shuffle=False,
+            verbose=0)  # fmt: skip
+    _same_weights([model.fc1, model.fc2], [twin.fc1, twin.fc2])
+    np.testing.assert_allclose(
+        model.predict(X), twin(torch.tensor(X)).detach().numpy(), rtol=1e-11, atol=1e-13
+    )
+    assert set(wxb.evaluate(model, X, y, loss="nll")) == {"loss", "accuracy"}

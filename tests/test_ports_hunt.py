@@ -332,8 +332,9 @@ def test_a_custom_functions_gradients_are_summed_and_checked_as_torchs(seeded):
 
 def test_fit_says_how_to_hand_over_samples_of_several_dimensions(seeded):
     """The quickstart's (N, 28, 28) images handed to wxb.fit: refused as not 2-D with no
-    word on what to do; the error now says the reshape, after which the port's
-    ``x.flatten(1)`` forward trains as torch's on the same rows."""
+    word on what to do; a forward that flattens first (``x.flatten(1)``) now takes them
+    as torch's does (its outputs for X's first rows are those of the rows flattened), and
+    the port trains as torch's on the same rows."""
     rng = seeded.rng
     X = rng.standard_normal((30, 4, 4))
     y = rng.integers(0, 3, 30)
@@ -348,8 +349,9 @@ def test_fit_says_how_to_hand_over_samples_of_several_dimensions(seeded):
             return self.out(self.stack(x.flatten(1)))
 
     model = Net()
-    with pytest.raises(wxb.DataError, match=r"reshape it to \(30, -1\), a row a sample"):
-        wxb.fit(model, X, y, epochs=1, verbose=0)
+    wxb.fit(model, X, y, epochs=1, verbose=0)
+    images, rows = wxb.evaluate(model, X, y), wxb.evaluate(model, X.reshape(30, -1), y)
+    assert images == rows, seeded.msg("images and rows")
     with pytest.raises(wxb.DataError, match=r"\(-1, 1\) for one feature"):
         model.predict(X[0, 0])
     loss = wxb.evaluate(model, X.reshape(30, -1), y)["loss"]

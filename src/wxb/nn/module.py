@@ -1639,8 +1639,8 @@ def is_stock(module: Module, kind: type[Module]) -> bool:
 def flatten_rows(model: Module, X: object) -> object:
     """X of more than 2 dims as (B, −1) rows where the model begins with a Flatten that
     makes such X rows (MNIST's (N, 28, 28) before Flatten(), Linear(784, …)), or with a
-    forward of one's own that holds such a Flatten and gives X's rows what it gives X
-    (``x = self.flatten(x)`` first: PyTorch's quickstart model): fit, evaluate and
+    forward of one's own that gives X's rows what it gives X (``x = self.flatten(x)`` or
+    ``x.view(-1, 784)`` first: PyTorch's quickstart and MNIST models): fit, evaluate and
     predict take what model(X) takes, and the Flatten passes the rows on as they are.
     Any other X as given."""
     if not getattr(X, "ndim", 0) > 2:
@@ -1652,20 +1652,18 @@ def flatten_rows(model: Module, X: object) -> object:
     while stock_kind(first, (Sequential,)) is Sequential and first._modules:
         first = next(iter(first._modules.values()))
     stock = is_stock(first, Flatten) and first.rows_of(tuple(X.shape))
-    if not stock and not (first._own_forward() and _takes_rows_alike(first, X, Flatten)):
+    if not stock and not (first._own_forward() and _takes_rows_alike(first, X)):
         return X
     X = np.asarray(X)
     return X.reshape(len(X), -1)
 
 
-def _takes_rows_alike(module: Module, X: object, flatten: type[Module]) -> bool:
-    """Whether a forward of one's own holding a Flatten that makes X rows gives the
-    same outputs for X's first rows as for those rows flattened (its first step flattens
-    them, as a PyTorch model's ``x = self.flatten(x)``): run on both, in eval mode, with
-    no graph and no hooks (a forward that reads X's dims first tells them apart)."""
-    shape = tuple(X.shape)
-    if not any(is_stock(m, flatten) and m.rows_of(shape) for m in module.modules()):
-        return False
+def _takes_rows_alike(module: Module, X: object) -> bool:
+    """Whether a forward of one's own gives the same outputs for X's first rows as for
+    those rows flattened (its first step flattens them, as a PyTorch model's
+    ``x = self.flatten(x)``, ``x.view(-1, 784)`` or ``torch.flatten(x, 1)``): run on both,
+    in eval mode, with no graph and no hooks (a forward that reads X's dims first tells
+    them apart, or fails on rows)."""
     sample = np.asarray(X[:2])
     try:
         with module.evaluating(), no_grad(), hooks_off():
