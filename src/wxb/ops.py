@@ -4094,18 +4094,24 @@ def round_(a: object, decimals: object = 0) -> Tensor:
 def remainder(a: object, b: object) -> Tensor:
     """``a % b`` as torch's (the sign of b, as Python's): A − B·⌊A/B⌋. ∂L/∂A = G and
     ∂L/∂B = −G·⌊A/B⌋ (torch's rule)."""
+    return _remainder_of(a, b, "remainder", np.remainder, np.floor)
+
+
+def _remainder_of(a: object, b: object, name: str, function: np.ufunc, rounding: np.ufunc):
+    """A − B·q with q = rounding(A/B) (remainder's ⌊⌋, fmod's trunc): ∂L/∂A = G and
+    ∂L/∂B = −G·q, torch's rule for both."""
     a, b = _operands(a, b)
     A, B = a.data, b.data
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = _broadcasting(np.remainder, a, b)
-        quotient = np.floor(A / B)
+        out = _broadcasting(function, a, b)
+        quotient = rounding(A / B)
 
     def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return _unbroadcast(g, A.shape), _unbroadcast(-g * quotient, B.shape)
 
-    # A and B only for ∂L/∂B, as torch's (its own copy, ⌊A/B⌋, is read)
+    # A and B only for ∂L/∂B, as torch's (its own copy, q, is read)
     reads = (b.requires_grad,) * 2
-    return Tensor.from_op(out, "remainder", (a, b), backward, reads_inputs=reads)
+    return Tensor.from_op(out, name, (a, b), backward, reads_inputs=reads)
 
 
 def floor_divide(a: object, b: object) -> Tensor:
@@ -4865,17 +4871,7 @@ def lerp(start: object, end: object, weight: object) -> Tensor:
 def fmod(a: object, b: object) -> Tensor:
     """``torch.fmod(a, b)``: C's remainder, A − B·trunc(A/B), with the sign of A (``%``,
     ``remainder``, takes B's). ∂L/∂A = G, ∂L/∂B = −G·trunc(A/B) (torch's rule)."""
-    a, b = _operands(a, b)
-    A, B = a.data, b.data
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = _broadcasting(np.fmod, a, b)
-        quotient = np.trunc(A / B)
-
-    def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return _unbroadcast(g, A.shape), _unbroadcast(-g * quotient, B.shape)
-
-    reads = (b.requires_grad,) * 2  # (for ∂L/∂B alone, through its own trunc(A/B))
-    return Tensor.from_op(out, "fmod", (a, b), backward, reads_inputs=reads)
+    return _remainder_of(a, b, "fmod", np.fmod, np.trunc)
 
 
 def cumprod(a: Tensor, dim: object) -> Tensor:
