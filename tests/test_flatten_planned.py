@@ -198,3 +198,35 @@ def test_pytorchs_mnist_example_module_fits_images_as_torchs_loop(rng, how):
         model.predict(X), twin(torch.tensor(X)).detach().numpy(), rtol=1e-11, atol=1e-13
     )
     assert set(wxb.evaluate(model, X, y, loss="nll")) == {"loss", "accuracy"}
+
+
+def test_a_flatten_a_user_changed_is_run_as_written_not_planned(rng):
+    """A Flatten subclass with a forward of its own, or one with a forward hook, computes
+    what its code says: the model leaves the plan, and its outputs and gradients are its
+    code's (checked against the same code in torch)."""
+
+    class Scaled(nn.Flatten):
+        def forward(self, x):
+            return super().forward(x) * 2.0
+
+    class TorchScaled(torch.nn.Flatten):
+        def forward(self, x):
+            return super().forward(x) * 2.0
+
+    X = rng.standard_normal((int(rng.integers(2, 7)), 2, 3))
+    for hooked in (False, True):
+        model, twin, dense, linear = _twins(rng, (2, 3), 4, 2)
+        if hooked:
+            model[0].register_forward_hook(lambda m, i, o: o * 2.0)
+            twin[0].register_forward_hook(lambda m, i, o: o * 2.0)
+        else:
+            model.layers[0].__class__ = Scaled
+            twin[0].__class__ = TorchScaled
+        assert model.why_not_planned() is not None
+        out = model(wxb.Tensor(X))
+        expected = twin(torch.tensor(X))
+        np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=1e-12)
+        out.sum().backward()
+        expected.sum().backward()
+        for a, b in zip(dense, linear, strict=True):
+            np.testing.assert_allclose(a.weight.grad, b.weight.grad.numpy(), rtol=1e-11)

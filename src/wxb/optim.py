@@ -2281,7 +2281,7 @@ class LRSchedule:
                 f"below zero from epoch {values['epoch']}; got {values['base_lrs']!r}"
             )
         vars(self).update(values)
-        if getattr(self.optimizer, "_loads", 0) != getattr(self, "_loads_found", 0):
+        if self._optimizer_loaded_since():
             # the optimiser's state loaded since this schedule was made (PyTorch's order,
             # and fit's resume): its rates are the saved run's, though one equal to epoch
             # 0's here (LinearLR's start_factor·η inside epoch 0) looked like this
@@ -2321,6 +2321,11 @@ class LRSchedule:
         self._settings_seen = copy.deepcopy(self.settings())
         self.optimizer._unstepped_lrs = {}
         self._loaded_last = last  # get_last_lr() until the next step (None: a state without)
+
+    def _optimizer_loaded_since(self) -> bool:
+        """Whether the optimiser's state was loaded since this schedule took its rates
+        (PyTorch's resume order: the schedule made, then the optimiser's state loaded)."""
+        return getattr(self.optimizer, "_loads", 0) != getattr(self, "_loads_found", 0)
 
     def _forget_found(self) -> None:
         """Past the first step or load, the rates (and initial_lr) the groups held when
@@ -3034,7 +3039,7 @@ class OneCycleLR(LRSchedule):
         optimiser's state was loaded since: its momentum is then the saved run's, as
         PyTorch's leaves it (an optimiser rolled back, a β₁ set by hand, stay)."""
         state = state_dict  # (PyTorch's keyword: load_state_dict(state_dict=…))
-        loaded = getattr(self.optimizer, "_loads", 0) != getattr(self, "_loads_found", 0)
+        loaded = self._optimizer_loaded_since()
         super().load_state_dict(state)
         for index, group in enumerate(self.optimizer.param_groups[: len(self.base_lrs)]):
             if self._own_cycle(index, group, self._RATES):  # (its rate, not base·factors)
@@ -3343,7 +3348,7 @@ class CyclicLR(LRSchedule):
         the optimiser's state was loaded since: its momentum is then the saved run's, as
         PyTorch's leaves it (OneCycleLR's rule)."""
         state = state_dict  # (PyTorch's keyword: load_state_dict(state_dict=…))
-        loaded = getattr(self.optimizer, "_loads", 0) != getattr(self, "_loads_found", 0)
+        loaded = self._optimizer_loaded_since()
         super().load_state_dict(state)
         for index, base in enumerate(self.base_lrs):
             rate = self._rate(self.epoch, base, self.max_lrs[index])
