@@ -3239,7 +3239,8 @@ class CyclicLR(LRSchedule):
         vars(self).update(values)
         if last_epoch == -1:  # as PyTorch's: the groups start at base_lr, at max_momentum
             for index, group in enumerate(optimizer.param_groups):
-                group["lr"] = bases[index]
+                # (start() sets lr to base_lr, after noting the rate held: a loaded one
+                # that load_state_dict puts back, as for every schedule)
                 group.setdefault("initial_lr", bases[index])
                 if self.cycle_momentum:
                     group["max_momentum"] = self.max_momentums[index]
