@@ -70,3 +70,48 @@ def test_a_cyclic_lr_made_after_the_optimisers_state_goes_on_as_the_run(seeded, 
     np.testing.assert_allclose(
         p.data, q.detach().numpy(), rtol=1e-9, atol=1e-12, err_msg=seeded.msg(str(settings))
     )
+
+
+@pytest.mark.parametrize("kind", ["SGD", "Adam"])
+def test_a_cyclic_lr_ported_from_torch_mid_run_goes_on_as_torchs(seeded, kind):
+    """PyTorch's optimiser and CyclicLR mid-run, ported as scheduler_from_torch says (the
+    optimiser's state first, optimizer_from_torch, then the schedule's): a CyclicLR made
+    between the two stepped its first step at base_lr where torch's run goes on at the
+    cycle's rate. Both then run on; the weights are torch's (float64)."""
+    from wxb.interop import optimizer_from_torch, scheduler_from_torch
+
+    rng = seeded.rng
+    settings = {
+        "base_lr": float(rng.uniform(1e-3, 1e-2)),
+        "max_lr": float(rng.uniform(0.05, 0.2)),
+        "step_size_up": int(rng.integers(3, 7)),
+    }
+    options = {"momentum": float(rng.uniform(0.5, 0.9))} if kind == "SGD" else {}
+    period = 2 * settings["step_size_up"]
+    before = int(rng.choice([k for k in range(1, 3 * period) if k % period]))
+    after = int(rng.integers(2, 10))
+    q = torch.tensor(rng.normal(size=(3, 4)), requires_grad=True)
+    theirs = getattr(torch.optim, kind)([q], lr=0.01, **options)
+    reference = TS.CyclicLR(theirs, **settings)
+    grads = rng.normal(size=(before + after, 3, 4))
+    for step in range(before):
+        q.grad = torch.tensor(grads[step])
+        theirs.step()
+        reference.step()
+    p = wnn.Parameter(q.detach().numpy().copy(), dtype="float64")
+    ours = getattr(optim, kind)([p], lr=0.01, **options)
+    optimizer_from_torch(theirs, ours)
+    schedule = optim.lr_scheduler.CyclicLR(ours, **settings)
+    scheduler_from_torch(reference, schedule)
+    where = seeded.msg(f"ported after {before} steps, {settings}")
+    assert ours.param_groups[0]["lr"] == pytest.approx(theirs.param_groups[0]["lr"], rel=1e-12), (
+        where
+    )
+    for step in range(before, before + after):
+        q.grad = torch.tensor(grads[step])
+        p.grad = grads[step].copy()
+        theirs.step()
+        ours.step()
+        reference.step()
+        schedule.step()
+    np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-9, atol=1e-12, err_msg=where)
