@@ -207,10 +207,7 @@ def to_torch(model: Module):
         # the module's own buffers (register_buffer("m", np.zeros(3)), a step counter),
         # which its chain does not read, kept as a PyTorch module of its class keeps them:
         # the twin's state_dict() loaded into that class lacked them (strict: refused)
-        for key, array in model._buffers.items():
-            if array is not None and key not in chained:
-                tensor = torch.from_numpy(np.array(array))
-                root.register_buffer(key, tensor, persistent=model._persistent(key))
+        _buffers_to_torch(model, root, torch)
         return root.train(model.training)
     root = _to_torch(model, "", torch, tdtype, made)
     if isinstance(root, torch.nn.Sequential):
@@ -304,13 +301,16 @@ def _stock_kernel(cls: type) -> object:
 def _model_dtype(model: Module) -> np.dtype:
     """The one dtype of the model's parameters and buffers (float32 or float64); but for
     a forward of one's own's own buffers, which no layer converted reads (to_torch keeps
-    them in their dtype: np.zeros(3)'s float64 beside float32 weights was refused)."""
+    them in their dtype: np.zeros(3)'s float64 beside float32 weights was refused), and
+    but for a Sequential's own buffers, which no layer reads either."""
     own = model._own_forward()
     dtypes = {p.data.dtype for p in model.parameters()}
     dtypes |= {
         a.dtype
-        for path, a in model.named_buffers()
-        if a.dtype.kind != "i" and not (own and "." not in path)  # (counts)
+        for path, module in model.named_modules()
+        if not isinstance(module, Sequential) and not (own and not path)
+        for a in module._buffers.values()
+        if a is not None and a.dtype.kind != "i"  # (counts)
     }
     odd = sorted(str(d) for d in dtypes if d not in _FLOATS)
     if odd:
@@ -410,9 +410,19 @@ def _to_torch(module: Module, path: str, torch, tdtype, made: dict[int, Any]):
             layers.SiLU: nn.SiLU,
         }
         out = simple[type(module)]()  # _check_convertible let only these through
+    _buffers_to_torch(module, out, torch)
     out.training = module.training
     made[id(module)] = out
     return out
+
+
+def _buffers_to_torch(module: Module, out, torch) -> None:
+    """``module``'s buffers its twin has not made (a Sequential's own, a step counter on
+    a layer), in their dtype, persistent or not, as a PyTorch module keeps them."""
+    for key, array in module._buffers.items():
+        if array is not None and key not in out._buffers and key not in out._modules:
+            tensor = torch.from_numpy(np.array(array))
+            out.register_buffer(key, tensor, persistent=module._persistent(key))
 
 
 def _parameters_to_torch(
@@ -574,10 +584,15 @@ def _torch_refusal(module, nn) -> str | None:
 def _torch_dtype(seq, torch) -> np.dtype:
     names = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
     found: dict[Any, str] = {}
-    # (not a Sequential's own buffers, which no layer reads and from_torch does not carry:
-    # to_torch's of a module of one's own, a float64 np.zeros(3) among them)
-    own = set(seq._buffers) if isinstance(seq, torch.nn.Sequential) else set()
-    buffers = [(name, t) for name, t in seq.named_buffers() if name not in own]
+    # (not a Sequential's own buffers, which no layer reads and from_torch carries as they
+    # are: to_torch's of a module of one's own, a float64 np.zeros(3) among them)
+    buffers = [
+        (_join(path, key), t)
+        for path, module in seq.named_modules()
+        if not isinstance(module, torch.nn.Sequential)
+        for key, t in module._buffers.items()
+        if t is not None
+    ]
     for name, tensor in [*seq.named_parameters(), *buffers]:
         if tensor.dtype != torch.int64:  # (BatchNorm's batch count)
             found.setdefault(tensor.dtype, name)
@@ -743,9 +758,31 @@ def _from_torch(module, path: str, torch, dtype, made: dict[int, Module]) -> Mod
         out = twin()
     else:  # pragma: no cover - _torch_refusal let only the types above through
         raise ConfigError(f"from_torch: cannot convert {label}: {_READS}")
+    _buffers_from_torch(module, out, label)
     out.training = module.training
     made[id(module)] = out
     return out
+
+
+def _buffers_from_torch(module, out: Module, label: str) -> None:
+    """The torch ``module``'s buffers its twin has not made (``seq.register_buffer``, a
+    step counter on a layer), copied as they are, persistent or not: its forward does not
+    read them, but its state_dict() holds them (they were dropped)."""
+    hidden = module._non_persistent_buffers_set
+    for key, tensor in module._buffers.items():
+        if key in out._buffers:
+            continue
+        try:
+            array = None if tensor is None else tensor.detach().cpu().numpy().copy()
+        except TypeError:  # bfloat16, complex32, …: NumPy holds no such dtype
+            raise ConfigError(
+                f"from_torch: {label}: its buffer {key!r} is {tensor.dtype}, which NumPy "
+                "cannot hold (cast it, or delete it first)"
+            ) from None
+        try:
+            out.register_buffer(key, array, persistent=key not in hidden)
+        except ConfigError as exc:
+            raise ConfigError(f"from_torch: {label}: {exc}") from None
 
 
 def _parameters_from_torch(module, out: Module, dtype, label: str, made: dict[int, Module]) -> None:

@@ -1,0 +1,58 @@
+"""Leftovers noticed by earlier sessions (s50): buffers through from_torch and to_torch,
+binary accuracy recorded after BCELoss, activations at NaN and ±inf, Adagrad's state
+before its first step, unique/pad/cdist as torch's, and flatten_rows decided once."""
+
+import numpy as np
+import pytest
+
+import wxb
+from wxb import interop
+
+torch = pytest.importorskip("torch")
+
+
+KEYS = ["scale", "wide", "dense1.steps", "inner.seen"]
+
+
+def test_from_torch_keeps_the_buffers_no_layer_reads_and_to_torch_gives_them_back(seeded):
+    """from_torch dropped the buffers of a Sequential itself (seq.register_buffer), of a
+    nested one and of a layer (a step counter): the model's state_dict() lacked them.
+    Now each is kept in its dtype, persistent or not, and to_torch gives them back."""
+    rng = seeded.rng
+    seq = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU())
+    inner = torch.nn.Sequential(torch.nn.Linear(4, 2))
+    seq.add_module("inner", inner)
+    values = {
+        "scale": torch.from_numpy(rng.standard_normal(4).astype(np.float32)),
+        "wide": torch.from_numpy(rng.standard_normal(2)),  # float64 beside float32 weights
+        "steps": torch.tensor(int(rng.integers(1, 100))),
+        "seen": torch.from_numpy(rng.standard_normal(3).astype(np.float32)),
+    }
+    seq.register_buffer("scale", values["scale"])
+    seq.register_buffer("wide", values["wide"], persistent=False)
+    seq[0].register_buffer("steps", values["steps"])
+    inner.register_buffer("seen", values["seen"])
+    model = interop.from_torch(seq)
+    ours = dict(model.named_buffers())
+    assert set(ours) == {"scale", "wide", "dense1.steps", "inner.seen"}, seeded.msg(str(ours))
+    for key, theirs in zip(KEYS, values.values(), strict=True):
+        assert ours[key].dtype == theirs.numpy().dtype, seeded.msg(key)
+        np.testing.assert_array_equal(ours[key], theirs.numpy(), err_msg=seeded.msg(key))
+    # torch's state_dict holds the persistent ones, not "wide"; so does the model's
+    assert set(model.state_dict()) - {k for k in model.state_dict() if "dense" in k} == {
+        "scale",
+        "inner.seen",
+    }
+    assert "dense1.steps" in model.state_dict()
+    x = rng.standard_normal((5, 3)).astype(np.float32)
+    np.testing.assert_allclose(
+        model(wxb.tensor(x)).numpy(), seq(torch.from_numpy(x)).detach().numpy(), rtol=1e-6,
+        atol=1e-6, err_msg=seeded.msg("outputs"),
+    )  # fmt: skip
+    back = interop.to_torch(model)
+    kept = dict(back.named_buffers())
+    assert set(kept) == {"scale", "wide", "dense1.steps", "inner.seen"}, seeded.msg(str(kept))
+    for key, theirs in zip(KEYS, values.values(), strict=True):
+        assert kept[key].dtype == theirs.dtype, seeded.msg(key)
+        assert torch.equal(kept[key], theirs), seeded.msg(key)
+    assert "wide" not in back.state_dict() and "scale" in back.state_dict()
