@@ -56,3 +56,41 @@ def test_from_torch_keeps_the_buffers_no_layer_reads_and_to_torch_gives_them_bac
         assert kept[key].dtype == theirs.dtype, seeded.msg(key)
         assert torch.equal(kept[key], theirs), seeded.msg(key)
     assert "wide" not in back.state_dict() and "scale" in back.state_dict()
+
+
+@pytest.mark.parametrize("labels", [1, 3])
+def test_fit_and_evaluate_record_the_accuracy_after_bceloss_as_after_bce_with_logits(
+    seeded, labels
+):
+    """fit with BCELoss (after a Sigmoid) recorded no accuracy, evaluate gave none, where
+    BCEWithLogitsLoss records one. Now both count a label 1 where p > 0.5 (z > 0), a row
+    right when every label is: the figures equal, for the same weights, the accuracy
+    scikit-learn's accuracy_score gives of torch's probabilities."""
+    from sklearn.metrics import accuracy_score
+
+    rng = seeded.rng
+    X = rng.standard_normal((int(rng.integers(60, 120)), 4))
+    y = (X[:, :labels] + 0.5 * rng.standard_normal((len(X), labels)) > 0).astype(np.float64)
+    seed = seeded.wxb_seed
+    body = wxb.nn.Sequential(
+        wxb.nn.Dense(4, 6, seed=seed), wxb.nn.Tanh(), wxb.nn.Dense(6, labels, seed=seed + 1)
+    ).double()
+    probs = wxb.nn.Sequential(body, wxb.nn.Sigmoid())
+    logits = interop.to_torch(body)
+    p = torch.sigmoid(logits(torch.from_numpy(X))).detach().numpy()
+    expected = accuracy_score(y.astype(int), (p > 0.5).astype(int))
+    ours = wxb.evaluate(probs, X, y, loss=wxb.nn.BCELoss())
+    theirs = wxb.evaluate(body, X, y, loss=wxb.nn.BCEWithLogitsLoss())
+    assert ours["accuracy"] == pytest.approx(expected, abs=1e-12), seeded.msg(str(ours))
+    assert theirs["accuracy"] == ours["accuracy"], seeded.msg(str(theirs))
+    assert ours["loss"] == pytest.approx(theirs["loss"], rel=1e-9), seeded.msg(str(ours))
+    # fit: the same accuracy for the same steps; each epoch's figures, val_ too
+    twin = wxb.nn.Sequential(interop.from_torch(logits).double())
+    runs = []
+    for model, loss in [(probs, wxb.nn.BCELoss()), (twin, wxb.nn.BCEWithLogitsLoss())]:
+        history = wxb.fit(model, X, y, loss=loss, optimizer="sgd", lr=0.1, epochs=2,
+                          batch_size=16, validation_split=0.25, seed=3, verbose=False)  # fmt: skip
+        runs.append(history.history)
+    for key in ("accuracy", "val_accuracy"):
+        assert key in runs[0], seeded.msg(str(runs[0]))
+        np.testing.assert_allclose(runs[0][key], runs[1][key], atol=1e-12, err_msg=seeded.msg(key))

@@ -41,11 +41,13 @@ from wxb.nn.layers import Dropout, Sigmoid, Softmax
 from wxb.nn.losses import (
     LOSSES,
     REGRESSION_LOSSES,
+    BCELoss,
     BCEWithLogitsLoss,
     CrossEntropyLoss,
     Loss,
     NLLLoss,
     TargetForm,
+    accuracy_kind,
     computes_its_own,
     counts_no_row,
     get_loss,
@@ -531,7 +533,7 @@ def _evaluate(
     the targets' form a loss of one's own reads (``_target_form``; fit's, decided at its
     first step), decided here at the first chunk where it is not yet."""
     total, correct, unread = 0.0, 0, 0  # unread: rows whose outputs are not finite
-    kind = stock_loss(loss)
+    kind, scored = stock_loss(loss), accuracy_kind(loss)
     count = len(y)
     part = ranks.share(count) if ranks is not None else slice(0, count)
     y_part = y[part]
@@ -577,14 +579,14 @@ def _evaluate(
             else:
                 value = one_number(loss, form(loss, Tensor(out), yb))
             total += _batch_total(loss, value.item(), len(xb), yb)
-            correct += _correct(kind, out, yb, _ignored_label(loss))
+            correct += _correct(scored, out, yb, _ignored_label(loss))
             unread += int(np.count_nonzero(~np.isfinite(out.reshape(len(out), -1)).all(axis=1)))
     if ranks is not None:
         total, correct, unread = ranks.sum_numbers(
             total, correct, unread, what="the validation sums"
         )
     figures = {"loss": _epoch_figure(loss, total, count, y)}
-    if kind in (CrossEntropyLoss, BCEWithLogitsLoss):
+    if scored is not None:
         # no class is read from an output that is inf or NaN (argmax takes a NaN for the
         # largest): NaN, as the loss beside it, and as wxb eval refuses to score them
         figures["accuracy"] = math.nan if unread else _share(correct, _scored_rows(loss, y))
@@ -728,8 +730,8 @@ def _correct(
         if y.ndim == 1 and ignored is not None and 0 <= ignored < out.shape[1]:
             right &= labels != ignored  # (an index outside 0..C−1 is never the argmax)
         return int(right.sum())
-    if kind is BCEWithLogitsLoss:
-        right = (out > 0) == (y > 0.5)
+    if kind in (BCEWithLogitsLoss, BCELoss):  # p > 0.5 is z > 0 (Keras's, scikit-learn's)
+        right = (out > (0 if kind is BCEWithLogitsLoss else 0.5)) == (y > 0.5)
         return int(right.reshape(len(right), -1).all(axis=1).sum())
     return 0
 
@@ -1476,7 +1478,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
                 opt,
                 mean_loss=loss_fn.reduction != "sum",
                 count_correct=lambda output, yb: _correct(
-                    kind, output, yb, _ignored_label(loss_fn)
+                    accuracy_kind(loss_fn), output, yb, _ignored_label(loss_fn)
                 ),
                 planned=planned,
                 model_params=model.parameters(),
@@ -1550,7 +1552,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             if not whole:  # Ctrl-C: stop after this step
                 _stop(saver, loop, model, opt, schedule, history, epochs, steps_per_epoch)
             figures: dict[str, float] = {"loss": _epoch_figure(loss_fn, loop.total, n, y_arr)}
-            if kind in (CrossEntropyLoss, BCEWithLogitsLoss):
+            if accuracy_kind(loss_fn) is not None:
                 figures["accuracy"] = _share(loop.correct, _scored_rows(loss_fn, y_arr))
             if X_val is not None:
                 val = _evaluate(model, X_val, y_val, loss_fn, ranks=ranks, rows=val_rows, form=form)
@@ -2449,7 +2451,7 @@ def _train_epoch(step, loss_fn, X, y, loop: _Loop, x_batch, y_batch, after_step,
     reducer = step.reducer  # distributed: this rank's share of each batch
     by_row = row_masks()
     steps_per_epoch = math.ceil(len(order) / batch_size)
-    kind = stock_loss(loss_fn)
+    kind = accuracy_kind(loss_fn)
     ignored = _ignored_label(loss_fn)
     # whether a batch's mean can have a divisor other than its rows (class weights, or
     # rows of the ignored class): decided once an epoch, not asked at every step

@@ -565,6 +565,18 @@ def stock_loss(loss: Loss) -> type[Loss] | None:
     return None if "forward" in vars(loss) else _stock_kind(type(loss))
 
 
+def accuracy_kind(loss: Loss) -> type[Loss] | None:
+    """What fit and evaluate count an accuracy by: CrossEntropyLoss (the argmax),
+    BCEWithLogitsLoss (z > 0) or BCELoss (a Sigmoid's p > 0.5, the same rows: with it no
+    accuracy was recorded), for those losses as their class computes them; else None."""
+    kind = stock_loss(loss)
+    if kind is not None:
+        return kind if kind in (CrossEntropyLoss, BCEWithLogitsLoss) else None
+    cls = type(loss)
+    stock = cls.__call__ is _STOCK_CALL and cls.forward is BCELoss.forward
+    return BCELoss if isinstance(loss, BCELoss) and stock and "forward" not in vars(loss) else None
+
+
 def _stock_kind(kind: type) -> type[Loss] | None:
     """stock_loss by the loss's class (and a forward set on the instance): fit asks once a
     step. Cached by the class's code too: a forward assigned to it since makes it no
