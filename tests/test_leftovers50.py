@@ -94,3 +94,46 @@ def test_fit_and_evaluate_record_the_accuracy_after_bceloss_as_after_bce_with_lo
     for key in ("accuracy", "val_accuracy"):
         assert key in runs[0], seeded.msg(str(runs[0]))
         np.testing.assert_allclose(runs[0][key], runs[1][key], atol=1e-12, err_msg=seeded.msg(key))
+
+
+SPECIAL = [np.nan, np.inf, -np.inf, 0.0, -0.0]
+
+
+@pytest.mark.parametrize("name", ["ELU", "SELU", "CELU", "Softsign"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_activations_at_nan_inf_and_signed_zero_as_torch(seeded, name, dtype):
+    """Softsign's gradient at ±inf was 0 under torch's NaN output and gradient; ELU, SELU
+    and CELU gave +0 for −0 where torch gives −0. Now as torch's, NaNs and zeros' signs
+    in the same places; elsewhere to float rounding. (At a NaN, ELU's f′ is NaN, torch's
+    too on all but its kernel's scalar tail, which gives 1: 256 elements, a multiple of
+    its vector blocks, leave no tail.)"""
+    rng = seeded.rng
+    alpha = float(rng.uniform(0.2, 3.0)) if name in ("ELU", "CELU") else None
+    z = np.concatenate([SPECIAL, rng.standard_normal(249) * 4, [-100.0, 100.0]]).astype(dtype)
+    g = rng.standard_normal(z.shape).astype(dtype)
+    args = () if alpha is None else (alpha,)
+    x = wxb.tensor(z.copy(), requires_grad=True)
+    out = getattr(wxb.nn, name)(*args)(x)
+    out.backward(wxb.tensor(g))
+    xt = torch.tensor(z.copy(), requires_grad=True)
+    theirs = getattr(torch.nn, name)(*args)(xt)
+    theirs.backward(torch.from_numpy(g))
+    ours_y, ours_g = out.numpy(), np.asarray(x.grad)
+    their_y, their_g = theirs.detach().numpy(), xt.grad.numpy()
+    for what, a, b in [("forward", ours_y, their_y), ("gradient", ours_g, their_g)]:
+        assert a.dtype == b.dtype, seeded.msg(what)
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=seeded.msg(what))
+        zero = b == 0
+        np.testing.assert_array_equal(a[zero], 0, err_msg=seeded.msg(what))
+        signs = np.signbit(a[zero]), np.signbit(b[zero])
+        np.testing.assert_array_equal(*signs, err_msg=seeded.msg(what))
+        # a few ulp, and the argument's ulp grown by e^(z/α) (|z/α| of them), or by
+        # Softsign's cancellation (d = 1 + |z| of them); subnormals to a few of theirs
+        size = np.where(np.isfinite(z), np.abs(z), 0)  # (at ±inf, NaN: the values equal)
+        ulps = 8 + 4 * (size + 1) * max(1.0, 1 / (alpha or 1.0))
+        tol = ulps * np.finfo(dtype).eps * np.abs(b) + 4 * np.finfo(dtype).smallest_subnormal
+        if name == "CELU" and what == "gradient":  # torch's backward rounds 1/α to float32:
+            tol += 2 * (1 + size / alpha) * 2.0**-24 * np.abs(b)  # α·(1/α) ≠ 1, e^(z/α) off
+        finite = np.isfinite(b)
+        assert np.all(np.abs(a - b)[finite] <= tol[finite]), seeded.msg(f"{what}: {a} {b}")
+        np.testing.assert_array_equal(a[~finite], b[~finite], err_msg=seeded.msg(what))

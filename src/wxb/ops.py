@@ -910,9 +910,16 @@ class SiLU:
         return out
 
 
+def _nonpositive(z: np.ndarray) -> np.ndarray:
+    """z where z ≤ 0 (−0 kept: torch's ELUs give −0 there), else 0."""
+    return np.where(z > 0, z.dtype.type(0), z)
+
+
 @dataclass(frozen=True)
 class ELU:
-    """z where z > 0, else α·(e^z − 1); f′ = 1 where z > 0, else α·e^z (PyTorch's, α = 1)."""
+    """z where z > 0, else α·(e^z − 1); f′ = 1 where z > 0, else α·e^z (PyTorch's, α = 1).
+    At a NaN f′ is NaN, as torch's vectorised kernel gives it (its scalar tail, the last
+    few elements, gives 1)."""
 
     alpha: float = 1.0
     name: str = "elu"
@@ -922,7 +929,7 @@ class ELU:
         object.__setattr__(self, "alpha", _finite_setting(self.alpha, "ELU alpha"))
 
     def forward(self, z, out):
-        below = np.expm1(np.minimum(z, 0))  # e^z − 1 where it is used: no overflow
+        below = np.expm1(_nonpositive(z))  # e^z − 1 where it is used: no overflow
         below *= self.alpha
         out[...] = np.where(z > 0, z, below)
         return out
@@ -1020,13 +1027,13 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 
 class SELU:
     """λ·z where z > 0, else λα·(e^z − 1) (λ, α: torch's constants); f′ = λ where z > 0,
-    else λα·e^z."""
+    else λα·e^z (NaN at a NaN, as ELU's)."""
 
     name = "selu"
     backward_reads = _Z
 
     def forward(self, z, out):
-        below = np.expm1(np.minimum(z, 0))  # e^z taken only where used: no overflow
+        below = np.expm1(_nonpositive(z))  # e^z taken only where used: no overflow
         below *= _typed(z, _SELU_ALPHA * _SELU_SCALE)
         out[...] = np.where(z > 0, z * _typed(z, _SELU_SCALE), below)
         return out
@@ -1040,7 +1047,8 @@ class SELU:
 
 @dataclass(frozen=True)
 class CELU:
-    """z where z > 0, else α·(e^(z/α) − 1); f′ = 1 where z > 0, else e^(z/α)."""
+    """z where z > 0, else α·(e^(z/α) − 1); f′ = 1 where z > 0, else e^(z/α) (NaN at a
+    NaN, as ELU's)."""
 
     alpha: float = 1.0
     name: str = "celu"
@@ -1053,7 +1061,7 @@ class CELU:
         object.__setattr__(self, "alpha", alpha)
 
     def forward(self, z, out):
-        below = np.expm1(np.minimum(z, 0) * _typed(z, 1 / self.alpha))
+        below = np.expm1(_nonpositive(z) * _typed(z, 1 / self.alpha))
         below *= _typed(z, self.alpha)
         out[...] = np.where(z > 0, z, below)
         return out
@@ -1142,7 +1150,8 @@ class LogSigmoid:
 
 
 class Softsign:
-    """z/(1 + |z|); f′ = 1/(1 + |z|)²."""
+    """z/(1 + |z|); f′ = 1/(1 + |z|)². At z = ±inf both are NaN, as torch's (inf/inf;
+    f′ was 0 under a NaN output)."""
 
     name = "softsign"
     backward_reads = _Z
@@ -1153,6 +1162,7 @@ class Softsign:
     def backward(self, z, a, grad, out):
         d = np.abs(z) + 1
         np.divide(grad, d * d, out=out)
+        out[np.isinf(z)] = np.nan
         return out
 
 
