@@ -137,3 +137,59 @@ def test_activations_at_nan_inf_and_signed_zero_as_torch(seeded, name, dtype):
         finite = np.isfinite(b)
         assert np.all(np.abs(a - b)[finite] <= tol[finite]), seeded.msg(f"{what}: {a} {b}")
         np.testing.assert_array_equal(a[~finite], b[~finite], err_msg=seeded.msg(what))
+
+
+def _entries(state, params):
+    return [
+        {k: np.asarray(v, dtype=np.float64) for k, v in state[p].items()} if p in state else None
+        for p in params
+    ]
+
+
+def test_adagrad_state_is_made_at_construction_as_torchs(seeded):
+    """PyTorch's Adagrad fills state[p] (step 0, sum = initial_accumulator_value) when it
+    is made; wxb's state was {} till the first step (state[p]["sum"] a KeyError). Now as
+    torch's at each stage: made, a group added (lazy there too), stepped, reset."""
+    from collections import defaultdict
+
+    rng = seeded.rng
+    start = float(rng.uniform(0, 1))
+    shapes = [(3, 2), (2,), (4,)]
+    values = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    ours = [wxb.nn.Parameter(v.copy()) for v in values]
+    theirs = [torch.nn.Parameter(torch.from_numpy(v.copy())) for v in values]
+    opt = wxb.optim.Adagrad(ours[:2], lr=0.1, initial_accumulator_value=start)
+    topt = torch.optim.Adagrad(theirs[:2], lr=0.1, initial_accumulator_value=start)
+
+    def same(stage):
+        assert len(opt.state) == len(topt.state), seeded.msg(stage)
+        for a, b in zip(_entries(opt.state, ours), _entries(topt.state, theirs), strict=True):
+            assert (a is None) == (b is None), seeded.msg(f"{stage}: {a} {b}")
+            if a is not None:
+                assert a.keys() == b.keys(), seeded.msg(stage)
+                for key in a:
+                    np.testing.assert_allclose(a[key], b[key], rtol=1e-6, err_msg=seeded.msg(stage))
+
+    same("made")
+    np.testing.assert_allclose(opt.state[ours[0]]["sum"], start, rtol=1e-7)
+    opt.add_param_group({"params": [ours[2]]})
+    topt.add_param_group({"params": [theirs[2]]})
+    same("group added")
+    for p, t in zip(ours, theirs, strict=True):
+        g = rng.standard_normal(p.shape).astype(np.float32)
+        p.grad, t.grad = g, torch.from_numpy(g.copy())
+    opt.step()
+    topt.step()
+    same("stepped")
+    opt.state = defaultdict(dict)
+    topt.state = defaultdict(dict)
+    same("reset")
+    # the state before a step, into torch and from it: torch's own
+    fresh = wxb.optim.Adagrad(ours[:2], lr=0.1, initial_accumulator_value=start)
+    twin = torch.optim.Adagrad(theirs[:2], lr=0.1, initial_accumulator_value=0.0)
+    interop.optimizer_to_torch(fresh, twin)
+    made = torch.optim.Adagrad(theirs[:2], lr=0.1, initial_accumulator_value=start)
+    got, expected = twin.state_dict()["state"], made.state_dict()["state"]
+    for i in range(2):
+        for key in ("step", "sum"):
+            assert torch.equal(got[i][key], expected[i][key]), seeded.msg(f"{i} {key}")

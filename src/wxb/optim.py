@@ -1721,12 +1721,25 @@ class Adagrad(Optimizer):
         start = len(self.params)
         super().add_param_group(group)
         self._start_sums(start)
+        # PyTorch's makes these lazily, at their first step: no entry in state till then
+        self.__dict__.setdefault("_lazy", set()).update(range(start, len(self.params)))
+
+    def _has_state(self, i: int) -> bool:
+        """PyTorch's Adagrad makes each parameter's state (step 0, ``sum``) at
+        construction: ``state[p]["sum"]`` is there before a step (it was {}); one added by
+        add_param_group, or reset, has none till its step, as PyTorch's."""
+        return super()._has_state(i) or i not in self.__dict__.get("_lazy", ())
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        self.__dict__.pop("_lazy", None)  # state_dict() holds every parameter's entry
 
     def _restart(self, indices: Iterable[int]) -> None:
         """As a reset (``optimizer.state = defaultdict(dict)``, ``del optimizer.state[p]``):
         Σ starts again at the initial value, as PyTorch's lazily made ``sum`` does (it was
         left at 0)."""
         indices = list(indices)
+        self.__dict__.setdefault("_lazy", set()).update(indices)
         super()._restart(indices)
         for group, (first, stop) in zip(self.param_groups, self._bounds, strict=True):
             for i in indices:
