@@ -193,3 +193,71 @@ def test_adagrad_state_is_made_at_construction_as_torchs(seeded):
     for i in range(2):
         for key in ("step", "sum"):
             assert torch.equal(got[i][key], expected[i][key]), seeded.msg(f"{i} {key}")
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_pad_with_negative_pads_as_torch(seeded, mode):
+    """F.pad refused negative pads in reflect, replicate and circular modes, which torch
+    computes: reflect and replicate read each output place's place in the input (−left
+    on, a crop past which the reflection still reads), circular crops and then wraps what
+    is left. Values and gradients as torch's; where wxb refuses (an empty result, or a
+    circular wrap past the values left, where torch's copy reads what it writes) in one
+    line, torch refuses too or gives nothing of use."""
+    rng = seeded.rng
+    computed = 0
+    for _ in range(60):
+        padded = int(rng.integers(1, 4))
+        shape = tuple(int(v) for v in rng.integers(2, 6, padded + int(rng.integers(1, 3))))
+        pads = tuple(int(v) for v in rng.integers(-4, 5, 2 * padded))
+        if min(pads) >= 0:
+            continue
+        a = rng.standard_normal(shape)
+        g = None
+        try:
+            x = wxb.tensor(a, requires_grad=True)
+            out = wxb.nn.functional.pad(x, pads, mode=mode)
+        except wxb.errors.WxbError as exc:
+            assert "\n" not in str(exc) and str(exc).startswith("pad: "), seeded.msg(str(exc))
+            continue
+        xt = torch.tensor(a, requires_grad=True)
+        theirs = torch.nn.functional.pad(xt, pads, mode=mode)
+        g = rng.standard_normal(theirs.shape)
+        out.backward(wxb.tensor(g))
+        theirs.backward(torch.from_numpy(g))
+        where = seeded.msg(f"{mode} {shape} {pads}")
+        np.testing.assert_array_equal(out.numpy(), theirs.detach().numpy(), err_msg=where)
+        np.testing.assert_allclose(np.asarray(x.grad), xt.grad.numpy(), rtol=1e-12, atol=1e-12,
+                                   err_msg=where)  # fmt: skip
+        computed += 1
+    assert computed >= 5, seeded.msg(f"{computed} cases computed")
+
+
+@pytest.mark.parametrize("p", [0.0, 0.3, 0.5, 0.9])
+def test_cdist_and_norm_below_p_1_as_torch(seeded, p):
+    """cdist, norm and pairwise_distance refused 0 ≤ p < 1, which torch computes: the
+    quasi-norm (Σ|d|^p)^(1/p), and for p = 0 the count of nonzero differences (gradient
+    0). Values and gradients as torch's, a zero difference's gradient 0 as torch's."""
+    rng = seeded.rng
+    P = rng.standard_normal((int(rng.integers(1, 5)), 3))
+    Q = rng.standard_normal((int(rng.integers(1, 5)), 3))
+    Q[0, 1] = P[0, 1]  # a zero difference: |d|^(p−1) is inf there
+    a, b = wxb.tensor(P, requires_grad=True), wxb.tensor(Q, requires_grad=True)
+    at, bt = torch.tensor(P, requires_grad=True), torch.tensor(Q, requires_grad=True)
+    ours, theirs = wxb.cdist(a, b, p=p), torch.cdist(at, bt, p=p)
+    g = rng.standard_normal(theirs.shape)
+    ours.backward(wxb.tensor(g))
+    theirs.backward(torch.from_numpy(g))
+    tol = dict(rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        ours.numpy(), theirs.detach().numpy(), **tol, err_msg=seeded.msg("d")
+    )
+    np.testing.assert_allclose(np.asarray(a.grad), at.grad.numpy(), **tol, err_msg=seeded.msg("x1"))
+    np.testing.assert_allclose(np.asarray(b.grad), bt.grad.numpy(), **tol, err_msg=seeded.msg("x2"))
+    v = rng.standard_normal(6)
+    v[2] = 0.0
+    np.testing.assert_allclose(
+        wxb.tensor(v).norm(p).item(),
+        torch.tensor(v).norm(p).item(),
+        **tol,
+        err_msg=seeded.msg("norm"),
+    )

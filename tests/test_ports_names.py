@@ -83,7 +83,7 @@ def test_norm_against_torch_with_dims_and_zeros(seeded, dtype, p):
 def test_norm_refuses_what_it_does_not_compute(seeded):
     t = wxb.Tensor(seeded.rng.normal(size=(3,)))
     with pytest.raises(wxb.ConfigError, match="p must be"):
-        t.norm(0.5)
+        t.norm(-1)  # (torch's quasi-norm below 1 is computed: test_leftovers50)
     with pytest.raises(wxb.ConfigError, match="p must be"):
         t.norm("nuc")
 

@@ -3615,14 +3615,16 @@ def sign(a: object) -> Tensor:
 
 def norm(a: Tensor, p: object = "fro", dim: object = None, keepdim: bool = False) -> Tensor:
     """‖A‖_p over ``dim`` (None: every element), as torch's ``t.norm``: p = 2 ('fro'),
-    1, any finite p ≥ 1, or inf. Taken in float64 (the sum of |a|^p of many float32
-    values drifts as torch's does not), in A's dtype after. ∂‖A‖_p/∂a = sign(a)·|a|^(p−1)
-    / ‖A‖^(p−1), and 0 where ‖A‖ = 0 (torch's choice for the kink at zero); for inf the
-    elements tying for the largest |a| share it evenly."""
+    1, any finite p > 0 (below 1 a quasi-norm, (Σ|a|^p)^(1/p), as torch's), inf, or 0
+    (the count of nonzero elements, gradient 0, as torch's). Taken in float64 (the sum of
+    |a|^p of many float32 values drifts as torch's does not), in A's dtype after.
+    ∂‖A‖_p/∂a = sign(a)·|a|^(p−1) / ‖A‖^(p−1), and 0 where ‖A‖ = 0 (torch's choice for
+    the kink at zero), or, for p < 1, where a = 0; for inf the elements tying for the
+    largest |a| share it evenly."""
     if p == "fro":
         p = 2
-    if isinstance(p, bool) or not _is_number(p) or not (p >= 1 or p == math.inf):
-        raise ConfigError(f"norm: p must be 'fro', a number ≥ 1 or inf; got {p!r}")
+    if isinstance(p, bool) or not _is_number(p) or not (p >= 0 or p == math.inf):
+        raise ConfigError(f"norm: p must be 'fro', a number ≥ 0 or inf; got {p!r}")
     p = float(p)
     keepdim = _flag(keepdim, "norm")
     A = a.data
@@ -3642,6 +3644,8 @@ def norm(a: Tensor, p: object = "fro", dim: object = None, keepdim: bool = False
         total = np.sqrt(np.sum(magnitude * magnitude, axis=axes, keepdims=True))
     elif p == 1:
         total = np.sum(magnitude, axis=axes, keepdims=True)
+    elif p == 0:
+        total = np.sum(magnitude != 0, axis=axes, keepdims=True, dtype=np.float64)
     else:
         total = np.sum(magnitude**p, axis=axes, keepdims=True) ** (1 / p)
     out = total if keepdim else np.squeeze(total, axis=axes)
@@ -3656,8 +3660,12 @@ def norm(a: Tensor, p: object = "fro", dim: object = None, keepdim: bool = False
                 grad = g * signs * np.nan_to_num(share)
             elif p == 1:
                 grad = g * signs
+            elif p == 0:  # a count: piecewise constant
+                grad = np.zeros_like(g * magnitude)
             else:
                 ratio = signs * (magnitude / total) ** (p - 1)  # |a|^(p−1) / ‖A‖^(p−1)
+                if p < 1:  # (0^(p−1) is inf at a = 0, where sign 0 gives torch's 0)
+                    ratio = np.where(magnitude == 0, 0.0, ratio)
                 grad = g * np.where(total == 0, 0.0, ratio)  # (a NaN norm: NaN)
         return (np.asarray(grad).astype(A.dtype, copy=False),)
 
@@ -3675,11 +3683,8 @@ def renorm(a: Tensor, p: object, dim: object, maxnorm: object) -> Tensor:
         raise ConfigError(f"renorm: maxnorm must be a number ≥ 0; got {maxnorm!r}")
     if a.ndim < 2:  # (as torch's refuses it)
         raise ShapeError(f"renorm: needs at least 2 dimensions; got shape {a.shape}")
-    if not (_is_number(p) and p >= 1):  # (norm's own refusal would name norm)
-        raise ConfigError(
-            f"renorm: p must be a number ≥ 1 or inf in wxb; got {p!r} (torch's also takes "
-            "0 < p < 1, a quasi-norm wxb's norm does not compute)"
-        )
+    if not (_is_number(p) and p > 0):  # (norm's own refusal would name norm)
+        raise ConfigError(f"renorm: p must be a number > 0 or inf, as torch's; got {p!r}")
     axis = _axis(dim, a.ndim, "renorm")
     norms = norm(a, p, dim=tuple(i for i in range(a.ndim) if i != axis), keepdim=True)
     N = norms.data
@@ -5162,11 +5167,6 @@ def pad(input: object, pad: object, mode: str = "constant", value: object = None
     if mode != "constant":
         if value is not None and value != 0:
             raise ConfigError(f"pad: mode {mode!r} takes no value")
-        if builtins.min(sizes, default=0) < 0:  # (torch's crops of these differ by mode)
-            raise ConfigError(
-                f"pad: mode {mode!r} takes pads ≥ 0 here; got {tuple(sizes)} (crop by "
-                "slicing, or by a constant pad's negative sizes)"
-            )
         if padded not in (1, 2, 3) or x.ndim not in (padded + 1, padded + 2):
             raise ShapeError(
                 f"pad: mode {mode!r} pads the last 1, 2 or 3 dims of a tensor with 1 or 2 "
@@ -5182,8 +5182,23 @@ def pad(input: object, pad: object, mode: str = "constant", value: object = None
 
 def _pad_axis(a: Tensor, axis: int, left: int, right: int, mode: str, value: object) -> Tensor:
     n = a.shape[axis]
-    if n + min(left, 0) + min(right, 0) < 0:  # cropped first, as torch's narrow
-        raise ShapeError(f"pad: ({left}, {right}) crops more than dim {axis}'s size {n}")
+    # torch's constant and circular pads crop first, as narrow; reflect and replicate read
+    # each output place's place in the input (−left on), which may lie past a crop
+    lasting = mode in ("reflect", "replicate")
+    kept = n + left + right if lasting else n + min(left, 0) + min(right, 0)
+    if kept < lasting:  # (torch's 1-d reflect and replicate refuse an empty output too)
+        raise ShapeError(
+            f"pad: ({left}, {right}) of dim {axis}, of size {n}, leaves {kept} values"
+            + (f"; {mode} needs at least 1" if lasting else "")
+        )
+    if mode == "circular" and min(left, right) < 0:  # torch's crops, then wraps what is left
+        if max(left, right) > kept:  # (torch's copy there reads places it is writing)
+            raise ShapeError(
+                f"pad: circular's pads ({left}, {right}) wrap more than once around the "
+                f"{kept} values of dim {axis} left after the crop"
+            )
+        a = _pad_axis(a, axis, min(left, 0), min(right, 0), "constant", value)
+        return _pad_axis(a, axis, max(left, 0), max(right, 0), mode, value)
     where_ = np.arange(-left, n + right)  # each output place's place in the input
     if mode == "reflect":
         if max(left, right) >= n:
@@ -5262,7 +5277,7 @@ def pairwise_distance(
     x1: object, x2: object, p: object = 2.0, eps: object = 1e-6, keepdim: bool = False
 ) -> Tensor:
     """``F.pairwise_distance(x1, x2, p=2, eps=1e-6)`` as torch's: ‖x1 − x2 + eps‖_p over
-    the last dim (norm's rules: p ≥ 1 or inf)."""
+    the last dim (norm's rules: p ≥ 0 or inf)."""
     if isinstance(eps, bool) or not _is_number(eps):
         raise ConfigError(f"pairwise_distance: eps must be a number; got {eps!r}")
     a, b = in_result_type((x1, x2))
@@ -5275,7 +5290,7 @@ def pairwise_distance(
 
 def cdist(x1: object, x2: object, p: object = 2.0, compute_mode: object = None) -> Tensor:
     """``torch.cdist(x1, x2, p=2)``: ‖x1_i − x2_j‖_p for each row i of x1 (…, P, M) and j of
-    x2 (…, R, M), shape (…, P, R), the leading dims broadcast (norm's rules: p ≥ 1 or inf,
+    x2 (…, R, M), shape (…, P, R), the leading dims broadcast (norm's rules: p ≥ 0 or inf,
     0 at a zero distance; the differences taken one by one, never ‖a‖² + ‖b‖² − 2a·b)."""
     a, b = in_result_type((x1, x2))
     for what, t in (("x1", a), ("x2", b)):
