@@ -261,3 +261,51 @@ def test_cdist_and_norm_below_p_1_as_torch(seeded, p):
         **tol,
         err_msg=seeded.msg("norm"),
     )
+
+
+class _Counted(wxb.nn.Module):
+    """PyTorch's MNIST-example shape: a forward of one's own that flattens first."""
+
+    def __init__(self, width, seed):
+        super().__init__()
+        self.fc = wxb.nn.Dense(width, 3, seed=seed)
+        self.calls = []
+
+    def forward(self, x):
+        self.calls.append(len(x))
+        return self.fc(x.view(x.size(0), -1))
+
+
+def test_flatten_rows_decides_once_per_model_till_its_structure_changes(seeded):
+    """flatten_rows ran the model's forward twice on 2 rows at every predict, evaluate and
+    fit call on images, to see whether it takes them as rows: predict of one image cost 3
+    forwards. Now decided once per row shape and dtype, again after the model changes."""
+    rng = seeded.rng
+    h, w = (int(v) for v in rng.integers(2, 5, size=2))
+    model = _Counted(h * w, seeded.wxb_seed)
+    X = rng.standard_normal((int(rng.integers(3, 9)), h, w)).astype(np.float32)
+    expected = model(wxb.tensor(X.reshape(len(X), -1))).numpy()
+    model.calls.clear()
+    first = model.predict(X)
+    assert model.calls.count(2) == 2 and len(model.calls) >= 3, seeded.msg(str(model.calls))
+    model.calls.clear()
+    second = model.predict(X)
+    assert 2 not in model.calls or len(X) == 2, seeded.msg(str(model.calls))
+    assert len(model.calls) == 1, seeded.msg(str(model.calls))  # the prediction itself
+    for got in (first, second):
+        np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-6, atol=1e-6)
+    model.calls.clear()
+    wxb.evaluate(model, X, rng.integers(0, 3, size=len(X)), loss="cross_entropy")
+    # (evaluate's look at the output's shape, on 2 rows, and the rows: no flatten check)
+    assert sorted(model.calls) == sorted([2, len(X)]), seeded.msg(str(model.calls))
+    # a change of structure decides again: the sample's two forwards come back
+    model.extra = wxb.nn.Identity()
+    model.calls.clear()
+    model.predict(X)
+    assert model.calls.count(2) == 2 and len(model.calls) == 3, seeded.msg(str(model.calls))
+    # another image shape is asked once too
+    model.calls.clear()
+    other = X.reshape(len(X), w, h)
+    model.predict(other)
+    model.predict(other)
+    assert len(model.calls) == 4, seeded.msg(str(model.calls))

@@ -828,6 +828,7 @@ class Module:
         state = dict(self.__dict__)
         state.pop("_modules_cache", None)
         state.pop("_own_code_cache", None)
+        state.pop("_rows_alike_cache", None)
         slots = {  # a subclass's own __slots__: pickle takes them as (dict, slots)
             name: getattr(self, name) for name in slot_names(type(self)) if hasattr(self, name)
         }
@@ -1663,7 +1664,22 @@ def _takes_rows_alike(module: Module, X: object) -> bool:
     those rows flattened (its first step flattens them, as a PyTorch model's
     ``x = self.flatten(x)``, ``x.view(-1, 784)`` or ``torch.flatten(x, 1)``): run on both,
     in eval mode, with no graph and no hooks (a forward that reads X's dims first tells
-    them apart, or fails on rows)."""
+    them apart, or fails on rows). Decided once per row shape and dtype, kept on the
+    module till its structure or a class's code changes: predict of one image ran the
+    forward twice more at every call."""
+    key = (tuple(X.shape[1:]), str(getattr(X, "dtype", "")))
+    version, modules, _ = module._module_tree()
+    code = class_code(modules)
+    cached = module.__dict__.get("_rows_alike_cache")
+    if cached is None or cached[0] != version or cached[1] != code:
+        cached = (version, code, {})
+        object.__setattr__(module, "_rows_alike_cache", cached)
+    if key not in cached[2]:
+        cached[2][key] = _ran_rows_alike(module, X)
+    return cached[2][key]
+
+
+def _ran_rows_alike(module: Module, X: object) -> bool:
     sample = np.asarray(X[:2])
     try:
         with module.evaluating(), no_grad(), hooks_off():
