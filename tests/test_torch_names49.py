@@ -284,6 +284,15 @@ def _diagonal(rng, shape, dtype):
     return [((), {}), ((), {"offset": 1}), ((0, 0, -1), {})]
 
 
+def _unique(rng, shape, dtype):
+    """IndexArray's (a Tensor's is compared by tests/test_missing_ops49.py): sorted=False
+    too, which torch's CPU kernel sorts as well; along a dim of labels' rows."""
+    calls = [((), {}), ((False, True, True), {})]
+    if shape:
+        calls.append(((), {"dim": _dim(rng, shape), "return_counts": True}))
+    return calls
+
+
 def _chunk(rng, shape, dtype):
     d = _dim(rng, shape)
     return [((int(rng.integers(1, 4)),), {}), ((2, d), {}), ((2,), {"dim": d})]
@@ -516,6 +525,7 @@ SPECS: dict[str, Spec] = {
     **dict.fromkeys(["pow", "pow_"], _pow),
     "take": _take,
     "topk": _topk,
+    "unique": _unique,
     "diagonal": _diagonal,
     "chunk": _chunk,
     "split": _split,
@@ -743,6 +753,28 @@ def test_every_shared_name_is_called(kind):
 def test_torchs_names_give_torchs_answers(seeded, kind, dtypes):
     found = mismatches(seeded.rng, kind, dtypes, rounds=3)
     assert not found, seeded.msg(f"{len(found)} differ from torch:\n" + "\n".join(found[:40]))
+
+
+# torch's methods of integer tensors that an IndexArray (labels, indices) lacked: each
+# now joins the comparison above through _shared_names
+INTEGER_METHODS = ("abs", "neg", "expand", "new_zeros", "new_ones", "chunk", "split", "topk",
+                   "unique", "t", "contiguous")  # fmt: skip
+
+
+def test_labels_have_torchs_integer_methods(seeded):
+    """labels.abs(), .neg(), .expand(…), .new_zeros(…), .chunk/.split, .topk, .unique,
+    .t(), .contiguous() were AttributeErrors (NumPy has none of them); now shared, so
+    compared with torch above; wxb.unique(labels) gave float32 where torch's is int64."""
+    missing = [n for n in INTEGER_METHODS if n not in _shared_names(IndexArray)]
+    assert not missing, f"IndexArray lacks torch's {missing}"
+    labels = seeded.rng.integers(-3, 9, size=int(seeded.rng.integers(1, 12)))
+    for ours, theirs in [
+        (wxb.unique(marks(labels.copy()), return_counts=True), torch.unique(
+            torch.from_numpy(labels), return_counts=True)),
+        (wxb.unique(labels > 2), torch.unique(torch.from_numpy(labels > 2))),
+    ]:  # fmt: skip
+        why = _same(_plain(theirs), _plain(ours), 1.0, labels.size)
+        assert why is None, seeded.msg(why)
 
 
 def test_the_known_silent_numbers_are_torchs(seeded):

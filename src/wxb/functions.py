@@ -361,8 +361,15 @@ baddbmm = _method("baddbmm", operands=2, keywords=("batch1", "batch2"))
 
 def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):
     """``torch.unique(input, sorted=True, return_inverse=False, return_counts=False,
-    dim=None)``: ``input.unique(…)``."""
+    dim=None)``: ``input.unique(…)``; of labels (an integer or bool array) in their
+    dtype, as torch's (they came back float32)."""
+    if isinstance(input, IndexArray) or _whole(input) is not None or _is_mask(input):
+        return marks(np.asarray(input)).unique(sorted, return_inverse, return_counts, dim)
     return _tensor_of(input, "unique").unique(sorted, return_inverse, return_counts, dim)
+
+
+def _is_mask(input: object) -> bool:
+    return isinstance(input, (np.ndarray, np.bool_)) and np.asarray(input).dtype == np.bool_
 
 
 def cdist(x1, x2, p=2.0, compute_mode=None) -> Tensor:

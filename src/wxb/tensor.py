@@ -14,6 +14,7 @@ import copy
 import datetime
 import functools
 import inspect
+import itertools
 import math
 import os
 import sys
@@ -697,6 +698,151 @@ class IndexArray(np.ndarray):
             return _numpys(self, "sort", (), numpy_options)
         values, order = self._sorted(dim, descending, "sort")
         return ValuesIndices(marks(values), order)
+
+    # -- torch's methods of integer and bool tensors that NumPy's array lacks ----------
+    def abs(self) -> IndexArray:
+        _refused_for("b", self, "abs", "the mask itself (or mask.long().abs())")
+        return marks(np.abs(self._whole()))
+
+    def neg(self) -> IndexArray:
+        _refused_for("b", self, "neg", "~mask (logical_not) to invert a mask")
+        return marks(np.negative(self._whole()))
+
+    def expand(self, *sizes: object) -> IndexArray:
+        """torch's ``expand(4, -1)``: a read-only broadcast view (−1 keeps a size)."""
+        if not sizes:
+            raise ConfigError("expand: give the sizes, as torch's (expand(4, -1))")
+        sizes = _ints(sizes, "expand")
+        lead = len(sizes) - self.ndim
+        if lead < 0:
+            raise ShapeError(f"expand: shape {self.shape} cannot take {len(sizes)} sizes")
+        shape = tuple(
+            self.shape[i - lead] if n == -1 and i >= lead else n for i, n in enumerate(sizes)
+        )
+        try:
+            return marks(np.broadcast_to(self._whole(), shape))
+        except ValueError:
+            raise ShapeError(f"expand: shape {self.shape} cannot expand to {sizes}") from None
+
+    def _new(self, value: int, size: tuple, dtype: object, requires_grad: object, what: str):
+        shape = _ints(size, what)
+        if any(n < 0 for n in shape):
+            raise ShapeError(f"{what}: sizes must be ≥ 0; got {shape}")
+        kind = self.dtype if dtype is None else to_dtype(dtype, what)
+        if kind.kind == "f":  # a float one is a Tensor, as .float()'s
+            return Tensor(
+                np.full(shape, value, resolve_dtype(kind.name)), requires_grad=requires_grad
+            )
+        if requires_grad:
+            raise ConfigError(f"{what}: only a float tensor can require gradients, as torch's")
+        return marks(np.full(shape, value, dtype=kind))
+
+    def new_zeros(
+        self, *size: object, dtype: object = None, device: object = None,
+        requires_grad: bool = False, **unused: object,
+    ) -> IndexArray | Tensor:  # fmt: skip
+        """torch's ``labels.new_zeros(size)``: in the labels' dtype, or ``dtype``'s."""
+        check_device(device, "new_zeros")
+        return self._new(0, size, dtype, requires_grad, "new_zeros")
+
+    def new_ones(self, *size: object, dtype: object = None, device: object = None,
+                 requires_grad: bool = False, **unused: object) -> IndexArray | Tensor:  # fmt: skip
+        check_device(device, "new_ones")
+        return self._new(1, size, dtype, requires_grad, "new_ones")
+
+    def split(self, split_size_or_sections: object, dim: object = 0) -> tuple[IndexArray, ...]:
+        """torch's: pieces of ``size`` along dim (the last smaller), or of the sizes
+        listed, which add up to the dim's size; each a view."""
+        if self.ndim == 0:
+            raise ShapeError("split: a 0-d tensor has no dim to split")
+        axis = dim_axis(dim, self.ndim, "split")
+        length, sizes = self.shape[axis], split_size_or_sections
+        if isinstance(sizes, (list, tuple)):
+            sizes = _ints(tuple(sizes), "split") if sizes else ()
+            if any(n < 0 for n in sizes) or sum(sizes) != length:
+                raise ShapeError(
+                    f"split: sizes {list(sizes)} do not add up to dim {dim}'s {length}"
+                )
+        else:
+            if isinstance(sizes, bool) or not isinstance(sizes, (int, np.integer)) or sizes <= 0:
+                raise ConfigError(f"split: split_size must be a positive integer; got {sizes!r}")
+            step = int(sizes)
+            sizes = [min(step, length - start) for start in range(0, length, step)] or [0]
+        bounds = np.cumsum([0, *sizes])
+        before = (slice(None),) * axis
+        whole = self._whole()
+        return tuple(
+            marks(whole[(*before, slice(int(i), int(j)))]) for i, j in itertools.pairwise(bounds)
+        )
+
+    def chunk(self, chunks: object, dim: object = 0) -> tuple[IndexArray, ...]:
+        """torch's pieces of ⌈size/n⌉ along dim (fewer than n where that covers it)."""
+        if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks <= 0:
+            raise ConfigError(f"chunk: chunks must be a positive integer; got {chunks!r}")
+        if self.ndim == 0:
+            raise ShapeError("chunk: a 0-d tensor has no dim to split")
+        length = self.shape[dim_axis(dim, self.ndim, "chunk")]
+        if length == 0:  # torch's: chunks empty pieces
+            return self.split([0] * int(chunks), dim)
+        return self.split(-(-length // int(chunks)), dim)
+
+    def topk(self, k: object, dim: object = -1, largest: object = True,
+             sorted: object = True) -> ValuesIndices:  # fmt: skip
+        """torch's: the k largest (smallest) along dim, largest first, (values, indices)."""
+        _refused_for("b", self, "topk", "mask.long().topk(k)")
+        length = self.shape[dim_axis(dim, self.ndim, "topk")] if self.ndim else 1
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= length:
+            raise ShapeError(
+                f"topk: k must be an integer from 0 to {length} (dim {dim}'s size); got {k!r}"
+            )
+        if not isinstance(largest, (bool, np.bool_)):
+            raise ConfigError(f"topk: largest must be True or False; got {largest!r}")
+        values, order = self._sorted(dim, largest, "topk")
+        if self.ndim:
+            axis = dim_axis(dim, self.ndim, "topk")
+            values = np.take(values, np.arange(int(k)), axis=axis)
+            order = np.take(order, np.arange(int(k)), axis=axis)
+        return ValuesIndices(marks(values), marks(order))
+
+    def unique(
+        self, sorted: object = True, return_inverse: object = False,
+        return_counts: object = False, dim: object = None,
+    ) -> IndexArray | tuple:  # fmt: skip
+        """torch's: the distinct values, ascending (whatever ``sorted`` says, as torch's
+        CPU kernel), in the array's dtype; ``return_inverse``, ``return_counts`` int64;
+        with ``dim``, the distinct slices along it."""
+        whole = self._whole()
+        if dim is None:
+            values, inverse, counts = np.unique(
+                whole.reshape(-1), return_inverse=True, return_counts=True
+            )
+            inverse = inverse.reshape(whole.shape)
+        else:
+            if whole.ndim == 0:
+                raise ShapeError("unique: a 0-d tensor has no dim to take slices along")
+            axis = dim_axis(dim, whole.ndim, "unique")
+            values, inverse, counts = np.unique(
+                whole, return_inverse=True, return_counts=True, axis=axis
+            )
+            inverse = inverse.reshape(-1)
+        out = [marks(values)]
+        for flag, extra, what in ((return_inverse, inverse, "return_inverse"),
+                                  (return_counts, counts, "return_counts")):  # fmt: skip
+            if not isinstance(flag, (bool, np.bool_)):
+                raise ConfigError(f"unique: {what} must be True or False; got {flag!r}")
+            if flag:
+                out.append(marks(extra.astype(np.int64)))
+        return tuple(out) if len(out) > 1 else out[0]
+
+    def t(self) -> IndexArray:
+        """torch's: a matrix's transpose (a vector or a value as it is); 3-d refused."""
+        if self.ndim > 2:
+            raise ShapeError(f"t: expects a tensor of 2 dims or fewer; got shape {self.shape}")
+        return marks(self._whole().T)
+
+    def contiguous(self, memory_format: object = None) -> IndexArray:
+        whole = self._whole()  # (np.ascontiguousarray made a 0-d array 1-d)
+        return marks(whole if whole.flags.c_contiguous else whole.copy(order="C"))
 
     @_torchs
     def argsort(self, dim: object = -1, descending: object = False, stable: object = False,
