@@ -309,3 +309,40 @@ def test_flatten_rows_decides_once_per_model_till_its_structure_changes(seeded):
     model.predict(other)
     model.predict(other)
     assert len(model.calls) == 4, seeded.msg(str(model.calls))
+
+
+def test_wxb_eval_without_data_rescores_the_digits_test_rows_wxb_train_scored(
+    seeded, tmp_path, capsys
+):
+    """`wxb train` on the built-in digits then `wxb eval MODEL` was refused ("name the
+    data"): no file kept the split. The model file now records the split's seed and
+    fraction; eval draws the same test rows again and scores them: its loss and accuracy
+    are the ones training saved, and its row count theirs. A file without them is still
+    refused in one line saying where the figures are."""
+    from wxb.cli import main
+
+    rng = seeded.rng
+    seed, split = int(rng.integers(0, 2**31)), float(rng.choice([0.15, 0.2, 0.3]))
+    path = tmp_path / "m.safetensors"
+    code = main(["train", "--epochs", "2", "--seed", str(seed), "--test-split", str(split),
+                 "--hidden", "16", "-o", str(path)])  # fmt: skip
+    capsys.readouterr()
+    assert code == 0
+    info = wxb.load(path).info
+    code = main(["eval", str(path)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    first = out.splitlines()[0]
+    assert first.startswith("built-in digits") and f"{info['data']['test_rows']} samples" in first
+    shown = dict(part.rsplit(" ", 1) for part in first.split(": ", 1)[1].split("; ")[1].split(", "))
+    for key in ("loss", "accuracy"):
+        assert float(shown[key]) == pytest.approx(info["test"][key], abs=5e-5), seeded.msg(first)
+    # the same rows, not only the same figures: the model's predictions on the rows drawn
+    # by the training split (scikit-learn's digits, split as data.split_indices does)
+    from wxb import data as wdata
+
+    digits = wdata.load_digits()
+    rows = wdata.split_indices(len(digits.y), split, np.random.default_rng(seed), digits.y)[1]
+    model = wxb.load(path)
+    right = (np.asarray(model.predict(digits.X[rows])).argmax(1) == digits.y[rows]).mean()
+    assert float(shown["accuracy"]) == pytest.approx(right, abs=5e-5), seeded.msg(first)

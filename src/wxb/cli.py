@@ -323,10 +323,10 @@ def build_parser() -> _Parser:
     )
     evaluate_cmd.add_argument("model", metavar="MODEL")
     evaluate_cmd.add_argument("data", metavar="DATA", nargs="?",
-                              help="a table with targets (required, here or as --data: "
-                              "a model trained on the built-in digits holds its test "
-                              "figures, which wxb report shows); - reads it from standard "
-                              "input")  # fmt: skip
+                              help="a table with targets (required, here or as --data, "
+                              "but for a model wxb train fitted on the built-in digits: "
+                              "without it, the test rows training scored); - reads it from "
+                              "standard input")  # fmt: skip
     evaluate_cmd.add_argument("--data", dest="data_option", metavar="PATH", help="same as DATA")
     evaluate_cmd.add_argument("--target", metavar="COLUMN", action="append",
                               help="default: the training target; a model with several "
@@ -1281,6 +1281,9 @@ def finish_model(model, args, data, targets: Targets, X, rows, held: int = 0) ->
         "train_rows": len(seen_rows) - held,  # as wxb train prints them
         "validation_rows": held,
         "test_rows": len(test_rows),
+        # the split's draw: wxb eval rescores the built-in digits' test rows from these
+        "split_seed": int(args.seed),
+        "test_split": float(args.test_split),
     }
     if str(data.source).lower().endswith(".npz"):  # eval and the rest read them by default
         reading = read_options(args, data.source)
@@ -1431,24 +1434,30 @@ def run_eval(args: argparse.Namespace) -> None:
             "give one of them"
         )
     data = args.data or args.data_option
-    if data is None:
-        model = load_model(args.model)  # (a model that cannot be read: that, first)
+    model = load_model(args.model)  # (a model that cannot be read: that, first)
+    test = None if data is not None else digits_test_rows(model, args)
+    if data is None and test is None:
         raise ConfigError(f"name the data to evaluate on: wxb eval MODEL DATA{_digits_test(model)}")
-    model = load_model(args.model)
     if is_multilabel(model) or model.info.get("link"):
         raise ConfigError(
             f"{args.model}: wxb eval does not evaluate a multilabel or Poisson model yet "
             "(wxb predict does predict with it)"
         )
-    table = read_data(args, data, model)
-    labelled = labelled_rows(model, table, given_targets(args, table), data_name(data))
-    X = features_for(model, labelled.table)
+    if test is not None:
+        labelled, data = test, "built-in digits (the test rows wxb train scored)"
+        X = features_for(model, test)
+    else:
+        table = read_data(args, data, model)
+        labelled = labelled_rows(model, table, given_targets(args, table), data_name(data))
+        X = features_for(model, labelled.table)
     task, loss, classes = model_task(model)
     warn_if_task_guessed(model, args.model, task)
     if task == "classification":
         y = encode_labels(classes, labelled)
         if loss == "bce_with_logits":
             y = y.astype(np.float64).reshape(-1, 1)
+    elif test is not None:
+        y = test.y.astype(np.float64).reshape(len(test.y), -1)
     else:
         y = numeric_targets(labelled.y, labelled).reshape(len(labelled.y), -1)
         width = output_width(model)
@@ -1458,7 +1467,7 @@ def run_eval(args: argparse.Namespace) -> None:
                 f"names {y.shape[1]} ({', '.join(labelled.targets)}): name one column for "
                 "each output, in the model's order"
             )
-    for line in labelled.notes:
+    for line in getattr(labelled, "notes", ()):
         print(line)
     stored = model.info.get("training_rows")
     if stored is not None:
@@ -1472,7 +1481,10 @@ def run_eval(args: argparse.Namespace) -> None:
             )
     with np.errstate(over="ignore", invalid="ignore"):  # said in one line just below
         output = model.predict(X)
-    check_outputs_finite(output, labelled.table, args.model)
+    if test is None:
+        check_outputs_finite(output, labelled.table, args.model)
+    elif not np.isfinite(output).all():
+        raise DataError(f"{args.model} gives outputs that are inf or NaN on the digits' test rows")
     check_classes_fit(model, output, args.model)  # before a label index is scored
     figures = report(model, X, y, loss, task)
     print(
@@ -1484,7 +1496,8 @@ def run_eval(args: argparse.Namespace) -> None:
         truth = y[:, 0].astype(np.int64) if y.ndim == 2 else y
         print(format_classification(classification_figures(truth, predicted, classes)))
     else:
-        names = labelled.targets if len(labelled.targets) == y.shape[1] else None
+        named = getattr(labelled, "targets", None) or [labelled.target]
+        names = named if len(named) == y.shape[1] else None
         print(format_regression(regression_figures(y, output.astype(np.float64)), names))
 
 
@@ -1829,6 +1842,32 @@ def _digits_test(model) -> str:
         "; the model was trained on the built-in digits, whose test rows wxb train scored "
         f"as it saved it{scored}: wxb report MODEL shows those figures"
     )
+
+
+def digits_test_rows(model, args: argparse.Namespace) -> wdata.Dataset | None:
+    """For `wxb eval MODEL` of a model wxb train fitted on the built-in digits: the test
+    rows it scored, drawn again from the split's seed and fraction its file records, as
+    wxb train drew them (the first draw of its generator, stratified by class); None for
+    any other model, or one whose file does not record them (saved before wxb did)."""
+    held = model.info.get("data")
+    if not trained_on_digits(model) or not isinstance(held, dict):
+        return None
+    seed, fraction = held.get("split_seed"), held.get("test_split")
+    if not isinstance(seed, int) or not isinstance(fraction, float):
+        return None
+    _no_npz_arrays(args, "the built-in digits have none")
+    digits = wdata.load_digits()
+    stratify = digits.y if model_task(model)[0] == "classification" else None
+    rng = np.random.default_rng(seed)
+    _, rows = wdata.split_indices(len(digits.y), fraction, rng, stratify, what="test_split")
+    if held.get("rows") != len(digits.y) or held.get("test_rows") != len(rows):
+        raise DataError(
+            f"{args.model}: its file says {held.get('test_rows')} test rows of "
+            f"{held.get('rows')}; the built-in digits' split gives {len(rows)} of "
+            f"{len(digits.y)} (another scikit-learn's digits?): name the data, wxb eval MODEL DATA"
+        )
+    return wdata.Dataset(digits.X[rows], digits.y[rows], digits.feature_names, digits.target,
+                         digits.source)  # fmt: skip
 
 
 def trained_on_digits(model) -> bool:
