@@ -346,3 +346,43 @@ def test_wxb_eval_without_data_rescores_the_digits_test_rows_wxb_train_scored(
     model = wxb.load(path)
     right = (np.asarray(model.predict(digits.X[rows])).argmax(1) == digits.y[rows]).mean()
     assert float(shown["accuracy"]) == pytest.approx(right, abs=5e-5), seeded.msg(first)
+
+
+def test_labels_masks_and_float32_tensors_combine_in_torchs_dtype(seeded):
+    """cat, stack, where, maximum, minimum and arithmetic of an IndexArray (argmax's int64
+    indices, a bool mask) beside a float32 Tensor, another IndexArray or a number: the
+    result's dtype and values are torch's. wxb.maximum(labels, labels) came back a
+    float32 Tensor where torch's is int64 (the rest were already torch's)."""
+    rng = seeded.rng
+    n = int(rng.integers(2, 7))
+    x = rng.standard_normal((n, 4)).astype(np.float32)
+    ours = {"x": wxb.tensor(x)}
+    ours["lab"] = ours["x"].argmax(1)
+    ours["mask"] = ours["x"][:, 0] > 0
+    ours["col"] = ours["x"][:, 1]
+    theirs = {"x": torch.from_numpy(x)}
+    theirs["lab"] = theirs["x"].argmax(1)
+    theirs["mask"] = theirs["x"][:, 0] > 0
+    theirs["col"] = theirs["x"][:, 1]
+    cases = {
+        "cat": lambda m, d, a, b: m.cat([d[a], d[b]]),
+        "stack": lambda m, d, a, b: m.stack([d[a], d[b]]),
+        "where": lambda m, d, a, b: m.where(d["mask"], d[a], d[b]),
+        "maximum": lambda m, d, a, b: m.maximum(d[a], d[b]),
+        "minimum": lambda m, d, a, b: m.minimum(d[a], d[b]),
+        "mul": lambda m, d, a, b: d[a] * d[b],
+        "add": lambda m, d, a, b: d[a] + d[b],
+        "times 0.5": lambda m, d, a, b: d[a] * 0.5,
+        "over n": lambda m, d, a, b: d[a].sum() / n,
+    }
+    for name, case in cases.items():
+        for a, b in [("lab", "col"), ("col", "lab"), ("mask", "col"), ("lab", "lab"),
+                     ("lab", "mask"), ("mask", "mask")]:  # fmt: skip
+            if name == "add" and "mask" in (a, b) and a == b:
+                continue  # (bool + bool: torch's or, NumPy's too)
+            t = case(torch, theirs, a, b)
+            o = case(wxb, ours, a, b)
+            where = seeded.msg(f"{name}({a}, {b})")
+            assert str(np.asarray(o).dtype) == str(t.dtype).removeprefix("torch."), where
+            np.testing.assert_allclose(np.asarray(o, dtype=np.float64),
+                                       t.double().numpy(), rtol=1e-6, err_msg=where)  # fmt: skip

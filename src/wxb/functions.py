@@ -301,6 +301,11 @@ def _method(
         # wxb.maximum(labels, np.float64(1)) gives float32, the operators' rule)
         tensors = [x for x in given if isinstance(x, Tensor)
                    or (isinstance(x, np.ndarray) and ops._is_number(input))]  # fmt: skip
+        if name in ("maximum", "minimum") and not kwargs and len(args) == 1:
+            pair = (input, args[0])
+            if not [x for x in pair if _whole(x) is None and not _is_mask(x)]:
+                # labels beside labels (or a mask): int64, as torch's (it came back float32)
+                return getattr(np, name)(marks(np.asarray(input)), np.asarray(args[0]))
         if not isinstance(input, Tensor) and tensors and ruled:
             # torch.pow(0.1, x), torch.maximum(labels, s): input beside the tensors by the
             # operators' rule (made a Tensor alone first, float64 x got 0.1's float32
@@ -500,7 +505,30 @@ def where(condition, input=None, other=None) -> Tensor:
         return tuple(marks(i.astype(np.int64)) for i in np.nonzero(array))
     if input is None or other is None:
         raise ConfigError("wxb.where: give condition, input and other (or the condition alone)")
-    return ops.where(condition, input, other)
+    picked = _where_labels(condition, input, other)
+    return ops.where(condition, input, other) if picked is None else picked
+
+
+def _where_labels(condition: object, input: object, other: object) -> IndexArray | None:
+    """where(mask, labels, labels or a whole number) as labels, int64 (or bool), as
+    torch's: read as float32 Tensors they came back floats. None for anything else (the
+    Tensor form then computes it, or says why not)."""
+    pair = [
+        x if isinstance(x, int) and not isinstance(x, bool) else _whole(x) for x in (input, other)
+    ]
+    pair = [
+        np.asarray(x) if p is None and _is_mask(x) else p
+        for x, p in zip((input, other), pair, strict=True)
+    ]
+    mask = condition.data if isinstance(condition, Tensor) else condition
+    if builtins.any(p is None for p in pair) or not _is_mask(mask):
+        return None
+    if builtins.all(isinstance(p, int) for p in pair):
+        return None
+    try:
+        return marks(np.where(np.asarray(mask), *pair))
+    except ValueError:  # shapes that do not broadcast: the Tensor form's refusal
+        return None
 
 
 def cat(tensors: Sequence[object], dim: object = 0, *, axis: object = None, out=None) -> Tensor:
