@@ -3691,7 +3691,11 @@ class CosineAnnealingWarmRestarts(LRSchedule):
             if t_cur >= t_i:
                 t_cur, t_i = t_cur % t_i, t_i * self.T_mult
             self.T_cur, self.T_i = t_cur, t_i  # the next epoch's, which step() sets
-            return super().step()
+        return super().step(epoch)
+
+    def _step_to(self, epoch: object) -> float:
+        """At ``epoch``, fractional too (the base's step forgets a loaded get_last_lr()
+        first: kept here, the loaded rate was reported after the step set another)."""
         value = _number(epoch, "CosineAnnealingWarmRestarts.step epoch")
         if not value >= 0 or not math.isfinite(value):
             raise ConfigError(f"CosineAnnealingWarmRestarts.step epoch must be ≥ 0; got {epoch}")
