@@ -550,7 +550,15 @@ def setup_differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
     ]
 
 
-Random = np.random.Generator | np.random.RandomState
+Random = np.random.Generator | np.random.RandomState | random.Random
+
+
+def _is_generator(value: object) -> bool:
+    """A generator whose state a checkpoint keeps: NumPy's, or Python's random.Random
+    (``self.rng = random.Random(seed)``; a SystemRandom has no state to keep)."""
+    if isinstance(value, random.SystemRandom):
+        return False
+    return isinstance(value, (np.random.Generator, np.random.RandomState, random.Random))
 
 
 def generators(
@@ -558,8 +566,9 @@ def generators(
 ) -> tuple[list[Random], dict[str, int]]:
     """Every random generator a run draws from: ``named`` ones (shuffling, dropout masks)
     and any a module holds as an attribute, or in a list, tuple or dict that is one (a
-    Dropout's own, or a legacy RandomState of a module of one's own). Each distinct
-    generator once; roles map each use to its index, so sharing is restored as it was."""
+    Dropout's own, or a legacy RandomState or Python random.Random of a module of one's
+    own). Each distinct generator once; roles map each use to its index, so sharing is
+    restored as it was."""
     found: list[Random] = []
     roles: dict[str, int] = {}
     uses = [(role, g) for role, g in named if g is not None]
@@ -579,13 +588,12 @@ def generators(
 def _held(attr: str, value: object) -> list[tuple[str, Random]]:
     """The generators an attribute holds: itself, or those in a list, tuple or dict it
     is (``self.rngs = [np.random.default_rng(s) for s in seeds]``), by their places."""
-    kinds = (np.random.Generator, np.random.RandomState)
-    if isinstance(value, kinds):
+    if _is_generator(value):
         return [(attr, value)]
     if isinstance(value, (list, tuple)):
-        return [(f"{attr}[{i}]", v) for i, v in enumerate(value) if isinstance(v, kinds)]
+        return [(f"{attr}[{i}]", v) for i, v in enumerate(value) if _is_generator(v)]
     if isinstance(value, dict):
-        return [(f"{attr}[{k!r}]", v) for k, v in value.items() if isinstance(v, kinds)]
+        return [(f"{attr}[{k!r}]", v) for k, v in value.items() if _is_generator(v)]
     return []
 
 
@@ -608,13 +616,19 @@ def held_by(name: str, thing: object) -> list[tuple[str, Random]]:
 
 def generator_state(generator: Random) -> dict:
     """The generator's state as plain JSON (arrays as lists with their dtype); a
-    RandomState's with its cached Gaussian, marked legacy."""
+    RandomState's with its cached Gaussian, marked legacy; a random.Random's as
+    python_random_state writes Python's own."""
+    if isinstance(generator, random.Random):
+        version, words, gauss = generator.getstate()
+        return {"bit_generator": "Random", "state": [version, list(words), gauss]}
     if isinstance(generator, np.random.RandomState):
         return {"legacy": True, **state_as_json(generator.get_state(legacy=False))}
     return state_as_json(generator.bit_generator.state)
 
 
 def _kind(generator: Random) -> str:
+    if isinstance(generator, random.Random):
+        return "Random"
     if isinstance(generator, np.random.RandomState):
         return "RandomState"
     return type(generator.bit_generator).__name__
@@ -657,7 +671,10 @@ def set_generator_state(generator: Random, state: dict, role: str) -> None:
     if saved != kind:
         raise ConfigError(f"the generator for {role} is a {kind}; the checkpoint's was {saved}")
     try:
-        if isinstance(generator, np.random.RandomState):
+        if isinstance(generator, random.Random):
+            version, words, gauss = state["state"]
+            generator.setstate((version, tuple(words), gauss))
+        elif isinstance(generator, np.random.RandomState):
             generator.set_state(state_from_json({k: v for k, v in state.items() if k != "legacy"}))
         else:
             generator.bit_generator.state = state_from_json(state)
