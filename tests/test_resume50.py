@@ -486,3 +486,51 @@ def test_a_python_random_generator_a_module_holds_resumes_where_it_was(seeded, t
     drawn = [generator.random() for _ in range(3)]
     wxb.set_rng_state(state, model)
     assert [generator.random() for _ in range(3)] == drawn, msg
+
+
+class NoisySGD(SGD):
+    """SGD with Gaussian noise on the gradients, from a generator the optimiser holds."""
+
+    def __init__(self, params, lr, seed, scale) -> None:
+        super().__init__(params, lr=lr)
+        self.noise, self.scale = np.random.default_rng(seed), scale
+
+    def step(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.grad = p.grad + self.scale * self.noise.normal(size=p.grad.shape)
+        super().step()
+
+
+def test_a_generator_an_optimiser_of_ones_own_holds_resumes_where_it_was(seeded, tmp_path):
+    """An optimiser's own generator (noisy gradients) was not checkpointed (a module's and
+    a loss's were): the resumed run drew its noise again from the seed, and said nothing."""
+    rng = seeded.rng
+    n, h, c = (int(v) for v in rng.integers(2, 8, size=3))
+    rows = int(rng.integers(40, 90))
+    X, y = rng.normal(size=(rows, n)), rng.integers(0, c, rows)
+    seed, noise_seed, fit_seed = (int(v) for v in rng.integers(1 << 30, size=3))
+    scale, lr = float(rng.uniform(0.001, 0.05)), float(rng.uniform(0.01, 0.2))
+    epochs = int(rng.integers(3, 6))
+    done = int(rng.integers(1, epochs))
+    batch = int(rng.integers(8, 20))
+    msg = seeded.msg(f"{rows}×{n} → {c}, noise {scale:.3g}, lr {lr:.3g}, stopped after "
+                     f"{done} of {epochs} epochs, batch {batch}")  # fmt: skip
+
+    def fit(folder=None, epochs=epochs, **kw):
+        model = Sequential(Dense(n, h, seed=seed), ReLU(), Dense(h, c, seed=seed + 1))
+        opt = NoisySGD(model.parameters(), lr, noise_seed, scale)
+        history = wxb.fit(model, X, y, optimizer=opt, epochs=epochs, batch_size=batch,
+                          seed=fit_seed, verbose=False, checkpoint_dir=folder, **kw)  # fmt: skip
+        return history, model, opt, None
+
+    reference = fit()
+    folder = tmp_path / "stopped"
+    fit(folder, epochs=done)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CheckpointWarning)
+        resumed = fit(folder, resume=True)
+    assert resumed[0].resumed_from is not None, msg
+    assert differences(reference, resumed) == [], msg
+    assert resumed[2].noise.bit_generator.state == reference[2].noise.bit_generator.state, msg

@@ -1413,8 +1413,15 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             ckpt.numeric_setup(dtype, history.engine),
             *ckpt.generators(
                 model,
-                # a loss of one's own may draw too (noise, sampled rows): its generators
-                [("shuffle", rng), ("dropout_masks", masks), *ckpt.held_by("loss", loss)],
+                # a loss of one's own may draw too (noise, sampled rows), and an optimiser
+                # or schedule of one's own (noisy gradients): their generators
+                [
+                    ("shuffle", rng),
+                    ("dropout_masks", masks),
+                    *ckpt.held_by("loss", loss),
+                    *ckpt.held_by("optimizer", opt),
+                    *([] if schedule is None else ckpt.held_by("lr_schedule", schedule)),
+                ],
             ),
         )
         saver.start = ckpt.state_digest(loop.last_good)  # the weights it starts from
