@@ -1357,7 +1357,9 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     batch_size = min(batch_size, n)
     check_batch_norm(model, n, batch_size, ranks)
     steps_per_epoch = math.ceil(n / batch_size)
-    if schedule is not None and schedule.per_batch:
+    if schedule is not None and schedule.per_batch and not resume:
+        # (resumed: from the checkpoint's step, below; the interrupted run's own schedule,
+        # passed again, has stepped since its first and was refused here)
         _check_batches_scheduled(schedule, epochs, steps_per_epoch)
     out_stream = stream if stream is not None else sys.stderr
     show = verbose is True or (verbose == "auto" and _is_terminal(out_stream))
@@ -1454,6 +1456,8 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
                     context.enter_context(saver.folder.lock())
             if resume:
                 found = _latest(saver, ranks)
+                if found is None and schedule is not None and schedule.per_batch:
+                    _check_batches_scheduled(schedule, epochs, steps_per_epoch)
                 if found is not None:
                     try:
                         history = saver.restore(found, model, opt, schedule, loop, epochs, history)
@@ -1917,6 +1921,8 @@ class _Saver:
         if len(str(saved_data.get("X", ""))) == 32:  # a whole-array digest: an earlier wxb's
             # (on top of the loss's filtering above: a wxb before both wrote either way)
             now = {**now, "data": self.whole_array_digests()}
+        if _left_where_saved(opt, meta, saved_run.get("optimizer"), now.get("optimizer")):
+            now = {**now, "optimizer": saved_run["optimizer"]}
         differences = _differences(saved_run, now)
         if differences:
             raise ConfigError(f"{where}: {'; '.join(differences)}")
@@ -2350,6 +2356,31 @@ def _feature_names(
 
 def _same_arrays(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
     return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def _left_where_saved(opt: Optimizer, meta: dict, saved: object, now: object) -> bool:
+    """Whether ``opt`` is the interrupted run's own optimiser, rerun in its process as the
+    interruption says: its kind and groups' parameters the run's, and its settings those
+    the checkpoint saved (a plateau's lowered rate, a cycled momentum), where a fresh
+    optimiser has the run's starting ones (that was refused: "optimizer differs")."""
+    if not (isinstance(saved, dict) and isinstance(now, dict)) or saved == now:
+        return False
+    groups, saved_groups = now.get("groups") or [], saved.get("groups") or []
+    if now.get("type") != saved.get("type") or len(groups) != len(saved_groups):
+        return False
+    if any(a.get("params") != b.get("params") for a, b in zip(groups, saved_groups, strict=True)):
+        return False
+    held = meta.get("optimizer", {}).get("param_groups")
+    current = opt.state_dict()["param_groups"]
+    if not isinstance(held, list) or len(held) != len(current):
+        return False
+
+    def settings(group: dict) -> dict:
+        return json.loads(
+            json.dumps({k: v for k, v in group.items() if k != "params"}, default=repr)
+        )
+
+    return all(settings(a) == settings(b) for a, b in zip(current, held, strict=True))
 
 
 def _differences(saved: dict, now: dict) -> list[str]:
