@@ -9,6 +9,7 @@ PyTorch): they would not reach ``parameters()``, the optimiser, ``state_dict()``
 from __future__ import annotations
 
 import operator
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -260,8 +261,9 @@ class ParameterList(Module):
 
 class ParameterDict(_NamedEntries, Module):
     """Parameters by name, in the order they were added ("scales.a" … in ``state_dict``, as
-    PyTorch names them), for the module holding it to use; arrays given become
-    Parameters. A name must be one an attribute can take, as in ModuleDict."""
+    PyTorch names them; a plain dict's sorted by name, as PyTorch adds them), for the
+    module holding it to use; arrays given become Parameters. A name must be one an
+    attribute can take, as in ModuleDict."""
 
     _table_name = "_parameters"
 
@@ -276,7 +278,12 @@ class ParameterDict(_NamedEntries, Module):
         self.register_parameter(key, _as_parameter(value, f"ParameterDict[{key!r}]"))
 
     def update(self, values: Mapping[str, object] | Iterable[tuple[str, object]]) -> None:
+        """As PyTorch's: an OrderedDict's, a ParameterDict's or pairs' order is kept, and a
+        plain dict's entries are added sorted by name (so are its parameters(), which an
+        optimiser's state numbers, and parameters_to_vector's order)."""
         pairs = values.items() if isinstance(values, (Mapping, ParameterDict)) else values
+        if isinstance(values, Mapping) and not isinstance(values, OrderedDict):
+            pairs = sorted(values.items(), key=lambda pair: pair[0])
         if isinstance(pairs, (Module, np.ndarray, Tensor)) or not isinstance(pairs, Iterable):
             raise ConfigError(
                 "ParameterDict.update takes a mapping of names to parameters, or (name, "
