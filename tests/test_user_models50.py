@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import numpy as np
+import pytest
 import torch
 
 import wxb
@@ -44,6 +45,14 @@ class Lib:
         return torch.zeros(h, dtype=torch.float64) if self.torch else wxb.zeros(h, dtype="float64")
 
 
+def copy_into_torch(ours, theirs) -> None:
+    with torch.no_grad():
+        for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
+            q.copy_(torch.from_numpy(np.asarray(p.data)))
+        for b, q in zip(ours.buffers(), theirs.buffers(), strict=True):
+            q.copy_(torch.from_numpy(np.asarray(b)))
+
+
 def as_numpy(t) -> np.ndarray:
     return t.detach().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
 
@@ -53,6 +62,50 @@ def close(actual, expected, what: str, msg, tol: float = 1e-9) -> None:
     np.testing.assert_allclose(
         np.asarray(actual, np.float64), as_numpy(expected), rtol=tol, atol=tol, err_msg=msg(what)
     )
+
+
+def test_a_buffer_made_and_updated_as_torch_users_write_it(seeded):
+    """``register_buffer("mean", torch.zeros(h))`` and ``self.mean = (1 - m) * self.mean +
+    m * x.mean(0)`` under no_grad (a count ``self.seen = self.seen + 1`` too), as PyTorch
+    users keep a running mean, were refused: a buffer took only a NumPy array. Now the
+    Tensor's array is the buffer; one that needs a gradient is refused, naming detach."""
+    rng = seeded.rng
+    h, m = int(rng.integers(2, 6)), float(rng.uniform(0.05, 0.9))
+
+    def build(lib: Lib):
+        class Centred(lib.Module):
+            def __init__(self):
+                super().__init__()
+                self.layer = lib.linear(h, h)
+                self.register_buffer("mean", lib.zeros(h))
+                self.register_buffer("seen", lib.zeros(1)[0], persistent=False)
+
+            def forward(self, x):
+                if self.training:
+                    with lib.no_grad():
+                        self.mean = (1 - m) * self.mean + m * x.mean(0)
+                        self.seen = self.seen + 1
+                return self.layer(x - self.mean)
+
+        return Centred()
+
+    ours, theirs = build(Lib("wxb")), build(Lib("torch"))
+    ours.layer.weight.data[...] = rng.normal(size=(h, h))
+    copy_into_torch(ours, theirs)
+    for _ in range(int(rng.integers(1, 4))):
+        X = rng.normal(size=(int(rng.integers(2, 6)), h))
+        close(ours(X).data, theirs(torch.from_numpy(X)), "the forward", seeded.msg)
+    close(ours.mean, theirs.mean, "the running mean", seeded.msg)
+    close(ours.seen, theirs.seen, "the count", seeded.msg)
+    assert isinstance(ours.mean, np.ndarray) and ours.mean.dtype == np.float64
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == [
+        "mean", "layer.weight", "layer.bias"]  # fmt: skip
+    ours.eval()
+    X = rng.normal(size=(3, h))
+    close(ours.predict(X), theirs.eval()(torch.from_numpy(X)), "eval mode", seeded.msg)
+    with pytest.raises(wxb.ConfigError, match=r"Centred\.mean \(a buffer\).*\.detach\(\)"):
+        ours.mean = ours.layer(X).mean(0)  # a graph: torch's next backward would fail
+    close(ours.mean, theirs.mean, "the running mean, after the refusal", seeded.msg)
 
 
 def test_a_parameter_dict_from_a_plain_dict_orders_its_parameters_as_torchs(seeded):

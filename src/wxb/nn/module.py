@@ -93,6 +93,28 @@ if hasattr(os, "register_at_fork"):  # a lock another thread held at fork() stay
 _tensor_data = Tensor.data  # the slot itself, beneath Parameter's property
 
 
+def _buffer_array(value: object, where: str) -> np.ndarray:
+    """A buffer's array from what PyTorch users give one: an array, a NumPy scalar
+    (``self.count + 1`` of a 0-d buffer), or a Tensor outside the graph, whose array is
+    kept (``register_buffer("mean", wxb.zeros(h))``, ``self.mean = 0.9 * self.mean +
+    0.1 * x.mean(0)`` under no_grad). A buffer holds no graph, so a Tensor that needs a
+    gradient is refused rather than cut from it."""
+    if isinstance(value, Tensor):
+        if value.requires_grad:
+            raise ConfigError(
+                f"{where}: the Tensor needs a gradient and a buffer holds no graph; assign "
+                "its .detach(), or compute it under wxb.no_grad()"
+            )
+        return np.asarray(_tensor_data.__get__(value))
+    if isinstance(value, np.generic):
+        return np.asarray(value)
+    if not isinstance(value, np.ndarray):
+        raise ConfigError(
+            f"{where} takes a NumPy array, a Tensor or None; got a {type(value).__name__}"
+        )
+    return value
+
+
 class Parameter(Tensor):
     """A tensor the optimiser updates: ``.data`` and ``.grad`` are backend arrays.
 
@@ -568,11 +590,7 @@ class Module:
         elif key in buffers or self._vacated_kind(key) == "buffer":
             # a buffer keeps its place and stays saved with the model (one set to None
             # before comes back as a buffer, in its place, as PyTorch's does)
-            if not isinstance(value, np.ndarray):
-                raise ConfigError(
-                    f"{self.label}.{key} is a buffer: assign a NumPy array or None, not a "
-                    f"{type(value).__name__}"
-                )
+            value = _buffer_array(value, f"{self.label}.{key} (a buffer)")
             if key in buffers:
                 buffers[key] = value
             else:
@@ -638,11 +656,8 @@ class Module:
                 f"{self.label}.register_buffer: {key!r} is already an attribute of this "
                 "module (PyTorch refuses it too); delete it first, or choose another name"
             )
-        if array is not None and not isinstance(array, np.ndarray):
-            raise ConfigError(
-                f"{self.label}.register_buffer({key!r}, …) takes a NumPy array; got a "
-                f"{type(array).__name__}"
-            )
+        if array is not None:
+            array = _buffer_array(array, f"{self.label}.register_buffer({key!r}, …)")
         hidden = self.__dict__.get("_non_persistent")
         if not persistent:
             if hidden is None:
