@@ -3,7 +3,8 @@
 A checkpoint folder holds, per checkpoint, two files named by the global step:
 
     step-000000120.safetensors   the arrays: model.*, optimizer.<state>.<i>, best.*,
-                                 last_good.*, order (the current epoch's shuffled rows)
+                                 last_good.*, order (the current epoch's shuffled rows),
+                                 hidden_buffers.* (the non-persistent buffers)
     step-000000120.json          everything else, plain JSON: position, history,
                                  optimiser and schedule settings, generator states,
                                  what the run was (to refuse a mismatched resume),

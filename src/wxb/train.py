@@ -30,6 +30,7 @@ from wxb.errors import (
     CheckpointError,
     ConfigError,
     DataError,
+    NotFoundError,
     ShapeError,
     TrainingError,
     TrainingInterrupted,
@@ -1822,6 +1823,16 @@ class _Saver:
                 if module._persistent(k)
             }
         )
+        # a non-persistent buffer is in no state_dict, but a forward may move it (a running
+        # mean kept out of the model's file): stored apart, so that resuming is exact
+        arrays.update(
+            {
+                f"hidden_buffers.{path}.{k}" if path else f"hidden_buffers.{k}": a
+                for path, module in model.named_modules()
+                for k, a in module._buffers.items()
+                if not module._persistent(k)
+            }
+        )
         last_good = "model" if loop.step == 0 else "stored"
         if last_good == "stored":
             arrays.update({f"last_good.{k}": v for k, v in loop.last_good.items()})
@@ -2090,6 +2101,21 @@ class _Saver:
             except ckpt.CheckpointFileError:
                 ckpt.set_numpy_global_state(before)
                 raise
+        _put_hidden_buffers(model, found.part("hidden_buffers"))
+
+
+def _put_hidden_buffers(model: Module, stored: dict[str, np.ndarray]) -> None:
+    """The non-persistent buffers a checkpoint kept, each where the model has one of that
+    name and shape (a checkpoint of an older wxb kept none: they stay as they are)."""
+    for name, value in stored.items():
+        path, _, key = name.rpartition(".")
+        try:
+            module = model.get_submodule(path) if path else model
+        except NotFoundError:
+            continue
+        held = module._buffers.get(key)
+        if held is not None and not module._persistent(key) and held.shape == value.shape:
+            setattr(module, key, np.array(value, dtype=held.dtype))
 
 
 def _update_training_record(info: dict, X: np.ndarray, X_val: np.ndarray | None) -> None:
