@@ -288,7 +288,7 @@ def test_a_buffer_over_a_parameter_or_module_is_refused(rng):
         dense.register_buffer("weight", rng.normal(size=(2, 3)))
     with pytest.raises(wxb.ConfigError, match="'dense1' is already a sub-module"):
         model.register_buffer("dense1", np.zeros(2))
-    with pytest.raises(wxb.ConfigError, match="takes a NumPy array, a Tensor or None; got a list"):
+    with pytest.raises(wxb.ConfigError, match="NumPy array, a wxb Tensor or None; got a list"):
         dense.register_buffer("scale", [1.0, 2.0])
     assert [name for name, _ in model.named_parameters()] == ["dense1.weight", "dense1.bias"]
     assert not list(model.named_buffers())

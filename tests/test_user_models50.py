@@ -531,6 +531,8 @@ def test_a_buffer_made_and_updated_as_torch_users_write_it(seeded):
     close(ours.predict(X), theirs.eval()(torch.from_numpy(X)), "eval mode", seeded.msg)
     with pytest.raises(wxb.ConfigError, match=r"Centred\.mean \(a buffer\).*\.detach\(\)"):
         ours.mean = ours.layer(X).mean(0)  # a graph: torch's next backward would fail
+    with pytest.raises(wxb.ConfigError, match=r"got a torch\.Tensor \(its \.numpy\(\)"):
+        ours.mean = torch.zeros(h)  # (wxb's own Tensor is taken: say whose this is)
     close(ours.mean, theirs.mean, "the running mean, after the refusal", seeded.msg)
 
 

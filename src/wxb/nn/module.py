@@ -109,9 +109,10 @@ def _buffer_array(value: object, where: str) -> np.ndarray:
     if isinstance(value, np.generic):
         return np.asarray(value)
     if not isinstance(value, np.ndarray):
-        raise ConfigError(
-            f"{where} takes a NumPy array, a Tensor or None; got a {type(value).__name__}"
-        )
+        kind = type(value).__name__
+        if type(value).__module__.split(".")[0] == "torch":  # not wxb's Tensor: say whose
+            kind = f"torch.{kind} (its .numpy() is the array)"
+        raise ConfigError(f"{where} takes a NumPy array, a wxb Tensor or None; got a {kind}")
     return value
 
 
