@@ -581,25 +581,31 @@ def test_fit_resumed_from_a_checkpoint_keeps_a_non_persistent_buffer_the_forward
     process started the mean again from its initial value, and went on other than the
     uninterrupted run (its weights 2.7e-2 off after one more epoch), where resuming is
     documented bit for bit. Now the checkpoint keeps them apart and the resume puts them
-    back. The uninterrupted run is checked against torch's loop, the resumed one against
-    it, exactly."""
+    back, also where the buffer's name is held by None until the forward makes it. The
+    uninterrupted run is checked against torch's loop, the resumed one against it,
+    exactly."""
     rng = seeded.rng
     h, m = int(rng.integers(2, 5)), float(rng.uniform(0.1, 0.9))
     rows, size = int(rng.integers(12, 30)), int(rng.integers(3, 7))
     every = None if rng.random() < 0.5 else int(rng.integers(1, 4))
+    lazy = bool(rng.random() < 0.5)  # the buffer's name held by None, made in the forward
 
     def build(lib: Lib):
         class Centred(lib.Module):
             def __init__(self):
                 super().__init__()
                 self.layer, self.head = lib.linear(h, h), lib.linear(h, 2)
-                self.register_buffer("mean", lib.zeros(h), persistent=False)
+                self.register_buffer("mean", None if lazy else lib.zeros(h), persistent=False)
 
             def forward(self, x):
                 if self.training:
                     with lib.no_grad():
-                        self.mean = (1 - m) * self.mean + m * x.mean(0)
-                return self.head(self.layer(x - self.mean).tanh())
+                        if self.mean is None:
+                            self.mean = x.mean(0)
+                        else:
+                            self.mean = (1 - m) * self.mean + m * x.mean(0)
+                centred = x if self.mean is None else x - self.mean
+                return self.head(self.layer(centred).tanh())
 
         return Centred()
 
@@ -627,12 +633,12 @@ def test_fit_resumed_from_a_checkpoint_keeps_a_non_persistent_buffer_the_forward
             out = theirs(torch.from_numpy(X[i : i + size]))
             F.cross_entropy(out, torch.from_numpy(y[i : i + size])).backward()
             opt.step()
-    msg = lambda what: seeded.msg(f"{what}, checkpoint_every={every}")  # noqa: E731
+    msg = lambda what: seeded.msg(f"{what}, checkpoint_every={every}, lazy={lazy}")  # noqa: E731
     same_state(whole, theirs, msg, 1e-9)
     folder = tmp_path / "run"
     wxb.fit(ours(), X, y, **{**options, "epochs": 1}, checkpoint_dir=folder,
             checkpoint_every=every)  # fmt: skip
-    resumed = ours()  # as a new process builds it: the mean at its initial zeros
+    resumed = ours()  # as a new process builds it: the mean at its initial zeros (or None)
     history = wxb.fit(resumed, X, y, **options, checkpoint_dir=folder, checkpoint_every=every,
                       resume=True)  # fmt: skip
     assert history.resumed_from is not None, msg("no resume")

@@ -2106,15 +2106,20 @@ class _Saver:
 
 def _put_hidden_buffers(model: Module, stored: dict[str, np.ndarray]) -> None:
     """The non-persistent buffers a checkpoint kept, each where the model has one of that
-    name and shape (a checkpoint of an older wxb kept none: they stay as they are)."""
+    name and shape, or holds the name by None (a buffer its forward makes on its first
+    call); a checkpoint of an older wxb kept none: they stay as they are."""
     for name, value in stored.items():
         path, _, key = name.rpartition(".")
         try:
             module = model.get_submodule(path) if path else model
         except NotFoundError:
             continue
+        if module._persistent(key):
+            continue
         held = module._buffers.get(key)
-        if held is not None and not module._persistent(key) and held.shape == value.shape:
+        if held is None and module._vacated_kind(key) == "buffer":
+            setattr(module, key, np.array(value))
+        elif held is not None and held.shape == value.shape:
             setattr(module, key, np.array(value, dtype=held.dtype))
 
 
