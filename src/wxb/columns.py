@@ -32,10 +32,10 @@ from wxb.tables import (
     Column,
     Reading,
     Table,
-    decimal_comma_hint,
     from_object,
     is_tabular,
     marked_cells,
+    number_cell_hint,
     number_from_text,
     numeric_markers,
     shell_word,
@@ -416,8 +416,8 @@ class TableEncoder:
                         f"{column.values[row]!r} is text; the model reads "
                         + ("true/false or 0/1" if rule.kind == "bool" else "numbers")
                         + " there"
-                        # '23,5' past the look at the file's start: say how it reads
-                        + decimal_comma_hint(table, column.values[row])
+                        # '23,5' past the look at the file's start, 'n.a.': what to do
+                        + number_cell_hint(table, column.values[row])
                     )
                 column = Column(column.name, "number", np.array(numbers, dtype=np.float64))
                 # 'NAN' is a gap, 'inf' no number, as the reader takes them in a number

@@ -734,8 +734,10 @@ def check_values(table: Table) -> Table:
     for column, infinite in zip(floats, found, strict=True):
         if infinite:
             row = int(np.flatnonzero(np.isinf(column.values))[0])
+            # (wxb train's option: predict, eval, explain and report read as the model does)
             hint = (
-                " (or a number beyond float32's range: read it as float64, --dtype float64)"
+                " (or a number beyond float32's range: a model trained with --dtype float64 "
+                "reads it)"
                 if column.values.dtype == np.float32
                 else ""
             )
@@ -1290,6 +1292,22 @@ def decimal_comma_hint(table: Table, cell: str) -> str:
     decimal mark was taken to be '.' (the first 64 KiB held no such number); else ''."""
     if table.csv and table.decimal != "," and _COMMA_DECIMAL.fullmatch(cell.strip()):
         return "; if ',' is the file's decimal mark, give --decimal ,"
+    return ""
+
+
+def number_cell_hint(table: Table, cell: str) -> str:
+    """What to do about a cell that a model reads as a number and that is none, as
+    training says it: a decimal comma's '--decimal ,', a sign's or separator's removal,
+    or, in a file (CSV, JSON Lines: --na-values reads those), the marker to add, so
+    that predict's 'n.a.' is not refused without the way out train names; else ''."""
+    hint = decimal_comma_hint(table, cell)
+    if hint:
+        return hint
+    what, fix = written_number(cell, table.decimal, table.csv)
+    if fix:
+        return f"; it is written with {what}: {fix}"
+    if table.csv or table.line_of_row is not None:
+        return f"; if it marks a missing value, add --na-values {cell.strip()!r}"
     return ""
 
 

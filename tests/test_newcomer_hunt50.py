@@ -1,0 +1,83 @@
+"""A newcomer's messy table (newcomer50): what wxb predict and eval say about a cell
+they cannot read as a number, the way out that wxb train names, in options those
+commands take. Inputs are drawn fresh each run; the advice is checked by following it."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import wxb
+from wxb.cli import main
+
+FAST = ("--hidden", "8", "--epochs", "3", "-q")
+WORDS = ["n.a.", "missing", "-", "unknown", "n/d"]
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def table(rng, n: int) -> pd.DataFrame:
+    x1, x2 = rng.normal(size=n).round(3), rng.normal(size=n).round(3)
+    return pd.DataFrame({"x1": x1, "x2": x2, "y": (x1 - x2 + rng.normal(size=n)).round(3)})
+
+
+def trained(capsys, tmp_path: Path, rng, *extra) -> Path:
+    table(rng, 60).to_csv(tmp_path / "train.csv", index=False)
+    model = tmp_path / "model.safetensors"
+    code, _, err = run(capsys, "train", "--data", tmp_path / "train.csv", "--target", "y",
+                       *FAST, "-o", model, *extra)  # fmt: skip
+    assert code == 0, err
+    return model
+
+
+@pytest.mark.parametrize("command", ["predict", "eval"])
+def test_a_word_in_a_number_column_is_offered_as_a_missing_marker(tmp_path, rng, capsys, command):
+    model = trained(capsys, tmp_path, rng)
+    new = table(rng, 12).astype({"x1": object})
+    row, word = int(rng.integers(12)), str(rng.choice(WORDS))
+    gap = new.copy()
+    gap.loc[row, "x1"] = None
+    new.loc[row, "x1"] = word
+    new.to_csv(tmp_path / "new.csv", index=False)
+    gap.to_csv(tmp_path / "gap.csv", index=False)
+    code, _, err = run(capsys, command, model, tmp_path / "new.csv")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"line {row + 2}, column 'x1': {word!r} is text" in err, err
+    assert f"add --na-values {word!r}" in err, err  # as train says it
+    # the advice, followed, reads the word as the gap it marks
+    code, out, err = run(capsys, command, model, tmp_path / "new.csv", "--na-values", word)
+    assert code == 0, err
+    gap_out = run(capsys, command, model, tmp_path / "gap.csv")[1]
+    assert gap_out == out.replace("new.csv", "gap.csv")  # (eval names its file)
+    # a DataFrame in Python has no --na-values: not offered there
+    frame = pd.read_csv(tmp_path / "new.csv").drop(columns="y")  # x1: text, as pandas reads it
+    with pytest.raises(wxb.DataError, match=f"{word!r} is text") as refused:
+        wxb.load(model).predict(frame)
+    assert "--na-values" not in str(refused.value)
+
+
+def test_a_number_beyond_float32_in_predict_names_the_option_of_training(tmp_path, rng, capsys):
+    model = trained(capsys, tmp_path, rng)
+    new = table(rng, 10).astype({"x2": object})
+    row = int(rng.integers(10))
+    new.loc[row, "x2"] = f"{rng.choice([-1, 1]) * rng.uniform(1, 9):.2f}e{rng.integers(39, 300)}"
+    new.drop(columns="y").to_csv(tmp_path / "new.csv", index=False)
+    code, _, err = run(capsys, "predict", model, tmp_path / "new.csv")
+    assert code == 2 and f"line {row + 2}, column 'x2'" in err, err
+    # predict has no --dtype: the error sent a user to an option it refuses
+    assert "beyond float32's range: a model trained with --dtype float64 reads it" in err, err
+    with pytest.raises(SystemExit):  # argparse's refusal
+        run(capsys, "predict", model, tmp_path / "new.csv", "--dtype", "float64")
+    assert "unrecognized arguments: --dtype" in capsys.readouterr().err
+    # followed: a float64 model reads the row, each number as written
+    model64 = trained(capsys, tmp_path, rng, "--dtype", "float64")
+    code, out, err = run(capsys, "predict", model64, tmp_path / "new.csv")
+    assert code == 0, err
+    assert len(pd.read_csv(io.StringIO(out))) == 10
