@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -81,3 +82,44 @@ def test_a_number_beyond_float32_in_predict_names_the_option_of_training(tmp_pat
     code, out, err = run(capsys, "predict", model64, tmp_path / "new.csv")
     assert code == 0, err
     assert len(pd.read_csv(io.StringIO(out))) == 10
+
+
+def test_a_dataframe_column_of_mixed_cells_reads_as_the_same_cells_in_a_file(tmp_path, rng, capsys):
+    """pandas keeps a column edited by hand ('n.a.' set into floats) or read from Excel
+    as objects of several kinds; pyarrow refused the whole column with its own message
+    (a tuple, 'Conversion failed for column x1 with type object'), even where each cell
+    is a number written as text. Read as a file's cells are: numbers as the numbers,
+    a word named by row, an int code beside text codes as the code's text."""
+    n = 40
+    frame = table(rng, n)
+    frame["grade"] = rng.choice(["A", "B", "7"], n)
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    model_path = tmp_path / "model.safetensors"
+    code, _, err = run(capsys, "train", "--data", tmp_path / "train.csv", "--target", "y",
+                       *FAST, "-o", model_path)  # fmt: skip
+    assert code == 0, err
+    model = wxb.load(model_path)
+    new = table(rng, 12).drop(columns="y")
+    new["grade"] = rng.choice(["A", "B", "7"], 12)
+    new.loc[int(rng.integers(12)), "grade"] = "7"
+    expected = model.predict(new)  # every column of one kind
+    mixed = new.astype({"x1": object, "grade": object})
+    row = int(rng.integers(12))
+    mixed.loc[row, "x1"] = str(new.loc[row, "x1"])  # a number written as text
+    sevens = np.flatnonzero(new["grade"] == "7")
+    mixed.loc[sevens, "grade"] = 7  # an int code among text codes
+    np.testing.assert_array_equal(model.predict(mixed), expected)
+    # a gap (None) beside numbers as text and floats: the gap a NaN float is
+    gap = (row + 1) % 12
+    holed = mixed.astype({"x2": object})
+    holed.loc[gap, "x2"] = None
+    holed.loc[row, "x2"] = str(new.loc[row, "x2"])
+    floats = new.copy()
+    floats.loc[gap, "x2"] = np.nan
+    np.testing.assert_array_equal(model.predict(holed), model.predict(floats))
+    mixed.loc[row, "x1"] = "n.a."
+    with pytest.raises(wxb.DataError) as refused:
+        model.predict(mixed)
+    message = str(refused.value)
+    assert f"row {row}, column 'x1': 'n.a.' is text" in message, message
+    assert "Conversion failed" not in message and "\n" not in message

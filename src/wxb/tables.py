@@ -271,6 +271,39 @@ def column_names(X: object) -> list[str]:
     return [name.strip() or f"Unnamed: {i}" for i, name in enumerate(raw)]
 
 
+_SCALARS = (str, int, float, bool, np.integer, np.floating, np.bool_)
+
+
+def _mixed_as_text(frame: Any) -> Any:
+    """``frame`` with each object column that mixes kinds of cells (floats beside a word,
+    as pandas keeps a column given 'n.a.' by hand or read from Excel; int codes beside
+    text codes) as its cells' text, gaps None, as a file's cells are read: then a
+    number written as text is that number and a word is named, where pyarrow refused
+    the whole column with its own message. Other object columns are left to pyarrow."""
+    import pandas as pd
+
+    pa = _pyarrow()
+    mixed = {}
+    for place, dtype in enumerate(frame.dtypes):
+        if dtype.kind != "O":
+            continue
+        cells = frame.iloc[:, place]
+        gaps = pd.isna(cells).to_numpy()
+        kinds = {type(v) for v in cells[~gaps]}
+        if len(kinds) < 2 or not all(issubclass(kind, _SCALARS) for kind in kinds):
+            continue
+        try:
+            pa.array(cells, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            mixed[place] = [None if gap else str(v) for v, gap in zip(cells, gaps, strict=True)]
+    if not mixed:
+        return frame
+    frame = frame.copy()
+    for place, text in mixed.items():
+        frame.isetitem(place, pd.Series(text, index=frame.index, dtype=object))
+    return frame
+
+
 def from_object(data: object, source: str = "table", reading: Reading | None = None) -> Table:
     """A Table from a pandas DataFrame, a pyarrow Table, a dict of columns or a 2-D array."""
     reading = reading or Reading()
@@ -285,7 +318,7 @@ def from_object(data: object, source: str = "table", reading: Reading | None = N
         if len(chosen) < len(names):  # the columns a model reads: the others not converted
             data = data[[c for c in data.columns if str(c).strip() in chosen]]
         try:
-            arrow = pa.Table.from_pandas(data, preserve_index=False)
+            arrow = pa.Table.from_pandas(_mixed_as_text(data), preserve_index=False)
         except OverflowError:  # Python ints past 64 bits (20-digit codes pandas read)
             raise DataError(
                 f"{source}: a column holds whole numbers too large for 64 bits (20-digit "
