@@ -318,7 +318,13 @@ def from_object(data: object, source: str = "table", reading: Reading | None = N
         if len(chosen) < len(names):  # the columns a model reads: the others not converted
             data = data[[c for c in data.columns if str(c).strip() in chosen]]
         try:
-            arrow = pa.Table.from_pandas(_mixed_as_text(data), preserve_index=False)
+            try:
+                arrow = pa.Table.from_pandas(data, preserve_index=False)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                text = _mixed_as_text(data)  # looked for only where pyarrow refused
+                if text is data:
+                    raise
+                arrow = pa.Table.from_pandas(text, preserve_index=False)
         except OverflowError:  # Python ints past 64 bits (20-digit codes pandas read)
             raise DataError(
                 f"{source}: a column holds whole numbers too large for 64 bits (20-digit "
