@@ -123,3 +123,33 @@ def test_a_dataframe_column_of_mixed_cells_reads_as_the_same_cells_in_a_file(tmp
     message = str(refused.value)
     assert f"row {row}, column 'x1': 'n.a.' is text" in message, message
     assert "Conversion failed" not in message and "\n" not in message
+
+
+def test_export_says_a_boolean_column_is_given_as_1_and_0(tmp_path, rng, capsys):
+    """wxb export listed numbers and text, not booleans, whose input is a number too: a
+    newcomer feeding wine.csv's `organic` had to guess. Said, and followed, the graph
+    gives wxb predict's probabilities."""
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    n = 60
+    frame = table(rng, n)
+    frame["flag"] = rng.choice(["True", "False"], n)
+    frame["y"] = np.where(frame["x1"] + (frame["flag"] == "True") > 0.5, "hi", "lo")
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    model = tmp_path / "model.safetensors"
+    code, _, err = run(capsys, "train", "--data", tmp_path / "train.csv", "--target", "y",
+                       *FAST, "-o", model)  # fmt: skip
+    assert code == 0, err
+    code, out, err = run(capsys, "export", model, "-o", tmp_path / "m.onnx")
+    assert code == 0 and "booleans (flag) as 1 and 0" in out, out + err
+    new = table(rng, 9).drop(columns="y")
+    new["flag"] = rng.choice([True, False], 9)
+    new.to_csv(tmp_path / "new.csv", index=False)
+    expected = pd.read_csv(io.StringIO(run(capsys, "predict", model, tmp_path / "new.csv",
+                                           "--proba")[1]))  # fmt: skip
+    feeds = {c: new[c].to_numpy(np.float32).reshape(-1, 1) for c in ["x1", "x2", "flag"]}
+    logits = ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, feeds)[0]
+    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    # float32 logits of a small net: the softmax agrees to a few float32 ulps of 1
+    np.testing.assert_allclose(probabilities, expected[["p_hi", "p_lo"]], atol=1e-6)

@@ -422,9 +422,10 @@ def build_parser() -> _Parser:
         description="An ONNX graph for onnxruntime and other runtimes: input 'input' of shape "
         "(batch, features) in the model's dtype, taking raw features (Standardize is inside); "
         "a model whose table stage encodes text or booleans or adds missing indicators takes "
-        "one input per column instead (numbers with NaN for missing, text with '' for "
-        "missing; the graph trims the whitespace around a cell as wxb's reader does, from "
-        "opset 20, the default for such a model; below 20 only one space either side); "
+        "one input per column instead (numbers with NaN for missing, booleans as 1 and 0, "
+        "text with '' for missing; the graph trims the whitespace around a cell as wxb's "
+        "reader does, from opset 20, the default for such a model; below 20 only one space "
+        "either side); "
         "output 'output' as wxb's predict gives it (logits for classifiers); class and feature "
         f"names in its metadata. Needs the onnx package: {install_hint('onnx', 'onnx')}.",
     )
@@ -1611,9 +1612,12 @@ def run_export(args: argparse.Namespace) -> None:
             else f"one space either side handled, more not (opset {opset}: trim them first)"
         )
         texts = any(rule.kind == "text" for rule in encoder.rules)
+        bools = [rule.name for rule in encoder.rules if rule.kind == "bool"]
         print(
             f"wrote {output} (ONNX: one input per column, {len(encoder.columns)} in all, each "
             f"(batch, 1): numbers {model.dtype} with NaN for missing"
+            # a boolean's input is a number too: said, or True/False is a guess
+            + (f", booleans ({', '.join(bools)}) as 1 and 0 in it" if bools else "")
             + (f", text as strings with '' for missing, {trims}" if texts else "")
             + ")"
         )
