@@ -426,7 +426,10 @@ def test_from_torch_refuses_other_modules_naming_them():
             nn.Sequential(nn.Linear(4, 4), nn.Sequential(nn.ReLU(), nn.GroupNorm(2, 4))),
             r"module '1\.1' \(GroupNorm\)",
         ),
-        (nn.Sequential(OrderedDict(norm=nn.RMSNorm(4))), r"module 'norm' \(RMSNorm\)"),
+        (
+            nn.Sequential(OrderedDict(norm=nn.InstanceNorm1d(4))),
+            r"module 'norm' \(InstanceNorm1d\)",
+        ),
         (nn.Sequential(nn.Linear(4, 4), nn.LogSoftmax(dim=0)), r"'1' \(LogSoftmax\).*dim=0"),
         (nn.Sequential(nn.Linear(4, 4), nn.Softshrink()), r"module '1' \(Softshrink\)"),
         (nn.Sequential(nn.Softmax(dim=0)), r"module '0' \(Softmax\): it is over dim=0"),

@@ -32,6 +32,7 @@ from wxb.errors import ConfigError
 from wxb.nn.containers import ParameterDict, ParameterList
 from wxb.nn.layers import (
     ACTIVATIONS,
+    GLU,
     Activation,
     Dense,
     Dropout,
@@ -48,7 +49,7 @@ from wxb.nn.module import (
     input_width,
     stock_kind,
 )
-from wxb.nn.norm import NORMS, BatchNorm1d, LayerNorm
+from wxb.nn.norm import NORMS, BatchNorm1d, LayerNorm, RMSNorm
 from wxb.nn.sequential import Sequential
 from wxb.random import drawing_from
 from wxb.tensor import Tensor, graph, set_grad_enabled, topological_order
@@ -56,10 +57,12 @@ from wxb.tensor import Tensor, graph, set_grad_enabled, topological_order
 STOCK_LAYERS = (Dense, Activation, Dropout, Standardize, *NORMS)
 
 
-def normalization_text(module: LayerNorm | BatchNorm1d, z: str, training: bool) -> str:
+def normalization_text(module: LayerNorm | BatchNorm1d | RMSNorm, z: str, training: bool) -> str:
     """What a normalisation layer computes from ``z`` in the seed's column notation
     (units as rows, samples as columns)."""
     scale = "γ ⊙ " if module.weight is not None else ""
+    if isinstance(module, RMSNorm):
+        return f"{scale}{z}/√(mean({z} ⊙ {z}) + ε), the mean over the units of each column (sample)"
     shift = " + β" if module.bias is not None else ""
     if isinstance(module, LayerNorm):
         over = "over the units of each column (sample)"
@@ -70,9 +73,15 @@ def normalization_text(module: LayerNorm | BatchNorm1d, z: str, training: bool) 
     return f"{scale}({z} − μ)/√(σ² + ε){shift}, μ and σ² {over}"
 
 
-def normalization_backward(module: LayerNorm | BatchNorm1d, training: bool) -> str:
+def normalization_backward(module: LayerNorm | BatchNorm1d | RMSNorm, training: bool) -> str:
     """A normalisation layer's backward rule, g = ∂L/∂(its output), x̂ its normalised input."""
     scaled = "γ ⊙ g" if module.weight is not None else "g"
+    if isinstance(module, RMSNorm):
+        params = "; ∂L/∂γ = Σ g ⊙ x̂" if module.weight is not None else ""
+        return (
+            f"r ⊙ (ĝ − x̂ ⊙ mean(ĝ ⊙ x̂)), r = 1/√(mean(x²) + ε), ĝ = {scaled}, "
+            f"means over each column{params}"
+        )
     if isinstance(module, BatchNorm1d) and not training:
         if module._buffers.get("running_mean") is not None:
             return f"{scaled} / √(running σ² + ε)"
@@ -348,6 +357,17 @@ def _keeps_width(module: Module) -> bool:
     return stock_kind(module, (PReLU, Flatten)) is not None
 
 
+def glu_text(z: str) -> str:
+    """What a GLU over the units computes from ``z``, in the seed's column notation (U and
+    V, torch's a and b: A is the seed's activations)."""
+    return f"U ⊙ σ(V), U and V the upper and lower halves of {z}'s rows (units)"
+
+
+def _halves_rows(module: Module) -> bool:
+    """A stock GLU over the features of rows: its width out is half its width in."""
+    return stock_kind(module, (GLU,)) is not None and module.halves_rows()
+
+
 def _first_width(model: Module, chain: _Chain | None = None) -> int | None:
     """What the model takes, from the first layer that says, unless a layer whose width
     is not known comes first (one of its own, or a container's of unknown order).
@@ -453,6 +473,8 @@ def _walk(model: Module, chain: _Chain | None) -> list[_Layer | _Group]:
             width_out = module.in_features
         elif _is(module, (Activation, Dropout, *NORMS)) or _keeps_width(module):
             width_out = width_in
+        elif _halves_rows(module):  # A ⊙ σ(B), a row's halves
+            width_out = None if width_in is None else width_in // 2
         else:  # a custom leaf: what it returns is unknown
             width_out = None
         layer = _Layer(path, module, width_in, width_out, state["dense"], state["trainable"])
@@ -1764,6 +1786,8 @@ def _forward_op(layer: _Layer, z: str) -> tuple[str, str]:
         return f"Dropout: ⊙ M / (1 − {module.p:g})", "box"
     if _is(module, Standardize):
         return "Standardize: (X − μ) / σ", "box"
+    if _halves_rows(module):
+        return f"GLU: {glu_text(z)}", "box"
     if _is(module, NORMS):  # as a training step computes it (Dropout's mask M too)
         text = normalization_text(module, z, training=True)
         if module._buffers.get("running_mean") is not None:
@@ -1860,6 +1884,8 @@ def _backward_op(layer: _Layer, z: str) -> str:
         return "Dropout p = 0: δ unchanged" if module.p == 0 else f"⊙ M / (1 − {module.p:g})"
     if _is(module, Standardize):
         return "⊙ 1/σ"
+    if _halves_rows(module):
+        return "GLU backward: [∂L/∂U; ∂L/∂V] = [g ⊙ σ(V); g ⊙ U ⊙ σ(V) ⊙ (1 − σ(V))]"
     if _is(module, NORMS):
         # (the backward of a training step, which fit takes in training mode)
         return f"{type(module).__name__} backward: {normalization_backward(module, True)}"

@@ -26,13 +26,14 @@ from wxb.columns import rows_by_name
 from wxb.describe import (
     STOCK_LAYERS,
     chain_layers,
+    glu_text,
     normalization_text,
     percent,
     runs_dense_forward,
 )
 from wxb.errors import ConfigError, DataError
 from wxb.nn.heads import head_index, model_task, probability_head, trained_loss
-from wxb.nn.layers import Activation, Dense, Dropout, Standardize
+from wxb.nn.layers import GLU, Activation, Dense, Dropout, Standardize
 from wxb.nn.losses import (
     CrossEntropyLoss,
     Loss,
@@ -930,6 +931,8 @@ def _forward_steps(
             how = f"({current.text} − mean)/scale" if standardize else f"{key}({current.text})"
             if any(is_stock(layer, kind) for kind in NORMS):
                 how += " = " + normalization_text(layer, current.text, training=False)
+            elif is_stock(layer, GLU) and layer.halves_rows():
+                how += " = " + glu_text(current.text)
             H = x.data.T
             stats, facts = _stats(H, zeros=False)
             inner = (

@@ -9,9 +9,9 @@
   use the same names ("dense1.weight", …).
 - ``from_torch(seq)``: the way back, for a ``torch.nn.Sequential`` (nested ones
   too) of Linear, Identity, ReLU, Sigmoid, Tanh, LeakyReLU, GELU, SiLU, ELU, Softplus,
-  Softmax/LogSoftmax/Softmin(dim=1), Dropout, LayerNorm, BatchNorm1d, PReLU, Flatten,
+  Softmax/LogSoftmax/Softmin(dim=1), Dropout, LayerNorm, BatchNorm1d, RMSNorm, PReLU, Flatten,
   ReLU6, Hardtanh, SELU, CELU, Mish, Hardswish, Hardsigmoid, LogSigmoid, Softsign,
-  Tanhshrink, Threshold and ``TorchStandardize``; anything else is refused by its path.
+  Tanhshrink, Threshold, GLU and ``TorchStandardize``; anything else is refused by its path.
 - ``from_sklearn(est)``: a fitted ``MLPClassifier`` or ``MLPRegressor`` as a wxb
   Sequential giving its *decision values* (the output layer before its output
   activation: logits for a classifier), with ``model.info`` saying how to read
@@ -46,7 +46,7 @@ from wxb.describe import chain_layers, chain_step_without_graph, one_sample_run
 from wxb.errors import ConfigError
 from wxb.nn import layers
 from wxb.nn.module import Module
-from wxb.nn.norm import BatchNorm1d, LayerNorm
+from wxb.nn.norm import BatchNorm1d, LayerNorm, RMSNorm
 from wxb.nn.sequential import Sequential
 from wxb.random import drawing_from
 from wxb.tensor import Tensor
@@ -126,6 +126,7 @@ _TWINS: dict[type[Module], tuple[str, ...]] = {
     layers.Hardtanh: ("min_val", "max_val"),
     layers.CELU: ("alpha",),
     layers.Threshold: ("threshold", "value"),
+    layers.GLU: ("dim",),
 }
 _STOCK_TYPES = (
     Sequential,
@@ -136,6 +137,7 @@ _STOCK_TYPES = (
     layers.Standardize,
     LayerNorm,
     BatchNorm1d,
+    RMSNorm,
     *_ACTIVATION_TYPES,
 )
 
@@ -270,8 +272,8 @@ def _check_convertible(path: str, module: Module, in_sequential: bool = False) -
             )
         raise ConfigError(
             f"to_torch: cannot convert {_where(path)} ({cls.__name__}): {why}; to_torch "
-            "converts Sequential, Dense, Dropout, Standardize, LayerNorm, BatchNorm1d and the "
-            "activations " + ", ".join(c.__name__ for c in _ACTIVATION_TYPES)
+            "converts Sequential, Dense, Dropout, Standardize, LayerNorm, BatchNorm1d, RMSNorm "
+            "and the activations " + ", ".join(c.__name__ for c in _ACTIVATION_TYPES)
         )
     if "forward" in vars(module) or "__call__" in vars(module):
         raise ConfigError(
@@ -358,6 +360,11 @@ def _to_torch(module: Module, path: str, torch, tdtype, made: dict[int, Any]):
             module.elementwise_affine,
             bias=module.bias is not None,
             dtype=tdtype,
+        )
+        _parameters_to_torch(module, out, path, torch, tdtype, made)
+    elif isinstance(module, RMSNorm):
+        out = nn.RMSNorm(
+            module.normalized_shape, module.eps, module.elementwise_affine, dtype=tdtype
         )
         _parameters_to_torch(module, out, path, torch, tdtype, made)
     elif isinstance(module, BatchNorm1d):
@@ -478,7 +485,7 @@ def from_torch(seq) -> Sequential:
 
     Reads (nested) Sequentials of Linear, Identity, ReLU, Sigmoid, Tanh,
     LeakyReLU, GELU, SiLU, ELU, Softplus, Softmax, LogSoftmax and Softmin over dim 1
-    (or -1), Dropout, LayerNorm, BatchNorm1d (with its running statistics), PReLU, the
+    (or -1), Dropout, LayerNorm, BatchNorm1d (with its running statistics), RMSNorm, PReLU, the
     same-named layers of ``_TWINS`` (Flatten, ReLU6, Hardtanh, …) and
     ``TorchStandardize``,
     copying the weights; the dtype is the weights' (float32 or float64). Keys
@@ -515,7 +522,9 @@ def from_torch(seq) -> Sequential:
 _READS = (
     "wxb reads Sequential, Linear, Identity, ReLU, Sigmoid, Tanh, LeakyReLU, GELU, SiLU, "
     "ELU, Softplus, Softmax(dim=1), LogSoftmax(dim=1), Softmin(dim=1), Dropout, LayerNorm, "
-    "BatchNorm1d, PReLU, " + ", ".join(cls.__name__ for cls in _TWINS) + " and TorchStandardize"
+    "BatchNorm1d, RMSNorm, PReLU, "
+    + ", ".join(cls.__name__ for cls in _TWINS)
+    + " and TorchStandardize"
 )
 
 
@@ -563,7 +572,7 @@ def _torch_refusal(module, nn) -> str | None:
     """Why ``module`` has no wxb twin, or None."""
     cls = type(module)
     simple = (nn.Linear, nn.Dropout, nn.LeakyReLU, nn.GELU, nn.Identity, nn.ReLU, nn.Sigmoid,
-              nn.SiLU, nn.ELU, nn.Softplus, nn.LayerNorm, nn.BatchNorm1d, nn.PReLU,
+              nn.SiLU, nn.ELU, nn.Softplus, nn.LayerNorm, nn.BatchNorm1d, nn.RMSNorm, nn.PReLU,
               *_twin_classes(nn))  # fmt: skip
     if cls in (*simple, nn.Tanh) or cls is _standardize_class_if_made():
         return "it holds sub-modules, which wxb would not run" if module._modules else None
@@ -687,6 +696,14 @@ def _from_torch(module, path: str, torch, dtype, made: dict[int, Module]) -> Mod
                 bias=module.bias is not None,
                 dtype=dtype,
             )
+        except ConfigError as exc:
+            raise ConfigError(f"from_torch: {label}: {exc}") from None
+        _parameters_from_torch(module, out, dtype, label, made)
+    elif cls is nn.RMSNorm:
+        try:
+            eps = None if module.eps is None else float(module.eps)
+            shape = tuple(module.normalized_shape)
+            out = RMSNorm(shape, eps, module.elementwise_affine, dtype=dtype)
         except ConfigError as exc:
             raise ConfigError(f"from_torch: {label}: {exc}") from None
         _parameters_from_torch(module, out, dtype, label, made)

@@ -41,7 +41,7 @@ from wxb.data import (
 from wxb.errors import ConfigError, ModelFileError, ShapeError, WxbError
 from wxb.nn import layers
 from wxb.nn.module import Module
-from wxb.nn.norm import BatchNorm1d, LayerNorm
+from wxb.nn.norm import BatchNorm1d, LayerNorm, RMSNorm
 from wxb.nn.plan import width_mismatch
 from wxb.nn.sequential import Sequential, layers_in_order
 from wxb.random import state_as_json, state_from_json
@@ -60,8 +60,10 @@ STOCK_TYPES: dict[str, type[Module]] = {
     "Standardize": layers.Standardize,
     "Flatten": layers.Flatten,
     "PReLU": layers.PReLU,
+    "GLU": layers.GLU,
     "LayerNorm": LayerNorm,
     "BatchNorm1d": BatchNorm1d,
+    "RMSNorm": RMSNorm,
     **{cls.__name__: cls for cls in layers.ACTIVATIONS.values()},
 }
 # Fields of each type's config() besides "type" and the optional "name".
@@ -72,6 +74,7 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "Standardize": ("features",),
     "Flatten": ("start_dim", "end_dim"),
     "PReLU": ("num_parameters",),
+    "GLU": ("dim",),
     "LeakyReLU": ("negative_slope",),
     "GELU": ("approximate",),
     "ELU": ("alpha",),
@@ -81,6 +84,7 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "Threshold": ("threshold", "value"),
     "LayerNorm": ("normalized_shape", "eps", "elementwise_affine", "bias"),
     "BatchNorm1d": ("num_features", "eps", "momentum", "affine", "track_running_stats", "bias"),
+    "RMSNorm": ("normalized_shape", "eps", "elementwise_affine"),
 }
 # Weights are F32 or F64, one of them a model; I64 only for BatchNorm1d's batch count.
 FILE_DTYPES = {"F32": np.dtype(np.float32), "F64": np.dtype(np.float64), "I64": np.dtype(np.int64)}
@@ -451,6 +455,8 @@ def _check_saveable(model: object) -> None:
         elif cls is LayerNorm:
             expected_params = {"weight"} if module.elementwise_affine else set()
             expected_params |= {"bias"} if module.bias is not None else set()
+        elif cls is RMSNorm:
+            expected_params = {"weight"} if module.elementwise_affine else set()
         elif cls is BatchNorm1d:
             expected_params = {"weight"} if module.affine else set()
             expected_params |= {"bias"} if module.bias is not None else set()
@@ -856,6 +862,8 @@ def _build(config: dict[str, Any]) -> Module:
         return layers.Flatten(config["start_dim"], config["end_dim"], name=name)
     if kind == "PReLU":
         return layers.PReLU(config["num_parameters"], name=name)
+    if kind == "GLU":
+        return layers.GLU(config["dim"], name=name)
     if kind == "LeakyReLU":
         return layers.LeakyReLU(config["negative_slope"], name=name)
     if kind == "GELU":
@@ -869,6 +877,9 @@ def _build(config: dict[str, Any]) -> Module:
     if kind == "LayerNorm":
         shape, eps = tuple(config["normalized_shape"]), config["eps"]
         return LayerNorm(shape, eps, config["elementwise_affine"], config["bias"], name=name)
+    if kind == "RMSNorm":
+        shape, eps = tuple(config["normalized_shape"]), config["eps"]
+        return RMSNorm(shape, eps, config["elementwise_affine"], name=name)
     if kind == "BatchNorm1d":
         return BatchNorm1d(
             config["num_features"],
@@ -1019,11 +1030,11 @@ def _layout(architecture: object) -> tuple[Shapes, Shapes, dict[str, str], set[s
                 raise _Invalid(f"{where}: Dropout p {_short(p)} is not a number in [0, 1)")
         elif kind == "PReLU":
             slot(prefix, "weight", (_positive(node, "num_parameters", where),), alias)
-        elif kind == "Flatten":
+        elif kind in ("Flatten", "GLU"):
             for key in _FIELDS[kind]:
                 value = node[key]
                 if isinstance(value, bool) or not isinstance(value, int):
-                    raise _Invalid(f"{where}: Flatten {key} {_short(value)} is not an integer")
+                    raise _Invalid(f"{where}: {kind} {key} {_short(value)} is not an integer")
         elif kind == "LeakyReLU":
             slope = node["negative_slope"]
             if not _is_number(slope):
@@ -1044,17 +1055,22 @@ def _layout(architecture: object) -> tuple[Shapes, Shapes, dict[str, str], set[s
             raise _Invalid(
                 f"{where}: approximate {_short(node['approximate'])} is not 'none' or 'tanh'"
             )
-        elif kind == "LayerNorm":
+        elif kind in ("LayerNorm", "RMSNorm"):
             dims = node["normalized_shape"]
             if not isinstance(dims, list) or not dims or len(dims) > _MAX_NDIM:
                 raise _Invalid(f"{where}: normalized_shape {_short(dims)} is not a list of sizes")
             shape = tuple(
                 _positive({"normalized_shape": d}, "normalized_shape", where) for d in dims
             )
-            _check_norm_settings(node, where, ("elementwise_affine", "bias"))
+            with_bias = kind == "LayerNorm"
+            _check_norm_settings(
+                node,
+                where,
+                ("elementwise_affine", "bias") if with_bias else ("elementwise_affine",),
+            )
             if node["elementwise_affine"]:
                 slot(prefix, "weight", shape, alias)
-                if node["bias"]:
+                if with_bias and node["bias"]:
                     slot(prefix, "bias", shape, alias)
         elif kind == "BatchNorm1d":
             n = _positive(node, "num_features", where)
@@ -1077,7 +1093,9 @@ def _layout(architecture: object) -> tuple[Shapes, Shapes, dict[str, str], set[s
 
 
 def _check_norm_settings(node: dict, where: str, flags: tuple[str, ...]) -> None:
-    if not _is_number(node["eps"]) or node["eps"] < 0:
+    if node["eps"] is None and node["type"] == "RMSNorm":  # torch's default: the dtype's ε
+        pass
+    elif not _is_number(node["eps"]) or node["eps"] < 0:
         raise _Invalid(f"{where}: eps {_short(node['eps'])} is not a finite number ≥ 0")
     for key in flags:
         if not isinstance(node[key], bool):

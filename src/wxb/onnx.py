@@ -17,6 +17,9 @@ default domain, with the weights as initializers:
 - LayerNorm(n)   μ = X·(𝟙/n), D = X − μ, σ² = (D ⊙ D)·(𝟙/n), D ⊙ 1/√(σ² + ε), then ⊙ γ + β:
                  MatMul, Sub, Mul, Add, Sqrt, Reciprocal (opset-13 operators), x̂ in
                  float64 as wxb takes it (a float32 model Casts X there and x̂ back)
+- RMSNorm(n)     X ⊙ 1/√((X ⊙ X)·(𝟙/n) + ε), then ⊙ γ: Mul, MatMul, Add, Sqrt,
+                 Reciprocal, in float64 as wxb takes mean(x²) (a float32 model Casts X
+                 there and the result back); ε None is the model dtype's machine epsilon
 - BatchNorm1d    eval mode, as wxb's predict: (X − running μ) ⊙ 1/√(running σ² + ε), then
                  ⊙ γ + β, with the factor computed as wxb computes it (Sub, Mul, Mul, Add);
                  one without running statistics (it normalises each batch by itself) is
@@ -42,6 +45,8 @@ default domain, with the weights as initializers:
 - Threshold(t, v) Where(Z ≤ t, v, Z) (a NaN passes, as torch's)
 - PReLU          PRelu(Z, a), a the learned slope(s) as an initializer
 - Softmin        Softmax(Neg(Z), axis=-1)
+- GLU()          A ⊙ Reciprocal(1 + Exp(−B)), A and B the halves of each row (two Slice
+                 nodes, from the width the layer before gives; dim 1 or -1 only)
 - GELU('tanh')   composed from Mul/Add/Tanh as wxb writes it
 - GELU('none')   Z ⊙ Φ(Z). float32: ½·Z·(1 + Erf(Z/√2)). float64: onnxruntime has
                  no float64 Erf, so Φ(Z) = ½·erfc(−Z/√2) is composed from
@@ -123,9 +128,9 @@ from wxb.columns import text_aliases
 from wxb.data import atomic_write
 from wxb.describe import chain_layers
 from wxb.errors import ConfigError, install_hint
-from wxb.nn.layers import Activation, Dense, Dropout, Flatten, PReLU, Standardize
+from wxb.nn.layers import GLU, Activation, Dense, Dropout, Flatten, PReLU, Standardize
 from wxb.nn.module import Module, stock_kind
-from wxb.nn.norm import NORMS, BatchNorm1d, LayerNorm
+from wxb.nn.norm import NORMS, BatchNorm1d, LayerNorm, RMSNorm
 from wxb.nn.sequential import Sequential
 from wxb.tables import numeric_markers
 
@@ -148,7 +153,7 @@ _KERNELS = (
     ops.CELU, ops.Mish, ops.Hardswish, ops.Hardsigmoid, ops.LogSigmoid, ops.Softsign,
     ops.Tanhshrink, ops.Threshold, ops.Softmin,
 )  # fmt: skip
-_STOCK = (Sequential, Dense, Dropout, Standardize, Flatten, PReLU, *NORMS, Activation)
+_STOCK = (Sequential, Dense, Dropout, Standardize, Flatten, PReLU, GLU, *NORMS, Activation)
 
 
 def _onnx() -> Any:
@@ -317,7 +322,7 @@ def _stock_leaf(path: str, module: Module, in_sequential: bool = False) -> tuple
             path,
             module,
             f"{why}; ONNX export handles only Sequential, Dense, Standardize, Dropout, "
-            "Flatten, PReLU, LayerNorm, BatchNorm1d and wxb's activations",
+            "Flatten, PReLU, GLU, LayerNorm, BatchNorm1d, RMSNorm and wxb's activations",
         )
     if kind is Activation and type(module.kernel) not in _KERNELS:
         raise _refuse(
@@ -694,8 +699,8 @@ class _Graph:
         return int(mean.shape[0])
 
     @staticmethod
-    def _norm_width(path: str, layer: LayerNorm | BatchNorm1d) -> int:
-        if isinstance(layer, LayerNorm):
+    def _norm_width(path: str, layer: LayerNorm | BatchNorm1d | RMSNorm) -> int:
+        if isinstance(layer, (LayerNorm, RMSNorm)):
             if len(layer.normalized_shape) != 1:
                 raise _refuse(
                     path, layer, f"it normalises dims {layer.normalized_shape}; rows have one"
@@ -710,7 +715,7 @@ class _Graph:
             )
         return layer.num_features
 
-    def _affine(self, layer: LayerNorm | BatchNorm1d, x: str, where: str) -> str:
+    def _affine(self, layer: LayerNorm | BatchNorm1d | RMSNorm, x: str, where: str) -> str:
         """γ ⊙ x̂ + β, as wxb's ops compute it (a Mul, then an Add)."""
         if layer.weight is not None:
             gamma = self.initializer(layer.weight, layer.weight.data, f"{where}.weight")
@@ -737,6 +742,43 @@ class _Graph:
             elem = self.onnx.helper.np_dtype_to_tensor_dtype(self.dtype)
             out = self.node("Cast", [out], where, to=elem)
         return self._affine(layer, out, where)
+
+    def _rms_norm(self, layer: RMSNorm, x: str, where: str) -> str:
+        # mean(x²) in float64, as wxb takes it; x ⊙ r back in the model's dtype
+        n, f64 = layer.normalized_shape[0], np.dtype(np.float64)
+        eps = float(np.finfo(self.dtype).eps) if layer.eps is None else layer.eps
+        wide = self.dtype != f64
+        if wide:
+            x = self.node("Cast", [x], where, to=self.onnx.TensorProto.DOUBLE)
+        mean_of = self.initializer(None, np.full((n, 1), 1.0 / n), f"{where}.mean_of", f64)
+        epsilon = self.initializer(None, np.array(eps), f"{where}.eps", f64)
+        square = self.node("MatMul", [self.node("Mul", [x, x], where), mean_of], where)
+        root = self.node("Sqrt", [self.node("Add", [square, epsilon], where)], where)
+        out = self.node("Mul", [x, self.node("Reciprocal", [root], where)], where)
+        if wide:
+            elem = self.onnx.helper.np_dtype_to_tensor_dtype(self.dtype)
+            out = self.node("Cast", [out], where, to=elem)
+        return self._affine(layer, out, where)
+
+    def _glu(self, path: str, layer: GLU, x: str, where: str, width: int | None) -> tuple[str, int]:
+        if not layer.halves_rows():
+            raise _refuse(
+                path, layer, f"it halves dim {layer.dim}; the graph's rows (B, F) export dim=-1"
+            )
+        if width is None:  # (Slice needs the half's size; no layer before gives it)
+            raise _refuse(
+                path, layer, "the width it halves is not known: put it after a Dense layer"
+            )
+        if width % 2:
+            raise _refuse(path, layer, f"it halves rows of {width} features, an odd number")
+        half, i64 = width // 2, np.dtype(np.int64)
+        axis = self.initializer(None, np.array([-1]), f"{where}.axis", i64)
+        bounds = [
+            self.initializer(None, np.array([k]), f"{where}.at_{k}", i64) for k in (0, half, width)
+        ]
+        a = self.node("Slice", [x, bounds[0], bounds[1], axis], where)
+        b = self.node("Slice", [x, bounds[1], bounds[2], axis], where)
+        return self.node("Mul", [a, self._sigmoid(b, where)], where), half
 
     def _batch_norm(self, layer: BatchNorm1d, x: str, where: str) -> str:
         dtype = layer.running_var.dtype
@@ -765,12 +807,16 @@ class _Graph:
         if isinstance(layer, PReLU):  # its slope(s) along the features (the last axis)
             slope = self.initializer(layer.weight, layer.weight.data, f"{where}.weight")
             return self.node("PRelu", [x, slope], where), width
+        if isinstance(layer, GLU):
+            return self._glu(path, layer, x, where, width)
         if isinstance(layer, Flatten):  # (B, d₁, d₂, …) → (B, d₁·d₂·…)
             return self.node("Flatten", [x], where, axis=1), width
         if isinstance(layer, LayerNorm):
             return self._layer_norm(layer, x, where), width
         if isinstance(layer, BatchNorm1d):
             return self._batch_norm(layer, x, where), width
+        if isinstance(layer, RMSNorm):
+            return self._rms_norm(layer, x, where), width
         return self._activation(layer.kernel, x, where), width
 
     def _activation(self, kernel: object, x: str, where: str) -> str:

@@ -1450,6 +1450,33 @@ def threshold(z: Tensor, threshold: float, value: float, inplace: bool = False) 
     return activation(as_tensor(z), Threshold(threshold, value))
 
 
+def glu(z: object, dim: int = -1) -> Tensor:
+    """Gated linear unit (torch's F.glu / nn.GLU): Z split in halves A, B along ``dim``,
+    A ⊙ σ(B), σ(b) = 1/(1 + e^(−b)) as the Sigmoid kernel computes it. Backward, with g
+    = ∂L/∂(A ⊙ σ(B)): ∂L/∂A = g ⊙ σ(B), ∂L/∂B = g ⊙ A ⊙ σ(B) ⊙ (1 − σ(B)), joined
+    along ``dim`` again."""
+    z = as_tensor(z)
+    if z.dtype.kind != "f":
+        raise DataError(f"glu: needs a float input; got {z.dtype}")
+    if z.ndim == 0:
+        raise ShapeError("glu: a 0-d tensor has no dim to halve")
+    axis = dim_axis(dim, z.ndim, "glu")
+    Z = z.data
+    if Z.shape[axis] % 2:
+        raise ShapeError(
+            f"glu: halves dim {dim}, which must be of even size; input of shape {Z.shape}"
+        )
+    A, B = np.split(Z, 2, axis=axis)
+    with np.errstate(over="ignore"):  # (e^(−b) = inf: σ = 0, as the Sigmoid kernel's)
+        s = 1 / (1 + np.exp(-B))
+    out = A * s
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (np.concatenate((g * s, g * A * s * (1 - s)), axis=axis),)
+
+    return Tensor.from_op(out, "glu", (z,), backward)
+
+
 def prelu(z: Tensor, weight: Tensor) -> Tensor:
     """PReLU: z where z > 0, else a·z, with a learned ``weight`` a of one value, or one per
     channel (dim 1, the features of rows), as torch's F.prelu. Backward: ∂L/∂Z = δ where
@@ -2577,7 +2604,7 @@ def smooth_l1_loss(output: Tensor, target: object, reduction: str = "mean", beta
 
 
 # ---------------------------------------------------------------------------------
-# Normalisation: LayerNorm and BatchNorm1d (x̂ = (x − μ)/√(σ² + ε), then γ ⊙ x̂ + β)
+# Normalisation: LayerNorm and BatchNorm1d (x̂ = (x − μ)/√(σ² + ε), then γ ⊙ x̂ + β), RMSNorm
 # ---------------------------------------------------------------------------------
 def check_normalized_shape(value: object, what: str = "normalized_shape") -> tuple[int, ...]:
     """PyTorch's ``normalized_shape``: an int or a sequence of positive ints."""
@@ -2678,6 +2705,46 @@ def layer_norm(
     beta = _affine_operand(bias, shape, "layer_norm bias", x)
     out, _, _ = normalize(x, tuple(range(x.ndim - k, x.ndim)), eps)
     return _affine(out, gamma, beta, shape)
+
+
+def rms_norm(
+    x: Tensor,
+    normalized_shape: object,
+    weight: object = None,
+    eps: float | None = None,
+) -> Tensor:
+    """Each sample scaled by its root mean square over its last dims, as PyTorch's
+    ``F.rms_norm``: y = γ ⊙ x ⊙ r, r = 1/√(mean(x²) + ε); ε None is the dtype's machine
+    epsilon (torch's ``finfo(x.dtype).eps``). mean(x²) is taken in float64, as normalize
+    takes σ². Backward, x̂ = x ⊙ r and ĝ = γ ⊙ g (the mean over the normalised dims):
+    ∂L/∂x = r ⊙ (ĝ − x̂ ⊙ mean(ĝ ⊙ x̂)), since ∂r/∂xⱼ = −r³·xⱼ/n; ∂L/∂γ = Σ g ⊙ x̂."""
+    x = as_tensor(x)  # (an array too, as the other functional forms take)
+    shape = check_normalized_shape(normalized_shape)
+    if x.dtype.kind != "f":
+        raise DataError(f"rms_norm: needs a float input; got {x.dtype}")
+    eps = float(np.finfo(x.dtype).eps) if eps is None else check_eps(eps, "rms_norm")
+    k = len(shape)
+    if x.ndim < k or tuple(x.shape[x.ndim - k :]) != shape:
+        raise ShapeError(
+            f"rms_norm: normalized_shape {list(shape)} needs inputs ending in those dims; "
+            f"got shape {tuple(x.shape)}"
+        )
+    gamma = _affine_operand(weight, shape, "rms_norm weight", x)
+    axes = tuple(range(x.ndim - k, x.ndim))
+    X = x.data
+    X64 = X.astype(np.float64, copy=False)
+    with np.errstate(over="ignore", divide="ignore"):  # (1/√0 with eps=0: inf, as torch's)
+        r64 = 1.0 / np.sqrt(np.mean(X64 * X64, axis=axes, keepdims=True) + eps)
+    out = (X64 * r64).astype(X.dtype, copy=False)
+    r = r64.astype(X.dtype, copy=False)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        # x̂ again from x and r, as the forward computed it (torch's keeps x, not x̂)
+        xhat = (X.astype(np.float64, copy=False) * r64).astype(X.dtype, copy=False)
+        return (r * (g - xhat * (g * xhat).mean(axis=axes, keepdims=True)),)
+
+    result = Tensor.from_op(out, "x̂ (rms)", (x,), backward)
+    return _affine(result, gamma, None, shape)
 
 
 def batch_norm(

@@ -8,6 +8,7 @@ from wxb.nn.layers import (
     CELU,
     ELU,
     GELU,
+    GLU,
     SELU,
     Activation,
     Dense,
@@ -51,7 +52,7 @@ from wxb.nn.losses import (
     get_loss,
 )
 from wxb.nn.module import Module, Parameter
-from wxb.nn.norm import BatchNorm1d, LayerNorm
+from wxb.nn.norm import BatchNorm1d, LayerNorm, RMSNorm
 from wxb.nn.sequential import Sequential
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "CELU",
     "ELU",
     "GELU",
+    "GLU",
     "LOSSES",
     "SELU",
     "Activation",
@@ -92,6 +94,7 @@ __all__ = [
     "Parameter",
     "ParameterDict",
     "ParameterList",
+    "RMSNorm",
     "ReLU",
     "ReLU6",
     "Sequential",
@@ -167,9 +170,8 @@ _TORCH_NAMES.update(
             *("LazyBatchNorm3d", "SyncBatchNorm", "InstanceNorm1d", "InstanceNorm2d"),
             *("InstanceNorm3d", "LazyInstanceNorm1d", "LazyInstanceNorm2d"),
             *("LazyInstanceNorm3d", "GroupNorm", "LocalResponseNorm", "CrossMapLRN2d"),
-            "RMSNorm",
         ),
-        f"{_DENSE}: its norms are BatchNorm1d(features) and LayerNorm(features)",
+        f"{_DENSE}: its norms are BatchNorm1d(features), LayerNorm(features) and RMSNorm(features)",
     )
 )
 _TORCH_NAMES.update(
@@ -180,9 +182,9 @@ _TORCH_NAMES.update(
 )
 _TORCH_NAMES.update(
     dict.fromkeys(
-        ("GLU", "Hardshrink", "RReLU", "Softshrink", "Softmax2d"),
+        ("Hardshrink", "RReLU", "Softshrink", "Softmax2d"),
         "wxb.nn's activations are "
-        + ", ".join(sorted({layer.__name__ for layer in ACTIVATIONS.values()} | {"PReLU"}))
+        + ", ".join(sorted({layer.__name__ for layer in ACTIVATIONS.values()} | {"PReLU", "GLU"}))
         + "; another is a Module of your own whose forward computes it with tensor methods "
         "(Softshrink: x - x.clamp(-0.5, 0.5))",
     )

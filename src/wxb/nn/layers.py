@@ -566,6 +566,44 @@ class PReLU(Module):
         return f"num_parameters={self.num_parameters}"
 
 
+class GLU(Module):
+    """Gated linear unit, as torch's nn.GLU(dim=-1): the input split in halves A, B along
+    ``dim``, A ⊙ σ(B), so a row of 2k features gives k (Dense(n, 2k), GLU() is one gated
+    layer). It runs on the recorded graph (``ops.glu``: f and its backward there)."""
+
+    def __init__(self, dim: int = -1, name: str | None = None) -> None:
+        super().__init__()
+        self.dim = dim
+        self.name = name
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @dim.setter
+    def dim(self, value: object) -> None:  # checked when set later too, as at construction
+        self._dim = _dim_setting(value, "GLU dim")
+        _structure_changed()  # its width out is read from it (summary, save)
+
+    def halves_rows(self) -> bool:
+        """Whether it halves the features of rows (B, F): dim 1 or -1."""
+        return self.dim in (1, -1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ops.glu(x, self.dim)
+
+    def config(self) -> dict[str, Any]:
+        if type(self) is not GLU:
+            raise ConfigError(
+                f"{type(self).__name__} cannot be saved: it subclasses GLU, and a model "
+                "file rebuilds only a plain GLU"
+            )
+        return {"type": "GLU", "name": self.name, "dim": self.dim}
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
 class _RowWise(Activation):
     """Softmax and LogSoftmax: over each row's last axis, the classes of a (B, C) batch.
     PyTorch's ``dim=`` is taken where it names that axis (1 or -1; None, PyTorch's

@@ -1,5 +1,6 @@
-"""Normalisation layers, as PyTorch's: LayerNorm (over each sample's features) and
-BatchNorm1d (over the batch, with running statistics for eval mode).
+"""Normalisation layers, as PyTorch's: LayerNorm (over each sample's features),
+BatchNorm1d (over the batch, with running statistics for eval mode) and RMSNorm (each
+sample scaled by its root mean square, x/√(mean(x²) + ε), then γ ⊙: no μ, no β).
 
 Both compute x̂ = (x − μ)/√(σ² + ε), then γ ⊙ x̂ + β with learned γ (``weight``) and β
 (``bias``); ``ops.normalize`` holds the forward and its backward rule. They run on the
@@ -48,7 +49,7 @@ def _flag(value: object, what: str) -> bool:
     return bool(value)
 
 
-def _reset_affine(layer: LayerNorm | BatchNorm1d) -> None:
+def _reset_affine(layer: LayerNorm | BatchNorm1d | RMSNorm) -> None:
     """γ = 1 and β = 0 again, in place (the same Parameters, as PyTorch's)."""
     with no_grad():
         if layer.weight is not None:
@@ -276,5 +277,79 @@ class BatchNorm1d(Module):
         )
 
 
+# Keras's RMSNormalization keywords, with wxb's (PyTorch's) way
+_KERAS_RMS = {
+    "epsilon": "ε is eps= (PyTorch's name; None, its default, is the dtype's machine epsilon)",
+    "scale": "γ is learnt unless elementwise_affine=False",
+    "axis": "the dims scaled are the last ones, normalized_shape (a row's width for rows)",
+}
+
+
+class RMSNorm(Module):
+    """y = γ ⊙ x/√(mean(x²) + ε), the mean over each sample's last dims
+    (``normalized_shape``), as torch's nn.RMSNorm (torch 2.4+): no centring and no β.
+    ``eps=None`` (torch's default) is the input dtype's machine epsilon. The same in
+    training and in eval mode; ``ops.rms_norm`` holds the forward and its backward rule.
+    ``device=``: the CPU, as Dense takes it."""
+
+    def __init__(
+        self,
+        normalized_shape: int | tuple[int, ...],
+        eps: float | None = None,
+        elementwise_affine: bool = True,
+        *,
+        dtype: object = None,
+        device: object = None,
+        name: str | None = None,
+        **keras_options: object,
+    ) -> None:
+        super().__init__()
+        refuse_keras_options("RMSNorm", keras_options, _KERAS_RMS)
+        check_device(device, "RMSNorm")  # PyTorch's factory keyword: the CPU, or refused
+        self.normalized_shape = ops.check_normalized_shape(
+            normalized_shape, "RMSNorm normalized_shape"
+        )
+        self.eps = None if eps is None else ops.check_eps(eps, "RMSNorm")
+        self.elementwise_affine = _flag(elementwise_affine, "RMSNorm elementwise_affine")
+        self.name = name
+        dt = resolve_dtype(dtype)
+        shape = self.normalized_shape
+        self.weight = Parameter(np.ones(shape, dt)) if self.elementwise_affine else None
+
+    @property
+    def bias(self) -> None:  # no β (read by the code shared with the other norms)
+        return None
+
+    @property
+    def in_features(self) -> int:
+        """The width it takes, when it scales one dim (else no such attribute)."""
+        if len(self.normalized_shape) != 1:
+            raise AttributeError("in_features: RMSNorm normalises several dims")
+        return self.normalized_shape[0]
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_dtype(self, x, self.weight)
+        return ops.rms_norm(x, self.normalized_shape, self.weight, self.eps)
+
+    def reset_parameters(self) -> None:
+        """γ = 1 again, in place (the same Parameter, as PyTorch's)."""
+        _reset_affine(self)
+
+    def config(self) -> dict[str, Any]:
+        _refuse_subclass(self, RMSNorm)
+        return {
+            "type": "RMSNorm",
+            "name": self.name,
+            "normalized_shape": list(self.normalized_shape),
+            "eps": self.eps,
+            "elementwise_affine": self.elementwise_affine,
+        }
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        )
+
+
 # The normalisation layers: on the recorded graph, not the planned stack
-NORMS = (LayerNorm, BatchNorm1d)
+NORMS = (LayerNorm, BatchNorm1d, RMSNorm)

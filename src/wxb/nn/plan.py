@@ -28,6 +28,7 @@ import numpy as np
 from wxb import kernels, ops
 from wxb.errors import ConfigError, DataError, ShapeError
 from wxb.nn.layers import (
+    GLU,
     Activation,
     Dense,
     Dropout,
@@ -79,6 +80,8 @@ def unplannable_reason(layers: list[Module]) -> str | None:
             )
         if stock_kind(layer, (PReLU,)) is not None:
             return f"{layer.label} learns its slope on the recorded graph"
+        if stock_kind(layer, (GLU,)) is not None:
+            return f"{layer.label} gates one half of its input by the other on the recorded graph"
         if not _is_stock(layer):
             return (
                 f"{layer.label} is not a stock layer (its class overrides forward or __call__, "
@@ -127,6 +130,8 @@ def width_mismatch(layers: list[Module]) -> str | None:
             width = layer.out_features
         elif takes is not None:
             width = takes
+        elif isinstance(layer, GLU) and width is not None:  # a row's halves: A ⊙ σ(B)
+            width = width // 2 if layer.halves_rows() else None
     return None
 
 

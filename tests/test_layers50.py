@@ -1,0 +1,406 @@
+"""torch.nn layers a dense (tabular) network is written with, which wxb.nn lacked: each
+against PyTorch (values, gradients of the input and the parameters, a training step in a
+Sequential), against central differences, and in every place a model goes (state_dict,
+a model file, ONNX, PyTorch and back, summary and the diagrams)."""
+
+import numpy as np
+import pytest
+
+import wxb
+import wxb.describe
+import wxb.interop
+from wxb import nn
+from wxb.errors import ConfigError, DataError
+
+torch = pytest.importorskip("torch")
+
+EPS32 = float(np.finfo(np.float32).eps)
+
+
+def _tensor(x, grad=True):
+    return wxb.Tensor(x, requires_grad=grad), torch.tensor(x, requires_grad=grad)
+
+
+def _copy_weights(model, twin):
+    with torch.no_grad():
+        for mine, their in zip(model.parameters(), twin.parameters(), strict=True):
+            their.copy_(torch.tensor(mine.data))
+
+
+# ---------------------------------------------------------------------------------
+# RMSNorm: y = γ ⊙ x/√(mean(x²) + ε) over the last dims, torch 2.4's nn.RMSNorm
+# ---------------------------------------------------------------------------------
+def _rms_case(rng, dtype="float64"):
+    """A random input, normalized_shape (its last 1 or 2 dims), eps (None: torch's
+    default) and affine flag, with the pair of layers holding one random γ."""
+    ndim = int(rng.integers(2, 5))
+    shape = tuple(int(n) for n in rng.integers(1, 6, size=ndim))
+    k = int(rng.integers(1, min(ndim, 2) + 1))
+    normalized = shape[ndim - k :]
+    eps = [None, float(rng.uniform(1e-6, 1e-2))][int(rng.integers(2))]
+    affine = bool(rng.integers(0, 4))  # mostly with γ
+    ours = nn.RMSNorm(normalized, eps, affine, dtype=dtype)
+    theirs = torch.nn.RMSNorm(normalized, eps, affine, dtype=getattr(torch, dtype))
+    if affine:
+        gamma = rng.normal(size=normalized).astype(dtype)
+        ours.weight.data[...] = gamma
+        with torch.no_grad():
+            theirs.weight.copy_(torch.tensor(gamma))
+    x = (rng.normal(size=shape) * rng.uniform(0.1, 10)).astype(dtype)
+    return ours, theirs, x, normalized
+
+
+def _rms_grad_terms(layer, x, upstream, normalized):
+    """The size of the terms ∂L/∂x sums, r·(|ĝ| + |x̂|·mean|ĝ ⊙ x̂|) with ĝ = γ ⊙ g,
+    r = 1/√(mean(x²) + ε), and x̂ = x·r itself (float64, over the normalised dims)."""
+    x = x.astype(np.float64)
+    axes = tuple(range(x.ndim - len(normalized), x.ndim))
+    eps = float(np.finfo(layer.dtype).eps) if layer.eps is None else layer.eps
+    r = 1 / np.sqrt(np.mean(x * x, axis=axes, keepdims=True) + eps)
+    gamma = 1.0 if layer.weight is None else np.abs(layer.weight.data.astype(np.float64))
+    ghat, xhat = np.abs(upstream * gamma), np.abs(x * r)
+    return r * (ghat + xhat * np.mean(ghat * xhat, axis=axes, keepdims=True)), x * r
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_rms_norm_values_and_gradients_are_torchs(rng, dtype):
+    eps = float(np.finfo(dtype).eps)
+    for _ in range(20):
+        ours, theirs, x, normalized = _rms_case(rng, dtype)
+        n = int(np.prod(normalized))
+        assert repr(ours) == repr(theirs)
+        assert list(ours.state_dict()) == list(theirs.state_dict())
+        ox, tx = _tensor(x)
+        a, b = ours(ox), theirs(tx)
+        assert a.shape == tuple(b.shape) and a.dtype == np.dtype(dtype)
+        # y = γ·x·r, r from a sum of n squares (relative error ≤ n·ε), √, 1/· and two ⊙:
+        # each within (n + 6)·ε of the exact, relatively (torch sums in the dtype; wxb in
+        # float64, so its own y is within 4ε)
+        np.testing.assert_array_less(
+            np.abs(a.data.astype(np.float64) - b.detach().numpy()),
+            (n + 10) * eps * np.abs(b.detach().numpy().astype(np.float64)) + 1e-300,
+        )
+        upstream = rng.normal(size=a.shape).astype(dtype)
+        (a * wxb.Tensor(upstream)).sum().backward()
+        (b * torch.tensor(upstream)).sum().backward()
+        assert ox.grad.dtype == np.dtype(dtype)
+        # ∂L/∂x = r ⊙ (ĝ − x̂ ⊙ mean(ĝ ⊙ x̂)): r and x̂ within (n + 6)·ε each, the mean a
+        # sum of n terms, a few roundings after: relative to the size of the terms
+        terms, xhat = _rms_grad_terms(ours, x, upstream, normalized)
+        np.testing.assert_array_less(
+            np.abs(ox.grad.astype(np.float64) - tx.grad.numpy()), 4 * (n + 10) * eps * terms
+        )
+        if ours.weight is not None:  # ∂L/∂γ = Σ g ⊙ x̂ over the rows: that sum's rounding
+            rows = x.size // n
+            sizes = np.abs(upstream * xhat).reshape(rows, *normalized).sum(axis=0)
+            np.testing.assert_array_less(
+                np.abs(ours.weight.grad.astype(np.float64) - theirs.weight.grad.numpy()),
+                2 * (rows + n + 10) * eps * sizes + 1e-300,
+            )
+        functional = nn.functional.rms_norm(wxb.Tensor(x), normalized, ours.weight, ours.eps)
+        np.testing.assert_array_equal(functional.data, a.data)
+        twin = torch.nn.functional.rms_norm(tx, normalized, theirs.weight, theirs.eps)
+        np.testing.assert_array_equal(twin.detach().numpy(), b.detach().numpy())
+
+
+def test_rms_norm_gradients_are_finite_differences(rng):
+    features, rows = int(rng.integers(2, 7)), int(rng.integers(1, 5))
+    layer = nn.RMSNorm(features, float(rng.uniform(1e-4, 1e-1)), dtype="float64")
+    layer.weight.data[:] = rng.normal(size=features)
+    x = rng.normal(size=(rows, features))
+    upstream = rng.normal(size=x.shape)
+    ox = wxb.Tensor(x, requires_grad=True)
+    (layer(ox) * wxb.Tensor(upstream)).sum().backward()
+
+    def loss(values, gamma):
+        moved = nn.RMSNorm(features, layer.eps, dtype="float64")
+        moved.weight.data[:] = gamma
+        return float((moved(wxb.Tensor(values)).data * upstream).sum())
+
+    h = 1e-6
+    numeric_x = np.empty_like(x)
+    for index in np.ndindex(x.shape):
+        step = np.zeros_like(x)
+        step[index] = h
+        gamma = layer.weight.data
+        numeric_x[index] = (loss(x + step, gamma) - loss(x - step, gamma)) / (2 * h)
+    numeric_gamma = np.empty(features)
+    for j in range(features):
+        step = np.zeros(features)
+        step[j] = h
+        numeric_gamma[j] = (
+            loss(x, layer.weight.data + step) - loss(x, layer.weight.data - step)
+        ) / (2 * h)
+    # truncation h²·f‴/6 and rounding ε·|L|/h: both below 1e-7 for these sizes
+    np.testing.assert_allclose(ox.grad, numeric_x, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(layer.weight.grad, numeric_gamma, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("optimizer", ["SGD", "Adam"])
+def test_rms_norm_trains_a_step_as_torchs_in_a_sequential(rng, optimizer):
+    rows, features, hidden = int(rng.integers(2, 9)), int(rng.integers(2, 6)), 6
+    X, y = rng.normal(size=(rows, features)), rng.integers(0, 3, rows)
+    model = nn.Sequential(
+        nn.Dense(features, hidden), nn.RMSNorm(hidden), nn.ReLU(), nn.Dense(hidden, 3)
+    ).to("float64")
+    model[1].weight.data[:] = rng.normal(size=hidden)
+    assert "RMSNorm" in model.why_not_planned()  # the recorded graph runs it
+    twin = wxb.interop.to_torch(model)
+    assert isinstance(twin[1], torch.nn.RMSNorm)
+    theirs = getattr(torch.optim, optimizer)(twin.parameters(), lr=0.05)
+    ours = getattr(wxb.optim, optimizer)(model.parameters(), lr=0.05)
+    theirs.zero_grad()
+    torch.nn.functional.cross_entropy(twin(torch.tensor(X)), torch.tensor(y)).backward()
+    theirs.step()
+    ours.zero_grad()
+    nn.CrossEntropyLoss()(model(wxb.tensor(X, dtype=wxb.float64)), y).backward()
+    start = model[1].weight.data.copy()
+    ours.step()
+    assert not np.array_equal(model[1].weight.data, start)  # γ learned
+    for mine, their in zip(model.parameters(), twin.parameters(), strict=True):
+        np.testing.assert_allclose(mine.data, their.detach().numpy(), rtol=1e-12, atol=1e-13)
+
+
+def test_rms_norm_state_dict_round_trips_with_torchs(rng):
+    for _ in range(5):
+        ours, theirs, x, normalized = _rms_case(rng)
+        if ours.weight is None:
+            assert ours.state_dict() == {} and dict(theirs.state_dict()) == {}
+            continue
+        gamma = rng.normal(size=normalized)
+        theirs.load_state_dict({"weight": torch.tensor(gamma)})
+        ours.load_state_dict(theirs.state_dict())  # torch's state into wxb
+        np.testing.assert_array_equal(ours.weight.data, gamma)
+        fresh = torch.nn.RMSNorm(normalized, ours.eps, dtype=torch.float64)
+        fresh.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items()})
+        np.testing.assert_array_equal(fresh.weight.detach().numpy(), gamma)
+        np.testing.assert_allclose(
+            ours(wxb.Tensor(x)).data, fresh(torch.tensor(x)).detach().numpy(), rtol=1e-13
+        )
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_rms_norm_in_file_onnx_and_torch(rng, tmp_path, dtype):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    import wxb.onnx
+
+    features, hidden = int(rng.integers(2, 6)), int(rng.integers(2, 8))
+    eps = [None, float(rng.uniform(1e-6, 1e-2))][int(rng.integers(2))]
+    model = nn.Sequential(
+        nn.Dense(features, hidden), nn.RMSNorm(hidden, eps), nn.Tanh(), nn.Dense(hidden, 2)
+    ).to(dtype)
+    model[1].weight.data[:] = rng.normal(size=hidden)
+    X = (rng.normal(size=(int(rng.integers(1, 20)), features)) * 3).astype(dtype)
+    expected = model(X).data
+    wxb.save(model, tmp_path / "m.safetensors")
+    loaded = wxb.load(tmp_path / "m.safetensors")
+    assert repr(loaded) == repr(model) and loaded[1].eps == eps
+    np.testing.assert_array_equal(loaded(X).data, expected)
+
+    wxb.onnx.export(model, tmp_path / "m.onnx")
+    got = onnxruntime.InferenceSession(str(tmp_path / "m.onnx")).run(None, {"input": X})[0]
+    # the same operations in the same dtypes, but for the order of the (MatMul's) sums
+    tolerance = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance)
+
+    twin = wxb.interop.to_torch(model)
+    assert isinstance(twin[1], torch.nn.RMSNorm) and twin[1].eps == eps
+    np.testing.assert_allclose(
+        twin(torch.tensor(X)).detach().numpy(), expected, rtol=tolerance, atol=tolerance
+    )
+    back = wxb.interop.from_torch(twin)
+    assert isinstance(back[1], nn.RMSNorm) and back[1].eps == eps
+    np.testing.assert_array_equal(back(X).data, expected)
+
+
+def test_rms_norm_in_summary_and_diagrams(rng):
+    features, hidden = int(rng.integers(2, 6)), int(rng.integers(2, 8))
+    model = nn.Sequential(nn.Dense(features, hidden), nn.RMSNorm(hidden), nn.Dense(hidden, 3))
+    rows = model.summary().rows
+    assert [row.output_shape for row in rows] == [(hidden,), (hidden,), (3,)]
+    assert rows[1].parameters == hidden and rows[1].forward_flops == 0
+    assert rows[1].activation_bytes == hidden * 4
+    chart = wxb.describe.architecture_diagram(model)
+    assert f'-->|"{hidden}"| lay3' in chart
+    assert "RMSNorm: γ ⊙ Z⁽¹⁾/√(mean(Z⁽¹⁾ ⊙ Z⁽¹⁾) + ε)" in wxb.describe.forward_diagram(model)
+    assert "r ⊙ (ĝ − x̂ ⊙ mean(ĝ ⊙ x̂))" in wxb.describe.backward_diagram(model)
+
+
+def test_rms_norm_settings_are_checked():
+    with pytest.raises(ConfigError, match="RMSNorm normalized_shape"):
+        nn.RMSNorm(0)
+    with pytest.raises(ConfigError, match="RMSNorm: eps"):
+        nn.RMSNorm(3, -1.0)
+    with pytest.raises(ConfigError, match="RMSNorm elementwise_affine"):
+        nn.RMSNorm(3, None, "yes")
+    with pytest.raises(ConfigError, match=r"RMSNorm takes no epsilon= \(Keras's\): ε is eps="):
+        nn.RMSNorm(3, epsilon=1e-3)
+    with pytest.raises(wxb.errors.ShapeError, match=r"rms_norm: normalized_shape \[3\]"):
+        nn.RMSNorm(3)(wxb.Tensor(np.zeros((2, 4), np.float32)))
+    with pytest.raises(DataError, match="X is float64 but W is float32"):
+        nn.RMSNorm(3)(wxb.Tensor(np.zeros((2, 3))))
+
+
+# ---------------------------------------------------------------------------------
+# GLU: a ⊙ σ(b), a and b the halves of the input along dim, torch's nn.GLU
+# ---------------------------------------------------------------------------------
+def _glu_case(rng, dtype="float64"):
+    ndim = int(rng.integers(1, 5))
+    shape = [int(n) for n in rng.integers(1, 5, size=ndim)]
+    dim = int(rng.integers(-ndim, ndim))
+    shape[dim] *= 2
+    x = (rng.normal(size=shape) * rng.uniform(0.5, 20)).astype(dtype)
+    return nn.GLU(dim), torch.nn.GLU(dim), x, dim
+
+
+def _glu_sizes(x, upstream, dim):
+    """The size of each term of ∂L/∂x: |g|·σ(b) for a, |g|·|a|·σ(b)·(1 − σ(b)) for b."""
+    a, b = np.split(x.astype(np.float64), 2, axis=dim)
+    s = 1 / (1 + np.exp(-b))
+    g = np.abs(upstream.astype(np.float64))
+    return np.abs(a) * s, np.concatenate((g * s, g * np.abs(a) * s * (1 - s)), axis=dim)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_glu_values_and_gradients_are_torchs(rng, dtype):
+    eps = float(np.finfo(dtype).eps)
+    for _ in range(20):
+        ours, theirs, x, dim = _glu_case(rng, dtype)
+        assert repr(ours) == repr(theirs)
+        ox, tx = _tensor(x)
+        a, b = ours(ox), theirs(tx)
+        assert a.shape == tuple(b.shape) and a.dtype == np.dtype(dtype)
+        # a·σ(b): e^(−b), + 1, 1/· and ⊙, each rounded once (relatively: no cancellation)
+        upstream = rng.normal(size=a.shape).astype(dtype)
+        size, sizes = _glu_sizes(x, upstream, dim)
+        np.testing.assert_array_less(
+            np.abs(a.data.astype(np.float64) - b.detach().numpy()), 16 * eps * size + 1e-300
+        )
+        (a * wxb.Tensor(upstream)).sum().backward()
+        (b * torch.tensor(upstream)).sum().backward()
+        assert ox.grad.dtype == np.dtype(dtype)
+        np.testing.assert_array_less(
+            np.abs(ox.grad.astype(np.float64) - tx.grad.numpy()), 24 * eps * sizes + 1e-300
+        )
+        functional = nn.functional.glu(wxb.Tensor(x), dim)
+        np.testing.assert_array_equal(functional.data, a.data)
+
+
+def test_glu_gradient_is_finite_differences(rng):
+    rows, half = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+    x = rng.normal(size=(rows, 2 * half)) * 3
+    upstream = rng.normal(size=(rows, half))
+    ox = wxb.Tensor(x, requires_grad=True)
+    (nn.GLU()(ox) * wxb.Tensor(upstream)).sum().backward()
+    h, numeric = 1e-6, np.empty_like(x)
+    for index in np.ndindex(x.shape):
+        step = np.zeros_like(x)
+        step[index] = h
+        up, down = (nn.GLU()(wxb.Tensor(x + d)).data for d in (step, -step))
+        numeric[index] = ((up - down) * upstream).sum() / (2 * h)
+    # truncation h²·f‴/6 and rounding ε·|L|/h: both below 1e-7 here
+    np.testing.assert_allclose(ox.grad, numeric, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("optimizer", ["SGD", "Adam"])
+def test_glu_trains_a_step_as_torchs_in_a_sequential(rng, optimizer):
+    rows, features, half = int(rng.integers(2, 9)), int(rng.integers(2, 6)), 3
+    X, y = rng.normal(size=(rows, features)), rng.integers(0, 3, rows)
+    model = nn.Sequential(nn.Dense(features, 2 * half), nn.GLU(), nn.Dense(half, 3))
+    model = model.to("float64")
+    assert "GLU" in model.why_not_planned()  # the recorded graph runs it
+    twin = torch.nn.Sequential(
+        torch.nn.Linear(features, 2 * half), torch.nn.GLU(), torch.nn.Linear(half, 3)
+    ).double()
+    model.load_state_dict(twin.state_dict())  # torch's state, by position
+    theirs = getattr(torch.optim, optimizer)(twin.parameters(), lr=0.05)
+    ours = getattr(wxb.optim, optimizer)(model.parameters(), lr=0.05)
+    theirs.zero_grad()
+    torch.nn.functional.cross_entropy(twin(torch.tensor(X)), torch.tensor(y)).backward()
+    theirs.step()
+    ours.zero_grad()
+    nn.CrossEntropyLoss()(model(wxb.tensor(X, dtype=wxb.float64)), y).backward()
+    ours.step()
+    for mine, their in zip(model.parameters(), twin.parameters(), strict=True):
+        np.testing.assert_allclose(mine.data, their.detach().numpy(), rtol=1e-12, atol=1e-13)
+    back = torch.nn.Sequential(
+        torch.nn.Linear(features, 2 * half), torch.nn.GLU(), torch.nn.Linear(half, 3)
+    ).double()
+    back.load_state_dict({k: torch.tensor(v) for k, v in zip(
+        back.state_dict(), model.state_dict().values(), strict=True
+    )})  # fmt: skip
+    for mine, their in zip(model.parameters(), back.parameters(), strict=True):
+        np.testing.assert_array_equal(mine.data, their.detach().numpy())  # and back to torch
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_glu_in_file_onnx_and_torch(rng, tmp_path, dtype):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    import wxb.onnx
+
+    features, half = int(rng.integers(2, 6)), int(rng.integers(1, 5))
+    model = nn.Sequential(
+        nn.Dense(features, 2 * half), nn.GLU(dim=int(rng.choice([1, -1]))), nn.Dense(half, 2)
+    ).to(dtype)
+    X = (rng.normal(size=(int(rng.integers(1, 20)), features)) * 3).astype(dtype)
+    expected = model(X).data
+    wxb.save(model, tmp_path / "m.safetensors")
+    loaded = wxb.load(tmp_path / "m.safetensors")
+    assert repr(loaded) == repr(model)
+    np.testing.assert_array_equal(loaded(X).data, expected)
+
+    wxb.onnx.export(model, tmp_path / "m.onnx")
+    got = onnxruntime.InferenceSession(str(tmp_path / "m.onnx")).run(None, {"input": X})[0]
+    # the same operations (Slice, then 1/(1 + e^(−b)) as wxb's), the Gemms' sums aside
+    tolerance = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance)
+
+    twin = wxb.interop.to_torch(model)
+    assert isinstance(twin[1], torch.nn.GLU) and twin[1].dim == model[1].dim
+    np.testing.assert_allclose(
+        twin(torch.tensor(X)).detach().numpy(), expected, rtol=tolerance, atol=tolerance
+    )
+    back = wxb.interop.from_torch(twin)
+    assert isinstance(back[1], nn.GLU) and back[1].dim == model[1].dim
+    np.testing.assert_array_equal(back(X).data, expected)
+
+
+def test_glu_onnx_refuses_what_it_cannot_export_in_one_line(tmp_path):
+    import wxb.onnx
+
+    cases = [
+        (nn.Sequential(nn.Dense(3, 4), nn.GLU(0), nn.Dense(4, 2)), r"halves dim 0"),
+        (nn.Sequential(nn.GLU(), nn.Dense(2, 2)), r"the width it halves is not known"),
+    ]
+    for model, pattern in cases:
+        with pytest.raises(ConfigError, match=r"glu1.*" + pattern) as caught:
+            wxb.onnx.export(model, tmp_path / "m.onnx")
+        assert "\n" not in str(caught.value)
+
+
+def test_glu_in_summary_and_diagrams(rng):
+    features, half = int(rng.integers(2, 6)), int(rng.integers(1, 6))
+    model = nn.Sequential(nn.Dense(features, 2 * half), nn.GLU(), nn.Dense(half, 3))
+    rows = model.summary().rows
+    assert [row.output_shape for row in rows] == [(2 * half,), (half,), (3,)]
+    assert rows[1].activation_bytes == half * 4 and rows[1].forward_flops == 0
+    chart = wxb.describe.architecture_diagram(model)
+    assert f'lay1 -->|"{2 * half}"| lay2' in chart and f'lay2 -->|"{half}"| lay3' in chart
+    assert "GLU: U ⊙ σ(V)" in wxb.describe.forward_diagram(model)
+    assert "g ⊙ U ⊙ σ(V) ⊙ (1 − σ(V))" in wxb.describe.backward_diagram(model)
+    text = wxb.explain(model, rng.normal(size=(2, features)).astype(np.float32))
+    assert "glu1(Z⁽¹⁾) = U ⊙ σ(V)" in str(text)
+
+
+def test_glu_settings_are_checked():
+    with pytest.raises(ConfigError, match="GLU dim must be an integer"):
+        nn.GLU(1.5)
+    layer = nn.GLU()
+    with pytest.raises(ConfigError, match="GLU dim must be an integer"):
+        layer.dim = "last"
+    layer.dim = 0
+    assert layer(wxb.Tensor(np.ones((4, 3), np.float32))).shape == (2, 3)
+    with pytest.raises(wxb.errors.ShapeError, match=r"glu: halves dim -1, which must be of even"):
+        nn.GLU()(wxb.Tensor(np.ones((2, 5), np.float32)))
+    with pytest.raises(ConfigError, match="cannot save this model: Dense 'dense2' takes 4"):
+        wxb.save(nn.Sequential(nn.Dense(3, 4), nn.GLU(), nn.Dense(4, 2)), "unused.safetensors")
