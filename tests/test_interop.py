@@ -421,7 +421,7 @@ def test_from_torch_refuses_other_modules_naming_them():
     nn = torch.nn
     cases = [
         (nn.Sequential(nn.Linear(4, 4), nn.Conv1d(1, 1, 3)), r"module '1' \(Conv1d\)"),
-        (nn.Sequential(nn.Unflatten(1, (2, 2)), nn.Linear(2, 2)), r"module '0' \(Unflatten\)"),
+        (nn.Sequential(nn.Unfold(2), nn.Linear(2, 2)), r"module '0' \(Unfold\)"),
         (
             nn.Sequential(nn.Linear(4, 4), nn.Sequential(nn.ReLU(), nn.GroupNorm(2, 4))),
             r"module '1\.1' \(GroupNorm\)",

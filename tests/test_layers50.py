@@ -254,11 +254,13 @@ def _glu_case(rng, dtype="float64"):
 
 
 def _glu_sizes(x, upstream, dim):
-    """The size of each term of ∂L/∂x: |g|·σ(b) for a, |g|·|a|·σ(b)·(1 − σ(b)) for b."""
+    """The size of each term of ∂L/∂x: |g|·σ(b) for a; |g|·|a|·σ(b) for b, whose
+    1 − σ(b) is taken from σ(b) rounded (an error of ε·σ(b), not ε·(1 − σ(b)): both
+    torch's and wxb's, where σ(b) is near 1)."""
     a, b = np.split(x.astype(np.float64), 2, axis=dim)
     s = 1 / (1 + np.exp(-b))
     g = np.abs(upstream.astype(np.float64))
-    return np.abs(a) * s, np.concatenate((g * s, g * np.abs(a) * s * (1 - s)), axis=dim)
+    return np.abs(a) * s, np.concatenate((g * s, g * np.abs(a) * s), axis=dim)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -404,3 +406,148 @@ def test_glu_settings_are_checked():
         nn.GLU()(wxb.Tensor(np.ones((2, 5), np.float32)))
     with pytest.raises(ConfigError, match="cannot save this model: Dense 'dense2' takes 4"):
         wxb.save(nn.Sequential(nn.Dense(3, 4), nn.GLU(), nn.Dense(4, 2)), "unused.safetensors")
+
+
+# ---------------------------------------------------------------------------------
+# Unflatten: a dim split into unflattened_size (a reshape), torch's nn.Unflatten
+# ---------------------------------------------------------------------------------
+def _unflatten_case(rng):
+    ndim = int(rng.integers(1, 4))
+    shape = [int(n) for n in rng.integers(1, 4, size=ndim)]
+    dim = int(rng.integers(-ndim, ndim))
+    sizes = [int(n) for n in rng.integers(1, 4, size=int(rng.integers(1, 4)))]
+    shape[dim] = int(np.prod(sizes))
+    if rng.integers(2):  # one size left to -1, as torch takes it
+        sizes[int(rng.integers(len(sizes)))] = -1
+    return dim, tuple(sizes), rng.normal(size=shape)
+
+
+def test_unflatten_values_and_gradient_are_torchs(rng):
+    for _ in range(20):
+        dim, sizes, x = _unflatten_case(rng)
+        ours, theirs = nn.Unflatten(dim, sizes), torch.nn.Unflatten(dim, sizes)
+        assert repr(ours) == repr(theirs)
+        ox, tx = _tensor(x)
+        a, b = ours(ox), theirs(tx)
+        assert a.shape == tuple(b.shape)
+        np.testing.assert_array_equal(a.data, b.detach().numpy())
+        upstream = rng.normal(size=a.shape)
+        (a * wxb.Tensor(upstream)).sum().backward()
+        (b * torch.tensor(upstream)).sum().backward()
+        np.testing.assert_array_equal(ox.grad, tx.grad.numpy())  # δ reshaped back, exactly
+        np.testing.assert_array_equal(wxb.Tensor(x).unflatten(dim, sizes).data, a.data)
+
+
+def test_unflatten_gradient_is_finite_differences(rng):
+    """∂L/∂W of a Dense before an Unflatten, L weighing the unflattened outputs."""
+    features, sizes = int(rng.integers(1, 4)), (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+    model = nn.Sequential(nn.Dense(features, sizes[0] * sizes[1]), nn.Unflatten(1, sizes))
+    model = model.to("float64")
+    x = rng.normal(size=(int(rng.integers(1, 4)), features))
+    upstream = rng.normal(size=(len(x), *sizes))
+    (model(x) * wxb.Tensor(upstream)).sum().backward()
+    weight = model[0].weight
+    h, numeric = 1e-6, np.empty(weight.shape)
+    for index in np.ndindex(weight.shape):
+        values = []
+        for step in (h, -h):
+            weight.data[index] += step
+            values.append(float((model(x).data * upstream).sum()))
+            weight.data[index] -= step
+        numeric[index] = (values[0] - values[1]) / (2 * h)
+    # L is linear in W: central differences are exact but for rounding ε·|L|/h
+    np.testing.assert_allclose(weight.grad, numeric, rtol=1e-7, atol=1e-8)
+
+
+@pytest.mark.parametrize("optimizer", ["SGD", "Adam"])
+def test_unflatten_trains_a_step_as_torchs_in_an_autoencoder(rng, optimizer):
+    rows, sizes = int(rng.integers(2, 9)), (int(rng.integers(1, 4)), int(rng.integers(2, 5)))
+    width = sizes[0] * sizes[1]
+    X = rng.normal(size=(rows, *sizes))
+    model = nn.Sequential(
+        nn.Flatten(), nn.Dense(width, 3), nn.Tanh(), nn.Dense(3, width), nn.Unflatten(1, sizes)
+    ).to("float64")
+    assert "Unflatten" in model.why_not_planned()
+    twin = wxb.interop.to_torch(model)
+    assert isinstance(twin[4], torch.nn.Unflatten) and twin[4].unflattened_size == sizes
+    theirs = getattr(torch.optim, optimizer)(twin.parameters(), lr=0.05)
+    ours = getattr(wxb.optim, optimizer)(model.parameters(), lr=0.05)
+    theirs.zero_grad()
+    torch.nn.functional.l1_loss(twin(torch.tensor(X)), torch.tensor(X)).backward()
+    theirs.step()
+    ours.zero_grad()
+    nn.L1Loss()(
+        model(wxb.tensor(X, dtype=wxb.float64)), wxb.tensor(X, dtype=wxb.float64)
+    ).backward()
+    ours.step()
+    for mine, their in zip(model.parameters(), twin.parameters(), strict=True):
+        np.testing.assert_allclose(mine.data, their.detach().numpy(), rtol=1e-12, atol=1e-13)
+    fresh = nn.Sequential(
+        nn.Flatten(), nn.Dense(width, 3), nn.Tanh(), nn.Dense(3, width), nn.Unflatten(1, sizes)
+    ).to("float64")
+    fresh.load_state_dict(twin.state_dict())  # torch's state, by position
+    for mine, their in zip(fresh.parameters(), twin.parameters(), strict=True):
+        np.testing.assert_array_equal(mine.data, their.detach().numpy())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_unflatten_in_file_onnx_torch_and_summary(rng, tmp_path, dtype):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    import wxb.onnx
+
+    features = int(rng.integers(1, 5))
+    sizes = tuple(int(n) for n in rng.integers(1, 4, size=int(rng.integers(1, 4))))
+    model = nn.Sequential(
+        nn.Dense(features, int(np.prod(sizes))), nn.Sigmoid(), nn.Unflatten(-1, sizes)
+    ).to(dtype)
+    X = rng.normal(size=(int(rng.integers(1, 20)), features)).astype(dtype)
+    expected = model(X).data
+    assert expected.shape == (len(X), *sizes)
+    wxb.save(model, tmp_path / "m.safetensors")
+    loaded = wxb.load(tmp_path / "m.safetensors")
+    assert repr(loaded) == repr(model)
+    np.testing.assert_array_equal(loaded(X).data, expected)
+
+    wxb.onnx.export(model, tmp_path / "m.onnx")
+    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"))
+    assert session.get_outputs()[0].shape == ["batch", *sizes]
+    got = session.run(None, {"input": X})[0]
+    tolerance = 1e-6 if dtype == "float32" else 1e-14  # (Gemm's sums of `features` terms)
+    np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance)
+
+    twin = wxb.interop.to_torch(model)
+    back = wxb.interop.from_torch(twin)
+    assert repr(back) == repr(model)
+    np.testing.assert_array_equal(back(X).data, expected)
+    shapes = []  # each torch layer's output per sample, from hooks
+    for layer in twin:
+        layer.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape[1:])))
+    twin(torch.tensor(X))
+    rows = model.summary().rows
+    assert [row.output_shape for row in rows] == shapes
+    assert rows[2].activation_bytes == 0  # a view of its input
+
+
+def test_unflatten_refusals_are_one_line(tmp_path):
+    import wxb.onnx
+
+    cases = [
+        (nn.Sequential(nn.Dense(3, 4), nn.Unflatten(1, (2, 2)), nn.Dense(2, 2)), "a layer follows"),
+        (nn.Sequential(nn.Dense(3, 4), nn.Unflatten(0, (2, 2))), "it splits dim 0"),
+        (nn.Sequential(nn.Dense(3, 4), nn.Unflatten(1, (3, 2))), r"do not split rows of 4"),
+    ]
+    for model, pattern in cases:
+        with pytest.raises(ConfigError, match=r"unflatten1.*" + pattern) as caught:
+            wxb.onnx.export(model, tmp_path / "m.onnx")
+        assert "\n" not in str(caught.value)
+    with pytest.raises(ConfigError, match="Unflatten: unflattened_size may hold one -1 only"):
+        nn.Unflatten(1, (-1, -1))
+    with pytest.raises(ConfigError, match="Unflatten: unflattened_size must hold positive ints"):
+        nn.Unflatten(1, (2.0, 3))
+    with pytest.raises(ConfigError, match="Unflatten dim must be an integer"):
+        nn.Unflatten(1.5, (2, 3))
+    layer = nn.Unflatten(1, (2, 3))
+    with pytest.raises(ConfigError, match="Unflatten: unflattened_size must be a tuple"):
+        layer.unflattened_size = 6
+    with pytest.raises(wxb.errors.ShapeError, match=r"sizes \[2, 3\] do not multiply up"):
+        layer(wxb.Tensor(np.zeros((2, 5), np.float32)))

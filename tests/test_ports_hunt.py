@@ -364,14 +364,14 @@ def test_fit_says_how_to_hand_over_samples_of_several_dimensions(seeded):
 @pytest.mark.parametrize(
     ("module", "name", "says"),
     [
-        (nn, "Unflatten", r"x\.view\(len\(x\)"),
+        (nn, "LazyLinear", r"its input width \(wxb has no lazy layers\)"),
         (nn, "PoissonNLLLoss", "BCEWithLogitsLoss"),
         (wxb, "utils", "DataLoader"),
         (wxb, "inference_mode", r"wxb\.no_grad\(\)"),
     ],
 )
 def test_torchs_names_wxb_lacks_say_what_to_write(module, name, says):
-    """nn.Unflatten (the quickstart's nn.Flatten is wxb's now), nn.PoissonNLLLoss,
+    """nn.LazyLinear (nn.Flatten and nn.Unflatten are wxb's now), nn.PoissonNLLLoss,
     torch.utils.data.DataLoader (torch.nn.utils is wxb.nn.utils since ports45): an
     AttributeError that named only the missing name."""
     with pytest.raises(AttributeError, match=says):

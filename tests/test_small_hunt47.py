@@ -162,7 +162,6 @@ _DENSE = "wxb builds dense networks"
         ("Dropout2d", r"Dropout\(p\)"),
         ("Softshrink", r"x - x\.clamp\(-0\.5, 0\.5\)"),
         ("LazyLinear", r"Linear\(in_features, out_features\)"),
-        ("Unflatten", "reshape"),
         ("PoissonNLLLoss", r"loss=f"),
     ],
 )

@@ -204,6 +204,15 @@ def _unsqueeze(rng, shape, dtype):
     return [((d,), {}), ((), {"dim": d})]
 
 
+def _unflatten(rng, shape, dtype):
+    if not shape:
+        return []
+    d = _dim(rng, shape)
+    n = shape[d]
+    sizes = [(n,), (1, n), (n, 1), (-1, 1), (1, -1)][int(rng.integers(5))]
+    return [((d, sizes), {}), ((), {"dim": d, "sizes": list(sizes)})]
+
+
 def _repeat(rng, shape, dtype):
     sizes = tuple(int(rng.integers(1, 4)) for _ in range(len(shape) + int(rng.integers(0, 2))))
     out = [(sizes, {}), ((sizes,), {})] if sizes else [((), {})]
@@ -507,6 +516,7 @@ SPECS: dict[str, Spec] = {
     "flatten": _flatten,
     "squeeze": _squeeze,
     "unsqueeze": _unsqueeze,
+    "unflatten": _unflatten,
     "repeat": _repeat,
     "round": _round,
     **dict.fromkeys(["clip", "clamp", "clip_", "clamp_"], _clip),

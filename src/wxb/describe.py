@@ -39,6 +39,7 @@ from wxb.nn.layers import (
     Flatten,
     PReLU,
     Standardize,
+    Unflatten,
 )
 from wxb.nn.layers import stand_in as activation_stand_in
 from wxb.nn.module import (
@@ -1476,6 +1477,10 @@ def _row(
         if needs_input_grad:
             training += 2 * m * n  # ∂L/∂X = Wᵀ·δ
     width = layer.width_out
+    shape = None if width is None else (width,)
+    unflat = stock_kind(module, (Unflatten,)) is not None and layer.width_in is not None
+    if unflat:  # rows in, each row's own shape out (a view: nothing kept)
+        shape = module.shape_of_rows(layer.width_in)
     kept = 0
     if width is not None and call:
         kept = width * itemsize
@@ -1486,7 +1491,7 @@ def _row(
     return LayerRow(
         name=layer.path,
         type=type(module).__name__,
-        output_shape=None if width is None else (width,),
+        output_shape=shape,
         parameters=0 if call > 1 else int(sum(p.data.size for p in module.parameters())),
         forward_flops=forward,
         training_flops=training,
@@ -1788,6 +1793,8 @@ def _forward_op(layer: _Layer, z: str) -> tuple[str, str]:
         return "Standardize: (X − μ) / σ", "box"
     if _halves_rows(module):
         return f"GLU: {glu_text(z)}", "box"
+    if stock_kind(module, (Unflatten,)) is not None:
+        return f"Unflatten: dim {module.dim} as {module.unflattened_size} (a reshape)", "box"
     if _is(module, NORMS):  # as a training step computes it (Dropout's mask M too)
         text = normalization_text(module, z, training=True)
         if module._buffers.get("running_mean") is not None:
@@ -1884,6 +1891,8 @@ def _backward_op(layer: _Layer, z: str) -> str:
         return "Dropout p = 0: δ unchanged" if module.p == 0 else f"⊙ M / (1 − {module.p:g})"
     if _is(module, Standardize):
         return "⊙ 1/σ"
+    if stock_kind(module, (Unflatten,)) is not None:
+        return "Unflatten backward: δ reshaped back (a reshape moves no value)"
     if _halves_rows(module):
         return "GLU backward: [∂L/∂U; ∂L/∂V] = [g ⊙ σ(V); g ⊙ U ⊙ σ(V) ⊙ (1 − σ(V))]"
     if _is(module, NORMS):

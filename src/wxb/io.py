@@ -61,6 +61,7 @@ STOCK_TYPES: dict[str, type[Module]] = {
     "Flatten": layers.Flatten,
     "PReLU": layers.PReLU,
     "GLU": layers.GLU,
+    "Unflatten": layers.Unflatten,
     "LayerNorm": LayerNorm,
     "BatchNorm1d": BatchNorm1d,
     "RMSNorm": RMSNorm,
@@ -75,6 +76,7 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "Flatten": ("start_dim", "end_dim"),
     "PReLU": ("num_parameters",),
     "GLU": ("dim",),
+    "Unflatten": ("dim", "unflattened_size"),
     "LeakyReLU": ("negative_slope",),
     "GELU": ("approximate",),
     "ELU": ("alpha",),
@@ -864,6 +866,8 @@ def _build(config: dict[str, Any]) -> Module:
         return layers.PReLU(config["num_parameters"], name=name)
     if kind == "GLU":
         return layers.GLU(config["dim"], name=name)
+    if kind == "Unflatten":
+        return layers.Unflatten(config["dim"], tuple(config["unflattened_size"]), name=name)
     if kind == "LeakyReLU":
         return layers.LeakyReLU(config["negative_slope"], name=name)
     if kind == "GELU":
@@ -1030,6 +1034,16 @@ def _layout(architecture: object) -> tuple[Shapes, Shapes, dict[str, str], set[s
                 raise _Invalid(f"{where}: Dropout p {_short(p)} is not a number in [0, 1)")
         elif kind == "PReLU":
             slot(prefix, "weight", (_positive(node, "num_parameters", where),), alias)
+        elif kind == "Unflatten":
+            dim, sizes = node["dim"], node["unflattened_size"]
+            if isinstance(dim, bool) or not isinstance(dim, int):
+                raise _Invalid(f"{where}: Unflatten dim {_short(dim)} is not an integer")
+            if not isinstance(sizes, list) or len(sizes) > _MAX_NDIM:
+                raise _Invalid(f"{where}: unflattened_size {_short(sizes)} is not a list of sizes")
+            try:
+                layers.Unflatten(dim, sizes)  # (its own checks of the sizes)
+            except ConfigError as exc:
+                raise _Invalid(f"{where}: {exc}") from None
         elif kind in ("Flatten", "GLU"):
             for key in _FIELDS[kind]:
                 value = node[key]

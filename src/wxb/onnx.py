@@ -45,6 +45,8 @@ default domain, with the weights as initializers:
 - Threshold(t, v) Where(Z ≤ t, v, Z) (a NaN passes, as torch's)
 - PReLU          PRelu(Z, a), a the learned slope(s) as an initializer
 - Softmin        Softmax(Neg(Z), axis=-1)
+- Unflatten      Reshape(Z, [0, sizes…]), the last layer only: the graph's output is then
+                 (batch, sizes…), as model.predict's (dim 1 or -1 of rows)
 - GLU()          A ⊙ Reciprocal(1 + Exp(−B)), A and B the halves of each row (two Slice
                  nodes, from the width the layer before gives; dim 1 or -1 only)
 - GELU('tanh')   composed from Mul/Add/Tanh as wxb writes it
@@ -128,7 +130,7 @@ from wxb.columns import text_aliases
 from wxb.data import atomic_write
 from wxb.describe import chain_layers
 from wxb.errors import ConfigError, install_hint
-from wxb.nn.layers import GLU, Activation, Dense, Dropout, Flatten, PReLU, Standardize
+from wxb.nn.layers import GLU, Activation, Dense, Dropout, Flatten, PReLU, Standardize, Unflatten
 from wxb.nn.module import Module, stock_kind
 from wxb.nn.norm import NORMS, BatchNorm1d, LayerNorm, RMSNorm
 from wxb.nn.sequential import Sequential
@@ -153,7 +155,18 @@ _KERNELS = (
     ops.CELU, ops.Mish, ops.Hardswish, ops.Hardsigmoid, ops.LogSigmoid, ops.Softsign,
     ops.Tanhshrink, ops.Threshold, ops.Softmin,
 )  # fmt: skip
-_STOCK = (Sequential, Dense, Dropout, Standardize, Flatten, PReLU, GLU, *NORMS, Activation)
+_STOCK = (
+    Sequential,
+    Dense,
+    Dropout,
+    Standardize,
+    Flatten,
+    Unflatten,
+    PReLU,
+    GLU,
+    *NORMS,
+    Activation,
+)
 
 
 def _onnx() -> Any:
@@ -322,7 +335,8 @@ def _stock_leaf(path: str, module: Module, in_sequential: bool = False) -> tuple
             path,
             module,
             f"{why}; ONNX export handles only Sequential, Dense, Standardize, Dropout, "
-            "Flatten, PReLU, GLU, LayerNorm, BatchNorm1d, RMSNorm and wxb's activations",
+            "Flatten, Unflatten, PReLU, GLU, LayerNorm, BatchNorm1d, RMSNorm and wxb's "
+            "activations",
         )
     if kind is Activation and type(module.kernel) not in _KERNELS:
         raise _refuse(
@@ -639,11 +653,14 @@ class _Graph:
     # -- layers --------------------------------------------------------------------------
     def add_layers(
         self, layers: list[tuple[str, Module]], x: str = "input"
-    ) -> tuple[int | None, int | None]:
-        """Every layer's nodes from ``x``; the model's input and output widths (None: any)."""
+    ) -> tuple[int | None, int | tuple[int, ...] | None]:
+        """Every layer's nodes from ``x``; the model's input and output widths (None: any;
+        a tuple: each output row's shape, after an Unflatten)."""
         start, width, n_features = x, None, None
-        for path, layer in layers:
+        for k, (path, layer) in enumerate(layers):
             takes = None
+            if isinstance(layer, Unflatten):  # (its output is not rows: it comes last)
+                width = self._check_unflatten(path, layer, width, layers[k + 1 :])
             if isinstance(layer, Dense):
                 takes = self._dense_width(path, layer)
             elif isinstance(layer, Standardize):
@@ -690,6 +707,30 @@ class _Graph:
                 f"ONNX export takes Flatten(start_dim=1, end_dim=-1), torch's default, which "
                 f"makes rows; this one has start_dim={layer.start_dim}, end_dim={layer.end_dim}",
             )
+
+    @staticmethod
+    def _check_unflatten(
+        path: str, layer: Unflatten, width: int | None, after: list[tuple[str, Module]]
+    ) -> tuple[int, ...]:
+        """The shape of each output row (as the graph's output gives it), or refused."""
+        shape = layer.shape_of_rows(width) if width is not None else None
+        if shape is None:
+            why = (
+                f"it splits dim {layer.dim}; the graph's rows (B, F) export dim=1 or -1"
+                if layer.dim not in (1, -1)
+                else f"its sizes {layer.unflattened_size} do not split rows of {width} features"
+                if width is not None
+                else "the width it splits is not known: put it after a Dense layer"
+            )
+            raise _refuse(path, layer, why)
+        if any(not isinstance(other, Dropout) for _, other in after):
+            raise _refuse(
+                path,
+                layer,
+                "a layer follows it; ONNX export takes Unflatten last (the graph's output "
+                "then has its shape); reshape before that layer in a forward of your own",
+            )
+        return shape
 
     @staticmethod
     def _standardize_width(path: str, layer: Standardize) -> int:
@@ -809,6 +850,10 @@ class _Graph:
             return self.node("PRelu", [x, slope], where), width
         if isinstance(layer, GLU):
             return self._glu(path, layer, x, where, width)
+        if isinstance(layer, Unflatten):  # width: the row's shape (_check_unflatten's)
+            sizes = np.array([0, *width])  # (0: the batch, as it comes)
+            shape = self.initializer(None, sizes, f"{where}.shape", np.dtype(np.int64))
+            return self.node("Reshape", [x, shape], where), width
         if isinstance(layer, Flatten):  # (B, d₁, d₂, …) → (B, d₁·d₂·…)
             return self.node("Flatten", [x], where, axis=1), width
         if isinstance(layer, LayerNorm):
@@ -1025,7 +1070,7 @@ class _Graph:
     def model(
         self,
         n_features: int | None,
-        n_outputs: int | None,
+        n_outputs: int | tuple[int, ...] | None,
         opset: int,
         props: dict[str, str],
     ) -> Any:
@@ -1034,6 +1079,8 @@ class _Graph:
         shape_in = ["batch", n_features if n_features is not None else "features"]
         if n_outputs is None:  # no layer sets a width: outputs as wide as the input
             shape_out = list(shape_in)
+        elif isinstance(n_outputs, tuple):  # an Unflatten last: each row's shape
+            shape_out = ["batch", *n_outputs]
         else:
             shape_out = ["batch", n_outputs]
         if self.per_column:

@@ -3390,6 +3390,46 @@ def flattened_shape(shape: tuple[int, ...], start: object, end: object) -> tuple
     return (*shape[:first], math.prod(shape[first : last + 1]), *shape[last + 1 :])
 
 
+def unflattened_shape(shape: tuple[int, ...], dim: object, sizes: object) -> tuple[int, ...]:
+    """The shape ``unflatten(dim, sizes)`` gives, as torch's: dim's size split into
+    ``sizes``, one of which may be −1 (what the others leave)."""
+    if not shape:
+        raise ShapeError("unflatten: a 0-d tensor has no dim to unflatten")
+    axis = _axis(dim, len(shape), "unflatten")
+    sizes = check_unflattened_size(sizes, "unflatten")
+    total, known = shape[axis], math.prod(n for n in sizes if n != -1)
+    if -1 in sizes and known and total % known == 0:
+        sizes = tuple(total // known if n == -1 else n for n in sizes)
+    if math.prod(sizes) != total or -1 in sizes:
+        raise ShapeError(
+            f"unflatten: sizes {list(sizes)} do not multiply up to the size of dim {dim} "
+            f"({total}) of an input of shape {tuple(shape)}"
+        )
+    return (*shape[:axis], *sizes, *shape[axis + 1 :])
+
+
+def check_unflattened_size(value: object, what: str) -> tuple[int, ...]:
+    """torch's ``unflattened_size``: a tuple or list of positive ints, one of which may be −1."""
+    if not isinstance(value, (tuple, list)) or not value:
+        raise ConfigError(f"{what}: unflattened_size must be a tuple of ints; got {value!r}")
+    if any(isinstance(n, bool) or not isinstance(n, (int, np.integer)) for n in value) or any(
+        n < 1 and n != -1 for n in value
+    ):
+        raise ConfigError(
+            f"{what}: unflattened_size must hold positive ints (one may be -1); got {value!r}"
+        )
+    sizes = tuple(int(n) for n in value)
+    if sizes.count(-1) > 1:
+        raise ConfigError(f"{what}: unflattened_size may hold one -1 only; got {value!r}")
+    return sizes
+
+
+def unflatten(a: Tensor, dim: object, sizes: object) -> Tensor:
+    """``t.unflatten(dim, sizes)`` / nn.Unflatten: a reshape, so ∂L/∂A is G reshaped back."""
+    a = as_tensor(a)
+    return reshape(a, unflattened_shape(a.shape, dim, sizes))
+
+
 def _unsqueezed(shape: tuple[int, ...], dim: object) -> tuple[int, ...]:
     axis = _axis(dim, len(shape), "unsqueeze", extra=1) if shape else _axis(dim, 0, "unsqueeze")
     return (*shape[:axis], 1, *shape[axis:])
@@ -3918,6 +3958,7 @@ Tensor.flatten = lambda self, start_dim=0, end_dim=-1: reshape(
     self, flattened_shape(self.shape, start_dim, end_dim)
 )
 Tensor.unsqueeze = lambda self, dim: reshape(self, _unsqueezed(self.shape, dim))
+Tensor.unflatten = lambda self, dim, sizes: unflatten(self, dim, sizes)
 Tensor.squeeze = lambda self, dim=None, *dims, axis=None: reshape(
     self, _squeezed(self.shape, (dim, *dims) if dims else axis if dim is None else dim)
 )  # (axis=: what np.squeeze(t, axis) calls; squeeze(0, 2): torch's several dims)

@@ -36,6 +36,7 @@ from wxb.nn.layers import (
     Tanh,
     Tanhshrink,
     Threshold,
+    Unflatten,
 )
 from wxb.nn.losses import (
     LOSSES,
@@ -109,6 +110,7 @@ __all__ = [
     "Tanh",
     "Tanhshrink",
     "Threshold",
+    "Unflatten",
     "functional",
     "get_loss",
     "init",
@@ -118,8 +120,6 @@ __all__ = [
 # torch.nn's names a port reaches for that wxb has under another name, or not at all:
 # the AttributeError says what to write instead
 _TORCH_NAMES = {
-    "Unflatten": "wxb's layers take rows (B, features): reshape in a forward of your own "
-    "(x.view(len(x), …))",
     "LazyLinear": "give Linear(in_features, out_features) its input width (wxb has no lazy layers)",
 }
 # torch's layers for images, sequences and tokens: wxb builds dense networks, so the

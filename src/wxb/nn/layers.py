@@ -856,6 +856,68 @@ class Flatten(Module):
         return n >= 2 and self.start_dim in (1, 1 - n) and self.end_dim in (-1, n - 1)
 
 
+class Unflatten(Module):
+    """Dim ``dim`` split into ``unflattened_size``, as torch's nn.Unflatten: Linear(32, 784)
+    then Unflatten(1, (1, 28, 28)) gives images (N, 1, 28, 28). A view of the input (a
+    reshape, ``ops.unflatten``); its backward reshapes δ back."""
+
+    def __init__(
+        self, dim: int, unflattened_size: tuple[int, ...] | list[int], name: str | None = None
+    ) -> None:
+        super().__init__()
+        self.dim = dim
+        self.unflattened_size = unflattened_size
+        self.name = name
+
+    # checked when set later too (torch's layer.dim = 2), as at construction
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @dim.setter
+    def dim(self, value: object) -> None:
+        self._dim = _dim_setting(value, "Unflatten dim")
+        _structure_changed()  # its output shape is read from it (summary, export)
+
+    @property
+    def unflattened_size(self) -> tuple[int, ...]:
+        return self._unflattened_size
+
+    @unflattened_size.setter
+    def unflattened_size(self, value: object) -> None:
+        self._unflattened_size = ops.check_unflattened_size(value, "Unflatten")
+        _structure_changed()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ops.unflatten(x, self.dim, self.unflattened_size)
+
+    def shape_of_rows(self, width: int) -> tuple[int, ...] | None:
+        """Each row's shape out for rows (B, ``width``) in, or None (another dim, or sizes
+        that do not fit)."""
+        if self.dim not in (1, -1):
+            return None
+        try:
+            return ops.unflattened_shape((1, width), 1, self.unflattened_size)[1:]
+        except ShapeError:
+            return None
+
+    def config(self) -> dict[str, Any]:
+        if type(self) is not Unflatten:
+            raise ConfigError(
+                f"{type(self).__name__} cannot be saved: it subclasses Unflatten, and a model "
+                "file rebuilds only a plain Unflatten"
+            )
+        return {
+            "type": "Unflatten",
+            "name": self.name,
+            "dim": self.dim,
+            "unflattened_size": list(self.unflattened_size),
+        }
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
 def standard_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Column means and standard deviations, computed in float64.
 

@@ -35,6 +35,7 @@ from wxb.nn.layers import (
     Flatten,
     PReLU,
     Standardize,
+    Unflatten,
     dtype_mismatch,
 )
 from wxb.nn.module import Module, Parameter, input_width, stock_kind
@@ -80,6 +81,8 @@ def unplannable_reason(layers: list[Module]) -> str | None:
             )
         if stock_kind(layer, (PReLU,)) is not None:
             return f"{layer.label} learns its slope on the recorded graph"
+        if stock_kind(layer, (Unflatten,)) is not None:
+            return f"{layer.label} reshapes its rows, which runs on the recorded graph"
         if stock_kind(layer, (GLU,)) is not None:
             return f"{layer.label} gates one half of its input by the other on the recorded graph"
         if not _is_stock(layer):
@@ -132,6 +135,8 @@ def width_mismatch(layers: list[Module]) -> str | None:
             width = takes
         elif isinstance(layer, GLU) and width is not None:  # a row's halves: A ⊙ σ(B)
             width = width // 2 if layer.halves_rows() else None
+        elif isinstance(layer, Unflatten):  # not rows: what a Dense then takes is its own
+            width = None
     return None
 
 
