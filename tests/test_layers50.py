@@ -3,6 +3,8 @@ against PyTorch (values, gradients of the input and the parameters, a training s
 Sequential), against central differences, and in every place a model goes (state_dict,
 a model file, ONNX, PyTorch and back, summary and the diagrams)."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -551,3 +553,152 @@ def test_unflatten_refusals_are_one_line(tmp_path):
         layer.unflattened_size = 6
     with pytest.raises(wxb.errors.ShapeError, match=r"sizes \[2, 3\] do not multiply up"):
         layer(wxb.Tensor(np.zeros((2, 5), np.float32)))
+
+
+# ---------------------------------------------------------------------------------
+# CosineSimilarity and PairwiseDistance: modules of two inputs, torch's
+# ---------------------------------------------------------------------------------
+def _pair_case(rng, dtype):
+    """Two inputs of broadcast shapes (one of them may lack the leading dims), a dim."""
+    ndim = int(rng.integers(1, 4))
+    shape = tuple(int(n) for n in rng.integers(1, 5, size=ndim))
+    other = shape[int(rng.integers(0, ndim)) :] if rng.integers(2) else shape
+    x1 = rng.normal(size=shape).astype(dtype)
+    x2 = rng.normal(size=other).astype(dtype)
+    if rng.integers(3) == 0:  # a zero row: the eps floor (cosine) or a zero distance
+        x1.reshape(-1)[: shape[-1]] = 0
+    return x1, x2, int(rng.integers(-ndim, ndim))
+
+
+def _two_input_modules(rng, dim):
+    """Each wxb module of two inputs with torch's twin, with random settings."""
+    eps = float(rng.choice([1e-8, 1e-6, 1e-3]))
+    p = float(rng.choice([1.0, 1.5, 2.0, 3.0]))
+    keepdim = bool(rng.integers(2))
+    return [
+        (nn.CosineSimilarity(dim, eps), torch.nn.CosineSimilarity(dim, eps)),
+        (nn.PairwiseDistance(p, eps, keepdim), torch.nn.PairwiseDistance(p, eps, keepdim)),
+    ]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_cosine_similarity_and_pairwise_distance_are_torchs(rng, dtype):
+    eps = float(np.finfo(dtype).eps)
+    for _ in range(15):
+        x1, x2, dim = _pair_case(rng, dtype)
+        for ours, theirs in _two_input_modules(rng, dim):
+            assert repr(ours) == repr(theirs) and ours.state_dict() == {}
+            o1, t1 = _tensor(x1)
+            o2, t2 = _tensor(x2)
+            a, b = ours(o1, o2), theirs(t1, t2)
+            assert a.shape == tuple(b.shape) and a.dtype == np.dtype(dtype)
+            # both are a few roundings of sums of n terms, each term at most max|x|²
+            # (or max|x1 − x2|^p): relative to the terms' size, (n + 8)·ε
+            n = max(x1.shape[-1], x2.shape[-1], x1.shape[dim] if x1.ndim else 1, 1)
+            scale = 1.0 + np.abs(b.detach().numpy().astype(np.float64))
+            np.testing.assert_array_less(
+                np.abs(a.data.astype(np.float64) - b.detach().numpy()), 4 * (n + 8) * eps * scale
+            )
+            upstream = rng.normal(size=a.shape).astype(dtype)
+            (a * wxb.Tensor(upstream)).sum().backward()
+            (b * torch.tensor(upstream)).sum().backward()
+            # each term of ∂L/∂x is at most 2|g|/‖x‖ (cosine: x2/(‖x1‖‖x2‖) − cos·x1/‖x1‖²,
+            # the norms floored at eps) or |g| (‖d‖_p: |dᵢ|^(p−1)/‖d‖_p^(p−1) ≤ 1), summed
+            # over what x was broadcast across; each rounded within (n + 8)·ε of it
+            g = np.abs(upstream.astype(np.float64)).max(initial=0.0)
+            for mine, their, x in ((o1, t1, x1), (o2, t2, x2)):
+                whole = np.broadcast_shapes(x1.shape, x2.shape)
+                size = g * math.prod(whole) / x.size  # (the broadcast's repeats)
+                if isinstance(ours, nn.CosineSimilarity):
+                    spread = np.broadcast_to(x.astype(np.float64), whole)
+                    norms = np.linalg.norm(spread, axis=dim)
+                    size *= 2 / max(float(norms.min(initial=np.inf)), ours.eps)
+                np.testing.assert_array_less(
+                    np.abs(mine.grad.astype(np.float64) - their.grad.numpy()),
+                    8 * (n + 8) * eps * size + 1e-300,
+                )
+
+
+class _Siamese(nn.Module):
+    """One encoder for both inputs; their cosine similarity and distance."""
+
+    def __init__(self, features, p):
+        super().__init__()
+        self.encode = nn.Sequential(nn.Dense(features, 5), nn.Tanh(), nn.Dense(5, 3))
+        self.cos, self.dist = nn.CosineSimilarity(), nn.PairwiseDistance(p)
+
+    def forward(self, x1, x2):
+        h1, h2 = self.encode(x1), self.encode(x2)
+        return self.cos(h1, h2), self.dist(h1, h2)
+
+
+class _TorchSiamese(torch.nn.Module):
+    def __init__(self, features, p):
+        super().__init__()
+        self.encode = torch.nn.Sequential(
+            torch.nn.Linear(features, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3)
+        )
+        self.cos, self.dist = torch.nn.CosineSimilarity(), torch.nn.PairwiseDistance(p)
+
+    def forward(self, x1, x2):
+        h1, h2 = self.encode(x1), self.encode(x2)
+        return self.cos(h1, h2), self.dist(h1, h2)
+
+
+@pytest.mark.parametrize("optimizer", ["SGD", "Adam"])
+def test_a_siamese_network_trains_a_step_as_torchs(rng, optimizer):
+    rows, features = int(rng.integers(2, 9)), int(rng.integers(2, 6))
+    p = float(rng.choice([1.0, 2.0, 3.0]))
+    x1, x2 = rng.normal(size=(rows, features)), rng.normal(size=(rows, features))
+    same = rng.integers(0, 2, rows).astype(np.float64)
+    model, twin = _Siamese(features, p).to("float64"), _TorchSiamese(features, p).double()
+    model.load_state_dict(twin.state_dict())
+    # the two modules hold no state, in either (the encoder's keys are named, not numbered)
+    assert not [k for k in [*model.state_dict(), *twin.state_dict()] if "cos" in k or "dist" in k]
+
+    def contrastive(cos, dist, target):  # pull similar pairs in, push others off
+        return ((cos - target) ** 2).mean() + (target * dist - (1 - target) * dist).mean()
+
+    theirs = getattr(torch.optim, optimizer)(twin.parameters(), lr=0.05)
+    ours = getattr(wxb.optim, optimizer)(model.parameters(), lr=0.05)
+    theirs.zero_grad()
+    contrastive(*twin(torch.tensor(x1), torch.tensor(x2)), torch.tensor(same)).backward()
+    theirs.step()
+    ours.zero_grad()
+    contrastive(*model(x1, x2), wxb.Tensor(same)).backward()
+    ours.step()
+    for mine, their in zip(model.parameters(), twin.parameters(), strict=True):
+        np.testing.assert_allclose(mine.data, their.detach().numpy(), rtol=1e-11, atol=1e-12)
+
+
+def test_two_input_modules_check_their_settings():
+    with pytest.raises(ConfigError, match="CosineSimilarity dim must be an integer"):
+        nn.CosineSimilarity(1.5)
+    with pytest.raises(ConfigError, match="CosineSimilarity eps"):
+        nn.CosineSimilarity(1, float("nan"))
+    with pytest.raises(ConfigError, match="PairwiseDistance keepdim must be True or False"):
+        nn.PairwiseDistance(2.0, 1e-6, "no")
+    with pytest.raises(wxb.errors.ShapeError, match="do not broadcast"):
+        nn.CosineSimilarity()(wxb.Tensor(np.ones((2, 3))), wxb.Tensor(np.ones((2, 4))))
+
+
+def test_two_input_modules_gradients_are_finite_differences(rng):
+    rows, n = int(rng.integers(1, 4)), int(rng.integers(2, 5))
+    x1, x2 = rng.normal(size=(rows, n)), rng.normal(size=(rows, n))
+    upstream = rng.normal(size=rows)
+    for module in (nn.CosineSimilarity(), nn.PairwiseDistance(float(rng.choice([1.5, 2, 3])))):
+        o1, o2 = wxb.Tensor(x1, requires_grad=True), wxb.Tensor(x2, requires_grad=True)
+        (module(o1, o2) * wxb.Tensor(upstream)).sum().backward()
+        h = 1e-6
+        for mine, which in ((o1, 0), (o2, 1)):
+            numeric = np.empty((rows, n))
+            for index in np.ndindex(rows, n):
+                values = []
+                for step in (h, -h):
+                    moved = [x1.copy(), x2.copy()]
+                    moved[which][index] += step
+                    out = module(wxb.Tensor(moved[0]), wxb.Tensor(moved[1])).data
+                    values.append(float((out * upstream).sum()))
+                numeric[index] = (values[0] - values[1]) / (2 * h)
+            # truncation h²·f‴/6 and rounding ε·|L|/h, both below 1e-7 at these sizes
+            np.testing.assert_allclose(mine.grad, numeric, rtol=1e-6, atol=1e-7)

@@ -918,6 +918,38 @@ class Unflatten(Module):
         return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
 
 
+class CosineSimilarity(Module):
+    """Σ (x1/‖x1‖)·(x2/‖x2‖) along ``dim``, each norm held at least ``eps``, as torch's
+    nn.CosineSimilarity(dim=1, eps=1e-8): a module of two inputs (a Siamese network's
+    two rows), for a forward of one's own. ``ops.cosine_similarity`` composes it from
+    recorded ops (norm, div, mul, sum), whose backward rules give its gradient."""
+
+    def __init__(self, dim: int = 1, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.dim = _dim_setting(dim, "CosineSimilarity dim")
+        self.eps = ops._finite_setting(eps, "CosineSimilarity eps")
+
+    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+        return ops.cosine_similarity(x1, x2, self.dim, self.eps)
+
+
+class PairwiseDistance(Module):
+    """‖x1 − x2 + eps‖_p over the last dim, as torch's nn.PairwiseDistance(p=2.0,
+    eps=1e-6, keepdim=False): a module of two inputs, for a forward of one's own;
+    ``ops.pairwise_distance`` composes it from recorded ops (sub, add, norm)."""
+
+    def __init__(self, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False) -> None:
+        super().__init__()
+        self.norm = ops._finite_setting(p, "PairwiseDistance p") if p != math.inf else p
+        self.eps = ops._finite_setting(eps, "PairwiseDistance eps")
+        if not isinstance(keepdim, (bool, np.bool_)):
+            raise ConfigError(f"PairwiseDistance keepdim must be True or False; got {keepdim!r}")
+        self.keepdim = bool(keepdim)
+
+    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+        return ops.pairwise_distance(x1, x2, self.norm, self.eps, self.keepdim)
+
+
 def standard_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Column means and standard deviations, computed in float64.
 
