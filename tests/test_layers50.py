@@ -702,3 +702,162 @@ def test_two_input_modules_gradients_are_finite_differences(rng):
                 numeric[index] = (values[0] - values[1]) / (2 * h)
             # truncation h²·f‴/6 and rounding ε·|L|/h, both below 1e-7 at these sizes
             np.testing.assert_allclose(mine.grad, numeric, rtol=1e-6, atol=1e-7)
+
+
+# ---------------------------------------------------------------------------------
+# AlphaDropout: dropped units set to SELU's saturation, all scaled and shifted
+# ---------------------------------------------------------------------------------
+def _alpha_affine(p):
+    """torch's constants (ATen's _dropout_impl), in float64: y = x·(a·M) + b, where
+    b = α′·a·p kept and α′·a·(p − 1) dropped, a = 1/√((α′²p + 1)(1 − p))."""
+    alpha = 1.7580993408473766
+    a = 1 / math.sqrt((alpha * alpha * p + 1) * (1 - p))
+    return a, alpha * a * p, alpha * a * (p - 1)
+
+
+def _dropped(out, x, p):
+    """The mask an alpha-dropout output shows: dropped where y is the dropped value
+    and x·a + b is not (x at that one point is drawn with probability 0)."""
+    a, kept, dropped = _alpha_affine(p)
+    return np.isclose(out, dropped, rtol=1e-6, atol=0) & ~np.isclose(x * a + kept, dropped)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_alpha_dropout_is_torchs_formula(rng, dtype):
+    eps = float(np.finfo(dtype).eps)
+    for _ in range(10):
+        p = float(rng.uniform(0.05, 0.9))
+        shape = tuple(int(n) for n in rng.integers(1, 30, size=int(rng.integers(1, 4))))
+        x = rng.normal(size=shape)
+        x[np.abs(x + 1.7580993408473766) < 1e-3] += 1e-2  # (kept there reads as dropped)
+        x = x.astype(dtype)
+        ours = nn.AlphaDropout(p)
+        assert repr(ours) == repr(torch.nn.AlphaDropout(p))
+        a, kept, dropped = _alpha_affine(p)
+        # torch's own output follows the formula, with its mask
+        theirs = torch.nn.AlphaDropout(p)(torch.tensor(x)).numpy().astype(np.float64)
+        mask = ~_dropped(theirs, x.astype(np.float64), p)
+        expected = np.where(mask, x * a + kept, dropped)
+        np.testing.assert_allclose(theirs, expected, rtol=8 * eps, atol=8 * eps)
+        # and wxb's, with its own: values and ∂L/∂x = a·M ⊙ g
+        ox = wxb.Tensor(x, requires_grad=True)
+        out = ours(ox)
+        assert out.dtype == np.dtype(dtype)
+        mask = ~_dropped(out.data.astype(np.float64), x.astype(np.float64), p)
+        expected = np.where(mask, x * a + kept, dropped)
+        np.testing.assert_allclose(out.data, expected, rtol=8 * eps, atol=8 * eps)
+        upstream = rng.normal(size=shape).astype(dtype)
+        (out * wxb.Tensor(upstream)).sum().backward()
+        np.testing.assert_allclose(ox.grad, np.where(mask, a * upstream, 0), rtol=4 * eps)
+        # eval mode, and p = 0: the identity, as torch's
+        ours.eval()
+        np.testing.assert_array_equal(ours(wxb.Tensor(x)).data, x)
+        np.testing.assert_array_equal(nn.AlphaDropout(0.0)(wxb.Tensor(x)).data, x)
+
+
+def test_alpha_dropout_keeps_mean_and_variance(rng):
+    """SELU's fixed point: inputs of mean 0 and variance 1 keep both, and p of the units
+    are dropped (each within 6 standard errors of n draws)."""
+    n, p = 200_000, float(rng.uniform(0.05, 0.6))
+    x = rng.normal(size=n)
+    x[np.abs(x + 1.7580993408473766) < 1e-3] += 1e-2  # (kept there reads as dropped)
+    out = nn.AlphaDropout(p)(wxb.Tensor(x)).data
+    share = _dropped(out, x, p).mean()
+    assert abs(share - p) < 6 * math.sqrt(p * (1 - p) / n)
+    assert abs(out.mean()) < 6 * math.sqrt(1 / n)
+    assert abs(out.var() - 1) < 6 * math.sqrt(2 / n) * 2  # (var of y² ≤ 2·(1 + kurtosis))
+
+
+def test_alpha_dropout_gradient_is_finite_differences(rng):
+    """With the mask drawn the same each time (wxb.manual_seed), central differences."""
+    x, p = rng.normal(size=(int(rng.integers(1, 4)), int(rng.integers(1, 5)))), 0.4
+    upstream = rng.normal(size=x.shape)
+    seed = int(rng.integers(2**31))
+
+    def forward(values, grad=False):
+        wxb.manual_seed(seed)
+        t = wxb.Tensor(values, requires_grad=grad)
+        return t, nn.AlphaDropout(p)(t)
+
+    ox, out = forward(x, True)
+    (out * wxb.Tensor(upstream)).sum().backward()
+    h, numeric = 1e-6, np.empty_like(x)
+    for index in np.ndindex(x.shape):
+        step = np.zeros_like(x)
+        step[index] = h
+        up, down = ((forward(x + d)[1].data * upstream).sum() for d in (step, -step))
+        numeric[index] = (up - down) / (2 * h)
+    np.testing.assert_allclose(ox.grad, numeric, rtol=1e-7, atol=1e-8)  # (linear in x)
+
+
+class _TorchAlphaMask(torch.nn.Module):
+    """torch's alpha-dropout formula with a given mask (torch's own draws its own)."""
+
+    def __init__(self, p, mask):
+        super().__init__()
+        self.p, self.mask = p, torch.tensor(mask.astype(np.float64))
+
+    def forward(self, x):
+        a, kept, dropped = _alpha_affine(self.p)
+        return x * (a * self.mask) + (kept * self.mask + dropped * (1 - self.mask))
+
+
+@pytest.mark.parametrize("optimizer", ["SGD", "Adam"])
+def test_alpha_dropout_trains_a_step_as_torchs_formula_in_a_sequential(rng, optimizer):
+    rows, features, p = int(rng.integers(2, 9)), int(rng.integers(2, 6)), 0.3
+    X, y = rng.normal(size=(rows, features)), rng.integers(0, 3, rows)
+    model = nn.Sequential(nn.Dense(features, 6), nn.SELU(), nn.AlphaDropout(p), nn.Dense(6, 3))
+    model = model.to("float64")
+    assert "AlphaDropout" in model.why_not_planned()
+    seed = int(rng.integers(2**31))
+    wxb.manual_seed(seed)
+    hidden = model[1](model[0](X)).data
+    mask = ~_dropped(model[2](wxb.Tensor(hidden)).data, hidden, p)  # the mask the step draws
+    twin = torch.nn.Sequential(
+        torch.nn.Linear(features, 6), torch.nn.SELU(), _TorchAlphaMask(p, mask),
+        torch.nn.Linear(6, 3),
+    ).double()  # fmt: skip
+    model.load_state_dict(twin.state_dict())
+    theirs = getattr(torch.optim, optimizer)(twin.parameters(), lr=0.05)
+    ours = getattr(wxb.optim, optimizer)(model.parameters(), lr=0.05)
+    theirs.zero_grad()
+    torch.nn.functional.cross_entropy(twin(torch.tensor(X)), torch.tensor(y)).backward()
+    theirs.step()
+    ours.zero_grad()
+    wxb.manual_seed(seed)  # the same draws as above
+    nn.CrossEntropyLoss()(model(wxb.tensor(X, dtype=wxb.float64)), y).backward()
+    ours.step()
+    for mine, their in zip(model.parameters(), twin.parameters(), strict=True):
+        np.testing.assert_allclose(mine.data, their.detach().numpy(), rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_alpha_dropout_in_file_onnx_torch_and_summary(rng, tmp_path, dtype):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    import wxb.onnx
+
+    p = float(rng.uniform(0.05, 0.9))
+    model = nn.Sequential(nn.Dense(3, 5), nn.SELU(), nn.AlphaDropout(p), nn.Dense(5, 2))
+    model = model.to(dtype)
+    X = rng.normal(size=(int(rng.integers(1, 20)), 3)).astype(dtype)
+    model.eval()
+    expected = model(X).data
+    wxb.save(model, tmp_path / "m.safetensors")
+    loaded = wxb.load(tmp_path / "m.safetensors")
+    assert repr(loaded) == repr(model) and loaded[2].p == p
+    loaded.eval()
+    np.testing.assert_array_equal(loaded(X).data, expected)
+    wxb.onnx.export(model, tmp_path / "m.onnx")  # inference: nothing, as Dropout
+    got = onnxruntime.InferenceSession(str(tmp_path / "m.onnx")).run(None, {"input": X})[0]
+    tolerance = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance)
+    twin = wxb.interop.to_torch(model)
+    assert isinstance(twin[2], torch.nn.AlphaDropout) and twin[2].p == p and not twin.training
+    back = wxb.interop.from_torch(twin)
+    assert isinstance(back[2], nn.AlphaDropout) and back[2].p == p
+    np.testing.assert_array_equal(back(X).data, expected)
+    rows = model.summary().rows
+    size = np.dtype(dtype).itemsize
+    assert rows[2].output_shape == (5,) and rows[2].activation_bytes == 2 * 5 * size
+    with pytest.raises(ConfigError, match=r"AlphaDropout p must be a number in \[0, 1\)"):
+        nn.AlphaDropout(1.0)

@@ -34,6 +34,7 @@ from wxb.nn.layers import (
     ACTIVATIONS,
     GLU,
     Activation,
+    AlphaDropout,
     Dense,
     Dropout,
     Flatten,
@@ -353,9 +354,9 @@ def _holders(model: Module, run: _SampleRun) -> dict[int, Module]:
 
 
 def _keeps_width(module: Module) -> bool:
-    """A stock PReLU (element-wise) or Flatten of rows (it changes nothing): a row's
-    width out is its width in."""
-    return stock_kind(module, (PReLU, Flatten)) is not None
+    """A stock PReLU or AlphaDropout (element-wise) or Flatten of rows (it changes
+    nothing): a row's width out is its width in."""
+    return stock_kind(module, (PReLU, Flatten, AlphaDropout)) is not None
 
 
 def glu_text(z: str) -> str:
@@ -1484,7 +1485,8 @@ def _row(
     kept = 0
     if width is not None and call:
         kept = width * itemsize
-        if _is(module, Dropout) and module.p > 0:
+        dropping = _is(module, Dropout) or stock_kind(module, (AlphaDropout,)) is not None
+        if dropping and module.p > 0:
             kept *= 2  # the output and the mask
         elif stock_kind(module, (Flatten,)) is Flatten:
             kept = 0  # a view of its input
@@ -1793,6 +1795,8 @@ def _forward_op(layer: _Layer, z: str) -> tuple[str, str]:
         return "Standardize: (X − μ) / σ", "box"
     if _halves_rows(module):
         return f"GLU: {glu_text(z)}", "box"
+    if stock_kind(module, (AlphaDropout,)) is not None:  # as a training step computes it
+        return f"AlphaDropout: a·({z} ⊙ M − α′·(1 − M)) + α′·a·p, p = {module.p:g}", "box"
     if stock_kind(module, (Unflatten,)) is not None:
         return f"Unflatten: dim {module.dim} as {module.unflattened_size} (a reshape)", "box"
     if _is(module, NORMS):  # as a training step computes it (Dropout's mask M too)
@@ -1891,6 +1895,8 @@ def _backward_op(layer: _Layer, z: str) -> str:
         return "Dropout p = 0: δ unchanged" if module.p == 0 else f"⊙ M / (1 − {module.p:g})"
     if _is(module, Standardize):
         return "⊙ 1/σ"
+    if stock_kind(module, (AlphaDropout,)) is not None:
+        return "AlphaDropout backward: ⊙ a·M"
     if stock_kind(module, (Unflatten,)) is not None:
         return "Unflatten backward: δ reshaped back (a reshape moves no value)"
     if _halves_rows(module):

@@ -136,6 +136,7 @@ _STOCK_TYPES = (
     *_TWINS,
     layers.Dense,
     layers.Dropout,
+    layers.AlphaDropout,
     layers.Standardize,
     LayerNorm,
     BatchNorm1d,
@@ -274,8 +275,9 @@ def _check_convertible(path: str, module: Module, in_sequential: bool = False) -
             )
         raise ConfigError(
             f"to_torch: cannot convert {_where(path)} ({cls.__name__}): {why}; to_torch "
-            "converts Sequential, Dense, Dropout, Standardize, LayerNorm, BatchNorm1d, RMSNorm "
-            "and the activations " + ", ".join(c.__name__ for c in _ACTIVATION_TYPES)
+            "converts Sequential, Dense, Dropout, AlphaDropout, Standardize, LayerNorm, "
+            "BatchNorm1d, RMSNorm and the activations "
+            + ", ".join(c.__name__ for c in _ACTIVATION_TYPES)
         )
     if "forward" in vars(module) or "__call__" in vars(module):
         raise ConfigError(
@@ -388,6 +390,8 @@ def _to_torch(module: Module, path: str, torch, tdtype, made: dict[int, Any]):
             out.track_running_stats = module.track_running_stats
     elif isinstance(module, layers.Dropout):
         out = nn.Dropout(module.p)
+    elif type(module) is layers.AlphaDropout:
+        out = nn.AlphaDropout(module.p)
     elif isinstance(module, layers.Standardize):
         cls = _torch_standardize_class()
         out = cls(_tensor(torch, module.mean, tdtype), _tensor(torch, module.scale, tdtype))
@@ -523,7 +527,8 @@ def from_torch(seq) -> Sequential:
 
 _READS = (
     "wxb reads Sequential, Linear, Identity, ReLU, Sigmoid, Tanh, LeakyReLU, GELU, SiLU, "
-    "ELU, Softplus, Softmax(dim=1), LogSoftmax(dim=1), Softmin(dim=1), Dropout, LayerNorm, "
+    "ELU, Softplus, Softmax(dim=1), LogSoftmax(dim=1), Softmin(dim=1), Dropout, AlphaDropout, "
+    "LayerNorm, "
     "BatchNorm1d, RMSNorm, PReLU, "
     + ", ".join(cls.__name__ for cls in _TWINS)
     + " and TorchStandardize"
@@ -573,8 +578,9 @@ def _global_torch_hooks(torch) -> str | None:
 def _torch_refusal(module, nn) -> str | None:
     """Why ``module`` has no wxb twin, or None."""
     cls = type(module)
-    simple = (nn.Linear, nn.Dropout, nn.LeakyReLU, nn.GELU, nn.Identity, nn.ReLU, nn.Sigmoid,
-              nn.SiLU, nn.ELU, nn.Softplus, nn.LayerNorm, nn.BatchNorm1d, nn.RMSNorm, nn.PReLU,
+    simple = (nn.Linear, nn.Dropout, nn.AlphaDropout, nn.LeakyReLU, nn.GELU, nn.Identity,
+              nn.ReLU, nn.Sigmoid, nn.SiLU, nn.ELU, nn.Softplus, nn.LayerNorm, nn.BatchNorm1d,
+              nn.RMSNorm, nn.PReLU,
               *_twin_classes(nn))  # fmt: skip
     if cls in (*simple, nn.Tanh) or cls is _standardize_class_if_made():
         return "it holds sub-modules, which wxb would not run" if module._modules else None
@@ -731,9 +737,9 @@ def _from_torch(module, path: str, torch, dtype, made: dict[int, Module]) -> Mod
             tracked = module.num_batches_tracked
             out.num_batches_tracked[...] = 0 if tracked is None else int(tracked)
             out.track_running_stats = bool(module.track_running_stats)
-    elif cls is nn.Dropout:
+    elif cls in (nn.Dropout, nn.AlphaDropout):
         try:
-            out = layers.Dropout(module.p)
+            out = getattr(layers, cls.__name__)(module.p)
         except ConfigError as exc:
             raise ConfigError(f"from_torch: {label}: {exc}") from None
     elif cls is _standardize_class_if_made():

@@ -57,6 +57,7 @@ STOCK_TYPES: dict[str, type[Module]] = {
     "Sequential": Sequential,
     "Dense": layers.Dense,
     "Dropout": layers.Dropout,
+    "AlphaDropout": layers.AlphaDropout,
     "Standardize": layers.Standardize,
     "Flatten": layers.Flatten,
     "PReLU": layers.PReLU,
@@ -72,6 +73,7 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "Sequential": ("layers",),
     "Dense": ("in_features", "out_features", "bias"),
     "Dropout": ("p",),
+    "AlphaDropout": ("p",),
     "Standardize": ("features",),
     "Flatten": ("start_dim", "end_dim"),
     "PReLU": ("num_parameters",),
@@ -857,6 +859,8 @@ def _build(config: dict[str, Any]) -> Module:
         )
     if kind == "Dropout":  # (its own generator, if it had one, is put back after)
         return layers.Dropout(config["p"], name=name)
+    if kind == "AlphaDropout":
+        return layers.AlphaDropout(config["p"], name=name)
     if kind == "Standardize":
         n = config["features"]
         return layers.Standardize(np.zeros(n), np.ones(n), name=name)
@@ -1028,10 +1032,10 @@ def _layout(architecture: object) -> tuple[Shapes, Shapes, dict[str, str], set[s
         elif kind == "Standardize":
             n = _positive(node, "features", where)
             buffers[_join(prefix, "mean")] = buffers[_join(prefix, "scale")] = (n,)
-        elif kind == "Dropout":
+        elif kind in ("Dropout", "AlphaDropout"):
             p = node["p"]
             if not _is_number(p) or not 0 <= p < 1:
-                raise _Invalid(f"{where}: Dropout p {_short(p)} is not a number in [0, 1)")
+                raise _Invalid(f"{where}: {kind} p {_short(p)} is not a number in [0, 1)")
         elif kind == "PReLU":
             slot(prefix, "weight", (_positive(node, "num_parameters", where),), alias)
         elif kind == "Unflatten":

@@ -11,7 +11,7 @@ default domain, with the weights as initializers:
 - Dense          Z = W·X + b on rows: Gemm(X, W, b, transB=1) (no C without a bias)
 - Standardize    (X − mean) ⊙ (1/scale): Sub, then Mul by the reciprocal, which is
                  what wxb itself computes (``1.0 / scale`` in the model's dtype)
-- Dropout        nothing (the export is for inference; wxb's predict skips it too)
+- Dropout, AlphaDropout   nothing (the export is for inference; predict skips them too)
 - Flatten()      Flatten(axis=1). The graph's input is rows (batch, features), as ONNX
                  needs its rank: images go in as X.reshape(len(X), -1), as wxb's fit takes them
 - LayerNorm(n)   μ = X·(𝟙/n), D = X − μ, σ² = (D ⊙ D)·(𝟙/n), D ⊙ 1/√(σ² + ε), then ⊙ γ + β:
@@ -130,7 +130,17 @@ from wxb.columns import text_aliases
 from wxb.data import atomic_write
 from wxb.describe import chain_layers
 from wxb.errors import ConfigError, install_hint
-from wxb.nn.layers import GLU, Activation, Dense, Dropout, Flatten, PReLU, Standardize, Unflatten
+from wxb.nn.layers import (
+    GLU,
+    Activation,
+    AlphaDropout,
+    Dense,
+    Dropout,
+    Flatten,
+    PReLU,
+    Standardize,
+    Unflatten,
+)
 from wxb.nn.module import Module, stock_kind
 from wxb.nn.norm import NORMS, BatchNorm1d, LayerNorm, RMSNorm
 from wxb.nn.sequential import Sequential
@@ -159,6 +169,7 @@ _STOCK = (
     Sequential,
     Dense,
     Dropout,
+    AlphaDropout,
     Standardize,
     Flatten,
     Unflatten,
@@ -335,6 +346,7 @@ def _stock_leaf(path: str, module: Module, in_sequential: bool = False) -> tuple
             path,
             module,
             f"{why}; ONNX export handles only Sequential, Dense, Standardize, Dropout, "
+            "AlphaDropout, "
             "Flatten, Unflatten, PReLU, GLU, LayerNorm, BatchNorm1d, RMSNorm and wxb's "
             "activations",
         )
@@ -723,7 +735,7 @@ class _Graph:
                 else "the width it splits is not known: put it after a Dense layer"
             )
             raise _refuse(path, layer, why)
-        if any(not isinstance(other, Dropout) for _, other in after):
+        if any(not isinstance(other, (Dropout, AlphaDropout)) for _, other in after):
             raise _refuse(
                 path,
                 layer,
@@ -843,7 +855,7 @@ class _Graph:
             inv = self.initializer(None, factor, f"{where}.reciprocal_scale")
             centred = self.node("Sub", [x, mean], where)
             return self.node("Mul", [centred, inv], where), int(np.asarray(layer.mean).shape[0])
-        if isinstance(layer, Dropout):
+        if isinstance(layer, (Dropout, AlphaDropout)):
             return x, width
         if isinstance(layer, PReLU):  # its slope(s) along the features (the last axis)
             slope = self.initializer(layer.weight, layer.weight.data, f"{where}.weight")

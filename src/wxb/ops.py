@@ -1585,6 +1585,29 @@ def dropout_mask(
     return out
 
 
+# SELU's negative saturation −λα (torch's constant): alpha dropout sets dropped units there
+ALPHA_DROPOUT_VALUE = 1.7580993408473766
+
+
+def alpha_dropout(x: object, p: float, rng: np.random.Generator) -> Tensor:
+    """Alpha dropout in training, as torch's F.alpha_dropout: each unit dropped with
+    probability p is set to −α′ (α′ = λα of SELU), and all are then scaled and shifted,
+    y = a·(x ⊙ M − α′·(1 − M)) + α′·a·p with a = 1/√((α′²p + 1)(1 − p)), so that inputs
+    of mean 0 and variance 1 keep both (SELU's self-normalising). ∂L/∂x = a·M ⊙ g."""
+    x = as_tensor(x)
+    X = x.data
+    keep = rng.random(X.shape) >= p
+    a = 1.0 / math.sqrt((ALPHA_DROPOUT_VALUE**2 * p + 1) * (1 - p))
+    factor = (keep * a).astype(X.dtype)  # a where kept, 0 where dropped
+    shift = np.where(keep, ALPHA_DROPOUT_VALUE * a * p, ALPHA_DROPOUT_VALUE * a * (p - 1))
+    out = X * factor + shift.astype(X.dtype)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (g * factor,)
+
+    return Tensor.from_op(out, "alpha_dropout", (x,), backward, reads_inputs=False)
+
+
 def dropout(
     x: Tensor,
     p: float = 0.5,

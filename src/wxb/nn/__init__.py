@@ -11,6 +11,7 @@ from wxb.nn.layers import (
     GLU,
     SELU,
     Activation,
+    AlphaDropout,
     CosineSimilarity,
     Dense,
     Dropout,
@@ -67,6 +68,7 @@ __all__ = [
     "LOSSES",
     "SELU",
     "Activation",
+    "AlphaDropout",
     "BCELoss",
     "BCEWithLogitsLoss",
     "BatchNorm1d",
@@ -180,8 +182,8 @@ _TORCH_NAMES.update(
 )
 _TORCH_NAMES.update(
     dict.fromkeys(
-        ("Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"),
-        f"{_DENSE}: its dropout is Dropout(p), of single features",
+        ("Dropout1d", "Dropout2d", "Dropout3d", "FeatureAlphaDropout"),
+        f"{_DENSE}: its dropouts are Dropout(p) and AlphaDropout(p), of single features",
     )
 )
 _TORCH_NAMES.update(

@@ -791,6 +791,46 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
+class AlphaDropout(Module):
+    """Alpha dropout, as torch's nn.AlphaDropout(p=0.5): in training each unit is dropped
+    with probability p to SELU's saturation value and the rest scaled and shifted so
+    that a SELU network's mean 0 and variance 1 are kept (``ops.alpha_dropout``); in eval
+    mode the identity. The masks come from wxb's default generator (``wxb.manual_seed``).
+    It runs on the recorded graph."""
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, name: str | None = None) -> None:
+        super().__init__()
+        self.p = p
+        self.inplace = _inplace(inplace, "AlphaDropout")  # torch's: the same values here
+        self.name = name
+
+    @property
+    def p(self) -> float:
+        return self._p
+
+    @p.setter
+    def p(self, value: float) -> None:  # checked when set later too, as at construction
+        if not (ops._is_number(value) and 0 <= value < 1):  # (p = 1: nothing would pass)
+            raise ConfigError(f"AlphaDropout p must be a number in [0, 1); got {value!r}")
+        self._p = float(value)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0:
+            return x
+        return ops.alpha_dropout(x, self.p, as_generator(None))
+
+    def config(self) -> dict[str, Any]:
+        if type(self) is not AlphaDropout:
+            raise ConfigError(
+                f"{type(self).__name__} cannot be saved: it subclasses AlphaDropout, and a "
+                "model file rebuilds only a plain AlphaDropout"
+            )
+        return {"type": "AlphaDropout", "name": self.name, "p": self.p}
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, inplace={self.inplace}"
+
+
 def _dim_setting(value: object, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise ConfigError(f"{what} must be an integer (a dim); got {value!r}")

@@ -30,6 +30,7 @@ from wxb.errors import ConfigError, DataError, ShapeError
 from wxb.nn.layers import (
     GLU,
     Activation,
+    AlphaDropout,
     Dense,
     Dropout,
     Flatten,
@@ -81,6 +82,8 @@ def unplannable_reason(layers: list[Module]) -> str | None:
             )
         if stock_kind(layer, (PReLU,)) is not None:
             return f"{layer.label} learns its slope on the recorded graph"
+        if stock_kind(layer, (AlphaDropout,)) is not None:
+            return f"{layer.label} drops units on the recorded graph"
         if stock_kind(layer, (Unflatten,)) is not None:
             return f"{layer.label} reshapes its rows, which runs on the recorded graph"
         if stock_kind(layer, (GLU,)) is not None:
