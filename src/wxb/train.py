@@ -2440,9 +2440,34 @@ def _differences(saved: dict, now: dict) -> list[str]:
             found.append(names[key])
         elif key == "schedule" and isinstance(then, dict) and isinstance(current, dict):
             found.append(f"schedule differs: {'; '.join(_schedule_changes(then, current))}")
+        elif key == "optimizer" and isinstance(then, dict) and isinstance(current, dict):
+            found.append(f"optimizer differs: {'; '.join(_optimizer_changes(then, current))}")
         else:
             found.append(f"{key} differs (checkpoint {saved.get(key)!r}, now {now.get(key)!r})")
     return found
+
+
+def _optimizer_changes(then: dict, now: dict) -> list[str]:
+    """The optimiser's kind, its groups' count, or each group's settings that differ from
+    the checkpoint's, by name (the two whole records were printed, which hid the one
+    setting that differed among a dozen)."""
+    if then.get("type") != now.get("type"):
+        return [f"{then.get('type')} in the checkpoint, {now.get('type')} now"]
+    old_groups, new_groups = then.get("groups") or [], now.get("groups") or []
+    if len(old_groups) != len(new_groups):
+        return [f"{len(old_groups)} parameter groups in the checkpoint, {len(new_groups)} now"]
+    changes = []
+    for index, (old, new) in enumerate(zip(old_groups, new_groups, strict=True)):
+        for key in sorted(set(old) | set(new), key=str):
+            if old.get(key) == new.get(key):
+                continue
+            if key == "params":
+                changes.append(f"group {index}'s parameters are others than the checkpoint's")
+            else:
+                changes.append(
+                    f"group {index} {key} {old.get(key)!r} in the checkpoint, {new.get(key)!r} now"
+                )
+    return changes or [f"checkpoint {then!r}, now {now!r}"]
 
 
 def _schedule_changes(then: dict, now: dict, where: str = "") -> list[str]:
