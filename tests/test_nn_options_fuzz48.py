@@ -853,6 +853,10 @@ def test_function_and_layer_agree_with_torch(seeded, name):
 
 # checked against torch, with their options, in tests/test_more_layers48.py
 AGAINST_TORCH_IN_MORE_LAYERS = {"Flatten", "PReLU", "Softmin", "BCELoss", "KLDivLoss"}
+# and in tests/test_layers50.py
+AGAINST_TORCH_IN_LAYERS50 = {
+    "RMSNorm", "GLU", "Unflatten", "CosineSimilarity", "PairwiseDistance", "AlphaDropout"
+}  # fmt: skip
 
 
 def test_every_function_and_layer_torch_also_has_is_fuzzed():
@@ -863,6 +867,8 @@ def test_every_function_and_layer_torch_also_has_is_fuzzed():
     covered = set(CASES) | {"bce_with_logits", "prelu", "softmin", "binary_cross_entropy", "kl_div"}
     # checked against torch, with their options, in tests/test_missing_ops49.py
     covered |= {"pad", "cosine_similarity", "pairwise_distance"}
+    # and in tests/test_layers50.py, beside their layers
+    covered |= {"glu", "rms_norm"}
     functions = {name for name in F.__all__ if hasattr(TF, name) or name == "bce_with_logits"}
     assert functions <= covered | {"batch_norm", "layer_norm"}, functions - covered
     classes = {name for name in nn.__all__ if isinstance(getattr(nn, name), type)}
@@ -872,7 +878,7 @@ def test_every_function_and_layer_torch_also_has_is_fuzzed():
         "BCEWithLogitsLoss", "L1Loss", "HuberLoss", "SmoothL1Loss", "MSELoss", "BatchNorm1d",
         "LayerNorm", "ReLU6", "Hardtanh", "SELU", "CELU", "Mish", "Hardswish", "Hardsigmoid",
         "LogSigmoid", "Softsign", "Tanhshrink", "Threshold",
-    } | AGAINST_TORCH_IN_MORE_LAYERS  # fmt: skip
+    } | AGAINST_TORCH_IN_MORE_LAYERS | AGAINST_TORCH_IN_LAYERS50  # fmt: skip
     torch_has = {name for name in classes if hasattr(torch.nn, name)}
     containers = {"Module", "Sequential", "ModuleList", "ModuleDict", "Parameter",
                   "ParameterList", "ParameterDict"}  # fmt: skip
