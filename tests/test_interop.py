@@ -431,7 +431,7 @@ def test_from_torch_refuses_other_modules_naming_them():
             r"module 'norm' \(InstanceNorm1d\)",
         ),
         (nn.Sequential(nn.Linear(4, 4), nn.LogSoftmax(dim=0)), r"'1' \(LogSoftmax\).*dim=0"),
-        (nn.Sequential(nn.Linear(4, 4), nn.Softshrink()), r"module '1' \(Softshrink\)"),
+        (nn.Sequential(nn.Linear(4, 4), nn.Softmax2d()), r"module '1' \(Softmax2d\)"),
         (nn.Sequential(nn.Softmax(dim=0)), r"module '0' \(Softmax\): it is over dim=0"),
         (nn.Sequential(nn.Softmax()), r"module '0' \(Softmax\): it is over dim=None"),
         (nn.Sequential(nn.ModuleList([nn.ReLU()])), r"module '0' \(ModuleList\)"),

@@ -417,7 +417,7 @@ def test_the_hints_name_what_wxb_has():
         assert name not in nn._TORCH_NAMES
         assert getattr(nn, name) is not None
     with pytest.raises(AttributeError, match=r"Hardtanh, .*ReLU6"):
-        nn.Softshrink  # noqa: B018
+        nn.Softmax2d  # noqa: B018
 
 
 def test_planned_and_graph_paths_train_alike(rng):

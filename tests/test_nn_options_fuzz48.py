@@ -402,6 +402,26 @@ def tanhshrink(d):
 
 
 @case
+def hardshrink(d):
+    lambd = d.pick([0.5, 0.0, 1.0, float(d.rng.uniform(-1, 3))])  # (torch takes λ < 0)
+    given = {} if lambd == 0.5 and d.flag() else {"lambd": lambd}  # torch's default too
+    return _activation(
+        d, lambda f, x: f.hardshrink(x, **given), lambda n: n.Hardshrink(**given),
+        edges=(lambd, -lambd, -np.inf, np.inf),
+    )  # fmt: skip
+
+
+@case
+def softshrink(d):
+    lambd = d.pick([0.5, 0.0, 1.0, float(d.rng.uniform(0, 3))])
+    given = {} if lambd == 0.5 and d.flag() else {"lambd": lambd}
+    return _activation(
+        d, lambda f, x: f.softshrink(x, **given), lambda n: n.Softshrink(**given),
+        edges=(lambd, -lambd, -np.inf, np.inf),
+    )  # fmt: skip
+
+
+@case
 def threshold(d):
     at, value = d.pick([0.0, 0.5, -1.0, 2.0]), d.pick([0.0, -1.0, 3.0])
     return _activation(
@@ -853,7 +873,7 @@ def test_function_and_layer_agree_with_torch(seeded, name):
 
 # checked against torch, with their options, in tests/test_more_layers48.py
 AGAINST_TORCH_IN_MORE_LAYERS = {"Flatten", "PReLU", "Softmin", "BCELoss", "KLDivLoss"}
-# and in tests/test_layers50.py
+# checked against torch, with their options, in tests/test_layers50.py
 AGAINST_TORCH_IN_LAYERS50 = {
     "RMSNorm", "GLU", "Unflatten", "CosineSimilarity", "PairwiseDistance", "AlphaDropout"
 }  # fmt: skip
@@ -867,8 +887,7 @@ def test_every_function_and_layer_torch_also_has_is_fuzzed():
     covered = set(CASES) | {"bce_with_logits", "prelu", "softmin", "binary_cross_entropy", "kl_div"}
     # checked against torch, with their options, in tests/test_missing_ops49.py
     covered |= {"pad", "cosine_similarity", "pairwise_distance"}
-    # and in tests/test_layers50.py, beside their layers
-    covered |= {"glu", "rms_norm"}
+    covered |= {"glu", "rms_norm"}  # (in tests/test_layers50.py)
     functions = {name for name in F.__all__ if hasattr(TF, name) or name == "bce_with_logits"}
     assert functions <= covered | {"batch_norm", "layer_norm"}, functions - covered
     classes = {name for name in nn.__all__ if isinstance(getattr(nn, name), type)}
@@ -877,7 +896,7 @@ def test_every_function_and_layer_torch_also_has_is_fuzzed():
         "Softmax", "LogSoftmax", "Dropout", "Linear", "CrossEntropyLoss", "NLLLoss",
         "BCEWithLogitsLoss", "L1Loss", "HuberLoss", "SmoothL1Loss", "MSELoss", "BatchNorm1d",
         "LayerNorm", "ReLU6", "Hardtanh", "SELU", "CELU", "Mish", "Hardswish", "Hardsigmoid",
-        "LogSigmoid", "Softsign", "Tanhshrink", "Threshold",
+        "LogSigmoid", "Softsign", "Tanhshrink", "Threshold", "Hardshrink", "Softshrink",
     } | AGAINST_TORCH_IN_MORE_LAYERS | AGAINST_TORCH_IN_LAYERS50  # fmt: skip
     torch_has = {name for name in classes if hasattr(torch.nn, name)}
     containers = {"Module", "Sequential", "ModuleList", "ModuleDict", "Parameter",

@@ -160,7 +160,7 @@ _DENSE = "wxb builds dense networks"
         ("BatchNorm2d", "BatchNorm1d"),
         ("GroupNorm", "LayerNorm"),
         ("Dropout2d", r"Dropout\(p\)"),
-        ("Softshrink", r"x - x\.clamp\(-0\.5, 0\.5\)"),
+        ("Softmax2d", r"x\.relu\(\) \*\* 2"),
         ("LazyLinear", r"Linear\(in_features, out_features\)"),
         ("PoissonNLLLoss", r"loss=f"),
     ],

@@ -517,6 +517,7 @@ SPECS: dict[str, Spec] = {
     "squeeze": _squeeze,
     "unsqueeze": _unsqueeze,
     "unflatten": _unflatten,
+    "hardshrink": lambda r, s, d: [((), {}), ((float(r.uniform(0, 2)),), {})],
     "repeat": _repeat,
     "round": _round,
     **dict.fromkeys(["clip", "clamp", "clip_", "clamp_"], _clip),

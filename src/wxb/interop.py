@@ -11,8 +11,8 @@
   too) of Linear, Identity, ReLU, Sigmoid, Tanh, LeakyReLU, GELU, SiLU, ELU, Softplus,
   Softmax/LogSoftmax/Softmin(dim=1), Dropout, LayerNorm, BatchNorm1d, RMSNorm, PReLU, Flatten,
   ReLU6, Hardtanh, SELU, CELU, Mish, Hardswish, Hardsigmoid, LogSigmoid, Softsign,
-  Tanhshrink, Threshold, GLU, Unflatten and ``TorchStandardize``; anything else is
-  refused by its path.
+  Tanhshrink, Threshold, Hardshrink, Softshrink, GLU, Unflatten and ``TorchStandardize``;
+  anything else is refused by its path.
 - ``from_sklearn(est)``: a fitted ``MLPClassifier`` or ``MLPRegressor`` as a wxb
   Sequential giving its *decision values* (the output layer before its output
   activation: logits for a classifier), with ``model.info`` saying how to read
@@ -127,6 +127,7 @@ _TWINS: dict[type[Module], tuple[str, ...]] = {
     layers.Hardtanh: ("min_val", "max_val"),
     layers.CELU: ("alpha",),
     layers.Threshold: ("threshold", "value"),
+    **dict.fromkeys((layers.Hardshrink, layers.Softshrink), ("lambd",)),
     layers.GLU: ("dim",),
     layers.Unflatten: ("dim", "unflattened_size"),
 }

@@ -86,6 +86,8 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "Hardtanh": ("min_val", "max_val"),
     "CELU": ("alpha",),
     "Threshold": ("threshold", "value"),
+    "Hardshrink": ("lambd",),
+    "Softshrink": ("lambd",),
     "LayerNorm": ("normalized_shape", "eps", "elementwise_affine", "bias"),
     "BatchNorm1d": ("num_features", "eps", "momentum", "affine", "track_running_stats", "bias"),
     "RMSNorm": ("normalized_shape", "eps", "elementwise_affine"),
@@ -880,7 +882,7 @@ def _build(config: dict[str, Any]) -> Module:
         return layers.ELU(config["alpha"], name=name)
     if kind == "Softplus":
         return layers.Softplus(config["beta"], config["threshold"], name=name)
-    if kind in ("Hardtanh", "CELU", "Threshold"):
+    if kind in ("Hardtanh", "CELU", "Threshold", "Hardshrink", "Softshrink"):
         return STOCK_TYPES[kind](*(config[key] for key in _FIELDS[kind]), name=name)
     if kind == "LayerNorm":
         shape, eps = tuple(config["normalized_shape"]), config["eps"]
@@ -1061,7 +1063,7 @@ def _layout(architecture: object) -> tuple[Shapes, Shapes, dict[str, str], set[s
             for key in _FIELDS[kind]:
                 if not _is_number(node[key]) or (key == "beta" and not node[key] > 0):
                     raise _Invalid(f"{where}: {kind} {key} {_short(node[key])} is not valid")
-        elif kind in ("Hardtanh", "CELU", "Threshold"):
+        elif kind in ("Hardtanh", "CELU", "Threshold", "Hardshrink", "Softshrink"):
             values = [node[key] for key in _FIELDS[kind]]
             if not all(_is_number(v) for v in values):
                 raise _Invalid(f"{where}: {kind} {_short(values)} are not finite numbers")

@@ -43,6 +43,11 @@ default domain, with the weights as initializers:
 - Hardswish      Z ⊙ Clip(Z + 3, 0, 6) / 6; Hardsigmoid without the Z ⊙
 - Softsign       Z / (|Z| + 1); Tanhshrink: Z − Tanh(Z)
 - Threshold(t, v) Where(Z ≤ t, v, Z) (a NaN passes, as torch's)
+- Hardshrink(λ)  Shrink(Z, lambd=λ, bias=0); Softshrink(λ): Shrink(Z, lambd=λ, bias=λ)
+                 (onnxruntime's gives 0 for a NaN, where wxb and torch pass it on). A
+                 float64 model composes Where(|Z| ≤ λ, 0, Z − Sign(Z)·λ) instead: Shrink's
+                 λ is a float32 attribute, and onnxruntime's float64 Shrink rounds Z
+                 through float32
 - PReLU          PRelu(Z, a), a the learned slope(s) as an initializer
 - Softmin        Softmax(Neg(Z), axis=-1)
 - Unflatten      Reshape(Z, [0, sizes…]), the last layer only: the graph's output is then
@@ -163,7 +168,7 @@ _KERNELS = (
     ops.Identity, ops.Sigmoid, ops.Tanh, ops.ReLU, ops.LeakyReLU, ops.GELU, ops.SiLU,
     ops.ELU, ops.Softplus, ops.Softmax, ops.LogSoftmax, ops.ReLU6, ops.Hardtanh, ops.SELU,
     ops.CELU, ops.Mish, ops.Hardswish, ops.Hardsigmoid, ops.LogSigmoid, ops.Softsign,
-    ops.Tanhshrink, ops.Threshold, ops.Softmin,
+    ops.Tanhshrink, ops.Threshold, ops.Hardshrink, ops.Softshrink, ops.Softmin,
 )  # fmt: skip
 _STOCK = (
     Sequential,
@@ -833,6 +838,22 @@ class _Graph:
         b = self.node("Slice", [x, bounds[1], bounds[2], axis], where)
         return self.node("Mul", [a, self._sigmoid(b, where)], where), half
 
+    def _shrink(self, kernel: ops.Hardshrink | ops.Softshrink, x: str, where: str) -> str:
+        """ONNX's Shrink (bias λ for Softshrink, 0 for Hardshrink) for a float32 model. A
+        float64 one is composed as wxb computes it, Where(|Z| ≤ λ, 0, Z − Sign(Z)·λ)
+        (Hardshrink: Z): Shrink's λ is a float32 attribute, and onnxruntime's float64
+        Shrink rounds Z through float32 (1e-7 off)."""
+        soft = isinstance(kernel, ops.Softshrink)
+        lambd = kernel.lambd
+        if self.dtype == np.float32:
+            return self.node("Shrink", [x], where, lambd=lambd, bias=lambd if soft else 0.0)
+        band = self.node("LessOrEqual", [self.node("Abs", [x], where), self.const(lambd)], where)
+        kept = x
+        if soft:
+            shift = self.node("Mul", [self.node("Sign", [x], where), self.const(lambd)], where)
+            kept = self.node("Sub", [x, shift], where)
+        return self.node("Where", [band, self.const(0.0), kept], where)
+
     def _batch_norm(self, layer: BatchNorm1d, x: str, where: str) -> str:
         dtype = layer.running_var.dtype
         factor = (1.0 / np.sqrt(layer.running_var + layer.eps)).astype(dtype)  # as wxb's
@@ -928,6 +949,8 @@ class _Graph:
             return self.node("Div", [x, d], where)
         if isinstance(kernel, ops.Tanhshrink):
             return self.node("Sub", [x, self.node("Tanh", [x], where)], where)
+        if isinstance(kernel, (ops.Hardshrink, ops.Softshrink)):
+            return self._shrink(kernel, x, where)
         if isinstance(kernel, ops.Threshold):  # value where z ≤ threshold, else z (NaN too)
             below = self.node("LessOrEqual", [x, self.const(kernel.threshold)], where)
             return self.node("Where", [below, self.const(kernel.value), x], where)

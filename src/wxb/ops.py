@@ -1206,6 +1206,55 @@ class Threshold:
         return out
 
 
+@dataclass(frozen=True)
+class Hardshrink:
+    """z where |z| > λ, else 0; f′ = 1 where |z| > λ, else 0 (0 at z = ±λ, as torch's).
+    λ in z's dtype, as torch compares. A NaN passes as NaN, and δ with it (torch's rule;
+    its vectorised loop gives 0 there, its loop's tail δ: no one answer to match)."""
+
+    lambd: float = 0.5
+    name: str = "hardshrink"
+    backward_reads = _Z
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lambd", _finite_setting(self.lambd, "Hardshrink lambd"))
+
+    def forward(self, z, out):
+        out[...] = np.where(np.abs(z) <= _typed(z, self.lambd), _typed(z, 0), z)
+        return out
+
+    def backward(self, z, a, grad, out):
+        # a select, not g ⊙ mask: an inf or NaN δ inside the band gives 0, as torch's
+        out[...] = np.where(np.abs(z) <= _typed(z, self.lambd), _typed(z, 0), grad)
+        return out
+
+
+@dataclass(frozen=True)
+class Softshrink:
+    """z − λ where z > λ, z + λ where z < −λ, else 0 (λ ≥ 0, torch's check); f′ = 1
+    where |z| > λ, else 0 (0 at z = ±λ, as torch's). z − sign(z)·λ rounds as torch's
+    z ∓ λ in z's dtype. A NaN passes as NaN, and δ with it (as Hardshrink's)."""
+
+    lambd: float = 0.5
+    name: str = "softshrink"
+    backward_reads = _Z
+
+    def __post_init__(self) -> None:
+        lambd = _finite_setting(self.lambd, "Softshrink lambd")
+        if lambd < 0:  # (torch refuses it at the call: "lambda must be in range [0, …]")
+            raise ConfigError(f"Softshrink lambd must be 0 or more; got {self.lambd!r}")
+        object.__setattr__(self, "lambd", lambd)
+
+    def forward(self, z, out):
+        lambd = _typed(z, self.lambd)
+        out[...] = np.where(np.abs(z) <= lambd, _typed(z, 0), z - np.copysign(lambd, z))
+        return out
+
+    def backward(self, z, a, grad, out):
+        out[...] = np.where(np.abs(z) <= _typed(z, self.lambd), _typed(z, 0), grad)
+        return out
+
+
 _GELU_C = math.sqrt(2 / math.pi)
 
 
@@ -1448,6 +1497,14 @@ def tanhshrink(z: Tensor) -> Tensor:
 def threshold(z: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
     _inplace(inplace, "threshold")
     return activation(as_tensor(z), Threshold(threshold, value))
+
+
+def hardshrink(z: Tensor, lambd: float = 0.5) -> Tensor:
+    return activation(as_tensor(z), Hardshrink(lambd))
+
+
+def softshrink(z: Tensor, lambd: float = 0.5) -> Tensor:
+    return activation(as_tensor(z), Softshrink(lambd))
 
 
 def glu(z: object, dim: int = -1) -> Tensor:
@@ -3962,6 +4019,7 @@ Tensor.repeat = repeat
 Tensor.relu = lambda self: relu(self)
 Tensor.sigmoid = lambda self: sigmoid(self)
 Tensor.tanh = lambda self: tanh(self)
+Tensor.hardshrink = lambda self, lambd=0.5: hardshrink(self, lambd)
 # dtype=: cast first, as torch's (softmax(1, dtype=torch.float64) stopped at a TypeError)
 Tensor.softmax = lambda self, dim, dtype=None: softmax_along(_cast(self, dtype), dim)
 Tensor.log_softmax = lambda self, dim, dtype=None: log_softmax_along(_cast(self, dtype), dim)

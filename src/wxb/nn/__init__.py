@@ -16,6 +16,7 @@ from wxb.nn.layers import (
     Dense,
     Dropout,
     Flatten,
+    Hardshrink,
     Hardsigmoid,
     Hardswish,
     Hardtanh,
@@ -34,6 +35,7 @@ from wxb.nn.layers import (
     Softmax,
     Softmin,
     Softplus,
+    Softshrink,
     Softsign,
     Standardize,
     Tanh,
@@ -77,6 +79,7 @@ __all__ = [
     "Dense",
     "Dropout",
     "Flatten",
+    "Hardshrink",
     "Hardsigmoid",
     "Hardswish",
     "Hardtanh",
@@ -111,6 +114,7 @@ __all__ = [
     "Softmax",
     "Softmin",
     "Softplus",
+    "Softshrink",
     "Softsign",
     "Standardize",
     "Tanh",
@@ -188,11 +192,11 @@ _TORCH_NAMES.update(
 )
 _TORCH_NAMES.update(
     dict.fromkeys(
-        ("Hardshrink", "RReLU", "Softshrink", "Softmax2d"),
+        ("RReLU", "Softmax2d"),
         "wxb.nn's activations are "
         + ", ".join(sorted({layer.__name__ for layer in ACTIVATIONS.values()} | {"PReLU", "GLU"}))
         + "; another is a Module of your own whose forward computes it with tensor methods "
-        "(Softshrink: x - x.clamp(-0.5, 0.5))",
+        "(a squared ReLU: x.relu() ** 2)",
     )
 )
 

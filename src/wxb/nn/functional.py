@@ -23,6 +23,7 @@ from wxb.ops import (
     elu,
     gelu,
     glu,
+    hardshrink,
     hardsigmoid,
     hardswish,
     hardtanh,
@@ -53,6 +54,7 @@ from wxb.ops import (
     softmax,
     softmin,
     softplus,
+    softshrink,
     softsign,
     tanh,
     tanhshrink,
@@ -72,6 +74,7 @@ __all__ = [
     "elu",
     "gelu",
     "glu",
+    "hardshrink",
     "hardsigmoid",
     "hardswish",
     "hardtanh",
@@ -101,6 +104,7 @@ __all__ = [
     "softmax",
     "softmin",
     "softplus",
+    "softshrink",
     "softsign",
     "tanh",
     "tanhshrink",
@@ -176,9 +180,9 @@ def normalize(
 # torch.nn.functional's names a port reaches for that wxb has not, each with wxb's way (as
 # wxb.nn's for its layers): Python's bare AttributeError named neither
 _ACTIVATIONS = (
-    "celu, elu, gelu, hardsigmoid, hardswish, hardtanh, leaky_relu, log_softmax, logsigmoid, "
-    "mish, prelu, relu, relu6, selu, sigmoid, silu, softmax, softmin, softplus, softsign, "
-    "tanh, tanhshrink and threshold"
+    "celu, elu, gelu, glu, hardshrink, hardsigmoid, hardswish, hardtanh, leaky_relu, "
+    "log_softmax, logsigmoid, mish, prelu, relu, relu6, selu, sigmoid, silu, softmax, softmin, "
+    "softplus, softshrink, softsign, tanh, tanhshrink and threshold"
 )
 _TORCH_NAMES = {
     "embedding": "wxb builds dense networks on rows (B, features), with no embedding: index "
@@ -199,9 +203,9 @@ _TORCH_NAMES.update(
 )
 _TORCH_NAMES.update(
     dict.fromkeys(
-        ("hardshrink", "softshrink", "rrelu", "glu", "gumbel_softmax"),
+        ("rrelu", "gumbel_softmax"),
         f"wxb.nn.functional's activations are {_ACTIVATIONS}; compute another with tensor "
-        "methods (hardshrink: x * (x.abs() > lambd))",
+        "methods (a squared ReLU: x.relu() ** 2)",
     )
 )
 _TORCH_NAMES.update(

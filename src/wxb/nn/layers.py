@@ -525,6 +525,34 @@ class Threshold(Activation):
         return f"threshold={self.threshold}, value={self.value}"
 
 
+class _Shrink(Activation):
+    """Hardshrink and Softshrink: torch's one setting, lambd (λ = 0.5), and its repr."""
+
+    def __init__(self, lambd: float = 0.5, name: str | None = None) -> None:
+        super().__init__(self.kernel_type(lambd), name)  # it checks λ
+
+    lambd = _KernelSetting()
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "lambd": self.lambd}
+
+    def extra_repr(self) -> str:
+        return f"{self.lambd}"  # torch's Hardshrink(0.5)
+
+
+class Hardshrink(_Shrink):
+    """z where |z| > λ, else 0 (torch's nn.Hardshrink(lambd=0.5))."""
+
+    kernel_type = ops.Hardshrink
+
+
+class Softshrink(_Shrink):
+    """z − λ where z > λ, z + λ where z < −λ, else 0 (torch's nn.Softshrink(lambd=0.5),
+    λ ≥ 0)."""
+
+    kernel_type = ops.Softshrink
+
+
 class PReLU(Module):
     """z where z > 0, else a·z, with a a learned parameter: one shared value
     (``num_parameters=1``) or one per feature (dim 1), each starting at ``init``, as
@@ -701,6 +729,8 @@ ACTIVATIONS: dict[str, type[Activation]] = {
     "softsign": Softsign,
     "tanhshrink": Tanhshrink,
     "threshold": Threshold,
+    "hardshrink": Hardshrink,
+    "softshrink": Softshrink,
     "softmax": Softmax,
     "log_softmax": LogSoftmax,
     "softmin": Softmin,
@@ -715,6 +745,8 @@ SETTINGS: dict[type[Activation], tuple[str, ...]] = {
     Hardtanh: ("min_val", "max_val"),
     CELU: ("alpha",),
     Threshold: ("threshold", "value"),
+    Hardshrink: ("lambd",),
+    Softshrink: ("lambd",),
 }
 
 
