@@ -18,6 +18,10 @@ torch = pytest.importorskip("torch")
 SHRINKS = ["Hardshrink", "Softshrink"]
 
 
+def _tensor(x, grad=True):
+    return wxb.Tensor(x, requires_grad=grad), torch.tensor(x, requires_grad=grad)
+
+
 # ---------------------------------------------------------------------------------
 # Hardshrink: z where |z| > λ, else 0; Softshrink: z ∓ λ beyond ±λ, else 0
 # ---------------------------------------------------------------------------------
@@ -253,3 +257,258 @@ def test_shrink_settings_are_checked():
     np.testing.assert_array_equal(nn.Hardshrink(-1.0)(wxb.Tensor(z)).data, z)
     with pytest.raises(ConfigError, match=r"Softshrink.*lambd must be 0 or more"):
         wxb.interop.from_torch(torch.nn.Sequential(torch.nn.Softshrink(-1.0)))
+
+
+# ---------------------------------------------------------------------------------
+# Bilinear: yₒ = x1ᵀ·Wₒ·x2 + bₒ, torch's nn.Bilinear
+# ---------------------------------------------------------------------------------
+def _bilinear_case(rng, dtype="float64"):
+    """A pair of layers holding torch's random W and b (loaded into wxb's by torch's
+    state_dict keys), and two inputs of the same random leading dims (none to two)."""
+    in1, in2, out = (int(n) for n in rng.integers(1, 7, size=3))
+    bias = bool(rng.integers(0, 4))  # mostly with b
+    theirs = torch.nn.Bilinear(in1, in2, out, bias, dtype=getattr(torch, dtype))
+    ours = nn.Bilinear(in1, in2, out, bias, dtype=dtype)
+    assert repr(ours) == repr(theirs)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    ours.load_state_dict(theirs.state_dict())  # torch's tensors, by torch's keys
+    lead = tuple(int(n) for n in rng.integers(1, 5, size=int(rng.integers(0, 3))))
+    scale = rng.uniform(0.1, 10)
+    x1 = (rng.normal(size=(*lead, in1)) * scale).astype(dtype)
+    x2 = (rng.normal(size=(*lead, in2)) * scale).astype(dtype)
+    return ours, theirs, x1, x2
+
+
+def _bilinear_sizes(layer, x1, x2, upstream):
+    """The size of the terms each result sums (float64): |x1|ᵀ·|Wₒ|·|x2| (+ |b|) for y;
+    Σₒ|gₒ|·|Wₒ|·|x2| for ∂L/∂x1, Σₒ|gₒ|·|Wₒ|ᵀ·|x1| for ∂L/∂x2, Σₙ|gₙₒ|·|x1ₙ|·|x2ₙ|ᵀ for
+    ∂L/∂W and Σₙ|gₙₒ| for ∂L/∂b."""
+    W = np.abs(layer.weight.data.astype(np.float64))
+    a1, a2 = np.abs(x1.astype(np.float64)), np.abs(x2.astype(np.float64))
+    g = np.abs(upstream.astype(np.float64))
+    b = 0.0 if layer.bias is None else np.abs(layer.bias.data.astype(np.float64))
+    y = np.einsum("...i,oij,...j->...o", a1, W, a2) + b
+    dx1 = np.einsum("...o,oij,...j->...i", g, W, a2)
+    dx2 = np.einsum("...o,oij,...i->...j", g, W, a1)
+    rows = (g.reshape(-1, g.shape[-1]), a1.reshape(-1, a1.shape[-1]), a2.reshape(-1, a2.shape[-1]))
+    dw = np.einsum("no,ni,nj->oij", *rows)
+    db = g.reshape(-1, g.shape[-1]).sum(axis=0)
+    return y, dx1, dx2, dw, db
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_bilinear_values_and_gradients_are_torchs(rng, dtype):
+    """Both sum the same products in another order: each result within 2·γₙ of the size
+    of its terms, γₙ = n·ε/(1 − n·ε) for the n products and sums one result takes (wxb's
+    and torch's each within γₙ of the exact)."""
+    eps = float(np.finfo(dtype).eps)
+    for _ in range(20):
+        ours, theirs, x1, x2 = _bilinear_case(rng, dtype)
+        in1, in2 = ours.in1_features, ours.in2_features
+        (o1, t1), (o2, t2) = _tensor(x1), _tensor(x2)
+        a, b = ours(o1, o2), theirs(t1, t2)
+        assert a.shape == tuple(b.shape) and a.dtype == np.dtype(dtype)
+        upstream = rng.normal(size=a.shape).astype(dtype)
+        (a * wxb.Tensor(upstream)).sum().backward()
+        (b * torch.tensor(upstream)).sum().backward()
+        y, dx1, dx2, dw, db = _bilinear_sizes(ours, x1, x2, upstream)
+        rows = x1.size // in1
+        for mine, their, size, n in [
+            (a.data, b.detach().numpy(), y, in1 * in2 + 3),
+            (o1.grad, t1.grad.numpy(), dx1, ours.out_features * in2 + 3),
+            (o2.grad, t2.grad.numpy(), dx2, ours.out_features * in1 + 3),
+            (ours.weight.grad, theirs.weight.grad.numpy(), dw, rows + 3),
+        ]:
+            gamma = n * eps / (1 - n * eps)
+            np.testing.assert_array_less(np.abs(mine - their), 2 * gamma * size + 1e-300)
+        if ours.bias is not None:
+            gamma = (rows + 1) * eps / (1 - (rows + 1) * eps)
+            bias_grad, their_bias = ours.bias.grad, theirs.bias.grad.numpy()
+            np.testing.assert_array_less(np.abs(bias_grad - their_bias), 2 * gamma * db + 1e-300)
+        # the functional form computes the same
+        again = nn.functional.bilinear(wxb.Tensor(x1), wxb.Tensor(x2), ours.weight, ours.bias)
+        np.testing.assert_array_equal(again.data, a.data)
+
+
+def test_bilinear_init_is_torchs(rng):
+    """W and b from U(±1/√in1_features), torch's bound: within it, filling it (the
+    largest of n uniform draws is below (1 − 10/n)·bound with probability e^(−10)), mean
+    0 within 6 standard errors; drawn from wxb's default generator (manual_seed)."""
+    in1, in2, out = int(rng.integers(2, 40)), int(rng.integers(20, 40)), int(rng.integers(20, 40))
+    layer = nn.Bilinear(in1, in2, out)
+    bound = 1 / np.sqrt(in1)
+    top = bound * (1 + 2.0**-24)  # (a draw below the bound may round up to float32's)
+    for p, n in ((layer.weight.data, out * in1 * in2), (layer.bias.data, out)):
+        assert p.dtype == np.float32 and np.abs(p).max() <= top
+        assert np.abs(p).max() > (1 - 10 / n) * bound
+    w = layer.weight.data.astype(np.float64)
+    assert abs(w.mean()) < 6 * bound / np.sqrt(3 * w.size)
+    torchs = torch.nn.Bilinear(in1, in2, out)
+    assert torchs.weight.abs().max().item() <= top  # (torch's bound, the same)
+    wxb.manual_seed(7)
+    first = nn.Bilinear(in1, in2, out).state_dict()
+    wxb.manual_seed(7)
+    second = nn.Bilinear(in1, in2, out)
+    for key, value in first.items():
+        np.testing.assert_array_equal(second.state_dict()[key], value)
+    start = second.weight
+    second.reset_parameters()  # drawn again, in place
+    assert second.weight is start and not np.array_equal(start.data, first["weight"])
+    assert np.abs(start.data).max() <= top
+
+
+def test_bilinear_gradients_are_finite_differences(rng):
+    layer = nn.Bilinear(3, 4, 2, dtype="float64")
+    x1, x2 = rng.normal(size=(5, 3)), rng.normal(size=(5, 4))
+    w = rng.normal(size=(5, 2))
+
+    def loss():
+        with wxb.no_grad():
+            return float((layer(wxb.Tensor(x1), wxb.Tensor(x2)) * wxb.Tensor(w)).sum().item())
+
+    o1, o2 = wxb.Tensor(x1, requires_grad=True), wxb.Tensor(x2, requires_grad=True)
+    (layer(o1, o2) * wxb.Tensor(w)).sum().backward()
+    h = 1e-6
+    for array, grad in [
+        (x1, o1.grad), (x2, o2.grad), (layer.weight.data, layer.weight.grad),
+        (layer.bias.data, layer.bias.grad),
+    ]:  # fmt: skip
+        numeric = np.zeros_like(array)
+        for index in np.ndindex(array.shape):
+            keep = array[index]
+            array[index] = keep + h
+            up = loss()
+            array[index] = keep - h
+            down = loss()
+            array[index] = keep
+            numeric[index] = (up - down) / (2 * h)
+        # L is linear in each entry: only rounding, ε·|L|/h, is left
+        np.testing.assert_allclose(grad, numeric, rtol=1e-7, atol=1e-7)
+
+
+class _Gated(nn.Module):
+    """A bilinear head over an encoded x1 and a raw x2 (a second input)."""
+
+    def __init__(self, lib, features, context, hidden):
+        super().__init__()
+        self.encoder = lib.Sequential(lib.Linear(features, hidden), lib.Tanh())
+        self.head = lib.Bilinear(hidden, context, 3)
+
+    def forward(self, x, c):
+        return self.head(self.encoder(x), c)
+
+
+def _by_position(model, state):
+    """A state_dict of the twin under the model's keys (its Sequential names its layers
+    dense1, …, where torch's numbers them 0, …)."""
+    return dict(zip(model.state_dict(), state.values(), strict=True))
+
+
+class _TorchGated(torch.nn.Module):
+    def __init__(self, features, context, hidden):
+        super().__init__()
+        self.encoder = torch.nn.Sequential(torch.nn.Linear(features, hidden), torch.nn.Tanh())
+        self.head = torch.nn.Bilinear(hidden, context, 3)
+
+    def forward(self, x, c):
+        return self.head(self.encoder(x), c)
+
+
+@pytest.mark.parametrize("optimizer", ["SGD", "Adam"])
+def test_bilinear_trains_a_step_as_torchs(rng, optimizer):
+    """A Sequential encoder, then Bilinear over its output and a second input: torch's
+    weights loaded into wxb's, one step of each, the same weights after it."""
+    rows, features, context, hidden = 6, int(rng.integers(2, 6)), int(rng.integers(1, 5)), 4
+    X, C = rng.normal(size=(rows, features)), rng.normal(size=(rows, context))
+    y = rng.integers(0, 3, rows)
+    twin = _TorchGated(features, context, hidden).double()
+    model = _Gated(nn, features, context, hidden).to("float64")
+    # the head's keys are torch's; the encoder's are wxb Sequential's names (dense1, …)
+    assert list(model.head.state_dict()) == list(twin.head.state_dict()) == ["weight", "bias"]
+    model.load_state_dict(_by_position(model, twin.state_dict()))
+    theirs = getattr(torch.optim, optimizer)(twin.parameters(), lr=0.05)
+    ours = getattr(wxb.optim, optimizer)(model.parameters(), lr=0.05)
+    torch.nn.functional.cross_entropy(
+        twin(torch.tensor(X), torch.tensor(C)), torch.tensor(y)
+    ).backward()
+    theirs.step()
+    nn.CrossEntropyLoss()(model(wxb.Tensor(X), wxb.Tensor(C)), y).backward()
+    ours.step()
+    for (key, mine), their in zip(
+        model.state_dict().items(), twin.state_dict().values(), strict=True
+    ):
+        np.testing.assert_allclose(mine, their.numpy(), rtol=1e-12, atol=1e-13, err_msg=key)
+
+
+def test_bilinear_state_round_trips_through_files(rng, tmp_path):
+    """torch's safetensors file into wxb's model, wxb's state_dict saved (wxb.save of a
+    dict) and loaded back, and into torch again: the same numbers all the way."""
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    features, context, hidden = int(rng.integers(2, 6)), int(rng.integers(1, 5)), 4
+    twin = _TorchGated(features, context, hidden).double()
+    safetensors_torch.save_file(twin.state_dict(), str(tmp_path / "torch.safetensors"))
+    model = _Gated(nn, features, context, hidden).to("float64")
+    read = safetensors_numpy.load_file(str(tmp_path / "torch.safetensors"))
+    model.load_state_dict(_by_position(model, {k: read[k] for k in twin.state_dict()}))
+    X, C = rng.normal(size=(5, features)), rng.normal(size=(5, context))
+    expected = twin(torch.tensor(X), torch.tensor(C)).detach().numpy()
+    got = model(wxb.Tensor(X), wxb.Tensor(C)).data
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-13)
+    wxb.save(model.state_dict(), tmp_path / "wxb.safetensors")
+    again = _Gated(nn, features, context, hidden).to("float64")
+    again.load_state_dict(wxb.load(tmp_path / "wxb.safetensors"))
+    np.testing.assert_array_equal(again(wxb.Tensor(X), wxb.Tensor(C)).data, got)
+    back = _TorchGated(features, context, hidden).double()
+    state = {k: torch.tensor(v) for k, v in again.state_dict().items()}
+    back.load_state_dict(_by_position(back, state))
+    np.testing.assert_array_equal(back(torch.tensor(X), torch.tensor(C)).detach().numpy(), expected)
+
+
+def test_bilinear_settings_and_refusals_are_one_line(tmp_path):
+    import wxb.onnx
+
+    for args, pattern in [
+        ((0, 2, 3), "Bilinear in1_features must be a positive integer"),
+        ((2, 2.5, 3), "Bilinear in2_features must be a positive integer"),
+        ((2, 2, -1), "Bilinear out_features must be a positive integer"),
+        ((2, 2, 3, "yes"), "Bilinear bias must be True or False"),
+    ]:
+        with pytest.raises(ConfigError, match=pattern):
+            nn.Bilinear(*args)
+    layer = nn.Bilinear(2, 3, 4)
+    assert layer.bias is not None and nn.Bilinear(2, 3, 4, bias=False).bias is None
+    assert nn.Bilinear(2, 3, 4, bias=False).state_dict().keys() == {"weight"}
+    with pytest.raises(wxb.errors.ShapeError, match=r"^bilinear: W of shape \(4, 2, 3\)"):
+        layer(wxb.Tensor(np.zeros((5, 2), np.float32)), wxb.Tensor(np.zeros((4, 3), np.float32)))
+    with pytest.raises(wxb.errors.ShapeError, match=r"x2 \(\*, 3\)"):
+        layer(wxb.Tensor(np.zeros((5, 2), np.float32)), wxb.Tensor(np.zeros((5, 2), np.float32)))
+    with pytest.raises(wxb.errors.DataError, match="Bilinear: X is float64 but W is float32"):
+        layer(wxb.Tensor(np.zeros((5, 2))), wxb.Tensor(np.zeros((5, 3))))
+    with pytest.raises(ConfigError, match="Bilinear"):
+        nn.Bilinear(2, 3, 4, device="cuda")
+    model = _Gated(nn, 3, 2, 4)
+    for refuse in (
+        lambda: wxb.onnx.export(model, tmp_path / "m.onnx"),
+        lambda: wxb.interop.to_torch(model),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            refuse()
+        assert "\n" not in str(caught.value)
+
+
+def test_bilinear_in_summary_and_onnx_refusal(rng, tmp_path):
+    """summary counts its parameters, width and FLOPs (a forward of one's own on two
+    inputs is not run on a sample: each layer from its own shapes); ONNX export refuses
+    it in one line saying why."""
+    import wxb.onnx
+
+    features, context, hidden = int(rng.integers(2, 6)), int(rng.integers(1, 5)), 4
+    model = _Gated(nn, features, context, hidden)
+    row = model.summary().rows[-1]
+    assert row.name == "head" and row.type == "Bilinear" and row.output_shape == (3,)
+    assert row.parameters == 3 * hidden * context + 3
+    assert row.forward_flops == 2 * 3 * context * (hidden + 1) + 3  # x1ᵀ·Wₒ, ·x2, + b
+    with pytest.raises(ConfigError, match=r"Bilinear.*it takes two inputs") as caught:
+        wxb.onnx.export(nn.Bilinear(2, 3, 4), tmp_path / "m.onnx")
+    assert "\n" not in str(caught.value)

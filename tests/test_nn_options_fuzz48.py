@@ -873,9 +873,10 @@ def test_function_and_layer_agree_with_torch(seeded, name):
 
 # checked against torch, with their options, in tests/test_more_layers48.py
 AGAINST_TORCH_IN_MORE_LAYERS = {"Flatten", "PReLU", "Softmin", "BCELoss", "KLDivLoss"}
-# checked against torch, with their options, in tests/test_layers50.py
+# checked against torch, with their options, in tests/test_layers50.py (Bilinear: 50b)
 AGAINST_TORCH_IN_LAYERS50 = {
-    "RMSNorm", "GLU", "Unflatten", "CosineSimilarity", "PairwiseDistance", "AlphaDropout"
+    "RMSNorm", "GLU", "Unflatten", "CosineSimilarity", "PairwiseDistance", "AlphaDropout",
+    "Bilinear",
 }  # fmt: skip
 
 
@@ -887,7 +888,7 @@ def test_every_function_and_layer_torch_also_has_is_fuzzed():
     covered = set(CASES) | {"bce_with_logits", "prelu", "softmin", "binary_cross_entropy", "kl_div"}
     # checked against torch, with their options, in tests/test_missing_ops49.py
     covered |= {"pad", "cosine_similarity", "pairwise_distance"}
-    covered |= {"glu", "rms_norm"}  # (in tests/test_layers50.py)
+    covered |= {"glu", "rms_norm", "bilinear"}  # (in tests/test_layers50.py and 50b)
     functions = {name for name in F.__all__ if hasattr(TF, name) or name == "bce_with_logits"}
     assert functions <= covered | {"batch_norm", "layer_norm"}, functions - covered
     classes = {name for name in nn.__all__ if isinstance(getattr(nn, name), type)}

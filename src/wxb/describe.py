@@ -35,6 +35,7 @@ from wxb.nn.layers import (
     GLU,
     Activation,
     AlphaDropout,
+    Bilinear,
     Dense,
     Dropout,
     Flatten,
@@ -1478,6 +1479,15 @@ def _row(
         if needs_input_grad:
             training += 2 * m * n  # ∂L/∂X = Wᵀ·δ
     width = layer.width_out
+    if stock_kind(module, (Bilinear,)) is not None and call:
+        # yₒ = x1ᵀ·Wₒ·x2 + bₒ: x1ᵀ·Wₒ (2·i1·i2 each o), then ·x2 (2·i2); the backward's
+        # ∂L/∂W, ∂L/∂x1 and ∂L/∂x2 as many again each
+        o, i1, i2 = module.weight.shape
+        bias = o if module.bias is not None else 0
+        forward = 2 * o * i2 * (i1 + 1) + bias
+        training = forward + (2 * o * i1 * i2 + bias if backward else 0)
+        training += 4 * o * i1 * i2 if needs_input_grad else 0
+        width = o
     shape = None if width is None else (width,)
     unflat = stock_kind(module, (Unflatten,)) is not None and layer.width_in is not None
     if unflat:  # rows in, each row's own shape out (a view: nothing kept)

@@ -139,6 +139,7 @@ from wxb.nn.layers import (
     GLU,
     Activation,
     AlphaDropout,
+    Bilinear,
     Dense,
     Dropout,
     Flatten,
@@ -329,6 +330,8 @@ def _stock_leaf(path: str, module: Module, in_sequential: bool = False) -> tuple
             why = f"its {own[0]} was replaced on the instance"
         elif module._has_hooks():
             why = "it has forward hooks, which the ONNX graph would not run (remove them first)"
+        elif isinstance(module, Bilinear):  # (no single ONNX op; the graph takes X alone)
+            why = "it takes two inputs, x1ᵀ·W·x2, where the exported graph takes one, X"
         elif isinstance(module, _STOCK):
             base = next(k for k in _STOCK if isinstance(module, k))
             why = f"it subclasses {base.__name__} and replaces forward or __call__"

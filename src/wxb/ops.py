@@ -1499,6 +1499,44 @@ def threshold(z: Tensor, threshold: float, value: float, inplace: bool = False) 
     return activation(as_tensor(z), Threshold(threshold, value))
 
 
+def bilinear(x1: object, x2: object, weight: object, bias: object = None) -> Tensor:
+    """torch's F.bilinear: yₒ = x1ᵀ·Wₒ·x2 + bₒ for each output o, W of shape (out, in1,
+    in2), over the last dims of x1 (*, in1) and x2 (*, in2), whose leading dims are the
+    same. Backward, g = ∂L/∂y: ∂L/∂x1 = Σₒ gₒ·(Wₒ·x2), ∂L/∂x2 = Σₒ gₒ·(Wₒᵀ·x1),
+    ∂L/∂Wₒ = Σₙ gₙₒ·x1ₙ·x2ₙᵀ (the rows' outer products); b through add's rule."""
+    x1, x2, w = (as_tensor(v) for v in (x1, x2, weight))
+    if not x1.dtype == x2.dtype == w.dtype or x1.dtype.kind != "f":
+        raise DataError(
+            f"bilinear: x1, x2 and W must be floats of one dtype; got {x1.dtype}, {x2.dtype} "
+            f"and {w.dtype}"
+        )
+    if w.ndim != 3 or x1.ndim == 0 or x2.ndim == 0:
+        raise ShapeError(
+            f"bilinear: needs W of shape (out, in1, in2) and inputs of 1 dim or more; got W "
+            f"of shape {w.shape}, x1 {x1.shape}, x2 {x2.shape}"
+        )
+    out, in1, in2 = w.shape
+    if x1.shape[-1] != in1 or x2.shape[-1] != in2 or x1.shape[:-1] != x2.shape[:-1]:
+        raise ShapeError(
+            f"bilinear: W of shape {w.shape} takes x1 (*, {in1}) and x2 (*, {in2}) with the "
+            f"same leading dims; got x1 of shape {x1.shape} and x2 of shape {x2.shape}"
+        )
+    lead = x1.shape[:-1]
+    X1, X2, W = x1.data.reshape(-1, in1), x2.data.reshape(-1, in2), w.data
+    U = np.einsum("ni,oij->noj", X1, W, optimize=True)  # x1ᵀ·Wₒ, kept for ∂L/∂x2
+    Y = np.einsum("noj,nj->no", U, X2, optimize=True)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        g = g.reshape(-1, out)
+        grad_x1 = np.einsum("no,oij,nj->ni", g, W, X2, optimize=True)
+        grad_x2 = np.einsum("no,noj->nj", g, U, optimize=True)
+        grad_w = np.einsum("no,ni,nj->oij", g, X1, X2, optimize=True)
+        return grad_x1.reshape(x1.shape), grad_x2.reshape(x2.shape), grad_w
+
+    result = Tensor.from_op(Y.reshape(*lead, out), "x1ᵀ·W·x2", (x1, x2, w), backward)
+    return result if bias is None else add(result, bias)
+
+
 def hardshrink(z: Tensor, lambd: float = 0.5) -> Tensor:
     return activation(as_tensor(z), Hardshrink(lambd))
 

@@ -14,6 +14,7 @@ from wxb.ops import (
     as_tensor,
     batch_norm,
     bce_with_logits,
+    bilinear,
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
     celu,
@@ -65,6 +66,7 @@ from wxb.tensor import Tensor, foreign_array, marks
 __all__ = [
     "batch_norm",
     "bce_with_logits",
+    "bilinear",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "celu",

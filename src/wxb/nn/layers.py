@@ -1005,6 +1005,76 @@ class CosineSimilarity(Module):
         return ops.cosine_similarity(x1, x2, self.dim, self.eps)
 
 
+class Bilinear(Module):
+    """y = x1ᵀ·W·x2 + b, each output o its own form x1ᵀ·Wₒ·x2, as torch's
+    nn.Bilinear(in1_features, in2_features, out_features, bias=True): W of shape (out,
+    in1, in2), W and b drawn from U(±1/√in1_features), torch's init, from the generator
+    ``wxb.manual_seed`` sets; state_dict keys "weight" and "bias". A module of two inputs
+    (x1 (*, in1), x2 (*, in2)), for a forward of one's own; ``ops.bilinear`` holds its
+    forward and backward. ``device=``: the CPU, as Dense takes it."""
+
+    def __init__(
+        self,
+        in1_features: int,
+        in2_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        device: object = None,
+        dtype: object = None,
+    ) -> None:
+        super().__init__()
+        check_device(device, "Bilinear")  # PyTorch's factory keyword: the CPU, or refused
+        shape = tuple(
+            _positive_int(n, f"Bilinear {what}")
+            for n, what in (
+                (out_features, "out_features"),
+                (in1_features, "in1_features"),
+                (in2_features, "in2_features"),
+            )
+        )
+        if not isinstance(bias, (bool, np.bool_)):
+            raise ConfigError(f"Bilinear bias must be True or False; got {bias!r}")
+        dt = resolve_dtype(dtype)
+        self.weight = Parameter(np.zeros(shape, dtype=dt))
+        self.bias = Parameter(np.zeros(shape[0], dtype=dt)) if bias else None
+        self.reset_parameters()
+
+    @property
+    def in1_features(self) -> int:
+        return int(self.weight.shape[1])
+
+    @property
+    def in2_features(self) -> int:
+        return int(self.weight.shape[2])
+
+    @property
+    def out_features(self) -> int:
+        return int(self.weight.shape[0])
+
+    def reset_parameters(self) -> None:
+        """W and b drawn again from U(±1/√in1_features), in place, as torch's."""
+        bound = 1 / math.sqrt(self.in1_features)
+        rng = as_generator(None)
+        with no_grad():
+            for p in (self.weight, self.bias):
+                if p is not None:
+                    p[...] = rng.uniform(-bound, bound, size=p.shape).astype(p.dtype)
+
+    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+        weight, bias = _operand(self.weight), _operand(self.bias)
+        for x in (x1, x2):
+            if getattr(x, "dtype", weight.dtype) != weight.dtype:
+                raise dtype_mismatch("Bilinear", x.dtype, weight.dtype)
+        return ops.bilinear(x1, x2, weight, bias)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
+            f"out_features={self.out_features}, bias={self.bias is not None}"
+        )
+
+
 class PairwiseDistance(Module):
     """‖x1 − x2 + eps‖_p over the last dim, as torch's nn.PairwiseDistance(p=2.0,
     eps=1e-6, keepdim=False): a module of two inputs, for a forward of one's own;
