@@ -35,6 +35,7 @@ import numpy as np
 
 from wxb.data import MAX_HEADER, atomic_write, safetensors_parts
 from wxb.errors import ConfigError, DataError, ModelFileError
+from wxb.nn.module import BufferArray
 from wxb.tensor import Count, Tensor
 
 FORMAT = "wxb-state"
@@ -108,6 +109,8 @@ class _Encoder:
             return value if math.isfinite(value) else {"float": repr(value)}
         if isinstance(value, Tensor):  # a Parameter or Tensor: its array, as state_dict gives
             value = value.data
+        if isinstance(value, BufferArray):  # a module's buffer: its array, as state_dict gives
+            value = value.view(np.ndarray)
         if isinstance(value, np.ndarray):
             return self.array(value, where, names)
         if isinstance(value, np.generic):

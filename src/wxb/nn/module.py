@@ -17,6 +17,8 @@ from wxb.columns import rows_for_model
 from wxb.errors import ConfigError, DataError, NotFoundError, ShapeError
 from wxb.tables import is_tabular
 from wxb.tensor import (
+    Count,
+    IndexArray,
     Tensor,
     float_array,
     foreign_array,
@@ -24,6 +26,7 @@ from wxb.tensor import (
     is_grad_enabled,
     no_grad,
     slot_names,
+    to_dtype,
 )
 from wxb.validation import (
     NOT_GIVEN,
@@ -105,15 +108,232 @@ def _buffer_array(value: object, where: str) -> np.ndarray:
                 f"{where}: the Tensor needs a gradient and a buffer holds no graph; assign "
                 "its .detach(), or compute it under wxb.no_grad()"
             )
-        return np.asarray(_tensor_data.__get__(value))
+        return _as_buffer(np.asarray(_tensor_data.__get__(value)))
     if isinstance(value, np.generic):
-        return np.asarray(value)
+        return _as_buffer(np.asarray(value))
     if not isinstance(value, np.ndarray):
         kind = type(value).__name__
         if type(value).__module__.split(".")[0] == "torch":  # not wxb's Tensor: say whose
             kind = f"torch.{kind} (its .numpy() is the array)"
         raise ConfigError(f"{where} takes a NumPy array, a wxb Tensor or None; got a {kind}")
+    return _as_buffer(value)
+
+
+# each array's BufferArray, so that one array registered twice is one buffer (its
+# views would be two, named_buffers would give both, and a change through one...)
+_BUFFER_VIEWS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def _as_buffer(array: np.ndarray) -> BufferArray:
+    """``array`` as the buffer a module holds: a view of it (its memory, no copy)."""
+    if isinstance(array, BufferArray):
+        return array
+    held = _BUFFER_VIEWS.get(id(array))
+    if held is not None and held._source() is array:
+        return held
+    view = array.view(BufferArray)
+    view._source = weakref.ref(array)
+    _BUFFER_VIEWS[id(array)] = view
+    return view
+
+
+def _operand(value: object) -> object:
+    """An in-place method's operand as values: a Tensor's array (no graph: a buffer
+    holds none, as under torch.no_grad()), an array or a scalar as it is."""
+    if isinstance(value, Tensor):
+        return _tensor_data.__get__(value)
+    if isinstance(value, BufferArray):
+        return value.view(np.ndarray)
     return value
+
+
+def _plain(value: object) -> object:
+    """A NumPy function's argument with any BufferArray as its plain array."""
+    if isinstance(value, BufferArray):
+        return value.view(np.ndarray)
+    if type(value) in (tuple, list):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
+class BufferArray(np.ndarray):
+    """A buffer as a module hands it out: its own array (no copy, so a change reaches the
+    module), which also answers torch's in-place idioms (``self.ema.mul_(m).add_(x.mean(0),
+    alpha=1 - m)``, ``self.count.add_(1)``, ``copy_``, ``zero_``, ``fill_``, ``lerp_``,
+    ``clamp_``), each changing the buffer, keeping its dtype and returning it, as torch's.
+    Arithmetic, NumPy's functions and copies give plain arrays: only the buffer itself
+    changes in place."""
+
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: object, **kwargs: object):
+        out = kwargs.get("out")
+        if out is not None:
+            kwargs["out"] = tuple(_plain(o) for o in out)
+        result = getattr(ufunc, method)(*(_plain(x) for x in inputs), **kwargs)
+        if out is not None and result is not NotImplemented and method != "at":
+            return out[0] if len(out) == 1 else out  # (buf += x: the buffer itself)
+        return result
+
+    def __array_function__(self, func: Callable, types: tuple, args: tuple, kwargs: dict):
+        return func(*_plain(args), **{k: _plain(v) for k, v in kwargs.items()})
+
+    def copy(self, order: str = "C") -> np.ndarray:  # (a copy is no longer the buffer)
+        return np.ndarray.copy(self.view(np.ndarray), order)
+
+    def astype(self, dtype: object, *args: object, **kwargs: object) -> np.ndarray:
+        return np.ndarray.astype(self.view(np.ndarray), dtype, *args, **kwargs)
+
+    # -- torch's in-place methods: the buffer changed, in its dtype, and returned ------
+    def _apply(self, name: str, ufunc: np.ufunc, *operands: object) -> BufferArray:
+        plain = self.view(np.ndarray)
+        try:
+            ufunc(plain, *(_operand(x) for x in operands), out=plain, casting="same_kind")
+        except TypeError as error:
+            if "cast" not in str(error):  # (NumPy's casting refusal only; others as they are)
+                raise
+            given = ufunc(plain, *(_operand(x) for x in operands)).dtype
+            raise ConfigError(
+                f"buffer.{name}: the result ({given}) does not fit the buffer's {self.dtype} "
+                "(torch refuses it too); change the buffer's dtype first"
+            ) from None
+        return self
+
+    def add_(self, other: object, *, alpha: object = 1) -> BufferArray:
+        other = _operand(other)
+        return self._apply("add_", np.add, other if alpha == 1 else np.multiply(other, alpha))
+
+    def sub_(self, other: object, *, alpha: object = 1) -> BufferArray:
+        other = _operand(other)
+        return self._apply("sub_", np.subtract, other if alpha == 1 else np.multiply(other, alpha))
+
+    def mul_(self, other: object) -> BufferArray:
+        return self._apply("mul_", np.multiply, other)
+
+    def div_(self, other: object, *, rounding_mode: str | None = None) -> BufferArray:
+        if rounding_mode is None:
+            return self._apply("div_", np.true_divide, other)
+        if rounding_mode == "floor":
+            return self._apply("div_", np.floor_divide, other)
+        if rounding_mode == "trunc":
+            quotient = np.trunc(np.true_divide(self.view(np.ndarray), _operand(other)))
+            return self.copy_(quotient)
+        raise ConfigError(
+            f"buffer.div_: rounding_mode is None, 'trunc' or 'floor'; got {rounding_mode!r}"
+        )
+
+    def pow_(self, exponent: object) -> BufferArray:
+        return self._apply("pow_", np.power, exponent)
+
+    def addcmul_(self, tensor1: object, tensor2: object, *, value: object = 1) -> BufferArray:
+        return self.add_(np.multiply(_operand(tensor1), _operand(tensor2)), alpha=value)
+
+    def addcdiv_(self, tensor1: object, tensor2: object, *, value: object = 1) -> BufferArray:
+        return self.add_(np.true_divide(_operand(tensor1), _operand(tensor2)), alpha=value)
+
+    def lerp_(self, end: object, weight: object) -> BufferArray:
+        """self + weight · (end − self), as torch's."""
+        plain = self.view(np.ndarray)
+        return self.add_(np.multiply(_operand(weight), np.subtract(_operand(end), plain)))
+
+    def copy_(self, src: object, non_blocking: bool = False) -> BufferArray:
+        """``src``'s values, broadcast to the buffer's shape and cast to its dtype."""
+        values = np.asarray(_operand(src))
+        try:
+            np.copyto(self.view(np.ndarray), np.broadcast_to(values, self.shape), "unsafe")
+        except ValueError:
+            raise ShapeError(
+                f"buffer.copy_: a source of shape {values.shape} does not broadcast to the "
+                f"buffer's {self.shape}"
+            ) from None
+        return self
+
+    def zero_(self) -> BufferArray:
+        self.view(np.ndarray)[...] = 0
+        return self
+
+    def fill_(self, value: object) -> BufferArray:
+        self.view(np.ndarray)[...] = _operand(value)
+        return self
+
+    def clamp_(self, min: object = None, max: object = None) -> BufferArray:
+        if min is None and max is None:
+            raise ConfigError("buffer.clamp_: give min, max or both (torch refuses neither)")
+        plain = self.view(np.ndarray)
+        if min is not None:
+            np.maximum(plain, _operand(min), out=plain, casting="same_kind")
+        if max is not None:
+            np.minimum(plain, _operand(max), out=plain, casting="same_kind")
+        return self
+
+    clip_ = clamp_
+
+    def clamp_min_(self, min: object) -> BufferArray:
+        return self.clamp_(min=min)
+
+    def clamp_max_(self, max: object) -> BufferArray:
+        return self.clamp_(max=max)
+
+    def neg_(self) -> BufferArray:
+        return self._apply("neg_", np.negative)
+
+    def abs_(self) -> BufferArray:
+        return self._apply("abs_", np.absolute)
+
+    def sqrt_(self) -> BufferArray:
+        return self._apply("sqrt_", np.sqrt)
+
+    # -- torch's out-of-place names: a float buffer's values as a Tensor outside the
+    # graph, an integer or boolean one's as an IndexArray (as wxb gives such values)
+    def _out(self, values: np.ndarray) -> Tensor | IndexArray:
+        return Tensor(values) if values.dtype.kind == "f" else values.view(IndexArray)
+
+    def clone(self) -> Tensor | IndexArray:  # (a copy: later changes to the buffer not seen)
+        return self._out(np.array(self))
+
+    def detach(self) -> BufferArray:  # (no graph to leave; the buffer itself, as torch's)
+        return self
+
+    def cpu(self) -> BufferArray:
+        return self
+
+    def numpy(self, force: bool = False) -> np.ndarray:  # (its memory, as torch's)
+        return self.view(np.ndarray)
+
+    def to(self, *args: object, dtype: object = None, device: object = None,
+           non_blocking: bool = False, copy: bool = False) -> object:  # fmt: skip
+        """``buf.to(device)`` and ``buf.to(its own dtype)``: the buffer itself, as torch's
+        (no copy); another dtype: its values cast."""
+        dtype = to_arguments(args, dtype, device, "to")
+        kind = self.dtype if dtype is None else to_dtype(dtype, "to", " (nor a device)")
+        if kind == self.dtype and not copy:
+            return self
+        return self._out(np.array(self, dtype=kind))
+
+    def float(self) -> Tensor:
+        return self.to(np.float32)
+
+    def double(self) -> Tensor:
+        return self.to(np.float64)
+
+    def long(self) -> IndexArray:
+        return self.to(np.int64)
+
+    @property
+    def size(self) -> Count:  # NumPy's count, which torch's size(dim) also answers
+        return Count(np.ndarray.size.__get__(self), self.shape)
+
+    def dim(self) -> int:
+        return self.ndim
+
+    def numel(self) -> int:
+        return int(np.ndarray.size.__get__(self))
+
+    @property
+    def is_cuda(self) -> bool:
+        return False
+
+    @property
+    def requires_grad(self) -> bool:  # (a buffer holds no graph)
+        return False
 
 
 class Parameter(Tensor):
@@ -197,7 +417,9 @@ def _writable(array: object) -> object:
     (``p -= lr * p.grad``, load_state_dict, nn.init, running statistics) raised,
     whereas PyTorch's tensors arrive writable."""
     if isinstance(array, np.ndarray) and (
-        type(array) is not np.ndarray or not array.flags.writeable
+        type(array) not in (np.ndarray, BufferArray)
+        or not array.flags.writeable
+        or isinstance(array.base, np.memmap)
     ):
         return parameter_memory.copy(np.asarray(array))
     return array
@@ -308,6 +530,12 @@ class _Table(dict):
             given, key = key, list(self)[int(key)]
             if value.name == given:  # (named so by model.__setattr__ on the way)
                 value.name = None
+        if (
+            isinstance(value, np.ndarray)
+            and owner is not None
+            and vars(owner).get("_buffers") is self
+        ):
+            value = _as_buffer(value)  # (model._buffers[key] = array: a buffer as any other)
         held = dict.get(self, key, _ABSENT)
         if layers and value.name is None and not any(m is value for m in dict.values(self)):
             # an unnamed layer takes its key as its name, as Sequential's model.key = layer
@@ -540,7 +768,10 @@ class Module:
             # reorder a stack): it becomes the module's, its entries the attributes
             for name in self.__dict__[key]:
                 self.__dict__.pop(name, None)
-            table = _Table(self, value.items())
+            items = value.items()
+            if key == "_buffers":  # (each array a buffer as any other)
+                items = [(k, _as_buffer(a) if isinstance(a, np.ndarray) else a) for k, a in items]
+            table = _Table(self, items)
             self.__dict__.update(table)
             object.__setattr__(self, key, table)
             _structure_changed()
@@ -860,7 +1091,8 @@ class Module:
         buffers = self.__dict__.get("_buffers", {})
         for key, array in buffers.items():
             kept = _writable(array)
-            if kept is not array:
+            kept = _as_buffer(kept) if isinstance(kept, np.ndarray) else kept
+            if kept is not array:  # (one pickled before buffers were BufferArrays too)
                 buffers[key] = self.__dict__[key] = kept
         for table in ("_parameters", "_modules", "_buffers"):
             object.__setattr__(self, table, _Table(self, self.__dict__.get(table, {})))
