@@ -132,7 +132,7 @@ def test_buffers_changed_in_place_by_torchs_methods_train_as_torchs(seeded, way)
     assert int(ours.count) == steps, msg("the original changed through a copy")
 
 
-def test_a_buffer_is_the_modules_own_array_through_every_name(seeded):
+def test_a_buffer_is_the_modules_own_array_through_every_name(seeded, tmp_path):
     rng = seeded.rng
     n = int(rng.integers(2, 7))
     values = rng.normal(size=n)
@@ -161,6 +161,11 @@ def test_a_buffer_is_the_modules_own_array_through_every_name(seeded):
     model._buffers["extra"] = extra  # PyTorch's table edited directly: a buffer as any other
     model.extra.mul_(0.0)
     assert not extra.any() and not model._buffers["extra"].any(), seeded.msg("table edit")
+    model.ema.copy_(rng.normal(size=n))  # saved in a dict of one's own, as torch.save takes it
+    wxb.save({"ema": model.ema, "count": 3}, tmp_path / "state.safetensors")
+    loaded = wxb.load(tmp_path / "state.safetensors")
+    assert type(loaded["ema"]) is np.ndarray, seeded.msg("a saved buffer loads as an array")
+    np.testing.assert_array_equal(loaded["ema"], model.ema, err_msg=seeded.msg("saved"))
 
 
 def test_in_place_methods_keep_the_buffers_dtype_as_torchs(seeded):
