@@ -8,18 +8,20 @@ import pytest
 import wxb
 
 
-def test_renorm_refuses_a_quasi_norm_naming_renorm(seeded):
-    """t.renorm(0.5, 0, c), which torch computes, was refused naming norm ('norm: p must
-    be ...'), a function the user did not call; the refusal now names renorm and says why,
-    and the p renorm takes still give torch's scaling."""
+def test_renorm_takes_torchs_quasi_norms_and_refuses_the_rest_naming_renorm(seeded):
+    """t.renorm(0.5, 0, c) was refused naming norm ('norm: p must be ...'), a function
+    the user did not call; torch computes it, and since 6128053 so does wxb (its scaling
+    is torch's), while p ≤ 0, which torch refuses, is refused naming renorm."""
     torch = pytest.importorskip("torch")
     rng = seeded.rng
     A = rng.standard_normal((int(rng.integers(2, 6)), int(rng.integers(2, 6))))
-    p = float(rng.uniform(0.05, 0.95))
-    with pytest.raises(wxb.ConfigError, match=r"^renorm: p must be a number ≥ 1") as caught:
+    p = float(rng.choice([0.0, -float(rng.uniform(0.1, 3))]))
+    with pytest.raises(wxb.ConfigError, match=r"^renorm: p must be a number > 0") as caught:
         wxb.tensor(A).renorm(p, 0, 1.0)
     assert repr(p) in str(caught.value), seeded.msg(str(caught.value))
-    for p in (1, float(rng.uniform(1, 4)), math.inf):
+    with pytest.raises(RuntimeError):
+        torch.renorm(torch.from_numpy(A), p, 0, 1.0)
+    for p in (float(rng.uniform(0.05, 0.95)), 1, float(rng.uniform(1, 4)), math.inf):
         maxnorm = float(rng.uniform(0.1, 2))
         got = wxb.tensor(A).renorm(p, 0, maxnorm).data
         want = torch.renorm(torch.from_numpy(A), p, 0, maxnorm).numpy()
