@@ -17,7 +17,8 @@ from wxb.errors import ConfigError
 
 def _plateau_rates(figures: list[float], lr: float, wait: int) -> list[float]:
     """The rate of each epoch when it is cut × 0.1 after ``wait`` epochs in a row whose
-    figure is not below the best so far by PyTorch's relative threshold (1e-4)."""
+    figure is not below the best so far by PyTorch's relative threshold (1e-4), unless
+    the cut is by no more than PyTorch's eps (1e-8): from 3e-9 the rate stays."""
     rates, best, bad = [], np.inf, 0
     for figure in figures:
         rates.append(lr)
@@ -26,7 +27,7 @@ def _plateau_rates(figures: list[float], lr: float, wait: int) -> list[float]:
         else:
             bad += 1
         if bad >= wait:
-            lr, bad = lr * 0.1, 0
+            lr, bad = (lr * 0.1 if lr - lr * 0.1 > 1e-8 else lr), 0
     return rates
 
 
