@@ -190,11 +190,7 @@ class Dense(Module):
                 self.bias[...] = 0
 
     def config(self) -> dict[str, Any]:
-        if type(self) is not Dense:  # the file would rebuild a plain Dense without its code
-            raise ConfigError(
-                f"{type(self).__name__} cannot be saved: it subclasses Dense, and a model "
-                "file rebuilds only a plain Dense"
-            )
+        refuse_subclass(self, Dense)
         return {
             "type": "Dense",
             "name": self.name,
@@ -583,11 +579,7 @@ class PReLU(Module):
         return ops.prelu(x, self.weight)
 
     def config(self) -> dict[str, Any]:
-        if type(self) is not PReLU:
-            raise ConfigError(
-                f"{type(self).__name__} cannot be saved: it subclasses PReLU, and a model "
-                "file rebuilds only a plain PReLU"
-            )
+        refuse_subclass(self, PReLU)
         return {"type": "PReLU", "name": self.name, "num_parameters": self.num_parameters}
 
     def extra_repr(self) -> str:
@@ -621,11 +613,7 @@ class GLU(Module):
         return ops.glu(x, self.dim)
 
     def config(self) -> dict[str, Any]:
-        if type(self) is not GLU:
-            raise ConfigError(
-                f"{type(self).__name__} cannot be saved: it subclasses GLU, and a model "
-                "file rebuilds only a plain GLU"
-            )
+        refuse_subclass(self, GLU)
         return {"type": "GLU", "name": self.name, "dim": self.dim}
 
     def extra_repr(self) -> str:
@@ -812,11 +800,7 @@ class Dropout(Module):
         return ops.dropout(x, self.p, self.rng, layer=self)
 
     def config(self) -> dict[str, Any]:
-        if type(self) is not Dropout:
-            raise ConfigError(
-                f"{type(self).__name__} cannot be saved: it subclasses Dropout, and a model "
-                "file rebuilds only a plain Dropout"
-            )
+        refuse_subclass(self, Dropout)
         return {"type": "Dropout", "name": self.name, "p": self.p}
 
     def extra_repr(self) -> str:
@@ -852,15 +836,21 @@ class AlphaDropout(Module):
         return ops.alpha_dropout(x, self.p, as_generator(None))
 
     def config(self) -> dict[str, Any]:
-        if type(self) is not AlphaDropout:
-            raise ConfigError(
-                f"{type(self).__name__} cannot be saved: it subclasses AlphaDropout, and a "
-                "model file rebuilds only a plain AlphaDropout"
-            )
+        refuse_subclass(self, AlphaDropout)
         return {"type": "AlphaDropout", "name": self.name, "p": self.p}
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"
+
+
+def refuse_subclass(layer: Module, kind: type[Module]) -> None:
+    """A model file rebuilds a plain ``kind`` from its config: a subclass (its own
+    forward, its own state) is refused by name rather than saved as what it is not."""
+    if type(layer) is not kind:
+        raise ConfigError(
+            f"{type(layer).__name__} cannot be saved: it subclasses {kind.__name__}, and a "
+            f"model file rebuilds only a plain {kind.__name__}"
+        )
 
 
 def _dim_setting(value: object, what: str) -> int:
@@ -906,11 +896,7 @@ class Flatten(Module):
         return ops.reshape(x, shape)
 
     def config(self) -> dict[str, Any]:
-        if type(self) is not Flatten:
-            raise ConfigError(
-                f"{type(self).__name__} cannot be saved: it subclasses Flatten, and a model "
-                "file rebuilds only a plain Flatten"
-            )
+        refuse_subclass(self, Flatten)
         return {
             "type": "Flatten",
             "name": self.name,
@@ -974,11 +960,7 @@ class Unflatten(Module):
             return None
 
     def config(self) -> dict[str, Any]:
-        if type(self) is not Unflatten:
-            raise ConfigError(
-                f"{type(self).__name__} cannot be saved: it subclasses Unflatten, and a model "
-                "file rebuilds only a plain Unflatten"
-            )
+        refuse_subclass(self, Unflatten)
         return {
             "type": "Unflatten",
             "name": self.name,
@@ -1219,9 +1201,5 @@ class Standardize(Module):
         return ops.mul(ops.sub(x, self.mean), 1.0 / self.scale)
 
     def config(self) -> dict[str, Any]:
-        if type(self) is not Standardize:
-            raise ConfigError(
-                f"{type(self).__name__} cannot be saved: it subclasses Standardize, and a "
-                "model file rebuilds only a plain Standardize"
-            )
+        refuse_subclass(self, Standardize)
         return {"type": "Standardize", "name": self.name, "features": self.in_features}

@@ -19,7 +19,7 @@ import numpy as np
 from wxb import ops
 from wxb.backend import check_device, resolve_dtype
 from wxb.errors import ConfigError
-from wxb.nn.layers import _positive_int, dtype_mismatch, refuse_keras_options
+from wxb.nn.layers import _positive_int, dtype_mismatch, refuse_keras_options, refuse_subclass
 from wxb.nn.module import Module, Parameter
 from wxb.tensor import Tensor, no_grad
 
@@ -56,14 +56,6 @@ def _reset_affine(layer: LayerNorm | BatchNorm1d | RMSNorm) -> None:
             layer.weight[...] = 1
         if layer.bias is not None:
             layer.bias[...] = 0
-
-
-def _refuse_subclass(layer: Module, kind: type[Module]) -> None:
-    if type(layer) is not kind:  # the file would rebuild a plain one without its code
-        raise ConfigError(
-            f"{type(layer).__name__} cannot be saved: it subclasses {kind.__name__}, and a "
-            f"model file rebuilds only a plain {kind.__name__}"
-        )
 
 
 # Keras's normalisation keywords, with wxb's (PyTorch's) way
@@ -128,7 +120,7 @@ class LayerNorm(Module):
         _reset_affine(self)
 
     def config(self) -> dict[str, Any]:
-        _refuse_subclass(self, LayerNorm)
+        refuse_subclass(self, LayerNorm)
         return {
             "type": "LayerNorm",
             "name": self.name,
@@ -257,7 +249,7 @@ class BatchNorm1d(Module):
         _reset_affine(self)
 
     def config(self) -> dict[str, Any]:
-        _refuse_subclass(self, BatchNorm1d)
+        refuse_subclass(self, BatchNorm1d)
         return {
             "type": "BatchNorm1d",
             "name": self.name,
@@ -336,7 +328,7 @@ class RMSNorm(Module):
         _reset_affine(self)
 
     def config(self) -> dict[str, Any]:
-        _refuse_subclass(self, RMSNorm)
+        refuse_subclass(self, RMSNorm)
         return {
             "type": "RMSNorm",
             "name": self.name,
