@@ -445,6 +445,25 @@ def identity(d):
     return Case([x], lambda x: nn.Identity()(x), lambda x: torch.nn.Identity()(x), terms=1)
 
 
+@case
+def glu(d):
+    shape = list(d.shape(1, 3))
+    dim = d.int(-len(shape), len(shape))
+    if d.flag(0.9):  # else an odd length along dim, which both refuse
+        shape[dim] *= 2
+    x = d.values(tuple(shape))
+    as_layer = d.flag()
+
+    def call(x):
+        f, n, _ = lib_of(x)
+        return n.GLU(dim)(x) if as_layer else f.glu(x, dim)
+
+    # ∂L/∂b = g·a·σ(b)·(1 − σ(b)), 1 − σ(b) taken from σ(b) rounded in both: off by ulps
+    # of |g|·|a|, not of the product (σ(b) near 1)
+    size = max(1.0, float(np.abs(x.astype(np.float64)).max(initial=0.0)))
+    return Case([x], call, call, terms=4, grad_floor=lambda w: size * np.abs(w).max())
+
+
 def _softmax(d: Draw, name: str, layer: str):
     shape = d.shape(1, 3)
     x = d.values(shape, ("normal", "ties", "edge", "huge"), edges=(-np.inf,))
@@ -583,6 +602,30 @@ def layer_norm(d):
     made = Case([x, w, b], call, call, terms, grad=[True, use_w, use_b], grad_floor=floor)
     made.value_floor = norm_value_floor(x, axes, eps, w if use_w else None)
     return made
+
+
+@case
+def rms_norm(d):
+    shape = d.shape(1, 3)
+    k = d.int(1, len(shape) + 1)
+    normalized = shape[len(shape) - k :]
+    x = d.normal(shape, d.pick([1.0, 100.0]), d.pick([0.0, 3.0]))
+    if d.flag(0.2):
+        x[...] = d.pick([0.0, 2.5])  # zeros: r = 1/√ε
+    w = d.normal(normalized)
+    use_w, eps = d.flag(), d.pick([None, 1e-5, 1e-3, 1.0])
+
+    def call(x, w):
+        return lib_of(x)[0].rms_norm(x, list(normalized), w if use_w else None, eps)
+
+    n = math.prod(normalized)
+    axes = tuple(range(len(shape) - k, len(shape)))
+    x64 = x.astype(np.float64)
+    r = 1 / np.sqrt((x64 * x64).mean(axis=axes).min() + (EPS[d.dtype] if eps is None else eps))
+    gain = max(1.0, float(np.abs(w).max())) if use_w else 1.0
+    # ∂L/∂x = r·(ĝ − x̂·mean(ĝ ⊙ x̂)) sums terms up to r·|γ|·|g|·(1 + n) (|x̂| ≤ √n)
+    floor = lambda weights: r * gain * float(np.abs(weights).max()) * (1 + n)  # noqa: E731
+    return Case([x, w], call, call, 8 * n + 8, grad=[True, use_w], grad_floor=floor)
 
 
 @case
@@ -873,11 +916,11 @@ def test_function_and_layer_agree_with_torch(seeded, name):
 
 # checked against torch, with their options, in tests/test_more_layers48.py
 AGAINST_TORCH_IN_MORE_LAYERS = {"Flatten", "PReLU", "Softmin", "BCELoss", "KLDivLoss"}
-# checked against torch, with their options, in tests/test_layers50.py (Bilinear: 50b)
-AGAINST_TORCH_IN_LAYERS50 = {
-    "RMSNorm", "GLU", "Unflatten", "CosineSimilarity", "PairwiseDistance", "AlphaDropout",
-    "Bilinear",
-}  # fmt: skip
+# and in tests/test_layers50.py (RMSNorm's options, and that it is F.rms_norm's forward, fuzzed
+# here; AlphaDropout's masks are its own generator's, so its formula only), and Bilinear in
+# tests/test_layers50b.py
+AGAINST_TORCH_IN_LAYERS50 = {"RMSNorm", "Unflatten", "CosineSimilarity", "PairwiseDistance",
+                             "AlphaDropout", "Bilinear"}  # fmt: skip
 
 
 def test_every_function_and_layer_torch_also_has_is_fuzzed():
@@ -897,7 +940,7 @@ def test_every_function_and_layer_torch_also_has_is_fuzzed():
         "Softmax", "LogSoftmax", "Dropout", "Linear", "CrossEntropyLoss", "NLLLoss",
         "BCEWithLogitsLoss", "L1Loss", "HuberLoss", "SmoothL1Loss", "MSELoss", "BatchNorm1d",
         "LayerNorm", "ReLU6", "Hardtanh", "SELU", "CELU", "Mish", "Hardswish", "Hardsigmoid",
-        "LogSigmoid", "Softsign", "Tanhshrink", "Threshold", "Hardshrink", "Softshrink",
+        "LogSigmoid", "Softsign", "Tanhshrink", "Threshold", "GLU", "Hardshrink", "Softshrink",
     } | AGAINST_TORCH_IN_MORE_LAYERS | AGAINST_TORCH_IN_LAYERS50  # fmt: skip
     torch_has = {name for name in classes if hasattr(torch.nn, name)}
     containers = {"Module", "Sequential", "ModuleList", "ModuleDict", "Parameter",
