@@ -28,7 +28,7 @@ functions' docstrings), which the fuzzer leaves out of its draws:
   (torch counts it before refusing);
 - wxb computes out of place where ``inplace=True`` (use the result, as the docstrings say);
 - where wxb refuses an option torch takes (``Dropout(p=1)``, Softplus's β ≤ 0,
-  ``F.normalize`` with p < 1, BatchNorm's momentum outside [0, 1]), it names it.
+  BatchNorm's momentum outside [0, 1]), it names it.
 
 Edges where torch's number is its kernel's accident rather than the function's, also left
 out of the draws: ``F.gelu`` of +inf in float32 (torch's vectorised erf gives NaN, its
@@ -1140,7 +1140,6 @@ def test_what_torch_refuses_wxb_refuses_in_one_line_naming_it(seeded):
         ("momentum", lambda: nn.BatchNorm1d(3, momentum=1.5)),
         ("dim", lambda: nn.Softmax(dim=0)),
         ("dim", lambda: nn.LogSoftmax(dim=1)(wxb.randn(2, 3, 4))),
-        ("p", lambda: F.normalize(wxb.randn(2, 3), p=0.5)),
         ("inplace", lambda: F.dropout(wxb.randn(2, 3), 0.5, True, True)),
         ("device", lambda: nn.Linear(3, 4, device="cuda")),
         ("weight", lambda: F.mse_loss(wxb.randn(2, 3), wxb.randn(2, 3), weight=np.ones((2, 3)))),
@@ -1257,3 +1256,34 @@ def test_a_mean_over_a_zero_weight_sum_is_nan_with_label_smoothing_as_torchs(see
             expected.backward()
             assert_agrees(ours_z.grad, theirs_z.grad, 64, what)
             ours_z.grad, theirs_z.grad = None, None
+
+
+def test_normalize_takes_a_quasi_norm_below_p_1_as_torch(seeded):
+    """F.normalize(x, p) for 0 < p < 1 divides by torch's (Σ|x|^p)^(1/p) (wxb refused
+    it before norm took such p; the refusal test above still expected that)."""
+    rng = seeded.rng
+    for dtype in (np.float32, np.float64):
+        for p in (0.3, 0.5, 0.9):
+            shape = (int(rng.integers(1, 5)), int(rng.integers(1, 6)))
+            x = (rng.normal(size=shape) * rng.choice([1.0, 100.0])).astype(dtype)
+            ours_x = wxb.tensor(x, dtype=dtype, requires_grad=True)
+            theirs_x = torch.tensor(x, requires_grad=True)
+            got, expected = F.normalize(ours_x, p=p), TF.normalize(theirs_x, p=p)
+            g = rng.normal(size=shape).astype(dtype)
+            (got * wxb.tensor(g, dtype=dtype)).sum().backward()
+            (expected * torch.tensor(g)).sum().backward()
+            # N = (Σ|x|^p)^(1/p): n powers summed, then ^(1/p), which multiplies their
+            # relative error by 1/p; y = x/N carries it. ∂L/∂x_j = g_j/N − (Σ g·x)/N² ·
+            # (|x_j|/N)^(p−1)·sign(x_j): its two terms each that relatively, they may cancel
+            n, eps = shape[1], EPS[np.dtype(dtype)]
+            rel = 4 * (n + 10) * eps / p
+            x64, g64 = x.astype(np.float64), g.astype(np.float64)
+            norm = (np.abs(x64) ** p).sum(axis=1, keepdims=True) ** (1 / p)
+            y = array(expected).astype(np.float64)
+            what = seeded.msg(f"{dtype.__name__}, p {p}, shape {shape}")
+            assert array(got).dtype == dtype, what
+            assert (np.abs(array(got) - y) <= rel * np.abs(y)).all(), f"{what}: {got}, {y}"
+            dot = np.abs(g64 * x64).sum(axis=1, keepdims=True)
+            terms = np.abs(g64) / norm + dot / norm**2 * (np.abs(x64) / norm) ** (p - 1)
+            err = np.abs(ours_x.grad.astype(np.float64) - theirs_x.grad.numpy())
+            assert (err <= rel * terms).all(), f"{what}: {ours_x.grad}, {theirs_x.grad}"
