@@ -205,7 +205,11 @@ def test_pad_with_negative_pads_as_torch(seeded, mode):
     line, torch refuses too or gives nothing of use."""
     rng = seeded.rng
     computed = 0
-    for _ in range(60):
+    # drawn until 12 are computed: of the draws with a negative pad wxb (rightly) refuses
+    # about 80% in circular mode, so 60 draws computed fewer than 5 once in 120 runs
+    for _ in range(1000):
+        if computed == 12:
+            break
         padded = int(rng.integers(1, 4))
         shape = tuple(int(v) for v in rng.integers(2, 6, padded + int(rng.integers(1, 3))))
         pads = tuple(int(v) for v in rng.integers(-4, 5, 2 * padded))
@@ -229,7 +233,7 @@ def test_pad_with_negative_pads_as_torch(seeded, mode):
         np.testing.assert_allclose(np.asarray(x.grad), xt.grad.numpy(), rtol=1e-12, atol=1e-12,
                                    err_msg=where)  # fmt: skip
         computed += 1
-    assert computed >= 5, seeded.msg(f"{computed} cases computed")
+    assert computed == 12, seeded.msg(f"{computed} cases computed in 1000 draws")
 
 
 @pytest.mark.parametrize("p", [0.0, 0.3, 0.5, 0.9])
