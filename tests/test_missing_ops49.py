@@ -17,6 +17,8 @@ a tie, as torch's, and are held to torch's indices exactly."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -548,7 +550,11 @@ def _one_draw_pad_is_torchs_in_every_mode(seeded, draw):
     kwargs = {"mode": mode} if value is None else {"mode": mode, "value": value}
     fn = lambda t: F.pad(t, pads, **kwargs)  # noqa: E731
     theirs = lambda t: TF.pad(t, pads, **kwargs)  # noqa: E731
-    compare(seeded, f"pad({pads}, {kwargs}) of {x.shape}, draw {draw}", [x], fn, theirs)
+    # (a border element's gradient sums one weight per output copying it: up to the
+    # product over the padded dims of 1 + both pads, summed in another order than torch's)
+    copies = math.prod(1 + pads[i] + pads[i + 1] for i in range(0, len(pads), 2))
+    terms = 1.0 if mode == "constant" else float(copies)
+    compare(seeded, f"pad({pads}, {kwargs}) of {x.shape}, draw {draw}", [x], fn, theirs, terms)
 
 
 def test_pad_is_torchs_in_every_mode(seeded):
