@@ -1198,7 +1198,8 @@ class Standardize(Module):
             raise DataError(
                 f"{self.label}: needs X with {self.in_features} features; got shape {x.shape}"
             )
-        return ops.mul(ops.sub(x, self.mean), 1.0 / self.scale)
+        mean, scale = np.asarray(self.mean), np.asarray(self.scale)  # (plain: see plan.py)
+        return ops.mul(ops.sub(x, mean), 1.0 / scale)
 
     def config(self) -> dict[str, Any]:
         refuse_subclass(self, Standardize)
