@@ -19,6 +19,18 @@ from wxb.optim import SGD, Adam, CyclicLR, OneCycleLR, ReduceLROnPlateau
 SCHEDULES = ["plateau", "onecycle", "cyclic"]
 
 
+@pytest.fixture(autouse=True)
+def python_sigint_handler():
+    """Python's own Ctrl-C handler, as an interactive session has it: a test runner started
+    in the background of a shell (CI's) ignores SIGINT, and fit then rightly leaves it
+    alone, so the interruption this test sends would not stop the run."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _run(kind, seed, rng_seed, stop_at, folder, resume_by_hand=None):
     """fit 6 epochs; with ``stop_at``, Ctrl-C after that optimiser step, then the same
     call again with resume=True (``resume_by_hand`` first changes what it says)."""
