@@ -921,6 +921,17 @@ AGAINST_TORCH_IN_MORE_LAYERS = {"Flatten", "PReLU", "Softmin", "BCELoss", "KLDiv
 # tests/test_layers50b.py
 AGAINST_TORCH_IN_LAYERS50 = {"RMSNorm", "Unflatten", "CosineSimilarity", "PairwiseDistance",
                              "AlphaDropout", "Bilinear"}  # fmt: skip
+# and torch.nn's other losses, classes and functions, in tests/test_losses51.py
+AGAINST_TORCH_IN_LOSSES51 = {
+    "PoissonNLLLoss", "GaussianNLLLoss", "SoftMarginLoss", "MultiLabelSoftMarginLoss",
+    "HingeEmbeddingLoss", "MarginRankingLoss", "CosineEmbeddingLoss", "MultiMarginLoss",
+    "MultiLabelMarginLoss", "TripletMarginLoss", "TripletMarginWithDistanceLoss",
+}  # fmt: skip
+FUNCTIONS_IN_LOSSES51 = {
+    "poisson_nll_loss", "gaussian_nll_loss", "soft_margin_loss", "multilabel_soft_margin_loss",
+    "hinge_embedding_loss", "margin_ranking_loss", "cosine_embedding_loss", "multi_margin_loss",
+    "multilabel_margin_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss",
+}  # fmt: skip
 
 
 def test_every_function_and_layer_torch_also_has_is_fuzzed():
@@ -932,6 +943,7 @@ def test_every_function_and_layer_torch_also_has_is_fuzzed():
     # checked against torch, with their options, in tests/test_missing_ops49.py
     covered |= {"pad", "cosine_similarity", "pairwise_distance"}
     covered |= {"glu", "rms_norm", "bilinear"}  # (in tests/test_layers50.py and 50b)
+    covered |= FUNCTIONS_IN_LOSSES51
     functions = {name for name in F.__all__ if hasattr(TF, name) or name == "bce_with_logits"}
     assert functions <= covered | {"batch_norm", "layer_norm"}, functions - covered
     classes = {name for name in nn.__all__ if isinstance(getattr(nn, name), type)}
@@ -942,6 +954,7 @@ def test_every_function_and_layer_torch_also_has_is_fuzzed():
         "LayerNorm", "ReLU6", "Hardtanh", "SELU", "CELU", "Mish", "Hardswish", "Hardsigmoid",
         "LogSigmoid", "Softsign", "Tanhshrink", "Threshold", "GLU", "Hardshrink", "Softshrink",
     } | AGAINST_TORCH_IN_MORE_LAYERS | AGAINST_TORCH_IN_LAYERS50  # fmt: skip
+    layers_fuzzed |= AGAINST_TORCH_IN_LOSSES51
     torch_has = {name for name in classes if hasattr(torch.nn, name)}
     containers = {"Module", "Sequential", "ModuleList", "ModuleDict", "Parameter",
                   "ParameterList", "ParameterDict"}  # fmt: skip

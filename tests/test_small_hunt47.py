@@ -162,7 +162,7 @@ _DENSE = "wxb builds dense networks"
         ("Dropout2d", r"Dropout\(p\)"),
         ("Softmax2d", r"x\.relu\(\) \*\* 2"),
         ("LazyLinear", r"Linear\(in_features, out_features\)"),
-        ("PoissonNLLLoss", r"loss=f"),
+        ("CTCLoss", r"loss=f"),
     ],
 )
 def test_torch_layers_wxb_lacks_say_what_to_write(name, says):

@@ -2555,6 +2555,506 @@ def kl_div(
     return Tensor.from_op(out.astype(X.dtype, copy=False), "kl_div", (x, t), backward)
 
 
+# ---------------------------------------------------------------------------------
+# torch.nn's other losses (PoissonNLLLoss … TripletMarginLoss): each on the recorded
+# graph, forward and backward side by side, with torch's numbers, reductions and
+# gradients at the kinks (a hinge max(0, z) passes its gradient at z = 0, as torch's
+# clamp_min; the margins of multi_margin and multilabel_margin only above 0, as its kernels)
+# ---------------------------------------------------------------------------------
+def _loss_number(value: object, what: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not _is_number(value) or not math.isfinite(value):
+        raise ConfigError(f"{what} must be a finite number; got {value!r}")
+    return float(value)
+
+
+def _loss_flag(value: object, what: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{what} must be True or False; got {value!r}")
+    return bool(value)
+
+
+def _loss_tensors(name: str, *values: object) -> list[Tensor]:
+    """The loss's inputs as tensors of one float dtype (torch's promotion; an array or a
+    number takes a tensor's dtype), whose shapes broadcast together, as torch's do."""
+    tensors = in_result_type(values)
+    try:
+        np.broadcast_shapes(*(t.shape for t in tensors))
+    except ValueError:
+        shapes = " and ".join(str(t.shape) for t in tensors)
+        raise ShapeError(f"{name}: the shapes {shapes} do not broadcast together") from None
+    return tensors
+
+
+def _grads(g: np.ndarray, *pairs: tuple[Tensor, np.ndarray | None]) -> tuple:
+    """Each input's gradient, summed back to its shape and in its dtype (None: none)."""
+    return tuple(
+        None if grad is None else _in_dtype(_unbroadcast(np.asarray(grad), t.shape), t.dtype)
+        for t, grad in pairs
+    )
+
+
+def _labels(target: object, name: str, what: str = "target") -> np.ndarray:
+    """Class indices as torch's int64 (wxb.tensor's whole-number floats too; a fraction refused)."""
+    values = target.data if isinstance(target, Tensor) else np.asarray(target)
+    if values.dtype.kind == "f":
+        if not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
+            raise DataError(f"{name}: the {what} must hold class indices (whole numbers)")
+    elif values.dtype.kind not in "iu":
+        raise DataError(f"{name}: the {what} must hold class indices; got {values.dtype} values")
+    return values.astype(np.int64)
+
+
+def _same_shape_target(input: object, target: object, name: str) -> list[Tensor]:
+    """The input and a target of its shape, in one dtype. torch broadcasts them, and a
+    (B,) target beside (B, 1) outputs spread into (B, B) without a word: refused, as
+    BCELoss's (fit then hands the targets as (B, 1))."""
+    x = as_tensor(input)
+    return in_result_type((x, _pointwise_target(x, target, name)))
+
+
+def poisson_nll_loss(
+    input: object,
+    target: object,
+    log_input: bool = True,
+    full: bool = False,
+    eps: float = 1e-8,
+    reduction: str = "mean",
+) -> Tensor:
+    """Poisson negative log-likelihood (torch's F.poisson_nll_loss / PoissonNLLLoss):
+    e^x − t·x of a log-rate x (``log_input``), or x − t·log(x + eps) of a rate x; ``full``
+    adds Stirling's t·log t − t + ½·log(2πt) where t > 1; targets of the input's shape.
+    ∂L/∂x = e^x − t (1 − t/(x + eps));
+    ∂L/∂t = −x (−log(x + eps)), + log t + 1/(2t) where t > 1 with ``full``."""
+    _check_reduction(reduction, "poisson_nll_loss")
+    log_input = _loss_flag(log_input, "poisson_nll_loss log_input")
+    full = _loss_flag(full, "poisson_nll_loss full")
+    eps = _loss_number(eps, "poisson_nll_loss eps")
+    x, t = _same_shape_target(input, target, "poisson_nll_loss")
+    X, T = x.data, t.data
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if log_input:
+            rate = np.exp(X)
+            values = rate - T * X
+        else:
+            shifted = X + X.dtype.type(eps)
+            log_rate = np.log(shifted)
+            values = X - T * log_rate
+        if full:
+            above = T > 1
+            stirling = T * np.log(T) - T + 0.5 * np.log(2 * math.pi * T)
+            values = values + np.where(above, stirling, 0).astype(X.dtype)
+    out, factor = _reduced(values, reduction, 1)
+
+    def backward(g: np.ndarray) -> tuple:
+        g = g * factor
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            dx = g * (rate - T) if log_input else g * (1 - T / shifted)
+            dt = -g * (X if log_input else log_rate)
+            if full:
+                dt = dt + g * np.where(above, np.log(T) + 0.5 / T, 0)
+        return _grads(g, (x, dx), (t, dt))
+
+    return Tensor.from_op(np.asarray(out, X.dtype), "poisson_nll_loss", (x, t), backward)
+
+
+def gaussian_nll_loss(
+    input: object,
+    target: object,
+    var: object,
+    full: bool = False,
+    eps: float = 1e-6,
+    reduction: str = "mean",
+) -> Tensor:
+    """Gaussian negative log-likelihood (torch's F.gaussian_nll_loss / GaussianNLLLoss):
+    ½·(log v + (x − t)²/v) with v = max(var, eps), + ½·log 2π with ``full``. ``var``: one
+    per element of x, one per row (x's shape without its last dim, or with one dim of
+    size 1), or a number. As torch's, the clamp is not differentiated: ∂L/∂var =
+    ½·(1/v − (x − t)²/v²) wherever var is, clamped or not; ∂L/∂x = (x − t)/v = −∂L/∂t."""
+    _check_reduction(reduction, "gaussian_nll_loss")
+    full = _loss_flag(full, "gaussian_nll_loss full")
+    eps = _loss_number(eps, "gaussian_nll_loss eps")
+    number = not isinstance(var, (Tensor, np.ndarray, list, tuple))
+    if number:
+        if _loss_number(var, "gaussian_nll_loss var") < 0:
+            raise ConfigError(f"gaussian_nll_loss: var must not be negative; got {var!r}")
+        x, t = _loss_tensors("gaussian_nll_loss", input, target)
+        v = Tensor(np.full(x.shape, var, dtype=x.dtype))
+    else:
+        x, t, v = in_result_type((input, target, var))
+        if np.any(v.data < 0):
+            raise DataError("gaussian_nll_loss: var has a negative entry (variances are ≥ 0)")
+    V = v.data
+    if v.shape != x.shape:
+        if x.shape[:-1] == v.shape:  # one variance per row
+            V = V[..., None]
+        elif not (
+            v.ndim == x.ndim
+            and builtins.sum(b for a, b in zip(x.shape, v.shape, strict=True) if a != b) == 1
+        ):
+            raise ShapeError(
+                f"gaussian_nll_loss: var of shape {v.shape} fits no input of shape {x.shape} "
+                "(give one per element, per row: x's shape without its last dim, or one dim of 1)"
+            )
+    try:
+        np.broadcast_shapes(x.shape, t.shape, V.shape)
+    except ValueError:
+        raise ShapeError(
+            f"gaussian_nll_loss: the target's shape {t.shape} does not broadcast with the "
+            f"input's {x.shape}"
+        ) from None
+    X, T = x.data, t.data
+    with np.errstate(invalid="ignore", divide="ignore"):
+        clamped = np.maximum(V, V.dtype.type(eps))
+        d = X - T
+        values = 0.5 * (np.log(clamped) + d**2 / clamped)
+        if full:
+            values = values + X.dtype.type(0.5 * math.log(2 * math.pi))
+    out, factor = _reduced(values, reduction, 1)
+
+    def backward(g: np.ndarray) -> tuple:
+        g = g * factor
+        dx = g * d / clamped
+        dv = g * 0.5 * (1 / clamped - d**2 / clamped**2)
+        dv = _unbroadcast(np.broadcast_to(dv, np.broadcast_shapes(dv.shape, V.shape)), V.shape)
+        return _grads(g, (x, dx), (t, -dx), (v, None if number else dv.reshape(v.shape)))
+
+    return Tensor.from_op(np.asarray(out, X.dtype), "gaussian_nll_loss", (x, t, v), backward)
+
+
+def soft_margin_loss(input: object, target: object, reduction: str = "mean") -> Tensor:
+    """log(1 + e^(−y·x)) of labels y = ±1 (torch's F.soft_margin_loss / SoftMarginLoss),
+    the mean over every element. ∂L/∂x = −y·σ(−y·x); the labels get none, as torch's."""
+    _check_reduction(reduction, "soft_margin_loss")
+    x = as_tensor(input)
+    Y = _pointwise_target(x, target, "soft_margin_loss").data
+    margin = Y * x.data
+    values = np.logaddexp(0, -margin)  # (stable: torch's log1p(e^(−y·x)) overflows far out)
+    out, factor = _reduced(values, reduction, 1)
+
+    def backward(g: np.ndarray) -> tuple:
+        # σ(−y·x) = e^(−log(1 + e^(y·x))), which never overflows
+        return _grads(g, (x, -g * factor * Y * np.exp(-np.logaddexp(0, margin))))
+
+    return Tensor.from_op(np.asarray(out, x.dtype), "soft_margin_loss", (x,), backward)
+
+
+def multilabel_soft_margin_loss(
+    input: object, target: object, weight: object = None, reduction: str = "mean"
+) -> Tensor:
+    """Per row, the mean over the C classes of w·[−y·log σ(x) − (1 − y)·log σ(−x)]
+    (torch's F.multilabel_soft_margin_loss / MultiLabelSoftMarginLoss), labels y in
+    [0, 1] of the input's shape; ``weight`` broadcast over it (one per class). The mean
+    is over the rows. ∂L/∂x = w·(σ(x) − y)/C; ∂L/∂y = −w·x/C."""
+    _check_reduction(reduction, "multilabel_soft_margin_loss")
+    x = as_tensor(input)
+    if x.ndim == 0:
+        raise ShapeError("multilabel_soft_margin_loss: the input needs a class dim (C,) or (N, C)")
+    t = _pointwise_target(x, target, "multilabel_soft_margin_loss")
+    X, Y = x.data, t.data
+    W = None
+    if weight is not None:
+        W = float_array(
+            getattr(weight, "data", weight), X.dtype, "multilabel_soft_margin_loss weight"
+        )
+        try:
+            np.broadcast_shapes(W.shape, X.shape)
+        except ValueError:
+            raise ShapeError(
+                f"multilabel_soft_margin_loss: weight of shape {W.shape} does not broadcast "
+                f"over the input's {X.shape}"
+            ) from None
+    classes = X.shape[-1]
+    values = Y * np.logaddexp(0, -X) + (1 - Y) * np.logaddexp(0, X)
+    if W is not None:
+        values = values * W
+    rows = np.sum(values, axis=-1) / X.dtype.type(classes)
+    out, factor = _reduced(rows, reduction, 1)
+
+    def backward(g: np.ndarray) -> tuple:
+        g = np.expand_dims(g * factor, -1) / X.dtype.type(classes)
+        if W is not None:
+            g = g * W
+        probability = np.exp(-np.logaddexp(0, -X))  # σ(x), never overflowing
+        return _grads(g, (x, g * (probability - Y)), (t, -g * X))
+
+    result = np.asarray(out, X.dtype)
+    return Tensor.from_op(result, "multilabel_soft_margin_loss", (x, t), backward)
+
+
+def hinge_embedding_loss(
+    input: object, target: object, margin: float = 1.0, reduction: str = "mean"
+) -> Tensor:
+    """x where y = 1, max(0, margin − x) where y = −1 (torch's F.hinge_embedding_loss /
+    HingeEmbeddingLoss: x a distance, y = ±1 whether the pair is alike; a label that is
+    neither adds both terms, as torch's). The labels get no gradient, as torch's."""
+    _check_reduction(reduction, "hinge_embedding_loss")
+    margin = _loss_number(margin, "hinge_embedding_loss margin")
+    x, t = _same_shape_target(input, target, "hinge_embedding_loss")
+    X, Y = x.data, t.data
+    gap = X.dtype.type(margin) - X
+    hinge, alike = Y != 1, Y != -1
+    values = np.where(hinge, np.maximum(gap, 0), 0) + np.where(alike, X, 0)
+    out, factor = _reduced(values.astype(X.dtype, copy=False), reduction, 1)
+
+    def backward(g: np.ndarray) -> tuple:
+        g = g * factor
+        return _grads(g, (x, g * (alike.astype(X.dtype) - (hinge & (gap >= 0)))), (t, None))
+
+    return Tensor.from_op(np.asarray(out, X.dtype), "hinge_embedding_loss", (x, t), backward)
+
+
+def _same_dims(name: str, what: str, *tensors: Tensor) -> None:
+    if len({t.ndim for t in tensors}) > 1:
+        dims = ", ".join(f"{t.ndim}-d" for t in tensors)
+        raise ShapeError(f"{name}: {what} must have as many dims, as torch's; got {dims}")
+
+
+def margin_ranking_loss(
+    input1: object, input2: object, target: object, margin: float = 0.0, reduction: str = "mean"
+) -> Tensor:
+    """max(0, −y·(x1 − x2) + margin) (torch's F.margin_ranking_loss / MarginRankingLoss):
+    y = 1 where x1 should rank above x2, −1 below. Two inputs: a hand loop's loss, not
+    fit's. The hinge passes its gradient at 0: ∂L/∂x1 = −y = −∂L/∂x2, ∂L/∂y = −(x1 − x2)."""
+    _check_reduction(reduction, "margin_ranking_loss")
+    margin = _loss_number(margin, "margin_ranking_loss margin")
+    a, b, t = _loss_tensors("margin_ranking_loss", input1, input2, target)
+    _same_dims("margin_ranking_loss", "input1, input2 and target", a, b, t)
+    difference = a.data - b.data
+    Y = t.data
+    z = -Y * difference + difference.dtype.type(margin)
+    out, factor = _reduced(np.maximum(z, 0), reduction, 1)
+
+    def backward(g: np.ndarray) -> tuple:
+        g = np.where(z >= 0, g * factor, 0)
+        return _grads(g, (a, -g * Y), (b, g * Y), (t, -g * difference))
+
+    return Tensor.from_op(np.asarray(out, z.dtype), "margin_ranking_loss", (a, b, t), backward)
+
+
+def cosine_embedding_loss(
+    input1: object, input2: object, target: object, margin: float = 0.0, reduction: str = "mean"
+) -> Tensor:
+    """1 − cos(x1, x2) where y = 1, max(0, cos(x1, x2) − margin) where y = −1 (torch's
+    F.cosine_embedding_loss / CosineEmbeddingLoss; 0 for another label), cos over the last
+    dim with torch's 1e-12 added to each squared norm: rows (N, D) with labels (N,), or
+    one pair (D,) with a 0-d label. Two inputs: a hand loop's loss, not fit's. ∂cos/∂x1 =
+    x2/(‖x1‖‖x2‖) − cos·x1/‖x1‖²; the labels get no gradient, as torch's."""
+    _check_reduction(reduction, "cosine_embedding_loss")
+    margin = _loss_number(margin, "cosine_embedding_loss margin")
+    a, b = in_result_type((input1, input2))
+    labels = target.data if isinstance(target, Tensor) else np.asarray(target)
+    if labels.ndim > 1:
+        raise ShapeError(
+            f"cosine_embedding_loss: the target holds one label per pair, (N,) or 0-d; got "
+            f"shape {labels.shape}"
+        )
+    want = labels.ndim + 1
+    if a.ndim != want or b.ndim != want:
+        raise ShapeError(
+            f"cosine_embedding_loss: a {labels.ndim}-d target takes {want}-d inputs, as "
+            f"torch's; got shapes {a.shape} and {b.shape}"
+        )
+    try:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+        np.broadcast_shapes(labels.shape, shape[:-1])
+    except ValueError:
+        raise ShapeError(
+            f"cosine_embedding_loss: inputs {a.shape} and {b.shape} and target "
+            f"{labels.shape} do not fit together"
+        ) from None
+    A, B = np.broadcast_to(a.data, shape), np.broadcast_to(b.data, shape)
+    tiny = A.dtype.type(np.float32(1e-12))  # torch's EPSILON is a float32 constant
+    dot = np.sum(A * B, axis=-1)
+    square1, square2 = np.sum(A * A, axis=-1) + tiny, np.sum(B * B, axis=-1) + tiny
+    denominator = np.sqrt(square1 * square2)
+    cos = dot / denominator
+    alike, apart = labels == 1, labels == -1
+    over = cos - A.dtype.type(margin)
+    values = np.where(alike, 1 - cos, 0) + np.where(apart, np.maximum(over, 0), 0)
+    out, factor = _reduced(values.astype(A.dtype, copy=False), reduction, 1)
+
+    def backward(g: np.ndarray) -> tuple:
+        g = g * factor
+        dcos = np.where(alike, -g, 0) + np.where(apart & (over >= 0), g, 0)
+        dcos, c = dcos[..., None], cos[..., None]
+        da = dcos * (B / denominator[..., None] - c * A / square1[..., None])
+        db = dcos * (A / denominator[..., None] - c * B / square2[..., None])
+        return _grads(g, (a, da), (b, db))
+
+    return Tensor.from_op(np.asarray(out, A.dtype), "cosine_embedding_loss", (a, b), backward)
+
+
+def _class_rows(input: object, target: object, name: str) -> tuple[Tensor, np.ndarray]:
+    """(N, C) or (C,) scores and their class indices, (N,) or one, torch's shapes."""
+    x = as_tensor(input)
+    if x.ndim not in (1, 2) or x.size == 0:
+        raise ShapeError(
+            f"{name}: the input must be scores (N, C) or (C,) with values; got shape {x.shape}"
+        )
+    return x, _labels(target, name)
+
+
+def multi_margin_loss(
+    input: object,
+    target: object,
+    p: int = 1,
+    margin: float = 1.0,
+    weight: object = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """The multi-class hinge (torch's F.multi_margin_loss / MultiMarginLoss): per row,
+    Σ_{j ≠ y} w_y·max(0, margin − x_y + x_j)^p / C, p = 1 or 2, over scores (N, C) (or
+    one row (C,)) and class indices y; ``weight`` one per class. As torch's kernel, a term
+    counts where it is above 0 (not at 0): ∂L/∂x_j = w_y·p·z^(p−1)/C, ∂L/∂x_y their −sum."""
+    name = "multi_margin_loss"
+    _check_reduction(reduction, name)
+    if isinstance(p, bool) or p not in (1, 2):
+        raise ConfigError(f"{name}: p must be 1 or 2, as torch's; got {p!r}")
+    margin = _loss_number(margin, f"{name} margin")
+    x, y = _class_rows(input, target, name)
+    X = x.data.reshape(-1, x.shape[-1])
+    rows, classes = X.shape
+    if y.ndim > 1 or y.size != rows:
+        raise ShapeError(f"{name}: the target needs {rows} class indices; got shape {y.shape}")
+    y = y.reshape(rows)
+    if y.size and (y.min() < 0 or y.max() >= classes):
+        raise DataError(
+            f"{name}: class indices must lie in [0, {classes}); got {y.min()}…{y.max()}"
+        )
+    W = None
+    if weight is not None:
+        W = float_array(getattr(weight, "data", weight), X.dtype, f"{name} weight")
+        if W.ndim > 1 or W.size != classes:
+            raise ShapeError(f"{name}: weight needs one per class, {classes}; got shape {W.shape}")
+        W = W.reshape(classes)
+    picked = X[np.arange(rows), y]
+    z = X.dtype.type(margin) - picked[:, None] + X
+    active = z > 0
+    active[np.arange(rows), y] = False
+    terms = np.where(active, z if p == 1 else z * z, 0)
+    scale = np.ones(rows, X.dtype) if W is None else W[y]
+    values = np.sum(terms, axis=1) * scale / X.dtype.type(classes)
+    if x.ndim == 1:
+        values = values.reshape(())
+    out, factor = _reduced(values, reduction, 1)
+
+    def backward(g: np.ndarray) -> tuple:
+        each = np.broadcast_to(np.asarray(g * factor, X.dtype).reshape(-1), (rows,))
+        slope = np.where(active, 1 if p == 1 else 2 * z, 0) * (each * scale / classes)[:, None]
+        dx = slope.astype(X.dtype, copy=False)
+        dx[np.arange(rows), y] -= slope.sum(axis=1)
+        return _grads(g, (x, dx.reshape(x.shape)))
+
+    return Tensor.from_op(np.asarray(out, X.dtype), name, (x,), backward)
+
+
+def multilabel_margin_loss(input: object, target: object, reduction: str = "mean") -> Tensor:
+    """The multi-label hinge (torch's F.multilabel_margin_loss / MultiLabelMarginLoss):
+    per row, Σ_j Σ_k max(0, 1 − (x_j − x_k)) / C over the row's labels j and the classes k
+    that are not among them; the target (input's shape, int) lists a row's labels first,
+    then −1 ends them. As torch's kernel, a term counts above 0 (not at 0)."""
+    name = "multilabel_margin_loss"
+    _check_reduction(reduction, name)
+    x, y = _class_rows(input, target, name)
+    if y.shape != x.shape:
+        raise ShapeError(
+            f"{name}: the target lists labels in the input's shape {x.shape} (−1 ends a "
+            f"row's); got shape {y.shape}"
+        )
+    X = x.data.reshape(-1, x.shape[-1])
+    rows, classes = X.shape
+    Y = y.reshape(rows, classes)
+    if Y.size and (Y.min() < -1 or Y.max() >= classes):
+        raise DataError(f"{name}: labels must lie in [0, {classes}), −1 ending a row's list")
+    listed = np.cumprod(Y != -1, axis=1).astype(bool)  # the labels before the first −1
+    counts = np.zeros((rows, classes), np.int64)  # each label as often as listed, as torch's
+    np.add.at(counts, (np.nonzero(listed)[0], Y[listed]), 1)
+    others = counts == 0
+    z = 1 - X[:, :, None] + X[:, None, :]  # [i, j, k]: 1 − (x_j − x_k)
+    pairs = (counts[:, :, None] * others[:, None, :]) * (z > 0)
+    values = np.sum(pairs * z, axis=(1, 2)).astype(X.dtype) / X.dtype.type(classes)
+    if x.ndim == 1:
+        values = values.reshape(())
+    out, factor = _reduced(values, reduction, 1)
+
+    def backward(g: np.ndarray) -> tuple:
+        each = np.broadcast_to(np.asarray(g * factor, X.dtype).reshape(-1), (rows,))
+        share = (each / classes)[:, None]
+        dx = (pairs.sum(axis=1) - pairs.sum(axis=2)) * share
+        return _grads(g, (x, dx.astype(X.dtype).reshape(x.shape)))
+
+    return Tensor.from_op(np.asarray(out, X.dtype), name, (x,), backward)
+
+
+def _reduce_loss(values: Tensor, reduction: str) -> Tensor:
+    return {"mean": mean, "sum": sum}[reduction](values) if reduction != "none" else values
+
+
+def triplet_margin_with_distance_loss(
+    anchor: object,
+    positive: object,
+    negative: object,
+    *,
+    distance_function: Callable | None = None,
+    margin: float = 1.0,
+    swap: bool = False,
+    reduction: str = "mean",
+) -> Tensor:
+    """max(0, margin + d(a, p) − d(a, n)) (torch's F.triplet_margin_with_distance_loss /
+    TripletMarginWithDistanceLoss), d ``distance_function`` (default: pairwise_distance);
+    ``swap``: d(a, n) is min(d(a, n), d(p, n)). Composed of wxb's recorded operations,
+    whose gradients are torch's (the hinge's at 0, a tie's shared). Three inputs: a hand
+    loop's loss, not fit's."""
+    name = "triplet_margin_with_distance_loss"
+    _check_reduction(reduction, name)
+    margin = _loss_number(margin, f"{name} margin")
+    if margin <= 0:
+        raise ConfigError(f"{name}: margin must be > 0, as torch's; got {margin}")
+    swap = _loss_flag(swap, f"{name} swap")
+    a, p, n = in_result_type((anchor, positive, negative))
+    _same_dims(name, "anchor, positive and negative", a, p, n)
+    distance = pairwise_distance if distance_function is None else distance_function
+    if not callable(distance):
+        raise ConfigError(f"{name}: distance_function must be a function (x1, x2) → Tensor")
+    near, far = distance(a, p), distance(a, n)
+    if swap:
+        far = pairwise_extreme(far, distance(p, n), largest=False)
+    return _reduce_loss(clamp(add(sub(near, far), margin), min=0), reduction)
+
+
+def triplet_margin_loss(
+    anchor: object,
+    positive: object,
+    negative: object,
+    margin: float = 1.0,
+    p: float = 2.0,
+    eps: float = 1e-6,
+    swap: bool = False,
+    reduction: str = "mean",
+) -> Tensor:
+    """max(0, margin + ‖a − p + eps‖_p − ‖a − n + eps‖_p) over the last dim (torch's
+    F.triplet_margin_loss / TripletMarginLoss: pairwise_distance's norm); ``swap``: the
+    smaller of the anchor's and the positive's distance to the negative. Three inputs: a
+    hand loop's loss, not fit's."""
+    name = "triplet_margin_loss"
+    _check_reduction(reduction, name)
+    eps = _loss_number(eps, f"{name} eps")
+    norm_p = _loss_number(p, f"{name} p")
+    if norm_p < 0:
+        raise ConfigError(f"{name}: p must be ≥ 0 (a norm's); got {p!r}")
+
+    def distance(x1: Tensor, x2: Tensor) -> Tensor:
+        return pairwise_distance(x1, x2, norm_p, eps)
+
+    try:
+        return triplet_margin_with_distance_loss(
+            anchor, positive, negative, distance_function=distance, margin=margin, swap=swap,
+            reduction=reduction,
+        )  # fmt: skip
+    except ConfigError as refused:  # (in this loss's name)
+        raise ConfigError(str(refused).replace(f"{name}_with_distance_loss", name)) from None
+
+
 def mse_loss(
     output: Tensor, target: object, reduction: str = "mean", *, weight: object = None
 ) -> Tensor:

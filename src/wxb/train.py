@@ -771,7 +771,12 @@ def fit(
     - ``loss``: "cross_entropy" (y = class indices 0..C−1), "mse", "bce_with_logits",
       "nll" (after a LogSoftmax), "l1", "huber", "smooth_l1" (regressions outliers should
       pull less), "bce" (or "binary_cross_entropy": BCELoss, of a Sigmoid's
-      probabilities), "kl_div" (KLDivLoss, of a LogSoftmax's output), a Loss, or a
+      probabilities), "kl_div" (KLDivLoss, of a LogSoftmax's output), torch.nn's
+      other one-input losses by torch.nn.functional's names less "_loss" ("poisson_nll",
+      "soft_margin", "multilabel_soft_margin", "hinge_embedding", "multi_margin",
+      "multilabel_margin"), a Loss (not one whose forward takes two inputs or a
+      variance, MarginRankingLoss, CosineEmbeddingLoss, GaussianNLLLoss, the triplet
+      losses: a hand loop's, refused), or a
       function ``f(output, target)`` giving the batch's mean as a scalar Tensor; by
       default the stock loss the model was trained with (its info's; one wxb has not,
       such as Poisson, is refused, as is a model last trained here with a loss not

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from wxb import ops
 from wxb.errors import ConfigError, DataError, ShapeError, missing_name
 from wxb.ops import (
     add,
@@ -62,6 +63,7 @@ from wxb.ops import (
     threshold,
 )
 from wxb.tensor import Tensor, foreign_array, marks
+from wxb.validation import torch_options
 
 __all__ = [
     "batch_norm",
@@ -70,16 +72,19 @@ __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "celu",
+    "cosine_embedding_loss",
     "cosine_similarity",
     "cross_entropy",
     "dropout",
     "elu",
+    "gaussian_nll_loss",
     "gelu",
     "glu",
     "hardshrink",
     "hardsigmoid",
     "hardswish",
     "hardtanh",
+    "hinge_embedding_loss",
     "huber_loss",
     "kl_div",
     "l1_loss",
@@ -88,13 +93,18 @@ __all__ = [
     "linear",
     "log_softmax",
     "logsigmoid",
+    "margin_ranking_loss",
     "mish",
     "mse_loss",
+    "multi_margin_loss",
+    "multilabel_margin_loss",
+    "multilabel_soft_margin_loss",
     "nll_loss",
     "normalize",
     "one_hot",
     "pad",
     "pairwise_distance",
+    "poisson_nll_loss",
     "prelu",
     "relu",
     "relu6",
@@ -103,6 +113,7 @@ __all__ = [
     "sigmoid",
     "silu",
     "smooth_l1_loss",
+    "soft_margin_loss",
     "softmax",
     "softmin",
     "softplus",
@@ -111,6 +122,8 @@ __all__ = [
     "tanh",
     "tanhshrink",
     "threshold",
+    "triplet_margin_loss",
+    "triplet_margin_with_distance_loss",
 ]
 
 
@@ -179,6 +192,112 @@ def normalize(
     return x / denominator
 
 
+# torch.nn.functional's other losses, by its signatures (its deprecated size_average and
+# reduce where it has them, taken at None): wxb.ops's, where each backward sits beside its
+# forward
+_DEPRECATED = {"size_average": None, "reduce": None}
+_INSTEAD = dict.fromkeys(_DEPRECATED, "PyTorch deprecated it too: use reduction=")
+
+
+def _deprecated(name: str, size_average: object, reduce: object) -> None:
+    given = {"size_average": size_average, "reduce": reduce}
+    torch_options(name, given, _DEPRECATED, _INSTEAD)
+
+
+def poisson_nll_loss(
+    input,
+    target,
+    log_input=True,
+    full=False,
+    size_average=None,
+    eps=1e-8,
+    reduce=None,
+    reduction="mean",
+) -> Tensor:
+    """torch's F.poisson_nll_loss: see wxb.ops.poisson_nll_loss."""
+    _deprecated("poisson_nll_loss", size_average, reduce)
+    return ops.poisson_nll_loss(input, target, log_input, full, eps, reduction)
+
+
+def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean") -> Tensor:
+    """torch's F.gaussian_nll_loss: see wxb.ops.gaussian_nll_loss."""
+    return ops.gaussian_nll_loss(input, target, var, full, eps, reduction)
+
+
+def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="mean") -> Tensor:
+    """torch's F.soft_margin_loss: see wxb.ops.soft_margin_loss."""
+    _deprecated("soft_margin_loss", size_average, reduce)
+    return ops.soft_margin_loss(input, target, reduction)
+
+
+def multilabel_soft_margin_loss(
+    input, target, weight=None, size_average=None, reduce=None, reduction="mean"
+) -> Tensor:
+    """torch's F.multilabel_soft_margin_loss: see wxb.ops.multilabel_soft_margin_loss."""
+    _deprecated("multilabel_soft_margin_loss", size_average, reduce)
+    return ops.multilabel_soft_margin_loss(input, target, weight, reduction)
+
+
+def hinge_embedding_loss(
+    input, target, margin=1.0, size_average=None, reduce=None, reduction="mean"
+) -> Tensor:
+    """torch's F.hinge_embedding_loss: see wxb.ops.hinge_embedding_loss."""
+    _deprecated("hinge_embedding_loss", size_average, reduce)
+    return ops.hinge_embedding_loss(input, target, margin, reduction)
+
+
+def margin_ranking_loss(
+    input1, input2, target, margin=0.0, size_average=None, reduce=None, reduction="mean"
+) -> Tensor:
+    """torch's F.margin_ranking_loss: see wxb.ops.margin_ranking_loss."""
+    _deprecated("margin_ranking_loss", size_average, reduce)
+    return ops.margin_ranking_loss(input1, input2, target, margin, reduction)
+
+
+def cosine_embedding_loss(
+    input1, input2, target, margin=0.0, size_average=None, reduce=None, reduction="mean"
+) -> Tensor:
+    """torch's F.cosine_embedding_loss: see wxb.ops.cosine_embedding_loss."""
+    _deprecated("cosine_embedding_loss", size_average, reduce)
+    return ops.cosine_embedding_loss(input1, input2, target, margin, reduction)
+
+
+def multi_margin_loss(
+    input, target, p=1, margin=1.0, weight=None, size_average=None, reduce=None, reduction="mean"
+) -> Tensor:
+    """torch's F.multi_margin_loss: see wxb.ops.multi_margin_loss."""
+    _deprecated("multi_margin_loss", size_average, reduce)
+    return ops.multi_margin_loss(input, target, p, margin, weight, reduction)
+
+
+def multilabel_margin_loss(
+    input, target, size_average=None, reduce=None, reduction="mean"
+) -> Tensor:
+    """torch's F.multilabel_margin_loss: see wxb.ops.multilabel_margin_loss."""
+    _deprecated("multilabel_margin_loss", size_average, reduce)
+    return ops.multilabel_margin_loss(input, target, reduction)
+
+
+def triplet_margin_loss(
+    anchor,
+    positive,
+    negative,
+    margin=1.0,
+    p=2,
+    eps=1e-6,
+    swap=False,
+    size_average=None,
+    reduce=None,
+    reduction="mean",
+) -> Tensor:
+    """torch's F.triplet_margin_loss: see wxb.ops.triplet_margin_loss."""
+    _deprecated("triplet_margin_loss", size_average, reduce)
+    return ops.triplet_margin_loss(anchor, positive, negative, margin, p, eps, swap, reduction)
+
+
+triplet_margin_with_distance_loss = ops.triplet_margin_with_distance_loss  # (keywords only)
+
+
 # torch.nn.functional's names a port reaches for that wxb has not, each with wxb's way (as
 # wxb.nn's for its layers): Python's bare AttributeError named neither
 _ACTIVATIONS = (
@@ -210,19 +329,14 @@ _TORCH_NAMES.update(
         "methods (a squared ReLU: x.relu() ** 2)",
     )
 )
+_OTHERS = ("binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "kl_div")
 _TORCH_NAMES.update(
     dict.fromkeys(
-        (
-            "poisson_nll_loss",
-            "gaussian_nll_loss",
-            "cosine_embedding_loss",
-            "margin_ranking_loss",
-            "triplet_margin_loss",
-        ),
-        "wxb.nn.functional's losses are binary_cross_entropy, "
-        "binary_cross_entropy_with_logits, cross_entropy, huber_loss, kl_div, l1_loss, "
-        "mse_loss, nll_loss and smooth_l1_loss; compute another with tensor methods, as a "
-        "function wxb.fit(model, X, y, loss=f) takes",
+        ("ctc_loss",),
+        "wxb.nn.functional's losses are "
+        + ", ".join(sorted(name for name in __all__ if name.endswith("_loss") or name in _OTHERS))
+        + "; compute another with tensor methods, as a function wxb.fit(model, X, y, loss=f) "
+        "takes",
     )
 )
 

@@ -21,7 +21,7 @@ import numpy as np
 from wxb import ops
 from wxb.backend import to_arguments
 from wxb.errors import ConfigError
-from wxb.tensor import Tensor
+from wxb.tensor import Tensor, no_grad
 from wxb.validation import torch_options
 
 
@@ -446,6 +446,321 @@ class KLDivLoss(Loss):
         return f"KLDivLoss(reduction={self.reduction!r}, log_target={self.log_target})"
 
 
+class _TorchLoss(Loss):
+    """One of torch.nn's other losses (PoissonNLLLoss … TripletMarginLoss), on the recorded
+    graph (its ``wxb.ops`` function, forward and backward side by side). Its options are
+    plain attributes, set later too (``loss.margin = 0.5``) and checked at each call, as
+    at construction; ``inputs``: how many tensors its forward takes before the target."""
+
+    function: Callable[..., Tensor]
+    options: tuple[str, ...] = ()
+    inputs = 1
+
+    def _make(self, reduction: str, given: dict, **options: object) -> None:
+        torch_options(type(self).__name__, given, _DEPRECATED, _DEPRECATED_INSTEAD)
+        self.reduction = reduction
+        for key, value in options.items():
+            self.__dict__[key] = value
+        self._check()
+
+    @property
+    def reduction(self) -> str:
+        return self.__dict__.get("reduction", "mean")
+
+    @reduction.setter
+    def reduction(self, value: str) -> None:
+        if value not in ops.REDUCTIONS:
+            raise ConfigError(
+                f"{type(self).__name__} reduction must be 'mean', 'sum' or 'none'; got {value!r}"
+            )
+        self.__dict__["reduction"] = value
+
+    def _check(self) -> None:
+        """The options as the function checks them, on a small input (at construction, so
+        a bad one is refused where it is given, not at the first step)."""
+        weight = self.__dict__.get("weight")
+        width = 2 if weight is None or not weight.ndim else weight.shape[-1]
+        x = Tensor(np.full((1, width), 0.5))
+        with no_grad():
+            if type(self).inputs == 1:
+                self.forward(x, np.ones((1, width)))
+            elif isinstance(self, GaussianNLLLoss):
+                self.forward(x, x, np.ones((1, width)))
+            elif type(self).inputs == 2:
+                self.forward(x, x, np.ones(1 if isinstance(self, CosineEmbeddingLoss) else (1, 2)))
+            else:
+                self.forward(x, x, x)
+
+    def _settings(self) -> dict[str, object]:
+        return {key: self.__dict__[key] for key in self.options}
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{key}={value!r}" for key, value in self._settings().items())
+        return f"{type(self).__name__}(reduction={self.reduction!r}{', ' if shown else ''}{shown})"
+
+
+class PoissonNLLLoss(_TorchLoss):
+    """Poisson negative log-likelihood, torch's PoissonNLLLoss (counts to predict): e^x −
+    t·x of a log-rate x (``log_input=True``, a linear output), x − t·log(x + eps) of a rate
+    x (``log_input=False``); ``full`` adds Stirling's term where t > 1. ``mean`` over every
+    element; targets of the output's shape. ``fit(loss="poisson_nll")`` takes it."""
+
+    options = ("log_input", "full", "eps")
+
+    def __init__(
+        self,
+        log_input: bool = True,
+        full: bool = False,
+        size_average: None = None,
+        eps: float = 1e-8,
+        reduce: None = None,
+        reduction: str = "mean",
+    ) -> None:
+        self._make(reduction, {"size_average": size_average, "reduce": reduce},
+                   log_input=log_input, full=full, eps=eps)  # fmt: skip
+
+    def forward(self, input: Tensor, target: object) -> Tensor:
+        return ops.poisson_nll_loss(input, target, self.log_input, self.full, self.eps,
+                                    self.reduction)  # fmt: skip
+
+
+class GaussianNLLLoss(_TorchLoss):
+    """Gaussian negative log-likelihood, torch's GaussianNLLLoss: ½·(log v + (x − t)²/v),
+    v = max(var, eps) (+ ½·log 2π with ``full``); ``loss(input, target, var)``, var one per
+    element, per row or a number. Its forward takes the variances too: a hand loop's
+    loss (``loss(mean, y, var).backward()``), which ``fit(loss=…)`` refuses."""
+
+    options = ("full", "eps")
+    inputs = 2
+
+    def __init__(self, *, full: bool = False, eps: float = 1e-6, reduction: str = "mean") -> None:
+        self._make(reduction, {}, full=full, eps=eps)
+
+    def __call__(self, input: Tensor, target: object, var: object) -> Tensor:
+        return self.forward(input, target, var)
+
+    def forward(self, input: Tensor, target: object, var: object) -> Tensor:
+        return ops.gaussian_nll_loss(input, target, var, self.full, self.eps, self.reduction)
+
+
+class SoftMarginLoss(_TorchLoss):
+    """log(1 + e^(−y·x)) of labels y = ±1, torch's SoftMarginLoss (a two-class logistic
+    loss); targets of the output's shape, ``mean`` over every element.
+    ``fit(loss="soft_margin")`` takes it."""
+
+    def __init__(
+        self, size_average: None = None, reduce: None = None, reduction: str = "mean"
+    ) -> None:
+        self._make(reduction, {"size_average": size_average, "reduce": reduce})
+
+    def forward(self, input: Tensor, target: object) -> Tensor:
+        return ops.soft_margin_loss(input, target, self.reduction)
+
+
+class MultiLabelSoftMarginLoss(_TorchLoss):
+    """Several labels a row, torch's MultiLabelSoftMarginLoss: per row the mean over the C
+    classes of the logistic loss of each (targets 0/1 of the output's shape), ``weight``
+    one per class; ``mean`` over the rows. ``fit(loss="multilabel_soft_margin")`` takes it."""
+
+    options = ("weight",)
+
+    def __init__(
+        self,
+        weight: object = None,
+        size_average: None = None,
+        reduce: None = None,
+        reduction: str = "mean",
+    ) -> None:
+        weight = None if weight is None else np.array(getattr(weight, "data", weight), np.float64)
+        self._make(reduction, {"size_average": size_average, "reduce": reduce}, weight=weight)
+
+    def forward(self, input: Tensor, target: object) -> Tensor:
+        return ops.multilabel_soft_margin_loss(input, target, self.weight, self.reduction)
+
+
+class HingeEmbeddingLoss(_TorchLoss):
+    """x where y = 1, max(0, margin − x) where y = −1, torch's HingeEmbeddingLoss (x a
+    distance between a pair, y whether it is alike); ``mean`` over every element.
+    ``fit(loss="hinge_embedding")`` takes it."""
+
+    options = ("margin",)
+
+    def __init__(
+        self,
+        margin: float = 1.0,
+        size_average: None = None,
+        reduce: None = None,
+        reduction: str = "mean",
+    ) -> None:
+        self._make(reduction, {"size_average": size_average, "reduce": reduce}, margin=margin)
+
+    def forward(self, input: Tensor, target: object) -> Tensor:
+        return ops.hinge_embedding_loss(input, target, self.margin, self.reduction)
+
+
+class MultiMarginLoss(_TorchLoss):
+    """The multi-class hinge, torch's MultiMarginLoss: per row Σ_{j ≠ y} w_y·max(0,
+    margin − x_y + x_j)^p / C over scores (N, C) and class indices (N,); p = 1 or 2,
+    ``weight`` one per class; ``mean`` over the rows. ``fit(loss="multi_margin")`` takes it."""
+
+    options = ("p", "margin", "weight")
+
+    def __init__(
+        self,
+        p: int = 1,
+        margin: float = 1.0,
+        weight: object = None,
+        size_average: None = None,
+        reduce: None = None,
+        reduction: str = "mean",
+    ) -> None:
+        weight = None if weight is None else np.array(getattr(weight, "data", weight), np.float64)
+        given = {"size_average": size_average, "reduce": reduce}
+        self._make(reduction, given, p=p, margin=margin, weight=weight)
+
+    def _check(self) -> None:
+        ops.multi_margin_loss(Tensor(np.zeros(1 if self.weight is None else self.weight.size)),
+                              np.array(0), self.p, self.margin, self.weight)  # fmt: skip
+
+    def forward(self, input: Tensor, target: object) -> Tensor:
+        return ops.multi_margin_loss(input, target, self.p, self.margin, self.weight,
+                                     self.reduction)  # fmt: skip
+
+
+class MultiLabelMarginLoss(_TorchLoss):
+    """The multi-label hinge, torch's MultiLabelMarginLoss: per row Σ over its labels j and
+    the other classes k of max(0, 1 − (x_j − x_k)) / C; the target (N, C) of class indices
+    lists a row's labels first, −1 ending them. ``fit(loss="multilabel_margin")`` takes it."""
+
+    def __init__(
+        self, size_average: None = None, reduce: None = None, reduction: str = "mean"
+    ) -> None:
+        self._make(reduction, {"size_average": size_average, "reduce": reduce})
+
+    def _check(self) -> None:
+        return None
+
+    def forward(self, input: Tensor, target: object) -> Tensor:
+        return ops.multilabel_margin_loss(input, target, self.reduction)
+
+
+class MarginRankingLoss(_TorchLoss):
+    """max(0, −y·(x1 − x2) + margin), torch's MarginRankingLoss: ``loss(x1, x2, y)``, y = 1
+    where x1 should rank above x2, −1 below. Two inputs: a hand loop's loss
+    (``loss(model(a), model(b), y).backward()``), which ``fit(loss=…)`` refuses."""
+
+    options = ("margin",)
+    inputs = 2
+
+    def __init__(
+        self,
+        margin: float = 0.0,
+        size_average: None = None,
+        reduce: None = None,
+        reduction: str = "mean",
+    ) -> None:
+        self._make(reduction, {"size_average": size_average, "reduce": reduce}, margin=margin)
+
+    def __call__(self, input1: Tensor, input2: Tensor, target: object) -> Tensor:
+        return self.forward(input1, input2, target)
+
+    def forward(self, input1: Tensor, input2: Tensor, target: object) -> Tensor:
+        return ops.margin_ranking_loss(input1, input2, target, self.margin, self.reduction)
+
+
+class CosineEmbeddingLoss(_TorchLoss):
+    """1 − cos(x1, x2) where y = 1, max(0, cos(x1, x2) − margin) where y = −1, torch's
+    CosineEmbeddingLoss: ``loss(x1, x2, y)`` on rows (N, D) and labels (N,). Two inputs:
+    a hand loop's loss (``loss(model(a), model(b), y).backward()``), which
+    ``fit(loss=…)`` refuses."""
+
+    options = ("margin",)
+    inputs = 2
+
+    def __init__(
+        self,
+        margin: float = 0.0,
+        size_average: None = None,
+        reduce: None = None,
+        reduction: str = "mean",
+    ) -> None:
+        self._make(reduction, {"size_average": size_average, "reduce": reduce}, margin=margin)
+
+    def __call__(self, input1: Tensor, input2: Tensor, target: object) -> Tensor:
+        return self.forward(input1, input2, target)
+
+    def forward(self, input1: Tensor, input2: Tensor, target: object) -> Tensor:
+        return ops.cosine_embedding_loss(input1, input2, target, self.margin, self.reduction)
+
+
+class TripletMarginLoss(_TorchLoss):
+    """max(0, margin + ‖a − p‖ − ‖a − n‖), torch's TripletMarginLoss (pairwise_distance's
+    p-norm, ``eps`` added to each difference; ``swap``: the smaller distance to the
+    negative). ``loss(anchor, positive, negative)``: a hand loop's loss, which
+    ``fit(loss=…)`` refuses."""
+
+    options = ("margin", "p", "eps", "swap")
+    inputs = 3
+
+    def __init__(
+        self,
+        margin: float = 1.0,
+        p: float = 2.0,
+        eps: float = 1e-6,
+        swap: bool = False,
+        size_average: None = None,
+        reduce: None = None,
+        reduction: str = "mean",
+    ) -> None:
+        given = {"size_average": size_average, "reduce": reduce}
+        self._make(reduction, given, margin=margin, p=p, eps=eps, swap=swap)
+
+    def __call__(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
+        return self.forward(anchor, positive, negative)
+
+    def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
+        return ops.triplet_margin_loss(anchor, positive, negative, self.margin, self.p,
+                                       self.eps, self.swap, self.reduction)  # fmt: skip
+
+
+class TripletMarginWithDistanceLoss(_TorchLoss):
+    """TripletMarginLoss with a distance of one's own, torch's
+    TripletMarginWithDistanceLoss: ``distance_function(x1, x2)`` (default
+    pairwise_distance), ``margin``, ``swap``. ``loss(anchor, positive, negative)``: a hand
+    loop's loss, which ``fit(loss=…)`` refuses."""
+
+    options = ("distance_function", "margin", "swap")
+    inputs = 3
+
+    def __init__(
+        self,
+        *,
+        distance_function: Callable | None = None,
+        margin: float = 1.0,
+        swap: bool = False,
+        reduction: str = "mean",
+    ) -> None:
+        self._make(reduction, {}, distance_function=distance_function, margin=margin, swap=swap)
+
+    def _check(self) -> None:  # (a distance of one's own is not called before the user's call)
+        if self.distance_function is not None and not callable(self.distance_function):
+            raise ConfigError(
+                "TripletMarginWithDistanceLoss: distance_function must be a function "
+                "(x1, x2) → Tensor"
+            )
+        ops.triplet_margin_with_distance_loss(*[Tensor(np.zeros((1, 1)))] * 3,
+                                              margin=self.margin, swap=self.swap)  # fmt: skip
+
+    def __call__(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
+        return self.forward(anchor, positive, negative)
+
+    def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
+        return ops.triplet_margin_with_distance_loss(
+            anchor, positive, negative, distance_function=self.distance_function,
+            margin=self.margin, swap=self.swap, reduction=self.reduction,
+        )  # fmt: skip
+
+
 class FunctionLoss(Loss):
     """A function ``f(output, target)`` that returns the batch's mean loss as a scalar
     Tensor, as a Loss (``fit(loss=f)``, as Keras takes a function for its loss). Its
@@ -675,7 +990,17 @@ GRAPH_LOSSES: dict[str, type[Loss]] = {
     "bce": BCELoss,
     "binary_cross_entropy": BCELoss,
     "kl_div": KLDivLoss,
+    # torch.nn.functional's names of those taking one input and a target, less "_loss"
+    "poisson_nll": PoissonNLLLoss,
+    "soft_margin": SoftMarginLoss,
+    "multilabel_soft_margin": MultiLabelSoftMarginLoss,
+    "hinge_embedding": HingeEmbeddingLoss,
+    "multi_margin": MultiMarginLoss,
+    "multilabel_margin": MultiLabelMarginLoss,
 }
+# the losses whose forward takes more than (output, target): a hand loop's
+HAND_LOOP_LOSSES = (GaussianNLLLoss, MarginRankingLoss, CosineEmbeddingLoss, TripletMarginLoss,
+                    TripletMarginWithDistanceLoss)  # fmt: skip
 # the losses of a regression (numbers to predict), by name: the rest are a classifier's
 REGRESSION_LOSSES = ("mse", "l1", "huber", "smooth_l1")
 
@@ -689,6 +1014,17 @@ def batch_loss(loss: Loss) -> Loss:
 
 
 def get_loss(loss: str | Loss | Callable[[Tensor, object], Tensor]) -> Loss:
+    if isinstance(loss, HAND_LOOP_LOSSES):
+        # fit, evaluate and a step call loss(output, target): this one's forward takes more
+        kind = type(loss).__name__
+        takes = "(input, target, var)" if isinstance(loss, GaussianNLLLoss) else (
+            "(input1, input2, target)" if loss.inputs == 2 else "(anchor, positive, negative)"
+        )  # fmt: skip
+        raise ConfigError(
+            f"loss {kind} takes {takes}, not a model's (output, target): fit, evaluate and "
+            f"a training step cannot call it; train it in a loop of your own, "
+            f"{kind}()(…).backward() then optimizer.step()"
+        )
     if isinstance(loss, Loss):
         return batch_loss(loss)
     if isinstance(loss, type) and issubclass(loss, Loss):
