@@ -452,8 +452,7 @@ class _TorchLoss(Loss):
     plain attributes, set later too (``loss.margin = 0.5``) and checked at each call, as
     at construction; ``inputs``: how many tensors its forward takes before the target."""
 
-    function: Callable[..., Tensor]
-    options: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()  # shown by repr, in torch's order
     inputs = 1
 
     def _make(self, reduction: str, given: dict, **options: object) -> None:
