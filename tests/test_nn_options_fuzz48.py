@@ -932,6 +932,9 @@ FUNCTIONS_IN_LOSSES51 = {
     "hinge_embedding_loss", "margin_ranking_loss", "cosine_embedding_loss", "multi_margin_loss",
     "multilabel_margin_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss",
 }  # fmt: skip
+# and in tests/test_layers51.py (the random ones in eval mode, and their draws' statistics)
+AGAINST_TORCH_IN_LAYERS51 = {"RReLU", "FeatureAlphaDropout", "Dropout1d", "Embedding",
+                             "LazyLinear"}  # fmt: skip
 
 
 def test_every_function_and_layer_torch_also_has_is_fuzzed():
@@ -944,6 +947,9 @@ def test_every_function_and_layer_torch_also_has_is_fuzzed():
     covered |= {"pad", "cosine_similarity", "pairwise_distance"}
     covered |= {"glu", "rms_norm", "bilinear"}  # (in tests/test_layers50.py and 50b)
     covered |= FUNCTIONS_IN_LOSSES51
+    covered |= {"rrelu", "rrelu_", "embedding", "alpha_dropout", "feature_alpha_dropout",
+                "dropout1d", "elu_", "relu_", "selu_", "celu_", "leaky_relu_", "hardtanh_",
+                "threshold_"}  # (in tests/test_layers51.py)  # fmt: skip
     functions = {name for name in F.__all__ if hasattr(TF, name) or name == "bce_with_logits"}
     assert functions <= covered | {"batch_norm", "layer_norm"}, functions - covered
     classes = {name for name in nn.__all__ if isinstance(getattr(nn, name), type)}
@@ -955,9 +961,10 @@ def test_every_function_and_layer_torch_also_has_is_fuzzed():
         "LogSigmoid", "Softsign", "Tanhshrink", "Threshold", "GLU", "Hardshrink", "Softshrink",
     } | AGAINST_TORCH_IN_MORE_LAYERS | AGAINST_TORCH_IN_LAYERS50  # fmt: skip
     layers_fuzzed |= AGAINST_TORCH_IN_LOSSES51
+    layers_fuzzed |= AGAINST_TORCH_IN_LAYERS51
     torch_has = {name for name in classes if hasattr(torch.nn, name)}
     containers = {"Module", "Sequential", "ModuleList", "ModuleDict", "Parameter",
-                  "ParameterList", "ParameterDict"}  # fmt: skip
+                  "ParameterList", "ParameterDict", "UninitializedParameter"}  # fmt: skip
     assert torch_has - containers <= layers_fuzzed, torch_has - containers - layers_fuzzed
 
 

@@ -364,17 +364,16 @@ def test_fit_says_how_to_hand_over_samples_of_several_dimensions(seeded):
 @pytest.mark.parametrize(
     ("module", "name", "says"),
     [
-        (nn, "LazyLinear", r"its input width \(wxb has no lazy layers\)"),
+        (nn, "LazyBatchNorm1d", r"BatchNorm1d\(features\)"),
         (nn, "CTCLoss", "BCEWithLogitsLoss"),
         (wxb, "utils", "DataLoader"),
         (wxb, "inference_mode", r"wxb\.no_grad\(\)"),
     ],
 )
 def test_torchs_names_wxb_lacks_say_what_to_write(module, name, says):
-    """nn.LazyLinear (nn.Flatten and nn.Unflatten are wxb's now), nn.CTCLoss (PoissonNLLLoss
-    is wxb's since losses51),
-    torch.utils.data.DataLoader (torch.nn.utils is wxb.nn.utils since ports45): an
-    AttributeError that named only the missing name."""
+    """nn.LazyBatchNorm1d (nn.LazyLinear, nn.Flatten and nn.Unflatten are wxb's now), nn.CTCLoss
+    (PoissonNLLLoss is wxb's since losses51), torch.utils.data.DataLoader (torch.nn.utils is
+    wxb.nn.utils since ports45): an AttributeError that named only the missing name."""
     with pytest.raises(AttributeError, match=says):
         getattr(module, name)
     assert not hasattr(module, name)

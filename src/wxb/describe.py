@@ -38,8 +38,11 @@ from wxb.nn.layers import (
     Bilinear,
     Dense,
     Dropout,
+    Dropout1d,
+    FeatureAlphaDropout,
     Flatten,
     PReLU,
+    RReLU,
     Standardize,
     Unflatten,
 )
@@ -355,9 +358,10 @@ def _holders(model: Module, run: _SampleRun) -> dict[int, Module]:
 
 
 def _keeps_width(module: Module) -> bool:
-    """A stock PReLU or AlphaDropout (element-wise) or Flatten of rows (it changes
-    nothing): a row's width out is its width in."""
-    return stock_kind(module, (PReLU, Flatten, AlphaDropout)) is not None
+    """A stock PReLU, RReLU or dropout (element-wise; Dropout1d's channels of rows are its
+    rows) or Flatten of rows (it changes nothing): a row's width out is its width in."""
+    kinds = (PReLU, Flatten, AlphaDropout, FeatureAlphaDropout, Dropout1d, RReLU)
+    return stock_kind(module, kinds) is not None
 
 
 def glu_text(z: str) -> str:
@@ -1495,9 +1499,12 @@ def _row(
     kept = 0
     if width is not None and call:
         kept = width * itemsize
-        dropping = _is(module, Dropout) or stock_kind(module, (AlphaDropout,)) is not None
+        random = (AlphaDropout, FeatureAlphaDropout, Dropout1d)
+        dropping = _is(module, Dropout) or stock_kind(module, random) is not None
         if dropping and module.p > 0:
             kept *= 2  # the output and the mask
+        elif stock_kind(module, (RReLU,)) is not None:
+            kept *= 2  # the output and the slopes
         elif stock_kind(module, (Flatten,)) is Flatten:
             kept = 0  # a view of its input
     return LayerRow(
@@ -1807,6 +1814,14 @@ def _forward_op(layer: _Layer, z: str) -> tuple[str, str]:
         return f"GLU: {glu_text(z)}", "box"
     if stock_kind(module, (AlphaDropout,)) is not None:  # as a training step computes it
         return f"AlphaDropout: a·({z} ⊙ M − α′·(1 − M)) + α′·a·p, p = {module.p:g}", "box"
+    if stock_kind(module, (FeatureAlphaDropout,)) is not None:
+        text = f"a·({z} ⊙ M − α′·(1 − M)) + α′·a·p, M per channel, p = {module.p:g}"
+        return f"FeatureAlphaDropout: {text}", "box"
+    if stock_kind(module, (Dropout1d,)) is not None:
+        return f"Dropout1d: ⊙ M / (1 − {module.p:g}), M per channel", "box"
+    if stock_kind(module, (RReLU,)) is not None:
+        text = f"{z} where {z} > 0, else a·{z}, a ~ U({module.lower:g}, {module.upper:g})"
+        return f"RReLU: {text}", "box"
     if stock_kind(module, (Unflatten,)) is not None:
         return f"Unflatten: dim {module.dim} as {module.unflattened_size} (a reshape)", "box"
     if _is(module, NORMS):  # as a training step computes it (Dropout's mask M too)
@@ -1905,8 +1920,12 @@ def _backward_op(layer: _Layer, z: str) -> str:
         return "Dropout p = 0: δ unchanged" if module.p == 0 else f"⊙ M / (1 − {module.p:g})"
     if _is(module, Standardize):
         return "⊙ 1/σ"
-    if stock_kind(module, (AlphaDropout,)) is not None:
-        return "AlphaDropout backward: ⊙ a·M"
+    if stock_kind(module, (AlphaDropout, FeatureAlphaDropout)) is not None:
+        return f"{type(module).__name__} backward: ⊙ a·M"
+    if stock_kind(module, (Dropout1d,)) is not None:
+        return f"Dropout1d backward: ⊙ M / (1 − {module.p:g})"
+    if stock_kind(module, (RReLU,)) is not None:
+        return "RReLU backward: ⊙ the forward's slopes (1 where z > 0)"
     if stock_kind(module, (Unflatten,)) is not None:
         return "Unflatten backward: δ reshaped back (a reshape moves no value)"
     if _halves_rows(module):

@@ -584,6 +584,64 @@ def allclose(
     return bool(np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
+# torch's functions of the newest layers, each as wxb.nn.functional's (torch.relu_ and kin
+# change their input in place, as F.relu_)
+hardshrink, bilinear = ops.hardshrink, ops.bilinear
+relu_, selu_, celu_, threshold_, rrelu_ = (
+    ops.relu_,
+    ops.selu_,
+    ops.celu_,
+    ops.threshold_,
+    ops.rrelu_,
+)
+
+
+def rrelu(
+    input: object,
+    lower: float = 1.0 / 8,
+    upper: float = 1.0 / 3,
+    training: bool = False,
+    generator: np.random.Generator | None = None,
+) -> Tensor:
+    """``torch.rrelu``: F.rrelu's (training=False: LeakyReLU of slope (lower + upper)/2);
+    ``generator=`` a NumPy Generator, else the one ``wxb.manual_seed`` seeds."""
+    if not isinstance(training, (bool, np.bool_)):
+        raise ConfigError(f"wxb.rrelu: training must be True or False; got {training!r}")
+    return ops.rrelu(input, lower, upper, bool(training), generator)
+
+
+def embedding(
+    weight: object,
+    indices: object,
+    padding_idx: int = -1,
+    scale_grad_by_freq: bool = False,
+    sparse: bool = False,
+) -> Tensor:
+    """``torch.embedding(weight, indices, …)``: F.embedding's lookup with torch's order of
+    arguments (the table first) and its padding_idx=-1 for none."""
+    pad = None if padding_idx == -1 else padding_idx
+    return ops.embedding(indices, weight, pad, None, 2.0, scale_grad_by_freq, sparse)
+
+
+def _dropout_of(name: str, feature: bool) -> Callable:
+    def function(input: object, p: float, train: bool) -> Tensor:
+        if not (ops._is_number(p) and 0 <= p < 1):
+            raise ConfigError(f"wxb.{name}: p must be a number in [0, 1); got {p!r}")
+        if not isinstance(train, (bool, np.bool_)):
+            raise ConfigError(f"wxb.{name}: train must be True or False; got {train!r}")
+        if not train or p == 0:
+            return ops.as_tensor(input)
+        return ops.alpha_dropout(input, float(p), as_generator(None), feature=feature)
+
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = f"``torch.{name}(input, p, train)``: F.{name}'s, train required."
+    return function
+
+
+alpha_dropout = _dropout_of("alpha_dropout", feature=False)
+feature_alpha_dropout = _dropout_of("feature_alpha_dropout", feature=True)
+
+
 def isclose(input, other, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False):
     a, b = _values(input, "isclose"), _values(other, "isclose")
     return marks(np.isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
@@ -608,6 +666,7 @@ __all__ = [
     "addmm",
     "all",
     "allclose",
+    "alpha_dropout",
     "amax",
     "amin",
     "any",
@@ -618,11 +677,13 @@ __all__ = [
     "argwhere",
     "as_tensor",
     "baddbmm",
+    "bilinear",
     "bmm",
     "broadcast_to",
     "cat",
     "cdist",
     "ceil",
+    "celu_",
     "chunk",
     "clamp",
     "clip",
@@ -642,6 +703,7 @@ __all__ = [
     "dot",
     "double",
     "einsum",
+    "embedding",
     "empty",
     "empty_like",
     "eq",
@@ -649,6 +711,7 @@ __all__ = [
     "exp",
     "expm1",
     "eye",
+    "feature_alpha_dropout",
     "flatten",
     "flip",
     "float32",
@@ -662,6 +725,7 @@ __all__ = [
     "gather",
     "ge",
     "gt",
+    "hardshrink",
     "hstack",
     "index_select",
     "is_tensor",
@@ -717,11 +781,15 @@ __all__ = [
     "randperm",
     "reciprocal",
     "relu",
+    "relu_",
     "remainder",
     "reshape",
     "roll",
     "round",
+    "rrelu",
+    "rrelu_",
     "rsqrt",
+    "selu_",
     "sigmoid",
     "sign",
     "sin",
@@ -736,6 +804,7 @@ __all__ = [
     "sum",
     "swapaxes",
     "tanh",
+    "threshold_",
     "topk",
     "trace",
     "transpose",

@@ -11,7 +11,8 @@
   too) of Linear, Identity, ReLU, Sigmoid, Tanh, LeakyReLU, GELU, SiLU, ELU, Softplus,
   Softmax/LogSoftmax/Softmin(dim=1), Dropout, LayerNorm, BatchNorm1d, RMSNorm, PReLU, Flatten,
   ReLU6, Hardtanh, SELU, CELU, Mish, Hardswish, Hardsigmoid, LogSigmoid, Softsign,
-  Tanhshrink, Threshold, Hardshrink, Softshrink, GLU, Unflatten and ``TorchStandardize``;
+  Tanhshrink, Threshold, Hardshrink, Softshrink, GLU, Unflatten, RReLU, FeatureAlphaDropout,
+  Dropout1d, Embedding, LazyLinear (not called yet) and ``TorchStandardize``;
   anything else is refused by its path.
 - ``from_sklearn(est)``: a fitted ``MLPClassifier`` or ``MLPRegressor`` as a wxb
   Sequential giving its *decision values* (the output layer before its output
@@ -130,6 +131,8 @@ _TWINS: dict[type[Module], tuple[str, ...]] = {
     **dict.fromkeys((layers.Hardshrink, layers.Softshrink), ("lambd",)),
     layers.GLU: ("dim",),
     layers.Unflatten: ("dim", "unflattened_size"),
+    layers.RReLU: ("lower", "upper"),
+    **dict.fromkeys((layers.FeatureAlphaDropout, layers.Dropout1d), ("p",)),
 }
 _STOCK_TYPES = (
     Sequential,
@@ -138,6 +141,8 @@ _STOCK_TYPES = (
     layers.Dense,
     layers.Dropout,
     layers.AlphaDropout,
+    layers.Embedding,
+    layers.LazyLinear,
     layers.Standardize,
     LayerNorm,
     BatchNorm1d,
@@ -276,8 +281,10 @@ def _check_convertible(path: str, module: Module, in_sequential: bool = False) -
             )
         raise ConfigError(
             f"to_torch: cannot convert {_where(path)} ({cls.__name__}): {why}; to_torch "
-            "converts Sequential, Dense, Dropout, AlphaDropout, Standardize, LayerNorm, "
-            "BatchNorm1d, RMSNorm and the activations "
+            "converts Sequential, Dense, LazyLinear, Embedding, Dropout, AlphaDropout, "
+            "Standardize, LayerNorm, BatchNorm1d, RMSNorm, "
+            + ", ".join(c.__name__ for c in _TWINS)
+            + " and the activations "
             + ", ".join(c.__name__ for c in _ACTIVATION_TYPES)
         )
     if "forward" in vars(module) or "__call__" in vars(module):
@@ -399,6 +406,14 @@ def _to_torch(module: Module, path: str, torch, tdtype, made: dict[int, Any]):
     elif type(module) is layers.PReLU:
         out = nn.PReLU(module.num_parameters, dtype=tdtype)
         _parameters_to_torch(module, out, path, torch, tdtype, made)
+    elif type(module) is layers.Embedding:
+        out = nn.Embedding(
+            module.num_embeddings, module.embedding_dim, module.padding_idx, module.max_norm,
+            module.norm_type, module.scale_grad_by_freq, dtype=tdtype,
+        )  # fmt: skip
+        _parameters_to_torch(module, out, path, torch, tdtype, made)
+    elif type(module) is layers.LazyLinear:  # (not called yet: torch's infers alike)
+        out = nn.LazyLinear(module.out_features, module.bias is not None, dtype=tdtype)
     elif type(module) in _TWINS:
         settings = {key: getattr(module, key) for key in _TWINS[type(module)]}
         out = getattr(nn, type(module).__name__)(**settings)
@@ -529,7 +544,7 @@ def from_torch(seq) -> Sequential:
 _READS = (
     "wxb reads Sequential, Linear, Identity, ReLU, Sigmoid, Tanh, LeakyReLU, GELU, SiLU, "
     "ELU, Softplus, Softmax(dim=1), LogSoftmax(dim=1), Softmin(dim=1), Dropout, AlphaDropout, "
-    "LayerNorm, "
+    "Embedding, LazyLinear, LayerNorm, "
     "BatchNorm1d, RMSNorm, PReLU, "
     + ", ".join(cls.__name__ for cls in _TWINS)
     + " and TorchStandardize"
@@ -545,7 +560,10 @@ def _torch_extras(module) -> str | None:
     """What PyTorch runs for ``module`` besides its class's forward (wxb would not), or
     None. Pruning, weight_norm and spectral_norm are such: a pre-hook recomputes
     ``weight`` at each call, so the attribute read here can be out of date."""
-    if module._forward_pre_hooks or module._forward_hooks:
+    pre = list(module._forward_pre_hooks.values())
+    if type(module).__name__ == "LazyLinear" and len(pre) == 1:  # its own: what LazyLinear does
+        pre = [h for h in pre if getattr(h, "__name__", None) != "_infer_parameters"]
+    if pre or module._forward_hooks:
         return "it has forward hooks, which wxb would not run (remove them first)"
     if "forward" in vars(module):
         return "its forward is set on the instance, which wxb would not run"
@@ -581,7 +599,7 @@ def _torch_refusal(module, nn) -> str | None:
     cls = type(module)
     simple = (nn.Linear, nn.Dropout, nn.AlphaDropout, nn.LeakyReLU, nn.GELU, nn.Identity,
               nn.ReLU, nn.Sigmoid, nn.SiLU, nn.ELU, nn.Softplus, nn.LayerNorm, nn.BatchNorm1d,
-              nn.RMSNorm, nn.PReLU,
+              nn.RMSNorm, nn.PReLU, nn.Embedding, nn.LazyLinear,
               *_twin_classes(nn))  # fmt: skip
     if cls in (*simple, nn.Tanh) or cls is _standardize_class_if_made():
         return "it holds sub-modules, which wxb would not run" if module._modules else None
@@ -753,6 +771,18 @@ def _from_torch(module, path: str, torch, dtype, made: dict[int, Module]) -> Mod
     elif cls is nn.PReLU:
         out = layers.PReLU(module.num_parameters, dtype=dtype)
         _parameters_from_torch(module, out, dtype, label, made)
+    elif cls is nn.Embedding:
+        try:
+            out = layers.Embedding(
+                module.num_embeddings, module.embedding_dim, module.padding_idx,
+                module.max_norm, module.norm_type, module.scale_grad_by_freq, module.sparse,
+                _weight=np.zeros(tuple(module.weight.shape)), dtype=dtype,
+            )  # fmt: skip
+        except ConfigError as exc:
+            raise ConfigError(f"from_torch: {label}: {exc}") from None
+        _parameters_from_torch(module, out, dtype, label, made)
+    elif cls is nn.LazyLinear:  # (not called yet: a called one is a Linear)
+        out = layers.LazyLinear(module.out_features, module.bias is not None, dtype=dtype)
     elif cls in (twins := _twin_classes(nn)):
         ours = twins[cls]
         try:

@@ -44,6 +44,7 @@ from wxb.nn.module import Module
 from wxb.nn.norm import BatchNorm1d, LayerNorm, RMSNorm
 from wxb.nn.plan import width_mismatch
 from wxb.nn.sequential import Sequential, layers_in_order
+from wxb.ops import check_padding_idx
 from wxb.random import state_as_json, state_from_json
 
 FORMAT = "wxb"
@@ -58,6 +59,10 @@ STOCK_TYPES: dict[str, type[Module]] = {
     "Dense": layers.Dense,
     "Dropout": layers.Dropout,
     "AlphaDropout": layers.AlphaDropout,
+    "FeatureAlphaDropout": layers.FeatureAlphaDropout,
+    "Dropout1d": layers.Dropout1d,
+    "RReLU": layers.RReLU,
+    "Embedding": layers.Embedding,
     "Standardize": layers.Standardize,
     "Flatten": layers.Flatten,
     "PReLU": layers.PReLU,
@@ -74,6 +79,17 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "Dense": ("in_features", "out_features", "bias"),
     "Dropout": ("p",),
     "AlphaDropout": ("p",),
+    "FeatureAlphaDropout": ("p",),
+    "Dropout1d": ("p",),
+    "RReLU": ("lower", "upper"),
+    "Embedding": (
+        "num_embeddings",
+        "embedding_dim",
+        "padding_idx",
+        "max_norm",
+        "norm_type",
+        "scale_grad_by_freq",
+    ),
     "Standardize": ("features",),
     "Flatten": ("start_dim", "end_dim"),
     "PReLU": ("num_parameters",),
@@ -452,7 +468,7 @@ def _check_saveable(model: object) -> None:
                     "persistent=False, which model files (as state_dict) leave out; register "
                     "it persistent, or keep it a Parameter with requires_grad False"
                 )
-        elif cls is layers.PReLU:
+        elif cls in (layers.PReLU, layers.Embedding):
             expected_params = {"weight"}
         elif cls is layers.Standardize:
             expected_buffers = {"mean", "scale"}
@@ -516,6 +532,11 @@ def _check_saveable(model: object) -> None:
 
 def _unsaveable_message(path: str, module: Module) -> str:
     cls = type(module)
+    if cls is layers.LazyLinear:
+        return (
+            f"LazyLinear cannot be saved before its first call ({_where(path)}): its "
+            "in_features is inferred then; call the model once on a batch (model(X[:1])) first"
+        )
     stock = ", ".join(STOCK_TYPES)
     base = next((b for b in cls.__mro__[1:] if STOCK_TYPES.get(b.__name__) is b), None)
     if base is not None:
@@ -861,8 +882,15 @@ def _build(config: dict[str, Any]) -> Module:
         )
     if kind == "Dropout":  # (its own generator, if it had one, is put back after)
         return layers.Dropout(config["p"], name=name)
-    if kind == "AlphaDropout":
-        return layers.AlphaDropout(config["p"], name=name)
+    if kind in ("AlphaDropout", "FeatureAlphaDropout", "Dropout1d"):
+        return STOCK_TYPES[kind](config["p"], name=name)
+    if kind == "RReLU":
+        return layers.RReLU(config["lower"], config["upper"], name=name)
+    if kind == "Embedding":  # (W given: nothing drawn from the generator, as Dense's seed=0)
+        n, d = config["num_embeddings"], config["embedding_dim"]
+        settings = (config[key] for key in _FIELDS[kind][2:])
+        table = np.zeros((n, d), np.float32)  # (float32 as Dense's; the file's dtype after)
+        return layers.Embedding(n, d, *settings, _weight=table, name=name)
     if kind == "Standardize":
         n = config["features"]
         return layers.Standardize(np.zeros(n), np.ones(n), name=name)
@@ -1034,12 +1062,32 @@ def _layout(architecture: object) -> tuple[Shapes, Shapes, dict[str, str], set[s
         elif kind == "Standardize":
             n = _positive(node, "features", where)
             buffers[_join(prefix, "mean")] = buffers[_join(prefix, "scale")] = (n,)
-        elif kind in ("Dropout", "AlphaDropout"):
+        elif kind in ("Dropout", "AlphaDropout", "FeatureAlphaDropout", "Dropout1d"):
             p = node["p"]
             if not _is_number(p) or not 0 <= p < 1:
                 raise _Invalid(f"{where}: {kind} p {_short(p)} is not a number in [0, 1)")
         elif kind == "PReLU":
             slot(prefix, "weight", (_positive(node, "num_parameters", where),), alias)
+        elif kind == "RReLU":
+            try:
+                layers.RReLU(node["lower"], node["upper"])  # (its own checks)
+            except ConfigError as exc:
+                raise _Invalid(f"{where}: {exc}") from None
+        elif kind == "Embedding":
+            n = _positive(node, "num_embeddings", where)
+            d = _positive(node, "embedding_dim", where)
+            try:  # (the layer's own checks, without making its W)
+                check_padding_idx(node["padding_idx"], n, "Embedding")
+            except ConfigError as exc:
+                raise _Invalid(f"{where}: {exc}") from None
+            max_norm, norm_type = node["max_norm"], node["norm_type"]
+            if max_norm is not None and not (_is_number(max_norm) and max_norm >= 0):
+                raise _Invalid(f"{where}: Embedding max_norm {_short(max_norm)} is not valid")
+            if not (_is_number(norm_type) and norm_type >= 0):
+                raise _Invalid(f"{where}: Embedding norm_type {_short(norm_type)} is not valid")
+            if not isinstance(node["scale_grad_by_freq"], bool):
+                raise _Invalid(f"{where}: Embedding scale_grad_by_freq is not true or false")
+            slot(prefix, "weight", (n, d), alias)
         elif kind == "Unflatten":
             dim, sizes = node["dim"], node["unflattened_size"]
             if isinstance(dim, bool) or not isinstance(dim, int):

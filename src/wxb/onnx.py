@@ -11,7 +11,9 @@ default domain, with the weights as initializers:
 - Dense          Z = W·X + b on rows: Gemm(X, W, b, transB=1) (no C without a bias)
 - Standardize    (X − mean) ⊙ (1/scale): Sub, then Mul by the reciprocal, which is
                  what wxb itself computes (``1.0 / scale`` in the model's dtype)
-- Dropout, AlphaDropout   nothing (the export is for inference; predict skips them too)
+- Dropout, AlphaDropout, FeatureAlphaDropout, Dropout1d   nothing (the export is for
+                 inference; predict skips them too)
+- RReLU          LeakyReLU of slope (lower + upper)/2, its inference form
 - Flatten()      Flatten(axis=1). The graph's input is rows (batch, features), as ONNX
                  needs its rank: images go in as X.reshape(len(X), -1), as wxb's fit takes them
 - LayerNorm(n)   μ = X·(𝟙/n), D = X − μ, σ² = (D ⊙ D)·(𝟙/n), D ⊙ 1/√(σ² + ε), then ⊙ γ + β:
@@ -142,8 +144,13 @@ from wxb.nn.layers import (
     Bilinear,
     Dense,
     Dropout,
+    Dropout1d,
+    Embedding,
+    FeatureAlphaDropout,
     Flatten,
+    LazyLinear,
     PReLU,
+    RReLU,
     Standardize,
     Unflatten,
 )
@@ -176,6 +183,9 @@ _STOCK = (
     Dense,
     Dropout,
     AlphaDropout,
+    FeatureAlphaDropout,
+    Dropout1d,
+    RReLU,
     Standardize,
     Flatten,
     Unflatten,
@@ -332,6 +342,10 @@ def _stock_leaf(path: str, module: Module, in_sequential: bool = False) -> tuple
             why = "it has forward hooks, which the ONNX graph would not run (remove them first)"
         elif isinstance(module, Bilinear):  # (no single ONNX op; the graph takes X alone)
             why = "it takes two inputs, x1ᵀ·W·x2, where the exported graph takes one, X"
+        elif type(module) is Embedding:
+            why = "it looks up rows by integer index, where the exported graph takes float rows X"
+        elif type(module) is LazyLinear:
+            why = "its in_features is inferred at its first call: call the model once first"
         elif isinstance(module, _STOCK):
             base = next(k for k in _STOCK if isinstance(module, k))
             why = f"it subclasses {base.__name__} and replaces forward or __call__"
@@ -354,7 +368,7 @@ def _stock_leaf(path: str, module: Module, in_sequential: bool = False) -> tuple
             path,
             module,
             f"{why}; ONNX export handles only Sequential, Dense, Standardize, Dropout, "
-            "AlphaDropout, "
+            "AlphaDropout, FeatureAlphaDropout, Dropout1d, RReLU, "
             "Flatten, Unflatten, PReLU, GLU, LayerNorm, BatchNorm1d, RMSNorm and wxb's "
             "activations",
         )
@@ -743,7 +757,8 @@ class _Graph:
                 else "the width it splits is not known: put it after a Dense layer"
             )
             raise _refuse(path, layer, why)
-        if any(not isinstance(other, (Dropout, AlphaDropout)) for _, other in after):
+        dropouts = (Dropout, AlphaDropout, FeatureAlphaDropout, Dropout1d)
+        if any(not isinstance(other, dropouts) for _, other in after):
             raise _refuse(
                 path,
                 layer,
@@ -879,8 +894,11 @@ class _Graph:
             inv = self.initializer(None, factor, f"{where}.reciprocal_scale")
             centred = self.node("Sub", [x, mean], where)
             return self.node("Mul", [centred, inv], where), int(np.asarray(layer.mean).shape[0])
-        if isinstance(layer, (Dropout, AlphaDropout)):
+        if isinstance(layer, (Dropout, AlphaDropout, FeatureAlphaDropout, Dropout1d)):
             return x, width
+        if isinstance(layer, RReLU):  # inference: LeakyReLU of slope (lower + upper)/2
+            kernel = ops.LeakyReLU((layer.lower + layer.upper) / 2)
+            return self._activation(kernel, x, where), width
         if isinstance(layer, PReLU):  # its slope(s) along the features (the last axis)
             slope = self.initializer(layer.weight, layer.weight.data, f"{where}.weight")
             return self.node("PRelu", [x, slope], where), width

@@ -1684,23 +1684,205 @@ def dropout_mask(
 ALPHA_DROPOUT_VALUE = 1.7580993408473766
 
 
-def alpha_dropout(x: object, p: float, rng: np.random.Generator) -> Tensor:
+def alpha_dropout(x: object, p: float, rng: np.random.Generator, feature: bool = False) -> Tensor:
     """Alpha dropout in training, as torch's F.alpha_dropout: each unit dropped with
     probability p is set to −α′ (α′ = λα of SELU), and all are then scaled and shifted,
     y = a·(x ⊙ M − α′·(1 − M)) + α′·a·p with a = 1/√((α′²p + 1)(1 − p)), so that inputs
-    of mean 0 and variance 1 keep both (SELU's self-normalising). ∂L/∂x = a·M ⊙ g."""
+    of mean 0 and variance 1 keep both (SELU's self-normalising). ∂L/∂x = a·M ⊙ g.
+    ``feature``: torch's F.feature_alpha_dropout, one draw per (sample, channel) of an
+    input (N, C, …), M shared along the dims after C (of rows (N, C): one per unit)."""
     x = as_tensor(x)
     X = x.data
-    keep = rng.random(X.shape) >= p
+    if feature and X.ndim < 2:
+        raise ShapeError(
+            f"feature_alpha_dropout: needs an input (N, C, …) of 2 dimensions or more; got "
+            f"shape {X.shape}"
+        )
+    keep = rng.random(X.shape[:2] + (1,) * (X.ndim - 2) if feature else X.shape) >= p
     a = 1.0 / math.sqrt((ALPHA_DROPOUT_VALUE**2 * p + 1) * (1 - p))
     factor = (keep * a).astype(X.dtype)  # a where kept, 0 where dropped
     shift = np.where(keep, ALPHA_DROPOUT_VALUE * a * p, ALPHA_DROPOUT_VALUE * a * (p - 1))
     out = X * factor + shift.astype(X.dtype)
 
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
-        return (g * factor,)
+        return (g * factor,)  # (the draw of the forward: factor holds M)
 
-    return Tensor.from_op(out, "alpha_dropout", (x,), backward, reads_inputs=False)
+    name = "feature_alpha_dropout" if feature else "alpha_dropout"
+    return Tensor.from_op(out, name, (x,), backward, reads_inputs=False)
+
+
+def dropout1d(x: object, p: float, rng: np.random.Generator) -> Tensor:
+    """Channel dropout in training, as torch's F.dropout1d: of an input (N, C, L) or
+    (C, L), each channel's whole length L is zeroed with probability p, the rest scaled
+    by 1/(1 − p); one draw per (sample, channel), M of shape (N, C, 1). ∂L/∂x = M ⊙ g,
+    the same M."""
+    x = as_tensor(x)
+    X = x.data
+    if X.ndim not in (2, 3):
+        raise ShapeError(
+            f"dropout1d: needs an input (N, C, L) or (C, L), as torch's; got shape {X.shape}"
+        )
+    keep = rng.random((*X.shape[:-1], 1)) >= p
+    mask = keep.astype(X.dtype) * X.dtype.type(1.0 / (1.0 - p))
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (g * mask,)
+
+    return Tensor.from_op(X * mask, "dropout1d", (x,), backward, reads_inputs=False)
+
+
+def check_rrelu_bounds(lower: object, upper: object, where: str) -> tuple[float, float]:
+    """RReLU's slope bounds: finite numbers, lower ≤ upper (torch refuses the reverse)."""
+    for key, value in (("lower", lower), ("upper", upper)):
+        if not (_is_number(value) and math.isfinite(value)):
+            raise ConfigError(f"{where}: {key} must be a finite number; got {value!r}")
+    if lower > upper:
+        raise ConfigError(f"{where}: lower {lower!r} must not exceed upper {upper!r}")
+    return float(lower), float(upper)
+
+
+def rrelu(
+    x: object,
+    lower: float = 1.0 / 8,
+    upper: float = 1.0 / 3,
+    training: bool = False,
+    rng: np.random.Generator | None = None,
+) -> Tensor:
+    """Randomized leaky ReLU, as torch's F.rrelu: in training each z ≤ 0 is multiplied by
+    a slope a ~ U(lower, upper) drawn for it (from ``rng``, else wxb's generator), z > 0
+    passes; ∂L/∂z = a ⊙ g with the same draw (1 where z > 0). Not training: LeakyReLU of
+    slope (lower + upper)/2."""
+    lower, upper = check_rrelu_bounds(lower, upper, "rrelu")
+    if not isinstance(training, (bool, np.bool_)):
+        raise ConfigError(f"rrelu: training must be True or False; got {training!r}")
+    x = as_tensor(x)
+    if not training:
+        return activation(x, LeakyReLU((lower + upper) / 2))
+    X = x.data
+    drawn = as_generator(rng).uniform(lower, upper, size=X.shape)
+    slopes = np.where(X <= 0, drawn, 1).astype(X.dtype)  # (torch's: z ≤ 0 takes a slope)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (g * slopes,)
+
+    return Tensor.from_op(X * slopes, "rrelu", (x,), backward, reads_inputs=False)
+
+
+def _indices(value: object, where: str) -> np.ndarray:
+    """Integer indices (an array, a list, ``t.long()``, a torch tensor, whole floats) as an
+    int array; other floats refused (a float 2.7 is no row)."""
+    source = value.data if isinstance(value, Tensor) else value
+    if not isinstance(source, np.ndarray) and hasattr(source, "__array__"):
+        source = foreign_array(source)
+    indices = np.asarray(source)
+    if indices.dtype.kind == "f" and np.all(np.isfinite(indices)):
+        # whole floats, as a model's float input holds ids (a Sequential's X) and the
+        # losses take class indices; float32 rounds ids past 2**24 onto their neighbours
+        if indices.dtype.itemsize < 8 and indices.size and np.abs(indices).max() >= 2**24:
+            raise DataError(
+                f"{where}: ids of 2**24 or more as {indices.dtype} may be rounded onto "
+                "other rows (16777217 reads as 16777216); pass them as integers, or use "
+                "a float64 model"
+            )
+        whole = indices.astype(np.int64)
+        if np.array_equal(whole, indices):
+            return whole
+    if indices.dtype.kind not in "iu":
+        raise DataError(
+            f"{where}: indices must be whole numbers (an integer array); got {indices.dtype} "
+            "values that are not all whole (pass ids as integers, or t.long())"
+        )
+    return indices
+
+
+def embedding_renorm_(
+    weight: Tensor, indices: np.ndarray, max_norm: float, norm_type: float
+) -> None:
+    """torch's max_norm: each row looked up whose p-norm exceeds ``max_norm`` scaled in
+    place by max_norm/(‖row‖ + 1e-7), as torch's embedding_renorm_ (not recorded)."""
+    W = weight.data
+    rows = np.unique(indices)
+    with np.errstate(over="ignore"):
+        norms = np.linalg.norm(W[rows], ord=norm_type, axis=1) if norm_type != 0 else None
+    if norms is None:  # (the count of nonzeros, as torch's norm 0)
+        norms = np.count_nonzero(W[rows], axis=1).astype(np.float64)
+    over = norms > max_norm
+    if over.any():
+        scale = (max_norm / (norms[over].astype(np.float64) + 1e-7)).astype(W.dtype)
+        W[rows[over]] *= scale[:, None]
+        weight._version += 1
+
+
+def embedding(
+    input: object,
+    weight: object,
+    padding_idx: int | None = None,
+    max_norm: float | None = None,
+    norm_type: float = 2.0,
+    scale_grad_by_freq: bool = False,
+    sparse: bool = False,
+) -> Tensor:
+    """Rows of ``weight`` (num_embeddings, embedding_dim) picked by integer indices, as
+    torch's F.embedding: the product one_hot(ids) · W without the zeros, of shape
+    (*ids.shape, embedding_dim). ∂L/∂W: each row the sum of the δ rows that picked it
+    (divided by its count in the batch with ``scale_grad_by_freq``), 0 for ``padding_idx``.
+    ``max_norm``: the rows looked up renormed in place first (``embedding_renorm_``).
+    ``sparse=True`` is refused: wxb's gradients are dense."""
+    w = as_tensor(weight)
+    W = w.data
+    if W.ndim != 2:
+        raise ShapeError(
+            f"embedding: weight must be a matrix (num_embeddings, embedding_dim); got shape "
+            f"{W.shape}"
+        )
+    if not isinstance(sparse, (bool, np.bool_)) or sparse:
+        raise ConfigError(
+            f"embedding: sparse={sparse!r} is not taken: wxb's gradients are dense (sparse=False)"
+        )
+    if not isinstance(scale_grad_by_freq, (bool, np.bool_)):
+        raise ConfigError(
+            f"embedding: scale_grad_by_freq must be True or False; got {scale_grad_by_freq!r}"
+        )
+    n = W.shape[0]
+    pad = check_padding_idx(padding_idx, n, "embedding")
+    ids = _indices(input, "embedding")
+    if ids.size and (ids.min() < 0 or ids.max() >= n):
+        bad = ids.min() if ids.min() < 0 else ids.max()
+        raise DataError(f"embedding: index {bad} is out of range for {n} embeddings (0 … {n - 1})")
+    if max_norm is not None:
+        if not (_is_number(max_norm) and max_norm >= 0):
+            raise ConfigError(f"embedding: max_norm must be a number ≥ 0; got {max_norm!r}")
+        if not (_is_number(norm_type) and norm_type >= 0):
+            raise ConfigError(f"embedding: norm_type must be a number ≥ 0; got {norm_type!r}")
+        embedding_renorm_(w, ids, float(max_norm), float(norm_type))
+    flat = ids.reshape(-1).astype(np.intp)
+    out = W[flat].reshape(*ids.shape, W.shape[1])
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        rows = g.reshape(-1, W.shape[1])
+        if scale_grad_by_freq:  # each by its index's count in this batch
+            rows = rows / np.bincount(flat, minlength=n)[flat, None].astype(rows.dtype)
+        if pad is not None:  # the padding row takes no gradient
+            rows = np.where((flat == pad)[:, None], 0, rows)
+        dW = np.zeros(W.shape, dtype=g.dtype)
+        np.add.at(dW, flat, rows)
+        return (dW,)
+
+    return Tensor.from_op(out, "embedding", (w,), backward, reads_inputs=False)
+
+
+def check_padding_idx(padding_idx: object, n: int, where: str) -> int | None:
+    """torch's padding_idx: None, or an index in [−n, n) (negative from the end), as
+    the row it names (0 … n − 1)."""
+    if padding_idx is None:
+        return None
+    if isinstance(padding_idx, bool) or not isinstance(padding_idx, (int, np.integer)):
+        raise ConfigError(f"{where}: padding_idx must be an integer or None; got {padding_idx!r}")
+    if not -n <= padding_idx < n:
+        raise ConfigError(
+            f"{where}: padding_idx {padding_idx} must be within num_embeddings {n} ({-n} … {n - 1})"
+        )
+    return int(padding_idx) % n
 
 
 def dropout(
@@ -5367,6 +5549,46 @@ for _name, _op, _call in [
     ("pow", power, "pow(exponent)"),
 ]:
     setattr(Tensor, f"{_name}_", _in_place_of(_name, _op, _call))
+
+
+def in_place_function(name: str, op: Callable, call: str) -> Callable:
+    """torch's F.name_(x, …) (and torch.name_): x's own values set to ``op(x, …)``'s, as
+    ``x.relu_()`` sets them (recorded on a computed tensor, refused on a leaf that
+    requires grad while a graph is recorded); an array is refused, having no version."""
+    apply = _in_place_of(name, op, call)
+
+    def function(input: object, *args: object, **kwargs: object) -> Tensor:
+        if not isinstance(input, Tensor):
+            raise ConfigError(
+                f"{name}_: changes a wxb Tensor in place; got {type(input).__name__} "
+                f"(use {name}(x) for a new tensor)"
+            )
+        return apply(input, *args, **kwargs)
+
+    function.__name__ = function.__qualname__ = f"{name}_"
+    return function
+
+
+relu_ = in_place_function("relu", relu, "relu(x)")
+elu_ = in_place_function("elu", lambda t, alpha=1.0: elu(t, alpha), "elu(x, alpha)")
+selu_ = in_place_function("selu", lambda t: selu(t), "selu(x)")
+celu_ = in_place_function("celu", lambda t, alpha=1.0: celu(t, alpha), "celu(x, alpha)")
+leaky_relu_ = in_place_function(
+    "leaky_relu", lambda t, negative_slope=0.01: leaky_relu(t, negative_slope), "leaky_relu(x)"
+)
+hardtanh_ = in_place_function(
+    "hardtanh",
+    lambda t, min_val=-1.0, max_val=1.0: hardtanh(t, min_val, max_val),
+    "hardtanh(x, min_val, max_val)",
+)
+threshold_ = in_place_function(
+    "threshold", lambda t, *args, **kwargs: threshold(t, *args, **kwargs), "threshold(x, …)"
+)
+rrelu_ = in_place_function(
+    "rrelu",
+    lambda t, lower=1.0 / 8, upper=1.0 / 3, training=False: rrelu(t, lower, upper, training),
+    "rrelu(x, lower, upper, training)",
+)
 
 
 def narrow(a: Tensor, dim: object, start: object, length: object) -> Tensor:

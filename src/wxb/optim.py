@@ -37,7 +37,7 @@ import numpy as np
 
 from wxb import kernels
 from wxb.errors import ConfigError, missing_name
-from wxb.nn.module import Module, Parameter, forget_gradients
+from wxb.nn.module import Module, Parameter, UninitializedParameter, forget_gradients
 
 # clipping works on parameters alone, so it lives in wxb.nn.utils (torch.nn.utils's place)
 from wxb.nn.utils import (
@@ -655,6 +655,12 @@ class Optimizer:
                 )
             if not isinstance(p, Parameter):
                 raise ConfigError(f"{name} takes wxb Parameters (model.parameters()); got {p!r}")
+            if isinstance(p, UninitializedParameter):  # (replaced at the first call)
+                raise ConfigError(
+                    f"{where}: a parameter is not made yet (a LazyLinear's, whose in_features "
+                    "its first call infers): call the model once on a batch, model(X[:1]), "
+                    "before making the optimiser"
+                )
         if self.param_groups and ("param_names" in group) != (
             "param_names" in self.param_groups[0]
         ):  # as PyTorch: state_dict's names would cover some groups only

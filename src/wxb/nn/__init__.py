@@ -16,12 +16,16 @@ from wxb.nn.layers import (
     CosineSimilarity,
     Dense,
     Dropout,
+    Dropout1d,
+    Embedding,
+    FeatureAlphaDropout,
     Flatten,
     Hardshrink,
     Hardsigmoid,
     Hardswish,
     Hardtanh,
     Identity,
+    LazyLinear,
     LeakyReLU,
     Linear,
     LogSigmoid,
@@ -31,6 +35,7 @@ from wxb.nn.layers import (
     PReLU,
     ReLU,
     ReLU6,
+    RReLU,
     Sigmoid,
     SiLU,
     Softmax,
@@ -69,7 +74,7 @@ from wxb.nn.losses import (
     TripletMarginWithDistanceLoss,
     get_loss,
 )
-from wxb.nn.module import Module, Parameter
+from wxb.nn.module import Module, Parameter, UninitializedParameter
 from wxb.nn.norm import BatchNorm1d, LayerNorm, RMSNorm
 from wxb.nn.sequential import Sequential
 
@@ -92,6 +97,9 @@ __all__ = [
     "CrossEntropyLoss",
     "Dense",
     "Dropout",
+    "Dropout1d",
+    "Embedding",
+    "FeatureAlphaDropout",
     "Flatten",
     "GaussianNLLLoss",
     "Hardshrink",
@@ -104,6 +112,7 @@ __all__ = [
     "KLDivLoss",
     "L1Loss",
     "LayerNorm",
+    "LazyLinear",
     "LeakyReLU",
     "Linear",
     "LogSigmoid",
@@ -126,6 +135,7 @@ __all__ = [
     "ParameterList",
     "PoissonNLLLoss",
     "RMSNorm",
+    "RReLU",
     "ReLU",
     "ReLU6",
     "Sequential",
@@ -145,6 +155,7 @@ __all__ = [
     "TripletMarginLoss",
     "TripletMarginWithDistanceLoss",
     "Unflatten",
+    "UninitializedParameter",
     "functional",
     "get_loss",
     "init",
@@ -153,9 +164,7 @@ __all__ = [
 
 # torch.nn's names a port reaches for that wxb has under another name, or not at all:
 # the AttributeError says what to write instead
-_TORCH_NAMES = {
-    "LazyLinear": "give Linear(in_features, out_features) its input width (wxb has no lazy layers)",
-}
+_TORCH_NAMES = {}
 # torch's layers for images, sequences and tokens: wxb builds dense networks, so the
 # hint says so, and what to write with the layers it has
 _DENSE = "wxb builds dense networks on rows (B, features)"
@@ -191,10 +200,9 @@ _TORCH_NAMES.update(
 )
 _TORCH_NAMES.update(
     dict.fromkeys(
-        ("Embedding", "EmbeddingBag"),
-        f"{_DENSE}, with no Embedding layer: hold the table as a Parameter indexed in a "
-        "forward of your own (self.E = nn.Parameter(wxb.randn(n, d)); self.E[ids]), or "
-        "give Linear the ids one-hot (F.one_hot(ids, n).float())",
+        ("EmbeddingBag",),
+        f"{_DENSE}: its lookup is Embedding(n, d); a bag's sum or mean is the forward's "
+        "own (self.emb(ids).mean(1))",
     )
 )
 _TORCH_NAMES.update(
@@ -210,15 +218,18 @@ _TORCH_NAMES.update(
 )
 _TORCH_NAMES.update(
     dict.fromkeys(
-        ("Dropout1d", "Dropout2d", "Dropout3d", "FeatureAlphaDropout"),
-        f"{_DENSE}: its dropouts are Dropout(p) and AlphaDropout(p), of single features",
+        ("Dropout2d", "Dropout3d"),
+        f"{_DENSE}: its dropouts are Dropout(p), AlphaDropout(p), FeatureAlphaDropout(p) "
+        "and Dropout1d(p) (channels of (N, C, L))",
     )
 )
 _TORCH_NAMES.update(
     dict.fromkeys(
-        ("RReLU", "Softmax2d"),
+        ("Softmax2d",),
         "wxb.nn's activations are "
-        + ", ".join(sorted({layer.__name__ for layer in ACTIVATIONS.values()} | {"PReLU", "GLU"}))
+        + ", ".join(
+            sorted({layer.__name__ for layer in ACTIVATIONS.values()} | {"PReLU", "GLU", "RReLU"})
+        )
         + "; another is a Module of your own whose forward computes it with tensor methods "
         "(a squared ReLU: x.relu() ** 2)",
     )

@@ -11,6 +11,7 @@ import numpy as np
 from wxb import ops
 from wxb.errors import ConfigError, DataError, ShapeError, missing_name
 from wxb.ops import (
+    _is_number,
     add,
     as_tensor,
     batch_norm,
@@ -19,22 +20,26 @@ from wxb.ops import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
     celu,
+    celu_,
     cosine_similarity,
     cross_entropy,
     dropout,
     elu,
+    elu_,
     gelu,
     glu,
     hardshrink,
     hardsigmoid,
     hardswish,
     hardtanh,
+    hardtanh_,
     huber_loss,
     in_result_type,
     kl_div,
     l1_loss,
     layer_norm,
     leaky_relu,
+    leaky_relu_,
     log_softmax,
     logsigmoid,
     matmul,
@@ -47,9 +52,12 @@ from wxb.ops import (
     prelu,
     relu,
     relu6,
+    relu_,
     reshape,
     rms_norm,
+    rrelu_,
     selu,
+    selu_,
     sigmoid,
     silu,
     smooth_l1_loss,
@@ -61,22 +69,30 @@ from wxb.ops import (
     tanh,
     tanhshrink,
     threshold,
+    threshold_,
 )
+from wxb.random import as_generator
 from wxb.tensor import Tensor, foreign_array, marks
 from wxb.validation import torch_options
 
 __all__ = [
+    "alpha_dropout",
     "batch_norm",
     "bce_with_logits",
     "bilinear",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "celu",
+    "celu_",
     "cosine_embedding_loss",
     "cosine_similarity",
     "cross_entropy",
     "dropout",
+    "dropout1d",
     "elu",
+    "elu_",
+    "embedding",
+    "feature_alpha_dropout",
     "gaussian_nll_loss",
     "gelu",
     "glu",
@@ -84,12 +100,14 @@ __all__ = [
     "hardsigmoid",
     "hardswish",
     "hardtanh",
+    "hardtanh_",
     "hinge_embedding_loss",
     "huber_loss",
     "kl_div",
     "l1_loss",
     "layer_norm",
     "leaky_relu",
+    "leaky_relu_",
     "linear",
     "log_softmax",
     "logsigmoid",
@@ -108,8 +126,12 @@ __all__ = [
     "prelu",
     "relu",
     "relu6",
+    "relu_",
     "rms_norm",
+    "rrelu",
+    "rrelu_",
     "selu",
+    "selu_",
     "sigmoid",
     "silu",
     "smooth_l1_loss",
@@ -122,9 +144,91 @@ __all__ = [
     "tanh",
     "tanhshrink",
     "threshold",
+    "threshold_",
     "triplet_margin_loss",
     "triplet_margin_with_distance_loss",
 ]
+
+
+def _p(p: object, where: str) -> float:
+    if not (_is_number(p) and 0 <= p < 1):  # (p = 1 passes nothing, as Dropout refuses)
+        raise ConfigError(f"{where}: p must be a number in [0, 1); got {p!r}")
+    return float(p)
+
+
+def _training(training: object, inplace: object, where: str) -> bool:
+    for key, flag in (("training", training), ("inplace", inplace)):
+        if not isinstance(flag, (bool, np.bool_)):  # (the same values out of place)
+            raise ConfigError(f"{where}: {key} must be True or False; got {flag!r}")
+    return bool(training)
+
+
+def alpha_dropout(
+    input: object, p: float = 0.5, training: bool = False, inplace: bool = False
+) -> Tensor:
+    """torch's F.alpha_dropout (training=False by default, as torch's: then the input as
+    it is); in training nn.AlphaDropout's formula, from wxb's default generator."""
+    p = _p(p, "alpha_dropout")
+    if not _training(training, inplace, "alpha_dropout") or p == 0:
+        return as_tensor(input)
+    return ops.alpha_dropout(input, p, as_generator(None))
+
+
+def feature_alpha_dropout(
+    input: object, p: float = 0.5, training: bool = False, inplace: bool = False
+) -> Tensor:
+    """torch's F.feature_alpha_dropout: alpha dropout of whole channels of (N, C, …),
+    as nn.FeatureAlphaDropout (training=False by default, as torch's)."""
+    p = _p(p, "feature_alpha_dropout")
+    if not _training(training, inplace, "feature_alpha_dropout") or p == 0:
+        return as_tensor(input)
+    return ops.alpha_dropout(input, p, as_generator(None), feature=True)
+
+
+def dropout1d(
+    input: object, p: float = 0.5, training: bool = True, inplace: bool = False
+) -> Tensor:
+    """torch's F.dropout1d: channel dropout of (N, C, L) or (C, L), as nn.Dropout1d
+    (training=True by default, as torch's); other shapes refused, as torch's."""
+    p = _p(p, "dropout1d")
+    x = as_tensor(input)
+    if x.ndim not in (2, 3):
+        raise ShapeError(
+            f"dropout1d: needs an input (N, C, L) or (C, L), as torch's; got shape {x.shape}"
+        )
+    if not _training(training, inplace, "dropout1d") or p == 0:
+        return x
+    return ops.dropout1d(x, p, as_generator(None))
+
+
+def rrelu(
+    input: object,
+    lower: float = 1.0 / 8,
+    upper: float = 1.0 / 3,
+    training: bool = False,
+    inplace: bool = False,
+) -> Tensor:
+    """torch's F.rrelu (training=False by default, as torch's: LeakyReLU of slope
+    (lower + upper)/2); in training a slope from U(lower, upper) for each z ≤ 0, from
+    wxb's default generator, as nn.RReLU."""
+    _training(training, inplace, "rrelu")
+    return ops.rrelu(input, lower, upper, bool(training))
+
+
+def embedding(
+    input: object,
+    weight: object,
+    padding_idx: int | None = None,
+    max_norm: float | None = None,
+    norm_type: float = 2.0,
+    scale_grad_by_freq: bool = False,
+    sparse: bool = False,
+) -> Tensor:
+    """torch's F.embedding: rows of ``weight`` picked by integer ids (``ops.embedding``:
+    one_hot(ids)·W without the zeros; ∂L/∂W adds each δ row into the row it picked)."""
+    return ops.embedding(
+        input, weight, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse
+    )
 
 
 def linear(input: object, weight: object, bias: object = None) -> Tensor:
@@ -302,14 +406,11 @@ triplet_margin_with_distance_loss = ops.triplet_margin_with_distance_loss  # (ke
 # wxb.nn's for its layers): Python's bare AttributeError named neither
 _ACTIVATIONS = (
     "celu, elu, gelu, glu, hardshrink, hardsigmoid, hardswish, hardtanh, leaky_relu, "
-    "log_softmax, logsigmoid, mish, prelu, relu, relu6, selu, sigmoid, silu, softmax, softmin, "
+    "log_softmax, logsigmoid, mish, prelu, relu, relu6, rrelu, selu, sigmoid, silu, softmax, "
+    "softmin, "
     "softplus, softshrink, softsign, tanh, tanhshrink and threshold"
 )
-_TORCH_NAMES = {
-    "embedding": "wxb builds dense networks on rows (B, features), with no embedding: index "
-    "a Parameter in a forward of your own (self.E[ids]), or give linear the ids one-hot "
-    "(one_hot(ids, n).float())",
-}
+_TORCH_NAMES: dict[str, str] = {}
 _TORCH_NAMES.update(
     dict.fromkeys(
         [
@@ -324,7 +425,7 @@ _TORCH_NAMES.update(
 )
 _TORCH_NAMES.update(
     dict.fromkeys(
-        ("rrelu", "gumbel_softmax"),
+        ("gumbel_softmax",),
         f"wxb.nn.functional's activations are {_ACTIVATIONS}; compute another with tensor "
         "methods (a squared ReLU: x.relu() ** 2)",
     )

@@ -12,7 +12,7 @@ import numpy as np
 from wxb import ops
 from wxb.backend import DTYPES, check_device, resolve_dtype
 from wxb.errors import ConfigError, DataError, ShapeError
-from wxb.nn.module import Module, Parameter, _structure_changed
+from wxb.nn.module import Module, Parameter, UninitializedParameter, _structure_changed
 from wxb.random import as_generator, key_of
 from wxb.tensor import Tensor, no_grad
 from wxb.validation import as_features, numbers_from_pandas
@@ -841,6 +841,354 @@ class AlphaDropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"
+
+
+def _dropout_p(value: object, kind: str) -> float:
+    if not (ops._is_number(value) and 0 <= value < 1):  # (p = 1: nothing would pass)
+        raise ConfigError(f"{kind} p must be a number in [0, 1); got {value!r}")
+    return float(value)
+
+
+class FeatureAlphaDropout(Module):
+    """torch's nn.FeatureAlphaDropout(p=0.5): alpha dropout (AlphaDropout's formula) of
+    whole channels, one draw per (sample, channel) of an input (N, C, …), the dims after
+    C sharing it (rows (N, C): one per unit, as AlphaDropout). Eval mode: the identity.
+    Draws from wxb's default generator (``wxb.manual_seed``); on the recorded graph."""
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, name: str | None = None) -> None:
+        super().__init__()
+        self.p = p
+        self.inplace = _inplace(inplace, "FeatureAlphaDropout")  # the same values here
+        self.name = name
+
+    @property
+    def p(self) -> float:
+        return self._p
+
+    @p.setter
+    def p(self, value: float) -> None:  # checked when set later too, as at construction
+        self._p = _dropout_p(value, "FeatureAlphaDropout")
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0:
+            return x
+        return ops.alpha_dropout(x, self.p, as_generator(None), feature=True)
+
+    def config(self) -> dict[str, Any]:
+        refuse_subclass(self, FeatureAlphaDropout)
+        return {"type": "FeatureAlphaDropout", "name": self.name, "p": self.p}
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, inplace={self.inplace}"
+
+
+class Dropout1d(Module):
+    """torch's nn.Dropout1d(p=0.5): channel dropout of inputs (N, C, L) or (C, L), each
+    channel's whole length zeroed with probability p, the rest scaled by 1/(1 − p)
+    (``ops.dropout1d``); other shapes refused, as torch's. Eval mode: the identity. Draws
+    from wxb's default generator (``wxb.manual_seed``); on the recorded graph."""
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, name: str | None = None) -> None:
+        super().__init__()
+        self.p = p
+        self.inplace = _inplace(inplace, "Dropout1d")  # the same values here
+        self.name = name
+
+    @property
+    def p(self) -> float:
+        return self._p
+
+    @p.setter
+    def p(self, value: float) -> None:
+        self._p = _dropout_p(value, "Dropout1d")
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0:
+            return x
+        return ops.dropout1d(x, self.p, as_generator(None))
+
+    def config(self) -> dict[str, Any]:
+        refuse_subclass(self, Dropout1d)
+        return {"type": "Dropout1d", "name": self.name, "p": self.p}
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, inplace={self.inplace}"
+
+
+class RReLU(Module):
+    """torch's nn.RReLU(lower=1/8, upper=1/3): in training each z ≤ 0 is multiplied by a
+    slope drawn from U(lower, upper) (wxb's default generator, ``wxb.manual_seed``), and
+    its backward uses that same slope; in eval mode LeakyReLU of slope (lower + upper)/2.
+    On the recorded graph (``ops.rrelu``)."""
+
+    def __init__(
+        self,
+        lower: float = 1.0 / 8,
+        upper: float = 1.0 / 3,
+        inplace: bool = False,
+        name: str | None = None,
+    ) -> None:
+        super().__init__()
+        self._lower, self._upper = ops.check_rrelu_bounds(lower, upper, "RReLU")
+        self.inplace = _inplace(inplace, "RReLU")  # the same values here
+        self.name = name
+
+    # checked when set later too, as at construction
+    @property
+    def lower(self) -> float:
+        return self._lower
+
+    @lower.setter
+    def lower(self, value: float) -> None:
+        self._lower, _ = ops.check_rrelu_bounds(value, self._upper, "RReLU")
+
+    @property
+    def upper(self) -> float:
+        return self._upper
+
+    @upper.setter
+    def upper(self, value: float) -> None:
+        _, self._upper = ops.check_rrelu_bounds(self._lower, value, "RReLU")
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ops.rrelu(x, self.lower, self.upper, self.training, as_generator(None))
+
+    def config(self) -> dict[str, Any]:
+        refuse_subclass(self, RReLU)
+        return {"type": "RReLU", "name": self.name, "lower": self.lower, "upper": self.upper}
+
+    def extra_repr(self) -> str:
+        return f"lower={self.lower}, upper={self.upper}"
+
+
+class Embedding(Module):
+    """torch's nn.Embedding(num_embeddings, embedding_dim): a table W of one row per index,
+    looked up by integer ids, (*ids.shape) → (*ids.shape, embedding_dim): one_hot(ids)·W
+    without the zeros (``ops.embedding``: ∂L/∂W adds each δ row into the row it picked).
+    W drawn from N(0, 1) (wxb's default generator), torch's init; ``padding_idx``'s row
+    zeros and takes no gradient; ``max_norm`` renorms the rows looked up in place, as
+    torch's; ``scale_grad_by_freq`` divides each row's gradient by its count in the batch.
+    ``sparse=True`` (sparse gradients) is refused. ``device=``: the CPU, as Dense takes it."""
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        padding_idx: int | None = None,
+        max_norm: float | None = None,
+        norm_type: float = 2.0,
+        scale_grad_by_freq: bool = False,
+        sparse: bool = False,
+        _weight: object = None,
+        _freeze: bool = False,
+        *,
+        device: object = None,
+        dtype: object = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__()
+        check_device(device, "Embedding")  # PyTorch's factory keyword: the CPU, or refused
+        n = _positive_int(num_embeddings, "Embedding num_embeddings")
+        d = _positive_int(embedding_dim, "Embedding embedding_dim")
+        self.padding_idx = ops.check_padding_idx(padding_idx, n, "Embedding")
+        if max_norm is not None and not (ops._is_number(max_norm) and max_norm >= 0):
+            raise ConfigError(f"Embedding max_norm must be a number ≥ 0 or None; got {max_norm!r}")
+        if not (ops._is_number(norm_type) and norm_type >= 0):
+            raise ConfigError(f"Embedding norm_type must be a number ≥ 0; got {norm_type!r}")
+        for key, flag in (("scale_grad_by_freq", scale_grad_by_freq), ("sparse", sparse)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise ConfigError(f"Embedding {key} must be True or False; got {flag!r}")
+        if sparse:
+            raise ConfigError(
+                "Embedding(sparse=True): sparse gradients are not taken, wxb's are dense "
+                "(sparse=False; any optimiser then trains it)"
+            )
+        self.max_norm = None if max_norm is None else float(max_norm)
+        self.norm_type = float(norm_type)
+        self.scale_grad_by_freq = bool(scale_grad_by_freq)
+        self.sparse = False
+        self.name = name
+        if _weight is None:
+            self.weight = Parameter(np.zeros((n, d), dtype=resolve_dtype(dtype)))
+            self.reset_parameters()
+        else:
+            values = _weight.data if isinstance(_weight, Tensor) else _weight
+            if not isinstance(values, np.ndarray) and hasattr(values, "__array__"):
+                values = np.asarray(values.detach() if hasattr(values, "detach") else values)
+            values = np.asarray(values)
+            if values.shape != (n, d):
+                raise ShapeError(
+                    f"Embedding: _weight of shape {values.shape} does not fit ({n}, {d})"
+                )
+            own = values.dtype if values.dtype.kind == "f" else None  # (ids-like ints: float32)
+            dt = resolve_dtype(dtype if dtype is not None else own)
+            self.weight = Parameter(values.astype(dt), requires_grad=not _freeze)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        embeddings: object,
+        freeze: bool = True,
+        padding_idx: int | None = None,
+        max_norm: float | None = None,
+        norm_type: float = 2.0,
+        scale_grad_by_freq: bool = False,
+        sparse: bool = False,
+    ) -> Embedding:
+        """An Embedding holding a copy of the matrix ``embeddings`` (rows: the indices), as
+        torch's: ``freeze`` (the default) leaves it out of training (requires_grad False);
+        the padding row kept as given, as torch's."""
+        values = embeddings.data if isinstance(embeddings, Tensor) else embeddings
+        if not isinstance(values, np.ndarray) and hasattr(values, "__array__"):
+            values = np.asarray(values.detach() if hasattr(values, "detach") else values)
+        values = np.asarray(values)
+        if values.ndim != 2:
+            raise ShapeError(
+                f"Embedding.from_pretrained: embeddings must be a matrix (num_embeddings, "
+                f"embedding_dim); got shape {values.shape}"
+            )
+        if not isinstance(freeze, (bool, np.bool_)):
+            raise ConfigError(
+                f"Embedding.from_pretrained: freeze must be True or False; got {freeze!r}"
+            )
+        dtype = values.dtype if values.dtype.kind == "f" else None
+        return cls(*values.shape, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse,
+                   _weight=values, _freeze=bool(freeze), dtype=dtype)  # fmt: skip
+
+    @property
+    def num_embeddings(self) -> int:
+        return int(self.weight.shape[0])
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.weight.shape[1])
+
+    def reset_parameters(self) -> None:
+        """W drawn again from N(0, 1), the padding row zeroed, in place, as torch's."""
+        w = self.weight
+        with no_grad():
+            w[...] = as_generator(None).standard_normal(w.shape).astype(w.dtype)
+            if self.padding_idx is not None:
+                w[self.padding_idx] = 0
+
+    def forward(self, input: object) -> Tensor:
+        return ops.embedding(
+            input, _operand(self.weight), self.padding_idx, self.max_norm, self.norm_type,
+            self.scale_grad_by_freq,
+        )  # fmt: skip
+
+    def config(self) -> dict[str, Any]:
+        refuse_subclass(self, Embedding)
+        return {
+            "type": "Embedding",
+            "name": self.name,
+            "num_embeddings": self.num_embeddings,
+            "embedding_dim": self.embedding_dim,
+            "padding_idx": self.padding_idx,
+            "max_norm": self.max_norm,
+            "norm_type": self.norm_type,
+            "scale_grad_by_freq": self.scale_grad_by_freq,
+        }
+
+    def extra_repr(self) -> str:
+        text = f"{self.num_embeddings}, {self.embedding_dim}"
+        if self.padding_idx is not None:
+            text += f", padding_idx={self.padding_idx}"
+        if self.max_norm is not None:
+            text += f", max_norm={self.max_norm}"
+        if self.norm_type != 2:
+            text += f", norm_type={self.norm_type}"
+        if self.scale_grad_by_freq:
+            text += ", scale_grad_by_freq=True"
+        return text
+
+
+class LazyLinear(Module):
+    """torch's nn.LazyLinear(out_features, bias=True), Keras's Dense(units): in_features
+    is inferred at the first call from the input's last dim; W and b are then drawn from
+    U(±1/√in_features) (torch's Linear init, wxb's default generator) and the layer
+    becomes a Dense, as torch's becomes a Linear. Before that call its W and b are
+    ``UninitializedParameter``s: an optimiser, a file, an export refuse them;
+    ``load_state_dict`` of a state with them makes them, as torch's."""
+
+    cls_to_become = Dense
+
+    def __init__(
+        self,
+        out_features: int,
+        bias: bool = True,
+        *,
+        device: object = None,
+        dtype: object = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__()
+        check_device(device, "LazyLinear")
+        self._out_features = _positive_int(out_features, "LazyLinear out_features")
+        if not isinstance(bias, (bool, np.bool_)):
+            raise ConfigError(f"LazyLinear bias must be True or False; got {bias!r}")
+        dt = resolve_dtype(dtype)
+        self.weight = UninitializedParameter(dt)
+        self.bias = UninitializedParameter(dt) if bias else None
+        self.init = "glorot_uniform"  # (Dense's reset_parameters, once it is one)
+        self.name = name
+
+    in_features = 0  # (torch's, before the first call)
+
+    @property
+    def out_features(self) -> int:
+        return self._out_features
+
+    def has_uninitialized_params(self) -> bool:
+        return isinstance(self.weight, UninitializedParameter)
+
+    def initialize_parameters(self, x: object) -> None:
+        """W (out, n) and b made for inputs of n = x.shape[-1] features; the layer is
+        then a Dense."""
+        shape = np.shape(x.data if isinstance(x, Tensor) else x)
+        if not shape or shape[-1] < 1:
+            raise ShapeError(
+                f"{self.label}: infers in_features from the input's last dim; got shape {shape}"
+            )
+        n = int(shape[-1])
+        bound = 1 / math.sqrt(n)
+        rng, dt = as_generator(None), self.weight.dtype
+        weight = rng.uniform(-bound, bound, size=(self._out_features, n)).astype(dt)
+        bias = rng.uniform(-bound, bound, size=self._out_features).astype(dt)
+        self._become(weight, bias if self.bias is not None else None)
+
+    def _become(self, weight: np.ndarray, bias: np.ndarray | None) -> None:
+        self.weight = Parameter(weight)
+        self.bias = None if bias is None else Parameter(bias)
+        del self._out_features
+        self.__class__ = self.cls_to_become  # (a new structure: plans are made again)
+
+    def _lazy_load(self, state: dict, prefix: str) -> None:
+        """load_state_dict with this layer's W (and b): made from them, as torch's."""
+        key = f"{prefix}.weight" if prefix else "weight"
+        if not self.has_uninitialized_params() or key not in state:
+            return
+        shape = np.shape(state[key])
+        if len(shape) != 2 or shape[0] != self._out_features:
+            return  # (load_state_dict names the misfit)
+        dt = self.weight.dtype
+        self._become(
+            np.zeros(shape, dtype=dt), None if self.bias is None else np.zeros(shape[0], dtype=dt)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.has_uninitialized_params():
+            self.initialize_parameters(x)
+        return Dense.forward(self, x)
+
+    def config(self) -> dict[str, Any]:
+        raise ConfigError(
+            f"{self.label} cannot be saved before its first call: its in_features is inferred "
+            "then; call the model once on a batch (model(X[:1])) first"
+        )
+
+    def extra_repr(self) -> str:
+        return f"in_features=0, out_features={self._out_features}, bias={self.bias is not None}"
 
 
 def refuse_subclass(layer: Module, kind: type[Module]) -> None:

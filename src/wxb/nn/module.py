@@ -411,6 +411,20 @@ class Parameter(Tensor):
         self.data = _writable(self.data)
 
 
+class UninitializedParameter(Parameter):
+    """torch's placeholder for a parameter whose shape a lazy layer (LazyLinear) learns
+    at its first call: no values yet (an empty array); an optimiser, a file and an
+    export refuse it, naming that call."""
+
+    __slots__ = ()
+
+    def __init__(self, dtype: object = None) -> None:
+        super().__init__(np.empty(0, dtype=resolve_dtype(dtype)))
+
+    def __repr__(self) -> str:
+        return "<UninitializedParameter>"
+
+
 def _writable(array: object) -> object:
     """An unpickled array as memory of its own: joblib hands a worker each array over
     1 MB as a read-only memory map, where a Parameter's or buffer's in-place updates
@@ -1355,6 +1369,7 @@ class Module:
                 f"{self.label}.load_state_dict takes a dict of arrays by name, as state_dict() "
                 f"gives it; got {type(state).__name__}{hint}"
             )
+        self._make_lazy(state, "", "")  # a lazy layer's W made first, as torch's
         slots: dict[str, tuple[Parameter | None, Module, str]] = {}
         expected: list[str] = []
         seen: set[int] = set()
@@ -1409,6 +1424,17 @@ class Module:
             if param is not None:
                 param._version += 1
         return IncompatibleKeys(missing, unexpected)
+
+    def _make_lazy(self, state: Mapping, path: str, position: str) -> None:
+        """Each lazy layer (LazyLinear) whose W the state gives, by its path or by its
+        place (a torch Sequential's ``0.weight``), made to its shape before the copy."""
+        if hasattr(type(self), "_lazy_load"):
+            self._lazy_load(state, path if _join(path, "weight") in state else position)
+        ordered = getattr(self, "_children_by_position", False)
+        for index, (key, child) in enumerate(self._modules.items()):
+            if child is not None:
+                where = _join(position, str(index) if ordered else key)
+                child._make_lazy(state, _join(path, key), where)
 
     def _from_torch_positions(self, state: Mapping, slots: Mapping, expected: list) -> Mapping:
         """``state`` with PyTorch's names for a Sequential's layers — by position:

@@ -33,8 +33,13 @@ from wxb.nn.layers import (
     AlphaDropout,
     Dense,
     Dropout,
+    Dropout1d,
+    Embedding,
+    FeatureAlphaDropout,
     Flatten,
+    LazyLinear,
     PReLU,
+    RReLU,
     Standardize,
     Unflatten,
     dtype_mismatch,
@@ -82,8 +87,14 @@ def unplannable_reason(layers: list[Module]) -> str | None:
             )
         if stock_kind(layer, (PReLU,)) is not None:
             return f"{layer.label} learns its slope on the recorded graph"
-        if stock_kind(layer, (AlphaDropout,)) is not None:
+        if stock_kind(layer, (AlphaDropout, FeatureAlphaDropout, Dropout1d)) is not None:
             return f"{layer.label} drops units on the recorded graph"
+        if stock_kind(layer, (RReLU,)) is not None:
+            return f"{layer.label} draws its slopes on the recorded graph"
+        if stock_kind(layer, (Embedding,)) is not None:
+            return f"{layer.label} looks up rows by index on the recorded graph"
+        if stock_kind(layer, (LazyLinear,)) is not None:
+            return f"{layer.label} infers in_features at its first call, on the recorded graph"
         if stock_kind(layer, (Unflatten,)) is not None:
             return f"{layer.label} reshapes its rows, which runs on the recorded graph"
         if stock_kind(layer, (GLU,)) is not None:
