@@ -46,7 +46,7 @@ from wxb.nn.layers import (
 )
 from wxb.nn.module import Module, Parameter, input_width, stock_kind
 from wxb.nn.norm import NORMS
-from wxb.tensor import GRAD_LOCK, WRITING, accumulate_grad, ensure_free_once
+from wxb.tensor import GRAD_LOCK, WRITING, accumulate_grad, ensure_free_once, keep_apart
 
 _requires_grad = operator.attrgetter("requires_grad")
 
@@ -54,6 +54,14 @@ _requires_grad = operator.attrgetter("requires_grad")
 # (under GRAD_LOCK), shared with the graph's rules (tensor.leaf_grad_slot): two models
 # sharing a layer run their backwards under locks of their own
 _WRITING = WRITING
+
+
+def _apart_slot(p: Parameter, claimed: list[int]) -> np.ndarray:
+    return np.empty_like(p.data)  # (a gradients_apart backward: never the optimiser's buffer)
+
+
+def _apart_done(p: Parameter, slot: np.ndarray, claimed: list[int]) -> None:
+    keep_apart(p, slot)
 
 
 def _claim_buffer(p: Parameter) -> bool:
@@ -452,9 +460,13 @@ class StackPlan:
         grad: np.ndarray,
         layer_done: Callable[[list], None] | None = None,
         frozen: frozenset[int] = frozenset(),
+        apart: bool = False,
     ) -> None:
         """The δ chain, in reverse, from ∂L/∂output; fills ``p.grad`` of every parameter
         that requires one, and stops below the first layer with a trainable parameter.
+        ``apart``: into this thread's ``gradients_apart`` store instead, ``.grad`` and the
+        optimiser's buffer untouched (swapped out and back, another thread's backward
+        meanwhile was lost and counted as this one's).
 
         A new gradient goes where the optimiser reads it (``p.free_grad_buffer()``) when
         there is one; a gradient already set is added to, as PyTorch accumulates.
@@ -464,18 +476,19 @@ class StackPlan:
         none even if they do now (as in PyTorch).
         """
         lean = self._lean_ran
-        if lean is not None and layer_done is None and not frozen and lean.takes(grad):
-            lean.backward(self.inputs[0], grad)
-            return
+        if lean is not None and layer_done is None and not frozen and not apart:
+            if lean.takes(grad):
+                lean.backward(self.inputs[0], grad)
+                return
         claimed: list[int] = []
         try:
             with self._grad_lock:
-                self._backward(grad, layer_done, frozen, claimed)
+                self._backward(grad, layer_done, frozen, claimed, apart)
         finally:
             if claimed:  # a backward that raised: its buffers are free again
                 with GRAD_LOCK:
                     _WRITING.difference_update(claimed)
-        if layer_done is None and not frozen and self.inputs:
+        if layer_done is None and not frozen and not apart and self.inputs:
             self._remember_lean(self.inputs[0])
 
     # -- the lean stacks -----------------------------------------------------------------------
@@ -500,6 +513,7 @@ class StackPlan:
         layer_done: Callable[[list], None] | None,
         frozen: frozenset[int],
         claimed: list[int],
+        apart: bool = False,
     ) -> None:
         batch = len(grad)
         wants = _requires_grad
@@ -510,6 +524,9 @@ class StackPlan:
 
         trainable_below = self._trainable_below(wants)
         homes = {id(p.grad_home): p.grad_home for p in self.params if p.grad_home is not None}
+        if apart:  # the optimiser's buffers are not this backward's
+            homes = {}
+        slot, done = (_apart_slot, _apart_done) if apart else (self._grad_slot, self._grad_done)
         for home in homes.values():  # a gradient kept from an earlier step is never written over
             ensure_free_once(home)  # (once a backward: a graph's rules may hold its views now)
         for i in range(len(self.layers) - 1, -1, -1):
@@ -518,13 +535,13 @@ class StackPlan:
                 weight, weight_data, bias = self.used[i]  # as the forward ran
                 delta = grad  # δ⁽ˡ⁾ for this layer's Z
                 if wants(weight):  # ∂L/∂W = δ·Aᵀ (rows: δᵀ·X)
-                    weight_grad = self._grad_slot(weight, claimed)
+                    weight_grad = slot(weight, claimed)
                     np.matmul(delta.T, x_in, out=weight_grad)
-                    self._grad_done(weight, weight_grad, claimed)
+                    done(weight, weight_grad, claimed)
                 if bias is not None and wants(bias):  # ∂L/∂b = Σ_batch δ
-                    bias_grad = self._grad_slot(bias, claimed)
+                    bias_grad = slot(bias, claimed)
                     ops.sum_over_batch(delta, out=bias_grad)
-                    self._grad_done(bias, bias_grad, claimed)
+                    done(bias, bias_grad, claimed)
                 if layer_done is not None:
                     layer_done(self.layer_params[i])
                 if not trainable_below[i]:

@@ -36,7 +36,6 @@ from wxb.tensor import (
     Tensor,
     is_grad_enabled,
     is_retaining_graph,
-    keep_apart,
     keeping_gradients_apart,
 )
 
@@ -569,23 +568,8 @@ def _planned_backward(plan: StackPlan, token: object, inputs: tuple, frozen: fro
                 else "backward() through a Sequential whose buffers a later forward has reused: "
                 "call backward() once per forward, before the model runs again on a batch"
             )
-        if keeping_gradients_apart():  # autograd.grad after a planned forward: the
-            # plan writes .grad, so each is set aside (held here, its buffer is never
-            # written over) and what the plan wrote goes to the store instead
-            held = [(p, p.grad) for p in plan.params]
-            for p, _ in held:
-                p.grad = None
-            try:
-                plan.backward(g, frozen=frozen)
-                fresh = [(p, p.grad) for p, _ in held]
-            finally:
-                for p, before in held:
-                    p.grad = before
-            for p, grad in fresh:
-                if grad is not None:
-                    keep_apart(p, grad)
-        else:
-            plan.backward(g, frozen=frozen)
+        # autograd.grad after a planned forward: into this thread's store, .grad untouched
+        plan.backward(g, frozen=frozen, apart=keeping_gradients_apart())
         if not is_retaining_graph():  # backward(retain_graph=True) may run it again
             plan.release()
         return nothing
