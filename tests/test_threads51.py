@@ -2,13 +2,14 @@
 or recalibrates, gradients looked at in one thread while another accumulates, fits in a
 pool. Each threaded result is a sequential run's (or an independent reference's)."""
 
+import sys
 import threading
 
 import numpy as np
 import pytest
 
 import wxb
-from wxb.nn import CrossEntropyLoss, Dense, Sequential, Tanh
+from wxb.nn import BatchNorm1d, CrossEntropyLoss, Dense, Sequential, Tanh
 
 
 def _join(threads, errors, seconds=120):
@@ -83,3 +84,108 @@ def test_autograd_grad_in_one_thread_leaves_another_threads_backward_its_share(s
     for p, w in zip(model.parameters(), want_b, strict=True):
         assert p.grad is not None, seeded.msg("the other thread's backward was lost")
         np.testing.assert_allclose(p.grad, w, rtol=1e-12, atol=1e-14, err_msg=seeded.msg(".grad"))
+
+
+class _PausingNumpy:
+    """NumPy as wxb.ops sees it, but for the first write of a BatchNorm's running
+    statistics in a training step the test marks (``pause``): the training thread waits
+    there for a prediction from the other thread, or, where a fixed wxb holds that
+    prediction back until the update is whole, a second (a wait that decides nothing)."""
+
+    def __init__(self):
+        self.pause, self.predicted = threading.Event(), threading.Event()
+        self.waiting = False  # a prediction begun while this is set is one between the writes
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    def copyto(self, dst, src, **options):
+        np.copyto(dst, src, **options)
+        if self.pause.is_set():
+            self.pause.clear()
+            self.predicted.clear()
+            self.waiting = True
+            self.predicted.wait(1.0)
+            self.waiting = False
+
+
+def test_predicts_while_another_thread_moves_batchnorms_statistics_see_one_update(
+    seeded, monkeypatch
+):
+    """A thread runs training-mode forwards through a BatchNorm1d (recalibrating its
+    running statistics, SWA's update_bn) while another predicts: each prediction must be
+    the eval-mode output of the statistics after some number of batches. The eval forward
+    read σ² and then r while the training forward wrote r and then σ²: a prediction made
+    of r of one batch and σ² of the one before, equal to none (bit for bit: the eval
+    arithmetic is the sequential run's). Provoked at chosen steps (the training thread
+    waits between its two writes) and by frequent thread switches at the others."""
+    rng = seeded.rng
+    channels, rounds = int(rng.integers(1024, 4096)), 300
+    bn = BatchNorm1d(channels, momentum=float(rng.uniform(0.05, 0.5))).to("float64")
+    batches = [rng.normal(size=(8, channels)) * rng.uniform(0.5, 3) + rng.normal()
+               for _ in range(rounds)]  # fmt: skip
+    x = rng.normal(size=(5, channels))
+
+    def evaluated(layer):
+        with layer.evaluating(), wxb.no_grad():
+            return layer(wxb.Tensor(x)).data.copy()
+
+    alone = BatchNorm1d(channels, momentum=bn.momentum).to("float64")
+    seen = {evaluated(alone).tobytes(): 0}  # every state's prediction, by its bytes
+    mean, var = np.zeros(channels), np.ones(channels)
+    for k, X in enumerate(batches, 1):
+        alone(wxb.Tensor(X))
+        seen.setdefault(evaluated(alone).tobytes(), k)
+        m = bn.momentum
+        mean, var = (1 - m) * mean + m * X.mean(0), (1 - m) * var + m * X.var(0, ddof=1)
+    # the sequential run itself against NumPy's recursion (float64 rounding of 300 steps)
+    np.testing.assert_allclose(alone.running_mean, mean, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(alone.running_var, var, rtol=1e-12)
+
+    pausing = _PausingNumpy()
+    monkeypatch.setattr(wxb.ops, "np", pausing)
+    start, done, wrong, errors = threading.Barrier(2), threading.Event(), [], []
+    served = threading.Condition()
+    count = [0]  # predictions made: the recalibration waits for a new one every 10 batches
+
+    def recalibrate():
+        try:
+            start.wait()
+            for k, X in enumerate(batches):
+                if k % 10 == 0:
+                    with served:
+                        seen_then = count[0]
+                        assert served.wait_for(lambda s=seen_then: count[0] > s, 60)
+                if k in (rounds // 3, 2 * rounds // 3):
+                    pausing.pause.set()
+                bn(wxb.Tensor(X))
+        except Exception as error:
+            errors.append(repr(error))
+        finally:
+            done.set()
+
+    def serve():
+        try:
+            start.wait()
+            while not done.is_set():
+                between = pausing.waiting
+                if evaluated(bn).tobytes() not in seen:
+                    wrong.append(1)
+                if between:
+                    pausing.predicted.set()
+                with served:
+                    count[0] += 1
+                    served.notify()
+        except Exception as error:
+            errors.append(repr(error))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        _join([threading.Thread(target=recalibrate), threading.Thread(target=serve)], errors)
+    finally:
+        sys.setswitchinterval(interval)
+    assert count[0] >= rounds // 10  # (the predictions overlapped the recalibration)
+    assert not wrong, seeded.msg(f"{len(wrong)} of {count[0]} predictions of no sequential state")
+    np.testing.assert_array_equal(bn.running_mean, alone.running_mean, seeded.msg("mean"))
+    np.testing.assert_array_equal(bn.running_var, alone.running_var, seeded.msg("var"))

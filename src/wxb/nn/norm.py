@@ -222,6 +222,11 @@ class BatchNorm1d(Module):
         # statistics for eval mode but stops training from moving them (or counting)
         read = not self.training or self.track_running_stats
         tracking = self.training and running is not None and self.track_running_stats
+        if read and not tracking and running is not None:
+            # by the statistics of one update: another thread's training forward writes
+            # r and σ² in turn (read between, a predict took σ² of one batch, r of the next)
+            with _TRACKING[id(self) >> 4 & 15]:
+                running, running_var = running.copy(), running_var.copy()
         factor = 0.0
         with _TRACKING[id(self) >> 4 & 15] if tracking else nullcontext():
             if tracking:  # momentum None: the plain mean of every batch's statistics so far
