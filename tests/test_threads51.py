@@ -189,3 +189,77 @@ def test_predicts_while_another_thread_moves_batchnorms_statistics_see_one_updat
     assert not wrong, seeded.msg(f"{len(wrong)} of {count[0]} predictions of no sequential state")
     np.testing.assert_array_equal(bn.running_mean, alone.running_mean, seeded.msg("mean"))
     np.testing.assert_array_equal(bn.running_var, alone.running_var, seeded.msg("var"))
+
+
+class _NumpyWaiting:
+    """NumPy as wxb.tables sees it, but each thread's first ``nanmax`` (fit's look at how
+    float32 rounds the features) runs ``arrive(thread)`` before it."""
+
+    def __init__(self, first):
+        self.first, self.seen = first, set()
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    def nanmax(self, *args, **kwargs):
+        me = threading.get_ident()
+        if me not in self.seen:
+            self.seen.add(me)
+            self.first(me)
+        return np.nanmax(*args, **kwargs)
+
+
+def test_fits_in_two_threads_leave_the_warning_filters_as_they_were(seeded, monkeypatch):
+    """fit of float64 X into a float32 model looks at how float32 rounds each column, with
+    NumPy's all-NaN warning silenced by warnings.catch_warnings, which swaps the
+    process's one list of filters: two fits in threads, the second entering before the
+    first left, put back "ignore RuntimeWarning" for good (NumPy's overflow warnings,
+    fit's diagnose warnings gone for the rest of the process). Made to interleave so
+    every time: the first fit waits inside for the second to come in; the second waits
+    there until the first fit has ended. Each fit as it trains alone."""
+    import warnings
+
+    rng = seeded.rng
+    seed = int(rng.integers(1 << 20))
+    X = rng.normal(size=(48, 5)) * 1e3 + 1.7e6  # float64, and rounded by float32
+    y = rng.normal(size=(48, 1))
+
+    def trained(k):
+        model = Sequential(Dense(5, 8, seed=seed + k), Tanh(), Dense(8, 1, seed=seed + 9))
+        wxb.fit(model, X, y, loss="mse", epochs=2, batch_size=16, seed=seed, verbose=False)
+        return [p.data.copy() for p in model.parameters()]
+
+    alone = [trained(k) for k in range(2)]
+    before = list(warnings.filters)
+    order = []  # the threads, first in first
+    first_in, second_in, first_done = threading.Event(), threading.Event(), threading.Event()
+
+    def arrive(me):
+        if not order:
+            order.append(me)
+            first_in.set()
+            second_in.wait(30)  # (a fixed wxb holds nothing here: the wait ends at once)
+        else:
+            second_in.set()
+            first_done.wait(30)
+
+    monkeypatch.setattr(wxb.tables, "np", _NumpyWaiting(arrive))
+    got, errors = {}, []
+
+    def work(k):
+        try:
+            if k == 1:
+                assert first_in.wait(60)
+            got[k] = trained(k)
+        except Exception as error:
+            errors.append(repr(error))
+        finally:
+            if k == 0:
+                first_done.set()
+
+    _join([threading.Thread(target=work, args=(k,)) for k in range(2)], errors)
+    after = list(warnings.filters)
+    assert after == before, seeded.msg(f"filters left: {after[: len(after) - len(before) + 1]}")
+    for k in range(2):
+        for a, b in zip(alone[k], got[k], strict=True):
+            np.testing.assert_array_equal(a, b, seeded.msg(f"fit {k}"))

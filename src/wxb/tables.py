@@ -2069,12 +2069,26 @@ def rounding_steps(X: np.ndarray, dtype: Any) -> tuple[np.ndarray, ...]:
     deviation), all float64, ignoring NaN; and whether that step coarsens the column:
     it exceeds a hundredth of the spread."""
     X = np.asarray(X, dtype=np.float64)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: NaN figures
-        typical = np.nanmedian(np.abs(X), axis=0)
-        spread = np.nanstd(X, axis=0)
+    with np.errstate(all="ignore"):
+        typical = _by_column(np.nanmedian, np.abs(X))
+        spread = _by_column(np.nanstd, X)
         steps = np.spacing(np.abs(typical.astype(dtype))).astype(np.float64)
     return typical, steps, spread, (spread > 0) & (steps > 0.01 * spread)
+
+
+def _by_column(reduce: Any, X: np.ndarray) -> Any:
+    """``reduce(X, axis=0)`` of a NaN-ignoring reduction, NaN for a column of NaN alone,
+    without NumPy's warning for it: silenced by warnings.catch_warnings, which swaps the
+    process's filters (fits in two threads at once left "ignore RuntimeWarning" in place
+    for good, and a third thread's warnings were dropped meanwhile)."""
+    some = ~np.isnan(X).all(axis=0)
+    if np.all(some):
+        return reduce(X, axis=0)
+    if X.ndim == 1:
+        return np.float64(np.nan)
+    out = np.full(X.shape[1:], np.nan)
+    out[some] = reduce(X[:, some], axis=0)
+    return out
 
 
 def feature_rounding_warnings(
@@ -2121,10 +2135,9 @@ def coarsened_columns(X: np.ndarray, dtype: Any) -> tuple[np.ndarray, ...]:
     X = np.asarray(X, dtype=np.float64)
     if len(X) == 0:  # no rows (a file of none): nothing coarsened, and nanmax has no identity
         return (np.zeros(0, dtype=np.int64), *(np.zeros(0) for _ in range(3)))
-    with np.errstate(all="ignore"), warnings.catch_warnings():  # (beyond float32's range:
-        warnings.simplefilter("ignore", RuntimeWarning)  # the reading refuses it later;
-        largest = np.nanmax(np.abs(X), axis=0)  # an all-NaN column has no figures)
-        spread = np.nanstd(X, axis=0)
+    with np.errstate(all="ignore"):  # (beyond float32's range: the reading refuses it later;
+        largest = _by_column(np.nanmax, np.abs(X))  # an all-NaN column has no figures)
+        spread = _by_column(np.nanstd, X)
         step = np.spacing(largest.astype(dtype)).astype(np.float64)
     maybe = np.flatnonzero((spread > 0) & ~(step <= 0.01 * spread))
     typical, steps, spread, coarse = rounding_steps(X[:, maybe], dtype)
