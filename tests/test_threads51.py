@@ -263,3 +263,87 @@ def test_fits_in_two_threads_leave_the_warning_filters_as_they_were(seeded, monk
     for k in range(2):
         for a, b in zip(alone[k], got[k], strict=True):
             np.testing.assert_array_equal(a, b, seeded.msg(f"fit {k}"))
+
+
+def test_wxb_train_commands_in_threads_show_only_their_own_warnings_their_way(
+    seeded, tmp_path, monkeypatch, capsys
+):
+    """wxb train shows its fit's warnings one line each ("wxb: warning: …") and drops
+    its RuntimeWarnings (diagnostics, printed from the history), by swapping the
+    process's filters and showwarning for the fit (warnings.catch_warnings): meanwhile
+    another thread's warnings came out as wxb's or not at all, and two commands in
+    threads, the second entering before the first left, left both swapped for good.
+    Made to interleave so every time (the first command's fit waits for the second to
+    begin, which waits until the first command has ended); each model as made alone."""
+    import warnings
+
+    from wxb import cli
+
+    rng = seeded.rng
+    data = tmp_path / "d.csv"
+    X, labels = rng.normal(size=(60, 3)), rng.integers(0, 2, 60)
+    data.write_text("a,b,c,label\n" + "".join(f"{a},{b},{c},{k}\n" for (a, b, c), k in
+                                                zip(X, labels, strict=True)))  # fmt: skip
+
+    def command(name):
+        seed = str(int(rng.integers(1 << 20)))
+        out = str(tmp_path / f"{name}.safetensors")
+        return ["train", "--data", str(data), "--target", "label", "--epochs", "2", "-q",
+                "--hidden", "5", "--seed", seed, "-o", out]  # fmt: skip
+
+    commands = [command("a"), command("b")]
+    for argv in commands:
+        assert cli.main([*argv[:-1], argv[-1].replace(".safetensors", "-alone.safetensors")]) == 0
+    fit, order = cli.fit, []
+    first_in, second_in, first_done = threading.Event(), threading.Event(), threading.Event()
+
+    def interleaved(*args, **kwargs):
+        if not order:
+            order.append(1)
+            first_in.set()
+            assert second_in.wait(60)
+        else:
+            second_in.set()
+            assert first_done.wait(60)
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(cli, "fit", interleaved)
+    errors = []
+
+    def work(k):
+        try:
+            if k == 1:
+                assert first_in.wait(60)
+            assert cli.main(commands[k]) == 0
+        except Exception as error:
+            errors.append(repr(error))
+        finally:
+            if k == 0:
+                first_done.set()
+
+    capsys.readouterr()
+    with warnings.catch_warnings(record=True) as log:
+        warnings.simplefilter("always")
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
+        threads[0].start()
+        assert first_in.wait(60)  # a command is fitting: this thread's warnings are its own
+        warnings.warn("during, mine", UserWarning, stacklevel=1)
+        warnings.warn("during, a RuntimeWarning of mine", RuntimeWarning, stacklevel=1)
+        threads[1].start()
+        for t in threads:
+            t.join(120)
+        assert not any(t.is_alive() for t in threads), "a command hung"
+        warnings.warn("after, mine", UserWarning, stacklevel=1)
+        warnings.warn("after, a RuntimeWarning of mine", RuntimeWarning, stacklevel=1)
+    assert not errors, errors
+    shown = [str(w.message) for w in log]
+    err = capsys.readouterr().err
+    for said in ("during, mine", "during, a RuntimeWarning of mine", "after, mine",
+                 "after, a RuntimeWarning of mine"):  # fmt: skip
+        assert said in shown, seeded.msg(f"{said!r} not shown as Python shows it; stderr: {err}")
+    assert "wxb: warning" not in err, seeded.msg(err)
+    for name in ("a", "b"):
+        alone = wxb.load(tmp_path / f"{name}-alone.safetensors").state_dict()
+        got = wxb.load(tmp_path / f"{name}.safetensors").state_dict()
+        for key in alone:
+            np.testing.assert_array_equal(got[key], alone[key], seeded.msg(f"{name}: {key}"))

@@ -19,7 +19,7 @@ import tempfile
 import threading
 import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, TextIO
@@ -1120,9 +1120,7 @@ def _run_train(args: argparse.Namespace) -> None:
                 with folder.lock():  # in use by another run?
                     pass
                 check_resume_options(args)
-    with warnings.catch_warnings():  # diagnostics are printed below, one line each
-        warnings.simplefilter("ignore", RuntimeWarning)
-        warnings.showwarning = _checkpoint_warning_line
+    with _train_warnings():  # diagnostics are printed below, one line each
         try:
             history = fit(
                 model,
@@ -1382,6 +1380,50 @@ def _decisive_options(args: argparse.Namespace) -> dict:
 def _checkpoint_warning_line(message, category, *args, **kwargs) -> None:
     """Warnings during wxb train as one line each."""
     print(f"wxb: warning: {message}", file=sys.stderr)
+
+
+# The threads whose wxb train is fitting now. Not warnings.catch_warnings: it swaps the
+# process's filters and showwarning, so another thread's warnings came out as wxb's (its
+# RuntimeWarnings dropped), and two commands in threads left both swapped for good.
+_TRAINING = threading.local()
+_SHOW_LOCK = threading.Lock()
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """warnings.showwarning once a wxb train has run: its own as one line each (its fit's
+    RuntimeWarnings, diagnostics, are printed from the history instead); others' as before."""
+    if getattr(_TRAINING, "on", False):
+        if not issubclass(category, RuntimeWarning):
+            _checkpoint_warning_line(message, category)
+        return
+    passing = getattr(_TRAINING, "passing", False)
+    # reached again through the one it passes to (a wrapper of this one, put over it and
+    # wrapped in turn): Python's own, not round again for ever
+    show = _PYTHONS_SHOW if passing else _show_warning.previous
+    _TRAINING.passing = True
+    try:
+        show(message, category, filename, lineno, file, line)
+    finally:
+        _TRAINING.passing = passing
+
+
+_PYTHONS_SHOW = getattr(warnings, "_showwarning_orig", warnings.showwarning)
+_show_warning.previous = warnings.showwarning
+
+
+@contextlib.contextmanager
+def _train_warnings() -> Iterator[None]:
+    """This thread's warnings as wxb train shows them, inside the block."""
+    with _SHOW_LOCK:  # (installed once, and again after a catch_warnings put another back)
+        if warnings.showwarning is not _show_warning:
+            _show_warning.previous = warnings.showwarning
+            warnings.showwarning = _show_warning
+    before = getattr(_TRAINING, "on", False)
+    _TRAINING.on = True
+    try:
+        yield
+    finally:
+        _TRAINING.on = before
 
 
 class Interrupted(WxbError):
