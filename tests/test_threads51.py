@@ -347,3 +347,73 @@ def test_wxb_train_commands_in_threads_show_only_their_own_warnings_their_way(
         got = wxb.load(tmp_path / f"{name}.safetensors").state_dict()
         for key in alone:
             np.testing.assert_array_equal(got[key], alone[key], seeded.msg(f"{name}: {key}"))
+
+
+def test_a_fit_of_a_model_sharing_a_trained_layer_with_another_threads_fit_is_refused(seeded):
+    """Two heads on one encoder, each fitted in its own thread at once: both fits stepped
+    the encoder, each model trained by neither's data and seed alone, without a word (a
+    second fit of the same model is refused; one sharing its trainable layer was not).
+    Refused now, naming the parameter; with the encoder frozen both run at once, each as
+    it trains alone. The second fit starts while the first is under way (from its
+    progress stream), so the two overlap every time."""
+    from wxb.errors import TrainingError
+    from wxb.nn import ReLU
+
+    rng = seeded.rng
+    seed = int(rng.integers(1 << 20))
+    X = rng.normal(size=(96, 5)).astype(np.float32)
+    ys = [rng.integers(0, 3, 96), rng.integers(0, 2, 96)]
+
+    def heads(frozen):
+        encoder = Dense(5, 12, seed=seed)
+        for p in encoder.parameters():
+            p.requires_grad = not frozen
+        return [Sequential(encoder, ReLU(), Dense(12, k, seed=seed + k)) for k in (3, 2)]
+
+    def weights(model):
+        return [p.data.copy() for p in model.parameters()]
+
+    for frozen in (False, True):
+        alone = []  # each head's weights right after its fit (the next moves a shared one)
+        for model, y in zip(heads(frozen), ys, strict=True):
+            wxb.fit(model, X, y, epochs=2, batch_size=16, seed=seed, verbose=False)
+            alone.append(weights(model))
+        models, outcome = heads(frozen), {}
+
+        def second(models=models, outcome=outcome):
+            try:
+                wxb.fit(models[1], X, ys[1], epochs=2, batch_size=16, seed=seed, verbose=False)
+                outcome["trained"] = weights(models[1])
+            except TrainingError as error:
+                outcome["refused"] = str(error)
+            except Exception as error:
+                outcome["error"] = repr(error)
+
+        class Progress:  # the first fit's progress: the second fit runs while it is under way
+            started = None
+
+            def write(self, text):
+                if self.started is None:
+                    self.started = threading.Thread(target=second)
+                    self.started.start()
+                    self.started.join(120)
+                return len(text)
+
+            def flush(self):
+                pass
+
+        progress = Progress()
+        wxb.fit(models[0], X, ys[0], epochs=2, batch_size=16, seed=seed, verbose=True,
+                stream=progress)  # fmt: skip
+        assert progress.started is not None and not progress.started.is_alive()
+        assert "error" not in outcome, outcome
+        for a, b in zip(alone[0], weights(models[0]), strict=True):
+            np.testing.assert_array_equal(a, b, seeded.msg(f"the first fit, frozen {frozen}"))
+        if frozen:
+            assert "trained" in outcome, outcome
+            for a, b in zip(alone[1], outcome["trained"], strict=True):
+                np.testing.assert_array_equal(a, b, seeded.msg("the second fit, frozen"))
+        else:
+            said = outcome.get("refused", "")
+            assert "'dense1.weight'" in said and "another thread" in said, seeded.msg(str(outcome))
+            wxb.fit(models[1], X, ys[1], epochs=2, batch_size=16, seed=seed, verbose=False)

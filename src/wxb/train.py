@@ -958,7 +958,7 @@ def _refuse_keras_options(options: dict[str, object]) -> None:
     raise ConfigError(f"wxb.fit takes no {name}= (Keras's): {way}")
 
 
-_FITTING: dict[int, int] = {}  # id(model) → the thread whose fit trains it now
+_FITTING: dict[int, int] = {}  # id(model) or id(parameter) → the thread whose fit trains it
 _FITTING_LOCK = threading.Lock()
 
 
@@ -976,8 +976,12 @@ if hasattr(os, "register_at_fork"):
 def _one_fit_at_a_time(model: object) -> Iterator[None]:
     """Refuses a fit of a model that another thread's fit is training: two fits of one
     model at once ran without a word, each stepping the other's weights (a model trained
-    by neither's data and seed alone). The same thread may (a callback's own fit)."""
+    by neither's data and seed alone). So too a model sharing a trainable parameter (a
+    layer: an encoder under two heads) with one another thread's fit is training. The
+    same thread may (a callback's own fit)."""
     me = threading.get_ident()
+    named = getattr(model, "named_parameters", None)
+    trained = [(n, p) for n, p in (named() if named else ()) if getattr(p, "requires_grad", False)]
     with _FITTING_LOCK:
         other = _FITTING.get(id(model))
         if other is not None and other != me:
@@ -986,13 +990,23 @@ def _one_fit_at_a_time(model: object) -> Iterator[None]:
                 "a model may be trained by one thread at a time (train a copy: "
                 "copy.deepcopy(model))"
             )
-        _FITTING[id(model)] = me
+        shared = next((n for n, p in trained if _FITTING.get(id(p), me) != me), None)
+        if shared is not None:
+            raise TrainingError(
+                f"fit: this {type(model).__name__}'s parameter {shared!r} is being trained by "
+                "fit in another thread (a layer the two models share); a parameter may be "
+                "trained by one thread at a time (freeze it, requires_grad=False, or train a "
+                "copy: copy.deepcopy(model))"
+            )
+        mine = [k for k in (id(model), *(id(p) for _, p in trained)) if k not in _FITTING]
+        for key in mine:
+            _FITTING[key] = me
     try:
         yield
     finally:
-        if other is None:
-            with _FITTING_LOCK:
-                _FITTING.pop(id(model), None)
+        with _FITTING_LOCK:
+            for key in mine:
+                _FITTING.pop(key, None)
 
 
 def _fit_ranks(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
