@@ -417,3 +417,44 @@ def test_a_fit_of_a_model_sharing_a_trained_layer_with_another_threads_fit_is_re
             said = outcome.get("refused", "")
             assert "'dense1.weight'" in said and "another thread" in said, seeded.msg(str(outcome))
             wxb.fit(models[1], X, ys[1], epochs=2, batch_size=16, seed=seed, verbose=False)
+
+
+def test_blocks_a_streamed_generator_leaves_in_another_thread_end_without_error(seeded):
+    """A generator holding ``with wxb.no_grad(), model.evaluating():`` stepped by a pool's
+    threads (a server streaming a response: each next() on whichever worker is free) ends
+    its blocks in another thread than it entered them: both raised KeyError naming a
+    thread's number at the stream's end, and the entering thread kept the model in eval
+    mode for good (a later training forward there ran with Dropout off). Now the blocks
+    end as torch's no_grad does (no error; the ending thread gets the mode the block was
+    entered from) and the entering thread's eval mode ends with its block."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from wxb.nn import Dropout
+
+    rng = seeded.rng
+    model = Sequential(Dense(4, 6, seed=int(rng.integers(1 << 20))), Dropout(0.5))
+    model.train()
+    chunks = [rng.normal(size=(int(rng.integers(1, 9)), 4)).astype(np.float32) for _ in range(3)]
+    W, b = model[0].weight.data.astype(np.float64), model[0].bias.data.astype(np.float64)
+
+    def stream():
+        with wxb.no_grad(), model.evaluating():
+            for x in chunks:
+                yield x, model(x).data.copy(), model[1].training
+
+    pools = [ThreadPoolExecutor(1) for _ in range(len(chunks) + 1)]
+    try:
+        steps = stream()
+        first = pools[0].submit(next, steps).result()  # entered in pool 0's thread
+        rest = [pool.submit(next, steps, None).result() for pool in pools[1:]]  # left in the last
+        assert rest[-1] is None
+        x, out, training = first
+        assert not training  # inside its block, in the thread that entered it: eval mode
+        # float32 products against float64's: a few roundings of |W||x| (Dropout off)
+        np.testing.assert_allclose(out, x @ W.T + b, rtol=1e-5, atol=1e-5)
+        after = [pool.submit(lambda: model[1].training).result() for pool in pools]
+        assert all(after), seeded.msg(f"eval mode left on in the threads: {after}")
+        assert pools[-1].submit(wxb.is_grad_enabled).result()  # (the mode it was entered from)
+    finally:
+        for pool in pools:
+            pool.shutdown()

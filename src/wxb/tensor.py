@@ -101,7 +101,14 @@ class _GradSwitch(ContextDecorator):
 
     def __exit__(self, *exc_info: object) -> None:
         thread = threading.get_ident()
-        previous = self._previous[thread]
+        previous = self._previous.get(thread)
+        if previous is None:  # left in another thread (a generator's body, stepped by a
+            # pool's threads, as a server streams it): as torch's, this thread gets the mode
+            # the block was entered from (a KeyError naming a thread's number ended it)
+            entered = list(self._previous.items())
+            if not entered:
+                return
+            thread, previous = entered[-1]
         _mode.enabled = previous.pop()
         if not previous:
             del self._previous[thread]

@@ -1854,6 +1854,12 @@ def gradient_twin(model: Module) -> Iterator[tuple[Module, list[str]]]:
             p.requires_grad = False
 
 
+# evaluating() blocks' lists are changed under this (a block may end in another thread),
+# and such a block's place in its thread's list is this until that thread drops it
+_HELD_LOCK = threading.Lock()
+_ENDED: frozenset[int] = frozenset()
+
+
 class _Evaluating:
     """``Module.evaluating()``'s block: a class, as predict enters one per call."""
 
@@ -1868,24 +1874,38 @@ class _Evaluating:
         # this block's entry: the ids of the model's modules now (one set, kept with the
         # module list: entering costs no walk over the modules)
         held = _thread.__dict__.setdefault("evaluating", [])
+        if held:  # blocks other threads ended leave their places: gone now
+            with _HELD_LOCK:
+                held[:] = [h for h in held if h is not _ENDED]
         # the modules kept alive too: one taken out inside the block and freed would hand
         # its id (CPython reuses the memory) to a new module, in eval mode here unasked
         _, modules, ids = self.model._module_tree()
         held.append(ids)
-        self._entries.setdefault(threading.get_ident(), []).append((ids, modules))
+        self._entries.setdefault(threading.get_ident(), []).append((ids, modules, held))
         return self.model
 
     def __exit__(self, *exc_info: object) -> None:
         thread = threading.get_ident()
-        entries = self._entries[thread]
-        ids, _ = entries.pop()
+        entries = self._entries.get(thread)
+        here = entries is not None
+        if not here:  # left in another thread (a generator's body, stepped by a pool's
+            # threads, as a server streams it): the entering thread's eval mode ends (a
+            # KeyError ended it, and that thread kept the model in eval mode for good)
+            entered = list(self._entries.items())
+            if not entered:
+                return
+            thread, entries = entered[-1]
+        ids, _, held = entries.pop()  # (held: the entering thread's list)
         if not entries:
             del self._entries[thread]
-        held = _thread.__dict__.get("evaluating", [])
-        for i in range(len(held) - 1, -1, -1):  # this block's own entry (blocks may overlap)
-            if held[i] is ids:
-                del held[i]
-                return
+        with _HELD_LOCK:  # (another thread may be ending a block of this list)
+            for i in range(len(held) - 1, -1, -1):  # this block's own (blocks may overlap)
+                if held[i] is ids:
+                    if here:
+                        del held[i]
+                    else:  # its place kept: the owner may be reading the list now
+                        held[i] = _ENDED
+                    return
 
 
 def stock_kind(module: Module, kinds: tuple[type[Module], ...]) -> type[Module] | None:
