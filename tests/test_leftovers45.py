@@ -380,15 +380,21 @@ def test_cross_entropy_takes_class_indices_wxb_tensor_made_floats():
 
 def _same_fit(X, y, seed, **options):
     wxb.manual_seed(seed)
-    model = wxb.nn.Sequential(wxb.nn.Dense(X.shape[1], 8), wxb.nn.Tanh(), wxb.nn.Dense(8, 3))
+    model = wxb.nn.Sequential(
+        wxb.nn.Dense(X.shape[1], 8, dtype="float64"),
+        wxb.nn.Tanh(),
+        wxb.nn.Dense(8, 3, dtype="float64"),
+    )
     history = wxb.fit(model, X, y, epochs=2, batch_size=16, seed=seed, verbose=0, **options)
     return [p.data.copy() for p in model.parameters()], history.history
 
 
 @pytest.mark.parametrize("how", ["plain", "validation_split", "validation_data"])
-def test_fit_on_sparse_x_is_the_dense_fit_bit_for_bit(how):
-    """fit made a SciPy sparse X dense whole; now a batch at a time: the same weights,
-    figures and evaluate's, bit for bit, as on X's dense copy (validation rows too)."""
+def test_fit_on_sparse_x_is_the_dense_fit(how):
+    """fit made a SciPy sparse X dense whole; then a batch at a time; now its CSR batches
+    go to the first Dense's sparse product: the same weights, figures and evaluate's as
+    on X's dense copy (validation rows too), up to the order of each product's sums
+    (float64: ~1e-12 of the values after two epochs of Adam)."""
     sparse = pytest.importorskip("scipy.sparse")
     seed = _seed()
     rng = np.random.default_rng(seed)
@@ -406,15 +412,22 @@ def test_fit_on_sparse_x_is_the_dense_fit_bit_for_bit(how):
         dense_options = {"validation_data": (held.toarray(), y[:30])}
     weights, figures = _same_fit(X, y, seed, **options)
     dense_weights, dense_figures = _same_fit(X.toarray(), y, seed, **dense_options)
-    assert figures == dense_figures, seed
+    assert figures.keys() == dense_figures.keys(), seed
+    for key, values in figures.items():
+        np.testing.assert_allclose(values, dense_figures[key], rtol=1e-11, err_msg=f"{seed}")
     for ours, theirs in zip(weights, dense_weights, strict=True):
-        np.testing.assert_array_equal(ours, theirs, err_msg=f"seed {seed}")
-    model = wxb.nn.Sequential(wxb.nn.Dense(columns, 3))
-    assert wxb.evaluate(model, X, y) == wxb.evaluate(model, X.toarray(), y), seed
+        scale = float(np.abs(theirs).max())
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-11 * scale, err_msg=f"{seed}")
+    model = wxb.nn.Sequential(wxb.nn.Dense(columns, 3, dtype="float64"))
+    ours, theirs = wxb.evaluate(model, X, y), wxb.evaluate(model, X.toarray(), y)
+    for key, value in theirs.items():
+        np.testing.assert_allclose(ours[key], value, rtol=1e-12, err_msg=f"{seed}")
     chunk = int(rng.integers(1, rows + 5))
-    np.testing.assert_array_equal(
-        model.predict(X, batch_size=chunk), model.predict(X.toarray(), batch_size=chunk)
-    )
+    outputs = model.predict(X.toarray(), batch_size=chunk)
+    np.testing.assert_allclose(
+        model.predict(X, batch_size=chunk), outputs, rtol=0,
+        atol=1e-13 * float(np.abs(outputs).max()), err_msg=f"{seed}",
+    )  # fmt: skip
 
 
 def test_fit_on_sparse_x_stays_far_below_its_dense_size():

@@ -241,6 +241,27 @@ def sum_over_batch(delta: np.ndarray, out: np.ndarray | None = None) -> np.ndarr
     return out
 
 
+def is_sparse(X: object) -> bool:
+    """Whether X is a SciPy sparse matrix or array (SciPy is not imported for it: only
+    sparse data brings it)."""
+    return type(X).__module__.startswith("scipy.sparse")
+
+
+def sparse_rows_by_weight(X: object, weight: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Z = X·Wᵀ for CSR rows X (a TF-IDF or one-hot table) into ``out``: sparse × dense,
+    as scikit-learn's MLP computes its first layer, so the work is nnz(X)·m, not B·n·m,
+    and no dense copy of X is made. The sums run over each row's non-zeros in order."""
+    np.copyto(out, X @ weight.T)
+    return out
+
+
+def sparse_weight_grad(delta: np.ndarray, X: object, out: np.ndarray) -> np.ndarray:
+    """The backward of ``sparse_rows_by_weight`` for W: ∂L/∂W = δᵀ·X into ``out`` (m × n),
+    computed as (Xᵀ·δ)ᵀ, sparse × dense (∂L/∂X is not needed: X is data)."""
+    np.copyto(out, (X.T @ delta).T)
+    return out
+
+
 def _ones_of(rows: int, dtype: np.dtype) -> np.ndarray:
     key = (rows, dtype)
     ones = _ones.get(key)

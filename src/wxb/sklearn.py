@@ -29,7 +29,9 @@ The network is a wxb ``Sequential`` of ``Dense`` and activation layers (its W is
 scikit-learn's coefficient matrix transposed). Each batch runs the planned forward
 and backward of ``wxb.nn.plan.StackPlan`` into buffers allocated once, with the
 output layer's error term δ = (ŷ − y)·w/Σw computed here, and one step of the
-update rule over a single flat parameter buffer; nothing is allocated per batch.
+update rule over a single flat parameter buffer; nothing is allocated per batch. A
+SciPy sparse X stays sparse, as in scikit-learn: the first layer's Z = X·Wᵀ and
+∂L/∂W = δᵀ·X are sparse × dense products, in training and predicting alike.
 (bench/sklearn_bench.py measures it against scikit-learn and against the matrix
 products alone.)
 
@@ -65,9 +67,6 @@ Deviations from scikit-learn (besides those extras):
 - ``loss_`` and ``loss_curve_`` hold Python floats
 - ``partial_fit`` is unavailable for solver "lbfgs" in both estimators (scikit-learn's
   ``MLPRegressor`` offers it and then runs a whole L-BFGS fit)
-- sparse X is densified a batch at a time when training (for "lbfgs": whole), or in
-  chunks of rows of 2**24 values where that is larger (the gradients added up over the
-  chunks); predictions multiply it by the first layer sparse, as scikit-learn does
 - after a ``fit`` with "lbfgs", ``partial_fit`` starts new Adam moments or SGD
   velocities; scikit-learn goes on with those of the last stochastic fit before it,
   made for weights that "lbfgs" has moved since
@@ -130,7 +129,6 @@ __all__ = ["MLPClassifier", "MLPRegressor"]
 _STOCHASTIC_SOLVERS = ("sgd", "adam", "adamw")
 _HIDDEN_LAYERS = {"identity": IdentityLayer, "logistic": Sigmoid, "tanh": Tanh, "relu": ReLU}
 _PREDICT_ROWS = 4096  # rows per forward pass when predicting (bounds the buffers)
-_DENSE_ELEMENTS = 1 << 24  # values of a sparse X densified at once (see _chunk_rows)
 
 
 def _extra_constraints() -> dict:
@@ -627,40 +625,6 @@ class _BaseMLP(BaseEstimator):
             loss += (0.5 * self.alpha) * np.dot(weights, weights) / sw_sum
         return float(loss), sw_sum
 
-    def _chunk_rows(self, rows: int, n_features: int) -> int | None:
-        """None when ``rows`` of a sparse X may be densified at once; else how many at a
-        time: _DENSE_ELEMENTS values, or 4 rows per first-layer unit when more (each
-        chunk reads and adds into the first layer's weights: fewer, larger chunks, the
-        chunk then no larger than the weights and their optimiser state)."""
-        chunk = max(1, _DENSE_ELEMENTS // max(1, n_features), 4 * self._dense()[0].out_features)
-        return chunk if chunk < rows else None
-
-    def _chunked_pass(self, plan, X, Y, sw, work, weights, chunk, l2=True) -> tuple[float, float]:
-        """``_loss_and_delta`` and the backward over the rows of a sparse X densified
-        ``chunk`` rows at a time (whole, it may not fit in memory): each chunk's sample
-        mean and δ weighted by its share of the samples, the gradients added up in each
-        .grad (zeroed by the caller). Returns (loss, Σw)."""
-        n, dtype = X.shape[0], self._dtype
-        total = n if sw is None else sw.sum()
-        if not total:  # every chunk skipped: the whole batch's np.average error, as unchunked
-            raise ZeroDivisionError("Weights sum to zero, can't be normalized")
-        loss = 0.0
-        for a in range(0, n, chunk):
-            b = min(a + chunk, n)
-            part_sw = None if sw is None else sw[a:b]
-            if part_sw is not None and not part_sw.any():  # rows of weight 0 add nothing
-                continue
-            part = b - a if part_sw is None else part_sw.sum()
-            z = plan.forward(np.ascontiguousarray(X[a:b].toarray(), dtype=dtype))
-            part_loss, _ = self._loss_and_delta(z, Y[a:b], part_sw, work, weights, l2=False)
-            share = part / total
-            work.delta[: b - a] *= share
-            loss += part_loss * share
-            plan.backward(work.delta[: b - a])  # adds to the earlier chunks' gradients
-        if l2 and self.alpha:
-            loss += (0.5 * self.alpha) * np.dot(weights, weights) / total
-        return float(loss), total
-
     # -- stochastic solvers ---------------------------------------------------------------------
     def _plan_for(self) -> StackPlan:
         if self._plan is None:
@@ -728,16 +692,15 @@ class _BaseMLP(BaseEstimator):
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
 
         sparse = scipy.sparse.issparse(X_train)
-        if not sparse:
+        dtype = self._dtype
+        if sparse:  # CSR batches, multiplied sparse by the first layer (never made dense)
+            X_train = X_train.tocsr().astype(dtype, copy=False)
+        else:
             X_train = np.ascontiguousarray(X_train)
         Y_train = np.ascontiguousarray(Y_train)
-        dtype = self._dtype
         plan = self._plan_for()
         n_weights = self._weights_size()
         x_buf = np.empty((batch_size, X_train.shape[1]), dtype) if not sparse else None
-        chunk = None  # a sparse batch too wide to densify whole: its rows a chunk at a time
-        if sparse:
-            chunk = self._chunk_rows(batch_size, X_train.shape[1])
         y_buf = np.empty((batch_size, Y_train.shape[1]), dtype)
         work = _Workspace(batch_size, Y_train.shape[1], dtype)
         self._net.train()
@@ -766,18 +729,6 @@ class _BaseMLP(BaseEstimator):
                         X_batch = X_train[start:stop]
                         Y_batch = Y_train[start:stop]
                         sw_batch = None if sw_train is None else sw_train[start:stop]
-                    if chunk is not None:
-                        optimizer.zero_grad()
-                        batch_loss, sw_sum = self._chunked_pass(
-                            plan, X_batch, Y_batch, sw_batch, work,
-                            optimizer.flat.data[:n_weights], chunk, l2=not decoupled,
-                        )  # fmt: skip
-                        accumulated_loss += batch_loss * rows
-                        optimizer.set_l2(alpha, sw_sum)
-                        optimizer.step()
-                        continue
-                    if sparse:
-                        X_batch = np.ascontiguousarray(X_batch.toarray(), dtype=dtype)
                     z = plan.forward(X_batch)
                     flat = optimizer.flat.data
                     batch_loss, sw_sum = self._loss_and_delta(
@@ -861,11 +812,9 @@ class _BaseMLP(BaseEstimator):
             optimizer = self._new_optimizer("lbfgs")
             self._stochastic_ready = False  # a later partial_fit starts a new optimiser
         dtype = self._dtype
-        chunk = None  # rows densified at a time, for a sparse X too large to densify whole
-        if scipy.sparse.issparse(X):
-            chunk = self._chunk_rows(X.shape[0], X.shape[1])
-            X = X.tocsr() if chunk is not None else X.toarray()
-        if chunk is None:
+        if scipy.sparse.issparse(X):  # multiplied sparse by the first layer: never dense
+            X = X.tocsr().astype(dtype, copy=False)
+        else:
             X = np.ascontiguousarray(X, dtype=dtype)
         Y = np.ascontiguousarray(Y)
         layers = self._dense()
@@ -883,7 +832,7 @@ class _BaseMLP(BaseEstimator):
             start = end
         size = start
         plan = self._plan_for()
-        work = _Workspace(len(Y) if chunk is None else chunk, Y.shape[1], dtype)
+        work = _Workspace(len(Y), Y.shape[1], dtype)
 
         def unpack(packed: np.ndarray) -> None:
             for layer, (a, b, shape) in zip(layers, slots, strict=True):
@@ -902,14 +851,10 @@ class _BaseMLP(BaseEstimator):
         def loss_and_grad(packed: np.ndarray) -> tuple[float, np.ndarray]:
             unpack(packed)
             weights = optimizer.flat.data[:n_weights]
-            if chunk is None:
-                z = plan.forward(X)
-                loss, sw_sum = self._loss_and_delta(z, Y, sample_weight, work, weights)
-                optimizer.zero_grad()
-                plan.backward(work.delta)
-            else:
-                optimizer.zero_grad()
-                loss, sw_sum = self._chunked_pass(plan, X, Y, sample_weight, work, weights, chunk)
+            z = plan.forward(X)
+            loss, sw_sum = self._loss_and_delta(z, Y, sample_weight, work, weights)
+            optimizer.zero_grad()
+            plan.backward(work.delta)
             del weights
             alpha = float(self.alpha)  # (float: as in _fit_stochastic)
             grad = np.empty(size, np.float64)

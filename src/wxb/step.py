@@ -65,6 +65,8 @@ def batch_array(X: object, model: Module) -> np.ndarray:
     in the model's dtype, as ``model(X)`` reads it."""
     if isinstance(X, np.ndarray):
         return X if X.dtype.isnative else X.astype(X.dtype.newbyteorder("="))
+    if ops.is_sparse(X):  # CSR rows, for the plan's first Dense to multiply sparse
+        return X.tocsr().astype(model.dtype, copy=False)
     return float_array(np.asarray(X), model.dtype, "X")
 
 
@@ -98,6 +100,8 @@ class GraphStep(_Update):
         # and a forward or loss of one's own that kept its input or targets saw each kept
         # batch become the later ones
         if not isinstance(X, Tensor):
+            if ops.is_sparse(X):  # the graph computes on dense rows: this batch's
+                X = X.toarray()
             X = np.array(batch_array(X, self.model))
             # ids for a forward of one's own stay whole, as model(ids) hands them over
             X = X if X.dtype.kind in "biu" and self.model._own_forward() else Tensor(X)

@@ -416,8 +416,8 @@ def evaluate(
     recorded by name, BCELoss, KLDivLoss or one's own, is refused: give ``loss=``),
     else "cross_entropy", as Keras's evaluate takes
     the compiled loss. A recorded loss wxb has not (a Poisson MLPRegressor's) is refused:
-    give ``loss=``. X and y may be SciPy sparse (X made dense a chunk at a time), as fit
-    takes them;
+    give ``loss=``. X and y may be SciPy sparse (X multiplied sparse by a planned first
+    Dense, else made dense a chunk at a time), as fit takes them;
     X of no rows is refused (a mean over no rows is no figure).
 
     A stock loss is computed against the targets as given (float64), as scikit-learn's
@@ -554,9 +554,17 @@ def _evaluate(
         start, tail = 0, None
         while start < len(y_part):
             end = start + batch_size
-            xb = X[start:end] if rows is None else np.take(X, rows[start:end], axis=0)
+            if rows is None:
+                xb = X[start:end]
+            elif isinstance(X, validation.SparseRows):  # (validation_split's: kept sparse)
+                xb = X.picked(rows[start:end])
+            else:
+                xb = np.take(X, rows[start:end], axis=0)
             yb = y_part[start:end]
-            out = model(fresh(xb)).data
+            # sparse rows: multiplied sparse by a planned first Dense, else dense, a chunk
+            sparse = isinstance(xb, validation.SparseRows)
+            out = model._sparse_forward(xb.matrix) if sparse else None
+            out = model(fresh(xb)).data if out is None else out
             if start == 0 and end < len(y_part):
                 tail = out[-1:].copy()  # for the look across the first chunks' border
             elif tail is not None:
@@ -803,10 +811,15 @@ def fit(
       keeps its compiled optimiser's; pass one Optimizer to each call to go on with it.
       Each call's History holds its own epochs, numbered from 1 (as Keras's fit without
       ``initial_epoch``).
-    - ``X`` (and ``y``) as a SciPy sparse matrix or array, as scikit-learn's MLP takes
-      them: X made dense a batch at a time, as scikit-learn's MLP does (a TF-IDF matrix
-      whose dense form would not fit in memory trains; whole only in a distributed run,
-      or for ids of a forward of one's own), y made dense.
+    - ``X`` (and ``y``) as a SciPy sparse matrix or array (CSR, CSC, COO, ``csr_array``),
+      as scikit-learn's MLP takes them: X is kept as CSR rows in the model's dtype, and
+      where the planned step's first layer is a Dense each batch goes to it sparse, as
+      scikit-learn's MLP computes it (Z = X·Wᵀ and ∂L/∂W = δᵀ·X, sparse × dense: work and
+      memory by the non-zeros, equal to the dense rows' results up to the order of each
+      sum); with another layer first (Standardize, Dropout), or a model the step does
+      not plan, each batch is made dense alone (a TF-IDF matrix whose dense form would not
+      fit in memory trains either way; X is made dense whole only in a distributed run,
+      or for ids of a forward of one's own); y made dense.
     - ``X`` as a table (a pandas DataFrame, a pyarrow Table): its column names go into
       ``model.info["feature_names"]``, and ``predict`` then takes a table's columns by
       name; a later fit on other columns, or in another order, is refused.
@@ -1387,9 +1400,18 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     bar = ProgressBar(epochs, steps_per_epoch, out_stream, show, lines_only)
     weighs = mean_weight(loss_fn, y_arr) is not None  # a mean over Σw, not over the rows
 
-    # Batches are gathered into planned buffers: a step allocates nothing new.
-    x_batch = np.empty(
-        (batch_size, X_arr.shape[1]), X_arr.dtype if X_arr.dtype.kind in "biu" else dtype
+    # Batches are gathered into planned buffers: a step allocates nothing new. Sparse rows
+    # whose first layer is a planned Dense stay CSR batches (no dense buffer: a batch of a
+    # TF-IDF table's 50,000 columns is 40 MB dense, and its product 1000× the work)
+    sparse_batches = (
+        isinstance(X_arr, validation.SparseRows) and planned and step.plan.takes_sparse()
+    )
+    x_batch = (
+        None
+        if sparse_batches
+        else np.empty(
+            (batch_size, X_arr.shape[1]), X_arr.dtype if X_arr.dtype.kind in "biu" else dtype
+        )
     )
     y_batch = np.empty((batch_size, *y_arr.shape[1:]), y_arr.dtype)
     loop = _Loop(order=np.arange(n), last_good=model.state_dict())
@@ -2556,10 +2578,11 @@ def _train_epoch(step, loss_fn, X, y, loop: _Loop, x_batch, y_batch, after_step,
     """The epoch's mini-batches from ``loop.step`` on, ``loop``'s sums kept step by step.
 
     Each batch is gathered into the planned buffers ``x_batch``/``y_batch``; row i of the
-    training data is ``X[X_rows[i]]`` when X stays on disk. Returns False when
+    training data is ``X[X_rows[i]]`` when X stays on disk. ``x_batch`` None: X is
+    ``SparseRows`` whose batches go to the step as CSR rows. Returns False when
     ``after_step`` asked to stop before the epoch's end.
     """
-    batch_size = len(x_batch)
+    batch_size = len(y_batch)
     order = loop.order
     reducer = step.reducer  # distributed: this rank's share of each batch
     by_row = row_masks()
@@ -2577,8 +2600,12 @@ def _train_epoch(step, loss_fn, X, y, loop: _Loop, x_batch, y_batch, after_step,
                 rows = rows[reducer.ranks.share(batch_rows)]
                 reducer.begin(len(rows), batch_rows)
                 reducer.ranks.where = f"epoch {loop.epoch}, step {loop.step + 1}"
-            xb, yb = x_batch[: len(rows)], y_batch[: len(rows)]
-            np.take(X, rows if X_rows is None else X_rows[rows], axis=0, out=xb)
+            yb = y_batch[: len(rows)]
+            if x_batch is None:  # CSR rows (row slicing: nnz of the batch, never dense)
+                xb = X.matrix[rows if X_rows is None else X_rows[rows]]
+            else:
+                xb = x_batch[: len(rows)]
+                np.take(X, rows if X_rows is None else X_rows[rows], axis=0, out=xb)
             np.take(y, rows, axis=0, out=yb)
             if by_row is not None:
                 by_row.start(loop.global_step(steps_per_epoch), rows)

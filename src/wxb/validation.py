@@ -52,10 +52,12 @@ def dense_if_sparse(data: object) -> object:
 
 
 class SparseRows:
-    """A SciPy sparse X (CSR, in the model's dtype) that fit and evaluate read a batch at a
-    time: rows come out dense only when a batch takes them (``np.take`` calls ``take``),
-    as scikit-learn's MLP densifies them, so a TF-IDF matrix whose dense form would not
-    fit in memory trains. A slice stays sparse; ``np.asarray`` of it is dense."""
+    """A SciPy sparse X (CSR, in the model's dtype) that fit, evaluate and predict read a
+    batch at a time: where the model's planned stack begins with a Dense, its CSR rows go
+    to it as they are (Z = X·Wᵀ and ∂L/∂W = δᵀ·X sparse × dense, as scikit-learn's MLP
+    computes them); elsewhere rows come out dense only when a batch takes them (``np.take``
+    calls ``take``). Either way a TF-IDF matrix whose dense form would not fit in memory
+    trains. A slice (and ``picked``) stays sparse; ``np.asarray`` of it is dense."""
 
     ndim = 2
 
@@ -77,6 +79,10 @@ class SparseRows:
         if isinstance(key, slice):
             return SparseRows(self.matrix[key], self.dtype)
         return self.take(key)
+
+    def picked(self, indices: object) -> SparseRows:
+        """The rows at ``indices``, still sparse (a chunk for a first Dense to multiply)."""
+        return SparseRows(self.matrix[np.asarray(indices)], self.dtype)
 
     def take(self, indices: object, axis: int = 0, out=None, mode: str = "raise") -> np.ndarray:
         if axis != 0:

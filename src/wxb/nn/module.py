@@ -30,6 +30,7 @@ from wxb.tensor import (
 )
 from wxb.validation import (
     NOT_GIVEN,
+    SparseRows,
     as_features,
     dense_if_sparse,
     keras_rows,
@@ -1706,7 +1707,9 @@ class Module:
         X may also be a table (a pandas DataFrame, a pyarrow Table, a dict of columns):
         its columns are then taken by name, as the model was trained on them, through
         the model's table stage (fill values, one-hot encoding) when it has one. A SciPy
-        sparse X is made dense a chunk at a time (a DataFrame's sparse columns: whole); X
+        sparse X goes a chunk of CSR rows at a time to a planned first Dense, which
+        multiplies it sparse (other models: each chunk made dense; a DataFrame's sparse
+        columns: whole); X
         of no rows gives the empty (0, outputs) array in the model's dtype, as a PyTorch
         forward does.
 
@@ -1723,7 +1726,7 @@ class Module:
             raise ConfigError(f"predict batch_size must be a positive integer; got {batch_size!r}")
         if batch_size < 1:
             raise ConfigError(f"predict batch_size must be a positive integer; got {batch_size}")
-        # A SciPy sparse X: dense a chunk at a time, as fit reads it (whole for ids of a
+        # A SciPy sparse X: CSR chunks, as fit reads it (whole and dense for ids of a
         # forward of one's own, or a model holding no float array, computed in X's dtype)
         held = self._held_dtype()
         own = self._own_forward()
@@ -1747,7 +1750,7 @@ class Module:
             if out is not None:
                 return out
         with self.evaluating(), no_grad():
-            run = lambda rows: self._rows_forward(np.asarray(rows))  # noqa: E731 (a sparse X's: dense)
+            run = self._chunk_forward
             # one batch (one row, often): no slicing or joining; no rows: the forward's
             # empty result, (0, outputs) as PyTorch's and onnxruntime's
             if len(X) <= batch_size:
@@ -1777,6 +1780,23 @@ class Module:
         """``predict``'s outputs for checked rows X computed in eval mode without entering
         ``evaluating()`` or no_grad (a Sequential's lean inference); None: predict enters
         both and runs ``_rows_forward``."""
+        return None
+
+    def _chunk_forward(self, X: np.ndarray | SparseRows) -> np.ndarray:
+        """``_rows_forward`` of a chunk of predict's (or evaluate's) rows: sparse rows
+        (``SparseRows``) multiplied sparse by a planned first Dense, else made dense, this
+        chunk alone."""
+        if isinstance(X, SparseRows):
+            out = self._sparse_forward(X.matrix)
+            if out is not None:
+                return out
+            X = np.asarray(X)
+        return self._rows_forward(X)
+
+    def _sparse_forward(self, X: object) -> np.ndarray | None:
+        """Outputs for CSR rows X (in the model's dtype, under no_grad and eval mode)
+        where this model's calls run a plan whose first layer is a Dense, which multiplies
+        them sparse; None: the caller makes them dense."""
         return None
 
     def _rows_forward(self, X: np.ndarray) -> np.ndarray:

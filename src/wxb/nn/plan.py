@@ -162,6 +162,11 @@ def width_mismatch(layers: list[Module]) -> str | None:
     return None
 
 
+def _sparse(X: object) -> bool:
+    """SciPy sparse rows (a plain ndarray, the common case, answered by its type alone)."""
+    return type(X) is not np.ndarray and ops.is_sparse(X)
+
+
 def _is_stock(module: Module) -> bool:
     return stock_kind(module, STOCK_LAYERS) is not None
 
@@ -284,10 +289,16 @@ class StackPlan:
         first = self.first_dense
         return (
             X.ndim == 2
-            and len(X) > 0
+            and X.shape[0] > 0
             and (self.in_features is None or X.shape[1] == self.in_features)
             and (first is None or X.dtype == first.weight.dtype)
         )
+
+    def takes_sparse(self) -> bool:
+        """Whether SciPy sparse rows go to the first layer as they are: it is a Dense,
+        whose Z = X·Wᵀ and ∂L/∂W = δᵀ·X are sparse × dense products (anything else in
+        front computes on dense rows: ``forward`` makes a sparse batch dense)."""
+        return bool(self.layers) and self.layers[0] is self.first_dense
 
     def check(self, X: np.ndarray) -> None:
         """The errors the layers would raise, for a batch handed to the planned path."""
@@ -297,7 +308,7 @@ class StackPlan:
                 f"the model's parameters were changed through .data since training began: "
                 f"{self.stale_reason}"
             )
-        if X.ndim != 2 or len(X) == 0:
+        if X.ndim != 2 or X.shape[0] == 0:
             raise DataError(f"a training batch must be a non-empty 2-D array; got shape {X.shape}")
         first = self.first_dense
         if first is not None and X.dtype != first.weight.dtype:
@@ -339,8 +350,9 @@ class StackPlan:
 
     def _ensure(self, X: np.ndarray) -> None:
         # the width too: a stack with no Dense or Standardize takes any width
-        if len(X) > self.capacity or X.shape[1] != self.width or X.dtype != self.dtype:
-            self._allocate(len(X), X.shape[1], X.dtype)
+        rows = X.shape[0]  # (CSR rows have no len)
+        if rows > self.capacity or X.shape[1] != self.width or X.dtype != self.dtype:
+            self._allocate(rows, X.shape[1], X.dtype)
 
     # -- the equations --------------------------------------------------------------------------
     def forward(
@@ -348,16 +360,21 @@ class StackPlan:
     ) -> np.ndarray:
         """Run every layer into its buffer; the last into a new array if ``fresh_output``
         (the caller keeps it past the next forward). Without ``for_backward`` (a call
-        under no_grad) nothing is kept for a backward."""
-        if for_backward:  # a batch size that has run before: on its lean stack
+        under no_grad) nothing is kept for a backward. X may be SciPy sparse rows (CSR,
+        in the plan's dtype): a Dense first multiplies them sparse (``takes_sparse``),
+        else they are made dense here, this batch alone."""
+        sparse = _sparse(X)
+        if sparse and not self.takes_sparse():
+            X, sparse = X.toarray(), False
+        if for_backward and not sparse:  # a batch size that has run before: on its lean stack
             lean = self.lean_for(X)
             self._lean_ran = lean
             if lean is not None:
                 return lean.forward(X, fresh_output, record=True)
-        else:
+        else:  # (lean stacks run dense rows only)
             self._lean_ran = None
         self._ensure(X)
-        batch, last = len(X), len(self.layers) - 1
+        batch, last = X.shape[0], len(self.layers) - 1
         whole = batch == self.capacity  # the buffers as they are, not sliced
         # Each layer's input and output, and what each Dropout/Standardize multiplied by;
         # and what each Dense and activation computed with, for the backward to use even
@@ -379,7 +396,9 @@ class StackPlan:
             if kind is Dense:  # Z = W·X + b, on rows: X·Wᵀ + b
                 weight = layer.weight.data
                 used[i] = (layer.weight, weight, layer.bias)
-                if batch == 1:  # one sample: the seed's W·x itself, a matrix-vector product
+                if sparse and i == 0:  # CSR rows: sparse × dense, no dense copy of X
+                    ops.sparse_rows_by_weight(x, weight, out)
+                elif batch == 1:  # one sample: the seed's W·x itself, a matrix-vector product
                     np.matmul(weight, x[0], out=out[0])
                 else:
                     np.matmul(x, weight.T, out=out)
@@ -411,6 +430,13 @@ class StackPlan:
         """``forward(X, fresh_output=True, for_backward=False)`` (a call without a graph:
         no_grad, predict), on a lean forward once X's shape has run twice in a row; None
         where X does not fit (the layer-by-layer path then raises the error)."""
+        if _sparse(X):  # (lean forwards run dense rows only)
+            if not self.fits(X):
+                return None
+            out = self.forward(X, fresh_output=True, for_backward=False)
+            if X.shape[0] > KEPT_INFERENCE_ROWS:  # not held for the model's life
+                self.drop_buffers()
+            return out
         lean = self._inference_lean
         if lean is not None and lean.current(X, self):
             return lean.forward(X)
@@ -433,7 +459,7 @@ class StackPlan:
         entering the blocks cost as much as the forward). None otherwise: the caller
         enters them and runs ``infer``."""
         lean = self._inference_lean
-        if lean is None or not lean.current(X, self):
+        if lean is None or _sparse(X) or not lean.current(X, self):
             return None
         return lean.forward(X, evaluating=True)
 
@@ -488,8 +514,14 @@ class StackPlan:
             if claimed:  # a backward that raised: its buffers are free again
                 with GRAD_LOCK:
                     _WRITING.difference_update(claimed)
-        if layer_done is None and not frozen and not apart and self.inputs:
-            self._remember_lean(self.inputs[0])
+        if (
+            layer_done is None
+            and not frozen
+            and not apart
+            and self.inputs
+            and not _sparse(self.inputs[0])
+        ):
+            self._remember_lean(self.inputs[0])  # (lean stacks run dense rows only)
 
     # -- the lean stacks -----------------------------------------------------------------------
     def lean_for(self, X: np.ndarray) -> LeanStack | None:
@@ -536,7 +568,10 @@ class StackPlan:
                 delta = grad  # δ⁽ˡ⁾ for this layer's Z
                 if wants(weight):  # ∂L/∂W = δ·Aᵀ (rows: δᵀ·X)
                     weight_grad = slot(weight, claimed)
-                    np.matmul(delta.T, x_in, out=weight_grad)
+                    if _sparse(x_in):  # CSR rows into the first Dense, as forward took them
+                        ops.sparse_weight_grad(delta, x_in, weight_grad)
+                    else:
+                        np.matmul(delta.T, x_in, out=weight_grad)
                     done(weight, weight_grad, claimed)
                 if bias is not None and wants(bias):  # ∂L/∂b = Σ_batch δ
                     bias_grad = slot(bias, claimed)

@@ -403,6 +403,18 @@ class Sequential(Module):
                     return out
         return super()._rows_forward(X)
 
+    def _sparse_forward(self, X: object) -> np.ndarray | None:
+        # CSR rows to the inference plan's first Dense, where predict's rows go there
+        if (
+            self.use_plan
+            and stock_kind(self, (Sequential,)) is Sequential
+            and X.dtype in _NATIVE_FLOATS
+        ):
+            plan = self._plans().inference
+            if plan is not None and plan.takes_sparse():
+                return plan.infer(X)
+        return None
+
     def _rows_evaluating(self, X: np.ndarray) -> np.ndarray | None:
         # predict's checked rows on this thread's lean inference, in eval mode without
         # the blocks, where it holds (StackPlan.infer_evaluating); else None
