@@ -247,18 +247,41 @@ def is_sparse(X: object) -> bool:
     return type(X).__module__.startswith("scipy.sparse")
 
 
+def _touched_columns(X: object) -> tuple[np.ndarray, object] | None:
+    """The columns a CSR batch touches and the batch on those alone (its column indices
+    renumbered), where they are under half of X's: W's columns gathered, and ∂L/∂W's
+    scattered, cost less than the product's transposed copy of all of W. None: all."""
+    columns, renumbered = np.unique(X.indices, return_inverse=True)
+    if 2 * len(columns) > X.shape[1]:
+        return None
+    indices = renumbered.astype(X.indices.dtype, copy=False)
+    return columns, type(X)((X.data, indices, X.indptr), shape=(X.shape[0], len(columns)))
+
+
 def sparse_rows_by_weight(X: object, weight: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Z = X·Wᵀ for CSR rows X (a TF-IDF or one-hot table) into ``out``: sparse × dense,
     as scikit-learn's MLP computes its first layer, so the work is nnz(X)·m, not B·n·m,
     and no dense copy of X is made. The sums run over each row's non-zeros in order."""
-    np.copyto(out, X @ weight.T)
+    touched = _touched_columns(X)
+    if touched is None:
+        np.copyto(out, X @ weight.T)
+    else:  # the same sums, on the columns of W the batch reads
+        columns, X = touched
+        np.copyto(out, X @ np.take(weight, columns, axis=1).T)
     return out
 
 
 def sparse_weight_grad(delta: np.ndarray, X: object, out: np.ndarray) -> np.ndarray:
     """The backward of ``sparse_rows_by_weight`` for W: ∂L/∂W = δᵀ·X into ``out`` (m × n),
-    computed as (Xᵀ·δ)ᵀ, sparse × dense (∂L/∂X is not needed: X is data)."""
-    np.copyto(out, (X.T @ delta).T)
+    computed as (Xᵀ·δ)ᵀ, sparse × dense (∂L/∂X is not needed: X is data); 0 in the
+    columns the batch does not touch."""
+    touched = _touched_columns(X)
+    if touched is None:
+        np.copyto(out, (X.T @ delta).T)
+    else:
+        columns, X = touched
+        out.fill(0)
+        out[:, columns] = (X.T @ delta).T
     return out
 
 
