@@ -243,3 +243,28 @@ def test_the_estimators_train_on_sparse_rows_as_on_dense_ones(seeded, solver):
     weights = sum(p.size for p in est.coefs_ + est.intercepts_) * 8
     allowed = dense_batch / 2 + (60 * weights if solver == "lbfgs" else 0)
     assert peak < allowed, (peak, dense_batch, seeded.msg(solver))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_first_dense_products_on_touched_columns_are_scipys_sums(seeded, dtype):
+    """Z = X·Wᵀ and ∂L/∂W = δᵀ·X on the columns a batch touches (a gather of W's, a
+    scatter of ∂L/∂W's into zeros) are SciPy's own sparse × dense sums, bit for bit, at
+    any density (under half the columns touched, or not; no row, or no non-zero)."""
+    rng = seeded.rng
+    for density in (0.0, 0.005, 0.05, 0.5, 1.0):
+        rows, columns, outputs = int(rng.integers(1, 60)), int(rng.integers(20, 300)), 4
+        X = sp.random(rows, columns, density=density, format="csr", random_state=rng)
+        X = getattr(sp, str(rng.choice(["csr_matrix", "csr_array"])))(X.astype(dtype))
+        W = rng.normal(size=(outputs, columns)).astype(dtype)
+        delta = rng.normal(size=(rows, outputs)).astype(dtype)
+        Z = wxb.ops.sparse_rows_by_weight(X, W, np.empty((rows, outputs), dtype))
+        G = wxb.ops.sparse_weight_grad(delta, X, np.full((outputs, columns), np.nan, dtype))
+        where = seeded.msg(f"density {density}, {type(X).__name__}")
+        np.testing.assert_array_equal(Z, X @ np.ascontiguousarray(W.T), err_msg=where)
+        np.testing.assert_array_equal(G, (X.T @ delta).T, err_msg=where)
+        dense = X.toarray().astype(np.float64)  # and the sums themselves, to rounding
+        eps = float(np.finfo(dtype).eps)
+        bound = 2 * (columns + rows) * eps * affine_terms(dense, W.T)
+        assert (np.abs(Z - dense @ W.T.astype(np.float64)) <= bound).all(), where
+        bound = 2 * (columns + rows) * eps * affine_terms(delta.T, dense)
+        assert (np.abs(G - delta.T.astype(np.float64) @ dense) <= bound).all(), where
