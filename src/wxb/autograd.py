@@ -20,6 +20,7 @@ and ``torch.autograd.grad(outputs, inputs)``: the gradients handed back, no ``.g
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -35,40 +36,85 @@ class FunctionCtx:
     def __init__(self, needs_input_grad: tuple[bool, ...]) -> None:
         self.needs_input_grad = needs_input_grad
         self.saved_tensors: tuple[Any, ...] = ()
+        self.materialize_grads = True
+        self.non_differentiable: tuple[Any, ...] = ()
 
     def save_for_backward(self, *tensors: Any) -> None:
         self.saved_tensors = tensors
 
+    def mark_non_differentiable(self, *outputs: Any) -> None:
+        """These outputs require no grad (indices, a mask), as torch's: backward still
+        gets a gradient for each (zeros, or None without materialized gradients)."""
+        self.non_differentiable = self.non_differentiable + outputs
+
+    def set_materialize_grads(self, value: bool) -> None:
+        """False: backward gets None, not zeros, for an output that no gradient reached."""
+        self.materialize_grads = bool(value)
+
+    def mark_dirty(self, *tensors: Any) -> None:
+        raise ConfigError(
+            "ctx.mark_dirty: wxb's Function takes no forward that changes its inputs in "
+            "place; return a new tensor (x.clone() changed, say) instead"
+        )
+
+
+def once_differentiable(backward: Callable) -> Callable:
+    """torch's decorator for a backward that cannot itself be differentiated: wxb's
+    backward records no graph (no second derivatives), so it is the backward as it is."""
+    return backward
+
 
 class Function:
     """Subclass it with static ``forward(ctx, *inputs)`` and ``backward(ctx,
-    grad_output)``, and call ``apply(*inputs)``: one output, and from ``backward`` one
-    gradient per input of ``forward`` (None for an input that needs none), each of the
-    input's shape (or one that broadcasts to it, summed back as torch sums it)."""
+    *grad_outputs)``, and call ``apply(*inputs)``: one output or a tuple of them (torch's
+    ``setup_context(ctx, inputs, output)`` beside a ``forward(*inputs)`` too), and from
+    ``backward`` one gradient per input of ``forward`` (None for an input that needs
+    none), each of the input's shape (or one that broadcasts to it, summed back as torch
+    sums it). ``backward`` gets one gradient per output; for an output that no gradient
+    reached, zeros, or None after ``ctx.set_materialize_grads(False)``."""
 
     @staticmethod
     def forward(ctx: FunctionCtx, *inputs: Any) -> Any:
         raise NotImplementedError("a Function subclass writes its own forward(ctx, *inputs)")
 
     @staticmethod
-    def backward(ctx: FunctionCtx, grad_output: Tensor) -> Any:
+    def setup_context(ctx: FunctionCtx, inputs: tuple, output: Any) -> None:
+        raise NotImplementedError("setup_context is torch's, beside a forward without ctx")
+
+    @staticmethod
+    def backward(ctx: FunctionCtx, *grad_outputs: Tensor) -> Any:
         raise NotImplementedError("a Function subclass writes its own backward(ctx, grad)")
 
     @classmethod
-    def apply(cls, *inputs: Any) -> Tensor:
+    def apply(cls, *inputs: Any) -> Any:
         name = cls.__name__
         ctx = FunctionCtx(tuple(isinstance(a, Tensor) and a.requires_grad for a in inputs))
         with no_grad():  # as torch's: the forward's own operations are not recorded
-            output = cls.forward(ctx, *inputs)
-        if isinstance(output, (tuple, list)):
-            raise ConfigError(f"{name}.forward: returns one tensor in wxb; got {len(output)}")
-        result = output.data if isinstance(output, Tensor) else np.asarray(output)
+            if cls.setup_context is not Function.setup_context:  # torch's other form
+                output = cls.forward(*inputs)
+                cls.setup_context(ctx, inputs, output)
+            else:
+                output = cls.forward(ctx, *inputs)
+        several = isinstance(output, (tuple, list))
+        given = list(output) if several else [output]
+        # which items are outputs (tensors, arrays); others (a count) go back as they are
+        places = [i for i, o in enumerate(given) if isinstance(o, (Tensor, np.ndarray))]
+        if not several and not places:
+            places = [0]  # (a number: a 0-d output, as before)
+        results = [
+            given[i].data if isinstance(given[i], Tensor) else np.asarray(given[i]) for i in places
+        ]
         tensors = [(i, a) for i, a in enumerate(inputs) if isinstance(a, Tensor)]
 
-        def backward(g: np.ndarray) -> list[np.ndarray | None]:
+        def run_backward(grad_outputs: list[np.ndarray | None]) -> list[np.ndarray | None]:
             # ∂L/∂input = the rule the subclass wrote, run as its forward ran: not recorded
+            if ctx.materialize_grads:
+                grad_outputs = [
+                    np.zeros_like(r) if g is None else g
+                    for g, r in zip(grad_outputs, results, strict=True)
+                ]
             with no_grad():
-                grads = cls.backward(ctx, Tensor(g))
+                grads = cls.backward(ctx, *(None if g is None else Tensor(g) for g in grad_outputs))
             grads = grads if isinstance(grads, tuple) else (grads,)
             if len(grads) != len(inputs):
                 raise ConfigError(
@@ -97,22 +143,90 @@ class Function:
 
         # What the backward keeps (saved, or set on ctx) is checked as torch checks saved
         # tensors: an input kept, or one sharing its memory, changed in place refuses the
-        # backward; so does the output changed, where it is kept (e^x's forward saving e^x)
+        # backward; so does an output changed, where it is kept (e^x's forward saving e^x)
         kept = _arrays_kept(ctx)
         reads = tuple(any(_shares(k, a.data) for k in kept) for _, a in tensors)
-        saves_output = any(_shares(k, result) for k in kept)
         operands = tuple(a for _, a in tensors)
-        out = Tensor.from_op(
-            result, name, operands, backward, saves_output=saves_output, reads_inputs=reads
-        )
+        marked = [o.data if isinstance(o, Tensor) else o for o in ctx.non_differentiable]
+        # (whole numbers, indices, are constants too, as torch's integer outputs)
+        constant = [r.dtype.kind != "f" or any(m is r for m in marked) for r in results]
+        if not several:
+            out = Tensor.from_op(
+                results[0],
+                name,
+                operands,
+                lambda g: run_backward([g]),
+                saves_output=any(_shares(k, results[0]) for k in kept),
+                reads_inputs=reads,
+            )
+            made = [out]
+            if ctx.non_differentiable and constant[0]:  # (a number stays as before)
+                made = [_as_constant(given[0], results[0])]
+        else:
+            made = _several_outputs(name, results, operands, run_backward, kept, reads, constant)
+            made = [_as_constant(given[i], r) if t is None else t
+                    for i, r, t in zip(places, results, made, strict=True)]  # fmt: skip
         # an output that is an input's array, or a view of it (forward returning x or
         # x[:2]), is a view of that input, as torch's: an in-place change of it is
         # refused, where it would write into the input (a parameter) without a word
-        for _, a in tensors:
-            if _shares(result, a.data):
-                out._versions = a._versions
-                break
-        return out
+        for t, r in zip(made, results, strict=True):
+            for _, a in tensors:
+                if _shares(r, a.data):
+                    t._versions = a._versions
+                    break
+        if not several:
+            return made[0]
+        for i, t in zip(places, made, strict=True):
+            given[i] = t
+        return tuple(given)
+
+
+def _several_outputs(
+    name: str,
+    results: list[np.ndarray],
+    operands: tuple[Tensor, ...],
+    run_backward: Callable,
+    kept: list[np.ndarray],
+    reads: tuple[bool, ...],
+    constant: list[bool],
+) -> list[Tensor | None]:
+    """The outputs of a Function that gives several (None for a constant one): one node
+    (``joint``) records the Function over its inputs, and each output is a node on it
+    that hands its gradient over; the walk reaches ``joint`` after every output it
+    reaches (they depend on it), so its rule runs the Function's backward once, with all
+    the gradients that came."""
+    came: dict[int, np.ndarray] = {}
+    token = np.zeros((), np.float64)  # (what the outputs hand on to joint: nothing)
+
+    def joint_backward(g: np.ndarray) -> list[np.ndarray | None]:
+        try:
+            return run_backward([came.get(k) for k in range(len(results))])
+        finally:
+            came.clear()  # (a retained graph's next backward starts afresh)
+
+    joint = Tensor.from_op(token, name, operands, joint_backward, reads_inputs=reads)
+    made = []
+    for k, result in enumerate(results):
+        if constant[k]:
+            made.append(None)  # mark_non_differentiable: no gradient asked
+            continue
+
+        def hand_over(g: np.ndarray, k: int = k) -> list[np.ndarray]:
+            came[k] = g if k not in came else came[k] + g
+            return [token]
+
+        saves = any(_shares(kept_array, result) for kept_array in kept)
+        made.append(
+            Tensor.from_op(
+                result, f"{name}[{k}]", (joint,), hand_over, saves_output=saves, reads_inputs=False
+            )
+        )
+    return made
+
+
+def _as_constant(given: Any, result: np.ndarray) -> Tensor:
+    """An output that takes no gradient: what forward gave, as a tensor without a graph."""
+    return given if isinstance(given, Tensor) else Tensor.of_array(result)
 
 
 def _arrays_kept(ctx: FunctionCtx) -> list[np.ndarray]:

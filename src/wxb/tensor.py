@@ -1345,6 +1345,7 @@ class Tensor:
         "__weakref__",
         "_backward",
         "_freed",
+        "_hooks",
         "_output_version",
         "_recorded",
         "_replaced",
@@ -1402,6 +1403,7 @@ class Tensor:
         self.inputs: tuple[Tensor, ...] = ()
         self._backward: BackwardRule | None = None
         self._freed = False
+        self._hooks: dict[int, Callable] | None = None  # register_hook's, by handle id
         self._saved_versions: tuple[int | None, ...] | None = None
         self._seen_versions: tuple[int, ...] | None = None
         self._recorded: tuple[bool, ...] | None = None
@@ -1434,7 +1436,7 @@ class Tensor:
         out.data = array
         out.grad = None
         out.requires_grad = out.retains_grad = out._freed = False
-        out.name = out.op = out._backward = None
+        out.name = out.op = out._backward = out._hooks = None
         out.inputs = ()
         out._saved_versions = out._recorded = out._output_version = None
         out._seen_versions = out._replaced = None
@@ -1465,7 +1467,7 @@ class Tensor:
         out.name = None
         out.op = op
         out._freed = False
-        out._replaced = None
+        out._hooks = out._replaced = None
         out._versions = [0]  # ops whose result views an input's array share its (ops.py)
         needs = False
         if _mode.enabled:
@@ -1560,7 +1562,9 @@ class Tensor:
         for name in slot_names(type(self)):  # every slot (a Parameter's too), as deepcopy's
             if name == "_view_base":  # (the copy's array is its own: a view of nothing)
                 continue
-            if name in fresh:
+            if name == "_hooks":  # the original's hooks are not the copy's, as in torch
+                copied._hooks = None
+            elif name in fresh:
                 setattr(copied, name, fresh[name])
             elif hasattr(self, name):
                 setattr(copied, name, copy.deepcopy(getattr(self, name), memo))
@@ -1583,6 +1587,14 @@ class Tensor:
             for name in slot_names(type(self))
             if hasattr(self, name)
         }
+
+    def __setstate__(self, state: tuple[dict | None, dict[str, object]]) -> None:
+        values, slots = state
+        if values:
+            self.__dict__.update(values)
+        self._hooks = None  # (a pickle from before register_hook has no such slot)
+        for name, value in slots.items():
+            setattr(self, name, value)
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set ``requires_grad`` in place and return self (PyTorch's spelling). Only a
@@ -1612,6 +1624,27 @@ class Tensor:
         """Keep ∂L/∂self in ``.grad`` after backward, though self is not a leaf."""
         self.retains_grad = True
         return self
+
+    def register_hook(self, hook: Callable) -> HookHandle:
+        """``hook(grad)`` each time backward computes ∂L/∂self, as torch's: it returns
+        None or the gradient to use instead (of self's shape), which goes on down the
+        graph and into ``.grad`` (of a leaf, or of a retained tensor: the last hook's
+        result, as torch keeps it). Hooks run in the order given; ``handle.remove()``
+        takes one off."""
+        if not callable(hook):
+            raise ConfigError(f"register_hook: a hook is a function; got {type(hook).__name__}")
+        if not self.requires_grad:
+            raise ConfigError(
+                "register_hook on a tensor that does not require grad, as torch refuses it: "
+                "no gradient would reach the hook"
+            )
+        handle = HookHandle(self)
+        self._hooks = {**(self._hooks or {}), handle.id: hook}
+        self._hooks_changed()
+        return handle
+
+    def _hooks_changed(self) -> None:
+        """Called when a hook is added or removed (a Parameter's plans are made again)."""
 
     def __repr__(self) -> str:
         grad = ", requires_grad=True" if self.requires_grad else ""
@@ -1798,6 +1831,8 @@ class Tensor:
                 if g.dtype != node.data.dtype:  # from a graph of another dtype: the leaf's own
                     g = g.astype(node.data.dtype)
                     handed[id(g)] = 1
+                if node._hooks:  # before it is kept, as torch's (gradients apart too)
+                    g = _run_hooks(node, g)
                 if _mode.leaf_grads is not None:  # gradients_apart(): .grad untouched
                     keep_apart(node, g)
                     continue
@@ -1821,6 +1856,8 @@ class Tensor:
                 continue
             if freed and not node._freed:
                 continue
+            if node._hooks:  # what it keeps and hands down is what its hooks give
+                g = _run_hooks(node, g)
             if node.retains_grad:  # accumulates across backward calls, as a leaf's does
                 if freed:
                     raise _second_backward_error()
@@ -1849,6 +1886,52 @@ class Tensor:
                     pg = np.asarray(grads[key] + pg)
                 grads[key] = pg
                 handed[id(pg)] = handed.get(id(pg), 0) + 1
+
+
+class HookHandle:
+    """What ``Tensor.register_hook`` returns: ``remove()`` takes the hook off (also at
+    the end of a ``with`` block), as torch's."""
+
+    _ids = itertools.count()
+
+    def __init__(self, tensor: Tensor) -> None:
+        self.id = next(HookHandle._ids)
+        self._tensor = weakref.ref(tensor)
+
+    def remove(self) -> None:
+        tensor = self._tensor()
+        if tensor is not None and tensor._hooks and self.id in tensor._hooks:
+            hooks = {key: hook for key, hook in tensor._hooks.items() if key != self.id}
+            tensor._hooks = hooks or None
+            tensor._hooks_changed()
+
+    def __enter__(self) -> HookHandle:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.remove()
+
+
+def _run_hooks(node: Tensor, g: np.ndarray) -> np.ndarray:
+    """∂L/∂node after its ``register_hook`` hooks, each given the last one's result: on
+    an array of its own (g may be shared with other nodes, or a loss's buffer), so a
+    hook that changes its argument in place changes this gradient alone, as its
+    returned one does."""
+    given = Tensor.of_array(np.array(g, dtype=node.data.dtype))
+    with no_grad():  # (a hook's operations are not recorded, as in torch's backward)
+        for hook in list(node._hooks.values()):
+            result = hook(given)
+            if result is None:
+                continue
+            array = result.data if isinstance(result, Tensor) else result
+            array = float_array(array, node.data.dtype, "a register_hook hook's gradient")
+            if array.shape != node.shape:
+                raise ShapeError(
+                    f"a register_hook hook returned a gradient of shape {array.shape} for a "
+                    f"tensor of shape {node.shape}"
+                )
+            given = Tensor.of_array(array)
+    return given.data
 
 
 def _compared(a: object, b: object) -> tuple[object, object]:
@@ -1930,6 +2013,7 @@ _LEAF_AFRESH: dict[str, object] = {
     "_output_version": None,
     "_replaced": None,
     "_view_base": None,
+    "_hooks": None,  # (as torch's copy: the hooks stay with the original)
 }
 
 

@@ -364,6 +364,9 @@ class Parameter(Tensor):
         self.grad_home: GradHome | None = None
         self.grad_index = 0
 
+    def _hooks_changed(self) -> None:
+        _structure_changed()  # plans made without its hooks are made again (without a plan)
+
     def _set_data(self, value: object) -> None:
         # PyTorch's idiom ``p.data = t`` with a tensor: its array, not the tensor inside
         # (which made every result's .data a Tensor, and the optimiser fail); another
@@ -407,6 +410,7 @@ class Parameter(Tensor):
         values, slots = state
         if values:
             self.__dict__.update(values)
+        self._hooks = None  # (a pickle from before register_hook has no such slot)
         for name, value in slots.items():
             setattr(self, name, value)
         self.data = _writable(self.data)

@@ -124,6 +124,10 @@ def unplannable_reason(layers: list[Module]) -> str | None:
             if layer.mean.ndim != 1 or layer.scale.shape != layer.mean.shape:
                 return f"the mean and scale of {layer.label} are not one value per feature"
     slots = [p for m in layers for p in m._parameters.values()]
+    for layer in layers:  # the plan writes ∂L/∂p itself, where no register_hook hook runs
+        for key, p in layer._parameters.items():
+            if p is not None and p._hooks:
+                return f"the {key} of {layer.label} has a gradient hook (register_hook)"
     if len({id(p) for p in slots}) != len(slots):
         return "some layers share parameters"
     arrays = [p.data for p in slots] + [a for m in layers for a in m._buffers.values()]
