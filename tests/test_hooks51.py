@@ -1,9 +1,14 @@
-"""Hooks on gradients and custom autograd Functions, as a PyTorch user extends a model
-with them, held to PyTorch on the same float64 weights: ``Tensor.register_hook`` on
-activations, leaves and parameters (a planned Sequential's fit runs the graph then),
-and Functions with several outputs, non-tensor arguments, None gradients,
-``needs_input_grad``, ``mark_non_differentiable``, ``set_materialize_grads(False)``,
-``setup_context`` and ``once_differentiable``.
+"""Hooks and custom autograd Functions, as a PyTorch user extends a model with them,
+held to PyTorch on the same float64 weights: a generator of models with forward
+(pre-)hooks that change what passes (scaling, clamping, a noise tensor drawn here),
+``with_kwargs``, ``prepend``, handles removed mid-training, full backward (pre-)hooks
+that clip or scale gradients, ``Tensor.register_hook`` on activations and parameters,
+``retain_grad``, and Functions with several outputs, non-tensor arguments, None
+gradients, ``needs_input_grad``, ``mark_non_differentiable``,
+``set_materialize_grads(False)``, ``once_differentiable``, one Function used twice and
+an output changed in place. Each model: outputs, gradients and what the hooks saw (in
+order) against torch's; a few steps of a hand loop; ``wxb.fit`` against a torch loop;
+eval mode, ``no_grad`` and ``predict``.
 
 Every test draws fresh random inputs; the seed is in the assertion message."""
 
@@ -86,11 +91,301 @@ def _functions(lib):
     return {"square": Square, "split": Split, "lazy": Lazy, "masked": Masked}
 
 
+def _draw(rng):
+    """A model's description: widths, activations, the Function part and the hooks."""
+    widths = [int(rng.integers(2, 6)) for _ in range(int(rng.integers(3, 5)))]
+    return {
+        "widths": widths,
+        "acts": [str(rng.choice(["Tanh", "Sigmoid", "Identity"])) for _ in widths[1:-1]],
+        "function": str(rng.choice(["none", "square", "split", "lazy", "masked", "twice"])),
+        "inplace": bool(rng.random() < 0.3),
+        "rows": int(rng.integers(3, 9)),
+        # each hook present with some chance, at a random layer
+        "fwd": [
+            (str(rng.choice(["scale", "clamp", "noise", "kwargs"])), int(rng.integers(0, 9)))
+            for _ in range(int(rng.integers(0, 3)))
+        ],
+        "pre": [
+            (str(rng.choice(["tuple", "single", "kwargs", "look"])), int(rng.integers(0, 9)))
+            for _ in range(int(rng.integers(0, 2)))
+        ],
+        "prepend": bool(rng.random() < 0.5),
+        "bwd": [
+            (str(rng.choice(["clip", "look", "outer"])), int(rng.integers(0, 9)))
+            for _ in range(int(rng.integers(0, 3)))
+        ],
+        "bwd_pre": [int(rng.integers(0, 9)) for _ in range(int(rng.integers(0, 2)))],
+        "param_hook": [int(rng.integers(0, 9)) for _ in range(int(rng.integers(0, 2)))],
+        "act_hook": bool(rng.random() < 0.5),
+        "retain": bool(rng.random() < 0.5),
+        "x_grad": bool(rng.random() < 0.6),
+        "c": float(rng.uniform(0.5, 1.5)),
+        "k": float(rng.uniform(-2, 2)),
+        "lo": float(rng.uniform(0.05, 0.3)),
+        # a plain Sequential (which fit and predict would run planned), or a Net of one's own
+        "plain": bool(rng.random() < 0.4),
+    }
+
+
+class _Log:
+    """What the hooks of one library saw: (tag, values) in the order they ran."""
+
+    def __init__(self, lib):
+        self.lib, self.entries = lib, []
+
+    def add(self, tag, *tensors):
+        self.entries.append((tag, [None if t is None else self.array(t) for t in tensors]))
+
+    def array(self, t):
+        return np.array(t.detach().numpy() if self.lib is torch else t.data, dtype=np.float64)
+
+
+def _build(lib, spec, weights, noise, log):
+    """The described model in ``lib`` (wxb or torch), its weights ``weights``, with its
+    hooks logging to ``log``; and the handles of the hooks removed mid-training."""
+    fns = _functions(lib)
+    L = lib.nn
+    denses = [
+        L.Linear(a, b).double() for a, b in zip(spec["widths"], spec["widths"][1:], strict=False)
+    ]
+    for layer, (w, b) in zip(denses, weights, strict=True):
+        with lib.no_grad():
+            if lib is torch:
+                layer.weight.copy_(torch.tensor(w))
+                layer.bias.copy_(torch.tensor(b))
+            else:
+                layer.weight.data[...] = w
+                layer.bias.data[...] = b
+    parts = [denses[0]]
+    for act, dense in zip(spec["acts"], denses[1:], strict=False):
+        parts += [getattr(L, act)(), dense]
+    body = L.Sequential(*parts[:-1]) if len(parts) > 1 else L.Sequential(L.Identity())
+    head = parts[-1]
+    c_const = spec["c"]
+    kept = {}
+
+    class Net(L.Module):
+        def __init__(self):
+            super().__init__()
+            self.body, self.head = body, head
+
+        def forward(self, x):
+            h = self.body(x)
+            if spec["act_hook"] and h.requires_grad:
+                h.register_hook(lambda g: (log.add("act", g), g * 0.75)[1])
+            if spec["retain"] and h.requires_grad:
+                h.retain_grad()
+                kept["h"] = h
+            kind = spec["function"]
+            if kind == "square":
+                h = fns["square"].apply(h)
+            elif kind == "twice":
+                h = fns["square"].apply(fns["square"].apply(h) * 0.5)
+            elif kind == "split":
+                c = h.detach() * 0 + c_const
+                a, t = fns["split"].apply(h, c, spec["k"])
+                h = a * t
+            elif kind == "lazy":
+                h, _ = fns["lazy"].apply(h)
+            elif kind == "masked":
+                h, mask = fns["masked"].apply(h)
+                h = h * mask
+            if spec["inplace"] and kind != "none":
+                h.mul_(0.5)
+            return self.head(h)
+
+    if spec["plain"]:
+        model = L.Sequential(*parts)
+        modules = [model, *parts]
+    else:
+        model = Net()
+        modules = [model, body, *body, head]
+    pick = lambda i: modules[i % len(modules)]  # noqa: E731
+    removable = []
+    for n, (kind, at) in enumerate(spec["fwd"]):
+        module, tag = pick(at), f"fwd{n}"
+        if kind == "scale":
+            hook = lambda m, a, o, tag=tag: (log.add(tag, a[0], o), o * 1.25)[1]  # noqa: E731
+        elif kind == "clamp":
+            hook = lambda m, a, o, tag=tag: (log.add(tag, o), o.clamp(-0.8, 0.8))[1]  # noqa: E731
+        elif kind == "noise":
+
+            def hook(m, a, o, tag=tag):
+                log.add(tag, o)
+                e = noise[: o.shape[0], : o.shape[1]]
+                return o + (torch.tensor(e) if lib is torch else wxb.tensor(e, dtype="float64"))
+
+        else:
+
+            def hook(m, a, kw, o, tag=tag):
+                log.add(tag + f"kw{sorted(kw)}", o)
+                return o - 0.1
+
+        handle = module.register_forward_hook(
+            hook, prepend=spec["prepend"] and n > 0, with_kwargs=kind == "kwargs"
+        )
+        if n == 0:
+            removable.append(handle)
+    for n, (kind, at) in enumerate(spec["pre"]):
+        module, tag = pick(at), f"pre{n}"
+        if kind == "tuple":
+            module.register_forward_pre_hook(
+                lambda m, a, tag=tag: (log.add(tag, a[0]), (a[0] * 0.9,))[1]
+            )
+        elif kind == "single":
+            module.register_forward_pre_hook(lambda m, a, tag=tag: (log.add(tag), a[0] + 0.05)[1])
+        elif kind == "kwargs":
+            module.register_forward_pre_hook(
+                lambda m, a, kw, tag=tag: (log.add(tag), ((a[0] * 1.1,), kw))[1], with_kwargs=True
+            )
+        else:
+            handle = module.register_forward_pre_hook(lambda m, a, tag=tag: log.add(tag, a[0]))
+            removable.append(handle)
+    lo = spec["lo"]
+    for n, (kind, at) in enumerate(spec["bwd"]):
+        module, tag = pick(at), f"bwd{n}"
+        if kind == "clip":  # per-layer gradient clipping
+
+            def hook(m, gi, go, tag=tag):
+                log.add(tag, *gi, *go)
+                return tuple(None if g is None else g.clamp(-lo, lo) for g in gi)
+
+        elif kind == "outer":
+            hook = lambda m, gi, go, tag=tag: log.add(tag, *go)  # noqa: E731
+        else:
+            hook = lambda m, gi, go, tag=tag: log.add(tag, *gi)  # noqa: E731
+        module.register_full_backward_hook(hook)
+    for n, at in enumerate(spec["bwd_pre"]):
+        tag = f"bpre{n}"
+        pick(at).register_full_backward_pre_hook(
+            lambda m, go, tag=tag: (log.add(tag, *go), (go[0] * 1.5,))[1]
+        )
+    params = [p for layer in denses for p in (layer.weight, layer.bias)]
+    for n, at in enumerate(spec["param_hook"]):
+        tag = f"param{n}"
+        handle = params[at % len(params)].register_hook(
+            lambda g, tag=tag: (log.add(tag, g), g * 0.5)[1]
+        )
+        removable.append(handle)
+    return model, kept, removable, params
+
+
+def _pair(rng, spec):
+    weights = [
+        (rng.normal(size=(b, a)) / np.sqrt(a), rng.normal(size=b) * 0.1)
+        for a, b in zip(spec["widths"], spec["widths"][1:], strict=False)
+    ]
+    noise = rng.normal(size=(spec["rows"], max(spec["widths"]))) * 0.1
+    ours, theirs = _Log(wxb), _Log(torch)
+    return (
+        _build(wxb, spec, weights, noise, ours),
+        _build(torch, spec, weights, noise, theirs),
+        ours,
+        theirs,
+    )
+
+
 def _close(a, b, what, msg):
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     assert a.shape == b.shape, msg(f"{what}: shape {a.shape} against torch's {b.shape}")
     scale = max(1.0, float(np.abs(b).max(initial=0.0)))
     np.testing.assert_allclose(a, b, rtol=RTOL, atol=RTOL * scale, err_msg=msg(what))
+
+
+def _same_log(ours, theirs, msg, phase):
+    msg = lambda what, outer=msg: outer(f"{phase}: {what}")  # noqa: E731
+    # in torch's order, but for a parameter's hooks: torch runs them as soon as its
+    # gradient is complete, a scheduling detail among independent branches of the graph
+    tags = [[t for t, _ in log.entries if not t.startswith("param")] for log in (ours, theirs)]
+    assert tags[0] == tags[1], msg(f"hooks ran {tags[0]}; torch's {tags[1]}")
+    mine_all = sorted(ours.entries, key=lambda entry: entry[0])  # (stable: in order per tag)
+    its_all = sorted(theirs.entries, key=lambda entry: entry[0])
+    assert [t for t, _ in mine_all] == [t for t, _ in its_all], msg("parameter hooks ran")
+    for (tag, mine), (_, its) in zip(mine_all, its_all, strict=True):
+        assert [m is None for m in mine] == [i is None for i in its], msg(f"{tag}: Nones")
+        for m, i in zip(mine, its, strict=True):
+            if m is not None:
+                _close(m, i, f"what hook {tag} saw", msg)
+    ours.entries.clear()
+    theirs.entries.clear()
+
+
+def _loss(lib, out, y):
+    target = torch.tensor(y) if lib is torch else wxb.tensor(y, dtype="float64")
+    return ((out - target) ** 2).mean()
+
+
+def _one_generated_model(seeded, case):
+    rng = seeded.rng
+    spec = _draw(rng)
+    msg = lambda what: seeded.msg(f"case {case} {spec}: {what}")  # noqa: E731
+    (model, kept, removable, params), (tmodel, tkept, tremovable, tparams), ours, theirs = _pair(
+        rng, spec
+    )
+    X = rng.normal(size=(spec["rows"], spec["widths"][0]))
+    y = rng.normal(size=(spec["rows"], spec["widths"][-1]))
+    # one forward and backward: outputs, ∂L/∂x, ∂L/∂W, retained ∂L/∂h, what hooks saw
+    x = wxb.tensor(X, requires_grad=spec["x_grad"], dtype="float64")
+    tx = torch.tensor(X, requires_grad=spec["x_grad"])
+    out, tout = model(x), tmodel(tx)
+    _close(out.data, tout.detach().numpy(), "output", msg)
+    _loss(wxb, out, y).backward()
+    _loss(torch, tout, y).backward()
+    _same_log(ours, theirs, msg, "the first backward")
+    if spec["x_grad"]:
+        _close(x.grad, tx.grad.numpy(), "∂L/∂x", msg)
+    for p, q in zip(params, tparams, strict=True):
+        _close(p.grad, q.grad.numpy(), "∂L/∂ a parameter", msg)
+    if "h" in tkept:
+        _close(kept["h"].grad, tkept["h"].grad.numpy(), "retained ∂L/∂h", msg)
+    # a hand loop: Adam, with the first hooks removed after the first step
+    opt = wxb.optim.Adam(model.parameters(), lr=0.01)
+    topt = torch.optim.Adam(tmodel.parameters(), lr=0.01)
+    for step in range(3):
+        opt.zero_grad()
+        topt.zero_grad()
+        _loss(wxb, model(X), y).backward()
+        _loss(torch, tmodel(torch.tensor(X)), y).backward()
+        opt.step()
+        topt.step()
+        if step == 0:
+            for handle in (*removable, *tremovable):
+                handle.remove()
+        _same_log(ours, theirs, msg, f"the hand loop's step {step}")
+    for p, q in zip(params, tparams, strict=True):
+        _close(p.data, q.detach().numpy(), f"a weight after the hand loop's step {step}", msg)
+    # wxb.fit against a torch loop: full batches, SGD, no shuffling
+    fit_opt = wxb.optim.SGD(model.parameters(), lr=0.05)
+    history = wxb.fit(model, X, y, loss=wxb.nn.MSELoss(), optimizer=fit_opt, epochs=2,
+                      batch_size=spec["rows"], shuffle=False, verbose=False)  # fmt: skip
+    tfit = torch.optim.SGD(tmodel.parameters(), lr=0.05)
+    for _ in range(2):
+        tfit.zero_grad()
+        # wxb's MSELoss is the seed's (1/B)·Σᵢ ½‖ŷᵢ − yᵢ‖² (its docstring)
+        (0.5 * ((tmodel(torch.tensor(X)) - torch.tensor(y)) ** 2).sum(1).mean()).backward()
+        tfit.step()
+    # the hooks left after the removals: fit must run the graph where one is left
+    left = spec["fwd"][1:] + [p for p in spec["pre"] if p[0] != "look"] + spec["bwd"]
+    left += spec["bwd_pre"]
+    expected = "planned" if spec["plain"] and not left else "graph"
+    assert history.engine == expected, msg(f"fit ran {history.engine}: {history.engine_reason}")
+    _same_log(ours, theirs, msg, "fit")
+    for p, q in zip(params, tparams, strict=True):
+        _close(p.data, q.detach().numpy(), "a weight after fit", msg)
+    # eval mode: no_grad and predict, the forward hooks still run
+    model.eval()
+    tmodel.eval()
+    with torch.no_grad():
+        expected = tmodel(torch.tensor(X)).numpy()
+    with wxb.no_grad():
+        _close(model(X).data, expected, "eval output under no_grad", msg)
+    _same_log(ours, theirs, msg, "eval under no_grad")
+    _close(model.predict(X), expected, "predict", msg)  # (its hooks may run more often)
+
+
+def test_generated_hooked_models_agree_with_torch(seeded):
+    for case in range(12):
+        _one_generated_model(seeded, case)
 
 
 def _twins(rng, widths=(4, 6, 5, 3)):
@@ -123,18 +418,19 @@ def _torch_fit(model, X, y, lr, epochs, batch):
             opt.step()
 
 
-@pytest.mark.parametrize("kind", ["parameter"])
+@pytest.mark.parametrize("kind", ["parameter", "backward", "backward_pre"])
 def test_gradient_hooks_on_a_planned_sequential_are_honoured_by_fit(seeded, kind):
-    """A hook on a parameter's gradient (``p.register_hook(lambda g: g * s)``) on a
-    Sequential that fit would train on the planned stack (which computes ∂L/∂W without
-    the graph, where no hook runs): fit runs the recorded graph, saying why, and trains
-    as torch's loop with the same hook; with the hook removed, the plan comes back. (On
-    the old code: no register_hook.)"""
+    """A hook on a parameter's gradient (``p.register_hook(lambda g: g * s)``), a layer's
+    full backward hook clipping its grad_input, or a backward pre-hook scaling its
+    grad_output, on a Sequential that fit would train on the planned stack (which
+    computes ∂L/∂W without the graph, where no hook runs): fit runs the recorded graph,
+    saying why, and trains as torch's loop with the same hooks; with the hook removed,
+    the plan comes back. (On the old code: no register_hook, backward hooks refused.)"""
     rng = seeded.rng
     ours, theirs = _twins(rng)
     X, y = rng.normal(size=(24, 4)), rng.normal(size=(24, 3))
     assert ours.why_not_planned() is None, seeded.msg("the plain model is planned")
-    s = float(rng.uniform(0.2, 0.8))
+    s, lo = float(rng.uniform(0.2, 0.8)), float(rng.uniform(0.01, 0.05))
     calls = {"ours": 0, "theirs": 0}
 
     def count(who, result):
@@ -144,6 +440,16 @@ def test_gradient_hooks_on_a_planned_sequential_are_honoured_by_fit(seeded, kind
     if kind == "parameter":
         handle = ours[2].weight.register_hook(lambda g: count("ours", g * s))
         theirs[2].weight.register_hook(lambda g: count("theirs", g * s))
+    elif kind == "backward":
+        handle = ours[2].register_full_backward_hook(
+            lambda m, gi, go: count("ours", (gi[0].clamp(-lo, lo),))
+        )
+        theirs[2].register_full_backward_hook(
+            lambda m, gi, go: count("theirs", (gi[0].clamp(-lo, lo),))
+        )
+    else:
+        handle = ours[2].register_full_backward_pre_hook(lambda m, go: count("ours", (go[0] * s,)))
+        theirs[2].register_full_backward_pre_hook(lambda m, go: count("theirs", (go[0] * s,)))
     reason = ours.why_not_planned()
     assert reason is not None and "hook" in reason, seeded.msg(f"why_not_planned: {reason}")
     opt = wxb.optim.SGD(ours.parameters(), lr=0.1)

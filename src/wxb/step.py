@@ -154,8 +154,8 @@ class PlannedStep(_Update):
         if stock_kind(model, (Sequential,)) is not Sequential:
             if "forward" in vars(model):  # model.forward = … on the instance
                 return "the model was given a forward of its own"
-            if model._has_hooks():  # (the step calls the plan, never the model)
-                return "the model has forward hooks, which run only through its calls"
+            if model._has_hooks() or model._has_backward_hooks():  # (the step calls the
+                return "the model has hooks, which run only through its calls"  # plan alone)
             return (
                 f"{type(model).__name__} overrides forward or __call__ (or its class was "
                 "given another since: Sequential.forward = …)"

@@ -1479,9 +1479,12 @@ class Module:
         the forward to use as it means (a wxb layer it hands them to reads numbers). Of
         keyword arguments, float arrays become Tensors; the rest stay as given."""
         held = self.__dict__
-        if ("_forward_hooks" in held or "_forward_pre_hooks" in held) and not getattr(
-            _thread, "hooks_off", False
-        ):
+        if (
+            "_forward_hooks" in held
+            or "_forward_pre_hooks" in held
+            or "_backward_hooks" in held
+            or "_backward_pre_hooks" in held
+        ) and not getattr(_thread, "hooks_off", False):
             return self._call_hooked(inputs, kwargs)
         if len(inputs) == 1 and not kwargs:  # the common call, without building tuples
             x = inputs[0]
@@ -1539,12 +1542,16 @@ class Module:
                 result = hook(self, args)
                 if result is not None:
                     args = result if isinstance(result, tuple) else (result,)
+        backward = None
+        if self._has_backward_hooks() and is_grad_enabled():  # (as torch's: after pre-hooks)
+            backward = _BackwardHooks(self)
+            args = backward.take_inputs(args)
         output = self.forward(*args, **kwargs)
         for hook, with_kwargs in list(self.__dict__.get("_forward_hooks", {}).values()):
             result = hook(self, args, kwargs, output) if with_kwargs else hook(self, args, output)
             if result is not None:
                 output = result
-        return output
+        return output if backward is None else backward.take_outputs(output)
 
     def register_forward_pre_hook(
         self, hook: Callable, *, prepend: bool = False, with_kwargs: bool = False
@@ -1578,16 +1585,36 @@ class Module:
             )
         return self._add_hook("_forward_hooks", hook, prepend, with_kwargs)
 
-    def register_full_backward_hook(self, hook: Callable, prepend: bool = False) -> None:
-        """PyTorch's backward hooks, which wxb has not: refused, saying what gives the
-        same numbers (a port stopped at a bare AttributeError)."""
+    def register_full_backward_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
+        """``hook(module, grad_input, grad_output)`` once backward has ∂L/∂ each of a
+        call's positional inputs, as PyTorch's: a tuple, one per input (None for one
+        that is not a tensor, zeros for one that needs no grad), and ∂L/∂ its output(s)
+        (zeros for one no gradient reached); it returns None or the grad_input to use
+        instead (per-layer clipping, say). Where no input needs grad, it runs when
+        grad_output is known, with grad_input all None. Calls of this model then run the
+        recorded graph, not the planned stack."""
+        return self._add_hook("_backward_hooks", hook, prepend, False)
+
+    def register_full_backward_pre_hook(
+        self, hook: Callable, prepend: bool = False
+    ) -> RemovableHandle:
+        """``hook(module, grad_output)`` when backward reaches a call's output(s), before
+        the module's own backward, as PyTorch's: it returns None or the grad_output to use
+        instead. Calls of this model then run the recorded graph."""
+        return self._add_hook("_backward_pre_hooks", hook, prepend, False)
+
+    def register_backward_hook(self, hook: Callable) -> None:
+        """PyTorch's old backward hook (its grad_input is of the forward's last operation
+        only, which torch deprecates): refused, naming the full one that wxb has."""
         raise ConfigError(
-            f"{self.label}: wxb has no backward hooks (register_full_backward_hook); a "
-            "forward hook that calls output.retain_grad() and keeps the output gives, after "
-            "backward(), output.grad: the hook's grad_output[0] (∂L/∂ the layer's output)"
+            f"{self.label}: register_backward_hook is PyTorch's deprecated form, which wxb "
+            "does not have; register_full_backward_hook(hook) gives hook(module, "
+            "grad_input, grad_output) with ∂L/∂ the module's own inputs"
         )
 
-    register_backward_hook = register_full_backward_pre_hook = register_full_backward_hook
+    def _has_backward_hooks(self) -> bool:
+        held = self.__dict__
+        return bool(held.get("_backward_hooks") or held.get("_backward_pre_hooks"))
 
     def _add_hook(self, kind: str, hook: Callable, prepend: bool, with_kwargs: bool) -> Any:
         if not callable(hook):
@@ -1932,6 +1959,135 @@ class _Evaluating:
                     return
 
 
+class _BackwardHooks:
+    """One hooked call's full backward (pre-)hooks, as PyTorch's BackwardHook: an identity
+    node over the call's inputs and one over its outputs. The walk reaches the outputs'
+    node first (pre-hooks, grad_output kept), the inputs' after everything the call
+    computed from them, with every ∂L/∂input at once (the full hooks)."""
+
+    def __init__(self, module: Module) -> None:
+        self.module = module
+        self.grad_output: tuple | None = None
+        self.count = 0  # positional inputs
+        self.takes_grad = False  # whether an input needs grad
+
+    def _hooks(self, kind: str) -> list[Callable]:
+        return [hook for hook, _ in self.module.__dict__.get(kind, {}).values()]
+
+    def take_inputs(self, args: tuple) -> tuple:
+        self.count = len(args)
+        places = [i for i, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad]
+        self.takes_grad = bool(places)
+        if not places:
+            return args
+
+        def backward(grads: list[np.ndarray | None]) -> list[np.ndarray | None]:
+            # as torch's: zeros for a tensor input no gradient reached, or that needs none
+            grad_input: list[Tensor | None] = [
+                Tensor(np.zeros_like(a.data)) if isinstance(a, Tensor) else None for a in args
+            ]
+            for i, g in zip(places, grads, strict=True):
+                if g is not None:
+                    grad_input[i] = Tensor(g)
+            given = self._run_full_hooks(tuple(grad_input))
+            return [_hook_array(given[i], args[i], self.module, "grad_input") for i in places]
+
+        wrapped = _identity_node([args[i] for i in places], "backward hook (inputs)", backward)
+        taken = list(args)
+        for i, t in zip(places, wrapped, strict=True):
+            taken[i] = t
+        return tuple(taken)
+
+    def take_outputs(self, output: Any) -> Any:
+        several = isinstance(output, (tuple, list))
+        items = list(output) if several else [output]
+        places = [i for i, o in enumerate(items) if isinstance(o, Tensor) and o.requires_grad]
+        if not places:
+            return output
+        outs = [items[i] for i in places]
+
+        def backward(grads: list[np.ndarray | None]) -> list[np.ndarray | None]:
+            # an output no gradient reached gives zeros, as torch's identity Function
+            grad_output = tuple(
+                Tensor(np.zeros_like(o.data) if g is None else g)
+                for o, g in zip(outs, grads, strict=True)
+            )
+            for hook in self._hooks("_backward_pre_hooks"):
+                result = hook(self.module, grad_output)
+                if result is not None:
+                    grad_output = result if isinstance(result, tuple) else (result,)
+            arrays = [
+                _hook_array(g, o, self.module, "grad_output")
+                for g, o in zip(grad_output, outs, strict=True)
+            ]
+            self.grad_output = tuple(Tensor(a) for a in arrays)
+            if not self.takes_grad:  # no input's gradient is to come: the hooks run now
+                given = self._run_full_hooks((None,) * self.count)
+                if any(g is not None for g in given):
+                    raise ConfigError(
+                        f"{self.module.label}: a full backward hook returned a gradient for "
+                        "an input that needs none (no input of this call requires grad)"
+                    )
+            return arrays
+
+        wrapped = _identity_node(outs, "backward hook (outputs)", backward)
+        for i, t in zip(places, wrapped, strict=True):
+            items[i] = t
+        return type(output)(items) if several else items[0]
+
+    def _run_full_hooks(self, grad_input: tuple) -> tuple:
+        for hook in self._hooks("_backward_hooks"):
+            result = hook(self.module, grad_input, self.grad_output)
+            if result is not None:
+                result = result if isinstance(result, tuple) else (result,)
+                if len(result) != len(grad_input):
+                    raise ConfigError(
+                        f"{self.module.label}: a full backward hook returned {len(result)} "
+                        f"gradient(s) for {len(grad_input)} input(s)"
+                    )
+                grad_input = result
+        return grad_input
+
+
+def _identity_node(tensors: list[Tensor], op: str, rule: Callable) -> list[Tensor]:
+    """The tensors again, each a node over one joint node whose backward runs ``rule``
+    once, on the gradients of all of them that came (None for one none reached)."""
+    came: dict[int, np.ndarray] = {}
+    token = np.zeros((), np.float64)  # (what each hands on to the joint node: nothing)
+
+    def joint_backward(g: np.ndarray) -> list[np.ndarray | None]:
+        try:
+            return rule([came.get(k) for k in range(len(tensors))])
+        finally:
+            came.clear()  # (a retained graph's next backward starts afresh)
+
+    joint = Tensor.from_op(token, op, tuple(tensors), joint_backward, reads_inputs=False)
+    out = []
+    for k, t in enumerate(tensors):
+
+        def hand_over(g: np.ndarray, k: int = k) -> list[np.ndarray]:
+            came[k] = g if k not in came else came[k] + g
+            return [token]
+
+        made = Tensor.from_op(t.data, op, (joint,), hand_over, reads_inputs=False)
+        made._versions = t._versions  # the same memory: a change through it counts for t
+        out.append(made)
+    return out
+
+
+def _hook_array(given: Any, like: Tensor, module: Module, what: str) -> np.ndarray | None:
+    """A gradient a hook handed back, as an array of ``like``'s dtype and shape."""
+    if given is None:
+        return None
+    array = float_array(given.data if isinstance(given, Tensor) else given, like.dtype, what)
+    if array.shape != like.shape:
+        raise ShapeError(
+            f"{module.label}: a backward hook's {what} has shape {array.shape}; the tensor "
+            f"has shape {like.shape}"
+        )
+    return array
+
+
 def stock_kind(module: Module, kinds: tuple[type[Module], ...]) -> type[Module] | None:
     """The type among ``kinds`` whose forward ``module`` runs unchanged: its class keeps
     that type's forward and Module's __call__, no forward was set on the instance, and
@@ -1939,6 +2095,8 @@ def stock_kind(module: Module, kinds: tuple[type[Module], ...]) -> type[Module] 
     None otherwise (a subclass with code of its own computes something else)."""
     if "forward" in vars(module) or "__call__" in vars(module) or module._has_hooks():
         return None  # (hooks: its calls may compute something else)
+    if module._has_backward_hooks():  # (they run on the recorded graph only)
+        return None
     cls = type(module)
     if cls.__call__ is not _MODULE_CALL:
         return None

@@ -110,7 +110,7 @@ def unplannable_reason(layers: list[Module]) -> str | None:
         if not _is_stock(layer):
             return (
                 f"{layer.label} is not a stock layer (its class overrides forward or __call__, "
-                "or it was given a forward of its own, or forward hooks)"
+                "or it was given a forward of its own, or hooks)"
             )
     for layer in layers:  # W or b computed from other parameters (a property of a subclass)
         if isinstance(layer, Dense):
