@@ -573,3 +573,30 @@ def test_functions_of_several_outputs_follow_torch(seeded):
 
     with pytest.raises(wxb.ConfigError, match="mark_dirty"):
         Dirty.apply(wxb.tensor(X, requires_grad=True))
+
+
+def test_a_second_backward_through_a_freed_graph_runs_no_hook_again(seeded):
+    """``loss.backward(); loss.backward()`` raises (the graph is freed), in torch before
+    it reaches the layer, whose backward reads what the first one freed: a module's
+    full backward hook and an activation's ``register_hook`` hook had run once more
+    in wxb before the error (a hook counting calls or collecting gradients saw a
+    third of them), where torch's ran once."""
+    rng = seeded.rng
+    X = rng.normal(size=(int(rng.integers(2, 6)), 4))
+    calls = {}
+    for lib in (wxb, torch):
+        counts = {"full": 0, "tensor": 0}
+        layer = lib.nn.Linear(4, 3).double()
+        layer.register_full_backward_hook(lambda m, gi, go, c=counts: c.update(full=c["full"] + 1))
+        if lib is torch:
+            x = torch.tensor(X, requires_grad=True)
+        else:
+            x = wxb.tensor(X, requires_grad=True, dtype="float64")
+        h = layer(x)
+        h.register_hook(lambda g, c=counts: c.update(tensor=c["tensor"] + 1))
+        loss = (h * h).sum()
+        loss.backward()
+        with pytest.raises((RuntimeError, wxb.TrainingError)):
+            loss.backward()
+        calls[lib.__name__] = counts
+    assert calls["wxb"] == calls["torch"] == {"full": 1, "tensor": 1}, seeded.msg(str(calls))

@@ -1831,8 +1831,8 @@ class Tensor:
                 if g.dtype != node.data.dtype:  # from a graph of another dtype: the leaf's own
                     g = g.astype(node.data.dtype)
                     handed[id(g)] = 1
-                if node._hooks:  # before it is kept, as torch's (gradients apart too)
-                    g = _run_hooks(node, g)
+                if node._hooks and not freed:  # before it is kept, as torch's (gradients
+                    g = _run_hooks(node, g)  # apart too); not again on a freed graph
                 if _mode.leaf_grads is not None:  # gradients_apart(): .grad untouched
                     keep_apart(node, g)
                     continue
@@ -1856,8 +1856,8 @@ class Tensor:
                 continue
             if freed and not node._freed:
                 continue
-            if node._hooks:  # what it keeps and hands down is what its hooks give
-                g = _run_hooks(node, g)
+            if node._hooks and not freed:  # what it keeps and hands down is what its
+                g = _run_hooks(node, g)  # hooks give (a freed graph raises: not run again)
             if node.retains_grad:  # accumulates across backward calls, as a leaf's does
                 if freed:
                     raise _second_backward_error()

@@ -2057,6 +2057,8 @@ def _identity_node(tensors: list[Tensor], op: str, rule: Callable) -> list[Tenso
 
     def joint_backward(g: np.ndarray) -> list[np.ndarray | None]:
         try:
+            if joint._freed:  # a second backward through a freed graph, which raises:
+                return [None] * len(tensors)  # the hooks are not run again first
             return rule([came.get(k) for k in range(len(tensors))])
         finally:
             came.clear()  # (a retained graph's next backward starts afresh)
