@@ -600,3 +600,26 @@ def test_a_second_backward_through_a_freed_graph_runs_no_hook_again(seeded):
             loss.backward()
         calls[lib.__name__] = counts
     assert calls["wxb"] == calls["torch"] == {"full": 1, "tensor": 1}, seeded.msg(str(calls))
+
+
+def test_a_layer_with_backward_hooks_is_still_shown_and_exported_as_its_kind(seeded, tmp_path):
+    """Backward hooks change no forward: a Dense with one is still a Dense to the
+    diagrams (it was drawn as "with forward hooks: hands on what they return", and the
+    Tanh after it lost its A = tanh(Z)) and to ONNX export (refused as a subclass
+    replacing forward), while its training still takes the recorded graph."""
+    ort = pytest.importorskip("onnxruntime")
+    import wxb.onnx
+    from wxb.describe import architecture_diagram
+
+    rng = seeded.rng
+    model, _ = _twins(rng)
+    model[0].register_full_backward_hook(lambda m, gi, go: None)
+    model[2].register_full_backward_pre_hook(lambda m, go: None)
+    chart = architecture_diagram(model)
+    assert "forward hooks" not in chart and "A⁽¹⁾ = tanh(Z⁽¹⁾)" in chart, seeded.msg(chart)
+    reason = model.why_not_planned()
+    assert reason is not None and "backward hooks" in reason, seeded.msg(str(reason))
+    path = wxb.onnx.export(model, tmp_path / "hooked.onnx")
+    X = rng.normal(size=(int(rng.integers(1, 9)), 4))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    _close(session.run(None, {"input": X})[0], model.predict(X), "ONNX output", seeded.msg)

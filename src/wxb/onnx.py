@@ -340,8 +340,6 @@ def _stock_leaf(path: str, module: Module, in_sequential: bool = False) -> tuple
             why = f"its {own[0]} was replaced on the instance"
         elif module._has_hooks():
             why = "it has forward hooks, which the ONNX graph would not run (remove them first)"
-        elif module._has_backward_hooks():
-            why = "it has backward hooks (register_full_backward_hook…); remove them first"
         elif isinstance(module, Bilinear):  # (no single ONNX op; the graph takes X alone)
             why = "it takes two inputs, x1ᵀ·W·x2, where the exported graph takes one, X"
         elif type(module) is Embedding:
@@ -364,8 +362,7 @@ def _stock_leaf(path: str, module: Module, in_sequential: bool = False) -> tuple
                 "it is a module of its own, not a stock wxb layer (nor one whose forward "
                 "only chains stock layers)"
             )
-        if own or module._has_hooks() or module._has_backward_hooks():  # a stock layer: the
-            # list of stock layers would mislead
+        if own or module._has_hooks():  # a stock layer: the list of stock layers misleads
             raise _refuse(path, module, why)
         raise _refuse(
             path,

@@ -151,11 +151,13 @@ class PlannedStep(_Update):
         GraphStep)."""
         if not isinstance(model, Sequential):
             return f"the model is a {type(model).__name__}, not a Sequential"
+        if model._has_backward_hooks():  # (the step calls the plan, never the model)
+            return "the model has backward hooks, which run only through its calls"
         if stock_kind(model, (Sequential,)) is not Sequential:
             if "forward" in vars(model):  # model.forward = … on the instance
                 return "the model was given a forward of its own"
-            if model._has_hooks() or model._has_backward_hooks():  # (the step calls the
-                return "the model has hooks, which run only through its calls"  # plan alone)
+            if model._has_hooks():  # (the step calls the plan, never the model)
+                return "the model has forward hooks, which run only through its calls"
             return (
                 f"{type(model).__name__} overrides forward or __call__ (or its class was "
                 "given another since: Sequential.forward = …)"

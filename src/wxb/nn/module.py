@@ -2097,8 +2097,6 @@ def stock_kind(module: Module, kinds: tuple[type[Module], ...]) -> type[Module] 
     None otherwise (a subclass with code of its own computes something else)."""
     if "forward" in vars(module) or "__call__" in vars(module) or module._has_hooks():
         return None  # (hooks: its calls may compute something else)
-    if module._has_backward_hooks():  # (they run on the recorded graph only)
-        return None
     cls = type(module)
     if cls.__call__ is not _MODULE_CALL:
         return None

@@ -110,7 +110,7 @@ def unplannable_reason(layers: list[Module]) -> str | None:
         if not _is_stock(layer):
             return (
                 f"{layer.label} is not a stock layer (its class overrides forward or __call__, "
-                "or it was given a forward of its own, or hooks)"
+                "or it was given a forward of its own, or forward hooks)"
             )
     for layer in layers:  # W or b computed from other parameters (a property of a subclass)
         if isinstance(layer, Dense):
@@ -125,6 +125,8 @@ def unplannable_reason(layers: list[Module]) -> str | None:
                 return f"the mean and scale of {layer.label} are not one value per feature"
     slots = [p for m in layers for p in m._parameters.values()]
     for layer in layers:  # the plan writes ∂L/∂p itself, where no register_hook hook runs
+        if layer._has_backward_hooks():  # (nor a module's: the plan records no call of it)
+            return f"{layer.label} has backward hooks, which run on the recorded graph"
         for key, p in layer._parameters.items():
             if p is not None and p._hooks:
                 return f"the {key} of {layer.label} has a gradient hook (register_hook)"
