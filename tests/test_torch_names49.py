@@ -569,6 +569,7 @@ NOT_CALLED = {
     "backward": "the autograd tests compare it with torch's",
     "requires_grad_": "the autograd tests",
     "retain_grad": "the autograd tests",
+    "register_hook": "test_hooks51 compares it with torch's (gradients, order, refusals)",
     "Tensor.data": "a Tensor's holds its NumPy array (wxb's documented difference)",
     "device": "a device object; test_newcomer_hunt48 compares it",
     "cuda": "refused on the CPU; test_newcomer_hunt48",
