@@ -623,3 +623,62 @@ def test_a_layer_with_backward_hooks_is_still_shown_and_exported_as_its_kind(see
     X = rng.normal(size=(int(rng.integers(1, 9)), 4))
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     _close(session.run(None, {"input": X})[0], model.predict(X), "ONNX output", seeded.msg)
+
+
+@pytest.mark.parametrize("where", ["forward", "pre-hook", "hook", "none"])
+def test_always_call_hooks_run_when_the_call_raises_as_torchs(seeded, where):
+    """``register_forward_hook(hook, always_call=True)`` (a hook releasing what a
+    pre-hook took, a timer, a profiler) was refused; as torch's it now runs also when
+    the call raises (in a pre-hook, the forward or an earlier hook), on the output so
+    far (None before the forward gave one), once, and the error goes on; a hook
+    without it does not run then; what the always-called one returns is dropped."""
+    rng = seeded.rng
+    X = rng.normal(size=(int(rng.integers(1, 5)), 3))
+    seen = {}
+    for lib in (wxb, torch):
+        log = []
+
+        class Boom(lib.nn.Module):
+            def forward(self, x):
+                if where == "forward":
+                    raise ValueError("forward")
+                return x * 2
+
+        def raising_pre(m, args):
+            raise ValueError("pre-hook")
+
+        def raising_hook(m, args, out):
+            raise ValueError("hook")
+
+        def raising_always(m, args, out):
+            raise KeyError("silenced")
+
+        module = Boom()
+        if where == "pre-hook":
+            module.register_forward_pre_hook(raising_pre)
+        module.register_forward_hook(lambda m, a, o, log=log: log.append(("always", o)),
+                                     always_call=True)  # fmt: skip
+        if where == "hook":
+            module.register_forward_hook(raising_hook)
+        module.register_forward_hook(lambda m, a, o, log=log: log.append(("plain", o)))
+        module.register_forward_hook(lambda m, a, kw, o, log=log: log.append(("kw", o)) or 5,
+                                     with_kwargs=True, always_call=True)  # fmt: skip
+        module.register_forward_hook(lambda m, a, o, log=log: log.append(("after", o)),
+                                     always_call=True)  # fmt: skip
+        module.register_forward_hook(raising_always, always_call=True)
+        x = torch.tensor(X) if lib is torch else wxb.tensor(X, dtype="float64")
+        if where == "none":
+            with pytest.raises(KeyError, match="silenced"):  # (no other error to keep)
+                module(x)
+        else:  # a raising always-called hook is silenced, with a warning
+            with (
+                pytest.warns(UserWarning, match="silenced"),
+                pytest.raises(ValueError, match=where),
+            ):
+                module(x)
+        # what each saw: None, or an output (the forward's, or the 5 a hook returned)
+        seen[lib.__name__] = [
+            (tag, out if out is None or isinstance(out, int) else _Log(lib).array(out).tolist())
+            for tag, out in log  # (2·x: exact in both)
+        ]
+    assert seen["wxb"] == seen["torch"], seeded.msg(f"{where}: {seen}")

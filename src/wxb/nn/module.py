@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -646,6 +647,9 @@ class RemovableHandle:
                 object.__setattr__(module, self._kind, hooks)
             else:
                 object.__delattr__(module, self._kind)  # (no hooks: the fast call again)
+            always = module.__dict__.get("_forward_hooks_always_called")
+            if always and self.id in always:
+                object.__setattr__(module, "_forward_hooks_always_called", always - {self.id})
             _structure_changed()
 
     def __enter__(self) -> RemovableHandle:
@@ -1528,30 +1532,64 @@ class Module:
             else value
             for key, value in kwargs.items()
         }
-        for hook, with_kwargs in list(self.__dict__.get("_forward_pre_hooks", {}).values()):
-            if with_kwargs:
-                result = hook(self, args, kwargs)
+        ran: set[int] = set()  # the always_call hooks that ran
+        output = None
+        try:
+            for hook, with_kwargs in list(self.__dict__.get("_forward_pre_hooks", {}).values()):
+                if with_kwargs:
+                    result = hook(self, args, kwargs)
+                    if result is not None:
+                        if not (isinstance(result, tuple) and len(result) == 2):
+                            raise ConfigError(
+                                f"{self.label}: a forward pre-hook with_kwargs=True returns "
+                                f"None or (args, kwargs); got {type(result).__name__}"
+                            )
+                        args, kwargs = result
+                else:
+                    result = hook(self, args)
+                    if result is not None:
+                        args = result if isinstance(result, tuple) else (result,)
+            backward = None
+            if self._has_backward_hooks() and is_grad_enabled():  # (as torch's: after the
+                backward = _BackwardHooks(self)  # pre-hooks)
+                args = backward.take_inputs(args)
+            output = self.forward(*args, **kwargs)
+            always = self.__dict__.get("_forward_hooks_always_called", ())
+            for key, (hook, with_kwargs) in list(self.__dict__.get("_forward_hooks", {}).items()):
+                if key in always:
+                    ran.add(key)
+                result = (
+                    hook(self, args, kwargs, output) if with_kwargs else hook(self, args, output)
+                )
                 if result is not None:
-                    if not (isinstance(result, tuple) and len(result) == 2):
-                        raise ConfigError(
-                            f"{self.label}: a forward pre-hook with_kwargs=True returns None "
-                            f"or (args, kwargs); got {type(result).__name__}"
-                        )
-                    args, kwargs = result
-            else:
-                result = hook(self, args)
-                if result is not None:
-                    args = result if isinstance(result, tuple) else (result,)
-        backward = None
-        if self._has_backward_hooks() and is_grad_enabled():  # (as torch's: after pre-hooks)
-            backward = _BackwardHooks(self)
-            args = backward.take_inputs(args)
-        output = self.forward(*args, **kwargs)
-        for hook, with_kwargs in list(self.__dict__.get("_forward_hooks", {}).values()):
-            result = hook(self, args, kwargs, output) if with_kwargs else hook(self, args, output)
+                    output = result
+            return output if backward is None else backward.take_outputs(output)
+        except Exception:
+            self._run_always_called(args, kwargs, output, ran)
+            raise
+
+    def _run_always_called(self, args: tuple, kwargs: dict, output: Any, ran: set[int]) -> None:
+        """The always_call=True forward hooks that did not run, as torch runs them when
+        the call raised: on the output so far (None before the forward gave one), each
+        on what the last returned; one that raises is silenced with a warning, and the
+        call's own error goes on."""
+        always = self.__dict__.get("_forward_hooks_always_called", ())
+        for key, (hook, with_kwargs) in list(self.__dict__.get("_forward_hooks", {}).items()):
+            if key not in always or key in ran:
+                continue
+            try:
+                result = (
+                    hook(self, args, kwargs, output) if with_kwargs else hook(self, args, output)
+                )
+            except Exception as error:
+                warnings.warn(
+                    f"{self.label}: a forward hook with always_call=True raised, after the "
+                    f"call itself raised, and was silenced: {error}",
+                    stacklevel=3,
+                )
+                continue
             if result is not None:
                 output = result
-        return output if backward is None else backward.take_outputs(output)
 
     def register_forward_pre_hook(
         self, hook: Callable, *, prepend: bool = False, with_kwargs: bool = False
@@ -1576,14 +1614,15 @@ class Module:
         at a layer's output, for one): it returns None, or the output to use instead;
         ``with_kwargs=True``: ``hook(module, args, kwargs, output)``. Calls of this model
         then run the recorded graph, not the planned stack (which runs no hooks).
+        ``always_call=True``: it also runs when the call raises (on the output so far,
+        None before the forward gave one), as torch's.
         ``handle.remove()`` takes the hook off; until then ``wxb.save``, ONNX export and
         ``to_torch`` refuse the model (they would run without the hook)."""
+        handle = self._add_hook("_forward_hooks", hook, prepend, with_kwargs)
         if always_call:
-            raise ConfigError(
-                f"{self.label}.register_forward_hook: always_call=True (run it when the "
-                "forward raises) is not taken by wxb"
-            )
-        return self._add_hook("_forward_hooks", hook, prepend, with_kwargs)
+            always = self.__dict__.get("_forward_hooks_always_called", frozenset())
+            object.__setattr__(self, "_forward_hooks_always_called", always | {handle.id})
+        return handle
 
     def register_full_backward_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
         """``hook(module, grad_input, grad_output)`` once backward has ∂L/∂ each of a
