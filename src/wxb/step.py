@@ -31,9 +31,9 @@ from wxb.nn.losses import (
     get_loss,
     one_number,
 )
-from wxb.nn.module import Module, class_code, same_class_code, stock_kind, structure_version
+from wxb.nn.module import Module, class_code, same_class_code, structure_version
 from wxb.nn.plan import LeanStack, StackPlan, unplannable_reason
-from wxb.nn.sequential import Sequential, plan_key, same_plan_key
+from wxb.nn.sequential import Sequential, own_code_reason, plan_key, same_plan_key
 from wxb.optim import Optimizer, clip_grad_norm_, get_optimizer
 from wxb.tensor import Tensor, float_array
 
@@ -153,16 +153,7 @@ class PlannedStep(_Update):
             return f"the model is a {type(model).__name__}, not a Sequential"
         if model._has_backward_hooks():  # (the step calls the plan, never the model)
             return "the model has backward hooks, which run only through its calls"
-        if stock_kind(model, (Sequential,)) is not Sequential:
-            if "forward" in vars(model):  # model.forward = … on the instance
-                return "the model was given a forward of its own"
-            if model._has_hooks():  # (the step calls the plan, never the model)
-                return "the model has forward hooks, which run only through its calls"
-            return (
-                f"{type(model).__name__} overrides forward or __call__ (or its class was "
-                "given another since: Sequential.forward = …)"
-            )
-        reason = unplannable_reason(run_layers(model))
+        reason = own_code_reason(model) or unplannable_reason(run_layers(model))
         if reason is not None:
             return reason
         if loss is not None and computes_its_own(loss):

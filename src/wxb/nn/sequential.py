@@ -426,10 +426,12 @@ class Sequential(Module):
 
     def why_not_planned(self) -> str | None:
         """None when calls of this model run the planned stack; else the reason they go
-        layer by layer (the numbers are the same; the planned stack is faster)."""
+        layer by layer (the numbers are the same; the planned stack is faster). A class
+        with a forward or __call__ of its own, or hooks on the model, answer as fit's
+        engine_reason does: its calls run that code, and fit records the graph."""
         if not self.use_plan:
             return "use_plan is False"
-        return self._plans().reason
+        return own_code_reason(self) or self._plans().reason
 
     def _plans(self) -> _Plans:
         """This model's plans, made again when its layers or parameters were replaced."""
@@ -468,6 +470,21 @@ class Sequential(Module):
             "name": self.name,
             "layers": [layer.config() for layer in self.layers],
         }
+
+
+def own_code_reason(model: Sequential) -> str | None:
+    """Why ``model`` itself is not run as Sequential's own forward (a forward or
+    __call__ of its class or instance, forward hooks), or None."""
+    if stock_kind(model, (Sequential,)) is Sequential:
+        return None
+    if "forward" in vars(model):  # model.forward = … on the instance
+        return "the model was given a forward of its own"
+    if model._has_hooks():  # (the planned step calls the plan, never the model)
+        return "the model has forward hooks, which run only through its calls"
+    return (
+        f"{type(model).__name__} overrides forward or __call__ (or its class was "
+        "given another since: Sequential.forward = …)"
+    )
 
 
 def plan_key(model: Sequential) -> tuple[tuple, tuple, tuple, tuple]:
