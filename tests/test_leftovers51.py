@@ -1,5 +1,5 @@
 """Leftovers noticed by earlier sessions (s51): why_not_planned of a Sequential subclass
-agrees with fit's engine."""
+agrees with fit's engine; every loss fit takes by name is recorded by name."""
 
 import numpy as np
 import pytest
@@ -75,3 +75,59 @@ def test_why_not_planned_of_a_sequential_subclass_agrees_with_fit(seeded, shape)
     assert reason == history.engine_reason, msg(f"{reason!r} against {history.engine_reason!r}")
     assert (reason is None) is (shape in ("plain subclass", "stock")), msg(reason)
 
+
+def _torch_loss(name, out, y):
+    TF = torch.nn.functional
+    out, y = torch.from_numpy(out.astype(np.float64)), torch.from_numpy(y)
+    if name in ("cross_entropy", "nll"):  # nll's model ends in LogSoftmax: the same figure
+        return TF.cross_entropy(out, y) if name == "cross_entropy" else TF.nll_loss(out, y)
+    if name == "mse":  # wxb's is the seed's ½‖ŷ − y‖² a row: C/2 times torch's
+        return TF.mse_loss(out, y) * out.shape[1] / 2
+    functions = {
+        "l1": TF.l1_loss, "huber": TF.huber_loss,
+        "smooth_l1": TF.smooth_l1_loss, "bce_with_logits": TF.binary_cross_entropy_with_logits,
+        "bce": TF.binary_cross_entropy, "binary_cross_entropy": TF.binary_cross_entropy,
+        "kl_div": TF.kl_div,
+    }  # fmt: skip
+    return functions[name](out, y)
+
+
+@pytest.mark.filterwarnings("ignore:reduction. 'mean' divides")  # (torch's, for kl_div)
+@pytest.mark.parametrize("name", [*wxb.nn.LOSSES, "bce", "binary_cross_entropy", "kl_div"])
+def test_every_loss_fit_takes_by_name_is_recorded_by_name(seeded, name, tmp_path):
+    """``wxb.fit(model, X, y, loss="bce")`` (or "binary_cross_entropy", "kl_div") recorded
+    an unnamed loss: ``wxb.evaluate(model, X, y)`` and a second fit without loss= then
+    refused, "last trained with BCELoss, which is not recorded by name", for a loss given
+    by its name. Every name fit takes is now recorded (the saved model keeps it), and
+    evaluate without loss= scores that loss, as torch computes it on the outputs."""
+    rng = seeded.rng
+    rows, n, c = int(rng.integers(5, 30)), int(rng.integers(1, 5)), int(rng.integers(2, 5))
+    X = rng.normal(size=(rows, n))
+    head = []
+    if name in ("cross_entropy", "nll"):
+        width, y = c, rng.integers(0, c, rows)
+        head = [wxb.nn.LogSoftmax(dim=1)] if name == "nll" else []
+    elif name == "kl_div":
+        width, y, head = c, rng.dirichlet(np.ones(c), rows), [wxb.nn.LogSoftmax(dim=1)]
+    elif name in ("bce_with_logits", "bce", "binary_cross_entropy"):
+        width, y = 1, rng.integers(0, 2, (rows, 1)).astype(np.float64)
+        head = [] if name == "bce_with_logits" else [wxb.nn.Sigmoid()]
+    else:
+        width, y = int(rng.integers(1, 3)), rng.normal(size=(rows, 1))
+        y = np.repeat(y, width, axis=1) + rng.normal(size=(rows, width))
+    model = wxb.nn.Sequential(wxb.nn.Linear(n, width), *head).to("float64")
+    msg = lambda what: seeded.msg(f"{what} after fit with loss={name!r}")  # noqa: E731
+    wxb.fit(model, X, y, loss=name, epochs=1, batch_size=8, verbose=0)
+    assert "unnamed_loss" not in model.info, msg(str(model.info))
+    recorded = model.info.get("loss")
+    # (NLLLoss is recorded as the cross-entropy its log-probabilities give the same figure)
+    kind = wxb.nn.CrossEntropyLoss if name == "nll" else type(wxb.nn.get_loss(name))
+    assert type(wxb.nn.get_loss(recorded)) is kind, msg(recorded)
+    path = tmp_path / "model.wxb"
+    wxb.save(model, path)
+    assert wxb.load(path).info.get("loss") == recorded, msg("the saved model's loss")
+    want = float(_torch_loss(name, model.predict(X), y))
+    got = wxb.evaluate(model, X, y)["loss"]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15, err_msg=msg("evaluate"))
+    wxb.fit(model, X, y, epochs=1, verbose=0)  # without loss=: the recorded one
+    assert model.info.get("loss") == recorded, msg("a second fit's record")

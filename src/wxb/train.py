@@ -40,6 +40,7 @@ from wxb.metrics import figure_text, pack_fingerprints, row_fingerprints, unpack
 from wxb.nn.heads import head_index, trained_loss
 from wxb.nn.layers import Dropout, Sigmoid, Softmax
 from wxb.nn.losses import (
+    GRAPH_LOSSES,
     LOSSES,
     REGRESSION_LOSSES,
     BCELoss,
@@ -56,6 +57,7 @@ from wxb.nn.losses import (
     one_number,
     own_code,
     plain_options,
+    recorded_name,
     stock_loss,
 )
 from wxb.nn.module import (
@@ -412,8 +414,8 @@ def evaluate(
 
     ``loss``: by default the stock loss the model was trained with (``model.info["loss"]``,
     which fit and wxb train record; with the plain options fit recorded, Huber's delta or
-    label_smoothing, not class weights; a model last trained by fit with a loss not
-    recorded by name, BCELoss, KLDivLoss or one's own, is refused: give ``loss=``),
+    label_smoothing, not class weights; BCELoss and KLDivLoss as "bce" and "kl_div"; a
+    model last trained by fit with a loss of one's own is refused: give ``loss=``),
     else "cross_entropy", as Keras's evaluate takes
     the compiled loss. A recorded loss wxb has not (a Poisson MLPRegressor's) is refused:
     give ``loss=``. X and y may be SciPy sparse (X multiplied sparse by a planned first
@@ -491,7 +493,8 @@ def _trained_loss(model: Module, loss: object) -> object:
             "give loss= (the same loss) to score or train it again"
         )
     recorded = model.info.get("loss")
-    if isinstance(recorded, str) and recorded and recorded not in LOSSES:  # (Poisson's)
+    if isinstance(recorded, str) and recorded and recorded not in {**LOSSES, **GRAPH_LOSSES}:
+        # (Poisson's)
         raise ConfigError(
             f"the model was trained with the {recorded} loss, which wxb's losses do not "
             f"include; give loss= (one of {', '.join(LOSSES)}, a Loss, or a function)"
@@ -2267,10 +2270,10 @@ def _record_loss(info: dict, loss_fn: Loss, y: np.ndarray) -> None:
     as it was trained (one output trained with BCE is a binary classifier, not a
     regression; two trained with MSE are a regression, not two classes), as a Keras
     model file keeps the loss it was compiled with. A subclass of a stock loss counts as
-    that loss unless it has a __call__ of its own; a loss of one's own leaves the record
+    that loss unless it has a __call__ of its own; so do BCELoss ("bce") and KLDivLoss
+    ("kl_div"), which fit takes by those names; a loss of one's own leaves the record
     as it was."""
-    kind = stock_loss(loss_fn)
-    name = next((n for n, stock in LOSSES.items() if stock is kind), None)
+    name = recorded_name(loss_fn)
     if name is None:
         # what evaluate and a later fit must not replace by cross_entropy without a word
         # (a KLDivLoss model scored as a cross-entropy of its targets)

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from wxb.errors import ConfigError
 from wxb.nn.layers import Dropout, Identity, Sigmoid, Softmax
-from wxb.nn.losses import LOSSES, PLAIN_OPTIONS, HuberLoss, Loss, SmoothL1Loss
+from wxb.nn.losses import (
+    GRAPH_LOSSES,
+    LOSSES,
+    PLAIN_OPTIONS,
+    BCELoss,
+    HuberLoss,
+    Loss,
+    SmoothL1Loss,
+)
 from wxb.nn.module import is_stock, output_width
 from wxb.nn.sequential import layers_in_order
 
@@ -36,6 +44,11 @@ def model_task(model) -> tuple[str, str, list]:
     width = output_width(model) or 1
     task, loss = info.get("task"), info.get("loss")
     layers = layers_in_order(model)
+    if loss in GRAPH_LOSSES:  # fit's "bce", "kl_div": the commands read logits or labels
+        sigmoid_head = width == 1 and is_stock(layers[head_index(layers)], Sigmoid)
+        # BCE on a Sigmoid's p is BCE with logits on the z behind it; else read as a
+        # model without a recorded loss would be
+        loss = "bce_with_logits" if GRAPH_LOSSES[loss] is BCELoss and sigmoid_head else None
     if not task and not loss and width == 1 and is_stock(layers[head_index(layers)], Sigmoid):
         task, loss = "classification", "bce_with_logits"
     if not task and loss:  # the one says the other
@@ -78,7 +91,8 @@ def trained_loss(info: dict, name: str) -> str | Loss:
     number: the loss as named, said not to be training's; so too for a model file of
     wxb train saved before it recorded target_scale."""
     options = info.get("loss_options")
-    if options is not None and info.get("loss") == name and name in LOSSES:
+    named = {**LOSSES, **GRAPH_LOSSES}
+    if options is not None and info.get("loss") == name and name in named:
         # the options fit recorded (HuberLoss(delta=3)): the name alone gave δ = 1
         if not isinstance(options, dict) or not set(options) <= set(PLAIN_OPTIONS):
             raise ConfigError(
@@ -86,7 +100,7 @@ def trained_loss(info: dict, name: str) -> str | Loss:
                 f"; got {options!r}"
             )
         try:
-            return LOSSES[name](**options)
+            return named[name](**options)
         except TypeError as exc:  # an option this loss does not take (an edited file)
             raise ConfigError(f"the model's info['loss_options'] for {name}: {exc}") from None
     scales = info.get("target_scale") or []

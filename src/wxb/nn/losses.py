@@ -891,6 +891,22 @@ def accuracy_kind(loss: Loss) -> type[Loss] | None:
     return BCELoss if isinstance(loss, BCELoss) and stock and "forward" not in vars(loss) else None
 
 
+def recorded_name(loss: Loss) -> str | None:
+    """The name fit records ``loss`` by, one get_loss takes back: a stock loss's
+    (LOSSES), BCELoss's "bce" or KLDivLoss's "kl_div" as their class computes them; None
+    for a loss of one's own."""
+    kind = stock_loss(loss)
+    if kind is None and "forward" not in vars(loss):
+        cls = type(loss)
+        graph = (BCELoss, KLDivLoss)
+        if cls.__call__ is _STOCK_CALL:
+            kind = next(
+                (k for k in graph if isinstance(loss, k) and cls.forward is k.forward), None
+            )
+    # (GRAPH_LOSSES lists "bce" before its alias "binary_cross_entropy")
+    return next((n for n, k in (*LOSSES.items(), *GRAPH_LOSSES.items()) if k is kind), None)
+
+
 def _stock_kind(kind: type) -> type[Loss] | None:
     """stock_loss by the loss's class (and a forward set on the instance): fit asks once a
     step. Cached by the class's code too: a forward assigned to it since makes it no
@@ -908,12 +924,14 @@ def _stock_kind_of(kind: type, forward: Callable, call: Callable) -> type[Loss] 
 # A stock loss's plain options, as fit records those set (model.info["loss_options"]):
 # a second fit or evaluate without loss= rebuilds the loss training applied. (Class
 # weights are not among them: wxb eval scores unweighted, as its docs say.)
-PLAIN_OPTIONS = ("reduction", "delta", "beta", "label_smoothing", "ignore_index")
+PLAIN_OPTIONS = (
+    "reduction", "delta", "beta", "label_smoothing", "ignore_index", "log_target"
+)  # fmt: skip
 
 
 def plain_options(loss: Loss, name: str) -> dict[str, object]:
-    """``loss``'s PLAIN_OPTIONS that differ from those of ``LOSSES[name]()``."""
-    default, options = LOSSES[name](), {}
+    """``loss``'s PLAIN_OPTIONS that differ from those of the loss ``name`` by default."""
+    default, options = {**LOSSES, **GRAPH_LOSSES}[name](), {}
     for key in PLAIN_OPTIONS:
         value = getattr(loss, key, None)
         if hasattr(default, key) and value != getattr(default, key):
@@ -984,7 +1002,8 @@ LOSSES: dict[str, type[Loss]] = {
     "smooth_l1": SmoothL1Loss,
 }
 # losses fit takes by name besides LOSSES (torch.nn.functional's names; "bce" beside
-# "bce_with_logits"): on the recorded graph, neither --loss choices nor recorded in info
+# "bce_with_logits"): on the recorded graph, not --loss choices; fit records them in info
+# as "bce" and "kl_div" (recorded_name)
 GRAPH_LOSSES: dict[str, type[Loss]] = {
     "bce": BCELoss,
     "binary_cross_entropy": BCELoss,
