@@ -16,7 +16,6 @@ fuzzer leaves alone:
   goes through is refused in one line (wxb records no in-place operation; torch records
   it on a non-leaf), and works under ``no_grad`` or on a tensor that records nothing;
 - ``sort``/``argsort`` are stable whatever ``stable=`` says (ties in their first order);
-  ``wxb.einsum`` refuses an index repeated within one operand;
 - ``//`` has no gradient (its backward refused, as torch's); ``%``'s divisor gets
   ``−G·⌊A/B⌋`` as torch's, also where it divides a number (``wxb.remainder(2.5, t)``),
   whose derivative torch 2.13 has not implemented.

@@ -1,5 +1,6 @@
 """Leftovers noticed by earlier sessions (s51): why_not_planned of a Sequential subclass
-agrees with fit's engine; every loss fit takes by name is recorded by name."""
+agrees with fit's engine; every loss fit takes by name is recorded by name; einsum
+reads a diagonal where an index repeats within one operand."""
 
 import numpy as np
 import pytest
@@ -131,3 +132,35 @@ def test_every_loss_fit_takes_by_name_is_recorded_by_name(seeded, name, tmp_path
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15, err_msg=msg("evaluate"))
     wxb.fit(model, X, y, epochs=1, verbose=0)  # without loss=: the recorded one
     assert model.info.get("loss") == recorded, msg("a second fit's record")
+
+
+EINSUM_DIAGONALS = [
+    ("ii->i", ["ii"]), ("ii", ["ii"]), ("bii->bi", ["bii"]), ("iij->j", ["iij"]),
+    ("iji->ij", ["iji"]), ("iii->i", ["iii"]), ("bii->b", ["bii"]), ("ii,ij->j", ["ii", "ij"]),
+    ("ij,jj->ij", ["ij", "jj"]), ("...ii->...i", ["bii"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("equation, subs", EINSUM_DIAGONALS)
+def test_einsum_with_an_index_repeated_in_one_operand_is_torchs_diagonal(seeded, equation, subs):
+    """``wxb.einsum("ii->i", m)`` (a diagonal, "ii" a trace, "bii->bi" a batch of them) was
+    refused, "an index repeated within 'ii' is not taken", where torch computes it with
+    its gradient (zero off the diagonal). Values and gradients now are torch's."""
+    rng = seeded.rng
+    sizes = {c: int(rng.integers(1, 5)) for c in "bij"}
+    arrays = [rng.normal(size=[sizes[c] for c in sub]) for sub in subs]
+    ours = [wxb.tensor(a, requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    out, expected = wxb.einsum(equation, *ours), torch.einsum(equation, *theirs)
+    msg = lambda what: seeded.msg(f"{what} of {equation} with {sizes}")  # noqa: E731
+    # (a sum of at most 4 products in another order: a few roundings of the largest term)
+    np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=1e-13, atol=1e-13,
+                               err_msg=msg("the value"))  # fmt: skip
+    G = rng.normal(size=expected.shape)
+    (out * wxb.tensor(G)).sum().backward()
+    (expected * torch.from_numpy(G)).sum().backward()
+    for k, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+        np.testing.assert_allclose(a.grad, b.grad.numpy(), rtol=1e-13, atol=1e-13,
+                                   err_msg=msg(f"∂/∂ operand {k}"))  # fmt: skip
+    ours[0].data[...] = 7.0  # the output is its own memory, not a view of the operand's
+    np.testing.assert_array_equal(out.data, expected.detach().numpy(), err_msg=msg("the copy"))

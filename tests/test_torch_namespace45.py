@@ -678,8 +678,8 @@ def test_einsum_as_torchs_with_gradients(seeded, dtype):
         backward_both(found, expected, rng, dtype)
         for n, (o, t) in enumerate(pairs):
             close(o.grad, t.grad, dtype, seeded.msg(f"{equation} grad {n}"))
-    with pytest.raises(ConfigError, match="repeated"):
-        wxb.einsum("ii->i", wxb.zeros(2, 2))
+    with pytest.raises(ConfigError, match="repeated within the output"):  # (torch's too)
+        wxb.einsum("i->ii", wxb.zeros(2))
     with pytest.raises(ShapeError, match="einsum"):
         wxb.einsum("ij,jk->ik", wxb.zeros(2, 3), wxb.zeros(4, 2))
 

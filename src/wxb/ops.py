@@ -5472,8 +5472,9 @@ def einsum(equation: object, *operands: object) -> Tensor:
     """``torch.einsum("bij,bjk->bik", a, b)``: NumPy's einsum forward. ∂L/∂Xₖ contracts
     G with the other operands back onto Xₖ's subscripts (G's subscripts the output's),
     broadcast along an index only Xₖ had (summed away in the forward). An ellipsis
-    (...) stands for the dims no letter names, broadcast as torch's; an index repeated
-    within one operand (a trace, a diagonal) is refused."""
+    (...) stands for the dims no letter names, broadcast as torch's. An index repeated
+    within one operand ("ii->i", "ii", "bii->bi") reads its diagonal, as torch's: its
+    ∂L/∂X is zero off the diagonal. One repeated in the output is refused, as torch's."""
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
     if not isinstance(equation, str):
@@ -5491,8 +5492,8 @@ def einsum(equation: object, *operands: object) -> Tensor:
     for s in (*subs, output):
         if s and not s.isalpha():
             raise ConfigError(f"einsum: subscripts are letters; got {s!r}")
-        if len(set(s)) != len(s):
-            raise ConfigError(f"einsum: an index repeated within {s!r} is not taken")
+    if len(set(output)) != len(output):
+        raise ConfigError(f"einsum: an index repeated within the output {output!r} is not taken")
     tensors = in_result_type(operands)  # (an array: the tensors' dtype, copied if read)
     like = max(tensors, key=lambda t: t.dtype.itemsize)
     tensors = [astype(t, like.dtype) if t.dtype != like.dtype else t for t in tensors]
@@ -5502,6 +5503,8 @@ def einsum(equation: object, *operands: object) -> Tensor:
         shapes = ", ".join(_dims(t.shape) for t in tensors)
         raise ShapeError(f"einsum: {equation!r} with {shapes}: {error}") from None
     arrays = [t.data for t in tensors]
+    if any(np.may_share_memory(out, a) for a in arrays):  # a diagonal is NumPy's view
+        out = np.array(out)
     needs = [t.requires_grad for t in tensors]
 
     def backward(g: np.ndarray) -> tuple[np.ndarray | None, ...]:
@@ -5511,13 +5514,28 @@ def einsum(equation: object, *operands: object) -> Tensor:
                 grads.append(None)
                 continue
             others = [s for j, s in enumerate(subs) if j != k]
-            kept = "".join(c for c in sub if c in output or any(c in s for s in others))
+            distinct = "".join(dict.fromkeys(sub))  # a repeated index once: the diagonal
+            kept = "".join(c for c in distinct if c in output or any(c in s for s in others))
             terms = ",".join([output, *others])
             rest = [a for j, a in enumerate(arrays) if j != k]
             grad = np.einsum(f"{terms}->{kept}", g, *rest)
             # an index only this operand had was summed away: ∂/∂ is G along all of it
-            shape = [t.shape[i] if c in kept else 1 for i, c in enumerate(sub)]
-            grads.append(np.broadcast_to(grad.reshape(shape), t.shape).astype(t.dtype))
+            sizes = dict(zip(sub, t.shape, strict=True))
+            shape = tuple(sizes[c] for c in distinct)
+            grad = np.broadcast_to(
+                grad.reshape([sizes[c] if c in kept else 1 for c in distinct]), shape
+            )
+            if distinct == sub:
+                grads.append(grad.astype(t.dtype))
+                continue
+            # X's diagonal received G: zero off it (each index's stride the sum of its dims')
+            full = np.zeros(t.shape, t.dtype)
+            strides = tuple(
+                int(np.sum([full.strides[i] for i, d in enumerate(sub) if d == c], dtype=np.intp))
+                for c in distinct
+            )
+            np.lib.stride_tricks.as_strided(full, shape, strides, writeable=True)[...] = grad
+            grads.append(full)
         return tuple(grads)
 
     backward.subscripts = subs  # type: ignore[attr-defined]  # (summary counts its FLOPs)
