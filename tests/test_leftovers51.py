@@ -1,6 +1,7 @@
 """Leftovers noticed by earlier sessions (s51): why_not_planned of a Sequential subclass
 agrees with fit's engine; every loss fit takes by name is recorded by name; einsum
-reads a diagonal where an index repeats within one operand."""
+reads a diagonal where an index repeats within one operand; a Flatten-first model's ONNX
+input is the samples predict takes."""
 
 import numpy as np
 import pytest
@@ -164,3 +165,62 @@ def test_einsum_with_an_index_repeated_in_one_operand_is_torchs_diagonal(seeded,
                                    err_msg=msg(f"∂/∂ operand {k}"))  # fmt: skip
     ours[0].data[...] = 7.0  # the output is its own memory, not a view of the operand's
     np.testing.assert_array_equal(out.data, expected.detach().numpy(), err_msg=msg("the copy"))
+
+
+def test_onnx_export_of_a_flatten_first_model_takes_the_samples_predict_takes(seeded, tmp_path):
+    """A model whose first layer is Flatten() trains and predicts on images (N, 2, 3, 4),
+    but its ONNX graph took rows (batch, 24): onnxruntime refused the X predict takes
+    ("Invalid rank for input"). fit now records the sample shape, and the graph's input
+    is (batch, 2, 3, 4) (``sample_shape=`` to give another), with predict's outputs."""
+    import wxb.onnx
+
+    ort = pytest.importorskip("onnxruntime")
+    rng = seeded.rng
+    dims = tuple(int(d) for d in rng.integers(1, 5, size=int(rng.integers(2, 4))))
+    n, rows, c = int(np.prod(dims)), int(rng.integers(2, 12)), int(rng.integers(2, 4))
+    X = rng.normal(size=(rows, *dims))
+    model = wxb.nn.Sequential(
+        wxb.nn.Flatten(), wxb.nn.Linear(n, 5), wxb.nn.Tanh(), wxb.nn.Linear(5, c)
+    ).to("float64")
+    wxb.fit(model, X, rng.integers(0, c, rows), epochs=1, verbose=0)
+    msg = lambda what: seeded.msg(f"{what} for samples {dims}")  # noqa: E731
+    path = wxb.onnx.export(model, tmp_path / "model.onnx")
+    session = ort.InferenceSession(str(path))
+    assert session.get_inputs()[0].shape == ["batch", *dims], msg("the input's shape")
+    # (Gemm sums n products in its own order: a few roundings of float64)
+    np.testing.assert_allclose(session.run(None, {"input": X})[0], model.predict(X),
+                               rtol=1e-12, atol=1e-12, err_msg=msg("onnxruntime"))  # fmt: skip
+    flipped = dims[::-1]  # another shape of the same values, given
+    path = wxb.onnx.export(model, tmp_path / "other.onnx", sample_shape=flipped)
+    session = ort.InferenceSession(str(path))
+    other = X.reshape(rows, *flipped)
+    found = session.run(None, {"input": other})[0]
+    np.testing.assert_allclose(found, model.predict(other), rtol=1e-12, atol=1e-12,
+                               err_msg=msg("given sample_shape"))  # fmt: skip
+    with pytest.raises(wxb.ConfigError, match=f"sample_shape must be a sample's dims of {n} "):
+        wxb.onnx.export(model, tmp_path / "bad.onnx", sample_shape=(n + 1,))
+
+
+def test_a_first_flatten_of_negative_start_dim_is_refused_in_one_line_by_predict(seeded):
+    """Flatten(-3) first: model(X) of images (N, 2, 3, 4) is torch's; predict and fit
+    hand the model rows, where dim −3 is out of range: they stopped at "flatten: dim -3
+    is out of range for a tensor of 2 dimensions", of a tensor the user never made. Now
+    a line naming the layer and what to give instead."""
+    rng = seeded.rng
+    dims = tuple(int(d) for d in rng.integers(1, 5, size=3))
+    n, rows = int(np.prod(dims)), int(rng.integers(2, 9))
+    X = rng.normal(size=(rows, *dims))
+    model = wxb.nn.Sequential(wxb.nn.Flatten(-3), wxb.nn.Linear(n, 2)).to("float64")
+    twin = torch.nn.Sequential(torch.nn.Flatten(-3), torch.nn.Linear(n, 2)).double()
+    with torch.no_grad():
+        twin[1].weight.copy_(torch.from_numpy(model[1].weight.data))
+        twin[1].bias.copy_(torch.from_numpy(model[1].bias.data))
+        expected = twin(torch.from_numpy(X)).numpy()
+    with wxb.no_grad():
+        np.testing.assert_allclose(model(X).data, expected, rtol=1e-12, atol=1e-12,
+                                   err_msg=seeded.msg("model(X)"))  # fmt: skip
+    for run in (model.predict, lambda X: wxb.fit(model, X, rng.integers(0, 2, rows), verbose=0)):
+        with pytest.raises(
+            wxb.ConfigError, match=r"Flatten\(start_dim=-3\) first .* give Flatten\(\)"
+        ):
+            run(X)

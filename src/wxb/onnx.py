@@ -14,8 +14,10 @@ default domain, with the weights as initializers:
 - Dropout, AlphaDropout, FeatureAlphaDropout, Dropout1d   nothing (the export is for
                  inference; predict skips them too)
 - RReLU          LeakyReLU of slope (lower + upper)/2, its inference form
-- Flatten()      Flatten(axis=1). The graph's input is rows (batch, features), as ONNX
-                 needs its rank: images go in as X.reshape(len(X), -1), as wxb's fit takes them
+- Flatten()      Flatten(axis=1). First, the graph takes what predict takes: samples of
+                 the shape fit trained on (``model.info["sample_shape"]``, or
+                 ``sample_shape=``), images (batch, 28, 28) as they are; else rows
+                 (batch, features), X.reshape(len(X), -1)
 - LayerNorm(n)   μ = X·(𝟙/n), D = X − μ, σ² = (D ⊙ D)·(𝟙/n), D ⊙ 1/√(σ² + ε), then ⊙ γ + β:
                  MatMul, Sub, Mul, Add, Sqrt, Reciprocal (opset-13 operators), x̂ in
                  float64 as wxb takes it (a float32 model Casts X there and x̂ back)
@@ -207,7 +209,12 @@ def _onnx() -> Any:
 
 
 def export(
-    model: Module, path: str | Path, *, opset: int | None = None, dtype: object = None
+    model: Module,
+    path: str | Path,
+    *,
+    opset: int | None = None,
+    dtype: object = None,
+    sample_shape: object = None,
 ) -> Path:
     """Write ``model`` as an ONNX file at ``path`` and return the path.
 
@@ -216,7 +223,10 @@ def export(
     onnx's newest). ``dtype``: the graph's, for a model holding no float array
     (``Sequential(Softmax())``, which wxb runs in its input's dtype and whose
     ``.double()`` has nothing to cast): float32 by default; any other model's graph is
-    in its arrays' dtype, and another ``dtype`` is refused.
+    in its arrays' dtype, and another ``dtype`` is refused. ``sample_shape``: for a model
+    whose first layer is a Flatten, the dims of a sample after the batch, (28, 28) for
+    MNIST, which the graph's input then takes as predict does; by default the shape fit
+    trained on (``model.info["sample_shape"]``), else rows (batch, features).
 
     Raises ConfigError, writing nothing, for a path ending ``.safetensors`` (wxb's model
     files: ``wxb.save``), a model with a module that is not a stock
@@ -242,6 +252,7 @@ def export(
     if stage is None:
         graph = _Graph(onnx, dtype)
         n_features, n_outputs = graph.add_layers(layers)
+        graph.sample_shape = _sample_shape(model, graph.flatten_first, n_features, sample_shape)
         proto = graph.model(n_features, n_outputs, opset, _metadata(model))
     else:
         if stage.is_plain:  # numbers as they are: the one input, holes filled
@@ -271,6 +282,27 @@ def export(
 # ---------------------------------------------------------------------------------
 # What the model computes: its stock layers, in order
 # ---------------------------------------------------------------------------------
+def _sample_shape(
+    model: Module, flatten_first: bool, n_features: int | None, given: object
+) -> tuple[int, ...] | None:
+    """The input's dims after the batch for a model whose first layer is a Flatten:
+    ``given``, else the shape fit recorded; None (rows) for any other model."""
+    where = "sample_shape" if given is not None else "the model's info['sample_shape']"
+    shape = given if given is not None else model.info.get("sample_shape")
+    if shape is None:
+        return None
+    if not flatten_first:
+        if given is None:  # (recorded, then the Flatten was removed: rows, as predict's)
+            return None
+        raise ConfigError("export sample_shape: the model's first layer is not a Flatten")
+    ok = isinstance(shape, (list, tuple)) and len(shape) >= 1
+    ok = ok and all(isinstance(d, (int, np.integer)) and d > 0 for d in shape)
+    if not ok or (n_features is not None and int(np.prod(shape)) != n_features):
+        takes = f" of {n_features} values" if n_features is not None else ""
+        raise ConfigError(f"export: {where} must be a sample's dims{takes}; got {shape!r}")
+    return tuple(int(d) for d in shape)
+
+
 def _check_opset(opset: object, newest: int) -> int:
     if opset is None:
         return min(DEFAULT_OPSET, newest)
@@ -503,6 +535,8 @@ class _Graph:
         self.names: set[str] = set(reserved)
         self.inputs: list | None = None  # a table stage's inputs (else the one "input")
         self.per_column = False  # one input per raw column
+        self.flatten_first = False  # the graph may take samples of more dims (sample_shape)
+        self.sample_shape: tuple[int, ...] | None = None  # the input's dims after the batch
         self.opset = DEFAULT_OPSET  # (text cells are matched by regex from TEXT_OPSET on)
 
     # -- names, initializers, nodes ------------------------------------------------------
@@ -703,6 +737,7 @@ class _Graph:
                 takes = self._norm_width(path, layer)
             elif isinstance(layer, Flatten):
                 self._check_flatten(path, layer)  # (rows (B, n) it gives as they are)
+                self.flatten_first |= k == 0 and start == "input"
             if takes is not None:
                 if width is None and n_features is None:
                     n_features = takes
@@ -1146,7 +1181,8 @@ class _Graph:
                 "missing → output, as model.predict on the encoded table"
             )
         else:
-            inputs = self.inputs or [helper.make_tensor_value_info("input", elem, shape_in)]
+            shape = ["batch", *self.sample_shape] if self.sample_shape else shape_in
+            inputs = self.inputs or [helper.make_tensor_value_info("input", elem, shape)]
             doc = "Exported from wxb: input (batch, features) → output, as model.predict"
         used = {name for node in self.nodes for name in node.input}
         graph = helper.make_graph(

@@ -1375,6 +1375,8 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         model.info["feature_names"] = names
     _update_training_record(model.info, X_arr, X_val)
     _record_loss(model.info, loss_fn, y_arr)
+    if getattr(X, "ndim", 0) > 2 and X_arr.ndim == 2:  # made rows by a Flatten first:
+        model.info["sample_shape"] = [int(d) for d in X.shape[1:]]  # the ONNX input's
     _record_target_names(model.info, y, y_arr, kind, shape)
     history = History(engine="planned" if planned else "graph")
     if not planned:

@@ -2168,6 +2168,14 @@ def flatten_rows(model: Module, X: object) -> object:
     while stock_kind(first, (Sequential,)) is Sequential and first._modules:
         first = next(iter(first._modules.values()))
     stock = is_stock(first, Flatten) and first.rows_of(tuple(X.shape))
+    if stock and not first.rows_of((1, 1)):  # rows would reach it, where its dim is out of
+        # range (as torch's on 2-D): before, "dim -3 is out of range for a tensor of 2 dims"
+        raise ConfigError(
+            f"{first.label}: Flatten(start_dim={first.start_dim}) first flattens X of "
+            f"{X.ndim} dims, but fit, evaluate and predict hand the model rows (B, −1), "
+            f"where dim {first.start_dim} is out of range; give Flatten() (start_dim=1, the "
+            "same rows), or call model(X)"
+        )
     if not stock and not (first._own_forward() and _takes_rows_alike(first, X)):
         return X
     X = np.asarray(X)
