@@ -410,8 +410,11 @@ def test_resumed_runs_equal_the_uninterrupted_one(seeded, tmp_path):
         got = differences(reference, resumed)
         assert got == [], f"{msg}; stopped after {k} epochs (same objects {same}): {got}"
 
-    # 3. Ctrl-C at a training step, resumed with fresh objects
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    # 3. Ctrl-C at a training step, resumed with fresh objects; under Python's own Ctrl-C
+    # handler, as an interactive session has it (CI's runner ignores SIGINT: this part
+    # was left out there)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
         # twice: in the run, then in its resumed run (counted from the resumed run's start)
         ats = [int(a) for a in rng.integers(1, max(2, len(found) + E), size=2)]
         folder = tmp_path / "ctrl-c"
@@ -425,8 +428,10 @@ def test_resumed_runs_equal_the_uninterrupted_one(seeded, tmp_path):
                     pass
             # (not interrupted when ``at`` is past the run: resuming it then changes nothing)
             resumed = run(cfg, folder, resume=True, wrap=True, checkpoint_every=cfg["every"])
-        got = differences(wrapped, resumed)
-        assert got == [], f"{msg}; Ctrl-C at {ats}: {got}"
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    got = differences(wrapped, resumed)
+    assert got == [], f"{msg}; Ctrl-C at {ats}: {got}"
 
 
 class PythonNoise(Module):
