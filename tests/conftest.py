@@ -26,6 +26,13 @@ class Seeded:
         apart from ``rng``'s stream."""
         return int(np.random.SeedSequence(self.seed).spawn(1)[0].generate_state(1, np.uint64)[0])
 
+    @property
+    def torch_seed(self) -> int:
+        """The seed of torch's global generator in this test: drawn from the test's seed,
+        apart from ``rng``'s and wxb's streams."""
+        child = np.random.SeedSequence(self.seed, spawn_key=(1,))
+        return int(child.generate_state(1, np.uint64)[0])
+
     def msg(self, what: str) -> str:
         return f"{what} (seed {self.seed}; replay with WXB_TEST_SEED={self.seed})"
 
@@ -34,11 +41,18 @@ class Seeded:
 def seeded() -> Seeded:
     """The test's seed; wxb's default generator (a layer built without ``seed=``, a
     Dropout's masks) reseeded from it, so WXB_TEST_SEED replays those draws too, which
-    otherwise hung on the tests run before (a ``wxb.manual_seed(5)`` there fixed them)."""
+    otherwise hung on the tests run before (a ``wxb.manual_seed(5)`` there fixed them);
+    so is torch's global generator, where torch is loaded (not imported here for tests
+    that do not use it)."""
     import wxb
 
     s = Seeded()
     wxb.manual_seed(s.wxb_seed)
+    # torch's too, where the suite has loaded it (a test's torch.randn, a twin's init):
+    # else WXB_TEST_SEED replayed the NumPy draws beside other torch ones
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.manual_seed(s.torch_seed)
     print(f"random seed: {s.seed}")
     return s
 

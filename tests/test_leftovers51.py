@@ -224,3 +224,36 @@ def test_a_first_flatten_of_negative_start_dim_is_refused_in_one_line_by_predict
             wxb.ConfigError, match=r"Flatten\(start_dim=-3\) first .* give Flatten\(\)"
         ):
             run(X)
+
+
+_REPLAYED = """
+import pytest
+import torch
+
+@pytest.mark.parametrize("run", [1, 2])
+def test_draws(seeded, run):
+    print("numpy", seeded.rng.standard_normal(2).tolist())
+    print("torch", torch.randn(3).tolist(), torch.nn.Linear(2, 2).weight.flatten().tolist())
+"""
+
+
+def test_the_printed_seed_replays_torchs_draws_too(seeded, tmp_path):
+    """The ``seeded`` fixture reseeded NumPy and wxb, not torch's global generator: a
+    failing test that drew with ``torch.randn`` (or initialised a torch twin) did not
+    replay from WXB_TEST_SEED. Two tests run with one seed (the second after the first
+    drew) now draw the same, in torch too."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copy(os.path.join(os.path.dirname(__file__), "conftest.py"), tmp_path)
+    (tmp_path / "test_replayed.py").write_text(_REPLAYED)
+    env = {**os.environ, "WXB_TEST_SEED": str(seeded.seed)}
+    env.pop("WXB_ALSO_NUMPY_ROUTE", None)  # (one pass of its own)
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-s",
+               str(tmp_path / "test_replayed.py")]  # fmt: skip
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith(("numpy", "torch"))]
+    assert done.returncode == 0 and len(lines) == 4, done.stdout + done.stderr
+    assert lines[:2] == lines[2:], seeded.msg(f"a replay: {lines}")
