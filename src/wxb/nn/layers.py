@@ -292,6 +292,29 @@ class _KernelSetting:
         layer.kernel = dataclasses.replace(layer.kernel, **{self.name: value})
 
 
+def _dim_setting(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ConfigError(f"{what} must be an integer (a dim); got {value!r}")
+    return int(value)
+
+
+class _DimSetting:
+    """A layer's dim (Flatten's start_dim and end_dim, Unflatten's and GLU's dim), checked
+    when set later too (torch's layer.start_dim = 2), as at construction. A change is one
+    of the model's structure: a plan leaves out a Flatten that passes rows, and the width
+    out is read from it (summary, save, export)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name, self.what = name, f"{owner.__name__} {name}"
+
+    def __get__(self, layer: Module | None, owner: type | None = None) -> Any:
+        return self if layer is None else getattr(layer, f"_{self.name}")
+
+    def __set__(self, layer: Module, value: object) -> None:
+        setattr(layer, f"_{self.name}", _dim_setting(value, self.what))
+        _structure_changed()
+
+
 class Identity(Activation):
     def __init__(self, name: str | None = None) -> None:
         super().__init__(ops.Identity(), name)
@@ -596,14 +619,7 @@ class GLU(Module):
         self.dim = dim
         self.name = name
 
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @dim.setter
-    def dim(self, value: object) -> None:  # checked when set later too, as at construction
-        self._dim = _dim_setting(value, "GLU dim")
-        _structure_changed()  # its width out is read from it (summary, save)
+    dim = _DimSetting()
 
     def halves_rows(self) -> bool:
         """Whether it halves the features of rows (B, F): dim 1 or -1."""
@@ -1201,12 +1217,6 @@ def refuse_subclass(layer: Module, kind: type[Module]) -> None:
         )
 
 
-def _dim_setting(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ConfigError(f"{what} must be an integer (a dim); got {value!r}")
-    return int(value)
-
-
 class Flatten(Module):
     """Dims start_dim … end_dim made one, as torch's nn.Flatten: (N, 28, 28) → (N, 784)
     by default. A view of the input (a reshape); its backward reshapes δ back."""
@@ -1217,24 +1227,8 @@ class Flatten(Module):
         self.end_dim = end_dim
         self.name = name
 
-    # checked when set later too (torch's layer.start_dim = 2), as at construction
-    @property
-    def start_dim(self) -> int:
-        return self._start_dim
-
-    @start_dim.setter
-    def start_dim(self, value: object) -> None:
-        self._start_dim = _dim_setting(value, "Flatten start_dim")
-        _structure_changed()  # a plan leaves out a Flatten that passes rows on
-
-    @property
-    def end_dim(self) -> int:
-        return self._end_dim
-
-    @end_dim.setter
-    def end_dim(self, value: object) -> None:
-        self._end_dim = _dim_setting(value, "Flatten end_dim")
-        _structure_changed()  # a plan leaves out a Flatten that passes rows on
+    start_dim = _DimSetting()
+    end_dim = _DimSetting()
 
     def forward(self, x: Tensor) -> Tensor:
         x = ops.as_tensor(x)
@@ -1275,15 +1269,7 @@ class Unflatten(Module):
         self.unflattened_size = unflattened_size
         self.name = name
 
-    # checked when set later too (torch's layer.dim = 2), as at construction
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @dim.setter
-    def dim(self, value: object) -> None:
-        self._dim = _dim_setting(value, "Unflatten dim")
-        _structure_changed()  # its output shape is read from it (summary, export)
+    dim = _DimSetting()
 
     @property
     def unflattened_size(self) -> tuple[int, ...]:
