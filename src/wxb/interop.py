@@ -1116,9 +1116,10 @@ def _setting(value):
 
 def optimizer_from_torch(source, optimizer):
     """Load PyTorch's optimiser state into the wxb ``optimizer`` of the same class
-    (SGD, Adam, AdamW, RMSprop, Adagrad, NAdam, RAdam, Adamax, Adadelta), made over the
-    wxb model's parameters in the order of the PyTorch model's (``from_torch(seq)``
-    keeps it): ``source`` is the ``torch.optim`` optimiser or its ``state_dict()``.
+    (SGD, Adam, AdamW, RMSprop, Adagrad, NAdam, RAdam, Adamax, Adadelta, Rprop, ASGD),
+    made over the wxb model's parameters in the order of the PyTorch model's
+    (``from_torch(seq)`` keeps it): ``source`` is the ``torch.optim`` optimiser or its
+    ``state_dict()``.
     Each parameter's moments, step count, NAdam's mu_product, SGD's momentum_buffer and
     each group's settings carry over, so the next steps are the ones PyTorch would have
     taken. Raises ConfigError in one line for another class, other groups or shapes, a
@@ -1268,8 +1269,8 @@ def optimizer_to_torch(optimizer, torch_opt):
                 if key == "step":
                     if kind is not optim.SGD:
                         out["step"] = torch.tensor(float(value), dtype=scalar)
-                elif key == "mu_product":
-                    out["mu_product"] = torch.tensor(float(value), dtype=scalar)
+                elif key in ("mu_product", "eta", "mu"):  # NAdam's, ASGD's 0-d tensors
+                    out[key] = torch.tensor(float(value), dtype=scalar)
                 elif key == "momentum_step":
                     continue
                 elif key == "velocity":

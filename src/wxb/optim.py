@@ -58,6 +58,7 @@ except ImportError:  # pragma: no cover
 # the public names (README's table; torch.optim's that wxb has): ``from wxb.optim import *``
 # brings these, not NumPy or the helpers fit and the CLI share
 __all__ = [
+    "ASGD",
     "SGD",
     "Adadelta",
     "Adagrad",
@@ -83,6 +84,7 @@ __all__ = [
     "RAdam",
     "RMSprop",
     "ReduceLROnPlateau",
+    "Rprop",
     "SequentialLR",
     "StepLR",
     "clip_grad_norm_",
@@ -94,6 +96,8 @@ COUNTER_KEYS = {
     "param_steps": "step",
     "momentum_steps": "momentum_step",
     "mu_products": "mu_product",  # NAdam's Π μ_k, a number in [0, 1] that starts at 1
+    "etas": "eta",  # ASGD's step size and averaging weight for the next update
+    "mus": "mu",
 }
 CHUNK = 1 << 17  # elements per pass: the chunk of every array an update touches stays in cache
 _pool: ThreadPoolExecutor | None = None
@@ -2000,6 +2004,191 @@ class Adadelta(Optimizer):
         )  # fmt: skip
 
 
+def _flag(group: dict, key: str, where: str) -> None:
+    value = group.get(key)
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{where} {key} must be True or False; got {value!r}")
+    group[key] = bool(value)
+
+
+def _pair(value: object, what: str, check) -> tuple[float, float]:
+    if not (isinstance(value, (tuple, list)) and len(value) == 2):
+        raise ConfigError(f"{what} must be two numbers; got {value!r}")
+    return tuple(check(v, what) for v in value)
+
+
+def _scalar_count(value: object, where: str) -> float:
+    """ASGD's eta or mu from a state dict or set by hand: a number ≥ 0 (PyTorch's 0-d
+    tensor taken)."""
+    if getattr(value, "shape", None) == () and hasattr(value, "item"):
+        value = value.item()
+    return _non_negative(value, where)
+
+
+# the flags these optimisers run either way (maximize negates the gradient first)
+_MAXIMIZE_TAKEN: dict[str, tuple[bool, str]] = {
+    "differentiable": Optimizer.fixed_flags["differentiable"],
+}
+
+
+class Rprop(Optimizer):
+    """PyTorch's Rprop (resilient backpropagation): each weight's step size grows by
+    η₊ while its gradient keeps its sign and shrinks by η₋ when the sign flips, within
+    ``step_sizes`` (min, max); W ← W − sign(g)·step, with g taken as 0 after a flip
+    (and kept so in ``prev``). Step sizes start at the group's lr at a parameter's first
+    step, as PyTorch's. ``maximize`` climbs the objective."""
+
+    state_names = possible_states = ("prev", "step_size")
+    hyperparameters = ("lr", "etas", "step_sizes", "maximize")
+    fixed_flags: ClassVar[dict[str, tuple[bool, str]]] = _MAXIMIZE_TAKEN
+    etas = _GroupValue()
+    step_sizes = _GroupValue()
+    maximize = _GroupValue()
+
+    def __init__(
+        self,
+        params: Iterable[Parameter] | Iterable[dict],
+        lr: float = 1e-2,
+        etas: tuple[float, float] = (0.5, 1.2),
+        step_sizes: tuple[float, float] = (1e-6, 50),
+        *,
+        maximize: bool = False,
+        **torch_only: object,
+    ) -> None:
+        self._torch_only(torch_only)
+        super().__init__(params, lr, etas=etas, step_sizes=step_sizes, maximize=maximize)
+
+    def _check_group(self, group: dict, where: str) -> None:
+        super()._check_group(group, where)
+        minus, plus = _pair(group.get("etas"), f"{where} etas", _number)
+        if not 0 < minus < 1 < plus:
+            raise ConfigError(
+                f"{where} etas must be (η₋, η₊) with 0 < η₋ < 1 < η₊; got {group['etas']!r}"
+            )
+        group["etas"] = (minus, plus)
+        low, high = _pair(group.get("step_sizes"), f"{where} step_sizes", _non_negative)
+        if low > high:
+            raise ConfigError(
+                f"{where} step_sizes must be (min, max) with min ≤ max; got {group['step_sizes']!r}"
+            )
+        group["step_sizes"] = (low, high)
+        _flag(group, "maximize", where)
+
+    def _advance(self, live: list[int], group: dict) -> list[int]:
+        steps = self.param_steps
+        for i in live:
+            if not self._has_state(i):  # PyTorch's state begins here: steps of the lr
+                self.step_size[i][...] = group["lr"]
+                self.prev[i][...] = 0
+            steps[i] += 1
+        return [0] * len(live)  # the rule reads no count: any walk gives the same result
+
+    def _rule(self, data, grad, states, t, s1, s2, h):
+        prev, step_size = states
+        g = np.negative(grad, out=s2) if h["maximize"] else grad
+        np.multiply(g, prev, out=s1)
+        np.sign(s1, out=s1)
+        flipped = s1 < 0
+        minus, plus = h["etas"]
+        # each factor in place, as PyTorch's: η₊, η₋ or 1 (a NaN stays NaN)
+        np.copyto(s1, plus, where=s1 > 0)
+        np.copyto(s1, minus, where=flipped)
+        np.copyto(s1, 1.0, where=s1 == 0)
+        step_size *= s1
+        np.clip(step_size, *h["step_sizes"], out=step_size)
+        if g is not s2:
+            np.copyto(s2, g)
+        np.copyto(s2, 0, where=flipped)  # after a flip: no step, and no flip next time
+        np.sign(s2, out=s1)
+        s1 *= step_size
+        data -= s1
+        np.copyto(prev, s2)
+
+
+class ASGD(Optimizer):
+    """PyTorch's ASGD (averaged SGD, Polyak & Juditsky): W ← W·(1 − λ·η_t) − η_t·g
+    (``weight_decay`` adds its multiple of W to g first), then the average
+    ax ← ax + μ_t·(W − ax) (ax = W while μ_t = 1); η_{t+1} = lr/(1 + λ·lr·t)^α and
+    μ_{t+1} = 1/max(1, t − t0). η starts at the group's lr at a parameter's first step.
+    η and μ are kept per parameter (state ``eta``, ``mu``) and rounded in the
+    parameter's dtype, as PyTorch's in its default dtype."""
+
+    state_names = possible_states = ("ax",)
+    hyperparameters = ("lr", "lambd", "alpha", "t0", "weight_decay", "maximize")
+    fixed_flags: ClassVar[dict[str, tuple[bool, str]]] = _MAXIMIZE_TAKEN
+    counters = ("param_steps", "etas", "mus")
+    counter_starts: ClassVar[dict[str, float]] = {"etas": 0.0, "mus": 1.0}
+    lambd = _GroupValue()
+    alpha = _GroupValue()
+    t0 = _GroupValue()
+    weight_decay = _GroupValue()
+    maximize = _GroupValue()
+
+    def __init__(
+        self,
+        params: Iterable[Parameter] | Iterable[dict],
+        lr: float = 1e-2,
+        lambd: float = 1e-4,
+        alpha: float = 0.75,
+        t0: float = 1e6,
+        weight_decay: float = 0.0,
+        *,
+        maximize: bool = False,
+        **torch_only: object,
+    ) -> None:
+        self._torch_only(torch_only)
+        super().__init__(
+            params, lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay,
+            maximize=maximize,
+        )  # fmt: skip
+
+    def _check_group(self, group: dict, where: str) -> None:
+        super()._check_group(group, where)
+        for key in ("lambd", "alpha", "weight_decay"):
+            group[key] = _non_negative(group.get(key), f"{where} {key}")
+        t0 = group["t0"] = _number(group.get("t0"), f"{where} t0")
+        if not math.isfinite(t0):
+            raise ConfigError(f"{where} t0 must be finite; got {t0}")
+        _flag(group, "maximize", where)
+
+    def _counter_value(self, counter: str, value: object, where: str, loaded: bool = False):
+        if counter in ("etas", "mus"):
+            return _scalar_count(value, f"{where} {COUNTER_KEYS[counter]}")
+        return super()._counter_value(counter, value, where, loaded)
+
+    def _advance(self, live: list[int], group: dict) -> list:
+        steps, etas, mus, params = self.param_steps, self.etas, self.mus, self.params
+        lr, lambd, alpha, t0 = group["lr"], group["lambd"], group["alpha"], group["t0"]
+        clocks = []
+        for i in live:
+            kind = params[i].data.dtype.type  # PyTorch's η and μ are 0-d tensors
+            if not self._has_state(i):  # PyTorch's state begins here: η at the lr
+                etas[i], mus[i] = float(kind(lr)), 1.0
+                self.ax[i][...] = 0
+            steps[i] += 1
+            clocks.append((steps[i], etas[i], mus[i]))  # what this update uses
+            etas[i] = float(kind(lr / ((1 + lambd * lr * steps[i]) ** alpha)))
+            mus[i] = float(kind(1 / max(1, steps[i] - t0)))
+        return clocks
+
+    def _rule(self, data, grad, states, t, s1, s2, h):
+        _, eta, mu = t
+        (ax,) = states
+        g = np.negative(grad, out=s2) if h["maximize"] else grad
+        if h["weight_decay"]:  # g + λ·W, in the scratch: the gradient itself stays as it is
+            np.multiply(data, h["weight_decay"], out=s1)
+            g = np.add(g, s1, out=s1)
+        data *= 1 - h["lambd"] * eta
+        np.multiply(g, -eta, out=s2)
+        data += s2
+        if mu != 1:
+            np.subtract(data, ax, out=s1)
+            s1 *= mu
+            ax += s1
+        else:
+            np.copyto(ax, data)
+
+
 OPTIMIZERS: dict[str, type[Optimizer]] = {
     "sgd": SGD,
     "adam": Adam,
@@ -2010,6 +2199,8 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
     "radam": RAdam,
     "adamax": Adamax,
     "adadelta": Adadelta,
+    "rprop": Rprop,
+    "asgd": ASGD,
 }
 # The rate an optimiser named to fit or wxb train starts from without an lr, where it is
 # not the class's own (PyTorch's) default: SGD(params) is torch.optim.SGD's 1e-3.
