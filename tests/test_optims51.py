@@ -60,9 +60,26 @@ def _asgd_options(rng) -> dict:
     return options
 
 
+def _adafactor_options(rng) -> dict:
+    options = {"lr": float(rng.choice([0.0, *rng.uniform(1e-3, 0.1, size=4)]))}
+    if rng.random() < 0.6:
+        options["beta2_decay"] = float(rng.uniform(-1.0, 0.0))
+    if rng.random() < 0.6:  # eps1 None is the dtype's machine epsilon
+        eps1 = None if rng.random() < 0.3 else float(rng.choice([0.0, 1e-30, 1e-3]))
+        options["eps"] = (eps1, float(rng.choice([0.0, 1e-3, 0.5])))
+    if rng.random() < 0.6:  # a threshold the updates' RMS crosses, and one it does not
+        options["d"] = float(rng.choice([1.0, rng.uniform(1.0, 3.0), 1e3]))
+    if rng.random() < 0.5:
+        options["weight_decay"] = float(rng.uniform(0, 0.5))
+    if rng.random() < 0.3:
+        options["maximize"] = True
+    return options
+
+
 KINDS = {
     "Rprop": _rprop_options,
     "ASGD": _asgd_options,
+    "Adafactor": _adafactor_options,
 }
 
 
@@ -273,8 +290,12 @@ def test_defaults_are_pytorchs_and_bad_settings_refused():
             if key != "params":
                 assert value == theirs[key], (kind, key)
         assert wxb.optim.get_optimizer(kind.lower(), params).lr == theirs["lr"]
-        for flag in ("foreach", "capturable"):
-            getattr(wxb.optim, kind)(params, **{flag: True})  # the same numbers: taken
+        getattr(wxb.optim, kind)(params, foreach=True)  # the same numbers: taken
+        if kind == "Adafactor":  # PyTorch's has neither
+            with pytest.raises(TypeError, match="capturable"):
+                wxb.optim.Adafactor(params, capturable=True)
+            continue
+        getattr(wxb.optim, kind)(params, capturable=True)
         with pytest.raises(ConfigError, match="differentiable"):
             getattr(wxb.optim, kind)(params, differentiable=True)
     with pytest.raises(ConfigError, match="etas"):
@@ -285,3 +306,9 @@ def test_defaults_are_pytorchs_and_bad_settings_refused():
         wxb.optim.ASGD(params, lambd=-1.0)
     with pytest.raises(ConfigError, match="maximize"):
         wxb.optim.ASGD(params, maximize="yes")
+    with pytest.raises(ConfigError, match="beta2_decay"):
+        wxb.optim.Adafactor(params, beta2_decay=0.5)
+    with pytest.raises(ConfigError, match="clipping threshold"):
+        wxb.optim.Adafactor(params, d=0.5)
+    with pytest.raises(ConfigError, match=r"eps\[1\]"):
+        wxb.optim.Adafactor(params, eps=(None, -1.0))

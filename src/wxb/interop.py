@@ -1197,9 +1197,12 @@ def optimizer_from_torch(source, optimizer):
                 v = v.detach().cpu()
                 v = (v.float() if v.dtype in (torch.float16, torch.bfloat16) else v).numpy()
             array = np.array(v, copy=True)
-            if array.shape != tuple(p.shape):
+            shape = optimizer.state_shape(mine, i)  # (Adafactor's row and column means)
+            if array.shape != shape:
                 raise ConfigError(
-                    f"{at}: shape {array.shape}; parameter {i} of this {name} is {tuple(p.shape)}"
+                    f"{at}: shape {array.shape}; parameter {i} of this {name} is "
+                    f"{tuple(p.shape)}"
+                    + ("" if shape == tuple(p.shape) else f", its {k} {shape or 'none'}")
                 )
             entry[mine] = array
             names.add(mine)
@@ -1214,7 +1217,9 @@ def optimizer_from_torch(source, optimizer):
         entry = entries[i]
         full = {key: entry.get(key, kind.counter_starts.get(c, 0)) for key, c in counters.items()}
         for s in names:
-            full[s] = entry[s] if s in entry else np.zeros(p.shape, p.dtype)
+            shape = optimizer.state_shape(s, i)
+            if s in entry or shape is not None:
+                full[s] = entry[s] if s in entry else np.zeros(shape, p.dtype)
         state_dict_state[i] = full
     steps = max((e.get("step", 0) for e in entries.values()), default=0)
     try:

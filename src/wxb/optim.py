@@ -61,6 +61,7 @@ __all__ = [
     "ASGD",
     "SGD",
     "Adadelta",
+    "Adafactor",
     "Adagrad",
     "Adam",
     "AdamW",
@@ -358,7 +359,7 @@ class _ParamState(dict):
         if not opt._has_state(i):
             return {}
         entry: dict = {COUNTER_KEYS[c]: getattr(opt, c)[i] for c in opt.counters}
-        entry.update({s: getattr(opt, s)[i] for s in opt.state_names})
+        entry.update(opt._state_arrays(i))
         return entry
 
     def _own(self, key: object) -> object:
@@ -409,8 +410,8 @@ class _ParamState(dict):
         started = opt._has_state(i) and i not in opt.__dict__.get("_begun", {})
         if name in counters:
             getattr(opt, counters[name])[i] = opt._counter_value(counters[name], value, where)
-        elif name in opt.state_names:
-            target = getattr(opt, name)[i]
+        elif name in opt._state_arrays(i):
+            target = opt._state_arrays(i)[name]
             array = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
             if array.shape != target.shape or array.dtype.kind not in "fiu":
                 raise ConfigError(
@@ -420,7 +421,7 @@ class _ParamState(dict):
             np.copyto(target, array, casting="unsafe")  # (in the parameter's dtype)
             opt._state_written(name, i)
         else:
-            kept = [*counters, *opt.state_names]
+            kept = [*counters, *opt._state_arrays(i)]
             raise ConfigError(
                 f"{where}: {type(opt).__name__} keeps {', '.join(map(repr, kept))} here; "
                 "another key would change nothing"
@@ -874,6 +875,14 @@ class Optimizer:
         again, as PyTorch's next step does (see ``_State``)."""
         state = {p: _ParamState(self, i) for i, p in enumerate(self.params) if self._has_state(i)}
         return _State(self, state)
+
+    def _state_arrays(self, i: int) -> dict[str, np.ndarray]:
+        """Parameter ``i``'s state arrays by name (views of the flat buffers)."""
+        return {s: getattr(self, s)[i] for s in self.state_names}
+
+    def state_shape(self, name: str, i: int) -> tuple | None:
+        """The shape of state ``name`` of parameter ``i`` (None: it keeps no such state)."""
+        return tuple(self.params[i].shape)
 
     def _state_written(self, name: str, i: int) -> None:
         """State ``name`` of parameter ``i`` was set by hand (``state[p][name] = …``)."""
@@ -2189,6 +2198,212 @@ class ASGD(Optimizer):
             np.copyto(ax, data)
 
 
+def _lerp(start: np.ndarray, end: np.ndarray, weight: float) -> None:
+    """``start.lerp_(end, weight)``, PyTorch's two forms (the one that rounds least on
+    each side of ½)."""
+    if abs(weight) < 0.5:
+        start += weight * (end - start)
+    else:
+        np.copyto(start, end - (end - start) * (1 - weight))
+
+
+def _squared_norm_mean(grad: np.ndarray, axis: int) -> np.ndarray:
+    """PyTorch's ``norm(g, dim).square_().div_(n)`` (the square root rounded, then squared)."""
+    norm = np.sqrt(np.sum(grad * grad, axis=axis, keepdims=True))
+    return norm * norm / grad.shape[axis]
+
+
+class Adafactor(Optimizer):
+    """PyTorch's Adafactor (Shazeer & Stern): the second moment of a matrix kept factored,
+    a row and a column mean of g² (``row_var``, ``col_var``: for an N-d parameter over its
+    last two dimensions), of a vector or scalar whole (``variance``), each averaged with
+    weight t^``beta2_decay``; the step, g/√v̂ clipped to RMS ``d``, scaled by
+    max(ε₂, RMS(W))·min(lr, 1/√t). ``weight_decay`` shrinks W by 1 − lr·λ first; ε₁ None
+    is the dtype's machine epsilon. Each parameter is stepped whole (its RMS and the
+    clipping are over all of it), not in the flat walk of the element-wise rules."""
+
+    possible_states = ("row_var", "col_var", "variance")
+    hyperparameters = ("lr", "beta2_decay", "eps", "d", "weight_decay", "maximize")
+    fixed_flags: ClassVar[dict[str, tuple[bool, str]]] = {}
+    IMPLEMENTATION_OPTIONS: ClassVar[tuple[str, ...]] = ("foreach",)  # PyTorch's only one
+    beta2_decay = _GroupValue()
+    eps = _GroupValue()
+    d = _GroupValue()
+    weight_decay = _GroupValue()
+    maximize = _GroupValue()
+
+    def __init__(
+        self,
+        params: Iterable[Parameter] | Iterable[dict],
+        lr: float = 1e-2,
+        beta2_decay: float = -0.8,
+        eps: tuple[float | None, float] = (None, 1e-3),
+        d: float = 1.0,
+        weight_decay: float = 0.0,
+        *,
+        maximize: bool = False,
+        **torch_only: object,
+    ) -> None:
+        self._torch_only(torch_only)
+        super().__init__(
+            params, lr, beta2_decay=beta2_decay, eps=eps, d=d, weight_decay=weight_decay,
+            maximize=maximize,
+        )  # fmt: skip
+
+    def _check_group(self, group: dict, where: str) -> None:
+        super()._check_group(group, where)
+        decay = group["beta2_decay"] = _number(group.get("beta2_decay"), f"{where} beta2_decay")
+        if not decay <= 0:
+            raise ConfigError(f"{where} beta2_decay must be ≤ 0; got {decay}")
+        eps = group.get("eps")
+        if not (isinstance(eps, (tuple, list)) and len(eps) == 2):
+            raise ConfigError(f"{where} eps must be (eps1 or None, eps2); got {eps!r}")
+        eps1 = None if eps[0] is None else _non_negative(eps[0], f"{where} eps[0]")
+        group["eps"] = (eps1, _non_negative(eps[1], f"{where} eps[1]"))
+        d = group["d"] = _number(group.get("d"), f"{where} d")
+        if not (d >= 1 and math.isfinite(d)):
+            raise ConfigError(f"{where} d (the clipping threshold) must be ≥ 1; got {d}")
+        group["weight_decay"] = _non_negative(group.get("weight_decay"), f"{where} weight_decay")
+        _flag(group, "maximize", where)
+
+    # -- its state: factored, so not of the parameters' shapes -------------------------------
+    @staticmethod
+    def _shapes(shape: tuple) -> dict[str, tuple]:
+        if len(shape) > 1:
+            return {"row_var": (*shape[:-1], 1), "col_var": (*shape[:-2], 1, shape[-1])}
+        return {"variance": shape}
+
+    def state_shape(self, name: str, i: int) -> tuple | None:
+        return self._shapes(self.params[i].shape).get(name)
+
+    def _fresh(self, p: Parameter) -> dict[str, np.ndarray]:
+        return {k: np.zeros(s, p.data.dtype) for k, s in self._shapes(p.shape).items()}
+
+    def _init_state(self) -> None:
+        super()._init_state()
+        self._factors = [self._fresh(p) for p in self.params]
+
+    def add_param_group(self, group: dict) -> None:
+        super().add_param_group(group)
+        self._factors.extend(self._fresh(p) for p in self.params[len(self._factors) :])
+
+    def _state_arrays(self, i: int) -> dict[str, np.ndarray]:
+        return self._factors[i]
+
+    def _restart(self, indices: Iterable[int]) -> None:
+        indices = list(indices)
+        super()._restart(indices)
+        for i in indices:
+            for array in self._factors[i].values():
+                array[...] = 0
+
+    def _check_state_shapes(self) -> None:
+        for i, p in enumerate(self.params):
+            for name, array in getattr(self, "_factors", [{}] * (i + 1))[i].items():
+                if array.shape != self._shapes(p.shape)[name]:
+                    raise ConfigError(
+                        f"Adafactor: parameter {i} is {p.shape} now but its {name} state is "
+                        f"{array.shape} (its .data was given another shape after the "
+                        "optimiser was made); make a new optimiser for it"
+                    )
+
+    def state_dict(self) -> dict:
+        saved = super().state_dict()
+        for i, entry in saved["state"].items():
+            entry.update({k: v.copy() for k, v in self._factors[i].items()})
+        return saved
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        name = "Adafactor.load_state_dict"
+        state = state_dict.get("state") if isinstance(state_dict, dict) else None
+        if not isinstance(state, dict):
+            super().load_state_dict(state_dict)  # (refused there, in its words)
+            return
+        factors, rest = [], {}
+        for i, p in enumerate(self.params):
+            entry = state.get(i, state.get(str(i)))
+            if not isinstance(entry, dict) or self._torch_entry(entry):
+                super().load_state_dict(state_dict)  # (refused there, in its words)
+                return
+            wanted = self._shapes(p.shape)
+            mine = {}
+            for key in self.possible_states:
+                if key not in entry:
+                    continue
+                value = np.asarray(entry[key])
+                if key not in wanted or value.shape != wanted[key] or value.dtype.kind != "f":
+                    raise ConfigError(
+                        f"{name} state[{i}] {key}: {value.dtype} of shape {value.shape}; "
+                        f"parameter {i} of shape {p.shape} keeps "
+                        + ", ".join(f"{k} of shape {s}" for k, s in wanted.items())
+                    )
+                mine[key] = value
+            missing = sorted(set(wanted) - set(mine))
+            if missing:
+                raise ConfigError(f"{name} state[{i}]: {', '.join(map(repr, missing))} missing")
+            factors.append(mine)
+            rest[i] = {k: v for k, v in entry.items() if k not in self.possible_states}
+        super().load_state_dict({**state_dict, "state": rest})
+        for i, mine in enumerate(factors):
+            for key, value in mine.items():
+                np.copyto(self._factors[i][key], value, casting="same_kind")
+            if any(np.any(v) for v in mine.values()):
+                self.__dict__.setdefault("_written", set()).add(i)
+
+    # -- the update, parameter by parameter ------------------------------------------------
+    def _update_params(self) -> None:
+        groups = self._groups()
+        self._check_begun(groups)
+        self.steps += 1
+        self._follow_params()
+        params = self.params
+        for group, (start, stop) in zip(groups, self._bounds, strict=True):
+            for i in range(start, stop):
+                p = params[i]
+                if p.grad is None:
+                    continue
+                _check_grad_shape(p, i)
+                _make_steppable(p)
+                p._versions[0] += 1  # graphs recorded before may not run backward after it
+                grad = p.grad
+                if type(grad) is not np.ndarray or grad.dtype != p.data.dtype:
+                    grad = np.asarray(grad).astype(p.data.dtype, casting="same_kind")
+                factors = self._factors[i]
+                for key, array in factors.items():  # the model was cast: the state with it
+                    if array.dtype != p.data.dtype:
+                        factors[key] = array.astype(p.data.dtype)
+                self.param_steps[i] += 1
+                self._step_one(p.data, grad, factors, self.param_steps[i], group)
+
+    @staticmethod
+    def _step_one(data: np.ndarray, grad: np.ndarray, factors: dict, t: int, h: dict) -> None:
+        if h["maximize"]:
+            grad = -grad
+        eps1, eps2 = h["eps"]
+        if eps1 is None:
+            eps1 = float(np.finfo(data.dtype).eps)
+        weight = float(t) ** h["beta2_decay"]  # 1 − β₂ at step t
+        rho = min(h["lr"], 1 / (float(t) ** 0.5))
+        alpha = max(eps2, float(np.sqrt(np.sum(data * data))) / (data.size**0.5)) * rho
+        if h["weight_decay"]:
+            data *= 1 - h["lr"] * h["weight_decay"]
+        if grad.ndim > 1:
+            row, col = factors["row_var"], factors["col_var"]
+            _lerp(row, _squared_norm_mean(grad, -1), weight)
+            _lerp(col, _squared_norm_mean(grad, -2), weight)
+            estimate = row * col  # (…, m, 1) @ (…, 1, n): one product each
+            estimate /= np.maximum(row.mean(axis=-2, keepdims=True), eps1)
+        else:
+            variance = factors["variance"]
+            _lerp(variance, grad * grad, weight)
+            estimate = variance.copy()
+        np.maximum(estimate, eps1 * eps1, out=estimate)
+        update = np.divide(1, np.sqrt(estimate), out=estimate)
+        update *= grad
+        rms = float(np.sqrt(np.sum(update * update))) / ((update.size**0.5) * h["d"])
+        data += update * (-alpha / max(1.0, rms))
+
+
 OPTIMIZERS: dict[str, type[Optimizer]] = {
     "sgd": SGD,
     "adam": Adam,
@@ -2201,6 +2416,7 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
     "adadelta": Adadelta,
     "rprop": Rprop,
     "asgd": ASGD,
+    "adafactor": Adafactor,
 }
 # The rate an optimiser named to fit or wxb train starts from without an lr, where it is
 # not the class's own (PyTorch's) default: SGD(params) is torch.optim.SGD's 1e-3.
