@@ -312,3 +312,238 @@ def test_defaults_are_pytorchs_and_bad_settings_refused():
         wxb.optim.Adafactor(params, d=0.5)
     with pytest.raises(ConfigError, match=r"eps\[1\]"):
         wxb.optim.Adafactor(params, eps=(None, -1.0))
+
+
+# -- LBFGS ------------------------------------------------------------------------------------
+def _lbfgs_options(rng) -> dict:
+    options = {
+        "lr": float(rng.uniform(0.2, 1.0)),
+        "max_iter": int(rng.integers(1, 5)),
+        "history_size": int(rng.integers(1, 8)),
+        "line_search_fn": [None, "strong_wolfe"][int(rng.integers(0, 2))],
+    }
+    if rng.random() < 0.3:
+        options["max_eval"] = int(rng.integers(1, 8))
+    if rng.random() < 0.3:
+        options["tolerance_change"] = float(rng.choice([0.0, 1e-12, 1e-6]))
+    if rng.random() < 0.3:
+        options["tolerance_grad"] = float(rng.choice([0.0, 1e-9, 1e-3]))
+    return options
+
+
+class _Problem:
+    """f(x) = ½xᵀAx + ¼Σx⁴ − bᵀx over the parameters' values in order (A SPD, condition
+    10²…10⁴), its gradient computed in NumPy for both closures: each optimiser sees the
+    same numbers at the same point."""
+
+    def __init__(self, rng, shapes, quartic=True):
+        self.sizes = [int(np.prod(s)) for s in shapes]
+        n = sum(self.sizes)
+        q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+        self.A = q @ np.diag(np.logspace(0, rng.uniform(2, 4), n)) @ q.T
+        self.b = rng.normal(size=n)
+        self.quartic = quartic
+        self.frozen: int | None = None  # a parameter whose gradient is None now
+
+    def value_and_grad(self, x):
+        f = 0.5 * x @ self.A @ x - self.b @ x
+        g = self.A @ x - self.b
+        if self.quartic:
+            f, g = f + 0.25 * np.sum(x**4), g + x**3
+        return f, g
+
+    def closure(self, params, opt, as_torch):
+        def closure():
+            opt.zero_grad(set_to_none=False)  # (PyTorch's LBFGS counts a None as 0 too)
+            values = [q.detach().numpy() if as_torch else q.data for q in params]
+            f, g = self.value_and_grad(np.concatenate([v.reshape(-1) for v in values]))
+            start = 0
+            for i, (q, size) in enumerate(zip(params, self.sizes, strict=True)):
+                part = g[start : start + size].reshape(q.shape)
+                start += size
+                if i == self.frozen:
+                    q.grad = None
+                else:
+                    q.grad = torch.tensor(part) if as_torch else part.copy()
+            return torch.tensor(f) if as_torch else wxb.tensor(f, dtype="float64")
+
+        return closure
+
+
+def test_lbfgs_steps_are_pytorchs_from_the_same_state(seeded):
+    """Over 50+ steps, each from the same weights and state as PyTorch's (handed over
+    through optimizer_from_torch and optimizer_to_torch in turn, the whole run's state:
+    directions, curvature pairs, t, H_diag, counts), wxb's step ends where PyTorch's does.
+
+    Not compared over a whole free run: PyTorch's dot products (MKL's order) and fused
+    p + t·d round otherwise than NumPy's, and L-BFGS amplifies such differences from step
+    to step (a fixed step of lr 0.9, history 1: 1e-16 grew to 1e-6 in 58 steps). One step
+    of up to 4 iterations from one state keeps them at the rounding times the problem's
+    condition (≤ 10⁴): rtol 1e-10."""
+    rng = seeded.rng
+    with torch_default("float64"):
+        shapes = _shapes(rng, "LBFGS")
+        mine, theirs = _twins(rng, shapes)
+        options = _lbfgs_options(rng)
+        msg = seeded.msg(f"LBFGS {options} shapes {shapes}")
+        opt = wxb.optim.LBFGS(mine, **options)
+        their_opt = torch.optim.LBFGS(theirs, **options)
+        problem = _Problem(rng, shapes)
+        window = sorted(int(s) for s in rng.integers(0, 50, size=2))
+        frozen = int(rng.integers(0, len(mine)))  # no gradient for a stretch of steps
+        for step in range(int(rng.integers(50, 60))):
+            problem.frozen = frozen if window[0] <= step < window[1] else None
+            if step % 2:
+                interop.optimizer_from_torch(their_opt, opt)
+                for p, q in zip(mine, theirs, strict=True):
+                    p.data[...] = q.detach().numpy()
+            else:
+                interop.optimizer_to_torch(opt, their_opt)
+                with torch.no_grad():
+                    for p, q in zip(mine, theirs, strict=True):
+                        q.copy_(torch.tensor(p.data))
+            loss = opt.step(problem.closure(mine, opt, as_torch=False))
+            their_loss = their_opt.step(problem.closure(theirs, their_opt, as_torch=True))
+            assert float(loss) == pytest.approx(float(their_loss), rel=1e-12), msg
+            scale = max(float(np.abs(q.detach().numpy()).max(initial=0)) for q in theirs)
+            for i, (p, q) in enumerate(zip(mine, theirs, strict=True)):
+                np.testing.assert_allclose(
+                    p.data, q.detach().numpy(), rtol=1e-10, atol=1e-10 * scale,
+                    err_msg=f"{msg}: parameter {i} after step {step + 1}",
+                )  # fmt: skip
+            state, their_state = opt.state[mine[0]], their_opt.state[theirs[0]]
+            for key in ("n_iter", "func_evals"):
+                assert state[key] == their_state[key], f"{msg}: {key} after step {step + 1}"
+            assert len(state["old_dirs"]) == len(their_state["old_dirs"]), msg
+
+
+def test_lbfgs_reaches_the_least_squares_solution(seeded):
+    """On a convex quadratic, L-BFGS with the strong-Wolfe search ends at A⁻¹b (NumPy's
+    solve), the gradient under tolerance_grad; its state_dict taken mid-run through JSON
+    continues the run unchanged."""
+    rng = seeded.rng
+    shapes = [(int(rng.integers(2, 6)), int(rng.integers(2, 6))), (int(rng.integers(1, 6)),)]
+    mine, _ = _twins(rng, shapes)
+    problem = _Problem(rng, shapes, quartic=False)
+    msg = seeded.msg(f"shapes {shapes}")
+    history = int(rng.integers(3, 20))
+    opt = wxb.optim.LBFGS(mine, history_size=history, line_search_fn="strong_wolfe")
+    opt.step(problem.closure(mine, opt, as_torch=False))
+    saved = json.loads(json.dumps(opt.state_dict(), default=lambda a: a.tolist()))
+    state = saved["state"]["0"]
+    for key in ("d", "prev_flat_grad"):
+        state[key] = np.array(state[key])
+    for key in ("old_dirs", "old_stps"):
+        state[key] = [np.array(v) for v in state[key]]
+    again = wxb.optim.LBFGS(mine, line_search_fn="strong_wolfe")
+    again.load_state_dict({"state": {0: state}, "param_groups": saved["param_groups"]})
+    assert again.history_size == history, msg
+    for _ in range(40):
+        again.step(problem.closure(mine, again, as_torch=False))
+    x = np.concatenate([p.data.reshape(-1) for p in mine])
+    want = np.linalg.solve(problem.A, problem.b)
+    cond = np.linalg.cond(problem.A)
+    np.testing.assert_allclose(x, want, rtol=0, atol=1e-6 * cond * np.abs(want).max(), err_msg=msg)
+    assert np.abs(problem.value_and_grad(x)[1]).max() <= 1e-5 * cond, msg
+
+
+def test_lbfgs_trains_a_wxb_model_through_its_closure(seeded):
+    """The closure a PyTorch user writes (zero_grad, forward, loss, backward, return the
+    loss) on a wxb model: a linear model ends at NumPy's least-squares fit."""
+    rng = seeded.rng
+    X = rng.normal(size=(int(rng.integers(20, 60)), int(rng.integers(2, 6))))
+    y = X @ rng.normal(size=(X.shape[1], 2)) + rng.normal(scale=0.1, size=(len(X), 2))
+    model = Dense(X.shape[1], 2, dtype="float64")
+    opt = wxb.optim.LBFGS(
+        model.parameters(), line_search_fn="strong_wolfe", tolerance_grad=1e-12,
+        tolerance_change=1e-15,
+    )  # fmt: skip
+    loss_fn = wxb.nn.MSELoss()
+
+    def closure():
+        opt.zero_grad()
+        loss = loss_fn(model(X), y)
+        loss.backward()
+        return loss
+
+    first = float(opt.step(closure))
+    for _ in range(20):
+        opt.step(closure)
+    ones = np.hstack([X, np.ones((len(X), 1))])
+    want, *_ = np.linalg.lstsq(ones, y, rcond=None)
+    got = np.vstack([model.weight.data.T, model.bias.data[None, :]])
+    np.testing.assert_allclose(got, want, atol=1e-6, err_msg=seeded.msg("lstsq"))
+    assert float(closure()) < first
+
+
+def test_lbfgs_refusals_are_one_line():
+    params = list(Dense(3, 2).parameters())
+    with pytest.raises(ConfigError, match="closure"):
+        wxb.optim.LBFGS(params).step()
+    with pytest.raises(ConfigError, match="one parameter group"):
+        wxb.optim.LBFGS([{"params": params[:1]}, {"params": params[1:]}])
+    with pytest.raises(ConfigError, match="line_search_fn"):
+        wxb.optim.LBFGS(params, line_search_fn="backtracking")
+    with pytest.raises(ConfigError, match="history_size"):
+        wxb.optim.LBFGS(params, history_size=0)
+    theirs = torch.optim.LBFGS([torch.nn.Parameter(torch.zeros(2))]).defaults
+    for key, value in wxb.optim.LBFGS(params).param_groups[0].items():
+        if key != "params":
+            assert value == theirs[key], key
+    X, y = np.zeros((4, 3)), np.zeros(4, dtype=int)
+    model = Sequential(Dense(3, 2))
+    with pytest.raises(ConfigError, match=r"fit cannot run LBFGS: .*closure"):
+        wxb.fit(model, X, y, optimizer=wxb.optim.LBFGS(model.parameters()), verbose=False)
+    with pytest.raises(ConfigError, match=r"optimizer must be one of .*; got 'lbfgs': .*closure"):
+        wxb.fit(model, X, y, optimizer="lbfgs", verbose=False)
+
+
+def test_sparse_adam_and_muon_say_why_they_are_missing():
+    with pytest.raises(AttributeError, match=r"SparseAdam.*sparse gradients.*Adam"):
+        wxb.optim.SparseAdam  # noqa: B018
+    with pytest.raises(ImportError, match=r"SparseAdam.*sparse gradients"):
+        from wxb.optim import SparseAdam  # noqa: F401
+    with pytest.raises(AttributeError, match="Muon"):
+        wxb.optim.Muon  # noqa: B018
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_wxb_train_runs_and_resumes_each_by_name(seeded, tmp_path, capsys, kind):
+    """wxb train --optimizer rprop|asgd|adafactor: a run resumed from one of its own
+    checkpoints ends at the uninterrupted run's weights, bit for bit."""
+    from wxb.cli import main
+
+    rng = seeded.rng
+    rows = int(rng.integers(40, 80))
+    X = rng.normal(size=(rows, 3))
+    y = (X[:, 0] + rng.normal(scale=0.3, size=rows) > 0).astype(int)
+    data = tmp_path / "d.csv"
+    data.write_text(
+        "a,b,c,y\n" + "".join(f"{r[0]},{r[1]},{r[2]},{t}\n" for r, t in zip(X, y, strict=True))
+    )
+
+    def train(folder, *more):
+        argv = ["train", "--data", str(data), "--target", "y", "--optimizer", kind.lower(),
+                "--epochs", "3", "--batch-size", "16", "--hidden", "5", "--seed", "3",
+                "--checkpoint-dir", str(folder), "--keep-checkpoints", "100",
+                "--checkpoint-every", "1", "-o", str(folder / "m.safetensors"), *more]  # fmt: skip
+        code = main(argv)
+        said = capsys.readouterr()
+        assert code == 0, seeded.msg(f"{kind}: {said.err}")
+        return wxb.load(folder / "m.safetensors").state_dict(), said.out
+
+    whole, _ = train(tmp_path / "whole")
+    found = sorted((tmp_path / "whole").glob("step-*.json"))
+    source = found[int(rng.integers(0, len(found) - 1))]
+    folder = tmp_path / "resumed"
+    folder.mkdir()
+    for path in (
+        source,
+        source.with_suffix(".safetensors"),
+        source.with_name("train-options.json"),
+    ):
+        shutil.copy2(path, folder / path.name)
+    resumed, out = train(folder, "--resume")
+    assert f"resumed from {folder / source.name}" in out, seeded.msg(out)
+    for k, v in whole.items():
+        assert np.array_equal(v, resumed[k]), seeded.msg(f"{kind} from {source.name}: {k}")

@@ -1147,6 +1147,8 @@ def optimizer_from_torch(source, optimizer):
     ):
         raise ConfigError(f"{where}: 'param_groups' must be a list of dicts with 'params'")
     _check_groups([list(g["params"]) for g in groups], optimizer, where)
+    if isinstance(optimizer, optim.LBFGS):
+        return _lbfgs_from_torch(source, optimizer, torch)
     ids = [k for g in groups for k in g["params"]]  # PyTorch's ids, in the parameters' order
     settings, kind = _torch_settings(optim), type(optimizer)
     own = {*kind.hyperparameters, *kind.fixed_flags}
@@ -1231,6 +1233,56 @@ def optimizer_from_torch(source, optimizer):
     return optimizer
 
 
+def _lbfgs_from_torch(source: dict, optimizer, torch):
+    """PyTorch's LBFGS state (one entry, under its first parameter) into wxb's: its
+    tensors as arrays, its 0-d tensors as numbers."""
+
+    def plain(value):
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu()
+            return value.item() if value.dim() == 0 else value.numpy().copy()
+        return value
+
+    state = source["state"]
+    entry = next(iter(state.values()), {}) if isinstance(state, dict) else state
+    if not isinstance(entry, dict):
+        raise ConfigError("optimizer_from_torch: 'state' must map PyTorch's ids to dicts")
+    group = {k: _setting(v) for k, v in source["param_groups"][0].items() if k != "params"}
+    loaded = {
+        "state": {0: {k: plain(v) for k, v in entry.items()}} if entry else {},
+        "param_groups": [{**group, "params": list(range(len(optimizer.params)))}],
+        "steps": 0,
+    }
+    try:
+        optimizer.load_state_dict(loaded)
+    except ConfigError as error:
+        raise ConfigError(f"optimizer_from_torch: {error}") from None
+    return optimizer
+
+
+def _lbfgs_to_torch(saved: dict, torch_opt, torch):
+    """wxb's LBFGS state into PyTorch's: arrays as tensors, under its first parameter."""
+
+    def tensor(value):
+        if isinstance(value, list):
+            return [tensor(v) for v in value]
+        if isinstance(value, np.ndarray):
+            return torch.from_numpy(value.copy())
+        return value
+
+    entry = saved["state"].get(0, {})
+    group = saved["param_groups"][0]
+    torch_opt.load_state_dict(
+        {
+            "state": {0: {k: tensor(v) for k, v in entry.items()}} if entry else {},
+            "param_groups": [group],
+        }
+    )
+    return torch_opt
+
+
 def _torch_state_names(kind) -> list[str]:
     wxb_to_torch = {v: k for k, v in kind.torch_names.items()}
     return [wxb_to_torch.get(s, s) for s in kind.possible_states]
@@ -1254,6 +1306,8 @@ def optimizer_to_torch(optimizer, torch_opt):
     _check_torch_optimizer(torch_opt, optimizer, torch, where)
     kind = type(optimizer)
     saved = optimizer.state_dict()
+    if kind is optim.LBFGS:
+        return _lbfgs_to_torch(saved, torch_opt, torch)
     to_torch_name = {v: k for k, v in kind.torch_names.items()}
     scalar = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
     groups, state = [], {}

@@ -59,6 +59,7 @@ except ImportError:  # pragma: no cover
 # brings these, not NumPy or the helpers fit and the CLI share
 __all__ = [
     "ASGD",
+    "LBFGS",
     "SGD",
     "Adadelta",
     "Adafactor",
@@ -2404,6 +2405,427 @@ class Adafactor(Optimizer):
         data += update * (-alpha / max(1.0, rms))
 
 
+def _cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
+    """PyTorch's (minFunc's): the minimiser of the cubic through two points with their
+    slopes, within ``bounds`` (the bisection where it has none)."""
+    if bounds is not None:
+        xmin_bound, xmax_bound = bounds
+    else:
+        xmin_bound, xmax_bound = (x1, x2) if x1 <= x2 else (x2, x1)
+    with np.errstate(all="ignore"):  # (PyTorch's tensors give inf and NaN without a word)
+        d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
+        d2_square = d1**2 - g1 * g2
+        if d2_square >= 0:
+            d2 = np.sqrt(d2_square)
+            if x1 <= x2:
+                min_pos = x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
+            else:
+                min_pos = x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2))
+            return min(max(min_pos, xmin_bound), xmax_bound)
+    return (xmin_bound + xmax_bound) / 2.0
+
+
+def _strong_wolfe(obj_func, x, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_change=1e-9, max_ls=25):
+    """PyTorch's line search for a step t along d meeting the strong Wolfe conditions
+    (its decisions in its order, so the steps are its steps)."""
+    d_norm = np.abs(d).max()
+    g = g.copy()
+    f_new, g_new = obj_func(x, t, d)
+    ls_func_evals = 1
+    gtd_new = g_new.dot(d)
+    t_prev, f_prev, g_prev, gtd_prev = 0, f, g, gtd
+    done = False
+    ls_iter = 0
+    bracket_gtd: list = []
+    while ls_iter < max_ls:
+        if f_new > (f + c1 * t * gtd) or (ls_iter > 1 and f_new >= f_prev):
+            bracket, bracket_f = [t_prev, t], [f_prev, f_new]
+            bracket_g, bracket_gtd = [g_prev, g_new.copy()], [gtd_prev, gtd_new]
+            break
+        if abs(gtd_new) <= -c2 * gtd:
+            bracket, bracket_f, bracket_g = [t], [f_new], [g_new]
+            done = True
+            break
+        if gtd_new >= 0:
+            bracket, bracket_f = [t_prev, t], [f_prev, f_new]
+            bracket_g, bracket_gtd = [g_prev, g_new.copy()], [gtd_prev, gtd_new]
+            break
+        min_step = t + 0.01 * (t - t_prev)
+        max_step = t * 10
+        tmp = t
+        t = _cubic_interpolate(
+            t_prev, f_prev, gtd_prev, t, f_new, gtd_new, bounds=(min_step, max_step)
+        )
+        t_prev, f_prev, g_prev, gtd_prev = tmp, f_new, g_new.copy(), gtd_new
+        f_new, g_new = obj_func(x, t, d)
+        ls_func_evals += 1
+        gtd_new = g_new.dot(d)
+        ls_iter += 1
+    if ls_iter == max_ls:
+        bracket, bracket_f, bracket_g = [0, t], [f, f_new], [g, g_new]
+    insuf_progress = False
+    low_pos, high_pos = (0, 1) if bracket_f[0] <= bracket_f[-1] else (1, 0)
+    while not done and ls_iter < max_ls:  # zoom: shrink the bracket
+        if abs(bracket[1] - bracket[0]) * d_norm < tolerance_change:
+            break
+        t = _cubic_interpolate(
+            bracket[0], bracket_f[0], bracket_gtd[0], bracket[1], bracket_f[1], bracket_gtd[1]
+        )
+        eps = 0.1 * (max(bracket) - min(bracket))
+        if min(max(bracket) - t, t - min(bracket)) < eps:
+            if insuf_progress or t >= max(bracket) or t <= min(bracket):
+                if abs(t - max(bracket)) < abs(t - min(bracket)):
+                    t = max(bracket) - eps
+                else:
+                    t = min(bracket) + eps
+                insuf_progress = False
+            else:
+                insuf_progress = True
+        else:
+            insuf_progress = False
+        f_new, g_new = obj_func(x, t, d)
+        ls_func_evals += 1
+        gtd_new = g_new.dot(d)
+        ls_iter += 1
+        if f_new > (f + c1 * t * gtd) or f_new >= bracket_f[low_pos]:
+            bracket[high_pos], bracket_f[high_pos] = t, f_new
+            bracket_g[high_pos], bracket_gtd[high_pos] = g_new.copy(), gtd_new
+            low_pos, high_pos = (0, 1) if bracket_f[0] <= bracket_f[1] else (1, 0)
+        else:
+            if abs(gtd_new) <= -c2 * gtd:
+                done = True
+            elif gtd_new * (bracket[high_pos] - bracket[low_pos]) >= 0:
+                bracket[high_pos], bracket_f[high_pos] = bracket[low_pos], bracket_f[low_pos]
+                bracket_g[high_pos] = bracket_g[low_pos]
+                bracket_gtd[high_pos] = bracket_gtd[low_pos]
+            bracket[low_pos], bracket_f[low_pos] = t, f_new
+            bracket_g[low_pos], bracket_gtd[low_pos] = g_new.copy(), gtd_new
+    return bracket_f[low_pos], bracket_g[low_pos], bracket[low_pos], ls_func_evals
+
+
+# LBFGS's state: its counts, numbers, flat vectors and lists of them (PyTorch's keys)
+_LBFGS_COUNTS = ("func_evals", "n_iter")
+_LBFGS_NUMBERS = ("t", "H_diag", "prev_loss")
+_LBFGS_VECTORS = ("d", "prev_flat_grad")
+_LBFGS_LISTS = ("old_dirs", "old_stps")
+
+
+class LBFGS(Optimizer):
+    """PyTorch's L-BFGS: ``step(closure)`` runs up to ``max_iter`` iterations (``max_eval``
+    evaluations of the closure, which zeroes the gradients, computes the loss, runs
+    backward and returns the loss), each along the direction the last ``history_size``
+    steps and gradient changes give, of length lr (the first min(1, 1/Σ|g|)·lr), or as
+    the strong-Wolfe line search (``line_search_fn="strong_wolfe"``) finds it; it stops
+    early where max |g| ≤ ``tolerance_grad`` or a change falls under
+    ``tolerance_change``. One parameter group, of one dtype; the state (PyTorch's keys:
+    ``d``, ``t``, ``old_dirs``, ``old_stps``, ``ro``, ``H_diag``, ``prev_flat_grad``,
+    ``prev_loss``, ``al``, ``n_iter``, ``func_evals``) is the whole run's, in
+    ``state[params[0]]`` as PyTorch's. fit steps once a batch with no closure, so it
+    cannot run LBFGS: write the loop (see docs)."""
+
+    hyperparameters = (
+        "lr", "max_iter", "max_eval", "tolerance_grad", "tolerance_change", "history_size",
+        "line_search_fn",
+    )  # fmt: skip
+    fixed_flags: ClassVar[dict[str, tuple[bool, str]]] = {}
+    max_iter = _GroupValue()
+    max_eval = _GroupValue()
+    tolerance_grad = _GroupValue()
+    tolerance_change = _GroupValue()
+    history_size = _GroupValue()
+    line_search_fn = _GroupValue()
+
+    def __init__(
+        self,
+        params: Iterable[Parameter] | Iterable[dict],
+        lr: float = 1,
+        max_iter: int = 20,
+        max_eval: int | None = None,
+        tolerance_grad: float = 1e-7,
+        tolerance_change: float = 1e-9,
+        history_size: int = 100,
+        line_search_fn: str | None = None,
+    ) -> None:
+        if max_eval is None:  # PyTorch's: fixed at construction
+            max_eval = _positive_int(max_iter, "LBFGS max_iter") * 5 // 4
+        self._lbfgs: dict = {}
+        super().__init__(
+            params, lr, max_iter=max_iter, max_eval=max_eval, tolerance_grad=tolerance_grad,
+            tolerance_change=tolerance_change, history_size=history_size,
+            line_search_fn=line_search_fn,
+        )  # fmt: skip
+        if len(self.param_groups) != 1:
+            raise ConfigError(
+                "LBFGS takes one parameter group (its steps are over all the parameters at "
+                f"once, as PyTorch's); got {len(self.param_groups)}"
+            )
+        if len({p.dtype for p in self.params}) != 1:
+            raise ConfigError(
+                "LBFGS: the parameters must share one dtype (its vectors span them all); got "
+                + ", ".join(sorted({str(p.dtype) for p in self.params}))
+            )
+
+    def _check_group(self, group: dict, where: str) -> None:
+        super()._check_group(group, where)
+        for key in ("max_iter", "history_size"):
+            group[key] = _positive_int(group.get(key), f"{where} {key}")
+        max_eval = group.get("max_eval")
+        if isinstance(max_eval, float) and max_eval.is_integer():
+            max_eval = int(max_eval)  # (PyTorch's own default is max_iter * 1.25 in its docs)
+        group["max_eval"] = _positive_int(max_eval, f"{where} max_eval")
+        for key in ("tolerance_grad", "tolerance_change"):
+            group[key] = _non_negative(group.get(key), f"{where} {key}")
+        if group.get("line_search_fn") not in (None, "strong_wolfe"):
+            raise ConfigError(
+                f"{where} line_search_fn must be None or 'strong_wolfe' (PyTorch's only "
+                f"search); got {group.get('line_search_fn')!r}"
+            )
+
+    def add_param_group(self, group: dict) -> None:
+        raise ConfigError("LBFGS takes one parameter group (as PyTorch's); make a new LBFGS")
+
+    # -- state: one for the whole run, as PyTorch's -----------------------------------------
+    @property
+    def state(self) -> dict:
+        """PyTorch's ``optimizer.state``: the run's state under the first parameter."""
+        return {self.params[0]: self._lbfgs} if self._lbfgs else {}
+
+    @state.setter
+    def state(self, value: object) -> None:
+        if not isinstance(value, Mapping) or len(value):
+            raise ConfigError(
+                "LBFGS.state = …: only an empty mapping may be assigned (PyTorch's reset); "
+                "a saved state goes in with load_state_dict"
+            )
+        self._lbfgs = {}
+
+    def state_dict(self) -> dict:
+        """The run's state (arrays copied, numbers as Python's) under index 0, as PyTorch
+        keeps it under its first parameter; the group's settings."""
+
+        def plain(value):
+            if isinstance(value, list):
+                return [plain(v) for v in value]
+            if isinstance(value, np.ndarray):
+                return value.copy()
+            if value is None or isinstance(value, int):
+                return value
+            return float(value)
+
+        (start, stop), group = self._bounds[0], self.param_groups[0]
+        values = {k: v for k, v in group.items() if k != "params"}
+        state = {0: {k: plain(v) for k, v in self._lbfgs.items()}} if self._lbfgs else {}
+        groups = [{**values, "params": list(range(start, stop))}]
+        return {"state": state, "param_groups": groups, "steps": self.steps}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        name = "LBFGS.load_state_dict"
+        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= state_dict.keys():
+            raise ConfigError(f"{name} takes a dict from state_dict()")
+        groups, state = state_dict["param_groups"], state_dict["state"]
+        count = len(self.params)
+        if (
+            not isinstance(groups, list)
+            or len(groups) != 1
+            or not isinstance(groups[0], dict)
+            or list(groups[0].get("params", ())) != list(range(count))
+        ):
+            raise ConfigError(f"{name}: needs one parameter group of its {count} parameters")
+        values = {k: v for k, v in groups[0].items() if k != "params"}
+        self._check_group(values, f"{name} param_groups[0]")
+        if not isinstance(state, dict) or len(state) > 1:
+            raise ConfigError(f"{name}: 'state' must be {{}} or {{0: the run's state}}")
+        entry = next(iter(state.values()), {})
+        size = sum(p.data.size for p in self.params)
+        dtype = self.params[0].dtype
+        loaded: dict = {}
+        for key, value in entry.items() if isinstance(entry, dict) else [(None, entry)]:
+            at = f"{name} state[0][{key!r}]"
+            if type(value).__module__.startswith("torch"):
+                raise ConfigError(
+                    f"{at}: a PyTorch optimiser's state (torch tensors); "
+                    "wxb.interop.optimizer_from_torch(torch_opt, optimizer) takes it"
+                )
+            if key in _LBFGS_COUNTS:
+                loaded[key] = _count_value(value, at)
+            elif key in _LBFGS_NUMBERS:
+                loaded[key] = _number(value, at)
+            elif key in _LBFGS_VECTORS or key in _LBFGS_LISTS:
+                many = value if key in _LBFGS_LISTS else [value]
+                if not isinstance(many, list):
+                    raise ConfigError(f"{at}: must be a list of vectors")
+                arrays = [np.asarray(v) for v in many]
+                if any(a.shape != (size,) or a.dtype.kind != "f" for a in arrays):
+                    raise ConfigError(f"{at}: needs vectors of {size} numbers (the parameters')")
+                arrays = [a.astype(dtype, copy=True) for a in arrays]
+                loaded[key] = arrays if key in _LBFGS_LISTS else arrays[0]
+            elif key in ("ro", "al"):
+                if not isinstance(value, list):
+                    raise ConfigError(f"{at}: must be a list of numbers")
+                loaded[key] = [
+                    None if v is None and key == "al" else dtype.type(_number(v, at)) for v in value
+                ]
+            else:
+                raise ConfigError(f"{at}: LBFGS keeps no such state")
+        lengths = {len(loaded[k]) for k in ("old_dirs", "old_stps", "ro") if k in loaded}
+        if len(lengths) > 1:
+            raise ConfigError(f"{name}: old_dirs, old_stps and ro must be as long as each other")
+        steps = _count_value(state_dict.get("steps", 0), f"{name} steps")
+        for key in ("t", "H_diag"):  # the scalars PyTorch holds as 0-d tensors
+            if key in loaded:
+                loaded[key] = dtype.type(loaded[key])
+        self.param_groups[0].update(values)
+        self._checked = [self._values(self.param_groups[0])]
+        self._lbfgs, self.steps = loaded, steps
+        self._loads = getattr(self, "_loads", 0) + 1
+
+    # -- the update -------------------------------------------------------------------------
+    def _gather_flat_grad(self) -> np.ndarray:
+        dtype = self.params[0].dtype
+        parts = []
+        for i, p in enumerate(self.params):
+            if p.grad is None:  # as PyTorch's: a parameter without one counts as 0
+                parts.append(np.zeros(p.data.size, dtype))
+            else:
+                _check_grad_shape(p, i)
+                parts.append(np.asarray(p.grad, dtype=dtype).reshape(-1))
+        return np.concatenate(parts)
+
+    def _add_grad(self, step_size, update: np.ndarray) -> None:
+        offset = 0
+        for p in self.params:
+            n = p.data.size
+            p._versions[0] += 1
+            p.data += step_size * update[offset : offset + n].reshape(p.data.shape)
+            offset += n
+
+    def _clone_param(self) -> list[np.ndarray]:
+        return [p.data.copy() for p in self.params]
+
+    def _set_param(self, values: list[np.ndarray]) -> None:
+        for p, value in zip(self.params, values, strict=True):
+            p._versions[0] += 1
+            np.copyto(p.data, value)
+
+    def _directional_evaluate(self, closure, x, t, d):
+        self._add_grad(t, d)
+        with enable_grad():
+            loss = float(closure())
+        flat_grad = self._gather_flat_grad()
+        self._set_param(x)
+        return loss, flat_grad
+
+    def step(self, closure: Callable[[], object] | None = None) -> object:
+        """Up to ``max_iter`` iterations; returns the closure's first loss."""
+        if closure is None:
+            raise ConfigError(
+                "LBFGS.step needs a closure (it evaluates the loss several times a step): "
+                "def closure(): opt.zero_grad(); loss = loss_fn(model(X), y); "
+                "loss.backward(); return loss — then opt.step(closure)"
+            )
+        group = self._groups()[0]
+        for p in self.params:
+            _make_steppable(p)
+        lr, max_iter, max_eval = group["lr"], group["max_iter"], group["max_eval"]
+        tolerance_grad, tolerance_change = group["tolerance_grad"], group["tolerance_change"]
+        line_search_fn, history_size = group["line_search_fn"], group["history_size"]
+        self.steps += 1
+        state = self._lbfgs
+        state.setdefault("func_evals", 0)
+        state.setdefault("n_iter", 0)
+        with enable_grad():
+            orig_loss = closure()
+        loss = float(orig_loss)
+        current_evals = 1
+        state["func_evals"] += 1
+        flat_grad = self._gather_flat_grad()
+        if np.abs(flat_grad).max(initial=0) <= tolerance_grad:
+            return orig_loss  # optimal already
+        d, t = state.get("d"), state.get("t")
+        old_dirs, old_stps, ro = state.get("old_dirs"), state.get("old_stps"), state.get("ro")
+        H_diag = state.get("H_diag")
+        prev_flat_grad, prev_loss = state.get("prev_flat_grad"), state.get("prev_loss")
+        n_iter = 0
+        while n_iter < max_iter:
+            n_iter += 1
+            state["n_iter"] += 1
+            if state["n_iter"] == 1:  # the steepest descent
+                d = -flat_grad
+                old_dirs, old_stps, ro = [], [], []
+                H_diag = 1
+            else:  # the two-loop recursion over the kept curvature pairs
+                y = flat_grad - prev_flat_grad
+                s = d * t
+                ys = y.dot(s)
+                if ys > 1e-10:  # a pair of positive curvature: kept
+                    if len(old_dirs) == history_size:
+                        old_dirs.pop(0)
+                        old_stps.pop(0)
+                        ro.pop(0)
+                    old_dirs.append(y)
+                    old_stps.append(s)
+                    ro.append(1.0 / ys)
+                    H_diag = ys / y.dot(y)
+                num_old = len(old_dirs)
+                if "al" not in state:
+                    state["al"] = [None] * history_size
+                al = state["al"]
+                q = -flat_grad
+                for i in range(num_old - 1, -1, -1):
+                    al[i] = old_stps[i].dot(q) * ro[i]
+                    q += -al[i] * old_dirs[i]
+                d = r = q * H_diag
+                for i in range(num_old):
+                    be_i = old_dirs[i].dot(r) * ro[i]
+                    r += (al[i] - be_i) * old_stps[i]
+            if prev_flat_grad is None:
+                prev_flat_grad = flat_grad.copy()
+            else:
+                np.copyto(prev_flat_grad, flat_grad)
+            prev_loss = loss
+            if state["n_iter"] == 1:
+                t = min(1.0, 1.0 / np.abs(flat_grad).sum()) * lr
+            else:
+                t = lr
+            gtd = flat_grad.dot(d)
+            if gtd > -tolerance_change:  # not a descent direction
+                break
+            ls_func_evals = 0
+            if line_search_fn is not None:
+                x_init = self._clone_param()
+
+                def obj_func(x, t, d):
+                    return self._directional_evaluate(closure, x, t, d)
+
+                loss, flat_grad, t, ls_func_evals = _strong_wolfe(
+                    obj_func, x_init, t, d, loss, flat_grad, gtd, max_ls=max_eval - current_evals
+                )
+                self._add_grad(t, d)
+                opt_cond = np.abs(flat_grad).max() <= tolerance_grad
+            else:  # a fixed step, then the gradient there (unless this was the last)
+                self._add_grad(t, d)
+                opt_cond = False
+                if n_iter != max_iter:
+                    with enable_grad():
+                        loss = float(closure())
+                    flat_grad = self._gather_flat_grad()
+                    opt_cond = np.abs(flat_grad).max() <= tolerance_grad
+                    ls_func_evals = 1
+            current_evals += ls_func_evals
+            state["func_evals"] += ls_func_evals
+            if n_iter == max_iter or current_evals >= max_eval or opt_cond:
+                break
+            if np.abs(d * t).max() <= tolerance_change:
+                break
+            if abs(loss - prev_loss) < tolerance_change:
+                break
+        state.update(
+            d=d, t=t, old_dirs=old_dirs, old_stps=old_stps, ro=ro, H_diag=H_diag,
+            prev_flat_grad=prev_flat_grad, prev_loss=prev_loss,
+        )  # fmt: skip
+        return orig_loss
+
+
 OPTIMIZERS: dict[str, type[Optimizer]] = {
     "sgd": SGD,
     "adam": Adam,
@@ -2418,6 +2840,13 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
     "asgd": ASGD,
     "adafactor": Adafactor,
 }
+# why fit and wxb train take no LBFGS (its step is many evaluations of a closure)
+LBFGS_NOT_IN_FIT = (
+    "LBFGS steps with a closure it calls several times a step (the loss and gradients at "
+    "trial points), and fit steps once a batch with gradients it computed; write the loop: "
+    "opt.step(closure) with closure() zeroing the gradients, computing the loss, running "
+    "backward and returning the loss"
+)
 # The rate an optimiser named to fit or wxb train starts from without an lr, where it is
 # not the class's own (PyTorch's) default: SGD(params) is torch.optim.SGD's 1e-3.
 NAMED_LRS = {"sgd": 0.01}
@@ -2430,6 +2859,10 @@ def get_optimizer(name: str | Optimizer, params: Iterable[Parameter], **options)
         raise ConfigError(
             f"optimizer is the class {name.__name__}; give an instance: "
             f"{name.__name__}(model.parameters(), lr=…), or a name"
+        )
+    if isinstance(name, str) and name.lower() == "lbfgs":
+        raise ConfigError(
+            f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {name!r}: {LBFGS_NOT_IN_FIT}"
         )
     if not isinstance(name, str) or name not in OPTIMIZERS:
         # one line: a torch optimiser's repr ran over a dozen lines, its groups listed
@@ -4206,6 +4639,23 @@ class _TorchSchedulerNames(type(sys)):
             name,
             f"wxb.optim.lr_scheduler has no attribute {name!r}; it holds {', '.join(self.__all__)}",
         )
+
+
+# torch.optim's optimisers this module lacks, each with why and what to use instead
+_TORCH_OPTIMIZER_WAYS = {
+    "SparseAdam": "it steps sparse gradients (torch.nn.Embedding(sparse=True)), which wxb "
+    "does not make: its gradients are dense, so use Adam",
+    "Muon": "wxb has no Muon (Newton–Schulz orthogonalised momentum for 2-D weights); use "
+    "SGD with momentum, Adam or AdamW",
+}
+
+
+def __getattr__(name: str) -> object:  # PEP 562: only for names not found above
+    if name in _TORCH_OPTIMIZER_WAYS:
+        raise missing_name(
+            __name__, name, f"wxb.optim has no {name}: {_TORCH_OPTIMIZER_WAYS[name]}"
+        )
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 SCHEDULES["onecycle"] = OneCycleLR

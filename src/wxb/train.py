@@ -74,6 +74,8 @@ from wxb.nn.module import (
 from wxb.nn.norm import BatchNorm1d
 from wxb.nn.sequential import layers_in_order
 from wxb.optim import (
+    LBFGS,
+    LBFGS_NOT_IN_FIT,
     SCHEDULES,
     LRSchedule,
     Optimizer,
@@ -1311,6 +1313,8 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
         if not all(id(p) in own for p in optimizer.params):
             raise ConfigError("the optimiser holds parameters that are not this model's")
         opt = optimizer
+        if isinstance(opt, LBFGS):
+            raise ConfigError(f"fit cannot run LBFGS: {LBFGS_NOT_IN_FIT}")
     else:
         trainable = [p for p in model.parameters() if p.requires_grad]
         if not trainable:
