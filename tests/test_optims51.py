@@ -5,7 +5,11 @@ wxb mid-run, fit with them and its resume; SparseAdam refused in one line."""
 
 import itertools
 import json
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -547,3 +551,56 @@ def test_wxb_train_runs_and_resumes_each_by_name(seeded, tmp_path, capsys, kind)
     assert f"resumed from {folder / source.name}" in out, seeded.msg(out)
     for k, v in whole.items():
         assert np.array_equal(v, resumed[k]), seeded.msg(f"{kind} from {source.name}: {k}")
+
+
+_RANK_SCRIPT = """
+import sys, numpy as np, wxb
+from mpi4py import MPI
+from wxb.nn import Dense, ReLU, Sequential
+kind, dtype, data, out = sys.argv[1:5]
+with np.load(data) as d:
+    X, y = d["X"], d["y"]
+model = Sequential(
+    Dense(X.shape[1], 6, seed=1, dtype=dtype), ReLU(), Dense(6, 3, seed=2, dtype=dtype)
+)
+wxb.fit(model, X, y, loss="cross_entropy", optimizer=kind, epochs=3, batch_size=16, seed=5,
+        verbose=False, distributed=True)
+if MPI.COMM_WORLD.Get_rank() == 0:
+    np.savez(out, **model.state_dict())
+"""
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_ranks_sharing_their_weights_train_what_one_process_trains(seeded, tmp_path, kind):
+    """fit(distributed=True) under mpiexec -n 2 on one machine, where the ranks share the
+    weights and each updates its slice: Rprop's first step sizes and ASGD's average were
+    set whole by every rank's step, over the slices the others had updated (Rprop ended
+    0.19 away from one process's run), and Adafactor, which steps each parameter whole,
+    was stepped by both ranks at once in the shared memory."""
+    pytest.importorskip("mpi4py")
+    mpiexec = Path(sys.executable).with_name("mpiexec")
+    if not mpiexec.is_file():
+        pytest.skip(f"no mpiexec beside {sys.executable}")
+    rng = seeded.rng
+    dtype = str(rng.choice(["float32", "float64"]))
+    X = rng.normal(size=(int(rng.integers(40, 80)), 4))
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5).astype(int)
+    np.savez(tmp_path / "data.npz", X=X, y=y)
+    (tmp_path / "rank.py").write_text(_RANK_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "OMPI_", "PMIX_"))}
+    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    out = tmp_path / "ranks.npz"
+    done = subprocess.run(
+        [str(mpiexec), "-n", "2", sys.executable, str(tmp_path / "rank.py"), kind.lower(),
+         dtype, str(tmp_path / "data.npz"), str(out)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    msg = seeded.msg(f"{kind} {dtype}")
+    assert done.returncode == 0, f"{msg}: {done.stdout}\n{done.stderr}"
+    _, model = _fit(kind.lower(), X, y, dtype)
+    rtol = 1e-12 if dtype == "float64" else 1e-5  # the ranks' gradients summed in another order
+    with np.load(out) as ranks:
+        for key, want in model.state_dict().items():
+            scale = max(1.0, float(np.abs(want).max()))
+            error = float(np.abs(ranks[key].astype(np.float64) - want).max())
+            assert error <= 10 * rtol * scale, f"{msg}: {key} differs by {error:.3g}"

@@ -273,8 +273,10 @@ class SharedGradients:
         # The weights move into shared memory only where nothing else reads them where
         # they lie: a parameter outside the optimiser tied to one inside (through .data)
         # would keep the old values. The arrays they lay in get the values back at close.
-        share_weights = self.steps_whole(optimizer) and not _tied_outside(
-            optimizer.params, model_params
+        share_weights = (
+            getattr(optimizer, "steps_by_slices", True)  # (Adafactor steps each one whole)
+            and self.steps_whole(optimizer)
+            and not _tied_outside(optimizer.params, model_params)
         )
         self.homes = [(p, p.data) for p in optimizer.params]  # (a group added later grows
         self.gathered = optimizer.gathers  # optimizer.params, which the flat layout shares)

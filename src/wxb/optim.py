@@ -572,6 +572,9 @@ class Optimizer:
     # Whether the parameters' values are moved into one flat buffer when they do not
     # already fill one stretch (for what reads them as one vector); else stepped in place.
     gathers = False
+    # Whether any stretch of the flat layout may be updated alone (ranks sharing their
+    # weights each update a slice); not where a step reads a parameter whole.
+    steps_by_slices: ClassVar[bool] = True
     lr = _GroupValue()
 
     def __init__(self, params: Iterable[Parameter] | Iterable[dict], lr: float, **defaults) -> None:
@@ -2084,17 +2087,19 @@ class Rprop(Optimizer):
         group["step_sizes"] = (low, high)
         _flag(group, "maximize", where)
 
-    def _advance(self, live: list[int], group: dict) -> list[int]:
-        steps = self.param_steps
+    def _advance(self, live: list[int], group: dict) -> list[bool]:
+        # whether this is the parameter's first update, where PyTorch's state begins with
+        # steps of the lr: the rule sets them, on its stretch alone (ranks sharing the
+        # weights each step a slice; one setting them all here overwrote the others')
+        steps, clocks = self.param_steps, [not self._has_state(i) for i in live]
         for i in live:
-            if not self._has_state(i):  # PyTorch's state begins here: steps of the lr
-                self.step_size[i][...] = group["lr"]
-                self.prev[i][...] = 0
             steps[i] += 1
-        return [0] * len(live)  # the rule reads no count: any walk gives the same result
+        return clocks
 
     def _rule(self, data, grad, states, t, s1, s2, h):
         prev, step_size = states
+        if t:  # the first update (prev is 0 until then)
+            step_size[...] = h["lr"]
         g = np.negative(grad, out=s2) if h["maximize"] else grad
         np.multiply(g, prev, out=s1)
         np.sign(s1, out=s1)
@@ -2173,8 +2178,7 @@ class ASGD(Optimizer):
         for i in live:
             kind = params[i].data.dtype.type  # PyTorch's η and μ are 0-d tensors
             if not self._has_state(i):  # PyTorch's state begins here: η at the lr
-                etas[i], mus[i] = float(kind(lr)), 1.0
-                self.ax[i][...] = 0
+                etas[i], mus[i] = float(kind(lr)), 1.0  # (ax is 0 till then)
             steps[i] += 1
             clocks.append((steps[i], etas[i], mus[i]))  # what this update uses
             etas[i] = float(kind(lr / ((1 + lambd * lr * steps[i]) ** alpha)))
@@ -2227,6 +2231,7 @@ class Adafactor(Optimizer):
     hyperparameters = ("lr", "beta2_decay", "eps", "d", "weight_decay", "maximize")
     fixed_flags: ClassVar[dict[str, tuple[bool, str]]] = {}
     IMPLEMENTATION_OPTIONS: ClassVar[tuple[str, ...]] = ("foreach",)  # PyTorch's only one
+    steps_by_slices: ClassVar[bool] = False  # its RMS and clipping read each parameter whole
     beta2_decay = _GroupValue()
     eps = _GroupValue()
     d = _GroupValue()
