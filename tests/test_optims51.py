@@ -604,3 +604,25 @@ def test_ranks_sharing_their_weights_train_what_one_process_trains(seeded, tmp_p
             scale = max(1.0, float(np.abs(want).max()))
             error = float(np.abs(ranks[key].astype(np.float64) - want).max())
             assert error <= 10 * rtol * scale, f"{msg}: {key} differs by {error:.3g}"
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_group_added_mid_run_is_pytorchs(seeded, kind):
+    """add_param_group mid-run (a layer unfrozen later): its parameters start their state
+    at their first step, as PyTorch's (Adafactor's repack looked for the new parameters'
+    factored state before it was made: IndexError)."""
+    rng = seeded.rng
+    with torch_default("float64"):
+        mine, theirs, opt, their_opt, options = _pair(rng, kind, KINDS[kind])
+        extra_shapes = _shapes(rng, kind)
+        extra, their_extra = _twins(rng, extra_shapes)
+        msg = seeded.msg(f"{kind} groups {options} added {extra_shapes}")
+        run = _Run(rng, mine, theirs, opt, their_opt, msg)
+        run.steps(int(rng.integers(3, 10)))
+        added = KINDS[kind](rng)
+        opt.add_param_group({"params": extra, **added})
+        their_opt.add_param_group({"params": their_extra, **added})
+        run.mine, run.theirs = [*mine, *extra], [*theirs, *their_extra]
+        run.targets += [rng.normal(size=p.shape) for p in extra]
+        run.seen += [float(np.abs(q.detach().numpy()).max(initial=0.0)) for q in their_extra]
+        run.steps(int(rng.integers(10, 20)))

@@ -2304,8 +2304,10 @@ class Adafactor(Optimizer):
                 array[...] = 0
 
     def _check_state_shapes(self) -> None:
-        for i, p in enumerate(self.params):
-            for name, array in getattr(self, "_factors", [{}] * (i + 1))[i].items():
+        # (a group being added has no state yet: add_param_group makes it after the repack)
+        factors_now = getattr(self, "_factors", [])
+        for i, (p, factors) in enumerate(zip(self.params, factors_now, strict=False)):
+            for name, array in factors.items():
                 if array.shape != self._shapes(p.shape)[name]:
                     raise ConfigError(
                         f"Adafactor: parameter {i} is {p.shape} now but its {name} state is "
