@@ -47,7 +47,10 @@ from wxb.nn.losses import (
     BCEWithLogitsLoss,
     CrossEntropyLoss,
     Loss,
+    MultiLabelSoftMarginLoss,
+    MultiMarginLoss,
     NLLLoss,
+    SoftMarginLoss,
     TargetForm,
     accuracy_kind,
     computes_its_own,
@@ -744,8 +747,13 @@ def _correct(
         if y.ndim == 1 and ignored is not None and 0 <= ignored < out.shape[1]:
             right &= labels != ignored  # (an index outside 0..C−1 is never the argmax)
         return int(right.sum())
-    if kind in (BCEWithLogitsLoss, BCELoss):  # p > 0.5 is z > 0 (Keras's, scikit-learn's)
-        right = (out > (0 if kind is BCEWithLogitsLoss else 0.5)) == (y > 0.5)
+    if kind is MultiMarginLoss:  # class indices, the largest score the class
+        return int((out.argmax(axis=1) == y.reshape(-1)).sum())
+    if kind is SoftMarginLoss:  # labels ±1: x > 0 says +1
+        right = (out > 0) == (y > 0)
+        return int(right.reshape(len(right), -1).all(axis=1).sum())
+    if kind in (BCEWithLogitsLoss, BCELoss, MultiLabelSoftMarginLoss):  # p > 0.5 is z > 0
+        right = (out > (0.5 if kind is BCELoss else 0)) == (y > 0.5)
         return int(right.reshape(len(right), -1).all(axis=1).sum())
     return 0
 

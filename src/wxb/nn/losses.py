@@ -882,13 +882,19 @@ def stock_loss(loss: Loss) -> type[Loss] | None:
 def accuracy_kind(loss: Loss) -> type[Loss] | None:
     """What fit and evaluate count an accuracy by: CrossEntropyLoss (the argmax),
     BCEWithLogitsLoss (z > 0) or BCELoss (a Sigmoid's p > 0.5, the same rows: with it no
-    accuracy was recorded), for those losses as their class computes them; else None."""
+    accuracy was recorded), MultiMarginLoss (the argmax of the scores), SoftMarginLoss
+    (the sign of x against labels ±1), MultiLabelSoftMarginLoss (each label's x > 0), for
+    those losses as their class computes them; else None."""
     kind = stock_loss(loss)
     if kind is not None:
         return kind if kind in (CrossEntropyLoss, BCEWithLogitsLoss) else None
     cls = type(loss)
-    stock = cls.__call__ is _STOCK_CALL and cls.forward is BCELoss.forward
-    return BCELoss if isinstance(loss, BCELoss) and stock and "forward" not in vars(loss) else None
+    # a classifier's losses fit takes by name beside LOSSES: no accuracy was recorded
+    for graph in (BCELoss, MultiMarginLoss, SoftMarginLoss, MultiLabelSoftMarginLoss):
+        stock = cls.__call__ is _STOCK_CALL and cls.forward is graph.forward
+        if isinstance(loss, graph) and stock and "forward" not in vars(loss):
+            return graph
+    return None
 
 
 def recorded_name(loss: Loss) -> str | None:
