@@ -59,3 +59,44 @@ def test_fit_and_evaluate_score_the_margin_losses_accuracy(seeded) -> None:
             scores = wxb.evaluate(model, X, y, loss=by_name)
             assert scores["accuracy"] == pytest.approx(expected), name
         assert 0 <= history.history["accuracy"][0] <= 1, name
+
+
+def _within_bound(values: np.ndarray, bound: float) -> None:
+    """U(±bound) drawn in float64 and rounded to float32: within bound by an ulp, and
+    reaching near it (out of thousands of draws, none past 0.9·bound: p < 1e-40)."""
+    top = np.abs(np.asarray(values, np.float64)).max()
+    assert top <= bound * (1 + 2.0**-23)
+    assert top > 0.9 * bound
+
+
+def test_materialised_lazylinear_resets_as_torch_linear(seeded, tmp_path) -> None:
+    """A LazyLinear made a Dense drew W and b from U(±1/√in) at its first call, but its
+    reset_parameters() drew W Glorot-uniform and zeroed b; torch's Linear draws both from
+    U(±1/√in) again (kaiming_uniform(a=√5)), as wxb's does now, before and after a
+    save and load. The bounds are compared with torch's, not the values."""
+    rng = seeded.rng
+    n, out = int(rng.integers(80, 300)), 200
+    bound = 1 / np.sqrt(n)
+    reference = torch.nn.Linear(n, out)
+    reference.reset_parameters()
+    _within_bound(reference.weight.detach().numpy(), bound)
+    _within_bound(reference.bias.detach().numpy(), bound)
+    layer = nn.LazyLinear(out)
+    layer(wxb.tensor(rng.standard_normal((3, n)).astype(np.float32)))
+    assert type(layer) is nn.Dense
+    before = layer.weight.data.copy()
+    layer.reset_parameters()
+    assert not np.array_equal(before, layer.weight.data)  # drawn again
+    _within_bound(layer.weight.data, bound)
+    _within_bound(layer.bias.data, bound)
+    model = nn.Sequential(layer)
+    path = tmp_path / "lazy.safetensors"
+    wxb.save(model, path)
+    loaded = wxb.load(path)
+    loaded[0].reset_parameters()
+    _within_bound(loaded[0].weight.data, bound)
+    _within_bound(loaded[0].bias.data, bound)
+    # a Dense made so by hand draws the same, b too
+    made = nn.Dense(n, out, init="torch", seed=int(rng.integers(2**31)))
+    _within_bound(made.weight.data, bound)
+    _within_bound(made.bias.data, bound)

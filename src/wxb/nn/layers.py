@@ -17,14 +17,18 @@ from wxb.random import as_generator, key_of
 from wxb.tensor import Tensor, no_grad
 from wxb.validation import as_features, numbers_from_pandas
 
-INITS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal")
+INITS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "torch")
 
 
 def init_weight(
     shape: tuple[int, int], init: str, rng: np.random.Generator, dtype: np.dtype
 ) -> np.ndarray:
-    """Glorot (Xavier) keeps Var(Z) ≈ Var(X) for tanh/sigmoid; He doubles it for ReLU."""
+    """Glorot (Xavier) keeps Var(Z) ≈ Var(X) for tanh/sigmoid; He doubles it for ReLU;
+    "torch" is PyTorch Linear's kaiming_uniform(a=√5), U(±1/√fan_in)."""
     fan_out, fan_in = shape
+    if init == "torch":
+        limit = 1 / math.sqrt(fan_in)
+        return rng.uniform(-limit, limit, size=shape).astype(dtype)
     if init == "glorot_uniform":
         limit = math.sqrt(6.0 / (fan_in + fan_out))
         return rng.uniform(-limit, limit, size=shape).astype(dtype)
@@ -36,6 +40,16 @@ def init_weight(
     if init == "he_normal":
         return (rng.standard_normal(shape) * math.sqrt(2.0 / fan_in)).astype(dtype)
     raise ConfigError(f"init must be one of {', '.join(INITS)}; got {init!r}")
+
+
+def _bias_values(
+    fan_out: int, fan_in: int, init: str, rng: np.random.Generator, dtype: np.dtype
+) -> np.ndarray:
+    """A Dense's b as ``init`` makes it: zeros (Keras's), or U(±1/√fan_in) for "torch"."""
+    if init == "torch":
+        limit = 1 / math.sqrt(fan_in)
+        return rng.uniform(-limit, limit, size=fan_out).astype(dtype)
+    return np.zeros(fan_out, dtype=dtype)
 
 
 def _positive_int(value: object, what: str) -> int:
@@ -147,7 +161,7 @@ class Dense(Module):
         dt = resolve_dtype(dtype)
         rng = as_generator(seed)
         self.weight = Parameter(init_weight((m, n), init, rng, dt))
-        self.bias = Parameter(np.zeros(m, dtype=dt)) if bias else None
+        self.bias = Parameter(_bias_values(m, n, init, rng, dt)) if bias else None
 
     # From W itself: a weight replaced by one of another shape changes them (PyTorch's
     # attributes would go stale, and the planned stack sized its buffers from them).
@@ -181,13 +195,15 @@ class Dense(Module):
 
     def reset_parameters(self) -> None:
         """W drawn again (its ``init``, from wxb's default generator, which
-        ``wxb.manual_seed`` sets) and b zeroed, in place, as PyTorch's: the same
-        Parameters, so an optimiser holding them and views of them follow."""
+        ``wxb.manual_seed`` sets) and b zeroed (with init "torch", a materialised
+        LazyLinear's, drawn from U(±1/√in) as torch's Linear), in place, as PyTorch's: the
+        same Parameters, so an optimiser holding them and views of them follow."""
         w = self.weight
+        rng = as_generator(None)
         with no_grad():  # (in place: graphs recorded before refuse backward, as PyTorch's)
-            w[...] = init_weight(w.shape, self.init, as_generator(None), w.dtype)
+            w[...] = init_weight(w.shape, self.init, rng, w.dtype)
             if self.bias is not None:
-                self.bias[...] = 0
+                self.bias[...] = _bias_values(w.shape[0], w.shape[1], self.init, rng, w.dtype)
 
     def config(self) -> dict[str, Any]:
         refuse_subclass(self, Dense)
@@ -1146,7 +1162,7 @@ class LazyLinear(Module):
         dt = resolve_dtype(dtype)
         self.weight = UninitializedParameter(dt)
         self.bias = UninitializedParameter(dt) if bias else None
-        self.init = "glorot_uniform"  # (Dense's reset_parameters, once it is one)
+        self.init = "torch"  # (Dense's reset_parameters, once it is one: torch's Linear's)
         self.name = name
 
     in_features = 0  # (torch's, before the first call)
@@ -1167,10 +1183,9 @@ class LazyLinear(Module):
                 f"{self.label}: infers in_features from the input's last dim; got shape {shape}"
             )
         n = int(shape[-1])
-        bound = 1 / math.sqrt(n)
         rng, dt = as_generator(None), self.weight.dtype
-        weight = rng.uniform(-bound, bound, size=(self._out_features, n)).astype(dt)
-        bias = rng.uniform(-bound, bound, size=self._out_features).astype(dt)
+        weight = init_weight((self._out_features, n), self.init, rng, dt)
+        bias = _bias_values(self._out_features, n, self.init, rng, dt)
         self._become(weight, bias if self.bias is not None else None)
 
     def _become(self, weight: np.ndarray, bias: np.ndarray | None) -> None:
