@@ -100,3 +100,69 @@ def test_materialised_lazylinear_resets_as_torch_linear(seeded, tmp_path) -> Non
     made = nn.Dense(n, out, init="torch", seed=int(rng.integers(2**31)))
     _within_bound(made.weight.data, bound)
     _within_bound(made.bias.data, bound)
+
+
+def _poisson(x: np.ndarray, t: np.ndarray) -> float:
+    return float(np.mean(np.exp(x) - t * x))
+
+
+def _multilabel(x: np.ndarray, t: np.ndarray) -> float:
+    rows = t * np.logaddexp(0, -x) + (1 - t) * np.logaddexp(0, x)
+    return float(np.mean(rows.mean(axis=1)))
+
+
+def _target_cases(rng: np.random.Generator, n: int, c: int):
+    """(fit's name, wxb loss, torch function, float64 targets not exact in float32, NumPy's
+    loss in float64)."""
+    rates = rng.poisson(3.0, (n, c)) + rng.uniform(0.01, 0.99, (n, c))
+    yield "poisson_nll", nn.PoissonNLLLoss(), torch.nn.functional.poisson_nll_loss, rates, _poisson
+    soft = rng.uniform(0, 1, (n, c))
+    multilabel = torch.nn.functional.multilabel_soft_margin_loss
+    yield "multilabel_soft_margin", nn.MultiLabelSoftMarginLoss(), multilabel, soft, _multilabel
+
+
+def test_float64_targets_widen_the_new_losses_as_mse(seeded) -> None:
+    """A float64 NumPy target beside float32 outputs was cast to float32 by PoissonNLLLoss
+    and MultiLabelSoftMarginLoss, where torch's functional forms and wxb's MSELoss and
+    L1Loss compute the loss in float64 (the gradient in the outputs' float32): in a hand
+    loop the value is now torch's dtype and NumPy's float64 number; evaluate and fit's
+    val_loss score them against the targets as given, as MSELoss's. SoftMarginLoss and
+    HingeEmbeddingLoss stay in the outputs' dtype, as torch's do."""
+    rng = seeded.rng
+    n, c = int(rng.integers(5, 40)), int(rng.integers(1, 5))
+    x32 = rng.standard_normal((n, c)).astype(np.float32)
+    for name, loss, reference, t, numpy_loss in _target_cases(rng, n, c):
+        x = wxb.tensor(x32, requires_grad=True)
+        value = loss(x, t)
+        x_t = torch.tensor(x32, requires_grad=True)
+        expected = reference(x_t, torch.tensor(t))
+        assert value.dtype == np.float64 and expected.dtype == torch.float64, name
+        # both take e^x (log σ(x)) in x's float32, then sum in float64: an ulp of float32
+        # per term apart at most, over n·c terms of size up to e^|x| and t·|x|
+        scale = max(1.0, float(np.exp(np.abs(x32)).max() + np.abs(t * x32).max()))
+        assert abs(value.item() - expected.item()) <= 4 * 2.0**-23 * scale, name
+        value.backward()
+        expected.backward()
+        assert x.grad.dtype == np.float32, name
+        # (e^x − t)/(n·c) (σ(x) − t over c, then n) in float32: a few ulps of its terms
+        atol = 4 * 2.0**-23 * scale / (n * c)
+        np.testing.assert_allclose(x.grad.data, x_t.grad.numpy(), rtol=0, atol=atol)
+        # fit's figures: the float32 model's outputs against the float64 targets as given
+        X = rng.standard_normal((n, 3))
+        model = nn.Sequential(nn.Dense(3, c, seed=int(rng.integers(2**31))))
+        out = model.predict(X).astype(np.float64)
+        figure = numpy_loss(out, t)
+        scale = max(1.0, float(np.exp(np.abs(out)).max() + np.abs(t * out).max()))
+        bound = 64 * n * c * 2.0**-52 * scale  # float64 sums of n·c such terms
+        assert abs(wxb.evaluate(model, X, t, loss=name)["loss"] - figure) <= bound, name
+        history = wxb.fit(model, X, t, loss=name, epochs=1, validation_data=(X, t), verbose=0)
+        out = model.predict(X).astype(np.float64)
+        assert abs(history.history["val_loss"][-1] - numpy_loss(out, t)) <= bound, name
+    signs = rng.choice([-1.0, 1.0], (n, c))
+    for loss, reference in (
+        (nn.SoftMarginLoss(), torch.nn.functional.soft_margin_loss),
+        (nn.HingeEmbeddingLoss(), torch.nn.functional.hinge_embedding_loss),
+    ):
+        value = loss(wxb.tensor(x32), signs)
+        assert value.dtype == np.float32
+        assert reference(torch.tensor(x32), torch.tensor(signs)).dtype == torch.float32

@@ -2690,9 +2690,14 @@ def _reduced(values: np.ndarray, reduction: str, rows: int) -> tuple[np.ndarray,
     return np.asarray(values.sum() / count), 1.0 / count
 
 
-def _pointwise_target(output: Tensor, target: object, name: str) -> Tensor:
+def _pointwise_target(output: Tensor, target: object, name: str, widen: bool = False) -> Tensor:
+    """``widen``: a wider float array kept so (a float64 NumPy target beside float32
+    outputs), where torch's functional form computes the loss in it, as wxb's MSELoss."""
     if not isinstance(target, Tensor):  # the output's dtype, copied where a backward reads it
-        target = _operand(target, output.dtype, output.requires_grad)
+        given = getattr(target, "dtype", None)
+        wide = widen and isinstance(given, np.dtype) and given.kind == "f"
+        dtype = np.promote_types(output.dtype, given) if wide else output.dtype
+        target = _operand(target, dtype, output.requires_grad)
     if target.shape != output.shape:  # torch refuses another size (broadcasting misleads)
         raise ShapeError(
             f"{name}: the target's shape {target.shape} differs from the input's {output.shape}"
@@ -2855,8 +2860,10 @@ def poisson_nll_loss(
     log_input = _loss_flag(log_input, "poisson_nll_loss log_input")
     full = _loss_flag(full, "poisson_nll_loss full")
     eps = _loss_number(eps, "poisson_nll_loss eps")
-    x, t = _same_shape_target(input, target, "poisson_nll_loss")
+    x = as_tensor(input)
+    t = _pointwise_target(x, target, "poisson_nll_loss", widen=True)
     X, T = x.data, t.data
+    dtype = np.promote_types(X.dtype, T.dtype)  # torch's: float32 x, float64 t is float64
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if log_input:
             rate = np.exp(X)
@@ -2868,7 +2875,7 @@ def poisson_nll_loss(
         if full:
             above = T > 1
             stirling = T * np.log(T) - T + 0.5 * np.log(2 * math.pi * T)
-            values = values + np.where(above, stirling, 0).astype(X.dtype)
+            values = values + np.where(above, stirling, 0).astype(dtype)
     out, factor = _reduced(values, reduction, 1)
 
     def backward(g: np.ndarray) -> tuple:
@@ -2880,7 +2887,7 @@ def poisson_nll_loss(
                 dt = dt + g * np.where(above, np.log(T) + 0.5 / T, 0)
         return _grads(g, (x, dx), (t, dt))
 
-    return Tensor.from_op(np.asarray(out, X.dtype), "poisson_nll_loss", (x, t), backward)
+    return Tensor.from_op(np.asarray(out, dtype), "poisson_nll_loss", (x, t), backward)
 
 
 def gaussian_nll_loss(
@@ -2975,7 +2982,7 @@ def multilabel_soft_margin_loss(
     x = as_tensor(input)
     if x.ndim == 0:
         raise ShapeError("multilabel_soft_margin_loss: the input needs a class dim (C,) or (N, C)")
-    t = _pointwise_target(x, target, "multilabel_soft_margin_loss")
+    t = _pointwise_target(x, target, "multilabel_soft_margin_loss", widen=True)
     X, Y = x.data, t.data
     W = None
     if weight is not None:
@@ -3003,7 +3010,7 @@ def multilabel_soft_margin_loss(
         probability = np.exp(-np.logaddexp(0, -X))  # σ(x), never overflowing
         return _grads(g, (x, g * (probability - Y)), (t, -g * X))
 
-    result = np.asarray(out, X.dtype)
+    result = np.asarray(out, np.promote_types(X.dtype, Y.dtype))  # as torch's, as poisson's
     return Tensor.from_op(result, "multilabel_soft_margin_loss", (x, t), backward)
 
 

@@ -55,6 +55,7 @@ from wxb.nn.losses import (
     accuracy_kind,
     computes_its_own,
     counts_no_row,
+    figures_in_targets_dtype,
     get_loss,
     mean_weight,
     one_number,
@@ -542,7 +543,7 @@ def _evaluate(
     the targets' form a loss of one's own reads (``_target_form``; fit's, decided at its
     first step), decided here at the first chunk where it is not yet."""
     total, correct, unread = 0.0, 0, 0  # unread: rows whose outputs are not finite
-    kind, scored = stock_loss(loss), accuracy_kind(loss)
+    wide, scored = figures_in_targets_dtype(loss), accuracy_kind(loss)
     count = len(y)
     part = ranks.share(count) if ranks is not None else slice(0, count)
     y_part = y[part]
@@ -586,7 +587,7 @@ def _evaluate(
                     xb = X if rows is None else np.take(X, rows, axis=0)
                     yb, out = y_part, run(xb)
             start = end
-            if yb.dtype == np.float64 and kind is not None:  # figures against exact targets
+            if yb.dtype == np.float64 and wide:  # figures against exact targets
                 out = out.astype(np.float64, copy=False)
             if form is None:
                 value = one_number(loss, loss(Tensor(out), yb))
@@ -611,10 +612,11 @@ def _evaluate(
 
 
 def _figure_dtype(loss: Loss, dtype: Any) -> Any:
-    """The targets' dtype for evaluation figures: float64 for a stock loss, whose value
+    """The targets' dtype for evaluation figures: float64 for a stock loss (and the
+    others computing in the targets' dtype, ``figures_in_targets_dtype``), whose value
     then compares the outputs with the targets as given (in float32, targets near 1e8
     round in steps of 8 and the MSE moves by a third); the model's for a loss of one's own."""
-    return np.float64 if stock_loss(loss) is not None else dtype
+    return np.float64 if figures_in_targets_dtype(loss) else dtype
 
 
 def _batch_total(loss: Loss, value: float, rows: int, y: np.ndarray | None = None) -> float:

@@ -888,9 +888,14 @@ def accuracy_kind(loss: Loss) -> type[Loss] | None:
     kind = stock_loss(loss)
     if kind is not None:
         return kind if kind in (CrossEntropyLoss, BCEWithLogitsLoss) else None
-    cls = type(loss)
     # a classifier's losses fit takes by name beside LOSSES: no accuracy was recorded
-    for graph in (BCELoss, MultiMarginLoss, SoftMarginLoss, MultiLabelSoftMarginLoss):
+    return _graph_kind(loss, (BCELoss, MultiMarginLoss, SoftMarginLoss, MultiLabelSoftMarginLoss))
+
+
+def _graph_kind(loss: Loss, kinds: tuple[type[Loss], ...]) -> type[Loss] | None:
+    """The one of ``kinds`` whose numbers ``loss`` computes (its forward and call theirs)."""
+    cls = type(loss)
+    for graph in kinds:
         stock = cls.__call__ is _STOCK_CALL and cls.forward is graph.forward
         if isinstance(loss, graph) and stock and "forward" not in vars(loss):
             return graph
@@ -911,6 +916,16 @@ def recorded_name(loss: Loss) -> str | None:
             )
     # (GRAPH_LOSSES lists "bce" before its alias "binary_cross_entropy")
     return next((n for n, k in (*LOSSES.items(), *GRAPH_LOSSES.items()) if k is kind), None)
+
+
+def figures_in_targets_dtype(loss: Loss) -> bool:
+    """Whether fit's and evaluate's figures take float64 targets as given: a stock loss's,
+    and PoissonNLLLoss's and MultiLabelSoftMarginLoss's, which compute in the wider dtype
+    of outputs and targets (torch's functional forms, wxb's MSELoss); the other losses
+    compute in the outputs' dtype."""
+    if stock_loss(loss) is not None:
+        return True
+    return _graph_kind(loss, (PoissonNLLLoss, MultiLabelSoftMarginLoss)) is not None
 
 
 def _stock_kind(kind: type) -> type[Loss] | None:
