@@ -166,3 +166,45 @@ def test_float64_targets_widen_the_new_losses_as_mse(seeded) -> None:
         value = loss(wxb.tensor(x32), signs)
         assert value.dtype == np.float32
         assert reference(torch.tensor(x32), torch.tensor(signs)).dtype == torch.float32
+
+
+def test_summary_and_diagrams_of_embedding_and_lazylinear(seeded) -> None:
+    """summary showed '?' for an Embedding's output and the widths after it without a
+    word, and an uncalled LazyLinear as 0 FLOPs and '?' outputs (its out_features known);
+    its backward diagram said 'No parameters: nothing to learn' beside the Embedding's;
+    explain showed Z = W·X of a W drawn on its copy. Now: (?, d) and a line saying why,
+    LazyLinear's (out,) and '?' FLOPs with a line, the backward named, explain refused
+    in one line; once called, the Dense's figures are 2mn + m, as torch's Linear."""
+    rng = seeded.rng
+    n_ids, d, out = int(rng.integers(5, 50)), int(rng.integers(2, 9)), int(rng.integers(1, 6))
+    per_row = int(rng.integers(1, 6))
+    model = nn.Sequential(nn.Embedding(n_ids, d), nn.Flatten(), nn.LazyLinear(out))
+    summary = model.summary()
+    text = str(summary)
+    rows = {row.name: row for row in summary.rows}
+    assert rows["embedding1"].output_shape == (None, d)
+    assert f"(?, {d})" in text
+    assert "embedding1: Embedding looks up a row of W" in text
+    assert rows["lazylinear1"].output_shape == (out,)
+    assert rows["lazylinear1"].flops_unknown
+    assert "lazylinear1: LazyLinear infers in_features at its first call" in text
+    backward = wxb.describe.backward_diagram(model)
+    assert "No parameters" not in backward and "LazyLinear infers in_features" in backward
+    assert "made at its first call" in wxb.describe.architecture_diagram(model)
+    X = rng.integers(0, n_ids, (8, per_row))
+    with pytest.raises(wxb.errors.ConfigError, match=r"lazylinear1 \(LazyLinear\) has no W"):
+        wxb.explain(model, X, rng.integers(0, out, 8))
+    model(X)
+    rows = {row.name: row for row in model.summary().rows}
+    m, n = out, per_row * d
+    assert rows["lazylinear1"].forward_flops == 2 * m * n + m
+    assert not rows["lazylinear1"].flops_unknown
+    # the Dense after Flatten takes L·d features: L ids a row, its rows (L, d) kept
+    assert rows["embedding1"].output_shape == (per_row, d)
+    assert rows["flatten1"].output_shape == (n,)
+    assert rows["embedding1"].activation_bytes == n * 4  # float32
+    backward = wxb.describe.backward_diagram(model)
+    assert "∂L/∂embedding1.weight" in backward
+    # an Embedding alone (no Dense) learns too: its backward drawn, not 'No parameters'
+    alone = wxb.describe.backward_diagram(nn.Sequential(nn.Embedding(n_ids, d)))
+    assert "No parameters" not in alone and "∂L/∂embedding1.weight" in alone

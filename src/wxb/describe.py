@@ -39,8 +39,10 @@ from wxb.nn.layers import (
     Dense,
     Dropout,
     Dropout1d,
+    Embedding,
     FeatureAlphaDropout,
     Flatten,
+    LazyLinear,
     PReLU,
     RReLU,
     Standardize,
@@ -396,6 +398,8 @@ def _first_width(model: Module, chain: _Chain | None = None) -> int | None:
     for leaf in in_order:
         if leaf is None:
             return None
+        if stock_kind(leaf, (Embedding,)) is not None:
+            return _ids_a_row(leaf.embedding_dim, in_order)
         if _is(leaf, (Dense, Standardize)):
             return int(leaf.in_features)
         if not (_is(leaf, (Activation, Dropout)) or _keeps_width(leaf)):
@@ -403,6 +407,23 @@ def _first_width(model: Module, chain: _Chain | None = None) -> int | None:
             width = getattr(leaf, "in_features", None)
             return None if width is None else int(width)
     return input_width(model)
+
+
+def _ids_a_row(d: int, after: Iterator[Module | None]) -> int | None:
+    """An Embedding's ids a row, where a Flatten then a Dense take its rows: the Dense's
+    in_features over d (L ids give L·d features); else the data's, not known (None)."""
+    flat = False
+    for leaf in after:
+        if leaf is None:
+            return None
+        if stock_kind(leaf, (Flatten,)) is Flatten:
+            flat = True
+        elif _is(leaf, Dense):
+            n = int(leaf.in_features)
+            return n // d if flat and n % d == 0 else None
+        elif not (_is(leaf, (Activation, Dropout)) or _keeps_width(leaf)):
+            return None
+    return None
 
 
 def _in_call_order(
@@ -478,6 +499,10 @@ def _walk(model: Module, chain: _Chain | None) -> list[_Layer | _Group]:
             width_out: int | None = module.out_features if _is(module, Dense) else None
         elif _is(module, Standardize):
             width_out = module.in_features
+        elif stock_kind(module, (Embedding,)) is not None:  # (L ids a row) → (L, d), flat L·d
+            width_out = None if width_in is None else width_in * module.embedding_dim
+        elif stock_kind(module, (LazyLinear,)) is not None:  # not called yet: its outputs known
+            width_out = module.out_features
         elif _is(module, (Activation, Dropout, *NORMS)) or _keeps_width(module):
             width_out = width_in
         elif _halves_rows(module):  # A ⊙ σ(B), a row's halves
@@ -524,7 +549,7 @@ class LayerRow:
 
     name: str
     type: str
-    output_shape: tuple[int, ...] | None  # None: a custom layer whose output wxb cannot know
+    output_shape: tuple[int | None, ...] | None  # None: a custom layer whose output wxb cannot know
     parameters: int
     forward_flops: int
     training_flops: int
@@ -536,6 +561,7 @@ class LayerRow:
     code_uses: bool = False  # a ParameterList's: its weights used by the forward's code
     flops_unknown: bool = False  # its FLOPs are its own code's, or its holder's ('?')
     per_batch: bool = False  # FLOPs per batch, not per sample (a product of parameters)
+    note: str | None = None  # a line under the totals: why a figure of the row is '?'
 
 
 @dataclass(frozen=True)
@@ -677,6 +703,7 @@ class Summary:
                 + "; ?: its cost grows with the batch neither as B nor as B²"
                 * any(row.flops_unknown and row.name.startswith("own code") for row in self.rows)
             )
+        lines += [row.note for row in self.rows if row.note]
         if self.used_by_code:
             lines.append(
                 f"{', '.join(self.used_by_code)}: parameters held for the forward's own code "
@@ -802,6 +829,8 @@ def summary(model: Module, batch_size: int = 32, gemm_rate: float | None = None)
     the same size when p > 0 (a Flatten of rows, a view, holds none). Gradient
     buffers (δ), the input batch, parameters and optimiser state are not counted; nor
     is the output of a custom layer, whose width wxb cannot know (its shape shows as ?).
+    An Embedding's rows are (ids a row, embedding_dim), the ids a row holds the data's
+    ('?' and a line saying so); a LazyLinear not called yet has its outputs and '?' FLOPs.
 
     ``gemm_rate`` (FLOP/s, e.g. from ``measure_gemm_rate(model.dtype)``) adds the
     rate floor: training FLOPs per batch / rate, the least time a step can take.
@@ -1492,7 +1521,26 @@ def _row(
         training = forward + (2 * o * i1 * i2 + bias if backward else 0)
         training += 4 * o * i1 * i2 if needs_input_grad else 0
         width = o
-    shape = None if width is None else (width,)
+    shape: tuple[int | None, ...] | None = None if width is None else (width,)
+    note = None
+    if stock_kind(module, (Embedding,)) is not None:
+        # a row of ids in, a row of W per id out: a gather (and ∂L/∂W a scatter-add into
+        # W's rows), element-wise work, 0 FLOPs as the others; its width is the ids'
+        ids, d = layer.width_in, module.embedding_dim
+        shape, width = (ids, d), None if ids is None else ids * d
+        note = (
+            f"{layer.path}: Embedding looks up a row of W ({d} wide) per id, 0 FLOPs as "
+            "element-wise work (its ∂L/∂W adds δ's rows into W's)"
+            + "; how many ids a row holds is the data's, so its shape, activations and "
+            "the widths after it are not known (?)" * (ids is None)
+        )
+    unknown = False
+    if stock_kind(module, (LazyLinear,)) is not None:  # ("?": its W is made at the first call)
+        unknown = True
+        note = (
+            f"{layer.path}: LazyLinear infers in_features at its first call (model(X[:1])): "
+            "its parameters and FLOPs are not known before (?)"
+        )
     unflat = stock_kind(module, (Unflatten,)) is not None and layer.width_in is not None
     if unflat:  # rows in, each row's own shape out (a view: nothing kept)
         shape = module.shape_of_rows(layer.width_in)
@@ -1518,8 +1566,10 @@ def _row(
         call=call,
         calls=calls,
         code_uses=_holds_parameters(module),
-        flops_unknown=_holds_parameters(module)
+        flops_unknown=unknown
+        or _holds_parameters(module)
         or bool(call and module._parameters and _own_code(module)),
+        note=note,
     )
 
 
@@ -1543,10 +1593,11 @@ def measure_gemm_rate(dtype: object = None, size: int = 1024, repeats: int = 5) 
     return 2.0 * size**3 / max(statistics.median(times), 1e-9)
 
 
-def _shape(shape: tuple[int, ...] | None) -> str:
+def _shape(shape: tuple[int | None, ...] | None) -> str:
     if shape is None:
         return "?"
-    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+    dims = ("?" if d is None else str(d) for d in shape)  # (Embedding's ids a row: the data's)
+    return "(" + ", ".join(dims) + ("," if len(shape) == 1 else "") + ")"
 
 
 def _si(value: float) -> str:
@@ -1710,6 +1761,8 @@ def architecture_diagram(model: Module) -> str:
         first = first_listing.setdefault(id(item.module), item)
         if first is not item:
             return f"parameters shared with {first.path}"
+        if stock_kind(item.module, (LazyLinear,)) is not None:  # (0 until then: not its count)
+            return f"W⁽?⁾ {item.module.out_features}×?, made at its first call"
         return f"{sum(p.data.size for p in item.module.parameters()):,} parameters"
 
     def draw(items: list[_Layer | _Group]) -> None:
@@ -1958,9 +2011,39 @@ def backward_diagram(model: Module, batch_size: int | None = None) -> str:
     _check_known_order(model, "backward")
     cols = _columns(batch_size)
     chart = _Flowchart("TD")
-    before, blocks = _dense_blocks(_flatten(_structure(model)))
+    layers = _flatten(_structure(model))
+    before, blocks = _dense_blocks(layers)
     chart.node("loss", "Loss L", "scalar", shape="stadium")
-    if not blocks:
+    lazy = [layer.path for layer in layers if stock_kind(layer.module, (LazyLinear,))]
+    if lazy:  # its W is not made: which products the backward computes is not known yet
+        chart.node(
+            "grd0",
+            f"{', '.join(lazy)}: LazyLinear infers in_features at its first call "
+            "(model(X[:1])); the backward is drawn once its W is made",
+        )
+        chart.edge("loss", "grd0")
+        return chart.text()
+    if not blocks and any(p.requires_grad for p in model.parameters()):
+        # no Dense, but layers that learn (an Embedding): their backward each, in turn
+        source, gradients = "loss", []
+        learning = [
+            layer for layer in before if any(p.requires_grad for p in layer.module.parameters())
+        ]
+        for k, layer in enumerate(reversed(learning), start=1):
+            node = chart.node(f"pre{k}", _backward_op(layer, "X"), shape="decision")
+            chart.edge(source, node)
+            source = node
+            for name, parameter in layer.module.named_parameters():
+                if parameter.requires_grad:
+                    gradients.append(
+                        chart.node(f"pre{k}g{len(gradients)}", f"∂L/∂{layer.path}.{name}")
+                    )
+                    chart.edge(node, gradients[-1])
+        chart.node("upd", "Update weights and biases", "optimiser step on every ∂L/∂W, ∂L/∂b")
+        for gradient in gradients:
+            chart.edge(gradient, "upd")
+        return chart.text()
+    if not blocks and not model.parameters():
         chart.node("grd0", "No parameters: nothing to learn")
         chart.edge("loss", "grd0")
         return chart.text()

@@ -615,6 +615,21 @@ def _takes_one_input(model: Module) -> None:
         ) from None
 
 
+def _refuse_lazy(model: Module) -> None:
+    """A LazyLinear not called yet has no W: explain runs a copy of the model, which
+    would draw one of its own, and show Z = W·X of a W the model does not hold."""
+    lazy = [
+        name or type(module).__name__
+        for name, module in model.named_modules()
+        if getattr(module, "has_uninitialized_params", lambda: False)()
+    ]
+    if lazy:
+        raise ConfigError(
+            f"explain: {', '.join(lazy)} (LazyLinear) has no W before its first call, which "
+            "infers in_features: call the model once on a batch (model(X[:1])) first"
+        )
+
+
 def explain_model(
     model: Module,
     X: object,
@@ -644,6 +659,7 @@ def explain_model(
     if sample_rows is not None and (isinstance(sample_rows, bool) or sample_rows < 1):
         raise ConfigError(f"sample_rows must be a positive integer or None; got {sample_rows!r}")
     _takes_one_input(model)
+    _refuse_lazy(model)
     dtype = model.dtype
     # (sparse rows and targets dense, as fit and predict take them)
     X, y = dense_if_sparse(X), dense_if_sparse(y)
