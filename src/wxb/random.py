@@ -93,12 +93,17 @@ def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
 def _thread_override(attribute: str, value: object) -> Iterator[None]:
     """``_thread.<attribute>`` is ``value`` inside the block, in this thread only; the
     previous value (None where there was none) comes back after it, however it ends."""
-    previous = getattr(_thread, attribute, None)
-    setattr(_thread, attribute, value)
+    entered = _thread.__dict__  # (this thread's own)
+    previous = entered.get(attribute)
+    entered[attribute] = value
     try:
         yield
     finally:
-        setattr(_thread, attribute, previous)
+        # left in another thread (a generator's body stepped by a pool's threads): the
+        # entering thread's value goes back (it kept the override for good), not the
+        # leaving thread's, which is its own
+        if entered is _thread.__dict__ or entered.get(attribute) is value:
+            entered[attribute] = previous
 
 
 @contextmanager

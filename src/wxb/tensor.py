@@ -196,15 +196,22 @@ class gradients_apart:  # (lower case: a context manager, as no_grad)
 
     def __init__(self) -> None:
         self._grads: dict[int, tuple[Tensor, np.ndarray]] = {}
-        self._previous: list[dict | None] = []
+        # per entry: the entering thread's own _mode dict, and its store before
+        self._previous: list[tuple[dict, dict | None]] = []
 
     def __enter__(self) -> gradients_apart:
-        self._previous.append(_mode.leaf_grads)
+        self._previous.append((_mode.__dict__, _mode.leaf_grads))
         _mode.leaf_grads = self._grads
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        _mode.leaf_grads = self._previous.pop()
+        entered, previous = self._previous.pop()
+        if entered is _mode.__dict__:
+            _mode.leaf_grads = previous
+        elif entered.get("leaf_grads") is self._grads:  # left in another thread (a
+            # generator's body stepped by a pool's threads): the entering thread's backward
+            # filled this store for good, its .grad untouched; the leaving thread's is its own
+            entered["leaf_grads"] = previous
 
     def __getitem__(self, leaf: Tensor) -> np.ndarray | None:
         kept = self._grads.get(id(leaf))
