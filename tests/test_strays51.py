@@ -1,7 +1,9 @@
 """What a thread-safety review left: a checkpoint folder's clean-up beside another
 writer, and per-thread blocks a generator stepped by a pool's threads leaves elsewhere."""
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
@@ -70,3 +72,90 @@ def test_blocks_of_a_streamed_generator_left_in_another_thread_end_in_the_enteri
     finally:
         entering.shutdown()
         leaving.shutdown()
+
+
+def _checkpoint_arrays(rng):
+    return {"w": rng.normal(size=(int(rng.integers(1, 5)), 3)).astype(np.float32)}
+
+
+def test_a_checkpoint_written_beside_another_threads_save_leaves_that_save_whole(
+    seeded, tmp_path, monkeypatch
+):
+    """A checkpoint's write first removes the temporaries killed writers left in the
+    folder: it removed every '.NAME.json.XXXXXXXX.tmp', also the one another thread (or
+    process: wxb train recording its options) was writing that moment, whose rename then
+    failed (FileNotFoundError). Made to happen every time: the other writer waits between
+    two pieces of its file while the checkpoint is written. A stray nobody holds goes."""
+    from wxb import checkpoint as ckpt
+    from wxb import data as wdata
+
+    rng = seeded.rng
+    pieces = [rng.bytes(int(rng.integers(1, 64))) for _ in range(3)]
+    abandoned = tmp_path / ".options.json.abcd1234.tmp"  # as a killed writer leaves it
+    abandoned.write_bytes(b"{")
+    writer, halfway, go_on = [], threading.Event(), threading.Event()
+    original = wdata._write_all
+
+    def waits_halfway(handle, payload):
+        if threading.get_ident() not in writer:
+            return original(handle, payload)
+        handle.write(payload[0])
+        halfway.set()
+        assert go_on.wait(60)
+        for piece in payload[1:]:
+            handle.write(piece)
+
+    monkeypatch.setattr(wdata, "_write_all", waits_halfway)
+    errors = []
+
+    def save():
+        writer.append(threading.get_ident())
+        try:
+            wdata.atomic_write(tmp_path / "options.json", pieces)
+        except Exception as error:  # an assertion in a thread would be lost
+            errors.append(repr(error))
+        finally:
+            halfway.set()
+
+    thread = threading.Thread(target=save)
+    thread.start()
+    try:
+        assert halfway.wait(60)
+        folder = ckpt.CheckpointFolder(tmp_path)
+        arrays = _checkpoint_arrays(rng)
+        folder.write(int(rng.integers(1, 1000)), arrays, {"epoch": 1})
+    finally:
+        go_on.set()
+        thread.join(60)
+    assert not thread.is_alive() and not errors, seeded.msg(str(errors))
+    assert (tmp_path / "options.json").read_bytes() == b"".join(pieces), seeded.msg("save")
+    assert not abandoned.exists(), seeded.msg("the abandoned temporary stayed")
+    np.testing.assert_array_equal(folder.latest().arrays["w"], arrays["w"])
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_save_whose_new_temporary_a_clean_up_removed_at_once_writes_another(
+    seeded, tmp_path, monkeypatch
+):
+    """The moment between a save making its temporary and holding it: a clean-up there
+    (another thread's checkpoint) removes it, and the save makes a new one, not an error."""
+    import tempfile
+
+    from wxb import checkpoint as ckpt
+    from wxb import data as wdata
+
+    payload = seeded.rng.bytes(int(seeded.rng.integers(1, 64)))
+    folder = ckpt.CheckpointFolder(tmp_path)
+    original, made = tempfile.mkstemp, []
+
+    def cleaned_up_at_once(*args, **kwargs):
+        fd, name = original(*args, **kwargs)
+        made.append(name)
+        if len(made) == 1:
+            folder.remove_strays()
+        return fd, name
+
+    monkeypatch.setattr(tempfile, "mkstemp", cleaned_up_at_once)
+    wdata.atomic_write(tmp_path / "options.json", payload)
+    assert (tmp_path / "options.json").read_bytes() == payload
+    assert len(made) == 2 and not any(Path(name).exists() for name in made), made

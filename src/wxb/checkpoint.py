@@ -40,7 +40,14 @@ from typing import Any
 
 import numpy as np
 
-from wxb.data import atomic_write, decode_floats, encode_floats, fsync_folder, safetensors_parts
+from wxb.data import (
+    atomic_write,
+    decode_floats,
+    encode_floats,
+    fsync_folder,
+    remove_abandoned,
+    safetensors_parts,
+)
 from wxb.errors import ConfigError, DataError, WxbError
 from wxb.nn.module import Module
 from wxb.random import get_rng_state as default_rng_state
@@ -214,11 +221,12 @@ class CheckpointFolder:
 
     def remove_strays(self) -> None:
         """Temporary files a killed writer left behind (only wxb's own: checkpoints, and
-        JSON such as wxb train's options)."""
+        JSON such as wxb train's options); one a live writer holds stays (a save into
+        this folder from another thread or process: removing it failed or lost that save)."""
         if self.folder.is_dir():
             for entry in self.folder.iterdir():
                 if _STRAY.match(entry.name):
-                    entry.unlink(missing_ok=True)
+                    remove_abandoned(entry)
 
 
 def _file_sha256(path: Path) -> str:

@@ -23,6 +23,11 @@ import numpy as np
 
 from wxb.errors import DataError, ModelFileError, install_hint
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks (a file open there cannot be removed)
+    fcntl = None  # type: ignore[assignment]
+
 
 @dataclass
 class Dataset:
@@ -84,15 +89,7 @@ def atomic_write(path: str | Path, payload: bytes | list[bytes | memoryview]) ->
             strerror = f"{folder} is a file, not a folder"
             raise NotADirectoryError(errno.ENOTDIR, strerror, str(path)) from None
         raise OSError(exc.errno, exc.strerror, str(path)) from None
-    try:
-        # the temporary's name adds 14 bytes: a legal name near 255 bytes gets a short one
-        fd, temporary = tempfile.mkstemp(
-            prefix=f".{target.name}." if len(os.fsencode(target.name)) < 230 else ".wxb.",
-            suffix=".tmp",
-            dir=target.parent,
-        )
-    except OSError as exc:
-        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    fd, temporary = _held_temporary(target, path)
     try:
         try:  # a file replaced keeps its permissions: a model chmod 600 stays private
             mode = stat.S_IMODE(os.stat(target).st_mode)
@@ -101,7 +98,8 @@ def atomic_write(path: str | Path, payload: bytes | list[bytes | memoryview]) ->
             os.umask(umask)
             mode = 0o666 & ~umask
         os.chmod(temporary, mode)
-        with os.fdopen(fd, "wb") as handle:
+        # (with a lock, the descriptor stays open, and the lock held, until the rename)
+        with os.fdopen(fd, "wb", closefd=fcntl is None) as handle:
             _write_all(handle, payload)
             handle.flush()
             os.fsync(handle.fileno())
@@ -112,7 +110,62 @@ def atomic_write(path: str | Path, payload: bytes | list[bytes | memoryview]) ->
         if isinstance(exc, OSError) and exc.errno is not None and exc.filename != str(path):
             raise OSError(exc.errno, exc.strerror, str(path)) from None  # name the user's path
         raise
+    finally:
+        if fcntl is not None:
+            os.close(fd)  # drops the lock
     return path
+
+
+def _held_temporary(target: Path, path: Path) -> tuple[int, str]:
+    """A new temporary beside ``target`` (open, and where the system has them, locked
+    until closed): ``remove_abandoned`` leaves a temporary alone while its writer, in
+    this process or another, holds it; the system drops the lock when the writer dies."""
+    while True:
+        try:
+            # the temporary's name adds 14 bytes: a legal name near 255 bytes gets a short one
+            fd, temporary = tempfile.mkstemp(
+                prefix=f".{target.name}." if len(os.fsencode(target.name)) < 230 else ".wxb.",
+                suffix=".tmp",
+                dir=target.parent,
+            )
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        if fcntl is None:
+            return fd, temporary
+        fcntl.flock(fd, fcntl.LOCK_EX)  # (waits while a clean-up looks at it)
+        try:  # a clean-up that locked it first (between mkstemp and here) removed it
+            if os.path.samestat(os.fstat(fd), os.stat(temporary)):
+                return fd, temporary
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def remove_abandoned(temporary: Path) -> bool:
+    """Remove an ``atomic_write`` temporary whose writer is gone (killed, its file left
+    behind); one a live writer holds (another thread's or process's save) stays. Whether
+    it was removed."""
+    if fcntl is None:
+        try:  # Windows: a writer's open file cannot be removed
+            temporary.unlink(missing_ok=True)
+        except PermissionError:
+            return False
+        return True
+    try:
+        fd = os.open(temporary, os.O_RDONLY)
+    except FileNotFoundError:
+        return True
+    except OSError:  # unreadable (a mode without read): left as it is
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: a save in progress
+            return False
+        temporary.unlink(missing_ok=True)  # (under the lock: its writer cannot start now)
+        return True
+    finally:
+        os.close(fd)
 
 
 def _nearest_existing(folder: Path) -> Path:
