@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from wxb import random as wrandom
 from wxb.nn import Dense
@@ -159,3 +160,71 @@ def test_a_save_whose_new_temporary_a_clean_up_removed_at_once_writes_another(
     wdata.atomic_write(tmp_path / "options.json", payload)
     assert (tmp_path / "options.json").read_bytes() == payload
     assert len(made) == 2 and not any(Path(name).exists() for name in made), made
+
+
+def test_feather_v1_reads_in_two_threads_leave_the_warning_filters_as_they_were(
+    seeded, tmp_path, monkeypatch
+):
+    """read_feather hid pyarrow's notice that Feather V1 is deprecated with
+    warnings.catch_warnings, which swaps the process's one list of filters: two reads in
+    threads, the second entering before the first left, left 'ignore DeprecationWarning'
+    in place for good. Made to interleave so every time where pyarrow's reading is
+    reached inside such a block (the first waits there for the second, which waits there
+    until the first read has ended). Each read must give the file's columns."""
+    import warnings
+
+    pa = pytest.importorskip("pyarrow")
+    feather = pytest.importorskip("pyarrow.feather")
+    from wxb import tables
+
+    rng = seeded.rng
+    n = int(rng.integers(1, 40))
+    values = {"a": rng.normal(size=n), "b": rng.normal(size=n)}
+    path = tmp_path / "v1.feather"
+    with warnings.catch_warnings():  # (the writing: pyarrow calls V1 deprecated)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        feather.write_feather(pa.table(values), path, version=1)
+
+    first_in, second_in, first_done = threading.Event(), threading.Event(), threading.Event()
+    roles, original = {}, feather.read_table
+
+    def interleaved(*args, **kwargs):
+        role = roles.pop(threading.get_ident(), None)  # (each thread's first call only)
+        if role == "first":
+            first_in.set()
+            assert second_in.wait(60)
+        elif role == "second":
+            second_in.set()
+            assert first_done.wait(60)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(feather, "read_table", interleaved)
+    before = list(warnings.filters)
+    got, errors = {}, []
+
+    def read(role, entered, done):
+        try:
+            if role == "second":
+                assert first_in.wait(60)
+            roles[threading.get_ident()] = role
+            table = tables.read_table(path)
+            got[role] = {name: table.columns[name].values for name in values}
+        except Exception as error:  # an assertion in a thread would be lost
+            errors.append(repr(error))
+        finally:
+            entered.set()
+            done.set()
+
+    threads = [
+        threading.Thread(target=read, args=("first", first_in, first_done)),
+        threading.Thread(target=read, args=("second", second_in, threading.Event())),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads) and not errors, seeded.msg(str(errors))
+    assert list(warnings.filters) == before, seeded.msg("filters changed")
+    for role in ("first", "second"):
+        for name, column in values.items():
+            np.testing.assert_array_equal(got[role][name], column)

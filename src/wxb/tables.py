@@ -18,7 +18,6 @@ import shlex
 import sys
 import threading
 import time
-import warnings
 import weakref
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -1705,12 +1704,9 @@ def read_parquet(path: Path, reading: Reading | None = None) -> Table:
 def read_feather(path: Path, reading: Reading | None = None) -> Table:
     """A Feather (Arrow IPC) file, a few columns at a time, as ``read_parquet``."""
     pa = _pyarrow()
-    import pyarrow.feather as feather
 
     def columns_of(columns: list[str] | None) -> Any:
-        with warnings.catch_warnings():  # pyarrow's notice that V1 is deprecated: it reads
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return feather.read_table(path, columns=columns, memory_map=True)
+        return _feather_table(path, columns)
 
     try:
         try:
@@ -1739,6 +1735,27 @@ def read_feather(path: Path, reading: Reading | None = None) -> Table:
         ) from None
 
     return _read_in_groups(path, "Feather/Arrow", schema, columns_of, reading or Reading())
+
+
+def _feather_table(path: Path, columns: list[str] | None) -> Any:
+    """``pyarrow.feather.read_table(path, columns, memory_map=True)`` without its notice
+    that Feather V1 is deprecated (it reads them): silenced by warnings.catch_warnings, it
+    swapped the process's warning filters under every thread (two reads in threads left
+    'ignore DeprecationWarning' in place for good, a third thread's were dropped meanwhile)."""
+    try:
+        from pyarrow._feather import FeatherReader  # what read_table reads with
+    except ImportError:  # (a later pyarrow: its own reading, its warnings as it gives them)
+        import pyarrow.feather as feather
+
+        return feather.read_table(path, columns=columns, memory_map=True)
+    reader = FeatherReader(str(path), use_memory_map=True, use_threads=True)
+    if columns is None:
+        return reader.read()
+    table = reader.read_names(columns)
+    # (as read_table: V2 reads the names sorted, without repeats; V1 as asked)
+    if reader.version < 3 or sorted(set(columns)) == columns:
+        return table
+    return table.select(columns)
 
 
 COLUMN_GROUPS = 5  # a columnar file is read in this many groups of columns
