@@ -132,7 +132,10 @@ def _held_temporary(target: Path, path: Path) -> tuple[int, str]:
             raise OSError(exc.errno, exc.strerror, str(path)) from None
         if fcntl is None:
             return fd, temporary
-        fcntl.flock(fd, fcntl.LOCK_EX)  # (waits while a clean-up looks at it)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # (waits while a clean-up looks at it)
+        except OSError:  # a file system without locks (some network mounts): unheld, as
+            return fd, temporary  # before (a failed lock failed every save there)
         try:  # a clean-up that locked it first (between mkstemp and here) removed it
             if os.path.samestat(os.fstat(fd), os.stat(temporary)):
                 return fd, temporary
