@@ -661,13 +661,17 @@ def explain_model(
     _takes_one_input(model)
     _refuse_lazy(model)
     dtype = model.dtype
-    # (sparse rows and targets dense, as fit and predict take them)
+    # (sparse rows and targets dense, as fit and predict take them; of a sparse X only
+    # the sample's rows, not all of X)
+    total = None
+    if sample_rows is not None and ops.is_sparse(X) and getattr(X, "ndim", 0) == 2:
+        total, X = X.shape[0], X.tocsr()[:sample_rows]
     X, y = dense_if_sparse(X), dense_if_sparse(y)
     X = rows_by_name(getattr(model, "info", None) or {}, X, dtype)  # as predict takes them
     rows = np.asarray(X.data if isinstance(X, Tensor) else X)
     if rows.ndim == 1:  # one sample
         rows = rows.reshape(1, -1)
-    total = len(rows)
+    total = len(rows) if total is None else total
     rows = as_features(rows[:sample_rows] if sample_rows is not None else rows, dtype)
     batch = len(rows)
 

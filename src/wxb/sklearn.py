@@ -117,6 +117,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from wxb import ops
 from wxb.nn.layers import Activation, Dense, Dropout, ReLU, Sigmoid, Tanh
 from wxb.nn.layers import Identity as IdentityLayer
 from wxb.nn.plan import StackPlan
@@ -899,7 +900,11 @@ class _BaseMLP(BaseEstimator):
             rest = self._net[1:] if len(self._net) > 1 else None
             parts = []
             for a in range(0, X.shape[0], _PREDICT_ROWS):
-                h = np.asarray(X[a : a + _PREDICT_ROWS] @ first.weight.data.T)
+                # (SciPy's X @ Wᵀ copied all of Wᵀ per chunk; this gathers the columns of
+                # W the chunk touches, where they are fewer: the plan's product)
+                chunk = X[a : a + _PREDICT_ROWS]
+                h = np.empty((chunk.shape[0], first.weight.data.shape[0]), dtype)
+                ops.sparse_rows_by_weight(chunk, first.weight.data, h)
                 h += first.bias.data
                 parts.append(h if rest is None else _rows_through(rest, h))
             z = parts[0] if len(parts) == 1 else np.concatenate(parts)

@@ -1242,6 +1242,13 @@ def float_array(value: object, dtype: np.dtype, where: str) -> np.ndarray:
     # A plain array, as torch.tensor takes a subclass: an np.matrix kept would index as a
     # matrix (t[:, 0] of shape (n, 1)), and a masked array would keep its masked entries
     # out of the arithmetic of the backward (g * A left g there), unlike torch and NumPy
+    if kind.__module__.startswith("scipy.sparse"):  # (torch.tensor refuses it too)
+        # NumPy read it as a 0-d array of objects: "setting an array element with a sequence"
+        raise DataError(
+            f"{where}: a SciPy sparse {kind.__name__} of shape {getattr(value, 'shape', '?')} "
+            "is not taken, tensors are dense: pass X.toarray() (model(X), fit, evaluate "
+            "and predict take the sparse X as it is)"
+        )
     source = value if type(value) is np.ndarray else np.asarray(value)
     if source.dtype == dtype:  # nothing to cast: nothing to check
         return source
