@@ -1242,7 +1242,7 @@ def float_array(value: object, dtype: np.dtype, where: str) -> np.ndarray:
     # A plain array, as torch.tensor takes a subclass: an np.matrix kept would index as a
     # matrix (t[:, 0] of shape (n, 1)), and a masked array would keep its masked entries
     # out of the arithmetic of the backward (g * A left g there), unlike torch and NumPy
-    if kind.__module__.startswith("scipy.sparse"):  # (torch.tensor refuses it too)
+    if kind is not np.ndarray and kind.__module__.startswith("scipy.sparse"):  # (as torch.tensor)
         # NumPy read it as a 0-d array of objects: "setting an array element with a sequence"
         raise DataError(
             f"{where}: a SciPy sparse {kind.__name__} of shape {getattr(value, 'shape', '?')} "
