@@ -70,8 +70,9 @@ class Function:
     ``setup_context(ctx, inputs, output)`` beside a ``forward(*inputs)`` too), and from
     ``backward`` one gradient per input of ``forward`` (None for an input that needs
     none), each of the input's shape (or one that broadcasts to it, summed back as torch
-    sums it). ``backward`` gets one gradient per output; for an output that no gradient
-    reached, zeros, or None after ``ctx.set_materialize_grads(False)``."""
+    sums it). ``backward`` gets one gradient per output (None for one not a tensor, a
+    count); for an output that no gradient reached, zeros, or None after
+    ``ctx.set_materialize_grads(False)``."""
 
     @staticmethod
     def forward(ctx: FunctionCtx, *inputs: Any) -> Any:
@@ -105,6 +106,7 @@ class Function:
             given[i].data if isinstance(given[i], Tensor) else np.asarray(given[i]) for i in places
         ]
         tensors = [(i, a) for i, a in enumerate(inputs) if isinstance(a, Tensor)]
+        count = len(given) if several else 1
 
         def run_backward(grad_outputs: list[np.ndarray | None]) -> list[np.ndarray | None]:
             # ∂L/∂input = the rule the subclass wrote, run as its forward ran: not recorded
@@ -113,6 +115,11 @@ class Function:
                     np.zeros_like(r) if g is None else g
                     for g, r in zip(grad_outputs, results, strict=True)
                 ]
+            if len(places) != count:  # as torch's: None in each non-tensor output's place
+                full: list[np.ndarray | None] = [None] * count
+                for i, g in zip(places, grad_outputs, strict=True):
+                    full[i] = g
+                grad_outputs = full
             with no_grad():
                 grads = cls.backward(ctx, *(None if g is None else Tensor(g) for g in grad_outputs))
             grads = grads if isinstance(grads, tuple) else (grads,)
