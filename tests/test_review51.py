@@ -50,3 +50,25 @@ def test_function_backward_gets_none_for_a_non_tensor_output(seeded):
     for ours, theirs in zip(grads[wxb], grads[torch], strict=True):
         # float64, a few operations an element: within a few ulps of torch's
         np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12, err_msg=seeded.msg("∂L"))
+
+
+@pytest.mark.parametrize("kind", ["full", "pre"])
+def test_why_not_planned_names_a_models_own_backward_hook_as_fit_does(seeded, kind):
+    # A backward hook on the Sequential itself: fit trained it on the graph (the planned
+    # step never calls the model, so the hook would not run), History.engine_reason
+    # saying so, while model.why_not_planned() answered None ('planned')
+    rng = seeded.rng
+    model = wxb.nn.Sequential(wxb.nn.Dense(5, 4), wxb.nn.ReLU(), wxb.nn.Dense(4, 2))
+    calls = []
+    if kind == "full":
+        handle = model.register_full_backward_hook(lambda m, gi, go: calls.append(go))
+    else:
+        handle = model.register_full_backward_pre_hook(lambda m, go: calls.append(go))
+    X = rng.normal(size=(16, 5)).astype(np.float32)
+    history = wxb.fit(model, X, rng.integers(0, 2, 16), epochs=1, batch_size=8, verbose=0)
+    assert history.engine == "graph" and len(calls) == 2, seeded.msg(history.engine)
+    assert history.engine_reason is not None
+    assert model.why_not_planned() == history.engine_reason, seeded.msg(model.why_not_planned())
+    handle.remove()
+    assert model.why_not_planned() is None
+    assert wxb.fit(model, X, rng.integers(0, 2, 16), epochs=1, verbose=0).engine == "planned"

@@ -151,8 +151,6 @@ class PlannedStep(_Update):
         GraphStep)."""
         if not isinstance(model, Sequential):
             return f"the model is a {type(model).__name__}, not a Sequential"
-        if model._has_backward_hooks():  # (the step calls the plan, never the model)
-            return "the model has backward hooks, which run only through its calls"
         reason = own_code_reason(model) or unplannable_reason(run_layers(model))
         if reason is not None:
             return reason

@@ -474,7 +474,9 @@ class Sequential(Module):
 
 def own_code_reason(model: Sequential) -> str | None:
     """Why ``model`` itself is not run as Sequential's own forward (a forward or
-    __call__ of its class or instance, forward hooks), or None."""
+    __call__ of its class or instance, forward or backward hooks), or None."""
+    if model._has_backward_hooks():  # (a stock kind still: diagrams and ONNX see its forward)
+        return "the model has backward hooks, which run only through its calls"
     if stock_kind(model, (Sequential,)) is Sequential:
         return None
     if "forward" in vars(model):  # model.forward = … on the instance
