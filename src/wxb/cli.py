@@ -239,12 +239,13 @@ def build_parser() -> _Parser:
     add("--optimizer", choices=sorted(OPTIMIZERS), default="adam", help="optimiser")
     add("--lr", type=float, default=None,
         help="learning rate, > 0 (a run at 0 would train nothing); default adam and adamw "
-        "1e-3, sgd, rmsprop and adagrad 0.01, nadam and adamax 2e-3, radam 1e-3, adadelta 1")
+        "1e-3, sgd, rmsprop and adagrad 0.01, nadam and adamax 2e-3, radam 1e-3, adadelta 1, "
+        "rprop, asgd and adafactor 0.01")
     add("--momentum", type=float, default=None,
         help="momentum (sgd and rmsprop only; default 0)")
     add("--weight-decay", type=float, default=None,
-        help="L2 (adam, sgd, rmsprop, adagrad, nadam, radam, adamax, adadelta) or "
-        "decoupled (adamw); default 0, adamw 0.01")
+        help="L2 (adam, sgd, rmsprop, adagrad, nadam, radam, adamax, adadelta, asgd) or "
+        "decoupled (adamw, adafactor); rprop has none; default 0, adamw 0.01")
     add("--lr-schedule", choices=sorted(SCHEDULES), default=None,
         help="learning-rate schedule: step (× 0.1 every third of the epochs), cosine, invscaling "
         "(1/√(epoch+1)), plateau (× 0.1 once the watched loss has not improved for half the "
@@ -828,6 +829,15 @@ def check_train_options(args: argparse.Namespace) -> None:
         raise ConfigError(f"--weight-decay must be ≥ 0 and finite; got {args.weight_decay}")
     if args.momentum is not None and not 0 <= args.momentum < math.inf:
         raise ConfigError(f"--momentum must be ≥ 0 and finite; got {args.momentum}")
+    takes = inspect.signature(OPTIMIZERS[args.optimizer]).parameters
+    if args.weight_decay is not None and "weight_decay" not in takes:
+        # (refused by the option's name, before the data is read; get_optimizer's said
+        # 'weight_decay' after it)
+        raise ConfigError(
+            f"--weight-decay is not an option of {args.optimizer} (torch's "
+            f"{OPTIMIZERS[args.optimizer].__name__} has no weight decay); leave it out, or "
+            "pick another --optimizer"
+        )
     if args.checkpoint_every is not None and args.checkpoint_every < 1:
         raise ConfigError(f"--checkpoint-every must be ≥ 1; got {args.checkpoint_every}")
     if args.keep_checkpoints < 1:

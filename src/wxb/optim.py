@@ -2880,7 +2880,13 @@ def get_optimizer(name: str | Optimizer, params: Iterable[Parameter], **options)
             got += "Adam(model.parameters()), …)"
         raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {got}")
     kind = OPTIMIZERS[name]
-    takes = [n for n in inspect.signature(kind).parameters if n != "params"]
+    # (not **torch_only, PyTorch's implementation choices: "it takes …, torch_only" named
+    # no option a user could give)
+    takes = [
+        n
+        for n, p in inspect.signature(kind).parameters.items()
+        if n != "params" and p.kind is not p.VAR_KEYWORD
+    ]
     unknown = [k for k, v in options.items() if v is not None and k not in takes]
     if unknown:  # a ConfigError naming it, not Python's TypeError from the constructor
         raise ConfigError(f"{name} has no option {unknown[0]!r} (it takes {', '.join(takes)})")

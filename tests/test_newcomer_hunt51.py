@@ -1,0 +1,71 @@
+"""A newcomer's walk through the optimisers added this stop (newcomer51): wxb train's
+--weight-decay on an optimiser without one is refused by the option's name, before the
+data is read, and an option an optimiser lacks is refused naming only options a user
+can give. Inputs are drawn fresh each run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import wxb
+from wxb.cli import main
+from wxb.errors import ConfigError
+from wxb.optim import OPTIMIZERS, get_optimizer
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_weight_decay_on_rprop_is_refused_by_the_option_before_the_data(
+    tmp_path: Path, rng, capsys
+):
+    # a file that is not there: the refusal must come from the options, not the data
+    missing = tmp_path / f"absent{int(rng.integers(1000))}.csv"
+    decay = float(rng.uniform(0.01, 0.5))
+    code, out, err = run(capsys, "train", "--data", missing, "--target", "y",
+                         "--optimizer", "rprop", "--weight-decay", decay)  # fmt: skip
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "--weight-decay is not an option of rprop" in err, err
+    assert "torch_only" not in err and out == "", (out, err)
+    # ASGD (L2) and Adafactor (decoupled) have one: taken, as the help says
+    n = 40
+    x1, x2 = rng.normal(size=n).round(3), rng.normal(size=n).round(3)
+    frame = pd.DataFrame({"x1": x1, "x2": x2, "y": (x1 - x2 > 0).astype(int)})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    for optimizer in ("asgd", "adafactor"):
+        code, out, err = run(capsys, "train", "--data", tmp_path / "t.csv", "--target", "y",
+                             "--optimizer", optimizer, "--weight-decay", decay, "--hidden", 4,
+                             "--epochs", 2, "-q", "-o", tmp_path / "m.safetensors")  # fmt: skip
+        assert code == 0 and "saved model to" in out, err
+
+
+def test_an_option_the_optimiser_lacks_names_only_real_options(rng):
+    model = wxb.nn.Sequential(wxb.nn.Dense(int(rng.integers(2, 6)), 3))
+    with pytest.raises(ConfigError) as caught:
+        get_optimizer("rprop", model.parameters(), weight_decay=float(rng.uniform(0.01, 1)))
+    message = str(caught.value)
+    assert "rprop has no option 'weight_decay'" in message, message
+    assert "torch_only" not in message, message  # (**torch_only: no option of its own)
+    assert "lr, etas, step_sizes, maximize)" in message, message
+
+
+def test_train_help_names_every_optimisers_default_rate_and_decay(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    lr_help = text.split("--lr LR learning rate", 1)[1].split("--momentum MOMENTUM", 1)[0]
+    decay_help = text.split("--weight-decay WEIGHT_DECAY L2", 1)[1].split("--lr-schedule {", 1)[0]
+    model = wxb.nn.Sequential(wxb.nn.Dense(3, 2))
+    for name in OPTIMIZERS:
+        assert name in lr_help, (name, lr_help)
+        assert name in decay_help, (name, decay_help)
+    # the rate the help gives the new ones is the one they start from
+    assert "rprop, asgd and adafactor 0.01" in lr_help, lr_help
+    for name in ("rprop", "asgd", "adafactor"):
+        assert get_optimizer(name, model.parameters()).param_groups[0]["lr"] == 0.01
