@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -69,3 +70,40 @@ def test_train_help_names_every_optimisers_default_rate_and_decay(capsys):
     assert "rprop, asgd and adafactor 0.01" in lr_help, lr_help
     for name in ("rprop", "asgd", "adafactor"):
         assert get_optimizer(name, model.parameters()).param_groups[0]["lr"] == 0.01
+
+
+def test_torch_autograd_function_module_ports_as_written(rng):
+    torch = pytest.importorskip("torch")
+    from torch.autograd.function import once_differentiable as torch_once
+    from wxb.autograd.function import Function, FunctionCtx, once_differentiable
+
+    assert Function is wxb.autograd.Function and FunctionCtx is wxb.autograd.FunctionCtx
+
+    def cube(base, decorate):
+        class Cube(base):
+            @staticmethod
+            def forward(ctx, x):
+                ctx.save_for_backward(x)
+                return x**3
+
+            @staticmethod
+            @decorate
+            def backward(ctx, grad_output):
+                (x,) = ctx.saved_tensors
+                return grad_output * 3 * x**2
+
+        return Cube
+
+    x = rng.normal(size=(int(rng.integers(2, 6)), 3))
+    g = rng.normal(size=x.shape)
+    ours = wxb.tensor(x, dtype="float64", requires_grad=True)
+    (
+        cube(Function, once_differentiable).apply(ours) * wxb.tensor(g, dtype="float64")
+    ).sum().backward()
+    theirs = torch.tensor(x, requires_grad=True)
+    (cube(torch.autograd.Function, torch_once).apply(theirs) * torch.tensor(g)).sum().backward()
+    # float64 both ways: the same three products, to a few ulps
+    np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), rtol=1e-13, atol=0)
+    # a name torch's module has and wxb's lacks: one line naming what it holds
+    with pytest.raises(ImportError, match="it holds Function, FunctionCtx, once_differentiable"):
+        from wxb.autograd.function import InplaceFunction  # noqa: F401

@@ -20,12 +20,13 @@ and ``torch.autograd.grad(outputs, inputs)``: the gradients handed back, no ``.g
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from wxb.errors import ConfigError, ShapeError
+from wxb.errors import ConfigError, ShapeError, missing_name
 from wxb.ops import _unbroadcast
 from wxb.tensor import Tensor, float_array, gradients_apart, no_grad
 
@@ -324,3 +325,23 @@ def grad(
         else:
             result.append(Tensor(np.array(g, dtype=t.dtype)))
     return tuple(result)
+
+
+class _TorchFunctionNames(type(sys)):
+    """``wxb.autograd.function``: torch.autograd.function's names, so a port's ``from
+    torch.autograd.function import once_differentiable`` (or Function, FunctionCtx) works
+    as written, where it raised ModuleNotFoundError ('wxb.autograd' is not a package)."""
+
+    def __getattr__(self, name: str) -> object:
+        raise missing_name(
+            self.__name__,
+            name,
+            f"wxb.autograd.function has no attribute {name!r}; it holds {', '.join(self.__all__)}",
+        )
+
+
+function = _TorchFunctionNames(f"{__name__}.function")
+function.__all__ = ["Function", "FunctionCtx", "once_differentiable"]
+for _name in function.__all__:
+    setattr(function, _name, globals()[_name])
+sys.modules[function.__name__] = function  # import wxb.autograd.function as torch's
