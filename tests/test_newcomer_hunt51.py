@@ -107,3 +107,20 @@ def test_torch_autograd_function_module_ports_as_written(rng):
     # a name torch's module has and wxb's lacks: one line naming what it holds
     with pytest.raises(ImportError, match="it holds Function, FunctionCtx, once_differentiable"):
         from wxb.autograd.function import InplaceFunction  # noqa: F401
+
+
+def test_wxb_predict_takes_the_ids_an_embedding_model_was_fitted_on(tmp_path: Path, rng, capsys):
+    vocabulary, per_row, n = int(rng.integers(5, 20)), int(rng.integers(2, 5)), 50
+    ids = rng.integers(0, vocabulary, (n, per_row))
+    model = wxb.nn.Sequential(
+        wxb.nn.Embedding(vocabulary, 4), wxb.nn.Flatten(), wxb.nn.Linear(4 * per_row, 3)
+    )
+    wxb.fit(model, ids, rng.integers(0, 3, n), epochs=1, verbose=0)
+    wxb.save(model, tmp_path / "m.safetensors")
+    columns = [f"w{i}" for i in range(per_row)]
+    pd.DataFrame(ids, columns=columns).to_csv(tmp_path / "ids.csv", index=False)
+    code, out, err = run(capsys, "predict", tmp_path / "m.safetensors", tmp_path / "ids.csv")
+    # (it said: 'N features but the model takes 4·N', the Dense after the lookup's width)
+    assert code == 0, err
+    predicted = np.array(out.split()[1:], dtype=np.int64)
+    np.testing.assert_array_equal(predicted, model.predict(ids).argmax(axis=1))

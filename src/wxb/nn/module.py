@@ -2312,8 +2312,13 @@ def chunk_changes_rows(
 
 
 def input_width(model: Module) -> int | None:
-    """Features the model takes: from the first module that says (``in_features``)."""
+    """Features the model takes: from the first module that says (``in_features``); None
+    where an Embedding comes first, whose ids per row no layer records (the Dense after
+    it counts the looked-up rows: wxb predict refused a table of 3 ids as 'the model
+    takes 12')."""
     for _, module in model.named_modules():
+        if hasattr(module, "num_embeddings"):
+            return None
         if hasattr(module, "in_features"):
             return int(module.in_features)
     return None
