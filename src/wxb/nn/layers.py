@@ -839,6 +839,26 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
+def _dropout_p(value: object, kind: str) -> float:
+    if not (ops._is_number(value) and 0 <= value < 1):  # (p = 1: nothing would pass)
+        raise ConfigError(f"{kind} p must be a number in [0, 1); got {value!r}")
+    return float(value)
+
+
+class _DropoutP:
+    """A dropout layer's p in [0, 1) (p = 1: nothing would pass), checked when set later
+    too (torch's layer.p = 0.2), as at construction."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.kind = owner.__name__
+
+    def __get__(self, layer: Module | None, owner: type | None = None) -> Any:
+        return self if layer is None else layer._p
+
+    def __set__(self, layer: Module, value: object) -> None:
+        layer._p = _dropout_p(value, self.kind)
+
+
 class AlphaDropout(Module):
     """Alpha dropout, as torch's nn.AlphaDropout(p=0.5): in training each unit is dropped
     with probability p to SELU's saturation value and the rest scaled and shifted so
@@ -852,15 +872,7 @@ class AlphaDropout(Module):
         self.inplace = _inplace(inplace, "AlphaDropout")  # torch's: the same values here
         self.name = name
 
-    @property
-    def p(self) -> float:
-        return self._p
-
-    @p.setter
-    def p(self, value: float) -> None:  # checked when set later too, as at construction
-        if not (ops._is_number(value) and 0 <= value < 1):  # (p = 1: nothing would pass)
-            raise ConfigError(f"AlphaDropout p must be a number in [0, 1); got {value!r}")
-        self._p = float(value)
+    p = _DropoutP()
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0:
@@ -875,12 +887,6 @@ class AlphaDropout(Module):
         return f"p={self.p}, inplace={self.inplace}"
 
 
-def _dropout_p(value: object, kind: str) -> float:
-    if not (ops._is_number(value) and 0 <= value < 1):  # (p = 1: nothing would pass)
-        raise ConfigError(f"{kind} p must be a number in [0, 1); got {value!r}")
-    return float(value)
-
-
 class FeatureAlphaDropout(Module):
     """torch's nn.FeatureAlphaDropout(p=0.5): alpha dropout (AlphaDropout's formula) of
     whole channels, one draw per (sample, channel) of an input (N, C, …), the dims after
@@ -893,13 +899,7 @@ class FeatureAlphaDropout(Module):
         self.inplace = _inplace(inplace, "FeatureAlphaDropout")  # the same values here
         self.name = name
 
-    @property
-    def p(self) -> float:
-        return self._p
-
-    @p.setter
-    def p(self, value: float) -> None:  # checked when set later too, as at construction
-        self._p = _dropout_p(value, "FeatureAlphaDropout")
+    p = _DropoutP()
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0:
@@ -926,13 +926,7 @@ class Dropout1d(Module):
         self.inplace = _inplace(inplace, "Dropout1d")  # the same values here
         self.name = name
 
-    @property
-    def p(self) -> float:
-        return self._p
-
-    @p.setter
-    def p(self, value: float) -> None:
-        self._p = _dropout_p(value, "Dropout1d")
+    p = _DropoutP()
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0:
