@@ -201,6 +201,31 @@ def test_onnx_export_of_a_flatten_first_model_takes_the_samples_predict_takes(se
         wxb.onnx.export(model, tmp_path / "bad.onnx", sample_shape=(n + 1,))
 
 
+def test_a_later_fit_on_rows_exports_rows_not_the_earlier_fits_images(seeded, tmp_path):
+    """A Flatten-first model fitted on images (N, *dims), then fitted on rows (N, n): the
+    record of the first fit's sample shape stayed, and the ONNX graph took images where
+    the model was last trained on rows, which onnxruntime then refused. The last fit's
+    data decides: rows, whose outputs are predict's."""
+    import wxb.onnx
+
+    ort = pytest.importorskip("onnxruntime")
+    rng = seeded.rng
+    dims = tuple(int(d) for d in rng.integers(1, 5, size=int(rng.integers(2, 4))))
+    n, rows, c = int(np.prod(dims)), int(rng.integers(2, 12)), int(rng.integers(2, 4))
+    X = rng.normal(size=(rows, *dims))
+    model = wxb.nn.Sequential(wxb.nn.Flatten(), wxb.nn.Linear(n, c)).to("float64")
+    wxb.fit(model, X, rng.integers(0, c, rows), epochs=1, verbose=0)
+    assert model.info["sample_shape"] == list(dims), seeded.msg("the first fit's record")
+    flat = X.reshape(rows, n)
+    wxb.fit(model, flat, rng.integers(0, c, rows), epochs=1, verbose=0)
+    assert "sample_shape" not in model.info, seeded.msg("the record after a fit on rows")
+    session = ort.InferenceSession(str(wxb.onnx.export(model, tmp_path / "rows.onnx")))
+    assert session.get_inputs()[0].shape == ["batch", n], seeded.msg("the input's shape")
+    found = session.run(None, {"input": flat})[0]
+    np.testing.assert_allclose(found, model.predict(flat), rtol=1e-12, atol=1e-12,
+                               err_msg=seeded.msg("onnxruntime"))  # fmt: skip
+
+
 def test_a_first_flatten_of_negative_start_dim_is_refused_in_one_line_by_predict(seeded):
     """Flatten(-3) first: model(X) of images (N, 2, 3, 4) is torch's; predict and fit
     hand the model rows, where dim −3 is out of range: they stopped at "flatten: dim -3

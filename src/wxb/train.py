@@ -1391,6 +1391,8 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     _record_loss(model.info, loss_fn, y_arr)
     if getattr(X, "ndim", 0) > 2 and X_arr.ndim == 2:  # made rows by a Flatten first:
         model.info["sample_shape"] = [int(d) for d in X.shape[1:]]  # the ONNX input's
+    elif X_arr.ndim == 2:  # trained on rows now: an earlier fit's images no longer say
+        model.info.pop("sample_shape", None)  # what the ONNX input takes
     _record_target_names(model.info, y, y_arr, kind, shape)
     history = History(engine="planned" if planned else "graph")
     if not planned:
