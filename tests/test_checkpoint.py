@@ -1625,3 +1625,46 @@ def test_resume_warns_only_when_it_replaces_other_weights(seeded, tmp_path):
     with pytest.warns(CheckpointWarning, match="differ from those that run started from"):
         run.fit(tmp_path, model=other, resume=True)
     assert same_weights(other, stopped) == [], seeded.msg(run.describe())
+
+
+@pytest.mark.parametrize("engine", ["planned", "module"])
+def test_a_checkpoint_whose_row_order_is_no_permutation_is_refused(seeded, tmp_path, engine):
+    """Each batch is gathered trusting its rows (np.take with mode="clip", no temporary):
+    a checkpoint written consistently (checksums recomputed) but whose saved row order
+    repeats a row or names one out of range is refused by name at resume, and the model
+    keeps its weights. Before, a repeated row trained twice without a word."""
+    from safetensors.numpy import load_file, save_file
+
+    rng = seeded.rng
+    run = Run(rng, engine=engine, opt="adam", epochs=2)
+    folder = tmp_path / "run"
+    run.fit(folder, checkpoint_every=1, keep_checkpoints=10_000, epochs=1)
+    newest = checkpoints(folder)[-1]
+    arrays_path = newest.with_suffix(".safetensors")
+    arrays = load_file(str(arrays_path))
+    order = arrays["order"].copy()
+    how = str(rng.choice(["repeated", "out of range", "shorter"]))
+    i, j = rng.choice(len(order), size=2, replace=False)
+    if how == "repeated":
+        order[i] = order[j]
+    elif how == "out of range":
+        order[i] = len(order) + int(rng.integers(0, 5))
+    else:
+        order = order[:-1]
+    arrays["order"] = order
+    save_file(arrays, str(arrays_path))
+    record = json.loads(newest.read_text())
+    record["sha256"] = hashlib.sha256(arrays_path.read_bytes()).hexdigest()
+    record["json_sha256"] = ckpt._json_digest(record)
+    newest.write_text(json.dumps(record, indent=1))
+    model = run.model()
+    before = model.state_dict()
+    with pytest.raises(ConfigError, match="row order is not a permutation") as caught:
+        run.fit(folder, model=model, checkpoint_every=1, keep_checkpoints=10_000, resume=True)
+    assert newest.name in str(caught.value), seeded.msg(how)
+    assert same_weights_as(model, before) == [], seeded.msg(how)
+
+
+def same_weights_as(model: Module, state: dict) -> list[str]:
+    now = model.state_dict()
+    return [k for k in state if not np.array_equal(now[k], state[k])]

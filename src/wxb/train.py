@@ -2067,6 +2067,15 @@ class _Saver:
                     ckpt.CheckpointWarning,
                     stacklevel=5,
                 )
+        order = found.arrays["order"]
+        rows = len(loop.order)
+        # the gather of each batch trusts its rows (np.take with mode="clip"): an order
+        # that is not a permutation of this run's rows is refused, never clipped
+        if order.shape != (rows,) or not np.array_equal(np.sort(order), np.arange(rows)):
+            raise ConfigError(
+                f"checkpoint {found.path}: its row order is not a permutation of the "
+                f"{rows} training rows; it was not written by this run"
+            )
         before = (
             model.state_dict(),
             opt.state_dict(),
@@ -2626,8 +2635,10 @@ def _train_epoch(step, loss_fn, X, y, loop: _Loop, x_batch, y_batch, after_step,
                 xb = X.matrix[rows if X_rows is None else X_rows[rows]]
             else:
                 xb = x_batch[: len(rows)]
-                np.take(X, rows if X_rows is None else X_rows[rows], axis=0, out=xb)
-            np.take(y, rows, axis=0, out=yb)
+                # mode="clip": the rows are a permutation of valid ones, and under the
+                # default mode="raise" np.take gathers into a temporary, then copies to `out`
+                np.take(X, rows if X_rows is None else X_rows[rows], axis=0, out=xb, mode="clip")
+            np.take(y, rows, axis=0, out=yb, mode="clip")
             if by_row is not None:
                 by_row.start(loop.global_step(steps_per_epoch), rows)
             value = step(xb, yb) if len(rows) else step.contribute_nothing()
