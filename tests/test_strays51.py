@@ -2,6 +2,7 @@
 writer, and per-thread blocks a generator stepped by a pool's threads leaves elsewhere."""
 
 import threading
+import types
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -228,3 +229,49 @@ def test_feather_v1_reads_in_two_threads_leave_the_warning_filters_as_they_were(
     for role in ("first", "second"):
         for name, column in values.items():
             np.testing.assert_array_equal(got[role][name], column)
+
+
+@pytest.mark.parametrize("change", ["gone", "other signature", "no read_names"])
+def test_feather_reads_through_the_public_api_when_the_private_reader_differs(
+    seeded, tmp_path, monkeypatch, change
+):
+    """read_feather reads through pyarrow's private FeatherReader (read_table's own, without
+    its V1 notice); a pyarrow whose private reader is gone, takes other arguments or lacks
+    a method falls back to the public pyarrow.feather.read_table, with the same columns.
+    Before, only a missing import fell back: the other two raised out of wxb."""
+    pa = pytest.importorskip("pyarrow")
+    feather = pytest.importorskip("pyarrow.feather")
+    private = pytest.importorskip("pyarrow._feather")
+    from wxb import tables
+
+    rng = seeded.rng
+    n = int(rng.integers(1, 40))
+    values = {"a": rng.normal(size=n), "b": rng.integers(0, 9, size=n).astype(float)}
+    path = tmp_path / "v2.feather"
+    feather.write_feather(pa.table(values), path)
+    real = private.FeatherReader
+
+    class OtherSignature:
+        def __init__(self, source, memory_map):
+            raise AssertionError("not reached: the keywords differ")
+
+    class NoReadNames:
+        def __init__(self, *args, **kwargs):
+            self.inner = real(*args, **kwargs)
+            self.read = self.inner.read
+            self.version = self.inner.version
+
+    # the public reading keeps the real reader (a pyarrow whose private one differs has
+    # a public read_table made for it); only wxb's import sees the change
+    monkeypatch.setattr(feather, "_feather", types.SimpleNamespace(FeatherReader=real))
+    if change == "gone":
+        monkeypatch.delattr(private, "FeatherReader")
+    else:
+        monkeypatch.setattr(
+            private, "FeatherReader", OtherSignature if change == "other signature" else NoReadNames
+        )
+    for columns in (None, ["b"]):
+        table = tables._feather_table(path, columns)
+        assert table.column_names == (columns or list(values)), seeded.msg(change)
+        for name in table.column_names:
+            np.testing.assert_array_equal(table.column(name).to_numpy(), values[name])

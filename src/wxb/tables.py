@@ -1744,11 +1744,14 @@ def _feather_table(path: Path, columns: list[str] | None) -> Any:
     'ignore DeprecationWarning' in place for good, a third thread's were dropped meanwhile)."""
     try:
         from pyarrow._feather import FeatherReader  # what read_table reads with
-    except ImportError:  # (a later pyarrow: its own reading, its warnings as it gives them)
+
+        reader = FeatherReader(str(path), use_memory_map=True, use_threads=True)
+        _ = (reader.read, reader.read_names, reader.version)  # all that is used below
+    except (ImportError, AttributeError, TypeError):
+        # a pyarrow whose private reader differs: its public reading, with its notices
         import pyarrow.feather as feather
 
         return feather.read_table(path, columns=columns, memory_map=True)
-    reader = FeatherReader(str(path), use_memory_map=True, use_threads=True)
     if columns is None:
         return reader.read()
     table = reader.read_names(columns)
