@@ -11,10 +11,16 @@ pools spin after a call before they sleep: OpenBLAS's workers for 2²⁸ cycles 
 0.1 s), libgomp's (PyTorch's) for milliseconds. Without the pause, the contender
 before takes cores from the one after: interleaved straight after NumPy, PyTorch's
 small steps ran twice as slowly as on their own.
+
+Before timing starts the heap is collected and frozen (``quiet_heap``): with PyTorch,
+scikit-learn and JAX loaded it holds ~400,000 objects, and a full garbage collection
+(~0.2 s) landing inside one contender's turn, or inside one of a few whole fits, was
+seen to double wxb's digits figure.
 """
 
 from __future__ import annotations
 
+import gc
 import math
 import statistics
 import time
@@ -49,6 +55,13 @@ class Timing:
         return {"inner": self.inner, "median_s": self.median_s, "per_round_s": self.per_call_s}
 
 
+def quiet_heap() -> None:
+    """Collect the garbage now and set the survivors aside from later collections
+    (``gc.freeze``), so a collection during a timed call scans only what it made."""
+    gc.collect()
+    gc.freeze()
+
+
 def calls_per_turn(fn: Callable[[], object], turn_s: float) -> int:
     """Consecutive calls of ``fn`` that take at least ``turn_s``."""
     calls, start = 0, time.perf_counter()
@@ -60,6 +73,7 @@ def calls_per_turn(fn: Callable[[], object], turn_s: float) -> int:
 
 def interleave(contenders: dict[str, Callable[[], object]], plan: Plan) -> dict[str, Timing]:
     """Time every contender over ``plan.rounds`` interleaved rounds, after warm-up."""
+    quiet_heap()
     timings = {}
     for name, fn in contenders.items():
         time.sleep(SETTLE_S)
@@ -83,6 +97,7 @@ def interleave(contenders: dict[str, Callable[[], object]], plan: Plan) -> dict[
 
 def repeat_calls(fn: Callable[[], object], repeats: int, warmup_calls: int) -> list[float]:
     """Seconds of each of ``repeats`` single calls, after warm-up (for long calls)."""
+    quiet_heap()
     for _ in range(warmup_calls):
         fn()
     times = []

@@ -23,7 +23,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -36,7 +36,7 @@ import torch
 from _args import names, positive_int
 from _machine import FORCING_VARIABLES, cpu_model, load_average, numpy_blas
 from _tables import num, table
-from _timing import SETTLE_S, Plan, interleave, repeat_calls
+from _timing import SETTLE_S, Plan, interleave, quiet_heap, repeat_calls
 from _workloads import (
     CONFIGS,
     TRAINING_PATHS,
@@ -391,9 +391,16 @@ def bench_fit(settings: Settings) -> list[dict[str, object]]:
     for work in workloads:
         progress(f"fit {work.name}")
         wxb_runs, sklearn_runs = [], []
+        # one untimed epoch each on a slice first: the first fit in a process loads
+        # compiled code and fills caches (wxb's kernels, scikit-learn's imports)
+        warm = replace(work, split=tuple(part[:256] for part in work.split), epochs=1)
+        fit_wxb(warm, 0)
+        fit_sklearn(warm, 0)
         for seed in range(work.repeats):  # initial weights and shuffling differ by seed
+            quiet_heap()
             time.sleep(SETTLE_S)  # each fit starts with no other thread pool spinning
             wxb_runs.append(fit_wxb(work, seed))
+            quiet_heap()
             time.sleep(SETTLE_S)
             sklearn_runs.append(fit_sklearn(work, seed))
         wxb_s = statistics.median(run[0] for run in wxb_runs)
