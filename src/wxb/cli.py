@@ -76,7 +76,7 @@ from wxb.nn import (
     Standardize,
     get_loss,
 )
-from wxb.nn.heads import trained_loss
+from wxb.nn.heads import TORCH_LOSSES, class_targets, commands_refuse, trained_loss
 from wxb.nn.module import input_width, output_width
 from wxb.optim import NAMED_LRS, OPTIMIZERS, SCHEDULES, get_optimizer
 from wxb.plots import PLOT_FILES, plot_history
@@ -227,11 +227,14 @@ def build_parser() -> _Parser:
     add("--activation", choices=sorted(set(ACTIVATIONS) - heads),
         default="relu",
         help="f in A = f(Z) for the hidden layers")
-    add("--loss", choices=("auto", *(name for name in LOSSES if name != "nll")), default="auto",
+    add("--loss", choices=("auto", *(name for name in LOSSES if name != "nll"), *TORCH_LOSSES),
+        default="auto",
         help="auto: cross_entropy for classification, mse for regression (l1, huber and "
         "smooth_l1 are regression losses too, less pulled by outliers; huber's δ and "
         "smooth_l1's β are 1 on the standardized target: one standard deviation in its "
-        "units, as wxb explain scores them)")
+        "units, as wxb explain scores them); multi_margin (the multi-class hinge) and "
+        "soft_margin (two classes as −1/+1) classify; torch's other losses are wxb.fit's, "
+        "refused here in one line")
     add("--class-weight", choices=("none", "balanced"), default="none",
         help="balanced: each class's rows weigh n/(classes × its rows) in the loss, the "
         "counts taken on the training rows (scikit-learn's class_weight='balanced'), so "
@@ -1056,6 +1059,11 @@ def _run_train(args: argparse.Namespace) -> None:
                 f"--class-weight {args.class_weight} weighs classes; this is a "
                 f"{targets.reason or targets.task}"
             )
+        if args.class_weight != "none" and targets.loss in ("multi_margin", "soft_margin"):
+            raise ConfigError(
+                f"--class-weight {args.class_weight} weighs cross_entropy's and "
+                f"bce_with_logits's classes, not --loss {targets.loss}'s; leave one out"
+            )
         if args.class_weight != "none" and ranks is not None and targets.loss == "cross_entropy":
             # fit refuses a distributed weighted mean (each rank's has its own divisor) with
             # advice (reduction='sum') the command line has no option for: said here instead
@@ -1066,7 +1074,7 @@ def _run_train(args: argparse.Namespace) -> None:
             )
         n_rows = len(targets.y)
         stratify = targets.y if targets.task == "classification" and targets.y.ndim == 1 else None
-        if targets.loss == "bce_with_logits":
+        if targets.loss in ("bce_with_logits", "soft_margin"):  # (one logit's column)
             stratify = targets.y[:, 0]
 
         rng = np.random.default_rng(args.seed)
@@ -1457,13 +1465,17 @@ def report(model, X: np.ndarray, y: np.ndarray, loss: str, task: str) -> dict[st
     if task == "regression":  # against the targets as given: rounding them to the model's
         # float32 would move both figures (targets near 1e8 round in steps of 8)
         y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-        pred = model.predict(X).astype(np.float64).reshape(len(y), -1)
+        output = model.predict(X)
+        pred = predictions(model, output).reshape(len(y), -1)
         residual = ((pred - y) ** 2).sum()
         r2 = regression_figures(y, pred)["r2"]  # per output, averaged; a constant column exactly
-        return {"mse": float(residual / y.size), "r2": r2}
+        figures = {"mse": float(residual / y.size), "r2": r2}
+        if loss == "poisson_nll":  # its own loss too, on the log-rates (rates) as trained
+            figures = {**evaluate(model, X, y, get_loss(trained_loss(model.info, loss))), **figures}
+        return figures
     y = y if y.ndim == 1 else y.astype(model.dtype)
-    if probability_head(model) is None:
-        return evaluate(model, X, y, get_loss(loss))
+    if probability_head(model) is None:  # (with the options fit recorded: multi_margin's p)
+        return evaluate(model, X, y, get_loss(trained_loss(model.info, loss)))
     # outputs that are already probabilities: the loss of the logits the head turned
     # into them (exact, as explain scores it; log p is not where p rounded to 0)
     logits = head_logits(model, X)
@@ -1474,6 +1486,13 @@ def report(model, X: np.ndarray, y: np.ndarray, loss: str, task: str) -> dict[st
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         value = float(get_loss(loss)(Tensor(logits), y).data)
     return {"loss": value, "accuracy": float(np.mean(predicted == truth))}
+
+
+def predictions(model, output: np.ndarray) -> np.ndarray:
+    """A regression's outputs as the numbers it predicts (float64): e^x of a log link's
+    (a Poisson's log-rates), as wxb predict writes them."""
+    output = output.astype(np.float64)
+    return np.exp(output) if model.info.get("link") == "log" else output
 
 
 # ---------------------------------------------------------------------------------
@@ -1491,7 +1510,10 @@ def run_eval(args: argparse.Namespace) -> None:
     test = None if data is not None else digits_test_rows(model, args)
     if data is None and test is None:
         raise ConfigError(f"name the data to evaluate on: wxb eval MODEL DATA{_digits_test(model)}")
-    if is_multilabel(model) or model.info.get("link"):
+    if refused := commands_refuse(model, "wxb eval"):
+        raise ConfigError(f"{args.model}: {refused}")
+    poisson = model.info.get("loss") == "poisson_nll"  # (scikit-learn's Poisson: not yet)
+    if is_multilabel(model) or (model.info.get("link") and not poisson):
         raise ConfigError(
             f"{args.model}: wxb eval does not evaluate a multilabel or Poisson model yet "
             "(wxb predict does predict with it)"
@@ -1506,9 +1528,8 @@ def run_eval(args: argparse.Namespace) -> None:
     task, loss, classes = model_task(model)
     warn_if_task_guessed(model, args.model, task)
     if task == "classification":
-        y = encode_labels(classes, labelled)
-        if loss == "bce_with_logits":
-            y = y.astype(np.float64).reshape(-1, 1)
+        truth = encode_labels(classes, labelled)
+        y = class_targets(loss, truth)  # (one logit's 0/1 column, soft_margin's −1/+1)
     elif test is not None:
         y = test.y.astype(np.float64).reshape(len(test.y), -1)
     else:
@@ -1546,12 +1567,11 @@ def run_eval(args: argparse.Namespace) -> None:
     )
     if task == "classification":
         predicted = predicted_classes(class_logits(model, output))
-        truth = y[:, 0].astype(np.int64) if y.ndim == 2 else y
         print(format_classification(classification_figures(truth, predicted, classes)))
     else:
         named = getattr(labelled, "targets", None) or [labelled.target]
         names = named if len(named) == y.shape[1] else None
-        print(format_regression(regression_figures(y, output.astype(np.float64)), names))
+        print(format_regression(regression_figures(y, predictions(model, output)), names))
 
 
 def check_outputs_finite(output: np.ndarray, table: Table, model_path: str) -> None:
@@ -1708,12 +1728,20 @@ def run_diagram(args: argparse.Namespace) -> None:
         rng = np.random.default_rng(0)
         X = rng.standard_normal((args.batch_size, input_width(model) or 1)).astype(model.dtype)
         _, loss, classes = model_task(model)
-        if loss == "cross_entropy":
+        width = output_width(model) or 1
+        if loss in ("cross_entropy", "multi_margin"):
             y = rng.integers(0, len(classes), size=args.batch_size)
+        elif loss == "multilabel_margin":  # each row's labels, −1 ending them
+            y = rng.integers(-1, width, size=(args.batch_size, width))
         else:
-            y = rng.standard_normal((args.batch_size, output_width(model) or 1))
-            y = (y > 0).astype(model.dtype) if loss == "bce_with_logits" else y.astype(model.dtype)
-        text = graph_diagram(get_loss(loss)(model(X), y), model)
+            y = rng.standard_normal((args.batch_size, width))
+            if loss in ("bce_with_logits", "multilabel_soft_margin"):
+                y = y > 0
+            elif loss in ("soft_margin", "hinge_embedding"):  # labels −1/+1
+                y = np.where(y > 0, 1, -1)
+            y = y.astype(model.dtype)
+        # the loss with the options fit recorded (a margin): the graph training records
+        text = graph_diagram(get_loss(trained_loss(model.info, loss))(model(X), y), model)
     print(f"```mermaid\n{text}\n```" if args.format == "md" else text)
 
 
@@ -1847,13 +1875,11 @@ def explain_rows(model, data: Table | wdata.Dataset, args: argparse.Namespace) -
     y, loss = None, None
     if labelled is not None and labelled.y is not None:
         task, loss, classes = model_task(model)
-        if task == "classification":
-            y = encode_labels(classes, labelled)
-            if loss == "bce_with_logits":
-                y = y.astype(np.float64).reshape(-1, 1)
-        else:
+        if task == "classification" and not is_multilabel(model):
+            y = class_targets(loss, encode_labels(classes, labelled))
+        else:  # (several labels a row: their columns as given, as the loss takes them)
             y = numeric_targets(labelled.y, labelled).reshape(len(labelled.y), -1)
-            loss = trained_loss(model.info, loss)  # Huber's δ as training applied it
+        loss = trained_loss(model.info, loss)  # Huber's δ, multi_margin's p as training applied
     stage_lines: list[str] = []
     stage = model.info.get("table")
     if isinstance(data, Table) and stage is not None:
@@ -1967,10 +1993,17 @@ def run_predict(args: argparse.Namespace) -> None:
         wdata.check_can_write(args.output, "predictions", protect=protect)
         check_csv_name(args.output)
     model = load_model(args.model)
-    task, _, _ = model_task(model)
+    if refused := commands_refuse(model, "wxb predict"):
+        raise ConfigError(f"{args.model}: {refused}")
+    task, loss, _ = model_task(model)
     warn_if_task_guessed(model, args.model, task)
     if args.proba and task != "classification":
         raise ConfigError(f"--proba is for classifiers; {args.model} is a {task} model")
+    if args.proba and loss == "multi_margin":  # (scikit-learn's LinearSVC has no predict_proba)
+        raise ConfigError(
+            f"--proba: {args.model} was trained with multi_margin, a hinge whose scores are "
+            "no probabilities; leave --proba out for its classes"
+        )
     # a file of a header alone: the predictions' header alone, as pandas reads it (no rows)
     table = read_data(args, args.input, model, no_rows=True)
     X = features_for(model, table, no_rows=True)

@@ -40,6 +40,7 @@ from wxb.nn.losses import (
     TargetForm,
     computes_its_own,
     get_loss,
+    recorded_name,
     stock_loss,
 )
 from wxb.nn.module import (
@@ -1128,7 +1129,9 @@ def _backward_sections(
         latex = latex.replace(r"\mathrm{mean}", r"\mathrm{sum}")
         output_grad = output_grad.replace("/B", "").replace("/(B·C)", "").replace("/W", "")
     targets = f"; y = {_fmt_text(target.T)}" if target.size <= MAX_SHOWN else ""
-    shown = repr(loss_fn) if kernel else f"{type(loss_fn).__name__}(reduction={reduction!r})"
+    # a loss fit takes by name shows its options (MultiMarginLoss's p and margin)
+    named = kernel or recorded_name(loss_fn)
+    shown = repr(loss_fn) if named else f"{type(loss_fn).__name__}(reduction={reduction!r})"
     note = f"{shown} on B = {batch}{targets}{defined}{getattr(loss_fn, 'trained_note', '')}"
     if probabilities:
         note += (

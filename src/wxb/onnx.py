@@ -486,8 +486,9 @@ def _metadata(model: Module) -> dict[str, str]:
     info = model.info if isinstance(model.info, dict) else {}
     props = {"wxb_version": __version__}
     # link "log": wxb predict gives exp(output) (a Poisson or Gamma regressor); multilabel:
-    # each output is its own yes/no: what a reader needs to turn the output into it
-    for key in ("task", "target", "loss", "link", "multilabel"):
+    # each output is its own yes/no: what a reader needs to turn the output into it (and
+    # the loss's options: PoissonNLLLoss's log_input, a margin)
+    for key in ("task", "target", "loss", "loss_options", "link", "multilabel"):
         value = info.get(key)
         if value is not None:
             props[key] = value if isinstance(value, str) else _json(value, key)

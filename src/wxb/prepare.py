@@ -33,7 +33,7 @@ from wxb.columns import (
 )
 from wxb.errors import ConfigError, DataError
 from wxb.nn import Dense
-from wxb.nn.heads import head_index, model_task, probability_head
+from wxb.nn.heads import ONE_LOGIT_LOSSES, head_index, model_task, probability_head
 from wxb.nn.layers import standard_scale
 from wxb.nn.losses import REGRESSION_LOSSES
 from wxb.nn.module import input_width
@@ -66,7 +66,7 @@ def choose_task(y: np.ndarray, task: str, loss: str) -> str:
     """Classification for text, one-hot rows, or few whole numbers; else regression."""
     if task != "auto":
         return task
-    if loss in ("cross_entropy", "bce_with_logits"):
+    if loss in ("cross_entropy", "bce_with_logits", *TRAIN_CLASS_LOSSES):
         return "classification"
     if loss in REGRESSION_LOSSES:
         return "regression"
@@ -194,8 +194,28 @@ class Targets:
     warnings: list[str] = field(default_factory=list)
 
 
+# torch's losses wxb train takes by name: the multi-class hinge on class indices, the
+# two-class logistic loss on labels −1/+1 (one logit, as bce_with_logits)
+TRAIN_CLASS_LOSSES = ("multi_margin", "soft_margin")
+# and why it takes none of the others
+TRAIN_REFUSED = {
+    "poisson_nll": "wxb train standardizes a regression's targets, which a Poisson's counts "
+    "must not be",
+    "multilabel_soft_margin": "it trains several labels a row, which wxb train does not read",
+    "multilabel_margin": "it trains several labels a row, which wxb train does not read",
+    "hinge_embedding": "its outputs are distances of pairs, labelled −1/+1 alike or not, "
+    "which wxb train's rows and target do not give",
+}
+
+
 def encode_targets(dataset: wdata.Dataset | TableData, task: str, loss: str) -> Targets:
     y, source = dataset.y, dataset.source
+    if loss in TRAIN_REFUSED:
+        read = "" if loss == "multilabel_margin" else ", and wxb predict reads the model it saves"
+        raise ConfigError(
+            f"--loss {loss}: {TRAIN_REFUSED[loss]}; wxb.fit(model, X, y, loss={loss!r}) "
+            f"trains it{read}"
+        )
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim > 2 or y.ndim == 0:
@@ -256,12 +276,12 @@ def encode_targets(dataset: wdata.Dataset | TableData, task: str, loss: str) -> 
                 "row: too few to learn or to be in both the training and the test part"
             )
         names = [plain(c) for c in classes]
-        if loss == "bce_with_logits":
+        if loss in ("bce_with_logits", "soft_margin"):
             if len(classes) != 2:
-                raise ConfigError(
-                    f"--loss bce_with_logits needs 2 classes; the target has {len(classes)}"
-                )
+                raise ConfigError(f"--loss {loss} needs 2 classes; the target has {len(classes)}")
+            # one logit: 0/1, or soft_margin's −1/+1 (the first class −1)
             y01 = indices.astype(np.float64).reshape(-1, 1)
+            y01 = 2 * y01 - 1 if loss == "soft_margin" else y01
             return Targets(task, loss, y01, 1, names, reason=reason, warnings=warnings)
         return Targets(task, loss, indices, len(classes), names, reason=reason, warnings=warnings)
     if loss not in REGRESSION_LOSSES:
@@ -478,7 +498,7 @@ def check_classes_fit(model, out: np.ndarray, source: object = "the model") -> N
             "needs one name per class"
         )
     width = out.shape[1]
-    two = loss == "bce_with_logits" and width == 1 and not is_multilabel(model)
+    two = loss in ONE_LOGIT_LOSSES and width == 1 and not is_multilabel(model)
     wanted = 2 if two else width
     if len(names) != wanted:
         outputs = "one logit (two classes)" if two else f"{width} outputs"

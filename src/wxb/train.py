@@ -42,6 +42,7 @@ from wxb.nn.layers import Dropout, Sigmoid, Softmax
 from wxb.nn.losses import (
     GRAPH_LOSSES,
     LOSSES,
+    NUMBER_LOSSES,
     REGRESSION_LOSSES,
     BCELoss,
     BCEWithLogitsLoss,
@@ -2297,9 +2298,10 @@ def _record_loss(info: dict, loss_fn: Loss, y: np.ndarray) -> None:
     as it was trained (one output trained with BCE is a binary classifier, not a
     regression; two trained with MSE are a regression, not two classes), as a Keras
     model file keeps the loss it was compiled with. A subclass of a stock loss counts as
-    that loss unless it has a __call__ of its own; so do BCELoss ("bce") and KLDivLoss
-    ("kl_div"), which fit takes by those names; a loss of one's own leaves the record
-    as it was."""
+    that loss unless it has a __call__ of its own; so do BCELoss ("bce"), KLDivLoss
+    ("kl_div") and torch's other one-input losses ("poisson_nll", …), which fit takes by
+    those names, with their plain options; a loss of one's own leaves the record as it
+    was."""
     name = recorded_name(loss_fn)
     if name is None:
         # what evaluate and a later fit must not replace by cross_entropy without a word
@@ -2315,11 +2317,18 @@ def _record_loss(info: dict, loss_fn: Loss, y: np.ndarray) -> None:
         info["loss_options"] = options
     else:
         info.pop("loss_options", None)
-    info["task"] = "regression" if name in REGRESSION_LOSSES else "classification"
-    if name == "bce_with_logits" and y.ndim == 2 and y.shape[1] > 1:
+    info["task"] = "regression" if name in NUMBER_LOSSES else "classification"
+    several = ("bce_with_logits", "multilabel_soft_margin", "multilabel_margin")
+    if name in several and y.ndim == 2 and y.shape[1] > 1:
         info["multilabel"] = True  # a sigmoid per output, as scikit-learn's multilabel MLP
     else:
         info.pop("multilabel", None)
+    if name == "poisson_nll" and loss_fn.log_input:
+        # the outputs are log-rates, as PyTorch's: wxb predict gives the rate e^x, as for
+        # scikit-learn's Poisson MLP (a link of an earlier fit's is dropped below)
+        info["link"] = "log"
+    else:
+        info.pop("link", None)
 
 
 def _loss_name(loss_fn: object) -> str:

@@ -6,6 +6,8 @@ loss it was trained with, and as probabilities when its head gives them."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from wxb.errors import ConfigError
 from wxb.nn.layers import Dropout, Identity, Sigmoid, Softmax
 from wxb.nn.losses import (
@@ -21,7 +23,52 @@ from wxb.nn.module import is_stock, output_width
 from wxb.nn.sequential import layers_in_order
 
 # the losses that say a model's outputs are classes (the others' are numbers to predict)
-CLASSIFICATION_LOSSES = ("cross_entropy", "nll", "bce_with_logits")
+CLASSIFICATION_LOSSES = (
+    "cross_entropy", "nll", "bce_with_logits", "soft_margin", "multilabel_soft_margin",
+    "multi_margin", "multilabel_margin",
+)  # fmt: skip
+# torch's one-input losses fit records by name: the commands read their outputs as such
+TORCH_LOSSES = (
+    "poisson_nll", "soft_margin", "multilabel_soft_margin", "hinge_embedding", "multi_margin",
+    "multilabel_margin",
+)  # fmt: skip
+# the losses that read one output as one logit of two classes (a 0/1 column, soft_margin's
+# labels −1/+1); their several outputs are labels of their own (multilabel)
+ONE_LOGIT_LOSSES = ("bce_with_logits", "multilabel_soft_margin", "soft_margin")
+
+
+def class_targets(loss: str, indices: np.ndarray) -> np.ndarray:
+    """Class indices (of model_task's classes) as the loss ``loss`` takes them: a 0/1
+    column for one logit, soft_margin's −1/+1; the indices as they are otherwise."""
+    if loss == "soft_margin":
+        return (2.0 * indices - 1.0).reshape(-1, 1)
+    if loss in ONE_LOGIT_LOSSES:
+        return indices.astype(np.float64).reshape(-1, 1)
+    return indices
+
+
+def commands_refuse(model, command: str) -> str | None:
+    """Why a command (``wxb eval``, ``wxb predict``, …) cannot read this model's outputs
+    as its recorded loss trained them, in one line; None where it can."""
+    loss, width = model.info.get("loss"), output_width(model) or 1
+    if loss == "multilabel_margin":  # a ranking of labels, with no threshold to say which
+        return (
+            f"{command} does not read a multilabel_margin model: its scores rank each row's "
+            "labels above the others, with no threshold saying which are predicted; "
+            "use model(X) or wxb.evaluate(model, X, y) in Python"
+        )
+    if loss == "soft_margin" and width > 1:
+        return (
+            f"{command} does not read a soft_margin model of {width} outputs (labels −1/+1 "
+            "each); use model(X) or wxb.evaluate(model, X, y) in Python"
+        )
+    if loss == "hinge_embedding" and command == "wxb eval":
+        return (
+            "wxb eval does not score a hinge_embedding model: its outputs are distances "
+            "of pairs, its targets labels −1/+1 (no MSE or R² of one by the other); "
+            "wxb.evaluate(model, X, y) gives its loss, wxb predict its distances"
+        )
+    return None
 
 
 def head_index(layers: list) -> int:
@@ -44,7 +91,8 @@ def model_task(model) -> tuple[str, str, list]:
     width = output_width(model) or 1
     task, loss = info.get("task"), info.get("loss")
     layers = layers_in_order(model)
-    if loss in GRAPH_LOSSES:  # fit's "bce", "kl_div": the commands read logits or labels
+    if loss in GRAPH_LOSSES and loss not in TORCH_LOSSES:  # fit's "bce", "kl_div": the
+        # commands read logits or labels
         sigmoid_head = width == 1 and is_stock(layers[head_index(layers)], Sigmoid)
         # BCE on a Sigmoid's p is BCE with logits on the z behind it; else read as a
         # model without a recorded loss would be
@@ -57,9 +105,11 @@ def model_task(model) -> tuple[str, str, list]:
     if not loss and task == "classification":  # one output: one logit, two classes
         loss = "bce_with_logits" if width == 1 else "cross_entropy"
     loss = loss or "mse"
-    # BCE on one logit: classes 0 and 1; else a logit a class (or a label): 0..C−1
-    two = loss == "bce_with_logits" and width == 1
-    classes = info.get("classes") or list(range(2 if two else width))
+    # BCE on one logit: classes 0 and 1 (soft_margin's −1 and +1); else a logit a class
+    # (or a label): 0..C−1
+    two = loss in ONE_LOGIT_LOSSES and width == 1
+    default = [-1, 1] if loss == "soft_margin" and two else list(range(2 if two else width))
+    classes = info.get("classes") or default
     # text as read now, without surrounding spaces (a model from before may hold ' lo')
     classes = [c.strip() if isinstance(c, str) else c for c in classes]
     return task, loss, classes

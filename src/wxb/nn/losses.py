@@ -904,13 +904,13 @@ def _graph_kind(loss: Loss, kinds: tuple[type[Loss], ...]) -> type[Loss] | None:
 
 def recorded_name(loss: Loss) -> str | None:
     """The name fit records ``loss`` by, one get_loss takes back: a stock loss's
-    (LOSSES), BCELoss's "bce" or KLDivLoss's "kl_div" as their class computes them; None
-    for a loss of one's own."""
+    (LOSSES), or GRAPH_LOSSES's ("bce", "kl_div", "poisson_nll", …) as their class
+    computes them; None for a loss of one's own."""
     kind = stock_loss(loss)
     if kind is None and "forward" not in vars(loss):
         cls = type(loss)
-        graph = (BCELoss, KLDivLoss)
-        if cls.__call__ is _STOCK_CALL:
+        if cls.__call__ is _STOCK_CALL:  # (PoissonNLLLoss … too: fit takes them by name)
+            graph = GRAPH_LOSSES.values()
             kind = next(
                 (k for k in graph if isinstance(loss, k) and cls.forward is k.forward), None
             )
@@ -946,7 +946,8 @@ def _stock_kind_of(kind: type, forward: Callable, call: Callable) -> type[Loss] 
 # a second fit or evaluate without loss= rebuilds the loss training applied. (Class
 # weights are not among them: wxb eval scores unweighted, as its docs say.)
 PLAIN_OPTIONS = (
-    "reduction", "delta", "beta", "label_smoothing", "ignore_index", "log_target"
+    "reduction", "delta", "beta", "label_smoothing", "ignore_index", "log_target",
+    "log_input", "full", "eps", "margin", "p",
 )  # fmt: skip
 
 
@@ -1042,6 +1043,9 @@ HAND_LOOP_LOSSES = (GaussianNLLLoss, MarginRankingLoss, CosineEmbeddingLoss, Tri
                     TripletMarginWithDistanceLoss)  # fmt: skip
 # the losses of a regression (numbers to predict), by name: the rest are a classifier's
 REGRESSION_LOSSES = ("mse", "l1", "huber", "smooth_l1")
+# the losses fit records whose outputs are numbers, not class scores (info's task
+# "regression"): Poisson's log-rates (or rates), HingeEmbeddingLoss's distances
+NUMBER_LOSSES = (*REGRESSION_LOSSES, "poisson_nll", "hinge_embedding")
 
 
 def batch_loss(loss: Loss) -> Loss:
