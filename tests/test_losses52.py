@@ -96,7 +96,7 @@ def _fitted(rng, name: str, rows: int):
 
 def _torch_loss(name: str, out: np.ndarray, y: np.ndarray, options: dict) -> float:
     o, reduction = torch.from_numpy(out), options.get("reduction", "mean")
-    t = torch.from_numpy(np.asarray(y))
+    t = torch.from_numpy(np.array(y))  # (a copy: a frame's column may be read-only)
     if name == "poisson_nll":
         log_input, full = options.get("log_input", True), options.get("full", False)
         eps = options.get("eps", 1e-8)
@@ -275,53 +275,67 @@ def test_commands_refuse_what_they_cannot_read_in_one_line(seeded, tmp_path, cap
             assert name in err and "model(X)" in err, said
 
 
-def test_wxb_train_takes_the_classifiers_losses_and_refuses_the_others(seeded, tmp_path, capsys):
+def test_wxb_train_takes_three_of_them_and_refuses_the_others(seeded, tmp_path, capsys):
     """``wxb train --loss`` offered none of torch's losses. It now trains multi_margin
-    (class indices) and soft_margin (two classes as −1/+1, one logit) and records them,
-    so wxb eval and predict read the model as trained; the others are refused in one
-    line saying why, as is --class-weight, which weighs the cross-entropies' classes."""
+    (class indices), soft_margin (two classes as −1/+1, one logit) and poisson_nll (counts
+    as they are, not standardized: the outputs are log-rates, predicted as the rate e^x)
+    and records them, so wxb eval and predict read the model as trained; the others are
+    refused in one line saying why, as are a negative count and --class-weight, which
+    weighs the cross-entropies' classes."""
     rng = seeded.rng
     rows = int(rng.integers(60, 120))
     X = rng.normal(size=(rows, 3))
     labels = np.array(["lo", "mid", "hi"])[np.digitize(X[:, 0] + 0.3 * X[:, 1], [-0.5, 0.5])]
-    two = np.where(X[:, 1] > 0, "yes", "no")
+    columns = {"a": X[:, 0], "b": X[:, 1], "c": X[:, 2], "k": labels,
+               "two": np.where(X[:, 1] > 0, "yes", "no"),
+               "cnt": rng.poisson(np.exp(0.5 * X[:, 0]))}  # fmt: skip
     data = tmp_path / "data.csv"
-    pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "c": X[:, 2], "k": labels, "two": two}).to_csv(
-        data, index=False
-    )
-    for name, target, other in (("multi_margin", "k", "two"), ("soft_margin", "two", "k")):
+    pd.DataFrame(columns).to_csv(data, index=False)
+    frame = pd.read_csv(data)
+    for name, target in (("multi_margin", "k"), ("soft_margin", "two"), ("poisson_nll", "cnt")):
+        msg = lambda what: seeded.msg(f"wxb train --loss {name}: {what}")  # noqa: E731,B023
         path = tmp_path / f"{name}.safetensors"
-        argv = ("train", "--data", data, "--target", target, "--drop", other, "--loss", name,
-                "--hidden", "4", "--epochs", "2", "-q", "-o", path)  # fmt: skip
-        code, _, err = run(capsys, *argv)
-        assert code == 0, seeded.msg(f"{name}: {err}")
+        others = [c for c in ("k", "two", "cnt") if c != target]
+        code, _, err = run(capsys, "train", "--data", data, "--target", target, "--drop",
+                           ",".join(others), "--loss", name, "--hidden", "4", "--epochs", "2",
+                           "--dtype", "float64", "-q", "-o", path)  # fmt: skip
+        assert code == 0, msg(err)
         model = wxb.load(path)
-        assert (model.info["loss"], model.info["task"]) == (name, "classification"), seeded.msg(
-            str(model.info)
-        )
+        task = "regression" if name == "poisson_nll" else "classification"
+        assert (model.info["loss"], model.info["task"]) == (name, task), msg(str(model.info))
         table = predicted(capsys, path, data)
-        frame = pd.read_csv(data).drop(columns=[target, other])
-        out = model.predict(frame)
-        if name == "multi_margin":
-            want = np.array(model.info["classes"], dtype=object)[out.argmax(axis=1)]
-        else:  # the first class is −1, the second +1: the sign of the logit
-            want = np.where(out[:, 0] > 0, model.info["classes"][1], model.info["classes"][0])
-        np.testing.assert_array_equal(table["prediction"].astype(str), want.astype(str),
-                                      seeded.msg(f"{name}'s classes"))  # fmt: skip
+        out = model.predict(frame.drop(columns=[target, *others]))
         code, text, err = run(capsys, "eval", path, data, "--target", target)
+        assert code == 0, msg(err)
+        if name == "poisson_nll":
+            assert model.info.get("link") == "log", msg(str(model.info))
+            rate, y = np.exp(out), frame[[target]].to_numpy(np.float64)
+            np.testing.assert_allclose(table["prediction"], rate[:, 0], **TOL, err_msg=msg("rate"))
+            figures = f"loss {figure_text(_torch_loss(name, out, y, {}))}, mse "
+            assert figures in text, msg(text)
+            continue
         classes = list(model.info["classes"])
-        index = np.array([classes.index(v) for v in pd.read_csv(data)[target]])
+        if name == "multi_margin":
+            want = np.array(classes, dtype=object)[out.argmax(axis=1)]
+        else:  # the first class is −1, the second +1: the sign of the logit
+            want = np.where(out[:, 0] > 0, classes[1], classes[0])
+        np.testing.assert_array_equal(table["prediction"].astype(str), want.astype(str),
+                                      msg("classes"))  # fmt: skip
+        index = np.array([classes.index(v) for v in frame[target]])
         y = index if name == "multi_margin" else (2.0 * index - 1).reshape(-1, 1)
         loss = _torch_loss(name, out, y, model.info.get("loss_options", {}))
-        assert code == 0 and f"loss {figure_text(loss)}" in text, seeded.msg(f"{text}{err}")
-    for name in ("poisson_nll", "multilabel_soft_margin", "hinge_embedding", "multilabel_margin"):
+        assert f"loss {figure_text(loss)}" in text, msg(text)
+    for name in ("multilabel_soft_margin", "hinge_embedding", "multilabel_margin"):
         code, _, err = run(capsys, "train", "--data", data, "--target", "a", "--loss", name, "-q")
         said = seeded.msg(f"wxb train --loss {name}: {err!r}")
         assert code != 0 and err.count("\n") == 1 and f"--loss {name}: " in err, said
         assert f"wxb.fit(model, X, y, loss={name!r})" in err, said
-    code, _, err = run(capsys, "train", "--data", data, "--target", "k", "--loss", "multi_margin",
-                       "--class-weight", "balanced", "-q")  # fmt: skip
-    assert code != 0 and err.count("\n") == 1 and "--class-weight" in err, seeded.msg(err)
+    for target, option in (("a", "poisson_nll"), ("k", "--class-weight")):
+        argv = ["--loss", "poisson_nll"]  # a negative count
+        if target == "k":
+            argv = ["--loss", "multi_margin", "--class-weight", "balanced"]
+        code, _, err = run(capsys, "train", "--data", data, "--target", target, *argv, "-q")
+        assert code != 0 and err.count("\n") == 1 and option in err, seeded.msg(err)
 
 
 @pytest.mark.parametrize("name", ["poisson_nll", "multilabel_soft_margin", "soft_margin",

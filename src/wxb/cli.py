@@ -146,7 +146,7 @@ def regression_loss_note(loss: str) -> str:
 def training_loss_note(targets: Targets, class_weight: str) -> str | None:
     """What loss and val_loss in the history measure, where it is not the figure wxb eval
     gives: a regression's on standardized targets, or a loss with class weights."""
-    if targets.task == "regression":
+    if targets.task == "regression" and targets.loss != "poisson_nll":  # (counts as given)
         return regression_loss_note(targets.loss)
     if class_weight != "none":
         return (
@@ -232,9 +232,10 @@ def build_parser() -> _Parser:
         help="auto: cross_entropy for classification, mse for regression (l1, huber and "
         "smooth_l1 are regression losses too, less pulled by outliers; huber's δ and "
         "smooth_l1's β are 1 on the standardized target: one standard deviation in its "
-        "units, as wxb explain scores them); multi_margin (the multi-class hinge) and "
-        "soft_margin (two classes as −1/+1) classify; torch's other losses are wxb.fit's, "
-        "refused here in one line")
+        "units, as wxb explain scores them); poisson_nll regresses counts as they are "
+        "(the outputs their log-rates; predict gives the rate), multi_margin (the multi-class "
+        "hinge) and soft_margin (two classes as −1/+1) classify; torch's other losses are "
+        "wxb.fit's, refused here in one line")
     add("--class-weight", choices=("none", "balanced"), default="none",
         help="balanced: each class's rows weigh n/(classes × its rows) in the loss, the "
         "counts taken on the training rows (scikit-learn's class_weight='balanced'), so "
@@ -1276,7 +1277,7 @@ def finish_model(model, args, data, targets: Targets, X, rows, held: int = 0) ->
         names = getattr(data, "targets", None) or [data.target]
         for message in rounding_warnings(names, targets.mean, targets.scale, model.dtype):
             print(f"wxb: warning: {message}", file=sys.stderr)
-        unscale_output(model.output, targets.mean, targets.scale)
+        unscale_output(model.output, targets.mean, targets.scale)  # (a Poisson's: 0, 1)
     info = {
         "task": targets.task,
         "target": data.target,
@@ -1284,7 +1285,9 @@ def finish_model(model, args, data, targets: Targets, X, rows, held: int = 0) ->
         "loss": targets.loss,
         **({"classes": targets.classes} if targets.classes is not None else {}),
     }
-    if targets.task == "regression":  # the loss's δ or β applied to (y − mean)/scale
+    if targets.loss == "poisson_nll":  # log-rates: wxb predict writes the rate e^x
+        info["link"] = "log"
+    elif targets.task == "regression":  # the loss's δ or β applied to (y − mean)/scale
         info["target_scale"] = [float(s) for s in np.atleast_1d(targets.scale)]
     if isinstance(data, TableData):
         info["targets"] = data.targets
@@ -1514,9 +1517,12 @@ def run_eval(args: argparse.Namespace) -> None:
         raise ConfigError(f"{args.model}: {refused}")
     poisson = model.info.get("loss") == "poisson_nll"  # (scikit-learn's Poisson: not yet)
     if is_multilabel(model) or (model.info.get("link") and not poisson):
+        what, given = (
+            ("multilabel", "") if is_multilabel(model) else ("scikit-learn Poisson", ", loss=…")
+        )
         raise ConfigError(
-            f"{args.model}: wxb eval does not evaluate a multilabel or Poisson model yet "
-            "(wxb predict does predict with it)"
+            f"{args.model}: wxb eval does not evaluate a {what} model yet (wxb predict does "
+            f"predict with it; wxb.evaluate(model, X, y{given}) scores it)"
         )
     if test is not None:
         labelled, data = test, "built-in digits (the test rows wxb train scored)"

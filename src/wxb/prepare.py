@@ -68,7 +68,7 @@ def choose_task(y: np.ndarray, task: str, loss: str) -> str:
         return task
     if loss in ("cross_entropy", "bce_with_logits", *TRAIN_CLASS_LOSSES):
         return "classification"
-    if loss in REGRESSION_LOSSES:
+    if loss in TRAIN_NUMBER_LOSSES:
         return "regression"
     if y.ndim == 2:
         return "classification" if ops.is_one_hot(y) else "regression"
@@ -195,12 +195,12 @@ class Targets:
 
 
 # torch's losses wxb train takes by name: the multi-class hinge on class indices, the
-# two-class logistic loss on labels −1/+1 (one logit, as bce_with_logits)
+# two-class logistic loss on labels −1/+1 (one logit, as bce_with_logits); PoissonNLLLoss
+# on counts as they are (not standardized: the outputs are their log-rates)
 TRAIN_CLASS_LOSSES = ("multi_margin", "soft_margin")
+TRAIN_NUMBER_LOSSES = (*REGRESSION_LOSSES, "poisson_nll")
 # and why it takes none of the others
 TRAIN_REFUSED = {
-    "poisson_nll": "wxb train standardizes a regression's targets, which a Poisson's counts "
-    "must not be",
     "multilabel_soft_margin": "it trains several labels a row, which wxb train does not read",
     "multilabel_margin": "it trains several labels a row, which wxb train does not read",
     "hinge_embedding": "its outputs are distances of pairs, labelled −1/+1 alike or not, "
@@ -230,7 +230,7 @@ def encode_targets(dataset: wdata.Dataset | TableData, task: str, loss: str) -> 
     if loss == "auto":
         loss = "cross_entropy" if task == "classification" else "mse"
     if task == "classification":
-        if loss in REGRESSION_LOSSES:
+        if loss in TRAIN_NUMBER_LOSSES:
             raise ConfigError(
                 f"--loss {loss} is for regression; use cross_entropy for classification"
             )
@@ -284,9 +284,10 @@ def encode_targets(dataset: wdata.Dataset | TableData, task: str, loss: str) -> 
             y01 = 2 * y01 - 1 if loss == "soft_margin" else y01
             return Targets(task, loss, y01, 1, names, reason=reason, warnings=warnings)
         return Targets(task, loss, indices, len(classes), names, reason=reason, warnings=warnings)
-    if loss not in REGRESSION_LOSSES:
+    if loss not in TRAIN_NUMBER_LOSSES:
         raise ConfigError(
-            f"--loss {loss} is for classification; regression uses " + ", ".join(REGRESSION_LOSSES)
+            f"--loss {loss} is for classification; regression uses "
+            + ", ".join(TRAIN_NUMBER_LOSSES)
         )
     try:
         y = numeric_targets(y, dataset)
@@ -299,6 +300,12 @@ def encode_targets(dataset: wdata.Dataset | TableData, task: str, loss: str) -> 
             "to classify these labels"
         ) from None
     y = y.reshape(len(y), -1)
+    if loss == "poisson_nll" and (y < 0).any():  # (torch computes a number of them all the same)
+        row, column = (int(k[0]) for k in np.nonzero(y < 0))
+        raise DataError(
+            f"{source}, {dataset.row_name(row)}: target {plain(y[row, column])!r} is negative; "
+            "--loss poisson_nll takes counts (or rates) ≥ 0"
+        )
     constant = np.flatnonzero((y == y[0]).all(axis=0))
     if len(constant):
         raise DataError(
@@ -387,7 +394,12 @@ def scale_targets(
     """A regression's target statistics, from the training ``rows`` (standard_scale);
     refused, naming the column, where they overflow float64 (targets near ±1e308, or a
     spread past 1e154: training divided by them, and every target became NaN), or the
-    model's ``dtype`` (float32: the output layer folds them in, and predicted inf)."""
+    model's ``dtype`` (float32: the output layer folds them in, and predicted inf). A
+    Poisson's counts are kept as they are (mean 0, scale 1): its outputs are log-rates."""
+    if targets.loss == "poisson_nll":
+        width = targets.y.shape[1]
+        targets.mean, targets.scale = np.zeros(width), np.ones(width)
+        return
     targets.mean, targets.scale = standard_scale(targets.y[rows])
     limit = np.finfo(np.dtype(dtype)).max
     fits = np.isfinite(targets.mean) & np.isfinite(targets.scale)
