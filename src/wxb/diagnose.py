@@ -22,7 +22,7 @@ from wxb.describe import chain_layers, percent, runs_dense_forward
 from wxb.errors import ConfigError
 from wxb.nn.layers import Activation, Dense, Dropout, ReLU, Sigmoid, Tanh
 from wxb.nn.losses import Loss
-from wxb.nn.module import Module, gradient_twin, is_stock
+from wxb.nn.module import Module, Parameter, gradient_twin, is_stock
 from wxb.nn.norm import NORMS
 from wxb.nn.sequential import layers_in_order
 from wxb.tensor import Tensor, enable_grad, no_grad
@@ -33,7 +33,9 @@ VANISHING = 1e4  # ‖δ‖ shrinking (or growing) this much from the last layer
 
 @dataclass
 class LayerReport:
-    """One Dense layer's figures on the diagnostic batch."""
+    """One layer's figures on the diagnostic batch: a Dense's, or those of another layer
+    holding a weight (an Embedding's table, a norm's γ, PReLU's slopes; ``kind`` says
+    which), its Z then the layer's output."""
 
     layer: str
     weight_norm: float  # ‖W‖ (Frobenius)
@@ -42,6 +44,7 @@ class LayerReport:
     activation: str | None = None  # the activation applied to this layer's Z, if any
     dead_fraction: float | None = None  # ReLU: units that are 0 for every row
     saturated_fraction: float | None = None  # sigmoid/tanh: entries with |f′(Z)| < 0.01
+    kind: str = "Dense"  # the layer's type (δ's warnings and l count the Dense ones)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -104,7 +107,8 @@ def _layer_reports(model: Module, X: np.ndarray, y: np.ndarray, loss: Loss) -> l
                 if once[id(dense)] == 1:  # (one called twice: no one δ of its own)
                     z.retain_grad()
                     denses.append((dense, z))
-            if is_stock(layer, Dense):
+            if is_stock(layer, Dense) or (not inner and _weight_of(layer) is not None):
+                # (an Embedding, a norm, PReLU: their ‖W‖ and ‖∂L/∂W‖ too, δ their output's)
                 out.retain_grad()
                 denses.append((layer, out))
             if is_stock(layer, Dense) or once[id(layer)]:  # its own Z, whatever its hooks do
@@ -122,11 +126,13 @@ def _layer_reports(model: Module, X: np.ndarray, y: np.ndarray, loss: Loss) -> l
         loss(x, y).backward()
         reports = []
         for layer, z in denses:
+            weight = layer.weight if is_stock(layer, Dense) else _weight_of(layer)
             report = LayerReport(
                 layer=named.get(id(layer)) or layer.name or paths.get(id(layer)) or "dense",
-                weight_norm=_norm(layer.weight.data),
-                weight_grad_norm=_norm(grads[layer.weight]),
+                weight_norm=_norm(weight.data),
+                weight_grad_norm=_norm(grads[weight]),
                 delta_norm=_norm(z.grad),
+                kind="Dense" if runs_dense_forward(layer) else type(layer).__name__,
             )
             if id(layer) in activation_of:
                 act, a = activation_of[id(layer)]
@@ -151,13 +157,25 @@ def _layer_reports(model: Module, X: np.ndarray, y: np.ndarray, loss: Loss) -> l
         return reports
 
 
+def _weight_of(layer: Module) -> Parameter | None:
+    """The weight a layer other than Dense holds (Embedding's, γ, PReLU's), None if none."""
+    weight = layer._parameters.get("weight")
+    return weight if isinstance(weight, Parameter) else None
+
+
 def _norm(array: np.ndarray | None) -> float:
-    return 0.0 if array is None else float(np.sqrt(np.vdot(array, array).real))
+    # summed in float64: float32's own sum of a large W is off in its 6th digit
+    if array is None:
+        return 0.0
+    flat = np.asarray(array).ravel()
+    flat = flat.astype(np.complex128 if flat.dtype.kind == "c" else np.float64)
+    return float(np.sqrt(np.vdot(flat, flat).real))
 
 
 def warnings_for(reports: list[LayerReport]) -> list[str]:
     """What the figures say, in the seed's terms; empty for a healthy network."""
     found = []
+    reports = [r for r in reports if r.kind == "Dense"]  # δ⁽ˡ⁾ of l = 1, 2, …
     if len(reports) >= 2:
         last, first = reports[-1], reports[0]
         where = f"from layer {len(reports)} ({last.layer}) to layer 1 ({first.layer})"

@@ -87,7 +87,7 @@ def _curves(plt, figures: dict[str, list[float]], key: str, title: str):
 
 
 def _diagnostics(plt, diagnostics: list[dict[str, Any]], warnings: list[str]):
-    """One panel per figure, one line per Dense layer, over the epochs."""
+    """One panel per figure, one line per layer holding a weight, over the epochs."""
     epochs = [d["epoch"] for d in diagnostics]
     layers = [layer["layer"] for layer in diagnostics[0]["layers"]]
     panels = [

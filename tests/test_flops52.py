@@ -1,0 +1,112 @@
+"""What wxb shows about cost and size, against independent counts: the diagnostics'
+‖W‖, ‖∂L/∂W‖ and ‖δ‖ of every layer holding a weight (torch's autograd, NumPy in
+float64), the summary's FLOPs (torch's FlopCounterMode, and by hand from the shapes
+where torch counts nothing)."""
+
+import numpy as np
+import pytest
+
+from wxb.diagnose import layer_reports, warnings_for
+from wxb.nn import (
+    CrossEntropyLoss,
+    Dense,
+    Embedding,
+    Flatten,
+    LayerNorm,
+    PReLU,
+    ReLU,
+    Sequential,
+    Tanh,
+)
+
+torch = pytest.importorskip("torch")
+
+
+def _norm64(array):
+    return float(np.linalg.norm(np.asarray(array, dtype=np.float64).ravel()))
+
+
+def test_diagnostics_cover_every_layer_holding_a_weight(seeded):
+    """An Embedding (and a PReLU, a LayerNorm) had no row in the diagnostics: its ‖W‖
+    and ‖∂L/∂W‖ were shown nowhere. Each now has one, its δ the gradient of its output,
+    as torch's autograd computes them for the same weights and ids."""
+    rng = seeded.rng
+    vocab, d, L = (int(v) for v in rng.integers(3, 30, size=3))
+    hidden, classes, n = int(rng.integers(2, 9)), int(rng.integers(2, 5)), int(rng.integers(4, 40))
+    model = Sequential(
+        Embedding(vocab, d),
+        Flatten(),
+        Dense(L * d, hidden),
+        PReLU(),
+        LayerNorm(hidden),
+        Tanh(),
+        Dense(hidden, classes),
+    ).double()  # float64: PReLU's ∂L/∂a sums terms of both signs, float32's digits cancel
+    for p in model.parameters():  # away from PReLU's and LayerNorm's initial 0.25, 1, 0
+        p.data[...] += rng.normal(scale=0.3, size=p.shape).astype(p.dtype)
+    X = rng.integers(0, vocab, size=(n, L))
+    y = rng.integers(0, classes, size=n)
+    reports = layer_reports(model, X, y, CrossEntropyLoss())
+    kinds = [(r.layer, r.kind) for r in reports]
+    expected = [
+        ("embedding1", "Embedding"),
+        ("dense1", "Dense"),
+        ("prelu1", "PReLU"),
+        ("layernorm1", "LayerNorm"),
+        ("dense2", "Dense"),
+    ]
+    assert kinds == expected, seeded.msg(str(kinds))
+
+    # torch in float64 on the same weights
+    t = {k: torch.tensor(p.data, dtype=torch.float64, requires_grad=True)
+         for k, p in model.named_parameters()}  # fmt: skip
+    outs = []
+
+    def kept(z):
+        z.retain_grad()
+        outs.append(z)
+        return z
+
+    e = kept(torch.nn.functional.embedding(torch.tensor(X), t["embedding1.weight"]))
+    z1 = kept(e.reshape(n, -1) @ t["dense1.weight"].T + t["dense1.bias"])
+    a = kept(torch.nn.functional.prelu(z1, t["prelu1.weight"]))
+    a = kept(
+        torch.nn.functional.layer_norm(
+            a, (hidden,), t["layernorm1.weight"], t["layernorm1.bias"], 1e-5
+        )
+    )
+    z2 = kept(torch.tanh(a) @ t["dense2.weight"].T + t["dense2.bias"])
+    torch.nn.functional.cross_entropy(z2, torch.tensor(y)).backward()
+    weights = [
+        "embedding1.weight",
+        "dense1.weight",
+        "prelu1.weight",
+        "layernorm1.weight",
+        "dense2.weight",
+    ]
+    params = dict(model.named_parameters())
+    for report, key, z in zip(reports, weights, outs, strict=True):
+        where = seeded.msg(report.layer)
+        assert report.weight_norm == pytest.approx(_norm64(params[key].data), rel=1e-12), where
+        # float64 both, sums of ≤ 900 terms in other orders (and cancelling): 1e-9
+        grad = t[key].grad.numpy()
+        assert report.weight_grad_norm == pytest.approx(_norm64(grad), rel=1e-9, abs=1e-15), where
+        assert report.delta_norm == pytest.approx(_norm64(z.grad.numpy()), rel=1e-9), where
+    # δ's warnings still count the Dense layers alone (l = 1, 2)
+    assert all("embedding1" not in w for w in warnings_for(reports)), seeded.msg("warnings")
+
+
+def test_diagnostic_norms_of_float32_weights_are_summed_in_float64(seeded):
+    """‖W‖ of a float32 W was summed and rooted in float32 (np.vdot of the array): off
+    from NumPy's float64 norm of the same numbers in its 7th digit. Now summed in float64."""
+    rng = seeded.rng
+    n_in, n_out, n = int(rng.integers(200, 400)), int(rng.integers(100, 300)), 16
+    model = Sequential(Dense(n_in, n_out), ReLU(), Dense(n_out, 3))
+    X = rng.normal(size=(n, n_in)).astype(np.float32)
+    y = rng.integers(0, 3, size=n)
+    reports = layer_reports(model, X, y, CrossEntropyLoss())
+    for report, layer in zip(reports, (model[0], model[2]), strict=True):
+        # float64 sums of ≤ 120000 squares: 1e-12 is far above their rounding
+        assert report.weight_norm == pytest.approx(_norm64(layer.weight.data), rel=1e-12), (
+            seeded.msg(report.layer)
+        )
