@@ -6,6 +6,7 @@ where torch counts nothing)."""
 import numpy as np
 import pytest
 
+import wxb
 from wxb.diagnose import layer_reports, warnings_for
 from wxb.nn import (
     CrossEntropyLoss,
@@ -110,3 +111,87 @@ def test_diagnostic_norms_of_float32_weights_are_summed_in_float64(seeded):
         assert report.weight_norm == pytest.approx(_norm64(layer.weight.data), rel=1e-12), (
             seeded.msg(report.layer)
         )
+
+
+def _torch_flops(fn):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+class _TwoBranches(wxb.nn.Module):
+    def __init__(self, n, i1, i2, o):
+        super().__init__()
+        self.a, self.b = Dense(n, i1), Dense(n, i2)
+        self.bl = wxb.nn.Bilinear(i1, i2, o)
+
+    def forward(self, x):
+        return self.bl(self.a(x), self.b(x))
+
+
+def test_bilinear_costs_what_its_backward_computes(seeded):
+    """A frozen Bilinear W: ops.bilinear computed ∂L/∂W all the same (2·o·i1·i2 a row,
+    its largest product), and the summary counted it; ∂L/∂x2, which reuses U = x1ᵀ·Wₒ
+    (2·o·i2), was counted as 2·o·i1·i2. Now the backward computes each gradient only for
+    an operand that needs it, and the summary counts what it computes: the Dense rows as
+    torch's FlopCounterMode, the Bilinear (torch counts none for it) by hand."""
+    rng = seeded.rng
+    n, i1, i2, o = (int(v) for v in rng.integers(2, 12, size=4))
+    B = int(rng.integers(1, 9))
+    frozen = bool(rng.integers(2))
+    model = _TwoBranches(n, i1, i2, o).double()
+    model.bl.weight.requires_grad = not frozen
+    where = seeded.msg(f"n={n} i1={i1} i2={i2} o={o} B={B} frozen={frozen}")
+
+    # the engine: no ∂L/∂W of a frozen W; the inputs' gradients are torch's
+    called = []
+    einsum = np.einsum
+
+    def spy(subscripts, *operands, **kw):
+        called.append(subscripts)
+        return einsum(subscripts, *operands, **kw)
+
+    X = rng.normal(size=(B, n))
+    x = wxb.Tensor(X, requires_grad=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(np, "einsum", spy)
+        y = model(x)
+        y.backward(np.ones_like(y.data))
+    assert any(s.endswith("->oij") for s in called) != frozen, where + f" {called}"
+    tm = torch.nn.Module()
+    tm.a, tm.b = torch.nn.Linear(n, i1).double(), torch.nn.Linear(n, i2).double()
+    tm.bl = torch.nn.Bilinear(i1, i2, o).double()
+    with torch.no_grad():
+        for key, p in model.named_parameters():
+            tm.get_parameter(key).copy_(torch.tensor(p.data))
+    tm.bl.weight.requires_grad_(not frozen)
+    tx = torch.tensor(X, requires_grad=True)
+    tm.bl(tm.a(tx), tm.b(tx)).sum().backward()
+    np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-10, atol=1e-12, err_msg=where)
+    if not frozen:
+        np.testing.assert_allclose(
+            model.bl.weight.grad, tm.bl.weight.grad.numpy(), rtol=1e-10, atol=1e-12
+        )
+
+    # the summary: torch's count of the Linear products, the Bilinear's and the +b by hand
+    def step():
+        tx = torch.tensor(X, requires_grad=False)
+        tm.bl(tm.a(tx), tm.b(tx)).sum().backward()
+
+    def forward():
+        with torch.no_grad():
+            tm.bl(tm.a(torch.tensor(X)), tm.b(torch.tensor(X)))
+
+    bilinear_forward = 2 * o * i2 * (i1 + 1)
+    bilinear_backward = 2 * o * i1 * (i2 + 1) + 2 * o * i2 + (0 if frozen else 2 * o * i1 * i2)
+    biases = i1 + i2 + o
+    summary = wxb.describe.summary(model, batch_size=B)
+    assert summary.forward_flops_per_batch == _torch_flops(forward) + B * (
+        bilinear_forward + biases
+    ), where
+    # +b and ∂L/∂b: m each, for the three biases (all trainable)
+    assert summary.training_flops_per_batch == _torch_flops(step) + B * (
+        bilinear_forward + bilinear_backward + 2 * biases
+    ), where

@@ -1513,13 +1513,20 @@ def _row(
             training += 2 * m * n  # ∂L/∂X = Wᵀ·δ
     width = layer.width_out
     if stock_kind(module, (Bilinear,)) is not None and call:
-        # yₒ = x1ᵀ·Wₒ·x2 + bₒ: x1ᵀ·Wₒ (2·i1·i2 each o), then ·x2 (2·i2); the backward's
-        # ∂L/∂W, ∂L/∂x1 and ∂L/∂x2 as many again each
+        # yₒ = x1ᵀ·Wₒ·x2 + bₒ: U = x1ᵀ·Wₒ (2·i1·i2 each o), then U·x2 (2·i2). Backward as
+        # ops.bilinear computes it, each for what needs it: ∂L/∂W = Σ g·x1·x2ᵀ (2·o·i1·i2),
+        # ∂L/∂x1 = Σₒ gₒ·(Wₒ·x2) (2·o·i1·(i2 + 1)), ∂L/∂x2 = Σₒ gₒ·Uₒ (2·o·i2; x2's need
+        # taken as x1's)
         o, i1, i2 = module.weight.shape
         bias = o if module.bias is not None else 0
         forward = 2 * o * i2 * (i1 + 1) + bias
-        training = forward + (2 * o * i1 * i2 + bias if backward else 0)
-        training += 4 * o * i1 * i2 if needs_input_grad else 0
+        training = forward
+        if _learns(module.weight) and backward:
+            training += 2 * o * i1 * i2
+        if bias and _learns(module.bias) and backward:
+            training += bias
+        if needs_input_grad:
+            training += 2 * o * i1 * (i2 + 1) + 2 * o * i2
         width = o
     shape: tuple[int | None, ...] | None = None if width is None else (width,)
     note = None

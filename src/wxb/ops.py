@@ -1569,15 +1569,25 @@ def bilinear(x1: object, x2: object, weight: object, bias: object = None) -> Ten
     X1, X2, W = x1.data.reshape(-1, in1), x2.data.reshape(-1, in2), w.data
     U = np.einsum("ni,oij->noj", X1, W, optimize=True)  # x1ᵀ·Wₒ, kept for ∂L/∂x2
     Y = np.einsum("noj,nj->no", U, X2, optimize=True)
+    needs_x1, needs_x2, needs_w = x1.requires_grad, x2.requires_grad, w.requires_grad
 
-    def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def backward(g: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        # each only for an operand that asked for it: ∂L/∂W of a frozen W (2·o·i1·i2 a
+        # row, the step's largest) is not computed, as matmul's and Dense's
         g = g.reshape(-1, out)
-        grad_x1 = np.einsum("no,oij,nj->ni", g, W, X2, optimize=True)
-        grad_x2 = np.einsum("no,noj->nj", g, U, optimize=True)
-        grad_w = np.einsum("no,ni,nj->oij", g, X1, X2, optimize=True)
-        return grad_x1.reshape(x1.shape), grad_x2.reshape(x2.shape), grad_w
+        grad_x1 = grad_x2 = grad_w = None
+        if needs_x1:
+            grad_x1 = np.einsum("no,oij,nj->ni", g, W, X2, optimize=True).reshape(x1.shape)
+        if needs_x2:
+            grad_x2 = np.einsum("no,noj->nj", g, U, optimize=True).reshape(x2.shape)
+        if needs_w:
+            grad_w = np.einsum("no,ni,nj->oij", g, X1, X2, optimize=True)
+        return grad_x1, grad_x2, grad_w
 
-    result = Tensor.from_op(Y.reshape(*lead, out), "x1ᵀ·W·x2", (x1, x2, w), backward)
+    result = Tensor.from_op(
+        Y.reshape(*lead, out), "x1ᵀ·W·x2", (x1, x2, w), backward,
+        reads_inputs=(needs_w, needs_x1 or needs_w, needs_x1),  # X1, X2, W: by whom
+    )  # fmt: skip
     return result if bias is None else add(result, bias)
 
 
