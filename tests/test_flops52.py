@@ -195,3 +195,59 @@ def test_bilinear_costs_what_its_backward_computes(seeded):
     assert summary.training_flops_per_batch == _torch_flops(step) + B * (
         bilinear_forward + bilinear_backward + 2 * biases
     ), where
+
+
+def _random_chain(rng, ids, unflatten):
+    """A Sequential of random widths: ids through an Embedding and a Flatten, or rows;
+    Dense layers with and without bias between activations; an Unflatten last, or not.
+    With the width of a sample it takes."""
+    from wxb.nn import Dropout, Sigmoid, Unflatten
+
+    layers = []
+    if ids:
+        vocab, d, L = (int(v) for v in rng.integers(2, 9, size=3))
+        layers += [Embedding(vocab, d), Flatten()]
+        width, first = L * d, ("ids", L, vocab)
+    else:
+        width = int(rng.integers(1, 12))
+        first = ("rows", width, None)
+    for _ in range(int(rng.integers(1, 4))):
+        out = int(rng.integers(1, 12))
+        layers.append(Dense(width, out, bias=bool(rng.integers(2))))
+        kind = int(rng.integers(4))
+        layers += [[], [ReLU()], [Tanh(), Dropout(0.3)], [Sigmoid()]][kind]
+        width = out
+    if unflatten:
+        rows = int(rng.integers(1, 4))
+        layers += [Dense(width, rows * 2), Unflatten(1, (rows, 2))]
+    return Sequential(*layers), first
+
+
+def test_diagram_edges_carry_the_shapes_a_forward_hands_on(seeded):
+    """architecture_diagram's edges against a forward's tensors, sample by sample: the
+    edge out of an Embedding said L·d (24) where the Embedding hands on L×d rows (6×4),
+    as the summary shows them (6, 4), and an Unflatten's edge carried nothing."""
+    from test_describe import parse_mermaid
+
+    rng = seeded.rng
+    for k in range(5):  # the first with both (the edges that were wrong), then any
+        model, (kind, width, vocab) = _random_chain(
+            rng, k == 0 or rng.integers(2), k == 0 or rng.integers(2)
+        )
+        chart = parse_mermaid(wxb.describe.architecture_diagram(model))
+        B = int(rng.integers(1, 6))
+        if kind == "ids":
+            x = rng.integers(0, vocab, size=(B, width))
+        else:
+            x = rng.normal(size=(B, width)).astype(np.float32)
+        shapes = [x.shape[1:]]
+        with wxb.no_grad():
+            h = x
+            for layer in model:
+                h = layer(h)
+                shapes.append(tuple(h.shape[1:]))
+        edges = chart.edges
+        where = seeded.msg(f"{model!r}\n{edges}")
+        assert len(edges) == len(shapes), where
+        for (source, target, label), shape in zip(edges, shapes, strict=True):
+            assert label == "×".join(map(str, shape)), where + f" {source}→{target} {shape}"

@@ -1832,13 +1832,24 @@ def architecture_diagram(model: Module) -> str:
     width = None if free else last.width_out if last is not None else first_width
     final = _sup(last.index if last is not None else 0)
     ids.append(chart.node("res0", f"Output A{final}", f"{_dim(width)} outputs", shape="stadium"))
-    widths = [first_width, *[layer.width_out for layer in layers]]
+    widths = [_dim(first_width), *[_edge_shape(layer) for layer in layers]]
     widths = [
         None if (layers[k].free if k < len(layers) else free) else w for k, w in enumerate(widths)
     ]
     for (source, target), w in zip(itertools.pairwise(ids), widths, strict=True):
-        chart.edge(source, target, None if w is None else str(w))
+        chart.edge(source, target, None if w in (None, "?") else w)
     return chart.text()
+
+
+def _edge_shape(layer: _Layer) -> str | None:
+    """What ``layer`` hands on, per sample: its width, or the shape of what is not a row
+    (an Embedding's L×d rows of W, an Unflatten's image), as the summary gives it."""
+    module = layer.module
+    if layer.width_in is not None and stock_kind(module, (Embedding,)) is not None:
+        return f"{layer.width_in}×{module.embedding_dim}"
+    if layer.width_in is not None and stock_kind(module, (Unflatten,)) is not None:
+        return "×".join(map(str, module.shape_of_rows(layer.width_in)))
+    return None if layer.width_out is None else str(layer.width_out)
 
 
 def _module_title(group: _Group) -> str:
