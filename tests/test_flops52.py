@@ -251,3 +251,37 @@ def test_diagram_edges_carry_the_shapes_a_forward_hands_on(seeded):
         assert len(edges) == len(shapes), where
         for (source, target, label), shape in zip(edges, shapes, strict=True):
             assert label == "×".join(map(str, shape)), where + f" {source}→{target} {shape}"
+
+
+class _FrozenStack(wxb.nn.Module):
+    def __init__(self, n, m, out, rng):
+        super().__init__()
+        self.w = wxb.nn.Parameter(rng.normal(size=(n, m)), requires_grad=False)
+        self.fc = Dense(m, out)
+
+    def forward(self, x):
+        n, m = self.w.shape
+        stacked = x.reshape(x.shape[0], 1, n) @ self.w.reshape(1, n, m)  # w as a stack of one
+        return self.fc(stacked.reshape(x.shape[0], m))
+
+
+def test_own_code_names_a_frozen_parameter_reshaped_not_transposed(seeded):
+    """x @ w.reshape(1, n, m) with a frozen w (found by its memory, as it records no
+    graph) was named "x @ wᵀ": any change of strides read as a transpose. Its FLOPs, and
+    the Dense's after it (no ∂L/∂X: nothing before it learns), are torch's."""
+    rng = seeded.rng
+    n, m, out, B = (int(v) for v in rng.integers(2, 9, size=4))
+    model = _FrozenStack(n, m, out, rng).double()
+    summary = wxb.describe.summary(model, batch_size=B)
+    names = [row.name for row in summary.rows]
+    assert names == ["own code (x @ w)", "fc"], seeded.msg(str(names))
+    X = torch.tensor(rng.normal(size=(B, n)))
+    W = torch.tensor(model.w.data)
+    fc = torch.nn.Linear(m, out).double()
+
+    def step():
+        stacked = X.reshape(B, 1, n) @ W.reshape(1, n, m)
+        fc(stacked.reshape(B, m)).sum().backward()
+
+    # + b and ∂L/∂b of fc: out each a row
+    assert summary.training_flops_per_batch == _torch_flops(step) + 2 * out * B, seeded.msg("")

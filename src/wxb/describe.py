@@ -1016,7 +1016,8 @@ def _products_of(
         if not t.inputs and id(t) not in names:
             for name, p in model.named_parameters():
                 if t.data.size == p.data.size and np.may_share_memory(t.data, p.data):
-                    flipped = t.data.strides != p.data.strides and t.ndim > 1
+                    # transposed: its last two dims swapped (w.reshape(1, m, n) is not)
+                    flipped = min(t.ndim, p.ndim) > 1 and t.data.strides[-2:] != p.data.strides[-2:]
                     names[id(t)] = name + ("ᵀ" if flipped else "")
                     placed.setdefault(id(p), placed[id(t)])
                     break
