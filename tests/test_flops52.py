@@ -285,3 +285,32 @@ def test_own_code_names_a_frozen_parameter_reshaped_not_transposed(seeded):
 
     # + b and ∂L/∂b of fc: out each a row
     assert summary.training_flops_per_batch == _torch_flops(step) + 2 * out * B, seeded.msg("")
+
+
+def test_explain_says_training_computes_no_gradient_of_a_frozen_layer(seeded):
+    """explain shows a frozen layer's ∂L/∂W (from its twin) and said they were "shown as
+    backward computes them": training's backward computes none (autograd's and the
+    planned step's skip them; the summary counts none). Checked here against torch's
+    FlopCounterMode: a step with the first layer frozen has no product for its ∂L/∂W."""
+    rng = seeded.rng
+    n, h, B = int(rng.integers(2, 9)), int(rng.integers(2, 9)), int(rng.integers(2, 9))
+    model = Sequential(Dense(n, h), ReLU(), Dense(h, 2)).double()
+    model[0].weight.requires_grad = False
+    model[0].bias.requires_grad = False
+    X, y = rng.normal(size=(B, n)), rng.integers(0, 2, size=B)
+    text = str(wxb.explain(model, X, y))
+    assert "as backward computes them" not in text, seeded.msg(text)
+    assert "training's backward computes none of them" in text, seeded.msg(text)
+    tm = torch.nn.Sequential(torch.nn.Linear(n, h), torch.nn.ReLU(), torch.nn.Linear(h, 2))
+    tm = tm.double().requires_grad_(True)
+    tm[0].requires_grad_(False)
+
+    def step():
+        tm(torch.tensor(X)).sum().backward()
+
+    # forward 2·B·(h·n + 2·h), the last layer's ∂L/∂W 2·B·2·h, no ∂L/∂X nor ∂L/∂W below
+    summary = wxb.describe.summary(model, batch_size=B)
+    assert _torch_flops(step) == 2 * B * (h * n + 2 * h) + 4 * B * h, seeded.msg("torch")
+    assert summary.training_flops_per_batch == _torch_flops(step) + 2 * 2 * B + h * B, seeded.msg(
+        "summary"
+    )

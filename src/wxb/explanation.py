@@ -774,7 +774,9 @@ def explain_model(
     if frozen:
         forward.intro.append(
             f"Frozen (requires_grad False): {', '.join(frozen)}; their ∂L/∂W and ∂L/∂b are "
-            "shown as backward computes them, and training leaves them as they are."
+            "shown as backward would compute them were they trainable: training's backward "
+            "computes none of them (nor does summary count their FLOPs) and leaves them as "
+            "they are."
         )
     return Explanation(f"wxb explain: {type(model).__name__} on {batch} sample(s)", sections, fmt)
 
