@@ -271,6 +271,31 @@ def sparse_rows_by_weight(X: object, weight: np.ndarray, out: np.ndarray) -> np.
     return out
 
 
+def sparse_linear_map(X: object, weight: Tensor, where: str = "Dense") -> Tensor:
+    """``linear_map`` for CSR rows X (a model called on a SciPy sparse X): Z = X·Wᵀ
+    sparse × dense, recorded on W alone, as X is data (no ∂L/∂X is asked of it)."""
+    m, n = weight.shape
+    if X.shape[1] != n:
+        raise ShapeError(
+            f"{where}: Z = W·X + b needs X with {n} features (W is {m}×{n}); got {X.shape[1]}"
+        )
+    W = weight.data
+    needs_w = weight.requires_grad  # (a frozen W: no δᵀ·X, as linear_map)
+
+    def backward(delta: np.ndarray) -> tuple[np.ndarray | None]:
+        # seed: ∂L/∂W⁽¹⁾ = δ⁽¹⁾·Xᵀ (rows: δᵀ·X), over the non-zeros of X
+        if not needs_w:
+            return (None,)
+        slot = leaf_grad_slot(weight) if delta.dtype == X.dtype == W.dtype else None
+        if slot is None:
+            slot = np.empty((m, n), np.result_type(delta.dtype, X.dtype))
+        return (sparse_weight_grad(delta, X, slot),)
+
+    Z = sparse_rows_by_weight(X, W, np.empty((X.shape[0], m), np.result_type(X.dtype, W.dtype)))
+    # X is the caller's own copy (validation.sparse_rows), W not read by the backward
+    return Tensor.from_op(Z, "W·X", (weight,), backward, reads_inputs=False)
+
+
 def sparse_weight_grad(delta: np.ndarray, X: object, out: np.ndarray) -> np.ndarray:
     """The backward of ``sparse_rows_by_weight`` for W: ∂L/∂W = δᵀ·X into ``out`` (m × n),
     computed as (Xᵀ·δ)ᵀ, sparse × dense (∂L/∂X is not needed: X is data); 0 in the

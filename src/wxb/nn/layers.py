@@ -15,7 +15,7 @@ from wxb.errors import ConfigError, DataError, ShapeError
 from wxb.nn.module import Module, Parameter, UninitializedParameter, _structure_changed
 from wxb.random import as_generator, key_of
 from wxb.tensor import Tensor, no_grad
-from wxb.validation import as_features, numbers_from_pandas
+from wxb.validation import SparseRows, as_features, numbers_from_pandas
 
 INITS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "torch")
 
@@ -190,8 +190,14 @@ class Dense(Module):
         weight, bias = _operand(self.weight), _operand(self.bias)
         if x.dtype != weight.dtype:
             raise dtype_mismatch(self.label, x.dtype, weight.dtype)
-        z = ops.linear_map(x, weight, where=self.label)
+        if isinstance(x, SparseRows):  # model(X_sparse): CSR rows, multiplied sparse
+            z = ops.sparse_linear_map(x.matrix, weight, where=self.label)
+        else:
+            z = ops.linear_map(x, weight, where=self.label)
         return ops.add_bias(z, bias) if bias is not None else z
+
+    def _takes_sparse_rows(self) -> bool:
+        return not self._own_forward() and not self._has_hooks()
 
     def reset_parameters(self) -> None:
         """W drawn again (its ``init``, from wxb's default generator, which

@@ -1481,7 +1481,9 @@ class Module:
         dtype, except whole numbers (indices, labels) after the first input, or in any
         place for a forward of the user's own (``self.E[ids]``): those stay as given, for
         the forward to use as it means (a wxb layer it hands them to reads numbers). Of
-        keyword arguments, float arrays become Tensors; the rest stay as given."""
+        keyword arguments, float arrays become Tensors; the rest stay as given. SciPy
+        sparse rows stay CSR to a first Dense, which multiplies them sparse (a Dense, or a
+        Sequential of wxb's starting with one); elsewhere they are made dense."""
         held = self.__dict__
         if (
             "_forward_hooks" in held
@@ -1694,6 +1696,17 @@ class Module:
             # ops.cat(xs, axis=1) refused ("got a Tensor") and isinstance(xs, list) denied
             inputs = [self.as_input(v, whole_numbers_stay) for v in x]
             return inputs if isinstance(x, list) else tuple(inputs)
+        # SciPy sparse rows stay CSR (in the model's dtype) to a first Dense, which
+        # multiplies them sparse; elsewhere (a forward of one's own, whose code reads a
+        # Tensor; any other layer) they are made dense here, whole
+        if isinstance(x, SparseRows):
+            if self._takes_sparse_rows():
+                return x
+            x = x.matrix.toarray()
+        elif type(x).__module__.startswith("scipy.sparse") and self._takes_sparse_rows():
+            rows = sparse_rows(x, self._rows_dtype(x))
+            if rows is not None:  # (else refused by name below: a NaN, not numbers)
+                return rows
         x = dense_if_sparse(x)  # (as predict takes it: it reached the layers as it was)
         if isinstance(x, Tensor) or not isinstance(x, (np.ndarray, list, tuple)):
             if is_tabular(x) and not isinstance(x, dict):  # (a dict may be a forward's own)
@@ -1736,6 +1749,12 @@ class Module:
             # under no_grad the caller's X changed, and a second call gave other outputs
             value = value.copy()
         return Tensor(value)
+
+    def _takes_sparse_rows(self) -> bool:
+        """Whether ``as_input`` hands this module's forward SciPy sparse rows as CSR
+        (``SparseRows``): a Dense, or a Sequential of wxb's whose first layer takes them;
+        a Tensor cannot hold them, and other forwards read a Tensor."""
+        return False
 
     def why_not_planned(self) -> str | None:
         """None when calls of this model run the planned stack; else the reason they go

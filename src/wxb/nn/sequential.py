@@ -38,6 +38,7 @@ from wxb.tensor import (
     is_retaining_graph,
     keeping_gradients_apart,
 )
+from wxb.validation import SparseRows
 
 MAX_PENDING_GRAPHS = 4  # plans kept per model; beyond, graphs are recorded layer by layer
 
@@ -369,6 +370,13 @@ class Sequential(Module):
     def forward(self, x: Tensor) -> Tensor:
         if not isinstance(x, Tensor):
             x = self.as_input(x)
+        if isinstance(x, SparseRows) and self.use_plan and not is_grad_enabled():
+            # CSR rows (model(X_sparse) under no_grad) to the inference plan's first
+            # Dense; with a graph, through the layers: the first Dense's own sparse product
+            plan = self._plans().inference
+            out = plan.infer(x.matrix) if plan is not None and plan.takes_sparse() else None
+            if out is not None:
+                return Tensor.of_array(out)
         if self.use_plan and isinstance(x, Tensor) and not x.requires_grad:
             # (the planned backward writes .grad itself: not where gradients go apart)
             if is_grad_enabled() and not keeping_gradients_apart():
@@ -402,6 +410,13 @@ class Sequential(Module):
                 if out is not None:
                     return out
         return super()._rows_forward(X)
+
+    def _takes_sparse_rows(self) -> bool:
+        # this forward, no hooks, and a first layer that takes CSR rows (a Dense)
+        if self._own_forward() or self._has_hooks() or not self._modules:
+            return False
+        first = next(iter(self._modules.values()))
+        return isinstance(first, Module) and first._takes_sparse_rows()
 
     def _sparse_forward(self, X: object) -> np.ndarray | None:
         # CSR rows to the inference plan's first Dense, where predict's rows go there

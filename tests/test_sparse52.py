@@ -1,0 +1,184 @@
+"""SciPy sparse X off sparse51's well-tested path: a model called on it (``model(X)``,
+with a graph or under no_grad), a distributed fit, and what users bring along (a frozen
+first Dense, no bias, weight decay, a forward of one's own, tied weights, class and
+sample weights, float32 and float64, partial_fit and warm_start, CSC/COO/csr_array, an
+all-zero row, duplicate COO entries, unsorted CSR indices), each compared with the same
+data dense, and the first layer's gradients with PyTorch's."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+from rounding import affine_terms, rounding_atol
+
+import wxb
+from wxb import nn
+
+sp = pytest.importorskip("scipy.sparse")
+
+EPS32 = float(np.finfo(np.float32).eps)
+FORMS = ("coo_duplicates", "csr_unsorted", "csc_matrix", "csr_array", "coo_array")
+
+
+def _awkward(rng, rows, columns, density, dtype="float64"):
+    """A sparse table as users hand it over: a random form (COO with each entry split in
+    two duplicates, CSR with each row's indices reversed, CSC, csr_array), one row all
+    zeros; and the table dense, as X.toarray() gives it (the dense path's input)."""
+    X = sp.random(rows, columns, density=density, format="coo", random_state=rng, dtype=dtype)
+    keep = X.row != int(rng.integers(rows))  # an all-zero row
+    r, c, v = X.row[keep], X.col[keep], X.data[keep]
+    form = str(rng.choice(FORMS))
+    if form == "coo_duplicates":
+        part = (v * rng.uniform(0.2, 0.8, v.shape)).astype(dtype)
+        X = sp.coo_matrix(
+            (np.concatenate([part, v - part]), (np.concatenate([r, r]), np.concatenate([c, c]))),
+            shape=(rows, columns),
+        )
+    elif form == "csr_unsorted":
+        csr = sp.coo_matrix((v, (r, c)), shape=(rows, columns)).tocsr()
+        indices, data = csr.indices.copy(), csr.data.copy()
+        for i in range(rows):
+            span = slice(csr.indptr[i], csr.indptr[i + 1])
+            indices[span], data[span] = indices[span][::-1], data[span][::-1]
+        X = sp.csr_matrix((data, indices, csr.indptr), shape=(rows, columns))
+    else:
+        X = getattr(sp, form)(sp.coo_matrix((v, (r, c)), shape=(rows, columns)))
+    return X, X.toarray(), form
+
+
+def _stack(rng, columns, hidden, outputs, dtype, bias=True):
+    seed = int(rng.integers(1 << 30))
+    return nn.Sequential(
+        nn.Dense(columns, hidden, bias=bias, seed=seed, dtype=dtype),
+        nn.Tanh(),
+        nn.Dense(hidden, outputs, seed=seed + 1, dtype=dtype),
+    )
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_model_called_on_sparse_rows_is_torchs_forward_and_first_layer_gradient(seeded, dtype):
+    """model(X_sparse) made all of X dense (as_input); it now hands the first Dense the
+    CSR rows, whose Z = X·Wᵀ and ∂L/∂W = δᵀ·X are sparse × dense. Compared with PyTorch
+    in float64 (torch.sparse.mm for the first layer), with a frozen W or no bias too."""
+    torch = pytest.importorskip("torch")
+    rng = seeded.rng
+    rows, columns = int(rng.integers(2, 60)), int(rng.integers(5, 300))
+    hidden, outputs = int(rng.integers(2, 9)), int(rng.integers(1, 4))
+    X, dense, form = _awkward(rng, rows, columns, float(rng.uniform(0.01, 0.3)), dtype)
+    bias, frozen = bool(rng.random() < 0.6), bool(rng.random() < 0.3)
+    model = _stack(rng, columns, hidden, outputs, dtype, bias)
+    if frozen:
+        model[0].weight.requires_grad_(False)
+    where = seeded.msg(f"{form}, {dtype}, bias {bias}, frozen {frozen}")
+    G = rng.normal(size=(rows, outputs)).astype(dtype).astype(np.float64)
+    out = model(X)
+    (out * wxb.tensor(G.astype(dtype))).sum().backward()
+    with wxb.no_grad():
+        inferred = model(X).data
+
+    W1, W2, b2 = (
+        t.astype(np.float64)
+        for t in (model[0].weight.data, model[2].weight.data, model[2].bias.data)
+    )
+    b1 = model[0].bias.data.astype(np.float64) if bias else np.zeros(hidden)
+    x64 = dense.astype(np.float64)
+    Xt = torch.tensor(x64).to_sparse()
+    w1 = torch.tensor(W1, requires_grad=not frozen)
+    bt = torch.tensor(b1, requires_grad=True)
+    z = torch.sparse.mm(Xt, w1.T) + bt
+    a = torch.tanh(z)
+    expected = a @ torch.tensor(W2).T + torch.tensor(b2)
+    (expected * torch.tensor(G)).sum().backward()
+
+    # bounds: each sum of K terms within K·eps·Σ|terms| of the exact one (two orders
+    # of it: twice that), carried through tanh (1-Lipschitz, |tanh'| ≤ 1)
+    k = max(int(np.diff(sp.csr_matrix(X).indptr).max(initial=0)), 1)
+    eps = EPS32 if dtype == "float32" else float(np.finfo(np.float64).eps)
+    A = a.detach().numpy()
+    e_a = 2 * (k + 1) * eps * affine_terms(x64, W1.T, b1) + 2 * eps * np.abs(A)
+    e_out = e_a @ np.abs(W2.T) + 2 * (hidden + 1) * eps * affine_terms(np.abs(A) + e_a, W2.T, b2)
+    for got in (out.data, inferred):
+        diff = np.abs(got.astype(np.float64) - expected.detach().numpy())
+        assert (diff <= e_out).all(), (float(diff.max()), where)
+    # ∂L/∂W⁽¹⁾ = δᵀ·X with δ = (G·W⁽²⁾) ⊙ (1 − a²): |1 − a²| ≤ 1 and off by ≤ 2·e_a + 2·eps
+    GW = np.abs(G) @ np.abs(W2)
+    e_delta = GW * (2 * e_a + 4 * eps) + 2 * (outputs + 2) * eps * GW
+    if frozen:
+        assert model[0].weight.grad is None, where
+    else:
+        bound = e_delta.T @ np.abs(x64) + 2 * (rows + 1) * eps * (GW.T @ np.abs(x64))
+        diff = np.abs(model[0].weight.grad.astype(np.float64) - w1.grad.numpy())
+        assert (diff <= bound).all(), (float(diff.max()), where)
+    if bias:
+        bound = e_delta.sum(axis=0) + 2 * (rows + 1) * eps * GW.sum(axis=0)
+        diff = np.abs(model[0].bias.grad.astype(np.float64) - bt.grad.numpy())
+        assert (diff <= bound).all(), (float(diff.max()), where)
+
+
+def test_model_called_on_sparse_rows_never_makes_them_dense_whole(seeded):
+    """model(X) on 2,000 × 20,000 rows at density 5e-4 made all of X dense (320 MB) with
+    a graph and under no_grad; the sparse path holds X's non-zeros (a copy in the
+    model's dtype), W-sized arrays (4 × 20,000) and the outputs. A forward of one's own,
+    a first layer that is not a Dense, and a Dense with hooks read a Tensor: X is made
+    dense for them, and they give the dense rows' outputs."""
+    rng = seeded.rng
+    rows, columns = 2000, 20_000
+    X = sp.random(rows, columns, density=5e-4, format="csr", random_state=rng)
+    model = _stack(rng, columns, 4, 2, "float64")
+    model(X[:5])  # (the imports a first sparse call loads)
+    dense_bytes = rows * columns * 8
+    tracemalloc.start()
+    try:
+        out = model(X)
+        (out * out).sum().backward()
+        with_graph = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        with wxb.no_grad():
+            model(X)
+        no_graph = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # X's non-zeros: 20,000 values (+ indices) ≈ 0.3 MB, W and ∂L/∂W 0.64 MB each
+    assert with_graph < dense_bytes / 16, (with_graph, seeded.msg("with a graph"))
+    assert no_graph < dense_bytes / 16, (no_graph, seeded.msg("no_grad"))
+
+    small, dense, _ = _awkward(rng, int(rng.integers(3, 40)), int(rng.integers(5, 50)), 0.3)
+    first = _stack(rng, dense.shape[1], 3, 2, "float64")
+
+    class Own(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = first[0], first[2]
+
+        def forward(self, x):
+            return self.fc2(wxb.nn.functional.tanh(self.fc1(x)))
+
+    hooked = _stack(rng, dense.shape[1], 3, 2, "float64")
+    hooked[0].register_forward_hook(lambda module, args, output: output)
+    dropout_first = nn.Sequential(nn.Dropout(0.3), *_stack(rng, dense.shape[1], 3, 2, "float64"))
+    dropout_first.eval()
+    for name, m in (("own forward", Own()), ("hooks", hooked), ("dropout", dropout_first)):
+        np.testing.assert_array_equal(m(small).data, m(dense).data, err_msg=seeded.msg(name))
+
+
+def test_a_dense_layer_called_on_sparse_rows_multiplies_them_sparse(seeded, monkeypatch):
+    """Dense(X_sparse) itself (no Sequential): the CSR rows to ops.sparse_rows_by_weight,
+    the output the dense rows' to float64 rounding (rounding.py's bound)."""
+    rng = seeded.rng
+    calls = []
+    product = wxb.ops.sparse_rows_by_weight
+
+    def counted(X, W, out):
+        calls.append(X.shape)
+        return product(X, W, out)
+
+    monkeypatch.setattr(wxb.ops, "sparse_rows_by_weight", counted)
+    X, dense, form = _awkward(rng, int(rng.integers(2, 30)), int(rng.integers(2, 80)), 0.3)
+    layer = nn.Dense(dense.shape[1], 3, seed=int(rng.integers(1 << 30)), dtype="float64")
+    out = layer(X).data
+    assert calls == [dense.shape], (calls, seeded.msg(form))
+    expected = dense @ layer.weight.data.T + layer.bias.data
+    atol = rounding_atol(affine_terms(dense, layer.weight.data.T, layer.bias.data), dense.shape[1])
+    np.testing.assert_allclose(out, expected, rtol=0, atol=atol, err_msg=seeded.msg(form))
