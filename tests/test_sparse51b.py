@@ -97,8 +97,8 @@ def test_explain_makes_only_the_sample_rows_of_a_sparse_x_dense(seeded):
 def test_diagnose_and_a_distributed_fit_on_sparse_rows_are_the_dense_runs(seeded):
     """Checks of what sparse51 left as it was: diagnose's pass over the first 256 rows
     (made dense, those rows alone) gives the dense run's figures to rounding (the sparse
-    products' sums run in another order), and a one-rank distributed fit, which makes X
-    dense whole, is the dense run bit for bit."""
+    products' sums run in another order), and a one-rank distributed fit, which reads X
+    as CSR batches since sparse52 (it made X dense whole), is the dense run to rounding."""
     rng = seeded.rng
     n, columns = int(rng.integers(260, 400)), int(rng.integers(20, 90))
     X, dense, form = _table(rng, n, columns, float(rng.uniform(0.05, 0.3)))
@@ -126,9 +126,12 @@ def test_diagnose_and_a_distributed_fit_on_sparse_rows_are_the_dense_runs(seeded
     b.load_state_dict(a.state_dict())
     ha = wxb.fit(a, X, y, seed=seed, distributed=True, **options)
     hb = wxb.fit(b, dense, y, seed=seed, distributed=True, **options)
-    assert ha.history == hb.history, where
+    # (sparse52: CSR batches there too, each sum in another order: ~1e-14 of the terms)
+    for key in hb.history:
+        np.testing.assert_allclose(ha.history[key], hb.history[key], rtol=1e-11, err_msg=where)
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
-        np.testing.assert_array_equal(p.data, q.data, err_msg=where)
+        scale = float(np.abs(q.data).max())
+        np.testing.assert_allclose(p.data, q.data, rtol=0, atol=1e-11 * scale, err_msg=where)
 
 
 def test_sklearn_predict_multiplies_sparse_chunks_by_the_plans_product(seeded, monkeypatch):

@@ -182,3 +182,127 @@ def test_a_dense_layer_called_on_sparse_rows_multiplies_them_sparse(seeded, monk
     expected = dense @ layer.weight.data.T + layer.bias.data
     atol = rounding_atol(affine_terms(dense, layer.weight.data.T, layer.bias.data), dense.shape[1])
     np.testing.assert_allclose(out, expected, rtol=0, atol=atol, err_msg=seeded.msg(form))
+
+
+def test_a_distributed_fit_keeps_sparse_rows_sparse(seeded):
+    """A distributed fit made a SciPy sparse X dense whole (320 MB for 2,000 × 20,000
+    rows; its ranks checked and digested X in shares); each rank now takes its share of
+    each CSR batch, as fit does alone. One rank, under no mpiexec: the same run as on
+    the dense copy (float64, to the sparse sums' rounding)."""
+    rng = seeded.rng
+    rows, columns = 2000, 20_000
+    X = sp.random(rows, columns, density=5e-4, format="csr", random_state=rng)
+    y = rng.integers(0, 2, rows)
+    model = _stack(rng, columns, 4, 2, "float64")
+    wxb.fit(_stack(rng, 40, 2, 2, "float64"), X[:64, :40], y[:64], epochs=1, verbose=0,
+            distributed=True)  # fmt: skip
+    tracemalloc.start()
+    try:
+        wxb.fit(model, X, y, epochs=1, batch_size=256, validation_split=0.2, verbose=0,
+                distributed=True)  # fmt: skip
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # a dense batch is 41 MB, X dense 320 MB; the sparse fit holds X's CSR copy (0.3 MB),
+    # the first 64 and last 64 rows' CSR arrays for the ranks' check, W-sized arrays
+    assert peak < rows * columns * 8 / 16, (peak, seeded.msg("distributed fit's peak"))
+
+    n, columns = int(rng.integers(60, 200)), int(rng.integers(20, 200))
+    X, dense, form = _awkward(rng, n, columns, float(rng.uniform(0.02, 0.3)))
+    y = rng.integers(0, 3, n)
+    a, b = (_stack(np.random.default_rng(seeded.seed), columns, 5, 3, "float64") for _ in "ab")
+    options = dict(epochs=2, batch_size=int(rng.integers(8, 40)), seed=int(rng.integers(1 << 30)),
+                   verbose=0, distributed=True, validation_split=0.25)  # fmt: skip
+    ha, hb = wxb.fit(a, X, y, **options), wxb.fit(b, dense, y, **options)
+    _same_fit(a, b, ha, hb, seeded.msg(form))
+
+
+def _same_fit(a, b, ha, hb, where, tol=1e-11):
+    """Two fits' weights and figures alike up to the sparse sums' rounding: each sum in
+    another order (≤ k·eps·Σ|terms| ≈ 1e-14 of the terms), carried by a few epochs of
+    updates (Adam's divided by √v̂ + ε) to ~1e-12 of the weights' size."""
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        scale = max(float(np.abs(q.data).max()), 1e-3)
+        np.testing.assert_allclose(p.data, q.data, rtol=0, atol=tol * scale, err_msg=where)
+    assert ha.history.keys() == hb.history.keys(), where
+    for key in hb.history:
+        np.testing.assert_allclose(ha.history[key], hb.history[key], rtol=tol, err_msg=where)
+
+
+WORKER = """
+import json, sys, tracemalloc
+import numpy as np, scipy.sparse as sp
+import wxb
+from wxb import nn
+from mpi4py import MPI
+
+folder = sys.argv[1]
+spec = json.load(open(f"{folder}/spec.json"))
+rank = MPI.COMM_WORLD.Get_rank()
+
+
+def stack(columns, seed):
+    return nn.Sequential(nn.Dense(columns, 5, seed=seed, dtype="float64"), nn.Tanh(),
+                         nn.Dense(5, 3, seed=seed + 1, dtype="float64"))
+
+
+X, y = sp.load_npz(f"{folder}/X.npz"), np.load(f"{folder}/y.npy")
+model = stack(X.shape[1], spec["seed"])
+history = wxb.fit(model, X, y, epochs=2, batch_size=spec["batch"], seed=spec["seed"],
+                  validation_split=0.25, verbose=0, distributed=True)
+np.savez(f"{folder}/rank{rank}.npz", **model.state_dict())
+json.dump(history.history, open(f"{folder}/rank{rank}.json", "w"))
+
+wide = sp.random(2000, 20000, density=5e-4, format="csr", random_state=spec["seed"])
+labels = np.arange(2000) % 3
+tracemalloc.start()
+wxb.fit(stack(20000, 1), wide, labels, epochs=1, batch_size=256, verbose=0, distributed=True)
+peak = tracemalloc.get_traced_memory()[1]
+json.dump(peak, open(f"{folder}/peak{rank}.json", "w"))
+"""
+
+
+def test_two_ranks_fit_sparse_rows_as_one_process_fits_them_dense(seeded, tmp_path):
+    """Under mpiexec -n 2 each rank takes its share of each CSR batch (a last batch may
+    leave a rank none): the weights and figures are one process's on the dense copy (to
+    the sparse sums' rounding), and no rank makes X dense (320 MB; a dense batch 41 MB)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    mpiexec = Path(sys.executable).with_name("mpiexec")
+    pytest.importorskip("mpi4py")
+    if not mpiexec.is_file():
+        pytest.skip(f"no mpiexec beside {sys.executable}")
+    rng = seeded.rng
+    n, columns = int(rng.integers(60, 200)), int(rng.integers(20, 200))
+    X, dense, form = _awkward(rng, n, columns, float(rng.uniform(0.02, 0.3)))
+    y = rng.integers(0, 3, n)
+    seed, batch = int(rng.integers(1 << 30)), int(rng.integers(3, 40))
+    sp.save_npz(tmp_path / "X.npz", sp.csr_matrix(X) if form == "csr_unsorted" else X.tocoo())
+    np.save(tmp_path / "y.npy", y)
+    (tmp_path / "spec.json").write_text(json.dumps({"seed": seed, "batch": batch}))
+    (tmp_path / "worker.py").write_text(WORKER)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "OMPI_", "PMIX_"))}
+    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    command = [str(mpiexec), "-n", "2", sys.executable, str(tmp_path / "worker.py"), str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    where = seeded.msg(f"{form}, batch {batch}")
+    assert done.returncode == 0, (done.stdout + done.stderr, where)
+    alone = nn.Sequential(nn.Dense(columns, 5, seed=seed, dtype="float64"), nn.Tanh(),
+                          nn.Dense(5, 3, seed=seed + 1, dtype="float64"))  # fmt: skip
+    history = wxb.fit(alone, dense, y, epochs=2, batch_size=batch, seed=seed,
+                      validation_split=0.25, verbose=0).history  # fmt: skip
+    for rank in range(2):
+        with np.load(tmp_path / f"rank{rank}.npz") as stored:
+            for key, value in alone.state_dict().items():
+                scale = float(np.abs(value).max())
+                np.testing.assert_allclose(stored[key], value, rtol=0, atol=1e-11 * scale,
+                                           err_msg=f"rank {rank} {key} {where}")  # fmt: skip
+        theirs = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        for key in history:
+            np.testing.assert_allclose(theirs[key], history[key], rtol=1e-11, err_msg=where)
+        peak = json.loads((tmp_path / f"peak{rank}.json").read_text())
+        assert peak < 2000 * 20000 * 8 / 16, (rank, peak, where)

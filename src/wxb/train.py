@@ -268,16 +268,11 @@ class ProgressBar:
         self.stream.flush()
 
 
-def _sparse_rows(
-    model: Module, X: object, dtype: np.dtype, batchwise: bool
-) -> validation.SparseRows | None:
-    """A SciPy sparse X to be made dense a batch at a time (``validation.SparseRows``), or
-    None: made dense whole, as before, where ``batchwise`` is False (a distributed run
-    checks and digests X in shares) or its whole numbers are ids for a forward of one's
-    own (kept whole, ``_features``)."""
-    if not batchwise or (
-        model._own_forward() and getattr(X, "dtype", np.dtype(float)).kind in "biu"
-    ):
+def _sparse_rows(model: Module, X: object, dtype: np.dtype) -> validation.SparseRows | None:
+    """A SciPy sparse X read a batch at a time (``validation.SparseRows``: CSR batches to a
+    planned first Dense, else each batch made dense), or None: made dense whole where
+    its whole numbers are ids for a forward of one's own (kept whole, ``_features``)."""
+    if model._own_forward() and getattr(X, "dtype", np.dtype(float)).kind in "biu":
         return None
     return validation.sparse_rows(X, dtype)
 
@@ -447,7 +442,7 @@ def evaluate(
     # SciPy sparse rows: dense a chunk at a time, as fit reads them (whole for ids of a
     # forward of one's own, or a model holding no float array, computed in X's dtype)
     held = model._held_dtype()
-    X_sparse = _sparse_rows(model, X, held, held is not None)
+    X_sparse = _sparse_rows(model, X, held) if held is not None else None
     X = X if X_sparse is not None else validation.dense_if_sparse(X)
     y = validation.dense_if_sparse(y)
     _check_target_order(model.info, y)
@@ -834,8 +829,8 @@ def fit(
       memory by the non-zeros, equal to the dense rows' results up to the order of each
       sum); with another layer first (Standardize, Dropout), or a model the step does
       not plan, each batch is made dense alone (a TF-IDF matrix whose dense form would not
-      fit in memory trains either way; X is made dense whole only in a distributed run,
-      or for ids of a forward of one's own); y made dense.
+      fit in memory trains either way, distributed too; X is made dense whole only for
+      ids of a forward of one's own); y made dense.
     - ``X`` as a table (a pandas DataFrame, a pyarrow Table): its column names go into
       ``model.info["feature_names"]``, and ``predict`` then takes a table's columns by
       name; a later fit on other columns, or in another order, is refused.
@@ -1184,9 +1179,9 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             "give validation_data or validation_split, not both (validation_split would be ignored)"
         )
     dtype = model.dtype
-    # SciPy sparse rows: dense a batch at a time (rows of whole numbers for a forward of
-    # one's own, and a distributed run: whole, as before); targets: dense
-    X_sparse = _sparse_rows(model, X, dtype, ranks is None)
+    # SciPy sparse rows: CSR batches (each rank its share of them in a distributed run),
+    # whole and dense only for whole numbers given a forward of one's own; targets: dense
+    X_sparse = _sparse_rows(model, X, dtype)
     X, y = (
         X if X_sparse is not None else validation.dense_if_sparse(X),
         validation.dense_if_sparse(y),
@@ -1237,7 +1232,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
                 else ""
             )
             raise ConfigError(f"validation_data must be a pair (X_val, y_val){third}")
-        X_val = _sparse_rows(model, validation_data[0], dtype, ranks is None)
+        X_val = _sparse_rows(model, validation_data[0], dtype)
         if X_val is None:
             validation_data = tuple(validation.dense_if_sparse(p) for p in validation_data)
         else:
@@ -1380,10 +1375,10 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             )
         # The same data on every rank (a sample of it: its shape, first and last rows);
         # other data of the same length would train silently on a mixture.
-        sample = [np.array(X_arr.shape), X_arr[:64], X_arr[-64:], y_arr[:64], y_arr[-64:]]
+        sample = [np.array(X_arr.shape), *_end_rows(X_arr), y_arr[:64], y_arr[-64:]]
         ranks.check_same([np.ascontiguousarray(a) for a in sample], "the training data")
         if validation_data is not None:  # summed over the ranks' shares: the same rows too
-            sample = [np.array(X_val.shape), X_val[:64], X_val[-64:], y_val[:64], y_val[-64:]]
+            sample = [np.array(X_val.shape), *_end_rows(X_val), y_val[:64], y_val[-64:]]
             ranks.check_same([np.ascontiguousarray(a) for a in sample], "the validation data")
     _check_rows_scored(loss_fn, y_arr, y_val, early_stopping, schedule)
     if names is not None and "feature_names" not in model.info:  # its inputs were accepted
@@ -2979,7 +2974,8 @@ def _check_finite_together(X: np.ndarray, where: str, ranks: Ranks) -> None:
     """Each rank checks its share of X's rows (a memory-mapped X is read once, in parts);
     a non-finite value stops every rank with the same message."""
     part = ranks.share(len(X))
-    found = validation.first_non_finite(X[part])
+    # (SparseRows: checked finite when made, validation.sparse_rows; the ranks still meet)
+    found = None if isinstance(X, validation.SparseRows) else validation.first_non_finite(X[part])
     rows = ranks.gather_numbers(
         -1 if found is None else part.start + found[0], f"the check of {where}"
     )
@@ -2991,6 +2987,15 @@ def _check_finite_together(X: np.ndarray, where: str, ranks: Ranks) -> None:
             f"{where}: row {row} holds a value that is not finite in another rank's copy of "
             "it (this rank's is finite); the ranks must be given the same data"
         )
+
+
+def _end_rows(X: np.ndarray | validation.SparseRows) -> list[np.ndarray]:
+    """X's first and last 64 rows, for the ranks to compare: SparseRows' as their CSR
+    arrays (64 dense rows of a TF-IDF table's 50,000 columns are 25 MB)."""
+    if not isinstance(X, validation.SparseRows):
+        return [X[:64], X[-64:]]
+    parts = (X.matrix[:64], X.matrix[-64:])  # (canonical: sparse_rows summed duplicates)
+    return [a for part in parts for a in (part.data, part.indices, part.indptr)]
 
 
 def _digest_rows(X: np.ndarray, rows: np.ndarray | None, ranks: Ranks | None) -> str:
