@@ -8,6 +8,7 @@ data dense, and the first layer's gradients with PyTorch's."""
 from __future__ import annotations
 
 import tracemalloc
+import warnings
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from rounding import affine_terms, rounding_atol
 
 import wxb
 from wxb import nn
+from wxb.optim import SGD, AdamW
 
 sp = pytest.importorskip("scipy.sparse")
 
@@ -306,3 +308,105 @@ def test_two_ranks_fit_sparse_rows_as_one_process_fits_them_dense(seeded, tmp_pa
             np.testing.assert_allclose(theirs[key], history[key], rtol=1e-11, err_msg=where)
         peak = json.loads((tmp_path / f"peak{rank}.json").read_text())
         assert peak < 2000 * 20000 * 8 / 16, (rank, peak, where)
+
+
+CASES = ("frozen_first", "no_bias", "weight_decay", "own_forward", "tied", "class_weight")
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_fit_on_sparse_rows_off_the_usual_path_is_the_dense_fit(seeded, case):
+    rng = seeded.rng
+    n, columns = int(rng.integers(50, 160)), int(rng.integers(8, 120))
+    X, dense, form = _awkward(rng, n, columns, float(rng.uniform(0.02, 0.3)))
+    y = rng.integers(0, 3, n)
+    loss, outputs = "cross_entropy", 3
+    seed = int(rng.integers(1 << 30))
+
+    def build():
+        r = np.random.default_rng(seed)
+        if case == "tied":  # the same Dense twice: its W gets both uses' gradients
+            tied = nn.Dense(columns, columns, seed=int(r.integers(1 << 30)), dtype="float64")
+            return nn.Sequential(tied, nn.Tanh(), tied, nn.Tanh(),
+                                 nn.Dense(columns, 3, seed=1, dtype="float64"))  # fmt: skip
+        model = _stack(r, columns, 5, outputs, "float64", bias=case != "no_bias")
+        if case == "frozen_first":
+            model[0].weight.requires_grad_(False)
+        if case == "own_forward":
+            inner = model
+
+            class Own(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc1, self.fc2 = inner[0], inner[2]
+
+                def forward(self, x):
+                    return self.fc2(wxb.nn.functional.tanh(self.fc1(x)))
+
+            return Own()
+        return model
+
+    a, b = build(), build()
+    options = dict(epochs=3, batch_size=int(rng.integers(8, 40)), seed=seed, verbose=0)
+    if case == "class_weight":
+        weights = rng.uniform(0.2, 3, outputs)
+        options["loss"] = nn.CrossEntropyLoss(weight=weights)
+    else:
+        options["loss"] = loss
+    where = seeded.msg(f"{case}, {form}")
+
+    def optimiser(model):
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        if case == "weight_decay":
+            return AdamW(trainable, lr=0.01, weight_decay=0.05)
+        return SGD(trainable, lr=0.1, momentum=0.9)
+
+    ha = wxb.fit(a, X, y, optimizer=optimiser(a), **options)
+    hb = wxb.fit(b, dense, y, optimizer=optimiser(b), **options)
+    assert ha.engine == hb.engine, where
+    _same_fit(a, b, ha, hb, where)
+    if case == "frozen_first":
+        np.testing.assert_array_equal(a[0].weight.data, build()[0].weight.data, err_msg=where)
+    np.testing.assert_allclose(a.predict(X), b.predict(dense), rtol=1e-11, atol=1e-13,
+                               err_msg=where)  # fmt: skip
+
+
+@pytest.mark.parametrize("how", ["sample_weight", "partial_fit", "warm_start"])
+def test_the_estimators_on_sparse_rows_off_the_usual_path_are_the_dense_ones(seeded, how):
+    from wxb.sklearn import MLPClassifier, MLPRegressor
+
+    rng = seeded.rng
+    n, columns = int(rng.integers(60, 160)), int(rng.integers(10, 150))
+    X, dense, form = _awkward(rng, n, columns, float(rng.uniform(0.03, 0.3)))
+    labels = rng.integers(0, 3, n)
+    targets = dense @ rng.normal(size=columns)
+    solver = str(rng.choice(["sgd", "adam"] + (["lbfgs"] if how == "sample_weight" else [])))
+    where = seeded.msg(f"{how}, {solver}, {form}")
+    weights = rng.uniform(0, 2, n)
+    for kind, y in ((MLPClassifier, labels), (MLPRegressor, targets)):
+        params = dict(hidden_layer_sizes=(4,), solver=solver, max_iter=5,
+                      alpha=float(rng.choice([0.0, 1e-3])), batch_size=int(rng.integers(8, 40)),
+                      random_state=int(rng.integers(1 << 30)),
+                      warm_start=how == "warm_start")  # fmt: skip
+        fitted = []
+        for data in (X, dense):
+            est = kind(**params)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # (not converged)
+                if how == "sample_weight":
+                    est.fit(data, y, sample_weight=weights)
+                elif how == "partial_fit":
+                    extra = {"classes": np.arange(3)} if kind is MLPClassifier else {}
+                    est.partial_fit(data, y, **extra)
+                    # (a COO matrix has no rows to slice: its CSR rows, as a user takes them)
+                    half = data.tocsr()[: n // 2] if sp.issparse(data) else data[: n // 2]
+                    est.partial_fit(half, y[: n // 2])
+                else:
+                    est.fit(data, y)
+                    est.fit(data, y)
+            fitted.append(est)
+        a, b = fitted
+        for p, q in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_, strict=True):
+            scale = float(np.abs(q).max())
+            np.testing.assert_allclose(p, q, rtol=0, atol=1e-10 * scale, err_msg=where)
+        np.testing.assert_allclose(a.predict(X), b.predict(dense), rtol=1e-9, atol=1e-9,
+                                   err_msg=where)  # fmt: skip
