@@ -1363,6 +1363,14 @@ def _run_sample(model: Module) -> _SampleRun | None:
     originals = [m for m in everything if not _is_container(m)]
     calls: list[tuple[int, object, object]] = []
     spans: list[tuple[int, object, object]] = []
+    # the batch and each layer's result as made: the chain passes them on by identity, so
+    # one changed in place before it is passed on (h += 1, h.relu_(), h.data *= 2) would
+    # drop that change from the chain
+    made: list[tuple[Tensor, int, np.ndarray]] = []
+
+    def keep(t: object) -> None:
+        if isinstance(t, Tensor):
+            made.append((t, t._version, np.array(t.data, copy=True)))
 
     def counting(
         key: int, forward: Callable[..., Any], into: list[tuple[int, object, object]]
@@ -1370,6 +1378,8 @@ def _run_sample(model: Module) -> _SampleRun | None:
         def counted(*args: Any, **kwargs: Any) -> Any:
             result = forward(*args, **kwargs)
             into.append((key, args[0] if args else None, result))  # (inner calls first)
+            if into is calls:
+                keep(result)
             return result
 
         return counted
@@ -1381,14 +1391,22 @@ def _run_sample(model: Module) -> _SampleRun | None:
     def run(rows: np.ndarray, recorded: bool) -> _SampleRun | None:
         calls.clear()
         spans.clear()
+        made.clear()
         x = Tensor(rows.astype(model.dtype), requires_grad=recorded)
+        keep(x)
         try:
             with twin.evaluating(), set_grad_enabled(recorded), _draws_undone():
                 with np.errstate(all="ignore"):
                     result = twin(x)
         except Exception:  # not this width, or not one array, or not with a graph
             return None
-        return _SampleRun(list(calls), x, result, list(spans))
+        found = _SampleRun(list(calls), x, result, list(spans))
+        if any(
+            t._version != version or not np.array_equal(t.data, data, equal_nan=True)
+            for t, version, data in made
+        ):
+            found.steps, found.outputs, found.stand_ins = None, [], {}
+        return found
 
     def chain(sample: _SampleRun | None) -> list[object] | None:
         """The steps, a stand-in by its kernel's kind and settings (f, slope and all)."""
