@@ -290,6 +290,8 @@ def _torch_hint(name: str) -> str:
 
 
 def __getattr__(name: str) -> object:  # PEP 562: only for names not found above
+    if name == "float":  # torch.float (`dtype = torch.float`, `.type(torch.float)`): float32;
+        return float32  # served here, as a global it would hide the builtin in this module
     if name in _TORCH_NAMES:  # (from wxb import name too: its ImportError says it)
         raise errors.missing_name("wxb", name, _torch_hint(name))
     raise AttributeError(f"module 'wxb' has no attribute {name!r}")
