@@ -2,7 +2,9 @@
 says to change, each run beside its original in the same process on the same fresh
 draws (the ``seeded`` fixture prints its seed; ``WXB_TEST_SEED=<seed>`` replays it):
 PyTorch's "Learning PyTorch with Examples" (the cubic fitted to sin(x): tensors,
-autograd, nn.Sequential with Flatten, RMSprop, DynamicNet)."""
+autograd, nn.Sequential with Flatten, RMSprop, DynamicNet), its Quickstart (random
+images in FashionMNIST's shape through torch's DataLoader, which the README says a loop
+of one's own may keep)."""
 
 from __future__ import annotations
 
@@ -183,3 +185,143 @@ def test_dynamic_net_gives_torchs_losses(seeded, dtype):
     # momentum carries each step's difference on; 4 × the sums' bound covers both
     rtol = 4 * _float32_rtol(STEPS) if dtype == "float" else 1e-10
     _check_losses(ours, theirs, rtol, seeded, "losses")
+
+
+# -- PyTorch's Quickstart -----------------------------------------------------------------
+def _quickstart(lib, train_dataloader, test_dataloader, test_data, start, path):
+    """The Quickstart's model, train() and test() line for line; torch's DataLoader kept,
+    as the README allows, so the labels ``y`` are torch tensors on both sides."""
+    nn = lib.nn
+    device = "cuda" if lib.cuda.is_available() else "cpu"
+
+    class NeuralNetwork(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.flatten = nn.Flatten()
+            self.linear_relu_stack = nn.Sequential(
+                nn.Linear(28 * 28, 512),
+                nn.ReLU(),
+                nn.Linear(512, 512),
+                nn.ReLU(),
+                nn.Linear(512, 10),
+            )
+
+        def forward(self, x):
+            x = self.flatten(x)
+            logits = self.linear_relu_stack(x)
+            return logits
+
+    model = NeuralNetwork().to(device)
+    model.load_state_dict(start)
+    loss_fn = nn.CrossEntropyLoss()
+    optimizer = lib.optim.SGD(model.parameters(), lr=1e-3)
+    record = {"train": [], "test": [], "logits": []}
+
+    def train(dataloader, model, loss_fn, optimizer):
+        model.train()
+        for X, y in dataloader:
+            X, y = X.to(device), y.to(device)
+            pred = model(X)
+            loss = loss_fn(pred, y)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            record["train"].append(loss.item())
+
+    def test(dataloader, model, loss_fn):
+        size = len(dataloader.dataset)
+        num_batches = len(dataloader)
+        model.eval()
+        test_loss, correct = 0, 0
+        with lib.no_grad():
+            for X, y in dataloader:
+                X, y = X.to(device), y.to(device)
+                pred = model(X)
+                test_loss += loss_fn(pred, y).item()
+                correct += (pred.argmax(1) == y).type(lib.float).sum().item()
+                record["logits"].append(np.array(pred.tolist()))
+        record["test"].append((test_loss / num_batches, correct / size))
+
+    for _ in range(2):
+        train(train_dataloader, model, loss_fn, optimizer)
+        test(test_dataloader, model, loss_fn)
+    lib.save(model.state_dict(), path)
+    model = NeuralNetwork().to(device)
+    model.load_state_dict(lib.load(path, weights_only=True))
+    model.eval()
+    x = test_data[0][0]
+    with lib.no_grad():
+        pred = model(x.to(device))
+        record["first"] = (int(pred[0].argmax(0)), np.array(pred.tolist()).ravel())
+    return record
+
+
+def test_the_quickstart_on_random_images_gives_torchs_figures(seeded, tmp_path):
+    """The test loop's ``(pred.argmax(1) == y).type(torch.float)``: ``wxb.float`` was
+    missing, and past it argmax's indices compared with the DataLoader's torch labels gave
+    torch's tensor (torch's ``==`` reflected), which refused ``.type(wxb.float)``."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    rng = seeded.rng
+    images = rng.random((int(rng.integers(100, 200)), 1, 28, 28)).astype(np.float32)
+    labels = rng.integers(0, 10, len(images))
+    split = len(images) // 2
+    training_data = TensorDataset(torch.tensor(images[:split]), torch.tensor(labels[:split]))
+    test_data = TensorDataset(torch.tensor(images[split:]), torch.tensor(labels[split:]))
+    batch_size = int(rng.integers(16, 65))
+    train_dataloader = DataLoader(training_data, batch_size=batch_size)
+    test_dataloader = DataLoader(test_data, batch_size=batch_size)
+    stack = torch.nn.Sequential(
+        torch.nn.Linear(784, 512),
+        torch.nn.ReLU(),
+        torch.nn.Linear(512, 512),
+        torch.nn.ReLU(),
+        torch.nn.Linear(512, 10),
+    )
+    start = {f"linear_relu_stack.{k}": v for k, v in stack.state_dict().items()}
+    theirs = _quickstart(
+        torch, train_dataloader, test_dataloader, test_data, start, tmp_path / "t.pth"
+    )
+    ours = _quickstart(
+        wxb, train_dataloader, test_dataloader, test_data, start, tmp_path / "w.safetensors"
+    )
+    # float32 dot products of 784 and 512 terms, summed in another order: √784·ε ≈ 4e-6
+    # typical, on losses near ln 10; 1e-5 leaves room for the two epochs' steps at 1e-3
+    rtol = 1e-5
+    _check_losses(ours["train"], theirs["train"], rtol, seeded, "training losses")
+    batches = len(theirs["logits"]) // 2  # the test loop's, each of the two epochs
+    for epoch, (our_loss, our_acc), (their_loss, their_acc) in zip(
+        (0, 1), ours["test"], theirs["test"], strict=True
+    ):
+        assert our_loss == pytest.approx(their_loss, rel=rtol), seeded.msg("test loss")
+        # a row's class may differ only where torch's two top logits are within rounding
+        ties = _near_ties(theirs["logits"][epoch * batches : (epoch + 1) * batches])
+        assert abs(our_acc - their_acc) * len(test_data) <= ties.sum(), seeded.msg(
+            f"accuracy {our_acc} against torch's {their_acc}"
+        )
+    np.testing.assert_allclose(
+        ours["first"][1], theirs["first"][1], rtol=rtol, atol=rtol, err_msg=seeded.msg("reload")
+    )
+    if not ties[0]:
+        assert ours["first"][0] == theirs["first"][0], seeded.msg("the first test image's class")
+
+
+def _near_ties(logits: list[np.ndarray]) -> np.ndarray:
+    """Rows whose two largest logits are within rounding (a class either may pick)."""
+    top = np.sort(np.concatenate(logits), axis=1)[:, -2:]
+    return top[:, 1] - top[:, 0] < 1e-4
+
+
+def test_argmax_compared_with_torch_labels_counts_as_torchs(seeded):
+    """``pred.argmax(1) == y`` with y a DataLoader's torch tensor: the mask is wxb's, so
+    ``.type(wxb.float32)``, ``.float()`` and ``.sum().item()`` count as torch's do."""
+    rng = seeded.rng
+    rows = int(rng.integers(1, 50))
+    logits = wxb.tensor(rng.standard_normal((rows, 4)))
+    y = torch.tensor(rng.integers(0, 4, rows))
+    expected = int((torch.tensor(np.asarray(logits.data)).argmax(1) == y).sum())
+    mask = logits.argmax(1) == y
+    assert isinstance(mask, np.ndarray) and mask.dtype == np.bool_, seeded.msg(repr(mask))
+    assert mask.type(wxb.float32).sum().item() == expected, seeded.msg("type")
+    assert mask.type(torch.float).sum().item() == expected, seeded.msg("torch's dtype")
+    assert (logits.argmax(1) != y).sum().item() == rows - expected, seeded.msg("!=")

@@ -403,11 +403,17 @@ class IndexArray(np.ndarray):
     idiom ``(out.argmax(1) == y).float().mean().item()`` runs as in PyTorch (a plain
     array has no ``.float()``), and ``.sum().item()`` gives an int, as torch's."""
 
+    # above torch's 1000: `pred.argmax(1) == y`, y a torch DataLoader's labels, is ours, not
+    # torch's reflected ==, whose tensor refused the port's `.type(wxb.float)`
+    __array_priority__ = 1001.0
+
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: object, **kwargs: object):
         """NumPy's ufuncs, but arithmetic of two operands in the dtype torch's gives
         (``result_type``): ``labels * 0.5`` and ``correct / n`` are float32, as torch's
         int64 tensors give them, where NumPy's rule made them float64. Beside a Tensor,
-        NumPy hands the call to the Tensor's own hook."""
+        NumPy hands the call to the Tensor's own hook; a torch tensor is read as its array
+        (NumPy's call wrapped the result back into torch's, a comparison's as uint8)."""
+        inputs = tuple(foreign_array(x) if _is_torch(x) else x for x in inputs)
         args = []
         for x in inputs:
             if isinstance(x, Tensor):
@@ -1319,6 +1325,11 @@ def _check_whole_numbers_kept(data: object, array: np.ndarray) -> None:
             "in float32 (exact only up to 2**24 = 16777216); pass dtype='float64' (exact up "
             "to 2**53), or scale the values"
         )
+
+
+def _is_torch(value: object) -> bool:
+    """A torch tensor (or Parameter), told without importing torch."""
+    return type(value).__module__.split(".")[0] == "torch" and hasattr(value, "__array__")
 
 
 def foreign_array(value: object) -> np.ndarray:
