@@ -65,6 +65,11 @@ Deviations from scikit-learn (besides those extras):
   upcast to float64 by its float64 step size): float32 runs of the two agree at first
   and drift apart over many steps, as any two float32 computations do
 - ``loss_`` and ``loss_curve_`` hold Python floats
+- the gradients agree with scikit-learn's to the last bit or two, not bit for bit:
+  "lbfgs" magnifies that over a long run (see docs/sklearn.md)
+- warnings (``ConvergenceWarning``, the clipped ``batch_size``) are filtered as if
+  raised in scikit-learn's MLP module, so the filters scripts write for scikit-learn's
+  (``module="sklearn"``, as its examples do) apply to them
 - ``partial_fit`` is unavailable for solver "lbfgs" in both estimators (scikit-learn's
   ``MLPRegressor`` offers it and then runs a whole L-BFGS fit)
 - after a ``fit`` with "lbfgs", ``partial_fit`` starts new Adam moments or SGD
@@ -85,6 +90,7 @@ commonly do: ``sklearn.base._fit_context`` (parameter validation),
 from __future__ import annotations
 
 import copy
+import sys
 import warnings
 from itertools import pairwise
 from numbers import Real
@@ -155,6 +161,29 @@ def _resolve_dtype(dtype: object) -> np.dtype | None:
 
 
 _EPS = {np.dtype(t): np.finfo(t).eps for t in (np.float32, np.float64)}
+
+
+# scikit-learn's MLP warns from this module: a script's filterwarnings("ignore",
+# category=ConvergenceWarning, module="sklearn"), as its examples write, silences ours too
+_SKLEARN_MLP_MODULE = "sklearn.neural_network._multilayer_perceptron"
+
+
+def _warn(message: str, category: type[Warning], stacklevel: int) -> None:
+    """warnings.warn(message, category, stacklevel) (shown at the same line, once per line
+    under the default filter), matched by the filters' ``module`` as scikit-learn's."""
+    try:
+        frame = sys._getframe(stacklevel)
+    except ValueError:  # (a stack shallower than that: shown here, as warnings.warn does)
+        frame = sys._getframe(1)
+    warnings.warn_explicit(
+        message,
+        category,
+        frame.f_code.co_filename,
+        frame.f_lineno,
+        module=_SKLEARN_MLP_MODULE,
+        # (no module_globals: as warnings.warn, the line is read only where it is shown)
+        registry=frame.f_globals.setdefault("__warningregistry__", {}),
+    )
 
 
 def _sample_mean(values: np.ndarray, sw: np.ndarray | None) -> np.ndarray:
@@ -685,9 +714,10 @@ class _BaseMLP(BaseEstimator):
             batch_size = min(200, n_samples)
         else:
             if self.batch_size > n_samples:
-                warnings.warn(
+                _warn(
                     "Got `batch_size` less than 1 or larger than "
                     "sample size. It is going to be clipped",
+                    UserWarning,
                     stacklevel=3,
                 )
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
@@ -767,14 +797,14 @@ class _BaseMLP(BaseEstimator):
                 if incremental:
                     break
                 if self.n_iter_ == self.max_iter:
-                    warnings.warn(
+                    _warn(
                         f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
                         "reached and the optimization hasn't converged yet.",
                         ConvergenceWarning,
                         stacklevel=3,
                     )
         except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.", stacklevel=3)
+            _warn("Training interrupted by user.", UserWarning, stacklevel=3)
         finally:
             self._net.eval()
         if early_stopping:  # restore the best weights
@@ -1035,7 +1065,7 @@ def _check_lbfgs_result(result, max_iter: int) -> int:
             "\nYou might also want to scale the data as shown in:\n"
             "    https://scikit-learn.org/stable/modules/preprocessing.html"
         )
-        warnings.warn(message, ConvergenceWarning, stacklevel=4)
+        _warn(message, ConvergenceWarning, stacklevel=4)
     return n_iter
 
 
