@@ -201,7 +201,8 @@ def _quickstart(lib, train_dataloader, test_dataloader, test_data, start, path):
     """The Quickstart's model, train() and test() line for line; torch's DataLoader kept,
     as the README allows, so the labels ``y`` are torch tensors on both sides."""
     nn = lib.nn
-    device = "cuda" if lib.cuda.is_available() else "cpu"
+    # PyTorch 2.6's Quickstart's line (older ones: "cuda" if torch.cuda.is_available() …)
+    device = lib.accelerator.current_accelerator().type if lib.accelerator.is_available() else "cpu"
 
     class NeuralNetwork(nn.Module):
         def __init__(self):
@@ -319,6 +320,19 @@ def _near_ties(logits: list[np.ndarray]) -> np.ndarray:
     """Rows whose two largest logits are within rounding (a class either may pick)."""
     top = np.sort(np.concatenate(logits), axis=1)[:, -2:]
     return top[:, 1] - top[:, 0] < 1e-4
+
+
+def test_the_quickstarts_device_line_picks_the_cpu():
+    """``torch.accelerator`` (PyTorch 2.6's Quickstart picks its device by it) stopped at
+    "module 'wxb' has no attribute 'accelerator'", a line naming no way on."""
+    assert wxb.accelerator.is_available() is False
+    assert wxb.accelerator.current_accelerator() is None
+    assert wxb.accelerator.device_count() == 0
+    device = wxb.accelerator.current_accelerator().type if wxb.accelerator.is_available() else "cpu"
+    assert wxb.tensor([1.0]).to(device).device.type == "cpu"
+    if not torch.accelerator.is_available():  # torch's answers on a machine without one
+        assert torch.accelerator.current_accelerator() is None
+        assert torch.accelerator.device_count() == wxb.accelerator.device_count()
 
 
 def test_argmax_compared_with_torch_labels_counts_as_torchs(seeded):

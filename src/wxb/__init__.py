@@ -27,6 +27,7 @@ from wxb.explanation import explain
 # left out of __all__: `from wxb import *` must not change what sum(…) means in a script
 from wxb.functions import (  # noqa: F401
     abs,
+    accelerator,
     addmm,
     all,
     allclose,

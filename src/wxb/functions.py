@@ -49,6 +49,27 @@ class _Cuda:
 cuda = _Cuda()
 
 
+class _Accelerator:
+    """``torch.accelerator`` (PyTorch 2.6's Quickstart: ``device = torch.accelerator.
+    current_accelerator().type if torch.accelerator.is_available() else "cpu"``): none
+    here, as torch's on a machine without one, so that line picks the CPU."""
+
+    @staticmethod
+    def is_available() -> bool:
+        return False
+
+    @staticmethod
+    def current_accelerator(check_available: bool = False) -> None:
+        return None  # torch's answer where there is none
+
+    @staticmethod
+    def device_count() -> int:
+        return 0
+
+
+accelerator = _Accelerator()
+
+
 # -- constructors -------------------------------------------------------------------
 def _shape(size: tuple, what: str) -> tuple[int, ...]:
     """``zeros(2, 3)``, ``zeros((2, 3))`` or ``zeros([2, 3])``, as torch's size arguments."""
@@ -663,6 +684,7 @@ def _values(value: object, what: str) -> np.ndarray:
 
 __all__ = [
     "abs",
+    "accelerator",
     "addmm",
     "all",
     "allclose",
