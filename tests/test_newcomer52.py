@@ -503,3 +503,25 @@ def test_varying_regularization_as_scikit_learns(seeded):
                     err_msg=what,
                 )
                 assert ours.score(X_test, y_test) == theirs.score(X_test, y_test), what
+
+
+def test_index_arrays_compare_with_torch_labels_but_leave_torch_arithmetic_to_torch(seeded):
+    """argmax's indices compared with a torch tensor (==, !=, <, …) give wxb's mask, equal
+    to NumPy's on the tensor's values (a comparison carries no gradient); arithmetic with a
+    torch tensor that requires grad is not silently taken over as values (its graph would be
+    dropped): NumPy's explicit call refuses it, as the operator does."""
+    torch = pytest.importorskip("torch")
+    rng = seeded.rng
+    n, c = int(rng.integers(1, 30)), int(rng.integers(2, 6))
+    idx = wxb.tensor(rng.normal(size=(n, c))).argmax(1)
+    labels = rng.integers(0, c, size=n)
+    for y in (torch.tensor(labels), torch.tensor(labels.astype(float), requires_grad=True)):
+        for op in ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__"):
+            got = getattr(idx, op)(y)
+            assert isinstance(got, np.ndarray) and got.dtype == bool, seeded.msg(op)
+            np.testing.assert_array_equal(got, getattr(np.asarray(idx), op)(labels))
+    weights = torch.tensor(rng.normal(size=n), requires_grad=True)
+    with pytest.raises(TypeError):
+        np.multiply(idx, weights)
+    with pytest.raises(TypeError):
+        idx * weights

@@ -403,9 +403,34 @@ class IndexArray(np.ndarray):
     idiom ``(out.argmax(1) == y).float().mean().item()`` runs as in PyTorch (a plain
     array has no ``.float()``), and ``.sum().item()`` gives an int, as torch's."""
 
-    # above torch's 1000: `pred.argmax(1) == y`, y a torch DataLoader's labels, is ours, not
-    # torch's reflected ==, whose tensor refused the port's `.type(wxb.float)`
-    __array_priority__ = 1001.0
+    # `pred.argmax(1) == y`, y a torch DataLoader's labels: ours, not torch's reflected ==
+    # (whose uint8 tensor refused the port's `.type(wxb.float)`); a comparison carries no
+    # gradient, so torch's operand is read as its values. Arithmetic stays torch's, as
+    # torch's higher __array_priority__ has it: a tensor that requires grad keeps its graph.
+    def _compared(self, other: object, op: str) -> object:
+        if _is_torch(other):
+            other = foreign_array(other)
+        return getattr(np.ndarray, op)(self, other)
+
+    def __eq__(self, other: object) -> object:  # type: ignore[override]
+        return self._compared(other, "__eq__")
+
+    def __ne__(self, other: object) -> object:  # type: ignore[override]
+        return self._compared(other, "__ne__")
+
+    def __lt__(self, other: object) -> object:
+        return self._compared(other, "__lt__")
+
+    def __le__(self, other: object) -> object:
+        return self._compared(other, "__le__")
+
+    def __gt__(self, other: object) -> object:
+        return self._compared(other, "__gt__")
+
+    def __ge__(self, other: object) -> object:
+        return self._compared(other, "__ge__")
+
+    __hash__ = None  # (as ndarray's: defining __eq__ would otherwise leave it unset anyway)
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: object, **kwargs: object):
         """NumPy's ufuncs, but arithmetic of two operands in the dtype torch's gives
@@ -413,6 +438,8 @@ class IndexArray(np.ndarray):
         int64 tensors give them, where NumPy's rule made them float64. Beside a Tensor,
         NumPy hands the call to the Tensor's own hook; a torch tensor is read as its array
         (NumPy's call wrapped the result back into torch's, a comparison's as uint8)."""
+        if any(_is_torch(x) and getattr(x, "requires_grad", False) for x in inputs):
+            return NotImplemented  # torch's own operator then: its graph kept, not dropped
         inputs = tuple(foreign_array(x) if _is_torch(x) else x for x in inputs)
         args = []
         for x in inputs:
