@@ -37,7 +37,13 @@ import numpy as np
 
 from wxb import kernels
 from wxb.errors import ConfigError, missing_name
-from wxb.nn.module import Module, Parameter, UninitializedParameter, forget_gradients
+from wxb.nn.module import (
+    WEIGHTS,
+    Module,
+    Parameter,
+    UninitializedParameter,
+    forget_gradients,
+)
 
 # clipping works on parameters alone, so it lives in wxb.nn.utils (torch.nn.utils's place)
 from wxb.nn.utils import (
@@ -1095,7 +1101,8 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        self._update_params()
+        with WEIGHTS.writing(self.params):  # (a predict in another thread: before or after)
+            self._update_params()
         return loss
 
     def _required(self, group: dict, written: set[str]) -> set[str]:
@@ -2700,19 +2707,21 @@ class LBFGS(Optimizer):
 
     def _add_grad(self, step_size, update: np.ndarray) -> None:
         offset = 0
-        for p in self.params:
-            n = p.data.size
-            p._versions[0] += 1
-            p.data += step_size * update[offset : offset + n].reshape(p.data.shape)
-            offset += n
+        with WEIGHTS.writing(self.params):
+            for p in self.params:
+                n = p.data.size
+                p._versions[0] += 1
+                p.data += step_size * update[offset : offset + n].reshape(p.data.shape)
+                offset += n
 
     def _clone_param(self) -> list[np.ndarray]:
         return [p.data.copy() for p in self.params]
 
     def _set_param(self, values: list[np.ndarray]) -> None:
-        for p, value in zip(self.params, values, strict=True):
-            p._versions[0] += 1
-            np.copyto(p.data, value)
+        with WEIGHTS.writing(self.params):
+            for p, value in zip(self.params, values, strict=True):
+                p._versions[0] += 1
+                np.copyto(p.data, value)
 
     def _directional_evaluate(self, closure, x, t, d):
         self._add_grad(t, d)

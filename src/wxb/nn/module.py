@@ -499,6 +499,92 @@ def same_class_code(code: tuple) -> bool:
 _thread = threading.local()  # per thread: the modules `evaluating()` holds in eval mode
 
 
+class _WeightGuard:
+    """Who reads a model's weights and who writes them, so that a server predicting
+    while another thread fine-tunes the same model gets outputs of one weight version:
+    no-grad calls, ``predict`` and ``state_dict`` (readers) and an optimiser's update or
+    ``load_state_dict`` (writers) of overlapping parameters take turns. (A prediction
+    read the first layer's W before a step and the next one's after it: the output of no
+    weights the training passed through.) Readers of one model run at once; a waiting
+    writer holds new ones back (else a busy server starves the training). A reader
+    registers without the lock, one dict store (atomic), then looks for writers; a
+    writer registers, then looks for readers: one of the two sees the other."""
+
+    def __init__(self) -> None:
+        self.turns = threading.Condition(threading.Lock())
+        self.readers: dict[int, Module] = {}  # thread → the model it reads
+        self.writers: dict[int, list] = {}  # thread → the parameters it writes (or awaits)
+
+    def _written(self, model: Module, me: int) -> bool:
+        """Whether a thread other than ``me`` writes (or awaits) a parameter of ``model``
+        (a step in this thread's own forward hook is not waited for)."""
+        ids = model._parameter_ids()
+        return any(
+            not ids.isdisjoint(map(id, params))
+            for thread, params in tuple(self.writers.items())
+            if thread != me
+        )
+
+    def _read(self, params: list, me: int) -> bool:
+        """Whether a thread other than ``me`` reads a model holding one of ``params``."""
+        return any(
+            not model._parameter_ids().isdisjoint(map(id, params))
+            for thread, model in tuple(self.readers.items())
+            if thread != me
+        )
+
+    def _rivals(self, params: list, me: int) -> bool:
+        """Whether another thread writes one of ``params`` (two threads stepping it)."""
+        ids = {id(p) for p in params}
+        return any(
+            not ids.isdisjoint(map(id, other))
+            for thread, other in tuple(self.writers.items())
+            if thread != me
+        )
+
+    def read(self, model: Module, me: int) -> None:
+        """Begin thread ``me``'s read of ``model``'s weights (``me`` not reading yet)."""
+        while True:
+            self.readers[me] = model
+            if not self.writers or not self._written(model, me):
+                return
+            del self.readers[me]
+            with self.turns:
+                self.turns.notify_all()  # (a writer may be waiting for this reader)
+                self.turns.wait_for(lambda: not self._written(model, me))
+
+    def done_reading(self, me: int) -> None:
+        del self.readers[me]
+        if self.writers:
+            with self.turns:
+                self.turns.notify_all()
+
+    @contextmanager
+    def writing(self, params: Iterable[Parameter]) -> Iterator[None]:
+        """A write of ``params`` in place: inside it, no other thread reads a model that
+        holds one of them."""
+        me = threading.get_ident()
+        if me in self.writers:  # (inside a write of this thread's: it has the turn)
+            yield
+            return
+        params = list(params)
+        with self.turns:
+            self.turns.wait_for(lambda: not self._rivals(params, me))
+            self.writers[me] = params
+            self.turns.wait_for(lambda: not self._read(params, me))
+        try:
+            yield
+        finally:
+            with self.turns:
+                del self.writers[me]
+                self.turns.notify_all()
+
+
+WEIGHTS = _WeightGuard()
+if hasattr(os, "register_at_fork"):  # (a reader or writer of another thread is gone there)
+    os.register_at_fork(after_in_child=lambda: WEIGHTS.__init__())
+
+
 @contextmanager
 def hooks_off() -> Iterator[None]:
     """Module calls in this thread run without their forward (pre-)hooks inside the
@@ -1098,6 +1184,7 @@ class Module:
         state = dict(self.__dict__)
         state.pop("_modules_cache", None)
         state.pop("_own_code_cache", None)
+        state.pop("_parameter_ids_cache", None)  # (the ids of this object's parameters)
         state.pop("_rows_alike_cache", None)
         slots = {  # a subclass's own __slots__: pickle takes them as (dict, slots)
             name: getattr(self, name) for name in slot_names(type(self)) if hasattr(self, name)
@@ -1134,6 +1221,17 @@ class Module:
             cached = (_structure_version, modules, frozenset(map(id, modules)))
             object.__setattr__(self, "_modules_cache", cached)
         return cached
+
+    def _parameter_ids(self) -> frozenset[int]:
+        """The ids of the tree's parameters, cached until the structure changes (the
+        weight guard's question: does a write touch what this model reads)."""
+        cached = self.__dict__.get("_parameter_ids_cache")
+        if cached is None or cached[0] != _structure_version:
+            modules = self._module_tree()[1]
+            ids = frozenset(id(p) for m in modules for p in m._parameters.values() if p is not None)
+            cached = (_structure_version, ids)
+            object.__setattr__(self, "_parameter_ids_cache", cached)
+        return cached[1]
 
     def _computes_own_code(self) -> bool:
         """``_runs_own_code(self)``, cached until the structure changes (a call's check)."""
@@ -1335,16 +1433,24 @@ class Module:
         Unlike PyTorch's, a parameter shared between places is given once, under its
         first name (model files record where else it goes); ``load_state_dict`` takes
         PyTorch's other names for it too."""
-        state: dict[str, np.ndarray] = {}
-        seen: set[int] = set()
-        for path, module in self.named_modules(remove_duplicate=False):
-            for key, p in module._parameters.items():
-                if id(p) not in seen:
-                    seen.add(id(p))
-                    state[_join(path, key)] = p.data.copy()
-            for key, array in module._buffers.items():
-                if module._persistent(key):
-                    state[_join(path, key)] = array.copy()
+        me = threading.get_ident()
+        reading = me not in WEIGHTS.readers
+        if reading:  # copies of one weight version (another thread's step waits)
+            WEIGHTS.read(self, me)
+        try:
+            state: dict[str, np.ndarray] = {}
+            seen: set[int] = set()
+            for path, module in self.named_modules(remove_duplicate=False):
+                for key, p in module._parameters.items():
+                    if id(p) not in seen:
+                        seen.add(id(p))
+                        state[_join(path, key)] = p.data.copy()
+                for key, array in module._buffers.items():
+                    if module._persistent(key):
+                        state[_join(path, key)] = array.copy()
+        finally:
+            if reading:
+                WEIGHTS.done_reading(me)
         return state
 
     def load_state_dict(
@@ -1426,12 +1532,13 @@ class Module:
             if array.dtype.kind == "f" and array.dtype.itemsize > target.dtype.itemsize:
                 _check_narrowing(name, array, target.dtype)
             targets.append((param, target, array))
-        for param, target, array in targets:
-            if param is not None and not isinstance(param.data, np.ndarray):
-                param.data = target  # the scalar's array, written below
-            np.copyto(target, array, casting="same_kind")
-            if param is not None:
-                param._version += 1
+        with WEIGHTS.writing(self.parameters()):  # (a predict in another thread: before or after)
+            for param, target, array in targets:
+                if param is not None and not isinstance(param.data, np.ndarray):
+                    param.data = target  # the scalar's array, written below
+                np.copyto(target, array, casting="same_kind")
+                if param is not None:
+                    param._version += 1
         return IncompatibleKeys(missing, unexpected)
 
     def _make_lazy(self, state: Mapping, path: str, position: str) -> None:
@@ -1483,7 +1590,22 @@ class Module:
         the forward to use as it means (a wxb layer it hands them to reads numbers). Of
         keyword arguments, float arrays become Tensors; the rest stay as given. SciPy
         sparse rows stay CSR to a first Dense, which multiplies them sparse (a Dense, or a
-        Sequential of wxb's starting with one); elsewhere they are made dense."""
+        Sequential of wxb's starting with one); elsewhere they are made dense.
+
+        A call without a graph reads the weights of one version: an optimiser's step
+        in another thread waits for it (``WEIGHTS``)."""
+        if is_grad_enabled():
+            return self._call(inputs, kwargs)
+        me = threading.get_ident()
+        if me in WEIGHTS.readers:  # (a layer inside this thread's call: read already)
+            return self._call(inputs, kwargs)
+        WEIGHTS.read(self, me)
+        try:
+            return self._call(inputs, kwargs)
+        finally:
+            WEIGHTS.done_reading(me)
+
+    def _call(self, inputs: tuple, kwargs: dict) -> Any:
         held = self.__dict__
         if (
             "_forward_hooks" in held
@@ -1803,7 +1925,8 @@ class Module:
         forward does.
 
         Safe to call from several threads at once on one model (each thread runs with
-        buffers of its own), as long as no thread trains or changes the model meanwhile.
+        buffers of its own), also while another thread trains it: an optimiser's step
+        waits for the prediction, which is of one weight version (``WEIGHTS``).
         ``verbose``: Keras's (0, 1, 2, "auto"), taken; predict shows no progress; so is
         Keras's ``x=`` for X.
         """
@@ -1834,6 +1957,17 @@ class Module:
                 X = rows_for_model(self.info, X, dtype)  # a table: its columns by name
                 whole = own and _whole_number_rows(X)
                 X = np.ascontiguousarray(X) if whole else as_features(X, dtype, no_rows=True)
+        me = threading.get_ident()
+        if me in WEIGHTS.readers:  # (predict inside this thread's no-grad call)
+            return self._predict_rows(X, batch_size)
+        WEIGHTS.read(self, me)  # every chunk of one weight version (another thread's step)
+        try:
+            return self._predict_rows(X, batch_size)
+        finally:
+            WEIGHTS.done_reading(me)
+
+    def _predict_rows(self, X: np.ndarray | SparseRows, batch_size: int) -> np.ndarray:
+        """``predict``'s outputs for rows X, checked and in the model's dtype."""
         if len(X) <= batch_size:  # (a Sequential's lean forward, outside the blocks below)
             out = self._rows_evaluating(X)
             if out is not None:

@@ -1,0 +1,290 @@
+"""One model served and fine-tuned at once: a thread predicts (or calls the model under
+no_grad) while another steps an optimiser on it, runs fit, or loads a state. Each
+prediction must be the model's eval-mode output at one weight version the training
+passed through, never a mix of two. The race is made to happen at its worst point every
+time: the predicting thread waits between its first and second layer's products until
+the other thread's write is done, or is seen held back until the prediction ends."""
+
+import itertools
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import wxb
+from wxb.nn import CrossEntropyLoss, Dense, Dropout, Module, ReLU, Sequential, Tanh
+from wxb.nn import module as module_mod
+from wxb.nn import plan as planned
+
+
+def _join(threads, errors, seconds=120):
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds)
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+    assert not errors, errors[:3]
+
+
+def _writer_held_back():
+    """Whether a write of weights waits for a reader (the weight guard's own record;
+    without one, no write is ever held back)."""
+    guard = getattr(module_mod, "WEIGHTS", None)
+    return guard is not None and bool(guard.writers)
+
+
+def _until(condition, seconds=60):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the other thread never wrote"
+        time.sleep(0.001)
+
+
+def _reference(weights, X, activation):
+    """The model's eval-mode output in float64 by NumPy (Dropout is the identity)."""
+    w1, b1, w2, b2 = weights
+    return activation(X @ w1.T + b1) @ w2.T + b2
+
+
+def _weights(model):
+    return [p.data.copy() for p in model.parameters()]
+
+
+def _one_of(out, versions, X, activation, seeded, what):
+    """``out`` is the output at one of ``versions`` (float64, a product's rounding:
+    rtol 1e-9 of values of order 1), and each two versions' outputs differ far beyond
+    that (else the check could not fail)."""
+    wants = [_reference(w, X, activation) for w in versions]
+    for a, b in itertools.pairwise(wants):
+        assert np.max(np.abs(a - b)) > 1e-4, seeded.msg(f"{what}: the versions agree")
+    close = [np.allclose(out, want, rtol=1e-9, atol=1e-9) for want in wants]
+    assert any(close), seeded.msg(
+        f"{what}: the prediction is the output of no weight version (nearest off by "
+        f"{min(np.max(np.abs(out - w)) for w in wants):.3g})"
+    )
+
+
+class _PausingNumpy:
+    """NumPy as plan.py sees it, but the armed thread's second matmul of a call (the
+    second Dense's product) waits first until ``release()`` holds."""
+
+    def __init__(self):
+        self.thread, self.calls, self.paused = None, 0, threading.Event()
+        self.release = lambda: True
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    def matmul(self, *args, **kwargs):
+        if threading.get_ident() == self.thread:
+            self.calls += 1
+            if self.calls == 2:
+                self.paused.set()
+                _until(self.release)
+        return np.matmul(*args, **kwargs)
+
+
+class _OwnForward(Module):
+    """A module of one's own (its forward runs layer by layer); ``between`` runs between
+    the two layers, where the test makes the other thread write."""
+
+    def __init__(self, seed):
+        super().__init__()
+        self.fc1, self.fc2 = Dense(6, 9, seed=seed), Dense(9, 4, seed=seed + 1)
+        self.between = lambda: None
+
+    def forward(self, x):
+        h = self.fc1(x).tanh()
+        self.between()
+        return self.fc2(h)
+
+
+def _model(kind, seed):
+    if kind == "own forward":
+        return _OwnForward(seed).to("float64")
+    return Sequential(Dense(6, 9, seed=seed), Tanh(), Dense(9, 4, seed=seed + 1)).to("float64")
+
+
+@pytest.mark.parametrize("write", ["step", "load_state_dict"])
+@pytest.mark.parametrize(
+    "kind, call", [("planned", "predict"), ("planned", "no_grad"), ("own forward", "no_grad")]
+)
+def test_a_prediction_while_another_thread_writes_the_weights_is_of_one_version(
+    seeded, monkeypatch, kind, call, write
+):
+    """The prediction read the first layer's W before the other thread's optimiser step
+    (or load_state_dict) and the second's after it: an output of no weights (off by the
+    step's effect), without a word. Now the write waits for the prediction."""
+    rng = seeded.rng
+    model = _model(kind, int(rng.integers(1 << 20)))
+    X, y = rng.normal(size=(int(rng.integers(1, 9)), 6)), rng.integers(0, 4, 16)
+    data = rng.normal(size=(16, 6))
+    opt = wxb.optim.SGD(model.parameters(), lr=float(rng.uniform(0.5, 1.0)))
+    other = [w + rng.normal(size=w.shape) for w in _weights(model)]
+    names = list(model.state_dict())
+
+    def predict():
+        if call == "predict":
+            return model.predict(X)
+        with wxb.no_grad():
+            return model(X).data.copy()
+
+    for _ in range(3):  # the planned model's lean forward built, as a server's would be
+        predict()
+    before = _weights(model)
+    if write == "step":
+        CrossEntropyLoss()(model(data), y).backward()
+
+    pausing, wrote = _PausingNumpy(), threading.Event()
+    pausing.release = lambda: wrote.is_set() or _writer_held_back()
+    if kind == "own forward":
+
+        def between():
+            if threading.get_ident() == pausing.thread:
+                pausing.paused.set()
+                _until(pausing.release)
+
+        model.between = between
+    else:
+        monkeypatch.setattr(planned, "np", pausing)
+    got, errors = [], []
+
+    def serve():
+        try:
+            pausing.thread = threading.get_ident()
+            got.append(predict())
+        except Exception as error:  # an assertion in a thread would be lost
+            errors.append(repr(error))
+
+    def train():
+        try:
+            assert pausing.paused.wait(60)
+            if write == "step":
+                opt.step()
+            else:
+                model.load_state_dict(dict(zip(names, other, strict=True)))
+        except Exception as error:
+            errors.append(repr(error))
+        finally:
+            wrote.set()
+
+    _join([threading.Thread(target=serve), threading.Thread(target=train)], errors)
+    after = _weights(model)
+    if write == "load_state_dict":
+        for a, b in zip(after, other, strict=True):
+            np.testing.assert_array_equal(a, b)
+    _one_of(got[0], [before, after], X, np.tanh, seeded, f"{call} of the {kind} model")
+
+
+def test_predicts_while_fit_trains_the_model_in_another_thread_are_of_one_version(
+    seeded, monkeypatch
+):
+    """A server predicts while fit fine-tunes the same model (train mode, Dropout on):
+    each prediction is the eval-mode output (Dropout off) at one of the weight versions
+    fit's steps passed through; one of them provoked at its worst point, the rest as
+    the threads fall."""
+    rng = seeded.rng
+    seed = int(rng.integers(1 << 20))
+    model = Sequential(
+        Dense(6, 16, seed=seed), ReLU(), Dropout(0.5), Dense(16, 3, seed=seed + 1)
+    ).to("float64")
+    X, y = rng.normal(size=(64, 6)), rng.integers(0, 3, 64)
+    served = rng.normal(size=(int(rng.integers(1, 6)), 6))
+    model.predict(served), model.predict(served)  # its lean forward built
+
+    versions = [_weights(model)]
+    original = wxb.optim.Optimizer._update_params
+    stepped = threading.Event()
+
+    def recorded(self):
+        original(self)
+        versions.append(_weights(model))  # (the fit thread's own next write comes after)
+        stepped.set()
+
+    monkeypatch.setattr(wxb.optim.Optimizer, "_update_params", recorded)
+    pausing = _PausingNumpy()
+    monkeypatch.setattr(planned, "np", pausing)
+    done, got, errors = threading.Event(), [], []
+
+    def train():
+        try:
+            wxb.fit(model, X, y, optimizer="sgd", lr=0.5, epochs=6, batch_size=8, verbose=0)
+        except Exception as error:
+            errors.append(repr(error))
+        finally:
+            done.set()
+
+    def serve():
+        try:
+            assert stepped.wait(60)  # fit under way
+            stepped.clear()
+            pausing.release = lambda: stepped.is_set() or _writer_held_back() or done.is_set()
+            pausing.thread = threading.get_ident()
+            got.append(model.predict(served))  # provoked: waits for fit's next step
+            pausing.thread = None
+            while not done.is_set():
+                got.append(model.predict(served))
+        except Exception as error:
+            errors.append(repr(error))
+
+    _join([threading.Thread(target=train), threading.Thread(target=serve)], errors)
+    assert len(versions) == 1 + 6 * 8
+    relu = lambda z: np.maximum(z, 0)  # noqa: E731
+    wants = [_reference(w, served, relu) for w in versions]
+    for k, out in enumerate(got):
+        close = [np.allclose(out, want, rtol=1e-9, atol=1e-9) for want in wants]
+        assert any(close), seeded.msg(
+            f"prediction {k} of {len(got)} is the output of no weight version fit passed "
+            f"through (nearest off by {min(np.max(np.abs(out - w)) for w in wants):.3g})"
+        )
+
+
+def test_a_state_dict_taken_while_another_thread_steps_is_of_one_version(seeded, monkeypatch):
+    """state_dict() copied the first layer's arrays before another thread's step and the
+    rest after it: a state of no weights the training passed through (a checkpoint a
+    server takes of the model it fine-tunes). Now the step waits for the copies."""
+    rng = seeded.rng
+    model = _model("planned", int(rng.integers(1 << 20)))
+    data, y = rng.normal(size=(16, 6)), rng.integers(0, 4, 16)
+    opt = wxb.optim.SGD(model.parameters(), lr=float(rng.uniform(0.5, 1.0)))
+    CrossEntropyLoss()(model(data), y).backward()
+    before = _weights(model)
+
+    pausing, wrote = _PausingNumpy(), threading.Event()
+    pausing.release = lambda: wrote.is_set() or _writer_held_back()
+    read = module_mod.Parameter.data
+
+    def paused_get(p):
+        if threading.get_ident() == pausing.thread:
+            pausing.calls += 1
+            if pausing.calls == 2:  # the first array copied, the next not yet
+                pausing.paused.set()
+                _until(pausing.release)
+        return read.__get__(p)
+
+    monkeypatch.setattr(module_mod.Parameter, "data", property(paused_get, read.fset))
+    got, errors = [], []
+
+    def save():
+        try:
+            pausing.thread = threading.get_ident()
+            got.append(list(model.state_dict().values()))
+        except Exception as error:
+            errors.append(repr(error))
+
+    def train():
+        try:
+            assert pausing.paused.wait(60)
+            opt.step()
+        except Exception as error:
+            errors.append(repr(error))
+        finally:
+            wrote.set()
+
+    _join([threading.Thread(target=save), threading.Thread(target=train)], errors)
+    monkeypatch.undo()
+    after = _weights(model)
+    assert all(np.max(np.abs(a - b)) > 0 for a, b in zip(before, after, strict=True))
+    same = [all(map(np.array_equal, got[0], w)) for w in (before, after)]
+    assert any(same), seeded.msg("the state mixes the arrays of two weight versions")
