@@ -288,3 +288,55 @@ def test_a_state_dict_taken_while_another_thread_steps_is_of_one_version(seeded,
     assert all(np.max(np.abs(a - b)) > 0 for a, b in zip(before, after, strict=True))
     same = [all(map(np.array_equal, got[0], w)) for w in (before, after)]
     assert any(same), seeded.msg("the state mixes the arrays of two weight versions")
+
+
+@pytest.mark.filterwarnings("ignore:Full backward hook is firing")  # (torch's, at backward)
+@pytest.mark.parametrize("hook", ["full backward", "backward pre", "parameter"])
+def test_backward_hooks_leave_predict_and_no_grad_calls_planned_as_torch_runs_none(
+    seeded, monkeypatch, hook
+):
+    """A backward hook (a module's, or a parameter's register_hook) made every predict
+    and no_grad call of the model go layer by layer, though no backward hook runs in a
+    call without a graph, in torch neither. Now those calls run the inference plan: the
+    outputs torch's twin gives, its hooks silent in both; a call with a graph still
+    runs them, as torch's."""
+    torch = pytest.importorskip("torch")
+    from torch_twins import tanh_classifier
+
+    rng = seeded.rng
+    ours, theirs = tanh_classifier(rng, (5, int(rng.integers(3, 9)), 3))
+    X = rng.normal(size=(int(rng.integers(1, 7)), 5))
+    ran = {"ours": 0, "theirs": 0}
+
+    def counts(who):
+        def seen(*args):
+            ran[who] += 1
+
+        return seen
+
+    for model, who in ((ours, "ours"), (theirs, "theirs")):
+        if hook == "full backward":
+            model[0].register_full_backward_hook(counts(who))
+        elif hook == "backward pre":
+            model[2].register_full_backward_pre_hook(counts(who))
+        else:
+            model[2].weight.register_hook(counts(who))
+    planned_calls = []
+    infer = planned.StackPlan.infer
+    monkeypatch.setattr(
+        planned.StackPlan, "infer", lambda self, X: planned_calls.append(1) or infer(self, X)
+    )
+    with torch.no_grad():
+        want = theirs(torch.from_numpy(X)).numpy()
+    with wxb.no_grad():
+        got = ours(X).data
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=seeded.msg("no_grad"))
+    assert planned_calls, seeded.msg("the no_grad call ran layer by layer")
+    for k in range(3):  # (the lean forward built after two)
+        before = len(planned_calls)
+        np.testing.assert_allclose(ours.predict(X), want, rtol=1e-12, atol=1e-12)
+        assert len(planned_calls) > before, seeded.msg(f"predict {k} ran layer by layer")
+    assert ran == {"ours": 0, "theirs": 0}
+    theirs(torch.from_numpy(X)).sum().backward()
+    ours(X).sum().backward()
+    assert ran["ours"] == ran["theirs"] == 1, seeded.msg(f"hooks run: {ran}")

@@ -78,9 +78,10 @@ STOCK_LAYERS = (Dense, Activation, Dropout, Standardize)
 KEPT_INFERENCE_ROWS = 4096
 
 
-def unplannable_reason(layers: list[Module]) -> str | None:
+def unplannable_reason(layers: list[Module], inference: bool = False) -> str | None:
     """None when the planned stack computes exactly what the layers' own forwards
-    compute; else why it cannot (the layer-by-layer path then runs, and raises any error)."""
+    compute; else why it cannot (the layer-by-layer path then runs, and raises any error).
+    ``inference``: for calls without a graph, where no backward hook runs (nor torch's)."""
     if all(passes_rows(layer) for layer in layers):
         return "it has no layers" if not layers else "it has no layers but Flatten"
     for layer in layers:
@@ -124,8 +125,9 @@ def unplannable_reason(layers: list[Module]) -> str | None:
             if layer.mean.ndim != 1 or layer.scale.shape != layer.mean.shape:
                 return f"the mean and scale of {layer.label} are not one value per feature"
     slots = [p for m in layers for p in m._parameters.values()]
-    for layer in layers:  # the plan writes ∂L/∂p itself, where no register_hook hook runs
-        if layer._has_backward_hooks():  # (nor a module's: the plan records no call of it)
+    for layer in () if inference else layers:  # the plan writes ∂L/∂p itself, where
+        if layer._has_backward_hooks():  # no register_hook hook runs (nor a module's: the
+            # plan records no call of it)
             return f"{layer.label} has backward hooks, which run on the recorded graph"
         for key, p in layer._parameters.items():
             if p is not None and p._hooks:

@@ -52,6 +52,8 @@ class _Plans:
         self.key = key  # (layers, parameters, forwards set on instances) they were made for
         self.version = -1  # the structure_version() at which the key was last checked
         self.reason = unplannable_reason(list(key[0]))  # None: the plan computes forward
+        # (calls without a graph: backward hooks, which run in none, leave them planned)
+        self.inference_reason = unplannable_reason(list(key[0]), inference=True)
         self.code = class_code(key[0])  # the layers' classes' forwards it was checked with
         self._per_thread = threading.local()
         self.grad_lock = threading.RLock()  # this model's training plans, in every thread
@@ -67,7 +69,7 @@ class _Plans:
     @property
     def inference(self) -> StackPlan | None:
         """This thread's plan for calls without a graph (no_grad, predict)."""
-        if self.reason is not None:
+        if self.inference_reason is not None:
             return None
         plan = getattr(self._per_thread, "inference", None)
         if plan is None:
@@ -461,6 +463,7 @@ class Sequential(Module):
         else:  # the same layers and parameters, perhaps in other dtypes now (.to()), or
             # a layer's class given another forward (MyDense.forward = …)
             plans.reason = unplannable_reason(list(layers))
+            plans.inference_reason = unplannable_reason(list(layers), inference=True)
             plans.code = class_code(layers)
         plans.version = version
         return plans
