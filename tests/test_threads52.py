@@ -340,3 +340,73 @@ def test_backward_hooks_leave_predict_and_no_grad_calls_planned_as_torch_runs_no
     theirs(torch.from_numpy(X)).sum().backward()
     ours(X).sum().backward()
     assert ran["ours"] == ran["theirs"] == 1, seeded.msg(f"hooks run: {ran}")
+
+
+def test_an_estimators_predict_while_another_thread_runs_partial_fit_is_of_one_version(
+    seeded, monkeypatch
+):
+    """wxb.sklearn's MLPClassifier served (predict_proba of sparse rows) while another
+    thread's partial_fit trains it: the first layer's product was of the weights before
+    the step, its bias and the later layers' after it (a probability of no weights).
+    Now the step waits for the prediction, which equals a copy's at one version."""
+    import copy
+
+    import scipy.sparse
+
+    from wxb.sklearn import MLPClassifier
+
+    rng = seeded.rng
+    X, y = rng.normal(size=(40, 7)), rng.integers(0, 3, 40)
+    est = MLPClassifier(
+        hidden_layer_sizes=(int(rng.integers(4, 12)),),
+        solver="sgd",
+        learning_rate_init=float(rng.uniform(0.3, 0.6)),
+        batch_size=40,  # one step per partial_fit
+        random_state=int(rng.integers(1 << 20)),
+        max_iter=3,
+    )
+    with pytest.warns(Warning):  # (not converged in 3 iterations)
+        est.fit(X, y)
+    rows = scipy.sparse.random(int(rng.integers(1, 6)), 7, density=0.6, random_state=rng)
+    rows = scipy.sparse.csr_matrix(rows.toarray() * 3)
+    before = copy.deepcopy(est)
+
+    pausing, wrote = _PausingNumpy(), threading.Event()
+    pausing.release = lambda: wrote.is_set() or _writer_held_back()
+    product = wxb.ops.sparse_rows_by_weight
+
+    def paused_product(*args, **kwargs):
+        out = product(*args, **kwargs)
+        if threading.get_ident() == pausing.thread:
+            pausing.paused.set()
+            _until(pausing.release)
+        return out
+
+    monkeypatch.setattr(wxb.ops, "sparse_rows_by_weight", paused_product)
+    got, errors = [], []
+
+    def serve():
+        try:
+            pausing.thread = threading.get_ident()
+            got.append(est.predict_proba(rows))
+        except Exception as error:
+            errors.append(repr(error))
+
+    def train():
+        try:
+            assert pausing.paused.wait(60)
+            est.partial_fit(X, y)
+        except Exception as error:
+            errors.append(repr(error))
+        finally:
+            wrote.set()
+
+    _join([threading.Thread(target=serve), threading.Thread(target=train)], errors)
+    monkeypatch.undo()
+    wants = [before.predict_proba(rows), est.predict_proba(rows)]
+    assert np.max(np.abs(wants[0] - wants[1])) > 1e-6, seeded.msg("the step changed nothing")
+    close = [np.allclose(got[0], want, rtol=1e-12, atol=1e-14) for want in wants]
+    assert any(close), seeded.msg(
+        f"the probabilities are of no weight version (nearest off by "
+        f"{min(np.max(np.abs(got[0] - w)) for w in wants):.3g})"
+    )

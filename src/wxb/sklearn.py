@@ -126,6 +126,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from wxb import ops
 from wxb.nn.layers import Activation, Dense, Dropout, ReLU, Sigmoid, Tanh
 from wxb.nn.layers import Identity as IdentityLayer
+from wxb.nn.module import WEIGHTS
 from wxb.nn.plan import StackPlan
 from wxb.nn.sequential import Sequential
 from wxb.sklearn_optim import OPTIMIZERS, FlatBuffer, SklearnAdam, SklearnSGD
@@ -808,7 +809,8 @@ class _BaseMLP(BaseEstimator):
         finally:
             self._net.eval()
         if early_stopping:  # restore the best weights
-            np.copyto(self._flat_params(), self._best_params)
+            with WEIGHTS.writing(self._net.parameters()):
+                np.copyto(self._flat_params(), self._best_params)
 
     def _update_no_improvement_count(self, early_stopping, X, y, sample_weight):
         if early_stopping:
@@ -866,10 +868,11 @@ class _BaseMLP(BaseEstimator):
         work = _Workspace(len(Y), Y.shape[1], dtype)
 
         def unpack(packed: np.ndarray) -> None:
-            for layer, (a, b, shape) in zip(layers, slots, strict=True):
-                np.copyto(layer.weight.data.T, packed[a:b].reshape(shape), casting="unsafe")
-            for layer, (a, b) in zip(layers, bias_slots, strict=True):
-                np.copyto(layer.bias.data, packed[a:b], casting="unsafe")
+            with WEIGHTS.writing(self._net.parameters()):  # (a predict in another thread)
+                for layer, (a, b, shape) in zip(layers, slots, strict=True):
+                    np.copyto(layer.weight.data.T, packed[a:b].reshape(shape), casting="unsafe")
+                for layer, (a, b) in zip(layers, bias_slots, strict=True):
+                    np.copyto(layer.bias.data, packed[a:b], casting="unsafe")
 
         def pack_params() -> np.ndarray:
             packed = np.empty(size, np.float64)
@@ -922,6 +925,11 @@ class _BaseMLP(BaseEstimator):
             # refused there, as validate_data refuses inf (cast after it, it became ±inf)
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False, dtype=dtype)
         self._follow_settings(None)
+        with WEIGHTS.reading(self._net):  # (a partial_fit in another thread waits for it)
+            return self._output_of(X, dtype)
+
+    def _output_of(self, X, dtype):
+        """``_forward_pass_fast``'s outputs for checked rows X, dense or sparse."""
         if scipy.sparse.issparse(X):
             # the first layer as a sparse product, as scikit-learn computes it: a dense
             # chunk would take rows × n_features (GiBs for hashed or TF-IDF features)

@@ -560,6 +560,20 @@ class _WeightGuard:
                 self.turns.notify_all()
 
     @contextmanager
+    def reading(self, model: Module) -> Iterator[None]:
+        """A read of ``model``'s weights for the block (one already open in this thread
+        holds on)."""
+        me = threading.get_ident()
+        if me in self.readers:
+            yield
+            return
+        self.read(model, me)
+        try:
+            yield
+        finally:
+            self.done_reading(me)
+
+    @contextmanager
     def writing(self, params: Iterable[Parameter]) -> Iterator[None]:
         """A write of ``params`` in place: inside it, no other thread reads a model that
         holds one of them."""
