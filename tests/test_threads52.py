@@ -410,3 +410,44 @@ def test_an_estimators_predict_while_another_thread_runs_partial_fit_is_of_one_v
         f"the probabilities are of no weight version (nearest off by "
         f"{min(np.max(np.abs(got[0] - w)) for w in wants):.3g})"
     )
+
+
+@pytest.mark.parametrize("where", ["network", "first layer"])
+@pytest.mark.parametrize("kind", ["forward", "pre"])
+def test_an_estimators_hooked_network_predicts_sparse_rows_as_dense_ones(seeded, where, kind):
+    """A forward hook (or pre-hook) on a wxb.sklearn estimator's network or its first
+    Dense ran for dense rows (their calls) and not for sparse ones, whose first product
+    is taken apart from the layer's call: the same rows predicted otherwise. Now both
+    run it; the reference is NumPy's forward with the hook applied by hand."""
+    import scipy.sparse
+
+    from wxb.sklearn import MLPRegressor
+
+    rng = seeded.rng
+    X, y = rng.normal(size=(30, 5)), rng.normal(size=30)
+    est = MLPRegressor(
+        hidden_layer_sizes=(int(rng.integers(3, 9)),),
+        max_iter=5,
+        random_state=int(rng.integers(1 << 20)),
+    )
+    with pytest.warns(Warning):  # (not converged in 5 iterations)
+        est.fit(X, y)
+    scale = float(rng.uniform(1.5, 3))
+    target = est._net if where == "network" else est._net[0]
+    if kind == "forward":
+        target.register_forward_hook(lambda module, args, out: out * scale)
+    else:
+        target.register_forward_pre_hook(lambda module, args: (args[0] * scale,))
+    rows = X[: int(rng.integers(1, 8))]
+    (w1, w2), (b1, b2) = est.coefs_, est.intercepts_
+    if kind == "pre":
+        want = np.maximum(rows * scale @ w1 + b1, 0) @ w2 + b2
+    elif where == "network":
+        want = (np.maximum(rows @ w1 + b1, 0) @ w2 + b2) * scale
+    else:
+        want = np.maximum((rows @ w1 + b1) * scale, 0) @ w2 + b2
+    for given in (rows, scipy.sparse.csr_matrix(rows)):
+        np.testing.assert_allclose(
+            est.predict(given), want.ravel(), rtol=1e-10, atol=1e-12,
+            err_msg=seeded.msg(type(given).__name__),
+        )  # fmt: skip

@@ -930,6 +930,9 @@ class _BaseMLP(BaseEstimator):
 
     def _output_of(self, X, dtype):
         """``_forward_pass_fast``'s outputs for checked rows X, dense or sparse."""
+        if scipy.sparse.issparse(X) and (self._net._has_hooks() or self._net[0]._has_hooks()):
+            X = X.toarray()  # a forward hook of the network's or its first layer's runs only
+            # in their calls, which the sparse product skips (dense rows gave other outputs)
         if scipy.sparse.issparse(X):
             # the first layer as a sparse product, as scikit-learn computes it: a dense
             # chunk would take rows × n_features (GiBs for hashed or TF-IDF features)
