@@ -1101,8 +1101,15 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        with WEIGHTS.writing(self.params):  # (a predict in another thread: before or after)
+        # (a predict in another thread: before or after; WEIGHTS.writing, spelt out)
+        me = threading.get_ident()
+        if not WEIGHTS.begin_writing(self.params, me):
             self._update_params()
+            return loss
+        try:
+            self._update_params()
+        finally:
+            WEIGHTS.done_writing(me)
         return loss
 
     def _required(self, group: dict, written: set[str]) -> set[str]:

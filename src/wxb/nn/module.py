@@ -514,6 +514,7 @@ class _WeightGuard:
         self.turns = threading.Condition(threading.Lock())
         self.readers: dict[int, Module] = {}  # thread → the model it reads
         self.writers: dict[int, list] = {}  # thread → the parameters it writes (or awaits)
+        self.waiting = 0  # threads waiting for their turn (changed under the lock)
 
     def _written(self, model: Module, me: int) -> bool:
         """Whether a thread other than ``me`` writes (or awaits) a parameter of ``model``
@@ -551,7 +552,11 @@ class _WeightGuard:
             del self.readers[me]
             with self.turns:
                 self.turns.notify_all()  # (a writer may be waiting for this reader)
-                self.turns.wait_for(lambda: not self._written(model, me))
+                self.waiting += 1  # (a writer ending notifies while anyone waits)
+                try:
+                    self.turns.wait_for(lambda: not self._written(model, me))
+                finally:
+                    self.waiting -= 1
 
     def done_reading(self, me: int) -> None:
         del self.readers[me]
@@ -578,19 +583,40 @@ class _WeightGuard:
         """A write of ``params`` in place: inside it, no other thread reads a model that
         holds one of them."""
         me = threading.get_ident()
-        if me in self.writers:  # (inside a write of this thread's: it has the turn)
+        if not self.begin_writing(list(params), me):  # (inside this thread's own write)
             yield
             return
-        params = list(params)
-        with self.turns:
-            self.turns.wait_for(lambda: not self._rivals(params, me))
-            self.writers[me] = params
-            self.turns.wait_for(lambda: not self._read(params, me))
         try:
             yield
         finally:
+            self.done_writing(me)
+
+    def begin_writing(self, params: list[Parameter], me: int) -> bool:
+        """Begin thread ``me``'s write of ``params`` (``writing``, spelt out for an
+        optimiser's step); False where ``me`` writes already (it has the turn)."""
+        writers = self.writers
+        if me in writers:
+            return False
+        # Alone (every training step): registered by one dict store, as a reader is, then
+        # no other thread found reading or writing (a reader registering later sees this
+        # write and waits). Else the turn is taken under the lock. (7.8 → ~1 µs a step)
+        writers[me] = params
+        if len(writers) > 1 or len(self.readers) > (me in self.readers):
+            del writers[me]
             with self.turns:
-                del self.writers[me]
+                self.waiting += 1
+                try:
+                    self.turns.wait_for(lambda: not self._rivals(params, me))
+                    writers[me] = params
+                    self.turns.wait_for(lambda: not self._read(params, me))
+                finally:
+                    self.waiting -= 1
+        return True
+
+    def done_writing(self, me: int) -> None:
+        del self.writers[me]
+        if self.readers or self.writers or self.waiting:
+            with self.turns:
                 self.turns.notify_all()
 
 
@@ -1610,10 +1636,13 @@ class Module:
         in another thread waits for it (``WEIGHTS``)."""
         if is_grad_enabled():
             return self._call(inputs, kwargs)
-        me = threading.get_ident()
-        if me in WEIGHTS.readers:  # (a layer inside this thread's call: read already)
+        me, readers = threading.get_ident(), WEIGHTS.readers
+        if me in readers:  # (a layer inside this thread's call: read already)
             return self._call(inputs, kwargs)
-        WEIGHTS.read(self, me)
+        readers[me] = self  # WEIGHTS.read, inlined for the common case: no writer
+        if WEIGHTS.writers:
+            del readers[me]
+            WEIGHTS.read(self, me)
         try:
             return self._call(inputs, kwargs)
         finally:
