@@ -2531,6 +2531,17 @@ _LBFGS_VECTORS = ("d", "prev_flat_grad")
 _LBFGS_LISTS = ("old_dirs", "old_stps")
 
 
+class _LBFGSState(_State):
+    """``LBFGS.state``: ``_State``'s forgetting, and PyTorch's defaultdict read: the first
+    parameter's entry before a step is the run's own (empty) dict, which a write fills."""
+
+    def __missing__(self, key: object) -> dict:
+        index = self._index(key)
+        if index is None:
+            raise KeyError(key)
+        return self._optimizer._lbfgs if index == 0 else {}
+
+
 class LBFGS(Optimizer):
     """PyTorch's L-BFGS: ``step(closure)`` runs up to ``max_iter`` iterations (``max_eval``
     evaluations of the closure, which zeroes the gradients, computes the loss, runs
@@ -2542,7 +2553,10 @@ class LBFGS(Optimizer):
     ``d``, ``t``, ``old_dirs``, ``old_stps``, ``ro``, ``H_diag``, ``prev_flat_grad``,
     ``prev_loss``, ``al``, ``n_iter``, ``func_evals``) is the whole run's, in
     ``state[params[0]]`` as PyTorch's. fit steps once a batch with no closure, so it
-    cannot run LBFGS: write the loop (see docs)."""
+    cannot run LBFGS: write the loop (see docs). Its runs part from PyTorch's by rounding
+    only (PyTorch's dot products and fused p + t·d round otherwise), which L-BFGS
+    amplifies as it amplifies a one-ulp change of the start: test_optims52 bounds one by
+    the other."""
 
     hyperparameters = (
         "lr", "max_iter", "max_eval", "tolerance_grad", "tolerance_change", "history_size",
@@ -2608,8 +2622,14 @@ class LBFGS(Optimizer):
     # -- state: one for the whole run, as PyTorch's -----------------------------------------
     @property
     def state(self) -> dict:
-        """PyTorch's ``optimizer.state``: the run's state under the first parameter."""
-        return {self.params[0]: self._lbfgs} if self._lbfgs else {}
+        """PyTorch's ``optimizer.state``: the run's state under the first parameter;
+        forgetting it (``del``, ``pop``, ``= {}``, ``clear()``) starts the run again at the
+        next step, as PyTorch's (a plain copy, as it was, made ``del`` change nothing)."""
+        return _LBFGSState(self, {self.params[0]: self._lbfgs} if self._lbfgs else {})
+
+    def _restart(self, indices: Iterable[int]) -> None:
+        if 0 in indices:  # the run's state lives under the first parameter only
+            self._lbfgs = {}
 
     @state.setter
     def state(self, value: object) -> None:
