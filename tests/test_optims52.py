@@ -49,7 +49,7 @@ def _problem(rng, kind: str):
 
         def value_and_grad(w, b):
             z = X @ w + b[0]
-            r = (1 / (1 + np.exp(-z)) - y) / n
+            r = (0.5 * (1 + np.tanh(z / 2)) - y) / n  # the sigmoid, without overflow
             return np.mean(np.logaddexp(0, z) - y * z), [X.T @ r, np.array([r.sum()])]
 
         return [(k,), (1,)], value_and_grad
@@ -94,7 +94,8 @@ def test_lbfgs_free_runs_part_from_torch_as_torch_from_itself(seeded, dtype):
     ulp per element part from the unmoved one by some spread; wxb's run stays within 30
     times it (measured: within 3), or 30 ulps of the weights where the runs contract. A
     rule of its own (another history or line-search decision) parts by O(1) at once.
-    Where PyTorch's runs agree on the counts, wxb's n_iter and func_evals are theirs."""
+    While PyTorch's runs have not parted (100 ulps) and agree on the counts, wxb's n_iter
+    and func_evals are theirs."""
     rng = seeded.rng
     eps = float(np.finfo(dtype).eps)
     with torch_default(dtype):
@@ -138,7 +139,7 @@ def test_lbfgs_free_runs_part_from_torch_as_torch_from_itself(seeded, dtype):
                     (t.state[r[0]]["n_iter"], t.state[r[0]]["func_evals"])
                     for r, t in zip(runs, theirs, strict=True)
                 ]
-                if len(set(counts)) == 1:
+                if len(set(counts)) == 1 and spread <= 100 * eps * scale:  # (not parted yet)
                     state = opt.state[mine[0]]
                     assert (state["n_iter"], state["func_evals"]) == counts[0], (
                         f"{msg}: counts after step {step + 1}"
