@@ -502,13 +502,11 @@ def test_lbfgs_refusals_are_one_line():
         wxb.fit(model, X, y, optimizer="lbfgs", verbose=False)
 
 
-def test_sparse_adam_and_muon_say_why_they_are_missing():
+def test_sparse_adam_says_why_it_is_missing():
     with pytest.raises(AttributeError, match=r"SparseAdam.*sparse gradients.*Adam"):
         wxb.optim.SparseAdam  # noqa: B018
     with pytest.raises(ImportError, match=r"SparseAdam.*sparse gradients"):
         from wxb.optim import SparseAdam  # noqa: F401
-    with pytest.raises(AttributeError, match="Muon"):
-        wxb.optim.Muon  # noqa: B018
 
 
 @pytest.mark.parametrize("kind", list(KINDS))

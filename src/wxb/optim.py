@@ -85,6 +85,7 @@ __all__ = [
     "LinearLR",
     "MultiStepLR",
     "MultiplicativeLR",
+    "Muon",
     "NAdam",
     "OneCycleLR",
     "Optimizer",
@@ -2426,6 +2427,150 @@ class Adafactor(Optimizer):
         data += update * (-alpha / max(1.0, rms))
 
 
+def _bfloat16(x: np.ndarray) -> np.ndarray:
+    """``x`` rounded to bfloat16 (held in float32): float32 first, then the nearest
+    bfloat16, ties to even, as PyTorch's ``.bfloat16()`` (NaN kept)."""
+    x = np.asarray(x, np.float32)
+    bits = x.view(np.uint32).astype(np.uint64)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    rounded = bits.astype(np.uint32).view(np.float32)
+    return np.where(np.isnan(x), x, rounded)
+
+
+def _newton_schulz(update: np.ndarray, coefficients: tuple, steps: int, eps: float) -> np.ndarray:
+    """PyTorch's ``_zeropower_via_newtonschulz``: X = U/‖U‖ (a wide matrix: a tall one is
+    transposed), then ``steps`` times X ← aX + (bA + cA²)X with A = XXᵀ, all in bfloat16
+    as PyTorch's: each product accumulated in a wider type and rounded once (PyTorch's
+    addmm), so the result is PyTorch's bit for bit but for a rare last-bit rounding."""
+    a, b, c = coefficients
+    x = _bfloat16(update)
+    tall = x.shape[0] > x.shape[1]
+    if tall:
+        x = x.T
+    norm = _bfloat16(np.sqrt(np.sum(np.square(x, dtype=np.float64))))
+    x = _bfloat16(x / np.maximum(norm, _bfloat16(np.float32(eps))))
+    for _ in range(steps):
+        wide = x.astype(np.float64)
+        gram = _bfloat16(wide @ wide.T).astype(np.float64)
+        poly = _bfloat16(b * gram + c * (gram @ gram)).astype(np.float64)
+        x = _bfloat16(a * wide + poly @ wide)
+    return x.T if tall else x
+
+
+MUON_LR_ADJUSTMENTS = (None, "original", "match_rms_adamw")
+
+
+class Muon(Optimizer):
+    """PyTorch's Muon (torch.optim.Muon), for 2-D weights only: B ← lerp(B, g, 1 − μ) (its
+    ``momentum_buffer``), U = lerp(g, B, μ) with ``nesterov`` (else B), O = U
+    orthogonalised by ``ns_steps`` Newton–Schulz iterations of ``ns_coefficients`` in
+    bfloat16, as PyTorch's; W ← W·(1 − lr·λ) − lr′·O, lr′ = lr·√max(1, rows/cols)
+    (``adjust_lr_fn`` None or ``"original"``) or lr·0.2·√max(rows, cols)
+    (``"match_rms_adamw"``). Biases and other parameters go to another optimiser (AdamW),
+    as PyTorch's docs say; each parameter is stepped whole."""
+
+    state_names = possible_states = ("momentum_buffer",)
+    hyperparameters = (
+        "lr", "weight_decay", "momentum", "nesterov", "ns_coefficients", "eps", "ns_steps",
+        "adjust_lr_fn",
+    )  # fmt: skip
+    fixed_flags: ClassVar[dict[str, tuple[bool, str]]] = {}  # (PyTorch's Muon has none)
+    steps_by_slices: ClassVar[bool] = False  # its orthogonalisation reads a matrix whole
+    weight_decay = _GroupValue()
+    momentum = _GroupValue()
+    nesterov = _GroupValue()
+    ns_coefficients = _GroupValue()
+    eps = _GroupValue()
+    ns_steps = _GroupValue()
+    adjust_lr_fn = _GroupValue()
+
+    def __init__(
+        self,
+        params: Iterable[Parameter] | Iterable[dict],
+        lr: float = 1e-3,
+        weight_decay: float = 0.1,
+        momentum: float = 0.95,
+        nesterov: bool = True,
+        ns_coefficients: tuple[float, float, float] = (3.4445, -4.7750, 2.0315),
+        eps: float = 1e-7,
+        ns_steps: int = 5,
+        adjust_lr_fn: str | None = None,
+    ) -> None:
+        super().__init__(
+            params, lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
+            ns_coefficients=ns_coefficients, eps=eps, ns_steps=ns_steps,
+            adjust_lr_fn=adjust_lr_fn,
+        )  # fmt: skip
+
+    def _check_group(self, group: dict, where: str) -> None:
+        super()._check_group(group, where)
+        for key in ("weight_decay", "momentum", "eps"):
+            group[key] = _non_negative(group.get(key), f"{where} {key}")
+        _flag(group, "nesterov", where)
+        coefficients = group.get("ns_coefficients")
+        if not (isinstance(coefficients, (tuple, list)) and len(coefficients) == 3):
+            raise ConfigError(
+                f"{where} ns_coefficients must be three numbers (a, b, c); got {coefficients!r}"
+            )
+        group["ns_coefficients"] = tuple(
+            _number(v, f"{where} ns_coefficients[{k}]") for k, v in enumerate(coefficients)
+        )
+        steps = group["ns_steps"] = _whole_count(group.get("ns_steps"), f"{where} ns_steps")
+        if steps >= 100:  # PyTorch's limit, refused there at the step
+            raise ConfigError(f"{where} ns_steps must be under 100; got {steps}")
+        if group.get("adjust_lr_fn") not in MUON_LR_ADJUSTMENTS:
+            raise ConfigError(
+                f"{where} adjust_lr_fn must be None, 'original' or 'match_rms_adamw'; got "
+                f"{group.get('adjust_lr_fn')!r}"
+            )
+        for k, p in enumerate(group.get("params", ())):  # (a new group's, before it joins)
+            if p.ndim != 2:  # PyTorch's refuses at construction, an added group's at its step
+                raise ConfigError(
+                    f"{where}: parameter {k} has shape {tuple(p.shape)}; Muon steps 2-D "
+                    "weights only (give biases and other parameters to AdamW, as PyTorch's "
+                    "docs do)"
+                )
+
+    @staticmethod
+    def _lr_of(h: dict, shape: tuple) -> float:
+        rows, cols = shape[:2]
+        if h["adjust_lr_fn"] == "match_rms_adamw":
+            return h["lr"] * 0.2 * math.sqrt(max(rows, cols))
+        return h["lr"] * math.sqrt(max(1, rows / cols))
+
+    def _update_params(self) -> None:
+        groups = self._groups()
+        self._check_begun(groups)
+        self.steps += 1
+        self._follow_params()
+        params = self.params
+        for group, (start, stop) in zip(groups, self._bounds, strict=True):
+            for i in range(start, stop):
+                p = params[i]
+                if p.grad is None:  # PyTorch's skips it: its buffer unchanged
+                    continue
+                _check_grad_shape(p, i)
+                _make_steppable(p)
+                p._versions[0] += 1  # graphs recorded before may not run backward after it
+                grad = p.grad
+                if type(grad) is not np.ndarray or grad.dtype != p.data.dtype:
+                    grad = np.asarray(grad).astype(p.data.dtype, casting="same_kind")
+                self.param_steps[i] += 1
+                self._step_one(p.data, grad, self.momentum_buffer[i], group)
+
+    def _step_one(self, data: np.ndarray, grad: np.ndarray, buffer: np.ndarray, h: dict) -> None:
+        momentum = h["momentum"]
+        _lerp(buffer, grad, 1 - momentum)
+        if h["nesterov"]:
+            update = grad.copy()
+            _lerp(update, buffer, momentum)
+        else:
+            update = buffer
+        update = _newton_schulz(update, h["ns_coefficients"], h["ns_steps"], h["eps"])
+        data *= 1 - h["lr"] * h["weight_decay"]
+        data -= self._lr_of(h, data.shape) * update.astype(data.dtype)
+
+
 def _cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
     """PyTorch's (minFunc's): the minimiser of the cubic through two points with their
     slopes, within ``bounds`` (the bisection where it has none)."""
@@ -4694,8 +4839,6 @@ class _TorchSchedulerNames(type(sys)):
 _TORCH_OPTIMIZER_WAYS = {
     "SparseAdam": "it steps sparse gradients (torch.nn.Embedding(sparse=True)), which wxb "
     "does not make: its gradients are dense, so use Adam",
-    "Muon": "wxb has no Muon (Newton–Schulz orthogonalised momentum for 2-D weights); use "
-    "SGD with momentum, Adam or AdamW",
 }
 
 
