@@ -521,6 +521,9 @@ def _head_applied_twice(model: Module, loss: Loss) -> str | None:
         return "softmax"
     if kind is BCEWithLogitsLoss and is_stock(last, Sigmoid):
         return "sigmoid"
+    # log(1 + e^(−y·x)) is −log σ(y·x): these take logits too
+    if recorded_name(loss) in ("soft_margin", "multilabel_soft_margin") and is_stock(last, Sigmoid):
+        return "sigmoid"
     return None
 
 
@@ -1199,7 +1202,9 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             f"wxb.nn.functional.{twice} give probabilities from its logits)"
             + (  # PyTorch's pair for a Sigmoid kept: BCELoss, on its probabilities
                 ", or keep it and train with loss=wxb.nn.BCELoss()" if twice == "sigmoid" else ""
-            ),
+            )
+            # (BCELoss takes 0/1 targets, not soft_margin's −1/+1)
+            + (" on targets (y + 1)/2" if recorded_name(loss_fn) == "soft_margin" else ""),
             UserWarning,
             stacklevel=4,
         )
