@@ -17,10 +17,13 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
+from cli_run import run
 
 import wxb
 import wxb.nn as nn
+from wxb.metrics import figure_text
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
@@ -33,6 +36,67 @@ def _caught(call):
         warnings.simplefilter("always")
         result = call()
     return result, [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+
+
+# -- 1. scikit-learn's Poisson regressor ------------------------------------------------
+def test_a_scikit_learn_poisson_model_is_scored_as_poisson_nll(seeded, tmp_path, capsys):
+    """wxb.evaluate and wxb eval refused wxb.sklearn's MLPRegressor(loss="poisson") model
+    ("which wxb's losses do not include", "does not evaluate a scikit-learn Poisson model
+    yet"), and wxb explain and wxb diagram --kind graph stopped at its name. Its outputs
+    are log-rates x and its loss, half the Poisson deviance, is torch's poisson_nll_loss
+    e^x − y·x plus y·log y − y, a term of the targets alone: evaluate and explain give
+    torch's, wxb eval gives it and scikit-learn's mean_poisson_deviance and says which is
+    which."""
+    from sklearn.metrics import mean_poisson_deviance
+
+    from wxb.sklearn import MLPRegressor
+
+    rng = seeded.rng
+    rows, n = int(rng.integers(30, 80)), int(rng.integers(1, 4))
+    X = rng.normal(size=(rows, n))
+    y = rng.poisson(np.exp(0.5 * X[:, 0]) + float(rng.uniform(0, 2))).astype(np.float64)
+    est = MLPRegressor(loss="poisson", hidden_layer_sizes=(int(rng.integers(2, 6)),),
+                       max_iter=int(rng.integers(1, 20)), random_state=int(rng.integers(1000)),
+                       dtype="float64")  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (its ConvergenceWarning)
+        est.fit(X, y)
+    model = est.to_wxb()
+    path = tmp_path / "poisson.safetensors"
+    wxb.save(model, path)
+    loaded = wxb.load(path)
+    assert loaded.info["loss"] == "poisson", seeded.msg(str(loaded.info))
+    x = loaded.predict(X)[:, 0].astype(np.float64)  # the log-rates
+    want = float(TF.poisson_nll_loss(torch.from_numpy(x), torch.from_numpy(y)))
+    scores, said = _caught(lambda: wxb.evaluate(loaded, X, y))
+    assert said == [], seeded.msg(str(said))
+    np.testing.assert_allclose(scores["loss"], want, **TOL, err_msg=seeded.msg("evaluate"))
+    # the note's claim: plus y·log y − y, half scikit-learn's deviance of the rates
+    rate = est.predict(X)
+    np.testing.assert_allclose(rate, np.exp(x), **TOL, err_msg=seeded.msg("the rates"))
+    term = np.mean(np.where(y > 0, y * np.log(np.where(y > 0, y, 1)), 0) - y)
+    deviance = mean_poisson_deviance(y, rate)
+    np.testing.assert_allclose(scores["loss"] + term, deviance / 2, rtol=1e-10,
+                               err_msg=seeded.msg("the term of the targets"))  # fmt: skip
+
+    columns = {f"x{k}": X[:, k] for k in range(n)}
+    data = tmp_path / "data.csv"
+    pd.DataFrame({**columns, "y": y}).to_csv(data, index=False)
+    code, text, err = run(capsys, "eval", path, data, "--target", "y")
+    assert code == 0, seeded.msg(err)
+    lines = text.splitlines()
+    first = f"loss {figure_text(want)}, mse "
+    assert first in lines[0], seeded.msg(lines[0])
+    assert f"poisson_deviance {figure_text(deviance)}" in lines[0], seeded.msg(lines[0])
+    assert "torch's poisson_nll_loss" in lines[1], seeded.msg(lines[1])
+    assert "scikit-learn's mean_poisson_deviance" in lines[1], seeded.msg(lines[1])
+    # explain and diagram stopped at get_loss("poisson") ("loss must be one of …")
+    code, text, err = run(capsys, "explain", path, "--data", data, "--target", "y")
+    assert code == 0, seeded.msg(err)
+    first = float(TF.poisson_nll_loss(torch.from_numpy(x[:1]), torch.from_numpy(y[:1])))
+    assert f"L = PoissonNLLLoss(Ŷ, Y) = {first:.6g}" in text, seeded.msg(text)
+    code, text, err = run(capsys, "diagram", path, "--kind", "graph")
+    assert code == 0 and "poisson_nll_loss" in text, seeded.msg(f"diagram: {err}{text}")
 
 
 # -- 2. a Sigmoid head before a loss that takes logits ----------------------------------

@@ -378,7 +378,9 @@ def test_every_stock_loss_steps_as_torch_on_targets_in_every_form(name, reductio
 
 def test_a_model_trained_with_a_loss_wxb_has_not_is_not_scored_as_a_classifier(seeded):
     """A Poisson MLPRegressor's network (its info's loss 'poisson') was scored by evaluate
-    as a cross-entropy of its counts (refused in other words, or read as classes)."""
+    as a cross-entropy of its counts (refused in other words, or read as classes). It is
+    scored as poisson_nll of its log-rates now (test_losses52b); a recorded loss wxb has
+    not is refused."""
     import warnings
 
     import wxb.sklearn as ws
@@ -391,6 +393,10 @@ def test_a_model_trained_with_a_loss_wxb_has_not_is_not_scored_as_a_classifier(s
         warnings.simplefilter("ignore")
         net = ws.MLPRegressor(loss="poisson", hidden_layer_sizes=(3,), max_iter=3).fit(X, counts)
     model = net.to_wxb()
-    with pytest.raises(ConfigError, match=r"trained with the poisson loss.*give loss="):
+    x = model.predict(X).astype(np.float64)
+    want = float(np.mean(np.exp(x) - counts * x))
+    assert wxb.evaluate(model, X, counts)["loss"] == pytest.approx(want, rel=1e-12)
+    model.info["loss"] = "tweedie"
+    with pytest.raises(ConfigError, match=r"trained with the tweedie loss.*give loss="):
         wxb.evaluate(model, X, counts)
     assert wxb.evaluate(model, X, counts, loss="mse")["loss"] >= 0

@@ -1473,8 +1473,14 @@ def report(model, X: np.ndarray, y: np.ndarray, loss: str, task: str) -> dict[st
         residual = ((pred - y) ** 2).sum()
         r2 = regression_figures(y, pred)["r2"]  # per output, averaged; a constant column exactly
         figures = {"mse": float(residual / y.size), "r2": r2}
-        if loss == "poisson_nll":  # its own loss too, on the log-rates (rates) as trained
+        if loss in ("poisson_nll", "poisson"):  # its own loss too, on the log-rates (rates)
+            # as trained; scikit-learn's Poisson: torch's poisson_nll of them (heads.trained_loss)
             figures = {**evaluate(model, X, y, get_loss(trained_loss(model.info, loss))), **figures}
+        if loss == "poisson" and (y >= 0).all():  # and the figure scikit-learn gives it
+            # (mean_poisson_deviance; of several outputs, their mean)
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                half = np.where(y > 0, y * np.log(y / pred), 0.0) - y + pred  # (0·log 0 = 0)
+            figures["poisson_deviance"] = float(2 * half.mean())
         return figures
     y = y if y.ndim == 1 else y.astype(model.dtype)
     if probability_head(model) is None:  # (with the options fit recorded: multi_margin's p)
@@ -1515,14 +1521,10 @@ def run_eval(args: argparse.Namespace) -> None:
         raise ConfigError(f"name the data to evaluate on: wxb eval MODEL DATA{_digits_test(model)}")
     if refused := commands_refuse(model, "wxb eval"):
         raise ConfigError(f"{args.model}: {refused}")
-    poisson = model.info.get("loss") == "poisson_nll"  # (scikit-learn's Poisson: not yet)
-    if is_multilabel(model) or (model.info.get("link") and not poisson):
-        what, given = (
-            ("multilabel", "") if is_multilabel(model) else ("scikit-learn Poisson", ", loss=…")
-        )
+    if is_multilabel(model):
         raise ConfigError(
-            f"{args.model}: wxb eval does not evaluate a {what} model yet (wxb predict does "
-            f"predict with it; wxb.evaluate(model, X, y{given}) scores it)"
+            f"{args.model}: wxb eval does not evaluate a multilabel model yet (wxb predict does "
+            "predict with it; wxb.evaluate(model, X, y) scores it)"
         )
     if test is not None:
         labelled, data = test, "built-in digits (the test rows wxb train scored)"
@@ -1571,6 +1573,16 @@ def run_eval(args: argparse.Namespace) -> None:
         f"{data_name(data)}: {len(X)} samples; "
         + ", ".join(f"{k} {figure_text(v)}" for k, v in figures.items())
     )
+    if loss == "poisson":  # which of the Poisson losses "loss" is (they differ by a constant)
+        print(
+            "loss: torch's poisson_nll_loss of the log-rates x, e^x − y·x (wxb.evaluate's); "
+            + (
+                "poisson_deviance: scikit-learn's mean_poisson_deviance of the rates e^x "
+                "(of several outputs, their mean)"
+                if "poisson_deviance" in figures
+                else "no poisson_deviance: the targets hold numbers below 0"
+            )
+        )
     if task == "classification":
         predicted = predicted_classes(class_logits(model, output))
         print(format_classification(classification_figures(truth, predicted, classes)))

@@ -37,7 +37,7 @@ from wxb.errors import (
     WxbError,
 )
 from wxb.metrics import figure_text, pack_fingerprints, row_fingerprints, unpack_fingerprints
-from wxb.nn.heads import head_index, trained_loss
+from wxb.nn.heads import head_index, sklearn_poisson, trained_loss
 from wxb.nn.layers import Dropout, Sigmoid, Softmax
 from wxb.nn.losses import (
     GRAPH_LOSSES,
@@ -419,8 +419,9 @@ def evaluate(
     label_smoothing, not class weights; BCELoss and KLDivLoss as "bce" and "kl_div"; a
     model last trained by fit with a loss of one's own is refused: give ``loss=``),
     else "cross_entropy", as Keras's evaluate takes
-    the compiled loss. A recorded loss wxb has not (a Poisson MLPRegressor's) is refused:
-    give ``loss=``. X and y may be SciPy sparse (X multiplied sparse by a planned first
+    the compiled loss. A Poisson MLPRegressor's "poisson" is scored as torch's poisson_nll
+    of its log-rates, which differs from scikit-learn's half Poisson deviance by a term
+    of the targets alone. X and y may be SciPy sparse (X multiplied sparse by a planned first
     Dense, else made dense a chunk at a time), as fit takes them;
     X of no rows is refused (a mean over no rows is no figure).
 
@@ -495,15 +496,21 @@ def _trained_loss(model: Module, loss: object) -> object:
             "give loss= (the same loss) to score or train it again"
         )
     recorded = model.info.get("loss")
-    if isinstance(recorded, str) and recorded and recorded not in {**LOSSES, **GRAPH_LOSSES}:
-        # (Poisson's)
+    named = {**LOSSES, **GRAPH_LOSSES}
+    if (
+        isinstance(recorded, str)
+        and recorded
+        and recorded not in named
+        and not sklearn_poisson(model.info)
+    ):
         raise ConfigError(
             f"the model was trained with the {recorded} loss, which wxb's losses do not "
             f"include; give loss= (one of {', '.join(LOSSES)}, a Loss, or a function)"
         )
     if not (isinstance(recorded, str) and recorded):
         return "cross_entropy"
-    # (wxb train's Huber and smooth L1: the δ or β training applied, in the targets' units)
+    # (wxb train's Huber and smooth L1: the δ or β training applied, in the targets' units;
+    # scikit-learn's Poisson: torch's poisson_nll of its log-rates)
     return trained_loss(model.info, recorded)
 
 

@@ -17,6 +17,7 @@ from wxb.nn.losses import (
     BCELoss,
     HuberLoss,
     Loss,
+    PoissonNLLLoss,
     SmoothL1Loss,
 )
 from wxb.nn.module import is_stock, output_width
@@ -132,6 +133,13 @@ def probability_head(model) -> str | None:
     return None
 
 
+def sklearn_poisson(info: dict) -> bool:
+    """Whether the info is a scikit-learn Poisson MLPRegressor's (wxb.sklearn's to_wxb:
+    loss "poisson", its outputs log-rates), which trained_loss scores as torch's
+    poisson_nll of them."""
+    return info.get("loss") == "poisson" and info.get("link") == "log"
+
+
 def trained_loss(info: dict, name: str) -> str | Loss:
     """The loss ``name`` as training applied it to this model's outputs. wxb train fits
     a regression on targets standardized by their scale s, then folds s into the output
@@ -140,6 +148,15 @@ def trained_loss(info: dict, name: str) -> str | Loss:
     gradients of the same direction. Where the outputs' scales differ, δ cannot be one
     number: the loss as named, said not to be training's; so too for a model file of
     wxb train saved before it recorded target_scale."""
+    if name == "poisson" and sklearn_poisson(info):
+        # half the Poisson deviance, y·log(y/λ) − y + λ, is e^x − y·x plus y·log y − y: the
+        # same gradients; wxb's loss is torch's (Keras's "poisson" too)
+        made = PoissonNLLLoss()
+        made.trained_note = (
+            "; torch's poisson_nll_loss of the log-rates x: scikit-learn's Poisson loss "
+            "(half the Poisson deviance) is it plus y·log y − y, a term of the targets alone"
+        )
+        return made
     options = info.get("loss_options")
     named = {**LOSSES, **GRAPH_LOSSES}
     if options is not None and info.get("loss") == name and name in named:
