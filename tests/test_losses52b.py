@@ -132,3 +132,71 @@ def test_fit_warns_of_a_sigmoid_head_before_soft_margin_losses(seeded, name):
     # BCELoss takes 0/1 targets: soft_margin's −1/+1 are said to be mapped
     assert ("(y + 1)/2" in messages[0]) == (name == "soft_margin"), msg
     assert twice(body) == [], seeded.msg(f"{name} without a Sigmoid head")
+
+
+# -- 4. class weights, which fit does not record ------------------------------------------
+def _weighted(rng, name: str, width: int) -> tuple:
+    """(the loss with class weights drawn, its torch twin, the same loss unweighted's
+    twin, which options are set)."""
+    w = rng.uniform(0.2, 3.0, width)
+    tw = torch.from_numpy(w)
+    if name == "cross_entropy":
+        return (nn.CrossEntropyLoss(weight=w), torch.nn.CrossEntropyLoss(weight=tw),
+                torch.nn.CrossEntropyLoss(), ["weight"])  # fmt: skip
+    if name == "multi_margin":
+        return (nn.MultiMarginLoss(weight=w), torch.nn.MultiMarginLoss(weight=tw),
+                torch.nn.MultiMarginLoss(), ["weight"])  # fmt: skip
+    if name == "multilabel_soft_margin":
+        return (nn.MultiLabelSoftMarginLoss(weight=w),
+                torch.nn.MultiLabelSoftMarginLoss(weight=tw),
+                torch.nn.MultiLabelSoftMarginLoss(), ["weight"])  # fmt: skip
+    set_ = [["pos_weight"], ["weight"], ["weight", "pos_weight"]][int(rng.integers(3))]
+    options = {key: w for key in set_}
+    twin = {key: tw for key in set_}
+    return (nn.BCEWithLogitsLoss(**options), torch.nn.BCEWithLogitsLoss(**twin),
+            torch.nn.BCEWithLogitsLoss(), set_)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "name", ["cross_entropy", "multi_margin", "multilabel_soft_margin", "bce_with_logits"]
+)
+def test_evaluate_says_it_applies_no_class_weights(seeded, name, tmp_path):
+    """A model trained with CrossEntropyLoss(weight=…) (MultiMarginLoss's,
+    MultiLabelSoftMarginLoss's weight, BCEWithLogitsLoss's weight or pos_weight) was
+    scored by evaluate without loss= unweighted, without a word: fit records the name and
+    plain options alone. Keras's evaluate applies no class_weight, and so evaluate still
+    scores unweighted (torch's unweighted loss), but fit records which weights were set
+    and evaluate says in one warning that it applies none; so does a second fit, which
+    trains without them. With loss= given, or after a fit without weights, nothing."""
+    rng = seeded.rng
+    rows, n = int(rng.integers(10, 40)), int(rng.integers(1, 4))
+    width = int(rng.integers(2, 5))
+    X = rng.normal(size=(rows, n))
+    if name in ("cross_entropy", "multi_margin"):
+        y = rng.integers(0, width, rows)
+    else:
+        y = rng.integers(0, 2, size=(rows, width)).astype(np.float64)
+    loss, twin, unweighted, set_ = _weighted(rng, name, width)
+    msg = lambda what: seeded.msg(f"{what}, {loss!r}")  # noqa: E731
+    model = nn.Sequential(nn.Linear(n, 5), nn.Tanh(), nn.Linear(5, width)).to("float64")
+    wxb.fit(model, X, y, loss=loss, epochs=1, batch_size=8, verbose=0)
+    assert model.info.get("loss_weights") == set_, msg(str(model.info))
+    path = tmp_path / "model.safetensors"
+    wxb.save(model, path)
+    model = wxb.load(path)
+    out, t = torch.from_numpy(model.predict(X)), torch.from_numpy(y)
+    scores, said = _caught(lambda: wxb.evaluate(model, X, y))
+    kind = type(loss).__name__
+    assert len(said) == 1 and "\n" not in said[0], msg(str(said))
+    assert kind in said[0] and all(key in said[0] for key in set_), msg(said[0])
+    assert "evaluate scores the loss without" in said[0], msg(said[0])
+    np.testing.assert_allclose(scores["loss"], float(unweighted(out, t)), **TOL,
+                               err_msg=msg("unweighted"))  # fmt: skip
+    scores, said = _caught(lambda: wxb.evaluate(model, X, y, loss=loss))
+    assert said == [], msg(str(said))
+    np.testing.assert_allclose(scores["loss"], float(twin(out, t)), **TOL, err_msg=msg("weighted"))
+    _, said = _caught(lambda: wxb.fit(model, X, y, epochs=1, verbose=0))
+    assert len(said) == 1 and "this fit trains the loss without" in said[0], msg(str(said))
+    assert "loss_weights" not in model.info, msg(str(model.info))  # (it trained without)
+    _, said = _caught(lambda: wxb.evaluate(model, X, y))
+    assert said == [], msg(str(said))

@@ -64,6 +64,7 @@ from wxb.nn.losses import (
     plain_options,
     recorded_name,
     stock_loss,
+    weights_set,
 )
 from wxb.nn.module import (
     Module,
@@ -416,12 +417,14 @@ def evaluate(
 
     ``loss``: by default the stock loss the model was trained with (``model.info["loss"]``,
     which fit and wxb train record; with the plain options fit recorded, Huber's delta or
-    label_smoothing, not class weights; BCELoss and KLDivLoss as "bce" and "kl_div"; a
+    label_smoothing; BCELoss and KLDivLoss as "bce" and "kl_div"; a
     model last trained by fit with a loss of one's own is refused: give ``loss=``),
     else "cross_entropy", as Keras's evaluate takes
-    the compiled loss. A Poisson MLPRegressor's "poisson" is scored as torch's poisson_nll
-    of its log-rates, which differs from scikit-learn's half Poisson deviance by a term
-    of the targets alone. X and y may be SciPy sparse (X multiplied sparse by a planned first
+    the compiled loss. Class weights are not recorded: the loss is scored without them,
+    as Keras's evaluate applies no class_weight, and a warning says so. A Poisson
+    MLPRegressor's "poisson" is scored as torch's poisson_nll of its log-rates, which
+    differs from scikit-learn's half Poisson deviance by a term of the targets alone.
+    X and y may be SciPy sparse (X multiplied sparse by a planned first
     Dense, else made dense a chunk at a time), as fit takes them;
     X of no rows is refused (a mean over no rows is no figure).
 
@@ -480,11 +483,15 @@ _KERAS_LOSSES = {
 }
 
 
-def _trained_loss(model: Module, loss: object) -> object:
+def _trained_loss(
+    model: Module, loss: object, doing: str = "evaluate scores", stacklevel: int = 3
+) -> object:
     """``loss``, or where None the stock loss the model was trained with (its info's, as
     fit and wxb train record it; wxb train's Huber or smooth L1 with the δ or β it
     applied, ``heads.trained_loss``), else cross_entropy: a regression's MSE was scored,
-    and a second fit trained, as a cross-entropy of its targets without a word."""
+    and a second fit trained, as a cross-entropy of its targets without a word. Class
+    weights training applied are not recorded: a warning says the loss ``doing`` (what
+    evaluate or fit does with it) is without them."""
     if isinstance(loss, str) and loss in _KERAS_LOSSES:
         raise ConfigError(f"loss={loss!r} is Keras's name; wxb's is {_KERAS_LOSSES[loss]}")
     if loss is not None:
@@ -509,6 +516,17 @@ def _trained_loss(model: Module, loss: object) -> object:
         )
     if not (isinstance(recorded, str) and recorded):
         return "cross_entropy"
+    weighted = model.info.get("loss_weights")
+    if weighted and recorded in named:  # Keras's evaluate applies no class_weight either
+        kind, them = named[recorded].__name__, "them" if len(weighted) > 1 else "it"
+        given = ", ".join(f"{key}=…" for key in weighted)
+        warnings.warn(
+            f"the model was trained with {kind}'s {' and '.join(weighted)} set, which fit "
+            f"does not record: {doing} the loss without {them}, not the one training "
+            f"minimised; give loss={kind}({given}) to apply {them}",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
     # (wxb train's Huber and smooth L1: the δ or β training applied, in the targets' units;
     # scikit-learn's Poisson: torch's poisson_nll of its log-rates)
     return trained_loss(model.info, recorded)
@@ -1139,7 +1157,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
                 "loss": loss if isinstance(loss, str) else "given",
             },
         )
-    loss_fn = get_loss(_trained_loss(model, loss))
+    loss_fn = get_loss(_trained_loss(model, loss, "this fit trains", stacklevel=5))
     epochs = _whole(epochs, "epochs")
     batch_size = _whole(batch_size, "batch_size")
     validation_split = _number(validation_split, "validation_split", 0.0, 1.0)
@@ -2310,6 +2328,11 @@ def _record_loss(info: dict, loss_fn: Loss, y: np.ndarray) -> None:
     those names, with their plain options; a loss of one's own leaves the record as it
     was."""
     name = recorded_name(loss_fn)
+    # which class weights it had (not their arrays): evaluate says it scores without them
+    if name is not None and weights_set(loss_fn):
+        info["loss_weights"] = weights_set(loss_fn)
+    else:
+        info.pop("loss_weights", None)
     if name is None:
         # what evaluate and a later fit must not replace by cross_entropy without a word
         # (a KLDivLoss model scored as a cross-entropy of its targets)

@@ -944,11 +944,25 @@ def _stock_kind_of(kind: type, forward: Callable, call: Callable) -> type[Loss] 
 
 # A stock loss's plain options, as fit records those set (model.info["loss_options"]):
 # a second fit or evaluate without loss= rebuilds the loss training applied. (Class
-# weights are not among them: wxb eval scores unweighted, as its docs say.)
+# weights are not among them: evaluate and wxb eval score unweighted, as Keras's
+# evaluate applies no class_weight; WEIGHT_OPTIONS says they were set.)
 PLAIN_OPTIONS = (
     "reduction", "delta", "beta", "label_smoothing", "ignore_index", "log_target",
     "log_input", "full", "eps", "margin", "p",
 )  # fmt: skip
+
+
+# The options that weigh classes, labels or positives: fit records which were set
+# (model.info["loss_weights"]), not their arrays, so that evaluate and a second fit
+# without loss= can say they apply none of them.
+WEIGHT_OPTIONS = ("weight", "pos_weight")
+
+
+def weights_set(loss: Loss) -> list[str]:
+    """The WEIGHT_OPTIONS ``loss`` was given: CrossEntropyLoss's, NLLLoss's,
+    MultiMarginLoss's and MultiLabelSoftMarginLoss's weight, BCEWithLogitsLoss's weight
+    and pos_weight (each kept in the instance's dict, None when unset)."""
+    return [key for key in WEIGHT_OPTIONS if loss.__dict__.get(key) is not None]
 
 
 def plain_options(loss: Loss, name: str) -> dict[str, object]:
