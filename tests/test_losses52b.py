@@ -14,6 +14,8 @@ at most a few hundred terms: 1e-12 relative)."""
 
 from __future__ import annotations
 
+import html
+import re
 import warnings
 
 import numpy as np
@@ -24,6 +26,7 @@ from cli_run import run
 import wxb
 import wxb.nn as nn
 from wxb.metrics import figure_text
+from wxb.reporting import report_html
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
@@ -134,6 +137,54 @@ def test_fit_warns_of_a_sigmoid_head_before_soft_margin_losses(seeded, name):
     assert twice(body) == [], seeded.msg(f"{name} without a Sigmoid head")
 
 
+# -- 3. wxb report's Loss row -------------------------------------------------------------
+def _loss_row(page: str) -> str:
+    found = re.search(r"<tr><th>Loss</th><td>(.*?)</td></tr>", page)
+    assert found, "the page has no Loss row"
+    return html.unescape(found.group(1))
+
+
+CASES = {
+    "multi_margin": lambda rng: nn.MultiMarginLoss(p=int(rng.integers(1, 3)),
+                                                   margin=float(rng.uniform(0.1, 3))),
+    "hinge_embedding": lambda rng: nn.HingeEmbeddingLoss(margin=float(rng.uniform(0.1, 3))),
+    "poisson_nll": lambda rng: nn.PoissonNLLLoss(log_input=True, full=True,
+                                                 eps=float(10 ** rng.uniform(-8, -2))),
+    "huber": lambda rng: nn.HuberLoss(delta=float(rng.uniform(0.1, 3))),
+    "cross_entropy": lambda rng: nn.CrossEntropyLoss(label_smoothing=float(rng.uniform(0.05, 0.5))),
+    "soft_margin": lambda rng: nn.SoftMarginLoss(reduction="sum"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_report_shows_the_loss_with_its_recorded_options(seeded, name):
+    """The report's Loss row said "multi_margin" for MultiMarginLoss(p=2, margin=0.5),
+    where its walk-through shows the loss with those options: the row now shows them as
+    the walk-through does (the loss's repr), and the name alone for a loss without."""
+    rng = seeded.rng
+    rows, n = int(rng.integers(10, 30)), int(rng.integers(1, 4))
+    width = int(rng.integers(2, 4)) if name in ("multi_margin", "cross_entropy") else 1
+    X = rng.normal(size=(rows, n))
+    if name in ("multi_margin", "cross_entropy"):
+        y = rng.integers(0, width, rows)
+    elif name in ("soft_margin", "hinge_embedding"):
+        y = rng.choice([-1.0, 1.0], size=(rows, 1))
+    elif name == "poisson_nll":
+        y = rng.poisson(2.0, size=(rows, 1)).astype(np.float64)
+    else:
+        y = rng.normal(size=(rows, 1))
+    model = nn.Sequential(nn.Linear(n, 4), nn.Tanh(), nn.Linear(4, width)).to("float64")
+    loss = CASES[name](rng)
+    wxb.fit(model, X, y, loss=loss, epochs=1, batch_size=8, verbose=0)
+    page = report_html(model, None, X, y, gemm_rate=1e10)
+    row = _loss_row(page)
+    assert row == f"{name}: {loss!r}", seeded.msg(f"the row {row!r} for {loss!r}")
+    assert f"{loss!r} on B = 1" in page.replace("&#x27;", "'"), seeded.msg("the walk-through")
+    plain = nn.Sequential(nn.Linear(n, width)).to("float64")
+    wxb.fit(plain, X, y, loss=name, epochs=1, verbose=0)
+    assert _loss_row(report_html(plain, None, X, y, gemm_rate=1e10)) == name, seeded.msg(name)
+
+
 # -- 4. class weights, which fit does not record ------------------------------------------
 def _weighted(rng, name: str, width: int) -> tuple:
     """(the loss with class weights drawn, its torch twin, the same loss unweighted's
@@ -200,3 +251,7 @@ def test_evaluate_says_it_applies_no_class_weights(seeded, name, tmp_path):
     assert "loss_weights" not in model.info, msg(str(model.info))  # (it trained without)
     _, said = _caught(lambda: wxb.evaluate(model, X, y))
     assert said == [], msg(str(said))
+    # the report's Loss row says they were set
+    model.info["loss_weights"] = set_
+    row = _loss_row(report_html(model, None, X, y, gemm_rate=1e10))
+    assert f"trained with {' and '.join(set_)} set (not recorded)" in row, msg(row)

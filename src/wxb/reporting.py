@@ -49,7 +49,7 @@ from wxb.errors import ConfigError, DataError
 from wxb.explanation import Explanation, Step, explain_model, latex_line, scored_loss
 from wxb.io import load_model
 from wxb.metrics import figure_text
-from wxb.nn.heads import head_index
+from wxb.nn.heads import head_index, trained_loss
 from wxb.nn.layers import Activation, Dense
 from wxb.nn.module import Module, is_stock
 from wxb.nn.sequential import layers_in_order
@@ -458,6 +458,19 @@ def dequantised(grid: dict[str, Any]) -> np.ndarray:
 # ---------------------------------------------------------------------------------
 # The page
 # ---------------------------------------------------------------------------------
+def _loss_shown(info: dict, loss: str) -> str:
+    """The loss's name and, where training applied options (fit's recorded loss_options,
+    wxb train's Huber δ), the loss as the walk-through shows it: its repr and note; class
+    weights, which are not recorded, said to have been set."""
+    made = trained_loss(info, loss) if info.get("loss") else loss
+    note = getattr(made, "trained_note", "")
+    shown = loss if isinstance(made, str) else f"{loss}: {made!r}{note}"
+    weighted = info.get("loss_weights") if info.get("loss") == loss else None
+    if weighted:
+        shown += f"; trained with {' and '.join(map(str, weighted))} set (not recorded)"
+    return shown
+
+
 def _esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
@@ -579,7 +592,7 @@ class _Page:
         if not (info.get("task") or info.get("loss")):  # a guess from the output's width
             task, loss = "not recorded (the model's info has none)", "not recorded"
         rows.append(("Task", _esc(task)))
-        rows.append(("Loss", _esc(loss)))
+        rows.append(("Loss", _esc(_loss_shown(info, loss))))
         targets = info.get("targets") or ([info["target"]] if info.get("target") else [])
         if targets:
             rows.append(("Target", _esc(", ".join(map(str, targets)))))
