@@ -15,6 +15,7 @@ at most a few hundred terms: 1e-12 relative)."""
 from __future__ import annotations
 
 import html
+import io
 import re
 import warnings
 
@@ -255,3 +256,69 @@ def test_evaluate_says_it_applies_no_class_weights(seeded, name, tmp_path):
     model.info["loss_weights"] = set_
     row = _loss_row(report_html(model, None, X, y, gemm_rate=1e10))
     assert f"trained with {' and '.join(set_)} set (not recorded)" in row, msg(row)
+
+
+# -- 5. the commands read a Sigmoid head's p as probabilities after these losses too -----
+@pytest.mark.parametrize("name", ["soft_margin", "multilabel_soft_margin", "bce_with_logits"])
+def test_commands_read_a_sigmoid_heads_p_after_losses_taking_logits(seeded, name, tmp_path,
+                                                                    capsys):  # fmt: skip
+    """A model ending in Sigmoid trained with soft_margin (fit warns of it now) was read by
+    wxb predict as if its p were the logit: p > 0 for every row, so every row was class
+    +1, and wxb eval's accuracy counted so; several labels a row (multilabel_soft_margin,
+    bce_with_logits) were σ(p) > ½: every label 1. They are read as the Sigmoid head's
+    probabilities now, as after bce_with_logits: the class by p > ½ (z > 0), --proba p
+    itself, wxb eval's loss that of z, the logit the head turned into p, as torch's."""
+    rng = seeded.rng
+    rows, n = int(rng.integers(20, 50)), int(rng.integers(1, 4))
+    # (bce_with_logits's one output was read so already: several labels)
+    width = {"soft_margin": 1, "bce_with_logits": int(rng.integers(2, 4))}.get(
+        name, int(rng.integers(1, 4))
+    )
+    X = rng.normal(size=(rows, n))
+    if name == "soft_margin":
+        y = rng.choice([-1.0, 1.0], size=(rows, 1))
+    else:
+        y = rng.integers(0, 2, size=(rows, width)).astype(np.float64)
+    model = nn.Sequential(nn.Linear(n, 4), nn.Tanh(), nn.Linear(4, width), nn.Sigmoid())
+    model = model.to("float64")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (it trains through the sigmoid twice)
+        wxb.fit(model, X, y, loss=name, epochs=int(rng.integers(1, 4)), batch_size=8, verbose=0)
+    path = tmp_path / "model.safetensors"
+    wxb.save(model, path)
+    columns = {f"x{k}": X[:, k] for k in range(n)}
+    x_path, data = tmp_path / "x.csv", tmp_path / "data.csv"
+    pd.DataFrame(columns).to_csv(x_path, index=False)
+    X_read = pd.read_csv(x_path).to_numpy(np.float64)
+    first, second = model[0], model[2]
+    h = np.tanh(X_read @ first.weight.data.T + first.bias.data)
+    z = h @ second.weight.data.T + second.bias.data  # the logits the head turns into p
+    p = 1 / (1 + np.exp(-z))
+    msg = lambda what: seeded.msg(f"{what}, {name} of {width} outputs")  # noqa: E731
+    code, text, err = run(capsys, "predict", path, x_path, "--proba", "-o", "-")
+    assert code == 0, msg(err)
+    table = pd.read_csv(io.StringIO(text))
+    if width > 1:
+        got = table[[f"prediction_{k}" for k in range(width)]].to_numpy()
+        np.testing.assert_array_equal(got, (z > 0).astype(np.int64), msg("labels"))
+        np.testing.assert_allclose(table[[f"p_{k}" for k in range(width)]], p, rtol=1e-12,
+                                   err_msg=msg("p"))  # fmt: skip
+        return  # (wxb eval refuses several labels a row)
+    low = -1 if name == "soft_margin" else 0
+    np.testing.assert_array_equal(
+        table["prediction"], np.where(z[:, 0] > 0, 1, low), msg("classes")
+    )
+    np.testing.assert_allclose(table["p_1"], p[:, 0], rtol=1e-12, err_msg=msg("p"))
+    pd.DataFrame({**columns, "y": y[:, 0]}).to_csv(data, index=False)
+    code, text, err = run(capsys, "eval", path, data, "--target", "y")
+    assert code == 0, msg(err)
+    zt, yt = torch.from_numpy(z), torch.from_numpy(y)
+    if name == "soft_margin":
+        loss = TF.soft_margin_loss(zt, yt)
+    elif name == "multilabel_soft_margin":
+        loss = TF.multilabel_soft_margin_loss(zt, yt)
+    else:
+        loss = TF.binary_cross_entropy_with_logits(zt, yt)
+    accuracy = float(np.mean((z[:, 0] > 0) == (y[:, 0] > 0)))
+    want = f"loss {figure_text(float(loss))}, accuracy {figure_text(accuracy)}"
+    assert want in text.splitlines()[0], msg(text.splitlines()[0])

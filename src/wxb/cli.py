@@ -1491,7 +1491,7 @@ def report(model, X: np.ndarray, y: np.ndarray, loss: str, task: str) -> dict[st
     # the class from the model's own outputs p, as predict and eval's table take it (a
     # p of exactly ½ from a tiny z is class 0 there)
     predicted = predicted_classes(class_logits(model, model.predict(X)))
-    truth = y[:, 0].astype(np.int64) if y.ndim == 2 else y
+    truth = (y[:, 0] > 0).astype(np.int64) if y.ndim == 2 else y  # (0/1, soft_margin's ±1)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         value = float(get_loss(loss)(Tensor(logits), y).data)
     return {"loss": value, "accuracy": float(np.mean(predicted == truth))}

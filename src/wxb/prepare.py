@@ -630,8 +630,8 @@ def prediction_table(model, out: np.ndarray, proba: bool) -> tuple[list[str], li
     check_classes_fit(model, out)
     task, _, classes = model_task(model)
     head = probability_head(model)  # its outputs are p as the head gave them
-    if is_multilabel(model):
-        p = ops.Sigmoid().forward(out, np.empty_like(out))
+    if is_multilabel(model):  # (a Sigmoid head gave p already)
+        p = out if head == "sigmoid" else ops.Sigmoid().forward(out, np.empty_like(out))
         header = [f"prediction_{c}" for c in classes]
         columns = list((p > 0.5).astype(np.int64).T)
         if proba:

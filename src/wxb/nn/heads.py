@@ -128,7 +128,7 @@ def probability_head(model) -> str | None:
         return None
     if is_stock(last, Softmax) and loss == "cross_entropy":
         return "softmax"
-    if is_stock(last, Sigmoid) and loss == "bce_with_logits":
+    if is_stock(last, Sigmoid) and loss in ONE_LOGIT_LOSSES:  # (soft_margin's too: σ(y·z))
         return "sigmoid"
     return None
 
