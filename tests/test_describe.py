@@ -575,8 +575,12 @@ def test_a_module_of_ones_own_over_several_layers_does_not_chain_widths_it_canno
     chart = parse_mermaid(describe.architecture_diagram(model))
     assert chart.nodes["in0"][1].endswith("<br>? features")
     assert all(label is None for _, _, label in chart.edges)  # no width it cannot know
-    text = describe.summary(model).text()
-    assert "registration order" in text and "Net" in text.splitlines()[-1]
+    summary = describe.summary(model)
+    text = summary.text()
+    # listed as the sample batch first called them (body, then head), not as registered
+    assert "in the order a sample batch first called them" in text
+    assert "Net" in text.splitlines()[-1]
+    assert [row.name for row in summary.rows] == ["body", "head"]
 
     class Leaf(Module):  # a layer of one's own inside a Sequential: the order is known
         def forward(self, x):
@@ -671,7 +675,7 @@ def test_a_chain_the_sample_batch_cannot_show_keeps_its_layers_in_registration_o
     model = Branchy()
     assert model(rng.normal(size=(3, n)).astype(np.float32)).shape[0] == 3
     assert describe.unknown_order(model) == [type(model).__name__]
-    assert "registration order" in describe.summary(model).text()
+    assert "in the order a sample batch first called them" in describe.summary(model).text()
     with pytest.raises(ConfigError, match="whose order wxb cannot see"):
         describe.forward_diagram(model)
 

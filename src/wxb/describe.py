@@ -60,7 +60,7 @@ from wxb.nn.module import (
 from wxb.nn.norm import NORMS, BatchNorm1d, LayerNorm, RMSNorm
 from wxb.nn.sequential import Sequential
 from wxb.random import drawing_from
-from wxb.tensor import Tensor, graph, set_grad_enabled, topological_order
+from wxb.tensor import Tensor, graph, is_grad_enabled, set_grad_enabled, topological_order
 
 STOCK_LAYERS = (Dense, Activation, Dropout, Standardize, *NORMS)
 
@@ -102,9 +102,12 @@ def normalization_backward(module: LayerNorm | BatchNorm1d | RMSNorm, training: 
 
 # the sample runs (``_sample_run``) of one description, by model (held, so that its id
 # is not another's): a summary or diagram asks several questions of one forward
-_sample_runs: ContextVar[dict[int, tuple[Module, _SampleRun | None]] | None] = ContextVar(
-    "_sample_runs", default=None
+_sample_runs: ContextVar[dict[tuple[int, int | None], tuple[Module, _SampleRun | None]] | None] = (
+    ContextVar("_sample_runs", default=None)
 )
+# the ids a row of the data (summary's seq_len), for a model whose Embedding takes ids
+_ids_per_row: ContextVar[int | None] = ContextVar("_ids_per_row", default=None)
+SAMPLE_IDS = 8  # else a sample row holds this many ids, unless the model's widths say
 _Described = TypeVar("_Described", bound=Callable[..., Any])
 
 
@@ -120,6 +123,17 @@ def one_sample_run() -> Iterator[None]:
         yield
     finally:
         _sample_runs.reset(token)
+
+
+@contextmanager
+def sample_ids_per_row(length: int | None) -> Iterator[None]:
+    """Inside, a model whose Embedding takes ids runs its sample forward on rows of
+    ``length`` ids (the data's), as ``summary(seq_len=…)``."""
+    token = _ids_per_row.set(length)
+    try:
+        yield
+    finally:
+        _ids_per_row.reset(token)
 
 
 def _one_sample_run(describe: _Described) -> _Described:
@@ -322,7 +336,7 @@ def chain_step_without_graph(model: Module) -> Module | None:
     however it is trained. None where every step records one (or no graph was run)."""
     chain = _call_chain(model)
     run = _sample_run(model)
-    if chain is None or run is None or not run.given.requires_grad:
+    if chain is None or run is None or not run.recorded:
         return None
     for key, out in zip(chain.steps, run.outputs, strict=False):
         if isinstance(out, Tensor) and not out.requires_grad:
@@ -427,14 +441,30 @@ def _ids_a_row(d: int, after: Iterator[Module | None]) -> int | None:
 
 
 def _in_call_order(
-    module: Module, steps: list[int] | None, chain: _Chain | None
+    module: Module,
+    steps: list[int] | None,
+    chain: _Chain | None,
+    first: dict[int, int] | None = None,
 ) -> list[tuple[str, Module, list[int] | None]]:
     """``module``'s children (by name) as registered or, given the steps a forward of
     its own takes (of ``chain``, ``_call_chain``'s), as it takes them: a leaf once
     per call, an activation it applies itself as ``relu()``, a container called once
-    with the steps within it (one only holding layers, as a ModuleList, opened up)."""
-    if steps is None or chain is None or stock_kind(module, (Sequential,)) is not None:
+    with the steps within it (one only holding layers, as a ModuleList, opened up).
+    Not a chain, but ``first`` (each leaf's first call on a sample batch) given: as
+    first called (``self.fc(self.emb(ids).flatten(1))`` lists emb, then fc)."""
+    if stock_kind(module, (Sequential,)) is not None:
         return [(key, child, None) for key, child in module._modules.items()]
+    if steps is None or chain is None:
+        listed = [(key, child, None) for key, child in module._modules.items()]
+        if first is None:
+            return listed
+
+        # as a sample batch first called each (a layer, or any layer inside); never: last
+        def at(item: tuple[str, Module, None]) -> float:
+            inside = _leaves(item[1]) if _is_container(item[1]) else (item[1],)
+            return min((first.get(id(m), math.inf) for m in inside), default=math.inf)
+
+        return sorted(listed, key=at)
     units = _units(module, chain)
     owner = {
         id(leaf): (key, child)
@@ -482,6 +512,13 @@ def _structure(model: Module) -> list[_Layer | _Group]:
 def _walk(model: Module, chain: _Chain | None) -> list[_Layer | _Group]:
     """``_structure`` with the forward's steps given (``_call_chain``'s) or not."""
     state = {"width": _first_width(model, chain), "dense": 0, "trainable": False, "free": False}
+    first: dict[int, int] | None = None
+    if chain is None and _calls_layers_itself(model):
+        run = _sample_run(model)
+        if run is not None:
+            first = {}
+            for k, (key, _, _) in enumerate(run.calls):
+                first.setdefault(key, k)
     listings: dict[int, list] = {}  # a layer listed again: its first path, its listings
 
     def leaf(path: str, module: Module) -> _Layer:
@@ -518,7 +555,7 @@ def _walk(model: Module, chain: _Chain | None) -> list[_Layer | _Group]:
     def walk(module: Module, prefix: str, calls: list[int] | None) -> list[_Layer | _Group]:
         items: list[_Layer | _Group] = []
         unordered = _in_unknown_order(module) and calls is None
-        for key, child, inner in _in_call_order(module, calls, chain):
+        for key, child, inner in _in_call_order(module, calls, chain, first):
             path = f"{prefix}.{key}" if prefix else key
             if unordered:  # what feeds this child is its container's code's
                 state["width"], state["free"] = None, True
@@ -686,11 +723,16 @@ class Summary:
             counted = (
                 "(∂L/∂X counted where the graph of a sample batch shows their input needs it)"
                 if self.input_grads_seen
-                else "and ∂L/∂X counted, in registration order"
+                else "and ∂L/∂X counted in that order"
+            )
+            listed = (
+                "in the order a sample batch first called them"
+                if self.calls_counted
+                else "in registration order"
             )
             lines.append(
                 f"{', '.join(self.unknown_order)}: a forward of its own runs these layers in "
-                f"the order its code says; they are listed in registration order {counted}, "
+                f"the order its code says; they are listed {listed} {counted}, "
                 "and widths between them are not known (?)"
             )
         if any(row.name.startswith("own code") for row in self.rows):
@@ -792,14 +834,20 @@ def markdown_text(text: str) -> str:
 
 
 @_one_sample_run
-def summary(model: Module, batch_size: int = 32, gemm_rate: float | None = None) -> Summary:
+def summary(
+    model: Module,
+    batch_size: int = 32,
+    gemm_rate: float | None = None,
+    seq_len: int | None = None,
+) -> Summary:
     """Parameters, FLOPs and activation memory of ``model``, per layer and in total.
 
     Rows: one per layer of a Sequential (nested Sequentials are expanded); for
     another Module, its sub-modules in the order its forward calls them where that is
     seen to be a plain chain of them (``fc2(act(fc1(x)))``; an activation the forward
-    applies itself, ``F.relu``, is a row ``relu()``), else in registration order with
-    widths unknown between them. A Module with a forward of
+    applies itself, ``F.relu``, is a row ``relu()``), else in the order that sample batch
+    first called them (registration order where it did not run) with widths unknown
+    between them. A Module with a forward of
     its own is run once on a sample batch to count its layers' calls (in eval mode, its
     random draws undone: training after a summary draws what it would have without): a
     layer called k times (tied weights, a loop) has k rows, each costing a call, its
@@ -831,6 +879,10 @@ def summary(model: Module, batch_size: int = 32, gemm_rate: float | None = None)
     is the output of a custom layer, whose width wxb cannot know (its shape shows as ?).
     An Embedding's rows are (ids a row, embedding_dim), the ids a row holds the data's
     ('?' and a line saying so); a LazyLinear not called yet has its outputs and '?' FLOPs.
+    A forward of one's own taking ids into an Embedding runs on a sample of integer ids
+    (within every Embedding's rows), ``seq_len`` of them a row, else as many as a Dense
+    taking the looked-up rows flat (L·d) says, else ``SAMPLE_IDS`` (8: a line names it);
+    the products after the lookup count its B·L rows.
 
     ``gemm_rate`` (FLOP/s, e.g. from ``measure_gemm_rate(model.dtype)``) adds the
     rate floor: training FLOPs per batch / rate, the least time a step can take.
@@ -841,10 +893,30 @@ def summary(model: Module, batch_size: int = 32, gemm_rate: float | None = None)
         raise ConfigError(f"summary batch_size must be a positive integer; got {batch_size!r}")
     if gemm_rate is not None and not (math.isfinite(gemm_rate) and gemm_rate > 0):
         raise ConfigError(f"summary gemm_rate must be a positive number (FLOP/s); got {gemm_rate}")
+    if seq_len is not None and (
+        isinstance(seq_len, bool) or not isinstance(seq_len, (int, np.integer)) or seq_len < 1
+    ):
+        raise ConfigError(f"summary seq_len must be a positive integer or None; got {seq_len!r}")
+    with sample_ids_per_row(None if seq_len is None else int(seq_len)):
+        return _summary(model, int(batch_size), gemm_rate)
+
+
+def _summary(model: Module, batch_size: int, gemm_rate: float | None) -> Summary:
     dtype = model.dtype
     layers = _flatten(_structure(model))
     listed, calls = _layer_calls(model, layers)
     needs = _inputs_needing_grad(model)
+    run = _sample_run(model) if _calls_layers_itself(model) else None
+    ids_line: str | None = None  # the Embedding fed a default number of ids a row
+    if run is not None and run.ids_per_row is not None:
+        # an Embedding fed the sample's ids: its rows (L, d), L the data's (seq_len), the
+        # model's (a Dense taking L·d), or a default named below the table
+        fed = {key for key, arg, _ in run.calls if arg is run.given}
+        for layer in layers:
+            if id(layer.module) in fed and stock_kind(layer.module, (Embedding,)) is not None:
+                layer.width_in = layer.width_in or run.ids_per_row
+                if not run.ids_stated and ids_line is None:
+                    ids_line = layer.path
     rows: list[LayerRow] = []
     places: list[tuple[int, int]] = []  # each row's (layer, call), to place own code's rows
     seen: Counter[int] = Counter()
@@ -874,6 +946,14 @@ def summary(model: Module, batch_size: int = 32, gemm_rate: float | None = None)
             for row, (key, _) in zip(rows, places, strict=True)
         ]
         rows = own.placed(rows, places)
+    if ids_line is not None and run is not None:  # the default L, named where it is used
+        k = next(k for k, row in enumerate(rows) if row.name == ids_line)
+        rows[k] = replace(
+            rows[k],
+            note=f"{rows[k].note}; the sample batch held {run.ids_per_row} ids a row, a "
+            "default (the data's length is not known here): summary(seq_len=L) counts "
+            "rows of L ids",
+        )
     params = model.parameters()
     return Summary(
         model_type=type(model).__name__,
@@ -940,7 +1020,7 @@ def _own_code_products(model: Module, batch_size: int) -> _OwnCode | None:
     sample), or as B² (z @ z.T across the batch: its row per batch of ``batch_size``);
     else its row is '?'. None where no forward ran with a graph."""
     run = _sample_run(model)
-    if run is None or not run.given.requires_grad:
+    if run is None or not run.recorded:
         return None
     gathered = _products_of(model, run)
     if gathered is None:
@@ -1005,11 +1085,14 @@ def _products_of(
     }  # their W·X is the Dense row's
     learns: dict[int, bool] = {}
     batched: dict[int, bool] = {}
+    # the batch, and what a layer made of it outside the graph (an Embedding's rows of
+    # ids: its graph holds W alone), grow with the batch
+    looked_up = {id(run.given)} | {id(out) for _, arg, out in run.calls if arg is run.given}
     for t in order:  # inputs first
         learns[id(t)] = (isinstance(t, Parameter) and t.requires_grad) or any(
             learns.get(id(i), False) for i in t.inputs
         )
-        batched[id(t)] = t is run.given or any(batched.get(id(i), False) for i in t.inputs)
+        batched[id(t)] = id(t) in looked_up or any(batched.get(id(i), False) for i in t.inputs)
     names = {id(p): name for name, p in model.named_parameters()}
     # a frozen parameter's view (w.T) records no graph of its own: known by its memory
     for t in order:
@@ -1152,9 +1235,11 @@ def _layer_calls(model: Module, layers: list[_Layer]) -> tuple[Counter[int], Cou
     return listed, None if run is None else run.counts()
 
 
-def _inputs_needing_grad(model: Module) -> dict[int, list[tuple[bool, bool]]] | None:
+def _inputs_needing_grad(model: Module) -> dict[int, list[tuple[bool, bool, bool]]] | None:
     """For each leaf layer (by id), each call's (whether its input needs ∂L/∂X, whether
-    its result is in the graph of the model's result at all), in call order, from the
+    its result is in the graph of the model's result at all, whether its second input
+    needs a gradient: a Bilinear's x2; the first's need where it has none), in call
+    order, from the
     graph a sample batch recorded: an input needs ∂L/∂X where its graph reaches a
     parameter that requires grad (as PyTorch's autograd decides it; the batch itself
     needs none). A forward of one's own calls its layers in its own order, which
@@ -1165,7 +1250,7 @@ def _inputs_needing_grad(model: Module) -> dict[int, list[tuple[bool, bool]]] | 
     if not _calls_layers_itself(model):
         return None
     run = _sample_run(model)
-    if run is None or not run.given.requires_grad:
+    if run is None or not run.recorded:
         return None
     known: dict[int, bool] = {}
 
@@ -1188,16 +1273,20 @@ def _inputs_needing_grad(model: Module) -> dict[int, list[tuple[bool, bool]]] | 
 
     result = run.result
     in_graph = {id(t) for t in topological_order(result)} if isinstance(result, Tensor) else None
-    found: dict[int, list[tuple[bool, bool]]] = {}
-    for key, arg, out in run.calls:
+    found: dict[int, list[tuple[bool, bool, bool]]] = {}
+    seconds = run.seconds or [None] * len(run.calls)
+    for (key, arg, out), second in zip(run.calls, seconds, strict=True):
         used = in_graph is None or (id(out) in in_graph and bool(out.inputs))  # type: ignore[union-attr]
-        found.setdefault(key, []).append((used and needs(arg), used))
+        first = used and needs(arg)
+        found.setdefault(key, []).append(
+            (first, used, used and needs(second) if isinstance(second, Tensor) else first)
+        )
     return found
 
 
 def _needs(
-    needs: dict[int, list[tuple[bool, bool]]] | None, key: int, call: int
-) -> tuple[bool, bool] | None:
+    needs: dict[int, list[tuple[bool, bool, bool]]] | None, key: int, call: int
+) -> tuple[bool, bool, bool] | None:
     """The ``call``-th call's entry of ``_inputs_needing_grad`` (None: not known)."""
     if needs is None or not 1 <= call <= len(needs.get(key, ())):
         return None
@@ -1262,7 +1351,7 @@ class _SampleRun:
     the model's result."""
 
     calls: list[tuple[int, object, object]]
-    given: Tensor
+    given: Tensor  # rows of features, or of ids where an Embedding takes them
     result: object
     # the forward as a chain (``_chained``), where it is one: the calls' layers and the
     # activations it applies itself (stand-in layers, by id), in order
@@ -1271,6 +1360,10 @@ class _SampleRun:
     outputs: list[object] = field(default_factory=list)  # each step's result
     stand_ins: dict[int, Activation] = field(default_factory=dict)
     again: _SampleRun | None = None  # the forward on 5 rows (how its products grow)
+    recorded: bool = True  # run with a graph (ids need no gradient: given's says not)
+    ids_per_row: int | None = None  # given is ids, this many a row
+    ids_stated: bool = False  # that many by summary(seq_len=…) or the model's widths
+    seconds: list[object] = field(default_factory=list)  # each call's second argument
 
     def __post_init__(self) -> None:
         self.steps, self.outputs, self.stand_ins = _chained(self.calls, self.given, self.result)
@@ -1329,13 +1422,14 @@ def _activations_between(source: object, target: object) -> list[tuple[Activatio
 
 
 def _sample_run(model: Module) -> _SampleRun | None:
-    """``_run_sample``'s, once per description (``_one_sample_run``)."""
+    """``_run_sample``'s, once per description (``_one_sample_run``) and ids a row."""
     runs = _sample_runs.get()
     if runs is None:
         return _run_sample(model)
-    if id(model) not in runs:
-        runs[id(model)] = (model, _run_sample(model))
-    return runs[id(model)][1]
+    key = (id(model), _ids_per_row.get())
+    if key not in runs:
+        runs[key] = (model, _run_sample(model))
+    return runs[key][1]
 
 
 def _run_sample(model: Module) -> _SampleRun | None:
@@ -1363,6 +1457,8 @@ def _run_sample(model: Module) -> _SampleRun | None:
     originals = [m for m in everything if not _is_container(m)]
     calls: list[tuple[int, object, object]] = []
     spans: list[tuple[int, object, object]] = []
+    seconds: list[object] = []  # each call's second argument (a Bilinear's x2), or None
+    lookups = {id(m) for m in originals if stock_kind(m, (Embedding,)) is not None}
     # the batch and each layer's result as made: the chain passes them on by identity, so
     # one changed in place before it is passed on (h += 1, h.relu_(), h.data *= 2) would
     # drop that change from the chain
@@ -1377,9 +1473,14 @@ def _run_sample(model: Module) -> _SampleRun | None:
     ) -> Callable[..., Any]:
         def counted(*args: Any, **kwargs: Any) -> Any:
             result = forward(*args, **kwargs)
+            if key in lookups and isinstance(result, Tensor) and is_grad_enabled():
+                # a frozen Embedding's rows record no graph: what the forward makes of
+                # them would be cut off from the batch (its products counted per batch)
+                result.requires_grad_(True)
             into.append((key, args[0] if args else None, result))  # (inner calls first)
             if into is calls:
                 keep(result)
+                seconds.append(args[1] if len(args) > 1 else kwargs.get("x2"))
             return result
 
         return counted
@@ -1388,11 +1489,13 @@ def _run_sample(model: Module) -> _SampleRun | None:
         into = spans if _is_container(original) else calls
         twin_module.forward = counting(id(original), twin_module.forward, into)
 
-    def run(rows: np.ndarray, recorded: bool) -> _SampleRun | None:
+    def run(rows: np.ndarray, recorded: bool, ids: int | None = None) -> _SampleRun | None:
         calls.clear()
         spans.clear()
         made.clear()
-        x = Tensor(rows.astype(model.dtype), requires_grad=recorded)
+        seconds.clear()
+        # ids (whole numbers in the model's dtype, as fit hands them on) need no gradient
+        x = Tensor(rows.astype(model.dtype), requires_grad=recorded and ids is None)
         keep(x)
         try:
             with twin.evaluating(), set_grad_enabled(recorded), _draws_undone():
@@ -1400,7 +1503,15 @@ def _run_sample(model: Module) -> _SampleRun | None:
                     result = twin(x)
         except Exception:  # not this width, or not one array, or not with a graph
             return None
-        found = _SampleRun(list(calls), x, result, list(spans))
+        found = _SampleRun(
+            list(calls),
+            x,
+            result,
+            list(spans),
+            recorded=recorded,
+            ids_per_row=ids,
+            seconds=list(seconds),
+        )
         if any(
             t._version != version or not np.array_equal(t.data, data, equal_nan=True)
             for t, version, data in made
@@ -1418,24 +1529,60 @@ def _run_sample(model: Module) -> _SampleRun | None:
             for k in sample.steps
         ]
 
+    draw = np.random.default_rng(0)
+    # (the sample of n rows, ids a row or None for features, whether that many is known)
+    tries: list[tuple[Callable[[int], np.ndarray], int | None, bool]] = []
+    embeddings = [m for m in originals if id(m) in lookups]
+    for original, twin_module in zip(everything, copies, strict=True):
+        if id(original) in lookups:
+            twin_module.max_norm = None  # (its renorm writes into the shared W; no FLOPs)
+    if embeddings:  # ids first, within every Embedding's rows: float rows it refuses
+        vocab = min(int(m.num_embeddings) for m in embeddings)
+        given = _ids_per_row.get()
+        # a Dense taking L looked-up rows, flat (L·d), pins L; else the default runs
+        pinned = [
+            int(m.in_features) // int(e.embedding_dim)
+            for m in originals
+            if getattr(m, "in_features", None)
+            for e in embeddings
+            if int(m.in_features) % int(e.embedding_dim) == 0
+        ]
+        lengths = [given] if given else [SAMPLE_IDS, *pinned]
+        for length in dict.fromkeys(n for n in lengths if n):
+            tries.append(
+                (
+                    functools.partial(_ids_sample, draw, vocab, length),
+                    length,
+                    bool(given) or length in pinned,
+                )
+            )
     widths = [_first_width(model), *(getattr(m, "in_features", None) for m in originals)]
     # then a parameter's dims: a forward of one's own (x @ self.w.T) says no in_features
     widths += [int(d) for p in model.parameters() for d in reversed(p.shape)]
-    draw = np.random.default_rng(0)
     sample = draw.standard_normal((2, max(filter(None, widths), default=1)))
     others = [1.0 + 3.0 * draw.standard_normal((rows, sample.shape[1])) for rows in (1, 5)]
-    for width, recorded in itertools.product(dict.fromkeys(w for w in widths if w), (1, 0)):
-        found = run(sample[:, :width], bool(recorded))
-        if found is None:
-            continue
-        seen = chain(found)
-        # a chain on this batch only (a branch on the values or the batch size) is none
-        if seen is not None and any(chain(run(o[:, :width], True)) != seen for o in others):
-            found.steps, found.outputs, found.stand_ins = None, [], {}
-        if recorded:  # how its own code's products grow with the batch
-            found.again = run(others[1][:, :width], True)
-        return found
+    for width in dict.fromkeys(w for w in widths if w):
+        rows = {2: sample[:, :width], 1: others[0][:, :width], 5: others[1][:, :width]}
+        tries.append((rows.__getitem__, None, False))
+    for make, ids, stated in tries:
+        batches = {n: make(n) for n in (2, 1, 5)}
+        for recorded in (True, False):
+            found = run(batches[2], recorded, ids)
+            if found is None:
+                continue
+            found.ids_stated = stated
+            seen = chain(found)
+            # a chain on this batch only (a branch on the values or the batch size) is none
+            if seen is not None and any(chain(run(batches[n], True, ids)) != seen for n in (1, 5)):
+                found.steps, found.outputs, found.stand_ins = None, [], {}
+            if recorded:  # how its own code's products grow with the batch
+                found.again = run(batches[5], True, ids)
+            return found
     return None
+
+
+def _ids_sample(draw: np.random.Generator, vocab: int, length: int, rows: int) -> np.ndarray:
+    return draw.integers(0, vocab, (rows, length))
 
 
 @contextmanager
@@ -1504,12 +1651,12 @@ def _row(
     itemsize: int,
     call: int = 1,
     calls: int = 1,
-    needs: tuple[bool, bool] | None = None,
+    needs: tuple[bool, bool, bool] | None = None,
 ) -> LayerRow:
     """Layer's row for its ``call``-th call (0: never called, costing nothing). ``needs``:
-    whether that call's input needs ∂L/∂X, and whether it has a backward at all, as a
-    sample batch's graph showed them (``_inputs_needing_grad``); None: by the order
-    listed."""
+    whether that call's input needs ∂L/∂X, whether it has a backward at all, and whether
+    its second input needs a gradient (a Bilinear's x2), as a sample batch's graph
+    showed them (``_inputs_needing_grad``); None: by the order listed (x2 as x1)."""
     module = layer.module
     forward = training = 0
     # a later call runs after the layer's own trainable parameters (∂L/∂X counted by order)
@@ -1517,8 +1664,9 @@ def _row(
         call > 1 and any(p.requires_grad for p in module.parameters())
     )
     backward = True
+    needs_second = needs_input_grad
     if needs is not None:
-        needs_input_grad, backward = needs
+        needs_input_grad, backward, needs_second = needs
     if runs_dense_forward(module) and call:
         m, n = module.out_features, module.in_features
         bias = m if module.bias is not None else 0
@@ -1534,8 +1682,7 @@ def _row(
     if stock_kind(module, (Bilinear,)) is not None and call:
         # yₒ = x1ᵀ·Wₒ·x2 + bₒ: U = x1ᵀ·Wₒ (2·i1·i2 each o), then U·x2 (2·i2). Backward as
         # ops.bilinear computes it, each for what needs it: ∂L/∂W = Σ g·x1·x2ᵀ (2·o·i1·i2),
-        # ∂L/∂x1 = Σₒ gₒ·(Wₒ·x2) (2·o·i1·(i2 + 1)), ∂L/∂x2 = Σₒ gₒ·Uₒ (2·o·i2; x2's need
-        # taken as x1's)
+        # ∂L/∂x1 = Σₒ gₒ·(Wₒ·x2) (2·o·i1·(i2 + 1)), ∂L/∂x2 = Σₒ gₒ·Uₒ (2·o·i2)
         o, i1, i2 = module.weight.shape
         bias = o if module.bias is not None else 0
         forward = 2 * o * i2 * (i1 + 1) + bias
@@ -1545,7 +1692,9 @@ def _row(
         if bias and _learns(module.bias) and backward:
             training += bias
         if needs_input_grad:
-            training += 2 * o * i1 * (i2 + 1) + 2 * o * i2
+            training += 2 * o * i1 * (i2 + 1)
+        if needs_second:
+            training += 2 * o * i2
         width = o
     shape: tuple[int | None, ...] | None = None if width is None else (width,)
     note = None
@@ -2196,15 +2345,21 @@ def graph_diagram(root: Tensor, model: Module | None = None) -> str:
 _measured_rates: dict[str, float] = {}
 
 
-def _module_summary(self: Module, batch_size: int = 32, gemm_rate: float | None = None) -> Summary:
+def _module_summary(
+    self: Module,
+    batch_size: int = 32,
+    gemm_rate: float | None = None,
+    seq_len: int | None = None,
+) -> Summary:
     """``model.summary()``: the per-layer table, with the floor of a training step at
-    ``batch_size`` from this machine's GEMM rate (measured once per process and dtype)."""
+    ``batch_size`` from this machine's GEMM rate (measured once per process and dtype);
+    ``seq_len``: the ids a row, for a model whose Embedding takes them (``summary``)."""
     if gemm_rate is None:
         dtype = str(resolve_dtype(self.dtype))
         if dtype not in _measured_rates:
             _measured_rates[dtype] = measure_gemm_rate(dtype)
         gemm_rate = _measured_rates[dtype]
-    return summary(self, batch_size, gemm_rate)
+    return summary(self, batch_size, gemm_rate, seq_len)
 
 
 # A method on every Module, attached here (as ops attaches Tensor's operators): the

@@ -30,6 +30,7 @@ from wxb.describe import (
     normalization_text,
     percent,
     runs_dense_forward,
+    sample_ids_per_row,
 )
 from wxb.errors import ConfigError, DataError
 from wxb.nn.heads import head_index, model_task, probability_head, trained_loss
@@ -687,7 +688,8 @@ def explain_model(
     ):
         layers = layers_in_order(model)
         # a forward of its own: layer by layer where it only chains them
-        chain = chain_layers(model) if layers == [model] else None
+        with sample_ids_per_row(rows.shape[1] if rows.ndim == 2 else None):  # (ids: X's)
+            chain = chain_layers(model) if layers == [model] else None
         if chain is not None:
             steps = _forward_steps(chain, Tensor(rows), batch, _step_keys(model, chain))
             with no_grad():  # (seen on a sample batch: these rows must take the same path)
