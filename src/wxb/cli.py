@@ -32,11 +32,14 @@ from wxb.backend import resolve_dtype
 from wxb.checkpoint import CheckpointFolder, is_checkpoint_file
 from wxb.columns import TableEncoder, explain_row, knows_columns, model_encoder, reading_for
 from wxb.describe import (
+    SAMPLE_IDS,
     architecture_diagram,
     backward_diagram,
     forward_diagram,
     graph_diagram,
+    input_row,
     markdown_text,
+    sample_ids_per_row,
     summary,
 )
 from wxb.distributed import Ranks, RanksFailed, launched_rank, launched_ranks
@@ -179,6 +182,24 @@ class _DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
         if action.default is None or action.default is False:  # 0 == False, but 0 is shown
             return action.help
         return super()._get_help_string(action)
+
+
+def _seq_len(text: str) -> int:
+    """--seq-len: a positive whole number (argparse's error then says which option)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}")
+    return value
+
+
+SEQ_LEN_HELP = (
+    "ids a row of the data, for a model whose Embedding takes ids (default: as many as a "
+    "Dense taking them flat says, else the data's: '?', or a sample of 8 for a forward of "
+    "its own, named as a default)"
+)
 
 
 def build_parser() -> _Parser:
@@ -401,6 +422,8 @@ def build_parser() -> _Parser:
                              help="md: a Markdown table")  # fmt: skip
     summary_cmd.add_argument("--no-floor", action="store_true",
                              help="skip the GEMM-rate measurement (about a second)")  # fmt: skip
+    summary_cmd.add_argument("--seq-len", type=_seq_len, default=None, metavar="L",
+                             help=SEQ_LEN_HELP)  # fmt: skip
     summary_cmd.set_defaults(run=run_summary)
 
     diagram = commands.add_parser(
@@ -418,6 +441,8 @@ def build_parser() -> _Parser:
                          help="the batch B the shapes are drawn for")  # fmt: skip
     diagram.add_argument("--format", choices=("mermaid", "md"), default="mermaid",
                          help="md: inside a ```mermaid fence, for Markdown")  # fmt: skip
+    diagram.add_argument("--seq-len", type=_seq_len, default=None, metavar="L",
+                         help=SEQ_LEN_HELP)  # fmt: skip
     diagram.set_defaults(run=run_diagram)
 
     export = commands.add_parser(
@@ -1727,7 +1752,10 @@ def run_summary(args: argparse.Namespace) -> None:
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be ≥ 1")
     model = load_model(args.model)
-    table = model.summary(args.batch_size) if not args.no_floor else summary(model, args.batch_size)
+    if args.no_floor:
+        table = summary(model, args.batch_size, seq_len=args.seq_len)
+    else:
+        table = model.summary(args.batch_size, seq_len=args.seq_len)
     print(table.markdown() if args.format == "md" else table.text())
 
 
@@ -1735,6 +1763,16 @@ def run_diagram(args: argparse.Namespace) -> None:
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be ≥ 1")
     model = load_model(args.model)
+    with sample_ids_per_row(args.seq_len):  # (a model taking ids: rows of L of them)
+        text = _diagram(model, args)
+    print(f"```mermaid\n{text}\n```" if args.format == "md" else text)
+
+
+def _is_lookup(module: object) -> bool:
+    return hasattr(module, "num_embeddings")  # (an Embedding, as input_width tells one)
+
+
+def _diagram(model, args: argparse.Namespace) -> str:
     if args.kind == "architecture":
         text = architecture_diagram(model)
     elif args.kind == "forward":
@@ -1744,23 +1782,30 @@ def run_diagram(args: argparse.Namespace) -> None:
     else:  # one training step's recorded graph, on random rows of the right shape
         model.train()  # as in training: Dropout records its mask
         rng = np.random.default_rng(0)
-        X = rng.standard_normal((args.batch_size, input_width(model) or 1)).astype(model.dtype)
+        length, ids = input_row(model)
+        if ids:  # ids within every Embedding's rows (floats it refuses), L a row
+            vocab = min(m.num_embeddings for _, m in model.named_modules() if _is_lookup(m))
+            X = rng.integers(0, vocab, (args.batch_size, length or SAMPLE_IDS))
+        else:
+            X = rng.standard_normal((args.batch_size, input_width(model) or 1))
+            X = X.astype(model.dtype)
         _, loss, classes = model_task(model)
         width = output_width(model) or 1
+        out = model(X)
         if loss in ("cross_entropy", "multi_margin"):
             y = rng.integers(0, len(classes), size=args.batch_size)
         elif loss == "multilabel_margin":  # each row's labels, −1 ending them
             y = rng.integers(-1, width, size=(args.batch_size, width))
-        else:
-            y = rng.standard_normal((args.batch_size, width))
+        else:  # (rows of ids looked up, no Dense after: each row's (L, d) as it is)
+            y = rng.standard_normal(out.shape if out.ndim > 2 else (args.batch_size, width))
             if loss in ("bce_with_logits", "multilabel_soft_margin"):
                 y = y > 0
             elif loss in ("soft_margin", "hinge_embedding"):  # labels −1/+1
                 y = np.where(y > 0, 1, -1)
             y = y.astype(model.dtype)
         # the loss with the options fit recorded (a margin): the graph training records
-        text = graph_diagram(get_loss(trained_loss(model.info, loss))(model(X), y), model)
-    print(f"```mermaid\n{text}\n```" if args.format == "md" else text)
+        text = graph_diagram(get_loss(trained_loss(model.info, loss))(out, y), model)
+    return text
 
 
 def run_report(args: argparse.Namespace) -> None:

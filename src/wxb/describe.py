@@ -412,8 +412,8 @@ def _first_width(model: Module, chain: _Chain | None = None) -> int | None:
     for leaf in in_order:
         if leaf is None:
             return None
-        if stock_kind(leaf, (Embedding,)) is not None:
-            return _ids_a_row(leaf.embedding_dim, in_order)
+        if stock_kind(leaf, (Embedding,)) is not None:  # (else the data's: seq_len)
+            return _ids_a_row(leaf.embedding_dim, in_order) or _ids_per_row.get()
         if _is(leaf, (Dense, Standardize)):
             return int(leaf.in_features)
         if not (_is(leaf, (Activation, Dropout)) or _keeps_width(leaf)):
@@ -421,6 +421,51 @@ def _first_width(model: Module, chain: _Chain | None = None) -> int | None:
             width = getattr(leaf, "in_features", None)
             return None if width is None else int(width)
     return input_width(model)
+
+
+def _takes_ids(model: Module, chain: _Chain | None = None) -> bool:
+    """Whether the model's input is rows of ids: its first layer (as ``_first_width``
+    finds it) is an Embedding, or its sample batch fed one ids."""
+    if chain is not None:
+        first: Module | None = chain.modules[chain.steps[0]] if chain.steps else None
+    else:
+        first = next(iter(_leaves(model)), None) if not _in_unknown_order(model) else None
+    if first is not None and stock_kind(first, (Embedding,)) is not None:
+        return True
+    run = _sample_run(model) if _calls_layers_itself(model) else None
+    return run is not None and run.ids_per_row is not None
+
+
+def _input_width(model: Module, chain: _Chain | None) -> int | None:
+    """``_first_width``, or where a forward of one's own takes ids into an Embedding
+    (F.relu(self.emb(ids))), the ids a row of its sample batch: the widths after follow."""
+    width = _first_width(model, chain)
+    if width is None and _calls_layers_itself(model):
+        run = _sample_run(model)
+        first = chain.modules[chain.steps[0]] if chain is not None and chain.steps else None
+        if run is not None and (first is None or stock_kind(first, (Embedding,)) is not None):
+            width = run.ids_per_row
+    return width
+
+
+@_one_sample_run
+def input_row(model: Module) -> tuple[int | None, bool]:
+    """A row of what ``model`` takes: its width (ids a row: ``sample_ids_per_row``'s, the
+    model's widths', a sample's; None where not known) and whether it is ids."""
+    chain = _call_chain(model)
+    return _input_width(model, chain), _takes_ids(model, chain)
+
+
+def _input_text(model: Module, chain: _Chain | None, width: int | None) -> str:
+    """What a row of X is: n features, or L ids (the sample batch's L marked as a
+    default where neither seq_len nor the model's widths say it)."""
+    if not _takes_ids(model, chain):
+        return f"{_dim(width)} features"
+    run = _sample_run(model) if _calls_layers_itself(model) else None
+    default = run is not None and not run.ids_stated and _first_width(model, chain) is None
+    return f"{_dim(width)} ids" + " (a default: the data's not known)" * (
+        default and width is not None
+    )
 
 
 def _ids_a_row(d: int, after: Iterator[Module | None]) -> int | None:
@@ -511,7 +556,7 @@ def _structure(model: Module) -> list[_Layer | _Group]:
 
 def _walk(model: Module, chain: _Chain | None) -> list[_Layer | _Group]:
     """``_structure`` with the forward's steps given (``_call_chain``'s) or not."""
-    state = {"width": _first_width(model, chain), "dense": 0, "trainable": False, "free": False}
+    state = {"width": _input_width(model, chain), "dense": 0, "trainable": False, "free": False}
     first: dict[int, int] | None = None
     if chain is None and _calls_layers_itself(model):
         run = _sample_run(model)
@@ -1903,7 +1948,7 @@ def architecture_diagram(model: Module) -> str:
     chart = _Flowchart("LR")
     chain = _call_chain(model)
     structure = _walk(model, chain)
-    first_width = _first_width(model, chain)
+    first_width = _input_width(model, chain)
     layers = _flatten(structure)
     listed, calls = _layer_calls(model, layers)
 
@@ -1918,7 +1963,7 @@ def architecture_diagram(model: Module) -> str:
         ]
 
     ids: list[str] = [
-        chart.node("in0", "Input A⁽⁰⁾ = X", f"{_dim(first_width)} features", shape="stadium")
+        chart.node("in0", "Input A⁽⁰⁾ = X", _input_text(model, chain, first_width), shape="stadium")
     ]
     stage = table_stage_lines(model)
     if stage:  # raw columns → X: filled, one-hot encoded
@@ -2080,7 +2125,7 @@ def forward_diagram(model: Module, batch_size: int | None = None) -> str:
     cols = _columns(batch_size)
     chart = _Flowchart("TD")
     before, blocks = _dense_blocks(_flatten(_structure(model)))
-    n0 = _dim(_first_width(model, _call_chain(model)))
+    n0 = _dim(_input_width(model, _call_chain(model)))
     if before:
         ids = [chart.node("in0", "Input X", f"{n0}×{cols}", shape="stadium")]
         for k, layer in enumerate(before, start=1):

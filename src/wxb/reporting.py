@@ -41,6 +41,7 @@ from wxb.describe import (
     measure_gemm_rate,
     one_sample_run,
     percent,
+    sample_ids_per_row,
     summary,
     table_stage_lines,
     unknown_order,
@@ -154,8 +155,10 @@ def report_html(
         check_history_matches(model, record, _history_source(history))
     if gemm_rate is None and floor:
         gemm_rate = measure_gemm_rate(model.dtype)
-    with one_sample_run():  # the summary and the diagrams ask of one sample forward
-        table = summary(model, batch_size, gemm_rate)
+    # the summary and the diagrams ask of one sample forward, on rows of X's width (a
+    # model taking ids: as many a row as the data holds)
+    with one_sample_run(), sample_ids_per_row(_row_width(X)):
+        table = summary(model, batch_size, gemm_rate, _row_width(X))
         walk, head_scored = None, False
         label = sample if sample_label is None else sample_label
         if X is not None:  # (its intro said 'every row of X' of the one row it walks)
@@ -164,6 +167,19 @@ def report_html(
         page = _Page(model, model_path, table, walk, record, label, data_source, row_stage or [])
         page.head_scored = head_scored
         return page.html()
+
+
+def _row_width(X: object) -> int | None:
+    """The width of X's rows (a table's columns; one row's length), None without X or
+    where its rows have no one width."""
+    if X is None:
+        return None
+    try:
+        shape = getattr(X, "shape", None) or np.shape(X)
+    except ValueError:  # ragged rows: the walk-through says what is wrong with them
+        return None
+    width = shape[-1] if len(shape) in (1, 2) else 0
+    return int(width) if width > 0 else None
 
 
 def read_history(history: History | dict[str, Any] | str | Path) -> dict[str, Any]:
