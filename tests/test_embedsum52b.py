@@ -2,13 +2,16 @@
 row) reaches them from the command line (--seq-len), from wxb.report's X, and through
 an activation the forward applies itself; the diagram's input says "L ids"."""
 
+import numpy as np
 import pytest
 from test_describe import parse_mermaid
 
 import wxb
 import wxb.nn.functional as F
 from wxb.cli import main
-from wxb.nn import Dense, Embedding, Module, ReLU, Sequential
+from wxb.nn import Dense, Embedding, Flatten, Module, ReLU, Sequential
+
+torch = pytest.importorskip("torch")
 
 
 def _cli(capsys, *argv):
@@ -144,3 +147,52 @@ def test_a_sequential_takes_seq_len_and_its_input_is_ids(seeded):
     n = int(rng.integers(1, 9))
     chart = parse_mermaid(wxb.describe.architecture_diagram(Sequential(Dense(n, 2), ReLU())))
     assert chart.nodes["in0"][1].split("<br>")[1] == f"{n} features", where
+
+
+def test_explain_shows_the_lookup_and_the_gradient_of_its_table(seeded):
+    """explain showed an Embedding as "one step here (code of its own…)", its ∂L/∂W
+    not shown. Now its step is H = W[X] (row i of W for each id i) and the backward
+    shows ∂L/∂W[i], the sum of the δ of the rows that looked up i (the padding row none,
+    each divided by its count with scale_grad_by_freq): torch's autograd, float64."""
+    rng = seeded.rng
+    vocab, d, length = _sizes(rng)
+    vocab += 1  # (a padding id and at least one other)
+    classes, B = int(rng.integers(2, 5)), int(rng.integers(1, 6))
+    pad = int(rng.integers(vocab)) if rng.integers(2) else None
+    freq = bool(rng.integers(2))
+    frozen = bool(rng.integers(2))  # shown as backward would compute it were it trainable
+    emb = Embedding(vocab, d, padding_idx=pad, scale_grad_by_freq=freq)
+    model = Sequential(emb, ReLU(), Flatten(), Dense(length * d, classes)).double()
+    emb.weight.requires_grad = not frozen
+    where = seeded.msg(f"V={vocab} d={d} L={length} B={B} pad={pad} freq={freq} frozen={frozen}")
+    ids = rng.integers(0, vocab, size=(B, length))
+    if pad is not None:
+        ids[rng.integers(B), rng.integers(length)] = pad  # a padded place, at least
+    y = rng.integers(0, classes, size=B)
+    shown = wxb.explain(model, ids, y, sample_rows=B)
+    text = shown.text()
+    assert "one step here" not in text, where + text
+
+    W = torch.tensor(emb.weight.data, requires_grad=True)
+    lin = model[3]
+    rows = torch.nn.functional.embedding(
+        torch.tensor(ids), W, padding_idx=pad, scale_grad_by_freq=freq
+    )
+    z = torch.nn.functional.linear(
+        torch.relu(rows).flatten(1), torch.tensor(lin.weight.data), torch.tensor(lin.bias.data)
+    )
+    torch.nn.functional.cross_entropy(z, torch.tensor(y)).backward()
+
+    lookup = shown.step("embedding1.out")
+    assert lookup.equation.startswith("H⁽⁰⁾ = W[X]"), where + lookup.equation
+    # column notation: d×L×B, the rows as exact copies of W's
+    assert np.array_equal(lookup.value, rows.detach().numpy().T), where
+    grad = shown.step("embedding1.dL/dW")
+    assert grad.equation.startswith("∂L/∂W[i] = Σ of ∂L/∂H⁽⁰⁾"), where + grad.equation
+    # sums of a few δ rows each (d·B·L terms at most): float64 rounding
+    np.testing.assert_allclose(grad.value, W.grad.numpy(), rtol=1e-12, atol=1e-15, err_msg=where)
+    assert ("padding_idx" in grad.note) == (pad is not None), where + grad.note
+    assert ("scale_grad_by_freq" in grad.note) == freq, where + grad.note
+    if pad is not None:
+        assert not grad.value[pad].any(), where
+    assert np.array_equal(model[0].weight.data, W.detach().numpy()), where  # (untouched)

@@ -34,7 +34,7 @@ from wxb.describe import (
 )
 from wxb.errors import ConfigError, DataError
 from wxb.nn.heads import head_index, model_task, probability_head, trained_loss
-from wxb.nn.layers import GLU, Activation, Dense, Dropout, Standardize
+from wxb.nn.layers import GLU, Activation, Dense, Dropout, Embedding, Standardize
 from wxb.nn.losses import (
     CrossEntropyLoss,
     Loss,
@@ -698,7 +698,7 @@ def explain_model(
         keys = _step_keys(model, layers)
         if layers is not chain:
             steps = _forward_steps(layers, Tensor(rows), batch, keys)
-        forward, output, retained, inputs, fed, logits, levels = steps
+        forward, output, retained, inputs, fed, logits, levels, lookups = steps
         sections = [forward]
         if y is not None:
             loss, probabilities = scored_loss(model, loss, probabilities)
@@ -719,7 +719,7 @@ def explain_model(
             value.backward()
             sections += _backward_sections(
                 layers, loss_fn, value, target, retained, inputs, fed, keys, grads, levels,
-                probabilities,
+                probabilities, lookups,
             )  # fmt: skip
             names = (getattr(model, "info", None) or {}).get("classes") or []
             shown_y = target.ndim == 1 and target.size <= MAX_SHOWN  # the note lists y
@@ -756,6 +756,7 @@ def explain_model(
         key
         for layer, key in zip(layers, keys, strict=True)
         if stock_kind(layer, STOCK_LAYERS) is None
+        and not is_stock(layer, Embedding)  # (its lookup and ∂L/∂W shown)
         and layer.parameters()
         and layer is not model
         and not _hooked_dense(layer)  # (its W·X + b shown: said in its steps)
@@ -813,10 +814,13 @@ def _forward_steps(
     dict[int, np.ndarray],
     list[Tensor],
     dict[int, tuple[int, int]],
+    dict[int, _Lookup],
 ]:
     """Run the layers one by one (keeping each Dense's Z for its δ) and describe each;
-    each Dense's (l, k) by position: the l of its Z and δ, the k of its W and b."""
+    each Dense's (l, k) by position: the l of its Z and δ, the k of its W and b; each
+    Embedding's lookup by position (its rows' δ gives its ∂L/∂W)."""
     steps: list[Step] = []
+    lookups: dict[int, _Lookup] = {}
     retained: dict[int, Tensor] = {}  # layer position → its Z
     fed: dict[int, np.ndarray] = {}  # layer position → the rows it read
     inputs: dict[int, _Symbol] = {}  # layer position → the symbol of what it reads
@@ -934,6 +938,42 @@ def _forward_steps(
             current = Asym
         elif is_stock(layer, Dropout):
             continue  # eval mode: the identity
+        elif is_stock(layer, Embedding):
+            # a lookup: row i of the table W for each id i (one_hot(X)·W without the zeros)
+            others += 1
+            Hsym = _symbol("H", dense_index)
+            if others > 1:
+                Hsym = _Symbol(
+                    Hsym.text + str(others).translate(_SUBSCRIPTS), rf"{Hsym.latex}_{{{others}}}"
+                )
+            ids = np.asarray(x.data).astype(np.int64)  # (whole numbers, as fit hands them on)
+            x = layer(x).retain_grad()
+            lookups[position] = _Lookup(x, ids, Hsym)
+            V, d = layer.num_embeddings, layer.embedding_dim
+            H = x.data.T
+            stats, facts = _stats(H, zeros=False)
+            shapes = f"({V}×{d})[{_dims(ids.T.shape)}]"
+            renorm = (
+                f"; first each row looked up whose norm exceeds max_norm = {layer.max_norm} "
+                "scaled to it, in W itself"
+                if layer.max_norm is not None
+                else ""
+            )
+            steps.append(
+                Step(
+                    f"{key}.out",
+                    f"{Hsym.text} = W[{current.text}]: for each id i, row i of W",
+                    shapes,
+                    H,
+                    rf"{Hsym.latex} = \mathbf{{W}}[{current.latex}]",
+                    shapes.replace("×", r" \times "),
+                    note=f"{Hsym.text}: {_dims(H.shape)}; {stats}\nW: {key}'s table, {V}×{d} "
+                    f"(a row of {d} per id); no product: 0 FLOPs{renorm}",
+                    group=group,
+                    facts={"shape": H.shape, "W_shape": (V, d), **facts},
+                )
+            )
+            current = Hsym
         else:
             standardize = is_stock(layer, Standardize)
             # Dense layers run inside this step (a block of one's own, a hooked Sequential):
@@ -980,7 +1020,7 @@ def _forward_steps(
             current = Hsym
     intro = [f"Forward FLOPs of the products W·X: {total_flops}."]
     section = Section("Forward pass: Z = W·X + b, A = f(Z), layer by layer", intro, steps)
-    return section, x, retained, inputs, fed, seen, levels
+    return section, x, retained, inputs, fed, seen, levels, lookups
 
 
 def _loss_and_target(
@@ -1100,6 +1140,7 @@ def _backward_sections(
     grads: gradients_apart,
     levels: dict[int, tuple[int, int]],
     probabilities: bool = False,
+    lookups: dict[int, _Lookup] | None = None,
 ) -> list[Section]:
     """The loss, then δ⁽ˡ⁾, ∂L/∂W⁽ˡ⁾ and ∂L/∂b⁽ˡ⁾ from the last Dense layer to the first.
 
@@ -1264,10 +1305,64 @@ def _backward_sections(
                     facts={"shape": (m,), "norm": norm_b},
                 )
             )
+    for position in sorted(lookups or {}, reverse=True):  # (an Embedding: below the Denses)
+        steps.append(_lookup_gradient(layers[position], keys[position], lookups[position],
+                                      grads, uses))  # fmt: skip
     intro = [
         "δ⁽ˡ⁾ = ∂L/∂Z⁽ˡ⁾ and the gradients below are what loss.backward() left in wxb's graph.",
     ]
     return [loss_section, Section("Backward pass: δ⁽ˡ⁾, ∂L/∂W⁽ˡ⁾, ∂L/∂b⁽ˡ⁾", intro, steps)]
+
+
+@dataclass
+class _Lookup:
+    """An Embedding's step: its rows (their δ kept), the ids it looked up, their symbol."""
+
+    rows: Tensor
+    ids: np.ndarray
+    symbol: _Symbol
+
+
+def _lookup_gradient(
+    layer: Module, key: str, lookup: _Lookup, grads: gradients_apart, uses: dict[int, int]
+) -> Step:
+    """∂L/∂W of an Embedding's table: the δ of each row it looked up (∂L/∂H) added into
+    row i of W for each id i, the padding row none (a scatter-add, not a product)."""
+    V, d = layer.num_embeddings, layer.embedding_dim
+    G = lookup.rows.grad
+    delta = np.zeros(lookup.rows.shape, lookup.rows.data.dtype) if G is None else G
+    H = lookup.symbol
+    shared = uses[id(layer.weight)] > 1
+    grad_W = None if shared else grads[layer.weight]
+    if grad_W is None:  # this place's share alone (the weight used elsewhere too), or no δ
+        grad_W = np.zeros((V, d), delta.dtype)
+        np.add.at(grad_W, lookup.ids.reshape(-1), delta.reshape(-1, d))
+        if layer.scale_grad_by_freq:
+            grad_W /= np.maximum(np.bincount(lookup.ids.reshape(-1), minlength=V), 1)[:, None]
+        if layer.padding_idx is not None:
+            grad_W[layer.padding_idx] = 0
+    norm = float(np.linalg.norm(np.asarray(grad_W, np.float64)))
+    text = f"∂L/∂W[i] = Σ of ∂L/∂{H.text} over the rows that looked up i"
+    latex = (
+        r"\frac{\partial \mathcal{L}}{\partial \mathbf{W}_i} = \sum_{(b, j):\, X_{bj} = i} "
+        rf"\frac{{\partial \mathcal{{L}}}}{{\partial ({H.latex})_{{bj}}}}"
+    )
+    notes = [f"∂L/∂W: {V}×{d}; ‖∂L/∂W‖_F = {_num(norm)}; a row of ids not looked up is 0"]
+    if layer.scale_grad_by_freq:
+        notes.append("each row divided by how often its id is in the batch (scale_grad_by_freq)")
+    if layer.padding_idx is not None:
+        notes.append(f"row {layer.padding_idx} (padding_idx) takes none")
+    return Step(
+        f"{key}.dL/dW",
+        text,
+        f"({V}×{d})",
+        grad_W,
+        latex,
+        rf"({V} \times {d})",
+        note="; ".join(notes) + "; adds, no product: 0 FLOPs" + (_SHARED_NOTE if shared else ""),
+        group=_describe(layer, key),
+        facts={"shape": (V, d), "norm": norm},
+    )
 
 
 _SHARED_NOTE = (
