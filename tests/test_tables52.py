@@ -213,3 +213,38 @@ def test_predictions_line_up_with_the_rows_and_ids_however_the_table_is_written(
     code, out, err = run(capsys, "eval", model, path)
     assert code == 0, err
     assert f"{int(frame['label'].notna().sum())} samples" in out
+
+
+@pytest.mark.parametrize(
+    "encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"]
+)
+def test_a_utf16_or_utf32_file_read_as_utf8_is_refused_naming_its_encoding(
+    tmp_path, rng, capsys, encoding
+):
+    # Excel's 'Unicode text' export. Read as utf-8 it was refused with '--encoding (e.g.
+    # latin-1)', which then read it as NULs and letters ('line 42: 1 values but the header
+    # has 3'); without a byte-order mark, or without a last line break, it was read in
+    # silence: names and cells with a NUL beside each letter.
+    n = int(rng.integers(12, 40))
+    frame = pd.DataFrame({
+        "x": np.round(rng.normal(size=n), 3),
+        "town": rng.choice(["Zürich", "Köln", "Lyon"], n),
+        "label": rng.choice(["p", "q"], n),
+    })  # fmt: skip
+    text = frame.to_csv(index=False, sep=str(rng.choice(["\t", ","])))
+    if rng.random() < 0.5:
+        text = text.rstrip("\n")
+    path = tmp_path / "unicode.csv"
+    path.write_bytes(text.encode(encoding))
+    given = str(rng.choice(["utf-8", "latin-1"]))
+    code, _, err = run(capsys, "train", "--data", path, "--target", "label", "--encoding", given,
+                       "-q", "--epochs", "1", "-o", tmp_path / "m.safetensors")  # fmt: skip
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"give --encoding {encoding}" in err, err
+    with pytest.raises(DataError, match=f"give --encoding {encoding}"):
+        read_table(path)
+    table = read_table(path, encoding=encoding)  # as advised: pandas's reading
+    expected = pd.read_csv(path, sep=None, engine="python", encoding=encoding)
+    assert table.names == list(expected.columns)
+    np.testing.assert_array_equal(table["x"].values, expected["x"].to_numpy())
+    assert table["town"].values.tolist() == expected["town"].tolist()

@@ -1054,6 +1054,13 @@ def _sample(path: Path, compression: str | None, encoding: str, size: int = 1 <<
             raise DataError(f"{path}: not CSV text but {what}")
     if len(raw) > 8 and raw[8:10] == b'{"' and int.from_bytes(raw[:8], "little") < len(raw) + 2**26:
         raise DataError(f"{path}: not CSV text but a safetensors (model) file")
+    wide, why = _wide_text(raw)
+    if wide and not codecs.lookup(encoding).name.startswith(wide[:6]):
+        # Excel's 'Unicode text' export: read as utf-8 (or latin-1, as the advice for an
+        # undecodable byte said) its cells and names held NULs, or the last line was short
+        raise DataError(
+            f"{path}: {wide.upper()} text ({why}), not {encoding}; give --encoding {wide}"
+        )
     text = raw.decode(encoding, errors="replace")
     # control bytes no text holds (a PDF, an image): text in another encoding has none
     # (its few odd bytes are named by their column), and UTF-16 has a NUL beside each letter
@@ -1069,6 +1076,27 @@ def _sample(path: Path, compression: str | None, encoding: str, size: int = 1 <<
             "characters (a binary file?)"
         )
     return text.lstrip("\ufeff")
+
+
+def _wide_text(raw: bytes) -> tuple[str, str]:
+    """The UTF-16 or -32 encoding ``raw`` shows, and how: its byte-order mark (UTF-32's
+    little-endian one starts as UTF-16's: looked for first), or, without one, a NUL beside
+    each of its first letters (NULs, for UTF-32); ('', '') for neither."""
+    if raw.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        return "utf-32", "it starts with UTF-32's byte-order mark"
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16", "it starts with UTF-16's byte-order mark"
+    head = raw[:40]
+    for width in (4, 2):  # UTF-32's letters first: UTF-16's pattern fits them too
+        letters = [head[i::width] for i in range(width)]
+        zeros = [b"\x00" * len(part) for part in letters]
+        if len(head) < 2 * width or any(not part for part in letters):
+            continue
+        if letters[1:] == zeros[1:] and b"\x00" not in letters[0]:
+            return f"utf-{8 * width}-le", "a NUL after each letter, and no byte-order mark"
+        if letters[:-1] == zeros[:-1] and b"\x00" not in letters[-1]:
+            return f"utf-{8 * width}-be", "a NUL before each letter, and no byte-order mark"
+    return "", ""
 
 
 def _sniff(sample: str) -> str:
