@@ -67,6 +67,7 @@ from wxb.nn.losses import (
     weights_set,
 )
 from wxb.nn.module import (
+    WEIGHTS,
     Module,
     _runs_own_code,
     _whole_number_rows,
@@ -435,7 +436,9 @@ def evaluate(
     layer already gives probabilities (``Softmax``), cross_entropy applies softmax again
     (fit warns of it); ``wxb eval`` scores such a saved model's probabilities as such.
     As fit, it runs a forward of one's own once more than its chunks: the look at the
-    output's shape (two rows, eval mode, no hooks) that reads and checks y first."""
+    output's shape (two rows, eval mode, no hooks) that reads and checks y first.
+    Beside another thread's training of the model, the figures are of one weight
+    version: the step waits for all the chunks, as for a predict (``WEIGHTS``)."""
     X = validation.keras_rows(X, x, "evaluate")
     keras_verbose(verbose, "evaluate")  # Keras's; taken, as evaluate shows no progress
     if not isinstance(return_dict, (bool, np.bool_)):
@@ -583,7 +586,9 @@ def _evaluate(
     fresh = np.array if _runs_own_code(model) else np.asarray
     # Weights that overflow give a non-finite figure, which the caller reports.
     overflow_ok = np.errstate(over="ignore", invalid="ignore", divide="ignore")
-    with model.evaluating(), no_grad(), overflow_ok:
+    # every chunk of one weight version, as predict's: another thread's step waits (each
+    # chunk's call read alone, the figures mixed the versions before and after it)
+    with WEIGHTS.reading(model), model.evaluating(), no_grad(), overflow_ok:
         start, tail = 0, None
         while start < len(y_part):
             end = start + batch_size
