@@ -486,14 +486,14 @@ def test_from_torch_refuses_what_pytorch_runs_besides_the_forward(rng):
         return seq
 
     cases = [
-        (with_hook(1, "post"), r"module '1' \(ReLU\): it has forward hooks"),
-        (with_hook(0, "pre"), r"module '0' \(Linear\): it has forward hooks"),
-        (with_hook(None, "post"), r"the Sequential itself \(Sequential\): it has forward hooks"),
+        (with_hook(1, "post"), r"module '1' \(ReLU\): it has a forward hook, .* \(remove it "),
+        (with_hook(0, "pre"), r"module '0' \(Linear\): it has a forward pre-hook, "),
+        (with_hook(None, "post"), r"the Sequential itself \(Sequential\): it has a forward hook, "),
         (with_forward(), r"module '2' \(Linear\): its forward is set on the instance"),
-        (pruned(), r"module '0' \(Linear\): it has forward hooks"),
+        (pruned(), r"module '0' \(Linear\): it has a forward pre-hook, "),
         (
             nn.Sequential(nn.utils.spectral_norm(nn.Linear(3, 4))),
-            r"module '0' \(Linear\): it has forward hooks",
+            r"module '0' \(Linear\): it has a forward pre-hook, ",
         ),
     ]
     for seq, pattern in cases:

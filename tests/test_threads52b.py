@@ -1,5 +1,6 @@
 """Follow-ups of test_threads52: an evaluate beside another thread's training of the
-same model is of one weight version, as a predict is."""
+same model is of one weight version, as a predict is; refusals of hooked modules name
+the hooks there (a pre-hook, a hook)."""
 
 import threading
 import time
@@ -9,6 +10,7 @@ import pytest
 
 import wxb
 from wxb import train as train_mod
+from wxb.errors import ConfigError
 from wxb.nn import CrossEntropyLoss, Dense, Sequential, Tanh
 from wxb.nn import module as module_mod
 
@@ -109,4 +111,78 @@ def test_an_evaluate_while_another_thread_writes_the_weights_is_of_one_version(
     assert any(same), seeded.msg(
         f"evaluate gave {got[0]}, of no weight version: {before} before the {write}, "
         f"{after} after it ({batch} rows a chunk of {n})"
+    )
+
+
+# -- refusals of hooked modules ------------------------------------------------------------
+_HOOKS = {  # (forward pre-hooks, forward hooks) → the words, the pronoun
+    (1, 0): ("a forward pre-hook", "it"),
+    (0, 1): ("a forward hook", "it"),
+    (1, 1): ("a forward pre-hook and a forward hook", "them"),
+    (2, 0): ("2 forward pre-hooks", "them"),
+    (0, 3): ("3 forward hooks", "them"),
+}
+
+
+def _hooked(module, pre, post):
+    """Hooks that change what the module computes (a model's own hooks that change
+    nothing are exported as the layers they chain)."""
+    for _ in range(pre):
+        module.register_forward_pre_hook(lambda m, args: (args[0] * 2,))
+    for _ in range(post):
+        module.register_forward_hook(lambda m, args, out: out * 2)
+
+
+@pytest.mark.parametrize("counts", list(_HOOKS))
+@pytest.mark.parametrize("where", ["onnx", "save", "to_torch"])
+def test_a_refusal_of_a_hooked_module_names_the_hooks_it_holds(seeded, tmp_path, counts, where):
+    """ONNX export (and wxb.save, to_torch) refused a module holding a forward pre-hook
+    alone with "it has forward hooks": a user looked for forward hooks and found none
+    (register_forward_pre_hook's, torch's name). Now it names what is there."""
+    from wxb import interop
+
+    rng = seeded.rng
+    model = wxb.nn.Sequential(wxb.nn.Dense(3, 4), wxb.nn.ReLU(), wxb.nn.Dense(4, 2))
+    index = int(rng.integers(-1, len(model)))
+    target = model if index < 0 else model[index]
+    _hooked(target, *counts)
+    words, them = _HOOKS[counts]
+    if where == "onnx":
+        pytest.importorskip("onnx")
+        from wxb import onnx as wxb_onnx
+
+        call, runs = (
+            lambda: wxb_onnx.export(model, tmp_path / "m.onnx"),
+            "the ONNX graph would not run",
+        )
+    elif where == "save":
+        call, runs = lambda: wxb.save(model, tmp_path / "m.safetensors"), "the file would not keep"
+    else:
+        call, runs = lambda: interop.to_torch(model), "the PyTorch twin would not run"
+    with pytest.raises(ConfigError) as refused:
+        call()
+    message = str(refused.value)
+    assert f"it has {words}, which {runs}" in message, seeded.msg(message)
+    assert f"remove {them} first" in message and "\n" not in message, seeded.msg(message)
+    assert not list(tmp_path.iterdir()), seeded.msg("a file was written")
+
+
+@pytest.mark.parametrize("counts", list(_HOOKS))
+def test_from_torch_names_the_hooks_a_torch_module_holds(seeded, counts):
+    """from_torch said "forward hooks" of a torch module holding a pre-hook alone (a
+    pruned Linear's, or one's own): it now names the pre-hook, as torch registers it."""
+    torch = pytest.importorskip("torch")
+    from wxb import interop
+
+    rng = seeded.rng
+    seq = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+    index = int(rng.integers(0, len(seq)))
+    _hooked(seq[index], *counts)
+    words, them = _HOOKS[counts]
+    assert (len(seq[index]._forward_pre_hooks), len(seq[index]._forward_hooks)) == counts
+    with pytest.raises(ConfigError) as refused:
+        interop.from_torch(seq)
+    message = str(refused.value)
+    assert f"it has {words}, which wxb would not run (remove {them} first)" in message, seeded.msg(
+        message
     )

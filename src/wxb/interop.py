@@ -47,7 +47,7 @@ from wxb.backend import resolve_dtype
 from wxb.describe import chain_layers, chain_step_without_graph, one_sample_run
 from wxb.errors import ConfigError
 from wxb.nn import layers
-from wxb.nn.module import Module
+from wxb.nn.module import Module, hooks_in_words
 from wxb.nn.norm import BatchNorm1d, LayerNorm, RMSNorm
 from wxb.nn.sequential import Sequential
 from wxb.random import drawing_from
@@ -176,9 +176,10 @@ def to_torch(model: Module):
         raise ConfigError(f"to_torch needs a wxb.nn.Module; got {type(model).__name__}")
     for path, module in model.named_modules():  # (as wxb.save and ONNX export refuse them)
         if module._has_hooks():
+            held, them = module._hooks_held()
             raise ConfigError(
                 f"to_torch: cannot convert {_where(path)} ({type(module).__name__}): it has "
-                "forward hooks, which the PyTorch twin would not run (remove them first)"
+                f"{held}, which the PyTorch twin would not run (remove {them} first)"
             )
     with one_sample_run():
         chain = None if type(model) in _STOCK_TYPES else chain_layers(model)
@@ -564,7 +565,8 @@ def _torch_extras(module) -> str | None:
     if type(module).__name__ == "LazyLinear" and len(pre) == 1:  # its own: what LazyLinear does
         pre = [h for h in pre if getattr(h, "__name__", None) != "_infer_parameters"]
     if pre or module._forward_hooks:
-        return "it has forward hooks, which wxb would not run (remove them first)"
+        held, them = hooks_in_words(len(pre), len(module._forward_hooks))
+        return f"it has {held}, which wxb would not run (remove {them} first)"
     if "forward" in vars(module):
         return "its forward is set on the instance, which wxb would not run"
     for key in ("weight", "bias"):

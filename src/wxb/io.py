@@ -440,9 +440,10 @@ def _check_saveable(model: object) -> None:
                 f"the instance, and the file would load as a plain {cls.__name__}"
             )
         if module._has_hooks():  # (a hook may change the output: the file keeps none)
+            held, them = module._hooks_held()
             raise ConfigError(
-                f"cannot save {where} ({cls.__name__}): it has forward hooks, which the "
-                f"file would not keep (it would load as a plain {cls.__name__}); remove them first"
+                f"cannot save {where} ({cls.__name__}): it has {held}, which the file would "
+                f"not keep (it would load as a plain {cls.__name__}); remove {them} first"
             )
         if isinstance(module, layers.Activation) and type(module.kernel) is not type(
             layers.stock_kernel(cls)

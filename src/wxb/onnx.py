@@ -371,7 +371,8 @@ def _stock_leaf(path: str, module: Module, in_sequential: bool = False) -> tuple
         if own:
             why = f"its {own[0]} was replaced on the instance"
         elif module._has_hooks():
-            why = "it has forward hooks, which the ONNX graph would not run (remove them first)"
+            held, them = module._hooks_held()
+            why = f"it has {held}, which the ONNX graph would not run (remove {them} first)"
         elif isinstance(module, Bilinear):  # (no single ONNX op; the graph takes X alone)
             why = "it takes two inputs, x1ᵀ·W·x2, where the exported graph takes one, X"
         elif type(module) is Embedding:

@@ -625,6 +625,15 @@ if hasattr(os, "register_at_fork"):  # (a reader or writer of another thread is 
     os.register_at_fork(after_in_child=lambda: WEIGHTS.__init__())
 
 
+def hooks_in_words(pre: int, post: int) -> tuple[str, str]:
+    """``pre`` forward pre-hooks and ``post`` forward hooks in words, with the pronoun a
+    refusal's "remove … first" takes: ("a forward pre-hook", "it"), ("2 forward hooks",
+    "them"), ("a forward pre-hook and a forward hook", "them")."""
+    kinds = [(pre, "forward pre-hook"), (post, "forward hook")]
+    words = " and ".join(f"a {what}" if n == 1 else f"{n} {what}s" for n, what in kinds if n)
+    return words, "it" if pre + post == 1 else "them"
+
+
 @contextmanager
 def hooks_off() -> Iterator[None]:
     """Module calls in this thread run without their forward (pre-)hooks inside the
@@ -1836,6 +1845,15 @@ class Module:
     def _has_hooks(self) -> bool:
         held = self.__dict__
         return bool(held.get("_forward_hooks") or held.get("_forward_pre_hooks"))
+
+    def _hooks_held(self) -> tuple[str, str]:
+        """The forward hooks this module holds in words, and their pronoun
+        (``hooks_in_words``): refusals name what is there (a pre-hook alone was called
+        "forward hooks")."""
+        held = self.__dict__
+        return hooks_in_words(
+            len(held.get("_forward_pre_hooks") or ()), len(held.get("_forward_hooks") or ())
+        )
 
     def _own_forward(self) -> bool:
         """Whether the forward is the user's code (a subclass's, or one set on the object),
