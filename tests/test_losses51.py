@@ -827,7 +827,7 @@ def test_two_and_three_input_losses_train_in_a_hand_loop_and_fit_refuses_them(se
 # -- options, refusals, names -------------------------------------------------------------
 def test_options_are_torchs_and_bad_ones_are_refused_in_one_line():
     assert repr(nn.MultiMarginLoss(p=2, margin=0.5)) == (
-        "MultiMarginLoss(reduction='mean', p=2, margin=0.5, weight=None)"
+        "MultiMarginLoss(reduction='mean', p=2, margin=0.5)"
     )
     loss = nn.HingeEmbeddingLoss()
     loss.margin, loss.reduction = 0.0, "sum"  # set later, as torch's attributes

@@ -1,6 +1,6 @@
 """Follow-ups of test_threads52: an evaluate beside another thread's training of the
 same model is of one weight version, as a predict is; refusals of hooked modules name
-the hooks there (a pre-hook, a hook)."""
+the hooks there (a pre-hook, a hook); a loss's repr says what weight it holds."""
 
 import threading
 import time
@@ -186,3 +186,72 @@ def test_from_torch_names_the_hooks_a_torch_module_holds(seeded, counts):
     assert f"it has {words}, which wxb would not run (remove {them} first)" in message, seeded.msg(
         message
     )
+
+
+# -- the weight a loss holds, in its repr --------------------------------------------------
+def _loss_case(rng, name, n, c):
+    """(wxb's loss built with a weight, torch's, the weight's keyword, its value, the
+    inputs): each weight drawn positive, of the shape torch takes."""
+    import torch
+
+    logits = rng.normal(size=(n, c)) * 2
+    labels = rng.integers(0, c, n)
+    bits = (rng.random((n, c)) < 0.5).astype(np.float64)
+    per_class = rng.uniform(0.2, 3.0, c)
+    if name == "CrossEntropyLoss":
+        return "weight", per_class, logits, labels, {}
+    if name == "NLLLoss":
+        logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        return "weight", per_class, logp, labels, {}
+    if name == "MultiMarginLoss":
+        return "weight", per_class, logits, labels, {"p": int(rng.integers(1, 3))}
+    if name == "MultiLabelSoftMarginLoss":
+        return "weight", per_class, logits, bits, {}
+    if name == "BCEWithLogitsLoss pos_weight":
+        return "pos_weight", per_class, logits, bits, {}
+    shape = (n, c) if rng.random() < 0.5 else (c,)  # an element's weight, or a column's
+    w = rng.uniform(0.2, 3.0, shape)
+    if name == "BCEWithLogitsLoss weight":
+        return "weight", w, logits, bits, {}
+    return "weight", w, torch.sigmoid(torch.tensor(logits)).numpy(), bits, {}  # BCELoss
+
+
+_WEIGHTED = [
+    "CrossEntropyLoss",
+    "NLLLoss",
+    "MultiMarginLoss",
+    "MultiLabelSoftMarginLoss",
+    "BCEWithLogitsLoss pos_weight",
+    "BCEWithLogitsLoss weight",
+    "BCELoss",
+]
+
+
+@pytest.mark.parametrize("name", _WEIGHTED)
+def test_a_loss_repr_says_what_weight_it_holds_and_nothing_of_one_not_given(seeded, name):
+    """MultiMarginLoss and MultiLabelSoftMarginLoss showed ``weight=None`` when given none
+    (the other losses, and torch's repr, say nothing) and ``weight=array([...])`` when
+    given one (a name the repr cannot be read back with; the others show a list);
+    BCELoss showed no weight at all, a weighted loss looking like a plain one; and
+    BCEWithLogitsLoss flattened an (N, C) weight. The repr now gives the weight held as
+    a list in its shape: the loss it spells computes torch's weighted loss."""
+    torch = pytest.importorskip("torch")
+
+    rng = seeded.rng
+    n, c = int(rng.integers(2, 9)), int(rng.integers(2, 6))
+    key, w, x, y, options = _loss_case(rng, name, n, c)
+    cls = name.split()[0]
+    plain = getattr(wxb.nn, cls)(**options)
+    assert "weight" not in repr(plain) and "None" not in repr(plain), seeded.msg(repr(plain))
+    given = {key: w if rng.random() < 0.5 else torch.tensor(w), **options}
+    ours = getattr(wxb.nn, cls)(**given)
+    shown = repr(ours)
+    assert f"{key}={np.asarray(w).tolist()!r}" in shown, seeded.msg(shown)
+    rebuilt = eval(shown, {cls: getattr(wxb.nn, cls)})  # the loss the repr spells
+    theirs = getattr(torch.nn, cls)(**{key: torch.tensor(w), **options})
+    target = torch.tensor(y)
+    want = theirs(torch.tensor(x), target).item()
+    for loss in (ours, rebuilt):
+        got = loss(wxb.tensor(x, dtype="float64"), y).item()
+        # float64 sums of at most 45 terms of order 10: a few ulps of the value
+        np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=seeded.msg(shown))

@@ -207,6 +207,20 @@ class SmoothL1Loss(Loss):
         return f"SmoothL1Loss(reduction={self.reduction!r}, beta={self.beta!r})"
 
 
+def _weight_array(weight: object, dtype: object) -> np.ndarray | None:
+    """A loss's weight as an array of its own (a Tensor's data, a torch tensor's values:
+    np.asarray first, as np.array's copy= made NumPy 2 warn of torch's __array__)."""
+    if weight is None:
+        return None
+    return np.array(np.asarray(getattr(weight, "data", weight)), dtype)
+
+
+def _shown(value: object) -> str:
+    """An option's value in a loss's repr: an array as a list, as CrossEntropyLoss's
+    weight is shown (``array([1., 2.])`` of some, a list of others)."""
+    return repr(value.tolist() if isinstance(value, np.ndarray) else value)
+
+
 class _ClassOption:
     """One of PyTorch's class options of a cross-entropy (``weight``, ``ignore_index``,
     ``label_smoothing``), kept in the instance's dict under its own name (as
@@ -373,8 +387,10 @@ class BCEWithLogitsLoss(Loss):
 
     def __repr__(self) -> str:
         settings = [f"reduction={self.reduction!r}"]
-        settings += [f"{key}={self.__dict__[key]!r}" for key in ("weight", "pos_weight")
-                     if self.__dict__.get(key) is not None]  # fmt: skip
+        for key in ("weight", "pos_weight"):  # in its shape (the dict's list is flat)
+            kept = getattr(self.kernel, key)
+            if kept is not None:
+                settings.append(f"{key}={_shown(np.array(kept[0]).reshape(kept[1]))}")
         return f"{type(self).__name__}({', '.join(settings)})"
 
 
@@ -396,13 +412,15 @@ class BCELoss(Loss):
             _DEPRECATED_INSTEAD,
         )  # fmt: skip
         super().__init__(reduction)
-        self.weight = None if weight is None else np.array(getattr(weight, "data", weight))
+        self.weight = _weight_array(weight, None)
 
     def forward(self, output: Tensor, target: object) -> Tensor:
         return ops.binary_cross_entropy(output, target, self.weight, self.reduction)
 
     def __repr__(self) -> str:
-        return f"BCELoss(reduction={self.reduction!r})"
+        # its weight too, as BCEWithLogitsLoss's (a weighted loss read as a plain one)
+        weight = "" if self.weight is None else f", weight={_shown(self.weight)}"
+        return f"BCELoss(reduction={self.reduction!r}{weight})"
 
 
 class KLDivLoss(Loss):
@@ -494,7 +512,11 @@ class _TorchLoss(Loss):
         return {key: self.__dict__[key] for key in self.options}
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{key}={value!r}" for key, value in self._settings().items())
+        # a weight not given says nothing (as CrossEntropyLoss's, and torch's repr shows
+        # none); one given, its numbers as CrossEntropyLoss's list
+        shown = ", ".join(
+            f"{key}={_shown(value)}" for key, value in self._settings().items() if value is not None
+        )
         return f"{type(self).__name__}(reduction={self.reduction!r}{', ' if shown else ''}{shown})"
 
 
@@ -570,7 +592,7 @@ class MultiLabelSoftMarginLoss(_TorchLoss):
         reduce: None = None,
         reduction: str = "mean",
     ) -> None:
-        weight = None if weight is None else np.array(getattr(weight, "data", weight), np.float64)
+        weight = _weight_array(weight, np.float64)
         self._make(reduction, {"size_average": size_average, "reduce": reduce}, weight=weight)
 
     def forward(self, input: Tensor, target: object) -> Tensor:
@@ -613,7 +635,7 @@ class MultiMarginLoss(_TorchLoss):
         reduce: None = None,
         reduction: str = "mean",
     ) -> None:
-        weight = None if weight is None else np.array(getattr(weight, "data", weight), np.float64)
+        weight = _weight_array(weight, np.float64)
         given = {"size_average": size_average, "reduce": reduce}
         self._make(reduction, given, p=p, margin=margin, weight=weight)
 
