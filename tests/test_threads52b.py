@@ -32,8 +32,10 @@ def _until(condition, seconds=60):
 
 
 def _writer_held_back():
-    """Whether a write of weights waits (or is under way): the weight guard's record."""
-    return bool(module_mod.WEIGHTS.writers)
+    """Whether a write of weights waits for its turn (the weight guard's count; a writer
+    that found no reader goes ahead without waiting, and is then not held back: the
+    paused thread goes on only once it has written)."""
+    return module_mod.WEIGHTS.waiting > 0
 
 
 # -- evaluate beside another thread's step --------------------------------------------------
@@ -255,3 +257,74 @@ def test_a_loss_repr_says_what_weight_it_holds_and_nothing_of_one_not_given(seed
         got = loss(wxb.tensor(x, dtype="float64"), y).item()
         # float64 sums of at most 45 terms of order 10: a few ulps of the value
         np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=seeded.msg(shown))
+
+
+# -- ONNX export beside another thread's step -----------------------------------------------
+@pytest.mark.parametrize("write", ["step", "load_state_dict"])
+def test_an_onnx_export_while_another_thread_writes_the_weights_is_of_one_version(
+    seeded, monkeypatch, tmp_path, write
+):
+    """ONNX export read each layer's arrays as it wrote the layer's nodes: another
+    thread's step between two layers gave a graph of the first layer's old W and the
+    second's new, which onnxruntime ran as a model of no weights. Now the step waits for
+    the export; the graph's outputs are the model's at one version (NumPy, float64)."""
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from wxb import onnx as wxb_onnx
+
+    rng = seeded.rng
+    seed = int(rng.integers(1 << 20))
+    model = Sequential(Dense(6, 9, seed=seed), Tanh(), Dense(9, 4, seed=seed + 1)).to("float64")
+    X = rng.normal(size=(int(rng.integers(1, 9)), 6))
+    opt = wxb.optim.SGD(model.parameters(), lr=float(rng.uniform(0.5, 1.0)))
+    names = list(model.state_dict())
+    other = [w + rng.normal(size=w.shape) for w in model.state_dict().values()]
+    before = list(model.state_dict().values())
+    if write == "step":
+        CrossEntropyLoss()(model(rng.normal(size=(16, 6))), rng.integers(0, 4, 16)).backward()
+
+    armed, paused, wrote, calls = [None], threading.Event(), threading.Event(), [0]
+    layer = wxb_onnx._Graph._layer
+
+    def paused_layer(self, *args, **kwargs):  # the first Dense written, the second not yet
+        if threading.get_ident() == armed[0]:
+            calls[0] += 1
+            if calls[0] == 2:
+                paused.set()
+                _until(lambda: wrote.is_set() or _writer_held_back())
+        return layer(self, *args, **kwargs)
+
+    monkeypatch.setattr(wxb_onnx._Graph, "_layer", paused_layer)
+    errors = []
+    path = tmp_path / "m.onnx"
+
+    def export():
+        try:
+            armed[0] = threading.get_ident()
+            wxb_onnx.export(model, path)
+        except Exception as error:
+            errors.append(repr(error))
+
+    def train():
+        try:
+            assert paused.wait(60)
+            if write == "step":
+                opt.step()
+            else:
+                model.load_state_dict(dict(zip(names, other, strict=True)))
+        except Exception as error:
+            errors.append(repr(error))
+        finally:
+            wrote.set()
+
+    _join([threading.Thread(target=export), threading.Thread(target=train)], errors)
+    after = list(model.state_dict().values())
+    session = ort.InferenceSession(str(path))
+    out = session.run(None, {session.get_inputs()[0].name: X})[0]
+    wants = [np.tanh(X @ w1.T + b1) @ w2.T + b2 for w1, b1, w2, b2 in (before, after)]
+    assert np.max(np.abs(wants[0] - wants[1])) > 1e-4, seeded.msg("the versions agree")
+    close = [np.allclose(out, want, rtol=1e-9, atol=1e-9) for want in wants]
+    assert any(close), seeded.msg(
+        f"the exported graph is of no weight version (nearest off by "
+        f"{min(np.max(np.abs(out - w)) for w in wants):.3g})"
+    )

@@ -156,7 +156,7 @@ from wxb.nn.layers import (
     Standardize,
     Unflatten,
 )
-from wxb.nn.module import Module, stock_kind
+from wxb.nn.module import WEIGHTS, Module, stock_kind
 from wxb.nn.norm import NORMS, BatchNorm1d, LayerNorm, RMSNorm
 from wxb.nn.sequential import Sequential
 from wxb.tables import numeric_markers
@@ -233,7 +233,8 @@ def export(
     wxb layer (or has forward hooks, which the graph would not run), layers whose widths
     do not chain, a mix of dtypes, or a table stage (``model.info["table"]``) that is
     malformed or does not fit; OSError when the file cannot be written (nothing
-    half-written is left).
+    half-written is left). Beside another thread's training of the model, the graph holds
+    one weight version: the step waits for the export (``WEIGHTS``).
     """
     if Path(path).suffix.lower() == ".safetensors":  # (as wxb export -o: wxb.load refused it)
         raise ConfigError(
@@ -244,35 +245,38 @@ def export(
     newest = onnx.defs.onnx_opset_version()
     opset = _check_opset(opset, newest) if opset is not None else None
     layers = _flatten(model)
-    dtype = _dtype(model, layers, dtype)
-    stage = _table_stage(model)
-    if opset is None and stage is not None and any(r.kind == "text" for r in stage.rules):
-        opset = min(max(DEFAULT_OPSET, TEXT_OPSET), newest)  # (else 17: padded texts)
-    opset = _check_opset(opset, newest)
-    if stage is None:
-        graph = _Graph(onnx, dtype)
-        n_features, n_outputs = graph.add_layers(layers)
-        graph.sample_shape = _sample_shape(model, graph.flatten_first, n_features, sample_shape)
-        proto = graph.model(n_features, n_outputs, opset, _metadata(model))
-    else:
-        if stage.is_plain:  # numbers as they are: the one input, holes filled
+    # the arrays of one weight version: another thread's step waits (a graph of the
+    # first layers' old W and the later ones' new, else)
+    with WEIGHTS.reading(model):
+        dtype = _dtype(model, layers, dtype)
+        stage = _table_stage(model)
+        if opset is None and stage is not None and any(r.kind == "text" for r in stage.rules):
+            opset = min(max(DEFAULT_OPSET, TEXT_OPSET), newest)  # (else 17: padded texts)
+        opset = _check_opset(opset, newest)
+        if stage is None:
             graph = _Graph(onnx, dtype)
-            x, width, inputs = graph.add_plain_table(stage)
+            n_features, n_outputs = graph.add_layers(layers)
+            graph.sample_shape = _sample_shape(model, graph.flatten_first, n_features, sample_shape)
+            proto = graph.model(n_features, n_outputs, opset, _metadata(model))
         else:
-            graph = _Graph(onnx, dtype, reserved=("output",))
-            graph.opset = opset
-            x, width, inputs = graph.add_table(stage)
-        n_features, n_outputs = graph.add_layers(layers, x)
-        if n_features is not None and n_features != width:
-            raise ConfigError(
-                f"cannot export: the model's table stage gives {width} inputs but the network "
-                f"takes {n_features}"
-            )
-        props = _metadata(model)
-        props["table"] = _json(stage.to_json(), "table")
-        if inputs is not None:
-            props["table_inputs"] = _json(inputs, "table")
-        proto = graph.model(width, n_outputs, opset, props)
+            if stage.is_plain:  # numbers as they are: the one input, holes filled
+                graph = _Graph(onnx, dtype)
+                x, width, inputs = graph.add_plain_table(stage)
+            else:
+                graph = _Graph(onnx, dtype, reserved=("output",))
+                graph.opset = opset
+                x, width, inputs = graph.add_table(stage)
+            n_features, n_outputs = graph.add_layers(layers, x)
+            if n_features is not None and n_features != width:
+                raise ConfigError(
+                    f"cannot export: the model's table stage gives {width} inputs but the network "
+                    f"takes {n_features}"
+                )
+            props = _metadata(model)
+            props["table"] = _json(stage.to_json(), "table")
+            if inputs is not None:
+                props["table_inputs"] = _json(inputs, "table")
+            proto = graph.model(width, n_outputs, opset, props)
     onnx.checker.check_model(proto, full_check=True)
     path = Path(path)
     atomic_write(path, proto.SerializeToString())
