@@ -137,18 +137,19 @@ def test_a_forward_that_chains_otherwise_on_the_diagnostic_rows_is_refused(rng):
     X, y = blobs(rng)
     F = wxb.nn.functional
 
-    class Switch(wxb.nn.Module):  # a ReLU on the sample batch, a tanh on large rows
+    # a ReLU on the sample batch, a tanh on rows beyond those of scale 1e3 it checks too
+    class Switch(wxb.nn.Module):
         def __init__(self):
             super().__init__()
             self.fc1, self.fc2 = Dense(8, 5), Dense(5, 3)
 
         def forward(self, x):
             z = self.fc1(x)
-            return self.fc2(F.relu(z) if float(np.abs(x.data).max()) < 50 else F.tanh(z))
+            return self.fc2(F.relu(z) if float(np.abs(x.data).max()) < 1e5 else F.tanh(z))
 
     assert len(layer_reports(Switch(), X / 100, y, CrossEntropyLoss())) == 2
     with pytest.raises(wxb.ConfigError, match="as on these rows"):
-        layer_reports(Switch(), X * 100 + 100, y, CrossEntropyLoss())
+        layer_reports(Switch(), X * 1e6 + 1e6, y, CrossEntropyLoss())
 
 
 def test_diagnostics_do_not_change_the_training_run(rng):

@@ -60,7 +60,14 @@ from wxb.nn.module import (
 from wxb.nn.norm import NORMS, BatchNorm1d, LayerNorm, RMSNorm
 from wxb.nn.sequential import Sequential
 from wxb.random import drawing_from
-from wxb.tensor import Tensor, graph, is_grad_enabled, set_grad_enabled, topological_order
+from wxb.tensor import (
+    Tensor,
+    graph,
+    is_grad_enabled,
+    set_grad_enabled,
+    topological_order,
+    values_watched,
+)
 
 STOCK_LAYERS = (Dense, Activation, Dropout, Standardize, *NORMS)
 
@@ -1530,6 +1537,7 @@ def _run_sample(model: Module) -> _SampleRun | None:
 
         return counted
 
+    layers = dict(zip([id(m) for m in everything], copies, strict=True))
     for original, twin_module in zip(everything, copies, strict=True):
         into = spans if _is_container(original) else calls
         twin_module.forward = counting(id(original), twin_module.forward, into)
@@ -1544,7 +1552,7 @@ def _run_sample(model: Module) -> _SampleRun | None:
         keep(x)
         try:
             with twin.evaluating(), set_grad_enabled(recorded), _draws_undone():
-                with np.errstate(all="ignore"):
+                with np.errstate(all="ignore"), values_watched() as watched:
                     result = twin(x)
         except Exception:  # not this width, or not one array, or not with a graph
             return None
@@ -1557,7 +1565,9 @@ def _run_sample(model: Module) -> _SampleRun | None:
             ids_per_row=ids,
             seconds=list(seconds),
         )
-        if any(
+        # a forward reading a result's values (h.data, h.numpy()) left the graph: what it
+        # did with them (np.minimum(h.data, 50, out=h.data)) the chain cannot know
+        if watched.read or any(
             t._version != version or not np.array_equal(t.data, data, equal_nan=True)
             for t, version, data in made
         ):
@@ -1573,6 +1583,33 @@ def _run_sample(model: Module) -> _SampleRun | None:
             (type(kernels[k]), sorted(vars(kernels[k]).items())) if k in kernels else k
             for k in sample.steps
         ]
+
+    def holds(found: _SampleRun, seen: list[object], width: int) -> bool:
+        """Whether the chain computes what the forward does on rows of wide scale."""
+        scales = np.array([1e3, 3e2, 1e2, 30.0, 10.0, 1.0, 1e-3])[:, None]
+        rows = scales * np.random.default_rng(1).standard_normal((7, width))
+        wide = np.concatenate([rows, -rows])  # each unit's both signs (a cap after a ReLU)
+        again = run(wide, found.recorded)
+        if again is None or chain(again) != seen:
+            return False
+        h: object = again.given
+        try:
+            with twin.evaluating(), set_grad_enabled(False), _draws_undone():
+                with np.errstate(all="ignore"):
+                    for k in found.steps or []:
+                        h = (found.stand_ins.get(k) or layers[k])(h)
+        except Exception:
+            return False
+        if not isinstance(h, Tensor) or not isinstance(again.result, Tensor):
+            return h is again.result
+        ours, theirs = h.data, again.result.data
+        if ours.shape != theirs.shape:
+            return False
+        # the same layers on the same rows: apart only by rounding (an activation's
+        # stand-in may round otherwise), relative to the result's scale
+        eps = float(np.finfo(theirs.dtype).eps)
+        scale = float(np.max(np.abs(theirs), initial=0.0, where=np.isfinite(theirs)))
+        return bool(np.allclose(ours, theirs, rtol=64 * eps, atol=64 * eps * scale, equal_nan=True))
 
     draw = np.random.default_rng(0)
     # (the sample of n rows, ids a row or None for features, whether that many is known)
@@ -1619,6 +1656,10 @@ def _run_sample(model: Module) -> _SampleRun | None:
             seen = chain(found)
             # a chain on this batch only (a branch on the values or the batch size) is none
             if seen is not None and any(chain(run(batches[n], True, ids)) != seen for n in (1, 5)):
+                found.steps, found.outputs, found.stand_ins = None, [], {}
+            # a change the sample's values never trigger (a cap at 50 on rows of scale 3,
+            # made through .data) shows on rows of scale 1e3 and 1e-3
+            if seen is not None and ids is None and not holds(found, seen, batches[2].shape[1]):
                 found.steps, found.outputs, found.stand_ins = None, [], {}
             if recorded:  # how its own code's products grow with the batch
                 found.again = run(batches[5], True, ids)

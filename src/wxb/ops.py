@@ -28,6 +28,7 @@ from wxb.errors import ConfigError, DataError, ShapeError, TrainingError
 from wxb.random import as_generator, row_masks
 from wxb.tensor import (
     ARRAY_FUNCTION_OPS,
+    PLAIN_TENSORS,
     TYPE_NAMES,
     UFUNC_OPS,
     Tensor,
@@ -3790,7 +3791,7 @@ def _recorded_in_place(t: Tensor, other: object, action: str, instead: str) -> b
             why = "PyTorch refuses it too (which values it stands for is ambiguous)"
         elif any(is_view_of(base, p) for p in base.inputs):  # (it would write the input)
             what = "a view of a tensor viewing its input's array (an autograd.Function's output)"
-        elif type(base) is not Tensor:
+        elif type(base) not in PLAIN_TENSORS:
             what, why = (
                 f"a view of a {type(base).__name__}",
                 "wxb records no in-place operation on it",
@@ -3802,7 +3803,7 @@ def _recorded_in_place(t: Tensor, other: object, action: str, instead: str) -> b
     elif any(is_view_of(t, p) for p in t.inputs):
         what = "a tensor viewing its input's array (an autograd.Function's output)"
         why = "wxb records an in-place operation only on a tensor or a view op's view of one"
-    elif type(t) is not Tensor:
+    elif type(t) not in PLAIN_TENSORS:
         what, why = f"a {type(t).__name__}", "wxb records no in-place operation on it"
     elif not t.data.flags.writeable:
         raise DataError(f"{action}: the tensor's array is read-only")

@@ -1514,6 +1514,8 @@ class Tensor:
         out = cls.__new__(cls)
         # NumPy's ufuncs give a scalar, not a 0-d array, for a 0-d input
         out.data = np.asarray(data) if isinstance(data, np.generic) else data
+        if _WATCHING[0]:  # (only while a sample run watches, in some thread)
+            _watched(out)
         out.grad = None
         out.retains_grad = False
         out.name = None
@@ -1938,6 +1940,96 @@ class Tensor:
                     pg = np.asarray(grads[key] + pg)
                 grads[key] = pg
                 handed[id(pg)] = handed.get(id(pg), 0) + 1
+
+
+_DATA = Tensor.__dict__["data"]  # the slot itself
+
+
+class Watched(Tensor):
+    """A result made during a sample run (``values_watched``): code outside wxb reading
+    or replacing its values (``h.data``, ``h.numpy()``, ``np.asarray(h)``) is noted, as
+    the forward then left the graph (a NumPy change through ``.data`` bumps no version)."""
+
+    __slots__ = ()
+
+    @property  # type: ignore[override]
+    def data(self) -> np.ndarray:
+        _note_read(sys._getframe(1))
+        return _DATA.__get__(self)
+
+    @data.setter
+    def data(self, value: np.ndarray) -> None:
+        _note_read(sys._getframe(1))
+        _DATA.__set__(self, value)
+
+    def numpy(self) -> np.ndarray:
+        _note_read(sys._getframe(1))
+        return super().numpy()
+
+    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+        _note_read(sys._getframe(1))
+        return super().__array__(dtype, copy)
+
+    def detach(self) -> Tensor:
+        out = super().detach()
+        _watched(out)  # (the same array: h.detach().numpy() reads it too)
+        return out
+
+
+# how many sample runs watch now, in any thread: from_op asks its own thread only then
+_WATCHING = [0]
+_WATCHING_LOCK = threading.Lock()
+PLAIN_TENSORS = (Tensor, Watched)  # in-place operations are recorded on these
+
+
+class _Watch(threading.local):
+    made: list[Tensor] | None = None  # this thread's watched results, while it watches
+    read = False  # whether code outside wxb read or replaced one's values
+
+
+_watch = _Watch()
+
+
+def _watched(t: Tensor) -> None:
+    made = _watch.made
+    if made is not None and type(t) is Tensor:
+        t.__class__ = Watched
+        made.append(t)
+
+
+def _note_read(frame: types.FrameType | None) -> None:
+    name = frame.f_globals.get("__name__", "") if frame is not None else ""
+    if name != "wxb" and not name.startswith("wxb."):
+        _watch.read = True
+
+
+class values_watched:  # (lower case: a context manager, as no_grad)
+    """Inside the block, in this thread, the results operations make note whether code
+    outside wxb reads their values; ``read`` says so after it. They are plain tensors
+    again after the block (a block inside one: the outer one's watch goes on after it)."""
+
+    def __init__(self) -> None:
+        self.read = False
+        self._outer: tuple[list[Tensor] | None, bool] = (None, False)
+
+    def __enter__(self) -> values_watched:
+        self._outer = (_watch.made, _watch.read)
+        _watch.made, _watch.read = [], False
+        with _WATCHING_LOCK:
+            _WATCHING[0] += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with _WATCHING_LOCK:
+            _WATCHING[0] -= 1
+        made, self.read = _watch.made or [], _watch.read
+        outer, read = self._outer
+        if outer is None:
+            for t in made:
+                t.__class__ = Tensor
+        else:  # still the outer block's results (a read in here counts there too)
+            outer.extend(made)
+        _watch.made, _watch.read = outer, read or self.read
 
 
 class HookHandle:
