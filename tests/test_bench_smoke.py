@@ -177,3 +177,21 @@ def test_the_custom_module_benchmark_runs_and_writes_results(tmp_path: Path) -> 
     for figures in results.values():
         assert len(figures["median_s"]) == 4
         assert all(positive(s) for s in figures["median_s"].values())
+
+
+@pytest.mark.slow
+def test_the_fit_bound_benchmark_runs_and_writes_results(tmp_path: Path) -> None:
+    out = tmp_path / "f.json"
+    command = [sys.executable, str(ROOT / "bench" / "fit_bound.py"), "--quick", "--json", str(out)]
+    done = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert table_headers(done.stdout) == [["part", "s/epoch", "× floor"]]
+    results = json.loads(out.read_text())["results"]
+    median = results["median"]
+    assert sorted(median) == ["adam", "floor", "gather", "sklearn", "wxb"]
+    assert all(positive(s) for s in median.values())
+    # the bound is the three parts' sum, and the ratios are of the medians it printed
+    assert results["bound"] == pytest.approx(median["floor"] + median["gather"] + median["adam"])
+    assert results["sklearn_over_bound"] == pytest.approx(median["sklearn"] / results["bound"])
