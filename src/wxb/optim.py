@@ -29,7 +29,7 @@ import operator
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar, NamedTuple
 
@@ -1144,6 +1144,28 @@ class Optimizer:
                     )
         for i in [i for i in begun if self.params[i].grad is not None]:
             del begun[i]  # whole: stepped from now on as any other
+
+    def _each_whole_param(self) -> Iterator[tuple[dict, int, Parameter, np.ndarray]]:
+        """Begin a step of an optimiser that updates each parameter whole (Adafactor,
+        Muon), and give (group, index, parameter, gradient in its dtype) for every one
+        holding a gradient; one without is skipped, its state unchanged, as PyTorch's."""
+        groups = self._groups()
+        self._check_begun(groups)
+        self.steps += 1
+        self._follow_params()
+        params = self.params
+        for group, (start, stop) in zip(groups, self._bounds, strict=True):
+            for i in range(start, stop):
+                p = params[i]
+                if p.grad is None:
+                    continue
+                _check_grad_shape(p, i)
+                _make_steppable(p)
+                p._versions[0] += 1  # graphs recorded before may not run backward after it
+                grad = p.grad
+                if type(grad) is not np.ndarray or grad.dtype != p.data.dtype:
+                    grad = np.asarray(grad).astype(p.data.dtype, casting="same_kind")
+                yield group, i, p, grad
 
     def _update_params(self) -> None:
         groups = self._groups()
@@ -2378,28 +2400,13 @@ class Adafactor(Optimizer):
 
     # -- the update, parameter by parameter ------------------------------------------------
     def _update_params(self) -> None:
-        groups = self._groups()
-        self._check_begun(groups)
-        self.steps += 1
-        self._follow_params()
-        params = self.params
-        for group, (start, stop) in zip(groups, self._bounds, strict=True):
-            for i in range(start, stop):
-                p = params[i]
-                if p.grad is None:
-                    continue
-                _check_grad_shape(p, i)
-                _make_steppable(p)
-                p._versions[0] += 1  # graphs recorded before may not run backward after it
-                grad = p.grad
-                if type(grad) is not np.ndarray or grad.dtype != p.data.dtype:
-                    grad = np.asarray(grad).astype(p.data.dtype, casting="same_kind")
-                factors = self._factors[i]
-                for key, array in factors.items():  # the model was cast: the state with it
-                    if array.dtype != p.data.dtype:
-                        factors[key] = array.astype(p.data.dtype)
-                self.param_steps[i] += 1
-                self._step_one(p.data, grad, factors, self.param_steps[i], group)
+        for group, i, p, grad in self._each_whole_param():
+            factors = self._factors[i]
+            for key, array in factors.items():  # the model was cast: the state with it
+                if array.dtype != p.data.dtype:
+                    factors[key] = array.astype(p.data.dtype)
+            self.param_steps[i] += 1
+            self._step_one(p.data, grad, factors, self.param_steps[i], group)
 
     @staticmethod
     def _step_one(data: np.ndarray, grad: np.ndarray, factors: dict, t: int, h: dict) -> None:
@@ -2542,24 +2549,9 @@ class Muon(Optimizer):
         return h["lr"] * math.sqrt(max(1, rows / cols))
 
     def _update_params(self) -> None:
-        groups = self._groups()
-        self._check_begun(groups)
-        self.steps += 1
-        self._follow_params()
-        params = self.params
-        for group, (start, stop) in zip(groups, self._bounds, strict=True):
-            for i in range(start, stop):
-                p = params[i]
-                if p.grad is None:  # PyTorch's skips it: its buffer unchanged
-                    continue
-                _check_grad_shape(p, i)
-                _make_steppable(p)
-                p._versions[0] += 1  # graphs recorded before may not run backward after it
-                grad = p.grad
-                if type(grad) is not np.ndarray or grad.dtype != p.data.dtype:
-                    grad = np.asarray(grad).astype(p.data.dtype, casting="same_kind")
-                self.param_steps[i] += 1
-                self._step_one(p.data, grad, self.momentum_buffer[i], group)
+        for group, i, p, grad in self._each_whole_param():
+            self.param_steps[i] += 1
+            self._step_one(p.data, grad, self.momentum_buffer[i], group)
 
     def _step_one(self, data: np.ndarray, grad: np.ndarray, buffer: np.ndarray, h: dict) -> None:
         momentum = h["momentum"]
