@@ -430,8 +430,6 @@ class IndexArray(np.ndarray):
     def __ge__(self, other: object) -> object:
         return self._compared(other, "__ge__")
 
-    __hash__ = None  # (as ndarray's: defining __eq__ would otherwise leave it unset anyway)
-
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: object, **kwargs: object):
         """NumPy's ufuncs, but arithmetic of two operands in the dtype torch's gives
         (``result_type``): ``labels * 0.5`` and ``correct / n`` are float32, as torch's

@@ -1482,13 +1482,9 @@ class Module:
         Unlike PyTorch's, a parameter shared between places is given once, under its
         first name (model files record where else it goes); ``load_state_dict`` takes
         PyTorch's other names for it too."""
-        me = threading.get_ident()
-        reading = me not in WEIGHTS.readers
-        if reading:  # copies of one weight version (another thread's step waits)
-            WEIGHTS.read(self, me)
-        try:
-            state: dict[str, np.ndarray] = {}
-            seen: set[int] = set()
+        state: dict[str, np.ndarray] = {}
+        seen: set[int] = set()
+        with WEIGHTS.reading(self):  # copies of one weight version (another thread's step waits)
             for path, module in self.named_modules(remove_duplicate=False):
                 for key, p in module._parameters.items():
                     if id(p) not in seen:
@@ -1497,9 +1493,6 @@ class Module:
                 for key, array in module._buffers.items():
                     if module._persistent(key):
                         state[_join(path, key)] = array.copy()
-        finally:
-            if reading:
-                WEIGHTS.done_reading(me)
         return state
 
     def load_state_dict(
