@@ -4045,14 +4045,14 @@ def _clamp_between_tensors(a: Tensor, min: object, max: object) -> Tensor:
         if lo is not None:
             inside &= A >= lo.data
             below = A < lo.data
-            if hi is not None:
-                below &= lo.data < hi.data
+            if hi is not None:  # (not &=: hi may broadcast below to a larger shape)
+                below = below & (lo.data < hi.data)
             grads.append(_unbroadcast(np.where(below, g, 0), lo.shape))
         if hi is not None:
             inside &= A <= hi.data
             above = A > hi.data
             if lo is not None:
-                above |= hi.data < lo.data
+                above = above | (hi.data < lo.data)
             grads.append(_unbroadcast(np.where(above, g, 0), hi.shape))
         grad_a = _unbroadcast(np.where(inside, g, 0), A.shape)
         return tuple(_in_dtype(x, t.dtype) for x, t in zip([grad_a, *grads], inputs, strict=True))

@@ -1,0 +1,48 @@
+"""Tensor arithmetic with NumPy and Python operands, off the well-tested path,
+against PyTorch."""
+
+import numpy as np
+import torch
+
+import wxb
+from wxb.tensor import Tensor
+
+
+def _grid(rng, shape, dtype=np.float64):
+    """Nonzero quarters in [−2, 2] (whole numbers for integer dtypes, 0/1 for bool)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "b":
+        return rng.integers(0, 2, shape).astype(bool)
+    if dtype.kind == "u":
+        return rng.integers(1, 4, shape).astype(dtype)
+    if dtype.kind == "i":
+        return (rng.choice([-1, 1], shape) * rng.integers(1, 3, shape)).astype(dtype)
+    return (rng.choice([-1, 1], shape) * rng.integers(1, 9, shape) / 4).astype(dtype)
+
+
+def test_clamp_between_bounds_that_broadcast_beyond_the_input_gives_torchs_gradients(seeded):
+    # clamp(x, min=lo, max=hi) with hi broadcasting lo and x to a larger shape: the
+    # backward's lo < hi mask was combined into A < lo's in place and raised NumPy's
+    # "non-broadcastable output operand". torch's own clamp backward fails there too
+    # ("output with shape [3] doesn't match the broadcast shape [2, 3]"): the reference
+    # is its definition, min(max(x, lo), hi), on values without ties (x on quarters, lo
+    # and hi off them by 1/8 and 1/16)
+    rng = seeded.rng
+    for x_shape, lo_shape, hi_shape in [
+        ((3,), (1,), (2, 3)),
+        ((2, 1), (1,), (2, 3)),
+        ((3,), (2, 3), (1,)),
+    ]:
+        x, lo, hi = _grid(rng, x_shape), _grid(rng, lo_shape) + 1 / 8, _grid(rng, hi_shape) - 1 / 16
+        ours = [Tensor(v.copy(), requires_grad=True) for v in (x, lo, hi)]
+        theirs = [torch.tensor(v, requires_grad=True) for v in (x, lo, hi)]
+        out = wxb.clamp(ours[0], min=ours[1], max=ours[2])
+        expected = torch.minimum(torch.maximum(theirs[0], theirs[1]), theirs[2])
+        g = _grid(rng, expected.shape)
+        out.backward(g)
+        expected.backward(torch.tensor(g))
+        np.testing.assert_array_equal(
+            out.data, expected.detach().numpy(), err_msg=seeded.msg("clamp")
+        )
+        for w, t in zip(ours, theirs, strict=True):
+            np.testing.assert_array_equal(w.grad, t.grad.numpy(), err_msg=seeded.msg("∂"))
