@@ -1,6 +1,8 @@
 """Tensor arithmetic with NumPy and Python operands, off the well-tested path,
 against PyTorch."""
 
+import operator
+
 import numpy as np
 import torch
 
@@ -18,6 +20,24 @@ def _grid(rng, shape, dtype=np.float64):
     if dtype.kind == "i":
         return (rng.choice([-1, 1], shape) * rng.integers(1, 3, shape)).astype(dtype)
     return (rng.choice([-1, 1], shape) * rng.integers(1, 9, shape) / 4).astype(dtype)
+
+
+def test_in_place_remainder_and_floor_division_change_a_parameter_as_torchs(seeded):
+    # angles %= 2π under no_grad: the model's parameter itself, as torch's
+    rng = seeded.rng
+    values = _grid(rng, (3, 4))
+    divisor = float(rng.choice([0.75, 1.5, 2.0]))
+    for op in (operator.imod, operator.ifloordiv):
+        p = wxb.nn.Parameter(values.copy())
+        theirs = torch.nn.Parameter(torch.tensor(values))
+        with wxb.no_grad():
+            q = op(p, divisor)
+        with torch.no_grad():
+            op(theirs, divisor)
+        assert q is p, seeded.msg(f"{op.__name__}: a new tensor, the parameter unchanged")
+        np.testing.assert_array_equal(
+            p.data, theirs.detach().numpy(), err_msg=seeded.msg(op.__name__)
+        )
 
 
 def test_clamp_between_bounds_that_broadcast_beyond_the_input_gives_torchs_gradients(seeded):

@@ -5293,6 +5293,9 @@ Tensor.__mod__ = lambda self, other: remainder(self, other)
 Tensor.__rmod__ = lambda self, other: remainder(other, self)
 Tensor.__floordiv__ = lambda self, other: floor_divide(self, other)
 Tensor.__rfloordiv__ = lambda self, other: floor_divide(other, self)
+# in place as += is (torch's): Python's fallback, t = t % x, left the array it named unchanged
+Tensor.__imod__ = _in_place(np.remainder, "%=", remainder)
+Tensor.__ifloordiv__ = _in_place(np.floor_divide, "//=", floor_divide)
 Tensor.remainder = lambda self, other: remainder(self, other)
 Tensor.floor_divide = lambda self, other: floor_divide(self, other)
 
