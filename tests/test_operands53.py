@@ -4,6 +4,7 @@ against PyTorch."""
 import operator
 
 import numpy as np
+import pytest
 import torch
 
 import wxb
@@ -20,6 +21,10 @@ def _grid(rng, shape, dtype=np.float64):
     if dtype.kind == "i":
         return (rng.choice([-1, 1], shape) * rng.integers(1, 3, shape)).astype(dtype)
     return (rng.choice([-1, 1], shape) * rng.integers(1, 9, shape) / 4).astype(dtype)
+
+
+def _eps(dtype):
+    return float(np.finfo(np.float32 if dtype in (np.float32, torch.float32) else np.float64).eps)
 
 
 def test_in_place_remainder_and_floor_division_change_a_parameter_as_torchs(seeded):
@@ -66,3 +71,47 @@ def test_clamp_between_bounds_that_broadcast_beyond_the_input_gives_torchs_gradi
         )
         for w, t in zip(ours, theirs, strict=True):
             np.testing.assert_array_equal(w.grad, t.grad.numpy(), err_msg=seeded.msg("∂"))
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean"])
+def test_sum_and_mean_with_a_dtype_compute_in_it_as_torchs(seeded, reduce):
+    # x.sum(dtype=torch.float64), np.mean(t, dtype=np.float64): refused before
+    rng = seeded.rng
+    for dtype in (np.float32, np.float64):
+        values = rng.normal(size=(int(rng.integers(1, 40)), 3)).astype(dtype)
+        for into, dim in [
+            (wxb.float64, None),
+            (torch.float64, 1),
+            ("float32", 0),
+            (np.float64, (0, 1)),
+        ]:
+            for form in ("method", "wxb", "numpy"):
+                x = Tensor(values.copy(), requires_grad=True)
+                tx = torch.tensor(values, requires_grad=True)
+                torch_into = {np.float64: torch.float64, "float32": torch.float32}.get(into, into)
+                torch_into = torch.float64 if torch_into is wxb.float64 else torch_into
+                if form == "method":
+                    out = getattr(x, reduce)(dim=dim, dtype=into)
+                elif form == "wxb":
+                    out = getattr(wxb, reduce)(x, dim, dtype=into)
+                else:
+                    out = getattr(np, reduce)(x, axis=dim, dtype=into)
+                expected = getattr(torch, reduce)(tx, dim=dim, dtype=torch_into)
+                assert str(out.dtype) == str(expected.dtype).removeprefix("torch."), seeded.msg(
+                    f"{form} {into}"
+                )
+                eps = _eps(out.dtype)
+                np.testing.assert_allclose(
+                    out.data,
+                    expected.detach().numpy(),
+                    rtol=64 * eps,
+                    atol=64 * eps,
+                    err_msg=seeded.msg(form),
+                )
+                g = rng.normal(size=out.shape)
+                out.backward(g.astype(out.dtype))
+                expected.backward(torch.tensor(g, dtype=expected.dtype))
+                assert x.grad.dtype == dtype, seeded.msg(f"∂ {x.grad.dtype}")
+                np.testing.assert_allclose(
+                    x.grad, tx.grad.numpy(), rtol=8 * _eps(dtype), err_msg=seeded.msg("∂")
+                )

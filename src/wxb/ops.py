@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from wxb import kernels
-from wxb.backend import CPU, check_device, resolve_dtype, to_arguments
+from wxb.backend import CPU, DTYPES, check_device, resolve_dtype, to_arguments
 from wxb.errors import ConfigError, DataError, ShapeError, TrainingError
 from wxb.random import as_generator, row_masks
 from wxb.tensor import (
@@ -3941,8 +3941,8 @@ def _reduction(reduce: Callable[[Tensor, object, bool], Tensor], name: str) -> C
 
     def method(self, *given, axis=None, keepdims=False, dim=None, keepdim=None, dtype=None,
                out=None, **unused):  # fmt: skip
-        if dtype is not None or out is not None or unused or len(given) > 2:
-            raise TypeError(f"Tensor.{name}: dtype=, out= and other NumPy options are not taken")
+        if out is not None or unused or len(given) > 2:
+            raise TypeError(f"Tensor.{name}: out= and other NumPy options are not taken")
         # the places are torch's, t.sum(dim, keepdim): NumPy's np.sum(t, …) names axis=
         if given and (dim is not None or axis is not None):
             raise TypeError(f"Tensor.{name}: give the axis once (axis= or dim=)")
@@ -3964,9 +3964,21 @@ def _reduction(reduce: Callable[[Tensor, object, bool], Tensor], name: str) -> C
             axis = None  # its one value
         elif dims:  # refused by name, not NumPy's AxisError
             _axes(dims, self.ndim, f"Tensor.{name}")
-        return reduce(self, axis, _flag(keepdims if keepdim is None else keepdim, f"Tensor.{name}"))
+        keep = _flag(keepdims if keepdim is None else keepdim, f"Tensor.{name}")
+        if dtype is not None:  # torch's: the input cast first (its gradient back in its own)
+            self = astype(self, _reduced_dtype(dtype, name))
+        return reduce(self, axis, keep)
 
     return method
+
+
+def _reduced_dtype(dtype: object, name: str) -> np.dtype:
+    try:
+        return resolve_dtype(dtype)
+    except ConfigError:  # (an integer sum of floats: torch truncates each value first)
+        raise ConfigError(
+            f"Tensor.{name}: dtype= takes {' or '.join(DTYPES)}; got {dtype!r}"
+        ) from None
 
 
 Tensor.sum = _reduction(sum, "sum")
