@@ -115,3 +115,71 @@ def test_sum_and_mean_with_a_dtype_compute_in_it_as_torchs(seeded, reduce):
                 np.testing.assert_allclose(
                     x.grad, tx.grad.numpy(), rtol=8 * _eps(dtype), err_msg=seeded.msg("∂")
                 )
+
+
+def _numpy_on_the_left(seeded):
+    """ndarray op tensor, np.float64(2) * t, ndarray @ t, np.sum/np.mean/np.exp(t): a
+    tensor with torch's gradient; np.asarray of one requiring grad: a clear refusal."""
+    rng = seeded.rng
+    values = _grid(rng, (3, 4))
+    array = _grid(rng, (3, 4))
+    forms = {
+        "ndarray + t": (lambda t: array + t, lambda t: torch.tensor(array) + t),
+        "ndarray - t": (lambda t: array - t, lambda t: torch.tensor(array) - t),
+        "ndarray / t": (lambda t: array / t, lambda t: torch.tensor(array) / t),
+        "ndarray ** t": (lambda t: np.abs(array) ** t, lambda t: torch.tensor(np.abs(array)) ** t),
+        "np.float64(2) * t": (lambda t: np.float64(2) * t, lambda t: 2.0 * t),
+        "np.float32(0.5) - t": (lambda t: np.float32(0.5) - t, lambda t: 0.5 - t),
+        "ndarray @ t": (lambda t: array.T @ t, lambda t: torch.tensor(array.T) @ t),
+        "ndarray[0] @ t": (lambda t: array[0] @ t.T, lambda t: torch.tensor(array[0]) @ t.T),
+        "np.sum(t)": (np.sum, torch.sum),
+        "np.mean(t, axis=0)": (lambda t: np.mean(t, axis=0), lambda t: torch.mean(t, 0)),
+        "np.exp(t)": (np.exp, torch.exp),
+        "np.maximum(ndarray, t)": (
+            lambda t: np.maximum(array, t),
+            lambda t: torch.maximum(torch.tensor(array), t),
+        ),
+        "np.concatenate": (
+            lambda t: np.concatenate([array, t]),
+            lambda t: torch.cat([torch.tensor(array), t]),
+        ),
+    }
+    for name, (ours, theirs) in forms.items():
+        x = Tensor(values.copy(), requires_grad=True)
+        tx = torch.tensor(values, requires_grad=True)
+        out, expected = ours(x), theirs(tx)
+        assert isinstance(out, Tensor) and out.requires_grad, seeded.msg(f"{name}: {type(out)}")
+        np.testing.assert_allclose(
+            out.data, expected.detach().numpy(), rtol=1e-12, err_msg=seeded.msg(name)
+        )
+        g = _grid(rng, out.shape)
+        out.backward(g)
+        expected.backward(torch.tensor(g))
+        np.testing.assert_allclose(
+            x.grad, tx.grad.numpy(), rtol=1e-12, atol=1e-12, err_msg=seeded.msg(name)
+        )
+    x = Tensor(values.copy(), requires_grad=True)
+    with pytest.raises(TypeError, match="requires grad"):
+        np.asarray(x)
+
+
+def test_numpy_on_the_left_gives_a_tensor_with_gradients_or_answers_on_the_values(seeded):
+    # np.array_equal(t, a) of a tensor requiring grad said False for equal values (NumPy
+    # swallowed the refusal of its read), np.nonzero(t) gave torch's (n, ndim) indices
+    # where NumPy's tuple of index arrays was asked for
+    _numpy_on_the_left(seeded)
+    rng = seeded.rng
+    values = _grid(rng, (3, 4)) * (rng.random((3, 4)) < 0.6)
+    for grad in (False, True):
+        t = Tensor(values.copy(), requires_grad=grad)
+        assert np.array_equal(t, values) and np.array_equal(values, t), seeded.msg(f"{grad}")
+        assert not np.array_equal(t, values + 1), seeded.msg(f"{grad}")
+        assert np.array_equiv(t, values) and np.allclose(t, values), seeded.msg(f"{grad}")
+        np.testing.assert_array_equal(np.isclose(t, values), np.ones((3, 4), bool))
+        got, expected = np.nonzero(t), np.nonzero(values)
+        assert isinstance(got, tuple) and len(got) == 2, seeded.msg(f"{type(got)}")
+        for a, b in zip(got, expected, strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=seeded.msg("np.nonzero"))
+        np.testing.assert_array_equal(
+            torch.tensor(values).nonzero().numpy(), t.nonzero(), err_msg=seeded.msg("t.nonzero()")
+        )

@@ -4894,6 +4894,16 @@ Tensor.type = _type
 Tensor.contiguous = _contiguous
 Tensor.new_zeros, Tensor.new_ones = _new_filled(0.0), _new_filled(1.0)
 
+
+def _on_values(function: Callable) -> Callable:
+    """``function`` run on the tensors' arrays (it gives no tensor: nothing to record)."""
+
+    def run(*args: object, **kwargs: object) -> object:
+        return function(*(a.data if isinstance(a, Tensor) else a for a in args), **kwargs)
+
+    return run
+
+
 # NumPy on the left (array * tensor, np.float64(2) * tensor, np.exp(tensor)) lands in
 # Tensor.__array_ufunc__, which runs these so the graph goes on.
 ARRAY_FUNCTION_OPS.update(
@@ -4903,6 +4913,11 @@ ARRAY_FUNCTION_OPS.update(
         # NumPy reads a.size of what is not an array: Tensor.size is torch's method, and
         # np.size(t) gave that bound method, not the count of elements
         np.size: lambda a, axis=None: np.size(a.data, axis),
+        # NumPy's np.nonzero calls a.nonzero(): torch's (n, ndim) indices, not its tuple
+        np.nonzero: lambda a: np.nonzero(a.data),
+        # answers with no gradient to lose: on the values (np.array_equal's own read of a
+        # tensor that requires grad failed, and it answered False for equal values)
+        **{f: _on_values(f) for f in (np.array_equal, np.array_equiv, np.allclose, np.isclose)},
     }
 )
 UFUNC_OPS.update(
