@@ -95,11 +95,14 @@ def _tensor(rng, shape, form=None):
 
 
 def _array(rng, shape):
-    """A NumPy array of ``shape`` of any dtype, plain, 0-d, strided, read-only, Fortran."""
+    """A NumPy array of ``shape`` of any dtype: plain, 0-d, strided, transposed,
+    read-only, Fortran order, or a broadcast view."""
     dtype = np.dtype(ARRAY_DTYPES[rng.integers(len(ARRAY_DTYPES))])
-    form = rng.choice(["plain", "strided", "read-only", "fortran", "transposed"])
+    form = rng.choice(["plain", "strided", "read-only", "fortran", "transposed", "broadcast"])
     if form == "strided" and shape:
         array = _grid(rng, (2 * shape[0], *shape[1:]), dtype)[::2]
+    elif form == "broadcast" and shape:  # np.broadcast_to's read-only view, stride 0
+        array = np.broadcast_to(_grid(rng, (1, *shape[1:]), dtype), shape)
     elif form == "transposed" and len(shape) >= 2:
         array = _grid(rng, shape[::-1], dtype).T
     else:
@@ -113,7 +116,7 @@ def _array(rng, shape):
         torch.tensor(array.astype(np.float64)),
         _stand_in(dtype),
         False,
-        text=f"ndarray {dtype}{tuple(shape)} {form}",
+        text=f"ndarray {dtype}{array.shape} {form}",
     )
 
 
@@ -181,10 +184,13 @@ def _eps(dtype):
     return float(np.finfo(np.float32 if dtype in (np.float32, torch.float32) else np.float64).eps)
 
 
-def _check(seeded, name, ours_call, torch_call, operands, terms=1, grads=True, dtype=None):
+def _check(
+    seeded, name, ours_call, torch_call, operands, terms=1, grads=True, dtype=None, coarse=False
+):
     """One case: a refusal of wxb's own where torch refuses passes; the dtype, values and
     gradients otherwise match the float64 reference to a few roundings of the result's
-    dtype (``terms``: the products a value adds up, as a matmul's contracted length)."""
+    dtype (``terms``: the products a value adds up, as a matmul's contracted length;
+    ``coarse``: a float32 step inside, whose roundings a float64 result keeps)."""
     case = f"{name} of {operands}"
     try:
         expected = dtype or _expected_dtype(operands, comparison=name in COMPARISONS)
@@ -210,7 +216,7 @@ def _check(seeded, name, ours_call, torch_call, operands, terms=1, grads=True, d
         f"{case}: {data.dtype}, torch {expected}"
     )
     assert data.shape == tuple(want.shape), seeded.msg(f"{case}: {data.shape} vs {want.shape}")
-    eps = _eps(data.dtype)
+    eps = _eps(np.float32 if coarse else data.dtype)
     # each value is one rounding of the exact result (pow: a few), plus the rounding of
     # each of the ``terms`` products it adds up, each at most the operands' size squared
     scale = terms * max(
@@ -245,7 +251,7 @@ def _check(seeded, name, ours_call, torch_call, operands, terms=1, grads=True, d
             * 16
             * max(1.0, float(np.nanmax(np.abs(np.where(np.isfinite(want), want, 0)), initial=0)))
         )
-        coarser = np.float32 if np.float32 in (data.dtype, ours.dtype) else np.float64
+        coarser = np.float32 if coarse or np.float32 in (data.dtype, ours.dtype) else np.float64
         atol = 4 * _eps(coarser) * count * bound
         want_grad = theirs.grad.numpy()
         close = np.isclose(ours.grad, want_grad, rtol=0, atol=atol, equal_nan=True)
@@ -579,6 +585,33 @@ def test_numpy_on_the_left_gives_a_tensor_with_gradients_or_answers_on_the_value
         )
 
 
+CHAIN = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
+
+
+def _chain_cases(seeded, count):
+    # (a op b) op c: a graph of two steps, each with a tensor among its operands (the
+    # first step's tensor first drawn, so that NumPy's own arithmetic is never the step)
+    rng = seeded.rng
+    for _ in range(count):
+        first, second = rng.choice(list(CHAIN), 2)
+        shape = _shape(rng)
+        operands = [_any_operand(rng, shape, tensor=True)]
+        operands += [_any_operand(rng, shape), _any_operand(rng, shape)]
+        swap = bool(rng.integers(2))
+
+        def chained(a, b, c, f=CHAIN[first], h=CHAIN[second], swap=swap):
+            return h(c, f(a, b)) if swap else h(f(a, b), c)
+
+        # the dtype step by step: the first step's result is a tensor of its shape
+        step = _expected_dtype(operands[:2])
+        inner = np.broadcast_shapes(*(np.shape(o.ours) for o in operands[:2]))
+        inner = Operand(None, None, torch.zeros(inner, dtype=step), True)
+        dtype = _expected_dtype([operands[2], inner] if swap else [inner, operands[2]])
+        coarse = any(o.is_tensor and o.kind.dtype == torch.float32 for o in operands)
+        name = f"(a {first} b) {second} c, swapped {swap}"
+        _check(seeded, name, chained, chained, operands, dtype=dtype, coarse=coarse)
+
+
 def test_random_expressions_of_tensors_arrays_and_numbers_give_torchs(seeded):
     # found: clamp between bounds that broadcast beyond the input raised NumPy's error in
     # its backward; t %= x and t //= x gave a new tensor, t itself unchanged
@@ -587,3 +620,4 @@ def test_random_expressions_of_tensors_arrays_and_numbers_give_torchs(seeded):
     _function_cases(seeded, 250)
     _in_place_cases(seeded, 300)
     _joining_cases(seeded, 100)
+    _chain_cases(seeded, 200)
