@@ -6,8 +6,8 @@
 - fit warned of a Sigmoid head before bce_with_logits, not before soft_margin and
   multilabel_soft_margin, which take logits too.
 - wxb report's "Loss" row gave the name alone, without the options training applied.
-- Class weights are not recorded: evaluate (and a second fit) without loss= applied none
-  without a word; they now say so in a warning.
+- Class weights were not recorded: evaluate (and a second fit) without loss= applied none
+  without a word; fit records their values now (a file from before is warned of).
 
 Figures are compared with torch or scikit-learn on the same outputs in float64 (sums of
 at most a few hundred terms: 1e-12 relative)."""
@@ -186,7 +186,7 @@ def test_report_shows_the_loss_with_its_recorded_options(seeded, name):
     assert _loss_row(report_html(plain, None, X, y, gemm_rate=1e10)) == name, seeded.msg(name)
 
 
-# -- 4. class weights, which fit does not record ------------------------------------------
+# -- 4. class weights, which fit records --------------------------------------------------
 def _weighted(rng, name: str, width: int) -> tuple:
     """(the loss with class weights drawn, its torch twin, the same loss unweighted's
     twin, which options are set)."""
@@ -212,14 +212,14 @@ def _weighted(rng, name: str, width: int) -> tuple:
 @pytest.mark.parametrize(
     "name", ["cross_entropy", "multi_margin", "multilabel_soft_margin", "bce_with_logits"]
 )
-def test_evaluate_says_it_applies_no_class_weights(seeded, name, tmp_path):
+def test_evaluate_applies_the_class_weights_fit_recorded(seeded, name, tmp_path):
     """A model trained with CrossEntropyLoss(weight=…) (MultiMarginLoss's,
     MultiLabelSoftMarginLoss's weight, BCEWithLogitsLoss's weight or pos_weight) was
-    scored by evaluate without loss= unweighted, without a word: fit records the name and
-    plain options alone. Keras's evaluate applies no class_weight, and so evaluate still
-    scores unweighted (torch's unweighted loss), but fit records which weights were set
-    and evaluate says in one warning that it applies none; so does a second fit, which
-    trains without them. With loss= given, or after a fit without weights, nothing."""
+    scored by evaluate without loss= unweighted, with a warning: fit recorded which were
+    set, not their values. fit records the values now (exact float64, through the saved
+    file), and evaluate without loss= is torch's criterion(model(X), y) with the weighted
+    criterion, as fit's own figures are; a second fit trains with them, without a word. A
+    file from before, with their names alone, is scored unweighted and says so."""
     rng = seeded.rng
     rows, n = int(rng.integers(10, 40)), int(rng.integers(1, 4))
     width = int(rng.integers(2, 5))
@@ -232,11 +232,22 @@ def test_evaluate_says_it_applies_no_class_weights(seeded, name, tmp_path):
     msg = lambda what: seeded.msg(f"{what}, {loss!r}")  # noqa: E731
     model = nn.Sequential(nn.Linear(n, 5), nn.Tanh(), nn.Linear(5, width)).to("float64")
     wxb.fit(model, X, y, loss=loss, epochs=1, batch_size=8, verbose=0)
-    assert model.info.get("loss_weights") == set_, msg(str(model.info))
+    assert sorted(model.info.get("loss_weights", {})) == sorted(set_), msg(str(model.info))
     path = tmp_path / "model.safetensors"
     wxb.save(model, path)
     model = wxb.load(path)
+    for key in set_:  # the values, bit for bit
+        np.testing.assert_array_equal(model.info["loss_weights"][key], getattr(twin, key).numpy())
     out, t = torch.from_numpy(model.predict(X)), torch.from_numpy(y)
+    scores, said = _caught(lambda: wxb.evaluate(model, X, y))
+    assert said == [], msg(str(said))
+    np.testing.assert_allclose(scores["loss"], float(twin(out, t)), **TOL, err_msg=msg("weighted"))
+    _, said = _caught(lambda: wxb.fit(model, X, y, epochs=1, verbose=0))
+    assert said == [], msg(str(said))
+    assert sorted(model.info.get("loss_weights", {})) == sorted(set_), msg(str(model.info))
+    # a file saved before the values were recorded: the names alone
+    model.info["loss_weights"] = set_
+    out = torch.from_numpy(model.predict(X))
     scores, said = _caught(lambda: wxb.evaluate(model, X, y))
     kind = type(loss).__name__
     assert len(said) == 1 and "\n" not in said[0], msg(str(said))
@@ -244,16 +255,7 @@ def test_evaluate_says_it_applies_no_class_weights(seeded, name, tmp_path):
     assert "evaluate scores the loss without" in said[0], msg(said[0])
     np.testing.assert_allclose(scores["loss"], float(unweighted(out, t)), **TOL,
                                err_msg=msg("unweighted"))  # fmt: skip
-    scores, said = _caught(lambda: wxb.evaluate(model, X, y, loss=loss))
-    assert said == [], msg(str(said))
-    np.testing.assert_allclose(scores["loss"], float(twin(out, t)), **TOL, err_msg=msg("weighted"))
-    _, said = _caught(lambda: wxb.fit(model, X, y, epochs=1, verbose=0))
-    assert len(said) == 1 and "this fit trains the loss without" in said[0], msg(str(said))
-    assert "loss_weights" not in model.info, msg(str(model.info))  # (it trained without)
-    _, said = _caught(lambda: wxb.evaluate(model, X, y))
-    assert said == [], msg(str(said))
     # the report's Loss row says they were set
-    model.info["loss_weights"] = set_
     row = _loss_row(report_html(model, None, X, y, gemm_rate=1e10))
     assert f"trained with {' and '.join(set_)} set (not recorded)" in row, msg(row)
 

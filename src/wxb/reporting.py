@@ -476,13 +476,13 @@ def dequantised(grid: dict[str, Any]) -> np.ndarray:
 # ---------------------------------------------------------------------------------
 def _loss_shown(info: dict, loss: str) -> str:
     """The loss's name and, where training applied options (fit's recorded loss_options,
-    wxb train's Huber δ), the loss as the walk-through shows it: its repr and note; class
-    weights, which are not recorded, said to have been set."""
+    wxb train's Huber δ, class weights), the loss as the walk-through shows it: its repr
+    and note; class weights a file from before records by name alone, said to have been set."""
     made = trained_loss(info, loss) if info.get("loss") else loss
     note = getattr(made, "trained_note", "")
     shown = loss if isinstance(made, str) else f"{loss}: {made!r}{note}"
     weighted = info.get("loss_weights") if info.get("loss") == loss else None
-    if weighted:
+    if weighted and isinstance(weighted, list):
         shown += f"; trained with {' and '.join(map(str, weighted))} set (not recorded)"
     return shown
 

@@ -64,6 +64,7 @@ from wxb.nn.losses import (
     plain_options,
     recorded_name,
     stock_loss,
+    weight_values,
     weights_set,
 )
 from wxb.nn.module import (
@@ -421,8 +422,9 @@ def evaluate(
     label_smoothing; BCELoss and KLDivLoss as "bce" and "kl_div"; a
     model last trained by fit with a loss of one's own is refused: give ``loss=``),
     else "cross_entropy", as Keras's evaluate takes
-    the compiled loss. Class weights are not recorded: the loss is scored without them,
-    as Keras's evaluate applies no class_weight, and a warning says so. A Poisson
+    the compiled loss, class weights included (fit records their values: the loss is
+    torch's ``criterion(model(X), y)`` with the criterion fit was given; a model file from
+    before wxb recorded them is scored without them, and a warning says so). A Poisson
     MLPRegressor's "poisson" is scored as torch's poisson_nll of its log-rates, which
     differs from scikit-learn's half Poisson deviance by a term of the targets alone.
     X and y may be SciPy sparse (X multiplied sparse by a planned first
@@ -493,8 +495,8 @@ def _trained_loss(
     fit and wxb train record it; wxb train's Huber or smooth L1 with the δ or β it
     applied, ``heads.trained_loss``), else cross_entropy: a regression's MSE was scored,
     and a second fit trained, as a cross-entropy of its targets without a word. Class
-    weights training applied are not recorded: a warning says the loss ``doing`` (what
-    evaluate or fit does with it) is without them."""
+    weights a model file records only by name (saved before their values were): a
+    warning says the loss ``doing`` (what evaluate or fit does with it) is without them."""
     if isinstance(loss, str) and loss in _KERAS_LOSSES:
         raise ConfigError(f"loss={loss!r} is Keras's name; wxb's is {_KERAS_LOSSES[loss]}")
     if loss is not None:
@@ -520,13 +522,15 @@ def _trained_loss(
     if not (isinstance(recorded, str) and recorded):
         return "cross_entropy"
     weighted = model.info.get("loss_weights")
-    if weighted and recorded in named:  # Keras's evaluate applies no class_weight either
+    # a model file from before fit recorded the values: their names alone
+    if weighted and isinstance(weighted, list) and recorded in named:
         kind, them = named[recorded].__name__, "them" if len(weighted) > 1 else "it"
         given = ", ".join(f"{key}=…" for key in weighted)
         warnings.warn(
-            f"the model was trained with {kind}'s {' and '.join(weighted)} set, which fit "
-            f"does not record: {doing} the loss without {them}, not the one training "
-            f"minimised; give loss={kind}({given}) to apply {them}",
+            f"the model was trained with {kind}'s {' and '.join(map(str, weighted))} set, "
+            f"which its file records by name only (saved by an earlier wxb): {doing} the "
+            f"loss without {them}, not the one training minimised; give "
+            f"loss={kind}({given}) to apply {them}",
             UserWarning,
             stacklevel=stacklevel,
         )
@@ -2333,9 +2337,10 @@ def _record_loss(info: dict, loss_fn: Loss, y: np.ndarray) -> None:
     those names, with their plain options; a loss of one's own leaves the record as it
     was."""
     name = recorded_name(loss_fn)
-    # which class weights it had (not their arrays): evaluate says it scores without them
+    # its class weights' values: evaluate and a second fit apply them, as torch's
+    # criterion(model(X), y) does (by their names alone they were dropped)
     if name is not None and weights_set(loss_fn):
-        info["loss_weights"] = weights_set(loss_fn)
+        info["loss_weights"] = weight_values(loss_fn)
     else:
         info.pop("loss_weights", None)
     if name is None:

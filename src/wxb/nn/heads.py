@@ -14,6 +14,7 @@ from wxb.nn.losses import (
     GRAPH_LOSSES,
     LOSSES,
     PLAIN_OPTIONS,
+    WEIGHT_OPTIONS,
     BCELoss,
     HuberLoss,
     Loss,
@@ -158,18 +159,32 @@ def trained_loss(info: dict, name: str) -> str | Loss:
         )
         return made
     options = info.get("loss_options")
+    weights = info.get("loss_weights")
+    # (a list: their names alone, from a file saved before fit recorded their values)
+    weights = None if isinstance(weights, list) else weights
     named = {**LOSSES, **GRAPH_LOSSES}
-    if options is not None and info.get("loss") == name and name in named:
-        # the options fit recorded (HuberLoss(delta=3)): the name alone gave δ = 1
-        if not isinstance(options, dict) or not set(options) <= set(PLAIN_OPTIONS):
+    if (options is not None or weights) and info.get("loss") == name and name in named:
+        # the options fit recorded (HuberLoss(delta=3)): the name alone gave δ = 1; and
+        # its class weights (CrossEntropyLoss(weight=…)): else scored unweighted
+        if options is not None and (
+            not isinstance(options, dict) or not set(options) <= set(PLAIN_OPTIONS)
+        ):
             raise ConfigError(
                 f"the model's info['loss_options'] must be a table of {', '.join(PLAIN_OPTIONS)}"
                 f"; got {options!r}"
             )
+        if weights is not None and (
+            not isinstance(weights, dict) or not set(weights) <= set(WEIGHT_OPTIONS)
+        ):
+            raise ConfigError(
+                f"the model's info['loss_weights'] must be a table of {', '.join(WEIGHT_OPTIONS)}"
+                f"; got {weights!r}"
+            )
         try:
-            return named[name](**options)
-        except TypeError as exc:  # an option this loss does not take (an edited file)
-            raise ConfigError(f"the model's info['loss_options'] for {name}: {exc}") from None
+            return named[name](**(options or {}), **(weights or {}))
+        except (TypeError, ValueError) as exc:  # an option this loss does not take, or a
+            # weight that is no array of numbers (an edited file)
+            raise ConfigError(f"the model's recorded {name} loss: {exc}") from None
     scales = info.get("target_scale") or []
     trained_by_cli = isinstance(info.get("data"), dict) and "train_rows" in info["data"]
     if name not in ("huber", "smooth_l1") or not (scales or trained_by_cli):

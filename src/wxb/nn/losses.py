@@ -966,17 +966,17 @@ def _stock_kind_of(kind: type, forward: Callable, call: Callable) -> type[Loss] 
 
 # A stock loss's plain options, as fit records those set (model.info["loss_options"]):
 # a second fit or evaluate without loss= rebuilds the loss training applied. (Class
-# weights are not among them: evaluate and wxb eval score unweighted, as Keras's
-# evaluate applies no class_weight; WEIGHT_OPTIONS says they were set.)
+# weights are WEIGHT_OPTIONS, recorded beside them.)
 PLAIN_OPTIONS = (
     "reduction", "delta", "beta", "label_smoothing", "ignore_index", "log_target",
     "log_input", "full", "eps", "margin", "p",
 )  # fmt: skip
 
 
-# The options that weigh classes, labels or positives: fit records which were set
-# (model.info["loss_weights"]), not their arrays, so that evaluate and a second fit
-# without loss= can say they apply none of them.
+# The options that weigh classes, labels or positives: fit records their values
+# (model.info["loss_weights"], each a nested list of float64 in its shape), so that
+# evaluate, wxb eval and a second fit without loss= apply the loss training applied. A
+# model file from before holds only their names (a list): those say none is applied.
 WEIGHT_OPTIONS = ("weight", "pos_weight")
 
 
@@ -985,6 +985,16 @@ def weights_set(loss: Loss) -> list[str]:
     MultiMarginLoss's and MultiLabelSoftMarginLoss's weight, BCEWithLogitsLoss's weight
     and pos_weight (each kept in the instance's dict, None when unset)."""
     return [key for key in WEIGHT_OPTIONS if loss.__dict__.get(key) is not None]
+
+
+def weight_values(loss: Loss) -> dict[str, list]:
+    """Each WEIGHT_OPTION ``loss`` was given, as the loss reads it (float64, in its shape),
+    a nested list: JSON keeps a float64 exactly, so the loss rebuilt from it is this one."""
+    values = {}
+    for key in weights_set(loss):
+        value = getattr(loss, key)
+        values[key] = np.asarray(getattr(value, "data", value), np.float64).tolist()
+    return values
 
 
 def plain_options(loss: Loss, name: str) -> dict[str, object]:

@@ -1,0 +1,90 @@
+"""What a model file records of a model trained in Python, and what the command line does
+with it.
+
+- A loss's class weights (CrossEntropyLoss's and NLLLoss's ``weight``, BCEWithLogitsLoss's
+  ``pos_weight``) were recorded by name, not value: ``wxb.evaluate`` of the saved model
+  scored the loss unweighted with a warning, and ``wxb eval`` silently. Their values are
+  recorded now, and both score torch's loss with the same options.
+
+Figures are compared with torch's on the same outputs in float64 (sums of at most a few
+hundred terms: 1e-12 relative)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from cli_run import run
+
+import wxb
+import wxb.nn as nn
+from wxb.metrics import figure_text
+
+torch = pytest.importorskip("torch")
+TOL = dict(rtol=1e-12, atol=1e-14)
+
+
+def _weighted_case(rng, name: str, width: int):
+    """(wxb's loss, torch's twin, the targets' kind) with weights and options drawn."""
+    w = rng.uniform(0.2, 3.0, width)
+    tw = torch.from_numpy(w)
+    if name == "cross_entropy":
+        smoothing = float(rng.choice([0.0, rng.uniform(0.05, 0.3)]))
+        return (
+            nn.CrossEntropyLoss(weight=w, label_smoothing=smoothing),
+            torch.nn.CrossEntropyLoss(weight=tw, label_smoothing=smoothing),
+        )
+    if name == "nll":
+        ignored = int(rng.integers(width))  # a class's rows count for nothing
+        return (
+            nn.NLLLoss(weight=w, ignore_index=ignored),
+            torch.nn.NLLLoss(weight=tw, ignore_index=ignored),
+        )
+    p = rng.uniform(0.2, 5.0, 1)
+    return nn.BCEWithLogitsLoss(pos_weight=p), torch.nn.BCEWithLogitsLoss(
+        pos_weight=torch.from_numpy(p)
+    )
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "nll", "bce_with_logits"])
+def test_saved_class_weights_are_scored_by_evaluate_and_wxb_eval(seeded, name, tmp_path, capsys):
+    """fit(loss=CrossEntropyLoss(weight=w, label_smoothing=s)) (NLLLoss's weight and
+    ignore_index, BCEWithLogitsLoss's pos_weight), saved and loaded: wxb.evaluate and wxb
+    eval gave the unweighted loss (evaluate with a warning, wxb eval without a word). Both
+    now give torch's loss with the same options on the loaded model's outputs."""
+    rng = seeded.rng
+    rows, n = int(rng.integers(20, 60)), int(rng.integers(1, 4))
+    width = 1 if name == "bce_with_logits" else int(rng.integers(2, 5))
+    X = rng.normal(size=(rows, n))
+    if name == "bce_with_logits":
+        y = rng.integers(0, 2, (rows, 1)).astype(np.float64)
+    else:
+        y = rng.permutation(np.arange(rows) % width)  # every class present
+    loss, twin = _weighted_case(rng, name, width)
+    msg = lambda what: seeded.msg(f"{what}, {loss!r}")  # noqa: E731
+    layers = [nn.Linear(n, 5), nn.Tanh(), nn.Linear(5, width)]
+    if name == "nll":
+        layers.append(nn.LogSoftmax(dim=1))
+    model = nn.Sequential(*layers).to("float64")
+    wxb.fit(model, X, y, loss=loss, epochs=int(rng.integers(1, 3)), batch_size=8, verbose=0)
+    path = tmp_path / "model.safetensors"
+    wxb.save(model, path)
+    loaded = wxb.load(path)
+    out = torch.from_numpy(loaded.predict(X))
+    t = torch.from_numpy(y)
+    want = float(twin(out, t))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to warn of: the loss is training's
+        scores = wxb.evaluate(loaded, X, y)
+    np.testing.assert_allclose(scores["loss"], want, **TOL, err_msg=msg("evaluate"))
+    data = tmp_path / "data.csv"
+    pd.DataFrame({**{f"x{k}": X[:, k] for k in range(n)}, "y": y.reshape(rows)}).to_csv(
+        data, index=False
+    )
+    code, text, err = run(capsys, "eval", path, data, "--target", "y")
+    assert code == 0, msg(err)
+    X_read = pd.read_csv(data)[[f"x{k}" for k in range(n)]].to_numpy(np.float64)
+    want = float(twin(torch.from_numpy(loaded.predict(X_read)), t))
+    assert f"loss {figure_text(want)}," in text.splitlines()[0], msg(text.splitlines()[0])
