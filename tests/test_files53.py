@@ -5,6 +5,8 @@ with it.
   ``pos_weight``) were recorded by name, not value: ``wxb.evaluate`` of the saved model
   scored the loss unweighted with a warning, and ``wxb eval`` silently. Their values are
   recorded now, and both score torch's loss with the same options.
+- ``wxb.save(model, "model.pth")`` wrote safetensors under the name torch users
+  ``torch.load``: refused now, as ``wxb train -o`` refuses it.
 
 Figures are compared with torch's on the same outputs in float64 (sums of at most a few
 hundred terms: 1e-12 relative)."""
@@ -88,3 +90,40 @@ def test_saved_class_weights_are_scored_by_evaluate_and_wxb_eval(seeded, name, t
     X_read = pd.read_csv(data)[[f"x{k}" for k in range(n)]].to_numpy(np.float64)
     want = float(twin(torch.from_numpy(loaded.predict(X_read)), t))
     assert f"loss {figure_text(want)}," in text.splitlines()[0], msg(text.splitlines()[0])
+
+
+# -- 2. wxb.save under PyTorch's (and other tools') names -------------------------------
+@pytest.mark.parametrize("suffix", [".pth", ".pt", ".PTH", ".pkl", ".h5", ".bin", ".npz"])
+def test_save_refuses_another_formats_name_and_load_stays_by_content(seeded, suffix, tmp_path):
+    """wxb.save(model, "model.pth") wrote safetensors bytes under the name torch users
+    torch.load, which refused them ("invalid load key") long after; wxb train -o refused
+    such names already. wxb.save refuses them too, in one line naming the suffix and
+    .safetensors, writing nothing (a torch file there stays as it was); wxb.load goes by
+    the bytes: a real torch.save file is named as one, a wxb file an earlier wxb wrote
+    under such a name still loads, equal."""
+    rng = seeded.rng
+    n, width = int(rng.integers(1, 5)), int(rng.integers(1, 4))
+    model = nn.Sequential(nn.Linear(n, 3), nn.ReLU(), nn.Linear(3, width))
+    path = tmp_path / f"model{suffix}"
+    for saved in (model, {"model": model.state_dict(), "epoch": 1}):
+        with pytest.raises(wxb.errors.ConfigError) as caught:
+            wxb.save(saved, path)
+        message = str(caught.value)
+        assert "\n" not in message and f"({suffix.lower()})" in message, seeded.msg(message)
+        assert "name the file .safetensors" in message, seeded.msg(message)
+        assert list(tmp_path.iterdir()) == [], seeded.msg(str(list(tmp_path.iterdir())))
+    # a real torch.save file there: never overwritten, and wxb.load names it
+    torch.save({"w": torch.zeros(2)}, path)
+    before = path.read_bytes()
+    with pytest.raises(wxb.errors.ConfigError):
+        wxb.save(model, path)
+    assert path.read_bytes() == before, seeded.msg("overwritten")
+    with pytest.raises(wxb.errors.ModelFileError, match="PyTorch") as caught:
+        wxb.load(path)
+    assert "\n" not in str(caught.value), seeded.msg(str(caught.value))
+    # a wxb file under such a name (an earlier wxb wrote it): read by its bytes
+    good = tmp_path / "model.safetensors"
+    wxb.save(model, good)
+    path.write_bytes(good.read_bytes())
+    X = rng.normal(size=(int(rng.integers(1, 6)), n)).astype(np.float32)
+    np.testing.assert_array_equal(wxb.load(path).predict(X), model.eval().predict(X))

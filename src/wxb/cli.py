@@ -2105,28 +2105,12 @@ def check_csv_name(path: str) -> None:
         )
 
 
-# other tools' model formats, whose readers refused wxb's safetensors bytes under their
-# name (torch.load of a 'model.pt' said "invalid load key", long after the run)
-_OTHER_FORMATS = {
-    ".onnx": "ONNX",
-    **dict.fromkeys((".pt", ".pth"), "PyTorch's torch.save"),
-    **dict.fromkeys((".pkl", ".pickle", ".joblib"), "a pickle"),
-    ".bin": "PyTorch's pytorch_model.bin",
-    ".ckpt": "a PyTorch Lightning or TensorFlow checkpoint",
-    **dict.fromkeys((".h5", ".hdf5", ".keras"), "Keras's format"),
-    ".pb": "TensorFlow's SavedModel",
-    ".tflite": "TensorFlow Lite's format",
-    **dict.fromkeys((".npz", ".npy"), "NumPy's format"),
-    ".json": "JSON",
-}
-
-
 def check_format_name(path: str | Path, writes: str, suffix: str) -> None:
     """A model file named .onnx, .pt, … (or ONNX named .safetensors): written in wxb's
     format under another's name, which onnxruntime, torch.load, or wxb's readers, then
     refused long after the run that wrote it."""
     last = Path(path).suffix.lower()
-    others = {**_OTHER_FORMATS, ".safetensors": "safetensors"}
+    others = {**wdata.OTHER_MODEL_FORMATS, ".safetensors": "safetensors"}
     others.pop(suffix)
     if last not in others:
         return

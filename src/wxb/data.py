@@ -60,6 +60,23 @@ def load_digits() -> Dataset:
     return Dataset(bunch.data.astype(np.float64), bunch.target, names, "digit", "built-in digits")
 
 
+# other tools' model formats, whose readers refused wxb's safetensors bytes under their
+# name (torch.load of a 'model.pt' said "invalid load key", long after the run): wxb
+# train -o and wxb.save refuse them
+OTHER_MODEL_FORMATS = {
+    ".onnx": "ONNX",
+    **dict.fromkeys((".pt", ".pth"), "PyTorch's torch.save"),
+    **dict.fromkeys((".pkl", ".pickle", ".joblib"), "a pickle"),
+    ".bin": "PyTorch's pytorch_model.bin",
+    ".ckpt": "a PyTorch Lightning or TensorFlow checkpoint",
+    **dict.fromkeys((".h5", ".hdf5", ".keras"), "Keras's format"),
+    ".pb": "TensorFlow's SavedModel",
+    ".tflite": "TensorFlow Lite's format",
+    **dict.fromkeys((".npz", ".npy"), "NumPy's format"),
+    ".json": "JSON",
+}
+
+
 def atomic_write(path: str | Path, payload: bytes | list[bytes | memoryview]) -> Path:
     """Write ``payload`` (bytes, or pieces written in turn) to ``path`` via a temporary
     file and a rename.

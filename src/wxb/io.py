@@ -32,6 +32,7 @@ import numpy as np
 
 from wxb import statefile
 from wxb.data import (
+    OTHER_MODEL_FORMATS,
     atomic_write,
     decode_floats,
     encode_floats,
@@ -125,8 +126,9 @@ class _Invalid(Exception):
 def save(model: Module | dict, path: str | Path) -> Path:
     """Save weights, architecture and ``model.info`` to one .safetensors file.
 
-    Raises ConfigError, writing nothing, for a path ending ``.onnx`` (ONNX is
-    ``wxb.onnx.export``'s), or a model ``load`` could not rebuild
+    Raises ConfigError, writing nothing, for a path ending in another format's suffix
+    (``.onnx``, ``wxb.onnx.export``'s; ``.pt``/``.pth``, which ``torch.load`` would be
+    handed; ``.pkl``, ``.h5``, …), or a model ``load`` could not rebuild
     exactly (a module of a type of its own or a subclass of a stock one, a mix
     of float32 and float64, a module with forward hooks, …). A float32 Standardize's
     float64 statistics are kept too (``float64_statistics``), for ``.double()`` after load.
@@ -136,15 +138,7 @@ def save(model: Module | dict, path: str | Path) -> Path:
     state_dict alone), writes it as a checkpoint of states (``wxb.statefile``), which
     ``load`` gives back.
     """
-    if Path(path).suffix.lower() == ".onnx":  # (as wxb train -o: else safetensors bytes
-        # under an ONNX name, which onnxruntime refused long after)
-        what, fix = "checkpoint", ""
-        if isinstance(model, Module):
-            what, fix = "wxb model", f", or write ONNX with wxb.onnx.export(model, {str(path)!r})"
-        raise ConfigError(
-            f"{path}: wxb.save writes a {what} (safetensors), not ONNX; name the file "
-            f".safetensors{fix}"
-        )
+    _check_suffix(model, path)
     if not isinstance(model, Module):
         return statefile.save(model, path)
     _check_saveable(model)
@@ -220,6 +214,33 @@ def save(model: Module | dict, path: str | Path) -> Path:
     path = Path(path)
     atomic_write(path, safetensors_bytes(tensors, metadata=metadata))
     return path
+
+
+def _check_suffix(model: object, path: str | Path) -> None:
+    """Refuse, writing nothing, a name another tool's format owns (.onnx, .pt, .pth, .pkl,
+    .h5, …), as wxb train -o does: safetensors bytes there were refused long after by
+    the reader the name promised (torch.load of a 'model.pth': "invalid load key")."""
+    last = Path(path).suffix.lower()
+    if last not in OTHER_MODEL_FORMATS:
+        return
+    what = "wxb model" if isinstance(model, Module) else "checkpoint"
+    if last == ".onnx":
+        fix = (
+            f"; wxb.onnx.export(model, {str(path)!r}) writes ONNX"
+            if isinstance(model, Module)
+            else ""
+        )
+    elif last in (".pt", ".pth") and isinstance(model, Module):
+        fix = "; wxb.interop.to_torch(model) gives a torch.nn.Module to torch.save"
+    elif last in (".pt", ".pth"):
+        fix = "; PyTorch reads its tensors with safetensors.torch.load_file"
+    else:
+        fix = ""
+    raise ConfigError(
+        f"{path}: wxb.save writes a {what} in safetensors, not {OTHER_MODEL_FORMATS[last]} "
+        f"({last}), which that format's readers refuse; name the file .safetensors "
+        f"(wxb.load reads it){fix}"
+    )
 
 
 DENSE_BUFFERS = "dense_buffers"
