@@ -7,6 +7,8 @@ with it.
   recorded now, and both score torch's loss with the same options.
 - ``wxb.save(model, "model.pth")`` wrote safetensors under the name torch users
   ``torch.load``: refused now, as ``wxb train -o`` refuses it.
+- ONNX export let a forward hook on the model itself through where its sample batches
+  showed no change, and refused the same hook on a layer: hooks are refused anywhere now.
 
 Figures are compared with torch's on the same outputs in float64 (sums of at most a few
 hundred terms: 1e-12 relative)."""
@@ -127,3 +129,75 @@ def test_save_refuses_another_formats_name_and_load_stays_by_content(seeded, suf
     path.write_bytes(good.read_bytes())
     X = rng.normal(size=(int(rng.integers(1, 6)), n)).astype(np.float32)
     np.testing.assert_array_equal(wxb.load(path).predict(X), model.eval().predict(X))
+
+
+# -- 3. ONNX export and forward hooks ----------------------------------------------------
+class _Chained(nn.Module):
+    """A forward of one's own that only chains its layers (export follows it)."""
+
+    def __init__(self, n: int, h: int, c: int) -> None:
+        super().__init__()
+        self.block = nn.Sequential(nn.Linear(n, h), nn.Tanh())
+        self.head = nn.Linear(h, c)
+
+    def forward(self, x):
+        return self.head(self.block(x))
+
+
+def _hook(kind: str):
+    """A forward hook (or pre-hook) that leaves the output alone or changes it, the
+    latter only for batches over 20 rows (a sample batch of a few rows sees none)."""
+    if kind == "no-op":
+        return "forward", lambda module, inputs, output: None
+    if kind == "changes":
+        return (
+            "forward",
+            lambda module, inputs, output: output * 2 if output.shape[0] > 20 else None,
+        )
+    if kind == "pre no-op":
+        return "pre", lambda module, inputs: None
+    return "pre", lambda module, inputs: (inputs[0] * 2,) if inputs[0].shape[0] > 20 else None
+
+
+@pytest.mark.parametrize("kind", ["no-op", "changes", "pre no-op", "pre changes"])
+@pytest.mark.parametrize("shape", ["sequential", "own forward"])
+def test_onnx_export_refuses_forward_hooks_on_the_model_as_on_its_layers(
+    seeded, kind, shape, tmp_path
+):
+    """A hook on the model itself was exported where its sample batches showed it change
+    nothing, while the same hook on a layer was refused: one returning o * 2 for batches
+    over 20 rows was dropped, and onnxruntime gave half the model's outputs without a
+    word. Hooks anywhere (the model, a nested block, a layer) are refused now, as wxb.save
+    and to_torch refuse them, naming where; removed, the export runs and agrees."""
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    import wxb.onnx
+
+    rng = seeded.rng
+    n, h, c = (int(v) for v in rng.integers(2, 6, size=3))
+    if shape == "sequential":
+        model = nn.Sequential(nn.Linear(n, h), nn.Tanh(), nn.Linear(h, c))
+    else:
+        model = _Chained(n, h, c)
+    path = tmp_path / "m.onnx"
+    for where, module in model.named_modules():  # the model itself ("") first
+        which, hook = _hook(kind)
+        if which == "forward":
+            handle = module.register_forward_hook(hook)
+        else:
+            handle = module.register_forward_pre_hook(hook)
+        with pytest.raises(wxb.errors.ConfigError) as caught:
+            wxb.onnx.export(model, path)
+        message = str(caught.value)
+        named = "the model itself" if where == "" else f"module {where!r}"
+        assert named in message and "would not run" in message, seeded.msg(f"{where}: {message}")
+        assert "\n" not in message and list(tmp_path.iterdir()) == [], seeded.msg(message)
+        handle.remove()
+    wxb.onnx.export(model, path)
+    X = rng.normal(size=(int(rng.integers(21, 40)), n)).astype(np.float32)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {session.get_inputs()[0].name: X})
+    want = model.predict(X)
+    # float32 through two layers of at most 5 terms each: a few roundings of the outputs
+    tol = 64 * np.finfo(np.float32).eps * (1 + np.abs(want).max())
+    np.testing.assert_allclose(got, want, atol=tol, err_msg=seeded.msg("onnxruntime"))

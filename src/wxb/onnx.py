@@ -230,7 +230,8 @@ def export(
 
     Raises ConfigError, writing nothing, for a path ending ``.safetensors`` (wxb's model
     files: ``wxb.save``), a model with a module that is not a stock
-    wxb layer (or has forward hooks, which the graph would not run), layers whose widths
+    wxb layer, forward hooks or pre-hooks on any module, the model itself too (the graph
+    would not run them, whether or not they change the output), layers whose widths
     do not chain, a mix of dtypes, or a table stage (``model.info["table"]``) that is
     malformed or does not fit; OSError when the file cannot be written (nothing
     half-written is left). Beside another thread's training of the model, the graph holds
@@ -336,6 +337,28 @@ def _refuse(path: str, module: object, why: str) -> ConfigError:
     )
 
 
+def _refuse_hooks(model: Module) -> None:
+    """Refuse forward hooks and pre-hooks on any module, the model itself included, as
+    wxb.save and to_torch do: the graph runs none of them. (The model's own were let
+    through where its sample batches showed them change nothing: one returning o * 2 for
+    batches larger than the samples' was dropped from the graph without a word.) Walks without
+    recursion; a Sequential nested too deeply is _flatten's to refuse."""
+    stack: list[tuple[str, Module, int]] = [("", model, 0)]
+    seen: set[int] = set()
+    while stack:
+        path, module, depth = stack.pop()
+        if id(module) in seen or depth > MAX_DEPTH:
+            continue
+        seen.add(id(module))
+        if module._has_hooks():
+            held, them = module._hooks_held()
+            why = f"it has {held}, which the ONNX graph would not run (remove {them} first)"
+            raise _refuse(path, module, why)
+        for key, child in reversed(module._modules.items()):
+            if isinstance(child, Module):
+                stack.append((f"{path}.{key}" if path else key, child, depth + 1))
+
+
 def _flatten(model: object) -> list[tuple[str, Module]]:
     """The leaf layers the model runs, in order, with their dotted paths; ConfigError for
     anything that is not a stock layer. Walks without recursion. A module whose forward
@@ -343,6 +366,7 @@ def _flatten(model: object) -> list[tuple[str, Module]]:
     sample batch ran them (as tracing would)."""
     if not isinstance(model, Module):
         raise ConfigError(f"wxb.onnx.export needs a wxb.nn.Module; got {type(model).__name__}")
+    _refuse_hooks(model)
     chain = chain_layers(model) if stock_kind(model, _STOCK) is None else None
     if chain is not None:
         paths = {id(m): name for name, m in model.named_modules()}  # (each once, first path)
