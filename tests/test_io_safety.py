@@ -335,6 +335,7 @@ def test_an_untied_file_has_no_ties_and_an_old_file_still_loads(tmp_path, rng):
     architecture = json.loads(metadata["architecture"])
     del architecture["name"]
     metadata["architecture"] = json.dumps(architecture)
+    del metadata["digest"]  # (older wxb wrote none)
     old = tmp_path / "old.safetensors"
     old.write_bytes(safetensors_bytes(model.state_dict(), metadata=metadata))
     X = rng.normal(size=(4, width))
@@ -440,7 +441,7 @@ def good_parts(rng):
 
 
 def craft(path, architecture, tensors, metadata, ties=None) -> Path:
-    metadata = dict(metadata)
+    metadata = {key: value for key, value in metadata.items() if key != "digest"}  # (made by hand)
     if architecture is not None:
         metadata["architecture"] = json.dumps(architecture)
     if ties is not None:

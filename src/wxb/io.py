@@ -22,6 +22,7 @@ RecursionError.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import struct
@@ -37,7 +38,7 @@ from wxb.data import (
     decode_floats,
     encode_floats,
     read_safetensors_header,
-    safetensors_bytes,
+    safetensors_parts,
 )
 from wxb.errors import ConfigError, ModelFileError, ShapeError, WxbError
 from wxb.nn import layers
@@ -212,8 +213,25 @@ def save(model: Module | dict, path: str | Path) -> Path:
     # (np.ascontiguousarray would make a 0-d count 1-d)
     tensors = {name: np.require(array, requirements="C") for name, array in state.items()}
     path = Path(path)
-    atomic_write(path, safetensors_bytes(tensors, metadata=metadata))
+    # the digest of everything else: a copy damaged since (a flipped bit in a weight or
+    # in a class name) is refused by load, where it loaded a different model without a word
+    metadata[DIGEST] = _digest(safetensors_parts(tensors, metadata=metadata))
+    atomic_write(path, safetensors_parts(tensors, metadata=metadata))
     return path
+
+
+DIGEST = "digest"
+
+
+def _digest(parts: list[bytes | memoryview]) -> str:
+    """sha256 of a model file's header (its metadata but the digest, and its tensor
+    table, as canonical JSON) and then of its tensors' bytes, as they lie in the file."""
+    header = json.loads(bytes(parts[1]))
+    header.get("__metadata__", {}).pop(DIGEST, None)
+    hasher = hashlib.sha256(json.dumps(header, sort_keys=True, separators=(",", ":")).encode())
+    for part in parts[2:]:
+        hasher.update(part)
+    return f"sha256:{hasher.hexdigest()}"
 
 
 def _check_suffix(model: object, path: str | Path) -> None:
@@ -818,8 +836,13 @@ def _load_model(path: Path, header: dict) -> Module:
     except _Invalid as exc:
         raise ModelFileError(f"{path}: {exc}") from None
     try:
-        tensors = safetensors_load(path.read_bytes())
-    except (SafetensorError, ValueError, OSError) as exc:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise ModelFileError(f"{path}: corrupt or truncated safetensors data ({exc})") from None
+    _check_digest(path, metadata, content)
+    try:
+        tensors = safetensors_load(content)
+    except (SafetensorError, ValueError) as exc:
         raise ModelFileError(f"{path}: corrupt or truncated safetensors data ({exc})") from None
     found = {name: (_FILE_CODES.get(a.dtype), a.shape) for name, a in tensors.items()}
     if found != stored:
@@ -856,6 +879,22 @@ def _load_model(path: Path, header: dict) -> Module:
     model.info = info
     model.eval()
     return model
+
+
+def _check_digest(path: Path, metadata: dict[str, str], content: bytes) -> None:
+    """The file's bytes against the digest save wrote (a file without one, from an
+    earlier wxb, is read as before), before anything is built from them."""
+    recorded = metadata.get(DIGEST)
+    if recorded is None:
+        return
+    (length,) = struct.unpack("<Q", content[:8])
+    view = memoryview(content)
+    if recorded != _digest([view[:8], view[8 : 8 + length], view[8 + length :]]):
+        raise ModelFileError(
+            f"{path}: corrupt model file: its bytes do not match the digest wxb.save wrote "
+            "(a damaged copy, or changed since by another tool); use a good copy, or save "
+            "the model again"
+        )
 
 
 def _tie(model: Module, ties: dict[str, str]) -> None:
