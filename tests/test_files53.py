@@ -257,3 +257,18 @@ def test_a_damaged_model_file_is_refused_in_one_line_never_loaded(seeded, tmp_pa
         np.testing.assert_array_equal(loaded.predict(X), model.predict(X), seeded.msg("loaded"))
     back = wxb.load(path)
     np.testing.assert_array_equal(back.predict(X), model.predict(X), seeded.msg("intact"))
+
+
+@pytest.mark.parametrize("persistent", [True, False])
+def test_an_array_of_ones_own_on_a_stock_layer_is_refused_saying_so(seeded, persistent, tmp_path):
+    """A buffer of one's own on a Dense (register_buffer("extra", …)) was refused with "it
+    holds arrays ['extra'] that a Dense saves", the opposite of why: a Dense has no such
+    array, so no file rebuilds it."""
+    rng = seeded.rng
+    layer = nn.Linear(int(rng.integers(1, 5)), int(rng.integers(1, 5)))
+    layer.register_buffer("extra", rng.normal(size=3), persistent=persistent)
+    with pytest.raises(wxb.errors.ConfigError) as caught:
+        wxb.save(nn.Sequential(layer), tmp_path / "m.safetensors")
+    message = str(caught.value)
+    assert "['extra'] that a Dense does not have" in message, seeded.msg(message)
+    assert list(tmp_path.iterdir()) == [], seeded.msg("written")

@@ -530,6 +530,12 @@ def _check_saveable(model: object) -> None:
                     "after it kept running statistics, which eval mode still reads; the file "
                     "would rebuild it without them (set it back to True to save them)"
                 )
+        foreign = sorted((params | buffers) - expected_params - expected_buffers)
+        if foreign:  # (said as "arrays ['extra'] that a Dense saves": the opposite)
+            raise ConfigError(
+                f"cannot save {where} ({cls.__name__}): it holds arrays {foreign} that a "
+                f"{cls.__name__} does not have; the file would not load back the same"
+            )
         if params != expected_params or buffers != expected_buffers:
             extra = sorted((params - expected_params) | (buffers - expected_buffers))
             raise ConfigError(
