@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import hashlib
 import io
 import json
 import math
@@ -359,6 +360,37 @@ def safetensors_parts(
             f"{len(text) / 2**20:.0f} MiB; a model file holds at most {MAX_HEADER // 2**20} MiB"
         )
     return [struct.pack("<Q", len(text)), text, *parts]
+
+
+# what a file whose bytes disagree with its digest is
+DAMAGED = (
+    "its bytes do not match the digest wxb.save wrote (a damaged copy, or changed since by "
+    "another tool); use a good copy, or save it again"
+)
+DIGEST = "digest"  # the metadata key of a wxb file's digest (model files, checkpoints)
+
+
+def safetensors_digest(parts: list[bytes | memoryview]) -> str:
+    """sha256 of a safetensors file's header (its metadata but the digest, and its tensor
+    table, as sorted compact JSON) and then of its tensors' bytes, as they lie in the
+    file: ``parts`` as ``safetensors_parts`` gives them (length, header, data…)."""
+    header = json.loads(bytes(parts[1]))
+    header.get("__metadata__", {}).pop(DIGEST, None)
+    hasher = hashlib.sha256(json.dumps(header, sort_keys=True, separators=(",", ":")).encode())
+    for part in parts[2:]:
+        hasher.update(part)
+    return f"sha256:{hasher.hexdigest()}"
+
+
+def digest_matches(metadata: dict, content: bytes) -> bool:
+    """Whether a file's bytes agree with the digest its metadata holds (one without a
+    digest, an earlier wxb's, does)."""
+    recorded = metadata.get(DIGEST)
+    if recorded is None:
+        return True
+    (length,) = struct.unpack("<Q", content[:8])
+    view = memoryview(content)
+    return recorded == safetensors_digest([view[:8], view[8 : 8 + length], view[8 + length :]])
 
 
 def safetensors_bytes(

@@ -22,7 +22,6 @@ RecursionError.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import struct
@@ -33,11 +32,15 @@ import numpy as np
 
 from wxb import statefile
 from wxb.data import (
+    DAMAGED,
+    DIGEST,
     OTHER_MODEL_FORMATS,
     atomic_write,
     decode_floats,
+    digest_matches,
     encode_floats,
     read_safetensors_header,
+    safetensors_digest,
     safetensors_parts,
 )
 from wxb.errors import ConfigError, ModelFileError, ShapeError, WxbError
@@ -215,23 +218,9 @@ def save(model: Module | dict, path: str | Path) -> Path:
     path = Path(path)
     # the digest of everything else: a copy damaged since (a flipped bit in a weight or
     # in a class name) is refused by load, where it loaded a different model without a word
-    metadata[DIGEST] = _digest(safetensors_parts(tensors, metadata=metadata))
+    metadata[DIGEST] = safetensors_digest(safetensors_parts(tensors, metadata=metadata))
     atomic_write(path, safetensors_parts(tensors, metadata=metadata))
     return path
-
-
-DIGEST = "digest"
-
-
-def _digest(parts: list[bytes | memoryview]) -> str:
-    """sha256 of a model file's header (its metadata but the digest, and its tensor
-    table, as canonical JSON) and then of its tensors' bytes, as they lie in the file."""
-    header = json.loads(bytes(parts[1]))
-    header.get("__metadata__", {}).pop(DIGEST, None)
-    hasher = hashlib.sha256(json.dumps(header, sort_keys=True, separators=(",", ":")).encode())
-    for part in parts[2:]:
-        hasher.update(part)
-    return f"sha256:{hasher.hexdigest()}"
 
 
 def _check_suffix(model: object, path: str | Path) -> None:
@@ -890,17 +879,8 @@ def _load_model(path: Path, header: dict) -> Module:
 def _check_digest(path: Path, metadata: dict[str, str], content: bytes) -> None:
     """The file's bytes against the digest save wrote (a file without one, from an
     earlier wxb, is read as before), before anything is built from them."""
-    recorded = metadata.get(DIGEST)
-    if recorded is None:
-        return
-    (length,) = struct.unpack("<Q", content[:8])
-    view = memoryview(content)
-    if recorded != _digest([view[:8], view[8 : 8 + length], view[8 + length :]]):
-        raise ModelFileError(
-            f"{path}: corrupt model file: its bytes do not match the digest wxb.save wrote "
-            "(a damaged copy, or changed since by another tool); use a good copy, or save "
-            "the model again"
-        )
+    if not digest_matches(metadata, content):
+        raise ModelFileError(f"{path}: corrupt model file: {DAMAGED}")
 
 
 def _tie(model: Module, ties: dict[str, str]) -> None:

@@ -33,7 +33,15 @@ from typing import Any
 
 import numpy as np
 
-from wxb.data import MAX_HEADER, atomic_write, safetensors_parts
+from wxb.data import (
+    DAMAGED,
+    DIGEST,
+    MAX_HEADER,
+    atomic_write,
+    digest_matches,
+    safetensors_digest,
+    safetensors_parts,
+)
 from wxb.errors import ConfigError, DataError, ModelFileError
 from wxb.nn.module import BufferArray
 from wxb.tensor import Count, Tensor
@@ -85,8 +93,10 @@ def save(checkpoint: object, path: str | Path) -> Path:
             f"JSON; a file holds at most {MAX_HEADER // 2**20} MiB of them (keep long lists "
             "of numbers as NumPy arrays, which are stored as tensors)"
         ) from None
+    # (a damaged copy, a flipped bit in an optimiser's moment, is refused by load)
+    metadata[DIGEST] = safetensors_digest(parts)
     path = Path(path)
-    atomic_write(path, parts)
+    atomic_write(path, safetensors_parts(tensors, metadata=metadata))
     return path
 
 
@@ -280,6 +290,8 @@ def read(path: Path, header: dict, stored: dict[str, tuple[str, tuple[int, ...]]
         again = None
     if again != header:
         raise ModelFileError(f"{path}: its header changed while it was read")
+    if not digest_matches(metadata, payload):
+        raise ModelFileError(f"{path}: corrupt checkpoint: {DAMAGED}")
     start = 8 + length
     arrays = {}
     for name, (code, shape) in stored.items():
