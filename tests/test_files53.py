@@ -9,8 +9,10 @@ with it.
   ``torch.load``: refused now, as ``wxb train -o`` refuses it.
 - ONNX export let a forward hook on the model itself through where its sample batches
   showed no change, and refused the same hook on a layer: hooks are refused anywhere now.
-- A model file with a bit flipped in a weight or in its info loaded a different model
-  without a word: wxb.save records a digest, and load refuses a file that disagrees.
+- A model file (or a checkpoint of states) with a bit flipped in a weight or in its info
+  loaded other values without a word: wxb.save records a digest, and load refuses a file
+  that disagrees.
+- wxb.save refused an array of one's own on a Dense as one "that a Dense saves".
 
 Figures are compared with torch's on the same outputs in float64 (sums of at most a few
 hundred terms: 1e-12 relative)."""
@@ -33,7 +35,7 @@ TOL = dict(rtol=1e-12, atol=1e-14)
 
 
 def _weighted_case(rng, name: str, width: int):
-    """(wxb's loss, torch's twin, the targets' kind) with weights and options drawn."""
+    """(wxb's loss, torch's twin) with weights and options drawn."""
     w = rng.uniform(0.2, 3.0, width)
     tw = torch.from_numpy(w)
     if name == "cross_entropy":
