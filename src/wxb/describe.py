@@ -67,6 +67,7 @@ from wxb.tensor import (
     set_grad_enabled,
     topological_order,
     values_watched,
+    watch_values,
 )
 
 STOCK_LAYERS = (Dense, Activation, Dropout, Standardize, *NORMS)
@@ -291,19 +292,29 @@ def _call_chain(model: Module) -> _Chain | None:
     only without parameters (tied weights are refused), and the steps within each
     container follow one another (a container is drawn once). None where not, or where
     Sequential's forward alone runs them (their order is the listing)."""
+    return _call_chain_why(model)[0]
+
+
+def _call_chain_why(model: Module) -> tuple[_Chain | None, str | None]:
+    """``_call_chain``'s chain, or None and why not (a clause on its forward; None where
+    Sequential's forward runs the layers)."""
     if not _calls_layers_itself(model):
-        return None
+        return None, None
     run = _sample_run(model)
-    if run is None or run.steps is None:
-        return None
+    if run is None:
+        return None, "did not run on a sample batch of rows"
+    if run.steps is None:
+        return None, run.why
     registered = list(_leaves(model))
     leaves = {id(m): m for m in registered}
     called = [key for key in run.steps if key not in run.stand_ins]
     if len(leaves) != len(registered) or set(called) != set(leaves):
-        return None  # one registered in two places, or one never called
+        # one registered in two places, or one never called
+        return None, "does not call each of its layers, each registered once"
     again = Counter(called) - Counter(set(called))
-    if any(leaves[key].parameters() for key in again):
-        return None  # a layer with weights applied twice: the δ chain would draw them twice
+    twice = [key for key in again if leaves[key].parameters()]
+    if twice:  # a layer with weights applied twice: the δ chain would draw them twice
+        return None, f"calls {run.names.get(twice[0], '?')!r}, which holds weights, twice"
     ran = {key for key, _, _ in run.spans}  # the containers whose forward was called
     chain = _Chain(run.steps, {**leaves, **run.stand_ins}, _holders(model, run), ran)
     for _, container in model.named_modules():
@@ -314,10 +325,20 @@ def _call_chain(model: Module) -> _Chain | None:
         }
         places = [place for place, key in enumerate(chain.steps) if key in inside]
         if places and places[-1] - places[0] + 1 != len(places):
-            return None  # two containers' layers called in turn: no nesting draws that
+            # two containers' layers called in turn: no nesting draws that
+            return None, "calls the layers of two containers in turn"
     if [id(x.module) for x in _flatten(_walk(model, chain))] != chain.steps:
-        return None  # a Sequential inside called otherwise than it lists its layers
-    return chain
+        # a Sequential inside called otherwise than it lists its layers
+        return None, "calls a Sequential's layers otherwise than it lists them"
+    return chain, None
+
+
+@_one_sample_run
+def not_a_chain(model: Module) -> str | None:
+    """Why one forward of ``model``, a forward of its own, is not the plain chain of its
+    layers ``chain_layers`` gives, as a clause ("reads … after 'fc1'"); None where it is
+    one, or where Sequential's forward runs them."""
+    return _call_chain_why(model)[1]
 
 
 @_one_sample_run
@@ -1416,9 +1437,17 @@ class _SampleRun:
     ids_per_row: int | None = None  # given is ids, this many a row
     ids_stated: bool = False  # that many by summary(seq_len=…) or the model's widths
     seconds: list[object] = field(default_factory=list)  # each call's second argument
+    names: dict[int, str] = field(default_factory=dict)  # the layers' paths, by id
+    why: str | None = None  # why the forward is no chain (a clause), where it is none
 
     def __post_init__(self) -> None:
-        self.steps, self.outputs, self.stand_ins = _chained(self.calls, self.given, self.result)
+        self.steps, self.outputs, self.stand_ins, self.why = _chained(
+            self.calls, self.given, self.result, self.names
+        )
+
+    def no_chain(self, why: str) -> None:
+        """The forward is no chain after all, for ``why`` (it says more than the shape)."""
+        self.steps, self.outputs, self.stand_ins, self.why = None, [], {}, why
 
     def counts(self) -> Counter[int]:
         """Calls by layer (by id); the stand-ins' too, where the forward is a chain."""
@@ -1428,15 +1457,18 @@ class _SampleRun:
 
 
 def _chained(
-    calls: list[tuple[int, object, object]], given: Tensor, result: object
-) -> tuple[list[int] | None, list[object], dict[int, Activation]]:
+    calls: list[tuple[int, object, object]],
+    given: Tensor,
+    result: object,
+    names: dict[int, str] | None = None,
+) -> tuple[list[int] | None, list[object], dict[int, Activation], str | None]:
     """The layers' calls and the activations between them, where the forward is nothing
     else: the batch goes to the first layer, each result to the next, and the last
     one's is the model's, each through nothing or through activations the forward
     applies itself (``F.relu``: seen in the graph the sample recorded, a stand-in layer
-    each), and each step's result. (None, [], {}) where it is not a chain."""
+    each), each step's result, and None; (None, [], {}, why) where it is not a chain."""
     if not calls:
-        return None, [], {}
+        return None, [], {}, "calls none of its layers"
     steps: list[int] = []
     outputs: list[object] = []
     stand_ins: dict[int, Activation] = {}
@@ -1445,7 +1477,14 @@ def _chained(
     for place, (source, target) in enumerate(zip(sources, targets, strict=True)):
         applied = _activations_between(source, target)
         if applied is None:
-            return None, [], {}
+            named = (names or {}).get
+            after = (
+                f"after {named(calls[place - 1][0], '?')!r}" if place else "before its first layer"
+            )
+            into = (
+                f"into {named(calls[place][0], '?')!r}" if place < len(calls) else "as its result"
+            )
+            return None, [], {}, f"hands {_what_came(source, target)} {into} {after}"
         for layer, out in applied:
             stand_ins[id(layer)] = layer
             steps.append(id(layer))
@@ -1453,7 +1492,23 @@ def _chained(
         if place < len(calls):
             steps.append(calls[place][0])
             outputs.append(calls[place][2])
-    return steps, outputs, stand_ins
+    return steps, outputs, stand_ins, None
+
+
+def _what_came(source: object, target: object) -> str:
+    """What a forward handed on where a chain would hand ``source`` (through activations):
+    the first operation of its own between them, as recorded, or what ``target`` is."""
+    while isinstance(target, Tensor) and target is not source and target.op in ACTIVATIONS:
+        if len(target.inputs) != 1 or getattr(target._backward, "kernel", None) is None:
+            break
+        target = target.inputs[0]
+    if not isinstance(target, Tensor):
+        return f"a {type(target).__name__}, not a tensor,"
+    if target.op is None:
+        return "a tensor cut from the graph (wxb.Tensor(h), h.detach(), a new one)"
+    if not target.inputs:  # recorded without its input: the graph was cut before it
+        return f"the result of {target.op} on a tensor cut from the graph (h.detach(), no_grad)"
+    return f"the result of an operation of its own ({target.op})"
 
 
 def _activations_between(source: object, target: object) -> list[tuple[Activation, Tensor]] | None:
@@ -1538,24 +1593,35 @@ def _run_sample(model: Module) -> _SampleRun | None:
         return counted
 
     layers = dict(zip([id(m) for m in everything], copies, strict=True))
+    names = {id(m): path or type(model).__name__ for path, m in model.named_modules()}
     for original, twin_module in zip(everything, copies, strict=True):
         into = spans if _is_container(original) else calls
         twin_module.forward = counting(id(original), twin_module.forward, into)
 
     def run(rows: np.ndarray, recorded: bool, ids: int | None = None) -> _SampleRun | None:
-        calls.clear()
-        spans.clear()
-        made.clear()
-        seconds.clear()
         # ids (whole numbers in the model's dtype, as fit hands them on) need no gradient
-        x = Tensor(rows.astype(model.dtype), requires_grad=recorded and ids is None)
-        keep(x)
-        try:
-            with twin.evaluating(), set_grad_enabled(recorded), _draws_undone():
-                with np.errstate(all="ignore"), values_watched() as watched:
-                    result = twin(x)
-        except Exception:  # not this width, or not one array, or not with a graph
-            return None
+        wrote = False
+        for writable in (False, True):
+            calls.clear()
+            spans.clear()
+            made.clear()
+            seconds.clear()
+            x = Tensor(rows.astype(model.dtype), requires_grad=recorded and ids is None)
+            keep(x)
+            # a write into the batch raises, whatever its values (a cap no row reaches)
+            x.data.flags.writeable = writable
+            try:
+                with twin.evaluating(), set_grad_enabled(recorded), _draws_undone():
+                    with np.errstate(all="ignore"), values_watched(calls.__len__) as watched:
+                        watch_values(x)
+                        result = twin(x)
+                break
+            except Exception as e:  # not this width, or not one array, or not with a graph
+                if writable or "read-only" not in str(e):
+                    return None
+                wrote = True
+            finally:
+                x.data.flags.writeable = True
         found = _SampleRun(
             list(calls),
             x,
@@ -1564,14 +1630,30 @@ def _run_sample(model: Module) -> _SampleRun | None:
             recorded=recorded,
             ids_per_row=ids,
             seconds=list(seconds),
+            names=names,
         )
-        # a forward reading a result's values (h.data, h.numpy()) left the graph: what it
-        # did with them (np.minimum(h.data, 50, out=h.data)) the chain cannot know
-        if watched.read or any(
-            t._version != version or not np.array_equal(t.data, data, equal_nan=True)
-            for t, version, data in made
-        ):
-            found.steps, found.outputs, found.stand_ins = None, [], {}
+        changed = [
+            k
+            for k, (t, version, data) in enumerate(made)
+            if t._version != version or not np.array_equal(t.data, data, equal_nan=True)
+        ]
+        if wrote or (changed and changed[0] == 0):
+            found.no_chain("writes into the batch it is given (x.data, x += …, x.clamp_(…))")
+        elif changed:
+            layer = names.get(calls[changed[0] - 1][0], "?")
+            found.no_chain(f"changes the result of {layer!r} in place (h += …, h.data[…] = …)")
+        elif watched.first is not None:
+            # a forward reading a result's values (h.data, h.item()) left the graph: what
+            # it did with them (np.minimum(h.data, 50, out=h.data), an if) no chain follows
+            how, done = watched.first
+            where = (
+                f"after {names.get(calls[done - 1][0], '?')!r}"
+                if done
+                else "before its first layer"
+            )
+            found.no_chain(
+                f"takes the values of a result ({how}) {where}: what it computes may turn on them"
+            )
         return found
 
     def chain(sample: _SampleRun | None) -> list[object] | None:
@@ -1656,11 +1738,13 @@ def _run_sample(model: Module) -> _SampleRun | None:
             seen = chain(found)
             # a chain on this batch only (a branch on the values or the batch size) is none
             if seen is not None and any(chain(run(batches[n], True, ids)) != seen for n in (1, 5)):
-                found.steps, found.outputs, found.stand_ins = None, [], {}
+                found.no_chain("runs another chain on a batch of 1 or 5 rows")
             # a change the sample's values never trigger (a cap at 50 on rows of scale 3,
             # made through .data) shows on rows of scale 1e3 and 1e-3
             if seen is not None and ids is None and not holds(found, seen, batches[2].shape[1]):
-                found.steps, found.outputs, found.stand_ins = None, [], {}
+                found.no_chain(
+                    "computes other than the chain of its layers on rows of scale 1e-3 to 1e3"
+                )
             if recorded:  # how its own code's products grow with the batch
                 found.again = run(batches[5], True, ids)
             return found

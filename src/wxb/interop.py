@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from wxb.backend import resolve_dtype
-from wxb.describe import chain_layers, chain_step_without_graph, one_sample_run
+from wxb.describe import chain_layers, chain_step_without_graph, not_a_chain, one_sample_run
 from wxb.errors import ConfigError
 from wxb.nn import layers
 from wxb.nn.module import Module, hooks_in_words
@@ -184,6 +184,7 @@ def to_torch(model: Module):
     with one_sample_run():
         chain = None if type(model) in _STOCK_TYPES else chain_layers(model)
         cut = None if chain is None else chain_step_without_graph(model)
+        why_not = None if chain is not None or type(model) in _STOCK_TYPES else not_a_chain(model)
     paths = {id(m): name for name, m in model.named_modules()}  # (each once, first path)
     if chain is not None and not _trains_as_chained(model, chain):
         raise ConfigError(
@@ -202,7 +203,8 @@ def to_torch(model: Module):
         )
     named = None if chain is None else [(paths.get(id(m)) or str(m.name), m) for m in chain]
     for path, module in named or model.named_modules():
-        _check_convertible(path, module, in_sequential=chain is None and bool(path))
+        no_chain = None if path else why_not
+        _check_convertible(path, module, chain is None and bool(path), no_chain)
     dtype = _model_dtype(model)
     torch = _import_torch()
     tdtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[dtype]
@@ -262,13 +264,22 @@ def _trains_as_chained(model: Module, chain: list[Module]) -> bool:
     return bool(np.allclose(ours, chained_out, rtol=1e-5, atol=1e-6 * scale, equal_nan=True))
 
 
-def _check_convertible(path: str, module: Module, in_sequential: bool = False) -> None:
-    """``module`` is a stock one to_torch knows (exact class, no forward of its own)."""
+def _check_convertible(
+    path: str, module: Module, in_sequential: bool = False, no_chain: str | None = None
+) -> None:
+    """``module`` is a stock one to_torch knows (exact class, no forward of its own);
+    ``no_chain``: why its forward of its own is no chain (``describe.not_a_chain``)."""
     cls = type(module)
     if cls not in _STOCK_TYPES:
         base = next((b for b in cls.__mro__[1:] if b in _STOCK_TYPES), None)
         if base is not None:
             why = f"it subclasses {base.__name__}, and its own code has no PyTorch twin"
+        elif no_chain is not None:  # it calls stock layers: what else it does is the matter
+            raise ConfigError(
+                f"to_torch: cannot convert {_where(path)} ({cls.__name__}): it is a module of "
+                "its own, which has no PyTorch twin here (one whose forward only chains stock "
+                f"layers would be): its forward {no_chain}"
+            )
         elif in_sequential:  # inside a Sequential: chain_layers reads the model's own forward only
             why = (
                 "it is a module of its own inside a Sequential, whose forward to_torch does "

@@ -137,7 +137,7 @@ import numpy as np
 from wxb import ops
 from wxb.columns import text_aliases
 from wxb.data import atomic_write
-from wxb.describe import chain_layers
+from wxb.describe import chain_layers, not_a_chain, one_sample_run
 from wxb.errors import ConfigError, install_hint
 from wxb.nn.layers import (
     GLU,
@@ -367,7 +367,13 @@ def _flatten(model: object) -> list[tuple[str, Module]]:
     if not isinstance(model, Module):
         raise ConfigError(f"wxb.onnx.export needs a wxb.nn.Module; got {type(model).__name__}")
     _refuse_hooks(model)
-    chain = chain_layers(model) if stock_kind(model, _STOCK) is None else None
+    why_not = None  # why a forward of its own is no chain of its layers
+    if stock_kind(model, _STOCK) is None:
+        with one_sample_run():
+            chain = chain_layers(model)
+            why_not = None if chain is not None else not_a_chain(model)
+    else:
+        chain = None
     if chain is not None:
         paths = {id(m): name for name, m in model.named_modules()}  # (each once, first path)
         return [_stock_leaf(paths.get(id(m)) or str(m.name), m) for m in chain]
@@ -376,7 +382,8 @@ def _flatten(model: object) -> list[tuple[str, Module]]:
     while stack:
         path, module, ancestors = stack.pop()
         if stock_kind(module, _STOCK) is not Sequential:
-            leaves.append(_stock_leaf(path, module, in_sequential=bool(ancestors)))
+            no_chain = None if ancestors else why_not
+            leaves.append(_stock_leaf(path, module, bool(ancestors), no_chain))
             continue
         if len(ancestors) >= MAX_DEPTH:
             raise _refuse(path, module, f"Sequentials nested more than {MAX_DEPTH} deep")
@@ -391,8 +398,11 @@ def _flatten(model: object) -> list[tuple[str, Module]]:
     return leaves
 
 
-def _stock_leaf(path: str, module: Module, in_sequential: bool = False) -> tuple[str, Module]:
-    """(path, module) for a stock layer other than Sequential; ConfigError for another."""
+def _stock_leaf(
+    path: str, module: Module, in_sequential: bool = False, no_chain: str | None = None
+) -> tuple[str, Module]:
+    """(path, module) for a stock layer other than Sequential; ConfigError for another
+    (``no_chain``: why its forward of its own is no chain, ``describe.not_a_chain``)."""
     kind = stock_kind(module, _STOCK)
     if kind is None:
         own = [key for key in ("forward", "__call__") if key in vars(module)]
@@ -418,6 +428,9 @@ def _stock_leaf(path: str, module: Module, in_sequential: bool = False) -> tuple
                 "model a module of your own whose forward calls this Sequential, or put that "
                 "module's stock layers in the Sequential"
             )
+        elif no_chain is not None:  # it calls stock layers: what else it does is the matter
+            why = "it is a module of its own whose forward does more than one that only chains"
+            raise _refuse(path, module, f"{why} stock layers: it {no_chain}")
         else:
             why = (
                 "it is a module of its own, not a stock wxb layer (nor one whose forward "

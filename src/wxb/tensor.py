@@ -1466,6 +1466,8 @@ class Tensor:
         # PyTorch's views share one: a change through any of them counts for all.
         shares = base is not None and array is base.data
         self._versions: list[int] = base._versions if shares else [0]
+        if shares and _WATCHING[0] and type(base) is Watched:
+            _watched(self)  # (Tensor(h) of a sample run's result: its array, watched too)
 
     @property
     def _version(self) -> int:
@@ -1943,29 +1945,84 @@ class Tensor:
 _DATA = Tensor.__dict__["data"]  # the slot itself
 
 
-class Watched(Tensor):
+class ValuesWatched(Tensor):
+    """The batch of a sample run (``watch_values``), and the base of ``Watched``: code
+    outside wxb taking its values as Python's (``.item()``, ``float(t)``, ``.tolist()``,
+    a comparison, ``bool(t)``) is noted, as a forward may branch on them (``if
+    h.max().item() > t``) where no batch it is tried on goes."""
+
+    __slots__ = ()
+
+
+# Tensor's methods that hand code its values as Python's or as masks: taken through
+# ValuesWatched, they note a read first (those ops.py attaches too, looked up per call)
+_VALUE_READS = (
+    "item",
+    "tolist",
+    "__float__",
+    "__int__",
+    "__index__",
+    "__bool__",
+    "__lt__",
+    "__le__",
+    "__gt__",
+    "__ge__",
+    "__eq__",
+    "__ne__",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "eq",
+    "ne",
+    "any",
+    "all",
+    "bool",
+    "argmax",
+    "argmin",
+    "nonzero",
+    "isnan",
+)
+
+
+def _noting(name: str) -> Callable[..., Any]:
+    def method(self: Tensor, *args: Any, **kwargs: Any) -> Any:
+        _note_read(sys._getframe(1), name, self)
+        return getattr(Tensor, name)(self, *args, **kwargs)
+
+    method.__name__ = name
+    return method
+
+
+for _name in _VALUE_READS:
+    setattr(ValuesWatched, _name, _noting(_name))
+ValuesWatched.__hash__ = object.__hash__  # (by identity, as Tensor's)
+
+
+class Watched(ValuesWatched):
     """A result made during a sample run (``values_watched``): code outside wxb reading
-    or replacing its values (``h.data``, ``h.numpy()``, ``np.asarray(h)``) is noted, as
-    the forward then left the graph (a NumPy change through ``.data`` bumps no version)."""
+    or replacing its values (``h.data``, ``h.numpy()``, ``np.asarray(h)``, and those of
+    ``ValuesWatched``) is noted, as the forward then left the graph (a NumPy change
+    through ``.data`` bumps no version)."""
 
     __slots__ = ()
 
     @property  # type: ignore[override]
     def data(self) -> np.ndarray:
-        _note_read(sys._getframe(1))
+        _note_read(sys._getframe(1), "data", self)
         return _DATA.__get__(self)
 
     @data.setter
     def data(self, value: np.ndarray) -> None:
-        _note_read(sys._getframe(1))
+        _note_read(sys._getframe(1), "data", self)
         _DATA.__set__(self, value)
 
     def numpy(self) -> np.ndarray:
-        _note_read(sys._getframe(1))
+        _note_read(sys._getframe(1), "numpy()", self)
         return super().numpy()
 
     def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
-        _note_read(sys._getframe(1))
+        _note_read(sys._getframe(1), "np.asarray()", self)
         return super().__array__(dtype, copy)
 
     def detach(self) -> Tensor:
@@ -1977,28 +2034,62 @@ class Watched(Tensor):
 # how many sample runs watch now, in any thread: from_op asks its own thread only then
 _WATCHING = [0]
 _WATCHING_LOCK = threading.Lock()
-PLAIN_TENSORS = (Tensor, Watched)  # in-place operations are recorded on these
+PLAIN_TENSORS = (Tensor, ValuesWatched, Watched)  # in-place operations are recorded on these
 
 
 class _Watch(threading.local):
     made: list[Tensor] | None = None  # this thread's watched results, while it watches
     read = False  # whether code outside wxb read or replaced one's values
+    # the first such read: (what it called, "t.item()", and the clock's count then)
+    first: tuple[str, int] | None = None
+    clock: Callable[[], int] | None = None  # values_watched's
 
 
 _watch = _Watch()
 
 
-def _watched(t: Tensor) -> None:
+def _watched(t: Tensor, kind: type[Tensor] = Watched) -> None:
     made = _watch.made
     if made is not None and type(t) is Tensor:
-        t.__class__ = Watched
+        t.__class__ = kind
         made.append(t)
 
 
-def _note_read(frame: types.FrameType | None) -> None:
+def watch_values(t: Tensor) -> None:
+    """Inside ``values_watched``, ``t`` (a batch) notes code taking its values as
+    Python's (``ValuesWatched``); reading its array (``t.data``) stays free."""
+    _watched(t, ValuesWatched)
+
+
+def _note_read(frame: types.FrameType | None, what: str = "data", t: object = None) -> None:
     name = frame.f_globals.get("__name__", "") if frame is not None else ""
-    if name != "wxb" and not name.startswith("wxb."):
+    if name != "wxb" and not name.startswith("wxb.") and _watch.made is not None:
+        if not _watch.read:  # the first read names the run's refusal
+            clock = _watch.clock
+            _watch.first = (_read_text(what), clock() if clock is not None else 0)
         _watch.read = True
+
+
+_PYTHON_CASTS = {"__float__": "float", "__int__": "int", "__index__": "index", "__bool__": "bool"}
+_COMPARED = {
+    "__lt__": "<",
+    "__le__": "<=",
+    "__gt__": ">",
+    "__ge__": ">=",
+    "__eq__": "==",
+    "__ne__": "!=",
+}
+
+
+def _read_text(what: str) -> str:
+    """How code read the values, as it wrote it: ``.item()``, ``float(…)``, ``.data``."""
+    if what in _PYTHON_CASTS:
+        return f"{_PYTHON_CASTS[what]}(…)"
+    if what in _COMPARED:
+        return f"a comparison ({_COMPARED[what]})"
+    if what == "data" or what.endswith(")"):
+        return what if what.startswith("np.") else f".{what}"
+    return f".{what}()"
 
 
 class values_watched:  # (lower case: a context manager, as no_grad)
@@ -2006,13 +2097,17 @@ class values_watched:  # (lower case: a context manager, as no_grad)
     outside wxb reads their values; ``read`` says so after it. They are plain tensors
     again after the block (a block inside one: the outer one's watch goes on after it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], int] | None = None) -> None:
         self.read = False
-        self._outer: tuple[list[Tensor] | None, bool] = (None, False)
+        # the first read: how (``.item()``) and ``clock()`` then (the layers called so far)
+        self.first: tuple[str, int] | None = None
+        self._clock = clock
+        self._outer: tuple[Any, ...] = (None, False, None, None)
 
     def __enter__(self) -> values_watched:
-        self._outer = (_watch.made, _watch.read)
-        _watch.made, _watch.read = [], False
+        self._outer = (_watch.made, _watch.read, _watch.first, _watch.clock)
+        _watch.made, _watch.read, _watch.first = [], False, None
+        _watch.clock = self._clock or _watch.clock
         with _WATCHING_LOCK:
             _WATCHING[0] += 1
         return self
@@ -2020,14 +2115,15 @@ class values_watched:  # (lower case: a context manager, as no_grad)
     def __exit__(self, *exc: object) -> None:
         with _WATCHING_LOCK:
             _WATCHING[0] -= 1
-        made, self.read = _watch.made or [], _watch.read
-        outer, read = self._outer
+        made, self.read, self.first = _watch.made or [], _watch.read, _watch.first
+        outer, read, first, clock = self._outer
         if outer is None:
             for t in made:
                 t.__class__ = Tensor
         else:  # still the outer block's results (a read in here counts there too)
             outer.extend(made)
         _watch.made, _watch.read = outer, read or self.read
+        _watch.first, _watch.clock = first or self.first, clock
 
 
 class HookHandle:
