@@ -277,3 +277,44 @@ def _fit_against_torch(model, rng, msg):
                 mine.data, their.detach().numpy(), rtol=1e-9, atol=1e-12,
                 err_msg=msg(f"fit against torch's loop: {name}"),
             )  # fmt: skip
+
+
+class BatchBranch(Module):
+    """fc1, then tanh where the batch's array (read through x.data) is past ``t``, else
+    ReLU, then fc2: a branch on the batch's values, which a forward may read freely."""
+
+    def __init__(self, n_in, width, n_out, t, dtype, rng):
+        super().__init__()
+        seeds = rng.integers(1 << 31, size=2)
+        self.fc1 = Dense(n_in, width, dtype=dtype, seed=int(seeds[0]))
+        self.fc2 = Dense(width, n_out, dtype=dtype, seed=int(seeds[1]))
+        self.names = ["fc1", "fc2"]
+        self.t = t
+
+    def forward(self, x):
+        h = self.fc1(x)
+        return self.fc2(F.tanh(h) if float(np.abs(x.data).max()) > self.t else F.relu(h))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_branch_on_the_batchs_array_past_1e3_is_refused(tmp_path, seeded, dtype):
+    # rows of 1e3 never take it: a forward that read x.data is tried on rows up to its
+    # dtype's 1e9 (float32) or 1e15 (float64)
+    rng = seeded.rng
+    n_in, width, n_out = (int(v) for v in rng.integers(2, 7, size=3))
+    t = float(10 ** rng.uniform(4, 8 if dtype == "float32" else 14))
+    model = BatchBranch(n_in, width, n_out, t, dtype, rng)
+    x = (10 * t * rng.standard_normal((4, n_in))).astype(dtype)
+    want = model.predict(x.copy())
+    try:
+        path = export(model, tmp_path / "branch.onnx")
+    except ConfigError as e:
+        text = str(e)
+        assert "\n" not in text and "x.data" in text, seeded.msg(text)
+    else:
+        np.testing.assert_allclose(
+            _ort(path, x.copy()), want, rtol=0, atol=float(np.max(_bound(model, x))),
+            err_msg=seeded.msg(f"a branch at {t:.3g} exported"),
+        )  # fmt: skip
+    with pytest.raises(ConfigError, match=r"x\.data"):
+        interop.to_torch(model)

@@ -137,7 +137,8 @@ def test_a_forward_that_chains_otherwise_on_the_diagnostic_rows_is_refused(rng):
     X, y = blobs(rng)
     F = wxb.nn.functional
 
-    # a ReLU on the sample batch, a tanh on rows beyond those of scale 1e3 it checks too
+    # a ReLU on the sample batch, a tanh on rows beyond those it checks too (a forward
+    # reading x.data is tried on float32 rows up to 1e9)
     class Switch(wxb.nn.Module):
         def __init__(self):
             super().__init__()
@@ -145,11 +146,11 @@ def test_a_forward_that_chains_otherwise_on_the_diagnostic_rows_is_refused(rng):
 
         def forward(self, x):
             z = self.fc1(x)
-            return self.fc2(F.relu(z) if float(np.abs(x.data).max()) < 1e5 else F.tanh(z))
+            return self.fc2(F.relu(z) if float(np.abs(x.data).max()) < 1e11 else F.tanh(z))
 
     assert len(layer_reports(Switch(), X / 100, y, CrossEntropyLoss())) == 2
     with pytest.raises(wxb.ConfigError, match="as on these rows"):
-        layer_reports(Switch(), X * 1e6 + 1e6, y, CrossEntropyLoss())
+        layer_reports(Switch(), X * 1e12 + 1e12, y, CrossEntropyLoss())
 
 
 def test_diagnostics_do_not_change_the_training_run(rng):

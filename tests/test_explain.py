@@ -624,7 +624,8 @@ def test_a_forward_that_chains_otherwise_on_these_rows_stays_one_step(rng):
 
     n, h, k = (int(v) for v in rng.integers(2, 6, size=3))
 
-    # a ReLU on the sample batch, a tanh on rows beyond those of scale 1e3 it checks too
+    # a ReLU on the sample batch, a tanh on rows beyond those it checks too (a forward
+    # reading x.data is tried on float64 rows up to 1e15)
     class Switch(wxb.nn.Module):
         def __init__(self):
             super().__init__()
@@ -632,12 +633,12 @@ def test_a_forward_that_chains_otherwise_on_these_rows_stays_one_step(rng):
 
         def forward(self, x):
             z = self.fc1(x)
-            return self.fc2(F.relu(z) if float(np.abs(x.data).max()) < 1e5 else F.tanh(z))
+            return self.fc2(F.relu(z) if float(np.abs(x.data).max()) < 1e17 else F.tanh(z))
 
     model = Switch().double()
     small = rng.normal(size=(3, n))
     assert "relu(Z⁽¹⁾)" in explain_model(model, small).text()
-    large = small * 1e6 + 1e6
+    large = small * 1e18 + 1e18
     shown = explain_model(model, large, sample_rows=None)
     (step,) = shown.steps
     assert "has a forward of its own" in shown.text()

@@ -1439,6 +1439,7 @@ class _SampleRun:
     seconds: list[object] = field(default_factory=list)  # each call's second argument
     names: dict[int, str] = field(default_factory=dict)  # the layers' paths, by id
     why: str | None = None  # why the forward is no chain (a clause), where it is none
+    looked: bool = False  # its code read the batch's array (x.data): it may branch on it
 
     def __post_init__(self) -> None:
         self.steps, self.outputs, self.stand_ins, self.why = _chained(
@@ -1631,6 +1632,7 @@ def _run_sample(model: Module) -> _SampleRun | None:
             ids_per_row=ids,
             seconds=list(seconds),
             names=names,
+            looked=watched.looked,
         )
         changed = [
             k
@@ -1668,8 +1670,12 @@ def _run_sample(model: Module) -> _SampleRun | None:
 
     def holds(found: _SampleRun, seen: list[object], width: int) -> bool:
         """Whether the chain computes what the forward does on rows of wide scale."""
-        scales = np.array([1e3, 3e2, 1e2, 30.0, 10.0, 1.0, 1e-3])[:, None]
-        rows = scales * np.random.default_rng(1).standard_normal((7, width))
+        scales = [1e3, 3e2, 1e2, 30.0, 10.0, 1.0, 1e-3]
+        if found.looked:  # a branch on x.data's values: as far as the dtype's products go
+            scales += [1e6, 1e9] + ([1e12, 1e15] if np.dtype(model.dtype) == np.float64 else [])
+        rows = np.array(scales)[:, None] * np.random.default_rng(1).standard_normal(
+            (len(scales), width)
+        )
         wide = np.concatenate([rows, -rows])  # each unit's both signs (a cap after a ReLU)
         again = run(wide, found.recorded)
         if again is None or chain(again) != seen:
@@ -1743,7 +1749,9 @@ def _run_sample(model: Module) -> _SampleRun | None:
             # made through .data) shows on rows of scale 1e3 and 1e-3
             if seen is not None and ids is None and not holds(found, seen, batches[2].shape[1]):
                 found.no_chain(
-                    "computes other than the chain of its layers on rows of scale 1e-3 to 1e3"
+                    ("reads the batch's values (x.data) and " if found.looked else "")
+                    + "computes other than the chain of its layers on rows of scale 1e-3 to "
+                    + (("1e15" if model.dtype == np.float64 else "1e9") if found.looked else "1e3")
                 )
             if recorded:  # how its own code's products grow with the batch
                 found.again = run(batches[5], True, ids)

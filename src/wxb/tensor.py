@@ -1949,9 +1949,29 @@ class ValuesWatched(Tensor):
     """The batch of a sample run (``watch_values``), and the base of ``Watched``: code
     outside wxb taking its values as Python's (``.item()``, ``float(t)``, ``.tolist()``,
     a comparison, ``bool(t)``) is noted, as a forward may branch on them (``if
-    h.max().item() > t``) where no batch it is tried on goes."""
+    h.max().item() > t``) where no batch it is tried on goes. Its array read (``x.data``,
+    ``x.numpy()``, ``np.asarray(x)``) is noted apart (``values_watched.looked``): a
+    forward may only log it, or branch on it."""
 
     __slots__ = ()
+
+    @property  # type: ignore[override]
+    def data(self) -> np.ndarray:
+        _note_looked(sys._getframe(1))
+        return _DATA.__get__(self)
+
+    @data.setter
+    def data(self, value: np.ndarray) -> None:
+        _note_looked(sys._getframe(1))
+        _DATA.__set__(self, value)
+
+    def numpy(self) -> np.ndarray:
+        _note_looked(sys._getframe(1))
+        return super().numpy()
+
+    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+        _note_looked(sys._getframe(1))
+        return super().__array__(dtype, copy)
 
 
 # Tensor's methods that hand code its values as Python's or as masks: taken through
@@ -2043,6 +2063,7 @@ class _Watch(threading.local):
     # the first such read: (what it called, "t.item()", and the clock's count then)
     first: tuple[str, int] | None = None
     clock: Callable[[], int] | None = None  # values_watched's
+    looked = False  # whether code outside wxb read a batch's array (ValuesWatched)
 
 
 _watch = _Watch()
@@ -2061,9 +2082,19 @@ def watch_values(t: Tensor) -> None:
     _watched(t, ValuesWatched)
 
 
-def _note_read(frame: types.FrameType | None, what: str = "data", t: object = None) -> None:
+def _outside(frame: types.FrameType | None) -> bool:
+    """Whether ``frame`` is code outside wxb, while this thread watches."""
     name = frame.f_globals.get("__name__", "") if frame is not None else ""
-    if name != "wxb" and not name.startswith("wxb.") and _watch.made is not None:
+    return name != "wxb" and not name.startswith("wxb.") and _watch.made is not None
+
+
+def _note_looked(frame: types.FrameType | None) -> None:
+    if _outside(frame):
+        _watch.looked = True
+
+
+def _note_read(frame: types.FrameType | None, what: str = "data", t: object = None) -> None:
+    if _outside(frame):
         if not _watch.read:  # the first read names the run's refusal
             clock = _watch.clock
             _watch.first = (_read_text(what), clock() if clock is not None else 0)
@@ -2102,11 +2133,12 @@ class values_watched:  # (lower case: a context manager, as no_grad)
         # the first read: how (``.item()``) and ``clock()`` then (the layers called so far)
         self.first: tuple[str, int] | None = None
         self._clock = clock
-        self._outer: tuple[Any, ...] = (None, False, None, None)
+        self.looked = False  # code outside wxb read a batch's array (``watch_values``)
+        self._outer: tuple[Any, ...] = (None, False, None, None, False)
 
     def __enter__(self) -> values_watched:
-        self._outer = (_watch.made, _watch.read, _watch.first, _watch.clock)
-        _watch.made, _watch.read, _watch.first = [], False, None
+        self._outer = (_watch.made, _watch.read, _watch.first, _watch.clock, _watch.looked)
+        _watch.made, _watch.read, _watch.first, _watch.looked = [], False, None, False
         _watch.clock = self._clock or _watch.clock
         with _WATCHING_LOCK:
             _WATCHING[0] += 1
@@ -2116,7 +2148,8 @@ class values_watched:  # (lower case: a context manager, as no_grad)
         with _WATCHING_LOCK:
             _WATCHING[0] -= 1
         made, self.read, self.first = _watch.made or [], _watch.read, _watch.first
-        outer, read, first, clock = self._outer
+        self.looked = _watch.looked
+        outer, read, first, clock, looked = self._outer
         if outer is None:
             for t in made:
                 t.__class__ = Tensor
@@ -2124,6 +2157,7 @@ class values_watched:  # (lower case: a context manager, as no_grad)
             outer.extend(made)
         _watch.made, _watch.read = outer, read or self.read
         _watch.first, _watch.clock = first or self.first, clock
+        _watch.looked = looked or self.looked
 
 
 class HookHandle:
