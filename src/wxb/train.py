@@ -907,7 +907,8 @@ def fit(
     - ``seed``: drives shuffling and the split; the same seed gives the same run, bit for bit.
     - ``batch_size``: rows a step; None, as Keras's, is its default 32.
     - ``History`` figures: ``loss`` as the loss reduces it ("mean": over the epoch's
-      samples, each batch weighted by its rows, as Keras 3; "sum": summed over the
+      samples, each batch weighted by its rows, as Keras 3, or by its weights' sum (the
+      rows counted) with CrossEntropyLoss's weight= (ignore_index); "sum": summed over the
       epoch; "mse" is the seed's ½‖ŷ − y‖² a row, half Keras's "mse" for one output,
       C/2 times it for C outputs), ``accuracy`` running over the epoch's
       batches (as Keras reports; for several labels, the rows with every label right,
