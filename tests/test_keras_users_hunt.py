@@ -342,3 +342,39 @@ def test_the_bars_loss_is_kerass_running_mean_of_the_batch_losses(seeded, monkey
             batch_size=batch, shuffle=False, stream=stream, verbose=True)  # fmt: skip
     shown = re.findall(r"[█·] \d+/\d+  loss (\S+)", stream.getvalue())  # the bar, by step
     assert shown == expected, seeded.msg(f"bar {shown} vs Keras's running mean {expected}")
+
+
+KERAS_EVALUATE = {
+    "sample_weight": "np.column_stack",
+    "steps": "every row of X",
+    "callbacks": "calls none",
+}
+
+
+@pytest.mark.parametrize("keyword", sorted(KERAS_EVALUATE))
+def test_kerass_evaluate_arguments_are_refused_naming_wxbs_way(seeded, keyword):
+    """evaluate(..., sample_weight=w), Keras's, was Python's bare TypeError, naming no way;
+    the way named for sample_weight gives the weighted mean NumPy computes."""
+    rng = seeded.rng
+    X, y, d, c = _data(rng)
+    model = Sequential(Dense(d, 8, seed=int(rng.integers(1 << 30))), ReLU(), Dense(8, c))
+    w = rng.random(len(X))
+    value = {"sample_weight": w, "steps": 2, "callbacks": []}[keyword]
+    with pytest.raises(ConfigError, match=f"wxb.evaluate takes no {keyword}=") as caught:
+        wxb.evaluate(model, X, y, **{keyword: value})
+    assert KERAS_EVALUATE[keyword] in str(caught.value), seeded.msg(str(caught.value))
+    with pytest.raises(TypeError, match="no_such_option"):  # a typo: Python's own error
+        wxb.evaluate(model, X, y, no_such_option=1)
+
+    def weighted(out, yw):  # each row's cross-entropy times its column w
+        yw = np.asarray(yw)
+        rows = -wxb.log_softmax(out, dim=1)[np.arange(len(yw)), yw[:, 0].astype(np.int64)]
+        return (rows * yw[:, 1]).mean()
+
+    got = wxb.evaluate(model, X, np.column_stack([y, w]), loss=weighted)["loss"]
+    z = model.predict(X).astype(np.float64)
+    log_p = z - z.max(1, keepdims=True)
+    log_p -= np.log(np.exp(log_p).sum(1, keepdims=True))
+    want = float((-log_p[np.arange(len(y)), y] * w).mean())
+    # float32 forward and loss: a few ulps of values of order 1 to 10
+    assert got == pytest.approx(want, rel=1e-5, abs=1e-6), seeded.msg(f"{got} vs {want}")

@@ -407,6 +407,7 @@ def evaluate(
     x: object = validation.NOT_GIVEN,
     verbose: object = "auto",
     return_dict: bool = True,
+    **keras_options: object,
 ) -> dict[str, float] | list[float] | float:
     """Loss (and accuracy for classification losses) of ``model`` on (X, y), in eval mode.
 
@@ -415,7 +416,8 @@ def evaluate(
     keys here; write ``scores = wxb.evaluate(model, X, y); scores["loss"]``, or pass
     Keras's ``return_dict=False`` for Keras's list, ``[loss, accuracy]`` (the loss alone
     where there is no accuracy). Keras's ``verbose`` is taken (nothing is shown),
-    ``batch_size=None`` is the default, and Keras's ``x=`` names X.
+    ``batch_size=None`` is the default, and Keras's ``x=`` names X; its ``sample_weight``,
+    ``steps`` and ``callbacks`` are refused, naming wxb's way.
 
     ``loss``: by default the stock loss the model was trained with (``model.info["loss"]``,
     which fit and wxb train record; with the plain options fit recorded, Huber's delta or
@@ -442,6 +444,7 @@ def evaluate(
     Beside another thread's training of the model, the figures are of one weight
     version: the step waits for all the chunks, as for a predict (``WEIGHTS``)."""
     X = validation.keras_rows(X, x, "evaluate")
+    _refuse_keras_options(keras_options, "evaluate", _KERAS_EVALUATE_WAYS)
     keras_verbose(verbose, "evaluate")  # Keras's; taken, as evaluate shows no progress
     if not isinstance(return_dict, (bool, np.bool_)):
         raise ConfigError(f"evaluate return_dict must be True or False; got {return_dict!r}")
@@ -1010,14 +1013,26 @@ _KERAS_WAYS = {
 }
 
 
-def _refuse_keras_options(options: dict[str, object]) -> None:
+# Keras's evaluate arguments wxb has not: a bare TypeError for sample_weight named no way
+_KERAS_EVALUATE_WAYS = {
+    "sample_weight": "a loss of one's own gets y's extra columns as given: "
+    "evaluate(model, X, np.column_stack([y, w]), loss=f) with f weighting each row's "
+    "loss by its column w; or wxb.sklearn's estimators' score(X, y, sample_weight=w)",
+    "steps": "evaluate scores every row of X, batch_size rows at a time",
+    "callbacks": "evaluate calls none; it returns its figures",
+}
+
+
+def _refuse_keras_options(
+    options: dict[str, object], where: str = "fit", ways: dict[str, str] = _KERAS_WAYS
+) -> None:
     if not options:
         return
     name = next(iter(options))
-    way = _KERAS_WAYS.get(name)
+    way = ways.get(name)
     if way is None:  # as Python says it
-        raise TypeError(f"fit() got an unexpected keyword argument {name!r}")
-    raise ConfigError(f"wxb.fit takes no {name}= (Keras's): {way}")
+        raise TypeError(f"{where}() got an unexpected keyword argument {name!r}")
+    raise ConfigError(f"wxb.{where} takes no {name}= (Keras's): {way}")
 
 
 _FITTING: dict[int, int] = {}  # id(model) or id(parameter) → the thread whose fit trains it
