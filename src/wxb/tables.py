@@ -1054,10 +1054,11 @@ def _sample(path: Path, compression: str | None, encoding: str, size: int = 1 <<
             raise DataError(f"{path}: not CSV text but {what}")
     if len(raw) > 8 and raw[8:10] == b'{"' and int.from_bytes(raw[:8], "little") < len(raw) + 2**26:
         raise DataError(f"{path}: not CSV text but a safetensors (model) file")
-    wide, why = _wide_text(raw)
-    if wide and not codecs.lookup(encoding).name.startswith(wide[:6]):
+    wide, why, readers = _wide_text(raw)
+    if wide and codecs.lookup(encoding).name not in readers:
         # Excel's 'Unicode text' export: read as utf-8 (or latin-1, as the advice for an
-        # undecodable byte said) its cells and names held NULs, or the last line was short
+        # undecodable byte said) its cells and names held NULs, or the last line was short;
+        # one of the other byte order, or 'utf-16' without a BOM, failed saying 'latin-1'
         raise DataError(
             f"{path}: {wide.upper()} text ({why}), not {encoding}; give --encoding {wide}"
         )
@@ -1078,25 +1079,50 @@ def _sample(path: Path, compression: str | None, encoding: str, size: int = 1 <<
     return text.lstrip("\ufeff")
 
 
-def _wide_text(raw: bytes) -> tuple[str, str]:
-    """The UTF-16 or -32 encoding ``raw`` shows, and how: its byte-order mark (UTF-32's
-    little-endian one starts as UTF-16's: looked for first), or, without one, a NUL beside
-    each of its first letters (NULs, for UTF-32); ('', '') for neither."""
-    if raw.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
-        return "utf-32", "it starts with UTF-32's byte-order mark"
-    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16", "it starts with UTF-16's byte-order mark"
+_WIDE_BOMS = (  # UTF-32's little-endian mark starts as UTF-16's: looked for first
+    (codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"),
+)  # fmt: skip
+# characters no text holds, read in the wrong width or byte order (NUL, C0 controls, U+FFFE)
+_NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _wide_text(raw: bytes) -> tuple[str, str, tuple[str, ...]]:
+    """The UTF-16 or -32 encoding ``raw`` shows, how, and the codecs that read it as
+    written: its byte-order mark, or, without one, a NUL beside each of its first letters
+    (NULs, for UTF-32), or else (names and cells in Cyrillic, Greek, CJK: no NUL beside
+    those letters) its bytes decoding in that one width and order to text with line
+    breaks; ('', '', ()) for none."""
+    for bom, name in _WIDE_BOMS:
+        if raw.startswith(bom):
+            width = name[:6]
+            return width, f"it starts with {width.upper()}'s byte-order mark", (width, name)
+    if b"\x00" not in raw:  # (every UTF-16 CSV holds one: its line breaks' other byte)
+        return "", "", ()
     head = raw[:40]
     for width in (4, 2):  # UTF-32's letters first: UTF-16's pattern fits them too
         letters = [head[i::width] for i in range(width)]
         zeros = [b"\x00" * len(part) for part in letters]
         if len(head) < 2 * width or any(not part for part in letters):
             continue
+        name = f"utf-{8 * width}"
         if letters[1:] == zeros[1:] and b"\x00" not in letters[0]:
-            return f"utf-{8 * width}-le", "a NUL after each letter, and no byte-order mark"
+            return f"{name}-le", "a NUL after each letter, and no byte-order mark", (f"{name}-le",)
         if letters[:-1] == zeros[:-1] and b"\x00" not in letters[-1]:
-            return f"utf-{8 * width}-be", "a NUL before each letter, and no byte-order mark"
-    return "", ""
+            return f"{name}-be", "a NUL before each letter, and no byte-order mark", (f"{name}-be",)
+    for name in ("utf-32-le", "utf-32-be", "utf-16-le", "utf-16-be"):
+        width = 4 if "32" in name else 2
+        try:  # (incremental: a character the sample cuts in two is no error)
+            text = codecs.getincrementaldecoder(name)().decode(raw[: len(raw) // width * width])
+        except UnicodeDecodeError:
+            continue
+        # a line break and one more delimiter or break: UTF-8 text with a stray NUL
+        # after one decodes to one at most
+        breaks, marks = len(re.findall("[\r\n]", text)), len(re.findall("[,;\t|]", text))
+        if not _NOT_TEXT.search(text) and breaks >= 1 and breaks + marks >= 2:
+            why = "its line breaks and delimiters decode only so, and no byte-order mark"
+            return name, why, (name,)
+    return "", "", ()
 
 
 def _sniff(sample: str) -> str:
