@@ -1,15 +1,19 @@
 """Real exported files, generated: UTF-16/32 text without a byte-order mark whose names and
-cells are Cyrillic, Greek or CJK. Each file is read as pandas reads
+cells are Cyrillic, Greek or CJK; wxb report's --seq-len. Each file is read as pandas reads
 it with the right options (the reference), or refused in one line. Inputs drawn fresh."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 from cli_run import run
 
-from wxb.errors import DataError
+import wxb
+from wxb.errors import ConfigError, DataError
+from wxb.nn import Embedding, ReLU, Sequential
 from wxb.tables import read_table
 
 SCRIPTS = {
@@ -80,3 +84,53 @@ def test_wide_text_of_other_scripts_without_a_bom_is_refused_naming_its_encoding
     path.write_bytes(raw[:at] + b"\x00" + raw[at:])
     table = read_table(path, sep=sep)  # pyarrow keeps the NUL in the cell (pandas too)
     assert table.names == list(frame.columns), where + repr(raw[at - 4 : at + 4])
+
+
+def _ids_model(rng, tmp_path):
+    vocab, d = (int(v) for v in rng.integers(2, 12, size=2))
+    length = int(rng.integers(1, 40))
+    if length == wxb.describe.SAMPLE_IDS:  # (the default would pass for L)
+        length += 1
+    path = wxb.io.save(Sequential(Embedding(vocab, d), ReLU()), tmp_path / "ids.safetensors")
+    return path, vocab, d, length
+
+
+def _embedding_shape(page: str) -> str:
+    return re.search(r"embedding1 \(Embedding\)</td><td>(\([^<]*\))", page).group(1)
+
+
+def test_report_takes_seq_len_as_summary_and_diagram_do(seeded, tmp_path, capsys):
+    # wxb report had no --seq-len: a saved model taking ids was summarised on (?, d) rows
+    # (wxb summary --seq-len L gives (L, d)), unless --data gave rows. Now it takes it;
+    # with --data, whose rows the walk-through runs, a different L is refused in one line.
+    rng = seeded.rng
+    path, vocab, d, length = _ids_model(rng, tmp_path)
+    where = seeded.msg(f"V={vocab} d={d} L={length}")
+    page = tmp_path / "r.html"
+    code, _, err = run(capsys, "report", path, "--no-floor", "--seq-len", length, "-o", page)
+    assert code == 0, where + err
+    html = page.read_text(encoding="utf-8")
+    assert _embedding_shape(html) == f"({length}, {d})", where
+    assert f"{length} ids" in html, where
+    code, out, err = run(capsys, "summary", path, "--no-floor", "--seq-len", length)
+    assert code == 0 and f"({length}, {d})" in out, where + err
+
+    ids = rng.integers(0, vocab, size=(int(rng.integers(2, 6)), length))
+    data = tmp_path / "ids.csv"
+    pd.DataFrame(ids, columns=[f"t{i}" for i in range(length)]).to_csv(data, index=False)
+    code, _, err = run(capsys, "report", path, "--no-floor", "--data", data,
+                       "--seq-len", length, "-o", page)  # fmt: skip
+    assert code == 0, where + err
+    assert _embedding_shape(page.read_text(encoding="utf-8")) == f"({length}, {d})", where
+    other = length + int(rng.integers(1, 5))
+    code, _, err = run(capsys, "report", path, "--no-floor", "--data", data,
+                       "--seq-len", other, "-o", page)  # fmt: skip
+    assert code == 2 and err.count("\n") == 1 and f"--seq-len {other}" in err, where + err
+
+    with pytest.raises(SystemExit):
+        run(capsys, "report", "--help")
+    assert "--seq-len L" in capsys.readouterr().out
+    html = wxb.reporting.report_html(wxb.load(path), floor=False, seq_len=length)
+    assert _embedding_shape(html) == f"({length}, {d})", where
+    with pytest.raises(ConfigError, match="seq_len"):
+        wxb.reporting.report_html(wxb.load(path), X=ids, floor=False, seq_len=other)

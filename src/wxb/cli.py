@@ -499,6 +499,8 @@ def build_parser() -> _Parser:
                             help="skip the GEMM-rate measurement (about a second)")  # fmt: skip
     report_cmd.add_argument("-o", "--output", metavar="OUT.html", default="report.html",
                             help="the page to write")  # fmt: skip
+    report_cmd.add_argument("--seq-len", type=_seq_len, default=None, metavar="L",
+                            help=SEQ_LEN_HELP)  # fmt: skip
     add_read_options(report_cmd, model=True)
     report_cmd.set_defaults(run=run_report)
 
@@ -1831,6 +1833,12 @@ def run_report(args: argparse.Namespace) -> None:
                 f"{' and '.join(given)} {'needs' if len(given) == 1 else 'need'} --data: "
                 f"the rows to walk through ({args.model} was not trained on the built-in digits)"
             )
+    width = None if rows is None else rows.X.shape[-1]
+    if args.seq_len is not None and width is not None and width != args.seq_len:
+        raise ConfigError(  # (the walk-through runs the data's rows: L is theirs)
+            f"--seq-len {args.seq_len}, but the rows of {rows.source} hold {width}; leave "
+            "--seq-len out where --data gives the rows"
+        )
     write_page(
         model,
         path=args.output,
@@ -1844,6 +1852,7 @@ def run_report(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         floor=not args.no_floor,
         model_path=args.model,
+        seq_len=args.seq_len,
     )
     size = Path(args.output).stat().st_size
     walk = f"row {args.sample} of {rows.source}" if rows is not None else "no rows (give --data)"

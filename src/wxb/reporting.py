@@ -87,6 +87,7 @@ def report(
     sample_label: int | None = None,
     row_stage: list[str] | None = None,
     model_path: str | Path | None = None,
+    seq_len: int | None = None,
 ) -> Path:
     """Write one self-contained HTML page of ``model`` (a Module or a model file) to
     ``path``, atomically; returns the path.
@@ -98,6 +99,8 @@ def report(
     forward pass only. ``loss`` defaults to the model's own (its info). The summary
     table is for a batch of ``batch_size``; its rate floor uses ``gemm_rate`` (FLOP/s)
     or, with ``floor`` and no rate given, a GEMM measured on this machine (a second).
+    A model taking ids into an Embedding is summarised and drawn on rows of X's width,
+    or of ``seq_len`` ids without X (as ``summary(seq_len=…)``; with X, the same width).
     What the command line knows besides: the row's number in its file
     (``sample_label``), how the table stage made it (``row_stage``), the model's file
     (``model_path``, which the page names and the write never replaces).
@@ -121,6 +124,7 @@ def report(
         sample_label=sample_label,
         row_stage=row_stage,
         model_path=None if model_path is None else str(model_path),
+        seq_len=seq_len,
     )
     atomic_write(path, page.encode("utf-8"))
     return path
@@ -141,6 +145,7 @@ def report_html(
     sample_label: int | None = None,
     row_stage: list[str] | None = None,
     model_path: str | None = None,
+    seq_len: int | None = None,
 ) -> str:
     """The page ``report`` writes, as a string."""
     if isinstance(model, (str, Path)):
@@ -155,10 +160,19 @@ def report_html(
         check_history_matches(model, record, _history_source(history))
     if gemm_rate is None and floor:
         gemm_rate = measure_gemm_rate(model.dtype)
+    width = _row_width(X)
+    if seq_len is not None:  # (summary's own check, named as report's)
+        if isinstance(seq_len, bool) or not isinstance(seq_len, (int, np.integer)) or seq_len < 1:
+            raise ConfigError(f"report seq_len must be a positive integer or None; got {seq_len!r}")
+        if width is not None and width != seq_len:  # the walk-through runs X's rows
+            raise ConfigError(
+                f"report seq_len={seq_len}, but X's rows hold {width}; give one or the other"
+            )
+        width = int(seq_len)
     # the summary and the diagrams ask of one sample forward, on rows of X's width (a
-    # model taking ids: as many a row as the data holds)
-    with one_sample_run(), sample_ids_per_row(_row_width(X)):
-        table = summary(model, batch_size, gemm_rate, _row_width(X))
+    # model taking ids: as many a row as the data holds, or seq_len)
+    with one_sample_run(), sample_ids_per_row(width):
+        table = summary(model, batch_size, gemm_rate, width)
         walk, head_scored = None, False
         label = sample if sample_label is None else sample_label
         if X is not None:  # (its intro said 'every row of X' of the one row it walks)
