@@ -134,3 +134,24 @@ def test_report_takes_seq_len_as_summary_and_diagram_do(seeded, tmp_path, capsys
     assert _embedding_shape(html) == f"({length}, {d})", where
     with pytest.raises(ConfigError, match="seq_len"):
         wxb.reporting.report_html(wxb.load(path), X=ids, floor=False, seq_len=other)
+
+
+def test_a_walk_through_of_a_few_ids_renders_its_lookups_in_latex(seeded, tmp_path, capsys):
+    # A model taking ids walked through on a few of them (L·d ≤ 16 numbers a lookup) made
+    # wxb explain --format md and wxb report (which typesets the steps) stop with a
+    # TypeError traceback: the (1, L, d) rows of the lookup went to a 2-D bmatrix.
+    rng = seeded.rng
+    vocab, d = int(rng.integers(2, 6)), int(rng.integers(1, 5))
+    length = int(rng.integers(1, 16 // d + 1))
+    where = seeded.msg(f"V={vocab} d={d} L={length}")
+    path = wxb.io.save(Sequential(Embedding(vocab, d), ReLU()), tmp_path / "ids.safetensors")
+    ids = rng.integers(0, vocab, size=(int(rng.integers(1, 4)), length))
+    data = tmp_path / "ids.csv"
+    pd.DataFrame(ids, columns=[f"t{i}" for i in range(length)]).to_csv(data, index=False)
+    code, out, err = run(capsys, "explain", path, "--data", data, "--format", "md")
+    assert code == 0, where + err
+    # (column notation: the lookup's d × L × B, named by its shape)
+    assert rf"({d} \times {length} \times 1\text{{ array}})" in out, where + out
+    code, _, err = run(capsys, "report", path, "--no-floor", "--data", data,
+                       "-o", tmp_path / "r.html")  # fmt: skip
+    assert code == 0, where + err

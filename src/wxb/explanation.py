@@ -244,7 +244,7 @@ def _fmt_latex(value: np.ndarray | float) -> str:
     array = np.asarray(value)
     if array.ndim == 0:
         return _latex_num(array)
-    if array.size > MAX_SHOWN:
+    if array.size > MAX_SHOWN or array.ndim > 2:  # (a bmatrix is 2-D: an Embedding's (B, L, d))
         # \times is math: it stands outside the \text{…} (inside, KaTeX and LaTeX refuse it)
         return r"(" + _dims(array.shape, r" \times ") + r"\text{ array})"
     rows = array.reshape(-1, 1) if array.ndim == 1 else array
