@@ -4,6 +4,7 @@ it with the right options (the reference), or refused in one line. Inputs drawn 
 
 from __future__ import annotations
 
+import io
 import re
 
 import numpy as np
@@ -12,8 +13,10 @@ import pytest
 from cli_run import run
 
 import wxb
+from wxb.columns import TableEncoder
 from wxb.errors import ConfigError, DataError
 from wxb.nn import Embedding, ReLU, Sequential
+from wxb.prepare import training_table
 from wxb.tables import read_table
 
 SCRIPTS = {
@@ -155,3 +158,192 @@ def test_a_walk_through_of_a_few_ids_renders_its_lookups_in_latex(seeded, tmp_pa
     code, _, err = run(capsys, "report", path, "--no-floor", "--data", data,
                        "-o", tmp_path / "r.html")  # fmt: skip
     assert code == 0, where + err
+
+
+# -- exported files' habits: read as pandas reads them, or refused in one line -------------
+REFUSED = ("repeated header", "units row", "inf", "excel error", "empty column", "trailing")
+
+
+def _habits_file(rng, folder):
+    """A CSV as exports write them; what pandas needs to read it; each column's kind for
+    the comparison; and, where it holds one, the habit wxb must refuse and its line."""
+    n = int(rng.integers(40, 90))
+    semicolon = bool(rng.random() < 0.4)
+    sep, decimal = (";", ",") if semicolon else (",", ".")
+
+    def number(v: float) -> str:
+        text = str(rng.choice([repr(v), f"{v:.4e}", f"{v:+.4f}", f" {v} "]))
+        return text.replace(".", decimal)
+
+    x = np.round(rng.normal(size=n) * 10.0 ** rng.integers(-2, 4), 4)
+    cols = {"x": [number(float(v)) for v in x]}
+    for i in np.flatnonzero(rng.random(n) < 0.1):
+        cols["x"][i] = str(rng.choice(["", "NaN", "#N/A", "N/A", "nan"]))
+    cols["n"] = [str(rng.choice([f"{v}", f"+{v}" if v >= 0 else f"{v}"])) for v in
+                 rng.integers(-20, 500, n)]  # fmt: skip
+    cols["colour"] = [str(rng.choice(["red", " blue", "green ", " café "])) for _ in range(n)]
+    cols["flag"] = [str(rng.choice(["True", "TRUE", "true"] if v else ["False", "FALSE", "false"]))
+                    for v in rng.random(n) < 0.5]  # fmt: skip
+    cols["answer"] = [str(rng.choice(["yes", "no", "Y", "N", "YES", "n"])) for _ in range(n)]
+    kinds = {"x": "number", "n": "number", "colour": "text", "flag": "bool", "answer": "text"}
+    if rng.random() < 0.3:  # a very long text value (1 MiB: past pyarrow's first block)
+        long = "word " * int(rng.integers(50_000, 250_000))
+        cols["note"] = [str(rng.choice(["short", "brief", long])) for _ in range(n)]
+        kinds["note"] = "text"
+    if rng.random() < 0.3:  # thousands separators, currency and percent signs: text, warned
+        signed = [f"{v:,.2f}" for v in rng.uniform(1000, 99999, n)]
+        if semicolon or rng.random() < 0.5:
+            signed = [f"{v:.1f}%".replace(".", decimal) for v in rng.uniform(0, 100, n)]
+        cols["price"] = [f'"{v}"' if sep in v else v for v in signed]
+        kinds["price"] = "text"
+    labels = ["cat", "dog"] if rng.random() < 0.5 else ["1", "2", "three", "01"]
+    cols["label"] = [str(v) for v in rng.choice(labels, n)]
+    kinds["label"] = "text"
+    names = list(cols)
+    rows = [sep.join(cols[c][i] for c in names) for i in range(n)]
+    header = sep.join(names)
+    habit, at = (str(rng.choice(REFUSED)) if rng.random() < 0.4 else None), None
+    if habit == "repeated header":  # two exports joined with cat
+        at = int(rng.integers(1, n))
+        rows.insert(at, header)
+    elif habit == "units row":
+        units = {"x": "kg", "n": "pcs", "price": "EUR"}
+        rows.insert(0, sep.join(units.get(c, "-") for c in names))
+        at = 0
+    elif habit in ("inf", "excel error"):
+        at = int(rng.integers(n))
+        spelling = ["inf", "-inf", "Infinity", "-Infinity", "INF"] if habit == "inf" else [
+            "#DIV/0!", "#VALUE!", "#REF!", "#NUM!"]  # fmt: skip
+        cells = rows[at].split(sep)
+        cells[0] = str(rng.choice(spelling))
+        rows[at] = sep.join(cells)
+    elif habit == "empty column":
+        header += f"{sep}empty"
+        rows = [row + sep for row in rows]
+    elif habit == "trailing":  # a delimiter at the end of each data line, not the header's
+        rows = [row + sep for row in rows]
+        at = 0
+    lines = [header, *rows]
+    blank = rng.random() < 0.3
+    if blank:  # blank lines in the middle: skipped, and the lines after still named right
+        for k in sorted(rng.choice(np.arange(2, len(lines)), size=3), reverse=True):
+            lines.insert(int(k), "")
+    ending = str(rng.choice(["\n", "\r\n", "\r"]))
+    text = ending.join(lines) + (ending if rng.random() < 0.7 else "")
+    path = folder / "export.csv"
+    path.write_bytes(text.encode("utf-8-sig" if rng.random() < 0.3 else "utf-8"))
+    line = None
+    if at is not None:  # the refused row's line in the file (blank ones counted)
+        row = rows[at]
+        line = next(i for i, v in enumerate(lines) if v == row and i > 0) + 1
+    how = {"sep": sep, "decimal": decimal, "ending": repr(ending), "blank": blank}
+    return path, how, kinds, habit, line
+
+
+def _prepared(path):
+    """What wxb train reads of ``path``: the rows with a target, their features encoded."""
+    data = training_table(read_table(path), ["label"])
+    TableEncoder.fit(data.table, data.features)
+    return data
+
+
+def test_exported_files_habits_read_as_pandas_reads_them_or_are_refused_in_one_line(
+    seeded, tmp_path
+):
+    # The habits of exported files: numbers in scientific notation, with a leading '+'
+    # or padded with spaces; booleans TRUE/False/true; yes/no/Y/N (text, as pandas reads
+    # them); decimal commas after ';'; CR, CRLF or LF line ends, a last line without one,
+    # blank lines, a BOM; very long text; numbers with thousands separators or percent
+    # signs (text, with a warning, as pandas reads them); class labels of digits and words
+    # (as written). What cannot be read right is refused in one line naming its line or
+    # column: the header repeated, a units row under it ('kg' made the column text in a
+    # short file, and its advice, --na-values 'kg', kept a row of gaps), an infinity,
+    # Excel's #DIV/0!, an empty column, a delimiter ending each data line.
+    rng = seeded.rng
+    for k in range(6):
+        folder = tmp_path / str(k)
+        folder.mkdir()
+        path, how, kinds, habit, line = _habits_file(rng, folder)
+        where = seeded.msg(f"{habit} at line {line}, {how}")
+        if habit is not None:
+            with pytest.raises(DataError) as caught:
+                _prepared(path)
+            message = str(caught.value)
+            assert "\n" not in message, where + message
+            if line is not None:
+                assert f"line {line}" in message, where + message
+            if habit == "empty column":
+                assert "'empty'" in message, where + message
+            continue
+        data = _prepared(path)
+        # (pandas's C reader, in a '\r' file, shifts a row that starts with an empty cell
+        # after a blank line one cell left, and its Python reader takes no '1,5e+00': the
+        # reference reads the same lines ended by '\n')
+        raw = path.read_bytes().replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        expected = pd.read_csv(io.BytesIO(raw), sep=how["sep"], decimal=how["decimal"],
+                               encoding="utf-8-sig")  # fmt: skip
+        assert data.table.n_rows == len(expected), where
+        assert sorted(data.table.names) == sorted(kinds), where
+        for name, kind in kinds.items():
+            column, reference = data.table[name], expected[name]
+            assert column.kind == kind, where + f" {name}: {column.kind}"
+            if kind == "number":
+                np.testing.assert_array_equal(column.values, reference.to_numpy(float), where)
+            elif kind == "bool":
+                assert reference.dtype == bool, where
+                np.testing.assert_array_equal(column.values, reference.to_numpy(float), where)
+            else:  # wxb trims the spaces around a text cell; pandas keeps them
+                assert column.values.tolist() == [v.strip() for v in reference], where
+        assert data.y.tolist() == expected["label"].astype(str).tolist(), where
+        if "price" in kinds:
+            assert any("'price'" in w for w in data.warnings), where + str(data.warnings)
+
+
+def test_each_habit_the_generator_found_alone(seeded, tmp_path):
+    # What the generator above found, each drawn alone so that every run meets it.
+    rng = seeded.rng
+    n = int(rng.integers(4, 9))
+    x = np.round(rng.normal(size=n) * 100, 2)
+    label = rng.choice(["p", "q"], n)
+    where = seeded.msg(f"n={n}")
+    # a units row under the header of a short file: the column was read as text (its
+    # numbers one-hot categories), with advice (--na-values 'kg') that kept a row of gaps
+    path = tmp_path / "units.csv"
+    path.write_text(
+        "x,label\nkg,-\n" + "".join(f"{v},{k}\n" for v, k in zip(x, label, strict=True))
+    )
+    with pytest.raises(DataError, match=r"line 2, column 'x': 'kg'.*row of units") as caught:
+        _prepared(path)
+    assert "\n" not in str(caught.value), where
+    # a ';' file whose first rows hold a note past the 64 KiB sample: the sniffer, given
+    # the note's line cut short, chose ',' ('line 2: 2 values but the header has 1')
+    long = "word " * int(rng.integers(14_000, 40_000))
+    cells = [
+        f"{v};{long if i < 2 else 'short'};{k}"
+        for i, (v, k) in enumerate(zip(x, label, strict=True))
+    ]
+    path = tmp_path / "notes.csv"
+    path.write_text("x;note;label\n" + "\n".join(cells).replace(".", ",") + "\n")
+    expected = pd.read_csv(path, sep=";", decimal=",")
+    table = read_table(path)
+    assert table.names == ["x", "note", "label"], where
+    np.testing.assert_array_equal(table["x"].values, expected["x"].to_numpy(), where)
+    # decimal commas that all carry a sign ('+12,5', as a change is written): the file's
+    # decimal mark was taken to be '.', the column text
+    path = tmp_path / "signed.csv"
+    path.write_text(
+        "x;label\n"
+        + "".join(f"{abs(v):+};{k}\n" for v, k in zip(x, label, strict=True)).replace(".", ",")
+    )
+    table = read_table(path)
+    assert table["x"].kind == "number", where
+    np.testing.assert_array_equal(table["x"].values, np.abs(x), where)
+    # a cell past Python csv's 128 KiB in a file whose refusal names a line: the line
+    # finder stopped with "_csv.Error: field larger than field limit" and a traceback
+    bad = int(rng.integers(n))
+    cells = [f"{'inf' if i == bad else v},{long * 4 if i == 0 else 'n'},{k}"
+             for i, (v, k) in enumerate(zip(x, label, strict=True))]  # fmt: skip
+    path = tmp_path / "long.csv"
+    path.write_text("x,note,label\n" + "\n".join(cells) + "\n")
+    with pytest.raises(DataError, match=f"line {bad + 2}, column 'x': inf"):
+        read_table(path)

@@ -1125,8 +1125,19 @@ def _wide_text(raw: bytes) -> tuple[str, str, tuple[str, ...]]:
     return "", "", ()
 
 
+def _whole_lines(sample: str, sep: str | None = None) -> list[str]:
+    """The sample's lines but a last one its end cut (a long note: read at ',', a ';'
+    file's few ';' there outvoted its rows, and every row was 'N values, the header 1'),
+    or, given the ``sep``, that line's whole cells before the cut one."""
+    lines = sample.splitlines()
+    if len(lines) < 2 or sample.endswith(("\n", "\r")):
+        return lines
+    last = lines.pop()
+    return [*lines, last.rsplit(sep, 1)[0]] if sep and sep in last else lines
+
+
 def _sniff(sample: str) -> str:
-    lines = [line for line in sample.splitlines()[:50] if line.strip()]
+    lines = [line for line in _whole_lines(sample)[:50] if line.strip()]
     if not lines:
         return ","
     try:
@@ -1144,14 +1155,15 @@ def _comma_decimals(sample: str, sep: str) -> bool:
     so there only a comma followed by other than three digits says so."""
     if sep not in (";", "\t"):
         return False
-    body = "\n".join(sample.splitlines()[1:])  # all 64 KiB: whole prices may come first
+    body = "\n".join(_whole_lines(sample, sep)[1:])  # all 64 KiB: whole prices may come first
 
     def fractions(mark: str) -> list[str]:
         # spaces around a cell too: 'a; b' files put one after each ';' (pyarrow reads
         # ' 2,5' as 2.5), and a file whose only fractions sit there is no less decimal-comma
         # and in scientific notation, as Excel writes it ('1,5E-04'): a file of only such
         # numbers was read as text, each number a category
-        cell = rf'(?:^|{sep}) *"?-?\d+{re.escape(mark)}(\d+)(?:[eE][-+]?\d+)?"? *(?={sep}|$)'
+        # (with a sign too: '+74,13', as exports write a change)
+        cell = rf'(?:^|{sep}) *"?[-+]?\d+{re.escape(mark)}(\d+)(?:[eE][-+]?\d+)?"? *(?={sep}|$)'
         return re.findall(cell, body, flags=re.MULTILINE)
 
     commas = fractions(",")
@@ -1309,6 +1321,9 @@ class _LineFinder:
             lines = [lines[i] for i in _uncommented(text, self.comment, '"', self.sep)]
         # split at the file's separator: read at ',' a ';' file's quoted line break
         # ('1,5;"a\nb";p') was no cell's, and each row after was named by the line before
+        # a cell past csv's 128 KiB limit (a long note) stopped it with a traceback; its
+        # cells are pyarrow's, which reads up to MAX_BLOCK (the limit is raised, never cut)
+        csv.field_size_limit(max(csv.field_size_limit(), MAX_BLOCK))
         reader = csv.reader((line for _, line in lines), delimiter=self.sep)
         start = 0  # the record's first line, as an index into lines
         for record in reader:
@@ -1520,7 +1535,10 @@ def text_as_numbers(column: Column, table: Table) -> tuple[Column, str]:
             f"currency or percent sign (e.g. {signed[0]!r}); remove the signs for it to be "
             "read as numbers"
         )
-    if len(bad) <= len(present) // 10:
+    # a word in the first row alone, numbers below: a row of units under the header ('kg',
+    # 'cm', as exports write them), refused however short the file (it made the column text)
+    units = bad == [0] and len(present) >= 4
+    if len(bad) <= len(present) // 10 or units:
         if comma and "." in word and _DOTTED_NUMBER.fullmatch(word.strip()):
             mark = (
                 "; the file's decimal mark is ',', so a '.' in it is a thousands separator: "
@@ -1540,6 +1558,8 @@ def text_as_numbers(column: Column, table: Table) -> tuple[Column, str]:
             )
         else:
             mark = f"; if it marks a missing value, add --na-values {word!r}"
+            if units:  # (--na-values alone kept the row: a row of gaps, its target a class)
+                mark = f"; if it is a row of units under the header, delete it{mark}"
         raise DataError(
             f"{table.source}, {table.row_name(bad[0])}, column {column.name!r}: "
             f"{word!r} is not a number (the column's other values are){mark}"
