@@ -1545,9 +1545,10 @@ class Module:
                         expected.append(name)
         if any(name not in slots for name in state):
             state = self._from_torch_positions(state, slots, expected)
-        # missing in the model's order, as PyTorch lists them; unexpected in the state's
+        # missing in the model's order, as PyTorch lists them; unexpected as PyTorch finds
+        # them: module by module, depth first, each module's in the state's order
         missing = [name for name in expected if name not in state]
-        unexpected = [name for name in state if name not in slots]
+        unexpected = self._in_loading_order([name for name in state if name not in slots])
         if strict and (missing or unexpected):
             raise ShapeError(
                 f"{self.label}.load_state_dict: the state does not fit the model: missing "
@@ -1582,6 +1583,24 @@ class Module:
                 if param is not None:
                     param._version += 1
         return IncompatibleKeys(missing, unexpected)
+
+    def _in_loading_order(self, names: list[str]) -> list[str]:
+        """``names`` (a state's keys that fit no slot) as PyTorch's load_state_dict lists
+        them: by the module whose load meets them (where the key's path leaves the tree),
+        modules depth first, parents before children; the state's order within one. (In
+        the state's order alone, a key under a sub-module came before one of the model's.)"""
+        visits = {path: i for i, (path, _) in enumerate(self.named_modules(remove_duplicate=False))}
+
+        def meets(name: str) -> int:
+            module, path = self, ""
+            for part in name.split(".")[:-1]:
+                child = module._modules.get(part)
+                if child is None:
+                    break
+                module, path = child, _join(path, part)
+            return visits[path]
+
+        return sorted(names, key=meets)  # (stable: the state's order within a module)
 
     def _make_lazy(self, state: Mapping, path: str, position: str) -> None:
         """Each lazy layer (LazyLinear) whose W the state gives, by its path or by its
