@@ -366,6 +366,18 @@ def buffer_persistence(pair: Pair, rng) -> str:
     return f"register_buffer('calls', persistent={flag})"
 
 
+def alias_inner(pair: Pair, rng) -> str:
+    """The inner module (its BatchNorm's buffers too) held under a second name, or that
+    name given up again."""
+    if "again" in pair.ours._modules:
+        del pair.ours.again
+        del pair.theirs.again
+        return "del again"
+    pair.ours.add_module("again", pair.ours.inner)
+    pair.theirs.add_module("again", pair.theirs.inner)
+    return "again = inner"
+
+
 def freeze(pair: Pair, rng) -> str:
     path, flag = str(rng.choice(pair.submodule_paths())), bool(rng.random() < 0.5)
     pair.ours.get_submodule(path).requires_grad_(flag)
@@ -475,7 +487,7 @@ def fresh_optimisers(pair: Pair, rng) -> str:
 
 EDITS = [edit_blocks, edit_heads, edit_parameters, tie_weights, replace_weight, set_gate,
          freeze, mode, init, round_trip, load_partial, deep_copy, fresh_optimisers,
-         buffer_persistence]  # fmt: skip
+         buffer_persistence, alias_inner]  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------
