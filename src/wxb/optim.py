@@ -4436,7 +4436,8 @@ class SequentialLR(LRSchedule):
     ``milestones[i-1]`` on, started again at its epoch 0 there (as PyTorch's, which
     steps it with epoch 0 at the milestone: a warm-up's LinearLR, then a
     CosineAnnealingLR from the full rate). Every schedule starts from the groups'
-    ``initial_lr``. Schedules stepped once a batch (OneCycleLR) are not mixed with
+    ``initial_lr``, as PyTorch's closed forms do, but a MultiplicativeLR, which goes on
+    from the rate held times λ(0). Schedules stepped once a batch (OneCycleLR) are not mixed with
     ones stepped once an epoch; a ReduceLROnPlateau is refused, as PyTorch does. A
     SequentialLR inside another runs from its own epoch 0 (PyTorch's runs one epoch
     ahead: the outer one's constructor steps it again). ``last_epoch=k`` is refused:
@@ -4566,9 +4567,16 @@ class SequentialLR(LRSchedule):
 
     def _rebase(self, bases: list[float]) -> None:
         """As the schedule at this epoch: chainable ones go on from a rate set by hand;
-        at a milestone the next starts again from the starting rates (PyTorch's step(0))."""
+        at a milestone the next starts again from the starting rates (PyTorch's step(0)),
+        a MultiplicativeLR from the rate held."""
         schedule, own = self._current(self.epoch + 1)
-        if not own:
+        if not own and isinstance(schedule, MultiplicativeLR):
+            # PyTorch's has no closed form: its epoch 0 there multiplies the rate held by
+            # λ(0) (it restarted from initial_lr here)
+            factor = schedule._factor(0)
+            for i, group in enumerate(self.optimizer.param_groups):
+                bases[i] = group["lr"] * factor
+        elif not own:
             for i, group in enumerate(self.optimizer.param_groups):
                 bases[i] = group.get("initial_lr", bases[i])
         elif isinstance(schedule, CosineAnnealingLR) and schedule._at_trough(own - 1):
