@@ -3244,6 +3244,11 @@ class LRSchedule:
         """The rate at ``epoch`` of a group starting at ``base_lr`` (the first group's)."""
         raise NotImplementedError
 
+    def _rate_of(self, index: int, epoch: int, base: float) -> float:
+        """Group ``index``'s rate at ``epoch`` from its starting rate ``base`` (a cycling
+        schedule's comes from its own per-group bounds)."""
+        return self.lr_at(epoch, base)
+
     def _set_by_hand(self, index: int, group: dict, *, by: dict[int, float] | None = None) -> bool:
         """Whether group ``index``'s lr was changed since a schedule last set it; with
         ``by``, since that record's schedule did (by hand or by another schedule)."""
@@ -3253,7 +3258,7 @@ class LRSchedule:
     def _set(self, epoch: int) -> None:
         groups = self.optimizer.param_groups
         for index, (group, base) in enumerate(zip(groups, self._bases(), strict=True)):
-            rate = self.lr_at(epoch, base)
+            rate = self._rate_of(index, epoch, base)
             group["lr"] = self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = rate
 
     def _keeps_rates(self, epoch: int) -> bool:
@@ -3363,7 +3368,7 @@ class LRSchedule:
             # A state an older wxb saved in the epoch a group was added holds its rate while
             # the optimiser's state taken before it lacks the initial_lr it wrote then.
             group.setdefault("initial_lr", group["lr"])
-            rate = self.lr_at(self.epoch, self.base_lrs[index])
+            rate = self._rate_of(index, self.epoch, self.base_lrs[index])
             self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = rate
         self._forget_found()
         self._settings_seen = copy.deepcopy(self.settings())
@@ -4026,9 +4031,11 @@ class OneCycleLR(LRSchedule):
     between max_momentum and base_momentum. It is stepped once a batch (``fit`` does
     so: ``total_steps`` must cover epochs × batches per epoch); as PyTorch's, a rate
     set by hand is overwritten at the next step, and a step past ``total_steps`` is
-    refused. A group added since (add_param_group) with its own ``initial_lr``,
-    ``max_lr`` and ``min_lr`` (and momentum bounds), the keys PyTorch's reads, cycles
-    between those, as there."""
+    refused. As PyTorch's, each group cycles between the ``initial_lr``, ``max_lr`` and
+    ``min_lr`` (and ``max_momentum``, ``base_momentum``) it holds at each step: the ones
+    this schedule wrote, or a later one on the optimiser (a SequentialLR of two
+    OneCycleLR runs both on the second's), a loaded state's, a group added since with its
+    own, or ones set by hand."""
 
     per_batch: ClassVar[bool] = True
     chainable: ClassVar[bool] = False
@@ -4089,10 +4096,6 @@ class OneCycleLR(LRSchedule):
         state = state_dict  # (PyTorch's keyword: load_state_dict(state_dict=…))
         loaded = self._optimizer_loaded_since()
         super().load_state_dict(state)
-        for index, group in enumerate(self.optimizer.param_groups[: len(self.base_lrs)]):
-            if self._own_cycle(index, group, self._RATES):  # (its rate, not base·factors)
-                rate = self._own_rate(self.epoch, group)
-                self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = rate
         if not loaded:
             self._set_momentum(self.epoch)
 
@@ -4192,17 +4195,21 @@ class OneCycleLR(LRSchedule):
         return value[index] if isinstance(value, list) else value
 
     def _own_cycle(self, index: int, group: dict, keys: tuple[str, ...]) -> bool:
-        """Whether group ``index`` was added since (add_param_group) with the keys
-        PyTorch's OneCycleLR reads for it (its own initial_lr, max_lr and min_lr; its
-        max_momentum and base_momentum), so that it cycles between those, as there."""
-        return index >= len(self.max_lr) and all(key in group for key in keys)
+        """Whether group ``index`` holds the keys PyTorch's OneCycleLR reads at every step
+        (initial_lr, max_lr and min_lr; max_momentum and base_momentum), so that it cycles
+        between those, as there: written by the making of this schedule (or of a later
+        one on the optimiser: a SequentialLR of two OneCycleLR runs both on the second's),
+        loaded with the optimiser's state, given with a group added since, or set by hand."""
+        return all(key in group for key in keys)
+
+    def _rate_of(self, index: int, epoch: int, base: float) -> float:
+        group = self.optimizer.param_groups[index]
+        if self._own_cycle(index, group, self._RATES):
+            return self._own_rate(epoch, group)
+        return self.lr_at(epoch, base)
 
     def _set(self, epoch: int) -> None:
         super()._set(epoch)
-        for index, group in enumerate(self.optimizer.param_groups):
-            if self._own_cycle(index, group, self._RATES):
-                rate = self._own_rate(epoch, group)
-                group["lr"] = self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = rate
         self._set_momentum(epoch)
 
     _RATES = ("initial_lr", "max_lr", "min_lr")
@@ -4366,16 +4373,16 @@ class CyclicLR(LRSchedule):
         return self._rate(epoch, base, self.max_lrs[0])
 
     def _set(self, epoch: int) -> None:
-        groups = self.optimizer.param_groups
-        if len(groups) > len(self.max_lrs):  # PyTorch's zips them (strict): it fails too
+        super()._set(epoch)
+        self._set_momentum(epoch)
+
+    def _rate_of(self, index: int, epoch: int, base: float) -> float:
+        if index >= len(self.max_lrs):  # PyTorch's zips them (strict): it fails too
             raise ConfigError(
                 f"CyclicLR holds max_lr for the {len(self.max_lrs)} parameter groups it was "
-                f"made on; param_groups[{len(self.max_lrs)}] was added since and has none"
+                f"made on; param_groups[{index}] was added since and has none"
             )
-        for index, (group, base) in enumerate(zip(groups, self._bases(), strict=True)):
-            rate = self._rate(epoch, base, self.max_lrs[index])
-            group["lr"] = self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = rate
-        self._set_momentum(epoch)
+        return self._rate(epoch, base, self.max_lrs[index])
 
     def _set_momentum(self, epoch: int) -> None:
         """Each group's momentum (Adam's β₁) at ``epoch``, opposite to the rate."""
@@ -4399,9 +4406,6 @@ class CyclicLR(LRSchedule):
         state = state_dict  # (PyTorch's keyword: load_state_dict(state_dict=…))
         loaded = self._optimizer_loaded_since()
         super().load_state_dict(state)
-        for index, base in enumerate(self.base_lrs):
-            rate = self._rate(self.epoch, base, self.max_lrs[index])
-            self.optimizer.scheduled_lrs[index] = self._lrs_set[index] = rate
         if not loaded:
             self._set_momentum(self.epoch)
 
@@ -4437,7 +4441,9 @@ class SequentialLR(LRSchedule):
     steps it with epoch 0 at the milestone: a warm-up's LinearLR, then a
     CosineAnnealingLR from the full rate). Every schedule starts from the groups'
     ``initial_lr``, as PyTorch's closed forms do, but a MultiplicativeLR, which goes on
-    from the rate held times λ(0). Schedules stepped once a batch (OneCycleLR) are not mixed with
+    from the rate held times λ(0), and the cycling ones, which keep their own bounds
+    (CyclicLR's base_lr, max_lr and momenta per group, OneCycleLR's those the groups
+    hold). Schedules stepped once a batch (OneCycleLR) are not mixed with
     ones stepped once an epoch; a ReduceLROnPlateau is refused, as PyTorch does. A
     SequentialLR inside another runs from its own epoch 0 (PyTorch's runs one epoch
     ahead: the outer one's constructor steps it again). ``last_epoch=k`` is refused:
@@ -4545,6 +4551,15 @@ class SequentialLR(LRSchedule):
         schedule, own = self._current(epoch)
         return schedule.lr_at(own, base)
 
+    def _rate_of(self, index: int, epoch: int, base: float) -> float:
+        schedule, own = self._current(epoch)
+        if isinstance(schedule, (OneCycleLR, CyclicLR)):
+            # from its own bounds, as PyTorch's: CyclicLR's base_lr and max_lr of the
+            # group, OneCycleLR's the group holds (not the starting rate of the first
+            # schedule and the first group's max_lr)
+            return schedule._rate_of(index, own, schedule._bases()[index])
+        return schedule.lr_at(own, base)
+
     def _keeps_rates(self, epoch: int) -> bool:
         schedule, own = self._current(epoch)
         return schedule._keeps_rates(own)
@@ -4556,13 +4571,11 @@ class SequentialLR(LRSchedule):
             self._keep_rates()
         else:
             super()._set(epoch)
-        schedule, own = self._current(epoch)
-        if isinstance(schedule, (OneCycleLR, SequentialLR)):
-            schedule._set_momentum(own)
+        self._set_momentum(epoch)
 
     def _set_momentum(self, epoch: int) -> None:
         schedule, own = self._current(epoch)
-        if isinstance(schedule, (OneCycleLR, SequentialLR)):
+        if isinstance(schedule, (OneCycleLR, CyclicLR, SequentialLR)):
             schedule._set_momentum(own)
 
     def _rebase(self, bases: list[float]) -> None:
@@ -4602,8 +4615,11 @@ class SequentialLR(LRSchedule):
                     "SequentialLR.load_state_dict: the state's schedules have other "
                     f"settings than this one's: {saved!r}, not {ours!r}"
                 )
+        loaded = self._optimizer_loaded_since()
         super().load_state_dict(state)
-        self._set_momentum(self.epoch)  # (a OneCycleLR's, as its own load_state_dict does)
+        if not loaded:  # (a cycling one's, as its own load_state_dict does: a momentum the
+            # optimiser's state loaded since holds, set by hand in the saved run, stays)
+            self._set_momentum(self.epoch)
 
 
 class ConstantLR(LRSchedule):
