@@ -502,36 +502,53 @@ _thread = threading.local()  # per thread: the modules `evaluating()` holds in e
 class _WeightGuard:
     """Who reads a model's weights and who writes them, so that a server predicting
     while another thread fine-tunes the same model gets outputs of one weight version:
-    no-grad calls, ``predict`` and ``state_dict`` (readers) and an optimiser's update or
-    ``load_state_dict`` (writers) of overlapping parameters take turns. (A prediction
-    read the first layer's W before a step and the next one's after it: the output of no
-    weights the training passed through.) Readers of one model run at once; a waiting
+    module calls (with a graph or without), ``predict`` and ``state_dict`` (readers) and
+    an optimiser's update or ``load_state_dict`` (writers) of overlapping parameters take
+    turns. (A prediction read the first layer's W before a step and the next one's after
+    it: the output of no weights the training passed through; a training forward so
+    recorded gave gradients of no weights.) Readers of one model run at once; a waiting
     writer holds new ones back (else a busy server starves the training). A reader
     registers without the lock, one dict store (atomic), then looks for writers; a
-    writer registers, then looks for readers: one of the two sees the other."""
+    writer registers, then looks for readers: one of the two sees the other.
+
+    A read inside a thread's read (a hook's ``other.predict``, a forward calling another
+    model) of weights the outer read does not hold is registered too (``nested``): it
+    waits for a write under way, never for one awaiting its turn (that one may wait for
+    this thread's outer read)."""
 
     def __init__(self) -> None:
         self.turns = threading.Condition(threading.Lock())
         self.readers: dict[int, Module] = {}  # thread → the model it reads
+        self.nested: dict[int, list[Module]] = {}  # thread → other models read inside it
         self.writers: dict[int, list] = {}  # thread → the parameters it writes (or awaits)
+        self.awaiting: set[int] = set()  # writers waiting for readers (under the lock)
+        self.blocked: set[int] = set()  # readers waiting to write inside their read
         self.waiting = 0  # threads waiting for their turn (changed under the lock)
 
-    def _written(self, model: Module, me: int) -> bool:
-        """Whether a thread other than ``me`` writes (or awaits) a parameter of ``model``
-        (a step in this thread's own forward hook is not waited for)."""
+    def _written(self, model: Module, me: int, under_way: bool = False) -> bool:
+        """Whether a thread other than ``me`` writes (or awaits, unless ``under_way``) a
+        parameter of ``model`` (a step in this thread's own forward hook is not waited for)."""
         ids = model._parameter_ids()
         return any(
             not ids.isdisjoint(map(id, params))
             for thread, params in tuple(self.writers.items())
-            if thread != me
+            if thread != me and not (under_way and thread in self.awaiting)
         )
 
     def _read(self, params: list, me: int) -> bool:
         """Whether a thread other than ``me`` reads a model holding one of ``params``."""
-        return any(
-            not model._parameter_ids().isdisjoint(map(id, params))
+        ids = {id(p) for p in params}
+        if any(
+            not model._parameter_ids().isdisjoint(ids)
             for thread, model in tuple(self.readers.items())
-            if thread != me
+            if thread != me and thread not in self.blocked
+        ):
+            return True
+        return any(
+            not model._parameter_ids().isdisjoint(ids)
+            for thread, models in tuple(self.nested.items())
+            if thread != me and thread not in self.blocked
+            for model in tuple(models)
         )
 
     def _rivals(self, params: list, me: int) -> bool:
@@ -564,13 +581,50 @@ class _WeightGuard:
             with self.turns:
                 self.turns.notify_all()
 
+    def read_inside(self, model: Module, me: int) -> bool:
+        """Begin a read of ``model`` inside thread ``me``'s read; False where the outer
+        read holds its weights already (a layer of the model called: nothing to do),
+        else ``done_inside`` ends it."""
+        held = self.readers[me]
+        if model is held or id(model) in held._module_tree()[2]:  # (one of its layers)
+            return False
+        ids = model._parameter_ids()
+        if ids <= held._parameter_ids():
+            return False
+        inside = self.nested.get(me)
+        if inside and any(ids <= m._parameter_ids() for m in inside):
+            return False
+        with self.turns:  # (slow writers turn from awaiting to writing under the lock)
+            self.waiting += 1
+            try:
+                self.turns.wait_for(lambda: not self._written(model, me, under_way=True))
+            finally:
+                self.waiting -= 1
+            self.nested.setdefault(me, []).append(model)
+        return True
+
+    def done_inside(self, me: int) -> None:
+        inside = self.nested[me]
+        inside.pop()
+        if not inside:
+            del self.nested[me]
+        if self.writers:
+            with self.turns:
+                self.turns.notify_all()
+
     @contextmanager
     def reading(self, model: Module) -> Iterator[None]:
-        """A read of ``model``'s weights for the block (one already open in this thread
-        holds on)."""
+        """A read of ``model``'s weights for the block (inside a read already open in
+        this thread: of what that one does not hold)."""
         me = threading.get_ident()
         if me in self.readers:
-            yield
+            if not self.read_inside(model, me):
+                yield
+                return
+            try:
+                yield
+            finally:
+                self.done_inside(me)
             return
         self.read(model, me)
         try:
@@ -605,12 +659,20 @@ class _WeightGuard:
             del writers[me]
             with self.turns:
                 self.waiting += 1
+                inside = me in self.readers  # (a step in this thread's own forward hook)
+                if inside:  # reads nothing while it waits: a writer waiting for it goes on
+                    self.blocked.add(me)
+                    self.turns.notify_all()
                 try:
                     self.turns.wait_for(lambda: not self._rivals(params, me))
                     writers[me] = params
+                    self.awaiting.add(me)
+                    self.turns.notify_all()  # (a read inside another's waits for no awaiting)
                     self.turns.wait_for(lambda: not self._read(params, me))
                 finally:
                     self.waiting -= 1
+                    self.awaiting.discard(me)
+                    self.blocked.discard(me)
         return True
 
     def done_writing(self, me: int) -> None:
@@ -1653,13 +1715,19 @@ class Module:
         sparse rows stay CSR to a first Dense, which multiplies them sparse (a Dense, or a
         Sequential of wxb's starting with one); elsewhere they are made dense.
 
-        A call without a graph reads the weights of one version: an optimiser's step
-        in another thread waits for it (``WEIGHTS``)."""
-        if is_grad_enabled():
-            return self._call(inputs, kwargs)
+        A call reads the weights of one version: an optimiser's step in another thread
+        waits for it (``WEIGHTS``), with a graph too (else the graph's forward took the
+        first layer's W before the step and the next one's after it, and its gradients
+        were of no weights; a step after it makes its backward refuse, as one in this
+        thread does)."""
         me, readers = threading.get_ident(), WEIGHTS.readers
         if me in readers:  # (a layer inside this thread's call: read already)
-            return self._call(inputs, kwargs)
+            if not WEIGHTS.read_inside(self, me):
+                return self._call(inputs, kwargs)
+            try:  # (another model, in a hook or a forward of one's own: read too)
+                return self._call(inputs, kwargs)
+            finally:
+                WEIGHTS.done_inside(me)
         readers[me] = self  # WEIGHTS.read, inlined for the common case: no writer
         if WEIGHTS.writers:
             del readers[me]
@@ -2031,8 +2099,9 @@ class Module:
                 whole = own and _whole_number_rows(X)
                 X = np.ascontiguousarray(X) if whole else as_features(X, dtype, no_rows=True)
         me = threading.get_ident()
-        if me in WEIGHTS.readers:  # (predict inside this thread's no-grad call)
-            return self._predict_rows(X, batch_size)
+        if me in WEIGHTS.readers:  # (predict inside this thread's call)
+            with WEIGHTS.reading(self):  # (of what that call does not read)
+                return self._predict_rows(X, batch_size)
         WEIGHTS.read(self, me)  # every chunk of one weight version (another thread's step)
         try:
             return self._predict_rows(X, batch_size)
