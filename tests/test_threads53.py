@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import wxb
+from wxb import step as step_mod
 from wxb.errors import TrainingError
 from wxb.nn import CrossEntropyLoss, Dense, Module, Sequential, Tanh
 from wxb.nn import module as module_mod
@@ -410,3 +411,79 @@ def test_steps_in_two_threads_forward_hooks_beside_a_server_neither_hang_nor_mix
     assert len(versions) == 1 + 6
     for k, out in enumerate(predictions):
         _which(out, versions, served, seeded, f"prediction {k} of {len(predictions)}")
+
+
+# -- a write beside fit's own step --------------------------------------------------------
+@pytest.mark.parametrize("kind", ["planned", "own forward"])
+def test_a_write_beside_fits_step_leaves_gradients_of_the_weights_its_forward_used(
+    seeded, monkeypatch, kind
+):
+    """fit trains a model while another thread loads a state into it (a hand loop's
+    step is the same write). The write went between fit's two layers' products, or
+    between its forward and its backward (the planned step records no versions, and
+    the graph's first W·X reads no W): fit's update was of gradients of no weights.
+    Now the write waits for fit's forward and backward: fit's one step is PyTorch's
+    SGD step from the weights before the write, applied before the write (which then
+    leaves the loaded state) or after it."""
+    pytest.importorskip("torch")
+    rng = seeded.rng
+    model = _model(kind, int(rng.integers(1 << 20)))
+    n = int(rng.integers(2, 17))
+    X, y = rng.normal(size=(n, 6)), rng.integers(0, 4, n)
+    lr = float(rng.uniform(0.5, 1.0))
+    names = list(model.state_dict())
+    loaded = [w + rng.normal(size=w.shape) for w in model.state_dict().values()]
+    before = _weights(model)
+
+    pause, wrote = _Pause(), threading.Event()
+    pause.release = lambda: wrote.is_set() or _held_back()
+    _pause_between_layers(model, pause, monkeypatch)
+    for cls in (step_mod.PlannedStep, step_mod.GraphStep):  # fit's steps, not its other calls
+        monkeypatch.setattr(cls, "__call__", _armed(cls.__call__, pause))
+    errors = []
+
+    def train():
+        wxb.fit(
+            model, X, y, loss="cross_entropy", optimizer=wxb.optim.SGD(model.parameters(), lr=lr),
+            epochs=1, batch_size=n, shuffle=False, verbose=0,
+        )  # fmt: skip
+
+    def load():
+        try:
+            assert pause.paused.wait(_SECONDS)
+            model.load_state_dict(dict(zip(names, loaded, strict=True)))
+        finally:
+            wrote.set()
+
+    _join([_guarded(train, errors), _guarded(load, errors)], errors)
+    monkeypatch.undo()
+    got = _weights(model)
+    stepped = [w - lr * g for w, g in zip(before, _torch_grads(before, X, y), strict=True)]
+    wants = {
+        "the loaded state (fit stepped first)": loaded,
+        "the loaded state stepped by the gradients at the weights before": [
+            w + (s - b) for w, s, b in zip(loaded, stepped, before, strict=True)
+        ],
+    }
+    close = [
+        all(np.allclose(g, w, rtol=1e-9, atol=1e-9) for g, w in zip(got, want, strict=True))
+        for want in wants.values()
+    ]
+    assert any(close), seeded.msg(
+        f"fit's step was of no weights: off by {[f'{_apart(got, w):.3g}' for w in wants.values()]}"
+    )
+
+
+def _apart(a, b):
+    return max(float(np.max(np.abs(x - y))) for x, y in zip(a, b, strict=True))
+
+
+def _armed(call, pause):
+    def armed(self, *args, **kwargs):
+        pause.thread = threading.get_ident()
+        try:
+            return call(self, *args, **kwargs)
+        finally:
+            pause.thread = None
+
+    return armed

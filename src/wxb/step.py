@@ -16,6 +16,7 @@ Both give the same loss, gradients and weights (tests check it).
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 
@@ -31,7 +32,7 @@ from wxb.nn.losses import (
     get_loss,
     one_number,
 )
-from wxb.nn.module import Module, class_code, same_class_code, structure_version
+from wxb.nn.module import WEIGHTS, Module, class_code, same_class_code, structure_version
 from wxb.nn.plan import LeanStack, StackPlan, unplannable_reason
 from wxb.nn.sequential import Sequential, own_code_reason, plan_key, same_plan_key
 from wxb.optim import Optimizer, clip_grad_norm_, get_optimizer
@@ -107,21 +108,28 @@ class GraphStep(_Update):
             X = X if X.dtype.kind in "biu" and self.model._own_forward() else Tensor(X)
         if isinstance(y, np.ndarray):
             y = np.array(y)
-        output = self.model(X)
-        # before the update: fit's running accuracy reads it. A forward of one's own may
-        # give a tuple or a dict, which a loss of one's own reads (two heads), as a
-        # PyTorch loop takes it: there is no one output then (fit refuses such a model
-        # before any step; make_step's loop stopped at "'tuple' object has no attribute
-        # 'data'")
-        self.output = output.data if isinstance(output, Tensor) else None
-        form = self.form
-        value = one_number(
-            self.loss, self.loss(output, y) if form is None else form(self.loss, output, y)
-        )
-        number = value.item()  # ((1,) or (1, 1) too, as PyTorch's backward takes them)
-        if self.reducer is None and not math.isfinite(number) and not counts_no_row(self.loss, y):
-            return number
-        value.backward()
+        # forward and backward one read of the weights: another thread's step waits for
+        # both (between them, its backward refused; in the forward, gradients of no weights)
+        with WEIGHTS.reading(self.model):
+            output = self.model(X)
+            # before the update: fit's running accuracy reads it. A forward of one's own
+            # may give a tuple or a dict, which a loss of one's own reads (two heads), as a
+            # PyTorch loop takes it: there is no one output then (fit refuses such a model
+            # before any step; make_step's loop stopped at "'tuple' object has no
+            # attribute 'data'")
+            self.output = output.data if isinstance(output, Tensor) else None
+            form = self.form
+            value = one_number(
+                self.loss, self.loss(output, y) if form is None else form(self.loss, output, y)
+            )
+            number = value.item()  # ((1,) or (1, 1) too, as PyTorch's backward takes them)
+            if (
+                self.reducer is None
+                and not math.isfinite(number)
+                and not counts_no_row(self.loss, y)
+            ):
+                return number
+            value.backward()
         return self._update(number, self.output, y)
 
     def contribute_nothing(self) -> float:
@@ -224,6 +232,28 @@ class PlannedStep(_Update):
             value = self._graph(X, y)
             self.output = self._graph.output
             return value
+        # forward and backward one read of the weights, as GraphStep's: another thread's
+        # step (a hand loop's, load_state_dict) between the products gave gradients of no
+        # weights, and one between forward and backward too (nothing records versions here)
+        me, readers = threading.get_ident(), WEIGHTS.readers
+        if me in readers:  # (fit inside this thread's call: read already)
+            value, x, y = self._gradients(X, y)
+        else:
+            readers[me] = self.model  # WEIGHTS.read, inlined for the common case: no writer
+            if WEIGHTS.writers:
+                del readers[me]
+                WEIGHTS.read(self.model, me)
+            try:
+                value, x, y = self._gradients(X, y)
+            finally:
+                WEIGHTS.done_reading(me)
+        if x is None:  # (a loss that is not finite: returned before any update)
+            return value
+        return self._update(value, x, y)
+
+    def _gradients(self, X: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray | None, object]:
+        """The batch's loss, output and targets, the gradients written; no output where
+        the loss is not finite (no update follows)."""
         if self.reducer is None and type(X) is np.ndarray:
             X = self.plan.rows(X)  # (N, 28, 28) through a Flatten in front
             lean = self.plan.lean_for(X)  # a batch size that has run before
@@ -249,27 +279,27 @@ class PlannedStep(_Update):
         value = self.loss.kernel.value_and_grad(x, y, grad)
         reducer = self.reducer
         if reducer is None and not math.isfinite(value) and not counts_no_row(self.loss, y):
-            return value
+            return value, None, None
         if reducer is not None:
             if reducer.scale != 1.0:
                 grad *= reducer.scale  # this rank's share of the global batch's mean loss
             reducer.scaled = True
         self.optimizer.zero_grad()  # the δ chain writes ∂L/∂W where the optimiser reads it
         plan.backward(grad, None if reducer is None else reducer.layer_done)
-        return self._update(value, x, y)
+        return value, x, y
 
-    def _lean_step(self, lean: LeanStack, X: np.ndarray, y: np.ndarray) -> float:
-        """The step above on the plan's lean stack for this batch size: the same loss,
-        gradients and update, with the plan's checks and dispatch made once for it."""
+    def _lean_step(self, lean: LeanStack, X: np.ndarray, y: np.ndarray) -> tuple:
+        """``_gradients`` on the plan's lean stack for this batch size: the same loss and
+        gradients, with the plan's checks and dispatch made once for it."""
         x = self.output = lean.forward(X)
         grad = lean.loss_grad
         y = ops.loss_target(y.data if isinstance(y, Tensor) else y, x, self.loss.kernel)
         value = self.loss.kernel.value_and_grad(x, y, grad)
         if not math.isfinite(value) and not counts_no_row(self.loss, y):
-            return value
+            return value, None, None
         self.optimizer.zero_grad()
         lean.backward(X)
-        return self._update(value, x, y)
+        return value, x, y
 
     def contribute_nothing(self) -> float:
         """A distributed step in which this rank holds no row of the batch: zero
