@@ -267,9 +267,10 @@ def grad(
     materialize_grads: bool = False,
 ) -> tuple[Tensor | None, ...]:
     """∂(outputs)/∂(each input), handed back as a tuple of tensors, as
-    ``torch.autograd.grad``: no tensor's ``.grad`` changes (a model's accumulated
-    gradients stay as they were). Several outputs add their gradients (each seeded by its
-    ``grad_outputs`` entry; a scalar's may be left None). The graph is freed as
+    ``torch.autograd.grad``: no leaf's ``.grad`` changes (a model's accumulated
+    gradients stay as they were; a tensor that retains its grad adds this one, as in
+    torch). Several outputs add their gradients (each seeded by its ``grad_outputs`` entry; a
+    scalar's may be left None). The graph is freed as
     ``backward`` frees it, unless ``retain_graph=True``. An input that the outputs do not
     depend on is refused, or with ``allow_unused=True`` given as None (zeros with
     ``materialize_grads=True``), as torch's. ``create_graph`` and ``is_grads_batched``
@@ -301,6 +302,7 @@ def grad(
         if not t.requires_grad:
             raise ShapeError(f"autograd.grad: inputs[{i}] does not require grad")
     # a recorded input's gradient is read as retain_grad() reads it, its .grad put back
+    # (with this one added, where it retains its grad)
     kept = [(t, t.retains_grad, t.grad) for t in ins if t.grad_fn is not None]
     for t, _, _ in kept:
         t.retains_grad, t.grad = True, None
@@ -312,7 +314,12 @@ def grad(
         found = [t.grad if t.grad_fn is not None else store[t] for t in ins]
     finally:
         for t, retains, before in kept:
-            t.retains_grad, t.grad = retains, before
+            # one that retains its grad keeps this one too, as torch's (the retained
+            # tensors that are not inputs get theirs): it lost it here before
+            got = t.grad if retains else None
+            if got is not None and before is not None:
+                got = np.asarray(before + got)
+            t.retains_grad, t.grad = retains, before if got is None else got
     result: list[Tensor | None] = []
     for i, (t, g) in enumerate(zip(ins, found, strict=True)):
         if g is None:
