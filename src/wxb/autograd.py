@@ -28,7 +28,7 @@ import numpy as np
 
 from wxb.errors import ConfigError, ShapeError, missing_name
 from wxb.ops import _unbroadcast
-from wxb.tensor import Tensor, float_array, gradients_apart, no_grad
+from wxb.tensor import Tensor, float_array, gradients_apart, no_grad, walking_toward
 
 
 class FunctionCtx:
@@ -269,7 +269,8 @@ def grad(
     """∂(outputs)/∂(each input), handed back as a tuple of tensors, as
     ``torch.autograd.grad``: no leaf's ``.grad`` changes (a model's accumulated
     gradients stay as they were; a tensor that retains its grad adds this one, as in
-    torch). Several outputs add their gradients (each seeded by its ``grad_outputs`` entry; a
+    torch), and only what leads to the inputs runs (another leaf's hooks do not).
+    Several outputs add their gradients (each seeded by its ``grad_outputs`` entry; a
     scalar's may be left None). The graph is freed as
     ``backward`` frees it, unless ``retain_graph=True``. An input that the outputs do not
     depend on is refused, or with ``allow_unused=True`` given as None (zeros with
@@ -307,7 +308,7 @@ def grad(
     for t, _, _ in kept:
         t.retains_grad, t.grad = True, None
     try:
-        with gradients_apart() as store:
+        with gradients_apart() as store, walking_toward(ins):
             for k, (out, seed) in enumerate(zip(outs, seeds, strict=True)):
                 last = k == len(outs) - 1
                 out.backward(seed, retain_graph=bool(retain_graph) or not last)

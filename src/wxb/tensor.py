@@ -21,8 +21,8 @@ import sys
 import threading
 import types
 import weakref
-from collections.abc import Callable, Sequence
-from contextlib import ContextDecorator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ContextDecorator, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
@@ -46,6 +46,8 @@ class _GradMode(threading.local):
     enabled = True
     retain_graph = False  # True while a backward(retain_graph=True) runs its rules
     leaf_grads: dict[int, tuple[Tensor, np.ndarray]] | None = None  # gradients_apart()
+    # autograd.grad's inputs (ids): its backward walks only the nodes that lead to them
+    grad_inputs: frozenset[int] | None = None
     # the running backward's claims on optimiser buffers (leaf_grad_slot), None outside
     # a backward; and the buffers' owners it found free (ensure_free)
     slots: dict[int, np.ndarray] | None = None
@@ -1854,8 +1856,9 @@ class Tensor:
         outer = _mode.slots, _mode.slot_homes
         claims = _mode.slots = {}  # rules may write new gradients into optimiser buffers
         _mode.slot_homes = set()
+        walked = order if _mode.grad_inputs is None else _toward(order, _mode.grad_inputs)
         try:
-            self._walk(order, seed, caller_seed=grad is not None, freed=freed)
+            self._walk(walked, seed, caller_seed=grad is not None, freed=freed)
         finally:
             _mode.retain_graph = previous
             _mode.slots, _mode.slot_homes = outer
@@ -2352,6 +2355,28 @@ def topological_order(root: Tensor) -> list[Tensor]:
             pop()
             append(node)
     return order
+
+
+@contextmanager
+def walking_toward(inputs: Sequence[Tensor]) -> Iterator[None]:
+    """Inside the block, in this thread, a backward walks only toward ``inputs``
+    (``autograd.grad``'s)."""
+    outer, _mode.grad_inputs = _mode.grad_inputs, frozenset(id(t) for t in inputs)
+    try:
+        yield
+    finally:
+        _mode.grad_inputs = outer
+
+
+def _toward(order: list[Tensor], inputs: frozenset[int]) -> list[Tensor]:
+    """The nodes of ``order`` with a path to one of ``inputs``, as torch.autograd.grad
+    runs only those: another leaf's hooks, or a retained tensor's .grad beneath an
+    input, are not reached (they ran, and the hooks ran again at the next backward)."""
+    leads: set[int] = set()
+    for node in order:  # each node after its inputs
+        if id(node) in inputs or any(id(t) in leads for t in node.inputs):
+            leads.add(id(node))
+    return [node for node in order if id(node) in leads]
 
 
 _REPLACED = [False]  # whether any in-place operation was recorded in this process
