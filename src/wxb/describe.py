@@ -1440,6 +1440,8 @@ class _SampleRun:
     names: dict[int, str] = field(default_factory=dict)  # the layers' paths, by id
     why: str | None = None  # why the forward is no chain (a clause), where it is none
     looked: bool = False  # its code read the batch's array (x.data): it may branch on it
+    # its code took a value as Python's (h.item(), as a log may): "(.item()) after 'fc1'"
+    took: str | None = None
 
     def __post_init__(self) -> None:
         self.steps, self.outputs, self.stand_ins, self.why = _chained(
@@ -1645,17 +1647,23 @@ def _run_sample(model: Module) -> _SampleRun | None:
             layer = names.get(calls[changed[0] - 1][0], "?")
             found.no_chain(f"changes the result of {layer!r} in place (h += …, h.data[…] = …)")
         elif watched.first is not None:
-            # a forward reading a result's values (h.data, h.item()) left the graph: what
-            # it did with them (np.minimum(h.data, 50, out=h.data), an if) no chain follows
-            how, done = watched.first
+            # a result's array read (h.data) left the graph: what it did with it
+            # (np.minimum(h.data, 50, out=h.data)) no chain follows. A value taken as
+            # Python's (h.item(), h.tolist()) changes nothing: a forward logging it is a
+            # chain, tried as one reading x.data on rows as wide as the dtype goes (an if
+            # on it shows there); with ids, on no wider rows: none. (One that is no chain
+            # anyway, h * (t / h.max().item()), is said to take them, their likely use.)
+            how, done = watched.arrayed or watched.first
             where = (
                 f"after {names.get(calls[done - 1][0], '?')!r}"
                 if done
                 else "before its first layer"
             )
-            found.no_chain(
-                f"takes the values of a result ({how}) {where}: what it computes may turn on them"
-            )
+            took = f"takes the values of a result ({how}) {where}"
+            if watched.arrayed is not None or ids is not None or found.steps is None:
+                found.no_chain(f"{took}: what it computes may turn on them")
+            else:
+                found.looked, found.took = True, took
         return found
 
     def chain(sample: _SampleRun | None) -> list[object] | None:
@@ -1671,7 +1679,7 @@ def _run_sample(model: Module) -> _SampleRun | None:
     def holds(found: _SampleRun, seen: list[object], width: int) -> bool:
         """Whether the chain computes what the forward does on rows of wide scale."""
         scales = [1e3, 3e2, 1e2, 30.0, 10.0, 1.0, 1e-3]
-        if found.looked:  # a branch on x.data's values: as far as the dtype's products go
+        if found.looked:  # a branch on x.data or h.item(): as far as the dtype's products go
             scales += [1e6, 1e9] + ([1e12, 1e15] if np.dtype(model.dtype) == np.float64 else [])
         rows = np.array(scales)[:, None] * np.random.default_rng(1).standard_normal(
             (len(scales), width)
@@ -1743,13 +1751,15 @@ def _run_sample(model: Module) -> _SampleRun | None:
             found.ids_stated = stated
             seen = chain(found)
             # a chain on this batch only (a branch on the values or the batch size) is none
+            took = f"{found.took} and " if found.took else ""
             if seen is not None and any(chain(run(batches[n], True, ids)) != seen for n in (1, 5)):
-                found.no_chain("runs another chain on a batch of 1 or 5 rows")
+                found.no_chain(f"{took}runs another chain on a batch of 1 or 5 rows")
             # a change the sample's values never trigger (a cap at 50 on rows of scale 3,
             # made through .data) shows on rows of scale 1e3 and 1e-3
             if seen is not None and ids is None and not holds(found, seen, batches[2].shape[1]):
+                read = "reads the batch's values (x.data) and " if found.looked else ""
                 found.no_chain(
-                    ("reads the batch's values (x.data) and " if found.looked else "")
+                    (took or read)
                     + "computes other than the chain of its layers on rows of scale 1e-3 to "
                     + (("1e15" if model.dtype == np.float64 else "1e9") if found.looked else "1e3")
                 )

@@ -2067,6 +2067,9 @@ class _Watch(threading.local):
     first: tuple[str, int] | None = None
     clock: Callable[[], int] | None = None  # values_watched's
     looked = False  # whether code outside wxb read a batch's array (ValuesWatched)
+    # the first read of a result's array (.data, .numpy(), np.asarray), as ``first``: a
+    # NumPy write through it leaves the graph, where a Python value (.item()) cannot
+    arrayed: tuple[str, int] | None = None
 
 
 _watch = _Watch()
@@ -2098,10 +2101,16 @@ def _note_looked(frame: types.FrameType | None) -> None:
 
 def _note_read(frame: types.FrameType | None, what: str = "data", t: object = None) -> None:
     if _outside(frame):
+        clock = _watch.clock
+        seen = (_read_text(what), clock() if clock is not None else 0)
         if not _watch.read:  # the first read names the run's refusal
-            clock = _watch.clock
-            _watch.first = (_read_text(what), clock() if clock is not None else 0)
+            _watch.first = seen
+        if _watch.arrayed is None and what in _ARRAY_READS:
+            _watch.arrayed = seen
         _watch.read = True
+
+
+_ARRAY_READS = ("data", "numpy()", "np.asarray()")
 
 
 _PYTHON_CASTS = {"__float__": "float", "__int__": "int", "__index__": "index", "__bool__": "bool"}
@@ -2137,11 +2146,15 @@ class values_watched:  # (lower case: a context manager, as no_grad)
         self.first: tuple[str, int] | None = None
         self._clock = clock
         self.looked = False  # code outside wxb read a batch's array (``watch_values``)
-        self._outer: tuple[Any, ...] = (None, False, None, None, False)
+        self.arrayed: tuple[str, int] | None = None  # the first read of a result's array
+        self._outer: tuple[Any, ...] = (None, False, None, None, False, None)
 
     def __enter__(self) -> values_watched:
-        self._outer = (_watch.made, _watch.read, _watch.first, _watch.clock, _watch.looked)
+        self._outer = (
+            _watch.made, _watch.read, _watch.first, _watch.clock, _watch.looked, _watch.arrayed
+        )  # fmt: skip
         _watch.made, _watch.read, _watch.first, _watch.looked = [], False, None, False
+        _watch.arrayed = None
         _watch.clock = self._clock or _watch.clock
         with _WATCHING_LOCK:
             _WATCHING[0] += 1
@@ -2151,8 +2164,8 @@ class values_watched:  # (lower case: a context manager, as no_grad)
         with _WATCHING_LOCK:
             _WATCHING[0] -= 1
         made, self.read, self.first = _watch.made or [], _watch.read, _watch.first
-        self.looked = _watch.looked
-        outer, read, first, clock, looked = self._outer
+        self.looked, self.arrayed = _watch.looked, _watch.arrayed
+        outer, read, first, clock, looked, arrayed = self._outer
         if outer is None:
             for t in made:
                 t.__class__ = Tensor
@@ -2160,7 +2173,7 @@ class values_watched:  # (lower case: a context manager, as no_grad)
             outer.extend(made)
         _watch.made, _watch.read = outer, read or self.read
         _watch.first, _watch.clock = first or self.first, clock
-        _watch.looked = looked or self.looked
+        _watch.looked, _watch.arrayed = looked or self.looked, arrayed or self.arrayed
 
 
 class HookHandle:
