@@ -109,3 +109,41 @@ def test_a_forward_logging_values_is_exported_and_converted_as_its_chain(
     assert np.all(off <= bound), seeded.msg(f"{what}: to_torch off by {off.max():.3g}")
     # the forward itself still runs its log where called (model.predict did)
     assert model.seen, seeded.msg(f"{what}: the log never ran")
+
+
+def test_a_model_file_replaced_by_a_save_while_load_reads_it_loads_the_new_model(
+    tmp_path, seeded, monkeypatch
+):
+    """wxb.save replaces a file whole (a rename), so a reader sees the old model or the
+    new one. load read the header, then the bytes: a save between the two gave the old
+    header's digest against the new bytes, refused as "a damaged copy" (untrue)."""
+    import wxb
+    import wxb.io
+
+    rng = seeded.rng
+    n_in, width, n_out = (int(v) for v in rng.integers(2, 9, size=3))
+    path = tmp_path / "served.safetensors"
+
+    def model(seed):
+        net = wxb.nn.Sequential(wxb.nn.Dense(n_in, width, seed=seed), wxb.nn.ReLU())
+        net.append(wxb.nn.Dense(width, n_out, seed=seed + 1))
+        net.info["task"] = f"regression {seed}"
+        return net
+
+    old, new = model(int(rng.integers(1 << 30))), model(int(rng.integers(1 << 30)))
+    wxb.save(old, path)
+    check = wxb.io._check_architecture
+    saves = [new]
+
+    def then_saved(*args):  # (after the header's read, before the bytes')
+        if saves:
+            wxb.save(saves.pop(), path)
+        return check(*args)
+
+    monkeypatch.setattr(wxb.io, "_check_architecture", then_saved)
+    loaded = wxb.load(path)
+    assert loaded.info["task"] == new.info["task"], seeded.msg(str(loaded.info))
+    for mine, theirs in zip(loaded.parameters(), new.parameters(), strict=True):
+        assert np.array_equal(mine.data, theirs.data), seeded.msg("not the new weights")
+    x = rng.standard_normal((3, n_in)).astype(np.float32)
+    assert np.array_equal(loaded.predict(x), new.predict(x)), seeded.msg("predict")

@@ -816,7 +816,36 @@ def load_model(path: str | Path) -> Module:
     return _load_model(path, _read_header(path))
 
 
+class _Replaced(Exception):
+    """The file was replaced (another wxb.save's rename) between its header's read and
+    its bytes': its bytes' own header is this."""
+
+    def __init__(self, header: dict) -> None:
+        self.header = header
+
+
 def _load_model(path: Path, header: dict) -> Module:
+    """The model a file holds, read again whole where a save replaced it meanwhile (its
+    old header against its new bytes failed the digest: "a damaged copy", untrue)."""
+    for _ in range(3):
+        try:
+            return _load_model_once(path, header)
+        except _Replaced as replaced:
+            header = replaced.header
+    raise ModelFileError(f"{path}: replaced by another save each time it was read; try again")
+
+
+def _content_header(content: bytes) -> dict | None:
+    """The header ``content``'s own first bytes hold, or None where they hold none."""
+    try:
+        (length,) = struct.unpack("<Q", content[:8])
+        header = json.loads(content[8 : 8 + length])
+    except (struct.error, ValueError, RecursionError):
+        return None
+    return header if isinstance(header, dict) else None
+
+
+def _load_model_once(path: Path, header: dict) -> Module:
     from safetensors import SafetensorError
     from safetensors.numpy import load as safetensors_load
 
@@ -834,6 +863,9 @@ def _load_model(path: Path, header: dict) -> Module:
         content = path.read_bytes()
     except OSError as exc:
         raise ModelFileError(f"{path}: corrupt or truncated safetensors data ({exc})") from None
+    now = _content_header(content)
+    if now is not None and now != header:
+        raise _Replaced(now)
     _check_digest(path, metadata, content)
     try:
         tensors = safetensors_load(content)
