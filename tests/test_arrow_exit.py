@@ -45,6 +45,7 @@ def test_pyarrow_lets_go_of_what_a_read_handed_it(tmp_path, bad_row):
 
 
 @pytest.mark.slow
+@pytest.mark.one_route  # once in CI: processes that read and exit, before any kernel runs
 def test_processes_that_read_a_csv_and_exit_at_once_exit_cleanly(tmp_path):
     """Short processes (read, then exit at once, as an error after reading does), four
     at a time: none aborts. (Before the wait, 2 in ~630 wxb train runs so did here: this

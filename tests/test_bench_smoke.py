@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# once in CI: the benchmarks' scripts and output, not the kernels' numbers
+pytestmark = pytest.mark.one_route
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING_HEADER = ["config", "optimizer", "rate floor ms", "BLAS floor ms", "BLAS ×rate"]
 

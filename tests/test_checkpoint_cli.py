@@ -30,6 +30,9 @@ from wxb.cli import main
 
 WXB = [sys.executable, "-m", "wxb.cli"]
 OPTIONS = "train-options.json"
+
+# once in CI: signals and kills of wxb train; resume on both routes is tests/test_checkpoint.py's
+pytestmark = pytest.mark.one_route
 _STEP = re.compile(r"^step-(\d{9,})\.(json|safetensors)$")
 # What may lie in a checkpoint folder after a kill: checkpoints, the options, and the
 # temporaries of atomic writes cut short (the next checkpoint write removes the .step ones).

@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 from test_distributed import MISSING, environment, mpiexec
 
+# once in CI: a Ctrl-C while a table is read, before any kernel runs
+pytestmark = pytest.mark.one_route
 HOOK = textwrap.dedent(
     """
     import sys

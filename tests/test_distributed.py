@@ -31,7 +31,11 @@ try:
     MISSING = None if MPIEXEC.is_file() else f"no mpiexec beside {sys.executable}"
 except ImportError:
     MISSING = "mpi4py is not installed (pip install -e '.[mpi]')"
-pytestmark = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
+# once in CI: ranks against one process, both on the same kernels
+pytestmark = [
+    pytest.mark.skipif(MISSING is not None, reason=str(MISSING)),
+    pytest.mark.one_route,
+]
 
 RANKS = 2
 

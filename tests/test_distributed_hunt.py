@@ -11,7 +11,11 @@ from pathlib import Path
 import pytest
 from test_distributed import MISSING, MPIEXEC, environment, wait_for
 
-pytestmark = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
+# once in CI: ranks against one process, both on the same kernels
+pytestmark = [
+    pytest.mark.skipif(MISSING is not None, reason=str(MISSING)),
+    pytest.mark.one_route,
+]
 
 WXB = str(Path(sys.executable).with_name("wxb"))
 

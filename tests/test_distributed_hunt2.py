@@ -16,7 +16,11 @@ from test_distributed import MISSING, MPIEXEC, environment, mpiexec
 
 from wxb.checkpoint import CheckpointFolder
 
-pytestmark = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
+# once in CI: ranks against one process, both on the same kernels
+pytestmark = [
+    pytest.mark.skipif(MISSING is not None, reason=str(MISSING)),
+    pytest.mark.one_route,
+]
 
 
 def one_process(monkeypatch, script: Path, args: list[str]) -> None:

@@ -9,7 +9,12 @@ import multiprocessing
 import random
 import time
 
+import pytest
+
 from wxb.data import check_can_write
+
+# once in CI: two processes checking a path
+pytestmark = pytest.mark.one_route
 
 ROUNDS = 1500
 

@@ -19,7 +19,8 @@ import wxb
 from wxb.cli import main
 from wxb.nn import Dense, Sequential, Sigmoid, Standardize
 
-pytestmark = pytest.mark.browser
+# once in CI: pages in a browser
+pytestmark = [pytest.mark.browser, pytest.mark.one_route]
 
 FLAGS = [
     "--headless",

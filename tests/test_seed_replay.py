@@ -7,6 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# once in CI: the suite's seed replay, in a pytest of its own
+pytestmark = pytest.mark.one_route
+
 DRAWS = """
 import wxb
 
