@@ -88,7 +88,7 @@ KERAS_FIT = {
     "validation_steps": (2, "all the validation rows"),
     "validation_batch_size": (64, "do not depend on it"),
     "validation_freq": (2, "every epoch"),
-    "callbacks": ([], "early_stopping=patience"),
+    "callbacks": (["EarlyStopping(patience=3)"], "early_stopping=patience"),  # (a callback)
     "metrics": (["mae"], "wxb.metrics"),
     "patience": (3, "early_stopping=patience"),
     "monitor": ("val_accuracy", "val_loss"),
@@ -359,7 +359,7 @@ def test_kerass_evaluate_arguments_are_refused_naming_wxbs_way(seeded, keyword):
     X, y, d, c = _data(rng)
     model = Sequential(Dense(d, 8, seed=int(rng.integers(1 << 30))), ReLU(), Dense(8, c))
     w = rng.random(len(X))
-    value = {"sample_weight": w, "steps": 2, "callbacks": []}[keyword]
+    value = {"sample_weight": w, "steps": 2, "callbacks": [object()]}[keyword]
     with pytest.raises(ConfigError, match=f"wxb.evaluate takes no {keyword}=") as caught:
         wxb.evaluate(model, X, y, **{keyword: value})
     assert KERAS_EVALUATE[keyword] in str(caught.value), seeded.msg(str(caught.value))

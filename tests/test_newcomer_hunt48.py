@@ -310,7 +310,8 @@ def test_tf_keras_2s_loading_arguments_are_refused_naming_wxbs_way(seeded, keywo
     X, y = rng.normal(size=(20, 3)), rng.integers(0, 2, size=20)
     model = nn.Sequential(nn.Linear(3, 2))
     before = model[0].weight.data.copy()
-    value = {"workers": 4, "use_multiprocessing": True, "max_queue_size": 10}[keyword]
+    # (not 10, tf.keras 2's default max_queue_size, which is taken: it asks for nothing)
+    value = {"workers": 4, "use_multiprocessing": True, "max_queue_size": 20}[keyword]
     with pytest.raises(ConfigError, match=rf"^wxb\.fit takes no {keyword}= \(Keras's\): .*mpiexec"):
         wxb.fit(model, X, y, epochs=1, verbose=0, **{keyword: value})
     np.testing.assert_array_equal(model[0].weight.data, before)

@@ -417,7 +417,8 @@ def evaluate(
     Keras's ``return_dict=False`` for Keras's list, ``[loss, accuracy]`` (the loss alone
     where there is no accuracy). Keras's ``verbose`` is taken (nothing is shown),
     ``batch_size=None`` is the default, and Keras's ``x=`` names X; its ``sample_weight``,
-    ``steps`` and ``callbacks`` are refused, naming wxb's way.
+    ``steps`` and ``callbacks`` are refused, naming wxb's way, but at their default, None
+    (``callbacks=[]`` too), which asks for what wxb does.
 
     ``loss``: by default the stock loss the model was trained with (``model.info["loss"]``,
     which fit and wxb train record; with the plain options fit recorded, Huber's delta or
@@ -444,7 +445,9 @@ def evaluate(
     Beside another thread's training of the model, the figures are of one weight
     version: the step waits for all the chunks, as for a predict (``WEIGHTS``)."""
     X = validation.keras_rows(X, x, "evaluate")
-    _refuse_keras_options(keras_options, "evaluate", _KERAS_EVALUATE_WAYS)
+    validation.refuse_keras_arguments(
+        keras_options, "evaluate", _KERAS_EVALUATE_WAYS, _KERAS_EVALUATE_DEFAULTS
+    )
     keras_verbose(verbose, "evaluate")  # Keras's; taken, as evaluate shows no progress
     if not isinstance(return_dict, (bool, np.bool_)):
         raise ConfigError(f"evaluate return_dict must be True or False; got {return_dict!r}")
@@ -926,7 +929,11 @@ def fit(
       which ends as the epoch's ``loss``.
     - ``x=``: Keras's name for X (``fit(model, x=X, y=y)``), taken as X.
     - Keras's arguments wxb has not (``class_weight``, ``sample_weight``,
-      ``initial_epoch``, ``callbacks``, ``steps_per_epoch``, …) are refused with wxb's way.
+      ``initial_epoch``, ``callbacks``, ``steps_per_epoch``, …) are refused with wxb's way,
+      but at Keras's default (None, ``callbacks=[]``, ``initial_epoch=0``,
+      ``validation_freq=1``, tf.keras 2's ``workers=1``, ``use_multiprocessing=False``,
+      ``max_queue_size=10``), which asks for what wxb does; so is ``validation_data``'s
+      third element None (no weights).
     - The model trains in train mode (Dropout on), whatever mode it was given in, and is
       left in it, as a PyTorch loop leaves it: call ``model.eval()`` before using it.
       (``predict`` and ``evaluate`` run in eval mode by themselves.)
@@ -963,7 +970,7 @@ def fit(
     (WXB_MPI_TIMEOUT, default 30).
     """
     X = validation.keras_rows(X, keras_options.pop("x", validation.NOT_GIVEN), "fit")
-    _refuse_keras_options(keras_options)
+    validation.refuse_keras_arguments(keras_options, "fit", _KERAS_WAYS, _KERAS_FIT_DEFAULTS)
     if batch_size is None:  # Keras's fit(batch_size=None): its default, 32, as fit's
         batch_size = 32
     with _one_fit_at_a_time(model):
@@ -1011,28 +1018,45 @@ _KERAS_WAYS = {
         "distributed=True under mpiexec",
     ),
 }
-
-
-# Keras's evaluate arguments wxb has not: a bare TypeError for sample_weight named no way
-_KERAS_EVALUATE_WAYS = {
-    "sample_weight": "a loss of one's own gets y's extra columns as given: "
-    "evaluate(model, X, np.column_stack([y, w]), loss=f) with f weighting each row's "
-    "loss by its column w; or wxb.sklearn's estimators' score(X, y, sample_weight=w)",
-    "steps": "evaluate scores every row of X, batch_size rows at a time",
-    "callbacks": "evaluate calls none; it returns its figures",
+# Keras's defaults for those that are fit's (compile's, metrics) or tf.keras 2's (the
+# loading workers): a Keras script spells them out (class_weight=None, initial_epoch=0),
+# asking for what wxb does, so they are taken; callbacks=[] is no callbacks, as Keras's
+_KERAS_FIT_DEFAULTS = {
+    **dict.fromkeys(
+        (
+            "class_weight",
+            "sample_weight",
+            "steps_per_epoch",
+            "validation_steps",
+            "validation_batch_size",
+            "metrics",
+        ),
+        None,
+    ),
+    "callbacks": (),
+    "initial_epoch": 0,
+    "validation_freq": 1,
+    "workers": 1,
+    "use_multiprocessing": False,
+    "max_queue_size": 10,
 }
 
 
-def _refuse_keras_options(
-    options: dict[str, object], where: str = "fit", ways: dict[str, str] = _KERAS_WAYS
-) -> None:
-    if not options:
-        return
-    name = next(iter(options))
-    way = ways.get(name)
-    if way is None:  # as Python says it
-        raise TypeError(f"{where}() got an unexpected keyword argument {name!r}")
-    raise ConfigError(f"wxb.{where} takes no {name}= (Keras's): {way}")
+# Keras's evaluate arguments wxb has not: a bare TypeError for sample_weight named no way.
+# Keras's weighted loss is Σ wᵢ·lossᵢ / rows (its "sum_over_batch_size"), its weighted
+# accuracy Σ wᵢ·rightᵢ / Σ wᵢ, which is scikit-learn's accuracy_score(sample_weight=)
+_KERAS_EVALUATE_WAYS = {
+    "sample_weight": "Keras's weighted loss, the mean over the rows of wᵢ·lossᵢ, is a "
+    "loss of one's own reading y's extra column: evaluate(model, X, np.column_stack([y, "
+    "w]), loss=f), f returning (each row's loss × its column w).mean(); its weighted "
+    "accuracy, Σ wᵢ·rightᵢ / Σ wᵢ, is scikit-learn's accuracy_score(y, "
+    "model.predict(X).argmax(1), sample_weight=w) (wxb.sklearn's estimators' score(X, y, "
+    "sample_weight=w) is that accuracy, or a regressor's weighted R², not a loss)",
+    "steps": "evaluate scores every row of X, batch_size rows at a time",
+    "callbacks": "evaluate calls none; it returns its figures",
+}
+# Keras's defaults for them: asking for what wxb does (a script spells them out)
+_KERAS_EVALUATE_DEFAULTS = {"sample_weight": None, "steps": None, "callbacks": ()}
 
 
 _FITTING: dict[int, int] = {}  # id(model) or id(parameter) → the thread whose fit trains it
@@ -1279,11 +1303,15 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
     train_rows = val_rows = None
 
     if validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+        sequence = isinstance(validation_data, (tuple, list))
+        if sequence and len(validation_data) == 3 and validation_data[2] is None:
+            validation_data = tuple(validation_data[:2])  # Keras's (X_val, y_val, None): unweighted
+        if not sequence or len(validation_data) != 2:
             third = (  # Keras's (X_val, y_val, sample_weight_val)
-                "; Keras's third element, the rows' weights, wxb has not: a loss of one's "
-                "own reads weights from y's extra columns (y_val's too)"
-                if isinstance(validation_data, (tuple, list)) and len(validation_data) == 3
+                "; Keras's third element, the rows' weights, wxb has not (None, no weights, "
+                "is taken): a loss of one's own reads weights from y's extra columns (y_val's "
+                "too)"
+                if sequence and len(validation_data) == 3
                 else ""
             )
             raise ConfigError(f"validation_data must be a pair (X_val, y_val){third}")

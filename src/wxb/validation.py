@@ -31,6 +31,39 @@ def keras_rows(X: object, x: object, where: str) -> object:
     return x
 
 
+def _at_kerass_default(value: object, default: object) -> bool:
+    """Whether ``value`` is Keras's ``default`` for its argument: None (or, for a list
+    argument such as ``callbacks``, an empty list, which Keras takes as none), False, or a
+    whole number (not a bool: ``workers=True`` is no count)."""
+    if default is None:
+        return value is None
+    if default == ():  # a list of callbacks: none
+        return value is None or (isinstance(value, (list, tuple)) and len(value) == 0)
+    if isinstance(default, bool):
+        return isinstance(value, (bool, np.bool_)) and bool(value) is default
+    whole = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    return whole and value == default
+
+
+def refuse_keras_arguments(
+    options: dict[str, object],
+    where: str,
+    ways: dict[str, str],
+    defaults: dict[str, object],
+) -> None:
+    """Keras's arguments wxb has not, given to ``where`` (fit, evaluate, predict): taken at
+    Keras's default (``defaults``: a script's explicit ``class_weight=None``,
+    ``initial_epoch=0`` asks for what wxb does), else refused with wxb's way (``ways``);
+    a name Keras has not, as Python says it."""
+    for name, value in options.items():
+        if name in defaults and _at_kerass_default(value, defaults[name]):
+            continue
+        way = ways.get(name)
+        if way is None:
+            raise TypeError(f"{where}() got an unexpected keyword argument {name!r}")
+        raise ConfigError(f"wxb.{where} takes no {name}= (Keras's): {way}")
+
+
 # ---------------------------------------------------------------------------------
 def dense_if_sparse(data: object) -> object:
     """A SciPy sparse matrix or array as a dense ndarray, whole and in its own dtype

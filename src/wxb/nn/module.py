@@ -36,6 +36,7 @@ from wxb.validation import (
     dense_if_sparse,
     keras_rows,
     refuse_batch_source,
+    refuse_keras_arguments,
     sparse_rows,
 )
 
@@ -930,6 +931,14 @@ def _forced_eval(module: Module) -> bool:
             if key in ids:
                 return True
     return False
+
+
+# Keras's predict arguments wxb has not, each with wxb's way, and their defaults (taken)
+_KERAS_PREDICT_WAYS = {
+    "steps": "predict gives an output for every row of X, batch_size rows at a time",
+    "callbacks": "predict calls none; it returns the outputs",
+}
+_KERAS_PREDICT_DEFAULTS = {"steps": None, "callbacks": ()}
 
 
 def keras_verbose(value: object, where: str) -> None:
@@ -2049,6 +2058,7 @@ class Module:
         *,
         x: object = NOT_GIVEN,
         verbose: object = "auto",
+        **keras_options: object,
     ) -> np.ndarray:
         """Outputs for rows X as a NumPy array, in eval mode, without recording a graph.
 
@@ -2069,10 +2079,15 @@ class Module:
         buffers of its own), also while another thread trains it: an optimiser's step
         waits for the prediction, which is of one weight version (``WEIGHTS``).
         ``verbose``: Keras's (0, 1, 2, "auto"), taken; predict shows no progress; so is
-        Keras's ``x=`` for X.
+        Keras's ``x=`` for X, and its ``steps`` and ``callbacks`` at their default, None
+        (others refused, naming wxb's way).
         """
         X = keras_rows(X, x, "predict")
         keras_verbose(verbose, "predict")
+        if keras_options:
+            refuse_keras_arguments(
+                keras_options, "predict", _KERAS_PREDICT_WAYS, _KERAS_PREDICT_DEFAULTS
+            )
         if batch_size is None:  # Keras's predict(batch_size=None): the default
             batch_size = 4096
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):

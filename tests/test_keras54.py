@@ -1,0 +1,161 @@
+"""Keras's arguments spelled out at their defaults, as Keras scripts write them
+(``fit(..., class_weight=None, sample_weight=None, callbacks=None, initial_epoch=0)``),
+ask for what wxb does: they are taken, and the run is the one without them; a real value
+is still refused naming wxb's way. The references: Keras 3's signatures (fit's defaults;
+tf.keras 2's for its loading workers), its weighted accuracy (a Mean of the rows' 0/1
+weighted by the sample weights) and PyTorch's state_dict, which shares the parameters'
+storage. Every run draws a fresh seed (printed; ``WXB_TEST_SEED`` replays it)."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import wxb
+from wxb.errors import ConfigError
+from wxb.nn import Dense, ReLU, Sequential
+
+# Keras's fit (and compile's metrics, tf.keras 2's loading workers) arguments wxb has
+# not, at Keras's defaults; each a list of the spellings of that default
+FIT_DEFAULTS = {
+    "class_weight": [None],
+    "sample_weight": [None],
+    "callbacks": [None, [], ()],
+    "steps_per_epoch": [None],
+    "validation_steps": [None],
+    "validation_batch_size": [None],
+    "validation_freq": [1, np.int64(1)],
+    "initial_epoch": [0, np.int64(0)],
+    "metrics": [None],
+    "workers": [1],
+    "use_multiprocessing": [False, np.bool_(False)],
+    "max_queue_size": [10],
+}
+# a value each refuses, Keras's meaning of it not being wxb's
+FIT_REFUSED = {
+    "class_weight": {0: 2.0},
+    "callbacks": [object()],
+    "steps_per_epoch": 3,
+    "validation_freq": 2,
+    "initial_epoch": 1,
+    "workers": True,  # not a count
+    "use_multiprocessing": True,
+    "max_queue_size": 0,
+}
+
+
+def _pick(rng, values):
+    return values[int(rng.integers(len(values)))]
+
+
+def _problem(rng):
+    n, d, c = int(rng.integers(30, 80)), int(rng.integers(2, 6)), int(rng.integers(2, 4))
+    X, y = rng.normal(size=(n, d)), rng.integers(0, c, n)
+    init = int(rng.integers(1 << 30))
+
+    def model():
+        return Sequential(Dense(d, 6, seed=init), ReLU(), Dense(6, c, seed=init + 1))
+
+    return X, y, model
+
+
+def test_kerass_fit_arguments_at_their_defaults_train_as_without_them(seeded):
+    """fit(..., class_weight=None, sample_weight=None, callbacks=None, steps_per_epoch=None)
+    was refused ("takes no class_weight="), where Keras's None is its default: no weights,
+    no callbacks, an epoch one pass over X. Taken now, the run is the one without them, bit
+    for bit; validation_data's third element None (no weights) too."""
+    rng = seeded.rng
+    X, y, model = _problem(rng)
+    k = int(rng.integers(len(X) // 2, len(X) - 5))
+    names = [n for n in FIT_DEFAULTS if rng.random() < 0.5] or [str(rng.choice(list(FIT_DEFAULTS)))]
+    spelled = {n: _pick(rng, FIT_DEFAULTS[n]) for n in names}
+    settings = {"epochs": 2, "batch_size": int(rng.integers(4, 17)), "verbose": 0,
+                "seed": int(rng.integers(1 << 30))}  # fmt: skip
+    plain = model()
+    want = wxb.fit(plain, X[:k], y[:k], validation_data=(X[k:], y[k:]), **settings)
+    given = model()
+    got = wxb.fit(given, X[:k], y[:k], validation_data=(X[k:], y[k:], None), **settings, **spelled)
+    assert got.history == want.history, seeded.msg(f"History with {spelled}")
+    for p, q in zip(given.parameters(), plain.parameters(), strict=True):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=seeded.msg(f"with {spelled}"))
+    name = str(rng.choice(list(FIT_REFUSED)))
+    with pytest.raises(ConfigError, match=rf"^wxb\.fit takes no {name}= \(Keras's\)"):
+        wxb.fit(given, X, y, epochs=1, verbose=0, **{**spelled, name: FIT_REFUSED[name]})
+    for p, q in zip(given.parameters(), plain.parameters(), strict=True):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=seeded.msg("trained, refused"))
+
+
+def test_kerass_evaluate_and_predict_arguments_at_their_defaults_are_taken(seeded):
+    """evaluate(x, y, sample_weight=None, steps=None, callbacks=None), Keras's defaults,
+    was refused; predict(x, steps=None, callbacks=None) met Python's bare "unexpected
+    keyword argument 'steps'". Taken, the figures are those without them; a real value is
+    refused naming wxb's way, and a name Keras has not is Python's TypeError."""
+    rng = seeded.rng
+    X, y, model = _problem(rng)
+    model = model()
+    callbacks = _pick(rng, [None, [], ()])
+    scores = wxb.evaluate(model, X, y, sample_weight=None, steps=None, callbacks=callbacks)
+    assert scores == wxb.evaluate(model, X, y), seeded.msg(str(scores))
+    out = model.predict(X, steps=None, callbacks=callbacks, verbose=0)
+    np.testing.assert_array_equal(out, model.predict(X), err_msg=seeded.msg("predict"))
+    with pytest.raises(ConfigError, match=r"^wxb\.evaluate takes no steps= .*every row"):
+        wxb.evaluate(model, X, y, steps=int(rng.integers(1, 5)))
+    with pytest.raises(ConfigError, match=r"^wxb\.predict takes no steps= .*every row"):
+        model.predict(X, steps=int(rng.integers(1, 5)))
+    with pytest.raises(ConfigError, match=r"^wxb\.predict takes no callbacks= .*calls none"):
+        model.predict(X, callbacks=[object()])
+    with pytest.raises(TypeError, match="unexpected keyword argument 'no_such_option'"):
+        model.predict(X, steps=None, no_such_option=1)
+
+
+def test_evaluates_sample_weight_refusal_names_kerass_weighted_accuracy(seeded):
+    """The refusal said "or wxb.sklearn's estimators' score(X, y, sample_weight=w)" as
+    the way to Keras's weighted evaluate: that score is a weighted accuracy (or R²), not
+    the loss, and an estimator's, not the model's. It now names both of Keras's figures:
+    the weighted accuracy, Σ wᵢ·rightᵢ / Σ wᵢ (Keras's Mean metric weighted by the sample
+    weights), by an expression that runs as written and gives it."""
+    from sklearn.metrics import accuracy_score
+
+    from wxb.sklearn import MLPClassifier
+
+    rng = seeded.rng
+    X, y, model = _problem(rng)
+    model = model()
+    w = rng.random(len(X))
+    with pytest.raises(ConfigError, match="takes no sample_weight=") as caught:
+        wxb.evaluate(model, X, y, sample_weight=w)
+    message = str(caught.value)
+    way = "accuracy_score(y, model.predict(X).argmax(1), sample_weight=w)"
+    assert way in message and "not a loss" in message, seeded.msg(message)
+    scope = {"accuracy_score": accuracy_score, "model": model, "X": X, "y": y, "w": w}
+    got = eval(way, scope)  # the expression as the message writes it
+    right = model.predict(X).argmax(1) == y
+    want = float((w * right).sum() / w.sum())  # Keras: Mean()(right, sample_weight=w)
+    assert got == pytest.approx(want, rel=1e-12), seeded.msg(f"{got} vs {want}")
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=int(rng.integers(99)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (not converged in 2 iterations)
+        clf.fit(X, y)
+    right = clf.predict(X) == y  # the estimator's score: that accuracy, not its loss
+    want = float((w * right).sum() / w.sum())
+    assert clf.score(X, y, sample_weight=w) == pytest.approx(want, rel=1e-12), seeded.msg("score")
+
+
+def test_state_dict_is_a_snapshot_where_torchs_shares_the_parameters(seeded):
+    """The README's Modules row: wxb's state_dict() holds NumPy copies, so changing one in
+    place leaves the model as it was (and the dict as taken when the model trains on);
+    PyTorch's holds the parameters' storage."""
+    import torch
+
+    rng = seeded.rng
+    model = _problem(rng)[2]()
+    before = [p.data.copy() for p in model.parameters()]
+    state = model.state_dict()
+    for value in state.values():
+        value *= 0
+    for p, q in zip(model.parameters(), before, strict=True):
+        np.testing.assert_array_equal(p.data, q, err_msg=seeded.msg("sd[k] *= 0 changed it"))
+    twin = torch.nn.Linear(3, 2)
+    torch_state = twin.state_dict()
+    torch_state["weight"] *= 0  # PyTorch's: the parameter itself
+    assert not twin.weight.detach().any()
