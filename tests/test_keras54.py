@@ -159,3 +159,47 @@ def test_state_dict_is_a_snapshot_where_torchs_shares_the_parameters(seeded):
     torch_state = twin.state_dict()
     torch_state["weight"] *= 0  # PyTorch's: the parameter itself
     assert not twin.weight.detach().any()
+
+
+KERAS_MODEL_METHODS = ["save", "save_weights", "load_weights", "get_weights", "set_weights",
+                       "count_params"]  # fmt: skip
+
+
+def test_kerass_model_methods_for_weights_and_files_name_ways_that_do_what_kerass_do(
+    seeded, tmp_path
+):
+    """model.save("m.keras"), model.get_weights(), model.set_weights(ws), count_params(),
+    a Keras script's lines, met a bare AttributeError. Each now names wxb's way, and the
+    way runs as written and gives Keras's result: set_weights of Keras's arrays (kernels
+    (in, out)) computes Keras's Dense, x·kernel + bias, by NumPy; get_weights gives them
+    back; count_params is Σ (in·out + out); the files load the same model."""
+    rng = seeded.rng
+    d, h, c = (int(v) for v in rng.integers(1, 7, 3))
+    model = Sequential(Dense(d, h), ReLU(), Dense(h, c))
+    for name in KERAS_MODEL_METHODS:
+        assert not hasattr(model, name), name  # still an AttributeError (duck typing)
+    ways = {}
+    for name in KERAS_MODEL_METHODS:
+        with pytest.raises(AttributeError, match=rf"model\.{name} is Keras's: ") as caught:
+            getattr(model, name)
+        ways[name] = str(caught.value).split("is Keras's: ", 1)[1].split(" (")[0].split(": ")[0]
+    kernels = [rng.normal(size=(d, h)), rng.normal(size=(h, c))]
+    biases = [rng.normal(size=h), rng.normal(size=c)]
+    arrays = [kernels[0], biases[0], kernels[1], biases[1]]  # Keras's get_weights order
+    scope = {"wxb": wxb, "model": model, "arrays": [a.T if a.ndim == 2 else a for a in arrays]}
+    exec(ways["set_weights"], scope)
+    X = rng.normal(size=(int(rng.integers(1, 20)), d))
+    want = np.maximum(X @ kernels[0] + biases[0], 0) @ kernels[1] + biases[1]  # Keras's Dense
+    np.testing.assert_allclose(model.predict(X), want, rtol=1e-5, atol=1e-5, err_msg=seeded.msg(""))
+    got = eval(ways["get_weights"], scope)
+    for a, b in zip(got, arrays, strict=True):
+        np.testing.assert_allclose(a.T if a.ndim == 2 else a, b, rtol=1e-6)
+    assert eval(ways["count_params"], scope) == d * h + h + h * c + c
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        exec(ways["save"].split(" writes it")[0], scope)
+        assert np.array_equal(wxb.load("model.safetensors").predict(X), model.predict(X))
+        exec(ways["save_weights"], scope)
+        twin = Sequential(Dense(d, h), ReLU(), Dense(h, c))
+        exec(ways["load_weights"], {**scope, "model": twin})
+        assert np.array_equal(twin.predict(X), model.predict(X)), seeded.msg("load_weights")

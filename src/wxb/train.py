@@ -990,7 +990,8 @@ _KERAS_WAYS = {
     "sample_weight": "a loss of one's own gets y's extra columns as given: "
     "fit(model, X, np.column_stack([y, w]), loss=f) with f weighting each row's loss by "
     "its column w; or wxb.sklearn's MLPClassifier/MLPRegressor fit(X, y, sample_weight=w)",
-    "initial_epoch": "each call trains `epochs` more epochs, its History numbered from 1; "
+    "initial_epoch": "each call trains `epochs` more epochs, its History numbered from 1 "
+    "(Keras's fit(epochs=E, initial_epoch=I) trains E − I: write epochs=E − I); "
     "pass the same Optimizer to each call to keep its state, or checkpoint_dir= with "
     "resume=True to go on from a checkpoint",
     "steps_per_epoch": "an epoch is one pass over X, ⌈rows / batch_size⌉ steps",

@@ -116,6 +116,20 @@ _SAME_NAME_HINT = (
 )
 
 
+# Keras's model methods for weights and files, each with wxb's way (a Dense's W is
+# (out, in), as the seed writes W·X: Keras's kernel is (in, out), its transpose)
+_KERAS_MODEL_WAYS = {
+    "save": 'wxb.save(model, "model.safetensors") writes it, wxb.load(path) rebuilds it',
+    "save_weights": 'wxb.save(model.state_dict(), "weights.safetensors")',
+    "load_weights": 'model.load_state_dict(wxb.load("weights.safetensors"))',
+    "get_weights": "[p.data.copy() for p in model.parameters()]: of Dense layers in Keras's "
+    "order, each W then b, W of shape (out, in), Keras's kernel transposed",
+    "set_weights": "model.load_state_dict(dict(zip(model.state_dict(), arrays))): of Dense "
+    "layers Keras's arrays in their order, each kernel given as kernel.T (W is (out, in))",
+    "count_params": "sum(p.numel() for p in model.parameters()) (model.summary() shows it)",
+}
+
+
 class Sequential(Module):
     """Layers applied in order. Unnamed layers are named by type: dense1, relu1, dense2, …
 
@@ -211,8 +225,9 @@ class Sequential(Module):
         super().__setattr__(key, value)
 
     def __getattr__(self, key: str) -> Any:
-        """Only for a name not found: Keras's ``model.add`` named with wxb's way. (Not a
-        method: a layer named 'add' would then be refused as hiding it.)"""
+        """Only for a name not found: Keras's ``model.add``, ``save``, ``get_weights``, …
+        named with wxb's way. (Not methods: a layer named 'add' would then be refused as
+        hiding it.)"""
         message = f"{type(self).__name__!r} object has no attribute {key!r}"
         if key == "add":
             message += "; a layer is added at the end with model.append(layer), as PyTorch's"
@@ -222,6 +237,8 @@ class Sequential(Module):
                 "optimizer=…, epochs=…) (compile's settings are fit's arguments) and scores "
                 "with wxb.evaluate(model, X, y)"
             )
+        elif key in _KERAS_MODEL_WAYS:  # (was the bare AttributeError, naming no way)
+            message += f"; model.{key} is Keras's: {_KERAS_MODEL_WAYS[key]}"
         raise AttributeError(message, name=key, obj=self)
 
     @property
