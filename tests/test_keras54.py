@@ -203,3 +203,56 @@ def test_kerass_model_methods_for_weights_and_files_name_ways_that_do_what_keras
         twin = Sequential(Dense(d, h), ReLU(), Dense(h, c))
         exec(ways["load_weights"], {**scope, "model": twin})
         assert np.array_equal(twin.predict(X), model.predict(X)), seeded.msg("load_weights")
+
+
+def test_kerass_layer_keywords_at_their_none_default_are_taken(seeded):
+    """Dense(64, 10, activation=None), Keras's linear output layer, and
+    kernel_regularizer=None, Dropout(0.5, noise_shape=None) were refused ("takes no
+    activation="), where None is Keras's default: no activation, no penalty, each unit
+    dropped on its own. Taken, the layer computes Keras's Dense, x·kernel + bias (W is
+    Keras's kernel transposed), by NumPy; a real value is still refused."""
+    from wxb.nn import Dropout
+
+    rng = seeded.rng
+    d, h = (int(v) for v in rng.integers(1, 9, 2))
+    spelled = {k: None for k in ("activation", "kernel_regularizer") if rng.random() < 0.5}
+    layer = Dense(d, h, **(spelled or {"activation": None}), dtype="float64")
+    X = rng.normal(size=(int(rng.integers(1, 9)), d))
+    want = X @ layer.weight.data.T + layer.bias.data  # Keras's Dense, kernel = W.T
+    np.testing.assert_allclose(layer(X).data, want, rtol=1e-12, err_msg=seeded.msg(str(spelled)))
+    p, seed = float(rng.uniform(0.1, 0.9)), int(rng.integers(1 << 30))
+    kept, plain = Dropout(p, noise_shape=None, seed=seed), Dropout(p, seed=seed)
+    np.testing.assert_array_equal(kept(X).data, plain(X).data, err_msg=seeded.msg("masks"))
+    with pytest.raises(ConfigError, match="takes no activation="):
+        Dense(d, h, activation="linear")
+    with pytest.raises(ConfigError, match="takes no noise_shape="):
+        Dropout(p, noise_shape=(1, d))
+
+
+def test_scikit_learns_predict_proba_and_score_on_a_model_name_ways_giving_theirs(seeded):
+    """model.predict_proba(X) and model.score(X, y), a scikit-learn user's lines on a
+    wxb Sequential (and tf.keras 2.5's predict_classes), met a bare AttributeError. Each
+    names a way that runs as written: softmax of the logits (NumPy's), the accuracy of
+    the argmax (scikit-learn's accuracy_score), a regression's R² (its r2_score)."""
+    from sklearn.metrics import accuracy_score, r2_score
+
+    rng = seeded.rng
+    X, y, model = _problem(rng)
+    model = model()
+    ways = {}
+    for name in ("predict_proba", "score", "predict_classes"):
+        with pytest.raises(AttributeError, match=rf"model\.{name} is [^:]+'s: ") as caught:
+            getattr(model, name)
+        ways[name] = str(caught.value).split("'s: ", 2)[-1]
+    scope = {"wxb": wxb, "model": model, "X": X, "y": y}
+    proba = eval(ways["predict_proba"].split(", a classifier's")[0], scope)
+    z = model.predict(X).astype(np.float64)
+    want = np.exp(z - z.max(1, keepdims=True))
+    np.testing.assert_allclose(proba, want / want.sum(1, keepdims=True), rtol=1e-5, atol=1e-7)
+    classes = eval(ways["predict_classes"], scope)
+    accuracy = eval(ways["score"].split(" for a classifier")[0], scope)
+    assert accuracy == pytest.approx(accuracy_score(y, classes), rel=1e-12), seeded.msg("")
+    regressor = Sequential(Dense(X.shape[1], 1))
+    targets = rng.normal(size=len(X))
+    r2 = eval(ways["score"].split("R², ")[1], {**scope, "model": regressor, "y": targets})
+    assert r2 == pytest.approx(r2_score(targets, regressor.predict(X)), rel=1e-6), seeded.msg("")

@@ -91,16 +91,20 @@ _KERAS_DENSE = {
 }
 
 
-def refuse_keras_options(layer: str, options: dict, ways: dict[str, str]) -> None:
+def refuse_keras_options(
+    layer: str, options: dict, ways: dict[str, str], none_taken: tuple[str, ...] = ()
+) -> None:
     """A Keras keyword given to a wxb layer, refused with wxb's way (Python's bare
-    "unexpected keyword argument" named none); any other, as Python says it."""
-    if not options:
-        return
-    name = next(iter(options))
-    way = ways.get(name)
-    if way is None:
-        raise TypeError(f"{layer}.__init__() got an unexpected keyword argument {name!r}")
-    raise ConfigError(f"{layer} takes no {name}= (Keras's): {way}")
+    "unexpected keyword argument" named none); any other, as Python says it. Those named
+    in ``none_taken`` are taken as None, Keras's default, which asks for what the layer
+    does (``Dense(64, 10, activation=None)``: no activation)."""
+    for name, value in options.items():
+        if value is None and name in none_taken:
+            continue
+        way = ways.get(name)
+        if way is None:
+            raise TypeError(f"{layer}.__init__() got an unexpected keyword argument {name!r}")
+        raise ConfigError(f"{layer} takes no {name}= (Keras's): {way}")
 
 
 def _refuse_keras_spelling(
@@ -108,7 +112,7 @@ def _refuse_keras_spelling(
 ) -> None:
     """Keras's habits refused in one line with wxb's way. Dense(64, 10, "relu") took the
     activation for ``bias`` (a true value): a plain linear layer, without a word."""
-    refuse_keras_options("Dense", options, _KERAS_DENSE)
+    refuse_keras_options("Dense", options, _KERAS_DENSE, ("activation", "kernel_regularizer"))
     activation = "an activation is a layer of its own in wxb: Sequential(Dense(4, 8), ReLU())"
     if out_features is None:
         raise ConfigError(
@@ -809,6 +813,7 @@ class Dropout(Module):
                 "rate": "the share dropped is p= (PyTorch's name), Dropout(0.5)",
                 "noise_shape": "each unit of each row is dropped on its own",
             },
+            ("noise_shape",),
         )
         self.p = p
         self.inplace = _inplace(inplace, "Dropout")  # PyTorch's Dropout(p, inplace)
