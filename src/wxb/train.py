@@ -379,12 +379,36 @@ def _prepare_targets(
                 )
             return validation.as_targets(y_arr, dtype, outputs, where)
         ignored = getattr(loss.kernel, "ignore_index", None)  # rows that count for nothing
-        return validation.as_class_indices(y_arr, outputs, where, ignored)
+        try:
+            return validation.as_class_indices(y_arr, outputs, where, ignored)
+        except DataError as error:
+            advice = _class_index_advice(name, y_arr, outputs)
+            if advice is None:
+                raise
+            raise DataError(f"{error}; {advice}") from None
     if computes_its_own(loss):
         targets = validation.as_own_loss_targets(y, dtype, outputs, where)
     else:
         targets = validation.as_targets(y, dtype, outputs, where)
     return targets[:, 0] if not shape and targets.shape[1:] == (1,) else targets
+
+
+def _class_index_advice(name: str, y: np.ndarray, outputs: int) -> str | None:
+    """For targets a class-index loss refused, where they are a regression's numbers or a
+    model of one output: the loss that takes them (a Keras user who left out loss=, as
+    Keras's compile never does, got cross_entropy, fit's default, and "class 8 but the
+    model has 1 outputs" naming none)."""
+    default = f"{name} takes class indices 0..C−1, one output a class"
+    if name == "cross_entropy":
+        default += " (the loss of fit and evaluate where none is given or recorded)"
+    if y.dtype.kind == "f" and np.isfinite(y).all() and (y != np.round(y)).any():
+        return f"{default}: numbers to predict are a regression, loss='mse'"
+    if outputs == 1 and y.dtype.kind in "fbiu":
+        return (
+            f"{default}: with one output, numbers to predict take loss='mse', 0/1 labels "
+            "loss='bce_with_logits'"
+        )
+    return None
 
 
 def _target_form(loss: Loss, y: object, y_arr: np.ndarray) -> TargetForm | None:
