@@ -256,3 +256,22 @@ def test_scikit_learns_predict_proba_and_score_on_a_model_name_ways_giving_their
     targets = rng.normal(size=len(X))
     r2 = eval(ways["score"].split("R², ")[1], {**scope, "model": regressor, "y": targets})
     assert r2 == pytest.approx(r2_score(targets, regressor.predict(X)), rel=1e-6), seeded.msg("")
+
+
+def test_a_models_method_on_fits_history_says_fit_trained_the_model_in_place(seeded):
+    """wxb.fit(model, X, y).predict(X), scikit-learn's chain (its fit returns the
+    estimator), met "'History' object has no attribute 'predict'". It now says fit returns
+    the History, as Keras's, and names the calls on the model, which give its outputs."""
+    rng = seeded.rng
+    X, y, model = _problem(rng)
+    model = model()
+    history = wxb.fit(model, X, y, epochs=1, verbose=0)
+    name = str(rng.choice(["predict", "predict_proba", "score", "evaluate"]))
+    assert not hasattr(history, name)
+    with pytest.raises(AttributeError, match=f"^History has no {name}: wxb.fit returns") as caught:
+        getattr(history, name)
+    way = str(caught.value).split("in place: ")[1]
+    scope = {"wxb": wxb, "model": model, "X": X, "y": y}
+    predict_call, evaluate_call = way.split(", wxb.", 1)
+    np.testing.assert_array_equal(eval(predict_call, scope), model.predict(X))
+    assert eval("wxb." + evaluate_call, scope) == wxb.evaluate(model, X, y)

@@ -126,6 +126,11 @@ _KERAS_HISTORY = {
     "model": "fit trains the model it was given, in place",
 }
 
+# a model's methods, called on fit's result by a scikit-learn habit (fit returns self)
+_MODEL_METHODS = frozenset(
+    ("predict", "predict_proba", "score", "evaluate", "summary", "state_dict", "parameters")
+)
+
 
 @dataclass
 class History:
@@ -154,7 +159,14 @@ class History:
     loss_note: str | None = None
 
     def __getattr__(self, name: str) -> Any:
-        """Keras's History attributes wxb has not, refused with wxb's way."""
+        """Keras's History attributes wxb has not, refused with wxb's way; so is a model's
+        method, as a scikit-learn user chains it (``wxb.fit(model, X, y).predict(X)``)."""
+        if name in _MODEL_METHODS:  # ('History' object has no attribute 'predict')
+            raise AttributeError(
+                f"History has no {name}: wxb.fit returns the History, as Keras's fit, not the "
+                "model (scikit-learn's fit returns the estimator); fit trains the model it "
+                "was given, in place: model.predict(X), wxb.evaluate(model, X, y)"
+            )
         way = _KERAS_HISTORY.get(name)
         if way is None:
             raise AttributeError(f"'History' object has no attribute {name!r}")
