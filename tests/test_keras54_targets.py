@@ -35,6 +35,7 @@ def test_targets_cross_entropy_refuses_name_the_loss_that_takes_them(seeded):
                 call(model, X, y)
             assert way in str(caught.value), seeded.msg(str(caught.value))
         loss = way.split("'")[1]
+        model = Sequential(Dense(d, 1, dtype="float64"))  # one target a row: one output
         wxb.fit(model, X, y, loss=loss, epochs=1, verbose=0, batch_size=n)
         out, target = model.predict(X), np.asarray(y, float).reshape(n, -1)
         want = (
