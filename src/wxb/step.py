@@ -239,10 +239,7 @@ class PlannedStep(_Update):
         if me in readers:  # (fit inside this thread's call: read already)
             value, x, y = self._gradients(X, y)
         else:
-            readers[me] = self.model  # WEIGHTS.read, inlined for the common case: no writer
-            if WEIGHTS.writers:
-                del readers[me]
-                WEIGHTS.read(self.model, me)
+            WEIGHTS.read(self.model, me)
             try:
                 value, x, y = self._gradients(X, y)
             finally:

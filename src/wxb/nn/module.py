@@ -562,11 +562,18 @@ class _WeightGuard:
         )
 
     def read(self, model: Module, me: int) -> None:
-        """Begin thread ``me``'s read of ``model``'s weights (``me`` not reading yet)."""
-        while True:
-            self.readers[me] = model
-            if not self.writers or not self._written(model, me):
-                return
+        """Begin thread ``me``'s read of ``model``'s weights (``me`` not reading yet);
+        ``done_reading`` ends it. The one way in for every outer read (a module call, a
+        planned fit step, ``predict``, ``reading``): registered by one dict store, the
+        lock taken only where some thread writes."""
+        self.readers[me] = model
+        if self.writers:
+            self._await_turn(model, me)
+
+    def _await_turn(self, model: Module, me: int) -> None:
+        """``read``'s slow path: while another thread writes (or awaits) one of the
+        model's parameters, stand aside and wait for it, then register again."""
+        while self._written(model, me):
             del self.readers[me]
             with self.turns:
                 self.turns.notify_all()  # (a writer may be waiting for this reader)
@@ -575,6 +582,7 @@ class _WeightGuard:
                     self.turns.wait_for(lambda: not self._written(model, me))
                 finally:
                     self.waiting -= 1
+            self.readers[me] = model
 
     def done_reading(self, me: int) -> None:
         del self.readers[me]
@@ -1737,10 +1745,7 @@ class Module:
                 return self._call(inputs, kwargs)
             finally:
                 WEIGHTS.done_inside(me)
-        readers[me] = self  # WEIGHTS.read, inlined for the common case: no writer
-        if WEIGHTS.writers:
-            del readers[me]
-            WEIGHTS.read(self, me)
+        WEIGHTS.read(self, me)
         try:
             return self._call(inputs, kwargs)
         finally:
