@@ -21,10 +21,10 @@ import sys
 import threading
 import types
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ContextDecorator, contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 import numpy as np
 
@@ -70,6 +70,242 @@ if hasattr(os, "register_at_fork"):
         after_in_parent=GRAD_LOCK.release,
         after_in_child=GRAD_LOCK.release,
     )
+
+
+class WeightReader(Protocol):
+    """What the weight guard asks of a reader: the ids of the parameters it reads, and
+    of the modules it holds (a layer's call inside a model's reads nothing more)."""
+
+    def _parameter_ids(self) -> frozenset[int]: ...
+
+    def _module_tree(self) -> tuple[int, list, frozenset[int]]: ...
+
+
+class _WeightGuard:
+    """Who reads a model's weights and who writes them, so that a server predicting
+    while another thread fine-tunes the same model gets outputs of one weight version:
+    module calls (with a graph or without), ``predict`` and ``state_dict`` (readers) and
+    an optimiser's update or ``load_state_dict`` (writers) of overlapping parameters take
+    turns. (A prediction read the first layer's W before a step and the next one's after
+    it: the output of no weights the training passed through; a training forward so
+    recorded gave gradients of no weights.) Readers of one model run at once; a waiting
+    writer holds new ones back (else a busy server starves the training). A reader
+    registers without the lock, one dict store (atomic), then looks for writers; a
+    writer registers, then looks for readers: one of the two sees the other.
+
+    A read inside a thread's read (a hook's ``other.predict``, a forward calling another
+    model) of weights the outer read does not hold is registered too (``nested``): it
+    waits for a write under way, never for one awaiting its turn (that one may wait for
+    this thread's outer read).
+
+    A reader is a model (``nn.Module``) or a backward's leaves (``BackwardRead``): what
+    its ``_parameter_ids()`` names; it lives here, beneath the modules, as ``backward()``
+    reads weights too (its rules take ∂L/∂h through the W of each layer)."""
+
+    def __init__(self) -> None:
+        self.turns = threading.Condition(threading.Lock())
+        self.readers: dict[int, WeightReader] = {}  # thread → the model it reads
+        self.nested: dict[int, list[WeightReader]] = {}  # thread → other models read inside it
+        self.writers: dict[int, list] = {}  # thread → the parameters it writes (or awaits)
+        self.awaiting: set[int] = set()  # writers waiting for readers (under the lock)
+        self.blocked: set[int] = set()  # readers waiting to write inside their read
+        self.waiting = 0  # threads waiting for their turn (changed under the lock)
+
+    def _written(self, model: WeightReader, me: int, under_way: bool = False) -> bool:
+        """Whether a thread other than ``me`` writes (or awaits, unless ``under_way``) a
+        parameter of ``model`` (a step in this thread's own forward hook is not waited for)."""
+        ids = model._parameter_ids()
+        return any(
+            not ids.isdisjoint(map(id, params))
+            for thread, params in tuple(self.writers.items())
+            if thread != me and not (under_way and thread in self.awaiting)
+        )
+
+    def _read(self, params: list, me: int) -> bool:
+        """Whether a thread other than ``me`` reads a model holding one of ``params``."""
+        ids = {id(p) for p in params}
+        if any(
+            not model._parameter_ids().isdisjoint(ids)
+            for thread, model in tuple(self.readers.items())
+            if thread != me and thread not in self.blocked
+        ):
+            return True
+        return any(
+            not model._parameter_ids().isdisjoint(ids)
+            for thread, models in tuple(self.nested.items())
+            if thread != me and thread not in self.blocked
+            for model in tuple(models)
+        )
+
+    def _rivals(self, params: list, me: int) -> bool:
+        """Whether another thread writes one of ``params`` (two threads stepping it)."""
+        ids = {id(p) for p in params}
+        return any(
+            not ids.isdisjoint(map(id, other))
+            for thread, other in tuple(self.writers.items())
+            if thread != me
+        )
+
+    def read(self, model: WeightReader, me: int) -> None:
+        """Begin thread ``me``'s read of ``model``'s weights (``me`` not reading yet);
+        ``done_reading`` ends it. The one way in for every outer read (a module call, a
+        planned fit step, ``predict``, ``reading``): registered by one dict store, the
+        lock taken only where some thread writes."""
+        self.readers[me] = model
+        if self.writers:
+            self._await_turn(model, me)
+
+    def _await_turn(self, model: WeightReader, me: int) -> None:
+        """``read``'s slow path: while another thread writes (or awaits) one of the
+        model's parameters, stand aside and wait for it, then register again."""
+        while self._written(model, me):
+            del self.readers[me]
+            with self.turns:
+                self.turns.notify_all()  # (a writer may be waiting for this reader)
+                self.waiting += 1  # (a writer ending notifies while anyone waits)
+                try:
+                    self.turns.wait_for(lambda: not self._written(model, me))
+                finally:
+                    self.waiting -= 1
+            self.readers[me] = model
+
+    def done_reading(self, me: int) -> None:
+        del self.readers[me]
+        if self.writers:
+            with self.turns:
+                self.turns.notify_all()
+
+    def read_inside(self, model: WeightReader, me: int) -> bool:
+        """Begin a read of ``model`` inside thread ``me``'s read; False where the outer
+        read holds its weights already (a layer of the model called: nothing to do),
+        else ``done_inside`` ends it."""
+        held = self.readers[me]
+        if model is held or id(model) in held._module_tree()[2]:  # (one of its layers)
+            return False
+        ids = model._parameter_ids()
+        if ids <= held._parameter_ids():
+            return False
+        inside = self.nested.get(me)
+        if inside and any(ids <= m._parameter_ids() for m in inside):
+            return False
+        if not self.writers:  # registered, then no writer seen: a writer coming later
+            self.nested.setdefault(me, []).append(model)  # sees it (as ``read``; a
+            if not self.writers:  # backward inside fit's graph step: 3.2 → 1.8 µs)
+                return True
+            self.done_inside(me)
+        with self.turns:  # (slow writers turn from awaiting to writing under the lock)
+            self.waiting += 1
+            try:
+                self.turns.wait_for(lambda: not self._written(model, me, under_way=True))
+            finally:
+                self.waiting -= 1
+            self.nested.setdefault(me, []).append(model)
+        return True
+
+    def done_inside(self, me: int) -> None:
+        inside = self.nested[me]
+        inside.pop()
+        if not inside:
+            del self.nested[me]
+        if self.writers:
+            with self.turns:
+                self.turns.notify_all()
+
+    @contextmanager
+    def reading(self, model: WeightReader) -> Iterator[None]:
+        """A read of ``model``'s weights for the block (inside a read already open in
+        this thread: of what that one does not hold)."""
+        me = threading.get_ident()
+        if me in self.readers:
+            if not self.read_inside(model, me):
+                yield
+                return
+            try:
+                yield
+            finally:
+                self.done_inside(me)
+            return
+        self.read(model, me)
+        try:
+            yield
+        finally:
+            self.done_reading(me)
+
+    @contextmanager
+    def writing(self, params: Iterable[Tensor]) -> Iterator[None]:
+        """A write of ``params`` in place: inside it, no other thread reads a model that
+        holds one of them."""
+        me = threading.get_ident()
+        if not self.begin_writing(list(params), me):  # (inside this thread's own write)
+            yield
+            return
+        try:
+            yield
+        finally:
+            self.done_writing(me)
+
+    def begin_writing(self, params: list[Tensor], me: int) -> bool:
+        """Begin thread ``me``'s write of ``params`` (``writing``, spelt out for an
+        optimiser's step); False where ``me`` writes already (it has the turn)."""
+        writers = self.writers
+        if me in writers:
+            return False
+        # Alone (every training step): registered by one dict store, as a reader is, then
+        # no other thread found reading or writing (a reader registering later sees this
+        # write and waits). Else the turn is taken under the lock. (7.8 → ~1 µs a step)
+        writers[me] = params
+        if len(writers) > 1 or len(self.readers) > (me in self.readers):
+            del writers[me]
+            with self.turns:
+                self.waiting += 1
+                inside = me in self.readers  # (a step in this thread's own forward hook)
+                if inside:  # reads nothing while it waits: a writer waiting for it goes on
+                    self.blocked.add(me)
+                    self.turns.notify_all()
+                try:
+                    self.turns.wait_for(lambda: not self._rivals(params, me))
+                    writers[me] = params
+                    self.awaiting.add(me)
+                    self.turns.notify_all()  # (a read inside another's waits for no awaiting)
+                    self.turns.wait_for(lambda: not self._read(params, me))
+                finally:
+                    self.waiting -= 1
+                    self.awaiting.discard(me)
+                    self.blocked.discard(me)
+        return True
+
+    def done_writing(self, me: int) -> None:
+        del self.writers[me]
+        if self.readers or self.writers or self.waiting:
+            with self.turns:
+                self.turns.notify_all()
+
+
+WEIGHTS = _WeightGuard()
+if hasattr(os, "register_at_fork"):  # (a reader or writer of another thread is gone there)
+    os.register_at_fork(after_in_child=lambda: WEIGHTS.__init__())
+
+
+class BackwardRead:
+    """A backward's read of the weights (``WEIGHTS``): the leaves of its graph, which
+    its rules read (∂L/∂h = δ W) and an optimiser's step writes. Their ids are taken
+    only when asked (a writer in another thread): a backward alone pays one store."""
+
+    __slots__ = ("ids", "order")
+    _NO_MODULES = (0, [], frozenset())
+
+    def __init__(self, order: list[Tensor]) -> None:
+        self.order, self.ids = order, None
+
+    def _parameter_ids(self) -> frozenset[int]:
+        if self.ids is None:
+            self.ids = frozenset([id(t) for t in self.order if t._backward is None])
+        return self.ids
+
+    def _module_tree(self) -> tuple[int, list, frozenset[int]]:
+        return self._NO_MODULES  # (holds no module: a model called in its hooks is read)
+
+
 _FLOAT_TYPES = frozenset(d.type for d in DTYPES.values())  # dtype.name is slow to read
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -1845,6 +2081,30 @@ class Tensor:
                     f"backward(grad): grad has shape {seed.shape}, tensor has {self.shape}"
                 )
         order = topological_order(self)
+        # A read of the weights, as a forward's: another thread's step waits for the whole
+        # walk (else the rules below a layer took ∂L/∂h through its new W, those above
+        # had the old: gradients of no weights); one under way is waited for, and then
+        # the versions' check refuses, as after a step in this thread
+        me = threading.get_ident()
+        reading = BackwardRead(order)
+        if me in WEIGHTS.readers:  # (inside a call or fit's step: read already)
+            inside = WEIGHTS.read_inside(reading, me)
+            outermost = False
+        else:
+            WEIGHTS.read(reading, me)
+            inside, outermost = False, True
+        try:
+            self._backward_read(order, seed, grad is not None, retain_graph)
+        finally:
+            if outermost:
+                WEIGHTS.done_reading(me)
+            elif inside:
+                WEIGHTS.done_inside(me)
+
+    def _backward_read(
+        self, order: list[Tensor], seed: np.ndarray, caller_seed: bool, retain_graph: bool
+    ) -> None:
+        """``backward()``'s walk over ``order`` from ``seed``, its weights read."""
         # Through a freed part, only freed rules run (they ran before and have no effect
         # but an error of their own, such as the planned stack's), and the first
         # gradient about to be stored raises instead: nothing is counted twice.
@@ -1858,7 +2118,7 @@ class Tensor:
         _mode.slot_homes = set()
         walked = order if _mode.grad_inputs is None else _toward(order, _mode.grad_inputs)
         try:
-            self._walk(walked, seed, caller_seed=grad is not None, freed=freed)
+            self._walk(walked, seed, caller_seed=caller_seed, freed=freed)
         finally:
             _mode.retain_graph = previous
             _mode.slots, _mode.slot_homes = outer
