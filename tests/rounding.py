@@ -25,3 +25,20 @@ def affine_terms(A, M, b=None) -> np.ndarray:
 def rounding_atol(terms, k: float) -> float:
     """The most two sums of k terms each (all sizes in ``terms``) may differ by."""
     return 2 * k * EPS * float(np.max(terms, initial=0.0))
+
+
+def chain_rounding(model, x: np.ndarray) -> np.ndarray:
+    """Per output entry, how far a chain of Gemms (``model.names``' Dense layers in turn,
+    tanh or ReLU between: they pass an error on at most as large) in ``x``'s dtype may be
+    off by rounding: a few ulps of the sums of |terms| per layer, each layer's error
+    carried on through the |W| of the layers after it (an exported model's, a converted
+    one's against wxb's own)."""
+    eps = float(np.finfo(x.dtype).eps)
+    m = np.abs(x.astype(np.float64))
+    err = np.zeros_like(m)
+    for name in model.names:
+        layer = getattr(model, name)
+        w = np.abs(layer.weight.data.astype(np.float64))
+        m = m @ w.T + np.abs(layer.bias.data.astype(np.float64))
+        err = err @ w.T + 4 * (w.shape[1] + 1) * eps * m
+    return err + np.finfo(x.dtype).tiny

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 import pytest
+from rounding import chain_rounding
 
 import wxb
 import wxb.errors
@@ -161,21 +162,6 @@ def _ort(path, x):
     return session.run(None, {session.get_inputs()[0].name: x})[0]
 
 
-def _bound(model, x):
-    """The rounding of the chain of Gemms (tanh and ReLU pass an error on at most as
-    large): a few ulps of the sums of |terms| per layer, each layer's error carried on
-    through the |W| of those after it."""
-    eps = float(np.finfo(x.dtype).eps)
-    m = np.abs(x.astype(np.float64))
-    err = np.zeros_like(m)
-    for name in model.names:
-        layer = getattr(model, name)
-        w = np.abs(layer.weight.data.astype(np.float64))
-        m = m @ w.T + np.abs(layer.bias.data.astype(np.float64))
-        err = err @ w.T + 4 * (w.shape[1] + 1) * eps * m
-    return err + np.finfo(x.dtype).tiny
-
-
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("draw", range(6))
 def test_a_forward_doing_more_than_chaining_is_exported_as_it_is_or_refused_by_name(
@@ -202,7 +188,7 @@ def test_a_forward_doing_more_than_chaining_is_exported_as_it_is_or_refused_by_n
         assert any(w in text for w in wheres), seeded.msg(f"{what}: where? {text}")
     else:  # exported: then what the forward computes
         np.testing.assert_allclose(
-            _ort(path, x.copy()), want, rtol=0, atol=float(np.max(_bound(model, x))),
+            _ort(path, x.copy()), want, rtol=0, atol=float(np.max(chain_rounding(model, x))),
             err_msg=seeded.msg(f"{what}: ONNX"),
         )  # fmt: skip
     try:
@@ -214,7 +200,7 @@ def test_a_forward_doing_more_than_chaining_is_exported_as_it_is_or_refused_by_n
         with torch.no_grad():
             got = twin(torch.from_numpy(x.copy())).numpy()
         np.testing.assert_allclose(
-            got, want, rtol=0, atol=float(np.max(_bound(model, x))),
+            got, want, rtol=0, atol=float(np.max(chain_rounding(model, x))),
             err_msg=seeded.msg(f"{what}: to_torch"),
         )  # fmt: skip
     if name in BRANCHES and dtype == "float64":
@@ -313,7 +299,7 @@ def test_a_branch_on_the_batchs_array_past_1e3_is_refused(tmp_path, seeded, dtyp
         assert "\n" not in text and "x.data" in text, seeded.msg(text)
     else:
         np.testing.assert_allclose(
-            _ort(path, x.copy()), want, rtol=0, atol=float(np.max(_bound(model, x))),
+            _ort(path, x.copy()), want, rtol=0, atol=float(np.max(chain_rounding(model, x))),
             err_msg=seeded.msg(f"a branch at {t:.3g} exported"),
         )  # fmt: skip
     with pytest.raises(ConfigError, match=r"x\.data"):

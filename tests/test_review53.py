@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 import pytest
+from rounding import chain_rounding
 
 from wxb import interop
 from wxb.errors import ConfigError
@@ -59,21 +60,6 @@ class Logging(Module):
         return h
 
 
-def _bound(model, x):
-    """The rounding of the chain of Gemms (tanh and ReLU pass an error on at most as
-    large): a few ulps of the sums of |terms| per layer, carried on through the |W| of
-    the layers after it."""
-    eps = float(np.finfo(x.dtype).eps)
-    m = np.abs(x.astype(np.float64))
-    err = np.zeros_like(m)
-    for name in model.names:
-        layer = getattr(model, name)
-        w = np.abs(layer.weight.data.astype(np.float64))
-        m = m @ w.T + np.abs(layer.bias.data.astype(np.float64))
-        err = err @ w.T + 4 * (w.shape[1] + 1) * eps * m
-    return err + np.finfo(x.dtype).tiny
-
-
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("draw", range(5))
 def test_a_forward_logging_values_is_exported_and_converted_as_its_chain(
@@ -96,7 +82,7 @@ def test_a_forward_logging_values_is_exported_and_converted_as_its_chain(
         pytest.fail(seeded.msg(f"{what}: export refused a forward that only logs: {e}"))
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {session.get_inputs()[0].name: x.copy()})[0]
-    bound = _bound(model, x)  # per entry: rows of 1e-3 and of 1e6 alike
+    bound = chain_rounding(model, x)  # per entry: rows of 1e-3 and of 1e6 alike
     off = np.abs(got.astype(np.float64) - want)
     assert np.all(off <= bound), seeded.msg(f"{what}: ONNX off by {off.max():.3g}")
     try:

@@ -7,24 +7,15 @@ the other thread's write is done, or is seen held back until the prediction ends
 
 import itertools
 import threading
-import time
 
 import numpy as np
 import pytest
+import thread_runs as runs
 
 import wxb
 from wxb.nn import CrossEntropyLoss, Dense, Dropout, Module, ReLU, Sequential, Tanh
 from wxb.nn import module as module_mod
 from wxb.nn import plan as planned
-
-
-def _join(threads, errors, seconds=120):
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(seconds)
-    assert not any(t.is_alive() for t in threads), "a thread hung"
-    assert not errors, errors[:3]
 
 
 def _writer_held_back():
@@ -34,21 +25,10 @@ def _writer_held_back():
     return guard is not None and bool(guard.writers)
 
 
-def _until(condition, seconds=60):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "the other thread never wrote"
-        time.sleep(0.001)
-
-
 def _reference(weights, X, activation):
     """The model's eval-mode output in float64 by NumPy (Dropout is the identity)."""
     w1, b1, w2, b2 = weights
     return activation(X @ w1.T + b1) @ w2.T + b2
-
-
-def _weights(model):
-    return [p.data.copy() for p in model.parameters()]
 
 
 def _one_of(out, versions, X, activation, seeded, what):
@@ -81,7 +61,7 @@ class _PausingNumpy:
             self.calls += 1
             if self.calls == 2:
                 self.paused.set()
-                _until(self.release)
+                runs.until(self.release)
         return np.matmul(*args, **kwargs)
 
 
@@ -121,7 +101,7 @@ def test_a_prediction_while_another_thread_writes_the_weights_is_of_one_version(
     X, y = rng.normal(size=(int(rng.integers(1, 9)), 6)), rng.integers(0, 4, 16)
     data = rng.normal(size=(16, 6))
     opt = wxb.optim.SGD(model.parameters(), lr=float(rng.uniform(0.5, 1.0)))
-    other = [w + rng.normal(size=w.shape) for w in _weights(model)]
+    other = [w + rng.normal(size=w.shape) for w in runs.weights(model)]
     names = list(model.state_dict())
 
     def predict():
@@ -132,7 +112,7 @@ def test_a_prediction_while_another_thread_writes_the_weights_is_of_one_version(
 
     for _ in range(3):  # the planned model's lean forward built, as a server's would be
         predict()
-    before = _weights(model)
+    before = runs.weights(model)
     if write == "step":
         CrossEntropyLoss()(model(data), y).backward()
 
@@ -143,7 +123,7 @@ def test_a_prediction_while_another_thread_writes_the_weights_is_of_one_version(
         def between():
             if threading.get_ident() == pausing.thread:
                 pausing.paused.set()
-                _until(pausing.release)
+                runs.until(pausing.release)
 
         model.between = between
     else:
@@ -169,8 +149,8 @@ def test_a_prediction_while_another_thread_writes_the_weights_is_of_one_version(
         finally:
             wrote.set()
 
-    _join([threading.Thread(target=serve), threading.Thread(target=train)], errors)
-    after = _weights(model)
+    runs.join_all([threading.Thread(target=serve), threading.Thread(target=train)], errors)
+    after = runs.weights(model)
     if write == "load_state_dict":
         for a, b in zip(after, other, strict=True):
             np.testing.assert_array_equal(a, b)
@@ -193,13 +173,13 @@ def test_predicts_while_fit_trains_the_model_in_another_thread_are_of_one_versio
     served = rng.normal(size=(int(rng.integers(1, 6)), 6))
     model.predict(served), model.predict(served)  # its lean forward built
 
-    versions = [_weights(model)]
+    versions = [runs.weights(model)]
     original = wxb.optim.Optimizer._update_params
     stepped = threading.Event()
 
     def recorded(self):
         original(self)
-        versions.append(_weights(model))  # (the fit thread's own next write comes after)
+        versions.append(runs.weights(model))  # (the fit thread's own next write comes after)
         stepped.set()
 
     monkeypatch.setattr(wxb.optim.Optimizer, "_update_params", recorded)
@@ -228,7 +208,7 @@ def test_predicts_while_fit_trains_the_model_in_another_thread_are_of_one_versio
         except Exception as error:
             errors.append(repr(error))
 
-    _join([threading.Thread(target=train), threading.Thread(target=serve)], errors)
+    runs.join_all([threading.Thread(target=train), threading.Thread(target=serve)], errors)
     assert len(versions) == 1 + 6 * 8
     relu = lambda z: np.maximum(z, 0)  # noqa: E731
     wants = [_reference(w, served, relu) for w in versions]
@@ -249,7 +229,7 @@ def test_a_state_dict_taken_while_another_thread_steps_is_of_one_version(seeded,
     data, y = rng.normal(size=(16, 6)), rng.integers(0, 4, 16)
     opt = wxb.optim.SGD(model.parameters(), lr=float(rng.uniform(0.5, 1.0)))
     CrossEntropyLoss()(model(data), y).backward()
-    before = _weights(model)
+    before = runs.weights(model)
 
     pausing, wrote = _PausingNumpy(), threading.Event()
     pausing.release = lambda: wrote.is_set() or _writer_held_back()
@@ -260,7 +240,7 @@ def test_a_state_dict_taken_while_another_thread_steps_is_of_one_version(seeded,
             pausing.calls += 1
             if pausing.calls == 2:  # the first array copied, the next not yet
                 pausing.paused.set()
-                _until(pausing.release)
+                runs.until(pausing.release)
         return read.__get__(p)
 
     monkeypatch.setattr(module_mod.Parameter, "data", property(paused_get, read.fset))
@@ -282,9 +262,9 @@ def test_a_state_dict_taken_while_another_thread_steps_is_of_one_version(seeded,
         finally:
             wrote.set()
 
-    _join([threading.Thread(target=save), threading.Thread(target=train)], errors)
+    runs.join_all([threading.Thread(target=save), threading.Thread(target=train)], errors)
     monkeypatch.undo()
-    after = _weights(model)
+    after = runs.weights(model)
     assert all(np.max(np.abs(a - b)) > 0 for a, b in zip(before, after, strict=True))
     same = [all(map(np.array_equal, got[0], w)) for w in (before, after)]
     assert any(same), seeded.msg("the state mixes the arrays of two weight versions")
@@ -379,7 +359,7 @@ def test_an_estimators_predict_while_another_thread_runs_partial_fit_is_of_one_v
         out = product(*args, **kwargs)
         if threading.get_ident() == pausing.thread:
             pausing.paused.set()
-            _until(pausing.release)
+            runs.until(pausing.release)
         return out
 
     monkeypatch.setattr(wxb.ops, "sparse_rows_by_weight", paused_product)
@@ -401,7 +381,7 @@ def test_an_estimators_predict_while_another_thread_runs_partial_fit_is_of_one_v
         finally:
             wrote.set()
 
-    _join([threading.Thread(target=serve), threading.Thread(target=train)], errors)
+    runs.join_all([threading.Thread(target=serve), threading.Thread(target=train)], errors)
     monkeypatch.undo()
     wants = [before.predict_proba(rows), est.predict_proba(rows)]
     assert np.max(np.abs(wants[0] - wants[1])) > 1e-6, seeded.msg("the step changed nothing")

@@ -3,39 +3,15 @@ same model is of one weight version, as a predict is; refusals of hooked modules
 the hooks there (a pre-hook, a hook); a loss's repr says what weight it holds."""
 
 import threading
-import time
 
 import numpy as np
 import pytest
+import thread_runs as runs
 
 import wxb
 from wxb import train as train_mod
 from wxb.errors import ConfigError
 from wxb.nn import CrossEntropyLoss, Dense, Sequential, Tanh
-from wxb.nn import module as module_mod
-
-
-def _join(threads, errors, seconds=120):
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(seconds)
-    assert not any(t.is_alive() for t in threads), "a thread hung"
-    assert not errors, errors[:3]
-
-
-def _until(condition, seconds=60):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "the other thread never wrote"
-        time.sleep(0.001)
-
-
-def _writer_held_back():
-    """Whether a write of weights waits for its turn (the weight guard's count; a writer
-    that found no reader goes ahead without waiting, and is then not held back: the
-    paused thread goes on only once it has written)."""
-    return module_mod.WEIGHTS.waiting > 0
 
 
 # -- evaluate beside another thread's step --------------------------------------------------
@@ -76,7 +52,7 @@ def test_an_evaluate_while_another_thread_writes_the_weights_is_of_one_version(
     def paused_total(*args, **kwargs):  # after the first chunk, before the second
         if threading.get_ident() == armed[0] and not paused.is_set():
             paused.set()
-            _until(lambda: wrote.is_set() or _writer_held_back())
+            runs.until(lambda: wrote.is_set() or runs.writer_waiting())
         return batch_total(*args, **kwargs)
 
     monkeypatch.setattr(train_mod, "_batch_total", paused_total)
@@ -101,7 +77,7 @@ def test_an_evaluate_while_another_thread_writes_the_weights_is_of_one_version(
         finally:
             wrote.set()
 
-    _join([threading.Thread(target=score), threading.Thread(target=train)], errors)
+    runs.join_all([threading.Thread(target=score), threading.Thread(target=train)], errors)
     monkeypatch.undo()
     after = evaluate()
     assert abs(before["loss"] - after["loss"]) > 1e-6, seeded.msg("the write changed nothing")
@@ -291,7 +267,7 @@ def test_an_onnx_export_while_another_thread_writes_the_weights_is_of_one_versio
             calls[0] += 1
             if calls[0] == 2:
                 paused.set()
-                _until(lambda: wrote.is_set() or _writer_held_back())
+                runs.until(lambda: wrote.is_set() or runs.writer_waiting())
         return layer(self, *args, **kwargs)
 
     monkeypatch.setattr(wxb_onnx._Graph, "_layer", paused_layer)
@@ -317,7 +293,7 @@ def test_an_onnx_export_while_another_thread_writes_the_weights_is_of_one_versio
         finally:
             wrote.set()
 
-    _join([threading.Thread(target=export), threading.Thread(target=train)], errors)
+    runs.join_all([threading.Thread(target=export), threading.Thread(target=train)], errors)
     after = list(model.state_dict().values())
     session = ort.InferenceSession(str(path))
     out = session.run(None, {session.get_inputs()[0].name: X})[0]

@@ -8,10 +8,10 @@ its threads left as daemons), and each result is compared with NumPy's or PyTorc
 float64 answer at the weight versions the training passed through."""
 
 import threading
-import time
 
 import numpy as np
 import pytest
+import thread_runs as runs
 
 import wxb
 from wxb import step as step_mod
@@ -20,45 +20,7 @@ from wxb.nn import CrossEntropyLoss, Dense, Module, Sequential, Tanh
 from wxb.nn import module as module_mod
 from wxb.nn import plan as planned
 
-_SECONDS = 30  # a thread still alive then hangs (each run here takes well under a second)
-
-
-def _join(threads, errors):
-    for t in threads:
-        t.daemon = True  # (a hung one must not hold the test run's exit)
-        t.start()
-    deadline = time.monotonic() + _SECONDS
-    for t in threads:
-        t.join(max(0.0, deadline - time.monotonic()))
-    assert not any(t.is_alive() for t in threads), f"a thread hung; errors so far: {errors[:3]}"
-    assert not errors, errors[:3]
-
-
-def _until(condition):
-    deadline = time.monotonic() + _SECONDS
-    while not condition():
-        assert time.monotonic() < deadline, "the other thread never came"
-        time.sleep(0.001)
-
-
-def _held_back():
-    """Whether a writer waits for its turn (the guard's count; an old guard without one,
-    or a write that is never held back, is seen only once it has written)."""
-    return getattr(module_mod.WEIGHTS, "waiting", 0) > 0
-
-
-def _guarded(target, errors):
-    def run():
-        try:
-            target()
-        except Exception as error:  # an assertion in a thread would be lost
-            errors.append(repr(error))
-
-    return threading.Thread(target=run)
-
-
-def _weights(model):
-    return [p.data.copy() for p in model.parameters()]
+runs.SECONDS = 30  # a thread still alive then hangs (each run here takes well under a second)
 
 
 def _weights_grads(model):
@@ -116,7 +78,7 @@ class _Pause:
     def here(self):
         if threading.get_ident() == self.thread and not self.paused.is_set():
             self.paused.set()
-            _until(self.release)
+            runs.until(self.release)
 
 
 def _pause_between_layers(model, pause, monkeypatch):
@@ -171,7 +133,7 @@ def test_a_training_forward_beside_another_threads_step_is_of_one_version(
     opt = wxb.optim.SGD(model.parameters(), lr=float(rng.uniform(0.5, 1.0)))
     loss = CrossEntropyLoss()
     loss(model(X), y).backward()  # the other thread's gradients, stepped below
-    before = _weights(model)
+    before = runs.weights(model)
     for p in model.parameters():
         p.grad = p.grad.copy()  # (this thread's backwards below write gradients of their own)
 
@@ -186,7 +148,7 @@ def test_a_training_forward_beside_another_threads_step_is_of_one_version(
         p.grad = g
 
     pause, wrote = _Pause(), threading.Event()
-    pause.release = lambda: wrote.is_set() or _held_back()
+    pause.release = lambda: wrote.is_set() or runs.writer_waiting()
     _pause_between_layers(model, pause, monkeypatch)
     got, errors = {}, []
 
@@ -194,7 +156,7 @@ def test_a_training_forward_beside_another_threads_step_is_of_one_version(
         pause.thread = threading.get_ident()
         out = model(X)
         got["output"] = out.data.copy()
-        _until(wrote.is_set)  # the step done: the graph's weights changed since
+        runs.until(wrote.is_set)  # the step done: the graph's weights changed since
         for p in model.parameters():
             p.grad = None
         try:
@@ -206,14 +168,14 @@ def test_a_training_forward_beside_another_threads_step_is_of_one_version(
 
     def step():
         try:
-            assert pause.paused.wait(_SECONDS)
+            assert pause.paused.wait(runs.SECONDS)
             opt.step()
         finally:
             wrote.set()
 
-    _join([_guarded(forward, errors), _guarded(step, errors)], errors)
+    runs.join_all([runs.guarded(forward, errors), runs.guarded(step, errors)], errors)
     monkeypatch.undo()
-    after = _weights(model)
+    after = runs.weights(model)
     version = _which(got["output"], [before, after], X, seeded, f"the {kind} training forward")
     if "refused" in got:
         assert "modified in place since the forward" in got["refused"], got["refused"]
@@ -267,7 +229,7 @@ def test_a_read_of_another_model_inside_a_call_is_of_one_version_and_does_not_ha
     opt_b = wxb.optim.SGD(later, lr=float(rng.uniform(0.5, 1.0)))
     for p in b.parameters():
         p.grad = rng.normal(size=p.shape)
-    b_before = _weights(b)
+    b_before = runs.weights(b)
     guard = module_mod.WEIGHTS
 
     pause, b_wrote, a_waits = _Pause(), threading.Event(), threading.Event()
@@ -289,7 +251,7 @@ def test_a_read_of_another_model_inside_a_call_is_of_one_version_and_does_not_ha
 
     def read_b():
         a_waits.set()
-        _until(lambda: guard.waiting >= 1)  # A's step waits for this call now
+        runs.until(lambda: guard.waiting >= 1)  # A's step waits for this call now
         pause.thread = threading.get_ident()
         if inner == "predict":
             return b.predict(X)
@@ -323,19 +285,22 @@ def test_a_read_of_another_model_inside_a_call_is_of_one_version_and_does_not_ha
             got["a"] = outer(X).data.copy()
 
     def step_a():
-        assert a_waits.wait(_SECONDS)
+        assert a_waits.wait(runs.SECONDS)
         opt_a.step()
 
     def step_b():
         try:
-            assert pause.paused.wait(_SECONDS)
+            assert pause.paused.wait(runs.SECONDS)
             opt_b.step()
         finally:
             b_wrote.set()
 
-    _join([_guarded(serve, errors), _guarded(step_a, errors), _guarded(step_b, errors)], errors)
+    runs.join_all(
+        [runs.guarded(serve, errors), runs.guarded(step_a, errors), runs.guarded(step_b, errors)],
+        errors,
+    )
     monkeypatch.undo()
-    b_after = _weights(b)  # (A's step too: B's first layer, after the call)
+    b_after = runs.weights(b)  # (A's step too: B's first layer, after the call)
     b_stepped = b_before[:2] + b_after[2:]  # B's step alone (its last two layers)
     if inner == "state_dict":
         same = [all(map(np.array_equal, got["b"], w)) for w in (b_before, b_stepped)]
@@ -369,15 +334,15 @@ def test_steps_in_two_threads_forward_hooks_beside_a_server_neither_hang_nor_mix
     opt = wxb.optim.SGD(model.parameters(), lr=float(rng.uniform(0.05, 0.2)))
     for p in model.parameters():
         p.grad = rng.normal(size=p.shape)
-    versions, stepping = [_weights(model)], set()
+    versions, stepping = [runs.weights(model)], set()
     original = wxb.optim.Optimizer._update_params
 
     def recorded(self):
         original(self)
-        versions.append(_weights(model))  # (inside the write: no other write between)
+        versions.append(runs.weights(model))  # (inside the write: no other write between)
 
     monkeypatch.setattr(wxb.optim.Optimizer, "_update_params", recorded)
-    both = threading.Barrier(2, timeout=_SECONDS)
+    both = threading.Barrier(2, timeout=runs.SECONDS)
 
     def hook(module, args, out):
         if threading.get_ident() in stepping:
@@ -398,15 +363,15 @@ def test_steps_in_two_threads_forward_hooks_beside_a_server_neither_hang_nor_mix
         while not done.is_set():
             predictions.append(model.predict(served))
 
-    trainers = [_guarded(train, errors), _guarded(train, errors)]
-    server = _guarded(serve, errors)
+    trainers = [runs.guarded(train, errors), runs.guarded(train, errors)]
+    server = runs.guarded(serve, errors)
     server.daemon = True
     server.start()
     try:
-        _join(trainers, errors)
+        runs.join_all(trainers, errors)
     finally:
         done.set()
-        server.join(_SECONDS)
+        server.join(runs.SECONDS)
     assert not server.is_alive(), "the server hung"
     assert len(versions) == 1 + 6
     for k, out in enumerate(predictions):
@@ -433,10 +398,10 @@ def test_a_write_beside_fits_step_leaves_gradients_of_the_weights_its_forward_us
     lr = float(rng.uniform(0.5, 1.0))
     names = list(model.state_dict())
     loaded = [w + rng.normal(size=w.shape) for w in model.state_dict().values()]
-    before = _weights(model)
+    before = runs.weights(model)
 
     pause, wrote = _Pause(), threading.Event()
-    pause.release = lambda: wrote.is_set() or _held_back()
+    pause.release = lambda: wrote.is_set() or runs.writer_waiting()
     _pause_between_layers(model, pause, monkeypatch)
     for cls in (step_mod.PlannedStep, step_mod.GraphStep):  # fit's steps, not its other calls
         monkeypatch.setattr(cls, "__call__", _armed(cls.__call__, pause))
@@ -450,14 +415,14 @@ def test_a_write_beside_fits_step_leaves_gradients_of_the_weights_its_forward_us
 
     def load():
         try:
-            assert pause.paused.wait(_SECONDS)
+            assert pause.paused.wait(runs.SECONDS)
             model.load_state_dict(dict(zip(names, loaded, strict=True)))
         finally:
             wrote.set()
 
-    _join([_guarded(train, errors), _guarded(load, errors)], errors)
+    runs.join_all([runs.guarded(train, errors), runs.guarded(load, errors)], errors)
     monkeypatch.undo()
-    got = _weights(model)
+    got = runs.weights(model)
     stepped = [w - lr * g for w, g in zip(before, _torch_grads(before, X, y), strict=True)]
     wants = {
         "the loaded state (fit stepped first)": loaded,

@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 import pytest
-from thread_runs import SECONDS, guarded, join_all, until, weights, writer_waiting
+import thread_runs as runs
 
 import wxb
 from wxb.nn import CrossEntropyLoss, Dense, Module
@@ -73,13 +73,13 @@ def test_a_hand_loops_backward_beside_another_threads_write_is_of_the_forwards_w
     held = [rng.normal(size=p.shape) for p in model.parameters()]  # gradients already there
     for p, g in zip(model.parameters(), held, strict=True):
         p.grad = g.copy()  # (so the step writes W2, whose rule the backward has not run)
-    before = weights(model)
+    before = runs.weights(model)
 
     reached, wrote, got, errors = threading.Event(), threading.Event(), {}, []
 
     def pause(g):  # the backward, between the rules reading W3 and W2
         reached.set()
-        until(lambda: wrote.is_set() or writer_waiting(), what="the write never came")
+        runs.until(lambda: wrote.is_set() or runs.writer_waiting(), what="the write never came")
 
     def hand_loop():
         loss = CrossEntropyLoss()(model(X), y)
@@ -89,7 +89,7 @@ def test_a_hand_loops_backward_beside_another_threads_write_is_of_the_forwards_w
 
     def other_thread():
         try:
-            assert reached.wait(SECONDS), "the backward never came"
+            assert reached.wait(runs.SECONDS), "the backward never came"
             if write == "step":
                 opt.step()
             else:
@@ -97,14 +97,14 @@ def test_a_hand_loops_backward_beside_another_threads_write_is_of_the_forwards_w
         finally:
             wrote.set()
 
-    join_all([guarded(hand_loop, errors), guarded(other_thread, errors)], errors)
+    runs.join_all([runs.guarded(hand_loop, errors), runs.guarded(other_thread, errors)], errors)
     want = _grads(before, X, y)
     names = list(model.state_dict())
     for name, g, w in zip(names, got["grads"], want, strict=True):
         np.testing.assert_allclose(
             g, w, rtol=1e-9, atol=1e-12, err_msg=seeded.msg(f"{write}: ∂L/∂{name}")
         )
-    after = weights(model)
+    after = runs.weights(model)
     for name, a, w0, g0, gw in zip(names, after, before, held, want, strict=True):
         expected = w0 - lr * (g0 + gw) if write == "step" else loaded[name]
         np.testing.assert_allclose(
