@@ -2085,26 +2085,13 @@ class Tensor:
         # walk (else the rules below a layer took ∂L/∂h through its new W, those above
         # had the old: gradients of no weights); one under way is waited for, and then
         # the versions' check refuses, as after a step in this thread
-        me = threading.get_ident()
-        reading = BackwardRead(order)
-        if me in WEIGHTS.readers:  # (inside a call or fit's step: read already)
-            inside = WEIGHTS.read_inside(reading, me)
-            outermost = False
-        else:
-            WEIGHTS.read(reading, me)
-            inside, outermost = False, True
-        try:
-            self._backward_read(order, seed, grad is not None, retain_graph)
-        finally:
-            if outermost:
-                WEIGHTS.done_reading(me)
-            elif inside:
-                WEIGHTS.done_inside(me)
+        with WEIGHTS.reading(BackwardRead(order)):
+            self._check_and_walk(order, seed, grad is not None, retain_graph)
 
-    def _backward_read(
+    def _check_and_walk(
         self, order: list[Tensor], seed: np.ndarray, caller_seed: bool, retain_graph: bool
     ) -> None:
-        """``backward()``'s walk over ``order`` from ``seed``, its weights read."""
+        """``backward()``'s checks and walk over ``order`` from ``seed`` (its weights read)."""
         # Through a freed part, only freed rules run (they ran before and have no effect
         # but an error of their own, such as the planned stack's), and the first
         # gradient about to be stored raises instead: nothing is counted twice.
