@@ -1,7 +1,8 @@
 """Helpers of the thread tests (test_threads52, 52b, 53, 54): threads started and joined
 with a deadline (a hang fails the test, its threads left as daemons), an error raised in
 a thread kept for the test to show, a wait for a condition, and what the weight guard
-(``nn.module.WEIGHTS``) says of a writer."""
+(``WEIGHTS``, tensor.py's, read here as nn.module exports it, as before it moved) says
+of a writer."""
 
 import threading
 import time

@@ -82,16 +82,16 @@ class WeightReader(Protocol):
 
 
 class _WeightGuard:
-    """Who reads a model's weights and who writes them, so that a server predicting
-    while another thread fine-tunes the same model gets outputs of one weight version:
-    module calls (with a graph or without), ``predict`` and ``state_dict`` (readers) and
-    an optimiser's update or ``load_state_dict`` (writers) of overlapping parameters take
-    turns. (A prediction read the first layer's W before a step and the next one's after
-    it: the output of no weights the training passed through; a training forward so
-    recorded gave gradients of no weights.) Readers of one model run at once; a waiting
-    writer holds new ones back (else a busy server starves the training). A reader
-    registers without the lock, one dict store (atomic), then looks for writers; a
-    writer registers, then looks for readers: one of the two sees the other.
+    """Who reads a model's weights and who writes them, so that a server predicting while
+    another thread fine-tunes the same model gets outputs of one weight version: module
+    calls (with a graph or without), ``predict``, ``state_dict`` and ``backward()``
+    (readers) and an optimiser's update or ``load_state_dict`` (writers) of overlapping
+    parameters take turns. (A prediction read the first layer's W before a step and the next
+    one's after it: the output of no weights the training passed through; a training forward
+    or backward so recorded gave gradients of no weights.) Readers of one model run at once;
+    a waiting writer holds new ones back (else a busy server starves the training). A reader
+    registers without the lock, one dict store (atomic), then looks for writers; a writer
+    registers, then looks for readers: one of the two sees the other.
 
     A read inside a thread's read (a hook's ``other.predict``, a forward calling another
     model) of weights the outer read does not hold is registered too (``nested``): it
@@ -289,7 +289,8 @@ if hasattr(os, "register_at_fork"):  # (a reader or writer of another thread is 
 class BackwardRead:
     """A backward's read of the weights (``WEIGHTS``): the leaves of its graph, which
     its rules read (∂L/∂h = δ W) and an optimiser's step writes. Their ids are taken
-    only when asked (a writer in another thread): a backward alone pays one store."""
+    only when asked (a writer in another thread, a read inside fit's step): a backward
+    alone pays one store."""
 
     __slots__ = ("ids", "order")
     _NO_MODULES = (0, [], frozenset())
