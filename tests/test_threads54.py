@@ -13,7 +13,7 @@ import pytest
 import thread_runs as runs
 
 import wxb
-from wxb.nn import CrossEntropyLoss, Dense, Module
+from wxb.nn import CrossEntropyLoss, Dense, Module, Sequential, Tanh
 
 
 class _ThreeLayers(Module):
@@ -53,18 +53,30 @@ def _grads(ws, X, y):
     return [d1.T @ X, d1.sum(0), d2.T @ h1, d2.sum(0), d3.T @ h2, d3.sum(0)]
 
 
+def _model(kind, seed, widths):
+    """The three-layer tanh net: layer by layer (a node each), or a Sequential (planned:
+    one node for the stack, whose rule reads every W)."""
+    if kind == "own forward":
+        return _ThreeLayers(seed, widths).to("float64")
+    a, b, c, d = widths
+    layers = Dense(a, b, seed=seed), Tanh(), Dense(b, c, seed=seed + 1), Tanh()
+    return Sequential(*layers, Dense(c, d, seed=seed + 2)).to("float64")
+
+
+@pytest.mark.parametrize("kind", ["own forward", "planned"])
 @pytest.mark.parametrize("write", ["step", "load_state_dict"])
 def test_a_hand_loops_backward_beside_another_threads_write_is_of_the_forwards_weights(
-    seeded, write
+    seeded, kind, write
 ):
     """The backward was no reader of the weights: another thread's step went ahead in
     the middle of it, and the layers below took ∂L/∂h through the new W2 while the
-    layers above had the old W3: gradients of no weights, without a word (W1's off by
-    O(1)). Now the write waits for the backward, whose gradients are the chain rule's at
-    the forward's weights; the step then uses them whole."""
+    layers above had the old W3 (a planned Sequential's rule took every W new, beside
+    the forward's old activations): gradients of no weights, without a word (W1's off
+    by O(1)). Now the write waits for the backward, whose gradients are the chain
+    rule's at the forward's weights; the step then uses them whole."""
     rng = seeded.rng
     widths = [int(w) for w in rng.integers(3, 9, size=4)]
-    model = _ThreeLayers(int(rng.integers(1 << 20)), widths).to("float64")
+    model = _model(kind, int(rng.integers(1 << 20)), widths)
     n = int(rng.integers(2, 17))
     X, y = rng.normal(size=(n, widths[0])), rng.integers(0, widths[3], n)
     lr = float(rng.uniform(0.5, 1.0))
@@ -77,13 +89,14 @@ def test_a_hand_loops_backward_beside_another_threads_write_is_of_the_forwards_w
 
     reached, wrote, got, errors = threading.Event(), threading.Event(), {}, []
 
-    def pause(g):  # the backward, between the rules reading W3 and W2
+    def pause(g):  # the backward, between the rules reading W3 and W2 (before the stack's)
         reached.set()
         runs.until(lambda: wrote.is_set() or runs.writer_waiting(), what="the write never came")
 
     def hand_loop():
-        loss = CrossEntropyLoss()(model(X), y)
-        model.kept[-1].register_hook(pause)
+        out = model(X)
+        loss = CrossEntropyLoss()(out, y)
+        (model.kept[-1] if kind == "own forward" else out).register_hook(pause)
         loss.backward()
         got["grads"] = [p.grad - g for p, g in zip(model.parameters(), held, strict=True)]
 
@@ -102,11 +115,11 @@ def test_a_hand_loops_backward_beside_another_threads_write_is_of_the_forwards_w
     names = list(model.state_dict())
     for name, g, w in zip(names, got["grads"], want, strict=True):
         np.testing.assert_allclose(
-            g, w, rtol=1e-9, atol=1e-12, err_msg=seeded.msg(f"{write}: ∂L/∂{name}")
+            g, w, rtol=1e-9, atol=1e-12, err_msg=seeded.msg(f"{kind}, {write}: ∂L/∂{name}")
         )
     after = runs.weights(model)
     for name, a, w0, g0, gw in zip(names, after, before, held, want, strict=True):
         expected = w0 - lr * (g0 + gw) if write == "step" else loaded[name]
         np.testing.assert_allclose(
-            a, expected, rtol=1e-9, atol=1e-12, err_msg=seeded.msg(f"{write}: {name} after")
+            a, expected, rtol=1e-9, atol=1e-12, err_msg=seeded.msg(f"{kind}, {write}: {name} after")
         )
