@@ -211,25 +211,10 @@ class _WeightGuard:
             with self.turns:
                 self.turns.notify_all()
 
-    @contextmanager
-    def reading(self, model: WeightReader) -> Iterator[None]:
+    def reading(self, model: WeightReader) -> _Reading:
         """A read of ``model``'s weights for the block (inside a read already open in
         this thread: of what that one does not hold)."""
-        me = threading.get_ident()
-        if me in self.readers:
-            if not self.read_inside(model, me):
-                yield
-                return
-            try:
-                yield
-            finally:
-                self.done_inside(me)
-            return
-        self.read(model, me)
-        try:
-            yield
-        finally:
-            self.done_reading(me)
+        return _Reading(self, model)
 
     @contextmanager
     def writing(self, params: Iterable[Tensor]) -> Iterator[None]:
@@ -279,6 +264,31 @@ class _WeightGuard:
         if self.readers or self.writers or self.waiting:
             with self.turns:
                 self.turns.notify_all()
+
+
+class _Reading:
+    """``WEIGHTS.reading``'s block. A class, not a generator: every ``backward()`` enters
+    one, and a generator's context cost twice as much (1.35 → 0.73 µs)."""
+
+    __slots__ = ("done", "guard", "me", "model")
+
+    def __init__(self, guard: _WeightGuard, model: WeightReader) -> None:
+        self.guard, self.model = guard, model
+
+    def __enter__(self) -> None:
+        guard, me = self.guard, threading.get_ident()
+        self.me = me
+        if me not in guard.readers:
+            guard.read(self.model, me)
+            self.done = guard.done_reading
+        elif guard.read_inside(self.model, me):  # (of what the outer read does not hold)
+            self.done = guard.done_inside
+        else:
+            self.done = None
+
+    def __exit__(self, *raised: object) -> None:
+        if self.done is not None:
+            self.done(self.me)
 
 
 WEIGHTS = _WeightGuard()
