@@ -766,9 +766,18 @@ class Optimizer:
                 raise self._edited_by_hand()
             if tuple(map(group.get, keys)) != checked[index]:
                 where = f"{type(self).__name__} param_groups[{index}]"
+                self._refuse_scheduled_negative_rate(index, group, where)
                 self._check_group(group, where)
                 checked[index] = self._values(group)
         return groups
+
+    def _refuse_scheduled_negative_rate(self, index: int, group: dict, where: str) -> None:
+        """A rate below 0 that a schedule set, refused naming that schedule (in a
+        SequentialLR or a chain of three, the lr alone did not tell which)."""
+        source = self.__dict__.get("_negative_rate_sources", {}).get(index)
+        lr = group.get("lr")
+        if source is not None and isinstance(lr, (int, float)) and lr < 0:
+            raise ConfigError(f"{where} lr must be ≥ 0; got {lr!r}, set by {source}")
 
     def _edited_by_hand(self) -> ConfigError:
         return ConfigError(
@@ -3094,6 +3103,10 @@ def _last_lrs(value: object, optimizer: Optimizer, where: str) -> list[float] | 
     return [_non_negative(v, f"{where} _last_lr") for v in value]
 
 
+def _below_zero(lr: object) -> bool:
+    return isinstance(lr, (int, float)) and lr < 0
+
+
 class LRSchedule:
     """Sets each group's lr from that group's own starting rate, as PyTorch's schedulers.
 
@@ -3441,7 +3454,9 @@ class LRSchedule:
         self._follow_settings(bases)
         self._rebase(bases)
         self.epoch += 1
+        negative = self._negative_groups()
         self._set(self.epoch)
+        self._note_negative_rates(negative)
         self._forget_found()
         self.optimizer._unstepped_lrs = {}  # a schedule made from now on starts over
         return self.optimizer.lr
@@ -3450,9 +3465,29 @@ class LRSchedule:
         epoch = _count_value(epoch, f"{type(self).__name__}.step epoch")
         self._bases()
         self.epoch = epoch
+        negative = self._negative_groups()
         self._closed_form(epoch)
+        self._note_negative_rates(negative)
         self._forget_found()
         return self.optimizer.lr
+
+    def _negative_groups(self) -> set[int]:
+        return {i for i, g in enumerate(self.optimizer.param_groups) if _below_zero(g["lr"])}
+
+    def _note_negative_rates(self, before: set[int]) -> None:
+        """Record which schedule took a group's rate below 0 (``before``: the groups
+        already there, whose first source is kept through a chain): the optimiser's next
+        step refuses that rate and names it."""
+        sources = self.optimizer.__dict__.setdefault("_negative_rate_sources", {})
+        for index, group in enumerate(self.optimizer.param_groups):
+            if not _below_zero(group["lr"]):
+                sources.pop(index, None)
+            elif index not in before or index not in sources:
+                sources[index] = self._rate_source(self.epoch)
+
+    def _rate_source(self, epoch: int) -> str:
+        """The schedule that set the rates of ``epoch``, as a refusal names it."""
+        return f"{type(self).__name__} at its step {epoch}"
 
     def _closed_form(self, epoch: int) -> None:
         """Set each group's rate at ``epoch`` from its starting rate (PyTorch's closed form)."""
@@ -4175,6 +4210,16 @@ class OneCycleLR(LRSchedule):
             start = end
         raise AssertionError
 
+    def _rate_source(self, epoch: int) -> str:
+        said = super()._rate_source(epoch)
+        last = self.total_steps - 1
+        if self.anneal_strategy == "linear" and epoch > last:  # (PyTorch's goes there too)
+            said += (
+                f", past the end of its linear anneal at step {last} (total_steps="
+                f"{self.total_steps}): the optimiser stepped more often than total_steps"
+            )
+        return said
+
     def _anneal(self, start: float, end: float, pct: float) -> float:
         if self.anneal_strategy == "cos":
             return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
@@ -4550,6 +4595,14 @@ class SequentialLR(LRSchedule):
         base = self.base_lr if base_lr is None else base_lr
         schedule, own = self._current(epoch)
         return schedule.lr_at(own, base)
+
+    def _rate_source(self, epoch: int) -> str:
+        schedule, own = self._current(epoch)
+        which = next(i for i, s in enumerate(self._schedulers) if s is schedule)
+        return (
+            f"SequentialLR at its step {epoch}: its schedulers[{which}], "
+            f"{schedule._rate_source(own)}"
+        )
 
     def _rate_of(self, index: int, epoch: int, base: float) -> float:
         schedule, own = self._current(epoch)
