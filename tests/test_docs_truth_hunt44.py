@@ -107,7 +107,10 @@ def test_onecycle_cycles_what_wxb_train_help_says(name):
     wxb.fit(model, X, y, optimizer=opt, lr_schedule="onecycle", epochs=2, batch_size=4,
             loss="mse", verbose=0, seed=1)  # fmt: skip
     group = opt.param_groups[0]
-    if name in with_betas:
+    if name == "muon":  # Muon's momentum on the matrices (group 0), AdamW's β₁ on the rest
+        assert name in with_betas and name in with_momentum, text
+        assert group["momentum"] != 0.95 and opt.param_groups[1]["betas"][0] != 0.9, seed
+    elif name in with_betas:
         assert group["betas"][0] != json.loads(before)["betas"][0], (name, seed)
     elif name in with_momentum and momentum > 0:
         assert group["momentum"] != momentum, (name, momentum, seed)

@@ -75,3 +75,73 @@ def test_a_negative_scheduled_rate_is_refused_naming_the_schedule(seeded):
     chain.step()
     with pytest.raises(ConfigError, match=r"set by LambdaLR at its step 2$"):
         opt.step()
+
+
+# -- Muon by name ------------------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore:Detected call of")  # (their rates alone are compared)
+def test_muon_by_name_is_muon_on_the_matrices_and_adamw_on_the_rest(seeded, tmp_path, capsys):
+    """fit(optimizer="muon") and wxb train --optimizer muon refused the name. By name it
+    is PyTorch's docs' pairing in one optimiser: Muon (its rate matched to AdamW's) for the
+    2-D weights, AdamW for the rest; step for step wxb's Muon and AdamW side by side (to
+    the bit), the AdamW part PyTorch's; OneCycleLR cycles Muon's momentum and AdamW's β₁
+    as PyTorch's on torch.optim.Muon and AdamW."""
+    rng = seeded.rng
+    k, h, c = (int(v) for v in rng.integers(2, 9, size=3))
+    shapes = [(h, k), (h,), (h,), (c, h), (c,)]  # a LayerNorm's weight between the two
+    lr, decay, momentum = 10 ** rng.uniform(-3, -1), rng.uniform(0, 0.1), rng.uniform(0.5, 0.99)
+    mine, theirs = _pair(rng, shapes)
+    pair = [Parameter(p.data.copy()) for p in mine]
+    named = wxb.optim.get_optimizer("muon", mine, lr=lr, weight_decay=decay, momentum=momentum)
+    matrices, rest = [p for p in pair if p.ndim == 2], [p for p in pair if p.ndim != 2]
+    muon = wxb.optim.Muon(
+        matrices, lr=lr, weight_decay=decay, momentum=momentum, adjust_lr_fn="match_rms_adamw"
+    )
+    adamw = wxb.optim.AdamW(rest, lr=lr, weight_decay=decay)
+    their_rest = [q for q in theirs if q.ndim != 2]
+    their_adamw = torch.optim.AdamW(their_rest, lr=lr, weight_decay=decay)
+    msg = seeded.msg(f"shapes {shapes}, lr {lr:.3g}, weight_decay {decay:.3g}")
+    for _ in range(6):
+        _grads(rng, mine, theirs)
+        for p, q in zip(mine, pair, strict=True):
+            q.grad = p.grad.copy()
+        named.step()
+        muon.step()
+        adamw.step()
+        their_adamw.step()
+        for p, q in zip(mine, pair, strict=True):
+            np.testing.assert_array_equal(p.data, q.data, err_msg=msg)
+        for p, q in zip([p for p in mine if p.ndim != 2], their_rest, strict=True):
+            np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-12, err_msg=msg)
+
+    total = int(rng.integers(4, 9))
+    schedule = wxb.optim.OneCycleLR(named, max_lr=lr, total_steps=total)
+    their_muon = torch.optim.Muon([q for q in theirs if q.ndim == 2], lr=lr, momentum=momentum)
+    theirs_cycled = [
+        torch.optim.lr_scheduler.OneCycleLR(o, max_lr=lr, total_steps=total)
+        for o in (their_muon, their_adamw)
+    ]
+    for _ in range(total - 1):
+        schedule.step()
+        for s in theirs_cycled:
+            s.step()
+        group, their_group = named.param_groups[0], their_muon.param_groups[0]
+        assert group["momentum"] == pytest.approx(their_group["momentum"], rel=1e-12), msg
+        group, their_group = named.param_groups[1], their_adamw.param_groups[0]
+        assert group["betas"] == pytest.approx(their_group["betas"], rel=1e-12), msg
+
+    # and by name in fit and wxb train, --momentum its Muon's
+    from cli_run import run
+
+    X = rng.normal(size=(60, 3))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    model = wxb.nn.Sequential(wxb.nn.Linear(3, 8), wxb.nn.ReLU(), wxb.nn.Linear(8, 2))
+    history = wxb.fit(model, X, y, loss="cross_entropy", optimizer="muon", lr=0.01, epochs=4)
+    assert history.history["loss"][-1] < history.history["loss"][0], msg
+    data = tmp_path / "rows.csv"
+    rows = "".join(f"{a},{b},{c},{t}\n" for (a, b, c), t in zip(X, y, strict=True))
+    data.write_text("a,b,c,label\n" + rows)
+    code, _, err = run(
+        capsys, "train", "--data", data, "--target", "label", "--hidden", "4", "--epochs", "2",
+        "--optimizer", "muon", "--momentum", "0.9", "-q", "-o", tmp_path / "m.safetensors",
+    )  # fmt: skip
+    assert code == 0, err

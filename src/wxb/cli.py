@@ -265,19 +265,21 @@ def build_parser() -> _Parser:
     add("--lr", type=float, default=None,
         help="learning rate, > 0 (a run at 0 would train nothing); default adam and adamw "
         "1e-3, sgd, rmsprop and adagrad 0.01, nadam and adamax 2e-3, radam 1e-3, adadelta 1, "
-        "rprop, asgd and adafactor 0.01")
+        "rprop, asgd and adafactor 0.01, muon 1e-3 (Muon for the weight matrices, its "
+        "updates scaled to AdamW's size, and AdamW for the biases: one rate for both)")
     add("--momentum", type=float, default=None,
-        help="momentum (sgd and rmsprop only; default 0)")
+        help="momentum (sgd, rmsprop and muon only; default 0, muon 0.95)")
     add("--weight-decay", type=float, default=None,
         help="L2 (adam, sgd, rmsprop, adagrad, nadam, radam, adamax, adadelta, asgd) or "
-        "decoupled (adamw, adafactor); rprop has none; default 0, adamw 0.01")
+        "decoupled (adamw, adafactor, muon); rprop has none; default 0, adamw and muon 0.01")
     add("--lr-schedule", choices=sorted(SCHEDULES), default=None,
         help="learning-rate schedule: step (× 0.1 every third of the epochs), cosine, invscaling "
         "(1/√(epoch+1)), plateau (× 0.1 once the watched loss has not improved for half the "
         "--patience, or for 11 epochs with --patience 0), onecycle (PyTorch's OneCycleLR, "
         "stepped every batch: from --lr/25 up to --lr over the first 30%% of the run, then "
-        "down to --lr/250000, cycling beta1 (adam, adamw, nadam, radam, adamax) or a "
-        "--momentum above 0 (sgd, rmsprop) against the rate); "
+        "down to --lr/250000, cycling beta1 (adam, adamw, nadam, radam, adamax, muon) or a "
+        "--momentum above 0 (sgd, rmsprop, muon) against the rate: muon's momentum on "
+        "the weight matrices, its beta1 on the rest); "
         "default: none, a constant rate")
     add("--clip-grad-norm", type=float, default=None, metavar="MAX",
         help="clip ‖∇L‖ to MAX; default: no clipping")
@@ -1481,9 +1483,10 @@ class Interrupted(WxbError):
 def make_optimizer(args: argparse.Namespace, model: Sequential):
     options = {"lr": args.lr, "weight_decay": args.weight_decay}
     if args.momentum is not None:
-        if args.optimizer not in ("sgd", "rmsprop"):
+        if args.optimizer not in ("sgd", "rmsprop", "muon"):
             raise ConfigError(
-                "--momentum is an option of sgd and rmsprop; add --optimizer sgd (or rmsprop)"
+                "--momentum is an option of sgd, rmsprop and muon; add --optimizer sgd (or "
+                "rmsprop, or muon)"
             )
         options["momentum"] = args.momentum
     return get_optimizer(args.optimizer, model.parameters(), **options)

@@ -86,6 +86,7 @@ __all__ = [
     "MultiStepLR",
     "MultiplicativeLR",
     "Muon",
+    "MuonWithAdamW",
     "NAdam",
     "OneCycleLR",
     "Optimizer",
@@ -2523,7 +2524,13 @@ class Muon(Optimizer):
 
     def _check_group(self, group: dict, where: str) -> None:
         super()._check_group(group, where)
-        for key in ("weight_decay", "momentum", "eps"):
+        self._check_muon_settings(group, where, "eps")
+        self._check_matrices(group, where)
+
+    @staticmethod
+    def _check_muon_settings(group: dict, where: str, eps: str) -> None:
+        """Muon's settings in a group (its normalisation's epsilon under ``eps``)."""
+        for key in ("weight_decay", "momentum", eps):
             group[key] = _non_negative(group.get(key), f"{where} {key}")
         _flag(group, "nesterov", where)
         coefficients = group.get("ns_coefficients")
@@ -2542,6 +2549,9 @@ class Muon(Optimizer):
                 f"{where} adjust_lr_fn must be None, 'original' or 'match_rms_adamw'; got "
                 f"{group.get('adjust_lr_fn')!r}"
             )
+
+    @staticmethod
+    def _check_matrices(group: dict, where: str) -> None:
         for k, p in enumerate(group.get("params", ())):  # (a new group's, before it joins)
             if p.ndim != 2:  # PyTorch's refuses at construction, an added group's at its step
                 raise ConfigError(
@@ -2562,7 +2572,9 @@ class Muon(Optimizer):
             self.param_steps[i] += 1
             self._step_one(p.data, grad, self.momentum_buffer[i], group)
 
-    def _step_one(self, data: np.ndarray, grad: np.ndarray, buffer: np.ndarray, h: dict) -> None:
+    def _step_one(
+        self, data: np.ndarray, grad: np.ndarray, buffer: np.ndarray, h: dict, eps: str = "eps"
+    ) -> None:
         momentum = h["momentum"]
         _lerp(buffer, grad, 1 - momentum)
         if h["nesterov"]:
@@ -2570,9 +2582,94 @@ class Muon(Optimizer):
             _lerp(update, buffer, momentum)
         else:
             update = buffer
-        update = _newton_schulz(update, h["ns_coefficients"], h["ns_steps"], h["eps"])
+        update = _newton_schulz(update, h["ns_coefficients"], h["ns_steps"], h[eps])
         data *= 1 - h["lr"] * h["weight_decay"]
         data -= self._lr_of(h, data.shape) * update.astype(data.dtype)
+
+
+class MuonWithAdamW(Muon):
+    """One optimiser over a whole model, as ``fit(optimizer="muon")`` and ``wxb train
+    --optimizer muon`` build it: PyTorch's Muon for the 2-D weights (``param_groups[0]``,
+    ``use_muon=True``) and AdamW for the rest (``param_groups[1]``: biases, a norm's
+    scale), the pairing PyTorch's Muon docs write with two optimisers. Both groups at
+    ``lr`` and ``weight_decay`` (AdamW's default 0.01), Muon's rate adjusted by
+    ``"match_rms_adamw"`` (lr·0.2·√max(rows, cols), its updates then of AdamW's size, so
+    one rate suits both); ``ns_eps`` is Muon's epsilon, ``eps`` AdamW's. Each group's
+    step is that optimiser's, to the bit. A list of group dicts may name each group's
+    rule by ``use_muon`` (Muon's groups 2-D weights only). Every parameter holds all
+    three state arrays (``momentum_buffer`` and ``moment1``, ``moment2``), the other
+    rule's left at 0."""
+
+    state_names = possible_states = ("momentum_buffer", "moment1", "moment2")
+    torch_names: ClassVar[dict[str, str]] = {"exp_avg": "moment1", "exp_avg_sq": "moment2"}
+    hyperparameters = (*Muon.hyperparameters, "ns_eps", "betas", "use_muon")
+    betas = _GroupValue()
+    ns_eps = _GroupValue()
+    use_muon = _GroupValue()
+
+    def __init__(
+        self,
+        params: Iterable[Parameter] | Iterable[dict],
+        lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        momentum: float = 0.95,
+        nesterov: bool = True,
+        ns_coefficients: tuple[float, float, float] = (3.4445, -4.7750, 2.0315),
+        ns_eps: float = 1e-7,
+        ns_steps: int = 5,
+        adjust_lr_fn: str | None = "match_rms_adamw",
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        items = (
+            list(params)
+            if isinstance(params, Iterable)
+            and not isinstance(params, (str, bytes, dict, set, frozenset, Tensor, Module))
+            else params
+        )
+        if isinstance(items, list) and items and not any(isinstance(p, dict) for p in items):
+            shape = [getattr(p[1] if isinstance(p, tuple) else p, "ndim", None) for p in items]
+            matrices = [p for p, n in zip(items, shape, strict=True) if n == 2]
+            rest = [p for p, n in zip(items, shape, strict=True) if n != 2]
+            items = [{"params": matrices, "use_muon": True}] if matrices else []
+            items += [{"params": rest, "use_muon": False}] if rest else []
+        Optimizer.__init__(
+            self, items, lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
+            ns_coefficients=ns_coefficients, ns_eps=ns_eps, ns_steps=ns_steps,
+            adjust_lr_fn=adjust_lr_fn, betas=betas, eps=eps, use_muon=None,
+        )  # fmt: skip
+
+    def _check_group(self, group: dict, where: str) -> None:
+        Optimizer._check_group(self, group, where)
+        self._check_muon_settings(group, where, "ns_eps")
+        check_adam_group(group, where)
+        if "params" not in group and group.get("use_muon") is None:
+            return  # (the defaults: each group says its rule)
+        if not isinstance(group.get("use_muon"), (bool, np.bool_)):
+            raise ConfigError(
+                f"{where} use_muon must be True (Muon, 2-D weights) or False (AdamW); "
+                f"got {group.get('use_muon')!r}"
+            )
+        group["use_muon"] = bool(group["use_muon"])
+        if group["use_muon"]:
+            self._check_matrices(group, where)
+
+    def _update_params(self) -> None:
+        scratch = {}
+        for group, i, p, grad in self._each_whole_param():
+            self.param_steps[i] += 1
+            if group["use_muon"]:
+                self._step_one(p.data, grad, self.momentum_buffer[i], group, "ns_eps")
+                continue
+            key = (p.data.shape, p.data.dtype)
+            if key not in scratch:
+                scratch[key] = (np.empty_like(p.data), np.empty_like(p.data))
+            beta1, beta2 = group["betas"]
+            kernels.adam(
+                p.data, grad, self.moment1[i], self.moment2[i], *scratch[key],
+                t=self.param_steps[i], lr=group["lr"], beta1=beta1, beta2=beta2,
+                eps=group["eps"], weight_decay=group["weight_decay"], decoupled=True,
+            )  # fmt: skip
 
 
 def _cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
@@ -3031,6 +3128,7 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
     "rprop": Rprop,
     "asgd": ASGD,
     "adafactor": Adafactor,
+    "muon": MuonWithAdamW,
 }
 # why fit and wxb train take no LBFGS (its step is many evaluations of a closure)
 LBFGS_NOT_IN_FIT = (
@@ -4280,7 +4378,7 @@ class OneCycleLR(LRSchedule):
             else:
                 start, end = (self._momentum(index, names[e]) for e in ends)
             momentum = self._anneal(start, end, pct)
-            if beta1:
+            if beta1 and not group.get("use_muon"):  # (MuonWithAdamW's Muon: its momentum)
                 group["betas"] = (momentum, *group["betas"][1:])
             else:
                 group["momentum"] = momentum
@@ -4438,7 +4536,7 @@ class CyclicLR(LRSchedule):
         for index, group in enumerate(self.optimizer.param_groups):
             low, high = self.base_momentums[index], self.max_momentums[index]
             momentum = high - (high - low) * factor * scale
-            if beta1:
+            if beta1 and not group.get("use_muon"):  # (MuonWithAdamW's Muon: its momentum)
                 group["betas"] = (momentum, *group["betas"][1:])
             else:
                 group["momentum"] = momentum
