@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import wxb
+import wxb.interop
 from wxb.errors import ConfigError
 from wxb.nn import Parameter
 
@@ -145,3 +146,56 @@ def test_muon_by_name_is_muon_on_the_matrices_and_adamw_on_the_rest(seeded, tmp_
         "--optimizer", "muon", "--momentum", "0.9", "-q", "-o", tmp_path / "m.safetensors",
     )  # fmt: skip
     assert code == 0, err
+
+
+# -- a PyTorch scheduler's state -------------------------------------------------------------
+SCHEDULES = {
+    "StepLR": {"step_size": 2, "gamma": 0.5},
+    "CosineAnnealingLR": {"T_max": 6, "eta_min": 0.001},
+    "OneCycleLR": {"max_lr": 0.2, "total_steps": 20},
+    "ReduceLROnPlateau": {"mode": "max", "patience": 1, "cooldown": 1, "min_lr": [0.001, 0.002]},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SCHEDULES))
+def test_a_torch_schedulers_state_is_refused_naming_the_way_that_loads_it(seeded, kind):
+    """schedule.load_state_dict(torch_sched.state_dict()) listed the keys it lacked
+    ("the state holds [... 'last_epoch' ...]; expected [... 'epoch' ...]"), where the
+    optimiser's refusal names wxb.interop.optimizer_from_torch; now it names
+    scheduler_from_torch, and that way goes on with PyTorch's rates."""
+    rng = seeded.rng
+    mine, theirs = _pair(rng, [(3,), (2,)])
+    options = {"lr": 0.1, "momentum": 0.9}
+    their_opt = torch.optim.SGD(
+        [{"params": theirs[:1]}, {"params": theirs[1:], "lr": 0.05}], **options
+    )
+    lr_scheduler = torch.optim.lr_scheduler
+    their_schedule = getattr(lr_scheduler, kind)(their_opt, **SCHEDULES[kind])
+    plateau = kind == "ReduceLROnPlateau"
+    for _ in range(int(rng.integers(1, 7))):
+        _grads(rng, mine, theirs)
+        their_opt.step()
+        their_schedule.step(float(rng.choice([1.0, 2.0]))) if plateau else their_schedule.step()
+    opt = wxb.optim.SGD([{"params": mine[:1]}, {"params": mine[1:], "lr": 0.05}], **options)
+    schedule = getattr(wxb.optim.lr_scheduler, kind)(opt, **SCHEDULES[kind])
+    with pytest.raises(ConfigError, match=r"a PyTorch scheduler's state .*scheduler_from_torch"):
+        schedule.load_state_dict(their_schedule.state_dict())
+    for p, q in zip(mine, theirs, strict=True):
+        p.data[...] = q.detach().numpy()
+    wxb.interop.optimizer_from_torch(their_opt, opt)
+    wxb.interop.scheduler_from_torch(their_schedule, schedule)
+    for _ in range(5):
+        _grads(rng, mine, theirs)
+        opt.step()
+        their_opt.step()
+        figure = float(rng.choice([1.0, 2.0]))
+        (schedule.step(figure), their_schedule.step(figure)) if plateau else (
+            schedule.step(),
+            their_schedule.step(),
+        )
+        msg = seeded.msg(kind)
+        np.testing.assert_allclose(
+            schedule.get_last_lr(), their_schedule.get_last_lr(), 1e-12, 0, msg
+        )
+        for p, q in zip(mine, theirs, strict=True):
+            np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-12, err_msg=msg)

@@ -3201,6 +3201,18 @@ def _last_lrs(value: object, optimizer: Optimizer, where: str) -> list[float] | 
     return [_non_negative(v, f"{where} _last_lr") for v in value]
 
 
+def _refuse_torch_schedule_state(name: str, state: object) -> None:
+    """PyTorch's scheduler state (its ``last_epoch``; wxb's says ``epoch``) told as such,
+    with the way to load it: the keys it lacks alone did not say what to do."""
+    if isinstance(state, dict) and "last_epoch" in state and "epoch" not in state:
+        raise ConfigError(
+            f"{name}.load_state_dict: a PyTorch scheduler's state (last_epoch "
+            f"{state['last_epoch']!r}); {name}.load_state_dict takes what {name}.state_dict() "
+            "gives (PyTorch's: wxb.interop.scheduler_from_torch(torch_sched, schedule), "
+            "after wxb.interop.optimizer_from_torch)"
+        )
+
+
 def _below_zero(lr: object) -> bool:
     return isinstance(lr, (int, float)) and lr < 0
 
@@ -3412,6 +3424,7 @@ class LRSchedule:
         it, as the uninterrupted run does."""
         state = state_dict  # (PyTorch's keyword: load_state_dict(state_dict=…))
         name = type(self).__name__
+        _refuse_torch_schedule_state(name, state)
         if not isinstance(state, dict) or state.get("type", name) != name:
             kind = state.get("type") if isinstance(state, dict) else type(state).__name__
             raise ConfigError(f"{name}.load_state_dict: the state is of a {kind}")
@@ -3916,6 +3929,7 @@ class ReduceLROnPlateau(LRSchedule):
     def load_state_dict(self, state_dict: dict) -> None:
         state = state_dict  # (PyTorch's keyword: load_state_dict(state_dict=…))
         name = type(self).__name__
+        _refuse_torch_schedule_state(name, state)
         if not isinstance(state, dict) or state.get("type", name) != name:
             kind = state.get("type") if isinstance(state, dict) else type(state).__name__
             raise ConfigError(f"{name}.load_state_dict: the state is of a {kind}")
