@@ -199,3 +199,41 @@ def test_a_torch_schedulers_state_is_refused_naming_the_way_that_loads_it(seeded
         )
         for p, q in zip(mine, theirs, strict=True):
             np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-12, err_msg=msg)
+
+
+# -- a chain inside a chain or a SequentialLR ------------------------------------------------
+def test_a_chain_within_a_chain_or_a_sequential_is_refused_saying_what_it_is(seeded):
+    """A ChainedScheduler given to a ChainedScheduler or a SequentialLR was refused as
+    "must be a wxb schedule; got <wxb.optim.ChainedScheduler object at 0x…>": it is one.
+    Now the refusal says what it is and what to write; the chain of the nested chain's
+    schedules, in their order, gives the rates of PyTorch's nested chain."""
+    rng = seeded.rng
+    gamma, factor = rng.uniform(0.5, 0.95), rng.uniform(0.1, 0.9)
+    mine, theirs = _pair(rng, [(2,)])
+    opt, their_opt = wxb.optim.SGD(mine, lr=0.1), torch.optim.SGD(theirs, lr=0.1)
+
+    def three(o, lib):
+        return (
+            lib.ConstantLR(o, factor, total_iters=3),
+            lib.ExponentialLR(o, gamma),
+            lib.StepLR(o, 2),
+        )
+
+    a, b, c = three(opt, wxb.optim)
+    nested = wxb.optim.ChainedScheduler([a, b])
+    with pytest.raises(ConfigError, match=r"schedulers\[0\] is a ChainedScheduler: list its"):
+        wxb.optim.ChainedScheduler([nested, c])
+    with pytest.raises(ConfigError, match=r"schedulers\[1\] is a ChainedScheduler: Sequential"):
+        wxb.optim.SequentialLR(opt, [c, nested], milestones=[2])
+    flat = wxb.optim.ChainedScheduler([a, b, c])
+    ta, tb, tc = three(their_opt, torch.optim.lr_scheduler)
+    ChainedScheduler = torch.optim.lr_scheduler.ChainedScheduler
+    theirs_nested = ChainedScheduler([ChainedScheduler([ta, tb]), tc])
+    for _ in range(8):
+        opt.step()
+        their_opt.step()
+        flat.step()
+        theirs_nested.step()
+        np.testing.assert_allclose(
+            flat.get_last_lr(), theirs_nested.get_last_lr(), rtol=1e-12, err_msg=seeded.msg("")
+        )

@@ -4571,12 +4571,14 @@ class CyclicLR(LRSchedule):
 
 
 def _check_members(
-    name: str, schedulers: list, optimizer: object, plateau: str, elsewhere: str
+    name: str, schedulers: list, optimizer: object, plateau: str, elsewhere: str, chain: str
 ) -> None:
     """What SequentialLR and ChainedScheduler both ask of the schedules they run: wxb
-    schedules, none stepped on a figure, all on ``optimizer``; the two say why in their
-    own words (``plateau``, ``elsewhere``)."""
+    schedules, none stepped on a figure, all on ``optimizer``, no chain; the two say why
+    in their own words (``plateau``, ``elsewhere``, ``chain``)."""
     for index, schedule in enumerate(schedulers):
+        if isinstance(schedule, ChainedScheduler):  # (it said "must be a wxb schedule")
+            raise ConfigError(f"{name} schedulers[{index}] is a ChainedScheduler: {chain}")
         if not isinstance(schedule, LRSchedule):
             raise ConfigError(
                 f"{name} schedulers[{index}] must be a wxb schedule; got {schedule!r}"
@@ -4624,6 +4626,8 @@ class SequentialLR(LRSchedule):
             name, schedulers, optimizer,
             "figure, not an epoch: PyTorch's SequentialLR refuses it too",
             "every schedule must be on the SequentialLR's",
+            "SequentialLR starts each schedule again at its milestone, which a chain cannot "
+            "do (PyTorch's raises NotImplementedError there); chain SequentialLRs instead",
         )  # fmt: skip
         for index, schedule in enumerate(schedulers):
             if isinstance(vars(schedule).get("_lr_lambda"), list):
@@ -4956,6 +4960,8 @@ class ChainedScheduler:
             name, schedulers, optimizer,
             "figure: step it on its own (scheduler.step(val_loss))",
             "every schedule must be on the same one",
+            "list its schedules in this one, in their order (a chain within a chain steps "
+            "them in that order too, as PyTorch's)",
         )  # fmt: skip
         self.optimizer = optimizer
         self._schedulers = list(schedulers)
