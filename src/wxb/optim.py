@@ -778,7 +778,7 @@ class Optimizer:
         source = self.__dict__.get("_negative_rate_sources", {}).get(index)
         lr = group.get("lr")
         if source is not None and isinstance(lr, (int, float)) and lr < 0:
-            raise ConfigError(f"{where} lr must be ≥ 0; got {lr!r}, set by {source}")
+            raise ConfigError(f"{where} lr must be ≥ 0; got {lr!r}, set by {source[1]}")
 
     def _edited_by_hand(self) -> ConfigError:
         return ConfigError(
@@ -3587,14 +3587,14 @@ class LRSchedule:
 
     def _note_negative_rates(self, before: set[int]) -> None:
         """Record which schedule took a group's rate below 0 (``before``: the groups
-        already there, whose first source is kept through a chain): the optimiser's next
-        step refuses that rate and names it."""
+        already there, whose source is kept when another schedule of a chain set it):
+        the optimiser's next step refuses that rate and names it."""
         sources = self.optimizer.__dict__.setdefault("_negative_rate_sources", {})
         for index, group in enumerate(self.optimizer.param_groups):
             if not _below_zero(group["lr"]):
                 sources.pop(index, None)
-            elif index not in before or index not in sources:
-                sources[index] = self._rate_source(self.epoch)
+            elif index not in before or sources.get(index, (id(self),))[0] == id(self):
+                sources[index] = (id(self), self._rate_source(self.epoch))
 
     def _rate_source(self, epoch: int) -> str:
         """The schedule that set the rates of ``epoch``, as a refusal names it."""
