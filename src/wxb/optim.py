@@ -3583,6 +3583,9 @@ class LRSchedule:
         return self.optimizer.lr
 
     def _negative_groups(self) -> set[int]:
+        """The groups below 0 before a step (none looked for while no schedule set one)."""
+        if not self.optimizer.__dict__.get("_negative_rate_sources"):
+            return set()
         return {i for i, g in enumerate(self.optimizer.param_groups) if _below_zero(g["lr"])}
 
     def _note_negative_rates(self, before: set[int]) -> None:
@@ -3592,7 +3595,8 @@ class LRSchedule:
         sources = self.optimizer.__dict__.setdefault("_negative_rate_sources", {})
         for index, group in enumerate(self.optimizer.param_groups):
             if not _below_zero(group["lr"]):
-                sources.pop(index, None)
+                if sources:
+                    sources.pop(index, None)
             elif index not in before or sources.get(index, (id(self),))[0] == id(self):
                 sources[index] = (id(self), self._rate_source(self.epoch))
 
