@@ -46,6 +46,7 @@ from wxb.tensor import (
     marks,
     no_grad,
     record_in_place,
+    refuse_masked,
     result_type,
     retake_views,
     take_record,
@@ -2521,6 +2522,7 @@ def loss_target(target: object, output: np.ndarray, kernel: LossKernel) -> np.nd
     are refused, as in any operand of a tensor."""
     if target is None:
         raise DataError(f"{kernel.name} loss: got no target (None)")
+    refuse_masked(target, f"{kernel.name} loss target")
     target = np.asarray(target)
     if target.dtype.kind not in "biu" and target.dtype != output.dtype:
         target = float_array(target, output.dtype, f"{kernel.name} loss target")

@@ -130,7 +130,7 @@ from wxb.nn.module import WEIGHTS
 from wxb.nn.plan import StackPlan
 from wxb.nn.sequential import Sequential
 from wxb.sklearn_optim import OPTIMIZERS, FlatBuffer, SklearnAdam, SklearnSGD
-from wxb.tensor import Tensor, no_grad
+from wxb.tensor import Tensor, no_grad, refuse_masked
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -923,6 +923,7 @@ class _BaseMLP(BaseEstimator):
         dtype = self._dtype
         if check_input:  # in the network's dtype: a float64 value past float32's range is
             # refused there, as validate_data refuses inf (cast after it, it became ±inf)
+            refuse_masked(X, "X")
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False, dtype=dtype)
         self._follow_settings(None)
         with WEIGHTS.reading(self._net):  # (a partial_fit in another thread waits for it)
@@ -1167,6 +1168,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.device = device
 
     def _validate_input(self, X, y, incremental, reset, dtype):
+        refuse_masked(X, "X")  # (scikit-learn's validate_data reads the values under the mask)
+        refuse_masked(y, "y")
         X, y = validate_data(
             self,
             X,
@@ -1337,6 +1340,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.device = device
 
     def _validate_input(self, X, y, incremental, reset, dtype):
+        refuse_masked(X, "X")  # (scikit-learn's validate_data reads the values under the mask)
+        refuse_masked(y, "y")
         X, y = validate_data(
             self,
             X,

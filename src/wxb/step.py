@@ -36,7 +36,7 @@ from wxb.nn.module import WEIGHTS, Module, class_code, same_class_code, structur
 from wxb.nn.plan import LeanStack, StackPlan, unplannable_reason
 from wxb.nn.sequential import Sequential, own_code_reason, plan_key, same_plan_key
 from wxb.optim import Optimizer, clip_grad_norm_, get_optimizer
-from wxb.tensor import Tensor, float_array
+from wxb.tensor import Tensor, float_array, refuse_masked
 
 
 class _Update:
@@ -65,6 +65,8 @@ def batch_array(X: object, model: Module) -> np.ndarray:
     dtype must be the model's), anything else (a list, a torch tensor) read as an array
     in the model's dtype, as ``model(X)`` reads it."""
     if isinstance(X, np.ndarray):
+        if type(X) is not np.ndarray:
+            refuse_masked(X, "X")
         return X if X.dtype.isnative else X.astype(X.dtype.newbyteorder("="))
     if ops.is_sparse(X):  # CSR rows, for the plan's first Dense to multiply sparse
         return X.tocsr().astype(model.dtype, copy=False)

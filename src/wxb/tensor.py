@@ -1506,6 +1506,29 @@ def _promoted(a: np.dtype, b: np.dtype) -> np.dtype:
     return np.promote_types(a, b)
 
 
+def refuse_masked(value: object, where: str) -> None:
+    """A NumPy masked array with masked entries refused: every read of it as an array
+    (np.asarray, torch.tensor) takes the values hidden under the mask, which would then
+    train, predict or load as if they were data. One with no entry masked passes."""
+    if type(value) is np.ndarray or not isinstance(value, np.ndarray):
+        return
+    masked = sys.modules.get("numpy.ma")  # (none exists before numpy.ma is imported)
+    if masked is None or not isinstance(value, masked.MaskedArray):
+        return
+    hidden = masked.getmaskarray(value)
+    if not hidden.any():
+        return
+    first = tuple(int(i) for i in np.argwhere(hidden)[0])
+    at = f" (the first at index {first})" if first else ""
+    count = int(hidden.sum())
+    entries = "1 masked entry" if count == 1 else f"{count} masked entries"
+    raise DataError(
+        f"{where}: a masked array with {entries}{at}; wxb reads arrays without masks and "
+        "would compute with the values under them. Fill them first (a.filled(value)), or "
+        "leave those rows out (a[~a.mask.any(axis=1)])"
+    )
+
+
 def float_array(value: object, dtype: np.dtype, where: str) -> np.ndarray:
     """``value`` as an array of ``dtype``, refusing what the cast would change without a
     word: complex numbers (the imaginary part dropped), text and dates (parsed, or
@@ -1521,7 +1544,10 @@ def float_array(value: object, dtype: np.dtype, where: str) -> np.ndarray:
             raise _beyond_range(where, dtype) from None
     # A plain array, as torch.tensor takes a subclass: an np.matrix kept would index as a
     # matrix (t[:, 0] of shape (n, 1)), and a masked array would keep its masked entries
-    # out of the arithmetic of the backward (g * A left g there), unlike torch and NumPy
+    # out of the arithmetic of the backward (g * A left g there); one with entries masked
+    # is refused (the plain read would compute with the values under the mask)
+    if kind is not np.ndarray and isinstance(value, np.ndarray):
+        refuse_masked(value, where)
     if kind is not np.ndarray and kind.__module__.startswith("scipy.sparse"):  # (as torch.tensor)
         # NumPy read it as a 0-d array of objects: "setting an array element with a sequence"
         raise DataError(
@@ -1686,6 +1712,8 @@ class Tensor:
                     "dtype='float32')"
                 )
             # np.matrix and other subclasses: a plain view (a matrix's * and [:, 0] differ)
+            if type(data) is not np.ndarray:
+                refuse_masked(data, "Tensor")
             array = data if type(data) is np.ndarray else np.asarray(data)
             if not array.dtype.isnative:  # big-endian bytes (a file's): in the machine's order
                 array = array.astype(array.dtype.newbyteorder("="))
@@ -2491,6 +2519,10 @@ def _compared(a: object, b: object) -> tuple[object, object]:
     read as an operand is, in the tensor's dtype (t == [0.1] holds where t − [0.1] == 0)."""
     a = a.data if isinstance(a, Tensor) else a
     b = b.data if isinstance(b, Tensor) else b
+    if type(a) is not np.ndarray and isinstance(a, np.ndarray):  # (masked: refused)
+        refuse_masked(a, "a comparison with a tensor")
+    if type(b) is not np.ndarray and isinstance(b, np.ndarray):
+        refuse_masked(b, "a comparison with a tensor")
     if isinstance(a, (list, tuple)):
         a = _listed(a, b)
     if isinstance(b, (list, tuple)):

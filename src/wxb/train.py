@@ -102,7 +102,7 @@ from wxb.random import (
 )
 from wxb.step import PlannedStep, make_step
 from wxb.tables import coarsened_columns, column_names, feature_rounding_warnings, is_tabular
-from wxb.tensor import Tensor, enable_grad, no_grad
+from wxb.tensor import Tensor, enable_grad, no_grad, refuse_masked
 
 
 def _null_if_not_finite(value: Any) -> Any:
@@ -300,6 +300,7 @@ def _features(
     over (cast to float32, ids past 2**24 merged, and the forward's lookup, after the
     astype(int) the index error advised, read other rows without a word). X of more dims
     before a first Flatten: its rows (``flatten_rows``)."""
+    refuse_masked(X, where)
     X = flatten_rows(model, X)
     if model._own_forward() and _whole_number_rows(X) and np.ndim(X) == 2:
         return np.ascontiguousarray(np.asarray(X))
@@ -368,6 +369,7 @@ def _prepare_targets(
     outputs = shape[0] if shape else 1
     if y is None:  # (was "y must hold numbers; it holds object values")
         raise DataError(f"{where} is None: give the targets, one per row of X")
+    refuse_masked(y, where)
     if stock_loss(loss) is CrossEntropyLoss:
         name = loss.kernel.name  # (nll: log-probabilities)
         if not shape:

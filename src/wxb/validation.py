@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from wxb.errors import ConfigError, DataError
-from wxb.tensor import Tensor
+from wxb.tensor import Tensor, refuse_masked
 
 # ---------------------------------------------------------------------------------
 NOT_GIVEN: object = type("NotGiven", (), {"__repr__": lambda self: "NOT_GIVEN"})()
@@ -200,6 +200,7 @@ def as_features(
             check_finite(X, where)
         return X
     refuse_batch_source(X, where)  # (after the usual input: predict's one row pays nothing)
+    refuse_masked(X, where)
     X = numbers_from_pandas(dense_if_sparse(X))
     try:
         array = np.asarray(X)
@@ -303,6 +304,7 @@ def as_class_indices(
 ) -> np.ndarray:
     """Integer class labels 0..C−1 (floats that are whole numbers are accepted); labels
     equal to ``ignore_index`` (a cross-entropy's rows that count for nothing) pass too."""
+    refuse_masked(y, where)
     array = np.asarray(y)
     if array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
@@ -341,6 +343,7 @@ def as_own_loss_targets(
     they have that shape (or are (B,) for one output); else in the shape given, one per
     row, as PyTorch's loop and Keras's fit hand them over: whole numbers as given (class
     indices), others in the model's dtype."""
+    refuse_masked(y, where)
     y = np.asarray(numbers_from_pandas(y))
     if (y.ndim == 2 and y.shape[1] == n_outputs) or (y.ndim == 1 and n_outputs == 1):
         return as_targets(y, dtype, n_outputs, where)
@@ -386,6 +389,7 @@ def numbers_from_pandas(data: object) -> object:
 
 def as_targets(y: object, dtype: np.dtype | str, n_outputs: int, where: str = "y") -> np.ndarray:
     """Real-valued targets of shape (B, n_outputs)."""
+    refuse_masked(y, where)
     array = np.asarray(numbers_from_pandas(y))
     if array.dtype.kind not in "biuf":
         raise DataError(f"{where} must hold numbers; it holds {array.dtype} values")

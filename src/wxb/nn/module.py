@@ -27,6 +27,7 @@ from wxb.tensor import (
     gradients_apart,
     is_grad_enabled,
     no_grad,
+    refuse_masked,
     slot_names,
     to_dtype,
 )
@@ -383,6 +384,8 @@ class Parameter(Tensor):
                 f"Parameter.data = {type(value).__name__}: takes an array or a tensor "
                 "(np.asarray(values, dtype=p.dtype) for a list of numbers)"
             )
+        elif type(value) is not np.ndarray:
+            refuse_masked(value, "Parameter.data")
         _tensor_data.__set__(self, value)
 
     # read through the slot's own getter (C: no Python call on the hot path), set above
@@ -697,6 +700,7 @@ def _state_array(name: str, value: object, assign: bool = False) -> np.ndarray:
     take that dtype)."""
     if isinstance(value, Tensor):
         return np.asarray(value.data)
+    refuse_masked(value, name)
     try:
         if callable(getattr(value, "detach", None)) and not isinstance(value, np.ndarray):
             value = value.detach()  # (the values only, as torch copies them)
@@ -1764,6 +1768,7 @@ class Module:
         """An array-like input as a Tensor of the model's dtype (with
         ``whole_numbers_stay``, integers and booleans as given); anything else (a Tensor, a
         tuple or list holding Tensors) as it is."""
+        refuse_masked(x, f"{type(self).__name__} input")
         if isinstance(x, (list, tuple)) and any(isinstance(v, Tensor) for v in x):
             return x
         if (
