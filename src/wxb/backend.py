@@ -16,11 +16,22 @@ DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
 DEFAULT_DTYPE = DTYPES["float32"]
 
 
+def is_torchs(value: object) -> bool:
+    """Whether ``value`` is one of PyTorch's objects (a tensor, a dtype, a scheduler),
+    told by its type's package without importing torch (torchvision's are not)."""
+    return type(value).__module__.split(".")[0] == "torch"
+
+
+def is_torch_tensor(value: object) -> bool:
+    """A torch tensor (or Parameter): torch's, and readable as an array."""
+    return is_torchs(value) and hasattr(value, "__array__")
+
+
 def resolve_dtype(dtype: object) -> np.dtype:
     """Turn 'float32', np.float64, etc. into a NumPy dtype wxb supports."""
     if dtype is None:
         return DEFAULT_DTYPE
-    if type(dtype).__module__ == "torch":  # torch.float64, as a PyTorch user passes it
+    if is_torchs(dtype):  # torch.float64, as a PyTorch user passes it
         dtype = str(dtype).removeprefix("torch.")
     if isinstance(dtype, str) and dtype.strip().lower() == "float":
         raise ConfigError(

@@ -36,6 +36,7 @@ from typing import ClassVar, NamedTuple
 import numpy as np
 
 from wxb import kernels
+from wxb.backend import is_torch_tensor
 from wxb.errors import ConfigError, missing_name
 from wxb.nn.module import (
     WEIGHTS,
@@ -1089,7 +1090,7 @@ class Optimizer:
         if not isinstance(entry, dict):
             return False
         return any(k in self.torch_names for k in entry) or any(
-            type(v).__module__.startswith("torch") for v in entry.values()
+            is_torch_tensor(v) for v in entry.values()
         )
 
     # -- the update -------------------------------------------------------------------------
@@ -2928,7 +2929,7 @@ class LBFGS(Optimizer):
         loaded: dict = {}
         for key, value in entry.items() if isinstance(entry, dict) else [(None, entry)]:
             at = f"{name} state[0][{key!r}]"
-            if type(value).__module__.startswith("torch"):
+            if is_torch_tensor(value):
                 raise ConfigError(
                     f"{at}: a PyTorch optimiser's state (torch tensors); "
                     "wxb.interop.optimizer_from_torch(torch_opt, optimizer) takes it"

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from wxb.backend import is_torch_tensor
 from wxb.data import (
     DAMAGED,
     DIGEST,
@@ -224,7 +225,7 @@ def _what(value: object) -> str:
 def _unsaveable(value: object) -> str:
     """Why ``value`` cannot be saved, and what to save in its place."""
     kind = type(value)
-    if kind.__module__.split(".")[0] == "torch" and hasattr(value, "detach"):
+    if is_torch_tensor(value):
         return "a torch Tensor cannot be saved here (save t.detach().cpu().numpy())"
     if callable(getattr(value, "state_dict", None)) and not isinstance(value, type):
         return (

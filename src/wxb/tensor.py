@@ -28,7 +28,15 @@ from typing import Any, ClassVar, NamedTuple, Protocol
 
 import numpy as np
 
-from wxb.backend import DTYPES, check_device, resolve_dtype, to_arguments, xp
+from wxb.backend import (
+    DTYPES,
+    check_device,
+    is_torch_tensor,
+    is_torchs,
+    resolve_dtype,
+    to_arguments,
+    xp,
+)
 
 try:
     from numpy.lib.array_utils import byte_bounds
@@ -574,7 +582,7 @@ class ValuesIndices(NamedTuple):
 
 def to_dtype(dtype: object, what: str, nor: str = "") -> np.dtype:
     """torch's dtype (torch.int64, 'long'), or NumPy's, as NumPy's."""
-    name = str(dtype).removeprefix("torch.") if type(dtype).__module__ == "torch" else dtype
+    name = str(dtype).removeprefix("torch.") if is_torchs(dtype) else dtype
     name = {"long": "int64", "int": "int32"}.get(name, name) if isinstance(name, str) else name
     try:
         return np.dtype(name)  # type: ignore[call-overload]
@@ -584,9 +592,7 @@ def to_dtype(dtype: object, what: str, nor: str = "") -> np.dtype:
 
 def is_dtype(value: object) -> bool:
     """Whether ``value`` names a dtype (torch's, or NumPy's dtype or scalar type), not a size."""
-    if isinstance(value, np.dtype) or (
-        type(value).__module__ == "torch" and type(value).__name__ == "dtype"
-    ):
+    if isinstance(value, np.dtype) or (is_torchs(value) and type(value).__name__ == "dtype"):
         return True
     return isinstance(value, type) and issubclass(value, np.generic)
 
@@ -657,7 +663,7 @@ class IndexArray(np.ndarray):
     # gradient, so torch's operand is read as its values. Arithmetic stays torch's, as
     # torch's higher __array_priority__ has it: a tensor that requires grad keeps its graph.
     def _compared(self, other: object, op: str) -> object:
-        if _is_torch(other):
+        if is_torch_tensor(other):
             other = foreign_array(other)
         return getattr(np.ndarray, op)(self, other)
 
@@ -685,9 +691,9 @@ class IndexArray(np.ndarray):
         int64 tensors give them, where NumPy's rule made them float64. Beside a Tensor,
         NumPy hands the call to the Tensor's own hook; a torch tensor is read as its array
         (NumPy's call wrapped the result back into torch's, a comparison's as uint8)."""
-        if any(_is_torch(x) and getattr(x, "requires_grad", False) for x in inputs):
+        if any(is_torch_tensor(x) and getattr(x, "requires_grad", False) for x in inputs):
             return NotImplemented  # torch's own operator then: its graph kept, not dropped
-        inputs = tuple(foreign_array(x) if _is_torch(x) else x for x in inputs)
+        inputs = tuple(foreign_array(x) if is_torch_tensor(x) else x for x in inputs)
         args = []
         for x in inputs:
             if isinstance(x, Tensor):
@@ -819,7 +825,7 @@ class IndexArray(np.ndarray):
     def view(self, *args: object, **kwargs: object) -> np.ndarray:
         """torch's ``labels.view(-1)``, ``view(-1, 1)``: the labels reshaped; NumPy's
         ``view(dtype)``/``view(type)`` as ever (NumPy's own calls pass those)."""
-        if len(args) == 1 and not kwargs and type(args[0]).__module__ == "torch":
+        if len(args) == 1 and not kwargs and is_torchs(args[0]):
             kind = to_dtype(args[0], "view")  # torch's view(torch.int32): the bytes, read
             data = np.ndarray.view(self._whole(), kind)
             return Tensor(data) if kind.kind == "f" else marks(data)
@@ -1625,11 +1631,6 @@ def _check_whole_numbers_kept(data: object, array: np.ndarray) -> None:
             "in float32 (exact only up to 2**24 = 16777216); pass dtype='float64' (exact up "
             "to 2**53), or scale the values"
         )
-
-
-def _is_torch(value: object) -> bool:
-    """A torch tensor (or Parameter), told without importing torch."""
-    return type(value).__module__.split(".")[0] == "torch" and hasattr(value, "__array__")
 
 
 def foreign_array(value: object) -> np.ndarray:

@@ -22,6 +22,7 @@ import numpy as np
 from wxb import checkpoint as ckpt
 from wxb import data as wdata
 from wxb import ops, validation
+from wxb.backend import is_torchs
 from wxb.columns import rows_by_name, rows_for_model
 from wxb.describe import chain_layers
 from wxb.diagnose import NEEDS_A_CHAIN, layer_reports, warnings_for
@@ -2883,7 +2884,7 @@ def _make_schedule(
             )
         return SCHEDULES["plateau"](optimizer, patience=patience)
     got = repr(schedule) if isinstance(schedule, str) else f"a {type(schedule).__name__}"
-    if type(schedule).__module__.startswith("torch."):
+    if is_torchs(schedule):
         got = f"PyTorch's {type(schedule).__name__} (wxb.optim has its own, on wxb's optimiser)"
     raise ConfigError(f"lr_schedule must be one of {', '.join(SCHEDULES)}; got {got}")
 

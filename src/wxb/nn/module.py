@@ -13,7 +13,7 @@ from typing import Any, ClassVar, NamedTuple, Protocol
 
 import numpy as np
 
-from wxb.backend import check_device, resolve_dtype, to_arguments
+from wxb.backend import check_device, is_torchs, resolve_dtype, to_arguments
 from wxb.columns import rows_for_model
 from wxb.errors import ConfigError, DataError, NotFoundError, ShapeError
 from wxb.tables import is_tabular
@@ -118,7 +118,7 @@ def _buffer_array(value: object, where: str) -> np.ndarray:
         return _as_buffer(np.asarray(value))
     if not isinstance(value, np.ndarray):
         kind = type(value).__name__
-        if type(value).__module__.split(".")[0] == "torch":  # not wxb's Tensor: say whose
+        if is_torchs(value):  # not wxb's Tensor: say whose
             kind = f"torch.{kind} (its .numpy() is the array)"
         raise ConfigError(f"{where} takes a NumPy array, a wxb Tensor or None; got a {kind}")
     return _as_buffer(value)
