@@ -261,9 +261,17 @@ def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False
 def from_numpy(array: object) -> Tensor:
     """``torch.from_numpy(array)``: a float32 or float64 array wrapped without a copy (a
     change through either is seen by the other); whole numbers become float32, as
-    ``wxb.tensor`` makes them (wxb computes in floats), in a new array."""
+    ``wxb.tensor`` makes them (wxb computes in floats), in a new array. Floats in the
+    other byte order (a big-endian file's) are refused, as torch refuses them."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"wxb.from_numpy: expected a NumPy array; got {type(array).__name__}")
+    if array.dtype.kind == "f" and not array.dtype.isnative:
+        # Tensor() computes on a copy in the machine's order: changes would not be shared
+        raise DataError(
+            f"wxb.from_numpy: the array's {array.dtype.str} values are not in the machine's "
+            "byte order, so a tensor cannot share their memory (torch.from_numpy refuses it "
+            "too): wxb.tensor(array) reads them into a copy"
+        )
     return Tensor(array)
 
 

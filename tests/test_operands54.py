@@ -1,9 +1,10 @@
-"""NumPy masked arrays with entries masked, handed to every door wxb reads arrays
-through: refused in one line naming the masked entries. NumPy's plain read of such an
-array (np.asarray, as torch.tensor and scikit-learn's validate_data read it) takes the
-values hidden under the mask, so a model trained, predicted, scored or loaded as if
-those values were data. A masked array with no entry masked computes as its plain
-array does."""
+"""NumPy arrays off the well-tested path. Masked arrays with entries masked, handed to
+every door wxb reads arrays through: refused in one line naming the masked entries.
+NumPy's plain read of such an array (np.asarray, as torch.tensor and scikit-learn's
+validate_data read it) takes the values hidden under the mask, so a model trained,
+predicted, scored or loaded as if those values were data. A masked array with no entry
+masked computes as its plain array does. And ``wxb.from_numpy`` of a big-endian array,
+which shares no memory with it."""
 
 import re
 
@@ -113,3 +114,24 @@ def test_a_masked_array_with_nothing_masked_computes_as_torch(rng):
     model = _model()
     rows = rng.normal(size=(5, 3))
     np.testing.assert_array_equal(model.predict(ma.masked_array(rows)), model.predict(rows))
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_from_numpy_shares_the_arrays_memory_or_refuses_as_torch(rng, order):
+    # a big-endian array (np.load of a file written so) was copied into the machine's
+    # order: t.mul_(2) left the array as it was, where the docs promise both change
+    values = rng.normal(size=(3, 4)).astype(f"{order}f8")
+    before, twin = values.copy(), values.copy()
+    try:
+        theirs = torch.from_numpy(twin)
+    except ValueError:  # torch's refusal: the other byte order
+        with pytest.raises(DataError, match=r"byte order.*wxb\.tensor"):
+            wxb.from_numpy(values)
+        np.testing.assert_array_equal(wxb.tensor(values, dtype="float64").data, before)
+        return
+    t = wxb.from_numpy(values)
+    with wxb.no_grad():
+        t.mul_(2)
+    theirs.mul_(2)
+    np.testing.assert_array_equal(values, twin)  # each array changed through its tensor
+    np.testing.assert_array_equal(values, before * 2)
