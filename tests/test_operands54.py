@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import wxb
+from wxb import nn
 from wxb.errors import DataError
 from wxb.nn import Dense, Parameter, Sequential, Tanh
 from wxb.nn import functional as F
@@ -73,6 +74,11 @@ def _doors(X, y, labels, weight, column):
         "MLPRegressor.fit(X)": lambda: MLPRegressor(max_iter=2).fit(X, y.data[:, 0]),
         "MLPRegressor.fit(y)": lambda: MLPRegressor(max_iter=2).fit(X.data, column),
         "MLPClassifier.fit(X)": lambda: MLPClassifier(max_iter=2).fit(X, labels.data),
+        "MLPRegressor.fit(sample_weight)": lambda: MLPRegressor(max_iter=2).fit(
+            X.data, column.data, sample_weight=column
+        ),
+        "CrossEntropyLoss(weight)": lambda: nn.CrossEntropyLoss(weight=column),
+        "BCEWithLogitsLoss(pos_weight)": lambda: nn.BCEWithLogitsLoss(pos_weight=column),
         "MLPRegressor.predict(X)": lambda: regressor.predict(X),
     }
 

@@ -2505,6 +2505,7 @@ def frozen_array(values: object, what: str) -> tuple[tuple[float, ...], tuple[in
     if values is None:
         return None
     _constant_option(values, what)
+    refuse_masked(values, what)
     array = np.asarray(values.data if isinstance(values, Tensor) else values)
     if array.dtype.kind not in "biuf" or array.size == 0:
         raise ConfigError(f"{what} must be numbers; got {array.dtype} of shape {array.shape}")
@@ -3409,6 +3410,7 @@ def class_options(
     where = f"{name} loss"
     if weight is not None:
         _constant_option(weight, f"{where}: weight")
+        refuse_masked(weight, f"{where}: weight")
         values = np.asarray(weight.data if isinstance(weight, Tensor) else weight)
         if values.ndim != 1 or values.size == 0 or values.dtype.kind not in "biuf":
             raise ConfigError(

@@ -557,6 +557,7 @@ class _BaseMLP(BaseEstimator):
         if scipy.sparse.issparse(X) and X.format != "csr":
             X = X.tocsr()
         if sample_weight is not None:
+            refuse_masked(sample_weight, "sample_weight")
             sample_weight = _check_sample_weight(sample_weight, X)
         n_features = X.shape[1]
         self.n_outputs_ = Y.shape[1]
