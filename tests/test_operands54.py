@@ -71,6 +71,7 @@ def _doors(X, y, labels, weight, column):
         ),
         "load_state_dict": lambda: model[0].load_state_dict(state_with(weight)),
         "W.data = X": lambda: set_weight(weight),
+        "register_buffer": lambda: model[0].register_buffer("shift", column),
         "MLPRegressor.fit(X)": lambda: MLPRegressor(max_iter=2).fit(X, y.data[:, 0]),
         "MLPRegressor.fit(y)": lambda: MLPRegressor(max_iter=2).fit(X.data, column),
         "MLPClassifier.fit(X)": lambda: MLPClassifier(max_iter=2).fit(X, labels.data),

@@ -121,6 +121,7 @@ def _buffer_array(value: object, where: str) -> np.ndarray:
         if is_torchs(value):  # not wxb's Tensor: say whose
             kind = f"torch.{kind} (its .numpy() is the array)"
         raise ConfigError(f"{where} takes a NumPy array, a wxb Tensor or None; got a {kind}")
+    refuse_masked(value, where)  # (a buffer's view of it would drop the mask)
     return _as_buffer(value)
 
 
