@@ -1516,10 +1516,17 @@ def refuse_masked(value: object, where: str) -> None:
     """A NumPy masked array with masked entries refused: every read of it as an array
     (np.asarray, torch.tensor) takes the values hidden under the mask, which would then
     train, predict or load as if they were data. One with no entry masked passes."""
-    if type(value) is np.ndarray or not isinstance(value, np.ndarray):
+    if type(value) is np.ndarray:
         return
     masked = sys.modules.get("numpy.ma")  # (none exists before numpy.ma is imported)
-    if masked is None or not isinstance(value, masked.MaskedArray):
+    if masked is None:
+        return
+    if isinstance(value, (list, tuple)):  # rows given as a list of masked arrays
+        for i, item in enumerate(value):
+            if isinstance(item, masked.MaskedArray):
+                refuse_masked(item, f"{where}[{i}]")
+        return
+    if not isinstance(value, masked.MaskedArray):
         return
     hidden = masked.getmaskarray(value)
     if not hidden.any():
@@ -1552,7 +1559,7 @@ def float_array(value: object, dtype: np.dtype, where: str) -> np.ndarray:
     # matrix (t[:, 0] of shape (n, 1)), and a masked array would keep its masked entries
     # out of the arithmetic of the backward (g * A left g there); one with entries masked
     # is refused (the plain read would compute with the values under the mask)
-    if kind is not np.ndarray and isinstance(value, np.ndarray):
+    if kind is list or kind is tuple or (kind is not np.ndarray and isinstance(value, np.ndarray)):
         refuse_masked(value, where)
     if kind is not np.ndarray and kind.__module__.startswith("scipy.sparse"):  # (as torch.tensor)
         # NumPy read it as a 0-d array of objects: "setting an array element with a sequence"
