@@ -342,6 +342,23 @@ class BufferArray(np.ndarray):
         return False
 
 
+class _ParameterVersions(list):
+    """A parameter's version counter (one count, in a list its views share): marks the
+    tensors that view a parameter's memory (``p.T``, ``p.detach()``, ``p[0]``)."""
+
+    __slots__ = ()
+
+
+def _views_a_parameter(given: object, array: np.ndarray) -> bool:
+    """Whether ``given`` is a Tensor viewing a parameter's memory, taken uncast as ``array``."""
+    return (
+        isinstance(given, Tensor)
+        and array is given.data
+        and type(given._versions) is _ParameterVersions
+        and array.flags.writeable
+    )
+
+
 class Parameter(Tensor):
     """A tensor the optimiser updates: ``.data`` and ``.grad`` are backend arrays.
 
@@ -362,9 +379,14 @@ class Parameter(Tensor):
     ) -> None:
         # requires_grad=False: a frozen one, as PyTorch's Parameter(t, requires_grad=False)
         super().__init__(data, requires_grad=bool(requires_grad), dtype=dtype, name=name)
-        # its own memory (updates must not reach the caller's array), after the last one's
-        self.data = parameter_memory.copy(self.data)
-        self._versions = [0]  # and its own version counter (not the source tensor's)
+        # Its own memory (updates must not reach the caller's array), after the last one's,
+        # and its own version counter; but as PyTorch's Parameter(t), a tensor viewing a
+        # parameter's memory keeps it (and its counter, which Tensor() took):
+        # nn.Parameter(enc.weight.t()) steps in the encoder's memory (a copy trained two
+        # untied layers where PyTorch's training moves both)
+        if not _views_a_parameter(data, self.data):
+            self.data = parameter_memory.copy(self.data)
+            self._versions = _ParameterVersions([0])
         self.grad_buffer: np.ndarray | None = None
         self.grad_home: GradHome | None = None
         self.grad_index = 0

@@ -1,0 +1,89 @@
+"""Tied, shared and frozen parameters as PyTorch users write them, trained beside torch.
+
+Drawn fresh each run (the seed is printed; ``WXB_TEST_SEED`` replays it), in float64.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+import wxb
+from wxb import nn
+from wxb.nn.module import Parameter
+
+OPTIMIZERS = ("SGD", "Adam", "AdamW", "RMSprop")
+
+
+def settings(rng, name: str) -> dict:
+    options = {"lr": float(rng.uniform(0.005, 0.05)), "weight_decay": float(rng.uniform(0, 0.1))}
+    if name == "SGD":
+        options.update(momentum=float(rng.uniform(0.5, 0.95)), nesterov=True)
+    elif name == "RMSprop":
+        options.update(momentum=float(rng.choice([0.0, 0.5])), centered=bool(rng.random() < 0.5))
+    return options
+
+
+def assert_close(seeded, what, ours, theirs) -> None:
+    np.testing.assert_allclose(
+        ours, theirs.detach().numpy(), rtol=1e-9, atol=1e-12, err_msg=seeded.msg(what)
+    )
+
+
+@pytest.mark.parametrize("view", ["T", "detach", "itself"])
+def test_a_parameter_made_of_another_parameters_view_steps_in_its_memory_as_torchs(seeded, view):
+    """``dec.weight = nn.Parameter(enc.weight.t())``, an autoencoder's decoder as PyTorch
+    users tie it: torch's Parameter keeps the tensor's memory, so the two parameters
+    (each with its own gradient and optimiser state) are stepped in one array. wxb copied
+    it: two untied layers, 0.08 apart from torch's after three SGD steps."""
+    rng = seeded.rng
+    d = int(rng.integers(2, 6))
+    h = d if view != "T" else int(rng.integers(2, 6))
+    k = int(rng.integers(2, 5))
+    ours = nn.Sequential(
+        nn.Linear(d, h, dtype="float64"), nn.Tanh(),
+        nn.Linear(h, d, dtype="float64"), nn.Tanh(),
+        nn.Linear(d, k, dtype="float64"),
+    )  # fmt: skip
+    theirs = torch.nn.Sequential(
+        torch.nn.Linear(d, h, dtype=torch.float64), torch.nn.Tanh(),
+        torch.nn.Linear(h, d, dtype=torch.float64), torch.nn.Tanh(),
+        torch.nn.Linear(d, k, dtype=torch.float64),
+    )  # fmt: skip
+    with torch.no_grad():
+        for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
+            q.copy_(torch.from_numpy(p.data.copy()))
+    source, tsource = ours[0].weight, theirs[0].weight
+    given = {"T": source.T, "detach": source.detach(), "itself": source}[view]
+    tgiven = {"T": tsource.t(), "detach": tsource.detach(), "itself": tsource}[view]
+    ours[2].weight, theirs[2].weight = Parameter(given), torch.nn.Parameter(tgiven)
+    assert np.shares_memory(ours[2].weight.data, source.data), seeded.msg("a copy")
+    name = str(rng.choice(OPTIMIZERS))
+    options = settings(rng, name)
+    opt = getattr(wxb.optim, name)(ours.parameters(), **options)
+    ref = getattr(torch.optim, name)(theirs.parameters(), **options)
+    where = f"{name} {options}, Parameter(enc.weight{'.' + view if view != 'itself' else ''})"
+    for step in range(4):
+        X = rng.normal(size=(int(rng.integers(2, 7)), d))
+        y = rng.integers(0, k, size=len(X))
+        opt.zero_grad()
+        ref.zero_grad()
+        nn.CrossEntropyLoss()(ours(X), y).backward()
+        torch_X, torch_y = torch.from_numpy(X), torch.from_numpy(y)
+        torch.nn.functional.cross_entropy(theirs(torch_X), torch_y).backward()
+        opt.step()
+        ref.step()
+        for (path, p), q in zip(ours.named_parameters(), theirs.parameters(), strict=True):
+            assert_close(seeded, f"{where}: step {step + 1} {path}", p.data, q)
+    # fit trains such a model as torch's loop does, on the same batches
+    X = rng.normal(size=(12, d))
+    y = rng.integers(0, k, size=12)
+    wxb.fit(ours, X, y, optimizer=opt, epochs=1, batch_size=4, shuffle=False, verbose=False)
+    for start in range(0, 12, 4):
+        ref.zero_grad()
+        rows = slice(start, start + 4)
+        torch.nn.functional.cross_entropy(
+            theirs(torch.from_numpy(X[rows])), torch.from_numpy(y[rows])
+        ).backward()
+        ref.step()
+    for (path, p), q in zip(ours.named_parameters(), theirs.parameters(), strict=True):
+        assert_close(seeded, f"{where}: after fit, {path}", p.data, q)
