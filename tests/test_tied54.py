@@ -87,3 +87,46 @@ def test_a_parameter_made_of_another_parameters_view_steps_in_its_memory_as_torc
         ref.step()
     for (path, p), q in zip(ours.named_parameters(), theirs.parameters(), strict=True):
         assert_close(seeded, f"{where}: after fit, {path}", p.data, q)
+
+
+def test_an_embedding_made_from_an_output_layers_weight_moves_with_it_as_torchs(seeded):
+    """``Embedding.from_pretrained(out.weight, freeze=False)``: torch's Embedding keeps the
+    tensor's memory, so the table and the output layer (each with its own gradient and
+    optimiser state) are stepped in one array; wxb's copied it, untying them."""
+    rng = seeded.rng
+    vocab, width = int(rng.integers(3, 9)), int(rng.integers(2, 5))
+    libraries = []
+    for lib, dtype in ((nn, "float64"), (torch.nn, torch.float64)):
+        out = lib.Linear(width, vocab, dtype=dtype)
+        mix = lib.Linear(width, width, dtype=dtype)
+        libraries.append([out, mix])
+    (out, mix), (tout, tmix) = libraries
+    with torch.no_grad():
+        for p, q in zip(
+            [*out.parameters(), *mix.parameters()],
+            [*tout.parameters(), *tmix.parameters()],
+            strict=True,
+        ):
+            q.copy_(torch.from_numpy(p.data.copy()))
+    emb = nn.Embedding.from_pretrained(out.weight, freeze=False)
+    temb = torch.nn.Embedding.from_pretrained(tout.weight, freeze=False)
+    ours, theirs = (
+        [*emb.parameters(), *mix.parameters(), *out.parameters()],
+        [*temb.parameters(), *tmix.parameters(), *tout.parameters()],
+    )
+    name = str(rng.choice(OPTIMIZERS))
+    options = settings(rng, name)
+    opt = getattr(wxb.optim, name)(ours, **options)
+    ref = getattr(torch.optim, name)(theirs, **options)
+    for step in range(4):
+        ids = rng.integers(0, vocab, size=int(rng.integers(2, 7)))
+        y = rng.integers(0, vocab, size=len(ids))
+        opt.zero_grad()
+        ref.zero_grad()
+        nn.CrossEntropyLoss()(out(mix(emb(ids)).tanh()), y).backward()
+        torch_ids, torch_y = torch.from_numpy(ids), torch.from_numpy(y)
+        torch.nn.functional.cross_entropy(tout(tmix(temb(torch_ids)).tanh()), torch_y).backward()
+        opt.step()
+        ref.step()
+        for i, (p, q) in enumerate(zip(ours, theirs, strict=True)):
+            assert_close(seeded, f"{name} {options}: step {step + 1}, parameter {i}", p.data, q)

@@ -1059,7 +1059,11 @@ class Embedding(Module):
                 )
             own = values.dtype if values.dtype.kind == "f" else None  # (ids-like ints: float32)
             dt = resolve_dtype(dtype if dtype is not None else own)
-            self.weight = Parameter(values.astype(dt), requires_grad=not _freeze)
+            # a tensor as it is, as torch's Parameter(_weight) takes it: one viewing a
+            # parameter's memory (from_pretrained(out.weight)) keeps it (Parameter)
+            kept = isinstance(_weight, Tensor) and values.dtype == dt
+            source = _weight if kept else values.astype(dt)
+            self.weight = Parameter(source, requires_grad=not _freeze)
 
     @classmethod
     def from_pretrained(
@@ -1072,9 +1076,10 @@ class Embedding(Module):
         scale_grad_by_freq: bool = False,
         sparse: bool = False,
     ) -> Embedding:
-        """An Embedding holding a copy of the matrix ``embeddings`` (rows: the indices), as
-        torch's: ``freeze`` (the default) leaves it out of training (requires_grad False);
-        the padding row kept as given, as torch's."""
+        """An Embedding holding the matrix ``embeddings`` (rows: the indices): a copy of its
+        values, but a tensor viewing a parameter's memory (``out.weight``) keeps it, as
+        torch's Parameter keeps its tensor's; ``freeze`` (the default) leaves it out of
+        training (requires_grad False); the padding row kept as given, as torch's."""
         values = embeddings.data if isinstance(embeddings, Tensor) else embeddings
         if not isinstance(values, np.ndarray) and hasattr(values, "__array__"):
             values = np.asarray(values.detach() if hasattr(values, "detach") else values)
@@ -1089,8 +1094,9 @@ class Embedding(Module):
                 f"Embedding.from_pretrained: freeze must be True or False; got {freeze!r}"
             )
         dtype = values.dtype if values.dtype.kind == "f" else None
+        given = embeddings if isinstance(embeddings, Tensor) else values
         return cls(*values.shape, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse,
-                   _weight=values, _freeze=bool(freeze), dtype=dtype)  # fmt: skip
+                   _weight=given, _freeze=bool(freeze), dtype=dtype)  # fmt: skip
 
     @property
     def num_embeddings(self) -> int:

@@ -342,21 +342,18 @@ class BufferArray(np.ndarray):
         return False
 
 
-class _ParameterVersions(list):
-    """A parameter's version counter (one count, in a list its views share): marks the
-    tensors that view a parameter's memory (``p.T``, ``p.detach()``, ``p[0]``)."""
-
-    __slots__ = ()
+# Each parameter by the id of its version counter, which the tensors viewing its memory
+# share (p.T, p.detach(), p[0]): how Parameter(t) tells such a view (the identity checked
+# too, as an id outlives its list)
+_COUNTER_OWNERS: weakref.WeakValueDictionary[int, Parameter] = weakref.WeakValueDictionary()
 
 
 def _views_a_parameter(given: object, array: np.ndarray) -> bool:
     """Whether ``given`` is a Tensor viewing a parameter's memory, taken uncast as ``array``."""
-    return (
-        isinstance(given, Tensor)
-        and array is given.data
-        and type(given._versions) is _ParameterVersions
-        and array.flags.writeable
-    )
+    if not isinstance(given, Tensor) or array is not given.data or not array.flags.writeable:
+        return False
+    owner = _COUNTER_OWNERS.get(id(given._versions))
+    return owner is not None and owner._versions is given._versions
 
 
 class Parameter(Tensor):
@@ -386,10 +383,15 @@ class Parameter(Tensor):
         # untied layers where PyTorch's training moves both)
         if not _views_a_parameter(data, self.data):
             self.data = parameter_memory.copy(self.data)
-            self._versions = _ParameterVersions([0])
+            self._versions = [0]
+        self._own_counter()
         self.grad_buffer: np.ndarray | None = None
         self.grad_home: GradHome | None = None
         self.grad_index = 0
+
+    def _own_counter(self) -> None:
+        """Register its version counter (a copy's is a list of its own)."""
+        _COUNTER_OWNERS.setdefault(id(self._versions), self)
 
     def _hooks_changed(self) -> None:
         _structure_changed()  # plans made without its hooks are made again (without a plan)
@@ -443,6 +445,12 @@ class Parameter(Tensor):
         for name, value in slots.items():
             setattr(self, name, value)
         self.data = _writable(self.data)
+        self._own_counter()
+
+    def __deepcopy__(self, memo: dict) -> Parameter:
+        copied = super().__deepcopy__(memo)
+        copied._own_counter()
+        return copied
 
 
 class UninitializedParameter(Parameter):
