@@ -130,3 +130,53 @@ def test_an_embedding_made_from_an_output_layers_weight_moves_with_it_as_torchs(
         ref.step()
         for i, (p, q) in enumerate(zip(ours, theirs, strict=True)):
             assert_close(seeded, f"{name} {options}: step {step + 1}, parameter {i}", p.data, q)
+
+
+@pytest.mark.parametrize("direction", ["to_torch", "from_torch"])
+def test_weights_tied_through_memory_stay_tied_in_the_converted_twin(seeded, direction):
+    """A decoder stepped in its encoder's memory (``Parameter(enc.weight.T)``, or
+    ``dec.weight.data = enc.weight.data.T``) converted to or from PyTorch: each twin was
+    given a copy of its own, so the converted model trained the two apart (0.02-0.04
+    after three SGD steps) without a word."""
+    from wxb.interop import from_torch, to_torch
+
+    rng = seeded.rng
+    d, h = (int(n) for n in rng.integers(2, 6, size=2))
+    through_data = bool(rng.random() < 0.5)
+    if direction == "to_torch":
+        ours = nn.Sequential(
+            nn.Linear(d, h, dtype="float64"), nn.Tanh(), nn.Linear(h, d, dtype="float64")
+        )
+        if through_data:
+            ours[2].weight.data = ours[0].weight.data.T
+        else:
+            ours[2].weight = Parameter(ours[0].weight.T)
+        theirs = to_torch(ours)
+    else:
+        theirs = torch.nn.Sequential(
+            torch.nn.Linear(d, h, dtype=torch.float64),
+            torch.nn.Tanh(),
+            torch.nn.Linear(h, d, dtype=torch.float64),
+        )
+        if through_data:
+            theirs[2].weight.data = theirs[0].weight.data.t()
+        else:
+            theirs[2].weight = torch.nn.Parameter(theirs[0].weight.t())
+        ours = from_torch(theirs)
+    name = str(rng.choice(OPTIMIZERS))
+    options = settings(rng, name)
+    opt = getattr(wxb.optim, name)(ours.parameters(), **options)
+    ref = getattr(torch.optim, name)(theirs.parameters(), **options)
+    tie = "through .data" if through_data else "Parameter(enc.weight.T)"
+    for step in range(3):
+        X = rng.normal(size=(int(rng.integers(2, 7)), d))
+        opt.zero_grad()
+        ref.zero_grad()
+        ((ours(X) - X) ** 2).mean().backward()
+        torch_X = torch.from_numpy(X)
+        ((theirs(torch_X) - torch_X) ** 2).mean().backward()
+        opt.step()
+        ref.step()
+        for (path, p), q in zip(ours.named_parameters(), theirs.parameters(), strict=True):
+            where = f"{direction}, tied {tie}, {name} {options}: step {step + 1} {path}"
+            assert_close(seeded, where, p.data, q)

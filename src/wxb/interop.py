@@ -163,7 +163,8 @@ def to_torch(model: Module):
     """An equivalent ``torch.nn.Sequential`` with copies of the model's weights.
 
     In the model's dtype (float32 or float64); layer names become the Sequential's
-    keys; a layer given twice stays one shared torch module. A module of one's own
+    keys; a layer given twice stays one shared torch module, a tied weight one torch
+    Parameter, and weights tied through memory views of one memory. A module of one's own
     whose forward only chains stock layers, and activations it applies itself
     (``describe.chain_layers``), becomes the Sequential of them, as one sample batch
     ran them (keys: their paths, ``.`` as ``_``), unless it trains otherwise (F.dropout,
@@ -493,11 +494,62 @@ def _parameters_to_torch(
             out.register_buffer(key, twin, persistent=module._persistent(key))
             made[id(param)] = twin
             continue
-        twin = getattr(out, key)
+        twin = _view_of_a_twin(param.data, made, torch, f"{_where(path)}'s {key}")
+        if twin is not None:  # PyTorch's nn.Parameter(enc.weight.t()): one memory, as wxb's
+            setattr(out, key, torch.nn.Parameter(twin, requires_grad=param.requires_grad))
+        else:
+            twin = getattr(out, key)
+            with torch.no_grad():
+                twin.copy_(_tensor(torch, param.data, tdtype))
+            twin.requires_grad_(param.requires_grad)
+        made[id(param)] = getattr(out, key)
+        made.setdefault(_ARRAYS, []).append((param.data, made[id(param)]))
+
+
+# made's entry of the arrays converted so far, each with its twin (memory shared: below)
+_ARRAYS = -1
+
+
+def _view_of_a_twin(array: np.ndarray, made: dict, torch, what: str) -> Any:
+    """For a parameter whose array views memory an earlier one's holds (weights tied
+    through ``.data`` or ``Parameter(enc.weight.T)``, stepped in one memory), the same view
+    of that one's twin; None for memory of its own. A copy would train them apart."""
+    for earlier, twin in made.get(_ARRAYS, ()):
+        if not np.shares_memory(array, earlier):
+            continue
+        size = array.itemsize
+        start = array.__array_interface__["data"][0] - earlier.__array_interface__["data"][0]
+        low, high = _byte_bounds(array)
+        first, last = _byte_bounds(earlier)
+        if (
+            not earlier.flags.c_contiguous  # (the twin is laid out in C order)
+            or array.dtype != earlier.dtype
+            or low < first
+            or high > last
+            or start % size
+            or any(stride % size for stride in array.strides)
+        ):
+            raise ConfigError(
+                f"to_torch: cannot convert {what}: it shares memory with an earlier "
+                "parameter other than as a view of its rows and columns, which the PyTorch "
+                "twin cannot share; give it memory of its own (p.data = p.data.copy())"
+            )
         with torch.no_grad():
-            twin.copy_(_tensor(torch, param.data, tdtype))
-        twin.requires_grad_(param.requires_grad)
-        made[id(param)] = twin
+            return torch.as_strided(
+                twin,
+                array.shape,
+                [stride // size for stride in array.strides],
+                twin.storage_offset() + start // size,
+            )
+    return None
+
+
+def _byte_bounds(array: np.ndarray) -> tuple[int, int]:
+    low = high = array.__array_interface__["data"][0]
+    for extent, stride in zip(array.shape, array.strides, strict=True):
+        reach = (extent - 1) * stride
+        low, high = (low + reach, high) if reach < 0 else (low, high + reach)
+    return low, high + array.itemsize
 
 
 def _torch_key(key: str, index: int, taken: dict[str, Any], nn) -> str:
@@ -866,9 +918,42 @@ def _parameters_from_torch(module, out: Module, dtype, label: str, made: dict[in
         mine = getattr(out, key)
         if mine is None or tuple(param.shape) != mine.shape:
             raise ConfigError(f"from_torch: {label}: its {key} has shape {tuple(param.shape)}")
-        np.copyto(mine.data, _numpy(param, dtype, label))
+        view = _view_of_a_parameter(param, made, dtype, f"{label}'s {key}")
+        if view is not None:  # nn.Parameter(enc.weight.t()): stepped in one memory, as torch's
+            mine.data = view
+        else:
+            np.copyto(mine.data, _numpy(param, dtype, label))
         mine.requires_grad = param.requires_grad
         made[id(param)] = mine
+        made.setdefault(_ARRAYS, []).append((param, mine))
+
+
+def _view_of_a_parameter(param, made: dict, dtype: np.dtype, what: str) -> np.ndarray | None:
+    """For a torch parameter viewing memory an earlier one's holds, the same view of that
+    one's wxb twin's array; None for memory of its own (a copy would train them apart)."""
+    storage = param.untyped_storage().data_ptr()
+    for earlier, twin in made.get(_ARRAYS, ()):
+        if earlier.untyped_storage().data_ptr() != storage:
+            continue
+        start = param.storage_offset() - earlier.storage_offset()
+        reach = sum((n - 1) * k for n, k in zip(param.shape, param.stride(), strict=True))
+        if (
+            not earlier.is_contiguous()  # (the twin is laid out in C order)
+            or param.dtype != earlier.dtype
+            or twin.data.dtype != dtype
+            or not twin.data.flags.c_contiguous
+            or start < 0
+            or start + reach >= earlier.numel()
+        ):
+            raise ConfigError(
+                f"from_torch: cannot convert {what}: it shares memory with an earlier "
+                "parameter other than as a view of its rows and columns, which the wxb twin "
+                "cannot share; give it memory of its own (p.data = p.data.clone())"
+            )
+        flat = twin.data.reshape(-1)[start:]
+        strides = [k * flat.itemsize for k in param.stride()]
+        return np.lib.stride_tricks.as_strided(flat, tuple(param.shape), strides)
+    return None
 
 
 def _standardize_class_if_made() -> type | None:
