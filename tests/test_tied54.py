@@ -180,3 +180,18 @@ def test_weights_tied_through_memory_stay_tied_in_the_converted_twin(seeded, dir
         for (path, p), q in zip(ours.named_parameters(), theirs.parameters(), strict=True):
             where = f"{direction}, tied {tie}, {name} {options}: step {step + 1} {path}"
             assert_close(seeded, where, p.data, q)
+
+
+def test_a_weight_viewing_a_later_layers_memory_is_refused_by_either_conversion():
+    """The memory's holder after its transposed view: no twin view reaches it, so the
+    conversion is refused in one line rather than made untied."""
+    from wxb.interop import from_torch, to_torch
+
+    ours = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 3))
+    ours[0].weight = Parameter(ours[2].weight.T)
+    with pytest.raises(wxb.ConfigError, match=r"the weight of module 'dense2'.*memory"):
+        to_torch(ours)
+    theirs = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3))
+    theirs[0].weight = torch.nn.Parameter(theirs[2].weight.t())
+    with pytest.raises(wxb.ConfigError, match=r"the weight of module '2'.*memory"):
+        from_torch(theirs)

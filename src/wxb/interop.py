@@ -494,7 +494,7 @@ def _parameters_to_torch(
             out.register_buffer(key, twin, persistent=module._persistent(key))
             made[id(param)] = twin
             continue
-        twin = _view_of_a_twin(param.data, made, torch, f"{_where(path)}'s {key}")
+        twin = _view_of_a_twin(param.data, made, torch, f"the {key} of {_where(path)}")
         if twin is not None:  # PyTorch's nn.Parameter(enc.weight.t()): one memory, as wxb's
             setattr(out, key, torch.nn.Parameter(twin, requires_grad=param.requires_grad))
         else:
@@ -531,8 +531,10 @@ def _view_of_a_twin(array: np.ndarray, made: dict, torch, what: str) -> Any:
         ):
             raise ConfigError(
                 f"to_torch: cannot convert {what}: it shares memory with an earlier "
-                "parameter other than as a view of its rows and columns, which the PyTorch "
-                "twin cannot share; give it memory of its own (p.data = p.data.copy())"
+                "parameter whose PyTorch twin it cannot view (that one itself a view, such "
+                "as a transpose, or of another dtype); make the layer holding the memory "
+                "come first, or give this one memory of its own (p.data = p.data.copy(), "
+                "which unties them)"
             )
         with torch.no_grad():
             return torch.as_strided(
@@ -918,7 +920,7 @@ def _parameters_from_torch(module, out: Module, dtype, label: str, made: dict[in
         mine = getattr(out, key)
         if mine is None or tuple(param.shape) != mine.shape:
             raise ConfigError(f"from_torch: {label}: its {key} has shape {tuple(param.shape)}")
-        view = _view_of_a_parameter(param, made, dtype, f"{label}'s {key}")
+        view = _view_of_a_parameter(param, made, dtype, f"the {key} of {label}")
         if view is not None:  # nn.Parameter(enc.weight.t()): stepped in one memory, as torch's
             mine.data = view
         else:
@@ -947,8 +949,10 @@ def _view_of_a_parameter(param, made: dict, dtype: np.dtype, what: str) -> np.nd
         ):
             raise ConfigError(
                 f"from_torch: cannot convert {what}: it shares memory with an earlier "
-                "parameter other than as a view of its rows and columns, which the wxb twin "
-                "cannot share; give it memory of its own (p.data = p.data.clone())"
+                "parameter whose wxb twin it cannot view (that one itself a view, such as "
+                "a transpose, or of another dtype); make the layer holding the memory come "
+                "first, or give this one memory of its own (p.data = p.data.clone(), which "
+                "unties them)"
             )
         flat = twin.data.reshape(-1)[start:]
         strides = [k * flat.itemsize for k in param.stride()]
