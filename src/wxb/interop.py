@@ -43,6 +43,11 @@ from typing import Any
 
 import numpy as np
 
+try:  # NumPy 2's place; 1.x's np.byte_bounds
+    from numpy.lib.array_utils import byte_bounds
+except ImportError:  # pragma: no cover
+    byte_bounds = np.byte_bounds
+
 from wxb.backend import resolve_dtype
 from wxb.describe import chain_layers, chain_step_without_graph, not_a_chain, one_sample_run
 from wxb.errors import ConfigError
@@ -519,8 +524,8 @@ def _view_of_a_twin(array: np.ndarray, made: dict, torch, what: str) -> Any:
             continue
         size = array.itemsize
         start = array.__array_interface__["data"][0] - earlier.__array_interface__["data"][0]
-        low, high = _byte_bounds(array)
-        first, last = _byte_bounds(earlier)
+        low, high = byte_bounds(array)
+        first, last = byte_bounds(earlier)
         if (
             not earlier.flags.c_contiguous  # (the twin is laid out in C order)
             or array.dtype != earlier.dtype
@@ -544,14 +549,6 @@ def _view_of_a_twin(array: np.ndarray, made: dict, torch, what: str) -> Any:
                 twin.storage_offset() + start // size,
             )
     return None
-
-
-def _byte_bounds(array: np.ndarray) -> tuple[int, int]:
-    low = high = array.__array_interface__["data"][0]
-    for extent, stride in zip(array.shape, array.strides, strict=True):
-        reach = (extent - 1) * stride
-        low, high = (low + reach, high) if reach < 0 else (low, high + reach)
-    return low, high + array.itemsize
 
 
 def _torch_key(key: str, index: int, taken: dict[str, Any], nn) -> str:
