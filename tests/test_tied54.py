@@ -195,3 +195,115 @@ def test_a_weight_viewing_a_later_layers_memory_is_refused_by_either_conversion(
     theirs[0].weight = torch.nn.Parameter(theirs[2].weight.t())
     with pytest.raises(wxb.ConfigError, match=r"the weight of module '2'.*memory"):
         from_torch(theirs)
+
+
+# -- a generator of tied and frozen training runs, as PyTorch users write them ------------------
+def _twins(rng):
+    """One drawn model for each library, the same weights: a tied Dense pair, a layer
+    used twice, an embedding tied to its output layer, a decoder stepped in its encoder's
+    memory; its kind, and how to draw a batch for it."""
+    kind = str(rng.choice(["tied", "twice", "embedding", "memory"]))
+    d, k = int(rng.integers(2, 6)), int(rng.integers(2, 6))
+    models = []
+    for lib, dtype in ((nn, "float64"), (torch.nn, torch.float64)):
+        if kind == "embedding":
+            layers = [lib.Embedding(k, d, dtype=dtype), lib.Linear(d, d, dtype=dtype)]
+            layers += [lib.Tanh(), lib.Linear(d, k, dtype=dtype)]
+        else:
+            layers = [lib.Linear(d, d, dtype=dtype), lib.Tanh(), lib.Linear(d, d, dtype=dtype)]
+            layers += [lib.Tanh(), lib.Linear(d, k, dtype=dtype)]
+        models.append(lib.Sequential(*layers))
+    ours, theirs = models
+    with torch.no_grad():
+        for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
+            q.copy_(torch.from_numpy(p.data.copy()))
+    for model, make in ((ours, Parameter), (theirs, torch.nn.Parameter)):
+        if kind == "tied":
+            model[2].weight = model[0].weight
+        elif kind == "twice":
+            model[2] = model[0]
+        elif kind == "embedding":
+            model[3].weight = model[0].weight
+        else:
+            model[2].weight = make(model[0].weight.T)
+    if kind == "embedding":
+        return kind, ours, theirs, lambda n: rng.integers(0, k, size=n), k
+    return kind, ours, theirs, lambda n: rng.normal(size=(n, d)), k
+
+
+def _optimisers(rng, ours, theirs):
+    """A drawn optimiser of each library over a drawn subset of the parameters, in one or
+    two groups with their own rates and weight decay."""
+    name = str(rng.choice(OPTIMIZERS))
+    held = sorted(rng.permutation(len(ours))[: int(rng.integers(1, len(ours) + 1))])
+    cut = int(rng.integers(1, len(held))) if len(held) > 1 and rng.random() < 0.5 else len(held)
+    groups = [g for g in (held[:cut], held[cut:]) if g]
+    specs = [
+        {"lr": float(rng.uniform(0.005, 0.05)), "weight_decay": float(rng.uniform(0, 0.1))}
+        for _ in groups
+    ]
+    options = settings(rng, name)
+    made = []
+    for lib, params in ((wxb.optim, ours), (torch.optim, theirs)):
+        chosen = [
+            {"params": [params[i] for i in g], **s} for g, s in zip(groups, specs, strict=True)
+        ]
+        made.append(getattr(lib, name)(chosen, **options))
+    return (*made, f"{name} {options} groups {groups} {specs}")
+
+
+def test_drawn_tied_and_frozen_runs_train_as_torchs(seeded):
+    """Tied models trained by hand beside torch, with a drawn optimiser over some of the
+    parameters, layers frozen and unfrozen between steps (their momentum and moments
+    kept), zero_grad either way or not at all, gradients clipped over lists built layer
+    by layer (a tied weight listed twice), and the optimiser rebuilt from torch's state
+    mid-run (interop.optimizer_from_torch, a frozen parameter never stepped having none):
+    outputs, gradients and weights compared after every step."""
+    from wxb.interop import optimizer_from_torch
+
+    rng = seeded.rng
+    kind, ours, theirs, batch, classes = _twins(rng)
+    mine, torchs = ours.parameters(), list(theirs.parameters())
+    names = [path for path, _ in ours.named_parameters()]
+    opt_seed = int(rng.integers(2**62))
+    opt, ref, what = _optimisers(np.random.default_rng(opt_seed), mine, torchs)
+    log = [f"a {kind} model, {what}"]
+    for step in range(int(rng.integers(4, 8))):
+        if rng.random() < 0.4:
+            i = int(rng.integers(len(mine)))
+            flag = not mine[i].requires_grad
+            mine[i].requires_grad_(flag)
+            torchs[i].requires_grad_(flag)
+            log.append(f"{names[i]}.requires_grad_({flag})")
+        if rng.random() < 0.15:
+            opt, _, _ = _optimisers(np.random.default_rng(opt_seed), mine, torchs)
+            optimizer_from_torch(ref, opt)
+            log.append("optimiser rebuilt from torch's")
+        how = str(rng.choice(["optimiser", "model", "none"]))
+        to_none = bool(rng.random() < 0.5)
+        if how != "none":
+            for zeroed in (opt, ref) if how == "optimiser" else (ours, theirs):
+                zeroed.zero_grad(set_to_none=to_none)
+        log.append(f"step {step + 1}: zero_grad on the {how} (set_to_none={to_none})")
+        where = "; ".join(log)
+        X = batch(int(rng.integers(1, 7)))
+        y = rng.integers(0, classes, size=len(X))
+        out, torch_out = ours(X), theirs(torch.from_numpy(X))
+        assert_close(seeded, f"{where}: output", out.data, torch_out)
+        if any(p.requires_grad for p in mine):
+            nn.CrossEntropyLoss()(out, y).backward()
+            torch.nn.functional.cross_entropy(torch_out, torch.from_numpy(y)).backward()
+        if rng.random() < 0.4:
+            listed = list(rng.integers(0, len(mine), size=int(rng.integers(1, len(mine) + 2))))
+            at = float(rng.uniform(0.01, 1.0))
+            total = nn.utils.clip_grad_norm_([mine[i] for i in listed], at)
+            expected = torch.nn.utils.clip_grad_norm_([torchs[i] for i in listed], at)
+            assert_close(seeded, f"{where}: clip over {listed}", total, expected)
+        for path, p, q in zip(names, mine, torchs, strict=True):
+            assert (p.grad is None) == (q.grad is None), seeded.msg(f"{where}: {path}.grad")
+            if p.grad is not None:
+                assert_close(seeded, f"{where}: {path}.grad", p.grad, q.grad)
+        opt.step()
+        ref.step()
+        for path, p, q in zip(names, mine, torchs, strict=True):
+            assert_close(seeded, f"{where}: {path}", p.data, q)
