@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import zlib
 
 import numpy as np
 import pytest
@@ -62,33 +63,53 @@ def rng(seeded: Seeded) -> np.random.Generator:
     return seeded.rng
 
 
-# CI (.ci/run) sets WXB_ALSO_NUMPY_ROUTE=1: the same suite, less the tests marked one_route,
-# then also runs with the compiled kernels off (WXB_KERNELS=numpy, an install without
-# numba), in a child started beside this session rather than after it, so that CI's two
-# cores share the two passes; this session waits for it at its end, shows its summary,
-# and fails when it fails.
+# CI (.ci/run) sets WXB_ALSO_NUMPY_ROUTE=1: the same suite then also runs with the compiled
+# kernels off (WXB_KERNELS=numpy, an install without numba), in a child started beside
+# this session rather than after it, so that CI's two cores share the two passes; this
+# session waits for it at its end, shows its summary, and fails when it fails. The tests
+# marked one_route check processes and scripts whose behaviour the kernels do not decide
+# (signals, exit, a benchmark's output, the browser): each runs in one of the two passes
+# only, half in each (by a hash of its id), so that the passes take about as long.
 _BESIDE = "WXB_ALSO_NUMPY_ROUTE"
+_HALF = "WXB_ONE_ROUTE_HALF"  # the child's share of the one_route tests
 _child_key = pytest.StashKey[tuple]()
+_one_route_half: list[int] = []  # this pass's share, when it is one of CI's two
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
+    half = os.environ.pop(_HALF, None)  # (taken from the environment: a pytest a test
+    if half is not None:  # runs is not a pass of the pair)
+        _one_route_half.append(int(half))
     if os.environ.get(_BESIDE) != "1":
         return
     # taken from this session's environment too: a test that runs pytest again (the seed
     # replays) must not start a pass of its own beside it
     del os.environ[_BESIDE]
-    env = {**os.environ, "WXB_KERNELS": "numpy"}  # the child runs the suite once
+    _one_route_half.append(0)
+    env = {**os.environ, "WXB_KERNELS": "numpy", _HALF: "1"}  # the child runs the suite once
     log = tempfile.NamedTemporaryFile(prefix="wxb-numpy-route-", suffix=".log", delete=False)
     base = tempfile.mkdtemp(prefix="wxb-numpy-route-")  # tmp_path of its own
     params = session.config.invocation_params
-    # the tests marked one_route check processes and scripts whose behaviour the kernels
-    # do not decide (signals, exit, a benchmark's output, the browser): they run here only
-    chosen = session.config.option.markexpr
-    markers = f"({chosen}) and not one_route" if chosen else "not one_route"
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-               f"--basetemp={base}", *params.args, "-m", markers]  # fmt: skip
+               f"--basetemp={base}", *params.args]  # fmt: skip
     child = subprocess.Popen(command, cwd=params.dir, env=env, stdout=log, stderr=subprocess.STDOUT)
     session.config.stash[_child_key] = (child, log.name)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In one of CI's two passes: the one_route tests of the other pass's half deselected."""
+    if not _one_route_half:
+        return
+    half = _one_route_half[0]
+    theirs = [
+        item
+        for item in items
+        if item.get_closest_marker("one_route") and zlib.crc32(item.nodeid.encode()) % 2 != half
+    ]
+    if theirs:
+        config.hook.pytest_deselected(items=theirs)
+        gone = set(map(id, theirs))
+        items[:] = [item for item in items if id(item) not in gone]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -99,7 +120,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if exitstatus == pytest.ExitCode.INTERRUPTED:
         child.kill()
     code = child.wait()
-    if code == pytest.ExitCode.NO_TESTS_COLLECTED:  # every test chosen was one_route
+    if code == pytest.ExitCode.NO_TESTS_COLLECTED:  # every test chosen was this pass's one_route
         code = pytest.ExitCode.OK
     with open(log, encoding="utf-8", errors="replace") as file:
         lines = file.read().splitlines()

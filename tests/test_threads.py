@@ -493,25 +493,31 @@ def test_fit_draws_its_masks_alike_while_another_thread_summarises_the_model(see
     def trained(summarise: bool) -> list[np.ndarray]:
         model = _Held(seed)
         fitting = threading.get_ident()
-        calls, inside, release = [0], threading.Event(), threading.Event()
-        summary = threading.Thread(target=model.summary)
+        calls, inside, failed = [0], threading.Event(), []
+
+        def summarised():
+            try:
+                model.summary()
+            except BaseException as error:  # (a thread's error would pass unseen)
+                failed.append(error)
+
+        summary = threading.Thread(target=summarised)
 
         def hook():
-            if threading.get_ident() != fitting:  # the summary's sample run: stand-ins on
+            if threading.get_ident() != fitting:  # the summary's sample run
                 inside.set()
-                assert release.wait(60)
                 return
             calls[0] += 1
-            if summarise and calls[0] == 2:
-                summary.start()
-                assert inside.wait(60)
-            if summarise and calls[0] == 12:  # ten steps' masks drawn meanwhile
-                release.set()
-                summary.join(60)
+            if summarise and calls[0] == 2:  # the sample run reads the weights, so fit's
+                summary.start()  # steps wait for each of its calls (WEIGHTS): it runs
+                assert inside.wait(60)  # within fit's forward and between its steps
+            if summarise and calls[0] == 12:  # (it held each step for 60 s, when this hook
+                summary.join(60)  # kept it inside a call until step 12: one read)
 
         model.hook = hook
         wxb.fit(model, X, y, epochs=2, batch_size=8, seed=seed, verbose=False)
-        assert not summarise or (release.is_set() and not summary.is_alive())
+        assert not summarise or (inside.is_set() and not summary.is_alive()), "hung"
+        assert not failed, failed
         return [p.data.copy() for p in model.parameters()]
 
     for a, b in zip(trained(False), trained(True), strict=True):
