@@ -510,7 +510,8 @@ def _read_csv(
         raise DataError(f"--encoding {encoding!r} is not an encoding Python knows") from None
     if comment == "":  # every line starts with '': all would be dropped, 'the file is empty'
         raise DataError("--comment must be the character comment lines start with, e.g. '#'")
-    sample = _sample(path, compression, encoding)
+    raw_sample = _sample_bytes(path, compression, lines=SAMPLE_LINES)
+    sample = _sample_text(raw_sample, path, encoding)
     excel = re.match(r"\s*sep=(.)[ \t]*(\r?\n|\r|$)", sample, flags=re.IGNORECASE)  # '\r': old Mac
     if excel and comment is None:  # else its header is 'sep=', and the real one a data row
         raise DataError(
@@ -561,7 +562,8 @@ def _read_csv(
             stream = _rewound(stream, path, compression)
             continue
         except _Empty:  # pyarrow's word for a header alone without a line break too
-            if reading.no_rows and sample.strip() and _all_in_sample(path, compression):
+            held = _all_in_sample(path, compression, len(raw_sample))
+            if reading.no_rows and sample.strip() and held:
                 # (predict's) that header with its line break: a table of no rows, as
                 # pandas reads the file
                 stream, read.encoding = io.BytesIO((sample + "\n").encode()), "utf-8"
@@ -1016,8 +1018,8 @@ def _arrow_message(exc: Exception) -> str:
     return str(exc).splitlines()[0]
 
 
-def _all_in_sample(path: Path, compression: str | None, size: int = 1 << 16) -> bool:
-    """Whether ``_sample`` (of ``size`` bytes) held the whole file."""
+def _all_in_sample(path: Path, compression: str | None, size: int) -> bool:
+    """Whether a sample of ``size`` bytes held the whole file."""
     with _pyarrow().input_stream(str(path), compression) as stream:
         return len(stream.read(size + 1)) <= size
 
@@ -1040,12 +1042,48 @@ _OTHER_FORMATS = (
 _CONTROL_BYTES = bytes([*range(0, 9), *range(14, 27), *range(28, 32), 127])
 
 
-def _sample(path: Path, compression: str | None, encoding: str, size: int = 1 << 16) -> str:
+SAMPLE_SIZE = 1 << 16  # the bytes a CSV's delimiter, decimal mark and codes are judged on …
+SAMPLE_LINES = 5  # … or more, where they hold fewer line breaks (the header and 4 rows) …
+SAMPLE_MOST = 1 << 23  # … up to this many bytes
+
+
+def _sample_bytes(
+    path: Path, compression: str | None, size: int = SAMPLE_SIZE, lines: int = 0
+) -> bytes:
+    """The file's first ``size`` bytes; given ``lines``, grown until they hold that many
+    line breaks (cut after the last), the whole file or ``SAMPLE_MOST`` bytes: a first row
+    past 64 KiB (a long note) left the decimal-comma check that row's cells alone, and its
+    'nan' or whole x read a ';' file's numbers as text."""
     try:
         with _pyarrow().input_stream(str(path), compression) as stream:
             raw = stream.read(size)
+            while lines and len(raw) < SAMPLE_MOST and _line_breaks(raw) < lines:
+                more = stream.read(min(len(raw), SAMPLE_MOST - len(raw)))
+                if not more:
+                    break
+                raw += more
     except (OSError, _pyarrow().ArrowInvalid) as exc:
         raise DataError(f"{path}: cannot read ({exc})") from None
+    if lines and len(raw) > size and _line_breaks(raw) >= lines:  # (regexes scan it all)
+        mark = b"\n" if raw.count(b"\n") >= raw.count(b"\r") else b"\r"
+        end = -1
+        for _ in range(lines):
+            end = raw.index(mark, end + 1)
+        raw = raw[: max(end + 1, size)]
+    return raw
+
+
+def _line_breaks(raw: bytes) -> int:
+    """Line breaks in ``raw``, whichever end its lines: '\n', '\r\n' or '\r' alone."""
+    return max(raw.count(b"\n"), raw.count(b"\r"))
+
+
+def _sample(path: Path, compression: str | None, encoding: str, size: int = SAMPLE_SIZE) -> str:
+    return _sample_text(_sample_bytes(path, compression, size), path, encoding)
+
+
+def _sample_text(raw: bytes, path: Path, encoding: str) -> str:
+    """``raw``, the file's first bytes, as text, refusing a file of another format."""
     for magic, what in _OTHER_FORMATS:
         # ('PAR1' or 'ARROW1' may be a header's first name: those files go on in a byte
         # no text holds, 0x15 or NUL)
@@ -1137,7 +1175,13 @@ def _whole_lines(sample: str, sep: str | None = None) -> list[str]:
 
 
 def _sniff(sample: str) -> str:
-    lines = [line for line in _whole_lines(sample)[:50] if line.strip()]
+    lines, size = [], 0
+    for line in _whole_lines(sample)[:50]:
+        size += len(line)
+        if lines and size > SAMPLE_SIZE:  # (the sniffer takes 0.3 s a MiB: not a long note's)
+            break
+        if line.strip():
+            lines.append(line)
     if not lines:
         return ","
     try:
