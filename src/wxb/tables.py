@@ -669,9 +669,9 @@ def _read_csv(
             bad_rows.clear()  # (none, or the same rows again)
         break
     if bad_rows:
-        first = bad_rows[0]
-        line = _line_of_text(path, compression, encoding, first.text, comment)
-        where = f"line {line}" if line else "a line"
+        found = _first_line_of(path, compression, encoding, [row.text for row in bad_rows])
+        first = bad_rows[found[1] if found else 0]
+        where = f"line {found[0]}" if found else "a line"
         hint = ""
         opening = sample.lstrip()[:1]
         if comment is None and first.expected_columns == 1 and opening in "#%;/!":
@@ -1187,7 +1187,11 @@ def _sniff(sample: str) -> str:
     try:
         return csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t|").delimiter
     except csv.Error:
-        return ","
+        # the header's most common one: a ';' file whose rows end in a ';' its header does
+        # not (a count the sniffer finds in no two lines) was read at ',', one column of
+        # whole lines, where its extra value is refused by line
+        counts = {mark: lines[0].count(mark) for mark in ",;\t|"}
+        return max(counts, key=counts.__getitem__) if any(counts.values()) else ","
 
 
 def _comma_decimals(sample: str, sep: str) -> bool:
@@ -1379,23 +1383,43 @@ class _LineFinder:
 
 
 def _line_of_text(path, compression, encoding, text: str | None, comment) -> int | None:
-    if not text:
+    found = _first_line_of(path, compression, encoding, [text] if text else [])
+    return found[0] if found else None
+
+
+def _first_line_of(
+    path: Path, compression: str | None, encoding: str, texts: Sequence[str | None]
+) -> tuple[int, int] | None:
+    """The first line of the file where one of the rows ``texts`` starts, and which of
+    them it is; None where none is found. The earliest in the file, not the first
+    given: pyarrow's threads hand a file's bad rows over in no set order (a delimiter
+    ending every row, beside 1 MiB notes, was named at line 11, not 2)."""
+    # lines end at '\n', '\r' or both, as the reader's: str.splitlines ends them at a form
+    # feed or U+2028 inside a cell too, and named the row after such a cell by a line too many
+    breaks = r"\r\n|\r|\n"
+    whole: dict[str, int] = {}
+    # a row over several lines (a quote left open, or a quoted line break): the line it
+    # starts on (it was named "a line")
+    spanning: dict[str, list[tuple[list[str], int]]] = {}
+    for index, text in enumerate(texts):
+        if not text:
+            continue
+        parts = re.split(breaks, text)
+        if len(parts) == 1:
+            whole.setdefault(text, index)
+        else:
+            spanning.setdefault(parts[0], []).append((parts, index))
+    if not whole and not spanning:
         return None
     with _pyarrow().input_stream(str(path), compression) as stream:
         decoded = stream.read().decode(encoding, errors="replace")
-    # lines end at '\n', '\r' or both, as the reader's: str.splitlines ends them at a form
-    # feed or U+2028 inside a cell too, and named the row after such a cell by a line too many
-    lines = re.split(r"\r\n|\r|\n", decoded)
+    lines = re.split(breaks, decoded)
     for number, line in enumerate(lines, start=1):
-        if line == text:
-            return number
-    # a row over several lines (a quote left open, or a quoted line break): the line it
-    # starts on (it was named "a line")
-    parts = re.split(r"\r\n|\r|\n", text)
-    if len(parts) > 1:
-        for number, line in enumerate(lines, start=1):
-            if line == parts[0] and lines[number - 1 : number - 1 + len(parts)] == parts:
-                return number
+        if line in whole:
+            return number, whole[line]
+        for parts, index in spanning.get(line, ()):
+            if lines[number - 1 : number - 1 + len(parts)] == parts:
+                return number, index
     return None
 
 
