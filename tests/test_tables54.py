@@ -122,3 +122,54 @@ def test_a_bad_row_is_named_by_its_first_line_whatever_order_pyarrow_reports(
     with pytest.raises(DataError, match=expected) as caught:
         read_table(path)
     assert "\n" not in str(caught.value), where
+
+
+def test_a_tab_files_decimal_commas_before_three_digits_are_its_decimal_mark(seeded, tmp_path):
+    # After a tab a comma may group thousands ('1,234'), so three digits after it said
+    # nothing: a tab file whose fractions all have three digits ('-0,047', '1250,125',
+    # '1,975e+02') was read with '.', every number text (a category each), though no
+    # thousands group starts with 0 or holds four digits, nor takes an exponent.
+    rng = seeded.rng
+    n = int(rng.integers(5, 40))
+    x = np.round(rng.uniform(-3, 3, n) * 10.0 ** rng.integers(0, 5, n), 3)
+    cells = [f"{v:.3f}" for v in x]
+    k = int(rng.integers(n))
+    telling = str(rng.choice(["zero", "long", "exponent"]))
+    if telling == "zero":
+        x[k] = float(rng.choice([-1, 1])) * int(rng.integers(1, 1000)) / 1000
+        cells[k] = f"{x[k]:.3f}"
+    elif telling == "long":
+        x[k] = int(rng.integers(1000, 99999)) + int(rng.integers(1, 1000)) / 1000
+        cells[k] = f"{x[k]:.3f}"
+    else:
+        cells[k] = f"{x[k]:.3e}"
+        x[k] = float(cells[k])
+    cells = [c.replace(".", ",") for c in cells]
+    label = rng.choice(["p", "q"], n)
+    path = tmp_path / "export.tsv"
+    rows = "".join(f"{c}\t{v}\n" for c, v in zip(cells, label, strict=True))
+    path.write_text("x\tlabel\n" + rows)
+    where = seeded.msg(f"{telling}: {cells[k]!r} among {cells[:4]}")
+    expected = pd.read_csv(path, sep="\t", decimal=",")["x"].to_numpy()
+    table = read_table(path)
+    assert table.decimal == "," and table["x"].kind == "number", where
+    np.testing.assert_array_equal(table["x"].values, expected, where)
+    np.testing.assert_array_equal(table["x"].values, x, where)
+
+
+def test_a_one_column_file_of_decimal_commas_is_refused_with_the_way_to_read_it(seeded, tmp_path):
+    # A one-column file ('x', then '1,5'): no ';' or tab tells its decimal mark, so its
+    # rows split at the comma into 2 values beside a header of 1. The refusal now says
+    # how to read it, and read so it is what pandas reads.
+    rng = seeded.rng
+    x = np.round(rng.normal(size=int(rng.integers(3, 20))) * 100, 2)
+    x[np.round(x) == x] += 0.5
+    path = tmp_path / "one.csv"
+    path.write_text("x\n" + "".join(f"{v}\n".replace(".", ",") for v in x))
+    with pytest.raises(DataError, match=re.escape("give --decimal , --sep ';'")) as caught:
+        read_table(path)
+    assert "line 2: 2 values but the header has 1" in str(caught.value), seeded.msg("")
+    table = read_table(path, decimal=",", sep=";")
+    expected = pd.read_csv(path, sep=";", decimal=",")["x"].to_numpy()
+    np.testing.assert_array_equal(table["x"].values, expected, seeded.msg(str(x[:4])))
+    np.testing.assert_array_equal(table["x"].values, x, seeded.msg(str(x[:4])))

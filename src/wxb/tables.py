@@ -676,6 +676,12 @@ def _read_csv(
         opening = sample.lstrip()[:1]
         if comment is None and first.expected_columns == 1 and opening in "#%;/!":
             hint = f"; if the first line is a comment, add --comment '{opening}'"
+        elif (
+            sep == ","
+            and first.expected_columns == 1
+            and _COMMA_DECIMAL.fullmatch((first.text or "").strip().strip('"'))
+        ):  # a one-column file of decimal commas: no ';' or tab told its decimal mark
+            hint = "; if ',' is its decimal mark, give --decimal , --sep ';' (one column)"
         raise DataError(
             f"{source}, {where}: {first.actual_columns} values but the header has "
             f"{first.expected_columns} ({len(bad_rows)} such line{'s' * (len(bad_rows) > 1)})"
@@ -1200,24 +1206,33 @@ def _comma_decimals(sample: str, sep: str) -> bool:
     Looked for after ';' (the European habit) and a tab. Never when a cell writes a
     decimal point ('0.25': a '1.065' may be a thousands group, so three digits after
     the point say nothing). After a tab a comma may also group thousands ('1,234'),
-    so there only a comma followed by other than three digits says so."""
+    so there only a comma no thousands group writes says so (``_decimal_mark``)."""
     if sep not in (";", "\t"):
         return False
     body = "\n".join(_whole_lines(sample, sep)[1:])  # all 64 KiB: whole prices may come first
 
-    def fractions(mark: str) -> list[str]:
+    def numbers(mark: str) -> list[tuple[str, str, str]]:
         # spaces around a cell too: 'a; b' files put one after each ';' (pyarrow reads
         # ' 2,5' as 2.5), and a file whose only fractions sit there is no less decimal-comma
         # and in scientific notation, as Excel writes it ('1,5E-04'): a file of only such
         # numbers was read as text, each number a category
         # (with a sign too: '+74,13', as exports write a change)
-        cell = rf'(?:^|{sep}) *"?[-+]?\d+{re.escape(mark)}(\d+)(?:[eE][-+]?\d+)?"? *(?={sep}|$)'
+        mark = re.escape(mark)
+        cell = rf'(?:^|{sep}) *"?[-+]?(\d+){mark}(\d+)([eE][-+]?\d+)?"? *(?={sep}|$)'
         return re.findall(cell, body, flags=re.MULTILINE)
 
-    commas = fractions(",")
-    if not commas or any(len(f) != 3 for f in fractions(".")):
+    commas = numbers(",")
+    if not commas or any(_decimal_mark(*number) for number in numbers(".")):
         return False
-    return sep == ";" or any(len(f) != 3 for f in commas)
+    return sep == ";" or any(_decimal_mark(*number) for number in commas)
+
+
+def _decimal_mark(whole: str, fraction: str, exponent: str) -> bool:
+    """Whether the mark between a number's ``whole`` digits and its ``fraction`` is a
+    decimal mark, never a thousands separator: other than three digits after it, or a
+    first group no grouping writes ('0,047', '-0,188': a tab file of such prices was
+    read with '.', every number text), or an exponent after it."""
+    return len(fraction) != 3 or whole.startswith("0") or len(whole) > 3 or bool(exponent)
 
 
 def _without_comments(
