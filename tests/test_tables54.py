@@ -173,3 +173,27 @@ def test_a_one_column_file_of_decimal_commas_is_refused_with_the_way_to_read_it(
     expected = pd.read_csv(path, sep=";", decimal=",")["x"].to_numpy()
     np.testing.assert_array_equal(table["x"].values, expected, seeded.msg(str(x[:4])))
     np.testing.assert_array_equal(table["x"].values, x, seeded.msg(str(x[:4])))
+
+
+def test_a_header_past_the_sample_leaves_the_decimal_commas_below_it_seen(seeded, tmp_path):
+    # Many columns with long names (an export of sensor channels): a header past the
+    # 64 KiB sample left the decimal-comma check no data row at all, so a ';' file's
+    # every number column was read as text, with no error.
+    rng = seeded.rng
+    width = int(rng.integers(1150, 1600))  # (60 characters a name: 64 KiB at 1093)
+    names = [f"channel_{j:05d}_{'sensor_reading_' * 3}" for j in range(width)]
+    X = np.round(rng.normal(size=(int(rng.integers(2, 6)), width)) * 100, 2)
+    X[np.round(X) == X] += 0.25
+    sep = str(rng.choice([";", "\t"]))
+    lines = [sep.join(names), *(sep.join(f"{v}".replace(".", ",") for v in row) for row in X)]
+    path = tmp_path / "wide.csv"
+    path.write_text("\n".join(lines) + "\n")
+    where = seeded.msg(f"{width} columns, sep={sep!r}")
+    expected = pd.read_csv(path, sep=sep, decimal=",")
+    table = read_table(path)
+    assert table.names == names and table.decimal == ",", where
+    picked = rng.choice(width, size=20, replace=False)
+    for j in picked:
+        assert table[names[j]].kind == "number", where
+        np.testing.assert_array_equal(table[names[j]].values, expected[names[j]].to_numpy(), where)
+        np.testing.assert_array_equal(table[names[j]].values, X[:, j], where)
