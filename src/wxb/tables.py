@@ -1535,10 +1535,17 @@ def written_number(text: str, decimal: str = ".", csv: bool = True) -> tuple[str
     return "", ""
 
 
+_WINDOWS_INFINITY = re.compile(r"[-+]?1[.,]#INF0*")
+
+
 def number_from_text(text: str, decimal: str = ".") -> float | None:
     """The number a cell writes, or None. Not float()'s own reading: it takes '18_24'
     (1824) and, in a file whose decimal mark is ',', the '1.065' of a '.' thousands
-    separator (1.065); neither is that number here."""
+    separator (1.065); neither is that number here. Old Windows C runtimes' infinity
+    ('1.#INF', '-1.#INF00') is infinite, as their '1.#IND' is missing: read as a word, a
+    column of them was one-hot encoded and a few were advised to be --na-values."""
+    if _WINDOWS_INFINITY.fullmatch(text.strip()):
+        return float("-inf") if text.strip().startswith("-") else float("inf")
     if "_" in text or (decimal == "," and "." in text):
         return None
     try:
