@@ -229,3 +229,52 @@ def test_old_windows_infinity_is_refused_as_not_finite_where_train_and_predict_r
     encoder = TableEncoder.fit(data.table, data.features)
     with pytest.raises(DataError, match=message):
         encoder.transform(read_table(path))
+
+
+def test_negatives_written_by_accounts_are_named_as_such_not_as_missing_markers(seeded, tmp_path):
+    # '(12.50)', '($1,234.00)' (accounting) and '12,50-' (SAP): negative numbers, read as
+    # words (pandas too). The advice was to add them to --na-values, which turns every
+    # negative number into a gap; a column of many was one-hot encoded under that
+    # advice. Now they are named as negatives written so, with the way to write them.
+    rng = seeded.rng
+    style = str(rng.choice(["parentheses", "trailing", "currency"]))
+    semicolon = style == "trailing" and rng.random() < 0.5
+    sep, mark = (";", ",") if semicolon else (",", ".")
+    n = int(rng.integers(30, 80))
+    x = np.round(rng.uniform(1, 500, n), 2)
+    x[np.round(x) == x] += 0.25
+    z = rng.integers(0, 3, n)
+    label = rng.choice(["p", "q"], n)
+
+    def negative(v: float) -> str:
+        text = {"parentheses": f"({v})", "trailing": f"{v}-", "currency": f'"(${v:,.2f})"'}
+        return text[style].replace(".", mark)
+
+    for share in (0.05, 0.4):
+        negatives = rng.random(n) < share
+        negatives[int(rng.integers(n))] = True
+        written = zip(x, negatives, strict=True)
+        cells = [negative(v) if m else f"{v}".replace(".", mark) for v, m in written]
+        path = tmp_path / f"accounts{share}.csv"
+        rows = [sep.join([c, str(k), v]) for c, k, v in zip(cells, z, label, strict=True)]
+        path.write_text("\n".join([sep.join(["x", "z", "label"]), *rows]) + "\n")
+        where = seeded.msg(f"{style}, sep={sep!r}, {int(negatives.sum())} of {n}")
+        table = read_table(path)
+        if negatives.sum() <= n // 10:
+            with pytest.raises(DataError, match="leading '-'") as caught:
+                training_table(table, ["label"])
+            assert "--na-values" not in str(caught.value), where + str(caught.value)
+            first = int(np.flatnonzero(negatives)[0])
+            assert f"line {first + 2}, column 'x'" in str(caught.value), where
+        else:
+            warnings = [w for w in training_table(table, ["label"]).warnings if "'x'" in w]
+            assert any("leading '-'" in w for w in warnings), where + str(warnings)
+            assert not any("--na-values" in w for w in warnings), where + str(warnings)
+    # predict: the model reads numbers there
+    clean = tmp_path / "clean.csv"
+    pd.DataFrame({"x": x, "z": z, "label": label}).to_csv(clean, index=False)
+    data = training_table(read_table(clean), ["label"])
+    encoder = TableEncoder.fit(data.table, data.features)
+    with pytest.raises(DataError, match="leading '-'") as caught:
+        encoder.transform(read_table(path))
+    assert "--na-values" not in str(caught.value), where + str(caught.value)

@@ -1518,11 +1518,34 @@ def _signed_number(text: str, decimal: str) -> bool:
     )
 
 
+NEGATIVE_HOW = "a minus sign after it or parentheses (an accounting or SAP export)"
+NEGATIVE_FIX = "write negative numbers with a leading '-' in the file"
+
+
+def negative_written(text: str, decimal: str) -> bool:
+    """Whether a cell writes a negative number as accounts and SAP exports do: '(12.50)',
+    '($1,234.00)', '12,50-'. Read as words, their advice was to mark them missing."""
+    core = text.strip()
+    if len(core) > 2 and core[0] == "(" and core[-1] == ")":
+        inner = core[1:-1].strip()
+    elif len(core) > 1 and core[-1] == "-" and core[0] not in "+-":
+        inner = core[:-1].strip()
+    else:
+        return False
+    return (
+        number_from_text(inner, decimal) is not None
+        or _signed_number(inner, decimal)
+        or bool(_GROUPED.fullmatch(inner) or _COMMA_DECIMAL.fullmatch(inner))
+    ) and not _WINDOWS_INFINITY.fullmatch(inner)
+
+
 def written_number(text: str, decimal: str = ".", csv: bool = True) -> tuple[str, str]:
     """How a cell that ``number_from_text`` does not read writes a number ('$344,838.73',
     '1,200', '45%'), as the feature columns' warnings say it, and what to do: ('', '')
     where it is no number so written."""
     core = text.strip()
+    if negative_written(core, decimal):
+        return NEGATIVE_HOW, NEGATIVE_FIX
     if _signed_number(core, decimal):
         return "a currency or percent sign", "remove the signs (and any separators) in the file"
     if _GROUPED.fullmatch(core):
@@ -1618,6 +1641,13 @@ def text_as_numbers(column: Column, table: Table) -> tuple[Column, str]:
             f"decimal comma (e.g. {commas[0]!r}); {decimal_hint}"
         )
     # '$12.50', '45%', '1.234,50 €': numbers with a sign, likewise said
+    negatives = [column.values[i] for i in bad if negative_written(column.values[i], table.decimal)]
+    if most(negatives):
+        return column, (
+            f"column {column.name!r} is read as text: its negative numbers are written with a "
+            f"minus sign after them or in parentheses (e.g. {negatives[0]!r}); {NEGATIVE_FIX} "
+            "for it to be read as numbers"
+        )
     signed = [column.values[i] for i in bad if _signed_number(column.values[i], table.decimal)]
     if most(signed):
         return column, (
@@ -1642,6 +1672,8 @@ def text_as_numbers(column: Column, table: Table) -> tuple[Column, str]:
             )
         elif not comma and _COMMA_DECIMAL.fullmatch(word.strip()):
             mark = f"; {decimal_hint}"
+        elif negative_written(word, table.decimal):
+            mark = f"; it is written with {NEGATIVE_HOW}: {NEGATIVE_FIX}"
         elif word.strip() == column.name:  # 'cat a.csv b.csv': the second file's header
             mark = (
                 "; it is the column's name: the line repeats the header (files joined?), delete it"
