@@ -2496,7 +2496,11 @@ def _column_from_arrow(
             return Column(name, "number", _to_numpy(wide), integer=True)
         return Column(name, "number", _whole_numbers(_to_numpy(chunked)), True)
     if pa.types.is_floating(kind) or pa.types.is_decimal(kind):
-        if pa.types.is_decimal(kind) or pa.types.is_float16(kind):
+        if pa.types.is_decimal(kind):  # through its text: Arrow's cast divides by 10^scale
+            # and rounds 3 of 10 decimals (3.3 became 3.3000000000000003); parsed, they round
+            # once, as float(Decimal('3.3')) and pandas do
+            chunked = chunked.cast(pa.string()).cast(pa.float64())
+        elif pa.types.is_float16(kind):
             chunked = chunked.cast(pa.float64())
         values = _to_numpy(chunked)
         if chunked.null_count:
