@@ -306,3 +306,27 @@ def test_decimal_columns_read_as_the_nearest_float_as_pandas_and_python_read_the
     for table in (read_table(path), read_table(frame)):
         assert table["amount"].kind == "number", where
         np.testing.assert_array_equal(table["amount"].values, expected, where)
+
+
+def test_every_line_one_value_over_the_header_says_which_habit_it_is(seeded, tmp_path):
+    # Every line one value over its header: R's write.table (row names, their column
+    # unnamed) or a delimiter ending each data line. pandas takes the first values as
+    # the index, silently (the trailing one shifts every column by one); wxb refuses,
+    # and now says which habit it sees.
+    rng = seeded.rng
+    sep = str(rng.choice([",", ";", "\t"]))
+    n = int(rng.integers(2, 20))
+    x = np.round(rng.normal(size=n), 3)
+    label = rng.choice(["p", "q"], n)
+    header = sep.join(["x", "label"])
+    named = [
+        sep.join([f'"{i + 1}"', str(v), k]) for i, (v, k) in enumerate(zip(x, label, strict=True))
+    ]
+    ending = [sep.join([str(v), k]) + sep for v, k in zip(x, label, strict=True)]
+    where = seeded.msg(f"sep={sep!r}, {n} rows")
+    for rows, habit in ((named, "R's write.table"), (ending, f"ends with a {sep!r}")):
+        path = tmp_path / "export.csv"
+        path.write_text("\n".join([header, *rows]) + "\n")
+        with pytest.raises(DataError, match=re.escape(habit)) as caught:
+            read_table(path)
+        assert f"line 2: 3 values but the header has 2 ({n} such line" in str(caught.value), where

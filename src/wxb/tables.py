@@ -686,6 +686,13 @@ def _read_csv(
             and _COMMA_DECIMAL.fullmatch((first.text or "").strip().strip('"'))
         ):  # a one-column file of decimal commas: no ';' or tab told its decimal mark
             hint = "; if ',' is its decimal mark, give --decimal , --sep ';' (one column)"
+        elif arrow.num_rows == 0 and all(
+            row.actual_columns == row.expected_columns + 1 for row in bad_rows
+        ):  # every line one value over: an export's habit, said (pandas takes either silently)
+            if all((row.text or "").rstrip("\r\n ").endswith(sep) for row in bad_rows):
+                hint = f"; each line ends with a {sep!r} the header does not: delete them"
+            else:  # pandas reads the first values as the index, R's write.table writes them
+                hint = "; row names without a name in the header (R's write.table)? name them"
         raise DataError(
             f"{source}, {where}: {first.actual_columns} values but the header has "
             f"{first.expected_columns} ({len(bad_rows)} such line{'s' * (len(bad_rows) > 1)})"
