@@ -203,7 +203,7 @@ def _habits_file(rng, folder):
     if "note" in cols and rng.random() < 0.5:  # a long note in the first row too: the
         # sample grows past it (a decimal comma was looked for in that row alone), and a
         # refused habit's line is the first in the file, whatever order pyarrow reports
-        cols["note"][0] = "word " * int(rng.integers(50_000, 250_000))
+        cols["note"][0] = "word " * int(rng.integers(14_000, 60_000))  # past 64 KiB
     names = list(cols)
     rows = [sep.join(cols[c][i] for c in names) for i in range(n)]
     header = sep.join(names)
