@@ -166,6 +166,11 @@ class Dense(Module):
         rng = as_generator(seed)
         self.weight = Parameter(init_weight((m, n), init, rng, dt))
         self.bias = Parameter(_bias_values(m, n, init, rng, dt)) if bias else None
+        # A subclass's own init, PyTorch's way to change it (torch's Linear.__init__ calls
+        # reset_parameters): left uncalled, its weights stayed the stock draw unsaid. The
+        # stock one is not called again, which would redraw W without ``seed``.
+        if type(self).reset_parameters is not Dense.reset_parameters:
+            self.reset_parameters()
 
     # From W itself: a weight replaced by one of another shape changes them (PyTorch's
     # attributes would go stale, and the planned stack sized its buffers from them).
@@ -616,9 +621,10 @@ class PReLU(Module):
         super().__init__()
         check_device(device, "PReLU")  # PyTorch's factory keyword: the CPU, or refused
         n = _positive_int(num_parameters, "PReLU num_parameters")
-        start = ops._finite_setting(init, "PReLU init")
-        self.weight = Parameter(np.full(n, start, dtype=resolve_dtype(dtype)))
+        self.init = ops._finite_setting(init, "PReLU init")
+        self.weight = Parameter(np.full(n, self.init, dtype=resolve_dtype(dtype)))
         self.name = name
+        self.reset_parameters()  # (as torch's __init__: a subclass's own init runs)
 
     @property
     def num_parameters(self) -> int:
@@ -626,6 +632,11 @@ class PReLU(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return ops.prelu(x, self.weight)
+
+    def reset_parameters(self) -> None:
+        """Every slope back to ``init``, in place (the same Parameter, as PyTorch's)."""
+        with no_grad():
+            self.weight[...] = self.init
 
     def config(self) -> dict[str, Any]:
         refuse_subclass(self, PReLU)

@@ -103,6 +103,7 @@ class LayerNorm(Module):
         self.bias = (
             Parameter(np.zeros(shape, dt)) if self.elementwise_affine and with_bias else None
         )
+        self.reset_parameters()  # (as torch's __init__: a subclass's own init runs)
 
     @property
     def in_features(self) -> int:
@@ -189,6 +190,9 @@ class BatchNorm1d(Module):
         else:
             for key in ("running_mean", "running_var", "num_batches_tracked"):
                 self.register_buffer(key, None)
+        # as torch's __init__: a subclass's own reset_parameters (or reset_running_stats,
+        # which the stock one calls) runs, where it was left uncalled unsaid
+        self.reset_parameters()
 
     @property
     def momentum(self) -> float | None:
@@ -317,6 +321,7 @@ class RMSNorm(Module):
         dt = resolve_dtype(dtype)
         shape = self.normalized_shape
         self.weight = Parameter(np.ones(shape, dt)) if self.elementwise_affine else None
+        self.reset_parameters()  # (as torch's __init__: a subclass's own init runs)
 
     @property
     def bias(self) -> None:  # no β (read by the code shared with the other norms)

@@ -1,0 +1,124 @@
+"""Module subclasses as PyTorch users write them, against the same class in PyTorch.
+
+The generators beside it (test_user_models50, test_user_modules_hunt, test_gen_hunt46)
+draw forwards of one's own. These draw what a user changes besides forward: a layer's
+``reset_parameters`` (PyTorch's way to give a Linear, a norm or a PReLU an init of
+one's own; torch's ``__init__`` calls it) and a BatchNorm1d's ``reset_running_stats``.
+Each class is written once for either library (``Lib``), its constants drawn fresh on
+each run; the seed is printed in the assertion (replay with ``WXB_TEST_SEED``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+import wxb
+from wxb import nn, optim
+
+F = torch.nn.functional
+
+
+class Lib:
+    """What a class needs from a library, so that one class's code builds both."""
+
+    def __init__(self, name: str) -> None:
+        self.torch = name == "torch"
+        self.nn = torch.nn if self.torch else nn
+        self.init = torch.nn.init if self.torch else nn.init
+        self.f64 = {"dtype": torch.float64} if self.torch else {"dtype": "float64"}
+
+    def no_grad(self):
+        return torch.no_grad() if self.torch else wxb.no_grad()
+
+    def tensor(self, values: np.ndarray):
+        return torch.from_numpy(values) if self.torch else wxb.tensor(values)
+
+
+def own_init_layers(lib: Lib, c: dict) -> dict[str, type]:
+    """Layers whose init is the user's own, through the method torch's __init__ calls."""
+
+    class EyeLinear(lib.nn.Linear):  # W = c·I (ones on the diagonal) + a drawn start, b = d
+        def reset_parameters(self):
+            lib.init.eye_(self.weight)
+            out, into = self.weight.shape
+            with lib.no_grad():
+                self.weight.mul_(c["w"]).add_(lib.tensor(c["start"][:out, :into]))
+            if self.bias is not None:
+                lib.init.constant_(self.bias, c["b"])
+
+    class ScaledNorm(lib.nn.LayerNorm):
+        def reset_parameters(self):
+            lib.init.constant_(self.weight, c["gamma"])
+            lib.init.constant_(self.bias, c["beta"])
+
+    class PriorBatchNorm(lib.nn.BatchNorm1d):  # running statistics from a prior
+        def reset_running_stats(self):
+            super().reset_running_stats()
+            self.running_mean.fill_(c["mean"])
+            self.running_var.fill_(c["var"])
+
+    class GainRMSNorm(lib.nn.RMSNorm):
+        def reset_parameters(self):
+            lib.init.constant_(self.weight, c["gain"])
+
+    class SlopePReLU(lib.nn.PReLU):
+        def reset_parameters(self):
+            lib.init.constant_(self.weight, c["slope"])
+
+    return {cls.__name__: cls for cls in (EyeLinear, ScaledNorm, PriorBatchNorm, GainRMSNorm,
+                                          SlopePReLU)}  # fmt: skip
+
+
+def stack(lib: Lib, c: dict, n: int, h: int, k: int, norm: str):
+    layers = own_init_layers(lib, c)
+    norm_layer = {
+        "layer": lambda: layers["ScaledNorm"](h, **lib.f64),
+        "batch": lambda: layers["PriorBatchNorm"](h, **lib.f64),
+        "rms": lambda: layers["GainRMSNorm"](h, eps=1e-6, **lib.f64),
+    }[norm]()
+    return lib.nn.Sequential(
+        layers["EyeLinear"](n, h, **lib.f64), norm_layer, layers["SlopePReLU"](h, **lib.f64),
+        layers["EyeLinear"](h, k, bias=c["bias"], **lib.f64),
+    )  # fmt: skip
+
+
+def test_a_subclass_init_of_its_own_runs_as_torchs_and_trains_as_torchs(seeded):
+    for norm in ("layer", "batch", "rms"):
+        check_own_init(seeded, norm)
+
+
+def check_own_init(seeded, norm: str) -> None:
+    rng = seeded.rng
+    c = {key: float(rng.uniform(0.2, 1.5)) * rng.choice([-1, 1]) for key in
+         ("w", "b", "gamma", "beta", "mean", "gain", "slope")}  # fmt: skip
+    c["var"], c["bias"] = float(rng.uniform(0.3, 3)), bool(rng.random() < 0.5)
+    c["start"] = rng.normal(scale=0.5, size=(5, 5))
+    n, h, k = (int(v) for v in rng.integers(2, 6, size=3))
+    ours, theirs = stack(Lib("wxb"), c, n, h, k, norm), stack(Lib("torch"), c, n, h, k, norm)
+    msg = lambda what: seeded.msg(f"{what} of the {norm} stack, constants {c}")  # noqa: E731
+    state, torchs = ours.state_dict(), theirs.state_dict()
+    assert len(state) == len(torchs), msg("the state's keys")
+    for (key, value), (tkey, tvalue) in zip(state.items(), torchs.items(), strict=True):
+        np.testing.assert_allclose(value, tvalue.numpy(), rtol=0, atol=1e-15,
+                                   err_msg=msg(f"{key} ({tkey}) at construction"))  # fmt: skip
+    X, y = rng.normal(size=(12, n)), rng.integers(0, k, 12)
+    mine = optim.SGD(ours.parameters(), lr=0.05, momentum=0.9)
+    wxb.fit(ours, X, y, loss="cross_entropy", optimizer=mine, epochs=2, batch_size=4,
+            shuffle=False, verbose=False)  # fmt: skip
+    opt = torch.optim.SGD(theirs.parameters(), lr=0.05, momentum=0.9)
+    theirs.train()
+    for _ in range(2):
+        for i in range(0, 12, 4):
+            opt.zero_grad()
+            rows = torch.from_numpy(X[i : i + 4])
+            F.cross_entropy(theirs(rows), torch.from_numpy(y[i : i + 4])).backward()
+            opt.step()
+    for (key, value), tvalue in zip(ours.state_dict().items(), theirs.state_dict().values(),
+                                    strict=True):  # fmt: skip
+        np.testing.assert_allclose(value, tvalue.numpy(), rtol=1e-9, atol=1e-10,
+                                   err_msg=msg(f"{key} after fit"))  # fmt: skip
+    theirs.eval()
+    X2 = rng.normal(size=(5, n))
+    np.testing.assert_allclose(ours.predict(X2), theirs(torch.from_numpy(X2)).detach(),
+                               rtol=1e-9, atol=1e-10, err_msg=msg("predictions"))  # fmt: skip
