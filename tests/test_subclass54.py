@@ -122,3 +122,61 @@ def check_own_init(seeded, norm: str) -> None:
     X2 = rng.normal(size=(5, n))
     np.testing.assert_allclose(ours.predict(X2), theirs(torch.from_numpy(X2)).detach(),
                                rtol=1e-9, atol=1e-10, err_msg=msg("predictions"))  # fmt: skip
+
+
+def weight_normed(lib: Lib, n: int, h: int, k: int, last: bool):
+    """A Linear whose W is a property over g and v (weight norm, W = g·v/‖v‖ by row), as
+    torch users write it: Linear's own forward then reads the property."""
+
+    class WeightNormed(lib.nn.Linear):
+        def __init__(self, into, out, **options):
+            super().__init__(into, out, **options)
+            self.g = lib.nn.Parameter(lib.tensor(np.ones((out, 1))))
+            self.v = lib.nn.Parameter(lib.tensor(np.ones((out, into))))
+            del self.weight
+
+        @property
+        def weight(self):
+            return self.g * self.v / (self.v**2).sum(1, keepdim=True).sqrt()
+
+    first = (lib.nn.Linear if last else WeightNormed)(n, h, **lib.f64)
+    second = (WeightNormed if last else lib.nn.Linear)(h, k, **lib.f64)
+    return lib.nn.Sequential(first, lib.nn.Tanh(), second)
+
+
+def test_a_weight_given_by_a_property_of_a_linear_subclass_trains_as_torchs(seeded):
+    rng = seeded.rng
+    for last in (False, True):
+        n, h, k = (int(v) for v in rng.integers(2, 6, size=3))
+        ours, theirs = (
+            weight_normed(Lib("wxb"), n, h, k, last),
+            weight_normed(Lib("torch"), n, h, k, last),
+        )
+        msg = lambda what, last=last: seeded.msg(f"{what}, weight norm in the last layer: {last}")  # noqa: E731
+        names = [name for name, _ in theirs.named_parameters()]
+        assert [name.split(".")[1] for name, _ in ours.named_parameters()] == [
+            name.split(".")[1] for name in names
+        ], msg(f"the parameters (torch's {names})")
+        with torch.no_grad():
+            for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
+                q.copy_(torch.from_numpy(rng.normal(scale=0.8, size=p.shape)))
+                p.data[...] = q.numpy()
+        X, y = rng.normal(size=(12, n)), rng.integers(0, k, 12)
+        mine, opt = (
+            optim.Adam(ours.parameters(), lr=0.05),
+            torch.optim.Adam(theirs.parameters(), lr=0.05),
+        )
+        wxb.fit(ours, X, y, loss="cross_entropy", optimizer=mine, epochs=2, batch_size=4,
+                shuffle=False, verbose=False)  # fmt: skip
+        for _ in range(2):
+            for i in range(0, 12, 4):
+                opt.zero_grad()
+                rows = torch.from_numpy(X[i : i + 4])
+                F.cross_entropy(theirs(rows), torch.from_numpy(y[i : i + 4])).backward()
+                opt.step()
+        for (name, p), q in zip(ours.named_parameters(), theirs.parameters(), strict=True):
+            np.testing.assert_allclose(p.data, q.detach(), rtol=1e-9, atol=1e-10,
+                                       err_msg=msg(f"{name} after fit"))  # fmt: skip
+        X2 = rng.normal(size=(5, n))
+        np.testing.assert_allclose(ours.predict(X2), theirs(torch.from_numpy(X2)).detach(),
+                                   rtol=1e-9, atol=1e-10, err_msg=msg("predictions"))  # fmt: skip

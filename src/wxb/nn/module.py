@@ -878,6 +878,12 @@ class Module:
             else:
                 own[key] = value
             _structure_changed()
+            # into __dict__ itself, past a property of the class by this name (a W computed
+            # from g and v, weight norm as torch users write it, over Linear's W): torch's
+            # __setattr__ registers the parameter without calling its setter, where
+            # object.__setattr__ raised "property 'weight' has no setter"
+            self.__dict__[key] = value
+            return
         elif value is None:  # ``layer.bias = None``: the parameter (module, buffer) is gone
             for kind, table in (("parameter", params), ("module", modules), ("buffer", buffers)):
                 if key in table:  # its place and kind are kept for a later assignment, as
