@@ -11,6 +11,7 @@ each run; the seed is printed in the assertion (replay with ``WXB_TEST_SEED``).
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 import wxb
@@ -180,3 +181,50 @@ def test_a_weight_given_by_a_property_of_a_linear_subclass_trains_as_torchs(seed
         X2 = rng.normal(size=(5, n))
         np.testing.assert_allclose(ours.predict(X2), theirs(torch.from_numpy(X2)).detach(),
                                    rtol=1e-9, atol=1e-10, err_msg=msg("predictions"))  # fmt: skip
+
+
+def two_bases(lib: Lib, n: int, h: int, k: int):
+    """A model of two bases, each __init__ called by name, each calling Module's: the
+    second forgets what the first made, in torch."""
+
+    class Encoder(lib.nn.Module):
+        def __init__(self):
+            lib.nn.Module.__init__(self)
+            self.enc = lib.nn.Linear(n, h, **lib.f64)
+
+    class Head(lib.nn.Module):
+        def __init__(self):
+            lib.nn.Module.__init__(self)
+            self.head = lib.nn.Linear(h, k, **lib.f64)
+
+    class Net(Encoder, Head):
+        def __init__(self):
+            Encoder.__init__(self)
+            Head.__init__(self)
+
+        def forward(self, x):
+            return self.head(self.enc(x).tanh())
+
+    return Net()
+
+
+def test_module_init_run_again_forgets_what_it_held_as_torchs(seeded):
+    rng = seeded.rng
+    n, h, k = (int(v) for v in rng.integers(2, 6, size=3))
+    ours, theirs = two_bases(Lib("wxb"), n, h, k), two_bases(Lib("torch"), n, h, k)
+    names = [name for name, _ in theirs.named_parameters()]
+    assert [name for name, _ in ours.named_parameters()] == names
+    X = rng.normal(size=(4, n))
+    with pytest.raises(AttributeError, match="no attribute 'enc'"):
+        theirs(torch.from_numpy(X))
+    # (the encoder ran as a plain attribute: fit trained the head alone, saved it alone)
+    with pytest.raises(AttributeError, match="no attribute 'enc'"):
+        ours(X)
+    # __init__ again to start over: fresh layers, and no hook held before
+    ours.register_forward_hook(lambda module, args, out: out * 0)
+    Head = type(ours).__mro__[2]
+    Head.__init__(ours)
+    ours.enc = nn.Linear(n, h, dtype="float64")
+    assert [name for name, _ in ours.named_parameters()] == ["head.weight", "head.bias",
+                                                             "enc.weight", "enc.bias"]  # fmt: skip
+    assert np.abs(ours.predict(X)).max() > 0, seeded.msg("the forward hook held before")

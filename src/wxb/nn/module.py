@@ -660,6 +660,27 @@ def _insert_in_place(table: dict, key: str, value: object, order: list[str]) -> 
     table.update(items)
 
 
+# what a module keeps in its __dict__ besides its tables' entries, each set on the way
+_HELD_BESIDES = ("_vacated", "_non_persistent", "_given_buffers", "_forward_hooks",
+                 "_forward_pre_hooks", "_forward_hooks_always_called", "_backward_hooks",
+                 "_backward_pre_hooks")  # fmt: skip
+
+
+def _forget_held(module: Module) -> None:
+    """Module.__init__ run again on a module (a second base's __init__ under multiple
+    inheritance, ``Enc.__init__(self); Head.__init__(self)``, or ``model.__init__()`` to
+    start over) forgets its parameters, sub-modules, buffers and hooks, as torch's: their
+    attributes go too, so a forward reading one fails as torch's does. (They stayed as
+    plain attributes: the forward ran on layers that neither trained nor saved.)"""
+    held = module.__dict__
+    for table in ("_parameters", "_modules", "_buffers"):
+        for key in held[table]:
+            held.pop(key, None)
+    for key in _HELD_BESIDES:
+        held.pop(key, None)
+    _structure_changed()
+
+
 def _held_kind(value: object) -> str | None:
     """ "module" or "parameter": a list, tuple or dict with a Module (else a Parameter)
     among its items (or values); else None."""
@@ -821,6 +842,8 @@ class Module:
         _DEFINED_FORWARD[cls] = cls.forward  # (stock_kind compares a kind's with it)
 
     def __init__(self) -> None:
+        if "_parameters" in self.__dict__:  # run again: what it held forgotten, as torch's
+            _forget_held(self)
         for table in ("_parameters", "_modules", "_buffers"):
             object.__setattr__(self, table, _Table(self))
         self.training = True
