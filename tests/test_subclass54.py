@@ -228,3 +228,39 @@ def test_module_init_run_again_forgets_what_it_held_as_torchs(seeded):
     assert [name for name, _ in ours.named_parameters()] == ["head.weight", "head.bias",
                                                              "enc.weight", "enc.bias"]  # fmt: skip
     assert np.abs(ours.predict(X)).max() > 0, seeded.msg("the forward hook held before")
+
+
+def lone_row_norm(lib: Lib, n: int, h: int, k: int):
+    class LoneRowBatchNorm(lib.nn.BatchNorm1d):  # a batch of one row passed as it is
+        def forward(self, x):
+            if x.shape[0] == 1 and self.training:
+                return x
+            return super().forward(x)
+
+    return lib.nn.Sequential(lib.nn.Linear(n, h, **lib.f64), LoneRowBatchNorm(h, **lib.f64),
+                             lib.nn.ReLU(), lib.nn.Linear(h, k, **lib.f64))  # fmt: skip
+
+
+def test_fit_leaves_a_lone_row_to_a_batch_norm_subclass_that_takes_it_as_torchs(seeded):
+    rng = seeded.rng
+    n, h, k, size = (int(v) for v in rng.integers(2, 6, size=4))
+    rows = size * int(rng.integers(1, 4)) + 1  # the last batch a lone row
+    ours, theirs = lone_row_norm(Lib("wxb"), n, h, k), lone_row_norm(Lib("torch"), n, h, k)
+    with torch.no_grad():
+        for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
+            q.copy_(torch.from_numpy(np.asarray(p.data)))
+    X, y = rng.normal(size=(rows, n)), rng.integers(0, k, rows)
+    mine = optim.SGD(ours.parameters(), lr=0.1, momentum=0.9)
+    wxb.fit(ours, X, y, loss="cross_entropy", optimizer=mine, epochs=2, batch_size=size,
+            shuffle=False, verbose=False)  # fmt: skip
+    opt = torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=0.9)
+    for _ in range(2):
+        for i in range(0, rows, size):
+            opt.zero_grad()
+            out = theirs(torch.from_numpy(X[i : i + size]))
+            F.cross_entropy(out, torch.from_numpy(y[i : i + size])).backward()
+            opt.step()
+    for (key, value), tvalue in zip(ours.state_dict().items(), theirs.state_dict().values(),
+                                    strict=True):  # fmt: skip
+        np.testing.assert_allclose(value, tvalue.numpy(), rtol=1e-9, atol=1e-10,
+                                   err_msg=seeded.msg(f"{key} after fit"))  # fmt: skip

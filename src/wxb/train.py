@@ -1191,8 +1191,9 @@ def _ranks(distributed: bool | Ranks) -> Ranks | None:
 
 def check_batch_norm(model: Module, rows: int, batch_size: int, ranks: Ranks | None) -> None:
     """ConfigError where a BatchNorm1d could not train as one process would: it normalises
-    each batch by the batch's own statistics, so it needs 2 rows or more, and a batch
-    split over ranks would be normalised share by share."""
+    each batch by the batch's own statistics, so it needs 2 rows or more (a stock one:
+    a subclass's forward may take a lone row its way), and a batch split over ranks
+    would be normalised share by share."""
     norm = next((m for m in model.modules() if isinstance(m, BatchNorm1d)), None)
     if norm is None:
         return
@@ -1202,7 +1203,10 @@ def check_batch_norm(model: Module, rows: int, batch_size: int, ranks: Ranks | N
             "split over ranks each would normalise its own share; distributed fit does not "
             "train it (LayerNorm, per row, does)"
         )
-    if batch_size == 1 or rows % batch_size == 1:
+    # a subclass with a forward of its own may take a lone row its way (pass it on as it
+    # is, as torch users write it): only the stock forward's refusal is told beforehand
+    norm = next((m for m in model.modules() if is_stock(m, BatchNorm1d)), None)
+    if norm is not None and (batch_size == 1 or rows % batch_size == 1):
         near = next(  # the nearest size leaving no batch of one
             (
                 size
