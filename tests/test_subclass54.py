@@ -264,3 +264,40 @@ def test_fit_leaves_a_lone_row_to_a_batch_norm_subclass_that_takes_it_as_torchs(
                                     strict=True):  # fmt: skip
         np.testing.assert_allclose(value, tvalue.numpy(), rtol=1e-9, atol=1e-10,
                                    err_msg=seeded.msg(f"{key} after fit"))  # fmt: skip
+
+
+def looked_at_by_list(lib: Lib, n: int, h: int, k: int):
+    class Net(lib.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = lib.nn.Linear(n, h, **lib.f64), lib.nn.Linear(h, k, **lib.f64)
+            self.hidden = [self.fc1]  # a plain list of layers it holds: to look at them
+            self.weights = {"first": self.fc1.weight}
+
+        def forward(self, x):
+            for layer in self.hidden:
+                x = layer(x).tanh()
+            return self.fc2(x)
+
+    return Net()
+
+
+def test_a_plain_list_of_layers_the_module_holds_is_taken_as_torchs(seeded):
+    rng = seeded.rng
+    n, h, k = (int(v) for v in rng.integers(2, 6, size=3))
+    ours, theirs = looked_at_by_list(Lib("wxb"), n, h, k), looked_at_by_list(Lib("torch"), n, h, k)
+    with torch.no_grad():
+        for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
+            q.copy_(torch.from_numpy(np.asarray(p.data)))
+    X, y = rng.normal(size=(8, n)), rng.integers(0, k, 8)
+    wxb.fit(ours, X, y, loss="cross_entropy", optimizer=optim.SGD(ours.parameters(), lr=0.1),
+            epochs=1, batch_size=4, shuffle=False, verbose=False)  # fmt: skip
+    opt = torch.optim.SGD(theirs.parameters(), lr=0.1)
+    for i in range(0, 8, 4):
+        opt.zero_grad()
+        out = theirs(torch.from_numpy(X[i : i + 4]))
+        F.cross_entropy(out, torch.from_numpy(y[i : i + 4])).backward()
+        opt.step()
+    for (name, p), q in zip(ours.named_parameters(), theirs.parameters(), strict=True):
+        np.testing.assert_allclose(p.data, q.detach(), rtol=1e-12, atol=1e-13,
+                                   err_msg=seeded.msg(f"{name} after fit"))  # fmt: skip

@@ -694,6 +694,18 @@ def _held_kind(value: object) -> str | None:
     return "parameter" if any(isinstance(item, Parameter) for item in items) else None
 
 
+def _all_held(module: Module, value: object) -> bool:
+    """Whether every module and parameter in the list, tuple or dict ``value`` is one
+    ``module`` holds already (registered, so trained and saved)."""
+    items = list(value.values() if isinstance(value, dict) else value)
+    modules, params = module._module_tree()[2], module._parameter_ids()
+    return all(
+        id(item) in modules if isinstance(item, Module) else id(item) in params
+        for item in items
+        if isinstance(item, (Module, Parameter))
+    )
+
+
 class RemovableHandle:
     """What ``register_forward_hook`` and ``register_forward_pre_hook`` return:
     ``remove()`` takes the hook off (also at the end of a ``with`` block), as PyTorch's."""
@@ -936,7 +948,9 @@ class Module:
             _structure_changed()
         elif key in ("forward", "__class__"):  # a forward set on the instance, or another
             _structure_changed()  # class (layer.__class__ = …), changes what it computes
-        elif (held := _held_kind(value)) is not None:
+        elif (held := _held_kind(value)) is not None and not _all_held(self, value):
+            # (a list of layers it holds already, kept to look at them, is as torch's: a
+            # plain attribute beside the registered ones)
             where = (
                 "wxb.nn.ModuleList([...]) (a dict: wxb.nn.ModuleDict), a Sequential"
                 if held == "module"
