@@ -301,3 +301,21 @@ def test_a_plain_list_of_layers_the_module_holds_is_taken_as_torchs(seeded):
     for (name, p), q in zip(ours.named_parameters(), theirs.parameters(), strict=True):
         np.testing.assert_allclose(p.data, q.detach(), rtol=1e-12, atol=1e-13,
                                    err_msg=seeded.msg(f"{name} after fit"))  # fmt: skip
+
+
+def test_a_name_wxb_computes_set_as_torch_code_sets_it_says_whose_it_is():
+    class Net(nn.Module):  # torch code keeps its dtype: self.dtype = dtype
+        def __init__(self, dtype):
+            super().__init__()
+            self.dtype = dtype
+            self.fc = nn.Linear(3, 2, dtype=dtype)
+
+    class Wide(nn.Linear):  # torch's Linear.__init__ body copied into a subclass
+        def __init__(self, n, m):
+            super().__init__(n, m)
+            self.in_features, self.out_features = n, m
+
+    with pytest.raises(AttributeError, match=r"Net\.dtype is wxb's Module\.dtype, read-only"):
+        Net("float64")
+    with pytest.raises(AttributeError, match=r"Wide\.in_features is wxb's Dense\.in_features"):
+        Wide(3, 2)

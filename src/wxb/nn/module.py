@@ -694,6 +694,25 @@ def _held_kind(value: object) -> str | None:
     return "parameter" if any(isinstance(item, Parameter) for item in items) else None
 
 
+def _read_only(module: Module, key: str, error: AttributeError) -> AttributeError:
+    """The error of ``module.key = value`` where ``key`` is one of wxb's read-only
+    properties (``dtype``, ``label``, a Linear's ``in_features``): PyTorch code keeps such
+    names of its own (``self.dtype = dtype``), and Python's "property 'dtype' of 'Net'
+    object has no setter" said neither whose it is nor what to do. Others as raised."""
+    for cls in type(module).__mro__:
+        held = vars(cls).get(key)
+        if held is None:
+            continue
+        if isinstance(held, property) and held.fset is None and cls.__module__.startswith("wxb."):
+            return AttributeError(
+                f"{module.label}.{key} is wxb's {cls.__name__}.{key}, read-only (wxb computes "
+                f"it from the module itself); keep a value of yours under another name "
+                f"(self.my_{key} = …)"
+            )
+        break
+    return error
+
+
 def _all_held(module: Module, value: object) -> bool:
     """Whether every module and parameter in the list, tuple or dict ``value`` is one
     ``module`` holds already (registered, so trained and saved)."""
@@ -961,7 +980,10 @@ class Module:
                 "(their values would not train or be saved; PyTorch's plain lists are not "
                 f"either): hold them in {where}, or attributes"
             )
-        object.__setattr__(self, key, value)
+        try:
+            object.__setattr__(self, key, value)
+        except AttributeError as error:
+            raise _read_only(self, key, error) from None
 
     def _vacated_kind(self, key: str) -> str | None:
         """The kind ("parameter", "module", "buffer") ``key`` held until set to None, if any."""
