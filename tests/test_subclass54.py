@@ -319,3 +319,59 @@ def test_a_name_wxb_computes_set_as_torch_code_sets_it_says_whose_it_is():
         Net("float64")
     with pytest.raises(AttributeError, match=r"Wide\.in_features is wxb's Dense\.in_features"):
         Wide(3, 2)
+
+
+def with_teacher(lib: Lib, n: int, h: int, k: int, decay: float, way: str):
+    """A student and its EMA teacher, moved in each training forward as torch users write
+    it: ``teacher.lerp_(student, 1 − decay)``, or ``mul_(decay).add_(student, alpha=…)``."""
+
+    class Distilled(lib.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.student = lib.nn.Sequential(lib.nn.Linear(n, h, **lib.f64), lib.nn.Tanh(),
+                                             lib.nn.Linear(h, k, **lib.f64))  # fmt: skip
+            self.teacher = lib.nn.Sequential(lib.nn.Linear(n, h, **lib.f64), lib.nn.Tanh(),
+                                             lib.nn.Linear(h, k, **lib.f64))  # fmt: skip
+            self.teacher.requires_grad_(False)
+
+        def update(self):
+            with lib.no_grad():
+                for mean, p in zip(self.teacher.parameters(), self.student.parameters(),
+                                   strict=True):  # fmt: skip
+                    if way == "lerp":
+                        mean.lerp_(p, 1 - decay)
+                    else:
+                        mean.mul_(decay).add_(p, alpha=1 - decay)
+
+        def forward(self, x):
+            if self.training:
+                self.update()
+            return self.student(x) + 0.5 * self.teacher(x).detach()
+
+    return Distilled()
+
+
+def test_an_ema_teacher_moved_in_the_forward_trains_as_torchs(seeded):
+    rng = seeded.rng
+    n, h, k = (int(v) for v in rng.integers(2, 6, size=3))
+    decay = float(rng.uniform(0.5, 0.99))
+    for way in ("lerp", "mul_add"):
+        ours = with_teacher(Lib("wxb"), n, h, k, decay, way)
+        theirs = with_teacher(Lib("torch"), n, h, k, decay, way)
+        with torch.no_grad():
+            for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
+                q.copy_(torch.from_numpy(np.asarray(p.data)))
+        X, y = rng.normal(size=(12, n)), rng.integers(0, k, 12)
+        mine = optim.Adam(ours.student.parameters(), lr=0.05)
+        wxb.fit(ours, X, y, loss="cross_entropy", optimizer=mine, epochs=2, batch_size=4,
+                shuffle=False, verbose=False)  # fmt: skip
+        opt = torch.optim.Adam(theirs.student.parameters(), lr=0.05)
+        for _ in range(2):
+            for i in range(0, 12, 4):
+                opt.zero_grad()
+                out = theirs(torch.from_numpy(X[i : i + 4]))
+                F.cross_entropy(out, torch.from_numpy(y[i : i + 4])).backward()
+                opt.step()
+        for (name, p), q in zip(ours.named_parameters(), theirs.parameters(), strict=True):
+            np.testing.assert_allclose(p.data, q.detach(), rtol=1e-10, atol=1e-12,
+                                       err_msg=seeded.msg(f"{name} after fit ({way})"))  # fmt: skip

@@ -6408,6 +6408,8 @@ Tensor.diagonal = lambda self, offset=0, dim1=0, dim2=1: diagonal(self, offset, 
 Tensor.diag = lambda self, diagonal=0: diag(self, diagonal)
 Tensor.trace = trace
 Tensor.lerp = lambda self, end, weight: lerp(self, end, weight)
+# an EMA's teacher.lerp_(student, 1 − decay) under no_grad, torch's idiom (timm's, swa_utils')
+Tensor.lerp_ = _in_place_of("lerp", lerp, "lerp(end, weight)")
 Tensor.fmod = lambda self, other: fmod(self, other)
 Tensor.cumprod = lambda self, dim, dtype=None: cumprod(_cast(self, dtype), dim)
 Tensor.logcumsumexp = lambda self, dim: logcumsumexp(self, dim)
