@@ -375,3 +375,29 @@ def test_an_ema_teacher_moved_in_the_forward_trains_as_torchs(seeded):
         for (name, p), q in zip(ours.named_parameters(), theirs.parameters(), strict=True):
             np.testing.assert_allclose(p.data, q.detach(), rtol=1e-10, atol=1e-12,
                                        err_msg=seeded.msg(f"{name} after fit ({way})"))  # fmt: skip
+
+
+def constant_linear(lib: Lib, n: int, k: int, value: float):
+    class Constant(lib.nn.Linear):
+        def __init__(self, into, out, value):
+            self.value = value  # first: Linear's __init__ calls reset_parameters
+            super().__init__(into, out, **lib.f64)
+
+        def reset_parameters(self):
+            lib.init.constant_(self.weight, self.value)
+            lib.init.constant_(self.bias, -self.value)
+
+    return Constant(n, k, value)
+
+
+def test_a_setting_given_before_super_init_reaches_the_subclass_init_as_torchs(seeded):
+    rng = seeded.rng
+    value, n, k = float(rng.normal()), int(rng.integers(2, 6)), int(rng.integers(2, 6))
+    X = rng.normal(size=(3, n))
+    ours, theirs = (
+        constant_linear(Lib("wxb"), n, k, value),
+        constant_linear(Lib("torch"), n, k, value),
+    )
+    expected = theirs(torch.from_numpy(X)).detach()
+    np.testing.assert_allclose(ours(X).data, expected, rtol=1e-14, atol=1e-15,
+                               err_msg=seeded.msg(f"outputs of W = {value}"))  # fmt: skip

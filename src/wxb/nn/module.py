@@ -878,7 +878,8 @@ class Module:
         for table in ("_parameters", "_modules", "_buffers"):
             object.__setattr__(self, table, _Table(self))
         self.training = True
-        self.name = None
+        if "name" not in self.__dict__:  # (one given before, as torch code may, kept)
+            self.name = None
         self.info: dict[str, Any] = {}
 
     @property
@@ -893,7 +894,14 @@ class Module:
 
     def __setattr__(self, key: str, value: object) -> None:
         if "_parameters" not in self.__dict__:
-            raise ConfigError(f"{type(self).__name__}.__init__ must call super().__init__() first")
+            if isinstance(value, (Parameter, Module)) or _held_kind(value) is not None:
+                raise ConfigError(
+                    f"{type(self).__name__}.__init__ must call super().__init__() first"
+                )
+            # a plain value before it, as torch's takes it (a subclass's reset_parameters,
+            # which Linear's __init__ calls, reads settings given first: self.std = std)
+            object.__setattr__(self, key, value)
+            return
         if key in ("_parameters", "_modules", "_buffers") and isinstance(value, Mapping):
             # PyTorch code may set a whole table (model._modules = OrderedDict(...), to
             # reorder a stack): it becomes the module's, its entries the attributes
