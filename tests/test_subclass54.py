@@ -317,8 +317,16 @@ def test_a_name_wxb_computes_set_as_torch_code_sets_it_says_whose_it_is():
 
     with pytest.raises(AttributeError, match=r"Net\.dtype is wxb's Module\.dtype, read-only"):
         Net("float64")
+
+    class Shifted(nn.RMSNorm):  # a β of one's own, where wxb's bias reads None
+        def __init__(self, n):
+            super().__init__(n)
+            self.bias = nn.Parameter(np.zeros(n))
+
     with pytest.raises(AttributeError, match=r"Wide\.in_features is wxb's Dense\.in_features"):
         Wide(3, 2)
+    with pytest.raises(AttributeError, match=r"Shifted\.bias is wxb's RMSNorm\.bias, read-only"):
+        Shifted(3)  # (not registered where the forward's self.bias still read None)
 
 
 def with_teacher(lib: Lib, n: int, h: int, k: int, decay: float, way: str):

@@ -694,7 +694,7 @@ def _held_kind(value: object) -> str | None:
     return "parameter" if any(isinstance(item, Parameter) for item in items) else None
 
 
-def _read_only(module: Module, key: str, error: AttributeError) -> AttributeError:
+def _read_only(module: Module, key: str, error: AttributeError | None) -> AttributeError | None:
     """The error of ``module.key = value`` where ``key`` is one of wxb's read-only
     properties (``dtype``, ``label``, a Linear's ``in_features``): PyTorch code keeps such
     names of its own (``self.dtype = dtype``), and Python's "property 'dtype' of 'Net'
@@ -924,6 +924,10 @@ class Module:
                 f"{type(value).__name__}"
             )
         if isinstance(value, (Parameter, Module)):
+            if isinstance(getattr(type(self), key, None), property):  # (rare: a cheap look)
+                refused = _read_only(self, key, None)
+                if refused is not None:  # one of wxb's: reads would not see it (RMSNorm.bias)
+                    raise refused
             # A name already held keeps its place, as in PyTorch: a Sequential's layer
             # replaced by assignment stays where it was in the order.
             own = params if isinstance(value, Parameter) else modules
