@@ -1,11 +1,18 @@
 """Module subclasses as PyTorch users write them, against the same class in PyTorch.
 
 The generators beside it (test_user_models50, test_user_modules_hunt, test_gen_hunt46)
-draw forwards of one's own. These draw what a user changes besides forward: a layer's
-``reset_parameters`` (PyTorch's way to give a Linear, a norm or a PReLU an init of
-one's own; torch's ``__init__`` calls it) and a BatchNorm1d's ``reset_running_stats``.
-Each class is written once for either library (``Lib``), its constants drawn fresh on
-each run; the seed is printed in the assertion (replay with ``WXB_TEST_SEED``).
+draw forwards of one's own. These draw what a user changes besides forward, each class
+written once for either library (``Lib``), its sizes and constants drawn fresh on each
+run: a layer's ``reset_parameters`` (PyTorch's way to give a Linear, a norm or a PReLU
+an init of one's own, which torch's ``__init__`` calls) and a BatchNorm1d's
+``reset_running_stats``, with settings given before ``super().__init__()``; a Linear
+whose W is a property over g and v (weight norm); two bases whose ``__init__``s each
+call Module's; a BatchNorm1d subclass that passes a lone row on; a plain list of layers
+the module holds; names wxb computes (``self.dtype``); an EMA teacher moved in the
+forward (``lerp_``, ``mul_().add_(alpha=)``). Each is trained by ``wxb.fit`` beside
+torch's loop on the same batches (SGD with momentum, Adam), in float64, and its weights,
+buffers and predictions compared. The seed is printed in the assertion (replay with
+``WXB_TEST_SEED``).
 """
 
 from __future__ import annotations
