@@ -416,3 +416,41 @@ def test_a_setting_given_before_super_init_reaches_the_subclass_init_as_torchs(s
     expected = theirs(torch.from_numpy(X)).detach()
     np.testing.assert_allclose(ours(X).data, expected, rtol=1e-14, atol=1e-15,
                                err_msg=seeded.msg(f"outputs of W = {value}"))  # fmt: skip
+
+
+def lazy_own_init(lib: Lib, h: int, k: int, gain: float):
+    class Constant(lib.nn.LazyLinear):  # its init once in_features is known, as torch's
+        def reset_parameters(self):
+            super().reset_parameters()
+            if self.in_features:  # (torch calls it in __init__ too, with in_features 0)
+                lib.init.constant_(self.weight, gain / self.in_features)
+                lib.init.constant_(self.bias, gain * self.out_features)
+
+    return lib.nn.Sequential(Constant(h, **lib.f64), lib.nn.Tanh(), lib.nn.Linear(h, k, **lib.f64))
+
+
+def test_a_lazy_linear_subclass_init_runs_when_it_is_made_as_torchs(seeded):
+    rng = seeded.rng
+    n, h, k = (int(v) for v in rng.integers(2, 6, size=3))
+    gain = float(rng.uniform(-1, 1))
+    ours, theirs = lazy_own_init(Lib("wxb"), h, k, gain), lazy_own_init(Lib("torch"), h, k, gain)
+    X, y = rng.normal(size=(8, n)), rng.integers(0, k, 8)
+    ours(X[:2]), theirs(torch.from_numpy(X[:2]))  # (made: the optimisers take them)
+    with torch.no_grad():  # the last layer's draw copied: the made one is compared
+        for p, q in zip(ours[-1].parameters(), theirs[-1].parameters(), strict=True):
+            q.copy_(torch.from_numpy(np.asarray(p.data)))
+    for (name, p), q in zip(ours.named_parameters(), theirs.parameters(), strict=True):
+        np.testing.assert_allclose(p.data, q.detach(), rtol=1e-15, atol=1e-15,
+                                   err_msg=seeded.msg(f"{name} made"))  # fmt: skip
+    mine = optim.SGD(ours.parameters(), lr=0.1, momentum=0.9)
+    wxb.fit(ours, X, y, loss="cross_entropy", optimizer=mine, epochs=1, batch_size=4,
+            shuffle=False, verbose=False)  # fmt: skip
+    opt = torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=0.9)
+    for i in range(0, 8, 4):
+        opt.zero_grad()
+        out = theirs(torch.from_numpy(X[i : i + 4]))
+        F.cross_entropy(out, torch.from_numpy(y[i : i + 4])).backward()
+        opt.step()
+    for (name, p), q in zip(ours.named_parameters(), theirs.parameters(), strict=True):
+        np.testing.assert_allclose(p.data, q.detach(), rtol=1e-10, atol=1e-12,
+                                   err_msg=seeded.msg(f"{name} after fit"))  # fmt: skip

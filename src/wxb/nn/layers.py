@@ -1208,11 +1208,25 @@ class LazyLinear(Module):
         rng, dt = as_generator(None), self.weight.dtype
         weight = init_weight((self._out_features, n), self.init, rng, dt)
         bias = _bias_values(self._out_features, n, self.init, rng, dt)
-        self._become(weight, bias if self.bias is not None else None)
+        own = type(self).reset_parameters is not LazyLinear.reset_parameters
+        self._become(weight, bias if self.bias is not None else None, reset=own)
 
-    def _become(self, weight: np.ndarray, bias: np.ndarray | None) -> None:
+    def reset_parameters(self) -> None:
+        """Once made, W and b drawn again as torch's Linear draws them (a subclass's
+        ``super().reset_parameters()``); before, nothing to draw, as torch's."""
+        if not self.has_uninitialized_params():
+            Dense.reset_parameters(self)
+
+    def _become(self, weight: np.ndarray, bias: np.ndarray | None, reset: bool = False) -> None:
         self.weight = Parameter(weight)
         self.bias = None if bias is None else Parameter(bias)
+        if reset:  # a subclass's own init, run once W and b are made, as torch's (it was
+            # left uncalled, its W the stock draw unsaid); in_features read as torch's then
+            self.__dict__["in_features"] = weight.shape[1]
+            try:
+                self.reset_parameters()
+            finally:
+                del self.__dict__["in_features"]
         del self._out_features
         self.__class__ = self.cls_to_become  # (a new structure: plans are made again)
 
