@@ -1556,13 +1556,16 @@ def run_eval(args: argparse.Namespace) -> None:
             f"{args.model}: wxb eval does not evaluate a multilabel model yet (wxb predict does "
             "predict with it; wxb.evaluate(model, X, y) scores it)"
         )
+    notices: list[str] = []
     if test is not None:
         labelled, data = test, "built-in digits (the test rows wxb train scored)"
         X = features_for(model, test)
     else:
         table = read_data(args, data, model)
         labelled = labelled_rows(model, table, given_targets(args, table), data_name(data))
-        X = features_for(model, labelled.table)
+        X = features_for(model, labelled.table, notices=notices)
+    for message in notices:  # (categories not seen in training)
+        print(f"wxb: warning: {message}", file=sys.stderr)
     task, loss, classes = model_task(model)
     warn_if_task_guessed(model, args.model, task)
     if task == "classification":
@@ -1943,7 +1946,10 @@ def explain_rows(model, data: Table | wdata.Dataset, args: argparse.Namespace) -
                 )
         # without the target column, as eval reads them: a model without feature names
         # takes every column it is given, and read the target as a feature
-        X = features_for(model, data if labelled is None else labelled.table)
+        notices: list[str] = []
+        X = features_for(model, data if labelled is None else labelled.table, notices=notices)
+        for message in notices:  # (categories not seen in training)
+            print(f"wxb: warning: {message}", file=sys.stderr)
     else:
         X = features_for(model, data)[rows]
         labelled = wdata.Dataset(X, data.y[rows], data.feature_names, data.target, source)
@@ -2081,7 +2087,10 @@ def run_predict(args: argparse.Namespace) -> None:
         )
     # a file of a header alone: the predictions' header alone, as pandas reads it (no rows)
     table = read_data(args, args.input, model, no_rows=True)
-    X = features_for(model, table, no_rows=True)
+    notices: list[str] = []
+    X = features_for(model, table, no_rows=True, notices=notices)
+    for message in notices:  # (categories not seen in training)
+        print(f"wxb: warning: {message}", file=sys.stderr)
     with np.errstate(over="ignore", invalid="ignore"):  # said in one line just below
         output = model.predict(X)
     if task == "classification":  # no class is read from inf or NaN (a number may be)

@@ -14,9 +14,13 @@ identifier, never a column that looks like a row ID unless named.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+import sys
 import threading
+import warnings
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -298,8 +302,12 @@ class TableEncoder:
             rules = [_fit_rule(table, name, rows, scratch) for name in features]
         return cls(rules)
 
-    def transform(self, table: Table, dtype: Any = np.float32) -> np.ndarray:
-        """The matrix (rows × outputs) for ``table``'s columns, found by name."""
+    def transform(
+        self, table: Table, dtype: Any = np.float32, unseen: dict[str, Counter] | None = None
+    ) -> np.ndarray:
+        """The matrix (rows × outputs) for ``table``'s columns, found by name.
+        ``unseen``: given, it gets each text column's categories not seen in training
+        (all zeros in the one-hot), counted (``unseen_category_warnings`` words them)."""
         absent = [name for name in self.columns if name not in table]
         if absent:
             raise DataError(
@@ -311,7 +319,9 @@ class TableEncoder:
         threads = (os.cpu_count() or 1) > 1 and table.n_rows >= THREADED_ROWS
         pool = ThreadPoolExecutor(2) if threads else None
         try:
-            each = (pool.map if pool else map)(lambda rule: self._pieces(rule, table), self.rules)
+            each = (pool.map if pool else map)(
+                lambda rule: self._pieces(rule, table, unseen), self.rules
+            )
             pieces = []
             for rule, parts in zip(self.rules, each, strict=True):  # errors in rule order
                 for values, width in parts:
@@ -367,9 +377,12 @@ class TableEncoder:
 
     BLOCK_ROWS = 4096
 
-    def _pieces(self, rule: ColumnRule, table: Table) -> list[tuple[np.ndarray, int | None]]:
+    def _pieces(
+        self, rule: ColumnRule, table: Table, unseen: dict[str, Counter] | None = None
+    ) -> list[tuple[np.ndarray, int | None]]:
         """What ``rule`` writes: (values, None) for one input, (codes, k) for k one-hot
-        inputs; then the 0/1 missing indicator if the rule has one."""
+        inputs; then the 0/1 missing indicator if the rule has one. A text column's
+        unseen categories counted into ``unseen`` (when given) under its name."""
         column, missing = self._cells(table, rule.name)
         markers = numeric_markers(self.na_values)
         pieces: list[tuple[np.ndarray, int | None]] = []
@@ -391,13 +404,17 @@ class TableEncoder:
                 dtype=np.int64,
                 count=len(values),
             )
-            unseen = np.flatnonzero(codes < 0)
-            if len(unseen):
+            unknown_rows = np.flatnonzero(codes < 0)
+            if len(unknown_rows):
                 aliases = text_aliases(rule.categories or [])
-                for row in unseen if aliases else ():
+                for row in unknown_rows if aliases else ():
                     category = aliases.get(values[row])
                     if category is not None:
                         codes[row] = index[category]
+                if unseen is not None:  # (one key per rule: the threads write apart)
+                    left = values[codes < 0] if aliases else values[unknown_rows]
+                    if len(left):
+                        unseen[rule.name] = Counter(left.tolist())
             pieces.append((codes, len(index)))
         else:
             written = column.values  # as the cells are written, for messages
@@ -789,10 +806,14 @@ def model_encoder(info: dict[str, Any], table: Table) -> TableEncoder:
     return TableEncoder.plain([n for n in table.names if n not in targets])
 
 
-def table_matrix(info: dict[str, Any], table: Table, dtype: Any) -> np.ndarray:
+def table_matrix(
+    info: dict[str, Any], table: Table, dtype: Any, notices: list[str] | None = None
+) -> np.ndarray:
     """The network's input matrix for ``table``: columns by name through the model's
     table stage; an array's unnamed columns (x0, x1, …) by position when the model
-    reads plain numbers."""
+    reads plain numbers. Categories not seen in training are said, a line a column
+    (``unseen_category_warnings``): added to ``notices`` when given, else a UserWarning
+    at the caller's line (scikit-learn's ``handle_unknown="warn"``)."""
     encoder = model_encoder(info, table)
     if table.positional:  # an array: its columns by position, all of them
         names = [n for n in table.names if n not in table.default_targets]
@@ -810,7 +831,83 @@ def table_matrix(info: dict[str, Any], table: Table, dtype: Any) -> np.ndarray:
                 f"{table.source}: an array has no column names, and the model reads named "
                 f"columns ({', '.join(encoder.columns[:5])}, …) through its table stage"
             )
-    return encoder.transform(table, dtype)
+    unseen: dict[str, Counter] = {}
+    X = encoder.transform(table, dtype, unseen)
+    messages = unseen_category_warnings(encoder, unseen, table.n_rows, table.source)
+    if notices is not None:
+        notices.extend(messages)
+    for message in messages if notices is None else ():
+        warnings.warn(message, UserWarning, stacklevel=_frames_inside_wxb())
+    return X
+
+
+def unseen_category_warnings(
+    encoder: TableEncoder, unseen: dict[str, Counter], n_rows: int, source: object
+) -> list[str]:
+    """One line a text column with categories training never saw (``transform``'s
+    ``unseen``): how many rows, the most frequent of them, and the training category
+    each is nearest (the same but for case or spaces, 'RED' for 'red', said plainly
+    when that explains them all). Warned, not refused, as scikit-learn's
+    ``handle_unknown="warn"``: one new value in a one-row file is all its rows."""
+    lines = []
+    for rule in encoder.rules:
+        counts = unseen.get(rule.name)
+        if not counts:
+            continue
+        categories = rule.categories or []
+        folded: dict[str, list[str]] = {}
+        for category in categories:
+            folded.setdefault(_folded(category), []).append(category)
+        shown, lost = [], False
+        for value, _ in counts.most_common(3):
+            same = folded.get(_folded(value))
+            near = same or difflib.get_close_matches(value, categories, n=1, cutoff=0.6)
+            why = "training had" if same else "closest spelling in training:"
+            shown.append(f"{value!r}" + (f" ({why} {near[0]!r})" if near else ""))
+            lost = lost or not near
+        if len(counts) > 3:
+            shown.append(f"and {len(counts) - 3} other value{'s' * (len(counts) > 4)}")
+        n = sum(counts.values())
+        line = (
+            f"{source}: column {rule.name!r}: {n} of {n_rows} rows ({_share(n, n_rows)}) "
+            f"hold a category not seen in training, taken as none of its "
+            f"{len(categories)} (all zeros): {', '.join(shown)}"
+        )
+        if all(_folded(value) in folded for value in counts):
+            line += (
+                "; each is a training category but for case or surrounding spaces: "
+                "write them as training did"
+            )
+        elif lost:  # nothing near ('True' for 'yes'): what training had instead
+            listed = ", ".join(map(repr, categories[:5])) + (", …" if len(categories) > 5 else "")
+            line += f"; training had {listed}"
+        lines.append(line)
+    return lines
+
+
+def _folded(text: str) -> str:
+    """A category as compared for a near miss: trimmed, case folded."""
+    return str(text).strip().casefold()
+
+
+def _share(part: int, whole: int) -> str:
+    """``part`` of ``whole`` as a whole percent, 0% and 100% only for none and all."""
+    text = f"{part / whole:.0%}"
+    if 0 < part < whole and text in ("0%", "100%"):
+        return "<1%" if text == "0%" else ">99%"
+    return text
+
+
+def _frames_inside_wxb() -> int:
+    """warnings.warn's stacklevel for the first caller outside the wxb package (a
+    script's model.predict line), from the function calling this one."""
+    frame, level = sys._getframe(2), 2
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def knows_columns(info: dict[str, Any]) -> bool:

@@ -454,11 +454,18 @@ def rounding_warnings(
     return warnings
 
 
-def features_for(model, data: Table | wdata.Dataset, no_rows: bool = False) -> np.ndarray:
+def features_for(
+    model, data: Table | wdata.Dataset, no_rows: bool = False, notices: list[str] | None = None
+) -> np.ndarray:
     """The network's input matrix for ``data``: its columns by name through the model's
     table stage (``columns.table_matrix``), checked against the network's width.
-    ``no_rows``: a table of none gives a matrix of none (predict's), else refused."""
-    X = data.X if isinstance(data, wdata.Dataset) else table_matrix(model.info, data, model.dtype)
+    ``no_rows``: a table of none gives a matrix of none (predict's), else refused.
+    ``notices``: given, it gets the lines on categories not seen in training (else
+    they are UserWarnings)."""
+    if isinstance(data, wdata.Dataset):
+        X = data.X
+    else:
+        X = table_matrix(model.info, data, model.dtype, notices)
     width = input_width(model)
     if width is not None and X.shape[1] != width:
         why = ""
