@@ -71,8 +71,8 @@ def test_predict_and_eval_say_which_categories_were_never_seen(tmp_path, rng, ca
         (line,) = unseen_lines(err)
         assert line.startswith("wxb: warning: ") and "'colour'" in line, line
         assert f"{n} of {n} rows (100%)" in line, line
-        most = max(COLOURS, key=lambda c: (list(colour).count(c), -COLOURS.index(c)))
-        assert f"'{most.upper()}' (training had '{most}')" in line, line
+        for present in set(colour):  # (three at most: each shown)
+            assert f"'{present.upper()}' (training had '{present}')" in line, line
         assert "but for case" in line, line
     code, out, err = run_cli(capsys, "predict", str(trained), str(shouted))
     assert out != known  # (all zeros: other predictions, as before)
