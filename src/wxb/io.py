@@ -10,7 +10,9 @@ a half-written model where a good one was. Reading never unpickles anything.
 else, so it is refused before anything is written). Parameters shared between
 layers (tied weights) are stored once, under their first name, and the metadata
 records the ties (``"ties": {"dense3.weight": "dense1.weight"}``) so ``load``
-shares them again; parameters with ``requires_grad`` False are listed (``"frozen"``)
+shares them again; a parameter viewing another's memory (``Parameter(enc.weight.T)``)
+is recorded as that view (``"memory_ties"``) and loads as it, so it trains as saved;
+parameters with ``requires_grad`` False are listed (``"frozen"``)
 and load frozen, a Dense's W or b registered as a buffer in its place is listed
 (``"dense_buffers"``) and loads as a buffer, a ``Dropout(seed=…)``'s own generator
 is kept as it stands (``"dropout_generators"``), and a Dense's ``init`` other than the
@@ -45,7 +47,7 @@ from wxb.data import (
 )
 from wxb.errors import ConfigError, ModelFileError, ShapeError, WxbError
 from wxb.nn import layers
-from wxb.nn.module import Module
+from wxb.nn.module import MemoryTie, Module, memory_ties, view_of_memory
 from wxb.nn.norm import BatchNorm1d, LayerNorm, RMSNorm
 from wxb.nn.plan import width_mismatch
 from wxb.nn.sequential import Sequential, layers_in_order
@@ -188,6 +190,9 @@ def save(model: Module | dict, path: str | Path) -> Path:
     }
     if ties:
         metadata["ties"] = json.dumps(ties)
+    memory = _memory_ties(model)
+    if memory:  # a parameter stepped in another's memory is loaded into it again
+        metadata[MEMORY_TIES] = json.dumps(memory)
     frozen = [name for name, p in model.named_parameters() if not p.requires_grad]
     if frozen:  # as torch.save(model) keeps requires_grad: a frozen layer stays frozen
         metadata["frozen"] = json.dumps(frozen)
@@ -248,6 +253,71 @@ def _check_suffix(model: object, path: str | Path) -> None:
         f"({last}), which that format's readers refuse; name the file .safetensors "
         f"(wxb.load reads it){fix}"
     )
+
+
+MEMORY_TIES = "memory_ties"
+
+
+def _memory_ties(model: Module) -> dict[str, dict[str, Any]]:
+    """By state_dict name, each parameter viewing another's memory (``Parameter(enc.weight.T)``,
+    ``dec.weight.data = enc.weight.data.T``) and where it lies in that holder's; ConfigError
+    for memory shared in a way no such view describes (loaded apart, it would train apart)."""
+    ties, problems = memory_ties(model.named_parameters())
+    if problems:
+        raise ConfigError(
+            f"cannot save this model: {problems[0]}, which a file cannot record (loaded "
+            "apart, they would train apart); give each parameter memory of its own "
+            "(p.data = p.data.copy(), which unties them) or make one the holder of the "
+            "other's (dec.weight = Parameter(enc.weight.T))"
+        )
+    return {
+        name: {"holder": t.holder, "offset": t.offset, "shape": t.shape, "strides": t.strides}
+        for name, t in ties.items()
+    }
+
+
+def _restore_memory_ties(model: Module, path: Path, memory: object) -> None:
+    """Each parameter the saved model stepped in another's memory views that one's again,
+    after the file's values are in (the view must hold what the file stores for it)."""
+    parameters = dict(model.named_parameters())
+    if not isinstance(memory, dict):
+        raise ModelFileError(f"{path}: its memory ties are not a JSON object")
+    for name, where in memory.items():
+        fields = ("holder", "offset", "shape", "strides")
+        if not (isinstance(where, dict) and set(where) == set(fields)):
+            raise ModelFileError(f"{path}: memory tie {_short(name)}: not {{{', '.join(fields)}}}")
+        holder, offset, shape, strides = (where[key] for key in fields)
+        numbers = (
+            [offset, *shape, *strides]
+            if isinstance(shape, list) and isinstance(strides, list)
+            else [None]
+        )
+        if (
+            name not in parameters
+            or not isinstance(holder, str)
+            or holder not in parameters
+            or holder in memory
+            or holder == name
+            or not all(type(n) is int and abs(n) < 2**53 for n in numbers)
+        ):
+            raise ModelFileError(
+                f"{path}: memory tie {_short(name)} → {_short(holder)}: not one parameter "
+                "viewing another that holds its own memory"
+            )
+        viewer, home = parameters[name], parameters[holder]
+        tie = MemoryTie(holder, offset, tuple(shape), tuple(strides))
+        view = view_of_memory(home.data, tie) if tie.shape == viewer.shape else None
+        if view is None or view.dtype != viewer.dtype:
+            raise ModelFileError(
+                f"{path}: memory tie {_short(name)} → {_short(holder)}: the view reaches "
+                "outside the holder's elements, or is not the shape of the parameter"
+            )
+        if np.ascontiguousarray(view).tobytes() != np.ascontiguousarray(viewer.data).tobytes():
+            raise ModelFileError(
+                f"{path}: memory tie {_short(name)} → {_short(holder)}: the values stored for "
+                "the two differ where they share memory"
+            )
+        viewer.data = view
 
 
 DENSE_BUFFERS = "dense_buffers"
@@ -896,6 +966,7 @@ def _load_model_once(path: Path, header: dict) -> Module:
     _restore_dense_buffers(model, path, _json_field(path, metadata, DENSE_BUFFERS, []))
     _restore_dropout_generators(model, path, _json_field(path, metadata, DROPOUT_GENERATORS, {}))
     _restore_dense_inits(model, path, _json_field(path, metadata, DENSE_INITS, {}))
+    _restore_memory_ties(model, path, _json_field(path, metadata, MEMORY_TIES, {}))
     parameters = dict(model.named_parameters())
     if not isinstance(frozen, list) or not all(
         isinstance(name, str) and name in parameters for name in frozen

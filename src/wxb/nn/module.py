@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import os
 import threading
@@ -22,6 +23,7 @@ from wxb.tensor import (
     Count,
     IndexArray,
     Tensor,
+    byte_bounds,
     float_array,
     foreign_array,
     gradients_apart,
@@ -823,6 +825,132 @@ def _join(prefix: str, key: str) -> str:
     return f"{prefix}.{key}" if prefix else key
 
 
+class MemoryTie(NamedTuple):
+    """Where a parameter's array lies in the memory of another (its ``holder``, a
+    C-contiguous array): the first element's index there, its shape and its strides,
+    in elements (``np.lib.stride_tricks.as_strided`` of the holder's flat memory)."""
+
+    holder: str
+    offset: int
+    shape: tuple[int, ...]
+    strides: tuple[int, ...]
+
+
+def memory_ties(named: Iterable[tuple[str, Parameter]]) -> tuple[dict[str, MemoryTie], list[str]]:
+    """Parameters viewing memory another one holds (``Parameter(enc.weight.T)``,
+    ``dec.weight.data = enc.weight.data.T``: one array stepped for both) → where each lies
+    in its holder's, and a line for each sharing no such tie describes (memory shared
+    otherwise: two views of an array no parameter holds whole, another dtype). The
+    holder of memory shared is the first parameter given whose C-contiguous array spans
+    all the others'; a parameter given twice (the same object) is no tie of memory."""
+    arrays: dict[int, tuple[str, np.ndarray]] = {}
+    for name, param in named:
+        if id(param) not in arrays and param.data.size:
+            arrays[id(param)] = (name, param.data)
+    spans = sorted(
+        (*byte_bounds(array), order, name, array)
+        for order, (name, array) in enumerate(arrays.values())
+    )
+    groups: list[list[tuple[int, str, np.ndarray]]] = []
+    reach = None  # groups of overlapping byte ranges, then of memory shared within them
+    for low, high, order, name, array in spans:
+        if reach is None or low >= reach:
+            groups.append([])
+        groups[-1].append((order, name, array))
+        reach = high if reach is None else max(reach, high)
+    ties: dict[str, MemoryTie] = {}
+    problems: list[str] = []
+    for group in groups:
+        group.sort(key=lambda member: member[0])
+        while len(group) > 1:
+            first = group.pop(0)
+            shared = [m for m in group if np.shares_memory(first[2], m[2])]
+            if not shared:
+                continue
+            members = [first, *shared]
+            group = [m for m in group if all(m is not s for s in shared)]
+            tied, problem = _tie_of_memory(members)
+            ties.update(tied)
+            if problem:
+                problems.append(problem)
+    return ties, problems
+
+
+def _tie_of_memory(
+    members: list[tuple[int, str, np.ndarray]],
+) -> tuple[dict[str, MemoryTie], str | None]:
+    """The ties of parameters sharing memory (in the order given), or why there are none."""
+    names = ", ".join(name for _, name, _ in members)
+    bounds = [byte_bounds(array) for _, _, array in members]
+    low, high = min(b[0] for b in bounds), max(b[1] for b in bounds)
+    holder = next(
+        (
+            m
+            for m, b in zip(members, bounds, strict=True)
+            if m[2].flags.c_contiguous and b == (low, high)
+        ),
+        None,
+    )
+    if holder is None:
+        return {}, f"{names} share memory no one of them holds whole as a C-contiguous array"
+    base, item = holder[2], holder[2].itemsize
+    start = base.__array_interface__["data"][0]
+    ties = {}
+    for member in members:
+        if member is holder:  # (the other may hold the very same array: Parameter(p))
+            continue
+        _, name, array = member
+        offset = array.__array_interface__["data"][0] - start
+        if array.dtype != base.dtype or offset % item or any(s % item for s in array.strides):
+            return {}, f"{name} views {holder[1]}'s memory as another dtype or off its elements"
+        ties[name] = MemoryTie(
+            holder[1], offset // item, tuple(array.shape), tuple(s // item for s in array.strides)
+        )
+    return ties, None
+
+
+def view_of_memory(holder: np.ndarray, tie: MemoryTie) -> np.ndarray | None:
+    """The view ``tie`` describes of ``holder``'s memory; None where it is not one (the
+    holder not C-contiguous, or the view reaching outside its elements)."""
+    shape, strides, offset = tie.shape, tie.strides, tie.offset
+    if not holder.flags.c_contiguous or len(shape) != len(strides):
+        return None
+    if any(n <= 0 for n in shape):
+        return None
+    lowest = offset + sum((n - 1) * s for n, s in zip(shape, strides, strict=True) if s < 0)
+    highest = offset + sum((n - 1) * s for n, s in zip(shape, strides, strict=True) if s > 0)
+    if lowest < 0 or highest >= holder.size:  # (as_strided checks nothing: checked here)
+        return None
+    flat = holder.reshape(-1)[offset:]
+    item = holder.itemsize
+    return np.lib.stride_tricks.as_strided(flat, shape, tuple(s * item for s in strides))
+
+
+# memo's key while a module's deep copy runs (a str: deepcopy's own keys are ids)
+_COPYING = "wxb: a module is being copied"
+
+
+def _tie_copies(original: Module, memo: dict) -> None:
+    """After a deep copy: each copied parameter that viewed another's memory views its
+    copy's (numpy's deepcopy gave it a copy of its own, which trained them apart)."""
+    named = list(original.named_parameters())
+    ties, _ = memory_ties(named)  # (memory shared otherwise: copied apart, as before)
+    params = dict(named)
+    for name, tie in ties.items():
+        viewer, holder = memo.get(id(params[name])), memo.get(id(params[tie.holder]))
+        if (
+            viewer is None
+            or holder is None
+            or viewer is params[name]
+            or holder is params[tie.holder]
+        ):
+            continue  # (a copy keeping the original's parameters: tied as they are)
+        view = view_of_memory(holder.data, tie)
+        if view is not None and view.dtype == viewer.dtype:
+            view[...] = viewer.data
+            viewer.data = view
+
+
 def _forced_eval(module: Module) -> bool:
     held = getattr(_thread, "evaluating", None)  # the ids of each open block's modules
     if held:
@@ -1235,6 +1363,22 @@ class Module:
             name: getattr(self, name) for name in slot_names(type(self)) if hasattr(self, name)
         }
         return (state, slots) if slots else state
+
+    def __deepcopy__(self, memo: dict) -> Module:
+        """What deepcopy makes of the state above, and then, as torch's copy of shared
+        storage: a parameter that viewed another's memory views its copy's."""
+        copied = type(self).__new__(type(self))
+        memo[id(self)] = copied
+        outermost = _COPYING not in memo  # (its tree's ties are tied once, by it)
+        memo[_COPYING] = True
+        try:
+            copied.__setstate__(copy.deepcopy(self.__getstate__(), memo))
+        finally:
+            if outermost:
+                del memo[_COPYING]
+        if outermost:
+            _tie_copies(self, memo)
+        return copied
 
     def __setstate__(self, state: dict[str, Any] | tuple[dict[str, Any], dict[str, Any]]) -> None:
         """What pickle and deepcopy restore: the attributes, with the tables of parameters,
