@@ -413,6 +413,8 @@ class Parameter(Tensor):
             )
         elif type(value) is not np.ndarray:
             refuse_masked(value, "Parameter.data")
+        if not value.dtype.isnative:  # big-endian bytes (a file's): in the machine's order,
+            value = value.astype(value.dtype.newbyteorder("="))  # as Tensor() takes them
         _tensor_data.__set__(self, value)
 
     # read through the slot's own getter (C: no Python call on the hot path), set above
