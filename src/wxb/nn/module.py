@@ -133,9 +133,13 @@ _BUFFER_VIEWS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
 def _as_buffer(array: np.ndarray) -> BufferArray:
-    """``array`` as the buffer a module holds: a view of it (its memory, no copy)."""
+    """``array`` as the buffer a module holds: a view of it (its memory, no copy), or a
+    copy of read-only memory (np.broadcast_to's, a memmap opened "r"), which training
+    updates in place (NumPy's "assignment destination is read-only" came at the step)."""
     if isinstance(array, BufferArray):
         return array
+    if not array.flags.writeable:
+        array = np.array(array)
     held = _BUFFER_VIEWS.get(id(array))
     if held is not None and held._source() is array:
         return held
