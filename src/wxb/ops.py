@@ -5765,6 +5765,16 @@ Tensor.narrow = narrow
 Tensor.movedim = movedim
 Tensor.swapdims = lambda self, dim0, dim1: swap_axes(self, dim0, dim1)
 Tensor.swapaxes = lambda self, axis0, axis1: swap_axes(self, axis0, axis1)  # (torch's names)
+# np.moveaxis(t, 0, 1) and np.transpose(t, axes) as these ops, the graph kept: NumPy's own
+# called t.transpose(axes), torch's two-dim transpose ("missing ... 'dim1'")
+ARRAY_FUNCTION_OPS.update(
+    {
+        np.moveaxis: movedim,
+        np.transpose: lambda a, axes=None: permute(
+            a, tuple(reversed(range(a.ndim))) if axes is None else tuple(axes)
+        ),
+    }
+)
 
 
 # -- what a ported script reaches for next: torch's names, each beside its backward ------

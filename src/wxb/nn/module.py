@@ -2028,6 +2028,14 @@ class Module:
         tuple or list holding Tensors) as it is."""
         refuse_masked(x, f"{type(self).__name__} input")
         if isinstance(x, (list, tuple)) and any(isinstance(v, Tensor) for v in x):
+            if not self._modules and not self._own_forward():
+                # a wxb layer reads one Tensor (x.dtype's AttributeError said nothing);
+                # torch's refuses the list too
+                raise DataError(
+                    f"{type(self).__name__} input: a {type(x).__name__} of {len(x)} "
+                    "Tensors; the layer takes one Tensor: wxb.stack(rows) joins them "
+                    "(as torch.stack)"
+                )
             return x
         if (
             isinstance(x, (list, tuple))
