@@ -2015,7 +2015,9 @@ class Tensor:
 
         Without it NumPy would turn the tensor into an array and return an array: the
         graph cut without a word. Differentiable ufuncs run as wxb ops; comparisons give
-        boolean arrays (no gradient to lose); anything else is refused.
+        boolean arrays (no gradient to lose); any other runs on the values where no tensor
+        requires grad (``np.tanh(t)`` a Tensor, as torch's; ``x += t`` into the array x),
+        and is refused where one does (as torch's refuses it).
         """
         if method == "__call__" and not kwargs:
             if ufunc in UFUNC_OPS:
@@ -2024,11 +2026,25 @@ class Tensor:
                 if len(inputs) == 2:
                     return marks(ufunc(*_compared(*inputs)))
                 return marks(ufunc(*(x.data if isinstance(x, Tensor) else x for x in inputs)))
+        out = kwargs.get("out", ())
+        graph = any(isinstance(x, Tensor) and x.requires_grad for x in inputs)
         name = f"np.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
+        if any(isinstance(o, Tensor) for o in out):
+            raise TypeError(
+                f"{name}(..., out=tensor): wxb does not write NumPy's results into a Tensor; "
+                "use the tensor's in-place operations (t += x, t.mul_(x)) or t.copy_(result)"
+            )
+        if not graph:  # no gradient to lose: NumPy's result, a float array as a Tensor
+            values = (x.data if isinstance(x, Tensor) else x for x in inputs)
+            result = getattr(ufunc, method)(*values, **kwargs)
+            if out or type(result) is not np.ndarray or result.dtype.type not in _FLOAT_TYPES:
+                return result  # (the array written into, a mask, integers, a scalar)
+            return Tensor.of_array(result)
+        into = " (x += t into an array: x = x + t keeps it, x a Tensor)" if out else ""
         raise TypeError(
-            f"{name} on a wxb Tensor would return an array and cut the graph: use the "
-            "tensor's own operations (+ - * / ** @, .exp(), .log(), .sqrt(), .abs(), .sum(), "
-            f"wxb.ops), or {name}(tensor.data) for an array without gradients"
+            f"{name} on a wxb Tensor that requires grad would cut the graph{into}: use the "
+            "tensor's own operations (+ - * / ** @, .exp(), .tanh(), .sum(), wxb.ops), or "
+            f"{name}(tensor.detach()) for values without gradients"
         )
 
     def __array_function__(self, func: Callable, types: tuple, args: tuple, kwargs: dict):
