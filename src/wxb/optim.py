@@ -1430,8 +1430,19 @@ def _count(value: object) -> object:
     return len(value) if isinstance(value, list) else repr(value)
 
 
+def _zero_d_value(value: object) -> object:
+    """A 0-d tensor (torch's, wxb's) or 0-d array as its number, as torch's optimisers
+    and schedulers take ``lr=torch.tensor(0.01)`` or ``step(torch.tensor(5))``."""
+    if getattr(value, "ndim", None) == 0 and (
+        isinstance(value, (Tensor, np.ndarray)) or is_torch_tensor(value)
+    ):
+        return (value.data if isinstance(value, Tensor) else value).item()
+    return value
+
+
 def _count_value(value: object, what: str) -> int:
     """A step count from a state dict: a whole number ≥ 0."""
+    value = _zero_d_value(value)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
         raise ConfigError(f"{what}: a step count must be a whole number ≥ 0; got {value!r}")
     return int(value)
@@ -1455,14 +1466,14 @@ def calls_kernel(rule):
 
 
 def _positive_number(value: object, what: str) -> float:
-    value = _number(value, what)
+    value = _number(_zero_d_value(value), what)
     if not value > 0 or not math.isfinite(value):
         raise ConfigError(f"{what} must be > 0; got {value}")
     return value
 
 
 def _non_negative(value: object, what: str) -> float:
-    value = _number(value, what)
+    value = _number(_zero_d_value(value), what)
     if not value >= 0 or not math.isfinite(value):
         raise ConfigError(f"{what} must be ≥ 0 and finite; got {value}")
     return value
@@ -1470,7 +1481,7 @@ def _non_negative(value: object, what: str) -> float:
 
 def _fraction(value: object, what: str, *, one: bool) -> float:
     """A number in [0, 1], or in [0, 1) when ``one`` is False."""
-    value = _number(value, what)
+    value = _number(_zero_d_value(value), what)
     if not (0 <= value <= 1 if one else 0 <= value < 1):
         raise ConfigError(f"{what} must be in [0, 1{']' if one else ')'}; got {value}")
     return value
