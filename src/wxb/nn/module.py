@@ -1621,24 +1621,35 @@ class Module:
         return resolve_dtype(None)
 
     # -- state ---------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, np.ndarray]:
+    def state_dict(
+        self, *, destination: dict | None = None, prefix: str = "", keep_vars: bool = False
+    ) -> dict[str, Any]:
         """Parameter and persistent buffer arrays by dotted name (copies), in PyTorch's
         order: each module's parameters, then its buffers, depth first.
+
+        As PyTorch's: ``prefix`` goes before each name, ``destination`` (a dict) is filled
+        and returned, and ``keep_vars=True`` gives the Parameters themselves and the
+        buffers the module holds (no copies).
 
         Unlike PyTorch's, a parameter shared between places is given once, under its
         first name (model files record where else it goes); ``load_state_dict`` takes
         PyTorch's other names for it too."""
-        state: dict[str, np.ndarray] = {}
+        if not isinstance(prefix, str):
+            raise ConfigError(f"state_dict: prefix must be a str; got {prefix!r}")
+        if destination is not None and not isinstance(destination, dict):
+            kind = type(destination).__name__
+            raise ConfigError(f"state_dict: destination must be a dict; got a {kind}")
+        state: dict[str, Any] = {} if destination is None else destination
         seen: set[int] = set()
         with WEIGHTS.reading(self):  # copies of one weight version (another thread's step waits)
             for path, module in self.named_modules(remove_duplicate=False):
                 for key, p in module._parameters.items():
                     if id(p) not in seen:
                         seen.add(id(p))
-                        state[_join(path, key)] = p.data.copy()
+                        state[prefix + _join(path, key)] = p if keep_vars else p.data.copy()
                 for key, array in module._buffers.items():
                     if module._persistent(key):
-                        state[_join(path, key)] = array.copy()
+                        state[prefix + _join(path, key)] = array if keep_vars else array.copy()
         return state
 
     def load_state_dict(
