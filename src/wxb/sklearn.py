@@ -1099,7 +1099,17 @@ def _check_partial_fit_first_call(estimator, classes) -> bool:
     return False
 
 
-class MLPClassifier(ClassifierMixin, _BaseMLP):
+class _ScoreUnmasked:
+    """``score`` with masked ``y`` or ``sample_weight`` refused, as fit refuses them:
+    scikit-learn's metrics read the values under the mask (X is refused by predict)."""
+
+    def score(self, X, y, sample_weight=None):
+        refuse_masked(y, "y")
+        refuse_masked(sample_weight, "sample_weight")
+        return super().score(X, y, sample_weight=sample_weight)
+
+
+class MLPClassifier(_ScoreUnmasked, ClassifierMixin, _BaseMLP):
     """scikit-learn's ``MLPClassifier`` (same parameters, defaults and results), trained by
     wxb; plus ``dtype``, ``dropout``, ``solver="adamw"`` and ``device``.
     See the module's documentation for what differs."""
@@ -1271,7 +1281,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return tags
 
 
-class MLPRegressor(RegressorMixin, _BaseMLP):
+class MLPRegressor(_ScoreUnmasked, RegressorMixin, _BaseMLP):
     """scikit-learn's ``MLPRegressor`` (same parameters, defaults and results), trained by
     wxb; plus ``dtype``, ``dropout``, ``solver="adamw"`` and ``device``.
     See the module's documentation for what differs."""
