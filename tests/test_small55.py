@@ -101,7 +101,8 @@ def test_zero_d_tensor_lr_steps_as_torchs(seeded, name):
     theirs = torch.nn.Parameter(torch.tensor(W))
     ours = nn.Parameter(W.copy())
     rate = [torch.tensor(0.05), wxb.tensor(0.05), np.array(0.05)][rng.integers(3)]
-    torch_opt = getattr(torch.optim, name)([theirs], lr=torch.tensor(0.05), **settings)
+    # torch's own lr=torch.tensor(0.05) steps as this float (its first tensor lr costs ~2 s)
+    torch_opt = getattr(torch.optim, name)([theirs], lr=float(np.float32(0.05)), **settings)
     our_opt = getattr(wxb.optim, name)([ours], lr=rate, **settings)
     for _ in range(3):
         G = rng.standard_normal((3, 2))
