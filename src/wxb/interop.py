@@ -927,12 +927,28 @@ def _parameters_from_torch(module, out: Module, dtype, label: str, made: dict[in
         made.setdefault(_ARRAYS, []).append((param, mine))
 
 
+def _storage_bytes(t) -> tuple[int, int]:
+    """The bytes of its storage a torch tensor spans, [first, end); (0, 0) if empty."""
+    if t.numel() == 0:
+        return 0, 0
+    size = t.element_size()
+    reach = sum((n - 1) * abs(k) for n, k in zip(t.shape, t.stride(), strict=True))
+    return t.storage_offset() * size, (t.storage_offset() + reach + 1) * size
+
+
+def _apart(param, earlier) -> bool:
+    """Whether two torch tensors of one storage span no byte in common: parameters carved
+    from one flat buffer (each slice its own memory) are copied, not refused as ties."""
+    (low, high), (first, last) = _storage_bytes(param), _storage_bytes(earlier)
+    return high <= first or last <= low
+
+
 def _view_of_a_parameter(param, made: dict, dtype: np.dtype, what: str) -> np.ndarray | None:
     """For a torch parameter viewing memory an earlier one's holds, the same view of that
     one's wxb twin's array; None for memory of its own (a copy would train them apart)."""
     storage = param.untyped_storage().data_ptr()
     for earlier, twin in made.get(_ARRAYS, ()):
-        if earlier.untyped_storage().data_ptr() != storage:
+        if earlier.untyped_storage().data_ptr() != storage or _apart(param, earlier):
             continue
         start = param.storage_offset() - earlier.storage_offset()
         reach = sum((n - 1) * k for n, k in zip(param.shape, param.stride(), strict=True))
