@@ -54,3 +54,46 @@ def test_from_torch_copies_parameters_carved_apart_from_one_flat_buffer(seeded, 
         np.testing.assert_allclose(
             p.data, q.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=seeded.msg(name)
         )
+
+
+def test_muon_with_adamw_steps_a_matrix_in_its_adamw_group_as_torchs_adamw(seeded):
+    """MuonWithAdamW's groups given by use_muon, the output layer's weight in the AdamW
+    group (as PyTorch's Muon docs advise for the last layer): its AdamW step handed the
+    matrix whole to the compiled kernel, which walks 1-D arrays, and raised numba's
+    TypingError. Stepped now as torch's Muon and AdamW side by side."""
+    from wxb.interop import to_torch
+
+    rng = seeded.rng
+    n_in, hidden, n_out = (int(k) for k in rng.integers(2, 6, size=3))
+    ours = wxb.nn.Sequential(
+        wxb.nn.Dense(n_in, hidden), wxb.nn.Tanh(), wxb.nn.Dense(hidden, n_out)
+    ).double()
+    theirs = to_torch(ours)
+    lr, decay = float(rng.uniform(0.005, 0.05)), float(rng.uniform(0, 0.1))
+    first, last = ours[0], ours[2]
+    mine = wxb.optim.MuonWithAdamW(
+        [
+            {"params": [first.weight], "use_muon": True},
+            {"params": [first.bias, last.weight, last.bias], "use_muon": False},
+        ],
+        lr=lr, weight_decay=decay,
+    )  # fmt: skip
+    params = list(theirs.parameters())
+    ref_muon = torch.optim.Muon(
+        params[:1], lr=lr, weight_decay=decay, adjust_lr_fn="match_rms_adamw", eps=1e-7
+    )
+    ref_adamw = torch.optim.AdamW(params[1:], lr=lr, weight_decay=decay)
+    X, y = rng.standard_normal((6, n_in)), rng.standard_normal((6, n_out))
+    for _ in range(3):
+        mine.zero_grad()
+        ((ours(wxb.tensor(X)) - wxb.tensor(y)) ** 2).sum().backward()
+        mine.step()
+        ref_muon.zero_grad()
+        ref_adamw.zero_grad()
+        ((theirs(torch.tensor(X)) - torch.tensor(y)) ** 2).sum().backward()
+        ref_muon.step()
+        ref_adamw.step()
+    for (name, p), q in zip(ours.named_parameters(), params, strict=True):
+        np.testing.assert_allclose(
+            p.data, q.detach().numpy(), rtol=1e-9, atol=1e-12, err_msg=seeded.msg(name)
+        )

@@ -2673,12 +2673,15 @@ class MuonWithAdamW(Muon):
             if group["use_muon"]:
                 self._step_one(p.data, grad, self.momentum_buffer[i], group, "ns_eps")
                 continue
-            key = (p.data.shape, p.data.dtype)
+            arrays = [p.data, grad, self.moment1[i], self.moment2[i]]
+            if all(a.flags.c_contiguous for a in arrays):  # (as _walk: the compiled kernel
+                arrays = [a.reshape(-1) for a in arrays]  # walks 1-D arrays; a matrix failed)
+            key = (arrays[0].shape, arrays[0].dtype)
             if key not in scratch:
-                scratch[key] = (np.empty_like(p.data), np.empty_like(p.data))
+                scratch[key] = (np.empty_like(arrays[0]), np.empty_like(arrays[0]))
             beta1, beta2 = group["betas"]
             kernels.adam(
-                p.data, grad, self.moment1[i], self.moment2[i], *scratch[key],
+                *arrays, *scratch[key],
                 t=self.param_steps[i], lr=group["lr"], beta1=beta1, beta2=beta2,
                 eps=group["eps"], weight_decay=group["weight_decay"], decoupled=True,
             )  # fmt: skip
