@@ -63,6 +63,17 @@ def rng(seeded: Seeded) -> np.random.Generator:
     return seeded.rng
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """PyTorch (the reference twin) on one thread wherever a test has loaded it. Its
+    tensors here are tiny: a second intra-op thread only adds hand-offs, and on CI's two
+    cores, shared by the suite's two passes, a tiny model's forward and backward took
+    ~70x the CPU time with two threads than with one (20 ms, not 0.27 ms). One thread
+    computes the same figures (to rounding, which every comparison allows)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+
+
 # CI (.ci/run) sets WXB_ALSO_NUMPY_ROUTE=1: the same suite then also runs with the compiled
 # kernels off (WXB_KERNELS=numpy, an install without numba), in a child started beside
 # this session rather than after it, so that CI's two cores share the two passes; this
