@@ -20,7 +20,16 @@ from test_distributed import MISSING, environment, mpiexec
 from test_distributed_one_line import WXB, one_process, write_table
 from test_explain_markdown_names import ESCAPED, MARK, text_lines
 
-needs_mpi = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
+_HAS_MPI = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
+
+
+def mpi_job(test):
+    """A test of the lines and exit status of an mpiexec job (an error said once, as one
+    process says it). How the ranks say an error is not the kernels' to decide (the one
+    met in training, a NaN loss from --lr 1e308, is met on either route), so once in
+    CI (one_route), as test_distributed_one_line's."""
+    return pytest.mark.one_route(_HAS_MPI(test))
+
 
 # The same command on every rank, but '@RANK@' in an argument is the rank's number: a
 # file one rank reads and another cannot (as on machines that do not share a disk)
@@ -52,7 +61,7 @@ def a_word(rng: np.random.Generator) -> str:
     return "".join(rng.choice(list("abcdefgh"), 6))
 
 
-@needs_mpi
+@mpi_job
 def test_a_path_with_undecodable_bytes_is_said_once_as_one_process(seeded, tmp_path):
     """A file name that is not UTF-8 (held as surrogates by Python) in the error text:
     Ranks.together could not encode it to share it, and every rank ended in a traceback
@@ -63,7 +72,7 @@ def test_a_path_with_undecodable_bytes_is_said_once_as_one_process(seeded, tmp_p
     said_once_as_one_process(seeded, args)
 
 
-@needs_mpi
+@mpi_job
 def test_an_optimizer_refusal_is_said_once_as_one_process(seeded, tmp_path):
     """make_optimizer ran after the ranks agreed, so its refusals were said by each rank
     ('wxb: error: --momentum is an option of sgd…' and 'wxb: rank 1: error: …')."""
@@ -79,7 +88,7 @@ def test_an_optimizer_refusal_is_said_once_as_one_process(seeded, tmp_path):
     assert not (tmp_path / "m.safetensors").exists(), said
 
 
-@needs_mpi
+@mpi_job
 def test_a_start_failed_on_another_rank_leaves_no_options_to_resume_against(seeded, tmp_path):
     """Rank 0 recorded the run's options in --checkpoint-dir while rank 1 failed to read
     its data: the job stopped, and the options stayed. A later run with other options
@@ -100,7 +109,7 @@ def test_a_start_failed_on_another_rank_leaves_no_options_to_resume_against(seed
     assert not (folder / "train-options.json").exists(), said
 
 
-@needs_mpi
+@mpi_job
 def test_a_checkpoint_folder_in_use_is_said_once_without_a_wait(seeded, tmp_path):
     """Rank 0 alone locks --checkpoint-dir, in fit: a folder in use by another run was
     refused on rank 0 while rank 1 went on, waited WXB_MPI_TIMEOUT for it, and aborted
@@ -129,7 +138,7 @@ def test_a_checkpoint_folder_in_use_is_said_once_without_a_wait(seeded, tmp_path
     assert not (tmp_path / "m.safetensors").exists(), said
 
 
-@needs_mpi
+@mpi_job
 def test_an_error_every_rank_reaches_in_fit_is_said_once_as_one_process(seeded, tmp_path):
     """A resume refused (the data differ from the checkpoint's) and a loss that became
     NaN are reached by every rank together; each rank said it ('wxb: error: …' and
@@ -261,7 +270,7 @@ READ_ONLY_FOLDER = textwrap.dedent(
 )
 
 
-@needs_mpi
+@mpi_job
 def test_a_checkpoint_folder_that_takes_no_file_is_said_once(seeded, tmp_path):
     """Rank 0 alone checks that --checkpoint-dir takes a file, in fit: refused there,
     while rank 1 went on, waited WXB_MPI_TIMEOUT and aborted the job with a second line."""
@@ -300,7 +309,7 @@ SHORT_OF_MEMORY = textwrap.dedent(
 )
 
 
-@needs_mpi
+@mpi_job
 def test_one_rank_out_of_memory_at_the_start_is_said_once(seeded, tmp_path):
     """Ranks.together let a MemoryError through: rank 1 said 'out of memory' and ended,
     while rank 0 waited WXB_MPI_TIMEOUT for it in the agreement and said a second line
