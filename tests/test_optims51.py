@@ -568,6 +568,8 @@ if MPI.COMM_WORLD.Get_rank() == 0:
 """
 
 
+# once in CI: ranks against one process, both on the same kernels (test_distributed's)
+@pytest.mark.one_route
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_ranks_sharing_their_weights_train_what_one_process_trains(seeded, tmp_path, kind):
     """fit(distributed=True) under mpiexec -n 2 on one machine, where the ranks share the

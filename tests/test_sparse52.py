@@ -264,6 +264,8 @@ json.dump(peak, open(f"{folder}/peak{rank}.json", "w"))
 """
 
 
+# once in CI: ranks against one process, both on the same kernels (test_distributed's)
+@pytest.mark.one_route
 def test_two_ranks_fit_sparse_rows_as_one_process_fits_them_dense(seeded, tmp_path):
     """Under mpiexec -n 2 each rank takes its share of each CSR batch (a last batch may
     leave a rank none): the weights and figures are one process's on the dense copy (to
