@@ -342,6 +342,8 @@ def test_route_is_chosen_and_reported(route):
         route("fast")
 
 
+# A child here chooses its route itself (WXB_KERNELS=auto unless a test names one), not
+# the pass's: the same in CI's two passes, so the tests that start one are one_route
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
@@ -352,6 +354,7 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.one_route
 def test_the_environment_switches_the_compiled_route_off():
     done = run_python(
         """
@@ -369,6 +372,7 @@ def test_the_environment_switches_the_compiled_route_off():
     assert bad.returncode != 0 and "WXB_KERNELS must be one of" in bad.stderr
 
 
+@pytest.mark.one_route
 def test_without_a_writable_cache_the_kernels_compile_uncached():
     """numba refuses cache=True when no cache folder is writable (a read-only install);
     the kernels then compile for the process alone. As numba does, the patched njit
@@ -393,6 +397,7 @@ def test_without_a_writable_cache_the_kernels_compile_uncached():
     assert done.stdout.strip().endswith("[[0.0, 2.0]]")
 
 
+@pytest.mark.one_route
 def test_kernels_load_lazily():
     """Importing wxb imports no numba; the first kernel call does."""
     done = run_python(
@@ -414,6 +419,7 @@ def test_reference_is_what_the_numpy_route_runs(route):
     assert kernels._impl(z) is reference
 
 
+@pytest.mark.one_route
 def test_without_numba_the_numpy_route_serves_and_says_why():
     """numba missing (or refusing this NumPy: its import raises): NumPy computes, and
     insisting on the compiled route is a clear error."""
@@ -503,6 +509,7 @@ def test_a_replaced_activation_kernel_is_not_fused_with_the_bias(route, rng):
     np.testing.assert_allclose(planned, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.one_route
 def test_threads_that_load_the_kernels_at_once_all_take_the_route_chosen():
     """The first kernel calls come from several threads at once (a fresh process, fits
     in threads): every call takes the route the process chose (a thread arriving while
