@@ -338,6 +338,7 @@ def test_corrupt_and_foreign_model_files_exit_2(tmp_path, capsys, existing_model
     assert path.read_bytes() == before
 
 
+@pytest.mark.one_route  # once in CI: the entry point, not the kernels
 def test_the_installed_command_prints_one_line_without_traceback(tmp_path):
     result = subprocess.run(
         [*WXB, "eval", str(tmp_path / "x.safetensors"), "--data", "y.csv"],
@@ -639,6 +640,7 @@ def test_a_model_from_a_loop_of_ones_own_says_what_its_outputs_are_read_as(tmp_p
     np.testing.assert_allclose(table, model.predict(X), rtol=1e-12)
 
 
+@pytest.mark.one_route  # once in CI: a process closed by its reader, not the kernels
 def test_broken_pipe_ends_quietly(tmp_path, existing_model):
     path, _ = existing_model
     rows = [["1", "2", "3", "4"]] * 20000
@@ -1194,6 +1196,7 @@ def test_eval_finds_text_classes_that_spell_numbers_in_a_file_of_numbers(tmp_pat
     assert float(re.search(r"accuracy ([\d.]+)", out).group(1)) == pytest.approx(expected, abs=1e-4)
 
 
+@pytest.mark.one_route  # once in CI: the entry point, not the kernels
 def test_python_dash_m_wxb_runs_the_command(tmp_path):
     # `python -m wxb` is how a venv's command runs when its bin/ is not on PATH (and
     # what `python -m pip`-style habits try first); it said "No module named wxb.__main__"
