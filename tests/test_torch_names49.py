@@ -574,6 +574,7 @@ NOT_CALLED = {
     "device": "a device object; test_newcomer_hunt48 compares it",
     "cuda": "refused on the CPU; test_newcomer_hunt48",
     "numpy": "gives a NumPy array by design",
+    "Tensor.lerp_": "tests/test_subclass54.py: an EMA teacher moved by it trains as torch's",
     # Tensor methods added beside this file, compared with torch (values, gradients,
     # ties, refusals) by tests/test_missing_ops49.py
     **dict.fromkeys(

@@ -2260,6 +2260,7 @@ def _refuse_empty_paths(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _stop_said[0] = False
     parser = build_parser()
     # Under mpiexec every rank parses the same command line: its usage errors (and
     # --help) are said once, by rank 0.
@@ -2298,6 +2299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Interrupted as exc:
         if launched_rank() == 0:  # the ranks stop together: rank 0 says where, once
             print(f"{wxb} {one_line(exc)}", file=errors)
+        _stop_said[0] = True  # (a second Ctrl-C from here on: entry says nothing more)
         return 130
     except WxbError as exc:
         if not getattr(exc, "quiet", False):  # RanksFailed: rank 0 says it for every rank
@@ -2315,8 +2317,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # mpiexec hands a Ctrl-C to every rank: said by rank 0
         if launched_rank() == 0:
             print(f"{wxb} interrupted", file=errors)
+        _stop_said[0] = True
         return 130
     return 0
+
+
+_stop_said = [False]  # main said why it stopped at a Ctrl-C
+
+
+def _interrupted_again() -> int:
+    """A second Ctrl-C that came while ``main`` handled the first's stop (its checkpoint
+    written, its line not yet said): the run stopped all the same. Said in one line, where
+    the KeyboardInterrupt's traceback went out (exit 1); later ones are ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not _stop_said[0] and launched_rank() == 0:
+        with contextlib.suppress(Exception):  # (a closed stream)
+            print("wxb: interrupted", file=sys.stderr, flush=True)
+    return 130
 
 
 def entry() -> None:
@@ -2324,7 +2341,10 @@ def entry() -> None:
     finalised, without the interpreter's teardown: there pyarrow's and MPI's native
     threads, torn down together, aborted a rank at exit about one run in four ('terminate
     called without an active exception', exit 6) after it had said its line."""
-    code = main()
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        code = _interrupted_again()
     if launched_ranks() > 1:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):  # (a closed or broken stream)
