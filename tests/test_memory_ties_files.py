@@ -11,6 +11,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from torch_twins import tanh_autoencoder_head
 
 import wxb
 from wxb import nn
@@ -37,19 +38,7 @@ def tied_pair(rng, tie: str):
         ours = nn.Sequential(table, nn.Flatten(), out)
         theirs = torch.nn.Sequential(their_table, torch.nn.Flatten(), their_out)
         return ours, theirs, d, k
-    ours = nn.Sequential(
-        nn.Linear(d, h, dtype="float64"), nn.Tanh(),
-        nn.Linear(h, d, dtype="float64"), nn.Tanh(),
-        nn.Linear(d, k, dtype="float64"),
-    )  # fmt: skip
-    theirs = torch.nn.Sequential(
-        torch.nn.Linear(d, h, dtype=torch.float64), torch.nn.Tanh(),
-        torch.nn.Linear(h, d, dtype=torch.float64), torch.nn.Tanh(),
-        torch.nn.Linear(d, k, dtype=torch.float64),
-    )  # fmt: skip
-    with torch.no_grad():
-        for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
-            q.copy_(torch.from_numpy(p.data.copy()))
+    ours, theirs = tanh_autoencoder_head(d, h, k)
     if tie == "T":
         ours[2].weight = Parameter(ours[0].weight.T)
         theirs[2].weight = torch.nn.Parameter(theirs[0].weight.t())

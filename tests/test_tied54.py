@@ -6,6 +6,7 @@ Drawn fresh each run (the seed is printed; ``WXB_TEST_SEED`` replays it), in flo
 import numpy as np
 import pytest
 import torch
+from torch_twins import tanh_autoencoder_head
 
 import wxb
 from wxb import nn
@@ -39,19 +40,7 @@ def test_a_parameter_made_of_another_parameters_view_steps_in_its_memory_as_torc
     d = int(rng.integers(2, 6))
     h = d if view != "T" else int(rng.integers(2, 6))
     k = int(rng.integers(2, 5))
-    ours = nn.Sequential(
-        nn.Linear(d, h, dtype="float64"), nn.Tanh(),
-        nn.Linear(h, d, dtype="float64"), nn.Tanh(),
-        nn.Linear(d, k, dtype="float64"),
-    )  # fmt: skip
-    theirs = torch.nn.Sequential(
-        torch.nn.Linear(d, h, dtype=torch.float64), torch.nn.Tanh(),
-        torch.nn.Linear(h, d, dtype=torch.float64), torch.nn.Tanh(),
-        torch.nn.Linear(d, k, dtype=torch.float64),
-    )  # fmt: skip
-    with torch.no_grad():
-        for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
-            q.copy_(torch.from_numpy(p.data.copy()))
+    ours, theirs = tanh_autoencoder_head(d, h, k)
     source, tsource = ours[0].weight, theirs[0].weight
     given = {"T": source.T, "detach": source.detach(), "itself": source}[view]
     tgiven = {"T": tsource.t(), "detach": tsource.detach(), "itself": tsource}[view]

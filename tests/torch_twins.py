@@ -27,3 +27,22 @@ def tanh_classifier(rng: np.random.Generator, sizes=(5, 8, 3)):
         with torch.no_grad():
             q.copy_(torch.from_numpy(values))
     return ours, theirs
+
+
+def tanh_autoencoder_head(d: int, h: int, k: int):
+    """d → h → d → k with tanh between, in each library, holding wxb's drawn float64
+    weights: the layers the tying tests tie (the second's W to the first's Wᵀ)."""
+    ours = nn.Sequential(
+        nn.Linear(d, h, dtype="float64"), nn.Tanh(),
+        nn.Linear(h, d, dtype="float64"), nn.Tanh(),
+        nn.Linear(d, k, dtype="float64"),
+    )  # fmt: skip
+    theirs = torch.nn.Sequential(
+        torch.nn.Linear(d, h, dtype=torch.float64), torch.nn.Tanh(),
+        torch.nn.Linear(h, d, dtype=torch.float64), torch.nn.Tanh(),
+        torch.nn.Linear(d, k, dtype=torch.float64),
+    )  # fmt: skip
+    with torch.no_grad():
+        for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
+            q.copy_(torch.from_numpy(p.data.copy()))
+    return ours, theirs
