@@ -3,6 +3,7 @@ updates step by step in float64 (every option, several groups, parameters frozen
 while, zero_grad(set_to_none=False)), their state carried both ways between PyTorch and
 wxb mid-run, fit with them and its resume; SparseAdam refused in one line."""
 
+import copy
 import itertools
 import json
 import os
@@ -356,11 +357,15 @@ class _Problem:
             f, g = f + 0.25 * np.sum(x**4), g + x**3
         return f, g
 
-    def closure(self, params, opt, as_torch):
+    def closure(self, params, opt, as_torch, noise=None):
+        """``noise``: a generator that shifts the gradient by 1e-14 of its largest entry."""
+
         def closure():
             opt.zero_grad(set_to_none=False)  # (PyTorch's LBFGS counts a None as 0 too)
             values = [q.detach().numpy() if as_torch else q.data for q in params]
             f, g = self.value_and_grad(np.concatenate([v.reshape(-1) for v in values]))
+            if noise is not None:
+                g = g + noise.normal(scale=1e-14 * np.abs(g).max(initial=0.0), size=g.shape)
             start = 0
             for i, (q, size) in enumerate(zip(params, self.sizes, strict=True)):
                 part = g[start : start + size].reshape(q.shape)
@@ -395,6 +400,7 @@ def test_lbfgs_steps_are_pytorchs_from_the_same_state(seeded):
         problem = _Problem(rng, shapes)
         window = sorted(int(s) for s in rng.integers(0, 50, size=2))
         frozen = int(rng.integers(0, len(mine)))  # no gradient for a stretch of steps
+        noise = np.random.default_rng(rng.integers(2**63))
         for step in range(int(rng.integers(50, 60))):
             problem.frozen = frozen if window[0] <= step < window[1] else None
             if step % 2:
@@ -406,15 +412,26 @@ def test_lbfgs_steps_are_pytorchs_from_the_same_state(seeded):
                 with torch.no_grad():
                     for p, q in zip(mine, theirs, strict=True):
                         q.copy_(torch.tensor(p.data))
+            # a third run from the same state, its gradients shifted by 1e-14 of their
+            # largest: where curvature pairs go degenerate (a parameter frozen for a
+            # stretch) a step amplifies rounding far past the condition's 10⁴ (1e-16 grew
+            # to 0.9 in one step of a run diverging to 1e17), as it does this run's shift
+            shadow = [q.detach().clone().requires_grad_(True) for q in theirs]
+            shadow_opt = torch.optim.LBFGS(shadow, **options)
+            shadow_opt.load_state_dict(copy.deepcopy(their_opt.state_dict()))
             loss = opt.step(problem.closure(mine, opt, as_torch=False))
             their_loss = their_opt.step(problem.closure(theirs, their_opt, as_torch=True))
+            shadow_opt.step(problem.closure(shadow, shadow_opt, as_torch=True, noise=noise))
             assert float(loss) == pytest.approx(float(their_loss), rel=1e-12), msg
             scale = max(float(np.abs(q.detach().numpy()).max(initial=0)) for q in theirs)
-            for i, (p, q) in enumerate(zip(mine, theirs, strict=True)):
-                np.testing.assert_allclose(
-                    p.data, q.detach().numpy(), rtol=1e-10, atol=1e-10 * scale,
-                    err_msg=f"{msg}: parameter {i} after step {step + 1}",
-                )  # fmt: skip
+            for i, (p, q, r) in enumerate(zip(mine, theirs, shadow, strict=True)):
+                want = q.detach().numpy()
+                spread = np.abs(r.detach().numpy() - want)
+                off = np.abs(p.data - want) - (1e-10 * np.abs(want) + 1e-10 * scale + spread)
+                assert np.all(off <= 0), (
+                    f"{msg}: parameter {i} after step {step + 1}: {p.data} against torch's "
+                    f"{want} (a shifted run's spread {spread})"
+                )
             state, their_state = opt.state[mine[0]], their_opt.state[theirs[0]]
             for key in ("n_iter", "func_evals"):
                 assert state[key] == their_state[key], f"{msg}: {key} after step {step + 1}"
