@@ -338,3 +338,28 @@ def test_the_transcripts_show_what_wxb_prints_bar_the_trained_figures(
     assert written[0] == shown[0] and [row.split(",")[0] for row in written] == [
         row.split(",")[0] for row in shown
     ]
+
+
+def test_the_readme_names_every_test_that_not_slow_skips():
+    """The README's Development list says what `-m "not slow"` skips: each file holding a
+    test marked slow must have its phrase there (a new slow test was left out of it)."""
+    phrases = {
+        "test_cli.py": "the end-to-end training run",
+        "test_bench_smoke.py": "the benchmarks' smoke runs",
+        "test_checkpoint_cli.py": "the SIGKILL-and-resume run",
+        "test_distributed_hunt.py": "the SIGTERM to `mpiexec`",
+        "test_sklearn_trajectory_hunt.py": "epoch-by-epoch comparison with scikit-learn's MLP",
+        "test_arrow_exit.py": "the processes that read a CSV and exit at once",
+    }
+    marked = re.compile(r"^\s*(@pytest\.mark\.slow\b|pytestmark\s*=.*\bslow\b)", re.M)
+    slow = {
+        path.name
+        for path in (ROOT / "tests").glob("test_*.py")
+        if marked.search(path.read_text(encoding="utf-8"))
+    }
+    assert slow == set(phrases), f"files with slow tests: {sorted(slow)}, named: {sorted(phrases)}"
+    text = README.read_text()
+    start = text.index('`-m "not slow"` skips')
+    listed = " ".join(text[start : text.index(")", start)].split())  # (as wrapped)
+    for name, phrase in phrases.items():
+        assert phrase in listed, f"README's not-slow list lacks {name}'s {phrase!r}"
