@@ -11,6 +11,7 @@ import io
 import re
 import shlex
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -363,3 +364,34 @@ def test_the_readme_names_every_test_that_not_slow_skips():
     listed = " ".join(text[start : text.index(")", start)].split())  # (as wrapped)
     for name, phrase in phrases.items():
         assert phrase in listed, f"README's not-slow list lacks {name}'s {phrase!r}"
+
+
+def test_the_commits_the_docs_name_are_in_the_history():
+    """A hash the docs cite must be one a checkout can show: a helper branch's hashes
+    from before the branch was rebased onto main are not (docs/performance.md cited four)."""
+    git = shutil.which("git")
+    if git is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    shallow = subprocess.run(
+        [git, "rev-parse", "--is-shallow-repository"], cwd=ROOT, capture_output=True, text=True
+    )
+    if shallow.returncode != 0 or shallow.stdout.strip() != "false":
+        pytest.skip("a shallow or unreadable history")
+    # a hex word of 7 or more with a letter and a digit, alone (not a number's digits)
+    pattern = re.compile(
+        r"(?<![\w.\-])(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}(?![\w\-])"
+    )
+    paths = [README, *sorted((ROOT / "docs").glob("*.md")), ROOT / "bench" / "README.md"]
+    cited = sorted({h for path in paths for h in pattern.findall(path.read_text())})
+    assert len(cited) > 10, cited  # the citations were found
+    found = subprocess.run(
+        [git, "cat-file", "--batch-check=%(objecttype)"],
+        cwd=ROOT,
+        input="".join(f"{h}^{{commit}}\n" for h in cited),
+        capture_output=True,
+        text=True,
+    )
+    missing = [
+        h for h, kind in zip(cited, found.stdout.splitlines(), strict=True) if kind != "commit"
+    ]
+    assert not missing, f"the docs cite commits this history lacks: {missing}"
