@@ -5,6 +5,7 @@ fresh each run; expected values come from the data, pandas or the Python API."""
 from __future__ import annotations
 
 import io
+import shutil
 import warnings
 
 import numpy as np
@@ -263,7 +264,8 @@ def test_a_file_of_another_format_named_csv_is_said_to_be_that_format(tmp_path, 
         "Parquet": lambda path: new.to_parquet(path),
         "gzip": lambda path: new.to_csv(path, index=False, compression="gzip"),
         "ZIP": lambda path: np.savez(path.with_suffix(".npz"), X=new[["a"]].to_numpy()),
-        "safetensors": lambda path: wxb.save(wxb.load(model), path),
+        # (a copy: wxb.save and wxb train -o refuse the name .csv, as other tools' may not)
+        "safetensors": lambda path: shutil.copyfile(model, path),
     }
     for what, write in writers.items():
         path = tmp_path / f"{what}.csv"

@@ -114,11 +114,8 @@ from wxb.prepare import (
 from wxb.reporting import check_history_matches, read_history
 from wxb.reporting import report as write_page
 from wxb.tables import (
-    ARROW_SUFFIXES,
     COMPRESSED,
-    JSON_SUFFIXES,
     NA_VALUES,
-    PARQUET_SUFFIXES,
     Table,
     feature_rounding_warnings,
     read_table,
@@ -303,7 +300,7 @@ def build_parser() -> _Parser:
     add("--dtype", choices=("float32", "float64"), default="float32", help="number type")
     add("-o", "--output", default="model.safetensors", metavar="PATH",
         help="model file (safetensors; wxb export then writes ONNX); another format's "
-        "name (.pt, .pth, .pkl, .h5, .onnx, …) is refused")
+        "name (.pt, .pth, .pkl, .h5, .onnx, a table's .csv, .parquet, …) is refused")
     add("--history", metavar="PATH", help="also write the per-epoch history as JSON")
     add("--report", metavar="PATH",
         help="also write wxb report's HTML page of the model and its training (with the "
@@ -2115,11 +2112,11 @@ def run_predict(args: argparse.Namespace) -> None:
 
 def check_csv_name(path: str) -> None:
     """predict -o writes comma-separated text: not to a name that says another format,
-    which wxb and pandas would then read as that ('.tsv' split at tabs, '.gz' inflated)."""
-    suffixes = [s.lower() for s in Path(path).suffixes]
-    last = suffixes[-1] if suffixes else ""
-    other = (*COMPRESSED, *PARQUET_SUFFIXES, *ARROW_SUFFIXES, *JSON_SUFFIXES, ".npy", ".npz")
-    if last in (*other, ".tsv", ".xlsx", ".xls"):
+    which wxb and pandas would then read as that ('.tsv' split at tabs, '.gz' inflated),
+    or a model's ('.safetensors', '.onnx', '.pt': its readers refused the text)."""
+    last = Path(path).suffix.lower()
+    other = {**wdata.OTHER_MODEL_FORMATS, ".safetensors": "safetensors"}
+    if last in other and last not in (".csv", ".txt", ".data"):  # (CSV wxb reads as CSV)
         raise DataError(
             f"{path}: wxb predict writes CSV (comma-separated, uncompressed); name the file "
             f".csv, not {last}"

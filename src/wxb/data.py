@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from wxb.errors import DataError, ModelFileError, install_hint
+from wxb.tables import ARROW_SUFFIXES, COMPRESSED, CSV_SUFFIXES, PARQUET_SUFFIXES
 
 try:
     import fcntl
@@ -62,8 +63,8 @@ def load_digits() -> Dataset:
 
 
 # other tools' model formats, whose readers refused wxb's safetensors bytes under their
-# name (torch.load of a 'model.pt' said "invalid load key", long after the run): wxb
-# train -o and wxb.save refuse them
+# name (torch.load of a 'model.pt' said "invalid load key", long after the run), and other
+# files': wxb train -o, wxb export -o and wxb.save refuse them, wxb predict -o too
 OTHER_MODEL_FORMATS = {
     ".onnx": "ONNX",
     **dict.fromkeys((".pt", ".pth"), "PyTorch's torch.save"),
@@ -75,6 +76,15 @@ OTHER_MODEL_FORMATS = {
     ".tflite": "TensorFlow Lite's format",
     **dict.fromkeys((".npz", ".npy"), "NumPy's format"),
     ".json": "JSON",
+    # the names wxb reads as tables, and a report's: a model there overwrote a data file
+    # (wxb train --data a.csv -o b.csv), and wxb predict then read b.csv as a CSV
+    **dict.fromkeys(CSV_SUFFIXES, "a CSV table"),
+    **dict.fromkeys((".jsonl", ".ndjson"), "JSON Lines"),
+    **dict.fromkeys(PARQUET_SUFFIXES, "Parquet"),
+    **dict.fromkeys(ARROW_SUFFIXES, "Feather/Arrow"),
+    **dict.fromkeys(COMPRESSED, "a compressed file"),
+    **dict.fromkeys((".xlsx", ".xls"), "Excel's format"),
+    **dict.fromkeys((".html", ".htm"), "an HTML page"),
 }
 
 
