@@ -985,6 +985,55 @@ def keras_verbose(value: object, where: str) -> None:
         raise ConfigError(f'{where} verbose must be 0, 1, 2, True, False or "auto"; got {value!r}')
 
 
+# Keras's and scikit-learn's model methods wxb has not, each with whose it is and wxb's
+# way (a Dense's W is (out, in), as the seed writes W·X: Keras's kernel is (in, out))
+_MODEL_METHOD_WAYS = {
+    **dict.fromkeys(
+        ("compile", "fit", "evaluate"),  # Keras's methods: wxb's are functions
+        (
+            "Keras's",
+            "wxb trains with wxb.fit(model, X, y, loss=…, optimizer=…, epochs=…) (compile's "
+            "settings are fit's arguments) and scores with wxb.evaluate(model, X, y), a dict "
+            "(Keras's loss, acc = model.evaluate(X, y) is wxb.evaluate(model, X, y, "
+            "return_dict=False))",
+        ),
+    ),
+    "save": (
+        "Keras's",
+        'wxb.save(model, "model.safetensors") writes it, wxb.load(path) rebuilds it (of stock '
+        "layers; a model of one's own saves its weights, wxb.save(model.state_dict(), path), "
+        "and model.load_state_dict(wxb.load(path)) takes them back)",
+    ),
+    "save_weights": ("Keras's", 'wxb.save(model.state_dict(), "weights.safetensors")'),
+    "load_weights": ("Keras's", 'model.load_state_dict(wxb.load("weights.safetensors"))'),
+    "get_weights": (
+        "Keras's",
+        "[p.data.copy() for p in model.parameters()]: of Dense layers in Keras's order, each "
+        "W then b, W of shape (out, in), Keras's kernel transposed",
+    ),
+    "set_weights": (
+        "Keras's",
+        "model.load_state_dict(dict(zip(model.state_dict(), arrays))): of Dense layers "
+        "Keras's arrays in their order, each kernel given as kernel.T (W is (out, in))",
+    ),
+    "count_params": (
+        "Keras's",
+        "sum(p.numel() for p in model.parameters()) (model.summary() shows it)",
+    ),
+    "predict_classes": ("tf.keras 2.5's", "model.predict(X).argmax(1)"),
+    "predict_proba": (
+        "scikit-learn's",
+        "wxb.nn.functional.softmax(wxb.tensor(model.predict(X)), dim=1).data, a classifier's "
+        "logits made probabilities (or wxb.sklearn's MLPClassifier, which has it)",
+    ),
+    "score": (
+        "scikit-learn's",
+        "wxb.evaluate(model, X, y)['accuracy'] for a classifier; for a regression, R², "
+        "wxb.metrics.regression_figures(y, model.predict(X))['r2']",
+    ),
+}
+
+
 class Module:
     """Base of layers and models. Parameters and sub-modules are plain attributes.
 
@@ -1025,6 +1074,18 @@ class Module:
     @training.setter
     def training(self, mode: bool) -> None:
         object.__setattr__(self, "_training", bool(mode))
+
+    def __getattr__(self, key: str) -> Any:
+        """Only for a name not found (no cost to a found one): Keras's model methods
+        (``compile``, ``fit``, ``save``, ``get_weights``, …) and scikit-learn's
+        ``predict_proba`` and ``score`` named with wxb's way, on any model, a Sequential or
+        one's own (Python's bare AttributeError named none). Not methods: a layer or
+        parameter of that name would then be refused as hiding it."""
+        message = f"{type(self).__name__!r} object has no attribute {key!r}"
+        if key in _MODEL_METHOD_WAYS:
+            whose, way = _MODEL_METHOD_WAYS[key]
+            message += f"; model.{key} is {whose}: {way}"
+        raise AttributeError(message, name=key, obj=self)
 
     def __setattr__(self, key: str, value: object) -> None:
         if "_parameters" not in self.__dict__:

@@ -116,43 +116,6 @@ _SAME_NAME_HINT = (
 )
 
 
-# Keras's and scikit-learn's model methods wxb has not, each with whose it is and wxb's
-# way (a Dense's W is (out, in), as the seed writes W·X: Keras's kernel is (in, out))
-_MODEL_METHOD_WAYS = {
-    "save": (
-        "Keras's",
-        'wxb.save(model, "model.safetensors") writes it, wxb.load(path) rebuilds it',
-    ),
-    "save_weights": ("Keras's", 'wxb.save(model.state_dict(), "weights.safetensors")'),
-    "load_weights": ("Keras's", 'model.load_state_dict(wxb.load("weights.safetensors"))'),
-    "get_weights": (
-        "Keras's",
-        "[p.data.copy() for p in model.parameters()]: of Dense layers in Keras's order, each "
-        "W then b, W of shape (out, in), Keras's kernel transposed",
-    ),
-    "set_weights": (
-        "Keras's",
-        "model.load_state_dict(dict(zip(model.state_dict(), arrays))): of Dense layers "
-        "Keras's arrays in their order, each kernel given as kernel.T (W is (out, in))",
-    ),
-    "count_params": (
-        "Keras's",
-        "sum(p.numel() for p in model.parameters()) (model.summary() shows it)",
-    ),
-    "predict_classes": ("tf.keras 2.5's", "model.predict(X).argmax(1)"),
-    "predict_proba": (
-        "scikit-learn's",
-        "wxb.nn.functional.softmax(wxb.tensor(model.predict(X)), dim=1).data, a classifier's "
-        "logits made probabilities (or wxb.sklearn's MLPClassifier, which has it)",
-    ),
-    "score": (
-        "scikit-learn's",
-        "wxb.evaluate(model, X, y)['accuracy'] for a classifier; for a regression, R², "
-        "wxb.metrics.regression_figures(y, model.predict(X))['r2']",
-    ),
-}
-
-
 class Sequential(Module):
     """Layers applied in order. Unnamed layers are named by type: dense1, relu1, dense2, …
 
@@ -248,22 +211,17 @@ class Sequential(Module):
         super().__setattr__(key, value)
 
     def __getattr__(self, key: str) -> Any:
-        """Only for a name not found: Keras's ``model.add``, ``save``, ``get_weights``, …
-        and scikit-learn's ``predict_proba`` and ``score`` named with wxb's way. (Not
-        methods: a layer named 'add' would then be refused as hiding it.)"""
-        message = f"{type(self).__name__!r} object has no attribute {key!r}"
+        """Only for a name not found: Keras's ``model.add`` named with wxb's way, then
+        Module's hints for Keras's and scikit-learn's other model methods. (Not a method:
+        a layer named 'add' would then be refused as hiding it.)"""
         if key == "add":
-            message += "; a layer is added at the end with model.append(layer), as PyTorch's"
-        elif key in ("compile", "fit", "evaluate"):  # Keras's methods: wxb's are functions
-            message += (
-                f"; model.{key} is Keras's: wxb trains with wxb.fit(model, X, y, loss=…, "
-                "optimizer=…, epochs=…) (compile's settings are fit's arguments) and scores "
-                "with wxb.evaluate(model, X, y)"
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute 'add'; a layer is added at "
+                "the end with model.append(layer), as PyTorch's",
+                name=key,
+                obj=self,
             )
-        elif key in _MODEL_METHOD_WAYS:  # (was the bare AttributeError, naming no way)
-            whose, way = _MODEL_METHOD_WAYS[key]
-            message += f"; model.{key} is {whose}: {way}"
-        raise AttributeError(message, name=key, obj=self)
+        return super().__getattr__(key)
 
     @property
     def layers(self) -> list[Module]:
