@@ -82,13 +82,67 @@ _KERAS_DENSE = {
     "Linear: Keras's Dense(units) infers it, wxb's does not",
     "activation": "an activation is a layer of its own: Sequential(Dense(4, 8), ReLU(), …)",
     "use_bias": "write bias=False",
-    "kernel_initializer": f"write init= (one of {', '.join(INITS)}; Glorot-uniform, "
-    "Keras's default, by default) or use wxb.nn.init on layer.weight",
-    "bias_initializer": "b starts at 0, as Keras's; wxb.nn.init.constant_(layer.bias, v) sets it",
+    "kernel_initializer": "Keras's glorot_uniform (the default) and he_uniform are taken; "
+    f"else write init= (one of {', '.join(INITS)}) or use wxb.nn.init on layer.weight",
+    "bias_initializer": "b starts at 0, as Keras's ('zeros' is taken); "
+    "wxb.nn.init.constant_(layer.bias, v) sets it",
     "kernel_regularizer": "an L2 penalty is the optimiser's weight_decay=",
     "input_dim": "the inputs' count is Dense's first argument, in_features",
     "input_shape": "the inputs' count is Dense's first argument, in_features",
 }
+
+
+# Keras's initializer names (its snake_case and class names) whose draw is wxb's init of
+# that name: Keras's GlorotUniform is U(±√(6/(fan_in + fan_out))), HeUniform U(±√(6/fan_in))
+_KERAS_SAME_INITS = {
+    "glorot_uniform": "glorot_uniform",
+    "GlorotUniform": "glorot_uniform",
+    "he_uniform": "he_uniform",
+    "HeUniform": "he_uniform",
+}
+# Keras's normal ones: a normal truncated at ±2σ, σ rescaled by 0.8796 (the standard
+# normal's deviation within ±2) to keep the variance; wxb's (PyTorch's) are untruncated
+_KERAS_TRUNCATED_INITS = {
+    "glorot_normal": ("glorot_normal", "2/(fan_in + fan_out)"),
+    "GlorotNormal": ("glorot_normal", "2/(fan_in + fan_out)"),
+    "he_normal": ("he_normal", "2/fan_in"),
+    "HeNormal": ("he_normal", "2/fan_in"),
+}
+
+
+def _keras_initializers(init: str, options: dict) -> str:
+    """Keras's ``kernel_initializer=`` and ``bias_initializer=`` on a Dense, taken where
+    wxb draws the same (Keras's Glorot- and He-uniform kernels; its zeros bias, which
+    every init but "torch" gives), else refused naming wxb's way; ``options`` is left
+    with Keras's other keywords. Returns the init to draw W with."""
+    kernel = options.pop("kernel_initializer", None)
+    bias = options.pop("bias_initializer", None)
+    if isinstance(kernel, str) and kernel in _KERAS_SAME_INITS:
+        if init not in ("glorot_uniform", _KERAS_SAME_INITS[kernel]):  # (the default, or it)
+            raise ConfigError(
+                f"Dense takes W's draw once: init={init!r} and Keras's "
+                f"kernel_initializer={kernel!r} were both given"
+            )
+        init = _KERAS_SAME_INITS[kernel]
+    elif isinstance(kernel, str) and kernel in _KERAS_TRUNCATED_INITS:
+        name, variance = _KERAS_TRUNCATED_INITS[kernel]
+        raise ConfigError(
+            f"Dense takes no kernel_initializer= (Keras's): Keras's {kernel!r} is a normal "
+            f"truncated at ±2σ, σ = √({variance})/0.8796, of variance {variance}; wxb's "
+            f"init={name!r} is PyTorch's, untruncated, of that variance; Keras's draw is "
+            "wxb.nn.init.trunc_normal_(layer.weight, std=σ, a=-2*σ, b=2*σ)"
+        )
+    elif kernel is not None:
+        options["kernel_initializer"] = kernel  # refused below, naming wxb's way
+    zeros = isinstance(bias, str) and bias in ("zeros", "Zeros")
+    if zeros and init == "torch":
+        raise ConfigError(
+            "Dense(init='torch') draws b from U(±1/√in_features), as PyTorch's Linear, not "
+            "Keras's bias_initializer='zeros': leave one out, or wxb.nn.init.zeros_(layer.bias)"
+        )
+    if bias is not None and not zeros:
+        options["bias_initializer"] = bias  # refused below, naming wxb's way
+    return init
 
 
 def refuse_keras_options(
@@ -156,6 +210,7 @@ class Dense(Module):
         **keras_options: object,
     ) -> None:
         super().__init__()
+        init = _keras_initializers(init, keras_options)
         _refuse_keras_spelling(in_features, out_features, bias, keras_options)
         check_device(device, "Dense")  # PyTorch's factory keyword: the CPU, or refused
         n = _positive_int(in_features, "Dense in_features")
