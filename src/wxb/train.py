@@ -436,6 +436,22 @@ def _target_form(loss: Loss, y: object, y_arr: np.ndarray) -> TargetForm | None:
     return TargetForm(by_row_first=np.ndim(y) == 1)
 
 
+class Scores(dict):
+    """``evaluate``'s figures by name, ``{"loss": …, "accuracy": …}``: a dict in all but
+    iteration, which is refused. Keras's ``loss, acc = model.evaluate(X, y)`` unpacked
+    a dict's keys, ``"loss"`` and ``"accuracy"``, as the figures without a word; the
+    names are ``scores.keys()``, the pairs ``scores.items()``, and ``dict(scores)``,
+    ``{**scores}``, ``json.dumps`` and ``==`` read it as a dict."""
+
+    def __iter__(self) -> Iterator[str]:
+        names = ", ".join(repr(name) for name in self.keys())
+        raise TypeError(
+            f"wxb.evaluate's scores are a dict of {names}, which does not unpack: Keras's "
+            "loss, acc = model.evaluate(X, y) is loss, acc = wxb.evaluate(model, X, y, "
+            "return_dict=False); one figure is scores['loss'], the names scores.keys()"
+        )
+
+
 def evaluate(
     model: Module,
     X: object = validation.NOT_GIVEN,
@@ -447,17 +463,18 @@ def evaluate(
     verbose: object = "auto",
     return_dict: bool = True,
     **keras_options: object,
-) -> dict[str, float] | list[float] | float:
+) -> Scores | list[float] | float:
     """Loss (and accuracy for classification losses) of ``model`` on (X, y), in eval mode.
 
-    Returns a dict, ``{"loss": …, "accuracy": …}``, as Keras's ``evaluate(...,
-    return_dict=True)``: Keras's ``loss, acc = model.evaluate(X, y)`` would unpack its
-    keys here; write ``scores = wxb.evaluate(model, X, y); scores["loss"]``, or pass
-    Keras's ``return_dict=False`` for Keras's list, ``[loss, accuracy]`` (the loss alone
-    where there is no accuracy). Keras's ``verbose`` is taken (nothing is shown),
-    ``batch_size=None`` is the default, and Keras's ``x=`` names X; its ``sample_weight``,
-    ``steps`` and ``callbacks`` are refused, naming wxb's way, but at their default, None
-    (``callbacks=[]`` too), which asks for what wxb does.
+    Returns a dict, ``{"loss": …, "accuracy": …}`` (:class:`Scores`), as Keras's
+    ``evaluate(..., return_dict=True)``: ``scores = wxb.evaluate(model, X, y);
+    scores["loss"]``. Keras's ``loss, acc = model.evaluate(X, y)`` would unpack its keys,
+    so iterating it is refused, naming Keras's ``return_dict=False``, which gives Keras's
+    list, ``[loss, accuracy]`` (the loss alone where there is no accuracy). Keras's
+    ``verbose`` is taken (nothing is shown), ``batch_size=None`` is the default, and
+    Keras's ``x=`` names X; its ``sample_weight``, ``steps`` and ``callbacks`` are
+    refused, naming wxb's way, but at their default, None (``callbacks=[]`` too), which
+    asks for what wxb does.
 
     ``loss``: by default the stock loss the model was trained with (``model.info["loss"]``,
     which fit and wxb train record; with the plain options fit recorded, Huber's delta or
@@ -511,7 +528,7 @@ def evaluate(
         model, X_arr, y_arr, loss_fn, batch_size, form=_target_form(loss_fn, y, y_arr)
     )
     if return_dict:
-        return scores
+        return Scores(scores)
     # Keras's return_dict=False: its list in its order, the loss alone without a metric
     return [scores["loss"], scores["accuracy"]] if "accuracy" in scores else scores["loss"]
 

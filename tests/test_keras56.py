@@ -1,0 +1,117 @@
+"""A Keras user's first hour: the lines a Keras script writes, each given Keras's result
+or refused in one line naming wxb's way that gives it. The references: Keras 3's
+initializers (GlorotUniform U(±√(6/(fan_in + fan_out))), HeUniform U(±√(6/fan_in)),
+HeNormal a normal truncated at ±2σ of variance 2/fan_in), its evaluate (a list
+[loss, accuracy] where metrics are given), and PyTorch's cross_entropy. Every run draws a
+fresh seed (printed; ``WXB_TEST_SEED`` replays it)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import wxb
+from wxb.errors import ConfigError
+from wxb.nn import Dense, Module, ReLU, Sequential
+
+KERAS_MODEL_METHODS = ["compile", "fit", "evaluate", "save", "save_weights", "load_weights",
+                       "get_weights", "set_weights", "count_params", "predict_classes"]  # fmt: skip
+
+
+class _Own(Module):
+    def __init__(self, d, h, c):
+        super().__init__()
+        self.hidden, self.out = Dense(d, h), Dense(h, c)
+
+    def forward(self, x):
+        return self.out(self.hidden(x).relu())
+
+
+def test_kerass_model_methods_on_a_model_of_ones_own_name_wxbs_way(seeded, tmp_path):
+    """model.compile / fit / save / get_weights on a Module subclass met Python's bare
+    AttributeError: the ways were on Sequential alone. Now any model names them (still an
+    AttributeError: hasattr is False), and the save way for a model of one's own runs and
+    gives back the same model."""
+    rng = seeded.rng
+    d, h, c = (int(v) for v in rng.integers(1, 7, 3))
+    model = _Own(d, h, c)
+    for name in KERAS_MODEL_METHODS:
+        assert not hasattr(model, name), name
+        with pytest.raises(AttributeError, match=rf"^'_Own' object has no attribute '{name}'; "):
+            getattr(model, name)
+    with pytest.raises(AttributeError, match="return_dict=False"):
+        model.evaluate  # noqa: B018
+    with pytest.raises(AttributeError) as caught:
+        model.save  # noqa: B018
+    way = str(caught.value).split("a model of one's own saves its weights, ")[1]
+    save, load = way.split(", and ")[0], way.split(", and ")[1].split(" takes them back")[0]
+    path = str(tmp_path / "w.safetensors")
+    scope = {"wxb": wxb, "model": model, "path": path}
+    exec(save, scope)
+    twin = _Own(d, h, c)
+    exec(load, {**scope, "model": twin})
+    X = rng.normal(size=(int(rng.integers(1, 9)), d))
+    assert np.array_equal(twin.predict(X), model.predict(X)), seeded.msg("save way")
+    with pytest.raises(AttributeError, match=r"model\.append"):  # Sequential's own kept
+        Sequential(Dense(d, c)).add  # noqa: B018
+
+
+def test_kerass_uniform_and_zeros_initializers_are_taken_its_normal_ones_name_the_draw(seeded):
+    """Dense(in, out, kernel_initializer="he_uniform", bias_initializer="zeros") was
+    refused though wxb draws the same: now taken (W within Keras's limit, filling it, b
+    zero). Keras's he_normal and glorot_normal are truncated normals, not wxb's (torch's)
+    untruncated ones of the same variance: refused naming both, and the trunc_normal_
+    way given draws Keras's: |w| ≤ 2σ and variance 2/fan_in."""
+    rng = seeded.rng
+    fan_in, fan_out = int(rng.integers(100, 200)), int(rng.integers(100, 200))
+    limits = {
+        "he_uniform": math.sqrt(6 / fan_in),
+        "glorot_uniform": math.sqrt(6 / (fan_in + fan_out)),
+    }
+    for keras_name, limit in limits.items():
+        seed = int(rng.integers(1 << 30))
+        layer = Dense(
+            fan_in, fan_out, kernel_initializer=keras_name, bias_initializer="zeros", seed=seed
+        )
+        assert layer.init == keras_name and not layer.bias.data.any()
+        largest = np.abs(layer.weight.data).max()
+        assert 0.99 * limit < largest <= limit, seeded.msg(f"{keras_name}: {largest} vs {limit}")
+        same = Dense(fan_in, fan_out, init=keras_name, seed=seed)
+        assert np.array_equal(layer.weight.data, same.weight.data), seeded.msg(keras_name)
+    with pytest.raises(ConfigError, match="both given"):
+        Dense(fan_in, fan_out, init="he_normal", kernel_initializer="glorot_uniform")
+    with pytest.raises(ConfigError, match="truncated at ±2σ") as caught:
+        Dense(fan_in, fan_out, kernel_initializer="he_normal")
+    assert "init='he_normal'" in str(caught.value) and "\n" not in str(caught.value)
+    way = str(caught.value).split("Keras's draw is ")[1]
+    layer = Dense(fan_in, fan_out, dtype="float64")
+    sigma = math.sqrt(2 / fan_in) / 0.87962566103423978
+    exec(way, {"wxb": wxb, "layer": layer, "σ": sigma})
+    w = layer.weight.data
+    assert np.abs(w).max() <= 2 * sigma, seeded.msg("truncated")
+    assert abs(w.var() / (2 / fan_in) - 1) < 0.05, seeded.msg(f"variance {w.var()} vs {2 / fan_in}")
+    with pytest.raises(ConfigError, match="bias_initializer"):
+        Dense(fan_in, fan_out, bias_initializer="ones")
+
+
+def test_kerass_unpacking_of_evaluate_is_refused_naming_return_dict_false(seeded):
+    """loss, acc = wxb.evaluate(model, X, y), Keras's line, gave loss = "loss" and
+    acc = "accuracy" (a dict's keys) without a word. Now the unpacking is refused naming
+    return_dict=False, whose list holds the figures: the loss is torch's cross_entropy of
+    the logits, the accuracy their argmax's share. The dict is read as one otherwise."""
+    rng = seeded.rng
+    n, d, c = int(rng.integers(5, 40)), int(rng.integers(1, 6)), int(rng.integers(2, 5))
+    X, y = rng.normal(size=(n, d)), rng.integers(0, c, n)
+    model = Sequential(Dense(d, 8), ReLU(), Dense(8, c))
+    scores = wxb.evaluate(model, X, y)
+    with pytest.raises(TypeError, match=r"return_dict=False\)") as caught:
+        loss, acc = scores
+    assert "\n" not in str(caught.value)
+    loss, acc = wxb.evaluate(model, X, y, return_dict=False)
+    logits = torch.from_numpy(model.predict(X).astype(np.float64))
+    want = torch.nn.functional.cross_entropy(logits, torch.from_numpy(y)).item()
+    assert loss == pytest.approx(want, rel=1e-5), seeded.msg("loss")
+    assert acc == (logits.argmax(1).numpy() == y).mean(), seeded.msg("accuracy")
+    assert dict(scores) == {"loss": loss, "accuracy": acc} == {**scores} == scores
+    assert list(scores.keys()) == ["loss", "accuracy"] and "loss" in scores
