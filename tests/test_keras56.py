@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from test_keras54 import _problem
 
 import wxb
 from wxb.errors import ConfigError
@@ -115,3 +116,49 @@ def test_kerass_unpacking_of_evaluate_is_refused_naming_return_dict_false(seeded
     assert acc == (logits.argmax(1).numpy() == y).mean(), seeded.msg("accuracy")
     assert dict(scores) == {"loss": loss, "accuracy": acc} == {**scores} == scores
     assert list(scores.keys()) == ["loss", "accuracy"] and "loss" in scores
+
+
+def test_kerass_accuracy_metric_and_early_stoppings_monitor_are_taken_where_wxbs(seeded):
+    """metrics=["accuracy"], Keras's most common line, and EarlyStopping's
+    monitor="val_loss", mode="min", baseline=None, start_from_epoch=0 were refused,
+    though each asks for what fit does (it records the accuracy of a classifier's loss;
+    its early stopping watches val_loss, lower better, from the first epoch): now taken,
+    the run the same as without them, bit for bit. Where they are not wxb's (accuracy of
+    a regression, val_loss without validation rows) they are refused naming why."""
+    rng = seeded.rng
+    X, y, model = _problem(rng)
+    k = len(X) // 4
+    settings = dict(epochs=int(rng.integers(2, 5)), early_stopping=1, seed=int(rng.integers(99)),
+                    verbose=0, validation_data=(X[:k], y[:k]))  # fmt: skip
+    plain, keras = model(), model()
+    want = wxb.fit(plain, X[k:], y[k:], **settings)
+    got = wxb.fit(keras, X[k:], y[k:], metrics=["accuracy"], monitor="val_loss", mode="min",
+                  baseline=None, start_from_epoch=0, **settings)  # fmt: skip
+    assert got.history == want.history and "val_accuracy" in got, seeded.msg(str(got.history))
+    for p, q in zip(keras.parameters(), plain.parameters(), strict=True):
+        assert np.array_equal(p.data, q.data), seeded.msg("weights")
+    with pytest.raises(ConfigError, match="here loss"):  # no validation rows: loss watched
+        wxb.fit(model(), X, y, epochs=1, verbose=0, monitor="val_loss", early_stopping=2)
+    regression = Sequential(Dense(X.shape[1], 1))
+    with pytest.raises(ConfigError, match="MSELoss has none"):
+        wxb.fit(regression, X, rng.normal(size=len(X)), loss="mse", metrics=["accuracy"])
+
+
+def test_fit_of_zero_epochs_checks_its_inputs_and_returns_an_empty_history(seeded):
+    """fit(epochs=0) was refused ("epochs must be ≥ 1"); Keras's fit loops over
+    range(0) and returns a History of no epochs. Now so: the weights untouched bit for
+    bit, History's figures empty; its inputs are still checked (a label past the
+    outputs refused), and a schedule spanning the epochs is refused naming why."""
+    rng = seeded.rng
+    X, y, model = _problem(rng)
+    net, twin = model(), model()
+    history = wxb.fit(net, X, y, epochs=0, validation_split=0.25, early_stopping=2, verbose=0)
+    assert history.history == {} and history.epochs == 0 and history.best_epoch is None
+    for p, q in zip(net.parameters(), twin.parameters(), strict=True):
+        assert np.array_equal(p.data, q.data), seeded.msg("weights")
+    with pytest.raises(wxb.DataError, match="class"):
+        wxb.fit(net, X, y + 10, epochs=0, verbose=0)
+    with pytest.raises(ConfigError, match="epochs=0 trains none"):
+        wxb.fit(net, X, y, epochs=0, lr_schedule="cosine", verbose=0)
+    with pytest.raises(ConfigError, match="≥ 0"):
+        wxb.fit(net, X, y, epochs=-1, verbose=0)

@@ -990,8 +990,12 @@ def fit(
       ``initial_epoch``, ``callbacks``, ``steps_per_epoch``, …) are refused with wxb's way,
       but at Keras's default (None, ``callbacks=[]``, ``initial_epoch=0``,
       ``validation_freq=1``, tf.keras 2's ``workers=1``, ``use_multiprocessing=False``,
-      ``max_queue_size=10``), which asks for what wxb does; so is ``validation_data``'s
-      third element None (no weights).
+      ``max_queue_size=10``, EarlyStopping's ``baseline=None``, ``start_from_epoch=0``),
+      which asks for what wxb does; so is ``validation_data``'s third element None (no
+      weights), ``metrics=["accuracy"]`` with a classifier's loss (whose accuracy fit
+      records), and EarlyStopping's ``monitor=`` naming what early stopping watches
+      (val_loss, or loss without validation rows) and ``mode="min"`` (or "auto").
+    - ``epochs=0``: the inputs checked, nothing trained, an empty History, as Keras's.
     - The model trains in train mode (Dropout on), whatever mode it was given in, and is
       left in it, as a PyTorch loop leaves it: call ``model.eval()`` before using it.
       (``predict`` and ``evaluate`` run in eval mode by themselves.)
@@ -1028,6 +1032,8 @@ def fit(
     (WXB_MPI_TIMEOUT, default 30).
     """
     X = validation.keras_rows(X, keras_options.pop("x", validation.NOT_GIVEN), "fit")
+    _take_kerass_early_stopping(keras_options, validation_split, validation_data)
+    _take_kerass_accuracy(keras_options, model, loss)
     validation.refuse_keras_arguments(keras_options, "fit", _KERAS_WAYS, _KERAS_FIT_DEFAULTS)
     if batch_size is None:  # Keras's fit(batch_size=None): its default, 32, as fit's
         batch_size = 32
@@ -1037,6 +1043,64 @@ def fit(
                           restore_best_weights, lr_schedule, clip_grad_norm, verbose, stream,
                           diagnose, checkpoint_dir, checkpoint_every, keep_checkpoints, resume,
                           distributed)  # fmt: skip
+
+
+def _take_kerass_early_stopping(
+    options: dict[str, object], validation_split: object, validation_data: object
+) -> None:
+    """Keras's EarlyStopping ``monitor=`` and ``mode=`` given to fit, taken (out of
+    ``options``) where they name what early_stopping watches: val_loss with validation
+    rows, else loss, lower being better ("min", or "auto", which Keras makes "min" for
+    a loss). Any other value is left to be refused, naming what wxb watches."""
+    validated = validation_data is not None or (
+        isinstance(validation_split, (int, float, np.number)) and validation_split > 0
+    )
+    watched = "val_loss" if validated else "loss"
+    monitor = options.get("monitor")
+    if isinstance(monitor, str) and monitor == watched:
+        del options["monitor"]
+    elif isinstance(monitor, str):
+        raise ConfigError(
+            f"wxb.fit takes no monitor={monitor!r} (Keras's): early_stopping watches val_loss "
+            "with validation rows (validation_split=, validation_data=), else loss; here "
+            f"{watched}, which monitor= may name"
+        )
+    if isinstance(options.get("mode"), str) and options["mode"] in ("min", "auto"):
+        del options["mode"]
+
+
+# Keras's metrics names for the accuracy fit records with a classifier's loss
+_KERAS_ACCURACY = ("accuracy", "acc")
+
+
+def _take_kerass_accuracy(options: dict[str, object], model: Module, loss: object) -> None:
+    """Keras's ``metrics=["accuracy"]``, taken (out of ``options``) where fit records an
+    accuracy: with a classifier's loss (cross_entropy, bce_with_logits, …). Another
+    loss's is refused, naming it (Keras would count one); other metrics are left to be
+    refused, naming wxb's way."""
+    metrics = options.get("metrics")
+    names = [metrics] if isinstance(metrics, str) else metrics
+    if not isinstance(names, (list, tuple)):
+        return
+    if not names:  # none asked for, as metrics=None (fit's figures stay)
+        del options["metrics"]
+        return
+    if not all(isinstance(name, str) and name in _KERAS_ACCURACY for name in names):
+        return
+    if not isinstance(model, Module):  # (fit refuses it, saying what a model is)
+        del options["metrics"]
+        return
+    with warnings.catch_warnings():  # (fit's own look at the loss warns, once)
+        warnings.simplefilter("ignore")
+        loss_fn = get_loss(_trained_loss(model, loss, "this fit trains"))
+    if accuracy_kind(loss_fn) is None:
+        raise ConfigError(
+            f"wxb.fit takes metrics={metrics!r} (Keras's) with a classifier's loss, whose "
+            f"accuracy it records (History's accuracy, val_accuracy); {_loss_name(loss_fn)} "
+            "has none: a regression's figures from model.predict(X), "
+            "wxb.metrics.regression_figures(y, predictions)"
+        )
+    del options["metrics"]
 
 
 # Keras's fit arguments (and EarlyStopping's) wxb has not, each with wxb's way: Python's
@@ -1061,11 +1125,12 @@ _KERAS_WAYS = {
     "restore_best_weights=), a schedule lr_schedule=, checkpoints checkpoint_dir=; for "
     "more, write the loop by hand (README: The Python API)",
     "metrics": "fit records the loss and, for a classifier's loss, the accuracy (val_ "
-    "too); other figures from model.predict(X): wxb.metrics.regression_figures(y, "
-    "predictions), classification_figures(y, predicted_indices, classes)",
+    "too; metrics=['accuracy'] is taken there); other figures from model.predict(X): "
+    "wxb.metrics.regression_figures(y, predictions), classification_figures(y, "
+    "predicted_indices, classes)",
     "patience": "write early_stopping=patience",
-    "monitor": "early_stopping watches val_loss (loss without validation rows)",
-    "mode": "early_stopping watches a loss: lower is better",
+    "monitor": "early_stopping watches val_loss, or loss without validation rows",
+    "mode": "early_stopping watches a loss: lower is better (mode='min' or 'auto' is taken)",
     "baseline": "wxb's early stopping has no baseline: every epoch that beats the best by "
     "more than min_delta resets its patience",
     "start_from_epoch": "wxb's early stopping counts from the first epoch",
@@ -1094,6 +1159,8 @@ _KERAS_FIT_DEFAULTS = {
     ),
     "callbacks": (),
     "initial_epoch": 0,
+    "baseline": None,  # EarlyStopping's
+    "start_from_epoch": 0,
     "validation_freq": 1,
     "workers": 1,
     "use_multiprocessing": False,
@@ -1270,7 +1337,7 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             },
         )
     loss_fn = get_loss(_trained_loss(model, loss, "this fit trains", stacklevel=5))
-    epochs = _whole(epochs, "epochs")
+    epochs = _whole(epochs, "epochs", minimum=0)
     batch_size = _whole(batch_size, "batch_size")
     validation_split = _number(validation_split, "validation_split", 0.0, 1.0)
     min_delta = _number(min_delta, "min_delta", 0.0)
@@ -2861,6 +2928,11 @@ def _make_schedule(
         return schedule
     if isinstance(schedule, str):
         _warn_unstepped_schedule(optimizer, schedule)
+    if epochs == 0 and schedule in ("cosine", "onecycle"):  # (T_max, total_steps: 0)
+        raise ConfigError(
+            f"lr_schedule={schedule!r} spans the epochs fit trains, and epochs=0 trains "
+            "none: leave the schedule out (fit then returns an empty History)"
+        )
     if schedule == "step":
         return SCHEDULES["step"](optimizer, step_size=max(1, epochs // 3))
     if schedule == "cosine":
