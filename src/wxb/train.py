@@ -502,7 +502,11 @@ def evaluate(
     version: the step waits for all the chunks, as for a predict (``WEIGHTS``)."""
     X = validation.keras_rows(X, x, "evaluate")
     validation.refuse_keras_arguments(
-        keras_options, "evaluate", _KERAS_EVALUATE_WAYS, _KERAS_EVALUATE_DEFAULTS
+        keras_options,
+        "wxb.evaluate",
+        _KERAS_EVALUATE_WAYS,
+        _KERAS_EVALUATE_DEFAULTS,
+        called="evaluate",
     )
     keras_verbose(verbose, "evaluate")  # Keras's; taken, as evaluate shows no progress
     if not isinstance(return_dict, (bool, np.bool_)):
@@ -1034,7 +1038,9 @@ def fit(
     X = validation.keras_rows(X, keras_options.pop("x", validation.NOT_GIVEN), "fit")
     _take_kerass_early_stopping(keras_options, validation_split, validation_data)
     _take_kerass_accuracy(keras_options, model, loss)
-    validation.refuse_keras_arguments(keras_options, "fit", _KERAS_WAYS, _KERAS_FIT_DEFAULTS)
+    validation.refuse_keras_arguments(
+        keras_options, "wxb.fit", _KERAS_WAYS, _KERAS_FIT_DEFAULTS, called="fit"
+    )
     if batch_size is None:  # Keras's fit(batch_size=None): its default, 32, as fit's
         batch_size = 32
     with _one_fit_at_a_time(model):

@@ -49,19 +49,23 @@ def refuse_keras_arguments(
     options: dict[str, object],
     where: str,
     ways: dict[str, str],
-    defaults: dict[str, object],
+    defaults: dict[str, object] | None = None,
+    *,
+    called: str,
 ) -> None:
-    """Keras's arguments wxb has not, given to ``where`` (fit, evaluate, predict): taken at
-    Keras's default (``defaults``: a script's explicit ``class_weight=None``,
-    ``initial_epoch=0`` asks for what wxb does), else refused with wxb's way (``ways``);
-    a name Keras has not, as Python says it."""
+    """Keras's arguments wxb has not, given to ``where`` (``wxb.fit``, ``Dense``, …):
+    taken at Keras's default (``defaults``: a script's explicit ``class_weight=None``,
+    ``initial_epoch=0``, ``Dense(…, activation=None)`` asks for what wxb does), else
+    refused with wxb's way (``ways``; Python's bare "unexpected keyword argument" named
+    none); a name Keras has not, as Python says it of ``called`` (``fit``,
+    ``Dense.__init__``)."""
     for name, value in options.items():
-        if name in defaults and _at_kerass_default(value, defaults[name]):
+        if defaults and name in defaults and _at_kerass_default(value, defaults[name]):
             continue
         way = ways.get(name)
         if way is None:
-            raise TypeError(f"{where}() got an unexpected keyword argument {name!r}")
-        raise ConfigError(f"wxb.{where} takes no {name}= (Keras's): {way}")
+            raise TypeError(f"{called}() got an unexpected keyword argument {name!r}")
+        raise ConfigError(f"{where} takes no {name}= (Keras's): {way}")
 
 
 # ---------------------------------------------------------------------------------

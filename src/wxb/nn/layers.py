@@ -15,7 +15,7 @@ from wxb.errors import ConfigError, DataError, ShapeError
 from wxb.nn.module import Module, Parameter, UninitializedParameter, _structure_changed
 from wxb.random import as_generator, key_of
 from wxb.tensor import Tensor, no_grad
-from wxb.validation import SparseRows, as_features, numbers_from_pandas
+from wxb.validation import SparseRows, as_features, numbers_from_pandas, refuse_keras_arguments
 
 INITS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "torch")
 
@@ -145,28 +145,18 @@ def _keras_initializers(init: str, options: dict) -> str:
     return init
 
 
-def refuse_keras_options(
-    layer: str, options: dict, ways: dict[str, str], none_taken: tuple[str, ...] = ()
-) -> None:
-    """A Keras keyword given to a wxb layer, refused with wxb's way (Python's bare
-    "unexpected keyword argument" named none); any other, as Python says it. Those named
-    in ``none_taken`` are taken as None, Keras's default, which asks for what the layer
-    does (``Dense(64, 10, activation=None)``: no activation)."""
-    for name, value in options.items():
-        if value is None and name in none_taken:
-            continue
-        way = ways.get(name)
-        if way is None:
-            raise TypeError(f"{layer}.__init__() got an unexpected keyword argument {name!r}")
-        raise ConfigError(f"{layer} takes no {name}= (Keras's): {way}")
-
-
 def _refuse_keras_spelling(
     in_features: object, out_features: object, bias: object, options: dict
 ) -> None:
     """Keras's habits refused in one line with wxb's way. Dense(64, 10, "relu") took the
     activation for ``bias`` (a true value): a plain linear layer, without a word."""
-    refuse_keras_options("Dense", options, _KERAS_DENSE, ("activation", "kernel_regularizer"))
+    refuse_keras_arguments(
+        options,
+        "Dense",
+        _KERAS_DENSE,
+        dict.fromkeys(("activation", "kernel_regularizer")),  # None: no activation, no L2
+        called="Dense.__init__",
+    )
     activation = "an activation is a layer of its own in wxb: Sequential(Dense(4, 8), ReLU())"
     if out_features is None:
         raise ConfigError(
@@ -436,8 +426,11 @@ class LeakyReLU(Activation):
         inplace: bool = False,
         **keras_options: object,
     ) -> None:
-        refuse_keras_options(
-            "LeakyReLU", keras_options, {"alpha": "the slope is negative_slope= (Keras 3's name)"}
+        refuse_keras_arguments(
+            keras_options,
+            "LeakyReLU",
+            {"alpha": "the slope is negative_slope= (Keras 3's name)"},
+            called="LeakyReLU.__init__",
         )
         super().__init__(ops.LeakyReLU(negative_slope), name, inplace)  # it checks the slope
 
@@ -772,7 +765,7 @@ class Softmax(_RowWise):
     def __init__(
         self, name: str | None = None, *, dim: int | None = None, **keras_options: object
     ) -> None:
-        refuse_keras_options("Softmax", keras_options, _KERAS_AXIS)
+        refuse_keras_arguments(keras_options, "Softmax", _KERAS_AXIS, called="Softmax.__init__")
         super().__init__(ops.Softmax(), name, dim)
 
 
@@ -785,7 +778,9 @@ class LogSoftmax(_RowWise):
     def __init__(
         self, name: str | None = None, *, dim: int | None = None, **keras_options: object
     ) -> None:
-        refuse_keras_options("LogSoftmax", keras_options, _KERAS_AXIS)
+        refuse_keras_arguments(
+            keras_options, "LogSoftmax", _KERAS_AXIS, called="LogSoftmax.__init__"
+        )
         super().__init__(ops.LogSoftmax(), name, dim)
 
 
@@ -797,7 +792,7 @@ class Softmin(_RowWise):
     def __init__(
         self, name: str | None = None, *, dim: int | None = None, **keras_options: object
     ) -> None:
-        refuse_keras_options("Softmin", keras_options, _KERAS_AXIS)
+        refuse_keras_arguments(keras_options, "Softmin", _KERAS_AXIS, called="Softmin.__init__")
         super().__init__(ops.Softmin(), name, dim)
 
     def extra_repr(self) -> str:
@@ -872,14 +867,15 @@ class Dropout(Module):
         **keras_options: object,
     ) -> None:
         super().__init__()
-        refuse_keras_options(
-            "Dropout",
+        refuse_keras_arguments(
             keras_options,
+            "Dropout",
             {
                 "rate": "the share dropped is p= (PyTorch's name), Dropout(0.5)",
                 "noise_shape": "each unit of each row is dropped on its own",
             },
-            ("noise_shape",),
+            {"noise_shape": None},
+            called="Dropout.__init__",
         )
         self.p = p
         self.inplace = _inplace(inplace, "Dropout")  # PyTorch's Dropout(p, inplace)

@@ -2239,7 +2239,11 @@ class Module:
         keras_verbose(verbose, "predict")
         if keras_options:
             refuse_keras_arguments(
-                keras_options, "predict", _KERAS_PREDICT_WAYS, _KERAS_PREDICT_DEFAULTS
+                keras_options,
+                "wxb.predict",
+                _KERAS_PREDICT_WAYS,
+                _KERAS_PREDICT_DEFAULTS,
+                called="predict",
             )
         if batch_size is None:  # Keras's predict(batch_size=None): the default
             batch_size = 4096

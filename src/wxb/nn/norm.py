@@ -19,9 +19,10 @@ import numpy as np
 from wxb import ops
 from wxb.backend import check_device, resolve_dtype
 from wxb.errors import ConfigError
-from wxb.nn.layers import _positive_int, dtype_mismatch, refuse_keras_options, refuse_subclass
+from wxb.nn.layers import _positive_int, dtype_mismatch, refuse_subclass
 from wxb.nn.module import Module, Parameter
 from wxb.tensor import Tensor, no_grad
+from wxb.validation import refuse_keras_arguments
 
 # A training forward's read of the running statistics and the count, its update and its
 # count taken as one, per layer (by the layer's id, among a few locks): two threads'
@@ -88,7 +89,7 @@ class LayerNorm(Module):
         **keras_options: object,
     ) -> None:
         super().__init__()
-        refuse_keras_options("LayerNorm", keras_options, _KERAS_NORM)
+        refuse_keras_arguments(keras_options, "LayerNorm", _KERAS_NORM, called="LayerNorm.__init__")
         check_device(device, "LayerNorm")  # PyTorch's factory keyword: the CPU, or refused
         self.normalized_shape = ops.check_normalized_shape(
             normalized_shape, "LayerNorm normalized_shape"
@@ -170,7 +171,9 @@ class BatchNorm1d(Module):
         **keras_options: object,
     ) -> None:
         super().__init__()
-        refuse_keras_options("BatchNorm1d", keras_options, _KERAS_NORM)
+        refuse_keras_arguments(
+            keras_options, "BatchNorm1d", _KERAS_NORM, called="BatchNorm1d.__init__"
+        )
         check_device(device, "BatchNorm1d")  # PyTorch's factory keyword: the CPU, or refused
         channels = _positive_int(num_features, "BatchNorm1d num_features")
         self.num_features = channels
@@ -310,7 +313,7 @@ class RMSNorm(Module):
         **keras_options: object,
     ) -> None:
         super().__init__()
-        refuse_keras_options("RMSNorm", keras_options, _KERAS_RMS)
+        refuse_keras_arguments(keras_options, "RMSNorm", _KERAS_RMS, called="RMSNorm.__init__")
         check_device(device, "RMSNorm")  # PyTorch's factory keyword: the CPU, or refused
         self.normalized_shape = ops.check_normalized_shape(
             normalized_shape, "RMSNorm normalized_shape"
