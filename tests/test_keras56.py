@@ -162,3 +162,27 @@ def test_fit_of_zero_epochs_checks_its_inputs_and_returns_an_empty_history(seede
         wxb.fit(net, X, y, epochs=0, lr_schedule="cosine", verbose=0)
     with pytest.raises(ConfigError, match="≥ 0"):
         wxb.fit(net, X, y, epochs=-1, verbose=0)
+
+
+def test_kerass_learning_rate_on_fit_names_lr_which_trains_at_that_rate(seeded):
+    """fit(..., optimizer="adam", learning_rate=r), Keras's optimiser keyword, met
+    Python's bare "unexpected keyword argument": now refused naming lr=, and the way
+    given trains at r (History's lr, and the weights' moves in one full-batch step:
+    Adam's first moves each by r·|g|/(|g| + ε), r for all but the tiniest gradients)."""
+    rng = seeded.rng
+    X, y, model = _problem(rng)
+    rate = float(rng.uniform(1e-3, 1e-1))
+    with pytest.raises(ConfigError, match="takes no learning_rate=") as caught:
+        wxb.fit(model(), X, y, optimizer="adam", learning_rate=rate, verbose=0)
+    way = str(caught.value).split("(PyTorch's name): ")[1].split(", or ")[0]
+    net = model()
+    before = [p.data.astype(np.float64) for p in net.parameters()]
+    scope = {"fit": wxb.fit, "model": net, "X": X, "y": y}
+    history = eval(
+        way.replace("lr=0.001", f"lr={rate!r}, epochs=1, batch_size=len(X), verbose=0"), scope
+    )
+    assert history["lr"] == [rate], seeded.msg(str(history["lr"]))
+    pairs = zip(net.parameters(), before, strict=True)
+    moved = np.concatenate([np.abs(p.data - a).ravel() for p, a in pairs])
+    assert moved.max() == pytest.approx(rate, rel=1e-4), seeded.msg("Adam's first step")
+    assert (moved <= rate * (1 + 1e-4)).all(), seeded.msg("Adam's first step")

@@ -1135,6 +1135,9 @@ _KERAS_WAYS = {
     "wxb.metrics.regression_figures(y, predictions), classification_figures(y, "
     "predicted_indices, classes)",
     "patience": "write early_stopping=patience",
+    # Keras's optimisers' keyword (Adam(learning_rate=…)), met on fit as Python's bare error
+    "learning_rate": "the rate is lr= (PyTorch's name): fit(model, X, y, optimizer='adam', "
+    "lr=0.001), or an optimiser of one's own, wxb.optim.Adam(model.parameters(), lr=0.001)",
     "monitor": "early_stopping watches val_loss, or loss without validation rows",
     "mode": "early_stopping watches a loss: lower is better (mode='min' or 'auto' is taken)",
     "baseline": "wxb's early stopping has no baseline: every epoch that beats the best by "
