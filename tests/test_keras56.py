@@ -186,3 +186,30 @@ def test_kerass_learning_rate_on_fit_names_lr_which_trains_at_that_rate(seeded):
     moved = np.concatenate([np.abs(p.data - a).ravel() for p, a in pairs])
     assert moved.max() == pytest.approx(rate, rel=1e-4), seeded.msg("Adam's first step")
     assert (moved <= rate * (1 + 1e-4)).all(), seeded.msg("Adam's first step")
+
+
+def test_kerass_module_and_layer_names_say_where_wxb_has_them(seeded):
+    """keras.layers / keras.callbacks, keras.layers.Input, BatchNormalization,
+    Normalization, Conv2D, … met Python's bare AttributeError (or "cannot import name").
+    Each now says where wxb has it, as torch's names do (the same check: attribute and
+    import, hasattr False). The Normalization way gives Keras's adapted layer:
+    (x − mean)/√var, the variance over the rows (biased), a constant column 0."""
+    from test_docs_truth_hunt3 import test_from_import_of_a_missing_torch_name_says_what_to_write
+
+    for module in (wxb, wxb.nn):
+        assert len(module._KERAS_NAMES) > 5
+        for name in module._KERAS_NAMES:
+            test_from_import_of_a_missing_torch_name_says_what_to_write(module.__name__, name)
+    with pytest.raises(AttributeError) as caught:
+        wxb.nn.Normalization  # noqa: B018
+    way = str(caught.value).split("adapt(X_train) is ")[1].split(", as the first")[0]
+    rng = seeded.rng
+    X = rng.normal(size=(int(rng.integers(5, 30)), int(rng.integers(2, 6)))) * 3 + 1
+    X[:, 0] = rng.normal()  # a constant column
+    layer = eval(way, {"Standardize": wxb.nn.Standardize, "X_train": X.astype(np.float32)})
+    var = ((X - X.mean(0)) ** 2).mean(0)
+    keras = (X - X.mean(0)) / np.maximum(np.sqrt(var), 1e-7)  # Keras 3's Normalization
+    got = layer(wxb.tensor(X, dtype="float32")).data
+    np.testing.assert_allclose(
+        got, keras, rtol=1e-4, atol=1e-5, err_msg=seeded.msg("Normalization")
+    )

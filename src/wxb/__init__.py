@@ -284,15 +284,37 @@ _TORCH_NAMES = {
     ),
 }
 
+# Keras's modules and top-level names a Keras script reaches for (keras.layers.Dense,
+# keras.Sequential, keras.callbacks.EarlyStopping): where wxb has each
+_KERAS_WAY = "wxb.fit(model, X, y, …) trains, wxb.evaluate scores (README: Coming from Keras)"
+_KERAS_NAMES = {
+    "keras": f"wxb's layers are PyTorch's, in wxb.nn (from wxb.nn import Dense, ReLU, "
+    f"Sequential), and {_KERAS_WAY}",
+    **dict.fromkeys(
+        ("layers", "Sequential", "Model"),
+        "wxb.nn holds the layers and models: from wxb.nn import Dense, ReLU, Sequential "
+        "(a model of one's own subclasses wxb.nn.Module, as PyTorch's)",
+    ),
+    "models": "wxb.nn.Sequential builds a model, wxb.load(path) loads a saved one",
+    "callbacks": "fit has early_stopping=patience (Keras's EarlyStopping), lr_schedule= "
+    "and checkpoint_dir=; for more, write the loop by hand (README: The Python API)",
+    "optimizers": "wxb.optim holds them, PyTorch's: wxb.optim.Adam(model.parameters(), "
+    "lr=1e-3), or fit(..., optimizer='adam', lr=1e-3)",
+    "losses": "wxb.nn holds them (CrossEntropyLoss, MSELoss, …); fit takes their names, "
+    "loss='cross_entropy', 'mse', 'bce_with_logits'",
+}
+
 
 def _torch_hint(name: str) -> str:
-    """What wxb.NAME says of a torch name it lacks (wxb/utils's import error too)."""
-    return f"module 'wxb' has no attribute {name!r}: {_TORCH_NAMES[name]}"
+    """What wxb.NAME says of a torch (or Keras) name it lacks (wxb/utils's import error
+    too)."""
+    hint = _TORCH_NAMES.get(name) or _KERAS_NAMES[name]
+    return f"module 'wxb' has no attribute {name!r}: {hint}"
 
 
 def __getattr__(name: str) -> object:  # PEP 562: only for names not found above
     if name == "float":  # torch.float (`dtype = torch.float`, `.type(torch.float)`): float32;
         return float32  # served here, as a global it would hide the builtin in this module
-    if name in _TORCH_NAMES:  # (from wxb import name too: its ImportError says it)
+    if name in _TORCH_NAMES or name in _KERAS_NAMES:  # (from wxb import name: its ImportError)
         raise errors.missing_name("wxb", name, _torch_hint(name))
     raise AttributeError(f"module 'wxb' has no attribute {name!r}")

@@ -245,9 +245,44 @@ _TORCH_NAMES.update(
     )
 )
 
+# Keras's layer names (keras.layers.X) a Keras script reaches for: what wxb.nn writes
+_KERAS_NAMES = {
+    **dict.fromkeys(
+        ("Input", "InputLayer"),
+        "wxb's layers take their inputs' count, Dense(in_features, out_features), and a "
+        "model takes rows (B, features) as they come: leave Keras's Input out",
+    ),
+    "BatchNormalization": "Keras's BatchNormalization is BatchNorm1d(num_features), "
+    "PyTorch's: Keras's momentum=0.99 is momentum=0.01 here (the new batch's weight), "
+    "its epsilon=1e-3 eps=1e-3 (the default 1e-5); its running variance takes each batch's "
+    "unbiased variance, Keras's the biased one",
+    "LayerNormalization": "Keras's LayerNormalization is LayerNorm(num_features): its "
+    "epsilon=1e-3 is eps=1e-3 (the default 1e-5)",
+    "Normalization": "Keras's Normalization after adapt(X_train) is "
+    "Standardize.fit(X_train), as the first layer (X_train's means and deviations, kept)",
+    "Reshape": "Keras's Reshape(shape) of rows is Unflatten(1, shape); Flatten() makes rows again",
+    **dict.fromkeys(
+        (
+            *(
+                f"{kind}{d}D"
+                for kind in ("Conv", "MaxPooling", "AveragePooling")
+                for d in (1, 2, 3)
+            ),
+            *("GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D"),
+            *("GlobalMaxPooling2D", "Conv2DTranspose", "UpSampling2D", "ZeroPadding2D"),
+        ),
+        _TORCH_NAMES["Conv2d"],
+    ),
+    **dict.fromkeys(
+        ("SimpleRNN", "Bidirectional", "TimeDistributed", "MultiHeadAttention"),
+        _TORCH_NAMES["LSTM"],
+    ),
+}
+
 
 def __getattr__(name: str) -> object:  # PEP 562: only for names not found above
-    if name in _TORCH_NAMES:  # (from wxb.nn import name too: its ImportError says it)
-        what = f"module 'wxb.nn' has no attribute {name!r}: {_TORCH_NAMES[name]}"
+    hint = _TORCH_NAMES.get(name) or _KERAS_NAMES.get(name)
+    if hint is not None:  # (from wxb.nn import name too: its ImportError says it)
+        what = f"module 'wxb.nn' has no attribute {name!r}: {hint}"
         raise _missing_name("wxb.nn", name, what)
     raise AttributeError(f"module 'wxb.nn' has no attribute {name!r}")
