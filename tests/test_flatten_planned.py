@@ -197,7 +197,7 @@ def test_pytorchs_mnist_example_module_fits_images_as_torchs_loop(rng, how):
     np.testing.assert_allclose(
         model.predict(X), twin(torch.tensor(X)).detach().numpy(), rtol=1e-11, atol=1e-13
     )
-    assert set(wxb.evaluate(model, X, y, loss="nll").keys()) == {"loss", "accuracy"}
+    assert set(wxb.evaluate(model, X, y, loss="nll")) == {"loss", "accuracy"}
 
 
 def test_a_flatten_a_user_changed_is_run_as_written_not_planned(rng):

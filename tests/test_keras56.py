@@ -100,7 +100,8 @@ def test_kerass_unpacking_of_evaluate_is_refused_naming_return_dict_false(seeded
     """loss, acc = wxb.evaluate(model, X, y), Keras's line, gave loss = "loss" and
     acc = "accuracy" (a dict's keys) without a word. Now the unpacking is refused naming
     return_dict=False, whose list holds the figures: the loss is torch's cross_entropy of
-    the logits, the accuracy their argmax's share. The dict is read as one otherwise."""
+    the logits, the accuracy their argmax's share. The dict is read as one otherwise:
+    loops, set() and pytest.approx iterate its keys."""
     rng = seeded.rng
     n, d, c = int(rng.integers(5, 40)), int(rng.integers(1, 6)), int(rng.integers(2, 5))
     X, y = rng.normal(size=(n, d)), rng.integers(0, c, n)
@@ -115,7 +116,10 @@ def test_kerass_unpacking_of_evaluate_is_refused_naming_return_dict_false(seeded
     assert loss == pytest.approx(want, rel=1e-5), seeded.msg("loss")
     assert acc == (logits.argmax(1).numpy() == y).mean(), seeded.msg("accuracy")
     assert dict(scores) == {"loss": loss, "accuracy": acc} == {**scores} == scores
-    assert list(scores.keys()) == ["loss", "accuracy"] and "loss" in scores
+    assert list(scores.keys()) == ["loss", "accuracy"] == [name for name in scores]
+    assert set(scores) == {"loss", "accuracy"} and {"loss": loss, "accuracy": acc} == pytest.approx(
+        scores
+    )
 
 
 def test_kerass_accuracy_metric_and_early_stoppings_monitor_are_taken_where_wxbs(seeded):

@@ -138,7 +138,7 @@ def test_keras_model_methods_name_wxbs_functions(seeded, method):
     y = rng.integers(0, classes, size=40)
     history = wxb.fit(model, X, y, loss="cross_entropy", optimizer="adam", epochs=2, verbose=0)
     assert len(history["loss"]) == 2
-    assert set(wxb.evaluate(model, X, y).keys()) == {"loss", "accuracy"}
+    assert set(wxb.evaluate(model, X, y)) == {"loss", "accuracy"}
 
 
 @pytest.mark.parametrize("kind", ["SGD", "Adam", "RMSprop", "Adamax"])

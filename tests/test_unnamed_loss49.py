@@ -67,4 +67,4 @@ def test_evaluate_and_fit_without_loss_refuse_an_unnamed_loss(rng, case):
     if width > 1:
         wxb.fit(model, X, labels, loss="cross_entropy", epochs=1, verbose=0)
         assert "unnamed_loss" not in model.info
-        assert set(wxb.evaluate(model, X, labels).keys()) == {"loss", "accuracy"}
+        assert set(wxb.evaluate(model, X, labels)) == {"loss", "accuracy"}

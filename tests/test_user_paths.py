@@ -313,7 +313,7 @@ def test_fit_and_evaluate_find_a_custom_modules_output_width_by_running_it(rng):
     X, y = rng.normal(size=(20, n)), rng.integers(0, 3, size=20)
     history = wxb.fit(model, X, y, epochs=2, batch_size=10, verbose=False)
     assert history.engine == "graph"
-    assert set(wxb.evaluate(model, X, y).keys()) == {"loss", "accuracy"}
+    assert set(wxb.evaluate(model, X, y)) == {"loss", "accuracy"}
     with pytest.raises(wxb.DataError, match="class 3 but the model has 3 outputs"):
         wxb.evaluate(model, X, np.full(20, 3))
 

@@ -1511,7 +1511,7 @@ def report(model, X: np.ndarray, y: np.ndarray, loss: str, task: str) -> dict[st
         return figures
     y = y if y.ndim == 1 else y.astype(model.dtype)
     if probability_head(model) is None:  # (with the options fit recorded: multi_margin's p)
-        return dict(evaluate(model, X, y, get_loss(trained_loss(model.info, loss))))
+        return evaluate(model, X, y, get_loss(trained_loss(model.info, loss)))
     # outputs that are already probabilities: the loss of the logits the head turned
     # into them (exact, as explain scores it; log p is not where p rounded to 0)
     logits = head_logits(model, X)

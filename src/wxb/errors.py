@@ -62,6 +62,20 @@ def install_hint(packages: str, extra: str) -> str:
     return f"pip install {packages} (wxb's {extra!r} extra)"
 
 
+def unpacked_by_caller(depth: int = 2) -> bool:
+    """Whether the frame ``depth`` up (the caller of the ``__iter__`` asking) is unpacking
+    the value, ``a, b = value`` or ``a, *rest = value``, rather than iterating it in a loop
+    or a call (``for k in value``, ``set(value)``), read from its bytecode as
+    ``missing_name`` reads an import's."""
+    import dis
+    import sys
+
+    frame = sys._getframe(depth)
+    code = frame.f_code.co_code
+    unpacking = (dis.opmap["UNPACK_SEQUENCE"], dis.opmap["UNPACK_EX"])
+    return 0 <= frame.f_lasti < len(code) and code[frame.f_lasti] in unpacking
+
+
 def missing_name(module: str, name: str, message: str) -> Exception:
     """The error for a name a module's ``__getattr__`` (PEP 562) does not have: an
     AttributeError, or where the caller runs ``from module import name`` an ImportError

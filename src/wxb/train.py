@@ -36,6 +36,7 @@ from wxb.errors import (
     TrainingError,
     TrainingInterrupted,
     WxbError,
+    unpacked_by_caller,
 )
 from wxb.metrics import figure_text, pack_fingerprints, row_fingerprints, unpack_fingerprints
 from wxb.nn.heads import head_index, sklearn_poisson, trained_loss
@@ -437,19 +438,20 @@ def _target_form(loss: Loss, y: object, y_arr: np.ndarray) -> TargetForm | None:
 
 
 class Scores(dict):
-    """``evaluate``'s figures by name, ``{"loss": …, "accuracy": …}``: a dict in all but
-    iteration, which is refused. Keras's ``loss, acc = model.evaluate(X, y)`` unpacked
-    a dict's keys, ``"loss"`` and ``"accuracy"``, as the figures without a word; the
-    names are ``scores.keys()``, the pairs ``scores.items()``, and ``dict(scores)``,
-    ``{**scores}``, ``json.dumps`` and ``==`` read it as a dict."""
+    """``evaluate``'s figures by name, ``{"loss": …, "accuracy": …}``: a dict, whose
+    unpacking alone is refused. Keras's ``loss, acc = model.evaluate(X, y)`` unpacked a
+    dict's keys, ``"loss"`` and ``"accuracy"``, as the figures without a word; a loop, a
+    ``set(scores)`` or ``pytest.approx(scores)`` iterates its keys as a dict's."""
 
     def __iter__(self) -> Iterator[str]:
-        names = ", ".join(repr(name) for name in self.keys())
-        raise TypeError(
-            f"wxb.evaluate's scores are a dict of {names}, which does not unpack: Keras's "
-            "loss, acc = model.evaluate(X, y) is loss, acc = wxb.evaluate(model, X, y, "
-            "return_dict=False); one figure is scores['loss'], the names scores.keys()"
-        )
+        if unpacked_by_caller():
+            names = ", ".join(repr(name) for name in self.keys())
+            raise TypeError(
+                f"wxb.evaluate's scores are a dict of {names}, which does not unpack: "
+                "Keras's loss, acc = model.evaluate(X, y) is loss, acc = "
+                "wxb.evaluate(model, X, y, return_dict=False); one figure is scores['loss']"
+            )
+        return super().__iter__()
 
 
 def evaluate(
@@ -469,7 +471,7 @@ def evaluate(
     Returns a dict, ``{"loss": …, "accuracy": …}`` (:class:`Scores`), as Keras's
     ``evaluate(..., return_dict=True)``: ``scores = wxb.evaluate(model, X, y);
     scores["loss"]``. Keras's ``loss, acc = model.evaluate(X, y)`` would unpack its keys,
-    so iterating it is refused, naming Keras's ``return_dict=False``, which gives Keras's
+    so unpacking it is refused, naming Keras's ``return_dict=False``, which gives Keras's
     list, ``[loss, accuracy]`` (the loss alone where there is no accuracy). Keras's
     ``verbose`` is taken (nothing is shown), ``batch_size=None`` is the default, and
     Keras's ``x=`` names X; its ``sample_weight``, ``steps`` and ``callbacks`` are
