@@ -56,6 +56,8 @@ def test_kerass_model_methods_on_a_model_of_ones_own_name_wxbs_way(seeded, tmp_p
     assert np.array_equal(twin.predict(X), model.predict(X)), seeded.msg("save way")
     with pytest.raises(AttributeError, match=r"model\.append"):  # Sequential's own kept
         Sequential(Dense(d, c)).add  # noqa: B018
+    with pytest.raises(AttributeError, match="normalises several dims"):  # a property's own
+        wxb.nn.LayerNorm((d, c)).in_features  # noqa: B018
 
 
 def test_kerass_uniform_and_zeros_initializers_are_taken_its_normal_ones_name_the_draw(seeded):

@@ -1081,6 +1081,11 @@ class Module:
         ``predict_proba`` and ``score`` named with wxb's way, on any model, a Sequential or
         one's own (Python's bare AttributeError named none). Not methods: a layer or
         parameter of that name would then be refused as hiding it."""
+        held = getattr(type(self), key, None)
+        if isinstance(held, property) and held.fget is not None:
+            # its getter raised AttributeError (LayerNorm's in_features of several dims):
+            # Python calls this instead, and its message, the reason, is raised again
+            return held.fget(self)
         message = f"{type(self).__name__!r} object has no attribute {key!r}"
         if key in _MODEL_METHOD_WAYS:
             whose, way = _MODEL_METHOD_WAYS[key]
