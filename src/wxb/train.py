@@ -1105,8 +1105,8 @@ def _take_kerass_accuracy(options: dict[str, object], model: Module, loss: objec
         raise ConfigError(
             f"wxb.fit takes metrics={metrics!r} (Keras's) with a classifier's loss, whose "
             f"accuracy it records (History's accuracy, val_accuracy); {_loss_name(loss_fn)} "
-            "has none: a regression's figures from model.predict(X), "
-            "wxb.metrics.regression_figures(y, predictions)"
+            "has none: other figures from model.predict(X), wxb.metrics.regression_figures(y, "
+            "predictions) or classification_figures(y, predicted_indices, classes)"
         )
     del options["metrics"]
 
