@@ -721,6 +721,33 @@ def _read_only(module: Module, key: str, error: AttributeError | None) -> Attrib
     return error
 
 
+# Methods wxb's own code calls on a model it is given (fit, predict, evaluate, save, the
+# summary, repr): a plain value under one of these names hid it, and the call failed
+# far from the assignment with "'str' object is not callable". (Others, ``config`` and
+# ``type`` say, which models ported from elsewhere hold values under, are left free.)
+CALLED_METHODS = frozenset(
+    {
+        "predict", "summary", "train", "eval", "evaluating", "parameters",
+        "named_parameters", "buffers", "named_buffers", "modules", "named_modules",
+        "children", "named_children", "state_dict", "load_state_dict", "zero_grad",
+        "extra_repr",
+    }
+)  # fmt: skip
+
+
+def _hidden_method(module: Module, key: str, value: object) -> AttributeError | None:
+    """The error of ``module.key = value`` where ``value`` is no function and ``key`` is
+    one of ``CALLED_METHODS`` (``self.summary = "…"``, ``self.train = True``). A callable
+    is taken: it replaces the method on purpose."""
+    if key not in CALLED_METHODS or callable(value):
+        return None
+    return AttributeError(
+        f"{module.label}.{key} = a {type(value).__name__}: {key} is wxb's method "
+        f"{type(module).__name__}.{key}(), which fit, predict and the other tools call, "
+        f"and the value would hide it; keep it under another name (self.my_{key} = …)"
+    )
+
+
 def _all_held(module: Module, value: object) -> bool:
     """Whether every module and parameter in the list, tuple or dict ``value`` is one
     ``module`` holds already (registered, so trained and saved)."""
@@ -1192,6 +1219,8 @@ class Module:
                 "(their values would not train or be saved; PyTorch's plain lists are not "
                 f"either): hold them in {where}, or attributes"
             )
+        elif key in CALLED_METHODS and (refused := _hidden_method(self, key, value)) is not None:
+            raise refused
         try:
             object.__setattr__(self, key, value)
         except AttributeError as error:
