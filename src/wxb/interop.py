@@ -1163,19 +1163,27 @@ def _check_torch_optimizer(torch_opt, optimizer, torch, where: str) -> None:
     _check_groups([g["params"] for g in torch_opt.param_groups], optimizer, where)
 
 
-def _check_groups(torch_groups: list, optimizer, where: str) -> None:
+def _check_groups(
+    torch_groups: list, optimizer, where: str, indices: list[int] | None = None
+) -> None:
     """The same number of groups, of as many parameters each, of the same shapes
-    (``torch_groups``: lists of tensors, or of PyTorch's integer ids)."""
+    (``torch_groups``: lists of tensors, or of PyTorch's integer ids); ``indices``: the
+    wxb groups PyTorch's hold, where they are some of them (MuonWithAdamW's)."""
     name = type(optimizer).__name__
+    bounds = optimizer._bounds
+    if indices is not None:
+        bounds = [bounds[k] for k in indices]
+        name = f"{name}'s {'Muon' if optimizer.param_groups[indices[0]]['use_muon'] else 'AdamW'}"
     sizes = [len(g) for g in torch_groups]
-    mine = [stop - start for start, stop in optimizer._bounds]
+    mine = [stop - start for start, stop in bounds]
     if sizes != mine:
         raise ConfigError(
             f"{where}: PyTorch's optimiser has {len(sizes)} parameter group(s) of {sizes} "
             f"parameters; this {name} has {len(mine)} of {mine}"
         )
     flat = [p for g in torch_groups for p in g]
-    for i, (t, p) in enumerate(zip(flat, optimizer.params, strict=True)):
+    params = [p for start, stop in bounds for p in optimizer.params[start:stop]]
+    for i, (t, p) in enumerate(zip(flat, params, strict=True)):
         if hasattr(t, "shape") and tuple(t.shape) != tuple(p.shape):
             raise ConfigError(
                 f"{where}: parameter {i} is {tuple(t.shape)} in PyTorch's optimiser and "
@@ -1186,7 +1194,7 @@ def _check_groups(torch_groups: list, optimizer, where: str) -> None:
     # listed otherwise) would take each other's moments without an error. The weights
     # tell: the run's state belongs to the values it was stepping.
     theirs = [_values(t) if hasattr(t, "detach") else None for t in flat]
-    for i, (t, p) in enumerate(zip(theirs, optimizer.params, strict=True)):
+    for i, (t, p) in enumerate(zip(theirs, params, strict=True)):
         if t is None or np.array_equal(t, p.data):
             continue
         j = next(
@@ -1231,10 +1239,12 @@ def _setting(value):
 
 def optimizer_from_torch(source, optimizer):
     """Load PyTorch's optimiser state into the wxb ``optimizer`` of the same class
-    (SGD, Adam, AdamW, RMSprop, Adagrad, NAdam, RAdam, Adamax, Adadelta, Rprop, ASGD),
-    made over the wxb model's parameters in the order of the PyTorch model's
-    (``from_torch(seq)`` keeps it): ``source`` is the ``torch.optim`` optimiser or its
-    ``state_dict()``.
+    (SGD, Adam, AdamW, RMSprop, Adagrad, NAdam, RAdam, Adamax, Adadelta, Rprop, ASGD,
+    Adafactor, Muon, LBFGS), made over the wxb model's parameters in the order of the
+    PyTorch model's (``from_torch(seq)`` keeps it): ``source`` is the ``torch.optim``
+    optimiser or its ``state_dict()``; for MuonWithAdamW, PyTorch's docs' pair
+    ``(torch_muon, torch_adamw)`` (or their state_dicts), its use_muon groups in order
+    the Muon's groups, the rest the AdamW's.
     Each parameter's moments, step count, NAdam's mu_product, SGD's momentum_buffer and
     each group's settings carry over, so the next steps are the ones PyTorch would have
     taken. Raises ConfigError in one line for another class, other groups or shapes, a
@@ -1249,6 +1259,8 @@ def optimizer_from_torch(source, optimizer):
             f"{where}: the second argument must be a wxb optimiser; got {_kind(optimizer)}"
         )
     name = type(optimizer).__name__
+    if isinstance(optimizer, optim.MuonWithAdamW):
+        return _muon_with_adamw_from_torch(source, optimizer, torch, optim)
     if isinstance(source, torch.optim.Optimizer):
         _check_torch_optimizer(source, optimizer, torch, where)
         source = source.state_dict()
@@ -1405,7 +1417,9 @@ def _torch_state_names(kind) -> list[str]:
 
 def optimizer_to_torch(optimizer, torch_opt):
     """Load the wxb ``optimizer``'s state into PyTorch's optimiser ``torch_opt`` of the same
-    class, made over the PyTorch model's parameters (``to_torch(model)`` keeps their order):
+    class (MuonWithAdamW's: the pair ``(torch_muon, torch_adamw)``, as for
+    ``optimizer_from_torch``), made over the PyTorch model's parameters (``to_torch(model)``
+    keeps their order):
     moments, step counts (PyTorch's 0-d float tensors), NAdam's mu_product, SGD's
     momentum_buffer and each group's settings (its flags too: maximize, amsgrad), so
     PyTorch's next steps are wxb's. Raises ConfigError in one line for another class,
@@ -1418,6 +1432,8 @@ def optimizer_to_torch(optimizer, torch_opt):
         raise ConfigError(
             f"{where}: the first argument must be a wxb optimiser; got {_kind(optimizer)}"
         )
+    if isinstance(optimizer, optim.MuonWithAdamW):
+        return _muon_with_adamw_to_torch(optimizer, torch_opt, torch, optim)
     _check_torch_optimizer(torch_opt, optimizer, torch, where)
     kind = type(optimizer)
     saved = optimizer.state_dict()
@@ -1460,6 +1476,174 @@ def optimizer_to_torch(optimizer, torch_opt):
                 state[i] = out
     torch_opt.load_state_dict({"state": state, "param_groups": groups})
     return torch_opt
+
+
+# MuonWithAdamW's group settings under PyTorch's Muon's and AdamW's names (wxb's one
+# optimiser holds both; its Muon's epsilon is ns_eps, PyTorch's Muon's eps)
+_MUON_SETTINGS = {
+    "lr": "lr", "weight_decay": "weight_decay", "momentum": "momentum", "nesterov": "nesterov",
+    "ns_coefficients": "ns_coefficients", "eps": "ns_eps", "ns_steps": "ns_steps",
+    "adjust_lr_fn": "adjust_lr_fn",
+}  # fmt: skip
+_ADAMW_SETTINGS = {"lr": "lr", "betas": "betas", "eps": "eps", "weight_decay": "weight_decay"}
+_ADAMW_FLAGS = ("amsgrad", "maximize")  # PyTorch's AdamW's, wxb's at False
+
+
+def _muon_parts(given, optimizer, torch, where: str) -> list[tuple[bool, Any, list[int]]]:
+    """PyTorch's optimisers for MuonWithAdamW's groups, as PyTorch's docs pair them:
+    ``given`` is its Muon and AdamW (or their state_dicts; one alone where wxb's groups
+    are all of one rule). Each as (use_muon, the optimiser or its state, the indices of
+    the wxb groups it holds, in order)."""
+    items = list(given) if isinstance(given, (tuple, list)) else [given]
+    wanted = {
+        rule: [k for k, g in enumerate(optimizer.param_groups) if g["use_muon"] is rule]
+        for rule in (True, False)
+    }
+    found: dict[bool, Any] = {}
+    for item in items:
+        if isinstance(item, torch.optim.Optimizer):
+            kind = type(item).__name__
+            groups = [g["params"] for g in item.param_groups]
+        elif isinstance(item, dict) and {"state", "param_groups"} <= item.keys():
+            listed = item["param_groups"]
+            if not isinstance(listed, list) or not all(
+                isinstance(g, dict) and "params" in g for g in listed
+            ):
+                raise ConfigError(f"{where}: 'param_groups' must be a list of dicts with 'params'")
+            kind = (
+                "Muon" if any("ns_coefficients" in g for g in listed)
+                else "AdamW" if any("betas" in g for g in listed) else "another"
+            )  # fmt: skip
+            groups = [list(g["params"]) for g in listed]
+        else:
+            kind, groups = _kind(item), []
+        if kind not in ("Muon", "AdamW") or (
+            isinstance(item, torch.optim.Optimizer) and type(item) is not getattr(torch.optim, kind)
+        ):
+            raise ConfigError(
+                f"{where}: MuonWithAdamW's PyTorch counterpart is torch.optim.Muon and "
+                f"torch.optim.AdamW (or their state_dict()s), as PyTorch's docs pair them; "
+                f"got {_kind(item)}"
+            )
+        rule = kind == "Muon"
+        if rule in found:
+            raise ConfigError(f"{where}: two PyTorch {kind} optimisers given; give one of each")
+        if not wanted[rule]:
+            raise ConfigError(
+                f"{where}: PyTorch's {kind} given, but no group of this MuonWithAdamW has "
+                f"use_muon={rule}"
+            )
+        _check_groups(groups, optimizer, where, wanted[rule])
+        found[rule] = item
+    for rule, indices in wanted.items():
+        if indices and rule not in found:
+            kind = "Muon" if rule else "AdamW"
+            raise ConfigError(
+                f"{where}: this MuonWithAdamW's groups {indices} are stepped by {kind}; give "
+                f"PyTorch's {kind} too: (torch_muon, torch_adamw)"
+            )
+    return [(rule, found[rule], wanted[rule]) for rule in (True, False) if rule in found]
+
+
+def _muon_with_adamw_to_torch(optimizer, torch_opts, torch, optim):
+    """MuonWithAdamW's state into PyTorch's Muon (its use_muon groups, in order) and
+    AdamW (the rest): PyTorch's next steps are wxb's. Returns them as given."""
+    where = "optimizer_to_torch"
+    parts = _muon_parts(torch_opts, optimizer, torch, where)
+    for _, theirs, _ in parts:
+        if not isinstance(theirs, torch.optim.Optimizer):
+            raise ConfigError(f"{where}: needs PyTorch's optimisers, not their state_dict()s")
+    saved = optimizer.state_dict()
+    scalar = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+    for rule, theirs, indices in parts:
+        settings = _MUON_SETTINGS if rule else _ADAMW_SETTINGS
+        groups, state, at = [], {}, 0
+        for group, index in zip(theirs.param_groups, indices, strict=True):
+            mine = saved["param_groups"][index]
+            values = {key: mine[own] for key, own in settings.items()}
+            if not rule:
+                values.update(dict.fromkeys(_ADAMW_FLAGS, False))
+            kept = {k: v for k, v in group.items() if k != "params" and k not in values}
+            ids = list(range(at, at + len(mine["params"])))  # PyTorch's, counted over its groups
+            at += len(ids)
+            groups.append({**kept, **values, "params": ids})
+            for i, key in zip(mine["params"], ids, strict=True):
+                if not optimizer._has_state(i):
+                    continue
+                entry = saved["state"][i]
+                out = {
+                    name: torch.from_numpy(np.array(entry[own], copy=True))
+                    for name, own in (
+                        (("momentum_buffer", "momentum_buffer"),) if rule
+                        else (("exp_avg", "moment1"), ("exp_avg_sq", "moment2"))
+                    )
+                    if own in entry
+                }  # fmt: skip
+                if not rule:  # (PyTorch's Muon counts no steps)
+                    out["step"] = torch.tensor(float(entry["step"]), dtype=scalar)
+                state[key] = out
+        theirs.load_state_dict({"state": state, "param_groups": groups})
+    return torch_opts
+
+
+def _muon_with_adamw_from_torch(sources, optimizer, torch, optim):
+    """PyTorch's Muon and AdamW (or their state_dict()s) into MuonWithAdamW: each group's
+    settings and each parameter's momentum_buffer, or its step and moments."""
+    where = "optimizer_from_torch"
+    parts = _muon_parts(sources, optimizer, torch, where)
+    saved = optimizer.state_dict()  # (the settings PyTorch's other optimiser holds stay)
+    groups = [dict(g) for g in saved["param_groups"]]
+    state: dict[int, dict] = {i: {"step": 0} for i in range(len(optimizer.params))}
+    for rule, theirs, indices in parts:
+        kind = "Muon" if rule else "AdamW"
+        source = theirs.state_dict() if isinstance(theirs, torch.optim.Optimizer) else theirs
+        their_state = source["state"]
+        if not isinstance(their_state, dict):
+            raise ConfigError(f"{where}: 'state' must map PyTorch's parameter ids to dicts")
+        settings = _MUON_SETTINGS if rule else _ADAMW_SETTINGS
+        names = (
+            {"momentum_buffer": "momentum_buffer"} if rule
+            else {"exp_avg": "moment1", "exp_avg_sq": "moment2"}
+        )  # fmt: skip
+        for index, group in zip(indices, source["param_groups"], strict=True):
+            at = f"{where} {kind} param_groups[{indices.index(index)}]"
+            for flag in () if rule else _ADAMW_FLAGS:
+                if group.get(flag):
+                    raise ConfigError(f"{at}: {flag}=True, which MuonWithAdamW's AdamW lacks")
+            groups[index].update(
+                {own: _setting(group[key]) for key, own in settings.items() if key in group}
+            )
+            for i, key in zip(saved["param_groups"][index]["params"], group["params"], strict=True):
+                raw = their_state.get(key, their_state.get(str(key), {}))
+                if not isinstance(raw, dict):
+                    raise ConfigError(f"{where}: 'state' must map PyTorch's parameter ids to dicts")
+                entry = state[i]
+                for name, value in raw.items():
+                    there = f"{where} {kind} state[{key}][{name!r}]"
+                    if name == "step" and not rule:
+                        step = _state_number(value, there)
+                        if not (step >= 0 and float(step).is_integer()):
+                            raise ConfigError(f"{there}: a step count must be a whole number ≥ 0")
+                        entry["step"] = int(step)
+                        continue
+                    if name not in names:
+                        raise ConfigError(
+                            f"{there}: MuonWithAdamW's {kind} keeps no such state (it keeps "
+                            f"{', '.join(map(repr, names))})"
+                        )
+                    array = _values(value) if hasattr(value, "detach") else np.asarray(value)
+                    if array.shape != tuple(optimizer.params[i].shape):
+                        raise ConfigError(
+                            f"{there}: shape {array.shape}; parameter {i} of this "
+                            f"MuonWithAdamW is {tuple(optimizer.params[i].shape)}"
+                        )
+                    entry[names[name]] = np.array(array, copy=True)
+    steps = max((e["step"] for e in state.values()), default=0)
+    try:
+        optimizer.load_state_dict({"state": state, "param_groups": groups, "steps": steps})
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {error}") from None
+    return optimizer
 
 
 # ---------------------------------------------------------------------------------

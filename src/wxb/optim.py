@@ -2608,11 +2608,17 @@ class MuonWithAdamW(Muon):
     ``"match_rms_adamw"`` (lr·0.2·√max(rows, cols), its updates then of AdamW's size, so
     one rate suits both); ``ns_eps`` is Muon's epsilon, ``eps`` AdamW's. Each group's
     step is that optimiser's, to the bit. A list of group dicts may name each group's
-    rule by ``use_muon`` (Muon's groups 2-D weights only). Every parameter holds all
-    three state arrays (``momentum_buffer`` and ``moment1``, ``moment2``), the other
-    rule's left at 0."""
+    rule by ``use_muon`` (Muon's groups 2-D weights only), as the reference
+    MuonWithAuxAdam requires. Each parameter holds its own rule's state only: a Muon
+    group's ``momentum_buffer``, an AdamW group's ``moment1`` and ``moment2`` (all three
+    for every parameter held 3x the weights where each rule needs 1x or 2x)."""
 
-    state_names = possible_states = ("momentum_buffer", "moment1", "moment2")
+    state_names = ()  # (none in the flat layout: each parameter is stepped whole)
+    possible_states = ("momentum_buffer", "moment1", "moment2")
+    RULE_STATES: ClassVar[dict[bool, tuple[str, ...]]] = {
+        True: ("momentum_buffer",),
+        False: ("moment1", "moment2"),
+    }
     torch_names: ClassVar[dict[str, str]] = {"exp_avg": "moment1", "exp_avg_sq": "moment2"}
     hyperparameters = (*Muon.hyperparameters, "ns_eps", "betas", "use_muon")
     betas = _GroupValue()
@@ -2657,6 +2663,12 @@ class MuonWithAdamW(Muon):
         check_adam_group(group, where)
         if "params" not in group and group.get("use_muon") is None:
             return  # (the defaults: each group says its rule)
+        if group.get("use_muon") is None:  # (the reference asserts it is there)
+            raise ConfigError(
+                f"{where} has no 'use_muon': say which rule steps its parameters, "
+                "use_muon=True (Muon, 2-D weights only) or use_muon=False (AdamW), as the "
+                "reference MuonWithAuxAdam requires"
+            )
         if not isinstance(group.get("use_muon"), (bool, np.bool_)):
             raise ConfigError(
                 f"{where} use_muon must be True (Muon, 2-D weights) or False (AdamW); "
@@ -2666,14 +2678,128 @@ class MuonWithAdamW(Muon):
         if group["use_muon"]:
             self._check_matrices(group, where)
 
+    # -- its state: each parameter its own rule's arrays, not all three ---------------------
+    def _wanted(self, i: int) -> tuple[str, ...]:
+        """The state names parameter ``i``'s group's rule reads now."""
+        bounds = zip(self.param_groups, self._bounds, strict=True)
+        group = next(g for g, (a, b) in bounds if a <= i < b)
+        return self.RULE_STATES[bool(group["use_muon"])]
+
+    def state_shape(self, name: str, i: int) -> tuple | None:
+        return tuple(self.params[i].shape) if name in self._wanted(i) else None
+
+    def _fresh(self, i: int) -> dict[str, np.ndarray]:
+        return {name: np.zeros_like(self.params[i].data) for name in self._wanted(i)}
+
+    def _init_state(self) -> None:
+        super()._init_state()
+        self._rule_state = [self._fresh(i) for i in range(len(self.params))]
+
+    def add_param_group(self, group: dict) -> None:
+        super().add_param_group(group)
+        done = len(self._rule_state)
+        self._rule_state.extend(self._fresh(i) for i in range(done, len(self.params)))
+
+    def _state_arrays(self, i: int) -> dict[str, np.ndarray]:
+        return self._rule_state[i]
+
+    def _required(self, group: dict, written: set[str]) -> set[str]:
+        return {*self.counters, *self.RULE_STATES[bool(group["use_muon"])]}
+
+    def _restart(self, indices: Iterable[int]) -> None:
+        indices = list(indices)
+        super()._restart(indices)
+        for i in indices:
+            for array in self._rule_state[i].values():
+                array[...] = 0
+
+    def _check_state_shapes(self) -> None:
+        # (a group being added has no state yet: add_param_group makes it after the repack)
+        for i, (p, arrays) in enumerate(
+            zip(self.params, getattr(self, "_rule_state", []), strict=False)
+        ):
+            for name, array in arrays.items():
+                if array.shape != p.shape:
+                    raise ConfigError(
+                        f"MuonWithAdamW: parameter {i} is {p.shape} now but its {name} state "
+                        f"is {array.shape} (its .data was given another shape after the "
+                        "optimiser was made); make a new optimiser for it"
+                    )
+
+    def state_dict(self) -> dict:
+        saved = super().state_dict()
+        for i, entry in saved["state"].items():
+            entry.update({k: v.copy() for k, v in self._rule_state[i].items()})
+        return saved
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """As every optimiser's; a state wxb wrote before this one kept all three arrays
+        for each parameter: the other rule's (zeros) are dropped."""
+        name = "MuonWithAdamW.load_state_dict"
+        state = state_dict.get("state") if isinstance(state_dict, dict) else None
+        groups = state_dict.get("param_groups") if isinstance(state_dict, dict) else None
+        if not isinstance(state, dict) or not isinstance(groups, list):
+            super().load_state_dict(state_dict)  # (refused there, in its words)
+            return
+        # each parameter's rule as the loaded groups name it (checked again there)
+        rules: dict[int, bool] = {}
+        for group in groups:
+            if isinstance(group, dict) and isinstance(group.get("use_muon"), (bool, np.bool_)):
+                rules.update({k: bool(group["use_muon"]) for k in group.get("params", ())})
+        kept, rest = [], {}
+        for i, p in enumerate(self.params):
+            entry = state.get(i, state.get(str(i)))
+            if not isinstance(entry, dict) or self._torch_entry(entry) or i not in rules:
+                super().load_state_dict(state_dict)  # (refused there, in its words)
+                return
+            wanted = self.RULE_STATES[rules[i]]
+            mine = {}
+            for key in self.possible_states:
+                if key not in entry:
+                    continue
+                value = np.asarray(entry[key])
+                if value.shape != p.shape or value.dtype.kind != "f":
+                    raise ConfigError(
+                        f"{name} state[{i}] {key}: shape {value.shape} {value.dtype}; the "
+                        f"parameter is {p.shape} {p.dtype}"
+                    )
+                if key in wanted:
+                    mine[key] = value
+                elif np.any(value):
+                    rule = "Muon" if rules[i] else "AdamW"
+                    raise ConfigError(
+                        f"{name} state[{i}] {key}: parameter {i} is stepped by {rule}, which "
+                        f"keeps {', '.join(map(repr, wanted))} (the state of another grouping?)"
+                    )
+            started = any(entry.get(COUNTER_KEYS[c], 0) for c in self.counters)
+            missing = sorted(set(wanted) - set(mine))
+            if missing and started:
+                raise ConfigError(f"{name} state[{i}]: {', '.join(map(repr, missing))} missing")
+            kept.append(mine)
+            rest[i] = {k: v for k, v in entry.items() if k not in self.possible_states}
+        super().load_state_dict({**state_dict, "state": rest})
+        for i, mine in enumerate(kept):
+            self._rule_state[i] = self._fresh(i)
+            for key, value in mine.items():
+                np.copyto(self._rule_state[i][key], value, casting="same_kind")
+            if any(np.any(v) for v in mine.values()):
+                self.__dict__.setdefault("_written", set()).add(i)
+
     def _update_params(self) -> None:
         scratch = {}
         for group, i, p, grad in self._each_whole_param():
             self.param_steps[i] += 1
+            arrays = self._rule_state[i]
+            wanted = self.RULE_STATES[group["use_muon"]]
+            if tuple(arrays) != wanted:  # its group's use_muon changed: that rule's, from 0
+                arrays = self._rule_state[i] = {k: np.zeros_like(p.data) for k in wanted}
+            for key, array in arrays.items():  # the model was cast: the state with it
+                if array.dtype != p.data.dtype:
+                    arrays[key] = array.astype(p.data.dtype)
             if group["use_muon"]:
-                self._step_one(p.data, grad, self.momentum_buffer[i], group, "ns_eps")
+                self._step_one(p.data, grad, arrays["momentum_buffer"], group, "ns_eps")
                 continue
-            arrays = [p.data, grad, self.moment1[i], self.moment2[i]]
+            arrays = [p.data, grad, arrays["moment1"], arrays["moment2"]]
             if all(a.flags.c_contiguous for a in arrays):  # (as _walk: the compiled kernel
                 arrays = [a.reshape(-1) for a in arrays]  # walks 1-D arrays; a matrix failed)
             key = (arrays[0].shape, arrays[0].dtype)
