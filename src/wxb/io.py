@@ -635,6 +635,22 @@ def _check_saveable(model: object) -> None:
         stack.extend(reversed(walk))  # reversed onto the stack: walked in order
 
 
+# What a subclass of a stock layer may define and still compute as that layer: how it is
+# built and initialised (the weights saved are what it computes from)
+CONSTRUCTION_METHODS = frozenset({"__init__", "reset_parameters"})
+
+
+def _own_methods(cls: type, base: type) -> set[str]:
+    """The attributes the classes from ``cls`` down to ``base`` define, but Python's own."""
+    own: set[str] = set()
+    for klass in cls.__mro__[: cls.__mro__.index(base)]:
+        own |= {
+            name for name in vars(klass)
+            if not (name.startswith("__") and name.endswith("__")) or name == "__init__"
+        }  # fmt: skip
+    return own
+
+
 def _unsaveable_message(path: str, module: Module) -> str:
     cls = type(module)
     if cls is layers.LazyLinear:
@@ -644,7 +660,21 @@ def _unsaveable_message(path: str, module: Module) -> str:
         )
     stock = ", ".join(STOCK_TYPES)
     base = next((b for b in cls.__mro__[1:] if STOCK_TYPES.get(b.__name__) is b), None)
-    if base is not None:
+    own = _own_methods(cls, base) if base is not None else set()
+    if base is not None and own <= CONSTRUCTION_METHODS:
+        # (its forward is the stock one's: the file would compute the same, but load a
+        # plain Dense, and its own reset_parameters would be gone without a word)
+        added = (
+            f"with its own {' and '.join(sorted(own))} only (it computes as a {base.__name__})"
+            if own
+            else "adding nothing"
+        )
+        why = (
+            f"it subclasses {base.__name__} {added}, but wxb.load rebuilds wxb's own "
+            f"classes: it would come back a plain {base.__name__}"
+            + ("" if not own else f", without {'it' if len(own) == 1 else 'them'}")
+        )
+    elif base is not None:
         why = (
             f"it subclasses {base.__name__}, and wxb.load would rebuild it as a plain "
             f"{base.__name__} without its own code, which computes something else"
