@@ -141,3 +141,34 @@ def test_a_group_without_use_muon_is_told_to_say_its_rule(seeded):
         opt.add_param_group({"params": adamw_params})
     opt.add_param_group({"params": adamw_params, "use_muon": False})
     assert [g["use_muon"] for g in opt.param_groups] == [True, False]
+
+
+@pytest.mark.parametrize("kind", ["Muon", "MuonWithAdamW"])
+def test_a_momentum_buffer_set_by_hand_starts_the_run_as_torchs(seeded, kind):
+    """``opt.state[p]["momentum_buffer"] = b`` before the first step is where PyTorch's
+    Muon starts from (it keeps no 'step'); wxb's refused the step, wanting a 'step' too
+    (MuonWithAdamW's also AdamW's 'exp_avg' and 'exp_avg_sq' of a Muon weight). Now the
+    step starts from that buffer, as torch's."""
+    rng = seeded.rng
+    (muon_params, _), (their_params, _) = _twins(rng)
+    lr = float(rng.uniform(0.005, 0.05))
+    opt = getattr(wxb.optim, kind)(muon_params, lr=lr, adjust_lr_fn="match_rms_adamw")
+    theirs = torch.optim.Muon(their_params, lr=lr, adjust_lr_fn="match_rms_adamw")
+    theirs.param_groups[0]["weight_decay"] = opt.param_groups[0]["weight_decay"]
+    for p, q in zip(muon_params, their_params, strict=True):
+        buffer = rng.standard_normal(p.shape)
+        opt.state[p]["momentum_buffer"] = buffer
+        theirs.state[q]["momentum_buffer"] = torch.tensor(buffer)
+        g = rng.standard_normal(p.shape)
+        p.grad, q.grad = g.copy(), torch.tensor(g)
+    opt.step()
+    theirs.step()
+    for k, (p, q) in enumerate(zip(muon_params, their_params, strict=True)):
+        allowance = 3 * wxb.optim.Muon._lr_of(opt.param_groups[0], p.shape) * 2.0**-4
+        np.testing.assert_allclose(
+            p.data, q.detach().numpy(), rtol=1e-12, atol=allowance, err_msg=seeded.msg(str(k))
+        )
+        np.testing.assert_allclose(
+            opt.state[p]["momentum_buffer"], theirs.state[q]["momentum_buffer"].numpy(),
+            rtol=1e-12, atol=1e-14, err_msg=seeded.msg(f"buffer {k}"),
+        )  # fmt: skip

@@ -2572,6 +2572,9 @@ class Muon(Optimizer):
                     "docs do)"
                 )
 
+    def _required(self, group: dict, written: set[str]) -> set[str]:
+        return {"momentum_buffer"}  # (PyTorch's Muon counts no steps: it keeps no 'step')
+
     @staticmethod
     def _lr_of(h: dict, shape: tuple) -> float:
         rows, cols = shape[:2]
@@ -2704,7 +2707,9 @@ class MuonWithAdamW(Muon):
         return self._rule_state[i]
 
     def _required(self, group: dict, written: set[str]) -> set[str]:
-        return {*self.counters, *self.RULE_STATES[bool(group["use_muon"])]}
+        if group["use_muon"]:  # (PyTorch's Muon counts no steps: it keeps no 'step')
+            return set(self.RULE_STATES[True])
+        return {*self.counters, *self.RULE_STATES[False]}
 
     def _restart(self, indices: Iterable[int]) -> None:
         indices = list(indices)
