@@ -230,7 +230,8 @@ def test_ranks_train_what_one_process_trains(seeded, tmp_path, shared, ranks):
     layers (in the optimiser or not: no gradient, no update, not even weight decay),
     changes after epoch 1 (mpi_worker.MidRun: a layer frozen kept moving in shared
     memory; the graph the step fell back to went unscaled; an optimiser repacked, or
-    given a group, updated the shared weights once per rank),
+    given a group, updated the shared weights once per rank), MuonWithAdamW (never run
+    on ranks before session 56),
     weights replaced after the optimiser was built, dropout (the run's seed or a layer's
     own), both engines, X in memory or memory-mapped: K ranks = 1 process, and a view
     of a weight taken before follows training (it was left behind in shared memory). The planned
@@ -250,9 +251,13 @@ def test_ranks_train_what_one_process_trains(seeded, tmp_path, shared, ranks):
                 "sequential": sequential_case(rng),
             },
             {"optimizer": {"name": "adamax"}, "lr_schedule": "onecycle"},
+            # MuonWithAdamW (fit's "muon"): each matrix stepped whole by every rank; its
+            # bfloat16 Newton–Schulz of a float64 momentum rounds alike whichever order
+            # the ranks summed in (1e-16 apart)
+            {"optimizer": {"name": "muon"}, "dtype": "float64", "midrun": None},
         ]
     cases = {}
-    for i in range(8 if ranks == 2 else 5):
+    for i in range(9 if ranks == 2 else 5):
         drawn = {"midrun": str(rng.choice(changes))} if rng.random() < 0.3 else {}
         if not drawn and rng.random() < 0.2:
             drawn = {"lr_schedule": None, "sequential": sequential_case(rng)}
