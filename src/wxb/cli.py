@@ -19,6 +19,7 @@ import tempfile
 import threading
 import warnings
 import zipfile
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,7 +31,14 @@ from wxb import __version__, validation
 from wxb import data as wdata
 from wxb.backend import resolve_dtype
 from wxb.checkpoint import CheckpointFolder, is_checkpoint_file
-from wxb.columns import TableEncoder, explain_row, knows_columns, model_encoder, reading_for
+from wxb.columns import (
+    TableEncoder,
+    explain_row,
+    knows_columns,
+    model_encoder,
+    reading_for,
+    unseen_category_warnings,
+)
 from wxb.describe import (
     SAMPLE_IDS,
     architecture_diagram,
@@ -1124,8 +1132,11 @@ def _run_train(args: argparse.Namespace) -> None:
         if isinstance(data, TableData):  # fill values and categories from the training rows
             encoder = TableEncoder.fit(data.table, data.features, fit_rows)
             encoder.na_values = read_options(args)["na_values"]  # predict treats them alike
-            X = encoder.transform(data.table, dtype)
+            unseen: dict[str, Counter] = {}
+            X = encoder.transform(data.table, dtype, unseen)
             data.encoder = encoder
+            for message in held_out_category_warnings(encoder, unseen, data, fit_rows, val_rows):
+                print(f"wxb: warning: {message}", file=sys.stderr)
         else:
             X = data.X.astype(dtype)
         validation.check_finite(X, data.source)
@@ -1272,6 +1283,25 @@ def _run_train(args: argparse.Namespace) -> None:
         size = Path(args.report).stat().st_size / 1e6
         print(f"wrote {args.report} ({size:.1f} MB; walk-through: row {first_row} "
               f"of {data.source}, its first test row)")  # fmt: skip
+
+
+def held_out_category_warnings(
+    encoder: TableEncoder,
+    unseen: dict[str, Counter],
+    data: TableData,
+    fit_rows: np.ndarray,
+    val_rows: np.ndarray | None,
+) -> list[str]:
+    """A line a text column whose held-out rows hold categories the training rows lack
+    (all zeros in the one-hot, as predict takes them, and scored so): said as predict says
+    it, of the validation and test rows, as nothing else shows them."""
+    held = data.table.n_rows - len(fit_rows)
+    if not unseen or not held:
+        return []
+    which = "test rows" if val_rows is None else "validation and test rows"
+    lines = unseen_category_warnings(encoder, unseen, held, f"{data.source}'s {which}")
+    where = f" (categories are taken from the {len(fit_rows)} training rows)"
+    return [line + where for line in lines]
 
 
 def rounded_features(data: TableData | wdata.Dataset, rows, dtype: str) -> list[str]:
