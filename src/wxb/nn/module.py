@@ -984,14 +984,15 @@ def _tie_copies(original: Module, memo: dict) -> None:
             viewer.data = view
 
 
-def _forced_eval(module: Module) -> bool:
-    held = getattr(_thread, "evaluating", None)  # the ids of each open block's modules
-    if held:
-        key = id(module)
-        for ids in held:
-            if key in ids:
-                return True
-    return False
+def _held_mode(module: Module, held: list) -> bool | None:
+    """``module``'s mode in this thread's innermost open ``evaluating()`` block holding it
+    (each block's entry: its modules' ids, all in eval mode, or each one's mode by id
+    where classes have a ``train`` of their own, ``_eval_modes``); None: in none."""
+    key = id(module)
+    for modes in reversed(held):
+        if key in modes:
+            return modes[key] if type(modes) is dict else False
+    return None
 
 
 # Keras's predict arguments wxb has not, each with wxb's way, and their defaults (taken)
@@ -1078,9 +1079,13 @@ class Module:
     # BatchNorm takes a state dict without num_batches_tracked
     _kept_if_missing: tuple[str, ...] = ()
 
+    # whether the class has a train or eval of its own (evaluating() then calls eval())
+    _own_modes: ClassVar[bool] = False
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         _DEFINED_FORWARD[cls] = cls.forward  # (stock_kind compares a kind's with it)
+        cls._own_modes = cls.train is not Module.train or cls.eval is not Module.eval
 
     def __init__(self) -> None:
         if "_parameters" in self.__dict__:  # run again: what it held forgotten, as torch's
@@ -1095,11 +1100,20 @@ class Module:
     @property
     def training(self) -> bool:
         """Training mode (Dropout active): the module's own mode, unless this thread is
-        inside ``evaluating()``, which turns it off for this thread only."""
-        return self._training and not _forced_eval(self)
+        inside ``evaluating()``, which sets ``model.eval()``'s mode for this thread only."""
+        held = getattr(_thread, "evaluating", None)
+        if held:
+            mode = _held_mode(self, held)
+            if mode is not None:
+                return mode
+        return self._training
 
     @training.setter
     def training(self, mode: bool) -> None:
+        recording = getattr(_thread, "recording_modes", None)  # _eval_modes's model.eval()
+        if recording is not None and "_training" in self.__dict__:
+            recording[id(self)] = bool(mode)
+            return
         object.__setattr__(self, "_training", bool(mode))
 
     def __getattr__(self, key: str) -> Any:
@@ -1504,11 +1518,17 @@ class Module:
 
     def _module_tree(self) -> tuple[int, list[Module], frozenset[int]]:
         """(structure version, every module of the tree, their ids), cached until the
-        structure changes."""
+        structure changes; the ids an ``_OwnModeIds`` where a class of the tree has a
+        ``train`` or ``eval`` of its own."""
         cached = self.__dict__.get("_modules_cache")
         if cached is None or cached[0] != _structure_version:
             modules = [m for _, m in self.named_modules()]
-            cached = (_structure_version, modules, frozenset(map(id, modules)))
+            own = any(type(m)._own_modes for m in modules)
+            cached = (
+                _structure_version,
+                modules,
+                (_OwnModeIds if own else frozenset)(map(id, modules)),
+            )
             object.__setattr__(self, "_modules_cache", cached)
         return cached
 
@@ -2225,7 +2245,9 @@ class Module:
         """Eval mode for this model's modules inside the block (Dropout off), in this thread
         only: no module's own flag is changed, so another thread training or predicting
         at the same time, and other models in this thread, are not affected (``predict``,
-        ``evaluate`` and fit's validation pass use it)."""
+        ``evaluate`` and fit's validation pass use it). The mode is ``model.eval()``'s: a
+        class's own ``train`` (or the model's ``eval``) is called, as PyTorch's eval calls
+        it, and the modes it sets hold in the block (Monte Carlo dropout kept on)."""
         return _Evaluating(self)
 
     @contextmanager
@@ -2451,6 +2473,31 @@ _HELD_LOCK = threading.Lock()
 _ENDED: frozenset[int] = frozenset()
 
 
+class _OwnModeIds(frozenset):
+    """A module tree's ids where a class has a ``train`` or ``eval`` of its own: its
+    ``evaluating()`` blocks call ``model.eval()`` (``_eval_modes``)."""
+
+
+def _eval_modes(model: Module, modules: list[Module], held: list) -> dict[int, bool]:
+    """Each module's mode after ``model.eval()``, by id, where classes have a ``train``
+    (or the model an ``eval``) of their own: eval() is called, the flags it sets written
+    here (for this thread's block) and not on the modules; a module it leaves keeps its
+    own. What the code reads of a module's mode on the way is what it has set."""
+    recorded: dict[int, bool] = {}
+    held.append(recorded)  # (the innermost entry: the getter reads what was set)
+    _thread.recording_modes = recorded
+    try:
+        model.eval()
+    finally:
+        _thread.recording_modes = None
+        with _HELD_LOCK:
+            for i in range(len(held) - 1, -1, -1):
+                if held[i] is recorded:
+                    del held[i]
+                    break
+    return {id(m): recorded.get(id(m), m._training) for m in modules}
+
+
 class _Evaluating:
     """``Module.evaluating()``'s block: a class, as predict enters one per call."""
 
@@ -2471,8 +2518,9 @@ class _Evaluating:
         # the modules kept alive too: one taken out inside the block and freed would hand
         # its id (CPython reuses the memory) to a new module, in eval mode here unasked
         _, modules, ids = self.model._module_tree()
-        held.append(ids)
-        self._entries.setdefault(threading.get_ident(), []).append((ids, modules, held))
+        modes = _eval_modes(self.model, modules, held) if type(ids) is _OwnModeIds else ids
+        held.append(modes)
+        self._entries.setdefault(threading.get_ident(), []).append((modes, modules, held))
         return self.model
 
     def __exit__(self, *exc_info: object) -> None:

@@ -745,6 +745,8 @@ class LeanInference:
             or X.dtype != plan.dtype
             or plan.dtype not in (np.float32, np.float64)
             or not _wxb_kernels_only(plan)
+            # its evaluating forward turns every Dropout off; eval() of such a layer may not
+            or any(type(layer)._own_modes for layer in plan.layers)
         ):
             return None
         return cls(plan, X)

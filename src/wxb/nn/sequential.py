@@ -436,7 +436,7 @@ class Sequential(Module):
         # the blocks, where it holds (StackPlan.infer_evaluating); else None
         if self.use_plan and stock_kind(self, (Sequential,)) is Sequential:
             plan = self._plans().inference
-            if plan is not None:
+            if plan is not None and not type(self)._own_modes:  # (layers': no lean plan)
                 return plan.infer_evaluating(X)
         return None
 
