@@ -99,3 +99,82 @@ def test_predict_and_evaluate_keep_a_modules_own_train_as_torch_eval_does(seeded
         expected = plain.eval()(torch.tensor(X)).numpy()
     np.testing.assert_allclose(stock.predict(X), expected, rtol=1e-5, atol=1e-6)
     assert stock.training
+
+
+def write_table(path, header, rows):
+    path.write_text(header + "\n" + "".join(",".join(map(str, row)) + "\n" for row in rows))
+    return path
+
+
+TINY = ("--hidden", "4", "--epochs", "1", "-q")
+
+
+def test_numbers_with_odd_cells_are_no_row_identifier(tmp_path, rng, capsys):
+    """A price column with more than a tenth of its cells written '57.58 kg' or '$57.58'
+    is text, each row's its own: it was taken as a row identifier and left out of the
+    features (pandas reads it as text, no identifier); now refused in one line. Codes of
+    whole numbers with a few suffixes stay an identifier."""
+    n = int(rng.integers(30, 60))
+    x = rng.normal(size=n)
+    price = np.round(rng.uniform(1, 100, size=n), 2) + 0.01  # (a fraction each)
+    odd = rng.choice(n, size=n // 4, replace=False)
+    for written in ("{:.2f} kg", "${:.2f}"):
+        cells = [written.format(v) if i in odd else f"{v:.2f}" for i, v in enumerate(price)]
+        data = write_table(tmp_path / "d.csv", "x,price,y", zip(x, cells, x, strict=True))
+        code, _, err = run(capsys, "train", "--data", data, "--target", "y", *TINY,
+                             "-o", tmp_path / "m.safetensors")  # fmt: skip
+        assert code == 2 and len(err.splitlines()) == 1, (code, err)
+        assert "column 'price'" in err and "--drop price" in err, err
+        assert "row identifier" in err and "looks like" not in err, err
+        code, _, err = run(capsys, "train", "--data", data, "--target", "y", "--drop", "price",
+                           *TINY, "-o", tmp_path / "m.safetensors")  # fmt: skip
+        assert code == 0, err
+    codes = [f"{1000 + i}b" if i in odd else str(1000 + i) for i in range(n)]
+    data = write_table(tmp_path / "c.csv", "code,x,y", zip(codes, x, x, strict=True))
+    code, _, err = run(capsys, "train", "--data", data, "--target", "y", *TINY,
+                       "-o", tmp_path / "m.safetensors")  # fmt: skip
+    assert code == 0 and "column 'code' looks like a row identifier" in err, err
+
+
+def test_truth_values_written_otherwise_are_named_as_such(tmp_path, rng, capsys):
+    """'no' where a model's boolean column is read, or among 0/1 cells: a truth value,
+    not a missing value to add to --na-values as the line said; 'tRuE' is a boolean (as
+    pandas reads it); classes and categories differing only by case are said."""
+    n = 40
+    x = rng.normal(size=n)
+    flag = rng.choice(["tRuE", "FALSE", "true", "False"], size=n)
+    truth = np.char.lower(flag.astype(str)) == "true"
+    answer = rng.choice(["Yes", "yes", "no"], size=n)
+    answer[:3] = ["Yes", "yes", "no"]
+    data = write_table(tmp_path / "t.csv", "x,flag,answer,label",
+                       zip(x, flag, answer, answer, strict=True))  # fmt: skip
+    model = tmp_path / "m.safetensors"
+    code, _, err = run(capsys, "train", "--data", data, "--target", "label", *TINY, "-o", model)
+    assert code == 0, err
+    rules = {rule["name"]: rule for rule in wxb.load(str(model)).info["table"]["columns"]}
+    assert rules["flag"]["kind"] == "bool", rules  # as pandas: a bool column
+    for what in ("target 'label': classes", "column 'answer': categories"):
+        (line,) = [line for line in err.splitlines() if what in line]
+        assert "differ only by case: 'Yes'/'yes'" in line, line
+    # the same truths written as pandas writes them: the same model, the same outputs
+    plain = write_table(tmp_path / "p.csv", "x,flag,answer,label",
+                        zip(x, truth, answer, answer, strict=True))  # fmt: skip
+    again = tmp_path / "again.safetensors"
+    code, _, err = run(capsys, "train", "--data", plain, "--target", "label", *TINY, "-o", again)
+    assert code == 0, err
+    np.testing.assert_array_equal(wxb.load(str(model)).predict(np.ones((1, 5))),
+                                  wxb.load(str(again)).predict(np.ones((1, 5))))  # fmt: skip
+
+    given = str(rng.choice(["no", "Yes", "N", "off"]))
+    new = write_table(tmp_path / "new.csv", "x,flag,answer", [(0.5, given, "no")])
+    code, _, err = run(capsys, "predict", model, new)
+    expected = "true" if given.lower() in ("yes", "y") else "false"
+    assert code == 2 and f"{given!r} is text" in err and f"write it as {expected}" in err, err
+    assert "--na-values" not in err, err
+
+    zero_one = rng.choice(["0", "1"], size=n).astype(object)
+    zero_one[int(rng.integers(n))] = given
+    data = write_table(tmp_path / "z.csv", "x,flag,y", zip(x, zero_one, x, strict=True))
+    code, _, err = run(capsys, "train", "--data", data, "--target", "y", *TINY, "-o", model)
+    assert code == 2 and f"{given!r} is not a number" in err, err
+    assert "write the column's all as 0/1 or true/false" in err and "--na-values" not in err, err

@@ -269,6 +269,10 @@ def test_negatives_written_by_accounts_are_named_as_such_not_as_missing_markers(
             assert "--na-values" not in str(caught.value), where + str(caught.value)
             first = int(np.flatnonzero(negatives)[0])
             assert f"line {first + 2}, column 'x'" in str(caught.value), where
+        elif len(set(cells)) == n:  # each row's own as text: refused, no row identifier
+            with pytest.raises(DataError, match="leading '-'") as caught:
+                training_table(table, ["label"])
+            assert "--na-values" not in str(caught.value), where + str(caught.value)
         else:
             warnings = [w for w in training_table(table, ["label"]).warnings if "'x'" in w]
             assert any("leading '-'" in w for w in warnings), where + str(warnings)

@@ -304,7 +304,9 @@ def test_numbers_grouped_by_a_narrow_no_break_space_are_said_to_be_text(tmp_path
     code = main(["train", "--data", str(path), "--target", "y", "-o",
                  str(tmp_path / "m.safetensors"), "--epochs", "1", "-q"])  # fmt: skip
     err = capsys.readouterr().err
-    assert code == 0, err
+    # each price its own as text: refused in one line (it was left out as a row identifier)
+    unique = len(set(cells)) == n
+    assert code == (2 if unique else 0), err
     assert "column 'prix' is read as text" in err and "thousands separators" in err, err
 
 

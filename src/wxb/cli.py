@@ -33,6 +33,7 @@ from wxb.backend import resolve_dtype
 from wxb.checkpoint import CheckpointFolder, is_checkpoint_file
 from wxb.columns import (
     TableEncoder,
+    case_variants_warning,
     explain_row,
     knows_columns,
     model_encoder,
@@ -1089,6 +1090,11 @@ def _run_train(args: argparse.Namespace) -> None:
             check_id_name(data.id_column, prediction_names(targets, data.targets), data.source)
         for message in targets.warnings:
             print(f"wxb: warning: {message}", file=sys.stderr)
+        if targets.task == "classification" and isinstance(data, TableData):
+            what = f"target {data.target!r}"
+            message = case_variants_warning(data.source, what, targets.classes or [])
+            if message:
+                print(f"wxb: warning: {message}", file=sys.stderr)
         if args.class_weight != "none" and targets.task != "classification":
             raise ConfigError(
                 f"--class-weight {args.class_weight} weighs classes; this is a "
@@ -1135,6 +1141,11 @@ def _run_train(args: argparse.Namespace) -> None:
             unseen: dict[str, Counter] = {}
             X = encoder.transform(data.table, dtype, unseen)
             data.encoder = encoder
+            for rule in encoder.rules:
+                column = f"column {rule.name!r}"
+                message = case_variants_warning(data.source, column, rule.categories or [])
+                if message:
+                    print(f"wxb: warning: {message}", file=sys.stderr)
             for message in held_out_category_warnings(encoder, unseen, data, fit_rows, val_rows):
                 print(f"wxb: warning: {message}", file=sys.stderr)
         else:

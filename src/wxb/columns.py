@@ -33,6 +33,7 @@ from wxb.tables import (
     BOOLEAN_TEXT,
     HEX_CODE,
     NA_VALUES,
+    TRUTH_WORDS,
     Column,
     Reading,
     Table,
@@ -84,6 +85,7 @@ def choose_features(
         raise DataError(f"{table.source}: {id_column!r} cannot be the --id-column and a target")
     roles = set(targets) | set(drop) | ({id_column} if id_column else set())
     noticed: list[str] = []
+    numbers_as_text: dict[str, str] = {}  # columns of numbers read as text: the warning
 
     def numbers_checked(name: str) -> Column:
         """The column, as numbers if its text is numbers; a typo among numbers refused
@@ -92,6 +94,8 @@ def choose_features(
             return table[name]
         column, warning = text_as_numbers(table[name], table)
         table.columns[name] = column
+        if warning:
+            numbers_as_text[name] = warning
         if warning and warning not in noticed:
             noticed.append(warning)
         return column
@@ -115,6 +119,15 @@ def choose_features(
                 continue
             column = numbers_checked(name)
             why = looks_like_id(column, table.n_rows)  # a typo is no ID
+            if why and name in numbers_as_text and _fractions(column, table.decimal):
+                # measurements with odd cells ('57.58 kg', '$12.50'): no identifier, and
+                # as text each row's own category, nothing to learn; it was dropped in silence
+                said = numbers_as_text[name].split("; if they mean missing")[0]  # (unique)
+                raise DataError(
+                    f"{table.source}: {said}; as text each row's cell is its own category "
+                    "(nothing to learn, and numbers with fractions are no row identifier): "
+                    f"write them as numbers, or --drop {shell_word(name)}"
+                )
             # nor is a date a row (a daily series): refused below, as ISO dates are
             if why and not (column.kind == "text" and read_numbers and _date_text(column)):
                 identifiers.append(name)
@@ -160,6 +173,23 @@ def choose_features(
                     "inputs; drop it (--drop) if it is free text or an identifier"
                 )
     return Roles(chosen, list(dict.fromkeys([*warnings, *noticed])))
+
+
+def truth_word_hint(cell: str) -> str:
+    """What to do about a cell a model's boolean column cannot read: a truth value
+    written otherwise ('no') is to be written true or false, as the reader reads them
+    (pandas' too); another word may mark a missing value."""
+    truth = TRUTH_WORDS.get(cell.strip().lower())
+    if truth is not None:
+        return f"; write it as {truth}"
+    return f"; if it marks a missing value, add --na-values {cell.strip()!r}"
+
+
+def _fractions(column: Column, decimal: str) -> bool:
+    """Whether a text column's cells write numbers with a fraction ('57.58 kg'): digits
+    either side of the decimal mark, which an identifier's codes do not have."""
+    fraction = re.compile(rf"\d{re.escape(decimal)}\d")
+    return any(fraction.search(v) for v in column.values if v is not None)
 
 
 def looks_like_id(column: Column, n_rows: int) -> str:
@@ -434,7 +464,11 @@ class TableEncoder:
                         + ("true/false or 0/1" if rule.kind == "bool" else "numbers")
                         + " there"
                         # '23,5' past the look at the file's start, 'n.a.': what to do
-                        + number_cell_hint(table, column.values[row])
+                        + (
+                            truth_word_hint(column.values[row])
+                            if rule.kind == "bool"
+                            else number_cell_hint(table, column.values[row])
+                        )
                     )
                 column = Column(column.name, "number", np.array(numbers, dtype=np.float64))
                 # 'NAN' is a gap, 'inf' no number, as the reader takes them in a number
@@ -883,6 +917,27 @@ def unseen_category_warnings(
             line += f"; training had {listed}"
         lines.append(line)
     return lines
+
+
+def case_variants_warning(source: object, what: str, values: Sequence[object]) -> str | None:
+    """A line naming ``values`` (a text column's categories, or classes) that differ only
+    by case ('Yes' and 'yes'): each stays one of its own, as pandas and scikit-learn's
+    OneHotEncoder take them, but a file written by two hands usually means one; None if
+    there are none."""
+    groups: dict[str, list[str]] = {}
+    for value in values:
+        if isinstance(value, str):
+            groups.setdefault(_folded(value), []).append(value)
+    variants = [group for group in groups.values() if len(group) > 1]
+    if not variants:
+        return None
+    shown = ", ".join("/".join(map(repr, group)) for group in variants[:3])
+    more = f" and {len(variants) - 3} more" if len(variants) > 3 else ""
+    kind = "classes" if what.startswith("target") else "categories"
+    return (
+        f"{source}: {what}: {kind} that differ only by case: {shown}{more}; each is one "
+        f"of its own (as pandas reads them): write them one way if they mean one"
+    )
 
 
 def _folded(text: str) -> str:

@@ -243,6 +243,10 @@ class Reading:
 
 
 BOOLEAN_TEXT = ("true", "false")  # a text column of only these (any case) is booleans
+# other ways to write a truth value, read as words (as pandas reads them): a boolean
+# column's 'no' is false, not the missing value a word among numbers may mark
+TRUTH_WORDS = {"yes": "true", "y": "true", "t": "true", "on": "true",
+               "no": "false", "n": "false", "f": "false", "off": "false"}  # fmt: skip
 
 
 def is_tabular(X: object) -> bool:
@@ -1622,6 +1626,11 @@ def text_as_numbers(column: Column, table: Table) -> tuple[Column, str]:
         return Column(column.name, "number", numbers), ""
     share = 1 - len(bad) / len(present)
     word = column.values[bad[0]]
+    # 'no' among 0/1: a truth value written two ways, no missing value to mark
+    known = numbers[present]
+    truths = {column.values[i].strip().lower() for i in bad} <= {*TRUTH_WORDS, *BOOLEAN_TEXT}
+    truths = truths and set(known[~np.isnan(known)]) <= {0.0, 1.0}
+    truth_advice = "if they are truth values, write the column's all as 0/1 or true/false"
     # --decimal reads a CSV's cells alone: a JSON or Parquet file's text stays text
     decimal_hint = (
         "if ',' is the file's decimal mark, give --decimal ,"
@@ -1686,6 +1695,8 @@ def text_as_numbers(column: Column, table: Table) -> tuple[Column, str]:
             mark = f"; {decimal_hint}"
         elif negative_written(word, table.decimal):
             mark = f"; it is written with {NEGATIVE_HOW}: {NEGATIVE_FIX}"
+        elif truths:
+            mark = f"; {truth_advice}"
         elif word.strip() == column.name:  # 'cat a.csv b.csv': the second file's header
             mark = (
                 "; it is the column's name: the line repeats the header (files joined?), delete it"
@@ -1699,11 +1710,12 @@ def text_as_numbers(column: Column, table: Table) -> tuple[Column, str]:
             f"{word!r} is not a number (the column's other values are){mark}"
         )
     if share >= 0.5:
-        advice = (
-            decimal_hint
-            if not comma and _COMMA_DECIMAL.fullmatch(word.strip())
-            else f"if they mean missing, add --na-values {word!r}"
-        )
+        if not comma and _COMMA_DECIMAL.fullmatch(word.strip()):
+            advice = decimal_hint
+        elif truths:
+            advice = truth_advice
+        else:
+            advice = f"if they mean missing, add --na-values {word!r}"
         return column, (
             f"column {column.name!r} is read as text: {share:.0%} of its cells are numbers, "
             f"the rest words such as {word!r}; {advice}"
