@@ -5,9 +5,11 @@ keeps its say, as in PyTorch); booleans in any case, and odd cells, read as pand
 
 from __future__ import annotations
 
+import io
 import re
 
 import numpy as np
+import pandas as pd
 import torch
 from cli_run import run
 
@@ -178,3 +180,74 @@ def test_truth_values_written_otherwise_are_named_as_such(tmp_path, rng, capsys)
     code, _, err = run(capsys, "train", "--data", data, "--target", "y", *TINY, "-o", model)
     assert code == 2 and f"{given!r} is not a number" in err, err
     assert "write the column's all as 0/1 or true/false" in err and "--na-values" not in err, err
+
+
+def messy_table(rng, n: int) -> tuple[bytes, dict[str, bool]]:
+    """A CSV as exports write them, each mess drawn: a byte-order mark, CRLF, separators
+    and quotes inside quoted cells, blanks, numbers among a text column's words, and
+    class names in other scripts (one with the separator inside)."""
+    mess = {k: bool(rng.random() < 0.5) for k in ("bom", "crlf", "quoted", "blanks", "mixed")}
+    mess["unicode"] = bool(rng.random() < 0.5)
+    x = [f"{v:.4f}" for v in rng.normal(size=n)]
+    z = [f"{v:.2f}" for v in rng.uniform(0, 10, n)]
+    words = ["red", "blue, dark", 'say "hi"'] if mess["quoted"] else ["red", "blue"]
+    colour = list(rng.choice(words, n))
+    if mess["mixed"]:
+        for i in rng.choice(n, n // 3, replace=False):
+            colour[i] = str(rng.integers(0, 4))
+    if mess["blanks"]:
+        for i in rng.choice(n, n // 6, replace=False):
+            x[i] = ""
+        for i in rng.choice(n, n // 8, replace=False):
+            colour[i] = ""
+    names = ["café", "日本", "naïve 🙂", "a,b"] if mess["unicode"] else ["p", "q", "r"]
+    label = rng.choice(names, n)
+
+    def cell(text: str) -> str:
+        return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"') else text
+
+    rows = ["x,z,colour,label"] + [
+        ",".join([a, b, cell(c), cell(d)]) for a, b, c, d in zip(x, z, colour, label, strict=True)
+    ]
+    newline = "\r\n" if mess["crlf"] else "\n"
+    text = ("\ufeff" if mess["bom"] else "") + newline.join(rows) + newline
+    return text.encode("utf-8"), mess
+
+
+def test_messy_tables_train_and_predict_as_pandas_reads_them(tmp_path, rng, capsys):
+    """A messy CSV trains the model its pandas reading, written back plain, trains (same
+    seed: the same outputs for every row, by class name); eval reads it too. What pandas
+    reads otherwise (a repeated or blank-ended header, a row too wide) stops in one line."""
+    n = int(rng.integers(30, 50))
+    raw, mess = messy_table(rng, n)
+    messy = tmp_path / "messy.csv"
+    messy.write_bytes(raw)
+    plain = tmp_path / "plain.csv"
+    pd.read_csv(messy).to_csv(plain, index=False)
+    options = ("--target", "label", "--hidden", "4", "--epochs", "2", "-q", "--seed", "3")
+    outputs = []
+    for data in (messy, plain):
+        model = tmp_path / f"{data.stem}.safetensors"
+        code, _, err = run(capsys, "train", "--data", data, *options, "-o", model)
+        assert code == 0, (mess, err)
+        code, out, err = run(capsys, "predict", model, data, "--proba")
+        assert code == 0, (mess, err)
+        outputs.append(pd.read_csv(io.StringIO(out)))
+    got, expected = outputs
+    assert list(got.columns) == list(expected.columns), mess
+    np.testing.assert_array_equal(got.to_numpy(), expected.to_numpy(), err_msg=str(mess))
+    code, out, err = run(capsys, "eval", tmp_path / "messy.safetensors", messy)
+    assert code == 0 and "accuracy" in out, (mess, err)
+
+    lines = raw.decode("utf-8-sig").splitlines()
+    broken = {
+        "repeats": ["x,x,colour,label", *lines[1:]],
+        "wide": [*lines[:3], lines[3] + ",7,8", *lines[4:]],
+        "header's end": [lines[0] + ",", *lines[1:]],
+        "every end": [line + "," for line in lines],
+    }
+    for what, rows in broken.items():
+        path = tmp_path / "broken.csv"
+        path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+        code, _, err = run(capsys, "train", "--data", path, *options, "-o", tmp_path / "b.sft")
+        assert code == 2 and len(err.splitlines()) == 1 and "broken.csv" in err, (what, err)
