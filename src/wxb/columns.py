@@ -644,9 +644,12 @@ def _fit_rule(
     missing = part.missing
     present = part.values[~missing] if missing.any() else part.values
     if len(present) == 0:
+        # no name and no value in any row: a separator that ends every line (an export's)
+        trailing = name.startswith("Unnamed: ") and column.missing.all() and table.csv
         raise DataError(
             f"{table.source}: column {name!r} has no values in the training rows; "
-            f"drop it (--drop {shell_word(name)})"
+            + ("each line ends with a separator: delete them, or " if trailing else "")
+            + f"drop it (--drop {shell_word(name)})"
         )
     gaps = bool(missing.any())
     if column.kind == "text":

@@ -697,6 +697,12 @@ def _read_csv(
                 hint = f"; each line ends with a {sep!r} the header does not: delete them"
             else:  # pandas reads the first values as the index, R's write.table writes them
                 hint = "; row names without a name in the header (R's write.table)? name them"
+        elif (
+            arrow.num_rows == 0
+            and _first_line(sample, comment).rstrip(" \r\n").endswith(sep)
+            and all(row.actual_columns == row.expected_columns - 1 for row in bad_rows)
+        ):  # the header alone one over, its last name empty: pandas adds an empty column
+            hint = f"; the header ends with a {sep!r} the lines do not: delete it"
         raise DataError(
             f"{source}, {where}: {first.actual_columns} values but the header has "
             f"{first.expected_columns} ({len(bad_rows)} such line{'s' * (len(bad_rows) > 1)})"
@@ -746,6 +752,15 @@ def _rewound(stream: Any, path: Path, compression: str | None) -> Any:
     elif compression is not None:
         stream = _pyarrow().input_stream(str(path), compression)
     return stream
+
+
+def _first_line(sample: str, comment: str | None) -> str:
+    """The header's line in a file's first bytes: the first not blank nor a comment."""
+    for line in sample.splitlines():
+        text = line.lstrip("\ufeff")
+        if text.strip() and not (comment and text.startswith(comment)):
+            return text
+    return ""
 
 
 def _quoted_line_breaks(sample: str, sep: str) -> bool:
