@@ -1079,7 +1079,8 @@ class Module:
     # BatchNorm takes a state dict without num_batches_tracked
     _kept_if_missing: tuple[str, ...] = ()
 
-    # whether the class has a train or eval of its own (evaluating() then calls eval())
+    # whether the class, as defined, has a train or eval of its own (evaluating() then
+    # calls eval(); one assigned to the class later is not seen)
     _own_modes: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -2270,6 +2271,8 @@ class Module:
         **keras_options: object,
     ) -> np.ndarray:
         """Outputs for rows X as a NumPy array, in eval mode, without recording a graph.
+        Eval mode is ``model.eval()``'s (``evaluating()``): a module whose own ``train``
+        keeps it training (Monte Carlo dropout) stays so, as in PyTorch.
 
         The outputs are what the last layer gives: logits for a classifier without a
         Softmax head (Keras's models end in one, and their predict gives probabilities;
