@@ -1086,7 +1086,8 @@ class Module:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         _DEFINED_FORWARD[cls] = cls.forward  # (stock_kind compares a kind's with it)
-        cls._own_modes = cls.train is not Module.train or cls.eval is not Module.eval
+        if cls.train is not Module.train or cls.eval is not Module.eval:
+            cls._own_modes = True  # (set only then: wxb.save reads a class's own names)
 
     def __init__(self) -> None:
         if "_parameters" in self.__dict__:  # run again: what it held forgotten, as torch's
