@@ -1886,6 +1886,29 @@ class Tensor:
     def detach(self) -> Tensor:
         return Tensor(self)  # the same array, no graph: changed in place, it counts for self
 
+    def detach_(self) -> Tensor:
+        """torch's in-place detach: self becomes a leaf that needs no gradient, and is
+        returned (``h.detach_()`` between the chunks of truncated backpropagation). A view
+        is refused, as torch refuses it. So is a result whose record no backward has
+        walked yet: torch's nodes computed from it still reach its graph, whereas wxb's
+        record lives on the tensor itself and would go with it."""
+        if view_base(self) is not None:
+            raise ConfigError(
+                "detach_() on a view (t[i], t.T, t.reshape(...)): torch refuses it too "
+                '("Can\'t detach views in-place"); use v = v.detach()'
+            )
+        if self._backward is not None and not self._freed:
+            raise ConfigError(
+                f"detach_() on the result of a recorded operation ({self.op}) whose graph no "
+                "backward() has walked: what was computed from it would lose its way to "
+                "the graph in wxb (torch keeps it); use t = t.detach(), or call it after "
+                "backward()"
+            )
+        for name in (*_RECORD_FIELDS, "_recorded", "_output_version"):
+            setattr(self, name, _LEAF_AFRESH[name])
+        self.requires_grad = False
+        return self
+
     def __deepcopy__(self, memo: dict) -> Tensor:
         """As in PyTorch, a result of recorded operations is not deep-copied: its backward
         would reach the original's parameters (a planned stack's does), not the copy's."""

