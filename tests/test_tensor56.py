@@ -41,3 +41,22 @@ def test_detach_in_place_as_torch(rng: np.random.Generator) -> None:
     _ = live.sum()
     with pytest.raises(ConfigError, match=r"t = t\.detach\(\)"):
         live.detach_()
+
+
+def test_prelu_keeps_its_init_through_a_file_and_torch(rng: np.random.Generator, tmp_path) -> None:
+    """PReLU(init=a): reset_parameters() puts the slopes back to a, as torch's. A saved and
+    loaded one, and one converted to or from torch, forgot a (back to 0.25)."""
+    from wxb.interop import from_torch, to_torch
+
+    init = float(rng.uniform(-0.9, 0.9))
+    model = wxb.nn.Sequential(wxb.nn.Linear(3, 4), wxb.nn.PReLU(4, init=init))
+    with wxb.no_grad():
+        model[1].weight[...] = rng.standard_normal(4)  # trained away from init
+    wxb.save(model, tmp_path / "m.safetensors")
+    loaded = wxb.load(tmp_path / "m.safetensors")
+    np.testing.assert_array_equal(loaded[1].weight.data, model[1].weight.data)
+    twin = to_torch(model)
+    back = from_torch(torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.PReLU(4, init=init)))
+    for prelu in (loaded[1], twin[1], back[1]):
+        prelu.reset_parameters()
+        np.testing.assert_allclose(np.asarray(prelu.weight.detach()), np.full(4, init), rtol=1e-6)

@@ -334,8 +334,22 @@ def arrays_by_name(architecture: Any) -> Any:
     """``architecture`` (``architecture()``'s, perhaps as an older wxb wrote it, arrays in
     state_dict's order) with its arrays by name, to compare two runs'."""
     if isinstance(architecture, dict) and isinstance(architecture.get("arrays"), list):
-        return {**architecture, "arrays": sorted(architecture["arrays"])}
+        architecture = {**architecture, "arrays": sorted(architecture["arrays"])}
+    if isinstance(architecture, dict) and isinstance(architecture.get("modules"), list):
+        # PReLU's init (recorded since 2026-12-07) only starts the slopes, which the
+        # checkpoint holds: not compared, so that an older run of it still resumes
+        architecture = {
+            **architecture,
+            "modules": [_without_init(m) for m in architecture["modules"]],
+        }
     return architecture
+
+
+def _without_init(entry: Any) -> Any:
+    if isinstance(entry, list) and len(entry) == 3 and entry[1] == "PReLU":
+        if isinstance(entry[2], dict):
+            return [entry[0], entry[1], {k: v for k, v in entry[2].items() if k != "init"}]
+    return entry
 
 
 def unknown_dropout_masks(meta: dict[str, Any], model: Module) -> str | None:

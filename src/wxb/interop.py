@@ -422,7 +422,7 @@ def _to_torch(module: Module, path: str, torch, tdtype, made: dict[int, Any]):
         cls = _torch_standardize_class()
         out = cls(_tensor(torch, module.mean, tdtype), _tensor(torch, module.scale, tdtype))
     elif type(module) is layers.PReLU:
-        out = nn.PReLU(module.num_parameters, dtype=tdtype)
+        out = nn.PReLU(module.num_parameters, init=module.init, dtype=tdtype)
         _parameters_to_torch(module, out, path, torch, tdtype, made)
     elif type(module) is layers.Embedding:
         out = nn.Embedding(
@@ -833,7 +833,7 @@ def _from_torch(module, path: str, torch, dtype, made: dict[int, Module]) -> Mod
         except ConfigError as exc:
             raise ConfigError(f"from_torch: {label}: {exc}") from None
     elif cls is nn.PReLU:
-        out = layers.PReLU(module.num_parameters, dtype=dtype)
+        out = layers.PReLU(module.num_parameters, init=module.init, dtype=dtype)
         _parameters_from_torch(module, out, dtype, label, made)
     elif cls is nn.Embedding:
         try:

@@ -115,6 +115,9 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "BatchNorm1d": ("num_features", "eps", "momentum", "affine", "track_running_stats", "bias"),
     "RMSNorm": ("normalized_shape", "eps", "elementwise_affine"),
 }
+# Fields a type's config() gives that a file may lack, with the value then taken: a file
+# written before they were recorded
+_OPTIONAL_FIELDS: dict[str, dict[str, Any]] = {"PReLU": {"init": 0.25}}
 # Weights are F32 or F64, one of them a model; I64 only for BatchNorm1d's batch count.
 FILE_DTYPES = {"F32": np.dtype(np.float32), "F64": np.dtype(np.float64), "I64": np.dtype(np.int64)}
 COUNT_CODE = "I64"
@@ -1077,7 +1080,7 @@ def _build(config: dict[str, Any]) -> Module:
     if kind == "Flatten":
         return layers.Flatten(config["start_dim"], config["end_dim"], name=name)
     if kind == "PReLU":
-        return layers.PReLU(config["num_parameters"], name=name)
+        return layers.PReLU(config["num_parameters"], config.get("init", 0.25), name=name)
     if kind == "GLU":
         return layers.GLU(config["dim"], name=name)
     if kind == "Unflatten":
@@ -1248,6 +1251,8 @@ def _layout(architecture: object) -> tuple[Shapes, Shapes, dict[str, str], set[s
                 raise _Invalid(f"{where}: {kind} p {_short(p)} is not a number in [0, 1)")
         elif kind == "PReLU":
             slot(prefix, "weight", (_positive(node, "num_parameters", where),), alias)
+            if "init" in node and not _is_number(node["init"]):
+                raise _Invalid(f"{where}: PReLU init {_short(node['init'])} is not a finite number")
         elif kind == "RReLU":
             try:
                 layers.RReLU(node["lower"], node["upper"])  # (its own checks)
@@ -1368,7 +1373,10 @@ def _kind(node: object, where: str) -> tuple[str, dict]:
     missing = [key for key in fields if key not in node]
     if missing:
         raise _Invalid(f"{where}: {kind} without {', '.join(missing)}")
-    unknown = sorted(str(key) for key in node if key not in ("type", "name", *fields))
+    optional = _OPTIONAL_FIELDS.get(kind, {})
+    unknown = sorted(
+        str(key) for key in node if key not in ("type", "name", *fields) and key not in optional
+    )
     if unknown:
         raise _Invalid(f"{where}: {kind} with unknown field(s) {_names(unknown)}")
     return kind, node

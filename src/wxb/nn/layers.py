@@ -688,7 +688,12 @@ class PReLU(Module):
 
     def config(self) -> dict[str, Any]:
         refuse_subclass(self, PReLU)
-        return {"type": "PReLU", "name": self.name, "num_parameters": self.num_parameters}
+        return {
+            "type": "PReLU",
+            "name": self.name,
+            "num_parameters": self.num_parameters,
+            "init": self.init,  # (reset_parameters() puts the slopes back to it)
+        }
 
     def extra_repr(self) -> str:
         return f"num_parameters={self.num_parameters}"
