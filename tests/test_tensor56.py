@@ -60,3 +60,26 @@ def test_prelu_keeps_its_init_through_a_file_and_torch(rng: np.random.Generator,
     for prelu in (loaded[1], twin[1], back[1]):
         prelu.reset_parameters()
         np.testing.assert_allclose(np.asarray(prelu.weight.detach()), np.full(4, init), rtol=1e-6)
+
+
+def test_pickle_keeps_parameters_tied_in_memory(rng: np.random.Generator) -> None:
+    """A decoder whose W is Parameter(enc.weight.T) steps in the encoder's memory; after
+    pickle.loads it stepped in a copy of its own, so the loaded model trained apart from
+    the original (deepcopy and wxb.save kept the tie; so does torch.save)."""
+    import pickle
+
+    enc, dec = wxb.nn.Linear(3, 5), wxb.nn.Linear(5, 3)
+    dec.weight = wxb.nn.Parameter(enc.weight.T)
+    model = wxb.nn.Sequential(wxb.nn.Sequential(enc, wxb.nn.Tanh()), dec)  # tied across
+    loaded = pickle.loads(pickle.dumps(model))
+    assert np.shares_memory(loaded[0][0].weight.data, loaded[1].weight.data)
+    X = rng.standard_normal((8, 3))
+    for m in (model, loaded):
+        opt = wxb.optim.SGD(m.parameters(), lr=0.1)
+        for _ in range(3):
+            opt.zero_grad()
+            ((m(X) - X) ** 2).mean().backward()
+            opt.step()
+    for (name, p), q in zip(model.named_parameters(), loaded.parameters(), strict=True):
+        np.testing.assert_allclose(q.data, p.data, rtol=1e-6, atol=1e-7, err_msg=name)
+    np.testing.assert_array_equal(loaded[1].weight.data, loaded[0][0].weight.data.T)

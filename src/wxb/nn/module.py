@@ -961,6 +961,8 @@ def view_of_memory(holder: np.ndarray, tie: MemoryTie) -> np.ndarray | None:
 
 # memo's key while a module's deep copy runs (a str: deepcopy's own keys are ids)
 _COPYING = "wxb: a module is being copied"
+# the state's key (pickle's, and deepcopy's) of its parameters' ties of memory
+_PICKLED_TIES = "_wxb_memory_ties"
 
 
 def _tie_copies(original: Module, memo: dict) -> None:
@@ -978,10 +980,18 @@ def _tie_copies(original: Module, memo: dict) -> None:
             or holder is params[tie.holder]
         ):
             continue  # (a copy keeping the original's parameters: tied as they are)
-        view = view_of_memory(holder.data, tie)
-        if view is not None and view.dtype == viewer.dtype:
-            view[...] = viewer.data
-            viewer.data = view
+        _view_in(viewer, holder, tie)
+
+
+def _view_in(viewer: Parameter, holder: Parameter, tie: MemoryTie) -> None:
+    """``viewer``'s array made the view ``tie`` describes of ``holder``'s memory (its
+    values written there), unless it lies there already or the tie does not fit."""
+    if np.shares_memory(viewer.data, holder.data):
+        return
+    view = view_of_memory(holder.data, tie)
+    if view is not None and view.dtype == viewer.dtype and view.shape == viewer.shape:
+        view[...] = viewer.data
+        viewer.data = view
 
 
 def _held_mode(module: Module, held: list) -> bool | None:
@@ -1476,6 +1486,11 @@ class Module:
         state.pop("_own_code_cache", None)
         state.pop("_parameter_ids_cache", None)  # (the ids of this object's parameters)
         state.pop("_rows_alike_cache", None)
+        # parameters viewing another's memory (Parameter(enc.weight.T)): pickle gives
+        # each array memory of its own, so the ties go along, to be tied again on load
+        ties, _ = memory_ties(self.named_parameters())
+        if ties:
+            state[_PICKLED_TIES] = ties
         slots = {  # a subclass's own __slots__: pickle takes them as (dict, slots)
             name: getattr(self, name) for name in slot_names(type(self)) if hasattr(self, name)
         }
@@ -1501,7 +1516,9 @@ class Module:
         """What pickle and deepcopy restore: the attributes, with the tables of parameters,
         sub-modules and buffers made this module's (they travel as plain dicts)."""
         values, slots = state if isinstance(state, tuple) else (state, {})
-        self.__dict__.update(values or {})
+        values = dict(values or {})
+        ties = values.pop(_PICKLED_TIES, None)
+        self.__dict__.update(values)
         for name, value in slots.items():
             object.__setattr__(self, name, value)
         buffers = self.__dict__.get("_buffers", {})
@@ -1512,6 +1529,12 @@ class Module:
                 buffers[key] = self.__dict__[key] = kept
         for table in ("_parameters", "_modules", "_buffers"):
             object.__setattr__(self, table, _Table(self, self.__dict__.get(table, {})))
+        if ties:  # (a parameter already in its holder's memory is left as it is)
+            params = dict(self.named_parameters())
+            for name, tie in ties.items():
+                viewer, holder = params.get(name), params.get(tie.holder)
+                if viewer is not None and holder is not None:
+                    _view_in(viewer, holder, tie)
 
     # -- what the model holds --------------------------------------------------------
     def _module_list(self) -> list[Module]:
