@@ -482,6 +482,7 @@ SPECS: dict[str, Spec] = {
             "double",
             "clone",
             "detach",
+            "detach_",
             "contiguous",
             "cpu",
             "dim",
