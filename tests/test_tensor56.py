@@ -83,3 +83,30 @@ def test_pickle_keeps_parameters_tied_in_memory(rng: np.random.Generator) -> Non
     for (name, p), q in zip(model.named_parameters(), loaded.parameters(), strict=True):
         np.testing.assert_allclose(q.data, p.data, rtol=1e-6, atol=1e-7, err_msg=name)
     np.testing.assert_array_equal(loaded[1].weight.data, loaded[0][0].weight.data.T)
+
+
+def test_uint8_index_of_the_dimensions_shape_is_refused(rng: np.random.Generator) -> None:
+    """torch reads a uint8 index as a mask (deprecated), NumPy as positions: x[u8] with u8
+    of x's first dimension's length picked other rows than torch's without a word. It is
+    refused, naming both ways; a uint8 array of another length (torch refuses it as a
+    mask) is taken as positions, values and gradient as torch's with .long()."""
+    n, d = int(rng.integers(3, 7)), int(rng.integers(2, 5))
+    a0 = rng.standard_normal((n, d))
+    flags = rng.integers(0, 2, n).astype(np.uint8)
+    x, tx = wxb.Tensor(a0, requires_grad=True), torch.tensor(a0, requires_grad=True)
+    with pytest.warns(UserWarning, match="uint8"):  # torch's own: a mask
+        picked = tx[torch.from_numpy(flags)]
+    np.testing.assert_array_equal(picked.detach().numpy(), a0[flags.astype(bool)])
+    columns = rng.integers(0, 2, d).astype(np.uint8)
+    whole = rng.integers(0, 2, (n, d)).astype(np.uint8)  # a mask of all of x
+    for key in (flags, torch.from_numpy(flags), (slice(None), columns), whole):
+        with pytest.raises(wxb.DataError, match=r"uint8.*astype\(bool\).*astype\(np\.int64\)"):
+            x[key]
+        with pytest.raises(wxb.DataError, match="uint8"):
+            x.detach()[key] = 0.0
+    np.testing.assert_array_equal(x[flags.astype(bool)].data, a0[flags.astype(bool)])
+    positions = rng.integers(0, n, n + 1).astype(np.uint8)  # not a mask's length: positions
+    g0 = rng.standard_normal((n + 1, d))
+    (x[positions] * wxb.Tensor(g0)).sum().backward()
+    (tx[torch.from_numpy(positions).long()] * torch.tensor(g0)).sum().backward()
+    np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-12)

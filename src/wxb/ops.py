@@ -704,8 +704,8 @@ def _numpy_joining(op: Callable[..., Tensor], name: str) -> Callable[..., Tensor
 def index(a: Tensor, key: object) -> Tensor:
     """``a[key]``: integers, slices, index arrays, boolean masks, as NumPy indexes, except
     that integers beside index arrays go first, as PyTorch's do (``_torch_order``)."""
-    key = _whole_key(key)
     A = a.data
+    key = _whole_key(key, A)
     first = None
     if _is_integer(key) or (type(key) is tuple and all(map(_is_integer, key))):
         chosen = A[(*key, ...) if type(key) is tuple else (key, ...)]  # a 0-d view, as torch's
@@ -779,8 +779,9 @@ def _is_integer(k: object) -> bool:
     return isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_))
 
 
-def _whole_key(key: object) -> object:
-    """The key of t[key] as _index_key gives it, a list of index lists refused first."""
+def _whole_key(key: object, indexed: np.ndarray) -> object:
+    """The key of t[key] (t's array ``indexed``) as _index_key gives it, a list of index
+    lists and a uint8 array of the dimensions' own shape refused (_refuse_byte_masks)."""
     if type(key) is list and len(key) < 32 and any(map(_names_dimensions, key)):
         # torch reads x[[rows, cols]] as x[rows, cols] (deprecated), NumPy as one index
         # array: x[[[0, 1], [1, 2]]] is (2, 5) in one and (2, 2, 3, 5) in the other
@@ -789,7 +790,40 @@ def _whole_key(key: object) -> object:
             "indices by torch (deprecated) and as one index array by NumPy; write "
             "x[rows, cols] (a tuple) or x[np.array(key)] for the one you mean"
         )
-    return _index_key(key)
+    key = _index_key(key)
+    if type(key) is tuple or isinstance(key, np.ndarray):  # (an int or slice: nothing to see)
+        _refuse_byte_masks(key, indexed)
+    return key
+
+
+def _refuse_byte_masks(key: object, indexed: np.ndarray) -> None:
+    """A uint8 index array refused where it has the shape of the dimensions it stands at:
+    torch reads it as a mask there (deprecated: its nonzero places), NumPy as positions,
+    and the two pick other rows without a word (x[[1, 0, 1, 1]] as uint8). Elsewhere
+    torch refuses it as a mask of the wrong shape, and NumPy's positions are taken."""
+    parts = key if type(key) is tuple else (key,)
+    for k in parts:
+        if isinstance(k, np.ndarray) and k.dtype.char == "B":  # (uint8; == costs more)
+            break
+    else:
+        return
+    shape = indexed.shape
+    at = 0  # the dimension the part stands at
+    for k in parts:
+        if k is Ellipsis:
+            return  # (what follows stands at dimensions counted from the end: not checked)
+        if isinstance(k, np.ndarray) and k.dtype.char == "B" and k.ndim:
+            if tuple(shape[at : at + k.ndim]) == k.shape:
+                raise DataError(
+                    f"index: a uint8 array of shape {k.shape} at dimension {at} of a tensor "
+                    f"of shape {tuple(shape)}, which torch reads as a mask (its nonzero "
+                    "places; deprecated there) and NumPy as positions; say which: "
+                    "idx.astype(bool) for a mask, idx.astype(np.int64) for positions"
+                )
+        if isinstance(k, np.ndarray) and k.dtype == bool:
+            at += k.ndim
+        elif k is not None:
+            at += 1
 
 
 def _index_key(key: object) -> object:
@@ -3892,7 +3926,7 @@ def _put(a: Tensor, key: object, value: object) -> Tensor:
     """A copy of ``a`` with ``[key] = value`` (torch's index_put, recorded as torch
     records ``t[key] = v``): ∂L/∂a is G with the written places 0; ∂L/∂value is G at
     those places, summed over what value was broadcast over."""
-    first, key = _torch_order(_whole_key(key), a.ndim)  # integers first, as torch's
+    first, key = _torch_order(_whole_key(key, a.data), a.ndim)  # integers first, as torch's
     first, key = _copied(first), _copied(key)  # the backward's own, as index's
     v = as_tensor(value, a)
     v = astype(v, a.dtype) if v.dtype != a.dtype else v
@@ -3918,7 +3952,7 @@ def _set_item(self: Tensor, key: object, value: object) -> None:
         _record_change(self, lambda before: _put(before, key, value), "t[...] = x")
         return
     value = _writable(self, value, "t[...] = x", instead)
-    first, key = _torch_order(_whole_key(key), self.ndim)  # integers first, as torch's
+    first, key = _torch_order(_whole_key(key, self.data), self.ndim)  # integers first, as torch's
     try:
         (self.data if first is None else self.data[first])[key] = value
     except ValueError as exc:
