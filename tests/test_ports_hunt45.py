@@ -515,7 +515,10 @@ def test_load_state_dict_with_assign_trains_on_as_torchs(seeded):
     fresh = nn.Sequential(
         nn.Linear(5, 8, dtype="float64"), nn.Tanh(), nn.Linear(8, 3, dtype="float64")
     )
-    keys = fresh.load_state_dict(theirs.state_dict(), assign=True)
+    # (clones: with assign=True the model takes the tensors themselves, as torch's, and
+    # theirs.state_dict()'s share the twin's memory: each step would move both)
+    state = {key: value.clone() for key, value in theirs.state_dict().items()}
+    keys = fresh.load_state_dict(state, assign=True)
     assert not keys.missing_keys and not keys.unexpected_keys
     opt = wxb.optim.Adam(fresh.parameters(), lr=0.01)
     topt = torch.optim.Adam(theirs.parameters(), lr=0.01)

@@ -110,3 +110,34 @@ def test_uint8_index_of_the_dimensions_shape_is_refused(rng: np.random.Generator
     (x[positions] * wxb.Tensor(g0)).sum().backward()
     (tx[torch.from_numpy(positions).long()] * torch.tensor(g0)).sum().backward()
     np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-12)
+
+
+def test_load_state_dict_assign_takes_the_tensors_themselves(rng: np.random.Generator) -> None:
+    """load_state_dict(sd, assign=True), as torch's: a Parameter given becomes the
+    module's (requires_grad the replaced one's), an array or tensor a Parameter in its
+    memory, a buffer the array itself. wxb copied the values in, so a model loaded from
+    another's state_dict(keep_vars=True) trained apart where torch's trains one set."""
+    ours, theirs = [wxb.nn.Sequential(wxb.nn.Linear(3, 4), wxb.nn.BatchNorm1d(4)) for _ in "ab"]
+    tnn = torch.nn
+    twin, twin2 = [tnn.Sequential(tnn.Linear(3, 4), tnn.BatchNorm1d(4)) for _ in "ab"]
+    with wxb.no_grad():
+        ours[0].weight.requires_grad = False  # the flag stays the replaced parameter's
+    twin[0].weight.requires_grad_(False)
+    for model, source in ((ours, theirs), (twin, twin2)):
+        state = source.state_dict(keep_vars=True)
+        weight, bias = list(state)[:2]  # (wxb's Sequential names its layers: dense1.weight)
+        model.load_state_dict(state, assign=True)
+        assert model[0].weight is state[weight] and model[0].bias is state[bias]
+        assert not model[0].weight.requires_grad and model[0].bias.requires_grad
+    mean = rng.standard_normal(4).astype(np.float32)
+    key = next(k for k in ours.state_dict() if k.endswith("running_mean"))
+    ours.load_state_dict({**ours.state_dict(), key: mean}, assign=True)
+    given = torch.from_numpy(mean)
+    twin.load_state_dict({**twin.state_dict(), "1.running_mean": given}, assign=True)
+    mean[0] = 7.0  # the buffer is the array given, in both
+    assert ours[1].running_mean[0] == 7.0 and twin[1].running_mean[0].item() == 7.0
+    w = rng.standard_normal((4, 3)).astype(np.float32)
+    lin = wxb.nn.Linear(3, 4)
+    lin.load_state_dict({"weight": w, "bias": np.zeros(4, np.float32)}, assign=True)
+    w += 1.0  # a Parameter in the array's own memory, as torch's Parameter(t)
+    np.testing.assert_array_equal(lin.weight.data, w)

@@ -858,6 +858,34 @@ def _join(prefix: str, key: str) -> str:
     return f"{prefix}.{key}" if prefix else key
 
 
+def _assign_state(targets: list[tuple]) -> None:
+    """``load_state_dict(assign=True)``'s change, as torch's: each module takes the state's
+    values themselves, not copies into its arrays. A Parameter given becomes the module's
+    (its requires_grad the one it replaces), another tensor or array becomes a new
+    Parameter in that memory (Parameter(t) in torch shares t's); a buffer takes the array.
+    A parameter shared by several modules (tied) is replaced by one new one in each of
+    its places. Read-only memory (np.broadcast_to's) is copied: a step writes in place."""
+    replaced: dict[int, Parameter] = {}
+    for old, _, array, module, key, given in targets:
+        if old is None:
+            setattr(module, key, given.data if isinstance(given, Tensor) else array)
+            continue
+        new = replaced.get(id(old))
+        if new is None:
+            if isinstance(given, Parameter):
+                new = given
+                new.requires_grad = old.requires_grad
+            else:
+                new = Parameter(array, requires_grad=old.requires_grad)  # (a copy, first)
+                if array.flags.writeable and type(array) is np.ndarray:
+                    new.data = array  # the given memory itself
+                    if isinstance(given, Tensor) and given.data is array:
+                        new._versions = given._versions  # (a change through one counts for both)
+                        new._own_counter()
+            replaced[id(old)] = new
+        setattr(module, key, new)
+
+
 class MemoryTie(NamedTuple):
     """Where a parameter's array lies in the memory of another (its ``holder``, a
     C-contiguous array): the first element's index there, its shape and its strides,
@@ -1808,9 +1836,12 @@ class Module:
         and nothing is copied unless every array given fits. A shared parameter's other
         names (PyTorch's state_dict gives it under each) are taken too, never required.
 
-        ``assign=True`` (PyTorch's: the model takes the state's arrays as they are, their
-        dtype too) loads the same values, so it is taken where every array is of its
-        target's dtype, and refused where one would change a parameter's dtype.
+        ``assign=True`` (PyTorch's): the model takes the state's values themselves, as
+        torch's: a Parameter given becomes the module's parameter (its requires_grad the
+        old one's), another tensor or array a new Parameter in that same memory, and a
+        buffer takes the array; so an optimiser made before holds the old parameters (as
+        in torch: make it after). Where one would change a parameter's dtype (torch's
+        takes the state's) it is refused; load with assign=False to cast.
 
         A torch tensor of a float dtype NumPy has not (bfloat16, float8) is widened
         exactly, as PyTorch's copy into a float32 or float64 parameter reads it."""
@@ -1871,9 +1902,12 @@ class Module:
                 )
             if array.dtype.kind == "f" and array.dtype.itemsize > target.dtype.itemsize:
                 _check_narrowing(name, array, target.dtype)
-            targets.append((param, target, array))
+            targets.append((param, target, array, module, key, state[name]))
         with WEIGHTS.writing(self.parameters()):  # (a predict in another thread: before or after)
-            for param, target, array in targets:
+            if assign:
+                _assign_state(targets)
+                return IncompatibleKeys(missing, unexpected)
+            for param, target, array, _, _, _ in targets:
                 if param is not None and not isinstance(param.data, np.ndarray):
                     param.data = target  # the scalar's array, written below
                 np.copyto(target, array, casting="same_kind")
