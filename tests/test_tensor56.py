@@ -141,3 +141,33 @@ def test_load_state_dict_assign_takes_the_tensors_themselves(rng: np.random.Gene
     lin.load_state_dict({"weight": w, "bias": np.zeros(4, np.float32)}, assign=True)
     w += 1.0  # a Parameter in the array's own memory, as torch's Parameter(t)
     np.testing.assert_array_equal(lin.weight.data, w)
+
+
+def test_parameter_of_a_buffer_is_refused_and_a_buffer_of_a_parameter_tied(
+    rng: np.random.Generator,
+) -> None:
+    """torch's Parameter(self.b) shares buffer b's memory: a step moves b too. wxb's
+    trained a copy and left b as it was, without a word: now refused, naming the ways.
+    The other way round (register_buffer("b", p.data)) is one memory in both."""
+    values = rng.standard_normal((2, 3)).astype(np.float32)
+    ours, theirs = wxb.nn.Module(), torch.nn.Module()
+    ours.register_buffer("b", values.copy())
+    theirs.register_buffer("b", torch.from_numpy(values.copy()))
+    theirs.w = torch.nn.Parameter(theirs.b)
+    with pytest.raises(ConfigError, match=r"buffer.*Parameter\(buffer\.copy\(\)\)"):
+        ours.w = wxb.nn.Parameter(ours.b)
+    with pytest.raises(ConfigError, match="buffer"):
+        wxb.nn.Parameter(wxb.Tensor(ours.b))
+    frozen = wxb.nn.Parameter(ours.b, requires_grad=False)  # no step: its values, as torch's
+    np.testing.assert_array_equal(frozen.data, values)
+    ours.w = wxb.nn.Parameter(values.copy())
+    ours.register_buffer("v", ours.w.data)
+    theirs.register_buffer("v", theirs.w.data)
+    g = rng.standard_normal((2, 3)).astype(np.float32)
+    (ours.w * wxb.Tensor(g)).sum().backward()
+    wxb.optim.SGD([ours.w], lr=0.5).step()
+    (theirs.w * torch.from_numpy(g)).sum().backward()
+    with torch.no_grad():  # torch's SGD step, written out (torch.optim's first import is slow)
+        theirs.w -= 0.5 * theirs.w.grad
+    np.testing.assert_allclose(np.asarray(ours.v), theirs.v.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(theirs.b.numpy(), values - 0.5 * g, rtol=1e-6)  # torch's b moved

@@ -362,6 +362,22 @@ def _views_a_parameter(given: object, array: np.ndarray) -> bool:
     return owner is not None and owner._versions is given._versions
 
 
+def _in_a_buffer(given: object) -> bool:
+    """Whether ``given`` (an array, or a Tensor's) is a module buffer's memory: the buffer
+    a module hands out (a BufferArray), the array registered, or a plain view of either
+    (NumPy points a view's base at the array owning the memory)."""
+    array = given.data if isinstance(given, Tensor) else given
+    if isinstance(array, BufferArray):
+        return True
+    if not isinstance(array, np.ndarray):
+        return False
+    for source in (array, array.base):
+        held = _BUFFER_VIEWS.get(id(source)) if source is not None else None
+        if held is not None and held._source() is source:
+            return True
+    return False
+
+
 class Parameter(Tensor):
     """A tensor the optimiser updates: ``.data`` and ``.grad`` are backend arrays.
 
@@ -388,6 +404,14 @@ class Parameter(Tensor):
         # nn.Parameter(enc.weight.t()) steps in the encoder's memory (a copy trained two
         # untied layers where PyTorch's training moves both)
         if not _views_a_parameter(data, self.data):
+            if requires_grad and _in_a_buffer(data):
+                raise ConfigError(
+                    "Parameter(a buffer's array): torch's shares the buffer's memory, so each "
+                    "step moves the buffer too; wxb's would train a copy and leave the buffer "
+                    "as it was. For a parameter of its own: Parameter(buffer.copy()); for one "
+                    "memory: make the parameter first and register the buffer as its view "
+                    "(register_buffer(name, p.data)), which wxb keeps"
+                )
             self.data = parameter_memory.copy(self.data)
             self._versions = [0]
         self._own_counter()
