@@ -171,3 +171,25 @@ def test_parameter_of_a_buffer_is_refused_and_a_buffer_of_a_parameter_tied(
         theirs.w -= 0.5 * theirs.w.grad
     np.testing.assert_allclose(np.asarray(ours.v), theirs.v.numpy(), rtol=1e-6)
     np.testing.assert_allclose(theirs.b.numpy(), values - 0.5 * g, rtol=1e-6)  # torch's b moved
+
+
+def test_autograd_grad_frees_only_what_it_ran(rng: np.random.Generator) -> None:
+    """torch.autograd.grad runs, and frees, only the nodes toward its inputs: a
+    discriminator's gradient, then the generator's backward through the same fake rows.
+    wxb's grad freed the whole graph, and the second backward raised."""
+    a0, b0 = rng.standard_normal(3), rng.standard_normal(3)
+    grads = []
+    for lib, grad in ((wxb, wxb.autograd.grad), (torch, torch.autograd.grad)):
+        a = lib.tensor(a0, requires_grad=True, dtype=lib.float64)
+        b = lib.tensor(b0, requires_grad=True, dtype=lib.float64)
+        fake = a.exp()  # (its backward reads its result: freed, a second walk would raise)
+        (gb,) = grad((fake * b).sum(), b)
+        (fake * fake).sum().backward()
+        grads.append([np.asarray(gb.detach()), np.asarray(a.grad)])
+    for ours, theirs in zip(*grads, strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+    x = wxb.Tensor(a0, requires_grad=True)
+    y = (x.exp() * x).sum()
+    wxb.autograd.grad(y, x)
+    with pytest.raises(wxb.TrainingError, match="second time"):  # what it ran is freed
+        y.backward()

@@ -2178,10 +2178,14 @@ class Tensor:
         self, order: list[Tensor], seed: np.ndarray, caller_seed: bool, retain_graph: bool
     ) -> None:
         """``backward()``'s checks and walk over ``order`` from ``seed`` (its weights read)."""
+        # autograd.grad runs only the nodes toward its inputs, and frees only those, as
+        # torch's: another part of the graph (the generator's, below a discriminator's
+        # loss) is walked later by another backward
+        walked = order if _mode.grad_inputs is None else _toward(order, _mode.grad_inputs)
         # Through a freed part, only freed rules run (they ran before and have no effect
         # but an error of their own, such as the planned stack's), and the first
         # gradient about to be stored raises instead: nothing is counted twice.
-        freed = any(node._freed for node in order)
+        freed = any(node._freed for node in walked)
         _check_versions(order)
         if _REPLACED[0]:
             _check_views(order, self)
@@ -2189,7 +2193,6 @@ class Tensor:
         outer = _mode.slots, _mode.slot_homes
         claims = _mode.slots = {}  # rules may write new gradients into optimiser buffers
         _mode.slot_homes = set()
-        walked = order if _mode.grad_inputs is None else _toward(order, _mode.grad_inputs)
         try:
             self._walk(walked, seed, caller_seed=caller_seed, freed=freed)
         finally:
@@ -2201,7 +2204,7 @@ class Tensor:
         if freed:
             raise _second_backward_error()
         if not retain_graph:
-            for node in order:
+            for node in walked:
                 if node._backward is not None:
                     node._freed = True
 
