@@ -271,8 +271,9 @@ def grad(
     gradients stay as they were; a tensor that retains its grad adds this one, as in
     torch), and only what leads to the inputs runs (another leaf's hooks do not).
     Several outputs add their gradients (each seeded by its ``grad_outputs`` entry; a
-    scalar's may be left None). The graph is freed as
-    ``backward`` frees it, unless ``retain_graph=True``. An input that the outputs do not
+    scalar's may be left None). What it runs is freed as
+    ``backward`` frees it, unless ``retain_graph=True``; the rest of the graph, as in
+    torch, stays for a later backward. An input that the outputs do not
     depend on is refused, or with ``allow_unused=True`` given as None (zeros with
     ``materialize_grads=True``), as torch's. ``create_graph`` and ``is_grads_batched``
     (second derivatives, vmap) are torch's options wxb does not have: refused."""
