@@ -791,7 +791,12 @@ def _whole_key(key: object, indexed: np.ndarray) -> object:
             "x[rows, cols] (a tuple) or x[np.array(key)] for the one you mean"
         )
     key = _index_key(key)
-    if type(key) is tuple or isinstance(key, np.ndarray):  # (an int or slice: nothing to see)
+    if type(key) is tuple:  # (checked inline: indexing is a hot path)
+        for k in key:
+            if isinstance(k, np.ndarray) and k.dtype.char == "B":  # uint8 (== costs more)
+                _refuse_byte_masks(key, indexed)
+                break
+    elif isinstance(key, np.ndarray) and key.dtype.char == "B":
         _refuse_byte_masks(key, indexed)
     return key
 
@@ -802,11 +807,6 @@ def _refuse_byte_masks(key: object, indexed: np.ndarray) -> None:
     and the two pick other rows without a word (x[[1, 0, 1, 1]] as uint8). Elsewhere
     torch refuses it as a mask of the wrong shape, and NumPy's positions are taken."""
     parts = key if type(key) is tuple else (key,)
-    for k in parts:
-        if isinstance(k, np.ndarray) and k.dtype.char == "B":  # (uint8; == costs more)
-            break
-    else:
-        return
     shape = indexed.shape
     at = 0  # the dimension the part stands at
     for k in parts:
