@@ -1282,7 +1282,10 @@ def optimizer_from_torch(source, optimizer):
     loaded_groups = []
     for index, (group, (start, stop)) in enumerate(zip(groups, optimizer._bounds, strict=True)):
         at = f"{where} param_groups[{index}]"
-        other = sorted(k for k in group if k in settings and k not in own)
+        # another class's setting, unless this optimiser's group holds it too: a key the
+        # user gave both (Rprop's groups with weight_decay: 0.0), kept by both as given
+        held = optimizer.param_groups[index]
+        other = sorted(k for k in group if k in settings and k not in own and k not in held)
         if other:
             raise ConfigError(
                 f"{at}: has {', '.join(map(repr, other))}, which {name} has no setting of "
@@ -1726,6 +1729,8 @@ def _state_from_torch(theirs: dict, schedule, where: str) -> dict:
         }
     state = schedule.state_dict()
     state["epoch"] = theirs["last_epoch"]
+    if "_last_lr" in theirs:  # get_last_lr() until the next step: the run's, not this one's
+        state["_last_lr"] = [_state_number(v, f"{where} _last_lr") for v in theirs["_last_lr"]]
     if name == "ReduceLROnPlateau":
         for key in ("mode", "factor", "patience", "threshold", "threshold_mode", "cooldown",
                     "eps", "best", "num_bad_epochs", "cooldown_counter"):  # fmt: skip
