@@ -534,11 +534,12 @@ def _train_torch(layer, opt, sched, rng, steps: int, by_loss: bool = False) -> N
         sched.step(loss.item()) if by_loss else sched.step()
 
 
-@pytest.mark.parametrize("kind", ["plateau", "cyclic"])
+@pytest.mark.parametrize("kind", ["plateau", "cyclic", "sequential"])
 def test_a_torch_schedule_continued_in_wxb_reports_torchs_last_rates(seeded, kind):
-    """scheduler_from_torch of a ReduceLROnPlateau or CyclicLR left get_last_lr() at the
-    fresh wxb schedule's rates (the starting lr, 0.1 where torch's plateau had cut it to
-    0.0125) until the next step: a resumed run logged rates it never used."""
+    """scheduler_from_torch of a ReduceLROnPlateau, CyclicLR or SequentialLR left
+    get_last_lr() at the fresh wxb schedule's rates (0.1 where torch's plateau had cut the
+    rate to 0.00625; 0.05 for torch's 0.081 in a SequentialLR) until the next step: a
+    resumed run logged rates it never used."""
     rng = seeded.rng
     ours, theirs = _twin_layers(rng, 3, 2)
     t_opt = torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=0.5)
@@ -549,7 +550,7 @@ def test_a_torch_schedule_continued_in_wxb_reports_torchs_last_rates(seeded, kin
         )
         w_sched = wxb.optim.ReduceLROnPlateau(w_opt, factor=0.5, patience=0, threshold=0.9)
         steps = int(rng.integers(3, 7))
-    else:
+    elif kind == "cyclic":
         up = int(rng.integers(2, 5))
         make = (torch.optim.lr_scheduler.CyclicLR, wxb.optim.CyclicLR)
         t_sched, w_sched = (
@@ -557,6 +558,15 @@ def test_a_torch_schedule_continued_in_wxb_reports_torchs_last_rates(seeded, kin
             for cls, opt in zip(make, (t_opt, w_opt), strict=True)
         )
         steps = int(rng.integers(1, 2 * up))  # (not back at base_lr)
+    else:  # a warm-up, then a decay
+        t_sched, w_sched = (
+            S.SequentialLR(
+                opt, [S.LinearLR(opt, start_factor=0.5, total_iters=2), S.ExponentialLR(opt, 0.9)],
+                milestones=[2],
+            )
+            for S, opt in ((torch.optim.lr_scheduler, t_opt), (wxb.optim.lr_scheduler, w_opt))
+        )  # fmt: skip
+        steps = int(rng.integers(1, 6))
     fresh = w_sched.get_last_lr()
     _train_torch(theirs, t_opt, t_sched, rng, steps, by_loss=kind == "plateau")
     wxb.interop.optimizer_from_torch(t_opt, w_opt)
