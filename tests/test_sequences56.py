@@ -121,6 +121,11 @@ OPTIMIZERS = {
 
 # those PyTorch's own schedulers follow a group added after them with (the others keep a
 # list of starting rates one short, or no initial_lr, and fail)
+# those made with last_epoch=k in both libraries (a resume from the optimiser's state alone)
+RESUMABLE_BY_EPOCH = (
+    "step", "exp", "cos", "linear", "multistep", "const", "poly", "warm", "lambda",
+    "multiplicative", "onecycle", "cyclic",
+)  # fmt: skip
 FOLLOW_ADDED = ("none", "step", "exp", "linear", "multistep", "const", "chained", "poly")
 SCHEDULES = (
     *FOLLOW_ADDED, "cos", "onecycle", "plateau", "warm", "cyclic", "sequential", "lambda",
@@ -136,24 +141,25 @@ def shrink(epoch: int) -> float:
     return 0.9 if epoch % 2 else 1.0
 
 
-def make_schedule(L: Lib, kind: str, opt, total: int):
+def make_schedule(L: Lib, kind: str, opt, total: int, last_epoch: int = -1):
     S = L.sched
+    e = {"last_epoch": last_epoch}
     if kind == "none":
         return None
     if kind == "step":
-        return S.StepLR(opt, step_size=2, gamma=0.5)
+        return S.StepLR(opt, step_size=2, gamma=0.5, **e)
     if kind == "exp":
-        return S.ExponentialLR(opt, gamma=0.8)
+        return S.ExponentialLR(opt, gamma=0.8, **e)
     if kind == "cos":
-        return S.CosineAnnealingLR(opt, T_max=5, eta_min=1e-4)
+        return S.CosineAnnealingLR(opt, T_max=5, eta_min=1e-4, **e)
     if kind == "linear":
-        return S.LinearLR(opt, start_factor=0.3, total_iters=4)
+        return S.LinearLR(opt, start_factor=0.3, total_iters=4, **e)
     if kind == "multistep":
-        return S.MultiStepLR(opt, milestones=[2, 5], gamma=0.3)
+        return S.MultiStepLR(opt, milestones=[2, 5], gamma=0.3, **e)
     if kind == "const":
-        return S.ConstantLR(opt, factor=0.5, total_iters=3)
+        return S.ConstantLR(opt, factor=0.5, total_iters=3, **e)
     if kind == "poly":
-        return S.PolynomialLR(opt, total_iters=6, power=2.0)
+        return S.PolynomialLR(opt, total_iters=6, power=2.0, **e)
     if kind == "chained":
         first = S.ConstantLR(opt, factor=0.4, total_iters=2)
         second = S.ExponentialLR(opt, gamma=0.9)
@@ -165,18 +171,19 @@ def make_schedule(L: Lib, kind: str, opt, total: int):
     if kind == "onecycle":
         cycle = "momentum" in opt.defaults or "betas" in opt.defaults
         return S.OneCycleLR(
-            opt, max_lr=[0.05] * len(opt.param_groups), total_steps=total + 2, cycle_momentum=cycle
-        )
+            opt, max_lr=[0.05] * len(opt.param_groups), total_steps=total + 2,
+            cycle_momentum=cycle, **e,
+        )  # fmt: skip
     if kind == "plateau":
         return S.ReduceLROnPlateau(opt, factor=0.5, patience=0, threshold=0.0)
     if kind == "warm":
-        return S.CosineAnnealingWarmRestarts(opt, T_0=2, T_mult=2, eta_min=1e-3)
+        return S.CosineAnnealingWarmRestarts(opt, T_0=2, T_mult=2, eta_min=1e-3, **e)
     if kind == "cyclic":
-        return S.CyclicLR(opt, base_lr=0.01, max_lr=0.05, step_size_up=2, cycle_momentum=False)
+        return S.CyclicLR(opt, base_lr=0.01, max_lr=0.05, step_size_up=2, cycle_momentum=False, **e)
     if kind == "lambda":
-        return S.LambdaLR(opt, lr_lambda=warmup)
+        return S.LambdaLR(opt, lr_lambda=warmup, **e)
     if kind == "multiplicative":
-        return S.MultiplicativeLR(opt, lr_lambda=shrink)
+        return S.MultiplicativeLR(opt, lr_lambda=shrink, **e)
     raise AssertionError(kind)
 
 
@@ -198,6 +205,11 @@ def draw_run(rng) -> dict:
                 "freeze": str(rng.choice(["-", "freeze", "thaw"], p=[0.7, 0.15, 0.15])),
                 "freeze_shared": str(rng.choice(["-", "freeze", "thaw"], p=[0.8, 0.1, 0.1])),
                 "set_lr": bool(rng.random() < 0.1),
+                "weights": str(
+                    rng.choice(["-", "rebind", "in_place", "copy"], p=[0.7, 0.1, 0.1, 0.1])
+                ),
+                "which": str(rng.choice(PARAMETER_NAMES)),
+                "grad_edit": bool(rng.random() < 0.15),
             }
         )
     schedule = str(rng.choice(SCHEDULES))
@@ -238,6 +250,9 @@ def draw_run(rng) -> dict:
     }
 
 
+PARAMETER_NAMES = ("enc.weight", "enc.bias", "mid.weight", "mid.bias", "head.weight", "aux.bias")
+
+
 def params_in_groups(model, with_head: bool):
     """Two groups: the encoder's, and the rest; the head (its weight shared with aux)
     only when ``with_head``, else added later by add_param_group."""
@@ -266,6 +281,7 @@ class Runner:
         self.sched = make_schedule(L, run["schedule"], self.opt, len(run["plan"]) * 3)
         self.step_index = 0
         self.frozen = self.shared_frozen = False
+        self.schedule_steps = 0
 
     def hook(self) -> None:
         kind, L = self.run["hook"], self.L
@@ -303,6 +319,20 @@ class Runner:
             model.head.weight.requires_grad_(not self.shared_frozen)
         if step["set_lr"]:  # by hand, under the schedule
             opt.param_groups[0]["lr"] = opt.param_groups[0]["lr"] * 0.5
+        named = dict(model.named_parameters())
+        if step["weights"] == "rebind":  # a new array for the weight, as p.data = … gives
+            p = named[step["which"]]
+            p.data = p.data * 0.98
+        elif step["weights"] == "in_place":
+            p = named[step["which"]]
+            p.data *= 0.97
+        elif step["weights"] == "copy":  # weights copied in, as from an averaged model
+            p = named[step["which"]]
+            if L.torch:
+                with torch.no_grad():
+                    p.copy_(p * 0.5 + 0.1)
+            else:
+                p.data[...] = p.data * 0.5 + 0.1
         zero = step["zero"]
         if zero != "skip":
             target = opt if zero.startswith("opt") else model
@@ -316,6 +346,11 @@ class Runner:
             losses.append(float(loss.item()))
         record["loss"] = losses
         params = [p for p in model.parameters()]
+        if step["grad_edit"]:  # gradients changed by hand before the step (noise, scaling)
+            for p, noise in zip(params, self.consts["noise"], strict=True):
+                if p.grad is not None:
+                    p.grad *= 0.5
+                    p.grad += L.operand(noise) if L.torch else noise
         if step["clip"] == "norm":
             record["norm"] = float(L.utils.clip_grad_norm_(params, max_norm=0.5))
         elif step["clip"] == "norm_inf":
@@ -341,6 +376,7 @@ class Runner:
 
     def schedule(self, k: int, losses: list) -> None:
         if self.sched is not None and (self.run["per_batch"] or k % 2 == 1):
+            self.schedule_steps += 1
             if self.run["schedule"] == "plateau":
                 self.sched.step(sum(losses))
             else:
@@ -352,7 +388,7 @@ class Runner:
             state["scheduler"] = self.sched.state_dict()
         return state
 
-    def restore(self, state: dict, source: Runner | None = None) -> None:
+    def restore(self, state: dict, source: Runner | None = None, by_epoch: bool = False) -> None:
         """Fresh objects, as a user's resume script builds them, then the states loaded:
         ``state`` from this library's own run, or (``source``) the other library's objects
         taken by wxb.interop."""
@@ -366,7 +402,14 @@ class Runner:
         self.sched = make_schedule(
             self.L, self.run["schedule"], self.opt, len(self.run["plan"]) * 3
         )
-        if source is None:
+        if source is None and by_epoch:  # PyTorch's other way: the schedule made at its epoch
+            self.model.load_state_dict(state["model"])
+            self.opt.load_state_dict(state["optimizer"])
+            self.sched = make_schedule(
+                self.L, self.run["schedule"], self.opt, len(self.run["plan"]) * 3,
+                last_epoch=self.schedule_steps - 1,
+            )  # fmt: skip
+        elif source is None:
             self.load(state)
         elif self.L.torch:  # wxb's run continued in PyTorch
             state = {k: torch.from_numpy(np.array(v)) for k, v in source.model.state_dict().items()}
@@ -398,6 +441,18 @@ def draw_consts(rng, run) -> dict:
         "scale": rng.uniform(0.5, 1.5, size=h),
         "shift": rng.normal(scale=0.3, size=(1, h)),
         "bump": rng.normal(scale=0.2, size=h),
+        "noise": [
+            rng.normal(scale=0.01, size=shape)
+            for shape in (
+                (h, run["n"]),
+                (h,),
+                (h, h),
+                (h,),
+                (run["c"], h),
+                (run["c"],),
+                (run["c"],),
+            )
+        ],
     }
 
 
@@ -483,31 +538,39 @@ def test_generated_training_sequences_match_torch_and_resume_exactly(
             torchs = theirs.one_step(k, batches[k])
             ours.step_index = theirs.step_index = k + 1
             compare(mine, torchs, k, msg)
-            for runner, exact in resumed:
+            for runner, follows in resumed:
                 again = runner.one_step(k, batches[k])
-                into = "torch" if runner.L.torch else "wxb"
-                where = f"{'wxb' if exact else 'torch'}'s run resumed in {into}"
-                if exact:
+                if follows == "exactly":
                     same_exactly(again, mine, k, lambda w: msg(f"{w}, after resume"))
-                else:
+                elif follows == "torch":
+                    into = "torch" if runner.L.torch else "wxb"
+                    where = f"torch's run resumed in {into}"
                     compare(again, torchs, k, lambda w, where=where: msg(f"{w}, {where}"))
+                elif follows == "by_epoch":  # the wxb twin of the torch runner after it
+                    by_epoch = again
+                else:
+                    where = "both resumed with the schedule made at its epoch"
+                    compare(by_epoch, again, k, lambda w, where=where: msg(f"{w}, {where}"))
             if k == run["save_at"]:
                 path = tmp_path / f"run{case}.safetensors"
                 wxb.save(ours.state(), path)
                 saved = (wxb.load(path), copy.deepcopy(theirs.state()))
-                for L, source, exact in (
-                    (False, None, True),
-                    (False, theirs, False),
-                    (True, ours, False),
-                ):
+                ways = [(False, None, "exactly"), (False, theirs, "torch"), (True, ours, "torch")]
+                added = run["add_group_at"]  # (a group added holds no initial_lr: refused)
+                if run["schedule"] in RESUMABLE_BY_EPOCH and (added is None or added > k):
+                    ways += [(False, None, "by_epoch"), (True, None, "by_epoch_torch")]
+                for L, source, follows in ways:
                     runner = Runner(Lib(L), run, consts)
                     runner.step_index, runner.frozen = k + 1, ours.frozen
                     runner.shared_frozen = ours.shared_frozen
-                    runner.restore(saved[0], source)
-                    resumed.append((runner, exact))
+                    runner.schedule_steps = ours.schedule_steps
+                    # (a copy each: torch's optimiser takes the state's tensors as they are)
+                    own = copy.deepcopy(saved[1] if L else saved[0])
+                    runner.restore(own, source, by_epoch=follows.startswith("by_epoch"))
+                    resumed.append((runner, follows))
             if k == run["rollback_at"] and saved is not None:
                 # back to the checkpoint in the live objects; gradients stay as they are
-                ours.load(saved[0])
+                ours.load(copy.deepcopy(saved[0]))
                 theirs.load(copy.deepcopy(saved[1]))
                 resumed = []  # they follow the run without the rollback
 
