@@ -586,8 +586,31 @@ class Optimizer:
     steps_by_slices: ClassVar[bool] = True
     lr = _GroupValue()
 
+    def __new__(cls, *args: object, **kwargs: object) -> Optimizer:
+        # Python's own "missing 1 required positional argument: 'params'" names neither
+        # model.parameters() nor lr= (copy and pickle call this with no arguments)
+        name = cls.__name__
+        if "learning_rate" in kwargs:
+            raise TypeError(
+                f"{name} spells the learning rate lr= (PyTorch's name), not learning_rate= "
+                f"(Keras's): {name}(model.parameters(), lr={kwargs['learning_rate']!r})"
+            )
+        if kwargs and not args and "params" not in kwargs:
+            raise TypeError(
+                f"{name} takes the parameters to optimise first: {name}(model.parameters(), "
+                + ", ".join(f"{key}={value!r}" for key, value in kwargs.items())
+                + ")"
+            )
+        return super().__new__(cls)
+
     def __init__(self, params: Iterable[Parameter] | Iterable[dict], lr: float, **defaults) -> None:
         name = type(self).__name__
+        if inspect.ismethod(params) and params.__name__ in ("parameters", "named_parameters"):
+            method = params.__name__
+            raise ConfigError(
+                f"{name} takes the parameters that model.{method}() lists, not the method "
+                f"itself: add the brackets, {name}(model.{method}(), ...)"
+            )
         if isinstance(params, Module):
             raise ConfigError(f"{name} takes model.parameters(), not the model itself")
         if isinstance(params, Tensor):
