@@ -3,11 +3,15 @@ plain value under ``model.info``, a buffer weight through ``from_torch``, PyTorc
 Muon state (no 'step') loaded. References: PyTorch's ``torch.optim.Muon`` and
 ``torch.nn.Linear``. Every run draws a fresh seed (printed; ``WXB_TEST_SEED`` replays)."""
 
+import numpy as np
 import pytest
+from safetensors import safe_open
+from safetensors.numpy import save_file
 
+import wxb
 import wxb.optim as optim
-from wxb.errors import ConfigError
-from wxb.nn import Dense, ReLU, Sequential
+from wxb.errors import ConfigError, ModelFileError
+from wxb.nn import Dense, Module, ReLU, Sequential
 
 OPTIMISERS = [
     cls
@@ -42,3 +46,58 @@ def test_an_optimiser_made_keras_way_names_lr_and_the_parameters(rng):
             cls(model.parameters, lr=rate)
         with pytest.raises(ConfigError, match=r"add the brackets.*model\.named_parameters\(\)"):
             cls(model.named_parameters, lr=rate)
+
+
+def test_plain_info_is_refused_where_it_is_set_and_a_dict_there_works(rng):
+    """``self.info = "x"`` in a Module's __init__ was taken, and fit failed later with
+    "'str' object has no attribute 'get'" (info is wxb's record of the model). It is
+    refused at the assignment in one line; a dict there (given before or after
+    super().__init__) is the model's record, which fit writes into."""
+    d = int(rng.integers(2, 6))
+    n = int(rng.integers(8, 20))
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    y = np.arange(n) % 2
+
+    for value in ("x", None, ["a"], Dense(d, 2)):
+
+        class Noted(Module):
+            def __init__(self, note):
+                super().__init__()
+                self.fc = Dense(d, 2)
+                self.info = note
+
+            def forward(self, x):
+                return self.fc(x)
+
+        with pytest.raises(ConfigError, match=r"^Noted\.info = (a \w+|None): info is wxb's"):
+            Noted(value)
+
+    class Early(Module):  # (a dict given before super().__init__ is kept, as the name is)
+        def __init__(self):
+            self.info = {"note": "mine"}
+            super().__init__()
+            self.fc = Dense(d, 2)
+
+        def forward(self, x):
+            return self.fc(x)
+
+    model = Early()
+    assert model.info == {"note": "mine"}
+    wxb.fit(model, X, y, epochs=1, verbose=0)
+    assert model.info["note"] == "mine" and model.info["task"] == "classification"
+    assert set(wxb.evaluate(model, X, y)) == {"loss", "accuracy"}
+
+
+def test_a_model_file_whose_info_is_no_object_is_refused_at_load(rng, tmp_path):
+    """A model file whose info metadata was a JSON list loaded, and evaluate failed with
+    "'list' object has no attribute 'get'"; load now names the file and the field."""
+    d = int(rng.integers(2, 6))
+    path, bad = tmp_path / "m.safetensors", tmp_path / "bad.safetensors"
+    wxb.save(Sequential(Dense(d, 3), ReLU(), Dense(3, 2)), path)
+    with safe_open(str(path), "np") as f:
+        metadata = {k: v for k, v in f.metadata().items() if k != "digest"}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    metadata["info"] = "[1]"
+    save_file(tensors, str(bad), metadata=metadata)
+    with pytest.raises(ModelFileError, match=r"info in its metadata is a JSON list, not an"):
+        wxb.load(bad)

@@ -955,6 +955,10 @@ def _load_model_once(path: Path, header: dict) -> Module:
     metadata = _metadata(path, header)
     architecture = _json_field(path, metadata, "architecture", None)
     info = decode_floats(_json_field(path, metadata, "info", {}))
+    if not isinstance(info, dict):  # (model.info is a dict, which fit and predict read)
+        raise ModelFileError(
+            f"{path}: the info in its metadata is a JSON {type(info).__name__}, not an object"
+        )
     ties = _json_field(path, metadata, "ties", {})
     frozen = _json_field(path, metadata, "frozen", [])
     stored = _stored_tensors(path, header)

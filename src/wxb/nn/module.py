@@ -772,6 +772,20 @@ def _hidden_method(module: Module, key: str, value: object) -> AttributeError | 
     )
 
 
+def _not_a_record(module: Module, value: object) -> ConfigError:
+    """The error of ``module.info = value`` where ``value`` is no dict: ``info`` is wxb's
+    record of the model, which fit writes and evaluate, predict and save read as a dict
+    (a str there failed in fit with "'str' object has no attribute 'get'")."""
+    label = module.label if "_parameters" in module.__dict__ else type(module).__name__
+    shown = "None" if value is None else f"a {type(value).__name__}"
+    return ConfigError(
+        f"{label}.info = {shown}: info is wxb's record of the model, a dict "
+        "(loss, task, classes, feature names) that fit writes and evaluate, predict and save "
+        "read; add to it (self.info['note'] = …) or keep your value under another name "
+        "(self.my_info = …)"
+    )
+
+
 def _all_held(module: Module, value: object) -> bool:
     """Whether every module and parameter in the list, tuple or dict ``value`` is one
     ``module`` holds already (registered, so trained and saved)."""
@@ -1152,14 +1166,16 @@ class Module:
             cls._own_modes = True  # (set only then: wxb.save reads a class's own names)
 
     def __init__(self) -> None:
-        if "_parameters" in self.__dict__:  # run again: what it held forgotten, as torch's
+        first_run = "_parameters" not in self.__dict__
+        if not first_run:  # run again: what it held forgotten, as torch's
             _forget_held(self)
         for table in ("_parameters", "_modules", "_buffers"):
             object.__setattr__(self, table, _Table(self))
         self.training = True
         if "name" not in self.__dict__:  # (one given before, as torch code may, kept)
             self.name = None
-        self.info: dict[str, Any] = {}
+        if not first_run or "info" not in self.__dict__:  # (as the name: one given kept)
+            self.info: dict[str, Any] = {}
 
     @property
     def training(self) -> bool:
@@ -1198,6 +1214,8 @@ class Module:
         raise AttributeError(message, name=key, obj=self)
 
     def __setattr__(self, key: str, value: object) -> None:
+        if key == "info" and not isinstance(value, dict):
+            raise _not_a_record(self, value)
         if "_parameters" not in self.__dict__:
             if isinstance(value, (Parameter, Module)) or _held_kind(value) is not None:
                 raise ConfigError(
