@@ -275,7 +275,7 @@ def test_divergence_exits_2_naming_epoch_and_step_and_keeps_the_model(
     "argv,pattern",
     [
         (["train", "--hidden", "12,x"], r"--hidden takes sizes like 128,64"),
-        (["train", "--epochs", "0"], r"--epochs must be ≥ 1"),
+        (["train", "--epochs", "0"], r"--epochs must be ≥ 1; got 0 .*untrained"),
         (["train", "--optimizer", "lbfgs"], r"invalid choice: 'lbfgs'"),
         (["train", "--momentum", "0.9"], r"--momentum is an option of sgd, rmsprop and muon"),
         (["train", "--bogus"], r"unrecognized arguments: --bogus"),

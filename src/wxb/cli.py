@@ -824,9 +824,15 @@ def build_model(
 
 def check_train_options(args: argparse.Namespace) -> None:
     """Every option checked before any data is read or any file is touched."""
-    for name in ("epochs", "batch_size"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be ≥ 1")
+    # (--epochs 0 too, though fit(epochs=0) is taken, as Keras's: train would write an
+    # untrained model file and score it as if trained; Python's caller keeps the model)
+    if args.epochs is not None and args.epochs < 1:
+        raise ConfigError(
+            f"--epochs must be ≥ 1; got {args.epochs} (train saves the model it trains: "
+            "0 epochs would write an untrained one)"
+        )
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be ≥ 1; got {args.batch_size}")
     if args.seed < 0:
         raise ConfigError(f"--seed must be ≥ 0; got {args.seed}")
     if args.patience is not None and args.patience < 0:
