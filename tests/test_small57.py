@@ -5,12 +5,14 @@ Muon state (no 'step') loaded. References: PyTorch's ``torch.optim.Muon`` and
 
 import numpy as np
 import pytest
+import torch
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
 import wxb
 import wxb.optim as optim
 from wxb.errors import ConfigError, ModelFileError
+from wxb.interop import from_torch, to_torch
 from wxb.nn import Dense, Module, ReLU, Sequential
 
 OPTIMISERS = [
@@ -101,3 +103,29 @@ def test_a_model_file_whose_info_is_no_object_is_refused_at_load(rng, tmp_path):
     save_file(tensors, str(bad), metadata=metadata)
     with pytest.raises(ModelFileError, match=r"info in its metadata is a JSON list, not an"):
         wxb.load(bad)
+
+
+def test_a_buffer_weight_goes_to_torch_and_back_a_buffer(rng):
+    """A wxb Dense whose W (or b) is a buffer converted with to_torch (a Linear with a
+    buffer there), but from_torch of the result refused it ("its weight is a buffer").
+    A buffer in that slot is a constant in both: it comes back a buffer, persistent as it
+    was, and both models compute torch's outputs."""
+    d, h, c = (int(v) for v in rng.integers(2, 7, 3))
+    model = Sequential(Dense(d, h, dtype=np.float64), ReLU(), Dense(h, c, dtype=np.float64))
+    first, last = model[0], model[2]
+    W = first.weight.data.copy()
+    del first.weight
+    first.register_buffer("weight", W)
+    b = last.bias.data.copy()
+    del last.bias
+    last.register_buffer("bias", b, persistent=False)
+    twin = to_torch(model)
+    back = from_torch(twin)
+    x = rng.normal(size=(int(rng.integers(1, 9)), d))
+    with torch.no_grad():
+        expected = twin(torch.from_numpy(x)).numpy()
+    for got in (model(wxb.Tensor(x)), back(wxb.Tensor(x))):
+        np.testing.assert_allclose(np.asarray(got.data), expected, rtol=1e-12, atol=1e-12)
+    assert [k for k, _ in back.named_buffers()] == [f"{first.name}.weight", f"{last.name}.bias"]
+    assert [k for k, _ in back.named_parameters()] == [f"{first.name}.bias", f"{last.name}.weight"]
+    assert list(back.state_dict()) == list(model.state_dict())  # (the bias not persistent)

@@ -573,7 +573,8 @@ def from_torch(seq) -> Sequential:
     (or -1), Dropout, LayerNorm, BatchNorm1d (with its running statistics), RMSNorm, PReLU, the
     same-named layers of ``_TWINS`` (Flatten, ReLU6, Hardtanh, …) and
     ``TorchStandardize``,
-    copying the weights; the dtype is the weights' (float32 or float64). Keys
+    copying the weights (a weight or bias held as a buffer, a constant, as to_torch makes
+    of a wxb one, stays a buffer); the dtype is the weights' (float32 or float64). Keys
     that are valid wxb names (not PyTorch's "0", "1", …) become the layers' names.
     Raises ConfigError naming the module's path and class for anything else, and for
     what PyTorch would run besides the class's forward (forward hooks, a forward set on
@@ -593,7 +594,9 @@ def from_torch(seq) -> Sequential:
     if hooks:
         raise ConfigError(f"from_torch: {hooks}, which wxb would not run (remove it first)")
     for path, module in seq.named_modules():  # what is refused, before the dtypes are read
-        reason = _torch_extras(module) or (_torch_refusal(module, torch.nn) if path else None)
+        reason = _torch_extras(module, torch.nn) or (
+            _torch_refusal(module, torch.nn) if path else None
+        )
         if reason is not None:
             where = f"module '{path}'" if path else "the Sequential itself"
             raise ConfigError(
@@ -619,7 +622,13 @@ def _twin_classes(nn) -> dict[type, type[Module]]:
     return {getattr(nn, cls.__name__): cls for cls in _TWINS}
 
 
-def _torch_extras(module) -> str | None:
+def _weighted_classes(nn) -> tuple[type, ...]:
+    """torch.nn's layers whose weight and bias from_torch copies into a twin with those
+    slots, which holds a buffer there as torch's does: a constant the forward reads."""
+    return (nn.Linear, nn.LayerNorm, nn.RMSNorm, nn.BatchNorm1d, nn.PReLU, nn.Embedding)
+
+
+def _torch_extras(module, nn) -> str | None:
     """What PyTorch runs for ``module`` besides its class's forward (wxb would not), or
     None. Pruning, weight_norm and spectral_norm are such: a pre-hook recomputes
     ``weight`` at each call, so the attribute read here can be out of date."""
@@ -631,8 +640,11 @@ def _torch_extras(module) -> str | None:
         return f"it has {held}, which wxb would not run (remove {them} first)"
     if "forward" in vars(module):
         return "its forward is set on the instance, which wxb would not run"
+    slotted = type(module) in _weighted_classes(nn)
     for key in ("weight", "bias"):
         if key in module._buffers and module._buffers[key] is not None:  # register_buffer
+            if slotted:  # (the twin holds it as a buffer too: to_torch's of a wxb one)
+                continue
             return (
                 f"its {key} is a buffer (register_buffer), not a parameter, which wxb "
                 f"would train; make it a frozen parameter first: t = module.{key}; "
@@ -911,12 +923,19 @@ def _parameters_from_torch(module, out: Module, dtype, label: str, made: dict[in
         param = getattr(module, key, None)  # (PReLU has no bias)
         if param is None:
             continue
-        if id(param) in made:  # tied in PyTorch: one wxb Parameter in both places
-            setattr(out, key, made[id(param)])
+        buffer = key in module._buffers  # a constant (register_buffer): wxb's twin holds
+        # one in that slot, as to_torch makes of it; persistent or not, as torch's
+        if id(param) in made:  # tied in PyTorch: one wxb Parameter (or array) in both places
+            _fill_slot(out, key, made[id(param)], buffer, module, label)
             continue
         mine = getattr(out, key)
         if mine is None or tuple(param.shape) != mine.shape:
             raise ConfigError(f"from_torch: {label}: its {key} has shape {tuple(param.shape)}")
+        if buffer:
+            array = _numpy(param, dtype, label)
+            _fill_slot(out, key, array, buffer, module, label)
+            made[id(param)] = array
+            continue
         view = _view_of_a_parameter(param, made, dtype, f"the {key} of {label}")
         if view is not None:  # nn.Parameter(enc.weight.t()): stepped in one memory, as torch's
             mine.data = view
@@ -925,6 +944,19 @@ def _parameters_from_torch(module, out: Module, dtype, label: str, made: dict[in
         mine.requires_grad = param.requires_grad
         made[id(param)] = mine
         made.setdefault(_ARRAYS, []).append((param, mine))
+
+
+def _fill_slot(out: Module, key: str, value: object, buffer: bool, module, label: str) -> None:
+    """Put ``value`` in the twin's ``key``: as a buffer where torch's ``module`` holds one
+    there (persistent as torch's), else as the parameter it is."""
+    if not buffer:
+        setattr(out, key, value)
+        return
+    delattr(out, key)
+    try:
+        out.register_buffer(key, value, persistent=key not in module._non_persistent_buffers_set)
+    except ConfigError as exc:
+        raise ConfigError(f"from_torch: {label}: {exc}") from None
 
 
 def _storage_bytes(t) -> tuple[int, int]:
