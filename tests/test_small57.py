@@ -13,7 +13,7 @@ import wxb
 import wxb.optim as optim
 from wxb.errors import ConfigError, ModelFileError
 from wxb.interop import from_torch, to_torch
-from wxb.nn import Dense, Module, ReLU, Sequential
+from wxb.nn import Dense, Module, Parameter, ReLU, Sequential
 
 OPTIMISERS = [
     cls
@@ -129,3 +129,109 @@ def test_a_buffer_weight_goes_to_torch_and_back_a_buffer(rng):
     assert [k for k, _ in back.named_buffers()] == [f"{first.name}.weight", f"{last.name}.bias"]
     assert [k for k, _ in back.named_parameters()] == [f"{first.name}.bias", f"{last.name}.weight"]
     assert list(back.state_dict()) == list(model.state_dict())  # (the bias not persistent)
+
+
+def _step_both(torch_opt, torch_params, ours, our_params, grads):
+    for tp, p, g in zip(torch_params, our_params, grads, strict=True):
+        tp.grad = torch.from_numpy(g.copy())
+        p.grad = g.copy()
+    torch_opt.step()
+    ours.step()
+
+
+def _as_torchs(ours, p, theirs, q, msg: str) -> None:
+    """The momentum buffer PyTorch's to float32's rounding; the weights within what
+    test_optims52 allows the bfloat16 Newton–Schulz iteration: lr′·2⁻⁴ (a rounding on a
+    boundary spreads through its products, about 1 run in 30 here)."""
+    eps = float(np.finfo(np.float32).eps)
+    buffer = theirs.state[q]["momentum_buffer"].numpy()
+    np.testing.assert_allclose(
+        ours.state[p]["momentum_buffer"], buffer, rtol=4 * eps,
+        atol=4 * eps * float(np.abs(buffer).max()), err_msg=msg,
+    )  # fmt: skip
+    want = q.detach().numpy()
+    lr = optim.Muon._lr_of(ours.param_groups[0], p.shape)
+    allowed = 4 * eps * (float(np.abs(want).max()) + lr) + lr * 2.0**-4
+    assert float(np.abs(p.data - want).max()) <= allowed, msg
+
+
+def test_muon_state_goes_to_torchs_muon_and_back(seeded):
+    """PyTorch's Muon keeps no 'step' in its state, where wxb's Muon counts one: its
+    state in PyTorch's layout (arrays as NumPy's) was refused by wxb's load_state_dict,
+    "a step count must be a whole number ≥ 0; got None". It loads now, into Muon and into
+    MuonWithAdamW's Muon group (its AdamW group keeps AdamW's step); wxb's state with its
+    'step' loads into torch's Muon. Each then steps as torch's does."""
+    rng = seeded.rng
+    shape = tuple(int(v) for v in rng.integers(2, 6, 2))
+    grad = lambda: [rng.normal(size=shape).astype(np.float32)]  # noqa: E731
+    lr = float(rng.uniform(0.005, 0.05))
+    start = rng.normal(size=shape).astype(np.float32)
+    torch_params = [torch.nn.Parameter(torch.from_numpy(start.copy()))]
+    torch_opt = torch.optim.Muon(torch_params, lr=lr)
+    # PyTorch's layout, as its state_dict() gives it after a step: a momentum_buffer alone
+    buffer = rng.normal(size=shape).astype(np.float32)
+    torch_opt.load_state_dict(
+        {
+            "state": {0: {"momentum_buffer": torch.from_numpy(buffer.copy())}},
+            "param_groups": torch_opt.state_dict()["param_groups"],
+        }
+    )
+    saved = torch_opt.state_dict()
+    assert list(saved["state"][0]) == ["momentum_buffer"]
+
+    # torch's layout into a wxb Muon
+    loaded = [Parameter(start.copy())]
+    fresh = optim.Muon(loaded, lr=lr)
+    fresh.load_state_dict(
+        {
+            "state": {
+                i: {k: v.numpy() for k, v in entry.items()} for i, entry in saved["state"].items()
+            },
+            "param_groups": saved["param_groups"],
+        }
+    )
+    _step_both(torch_opt, torch_params, fresh, loaded, grad())
+    _as_torchs(fresh, loaded[0], torch_opt, torch_params[0], seeded.msg("torch → wxb"))
+
+    # wxb's state (with its 'step') into a fresh torch Muon
+    twins = [torch.nn.Parameter(torch.from_numpy(loaded[0].data.copy()))]
+    again = torch.optim.Muon(twins, lr=lr)
+    ours_saved = fresh.state_dict()
+    again.load_state_dict(
+        {
+            "state": {
+                i: {k: torch.as_tensor(np.asarray(v)) for k, v in entry.items()}
+                for i, entry in ours_saved["state"].items()
+            },
+            "param_groups": ours_saved["param_groups"],
+        }
+    )
+    _step_both(again, twins, fresh, loaded, grad())
+    _as_torchs(fresh, loaded[0], again, twins[0], seeded.msg("wxb → torch"))
+
+    # MuonWithAdamW: its Muon group's entries in torch's layout, its AdamW group's as wxb's
+    d, h = (int(v) for v in rng.integers(2, 6, 2))
+    X = rng.normal(size=(8, d)).astype(np.float32)
+    net = Sequential(Dense(d, h), ReLU(), Dense(h, 1))
+    both = optim.MuonWithAdamW(net.parameters(), lr=lr)
+
+    def train_step(model, opt):
+        opt.zero_grad()
+        ((model(wxb.Tensor(X))) ** 2).mean().backward()
+        opt.step()
+
+    for _ in range(2):
+        train_step(net, both)
+    state = both.state_dict()
+    layout = {
+        i: {k: v for k, v in entry.items() if k != "step"} if "momentum_buffer" in entry else entry
+        for i, entry in state["state"].items()
+    }
+    copy = Sequential(Dense(d, h), ReLU(), Dense(h, 1))
+    copy.load_state_dict(net.state_dict())
+    other = optim.MuonWithAdamW(copy.parameters(), lr=lr)
+    other.load_state_dict({**state, "state": layout})
+    train_step(net, both)
+    train_step(copy, other)
+    for a, b in zip(net.parameters(), copy.parameters(), strict=True):
+        np.testing.assert_array_equal(a.data, b.data)

@@ -2598,6 +2598,33 @@ class Muon(Optimizer):
     def _required(self, group: dict, written: set[str]) -> set[str]:
         return {"momentum_buffer"}  # (PyTorch's Muon counts no steps: it keeps no 'step')
 
+    def load_state_dict(self, state_dict: dict) -> None:
+        """As every optimiser's; an entry in PyTorch's Muon's layout, a momentum_buffer
+        and no 'step' (its arrays NumPy's), is taken as stepped: Muon's update reads no
+        count."""
+        super().load_state_dict(self._counted(state_dict, range(len(self.params))))
+
+    def _counted(self, state_dict: object, muon: Iterable[int]) -> object:
+        """``state_dict`` with 'step': 1 in each entry of the parameters ``muon`` (those
+        Muon's rule steps) that holds a momentum_buffer and no count, as PyTorch's
+        Muon's entries are (without, such an entry was refused: 'a step count must be a
+        whole number ≥ 0; got None')."""
+        state = state_dict.get("state") if isinstance(state_dict, dict) else None
+        if not isinstance(state, dict):
+            return state_dict  # (refused by the load, in its words)
+        filled = dict(state)
+        for i in muon:
+            key = i if i in state else str(i)
+            entry = state.get(key)
+            if (
+                isinstance(entry, dict)
+                and "momentum_buffer" in entry
+                and "step" not in entry
+                and not self._torch_entry(entry)
+            ):
+                filled[key] = {**entry, "step": 1}
+        return {**state_dict, "state": filled}
+
     @staticmethod
     def _lr_of(h: dict, shape: tuple) -> float:
         rows, cols = shape[:2]
@@ -2774,6 +2801,8 @@ class MuonWithAdamW(Muon):
         for group in groups:
             if isinstance(group, dict) and isinstance(group.get("use_muon"), (bool, np.bool_)):
                 rules.update({k: bool(group["use_muon"]) for k in group.get("params", ())})
+        state_dict = self._counted(state_dict, [i for i, muon in rules.items() if muon])
+        state = state_dict["state"]
         kept, rest = [], {}
         for i, p in enumerate(self.params):
             entry = state.get(i, state.get(str(i)))
