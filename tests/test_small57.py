@@ -49,6 +49,15 @@ def test_an_optimiser_made_keras_way_names_lr_and_the_parameters(rng):
         with pytest.raises(ConfigError, match=r"add the brackets.*model\.named_parameters\(\)"):
             cls(model.named_parameters, lr=rate)
 
+    # a class of one's own whose __init__ takes learning_rate= (or params by keyword)
+    # is built as written: the refusal stands in only for Python's own TypeError
+    class OwnSGD(optim.SGD):
+        def __init__(self, params, learning_rate=0.1):
+            super().__init__(params, lr=learning_rate)
+
+    assert OwnSGD(model.parameters(), learning_rate=rate).param_groups[0]["lr"] == rate
+    assert OwnSGD(params=model.parameters(), learning_rate=rate).param_groups[0]["lr"] == rate
+
 
 def test_plain_info_is_refused_where_it_is_set_and_a_dict_there_works(rng):
     """``self.info = "x"`` in a Module's __init__ was taken, and fit failed later with

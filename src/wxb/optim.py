@@ -545,6 +545,18 @@ class _GroupValue:
             group[self.name] = value
 
 
+def _binds(cls: type, args: tuple, kwargs: dict) -> bool:
+    """Whether ``cls(*args, **kwargs)`` fits the ``__init__`` of a class of one's own
+    (wxb's own, with ``**defaults``, refuse what they have not by name)."""
+    if cls.__init__.__module__ == __name__:
+        return False
+    try:
+        inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+    except TypeError:
+        return False
+    return True
+
+
 class Optimizer:
     """Base: parameter groups, validation, flat buffers, and the walk of an update rule.
 
@@ -590,6 +602,8 @@ class Optimizer:
         # Python's own "missing 1 required positional argument: 'params'" names neither
         # model.parameters() nor lr= (copy and pickle call this with no arguments)
         name = cls.__name__
+        if not ("learning_rate" in kwargs or (kwargs and not args)) or _binds(cls, args, kwargs):
+            return super().__new__(cls)  # (a class of one's own may take learning_rate=)
         if "learning_rate" in kwargs:
             raise TypeError(
                 f"{name} spells the learning rate lr= (PyTorch's name), not learning_rate= "
