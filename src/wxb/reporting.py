@@ -413,20 +413,27 @@ def summarise(value: np.ndarray | float, cap: int = MAX_GRID) -> dict[str, Any]:
     if array.ndim == 1 or (array.ndim == 2 and 1 in array.shape):
         flat = array.reshape(-1)
         grid, block = _vector_grid(flat, cap)
+        sizes = [1, flat.size]
     else:
         matrix = array.reshape(array.shape[0], -1)
         grid, block = _block_means(matrix, cap)
+        sizes = list(matrix.shape)
     out["grid"] = _quantised(grid, block)
+    # the entries the last block holds, each way: fewer than block's where it does not divide
+    out["grid"]["last"] = [
+        size - (math.ceil(size / b) - 1) * b for size, b in zip(sizes, block, strict=True)
+    ]
     return out
 
 
 def _vector_grid(flat: np.ndarray, cap: int) -> tuple[np.ndarray, list[int]]:
     """A vector as rows of w cells (w = a divisor of its length near √length, so 64
-    inputs show as 8×8), block means first when it has more than cap² entries."""
+    inputs show as 8×8), means of blocks of ``block`` entries in reading order first
+    when it has more than cap² entries (the last block holding the rest)."""
     block = 1
     if flat.size > cap * cap:
         block = math.ceil(flat.size / (cap * cap))
-        flat = _means(flat.reshape(1, -1), 1, math.ceil(flat.size / block))[0]
+        flat = _means(flat.reshape(1, -1), 1, block)[0]
     n = flat.size
     root = math.isqrt(n)
     width = next((w for w in range(max(root, 1), 2 * root + 1) if n % w == 0), None)
@@ -439,21 +446,24 @@ def _vector_grid(flat: np.ndarray, cap: int) -> tuple[np.ndarray, list[int]]:
 
 
 def _block_means(matrix: np.ndarray, cap: int) -> tuple[np.ndarray, list[int]]:
+    """At most cap × cap cells, each the mean of the block × block entries the page says
+    it holds (the last row and column of cells: the rest, fewer where it does not divide)."""
     rows, cols = matrix.shape
-    out_rows, out_cols = min(rows, cap), min(cols, cap)
-    block = [math.ceil(rows / out_rows), math.ceil(cols / out_cols)]
-    return _means(matrix, out_rows, out_cols), block
+    block = [math.ceil(rows / cap), math.ceil(cols / cap)]
+    return _means(matrix, *block), block
 
 
-def _means(matrix: np.ndarray, out_rows: int, out_cols: int) -> np.ndarray:
-    """Means over out_rows × out_cols near-equal blocks (NaN ignored)."""
-    r_edges = np.linspace(0, matrix.shape[0], out_rows + 1).astype(int)
-    c_edges = np.linspace(0, matrix.shape[1], out_cols + 1).astype(int)
+def _means(matrix: np.ndarray, block_rows: int, block_cols: int) -> np.ndarray:
+    """Means over consecutive blocks of block_rows × block_cols entries (NaN ignored).
+    Blocks of one size, as the page names them: near-equal blocks of 1 or 2 rows (100
+    rows in 64 cells) made "2 entries each" false and a cell's entries unknown."""
+    r_edges = np.arange(0, matrix.shape[0], block_rows)
+    c_edges = np.arange(0, matrix.shape[1], block_cols)
     valid = np.isfinite(matrix)
     filled = np.where(valid, matrix, 0.0)
-    sums = np.add.reduceat(np.add.reduceat(filled, r_edges[:-1], axis=0), c_edges[:-1], axis=1)
+    sums = np.add.reduceat(np.add.reduceat(filled, r_edges, axis=0), c_edges, axis=1)
     counts = np.add.reduceat(
-        np.add.reduceat(valid.astype(np.float64), r_edges[:-1], axis=0), c_edges[:-1], axis=1
+        np.add.reduceat(valid.astype(np.float64), r_edges, axis=0), c_edges, axis=1
     )
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)

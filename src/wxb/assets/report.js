@@ -60,8 +60,10 @@
     }
     ctx.putImageData(image, 0, 0);
     var shape = step.shape.join('×'), block = g.block[0] * g.block[1];
+    var last = g.last || g.block, uneven = last[0] !== g.block[0] || last[1] !== g.block[1];
     canvas.title = shape + (block > 1 ? ' shown as ' + g.rows + '×' + g.cols +
-      ' block means (' + g.block.join('×') + ' entries each)' : '') +
+      ' block means (' + g.block.join('×') + ' entries each' +
+      (uneven ? '; the last ' + last.join('×') : '') + ')' : '') +
       '; colour scale ±' + fmt(g.scale);
     canvas.addEventListener('mousemove', function (e) {
       var r = canvas.getBoundingClientRect();
