@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from wxb.reporting import dequantised, summarise
 
@@ -58,3 +59,35 @@ def test_a_heat_map_cell_is_the_mean_of_the_block_the_page_names(seeded):
     np.testing.assert_allclose(
         shown[: len(expected)], expected, rtol=0, atol=tolerance, err_msg=msg
     )
+
+
+def test_a_summary_says_where_a_sequentials_widths_do_not_fit(seeded):
+    """Sequential(Dense(3, 4), ReLU(), Dense(5, 2)) cannot run (its forward stops at
+    dense2 with a ShapeError), yet its summary showed a clean table: dense2 (2,), 22
+    FLOPs, no word of the mismatch. A layer handed rows of another width than it takes
+    now has a line saying so; a model whose widths fit has none."""
+    from wxb import describe
+    from wxb.errors import DataError, ShapeError
+    from wxb.nn import Dense, ReLU, Sequential, Standardize, Tanh
+    from wxb.tensor import Tensor
+
+    rng = seeded.rng
+    n, h = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+    off = h + int(rng.integers(1, 4)) * int(rng.choice([-1, 1]))
+    off = off if off > 0 else h + 1
+    kind = rng.choice(["dense", "standardize"])
+    bad = Dense(off, 2) if kind == "dense" else Standardize(np.zeros(off), np.ones(off))
+    inner = Sequential(bad, Tanh())  # nested: its path named
+    model = Sequential(Dense(n, h), ReLU(), inner)
+    msg = seeded.msg(f"{n}→{h} into {kind} taking {off}")
+    with pytest.raises((ShapeError, DataError)):  # what the forward does with such rows
+        model(Tensor(rng.normal(size=(3, n)).astype(np.float32)))
+    lines = describe.summary(model).order_lines()
+    said = [line for line in lines if "handed" in line]
+    assert said == [
+        f"sequential1.{bad.name or type(bad).__name__.lower() + '1'}: takes rows of {off} "
+        f"features but is handed {h}: the forward stops there with an error; the figures "
+        "from it on are those of rows that fit it"
+    ], msg
+    fits = Sequential(Dense(n, h), ReLU(), Sequential(Dense(h, 2), Tanh()))
+    assert not [line for line in describe.summary(fits).order_lines() if "handed" in line], msg

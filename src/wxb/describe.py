@@ -950,6 +950,9 @@ def summary(
     the same size when p > 0 (a Flatten of rows, a view, holds none). Gradient
     buffers (δ), the input batch, parameters and optimiser state are not counted; nor
     is the output of a custom layer, whose width wxb cannot know (its shape shows as ?).
+    A Dense (or Standardize) handed rows of another width than it takes, where the widths
+    before it are known, has a line saying so: the forward stops there, and the figures
+    from it on are those of rows that fit it.
     An Embedding's rows are (ids a row, embedding_dim), the ids a row holds the data's
     ('?' and a line saying so); a LazyLinear not called yet has its outputs and '?' FLOPs.
     A forward of one's own taking ids into an Embedding runs on a sample of integer ids
@@ -1918,6 +1921,15 @@ def _row(
             kept *= 2  # the output and the slopes
         elif stock_kind(module, (Flatten,)) is Flatten:
             kept = 0  # a view of its input
+    handed = layer.width_in
+    if note is None and call <= 1 and _is(module, (Dense, Standardize)) and handed is not None:
+        takes = int(module.in_features)
+        if handed != takes and not layer.free:  # (its rows as if it ran: the forward stops)
+            note = (
+                f"{layer.path}: takes rows of {takes} features but is handed {handed}: the "
+                "forward stops there with an error; the figures from it on are those of rows "
+                "that fit it"
+            )
     return LayerRow(
         name=layer.path,
         type=type(module).__name__,
