@@ -91,3 +91,60 @@ def test_a_summary_says_where_a_sequentials_widths_do_not_fit(seeded):
     ], msg
     fits = Sequential(Dense(n, h), ReLU(), Sequential(Dense(h, 2), Tanh()))
     assert not [line for line in describe.summary(fits).order_lines() if "handed" in line], msg
+
+
+def _report_js_function(name: str) -> str:
+    import re
+    from importlib import resources
+
+    script = (resources.files("wxb") / "assets" / "report.js").read_text(encoding="utf-8")
+    return re.search(rf"  function {name}\(.*?\n  \}}\n", script, re.S).group(0)
+
+
+def test_the_pages_tips_say_which_entries_a_bar_and_a_cell_hold(seeded):
+    """report.js, run by node on a summarised array: the histogram's last bar said
+    '[lo, hi)' of the bin NumPy closes at hi, where the largest entry is counted; a
+    heat-map of a shape its blocks do not divide said 'entries each' of its last cells
+    too. Now ']' closes the last bar, and the last blocks' size is said."""
+    import json
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("no node to run the report's script")
+    rng = seeded.rng
+    cap = int(rng.integers(3, 8))
+    rows, cols = 2 * cap - 1, int(rng.integers(2, cap + 1))  # blocks of 2 rows, the last 1
+    value = rng.normal(size=(rows, cols))
+    step = {"name": "x", **summarise(value, cap=cap)}
+    stubs = """
+      var NS = 'svg';
+      function node(name) { return { name, attrs: {}, kids: [], dataset: {}, style: {},
+        setAttribute(k, v) { this.attrs[k] = v; }, appendChild(c) { this.kids.push(c); },
+        addEventListener() {}, getContext() { return { createImageData(w, h) {
+          return { data: new Array(4 * w * h) }; }, putImageData() {} }; } }; }
+      var document = { createElementNS(ns, name) { return node(name); } };
+      function hideTip() {}
+    """
+    code = (
+        stubs
+        + "".join(_report_js_function(f) for f in ("el", "fmt", "decode", "colour"))
+        + _report_js_function("histogram")
+        + _report_js_function("heatmap")
+        + f"var step = {json.dumps(step)}; var svg = node(), canvas = node();"
+        + "histogram(svg, step); heatmap(canvas, step);"
+        + "console.log(JSON.stringify({bars: svg.kids.filter(k => k.name === 'rect')"
+        + ".map(k => k.kids[0].textContent), title: canvas.title}));"
+    )
+    shown = subprocess.run([node, "-e", code], capture_output=True, text=True, check=False)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    page = json.loads(shown.stdout)
+    msg = seeded.msg(f"{rows}×{cols} on {cap} cells a side")
+    counts = step["histogram"]["counts"]
+    assert [int(bar.split()[0]) for bar in page["bars"]] == counts, msg
+    assert all(bar.endswith(")") for bar in page["bars"][:-1]), msg
+    assert page["bars"][-1].endswith("]"), msg  # the largest entry is in the last bar
+    assert (
+        f"shown as {cap}×{cols} block means (2×1 entries each; the last 1×1)" in (page["title"])
+    ), msg

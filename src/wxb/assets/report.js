@@ -89,7 +89,9 @@
       var hi = h.lo + (h.hi - h.lo) * (i + 1) / h.counts.length;
       var bar = el('rect', { x: pad + i * bw + 0.5, y: H - pad - height, width: Math.max(bw - 1, 1),
                              height: Math.max(height, count ? 1 : 0), fill: '#2456a6' }, svg);
-      el('title', {}, bar).textContent = count + ' entries in [' + fmt(lo) + ', ' + fmt(hi) + ')';
+      // (NumPy's last bin holds its upper edge: the largest entry is counted there)
+      var close = i === h.counts.length - 1 ? ']' : ')';
+      el('title', {}, bar).textContent = count + ' entries in [' + fmt(lo) + ', ' + fmt(hi) + close;
     });
     el('line', { x1: pad, x2: W - pad, y1: H - pad, y2: H - pad, stroke: '#888' }, svg);
     var text = function (x, anchor, label) {
