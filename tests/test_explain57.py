@@ -65,7 +65,8 @@ def test_a_summary_says_where_a_sequentials_widths_do_not_fit(seeded):
     """Sequential(Dense(3, 4), ReLU(), Dense(5, 2)) cannot run (its forward stops at
     dense2 with a ShapeError), yet its summary showed a clean table: dense2 (2,), 22
     FLOPs, no word of the mismatch. A layer handed rows of another width than it takes
-    now has a line saying so; a model whose widths fit has none."""
+    now has a line saying so, and its node in the architecture diagram; a model whose
+    widths fit has none."""
     from wxb import describe
     from wxb.errors import DataError, ShapeError
     from wxb.nn import Dense, ReLU, Sequential, Standardize, Tanh
@@ -89,7 +90,10 @@ def test_a_summary_says_where_a_sequentials_widths_do_not_fit(seeded):
         f"features but is handed {h}: the forward stops there with an error; the figures "
         "from it on are those of rows that fit it"
     ], msg
+    diagram = describe.architecture_diagram(model)  # drawn at its node too
+    assert diagram.count(f"<br>handed {h} features: the forward stops here") == 1, msg
     fits = Sequential(Dense(n, h), ReLU(), Sequential(Dense(h, 2), Tanh()))
+    assert "handed" not in describe.architecture_diagram(fits), msg
     assert not [line for line in describe.summary(fits).order_lines() if "handed" in line], msg
 
 

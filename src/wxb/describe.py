@@ -1837,6 +1837,15 @@ def _learns(array: object) -> bool:
     return isinstance(array, Parameter) and array.requires_grad
 
 
+def _misfit(layer: _Layer) -> bool:
+    """Whether a Dense or Standardize is handed rows of another width than it takes, the
+    widths before it known: the forward stops there (ShapeError, DataError)."""
+    handed = layer.width_in
+    if handed is None or layer.free or not _is(layer.module, (Dense, Standardize)):
+        return False
+    return handed != int(layer.module.in_features)
+
+
 def _row(
     layer: _Layer,
     itemsize: int,
@@ -1921,15 +1930,12 @@ def _row(
             kept *= 2  # the output and the slopes
         elif stock_kind(module, (Flatten,)) is Flatten:
             kept = 0  # a view of its input
-    handed = layer.width_in
-    if note is None and call <= 1 and _is(module, (Dense, Standardize)) and handed is not None:
-        takes = int(module.in_features)
-        if handed != takes and not layer.free:  # (its rows as if it ran: the forward stops)
-            note = (
-                f"{layer.path}: takes rows of {takes} features but is handed {handed}: the "
-                "forward stops there with an error; the figures from it on are those of rows "
-                "that fit it"
-            )
+    if note is None and call <= 1 and _misfit(layer):  # (its rows as if it ran)
+        note = (
+            f"{layer.path}: takes rows of {module.in_features} features but is handed "
+            f"{layer.width_in}: the forward stops there with an error; the figures from it "
+            "on are those of rows that fit it"
+        )
     return LayerRow(
         name=layer.path,
         type=type(module).__name__,
@@ -2188,6 +2194,8 @@ def architecture_diagram(model: Module) -> str:
                     lines.append("with forward hooks")
                 if module.parameters():
                     lines.append(params_line(item))
+            if _misfit(item):
+                lines.append(f"handed {item.width_in} features: the forward stops here")
             chart.node(node_id, *lines, *calls_line(module), shape=shape)
             ids.append(node_id)
             previous["layer"] = item
