@@ -94,6 +94,11 @@ def test_a_summary_says_where_a_sequentials_widths_do_not_fit(seeded):
     assert diagram.count(f"<br>handed {h} features: the forward stops here") == 1, msg
     fits = Sequential(Dense(n, h), ReLU(), Sequential(Dense(h, 2), Tanh()))
     assert "handed" not in describe.architecture_diagram(fits), msg
+    # one Dense listed twice, n → h then handed its own h: its second listing says so
+    if n != h:
+        tied = Dense(n, h)
+        lines = describe.summary(Sequential(tied, ReLU(), tied)).order_lines()
+        assert [line.split(":")[0] for line in lines if "handed" in line] == ["dense1#2"], msg
     assert not [line for line in describe.summary(fits).order_lines() if "handed" in line], msg
 
 

@@ -818,7 +818,7 @@ class Summary:
                 + "; ?: its cost grows with the batch neither as B nor as B²"
                 * any(row.flops_unknown and row.name.startswith("own code") for row in self.rows)
             )
-        lines += [row.note for row in self.rows if row.note]
+        lines += dict.fromkeys(row.note for row in self.rows if row.note)  # (once a layer)
         if self.used_by_code:
             lines.append(
                 f"{', '.join(self.used_by_code)}: parameters held for the forward's own code "
@@ -1930,7 +1930,7 @@ def _row(
             kept *= 2  # the output and the slopes
         elif stock_kind(module, (Flatten,)) is Flatten:
             kept = 0  # a view of its input
-    if note is None and call <= 1 and _misfit(layer):  # (its rows as if it ran)
+    if note is None and _misfit(layer):  # (its rows as if it ran)
         note = (
             f"{layer.path}: takes rows of {module.in_features} features but is handed "
             f"{layer.width_in}: the forward stops there with an error; the figures from it "
