@@ -310,10 +310,12 @@ def build_parser() -> _Parser:
     add("-o", "--output", default="model.safetensors", metavar="PATH",
         help="model file (safetensors; wxb export then writes ONNX); another format's "
         "name (.pt, .pth, .pkl, .h5, .onnx, a table's .csv, .parquet, …) is refused")
-    add("--history", metavar="PATH", help="also write the per-epoch history as JSON")
+    add("--history", metavar="PATH",
+        help="also write the per-epoch history as JSON (another format's name, .csv, … "
+        "is refused)")
     add("--report", metavar="PATH",
         help="also write wxb report's HTML page of the model and its training (with the "
-        "first test row walked through)")
+        "first test row walked through; another format's name is refused)")
     add("--plots", metavar="DIR",
         help="write loss/accuracy (and --diagnose) curves as PNG files into DIR")
     add("--diagnose", action="store_true",
@@ -506,7 +508,8 @@ def build_parser() -> _Parser:
     report_cmd.add_argument("--no-floor", action="store_true",
                             help="skip the GEMM-rate measurement (about a second)")  # fmt: skip
     report_cmd.add_argument("-o", "--output", metavar="OUT.html", default="report.html",
-                            help="the page to write")  # fmt: skip
+                            help="the page to write (.html; another format's name, "
+                            ".csv, .safetensors, …, is refused)")  # fmt: skip
     report_cmd.add_argument("--seq-len", type=_seq_len, default=None, metavar="L",
                             help=SEQ_LEN_HELP)  # fmt: skip
     add_read_options(report_cmd, model=True)
@@ -911,9 +914,11 @@ def check_train_options(args: argparse.Namespace) -> None:
     check_format_name(args.output, "wxb train saves a wxb model (safetensors)", ".safetensors")
     if args.history:
         wdata.check_can_write(args.history, "history", protect=inputs, written=(Path(args.output),))
+        wdata.check_format_name(args.history, *HISTORY_NAME)
     written = [Path(p) for p in (args.output, args.history) if p]
     if args.report:
         wdata.check_can_write(args.report, "report", protect=inputs, written=tuple(written))
+        wdata.check_format_name(args.report, *REPORT_NAME)
         written.append(Path(args.report))
     if args.plots:
         charts = check_plot_folder(
@@ -1867,6 +1872,7 @@ def run_report(args: argparse.Namespace) -> None:
         raise ConfigError(f"--sample must be ≥ 0; got {args.sample}")
     inputs = [Path(p) for p in (args.model, args.history, args.data) if p and p != STDIN]
     wdata.check_can_write(args.output, "report", protect=tuple(inputs))
+    wdata.check_format_name(args.output, *REPORT_NAME)
     model = load_model(args.model)
     if args.history is not None:  # checked before the data is read or the GEMM measured
         check_history_matches(model, read_history(args.history), args.history)
@@ -2175,10 +2181,6 @@ def check_format_name(path: str | Path, writes: str, suffix: str) -> None:
     format under another's name, which onnxruntime, torch.load, or wxb's readers, then
     refused long after the run that wrote it."""
     last = Path(path).suffix.lower()
-    others = {**wdata.OTHER_MODEL_FORMATS, ".safetensors": "safetensors"}
-    others.pop(suffix)
-    if last not in others:
-        return
     if last == ".onnx":
         fix = f"then wxb export {Path(path).with_suffix('.safetensors')} -o {path} writes ONNX"
     elif suffix == ".onnx":
@@ -2187,9 +2189,11 @@ def check_format_name(path: str | Path, writes: str, suffix: str) -> None:
         fix = "wxb.interop.to_torch(wxb.load(path)) gives a torch.nn.Sequential to torch.save"
     else:
         fix = "wxb.load reads it; wxb export writes ONNX"
-    raise DataError(
-        f"{path}: {writes}, not {others[last]} ({last}); name the file {suffix} ({fix})"
-    )
+    wdata.check_format_name(path, writes, (suffix,), fix)
+
+
+HISTORY_NAME = ("wxb train --history writes JSON", (".json",), "wxb plot and wxb report read it")
+REPORT_NAME = ("a report is one HTML page", (".html", ".htm"), "a browser opens it")
 
 
 def one_line(message: object) -> str:

@@ -269,6 +269,24 @@ def check_can_write(
     return path
 
 
+def check_format_name(
+    path: str | Path,
+    writes: str,
+    own: tuple[str, ...],
+    fix: str = "",
+    error: type[Exception] = DataError,
+) -> None:
+    """Before any work: refuse a name whose suffix says another format (OTHER_MODEL_FORMATS,
+    a wxb model's .safetensors) than ``own``, the suffixes of what ``writes``: a history's
+    JSON went over a data file named keep.csv, a report's HTML under a model's name."""
+    last = Path(path).suffix.lower()
+    others = {**OTHER_MODEL_FORMATS, ".safetensors": "safetensors"}
+    if last in own or last not in others:
+        return
+    hint = f" ({fix})" if fix else ""
+    raise error(f"{path}: {writes}, not {others[last]} ({last}); name the file {own[0]}{hint}")
+
+
 def check_folder_name(folder: str | Path, option: str) -> None:
     """A folder option given '-', standard output's usual name, as the file options are
     refused it (check_can_write): it made a folder named '-' in the current one; or

@@ -136,7 +136,7 @@ import numpy as np
 
 from wxb import ops
 from wxb.columns import text_aliases
-from wxb.data import atomic_write
+from wxb.data import atomic_write, check_format_name
 from wxb.describe import chain_layers, not_a_chain, one_sample_run
 from wxb.errors import ConfigError, install_hint
 from wxb.nn.layers import (
@@ -229,19 +229,22 @@ def export(
     trained on (``model.info["sample_shape"]``), else rows (batch, features).
 
     Raises ConfigError, writing nothing, for a path ending ``.safetensors`` (wxb's model
-    files: ``wxb.save``), a model with a module that is not a stock
-    wxb layer, forward hooks or pre-hooks on any module, the model itself too (the graph
-    would not run them, whether or not they change the output), layers whose widths
-    do not chain, a mix of dtypes, or a table stage (``model.info["table"]``) that is
-    malformed or does not fit; OSError when the file cannot be written (nothing
-    half-written is left). Beside another thread's training of the model, the graph holds
-    one weight version: the step waits for the export (``WEIGHTS``).
+    files: ``wxb.save``) or another format's suffix (``.pt``, a table's ``.csv``, …), a
+    model with a module that is not a stock wxb layer, forward hooks or pre-hooks on any
+    module, the model itself too (the graph would not run them, whether or not they
+    change the output), layers whose widths do not chain, a mix of dtypes, or a table
+    stage (``model.info["table"]``) that is malformed or does not fit; OSError when the
+    file cannot be written (nothing half-written is left). Beside another thread's
+    training of the model, the graph holds one weight version: the step waits for the
+    export (``WEIGHTS``).
     """
     if Path(path).suffix.lower() == ".safetensors":  # (as wxb export -o: wxb.load refused it)
         raise ConfigError(
             f"{path}: wxb.onnx.export writes ONNX, not .safetensors; name the file .onnx "
             "(wxb.save(model, path) writes the .safetensors model)"
         )
+    # (a table's name, .csv: the graph went over a data file; .pt: torch.load refused it)
+    check_format_name(path, "wxb.onnx.export writes ONNX", (".onnx",), error=ConfigError)
     onnx = _onnx()
     newest = onnx.defs.onnx_opset_version()
     opset = _check_opset(opset, newest) if opset is not None else None

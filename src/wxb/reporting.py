@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from wxb import __version__
-from wxb.data import atomic_write, check_can_write
+from wxb.data import atomic_write, check_can_write, check_format_name
 from wxb.describe import (
     Summary,
     architecture_diagram,
@@ -103,13 +103,15 @@ def report(
     or of ``seq_len`` ids without X (as ``summary(seq_len=…)``; with X, the same width).
     What the command line knows besides: the row's number in its file
     (``sample_label``), how the table stage made it (``row_stage``), the model's file
-    (``model_path``, which the page names and the write never replaces).
+    (``model_path``, which the page names and the write never replaces). A ``path``
+    named for another format (``.csv``, ``.safetensors``, …) is refused, writing nothing.
     """
     path = Path(path)
     if isinstance(model, (str, Path)):
         model_path = model
     inputs = [p for p in (model_path, history) if isinstance(p, (str, Path))]
     check_can_write(path, "report", protect=tuple(Path(p) for p in inputs))
+    check_format_name(path, "wxb.report writes one HTML page", (".html", ".htm"))
     page = report_html(
         model,
         history,

@@ -1,0 +1,95 @@
+"""Every file the CLI writes: a name that says another format is refused in one line
+before any work, an option that does nothing is refused, and a write that fails midway
+(disk full, Ctrl-C) leaves the old file whole."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import wxb
+import wxb.data as wdata
+from wxb.cli import main
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def one_line_error(code: int, err: str, pattern: str, msg: str) -> None:
+    assert code == 2, msg(f"exit {code}: {err}")
+    assert err.startswith("wxb: error: ") and err.count("\n") == 1, msg(err)
+    assert re.search(pattern, err), msg(f"{pattern!r} not in {err!r}")
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def trained(tmp_path, seeded, capsys):
+    """A small table, a model trained on it briefly and its history."""
+    rng = seeded.rng
+    n = int(rng.integers(30, 50))
+    X = rng.normal(size=(n, 3))
+    y = (X[:, 0] + rng.normal(scale=0.3, size=n) > 0).astype(int)
+    data = tmp_path / "d.csv"
+    pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "c": X[:, 2], "y": y}).to_csv(data, index=False)
+    model, history = tmp_path / "m.safetensors", tmp_path / "h.json"
+    code, _, err = run(capsys, "train", "--data", data, "--target", "y", "--hidden", "4",
+                       "--epochs", "2", "-q", "-o", model, "--history", history)  # fmt: skip
+    assert code == 0, seeded.msg(err)
+    return data, model, history
+
+
+def test_history_and_reports_refuse_another_formats_name(tmp_path, trained, seeded, capsys):
+    """--history keep.csv wrote JSON over a data file, wxb report -o keep.csv HTML over
+    one, and --report r.onnx, report -o r.safetensors, wxb.report(path='r.pt') and
+    wxb.onnx.export(model, 'm.csv') wrote under another format's name. Refused in one
+    line, before any training, writing nothing."""
+    data, model, _ = trained
+    keep = tmp_path / "keep.csv"
+    keep.write_bytes(data.read_bytes())
+    before = snapshot(tmp_path)
+    train = ["train", "--data", data, "--target", "y", "--hidden", "4", "--epochs", "2", "-q"]
+    new_model = tmp_path / "new.safetensors"
+    for option, name, says in [
+        ("--history", keep, r"writes JSON, not a CSV table \(\.csv\); name the file \.json"),
+        ("--report", tmp_path / "r.onnx", r"HTML page, not ONNX \(\.onnx\); name the file \.html"),
+    ]:
+        code, out, err = run(capsys, *train, "-o", new_model, option, name)
+        one_line_error(code, err, re.escape(str(name)) + ": .*" + says, seeded.msg)
+        assert out == "", seeded.msg(f"{option}: trained before refusing: {out}")
+    for name in (keep, tmp_path / "r.safetensors", tmp_path / "r.parquet"):
+        code, _, err = run(capsys, "report", model, "--no-floor", "-o", name)
+        one_line_error(code, err, re.escape(f"{name}: a report is one HTML page"), seeded.msg)
+    loaded = wxb.load(model)
+    with pytest.raises(wxb.errors.DataError, match=r"r\.pt: wxb\.report writes one HTML page"):
+        wxb.report(loaded, path=tmp_path / "r.pt", floor=False)
+    pytest.importorskip("onnx")
+    from wxb.onnx import export
+
+    with pytest.raises(wxb.errors.ConfigError, match=r"keep\.csv: wxb\.onnx\.export writes ONNX"):
+        export(loaded, keep)
+    assert snapshot(tmp_path) == before, seeded.msg("a refused command wrote a file")
+
+
+def test_format_name_check_takes_its_own_suffixes_in_any_case(rng):
+    """check_format_name: the own suffixes pass in any case, names without a known
+    suffix pass, and each other format's suffix is refused naming it."""
+    own = (".json",)
+    for name in ("h.JSON", "history", "h.json", "run.log", "h.v2"):
+        wdata.check_format_name(name, "writes JSON", own)
+    wdata.check_format_name("r.HTM", "writes HTML", (".html", ".htm"))
+    others = [s for s in wdata.OTHER_MODEL_FORMATS if s not in own] + [".safetensors"]
+    for suffix in rng.choice(others, size=8, replace=False):
+        name = f"h{suffix.upper() if rng.integers(2) else suffix}"
+        with pytest.raises(wxb.errors.DataError, match=rf"{re.escape(name)}: writes JSON, not "):
+            wdata.check_format_name(name, "writes JSON", own)
+    assert np.all([s.startswith(".") for s in others])
