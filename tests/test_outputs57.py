@@ -80,6 +80,20 @@ def test_history_and_reports_refuse_another_formats_name(tmp_path, trained, seed
     assert snapshot(tmp_path) == before, seeded.msg("a refused command wrote a file")
 
 
+def test_seq_len_on_a_model_of_features_is_refused(tmp_path, trained, seeded, capsys):
+    """--seq-len sets the ids a row for a model taking ids into an Embedding; a model of
+    features ignored it without a word (summary, diagram) or wrote the page all the same."""
+    _, model, _ = trained
+    length = int(seeded.rng.integers(2, 40))
+    page = tmp_path / "r.html"
+    for command in (["summary", "--no-floor"], ["diagram"], ["report", "--no-floor", "-o", page]):
+        code, out, err = run(capsys, command[0], model, *command[1:], "--seq-len", length)
+        pattern = rf"--seq-len {length}: .*m\.safetensors takes rows of 3 features, not ids"
+        one_line_error(code, err, pattern, seeded.msg)
+        assert out == "", seeded.msg(out)
+    assert not page.exists(), seeded.msg("the refused report was written")
+
+
 def test_format_name_check_takes_its_own_suffixes_in_any_case(rng):
     """check_format_name: the own suffixes pass in any case, names without a known
     suffix pass, and each other format's suffix is refused naming it."""

@@ -204,7 +204,7 @@ def _seq_len(text: str) -> int:
 SEQ_LEN_HELP = (
     "ids a row of the data, for a model whose Embedding takes ids (default: as many as a "
     "Dense taking them flat says, else the data's: '?', or a sample of 8 for a forward of "
-    "its own, named as a default)"
+    "its own, named as a default); refused for a model of features"
 )
 
 
@@ -1809,6 +1809,7 @@ def run_summary(args: argparse.Namespace) -> None:
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be ≥ 1")
     model = load_model(args.model)
+    check_seq_len(model, args)
     if args.no_floor:
         table = summary(model, args.batch_size, seq_len=args.seq_len)
     else:
@@ -1820,6 +1821,7 @@ def run_diagram(args: argparse.Namespace) -> None:
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be ≥ 1")
     model = load_model(args.model)
+    check_seq_len(model, args)
     with sample_ids_per_row(args.seq_len):  # (a model taking ids: rows of L of them)
         text = _diagram(model, args)
     print(f"```mermaid\n{text}\n```" if args.format == "md" else text)
@@ -1874,6 +1876,7 @@ def run_report(args: argparse.Namespace) -> None:
     wdata.check_can_write(args.output, "report", protect=tuple(inputs))
     wdata.check_format_name(args.output, *REPORT_NAME)
     model = load_model(args.model)
+    check_seq_len(model, args)
     if args.history is not None:  # checked before the data is read or the GEMM measured
         check_history_matches(model, read_history(args.history), args.history)
     rows = None
@@ -2194,6 +2197,18 @@ def check_format_name(path: str | Path, writes: str, suffix: str) -> None:
 
 HISTORY_NAME = ("wxb train --history writes JSON", (".json",), "wxb plot and wxb report read it")
 REPORT_NAME = ("a report is one HTML page", (".html", ".htm"), "a browser opens it")
+
+
+def check_seq_len(model, args: argparse.Namespace) -> None:
+    """--seq-len sets the ids a row of a model whose input is ids into an Embedding; on a
+    model of features it was ignored without a word."""
+    if args.seq_len is not None and not input_row(model)[1]:
+        width = input_width(model)
+        rows = f"rows of {width} features" if width is not None else "rows of features"
+        raise ConfigError(
+            f"--seq-len {args.seq_len}: {args.model} takes {rows}, not ids into an "
+            "Embedding; leave --seq-len out"
+        )
 
 
 def one_line(message: object) -> str:
