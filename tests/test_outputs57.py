@@ -94,6 +94,21 @@ def test_seq_len_on_a_model_of_features_is_refused(tmp_path, trained, seeded, ca
     assert not page.exists(), seeded.msg("the refused report was written")
 
 
+def test_train_o_never_overwrites_a_checkpoint_of_states(tmp_path, trained, seeded, capsys):
+    """wxb train -o replaced a checkpoint wxb.save wrote of a dict (an optimiser's state,
+    the epoch) with a model, as it replaces a model; a checkpoint is kept."""
+    data, model, _ = trained
+    checkpoint = tmp_path / "ck.safetensors"
+    wxb.save({"epoch": 3, "moment": seeded.rng.normal(size=4)}, checkpoint)
+    before = checkpoint.read_bytes()
+    args = ["train", "--data", data, "--target", "y", "--hidden", "4", "--epochs", "2", "-q"]
+    code, out, err = run(capsys, *args, "-o", checkpoint)
+    one_line_error(code, err, r"ck\.safetensors is a wxb checkpoint file", seeded.msg)
+    assert checkpoint.read_bytes() == before and out == "", seeded.msg(out)
+    code, _, err = run(capsys, *args, "-o", model)  # a model still replaces a model
+    assert code == 0, seeded.msg(err)
+
+
 def test_format_name_check_takes_its_own_suffixes_in_any_case(rng):
     """check_format_name: the own suffixes pass in any case, names without a known
     suffix pass, and each other format's suffix is refused naming it."""

@@ -233,7 +233,8 @@ def check_can_write(
 
     Refuses a folder (or a path that names one, ending in a separator), one of the
     ``protect`` files (a command's own inputs) or of the ``written`` ones (its other
-    outputs), and a wxb model file that would be overwritten by anything but a model.
+    outputs), a wxb model file that would be overwritten by anything but a model, and a
+    checkpoint of states (``wxb.save`` of a dict) by anything at all.
     """
     if str(path).endswith(("/", os.sep)):  # Path() drops it: 'out/' would become file 'out'
         raise DataError(f"{path} names a folder; give a file path for the {what}")
@@ -254,8 +255,8 @@ def check_can_write(
                 raise DataError(
                     f"{path} is also {role} of this command; write the {what} elsewhere"
                 )
-    kind = _wxb_file_kind(path) if what != "model" and path.is_file() else None
-    if kind is not None:
+    kind = _wxb_file_kind(path) if path.is_file() else None
+    if kind is not None and (kind, what) != ("model", "model"):  # (a model may replace one)
         raise DataError(f"{path} is a wxb {kind} file; refusing to overwrite it with the {what}")
     folder = _nearest_existing(resolved.parent)
     if not folder.is_dir():
