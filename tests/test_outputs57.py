@@ -4,6 +4,7 @@ before any work, an option that does nothing is refused, and a write that fails 
 
 from __future__ import annotations
 
+import errno
 import re
 from pathlib import Path
 
@@ -107,6 +108,73 @@ def test_train_o_never_overwrites_a_checkpoint_of_states(tmp_path, trained, seed
     assert checkpoint.read_bytes() == before and out == "", seeded.msg(out)
     code, _, err = run(capsys, *args, "-o", model)  # a model still replaces a model
     assert code == 0, seeded.msg(err)
+
+
+def _fails_halfway(monkeypatch, target: Path, error: BaseException) -> None:
+    """The write of ``target`` (its temporary, ``.NAME.….tmp``) stops with ``error``
+    after half its bytes, as a full disk or a Ctrl-C stops it."""
+    original, held = wdata._write_all, wdata._held_temporary
+    temporaries: dict[int, str] = {}  # each open temporary's name, by descriptor
+
+    def named(*args):
+        fd, temporary = held(*args)
+        temporaries[fd] = temporary
+        return fd, temporary
+
+    def half_then_fail(handle, payload):
+        if not Path(temporaries.get(handle.fileno(), "")).name.startswith(f".{target.name}."):
+            return original(handle, payload)
+        data = b"".join(bytes(p) for p in ([payload] if isinstance(payload, bytes) else payload))
+        handle.write(data[: len(data) // 2])
+        handle.flush()
+        raise error
+
+    monkeypatch.setattr(wdata, "_held_temporary", named)
+    monkeypatch.setattr(wdata, "_write_all", half_then_fail)
+
+
+def test_every_output_failing_midway_keeps_the_old_file(tmp_path, trained, seeded, capsys):
+    """predict -o, report -o, export -o, plot -o and train's --history: a write that
+    fails halfway (a full disk: one line naming the path, exit 2; Ctrl-C: exit 130)
+    leaves the old file's bytes and no temporary beside it."""
+    data, model, history = trained
+    rng = seeded.rng
+    train = ["train", "--data", data, "--target", "y", "--hidden", "4", "--epochs", "2", "-q"]
+    cases = [
+        (tmp_path / "p.csv", ["predict", model, data, "-o", tmp_path / "p.csv"]),
+        (tmp_path / "r.html", ["report", model, "--no-floor", "-o", tmp_path / "r.html"]),
+        (tmp_path / "h2.json", [*train, "-o", tmp_path / "m2.safetensors",
+                                "--history", tmp_path / "h2.json"]),
+    ]  # fmt: skip
+    try:
+        import onnx  # noqa: F401
+
+        cases.append((tmp_path / "m.onnx", ["export", model, "-o", tmp_path / "m.onnx"]))
+    except ImportError:
+        pass
+    try:
+        import matplotlib  # noqa: F401
+
+        charts = tmp_path / "plots"
+        cases.append((charts / "loss.png", ["plot", history, "-o", charts]))
+    except ImportError:
+        pass
+    for target, argv in cases:
+        target.parent.mkdir(exist_ok=True)
+        old = rng.bytes(int(rng.integers(1, 64)))
+        target.write_bytes(old)
+        for error, status in ((OSError(errno.ENOSPC, "No space left on device"), 2),
+                              (KeyboardInterrupt(), 130)):  # fmt: skip
+            with pytest.MonkeyPatch.context() as patch:
+                _fails_halfway(patch, target, error)
+                code, _, err = run(capsys, *argv)
+            where = f"{argv[0]} {target.name} {type(error).__name__}"
+            assert code == status, seeded.msg(f"{where}: exit {code}: {err}")
+            if status == 2:
+                one_line_error(code, err, re.escape(f"{target}: No space left"), seeded.msg)
+            assert target.read_bytes() == old, seeded.msg(f"{where}: the old file changed")
+            left = [p.name for p in target.parent.iterdir() if p.name.endswith(".tmp")]
+            assert left == [], seeded.msg(f"{where}: temporaries left: {left}")
 
 
 def test_format_name_check_takes_its_own_suffixes_in_any_case(rng):
