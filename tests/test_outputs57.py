@@ -93,6 +93,15 @@ def test_seq_len_on_a_model_of_features_is_refused(tmp_path, trained, seeded, ca
         one_line_error(code, err, pattern, seeded.msg)
         assert out == "", seeded.msg(out)
     assert not page.exists(), seeded.msg("the refused report was written")
+    loaded = wxb.load(model)  # and in Python: summary, Module.summary and wxb.report
+    for call in (
+        lambda: wxb.describe.summary(loaded, seq_len=length),
+        lambda: loaded.summary(seq_len=length),
+        lambda: wxb.report(loaded, path=page, floor=False, seq_len=length),
+    ):
+        with pytest.raises(wxb.errors.ConfigError, match=rf"seq_len={length}: the model takes"):
+            call()
+    assert not page.exists(), seeded.msg("the refused report was written")
 
 
 def test_train_o_never_overwrites_a_checkpoint_of_states(tmp_path, trained, seeded, capsys):

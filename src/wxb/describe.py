@@ -956,7 +956,8 @@ def summary(
     An Embedding's rows are (ids a row, embedding_dim), the ids a row holds the data's
     ('?' and a line saying so); a LazyLinear not called yet has its outputs and '?' FLOPs.
     A forward of one's own taking ids into an Embedding runs on a sample of integer ids
-    (within every Embedding's rows), ``seq_len`` of them a row, else as many as a Dense
+    (within every Embedding's rows), ``seq_len`` of them a row (refused for a model
+    taking rows of features), else as many as a Dense
     taking the looked-up rows flat (L·d) says, else ``SAMPLE_IDS`` (8: a line names it);
     the products after the lookup count its B·L rows.
 
@@ -974,6 +975,11 @@ def summary(
     ):
         raise ConfigError(f"summary seq_len must be a positive integer or None; got {seq_len!r}")
     with sample_ids_per_row(None if seq_len is None else int(seq_len)):
+        if seq_len is not None and not input_row(model)[1]:  # (it was ignored unsaid)
+            raise ConfigError(
+                f"summary seq_len={seq_len}: the model takes rows of features, not ids into "
+                "an Embedding; leave seq_len out"
+            )
         return _summary(model, int(batch_size), gemm_rate)
 
 

@@ -38,6 +38,7 @@ from wxb.describe import (
     call_mismatch,
     chain_layers,
     forward_diagram,
+    input_row,
     measure_gemm_rate,
     one_sample_run,
     percent,
@@ -160,21 +161,28 @@ def report_html(
     record = read_history(history) if history is not None else None
     if record is not None:
         check_history_matches(model, record, _history_source(history))
-    if gemm_rate is None and floor:
-        gemm_rate = measure_gemm_rate(model.dtype)
     width = _row_width(X)
     if seq_len is not None:  # (summary's own check, named as report's)
         if isinstance(seq_len, bool) or not isinstance(seq_len, (int, np.integer)) or seq_len < 1:
             raise ConfigError(f"report seq_len must be a positive integer or None; got {seq_len!r}")
+        with sample_ids_per_row(int(seq_len)):
+            if not input_row(model)[1]:  # (it was ignored unsaid)
+                raise ConfigError(
+                    f"report seq_len={seq_len}: the model takes rows of features, not ids "
+                    "into an Embedding; leave seq_len out"
+                )
         if width is not None and width != seq_len:  # the walk-through runs X's rows
             raise ConfigError(
                 f"report seq_len={seq_len}, but X's rows hold {width}; give one or the other"
             )
         width = int(seq_len)
+    if gemm_rate is None and floor:
+        gemm_rate = measure_gemm_rate(model.dtype)
     # the summary and the diagrams ask of one sample forward, on rows of X's width (a
     # model taking ids: as many a row as the data holds, or seq_len)
     with one_sample_run(), sample_ids_per_row(width):
-        table = summary(model, batch_size, gemm_rate, width)
+        # (X's width is L for a model taking ids; summary refuses it for one of features)
+        table = summary(model, batch_size, gemm_rate, width if input_row(model)[1] else None)
         walk, head_scored = None, False
         label = sample if sample_label is None else sample_label
         if X is not None:  # (its intro said 'every row of X' of the one row it walks)
