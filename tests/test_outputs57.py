@@ -5,6 +5,7 @@ before any work, an option that does nothing is refused, and a write that fails 
 from __future__ import annotations
 
 import errno
+import os
 import re
 from pathlib import Path
 
@@ -117,6 +118,21 @@ def test_train_o_never_overwrites_a_checkpoint_of_states(tmp_path, trained, seed
     assert checkpoint.read_bytes() == before and out == "", seeded.msg(out)
     code, _, err = run(capsys, *args, "-o", model)  # a model still replaces a model
     assert code == 0, seeded.msg(err)
+
+
+def test_an_output_that_is_an_input_under_another_name_is_refused(
+    tmp_path, trained, seeded, capsys
+):
+    """predict -o (and every output) was compared with the inputs by resolved path: a
+    second name of the input (a hard link here; on macOS's and Windows's disks 'Data.csv'
+    for 'data.csv', where the write then replaced the data) passed."""
+    data, model, _ = trained
+    alias = tmp_path / "alias.csv"
+    alias.hardlink_to(data)
+    before = data.read_bytes()
+    code, out, err = run(capsys, "predict", model, data, "-o", alias)
+    one_line_error(code, err, r"alias\.csv is also an input of this command", seeded.msg)
+    assert alias.read_bytes() == before and os.path.samefile(alias, data), seeded.msg(out)
 
 
 def _fails_halfway(monkeypatch, target: Path, error: BaseException) -> None:

@@ -251,7 +251,7 @@ def check_can_write(
         raise DataError(f"{path}: cannot write there ({exc})") from None
     for others, role in ((protect, "an input"), (written, "another output")):
         for other in others:
-            if resolved == Path(other).resolve():
+            if resolved == Path(other).resolve() or _same_file(path, Path(other)):
                 raise DataError(
                     f"{path} is also {role} of this command; write the {what} elsewhere"
                 )
@@ -286,6 +286,15 @@ def check_format_name(
         return
     hint = f" ({fix})" if fix else ""
     raise error(f"{path}: {writes}, not {others[last]} ({last}); name the file {own[0]}{hint}")
+
+
+def _same_file(path: Path, other: Path) -> bool:
+    """Whether two existing names are one file: a hard link, or on a case-insensitive
+    disk (macOS, Windows) 'Data.csv' and 'data.csv', which resolve() tells apart."""
+    try:
+        return os.path.samefile(path, other)
+    except (OSError, ValueError):  # (one of them missing)
+        return False
 
 
 def check_folder_name(folder: str | Path, option: str) -> None:
