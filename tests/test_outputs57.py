@@ -215,3 +215,28 @@ def test_format_name_check_takes_its_own_suffixes_in_any_case(rng):
         with pytest.raises(wxb.errors.DataError, match=rf"{re.escape(name)}: writes JSON, not "):
             wdata.check_format_name(name, "writes JSON", own)
     assert np.all([s.startswith(".") for s in others])
+
+
+def test_python_writers_refuse_a_path_that_names_a_folder(tmp_path, rng):
+    """wxb.save(model, 'out/'), wxb.save(checkpoint, 'out/'), wxb.onnx.export(model,
+    'out/') and wxb.report(model, path='out/') wrote a file named 'out' (Path() drops the
+    separator), as the command line's -o never did."""
+    from wxb import nn
+
+    model = nn.Sequential(nn.Linear(*(int(n) for n in rng.integers(1, 6, size=2))))
+    folder = f"{tmp_path / 'out'}/"
+    calls = [
+        (wxb.errors.ConfigError, lambda: wxb.save(model, folder)),
+        (wxb.errors.ConfigError, lambda: wxb.save({"w": rng.normal(size=3)}, folder)),
+        (wxb.errors.DataError, lambda: wxb.report(model, path=folder, floor=False)),
+    ]
+    try:
+        from wxb.onnx import export
+
+        calls.append((wxb.errors.ConfigError, lambda: export(model, folder)))
+    except ImportError:
+        pass
+    for error, call in calls:
+        with pytest.raises(error, match=rf"{re.escape(folder)} names a folder; give a file path"):
+            call()
+    assert list(tmp_path.iterdir()) == []

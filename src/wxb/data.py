@@ -236,8 +236,7 @@ def check_can_write(
     outputs), a wxb model file that would be overwritten by anything but a model, and a
     checkpoint of states (``wxb.save`` of a dict) by anything at all.
     """
-    if str(path).endswith(("/", os.sep)):  # Path() drops it: 'out/' would become file 'out'
-        raise DataError(f"{path} names a folder; give a file path for the {what}")
+    refuse_folder_name(path, what)
     if str(path) == "-":  # standard output's usual name (wxb predict -o - writes there)
         raise DataError(f"the {what} cannot go to standard output ('-'); give a file path")
     path = Path(path)
@@ -286,6 +285,13 @@ def check_format_name(
         return
     hint = f" ({fix})" if fix else ""
     raise error(f"{path}: {writes}, not {others[last]} ({last}); name the file {own[0]}{hint}")
+
+
+def refuse_folder_name(path: str | Path, what: str, error: type[Exception] = DataError) -> None:
+    """A path ending in a separator names a folder: Path() drops the separator, and 'out/'
+    became a file named 'out'."""
+    if str(path).endswith(("/", os.sep)):
+        raise error(f"{path} names a folder; give a file path for the {what}")
 
 
 def _same_file(path: Path, other: Path) -> bool:

@@ -42,6 +42,7 @@ from wxb.data import (
     digest_matches,
     encode_floats,
     read_safetensors_header,
+    refuse_folder_name,
     safetensors_digest,
     safetensors_parts,
 )
@@ -235,6 +236,7 @@ def _check_suffix(model: object, path: str | Path) -> None:
     """Refuse, writing nothing, a name another tool's format owns (.onnx, .pt, .pth, .pkl,
     .h5, …), as wxb train -o does: safetensors bytes there were refused long after by
     the reader the name promised (torch.load of a 'model.pth': "invalid load key")."""
+    refuse_folder_name(path, "model or checkpoint", ConfigError)  # ('out/': a file 'out')
     last = Path(path).suffix.lower()
     if last not in OTHER_MODEL_FORMATS:
         return

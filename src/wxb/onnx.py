@@ -136,7 +136,7 @@ import numpy as np
 
 from wxb import ops
 from wxb.columns import text_aliases
-from wxb.data import atomic_write, check_format_name
+from wxb.data import atomic_write, check_format_name, refuse_folder_name
 from wxb.describe import chain_layers, not_a_chain, one_sample_run
 from wxb.errors import ConfigError, install_hint
 from wxb.nn.layers import (
@@ -238,6 +238,7 @@ def export(
     training of the model, the graph holds one weight version: the step waits for the
     export (``WEIGHTS``).
     """
+    refuse_folder_name(path, "ONNX file", ConfigError)  # (it wrote a file 'out' for 'out/')
     if Path(path).suffix.lower() == ".safetensors":  # (as wxb export -o: wxb.load refused it)
         raise ConfigError(
             f"{path}: wxb.onnx.export writes ONNX, not .safetensors; name the file .onnx "

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from wxb import __version__
-from wxb.data import atomic_write, check_can_write, check_format_name
+from wxb.data import atomic_write, check_can_write, check_format_name, refuse_folder_name
 from wxb.describe import (
     Summary,
     architecture_diagram,
@@ -107,6 +107,7 @@ def report(
     (``model_path``, which the page names and the write never replaces). A ``path``
     named for another format (``.csv``, ``.safetensors``, …) is refused, writing nothing.
     """
+    refuse_folder_name(path, "report")  # (Path() drops the separator: 'r/' became file 'r')
     path = Path(path)
     if isinstance(model, (str, Path)):
         model_path = model
