@@ -1902,6 +1902,8 @@ def _indices(value: object, where: str) -> np.ndarray:
         whole = indices.astype(np.int64)
         if np.array_equal(whole, indices):
             return whole
+    if indices.dtype.kind == "b":  # ("not all whole" misled: torch refuses bool ids too)
+        raise DataError(f"{where}: ids are integers, not bools; pass ids.astype(np.int64)")
     if indices.dtype.kind not in "iu":
         raise DataError(
             f"{where}: indices must be whole numbers (an integer array); got {indices.dtype} "

@@ -1181,6 +1181,9 @@ class Embedding(Module):
             if self.padding_idx is not None:
                 w[self.padding_idx] = 0
 
+    def _looks_up_ids(self) -> bool:
+        return not self._own_forward()
+
     def forward(self, input: object) -> Tensor:
         return ops.embedding(
             input, _operand(self.weight), self.padding_idx, self.max_norm, self.norm_type,

@@ -786,6 +786,15 @@ def _not_a_record(module: Module, value: object) -> ConfigError:
     )
 
 
+def _bool_ids(module: Module, what: str) -> DataError:
+    """Bools handed to a model that looks its input up as ids: made 0./1. as features
+    are, True and False looked up rows 1 and 0 (torch refuses bool ids)."""
+    return DataError(
+        f"{type(module).__name__} {what}: ids are integers, not bools (True/False would look "
+        "up rows 1 and 0); pass ids.astype(np.int64)"
+    )
+
+
 def _all_held(module: Module, value: object) -> bool:
     """Whether every module and parameter in the list, tuple or dict ``value`` is one
     ``module`` holds already (registered, so trained and saved)."""
@@ -2312,6 +2321,8 @@ class Module:
             # (model((a, b)), which PyTorch hands over as it is), each one as an input
             inputs = [self.as_input(v, whole_numbers_stay) for v in x]
             return inputs if isinstance(x, list) else tuple(inputs)
+        if array.dtype.kind == "b" and self._looks_up_ids():
+            raise _bool_ids(self, "input")
         if whole_numbers_stay and array.dtype.kind in "biu":
             return x
         # checked as Tensor arithmetic is: text, dates, complex, or beyond float32's range
@@ -2329,6 +2340,11 @@ class Module:
             # under no_grad the caller's X changed, and a second call gave other outputs
             value = value.copy()
         return Tensor(value)
+
+    def _looks_up_ids(self) -> bool:
+        """Whether this module's forward takes its input as ids to look up (an Embedding,
+        or a Sequential of wxb's whose first layer is one)."""
+        return False
 
     def _takes_sparse_rows(self) -> bool:
         """Whether ``as_input`` hands this module's forward SciPy sparse rows as CSR
@@ -2415,6 +2431,8 @@ class Module:
         held = self._held_dtype()
         own = self._own_forward()
         X = flatten_rows(self, X)
+        if getattr(X, "dtype", None) == np.bool_ and self._looks_up_ids():
+            raise _bool_ids(self, "predict X")
         if type(X) is np.ndarray and held is not None and not own:
             # the usual rows: nothing sparse or tabular to read, in the model's dtype
             X = as_features(X, held, no_rows=True)

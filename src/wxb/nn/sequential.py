@@ -412,6 +412,12 @@ class Sequential(Module):
                     return out
         return super()._rows_forward(X)
 
+    def _looks_up_ids(self) -> bool:
+        if self._own_forward() or not self._modules:
+            return False
+        first = next(iter(self._modules.values()))
+        return isinstance(first, Module) and first._looks_up_ids()
+
     def _takes_sparse_rows(self) -> bool:
         # this forward, no hooks, and a first layer that takes CSR rows (a Dense)
         if self._own_forward() or self._has_hooks() or not self._modules:
