@@ -1225,6 +1225,12 @@ class Module:
     def __setattr__(self, key: str, value: object) -> None:
         if key == "info" and not isinstance(value, dict):
             raise _not_a_record(self, value)
+        if key == "name" and value is not None and not isinstance(value, str):
+            # the label showed '5' and only wxb.save refused it, far from the assignment
+            raise ConfigError(
+                f"{type(self).__name__}.name = {value!r}: a module's name is text or None "
+                f"(got {type(value).__name__}); write name={str(value)!r}"
+            )
         if "_parameters" not in self.__dict__:
             if isinstance(value, (Parameter, Module)) or _held_kind(value) is not None:
                 raise ConfigError(
