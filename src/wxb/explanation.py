@@ -1347,7 +1347,7 @@ def _lookup_gradient(
         r"\frac{\partial \mathcal{L}}{\partial \mathbf{W}_i} = \sum_{(b, j):\, X_{bj} = i} "
         rf"\frac{{\partial \mathcal{{L}}}}{{\partial ({H.latex})_{{bj}}}}"
     )
-    notes = [f"∂L/∂W: {V}×{d}; ‖∂L/∂W‖_F = {_num(norm)}; a row of ids not looked up is 0"]
+    notes = [f"∂L/∂W: {V}×{d}; ‖∂L/∂W‖_F = {_num(norm)}; ∂L/∂W[i] = 0 for an id i not looked up"]
     if layer.scale_grad_by_freq:
         notes.append("each row divided by how often its id is in the batch (scale_grad_by_freq)")
     if layer.padding_idx is not None:
