@@ -91,7 +91,8 @@ from wxb.nn import (
 from wxb.nn.heads import TORCH_LOSSES, class_targets, commands_refuse, trained_loss
 from wxb.nn.module import input_width, output_width
 from wxb.optim import NAMED_LRS, OPTIMIZERS, SCHEDULES, get_optimizer
-from wxb.plots import PLOT_FILES, plot_history
+from wxb.plots import check_plot_folder as plots_folder_check
+from wxb.plots import plot_history
 from wxb.prepare import (
     MIN_EPOCHS,
     MIN_PATIENCE,
@@ -948,13 +949,7 @@ def check_plot_folder(
     """Before any work: the plots' folder is a folder (or can be made), each chart's file
     can be written without destroying an input, another output or a model, and matplotlib
     is here. Returns the charts' paths."""
-    wdata.check_folder_name(folder, option)
-    path = Path(folder)
-    if path.exists() and not path.is_dir():
-        raise DataError(f"{folder} is a file; --plots and -o of wxb plot take a folder")
-    charts = [path / name for name in PLOT_FILES]
-    for chart in charts:
-        wdata.check_can_write(chart, "plot", protect=protect, written=written)
+    charts = plots_folder_check(folder, protect, written, option)
     try:
         import matplotlib  # noqa: F401  (an optional extra)
     except ImportError:

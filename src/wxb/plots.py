@@ -11,7 +11,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from wxb.data import atomic_write
+from wxb.data import atomic_write, check_can_write, check_folder_name
 from wxb.errors import ConfigError, DataError, install_hint
 
 
@@ -41,13 +41,44 @@ def check_history(record: Any, source: str = "history") -> dict[str, Any]:
 
 
 PLOT_FILES = ("loss.png", "accuracy.png", "diagnostics.png")  # what plot_history may write
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def check_plot_folder(
+    folder: str | Path,
+    protect: tuple[Path, ...] = (),
+    written: tuple[Path, ...] = (),
+    option: str = "plot_history's folder",
+) -> list[Path]:
+    """Before any work: ``folder`` is a folder (or can be made) and each chart's file can
+    be written without destroying an input, another output, a wxb file or a file that is
+    no PNG image (a chart of an earlier run is replaced). Returns the charts' paths."""
+    check_folder_name(folder, option)
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise DataError(f"{folder} is a file; {option} takes a folder")
+    charts = [path / name for name in PLOT_FILES]
+    for chart in charts:
+        check_can_write(chart, "plot", protect=protect, written=written)
+        if chart.is_file() and not _is_png(chart):
+            raise DataError(f"{chart} is not a PNG image; refusing to overwrite it with the plot")
+    return charts
+
+
+def _is_png(path: Path) -> bool:
+    try:
+        with open(path, "rb") as file:
+            return file.read(len(_PNG_SIGNATURE)) == _PNG_SIGNATURE
+    except OSError:  # (unreadable: not known to be a chart)
+        return False
 
 
 def plot_history(record: dict[str, Any], folder: str | Path) -> list[Path]:
     """Write loss.png, accuracy.png (if there is one) and diagnostics.png (if recorded)
     into ``folder``; returns the paths written."""
-    plt = _pyplot()
     record = check_history(record)
+    check_plot_folder(folder)  # (a file of one's own there was replaced without a word)
+    plt = _pyplot()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     figures = record["history"]
