@@ -174,6 +174,7 @@ class _Layer:
     index: int  # l of the Dense layer it is (Dense), or of the last Dense before it (0: none)
     needs_input_grad: bool  # a trainable parameter comes before it (as the planned backward)
     free: bool = False  # in a container of unknown order: what feeds it is not known
+    unflat: bool = False  # handed an Embedding's (L, d) per sample, no Flatten between
 
 
 @dataclass
@@ -441,7 +442,9 @@ def _first_width(model: Module, chain: _Chain | None = None) -> int | None:
         if leaf is None:
             return None
         if stock_kind(leaf, (Embedding,)) is not None:  # (else the data's: seq_len)
-            return _ids_a_row(leaf.embedding_dim, in_order) or _ids_per_row.get()
+            # seq_len first: where the widths after say another L, the Dense's row says
+            # that rows of seq_len ids stop the forward there (_misfit)
+            return _ids_per_row.get() or _ids_a_row(leaf.embedding_dim, in_order)
         if _is(leaf, (Dense, Standardize)):
             return int(leaf.in_features)
         if not (_is(leaf, (Activation, Dropout)) or _keeps_width(leaf)):
@@ -585,6 +588,7 @@ def _structure(model: Module) -> list[_Layer | _Group]:
 def _walk(model: Module, chain: _Chain | None) -> list[_Layer | _Group]:
     """``_structure`` with the forward's steps given (``_call_chain``'s) or not."""
     state = {"width": _input_width(model, chain), "dense": 0, "trainable": False, "free": False}
+    state["unflat"] = False
     first: dict[int, int] | None = None
     if chain is None and _calls_layers_itself(model):
         run = _sample_run(model)
@@ -621,6 +625,11 @@ def _walk(model: Module, chain: _Chain | None) -> list[_Layer | _Group]:
             width_out = None
         layer = _Layer(path, module, width_in, width_out, state["dense"], state["trainable"])
         layer.free, state["free"] = state["free"], False
+        layer.unflat = state["unflat"]
+        keeps = _is(module, (Activation, Dropout, *NORMS)) or _keeps_width(module)
+        state["unflat"] = stock_kind(module, (Embedding,)) is not None or (
+            state["unflat"] and keeps and stock_kind(module, (Flatten,)) is None
+        )
         state["width"] = width_out
         state["trainable"] |= any(p.requires_grad for p in module._parameters.values())
         return layer
@@ -819,6 +828,12 @@ class Summary:
                 * any(row.flops_unknown and row.name.startswith("own code") for row in self.rows)
             )
         lines += dict.fromkeys(row.note for row in self.rows if row.note)  # (once a layer)
+        on_rows = sum(row.parameters for row in self.rows)
+        if on_rows < self.parameters:  # (self.s in x * self.s: no product's row holds it)
+            lines.append(
+                f"{self.parameters - on_rows} of the {self.parameters} parameters are on no "
+                "row: the forward's own code uses them outside a matrix product"
+            )
         if self.used_by_code:
             lines.append(
                 f"{', '.join(self.used_by_code)}: parameters held for the forward's own code "
@@ -976,11 +991,27 @@ def summary(
         raise ConfigError(f"summary seq_len must be a positive integer or None; got {seq_len!r}")
     with sample_ids_per_row(None if seq_len is None else int(seq_len)):
         if seq_len is not None and not input_row(model)[1]:  # (it was ignored unsaid)
+            _refuse_seq_len_unseen(model, int(seq_len))
             raise ConfigError(
                 f"summary seq_len={seq_len}: the model takes rows of features, not ids into "
                 "an Embedding; leave seq_len out"
             )
         return _summary(model, int(batch_size), gemm_rate)
+
+
+def _refuse_seq_len_unseen(model: Module, seq_len: int) -> None:
+    """A forward of one's own holding an Embedding whose sample batch did not run: not
+    known to take ids (it was refused as "a model of features", which it need not be)."""
+    if not _calls_layers_itself(model) or _sample_run(model) is not None:
+        return
+    lookups = [name for name, m in model.named_modules() if stock_kind(m, (Embedding,)) is not None]
+    if lookups:
+        raise ConfigError(
+            f"summary seq_len={seq_len}: {type(model).__name__} holds an Embedding "
+            f"({', '.join(lookups)}), but its forward did not run on a sample batch of "
+            f"{seq_len} ids a row (nor of features), so whether it takes ids is not known; "
+            f"check that model(ids) runs on rows of {seq_len} ids"
+        )
 
 
 def _summary(model: Module, batch_size: int, gemm_rate: float | None) -> Summary:
@@ -1187,6 +1218,34 @@ def _products_of(
                     placed.setdefault(id(p), placed[id(t)])
                     break
     rows_of_sample = run.given.shape[0] if run.given.ndim else 1
+    # what a forward's own code holds (self.w, no layer's): counted on the first row of
+    # a product using it, else no row showed it though the total counted it
+    leaves = _leaves(model) if _is_container(model) else (model,)  # (a leaf: its own row)
+    in_layers = {id(p) for leaf in leaves for p in leaf.parameters()}
+    unlisted = {id(p): p for p in model.parameters() if id(p) not in in_layers}
+    for t in order:  # (a frozen parameter's view, named above, stands for it)
+        for p in list(unlisted.values()):
+            if (
+                t is not p
+                and id(t) in names
+                and not t.inputs
+                and np.may_share_memory(t.data, p.data)
+            ):
+                unlisted[id(t)] = p
+    counted: set[int] = set()
+
+    def held_by(*operands: Tensor) -> int:
+        """The size of the unlisted parameters among ``operands`` not counted before."""
+        size = 0
+        for operand in operands:
+            while operand.op in ("transpose", "reshape", "permute") and len(operand.inputs) == 1:
+                operand = operand.inputs[0]
+            p = unlisted.get(id(operand))
+            if p is not None and id(p) not in counted:
+                counted.add(id(p))
+                size += int(p.data.size)
+        return size
+
     found: list[tuple[int, LayerRow]] = []
     products: dict[int, int] = {}  # a counted product's tensor → its row's index in found
     for t in order:
@@ -1205,7 +1264,7 @@ def _products_of(
                 name=f"own code ({_product_text(t, names)})",
                 type=str(t.op),
                 output_shape=shape,
-                parameters=0,
+                parameters=held_by(*t.inputs),
                 forward_flops=forward,
                 training_flops=training,
                 activation_bytes=0,
@@ -1224,6 +1283,7 @@ def _products_of(
                 replace(
                     row,
                     name=row.name[:-1] + f" + {names.get(id(b), 'b')})",
+                    parameters=row.parameters + held_by(b),
                     forward_flops=row.forward_flops + size,
                     training_flops=row.training_flops + size * (1 + learns[id(b)]),
                     output_shape=row.output_shape
@@ -1847,9 +1907,11 @@ def _misfit(layer: _Layer) -> bool:
     """Whether a Dense or Standardize is handed rows of another width than it takes, the
     widths before it known: the forward stops there (ShapeError, DataError)."""
     handed = layer.width_in
-    if handed is None or layer.free or not _is(layer.module, (Dense, Standardize)):
+    if layer.free or not _is(layer.module, (Dense, Standardize)):
         return False
-    return handed != int(layer.module.in_features)
+    if layer.unflat:  # (B, L, d): a Dense takes rows, (B, n)
+        return True
+    return handed is not None and handed != int(layer.module.in_features)
 
 
 def _row(
@@ -1936,7 +1998,13 @@ def _row(
             kept *= 2  # the output and the slopes
         elif stock_kind(module, (Flatten,)) is Flatten:
             kept = 0  # a view of its input
-    if note is None and _misfit(layer):  # (its rows as if it ran)
+    if note is None and _misfit(layer) and layer.unflat:
+        note = (
+            f"{layer.path}: takes rows of {module.in_features} features but is handed an "
+            "Embedding's (L, d) per sample, not flattened: the forward stops there with an "
+            "error (a Flatten() before it makes rows of L·d)"
+        )
+    elif note is None and _misfit(layer):  # (its rows as if it ran)
         note = (
             f"{layer.path}: takes rows of {module.in_features} features but is handed "
             f"{layer.width_in}: the forward stops there with an error; the figures from it "
