@@ -557,27 +557,7 @@ def _binds(cls: type, args: tuple, kwargs: dict) -> bool:
     return True
 
 
-class _OptimizerType(type):
-    """``Adam()`` with nothing at all: Python's "missing 1 required positional argument:
-    'params'" named neither model.parameters() nor where. Checked here, not in ``__new__``,
-    which copy and pickle call with no arguments too."""
-
-    def __call__(cls, *args: object, **kwargs: object) -> Optimizer:
-        if not args and not kwargs and not _binds(cls, args, kwargs):
-            raise TypeError(
-                f"{cls.__name__} takes the parameters to optimise first: "
-                f"{cls.__name__}(model.parameters())"
-            )
-        return super().__call__(*args, **kwargs)
-
-    @property
-    def __signature__(cls) -> inspect.Signature:
-        # the class's own __init__'s, as without this __call__ (inspect.signature(Adam))
-        init = inspect.signature(cls.__init__)
-        return init.replace(parameters=list(init.parameters.values())[1:])
-
-
-class Optimizer(metaclass=_OptimizerType):
+class Optimizer:
     """Base: parameter groups, validation, flat buffers, and the walk of an update rule.
 
     ``params`` is an iterable of Parameters (one group) or a list of dicts, PyTorch's
