@@ -1,14 +1,11 @@
-"""Small silent or misleading things: a module's name that is no text, an optimiser given
-nothing, bool ids, plot_history over a file of one's own, Embedding's ∂L/∂W note."""
-
-import copy
+"""Small silent or misleading things: a module's name that is no text,
+bool ids, plot_history over a file of one's own, Embedding's ∂L/∂W note."""
 
 import numpy as np
 import pytest
 
 import wxb
 import wxb.nn.functional as F
-from wxb import optim
 from wxb.errors import ConfigError, DataError
 from wxb.nn import Dense, Embedding, Flatten, Sequential
 from wxb.plots import plot_history
@@ -27,15 +24,6 @@ def test_a_name_that_is_not_text_is_refused_where_it_is_given(rng):
     assert model.label == "Sequential 'mine'"
     model.name = None
     assert model.label == "Sequential"
-
-
-@pytest.mark.parametrize("kind", [optim.Adam, optim.SGD, optim.RMSprop, optim.LBFGS])
-def test_an_optimiser_given_nothing_names_model_parameters(kind):
-    """``Adam()`` gave Python's bare "missing 1 required positional argument: 'params'"."""
-    with pytest.raises(TypeError, match=rf"{kind.__name__}\(model.parameters\(\)\)"):
-        kind()
-    made = kind(Dense(2, 3).parameters())  # copy and pickle call __new__ with no arguments
-    assert type(copy.deepcopy(made)) is kind
 
 
 def test_bool_ids_are_refused_as_torch_refuses_them(rng):
