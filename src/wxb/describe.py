@@ -29,7 +29,7 @@ import numpy as np
 from wxb.backend import resolve_dtype
 from wxb.columns import TableEncoder
 from wxb.errors import ConfigError
-from wxb.nn.containers import ParameterDict, ParameterList
+from wxb.nn.containers import ModuleDict, ModuleList, ParameterDict, ParameterList
 from wxb.nn.layers import (
     ACTIVATIONS,
     GLU,
@@ -267,8 +267,12 @@ def unknown_order(model: Module) -> list[str]:
 
 
 def _leaves(module: Module) -> Iterator[Module]:
-    """The leaf layers under ``module``, as registered, each time it is registered."""
+    """The leaf layers under ``module``, as registered, each time it is registered. An
+    empty ModuleList or ModuleDict holds none (``ModuleList([])`` of an MLP of one hidden
+    layer was a leaf never called: its model was no chain, and ONNX export refused it)."""
     for child in module._modules.values():
+        if isinstance(child, (ModuleList, ModuleDict)) and not child._modules:
+            continue
         yield from _leaves(child) if _is_container(child) else (child,)
 
 

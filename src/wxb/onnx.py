@@ -52,7 +52,10 @@ default domain, with the weights as initializers:
                  float64 model composes Where(|Z| ≤ λ, 0, Z − Sign(Z)·λ) instead: Shrink's
                  λ is a float32 attribute, and onnxruntime's float64 Shrink rounds Z
                  through float32
-- PReLU          PRelu(Z, a), a the learned slope(s) as an initializer
+- PReLU          PRelu(Z, a), a the learned slope(s) as an initializer; one slope per
+                 feature takes as many features as it has slopes. A float64 model composes
+                 Where(Z > 0, Z, a ⊙ Z) instead: onnxruntime has no float64 PRelu kernel at
+                 opsets 13–15 and from 18 on
 - Softmin        Softmax(Neg(Z), axis=-1)
 - Unflatten      Reshape(Z, [0, sizes…]), the last layer only: the graph's output is then
                  (batch, sizes…), as model.predict's (dim 1 or -1 of rows)
@@ -461,18 +464,24 @@ def _stock_leaf(
 
 def _dtype(model: Module, layers: list[tuple[str, Module]], wanted: object = None) -> np.dtype:
     """The one dtype of the arrays the layers use (``wanted``, else the model's dtype,
-    when none has any); ConfigError where ``wanted`` is not theirs."""
-    dtypes = set()
-    for _, layer in layers:
+    when none has any); ConfigError where ``wanted`` is not theirs, or, naming the first
+    layer of each, where the layers mix dtypes."""
+    first_of: dict[np.dtype, str] = {}  # each dtype → the first layer holding it
+    for path, layer in layers:
+        arrays: list[Any] = []
         if isinstance(layer, Dense):
-            dtypes.add(layer.weight.dtype)
-            if layer.bias is not None:
-                dtypes.add(layer.bias.dtype)
+            arrays = [layer.weight, layer.bias]
         elif isinstance(layer, Standardize):
-            dtypes.update((layer.mean.dtype, layer.scale.dtype))
+            arrays = [layer.mean, layer.scale]
         elif isinstance(layer, NORMS):
-            dtypes.update(p.dtype for p in (layer.weight, layer.bias) if p is not None)
-            dtypes.update(a.dtype for a in layer._buffers.values() if a.dtype.kind == "f")
+            arrays = [layer.weight, layer.bias]
+            arrays += [a for a in layer._buffers.values() if a is not None and a.dtype.kind == "f"]
+        elif isinstance(layer, PReLU):  # (a float32 slope in a float64 model: wxb refuses
+            # to run it, where the graph cast it and ran)
+            arrays = [layer.weight]
+        for array in arrays:
+            if array is not None:
+                first_of.setdefault(np.dtype(array.dtype), path or type(layer).__name__.lower())
     if wanted is not None:
         from wxb.backend import resolve_dtype
 
@@ -480,7 +489,7 @@ def _dtype(model: Module, layers: list[tuple[str, Module]], wanted: object = Non
             wanted = resolve_dtype(wanted)
         except ConfigError as exc:
             raise ConfigError(f"cannot export: {exc}") from None
-    dtypes = {np.dtype(d) for d in dtypes} or {np.dtype(wanted or model.dtype)}
+    dtypes = set(first_of) or {np.dtype(wanted or model.dtype)}
     odd = sorted(str(d) for d in dtypes if d not in (np.float32, np.float64))
     if odd:
         raise ConfigError(
@@ -488,9 +497,10 @@ def _dtype(model: Module, layers: list[tuple[str, Module]], wanted: object = Non
             "model.to('float32') or model.to('float64')"
         )
     if len(dtypes) > 1:
+        held = ", ".join(f"module '{first_of[d]}' {d.name}" for d in sorted(dtypes, key=str))
         raise ConfigError(
-            "cannot export a model that mixes float32 and float64 arrays (wxb cannot run it "
-            "either): cast it with model.to('float32') or model.to('float64')"
+            f"cannot export a model that mixes float32 and float64 arrays ({held}; wxb cannot "
+            "run it either): cast it with model.to('float32') or model.to('float64')"
         )
     found = dtypes.pop()
     if wanted is not None and wanted != found:
@@ -782,6 +792,10 @@ class _Graph:
                 takes = self._standardize_width(path, layer)
             elif isinstance(layer, NORMS):
                 takes = self._norm_width(path, layer)
+            elif isinstance(layer, PReLU) and layer.num_parameters > 1:
+                # one slope per feature: Dense(4, 3), PReLU(5) was written, and onnxruntime
+                # failed at its first run ('broadcast an axis … 3 by 5')
+                takes = layer.num_parameters
             elif isinstance(layer, Flatten):
                 self._check_flatten(path, layer)  # (rows (B, n) it gives as they are)
                 self.flatten_first |= k == 0 and start == "input"
@@ -983,7 +997,13 @@ class _Graph:
             return self._activation(kernel, x, where), width
         if isinstance(layer, PReLU):  # its slope(s) along the features (the last axis)
             slope = self.initializer(layer.weight, layer.weight.data, f"{where}.weight")
-            return self.node("PRelu", [x, slope], where), width
+            if self.dtype == np.float32:
+                return self.node("PRelu", [x, slope], where), width
+            # z where z > 0, else a·z, as wxb computes it: onnxruntime has no float64 PRelu
+            # kernel at opsets 13-15 and from 18 (the default 20 of a table with text)
+            positive = self.node("Greater", [x, self.const(0.0)], where)
+            below = self.node("Mul", [x, slope], where)
+            return self.node("Where", [positive, x, below], where), width
         if isinstance(layer, GLU):
             return self._glu(path, layer, x, where, width)
         if isinstance(layer, Unflatten):  # width: the row's shape (_check_unflatten's)
