@@ -515,4 +515,5 @@ def test_prelu_runs_in_onnxruntime_at_old_and_new_opsets(tmp_path, seeded, dtype
         (got,) = session(export(model, tmp_path / f"{opset}.onnx", opset=opset)).run(
             None, {"input": X}
         )
-        np.testing.assert_array_equal(got, model.predict(X), err_msg=seeded.msg(f"opset {opset}"))
+        # (Gemm's sums are onnxruntime's, an ulp off numpy's at times)
+        assert_close(got, model.predict(X), dtype, 2, seeded.msg(f"opset {opset}"))
