@@ -471,29 +471,33 @@ def test_wxb_export_refuses_a_saved_model_it_cannot_export_and_writes_one_it_can
 
 class MLP(Module):
     """PyTorch's configurable MLP: its hidden-to-hidden layers in a ModuleList, empty
-    for one hidden layer (as ``MLP(3, [8], 2)``)."""
+    for one hidden layer (as ``MLP(3, [8], 2)``), and an optional head, an empty
+    Sequential (the identity) when there is none."""
 
-    def __init__(self, n_in, hidden, n_out, dtype):
+    def __init__(self, n_in, hidden, n_out, dtype, head):
         super().__init__()
         self.first = Dense(n_in, hidden[0], dtype=dtype)
         self.hidden = ModuleList([Dense(a, b, dtype=dtype) for a, b in itertools.pairwise(hidden)])
         self.last = Dense(hidden[-1], n_out, dtype=dtype)
+        self.head = Sequential(Softmax()) if head else Sequential()
 
     def forward(self, x):
         x = ops.relu(self.first(x))
         for layer in self.hidden:
             x = ops.relu(layer(x))
-        return self.last(x)
+        return self.head(self.last(x))
 
 
-@pytest.mark.parametrize("depth", [1, 2])
-def test_a_forward_over_a_module_list_exports_also_when_the_list_is_empty(tmp_path, seeded, depth):
+@pytest.mark.parametrize(("depth", "head"), [(1, True), (2, False), (2, True)])
+def test_a_forward_over_a_module_list_or_an_empty_sequential_exports(tmp_path, seeded, depth, head):
     # one hidden layer left the ModuleList empty, a layer never called: refused, "it
-    # does not call each of its layers, each registered once"
+    # does not call each of its layers, each registered once"; an empty Sequential
+    # called as the head raised AttributeError ('Sequential' object has no attribute
+    # 'kernel') out of export
     rng = seeded.rng
     dtype = str(rng.choice(["float32", "float64"]))
     n_in, n_out = (int(v) for v in rng.integers(1, 9, size=2))
-    model = MLP(n_in, [int(v) for v in rng.integers(1, 9, size=depth)], n_out, dtype)
+    model = MLP(n_in, [int(v) for v in rng.integers(1, 9, size=depth)], n_out, dtype, head)
     runner = session(export(model, tmp_path / "mlp.onnx"))
     for batch in batches(rng):
         X = rng.normal(0, 3, size=(batch, n_in)).astype(dtype)

@@ -67,7 +67,8 @@ default domain, with the weights as initializers:
                  Mul/Add/Div/Exp/Where with the series and continued fraction that
                  ``wxb.ops.erfc`` evaluates (agreeing with wxb to ~1e-15)
 - Sequential     flattened, nested ones too; a layer given twice and parameters
-                 shared between layers become one initializer
+                 shared between layers become one initializer; an empty one (a
+                 forward's placeholder, ``self.head = Sequential()``) is nothing
 - a module of one's own whose forward only chains such layers, and activations
                  it applies itself (``self.fc2(F.relu(self.fc1(x)))``): its layers as
                  one sample batch ran them (``describe.chain_layers``), as tracing would
@@ -1018,6 +1019,9 @@ class _Graph:
             return self._batch_norm(layer, x, where), width
         if isinstance(layer, RMSNorm):
             return self._rms_norm(layer, x, where), width
+        if isinstance(layer, Sequential):  # an empty one a forward of one's own calls (a
+            # placeholder, self.head = Sequential()): the identity (was an AttributeError)
+            return x, width
         return self._activation(layer.kernel, x, where), width
 
     def _activation(self, kernel: object, x: str, where: str) -> str:
