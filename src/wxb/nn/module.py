@@ -2370,7 +2370,9 @@ class Module:
         at the same time, and other models in this thread, are not affected (``predict``,
         ``evaluate`` and fit's validation pass use it). The mode is ``model.eval()``'s: a
         class's own ``train`` (or the model's ``eval``) is called, as PyTorch's eval calls
-        it, and the modes it sets hold in the block (Monte Carlo dropout kept on)."""
+        it, and the modes it sets hold in the block (Monte Carlo dropout kept on); the
+        block's end calls its ``train`` again (recording flags), as a PyTorch loop's
+        ``model.train()`` after validating, undoing what else eval changed."""
         return _Evaluating(self)
 
     @contextmanager
@@ -2610,11 +2612,22 @@ def _eval_modes(model: Module, modules: list[Module], held: list) -> dict[int, b
     (or the model an ``eval``) of their own: eval() is called, the flags it sets written
     here (for this thread's block) and not on the modules; a module it leaves keeps its
     own. What the code reads of a module's mode on the way is what it has set."""
+    recorded = _recording(model, held, eval_mode=True)
+    return {id(m): recorded.get(id(m), m._training) for m in modules}
+
+
+def _recording(model: Module, held: list, eval_mode: bool) -> dict[int, bool]:
+    """``model.eval()`` (or ``model.train()``) called with the flags it sets recorded by
+    id, not set: the class's own code runs (what else it changes, a Dropout's p say,
+    is changed), the modules' own flags stay as they are."""
     recorded: dict[int, bool] = {}
     held.append(recorded)  # (the innermost entry: the getter reads what was set)
     _thread.recording_modes = recorded
     try:
-        model.eval()
+        if eval_mode:
+            model.eval()
+        else:
+            model.train()
     finally:
         _thread.recording_modes = None
         with _HELD_LOCK:
@@ -2622,7 +2635,7 @@ def _eval_modes(model: Module, modules: list[Module], held: list) -> dict[int, b
                 if held[i] is recorded:
                     del held[i]
                     break
-    return {id(m): recorded.get(id(m), m._training) for m in modules}
+    return recorded
 
 
 class _Evaluating:
@@ -2671,7 +2684,12 @@ class _Evaluating:
                         del held[i]
                     else:  # its place kept: the owner may be reading the list now
                         held[i] = _ENDED
-                    return
+                    break
+        if type(ids) is dict:  # model.eval() was called: a class's own train() too, after
+            # (as a PyTorch loop's model.train()), which undoes what eval() changed besides
+            # the flags (Dropout's p set to 0 there trained on at p=0 after fit's validation)
+            mine = _thread.__dict__.setdefault("evaluating", [])
+            _recording(self.model, mine, eval_mode=not self.model.training)
 
 
 class _BackwardHooks:
