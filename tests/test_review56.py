@@ -4,9 +4,11 @@ Drawn fresh each run (the seed is printed; ``WXB_TEST_SEED`` replays it).
 """
 
 import numpy as np
+import pytest
 
 import wxb
 from wxb import nn
+from wxb.errors import ConfigError
 
 
 def _switching_dropout(base, dropout, grad_enabled, p_train: float):
@@ -76,3 +78,31 @@ def test_a_class_own_train_runs_again_after_evaluating_as_a_pytorch_loop_calls_i
     net.eval()  # eval mode by its flag: predict's block ends in eval(), p=0 kept
     net.predict(X)
     assert net.drop.p == 0.0, seeded.msg(f"p after predict, in eval mode: {net.drop.p}")
+
+
+def test_load_state_dict_assign_of_a_buffer_array_refused_before_any_key_is_assigned(seeded):
+    """load_state_dict(assign=True) with a buffer's array for a trained parameter met
+    Parameter()'s refusal (93a8db9, 3dc10f1) midway, naming Parameter(buffer.copy()), a
+    call the user never wrote, after the keys before it were assigned: the Linear was left
+    half loaded (its weight the new values, its bias the old). Now refused before any is,
+    naming the key and load_state_dict; the copy the message names loads as assign does."""
+    rng = seeded.rng
+    n_in, n_out = (int(k) for k in rng.integers(2, 6, size=2))
+
+    class Holder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("bias", rng.standard_normal(n_out).astype(np.float32))
+
+    holder = Holder()
+    linear = nn.Linear(n_in, n_out)
+    before = {name: p.data.copy() for name, p in linear.named_parameters()}
+    weight = rng.standard_normal((n_out, n_in)).astype(np.float32)
+    state = {"weight": weight, "bias": holder.bias}  # (the model's order: weight first)
+    with pytest.raises(ConfigError, match=r"^bias: load_state_dict\(assign=True\) .*buffer"):
+        linear.load_state_dict(state, assign=True)
+    for name, p in linear.named_parameters():
+        np.testing.assert_array_equal(p.data, before[name], err_msg=seeded.msg(f"{name} kept"))
+    linear.load_state_dict({**state, "bias": holder.bias.copy()}, assign=True)
+    assert np.shares_memory(linear.weight.data, weight), seeded.msg("assign: the array itself")
+    np.testing.assert_array_equal(linear.bias.data, holder.bias, err_msg=seeded.msg("bias"))

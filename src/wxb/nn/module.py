@@ -1959,6 +1959,14 @@ class Module:
                 )
             if array.dtype.kind == "f" and array.dtype.itemsize > target.dtype.itemsize:
                 _check_narrowing(name, array, target.dtype)
+            if assign and param is not None and param.requires_grad and _in_a_buffer(array):
+                # (checked here, not by Parameter() midway: the keys before it were assigned)
+                raise ConfigError(
+                    f"{name}: load_state_dict(assign=True) was given a buffer's array for this "
+                    "parameter; PyTorch's makes the parameter in the buffer's memory, so a "
+                    "step moves the buffer too, a tie wxb does not keep: give a copy "
+                    f"(state[{name!r}].copy()), or load with assign=False"
+                )
             targets.append((param, target, array, module, key, state[name]))
         with WEIGHTS.writing(self.parameters()):  # (a predict in another thread: before or after)
             if assign:
