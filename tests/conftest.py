@@ -63,6 +63,18 @@ def rng(seeded: Seeded) -> np.random.Generator:
     return seeded.rng
 
 
+@pytest.fixture
+def torch_default_dtype():
+    """torch's default dtype float64 for the test: torch keeps NAdam's μ product and the
+    step counts in it, float32 unless told, a rounding of its own in a float64 run."""
+    import torch
+
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(before)
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """PyTorch (the reference twin) on one thread wherever a test has loaded it. Its
     tensors here are tiny: a second intra-op thread only adds hand-offs, and on CI's two

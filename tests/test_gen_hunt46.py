@@ -491,16 +491,6 @@ class Checker:
         )
 
 
-@pytest.fixture
-def torch_default_dtype(request):
-    """torch keeps NAdam's μ product and the step counts in its default dtype: float32
-    unless told, a 1e-8 rounding of its own in a float64 run."""
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(before)
-
-
 def run(seeded, dtype: str, spec: dict, p: dict) -> None:
     """The plan ``p`` on the wxb model and its torch twins, compared after every step."""
     rng = seeded.rng

@@ -556,16 +556,6 @@ def _forward_backward(model, X, Y, L):
     return out, loss
 
 
-@pytest.fixture
-def torch_default_dtype():
-    """torch keeps NAdam's μ product and the step counts in its default dtype: float32
-    unless told, a rounding of its own in a float64 run."""
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(before)
-
-
 @pytest.mark.parametrize("draw", range(12))
 def test_generated_models_against_torch(seeded, draw, torch_default_dtype):
     rng = seeded.rng

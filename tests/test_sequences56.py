@@ -509,16 +509,6 @@ def compare(ours: dict, theirs: dict, k: int, msg) -> None:
             close(mine, g, f"step {k} {name}.grad", msg)
 
 
-@pytest.fixture
-def torch_default_dtype():
-    """torch keeps NAdam's μ product and the step counts in its default dtype: float32
-    unless told, a rounding of its own in a float64 run."""
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(before)
-
-
 def same_exactly(again: dict, mine: dict, k: int, msg) -> None:
     assert again["lr"] == mine["lr"], msg(f"step {k} lrs: {again['lr']} vs {mine['lr']}")
     assert again["loss"] == mine["loss"], msg(f"step {k} loss: {again['loss']} vs {mine['loss']}")
