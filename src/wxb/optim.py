@@ -29,6 +29,7 @@ import operator
 import os
 import sys
 import threading
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar, NamedTuple
@@ -572,6 +573,11 @@ class Optimizer:
     A subclass names its per-parameter state (``state_names``), its hyperparameters
     (``hyperparameters``, checked by ``_check_group``) and writes ``_rule``: the
     update of one contiguous stretch of parameters with one group's values.
+
+    A subclass written PyTorch's way (its own ``step``, no ``_rule``) is taken as written:
+    ``super().__init__(params, defaults)`` with the defaults as a dict, and ``state`` a
+    plain ``defaultdict(dict)`` by parameter for its ``step`` to fill (``p.data`` and
+    ``p.grad`` are NumPy arrays: update in place, ``p.data -= lr * buf``).
     """
 
     state_names: tuple[str, ...] = ()  # e.g. the Adam moments, one array per parameter
@@ -596,6 +602,7 @@ class Optimizer:
     # Whether any stretch of the flat layout may be updated alone (ranks sharing their
     # weights each update a slice); not where a step reads a parameter whole.
     steps_by_slices: ClassVar[bool] = True
+    _own_step: ClassVar[bool] = False  # a subclass's step of its own (set per subclass)
     lr = _GroupValue()
 
     def __new__(cls, *args: object, **kwargs: object) -> Optimizer:
@@ -617,8 +624,20 @@ class Optimizer:
             )
         return super().__new__(cls)
 
-    def __init__(self, params: Iterable[Parameter] | Iterable[dict], lr: float, **defaults) -> None:
+    def __init__(
+        self,
+        params: Iterable[Parameter] | Iterable[dict],
+        lr: float | Mapping[str, object],
+        **defaults,
+    ) -> None:
         name = type(self).__name__
+        if isinstance(lr, Mapping):  # PyTorch's Optimizer(params, defaults): a dict of them
+            if defaults:
+                raise ConfigError(
+                    f"{name}: give the defaults as one dict (PyTorch's Optimizer(params, "
+                    f"defaults)) or as keywords, not both; got {sorted(defaults)} beside it"
+                )
+            lr, defaults = dict(lr).get("lr"), {k: v for k, v in lr.items() if k != "lr"}
         if inspect.ismethod(params) and params.__name__ in ("parameters", "named_parameters"):
             method = params.__name__
             raise ConfigError(
@@ -783,6 +802,9 @@ class Optimizer:
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
+        # PyTorch's way: a step of its own over a state of its own, no _rule to walk
+        if "_own_step" not in cls.__dict__:  # (LBFGS: a step of its own over wxb's state)
+            cls._own_step = cls._rule is Optimizer._rule and cls.step is not Optimizer.step
         # the group keys whose change is checked again at the next step (once per class,
         # not per step; a class attribute, so optimisers pickled before have it too)
         cls._watched = (*cls.hyperparameters, *cls.fixed_flags)
@@ -931,7 +953,10 @@ class Optimizer:
         """PyTorch's ``optimizer.state``: for each parameter stepped so far, its step
         count(s) and state arrays (under ``state_dict()``'s names; the arrays themselves).
         Forgetting an entry (``del``, ``pop``, ``= {}``, ``clear()``) starts that parameter
-        again, as PyTorch's next step does (see ``_State``)."""
+        again, as PyTorch's next step does (see ``_State``). A step of one's own (PyTorch's
+        way) gets PyTorch's plain ``defaultdict(dict)`` to keep its state in."""
+        if self._own_step:
+            return self.__dict__.setdefault("_own_state", defaultdict(dict))
         state = {p: _ParamState(self, i) for i, p in enumerate(self.params) if self._has_state(i)}
         return _State(self, state)
 
@@ -959,6 +984,9 @@ class Optimizer:
     def state(self, value: object) -> None:
         """``optimizer.state = defaultdict(dict)``, PyTorch's reset: every count and
         moment starts again from zero (an attribute of its own would change nothing)."""
+        if self._own_step and isinstance(value, Mapping):  # its own step's, as PyTorch's
+            self.__dict__["_own_state"] = defaultdict(dict, value)
+            return
         if not isinstance(value, Mapping) or len(value):
             raise ConfigError(
                 f"{type(self).__name__}.state = …: only an empty mapping may be assigned "
@@ -986,7 +1014,12 @@ class Optimizer:
         hyperparameters with ``params`` as indices. Plain Python values and NumPy arrays,
         no objects."""
         state = {}
+        own = self.state if self._own_step else None
         for i in range(len(self.params)):
+            if own is not None:  # a step of its own: its entries as it wrote them, copied
+                if self.params[i] in own:
+                    state[i] = copy.deepcopy(dict(own[self.params[i]]))
+                continue
             entry: dict = {COUNTER_KEYS[c]: getattr(self, c)[i] for c in self.counters}
             entry.update({s: np.array(getattr(self, s)[i], copy=True) for s in self.state_names})
             state[i] = entry
@@ -1037,6 +1070,10 @@ class Optimizer:
                 f"{name}.load_state_dict: state for parameters {extra[:5]} it does not have "
                 f"({len(self.params)} parameters)"
             )
+        if self._own_step:  # its own step's entries, whatever they hold, as PyTorch's
+            self._load_own_state(state, checked)
+            self.steps = _count_value(state_dict.get("steps", 0), f"{name}.load_state_dict steps")
+            return
         # PyTorch's state, told before a missing entry: it has none for a parameter not
         # stepped yet, and none at all before the first step (it said 'state[0]: missing')
         torch_entry = next((k for k, e in state.items() if self._torch_entry(e)), None)
@@ -1120,6 +1157,24 @@ class Optimizer:
         for s in self.state_names:
             for target, value in zip(getattr(self, s), arrays[s], strict=True):
                 np.copyto(target, value, casting="same_kind")
+
+    def _load_own_state(self, state: dict, checked: list[dict]) -> None:
+        """A step of one's own: its groups' values and its entries (copies) by parameter."""
+        entries = {}
+        for i, p in enumerate(self.params):
+            entry = state.get(i, state.get(str(i)))
+            if entry is None:
+                continue  # not stepped when saved (PyTorch's state has no entry either)
+            if not isinstance(entry, Mapping):
+                raise ConfigError(
+                    f"{type(self).__name__}.load_state_dict state[{i}] must be a dict; "
+                    f"got {type(entry).__name__}"
+                )
+            entries[p] = copy.deepcopy(dict(entry))
+        for group, values in zip(self.param_groups, checked, strict=True):
+            group.update(values)
+        self._checked = [self._values(g) for g in self.param_groups]
+        self.__dict__["_own_state"] = defaultdict(dict, entries)
 
     def _torch_entry(self, entry: object) -> bool:
         """A parameter's state as PyTorch's optimiser holds it: its names, or torch tensors
@@ -3016,6 +3071,7 @@ class LBFGS(Optimizer):
     amplifies as it amplifies a one-ulp change of the start: test_optims52 bounds one by
     the other."""
 
+    _own_step = False  # its step keeps its state in wxb's (state_dict, load_state_dict)
     hyperparameters = (
         "lr", "max_iter", "max_eval", "tolerance_grad", "tolerance_change", "history_size",
         "line_search_fn",

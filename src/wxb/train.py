@@ -72,6 +72,7 @@ from wxb.nn.losses import (
 from wxb.nn.module import (
     WEIGHTS,
     Module,
+    _bool_ids,
     _runs_own_code,
     _whole_number_rows,
     chunk_changes_rows,
@@ -304,6 +305,8 @@ def _features(
     before a first Flatten: its rows (``flatten_rows``)."""
     refuse_masked(X, where)
     X = flatten_rows(model, X)
+    if getattr(X, "dtype", None) == np.bool_ and model._looks_up_ids():
+        raise _bool_ids(model, where)  # as model(X) and predict: made 0./1., rows 0 and 1
     if model._own_forward() and _whole_number_rows(X) and np.ndim(X) == 2:
         return np.ascontiguousarray(np.asarray(X))
     return validation.as_features(X, dtype, where, check=check)
