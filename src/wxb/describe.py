@@ -1550,17 +1550,22 @@ def _chained(
     stand_ins: dict[int, Activation] = {}
     sources = [given, *(out for _, _, out in calls)]
     targets = [*(arg for _, arg, _ in calls), result]
+    named = (names or {}).get
+    # what a step may hand on instead of the one before's result: the batch, or an earlier
+    # layer's result (fc(x) + fc2(x) hands the batch on, which is no tensor cut from the graph)
+    earlier: dict[int, str] = {id(given): "the batch it was given"}
     for place, (source, target) in enumerate(zip(sources, targets, strict=True)):
         applied = _activations_between(source, target)
         if applied is None:
-            named = (names or {}).get
             after = (
                 f"after {named(calls[place - 1][0], '?')!r}" if place else "before its first layer"
             )
             into = (
                 f"into {named(calls[place][0], '?')!r}" if place < len(calls) else "as its result"
             )
-            return None, [], {}, f"hands {_what_came(source, target)} {into} {after}"
+            return None, [], {}, f"hands {_what_came(source, target, earlier)} {into} {after}"
+        if place:  # the step before's result: a later step handing it on skips a layer
+            earlier.setdefault(id(source), f"the result of {named(calls[place - 1][0], '?')!r}")
         for layer, out in applied:
             stand_ins[id(layer)] = layer
             steps.append(id(layer))
@@ -1571,13 +1576,18 @@ def _chained(
     return steps, outputs, stand_ins, None
 
 
-def _what_came(source: object, target: object) -> str:
+def _what_came(source: object, target: object, earlier: dict[int, str]) -> str:
     """What a forward handed on where a chain would hand ``source`` (through activations):
-    the first operation of its own between them, as recorded, or what ``target`` is."""
+    ``earlier``'s words for the batch or an earlier step's result (by id), the first
+    operation of its own between them, as recorded, or what ``target`` is."""
     while isinstance(target, Tensor) and target is not source and target.op in ACTIVATIONS:
+        if id(target) in earlier:
+            break
         if len(target.inputs) != 1 or getattr(target._backward, "kernel", None) is None:
             break
         target = target.inputs[0]
+    if id(target) in earlier:
+        return earlier[id(target)]
     if not isinstance(target, Tensor):
         return f"a {type(target).__name__}, not a tensor,"
     if target.op is None:
