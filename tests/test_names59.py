@@ -1,11 +1,13 @@
 """Refusals that said something untrue, and a model refused for wxb's own naming."""
 
+import numpy as np
 import pytest
+import torch
 
 import wxb
 import wxb.interop
 from wxb.errors import ConfigError
-from wxb.nn import Dense, Module
+from wxb.nn import Dense, Module, Sequential, Tanh
 
 
 class _Two(Module):
@@ -57,3 +59,28 @@ def test_a_forward_that_is_no_chain_is_refused_saying_what_it_hands_on(rng, kind
     with pytest.raises(ConfigError) as caught:
         wxb.interop.to_torch(model)
     assert says in str(caught.value), str(caught.value)
+
+
+def test_an_unnamed_layer_beside_a_shared_one_named_by_a_nested_sequential(rng, tmp_path):
+    """Sequential(Sequential(Tanh(), a), Dense(d, d), a): the nested Sequential named a
+    'dense1', the outer gave the unnamed Dense 'dense1' too and then refused the model,
+    "two layers are named 'dense1'", for names it made itself. It now runs as torch's
+    twin does, predicts, saves and loads, converts and summarises."""
+    d, n = int(rng.integers(1, 6)), int(rng.integers(1, 8))
+    shared = Dense(d, d)
+    model = Sequential(Sequential(Tanh(), shared), Dense(d, d), shared).double()
+    middle = model.layers[1]
+    assert shared.name == "dense1" and middle.name != "dense1"
+    X = rng.normal(size=(n, d))
+
+    def dense(layer, h):
+        return h @ torch.from_numpy(layer.weight.data).T + torch.from_numpy(layer.bias.data)
+
+    want = dense(shared, dense(middle, dense(shared, torch.tanh(torch.from_numpy(X))))).numpy()
+    assert np.allclose(model(X).data, want, rtol=1e-12, atol=1e-12)
+    assert np.allclose(model.predict(X), want, rtol=1e-12, atol=1e-12)
+    wxb.save(model, tmp_path / "m.safetensors")
+    assert np.array_equal(wxb.load(tmp_path / "m.safetensors").predict(X), model.predict(X))
+    twin = wxb.interop.to_torch(model).double()
+    assert np.allclose(twin(torch.from_numpy(X)).detach().numpy(), want, rtol=1e-12, atol=1e-12)
+    assert f"{middle.name} (Dense)" in str(wxb.describe.summary(model))

@@ -118,6 +118,7 @@ _SAME_NAME_HINT = (
 
 class Sequential(Module):
     """Layers applied in order. Unnamed layers are named by type: dense1, relu1, dense2, …
+    (skipping a name a layer given here has already: a nested Sequential's shared layer's).
 
     ``use_plan = False`` records the graph layer by layer instead of through the
     planned stack (the same numbers, more allocation; tests compare the two).
@@ -155,6 +156,9 @@ class Sequential(Module):
             )
         counts: dict[str, int] = {}
         placed: dict[int, str] = {}  # id(layer) → its key, for a layer given twice
+        # names the layers carry already (a nested Sequential's shared layer, dense1): an
+        # unnamed one before it named dense1 too refused a model that runs
+        given_names = {layer.name for layer in layers if isinstance(layer, Module) and layer.name}
         for index, layer in enumerate(layers):
             if isinstance(layer, (list, tuple)):  # Keras's form; PyTorch refuses it too
                 raise ConfigError(
@@ -175,9 +179,11 @@ class Sequential(Module):
             if layer.name is None:
                 kind = type(layer).__name__.lower()
                 counts[kind] = counts.get(kind, 0) + 1
-                while f"{kind}{counts[kind]}" in self._modules:
+                name = f"{kind}{counts[kind]}"
+                while name in self._modules or name in given_names:
                     counts[kind] += 1
-                layer.name = f"{kind}{counts[kind]}"
+                    name = f"{kind}{counts[kind]}"
+                layer.name = name
             # it would hide the method (model(X) ran it), or the model's own attribute (a
             # layer named 'info' replaced model.info, and fit then failed on it)
             own = layer.name in vars(self) and layer.name not in self._modules
