@@ -84,3 +84,17 @@ def test_an_unnamed_layer_beside_a_shared_one_named_by_a_nested_sequential(rng, 
     twin = wxb.interop.to_torch(model).double()
     assert np.allclose(twin(torch.from_numpy(X)).detach().numpy(), want, rtol=1e-12, atol=1e-12)
     assert f"{middle.name} (Dense)" in str(wxb.describe.summary(model))
+
+
+def test_reversed_scores_unpacked_is_refused_as_scores_unpacked(rng):
+    """loss, acc = scores is refused (it gives a dict's keys); acc, loss =
+    reversed(scores) gave "accuracy" and "loss" without a word. A loop over
+    reversed(scores), or its list, still gives the keys, as a dict's."""
+    n, d = int(rng.integers(4, 20)), int(rng.integers(1, 4))
+    model = Sequential(Dense(d, 3))
+    scores = wxb.evaluate(model, rng.normal(size=(n, d)), rng.integers(0, 3, n))
+    with pytest.raises(TypeError, match=r"does not unpack reversed .*return_dict=False\)"):
+        _acc, _loss = reversed(scores)
+    with pytest.raises(TypeError, match="return_dict=False"):
+        _acc, *_rest = reversed(scores)
+    assert [name for name in reversed(scores)] == ["accuracy", "loss"] == list(reversed(scores))

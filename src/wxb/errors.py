@@ -62,17 +62,21 @@ def install_hint(packages: str, extra: str) -> str:
     return f"pip install {packages} (wxb's {extra!r} extra)"
 
 
-def unpacked_by_caller(depth: int = 2) -> bool:
+def unpacked_by_caller(depth: int = 2, after_call: bool = False) -> bool:
     """Whether the frame ``depth`` up (the caller of the ``__iter__`` asking) is unpacking
     the value, ``a, b = value`` or ``a, *rest = value``, rather than iterating it in a loop
     or a call (``for k in value``, ``set(value)``), read from its bytecode as
-    ``missing_name`` reads an import's."""
+    ``missing_name`` reads an import's. ``after_call``: whether it unpacks what the call
+    it is in returns (``a, b = reversed(value)``, asked by ``__reversed__``)."""
     import dis
     import sys
 
     frame = sys._getframe(depth)
-    code = frame.f_code.co_code
     unpacking = (dis.opmap["UNPACK_SEQUENCE"], dis.opmap["UNPACK_EX"])
+    if after_call:  # the instruction after the call (dis skips 3.11's inline caches)
+        following = (i for i in dis.get_instructions(frame.f_code) if i.offset > frame.f_lasti)
+        return getattr(next(following, None), "opcode", None) in unpacking
+    code = frame.f_code.co_code
     return 0 <= frame.f_lasti < len(code) and code[frame.f_lasti] in unpacking
 
 

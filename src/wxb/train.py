@@ -442,19 +442,29 @@ def _target_form(loss: Loss, y: object, y_arr: np.ndarray) -> TargetForm | None:
 
 class Scores(dict):
     """``evaluate``'s figures by name, ``{"loss": …, "accuracy": …}``: a dict, whose
-    unpacking alone is refused. Keras's ``loss, acc = model.evaluate(X, y)`` unpacked a
-    dict's keys, ``"loss"`` and ``"accuracy"``, as the figures without a word; a loop, a
-    ``set(scores)`` or ``pytest.approx(scores)`` iterates its keys as a dict's."""
+    unpacking alone (``reversed``'s too) is refused. Keras's ``loss, acc =
+    model.evaluate(X, y)`` unpacked a dict's keys, ``"loss"`` and ``"accuracy"``, as the
+    figures without a word; a loop, a ``set(scores)`` or ``pytest.approx(scores)``
+    iterates its keys as a dict's."""
 
     def __iter__(self) -> Iterator[str]:
         if unpacked_by_caller():
-            names = ", ".join(repr(name) for name in self.keys())
-            raise TypeError(
-                f"wxb.evaluate's scores are a dict of {names}, which does not unpack: "
-                "Keras's loss, acc = model.evaluate(X, y) is loss, acc = "
-                "wxb.evaluate(model, X, y, return_dict=False); one figure is scores['loss']"
-            )
+            raise self._no_unpacking("")
         return super().__iter__()
+
+    def __reversed__(self) -> Iterator[str]:
+        # acc, loss = reversed(scores) unpacked the keys as silently
+        if unpacked_by_caller(after_call=True):
+            raise self._no_unpacking("reversed ")
+        return super().__reversed__()
+
+    def _no_unpacking(self, how: str) -> TypeError:
+        names = ", ".join(repr(name) for name in self.keys())
+        return TypeError(
+            f"wxb.evaluate's scores are a dict of {names}, which does not unpack {how}"
+            "(that gives its keys): Keras's loss, acc = model.evaluate(X, y) is loss, acc = "
+            "wxb.evaluate(model, X, y, return_dict=False); one figure is scores['loss']"
+        )
 
 
 def evaluate(
