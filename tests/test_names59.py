@@ -65,7 +65,8 @@ def test_an_unnamed_layer_beside_a_shared_one_named_by_a_nested_sequential(rng, 
     """Sequential(Sequential(Tanh(), a), Dense(d, d), a): the nested Sequential named a
     'dense1', the outer gave the unnamed Dense 'dense1' too and then refused the model,
     "two layers are named 'dense1'", for names it made itself. It now runs as torch's
-    twin does, predicts, saves and loads, converts and summarises."""
+    twin does, predicts, saves and loads, converts, exports (onnxruntime computes
+    the same) and summarises."""
     d, n = int(rng.integers(1, 6)), int(rng.integers(1, 8))
     shared = Dense(d, d)
     model = Sequential(Sequential(Tanh(), shared), Dense(d, d), shared).double()
@@ -84,6 +85,13 @@ def test_an_unnamed_layer_beside_a_shared_one_named_by_a_nested_sequential(rng, 
     twin = wxb.interop.to_torch(model).double()
     assert np.allclose(twin(torch.from_numpy(X)).detach().numpy(), want, rtol=1e-12, atol=1e-12)
     assert f"{middle.name} (Dense)" in str(wxb.describe.summary(model))
+    ort = pytest.importorskip("onnxruntime")
+    from wxb.onnx import export as export_onnx
+
+    export_onnx(model, tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {session.get_inputs()[0].name: X})
+    assert np.allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
 def test_reversed_scores_unpacked_is_refused_as_scores_unpacked(rng):
