@@ -241,6 +241,9 @@ def _habits_file(rng, folder):
         row = rows[at]
         line = next(i for i, v in enumerate(lines) if v == row and i > 0) + 1
     how = {"sep": sep, "decimal": decimal, "ending": repr(ending), "blank": blank}
+    # numbers with fractions made text by their signs, a value a row: refused (as text each
+    # row's own category, nothing to learn), where a repeat made them text categories
+    how["unique price"] = "price" in cols and len(set(cols["price"])) == n
     return path, how, kinds, habit, line
 
 
@@ -258,7 +261,8 @@ def test_exported_files_habits_read_as_pandas_reads_them_or_are_refused_in_one_l
     # or padded with spaces; booleans TRUE/False/true; yes/no/Y/N (text, as pandas reads
     # them); decimal commas after ';'; CR, CRLF or LF line ends, a last line without one,
     # blank lines, a BOM; very long text; numbers with thousands separators or percent
-    # signs (text, with a warning, as pandas reads them); class labels of digits and words
+    # signs (text, with a warning, as pandas reads them; refused where each row holds its
+    # own value, a category a row); class labels of digits and words
     # (as written). What cannot be read right is refused in one line naming its line or
     # column: the header repeated, a units row under it ('kg' made the column text in a
     # short file, and its advice, --na-values 'kg', kept a row of gaps), an infinity,
@@ -269,6 +273,13 @@ def test_exported_files_habits_read_as_pandas_reads_them_or_are_refused_in_one_l
         folder.mkdir()
         path, how, kinds, habit, line = _habits_file(rng, folder)
         where = seeded.msg(f"{habit} at line {line}, {how}")
+        if how["unique price"]:  # refused for it, or for the habit the file also holds
+            with pytest.raises(DataError) as caught:
+                _prepared(path)
+            message = str(caught.value)
+            assert "\n" not in message, where + message
+            assert habit is not None or "column 'price' is read as text" in message, where + message
+            continue
         if habit is not None:
             with pytest.raises(DataError) as caught:
                 _prepared(path)
