@@ -173,7 +173,10 @@ def test_predict_hands_ids_to_a_forward_of_ones_own_as_the_call_does(seeded, for
     rng, seed = seeded
     table = rng.standard_normal((int(rng.integers(5, 60)), 3)).astype(dtype)
     model = _Embedding(table)
-    ids = rng.integers(0, len(table), (int(rng.integers(3, 40)), 1))
+    count = int(rng.integers(3, 40))
+    if form == "uint8" and count == len(table):  # as many uint8 ids as rows: torch's mask
+        count += 1  # reading or NumPy's positions, refused as ambiguous (test_tensor56)
+    ids = rng.integers(0, len(table), (count, 1))
     given = {
         "column": ids,
         "flat": ids.ravel(),
