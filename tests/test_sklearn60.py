@@ -7,7 +7,7 @@ A guard, not a fix: session 60 found these to follow scikit-learn (the same
 ``random_state`` gives the same run in float64), and no test held them. The same session
 also checked, by hand: GridSearchCV and cross_val_score with n_jobs=2 (loky's processes
 and joblib's threads) against n_jobs=1 and scikit-learn; clone then set_params of every
-parameter; warm_start and partial_fit with settings changed between calls; 2,000 drawn
+parameter; warm_start and partial_fit with settings changed between calls; ~1,500 drawn
 settings and call sequences, warnings included (a loky pool takes 10 s to start here:
 too slow to keep as a test; pickling, its mechanism, is tested in test_sklearn_api).
 """
@@ -115,3 +115,41 @@ def test_frames_and_pandas_targets_follow_sklearn(seeded):
     _fit_both(bare, SkClassifier(**SETTINGS, random_state=state), numbers, signal > 0, {})
     with pytest.raises(ValueError, match="same order"):
         bare.predict(numbers[["weight", "height"]])
+
+
+def _outputs(est, X: np.ndarray) -> np.ndarray:
+    """The network's last z, by the seed's Z = W·X + b and A = f(Z) from coefs_."""
+    a = X
+    for W, b in zip(est.coefs_[:-1], est.intercepts_[:-1], strict=True):
+        a = np.tanh(a @ W + b)
+    return a @ est.coefs_[-1] + est.intercepts_[-1]
+
+
+def test_weighted_loss_is_the_weighted_objective(seeded):
+    # an independent reference: loss_ of an lbfgs fit with sample weights is the weighted
+    # mean of the per-row loss plus α/(2·Σw)·Σ‖W‖², recomputed from the fitted weights
+    rng = seeded.rng
+    n = int(rng.integers(40, 90))
+    X = rng.standard_normal((n, 3))
+    w = rng.uniform(0.1, 3.0, n)
+    alpha = float(rng.uniform(0.1, 2.0))
+    settings = {"hidden_layer_sizes": (5,), "activation": "tanh", "solver": "lbfgs"}
+    settings |= {"alpha": alpha, "max_iter": 15, "random_state": int(rng.integers(2**31))}
+    what = seeded.msg(f"n={n}, {settings}")
+    y = np.digitize(X[:, 0] + X[:, 1], [-0.5, 0.5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = MLPClassifier(**settings).fit(X, y, sample_weight=w)
+        targets = np.c_[X @ [1.0, -2.0, 0.5], X[:, 0] ** 2]
+        reg = MLPRegressor(**settings).fit(X, targets, sample_weight=w)
+    penalty = [alpha / (2 * w.sum()) * sum((W**2).sum() for W in e.coefs_) for e in (clf, reg)]
+    z = _outputs(clf, X)
+    log_p = z - z.max(axis=1, keepdims=True)
+    log_p -= np.log(np.exp(log_p).sum(axis=1, keepdims=True))
+    expected = -(w * log_p[np.arange(n), y]).sum() / w.sum() + penalty[0]
+    np.testing.assert_allclose(clf.loss_, expected, rtol=1e-10, err_msg=what)
+    # scikit-learn's squared error: ½ · the mean over outputs of each weighted mean
+    squares = (w[:, None] * (_outputs(reg, X) - targets) ** 2).sum(axis=0) / w.sum()
+    np.testing.assert_allclose(
+        reg.loss_, 0.5 * squares.mean() + penalty[1], rtol=1e-10, err_msg=what
+    )
