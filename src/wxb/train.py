@@ -541,7 +541,10 @@ def evaluate(
         X_arr = X_sparse
     else:
         X_arr = _features(model, rows_by_name(model.info, X, dtype), dtype, "X")
-    _, y_arr = _shape_and_targets(model, X_arr, loss_fn, y, _figure_dtype(loss_fn, dtype))
+    try:
+        _, y_arr = _shape_and_targets(model, X_arr, loss_fn, y, _figure_dtype(loss_fn, dtype))
+    except DataError as error:
+        raise _with_classes_hint(error, model.info, y) from None
     validation.check_lengths(X_arr, y_arr)
     scores = _evaluate(
         model, X_arr, y_arr, loss_fn, batch_size, form=_target_form(loss_fn, y, y_arr)
@@ -550,6 +553,25 @@ def evaluate(
         return Scores(scores)
     # Keras's return_dict=False: its list in its order, the loss alone without a metric
     return [scores["loss"], scores["accuracy"]] if "accuracy" in scores else scores["loss"]
+
+
+def _with_classes_hint(error: DataError, info: dict, y: object) -> DataError:
+    """A target refused on a model that names its classes (wxb train's, MLPClassifier's
+    to_wxb): y holds their indices, which np.unique would number afresh (wrongly, on rows
+    that lack a class)."""
+    classes = info.get("classes")
+    if not classes or "class" not in str(error):
+        return error
+    shown = ", ".join(repr(c) for c in list(classes)[:8]) + (", …" if len(classes) > 8 else "")
+    how = (
+        f"this model's outputs are its classes [{shown}] in that order: give each row's "
+        "index among them, e.g. y = np.asarray([classes.index(v) for v in labels]) with "
+        "classes = model.info['classes']"
+    )
+    labels = np.asarray(y, dtype=object).ravel() if hasattr(y, "__len__") else ()
+    if any(isinstance(v, (str, bytes)) for v in labels[:1]):
+        return DataError(f"y holds text labels such as {str(labels[0])!r}; {how}")
+    return DataError(f"{error}; {how}")
 
 
 # Keras's loss names: wxb's losses take logits, where Keras's take a Sigmoid's or a
