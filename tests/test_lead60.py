@@ -40,3 +40,26 @@ def test_evaluate_with_a_classifiers_own_labels_names_its_classes(seeded):
         scores = wxb.evaluate(model, X[held_out], scope["y"])
         expected = clf.score(X[held_out], labels[held_out])
         assert scores["accuracy"] == pytest.approx(expected, abs=1e-12), seeded.msg(names)
+
+
+def test_warm_fit_with_early_stopping_has_no_best_loss(seeded):
+    """scikit-learn documents best_loss_ as None when early_stopping=True; a warm fit that
+    switched early stopping on after a fit without it kept the first fit's best loss (its
+    own MLP crashes there, so its documentation is the reference), and a fresh
+    early-stopped fit has None as scikit-learn's has."""
+    from sklearn.neural_network import MLPClassifier as SkMLP
+
+    from wxb.sklearn import MLPClassifier
+
+    rng = seeded.rng
+    X = rng.normal(size=(60, 3))
+    y = (X[:, 0] + rng.normal(scale=0.3, size=60) > 0).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # not converged in a few iterations
+        ours = MLPClassifier(max_iter=5, warm_start=True).fit(X, y)
+        assert np.isfinite(ours.best_loss_)
+        ours.set_params(early_stopping=True).fit(X, y)
+        theirs = SkMLP(max_iter=5, early_stopping=True).fit(X, y)
+    assert theirs.best_loss_ is None
+    assert ours.best_loss_ is None, seeded.msg(str(ours.best_loss_))
+    assert len(ours.validation_scores_) == ours.n_iter_  # the second fit's epochs

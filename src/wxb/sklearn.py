@@ -684,6 +684,7 @@ class _BaseMLP(BaseEstimator):
         if not early_stopping and self.best_loss_ is None:
             self.best_loss_ = np.inf  # an early-stopped fit before: start the loss records
         if early_stopping:
+            self.best_loss_ = None  # as scikit-learn documents it (a warm fit's too)
             if self.validation_scores_ is None:  # a fit without early stopping before
                 self.validation_scores_, self.best_validation_score_ = [], -np.inf
             # as scikit-learn: stratified for single-output classifiers only
