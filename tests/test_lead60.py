@@ -63,3 +63,24 @@ def test_warm_fit_with_early_stopping_has_no_best_loss(seeded):
     assert theirs.best_loss_ is None
     assert ours.best_loss_ is None, seeded.msg(str(ours.best_loss_))
     assert len(ours.validation_scores_) == ours.n_iter_  # the second fit's epochs
+
+
+def test_sklearn_device_takes_pytorchs_spellings_of_the_cpu(seeded):
+    """device=torch.device("cpu") and "cpu:0" (a PyTorch user's spellings) were refused
+    with "use device='cpu'"; they now fit the same network bit for bit, and a GPU is
+    refused as before."""
+    import torch
+
+    from wxb.sklearn import MLPRegressor
+
+    rng = seeded.rng
+    X, y = rng.normal(size=(30, 3)), rng.normal(size=30)
+    state = int(rng.integers(1 << 30))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # not converged in a few iterations
+        plain = MLPRegressor(max_iter=3, random_state=state).fit(X, y).predict(X)
+        for device in (torch.device("cpu"), "cpu:0", "CPU"):
+            other = MLPRegressor(max_iter=3, random_state=state, device=device).fit(X, y)
+            np.testing.assert_array_equal(other.predict(X), plain, err_msg=str(device))
+        with pytest.raises(ValueError, match="runs on the CPU only"):
+            MLPRegressor(max_iter=3, device=torch.device("cuda")).fit(X, y)

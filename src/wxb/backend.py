@@ -57,12 +57,16 @@ def is_device(value: object) -> bool:
     return isinstance(value, str) and value.split(":")[0].strip().lower() in DEVICE_KINDS
 
 
+def is_cpu(device: object) -> bool:
+    """'cpu', 'CPU', 'cpu:0', torch.device('cpu'): the one device wxb computes on."""
+    return str(getattr(device, "type", device)).split(":")[0].strip().lower() == "cpu"
+
+
 def check_device(device: object, where: str) -> None:
     """The CPU (or None): anything else is refused in one line."""
     if device is None:
         return
-    kind = str(getattr(device, "type", device)).split(":")[0].strip().lower()
-    if kind != "cpu":
+    if not is_cpu(device):
         raise ConfigError(
             f"{where}: device {str(device)!r} is not available: wxb computes on the CPU only "
             "(a GPU backend is planned); use 'cpu' or leave the device out"

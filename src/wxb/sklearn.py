@@ -124,6 +124,7 @@ from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from wxb import ops
+from wxb.backend import is_cpu
 from wxb.nn.layers import Activation, Dense, Dropout, ReLU, Sigmoid, Tanh
 from wxb.nn.layers import Identity as IdentityLayer
 from wxb.nn.module import WEIGHTS
@@ -474,7 +475,7 @@ class _BaseMLP(BaseEstimator):
 
     # -- validation of wxb's own parameters ------------------------------------------------
     def _check_device(self) -> None:
-        if self.device != "cpu":
+        if not is_cpu(self.device):
             raise ValueError(
                 f"device={self.device!r} is not supported: wxb.sklearn runs on the CPU only "
                 "for now; use device='cpu'"
