@@ -365,13 +365,13 @@ class Doubler(Module):
         return ops.mul(x, 2.0)
 
 
-class OwnScaled(Module):  # a forward of its own that does more than chain its layers
-    def __init__(self):
+class OwnScaled(Module):  # a forward of its own applying what the file cannot: dropout
+    def __init__(self):  # left in training (F.dropout's default), which predict applies
         super().__init__()
         self.fc = Dense(3, 2)
 
     def forward(self, x):
-        return ops.mul(self.fc(x), 2.0)
+        return ops.mul(ops.dropout(self.fc(x), 0.5), 2.0)
 
 
 class LoudDense(Dense):
@@ -402,7 +402,7 @@ def _refusals():
         "forward on an instance": (Sequential(replaced, ReLU()), ["dense1", "instance"]),
         "own activation kernel": (Sequential(Dense(3, 4), Swish()), ["swish1", "Swish"]),
         "model itself": (Doubler(), ["the model itself", "Doubler"]),
-        "own forward doing more": (OwnScaled(), ["the model itself", "OwnScaled", "chains"]),
+        "own forward doing more": (OwnScaled(), ["the model itself", "OwnScaled", "dropout"]),
         "widths": (Sequential(Dense(3, 4), Dense(5, 2)), ["dense2", "5 features", "gives 4"]),
         "dtypes": (Sequential(Dense(3, 4), Dense(4, 2, dtype="float64")), ["float64"]),
         "not a module": ("model.safetensors", ["Module", "str"]),

@@ -347,6 +347,16 @@ def not_a_chain(model: Module) -> str | None:
 
 
 @_one_sample_run
+def sample_width(model: Module) -> int | None:
+    """The features a row of the sample batch held where ``model``'s forward ran on rows
+    (``_sample_run``); None where it ran on none, or took ids."""
+    run = _sample_run(model)
+    if run is None or run.ids_per_row is not None or run.given.ndim != 2:
+        return None
+    return int(run.given.shape[1])
+
+
+@_one_sample_run
 def chain_layers(model: Module) -> list[Module] | None:
     """The layers one forward of ``model`` runs, in order, where a forward of its own is
     seen to be a plain chain (``_call_chain``): its own layers, and for each activation

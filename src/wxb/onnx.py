@@ -72,6 +72,21 @@ default domain, with the weights as initializers:
 - a module of one's own whose forward only chains such layers, and activations
                  it applies itself (``self.fc2(F.relu(self.fc1(x)))``): its layers as
                  one sample batch ran them (``describe.chain_layers``), as tracing would
+- a module of one's own whose forward does more: traced, as torch.onnx.export
+                 traces, from the graph one forward on a twin records (eval mode). Each
+                 stock layer's call as above (a layer called twice: twice, one
+                 initializer), each operation of its own as ONNX's: + − ⊙ / ^ (Add, Sub,
+                 Mul, Div, Pow, NumPy's broadcasting being ONNX's), exp, log, √, abs,
+                 reciprocal, sin, cos, matmul (MatMul), F.linear (Gemm), .T and
+                 transpose (Transpose), cat (Concat), reshape (Reshape, the batch kept),
+                 indexing by integers, slices and ``...`` (Slice, Gather), F.glu (over
+                 rows), F.prelu, and every activation above, in place (F.relu_) too;
+                 its own parameters and constants as initializers. Traced on two
+                 sample batches, of 3 and 5 rows (``TRACE_ROWS``), which must give one
+                 graph: a forward turning on the batch's size or values, or handing on
+                 a value cut from the graph (h.detach(), h.data), is refused. Anything
+                 else (a reduction, an index array, F.dropout left in training) is
+                 refused, naming the operation and the layer whose result it takes
 
 GELU is composed rather than the opset-20 ``Gelu`` operator so that the default
 opset (17) serves older runtimes too. Any opset from 13 to the installed onnx's
@@ -122,17 +137,19 @@ A file with these ai.onnx.ml operators imports that domain (version 3) too. A
 stage with "" as a category is refused (ConfigError): "" could not mean both that
 category and a missing cell.
 
-Anything that is not a stock layer (a module of its own, a subclass that
-replaces ``forward`` or ``__call__``, a forward set on an instance, an
-activation with a kernel of its own) is refused with ConfigError naming its
-path and class, before anything is written. The file is checked with
+Anything else that is not a stock layer (a module of its own inside a Sequential, a
+subclass that replaces ``forward`` or ``__call__`` there, a forward set on an
+instance, an activation with a kernel of its own) is refused with ConfigError naming
+its path and class, before anything is written. The file is checked with
 ``onnx.checker.check_model`` and written atomically (``wxb.data.atomic_write``).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +158,7 @@ import numpy as np
 from wxb import ops
 from wxb.columns import text_aliases
 from wxb.data import atomic_write, check_format_name, refuse_folder_name
-from wxb.describe import chain_layers, not_a_chain, one_sample_run
+from wxb.describe import _draws_undone, chain_layers, not_a_chain, one_sample_run, sample_width
 from wxb.errors import ConfigError, install_hint
 from wxb.nn.layers import (
     GLU,
@@ -164,6 +181,7 @@ from wxb.nn.module import WEIGHTS, Module, stock_kind
 from wxb.nn.norm import NORMS, BatchNorm1d, LayerNorm, RMSNorm
 from wxb.nn.sequential import Sequential
 from wxb.tables import numeric_markers
+from wxb.tensor import Tensor, set_grad_enabled, values_watched
 
 DEFAULT_OPSET = 17
 # RegexFullMatch: a text cell found with any whitespace around it (a table model with
@@ -230,7 +248,9 @@ def export(
     in its arrays' dtype, and another ``dtype`` is refused. ``sample_shape``: for a model
     whose first layer is a Flatten, the dims of a sample after the batch, (28, 28) for
     MNIST, which the graph's input then takes as predict does; by default the shape fit
-    trained on (``model.info["sample_shape"]``), else rows (batch, features).
+    trained on (``model.info["sample_shape"]``), else rows (batch, features); for a forward
+    of one's own that export traces, ``(n_features,)``: the rows it takes, where no sample
+    batch of the widths its layers and parameters suggest ran.
 
     Raises ConfigError, writing nothing, for a path ending ``.safetensors`` (wxb's model
     files: ``wxb.save``) or another format's suffix (``.pt``, a table's ``.csv``, …), a
@@ -254,42 +274,95 @@ def export(
     newest = onnx.defs.onnx_opset_version()
     opset = _check_opset(opset, newest) if opset is not None else None
     layers = _flatten(model)
+    if isinstance(layers, _OwnForward) and sample_shape is not None:  # the rows it takes
+        ok = isinstance(sample_shape, (list, tuple)) and len(sample_shape) == 1
+        if not ok or isinstance(sample_shape[0], bool) or not _positive(sample_shape[0]):
+            raise ConfigError(
+                "export sample_shape: a forward of one's own is traced on rows: give "
+                f"(n_features,); got {sample_shape!r}"
+            )
+        layers.width = int(sample_shape[0])
     # the arrays of one weight version: another thread's step waits (a graph of the
     # first layers' old W and the later ones' new, else)
     with WEIGHTS.reading(model):
-        dtype = _dtype(model, layers, dtype)
+        leaves = layers.leaves() if isinstance(layers, _OwnForward) else layers
+        dtype = _dtype(model, leaves, dtype)
         stage = _table_stage(model)
         if opset is None and stage is not None and any(r.kind == "text" for r in stage.rules):
             opset = min(max(DEFAULT_OPSET, TEXT_OPSET), newest)  # (else 17: padded texts)
         opset = _check_opset(opset, newest)
-        if stage is None:
-            graph = _Graph(onnx, dtype)
-            n_features, n_outputs = graph.add_layers(layers)
-            graph.sample_shape = _sample_shape(model, graph.flatten_first, n_features, sample_shape)
-            proto = graph.model(n_features, n_outputs, opset, _metadata(model))
-        else:
-            if stage.is_plain:  # numbers as they are: the one input, holes filled
-                graph = _Graph(onnx, dtype)
-                x, width, inputs = graph.add_plain_table(stage)
-            else:
-                graph = _Graph(onnx, dtype, reserved=("output",))
-                graph.opset = opset
-                x, width, inputs = graph.add_table(stage)
-            n_features, n_outputs = graph.add_layers(layers, x)
-            if n_features is not None and n_features != width:
-                raise ConfigError(
-                    f"cannot export: the model's table stage gives {width} inputs but the network "
-                    f"takes {n_features}"
-                )
-            props = _metadata(model)
-            props["table"] = _json(stage.to_json(), "table")
-            if inputs is not None:
-                props["table_inputs"] = _json(inputs, "table")
-            proto = graph.model(width, n_outputs, opset, props)
+        proto = _build(onnx, model, layers, dtype, stage, opset, sample_shape, TRACE_ROWS[0])
+        if isinstance(layers, _OwnForward):  # the same graph from another batch, or refused
+            again = _build(onnx, model, layers, dtype, stage, opset, sample_shape, TRACE_ROWS[1])
+            _check_same_graph(model, proto.graph, again.graph, layers.why_not)
     onnx.checker.check_model(proto, full_check=True)
     path = Path(path)
     atomic_write(path, proto.SerializeToString())
     return path
+
+
+def _build(
+    onnx: Any,
+    model: Module,
+    layers: list[tuple[str, Module]] | _OwnForward,
+    dtype: np.dtype,
+    stage: Any,
+    opset: int,
+    sample_shape: object,
+    rows: int,
+) -> Any:
+    """The model's ONNX proto (a forward of one's own traced on ``rows`` sample rows)."""
+    trace = _trace(layers, dtype, rows) if isinstance(layers, _OwnForward) else None
+
+    def add_layers(graph: _Graph, x: str = "input") -> tuple[Any, Any]:
+        if trace is None:
+            return graph.add_layers(layers, x)
+        return graph.add_traced(layers, trace, x)
+
+    if stage is None:
+        graph = _Graph(onnx, dtype)
+        n_features, n_outputs = add_layers(graph)
+        given = sample_shape if trace is None else None  # (a trace's: the rows it ran on)
+        graph.sample_shape = _sample_shape(model, graph.flatten_first, n_features, given)
+        return graph.model(n_features, n_outputs, opset, _metadata(model))
+    if stage.is_plain:  # numbers as they are: the one input, holes filled
+        graph = _Graph(onnx, dtype)
+        x, width, inputs = graph.add_plain_table(stage)
+    else:
+        graph = _Graph(onnx, dtype, reserved=("output",))
+        graph.opset = opset
+        x, width, inputs = graph.add_table(stage)
+    n_features, n_outputs = add_layers(graph, x)
+    if n_features is not None and n_features != width:
+        raise ConfigError(
+            f"cannot export: the model's table stage gives {width} inputs but the network "
+            f"takes {n_features}"
+        )
+    props = _metadata(model)
+    props["table"] = _json(stage.to_json(), "table")
+    if inputs is not None:
+        props["table_inputs"] = _json(inputs, "table")
+    return graph.model(width, n_outputs, opset, props)
+
+
+def _check_same_graph(model: Module, graph: Any, again: Any, why_not: str | None) -> None:
+    """Refuse a traced forward whose graph on another sample batch is another (a branch
+    on the batch's values or size, a value cut from the graph), naming the first node
+    apart: the file would compute what it did on one batch alone."""
+    if graph.SerializeToString() == again.SerializeToString():
+        return
+    ours = [(n.SerializeToString(), n.name) for n in [*graph.node, *graph.initializer]]
+    theirs = [n.SerializeToString() for n in [*again.node, *again.initializer]]
+    apart = next((n for k, (b, n) in enumerate(ours) if k >= len(theirs) or theirs[k] != b), None)
+    at = f" (first at {apart!r})" if apart is not None else ""
+    rows = " and ".join(map(str, TRACE_ROWS))
+    raise _refuse(
+        "",
+        model,
+        f"its traced forward gives other graphs on sample batches of {rows} rows{at}: it "
+        "turns on the batch's size or values, or uses a value cut from the graph (h.detach(), "
+        f"h.data, no_grad), which one ONNX graph cannot follow{_and(why_not)}",
+    )
 
 
 # ---------------------------------------------------------------------------------
@@ -307,7 +380,13 @@ def _sample_shape(
     if not flatten_first:
         if given is None:  # (recorded, then the Flatten was removed: rows, as predict's)
             return None
-        raise ConfigError("export sample_shape: the model's first layer is not a Flatten")
+        rows = isinstance(shape, (list, tuple)) and len(shape) == 1 and _positive(shape[0])
+        if rows and n_features in (None, int(shape[0])):  # (n_features,): the rows it takes
+            return None
+        raise ConfigError(
+            "export sample_shape: the model's first layer is not a Flatten (it takes rows: "
+            f"({n_features if n_features is not None else 'n_features'},) or None)"
+        )
     ok = isinstance(shape, (list, tuple)) and len(shape) >= 1
     ok = ok and all(isinstance(d, (int, np.integer)) and d > 0 for d in shape)
     if not ok or (n_features is not None and int(np.prod(shape)) != n_features):
@@ -367,11 +446,13 @@ def _refuse_hooks(model: Module) -> None:
                 stack.append((f"{path}.{key}" if path else key, child, depth + 1))
 
 
-def _flatten(model: object) -> list[tuple[str, Module]]:
+def _flatten(model: object) -> list[tuple[str, Module]] | _OwnForward:
     """The leaf layers the model runs, in order, with their dotted paths; ConfigError for
     anything that is not a stock layer. Walks without recursion. A module whose forward
     of its own only chains its layers (``describe.chain_layers``) gives them as one
-    sample batch ran them (as tracing would)."""
+    sample batch ran them (as tracing would); one whose forward does more (a residual
+    add, a layer called twice, ``x @ self.w.T``) gives an ``_OwnForward``, traced when
+    the graph is built."""
     if not isinstance(model, Module):
         raise ConfigError(f"wxb.onnx.export needs a wxb.nn.Module; got {type(model).__name__}")
     _refuse_hooks(model)
@@ -380,6 +461,8 @@ def _flatten(model: object) -> list[tuple[str, Module]]:
         with one_sample_run():
             chain = chain_layers(model)
             why_not = None if chain is not None else not_a_chain(model)
+            if chain is None and _traceable(model):  # residuals, a layer used twice, …
+                return _OwnForward(model, sample_width(model), why_not)
     else:
         chain = None
     if chain is not None:
@@ -461,6 +544,177 @@ def _stock_leaf(
             f"its activation kernel {type(module.kernel).__qualname__} is not one of wxb's own",
         )
     return path, module
+
+
+# ---------------------------------------------------------------------------------
+# A forward of one's own that is no chain: traced, as torch.onnx.export traces
+# ---------------------------------------------------------------------------------
+# the rows of the two sample batches a forward is traced on: its graph must be the same
+# on both (one branching on the batch's values or size, or using a value cut from the
+# graph, is refused rather than written for one batch alone)
+TRACE_ROWS = (3, 5)
+
+
+def _traceable(model: Module) -> bool:
+    """A module of one's own (or a stock layer's subclass with a forward of its own) whose
+    forward the export may trace: not one replaced on the instance, nor a layer taking
+    other inputs than rows of floats."""
+    if any(key in vars(model) for key in ("forward", "__call__")):
+        return False
+    return not isinstance(model, (Bilinear, Embedding, LazyLinear))
+
+
+@dataclass
+class _OwnForward:
+    """A model whose forward of its own the export traces (``_trace``)."""
+
+    model: Module
+    width: int | None  # the features of the rows its forward ran on (describe's sample)
+    why_not: str | None  # why it is no chain (describe.not_a_chain), for a refusal
+
+    def leaves(self) -> list[tuple[str, Module]]:
+        """Its stock layers (but Sequentials), by path: their arrays' dtypes."""
+        return [
+            (path, m)
+            for path, m in self.model.named_modules()
+            if stock_kind(m, _STOCK) not in (None, Sequential)
+        ]
+
+
+@dataclass
+class _Call:
+    """One call of a stock layer in a traced forward."""
+
+    path: str
+    layer: Module
+    arg: Any  # the tensor it was given
+    arg_record: Any  # that tensor's record (its backward rule) at the call
+
+
+@dataclass
+class _Trace:
+    """One forward of a twin of the model on a sample batch, its graph recorded."""
+
+    given: Tensor
+    result: Any
+    leaf: Any = None  # the array given is a leaf of the graph, and given its copy
+    given_record: Any = None
+    # each stock layer's call, by the record of its result (a layer called twice: two);
+    # by record, not by tensor: F.relu_(h) records anew on h, its old record moves on
+    calls: dict[int, _Call] = field(default_factory=dict)
+    parameters: dict[int, str] = field(default_factory=dict)  # id → the model's path
+
+
+def _trace(own: _OwnForward, dtype: np.dtype, rows: int) -> _Trace:
+    """The forward of ``own.model`` on ``rows`` sample rows, run on a twin sharing its
+    parameters (as describe's sample runs: the model itself is not touched), in eval mode
+    with a graph, each stock layer's call recorded. ConfigError where it does not run."""
+    model = own.model
+    if own.width is None:  # (no layer or parameter says it, or it took none it was given)
+        why = f" ({own.why_not})" if own.why_not else ""
+        raise _refuse(
+            "",
+            model,
+            "tracing its forward needs the width of the rows it takes, which no sample "
+            f"batch found{why}: give it, export(model, path, sample_shape=(n_features,))",
+        )
+    try:
+        twin = copy.deepcopy(model, {id(p): p for p in model.parameters()})
+    except Exception as exc:  # a module holding what cannot be copied (a lock, a file)
+        raise _refuse("", model, f"it cannot be copied to trace its forward ({exc})") from None
+    originals, copies = list(model.named_modules()), list(twin.named_modules())
+    if len(originals) != len(copies):
+        raise _refuse("", model, "its copy, to trace its forward, holds other modules")
+    trace = _Trace(Tensor(np.zeros((0, 0))), None)
+    trace.parameters = {id(p): name for name, p in model.named_parameters()}
+    called: list[str] = []  # the stock layers' paths, in the order they were called
+
+    def recording(path: str, layer: Module, forward: Any) -> Any:
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            result = forward(*args, **kwargs)
+            called.append(path)
+            arg = args[0] if len(args) == 1 and not kwargs else None
+            if isinstance(result, Tensor) and result is not arg and result._backward is not None:
+                record = getattr(arg, "_backward", None)
+                trace.calls[id(result._backward)] = _Call(path, layer, arg, record)
+            return result
+
+        return recorded
+
+    for (path, original), (_, twin_module) in zip(originals, copies, strict=True):
+        if path and stock_kind(original, _STOCK) not in (None, Sequential):
+            twin_module.forward = recording(path, original, twin_module.forward)
+    draw = np.random.default_rng(rows)
+    batch = 3.0 * draw.standard_normal((rows, own.width))
+    trace.leaf = Tensor(batch.astype(dtype), requires_grad=True)
+    try:
+        with twin.evaluating(), set_grad_enabled(True), _draws_undone():
+            with np.errstate(all="ignore"), values_watched(called.__len__) as watched:
+                # a result, not a leaf: a forward may change its batch in place
+                # (F.relu_(x)), as torch's export lets it; its record, where it moves
+                # on then, is the graph's input. Made here, its values are watched too
+                trace.given = ops.mul(trace.leaf, 1.0)
+                trace.given_record = trace.given._backward
+                trace.result = twin(trace.given)
+    except Exception as exc:
+        why = f"its forward failed on a sample batch of {rows} rows of {own.width} features"
+        raise _refuse("", model, f"{why} ({type(exc).__name__}: {exc})") from None
+    if watched.read and watched.first is not None:  # NumPy on .data, an if on .item(), …:
+        # what it does with them is no operation the graph records
+        how, done = watched.first
+        where = f"after '{called[done - 1]}'" if done else "before its first layer"
+        why = f"takes the values of a result ({how}) {where}"
+        raise _refuse(
+            "", model, f"its forward {why}, which a traced graph cannot follow{_and(own.why_not)}"
+        )
+    return trace
+
+
+def _positive(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and value > 0
+
+
+def _and(why_not: str | None) -> str:
+    """Describe's word on a forward that reads or writes values (``not_a_chain``: what it
+    did and where, "writes into the batch it is given"), to add to a refusal; "" for
+    another (a layer called twice is no matter to a trace)."""
+    values = ("values", "writes", "cut from the graph", "in place")
+    return f" (it {why_not})" if why_not and any(w in why_not for w in values) else ""
+
+
+def _joined_axis(items: list[Tensor], joined: Tensor) -> int | None:
+    """The axis ``items`` were concatenated along into ``joined`` (the recorded op keeps
+    no axis): the first along which NumPy's concatenate gives it; None where none does."""
+    for axis in range(joined.ndim):
+        shapes_fit = all(
+            t.ndim == joined.ndim
+            and t.shape[:axis] + t.shape[axis + 1 :]
+            == joined.shape[:axis] + joined.shape[axis + 1 :]
+            for t in items
+        )
+        if shapes_fit and sum(t.shape[axis] for t in items) == joined.shape[axis]:
+            together = np.concatenate([t.data for t in items], axis=axis)
+            if np.array_equal(together, joined.data, equal_nan=True):
+                return axis
+    return None
+
+
+# an operation of a traced forward: ONNX's operator for it, element-wise on its inputs
+_ELEMENTWISE = {
+    "+": "Add",
+    "+b": "Add",
+    "-": "Sub",
+    "⊙": "Mul",
+    "/": "Div",
+    "^": "Pow",
+    "exp": "Exp",
+    "log": "Log",
+    "√": "Sqrt",
+    "abs": "Abs",
+    "reciprocal": "Reciprocal",
+    "sin": "Sin",
+    "cos": "Cos",
+}
 
 
 def _dtype(model: Module, layers: list[tuple[str, Module]], wanted: object = None) -> np.dtype:
@@ -944,6 +1198,10 @@ class _Graph:
             )
         if width % 2:
             raise _refuse(path, layer, f"it halves rows of {width} features, an odd number")
+        return self._halves(x, where, width), width // 2
+
+    def _halves(self, x: str, where: str, width: int) -> str:
+        """A ⊙ σ(B), A and B the halves of rows of ``width`` features (GLU, F.glu)."""
         half, i64 = width // 2, np.dtype(np.int64)
         axis = self.initializer(None, np.array([-1]), f"{where}.axis", i64)
         bounds = [
@@ -951,7 +1209,17 @@ class _Graph:
         ]
         a = self.node("Slice", [x, bounds[0], bounds[1], axis], where)
         b = self.node("Slice", [x, bounds[1], bounds[2], axis], where)
-        return self.node("Mul", [a, self._sigmoid(b, where)], where), half
+        return self.node("Mul", [a, self._sigmoid(b, where)], where)
+
+    def _prelu(self, x: str, slope: str, where: str) -> str:
+        """z where z > 0, else a·z, the slope(s) along the last axis."""
+        if self.dtype == np.float32:
+            return self.node("PRelu", [x, slope], where)
+        # as wxb computes it: onnxruntime has no float64 PRelu kernel at opsets 13-15 and
+        # from 18 (the default 20 of a table with text)
+        positive = self.node("Greater", [x, self.const(0.0)], where)
+        below = self.node("Mul", [x, slope], where)
+        return self.node("Where", [positive, x, below], where)
 
     def _shrink(self, kernel: ops.Hardshrink | ops.Softshrink, x: str, where: str) -> str:
         """ONNX's Shrink (bias λ for Softshrink, 0 for Hardshrink) for a float32 model. A
@@ -998,13 +1266,7 @@ class _Graph:
             return self._activation(kernel, x, where), width
         if isinstance(layer, PReLU):  # its slope(s) along the features (the last axis)
             slope = self.initializer(layer.weight, layer.weight.data, f"{where}.weight")
-            if self.dtype == np.float32:
-                return self.node("PRelu", [x, slope], where), width
-            # z where z > 0, else a·z, as wxb computes it: onnxruntime has no float64 PRelu
-            # kernel at opsets 13-15 and from 18 (the default 20 of a table with text)
-            positive = self.node("Greater", [x, self.const(0.0)], where)
-            below = self.node("Mul", [x, slope], where)
-            return self.node("Where", [positive, x, below], where), width
+            return self._prelu(x, slope, where), width
         if isinstance(layer, GLU):
             return self._glu(path, layer, x, where, width)
         if isinstance(layer, Unflatten):  # width: the row's shape (_check_unflatten's)
@@ -1227,6 +1489,193 @@ class _Graph:
         )
         scaled = self.node("Mul", [self.const(_SQRT_PI), self.node("Add", [x, tail], where)], where)
         return self.node("Div", [gauss, scaled], where)
+
+    # -- a traced forward ----------------------------------------------------------------
+    def add_traced(
+        self, own: _OwnForward, trace: _Trace, x: str = "input"
+    ) -> tuple[int, int | tuple[int, ...]]:
+        """The nodes of a traced forward (``_trace``) from ``x``: each stock layer's call
+        as ``_layer`` builds it, each operation the forward applies itself as its ONNX
+        operator (constants and the model's own parameters as initializers); the model's
+        input width and its output's (a tuple: each output row's shape)."""
+        given, result = trace.given, trace.result
+        rows = given.shape[0]
+        if not isinstance(result, Tensor) or result.ndim < 2 or result.shape[0] != rows:
+            what = f"shape {result.shape}" if isinstance(result, Tensor) else type(result).__name__
+            raise _refuse(
+                "", own.model, f"its forward returns {what}, not one row per sample of the batch"
+            )
+        names: dict[int, str] = {}
+        stack: list[tuple[Tensor, bool]] = [(result, False)]
+        while stack:  # (without recursion: a long forward is a deep graph)
+            t, fed = stack.pop()
+            if id(t) in names:
+                continue
+            if t is trace.leaf or (t._backward is not None and t._backward is trace.given_record):
+                names[id(t)] = x
+                continue
+            call = trace.calls.get(id(t._backward)) if t._backward is not None else None
+            if call is not None:
+                feeds = [call.arg] if isinstance(call.arg, Tensor) else []
+            elif not t.requires_grad or not t.inputs:  # a constant, or a parameter
+                feeds = []
+            else:
+                feeds = list(t.inputs)
+            if not fed:
+                stack.append((t, True))
+                stack.extend((f, False) for f in reversed(feeds) if id(f) not in names)
+                continue
+            inputs = [names[id(f)] for f in feeds]
+            if call is not None:
+                names[id(t)] = self._traced_call(call, inputs)
+            elif not feeds:
+                key = t if id(t) in trace.parameters else None
+                names[id(t)] = self.initializer(key, t.data, trace.parameters.get(id(t), "const"))
+            else:
+                names[id(t)] = self._traced_op(own, trace, t, inputs)
+        out = names[id(result)]
+        if out == x or not any(out in node.output for node in self.nodes):
+            identity = self.onnx.helper.make_node("Identity", [out], ["output"], name="output")
+            self.nodes.append(identity)
+        else:
+            for node in self.nodes:  # the last value is the graph's output
+                node.output[:] = ["output" if v == out else v for v in node.output]
+        shape = tuple(int(d) for d in result.shape[1:])
+        return int(given.shape[1]), shape[0] if len(shape) == 1 else shape
+
+    def _traced_call(self, call: _Call, inputs: list[str]) -> str:
+        """A stock layer's call in a traced forward, as ``_layer`` builds it."""
+        path, layer, arg = call.path, call.layer, call.arg
+        _stock_leaf(path, layer)  # (an activation of a kernel of its own is refused)
+        if not isinstance(arg, Tensor) or not inputs:
+            raise _refuse(path, layer, "the traced forward calls it with other than one tensor")
+        if arg._backward is not call.arg_record:
+            raise _refuse(path, layer, "the forward changes its input in place after the call")
+        if arg.dtype != self.dtype:
+            raise _refuse(path, layer, f"it is given {arg.dtype} rows in a {self.dtype} model")
+        elementwise = (Dropout, AlphaDropout, FeatureAlphaDropout, Dropout1d, RReLU, Flatten)
+        lasting = isinstance(layer, Activation) and not isinstance(
+            layer.kernel, (ops.Softmax, ops.LogSoftmax, ops.Softmin)
+        )
+        if arg.ndim != 2 and not (isinstance(layer, elementwise) or lasting):
+            why = f"the forward gives it shape {arg.shape}; ONNX export takes rows"
+            raise _refuse(path, layer, why)
+        width: Any = int(arg.shape[-1])
+        if isinstance(layer, Dense):
+            self._dense_width(path, layer)
+        elif isinstance(layer, Standardize):
+            self._standardize_width(path, layer)
+        elif isinstance(layer, NORMS):
+            self._norm_width(path, layer)
+        elif isinstance(layer, Flatten):
+            self._check_flatten(path, layer)
+        elif isinstance(layer, Unflatten):
+            width = layer.shape_of_rows(width)
+            if width is None:
+                why = f"it splits dim {layer.dim} of shape {arg.shape}; export takes dim 1 or -1"
+                raise _refuse(path, layer, why)
+        return self._layer(path, layer, inputs[0], width)[0]
+
+    def _traced_op(self, own: _OwnForward, trace: _Trace, t: Tensor, inputs: list[str]) -> str:
+        """An operation a traced forward applies itself, as its ONNX operator(s)."""
+        op, where = str(t.op), "forward"
+        feeds = list(t.inputs)
+        source = feeds[0]
+        call = trace.calls.get(id(source._backward)) if source._backward is not None else None
+        place = (
+            "to the batch it is given"
+            if source._backward is trace.given_record
+            else f"to the result of '{call.path}'"
+            if call is not None
+            else f"after {source.op!r}"
+        )
+
+        def refuse(why: str) -> ConfigError:
+            return _refuse("", own.model, f"its forward applies {op!r} {place}: {why}")
+
+        if t.dtype != self.dtype:
+            raise refuse(f"it computes in {t.dtype} in a {self.dtype} model")
+        kernel = getattr(t._backward, "kernel", None)
+        if kernel is not None:  # an activation (F.relu, F.softmin(z, -1), h.tanh(), …)
+            if type(kernel) not in _KERNELS:
+                raise refuse(f"its kernel {type(kernel).__qualname__} is not one of wxb's own")
+            if t.ndim != 2 and isinstance(kernel, (ops.Softmax, ops.LogSoftmax, ops.Softmin)):
+                raise refuse(f"over the last axis of shape {t.shape}; export takes rows")
+            return self._activation(kernel, inputs[0], where)
+        if op in _ELEMENTWISE:  # (NumPy's broadcasting is ONNX's)
+            return self.node(_ELEMENTWISE[op], inputs, where)
+        if op == "W·X":  # F.linear, a Dense subclass's forward: X·Wᵀ
+            return self.node("Gemm", inputs, where, transB=1)
+        if op == "matmul":
+            return self.node("MatMul", inputs, where)
+        if op == "transpose":  # t.transpose(0, 1) (its axes), or .T (all reversed)
+            perm = getattr(t._backward, "perm", None) or list(range(source.ndim))[::-1]
+            return self.node("Transpose", inputs, where, perm=perm)
+        if op == "concatenate":
+            axis = _joined_axis(feeds, t)
+            if axis is None:
+                raise refuse("its axis is not seen from the shapes")
+            return self.node("Concat", inputs, where, axis=axis)
+        if op == "index":
+            return self._index(getattr(t._backward, "key", None), source, inputs[0], where, refuse)
+        if op == "reshape":
+            shape = list(t.shape)
+            if t.ndim and source.ndim:  # the batch as it comes, or what the rest leaves
+                # (rows of 4 as pairs: 2B of them; two sample batches show it holds)
+                shape[0] = 0 if t.shape[0] == source.shape[0] else -1
+            i64 = np.dtype(np.int64)
+            dims = self.initializer(None, np.array(shape), f"{where}.shape", i64)
+            return self.node("Reshape", [inputs[0], dims], where)
+        if op == "glu":
+            if t.ndim != 2 or t.shape[0] != source.shape[0] or 2 * t.shape[1] != source.shape[1]:
+                raise refuse(f"it halves shape {source.shape} into {t.shape}; export takes dim=-1")
+            return self._halves(inputs[0], where, int(source.shape[1]))
+        if op == "prelu":
+            if source.ndim != 2:
+                raise refuse(f"on shape {source.shape}; export takes rows")
+            return self._prelu(inputs[0], inputs[1], where)
+        if op == "dropout":
+            raise refuse(
+                "dropout while evaluating (F.dropout's training is True unless given: pass "
+                "training=self.training)"
+            )
+        raise refuse("ONNX export has no form for it")
+
+    def _index(self, key: Any, source: Tensor, x: str, where: str, refuse: Any) -> str:
+        """``x[key]`` for integers, slices and an Ellipsis: Slice, then Gather for each
+        integer (from the last axis back, the axes before it keep their places)."""
+        key = key if isinstance(key, tuple) else (key,)
+        if sum(k is Ellipsis for k in key) > 1 or any(
+            k is not Ellipsis and not isinstance(k, (slice, int, np.integer)) for k in key
+        ):
+            raise refuse(f"index {key!r}; ONNX export takes integers, slices and one ...")
+        if any(k is Ellipsis for k in key):
+            at = next(i for i, k in enumerate(key) if k is Ellipsis)
+            key = (*key[:at], *[slice(None)] * (source.ndim - len(key) + 1), *key[at + 1 :])
+        i64, big = np.dtype(np.int64), np.iinfo(np.int64)
+        cuts = [
+            (axis, k) for axis, k in enumerate(key) if isinstance(k, slice) and k != slice(None)
+        ]
+        if cuts:
+            starts, ends, axes, steps = [], [], [], []
+            for axis, cut in cuts:
+                step = 1 if cut.step is None else int(cut.step)
+                first, past = (0, big.max) if step > 0 else (-1, big.min)
+                starts.append(first if cut.start is None else int(cut.start))
+                ends.append(past if cut.stop is None else int(cut.stop))
+                axes.append(axis)
+                steps.append(step)
+            given = {"starts": starts, "ends": ends, "axes": axes, "steps": steps}
+            bounds = [
+                self.initializer(None, np.array(v), f"{where}.{name}", i64)
+                for name, v in given.items()
+            ]
+            x = self.node("Slice", [x, *bounds], where)
+        for axis in reversed(range(len(key))):
+            if not isinstance(key[axis], slice):
+                at = self.initializer(None, np.array(int(key[axis])), f"{where}.at", i64)
+                x = self.node("Gather", [x, at], where, axis=axis)
+        return x
 
     # -- the model -----------------------------------------------------------------------
     def model(

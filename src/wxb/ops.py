@@ -726,6 +726,7 @@ def index(a: Tensor, key: object) -> Tensor:
             picked[key] = g
         return (grad,)
 
+    backward.key = key if first is None else None  # type: ignore[attr-defined]  # (ONNX export)
     return _view_of(a, Tensor.from_op(chosen, "index", (a,), backward, reads_inputs=False))
 
 
@@ -4038,6 +4039,9 @@ def swap_axes(a: Tensor, dim0: int, dim1: int) -> Tensor:
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
         return (np.swapaxes(g, axis0, axis1),)
 
+    perm = list(range(a.ndim))
+    perm[axis0], perm[axis1] = axis1, axis0
+    backward.perm = perm  # type: ignore[attr-defined]  # (ONNX export; .T reverses them all)
     data = np.swapaxes(a.data, axis0, axis1)
     return _view_of(a, Tensor.from_op(data, "transpose", (a,), backward, reads_inputs=False))
 
