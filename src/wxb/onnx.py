@@ -83,8 +83,9 @@ default domain, with the weights as initializers:
                  rows), F.prelu, and every activation above, in place (F.relu_) too;
                  its own parameters and constants as initializers. Traced on two
                  sample batches, of 3 and 5 rows (``TRACE_ROWS``), which must give one
-                 graph: a forward turning on the batch's size or values, or handing on
-                 a value cut from the graph (h.detach(), h.data), is refused. Anything
+                 graph: a forward reading a result's values (h.data, h.item()) or
+                 handing on a value cut from the graph (h.detach()) is refused (a branch
+                 on x.shape[0] neither batch takes is not seen, as by torch's). Anything
                  else (a reduction, an index array, F.dropout left in training) is
                  refused, naming the operation and the layer whose result it takes
 
@@ -1507,6 +1508,7 @@ class _Graph:
             )
         names: dict[int, str] = {}
         stack: list[tuple[Tensor, bool]] = [(result, False)]
+        walking: set[int] = set()  # the values whose inputs are being walked
         while stack:  # (without recursion: a long forward is a deep graph)
             t, fed = stack.pop()
             if id(t) in names:
@@ -1522,6 +1524,14 @@ class _Graph:
             else:
                 feeds = list(t.inputs)
             if not fed:
+                if id(t) in walking:  # (a view changed in place, h.T[1] += 1, records one)
+                    raise _refuse(
+                        "",
+                        own.model,
+                        f"its forward changes a result in place through a view ({t.op!r} "
+                        "records it), which the export cannot trace",
+                    )
+                walking.add(id(t))
                 stack.append((t, True))
                 stack.extend((f, False) for f in reversed(feeds) if id(f) not in names)
                 continue
