@@ -1,7 +1,9 @@
 """ONNX export of the models users build, drawn at random: every layer and activation
 the export documents, in Sequentials (nested, subclassed) and in modules of one's own
-whose forward chains them; float32 and float64; train or eval mode; tied, repeated and
-frozen weights; logit and probability heads; a table stage in front. Each file must pass
+whose forward chains them or does more (residual adds, a layer called twice, cat,
+slices, ``h @ self.W.T``, functional activations: traced); float32 and float64; train
+or eval mode; tied, repeated and frozen weights; logit and probability heads; a table
+stage in front. Each file must pass
 ``onnx.checker`` and run in onnxruntime to what ``model.predict`` gives, at any batch
 size; what wxb cannot export is refused in one line naming the layer, with nothing
 written, from Python and from ``wxb export``.
@@ -49,6 +51,7 @@ from wxb.nn import (
     Mish,
     Module,
     ModuleList,
+    Parameter,
     PReLU,
     ReLU,
     ReLU6,
@@ -68,6 +71,7 @@ from wxb.nn import (
     Threshold,
     Unflatten,
 )
+from wxb.nn import functional as F
 from wxb.onnx import export
 from wxb.tables import from_object
 
@@ -240,9 +244,10 @@ def random_model(rng, dtype):
     its input width, and its layers."""
     n_features = int(rng.integers(1, 9))
     kind = str(rng.choice(["sequential", "subclass", "own forward"]))
-    # (a forward of one's own calling a layer with weights twice is refused on purpose:
-    # describe.chain_layers, which explain and diagnose share, draws weights once)
-    layers = random_layers(rng, dtype, n_features, tied=kind != "own forward")
+    # (a forward of one's own calling a layer with weights twice is no chain, which
+    # describe.chain_layers, shared with explain and diagnose, draws weights once: export
+    # traces it)
+    layers = random_layers(rng, dtype, n_features)
     if kind == "sequential":
         model = Sequential(*_nest(rng, layers))
     elif kind == "subclass":
@@ -521,3 +526,287 @@ def test_prelu_runs_in_onnxruntime_at_old_and_new_opsets(tmp_path, seeded, dtype
         )
         # (Gemm's sums are onnxruntime's, an ulp off numpy's at times)
         assert_close(got, model.predict(X), dtype, 2, seeded.msg(f"opset {opset}"))
+
+
+# ---------------------------------------------------------------------------------
+# Forwards of one's own that do more than chain: traced
+# ---------------------------------------------------------------------------------
+def _functional(rng, width, owner, halving=True, inplace=True):
+    """One activation of wxb.nn.functional that ONNX can express, its settings drawn (an
+    in-place one where ``owner`` says h is no longer the batch), on rows of ``width``:
+    f(h) and the width it gives (GLU halves it, where ``halving``). A PReLU slope is
+    registered on ``owner``, a parameter of its own. ``inplace``: whether f may change h
+    in place (not a slice of a result: that changes the result through a view, which the
+    export refuses)."""
+
+    a, b, c, d = (float(v) for v in rng.uniform(0, 1, size=4))
+    mode = str(rng.choice(["none", "tanh"]))
+    # in place (F.relu_ and the like) on a result of its own: not the batch (predict's X),
+    # nor a view of another result (a slice, passed on by a dropout: see ``inplace``)
+    inplace = inplace and owner.fresh and bool(rng.random() < 0.5)
+    dims = int(rng.choice([1, -1]))
+    lo, hi, slope = -2 * a, 2 * b, 2 * c - 1  # Hardtanh's bounds, LeakyReLU's slope
+    choices = [
+        lambda h: F.celu_(h, 0.2 + 2 * a) if inplace else F.celu(h, 0.2 + 2 * a),
+        lambda h: F.elu_(h, 0.1 + 2 * a) if inplace else F.elu(h, 0.1 + 2 * a),
+        lambda h: F.gelu(h, approximate=mode),
+        lambda h: F.hardshrink(h, a),
+        lambda h: F.hardsigmoid(h),
+        lambda h: F.hardswish(h),
+        lambda h: F.hardtanh_(h, lo, hi) if inplace else F.hardtanh(h, lo, hi),
+        lambda h: F.leaky_relu_(h, slope) if inplace else F.leaky_relu(h, slope),
+        lambda h: F.log_softmax(h, dim=dims),
+        lambda h: F.logsigmoid(h),
+        lambda h: F.mish(h),
+        lambda h: F.relu_(h) if inplace else F.relu(h),
+        lambda h: F.relu(h, inplace=True),  # (torch's flag: computes out of place)
+        lambda h: F.relu6(h),
+        lambda h: F.rrelu(h, 0.3 * a, 0.3 + 0.3 * b, training=False),
+        lambda h: F.selu_(h) if inplace else F.selu(h),
+        lambda h: F.sigmoid(h),
+        lambda h: F.silu(h),
+        lambda h: F.softmax(h, dim=dims),
+        lambda h: F.softmin(h, dim=dims),
+        lambda h: F.softplus(h, 0.2 + 3 * a, 1 + 19 * b),
+        lambda h: F.softshrink(h, a),
+        lambda h: F.softsign(h),
+        lambda h: F.tanh(h),
+        lambda h: F.tanhshrink(h),
+        lambda h: (
+            F.threshold_(h, lo / 2, 4 * d - 2) if inplace else F.threshold(h, lo / 2, 4 * d - 2)
+        ),
+    ]
+    if halving and width % 2 == 0:
+        choices.append("glu")
+    choices.append("prelu")
+    pick = choices[int(rng.integers(len(choices)))]
+    if pick == "glu":
+        return (lambda h: F.glu(h, -1)), width // 2
+    if pick == "prelu":
+        n = int(rng.choice([1, width]))
+        slope = Parameter(rng.uniform(-1, 1, size=n).astype(owner.dtype_name))
+        setattr(owner, f"slope{owner.steps}", slope)
+        return (lambda h: F.prelu(h, slope)), width
+    return pick, width
+
+
+class Traced(Module):
+    """A forward of one's own as PyTorch users write them, drawn: residual adds, a layer
+    called twice, concatenation, slicing, ``h @ self.W.T`` with a parameter of its own,
+    functional activations (in place too), dropout (off in eval), norms and arithmetic
+    with constants, over rows of changing width. Each step is f(module, h): it calls
+    the layers of the module that runs it, ``self.fc(h)``, as a forward does."""
+
+    def __init__(self, rng, dtype, n_features, first=None):
+        super().__init__()
+        self.dtype_name, self.steps, self.program = dtype, 0, []
+        self.fresh = False  # whether h is a result of its own (not the batch, nor a view)
+        width = n_features
+        kinds = ["twice", "residual", "concat", "slice", "param", "functional", "dropout", "norm"]
+        for k in range(int(rng.integers(2, 6))):
+            kind = first if k == 0 and first else str(rng.choice([*kinds, "arith", "dense"]))
+            step, width = self._draw(rng, kind, width)
+            self.program.append(step)
+            self.steps += 1
+            self.fresh = kind not in ("slice", "dropout") and (kind != "functional" or self.fresh)
+        self.out = _dense(rng, width, int(rng.integers(1, 5)), dtype)
+
+    def _draw(self, rng, kind, w):
+        dtype, k = self.dtype_name, self.steps
+        if kind == "dense":
+            layer = _dense(rng, w, int(rng.integers(1, 8)), dtype)
+            setattr(self, f"dense{k}", layer)
+            return (lambda m, h: getattr(m, f"dense{k}")(h)), layer.weight.shape[0]
+        if kind == "twice":  # one weighted layer called twice (tied, recurrent blocks)
+            layer = _dense(rng, w, w, dtype)
+            setattr(self, f"square{k}", layer)
+            act, _ = _functional(rng, w, self, halving=False)
+            return (lambda m, h: getattr(m, f"square{k}")(act(getattr(m, f"square{k}")(h)))), w
+        if kind == "residual":
+            inner = _dense(rng, w, w, dtype) if rng.random() < 0.5 else _norm(rng, w, dtype)
+            setattr(self, f"inner{k}", inner)
+            act, _ = _functional(rng, w, self, halving=False)
+            if rng.random() < 0.5:
+                return (lambda m, h: h + act(getattr(m, f"inner{k}")(h))), w
+            return (lambda m, h: getattr(m, f"inner{k}")(h) - 0.5 * h), w
+        if kind == "concat":
+            a = int(rng.integers(0, w))
+            b = int(rng.integers(a + 1, w + 1))
+            act, _ = _functional(rng, b - a, self, halving=False, inplace=False)
+            axis = int(rng.choice([1, -1]))
+            return (lambda m, h: ops.concatenate([h, act(h[:, a:b])], axis=axis)), w + b - a
+        if kind == "slice":
+            a = int(rng.integers(0, w))
+            cuts = [
+                ((lambda m, h: h[:, a:]), w - a),
+                ((lambda m, h: h[..., ::-1]), w),
+                ((lambda m, h: h[:, a : a + 1]), 1),
+                ((lambda m, h: h[:, -1 - a :: -1]), w - a),
+            ]
+            return cuts[int(rng.integers(len(cuts)))]
+        if kind == "param":  # x @ W.T (+ b) with parameters of its own
+            n = int(rng.integers(1, 8))
+            weight = Parameter(rng.normal(0, 1 / np.sqrt(w), size=(n, w)).astype(dtype))
+            bias = Parameter(rng.normal(0, 0.5, size=n).astype(dtype))
+            weight.requires_grad = bool(rng.random() < 0.8)  # (frozen: the same numbers)
+            setattr(self, f"weight{k}", weight)
+            setattr(self, f"bias{k}", bias)
+            if rng.random() < 0.5:
+                return (lambda m, h: h @ weight.T + bias), n
+            return (lambda m, h: F.linear(h, weight, bias)), n
+        if kind == "functional":
+            act, width = _functional(rng, w, self)
+            return (lambda m, h: act(h)), width
+        if kind == "dropout":  # off in eval mode, as predict and the file run it
+            p = float(rng.uniform(0.05, 0.6))
+            if rng.random() < 0.5:
+                layer = _dropout(rng)
+                setattr(self, f"drop{k}", layer)
+                return (lambda m, h: getattr(m, f"drop{k}")(h)), w
+            return (lambda m, h: F.dropout(h, p, training=m.training)), w
+        if kind == "norm":
+            layer = _norm(rng, w, dtype)
+            setattr(self, f"norm{k}", layer)
+            return (lambda m, h: getattr(m, f"norm{k}")(h)), w
+        c, d = float(rng.uniform(0.5, 2)), float(rng.normal())
+        return (lambda m, h: (h * c - d) / c), w  # arith
+
+    def forward(self, x):
+        for step in self.program:  # (each step calls the layers of the module running it)
+            x = step(self, x)
+        return self.out(x)
+
+
+def test_generated_forwards_of_ones_own_run_in_onnxruntime_as_predict(tmp_path, seeded):
+    rng = seeded.rng
+    for trial in range(6):
+        dtype = str(rng.choice(["float32", "float64"]))
+        n_features = int(rng.integers(1, 9))
+        # the rows it takes: given, or found by export, which tries the width of the first
+        # layer (a slice or a parameter first runs on rows of another width, or not at all)
+        given = bool(rng.random() < 0.5)
+        model = Traced(rng, dtype, n_features, first=None if given else "dense")
+        model.train() if rng.random() < 0.5 else model.eval()
+        shape = (n_features,) if given else None
+        path = export(model, tmp_path / f"t{trial}.onnx", sample_shape=shape)
+        runner = session(path)
+        assert runner.get_inputs()[0].shape == ["batch", n_features]
+        for batch in batches(rng):
+            X = rng.normal(0, 3, size=(batch, n_features)).astype(dtype)
+            (got,) = runner.run(["output"], {"input": X})
+            what = f"batch {batch}, {dtype}, steps {model.program}"
+            assert_close(got, model.predict(X), dtype, 3 * model.steps + 1, seeded.msg(what))
+
+
+class TwiceInPlace(Module):
+    """The forwards export refused (onnx57): one weighted layer called twice (tied
+    weights), ``F.relu_`` and ``F.softmin(h, -1)`` on a layer's result."""
+
+    def __init__(self, kind, n, dtype, rng):
+        super().__init__()
+        self.kind = kind
+        self.fc = _dense(rng, n, n, dtype)
+        self.out = _dense(rng, n, 2, dtype)
+
+    def forward(self, x):
+        h = self.fc(x)
+        if self.kind == "twice":
+            return self.fc(F.tanh(h))
+        if self.kind == "relu_":
+            F.relu_(h)
+            return self.out(h)
+        return self.out(F.softmin(h, -1))
+
+
+@pytest.mark.parametrize("kind", ["twice", "relu_", "softmin"])
+def test_a_layer_called_twice_relu_and_softmin_in_a_forward_export(tmp_path, seeded, kind):
+    rng = seeded.rng
+    dtype = str(rng.choice(["float32", "float64"]))
+    n = int(rng.integers(1, 8))
+    model = TwiceInPlace(kind, n, dtype, rng)
+    runner = session(export(model, tmp_path / "m.onnx"))
+    # NumPy's own rows, in float64: Z = X·Wᵀ + b of each layer
+    W, b = (a.astype(np.float64) for a in (model.fc.weight.data, _bias(model.fc)))
+    V, c = (a.astype(np.float64) for a in (model.out.weight.data, _bias(model.out)))
+    for batch in (1, int(rng.integers(2, 40))):  # (traced on 3 and 5 rows)
+        X = rng.normal(0, 3, size=(batch, n)).astype(dtype)
+        h = X.astype(np.float64) @ W.T + b
+        if kind == "twice":
+            want = np.tanh(h) @ W.T + b
+        elif kind == "relu_":
+            want = np.maximum(h, 0) @ V.T + c
+        else:
+            e = np.exp(-(h - h.min(axis=1, keepdims=True)))
+            want = (e / e.sum(axis=1, keepdims=True)) @ V.T + c
+        (got,) = runner.run(["output"], {"input": X})
+        tol = 1e-12 if dtype == "float64" else 1e-5
+        scale = max(1.0, float(np.abs(want).max()))
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * scale, err_msg=seeded.msg(kind))
+        assert_close(got, model.predict(X), dtype, 3, seeded.msg(kind))
+
+
+def _bias(layer):
+    return layer.bias.data if layer.bias is not None else np.zeros(layer.weight.shape[0])
+
+
+class Untraceable(Module):
+    """A forward the trace cannot follow: the refusal names the operation and where."""
+
+    def __init__(self, kind, dtype, rng):
+        super().__init__()
+        self.kind = kind
+        self.fc = _dense(rng, 4, 4, dtype)
+
+    def forward(self, x):
+        h = self.fc(x)
+        if self.kind == "reduction":
+            return x + ops.sum(h, axis=1, keepdims=True)
+        if self.kind == "index array":
+            return h[:, [0, 2]] + x[:, :2]
+        if self.kind == "dropout left on":
+            return x + F.dropout(h, 0.5)
+        return x + h.detach()  # "cut": a value the graph does not follow
+
+
+@pytest.mark.parametrize(
+    ("kind", "words"),
+    [
+        ("reduction", ["'Σ'", "'fc'"]),
+        ("index array", ["'index'", "'fc'"]),
+        ("dropout left on", ["'dropout'", "training=self.training"]),
+        ("cut", ["3 and 5 rows", "detach"]),
+    ],
+)
+def test_what_a_trace_cannot_follow_is_refused_in_one_line(tmp_path, seeded, kind, words):
+    model = Untraceable(kind, str(seeded.rng.choice(["float32", "float64"])), seeded.rng)
+    with pytest.raises(ConfigError) as caught:
+        export(model, tmp_path / "m.onnx")
+    message = str(caught.value)
+    assert "\n" not in message and "Untraceable" in message, seeded.msg(message)
+    assert all(w in message for w in words), seeded.msg(message)
+    assert list(tmp_path.iterdir()) == []
+
+
+class Affine(Module):
+    """No layer or parameter says the width of its rows: sample_shape gives it."""
+
+    def __init__(self, scale, shift):
+        super().__init__()
+        self.scale, self.shift = scale, shift
+
+    def forward(self, x):
+        return F.tanh(x * self.scale - self.shift)[:, ::-1]
+
+
+def test_a_forward_of_no_layers_exports_on_the_rows_sample_shape_gives(tmp_path, seeded):
+    rng = seeded.rng
+    n, scale, shift = int(rng.integers(1, 9)), float(rng.uniform(0.5, 2)), float(rng.normal())
+    model = Affine(scale, shift)
+    with pytest.raises(ConfigError, match=r"Affine.*sample_shape=\(n_features,\)"):
+        export(model, tmp_path / "a.onnx")
+    runner = session(export(model, tmp_path / "a.onnx", sample_shape=(n,)))
+    assert runner.get_inputs()[0].shape == ["batch", n]
+    X = rng.normal(0, 3, size=(int(rng.integers(1, 20)), n)).astype(np.float32)
+    (got,) = runner.run(["output"], {"input": X})
+    want = np.tanh(X.astype(np.float64) * np.float32(scale) - np.float32(shift))[:, ::-1]
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6, err_msg=seeded.msg("affine"))
