@@ -659,7 +659,8 @@ def _trace(own: _OwnForward, dtype: np.dtype, rows: int) -> _Trace:
                 trace.result = twin(trace.given)
     except Exception as exc:
         why = f"its forward failed on a sample batch of {rows} rows of {own.width} features"
-        raise _refuse("", model, f"{why} ({type(exc).__name__}: {exc})") from None
+        said = " ".join(str(exc).split())  # (one line)
+        raise _refuse("", model, f"{why} ({type(exc).__name__}: {said})") from None
     if watched.read and watched.first is not None:  # NumPy on .data, an if on .item(), …:
         # what it does with them is no operation the graph records
         how, done = watched.first
@@ -1658,7 +1659,9 @@ class _Graph:
         if sum(k is Ellipsis for k in key) > 1 or any(
             k is not Ellipsis and not isinstance(k, (slice, int, np.integer)) for k in key
         ):
-            raise refuse(f"index {key!r}; ONNX export takes integers, slices and one ...")
+            shown = " ".join(repr(key).split())  # (one line: an index array's repr wraps)
+            shown = shown if len(shown) <= 80 else f"{shown[:77]}..."
+            raise refuse(f"index {shown}; ONNX export takes integers, slices and one ...")
         if any(k is Ellipsis for k in key):
             at = next(i for i, k in enumerate(key) if k is Ellipsis)
             key = (*key[:at], *[slice(None)] * (source.ndim - len(key) + 1), *key[at + 1 :])
