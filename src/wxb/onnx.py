@@ -1620,7 +1620,11 @@ class _Graph:
         if op == "matmul":
             return self.node("MatMul", inputs, where)
         if op == "transpose":  # t.transpose(0, 1) (its axes), or .T (all reversed)
-            perm = getattr(t._backward, "perm", None) or list(range(source.ndim))[::-1]
+            perm = list(range(source.ndim))[::-1]
+            swapped = getattr(t._backward, "axes", None)
+            if swapped is not None:
+                perm = list(range(source.ndim))
+                perm[swapped[0]], perm[swapped[1]] = swapped[1], swapped[0]
             return self.node("Transpose", inputs, where, perm=perm)
         if op == "concatenate":
             axis = _joined_axis(feeds, t)

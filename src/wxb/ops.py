@@ -4039,9 +4039,7 @@ def swap_axes(a: Tensor, dim0: int, dim1: int) -> Tensor:
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
         return (np.swapaxes(g, axis0, axis1),)
 
-    perm = list(range(a.ndim))
-    perm[axis0], perm[axis1] = axis1, axis0
-    backward.perm = perm  # type: ignore[attr-defined]  # (ONNX export; .T reverses them all)
+    backward.axes = (axis0, axis1)  # type: ignore[attr-defined]  # (ONNX export; .T: all)
     data = np.swapaxes(a.data, axis0, axis1)
     return _view_of(a, Tensor.from_op(data, "transpose", (a,), backward, reads_inputs=False))
 
