@@ -46,7 +46,7 @@ class _Detaches(_Two):
         (_SkipsBack, "hands the batch it was given into 'fc' after 'fc2'"),
         (_DropsOne, "hands the batch it was given into 'fc2' after 'fc'"),
         (_ReturnsEarlier, "hands the result of 'fc' as its result after 'fc2'"),
-        (_Detaches, "hands a tensor cut from the graph (wxb.Tensor(h), h.detach(), a new one) "),
+        (_Detaches, "hands a tensor cut from the graph (h.detach(), a new one: wxb.tensor(h)) "),
     ],
 )
 def test_a_forward_that_is_no_chain_is_refused_saying_what_it_hands_on(rng, kind, says):

@@ -1601,7 +1601,7 @@ def _what_came(source: object, target: object, earlier: dict[int, str]) -> str:
     if not isinstance(target, Tensor):
         return f"a {type(target).__name__}, not a tensor,"
     if target.op is None:
-        return "a tensor cut from the graph (wxb.Tensor(h), h.detach(), a new one)"
+        return "a tensor cut from the graph (h.detach(), a new one: wxb.tensor(h))"
     if not target.inputs:  # recorded without its input: the graph was cut before it
         return f"the result of {target.op} on a tensor cut from the graph (h.detach(), no_grad)"
     return f"the result of an operation of its own ({target.op})"

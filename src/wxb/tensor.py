@@ -1753,6 +1753,25 @@ class Tensor:
         self._versions: list[int] = base._versions if shares else [0]
         if shares and _WATCHING[0] and type(base) is Watched:
             _watched(self)  # (Tensor(h) of a sample run's result: its array, watched too)
+        if base is not None and base.requires_grad and not requires_grad and _mode.enabled:
+            if type(self) is Tensor:  # (a Parameter of it is a new leaf, as torch's)
+                self._alias_of(base, shares)
+
+    def _alias_of(self, base: Tensor, shares: bool) -> None:
+        """``Tensor(t)`` of a t that requires grad, while the graph is recorded: t in the
+        graph under another name, as torch.Tensor(t) (AliasBackward): ∂L/∂t = ∂L/∂Tensor(t).
+        It had no record: a forward wrapping its input (``x = wxb.Tensor(x)``) cut every
+        layer before it from the gradient, without a word."""
+        dtype = base.dtype
+
+        def backward(g: np.ndarray) -> tuple[np.ndarray]:
+            return (g.astype(dtype, copy=False),)  # (dtype= given: back in t's own)
+
+        made = Tensor.from_op(self.data, "alias", (base,), backward, reads_inputs=False)
+        for name in (*_RECORD_FIELDS, "_recorded", "requires_grad", "_output_version"):
+            setattr(self, name, getattr(made, name))
+        if shares:  # a view of t: a change in place through it is recorded on t
+            self._view_base = base
 
     @property
     def _version(self) -> int:
@@ -1884,7 +1903,14 @@ class Tensor:
         return int(self.item())
 
     def detach(self) -> Tensor:
-        return Tensor(self)  # the same array, no graph: changed in place, it counts for self
+        data = self.data  # no graph (Tensor(self) records an alias of self)
+        plain = type(data) is np.ndarray and data.dtype.type in _FLOAT_TYPES
+        out = Tensor.of_array(data) if plain and data.dtype.isnative else Tensor(data)
+        if out.data is data:  # the same array: changed in place, it counts for self
+            out._versions = self._versions
+            if _WATCHING[0] and type(self) is Watched:
+                _watched(out)
+        return out
 
     def detach_(self) -> Tensor:
         """torch's in-place detach: self becomes a leaf that needs no gradient, and is
