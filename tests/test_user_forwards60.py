@@ -329,6 +329,19 @@ def test_a_block_wrapping_its_input_in_tensor_passes_the_gradient_on_as_torchs(s
     for mine, twin in ((first.weight, theirs[0].weight), (first.bias, theirs[0].bias)):
         assert mine.grad is not None, seeded.msg("the first layer got no gradient")
         np.testing.assert_allclose(mine.grad, twin.grad.numpy(), rtol=1e-12, atol=1e-14)
+    # changed in place, it changes h, recorded as torch records a change of a view
+    A, W = rng.normal(size=(3, 4)), rng.normal(size=(4, 4))
+    grads = []
+    for lib in (wxb, torch):
+        x, w = (lib.tensor(v, requires_grad=True, dtype=lib.float64) for v in (A, W))
+        h = x @ w
+        a = lib.Tensor(h)
+        a += 1
+        a[:, 0] *= 3
+        ((h.tanh() * a).sum() + (a**2).mean()).backward()
+        grads.append([np.asarray(x.grad), np.asarray(w.grad)])
+    for mine, theirs in zip(*grads, strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-12, atol=1e-12, err_msg=seeded.msg("+="))
     # a float32 Tensor(h, dtype=...) of a float64 h: its gradient back in float64
     t = wxb.tensor(rng.normal(size=3), requires_grad=True, dtype="float64")
     wxb.Tensor(t * 2, dtype="float32").sum().backward()
