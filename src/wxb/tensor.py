@@ -2048,16 +2048,29 @@ class Tensor:
         values = np.array2string(self.data, separator=", ", prefix=f"{kind}(")
         return f"{kind}({values}, dtype={self.dtype}{op}{grad})"
 
-    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+    def _refuse_leaving_graph(self, target: str) -> None:
         if self.requires_grad:  # np.dot(W, t), np.clip(t, …): the result would cut the graph
             raise TypeError(
-                "a wxb Tensor that requires grad cannot become a NumPy array: NumPy's result "
+                f"a wxb Tensor that requires grad cannot become {target}: its result "
                 "would carry no gradient. Use the tensor's own operations (@ + - * / **, "
                 "wxb.ops), or tensor.data (tensor.detach()) for an array without gradients"
             )
+
+    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+        self._refuse_leaving_graph("a NumPy array")
         if dtype is not None:
             return self.data.astype(dtype)
         return self.data.copy() if copy else self.data
+
+    def __dlpack__(self, **kwargs: object) -> object:
+        """The values' DLPack capsule, as NumPy's: ``torch.tensor(t)`` and
+        ``torch.as_tensor(t)`` read a tensor through it (without it torch walked the
+        tensor as nested sequences and failed on ``len()`` of a 0-d element)."""
+        self._refuse_leaving_graph("another library's tensor")
+        return self.data.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return self.data.__dlpack_device__()
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: object, **kwargs: object):
         """NumPy's hook for ``array * tensor``, ``np.float64(2) * tensor``, ``np.exp(tensor)``.
