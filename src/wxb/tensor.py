@@ -2057,7 +2057,8 @@ class Tensor:
             )
 
     def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
-        self._refuse_leaving_graph("a NumPy array")
+        if self.requires_grad:  # (the check inline: np.asarray(t) is called often)
+            self._refuse_leaving_graph("a NumPy array")
         if dtype is not None:
             return self.data.astype(dtype)
         return self.data.copy() if copy else self.data
