@@ -340,7 +340,7 @@ def test_the_bars_loss_is_kerass_running_mean_of_the_batch_losses(seeded, monkey
     stream = Terminal()
     wxb.fit(model, X, y, loss="cross_entropy", optimizer="sgd", lr=0.1, epochs=1,
             batch_size=batch, shuffle=False, stream=stream, verbose=True)  # fmt: skip
-    shown = re.findall(r"[█·] \d+/\d+  loss (\S+)", stream.getvalue())  # the bar, by step
+    shown = re.findall(r"[█·] \d+/\d+  loss ([^\s\033]+)", stream.getvalue())  # the bar, by step
     assert shown == expected, seeded.msg(f"bar {shown} vs Keras's running mean {expected}")
 
 

@@ -21,7 +21,7 @@ from wxb.nn import Dense, Sequential, Tanh
 from wxb.nn.losses import CrossEntropyLoss
 from wxb.optim import SGD, Adam
 
-DRAW = re.compile(r"\repoch (\d+)/\d+ \S+ (\d+)/(\d+)  loss (\S+)")
+DRAW = re.compile(r"\repoch (\d+)/\d+ \S+ (\d+)/(\d+)  loss ([^\s\033]+)")
 
 
 def _mlp(rng, d, c, dtype="float64"):

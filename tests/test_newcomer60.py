@@ -37,3 +37,76 @@ def test_torch_tensor_reads_a_wxb_tensor(seeded):
     with pytest.raises(TypeError, match=r"requires grad.*detach\(\)"):
         torch.tensor(w)
     assert torch.equal(torch.tensor(w.detach()), torch.from_numpy(values)), seeded.msg("detach")
+
+
+class _Terminal:
+    """The line a terminal shows: ``\\r`` back to its start, ``ESC[K`` erasing to its
+    end, other characters written over what is there."""
+
+    def __init__(self) -> None:
+        self.line: list[str] = []
+        self.column = 0
+        self.shown: list[tuple[str, str]] = []  # (what a write drew, what the line shows)
+
+    def isatty(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        pass
+
+    def write(self, text: str) -> None:
+        drawn = text.replace("\033[K", "").replace("\r", "")
+        parts = text.split("\033[K")
+        for i, part in enumerate(parts):
+            if i:
+                del self.line[self.column :]
+            for char in part:
+                if char == "\r":
+                    self.column = 0
+                elif char == "\n":
+                    self.line, self.column = [], 0
+                elif self.column < len(self.line):
+                    self.line[self.column] = char
+                    self.column += 1
+                else:
+                    self.line.append(char)
+                    self.column += 1
+        if "\n" not in text:
+            self.shown.append((drawn, "".join(self.line)))
+
+
+def test_the_bar_shows_the_loss_it_draws_not_the_last_draws_digits(seeded, monkeypatch):
+    """fit's bar redraws its line with ``\\r``; a running loss shorter than the last draw's
+    (loss 10.5228, then 9.8765: a regression's first epoch) left the old figure's last
+    digit on screen, ``loss 9.87658``. The line a terminal shows is the one drawn."""
+    import wxb.train
+    from wxb.metrics import figure_text
+    from wxb.nn import Dense, Sequential
+
+    rng = seeded.rng
+    steps = int(rng.integers(3, 10))  # one digit: the step's count keeps its width
+    # a falling loss across the widths figure_text writes (1234.5678, 98.7654, 0.0123,
+    # 9.9e-05), one above 10 and one below: a draw narrower than the last, at least once
+    losses = 10.0 ** rng.uniform(-6, 5, size=steps - 2)
+    losses = np.sort([*losses, rng.uniform(10, 100), rng.uniform(1, 10)])[::-1]
+    clock = iter(range(1, 10**6))  # each update past the bar's 0.1 s: each one draws
+    monkeypatch.setattr(wxb.train.time, "monotonic", lambda: float(next(clock)))
+    terminal = _Terminal()
+    bar = wxb.train.ProgressBar(1, steps, terminal, enabled=True)
+    for step, loss in enumerate(losses, start=1):
+        bar.update(1, step, float(loss))
+    assert len(terminal.shown) == steps, seeded.msg(f"{len(terminal.shown)} draws")
+    for (drawn, shown), loss in zip(terminal.shown, losses, strict=True):
+        assert drawn.endswith(f"loss {figure_text(loss)}"), seeded.msg(drawn)
+        assert shown == drawn, seeded.msg(f"the terminal shows {shown!r}, drawn {drawn!r}")
+
+    # and so through fit, on a terminal: every draw of a regression's running loss
+    X = rng.standard_normal((int(rng.integers(40, 80)), 3))
+    y = X @ rng.uniform(5, 50, size=3) + rng.uniform(-100, 100)
+    terminal = _Terminal()
+    model = Sequential(Dense(3, 1, dtype="float64"))
+    wxb.fit(model, X, y, loss="mse", lr=0.05, epochs=2, batch_size=4, stream=terminal,
+            verbose=True)  # fmt: skip
+    assert terminal.shown, seeded.msg("fit drew no bar")
+    for drawn, shown in terminal.shown:
+        assert shown == drawn, seeded.msg(f"the terminal shows {shown!r}, drawn {drawn!r}")

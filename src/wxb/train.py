@@ -258,8 +258,11 @@ class ProgressBar:
         width = 24
         filled = width * step // self.steps
         bar = "█" * filled + "·" * (width - filled)
+        # erased to the line's end: a shorter figure than the last draw's (loss 10.5228,
+        # then 9.8765) showed the old one's last digit after it (9.87658)
         self.stream.write(
-            f"\repoch {epoch}/{self.epochs} {bar} {step}/{self.steps}  loss {figure_text(loss)}"
+            f"\repoch {epoch}/{self.epochs} {bar} {step}/{self.steps}  loss "
+            f"{figure_text(loss)}\033[K"
         )
         self.stream.flush()
         self.open_line = True
