@@ -110,3 +110,33 @@ def test_the_bar_shows_the_loss_it_draws_not_the_last_draws_digits(seeded, monke
     assert terminal.shown, seeded.msg("fit drew no bar")
     for drawn, shown in terminal.shown:
         assert shown == drawn, seeded.msg(f"the terminal shows {shown!r}, drawn {drawn!r}")
+
+
+def test_fit_takes_an_optimisers_name_in_kerass_and_pytorchs_spelling(seeded):
+    """``wxb.fit(..., optimizer="Adam")``, as Keras's compile takes it (and PyTorch's class
+    name), was refused ("optimizer must be one of sgd, adam, …; got 'Adam'"). Any case
+    names the same optimiser: the same run, bit for bit, with its own default rate."""
+    from wxb.nn import Dense, ReLU, Sequential
+    from wxb.optim import OPTIMIZERS
+
+    rng = seeded.rng
+    X = rng.standard_normal((int(rng.integers(20, 40)), 3))
+    y = rng.integers(0, 3, size=len(X))
+    seeds = [int(s) for s in rng.integers(1 << 30, size=3)]
+    for name in sorted(OPTIMIZERS):
+        spelling = str(rng.choice([OPTIMIZERS[name].__name__, name.upper(), name.title()]))
+        if spelling.lower() != name:  # MuonWithAdamW's class name is not fit's "muon"
+            spelling = name.upper()
+        weights, histories = [], []
+        for given in (name, spelling):
+            model = Sequential(Dense(3, 5, seed=seeds[0], dtype="float64"), ReLU(),
+                               Dense(5, 3, seed=seeds[1], dtype="float64"))  # fmt: skip
+            history = wxb.fit(model, X, y, optimizer=given, epochs=2, batch_size=8,
+                              seed=seeds[2], verbose=0)  # fmt: skip
+            histories.append(history.history)
+            weights.append([p.data.copy() for p in model.parameters()])
+        assert histories[0] == histories[1], seeded.msg(f"{spelling!r} against {name!r}")
+        for a, b in zip(*weights, strict=True):
+            assert np.array_equal(a, b), seeded.msg(f"{spelling!r}'s weights, {name!r}'s")
+    with pytest.raises(wxb.ConfigError, match="optimizer must be one of"):
+        wxb.fit(model, X, y, optimizer="Adamm", epochs=1, verbose=0)

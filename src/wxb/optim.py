@@ -3418,6 +3418,8 @@ def get_optimizer(name: str | Optimizer, params: Iterable[Parameter], **options)
             f"optimizer is the class {name.__name__}; give an instance: "
             f"{name.__name__}(model.parameters(), lr=…), or a name"
         )
+    if isinstance(name, str) and name.lower() in OPTIMIZERS:
+        name = name.lower()  # Keras's and PyTorch's spellings too: "Adam", "SGD", "RMSprop"
     if isinstance(name, str) and name.lower() == "lbfgs":
         raise ConfigError(
             f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {name!r}: {LBFGS_NOT_IN_FIT}"

@@ -960,8 +960,9 @@ def fit(
       running (a model of stock layers alone runs no code of one's own there).
     - ``optimizer``: "adam", "adamw", "sgd", "rmsprop", "adagrad", "nadam", "radam",
       "adamax", "adadelta", "rprop", "asgd", "adafactor", "muon" (``MuonWithAdamW``:
-      Muon for the 2-D weights, AdamW for the rest) (with ``lr``, or each one's
-      default), or an Optimizer built on
+      Muon for the 2-D weights, AdamW for the rest), in any case ("Adam", "SGD", as
+      Keras's compile takes them) (with ``lr``, or each one's default), or an Optimizer
+      built on
       ``model.parameters()``. A name builds a new optimiser at each call: a second fit
       starts its state (Adam's moments and step count, momentum) from zero, where Keras
       keeps its compiled optimiser's; pass one Optimizer to each call to go on with it.
