@@ -140,3 +140,36 @@ def test_fit_takes_an_optimisers_name_in_kerass_and_pytorchs_spelling(seeded):
             assert np.array_equal(a, b), seeded.msg(f"{spelling!r}'s weights, {name!r}'s")
     with pytest.raises(wxb.ConfigError, match="optimizer must be one of"):
         wxb.fit(model, X, y, optimizer="Adamm", epochs=1, verbose=0)
+
+
+def test_a_model_fitted_on_arrays_is_not_walked_through_the_raw_digits(tmp_path, seeded, capsys):
+    """The README's Python model (64 inputs, trained by wxb.fit on the digits / 16, saved
+    with wxb.save) was taken by `wxb explain` as one `wxb train` fitted on the built-in
+    digits: walked through the raw pixels 0–16, its Z 16 times what it was trained on,
+    and `wxb eval` said "the model was trained on the built-in digits, whose test rows
+    wxb train scored". Its file names no data: explain asks for --data, eval for DATA. A
+    file of wxb train's that names the digits' pixels (before it recorded its data) is
+    walked through them as before."""
+    from wxb.cli import main
+    from wxb.data import load_digits
+    from wxb.nn import Dense, ReLU, Sequential
+
+    rng = seeded.rng
+    hidden = int(rng.integers(2, 9))
+    model = Sequential(Dense(64, hidden), ReLU(), Dense(hidden, 10))
+    X = rng.uniform(0, 1, size=(int(rng.integers(20, 40)), 64))  # pixels / 16
+    wxb.fit(model, X, rng.integers(0, 10, size=len(X)), epochs=1, verbose=0)
+    path = str(wxb.save(model, tmp_path / "digits.safetensors"))
+    assert main(["explain", path]) == 2
+    said = capsys.readouterr().err.strip().splitlines()
+    assert len(said) == 1 and "name the rows to explain on" in said[0], seeded.msg(str(said))
+    assert main(["eval", path]) == 2
+    said = capsys.readouterr().err.strip().splitlines()
+    assert len(said) == 1 and "name the data to evaluate on" in said[0], seeded.msg(str(said))
+    assert "built-in digits" not in said[0], seeded.msg(said[0])
+
+    model.info = {"task": "classification", "feature_names": load_digits().feature_names}
+    path = str(wxb.save(model, tmp_path / "old_train.safetensors"))
+    row = int(rng.integers(0, 1797))
+    assert main(["explain", path, "--sample", str(row)]) == 0
+    assert f"row {row} of built-in digits" in capsys.readouterr().out, seeded.msg("old file")
