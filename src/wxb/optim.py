@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import functools
 import inspect
 import itertools
 import json
@@ -558,6 +559,55 @@ def _binds(cls: type, args: tuple, kwargs: dict) -> bool:
     return True
 
 
+# An own-step optimiser's defaults without an lr (PyTorch's Optimizer takes any dict)
+_NO_LR = object()
+
+
+def _own_step_guarded(step: Callable) -> Callable:
+    """A step of one's own (PyTorch's way), run as the built-in step runs: counted in
+    ``steps`` and writing the weights under ``WEIGHTS`` (a predict in another thread sees
+    them before or after the step, not some parameters updated). Its closure runs outside
+    that write: it reads the weights (forward, backward), maybe in other threads, which
+    would wait for this write to end. A ``super().step()`` inside is the same step."""
+
+    @functools.wraps(step)
+    def guarded(self: Optimizer, *args: object, **kwargs: object) -> object:
+        me = threading.get_ident()
+        if self.__dict__.get("_own_stepping") == me:  # (a super().step() inside it)
+            return step(self, *args, **kwargs)
+        held = WEIGHTS.begin_writing(self.params, me)  # (False: inside a write of this thread)
+        if held:
+            if args and callable(args[0]):
+                args = (_closure_outside_write(args[0], self.params, me), *args[1:])
+            elif callable(kwargs.get("closure")):
+                kwargs["closure"] = _closure_outside_write(kwargs["closure"], self.params, me)
+        self.__dict__["_own_stepping"] = me
+        try:
+            result = step(self, *args, **kwargs)
+        finally:
+            self.__dict__.pop("_own_stepping", None)
+            if held:
+                WEIGHTS.done_writing(me)
+        self.steps += 1
+        return result
+
+    return guarded
+
+
+def _closure_outside_write(closure: Callable, params: list, me: int) -> Callable:
+    """``closure`` run with thread ``me``'s write of ``params`` paused, then taken again."""
+
+    @functools.wraps(closure)
+    def paused(*args: object, **kwargs: object) -> object:
+        WEIGHTS.done_writing(me)
+        try:
+            return closure(*args, **kwargs)
+        finally:
+            WEIGHTS.begin_writing(params, me)
+
+    return paused
+
+
 class Optimizer:
     """Base: parameter groups, validation, flat buffers, and the walk of an update rule.
 
@@ -637,7 +687,10 @@ class Optimizer:
                     f"{name}: give the defaults as one dict (PyTorch's Optimizer(params, "
                     f"defaults)) or as keywords, not both; got {sorted(defaults)} beside it"
                 )
-            lr, defaults = dict(lr).get("lr"), {k: v for k, v in lr.items() if k != "lr"}
+            given = dict(lr)
+            lr, defaults = given.get("lr"), {k: v for k, v in given.items() if k != "lr"}
+            if self._own_step and "lr" not in given:  # PyTorch's takes any defaults (an
+                lr = _NO_LR  # optimiser of momentum alone); a schedule then refuses it
         if inspect.ismethod(params) and params.__name__ in ("parameters", "named_parameters"):
             method = params.__name__
             raise ConfigError(
@@ -657,7 +710,7 @@ class Optimizer:
         items = list(params)
         if not items:
             raise ConfigError(f"{name}: got no parameters to optimise")
-        self.defaults = {"lr": lr, **defaults}
+        self.defaults = defaults if lr is _NO_LR else {"lr": lr, **defaults}
         self._check_group(self.defaults, name)
         self.param_groups: list[dict] = []
         self.params: list[Parameter] = []
@@ -770,7 +823,12 @@ class Optimizer:
 
         An lr of 0 is taken, as PyTorch takes it: a group at 0 is how a part of a model is
         frozen, and a schedule may end there (a cosine with eta_min=0).
+
+        A step of one's own (PyTorch's way) reads its groups as it likes: they are taken
+        as given, as PyTorch's base Optimizer takes them (its own maximize, an lr of None).
         """
+        if self._own_step:
+            return
         for flag, (value, instead) in self.fixed_flags.items():
             if flag in group and bool(group[flag]) != value:
                 raise ConfigError(
@@ -805,6 +863,8 @@ class Optimizer:
         # PyTorch's way: a step of its own over a state of its own, no _rule to walk
         if "_own_step" not in cls.__dict__:  # (LBFGS: a step of its own over wxb's state)
             cls._own_step = cls._rule is Optimizer._rule and cls.step is not Optimizer.step
+        if cls._own_step and "step" in cls.__dict__:
+            cls.step = _own_step_guarded(cls.__dict__["step"])
         # the group keys whose change is checked again at the next step (once per class,
         # not per step; a class attribute, so optimisers pickled before have it too)
         cls._watched = (*cls.hyperparameters, *cls.fixed_flags)
@@ -3487,6 +3547,19 @@ def _below_zero(lr: object) -> bool:
     return isinstance(lr, (int, float)) and lr < 0
 
 
+def refuse_unschedulable(optimizer: Optimizer, who: str) -> None:
+    """Refuse a schedule (``who``) on an optimiser with a group whose lr is not a number:
+    one with a step of its own may have none (PyTorch's scheduler raises KeyError: 'lr')."""
+    for index, group in enumerate(optimizer.param_groups):
+        lr = group.get("lr")
+        if isinstance(lr, bool) or not isinstance(lr, (int, float, np.integer, np.floating)):
+            held = f"lr={lr!r}" if "lr" in group else "no 'lr' (its defaults name none)"
+            raise ConfigError(
+                f"{who}: {type(optimizer).__name__}.param_groups[{index}] has {held}; a "
+                "schedule sets each group's lr, a number"
+            )
+
+
 class LRSchedule:
     """Sets each group's lr from that group's own starting rate, as PyTorch's schedulers.
 
@@ -3517,6 +3590,7 @@ class LRSchedule:
     def __init__(self, optimizer: Optimizer) -> None:
         if not isinstance(optimizer, Optimizer):
             raise ConfigError(f"{type(self).__name__} takes a wxb optimiser; got {optimizer!r}")
+        refuse_unschedulable(optimizer, type(self).__name__)
         self.optimizer = optimizer
         self.base_lrs: list[float] = []
         self.epoch = 0

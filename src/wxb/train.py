@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, KeysView
+from collections.abc import Callable, Iterable, Iterator, KeysView, Mapping
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,6 +93,7 @@ from wxb.optim import (
     ReduceLROnPlateau,
     _unstepped,
     get_optimizer,
+    refuse_unschedulable,
 )
 from wxb.random import (
     FUNCTIONAL_SCHEME,
@@ -1890,13 +1891,16 @@ def _fit(model, X, y, loss, optimizer, lr, epochs, batch_size, validation_split,
             if X_val is not None:
                 val = _evaluate(model, X_val, y_val, loss_fn, ranks=ranks, rows=val_rows, form=form)
                 figures.update({f"val_{k}": v for k, v in val.items()})
-            lrs = [group["lr"] for group in opt.param_groups]
+            # (an optimiser with a step of its own may have no lr: no rate recorded then)
+            lrs = [group.get("lr") for group in opt.param_groups]
             if schedule is not None and schedule.per_batch:  # stepped past the epoch already
                 lrs = trained_lrs + lrs[len(trained_lrs) :]
-            figures["lr"] = lrs[0]  # group 0's, as ever; each other group's under its index
+            if "lr" in opt.param_groups[0]:
+                figures["lr"] = lrs[0]  # group 0's, as ever; each other group's by its index
             # (one figure for several groups read as every group's rate, a schedule on each)
             for index, rate in enumerate(lrs[1:], 1):
-                figures[f"lr_group{index}"] = rate
+                if "lr" in opt.param_groups[index]:
+                    figures[f"lr_group{index}"] = rate
             history.record(**figures)
             bar.end_epoch(epoch, figures)  # first: a warning below then starts a line of its own
             if diagnose:
@@ -2083,6 +2087,16 @@ def _stop(saver, loop, model, opt, schedule, history, epochs, steps) -> None:
     raise TrainingInterrupted(message, where, path, history, loop.best_state)
 
 
+def _saved_state_names(arrays: Mapping, opt: Optimizer) -> Iterable[str]:
+    """The names of the optimiser state arrays a checkpoint holds that ``opt`` loads: its
+    own kinds, or with a step of its own (PyTorch's way), whatever its step kept (its
+    arrays were dropped at a resume, a momentum buffer started again from zero)."""
+    if not opt._own_step:
+        return opt.possible_states
+    saved = (key.split(".", 1)[1].rpartition(".") for key in arrays if key.startswith("optimizer."))
+    return {name for name, _, index in saved if name and index.isdigit()}
+
+
 def _optimizer_settings(opt: Optimizer, model: Module) -> dict:
     """The optimiser's kind and each group's parameters (by name) and starting settings
     (what a resume must match)."""
@@ -2090,7 +2104,7 @@ def _optimizer_settings(opt: Optimizer, model: Module) -> dict:
     groups = []
     for group in opt.param_groups:
         values = {k: v for k, v in group.items() if k not in ("params", "lr", "initial_lr")}
-        values["lr"] = group.get("initial_lr", group["lr"])
+        values["lr"] = group.get("initial_lr", group.get("lr"))  # (a step of one's own: none)
         values["params"] = [names.get(id(p), "?") for p in group["params"]]
         groups.append(json.loads(json.dumps(values, default=repr)))
     return {"type": type(opt).__name__, "groups": groups}
@@ -2404,7 +2418,7 @@ class _Saver:
         meta = found.meta
         state = {
             int(i): {**counts, **{k: found.arrays[f"optimizer.{k}.{i}"]
-                                  for k in opt.possible_states
+                                  for k in _saved_state_names(found.arrays, opt)
                                   if f"optimizer.{k}.{i}" in found.arrays}}
             for i, counts in meta["optimizer"]["counters"].items()
         }  # fmt: skip
@@ -2977,6 +2991,7 @@ def _make_schedule(
     if schedule is None or isinstance(schedule, LRSchedule):
         return schedule
     if isinstance(schedule, str):
+        refuse_unschedulable(optimizer, f"lr_schedule={schedule!r}")
         _warn_unstepped_schedule(optimizer, schedule)
     if epochs == 0 and schedule in ("cosine", "onecycle"):  # (T_max, total_steps: 0)
         raise ConfigError(
