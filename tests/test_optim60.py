@@ -399,3 +399,29 @@ def test_fit_resume_keeps_own_step_state(rng, seeded):
     np.testing.assert_allclose(
         resumed.weight.data, whole.weight.data, rtol=1e-6, err_msg=seeded.msg("weights")
     )
+
+
+# -- MuonWithAdamW: a group's rule changed ----------------------------------------------------
+def test_muon_with_adamw_rule_changed_counts_from_one(rng, seeded, torch_default_dtype):
+    """A group moved from Muon to AdamW (use_muon=False) started AdamW's moments from zero
+    but its count at Muon's steps: the first AdamW step divided by 1 − β₁⁴, not 1 − β₁
+    (0.0042 from PyTorch's AdamW made then). Now that rule's first step, as PyTorch's."""
+    import torch
+
+    model = nn.Linear(4, 3).to("float64")
+    opt = wxb.optim.MuonWithAdamW(model.parameters(), lr=0.01)
+    for _ in range(int(rng.integers(2, 5))):
+        for p in model.parameters():
+            p.grad = rng.normal(size=p.shape)
+        opt.step()
+    W, g = model.weight.data.copy(), rng.normal(size=(3, 4))
+    opt.param_groups[0]["use_muon"] = False
+    model.bias.grad, model.weight.grad = None, g.copy()
+    opt.step()
+    tw = torch.tensor(W, requires_grad=True)
+    tw.grad = torch.tensor(g)
+    torch.optim.AdamW([tw], lr=0.01, weight_decay=0.01).step()
+    np.testing.assert_allclose(
+        model.weight.data, tw.detach().numpy(), rtol=1e-12, err_msg=seeded.msg("weights")
+    )
+    assert opt.state_dict()["state"][0]["step"] == 1

@@ -2977,8 +2977,11 @@ class MuonWithAdamW(Muon):
             self.param_steps[i] += 1
             arrays = self._rule_state[i]
             wanted = self.RULE_STATES[group["use_muon"]]
-            if tuple(arrays) != wanted:  # its group's use_muon changed: that rule's, from 0
+            if tuple(arrays) != wanted:  # its group's use_muon changed: that rule's, from 0,
                 arrays = self._rule_state[i] = {k: np.zeros_like(p.data) for k in wanted}
+                # its count too (AdamW's bias correction read the steps Muon took: the first
+                # step of zeroed moments divided by 1 − β₁⁴, not 1 − β₁, after three)
+                self.param_steps[i] = 1
             for key, array in arrays.items():  # the model was cast: the state with it
                 if array.dtype != p.data.dtype:
                     arrays[key] = array.astype(p.data.dtype)
