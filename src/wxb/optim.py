@@ -625,9 +625,11 @@ class Optimizer:
     update of one contiguous stretch of parameters with one group's values.
 
     A subclass written PyTorch's way (its own ``step``, no ``_rule``) is taken as written:
-    ``super().__init__(params, defaults)`` with the defaults as a dict, and ``state`` a
-    plain ``defaultdict(dict)`` by parameter for its ``step`` to fill (``p.data`` and
-    ``p.grad`` are NumPy arrays: update in place, ``p.data -= lr * buf``).
+    ``super().__init__(params, defaults)`` with the defaults as a dict (any: its groups are
+    its step's to read, an lr too), and ``state`` a plain ``defaultdict(dict)`` by
+    parameter for its ``step`` to fill (``p.data`` and ``p.grad`` are NumPy arrays: update
+    in place, ``p.data -= lr * buf``). Its step is counted in ``steps`` and writes the
+    weights as the built-in one does (``_own_step_guarded``).
     """
 
     state_names: tuple[str, ...] = ()  # e.g. the Adam moments, one array per parameter
