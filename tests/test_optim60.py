@@ -425,3 +425,55 @@ def test_muon_with_adamw_rule_changed_counts_from_one(rng, seeded, torch_default
         model.weight.data, tw.detach().numpy(), rtol=1e-12, err_msg=seeded.msg("weights")
     )
     assert opt.state_dict()["state"][0]["step"] == 1
+
+
+# -- copied and pickled ---------------------------------------------------------------------
+class WithSetstate(wxb.optim.Optimizer):
+    """PyTorch's idiom (its SGD's, Adam's): a group key added since, set on unpickling."""
+
+    def __init__(self, params, lr=0.1, momentum=0.9):
+        super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=False))
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("nesterov", False)
+
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                buf = self.state[p].setdefault("buf", np.zeros_like(p.data))
+                buf *= group["momentum"]
+                buf += p.grad
+                p.data -= group["lr"] * (p.grad + buf if group["nesterov"] else buf)
+
+
+def test_own_step_with_setstate_copies_and_pickles(rng, seeded):
+    """super().__setstate__(state) raised AttributeError ('super' object has no attribute
+    '__setstate__'): copy.deepcopy and pickle of such an optimiser failed, as they do
+    not with PyTorch's base class. The copy steps on as the original."""
+    import copy
+    import pickle
+
+    model = nn.Linear(3, 2).to("float64")
+    opt = WithSetstate(model.parameters(), lr=float(rng.uniform(0.01, 0.1)))
+    grads = [[rng.normal(size=p.shape) for p in model.parameters()] for _ in range(3)]
+
+    def step(m, o, k):
+        for p, g in zip(m.parameters(), grads[k], strict=True):
+            p.grad = g.copy()
+        o.step()
+
+    step(model, opt, 0)
+    del opt.param_groups[0]["nesterov"]  # (a group saved before the key existed)
+    copied = copy.deepcopy((model, opt))
+    pickled = pickle.loads(pickle.dumps((model, opt)))
+    for k in (1, 2):
+        for m, o in ((model, opt), copied, pickled):
+            if k == 1:
+                o.param_groups[0].setdefault("nesterov", False)
+            step(m, o, k)
+    for m, o in (copied, pickled):
+        assert o.steps == 3 and o.param_groups[0]["nesterov"] is False
+        for p, q in zip(m.parameters(), model.parameters(), strict=True):
+            np.testing.assert_array_equal(p.data, q.data, err_msg=seeded.msg("copy"))

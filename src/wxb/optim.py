@@ -739,6 +739,12 @@ class Optimizer:
             raise ConfigError(f"{name}: got no parameters to optimise")
         self._init_state()
 
+    def __setstate__(self, state: dict) -> None:
+        """Unpickled or copied: its attributes back, as Python does without this method.
+        Here for PyTorch's idiom, ``super().__setstate__(state)`` in a subclass's own
+        ``__setstate__`` (then ``group.setdefault(...)``), which raised AttributeError."""
+        self.__dict__.update(state)
+
     # -- parameter groups -----------------------------------------------------------------
     def add_param_group(self, group: dict) -> None:
         """Add a group (PyTorch's ``add_param_group``); its state starts at zero."""
