@@ -477,3 +477,70 @@ def test_own_step_with_setstate_copies_and_pickles(rng, seeded):
         assert o.steps == 3 and o.param_groups[0]["nesterov"] is False
         for p, q in zip(m.parameters(), model.parameters(), strict=True):
             np.testing.assert_array_equal(p.data, q.data, err_msg=seeded.msg("copy"))
+
+
+# -- PyTorch's saved state, loaded into the port --------------------------------------------
+ADAMISH = """
+class Adamish(Optimizer):
+    def __init__(self, params, lr=0.01, betas=(0.9, 0.99), eps=1e-8):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps))
+
+    @no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                state = self.state[p]
+                if len(state) == 0:
+                    state["step"] = tensor(0.0)
+                    state["moments"] = [zeros_like(p.data), zeros_like(p.data)]
+                state["step"] += 1
+                t, (m, v) = float(state["step"]), state["moments"]
+                m *= beta1
+                m += (1 - beta1) * p.grad
+                v *= beta2
+                v += (1 - beta2) * p.grad * p.grad
+                denom = sqrt(v / (1 - beta2**t)) + group["eps"]
+                p.data -= group["lr"] / (1 - beta1**t) * m / denom
+"""
+
+
+def test_own_step_loads_torch_saved_state(rng, seeded, torch_default_dtype):
+    """The port's load_state_dict kept PyTorch's tensors in its state (a user's training
+    moved from torch, its checkpoint loaded as is): the next step raised "unsupported
+    operand type(s) for -=: 'numpy.ndarray' and 'Tensor'". As PyTorch's load casts a
+    tensor to the parameter's dtype (but 'step', kept), they load as NumPy arrays, and
+    the steps go on as PyTorch's."""
+    import torch
+
+    made_torch, made_wxb = {}, {}
+    exec(TORCH_IMPORTS + ADAMISH, made_torch)
+    exec(WXB_IMPORTS + ADAMISH, made_wxb)
+    model = nn.Linear(3, 2).to("float64")
+    twin = to_torch(model).double()
+    X, y = rng.normal(size=(6, 3)), rng.normal(size=(6, 2))
+    Xt, yt = torch.tensor(X), torch.tensor(y)
+    topt = made_torch["Adamish"](twin.parameters())
+
+    def backward(m, a, b, o):
+        o.zero_grad()
+        ((m(a) - b) ** 2).mean().backward()
+
+    for _ in range(2):
+        backward(twin, Xt, yt, topt)
+        topt.step()
+    for p, tp in zip(model.parameters(), twin.parameters(), strict=True):
+        p.data[...] = tp.detach().numpy()
+    opt = made_wxb["Adamish"](model.parameters())
+    opt.load_state_dict(topt.state_dict())
+    assert all(type(m) is np.ndarray for m in opt.state[model.weight]["moments"])
+    again = made_wxb["Adamish"](model.parameters())  # (float32 saved: the parameter's dtype)
+    again.load_state_dict({**opt.state_dict(), "state": {0: {"moments": [np.ones((2, 3), "f4")]}}})
+    assert again.state[model.weight]["moments"][0].dtype == np.float64
+    for _ in range(3):
+        backward(model, X, y, opt)
+        opt.step()
+        backward(twin, Xt, yt, topt)
+        topt.step()
+    for p, tp in zip(model.parameters(), twin.parameters(), strict=True):
+        np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-12, err_msg=seeded.msg("w"))

@@ -456,6 +456,23 @@ class _ParamState(dict):
             self[key] = value
 
 
+def _own_state_value(value: object, dtype: np.dtype, key: object) -> object:
+    """A loaded value of a step of one's own, as PyTorch's load_state_dict casts it: a
+    tensor (PyTorch's own: a NumPy array here, where its step computes with NumPy's)
+    into the parameter's dtype, but a ``step`` count, kept as saved; inside dicts, lists
+    and tuples too. (A torch tensor was kept, and the step raised "unsupported operand
+    type(s) for -=: 'numpy.ndarray' and 'Tensor'".)"""
+    if type(value) is dict:
+        return {k: _own_state_value(v, dtype, k) for k, v in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(_own_state_value(v, dtype, key) for v in value)
+    if is_torch_tensor(value):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray) and key != "step" and value.dtype.kind == dtype.kind == "f":
+        return value.astype(dtype, copy=False)
+    return value
+
+
 def _whole_count(value: object, where: str) -> int:
     """A step count written by hand: a whole number ≥ 0 (PyTorch's is a 0-d float tensor,
     ``torch.tensor(0.0)``: its value is taken)."""
@@ -1238,7 +1255,8 @@ class Optimizer:
                     f"{type(self).__name__}.load_state_dict state[{i}] must be a dict; "
                     f"got {type(entry).__name__}"
                 )
-            entries[p] = copy.deepcopy(dict(entry))
+            entry = copy.deepcopy(dict(entry))
+            entries[p] = {k: _own_state_value(v, p.data.dtype, k) for k, v in entry.items()}
         for group, values in zip(self.param_groups, checked, strict=True):
             group.update(values)
         self._checked = [self._values(g) for g in self.param_groups]
