@@ -20,11 +20,11 @@ from wxb.interop import to_torch
 
 # -- a generator of the optimisers a user writes, one text for PyTorch and for wxb ---------
 TORCH_IMPORTS = """
-from torch.optim import Optimizer
+from torch.optim.optimizer import Optimizer, required
 from torch import no_grad, enable_grad, zeros_like, sqrt, maximum, clone, sign, tensor
 """
 WXB_IMPORTS = """
-from wxb.optim import Optimizer
+from wxb.optim.optimizer import Optimizer, required
 from wxb import no_grad, enable_grad
 from numpy import zeros_like, sqrt, maximum, sign, copy as clone, asarray as tensor
 """
@@ -81,7 +81,10 @@ def _indent(text: str, spaces: int) -> str:
 def optimiser_source(o: dict) -> str:
     """A user's optimiser class ``Opt`` in the text both libraries run."""
     defaults = o["defaults"]
-    args = ", ".join(f"{k}={v!r}" for k, v in defaults.items())
+    args = ", ".join(
+        f"{k}=required" if k == "lr" and o["required"] else f"{k}={v!r}"
+        for k, v in defaults.items()
+    )
     given = (
         f"dict({', '.join(f'{k}={k}' for k in defaults)})"
         if o["dict_call"]
@@ -146,6 +149,7 @@ def draw_options(rng: np.random.Generator) -> dict:
     if kind != "adam" and rng.integers(3) == 0:
         del defaults["lr"]  # (PyTorch takes any defaults: wxb refused one without lr)
     keys = ["dict_call", "decorated", "data_target", "len_state", "tensor_step", "groups"]
+    keys += ["required"]  # (lr=required, torch.optim.optimizer's: given at construction)
     keys += ["closure", "set_to_none", "drop_grad", "save_load", "add_group", "schedule"]
     return {"kind": kind, "defaults": defaults, **{k: flip() for k in keys}}
 
@@ -173,7 +177,8 @@ def _run_ported(o: dict, rng: np.random.Generator, torch) -> None:
         return [{"params": ps[:2]}, second]
 
     def make(m, cls):
-        opt = cls(groups(m))
+        given = {"lr": o["defaults"]["lr"]} if o["required"] and "lr" in o["defaults"] else {}
+        opt = cls(groups(m), **given)
         if o["add_group"]:
             opt.add_param_group({"params": [list(m.parameters())[-1]]})
         return opt
@@ -544,3 +549,26 @@ def test_own_step_loads_torch_saved_state(rng, seeded, torch_default_dtype):
         topt.step()
     for p, tp in zip(model.parameters(), twin.parameters(), strict=True):
         np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-12, err_msg=seeded.msg("w"))
+
+
+def test_torch_optim_optimizer_names_port():
+    """``from torch.optim.optimizer import Optimizer, required`` (an optimiser written for
+    torch, lr=required) had no wxb module to port to; a group without the required value
+    is refused in PyTorch's words."""
+    import torch
+
+    source = """
+class Plain(Optimizer):
+    def __init__(self, params, lr=required):
+        super().__init__(params, dict(lr=lr))
+
+    def step(self, closure=None):
+        pass
+"""
+    for imports, model in ((TORCH_IMPORTS, torch.nn.Linear(2, 1)), (WXB_IMPORTS, nn.Linear(2, 1))):
+        made = {}
+        exec(imports + source, made)
+        with pytest.raises(ValueError, match=r"didn't specify a value of required .* lr"):
+            made["Plain"](model.parameters())
+        opt = made["Plain"]([{"params": [model.weight], "lr": 0.5}, {"params": [model.bias]}], 0.1)
+        assert [g["lr"] for g in opt.param_groups] == [0.5, 0.1]

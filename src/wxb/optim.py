@@ -580,6 +580,20 @@ def _binds(cls: type, args: tuple, kwargs: dict) -> bool:
 _NO_LR = object()
 
 
+class _RequiredParameter:
+    """PyTorch's ``required`` (``torch.optim.optimizer``): a default that each parameter
+    group must give itself, ``def __init__(self, params, lr=required)``."""
+
+    def __repr__(self) -> str:
+        return "<required parameter>"
+
+    def __reduce__(self) -> str:
+        return "required"  # (copied and pickled: this one object)
+
+
+required = _RequiredParameter()
+
+
 def _own_step_guarded(step: Callable) -> Callable:
     """A step of one's own (PyTorch's way), run as the built-in step runs: counted in
     ``steps`` and writing the weights under ``WEIGHTS`` (a predict in another thread sees
@@ -833,6 +847,11 @@ class Optimizer:
                 raise ConfigError(f"{where}: {p!r} is already in another parameter group")
         group["params"] = params
         for key, value in self.defaults.items():
+            if value is required and key not in group:  # (PyTorch's ValueError, its words)
+                raise ConfigError(
+                    f"{where} didn't specify a value of required optimization parameter "
+                    f"{key}: give it {key}=, or give {name} one"
+                )
             group.setdefault(key, value)
         self._check_group(group, where)
         start = len(self.params)
@@ -5439,3 +5458,10 @@ lr_scheduler.__all__ = [
 for _name in lr_scheduler.__all__:
     setattr(lr_scheduler, _name, globals()[_name])
 sys.modules[lr_scheduler.__name__] = lr_scheduler  # import wxb.optim.lr_scheduler as torch's
+
+# wxb.optim.optimizer, as torch.optim.optimizer: an optimiser written for torch imports
+# ``from torch.optim.optimizer import Optimizer, required``, ported by the module's name
+optimizer = type(sys)(f"{__name__}.optimizer", "Optimizer and required, torch.optim.optimizer's")
+optimizer.Optimizer, optimizer.required = Optimizer, required
+optimizer.__all__ = ["Optimizer", "required"]
+sys.modules[optimizer.__name__] = optimizer
