@@ -256,6 +256,17 @@ class ByHandAgain(ByHand):
         return super().step(closure)
 
 
+class StepMixin:
+    def step(self, closure=None):
+        for p in self.params:
+            p.data -= 0.1 * p.grad
+
+
+class FromMixin(StepMixin, wxb.optim.Optimizer):  # (its step from a class beside Optimizer)
+    def __init__(self, params):
+        super().__init__(params, {"lr": 0.1})
+
+
 def test_own_step_writes_weights_whole_and_counts(rng, seeded):
     """A predict in another thread saw some parameters stepped and others not (outputs
     between two steps'), and ``steps`` stayed 0; the closure runs outside the write
@@ -299,6 +310,9 @@ def test_own_step_writes_weights_whole_and_counts(rng, seeded):
     stepping.start()
     stepping.join(timeout=10)
     assert result and opt.steps == 13, "a step with a closure in another thread never ended"
+    mixed = FromMixin(model.parameters())
+    mixed.step()
+    assert mixed.steps == 1
 
 
 # -- defaults without lr --------------------------------------------------------------------

@@ -622,6 +622,7 @@ def _own_step_guarded(step: Callable) -> Callable:
         self.steps += 1
         return result
 
+    guarded.guarded = True
     return guarded
 
 
@@ -907,8 +908,8 @@ class Optimizer:
         # PyTorch's way: a step of its own over a state of its own, no _rule to walk
         if "_own_step" not in cls.__dict__:  # (LBFGS: a step of its own over wxb's state)
             cls._own_step = cls._rule is Optimizer._rule and cls.step is not Optimizer.step
-        if cls._own_step and "step" in cls.__dict__:
-            cls.step = _own_step_guarded(cls.__dict__["step"])
+        if cls._own_step and not getattr(cls.step, "guarded", False):  # (a mixin's too)
+            cls.step = _own_step_guarded(cls.step)
         # the group keys whose change is checked again at the next step (once per class,
         # not per step; a class attribute, so optimisers pickled before have it too)
         cls._watched = (*cls.hyperparameters, *cls.fixed_flags)
