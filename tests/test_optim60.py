@@ -314,6 +314,13 @@ def test_own_step_writes_weights_whole_and_counts(rng, seeded):
     mixed.step()
     assert mixed.steps == 1
 
+    class MyLBFGS(wxb.optim.LBFGS):  # (one of wxb's, subclassed: its step was counted twice)
+        pass
+
+    lbfgs = MyLBFGS(model.parameters(), max_iter=2)
+    lbfgs.step(closure)
+    assert lbfgs.steps == 1 and lbfgs.state_dict()["state"]
+
 
 # -- defaults without lr --------------------------------------------------------------------
 MOMENTUM_ONLY = """

@@ -594,6 +594,11 @@ class _RequiredParameter:
 required = _RequiredParameter()
 
 
+def _is_wxbs(cls: type) -> bool:
+    """Whether ``cls`` is one of wxb's optimisers (not the base, nor a user's class)."""
+    return cls.__module__.startswith("wxb.") and cls is not Optimizer
+
+
 def _own_step_guarded(step: Callable) -> Callable:
     """A step of one's own (PyTorch's way), run as the built-in step runs: counted in
     ``steps`` and writing the weights under ``WEIGHTS`` (a predict in another thread sees
@@ -908,6 +913,10 @@ class Optimizer:
         # PyTorch's way: a step of its own over a state of its own, no _rule to walk
         if "_own_step" not in cls.__dict__:  # (LBFGS: a step of its own over wxb's state)
             cls._own_step = cls._rule is Optimizer._rule and cls.step is not Optimizer.step
+            # a subclass of one of wxb's (class MyLBFGS(LBFGS)) steps by its machinery
+            # (its step was counted twice, once by the guard below)
+            if any(_is_wxbs(b) and b._own_step is False for b in cls.__mro__[1:-1]):
+                cls._own_step = False
         if cls._own_step and not getattr(cls.step, "guarded", False):  # (a mixin's too)
             cls.step = _own_step_guarded(cls.step)
         # the group keys whose change is checked again at the next step (once per class,
