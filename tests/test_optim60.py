@@ -384,7 +384,8 @@ def test_own_step_defaults_without_lr(rng, seeded, torch_default_dtype):
 
 # -- fit's checkpoints ----------------------------------------------------------------------
 class Heavy(wxb.optim.Optimizer):
-    """Heavy-ball momentum with a count of its own, kept in its state."""
+    """Heavy-ball momentum with a count of its own and a NumPy scalar (the gradient's
+    largest size so far, in the parameter's dtype), kept in its state."""
 
     def __init__(self, params, lr=0.05, momentum=0.9):
         super().__init__(params, dict(lr=lr, momentum=momentum))
@@ -395,16 +396,20 @@ class Heavy(wxb.optim.Optimizer):
                 state = self.state[p]
                 if not state:
                     state["buf"], state["n"] = np.zeros_like(p.data), 0
+                    state["largest"] = np.abs(p.grad).max()
                 state["buf"] *= group["momentum"]
                 state["buf"] += p.grad
                 state["n"] += 1
-                p.data -= group["lr"] / np.sqrt(state["n"]) * state["buf"]
+                state["largest"] = max(state["largest"], np.abs(p.grad).max())
+                p.data -= group["lr"] / np.sqrt(state["n"]) * state["buf"] / state["largest"]
 
 
 def test_fit_resume_keeps_own_step_state(rng, seeded):
     """Resumed from fit's checkpoint, an own step's arrays (the momentum buffer) were
     dropped (fit read back only the state names of wxb's own optimisers): the resumed
-    run differed from the run not interrupted (by 0.27 in a weight)."""
+    run differed from the run not interrupted (by 0.27 in a weight). A NumPy scalar in
+    its state (np.float32) failed the checkpoint: "Object of type float32 is not JSON
+    serializable"."""
     X = rng.normal(size=(32, 3))
     y = X @ rng.normal(size=(3, 1))
     start = nn.Linear(3, 1).state_dict()

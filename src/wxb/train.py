@@ -2179,11 +2179,14 @@ class _Saver:
         arrays["order"] = loop.order
         state = opt.state_dict()
         counters = {}
+        # (a step of one's own may keep NumPy scalars, np.float32(…), which JSON does not
+        # take: fit's checkpoint raised TypeError; kept as arrays of their dtype)
+        stored = (np.ndarray, np.generic) if opt._own_step else np.ndarray
         for i, entry in state["state"].items():
-            counters[str(i)] = {k: v for k, v in entry.items() if not isinstance(v, np.ndarray)}
+            counters[str(i)] = {k: v for k, v in entry.items() if not isinstance(v, stored)}
             for k, v in entry.items():
-                if isinstance(v, np.ndarray):
-                    arrays[f"optimizer.{k}.{i}"] = v
+                if isinstance(v, stored):
+                    arrays[f"optimizer.{k}.{i}"] = np.asarray(v)
         meta = {
             "position": {
                 "epoch": loop.epoch,
