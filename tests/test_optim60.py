@@ -16,7 +16,7 @@ import pytest
 import wxb
 import wxb.nn as nn
 from wxb.errors import ConfigError
-from wxb.interop import to_torch
+from wxb.interop import optimizer_from_torch, optimizer_to_torch, to_torch
 
 # -- a generator of the optimisers a user writes, one text for PyTorch and for wxb ---------
 TORCH_IMPORTS = """
@@ -569,6 +569,18 @@ def test_own_step_loads_torch_saved_state(rng, seeded, torch_default_dtype):
     again.load_state_dict({**opt.state_dict(), "state": {0: {"moments": [np.ones((2, 3), "f4")]}}})
     assert again.state[model.weight]["moments"][0].dtype == np.float64
     for _ in range(3):
+        backward(model, X, y, opt)
+        opt.step()
+        backward(twin, Xt, yt, topt)
+        topt.step()
+    for p, tp in zip(model.parameters(), twin.parameters(), strict=True):
+        np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-12, err_msg=seeded.msg("w"))
+    # wxb.interop's pair took no optimiser of one's own: "PyTorch's optimiser is Adamish,
+    # the wxb one Adamish; the state of one is not the other's"
+    twin = to_torch(model).double()
+    topt = optimizer_to_torch(opt, made_torch["Adamish"](twin.parameters()))
+    opt = optimizer_from_torch(topt, made_wxb["Adamish"](model.parameters()))
+    for _ in range(2):
         backward(model, X, y, opt)
         opt.step()
         backward(twin, Xt, yt, topt)

@@ -1187,7 +1187,9 @@ def _check_torch_optimizer(torch_opt, optimizer, torch, where: str) -> None:
     name = type(optimizer).__name__
     if not isinstance(torch_opt, torch.optim.Optimizer):
         raise ConfigError(f"{where}: needs a torch.optim optimiser; got {_kind(torch_opt)}")
-    if type(torch_opt) is not getattr(torch.optim, name, None):
+    # (an optimiser of one's own: its port to torch has its name)
+    own = optimizer._own_step and type(torch_opt).__name__ == name
+    if type(torch_opt) is not getattr(torch.optim, name, None) and not own:
         raise ConfigError(
             f"{where}: PyTorch's optimiser is {type(torch_opt).__name__}, the wxb one {name}; "
             "the state of one is not the other's"
@@ -1281,7 +1283,9 @@ def optimizer_from_torch(source, optimizer):
     each group's settings carry over, so the next steps are the ones PyTorch would have
     taken. Raises ConfigError in one line for another class, other groups or shapes, a
     setting wxb lacks (amsgrad=True), or (given the optimiser itself) parameters whose
-    weights are another's of PyTorch's optimiser: given in another order. Returns
+    weights are another's of PyTorch's optimiser: given in another order. An optimiser
+    of one's own written PyTorch's way pairs with its torch port (the class of its name):
+    its entries carry over as they are, torch's tensors as NumPy arrays. Returns
     ``optimizer``."""
     torch = _import_torch()
     optim = _wxb_optim()
@@ -1306,6 +1310,9 @@ def optimizer_from_torch(source, optimizer):
     ):
         raise ConfigError(f"{where}: 'param_groups' must be a list of dicts with 'params'")
     _check_groups([list(g["params"]) for g in groups], optimizer, where)
+    if optimizer._own_step:  # its entries as they are, its tensors NumPy's (load_state_dict)
+        optimizer.load_state_dict({"state": state, "param_groups": groups})
+        return optimizer
     if isinstance(optimizer, optim.LBFGS):
         return _lbfgs_from_torch(source, optimizer, torch)
     ids = [k for g in groups for k in g["params"]]  # PyTorch's ids, in the parameters' order
@@ -1450,6 +1457,18 @@ def _torch_state_names(kind) -> list[str]:
     return [wxb_to_torch.get(s, s) for s in kind.possible_states]
 
 
+def _as_tensors(value: object, torch) -> object:
+    """``value`` with each NumPy array in it a torch tensor of its own (in dicts, lists
+    and tuples too), as an optimiser of one's own written for torch keeps its state."""
+    if isinstance(value, np.ndarray):
+        return torch.tensor(value)
+    if type(value) is dict:
+        return {k: _as_tensors(v, torch) for k, v in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(_as_tensors(v, torch) for v in value)
+    return value
+
+
 def optimizer_to_torch(optimizer, torch_opt):
     """Load the wxb ``optimizer``'s state into PyTorch's optimiser ``torch_opt`` of the same
     class (MuonWithAdamW's: the pair ``(torch_muon, torch_adamw)``, as for
@@ -1458,7 +1477,9 @@ def optimizer_to_torch(optimizer, torch_opt):
     moments, step counts (PyTorch's 0-d float tensors), NAdam's mu_product, SGD's
     momentum_buffer and each group's settings (its flags too: maximize, amsgrad), so
     PyTorch's next steps are wxb's. Raises ConfigError in one line for another class,
-    other groups or shapes, or parameters given in another order. Returns
+    other groups or shapes, or parameters given in another order. An optimiser of one's
+    own written PyTorch's way pairs with its torch port (the class of its name): its
+    entries carry over as they are, its arrays as torch tensors. Returns
     ``torch_opt``."""
     torch = _import_torch()
     optim = _wxb_optim()
@@ -1472,6 +1493,11 @@ def optimizer_to_torch(optimizer, torch_opt):
     _check_torch_optimizer(torch_opt, optimizer, torch, where)
     kind = type(optimizer)
     saved = optimizer.state_dict()
+    if optimizer._own_step:  # its entries as they are, its arrays as tensors (copies)
+        torch_opt.load_state_dict(
+            {"state": _as_tensors(saved["state"], torch), "param_groups": saved["param_groups"]}
+        )
+        return torch_opt
     if kind is optim.LBFGS:
         return _lbfgs_to_torch(saved, torch_opt, torch)
     to_torch_name = {v: k for k, v in kind.torch_names.items()}
