@@ -42,6 +42,7 @@ from wxb.tensor import (
     is_grad_enabled,
     is_view_of,
     keep_flag,
+    keep_values,
     leaf_grad_slot,
     marks,
     no_grad,
@@ -295,7 +296,8 @@ def sparse_linear_map(X: object, weight: Tensor, where: str = "Dense") -> Tensor
 
     Z = sparse_rows_by_weight(X, W, np.empty((X.shape[0], m), np.result_type(X.dtype, W.dtype)))
     # X is the caller's own copy (validation.sparse_rows), W not read by the backward
-    return Tensor.from_op(Z, "W·X", (weight,), backward, reads_inputs=False)
+    # (X, a constant, is kept for ∂L/∂W, as torch saves it: a second backward refuses)
+    return keep_values(Tensor.from_op(Z, "W·X", (weight,), backward, reads_inputs=False))
 
 
 def sparse_weight_grad(delta: np.ndarray, X: object, out: np.ndarray) -> np.ndarray:
@@ -498,7 +500,7 @@ def _number_over(A: np.ndarray, b: Tensor) -> Tensor:
         # ∂(A · 1/B)/∂B = −A/B², in torch's order: (g·A) through reciprocal's −g·R²
         return None, _unbroadcast(-(g * A) * (R * R), b.shape)
 
-    return Tensor.from_op(out, "/", (Tensor(A), b), backward, reads_inputs=False)
+    return keep_values(Tensor.from_op(out, "/", (Tensor(A), b), backward, reads_inputs=False))
 
 
 def power(a: object, b: object) -> Tensor:
@@ -578,7 +580,14 @@ def absolute(a: object) -> Tensor:
 
 
 def negative(a: object) -> Tensor:
-    return mul(a, -1.0)
+    """−A. Its own node, not A ⊙ (−1): it reads nothing (torch's NegBackward saves
+    nothing, so a second backward may walk it, and A may change in place)."""
+    a = as_tensor(a)
+    return Tensor.from_op(np.negative(a.data), "neg", (a,), _negated, reads_inputs=False)
+
+
+def _negated(g: np.ndarray) -> tuple[np.ndarray]:
+    return (np.negative(g),)  # ∂(−A)/∂A = −1
 
 
 def sum(a: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
@@ -605,8 +614,13 @@ def mean(a: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = 
     if not count:
         return mul(total, math.nan)  # the mean of nothing: NaN
     # Σ/n, not Σ·(1/n): the product rounds twice (5 of 12 right came out 0.41666669 in
-    # float32, torch's 0.41666666); ∂L/∂Σ = G/n, torch's rule too
-    return div(total, count)
+    # float32, torch's 0.41666666); ∂L/∂Σ = G/n, torch's rule too. Its own node, not Σ / a
+    # constant n: it reads nothing (torch's MeanBackward saves nothing either), so a
+    # second backward may walk it
+    n = np.asarray(count, dtype=total.dtype)
+    return Tensor.from_op(
+        np.true_divide(total.data, n), "/", (total,), lambda g: (g / n,), reads_inputs=False
+    )
 
 
 def reshape(a: Tensor, *shape: int | tuple[int, ...]) -> Tensor:
@@ -727,7 +741,10 @@ def index(a: Tensor, key: object) -> Tensor:
         return (grad,)
 
     backward.key = key if first is None else None  # type: ignore[attr-defined]  # (ONNX export)
-    return _view_of(a, Tensor.from_op(chosen, "index", (a,), backward, reads_inputs=False))
+    picked = Tensor.from_op(chosen, "index", (a,), backward, reads_inputs=False)
+    if repeats:  # (torch's IndexBackward saves the index arrays; a slice's saves none)
+        keep_values(picked)
+    return _view_of(a, picked)
 
 
 def _torch_order(key: object, ndim: int) -> tuple[tuple | None, object]:
@@ -1824,7 +1841,7 @@ def alpha_dropout(x: object, p: float, rng: np.random.Generator, feature: bool =
         return (g * factor,)  # (the draw of the forward: factor holds M)
 
     name = "feature_alpha_dropout" if feature else "alpha_dropout"
-    return Tensor.from_op(out, name, (x,), backward, reads_inputs=False)
+    return keep_values(Tensor.from_op(out, name, (x,), backward, reads_inputs=False))
 
 
 def dropout1d(x: object, p: float, rng: np.random.Generator) -> Tensor:
@@ -1844,7 +1861,7 @@ def dropout1d(x: object, p: float, rng: np.random.Generator) -> Tensor:
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
         return (g * mask,)
 
-    return Tensor.from_op(X * mask, "dropout1d", (x,), backward, reads_inputs=False)
+    return keep_values(Tensor.from_op(X * mask, "dropout1d", (x,), backward, reads_inputs=False))
 
 
 def check_rrelu_bounds(lower: object, upper: object, where: str) -> tuple[float, float]:
@@ -1881,7 +1898,7 @@ def rrelu(
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
         return (g * slopes,)
 
-    return Tensor.from_op(X * slopes, "rrelu", (x,), backward, reads_inputs=False)
+    return keep_values(Tensor.from_op(X * slopes, "rrelu", (x,), backward, reads_inputs=False))
 
 
 def _indices(value: object, where: str) -> np.ndarray:
@@ -1986,7 +2003,7 @@ def embedding(
         np.add.at(dW, flat, rows)
         return (dW,)
 
-    return Tensor.from_op(out, "embedding", (w,), backward, reads_inputs=False)
+    return keep_values(Tensor.from_op(out, "embedding", (w,), backward, reads_inputs=False))
 
 
 def check_padding_idx(padding_idx: object, n: int, where: str) -> int | None:
@@ -2029,7 +2046,7 @@ def dropout(
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
         return (g * mask,)  # δ ⊙ mask: dropped units pass no error back
 
-    return Tensor.from_op(x.data * mask, "dropout", (x,), backward, reads_inputs=False)
+    return keep_values(Tensor.from_op(x.data * mask, "dropout", (x,), backward, reads_inputs=False))
 
 
 # ---------------------------------------------------------------------------------
@@ -3945,7 +3962,7 @@ def _put(a: Tensor, key: object, value: object) -> Tensor:
         written = np.asarray((g if first is None else g[first])[key])
         return kept, _unbroadcast(written, v.shape).astype(v.dtype, copy=False)
 
-    return Tensor.from_op(out, "index_put", (a, v), backward, reads_inputs=False)
+    return keep_values(Tensor.from_op(out, "index_put", (a, v), backward, reads_inputs=False))
 
 
 def _set_item(self: Tensor, key: object, value: object) -> None:
@@ -4152,7 +4169,7 @@ def extreme(a: Tensor, dim: object = None, keepdim: bool = False, largest: bool 
     else:
         indices = chosen
     # its backward reads the indices alone (torch's too): A may change in place after
-    found = Tensor.from_op(values, name, (a,), backward, reads_inputs=False)
+    found = keep_values(Tensor.from_op(values, name, (a,), backward, reads_inputs=False))
     return ValuesIndices(found, marks(indices.astype(np.int64)))
 
 
@@ -5077,7 +5094,7 @@ def masked_fill(a: Tensor, mask: object, value: object) -> Tensor:
         return (np.where(filled_at, 0, g).astype(g.dtype, copy=False),)
 
     out = np.where(filled_at, filled, a.data)
-    return Tensor.from_op(out, "masked_fill", (a,), backward, reads_inputs=False)
+    return keep_values(Tensor.from_op(out, "masked_fill", (a,), backward, reads_inputs=False))
 
 
 def where(condition: object, a: object, b: object) -> Tensor:
@@ -5109,7 +5126,7 @@ def where(condition: object, a: object, b: object) -> Tensor:
             _unbroadcast(np.where(c, zero, g), b.shape),
         )
 
-    return Tensor.from_op(out, "where", (a, b), backward, reads_inputs=False)
+    return keep_values(Tensor.from_op(out, "where", (a, b), backward, reads_inputs=False))
 
 
 def log1p(a: object) -> Tensor:
@@ -5243,9 +5260,8 @@ def _taken(a: Tensor, chosen: np.ndarray, axis: int, name: str) -> Tensor:
         np.add.at(grad, _along(chosen, axis), g)
         return (grad,)
 
-    return Tensor.from_op(
-        np.take_along_axis(a.data, chosen, axis), name, (a,), backward, reads_inputs=False
-    )
+    taken = np.take_along_axis(a.data, chosen, axis)  # (torch's saves the indices)
+    return keep_values(Tensor.from_op(taken, name, (a,), backward, reads_inputs=False))
 
 
 def _along(chosen: np.ndarray, axis: int) -> tuple:
@@ -6160,7 +6176,7 @@ def _quantile_last(rows: Tensor, qs: np.ndarray, how: str, ignore_nan: bool) -> 
         np.add.at(grad, _along(high, A.ndim - 1), g * w)
         return (grad,)
 
-    return Tensor.from_op(out, "quantile", (rows,), backward, reads_inputs=False)
+    return keep_values(Tensor.from_op(out, "quantile", (rows,), backward, reads_inputs=False))
 
 
 def nan_to_num(a: Tensor, nan: object = 0.0, posinf: object = None, neginf: object = None):

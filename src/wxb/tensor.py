@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import datetime
 import functools
+import gc
 import inspect
 import itertools
 import math
@@ -53,6 +54,7 @@ class _GradMode(threading.local):
 
     enabled = True
     retain_graph = False  # True while a backward(retain_graph=True) runs its rules
+    walking_freed = False  # True while a backward walks a freed graph (to refuse it)
     leaf_grads: dict[int, tuple[Tensor, np.ndarray]] | None = None  # gradients_apart()
     # autograd.grad's inputs (ids): its backward walks only the nodes that lead to them
     grad_inputs: frozenset[int] | None = None
@@ -523,6 +525,12 @@ def leaf_grad_slot(leaf: Tensor) -> np.ndarray | None:
         WRITING.add(key)
         slots[key] = buffer
         return buffer
+
+
+def is_walking_freed_graph() -> bool:
+    """Whether the backward() now running goes through a freed graph, which it refuses
+    once it reaches a gradient to store: a rule with effects of its own (hooks) skips them."""
+    return _mode.walking_freed
 
 
 def is_retaining_graph() -> bool:
@@ -1542,6 +1550,19 @@ def refuse_masked(value: object, where: str) -> None:
     )
 
 
+def unmasked(value: object, where: str) -> object:
+    """``value``, or the plain array of a NumPy masked array with no entry masked (a
+    masked array kept would keep its mask in NumPy's arithmetic: 1/0 masked, not inf);
+    one with entries masked is refused (``refuse_masked``)."""
+    if type(value) is np.ndarray or not isinstance(value, np.ndarray):
+        return value
+    refuse_masked(value, where)
+    masked = sys.modules.get("numpy.ma")
+    if masked is not None and isinstance(value, masked.MaskedArray):
+        return np.asarray(value)
+    return value
+
+
 def float_array(value: object, dtype: np.dtype, where: str) -> np.ndarray:
     """``value`` as an array of ``dtype``, refusing what the cast would change without a
     word: complex numbers (the imaginary part dropped), text and dates (parsed, or
@@ -1679,6 +1700,7 @@ class Tensor:
         "_backward",
         "_freed",
         "_hooks",
+        "_keeps_values",
         "_output_version",
         "_recorded",
         "_replaced",
@@ -1729,7 +1751,7 @@ class Tensor:
             array = float_array(data, resolve_dtype(dtype), "Tensor")
             if dtype is None and array.dtype == np.float32:
                 _check_whole_numbers_kept(data, array)
-        self.data: np.ndarray = array
+        _SET_DATA(self, array)  # (checked above)
         self.grad: np.ndarray | None = None
         self.requires_grad = requires_grad
         self.retains_grad = False
@@ -1738,6 +1760,9 @@ class Tensor:
         self.inputs: tuple[Tensor, ...] = ()
         self._backward: BackwardRule | None = None
         self._freed = False
+        # the backward holds values torch saves as tensors (max's indices, an index
+        # array) beyond the versioned ones: a second backward refuses it too (keep_values)
+        self._keeps_values = False
         self._hooks: dict[int, Callable] | None = None  # register_hook's, by handle id
         self._saved_versions: tuple[int | None, ...] | None = None
         self._seen_versions: tuple[int, ...] | None = None
@@ -1789,9 +1814,9 @@ class Tensor:
         which the caller has checked: the same leaf, without the checks (the per-call
         price of a one-row ``model(x)``)."""
         out = cls.__new__(cls)
-        out.data = array
+        _SET_DATA(out, array)
         out.grad = None
-        out.requires_grad = out.retains_grad = out._freed = False
+        out.requires_grad = out.retains_grad = out._freed = out._keeps_values = False
         out.name = out.op = out._backward = out._hooks = None
         out.inputs = ()
         out._saved_versions = out._recorded = out._output_version = None
@@ -1817,14 +1842,14 @@ class Tensor:
         a tuple says it per input (A ⊙ B reads B only for ∂L/∂A: a constant A may change)."""
         out = cls.__new__(cls)
         # NumPy's ufuncs give a scalar, not a 0-d array, for a 0-d input
-        out.data = np.asarray(data) if isinstance(data, np.generic) else data
+        _SET_DATA(out, np.asarray(data) if isinstance(data, np.generic) else data)
         if _WATCHING[0]:  # (only while a sample run watches, in some thread)
             _watched(out)
         out.grad = None
         out.retains_grad = False
         out.name = None
         out.op = op
-        out._freed = False
+        out._freed = out._keeps_values = False
         out._hooks = out._replaced = None
         out._versions = [0]  # ops whose result views an input's array share its (ops.py)
         needs = False
@@ -1914,21 +1939,22 @@ class Tensor:
 
     def detach_(self) -> Tensor:
         """torch's in-place detach: self becomes a leaf that needs no gradient, and is
-        returned (``h.detach_()`` between the chunks of truncated backpropagation). A view
-        is refused, as torch refuses it. So is a result whose record no backward has
-        walked yet: torch's nodes computed from it still reach its graph, whereas wxb's
-        record lives on the tensor itself and would go with it."""
+        returned (``h.detach_()`` between the chunks of truncated backpropagation,
+        ``x.clone().detach_()``). A view is refused, as torch refuses it. So is a result
+        that a recorded operation took as input before any backward walked it: torch's
+        node computed from it still reaches its graph, whereas wxb's record lives on the
+        tensor itself and would go with it."""
         if view_base(self) is not None:
             raise ConfigError(
                 "detach_() on a view (t[i], t.T, t.reshape(...)): torch refuses it too "
                 '("Can\'t detach views in-place"); use v = v.detach()'
             )
-        if self._backward is not None and not self._freed:
+        if self._backward is not None and not self._freed and _taken_by_a_record(self):
             raise ConfigError(
-                f"detach_() on the result of a recorded operation ({self.op}) whose graph no "
-                "backward() has walked: what was computed from it would lose its way to "
-                "the graph in wxb (torch keeps it); use t = t.detach(), or call it after "
-                "backward()"
+                f"detach_() on the result of a recorded operation ({self.op}) that another "
+                "recorded operation took as input, before a backward() walked them: that one "
+                "would lose its way to the graph in wxb (torch keeps it); use "
+                "t = t.detach(), or call it after backward()"
             )
         for name in (*_RECORD_FIELDS, "_recorded", "_output_version"):
             setattr(self, name, _LEAF_AFRESH[name])
@@ -2224,19 +2250,22 @@ class Tensor:
         walked = order if _mode.grad_inputs is None else _toward(order, _mode.grad_inputs)
         # Through a freed part, only freed rules run (they ran before and have no effect
         # but an error of their own, such as the planned stack's), and the first
-        # gradient about to be stored raises instead: nothing is counted twice.
-        freed = any(node._freed for node in walked)
-        _check_versions(order)
+        # gradient about to be stored raises instead: nothing is counted twice. Freed is
+        # what saved values for its backward, as torch frees those: a graph of nodes that
+        # saved none (x + 1, sums, reshapes) is walked again, its gradients added
+        freed = any(node._freed and _saves_values(node) for node in walked)
+        _check_versions(walked)  # (only the rules that run read what they saved, as torch's)
         if _REPLACED[0]:
             _check_views(order, self)
         previous, _mode.retain_graph = _mode.retain_graph, retain_graph
+        was_freed, _mode.walking_freed = _mode.walking_freed, freed
         outer = _mode.slots, _mode.slot_homes
         claims = _mode.slots = {}  # rules may write new gradients into optimiser buffers
         _mode.slot_homes = set()
         try:
             self._walk(walked, seed, caller_seed=caller_seed, freed=freed)
         finally:
-            _mode.retain_graph = previous
+            _mode.retain_graph, _mode.walking_freed = previous, was_freed
             _mode.slots, _mode.slot_homes = outer
             if claims:  # claimed and not reached (a tied weight's sum, an error on the way)
                 with GRAD_LOCK:
@@ -2321,7 +2350,19 @@ class Tensor:
                 handed[id(pg)] = handed.get(id(pg), 0) + 1
 
 
-_DATA = Tensor.__dict__["data"]  # the slot itself
+_DATA = DATA_SLOT = Tensor.__dict__["data"]  # the slot itself (Parameter's property's too)
+_SET_DATA = _DATA.__set__  # (the writes of from_op, of_array and __init__: checked there)
+
+
+def _checked_data(self: Tensor, value: object) -> None:
+    """``t.data = a``, PyTorch's idiom: a NumPy masked array with entries masked refused,
+    as ``Tensor(a)`` refuses it (later operations computed with the values under its
+    mask, without a word)."""
+    _SET_DATA(self, unmasked(value, "Tensor.data"))
+
+
+# read through the slot's own getter (C: no Python call on a read), written as above
+Tensor.data = property(_DATA.__get__, _checked_data, doc="The tensor's array.")  # type: ignore[assignment]
 
 
 class ValuesWatched(Tensor):
@@ -2675,6 +2716,7 @@ _LEAF_AFRESH: dict[str, object] = {
     "inputs": (),
     "_backward": None,
     "_freed": False,
+    "_keeps_values": False,
     "_saved_versions": None,
     "_seen_versions": None,
     "_recorded": None,
@@ -2715,11 +2757,46 @@ def accumulate_grad(grad: object, g: np.ndarray) -> np.ndarray:
     return np.asarray(grad + g)  # 0-d arrays add up to a scalar
 
 
+def _taken_by_a_record(t: Tensor) -> bool:
+    """Whether a recorded operation holds ``t`` among its inputs (a node computed from
+    it): the graph keeps no links forward, so the holders are asked (only detach_ does,
+    on a result no backward walked)."""
+    for holder in gc.get_referrers(t):
+        if type(holder) is tuple:
+            for node in gc.get_referrers(holder):
+                if isinstance(node, Tensor) and node.inputs is holder:
+                    return True
+    return False
+
+
+def keep_values(node: Tensor) -> Tensor:
+    """``node`` (a recorded result) marked as one whose backward holds values of its own
+    that torch saves as tensors (max's indices, an index array): a second backward
+    without retain_graph refuses it, as torch's."""
+    node._keeps_values = node._backward is not None
+    return node
+
+
+def _saves_values(node: Tensor) -> bool:
+    """Whether a recorded operation's backward reads values saved at its forward (an
+    input's, its own result's, or values it keeps), which torch's first backward frees."""
+    saved = node._saved_versions
+    if saved is None:  # not recorded
+        return False
+    if node._output_version is not None or node._keeps_values:
+        return True
+    for version in saved:
+        if version is not None:
+            return True
+    return False
+
+
 def _second_backward_error() -> TrainingError:
     return TrainingError(
-        "backward() through this graph a second time: its nodes were freed by the first "
-        "backward (as PyTorch frees a graph). Pass retain_graph=True to the first "
-        "backward() to go through the graph again, or run the forward again"
+        "backward() through this graph a second time: what its operations saved for the "
+        "backward was freed by the first one (as PyTorch frees it). Pass "
+        "retain_graph=True to the first backward() to go through the graph again, or "
+        "run the forward again"
     )
 
 
@@ -2774,7 +2851,9 @@ def _toward(order: list[Tensor], inputs: frozenset[int]) -> list[Tensor]:
 
 _REPLACED = [False]  # whether any in-place operation was recorded in this process
 # what a tensor's record is made of: handed over whole by record_in_place
-_RECORD_FIELDS = ("op", "inputs", "_backward", "_freed", "_saved_versions", "_seen_versions")
+_RECORD_FIELDS = (
+    "op", "inputs", "_backward", "_freed", "_keeps_values", "_saved_versions", "_seen_versions"
+)  # fmt: skip
 
 
 def record_in_place(target: Tensor, before: Tensor, result: Tensor) -> None:

@@ -19,6 +19,7 @@ from wxb.columns import rows_for_model
 from wxb.errors import ConfigError, DataError, NotFoundError, ShapeError
 from wxb.tables import is_tabular
 from wxb.tensor import (
+    DATA_SLOT,
     WEIGHTS,
     Count,
     IndexArray,
@@ -28,10 +29,12 @@ from wxb.tensor import (
     foreign_array,
     gradients_apart,
     is_grad_enabled,
+    is_walking_freed_graph,
     no_grad,
     refuse_masked,
     slot_names,
     to_dtype,
+    unmasked,
 )
 from wxb.validation import (
     NOT_GIVEN,
@@ -100,7 +103,7 @@ if hasattr(os, "register_at_fork"):  # a lock another thread held at fork() stay
     os.register_at_fork(after_in_child=lambda: setattr(parameter_memory, "_lock", threading.Lock()))
 
 
-_tensor_data = Tensor.data  # the slot itself, beneath Parameter's property
+_tensor_data = DATA_SLOT  # the slot itself, beneath Parameter's property
 
 
 def _buffer_array(value: object, where: str) -> np.ndarray:
@@ -403,7 +406,10 @@ class Parameter(Tensor):
         # parameter's memory keeps it (and its counter, which Tensor() took):
         # nn.Parameter(enc.weight.t()) steps in the encoder's memory (a copy trained two
         # untied layers where PyTorch's training moves both)
-        if not _views_a_parameter(data, self.data):
+        # A frozen one of a buffer's array keeps that memory, as torch's (it follows the
+        # running statistics; a copy kept their first values): no step writes into it
+        keeps_buffer = not requires_grad and _in_a_buffer(data)
+        if not keeps_buffer and not _views_a_parameter(data, self.data):
             if requires_grad and _in_a_buffer(data):
                 raise ConfigError(
                     "Parameter(a buffer's array): torch's shares the buffer's memory, so each "
@@ -439,8 +445,8 @@ class Parameter(Tensor):
                 f"Parameter.data = {type(value).__name__}: takes an array or a tensor "
                 "(np.asarray(values, dtype=p.dtype) for a list of numbers)"
             )
-        elif type(value) is not np.ndarray:
-            refuse_masked(value, "Parameter.data")
+        else:
+            value = unmasked(value, "Parameter.data")
         if not value.dtype.isnative:  # big-endian bytes (a file's): in the machine's order,
             value = value.astype(value.dtype.newbyteorder("="))  # as Tensor() takes them
         _tensor_data.__set__(self, value)
@@ -2630,6 +2636,9 @@ def _recording(model: Module, held: list, eval_mode: bool) -> dict[int, bool]:
     is changed), the modules' own flags stay as they are."""
     recorded: dict[int, bool] = {}
     held.append(recorded)  # (the innermost entry: the getter reads what was set)
+    # an outer recording (predict inside a class's own eval()) records on after this one:
+    # set to None, the rest of that eval() wrote its flags on the modules, for good
+    outer = getattr(_thread, "recording_modes", None)
     _thread.recording_modes = recorded
     try:
         if eval_mode:
@@ -2637,7 +2646,7 @@ def _recording(model: Module, held: list, eval_mode: bool) -> dict[int, bool]:
         else:
             model.train()
     finally:
-        _thread.recording_modes = None
+        _thread.recording_modes = outer
         with _HELD_LOCK:
             for i in range(len(held) - 1, -1, -1):
                 if held[i] is recorded:
@@ -2798,8 +2807,8 @@ def _identity_node(tensors: list[Tensor], op: str, rule: Callable) -> list[Tenso
 
     def joint_backward(g: np.ndarray) -> list[np.ndarray | None]:
         try:
-            if joint._freed:  # a second backward through a freed graph, which raises:
-                return [None] * len(tensors)  # the hooks are not run again first
+            if is_walking_freed_graph():  # a second backward through a freed graph, which
+                return [None] * len(tensors)  # raises: the hooks are not run again first
             return rule([came.get(k) for k in range(len(tensors))])
         finally:
             came.clear()  # (a retained graph's next backward starts afresh)
