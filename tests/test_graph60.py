@@ -179,6 +179,24 @@ def test_clone_detach_in_place_as_torch(seeded):
     assert d.grad_fn is not None and c.requires_grad, seeded.msg("left as it was")
 
 
+def test_second_backward_after_detach_in_place_refused_not_short(seeded):
+    """After a backward, h.detach_() is taken (truncated backpropagation's idiom), but a
+    second backward through a graph that saved nothing, which torch's takes on through
+    h's old node (x.grad 2 per element), stopped at h in wxb (x.grad 1, unsaid): it is
+    refused now. A new graph computed from the detached h trains on."""
+    values = seeded.rng.standard_normal(int(seeded.rng.integers(1, 6)))
+    x = wxb.tensor(values.copy(), requires_grad=True)
+    h = x + 1.0
+    loss = (h + 1.0).sum()
+    loss.backward()
+    h.detach_()
+    with pytest.raises(wxb.TrainingError, match="second time"):
+        loss.backward()
+    np.testing.assert_array_equal(x.grad, np.ones_like(values), err_msg=seeded.msg("once"))
+    (h * x).sum().backward()  # the next chunk: h a constant
+    np.testing.assert_allclose(x.grad, 1.0 + values + 1.0, err_msg=seeded.msg("next"))
+
+
 # Graphs torch 2.13 lets a second backward walk (no node saved a tensor), and some it
 # refuses (MulBackward0 saves the other operand, even a number; relu its result; max
 # along a dim its indices; an index array)

@@ -1956,9 +1956,13 @@ class Tensor:
                 "would lose its way to the graph in wxb (torch keeps it); use "
                 "t = t.detach(), or call it after backward()"
             )
+        walked = self._freed
         for name in (*_RECORD_FIELDS, "_recorded", "_output_version"):
             setattr(self, name, _LEAF_AFRESH[name])
         self.requires_grad = False
+        # detached from a walked graph: a second backward through the nodes computed from
+        # it, which torch's takes on into its old graph, is refused (_cut_by_detach)
+        self._freed = walked
         return self
 
     def __deepcopy__(self, memo: dict) -> Tensor:
@@ -2253,7 +2257,9 @@ class Tensor:
         # gradient about to be stored raises instead: nothing is counted twice. Freed is
         # what saved values for its backward, as torch frees those: a graph of nodes that
         # saved none (x + 1, sums, reshapes) is walked again, its gradients added
-        freed = any(node._freed and _saves_values(node) for node in walked)
+        freed = any(
+            node._freed and (_saves_values(node) or _cut_by_detach(node)) for node in walked
+        )
         _check_versions(walked)  # (only the rules that run read what they saved, as torch's)
         if _REPLACED[0]:
             _check_views(order, self)
@@ -2775,6 +2781,15 @@ def keep_values(node: Tensor) -> Tensor:
     without retain_graph refuses it, as torch's."""
     node._keeps_values = node._backward is not None
     return node
+
+
+def _cut_by_detach(node: Tensor) -> bool:
+    """Whether an input of ``node`` was detached in place (``detach_``) after a backward
+    walked it: wxb's record went with it, torch's stays for the nodes computed from it."""
+    for t in node.inputs:
+        if t._freed and t._backward is None:
+            return True
+    return False
 
 
 def _saves_values(node: Tensor) -> bool:
