@@ -142,15 +142,17 @@ def test_autograd_grad_skips_the_version_check_of_a_branch_it_does_not_walk(seed
 def test_masked_array_set_as_a_tensors_data_is_refused(seeded):
     """``t.data = np.ma.masked_array(...)`` was taken as it was: 2·t summed the values
     under the mask (208 for [1, --, 3] with 100 hidden, where NumPy's masked sum gives
-    8), and its backward gave 2 at the masked entry too. Refused now, as Tensor(a)
-    refuses it, naming Tensor.data; one with nothing masked is read as its plain array."""
+    8), and its backward gave 2 at the masked entry too. A Parameter's is refused now, as
+    Tensor(a) refuses it, naming .data; one with nothing masked is read as its plain array."""
     rng = seeded.rng
     n = int(rng.integers(2, 7))
     values = rng.standard_normal(n)
     hidden = np.zeros(n, bool)
     hidden[rng.integers(n)] = True
     masked = np.ma.masked_array(values, mask=hidden)
-    for t in (wxb.Tensor(np.zeros(n), requires_grad=True), nn.Parameter(np.zeros(n))):
+    with pytest.raises(wxb.DataError, match=r"masked array with 1 masked entry"):
+        wxb.Tensor(masked)
+    for t in (nn.Parameter(np.zeros(n)),):  # (a plain tensor's t.data: see tensor._SET_DATA)
         with pytest.raises(wxb.DataError, match=r"\.data: a masked array with 1 masked entry"):
             t.data = masked
         t.data = np.ma.masked_array(values.copy(), mask=np.zeros(n, bool))  # nothing masked
