@@ -714,6 +714,7 @@ _ELEMENTWISE = {
     "√": "Sqrt",
     "abs": "Abs",
     "reciprocal": "Reciprocal",
+    "neg": "Neg",
     "sin": "Sin",
     "cos": "Cos",
 }

@@ -614,13 +614,12 @@ def mean(a: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = 
     if not count:
         return mul(total, math.nan)  # the mean of nothing: NaN
     # Σ/n, not Σ·(1/n): the product rounds twice (5 of 12 right came out 0.41666669 in
-    # float32, torch's 0.41666666); ∂L/∂Σ = G/n, torch's rule too. Its own node, not Σ / a
-    # constant n: it reads nothing (torch's MeanBackward saves nothing either), so a
-    # second backward may walk it
-    n = np.asarray(count, dtype=total.dtype)
-    return Tensor.from_op(
-        np.true_divide(total.data, n), "/", (total,), lambda g: (g / n,), reads_inputs=False
-    )
+    # float32, torch's 0.41666666); ∂L/∂Σ = G/n, torch's rule too. A node that reads
+    # nothing (torch's MeanBackward saves nothing either), so a second backward may walk
+    # it; n is its constant second input, as ONNX export reads Σ / n
+    n = Tensor(np.asarray(count, dtype=total.dtype))
+    out = np.true_divide(total.data, n.data)
+    return Tensor.from_op(out, "/", (total, n), lambda g: (g / n.data, None), reads_inputs=False)
 
 
 def reshape(a: Tensor, *shape: int | tuple[int, ...]) -> Tensor:
