@@ -1751,7 +1751,7 @@ class Tensor:
             array = float_array(data, resolve_dtype(dtype), "Tensor")
             if dtype is None and array.dtype == np.float32:
                 _check_whole_numbers_kept(data, array)
-        _SET_DATA(self, array)  # (checked above)
+        self.data: np.ndarray = array
         self.grad: np.ndarray | None = None
         self.requires_grad = requires_grad
         self.retains_grad = False
@@ -1814,7 +1814,7 @@ class Tensor:
         which the caller has checked: the same leaf, without the checks (the per-call
         price of a one-row ``model(x)``)."""
         out = cls.__new__(cls)
-        _SET_DATA(out, array)
+        out.data = array
         out.grad = None
         out.requires_grad = out.retains_grad = out._freed = out._keeps_values = False
         out.name = out.op = out._backward = out._hooks = None
@@ -1842,7 +1842,7 @@ class Tensor:
         a tuple says it per input (A ⊙ B reads B only for ∂L/∂A: a constant A may change)."""
         out = cls.__new__(cls)
         # NumPy's ufuncs give a scalar, not a 0-d array, for a 0-d input
-        _SET_DATA(out, np.asarray(data) if isinstance(data, np.generic) else data)
+        out.data = np.asarray(data) if isinstance(data, np.generic) else data
         if _WATCHING[0]:  # (only while a sample run watches, in some thread)
             _watched(out)
         out.grad = None
@@ -2357,7 +2357,6 @@ class Tensor:
 
 
 _DATA = DATA_SLOT = Tensor.__dict__["data"]  # the slot itself (Parameter's property's too)
-_SET_DATA = _DATA.__set__  # (the writes of from_op, of_array and __init__: checked there)
 # A plain tensor's ``t.data = a`` writes the slot unchecked (a masked array's hidden values
 # taken, as torch.as_tensor takes them): a property here cost every read of t.data 54 ns
 # against 11, +3% on a tiny step and +12–30% on a small element-wise op. A Parameter's
