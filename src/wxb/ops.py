@@ -4962,6 +4962,27 @@ def _on_values(function: Callable) -> Callable:
     return run
 
 
+def _numpy_block(arrays: object) -> np.ndarray:
+    """np.block of tensors, on their values: NumPy's own read each block's ``.size``
+    (torch's method here) and failed ("+=: 'method' and 'method'"). Its result is an
+    array, as torch's np.block gives; a tensor that requires grad is refused."""
+
+    def values(blocks: object) -> object:
+        if isinstance(blocks, list):
+            return [values(b) for b in blocks]
+        if isinstance(blocks, Tensor):
+            if blocks.requires_grad:
+                raise TypeError(
+                    "np.block on a wxb Tensor that requires grad would cut the graph: "
+                    "join with wxb.cat / wxb.stack (torch.cat), which keep it, or "
+                    "np.block of tensor.detach() for values without gradients"
+                )
+            return blocks.data
+        return blocks
+
+    return np.block(values(arrays))
+
+
 # NumPy on the left (array * tensor, np.float64(2) * tensor, np.exp(tensor)) lands in
 # Tensor.__array_ufunc__, which runs these so the graph goes on.
 ARRAY_FUNCTION_OPS.update(
@@ -4973,6 +4994,7 @@ ARRAY_FUNCTION_OPS.update(
         np.size: lambda a, axis=None: np.size(a.data, axis),
         # NumPy's np.nonzero calls a.nonzero(): torch's (n, ndim) indices, not its tuple
         np.nonzero: lambda a: np.nonzero(a.data),
+        np.block: _numpy_block,
         # answers with no gradient to lose: on the values (np.array_equal's own read of a
         # tensor that requires grad failed, and it answered False for equal values)
         **{f: _on_values(f) for f in (np.array_equal, np.array_equiv, np.allclose, np.isclose)},
