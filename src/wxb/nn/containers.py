@@ -305,6 +305,45 @@ class ParameterDict(_NamedEntries, Module):
     def get(self, key: str, default: object = None) -> object:
         return self._parameters.get(key, default)
 
+    # torch's dict methods, with its semantics: a copy holds the same Parameter objects
+    def setdefault(self, key: str, default: object = None) -> Parameter:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def popitem(self) -> tuple[str, Parameter]:
+        """The last entry added, taken out (a KeyError when empty, as a dict's)."""
+        if not self._parameters:
+            raise KeyError("popitem(): ParameterDict is empty")
+        key = next(reversed(self._parameters))
+        return key, self.pop(key)
+
+    def copy(self) -> ParameterDict:
+        """A new ParameterDict of the same Parameter objects (shallow), in this order."""
+        return ParameterDict(OrderedDict(self._parameters))
+
+    def fromkeys(self, keys: Iterable[str], default: object = None) -> ParameterDict:
+        """A new ParameterDict of ``keys``, each holding ``default`` (one Parameter
+        shared, as torch's)."""
+        return ParameterDict([(key, default) for key in keys])
+
+    def __reversed__(self) -> Iterator[str]:
+        return reversed(list(self._parameters))
+
+    def __or__(self, other: ParameterDict) -> ParameterDict:
+        merged = self.copy()
+        merged.update(other)
+        return merged
+
+    def __ror__(self, other: ParameterDict) -> ParameterDict:
+        merged = other.copy()
+        merged.update(self)
+        return merged
+
+    def __ior__(self, other: ParameterDict) -> ParameterDict:
+        self.update(other)
+        return self
+
     def clear(self) -> None:
         for key in list(self._parameters):
             delattr(self, key)
